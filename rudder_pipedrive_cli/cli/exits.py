@@ -1,0 +1,40 @@
+"""The one place that maps outcomes and errors to exit codes and renders errors (SPEC 6)."""
+
+from __future__ import annotations
+
+import enum
+
+from rudder_pipedrive_cli.core.errors import AuthRefused, RateLimitStop, RpdError, UsageError
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    EVENTS_FAILED = 1
+    USAGE = 2
+    AUTH_REFUSED = 3
+    RATE_LIMITED = 4
+    INTERRUPTED = 130
+
+
+def exit_status_for(error: BaseException) -> ExitStatus:
+    if isinstance(error, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED
+    if isinstance(error, AuthRefused):
+        return ExitStatus.AUTH_REFUSED
+    if isinstance(error, RateLimitStop):
+        return ExitStatus.RATE_LIMITED
+    if isinstance(error, UsageError):
+        return ExitStatus.USAGE
+    return ExitStatus.USAGE if isinstance(error, RpdError) else ExitStatus.EVENTS_FAILED
+
+
+def exit_status_for_run(failed: int) -> ExitStatus:
+    return ExitStatus.EVENTS_FAILED if failed else ExitStatus.OK
+
+
+def render_error(error: RpdError) -> str:
+    """One or two lines: 'error: MESSAGE' and, when there is one, 'hint: WHAT TO DO'."""
+    lines = [f"error: {error.message}"]
+    if error.hint:
+        lines.append(f"hint: {error.hint}")
+    return "\n".join(lines)

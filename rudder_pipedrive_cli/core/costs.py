@@ -1,0 +1,33 @@
+"""API token cost of each operation rpd uses, from the `x-token-cost` of Pipedrive's OpenAPI.
+
+Keys are "METHOD endpoint" as in `ApiRequest.key`. tests/test_costs.py checks this table against
+`../shared/pipedrive-openapi/` so it cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TOKEN_COST: Mapping[str, int] = {
+    "GET /api/v2/itemSearch/field": 20,
+    "GET /api/v2/persons": 10,
+    "GET /api/v2/persons/{id}": 1,
+    "POST /api/v2/persons": 5,
+    "PATCH /api/v2/persons/{id}": 5,
+    "GET /api/v2/organizations": 10,
+    "GET /api/v2/organizations/{id}": 1,
+    "POST /api/v2/organizations": 5,
+    "PATCH /api/v2/organizations/{id}": 5,
+    "GET /api/v2/personFields": 10,
+    "GET /api/v2/organizationFields": 10,
+    "GET /api/v2/dealFields": 10,
+    "PUT /v1/persons/{id}/merge": 40,
+    "POST /v1/leads": 10,
+    "GET /v1/leads": 20,
+    "GET /v1/leadLabels": 10,
+    "GET /v1/users/me": 2,
+}
+
+
+def token_cost(key: str) -> int:
+    return TOKEN_COST.get(key, 0)

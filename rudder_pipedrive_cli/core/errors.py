@@ -1,0 +1,41 @@
+"""Errors the core and its drivers share. Each carries a message and, where useful, a hint."""
+
+from __future__ import annotations
+
+
+class RpdError(Exception):
+    """Base of rpd's own errors: a one-line message and an optional hint on what to do."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(RpdError):
+    """Bad command-line usage, input or config: exit 2."""
+
+
+class ConfigError(UsageError):
+    """The config is invalid: exit 2."""
+
+
+class AuthRefused(RpdError):
+    """Pipedrive refused the token (401, or a JSON 403): exit 3."""
+
+
+class RateLimitStop(RpdError):
+    """The daily budget is spent, or the edge blocked us: stop, keep state, exit 4."""
+
+
+class PlanFailure(Exception):
+    """Raised inside a plan (or by a transport) to fail the current event, not the run."""
+
+    def __init__(
+        self, reason: str, *, stage: str = "", status: int | None = None, retryable: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.stage = stage
+        self.status = status
+        self.retryable = retryable

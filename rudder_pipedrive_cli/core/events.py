@@ -1,0 +1,140 @@
+"""Turning one raw RudderStack event (a dict) into an `Event` with its identities resolved."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+# External id types: the seed's names first, then RudderStack's later names for the same thing.
+EXTERNAL_ID_TYPES: Mapping[str, str] = {
+    "person_id": "person_id",
+    "pipedrivePersonId": "person_id",
+    "org_id": "org_id",
+    "pipedriveGroupId": "org_id",
+    "prev_person_id": "prev_person_id",
+    "pipedrivePreviousId": "prev_person_id",
+    "curr_person_id": "curr_person_id",
+    "pipedriveCurrentId": "curr_person_id",
+}
+
+# Ordered fallbacks for each identity: the first present, non-empty value wins.
+USER_ID_PATHS = (
+    "userId",
+    "traits.userId",
+    "traits.id",
+    "context.traits.userId",
+    "context.traits.id",
+)
+GROUP_ID_PATHS = ("groupId", "traits.groupId")
+PREVIOUS_ID_PATHS = ("previousId", "traits.previousId", "context.traits.previousId")
+TIME_PATHS = ("timestamp", "originalTimestamp", "sentAt")
+
+
+class EventError(ValueError):
+    """The value is not a usable event; the message is a one-line reason."""
+
+
+def get_path(obj: Any, path: str) -> Any:
+    """Follow a dotted path through nested dicts; None when any step is missing."""
+    for part in path.split("."):
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def identity_value(value: Any) -> str | None:
+    """Identities compare as strings: 123 and "123" are the same person. Empty means absent."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int | float | str):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def first_identity(raw: Mapping[str, Any], paths: tuple[str, ...]) -> str | None:
+    for path in paths:
+        value = identity_value(get_path(raw, path))
+        if value is not None:
+            return value
+    return None
+
+
+def stable_id(raw: Mapping[str, Any]) -> str:
+    """A stable identity for an event without messageId: a hash of its canonical JSON."""
+    canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    return "sha1:" + hashlib.sha1(canonical).hexdigest()
+
+
+def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
+    """`context.externalId` entries of known types, by rpd's canonical type name."""
+    found: dict[str, str] = {}
+    entries = get_path(raw, "context.externalId")
+    if not isinstance(entries, list):
+        return found
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        kind = EXTERNAL_ID_TYPES.get(str(entry.get("type", "")))
+        value = identity_value(entry.get("id"))
+        if kind and value is not None and kind not in found:
+            found[kind] = value
+    return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    id: str
+    type: str
+    source: str
+    raw: Mapping[str, Any]
+    user_id: str | None = None
+    group_id: str | None = None
+    previous_id: str | None = None
+    anonymous_id: str | None = None
+    external: Mapping[str, str] = field(default_factory=dict)
+    time: str | None = None
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """Keys that order events: two events sharing one take effect in input order."""
+        keys = set()
+        if self.user_id is not None:
+            keys.add("u:" + self.user_id)
+        if self.previous_id is not None:
+            keys.add("u:" + self.previous_id)
+        if self.group_id is not None:
+            keys.add("g:" + self.group_id)
+        for kind, value in self.external.items():
+            keys.add(("o:" if kind == "org_id" else "p:") + value)
+        return frozenset(keys)
+
+
+def parse_event(raw: Any, source: str) -> Event:
+    """Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason."""
+    if not isinstance(raw, Mapping):
+        raise EventError(f"expected a JSON object, got {type(raw).__name__}")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or not kind.strip():
+        raise EventError('event has no "type"')
+    message_id = identity_value(raw.get("messageId"))
+    time = next((t for p in TIME_PATHS if isinstance(t := raw.get(p), str) and t), None)
+    return Event(
+        id=message_id if message_id is not None else stable_id(raw),
+        type=kind.strip().lower(),
+        source=source,
+        raw=raw,
+        user_id=first_identity(raw, USER_ID_PATHS),
+        group_id=first_identity(raw, GROUP_ID_PATHS),
+        previous_id=first_identity(raw, PREVIOUS_ID_PATHS),
+        anonymous_id=identity_value(raw.get("anonymousId")),
+        external=external_ids(raw),
+        time=time,
+    )

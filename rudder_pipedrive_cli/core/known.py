@@ -1,0 +1,50 @@
+"""What a plan may know before it asks Pipedrive: the identity cache, as a read-only view.
+
+Plans read it; they never write it. They report what they learned in `Outcome.identities` and
+`Outcome.lead_origins`, and the runner applies that with `MemoryKnown.learn` after the event.
+Events that share an identity run in input order, so each sees what the previous one learned.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+
+
+class Known(Protocol):
+    def person_id(self, user_id: str) -> PdId | None: ...
+
+    def org_id(self, group_id: str) -> PdId | None: ...
+
+    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
+        """The `origin_id`s of the person's leads, or None when nobody has looked yet."""
+        ...
+
+
+class MemoryKnown:
+    """An in-memory identity cache: enough for one run without a state file, and for dry-run."""
+
+    def __init__(self) -> None:
+        self.persons: dict[str, PdId] = {}
+        self.orgs: dict[str, PdId] = {}
+        self.leads: dict[PdId, frozenset[str]] = {}
+
+    def person_id(self, user_id: str) -> PdId | None:
+        return self.persons.get(user_id)
+
+    def org_id(self, group_id: str) -> PdId | None:
+        return self.orgs.get(group_id)
+
+    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
+        return self.leads.get(person_id)
+
+    def learn(self, outcome: Outcome) -> None:
+        for (kind, key), pd_id in outcome.identities.items():
+            table = self.persons if kind == "person" else self.orgs
+            if pd_id is None:
+                table.pop(key, None)
+            else:
+                table[key] = pd_id
+        for person, origins in outcome.lead_origins.items():
+            self.leads[person] = self.leads.get(person, frozenset()) | origins

@@ -1,0 +1,29 @@
+"""What every plan is given: the mapping config (pure values, built from the TOML by the shell)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldInfo:
+    """A Pipedrive field as its listing describes it (known only when listings were fetched)."""
+
+    key: str
+    name: str
+    field_type: str
+    options: Mapping[str, int] = field(default_factory=dict)  # option label -> option id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanConfig:
+    user_id_field: str = ""
+    group_id_field: str = ""
+    create_persons: bool = False
+    default_currency: str = ""
+    person_fields: Mapping[str, str] = field(default_factory=dict)  # trait path -> field key
+    org_fields: Mapping[str, str] = field(default_factory=dict)
+    lead_fields: Mapping[str, str] = field(default_factory=dict)
+    lead_labels: Mapping[str, str] = field(default_factory=dict)  # label name -> label UUID
+    field_types: Mapping[str, FieldInfo] = field(default_factory=dict)  # field key -> info

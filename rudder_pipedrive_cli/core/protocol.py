@@ -1,0 +1,107 @@
+"""What a plan says to the outside world, and what it hears back.
+
+A plan is a generator: it yields an `ApiRequest`, receives an `ApiResponse`, and finally returns
+an `Outcome`. The same plans run live (httpx), in dry-run (an offline responder) and in tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Method = Literal["GET", "POST", "PATCH", "PUT"]
+
+# A Pipedrive id: an int for persons and organizations, a UUID string for leads, and in dry-run a
+# placeholder string such as "{person:u-1}" for a record an earlier event would have created.
+PdId = int | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiRequest:
+    """One HTTP request, described, not sent.
+
+    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by it and
+    token costs are looked up by it. `stage` names the step for error messages ("create person").
+    """
+
+    method: Method
+    path: str
+    endpoint: str
+    stage: str
+    query: Mapping[str, str | int] = field(default_factory=dict)
+    body: Mapping[str, Any] | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/': {self.path!r}")
+        if self.method in ("POST", "PATCH", "PUT") and self.body is None:
+            raise ValueError(f"{self.method} {self.path} needs a body")
+
+    @property
+    def key(self) -> str:
+        """'METHOD endpoint', the key used in reports and token costs."""
+        return f"{self.method} {self.endpoint}"
+
+    @property
+    def is_write(self) -> bool:
+        return self.method != "GET"
+
+    @property
+    def is_search(self) -> bool:
+        return "/itemSearch" in self.endpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiResponse:
+    """A definitive answer (2xx or a 4xx the plan should see), or an unknown outcome.
+
+    `status == 0` means the request may or may not have been applied (the connection dropped after
+    it was sent, or it timed out): a plan must reconcile before repeating a create or a merge.
+    `sent_at` is when the request was sent (RFC 3339 UTC), which reconciliation uses.
+    """
+
+    status: int
+    data: Any = None
+    additional_data: Any = None
+    error: str = ""
+    sent_at: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def unknown(self) -> bool:
+        return self.status == 0
+
+
+OutcomeStatus = Literal["sent", "unchanged", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one event ended, and what it taught us about identities.
+
+    `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
+    "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
+    to the `origin_id`s of that person's leads as far as this event learned them.
+    """
+
+    status: OutcomeStatus
+    reason: str = ""
+    stage: str = ""
+    http_status: int | None = None
+    retryable: bool = False
+    warnings: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
+    identities: Mapping[tuple[str, str], PdId | None] = field(default_factory=dict)
+    lead_origins: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status == "failed" and not self.reason:
+            raise ValueError("a failed outcome needs a reason")
+
+
+Plan = Generator[ApiRequest, ApiResponse, Outcome]

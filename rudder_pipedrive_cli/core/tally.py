@@ -1,0 +1,59 @@
+"""Counting a run: events by type and outcome, requests by endpoint, tokens, retries, 429 waits.
+
+Both `rpd send` and `rpd dry-run` fill one `Tally`; `to_json` gives the report shape of SPEC 6.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.core.protocol import ApiRequest
+
+OUTCOMES = ("sent", "unchanged", "skipped", "failed")
+
+
+@dataclass(slots=True)
+class Tally:
+    read: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    by_type: dict[str, Counter[str]] = field(default_factory=dict)
+    requests: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    warnings: int = 0
+    tokens: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+    def add_request(self, request: ApiRequest) -> None:
+        self.requests[request.key] += 1
+        self.tokens += token_cost(request.key)
+
+    def add_outcome(
+        self, event_type: str, status: str, *, dropped: tuple[str, ...] = (), warnings: int = 0
+    ) -> None:
+        """Count one event's end. `event_type` is "invalid" for input that was not an event."""
+        self.read += 1
+        self.outcomes[status] += 1
+        self.by_type.setdefault(event_type, Counter())[status] += 1
+        self.dropped.update(dropped)
+        self.warnings += warnings
+
+    def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
+        events: dict[str, int] = {"read": self.read}
+        events.update({name: self.outcomes[name] for name in OUTCOMES})
+        return {
+            "events": events,
+            "by_type": {
+                kind: {name: counts[name] for name in OUTCOMES if counts[name]}
+                for kind, counts in sorted(self.by_type.items())
+            },
+            "requests": dict(sorted(self.requests.items())),
+            "retries": self.retries,
+            "rate_limited": self.rate_limited,
+            "tokens": self.tokens,
+            "duration_s": round(duration_s, 3),
+            "dead_letter": dead_letter,
+        }
