@@ -21,6 +21,10 @@ class Known(Protocol):
         """The `origin_id`s of the person's leads, or None when nobody has looked yet."""
         ...
 
+    def person_org(self, person_id: PdId) -> PdId | None:
+        """The organization the person is known to belong to, or None when not known."""
+        ...
+
 
 class MemoryKnown:
     """An in-memory identity cache: enough for one run without a state file, and for dry-run."""
@@ -29,6 +33,7 @@ class MemoryKnown:
         self.persons: dict[str, PdId] = {}
         self.orgs: dict[str, PdId] = {}
         self.leads: dict[PdId, frozenset[str]] = {}
+        self.memberships: dict[PdId, PdId] = {}
 
     def person_id(self, user_id: str) -> PdId | None:
         return self.persons.get(user_id)
@@ -39,6 +44,9 @@ class MemoryKnown:
     def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
         return self.leads.get(person_id)
 
+    def person_org(self, person_id: PdId) -> PdId | None:
+        return self.memberships.get(person_id)
+
     def learn(self, outcome: Outcome) -> None:
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
@@ -48,3 +56,4 @@ class MemoryKnown:
                 table[key] = pd_id
         for person, origins in outcome.lead_origins.items():
             self.leads[person] = self.leads.get(person, frozenset()) | origins
+        self.memberships.update(outcome.memberships)

@@ -86,7 +86,9 @@ class Outcome:
 
     `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
-    to the `origin_id`s of that person's leads as far as this event learned them.
+    to the `origin_id`s of that person's leads as far as this event learned them. `memberships`
+    maps a person id to the organization it now belongs to (so a later group event can skip the
+    link).
     """
 
     status: OutcomeStatus
@@ -98,6 +100,7 @@ class Outcome:
     dropped: tuple[str, ...] = ()
     identities: Mapping[tuple[str, str], PdId | None] = field(default_factory=dict)
     lead_origins: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
+    memberships: Mapping[PdId, PdId] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status == "failed" and not self.reason:
