@@ -1,0 +1,100 @@
+"""Unwrapping one decoded JSON value into the raw events it holds (SPEC 2). Pure: no file I/O.
+
+A value may be a bare event or one of the wrappers real exports come in:
+- a RudderStack batch body `{"batch": [...], "writeKey", "receivedAt", ...}`;
+- a RudderStack archive line `{"payload": {event}, "messageId", "createdAt", "userId"}`;
+- a legacy backup row `{"event_payload": {"batch": [...]}}` (the payload may be a JSON string, as
+  database dumps export jsonb columns);
+- an rpd dead-letter record `{"event": {...}, "error": {...}, "source": "..."}`, so a dead-letter
+  file is valid input.
+
+Wrappers nest (an archive payload or a backup row holds a batch body), so contents are unwrapped
+again. A value with a string `type` is always a bare event: a track event's own `event` key (its
+name) is a string and never mistaken for a dead-letter record. An object that is neither an event
+nor a wrapper is passed on as is; `parse_event` then gives the reason (`event has no "type"`).
+
+Sources: the N-th element of a batch gets `SOURCE#N` (1-based), so a batch on line 3 gives
+`FILE:3#1`, `FILE:3#2`..., and a batch that is the whole file gives `FILE#1`... Single-event
+wrappers keep their source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# Wrappers nest at most a few levels in real data; the bound keeps hostile input off the stack.
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawItem:
+    """One input item: a raw event to parse, or the reason the input at `source` is not one."""
+
+    source: str
+    value: Any = None
+    error: str = ""
+    text: str | None = None
+
+
+def json_kind(value: Any) -> str:
+    """The Python type name of a decoded JSON value, as `parse_event` names it; None is null."""
+    return "null" if value is None else type(value).__name__
+
+
+def unwrap(value: Any, source: str) -> list[RawItem]:
+    """The raw events `value` holds, each with its source; a single failed item when none."""
+    return _unwrap(value, source, 0)
+
+
+def _unwrap(value: Any, source: str, depth: int) -> list[RawItem]:
+    if not isinstance(value, dict):
+        return [_failed(source, value, f"expected a JSON object, got {json_kind(value)}")]
+    if isinstance(value.get("type"), str):
+        return [RawItem(source=source, value=value)]
+    if depth >= MAX_DEPTH:
+        return [_failed(source, value, f"wrappers nested more than {MAX_DEPTH} deep")]
+    if "batch" in value:
+        return _unwrap_batch(value, source, depth)
+    if "event_payload" in value:
+        return _unwrap(_decoded(value["event_payload"]), source, depth + 1)
+    if "payload" in value:
+        return _unwrap_archive(value, source, depth)
+    if "event" in value and "error" in value:
+        return _unwrap(_decoded(value["event"]), source, depth + 1)
+    return [RawItem(source=source, value=value)]
+
+
+def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[RawItem]:
+    batch = wrapper["batch"]
+    if not isinstance(batch, list):
+        return [_failed(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})')]
+    items: list[RawItem] = []
+    for number, element in enumerate(batch, 1):
+        items.extend(_unwrap(element, f"{source}#{number}", depth + 1))
+    return items
+
+
+def _unwrap_archive(wrapper: dict[str, Any], source: str, depth: int) -> list[RawItem]:
+    payload = _decoded(wrapper["payload"])
+    if isinstance(payload, dict) and "messageId" not in payload and "messageId" in wrapper:
+        # The archive keeps the event's messageId beside the payload: it is the event's identity,
+        # and without it a replay would fall back to a content hash.
+        payload = {**payload, "messageId": wrapper["messageId"]}
+    return _unwrap(payload, source, depth + 1)
+
+
+def _decoded(inner: Any) -> Any:
+    """Database dumps export JSON columns as strings: decode one that holds a JSON object."""
+    if isinstance(inner, str) and inner.lstrip().startswith("{"):
+        try:
+            return orjson.loads(inner)
+        except orjson.JSONDecodeError:
+            return inner
+    return inner
+
+
+def _failed(source: str, value: Any, error: str) -> RawItem:
+    return RawItem(source=source, value=value, error=error)
