@@ -1,0 +1,292 @@
+"""Loading settings: command-line flag > environment > TOML file > default (SPEC 3).
+
+The key table below is the single description of every setting: its section, type, default and
+environment variable. Loading, validation, `config.example.toml` and the README all follow it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+
+PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
+FIELD_SECTIONS = ("persons", "organizations", "leads")
+DEFAULT_CONFIG = "rpd.toml"
+TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    section: str
+    name: str
+    kind: type
+    default: Any
+    env: str
+    choices: tuple[str, ...] = ()
+
+
+KEYS: tuple[Key, ...] = (
+    Key("pipedrive", "api_token", str, "", TOKEN_ENV),
+    Key("pipedrive", "company_domain", str, "", "RPD_COMPANY_DOMAIN"),
+    Key("pipedrive", "base_url", str, "", "RPD_BASE_URL"),
+    Key("pipedrive", "plan", str, "growth", "RPD_PLAN", PLANS),
+    Key("identity", "user_id_field", str, "", "RPD_USER_ID_FIELD"),
+    Key("identity", "group_id_field", str, "", "RPD_GROUP_ID_FIELD"),
+    Key("identity", "create_persons", bool, False, "RPD_CREATE_PERSONS"),
+    Key("identity", "default_currency", str, "", "RPD_DEFAULT_CURRENCY"),
+)
+KEY_BY_PATH = {f"{k.section}.{k.name}": k for k in KEYS}
+
+
+class Secret:
+    """A value that never shows itself: str(), repr() and f-strings print a mask."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    api_token: Secret = field(default_factory=lambda: Secret(""))
+    company_domain: str = ""
+    base_url: str = ""
+    plan: str = "growth"
+    user_id_field: str = ""
+    group_id_field: str = ""
+    create_persons: bool = False
+    default_currency: str = ""
+    person_fields: Mapping[str, str] = field(default_factory=dict)
+    org_fields: Mapping[str, str] = field(default_factory=dict)
+    lead_fields: Mapping[str, str] = field(default_factory=dict)
+    path: Path | None = None  # the config file read, if any
+    warnings: tuple[str, ...] = ()
+
+    def plan_config(self) -> PlanConfig:
+        return PlanConfig(
+            user_id_field=self.user_id_field,
+            group_id_field=self.group_id_field,
+            create_persons=self.create_persons,
+            default_currency=self.default_currency,
+            person_fields=self.person_fields,
+            org_fields=self.org_fields,
+            lead_fields=self.lead_fields,
+        )
+
+    @property
+    def api_url(self) -> str:
+        """Where requests go: base_url, else the company domain, else Pipedrive's API host."""
+        return resolve_base_url(self.base_url, self.company_domain)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(base_url: str, company_domain: str) -> str:
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"base_url {base_url!r} is not an http(s) URL",
+                hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+            )
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise ConfigError(
+                f"base_url {base_url} uses http:// to a non-loopback host: the token would travel "
+                "in clear text",
+                hint="use https://, or http:// only for 127.0.0.1, ::1 or localhost",
+            )
+        return base_url.rstrip("/")
+    if company_domain:
+        return f"https://{company_domain}.pipedrive.com"
+    return "https://api.pipedrive.com"
+
+
+def _nearest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f"did you mean {match[0]!r}?" if match else f"valid keys: {', '.join(candidates)}"
+
+
+def _coerce(key: Key, value: Any, where: str) -> Any:
+    if key.kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+    elif isinstance(value, str):
+        if key.choices and value.strip() not in key.choices:
+            raise ConfigError(
+                f"{where}: unknown {key.name} {value.strip()!r}",
+                hint=f"use one of: {', '.join(key.choices)}",
+            )
+        return value.strip()
+    raise ConfigError(
+        f"{where}: {key.section}.{key.name} must be a {key.kind.__name__}, got {value!r}",
+        hint=f"e.g. {key.name} = {'true' if key.kind is bool else repr(key.default or 'VALUE')}",
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read config {path}: {exc.strerror}", hint="check --config / $RPD_CONFIG"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
+
+
+def _field_table(path: Path, section: str, table: Any) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [fields.{section}] must be a table of trait = field key")
+    mapping: dict[str, str] = {}
+    for trait, key in table.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(
+                f"{path}: fields.{section}.{trait} must be a Pipedrive field key (a string)",
+                hint="run `rpd map-fields --format toml` to list the keys",
+            )
+        mapping[trait] = key.strip()
+    return mapping
+
+
+def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate the TOML document; return (settings by 'section.name', field tables)."""
+    values: dict[str, Any] = {}
+    fields: dict[str, dict[str, str]] = {}
+    sections = [*sorted({k.section for k in KEYS}), "fields"]
+    for section, table in data.items():
+        if section not in sections:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]", hint=_nearest(section, sections)
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+        if section == "fields":
+            for sub, mapping in table.items():
+                if sub not in FIELD_SECTIONS:
+                    raise ConfigError(
+                        f"{path}: unknown section [fields.{sub}]",
+                        hint=_nearest(sub, list(FIELD_SECTIONS)),
+                    )
+                fields[sub] = _field_table(path, sub, mapping)
+            continue
+        names = [k.name for k in KEYS if k.section == section]
+        for name, value in table.items():
+            key = KEY_BY_PATH.get(f"{section}.{name}")
+            if key is None:
+                raise ConfigError(
+                    f"{path}: unknown key {section}.{name}", hint=_nearest(name, names)
+                )
+            values[f"{section}.{name}"] = _coerce(key, value, str(path))
+    return values, fields
+
+
+def config_path(flag: str | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The config file to read, and whether the user named it (then it must exist)."""
+    if flag:
+        return Path(flag), True
+    if env.get("RPD_CONFIG"):
+        return Path(env["RPD_CONFIG"]), True
+    return Path(DEFAULT_CONFIG), False
+
+
+def load_settings(
+    config: str | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags (`overrides`, by 'section.name', None = not given), environment and file."""
+    env = os.environ if env is None else env
+    path, named = config_path(config, env)
+    file_values: dict[str, Any] = {}
+    fields: dict[str, dict[str, str]] = {}
+    warnings: list[str] = []
+    used_path: Path | None = None
+    if path.exists() or named:
+        file_values, fields = _file_values(path, _read_toml(path))
+        used_path = path
+        if file_values.get("pipedrive.api_token") and _readable_by_others(path):
+            warnings.append(
+                f"{path} holds an API token and is readable by other users: "
+                f"run `chmod 600 {path}` or use ${TOKEN_ENV} instead"
+            )
+    resolved: dict[str, Any] = {}
+    for key in KEYS:
+        dotted = f"{key.section}.{key.name}"
+        flag_value = (overrides or {}).get(dotted)
+        if flag_value is not None:
+            resolved[key.name] = _coerce(key, flag_value, "command line")
+        elif env.get(key.env, "") != "":
+            resolved[key.name] = _coerce(key, env[key.env], f"${key.env}")
+        else:
+            resolved[key.name] = file_values.get(dotted, key.default)
+    settings = Settings(
+        api_token=Secret(resolved.pop("api_token")),
+        person_fields=fields.get("persons", {}),
+        org_fields=fields.get("organizations", {}),
+        lead_fields=fields.get("leads", {}),
+        path=used_path,
+        warnings=tuple(warnings),
+        **resolved,
+    )
+    settings.api_url  # noqa: B018 - validates base_url / company_domain early
+    return settings
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def require_token(settings: Settings) -> str:
+    token = settings.api_token.reveal()
+    if not token:
+        raise UsageError(
+            "no Pipedrive API token configured",
+            hint=f"set ${TOKEN_ENV} (preferred) or [pipedrive] api_token, or use --sandbox",
+        )
+    return token

@@ -1,0 +1,145 @@
+"""SPEC 3: precedence, unknown keys with hints, the https-unless-loopback rule, token hygiene."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
+from rudder_pipedrive_cli.io.config import (
+    Secret,
+    load_settings,
+    require_token,
+    resolve_base_url,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str, name: str = "rpd.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_example_config_loads_with_every_key() -> None:
+    settings = load_settings(str(EXAMPLE), env={})
+    assert settings.user_id_field == "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+    assert settings.group_id_field == "872513dc3f908b99275edf2d09fcc9a467df9fa5"
+    assert settings.create_persons is True
+    assert settings.plan == "growth"
+    assert settings.person_fields["role"] == "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+    assert settings.api_url == "https://api.pipedrive.com"
+
+
+def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
+    path = write(tmp_path, '[pipedrive]\nplan = "lite"\n[identity]\ndefault_currency = "EUR"\n')
+    assert load_settings(str(path), env={}).plan == "lite"
+    assert load_settings(str(path), env={"RPD_PLAN": "premium"}).plan == "premium"
+    flagged = load_settings(
+        str(path), env={"RPD_PLAN": "premium"}, overrides={"pipedrive.plan": "ultimate"}
+    )
+    assert flagged.plan == "ultimate"
+    assert load_settings(str(path), env={}).create_persons is False  # default
+    assert load_settings(str(path), env={"RPD_CREATE_PERSONS": "true"}).create_persons is True
+
+
+def test_config_path_from_env_and_default_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, '[pipedrive]\nplan = "premium"\n', name="other.toml")
+    assert load_settings(None, env={"RPD_CONFIG": str(path)}).plan == "premium"
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None, env={}).path is None  # no ./rpd.toml: defaults
+    write(tmp_path, '[pipedrive]\nplan = "lite"\n')
+    assert load_settings(None, env={}).plan == "lite"
+
+
+def test_named_config_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read config .*missing.toml"):
+        load_settings(str(tmp_path / "missing.toml"), env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ('[pipedrive]\nplna = "x"\n', "unknown key pipedrive.plna", "did you mean 'plan'?"),
+        (
+            "[identity]\nuser_id_feild = 'k'\n",
+            "unknown key identity.user_id_feild",
+            "did you mean 'user_id_field'?",
+        ),
+        ("[pipedrve]\n", "unknown section [pipedrve]", "did you mean 'pipedrive'?"),
+        (
+            "[fields.person]\nrole = 'k'\n",
+            "unknown section [fields.person]",
+            "did you mean 'persons'?",
+        ),
+        ("[identity]\ncreate_persons = 3\n", "identity.create_persons must be a bool", "e.g."),
+        ('[pipedrive]\nplan = "gold"\n', "unknown plan 'gold'", "lite, growth"),
+        (
+            "[fields.persons]\nrole = 5\n",
+            "fields.persons.role must be a Pipedrive field key",
+            "rpd map-fields",
+        ),
+        ("[pipedrive\n", "invalid TOML", "fix the syntax"),
+    ],
+)
+def test_bad_config_names_file_key_and_hint(
+    tmp_path: Path, text: str, message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    assert message in caught.value.message
+    assert hint in caught.value.hint
+    if "unknown" in message or "must be" in message or "TOML" in message:
+        assert str(path) in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("base_url", "domain", "expected"),
+    [
+        ("", "", "https://api.pipedrive.com"),
+        ("", "acme", "https://acme.pipedrive.com"),
+        ("https://proxy.example/", "", "https://proxy.example"),
+        ("http://127.0.0.1:8787", "", "http://127.0.0.1:8787"),
+        ("http://localhost:9", "", "http://localhost:9"),
+        ("http://[::1]:9", "", "http://[::1]:9"),
+    ],
+)
+def test_base_url_rules(base_url: str, domain: str, expected: str) -> None:
+    assert resolve_base_url(base_url, domain) == expected
+
+
+@pytest.mark.parametrize("url", ["http://api.pipedrive.com", "http://10.0.0.5:80", "ftp://x"])
+def test_cleartext_or_odd_base_url_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        resolve_base_url(url, "")
+
+
+def test_token_from_env_is_masked_everywhere() -> None:
+    token = "tok-DISTINCTIVE-4242"
+    settings = load_settings(None, env={"PIPEDRIVE_API_TOKEN": token})
+    assert require_token(settings) == token
+    assert token not in repr(settings)
+    assert token not in str(settings.api_token)
+    assert token not in f"{settings}"
+    assert Secret(token) == Secret(token)
+
+
+def test_missing_token_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="no Pipedrive API token"):
+        require_token(load_settings(None, env={}))
+
+
+def test_token_in_world_readable_config_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, '[pipedrive]\napi_token = "tok-xyz"\n')
+    assert load_settings(str(path), env={}).warnings == ()
+    os.chmod(path, 0o644)
+    (warning,) = load_settings(str(path), env={}).warnings
+    assert "readable by other users" in warning and "chmod 600" in warning
+    assert "tok-xyz" not in warning
