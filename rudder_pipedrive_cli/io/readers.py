@@ -98,10 +98,11 @@ class EventReader:
 def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
     number = 0  # the last physical line read, so a read error can say where it happened
     try:
-        stream: BinaryIO = io.BufferedReader(source, BUFFER_SIZE)
+        stream: io.BufferedIOBase = io.BufferedReader(source, BUFFER_SIZE)
         if source.head(len(GZIP_MAGIC)) == GZIP_MAGIC:
-            unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
-            stream = io.BufferedReader(unzipped, BUFFER_SIZE)
+            # Iterated directly, not behind another buffer: a buffer's large reads would drop the
+            # lines decompressed just before a truncated or corrupt part.
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
         lines = enumerate(stream, 1)
         consumed: list[bytes] = []
         content: list[tuple[int, bytes]] = []
