@@ -1,0 +1,59 @@
+"""From raw input items to events ready to plan, or to an outcome decided without any request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.events import Event, EventError, parse_event
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+INVALID = "invalid"  # the "type" under which input that is not an event is counted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Intake:
+    source: str
+    kind: str  # the event's type, or INVALID
+    raw: Any  # what goes to a dead letter: the event value, or the unparsable line's text
+    event: Event | None = None
+    decided: Outcome | None = None  # set when no request is needed (invalid, filtered out)
+
+    @property
+    def id(self) -> str:
+        return self.event.id if self.event is not None else ""
+
+
+def _invalid(item: RawItem, reason: str, stage: str) -> Intake:
+    raw = item.value if item.value is not None else item.text
+    return Intake(
+        source=item.source,
+        kind=INVALID,
+        raw=raw,
+        decided=Outcome(status="failed", reason=reason, stage=stage),
+    )
+
+
+def intake(
+    items: Iterable[RawItem], event_filter: EventFilter, limit: int | None = None
+) -> Iterator[Intake]:
+    """Every item becomes exactly one Intake (so every input is accounted for); `limit` caps it."""
+    for count, item in enumerate(items):
+        if limit is not None and count >= limit:
+            return
+        if item.error:
+            yield _invalid(item, item.error, "read")
+            continue
+        try:
+            event = parse_event(item.value, item.source)
+        except EventError as exc:
+            yield _invalid(item, str(exc), "parse")
+            continue
+        skip = event_filter.skip_reason(event)
+        decided = Outcome(status="skipped", reason=skip) if skip else None
+        yield Intake(
+            source=item.source, kind=event.type, raw=item.value, event=event, decided=decided
+        )

@@ -1,0 +1,94 @@
+"""Every input item becomes exactly one Intake; dead letters round-trip as input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.intake import INVALID, intake
+from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
+from rudder_pipedrive_cli.io.readers import EventReader
+
+IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "A"}}
+PAGE = {"type": "Page ", "messageId": "m-2", "userId": "u-1", "timestamp": "2026-01-02T00:00:00Z"}
+
+
+def test_each_item_is_accounted_for_once() -> None:
+    items = [
+        RawItem(source="f:1", value=IDENTIFY),
+        RawItem(source="f:2", error="line 2 is not valid JSON", text="{oops"),
+        RawItem(source="f:3", value={"no": "type"}),
+        RawItem(source="f:4", value=PAGE),
+    ]
+    out = list(intake(items, EventFilter(types=frozenset({"identify"}))))
+    assert [(i.source, i.kind) for i in out] == [
+        ("f:1", "identify"),
+        ("f:2", INVALID),
+        ("f:3", INVALID),
+        ("f:4", "page"),
+    ]
+    assert out[0].decided is None and out[0].id == "m-1"
+    assert out[1].decided == Outcome(
+        status="failed", reason="line 2 is not valid JSON", stage="read"
+    )
+    assert out[1].raw == "{oops"
+    assert out[2].decided == Outcome(status="failed", reason='event has no "type"', stage="parse")
+    assert out[3].decided == Outcome(status="skipped", reason="filtered out: type page")
+
+
+def test_limit_counts_every_input_item() -> None:
+    items = [RawItem(source=f"f:{n}", value=IDENTIFY) for n in range(1, 6)]
+    assert [i.source for i in intake(items, EventFilter(), limit=2)] == ["f:1", "f:2"]
+    assert list(intake(items, EventFilter(), limit=0)) == []
+
+
+def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> None:
+    path = tmp_path / "failed.ndjson"
+    letters = DeadLetters(path)
+    letters.close()
+    assert not path.exists() and letters.written is None
+    items = list(
+        intake(
+            [
+                RawItem(source="in.ndjson:7", value=IDENTIFY),
+                RawItem(source="in.ndjson:8", error="bad", text="{"),
+            ],
+            EventFilter(),
+        )
+    )
+    failure = Outcome(
+        status="failed",
+        reason="person not found and create_persons is off",
+        stage="lookup person",
+        http_status=None,
+        retryable=False,
+    )
+    letters.add(items[0], failure)
+    letters.add(items[1], items[1].decided or failure)
+    letters.close()
+    assert letters.written == str(path) and letters.count == 2
+    first, second = (orjson.loads(line) for line in path.read_bytes().splitlines())
+    assert first == {
+        "event": IDENTIFY,
+        "error": {
+            "reason": "person not found and create_persons is off",
+            "stage": "lookup person",
+            "status": None,
+            "retryable": False,
+        },
+        "source": "in.ndjson:7",
+    }
+    assert second["event"] == "{" and second["error"]["stage"] == "read"
+    replayed = list(intake(EventReader([str(path)]), EventFilter()))
+    assert replayed[0].event is not None and replayed[0].event.raw == IDENTIFY
+    assert replayed[0].source == f"{path}:1"
+    assert replayed[1].kind == INVALID
+
+
+def test_default_dead_letter_name() -> None:
+    assert default_dead_letter_path(0).name.startswith("rpd-failed-19")
+    assert default_dead_letter_path(0).suffix == ".ndjson"
