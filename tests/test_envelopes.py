@@ -1,0 +1,157 @@
+"""Unwrapping decoded JSON values into raw events (SPEC 2): every accepted shape, and failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from rudder_pipedrive_cli.core.envelopes import MAX_DEPTH, RawItem, unwrap
+from rudder_pipedrive_cli.core.events import EventError, parse_event
+
+IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ann"}}
+TRACK = {"type": "track", "messageId": "m-2", "userId": "u-1", "event": "Signed Up"}
+
+
+def ok(source: str, value: Any) -> RawItem:
+    return RawItem(source=source, value=value)
+
+
+def bad(source: str, value: Any, error: str) -> RawItem:
+    return RawItem(source=source, value=value, error=error)
+
+
+BATCH_BODY = {"batch": [IDENTIFY, TRACK], "writeKey": "wk", "receivedAt": "2024-05-01T00:00:00Z"}
+
+CASES: list[tuple[str, Any, list[RawItem]]] = [
+    ("bare event", IDENTIFY, [ok("f:1", IDENTIFY)]),
+    (
+        "track event with an error property is not a dead-letter record",
+        {**TRACK, "error": {"code": 1}},
+        [ok("f:1", {**TRACK, "error": {"code": 1}})],
+    ),
+    ("batch body", BATCH_BODY, [ok("f:1#1", IDENTIFY), ok("f:1#2", TRACK)]),
+    ("empty batch holds no events", {"batch": []}, []),
+    (
+        "batch that is not a list",
+        {"batch": {"type": "track"}},
+        [bad("f:1", {"batch": {"type": "track"}}, '"batch" is not a list (got dict)')],
+    ),
+    (
+        "non-object inside a batch",
+        {"batch": [IDENTIFY, 5, None, ["x"]]},
+        [
+            ok("f:1#1", IDENTIFY),
+            bad("f:1#2", 5, "expected a JSON object, got int"),
+            bad("f:1#3", None, "expected a JSON object, got null"),
+            bad("f:1#4", ["x"], "expected a JSON object, got list"),
+        ],
+    ),
+    (
+        "archive line",
+        {"payload": IDENTIFY, "messageId": "m-1", "createdAt": "2024-05-01", "userId": "u-1"},
+        [ok("f:1", IDENTIFY)],
+    ),
+    (
+        "archive line lends its messageId to a payload without one",
+        {"payload": {"type": "track", "event": "X"}, "messageId": "m-9", "userId": "u-1"},
+        [ok("f:1", {"type": "track", "event": "X", "messageId": "m-9"})],
+    ),
+    (
+        "archive payload's own messageId wins",
+        {"payload": IDENTIFY, "messageId": "other"},
+        [ok("f:1", IDENTIFY)],
+    ),
+    (
+        "archive payload holding a batch body",
+        {"payload": BATCH_BODY, "messageId": "job-1"},
+        [ok("f:1#1", IDENTIFY), ok("f:1#2", TRACK)],
+    ),
+    (
+        "archive payload stored as a JSON string",
+        {"payload": orjson.dumps(IDENTIFY).decode(), "messageId": "m-1"},
+        [ok("f:1", IDENTIFY)],
+    ),
+    (
+        "archive payload that is not an object",
+        {"payload": "hello", "messageId": "m-1"},
+        [bad("f:1", "hello", "expected a JSON object, got str")],
+    ),
+    (
+        "legacy backup row",
+        {"event_payload": {"batch": [IDENTIFY, TRACK]}, "job_id": 7},
+        [ok("f:1#1", IDENTIFY), ok("f:1#2", TRACK)],
+    ),
+    (
+        "legacy backup row with the payload as a JSON string",
+        {"event_payload": orjson.dumps({"batch": [TRACK]}).decode()},
+        [ok("f:1#1", TRACK)],
+    ),
+    (
+        "dead-letter record",
+        {"event": IDENTIFY, "error": {"reason": "boom", "retryable": True}, "source": "a:3"},
+        [ok("f:1", IDENTIFY)],
+    ),
+    (
+        "dead-letter record whose event is not an object",
+        {"event": None, "error": {"reason": "not valid JSON"}, "source": "a:3"},
+        [bad("f:1", None, "expected a JSON object, got null")],
+    ),
+    ("array value", [IDENTIFY], [bad("f:1", [IDENTIFY], "expected a JSON object, got list")]),
+    ("string value", "x", [bad("f:1", "x", "expected a JSON object, got str")]),
+    ("number value", 1.5, [bad("f:1", 1.5, "expected a JSON object, got float")]),
+    ("boolean value", True, [bad("f:1", True, "expected a JSON object, got bool")]),
+    # An object that is neither an event nor a wrapper goes on: parse_event names the problem.
+    ("object without a type", {"userId": "u"}, [ok("f:1", {"userId": "u"})]),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_unwrap(value: Any, expected: list[RawItem]) -> None:
+    assert unwrap(value, "f:1") == expected
+
+
+def test_whole_file_batch_gets_file_hash_sources() -> None:
+    assert unwrap(BATCH_BODY, "events.json") == [
+        ok("events.json#1", IDENTIFY),
+        ok("events.json#2", TRACK),
+    ]
+
+
+def test_batch_in_an_array_element_numbers_both_levels() -> None:
+    assert unwrap({"batch": [TRACK]}, "events.json#3") == [ok("events.json#3#1", TRACK)]
+
+
+def test_object_without_type_fails_in_parse_event() -> None:
+    [item] = unwrap({"userId": "u"}, "f:1")
+    with pytest.raises(EventError, match='event has no "type"'):
+        parse_event(item.value, item.source)
+
+
+def test_nesting_is_bounded() -> None:
+    value: Any = IDENTIFY
+    for _ in range(MAX_DEPTH + 2):
+        value = {"payload": value}
+    [item] = unwrap(value, "f:1")
+    assert item.error == f"wrappers nested more than {MAX_DEPTH} deep"
+    assert item.source == "f:1"
+
+
+def test_nesting_within_the_bound_unwraps() -> None:
+    value: Any = IDENTIFY
+    for _ in range(MAX_DEPTH):
+        value = {"payload": value}
+    assert unwrap(value, "f:1") == [ok("f:1", IDENTIFY)]
+
+
+@pytest.mark.parametrize(("value", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_dead_letter_of_any_item_unwraps_to_the_same_value_and_reason(
+    value: Any, expected: list[RawItem]
+) -> None:
+    """A dead-letter record of a failed item reads back as the same failure (or the same event)."""
+    for item in unwrap(value, "f:1"):
+        record = {"event": item.value, "error": {"reason": item.error}, "source": item.source}
+        assert unwrap(orjson.loads(orjson.dumps(record)), "dead.ndjson:1") == [
+            RawItem(source="dead.ndjson:1", value=item.value, error=item.error)
+        ]
