@@ -1,0 +1,185 @@
+"""The sandbox without sockets: one request in (method, target, headers, body), one `Answer` out.
+
+The order of checks is Pipedrive's: auth, then the edge and the rate limits, then (injected)
+server faults, then routing, validation and the write. `/_sandbox/*` needs the token but is never
+rate limited, faulted or counted in the stats. One lock makes every request atomic.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.sandbox.faults import Faults, FaultSettings
+from rudder_pipedrive_cli.sandbox.limits import Limiter
+from rudder_pipedrive_cli.sandbox.options import SandboxOptions, check_faults
+from rudder_pipedrive_cli.sandbox.replies import (
+    Answer,
+    ApiError,
+    edge_forbidden,
+    failure,
+    plain,
+    server_error,
+)
+from rudder_pipedrive_cli.sandbox.routes import ROUTES, Request, match_route
+from rudder_pipedrive_cli.sandbox.store import Store
+
+_WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+_RATE_LIMITED = {
+    "burst": "Request over limit: rate limit of the 2-second window reached",
+    "search": "Request over limit: search rate limit of the 2-second window reached",
+    "daily": "Request over limit: daily API token budget spent",
+}
+
+
+class SandboxApp:
+    def __init__(self, options: SandboxOptions, clock: Callable[[], float]) -> None:
+        self.options = options
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.faults = Faults(
+            FaultSettings(
+                fail_5xx=options.fail_5xx,
+                fail_429=options.fail_429,
+                fail_reset=options.fail_reset,
+                latency_ms=options.latency_ms,
+                index_lag_ms=options.index_lag_ms,
+            ),
+            options.fault_seed,
+        )
+        self.store = Store(index_lag_ms=options.index_lag_ms)
+        self.limiter = Limiter(options.plan, options.seats)
+        self._clear_stats()
+
+    def _clear_stats(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.forbidden = 0
+        self.resets = 0
+
+    # ---- introspection ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            return self.store.state()
+
+    def stats(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": dict(sorted(self.requests.items())),
+                "statuses": dict(sorted(self.statuses.items())),
+                "tokens": self.limiter.spent,
+                "rate_limited": self.rate_limited,
+                "forbidden": self.forbidden,
+                "resets": self.resets,
+            }
+
+    def reset(self) -> None:
+        """Back to a fresh company: no records, no stats, empty rate-limit windows."""
+        with self.lock:
+            self.store.clear()
+            self.limiter.clear()
+            self._clear_stats()
+
+    def set_faults(self, **changes: Any) -> None:
+        with self.lock:
+            settings = replace(self.faults.settings, **changes)
+            check_faults(
+                fail_5xx=settings.fail_5xx,
+                fail_429=settings.fail_429,
+                fail_reset=settings.fail_reset,
+                latency_ms=settings.latency_ms,
+                index_lag_ms=settings.index_lag_ms,
+            )
+            self.faults.settings = settings
+            self.store.index_lag_ms = settings.index_lag_ms
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        url = urlsplit(target)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        token = headers.get("x-api-token") or query.pop("api_token", None)
+        query.pop("api_token", None)
+        if url.path.startswith("/_sandbox/"):
+            if token != self.options.token:
+                return failure(401, "unauthorized access")
+            return self._introspect(method, url.path)
+        with self.lock:
+            answer = self._api(method, url.path, query, token, body)
+            self.statuses[str(answer.status)] += 0 if answer.drop else 1
+            self.resets += 1 if answer.drop else 0
+            self.rate_limited += answer.status == 429
+            self.forbidden += answer.status == 403 and answer.content_type.startswith("text/html")
+        latency = self.faults.settings.latency_ms
+        return replace(answer, delay_s=latency / 1000.0) if latency else answer
+
+    def _introspect(self, method: str, path: str) -> Answer:
+        if (method, path) == ("GET", "/_sandbox/state"):
+            return plain(self.state())
+        if (method, path) == ("GET", "/_sandbox/stats"):
+            return plain(self.stats())
+        if (method, path) == ("POST", "/_sandbox/reset"):
+            self.reset()
+            return plain({"reset": True})
+        return failure(404, f"Unknown sandbox method {method} {path}")
+
+    def _api(
+        self, method: str, path: str, query: dict[str, str], token: str | None, body: bytes
+    ) -> Answer:
+        route = match_route(path)
+        template = route[0] if route else "(unknown)"
+        key = f"{method} {template}"
+        self.requests[key] += 1
+        if token != self.options.token:
+            return failure(401, "unauthorized access")
+        now = self.clock()
+        search = "/itemSearch" in template
+        verdict = self.limiter.admit(now=now, search=search, cost=token_cost(key))
+        if verdict.refused == "edge":
+            return edge_forbidden()
+        if verdict.refused:
+            return replace(failure(429, _RATE_LIMITED[verdict.refused]), headers=verdict.headers)
+        answer = self._faulted_or_applied(method, key, route, query, body, now)
+        return answer if answer.headers is not None else replace(answer, headers=verdict.headers)
+
+    def _faulted_or_applied(
+        self,
+        method: str,
+        key: str,
+        route: tuple[str, dict[str, str]] | None,
+        query: dict[str, str],
+        body: bytes,
+        now: float,
+    ) -> Answer:
+        fault = self.faults.draw(write=method in _WRITES)
+        if fault.kind == "5xx":
+            return server_error(fault.status)
+        if fault.kind == "429":
+            headers = self.limiter.headers(now=now, search="/itemSearch" in key)
+            headers |= {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}
+            return replace(failure(429, _RATE_LIMITED["burst"]), headers=headers)
+        handler = ROUTES.get((method, route[0])) if route else None
+        if route is None or handler is None:
+            return failure(404, f"Unknown method {key}")
+        try:
+            parsed = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return failure(400, "Validation failed: body: not valid JSON")
+        request = Request(
+            method=method, template=route[0], params=route[1], query=query, body=parsed, now=now
+        )
+        try:
+            answer = handler(self.store, request)
+        except ApiError as err:
+            return failure(err.status, err.message)
+        applied = fault.kind == "reset" and answer.status < 300
+        return replace(answer, drop=True) if applied else answer

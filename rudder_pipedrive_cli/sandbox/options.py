@@ -1,0 +1,52 @@
+"""How a sandbox is started: address, token, plan, seats and faults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PLAN_NAMES = ("lite", "growth", "premium", "ultimate", "unlimited")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxOptions:
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str = "sandbox-token"
+    plan: str = "unlimited"
+    seats: int = 1
+    fail_5xx: float = 0.0
+    fail_429: float = 0.0
+    fail_reset: float = 0.0
+    latency_ms: int = 0
+    index_lag_ms: int = 0
+    fault_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.plan not in PLAN_NAMES:
+            raise ValueError(f"plan must be one of {', '.join(PLAN_NAMES)}, not {self.plan!r}")
+        if self.seats < 1:
+            raise ValueError(f"seats must be at least 1, not {self.seats}")
+        if not self.token:
+            raise ValueError("token must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, not {self.port}")
+        check_faults(
+            fail_5xx=self.fail_5xx,
+            fail_429=self.fail_429,
+            fail_reset=self.fail_reset,
+            latency_ms=self.latency_ms,
+            index_lag_ms=self.index_lag_ms,
+        )
+
+
+def check_faults(
+    *, fail_5xx: float, fail_429: float, fail_reset: float, latency_ms: int, index_lag_ms: int
+) -> None:
+    for name, rate in (("fail_5xx", fail_5xx), ("fail_429", fail_429), ("fail_reset", fail_reset)):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"{name} must be a rate between 0 and 1, not {rate}")
+    if fail_5xx + fail_429 > 1.0:
+        raise ValueError("fail_5xx + fail_429 must not exceed 1")
+    for name, ms in (("latency_ms", latency_ms), ("index_lag_ms", index_lag_ms)):
+        if ms < 0:
+            raise ValueError(f"{name} must not be negative, not {ms}")

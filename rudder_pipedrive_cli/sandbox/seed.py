@@ -1,0 +1,179 @@
+"""What a fresh sandbox company holds: its fields, lead labels and user (SPEC 7).
+
+The custom field keys and lead label ids are fixed so that examples, docs and tests agree.
+Option ids are fixed too (Plan 101-103, Industry 201-203).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Entity = Literal["person", "organization", "deal"]
+
+# Only these field types can be searched with itemSearch/field (SPEC 1).
+SEARCHABLE_TYPES = frozenset(
+    {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
+)
+
+SEED_TIME = "2026-01-05T09:00:00Z"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Field:
+    code: str
+    name: str
+    type: str
+    custom: bool = False
+    options: tuple[tuple[int, str], ...] = ()
+
+    def listing(self) -> dict[str, Any]:
+        """The field as the v2 field listings return it."""
+        item: dict[str, Any] = {
+            "field_code": self.code,
+            "field_name": self.name,
+            "field_type": self.type,
+            "is_custom_field": self.custom,
+            "is_optional_response_field": False,
+        }
+        if self.type in ("enum", "set"):
+            item["options"] = [{"id": oid, "label": label} for oid, label in self.options]
+        return item
+
+    @property
+    def option_ids(self) -> frozenset[int]:
+        return frozenset(oid for oid, _ in self.options)
+
+
+def _custom(code: str, name: str, type_: str, *options: tuple[int, str]) -> Field:
+    return Field(code=code, name=name, type=type_, custom=True, options=options)
+
+
+USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+GROUP_ID_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
+
+_PERSON_FIELDS = (
+    Field(code="name", name="Name", type="varchar"),
+    Field(code="first_name", name="First name", type="varchar"),
+    Field(code="last_name", name="Last name", type="varchar"),
+    Field(code="emails", name="Email", type="varchar"),
+    Field(code="phones", name="Phone", type="phone"),
+    Field(code="org_id", name="Organization", type="org"),
+    Field(code="owner_id", name="Owner", type="user"),
+    Field(code="visible_to", name="Visible to", type="visible_to"),
+    Field(code="add_time", name="Person created", type="date"),
+    Field(code="update_time", name="Update time", type="date"),
+    Field(code="job_title", name="Job title", type="varchar"),
+    Field(code="postal_address", name="Postal address", type="address"),
+    Field(code="notes", name="Notes", type="text"),
+    _custom(USER_ID_FIELD, "RudderStack userId", "varchar"),
+    _custom("6098b979cd7506a9c2b183a7814c70e8a6a08a3f", "Role", "varchar"),
+    _custom(
+        "2166d04123ea6d974ed242877a8d769fe934c896",
+        "Plan",
+        "enum",
+        (101, "Free"),
+        (102, "Pro"),
+        (103, "Enterprise"),
+    ),
+)
+
+_ORGANIZATION_FIELDS = (
+    Field(code="name", name="Name", type="varchar"),
+    Field(code="owner_id", name="Owner", type="user"),
+    Field(code="visible_to", name="Visible to", type="visible_to"),
+    Field(code="add_time", name="Organization created", type="date"),
+    Field(code="update_time", name="Update time", type="date"),
+    Field(code="address", name="Address", type="address"),
+    Field(code="website", name="Website", type="varchar"),
+    _custom(GROUP_ID_FIELD, "RudderStack groupId", "varchar"),
+    _custom(
+        "defb159c0eed85085c8281ba35dedef9760c65bd",
+        "Industry",
+        "enum",
+        (201, "Software"),
+        (202, "Retail"),
+        (203, "Finance"),
+    ),
+    _custom("30ad8f346a94dd54e680b1f9410672d8c6253b5b", "Employees", "double"),
+)
+
+_DEAL_FIELDS = (
+    Field(code="title", name="Title", type="varchar"),
+    Field(code="value", name="Value", type="monetary"),
+    Field(code="person_id", name="Contact person", type="people"),
+    Field(code="org_id", name="Organization", type="org"),
+    Field(code="owner_id", name="Owner", type="user"),
+    Field(code="expected_close_date", name="Expected close date", type="date"),
+    Field(code="visible_to", name="Visible to", type="visible_to"),
+    Field(code="label_ids", name="Label", type="set"),
+    Field(code="add_time", name="Deal created", type="date"),
+    _custom("01bc2d5edda1b591f488b8eb969bde67eb7dcf5e", "Source", "varchar"),
+    _custom("0ad278b60b7e6b783e51a7f5b9cef17d732fe978", "Campaign", "varchar"),
+)
+
+FIELDS: Mapping[Entity, tuple[Field, ...]] = {
+    "person": _PERSON_FIELDS,
+    "organization": _ORGANIZATION_FIELDS,
+    "deal": _DEAL_FIELDS,
+}
+
+# Route of each v2 field listing -> the entity it lists.
+FIELD_LISTINGS: Mapping[str, Entity] = {
+    "/api/v2/personFields": "person",
+    "/api/v2/organizationFields": "organization",
+    "/api/v2/dealFields": "deal",
+}
+
+
+def custom_fields(entity: Entity) -> Mapping[str, Field]:
+    return {f.code: f for f in FIELDS[entity] if f.custom}
+
+
+def searchable_field(entity: Entity, code: str) -> Field | None:
+    """The field itemSearch/field may search by `code`, or None when there is none."""
+    for f in FIELDS[entity]:
+        if f.code == code and f.type in SEARCHABLE_TYPES and (f.custom or code == "name"):
+            return f
+    return None
+
+
+LEAD_LABELS: tuple[dict[str, str], ...] = tuple(
+    {"id": label_id, "name": name, "color": color, "add_time": SEED_TIME, "update_time": SEED_TIME}
+    for label_id, name, color in (
+        ("894a5e59-22f4-5b36-a557-3d4b8fe1cbfa", "Hot", "red"),
+        ("5d17ffad-6b12-5006-b8d6-314a56d08b1a", "Warm", "yellow"),
+        ("de8cb1cf-2bc1-5b1e-9553-cacf123b23c7", "Cold", "blue"),
+    )
+)
+LEAD_LABEL_IDS = frozenset(label["id"] for label in LEAD_LABELS)
+
+USER_ID = 7000001
+COMPANY_ID = 7000
+
+USER_ME: Mapping[str, Any] = {
+    "id": USER_ID,
+    "name": "Sandbox User",
+    "default_currency": "EUR",
+    "locale": "en_US",
+    "lang": 1,
+    "email": "sandbox@example.com",
+    "activated": True,
+    "last_login": "2026-01-05 09:00:00",
+    "created": "2026-01-05 09:00:00",
+    "has_created_company": True,
+    "access": [{"app": "sales", "admin": True, "permission_set_id": "sandbox-admin"}],
+    "active_flag": True,
+    "timezone_name": "Europe/Tallinn",
+    "timezone_offset": "+02:00",
+    "role_id": 1,
+    "is_you": True,
+    "is_deleted": False,
+    "company_id": COMPANY_ID,
+    "company_name": "rpd sandbox",
+    "company_domain": "rpd-sandbox",
+    "company_country": "EE",
+    "company_industry": "Software",
+    "language": {"language_code": "en", "country_code": "US"},
+}

@@ -1,0 +1,194 @@
+"""The HTTP shell: a standard-library threading HTTP/1.1 server (keep-alive) around `SandboxApp`.
+
+Each response goes out in one write (status line, headers and body together) with TCP_NODELAY,
+so keep-alive clients never wait on Nagle's algorithm. A dropped answer (`fail_reset`) closes the
+socket with SO_LINGER 0: the client sees a reset, never a response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from rudder_pipedrive_cli.sandbox.app import SandboxApp
+from rudder_pipedrive_cli.sandbox.options import SandboxOptions
+from rudder_pipedrive_cli.sandbox.replies import Answer
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    410: "Gone",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, add=False)
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = self.server.app.handle(self.command, self.path, headers, body)
+        if answer.delay_s:
+            time.sleep(answer.delay_s)
+        if answer.drop:
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+        self.wfile.write(_encode(answer, close=self.close_connection))
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the sandbox's record is `/_sandbox/stats`, not a log on stderr."""
+
+
+def _encode(answer: Answer, *, close: bool) -> bytes:
+    lines = [
+        f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Unknown')}",
+        f"Content-Type: {answer.content_type}",
+        f"Content-Length: {len(answer.body)}",
+        "Connection: close" if close else "Connection: keep-alive",
+    ]
+    lines += [f"{name}: {value}" for name, value in (answer.headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + answer.body
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    app: SandboxApp
+
+    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+        self.app = app
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        """Wake every keep-alive handler thread so none outlives the server."""
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+
+class Sandbox:
+    """A running emulator: `with Sandbox(opts) as sb:` serves in a background thread."""
+
+    def __init__(self, options: SandboxOptions, *, clock: Callable[[], float] = time.time) -> None:
+        self.options = options
+        self.app = SandboxApp(options, clock)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._bound().server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def _bound(self) -> _Server:
+        if self._server is None:
+            self._server = _Server((self.options.host, self.options.port), self.app)
+        return self._server
+
+    def start(self) -> Sandbox:
+        server = self._bound()
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.close_connections()
+        self._server.server_close()
+        self._server = None
+
+    def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
+        """Serve in this thread until Ctrl-C (KeyboardInterrupt propagates after a clean stop)."""
+        server = self._bound()
+        if on_ready is not None:
+            on_ready(self.url)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def state(self) -> dict[str, Any]:
+        return self.app.state()
+
+    def stats(self) -> dict[str, Any]:
+        return self.app.stats()
+
+    def reset(self) -> None:
+        self.app.reset()
+
+    def set_faults(
+        self,
+        *,
+        fail_5xx: float | None = None,
+        fail_429: float | None = None,
+        fail_reset: float | None = None,
+        latency_ms: int | None = None,
+        index_lag_ms: int | None = None,
+    ) -> None:
+        """Change faults at run time (tests seed first, then turn faults on)."""
+        changes = {
+            "fail_5xx": fail_5xx,
+            "fail_429": fail_429,
+            "fail_reset": fail_reset,
+            "latency_ms": latency_ms,
+            "index_lag_ms": index_lag_ms,
+        }
+        self.app.set_faults(**{k: v for k, v in changes.items() if v is not None})

@@ -1,0 +1,386 @@
+"""The sandbox company's records: persons, organizations, leads, merges, and the search index.
+
+Pure state: every operation takes `now` (epoch seconds) and raises `ApiError` for what Pipedrive
+refuses. Bodies arrive already checked against the request schemas (see routes); the store checks
+what needs the data: custom field keys and types, links to other records, merges.
+
+The search index lags: each write queues a snapshot of the record's searchable values that becomes
+visible `index_lag_ms` later; until then search sees the previous snapshot (or nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import heapq
+import itertools
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from rudder_pipedrive_cli.sandbox.replies import ApiError
+from rudder_pipedrive_cli.sandbox.seed import (
+    LEAD_LABEL_IDS,
+    USER_ID,
+    Entity,
+    Field,
+    custom_fields,
+)
+from rudder_pipedrive_cli.sandbox.validation import (
+    check_custom_fields,
+    check_field_value,
+    looks_like_field_key,
+    parse_rfc3339,
+)
+
+Record = dict[str, Any]
+Snapshot = Mapping[str, Any]
+
+DEFAULT_VISIBLE_TO = 3
+# v2 properties a person or organization body may set that the store keeps as given.
+_PASSTHROUGH = {
+    "person": ("postal_address", "notes", "im", "birthday", "job_title", "marketing_status"),
+    "organization": ("address", "website", "linkedin", "industry", "annual_revenue"),
+}
+# The survivor's identity and names are its own even where empty (SPEC 1: its data wins).
+_KEPT_ON_MERGE = frozenset({"id", "name", "first_name", "last_name", "add_time", "update_time"})
+_LEAD_PASSTHROUGH = ("channel", "channel_id", "expected_close_date", "owner_id")
+
+
+def rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def v1_time(epoch: float) -> str:
+    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _contact_list(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Emails/phones as Pipedrive keeps them: the first is primary unless one says so."""
+    items = list(items)
+    any_primary = any(item.get("primary") for item in items)
+    return [
+        {
+            "value": item.get("value", ""),
+            "primary": bool(item.get("primary")) if any_primary else i == 0,
+            "label": item.get("label", "work"),
+        }
+        for i, item in enumerate(items)
+    ]
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _search_terms(value: Any) -> tuple[str, ...]:
+    """The strings an exact search term must equal to find `value`."""
+    if isinstance(value, bool) or value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, int | float):
+        terms = {repr(value) if isinstance(value, float) else str(value)}
+        if float(value).is_integer():
+            terms |= {str(int(value)), f"{float(value)}"}
+        return tuple(sorted(terms))
+    if isinstance(value, Mapping) and "value" in value:
+        return _search_terms(value["value"])
+    return ()
+
+
+class Store:
+    def __init__(self, *, index_lag_ms: int = 0) -> None:
+        self.index_lag_ms = index_lag_ms
+        self.clear()
+
+    def clear(self) -> None:
+        self.persons: dict[int, Record] = {}
+        self.organizations: dict[int, Record] = {}
+        self.leads: dict[str, Record] = {}
+        self.merged_into: dict[int, int] = {}
+        self.merges: list[dict[str, int]] = []
+        self._next_id = {"person": 1, "organization": 1}
+        # Lead ids are UUIDs from a fixed seed: a fresh sandbox always hands out the same ones.
+        self._uuids = random.Random(0)
+        self._pending: list[tuple[float, int, Entity, int, Snapshot | None]] = []
+        self._seq = itertools.count()
+        self._visible: dict[tuple[Entity, int], Snapshot] = {}
+        # (entity, field code, term) -> ids: exact searches are lookups, not scans.
+        self._exact: dict[tuple[Entity, str, str], set[int]] = {}
+
+    # ---- introspection ----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "persons": list(self.persons.values()),
+                "organizations": list(self.organizations.values()),
+                "leads": list(self.leads.values()),
+                "merges": self.merges,
+            }
+        )
+
+    # ---- persons and organizations ----------------------------------------------------------
+
+    def _table(self, entity: Entity) -> dict[int, Record]:
+        return self.persons if entity == "person" else self.organizations
+
+    def get(self, entity: Entity, record_id: int) -> Record:
+        record = self._table(entity).get(record_id)
+        if record is not None:
+            return record
+        if entity == "person" and record_id in self.merged_into:
+            survivor = self.merged_into[record_id]
+            raise ApiError(410, f"Person {record_id} was merged into person {survivor}")
+        raise ApiError(404, f"{entity.capitalize()} not found")
+
+    def create(self, entity: Entity, body: Mapping[str, Any], now: float) -> Record:
+        if not body.get("name"):
+            raise ApiError(400, "name: is required")
+        fields = custom_fields(entity)
+        record: Record = {
+            "id": self._next_id[entity],
+            "name": "",
+            "owner_id": USER_ID,
+            "add_time": self._add_time(body, now),
+            "update_time": rfc3339(now),
+            "is_deleted": False,
+            "visible_to": DEFAULT_VISIBLE_TO,
+            "label_ids": [],
+            "custom_fields": dict.fromkeys(fields),
+        }
+        if entity == "person":
+            record |= {"first_name": "", "last_name": "", "org_id": None}
+            record |= {"emails": [], "phones": []}
+        self._apply(entity, record, body)
+        self._next_id[entity] += 1
+        self._table(entity)[record["id"]] = record
+        self._reindex(entity, record, now)
+        return record
+
+    def update(self, entity: Entity, record_id: int, body: Mapping[str, Any], now: float) -> Record:
+        record = self.get(entity, record_id)
+        if "name" in body and not body["name"]:
+            raise ApiError(400, "name: must not be empty")
+        if "add_time" in body:
+            raise ApiError(400, "add_time: unknown property")
+        self._apply(entity, record, body)
+        record["update_time"] = rfc3339(now)
+        self._reindex(entity, record, now)
+        return record
+
+    def _add_time(self, body: Mapping[str, Any], now: float) -> str:
+        if "add_time" not in body:
+            return rfc3339(now)
+        parsed = parse_rfc3339(body["add_time"])
+        if parsed is None:
+            raise ApiError(400, "add_time: must be RFC 3339 date and time (2020-02-02T00:23:09Z)")
+        return rfc3339(parsed.timestamp())
+
+    def _check(self, entity: Entity, body: Mapping[str, Any]) -> None:
+        problem = check_custom_fields(custom_fields(entity), body.get("custom_fields") or {})
+        if problem:
+            raise ApiError(400, problem)
+        org_id = body.get("org_id")
+        if entity == "person" and org_id is not None and org_id not in self.organizations:
+            raise ApiError(400, f"org_id: organization {org_id} not found")
+
+    def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
+        self._check(entity, body)
+        for key in ("name", "owner_id", "visible_to", "label_ids", *_PASSTHROUGH[entity]):
+            if key in body:
+                record[key] = copy.deepcopy(body[key])
+        if entity == "person":
+            if "name" in body:
+                first, _, last = body["name"].partition(" ")
+                record["first_name"], record["last_name"] = first, last
+            if "org_id" in body:
+                record["org_id"] = body["org_id"]
+            for key in ("emails", "phones"):
+                if key in body:
+                    record[key] = _contact_list(body[key])
+        record["custom_fields"].update(copy.deepcopy(body.get("custom_fields") or {}))
+
+    def listing(
+        self,
+        entity: Entity,
+        *,
+        ids: frozenset[int] | None,
+        org_id: int | None,
+        updated_since: float | None,
+        updated_until: float | None,
+        sort_by: str,
+        descending: bool,
+    ) -> list[Record]:
+        """All live records that pass the filters, sorted (lists never lag)."""
+
+        def keep(record: Record) -> bool:
+            updated = _epoch(record["update_time"])
+            return (
+                (ids is None or record["id"] in ids)
+                and (org_id is None or record.get("org_id") == org_id)
+                and (updated_since is None or updated >= int(updated_since))
+                and (updated_until is None or updated < updated_until)
+            )
+
+        rows = [r for r in self._table(entity).values() if keep(r)]
+        rows.sort(key=lambda r: (r[sort_by], r["id"]), reverse=descending)
+        return rows
+
+    # ---- merges --------------------------------------------------------------------------
+
+    def merge(self, merged_id: int, survivor_id: int, now: float) -> Record:
+        merged = self.get("person", merged_id)
+        if merged_id == survivor_id:
+            raise ApiError(400, "merge_with_id: cannot merge a person with itself")
+        try:
+            survivor = self.get("person", survivor_id)
+        except ApiError as err:
+            raise ApiError(400, f"merge_with_id: {err.message}") from None
+        for key, value in merged.items():
+            if key == "custom_fields":
+                for field, field_value in value.items():
+                    if _is_empty(survivor["custom_fields"].get(field)):
+                        survivor["custom_fields"][field] = copy.deepcopy(field_value)
+            elif key not in _KEPT_ON_MERGE and _is_empty(survivor.get(key)):
+                survivor[key] = copy.deepcopy(value)
+        survivor["update_time"] = rfc3339(now)
+        del self.persons[merged_id]
+        self.merged_into[merged_id] = survivor_id
+        for merged_from, into in self.merged_into.items():
+            if into == merged_id:
+                self.merged_into[merged_from] = survivor_id
+        self.merges.append({"merged_id": merged_id, "survivor_id": survivor_id})
+        for lead in self.leads.values():
+            if lead["person_id"] == merged_id:
+                lead["person_id"] = survivor_id
+                lead["update_time"] = v1_time(now)
+        self._queue("person", merged_id, None, now)
+        self._reindex("person", survivor, now)
+        return survivor
+
+    # ---- leads ---------------------------------------------------------------------------
+
+    def create_lead(self, body: Mapping[str, Any], now: float) -> Record:
+        person_id, org_id = body.get("person_id"), body.get("organization_id")
+        if person_id is None and org_id is None:
+            raise ApiError(400, "A lead must be linked to a person or an organization")
+        if person_id is not None and person_id not in self.persons:
+            raise ApiError(400, f"person_id: person {person_id} not found")
+        if org_id is not None and org_id not in self.organizations:
+            raise ApiError(400, f"organization_id: organization {org_id} not found")
+        deal_fields = custom_fields("deal")
+        unknown_labels = [i for i in body.get("label_ids", ()) if i not in LEAD_LABEL_IDS]
+        if unknown_labels:
+            raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
+        lead: Record = {
+            "id": str(uuid.UUID(int=self._uuids.getrandbits(128), version=4)),
+            "title": body["title"],
+            "owner_id": USER_ID,
+            "creator_id": USER_ID,
+            "label_ids": list(body.get("label_ids", ())),
+            "person_id": person_id,
+            "organization_id": org_id,
+            "source_name": "API",
+            "origin": "API",
+            "origin_id": body.get("origin_id"),
+            "channel": None,
+            "channel_id": None,
+            "is_archived": False,
+            "was_seen": bool(body.get("was_seen", False)),
+            "value": copy.deepcopy(body.get("value")),
+            "expected_close_date": None,
+            "next_activity_id": None,
+            "add_time": v1_time(now),
+            "update_time": v1_time(now),
+            "visible_to": body.get("visible_to", str(DEFAULT_VISIBLE_TO)),
+            "cc_email": "sandbox@pipedrivemail.com",
+        }
+        lead |= {key: body[key] for key in _LEAD_PASSTHROUGH if key in body}
+        for key, value in body.items():
+            if not looks_like_field_key(key):
+                continue
+            if key not in deal_fields:
+                raise ApiError(400, f"{key}: unknown deal field")
+            problem = check_field_value(deal_fields[key], value, key)
+            if problem:
+                raise ApiError(400, problem)
+            lead[key] = copy.deepcopy(value)
+        self.leads[lead["id"]] = lead
+        return lead
+
+    def lead_listing(self, *, person_id: int | None, org_id: int | None) -> list[Record]:
+        return [
+            lead
+            for lead in self.leads.values()
+            if (person_id is None or lead["person_id"] == person_id)
+            and (org_id is None or lead["organization_id"] == org_id)
+        ]
+
+    # ---- search --------------------------------------------------------------------------
+
+    def search(
+        self, entity: Entity, field: Field, term: str, match: str, now: float
+    ) -> list[Record]:
+        """Ids and names of records whose indexed `field` matches `term` (exact: case sensitive)."""
+        self._catch_up(now)
+        if match == "exact":
+            found = self._exact.get((entity, field.code, term), set())
+            return [self._hit(entity, record_id) for record_id in sorted(found)]
+        matches = _MATCHERS[match]
+        hits = [
+            record_id
+            for (kind, record_id), snapshot in self._visible.items()
+            if kind == entity
+            and any(matches(t, term) for t in _search_terms(snapshot.get(field.code)))
+        ]
+        return [self._hit(entity, record_id) for record_id in sorted(hits)]
+
+    def _hit(self, entity: Entity, record_id: int) -> Record:
+        return {"id": record_id, "name": self._visible[(entity, record_id)].get("name", "")}
+
+    def _reindex(self, entity: Entity, record: Record, now: float) -> None:
+        snapshot = {"name": record["name"], **record["custom_fields"]}
+        self._queue(entity, record["id"], snapshot, now)
+
+    def _queue(self, entity: Entity, record_id: int, snapshot: Snapshot | None, now: float) -> None:
+        visible_at = now + self.index_lag_ms / 1000.0
+        heapq.heappush(
+            self._pending, (visible_at, next(self._seq), entity, record_id, copy.deepcopy(snapshot))
+        )
+        self._catch_up(now)
+
+    def _catch_up(self, now: float) -> None:
+        while self._pending and self._pending[0][0] <= now:
+            _, _, entity, record_id, snapshot = heapq.heappop(self._pending)
+            old = self._visible.pop((entity, record_id), None)
+            for key in _index_keys(entity, old):
+                self._exact[key].discard(record_id)
+            if snapshot is not None:
+                self._visible[(entity, record_id)] = snapshot
+                for key in _index_keys(entity, snapshot):
+                    self._exact.setdefault(key, set()).add(record_id)
+
+
+def _index_keys(entity: Entity, snapshot: Snapshot | None) -> list[tuple[Entity, str, str]]:
+    if snapshot is None:
+        return []
+    return [
+        (entity, code, term) for code, value in snapshot.items() for term in _search_terms(value)
+    ]
+
+
+def _epoch(stamp: str) -> float:
+    parsed = parse_rfc3339(stamp)
+    return parsed.timestamp() if parsed else 0.0
+
+
+_MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
+    "exact": lambda value, term: value == term,
+    "beginning": lambda value, term: value.lower().startswith(term.lower()),
+    "middle": lambda value, term: term.lower() in value.lower(),
+}
+MATCH_MODES = tuple(_MATCHERS)

@@ -1,0 +1,184 @@
+"""Strict request validation: the OpenAPI subset Pipedrive's request schemas use, and field values.
+
+Pipedrive v2 does not coerce: a string where an integer belongs is a 400. Each check returns the
+first problem as a message ("visible_to: expected integer, got string"), or None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from rudder_pipedrive_cli.sandbox.seed import Field
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _type_ok(expected: str, actual: str) -> bool:
+    return actual == expected or (expected == "number" and actual == "integer")
+
+
+def is_uuid(value: str) -> bool:
+    return bool(_UUID.match(value))
+
+
+def is_date(value: str) -> bool:
+    if not _DATE.match(value):
+        return False
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def looks_like_field_key(key: str) -> bool:
+    return bool(_FIELD_KEY.match(key))
+
+
+def check_schema(
+    schema: Mapping[str, Any], value: Any, path: str = "", *, extra_ok: bool = True
+) -> str | None:
+    """The first way `value` breaks `schema`, or None. `extra_ok=False` rejects unknown keys."""
+    where = path or "body"
+    if value is None:
+        return None if schema.get("nullable") else f"{where}: must not be null"
+    for sub in schema.get("allOf", ()):
+        problem = check_schema(sub, value, path, extra_ok=extra_ok)
+        if problem:
+            return problem
+    expected = schema.get("type")
+    actual = json_type(value)
+    if expected and not _type_ok(expected, actual):
+        return f"{where}: expected {expected}, got {actual}"
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = ", ".join(repr(v) for v in schema["enum"])
+        return f"{where}: must be one of {allowed}"
+    fmt = schema.get("format")
+    if fmt == "uuid" and not is_uuid(value):
+        return f"{where}: must be a UUID"
+    if fmt == "date" and not is_date(value):
+        return f"{where}: must be a date (YYYY-MM-DD)"
+    if actual == "object":
+        return _check_object(schema, value, path, extra_ok=extra_ok)
+    if actual == "array" and "items" in schema:
+        for i, item in enumerate(value):
+            problem = check_schema(schema["items"], item, f"{path}[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+def _check_object(
+    schema: Mapping[str, Any], value: Mapping[str, Any], path: str, *, extra_ok: bool
+) -> str | None:
+    prefix = f"{path}." if path else ""
+    for name in schema.get("required", ()):
+        if name not in value:
+            return f"{prefix}{name}: is required"
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    for name, item in value.items():
+        if name in properties:
+            problem = check_schema(properties[name], item, prefix + name)
+            if problem:
+                return problem
+        elif not extra_ok:
+            return f"{prefix}{name}: unknown property"
+    return None
+
+
+def check_field_value(field: Field, value: Any, where: str) -> str | None:
+    """Check a custom field value strictly by the field's type; None clears a field."""
+    if value is None:
+        return None
+    kind = json_type(value)
+    problem = _FIELD_CHECKS.get(field.type, _check_text)(field, value, kind)
+    return f"{where}: {problem}" if problem else None
+
+
+def _check_text(field: Field, value: Any, kind: str) -> str | None:
+    return None if kind == "string" else f"expected string for a {field.type} field, got {kind}"
+
+
+def _check_number(field: Field, value: Any, kind: str) -> str | None:
+    ok = kind in ("integer", "number") if field.type == "double" else kind == "integer"
+    return None if ok else f"expected number for a {field.type} field, got {kind}"
+
+
+def _check_enum(field: Field, value: Any, kind: str) -> str | None:
+    if kind != "integer":
+        return f"expected an option id (integer) for an enum field, got {kind}"
+    return None if value in field.option_ids else f"{value} is not an option of {field.name!r}"
+
+
+def _check_set(field: Field, value: Any, kind: str) -> str | None:
+    if kind != "array" or not all(json_type(v) == "integer" for v in value):
+        return "expected a list of option ids (integers) for a set field"
+    unknown = [v for v in value if v not in field.option_ids]
+    return f"{unknown[0]} is not an option of {field.name!r}" if unknown else None
+
+
+def _check_date(field: Field, value: Any, kind: str) -> str | None:
+    return None if kind == "string" and is_date(value) else "expected a date (YYYY-MM-DD)"
+
+
+def _check_monetary(field: Field, value: Any, kind: str) -> str | None:
+    schema = {
+        "type": "object",
+        "required": ["value", "currency"],
+        "properties": {"value": {"type": "number"}, "currency": {"type": "string"}},
+    }
+    return check_schema(schema, value, "value", extra_ok=False)
+
+
+_FIELD_CHECKS = {
+    "double": _check_number,
+    "int": _check_number,
+    "enum": _check_enum,
+    "set": _check_set,
+    "date": _check_date,
+    "monetary": _check_monetary,
+}
+
+
+def check_custom_fields(fields: Mapping[str, Field], values: Mapping[str, Any]) -> str | None:
+    """Every key must be a known custom field and every value of its field's type."""
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None:
+            return f"custom_fields.{key}: unknown custom field"
+        problem = check_field_value(field, value, f"custom_fields.{key}")
+        if problem:
+            return problem
+    return None
+
+
+def parse_rfc3339(value: str) -> dt.datetime | None:
+    """A timezone-aware datetime from RFC 3339 text ('Z' or an offset required), else None."""
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
