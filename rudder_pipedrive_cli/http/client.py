@@ -1,0 +1,271 @@
+"""The one HTTP client rpd talks to Pipedrive with: pooled httpx, pacing, retries (SPEC 1, 5, 8).
+
+`PipedriveClient.send` turns one `ApiRequest` into the `ApiResponse` a plan expects: it waits for
+the rate limits, retries what is safe to retry, and reports a write whose fate it cannot know as
+`status == 0` so the plan reconciles instead of repeating it. The token travels only in the
+`x-api-token` header: never in a URL, a repr, a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import RetryError
+
+from rudder_pipedrive_cli import __version__
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop, UsageError
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.pacing import WINDOW_S, Clock, Pacer, RateHeaders, Sleep
+from rudder_pipedrive_cli.http.retry import (
+    DEFAULT_MAX_RETRIES,
+    RESUME_HINT,
+    Attempts,
+    Retry,
+    RetryPolicy,
+)
+from rudder_pipedrive_cli.io.config import resolve_base_url
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PipedriveClient", "envelope", "resolve_base_url"]
+
+DEFAULT_BASE_URL = "https://api.pipedrive.com"
+AUTH_HINT = "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
+# A write these methods make may have been applied even when no answer came back: the plan
+# reconciles it. PATCH (and GET) are idempotent, so they are simply sent again.
+UNKNOWN_WHEN_LOST = frozenset({"POST", "PUT"})
+# Errors raised before any byte of the request left: safe to repeat for every method.
+NOT_SENT: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 UTC to the second, rounded down so that 'created at or after' comparisons hold."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def envelope(status: int, content: bytes, is_json: bool, sent_at: str) -> ApiResponse:
+    """The plan-facing response for a definitive answer, from Pipedrive's envelope."""
+    body: Any = None
+    if is_json and content:
+        try:
+            body = orjson.loads(content)
+        except orjson.JSONDecodeError:
+            body = None
+    if not isinstance(body, Mapping):
+        error = "" if 200 <= status < 300 else f"HTTP {status}"
+        return ApiResponse(status=status, data=body, error=error, sent_at=sent_at)
+    error = str(body.get("error") or "")
+    info = str(body.get("error_info") or "")
+    if info and info != error:
+        error = f"{error} ({info})" if error else info
+    if not error and not 200 <= status < 300:
+        error = f"HTTP {status}"
+    return ApiResponse(
+        status=status,
+        data=body.get("data"),
+        additional_data=body.get("additional_data"),
+        error=error,
+        sent_at=sent_at,
+    )
+
+
+class PipedriveClient:
+    """One pooled connection set to Pipedrive (or the sandbox), shared by every running plan.
+
+    Use as `async with PipedriveClient(...) as client:` and pass `client.send` to the runner.
+    Counters for a progress display: `sent`, `retries`, `rate_limited` (all read from `tally`).
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        plan: str = "growth",
+        concurrency: int = 8,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: float = 30.0,
+        tally: Tally | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        random: Callable[[], float] = random.random,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if not token.strip() or not token.isprintable():
+            raise UsageError("the Pipedrive API token is empty or malformed", hint=AUTH_HINT)
+        if concurrency < 1 or max_retries < 0:
+            raise UsageError("concurrency must be at least 1 and max-retries at least 0")
+        self.base_url = resolve_base_url(base_url, "")
+        self.tally = tally if tally is not None else Tally()
+        self.pacer = Pacer(plan, clock=clock, sleep=sleep)
+        self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
+        self._now = now
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "x-api-token": token,
+                "accept": "application/json",
+                "user-agent": f"rpd/{__version__}",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            transport=transport,
+            follow_redirects=False,
+            verify=True,
+            trust_env=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"PipedriveClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> PipedriveClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def sent(self) -> int:
+        return self.tally.requests.total()
+
+    @property
+    def retries(self) -> int:
+        return self.tally.retries
+
+    @property
+    def rate_limited(self) -> int:
+        return self.tally.rate_limited
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        """One logical request, with pacing and retries; see the module doc for the outcomes.
+
+        Raises `AuthRefused`, `RateLimitStop` (stop the run) or `PlanFailure` (fail the event).
+        """
+        attempts = Attempts()
+
+        def on_retry(retry: Retry, wait: float) -> None:
+            self.tally.retries += 1
+            log.debug("%s: %s; retrying in %.2fs", request.key, retry.reason, wait)
+
+        retrying = self.policy.retrying(attempts, on_retry)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(request, attempts)
+        except RetryError:
+            pass
+        last = attempts.last
+        raise PlanFailure(
+            f"{request.key}: {last.reason if last else 'no answer'} after {attempts.sent} attempts",
+            stage=request.stage,
+            status=last.status if last else None,
+            retryable=True,
+        )
+
+    async def _attempt(self, request: ApiRequest, attempts: Attempts) -> ApiResponse:
+        await self.pacer.acquire(request)
+        attempts.sent += 1
+        sent_at = rfc3339(self._now())
+        try:
+            response = await self._http.request(
+                request.method,
+                request.path,
+                params=dict(request.query) or None,
+                content=None
+                if request.body is None
+                else orjson.dumps(request.body, default=_json_default),
+                headers={"content-type": "application/json"} if request.body is not None else None,
+            )
+        except NOT_SENT as error:
+            raise attempts.failed(_describe(error)) from error
+        except httpx.TransportError as error:
+            # The request may have reached Pipedrive: count it, and never blindly repeat a write.
+            self.tally.add_request(request)
+            if request.method in UNKNOWN_WHEN_LOST:
+                return ApiResponse(status=0, error=_describe(error), sent_at=sent_at)
+            raise attempts.failed(_describe(error)) from error
+        self.tally.add_request(request)
+        return self._answer(request, response, sent_at, attempts)
+
+    def _answer(
+        self, request: ApiRequest, response: httpx.Response, sent_at: str, attempts: Attempts
+    ) -> ApiResponse:
+        headers = RateHeaders.parse(response.headers)
+        self.pacer.observe(request, headers)
+        status = response.status_code
+        is_json = "json" in response.headers.get("content-type", "").lower()
+        if status == 401 or (status == 403 and is_json):
+            raise AuthRefused(f"Pipedrive refused the API token ({status})", hint=AUTH_HINT)
+        if status == 429:
+            if headers.remaining is not None and headers.remaining > 0:
+                self.tally.rate_limited += 1
+                raise RateLimitStop(
+                    f"daily API token budget spent (HTTP 429 with {headers.remaining} requests"
+                    " left in the burst window)",
+                    hint=RESUME_HINT,
+                )
+            raise self._refused(request, attempts, status, headers.wait_hint)
+        if status == 403:
+            # An HTML 403 comes from the edge, which blocks clients that ignored 429s.
+            raise self._refused(request, attempts, status, WINDOW_S)
+        if status == 408:
+            raise attempts.failed("HTTP 408", status)
+        if status >= 500:
+            if request.method in UNKNOWN_WHEN_LOST:
+                return ApiResponse(status=0, error=f"HTTP {status}", sent_at=sent_at)
+            raise attempts.failed(f"HTTP {status}", status)
+        return envelope(status, response.content, is_json, sent_at)
+
+    def _refused(
+        self, request: ApiRequest, attempts: Attempts, status: int, hint: float | None
+    ) -> Retry:
+        self.tally.rate_limited += 1
+        retry = attempts.refused(
+            f"HTTP {status} (rate limited)", status, hint, cap=self.policy.rate_wait_cap
+        )
+        if retry.rate_wait is not None:
+            self.pacer.hold(request, retry.rate_wait)
+        return retry

@@ -1,0 +1,137 @@
+"""When to try a request again, and how long to wait first (SPEC 5), as tenacity policies.
+
+The client raises `Retry` from an attempt that should be repeated; everything else (a response,
+`AuthRefused`, `RateLimitStop`) ends the loop. Two kinds of waits:
+- failures (network errors, 5xx): exponential backoff with jitter, at most `max_retries` of them;
+- rate limits (429, the edge's HTML 403): wait as long as the server says (`Retry-After`,
+  `x-ratelimit-reset`), capped, plus a little jitter. They do not spend `max_retries`; instead,
+  being refused again right after waiting a whole window (`RATE_LIMIT_STRIKES` times) means the
+  daily budget is spent, and the run stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from rudder_pipedrive_cli.core.errors import RateLimitStop
+from rudder_pipedrive_cli.http.pacing import WINDOW_S, Sleep
+
+DEFAULT_MAX_RETRIES = 6
+RATE_LIMIT_STRIKES = 2
+RESUME_HINT = "rerun the same command later to resume"
+
+
+class Retry(Exception):
+    """This attempt did not get a usable answer; try again after a wait."""
+
+    def __init__(
+        self, reason: str, *, status: int | None = None, rate_wait: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.rate_wait = rate_wait  # set for rate limits: the wait before jitter
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.rate_wait is not None
+
+
+@dataclass(slots=True)
+class Attempts:
+    """What happened so far to one logical request."""
+
+    sent: int = 0
+    failures: int = 0
+    limited: int = 0
+    strikes: int = 0
+    last_wait: float = 0.0
+    last: Retry | None = None
+
+    def failed(self, reason: str, status: int | None = None) -> Retry:
+        self.failures += 1
+        self.limited = self.strikes = 0
+        self.last = Retry(reason, status=status)
+        return self.last
+
+    def refused(self, reason: str, status: int, hint: float | None, *, cap: float) -> Retry:
+        """A rate-limit answer: the `Retry` to raise, or `RateLimitStop` when it keeps coming."""
+        if self.limited and self.last_wait >= WINDOW_S:
+            self.strikes += 1
+        if self.strikes >= RATE_LIMIT_STRIKES:
+            raise RateLimitStop(
+                f"daily API token budget spent (HTTP {status} again after waiting"
+                f" {self.last_wait:g}s)",
+                hint=RESUME_HINT,
+            )
+        wait = hint if hint is not None else WINDOW_S
+        if self.limited:
+            wait = max(wait, WINDOW_S)
+        self.limited += 1
+        self.last = Retry(reason, status=status, rate_wait=min(wait, cap))
+        return self.last
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How many failures to retry and how long to wait: sleep and randomness injectable."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    rate_wait_cap: float = 60.0
+    rate_jitter: float = 0.25
+    sleep: Sleep = field(default=asyncio.sleep)
+    random: Callable[[], float] = field(default=random.random)
+
+    def backoff(self, failures: int) -> float:
+        """Exponential backoff with 'equal jitter': half fixed, half random."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2.0 ** max(failures - 1, 0))
+        return ceiling / 2 + self.random() * ceiling / 2
+
+    def wait_for(self, retry: Retry, attempts: Attempts) -> float:
+        if retry.rate_wait is not None:
+            return retry.rate_wait + self.random() * self.rate_jitter
+        return self.backoff(attempts.failures)
+
+    def retrying(
+        self, attempts: Attempts, on_retry: Callable[[Retry, float], None]
+    ) -> AsyncRetrying:
+        """A tenacity loop for one logical request whose progress is kept in `attempts`."""
+        policy = self
+
+        class Stop(stop_base):
+            def __call__(self, state: RetryCallState) -> bool:
+                return attempts.failures > policy.max_retries
+
+        class Wait(wait_base):
+            def __call__(self, state: RetryCallState) -> float:
+                retry = _retry_of(state)
+                wait = policy.wait_for(retry, attempts)
+                attempts.last_wait = retry.rate_wait if retry.rate_wait is not None else wait
+                return wait
+
+        def before_sleep(state: RetryCallState) -> None:
+            on_retry(_retry_of(state), state.upcoming_sleep)
+
+        return AsyncRetrying(
+            sleep=self.sleep,
+            stop=Stop(),
+            wait=Wait(),
+            retry=retry_if_exception_type(Retry),
+            before_sleep=before_sleep,
+        )
+
+
+def _retry_of(state: RetryCallState) -> Retry:
+    error = state.outcome.exception() if state.outcome is not None else None
+    if not isinstance(error, Retry):  # the loop retries nothing else
+        raise TypeError(f"unexpected retry outcome: {error!r}")
+    return error

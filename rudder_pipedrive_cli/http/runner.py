@@ -1,0 +1,221 @@
+"""Running many plans at once while events that share an identity keep their input order (SPEC 5).
+
+Each item waits for the last earlier item holding each of its keys; since that one waited for
+the ones before it, every earlier holder of a shared key has finished (and `done` has been called
+for it, so the cache has learned from it) before a later one starts. Items sharing no key run
+concurrently up to `concurrency`. At most `read_ahead` items are read but not finished, and the
+key table forgets a key when its last holder finishes, so memory stays flat on any input size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
+
+from rudder_pipedrive_cli.core.driver import failed_outcome
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+
+T = TypeVar("T")
+Send = Callable[[ApiRequest], Awaitable[ApiResponse]]
+
+
+class Sender(Protocol):
+    async def send(self, request: ApiRequest) -> ApiResponse: ...
+
+
+async def drive_async(plan: Plan, send: Send) -> Outcome:
+    """`core.driver.drive` with an async `send`: a `PlanFailure` fails this event only."""
+    stage = ""
+    try:
+        request = next(plan)
+        while True:
+            stage = request.stage
+            try:
+                response = await send(request)
+            except PlanFailure as failure:
+                return failed_outcome(failure, stage)
+            request = plan.send(response)
+    except StopIteration as stop:
+        outcome: Outcome = stop.value
+        return outcome
+    except PlanFailure as failure:
+        return failed_outcome(failure, stage)
+    finally:
+        # After a failed send, AuthRefused, RateLimitStop or a cancellation: end the plan now.
+        plan.close()
+
+
+async def _run_one(start: Callable[[T], Plan], item: T, send: Send) -> Outcome:
+    try:
+        plan = start(item)
+    except PlanFailure as failure:
+        return failed_outcome(failure, "")
+    return await drive_async(plan, send)
+
+
+class _End:
+    """What a puller returns when the items are exhausted."""
+
+
+END = _End()
+
+
+def _puller(items: AsyncIterator[T] | Iterable[T]) -> Callable[[], Awaitable[T | _End]]:
+    if isinstance(items, AsyncIterator):
+        source = items
+
+        async def pull_async() -> T | _End:
+            try:
+                return await anext(source)
+            except StopAsyncIteration:
+                return END
+
+        return pull_async
+    iterator: Iterator[T] = iter(items)
+
+    async def pull() -> T | _End:
+        return next(iterator, END)
+
+    return pull
+
+
+async def run_plans(
+    items: AsyncIterator[T] | Iterable[T],
+    *,
+    start: Callable[[T], Plan],
+    keys: Callable[[T], frozenset[str]],
+    send: Send,
+    done: Callable[[T, Outcome], None],
+    concurrency: int = 8,
+    stop: asyncio.Event | None = None,
+    read_ahead: int | None = None,
+) -> None:
+    """Run `start(item)`'s plan for every item against `send`; call `done(item, outcome)` for each.
+
+    `stop` set (Ctrl-C): read no more items and start none, let running plans finish, return.
+    Any other exception (AuthRefused, RateLimitStop, a bug) stops the run the same way, then is
+    raised once the running plans have finished. Items never started get no `done` call.
+    """
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    stop = stop if stop is not None else asyncio.Event()
+    slots = asyncio.Semaphore(read_ahead if read_ahead is not None else concurrency * 4)
+    running = asyncio.Semaphore(concurrency)
+    last_holder: dict[str, asyncio.Event] = {}
+    tasks: set[asyncio.Task[None]] = set()
+    fatal: list[BaseException] = []
+
+    def halted() -> bool:
+        return stop.is_set() or bool(fatal)
+
+    async def run(
+        item: T, item_keys: frozenset[str], after: list[asyncio.Event], finished: asyncio.Event
+    ) -> None:
+        try:
+            for earlier in after:
+                await earlier.wait()
+            async with running:
+                if halted():
+                    return
+                outcome = await _run_one(start, item, send)
+                done(item, outcome)
+        except Exception as error:
+            if not fatal:
+                fatal.append(error)
+        finally:
+            finished.set()
+            for key in item_keys:
+                if last_holder.get(key) is finished:
+                    del last_holder[key]
+            slots.release()
+
+    pull = _puller(items)
+    try:
+        while True:
+            await slots.acquire()
+            if halted():
+                slots.release()
+                break
+            item = await pull()
+            if isinstance(item, _End):
+                slots.release()
+                break
+            item_keys = keys(item)
+            finished = asyncio.Event()
+            after = list({id(e): e for k in item_keys if (e := last_holder.get(k))}.values())
+            for key in item_keys:
+                last_holder[key] = finished
+            task = asyncio.create_task(run(item, item_keys, after, finished))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    except Exception as error:
+        fatal.append(error)
+    while tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if fatal:
+        raise fatal[0]
+
+
+def drive_all(
+    items: AsyncIterator[T] | Iterable[T],
+    *,
+    start: Callable[[T], Plan],
+    keys: Callable[[T], frozenset[str]],
+    sender: AbstractAsyncContextManager[Sender],
+    done: Callable[[T, Outcome], None],
+    concurrency: int = 8,
+    handle_sigint: bool = True,
+) -> bool:
+    """`run_plans` in its own event loop, for the CLI. Returns True when Ctrl-C stopped the run.
+
+    The first Ctrl-C stops taking new events and lets running plans finish; a second one cancels
+    them and raises KeyboardInterrupt.
+    """
+
+    async def main() -> bool:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = False
+
+        def on_sigint() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()
+            stop.set()
+
+        if handle_sigint and threading.current_thread() is threading.main_thread():
+            try:
+                loop.add_signal_handler(signal.SIGINT, on_sigint)
+                installed = True
+            except (NotImplementedError, RuntimeError):
+                installed = False
+        try:
+            async with sender as opened:
+                await run_plans(
+                    items,
+                    start=start,
+                    keys=keys,
+                    send=opened.send,
+                    done=done,
+                    concurrency=concurrency,
+                    stop=stop,
+                )
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+        return stop.is_set()
+
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
