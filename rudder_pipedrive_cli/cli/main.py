@@ -16,3 +16,8 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """rpd: replay RudderStack events to Pipedrive."""
+
+
+from rudder_pipedrive_cli.cli.sandbox_cmd import sandbox_command  # noqa: E402
+
+app.command("sandbox")(sandbox_command)

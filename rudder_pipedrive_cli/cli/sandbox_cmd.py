@@ -1,0 +1,92 @@
+"""`rpd sandbox`: run the Pipedrive emulator in the foreground until Ctrl-C (or SIGTERM).
+
+The first line on stdout is exactly `listening on http://HOST:PORT`, flushed, so scripts can wait
+for it. Stopping it is the normal way to end it: Ctrl-C or SIGTERM stop cleanly and exit 0.
+The default plan is `growth`, so a first try meets the rate limits a real account has.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.sandbox.options import PLAN_NAMES
+
+
+def _announce(url: str) -> None:
+    print(f"listening on {url}", flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@handle_errors()
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8787,
+    token: Annotated[str, typer.Option(help="The API token clients must send.")] = SANDBOX_TOKEN,
+    plan: Annotated[
+        str, typer.Option(help="Rate limits of this plan: " + "|".join(PLAN_NAMES) + ".")
+    ] = "growth",
+    seats: Annotated[int, typer.Option(min=1, help="Seats: scale the daily token budget.")] = 1,
+    fail_5xx: Annotated[
+        float, typer.Option("--fail-5xx", min=0.0, max=1.0, help="Rate of 500/502/503 answers.")
+    ] = 0.0,
+    fail_429: Annotated[
+        float, typer.Option("--fail-429", min=0.0, max=1.0, help="Rate of spurious 429s.")
+    ] = 0.0,
+    fail_reset: Annotated[
+        float,
+        typer.Option(
+            "--fail-reset", min=0.0, max=1.0, help="Rate of writes applied, then connection reset."
+        ),
+    ] = 0.0,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", min=0, help="Delay before every API answer.")
+    ] = 0,
+    index_lag_ms: Annotated[
+        int, typer.Option("--index-lag-ms", min=0, help="Search finds writes only after N ms.")
+    ] = 0,
+    fault_seed: Annotated[
+        int | None, typer.Option("--fault-seed", help="Seed the faults to replay them exactly.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
+) -> None:
+    """Run the Pipedrive emulator in the foreground; Ctrl-C stops it (exit 0)."""
+    try:
+        options = SandboxOptions(
+            host=host,
+            port=port,
+            token=token,
+            plan=plan,
+            seats=seats,
+            fail_5xx=fail_5xx,
+            fail_429=fail_429,
+            fail_reset=fail_reset,
+            latency_ms=latency_ms,
+            index_lag_ms=index_lag_ms,
+            fault_seed=fault_seed,
+        )
+    except ValueError as error:
+        raise UsageError(str(error), hint="see `rpd sandbox --help`") from None
+    sandbox = Sandbox(options)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        sandbox.serve_forever(on_ready=_announce)
+    except OSError as error:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}",
+            hint="choose another --port (0 picks a free one)",
+        ) from None
+    except KeyboardInterrupt:
+        print("sandbox stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
