@@ -1,0 +1,34 @@
+"""Shared fixtures: real sandboxes on 127.0.0.1, one per test (or per module with make_sandbox)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[MakeSandbox]:
+    """`make_sandbox(**SandboxOptions fields, clock=...)` starts a sandbox, stopped at teardown."""
+    started: list[Sandbox] = []
+
+    def make(*, clock: Callable[[], float] = time.time, **fields: Any) -> Sandbox:
+        sandbox = Sandbox(SandboxOptions(**fields), clock=clock).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.stop()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
+    """A fresh sandbox: plan unlimited, no faults, token `sandbox-token`."""
+    return make_sandbox(plan="unlimited")
