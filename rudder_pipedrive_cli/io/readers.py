@@ -174,8 +174,13 @@ def _document(data: bytes, name: str) -> Iterator[RawItem]:
 
 
 def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> RawItem:
-    text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
-    return RawItem(source=source, error=_json_error(line, exc, whole=False), text=text)
+    content = line.rstrip(b"\r\n")
+    try:
+        orjson.loads(content)  # again without the line ending, which orjson counts as a new line
+    except orjson.JSONDecodeError as again:
+        exc = again
+    text = content.decode("utf-8", errors="replace")
+    return RawItem(source=source, error=_json_error(content, exc, whole=False), text=text)
 
 
 def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str:

@@ -1,0 +1,433 @@
+"""Reading input files (SPEC 2): formats sniffed by content, exact sources, bad input as items."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.readers import BUFFER_SIZE, EventReader
+
+A = {"type": "identify", "messageId": "a", "userId": "u-1"}
+B = {"type": "track", "messageId": "b", "userId": "u-1", "event": "Signed Up"}
+C = {"type": "group", "messageId": "c", "userId": "u-1", "groupId": "g-1"}
+
+
+def ok(source: str, value: Any) -> RawItem:
+    return RawItem(source=source, value=value)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+def ndjson(*values: Any) -> bytes:
+    return b"".join(dumps(value) + b"\n" for value in values)
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def read(*paths: str, **options: Any) -> list[RawItem]:
+    return list(EventReader(paths, **options))
+
+
+def test_ndjson_lines_get_file_line_sources(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A, B, C))
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:2", B), ok(f"{path}:3", C)]
+
+
+def test_blank_lines_are_skipped_and_numbers_stay_physical(tmp_path: Path) -> None:
+    data = b"\n" + dumps(A) + b"\n  \n\t\n" + dumps(B) + b"\n\n"
+    path = write(tmp_path / "e.ndjson", data)
+    assert read(path) == [ok(f"{path}:2", A), ok(f"{path}:5", B)]
+
+
+def test_crlf_and_bom(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf" + dumps(A) + b"\r\n\r\n" + dumps(B) + b"\r\n"
+    path = write(tmp_path / "e.ndjson", data)
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:3", B)]
+
+
+def test_bom_before_a_json_document(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b"\xef\xbb\xbf" + orjson.dumps([A, B]))
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_last_line_without_newline(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", dumps(A) + b"\n" + dumps(B))
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:2", B)]
+
+
+def test_json_array_elements_get_hash_sources(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", orjson.dumps([A, B], option=orjson.OPT_INDENT_2))
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_one_line_json_array_is_an_array(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b"  " + dumps([A, B]) + b"\n")
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_pretty_printed_single_event_is_named_by_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", orjson.dumps(A, option=orjson.OPT_INDENT_2))
+    assert read(path) == [ok(path, A)]
+
+
+def test_one_line_event_file_is_line_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", dumps(A))
+    assert read(path) == [ok(f"{path}:1", A)]
+
+
+def test_pretty_printed_batch_body(tmp_path: Path) -> None:
+    body = {"batch": [A, B], "writeKey": "wk", "sentAt": "2024-05-01T00:00:00Z"}
+    path = write(tmp_path / "e.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_hand_formatted_batch_body(tmp_path: Path) -> None:
+    data = b'{"batch": [\n  ' + dumps(A) + b",\n  " + dumps(B) + b"\n]}\n"
+    path = write(tmp_path / "e.json", data)
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_array_element_holding_a_batch(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", dumps([A, {"batch": [B, C]}]))
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2#1", B), ok(f"{path}#2#2", C)]
+
+
+def test_every_envelope_on_ndjson_lines(tmp_path: Path) -> None:
+    lines = [
+        {"batch": [A, B], "writeKey": "wk", "receivedAt": "2024-05-01T00:00:00Z"},
+        {"payload": C, "messageId": "c", "createdAt": "2024-05-01", "userId": "u-1"},
+        {"event_payload": {"batch": [B]}},
+        {"event": A, "error": {"reason": "x"}, "source": "old.ndjson:4"},
+    ]
+    path = write(tmp_path / "mixed.ndjson", ndjson(*lines))
+    assert read(path) == [
+        ok(f"{path}:1#1", A),
+        ok(f"{path}:1#2", B),
+        ok(f"{path}:2", C),
+        ok(f"{path}:3#1", B),
+        ok(f"{path}:4", A),
+    ]
+
+
+@pytest.mark.parametrize("name", ["events.json", "events.ndjson", "events.txt", "noext"])
+def test_gzip_is_sniffed_whatever_the_name(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path / name, gzip.compress(ndjson(A, B)))
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:2", B)]
+
+
+def test_gzip_name_does_not_force_gzip(tmp_path: Path) -> None:
+    path = write(tmp_path / "events.ndjson.gz", ndjson(A))
+    assert read(path) == [ok(f"{path}:1", A)]
+
+
+def test_gzipped_json_array(tmp_path: Path) -> None:
+    path = write(tmp_path / "events.ndjson", gzip.compress(orjson.dumps([A, B])))
+    assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+def test_multi_member_gzip(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.gz", gzip.compress(ndjson(A)) + gzip.compress(ndjson(B)))
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:2", B)]
+
+
+def test_stdin_is_named_dash(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(C))
+    reader = EventReader(["-", path], stdin=io.BytesIO(ndjson(A, B)))
+    assert list(reader) == [ok("-:1", A), ok("-:2", B), ok(f"{path}:1", C)]
+    assert reader.total_bytes is None
+
+
+def test_stdin_gzip_is_sniffed_even_from_one_byte_reads() -> None:
+    class Trickle(io.RawIOBase):
+        """A pipe that hands out one byte per read."""
+
+        def __init__(self, data: bytes) -> None:
+            self.data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            return self.data.read(1)
+
+    stdin = Trickle(gzip.compress(ndjson(A, B)))
+    assert read("-", stdin=stdin) == [ok("-:1", A), ok("-:2", B)]
+
+
+def test_stdin_json_document() -> None:
+    stdin = io.BytesIO(orjson.dumps({"batch": [A, B]}, option=orjson.OPT_INDENT_2))
+    assert read("-", stdin=stdin) == [ok("-#1", A), ok("-#2", B)]
+
+
+def test_malformed_line_in_the_middle(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", dumps(A) + b'\n{"type": "track",\n' + dumps(B) + b"\n")
+    assert read(path) == [
+        ok(f"{path}:1", A),
+        RawItem(
+            source=f"{path}:2",
+            error="not valid JSON: unexpected end of data at column 18",
+            text='{"type": "track",',
+        ),
+        ok(f"{path}:3", B),
+    ]
+
+
+def test_malformed_crlf_line_keeps_its_text_without_line_ending(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", dumps(A) + b"\r\nnope\r\n")
+    [_, item] = read(path)
+    assert item.text == "nope"
+    assert item.error.startswith("not valid JSON: ")
+    assert item.error.endswith(" at column 1")
+
+
+def test_broken_first_line_of_ndjson_is_one_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", b'{"type": "ident\n' + ndjson(A, B))
+    [first, *rest] = read(path)
+    assert (first.source, first.text) == (f"{path}:1", '{"type": "ident')
+    assert first.error.startswith("not valid JSON: ")
+    assert rest == [ok(f"{path}:2", A), ok(f"{path}:3", B)]
+
+
+def test_file_of_one_broken_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", b"{oops}\n")
+    [item] = read(path)
+    assert (item.source, item.text) == (f"{path}:1", "{oops}")
+
+
+def test_broken_json_document_is_one_item_with_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b'{\n  "type": "identify",\n  "userId": u-1\n}\n')
+    assert read(path) == [
+        RawItem(
+            source=path,
+            error="not valid JSON: unexpected character, expected a JSON value at line 3 column 13",
+        )
+    ]
+
+
+def test_truncated_json_array(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b"[\n" + dumps(A) + b",\n")
+    [item] = read(path)
+    assert item.source == path
+    assert item.error == "not valid JSON: unexpected end of data at line 3 column 1"
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        (b"[1, 2]", "expected a JSON object, got list"),
+        (b'"text"', "expected a JSON object, got str"),
+        (b"42", "expected a JSON object, got int"),
+        (b"null", "expected a JSON object, got null"),
+        (b'{"batch": {"type": "track"}}', '"batch" is not a list (got dict)'),
+    ],
+)
+def test_values_that_are_not_events(tmp_path: Path, line: bytes, error: str) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A) + line + b"\n" + ndjson(B))
+    assert read(path) == [
+        ok(f"{path}:1", A),
+        RawItem(source=f"{path}:2", value=orjson.loads(line), error=error),
+        ok(f"{path}:3", B),
+    ]
+
+
+def test_non_objects_inside_a_batch_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson({"batch": [A, "x", B]}))
+    assert read(path) == [
+        ok(f"{path}:1#1", A),
+        RawItem(source=f"{path}:1#2", value="x", error="expected a JSON object, got str"),
+        ok(f"{path}:1#3", B),
+    ]
+
+
+def test_invalid_utf8_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A) + b'{"name": "\xff"}\n' + ndjson(B))
+    assert read(path) == [
+        ok(f"{path}:1", A),
+        RawItem(
+            source=f"{path}:2",
+            error="not valid UTF-8: byte 0xff at column 11",
+            text='{"name": "\ufffd"}',
+        ),
+        ok(f"{path}:3", B),
+    ]
+
+
+def test_invalid_utf8_in_a_document(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b'[\n  {"type": "identify",\n   "name": "\xc3("}\n]\n')
+    assert read(path) == [
+        RawItem(source=path, error="not valid UTF-8: byte 0xc3 at line 3 column 13")
+    ]
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n", b"  \r\n\t\n", b"\xef\xbb\xbf", gzip.compress(b"")])
+def test_empty_files_give_no_items(tmp_path: Path, data: bytes) -> None:
+    path = write(tmp_path / "empty", data)
+    assert read(path) == []
+
+
+def test_truncated_gzip_keeps_what_came_before(tmp_path: Path) -> None:
+    events = [{"type": "track", "messageId": f"m{n}", "pad": "x" * 100} for n in range(5000)]
+    whole = gzip.compress(ndjson(*events))
+    path = write(tmp_path / "e.ndjson.gz", whole[: len(whole) // 2])
+    *good, last = read(path)
+    assert len(good) > 1000
+    assert good == [ok(f"{path}:{n + 1}", event) for n, event in enumerate(events[: len(good)])]
+    assert last == RawItem(
+        source=f"{path}:{len(good) + 1}",
+        error="truncated gzip stream: "
+        "Compressed file ended before the end-of-stream marker was reached",
+    )
+
+
+def test_corrupt_gzip(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.gz", b"\x1f\x8b\x08\x00" + b"garbage" * 10)
+    [item] = read(path)
+    assert item.source == f"{path}:1"
+    assert item.error.startswith("corrupt gzip stream: Error -3 while decompressing data")
+
+
+def test_gzip_followed_by_junk_keeps_the_events(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.gz", gzip.compress(ndjson(A, B)) + b"junk")
+    assert read(path) == [
+        ok(f"{path}:1", A),
+        ok(f"{path}:2", B),
+        RawItem(source=f"{path}:3", error="corrupt gzip stream: Not a gzipped file (b'ju')"),
+    ]
+
+
+def test_missing_file_and_directory_do_not_stop_the_run(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.ndjson")
+    good = write(tmp_path / "e.ndjson", ndjson(A))
+    assert read(missing, str(tmp_path), good) == [
+        RawItem(source=missing, error="cannot read file: No such file or directory"),
+        RawItem(source=str(tmp_path), error="cannot read file: Is a directory"),
+        ok(f"{good}:1", A),
+    ]
+
+
+def test_dead_letter_file_round_trip(tmp_path: Path) -> None:
+    original = write(tmp_path / "in.ndjson", ndjson(A, {"batch": [B, C]}))
+    failed = read(original)
+    records = [
+        {
+            "event": item.value,
+            "error": {"reason": "boom", "stage": "search", "status": 503, "retryable": True},
+            "source": item.source,
+        }
+        for item in failed
+    ]
+    dead = write(tmp_path / "rpd-failed-20240501-120000.ndjson", ndjson(*records))
+    assert read(dead) == [ok(f"{dead}:1", A), ok(f"{dead}:2", B), ok(f"{dead}:3", C)]
+
+
+def test_dead_letter_record_without_an_object_stays_an_error(tmp_path: Path) -> None:
+    record = {"event": [1], "error": {"reason": "expected a JSON object, got list"}, "source": "x"}
+    path = write(tmp_path / "dead.ndjson", ndjson(record))
+    assert read(path) == [
+        RawItem(source=f"{path}:1", value=[1], error="expected a JSON object, got list")
+    ]
+
+
+def test_strict_raises_on_the_first_bad_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A) + b"[]\n" + ndjson(B))
+    items = iter(EventReader([path], strict=True))
+    assert next(items) == ok(f"{path}:1", A)
+    with pytest.raises(UsageError) as caught:
+        next(items)
+    assert caught.value.message == f"{path}:2: expected a JSON object, got list"
+    assert caught.value.hint == (
+        "fix the input or run without --strict to dead-letter bad lines and continue"
+    )
+
+
+def test_strict_raises_on_a_missing_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.ndjson")
+    with pytest.raises(UsageError) as caught:
+        read(missing, strict=True)
+    assert caught.value.message == f"{missing}: cannot read file: No such file or directory"
+
+
+def test_strict_reads_good_input_unchanged(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A, B))
+    assert read(path, strict=True) == read(path)
+
+
+def test_byte_counts_for_plain_and_gzip_files(tmp_path: Path) -> None:
+    plain = write(tmp_path / "a.ndjson", ndjson(A, B))
+    packed = write(tmp_path / "b.gz", gzip.compress(ndjson(C) * 50))
+    size = len(ndjson(A, B)) + Path(packed).stat().st_size
+    reader = EventReader([plain, packed, str(tmp_path / "missing")])
+    assert (reader.total_bytes, reader.bytes_read) == (size, 0)
+    assert len(list(reader)) == 53
+    assert reader.bytes_read == size
+
+
+def test_byte_count_for_stdin() -> None:
+    data = ndjson(A, B, C)
+    reader = EventReader(["-"], stdin=io.BytesIO(data))
+    assert len(list(reader)) == 3
+    assert (reader.total_bytes, reader.bytes_read) == (None, len(data))
+
+
+def test_ndjson_is_streamed_not_loaded_whole(tmp_path: Path) -> None:
+    events = [{**A, "messageId": f"m{n}"} for n in range(4 * BUFFER_SIZE // len(dumps(A)))]
+    path = write(tmp_path / "big.ndjson", ndjson(*events))
+    reader = EventReader([path])
+    items = iter(reader)
+    assert next(items) == ok(f"{path}:1", events[0])
+    assert reader.bytes_read < Path(path).stat().st_size / 2
+    assert sum(1 for _ in items) == len(events) - 1
+
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(blacklist_categories=["Cs"]))
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+EVENTS = st.builds(
+    lambda kind, rest: {**rest, "type": kind},
+    st.sampled_from(["identify", "group", "alias", "track", "page", " Track "]),
+    st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5),
+)
+LAYOUT = st.lists(st.tuples(EVENTS, st.integers(0, 2), st.sampled_from([b"\n", b"\r\n"])))
+
+
+@settings(max_examples=60, deadline=None)
+@given(layout=LAYOUT, compress=st.booleans())
+def test_any_events_read_back_identical_with_their_lines(
+    tmp_path_factory: pytest.TempPathFactory,
+    layout: list[tuple[dict[str, Any], int, bytes]],
+    compress: bool,
+) -> None:
+    data = b""
+    expected = []
+    line = 0
+    for event, blanks, ending in layout:
+        data += ending * blanks + dumps(event) + ending
+        line += blanks + 1
+        expected.append((line, event))
+    if compress:
+        data = gzip.compress(data)
+    path = write(tmp_path_factory.mktemp("prop") / "e.ndjson", data)
+    assert read(path) == [ok(f"{path}:{number}", event) for number, event in expected]
