@@ -1,0 +1,66 @@
+"""Plans: one generator per event type, turning an `Event` into Pipedrive requests (SPEC 4).
+
+`plan_event` is the entry point every shell uses (live, dry-run, tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.plans import alias, group, identify, track
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Stale, Step
+from rudder_pipedrive_cli.core.protocol import Outcome, Plan
+
+__all__ = ["plan_event"]
+
+HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
+    "identify": identify.plan,
+    "group": group.plan,
+    "alias": alias.plan,
+    "track": track.plan,
+}
+# Each stale cached id found costs one more round; an event has at most four identities.
+ROUNDS = 5
+
+
+def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
+    """The plan of one event: a generator of requests that returns the event's `Outcome`."""
+    return run(event, config, known)
+
+
+def run(event: Event, config: PlanConfig, known: Known) -> Plan:
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        yield from ()
+        return Outcome(status="skipped", reason="unsupported type")
+    has_identity = (
+        event.user_id is not None
+        or bool(event.external)
+        or (event.type == "alias" and event.previous_id is not None)
+    )
+    if not has_identity:
+        if event.anonymous_id is not None:
+            return Outcome(status="skipped", reason="anonymous")
+        return Outcome(
+            status="failed",
+            reason="event has no userId, anonymousId or external id",
+            stage="validate",
+        )
+    ledger = Ledger()
+    ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
+    for _ in range(ROUNDS):
+        try:
+            return (yield from handler(ctx))
+        except Stale as stale:
+            # The cache named a record that is gone: forget it and plan again (what this event
+            # already learned or created is kept in the ledger and reused).
+            ledger.forget(stale.entity, stale.key)
+        except PlanFailure as failure:
+            return ledger.failed(failure)
+    return ledger.failed(
+        PlanFailure("cached ids kept turning out stale", stage="lookup", retryable=True)
+    )

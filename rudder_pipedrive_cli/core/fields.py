@@ -1,0 +1,473 @@
+"""Which event values feed which Pipedrive fields, and how values are normalised on the way.
+
+Tables hold the data (standard trait names, keys that are not "dropped", one coercion per custom
+field type); the plans hold the decisions (create or update, merges, links).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import get_path, identity_value
+
+if TYPE_CHECKING:  # plans import this module: keep the import one-way at run time
+    from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+
+# Trait keys a plan reads for a standard field or an identity: never reported as dropped.
+IDENTITY_KEYS = frozenset({"userId", "id", "previousId", "groupId", "anonymousId"})
+PERSON_STANDARD_KEYS = frozenset(
+    {"name", "firstName", "first_name", "lastName", "last_name", "email", "phone"}
+    | {"visible_to", "add_time"}
+)
+ORG_STANDARD_KEYS = frozenset({"name", "visible_to", "add_time"})
+LEAD_STANDARD_KEYS = frozenset(
+    {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
+)
+
+FIRST_NAME_PATHS = ("firstName", "first_name")
+LAST_NAME_PATHS = ("lastName", "last_name")
+# The lead's value: the first present of these properties is the amount.
+AMOUNT_PATHS = ("revenue", "value", "total", "amount")
+# add_time falls back to the event's own times, in this order.
+EVENT_TIME_PATHS = ("originalTimestamp", "timestamp")
+# Pipedrive's visibility groups (Lite/Growth use 1 and 3, Premium/Ultimate also 5 and 7).
+VISIBLE_TO = frozenset({1, 3, 5, 7})
+CONTACT_LABEL = "work"  # v2 emails/phones label of everything rpd sends
+NEVER_SENT = frozenset({"owner_id"})  # belongs to the Pipedrive account, not to the user
+
+CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traits:
+    """Where a plan reads an entity's values: the first source holding a path wins."""
+
+    sources: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
+        found = (get_path(raw, path) for path in paths)
+        return cls(sources=tuple(s for s in found if isinstance(s, Mapping)))
+
+    def get(self, path: str) -> Any:
+        for source in self.sources:
+            value = get_path(source, path)
+            if value is not None:
+                return value
+        return None
+
+    def first(self, paths: Iterable[str]) -> tuple[str, Any] | None:
+        for path in paths:
+            value = self.get(path)
+            if value is not None and value != "":
+                return path, value
+        return None
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it, for messages."""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, default=str).decode()
+
+
+# --- standard values -------------------------------------------------------------------------
+
+
+def text(value: Any) -> str | None:
+    """A scalar as a non-empty string (identities, names, emails), else None."""
+    return identity_value(value)
+
+
+def person_name(traits: Traits) -> str | None:
+    name = text(traits.get("name"))
+    if name is not None:
+        return name
+    parts = [
+        text(hit[1])
+        for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS)
+        if (hit := traits.first(paths))
+    ]
+    joined = " ".join(p for p in parts if p)
+    return joined or None
+
+
+def contacts(value: Any) -> list[dict[str, Any]]:
+    """An email or phone trait (a string or a list; the first is primary) as a v2 array."""
+    items = value if isinstance(value, list | tuple) else [value]
+    values: list[str] = []
+    for item in items:
+        raw = item.get("value") if isinstance(item, Mapping) else item
+        entry = text(raw)
+        if entry is not None and entry not in values:
+            values.append(entry)
+    return [
+        {"value": entry, "primary": index == 0, "label": CONTACT_LABEL}
+        for index, entry in enumerate(values)
+    ]
+
+
+def visible_to(value: Any, warnings: list[str]) -> int | None:
+    number = as_number(value)
+    if isinstance(number, int) and number in VISIBLE_TO:
+        return number
+    warnings.append(f"visible_to = {show(value)} is not one of 1, 3, 5, 7; dropped")
+    return None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An ISO 8601 date or date-time, or epoch seconds/milliseconds, as an aware UTC datetime."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if abs(value) > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
+    """add_time from the trait, else the event's originalTimestamp, else its timestamp."""
+    trait = traits.get("add_time")
+    if trait is not None:
+        moment = parse_time(trait)
+        if moment is not None:
+            return rfc3339(moment)
+        warnings.append(f"add_time = {show(trait)} is not a date or time; using the event time")
+    for path in EVENT_TIME_PATHS:
+        moment = parse_time(raw.get(path))
+        if moment is not None:
+            return rfc3339(moment)
+    return None
+
+
+def date_part(value: Any) -> str | None:
+    """The YYYY-MM-DD of an ISO date or date-time, else None."""
+    if isinstance(value, str) and DATE.match(value.strip()):
+        head = value.strip()[:10]
+        try:
+            date.fromisoformat(head)
+        except ValueError:
+            return None
+        return head
+    return None
+
+
+def as_number(value: Any) -> int | float | None:
+    """A JSON number, or a numeric string, as int (when integral) or float; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        if not NUMBER.match(stripped):
+            return None
+        value = float(stripped)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return int(value) if value.is_integer() else value
+    if isinstance(value, int):
+        return value
+    return None
+
+
+# --- custom field coercion (one function per field type) -------------------------------------
+
+
+class Unconvertible(ValueError):
+    """The value does not fit the field; the message says what would."""
+
+
+Coerce = Callable[[Any, "FieldInfo", str], Any]
+
+
+def to_number(value: Any, info: FieldInfo, currency: str) -> Any:
+    number = as_number(value)
+    if number is None:
+        raise Unconvertible("a number")
+    return number
+
+
+def to_int(value: Any, info: FieldInfo, currency: str) -> Any:
+    number = as_number(value)
+    if not isinstance(number, int):
+        raise Unconvertible("a whole number")
+    return number
+
+
+def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    number = as_number(value)
+    if number is None:
+        raise Unconvertible("a string or a number")
+    return str(number)
+
+
+def to_bool(value: Any, info: FieldInfo, currency: str) -> Any:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise Unconvertible("true, false")
+
+
+def to_date(value: Any, info: FieldInfo, currency: str) -> Any:
+    day = date_part(value)
+    if day is None:
+        raise Unconvertible("a date YYYY-MM-DD")
+    return day
+
+
+def to_time(value: Any, info: FieldInfo, currency: str) -> Any:
+    if isinstance(value, str) and TIME.match(value.strip()):
+        stripped = value.strip()
+        return stripped if len(stripped) == 8 else stripped + ":00"
+    raise Unconvertible("a time HH:MM:SS")
+
+
+def option_id(value: Any, info: FieldInfo) -> int:
+    """An option's label (exact, else case-insensitive) or its id, as the option id."""
+    if isinstance(value, str):
+        if value in info.options:
+            return info.options[value]
+        folded = [oid for label, oid in info.options.items() if label.lower() == value.lower()]
+        if len(folded) == 1:
+            return folded[0]
+    number = as_number(value)
+    if isinstance(number, int) and number in info.options.values():
+        return number
+    raise Unconvertible("one of " + ", ".join(info.options))
+
+
+def to_option(value: Any, info: FieldInfo, currency: str) -> Any:
+    return option_id(value, info)
+
+
+def to_options(value: Any, info: FieldInfo, currency: str) -> Any:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        items = [items]
+    chosen = [
+        option_id(item.strip() if isinstance(item, str) else item, info)
+        for item in items
+        if not (isinstance(item, str) and not item.strip())
+    ]
+    # Pipedrive refuses [] for a set field: null clears the selection.
+    return list(dict.fromkeys(chosen)) or None
+
+
+def to_money(value: Any, info: FieldInfo, currency: str) -> Any:
+    expected = 'a number (with identity.default_currency set) or {"value", "currency"}'
+    if isinstance(value, Mapping):
+        amount = as_number(value.get("value", value.get("amount")))
+        code = text(value.get("currency")) or currency
+    else:
+        amount, code = as_number(value), currency
+    if amount is None or not code:
+        raise Unconvertible(expected)
+    return {"value": amount, "currency": code}
+
+
+def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, str):
+        return {"value": value}
+    raise Unconvertible('a string or an address object {"value", ...}')
+
+
+def to_id(value: Any, info: FieldInfo, currency: str) -> Any:
+    number = as_number(value)
+    if not isinstance(number, int):
+        raise Unconvertible("a numeric Pipedrive id")
+    return number
+
+
+COERCE: Mapping[str, Coerce] = {
+    "double": to_number,
+    "int": to_int,
+    "monetary": to_money,
+    "varchar": to_text,
+    "varchar_auto": to_text,
+    "varchar_options": to_text,
+    "text": to_text,
+    "phone": to_text,
+    "boolean": to_bool,
+    "date": to_date,
+    "time": to_time,
+    "enum": to_option,
+    "set": to_options,
+    "address": to_address,
+    "user": to_id,
+    "org": to_id,
+    "people": to_id,
+}
+
+
+def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
+    """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
+
+    Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
+    """
+    info = config.field_types.get(key)
+    convert = COERCE.get(info.field_type) if info is not None else None
+    if info is None or convert is None:
+        return value
+    try:
+        return convert(value, info, config.default_currency)
+    except Unconvertible as error:
+        raise PlanFailure(
+            f"cannot convert {path} = {show(value)} for field {info.name or key} "
+            f"({info.field_type}): expected {error}",
+            stage="validate",
+        ) from None
+
+
+def mapped_values(
+    traits: Traits, mapping: Mapping[str, str], config: PlanConfig, warnings: list[str]
+) -> dict[str, Any]:
+    """Field key -> coerced value for every mapped trait path present in the event."""
+    values: dict[str, Any] = {}
+    for path, key in mapping.items():
+        value = traits.get(path)
+        if value is None:
+            continue
+        if key in NEVER_SENT:
+            warnings.append(f"{path} is mapped to {key}, which rpd never sends; dropped")
+            continue
+        values[key] = coerce(path, value, key, config)
+    return values
+
+
+def split_custom(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """v2 bodies: 40-hex keys go in `custom_fields`, other keys (e.g. job_title) stay top level."""
+    custom = {k: v for k, v in values.items() if CUSTOM_KEY.match(k)}
+    top = {k: v for k, v in values.items() if not CUSTOM_KEY.match(k)}
+    return top, custom
+
+
+# --- dropped traits --------------------------------------------------------------------------
+
+
+def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]) -> list[str]:
+    """Trait paths that nothing sends: a top-level key, or the dotted paths inside an object of
+    which only some paths are mapped (mapping "address.city" reports "address.street")."""
+    used = set(mapping) | standard | IDENTITY_KEYS
+    found: list[str] = []
+
+    def walk(obj: Mapping[str, Any], prefix: str) -> None:
+        for key, value in obj.items():
+            path = prefix + str(key)
+            if path in used or (prefix == "" and key in used):
+                continue
+            inner = any(m.startswith(path + ".") for m in mapping)
+            if inner and isinstance(value, Mapping):
+                walk(value, path + ".")
+            elif path not in found:
+                found.append(path)
+
+    for source in traits.sources:
+        walk(source, "")
+    return found
+
+
+# --- leads -----------------------------------------------------------------------------------
+
+
+def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
+    """The first present of revenue > value > total > amount; a non-numeric one is skipped."""
+    for path in AMOUNT_PATHS:
+        value = properties.get(path)
+        if value is None or value == "":
+            continue
+        number = as_number(value)
+        if number is not None:
+            return number
+        warnings.append(f"{path} = {show(value)} is not a number; ignored for the lead value")
+    return None
+
+
+def lead_labels(value: Any, known: Mapping[str, str], warnings: list[str]) -> list[str]:
+    """Label UUIDs pass through; names resolve through the account's lead labels (exact, else
+    case-insensitive); an unknown name is dropped with a warning (a label is not worth the lead)."""
+    items: Sequence[Any] = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        items = [items]
+    folded = {name.lower(): uid for name, uid in known.items()}
+    labels: list[str] = []
+    for item in items:
+        name = text(item)
+        if name is None:
+            continue
+        uid = name if UUID.match(name) else known.get(name, folded.get(name.lower()))
+        if uid is None:
+            warnings.append(f"lead label {name!r} is not a label of this account; dropped")
+        elif uid not in labels:
+            labels.append(uid)
+    return labels
+
+
+def lead_custom(values: Mapping[str, Any], config: PlanConfig) -> dict[str, Any]:
+    """v1 lead bodies: custom deal fields are top-level keys; a monetary one is the amount plus a
+    `<key>_currency` sibling (v1's flat shape)."""
+    body: dict[str, Any] = {}
+    for key, value in values.items():
+        info = config.field_types.get(key)
+        if info is not None and info.field_type == "monetary" and isinstance(value, Mapping):
+            body[key] = value["value"]
+            body[key + "_currency"] = value["currency"]
+        else:
+            body[key] = value
+    return body
+
+
+# --- standard fields of persons and organizations --------------------------------------------
+
+Reader = Callable[["Traits", list[str]], Any]
+
+
+def read_visible_to(traits: Traits, warnings: list[str]) -> int | None:
+    value = traits.get("visible_to")
+    return None if value is None else visible_to(value, warnings)
+
+
+# Body key -> how to read it from the traits (add_time is separate: only on create).
+PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
+    ("name", lambda traits, warnings: person_name(traits)),
+    ("emails", lambda traits, warnings: contacts(traits.get("email")) or None),
+    ("phones", lambda traits, warnings: contacts(traits.get("phone")) or None),
+    ("visible_to", read_visible_to),
+)
+ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
+    ("name", lambda traits, warnings: text(traits.get("name"))),
+    ("visible_to", read_visible_to),
+)

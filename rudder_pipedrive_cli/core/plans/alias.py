@@ -1,0 +1,102 @@
+"""alias: merge the previous person into the current one, or re-key it; never create."""
+
+from __future__ import annotations
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.plans.common import (
+    GONE,
+    PERSON,
+    UNKNOWN_LIMIT,
+    Ctx,
+    Ref,
+    Step,
+    entity_body,
+    expect,
+    find,
+    gone,
+    require_field,
+    unknown_failure,
+    update,
+    with_identity,
+)
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+
+NEITHER = "alias: neither previous nor current person found"
+
+
+def plan(ctx: Ctx) -> Step[Outcome]:
+    event = ctx.event
+    previous_id, user_id = event.previous_id, event.user_id
+    if previous_id is None and "prev_person_id" not in event.external:
+        raise PlanFailure(
+            "alias needs a previousId or a prev_person_id external id", stage="validate"
+        )
+    if user_id is None and "curr_person_id" not in event.external:
+        raise PlanFailure("alias needs a userId or a curr_person_id external id", stage="validate")
+    traits = Traits.of(event.raw, "traits", "context.traits")
+    previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
+    current = yield from find(ctx, PERSON, user_id, "curr_person_id")
+    if previous is not None and current is not None:
+        if previous.id != current.id:
+            yield from merge(ctx, previous, current)
+        survivor = current
+    elif previous is not None and user_id is not None:
+        # Only the previous person exists: it becomes the userId's person.
+        body = entity_body(ctx, PERSON, traits, create=False)
+        body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
+        note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
+        yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
+        survivor = previous
+    elif current is not None:
+        body = entity_body(ctx, PERSON, traits, create=False)
+        if body:
+            note = f"update person {current.id} ({current.how}; previous not found)"
+            yield from update(ctx, PERSON, current, body, stage="update person", note=note)
+        survivor = current
+    else:
+        raise PlanFailure(NEITHER, stage="lookup person")
+    for key in (previous_id, user_id):
+        if key is not None and (previous is not None or key == user_id):
+            ctx.ledger.learn(PERSON, key, survivor)
+    return ctx.ledger.finish()
+
+
+def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
+    """PUT the merge; an unknown outcome is settled by asking whether the previous person is
+    still there (gone: the merge is done)."""
+    stage = "merge persons"
+    request = ApiRequest(
+        method="PUT",
+        path=f"/v1/persons/{previous.id}/merge",
+        endpoint="/v1/persons/{id}/merge",
+        stage=stage,
+        body={"merge_with_id": current.id},
+        note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
+    )
+    for _ in range(UNKNOWN_LIMIT):
+        response = yield request
+        if not response.unknown:
+            if response.status in GONE:
+                stale = previous if previous.via == "cache" else current
+                raise gone(PERSON, stale, response, stage)
+            expect(response, stage)
+            break
+        check = yield ApiRequest(
+            method="GET",
+            path=f"/api/v2/persons/{previous.id}",
+            endpoint="/api/v2/persons/{id}",
+            stage="reconcile merge",
+            note=f"merge outcome unknown: is person {previous.id} still there?",
+        )
+        if check.status in GONE:
+            break
+        expect(check, "reconcile merge")
+    else:
+        raise unknown_failure(stage, f"person {previous.id} is still there")
+    ctx.ledger.wrote = True
+    survivor = ctx.ledger.lead_origins.get(current.id, ctx.known.lead_origins(current.id))
+    merged = ctx.ledger.lead_origins.get(previous.id, ctx.known.lead_origins(previous.id))
+    if survivor is not None and merged is not None:
+        # The previous person's leads now belong to the survivor.
+        ctx.ledger.lead_origins[current.id] = survivor | merged

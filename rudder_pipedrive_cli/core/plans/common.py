@@ -1,0 +1,506 @@
+"""What every plan shares: finding, creating and updating persons and organizations, writes that
+survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import Event, identity_value
+from rudder_pipedrive_cli.core.fields import (
+    ORG_STANDARD,
+    ORG_STANDARD_KEYS,
+    PERSON_STANDARD,
+    PERSON_STANDARD_KEYS,
+    Reader,
+    Traits,
+    add_time,
+    dropped,
+    mapped_values,
+    parse_time,
+    rfc3339,
+    split_custom,
+)
+from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
+
+T = TypeVar("T")
+Step = Generator[ApiRequest, ApiResponse, T]
+Via = Literal["external", "cache", "search", "created"]
+
+# A write whose outcome stays unknown this many times fails the event (retryable).
+UNKNOWN_LIMIT = 3
+# Reconciliation lists records updated since the send time minus this much (clock skew).
+RECONCILE_SLACK = timedelta(seconds=2)
+LIST_LIMIT = 500
+GONE = frozenset({404, 410})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entity:
+    """A Pipedrive record kind rpd resolves by an identity field: the data, not the decisions."""
+
+    kind: str  # the kind in Outcome.identities
+    noun: str
+    plural: str
+    collection: str
+    search_type: str
+    identity: str  # the RudderStack identity it is found by
+    setting: str  # the [identity] key naming its field
+    standard: tuple[tuple[str, Reader], ...]
+    standard_keys: frozenset[str]
+    identity_field: Callable[[PlanConfig], str]
+    mapping: Callable[[PlanConfig], Mapping[str, str]]
+    cached: Callable[[Known, str], PdId | None]
+
+    @property
+    def item_endpoint(self) -> str:
+        return self.collection + "/{id}"
+
+
+PERSON = Entity(
+    kind="person",
+    noun="person",
+    plural="persons",
+    collection="/api/v2/persons",
+    search_type="person",
+    identity="userId",
+    setting="user_id_field",
+    standard=PERSON_STANDARD,
+    standard_keys=PERSON_STANDARD_KEYS,
+    identity_field=lambda config: config.user_id_field,
+    mapping=lambda config: config.person_fields,
+    cached=lambda known, key: known.person_id(key),
+)
+ORG = Entity(
+    kind="org",
+    noun="organization",
+    plural="organizations",
+    collection="/api/v2/organizations",
+    search_type="organization",
+    identity="groupId",
+    setting="group_id_field",
+    standard=ORG_STANDARD,
+    standard_keys=ORG_STANDARD_KEYS,
+    identity_field=lambda config: config.group_id_field,
+    mapping=lambda config: config.org_fields,
+    cached=lambda known, key: known.org_id(key),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ref:
+    """A resolved record: its id, how it was found, and the identity it was resolved for."""
+
+    id: PdId
+    via: Via
+    key: str | None = None
+    external: str = ""  # the external id type, when via == "external"
+
+    @property
+    def how(self) -> str:
+        return {
+            "external": f"{self.external} external id",
+            "cache": "cached",
+            "search": "found",
+            "created": "created",
+        }[self.via]
+
+
+class Stale(Exception):  # a signal between plan steps, not an error the user sees
+    """A cached id is gone (404/410): forget it and plan the event again."""
+
+    def __init__(self, entity: Entity, key: str) -> None:
+        super().__init__(f"cached {entity.noun} for {entity.identity} {key} is gone")
+        self.entity = entity
+        self.key = key
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What one plan has learned and decided so far; it becomes the Outcome."""
+
+    warnings: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    identities: dict[tuple[str, str], PdId | None] = field(default_factory=dict)
+    resolved: dict[tuple[str, str], Ref] = field(default_factory=dict)
+    lead_origins: dict[PdId, frozenset[str]] = field(default_factory=dict)
+    memberships: dict[PdId, PdId] = field(default_factory=dict)
+    wrote: bool = False
+
+    def learn(self, entity: Entity, key: str, ref: Ref) -> None:
+        self.identities[(entity.kind, key)] = ref.id
+        self.resolved[(entity.kind, key)] = ref
+
+    def forget(self, entity: Entity, key: str) -> None:
+        self.identities[(entity.kind, key)] = None
+        self.resolved.pop((entity.kind, key), None)
+
+    def drop(self, paths: list[str]) -> None:
+        self.dropped.extend(p for p in paths if p not in self.dropped)
+
+    def outcome(self, status: OutcomeStatus, reason: str = "") -> Outcome:
+        return Outcome(
+            status=status,
+            reason=reason,
+            warnings=tuple(self.warnings),
+            dropped=tuple(self.dropped),
+            identities=dict(self.identities),
+            lead_origins=dict(self.lead_origins),
+            memberships=dict(self.memberships),
+        )
+
+    def finish(self) -> Outcome:
+        return self.outcome("sent" if self.wrote else "unchanged")
+
+    def failed(self, failure: PlanFailure) -> Outcome:
+        return Outcome(
+            status="failed",
+            reason=failure.reason,
+            stage=failure.stage,
+            http_status=failure.status,
+            retryable=failure.retryable,
+            warnings=tuple(self.warnings),
+            dropped=tuple(self.dropped),
+            identities=dict(self.identities),
+            lead_origins=dict(self.lead_origins),
+            memberships=dict(self.memberships),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ctx:
+    event: Event
+    config: PlanConfig
+    known: Known
+    ledger: Ledger
+
+
+# --- reading answers -------------------------------------------------------------------------
+
+
+def expect(response: ApiResponse, stage: str) -> ApiResponse:
+    """The response when it is a success; otherwise the event fails with Pipedrive's words."""
+    if response.ok:
+        return response
+    if response.unknown:
+        raise PlanFailure(f"{stage}: outcome unknown", stage=stage, retryable=True)
+    detail = f": {response.error}" if response.error else ""
+    raise PlanFailure(
+        f"{stage} refused: HTTP {response.status}{detail}",
+        stage=stage,
+        status=response.status,
+        retryable=response.status in (408, 409, 423, 429) or response.status >= 500,
+    )
+
+
+def pd_id(value: Any) -> PdId | None:
+    """An id from an answer: ints stay ints, dry-run placeholders stay strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | str) and value != "":
+        return value
+    return None
+
+
+def record_id(response: ApiResponse, stage: str) -> PdId:
+    data = response.data
+    found = pd_id(data.get("id")) if isinstance(data, Mapping) else None
+    if found is None:
+        raise PlanFailure(f"{stage}: the answer holds no id", stage=stage, retryable=True)
+    return found
+
+
+def hit_ids(data: Any) -> list[PdId]:
+    """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`."""
+    ids: list[PdId] = []
+    for hit in data if isinstance(data, list) else []:
+        item = hit.get("item", hit) if isinstance(hit, Mapping) else None
+        found = pd_id(item.get("id")) if isinstance(item, Mapping) else None
+        if found is not None and found not in ids:
+            ids.append(found)
+    return ids
+
+
+def lowest(ids: list[PdId]) -> PdId:
+    return min(ids, key=lambda i: (0, i, "") if isinstance(i, int) else (1, 0, i))
+
+
+def next_cursor(additional: Any) -> str | None:
+    cursor = additional.get("next_cursor") if isinstance(additional, Mapping) else None
+    return cursor if isinstance(cursor, str) and cursor else None
+
+
+def org_of(data: Any) -> PdId | None:
+    """A person's organization as an answer gives it (an id, or `{"value": id}` in older shapes)."""
+    org = data.get("org_id") if isinstance(data, Mapping) else None
+    if isinstance(org, Mapping):
+        org = org.get("value", org.get("id"))
+    return pd_id(org)
+
+
+def external_id(value: str, kind: str) -> PdId:
+    if value.isdigit():
+        return int(value)
+    raise PlanFailure(
+        f"external id {kind} = {value!r} is not a numeric Pipedrive id", stage="validate"
+    )
+
+
+def unknown_failure(stage: str, what: str) -> PlanFailure:
+    return PlanFailure(
+        f"{stage}: outcome unknown after {UNKNOWN_LIMIT} attempts ({what}); retry later",
+        stage=stage,
+        retryable=True,
+    )
+
+
+def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Exception:
+    """What a 404/410 on a resolved record means: a stale cache, a bad external id, or a race."""
+    if ref.via == "cache" and ref.key is not None:
+        return Stale(entity, ref.key)
+    if ref.via == "external":
+        return PlanFailure(
+            f"{entity.noun} {ref.id} ({ref.external} external id) not found",
+            stage=stage,
+            status=response.status,
+        )
+    return PlanFailure(
+        f"{entity.noun} {ref.id} no longer exists (HTTP {response.status})",
+        stage=stage,
+        status=response.status,
+        retryable=True,
+    )
+
+
+# --- resolving -------------------------------------------------------------------------------
+
+
+def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
+    field_key = entity.identity_field(ctx.config)
+    if not field_key:
+        raise PlanFailure(
+            f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
+            stage="validate",
+        )
+    return field_key
+
+
+def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref | None]:
+    """External id, else what this event learned, else the cache, else itemSearch. None: not
+    found (a failed lookup raises; it is never taken as "not found")."""
+    raw = ctx.event.external.get(external)
+    if raw is not None:
+        return Ref(id=external_id(raw, external), via="external", key=key, external=external)
+    if key is None:
+        return None
+    slot = (entity.kind, key)
+    if slot in ctx.ledger.resolved:
+        return ctx.ledger.resolved[slot]
+    if slot not in ctx.ledger.identities:  # present as None: forgotten as stale
+        cached = entity.cached(ctx.known, key)
+        if cached is not None:
+            return Ref(id=cached, via="cache", key=key)
+    ids = yield from search(ctx, entity, require_field(ctx, entity, key), key)
+    if not ids:
+        return None
+    chosen = lowest(ids)
+    if len(ids) > 1:
+        ctx.ledger.warnings.append(
+            f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
+            "using the lowest id"
+        )
+    ref = Ref(id=chosen, via="search", key=key)
+    ctx.ledger.learn(entity, key, ref)
+    return ref
+
+
+def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
+    stage = f"lookup {entity.noun}"
+    ids: list[PdId] = []
+    cursor: str | None = None
+    while True:
+        query: dict[str, str | int] = {
+            "term": term,
+            "entity_type": entity.search_type,
+            "field": field_key,
+            "match": "exact",
+        }
+        if cursor:
+            query["cursor"] = cursor
+        response = yield ApiRequest(
+            method="GET",
+            path="/api/v2/itemSearch/field",
+            endpoint="/api/v2/itemSearch/field",
+            stage=stage,
+            query=query,
+            note=f"search {entity.noun} by {entity.identity} {term}",
+        )
+        expect(response, stage)
+        ids.extend(i for i in hit_ids(response.data) if i not in ids)
+        cursor = next_cursor(response.additional_data)
+        if cursor is None:
+            return ids
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
+    """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
+    warnings = ctx.ledger.warnings
+    body: dict[str, Any] = {}
+    for key, read in entity.standard:
+        value = read(traits, warnings)
+        if value is not None:
+            body[key] = value
+    if create:
+        created = add_time(traits, ctx.event.raw, warnings)
+        if created is not None:
+            body["add_time"] = created
+    mapping = entity.mapping(ctx.config)
+    top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings))
+    body.update({k: v for k, v in top.items() if k not in body})
+    if custom:
+        body["custom_fields"] = custom
+    ctx.ledger.drop(dropped(traits, mapping, entity.standard_keys))
+    return body
+
+
+def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str, Any]:
+    custom = dict(body.get("custom_fields", {}))
+    custom[field_key] = value
+    return {**body, "custom_fields": custom}
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
+    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
+    stage = f"create {entity.noun}"
+    request = ApiRequest(
+        method="POST",
+        path=entity.collection,
+        endpoint=entity.collection,
+        stage=stage,
+        body=body,
+        note=note,
+    )
+    found: PdId | None = None
+    for _ in range(UNKNOWN_LIMIT):
+        response = yield request
+        if not response.unknown:
+            found = record_id(expect(response, stage), stage)
+            break
+        found = yield from reconcile_create(ctx, entity, key, response.sent_at)
+        if found is not None:
+            break
+    if found is None:
+        raise unknown_failure(stage, f"no {entity.noun} with {entity.identity} {key} appeared")
+    ref = Ref(id=found, via="created", key=key)
+    ctx.ledger.learn(entity, key, ref)
+    ctx.ledger.wrote = True
+    return ref
+
+
+def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[PdId | None]:
+    """Did the create land? List records updated since it was sent (listings have no index lag,
+    unlike itemSearch) and match the identity field."""
+    stage = f"reconcile {entity.noun}"
+    sent = parse_time(sent_at)
+    if sent is None:
+        raise PlanFailure(
+            f"create {entity.noun}: outcome unknown and no send time to reconcile with",
+            stage=stage,
+            retryable=True,
+        )
+    field_key = require_field(ctx, entity, key)
+    matches: list[PdId] = []
+    cursor: str | None = None
+    while True:
+        query: dict[str, str | int] = {
+            "updated_since": rfc3339(sent - RECONCILE_SLACK),
+            "sort_by": "update_time",
+            "sort_direction": "desc",
+            "limit": LIST_LIMIT,
+        }
+        if cursor:
+            query["cursor"] = cursor
+        response = yield ApiRequest(
+            method="GET",
+            path=entity.collection,
+            endpoint=entity.collection,
+            stage=stage,
+            query=query,
+            note=f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}",
+        )
+        expect(response, stage)
+        for record in response.data if isinstance(response.data, list) else []:
+            custom = record.get("custom_fields") if isinstance(record, Mapping) else None
+            value = custom.get(field_key) if isinstance(custom, Mapping) else None
+            if isinstance(value, Mapping):  # some field types answer {"value": ...}
+                value = value.get("value")
+            found = pd_id(record.get("id")) if isinstance(record, Mapping) else None
+            if found is not None and identity_value(value) == key:
+                matches.append(found)
+        cursor = next_cursor(response.additional_data)
+        if cursor is None:
+            return lowest(matches) if matches else None
+
+
+def update(
+    ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], *, stage: str, note: str
+) -> Step[ApiResponse]:
+    """PATCH a record (idempotent: an unknown outcome may simply be repeated)."""
+    request = ApiRequest(
+        method="PATCH",
+        path=f"{entity.collection}/{ref.id}",
+        endpoint=entity.item_endpoint,
+        stage=stage,
+        body=body,
+        note=note,
+    )
+    for _ in range(UNKNOWN_LIMIT):
+        response = yield request
+        if response.unknown:
+            continue
+        if response.status in GONE:
+            raise gone(entity, ref, response, stage)
+        expect(response, stage)
+        ctx.ledger.wrote = True
+        if entity is PERSON:
+            org = org_of(response.data)
+            if org is not None:
+                ctx.ledger.memberships[ref.id] = org
+        return response
+    raise unknown_failure(stage, "the update was repeated")
+
+
+def person_create_body(
+    ctx: Ctx, key: str, traits: Traits, org: PdId | None = None
+) -> dict[str, Any]:
+    """The body of a new person, or the reason it cannot be created (checked before any write)."""
+    if not ctx.config.create_persons:
+        raise PlanFailure("person not found and create_persons is off", stage="lookup person")
+    body = entity_body(ctx, PERSON, traits, create=True)
+    if "name" not in body:
+        raise PlanFailure("cannot create person without a name", stage="create person")
+    body = with_identity(body, require_field(ctx, PERSON, key), key)
+    if org is not None:
+        body["org_id"] = org
+    return body
+
+
+def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
+    ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
+    # Nobody has leads for a person this run created: later tracks need not list them.
+    ctx.ledger.lead_origins[ref.id] = frozenset()
+    org = pd_id(body.get("org_id"))
+    if org is not None:
+        ctx.ledger.memberships[ref.id] = org
+    return ref

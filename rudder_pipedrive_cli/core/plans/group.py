@@ -1,0 +1,91 @@
+"""group: find or create the organization, then make the person (found or created) belong to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.plans.common import (
+    ORG,
+    PERSON,
+    Ctx,
+    Ref,
+    Stale,
+    Step,
+    create,
+    create_person,
+    entity_body,
+    find,
+    person_create_body,
+    require_field,
+    update,
+    with_identity,
+)
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+
+def plan(ctx: Ctx) -> Step[Outcome]:
+    event = ctx.event
+    group_id, user_id = event.group_id, event.user_id
+    if group_id is None and "org_id" not in event.external:
+        raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")
+    if user_id is None and "person_id" not in event.external:
+        raise PlanFailure(
+            "group needs a person: a userId or a person_id external id", stage="validate"
+        )
+    org_traits = Traits.of(event.raw, "traits")
+    # Look up and validate everything before writing, so an event that must fail has no effects.
+    org = yield from find(ctx, ORG, group_id, "org_id")
+    person = yield from find(ctx, PERSON, user_id, "person_id")
+    new_person: dict[str, Any] | None = None
+    if person is None:
+        if user_id is None:  # find() answers None only after searching a userId
+            raise PlanFailure("group needs a person: a userId", stage="validate")
+        new_person = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
+    if org is None:
+        if group_id is None:  # find() answers None only after searching a groupId
+            raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")
+        org_body = entity_body(ctx, ORG, org_traits, create=True)
+        if "name" not in org_body:
+            raise PlanFailure(
+                "cannot create organization without a name", stage="create organization"
+            )
+        org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
+        note = f"create organization {group_id} (not found)"
+        org = yield from create(ctx, ORG, group_id, org_body, note)
+    else:
+        yield from update_org(ctx, org, entity_body(ctx, ORG, org_traits, create=False))
+    if person is None and new_person is not None and user_id is not None:
+        # A new person joins the organization in its create: no second request.
+        yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
+    elif person is not None:
+        yield from link(ctx, person, org)
+    return ctx.ledger.finish()
+
+
+def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:
+    group_id = ctx.event.group_id
+    if org.via == "external" and group_id is not None:
+        ctx.ledger.learn(ORG, group_id, org)
+        if ctx.config.group_id_field:
+            body = with_identity(body, ctx.config.group_id_field, group_id)
+    if body:
+        note = f"update organization {org.id} ({org.how})"
+        yield from update(ctx, ORG, org, body, stage="update organization", note=note)
+
+
+def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
+    """PATCH the person's org_id, unless it is known to belong there already."""
+    member_of = ctx.ledger.memberships.get(person.id, ctx.known.person_org(person.id))
+    if member_of == org.id:
+        return
+    note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
+    try:
+        yield from update(ctx, PERSON, person, {"org_id": org.id}, stage="link person", note=note)
+    except PlanFailure as failure:
+        # Refused while the organization came from the cache: it may be gone; search again.
+        if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):
+            raise Stale(ORG, org.key) from failure
+        raise
+    ctx.ledger.memberships[person.id] = org.id

@@ -1,0 +1,44 @@
+"""identify: update the person found by userId (or external id), or create it."""
+
+from __future__ import annotations
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.plans.common import (
+    PERSON,
+    Ctx,
+    Step,
+    create_person,
+    entity_body,
+    find,
+    person_create_body,
+    update,
+    with_identity,
+)
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+NEEDS = "identify needs a userId or a person_id external id"
+
+
+def plan(ctx: Ctx) -> Step[Outcome]:
+    event = ctx.event
+    user_id = event.user_id
+    if user_id is None and "person_id" not in event.external:
+        raise PlanFailure(NEEDS, stage="validate")
+    traits = Traits.of(event.raw, "traits", "context.traits")  # top-level traits win
+    person = yield from find(ctx, PERSON, user_id, "person_id")
+    if person is None:
+        if user_id is None:  # find() answers None only after searching a userId
+            raise PlanFailure(NEEDS, stage="validate")
+        yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
+        return ctx.ledger.finish()
+    body = entity_body(ctx, PERSON, traits, create=False)
+    if person.via == "external" and user_id is not None:
+        # The external id names this userId's person: record it there and in the cache.
+        ctx.ledger.learn(PERSON, user_id, person)
+        if ctx.config.user_id_field:
+            body = with_identity(body, ctx.config.user_id_field, user_id)
+    if body:
+        note = f"update person {person.id} ({person.how})"
+        yield from update(ctx, PERSON, person, body, stage="update person", note=note)
+    return ctx.ledger.finish()

@@ -1,0 +1,177 @@
+"""track: a lead titled by the event name, for the person (found or created), exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import (
+    LEAD_STANDARD_KEYS,
+    Traits,
+    date_part,
+    dropped,
+    lead_amount,
+    lead_custom,
+    lead_labels,
+    mapped_values,
+    show,
+    text,
+)
+from rudder_pipedrive_cli.core.plans.common import (
+    GONE,
+    LIST_LIMIT,
+    PERSON,
+    UNKNOWN_LIMIT,
+    Ctx,
+    Ref,
+    Step,
+    create_person,
+    expect,
+    find,
+    gone,
+    person_create_body,
+    record_id,
+    unknown_failure,
+)
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+
+ORIGIN_PREFIX = "rpd:"
+
+
+def plan(ctx: Ctx) -> Step[Outcome]:
+    event = ctx.event
+    title = text(event.raw.get("event"))
+    if title is None:
+        raise PlanFailure("track needs an event name (the lead title)", stage="validate")
+    user_id = event.user_id
+    if user_id is None and "person_id" not in event.external:
+        raise PlanFailure(
+            "track needs a person: a userId or a person_id external id", stage="validate"
+        )
+    lead = lead_body(ctx, Traits.of(event.raw, "properties"), title)
+    person = yield from find(ctx, PERSON, user_id, "person_id")
+    if person is None:
+        if user_id is None:  # find() answers None only after searching a userId
+            raise PlanFailure("track needs a person: a userId", stage="validate")
+        body = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
+        person = yield from create_person(ctx, user_id, body)
+    origins = yield from lead_origins(ctx, person)
+    if lead["origin_id"] in origins:
+        return ctx.ledger.outcome("skipped", "already done")
+    yield from create_lead(ctx, person, {**lead, "person_id": person.id}, origins)
+    return ctx.ledger.finish()
+
+
+def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
+    """Everything of the lead but its person; mapped custom fields first, standard keys win."""
+    config, warnings = ctx.config, ctx.ledger.warnings
+    body = lead_custom(mapped_values(properties, config.lead_fields, config, warnings), config)
+    body["title"] = title
+    amount = lead_amount(properties, warnings)
+    if amount is not None:
+        currency = text(properties.get("currency")) or config.default_currency
+        if currency:
+            body["value"] = {"amount": amount, "currency": currency.upper()}
+        else:
+            warnings.append(
+                f"lead value {amount} has no currency (no currency property and no "
+                "[identity] default_currency); value left out"
+            )
+    close = properties.get("expected_close_date")
+    if close is not None:
+        day = date_part(close)
+        if day is None:
+            warnings.append(f"expected_close_date = {show(close)} is not a date; left out")
+        else:
+            body["expected_close_date"] = day
+    labels = properties.get("label_ids")
+    if labels is not None:
+        label_ids = lead_labels(labels, config.lead_labels, warnings)
+        if label_ids:
+            body["label_ids"] = label_ids
+    body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
+    ctx.ledger.drop(dropped(properties, config.lead_fields, LEAD_STANDARD_KEYS))
+    return body
+
+
+def lead_origins(ctx: Ctx, person: Ref) -> Step[frozenset[str]]:
+    """The origin_ids of the person's leads: from this event, the state, or one listing."""
+    origins = ctx.ledger.lead_origins.get(person.id, ctx.known.lead_origins(person.id))
+    if origins is None:
+        note = f"list leads of person {person.id} ({person.how}) once, to skip leads sent before"
+        origins = yield from list_origins(ctx, person, stage="list leads", note=note)
+        ctx.ledger.lead_origins[person.id] = origins
+    return origins
+
+
+def list_origins(ctx: Ctx, person: Ref, *, stage: str, note: str) -> Step[frozenset[str]]:
+    found: set[str] = set()
+    start = 0
+    while True:
+        response = yield ApiRequest(
+            method="GET",
+            path="/v1/leads",
+            endpoint="/v1/leads",
+            stage=stage,
+            query={"person_id": person.id, "start": start, "limit": LIST_LIMIT},
+            note=note,
+        )
+        if response.status in GONE:
+            raise gone(PERSON, person, response, stage)
+        expect(response, stage)
+        leads = response.data if isinstance(response.data, list) else []
+        found.update(
+            lead["origin_id"]
+            for lead in leads
+            if isinstance(lead, Mapping) and isinstance(lead.get("origin_id"), str)
+        )
+        more, next_start = page_after(response.additional_data, start, len(leads))
+        if not more or not leads:
+            return frozenset(found)
+        start = next_start
+
+
+def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
+    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
+    under its `pagination`."""
+    info = additional if isinstance(additional, Mapping) else {}
+    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
+    next_start = info.get("next_start")
+    return bool(info.get("more_items_in_collection")), (
+        next_start if isinstance(next_start, int) else start + count
+    )
+
+
+def create_lead(
+    ctx: Ctx, person: Ref, body: Mapping[str, Any], origins: frozenset[str]
+) -> Step[PdId]:
+    """POST the lead; an unknown outcome is settled by listing the person's leads by origin_id."""
+    stage = "create lead"
+    origin = str(body["origin_id"])
+    request = ApiRequest(
+        method="POST",
+        path="/v1/leads",
+        endpoint="/v1/leads",
+        stage=stage,
+        body=body,
+        note=f"create lead {body['title']!r} for person {person.id} ({person.how})",
+    )
+    for _ in range(UNKNOWN_LIMIT):
+        response = yield request
+        if not response.unknown:
+            if response.status in GONE:
+                raise gone(PERSON, person, response, stage)
+            lead_id = record_id(expect(response, stage), stage)
+            break
+        note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
+        listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
+        origins = origins | listed
+        if origin in listed:
+            lead_id = origin
+            break
+    else:
+        raise unknown_failure(stage, f"no lead with origin_id {origin} appeared")
+    ctx.ledger.wrote = True
+    ctx.ledger.lead_origins[person.id] = origins | {origin}
+    return lead_id
