@@ -354,6 +354,13 @@ def test_strict_raises_on_the_first_bad_line(tmp_path: Path) -> None:
     )
 
 
+def test_strict_raises_on_a_value_that_is_not_an_event(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(A, {"userId": "u-1"}))
+    with pytest.raises(UsageError) as caught:
+        read(path, strict=True)
+    assert caught.value.message == f'{path}:2: event has no "type"'
+
+
 def test_strict_raises_on_a_missing_file(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.ndjson")
     with pytest.raises(UsageError) as caught:

@@ -33,6 +33,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.envelopes import RawItem, unwrap
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.events import EventError, parse_event
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -207,9 +208,16 @@ def _read_error(exc: BaseException) -> str:
 
 
 def _strict(items: Iterable[RawItem]) -> Iterator[RawItem]:
+    """Raise on the first item that is not an event, including a value `parse_event` refuses."""
     for item in items:
-        if item.error:
-            raise UsageError(f"{item.source}: {item.error}", hint=STRICT_HINT)
+        error = item.error
+        if not error:
+            try:
+                parse_event(item.value, item.source)
+            except EventError as exc:
+                error = str(exc)
+        if error:
+            raise UsageError(f"{item.source}: {error}", hint=STRICT_HINT)
         yield item
 
 
