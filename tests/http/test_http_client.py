@@ -1,0 +1,324 @@
+"""PipedriveClient.send against scripted answers: statuses, retries, waits, unknown writes."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+from helpers_http import (
+    SENT_AT,
+    TOKEN,
+    FakeTime,
+    Script,
+    client_for,
+    edge_403,
+    error,
+    get,
+    ok,
+    run,
+    search,
+    send_with,
+    write,
+)
+
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop, UsageError
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.client import PipedriveClient, envelope
+
+# With random() fixed at 0.5: backoff n waits 0.75 * min(30, 0.5 * 2**(n-1)); a rate-limit wait
+# adds 0.5 * 0.25 of jitter to what the server asked for.
+BACKOFF = [0.375, 0.75, 1.5, 3.0, 6.0, 12.0]
+RATE_JITTER = 0.125
+
+
+def test_success_returns_the_envelope_and_sends_the_token_only_in_the_header() -> None:
+    script = Script(
+        [
+            httpx.Response(
+                200,
+                json={"success": True, "data": {"id": 7}, "additional_data": {"next_cursor": "c2"}},
+            )
+        ]
+    )
+    time, tally = FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), search()))
+    assert (response.status, response.data, response.additional_data) == (
+        200,
+        {"id": 7},
+        {"next_cursor": "c2"},
+    )
+    assert response.error == "" and response.sent_at == "2026-11-28T13:00:05Z"
+    [sent] = script.seen
+    assert sent.headers["x-api-token"] == TOKEN
+    assert TOKEN not in str(sent.url)
+    assert sent.url.host == "acme.pipedrive.com" and sent.url.path == "/api/v2/itemSearch/field"
+    assert dict(sent.url.params) == {
+        "term": "u-1",
+        "entity_type": "person",
+        "field": "abc",
+        "match": "exact",
+    }
+    assert tally.requests == {"GET /api/v2/itemSearch/field": 1} and tally.tokens == 20
+    assert time.sleeps == [] and tally.retries == 0
+
+
+def test_a_write_body_goes_as_json() -> None:
+    script = Script([ok({"id": 9}, status=201)])
+    response = run(
+        send_with(client_for(script, FakeTime()), write("POST", {"name": "Ada", "visible_to": 3}))
+    )
+    assert response.status == 201 and response.data == {"id": 9}
+    [sent] = script.seen
+    assert sent.method == "POST" and sent.headers["content-type"] == "application/json"
+    assert orjson.loads(sent.content) == {"name": "Ada", "visible_to": 3}
+
+
+@pytest.mark.parametrize("status", [400, 404, 410, 422])
+def test_a_definitive_4xx_goes_to_the_plan_after_one_attempt(status: int) -> None:
+    answer = httpx.Response(
+        status,
+        json={
+            "success": False,
+            "error": "Validation failed",
+            "error_info": "emails: invalid",
+            "data": None,
+        },
+    )
+    script, time = Script([answer]), FakeTime()
+    response = run(send_with(client_for(script, time), write("POST")))
+    assert response.status == status and not response.ok
+    assert response.error == "Validation failed (emails: invalid)"
+    assert len(script.seen) == 1 and time.sleeps == []
+
+
+def test_envelope_without_json_names_the_status() -> None:
+    assert envelope(404, b"nope", False, "").error == "HTTP 404"
+    assert envelope(200, b"", True, "").error == ""
+    assert envelope(400, b"{not json", True, "").error == "HTTP 400"
+
+
+@pytest.mark.parametrize("answer", [error(401, "unauthorized access"), error(403, "forbidden")])
+def test_401_and_a_json_403_refuse_the_token(answer: httpx.Response) -> None:
+    script = Script([answer])
+    with pytest.raises(AuthRefused) as caught:
+        run(send_with(client_for(script, FakeTime()), get()))
+    assert caught.value.message == f"Pipedrive refused the API token ({answer.status_code})"
+    assert caught.value.hint == "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
+    assert len(script.seen) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
+def test_a_server_error_on_get_is_retried_with_backoff(status: int) -> None:
+    script, time, tally = Script([error(status), ok({"id": 7})]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), get()))
+    assert response.status == 200
+    assert len(script.seen) == 2 and time.sleeps == [BACKOFF[0]]
+    assert tally.retries == 1 and tally.requests == {"GET /api/v2/persons/{id}": 2}
+
+
+def test_retries_are_bounded_and_then_fail_the_event() -> None:
+    script, time, tally = Script([error(503)] * 3), FakeTime(), Tally()
+    with pytest.raises(PlanFailure) as caught:
+        run(send_with(client_for(script, time, max_retries=2, tally=tally), get()))
+    failure = caught.value
+    assert failure.reason == "GET /api/v2/persons/{id}: HTTP 503 after 3 attempts"
+    assert (failure.stage, failure.status, failure.retryable) == ("get person", 503, True)
+    assert time.sleeps == BACKOFF[:2] and tally.retries == 2 and len(script.seen) == 3
+
+
+def test_six_retries_by_default_with_exponential_waits() -> None:
+    script, time = Script([httpx.ConnectError("refused")] * 7), FakeTime()
+    with pytest.raises(PlanFailure) as caught:
+        run(send_with(client_for(script, time), write("POST")))
+    assert caught.value.reason == "POST /api/v2/persons: ConnectError: refused after 7 attempts"
+    assert caught.value.status is None
+    assert time.sleeps == BACKOFF
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_server_error_on_a_create_or_merge_is_an_unknown_outcome(
+    status: int, method: str
+) -> None:
+    script, time, tally = Script([error(status)]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), write(method)))
+    assert response.unknown and response.status == 0
+    assert response.sent_at == "2026-11-28T13:00:05Z" and response.error == f"HTTP {status}"
+    assert len(script.seen) == 1 and time.sleeps == [] and sum(tally.requests.values()) == 1
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        httpx.ReadError("connection reset by peer"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.WriteError("broken pipe"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_write_lost_after_sending_is_not_repeated(lost: Exception, method: str) -> None:
+    script, time, tally = Script([lost]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), write(method)))
+    assert response.unknown and response.sent_at == SENT_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert type(lost).__name__ in response.error
+    assert len(script.seen) == 1 and tally.retries == 0
+    assert sum(tally.requests.values()) == 1  # it may have reached Pipedrive: it is counted
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        httpx.ReadError("reset"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected"),
+    ],
+)
+@pytest.mark.parametrize("request_", [get(), write("PATCH")], ids=["GET", "PATCH"])
+def test_an_idempotent_request_lost_after_sending_is_repeated(
+    lost: Exception, request_: object
+) -> None:
+    script, time, tally = Script([lost, ok({"id": 3})]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), request_))  # type: ignore[arg-type]
+    assert response.status == 200 and len(script.seen) == 2
+    assert time.sleeps == [BACKOFF[0]] and tally.retries == 1
+    assert sum(tally.requests.values()) == 2
+
+
+@pytest.mark.parametrize(
+    "not_sent",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("pool")],
+)
+def test_a_write_that_surely_was_not_sent_is_repeated(not_sent: Exception) -> None:
+    script, time, tally = Script([not_sent, ok({"id": 9}, status=201)]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), write("POST")))
+    assert response.status == 201 and len(script.seen) == 2 and time.sleeps == [BACKOFF[0]]
+    assert tally.requests == {"POST /api/v2/persons": 1}  # only the one that left counts
+
+
+def test_a_429_waits_for_the_window_reset_then_retries() -> None:
+    limited = error(
+        429,
+        "Rate limit exceeded",
+        x_ratelimit_remaining="0",
+        x_ratelimit_reset="1",
+        x_ratelimit_limit="40",
+    )
+    script, time, tally = Script([limited, ok({"id": 7})]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), get()))
+    assert response.status == 200
+    assert time.sleeps == [1 + RATE_JITTER]
+    assert tally.rate_limited == 1 and tally.retries == 1
+
+
+def test_retry_after_is_honoured_and_capped() -> None:
+    script, time = (
+        Script([error(429, retry_after="3"), error(429, retry_after="7200"), ok()]),
+        FakeTime(),
+    )
+    run(send_with(client_for(script, time), get()))
+    assert time.sleeps == [3 + RATE_JITTER, 60 + RATE_JITTER]
+
+
+def test_429s_do_not_spend_the_retry_budget() -> None:
+    limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
+    script, time = Script([limited, ok()]), FakeTime()
+    assert run(send_with(client_for(script, time, max_retries=0), get())).status == 200
+
+
+def test_a_429_with_requests_left_in_the_window_means_the_daily_budget_is_spent() -> None:
+    daily = error(429, x_ratelimit_remaining="12", x_ratelimit_reset="40000")
+    script, time, tally = Script([daily]), FakeTime(), Tally()
+    with pytest.raises(RateLimitStop) as caught:
+        run(send_with(client_for(script, time, tally=tally), get()))
+    assert caught.value.message.startswith("daily API token budget spent")
+    assert caught.value.hint == "rerun the same command later to resume"
+    assert len(script.seen) == 1 and time.sleeps == [] and tally.rate_limited == 1
+
+
+def test_repeated_429s_after_waiting_a_whole_window_stop_the_run() -> None:
+    limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
+    script, time, tally = Script([limited] * 4), FakeTime(), Tally()
+    with pytest.raises(RateLimitStop) as caught:
+        run(send_with(client_for(script, time, tally=tally), get()))
+    # The first wait is what the server asked; later ones a whole window; refused twice after
+    # a whole window means the budget is gone.
+    assert time.sleeps == [1 + RATE_JITTER, 2 + RATE_JITTER, 2 + RATE_JITTER]
+    assert len(script.seen) == 4 and tally.rate_limited == 4
+    assert "again after waiting 2s" in caught.value.message
+
+
+def test_the_edge_html_403_backs_off_a_window_and_is_not_an_auth_error() -> None:
+    script, time, tally = Script([edge_403(), ok({"id": 1})]), FakeTime(), Tally()
+    response = run(send_with(client_for(script, time, tally=tally), get()))
+    assert response.status == 200 and time.sleeps == [2 + RATE_JITTER]
+    assert tally.rate_limited == 1
+
+
+def test_a_repeated_edge_403_stops_the_run() -> None:
+    script, time = Script([edge_403()] * 3), FakeTime()
+    with pytest.raises(RateLimitStop):
+        run(send_with(client_for(script, time), write("POST")))
+    assert time.sleeps == [2 + RATE_JITTER] * 2 and len(script.seen) == 3
+
+
+def test_a_server_error_between_429s_resets_the_strikes() -> None:
+    limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="2")
+    script, time = Script([limited, limited, error(500), limited, limited, ok()]), FakeTime()
+    assert run(send_with(client_for(script, time), get())).status == 200
+    assert time.sleeps == [2.125, 2.125, BACKOFF[0], 2.125, 2.125]
+
+
+def test_a_429_holds_back_the_other_requests_too() -> None:
+    limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="2")
+    script, time = Script([limited, ok(), ok()]), FakeTime()
+    client = client_for(script, time, plan="growth")
+
+    async def scenario() -> None:
+        async with client:
+            await client.send(get())
+            await client.send(get())
+
+    run(scenario())
+    # The retry slept 2.125; the pacer needed no more. Both requests went after the hold.
+    assert time.sleeps == [2 + RATE_JITTER]
+    assert len(script.seen) == 3
+
+
+def test_response_headers_correct_the_pacer() -> None:
+    # Another client spent the window: the server says nothing is left until it resets.
+    spent = ok(x_ratelimit_limit="40", x_ratelimit_remaining="0", x_ratelimit_reset="2")
+    script, time = Script([spent, ok()]), FakeTime()
+    client = client_for(script, time, plan="growth")
+
+    async def scenario() -> None:
+        async with client:
+            await client.send(get())
+            await client.send(get())
+
+    run(scenario())
+    assert time.sleeps == [pytest.approx(2.0)]
+
+
+def test_counters_for_the_progress_display() -> None:
+    limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
+    script = Script([error(502), limited, ok()])
+    client = client_for(script, FakeTime())
+    run(send_with(client, get()))
+    assert (client.sent, client.retries, client.rate_limited) == (3, 2, 1)
+
+
+def test_the_client_refuses_bad_settings() -> None:
+    with pytest.raises(UsageError, match="non-loopback"):
+        PipedriveClient(token=TOKEN, base_url="http://api.example.com")
+    with pytest.raises(UsageError, match="token"):
+        PipedriveClient(token="  ")
+    with pytest.raises(UsageError, match="plan"):
+        PipedriveClient(token=TOKEN, plan="gold")
+    for loopback in (
+        "http://127.0.0.1:8787",
+        "http://127.3.2.1",
+        "http://[::1]:9",
+        "http://localhost:1",
+    ):
+        assert PipedriveClient(token=TOKEN, base_url=loopback).base_url == loopback
