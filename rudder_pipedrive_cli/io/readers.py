@@ -14,7 +14,8 @@ document (loaded whole), decided from its first non-blank lines:
 Sources: `FILE:LINE` (1-based physical lines), `FILE:LINE#N` for the N-th event of a batch on a
 line, `FILE#N` for the N-th element of an array or of a whole-file batch, `FILE` for a whole-file
 single event; stdin is named `-`. Bad input never stops the run: each bad line, value, file or
-stream becomes one `RawItem` with a one-line `error` (unless `strict`, which raises `UsageError`).
+stream becomes one `RawItem` with a one-line `error`. With `strict`, the first such item, or the
+first value `parse_event` refuses, raises `UsageError` instead.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
 
 
 def _layout(content: list[tuple[int, bytes]]) -> str | None:
-    """ "document" or "ndjson" from the first non-blank lines, or None when one more is needed."""
+    """The layout the first non-blank lines show: document, ndjson, or None to read one more."""
     first = content[0][1]
     if first.lstrip().startswith(b"["):
         return "document"
