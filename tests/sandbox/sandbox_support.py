@@ -1,0 +1,71 @@
+"""Constants and helpers the sandbox tests share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+TOKEN = "sandbox-token"
+OPENAPI_DIR = Path(__file__).resolve().parents[3] / "shared" / "pipedrive-openapi"
+START = 1_780_000_000.0  # 2026-05-28T20:26:40Z: far from a UTC midnight
+
+USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+ROLE_FIELD = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+PLAN_FIELD = "2166d04123ea6d974ed242877a8d769fe934c896"
+GROUP_ID_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
+INDUSTRY_FIELD = "defb159c0eed85085c8281ba35dedef9760c65bd"
+EMPLOYEES_FIELD = "30ad8f346a94dd54e680b1f9410672d8c6253b5b"
+SOURCE_FIELD = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
+CAMPAIGN_FIELD = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
+HOT = "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"
+ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+
+
+class FakeClock:
+    """Epoch seconds that only move when a test says so."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def error(message: str) -> dict[str, Any]:
+    """Pipedrive's error envelope."""
+    return {
+        "success": False,
+        "error": message,
+        "error_info": ERROR_INFO,
+        "data": None,
+        "additional_data": None,
+    }
+
+
+def search(client: httpx.Client, term: str, field: str = USER_ID_FIELD, **extra: Any) -> Any:
+    params = {"term": term, "entity_type": "person", "field": field, "match": "exact", **extra}
+    return client.get("/api/v2/itemSearch/field", params=params)
+
+
+def create_person(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v2/persons", json={"name": "Ann Lee", **body})
+    assert response.status_code == 200, response.text
+    data: dict[str, Any] = response.json()["data"]
+    return data
+
+
+@functools.cache
+def load_openapi(name: str) -> dict[str, Any]:
+    if not OPENAPI_DIR.is_dir():
+        pytest.fail(f"Pipedrive's OpenAPI files are expected at {OPENAPI_DIR}")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    doc: dict[str, Any] = yaml.load((OPENAPI_DIR / name).read_text(), Loader=loader)
+    return doc
