@@ -1,0 +1,315 @@
+"""identify (SPEC 4): found -> PATCH, not found -> create when allowed, identities and traits."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from helpers_core import (
+    CONFIG,
+    PLAN,
+    ROLE,
+    USER_FIELD,
+    Call,
+    Case,
+    create_person,
+    ok,
+    patch_person,
+    search_person,
+)
+
+from rudder_pipedrive_cli.core.protocol import ApiResponse
+
+TS = "2020-02-02T00:23:09.544Z"
+ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}, "add_time": "2020-02-02T00:23:09Z"}
+NEW_ANN = {("person", "u-1"): 100}
+NO_CREATE = replace(CONFIG, create_persons=False)
+
+
+def identify(traits: dict[str, object] | None = None, **fields: object) -> dict[str, object]:
+    return {"type": "identify", "userId": "u-1", "timestamp": TS, "traits": traits or {}, **fields}
+
+
+CASES = [
+    Case(
+        name="not found: created with standard, mapped and identity fields",
+        raw=identify(
+            {
+                "name": "Ann",
+                "email": ["ann@example.com", "ann@home.example"],
+                "phone": "+3725551234",
+                "visible_to": 3,
+                "role": "CTO",
+                "plan": "Pro",
+                "junk": 1,
+                "nested": {"a": 1},
+                "owner_id": 9,
+            }
+        ),
+        calls=[
+            search_person("u-1"),
+            create_person(
+                {
+                    "name": "Ann",
+                    "emails": [
+                        {"value": "ann@example.com", "primary": True, "label": "work"},
+                        {"value": "ann@home.example", "primary": False, "label": "work"},
+                    ],
+                    "phones": [{"value": "+3725551234", "primary": True, "label": "work"}],
+                    "visible_to": 3,
+                    "add_time": "2020-02-02T00:23:09Z",
+                    "custom_fields": {ROLE: "CTO", PLAN: 2, USER_FIELD: "u-1"},
+                }
+            ),
+        ],
+        expect={
+            "status": "sent",
+            "identities": NEW_ANN,
+            "lead_origins": {100: frozenset()},
+            "dropped": ["junk", "nested", "owner_id"],
+            "warnings": [],
+        },
+    ),
+    Case(
+        name="not found and create_persons off: fails",
+        raw=identify({"name": "Ann"}),
+        config=NO_CREATE,
+        calls=[search_person("u-1")],
+        expect={
+            "status": "failed",
+            "reason": "person not found and create_persons is off",
+            "stage": "lookup person",
+            "retryable": False,
+        },
+    ),
+    Case(
+        name="not found and no name: fails, no invented name",
+        raw=identify({"email": "ann@example.com"}),
+        calls=[search_person("u-1")],
+        expect={
+            "status": "failed",
+            "reason": "cannot create person without a name",
+            "stage": "create person",
+        },
+    ),
+    Case(
+        name="name from firstName and last_name",
+        raw=identify({"firstName": "Ann", "last_name": "Lee"}),
+        calls=[search_person("u-1"), create_person({**ANN, "name": "Ann Lee"})],
+        expect={"status": "sent", "identities": NEW_ANN, "dropped": []},
+    ),
+    Case(
+        name="found: PATCH without add_time",
+        raw=identify({"name": "Ann", "role": "CTO", "add_time": "2019-01-01"}),
+        calls=[
+            search_person("u-1", 42),
+            patch_person(42, {"name": "Ann", "custom_fields": {ROLE: "CTO"}}),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 42}, "lead_origins": {}},
+    ),
+    Case(
+        name="found with nothing to write: unchanged, no PATCH",
+        raw=identify({"userId": "u-1", "id": "u-1", "junk": True}),
+        calls=[search_person("u-1", 42)],
+        expect={"status": "unchanged", "dropped": ["junk"]},
+    ),
+    Case(
+        name="top-level traits win over context.traits, field by field",
+        raw=identify({"name": "Top"}, context={"traits": {"name": "Ctx", "role": "ctx-role"}}),
+        calls=[
+            search_person("u-1", 42),
+            patch_person(42, {"name": "Top", "custom_fields": {ROLE: "ctx-role"}}),
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="ambiguous identity: lowest id and a warning",
+        raw=identify({"name": "Ann"}),
+        calls=[search_person("u-1", 9, 3, 5), patch_person(3, {"name": "Ann"})],
+        expect={
+            "status": "sent",
+            "identities": {("person", "u-1"): 3},
+            "warnings": ["ambiguous identity: 3 persons have userId u-1; using the lowest id"],
+        },
+    ),
+    Case(
+        name="search answers in the {result_score, item} shape",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            Call(
+                method="GET",
+                path="/api/v2/itemSearch/field",
+                query=search_person("u-1").query,
+                response=ok([{"result_score": 1.0, "item": {"id": 77, "name": "Ann"}}]),
+            ),
+            patch_person(77, {"name": "Ann"}),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 77}},
+    ),
+    Case(
+        name="visible_to as a numeric string is an integer; an invalid one is dropped",
+        raw=identify({"visible_to": "7", "email": "a@b.c"}),
+        calls=[
+            search_person("u-1", 42),
+            patch_person(
+                42,
+                {"emails": [{"value": "a@b.c", "primary": True, "label": "work"}], "visible_to": 7},
+            ),
+        ],
+        expect={"status": "sent", "warnings": []},
+    ),
+    Case(
+        name="invalid visible_to: dropped with a warning",
+        raw=identify({"name": "Ann", "visible_to": "everyone"}),
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"})],
+        expect={"warnings": ["visible_to = everyone is not one of 1, 3, 5, 7; dropped"]},
+    ),
+    Case(
+        name="add_time trait converted to RFC 3339 UTC on create",
+        raw=identify({"name": "Ann", "add_time": "2021-03-04T05:06:07.89+02:00"}),
+        calls=[
+            search_person("u-1"),
+            create_person({**ANN, "add_time": "2021-03-04T03:06:07Z"}),
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="add_time from originalTimestamp before timestamp",
+        raw=identify({"name": "Ann"}, originalTimestamp="2020-01-01T10:00:00+01:00"),
+        calls=[search_person("u-1"), create_person({**ANN, "add_time": "2020-01-01T09:00:00Z"})],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="enum label matched case-insensitively to its option id",
+        raw=identify({"plan": "enterprise"}),
+        calls=[search_person("u-1", 42), patch_person(42, {"custom_fields": {PLAN: 3}})],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="a value that cannot be coerced fails the event, naming trait and field",
+        raw=identify({"name": "Ann", "plan": "Gold"}),
+        calls=[search_person("u-1", 42)],
+        expect={
+            "status": "failed",
+            "reason": "cannot convert plan = Gold for field Plan (enum): "
+            "expected one of Free, Pro, Enterprise",
+            "stage": "validate",
+            "retryable": False,
+        },
+    ),
+    Case(
+        name="external person_id: PATCH it with the userId, no search",
+        raw=identify({"name": "Ann"}, context={"externalId": [{"type": "person_id", "id": 261}]}),
+        calls=[patch_person(261, {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}})],
+        expect={"status": "sent", "identities": {("person", "u-1"): 261}},
+    ),
+    Case(
+        name="external pipedrivePersonId (RudderStack's later name) beats the cache",
+        raw=identify(
+            {"name": "Ann"}, context={"externalId": [{"type": "pipedrivePersonId", "id": "262"}]}
+        ),
+        persons={"u-1": 7},
+        calls=[patch_person(262, {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}})],
+        expect={"status": "sent", "identities": {("person", "u-1"): 262}},
+    ),
+    Case(
+        name="external id without userId and without user_id_field: no identity field sent",
+        raw={
+            "type": "identify",
+            "anonymousId": "anon",
+            "traits": {"name": "Ann"},
+            "context": {"externalId": [{"type": "person_id", "id": 261}]},
+        },
+        config=replace(CONFIG, user_id_field=""),
+        calls=[patch_person(261, {"name": "Ann"})],
+        expect={"status": "sent", "identities": {}},
+    ),
+    Case(
+        name="external id that is not numeric fails",
+        raw=identify({"name": "Ann"}, context={"externalId": [{"type": "person_id", "id": "x1"}]}),
+        expect={
+            "status": "failed",
+            "reason": "external id person_id = 'x1' is not a numeric Pipedrive id",
+            "stage": "validate",
+        },
+    ),
+    Case(
+        name="external id not found: fails, not retryable, naming the id",
+        raw=identify({"name": "Ann"}, context={"externalId": [{"type": "person_id", "id": 261}]}),
+        calls=[patch_person(261, {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}, 404)],
+        expect={
+            "status": "failed",
+            "reason": "person 261 (person_id external id) not found",
+            "stage": "update person",
+            "http_status": 404,
+            "retryable": False,
+        },
+    ),
+    Case(
+        name="the cache beats search",
+        raw=identify({"name": "Ann"}),
+        persons={"u-1": 7},
+        calls=[patch_person(7, {"name": "Ann"})],
+        expect={"status": "sent", "identities": {}},
+    ),
+    Case(
+        name="stale cache (404): dropped, found again by search",
+        raw=identify({"name": "Ann"}),
+        persons={"u-1": 7},
+        calls=[
+            patch_person(7, {"name": "Ann"}, 404),
+            search_person("u-1", 42),
+            patch_person(42, {"name": "Ann"}),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 42}},
+    ),
+    Case(
+        name="stale cache (410) and gone for good: created again",
+        raw=identify({"name": "Ann"}),
+        persons={"u-1": 7},
+        calls=[patch_person(7, {"name": "Ann"}, 410), search_person("u-1"), create_person(ANN)],
+        expect={"status": "sent", "identities": NEW_ANN},
+    ),
+    Case(
+        name="stale cache and creation off: the forgotten id is reported",
+        raw=identify({"name": "Ann"}),
+        config=NO_CREATE,
+        persons={"u-1": 7},
+        calls=[patch_person(7, {"name": "Ann"}, 404), search_person("u-1")],
+        expect={"status": "failed", "identities": {("person", "u-1"): None}},
+    ),
+    Case(
+        name="no user_id_field configured: fails naming the setting",
+        raw=identify({"name": "Ann"}),
+        config=replace(CONFIG, user_id_field=""),
+        expect={
+            "status": "failed",
+            "reason": "[identity] user_id_field is not set: cannot look up userId u-1",
+            "stage": "validate",
+        },
+    ),
+    Case(
+        name="a refused lookup fails (never taken as not found)",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            Call(
+                method="GET",
+                path="/api/v2/itemSearch/field",
+                query=search_person("u-1").query,
+                response=ApiResponse(status=400, error="term too short"),
+            )
+        ],
+        expect={
+            "status": "failed",
+            "reason": "lookup person refused: HTTP 400: term too short",
+            "stage": "lookup person",
+            "http_status": 400,
+            "retryable": False,
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_identify(case: Case) -> None:
+    case.verify()
