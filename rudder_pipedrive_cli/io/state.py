@@ -1,0 +1,746 @@
+"""The durable replay state: identity cache, journal, writes in flight (SPEC 5), in SQLite.
+
+One file holds any number of namespaces, one per (base URL, token fingerprint), so a sandbox and a
+production account never see each other's ids. The token itself is never stored: only the first
+16 hex characters of a salted sha256 (SPEC 8).
+
+Durability: WAL with `synchronous=NORMAL`, so a commit needs no fsync and survives the process
+being killed (not a power cut of the last few commits). Outcomes and what they taught are written
+into one open transaction that is committed every `batch_size` events or `batch_seconds`, on
+`flush()` and on close; a kill loses at most that batch, which only means those events run again
+(their writes in flight were committed by `begin_write`, and the deletion of those rows belongs to
+the lost batch, so the rerun reconciles instead of repeating a create). `begin_write` commits
+before it returns. An exclusive `flock` on `PATH.lock`, held while the state is open for writing,
+keeps two runs off one file; the kernel releases it when the process dies, so no stale locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import orjson
+
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+
+SCHEMA_VERSION = 1
+STATE_DIR = ".rpd"
+STATE_FILE = "state.sqlite"
+DONE_STATUSES = frozenset({"sent", "unchanged", "skipped"})
+# Measured with benchmarks/state_writes.py: a batch of 500 records outcomes ~8x faster than a
+# commit per event, and losing up to 500 outcomes to a kill only re-runs those events.
+BATCH_SIZE = 500
+BATCH_SECONDS = 2.0
+KINDS = ("person", "org", "member")
+STATUSES = ("sent", "unchanged", "skipped", "failed")
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identities (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, pd_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (ns, kind, key)
+) WITHOUT ROWID;
+CREATE TABLE lead_origins (
+    ns TEXT NOT NULL, person_id TEXT NOT NULL, origin_id TEXT NOT NULL,
+    PRIMARY KEY (ns, person_id, origin_id)
+) WITHOUT ROWID;
+CREATE TABLE leads_listed (
+    ns TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (ns, person_id)
+) WITHOUT ROWID;
+CREATE TABLE journal (
+    ns TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    source TEXT NOT NULL, finished_at TEXT NOT NULL, PRIMARY KEY (ns, event_id)
+) WITHOUT ROWID;
+CREATE TABLE inflight (
+    ns TEXT NOT NULL, event_id TEXT NOT NULL, method TEXT NOT NULL, endpoint TEXT NOT NULL,
+    path TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (ns, event_id, method, endpoint, path)
+) WITHOUT ROWID;
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, ns TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    counts_json TEXT
+);
+CREATE TABLE fields (
+    ns TEXT NOT NULL, entity TEXT NOT NULL, fetched_at TEXT NOT NULL, payload_json TEXT NOT NULL,
+    PRIMARY KEY (ns, entity)
+) WITHOUT ROWID;
+"""
+TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
+
+
+def default_state_path(config_path: Path | None) -> Path:
+    """`.rpd/state.sqlite` beside the config file, or in the working directory without one."""
+    base = config_path.parent if config_path is not None else Path()
+    return base / STATE_DIR / STATE_FILE
+
+
+def token_fingerprint(token: str) -> str:
+    return hashlib.sha256(f"rpd-state:{token}".encode()).hexdigest()[:16]
+
+
+def namespace_key(base_url: str, token: str) -> str:
+    """'BASE_URL#FINGERPRINT': the token is never stored, only a salted hash prefix of it."""
+    return f"{base_url.rstrip('/')}#{token_fingerprint(token)}"
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode_id(pd_id: PdId) -> str:
+    """A Pipedrive id as text with a type tag, so 5 and "5" stay distinct and come back as sent."""
+    return f"i:{pd_id}" if isinstance(pd_id, int) else f"s:{pd_id}"
+
+
+def decode_id(text: str) -> PdId:
+    tag, _, value = text.partition(":")
+    return int(value) if tag == "i" else value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    started_at: str
+    finished_at: str | None
+    counts: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamespaceSummary:
+    namespace: str
+    base_url: str
+    fingerprint: str
+    identities: Mapping[str, int]  # by kind: person, org, member
+    leads_listed: int  # persons whose leads were listed
+    lead_origins: int
+    journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
+    inflight: int
+    last_run: RunSummary | None
+
+    def as_json(self) -> dict[str, Any]:
+        run = self.last_run
+        return {
+            "namespace": self.namespace,
+            "base_url": self.base_url,
+            "fingerprint": self.fingerprint,
+            "identities": dict(self.identities),
+            "leads_listed": self.leads_listed,
+            "lead_origins": self.lead_origins,
+            "journal": dict(self.journal),
+            "inflight": self.inflight,
+            "last_run": None
+            if run is None
+            else {
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "counts": None if run.counts is None else dict(run.counts),
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedFields:
+    fetched_at: str
+    payload: Any
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+class _FileLock:
+    """An exclusive `flock` on PATH.lock holding the owner's pid; the kernel drops it on death."""
+
+    def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
+        self.path = lock_path(state_path)
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        while True:
+            handle = self.path.open("a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                pid = handle.read().strip() or "unknown"
+                handle.close()
+                raise UsageError(
+                    f"state file {self.state_path} is in use by another rpd process (pid {pid})",
+                    hint="wait for it to finish, or use --state",
+                ) from None
+            # The file may have been removed (rpd state clear) between open and flock: then the
+            # lock is on an orphan, so take it again on the file now at that path.
+            try:
+                current = os.stat(self.path)
+            except FileNotFoundError:
+                handle.close()
+                continue
+            if current.st_ino != os.fstat(handle.fileno()).st_ino:
+                handle.close()
+                continue
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+            self._handle = handle
+            return
+
+    def release(self, *, remove: bool = False) -> None:
+        if self._handle is None:
+            return
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        self._handle.close()  # closing drops the flock
+        self._handle = None
+
+
+def _unreadable(path: Path) -> UsageError:
+    return UsageError(
+        f"state file {path} is not a readable rpd state file",
+        hint="move it aside, remove it with `rpd state clear`, or use another --state",
+    )
+
+
+def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
+    """True when the file already holds our schema, False when it is empty; else UsageError."""
+    try:
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return False
+        if "meta" not in tables:
+            raise _unreadable(path)
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        raise _unreadable(path) from None
+    version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+    if version is None:
+        raise _unreadable(path)
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"state file {path} was written by a newer rpd (schema {version})",
+            hint="upgrade rpd or use another --state",
+        )
+    return True
+
+
+def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
+    """An autocommit connection (transactions are explicit) and whether the file is empty."""
+    if readonly and not path.exists():
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        for statement in SCHEMA.split(";"):
+            connection.execute(statement)
+        return connection, False
+    target = f"{path.resolve().as_uri()}?mode=ro" if readonly else str(path)
+    try:
+        connection = sqlite3.connect(
+            target, uri=readonly, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error:
+        raise _unreadable(path) from None
+    try:
+        exists = _check_schema(connection, path)
+    except BaseException:
+        connection.close()
+        raise
+    return connection, not exists
+
+
+class _Overlay:
+    """What a read-only state learned: shadows the file (None = forgotten), never written to it."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], PdId | None] = {}
+        self.leads: dict[str, frozenset[str]] = {}
+
+
+@dataclass(slots=True)
+class _Batch:
+    size: int = 0
+    opened_at: float = 0.0
+    session_writes: set[tuple[str, str, str, str]] = field(default_factory=set)
+
+
+class ReplayState:
+    """The replay state of one namespace in one file; implements `Known` (core/known.py).
+
+    Open it with `ReplayState.open(...)` and use it as a context manager. Writable opens take an
+    exclusive lock for their lifetime; a read-only open (dry-run, `state show`) takes none, never
+    writes and, when the file is absent, behaves as an empty state. What a read-only state learns
+    stays in memory. `summary()` and `clear(None)` cover every namespace of the file.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        namespace: str,
+        connection: sqlite3.Connection,
+        lock: _FileLock | None,
+        batch_size: int,
+        batch_seconds: float,
+        clock: Callable[[], float],
+        now: Callable[[], str],
+    ) -> None:
+        self.path = path
+        self.namespace = namespace
+        self.readonly = lock is None
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self._db = connection
+        self._lock = lock
+        self._clock = clock
+        self._now = now
+        self._mutex = threading.RLock()
+        self._overlay = _Overlay()
+        self._batch = _Batch()
+        self._run_id: int | None = None
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        namespace: str,
+        *,
+        readonly: bool = False,
+        batch_size: int = BATCH_SIZE,
+        batch_seconds: float = BATCH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = utc_stamp,
+    ) -> ReplayState:
+        lock: _FileLock | None = None
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = _FileLock(path)
+            lock.acquire()
+        try:
+            connection, empty = _connect(path, readonly)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        if not readonly:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            if empty:
+                with _transaction(connection):
+                    for statement in SCHEMA.split(";"):
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+        return cls(
+            path=path,
+            namespace=namespace,
+            connection=connection,
+            lock=lock,
+            batch_size=batch_size,
+            batch_seconds=batch_seconds,
+            clock=clock,
+            now=now,
+        )
+
+    # -- context manager ------------------------------------------------------------------------
+
+    def __enter__(self) -> ReplayState:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Commit what is buffered (an interrupted run keeps what it learned), then unlock."""
+        with self._mutex:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._commit()
+            finally:
+                self._db.close()
+                if self._lock is not None:
+                    self._lock.release()
+
+    # -- Known -----------------------------------------------------------------------------------
+
+    def person_id(self, user_id: str) -> PdId | None:
+        return self._identity("person", user_id)
+
+    def org_id(self, group_id: str) -> PdId | None:
+        return self._identity("org", group_id)
+
+    def person_org(self, person_id: PdId) -> PdId | None:
+        return self._identity("member", encode_id(person_id))
+
+    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
+        person = encode_id(person_id)
+        with self._mutex:
+            listed = self._db.execute(
+                "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?",
+                (self.namespace, person),
+            ).fetchone()
+            learned = self._overlay.leads.get(person)
+            if listed is None and learned is None:
+                return None
+            stored = frozenset(
+                row[0]
+                for row in self._db.execute(
+                    "SELECT origin_id FROM lead_origins WHERE ns = ? AND person_id = ?",
+                    (self.namespace, person),
+                )
+            )
+            return stored | (learned or frozenset())
+
+    def _identity(self, kind: str, key: str) -> PdId | None:
+        with self._mutex:
+            if (kind, key) in self._overlay.ids:
+                return self._overlay.ids[(kind, key)]
+            row = self._db.execute(
+                "SELECT pd_id FROM identities WHERE ns = ? AND kind = ? AND key = ?",
+                (self.namespace, kind, key),
+            ).fetchone()
+            return None if row is None else decode_id(row[0])
+
+    def learn(self, outcome: Outcome) -> None:
+        """Apply what an event taught (identities None = forget), like `MemoryKnown.learn`."""
+        with self._mutex:
+            self._learn(outcome)
+            self._buffered()
+
+    def _learn(self, outcome: Outcome) -> None:
+        ids: list[tuple[str, str, PdId | None]] = [
+            (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
+        ]
+        ids += [("member", encode_id(person), org) for person, org in outcome.memberships.items()]
+        leads = {encode_id(person): origins for person, origins in outcome.lead_origins.items()}
+        if self.readonly:
+            self._overlay.ids.update({(kind, key): pd_id for kind, key, pd_id in ids})
+            for person, origins in leads.items():
+                self._overlay.leads[person] = self._overlay.leads.get(person, frozenset()) | origins
+            return
+        self._open_batch()
+        stamp = self._now()
+        self._db.executemany(
+            "DELETE FROM identities WHERE ns = ? AND kind = ? AND key = ?",
+            [(self.namespace, kind, key) for kind, key, pd_id in ids if pd_id is None],
+        )
+        self._db.executemany(
+            "INSERT INTO identities (ns, kind, key, pd_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (ns, kind, key) DO UPDATE SET pd_id = excluded.pd_id, "
+            "updated_at = excluded.updated_at",
+            [
+                (self.namespace, kind, key, encode_id(pd_id), stamp)
+                for kind, key, pd_id in ids
+                if pd_id is not None
+            ],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO leads_listed (ns, person_id) VALUES (?, ?)",
+            [(self.namespace, person) for person in leads],
+        )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO lead_origins (ns, person_id, origin_id) VALUES (?, ?, ?)",
+            [
+                (self.namespace, person, origin)
+                for person, origins in leads.items()
+                for origin in sorted(origins)
+            ],
+        )
+
+    # -- journal and writes in flight -------------------------------------------------------------
+
+    def journal_status(self, event_id: str) -> str | None:
+        """The latest outcome of the event: "sent", "unchanged", "skipped" (done) or "failed"."""
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT status FROM journal WHERE ns = ? AND event_id = ?",
+                (self.namespace, event_id),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+    def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None:
+        """Journal the outcome, learn from it, forget its writes in flight: one transaction."""
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            self._db.execute(
+                "INSERT INTO journal (ns, event_id, status, reason, source, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, event_id) DO UPDATE SET "
+                "status = excluded.status, reason = excluded.reason, source = excluded.source, "
+                "finished_at = excluded.finished_at",
+                (self.namespace, event_id, outcome.status, outcome.reason, source, self._now()),
+            )
+            self._learn(outcome)
+            self._db.execute(
+                "DELETE FROM inflight WHERE ns = ? AND event_id = ?", (self.namespace, event_id)
+            )
+            self._batch.session_writes = {
+                write for write in self._batch.session_writes if write[0] != event_id
+            }
+            self._buffered()
+
+    def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
+        """Record a write about to be sent, durably (committed, with the buffer) before returning.
+
+        A repeat of the same write keeps the first `sent_at`: reconciliation looks for records
+        created at or after it.
+        """
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            self._db.execute(
+                "INSERT OR IGNORE INTO inflight (ns, event_id, method, endpoint, path, sent_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.namespace, event_id, request.method, request.endpoint, request.path, sent_at),
+            )
+            self._batch.session_writes.add(_write_key(event_id, request))
+            self._commit()
+
+    def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
+        """The `sent_at` of this write if an earlier run left it in flight; consumed once.
+
+        Writes begun by this state object are not returned: the plan that sent them already knows
+        their outcome (or got an unknown answer from the transport and reconciles it).
+        """
+        with self._mutex:
+            if self.readonly or _write_key(event_id, request) in self._batch.session_writes:
+                return None
+            where = (self.namespace, event_id, request.method, request.endpoint, request.path)
+            row = self._db.execute(
+                "SELECT sent_at FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "
+                "AND endpoint = ? AND path = ?",
+                where,
+            ).fetchone()
+            if row is None:
+                return None
+            self._open_batch()
+            self._db.execute(
+                "DELETE FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "
+                "AND endpoint = ? AND path = ?",
+                where,
+            )
+            return str(row[0])
+
+    def inflight_count(self) -> int:
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT count(*) FROM inflight WHERE ns = ?", (self.namespace,)
+            ).fetchone()
+            return int(row[0])
+
+    # -- runs and the field listing cache ---------------------------------------------------------
+
+    def start_run(self) -> None:
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            cursor = self._db.execute(
+                "INSERT INTO runs (ns, started_at) VALUES (?, ?)", (self.namespace, self._now())
+            )
+            self._run_id = cursor.lastrowid
+            self._commit()
+
+    def finish_run(self, counts: Mapping[str, Any]) -> None:
+        with self._mutex:
+            self._writable()
+            if self._run_id is None:
+                raise RuntimeError("finish_run() without start_run()")
+            self._open_batch()
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, counts_json = ? WHERE id = ?",
+                (self._now(), orjson.dumps(dict(counts)).decode(), self._run_id),
+            )
+            self._run_id = None
+            self._commit()
+
+    def get_fields(self, entity: str) -> CachedFields | None:
+        with self._mutex:
+            row = self._db.execute(
+                "SELECT fetched_at, payload_json FROM fields WHERE ns = ? AND entity = ?",
+                (self.namespace, entity),
+            ).fetchone()
+            return (
+                None
+                if row is None
+                else CachedFields(fetched_at=row[0], payload=orjson.loads(row[1]))
+            )
+
+    def put_fields(self, entity: str, payload: Any) -> None:
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            self._db.execute(
+                "INSERT INTO fields (ns, entity, fetched_at, payload_json) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, entity) DO UPDATE SET fetched_at = excluded.fetched_at, "
+                "payload_json = excluded.payload_json",
+                (self.namespace, entity, self._now(), orjson.dumps(payload).decode()),
+            )
+            self._commit()
+
+    # -- the whole file ---------------------------------------------------------------------------
+
+    def summary(self) -> list[NamespaceSummary]:
+        """Every namespace in the file, sorted: what `rpd state show` prints."""
+        with self._mutex:
+            return [self._namespace_summary(ns) for ns in self._namespaces()]
+
+    def clear(self, namespace: str | None = None) -> list[NamespaceSummary]:
+        """Delete one namespace, or all of them; returns what was there. Deleted pages are zeroed
+        (the journal holds event sources and user ids), and a full clear also shrinks the file."""
+        with self._mutex:
+            self._writable()
+            cleared = [s for s in self.summary() if namespace in (None, s.namespace)]
+            self._commit()
+            self._db.execute("PRAGMA secure_delete = ON")
+            with _transaction(self._db):
+                for table in TABLES:
+                    if namespace is None:
+                        self._db.execute(f"DELETE FROM {table}")
+                    else:
+                        self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+            if namespace is None:
+                self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._overlay = _Overlay()
+            self._run_id = None
+            return cleared
+
+    def _namespaces(self) -> list[str]:
+        union = " UNION ".join(f"SELECT DISTINCT ns FROM {table}" for table in TABLES)
+        return sorted(row[0] for row in self._db.execute(union))
+
+    def _namespace_summary(self, ns: str) -> NamespaceSummary:
+        base_url, _, fingerprint = ns.rpartition("#")
+        identities = dict.fromkeys(KINDS, 0) | dict(
+            self._db.execute(
+                "SELECT kind, count(*) FROM identities WHERE ns = ? GROUP BY kind", (ns,)
+            ).fetchall()
+        )
+        journal = dict.fromkeys(STATUSES, 0) | dict(
+            self._db.execute(
+                "SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,)
+            ).fetchall()
+        )
+
+        def count(table: str) -> int:
+            sql = f"SELECT count(*) FROM {table} WHERE ns = ?"
+            return int(self._db.execute(sql, (ns,)).fetchone()[0])
+
+        run = self._db.execute(
+            "SELECT started_at, finished_at, counts_json FROM runs WHERE ns = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (ns,),
+        ).fetchone()
+        return NamespaceSummary(
+            namespace=ns,
+            base_url=base_url if fingerprint else ns,
+            fingerprint=fingerprint,
+            identities=identities,
+            leads_listed=count("leads_listed"),
+            lead_origins=count("lead_origins"),
+            journal=journal,
+            inflight=count("inflight"),
+            last_run=None
+            if run is None
+            else RunSummary(
+                started_at=run[0],
+                finished_at=run[1],
+                counts=None if run[2] is None else orjson.loads(run[2]),
+            ),
+        )
+
+    # -- batching ---------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Commit what is buffered."""
+        with self._mutex:
+            self._commit()
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise RuntimeError(f"state {self.path} is open read-only")
+
+    def _open_batch(self) -> None:
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._batch.size = 0
+            self._batch.opened_at = self._clock()
+
+    def _buffered(self) -> None:
+        if self.readonly:
+            return
+        self._batch.size += 1
+        full = self._batch.size >= self.batch_size
+        if full or self._clock() - self._batch.opened_at >= self.batch_seconds:
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._batch.size = 0
+
+
+def _write_key(event_id: str, request: ApiRequest) -> tuple[str, str, str, str]:
+    return (event_id, request.method, request.endpoint, request.path)
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Discarded:
+    """What `discard_state` removed: the namespaces it held, or why it could not read them."""
+
+    path: Path
+    namespaces: list[NamespaceSummary]
+    unreadable: str = ""  # the reason, when the file was not a readable rpd state file
+
+
+def discard_state(path: Path) -> Discarded:
+    """Remove a state file, its -wal and -shm (for `rpd state clear`): under the lock, so never
+    under a running rpd, and also when the file is unreadable or from a newer rpd."""
+    lock = _FileLock(path)
+    lock.acquire()
+    try:
+        namespaces: list[NamespaceSummary] = []
+        unreadable = ""
+        try:
+            with ReplayState.open(path, "", readonly=True) as state:
+                namespaces = state.summary()
+        except UsageError as error:
+            unreadable = error.message
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + suffix).unlink()
+        return Discarded(path=path, namespaces=namespaces, unreadable=unreadable)
+    finally:
+        lock.release(remove=True)
