@@ -10,6 +10,7 @@ import pytest
 from helpers_http import TOKEN, FakeTime, Script, client_for, edge_403, error, get, run, write
 
 from rudder_pipedrive_cli.core.errors import RpdError
+from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.http.client import PipedriveClient
 
 
@@ -55,7 +56,7 @@ def test_an_unknown_write_carries_no_token() -> None:
     assert response.unknown and TOKEN not in repr(response)
 
 
-async def _send(client: PipedriveClient) -> object:
+async def _send(client: PipedriveClient) -> ApiResponse:
     async with client:
         return await client.send(write("POST"))
 

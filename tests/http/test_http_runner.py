@@ -1,0 +1,347 @@
+"""run_plans: input order per identity, concurrency across identities, bounded read-ahead, stops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+
+import pytest
+from helpers_http import get, run
+
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.http.runner import drive_all, run_plans
+
+
+@dataclass(frozen=True)
+class Item:
+    index: int
+    kind: str
+    keys: frozenset[str]
+    requests: int = 2
+
+
+def user_stories(users: int, seed: int) -> list[Item]:
+    """identify -> track -> alias -> track per user, the users' stories shuffled together."""
+    rng = random.Random(seed)
+    stories = [
+        [
+            ("identify", {f"u:{u}"}),
+            ("track", {f"u:{u}"}),
+            ("alias", {f"u:anon-{u}", f"u:{u}"}),
+            ("track", {f"u:{u}"}),
+        ]
+        for u in range(users)
+    ]
+    order = [u for u in range(users) for _ in range(4)]
+    rng.shuffle(order)
+    items: list[Item] = []
+    for u in order:
+        kind, keys = stories[u].pop(0)
+        items.append(Item(len(items), kind, frozenset(keys), requests=rng.randint(1, 3)))
+    return items
+
+
+class Recorder:
+    """A fake world: plans whose requests take seeded random time, and a log of what happened."""
+
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.log: list[tuple[str, int]] = []
+        self.running = 0
+        self.max_running = 0
+        self.known: dict[str, int] = {}
+        self.seen: dict[int, dict[str, int | None]] = {}
+        self.outcomes: dict[int, Outcome] = {}
+
+    def start(self, item: Item) -> Plan:
+        self.log.append(("start", item.index))
+        self.seen[item.index] = {key: self.known.get(key) for key in item.keys}
+        self.running += 1
+        self.max_running = max(self.max_running, self.running)
+        return self.plan(item)
+
+    def plan(self, item: Item) -> Plan:
+        for n in range(item.requests):
+            response = yield get(f"/api/v2/persons/{item.index}-{n}")
+            assert response.status == 200
+        return Outcome(status="sent")
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        await asyncio.sleep(self.rng.uniform(0, 0.002))
+        return ApiResponse(status=200)
+
+    def done(self, item: Item, outcome: Outcome) -> None:
+        assert item.index not in self.outcomes, "done twice"
+        self.log.append(("done", item.index))
+        self.outcomes[item.index] = outcome
+        self.running -= 1
+        for key in item.keys:
+            self.known[key] = item.index
+
+    def position(self, what: str, index: int) -> int:
+        return self.log.index((what, index))
+
+
+def test_events_sharing_an_identity_take_effect_in_input_order() -> None:
+    items = user_stories(users=40, seed=7)
+    world = Recorder(seed=3)
+    run(
+        run_plans(
+            items,
+            start=world.start,
+            keys=lambda i: i.keys,
+            send=world.send,
+            done=world.done,
+            concurrency=32,
+        )
+    )
+    assert sorted(world.outcomes) == [i.index for i in items]
+    for later in items:
+        for earlier in items[: later.index]:
+            if earlier.keys & later.keys:
+                assert world.position("done", earlier.index) < world.position("start", later.index)
+        # Each plan started knowing what the last earlier event with its keys learned.
+        for key in later.keys:
+            holders = [i.index for i in items[: later.index] if key in i.keys]
+            assert world.seen[later.index][key] == (holders[-1] if holders else None)
+    assert world.max_running > 1
+
+
+def test_concurrency_is_a_ceiling() -> None:
+    items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(60)]
+    world = Recorder()
+    run(
+        run_plans(
+            items,
+            start=world.start,
+            keys=lambda i: i.keys,
+            send=world.send,
+            done=world.done,
+            concurrency=5,
+        )
+    )
+    assert world.max_running == 5 and len(world.outcomes) == 60
+
+
+def test_one_hot_identity_runs_one_at_a_time() -> None:
+    items = [Item(i, "track", frozenset({"u:hot"})) for i in range(30)]
+    world = Recorder()
+    run(
+        run_plans(
+            items,
+            start=world.start,
+            keys=lambda i: i.keys,
+            send=world.send,
+            done=world.done,
+            concurrency=8,
+        )
+    )
+    assert world.max_running == 1
+    assert [i for what, i in world.log if what == "done"] == list(range(30))
+
+
+def test_read_ahead_is_bounded_on_a_large_input() -> None:
+    pulled = finished = ahead = 0
+
+    def items() -> Iterator[Item]:
+        nonlocal pulled, ahead
+        for i in range(100_000):
+            pulled += 1
+            ahead = max(ahead, pulled - finished)
+            yield Item(i, "track", frozenset({f"u:{i % 500}"}), requests=1)
+
+    async def send(request: ApiRequest) -> ApiResponse:
+        await asyncio.sleep(0)
+        return ApiResponse(status=200)
+
+    def plan(item: Item) -> Plan:
+        yield get()
+        return Outcome(status="sent")
+
+    def done(item: Item, outcome: Outcome) -> None:
+        nonlocal finished
+        finished += 1
+
+    run(run_plans(items(), start=plan, keys=lambda i: i.keys, send=send, done=done, concurrency=8))
+    assert finished == 100_000
+    assert ahead == 8 * 4
+
+
+def test_stop_takes_no_new_items_and_lets_running_ones_finish() -> None:
+    world = Recorder()
+    stop = asyncio.Event()
+    pulled = 0
+
+    def items() -> Iterator[Item]:
+        nonlocal pulled
+        for i in range(1000):
+            pulled += 1
+            yield Item(i, "track", frozenset({f"u:{i}"}))
+
+    def done(item: Item, outcome: Outcome) -> None:
+        world.done(item, outcome)
+        if len(world.outcomes) == 10:
+            stop.set()
+
+    run(
+        run_plans(
+            items(),
+            start=world.start,
+            keys=lambda i: i.keys,
+            send=world.send,
+            done=done,
+            concurrency=4,
+            stop=stop,
+        )
+    )
+    started = [i for what, i in world.log if what == "start"]
+    assert sorted(started) == sorted(world.outcomes)  # every started item finished
+    assert 10 <= len(started) <= 10 + 4 - 1
+    assert pulled <= len(started) + 4 * 4
+
+
+@pytest.mark.parametrize("fatal", [AuthRefused("refused"), RateLimitStop("budget")])
+def test_auth_and_rate_limit_stops_end_the_run_after_running_plans_finish(
+    fatal: Exception,
+) -> None:
+    world = Recorder()
+    items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(200)]
+
+    async def send(request: ApiRequest) -> ApiResponse:
+        if request.path.startswith("/api/v2/persons/20-"):
+            world.log.append(("fatal", 20))
+            raise fatal
+        return await world.send(request)
+
+    with pytest.raises(type(fatal)):
+        run(
+            run_plans(
+                items,
+                start=world.start,
+                keys=lambda i: i.keys,
+                send=send,
+                done=world.done,
+                concurrency=6,
+            )
+        )
+    cut = world.position("fatal", 20)
+    assert all(what != "start" for what, _ in world.log[cut:])
+    started = {i for what, i in world.log if what == "start"}
+    assert set(world.outcomes) == started - {20}  # the others finished and were reported
+    assert len(started) < 200
+
+
+def test_a_plan_failure_fails_only_its_event() -> None:
+    items = [Item(i, "track", frozenset({"u:1"})) for i in range(3)]
+    outcomes: dict[int, Outcome] = {}
+
+    async def send(request: ApiRequest) -> ApiResponse:
+        if request.path.startswith("/api/v2/persons/1-"):
+            raise PlanFailure(
+                "POST /v1/leads: HTTP 503 after 7 attempts",
+                stage="create lead",
+                status=503,
+                retryable=True,
+            )
+        return ApiResponse(status=200)
+
+    def start(item: Item) -> Plan:
+        if item.index == 2:
+            raise PlanFailure("cannot create person without a name")
+        return Recorder().plan(item)
+
+    run(
+        run_plans(
+            items,
+            start=start,
+            keys=lambda i: i.keys,
+            send=send,
+            done=lambda i, o: outcomes.__setitem__(i.index, o),
+        )
+    )
+    assert outcomes[0] == Outcome(status="sent")
+    assert outcomes[1] == Outcome(
+        status="failed",
+        reason="POST /v1/leads: HTTP 503 after 7 attempts",
+        stage="create lead",
+        http_status=503,
+        retryable=True,
+    )
+    assert outcomes[2] == Outcome(status="failed", reason="cannot create person without a name")
+
+
+def test_an_async_iterator_is_read_too() -> None:
+    world = Recorder()
+
+    async def items() -> AsyncIterator[Item]:
+        for i in range(20):
+            await asyncio.sleep(0)
+            yield Item(i, "track", frozenset({f"u:{i % 3}"}))
+
+    run(
+        run_plans(
+            items(), start=world.start, keys=lambda i: i.keys, send=world.send, done=world.done
+        )
+    )
+    assert sorted(world.outcomes) == list(range(20))
+
+
+class FakeSender:
+    def __init__(self, world: Recorder, interrupt_after: int | None = None) -> None:
+        self.world = world
+        self.interrupt_after = interrupt_after
+        self.sent = 0
+        self.closed = False
+
+    async def __aenter__(self) -> FakeSender:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.closed = True
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        self.sent += 1
+        if self.sent == self.interrupt_after:
+            os.kill(os.getpid(), signal.SIGINT)
+        return await self.world.send(request)
+
+
+def test_drive_all_runs_everything_in_its_own_loop() -> None:
+    world = Recorder()
+    sender = FakeSender(world)
+    items = [Item(i, "track", frozenset({f"u:{i % 4}"})) for i in range(12)]
+    interrupted = drive_all(
+        items,
+        start=world.start,
+        keys=lambda i: i.keys,
+        sender=sender,
+        done=world.done,
+        handle_sigint=False,
+    )
+    assert not interrupted and sender.closed and len(world.outcomes) == 12
+
+
+def test_ctrl_c_in_drive_all_stops_taking_events_and_reports_it() -> None:
+    world = Recorder()
+    sender = FakeSender(world, interrupt_after=5)
+    items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(500)]
+    interrupted = drive_all(
+        items,
+        start=world.start,
+        keys=lambda i: i.keys,
+        sender=sender,
+        done=world.done,
+        concurrency=2,
+    )
+    started = {i for what, i in world.log if what == "start"}
+    assert interrupted and sender.closed
+    assert set(world.outcomes) == started and len(started) < 500
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
