@@ -722,7 +722,7 @@ class Discarded:
 
     path: Path
     namespaces: list[NamespaceSummary]
-    unreadable: str = ""  # the reason, when the file was not a readable rpd state file
+    unreadable: str = ""  # why it was not readable, e.g. "was written by a newer rpd (schema 2)"
 
 
 def discard_state(path: Path) -> Discarded:
@@ -737,7 +737,7 @@ def discard_state(path: Path) -> Discarded:
             with ReplayState.open(path, "", readonly=True) as state:
                 namespaces = state.summary()
         except UsageError as error:
-            unreadable = error.message
+            unreadable = error.message.removeprefix(f"state file {path} ")
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 path.with_name(path.name + suffix).unlink()

@@ -1,0 +1,162 @@
+"""`rpd state show|clear`: inspect and reset the replay state (SPEC 5)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.config import Settings
+from rudder_pipedrive_cli.io.state import (
+    NamespaceSummary,
+    ReplayState,
+    default_state_path,
+    discard_state,
+)
+
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
+    ),
+]
+
+state_app = typer.Typer(
+    help="Inspect or reset the replay state (identity cache, journal, writes in flight).",
+    no_args_is_help=True,
+)
+
+
+def state_path(state: Path | None, settings: Settings) -> Path:
+    return state if state is not None else default_state_path(settings.path)
+
+
+def stdin_is_interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def namespace_title(summary: NamespaceSummary) -> str:
+    if not summary.fingerprint:
+        return summary.namespace
+    return f"{summary.base_url} (token {summary.fingerprint})"
+
+
+def namespace_table(summary: NamespaceSummary) -> Table:
+    table = Table(title=namespace_title(summary), title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("count")
+    ids = summary.identities
+    table.add_row(
+        "identities",
+        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}, "
+        f"{plural(ids['member'], 'membership')}",
+    )
+    table.add_row(
+        "leads",
+        f"{plural(summary.lead_origins, 'origin id')} known for "
+        f"{plural(summary.leads_listed, 'person')}",
+    )
+    table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
+    table.add_row("in flight", plural(summary.inflight, "write"))
+    table.add_row("last run", last_run_text(summary))
+    return table
+
+
+def last_run_text(summary: NamespaceSummary) -> str:
+    run = summary.last_run
+    if run is None:
+        return "none"
+    if run.finished_at is None:
+        return f"started {run.started_at}, did not finish"
+    counts = ", ".join(f"{key} {value}" for key, value in (run.counts or {}).items())
+    return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
+
+
+def print_line(console: Console, text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@state_app.command("show")
+@handle_errors()
+def show_command(
+    state: StateOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Show what the state holds, per namespace (API base URL and token fingerprint)."""
+    if format not in ("table", "json"):
+        raise UsageError(f"unknown --format {format!r}", hint="use table or json")
+    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+        path = state_path(state, env.settings)
+        summaries: list[NamespaceSummary] = []
+        if path.exists():
+            with ReplayState.open(path, "", readonly=True) as replay_state:
+                summaries = replay_state.summary()
+        if format == "json":
+            document = {"path": str(path), "namespaces": [s.as_json() for s in summaries]}
+            print_line(env.out, orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+        elif not path.exists():
+            print_line(env.out, f"no state at {path}")
+        elif not summaries:
+            print_line(env.out, f"state at {path} is empty")
+        else:
+            print_line(env.out, f"state at {path}")
+            for summary in summaries:
+                env.out.print(namespace_table(summary))
+
+
+@state_app.command("clear")
+@handle_errors()
+def clear_command(
+    state: StateOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Delete the state file (every namespace): the next send starts from scratch."""
+    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+        path = state_path(state, env.settings)
+        if not path.exists():
+            print_line(env.out, f"no state at {path}")
+            return
+        if not yes:
+            if not stdin_is_interactive():
+                raise UsageError(
+                    f"refusing to clear {path} without confirmation", hint="pass --yes"
+                )
+            if not typer.confirm(f"Delete the replay state in {path}?"):
+                print_line(env.out, f"kept {path}")
+                return
+        discarded = discard_state(path)
+        if discarded.unreadable:
+            print_line(env.out, f"removed {path}: it {discarded.unreadable}")
+            return
+        if not discarded.namespaces:
+            print_line(env.out, f"cleared {path} (it was empty)")
+            return
+        print_line(env.out, f"cleared {path}:")
+        for summary in discarded.namespaces:
+            print_line(
+                env.out,
+                f"  {namespace_title(summary)}: "
+                f"{plural(sum(summary.identities.values()), 'identity', 'identities')}, "
+                f"{plural(sum(summary.journal.values()), 'journal entry', 'journal entries')}, "
+                f"{plural(summary.inflight, 'write')} in flight",
+            )
