@@ -1,0 +1,187 @@
+"""Injected faults: 5xx and spurious 429 (not applied), resets (applied), latency, index lag."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from sandbox_support import USER_ID_FIELD, FakeClock, create_person, error, search
+
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.sandbox.app import SandboxApp
+
+Client = Callable[..., httpx.Client]
+EMPTY = {"persons": [], "organizations": [], "leads": [], "merges": []}
+
+
+def test_5xx_answers_do_not_apply_the_request(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    sandbox = make_sandbox(fail_5xx=1.0, fault_seed=3)
+    api = client_for(sandbox)
+    answers = [api.post("/api/v2/persons", json={"name": "A"}) for _ in range(12)]
+    assert {r.status_code for r in answers} == {500, 502, 503}
+    for r in answers:
+        if r.status_code == 500:
+            assert r.json() == error("Internal server error")
+        else:
+            assert r.headers["content-type"] == "text/html"
+            assert f"<h1>{r.status_code} " in r.text
+        assert r.headers["x-ratelimit-limit"] == "10000"
+    assert sandbox.state() == EMPTY
+
+
+def test_spurious_429s_have_full_window_headers_and_do_not_apply(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    sandbox = make_sandbox(plan="growth", fail_429=1.0)
+    api = client_for(sandbox)
+    response = api.post("/api/v2/persons", json={"name": "A"})
+    assert (response.status_code, response.json()["errorCode"]) == (429, 429)
+    assert (
+        response.headers["x-ratelimit-limit"],
+        response.headers["x-ratelimit-remaining"],
+        response.headers["x-ratelimit-reset"],
+    ) == ("40", "0", "1")
+    assert sandbox.state() == EMPTY
+    assert (sandbox.stats()["rate_limited"], sandbox.stats()["statuses"]) == (1, {"429": 1})
+
+
+def test_a_reset_applies_the_write_then_drops_the_connection(
+    sandbox: Sandbox, api: httpx.Client
+) -> None:
+    create_person(api)
+    sandbox.set_faults(fail_reset=1.0)
+    with pytest.raises(httpx.TransportError):
+        api.post("/api/v2/persons", json={"name": "Bo"})
+    with pytest.raises(httpx.TransportError):
+        api.patch("/api/v2/persons/1", json={"name": "Ann Changed"})
+    assert api.get("/api/v2/persons/2").json()["data"]["name"] == "Bo"  # reads are never reset
+    assert [p["name"] for p in sandbox.state()["persons"]] == ["Ann Changed", "Bo"]
+    assert sandbox.stats()["resets"] == 2
+
+
+def test_a_reset_never_hits_a_failed_write(sandbox: Sandbox, api: httpx.Client) -> None:
+    sandbox.set_faults(fail_reset=1.0)
+    response = api.post("/api/v2/persons", json={"name": 1})
+    assert response.status_code == 400
+
+
+def test_faults_never_touch_introspection(sandbox: Sandbox, api: httpx.Client) -> None:
+    sandbox.set_faults(fail_5xx=1.0, latency_ms=10_000)
+    assert api.get("/_sandbox/state").json() == EMPTY
+    assert api.post("/_sandbox/reset").status_code == 200
+
+
+def test_the_same_seed_replays_the_same_faults(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    def run(seed: int) -> list[int | str]:
+        sandbox = make_sandbox(fail_5xx=0.2, fail_429=0.2, fail_reset=0.3, fault_seed=seed)
+        outcomes: list[int | str] = []
+        api = client_for(sandbox)
+        for i in range(30):
+            try:
+                outcomes.append(api.post("/api/v2/persons", json={"name": f"P{i}"}).status_code)
+            except httpx.TransportError:
+                outcomes.append("reset")
+        return outcomes
+
+    first, again, other = run(7), run(7), run(8)
+    assert first == again
+    assert first != other
+    assert {200, 429, "reset"} <= set(first) and set(first) & {500, 502, 503}
+
+
+def test_set_faults_checks_its_values(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError, match="fail_5xx must be a rate between 0 and 1, not 2"):
+        sandbox.set_faults(fail_5xx=2)
+    with pytest.raises(ValueError, match="latency_ms must not be negative"):
+        sandbox.set_faults(latency_ms=-1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"plan": "free"}, "plan must be one of lite, growth, premium, ultimate, unlimited"),
+        ({"seats": 0}, "seats must be at least 1"),
+        ({"fail_5xx": 0.7, "fail_429": 0.7}, "fail_5xx \\+ fail_429 must not exceed 1"),
+        ({"token": ""}, "token must not be empty"),
+    ],
+)
+def test_options_are_checked(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SandboxOptions(**fields)  # type: ignore[arg-type]
+
+
+def test_latency_delays_api_answers_only() -> None:
+    app = SandboxApp(SandboxOptions(latency_ms=250), clock=FakeClock())
+    headers = {"x-api-token": "sandbox-token"}
+    assert app.handle("GET", "/v1/users/me", headers, b"").delay_s == 0.25
+    assert app.handle("GET", "/_sandbox/stats", headers, b"").delay_s == 0.0
+    app.set_faults(latency_ms=0)
+    assert app.handle("GET", "/v1/users/me", headers, b"").delay_s == 0.0
+
+
+def test_latency_over_http_still_answers(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    api = client_for(make_sandbox(latency_ms=20))
+    assert api.get("/v1/users/me").status_code == 200
+
+
+# ---- index lag -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lagging(
+    make_sandbox: Callable[..., Sandbox], clock: FakeClock, client_for: Client
+) -> httpx.Client:
+    return client_for(make_sandbox(index_lag_ms=500, clock=clock))
+
+
+def test_search_finds_a_new_record_only_after_the_lag(
+    lagging: httpx.Client, clock: FakeClock
+) -> None:
+    create_person(lagging, custom_fields={USER_ID_FIELD: "u-1"})
+    assert search(lagging, "u-1").json()["data"] == []
+    clock.advance(0.499)
+    assert search(lagging, "u-1").json()["data"] == []
+    clock.advance(0.001)
+    assert search(lagging, "u-1").json()["data"] == [{"id": 1, "name": "Ann Lee"}]
+
+
+def test_search_sees_the_old_value_while_a_change_lags(
+    lagging: httpx.Client, clock: FakeClock
+) -> None:
+    create_person(lagging, custom_fields={USER_ID_FIELD: "old"})
+    clock.advance(1)
+    lagging.patch("/api/v2/persons/1", json={"custom_fields": {USER_ID_FIELD: "new"}})
+    assert (search(lagging, "old").json()["data"], search(lagging, "new").json()["data"]) == (
+        [{"id": 1, "name": "Ann Lee"}],
+        [],
+    )
+    clock.advance(0.5)
+    assert (search(lagging, "old").json()["data"], search(lagging, "new").json()["data"]) == (
+        [],
+        [{"id": 1, "name": "Ann Lee"}],
+    )
+
+
+def test_lists_and_gets_do_not_lag(lagging: httpx.Client) -> None:
+    create_person(lagging, custom_fields={USER_ID_FIELD: "u-1"})
+    assert [p["id"] for p in lagging.get("/api/v2/persons").json()["data"]] == [1]
+    assert lagging.get("/api/v2/persons/1").status_code == 200
+
+
+def test_index_lag_can_be_turned_on_after_seeding(
+    make_sandbox: Callable[..., Sandbox], clock: FakeClock, client_for: Client
+) -> None:
+    sandbox = make_sandbox(clock=clock)
+    api = client_for(sandbox)
+    create_person(api, custom_fields={USER_ID_FIELD: "seeded"})
+    sandbox.set_faults(index_lag_ms=1000)
+    create_person(api, name="Bo", custom_fields={USER_ID_FIELD: "later"})
+    assert search(api, "seeded").json()["data"] == [{"id": 1, "name": "Ann Lee"}]
+    assert search(api, "later").json()["data"] == []
