@@ -166,7 +166,7 @@ def run(
             call = calls[index]
             got = (request.method, request.path, dict(request.query), request.body)
             want = (call.method, call.path, dict(call.query), call.body)
-            assert got == want, f"request #{index + 1} differs"
+            assert got == want, f"request #{index + 1} differs:\n got {got}\nwant {want}"
             assert request.note, f"request #{index + 1} has no note"
             SEEN.append(request)
             index += 1

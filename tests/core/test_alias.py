@@ -1,0 +1,147 @@
+"""alias (SPEC 4): the five branches, external ids, and what the cache learns. Never creates."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_core import ROLE, USER_FIELD, Call, Case, ok, patch_person, search_person
+
+MERGED = {("person", "old"): 8, ("person", "new"): 8}
+
+
+def alias(**fields: object) -> dict[str, object]:
+    return {"type": "alias", "previousId": "old", "userId": "new", **fields}
+
+
+def merge(previous: int, survivor: int, status: int = 200) -> Call:
+    return Call(
+        method="PUT",
+        path=f"/v1/persons/{previous}/merge",
+        body={"merge_with_id": survivor},
+        response=ok({"id": survivor}, status=status),
+    )
+
+
+def ext(*pairs: tuple[str, object]) -> dict[str, object]:
+    return {"externalId": [{"type": kind, "id": value} for kind, value in pairs]}
+
+
+CASES = [
+    Case(
+        name="both found and different: previous merged into current",
+        raw=alias(),
+        calls=[search_person("old", 7), search_person("new", 8), merge(7, 8)],
+        expect={"status": "sent", "identities": MERGED},
+    ),
+    Case(
+        name="merge joins what is known of both persons' leads",
+        raw=alias(),
+        persons={"old": 7, "new": 8},
+        leads={7: frozenset({"rpd:a"}), 8: frozenset({"rpd:b"})},
+        calls=[merge(7, 8)],
+        expect={
+            "status": "sent",
+            "identities": MERGED,
+            "lead_origins": {8: frozenset({"rpd:a", "rpd:b"})},
+        },
+    ),
+    Case(
+        name="only previous found: re-keyed to the userId, with mapped traits",
+        raw=alias(traits={"role": "CTO"}),
+        calls=[
+            search_person("old", 7),
+            search_person("new"),
+            patch_person(7, {"custom_fields": {ROLE: "CTO", USER_FIELD: "new"}}),
+        ],
+        expect={"status": "sent", "identities": {("person", "old"): 7, ("person", "new"): 7}},
+    ),
+    Case(
+        name="only current found: updated with mapped traits",
+        raw=alias(context={"traits": {"name": "Ann"}}),
+        calls=[search_person("old"), search_person("new", 8), patch_person(8, {"name": "Ann"})],
+        expect={"status": "sent", "identities": {("person", "new"): 8}},
+    ),
+    Case(
+        name="only current found and nothing to write: unchanged",
+        raw=alias(),
+        calls=[search_person("old"), search_person("new", 8)],
+        expect={"status": "unchanged", "identities": {("person", "new"): 8}},
+    ),
+    Case(
+        name="neither found: fails (alias never creates)",
+        raw=alias(traits={"name": "Ann"}),
+        calls=[search_person("old"), search_person("new")],
+        expect={
+            "status": "failed",
+            "reason": "alias: neither previous nor current person found",
+            "stage": "lookup person",
+            "retryable": False,
+        },
+    ),
+    Case(
+        name="both resolve to the same person: unchanged",
+        raw=alias(),
+        calls=[search_person("old", 8), search_person("new", 8)],
+        expect={"status": "unchanged", "identities": MERGED},
+    ),
+    Case(
+        name="external prev_person_id and curr_person_id: merged without lookups",
+        raw={
+            "type": "alias",
+            "anonymousId": "a",
+            "context": ext(("prev_person_id", 271), ("curr_person_id", 272)),
+        },
+        calls=[merge(271, 272)],
+        expect={"status": "sent", "identities": {}},
+    ),
+    Case(
+        name="external pipedrivePreviousId and pipedriveCurrentId beat the cache",
+        raw=alias(context=ext(("pipedrivePreviousId", "271"), ("pipedriveCurrentId", 272))),
+        persons={"old": 1, "new": 2},
+        calls=[merge(271, 272)],
+        expect={"status": "sent", "identities": {("person", "old"): 272, ("person", "new"): 272}},
+    ),
+    Case(
+        name="previousId from traits.previousId",
+        raw={"type": "alias", "userId": "new", "traits": {"previousId": "old"}},
+        calls=[search_person("old", 7), search_person("new", 8), merge(7, 8)],
+        expect={"status": "sent", "identities": MERGED},
+    ),
+    Case(
+        name="previousId from context.traits.previousId",
+        raw={"type": "alias", "userId": "new", "context": {"traits": {"previousId": "old"}}},
+        calls=[search_person("old", 7), search_person("new", 8), merge(7, 8)],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="stale cached previous person (merge 404): forgotten, searched, gone: unchanged",
+        raw=alias(),
+        persons={"old": 3, "new": 8},
+        calls=[merge(3, 8, status=404), search_person("old")],
+        expect={
+            "status": "unchanged",
+            "identities": {("person", "old"): None, ("person", "new"): 8},
+        },
+    ),
+    Case(
+        name="no previousId: fails",
+        raw={"type": "alias", "userId": "new"},
+        expect={
+            "status": "failed",
+            "reason": "alias needs a previousId or a prev_person_id external id",
+            "stage": "validate",
+        },
+    ),
+    Case(
+        name="no userId: fails",
+        raw={"type": "alias", "previousId": "old"},
+        expect={
+            "status": "failed",
+            "reason": "alias needs a userId or a curr_person_id external id",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_alias(case: Case) -> None:
+    case.verify()
