@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from rudder_pipedrive_cli.cli.dryrun_cmd import dry_run_command
+from rudder_pipedrive_cli.cli.sandbox_cmd import sandbox_command
+from rudder_pipedrive_cli.cli.send_cmd import send_command
+
 app = typer.Typer(
     name="rpd",
     help="Replay RudderStack events (identify, group, alias, track) to Pipedrive.",
@@ -18,6 +22,6 @@ def main() -> None:
     """rpd: replay RudderStack events to Pipedrive."""
 
 
-from rudder_pipedrive_cli.cli.sandbox_cmd import sandbox_command  # noqa: E402
-
+app.command("send")(send_command)
+app.command("dry-run")(dry_run_command)
 app.command("sandbox")(sandbox_command)

@@ -14,6 +14,7 @@ class FieldInfo:
     name: str
     field_type: str
     options: Mapping[str, int] = field(default_factory=dict)  # option label -> option id
+    is_custom: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

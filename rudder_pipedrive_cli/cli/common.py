@@ -1,0 +1,97 @@
+"""What every command shares: loading settings, `--sandbox`, consoles, and error handling."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, render_error
+from rudder_pipedrive_cli.core.errors import RpdError
+from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+
+SANDBOX_TOKEN = "sandbox-token"
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Env:
+    settings: Settings
+    out: Console  # results (stdout)
+    err: Console  # progress, summaries of machine-readable output, warnings, errors (stderr)
+    verbose: bool = False
+    quiet: bool = False
+    sandbox: Sandbox | None = None  # the emulator started by --sandbox
+
+    def warn(self, message: str) -> None:
+        if not self.quiet:
+            self.err.print(f"warning: {message}", markup=False, highlight=False)
+
+
+def make_consoles() -> tuple[Console, Console]:
+    return Console(highlight=False), Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def command_env(
+    *,
+    config: str | None,
+    verbose: bool,
+    quiet: bool,
+    sandbox: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> Iterator[Env]:
+    """Settings (flag > env > file > default) and, with --sandbox, a running emulator."""
+    settings = load_settings(config, overrides=overrides)
+    out, err = make_consoles()
+    with ExitStack() as stack:
+        server: Sandbox | None = None
+        if sandbox:
+            server = stack.enter_context(
+                Sandbox(
+                    SandboxOptions(
+                        host="127.0.0.1", port=0, token=SANDBOX_TOKEN, plan=settings.plan
+                    )
+                )
+            )
+            settings = replace(settings, base_url=server.url, api_token=Secret(SANDBOX_TOKEN))
+            if not quiet:
+                err.print(f"sandbox: Pipedrive emulator at {server.url}", markup=False)
+        env = Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet, sandbox=server)
+        for warning in settings.warnings:
+            env.warn(warning)
+        yield env
+
+
+def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @wraps(command)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            verbose = bool(kwargs.get(verbose_arg))
+            try:
+                return command(*args, **kwargs)
+            except RpdError as error:
+                if verbose:
+                    import traceback
+
+                    traceback.print_exc()
+                print(render_error(error), file=sys.stderr)
+                raise typer.Exit(int(exit_status_for(error))) from None
+            except KeyboardInterrupt:
+                print("interrupted", file=sys.stderr)
+                raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,107 @@
+"""`rpd dry-run`: show the requests a replay would make, event by event, without writing."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from typing import IO, Annotated
+
+import orjson
+import typer
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.cli.exits import exit_status_for_run
+from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.preview import estimated_seconds, preview
+from rudder_pipedrive_cli.core.responder import Assume, OfflineResponder
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io.readers import EventReader
+
+ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
+
+
+@handle_errors()
+def dry_run_command(
+    paths: opt.PathsArg,
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="table | json (summary) | ndjson (per event).")
+    ] = "table",
+    output: opt.OutputOpt = None,
+    assume: Annotated[
+        str, typer.Option("--assume", help="Offline lookups: missing | existing.")
+    ] = "missing",
+    lookups: Annotated[
+        bool, typer.Option("--lookups", help="Make real read-only lookups (needs a token).")
+    ] = False,
+    types: opt.TypeOpt = None,
+    since: opt.SinceOpt = None,
+    until: opt.UntilOpt = None,
+    limit: opt.LimitOpt = None,
+    strict: opt.StrictOpt = False,
+    plan: opt.PlanOpt = None,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Plan a replay without writing: which requests each event would make, and why."""
+    if format not in ("table", "json", "ndjson"):
+        raise UsageError(f"unknown --format {format!r}", hint="use table, json or ndjson")
+    assumption = ASSUMPTIONS.get(assume)
+    if assumption is None:
+        raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
+    if lookups:
+        raise UsageError(
+            "--lookups needs the live HTTP client, which this build does not have yet",
+            hint="run without --lookups for an offline plan",
+        )
+    event_filter = EventFilter.from_options(types, since, until)
+    with (
+        command_env(
+            config=config,
+            verbose=verbose,
+            quiet=quiet,
+            sandbox=sandbox,
+            overrides={"pipedrive.plan": plan},
+        ) as env,
+        ExitStack() as stack,
+    ):
+        settings = env.settings
+        plan_config = settings.plan_config()
+        tally = Tally()
+        items = intake(EventReader(paths, strict=strict), event_filter, limit)
+        planned = preview(
+            items,
+            plan_config,
+            OfflineResponder(plan_config, assumption),
+            MemoryKnown(),
+            tally,
+        )
+        sink: IO[bytes] = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
+        summary_console = env.err if (format != "table" or output) else env.out
+        if format == "ndjson":
+            for item in planned:
+                sink.write(orjson.dumps(item.record()) + b"\n")
+        elif format == "table":
+            for item in planned:
+                line = planned_line(item)
+                if output:
+                    sink.write(line.plain.encode() + b"\n")
+                else:
+                    env.out.print(line, soft_wrap=True)
+        else:
+            for _ in planned:
+                pass
+        seconds = estimated_seconds(tally, settings.plan)
+        if format == "json":
+            report = tally.to_json(duration_s=seconds, dead_letter=None)
+            sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        sink.flush()
+        if not quiet:
+            print_dry_run_summary(summary_console, tally, plan=settings.plan, seconds=seconds)
+    raise typer.Exit(int(exit_status_for_run(tally.outcomes["failed"])))

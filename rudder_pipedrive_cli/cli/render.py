@@ -1,0 +1,131 @@
+"""Rich renderings of plans and reports. Only presentation lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.core.preview import Planned
+from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
+
+STYLE = {
+    "planned": "green",
+    "sent": "green",
+    "unchanged": "cyan",
+    "skipped": "dim",
+    "failed": "bold red",
+}
+
+
+def planned_line(planned: Planned) -> Text:
+    """One event of a dry-run as a line: source, type, outcome, then its requests."""
+    status = planned.planned_status
+    line = Text()
+    line.append(planned.item.source, style="bold")
+    line.append(f"  {planned.item.kind}  ")
+    line.append(status, style=STYLE.get(status, ""))
+    if planned.outcome.reason:
+        line.append(f"  ({planned.outcome.reason})")
+    for request in planned.requests:
+        line.append(f"\n    {request.method} {request.path}", style="cyan")
+        if request.query:
+            line.append("?" + "&".join(f"{k}={v}" for k, v in request.query.items()))
+        if request.note:
+            line.append(f"  # {request.note}", style="dim")
+    for warning in planned.outcome.warnings:
+        line.append(f"\n    warning: {warning}", style="yellow")
+    if planned.outcome.dropped:
+        line.append(f"\n    dropped: {', '.join(planned.outcome.dropped)}", style="dim")
+    return line
+
+
+def events_table(tally: Tally, *, title: str, sent_label: str = "sent") -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("type")
+    for name in OUTCOMES:
+        table.add_column(sent_label if name == "sent" else name, justify="right")
+    table.add_column("total", justify="right")
+    for kind, counts in sorted(tally.by_type.items()):
+        table.add_row(kind, *(str(counts[name]) for name in OUTCOMES), str(sum(counts.values())))
+    table.add_row(
+        "all", *(str(tally.outcomes[name]) for name in OUTCOMES), str(tally.read), style="bold"
+    )
+    return table
+
+
+def requests_table(tally: Tally, *, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("request")
+    table.add_column("count", justify="right")
+    table.add_column("API tokens", justify="right")
+    for key, count in sorted(tally.requests.items()):
+        table.add_row(key, str(count), str(count * token_cost(key)))
+    table.add_row("all", str(sum(tally.requests.values())), str(tally.tokens), style="bold")
+    return table
+
+
+def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds: float) -> None:
+    console.print(events_table(tally, title="Planned events", sent_label="planned"))
+    console.print(requests_table(tally, title="Requests a replay would make"))
+    pace = f"at the {plan} plan's rate limit" if plan != "unlimited" else "(no rate limit)"
+    console.print(
+        f"estimated API tokens: {tally.tokens}; estimated duration {pace}: {seconds:.1f} s",
+        markup=False,
+    )
+    if tally.dropped:
+        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
+        console.print(f"unmapped traits dropped: {dropped}", markup=False)
+
+
+def print_send_report(
+    console: Console, tally: Tally, *, duration_s: float, dead_letter: str | None
+) -> None:
+    console.print(events_table(tally, title="Events"))
+    console.print(requests_table(tally, title="Requests"))
+    rate = tally.read / duration_s if duration_s > 0 else 0.0
+    console.print(
+        f"retries: {tally.retries}; 429 waits: {tally.rate_limited}; API tokens: {tally.tokens}; "
+        f"duration: {duration_s:.1f} s; {rate:.1f} events/s",
+        markup=False,
+    )
+    if tally.dropped:
+        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
+        console.print(f"unmapped traits dropped: {dropped}", markup=False)
+    if dead_letter:
+        console.print(
+            f"failed events written to {dead_letter}: fix the cause, then "
+            f"`rpd send {dead_letter}` to send them again",
+            markup=False,
+        )
+
+
+def print_sandbox_holdings(console: Console, state: dict[str, Any]) -> None:
+    """What the emulator holds after a `--sandbox` run, so a first-time user sees the effect."""
+    persons = state.get("persons", [])
+    table = Table(title="The sandbox now holds", title_justify="left")
+    for column in ("person", "name", "email", "organization", "leads"):
+        table.add_column(column)
+    orgs = {org.get("id"): org.get("name", "") for org in state.get("organizations", [])}
+    leads: dict[Any, list[str]] = {}
+    for lead in state.get("leads", []):
+        leads.setdefault(lead.get("person_id"), []).append(str(lead.get("title", "")))
+    for person in persons:
+        emails = person.get("emails") or []
+        email = next((e.get("value", "") for e in emails if isinstance(e, dict)), "")
+        table.add_row(
+            str(person.get("id")),
+            str(person.get("name", "")),
+            str(email),
+            str(orgs.get(person.get("org_id"), "")),
+            ", ".join(leads.get(person.get("id"), [])),
+        )
+    console.print(table)
+    console.print(
+        f"{len(persons)} persons, {len(orgs)} organizations, {len(state.get('leads', []))} leads, "
+        f"{len(state.get('merges', []))} merges",
+        markup=False,
+    )

@@ -1,0 +1,167 @@
+"""`rpd send`: deliver events to Pipedrive, show progress, end with an honest report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
+from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.core.catalog import fetch_catalog
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.runner import drive_all
+from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
+from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.replay import Replay
+
+
+def with_catalog(env: Env, config: PlanConfig, *, token: str, tally: Tally) -> PlanConfig:
+    """The config with the account's field types and lead labels, fetched once per run.
+
+    Without them values are sent as they are (Pipedrive then refuses what it cannot take, and
+    those events are dead-lettered), so a failed listing is a warning, not a stop.
+    """
+    settings = env.settings
+    try:
+        with BlockingClient(
+            token=token, base_url=settings.api_url, plan=settings.plan, tally=tally
+        ) as client:
+            catalog = client.exchange(fetch_catalog())
+    except PlanFailure as failure:
+        env.warn(f"{failure.reason}; values will be sent without type conversion")
+        return config
+    for problem in catalog.unknown_keys(config):
+        env.warn(problem)
+    return catalog.apply(config)
+
+
+@handle_errors()
+def send_command(
+    paths: opt.PathsArg,
+    dead_letter: Annotated[
+        Path | None,
+        typer.Option("--dead-letter", help="Failed events go here (default rpd-failed-*.ndjson)."),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write the report as JSON here.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=256, help="Events in flight at once.")
+    ] = 8,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", min=0, max=50, help="Retries per request.")
+    ] = 6,
+    types: opt.TypeOpt = None,
+    since: opt.SinceOpt = None,
+    until: opt.UntilOpt = None,
+    limit: opt.LimitOpt = None,
+    strict: opt.StrictOpt = False,
+    plan: opt.PlanOpt = None,
+    base_url: opt.BaseUrlOpt = None,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
+    event_filter = EventFilter.from_options(types, since, until)
+    overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
+    with command_env(
+        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
+    ) as env:
+        status = deliver(
+            env,
+            paths,
+            event_filter=event_filter,
+            limit=limit,
+            strict=strict,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            dead_letter=dead_letter or default_dead_letter_path(),
+            report=report,
+        )
+    raise typer.Exit(int(status))
+
+
+def deliver(
+    env: Env,
+    paths: list[str],
+    *,
+    event_filter: EventFilter,
+    limit: int | None,
+    strict: bool,
+    concurrency: int,
+    max_retries: int,
+    dead_letter: Path,
+    report: Path | None,
+) -> ExitStatus:
+    settings = env.settings
+    token = require_token(settings)
+    tally = Tally()
+    reader = EventReader(paths, strict=strict)
+    letters = DeadLetters(dead_letter)
+    mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
+    progress = SendProgress(env.err, tally, reader, mode=mode)
+    plan_config = with_catalog(env, settings.plan_config(), token=token, tally=tally)
+    replay = Replay(
+        config=plan_config,
+        known=MemoryKnown(),
+        tally=tally,
+        dead_letters=letters,
+        on_done=lambda _item, _outcome: progress.tick(),
+    )
+    client = PipedriveClient(
+        token=token,
+        base_url=settings.api_url,
+        plan=settings.plan,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        tally=tally,
+    )
+    started = time.monotonic()
+    stopped: RpdError | None = None
+    interrupted = False
+    try:
+        with progress:
+            interrupted = drive_all(
+                intake(reader, event_filter, limit),
+                start=replay.start,
+                keys=replay.keys,
+                sender=client,
+                done=replay.done,
+                concurrency=concurrency,
+            )
+    except RpdError as error:  # auth refused, rate limit / daily budget: report, then exit
+        stopped = error
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        letters.close()
+    duration = time.monotonic() - started
+    if report is not None:
+        document = tally.to_json(duration_s=duration, dead_letter=letters.written)
+        report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    if not env.quiet:
+        print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
+        if env.sandbox is not None:
+            print_sandbox_holdings(env.err, env.sandbox.state())
+    if stopped is not None:
+        raise stopped
+    if interrupted:
+        return ExitStatus.INTERRUPTED
+    return exit_status_for_run(tally.outcomes["failed"])

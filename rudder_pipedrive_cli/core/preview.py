@@ -1,0 +1,102 @@
+"""Dry-run: plan every event against a responder and say what a replay would request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.tally import Tally
+
+# Rate of each plan's burst window, in requests per second, and the search window's.
+BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
+SEARCH_PER_SECOND = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Planned:
+    item: Intake
+    outcome: Outcome
+    requests: tuple[ApiRequest, ...]
+
+    @property
+    def planned_status(self) -> str:
+        return "planned" if self.outcome.status == "sent" else self.outcome.status
+
+    def record(self) -> dict[str, Any]:
+        """The NDJSON line of SPEC 6."""
+        return {
+            "source": self.item.source,
+            "id": self.item.id,
+            "type": self.item.kind,
+            "outcome": self.planned_status,
+            "reason": self.outcome.reason,
+            "warnings": list(self.outcome.warnings),
+            "dropped": list(self.outcome.dropped),
+            "requests": [request_record(r) for r in self.requests],
+        }
+
+
+def request_record(request: ApiRequest) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "path": request.path,
+        "query": dict(request.query),
+        "body": request.body,
+        "note": request.note,
+    }
+
+
+def preview(
+    items: Iterable[Intake],
+    config: PlanConfig,
+    respond: Callable[[ApiRequest], ApiResponse],
+    known: MemoryKnown,
+    tally: Tally,
+) -> Iterator[Planned]:
+    """Plan each event in input order; what an event would create is known to the next ones."""
+    for item in items:
+        if item.decided is not None or item.event is None:
+            outcome = item.decided or Outcome(status="failed", reason="not an event")
+            requests: list[ApiRequest] = []
+        else:
+            outcome, requests = _plan_one(item.event, config, respond, known, tally)
+            known.learn(outcome)
+        tally.add_outcome(
+            item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
+        )
+        yield Planned(item=item, outcome=outcome, requests=tuple(requests))
+
+
+def _plan_one(
+    event: Event,
+    config: PlanConfig,
+    respond: Callable[[ApiRequest], ApiResponse],
+    known: MemoryKnown,
+    tally: Tally,
+) -> tuple[Outcome, list[ApiRequest]]:
+    requests: list[ApiRequest] = []
+
+    def record(request: ApiRequest) -> ApiResponse:
+        requests.append(request)
+        tally.add_request(request)
+        return respond(request)
+
+    return drive(plan_event(event, config, known), record), requests
+
+
+def estimated_seconds(tally: Tally, plan: str) -> float:
+    """How long the requests would take at the plan's rate limit (0 when unlimited)."""
+    rate = BURST_PER_SECOND.get(plan)
+    if rate is None:
+        return 0.0
+    total = sum(tally.requests.values())
+    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
+    return max(total / rate, searches / SEARCH_PER_SECOND)

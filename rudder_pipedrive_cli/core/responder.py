@@ -1,0 +1,55 @@
+"""Offline answers for dry-run: lookups answered by assumption, writes answered with placeholders.
+
+`--assume missing` (the default) answers every search with no hit, so creation paths show;
+`--assume existing` answers with a placeholder id such as "{person:u-1}". Records that an earlier
+event would create get the same placeholder, and the identity cache (`MemoryKnown`) makes later
+events of the same run treat them as existing, so the plan reads like the real replay.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+
+Assume = Literal["missing", "existing"]
+ENTITY = {"person": "person", "organization": "org"}
+
+
+class OfflineResponder:
+    def __init__(self, config: PlanConfig, assume: Assume = "missing") -> None:
+        self.config = config
+        self.assume = assume
+        self._serial = itertools.count(1)
+
+    def __call__(self, request: ApiRequest) -> ApiResponse:
+        endpoint, method = request.endpoint, request.method
+        if endpoint == "/api/v2/itemSearch/field":
+            if self.assume == "missing":
+                return ApiResponse(status=200, data=[])
+            kind = ENTITY.get(str(request.query.get("entity_type")), "person")
+            placeholder = f"{{{kind}:{request.query.get('term')}}}"
+            return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
+        if method == "POST" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
+            return ApiResponse(status=201, data=self._created(endpoint, request.body or {}))
+        if method == "POST" and endpoint == "/v1/leads":
+            return ApiResponse(status=201, data={"id": f"{{lead:{next(self._serial)}}}"})
+        if method == "GET" and endpoint == "/v1/leads":
+            return ApiResponse(status=200, data=[], additional_data={"pagination": {}})
+        if method == "GET" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
+            return ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
+        # Updates, merges and single-record reads succeed and echo what they were given.
+        data: dict[str, Any] = {"id": request.path.rsplit("/", 1)[-1]}
+        data.update(request.body or {})
+        return ApiResponse(status=200, data=data)
+
+    def _created(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        person = endpoint.endswith("/persons")
+        field_key = self.config.user_id_field if person else self.config.group_id_field
+        custom = body.get("custom_fields") or {}
+        identity = custom.get(field_key) if isinstance(custom, Mapping) else None
+        label = identity if identity is not None else next(self._serial)
+        return {"id": f"{{{'person' if person else 'org'}:{label}}}", **body}

@@ -1,0 +1,56 @@
+"""The async client behind a blocking interface, for commands that make a few requests in order:
+the field catalog, `map-fields`, `check`, and the read-only lookups of `dry-run --lookups`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.http.client import PipedriveClient
+
+T = TypeVar("T")
+
+
+class BlockingClient:
+    """`with BlockingClient(token=..., base_url=...) as client: client.send(request)`.
+
+    Takes the same keyword arguments as `PipedriveClient`; one event loop serves every call.
+    """
+
+    def __init__(self, **client_options: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._client = PipedriveClient(**client_options)
+
+    @property
+    def client(self) -> PipedriveClient:
+        return self._client
+
+    def __enter__(self) -> BlockingClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._runner.run(self._client.aclose())
+        finally:
+            self._runner.close()
+
+    def send(self, request: ApiRequest) -> ApiResponse:
+        return self._runner.run(self._client.send(request))
+
+    def exchange(self, steps: Generator[ApiRequest, ApiResponse, T]) -> T:
+        """Run a pure exchange (such as `fetch_catalog()`) to its return value."""
+        try:
+            request = next(steps)
+            while True:
+                request = steps.send(self.send(request))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result

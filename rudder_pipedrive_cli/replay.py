@@ -1,0 +1,118 @@
+"""`rpd send` as a library: intake items in, plans run against a sender, every event accounted for.
+
+The pieces are the pure core (plans), the runner (ordering and concurrency), the client (pacing,
+retries) and, when there is one, the replay state (journal, identity cache, writes in flight).
+This module only wires them: which plan an item gets, and what happens when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io.deadletter import DeadLetters
+
+DONE = frozenset({"sent", "unchanged", "skipped"})
+# The outcome of an event the journal says an earlier run finished; compared by identity, since a
+# plan may also end "already done" (a lead found by its origin_id), and that one is journaled.
+JOURNALED = Outcome(status="skipped", reason="already done")
+
+
+class Learner(Known, Protocol):
+    def learn(self, outcome: Outcome) -> None: ...
+
+
+class Journal(Protocol):
+    """What the replay needs of a durable state (io/state.py's ReplayState)."""
+
+    def journal_status(self, event_id: str) -> str | None: ...
+
+    def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None: ...
+
+    def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None: ...
+
+    def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
+
+
+def decided(outcome: Outcome) -> Plan:
+    """A plan that makes no request: for input already decided (invalid, filtered, done)."""
+    yield from ()
+    return outcome
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:
+    """Record each write before it is sent; a write an interrupted run left in flight is not
+    sent again but answered as unknown, so the plan reconciles it (SPEC 5, exactly-once)."""
+    request = next(plan)
+    while True:
+        response: ApiResponse
+        if request.is_write:
+            left_in_flight = journal.pending_write(event_id, request)
+            if left_in_flight is not None:
+                response = ApiResponse(status=0, sent_at=left_in_flight)
+            else:
+                journal.begin_write(event_id, request, now())
+                response = yield request
+        else:
+            response = yield request
+        try:
+            request = plan.send(response)
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+            return outcome
+
+
+@dataclass(slots=True, kw_only=True)
+class Replay:
+    """The callbacks the runner needs, for one run."""
+
+    config: PlanConfig
+    known: Learner
+    tally: Tally
+    dead_letters: DeadLetters
+    journal: Journal | None = None
+    now: Callable[[], str] = utc_stamp
+    on_done: Callable[[Intake, Outcome], None] | None = None
+    failed: int = field(default=0)
+
+    def start(self, item: Intake) -> Plan:
+        if item.decided is not None or item.event is None:
+            return decided(item.decided or Outcome(status="failed", reason="not an event"))
+        if self.journal is not None and self.journal.journal_status(item.id) in DONE:
+            return decided(JOURNALED)
+        plan = plan_event(item.event, self.config, self.known)
+        if self.journal is not None:
+            return journaled(plan, item.id, self.journal, self.now)
+        return plan
+
+    @staticmethod
+    def keys(item: Intake) -> frozenset[str]:
+        return item.event.identities if item.event is not None else frozenset()
+
+    def done(self, item: Intake, outcome: Outcome) -> None:
+        self.tally.add_outcome(
+            item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
+        )
+        if outcome.status == "failed":
+            self.failed += 1
+            self.dead_letters.add(item, outcome)
+        planned = item.event is not None and item.decided is None
+        if planned and outcome is not JOURNALED:
+            if self.journal is not None:
+                self.journal.record_outcome(item.id, item.source, outcome)
+            else:
+                self.known.learn(outcome)
+        if self.on_done is not None:
+            self.on_done(item, outcome)
