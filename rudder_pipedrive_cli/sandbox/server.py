@@ -126,6 +126,9 @@ class Sandbox:
         return self._server
 
     def start(self) -> Sandbox:
+        """Serve in a background thread (a no-op when already serving)."""
+        if self._thread is not None:
+            return self
         server = self._bound()
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
