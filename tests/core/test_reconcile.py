@@ -1,0 +1,177 @@
+"""SPEC 5 exactly-once: a write whose outcome is unknown is reconciled before it is repeated."""
+
+from __future__ import annotations
+
+import pytest
+from helpers_core import (
+    GROUP_FIELD,
+    UNKNOWN,
+    USER_FIELD,
+    Call,
+    Case,
+    create_lead,
+    create_person,
+    list_leads,
+    listing,
+    ok,
+    person_record,
+    post,
+    search_org,
+    search_person,
+)
+
+from rudder_pipedrive_cli.core.protocol import ApiResponse
+
+ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
+IDENTIFY = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann"}}
+ORIGIN = "rpd:m-1"
+LEAD = {"title": "Signed Up", "origin_id": ORIGIN, "person_id": 42}
+TRACK = {"type": "track", "event": "Signed Up", "userId": "u-1"}
+UNKNOWN_PERSON = post("/api/v2/persons", ANN, UNKNOWN)
+UNKNOWN_LEAD = post("/v1/leads", LEAD, UNKNOWN)
+OUTCOME_UNKNOWN = {
+    "status": "failed",
+    "retryable": True,
+}
+
+
+def merge(status: int | ApiResponse = 200) -> Call:
+    response = status if isinstance(status, ApiResponse) else ok({"id": 8}, status=status)
+    return Call(
+        method="PUT",
+        path="/v1/persons/7/merge",
+        body={"merge_with_id": 8},
+        response=response,
+    )
+
+
+def get_previous(status: int) -> Call:
+    return Call(method="GET", path="/api/v2/persons/7", response=ok({"id": 7}, status=status))
+
+
+CASES = [
+    Case(
+        name="unknown person create, found among recent persons: used, not repeated",
+        raw=IDENTIFY,
+        calls=[
+            search_person("u-1"),
+            UNKNOWN_PERSON,
+            listing("persons", [person_record(5, "u-2"), person_record(6, "u-1")]),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 6}},
+    ),
+    Case(
+        name="unknown person create, listing paged by next_cursor",
+        raw=IDENTIFY,
+        calls=[
+            search_person("u-1"),
+            UNKNOWN_PERSON,
+            listing("persons", [person_record(5, "u-2")], cursor="c2"),
+            Call(
+                method="GET",
+                path="/api/v2/persons",
+                query={**listing("persons", []).query, "cursor": "c2"},
+                response=ok([person_record(9, "u-1")]),
+            ),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 9}},
+    ),
+    Case(
+        name="unknown person create, not found: repeated once more",
+        raw=IDENTIFY,
+        calls=[search_person("u-1"), UNKNOWN_PERSON, listing("persons", []), create_person(ANN)],
+        expect={"status": "sent", "identities": {("person", "u-1"): 100}},
+    ),
+    Case(
+        name="three unknown outcomes: fails retryable, saying the outcome is unknown",
+        raw=IDENTIFY,
+        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * 3,
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create person: outcome unknown after 3 attempts "
+            "(no person with userId u-1 appeared); retry later",
+            "stage": "create person",
+        },
+    ),
+    Case(
+        name="unknown outcome without a send time: fails retryable, not repeated",
+        raw=IDENTIFY,
+        calls=[search_person("u-1"), post("/api/v2/persons", ANN, ApiResponse(status=0))],
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create person: outcome unknown and no send time to reconcile with",
+        },
+    ),
+    Case(
+        name="unknown organization create: reconciled by the groupId field",
+        raw={"type": "group", "userId": "u-1", "groupId": "g-1", "traits": {"name": "Acme"}},
+        persons={"u-1": 42},
+        memberships={42: 31},
+        calls=[
+            search_org("g-1"),
+            post(
+                "/api/v2/organizations",
+                {"name": "Acme", "custom_fields": {GROUP_FIELD: "g-1"}},
+                UNKNOWN,
+            ),
+            listing(
+                "organizations",
+                [
+                    {"id": 30, "custom_fields": {GROUP_FIELD: "g-0"}},
+                    {"id": 31, "custom_fields": {GROUP_FIELD: "g-1"}},
+                ],
+            ),
+        ],
+        expect={"status": "sent", "identities": {("org", "g-1"): 31}},
+    ),
+    Case(
+        name="unknown lead create, found by origin_id: done, not repeated",
+        raw=TRACK,
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[UNKNOWN_LEAD, list_leads(42, "rpd:other", ORIGIN)],
+        expect={"status": "sent", "lead_origins": {42: frozenset({"rpd:other", ORIGIN})}},
+    ),
+    Case(
+        name="unknown lead create, not found: repeated once more",
+        raw=TRACK,
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[UNKNOWN_LEAD, list_leads(42), create_lead(LEAD)],
+        expect={"status": "sent", "lead_origins": {42: frozenset({ORIGIN})}},
+    ),
+    Case(
+        name="lead outcome unknown three times: fails retryable",
+        raw=TRACK,
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[UNKNOWN_LEAD, list_leads(42)] * 3,
+        expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
+    ),
+    Case(
+        name="unknown merge, previous person gone: the merge is done",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        persons={"old": 7, "new": 8},
+        calls=[merge(UNKNOWN), get_previous(404)],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="unknown merge, previous person still there: merged again",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        persons={"old": 7, "new": 8},
+        calls=[merge(UNKNOWN), get_previous(200), merge()],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="merge outcome unknown three times: fails retryable",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        persons={"old": 7, "new": 8},
+        calls=[merge(UNKNOWN), get_previous(200)] * 3,
+        expect={**OUTCOME_UNKNOWN, "stage": "merge persons"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_reconcile(case: Case) -> None:
+    case.verify()
