@@ -1,0 +1,166 @@
+"""The sandbox against Pipedrive's own OpenAPI: its schema table is in sync with the YAML, and its
+answers to rpd's requests validate against the documented response schemas."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+from sandbox_support import (
+    GROUP_ID_FIELD,
+    HOT,
+    OPENAPI_DIR,
+    SOURCE_FIELD,
+    USER_ID_FIELD,
+    create_person,
+    load_openapi,
+    search,
+)
+
+from rudder_pipedrive_cli.core.costs import TOKEN_COST
+from rudder_pipedrive_cli.sandbox.routes import ROUTES
+from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
+
+
+def test_the_packaged_request_schemas_match_the_openapi_files() -> None:
+    spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.extract(OPENAPI_DIR) == REQUEST_SCHEMAS
+
+
+def test_every_costed_operation_is_served() -> None:
+    assert {f"{method} {path}" for method, path in ROUTES} == set(TOKEN_COST)
+
+
+# ---- response schemas ----------------------------------------------------------------------
+
+
+def _resolve(doc: dict[str, Any], node: Any) -> Any:
+    """Inline $refs and turn OpenAPI 3.0 `nullable` into JSON Schema's null type.
+
+    Pipedrive's descriptions rarely mark `nullable`, while the API answers null for an unset
+    optional value (a person without an organization has `"org_id": null`): so a property that is
+    not `required` may be null too.
+    """
+    if isinstance(node, list):
+        return [_resolve(doc, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].split("/")[1:]:
+            target = target[part]
+        return _resolve(doc, target)
+    out = {k: _resolve(doc, v) for k, v in node.items() if k not in ("example", "nullable")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if "properties" in out:
+        required = set(out.get("required", ()))
+        out["properties"] = {
+            name: sub if name in required else {"anyOf": [sub, {"type": "null"}]}
+            for name, sub in out["properties"].items()
+        }
+    return out
+
+
+def response_schema(file: str, path: str, method: str, status: str) -> dict[str, Any]:
+    doc = load_openapi(file)
+    response = doc["paths"][path][method]["responses"][status]
+    schema: dict[str, Any] = _resolve(doc, response)["content"]["application/json"]["schema"]
+    return schema
+
+
+def assert_valid(response: httpx.Response, file: str, path: str, method: str) -> None:
+    schema = response_schema(file, path, method, str(response.status_code))
+    jsonschema.validate(response.json(), schema, format_checker=jsonschema.FormatChecker())
+
+
+def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) -> None:
+    org = api.post(
+        "/api/v2/organizations", json={"name": "Acme", "custom_fields": {GROUP_ID_FIELD: "g-1"}}
+    )
+    person = api.post(
+        "/api/v2/persons",
+        json={
+            "name": "Ann Lee",
+            "emails": [{"value": "ann@example.com", "primary": True, "label": "work"}],
+            "phones": [{"value": "555", "primary": True, "label": "mobile"}],
+            "visible_to": 3,
+            "add_time": "2020-02-02T00:23:09Z",
+            "custom_fields": {USER_ID_FIELD: "u-1"},
+        },
+    )
+    other = create_person(api, name="Bo")
+    lead = api.post(
+        "/v1/leads",
+        json={
+            "title": "Signed up",
+            "person_id": 1,
+            "value": {"amount": 10, "currency": "EUR"},
+            "label_ids": [HOT],
+            "expected_close_date": "2026-06-30",
+            "origin_id": "rpd:1",
+            SOURCE_FIELD: "web",
+        },
+    )
+    checks = [
+        (org, "v2.yaml", "/organizations", "post"),
+        (person, "v2.yaml", "/persons", "post"),
+        (lead, "v1.yaml", "/leads", "post"),
+        (api.get("/api/v2/persons/1"), "v2.yaml", "/persons/{id}", "get"),
+        (api.patch("/api/v2/persons/1", json={"org_id": 1}), "v2.yaml", "/persons/{id}", "patch"),
+        (api.get("/api/v2/organizations/1"), "v2.yaml", "/organizations/{id}", "get"),
+        (
+            api.patch("/api/v2/organizations/1", json={"name": "Acme Inc"}),
+            "v2.yaml",
+            "/organizations/{id}",
+            "patch",
+        ),
+        (api.get("/api/v2/persons", params={"limit": 1}), "v2.yaml", "/persons", "get"),
+        (api.get("/api/v2/organizations"), "v2.yaml", "/organizations", "get"),
+        (search(api, "u-1"), "v2.yaml", "/itemSearch/field", "get"),
+        (api.get("/api/v2/personFields"), "v2.yaml", "/personFields", "get"),
+        (api.get("/api/v2/organizationFields"), "v2.yaml", "/organizationFields", "get"),
+        (api.get("/api/v2/dealFields", params={"limit": 2}), "v2.yaml", "/dealFields", "get"),
+        (api.get("/v1/leads", params={"person_id": 1}), "v1.yaml", "/leads", "get"),
+        (api.get("/v1/leadLabels"), "v1.yaml", "/leadLabels", "get"),
+        (api.get("/v1/users/me"), "v1.yaml", "/users/me", "get"),
+        (
+            api.put(f"/v1/persons/{other['id']}/merge", json={"merge_with_id": 1}),
+            "v1.yaml",
+            "/persons/{id}/merge",
+            "put",
+        ),
+    ]
+    for response, file, path, method in checks:
+        assert response.is_success, (path, response.text)
+        assert_valid(response, file, path, method)
+
+
+def test_the_documented_success_status_of_each_write(api: httpx.Client) -> None:
+    """addPerson and addOrganization document 200, addLead 201: the sandbox answers the same."""
+    documented = {
+        ("v2.yaml", "/persons", "post"): 200,
+        ("v2.yaml", "/organizations", "post"): 200,
+        ("v1.yaml", "/leads", "post"): 201,
+        ("v1.yaml", "/persons/{id}/merge", "put"): 200,
+    }
+    for (file, path, method), status in documented.items():
+        responses = load_openapi(file)["paths"][path][method]["responses"]
+        assert [code for code in responses if code.startswith("2")] == [str(status)]
+    assert api.post("/api/v2/organizations", json={"name": "A"}).status_code == 200
+    assert api.post("/api/v2/persons", json={"name": "A"}).status_code == 200
+    assert api.post("/v1/leads", json={"title": "T", "person_id": 1}).status_code == 201
+
+
+def test_a_401_matches_the_documented_error(sandbox: Any) -> None:
+    response = httpx.get(f"{sandbox.url}/v1/users/me")
+    assert response.status_code == 401
+    assert_valid(response, "v1.yaml", "/users/me", "get")
