@@ -1,0 +1,548 @@
+"""SPEC 5 and 8: the replay state keeps identities, the journal and writes in flight durably,
+per namespace, never the token, and refuses files it must not touch without changing them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.io.state import (
+    CachedFields,
+    NamespaceSummary,
+    ReplayState,
+    RunSummary,
+    default_state_path,
+    discard_state,
+    namespace_key,
+)
+
+TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
+NS = namespace_key("https://api.pipedrive.com", TOKEN)
+OTHER_NS = namespace_key("http://127.0.0.1:8787", "sandbox-token")
+STAMP = "2026-01-02T03:04:05Z"
+LEAD = ApiRequest(
+    method="POST", path="/v1/leads", endpoint="/v1/leads", stage="create lead", body={"title": "t"}
+)
+PATCH_5 = ApiRequest(
+    method="PATCH",
+    path="/api/v2/persons/5",
+    endpoint="/api/v2/persons/{id}",
+    stage="update person",
+    body={"name": "Ada"},
+)
+SENT = Outcome(status="sent")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / ".rpd" / "state.sqlite"
+
+
+def open_state(path: Path, namespace: str = NS, **kwargs: Any) -> ReplayState:
+    return ReplayState.open(path, namespace, now=lambda: STAMP, **kwargs)
+
+
+@pytest.fixture
+def state(path: Path) -> Iterator[ReplayState]:
+    with open_state(path) as opened:
+        yield opened
+
+
+def rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """What another process would see: only committed data."""
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def test_default_path_is_beside_the_config_or_in_the_working_directory() -> None:
+    assert default_state_path(Path("/etc/rpd/prod.toml")) == Path("/etc/rpd/.rpd/state.sqlite")
+    assert default_state_path(None) == Path(".rpd/state.sqlite")
+
+
+def test_namespace_is_base_url_and_a_salted_token_fingerprint() -> None:
+    assert NS == "https://api.pipedrive.com#7f87dc59a5ac3bce"
+    assert namespace_key("https://api.pipedrive.com/", TOKEN) == NS
+    assert namespace_key("https://api.pipedrive.com", TOKEN + "x") != NS
+    assert TOKEN not in NS
+
+
+def test_state_implements_known() -> None:
+    def reads(known: Known) -> None:
+        assert known.person_id("nobody") is None
+
+    reads(ReplayState.open(Path("/nonexistent/state.sqlite"), NS, readonly=True))
+
+
+def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
+    with open_state(path) as state:
+        state.learn(
+            Outcome(
+                status="sent",
+                identities={
+                    ("person", "u-1"): 5,
+                    ("person", "u-2"): "{person:u-2}",
+                    ("org", "g-1"): 77,
+                    ("org", "123"): "9",
+                },
+                memberships={5: 77, "5": "x"},
+            )
+        )
+        assert state.person_id("u-1") == 5  # visible before the batch is committed
+    with open_state(path) as state:
+        assert state.person_id("u-1") == 5
+        assert state.person_id("u-2") == "{person:u-2}"
+        assert state.org_id("g-1") == 77
+        assert state.org_id("123") == "9"
+        assert state.person_id("g-1") is None  # kinds do not mix
+        assert state.person_org(5) == 77
+        assert state.person_org("5") == "x"  # 5 and "5" are different ids
+        assert state.person_org(6) is None
+    assert sorted(rows(path, "SELECT kind, key, pd_id, updated_at FROM identities")) == [
+        ("member", "i:5", "i:77", STAMP),
+        ("member", "s:5", "s:x", STAMP),
+        ("org", "123", "s:9", STAMP),
+        ("org", "g-1", "i:77", STAMP),
+        ("person", "u-1", "i:5", STAMP),
+        ("person", "u-2", "s:{person:u-2}", STAMP),
+    ]
+
+
+def test_learning_none_forgets_and_a_new_id_replaces(state: ReplayState) -> None:
+    state.learn(Outcome(status="sent", identities={("person", "u"): 5, ("person", "v"): 6}))
+    state.learn(Outcome(status="sent", identities={("person", "u"): None, ("person", "v"): 8}))
+    assert state.person_id("u") is None
+    assert state.person_id("v") == 8
+    state.learn(Outcome(status="sent", identities={("person", "never-known"): None}))
+    assert state.person_id("never-known") is None
+
+
+def test_lead_origins_distinguish_never_listed_from_no_leads(path: Path) -> None:
+    with open_state(path) as state:
+        assert state.lead_origins(5) is None
+        state.learn(Outcome(status="sent", lead_origins={5: frozenset()}))
+        assert state.lead_origins(5) == frozenset()
+        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:a", "rpd:b"})}))
+        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:c"})}))
+        state.learn(Outcome(status="sent", lead_origins={"5": frozenset({"rpd:z"})}))
+    with open_state(path) as state:
+        assert state.lead_origins(5) == frozenset({"rpd:a", "rpd:b", "rpd:c"})
+        assert state.lead_origins("5") == frozenset({"rpd:z"})
+        assert state.lead_origins(6) is None
+
+
+def test_record_outcome_journals_the_latest_outcome(path: Path) -> None:
+    with open_state(path) as state:
+        assert state.journal_status("e1") is None
+        failed = Outcome(status="failed", reason="HTTP 500", retryable=True)
+        state.record_outcome("e1", "in.ndjson:1", failed)
+        assert state.journal_status("e1") == "failed"
+        state.record_outcome("e1", "retry.ndjson:4", Outcome(status="unchanged"))
+        state.record_outcome("e2", "in.ndjson:2", Outcome(status="skipped", reason="anonymous"))
+        assert state.journal_status("e1") == "unchanged"
+    assert sorted(
+        rows(path, "SELECT event_id, status, reason, source, finished_at FROM journal")
+    ) == [
+        ("e1", "unchanged", "", "retry.ndjson:4", STAMP),
+        ("e2", "skipped", "anonymous", "in.ndjson:2", STAMP),
+    ]
+
+
+def test_record_outcome_learns_what_the_event_taught(state: ReplayState) -> None:
+    state.record_outcome(
+        "e1",
+        "f:1",
+        Outcome(
+            status="sent",
+            identities={("person", "u"): 5},
+            lead_origins={5: frozenset({"rpd:e1"})},
+            memberships={5: 9},
+        ),
+    )
+    assert (state.person_id("u"), state.person_org(5)) == (5, 9)
+    assert state.lead_origins(5) == frozenset({"rpd:e1"})
+
+
+def test_begin_write_is_committed_before_it_returns_with_the_buffer(path: Path) -> None:
+    with open_state(path, batch_size=1000) as state:
+        state.record_outcome("e0", "f:1", SENT)
+        assert rows(path, "SELECT event_id FROM journal") == []  # still buffered
+        state.begin_write("e1", LEAD, "2026-01-02T03:04:00Z")
+        assert rows(path, "SELECT event_id, method, endpoint, path, sent_at FROM inflight") == [
+            ("e1", "POST", "/v1/leads", "/v1/leads", "2026-01-02T03:04:00Z")
+        ]
+        assert rows(path, "SELECT event_id FROM journal") == [("e0",)]
+        assert state.inflight_count() == 1
+
+
+def test_record_outcome_clears_in_flight_rows_in_the_same_transaction(path: Path) -> None:
+    with open_state(path, batch_size=1000) as state:
+        state.begin_write("e1", LEAD, "2026-01-02T03:04:00Z")
+        state.begin_write("e1", PATCH_5, "2026-01-02T03:04:01Z")
+        state.begin_write("e2", LEAD, "2026-01-02T03:04:02Z")
+        state.record_outcome("e1", "f:1", SENT)
+        assert state.inflight_count() == 1
+        # Not committed yet: another reader sees neither the journal row nor the deletion.
+        assert rows(path, "SELECT count(*) FROM inflight") == [(3,)]
+        assert rows(path, "SELECT count(*) FROM journal") == [(0,)]
+        state.flush()
+        assert rows(path, "SELECT event_id FROM inflight") == [("e2",)]
+        assert rows(path, "SELECT event_id, status FROM journal") == [("e1", "sent")]
+
+
+def test_a_write_left_in_flight_is_handed_back_once(path: Path) -> None:
+    with open_state(path) as interrupted:
+        interrupted.begin_write("e1", LEAD, "2026-01-02T03:04:00Z")
+        interrupted.begin_write("e1", LEAD, "2026-01-02T03:09:00Z")  # a retry keeps the first
+        assert interrupted.pending_write("e1", LEAD) is None  # its own writes are not left over
+    with open_state(path) as rerun:
+        assert rerun.inflight_count() == 1
+        assert rerun.pending_write("e1", PATCH_5) is None  # another write of the same event
+        assert rerun.pending_write("e2", LEAD) is None  # the same write of another event
+        assert rerun.pending_write("e1", LEAD) == "2026-01-02T03:04:00Z"
+        assert rerun.pending_write("e1", LEAD) is None
+        assert rerun.inflight_count() == 0
+
+
+def test_outcomes_are_batched_by_count(path: Path) -> None:
+    with open_state(path, batch_size=3, batch_seconds=1e9) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        state.learn(Outcome(status="sent", identities={("person", "u"): 1}))
+        assert rows(path, "SELECT count(*) FROM journal") == [(0,)]
+        state.record_outcome("e2", "f:2", SENT)
+        assert rows(path, "SELECT count(*) FROM journal") == [(2,)]
+        assert rows(path, "SELECT key FROM identities") == [("u",)]
+        state.record_outcome("e3", "f:3", SENT)
+        assert rows(path, "SELECT count(*) FROM journal") == [(2,)]
+    assert rows(path, "SELECT count(*) FROM journal") == [(3,)]  # close flushes
+
+
+def test_outcomes_are_batched_by_time(path: Path) -> None:
+    clock = FakeClock()
+    with open_state(path, batch_size=1000, batch_seconds=2.0, clock=clock) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        clock.now = 1.9
+        state.record_outcome("e2", "f:2", SENT)
+        assert rows(path, "SELECT count(*) FROM journal") == [(0,)]
+        clock.now = 2.0
+        state.record_outcome("e3", "f:3", SENT)
+        assert rows(path, "SELECT count(*) FROM journal") == [(3,)]
+        clock.now = 3.0
+        state.record_outcome("e4", "f:4", SENT)  # a new batch opened at 3.0
+        assert rows(path, "SELECT count(*) FROM journal") == [(3,)]
+        state.flush()
+        assert rows(path, "SELECT count(*) FROM journal") == [(4,)]
+
+
+def test_close_after_an_exception_keeps_what_was_recorded(path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        raise KeyboardInterrupt
+    assert rows(path, "SELECT event_id FROM journal") == [("e1",)]
+
+
+def test_two_namespaces_in_one_file_never_see_each_other(path: Path) -> None:
+    with open_state(path, NS) as prod:
+        prod.record_outcome("e1", "f:1", Outcome(status="sent", identities={("person", "u"): 5}))
+        prod.begin_write("e2", LEAD, STAMP)
+        prod.put_fields("persons", [{"key": "a"}])
+    with open_state(path, OTHER_NS) as sandbox:
+        assert sandbox.person_id("u") is None
+        assert sandbox.journal_status("e1") is None
+        assert sandbox.pending_write("e2", LEAD) is None
+        assert sandbox.inflight_count() == 0
+        assert sandbox.get_fields("persons") is None
+        sandbox.record_outcome("e1", "f:1", Outcome(status="failed", reason="x"))
+        sandbox.learn(Outcome(status="sent", identities={("person", "u"): 1}))
+    with open_state(path, NS) as prod:
+        assert prod.person_id("u") == 5
+        assert prod.journal_status("e1") == "sent"
+        assert prod.inflight_count() == 1
+        cleared = prod.clear(OTHER_NS)
+        assert [summary.namespace for summary in cleared] == [OTHER_NS]
+        assert [summary.namespace for summary in prod.summary()] == [NS]
+        assert prod.person_id("u") == 5
+
+
+def test_runs_and_summary(path: Path) -> None:
+    with open_state(path) as state:
+        assert state.summary() == []
+        state.start_run()
+        state.record_outcome(
+            "e1",
+            "f:1",
+            Outcome(
+                status="sent",
+                identities={("person", "u"): 5, ("org", "g"): 9},
+                lead_origins={5: frozenset({"rpd:e1", "rpd:old"})},
+                memberships={5: 9},
+            ),
+        )
+        state.record_outcome("e2", "f:2", Outcome(status="failed", reason="HTTP 500"))
+        state.record_outcome("e3", "f:3", Outcome(status="failed", reason="HTTP 500"))
+        state.begin_write("e4", LEAD, STAMP)
+        state.finish_run({"read": 4, "sent": 1, "failed": 2})
+        state.start_run()  # an interrupted second run
+        assert state.summary() == [
+            NamespaceSummary(
+                namespace=NS,
+                base_url="https://api.pipedrive.com",
+                fingerprint="7f87dc59a5ac3bce",
+                identities={"person": 1, "org": 1, "member": 1},
+                leads_listed=1,
+                lead_origins=2,
+                journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
+                inflight=1,
+                last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None),
+            )
+        ]
+    assert rows(path, "SELECT ns, started_at, finished_at, counts_json FROM runs") == [
+        (NS, STAMP, STAMP, '{"read":4,"sent":1,"failed":2}'),
+        (NS, STAMP, None, None),
+    ]
+
+
+def test_finish_run_needs_start_run(state: ReplayState) -> None:
+    with pytest.raises(RuntimeError, match=r"finish_run\(\) without start_run\(\)"):
+        state.finish_run({})
+
+
+def test_field_listing_cache_round_trip(path: Path) -> None:
+    payload = [{"key": "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48", "name": "RudderStack userId"}]
+    with open_state(path) as state:
+        assert state.get_fields("persons") is None
+        state.put_fields("persons", payload)
+    with open_state(path) as state:
+        assert state.get_fields("persons") == CachedFields(fetched_at=STAMP, payload=payload)
+        assert state.get_fields("organizations") is None
+
+
+def test_clear_all_namespaces(path: Path) -> None:
+    with open_state(path, OTHER_NS) as sandbox:
+        sandbox.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 1}))
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 2}))
+        cleared = state.clear()
+        assert sorted(summary.namespace for summary in cleared) == sorted([NS, OTHER_NS])
+        assert state.summary() == []
+        assert state.org_id("g") is None
+        state.record_outcome("e2", "f:2", SENT)  # still usable
+    assert rows(path, "SELECT ns, event_id FROM journal") == [(NS, "e2")]
+
+
+def test_readonly_never_creates_the_file_and_starts_empty(tmp_path: Path) -> None:
+    path = tmp_path / ".rpd" / "state.sqlite"
+    with ReplayState.open(path, NS, readonly=True) as state:
+        assert state.person_id("u") is None
+        assert state.journal_status("e1") is None
+        assert state.summary() == []
+        state.learn(Outcome(status="sent", identities={("person", "u"): "{person:u}"}))
+        assert state.person_id("u") == "{person:u}"
+        with pytest.raises(RuntimeError, match="is open read-only"):
+            state.record_outcome("e1", "f:1", SENT)
+        with pytest.raises(RuntimeError, match="is open read-only"):
+            state.begin_write("e1", LEAD, STAMP)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -> None:
+    with open_state(path) as state:
+        state.record_outcome(
+            "e1",
+            "f:1",
+            Outcome(
+                status="sent",
+                identities={("person", "u"): 5, ("person", "v"): 6},
+                lead_origins={5: frozenset({"rpd:a"})},
+            ),
+        )
+        state.begin_write("e2", LEAD, STAMP)
+    before = path.read_bytes()
+    with ReplayState.open(path, NS, readonly=True) as dry:
+        assert dry.journal_status("e1") == "sent"
+        dry.learn(
+            Outcome(
+                status="sent",
+                identities={("person", "u"): None, ("person", "w"): 7},
+                lead_origins={5: frozenset({"rpd:b"}), 8: frozenset()},
+                memberships={5: 3},
+            )
+        )
+        assert dry.person_id("u") is None  # forgotten in memory shadows the file
+        assert (dry.person_id("v"), dry.person_id("w"), dry.person_org(5)) == (6, 7, 3)
+        assert dry.lead_origins(5) == frozenset({"rpd:a", "rpd:b"})
+        assert dry.lead_origins(8) == frozenset()
+        assert dry.pending_write("e2", LEAD) is None  # a dry run sends nothing, consumes nothing
+        assert dry.inflight_count() == 1
+    assert path.read_bytes() == before
+    with open_state(path) as state:
+        assert state.person_id("u") == 5
+        assert state.person_id("w") is None
+
+
+def test_a_running_rpd_holds_the_file(path: Path) -> None:
+    with open_state(path) as running:
+        running.record_outcome("e1", "f:1", SENT)
+        running.flush()
+        before = path.read_bytes()
+        with pytest.raises(UsageError) as caught:
+            open_state(path)
+        assert caught.value.message == (
+            f"state file {path} is in use by another rpd process (pid {os.getpid()})"
+        )
+        assert caught.value.hint == "wait for it to finish, or use --state"
+        with pytest.raises(UsageError, match="in use by another rpd process"):
+            discard_state(path)
+        assert path.read_bytes() == before
+        with ReplayState.open(path, NS, readonly=True) as reader:  # dry-run may still read
+            assert reader.journal_status("e1") == "sent"
+    with open_state(path) as after:  # released on close
+        assert after.journal_status("e1") == "sent"
+
+
+CORRUPT_HINT = "move it aside, remove it with `rpd state clear`, or use another --state"
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path, readonly: bool) -> None:
+    path.parent.mkdir()
+    path.write_bytes(b'{"not": "a database"}\n' * 200)
+    with pytest.raises(UsageError) as caught:
+        ReplayState.open(path, NS, readonly=readonly)
+    assert caught.value.message == f"state file {path} is not a readable rpd state file"
+    assert caught.value.hint == CORRUPT_HINT
+    assert path.read_bytes() == b'{"not": "a database"}\n' * 200
+    assert sorted(p.name for p in path.parent.iterdir()) == (
+        ["state.sqlite"] if readonly else ["state.sqlite", "state.sqlite.lock"]
+    )
+
+
+def test_another_programs_database_is_refused_untouched(path: Path) -> None:
+    path.parent.mkdir()
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, email TEXT)")
+    other.commit()
+    other.close()
+    before = path.read_bytes()
+    with pytest.raises(UsageError) as caught:
+        ReplayState.open(path, NS)
+    assert caught.value.message == f"state file {path} is not a readable rpd state file"
+    assert path.read_bytes() == before
+
+
+def test_a_newer_schema_is_refused_untouched(path: Path) -> None:
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+    newer = sqlite3.connect(path)
+    newer.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    newer.commit()
+    newer.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(UsageError) as caught:
+            ReplayState.open(path, NS, readonly=readonly)
+        assert caught.value.message == f"state file {path} was written by a newer rpd (schema 2)"
+        assert caught.value.hint == "upgrade rpd or use another --state"
+        assert path.read_bytes() == before
+
+
+def test_the_token_never_reaches_the_file(path: Path) -> None:
+    with open_state(path) as state:
+        state.start_run()
+        for number in range(50):
+            state.begin_write(f"e{number}", LEAD, STAMP)
+            state.record_outcome(
+                f"e{number}",
+                f"in.ndjson:{number}",
+                Outcome(status="sent", identities={("person", f"u{number}"): number}),
+            )
+        state.put_fields("persons", [{"key": "k"}])
+        state.finish_run({"read": 50})
+        contents = [path.read_bytes(), path.with_name("state.sqlite-wal").read_bytes()]
+        assert b"7f87dc59a5ac3bce" in b"".join(contents)  # the data is where we look
+        assert all(TOKEN.encode() not in content for content in contents)
+    for file in path.parent.iterdir():
+        assert TOKEN.encode() not in file.read_bytes()
+
+
+def test_discard_removes_the_file_and_says_what_it_held(path: Path) -> None:
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 1}))
+    discarded = discard_state(path)
+    assert [summary.namespace for summary in discarded.namespaces] == [NS]
+    assert discarded.unreadable == ""
+    assert list(path.parent.iterdir()) == []
+
+
+def test_discard_removes_an_unreadable_file(path: Path) -> None:
+    path.parent.mkdir()
+    path.write_bytes(b"garbage" * 100)
+    discarded = discard_state(path)
+    assert (discarded.namespaces, discarded.unreadable) == ([], "is not a readable rpd state file")
+    assert list(path.parent.iterdir()) == []
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+    from rudder_pipedrive_cli.io.state import ReplayState
+
+    state = ReplayState.open(Path(sys.argv[1]), "ns", batch_size=10, batch_seconds=1e9)
+    lead = ApiRequest(method="POST", path="/v1/leads", endpoint="/v1/leads", stage="s",
+                      body={"title": "t"})
+    for number in range(25):  # two batches of 10 committed, 5 buffered
+        state.record_outcome(f"a{number}", "f", Outcome(status="sent"))
+    state.begin_write("w", lead, "2026-01-02T03:04:05Z")  # commits the 5 with it
+    for number in range(7):
+        state.record_outcome(f"b{number}", "f", Outcome(status="sent"))
+    state.record_outcome("w", "f", Outcome(status="sent", identities={("person", "u"): 1}))
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_kill_9_loses_at_most_the_unflushed_batch_never_a_begun_write(path: Path) -> None:
+    path.parent.mkdir()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline() == "ready\n"
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+    with ReplayState.open(path, "ns") as state:  # the kernel released the lock
+        journal = {f"a{number}": state.journal_status(f"a{number}") for number in range(25)}
+        assert set(journal.values()) == {"sent"}
+        assert [state.journal_status(f"b{number}") for number in range(7)] == [None] * 7
+        assert state.journal_status("w") is None
+        assert state.person_id("u") is None
+        assert state.pending_write("w", LEAD) == "2026-01-02T03:04:05Z"
+    assert rows(path, "SELECT count(*) FROM journal") == [(25,)]
