@@ -1,0 +1,218 @@
+"""fields.py: value normalisation and one coercion per Pipedrive field type (SPEC 4)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import (
+    COERCE,
+    Traits,
+    add_time,
+    coerce,
+    contacts,
+    date_part,
+    dropped,
+    mapped_values,
+    person_name,
+)
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+
+OPTIONS = {"Free": 1, "Pro": 2, "Enterprise": 3}
+
+
+def config(field_type: str, currency: str = "") -> PlanConfig:
+    info = FieldInfo(key="k" * 40, name="Field", field_type=field_type, options=OPTIONS)
+    return PlanConfig(default_currency=currency, field_types={info.key: info})
+
+
+COERCIONS: list[tuple[str, Any, Any]] = [
+    ("double", 3, 3),
+    ("double", "2.5", 2.5),
+    ("double", " 10 ", 10),
+    ("double", "1e3", 1000),
+    ("int", "42", 42),
+    ("int", 42.0, 42),
+    ("monetary", {"value": "12.5", "currency": "USD"}, {"value": 12.5, "currency": "USD"}),
+    ("monetary", {"amount": 3, "currency": "GBP"}, {"value": 3, "currency": "GBP"}),
+    ("varchar", 123, "123"),
+    ("varchar", 1.5, "1.5"),
+    ("text", True, "true"),
+    ("phone", "+372 555", "+372 555"),
+    ("date", "2021-04-27", "2021-04-27"),
+    ("date", "2021-04-27T23:59:59Z", "2021-04-27"),
+    ("enum", "Pro", 2),
+    ("enum", "pro", 2),
+    ("enum", 3, 3),
+    ("enum", "3", 3),
+    ("set", ["Free", "Pro"], [1, 2]),
+    ("set", "Free, Enterprise", [1, 3]),
+    ("set", "Pro,Pro", [2]),
+    ("set", [], None),
+    ("boolean", "yes", True),
+    ("boolean", False, False),
+    ("time", "09:30", "09:30:00"),
+    ("address", "Main St 1", {"value": "Main St 1"}),
+    ("user", "17", 17),
+    ("unknown_type", {"any": "thing"}, {"any": "thing"}),
+]
+
+
+@pytest.mark.parametrize(("field_type", "value", "expected"), COERCIONS)
+def test_coerce(field_type: str, value: Any, expected: Any) -> None:
+    assert coerce("trait", value, "k" * 40, config(field_type)) == expected
+
+
+def test_monetary_number_uses_default_currency() -> None:
+    assert coerce("fee", 5, "k" * 40, config("monetary", "EUR")) == {"value": 5, "currency": "EUR"}
+
+
+FAILURES: list[tuple[str, Any, str]] = [
+    ("double", "abc", "a number"),
+    ("double", True, "a number"),
+    ("double", "nan", "a number"),
+    ("int", "4.5", "a whole number"),
+    ("monetary", 5, 'a number (with identity.default_currency set) or {"value", "currency"}'),
+    ("varchar", {"a": 1}, "a string or a number"),
+    ("date", "27/04/2021", "a date YYYY-MM-DD"),
+    ("date", "2021-02-30", "a date YYYY-MM-DD"),
+    ("enum", "Gold", "one of Free, Pro, Enterprise"),
+    ("enum", 9, "one of Free, Pro, Enterprise"),
+    ("set", ["Pro", "Gold"], "one of Free, Pro, Enterprise"),
+    ("boolean", "maybe", "true, false"),
+    ("time", "noon", "a time HH:MM:SS"),
+    ("people", "Ann", "a numeric Pipedrive id"),
+]
+
+
+@pytest.mark.parametrize(("field_type", "value", "expected"), FAILURES)
+def test_coerce_failure_names_trait_field_and_what_fits(
+    field_type: str, value: Any, expected: str
+) -> None:
+    with pytest.raises(PlanFailure) as raised:
+        coerce("traits.x", value, "k" * 40, config(field_type))
+    shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    assert raised.value.reason == (
+        f"cannot convert traits.x = {shown} for field Field ({field_type}): expected {expected}"
+    )
+    assert raised.value.stage == "validate"
+    assert raised.value.retryable is False
+
+
+def test_field_without_type_info_is_sent_raw() -> None:
+    assert coerce("x", "Gold", "k" * 40, PlanConfig()) == "Gold"
+
+
+def test_every_searchable_type_has_a_coercion() -> None:
+    searchable = {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
+    assert searchable <= set(COERCE)
+
+
+@pytest.mark.parametrize(
+    ("traits", "expected"),
+    [
+        ({"name": "Ann Lee", "firstName": "X"}, "Ann Lee"),
+        ({"firstName": "Ann", "lastName": "Lee"}, "Ann Lee"),
+        ({"first_name": "Ann", "last_name": "Lee"}, "Ann Lee"),
+        ({"firstName": "Ann"}, "Ann"),
+        ({"last_name": "Lee"}, "Lee"),
+        ({"name": "  ", "email": "a@b.c"}, None),
+        ({}, None),
+    ],
+)
+def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
+    assert person_name(Traits(sources=(traits,))) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a@b.c", ["a@b.c"]),
+        (["a@b.c", "x@y.z", "a@b.c", ""], ["a@b.c", "x@y.z"]),
+        ([{"value": "a@b.c"}], ["a@b.c"]),
+        (5551234, ["5551234"]),
+        (None, []),
+    ],
+)
+def test_contacts_first_is_primary(value: Any, expected: list[str]) -> None:
+    assert contacts(value) == [
+        {"value": v, "primary": i == 0, "label": "work"} for i, v in enumerate(expected)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("trait", "raw", "expected"),
+    [
+        ("2020-02-02T00:23:09.544Z", {}, "2020-02-02T00:23:09Z"),
+        ("2020-02-02", {}, "2020-02-02T00:00:00Z"),
+        ("2020-02-02T01:00:00+01:00", {}, "2020-02-02T00:00:00Z"),
+        (1580602989, {}, "2020-02-02T00:23:09Z"),
+        (1580602989544, {}, "2020-02-02T00:23:09Z"),
+        (
+            None,
+            {"originalTimestamp": "2021-01-01T00:00:00Z", "timestamp": "2022-01-01"},
+            "2021-01-01T00:00:00Z",
+        ),
+        (None, {"timestamp": "2022-01-01T12:00:00Z"}, "2022-01-01T12:00:00Z"),
+        (None, {}, None),
+    ],
+)
+def test_add_time(trait: Any, raw: dict[str, Any], expected: str | None) -> None:
+    warnings: list[str] = []
+    traits = Traits(sources=({"add_time": trait} if trait is not None else {},))
+    assert add_time(traits, raw, warnings) == expected
+    assert warnings == []
+
+
+def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
+    warnings: list[str] = []
+    traits = Traits(sources=({"add_time": "yesterday"},))
+    assert (
+        add_time(traits, {"timestamp": "2022-01-01T12:00:00Z"}, warnings) == "2022-01-01T12:00:00Z"
+    )
+    assert warnings == ["add_time = yesterday is not a date or time; using the event time"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2021-04-27", "2021-04-27"),
+        ("2021-04-27T10:00:00Z", "2021-04-27"),
+        ("2021-13-01", None),
+        (20210427, None),
+    ],
+)
+def test_date_part(value: Any, expected: str | None) -> None:
+    assert date_part(value) == expected
+
+
+def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects() -> None:
+    traits = Traits(
+        sources=(
+            {
+                "name": "Ann",
+                "userId": "u",
+                "role": "x",
+                "address": {"city": "Tallinn", "street": "Main"},
+                "prefs": {"a": 1},
+            },
+            {"email": "a@b.c", "junk": 1, "role": "y"},
+        )
+    )
+    mapping = {"role": "r" * 40, "address.city": "c" * 40}
+    assert dropped(traits, mapping, frozenset({"name", "email"})) == [
+        "address.street",
+        "prefs",
+        "junk",
+    ]
+
+
+def test_owner_id_mapping_is_never_sent() -> None:
+    warnings: list[str] = []
+    traits = Traits(sources=({"boss": 5, "role": "x"},))
+    values = mapped_values(traits, {"boss": "owner_id", "role": "r" * 40}, PlanConfig(), warnings)
+    assert values == {"r" * 40: "x"}
+    assert warnings == ["boss is mapped to owner_id, which rpd never sends; dropped"]
