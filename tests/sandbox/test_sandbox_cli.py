@@ -1,0 +1,79 @@
+"""`rpd sandbox`: announces its URL first, serves, and stops cleanly on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    found = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
+    assert found, first
+    return process, found.group(1)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_foreground_sandbox_serves_and_stops_cleanly(stop: signal.Signals) -> None:
+    process, url = start("--plan", "lite", "--token", "t-1")
+    try:
+        me = httpx.get(f"{url}/v1/users/me", headers={"x-api-token": "t-1"})
+        assert (me.status_code, me.headers["x-ratelimit-limit"]) == (200, "20")
+        assert httpx.get(f"{url}/v1/users/me").status_code == 401
+    finally:
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=10)
+    assert (process.returncode, err) == (0, "sandbox stopped\n")
+
+
+def test_the_default_plan_is_growth() -> None:
+    process, url = start()
+    try:
+        me = httpx.get(f"{url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert me.headers["x-ratelimit-limit"] == "40"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_faults_reach_the_server() -> None:
+    process, url = start("--fail-5xx", "1", "--fault-seed", "1", "--plan", "unlimited")
+    try:
+        response = httpx.get(f"{url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert response.status_code in (500, 502, 503)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_bad_options_are_usage_errors() -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--plan", "free"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: plan must be one of lite, growth, premium, ultimate, unlimited, not 'free'\n"
+        "hint: see `rpd sandbox --help`\n"
+    )
+
+
+def test_a_busy_port_is_a_usage_error(sandbox: Sandbox) -> None:
+    port = str(httpx.URL(sandbox.url).port)
+    result = CliRunner().invoke(app, ["sandbox", "--port", port])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert result.output.endswith("hint: choose another --port (0 picks a free one)\n")
