@@ -34,14 +34,28 @@ PREVIOUS_ID_PATHS = ("previousId", "traits.previousId", "context.traits.previous
 TIME_PATHS = ("timestamp", "originalTimestamp", "sentAt")
 
 
+def _split_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(path.split(".")) for path in paths)
+
+
+_USER_ID_PARTS = _split_paths(USER_ID_PATHS)
+_GROUP_ID_PARTS = _split_paths(GROUP_ID_PATHS)
+_PREVIOUS_ID_PARTS = _split_paths(PREVIOUS_ID_PATHS)
+
+
 class EventError(ValueError):
     """The value is not a usable event; the message is a one-line reason."""
 
 
 def get_path(obj: Any, path: str) -> Any:
     """Follow a dotted path through nested dicts; None when any step is missing."""
-    for part in path.split("."):
-        if not isinstance(obj, Mapping):
+    return get_parts(obj, path.split("."))
+
+
+def get_parts(obj: Any, parts: tuple[str, ...] | list[str]) -> Any:
+    # Decoded JSON is made of dicts: the exact type check is much faster than an ABC check.
+    for part in parts:
+        if type(obj) is not dict and not isinstance(obj, Mapping):
             return None
         obj = obj.get(part)
     return obj
@@ -49,6 +63,8 @@ def get_path(obj: Any, path: str) -> Any:
 
 def identity_value(value: Any) -> str | None:
     """Identities compare as strings: 123 and "123" are the same person. Empty means absent."""
+    if type(value) is str:
+        return value.strip() or None
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -59,9 +75,9 @@ def identity_value(value: Any) -> str | None:
     return None
 
 
-def first_identity(raw: Mapping[str, Any], paths: tuple[str, ...]) -> str | None:
-    for path in paths:
-        value = identity_value(get_path(raw, path))
+def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
+    for parts in paths:
+        value = identity_value(get_parts(raw, parts))
         if value is not None:
             return value
     return None
@@ -131,9 +147,9 @@ def parse_event(raw: Any, source: str) -> Event:
         type=kind.strip().lower(),
         source=source,
         raw=raw,
-        user_id=first_identity(raw, USER_ID_PATHS),
-        group_id=first_identity(raw, GROUP_ID_PATHS),
-        previous_id=first_identity(raw, PREVIOUS_ID_PATHS),
+        user_id=first_identity(raw, _USER_ID_PARTS),
+        group_id=first_identity(raw, _GROUP_ID_PARTS),
+        previous_id=first_identity(raw, _PREVIOUS_ID_PARTS),
         anonymous_id=identity_value(raw.get("anonymousId")),
         external=external_ids(raw),
         time=time,
