@@ -1,0 +1,221 @@
+"""`rpd state show|clear`: exact output and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import orjson
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli import state_cmd
+from rudder_pipedrive_cli.cli.state_cmd import state_app
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+
+app = typer.Typer()
+app.add_typer(state_app, name="state")
+runner = CliRunner()
+ENV = {"COLUMNS": "100", "RPD_CONFIG": "", "PIPEDRIVE_API_TOKEN": "", "RPD_BASE_URL": ""}
+TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
+NS = namespace_key("https://api.pipedrive.com", TOKEN)
+SANDBOX_NS = namespace_key("http://127.0.0.1:8787", "sandbox-token")
+STAMP = "2026-01-02T03:04:05Z"
+LEAD = ApiRequest(
+    method="POST", path="/v1/leads", endpoint="/v1/leads", stage="create lead", body={"title": "t"}
+)
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def fill(path: Path) -> None:
+    with ReplayState.open(path, NS, now=lambda: STAMP) as state:
+        state.start_run()
+        state.record_outcome(
+            "e1",
+            "in.ndjson:1",
+            Outcome(
+                status="sent",
+                identities={("person", "u1"): 5, ("person", "u2"): 6, ("org", "g"): 9},
+                lead_origins={5: frozenset({"rpd:e1"})},
+                memberships={5: 9},
+            ),
+        )
+        state.record_outcome("e2", "in.ndjson:2", Outcome(status="failed", reason="HTTP 500"))
+        state.begin_write("e3", LEAD, STAMP)
+        state.finish_run({"read": 3, "sent": 1, "failed": 1})
+    with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
+        state.record_outcome("s1", "demo.ndjson:1", Outcome(status="unchanged"))
+
+
+def test_show_without_a_state_file() -> None:
+    result = runner.invoke(app, ["state", "show"], env=ENV)
+    assert (result.exit_code, result.output) == (0, "no state at .rpd/state.sqlite\n")
+    assert not Path(".rpd").exists()
+
+
+def test_show_uses_the_directory_of_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "jobs" / "rpd.toml"
+    config.parent.mkdir()
+    config.write_text('[pipedrive]\nplan = "lite"\n')
+    result = runner.invoke(app, ["state", "show", "--config", str(config)], env=ENV)
+    assert result.output == f"no state at {tmp_path}/jobs/.rpd/state.sqlite\n"
+
+
+def test_show_table() -> None:
+    fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert result.exit_code == 0
+    assert result.output == (
+        "state at s.sqlite\n"
+        "http://127.0.0.1:8787 (token 28cb449547fa309b)            \n"
+        "┌────────────┬───────────────────────────────────────────┐\n"
+        "│ identities │ 0 persons, 0 organizations, 0 memberships │\n"
+        "│ leads      │ 0 origin ids known for 0 persons          │\n"
+        "│ journal    │ 0 sent, 1 unchanged, 0 skipped, 0 failed  │\n"
+        "│ in flight  │ 0 writes                                  │\n"
+        "│ last run   │ none                                      │\n"
+        "└────────────┴───────────────────────────────────────────┘\n"
+        "https://api.pipedrive.com (token 7f87dc59a5ac3bce)                                     \n"
+        "┌────────────┬────────────────────────────────────────────────────────────────────────┐\n"
+        "│ identities │ 2 persons, 1 organization, 1 membership                                │\n"
+        "│ leads      │ 1 origin id known for 1 person                                         │\n"
+        "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
+        "│ in flight  │ 1 write                                                                │\n"
+        "│ last run   │ 2026-01-02T03:04:05Z to 2026-01-02T03:04:05Z: read 3, sent 1, failed 1 │\n"
+        "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
+    )
+    assert TOKEN not in result.output
+
+
+def test_show_json() -> None:
+    fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite", "-f", "json"], env=ENV)
+    assert result.exit_code == 0
+    document = orjson.loads(result.output)
+    assert document["path"] == "s.sqlite"
+    assert document["namespaces"][1] == {
+        "namespace": NS,
+        "base_url": "https://api.pipedrive.com",
+        "fingerprint": "7f87dc59a5ac3bce",
+        "identities": {"person": 2, "org": 1, "member": 1},
+        "leads_listed": 1,
+        "lead_origins": 1,
+        "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
+        "inflight": 1,
+        "last_run": {
+            "started_at": STAMP,
+            "finished_at": STAMP,
+            "counts": {"read": 3, "sent": 1, "failed": 1},
+        },
+    }
+    assert [ns["namespace"] for ns in document["namespaces"]] == [SANDBOX_NS, NS]
+
+
+def test_show_json_without_a_state_file() -> None:
+    result = runner.invoke(app, ["state", "show", "--format", "json"], env=ENV)
+    assert (result.exit_code, orjson.loads(result.output)) == (
+        0,
+        {"path": ".rpd/state.sqlite", "namespaces": []},
+    )
+
+
+def test_show_rejects_an_unknown_format() -> None:
+    result = runner.invoke(app, ["state", "show", "--format", "yaml"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: unknown --format 'yaml'\nhint: use table or json\n",
+    )
+
+
+def test_show_an_unreadable_file() -> None:
+    Path("s.sqlite").write_text("not a database at all\n" * 50)
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: state file s.sqlite is not a readable rpd state file\n"
+        "hint: move it aside, remove it with `rpd state clear`, or use another --state\n",
+    )
+
+
+def test_show_an_empty_state_file() -> None:
+    with ReplayState.open(Path("s.sqlite"), NS):
+        pass
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (result.exit_code, result.output) == (0, "state at s.sqlite is empty\n")
+
+
+def test_clear_with_yes() -> None:
+    fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        0,
+        "cleared s.sqlite:\n"
+        "  http://127.0.0.1:8787 (token 28cb449547fa309b): 0 identities, 1 journal entry, "
+        "0 writes in flight\n"
+        "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 4 identities, 2 journal entries, "
+        "1 write in flight\n",
+    )
+    assert sorted(p.name for p in Path().iterdir()) == []
+
+
+def test_clear_without_yes_refuses_when_not_interactive() -> None:
+    fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: refusing to clear s.sqlite without confirmation\nhint: pass --yes\n",
+    )
+    assert Path("s.sqlite").exists()
+
+
+def test_clear_asks_for_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_cmd, "stdin_is_interactive", lambda: True)
+    fill(Path("s.sqlite"))
+    kept = runner.invoke(app, ["state", "clear", "--state", "s.sqlite"], input="n\n", env=ENV)
+    assert (kept.exit_code, kept.output) == (
+        0,
+        "Delete the replay state in s.sqlite? [y/N]: n\nkept s.sqlite\n",
+    )
+    assert Path("s.sqlite").exists()
+    cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite"], input="y\n", env=ENV)
+    assert cleared.exit_code == 0
+    assert cleared.output.startswith("Delete the replay state in s.sqlite? [y/N]: y\ncleared ")
+    assert not Path("s.sqlite").exists()
+
+
+def test_clear_without_a_state_file() -> None:
+    result = runner.invoke(app, ["state", "clear"], env=ENV)
+    assert (result.exit_code, result.output) == (0, "no state at .rpd/state.sqlite\n")
+
+
+def test_clear_removes_a_file_from_a_newer_rpd() -> None:
+    fill(Path("s.sqlite"))
+    newer = sqlite3.connect("s.sqlite")
+    newer.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+    newer.commit()
+    newer.close()
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "-y"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        0,
+        "removed s.sqlite: it was written by a newer rpd (schema 7)\n",
+    )
+    assert not Path("s.sqlite").exists()
+
+
+def test_clear_refuses_while_another_rpd_runs() -> None:
+    fill(Path("s.sqlite"))
+    with ReplayState.open(Path("s.sqlite"), NS):
+        result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: state file s.sqlite is in use by another rpd process (pid {os.getpid()})\n"
+        "hint: wait for it to finish, or use --state\n",
+    )
+    assert Path("s.sqlite").exists()
