@@ -1,0 +1,175 @@
+"""Check a request against Pipedrive's own OpenAPI descriptions (../shared/pipedrive-openapi/).
+
+`check_request(request)` fails (ContractError) unless the operation exists for the method and path
+(v1 under `/v1`, v2 under `/api/v2`), the request's `endpoint` is that operation's path template,
+path and query parameters are declared and fit their schemas, required ones are present, and the
+body validates against the request schema (OpenAPI 3.0 `nullable` honoured; undeclared top-level
+keys allowed only when they look like custom field keys, as v1 lead bodies use them).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from rudder_pipedrive_cli.core.protocol import ApiRequest
+
+SPECS = Path(__file__).resolve().parents[2] / "shared" / "pipedrive-openapi"
+SERVERS = (("/api/v2", "v2.yaml"), ("/v1", "v1.yaml"))
+CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}(_currency)?$")
+
+
+class ContractError(AssertionError):
+    """The request is not one Pipedrive's description allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    template: str  # with the server prefix, as ApiRequest.endpoint spells it
+    spec: Mapping[str, Any]
+    op: Mapping[str, Any]
+    params: tuple[Mapping[str, Any], ...]
+
+
+def specs_dir() -> Path:
+    for candidate in (SPECS, Path("/work/shared/pipedrive-openapi")):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("pipedrive-openapi/ not found beside the repository")
+
+
+@functools.cache
+def load(name: str) -> Mapping[str, Any]:
+    """A parsed description; cached for the session (the files are megabytes)."""
+    with (specs_dir() / name).open(encoding="utf-8") as handle:
+        loaded: Mapping[str, Any] = yaml.load(
+            handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
+    return loaded
+
+
+def resolve(spec: Mapping[str, Any], node: Any, depth: int = 0) -> Any:
+    """Inline `$ref`s and turn OpenAPI 3.0 `nullable` into JSON Schema."""
+    if depth > 40:
+        return {}
+    if isinstance(node, list):
+        return [resolve(spec, item, depth + 1) for item in node]
+    if not isinstance(node, Mapping):
+        return node
+    if "$ref" in node:
+        target: Any = spec
+        for part in str(node["$ref"]).lstrip("#/").split("/"):
+            target = target[part]
+        return resolve(spec, target, depth + 1)
+    out = {k: resolve(spec, v, depth + 1) for k, v in node.items() if not k.startswith("x-")}
+    if out.pop("nullable", False):
+        if "type" in out:
+            out["type"] = [out["type"], "null"]
+        if "enum" in out:
+            out["enum"] = [*out["enum"], None]
+        if "type" not in out and "enum" not in out:
+            out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def find_operation(method: str, path: str) -> Operation:
+    for prefix, name in SERVERS:
+        if not path.startswith(prefix + "/"):
+            continue
+        spec = load(name)
+        rest = path[len(prefix) :]
+        matches = []
+        for template, item in spec["paths"].items():
+            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+            if re.match(pattern, rest) and method.lower() in item:
+                literal = template.count("{")
+                matches.append((literal, template, item))
+        if not matches:
+            raise ContractError(f"{method} {path}: no such operation in {name}")
+        _, template, item = min(matches)
+        op = item[method.lower()]
+        params = tuple(
+            resolve(spec, p) for p in [*item.get("parameters", []), *op.get("parameters", [])]
+        )
+        return Operation(template=prefix + template, spec=spec, op=op, params=params)
+    raise ContractError(f"{method} {path}: not under /v1 or /api/v2")
+
+
+def fits(value: Any, schema: Mapping[str, Any], where: str) -> None:
+    """Path and query values travel as text: an integer parameter takes an int or digits."""
+    if schema.get("type") == "integer" and isinstance(value, str):
+        if not re.fullmatch(r"-?\d+", value):
+            raise ContractError(f"{where} = {value!r} is not an integer")
+        value = int(value)
+    if schema.get("type") == "string" and isinstance(value, int):
+        value = str(value)
+    validate(value, schema, where)
+
+
+def validate(value: Any, schema: Mapping[str, Any], where: str) -> None:
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    if errors:
+        first = errors[0]
+        at = "/".join(str(p) for p in first.path)
+        raise ContractError(f"{where}{'/' + at if at else ''}: {first.message}")
+
+
+def check(
+    method: str, path: str, query: Mapping[str, Any], body: Any, endpoint: str | None = None
+) -> None:
+    operation = find_operation(method, path)
+    if endpoint is not None and endpoint != operation.template:
+        raise ContractError(f"endpoint {endpoint!r} should be {operation.template!r}")
+    where = f"{method} {path}"
+    path_values = dict(
+        zip(
+            re.findall(r"\{([^}]+)\}", operation.template),
+            re.match(
+                "^" + re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(operation.template)) + "$",
+                path,
+            ).groups(),  # type: ignore[union-attr]
+            strict=True,
+        )
+    )
+    declared = {(p["in"], p["name"]): p for p in operation.params}
+    for name, value in path_values.items():
+        param = declared.get(("path", name))
+        if param is None:
+            raise ContractError(f"{where}: path parameter {name} is not declared")
+        fits(value, param.get("schema", {}), f"{where} path {name}")
+    for name, value in query.items():
+        param = declared.get(("query", name))
+        if param is None:
+            raise ContractError(f"{where}: query parameter {name!r} is not declared")
+        fits(value, param.get("schema", {}), f"{where} query {name}")
+    for (place, name), param in declared.items():
+        if place == "query" and param.get("required") and name not in query:
+            raise ContractError(f"{where}: required query parameter {name!r} missing")
+    request_body = operation.op.get("requestBody")
+    if request_body is None:
+        if body is not None:
+            raise ContractError(f"{where}: takes no body")
+        return
+    schema = resolve(operation.spec, request_body)["content"]["application/json"]["schema"]
+    if body is None:
+        if request_body.get("required"):
+            raise ContractError(f"{where}: body required")
+        return
+    validate(body, schema, f"{where} body")
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and isinstance(body, Mapping):
+        for key in body:
+            if key not in properties and not CUSTOM_KEY.match(str(key)):
+                raise ContractError(f"{where} body: {key!r} is not a field of this operation")
+
+
+def check_request(request: ApiRequest) -> None:
+    check(request.method, request.path, request.query, request.body, request.endpoint)

@@ -1,0 +1,108 @@
+"""Every request the plans emit in tests/core conforms to Pipedrive's OpenAPI descriptions.
+
+The scenarios are the case tables of tests/core, replayed here (with integer ids, as Pipedrive
+answers), so this holds however the test run is filtered. The contract checker itself is tested
+on requests it must refuse.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openapi_contract import ContractError, check, check_request
+
+sys.path.insert(0, str(Path(__file__).parent / "core"))
+helpers_core = importlib.import_module("helpers_core")
+CASE_MODULES = (
+    "test_plan_event",
+    "test_identify",
+    "test_group",
+    "test_alias",
+    "test_track",
+    "test_reconcile",
+)
+CASES = [case for name in CASE_MODULES for case in importlib.import_module(name).CASES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_every_planned_request_conforms(case: Any) -> None:
+    helpers_core.SEEN.clear()
+    case.play()
+    for request in helpers_core.SEEN:
+        check_request(request)
+
+
+def test_the_scenarios_cover_every_operation_the_plans_use() -> None:
+    helpers_core.SEEN.clear()
+    for case in CASES:
+        case.play()
+    assert {request.key for request in helpers_core.SEEN} == {
+        "GET /api/v2/itemSearch/field",
+        "GET /api/v2/persons",
+        "GET /api/v2/organizations",
+        "GET /api/v2/persons/{id}",
+        "POST /api/v2/persons",
+        "PATCH /api/v2/persons/{id}",
+        "POST /api/v2/organizations",
+        "PATCH /api/v2/organizations/{id}",
+        "PUT /v1/persons/{id}/merge",
+        "POST /v1/leads",
+        "GET /v1/leads",
+    }
+
+
+REFUSED: list[tuple[str, str, dict[str, Any], Any, str]] = [
+    ("GET", "/v1/persons/5", {}, None, "no such operation"),
+    ("DELETE", "/v1/leads", {}, None, "no such operation"),
+    ("GET", "/api/v3/persons", {}, None, "not under /v1 or /api/v2"),
+    ("GET", "/api/v2/itemSearch/field", {"term": "x", "field": "k"}, None, "entity_type"),
+    (
+        "GET",
+        "/api/v2/itemSearch/field",
+        {"term": "x", "entity_type": "human", "field": "k"},
+        None,
+        "human",
+    ),
+    ("GET", "/v1/leads", {"person_id": 1, "page": 2}, None, "'page' is not declared"),
+    ("GET", "/v1/leads", {"person_id": "abc"}, None, "not an integer"),
+    ("PATCH", "/api/v2/persons/abc", {}, {"name": "x"}, "not an integer"),
+    ("PATCH", "/api/v2/persons/5", {}, {"email": "a@b.c"}, "'email' is not a field"),
+    ("POST", "/api/v2/persons", {}, {"visible_to": "3"}, "is not of type 'integer'"),
+    ("POST", "/api/v2/organizations", {}, {"visible_to": 3}, "'name' is a required property"),
+    ("POST", "/v1/leads", {}, {"title": "t", "value": {"amount": 5}}, "'currency' is a required"),
+    ("POST", "/v1/leads", {}, {"title": "t", "label_ids": ["Hot"]}, "is not a 'uuid'"),
+    ("POST", "/v1/leads", {}, {"title": None}, "None is not of type 'string'"),
+    ("PUT", "/v1/persons/5/merge", {}, {"merge_with_id": "6"}, "is not of type 'integer'"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "query", "body", "message"), REFUSED)
+def test_contract_refuses(
+    method: str, path: str, query: dict[str, Any], body: Any, message: str
+) -> None:
+    with pytest.raises(ContractError, match=re.escape(message)):
+        check(method, path, query, body)
+
+
+def test_contract_accepts_nullable_and_custom_keys() -> None:
+    check(
+        "POST",
+        "/v1/leads",
+        {},
+        {
+            "title": "t",
+            "value": None,
+            "origin_id": None,
+            "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e": 1,
+        },
+    )
+
+
+def test_contract_checks_the_endpoint_template() -> None:
+    with pytest.raises(ContractError, match=re.escape("should be '/api/v2/persons/{id}'")):
+        check("PATCH", "/api/v2/persons/5", {}, {"name": "x"}, endpoint="/api/v2/persons/{pid}")
