@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import IO, Annotated
 
@@ -13,13 +14,17 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.preview import estimated_seconds, preview
-from rudder_pipedrive_cli.core.responder import Assume, OfflineResponder
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.readers import EventReader
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
@@ -55,11 +60,6 @@ def dry_run_command(
     assumption = ASSUMPTIONS.get(assume)
     if assumption is None:
         raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
-    if lookups:
-        raise UsageError(
-            "--lookups needs the live HTTP client, which this build does not have yet",
-            hint="run without --lookups for an offline plan",
-        )
     event_filter = EventFilter.from_options(types, since, until)
     with (
         command_env(
@@ -74,14 +74,24 @@ def dry_run_command(
         settings = env.settings
         plan_config = settings.plan_config()
         tally = Tally()
+        respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
+        if lookups:
+            client = stack.enter_context(
+                BlockingClient(
+                    token=require_token(settings),
+                    base_url=settings.api_url,
+                    plan=settings.plan,
+                    tally=tally,
+                )
+            )
+            catalog = client.exchange(fetch_catalog())
+            for problem in catalog.unknown_keys(plan_config):
+                env.warn(problem)
+            plan_config = catalog.apply(plan_config)
+            live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
+            respond = live
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
-        planned = preview(
-            items,
-            plan_config,
-            OfflineResponder(plan_config, assumption),
-            MemoryKnown(),
-            tally,
-        )
+        planned = preview(items, plan_config, respond, MemoryKnown(), tally)
         sink: IO[bytes] = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":

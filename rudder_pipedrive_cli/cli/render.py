@@ -75,6 +75,7 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     console.print(
         f"estimated API tokens: {tally.tokens}; estimated duration {pace}: {seconds:.1f} s",
         markup=False,
+        soft_wrap=True,
     )
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))

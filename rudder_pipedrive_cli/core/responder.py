@@ -9,7 +9,7 @@ events of the same run treat them as existing, so the plan reads like the real r
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -53,3 +53,23 @@ class OfflineResponder:
         identity = custom.get(field_key) if isinstance(custom, Mapping) else None
         label = identity if identity is not None else next(self._serial)
         return {"id": f"{{{'person' if person else 'org'}:{label}}}", **body}
+
+
+class LiveLookups:
+    """`dry-run --lookups`: reads go to Pipedrive, writes (and reads of records that a write in
+    this dry-run would have made, named by placeholder) are answered offline."""
+
+    def __init__(
+        self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]
+    ) -> None:
+        self.offline = offline
+        self.live = live
+
+    def __call__(self, request: ApiRequest) -> ApiResponse:
+        if request.is_write or names_placeholder(request):
+            return self.offline(request)
+        return self.live(request)
+
+
+def names_placeholder(request: ApiRequest) -> bool:
+    return "{" in request.path or any("{" in str(value) for value in request.query.values())

@@ -1,0 +1,236 @@
+"""`rpd dry-run`: exact records, summaries, formats, errors and exit codes (SPEC 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "config.example.toml")
+EVENTS = str(ROOT / "examples" / "events.ndjson")
+USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+PLAN_FIELD = "2166d04123ea6d974ed242877a8d769fe934c896"
+ROLE_FIELD = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+
+
+@pytest.fixture(autouse=True)
+def no_env_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def dry_run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["dry-run", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def records(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def write_events(tmp_path: Path, *events: object, extra: str = "") -> str:
+    path = tmp_path / "in.ndjson"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events) + extra)
+    return str(path)
+
+
+IDENTIFY = {
+    "type": "identify",
+    "messageId": "m-1",
+    "userId": "u-1",
+    "timestamp": "2026-10-01T09:00:00.500+02:00",
+    "traits": {"name": "Ada", "email": "ada@example.com", "role": "Eng", "shoe": 42},
+}
+TRACK = {
+    "type": "track",
+    "messageId": "m-2",
+    "userId": "u-1",
+    "event": "Signed Up",
+    "properties": {"revenue": 10, "currency": "EUR"},
+}
+
+
+def test_ndjson_record_has_the_exact_shape_and_requests(tmp_path: Path) -> None:
+    code, out, err = dry_run(write_events(tmp_path, IDENTIFY), "--config", CONFIG, "-f", "ndjson")
+    assert code == 0, err
+    (record,) = records(out)
+    assert record == {
+        "source": f"{tmp_path / 'in.ndjson'}:1",
+        "id": "m-1",
+        "type": "identify",
+        "outcome": "planned",
+        "reason": "",
+        "warnings": [],
+        "dropped": ["shoe"],
+        "requests": [
+            {
+                "method": "GET",
+                "path": "/api/v2/itemSearch/field",
+                "query": {
+                    "term": "u-1",
+                    "entity_type": "person",
+                    "field": USER_FIELD,
+                    "match": "exact",
+                },
+                "body": None,
+                "note": "search person by userId u-1",
+            },
+            {
+                "method": "POST",
+                "path": "/api/v2/persons",
+                "query": {},
+                "body": {
+                    "name": "Ada",
+                    "emails": [{"value": "ada@example.com", "primary": True, "label": "work"}],
+                    "add_time": "2026-10-01T07:00:00Z",
+                    "custom_fields": {ROLE_FIELD: "Eng", USER_FIELD: "u-1"},
+                },
+                "note": "create person u-1 (not found)",
+            },
+        ],
+    }
+    assert "Planned events" in err  # the summary goes to stderr, keeping stdout valid NDJSON
+
+
+def test_what_an_earlier_event_creates_counts_as_existing_later(tmp_path: Path) -> None:
+    code, out, _ = dry_run(
+        write_events(tmp_path, IDENTIFY, TRACK), "--config", CONFIG, "-f", "ndjson"
+    )
+    assert code == 0
+    track = records(out)[1]
+    assert [(r["method"], r["path"]) for r in track["requests"]] == [("POST", "/v1/leads")]  # type: ignore[index]
+    body = track["requests"][0]["body"]  # type: ignore[index]
+    assert body["person_id"] == "{person:u-1}"
+    assert body["origin_id"] == "rpd:m-2"
+    assert body["value"] == {"amount": 10, "currency": "EUR"}
+
+
+def test_assume_existing_uses_placeholders_and_updates(tmp_path: Path) -> None:
+    code, out, _ = dry_run(
+        write_events(tmp_path, IDENTIFY),
+        "--config",
+        CONFIG,
+        "-f",
+        "ndjson",
+        "--assume",
+        "existing",
+    )
+    assert code == 0
+    requests = records(out)[0]["requests"]
+    assert [(r["method"], r["path"]) for r in requests] == [  # type: ignore[union-attr]
+        ("GET", "/api/v2/itemSearch/field"),
+        ("PATCH", "/api/v2/persons/{person:u-1}"),
+    ]
+
+
+def test_json_summary_of_the_examples() -> None:
+    code, out, _ = dry_run(EVENTS, "--config", CONFIG, "--format", "json", "-q")
+    assert code == 0
+    summary = orjson.loads(out)
+    assert summary["events"] == {"read": 21, "sent": 17, "unchanged": 0, "skipped": 4, "failed": 0}
+    assert summary["by_type"]["track"] == {"sent": 5, "skipped": 1}
+    assert summary["requests"] == {
+        "GET /api/v2/itemSearch/field": 10,
+        "PATCH /api/v2/persons/{id}": 5,
+        "POST /api/v2/organizations": 2,
+        "POST /api/v2/persons": 7,
+        "POST /v1/leads": 5,
+        "PUT /v1/persons/{id}/merge": 1,
+    }
+    assert summary["tokens"] == 10 * 20 + 5 * 5 + 2 * 5 + 7 * 5 + 5 * 10 + 40
+    assert summary["duration_s"] == 2.0  # 10 searches at 5 per second on the growth plan
+    assert set(summary) == {
+        "events",
+        "by_type",
+        "requests",
+        "retries",
+        "rate_limited",
+        "tokens",
+        "duration_s",
+        "dead_letter",
+    }
+
+
+def test_table_output_and_summary() -> None:
+    code, out, _ = dry_run(EVENTS, "--config", CONFIG)
+    assert code == 0
+    assert "examples/events.ndjson:13  alias  planned" in out
+    assert "PUT /v1/persons/{person:u-1003-old}/merge" in out
+    assert "examples/events.ndjson:6  identify  skipped  (anonymous)" in out
+    assert (
+        "estimated API tokens: 360; estimated duration at the growth plan's rate limit: 2.0 s"
+        in out
+    )
+
+
+def test_output_file(tmp_path: Path) -> None:
+    target = tmp_path / "plan.ndjson"
+    code, out, _ = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-o", str(target), "-q")
+    assert code == 0 and out == ""
+    assert len(target.read_bytes().splitlines()) == 21
+
+
+def test_bad_lines_fail_alone_and_the_rest_is_planned(tmp_path: Path) -> None:
+    path = write_events(tmp_path, IDENTIFY, extra='{"type": "track", oops\n[1, 2]\n')
+    code, out, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+    assert code == 1
+    first, bad, not_object = records(out)
+    assert first["outcome"] == "planned"
+    assert bad["source"] == f"{path}:2" and bad["outcome"] == "failed"
+    assert str(bad["reason"]).startswith("not valid JSON")
+    assert not_object["reason"] == "expected a JSON object, got list"
+
+
+def test_failed_plans_exit_1_with_reason(tmp_path: Path) -> None:
+    nameless = {"type": "identify", "messageId": "m-9", "userId": "u-9", "traits": {}}
+    code, out, _ = dry_run(write_events(tmp_path, nameless), "--config", CONFIG, "-f", "ndjson")
+    assert code == 1
+    assert records(out)[0]["reason"] == "cannot create person without a name"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "xml"], "error: unknown --format 'xml'"),
+        (["--assume", "maybe"], "error: unknown --assume 'maybe'"),
+        (["--type", "identfy"], "error: "),
+        (["--since", "yesterday"], "error: "),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    code, _, err = dry_run(EVENTS, "--config", CONFIG, *args)
+    assert code == 2
+    assert err.startswith(message)
+    assert len(err.strip().splitlines()) <= 2
+    assert "Traceback" not in err
+
+
+def test_named_missing_config_is_exit_2(tmp_path: Path) -> None:
+    code, _, err = dry_run(EVENTS, "--config", str(tmp_path / "nope.toml"))
+    assert code == 2
+    assert (
+        err.splitlines()[0]
+        == f"error: cannot read config {tmp_path / 'nope.toml'}: No such file or directory"
+    )
+
+
+def test_lookups_use_the_live_account_and_coerce_values() -> None:
+    code, out, err = dry_run(
+        write_events(Path.cwd(), IDENTIFY | {"traits": {"name": "Ada", "plan": "Pro"}}),
+        "--config",
+        CONFIG,
+        "--sandbox",
+        "--lookups",
+        "-f",
+        "ndjson",
+    )
+    assert code == 0, err
+    body = records(out)[0]["requests"][1]["body"]  # type: ignore[index]
+    assert body["custom_fields"][PLAN_FIELD] == 102  # the "Pro" option's id in the sandbox
