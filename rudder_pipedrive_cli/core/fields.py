@@ -85,9 +85,8 @@ def show(value: Any) -> str:
 # --- standard values -------------------------------------------------------------------------
 
 
-def text(value: Any) -> str | None:
-    """A scalar as a non-empty string (identities, names, emails), else None."""
-    return identity_value(value)
+# A scalar as a non-empty, trimmed string (names, emails, currencies), else None.
+text = identity_value
 
 
 def person_name(traits: Traits) -> str | None:
@@ -387,7 +386,7 @@ def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]
     def walk(obj: Mapping[str, Any], prefix: str) -> None:
         for key, value in obj.items():
             path = prefix + str(key)
-            if path in used or (prefix == "" and key in used):
+            if path in used:
                 continue
             inner = any(m.startswith(path + ".") for m in mapping)
             if inner and isinstance(value, Mapping):

@@ -29,10 +29,6 @@ ROUNDS = 5
 
 def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     """The plan of one event: a generator of requests that returns the event's `Outcome`."""
-    return run(event, config, known)
-
-
-def run(event: Event, config: PlanConfig, known: Known) -> Plan:
     handler = HANDLERS.get(event.type)
     if handler is None:
         yield from ()

@@ -4,10 +4,11 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+from rudder_pipedrive_cli.core.driver import failed_outcome
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
@@ -143,33 +144,25 @@ class Ledger:
     def drop(self, paths: list[str]) -> None:
         self.dropped.extend(p for p in paths if p not in self.dropped)
 
+    def learned(self) -> dict[str, Any]:
+        """The Outcome fields this ledger fills, whatever the status."""
+        return {
+            "warnings": tuple(self.warnings),
+            "dropped": tuple(self.dropped),
+            "identities": dict(self.identities),
+            "lead_origins": dict(self.lead_origins),
+            "memberships": dict(self.memberships),
+        }
+
     def outcome(self, status: OutcomeStatus, reason: str = "") -> Outcome:
-        return Outcome(
-            status=status,
-            reason=reason,
-            warnings=tuple(self.warnings),
-            dropped=tuple(self.dropped),
-            identities=dict(self.identities),
-            lead_origins=dict(self.lead_origins),
-            memberships=dict(self.memberships),
-        )
+        return Outcome(status=status, reason=reason, **self.learned())
 
     def finish(self) -> Outcome:
         return self.outcome("sent" if self.wrote else "unchanged")
 
     def failed(self, failure: PlanFailure) -> Outcome:
-        return Outcome(
-            status="failed",
-            reason=failure.reason,
-            stage=failure.stage,
-            http_status=failure.status,
-            retryable=failure.retryable,
-            warnings=tuple(self.warnings),
-            dropped=tuple(self.dropped),
-            identities=dict(self.identities),
-            lead_origins=dict(self.lead_origins),
-            memberships=dict(self.memberships),
-        )
+        # What the event learned before failing (an id it created, a stale id) still counts.
+        return replace(failed_outcome(failure, failure.stage), **self.learned())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
