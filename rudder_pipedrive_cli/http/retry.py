@@ -24,7 +24,7 @@ from rudder_pipedrive_cli.core.errors import RateLimitStop
 from rudder_pipedrive_cli.http.pacing import WINDOW_S, Sleep
 
 DEFAULT_MAX_RETRIES = 6
-RATE_LIMIT_STRIKES = 2
+RATE_LIMIT_STRIKES = 3
 RESUME_HINT = "rerun the same command later to resume"
 
 

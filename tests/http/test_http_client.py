@@ -238,13 +238,13 @@ def test_a_429_with_requests_left_in_the_window_means_the_daily_budget_is_spent(
 
 def test_repeated_429s_after_waiting_a_whole_window_stop_the_run() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
-    script, time, tally = Script([limited] * 4), FakeTime(), Tally()
+    script, time, tally = Script([limited] * 5), FakeTime(), Tally()
     with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time, tally=tally), get()))
-    # The first wait is what the server asked; later ones a whole window; refused twice after
-    # a whole window means the budget is gone.
-    assert time.sleeps == [1 + RATE_JITTER, 2 + RATE_JITTER, 2 + RATE_JITTER]
-    assert len(script.seen) == 4 and tally.rate_limited == 4
+    # The first wait is what the server asked; later ones a whole window; refused three times
+    # after a whole window means the budget is gone.
+    assert time.sleeps == [1 + RATE_JITTER] + [2 + RATE_JITTER] * 3
+    assert len(script.seen) == 5 and tally.rate_limited == 5
     assert "again after waiting 2s" in caught.value.message
 
 
@@ -256,10 +256,10 @@ def test_the_edge_html_403_backs_off_a_window_and_is_not_an_auth_error() -> None
 
 
 def test_a_repeated_edge_403_stops_the_run() -> None:
-    script, time = Script([edge_403()] * 3), FakeTime()
+    script, time = Script([edge_403()] * 4), FakeTime()
     with pytest.raises(RateLimitStop):
         run(send_with(client_for(script, time), write("POST")))
-    assert time.sleeps == [2 + RATE_JITTER] * 2 and len(script.seen) == 3
+    assert time.sleeps == [2 + RATE_JITTER] * 3 and len(script.seen) == 4
 
 
 def test_a_server_error_between_429s_resets_the_strikes() -> None:

@@ -26,7 +26,7 @@ def _everything_said(error_: BaseException) -> str:
     [
         [error(401, "unauthorized access")],
         [error(403, "forbidden")],
-        [edge_403()] * 3,
+        [edge_403()] * 4,
         [error(429, x_ratelimit_remaining="5")],
         [httpx.ConnectError("connection refused")] * 3,
         [httpx.ReadError("connection reset")] * 3,
