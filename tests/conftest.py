@@ -32,3 +32,10 @@ def make_sandbox() -> Iterator[MakeSandbox]:
 def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
     """A fresh sandbox: plan unlimited, no faults, token `sandbox-token`."""
     return make_sandbox(plan="unlimited")
+
+
+@pytest.fixture(scope="module")
+def module_sandbox() -> Iterator[Sandbox]:
+    """One sandbox for a whole test module (plan unlimited, no faults); `reset()` it as needed."""
+    with Sandbox(SandboxOptions(plan="unlimited")) as sandbox:
+        yield sandbox

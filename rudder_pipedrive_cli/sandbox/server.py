@@ -19,7 +19,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.sandbox.app import SandboxApp
 from rudder_pipedrive_cli.sandbox.options import SandboxOptions
-from rudder_pipedrive_cli.sandbox.replies import Answer
+from rudder_pipedrive_cli.sandbox.replies import Answer, failure, server_error
 
 _REASONS = {
     200: "OK",
@@ -52,10 +52,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.track(self.connection, add=False)
 
     def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        length = self.headers.get("content-length") or "0"
+        if not length.isdigit():
+            self.close_connection = True
+            self.wfile.write(_encode(failure(400, "Invalid Content-Length"), close=True))
+            return
+        body = self.rfile.read(int(length)) if length != "0" else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        answer = self.server.app.handle(self.command, self.path, headers, body)
+        try:
+            answer = self.server.app.handle(self.command, self.path, headers, body)
+        except Exception:
+            # A bug in the emulator answers like a broken Pipedrive would, and keeps serving.
+            self.server.handle_error(self.request, self.client_address)
+            answer = server_error(500)
         if answer.delay_s:
             time.sleep(answer.delay_s)
         if answer.drop:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import orjson
+import pytest
 
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
@@ -92,3 +93,44 @@ def test_the_url_is_known_before_and_while_serving() -> None:
     with sandbox.start():
         assert sandbox.url == url
         assert url.startswith("http://127.0.0.1:")
+
+
+def test_an_emulator_bug_is_a_500_and_serving_goes_on(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    conn = connect(sandbox)
+    with monkeypatch.context() as patch:
+        patch.setattr(sandbox.app, "handle", broken)
+        conn.request("GET", "/v1/users/me", headers=HEADERS)
+        response = conn.getresponse()
+        assert (response.status, orjson.loads(response.read())["error"]) == (
+            500,
+            "Internal server error",
+        )
+    conn.request("GET", "/v1/users/me", headers=HEADERS)
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_a_bad_content_length_is_a_400_and_closes(sandbox: Sandbox) -> None:
+    url = urlsplit(sandbox.url)
+    assert url.hostname is not None and url.port is not None
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/v2/persons HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Connection: close\r\n" in received
+
+
+def test_one_sandbox_can_serve_a_whole_module(module_sandbox: Sandbox) -> None:
+    module_sandbox.reset()
+    conn = connect(module_sandbox)
+    conn.request("GET", "/v1/users/me", headers=HEADERS)
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert module_sandbox.stats()["requests"] == {"GET /v1/users/me": 1}
