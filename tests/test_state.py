@@ -263,6 +263,15 @@ def test_close_after_an_exception_keeps_what_was_recorded(path: Path) -> None:
     assert rows(path, "SELECT event_id FROM journal") == [("e1",)]
 
 
+def test_the_file_is_private_and_the_lock_goes_with_the_run(path: Path) -> None:
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        assert path.with_name("state.sqlite.lock").read_text() == str(os.getpid())
+        assert path.with_name("state.sqlite-wal").stat().st_mode & 0o777 == 0o600
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]
+
+
 def test_two_namespaces_in_one_file_never_see_each_other(path: Path) -> None:
     with open_state(path, NS) as prod:
         prod.record_outcome("e1", "f:1", Outcome(status="sent", identities={("person", "u"): 5}))
@@ -434,9 +443,7 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path, readonly: bo
     assert caught.value.message == f"state file {path} is not a readable rpd state file"
     assert caught.value.hint == CORRUPT_HINT
     assert path.read_bytes() == b'{"not": "a database"}\n' * 200
-    assert sorted(p.name for p in path.parent.iterdir()) == (
-        ["state.sqlite"] if readonly else ["state.sqlite", "state.sqlite.lock"]
-    )
+    assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]
 
 
 def test_another_programs_database_is_refused_untouched(path: Path) -> None:
