@@ -1,0 +1,1 @@
+"""rpd's benchmarks: `python -m benchmarks.NAME` runs one; each prints its figures."""
