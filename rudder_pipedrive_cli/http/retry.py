@@ -4,9 +4,9 @@ The client raises `Retry` from an attempt that should be repeated; everything el
 `AuthRefused`, `RateLimitStop`) ends the loop. Two kinds of waits:
 - failures (network errors, 5xx): exponential backoff with jitter, at most `max_retries` of them;
 - rate limits (429, the edge's HTML 403): wait as long as the server says (`Retry-After`,
-  `x-ratelimit-reset`), capped, plus a little jitter. They do not spend `max_retries`; instead,
-  being refused again right after waiting a whole window (`RATE_LIMIT_STRIKES` times) means the
-  daily budget is spent, and the run stops.
+  `x-ratelimit-reset`), plus a little jitter. They do not spend `max_retries`; instead, being
+  refused again right after waiting a whole window (`RATE_LIMIT_STRIKES` times), or being asked
+  to wait longer than `rate_wait_cap`, means the budget is spent, and the run stops.
 """
 
 from __future__ import annotations
@@ -71,11 +71,17 @@ class Attempts:
                 f" {self.last_wait:g}s)",
                 hint=RESUME_HINT,
             )
+        if hint is not None and hint > cap:
+            # No burst window lasts that long: the server says come back much later.
+            raise RateLimitStop(
+                f"API rate limit reached (HTTP {status}): Pipedrive asks to wait {hint:g}s",
+                hint=RESUME_HINT,
+            )
         wait = hint if hint is not None else WINDOW_S
         if self.limited:
             wait = max(wait, WINDOW_S)
         self.limited += 1
-        self.last = Retry(reason, status=status, rate_wait=min(wait, cap))
+        self.last = Retry(reason, status=status, rate_wait=wait)
         return self.last
 
 

@@ -211,13 +211,21 @@ def test_a_429_waits_for_the_window_reset_then_retries() -> None:
     assert tally.rate_limited == 1 and tally.retries == 1
 
 
-def test_retry_after_is_honoured_and_capped() -> None:
+def test_retry_after_is_honoured() -> None:
     script, time = (
-        Script([error(429, retry_after="3"), error(429, retry_after="7200"), ok()]),
+        Script([error(429, retry_after="3"), error(429, retry_after="60"), ok()]),
         FakeTime(),
     )
     run(send_with(client_for(script, time), get()))
     assert time.sleeps == [3 + RATE_JITTER, 60 + RATE_JITTER]
+
+
+def test_a_wait_longer_than_a_minute_stops_the_run() -> None:
+    script, time = Script([error(429, retry_after="7200")]), FakeTime()
+    with pytest.raises(RateLimitStop) as caught:
+        run(send_with(client_for(script, time), get()))
+    assert caught.value.message == "API rate limit reached (HTTP 429): Pipedrive asks to wait 7200s"
+    assert time.sleeps == []
 
 
 def test_429s_do_not_spend_the_retry_budget() -> None:
