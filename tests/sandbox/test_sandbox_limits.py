@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -163,3 +164,16 @@ def test_unlimited_never_refuses_but_sends_plausible_headers(api: httpx.Client) 
     assert {r.status_code for r in answers} == {200}
     limit, remaining, reset = rate_headers(answers[-1])
     assert (limit, int(remaining) > 0, reset) == ("10000", True, "2")
+
+
+@pytest.mark.slow
+def test_on_the_real_clock_waiting_reset_seconds_clears_a_full_window(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    api = client_for(make_sandbox(plan="lite"))
+    assert {api.get("/v1/users/me").status_code for _ in range(20)} == {200}
+    refused = api.get("/v1/users/me")
+    limit, remaining, reset = rate_headers(refused)
+    assert (refused.status_code, limit, remaining, int(reset) in (1, 2)) == (429, "20", "0", True)
+    time.sleep(int(reset))
+    assert api.get("/v1/users/me").status_code == 200
