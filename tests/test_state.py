@@ -93,7 +93,8 @@ def test_state_implements_known() -> None:
     def reads(known: Known) -> None:
         assert known.person_id("nobody") is None
 
-    reads(ReplayState.open(Path("/nonexistent/state.sqlite"), NS, readonly=True))
+    with ReplayState.open(Path("/nonexistent/state.sqlite"), NS, readonly=True) as state:
+        reads(state)
 
 
 def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
@@ -545,6 +546,8 @@ def test_kill_9_loses_at_most_the_unflushed_batch_never_a_begun_write(path: Path
         writer.send_signal(signal.SIGKILL)
         writer.wait()
     assert writer.returncode == -signal.SIGKILL
+    with ReplayState.open(path, "ns", readonly=True) as reader:  # `state show` after the crash
+        assert (reader.inflight_count(), reader.journal_status("a24")) == (1, "sent")
     with ReplayState.open(path, "ns") as state:  # the kernel released the lock
         journal = {f"a{number}": state.journal_status(f"a{number}") for number in range(25)}
         assert set(journal.values()) == {"sent"}
