@@ -1,0 +1,103 @@
+"""The engine with the real plans, over loopback HTTP, under every fault at once: each person and
+each lead exists exactly once, whatever was dropped, refused or failed on the way (SPEC 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from helpers_http import run
+
+from rudder_pipedrive_cli.core.events import Event, parse_event
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.runner import run_plans
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]
+CONFIG = PlanConfig(user_id_field="fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48", create_persons=True)
+
+
+def events(users: int, seed: int) -> list[Event]:
+    """Each user: identify, then two tracks, the users' stories shuffled together."""
+    rng = random.Random(seed)
+    stories: list[list[dict[str, Any]]] = []
+    for u in range(users):
+        base = {"userId": f"user-{u}", "timestamp": "2026-11-01T10:00:00Z"}
+        stories.append(
+            [
+                {
+                    **base,
+                    "type": "identify",
+                    "messageId": f"i-{u}",
+                    "traits": {"name": f"User {u}", "email": f"user{u}@example.com"},
+                },
+                *(
+                    {
+                        **base,
+                        "type": "track",
+                        "messageId": f"t-{u}-{n}",
+                        "event": f"Step {n}",
+                        "context": {"traits": {"name": f"User {u}"}},
+                    }
+                    for n in range(2)
+                ),
+            ]
+        )
+    order = [u for u in range(users) for _ in range(3)]
+    rng.shuffle(order)
+    return [parse_event(stories[u].pop(0), f"test:{i}") for i, u in enumerate(order)]
+
+
+def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> None:
+    sandbox = make_sandbox(
+        plan="unlimited", fail_reset=0.15, fail_5xx=0.1, fail_429=0.05, latency_ms=2, fault_seed=11
+    )
+    known = MemoryKnown()
+    tally = Tally()
+    outcomes: dict[str, Outcome] = {}
+    items = events(users=25, seed=5)
+
+    async def quick(seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.005))
+
+    def done(event: Event, outcome: Outcome) -> None:
+        known.learn(outcome)
+        outcomes[event.id] = outcome
+
+    async def scenario() -> None:
+        async with PipedriveClient(
+            token="sandbox-token",
+            base_url=sandbox.url,
+            plan="unlimited",
+            concurrency=8,
+            tally=tally,
+            sleep=quick,
+        ) as client:
+            await run_plans(
+                items,
+                start=lambda e: plan_event(e, CONFIG, known),
+                keys=lambda e: e.identities,
+                send=client.send,
+                done=done,
+                concurrency=8,
+            )
+
+    run(scenario())
+    stats = sandbox.stats()
+    assert stats["resets"] > 0 and stats["rate_limited"] > 0  # the faults did happen
+    failed = {k: o.reason for k, o in outcomes.items() if o.status == "failed"}
+    assert failed == {}
+    state = sandbox.state()
+    people = Counter(p["custom_fields"][CONFIG.user_id_field] for p in state["persons"])
+    assert people == Counter({f"user-{u}": 1 for u in range(25)})
+    leads = Counter(lead["origin_id"] for lead in state["leads"])
+    assert leads == Counter({f"rpd:t-{u}-{n}": 1 for u in range(25) for n in range(2)})
+    assert sum(tally.requests.values()) == sum(stats["requests"].values())
