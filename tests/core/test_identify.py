@@ -289,6 +289,26 @@ CASES = [
         },
     ),
     Case(
+        name="a refused create fails with Pipedrive's words and status",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            search_person("u-1"),
+            Call(
+                method="POST",
+                path="/api/v2/persons",
+                body=ANN,
+                response=ApiResponse(status=400, error="visible_to is invalid"),
+            ),
+        ],
+        expect={
+            "status": "failed",
+            "reason": "create person refused: HTTP 400: visible_to is invalid",
+            "stage": "create person",
+            "http_status": 400,
+            "retryable": False,
+        },
+    ),
+    Case(
         name="a refused lookup fails (never taken as not found)",
         raw=identify({"name": "Ann"}),
         calls=[

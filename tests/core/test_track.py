@@ -18,13 +18,22 @@ from helpers_core import (
     create_person,
     list_leads,
     patch_person,
+    run,
     search_person,
 )
 
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiResponse
 
 ORIGIN = "rpd:m-1"
 EUR = replace(CONFIG, default_currency="EUR")
+FEE = "c0ffee" + "0" * 34
+WITH_FEE = replace(
+    EUR,
+    lead_fields={"fee": FEE},
+    field_types={FEE: FieldInfo(key=FEE, name="Fee", field_type="monetary")},
+)
 
 
 def track(properties: dict[str, object] | None = None, **fields: object) -> dict[str, object]:
@@ -215,6 +224,32 @@ CASES = [
         lead(**{SOURCE: "ads", CAMPAIGN: "spring"}),
         expect={"dropped": ["utm.medium", "order_id"]},
     ),
+    known_person(
+        "monetary lead field: v1's flat amount and <key>_currency",
+        {"fee": {"value": "12.5", "currency": "USD"}},
+        lead(**{FEE: 12.5, FEE + "_currency": "USD"}),
+        config=WITH_FEE,
+    ),
+    known_person(
+        "monetary lead field from a bare number: default_currency",
+        {"fee": 3},
+        lead(**{FEE: 3, FEE + "_currency": "EUR"}),
+        config=WITH_FEE,
+    ),
+    Case(
+        name="lead refused (400): fails with Pipedrive's words, not retryable",
+        raw=track(),
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[create_lead(lead(), ApiResponse(status=400, error="title is required"))],
+        expect={
+            "status": "failed",
+            "reason": "create lead refused: HTTP 400: title is required",
+            "stage": "create lead",
+            "http_status": 400,
+            "retryable": False,
+        },
+    ),
     Case(
         name="no event name: fails",
         raw={"type": "track", "userId": "u-1", "event": " "},
@@ -243,3 +278,24 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_track(case: Case) -> None:
     case.verify()
+
+
+def test_leads_are_listed_once_per_person_across_events() -> None:
+    """The runner applies each Outcome to the cache: the second track lists nothing."""
+    known = MemoryKnown()
+    first = run(
+        track(),
+        [search_person("u-1", 42), list_leads(42, "rpd:old"), create_lead(lead())],
+        known=known,
+    )
+    known.learn(first)
+    second = run(
+        {**track(), "messageId": "m-2"},
+        [create_lead(lead(origin_id="rpd:m-2"))],
+        known=known,
+    )
+    assert (first.status, second.status) == ("sent", "sent")
+    known.learn(second)
+    assert known.lead_origins(42) == {"rpd:old", ORIGIN, "rpd:m-2"}
+    replayed = run(track(), [], known=known)
+    assert (replayed.status, replayed.reason) == ("skipped", "already done")
