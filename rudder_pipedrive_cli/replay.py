@@ -55,7 +55,11 @@ def utc_stamp() -> str:
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:
     """Record each write before it is sent; a write an interrupted run left in flight is not
     sent again but answered as unknown, so the plan reconciles it (SPEC 5, exactly-once)."""
-    request = next(plan)
+    try:
+        request = next(plan)
+    except StopIteration as stop:  # a plan that decides without asking anything
+        first: Outcome = stop.value
+        return first
     while True:
         response: ApiResponse
         if request.is_write:

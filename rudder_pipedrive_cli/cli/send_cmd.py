@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.cli.state_cmd import StateOpt, state_path
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -27,7 +29,8 @@ from rudder_pipedrive_cli.http.runner import drive_all
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader
-from rudder_pipedrive_cli.replay import Replay
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.replay import Learner, Replay
 
 
 def with_catalog(env: Env, config: PlanConfig, *, token: str, tally: Tally) -> PlanConfig:
@@ -71,6 +74,7 @@ def send_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    state: StateOpt = None,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
@@ -94,6 +98,7 @@ def send_command(
             max_retries=max_retries,
             dead_letter=dead_letter or default_dead_letter_path(),
             report=report,
+            state=state,
         )
     raise typer.Exit(int(status))
 
@@ -109,20 +114,67 @@ def deliver(
     max_retries: int,
     dead_letter: Path,
     report: Path | None,
+    state: Path | None = None,
 ) -> ExitStatus:
     settings = env.settings
     token = require_token(settings)
+    replay_state = open_state(env, state, token=token)
+    with replay_state if replay_state is not None else nullcontext():
+        return run_send(
+            env,
+            paths,
+            token=token,
+            replay_state=replay_state,
+            event_filter=event_filter,
+            limit=limit,
+            strict=strict,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            dead_letter=dead_letter,
+            report=report,
+        )
+
+
+def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
+    """The durable replay state (SPEC 5), one namespace per base URL and token.
+
+    `--sandbox` without `--state` keeps none: the emulator starts empty on a new port each run,
+    so nothing a state file remembered could ever apply again.
+    """
+    if env.sandbox is not None and state is None:
+        return None
+    path = state_path(state, env.settings)
+    return ReplayState.open(path, namespace_key(env.settings.api_url, token))
+
+
+def run_send(
+    env: Env,
+    paths: list[str],
+    *,
+    token: str,
+    replay_state: ReplayState | None,
+    event_filter: EventFilter,
+    limit: int | None,
+    strict: bool,
+    concurrency: int,
+    max_retries: int,
+    dead_letter: Path,
+    report: Path | None,
+) -> ExitStatus:
+    settings = env.settings
     tally = Tally()
     reader = EventReader(paths, strict=strict)
     letters = DeadLetters(dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)
     plan_config = with_catalog(env, settings.plan_config(), token=token, tally=tally)
+    known: Learner = replay_state if replay_state is not None else MemoryKnown()
     replay = Replay(
         config=plan_config,
-        known=MemoryKnown(),
+        known=known,
         tally=tally,
         dead_letters=letters,
+        journal=replay_state,
         on_done=lambda _item, _outcome: progress.tick(),
     )
     client = PipedriveClient(
@@ -133,6 +185,8 @@ def deliver(
         max_retries=max_retries,
         tally=tally,
     )
+    if replay_state is not None:
+        replay_state.start_run()
     started = time.monotonic()
     stopped: RpdError | None = None
     interrupted = False
@@ -153,8 +207,10 @@ def deliver(
     finally:
         letters.close()
     duration = time.monotonic() - started
+    document = tally.to_json(duration_s=duration, dead_letter=letters.written)
+    if replay_state is not None:
+        replay_state.finish_run(document)
     if report is not None:
-        document = tally.to_json(duration_s=duration, dead_letter=letters.written)
         report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)

@@ -1,0 +1,237 @@
+"""What the end-to-end tests share: running `rpd send` in-process against a real loopback sandbox,
+writing configs and inputs, and reading the sandbox's state by RudderStack identity."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.io.config import KEYS
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+EXAMPLE_CONFIG = ROOT / "config.example.toml"
+TOKEN = "sandbox-token"
+
+USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+ROLE_FIELD = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+PLAN_FIELD = "2166d04123ea6d974ed242877a8d769fe934c896"
+GROUP_ID_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
+INDUSTRY_FIELD = "defb159c0eed85085c8281ba35dedef9760c65bd"
+EMPLOYEES_FIELD = "30ad8f346a94dd54e680b1f9410672d8c6253b5b"
+SOURCE_FIELD = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
+CAMPAIGN_FIELD = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
+HOT = "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"
+
+# The environment a run sees: none of the caller's rpd settings leak in.
+CLEAN_ENV: dict[str, str | None] = {key.env: None for key in KEYS}
+CLEAN_ENV["RPD_CONFIG"] = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendRun:
+    exit_code: int
+    stdout: str
+    stderr: str
+    report: dict[str, Any] | None
+    dead_letter: Path
+    exception: BaseException | None
+
+    @property
+    def dead_letters(self) -> list[dict[str, Any]]:
+        if not self.dead_letter.exists():
+            return []
+        return [orjson.loads(line) for line in self.dead_letter.read_bytes().splitlines()]
+
+
+def rpd_send(
+    sandbox: Sandbox | None,
+    tmp_path: Path,
+    *inputs: str | Path,
+    config: Path = EXAMPLE_CONFIG,
+    token: str | None = TOKEN,
+    args: tuple[str, ...] = (),
+    state: Path | None = None,
+    dead_letter: Path | None = None,
+    name: str = "run",
+) -> SendRun:
+    """`rpd send INPUTS --base-url SANDBOX --plan unlimited` in-process; report and dead letters
+    go to `tmp_path` (named after `name`), the state to `state` (default: one per test)."""
+    report = tmp_path / f"{name}-report.json"
+    letters = dead_letter or tmp_path / f"{name}-failed.ndjson"
+    command = ["send", *(str(path) for path in inputs), "--config", str(config)]
+    if sandbox is not None:
+        command += ["--base-url", sandbox.url]
+    if "--plan" not in args:
+        command += ["--plan", "unlimited"]
+    command += ["--report", str(report), "--dead-letter", str(letters)]
+    command += ["--state", str(state or tmp_path / "state.sqlite"), *args]
+    env = dict(CLEAN_ENV)
+    if token is not None:
+        env["PIPEDRIVE_API_TOKEN"] = token
+    result = CliRunner().invoke(app, command, env=env)
+    return SendRun(
+        exit_code=result.exit_code,
+        stdout=result.stdout,
+        stderr=result.stderr,
+        report=orjson.loads(report.read_bytes()) if report.exists() else None,
+        dead_letter=letters,
+        exception=result.exception if not isinstance(result.exception, SystemExit) else None,
+    )
+
+
+def write_config(tmp_path: Path, *, name: str = "rpd.toml", **replacements: str) -> Path:
+    """config.example.toml with `key = value` lines replaced, written with mode 600."""
+    text = EXAMPLE_CONFIG.read_text()
+    for key, value in replacements.items():
+        lines = [line for line in text.splitlines() if line.startswith(f"{key} = ")]
+        assert len(lines) == 1, f"{key} is not a single line of the example config"
+        text = text.replace(lines[0], f"{key} = {value}")
+    path = tmp_path / name
+    path.write_text(text)
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_events(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    return path
+
+
+def identify(message_id: str, user_id: str, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "userId": user_id,
+        "timestamp": "2026-10-01T09:00:00Z",
+        "traits": traits,
+    }
+
+
+def track(message_id: str, user_id: str, event: str, **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "messageId": message_id,
+        "userId": user_id,
+        "event": event,
+        "timestamp": "2026-10-01T09:00:00Z",
+        "properties": properties,
+    }
+
+
+def group(message_id: str, user_id: str, group_id: str, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "group",
+        "messageId": message_id,
+        "userId": user_id,
+        "groupId": group_id,
+        "timestamp": "2026-10-01T09:00:00Z",
+        "traits": traits,
+    }
+
+
+def alias(message_id: str, previous_id: str, user_id: str, **traits: Any) -> dict[str, Any]:
+    return {
+        "type": "alias",
+        "messageId": message_id,
+        "previousId": previous_id,
+        "userId": user_id,
+        "timestamp": "2026-10-01T09:00:00Z",
+        "traits": traits,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """The sandbox's state, indexed by the RudderStack identities rpd wrote into it."""
+
+    state: dict[str, Any]
+
+    @property
+    def persons(self) -> list[dict[str, Any]]:
+        return list(self.state["persons"])
+
+    @property
+    def organizations(self) -> list[dict[str, Any]]:
+        return list(self.state["organizations"])
+
+    @property
+    def leads(self) -> list[dict[str, Any]]:
+        return list(self.state["leads"])
+
+    @property
+    def merges(self) -> list[dict[str, Any]]:
+        return list(self.state["merges"])
+
+    def user_ids(self) -> Counter[str]:
+        return Counter(p["custom_fields"][USER_ID_FIELD] for p in self.persons)
+
+    def group_ids(self) -> Counter[str]:
+        return Counter(o["custom_fields"][GROUP_ID_FIELD] for o in self.organizations)
+
+    def origin_ids(self) -> Counter[str]:
+        return Counter(lead["origin_id"] for lead in self.leads)
+
+    def person(self, user_id: str) -> dict[str, Any]:
+        (found,) = [p for p in self.persons if p["custom_fields"][USER_ID_FIELD] == user_id]
+        return found
+
+    def org(self, group_id: str) -> dict[str, Any]:
+        (found,) = [o for o in self.organizations if o["custom_fields"][GROUP_ID_FIELD] == group_id]
+        return found
+
+    def user_of(self, person_id: int) -> str:
+        return str(
+            next(p for p in self.persons if p["id"] == person_id)["custom_fields"][USER_ID_FIELD]
+        )
+
+    def group_of(self, org_id: int | None) -> str | None:
+        if org_id is None:
+            return None
+        return str(
+            next(o for o in self.organizations if o["id"] == org_id)["custom_fields"][
+                GROUP_ID_FIELD
+            ]
+        )
+
+    def lead(self, origin_id: str) -> dict[str, Any]:
+        (found,) = [lead for lead in self.leads if lead["origin_id"] == origin_id]
+        return found
+
+
+def holdings(sandbox: Sandbox) -> Holdings:
+    return Holdings(sandbox.state())
+
+
+def assert_report_adds_up(report: dict[str, Any]) -> None:
+    """SPEC 6's shape, and counts that add up."""
+    assert set(report) == {
+        "events",
+        "by_type",
+        "requests",
+        "retries",
+        "rate_limited",
+        "tokens",
+        "duration_s",
+        "dead_letter",
+    }
+    events = report["events"]
+    assert set(events) == {"read", "sent", "unchanged", "skipped", "failed"}
+    outcomes = ("sent", "unchanged", "skipped", "failed")
+    assert events["read"] == sum(events[name] for name in outcomes)
+    for name in outcomes:
+        assert events[name] == sum(counts.get(name, 0) for counts in report["by_type"].values())
+    for counts in report["by_type"].values():
+        assert set(counts) <= set(outcomes)
+    assert all(isinstance(n, int) and n > 0 for n in report["requests"].values())
+    assert report["tokens"] == sum(n * token_cost(key) for key, n in report["requests"].items())
+    assert isinstance(report["duration_s"], float | int)

@@ -1,0 +1,359 @@
+"""`rpd send` of the shipped examples over real HTTP: the exact CRM it leaves, and a report that
+adds up and agrees with what the sandbox counted (SPEC 4, 6)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e_support import (
+    CAMPAIGN_FIELD,
+    EMPLOYEES_FIELD,
+    EXAMPLES,
+    HOT,
+    INDUSTRY_FIELD,
+    PLAN_FIELD,
+    ROLE_FIELD,
+    SOURCE_FIELD,
+    Holdings,
+    assert_report_adds_up,
+    holdings,
+    rpd_send,
+)
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+ALL_EXAMPLES = (
+    EXAMPLES / "events.ndjson",
+    EXAMPLES / "batch.json",
+    EXAMPLES / "archive.ndjson.gz",
+)
+
+# userId -> what the person must hold after the three examples, in that order.
+PERSONS: dict[str, dict[str, Any]] = {
+    "u-1001": {
+        "name": "Ada Lovelace",
+        "emails": ["ada@analytical.example"],
+        "phones": ["+44 20 7946 0001"],
+        "visible_to": 3,
+        "add_time": "2026-10-01T09:00:00Z",
+        "custom": {ROLE_FIELD: "Lead Engineer", PLAN_FIELD: 103},  # Enterprise, from batch.json
+        "org": "g-acme",
+    },
+    "u-1002": {
+        "name": "Grace Hopper",
+        "emails": ["grace@navy.example", "ghopper@home.example"],
+        "phones": [],
+        "visible_to": 3,
+        "add_time": "2026-10-01T09:05:12Z",
+        "custom": {ROLE_FIELD: "Rear Admiral", PLAN_FIELD: 103},
+        "org": "g-acme",
+    },
+    "2001": {  # userId 2001 (a number) and "2001" are one person
+        "name": "Katherine Johnson",
+        "emails": ["katherine@nasa.example"],
+        "phones": [],
+        "visible_to": 3,
+        "add_time": "2026-10-02T08:00:00Z",
+        "custom": {ROLE_FIELD: None, PLAN_FIELD: 101},
+        "org": "g-globex",
+    },
+    "u-1003": {  # the survivor of the merge of u-1003-old into it: its data wins
+        "name": "Alan M. Turing",
+        "emails": ["alan@bletchley.example"],
+        "phones": ["+44 161 496 0000"],
+        "visible_to": 3,
+        "add_time": "2026-10-02T09:01:00Z",
+        "custom": {ROLE_FIELD: "Cryptanalyst", PLAN_FIELD: None},
+        "org": None,
+    },
+    "u-1005": {  # re-keyed from lead-77 by the alias (only the previous person existed)
+        "name": "Dorothy Vaughan",
+        "emails": ["dorothy@nasa.example"],
+        "phones": [],
+        "visible_to": 3,
+        "add_time": "2026-10-02T10:00:00Z",
+        "custom": {ROLE_FIELD: "Supervisor", PLAN_FIELD: None},
+        "org": None,
+    },
+    "u-1006": {  # created by a track, from context.traits
+        "name": "Mary Jackson",
+        "emails": ["mary@nasa.example"],
+        "phones": [],
+        "visible_to": 3,
+        "add_time": "2026-10-03T13:00:00Z",
+        "custom": {ROLE_FIELD: None, PLAN_FIELD: None},
+        "org": "g-initech",
+    },
+    "u-1007": {
+        "name": "Margaret Hamilton",
+        "emails": ["margaret@apollo.example"],
+        "phones": [],
+        "visible_to": 3,
+        "add_time": "2026-10-05T07:00:00Z",
+        "custom": {ROLE_FIELD: None, PLAN_FIELD: 102},
+        "org": "g-acme",
+    },
+}
+
+ORGANIZATIONS: dict[str, dict[str, Any]] = {
+    "g-acme": {
+        "name": "Acme Corp",
+        "add_time": "2026-10-01T09:10:00Z",
+        "custom": {INDUSTRY_FIELD: 201, EMPLOYEES_FIELD: 250},
+    },
+    "g-globex": {  # employees "1200" coerced to the double field's number
+        "name": "Globex",
+        "add_time": "2026-10-02T11:30:00Z",
+        "custom": {INDUSTRY_FIELD: 203, EMPLOYEES_FIELD: 1200},
+    },
+    "g-initech": {
+        "name": "Initech",
+        "add_time": "2026-10-04T09:20:00Z",
+        "custom": {INDUSTRY_FIELD: 202, EMPLOYEES_FIELD: 40},
+    },
+}
+
+# origin_id -> (title, userId, value, label_ids, expected_close_date, custom deal fields)
+LEADS: dict[str, tuple[str, str, dict[str, Any] | None, list[str], str | None, dict[str, str]]] = {
+    "rpd:msg-0005": (
+        "Trial Started",
+        "u-1001",
+        {"amount": 99.5, "currency": "EUR"},
+        [HOT],
+        "2026-11-30",
+        {SOURCE_FIELD: "newsletter", CAMPAIGN_FIELD: "autumn-launch"},
+    ),
+    "rpd:msg-0007": (  # "1500" as a number; no currency: default_currency
+        "Demo Requested",
+        "u-1002",
+        {"amount": 1500, "currency": "USD"},
+        [],
+        None,
+        {CAMPAIGN_FIELD: "webinar"},
+    ),
+    "rpd:msg-0010": (  # the date part of an ISO time
+        "Contract Signed",
+        "2001",
+        {"amount": 12000, "currency": "USD"},
+        [],
+        "2026-12-15",
+        {},
+    ),
+    "rpd:msg-0018": (
+        "Plan Upgraded",
+        "u-1001",
+        {"amount": 499, "currency": "EUR"},
+        [],
+        None,
+        {SOURCE_FIELD: "in-app"},
+    ),
+    "rpd:msg-0020": (
+        "Signed Up",
+        "u-1006",
+        {"amount": 0, "currency": "USD"},
+        [],
+        None,
+        {CAMPAIGN_FIELD: "referral"},
+    ),
+    "rpd:msg-0102": (
+        "Seats Added",
+        "u-1001",
+        {"amount": 250, "currency": "EUR"},
+        [],
+        None,
+        {CAMPAIGN_FIELD: "expansion"},
+    ),
+    "rpd:msg-0105": (
+        "Quote Requested",
+        "u-1006",
+        {"amount": 3200.75, "currency": "USD"},
+        [],
+        None,
+        {},
+    ),
+    "rpd:msg-0202": (
+        "Trial Started",
+        "u-1007",
+        {"amount": 49, "currency": "USD"},
+        [],
+        None,
+        {},
+    ),
+}
+
+EXPECTED_BY_TYPE = {
+    "alias": {"sent": 2},
+    "group": {"sent": 5},
+    "identify": {"sent": 9, "skipped": 1},  # msg-0006: anonymous
+    "page": {"skipped": 3},
+    "screen": {"skipped": 1},
+    "track": {"sent": 8, "skipped": 1},  # msg-0021: anonymous
+}
+
+EXPECTED_REQUESTS = {
+    "GET /api/v2/dealFields": 1,
+    "GET /api/v2/itemSearch/field": 12,  # 9 userIds (u-1005 looked up by the alias), 3 groupIds
+    "GET /api/v2/organizationFields": 1,
+    "GET /api/v2/personFields": 1,
+    "GET /v1/leadLabels": 1,
+    "PATCH /api/v2/organizations/{id}": 1,  # msg-0204 renames Acme Corp (same name: still sent)
+    "PATCH /api/v2/persons/{id}": 8,  # 2 identifies, 5 org links, 1 alias re-key
+    "POST /api/v2/organizations": 3,
+    "POST /api/v2/persons": 8,
+    "POST /v1/leads": 8,
+    "PUT /v1/persons/{id}/merge": 1,
+}
+
+
+def assert_example_holdings(held: Holdings) -> None:
+    """Exactly the persons, organizations, leads and merge of the three examples."""
+    assert held.user_ids() == {user_id: 1 for user_id in PERSONS}
+    for user_id, want in PERSONS.items():
+        person = held.person(user_id)
+        got = {
+            "name": person["name"],
+            "emails": [e["value"] for e in person["emails"]],
+            "phones": [p["value"] for p in person["phones"]],
+            "visible_to": person["visible_to"],
+            "add_time": person["add_time"],
+            "custom": {key: person["custom_fields"][key] for key in (ROLE_FIELD, PLAN_FIELD)},
+            "org": held.group_of(person["org_id"]),
+        }
+        assert got == want, user_id
+        assert person["emails"][0]["primary"] is True
+        assert all(e["primary"] is False for e in person["emails"][1:])
+    assert held.group_ids() == {group_id: 1 for group_id in ORGANIZATIONS}
+    for group_id, org_want in ORGANIZATIONS.items():
+        org = held.org(group_id)
+        org_got = {
+            "name": org["name"],
+            "add_time": org["add_time"],
+            "custom": {key: org["custom_fields"][key] for key in (INDUSTRY_FIELD, EMPLOYEES_FIELD)},
+        }
+        assert org_got == org_want, group_id
+    assert held.origin_ids() == {origin: 1 for origin in LEADS}
+    deal_fields = (SOURCE_FIELD, CAMPAIGN_FIELD)
+    for origin, (title, user_id, value, labels, close, custom) in LEADS.items():
+        lead = held.lead(origin)
+        assert lead["title"] == title, origin
+        assert held.user_of(lead["person_id"]) == user_id, origin
+        assert lead["value"] == value, origin
+        assert lead["label_ids"] == labels, origin
+        assert lead["expected_close_date"] == close, origin
+        assert {k: lead[k] for k in deal_fields if lead.get(k) is not None} == custom, origin
+    (merge,) = held.merges
+    assert merge["survivor_id"] == held.person("u-1003")["id"]
+    assert merge["merged_id"] not in {p["id"] for p in held.persons}
+
+
+def test_the_three_examples_build_exactly_the_expected_crm(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    run = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES)
+
+    assert run.exit_code == 0, run.stderr
+    assert_example_holdings(holdings(sandbox))
+    report = run.report
+    assert report is not None
+    assert_report_adds_up(report)
+    assert report["events"] == {"read": 30, "sent": 24, "unchanged": 0, "skipped": 6, "failed": 0}
+    assert report["by_type"] == EXPECTED_BY_TYPE
+    assert report["requests"] == EXPECTED_REQUESTS
+    stats = sandbox.stats()
+    assert report["requests"] == stats["requests"]
+    assert report["tokens"] == stats["tokens"] == 500
+    assert report["retries"] == 0
+    assert report["rate_limited"] == stats["rate_limited"] == 0
+    assert report["dead_letter"] is None
+    assert not run.dead_letter.exists()
+    assert run.stdout == ""
+    assert "retries: 0; 429 waits: 0; API tokens: 500;" in run.stderr
+    assert "unmapped traits dropped: utm_source (1), website (1)" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("example", "exit_code", "events"),
+    [
+        ("events.ndjson", 0, {"read": 21, "sent": 17, "skipped": 4, "failed": 0}),
+        # Alone, batch.json names persons that only events.ndjson creates (with their names).
+        ("batch.json", 1, {"read": 5, "sent": 0, "skipped": 1, "failed": 4}),
+        ("archive.ndjson.gz", 0, {"read": 4, "sent": 3, "skipped": 1, "failed": 0}),
+    ],
+)
+def test_each_example_alone_is_accounted_for(
+    sandbox: Sandbox, tmp_path: Path, example: str, exit_code: int, events: dict[str, int]
+) -> None:
+    run = rpd_send(sandbox, tmp_path, EXAMPLES / example)
+
+    assert run.exit_code == exit_code, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"] == events | {"unchanged": 0}
+    assert run.report["requests"] == sandbox.stats()["requests"]
+    assert len(run.dead_letters) == events["failed"]
+    held = holdings(sandbox)
+    assert all(n == 1 for n in held.user_ids().values())
+    assert all(n == 1 for n in held.origin_ids().values())
+
+
+def test_a_rerun_with_the_state_sends_nothing_again(sandbox: Sandbox, tmp_path: Path) -> None:
+    first = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES, name="first")
+    assert first.exit_code == 0, first.stderr
+    before = sandbox.stats()["requests"]
+
+    again = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES, name="again")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 30,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 30,
+        "failed": 0,
+    }
+    assert_example_holdings(holdings(sandbox))
+    after = sandbox.stats()["requests"]
+    # Only the field catalog is fetched again; no event makes a request.
+    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
+        "GET /api/v2/dealFields": 1,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/personFields": 1,
+        "GET /v1/leadLabels": 1,
+    }
+    assert again.report["requests"] == {
+        "GET /api/v2/dealFields": 1,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/personFields": 1,
+        "GET /v1/leadLabels": 1,
+    }
+
+
+def test_a_rerun_without_state_duplicates_no_lead_person_or_org(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    first = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES, name="first", state=tmp_path / "a.sqlite")
+    assert first.exit_code == 0, first.stderr
+
+    # Another machine: a fresh state file. Persons and orgs are found by search, leads by
+    # listing each person's leads once and matching origin_id (SPEC 5).
+    again = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES, name="again", state=tmp_path / "b.sqlite")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert_report_adds_up(again.report)
+    assert again.report["events"]["failed"] == 0
+    assert again.report["by_type"]["track"] == {"skipped": 9}  # 8 already done, 1 anonymous
+    assert "POST /v1/leads" not in again.report["requests"]
+    assert "POST /api/v2/organizations" not in again.report["requests"]
+    # History replays: u-1003-old and lead-77 are gone (merged, re-keyed), so their identifies
+    # create them again and the aliases merge them again into u-1003 and u-1005.
+    assert again.report["requests"]["POST /api/v2/persons"] == 2
+    assert again.report["requests"]["PUT /v1/persons/{id}/merge"] == 2
+    held = holdings(sandbox)
+    assert held.user_ids() == {user_id: 1 for user_id in PERSONS}
+    assert len(held.merges) == 3
+    assert held.origin_ids() == {origin: 1 for origin in LEADS}
+    assert held.group_ids() == {group_id: 1 for group_id in ORGANIZATIONS}
