@@ -460,6 +460,15 @@ def test_another_programs_database_is_refused_untouched(path: Path) -> None:
     assert path.read_bytes() == before
 
 
+def test_a_state_path_that_cannot_be_created_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "state.sqlite"
+    with pytest.raises(UsageError) as caught:
+        ReplayState.open(path, NS)
+    assert caught.value.message == f"cannot open state file {path}: File exists"
+    assert caught.value.hint == "check the directory's permissions, or use another --state"
+
+
 def test_a_newer_schema_is_refused_untouched(path: Path) -> None:
     with open_state(path) as state:
         state.record_outcome("e1", "f:1", SENT)

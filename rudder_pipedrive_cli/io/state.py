@@ -207,6 +207,25 @@ class _FileLock:
         self._handle = None
 
 
+def _lock_for_writing(path: Path) -> _FileLock:
+    """Take the lock, and create the file (owner-only) if it is not there yet."""
+    lock = _FileLock(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        with contextlib.suppress(FileExistsError):
+            # The journal holds user ids and event sources: readable by the owner only (the -wal
+            # and -shm files SQLite creates inherit this mode).
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        lock.release()
+        raise UsageError(
+            f"cannot open state file {path}: {error.strerror or error}",
+            hint="check the directory's permissions, or use another --state",
+        ) from None
+    return lock
+
+
 def _unreadable(path: Path) -> UsageError:
     return UsageError(
         f"state file {path} is not a readable rpd state file",
@@ -324,15 +343,7 @@ class ReplayState:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = utc_stamp,
     ) -> ReplayState:
-        lock: _FileLock | None = None
-        if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            lock = _FileLock(path)
-            lock.acquire()
-            with contextlib.suppress(FileExistsError):
-                # The journal holds user ids and event sources: readable by the owner only (the
-                # -wal and -shm files SQLite creates inherit this mode).
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        lock = None if readonly else _lock_for_writing(path)
         try:
             connection, empty = _connect(path, readonly)
         except BaseException:
