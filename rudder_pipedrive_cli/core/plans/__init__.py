@@ -1,6 +1,23 @@
 """Plans: one generator per event type, turning an `Event` into Pipedrive requests (SPEC 4).
 
 `plan_event` is the entry point every shell uses (live, dry-run, tests).
+
+Where SPEC 4 is silent, the plans choose:
+- Dropped traits are trait paths as a mapping would name them: top-level keys, or dotted paths
+  inside an object of which some paths are mapped. Identity keys (userId, id, previousId, groupId,
+  anonymousId) and standard fields are never "dropped"; `owner_id` is (it is never sent).
+- Mapped keys of 40 hex characters go in v2 `custom_fields`; other keys (e.g. `job_title`) are
+  top-level v2 fields. Leads (v1) take every mapped key top level; a monetary lead field is sent
+  as the amount plus `<key>_currency`.
+- emails/phones carry label "work"; visible_to must be 1, 3, 5 or 7 (else dropped, warned).
+- A found organization with an external id and a groupId gets `group_id_field` = groupId, as
+  identify does for persons; a found organization's PATCH carries name and visible_to too.
+- Lead value: a non-numeric candidate (revenue "lots") is warned about and the next one used; an
+  unknown label name is warned about and left out (the lead matters more than its label).
+- group looks up both records and validates both bodies before its first write, so an event that
+  must fail (unnamed organization, person not creatable) has no side effects.
+- A 404/410 on an id from the cache forgets it and plans the event again (at most 5 rounds); a
+  link refused (400/404) while the organization came from the cache is taken as a stale org.
 """
 
 from __future__ import annotations

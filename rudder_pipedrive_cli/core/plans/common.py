@@ -147,7 +147,8 @@ class Ledger:
     def learned(self) -> dict[str, Any]:
         """The Outcome fields this ledger fills, whatever the status."""
         return {
-            "warnings": tuple(self.warnings),
+            # A plan re-run after a stale cache hit says the same things twice: say them once.
+            "warnings": tuple(dict.fromkeys(self.warnings)),
             "dropped": tuple(self.dropped),
             "identities": dict(self.identities),
             "lead_origins": dict(self.lead_origins),
