@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -36,7 +37,7 @@ WITH_FEE = replace(
 )
 
 
-def track(properties: dict[str, object] | None = None, **fields: object) -> dict[str, object]:
+def track(properties: Mapping[str, object] | None = None, **fields: object) -> dict[str, object]:
     return {
         "type": "track",
         "event": "Signed Up",
@@ -52,7 +53,7 @@ def lead(**fields: object) -> dict[str, object]:
 
 def known_person(
     name: str,
-    properties: dict[str, object],
+    properties: Mapping[str, object],
     body: dict[str, object],
     *,
     config: PlanConfig = CONFIG,
@@ -296,6 +297,6 @@ def test_leads_are_listed_once_per_person_across_events() -> None:
     )
     assert (first.status, second.status) == ("sent", "sent")
     known.learn(second)
-    assert known.lead_origins(42) == {"rpd:old", ORIGIN, "rpd:m-2"}
+    assert known.lead_origins(42) == frozenset({"rpd:old", ORIGIN, "rpd:m-2"})
     replayed = run(track(), [], known=known)
     assert (replayed.status, replayed.reason) == ("skipped", "already done")
