@@ -213,6 +213,18 @@ def test_record_outcome_clears_in_flight_rows_in_the_same_transaction(path: Path
         assert rows(path, "SELECT event_id, status FROM journal") == [("e1", "sent")]
 
 
+def test_a_failed_event_keeps_its_writes_in_flight_for_the_retry(path: Path) -> None:
+    with open_state(path) as state:
+        state.begin_write("e1", LEAD, "2026-01-02T03:04:00Z")
+        lost = Outcome(status="failed", reason="lead lookup: HTTP 503", retryable=True)
+        state.record_outcome("e1", "f:1", lost)
+    with open_state(path) as retry:
+        assert retry.journal_status("e1") == "failed"
+        assert retry.pending_write("e1", LEAD) == "2026-01-02T03:04:00Z"
+        retry.record_outcome("e1", "f:1", SENT)
+        assert retry.inflight_count() == 0
+
+
 def test_a_write_left_in_flight_is_handed_back_once(path: Path) -> None:
     with open_state(path) as interrupted:
         interrupted.begin_write("e1", LEAD, "2026-01-02T03:04:00Z")

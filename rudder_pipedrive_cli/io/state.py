@@ -496,7 +496,12 @@ class ReplayState:
             return None if row is None else str(row[0])
 
     def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None:
-        """Journal the outcome, learn from it, forget its writes in flight: one transaction."""
+        """Journal the outcome, learn from it, forget its writes in flight: one transaction.
+
+        A failed event keeps its writes in flight: one may have been applied before the failure
+        (a create whose answer was lost, then a reconciling lookup that failed), so the retry is
+        handed them by `pending_write` and reconciles instead of repeating them.
+        """
         with self._mutex:
             self._writable()
             self._open_batch()
@@ -508,9 +513,11 @@ class ReplayState:
                 (self.namespace, event_id, outcome.status, outcome.reason, source, self._now()),
             )
             self._learn(outcome)
-            self._db.execute(
-                "DELETE FROM inflight WHERE ns = ? AND event_id = ?", (self.namespace, event_id)
-            )
+            if outcome.status != "failed":
+                self._db.execute(
+                    "DELETE FROM inflight WHERE ns = ? AND event_id = ?",
+                    (self.namespace, event_id),
+                )
             self._batch.session_writes = {
                 write for write in self._batch.session_writes if write[0] != event_id
             }
