@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from rudder_pipedrive_cli.core.fields import rfc3339 as to_rfc3339
 from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.seed import (
     LEAD_LABEL_IDS,
@@ -49,10 +50,12 @@ _LEAD_PASSTHROUGH = ("channel", "channel_id", "expected_close_date", "owner_id")
 
 
 def rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """v2 time: RFC 3339 UTC to the second."""
+    return to_rfc3339(dt.datetime.fromtimestamp(int(epoch), dt.UTC))
 
 
 def v1_time(epoch: float) -> str:
+    """v1 lead time: ISO 8601 UTC to the millisecond."""
     stamp = dt.datetime.fromtimestamp(epoch, dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
@@ -165,8 +168,6 @@ class Store:
         record = self.get(entity, record_id)
         if "name" in body and not body["name"]:
             raise ApiError(400, "name: must not be empty")
-        if "add_time" in body:
-            raise ApiError(400, "add_time: unknown property")
         self._apply(entity, record, body)
         record["update_time"] = rfc3339(now)
         self._reindex(entity, record, now)
