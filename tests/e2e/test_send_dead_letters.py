@@ -1,0 +1,152 @@
+"""Failed events end in a dead-letter file of SPEC 5's shape, exit 1; that file, sent again once
+the cause is fixed, delivers them with no duplicates and exit 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e_support import (
+    assert_report_adds_up,
+    holdings,
+    identify,
+    rpd_send,
+    track,
+    write_config,
+    write_events,
+)
+from test_send_examples import ALL_EXAMPLES, assert_example_holdings
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+NO_CREATE = "person not found and create_persons is off"
+
+
+def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    strict_config = write_config(tmp_path, name="no-create.toml", create_persons="false")
+    letters = tmp_path / "failed.ndjson"
+
+    first = rpd_send(
+        sandbox, tmp_path, *ALL_EXAMPLES, config=strict_config, dead_letter=letters, name="first"
+    )
+
+    assert first.exit_code == 1, first.stderr
+    assert first.report is not None
+    assert_report_adds_up(first.report)
+    assert first.report["events"] == {
+        "read": 30,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 6,
+        "failed": 24,
+    }
+    assert first.report["dead_letter"] == str(letters)
+    records = first.dead_letters
+    assert len(records) == 24
+    for record in records:
+        assert set(record) == {"event", "error", "source"}
+        assert set(record["error"]) == {"reason", "stage", "status", "retryable"}
+        assert isinstance(record["event"], dict)
+        assert record["error"]["retryable"] is False
+    by_id = {r["event"]["messageId"]: r for r in records}
+    assert by_id["msg-0001"]["source"].endswith("events.ndjson:1")
+    assert by_id["msg-0018"]["source"].endswith("events.ndjson:18#1")
+    assert by_id["msg-0102"]["source"].endswith("batch.json#2")
+    assert by_id["msg-0202"]["source"].endswith("archive.ndjson.gz:2")
+    assert by_id["msg-0001"]["error"]["reason"] == NO_CREATE
+    assert by_id["msg-0013"]["error"]["reason"] == (
+        "alias: neither previous nor current person found"
+    )
+    assert f"failed events written to {letters}" in " ".join(first.stderr.split())
+    assert holdings(sandbox).persons == []
+
+    fixed = rpd_send(sandbox, tmp_path, letters, dead_letter=tmp_path / "again.ndjson", name="fix")
+
+    assert fixed.exit_code == 0, fixed.stderr
+    assert fixed.report is not None
+    assert fixed.report["events"] == {
+        "read": 24,
+        "sent": 24,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    assert not (tmp_path / "again.ndjson").exists()
+    # Organizations the first run created before failing on the person are found, not re-made.
+    assert_example_holdings(holdings(sandbox))
+
+    # And once more: the state knows them all as done.
+    once_more = rpd_send(sandbox, tmp_path, letters, name="once-more")
+    assert once_more.exit_code == 0
+    assert once_more.report is not None
+    assert once_more.report["events"]["skipped"] == 24
+    assert_example_holdings(holdings(sandbox))
+
+
+def test_a_bad_line_fails_alone_and_the_rest_is_sent(sandbox: Sandbox, tmp_path: Path) -> None:
+    good = b"".join(
+        line + b"\n"
+        for line in (
+            b'{"type":"identify","messageId":"m-1","userId":"u-1","traits":{"name":"One"}}',
+            b'{"type":"identify","messageId":"m-2","userId":"u-2", "traits": {"name": "Two"',
+            b'{"type":"track","messageId":"m-3","userId":"u-1","event":"Signed Up"}',
+            b"[1, 2]",
+        )
+    )
+    source = tmp_path / "mixed.ndjson"
+    source.write_bytes(good)
+
+    run = rpd_send(sandbox, tmp_path, source)
+
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"] == {
+        "read": 4,
+        "sent": 2,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 2,
+    }
+    assert run.report["by_type"] == {
+        "identify": {"sent": 1},
+        "invalid": {"failed": 2},
+        "track": {"sent": 1},
+    }
+    bad, not_event = run.dead_letters
+    assert bad["source"] == f"{source}:2"
+    assert bad["event"] == good.splitlines()[1].decode()
+    assert bad["error"]["stage"] == "read"
+    assert bad["error"]["status"] is None
+    assert bad["error"]["retryable"] is False
+    assert not_event["source"] == f"{source}:4"
+    assert not_event["event"] == [1, 2]
+    held = holdings(sandbox)
+    assert held.user_ids() == {"u-1": 1}
+    assert held.origin_ids() == {"rpd:m-3": 1}
+
+
+def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [
+            identify("m-1", "u-1", name="One"),
+            track("m-2", "u-1", "Trial Started", revenue=10, currency="EUR"),
+        ],
+    )
+    no_create = write_config(tmp_path, name="no-create.toml", create_persons="false")
+    first = rpd_send(sandbox, tmp_path, events, config=no_create, name="first")
+    assert first.exit_code == 1
+    assert first.report is not None
+    assert first.report["events"]["failed"] == 2
+
+    # The same input, same state, cause fixed: failed events are not "done", so they run.
+    second = rpd_send(sandbox, tmp_path, events, name="second")
+
+    assert second.exit_code == 0, second.stderr
+    assert second.report is not None
+    assert second.report["events"]["sent"] == 2
+    held = holdings(sandbox)
+    assert held.user_ids() == {"u-1": 1}
+    assert held.origin_ids() == {"rpd:m-2": 1}
