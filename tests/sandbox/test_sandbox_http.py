@@ -5,8 +5,10 @@ from __future__ import annotations
 import http.client
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
 import pytest
 
@@ -134,3 +136,18 @@ def test_one_sandbox_can_serve_a_whole_module(module_sandbox: Sandbox) -> None:
     assert conn.getresponse().status == 200
     conn.close()
     assert module_sandbox.stats()["requests"] == {"GET /v1/users/me": 1}
+
+
+def test_concurrent_keep_alive_clients_get_distinct_ids(sandbox: Sandbox) -> None:
+    def create(n: int) -> list[int]:
+        with httpx.Client(base_url=sandbox.url, headers=HEADERS) as client:
+            return [
+                client.post("/api/v2/persons", json={"name": f"P{n}-{i}"}).json()["data"]["id"]
+                for i in range(25)
+            ]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = [i for batch in pool.map(create, range(8)) for i in batch]
+    assert sorted(ids) == list(range(1, 201))
+    assert len(sandbox.state()["persons"]) == 200
+    assert sandbox.stats()["requests"] == {"POST /api/v2/persons": 200}
