@@ -27,6 +27,11 @@ STAMP = "2026-01-02T03:04:05Z"
 LEAD = ApiRequest(
     method="POST", path="/v1/leads", endpoint="/v1/leads", stage="create lead", body={"title": "t"}
 )
+REPORT = {
+    "events": {"read": 3, "sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
+    "requests": {"POST /v1/leads": 1},
+    "retries": 2,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +54,7 @@ def fill(path: Path) -> None:
         )
         state.record_outcome("e2", "in.ndjson:2", Outcome(status="failed", reason="HTTP 500"))
         state.begin_write("e3", LEAD, STAMP)
-        state.finish_run({"read": 3, "sent": 1, "failed": 1})
+        state.finish_run(REPORT)
     with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
         state.record_outcome("s1", "demo.ndjson:1", Outcome(status="unchanged"))
 
@@ -112,7 +117,7 @@ def test_show_json() -> None:
         "last_run": {
             "started_at": STAMP,
             "finished_at": STAMP,
-            "counts": {"read": 3, "sent": 1, "failed": 1},
+            "counts": REPORT,
         },
     }
     assert [ns["namespace"] for ns in document["namespaces"]] == [SANDBOX_NS, NS]

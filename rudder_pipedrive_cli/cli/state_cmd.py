@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -80,7 +81,14 @@ def last_run_text(summary: NamespaceSummary) -> str:
         return "none"
     if run.finished_at is None:
         return f"started {run.started_at}, did not finish"
-    counts = ", ".join(f"{key} {value}" for key, value in (run.counts or {}).items())
+    # `rpd send` stores its whole report: its nonzero event counts say what the run did.
+    events = (run.counts or {}).get("events")
+    shown = events if isinstance(events, Mapping) else (run.counts or {})
+    counts = ", ".join(
+        f"{key} {value}"
+        for key, value in shown.items()
+        if isinstance(value, int | float | str) and value != 0
+    )
     return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
 
 
