@@ -419,9 +419,22 @@ def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -
         assert dry.pending_write("e2", LEAD) is None  # a dry run sends nothing, consumes nothing
         assert dry.inflight_count() == 1
     assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]  # no -wal, -shm left
     with open_state(path) as state:
         assert state.person_id("u") == 5
         assert state.person_id("w") is None
+
+
+def test_readonly_reads_an_empty_file_as_an_empty_state(path: Path) -> None:
+    path.parent.mkdir()
+    path.touch()
+    with ReplayState.open(path, NS, readonly=True) as state:
+        assert (state.summary(), state.journal_status("e1"), state.inflight_count()) == (
+            [],
+            None,
+            0,
+        )
+    assert path.read_bytes() == b""
 
 
 def test_a_running_rpd_holds_the_file(path: Path) -> None:

@@ -258,18 +258,33 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
     return True
 
 
+def _empty_in_memory() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for statement in SCHEMA.split(";"):
+        connection.execute(statement)
+    return connection
+
+
 def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
-    """An autocommit connection (transactions are explicit) and whether the file is empty."""
+    """An autocommit connection (transactions are explicit) and whether the file is empty.
+
+    Read-only opens are read-write connections with `query_only` on: SQLite refuses every write,
+    and on close it removes the -wal and -shm files that a `mode=ro` connection would leave
+    behind. (Closing the last connection after a killed run does checkpoint its committed WAL
+    into the file: the content stays the same.) An absent or empty file reads as an empty state
+    kept in memory.
+    """
     if readonly and not path.exists():
-        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        for statement in SCHEMA.split(";"):
-            connection.execute(statement)
-        return connection, False
-    target = f"{path.resolve().as_uri()}?mode=ro" if readonly else str(path)
+        return _empty_in_memory(), False
     try:
-        connection = sqlite3.connect(
-            target, uri=readonly, isolation_level=None, check_same_thread=False
-        )
+        if readonly:
+            uri = f"{path.resolve().as_uri()}?mode=rw"
+            connection = sqlite3.connect(
+                uri, uri=True, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA query_only = ON")
+        else:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error:
         raise _unreadable(path) from None
     try:
@@ -277,6 +292,9 @@ def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
     except BaseException:
         connection.close()
         raise
+    if readonly and not exists:
+        connection.close()
+        return _empty_in_memory(), False
     return connection, not exists
 
 
