@@ -14,11 +14,14 @@ from helpers_core import (
     Case,
     create_org,
     create_person,
+    patch,
     patch_org,
     patch_person,
     search_org,
     search_person,
 )
+
+from rudder_pipedrive_cli.core.protocol import ApiResponse
 
 TS = "2021-05-06T07:08:09Z"
 ACME = {"name": "Acme", "add_time": TS, "custom_fields": {GROUP_FIELD: "g-1"}}
@@ -176,6 +179,38 @@ CASES = [
             LINK_42,
         ],
         expect={"status": "sent", "identities": {("org", "g-1"): 500}, "memberships": {42: 500}},
+    ),
+    Case(
+        name="org created, cached person stale: re-found and linked, org not re-created",
+        raw=group(),
+        persons={"u-1": 7},
+        calls=[
+            search_org("g-1"),
+            create_org(ACME),
+            patch_person(7, {"org_id": 500}, 404),
+            search_person("u-1", 42),
+            LINK_42,
+        ],
+        expect={
+            "status": "sent",
+            "identities": {("org", "g-1"): 500, ("person", "u-1"): 42},
+            "memberships": {42: 500},
+        },
+    ),
+    Case(
+        name="link refused while the organization was found by search: fails",
+        raw=group({}),
+        calls=[
+            search_org("g-1", 500),
+            search_person("u-1", 42),
+            patch("persons", 42, {"org_id": 500}, ApiResponse(status=400, error="bad org")),
+        ],
+        expect={
+            "status": "failed",
+            "reason": "link person refused: HTTP 400: bad org",
+            "stage": "link person",
+            "http_status": 400,
+        },
     ),
     Case(
         name="no groupId: fails",

@@ -9,6 +9,7 @@ from helpers_core import (
     CONFIG,
     PLAN,
     ROLE,
+    UNKNOWN,
     USER_FIELD,
     Call,
     Case,
@@ -244,6 +245,29 @@ CASES = [
             "http_status": 404,
             "retryable": False,
         },
+    ),
+    Case(
+        name="found by search, then gone (404): fails retryable",
+        raw=identify({"name": "Ann"}),
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"}, 404)],
+        expect={
+            "status": "failed",
+            "reason": "person 42 no longer exists (HTTP 404)",
+            "stage": "update person",
+            "http_status": 404,
+            "retryable": True,
+            "identities": {("person", "u-1"): 42},
+        },
+    ),
+    Case(
+        name="an update with an unknown outcome is simply repeated (PATCH is idempotent)",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            search_person("u-1", 42),
+            Call(method="PATCH", path="/api/v2/persons/42", body={"name": "Ann"}, response=UNKNOWN),
+            patch_person(42, {"name": "Ann"}),
+        ],
+        expect={"status": "sent"},
     ),
     Case(
         name="the cache beats search",

@@ -61,6 +61,16 @@ CASES = [
         expect={"status": "sent", "identities": {("person", "u-1"): 6}},
     ),
     Case(
+        name="unknown person create, identity field answered as {value: ...}",
+        raw=IDENTIFY,
+        calls=[
+            search_person("u-1"),
+            UNKNOWN_PERSON,
+            listing("persons", [{"id": 6, "custom_fields": {USER_FIELD: {"value": "u-1"}}}]),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 6}},
+    ),
+    Case(
         name="unknown person create, listing paged by next_cursor",
         raw=IDENTIFY,
         calls=[

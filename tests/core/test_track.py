@@ -252,6 +252,19 @@ CASES = [
         },
     ),
     Case(
+        name="no person (only an organization external id): fails",
+        raw={
+            "type": "track",
+            "event": "Signed Up",
+            "context": {"externalId": [{"type": "org_id", "id": 9}]},
+        },
+        expect={
+            "status": "failed",
+            "reason": "track needs a person: a userId or a person_id external id",
+            "stage": "validate",
+        },
+    ),
+    Case(
         name="no event name: fails",
         raw={"type": "track", "userId": "u-1", "event": " "},
         expect={

@@ -16,7 +16,7 @@ Where SPEC 4 is silent, the plans choose:
   unknown label name is warned about and left out (the lead matters more than its label).
 - group looks up both records and validates both bodies before its first write, so an event that
   must fail (unnamed organization, person not creatable) has no side effects.
-- A 404/410 on an id from the cache forgets it and plans the event again (at most 5 rounds); a
+- A 404/410 on an id from the cache forgets it and plans the event again; a
   link refused (400/404) while the organization came from the cache is taken as a stale org.
 """
 
@@ -40,8 +40,6 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
     "alias": alias.plan,
     "track": track.plan,
 }
-# Each stale cached id found costs one more round; an event has at most four identities.
-ROUNDS = 5
 
 
 def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
@@ -65,15 +63,13 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
         )
     ledger = Ledger()
     ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
-    for _ in range(ROUNDS):
+    # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
+    # the cache again: an event has few identities, so this ends after a few rounds at most.
+    while True:
         try:
             return (yield from handler(ctx))
         except Stale as stale:
-            # The cache named a record that is gone: forget it and plan again (what this event
-            # already learned or created is kept in the ledger and reused).
+            # What this event already learned or created stays in the ledger and is reused.
             ledger.forget(stale.entity, stale.key)
         except PlanFailure as failure:
             return ledger.failed(failure)
-    return ledger.failed(
-        PlanFailure("cached ids kept turning out stale", stage="lookup", retryable=True)
-    )

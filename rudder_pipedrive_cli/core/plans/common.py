@@ -131,6 +131,7 @@ class Ledger:
     resolved: dict[tuple[str, str], Ref] = field(default_factory=dict)
     lead_origins: dict[PdId, frozenset[str]] = field(default_factory=dict)
     memberships: dict[PdId, PdId] = field(default_factory=dict)
+    updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     wrote: bool = False
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
@@ -449,8 +450,12 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
 
 def update(
     ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], *, stage: str, note: str
-) -> Step[ApiResponse]:
-    """PATCH a record (idempotent: an unknown outcome may simply be repeated)."""
+) -> Step[None]:
+    """PATCH a record (idempotent: an unknown outcome may simply be repeated). A PATCH this event
+    already made (before a stale cache hit re-planned it) is not made again."""
+    done = (entity.kind, ref.id, dict(body))
+    if done in ctx.ledger.updates:
+        return
     request = ApiRequest(
         method="PATCH",
         path=f"{entity.collection}/{ref.id}",
@@ -467,11 +472,12 @@ def update(
             raise gone(entity, ref, response, stage)
         expect(response, stage)
         ctx.ledger.wrote = True
+        ctx.ledger.updates.append(done)
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
                 ctx.ledger.memberships[ref.id] = org
-        return response
+        return
     raise unknown_failure(stage, "the update was repeated")
 
 

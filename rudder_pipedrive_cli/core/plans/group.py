@@ -54,7 +54,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
         note = f"create organization {group_id} (not found)"
         org = yield from create(ctx, ORG, group_id, org_body, note)
-    else:
+    elif org.via != "created":  # created by an earlier round of this plan, with these fields
         yield from update_org(ctx, org, entity_body(ctx, ORG, org_traits, create=False))
     if person is None and new_person is not None and user_id is not None:
         # A new person joins the organization in its create: no second request.
