@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -310,7 +310,6 @@ class _Overlay:
 class _Batch:
     size: int = 0
     opened_at: float = 0.0
-    session_writes: set[tuple[str, str, str, str]] = field(default_factory=set)
 
 
 class ReplayState:
@@ -346,6 +345,7 @@ class ReplayState:
         self._mutex = threading.RLock()
         self._overlay = _Overlay()
         self._batch = _Batch()
+        self._begun: set[tuple[str, str, str, str]] = set()  # writes this object began
         self._run_id: int | None = None
         self._closed = False
 
@@ -536,9 +536,7 @@ class ReplayState:
                     "DELETE FROM inflight WHERE ns = ? AND event_id = ?",
                     (self.namespace, event_id),
                 )
-            self._batch.session_writes = {
-                write for write in self._batch.session_writes if write[0] != event_id
-            }
+            self._begun = {write for write in self._begun if write[0] != event_id}
             self._buffered()
 
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
@@ -555,7 +553,7 @@ class ReplayState:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (self.namespace, event_id, request.method, request.endpoint, request.path, sent_at),
             )
-            self._batch.session_writes.add(_write_key(event_id, request))
+            self._begun.add(_write_key(event_id, request))
             self._commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
@@ -565,7 +563,7 @@ class ReplayState:
         their outcome (or got an unknown answer from the transport and reconciles it).
         """
         with self._mutex:
-            if self.readonly or _write_key(event_id, request) in self._batch.session_writes:
+            if self.readonly or _write_key(event_id, request) in self._begun:
                 return None
             where = (self.namespace, event_id, request.method, request.endpoint, request.path)
             row = self._db.execute(
@@ -664,7 +662,7 @@ class ReplayState:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._overlay = _Overlay()
-            self._batch = _Batch()
+            self._begun = set()
             self._run_id = None
             return cleared
 
