@@ -374,6 +374,23 @@ def test_clear_all_namespaces(path: Path) -> None:
     assert rows(path, "SELECT ns, event_id FROM journal") == [(NS, "e2")]
 
 
+@pytest.mark.parametrize("namespace", [None, OTHER_NS])
+def test_cleared_data_is_gone_from_the_bytes(path: Path, namespace: str | None) -> None:
+    with open_state(path, OTHER_NS) as sandbox:
+        for number in range(200):
+            sandbox.record_outcome(
+                f"evt-{number}",
+                f"customers.ndjson:{number}",
+                Outcome(status="sent", identities={("person", f"ada{number}@example.com"): 1}),
+            )
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        state.clear(namespace)
+        files = [path, path.with_name("state.sqlite-wal")]
+        assert all(b"@example.com" not in file.read_bytes() for file in files)
+        assert all(b"customers.ndjson" not in file.read_bytes() for file in files)
+
+
 def test_readonly_never_creates_the_file_and_starts_empty(tmp_path: Path) -> None:
     path = tmp_path / ".rpd" / "state.sqlite"
     with ReplayState.open(path, NS, readonly=True) as state:

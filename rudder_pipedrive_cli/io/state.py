@@ -661,6 +661,7 @@ class ReplayState:
             if namespace is None:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.execute("PRAGMA secure_delete = OFF")
             self._overlay = _Overlay()
             self._begun = set()
             self._run_id = None
