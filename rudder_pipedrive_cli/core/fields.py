@@ -367,10 +367,18 @@ def mapped_values(
     return values
 
 
-def split_custom(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """v2 bodies: 40-hex keys go in `custom_fields`, other keys (e.g. job_title) stay top level."""
-    custom = {k: v for k, v in values.items() if CUSTOM_KEY.match(k)}
-    top = {k: v for k, v in values.items() if not CUSTOM_KEY.match(k)}
+def is_custom(key: str, config: PlanConfig) -> bool:
+    """Custom when the field listing says so; without it, when the key is a 40-hex hash."""
+    info = config.field_types.get(key)
+    return info.is_custom if info is not None else bool(CUSTOM_KEY.match(key))
+
+
+def split_custom(
+    values: Mapping[str, Any], config: PlanConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """v2 bodies: custom fields go in `custom_fields`, others (e.g. job_title) stay top level."""
+    custom = {k: v for k, v in values.items() if is_custom(k, config)}
+    top = {k: v for k, v in values.items() if k not in custom}
     return top, custom
 
 

@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.fields import (
     dropped,
     mapped_values,
     person_name,
+    split_custom,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -216,3 +217,31 @@ def test_owner_id_mapping_is_never_sent() -> None:
     values = mapped_values(traits, {"boss": "owner_id", "role": "r" * 40}, PlanConfig(), warnings)
     assert values == {"r" * 40: "x"}
     assert warnings == ["boss is mapped to owner_id, which rpd never sends; dropped"]
+
+
+@pytest.mark.parametrize(
+    ("key", "info", "custom"),
+    [
+        ("a" * 40, None, True),
+        ("job_title", None, False),
+        (
+            "job_title",
+            FieldInfo(key="job_title", name="Job title", field_type="varchar", is_custom=False),
+            False,
+        ),
+        (
+            "b" * 40,
+            FieldInfo(key="b" * 40, name="Score", field_type="double", is_custom=True),
+            True,
+        ),
+        (
+            "short_custom",
+            FieldInfo(key="short_custom", name="X", field_type="varchar", is_custom=True),
+            True,
+        ),
+    ],
+)
+def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, custom: bool) -> None:
+    config = PlanConfig(field_types={key: info} if info else {})
+    top, inner = split_custom({key: 1}, config)
+    assert (inner, top) == (({key: 1}, {}) if custom else ({}, {key: 1}))

@@ -6,9 +6,10 @@ Where SPEC 4 is silent, the plans choose:
 - Dropped traits are trait paths as a mapping would name them: top-level keys, or dotted paths
   inside an object of which some paths are mapped. Identity keys (userId, id, previousId, groupId,
   anonymousId) and standard fields are never "dropped"; `owner_id` is (it is never sent).
-- Mapped keys of 40 hex characters go in v2 `custom_fields`; other keys (e.g. `job_title`) are
-  top-level v2 fields. Leads (v1) take every mapped key top level; a monetary lead field is sent
-  as the amount plus `<key>_currency`.
+- A mapped key goes in v2 `custom_fields` when the field listing says it is custom (without a
+  listing: when it is a 40-hex hash); other keys (e.g. `job_title`) are top-level v2 fields.
+  Leads (v1) take every mapped key top level; a monetary lead field is sent as the amount plus
+  `<key>_currency`.
 - emails/phones carry label "work"; visible_to must be 1, 3, 5 or 7 (else dropped, warned).
 - A found organization with an external id and a groupId gets `group_id_field` = groupId, as
   identify does for persons; a found organization's PATCH carries name and visible_to too.

@@ -358,7 +358,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         if created is not None:
             body["add_time"] = created
     mapping = entity.mapping(ctx.config)
-    top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings))
+    top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
     body.update({k: v for k, v in top.items() if k not in body})
     if custom:
         body["custom_fields"] = custom
