@@ -1,11 +1,13 @@
 """How many requests/s the sandbox serves to 16 concurrent keep-alive clients.
 
-    python benchmarks/sandbox_throughput.py [--clients 16] [--seconds 5] [--url URL]
+    python benchmarks/sandbox_throughput.py [--clients 16] [--seconds 5] [--url URL | --in-process]
 
 Without --url it starts `rpd sandbox --plan unlimited` in a separate process, so the load
-generator does not share the server's interpreter (and GIL). The load generator is asyncio over
-raw keep-alive sockets, so it costs little next to the server. Each client repeats rpd's identify
-+ track mix: search the person by userId, create it, patch it, create a lead.
+generator does not share the server's interpreter (and GIL). `--in-process` runs the sandbox in a
+thread of this process instead, as `rpd send --sandbox` does (server and client share the GIL).
+The load generator is asyncio over raw keep-alive sockets, so it costs little next to the server.
+Each client repeats rpd's identify + track mix: search the person by userId, create it, patch
+it, create a lead.
 """
 
 from __future__ import annotations
@@ -126,9 +128,16 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--url", help="an already running sandbox (plan unlimited)")
+    parser.add_argument("--in-process", action="store_true", help="serve from a thread here")
     args = parser.parse_args()
     if args.url:
         asyncio.run(run(args.url, args.clients, args.seconds))
+        return 0
+    if args.in_process:
+        from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+
+        with Sandbox(SandboxOptions(plan="unlimited")) as sandbox:
+            asyncio.run(run(sandbox.url, args.clients, args.seconds))
         return 0
     server = subprocess.Popen(
         [
