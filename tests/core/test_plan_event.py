@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from helpers_core import USER_FIELD, Case, create_person, patch_person, search_person
+from helpers_core import (
+    USER_FIELD,
+    Case,
+    check,
+    create_lead,
+    create_person,
+    list_leads,
+    patch_person,
+    run,
+    search_person,
+)
 
 CASES = [
     *(
@@ -76,3 +86,31 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_plan_event(case: Case) -> None:
     case.verify()
+
+
+def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:
+    """Dry-run answers with ids like "{person:u-1}": they go into paths and bodies unchanged."""
+    outcome = run(
+        {"type": "track", "event": "Signed Up", "userId": "u-1"},
+        [
+            search_person("u-1", "{person:u-1}"),
+            list_leads("{person:u-1}"),
+            create_lead(
+                {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": "{person:u-1}"}
+            ),
+        ],
+    )
+    check(
+        outcome,
+        status="sent",
+        identities={("person", "u-1"): "{person:u-1}"},
+        lead_origins={"{person:u-1}": frozenset({"rpd:m-1"})},
+    )
+    group = run(
+        {"type": "group", "userId": "u-1", "groupId": "g-1", "traits": {}},
+        [patch_person("{person:u-1}", {"org_id": "{org:g-1}"})],
+        known=Case(
+            name="", raw={}, persons={"u-1": "{person:u-1}"}, orgs={"g-1": "{org:g-1}"}
+        ).known(),
+    )
+    check(group, status="sent", memberships={"{person:u-1}": "{org:g-1}"})
