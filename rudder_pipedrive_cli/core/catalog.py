@@ -2,14 +2,18 @@
 
 `fetch_catalog()` yields the listing requests (cursor-paged v2 field listings, v1 lead labels) and
 returns a `Catalog`. With it, the plans know each mapped field's type (values are coerced to it),
-field names in `[fields.*]` resolve to keys, and lead label names resolve to ids.
+field names in `[fields.*]` resolve to keys, and lead label names resolve to ids. `rpd check` and
+`rpd map-fields` judge a config against it (`Finding`s), and `rpd map-fields --format toml` and
+`rpd init` suggest `[fields.*]` tables from it (`suggest_traits`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+import re
+import unicodedata
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -23,11 +27,51 @@ FIELD_ENDPOINTS: Mapping[str, str] = {
 }
 LABELS_ENDPOINT = "/v1/leadLabels"
 PAGE_SIZE = 500  # the v2 listings' maximum
+# What one record of each listing is called in messages (leads use deal fields).
+NOUNS: Mapping[str, str] = {"persons": "person", "organizations": "organization", "leads": "deal"}
+# itemSearch/field searches custom fields of these types only (SPEC 1), and the standard name.
 SEARCHABLE_TYPES = frozenset(
     {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
 )
+# identity setting -> the entity whose field it must be.
+IDENTITY_FIELDS: tuple[tuple[str, str], ...] = (
+    ("user_id_field", "persons"),
+    ("group_id_field", "organizations"),
+)
+# Field names that suggest an identity field, for `rpd init` (matched on the snake_case name).
+IDENTITY_NAME_HINTS: Mapping[str, tuple[str, ...]] = {
+    "user_id_field": ("user_id", "userid"),
+    "group_id_field": ("group_id", "groupid"),
+}
+
+Level = Literal["ok", "warn", "fail"]
 
 Exchange = Generator[ApiRequest, ApiResponse, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """One judgement of a config against the account: `fail` loses data or stops a replay."""
+
+    level: Level
+    subject: str  # the setting judged: "identity.user_id_field", "fields.persons.role"
+    value: str  # its configured value ("" when unset)
+    message: str
+    hint: str = ""
+
+    @property
+    def line(self) -> str:
+        setting = f"{self.subject} = {self.value!r}" if self.value else self.subject
+        return f"{setting}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Suggestion:
+    """A `[fields.*]` line to paste: trait name = field key, with what the field is."""
+
+    trait: str
+    key: str
+    comment: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,12 +86,19 @@ class Catalog:
             (f for f in listed if f.name == key_or_name), None
         )
 
+    def owner(self, key_or_name: str) -> str | None:
+        """The entity that has this field, if any."""
+        return next((e for e in ENTITIES if self.field(e, key_or_name) is not None), None)
+
     def apply(self, config: PlanConfig) -> PlanConfig:
-        """The config with field names resolved to keys, field types and lead labels known."""
+        """The config with field names resolved to keys (identity fields too), field types and
+        lead labels known."""
         person = self._resolve("persons", config.person_fields)
         org = self._resolve("organizations", config.org_fields)
         lead = self._resolve("leads", config.lead_fields)
         types = {f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())}
+        user = self.field("persons", config.user_id_field)
+        group = self.field("organizations", config.group_id_field)
         return replace(
             config,
             person_fields=person,
@@ -55,25 +106,129 @@ class Catalog:
             lead_fields=lead,
             field_types=types,
             lead_labels={**self.labels, **config.lead_labels},
+            user_id_field=user.key if user is not None else config.user_id_field,
+            group_id_field=group.key if group is not None else config.group_id_field,
         )
 
     def unknown_keys(self, config: PlanConfig) -> list[str]:
         """A line per mapped field that the account does not have (its values would be lost)."""
-        problems = []
-        tables = (
-            ("persons", config.person_fields),
-            ("organizations", config.org_fields),
-            ("leads", config.lead_fields),
-        )
-        for entity, mapping in tables:
+        return [
+            f"{finding.line} ({finding.hint})"
+            for finding in self.mapping_findings(config)
+            if finding.level == "fail"
+        ]
+
+    def identity_findings(self, config: PlanConfig) -> list[Finding]:
+        """Each identity field: set, a field of the right entity, custom, of a searchable type."""
+        return [
+            self._identity_finding(setting, entity, getattr(config, setting))
+            for setting, entity in IDENTITY_FIELDS
+        ]
+
+    def mapping_findings(self, config: PlanConfig) -> list[Finding]:
+        """Each mapped `[fields.*]` entry: the account has the field on that entity."""
+        findings = []
+        for entity, mapping in mapped_tables(config):
             for trait, key in mapping.items():
-                if self.field(entity, key) is None:
-                    problems.append(
-                        f"fields.{entity}.{trait} = {key!r}: the account has no such "
-                        f"{entity[:-1] if entity != 'leads' else 'deal'} field "
-                        "(run `rpd map-fields` to list them)"
+                subject = f"fields.{entity}.{trait}"
+                info = self.field(entity, key)
+                if info is None:
+                    findings.append(
+                        Finding(
+                            level="fail",
+                            subject=subject,
+                            value=key,
+                            message=f"the account has no such {NOUNS[entity]} field"
+                            + self._elsewhere(key, entity),
+                            hint="run `rpd map-fields` to list them",
+                        )
                     )
-        return problems
+                else:
+                    via = f" (by its name; key {info.key})" if info.key != key else ""
+                    findings.append(
+                        Finding(
+                            level="ok", subject=subject, value=key, message=describe(info) + via
+                        )
+                    )
+        return findings
+
+    def suggest_traits(self, entity: str, *, exclude: Iterable[str] = ()) -> tuple[Suggestion, ...]:
+        """A trait name for each custom field of `entity` (snake_case of its name, unique within
+        the table), skipping the keys in `exclude` (the identity fields: rpd fills those)."""
+        skipped = set(exclude)
+        taken: set[str] = set()
+        found = []
+        for info in self.fields.get(entity, ()):
+            if not info.is_custom or info.key in skipped:
+                continue
+            trait = unique(snake_case(info.name) or "field", taken)
+            taken.add(trait)
+            found.append(Suggestion(trait=trait, key=info.key, comment=describe(info)))
+        return tuple(found)
+
+    def guess_identity(self) -> dict[str, str]:
+        """Identity settings guessed from field names (a searchable custom person field named
+        like "RudderStack userId", ...), for a starting config."""
+        guessed = {}
+        for setting, entity in IDENTITY_FIELDS:
+            for info in self.fields.get(entity, ()):
+                name = snake_case(info.name).replace("_", "")
+                hints = [h.replace("_", "") for h in IDENTITY_NAME_HINTS[setting]]
+                if info.is_custom and is_searchable(info) and any(h in name for h in hints):
+                    guessed[setting] = info.key
+                    break
+        return guessed
+
+    def _identity_finding(self, setting: str, entity: str, key: str) -> Finding:
+        subject = f"identity.{setting}"
+        noun = NOUNS[entity]
+        if not key:
+            return Finding(
+                level="warn",
+                subject=subject,
+                value="",
+                message="not set: only events with external ids can be replayed",
+                hint=f"set it to the key of a searchable {noun} custom field "
+                f"(`rpd map-fields --entity {entity}`)",
+            )
+        info = self.field(entity, key)
+        if info is None:
+            return Finding(
+                level="fail",
+                subject=subject,
+                value=key,
+                message=f"the account has no such {noun} field" + self._elsewhere(key, entity),
+                hint=f"create a {noun} custom field for it, or pick one from "
+                f"`rpd map-fields --entity {entity}`",
+            )
+        if not info.is_custom:
+            return Finding(
+                level="fail",
+                subject=subject,
+                value=key,
+                message=f"{describe(info)} is a standard {noun} field",
+                hint=f"create a {noun} custom field (varchar) to hold the id",
+            )
+        if not is_searchable(info):
+            return Finding(
+                level="fail",
+                subject=subject,
+                value=key,
+                message=f"{describe(info)} is not of a searchable type, so rpd "
+                "cannot look records up by it",
+                hint="use a field of type " + ", ".join(sorted(SEARCHABLE_TYPES)),
+            )
+        via = f" (by its name; key {info.key})" if info.key != key else ""
+        return Finding(
+            level="ok",
+            subject=subject,
+            value=key,
+            message=f"{describe(info)}, a searchable {noun} field{via}",
+        )
+
+    def _elsewhere(self, key: str, entity: str) -> str:
+        other = next((e for e in ENTITIES if e != entity and self.field(e, key) is not None), None)
+        return f" (it is {article(NOUNS[other])} field)" if other else ""
 
     def _resolve(self, entity: str, mapping: Mapping[str, str]) -> dict[str, str]:
         resolved = {}
@@ -84,7 +239,47 @@ class Catalog:
 
 
 def is_searchable(info: FieldInfo) -> bool:
-    return info.field_type in SEARCHABLE_TYPES
+    """Whether itemSearch/field can find records by this field."""
+    return info.field_type in SEARCHABLE_TYPES and (info.is_custom or info.key == "name")
+
+
+def mapped_tables(config: PlanConfig) -> tuple[tuple[str, Mapping[str, str]], ...]:
+    return (
+        ("persons", config.person_fields),
+        ("organizations", config.org_fields),
+        ("leads", config.lead_fields),
+    )
+
+
+def describe(info: FieldInfo) -> str:
+    """'"Plan" (enum: Free, Pro, Enterprise)', as in config.example.toml."""
+    options = f": {', '.join(info.options)}" if info.options else ""
+    return f'"{info.name}" ({info.field_type}{options})'
+
+
+def article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake_case(name: str) -> str:
+    """ "RudderStack userId" -> "rudder_stack_user_id"; accents folded, other symbols dropped."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    spaced = _CAMEL.sub("_", ascii_name).lower()
+    snake = _NOT_WORD.sub("_", spaced).strip("_")
+    return f"field_{snake}" if snake[:1].isdigit() else snake
+
+
+def unique(name: str, taken: set[str]) -> str:
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}_{n}" in taken:
+        n += 1
+    return f"{name}_{n}"
 
 
 def _expect_ok(response: ApiResponse, what: str) -> Any:
@@ -113,12 +308,15 @@ def field_info(item: Mapping[str, Any]) -> FieldInfo:
     )
 
 
-def fetch_fields(entity: str) -> Generator[ApiRequest, ApiResponse, tuple[FieldInfo, ...]]:
+def fetch_fields(
+    entity: str, *, page_size: int = PAGE_SIZE
+) -> Generator[ApiRequest, ApiResponse, tuple[FieldInfo, ...]]:
+    """Every field of `entity`, following `next_cursor` to the last page."""
     endpoint = FIELD_ENDPOINTS[entity]
     found: list[FieldInfo] = []
     cursor: str | None = None
     while True:
-        query: dict[str, str | int] = {"limit": PAGE_SIZE}
+        query: dict[str, str | int] = {"limit": page_size}
         if cursor:
             query["cursor"] = cursor
         response = yield ApiRequest(
@@ -154,10 +352,10 @@ def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:
 
 
 def fetch_catalog(
-    entities: tuple[str, ...] = ENTITIES, *, labels: bool = True
+    entities: tuple[str, ...] = ENTITIES, *, labels: bool = True, page_size: int = PAGE_SIZE
 ) -> Generator[ApiRequest, ApiResponse, Catalog]:
     fields = {}
     for entity in entities:
-        fields[entity] = yield from fetch_fields(entity)
+        fields[entity] = yield from fetch_fields(entity, page_size=page_size)
     found_labels = (yield from fetch_labels()) if labels else {}
     return Catalog(fields=fields, labels=found_labels)

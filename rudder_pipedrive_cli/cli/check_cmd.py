@@ -1,0 +1,169 @@
+"""`rpd check`: is this config ready for a replay? One line per check, a hint under each problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import typer
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
+from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
+from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
+from rudder_pipedrive_cli.sandbox.limits import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
+
+USERS_ME = "/v1/users/me"
+MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
+
+
+class Checklist:
+    """Prints each finding as it is made and remembers whether any failed."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.passed = 0
+        self.failed = 0
+        self.warned = 0
+
+    def add(self, finding: Finding) -> None:
+        if finding.level == "fail":
+            self.failed += 1
+        else:
+            self.passed += 1
+            self.warned += finding.level == "warn"
+        self.say(finding.level, finding.line, finding.hint)
+
+    def say(self, mark: str, line: str, hint: str = "") -> None:
+        if self.env.quiet and mark in ("ok", "info"):
+            return
+        text = f"{MARKS[mark]}  {line}" + (f"\n      hint: {hint}" if hint else "")
+        self.env.out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def summary(self) -> str:
+        total = self.passed + self.failed
+        warned = f" ({self.warned} with a warning)" if self.warned else ""
+        if self.failed:
+            return f"{self.failed} of {total} checks failed{warned}"
+        return f"all {total} checks passed{warned}"
+
+
+def who(me: Mapping[str, Any]) -> str:
+    """The user and company the token belongs to (never the token itself)."""
+    user = str(me.get("name") or "?")
+    if me.get("email"):
+        user += f" <{me['email']}>"
+    company = f'company "{me.get("company_name") or "?"}"'
+    if me.get("company_domain"):
+        company += f" ({me['company_domain']}.pipedrive.com)"
+    return f"accepted: {user}, {company}"
+
+
+def plan_limits(plan: str) -> str:
+    limits = PLANS.get(plan)
+    if limits is None:
+        return f"plan {plan}: no pacing (for the sandbox; a real account has limits)"
+    daily = DAILY_TOKENS * limits.multiplier
+    return (
+        f"plan {plan}: {limits.burst} requests per {WINDOW_S:g} s, searches {SEARCH_LIMIT} per "
+        f"{WINDOW_S:g} s; daily budget {daily:,} API tokens per seat "
+        f"({DAILY_TOKENS:,} x {limits.multiplier})"
+    )
+
+
+def config_finding(env: Env) -> Finding:
+    path = env.settings.path
+    if path is None:
+        return Finding(
+            level="warn",
+            subject="config",
+            value="",
+            message=f"no config file ({DEFAULT_CONFIG}): using the environment and defaults",
+            hint="write one with `rpd init`",
+        )
+    return Finding(level="ok", subject="config", value="", message=f"{path} is valid")
+
+
+def token_finding(response: ApiResponse) -> Finding:
+    if response.ok and isinstance(response.data, Mapping):
+        return Finding(level="ok", subject="token", value="", message=who(response.data))
+    return Finding(
+        level="fail",
+        subject="token",
+        value="",
+        message=f"{USERS_ME} answered HTTP {response.status} {response.error}".rstrip(),
+        hint="check base_url / company_domain",
+    )
+
+
+@handle_errors()
+def check_command(
+    plan: opt.PlanOpt = None,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Check the config against the account: token, identity fields, mapped field keys, limits.
+
+    Exit 0 when every check passes; 2 when the config is invalid or a check fails (a missing or
+    unsearchable identity field, an unknown mapped key); 3 when Pipedrive refuses the token;
+    4 when rate limited; 1 when Pipedrive could not be reached to finish the checks.
+    """
+    with command_env(
+        config=config,
+        verbose=verbose,
+        quiet=quiet,
+        sandbox=sandbox,
+        overrides={"pipedrive.plan": plan},
+    ) as env:
+        checks = Checklist(env)
+        checks.add(config_finding(env))
+        plan_config = env.settings.plan_config()
+        with account_client(env) as client:
+            try:
+                me = client.send(
+                    ApiRequest(
+                        method="GET",
+                        path=USERS_ME,
+                        endpoint=USERS_ME,
+                        stage="check token",
+                        note="who am I",
+                    )
+                )
+                checks.add(token_finding(me))
+                catalog = client.exchange(fetch_catalog())
+            except (AuthRefused, PlanFailure) as error:
+                status = stop(checks, error)
+                raise typer.Exit(int(status)) from None
+        for finding in catalog.identity_findings(plan_config):
+            checks.add(finding)
+        for finding in catalog.mapping_findings(plan_config):
+            checks.add(finding)
+        checks.say("info", plan_limits(env.settings.plan))
+        checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
+
+
+def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
+    """The check that could not go on, and the exit status it leads to."""
+    if isinstance(error, RpdError):
+        checks.add(
+            Finding(level="fail", subject="token", value="", message=error.message, hint=error.hint)
+        )
+    else:
+        checks.add(
+            Finding(
+                level="fail",
+                subject="pipedrive",
+                value="",
+                message=error.reason,
+                hint="try again later" if error.retryable else "",
+            )
+        )
+    checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+    return exit_status_for(error)

@@ -1,0 +1,204 @@
+"""`rpd init`: write a starting rpd.toml, converted from a RudderStack Pipedrive destination config
+or listed from the configured account's fields. The API token is never written to the file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
+from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
+from rudder_pipedrive_cli.core.catalog import ENTITIES, describe, fetch_catalog
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.rudderstack import Converted, convert
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
+from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
+
+TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
+
+
+def pipedrive_table(*, plan: str, company_domain: str = "", base_url: str = "") -> Table:
+    entries = [Entry(key="plan", value=plan, comment="lite | growth | premium | ultimate")]
+    if company_domain:
+        entries.append(Entry(key="company_domain", value=company_domain))
+    if base_url:
+        entries.append(Entry(key="base_url", value=base_url))
+    return Table(name="pipedrive", entries=entries, notes=[TOKEN_NOTE])
+
+
+def identity_table(
+    *,
+    user_id_field: str,
+    group_id_field: str,
+    create_persons: bool,
+    default_currency: str = "",
+    comments: Mapping[str, str] | None = None,
+) -> Table:
+    notes = comments or {}
+    return Table(
+        name="identity",
+        entries=[
+            Entry(
+                key="user_id_field",
+                value=user_id_field,
+                comment=notes.get("user_id_field", "person field holding the userId"),
+            ),
+            Entry(
+                key="group_id_field",
+                value=group_id_field,
+                comment=notes.get("group_id_field", "organization field holding the groupId"),
+            ),
+            Entry(key="create_persons", value=create_persons, comment="Enable User Creation"),
+            Entry(
+                key="default_currency",
+                value=default_currency,
+                comment="for a lead's value without a currency",
+            ),
+        ],
+    )
+
+
+def converted_tables(converted: Converted) -> list[Table]:
+    tables = [
+        pipedrive_table(plan="growth"),
+        identity_table(
+            user_id_field=converted.user_id_field,
+            group_id_field=converted.group_id_field,
+            create_persons=converted.create_persons,
+            comments={
+                "user_id_field": "UserId Token",
+                "group_id_field": "GroupId Token",
+            },
+        ),
+    ]
+    for table, mapping in converted.fields.items():
+        tables.append(
+            Table(
+                name=f"fields.{table}",
+                entries=[Entry(key=trait, value=key) for trait, key in mapping.items()],
+                comment="leads use deal fields" if table == "leads" else "",
+            )
+        )
+    return tables
+
+
+def read_destination(path: Path) -> object:
+    try:
+        return orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise UsageError(
+            f"cannot read {path}: {error.strerror}", hint="check the --from-rudderstack path"
+        ) from None
+    except orjson.JSONDecodeError as error:
+        raise UsageError(f"{path}: not valid JSON: {error}", hint="export it again") from None
+
+
+def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
+    converted = convert(read_destination(path))
+    if not quiet:
+        for warning in converted.warnings:
+            err.print(f"warning: {path}: {warning}", markup=False, highlight=False)
+    header = [
+        f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
+        "Check it against the account with `rpd check`.",
+    ]
+    return render(converted_tables(converted), header=header)
+
+
+IDENTITY_ENTITIES = {"user_id_field": "persons", "group_id_field": "organizations"}
+
+
+def from_account(env: Env) -> str:
+    """The configured (or --sandbox) account's fields as a config; identity fields kept from the
+    settings, else guessed from field names (and said so)."""
+    settings = env.settings
+    with account_client(env) as client:
+        catalog = client.exchange(fetch_catalog())
+    guessed = catalog.guess_identity()
+    identity: dict[str, str] = {}
+    comments: dict[str, str] = {}
+    for setting, entity in IDENTITY_ENTITIES.items():
+        key = getattr(settings, setting) or guessed.get(setting, "")
+        identity[setting] = key
+        info = catalog.field(entity, key) if key else None
+        if info is not None:
+            guess = "" if getattr(settings, setting) else ", guessed from its name: check it"
+            comments[setting] = describe(info) + guess
+    plan_config = replace(
+        settings.plan_config(),
+        user_id_field=identity["user_id_field"],
+        group_id_field=identity["group_id_field"],
+    )
+    tables = [
+        pipedrive_table(
+            plan=settings.plan,
+            company_domain=settings.company_domain,
+            # The sandbox's port changes every run: its config is used with --sandbox instead.
+            base_url="" if env.sandbox is not None else settings.base_url,
+        ),
+        identity_table(
+            user_id_field=identity["user_id_field"],
+            group_id_field=identity["group_id_field"],
+            create_persons=settings.create_persons,
+            default_currency=settings.default_currency,
+            comments=comments,
+        ),
+        *field_tables(catalog, plan_config, ENTITIES),
+    ]
+    header = ["rpd config listed from the account's fields (`rpd map-fields`)."]
+    if env.sandbox is not None:
+        header.append("Listed from the sandbox: use it with --sandbox.")
+    header.append("Trait names are made from the field names: rename them to your events' traits.")
+    return render(tables, header=header)
+
+
+@handle_errors()
+def init_command(
+    from_rudderstack_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-rudderstack",
+            help="Convert this RudderStack Pipedrive destination config (JSON).",
+        ),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Write the config here ('-' for stdout).")
+    ] = DEFAULT_CONFIG,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """Write a starting rpd.toml: from a RudderStack destination config, or from the account's
+    fields (as `rpd map-fields` lists them). The API token is never written to the file."""
+    target = None if output == "-" else Path(output)
+    if target is not None and target.exists() and not force:
+        raise UsageError(f"{target} already exists", hint="use --force to overwrite it")
+    if from_rudderstack_path is not None:
+        _, err = make_consoles()
+        text = from_rudderstack(from_rudderstack_path, err, quiet=quiet)
+        token_source = "the token from your RudderStack destination"
+    else:
+        with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+            err = env.err
+            text = from_account(env)
+        token_source = "your Pipedrive API token"
+    if target is None:
+        typer.echo(text, nl=False)
+    else:
+        target.write_text(text, encoding="utf-8")
+    if not quiet:
+        lines = [f"wrote {target}"] if target is not None else []
+        lines += [
+            "The API token is not in the file. Set it in the environment:",
+            f"  export {TOKEN_ENV}=<{token_source}>",
+        ]
+        err.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)

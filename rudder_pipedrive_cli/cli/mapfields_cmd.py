@@ -1,0 +1,184 @@
+"""`rpd map-fields`: the account's fields (key, name, type, custom, searchable, options) and lead
+labels, as a table, as JSON, or as `[fields.*]` tables ready to paste into rpd.toml."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table as RichTable
+
+from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.core.catalog import (
+    ENTITIES,
+    IDENTITY_FIELDS,
+    NOUNS,
+    PAGE_SIZE,
+    Catalog,
+    fetch_catalog,
+    is_searchable,
+)
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
+
+FORMATS = ("table", "json", "toml")
+TITLES = {
+    "persons": "Person fields",
+    "organizations": "Organization fields",
+    "leads": "Deal fields",
+}
+TOML_HEADER = (
+    "Paste into rpd.toml: event trait path = Pipedrive field key.",
+    "Trait names are made from the field names: rename them to the traits your events carry.",
+)
+
+
+def entities_for(entity: str) -> tuple[str, ...]:
+    if entity == "all":
+        return ENTITIES
+    if entity not in ENTITIES:
+        raise UsageError(
+            f"unknown --entity {entity!r}", hint="use persons, organizations, leads or all"
+        )
+    return (entity,)
+
+
+def account_client(env: Env) -> BlockingClient:
+    """A client for the few ordered requests of map-fields, check and init."""
+    settings = env.settings
+    return BlockingClient(
+        token=require_token(settings), base_url=settings.api_url, plan=settings.plan
+    )
+
+
+def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
+    """A line per configured identity field that is missing or cannot be searched."""
+    listed = {setting for setting, entity in IDENTITY_FIELDS if entity in entities}
+    return [
+        f"{finding.line} ({finding.hint})"
+        for finding in catalog.identity_findings(config)
+        if finding.level == "fail" and finding.subject.removeprefix("identity.") in listed
+    ]
+
+
+def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:
+    """`[fields.*]` tables of every custom field; the identity fields are left to rpd."""
+    identity = {getattr(config, setting): setting for setting, _ in IDENTITY_FIELDS}
+    tables = []
+    for entity in entities:
+        suggestions = catalog.suggest_traits(entity, exclude=identity)
+        footer = [
+            f'"{info.name}" is identity.{identity[info.key]}: rpd fills it'
+            for info in catalog.fields.get(entity, ())
+            if info.key in identity and info.key
+        ]
+        if entity == "leads" and catalog.labels:
+            footer.append("lead labels (names work in label_ids): " + ", ".join(catalog.labels))
+        tables.append(
+            Table(
+                name=f"fields.{entity}",
+                entries=[Entry(key=s.trait, value=s.key, comment=s.comment) for s in suggestions],
+                comment="leads use deal fields" if entity == "leads" else "",
+                notes=() if suggestions else [f"the account has no {NOUNS[entity]} custom fields"],
+                footer=footer,
+            )
+        )
+    return tables
+
+
+def field_json(info: FieldInfo) -> dict[str, Any]:
+    return {
+        "key": info.key,
+        "name": info.name,
+        "type": info.field_type,
+        "custom": info.is_custom,
+        "searchable": is_searchable(info),
+        "options": [{"id": oid, "label": label} for label, oid in info.options.items()],
+    }
+
+
+def catalog_json(catalog: Catalog, entities: Sequence[str], *, custom_only: bool) -> bytes:
+    document: dict[str, Any] = {
+        entity: [
+            field_json(info)
+            for info in catalog.fields.get(entity, ())
+            if info.is_custom or not custom_only
+        ]
+        for entity in entities
+    }
+    if "leads" in entities:
+        document["lead_labels"] = [
+            {"id": lid, "name": name} for name, lid in catalog.labels.items()
+        ]
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_only: bool) -> None:
+    for entity in entities:
+        listed = [f for f in catalog.fields.get(entity, ()) if f.is_custom or not custom_only]
+        table = RichTable(title=f"{TITLES[entity]} ({len(listed)})", title_justify="left")
+        for column in ("key", "name", "type", "custom", "searchable", "options"):
+            table.add_column(column, no_wrap=column == "key")
+        for info in listed:
+            table.add_row(
+                info.key,
+                info.name,
+                info.field_type,
+                "yes" if info.is_custom else "",
+                "yes" if is_searchable(info) else "",
+                ", ".join(f"{label}={oid}" for label, oid in info.options.items()),
+            )
+        env.out.print(table)
+    if "leads" in entities:
+        labels = RichTable(title=f"Lead labels ({len(catalog.labels)})", title_justify="left")
+        labels.add_column("name")
+        labels.add_column("id", no_wrap=True)
+        for name, lid in catalog.labels.items():
+            labels.add_row(name, lid)
+        env.out.print(labels)
+
+
+@handle_errors()
+def map_fields_command(
+    entity: Annotated[
+        str, typer.Option("--entity", "-e", help="persons | organizations | leads | all.")
+    ] = "all",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="table | json | toml ([fields.*] to paste).")
+    ] = "table",
+    custom_only: Annotated[
+        bool, typer.Option("--custom-only", help="Only custom fields (toml always is).")
+    ] = False,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=PAGE_SIZE, hidden=True)
+    ] = PAGE_SIZE,
+    config: opt.ConfigOpt = None,
+    verbose: opt.VerboseOpt = False,
+    quiet: opt.QuietOpt = False,
+    sandbox: opt.SandboxOpt = False,
+) -> None:
+    """List the account's person, organization and deal (lead) fields, and the lead labels."""
+    if format not in FORMATS:
+        raise UsageError(f"unknown --format {format!r}", hint="use table, json or toml")
+    entities = entities_for(entity)
+    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+        with account_client(env) as client:
+            catalog = client.exchange(
+                fetch_catalog(entities, labels="leads" in entities, page_size=page_size)
+            )
+        plan_config = env.settings.plan_config()
+        for warning in identity_warnings(catalog, plan_config, entities):
+            env.warn(warning)
+        if format == "json":
+            typer.echo(catalog_json(catalog, entities, custom_only=custom_only).decode(), nl=False)
+        elif format == "toml":
+            tables = field_tables(catalog, plan_config, entities)
+            typer.echo(render(tables, header=TOML_HEADER), nl=False)
+        else:
+            print_tables(env, catalog, entities, custom_only=custom_only)

@@ -1,0 +1,127 @@
+"""A RudderStack Pipedrive destination config, converted to rpd's settings (pure).
+
+The destination's settings (seed: "Pipedrive Configuration Settings in RudderStack") map one to
+one: `userIdToken` and `groupIdToken` are the identity field keys, `enableUserCreation` is
+`create_persons`, and `personsMap`, `organizationMap` and `leadsMap` are lists of `{from, to}`
+rows, from an event trait name to a Pipedrive field key (or name). The `apiToken` is never carried
+over: the caller only learns whether there was one, so it can tell the user where tokens go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import UsageError
+
+# RudderStack setting -> rpd [fields.*] table.
+MAPS: tuple[tuple[str, str], ...] = (
+    ("personsMap", "persons"),
+    ("organizationMap", "organizations"),
+    ("leadsMap", "leads"),
+)
+SETTINGS = frozenset(
+    {"apiToken", "userIdToken", "groupIdToken", "enableUserCreation"} | {m for m, _ in MAPS}
+)
+# Settings RudderStack keeps on every destination; they mean nothing to a replay.
+PLATFORM_SETTINGS = frozenset(
+    {
+        "blacklistedEvents",
+        "whitelistedEvents",
+        "eventFilteringOption",
+        "oneTrustCookieCategories",
+        "ketchConsentPurposes",
+        "consentManagement",
+        "connectionMode",
+        "eventDelivery",
+        "eventDeliveryTS",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Converted:
+    user_id_field: str = ""
+    group_id_field: str = ""
+    create_persons: bool = False
+    fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> trait -> key
+    has_token: bool = False
+    warnings: tuple[str, ...] = ()
+
+
+def destination_config(document: Any) -> Mapping[str, Any]:
+    """The settings object: the document itself, or its `config` / `Config` when the document is
+    a whole destination as RudderStack's API and the transformer see it."""
+    if not isinstance(document, Mapping):
+        raise UsageError(
+            "the RudderStack destination config must be a JSON object",
+            hint='expected {"userIdToken", "personsMap", ...} or a destination with "config"',
+        )
+    for wrapper in ("config", "Config"):
+        inner = document.get(wrapper)
+        if isinstance(inner, Mapping):
+            return inner
+    return document
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return value is True
+
+
+def _rows(name: str, rows: Any, warnings: list[str]) -> dict[str, str]:
+    """`[{from, to}, ...]` as trait -> field key; the dashboard's empty rows are skipped."""
+    if rows in (None, ""):
+        return {}
+    if not isinstance(rows, list):
+        warnings.append(f"{name} is not a list of {{from, to}} rows; ignored")
+        return {}
+    mapping: dict[str, str] = {}
+    for index, row in enumerate(rows):
+        where = f"{name}[{index}]"
+        if not isinstance(row, Mapping):
+            warnings.append(f"{where} is not a {{from, to}} row; ignored")
+            continue
+        trait, key = _text(row.get("from")), _text(row.get("to"))
+        if not trait and not key:
+            continue
+        if not trait or not key:
+            warnings.append(f"{where} needs both from and to; ignored")
+            continue
+        if trait in mapping and mapping[trait] != key:
+            warnings.append(
+                f"{where}: {trait!r} is mapped again; the last row wins, as in RudderStack"
+            )
+        if "." in trait:
+            warnings.append(f"{where}: rpd reads {trait!r} as a nested trait path")
+        mapping[trait] = key
+    return mapping
+
+
+def convert(document: Any) -> Converted:
+    """rpd's settings from a RudderStack Pipedrive destination config."""
+    config = destination_config(document)
+    warnings = [
+        f"{key} is not a Pipedrive destination setting; ignored"
+        for key in config
+        if key not in SETTINGS and key not in PLATFORM_SETTINGS
+    ]
+    fields = {table: _rows(name, config.get(name), warnings) for name, table in MAPS}
+    user_id_field = _text(config.get("userIdToken"))
+    group_id_field = _text(config.get("groupIdToken"))
+    if not user_id_field:
+        warnings.append("userIdToken is empty: only events with external ids can be replayed")
+    return Converted(
+        user_id_field=user_id_field,
+        group_id_field=group_id_field,
+        create_persons=_flag(config.get("enableUserCreation")),
+        fields=fields,
+        has_token=bool(_text(config.get("apiToken"))),
+        warnings=tuple(warnings),
+    )
