@@ -31,10 +31,9 @@ from rudder_pipedrive_cli.core.plans.common import (
     find,
     gone,
     person_create_body,
-    record_id,
     unknown_failure,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
 ORIGIN_PREFIX = "rpd:"
 
@@ -145,7 +144,7 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 
 def create_lead(
     ctx: Ctx, person: Ref, body: Mapping[str, Any], origins: frozenset[str]
-) -> Step[PdId]:
+) -> Step[None]:
     """POST the lead; an unknown outcome is settled by listing the person's leads by origin_id."""
     stage = "create lead"
     origin = str(body["origin_id"])
@@ -162,16 +161,14 @@ def create_lead(
         if not response.unknown:
             if response.status in GONE:
                 raise gone(PERSON, person, response, stage)
-            lead_id = record_id(expect(response, stage), stage)
+            expect(response, stage)  # a 2xx created it, whatever the answer holds
             break
         note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
         listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
         origins = origins | listed
         if origin in listed:
-            lead_id = origin
             break
     else:
         raise unknown_failure(stage, f"no lead with origin_id {origin} appeared")
     ctx.ledger.wrote = True
     ctx.ledger.lead_origins[person.id] = origins | {origin}
-    return lead_id
