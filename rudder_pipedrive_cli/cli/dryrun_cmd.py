@@ -5,29 +5,60 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import IO, Annotated
 
 import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.state_cmd import StateOpt, state_path
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.preview import estimated_seconds, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
+
+
+def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
+    """The replay state, read-only: its identity cache, journal and field catalog.
+
+    The namespace is the configured account's (base URL and token); without a token, the one
+    namespace the file holds for the base URL. No file, or no such namespace: no state.
+    """
+    if env.sandbox is not None and state is None:
+        return None
+    path = state_path(state, env.settings)
+    if not path.exists():
+        return None
+    base_url = env.settings.api_url
+    token = env.settings.api_token.reveal()
+    if token:
+        return ReplayState.open(path, namespace_key(base_url, token), readonly=True)
+    with ReplayState.open(path, "", readonly=True) as probe:
+        matches = [s.namespace for s in probe.summary() if s.base_url == base_url]
+    if len(matches) != 1:
+        if matches:
+            env.warn(
+                f"{path} holds {len(matches)} token namespaces for {base_url}: set the token "
+                "to choose one; planning without the state"
+            )
+        return None
+    return ReplayState.open(path, matches[0], readonly=True)
 
 
 @handle_errors()
@@ -49,6 +80,7 @@ def dry_run_command(
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
     plan: opt.PlanOpt = None,
+    state: StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
@@ -90,8 +122,18 @@ def dry_run_command(
             plan_config = catalog.apply(plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
             respond = live
+        replay_state = open_readonly_state(env, state)
+        known: Learner = MemoryKnown()
+        journal_status = None
+        if replay_state is not None:
+            stack.enter_context(replay_state)
+            known, journal_status = replay_state, replay_state.journal_status
+            cached = None if lookups else load_catalog(replay_state)
+            if cached is not None:
+                plan_config = cached.apply(plan_config)
+                respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
-        planned = preview(items, plan_config, respond, MemoryKnown(), tally)
+        planned = preview(items, plan_config, respond, known, tally, journal_status)
         sink: IO[bytes] = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":

@@ -26,6 +26,12 @@ class Known(Protocol):
         ...
 
 
+class Learner(Known, Protocol):
+    """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
+
+    def learn(self, outcome: Outcome) -> None: ...
+
+
 class MemoryKnown:
     """An in-memory identity cache: enough for one run without a state file, and for dry-run."""
 

@@ -9,11 +9,13 @@ from typing import Any
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.intake import Intake
-from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.tally import Tally
+
+DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 
 # Rate of each plan's burst window, in requests per second, and the search window's.
 BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
@@ -58,14 +60,21 @@ def preview(
     items: Iterable[Intake],
     config: PlanConfig,
     respond: Callable[[ApiRequest], ApiResponse],
-    known: MemoryKnown,
+    known: Learner,
     tally: Tally,
+    journal_status: Callable[[str], str | None] | None = None,
 ) -> Iterator[Planned]:
-    """Plan each event in input order; what an event would create is known to the next ones."""
+    """Plan each event in input order; what an event would create is known to the next ones.
+
+    With `journal_status` (the replay state's journal), events an earlier run finished show as
+    skipped, as a rerun of `rpd send` would skip them.
+    """
     for item in items:
+        requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
             outcome = item.decided or Outcome(status="failed", reason="not an event")
-            requests: list[ApiRequest] = []
+        elif journal_status is not None and journal_status(item.id) in DONE:
+            outcome = Outcome(status="skipped", reason="already done")
         else:
             outcome, requests = _plan_one(item.event, config, respond, known, tally)
             known.learn(outcome)
@@ -79,7 +88,7 @@ def _plan_one(
     event: Event,
     config: PlanConfig,
     respond: Callable[[ApiRequest], ApiResponse],
-    known: MemoryKnown,
+    known: Learner,
     tally: Tally,
 ) -> tuple[Outcome, list[ApiRequest]]:
     requests: list[ApiRequest] = []

@@ -1,0 +1,118 @@
+"""Dry-run reads the replay state, never writes it: a plan made after a replay shows updates, not
+creations, for known identities, and skips what the replay finished (SPEC 5, issue 5)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.io.catalog_cache import load_catalog, save_catalog
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN_FIELD = "2166d04123ea6d974ed242877a8d769fe934c896"
+
+
+def config_for(tmp_path: Path, url: str) -> Path:
+    text = (ROOT / "config.example.toml").read_text()
+    text = text.replace('base_url = ""', f'base_url = "{url}"')
+    path = tmp_path / "rpd.toml"
+    path.write_text(text)
+    return path
+
+
+def event_file(tmp_path: Path, name: str, *events: dict[str, object]) -> str:
+    path = tmp_path / name
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return str(path)
+
+
+IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ada"}}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "sandbox-token")
+    monkeypatch.delenv("RPD_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_dry_run_after_a_replay_uses_cache_and_journal(
+    env: None, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    config = str(config_for(tmp_path, sandbox.url))
+    state = str(tmp_path / "state.sqlite")
+    first = event_file(tmp_path, "first.ndjson", IDENTIFY)
+    sent = CliRunner().invoke(app, ["send", first, "--config", config, "--state", state, "-q"])
+    assert sent.exit_code == 0, sent.stderr
+    before = Path(state).read_bytes()
+
+    later = {"type": "identify", "messageId": "m-2", "userId": "u-1", "traits": {"name": "Ada L"}}
+    second = event_file(tmp_path, "second.ndjson", IDENTIFY, later)
+    result = CliRunner().invoke(
+        app, ["dry-run", second, "--config", config, "--state", state, "-f", "ndjson", "-q"]
+    )
+    assert result.exit_code == 0, result.stderr
+    done, update = (json.loads(line) for line in result.stdout.splitlines())
+    assert (done["outcome"], done["reason"], done["requests"]) == ("skipped", "already done", [])
+    (request,) = update["requests"]
+    person_id = sandbox.state()["persons"][0]["id"]
+    assert (request["method"], request["path"]) == ("PATCH", f"/api/v2/persons/{person_id}")
+    assert request["body"] == {"name": "Ada L"}
+    assert Path(state).read_bytes() == before  # read-only
+
+
+def test_dry_run_without_token_picks_the_base_urls_only_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIPEDRIVE_API_TOKEN", raising=False)
+    url = "https://acme.example"
+    config = str(config_for(tmp_path, url))
+    state = tmp_path / "state.sqlite"
+    with ReplayState.open(state, namespace_key(url, "tok-1")) as replay_state:
+        replay_state.learn(Outcome(status="sent", identities={("person", "u-1"): 77}))
+        save_catalog(
+            replay_state,
+            Catalog(
+                fields={
+                    "persons": (
+                        FieldInfo(
+                            key=PLAN_FIELD,
+                            name="Plan",
+                            field_type="enum",
+                            options={"Free": 101, "Pro": 102},
+                        ),
+                    )
+                }
+            ),
+        )
+        replay_state.flush()
+        assert load_catalog(replay_state) is not None
+    event = IDENTIFY | {"traits": {"plan": "Pro"}}
+    result = CliRunner().invoke(
+        app,
+        [
+            "dry-run",
+            event_file(tmp_path, "e.ndjson", event),
+            "--config",
+            config,
+            "--state",
+            str(state),
+            "-f",
+            "ndjson",
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    (request,) = json.loads(result.stdout)["requests"]
+    assert request["path"] == "/api/v2/persons/77"
+    assert request["body"] == {"custom_fields": {PLAN_FIELD: 102}}  # coerced from the cache
