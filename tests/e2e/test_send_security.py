@@ -1,0 +1,141 @@
+"""SPEC 8 around `rpd send`: the token never shows, http:// only to loopback, a warning for a
+token in a config others can read, and a refused token is exit 3 in one or two lines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from e2e_support import (
+    EXAMPLES,
+    assert_report_adds_up,
+    identify,
+    rpd_send,
+    track,
+    write_config,
+    write_events,
+)
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+SECRET = "tok-9f8e7d6c5b4a-SECRET"
+
+
+def exhaust_budget(sandbox: Sandbox, *, leave: int) -> None:
+    """Spend all but `leave` tokens of today's budget (SandboxOptions has no budget knob)."""
+    from rudder_pipedrive_cli.sandbox.limits import _DAY_S
+
+    limiter = sandbox.app.limiter
+    limiter.day = int(sandbox.app.clock() // _DAY_S)
+    limiter.spent = limiter.budget - leave
+
+
+def every_output(tmp_path: Path, *texts: str) -> str:
+    """The given texts and every file the runs left under tmp_path (report, dead letters, state
+    file, its WAL), as one string to search for the token."""
+    parts = list(texts)
+    for path in sorted(tmp_path.rglob("*")):
+        if path.is_file():
+            parts.append(path.read_bytes().decode("latin-1"))
+    return "\n".join(parts)
+
+
+def test_the_token_never_appears_in_output_reports_dead_letters_or_state(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", token=SECRET, fail_5xx=0.2, fault_seed=1)
+    no_create = write_config(tmp_path, name="no-create.toml", create_persons="false")
+
+    # A verbose run where events fail (dead letters) and requests are retried.
+    failing = rpd_send(
+        sandbox,
+        tmp_path,
+        EXAMPLES / "events.ndjson",
+        config=no_create,
+        token=SECRET,
+        args=("-v", "--max-retries", "1"),
+        name="failing",
+    )
+    assert failing.exit_code == 1, failing.stderr
+    assert failing.dead_letters
+    assert failing.report is not None
+    assert_report_adds_up(failing.report)
+
+    # A verbose run that succeeds.
+    sandbox.set_faults(fail_5xx=0.0)
+    ok = rpd_send(
+        sandbox, tmp_path, EXAMPLES / "events.ndjson", token=SECRET, args=("-v",), name="ok"
+    )
+    assert ok.exit_code == 0, ok.stderr
+
+    # A verbose run stopped by an error, which -v prints with its traceback.
+    limited = make_sandbox(plan="growth", token=SECRET)
+    exhaust_budget(limited, leave=100)
+    stopped = rpd_send(
+        limited,
+        tmp_path,
+        EXAMPLES / "events.ndjson",
+        token=SECRET,
+        args=("-v", "--plan", "growth"),
+        name="stopped",
+    )
+    assert stopped.exit_code == 4, stopped.stderr
+    assert "Traceback (most recent call last)" in stopped.stderr
+
+    outputs = [run.stdout + run.stderr for run in (failing, ok, stopped)]
+    assert SECRET not in every_output(tmp_path, *outputs)
+
+
+def test_http_to_a_non_loopback_host_is_refused(tmp_path: Path) -> None:
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="One")])
+
+    run = rpd_send(None, tmp_path, events, token=SECRET, args=("--base-url", "http://example.com"))
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        "error: base_url http://example.com uses http:// to a non-loopback host: the token "
+        "would travel in clear text",
+        "hint: use https://, or http:// only for 127.0.0.1, ::1 or localhost",
+    ]
+    assert run.stdout == ""
+    assert run.report is None
+
+
+def test_a_token_in_a_config_others_can_read_is_warned_about(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", token=SECRET)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="One")])
+    config = write_config(tmp_path, api_token=f'"{SECRET}"')
+    warning = (
+        f"warning: {config} holds an API token and is readable by other users: run "
+        f"`chmod 600 {config}` or use $PIPEDRIVE_API_TOKEN instead"
+    )
+
+    private = rpd_send(sandbox, tmp_path, events, config=config, token=None, name="private")
+    os.chmod(config, 0o644)
+    shared = rpd_send(sandbox, tmp_path, events, config=config, token=None, name="shared")
+
+    assert private.exit_code == shared.exit_code == 0, shared.stderr
+    assert "readable by other users" not in private.stderr
+    assert warning in " ".join(shared.stderr.split())
+    assert SECRET not in shared.stderr
+
+
+def test_a_refused_token_is_exit_3_with_a_short_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path / "e.ndjson",
+        [identify("m-1", "u-1", name="One"), track("m-2", "u-1", "Signed Up")],
+    )
+
+    run = rpd_send(sandbox, tmp_path, events, token="not-the-token")
+
+    assert run.exit_code == 3
+    assert run.stderr.splitlines() == [
+        "error: Pipedrive refused the API token (401)",
+        "hint: check PIPEDRIVE_API_TOKEN / [pipedrive] api_token",
+    ]
+    assert "not-the-token" not in run.stderr
+    assert sandbox.state()["persons"] == []
