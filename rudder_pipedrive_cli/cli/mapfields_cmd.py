@@ -58,10 +58,11 @@ def account_client(env: Env) -> BlockingClient:
 
 
 def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
-    """A line per configured identity field that is missing or cannot be searched."""
+    """A warning per configured identity field that is missing or cannot be searched: the
+    problem, then a line saying what to do."""
     listed = {setting for setting, entity in IDENTITY_FIELDS if entity in entities}
     return [
-        f"{finding.line} ({finding.hint})"
+        f"{finding.line}\nhint: {finding.hint}"
         for finding in catalog.identity_findings(config)
         if finding.level == "fail" and finding.subject.removeprefix("identity.") in listed
     ]

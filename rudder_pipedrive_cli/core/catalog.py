@@ -198,7 +198,7 @@ class Catalog:
                 subject=subject,
                 value=key,
                 message=f"the account has no such {noun} field" + self._elsewhere(key, entity),
-                hint=f"create a {noun} custom field for it, or pick one from "
+                hint=f"create {article(noun)} custom field for it, or pick one from "
                 f"`rpd map-fields --entity {entity}`",
             )
         if not info.is_custom:
@@ -207,7 +207,7 @@ class Catalog:
                 subject=subject,
                 value=key,
                 message=f"{describe(info)} is a standard {noun} field",
-                hint=f"create a {noun} custom field (varchar) to hold the id",
+                hint=f"create {article(noun)} custom field (varchar) to hold the id",
             )
         if not is_searchable(info):
             return Finding(

@@ -1,0 +1,318 @@
+"""`rpd map-fields` against the sandbox: every format, paging past one page, filters, warnings,
+usage errors, and a token that never shows. The helpers here serve test_check and test_init too."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+TOKEN = "tok-Zq8-DISTINCTIVE-7c1e"
+USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+GROUP_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
+ROLE = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+PLAN = "2166d04123ea6d974ed242877a8d769fe934c896"
+INDUSTRY = "defb159c0eed85085c8281ba35dedef9760c65bd"
+EMPLOYEES = "30ad8f346a94dd54e680b1f9410672d8c6253b5b"
+SOURCE = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
+CAMPAIGN = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables at a known width
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def account(make_sandbox: Any) -> Sandbox:
+    """A sandbox that only accepts TOKEN, so a leak of it would be a leak of a real secret."""
+    sandbox: Sandbox = make_sandbox(plan="unlimited", token=TOKEN)
+    return sandbox
+
+
+def write_config(
+    path: Path, base_url: str, *, identity: str | None = None, fields: str = ""
+) -> str:
+    """A config pointing at `base_url` with the sandbox's identity fields (or `identity`)."""
+    if identity is None:
+        identity = f'user_id_field = "{USER_FIELD}"\ngroup_id_field = "{GROUP_FIELD}"\n'
+    path.write_text(
+        f'[pipedrive]\nbase_url = "{base_url}"\nplan = "unlimited"\n\n'
+        f"[identity]\n{identity}\n{fields}"
+    )
+    return str(path)
+
+
+def invoke(*args: str, token: str = TOKEN) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env={"PIPEDRIVE_API_TOKEN": token})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def map_fields(account: Sandbox, tmp_path: Path, *args: str, **config: Any) -> tuple[int, str, str]:
+    path = write_config(tmp_path / "rpd.toml", account.url, **config)
+    return invoke("map-fields", "--config", path, *args)
+
+
+TOML = f"""\
+# Paste into rpd.toml: event trait path = Pipedrive field key.
+# Trait names are made from the field names: rename them to the traits your events carry.
+
+[fields.persons]
+role = "{ROLE}"  # "Role" (varchar)
+plan = "{PLAN}"  # "Plan" (enum: Free, Pro, Enterprise)
+# "RudderStack userId" is identity.user_id_field: rpd fills it
+
+[fields.organizations]
+industry = "{INDUSTRY}"   # "Industry" (enum: Software, Retail, Finance)
+employees = "{EMPLOYEES}"  # "Employees" (double)
+# "RudderStack groupId" is identity.group_id_field: rpd fills it
+
+[fields.leads]  # leads use deal fields
+source = "{SOURCE}"    # "Source" (varchar)
+campaign = "{CAMPAIGN}"  # "Campaign" (varchar)
+# lead labels (names work in label_ids): Hot, Warm, Cold
+"""
+
+
+def test_toml_prints_fields_tables_ready_to_paste(account: Sandbox, tmp_path: Path) -> None:
+    code, out, err = map_fields(account, tmp_path, "--format", "toml")
+    assert (code, err) == (0, "")
+    assert out == TOML
+    pasted = tomllib.loads(out)["fields"]
+    assert pasted["persons"] == {"role": ROLE, "plan": PLAN}
+    assert pasted["leads"] == {"source": SOURCE, "campaign": CAMPAIGN}
+
+
+def test_toml_without_identity_fields_suggests_every_custom_field(
+    account: Sandbox, tmp_path: Path
+) -> None:
+    code, out, _ = map_fields(account, tmp_path, "-f", "toml", "--entity", "persons", identity="")
+    assert code == 0
+    assert out.splitlines()[3:] == [
+        "[fields.persons]",
+        f'rudder_stack_user_id = "{USER_FIELD}"  # "RudderStack userId" (varchar)',
+        f'role = "{ROLE}"                  # "Role" (varchar)',
+        f'plan = "{PLAN}"                  # "Plan" (enum: Free, Pro, Enterprise)',
+    ]
+
+
+def test_pasted_toml_makes_a_config_that_passes_check(account: Sandbox, tmp_path: Path) -> None:
+    _, out, _ = map_fields(account, tmp_path, "-f", "toml")
+    config = write_config(tmp_path / "pasted.toml", account.url, fields=out)
+    code, stdout, _ = invoke("check", "--config", config)
+    assert code == 0, stdout
+    assert stdout.splitlines()[-1] == "all 10 checks passed"
+
+
+def test_json_lists_every_field_with_its_flags_and_options(account: Sandbox, tmp_path: Path) -> None:
+    code, out, err = map_fields(account, tmp_path, "--format", "json")
+    assert (code, err) == (0, "")
+    document = json.loads(out)
+    assert list(document) == ["persons", "organizations", "leads", "lead_labels"]
+    assert [f["key"] for f in document["persons"]] == [
+        "name", "first_name", "last_name", "emails", "phones", "org_id", "owner_id",
+        "visible_to", "add_time", "update_time", "job_title", "postal_address", "notes",
+        USER_FIELD, ROLE, PLAN,
+    ]  # fmt: skip
+    assert document["persons"][0] == {
+        "key": "name",
+        "name": "Name",
+        "type": "varchar",
+        "custom": False,
+        "searchable": True,
+        "options": [],
+    }
+    assert document["persons"][-1] == {
+        "key": PLAN,
+        "name": "Plan",
+        "type": "enum",
+        "custom": True,
+        "searchable": False,
+        "options": [
+            {"id": 101, "label": "Free"},
+            {"id": 102, "label": "Pro"},
+            {"id": 103, "label": "Enterprise"},
+        ],
+    }
+    assert document["organizations"][-1] == {
+        "key": EMPLOYEES,
+        "name": "Employees",
+        "type": "double",
+        "custom": True,
+        "searchable": True,
+        "options": [],
+    }
+    assert document["lead_labels"] == [
+        {"id": "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa", "name": "Hot"},
+        {"id": "5d17ffad-6b12-5006-b8d6-314a56d08b1a", "name": "Warm"},
+        {"id": "de8cb1cf-2bc1-5b1e-9553-cacf123b23c7", "name": "Cold"},
+    ]
+
+
+def test_custom_only_and_entity_narrow_the_listing(account: Sandbox, tmp_path: Path) -> None:
+    code, out, _ = map_fields(
+        account, tmp_path, "-f", "json", "--custom-only", "--entity", "organizations"
+    )
+    assert code == 0
+    document = json.loads(out)
+    assert list(document) == ["organizations"]  # no lead labels without leads
+    assert [f["name"] for f in document["organizations"]] == [
+        "RudderStack groupId",
+        "Industry",
+        "Employees",
+    ]
+    assert account.stats()["requests"] == {"GET /api/v2/organizationFields": 1}
+
+
+def test_listings_are_paged_to_the_end(account: Sandbox, tmp_path: Path) -> None:
+    code, out, _ = map_fields(account, tmp_path, "-f", "json", "--page-size", "3")
+    assert code == 0
+    document = json.loads(out)
+    assert [len(document[e]) for e in ("persons", "organizations", "leads")] == [16, 10, 11]
+    assert account.stats()["requests"] == {
+        "GET /api/v2/personFields": 6,  # 16 fields, 3 a page
+        "GET /api/v2/organizationFields": 4,
+        "GET /api/v2/dealFields": 4,
+        "GET /v1/leadLabels": 1,
+    }
+    assert document["persons"][-1]["key"] == PLAN  # the last page arrived
+
+
+TABLE_PERSONS = """\
+Person fields (3)
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
+┃ key                                      ┃ name               ┃ type    ┃ custom ┃ searchable ┃ options                           ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
+│ fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48 │ RudderStack userId │ varchar │ yes    │ yes        │                                   │
+│ 6098b979cd7506a9c2b183a7814c70e8a6a08a3f │ Role               │ varchar │ yes    │ yes        │                                   │
+│ 2166d04123ea6d974ed242877a8d769fe934c896 │ Plan               │ enum    │ yes    │            │ Free=101, Pro=102, Enterprise=103 │
+└──────────────────────────────────────────┴────────────────────┴─────────┴────────┴────────────┴───────────────────────────────────┘
+"""
+
+
+def test_table_shows_fields_and_lead_labels(account: Sandbox, tmp_path: Path) -> None:
+    code, out, _ = map_fields(account, tmp_path, "--custom-only")
+    assert code == 0
+    assert [line.rstrip() for line in out.splitlines()][: len(TABLE_PERSONS.splitlines())] == (
+        TABLE_PERSONS.splitlines()
+    )
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert "Organization fields (3)" in lines
+    assert "Deal fields (2)" in lines
+    assert "Lead labels (3)" in lines
+    assert "│ Hot  │ 894a5e59-22f4-5b36-a557-3d4b8fe1cbfa │" in lines
+
+
+def test_table_lists_standard_fields_too(account: Sandbox, tmp_path: Path) -> None:
+    code, out, _ = map_fields(account, tmp_path, "--entity", "leads")
+    assert code == 0
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert lines[0] == "Deal fields (11)"
+    assert (
+        "│ value                                    │ Value               │ monetary   │"
+        "        │            │         │"
+    ) in lines
+
+
+def test_sandbox_flag_lists_the_seeded_fields(tmp_path: Path) -> None:
+    code, out, err = invoke("map-fields", "--sandbox", "-f", "toml", "-e", "leads")
+    assert code == 0
+    assert err.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
+    assert f'source = "{SOURCE}"' in out
+
+
+@pytest.mark.parametrize(
+    ("identity", "warning"),
+    [
+        (
+            f'user_id_field = "{"0" * 40}"\n',
+            [
+                f"warning: identity.user_id_field = '{'0' * 40}': the account has no such person "
+                "field",
+                "hint: create a person custom field for it, or pick one from "
+                "`rpd map-fields --entity persons`",
+            ],
+        ),
+        (
+            f'user_id_field = "{PLAN}"\n',
+            [
+                f"warning: identity.user_id_field = '{PLAN}': \"Plan\" (enum: Free, Pro, "
+                "Enterprise) is not of a searchable type, so rpd cannot look records up by it",
+                "hint: use a field of type address, double, monetary, phone, text, varchar, "
+                "varchar_auto",
+            ],
+        ),
+        (
+            f'group_id_field = "{USER_FIELD}"\n',
+            [
+                f"warning: identity.group_id_field = '{USER_FIELD}': the account has no such "
+                "organization field (it is a person field)",
+                "hint: create an organization custom field for it, or pick one from "
+                "`rpd map-fields --entity organizations`",
+            ],
+        ),
+    ],
+)
+def test_warns_when_an_identity_field_is_missing_or_unsearchable(
+    account: Sandbox, tmp_path: Path, identity: str, warning: list[str]
+) -> None:
+    code, out, err = map_fields(account, tmp_path, "-f", "json", identity=identity)
+    assert code == 0
+    assert err.splitlines() == warning
+    assert json.loads(out)["persons"]
+
+
+def test_no_identity_warning_for_entities_not_listed(account: Sandbox, tmp_path: Path) -> None:
+    identity = f'user_id_field = "{"0" * 40}"\n'
+    code, _, err = map_fields(account, tmp_path, "-f", "json", "-e", "leads", identity=identity)
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--format", "yaml"), "error: unknown --format 'yaml'\nhint: use table, json or toml\n"),
+        (
+            ("--entity", "deals"),
+            "error: unknown --entity 'deals'\nhint: use persons, organizations, leads or all\n",
+        ),
+    ],
+)
+def test_usage_errors_exit_2(
+    account: Sandbox, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = map_fields(account, tmp_path, *args)
+    assert (code, out, err) == (2, "", message)
+
+
+def test_refused_token_exits_3_and_never_shows_a_token(account: Sandbox, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    wrong = "tok-WRONG-also-distinctive-42"
+    code, out, err = invoke("map-fields", "--config", path, token=wrong)
+    assert code == 3
+    assert err.splitlines()[0] == "error: Pipedrive refused the API token (401)"
+    assert wrong not in out + err and TOKEN not in out + err
+
+
+def test_no_token_is_a_usage_error(account: Sandbox, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    code, _, err = invoke("map-fields", "--config", path, token="")
+    assert code == 2
+    assert err.splitlines()[0] == "error: no Pipedrive API token configured"
+
+
+def test_output_never_holds_the_token(account: Sandbox, tmp_path: Path) -> None:
+    for fmt in ("table", "json", "toml"):
+        code, out, err = map_fields(account, tmp_path, "-f", fmt, "-v")
+        assert code == 0
+        assert TOKEN not in out + err
