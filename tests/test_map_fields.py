@@ -4,6 +4,7 @@ usage errors, and a token that never shows. The helpers here serve test_check an
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ def test_pasted_toml_makes_a_config_that_passes_check(account: Sandbox, tmp_path
     assert stdout.splitlines()[-1] == "all 10 checks passed"
 
 
-def test_json_lists_every_field_with_its_flags_and_options(account: Sandbox, tmp_path: Path) -> None:
+def test_json_lists_each_field_with_flags_and_options(account: Sandbox, tmp_path: Path) -> None:
     code, out, err = map_fields(account, tmp_path, "--format", "json")
     assert (code, err) == (0, "")
     document = json.loads(out)
@@ -188,40 +189,58 @@ def test_listings_are_paged_to_the_end(account: Sandbox, tmp_path: Path) -> None
     assert document["persons"][-1]["key"] == PLAN  # the last page arrived
 
 
-TABLE_PERSONS = """\
-Person fields (3)
-┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━┳━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓
-┃ key                                      ┃ name               ┃ type    ┃ custom ┃ searchable ┃ options                           ┃
-┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━╇━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩
-│ fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48 │ RudderStack userId │ varchar │ yes    │ yes        │                                   │
-│ 6098b979cd7506a9c2b183a7814c70e8a6a08a3f │ Role               │ varchar │ yes    │ yes        │                                   │
-│ 2166d04123ea6d974ed242877a8d769fe934c896 │ Plan               │ enum    │ yes    │            │ Free=101, Pro=102, Enterprise=103 │
-└──────────────────────────────────────────┴────────────────────┴─────────┴────────┴────────────┴───────────────────────────────────┘
-"""
+def cells(out: str) -> list[list[str]]:
+    """The rows of the rich tables in `out`, header rows included, as lists of cell texts."""
+    return [
+        [cell.strip() for cell in re.split("[│┃]", line.strip())[1:-1]]
+        for line in out.splitlines()
+        if line.startswith(("│", "┃"))
+    ]
 
 
 def test_table_shows_fields_and_lead_labels(account: Sandbox, tmp_path: Path) -> None:
     code, out, _ = map_fields(account, tmp_path, "--custom-only")
     assert code == 0
-    assert [line.rstrip() for line in out.splitlines()][: len(TABLE_PERSONS.splitlines())] == (
-        TABLE_PERSONS.splitlines()
-    )
-    lines = [line.rstrip() for line in out.splitlines()]
-    assert "Organization fields (3)" in lines
-    assert "Deal fields (2)" in lines
-    assert "Lead labels (3)" in lines
-    assert "│ Hot  │ 894a5e59-22f4-5b36-a557-3d4b8fe1cbfa │" in lines
+    titles = [line.rstrip() for line in out.splitlines() if line[:1].isalpha()]
+    assert titles == [
+        "Person fields (3)",
+        "Organization fields (3)",
+        "Deal fields (2)",
+        "Lead labels (3)",
+    ]
+    header = ["key", "name", "type", "custom", "searchable", "options"]
+    assert cells(out) == [
+        header,
+        [USER_FIELD, "RudderStack userId", "varchar", "yes", "yes", ""],
+        [ROLE, "Role", "varchar", "yes", "yes", ""],
+        [PLAN, "Plan", "enum", "yes", "", "Free=101, Pro=102, Enterprise=103"],
+        header,
+        [GROUP_FIELD, "RudderStack groupId", "varchar", "yes", "yes", ""],
+        [INDUSTRY, "Industry", "enum", "yes", "", "Software=201, Retail=202, Finance=203"],
+        [EMPLOYEES, "Employees", "double", "yes", "yes", ""],
+        header,
+        [SOURCE, "Source", "varchar", "yes", "yes", ""],
+        [CAMPAIGN, "Campaign", "varchar", "yes", "yes", ""],
+        ["name", "id"],
+        ["Hot", "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"],
+        ["Warm", "5d17ffad-6b12-5006-b8d6-314a56d08b1a"],
+        ["Cold", "de8cb1cf-2bc1-5b1e-9553-cacf123b23c7"],
+    ]
 
 
 def test_table_lists_standard_fields_too(account: Sandbox, tmp_path: Path) -> None:
     code, out, _ = map_fields(account, tmp_path, "--entity", "leads")
     assert code == 0
-    lines = [line.rstrip() for line in out.splitlines()]
-    assert lines[0] == "Deal fields (11)"
-    assert (
-        "│ value                                    │ Value               │ monetary   │"
-        "        │            │         │"
-    ) in lines
+    assert out.splitlines()[0].rstrip() == "Deal fields (11)"
+    rows = cells(out)
+    assert rows[1] == ["title", "Title", "varchar", "", "", ""]
+    assert rows[2] == ["value", "Value", "monetary", "", "", ""]
+    assert rows[-4:] == [
+        ["name", "id"],
+        ["Hot", "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"],
+        ["Warm", "5d17ffad-6b12-5006-b8d6-314a56d08b1a"],
+        ["Cold", "de8cb1cf-2bc1-5b1e-9553-cacf123b23c7"],
+    ]
 
 
 def test_sandbox_flag_lists_the_seeded_fields(tmp_path: Path) -> None:
