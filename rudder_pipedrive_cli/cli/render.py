@@ -92,15 +92,17 @@ def print_send_report(
         f"retries: {tally.retries}; 429 waits: {tally.rate_limited}; API tokens: {tally.tokens}; "
         f"duration: {duration_s:.1f} s; {rate:.1f} events/s",
         markup=False,
+        soft_wrap=True,
     )
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        console.print(f"unmapped traits dropped: {dropped}", markup=False)
+        console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
     if dead_letter:
         console.print(
             f"failed events written to {dead_letter}: fix the cause, then "
             f"`rpd send {dead_letter}` to send them again",
             markup=False,
+            soft_wrap=True,
         )
 
 

@@ -32,6 +32,11 @@ from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Learner, Replay
 
+INTERRUPTED_MESSAGE = (
+    "interrupted: no new events were started and those in flight were finished; "
+    "rerun the same command to resume"
+)
+
 
 def with_catalog(env: Env, config: PlanConfig, *, token: str, tally: Tally) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run.
@@ -219,5 +224,6 @@ def run_send(
     if stopped is not None:
         raise stopped
     if interrupted:
+        env.err.print(INTERRUPTED_MESSAGE, markup=False, highlight=False, soft_wrap=True)
         return ExitStatus.INTERRUPTED
     return exit_status_for_run(tally.outcomes["failed"])

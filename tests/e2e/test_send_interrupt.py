@@ -1,0 +1,110 @@
+"""Ctrl-C during `rpd send` (SPEC 5): no new events start, those in flight finish, the report is
+printed and written, exit 130; a rerun with the same state sends the rest, duplicating nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, TOKEN, holdings, identify, rpd_send, write_events
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+EVENTS = 120
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=150)
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS)],
+    )
+    report = tmp_path / "report.json"
+    state = tmp_path / "state.sqlite"
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    env["PIPEDRIVE_API_TOKEN"] = TOKEN
+    command = [
+        sys.executable,
+        "-m",
+        "rudder_pipedrive_cli",
+        "send",
+        str(events),
+        "--config",
+        str(EXAMPLE_CONFIG),
+        "--base-url",
+        sandbox.url,
+        "--plan",
+        "unlimited",
+        "--concurrency",
+        "4",
+        "--report",
+        str(report),
+        "--state",
+        str(state),
+        "--dead-letter",
+        str(tmp_path / "failed.ndjson"),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    try:
+        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = stderr.decode()
+
+    assert process.returncode == 130, text
+    assert stdout == b""
+    assert "Events" in text and "Requests" in text
+    assert text.rstrip().endswith(
+        "interrupted: no new events were started and those in flight were finished; "
+        "rerun the same command to resume"
+    )
+    written = orjson.loads(report.read_bytes())
+    read = written["events"]["read"]
+    assert 4 <= read < EVENTS
+    # Every event that started finished: each is a person, none is half done or failed.
+    assert written["events"] == {
+        "read": read,
+        "sent": read,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    held = holdings(sandbox)
+    assert held.user_ids() == {f"u-{n}": 1 for n in range(read)}
+    assert written["requests"] == sandbox.stats()["requests"]
+
+    sandbox.set_faults(latency_ms=0)
+    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
+
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.report is not None
+    assert resumed.report["events"] == {
+        "read": EVENTS,
+        "sent": EVENTS - read,
+        "unchanged": 0,
+        "skipped": read,
+        "failed": 0,
+    }
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(EVENTS)}
