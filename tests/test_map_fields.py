@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import MakeSandbox
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
@@ -34,11 +35,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture
-def account(make_sandbox: Any) -> Sandbox:
+def start_account(make_sandbox: MakeSandbox) -> Sandbox:
     """A sandbox that only accepts TOKEN, so a leak of it would be a leak of a real secret."""
-    sandbox: Sandbox = make_sandbox(plan="unlimited", token=TOKEN)
-    return sandbox
+    return make_sandbox(plan="unlimited", token=TOKEN)
+
+
+@pytest.fixture
+def account(make_sandbox: MakeSandbox) -> Sandbox:
+    return start_account(make_sandbox)
 
 
 def write_config(

@@ -1,0 +1,263 @@
+"""`rpd check` against the sandbox: exact lines for every pass and failure, and the exit codes
+(0 all pass, 2 a failed check or an invalid config, 3 token refused)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import MakeSandbox
+from test_map_fields import (
+    CAMPAIGN,
+    EMPLOYEES,
+    GROUP_FIELD,
+    INDUSTRY,
+    PLAN,
+    ROLE,
+    SOURCE,
+    TOKEN,
+    USER_FIELD,
+    clean_env,  # noqa: F401 - autouse fixture
+    invoke,
+    start_account,
+    write_config,
+)
+
+from rudder_pipedrive_cli.cli.check_cmd import plan_limits
+
+FIELDS = f"""
+[fields.persons]
+role = "{ROLE}"
+plan = "Plan"
+
+[fields.organizations]
+industry = "{INDUSTRY}"
+
+[fields.leads]
+"utm.source" = "{SOURCE}"
+"""
+TOKEN_OK = (
+    'ok    token: accepted: Sandbox User <sandbox@example.com>, company "rpd sandbox" '
+    "(rpd-sandbox.pipedrive.com)"
+)
+USER_OK = (
+    f"ok    identity.user_id_field = '{USER_FIELD}': \"RudderStack userId\" (varchar), "
+    "a searchable person field"
+)
+GROUP_OK = (
+    f"ok    identity.group_id_field = '{GROUP_FIELD}': \"RudderStack groupId\" (varchar), "
+    "a searchable organization field"
+)
+UNLIMITED = "info  plan unlimited: no pacing (for the sandbox; a real account has limits)"
+
+
+def check(tmp_path: Path, url: str, *args: str, **config: str) -> tuple[int, list[str], str]:
+    path = write_config(tmp_path / "rpd.toml", url, **config)
+    code, out, err = invoke("check", "--config", path, *args)
+    assert TOKEN not in out + err
+    return code, out.splitlines(), err
+
+
+def test_all_checks_pass(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    account = start_account(make_sandbox)
+    code, lines, err = check(tmp_path, account.url, fields=FIELDS)
+    assert (code, err) == (0, "")
+    assert lines == [
+        f"ok    config: {tmp_path / 'rpd.toml'} is valid",
+        TOKEN_OK,
+        USER_OK,
+        GROUP_OK,
+        f"ok    fields.persons.role = '{ROLE}': \"Role\" (varchar)",
+        f"ok    fields.persons.plan = 'Plan': \"Plan\" (enum: Free, Pro, Enterprise) "
+        f"(by its name; key {PLAN})",
+        f"ok    fields.organizations.industry = '{INDUSTRY}': \"Industry\" (enum: Software, "
+        "Retail, Finance)",
+        f"ok    fields.leads.utm.source = '{SOURCE}': \"Source\" (varchar)",
+        UNLIMITED,
+        "all 8 checks passed",
+    ]
+    assert account.stats()["requests"] == {
+        "GET /v1/users/me": 1,
+        "GET /api/v2/personFields": 1,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/dealFields": 1,
+        "GET /v1/leadLabels": 1,
+    }
+
+
+def test_refused_token_exits_3_without_showing_any_token(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    account = start_account(make_sandbox)
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    wrong = "tok-REFUSED-distinctive-0xbeef"
+    code, out, err = invoke("check", "--config", path, token=wrong)
+    assert (code, err) == (3, "")
+    assert out.splitlines() == [
+        f"ok    config: {path} is valid",
+        "FAIL  token: Pipedrive refused the API token (401)",
+        "      hint: check PIPEDRIVE_API_TOKEN / [pipedrive] api_token",
+        "1 of 2 checks failed",
+    ]
+    assert wrong not in out and TOKEN not in out
+
+
+@pytest.mark.parametrize(
+    ("identity", "failure"),
+    [
+        pytest.param(
+            f'user_id_field = "{"a" * 40}"\ngroup_id_field = "{GROUP_FIELD}"\n',
+            [
+                f"FAIL  identity.user_id_field = '{'a' * 40}': the account has no such person "
+                "field",
+                "      hint: create a person custom field for it, or pick one from "
+                "`rpd map-fields --entity persons`",
+            ],
+            id="missing",
+        ),
+        pytest.param(
+            f'user_id_field = "{PLAN}"\ngroup_id_field = "{GROUP_FIELD}"\n',
+            [
+                f"FAIL  identity.user_id_field = '{PLAN}': \"Plan\" (enum: Free, Pro, Enterprise) "
+                "is not of a searchable type, so rpd cannot look records up by it",
+                "      hint: use a field of type address, double, monetary, phone, text, varchar, "
+                "varchar_auto",
+            ],
+            id="unsearchable type",
+        ),
+        pytest.param(
+            f'user_id_field = "{GROUP_FIELD}"\ngroup_id_field = "{GROUP_FIELD}"\n',
+            [
+                f"FAIL  identity.user_id_field = '{GROUP_FIELD}': the account has no such person "
+                "field (it is an organization field)",
+                "      hint: create a person custom field for it, or pick one from "
+                "`rpd map-fields --entity persons`",
+            ],
+            id="wrong entity",
+        ),
+        pytest.param(
+            f'user_id_field = "job_title"\ngroup_id_field = "{GROUP_FIELD}"\n',
+            [
+                "FAIL  identity.user_id_field = 'job_title': \"Job title\" (varchar) is a "
+                "standard person field",
+                "      hint: create a person custom field (varchar) to hold the id",
+            ],
+            id="standard field",
+        ),
+    ],
+)
+def test_identity_field_failures_exit_2(
+    make_sandbox: MakeSandbox, tmp_path: Path, identity: str, failure: list[str]
+) -> None:
+    account = start_account(make_sandbox)
+    code, lines, _ = check(tmp_path, account.url, identity=identity)
+    assert code == 2
+    assert lines[2:] == [*failure, GROUP_OK, UNLIMITED, "1 of 4 checks failed"]
+
+
+def test_unsearchable_group_field(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    account = start_account(make_sandbox)
+    identity = f'user_id_field = "{USER_FIELD}"\ngroup_id_field = "{INDUSTRY}"\n'
+    code, lines, _ = check(tmp_path, account.url, identity=identity)
+    assert code == 2
+    assert lines[3] == (
+        f"FAIL  identity.group_id_field = '{INDUSTRY}': \"Industry\" (enum: Software, Retail, "
+        "Finance) is not of a searchable type, so rpd cannot look records up by it"
+    )
+
+
+def test_unknown_mapped_keys_exit_2(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    account = start_account(make_sandbox)
+    fields = f"""
+[fields.persons]
+role = "{ROLE}"
+employees = "{EMPLOYEES}"
+
+[fields.leads]
+campaign = "{CAMPAIGN}"
+budget = "Budget"
+"""
+    code, lines, _ = check(tmp_path, account.url, fields=fields)
+    assert code == 2
+    assert lines[4:] == [
+        f"ok    fields.persons.role = '{ROLE}': \"Role\" (varchar)",
+        f"FAIL  fields.persons.employees = '{EMPLOYEES}': the account has no such person field "
+        "(it is an organization field)",
+        "      hint: run `rpd map-fields` to list them",
+        f"ok    fields.leads.campaign = '{CAMPAIGN}': \"Campaign\" (varchar)",
+        "FAIL  fields.leads.budget = 'Budget': the account has no such deal field",
+        "      hint: run `rpd map-fields` to list them",
+        UNLIMITED,
+        "2 of 8 checks failed",
+    ]
+
+
+def test_quiet_prints_only_the_problems_and_the_summary(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    account = start_account(make_sandbox)
+    fields = '[fields.leads]\nbudget = "Budget"\n'
+    code, lines, _ = check(tmp_path, account.url, "-q", fields=fields)
+    assert code == 2
+    assert lines == [
+        "FAIL  fields.leads.budget = 'Budget': the account has no such deal field",
+        "      hint: run `rpd map-fields` to list them",
+        "1 of 5 checks failed",
+    ]
+
+
+def test_sandbox_without_a_config_passes_with_warnings(tmp_path: Path) -> None:
+    code, out, err = invoke("check", "--sandbox")
+    assert code == 0
+    assert err.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
+    assert out.splitlines() == [
+        "warn  config: no config file (rpd.toml): using the environment and defaults",
+        "      hint: write one with `rpd init`",
+        TOKEN_OK,
+        "warn  identity.user_id_field: not set: only events with external ids can be replayed",
+        "      hint: set it to the key of a searchable person custom field "
+        "(`rpd map-fields --entity persons`)",
+        "warn  identity.group_id_field: not set: only events with external ids can be replayed",
+        "      hint: set it to the key of a searchable organization custom field "
+        "(`rpd map-fields --entity organizations`)",
+        "info  plan growth: 40 requests per 2 s, searches 10 per 2 s; daily budget 60,000 API "
+        "tokens per seat (30,000 x 2)",
+        "all 4 checks passed (3 with a warning)",
+    ]
+
+
+def test_invalid_config_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "rpd.toml"
+    path.write_text('[identity]\nuser_id_feld = "x"\n')
+    code, out, err = invoke("check", "--config", str(path))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: {path}: unknown key identity.user_id_feld\nhint: did you mean 'user_id_field'?\n"
+    )
+
+
+def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    account = start_account(make_sandbox)
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    code, _, err = invoke("check", "--config", path, token="")
+    assert code == 2
+    assert err.splitlines()[0] == "error: no Pipedrive API token configured"
+
+
+@pytest.mark.parametrize(
+    ("plan", "line"),
+    [
+        (
+            "lite",
+            "plan lite: 20 requests per 2 s, searches 10 per 2 s; daily budget 30,000 API tokens "
+            "per seat (30,000 x 1)",
+        ),
+        (
+            "ultimate",
+            "plan ultimate: 120 requests per 2 s, searches 10 per 2 s; daily budget 210,000 API "
+            "tokens per seat (30,000 x 7)",
+        ),
+    ],
+)
+def test_plan_limits(plan: str, line: str) -> None:
+    assert plan_limits(plan) == line
