@@ -1,0 +1,293 @@
+"""`rpd init`: a RudderStack destination config converted to rpd.toml (exact TOML, never the
+token, the same planned requests as a config written by hand), or a config listed from the
+account's fields; refusals to overwrite."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MakeSandbox
+from test_map_fields import (
+    CAMPAIGN,
+    EMPLOYEES,
+    GROUP_FIELD,
+    INDUSTRY,
+    PLAN,
+    ROLE,
+    SOURCE,
+    TOKEN,
+    USER_FIELD,
+    clean_env,  # noqa: F401 - autouse fixture
+    invoke,
+    start_account,
+    write_config,
+)
+
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.rudderstack import Converted, convert
+from rudder_pipedrive_cli.io.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "rudderstack-destination.json"
+EVENTS = str(ROOT / "examples" / "events.ndjson")
+SECRET = "rs-token-DISTINCTIVE-5eb1c0ffee"
+
+CONVERTED = f"""\
+# rpd config converted from the RudderStack Pipedrive destination in destination.json.
+# Check it against the account with `rpd check`.
+
+[pipedrive]
+# api_token: not written here; set $PIPEDRIVE_API_TOKEN in the environment instead
+plan = "growth"  # lite | growth | premium | ultimate
+
+[identity]
+user_id_field = "{USER_FIELD}"   # UserId Token
+group_id_field = "{GROUP_FIELD}"  # GroupId Token
+create_persons = true                                        # Enable User Creation
+default_currency = ""                                        # for a lead's value without a currency
+
+[fields.persons]
+role = "{ROLE}"
+plan = "{PLAN}"
+
+[fields.organizations]
+industry = "{INDUSTRY}"
+employees = "{EMPLOYEES}"
+
+[fields.leads]  # leads use deal fields
+source = "{SOURCE}"
+campaign = "{CAMPAIGN}"
+"""
+HINT = [
+    "The API token is not in the file. Set it in the environment:",
+    "  export PIPEDRIVE_API_TOKEN=<the token from your RudderStack destination>",
+]
+# What a user migrating by hand would write for the same destination.
+BY_HAND = f"""\
+[identity]
+user_id_field = "{USER_FIELD}"
+group_id_field = "{GROUP_FIELD}"
+create_persons = true
+
+[fields.persons]
+role = "{ROLE}"
+plan = "{PLAN}"
+
+[fields.organizations]
+industry = "{INDUSTRY}"
+employees = "{EMPLOYEES}"
+
+[fields.leads]
+source = "{SOURCE}"
+campaign = "{CAMPAIGN}"
+"""
+
+
+def destination(tmp_path: Path, **changes: Any) -> Path:
+    """The example destination with a distinctive token (and `changes` to its config)."""
+    document = json.loads(EXAMPLE.read_text())
+    document["config"].update(apiToken=SECRET, **changes)
+    path = tmp_path / "destination.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_converts_a_destination_to_exact_toml_without_the_token(tmp_path: Path) -> None:
+    source = destination(tmp_path)
+    code, out, err = invoke("init", "--from-rudderstack", str(source))
+    assert code == 0
+    assert out == ""
+    assert err.splitlines() == ["wrote rpd.toml", *HINT]
+    written = (tmp_path / "rpd.toml").read_text()
+    assert written == CONVERTED
+    assert SECRET not in written + out + err
+
+
+def test_the_converted_file_loads_as_the_destination_said(tmp_path: Path) -> None:
+    invoke("init", "--from-rudderstack", str(destination(tmp_path)))
+    settings = load_settings(str(tmp_path / "rpd.toml"), env={})
+    assert settings.plan_config() == load_settings(str(by_hand(tmp_path)), env={}).plan_config()
+    assert settings.api_token.reveal() == ""
+
+
+def by_hand(tmp_path: Path) -> Path:
+    path = tmp_path / "by-hand.toml"
+    path.write_text(BY_HAND)
+    return path
+
+
+def planned(config: Path, *args: str) -> list[dict[str, Any]]:
+    code, out, err = invoke("dry-run", EVENTS, "--config", str(config), "-f", "ndjson", *args)
+    assert code == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_converted_config_plans_the_same_requests_as_one_written_by_hand(tmp_path: Path) -> None:
+    invoke("init", "--from-rudderstack", str(destination(tmp_path)))
+    converted = planned(tmp_path / "rpd.toml")
+    assert converted == planned(by_hand(tmp_path))
+    assert sum(len(record["requests"]) for record in converted) > 20
+
+
+def test_same_requests_with_the_account_fields_looked_up(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = start_account(make_sandbox)
+    monkeypatch.setenv("RPD_BASE_URL", account.url)
+    invoke("init", "--from-rudderstack", str(destination(tmp_path)))
+    converted = planned(tmp_path / "rpd.toml", "--lookups")
+    assert converted == planned(by_hand(tmp_path), "--lookups")
+    first = converted[0]["requests"][-1]["body"]["custom_fields"]
+    assert first[PLAN] == 102  # "Pro" as the option id: values were coerced to the field types
+
+
+def test_stdout_output_and_refusal_to_overwrite(tmp_path: Path) -> None:
+    source = str(destination(tmp_path))
+    code, out, err = invoke("init", "--from-rudderstack", source, "-o", "-")
+    assert (code, out, err.splitlines()) == (0, CONVERTED, HINT)
+    target = tmp_path / "mine.toml"
+    target.write_text("# my own\n")
+    code, out, err = invoke("init", "--from-rudderstack", source, "-o", str(target))
+    assert (code, out) == (2, "")
+    assert err == f"error: {target} already exists\nhint: use --force to overwrite it\n"
+    assert target.read_text() == "# my own\n"
+    code, _, _ = invoke("init", "--from-rudderstack", source, "-o", str(target), "--force")
+    assert code == 0
+    assert target.read_text() == CONVERTED
+
+
+def test_conversion_warnings_go_to_stderr(tmp_path: Path) -> None:
+    source = destination(
+        tmp_path,
+        personsMap=[{"from": "role", "to": ROLE}, {"from": "plan"}, {"from": "role", "to": PLAN}],
+        leadsMap="",
+        userIdToken="",
+        customMapping=True,
+    )
+    code, _, err = invoke("init", "--from-rudderstack", str(source), "-o", "-")
+    assert code == 0
+    assert err.splitlines()[:4] == [
+        f"warning: {source}: customMapping is not a Pipedrive destination setting; ignored",
+        f"warning: {source}: personsMap[1] needs both from and to; ignored",
+        f"warning: {source}: personsMap[2]: 'role' is mapped again; the last row wins, as in "
+        "RudderStack",
+        f"warning: {source}: userIdToken is empty: only events with external ids can be replayed",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "the RudderStack destination config must be a JSON object"),
+    ],
+)
+def test_unreadable_destinations_are_usage_errors(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    source = tmp_path / "destination.json"
+    source.write_text(content)
+    code, _, err = invoke("init", "--from-rudderstack", str(source))
+    assert code == 2
+    assert message in err.splitlines()[0]
+    assert not (tmp_path / "rpd.toml").exists()
+
+
+def test_missing_destination_file(tmp_path: Path) -> None:
+    code, _, err = invoke("init", "--from-rudderstack", str(tmp_path / "nope.json"))
+    assert code == 2
+    assert err.splitlines()[
+        0
+    ] == f"error: cannot read {tmp_path / 'nope.json'}: No such file or " + ("directory")
+
+
+# --- the pure conversion -----------------------------------------------------------------------
+
+
+def test_convert_accepts_a_bare_config_and_both_wrappers() -> None:
+    config = {
+        "apiToken": SECRET,
+        "userIdToken": f" {USER_FIELD} ",
+        "enableUserCreation": "true",
+        "organizationMap": [{"from": "industry", "to": "Industry"}, {"from": "", "to": ""}],
+    }
+    expected = Converted(
+        user_id_field=USER_FIELD,
+        create_persons=True,
+        fields={"persons": {}, "organizations": {"industry": "Industry"}, "leads": {}},
+        has_token=True,
+    )
+    assert convert(config) == expected
+    assert convert({"config": config, "id": "d-1"}) == expected
+    assert convert({"Config": config}) == expected
+    assert SECRET not in repr(convert(config))
+
+
+def test_convert_reads_flags_and_nested_paths() -> None:
+    converted = convert(
+        {"userIdToken": USER_FIELD, "enableUserCreation": False, "leadsMap": [
+            {"from": "utm.campaign", "to": CAMPAIGN}
+        ]}
+    )  # fmt: skip
+    assert converted.create_persons is False
+    assert converted.fields["leads"] == {"utm.campaign": CAMPAIGN}
+    assert converted.warnings == ("leadsMap[0]: rpd reads 'utm.campaign' as a nested trait path",)
+    assert converted.has_token is False
+
+
+def test_convert_refuses_what_is_not_an_object() -> None:
+    with pytest.raises(UsageError, match="must be a JSON object"):
+        convert(["userIdToken"])
+
+
+# --- from the account --------------------------------------------------------------------------
+
+
+def test_init_from_the_account_keeps_configured_identity(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    account = start_account(make_sandbox)
+    config = write_config(tmp_path / "current.toml", account.url)
+    code, out, err = invoke("init", "--config", config, "-o", "-")
+    assert code == 0
+    assert err.splitlines() == [
+        "The API token is not in the file. Set it in the environment:",
+        "  export PIPEDRIVE_API_TOKEN=<your Pipedrive API token>",
+    ]
+    # The comments line up after the longest line, which holds the sandbox's port: squeeze them.
+    assert [re.sub(r"\s+#", "  #", line) for line in out.splitlines()[:13]] == [
+        "# rpd config listed from the account's fields (`rpd map-fields`).",
+        "# Trait names are made from the field names: rename them to your events' traits.",
+        "",
+        "[pipedrive]",
+        "# api_token: not written here; set $PIPEDRIVE_API_TOKEN in the environment instead",
+        'plan = "unlimited"  # lite | growth | premium | ultimate',
+        f'base_url = "{account.url}"',
+        "",
+        "[identity]",
+        f'user_id_field = "{USER_FIELD}"  # "RudderStack userId" (varchar)',
+        f'group_id_field = "{GROUP_FIELD}"  # "RudderStack groupId" (varchar)',
+        "create_persons = false  # Enable User Creation",
+        'default_currency = ""  # for a lead\'s value without a currency',
+    ]
+    assert tomllib.loads(out)["fields"]["organizations"] == {
+        "industry": INDUSTRY,
+        "employees": EMPLOYEES,
+    }
+    assert TOKEN not in out + err
+
+
+def test_init_with_sandbox_guesses_identity_fields_and_passes_check(tmp_path: Path) -> None:
+    code, _, _ = invoke("init", "--sandbox")
+    assert code == 0
+    written = (tmp_path / "rpd.toml").read_text()
+    assert f'user_id_field = "{USER_FIELD}"   # "RudderStack userId" (varchar), guessed ' in written
+    assert "base_url" not in written  # the sandbox's port changes every run
+    code, out, _ = invoke("check", "--sandbox", "--config", str(tmp_path / "rpd.toml"))
+    assert code == 0, out
+    assert out.splitlines()[-1] == "all 10 checks passed"
