@@ -258,7 +258,7 @@ def key(n: int) -> str:
     return f"{n:040x}"
 
 
-LISTING = [
+LISTING: list[dict[str, Any]] = [
     {"field_code": key(1), "field_name": "Seats", "field_type": "int"},
     {"field_code": key(2), "field_name": "Active", "field_type": "boolean"},
     {"field_code": key(3), "field_name": "Call at", "field_type": "time"},
