@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MakeSandbox
 from test_map_fields import (
     CAMPAIGN,
     EMPLOYEES,
@@ -17,6 +16,7 @@ from test_map_fields import (
     SOURCE,
     TOKEN,
     USER_FIELD,
+    MakeSandbox,
     clean_env,  # noqa: F401 - autouse fixture
     invoke,
     start_account,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeSandbox
 from test_map_fields import (
     CAMPAIGN,
     EMPLOYEES,
@@ -22,6 +21,7 @@ from test_map_fields import (
     SOURCE,
     TOKEN,
     USER_FIELD,
+    MakeSandbox,
     clean_env,  # noqa: F401 - autouse fixture
     invoke,
     start_account,

@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeSandbox
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the make_sandbox fixture of conftest.py
 
 TOKEN = "tok-Zq8-DISTINCTIVE-7c1e"
 USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
