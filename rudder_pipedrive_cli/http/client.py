@@ -206,9 +206,14 @@ class PipedriveClient:
         )
 
     async def _attempt(self, request: ApiRequest, attempts: Attempts) -> ApiResponse:
-        await self.pacer.acquire(request)
+        ticket = await self.pacer.acquire(request)
         attempts.sent += 1
         sent_at = rfc3339(self._now())
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event.endswith("send_request_body.complete"):
+                self.pacer.sent(ticket)
+
         try:
             response = await self._http.request(
                 request.method,
@@ -218,15 +223,18 @@ class PipedriveClient:
                 if request.body is None
                 else orjson.dumps(request.body, default=_json_default),
                 headers={"content-type": "application/json"} if request.body is not None else None,
+                extensions={"trace": trace},
             )
         except NOT_SENT as error:
             raise attempts.failed(_describe(error)) from error
         except httpx.TransportError as error:
             # The request may have reached Pipedrive: count it, and never blindly repeat a write.
+            self.pacer.sent(ticket)
             self.tally.add_request(request)
             if request.method in UNKNOWN_WHEN_LOST:
                 return ApiResponse(status=0, error=_describe(error), sent_at=sent_at)
             raise attempts.failed(_describe(error)) from error
+        self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
         self.tally.add_request(request)
         return self._answer(request, response, sent_at, attempts)
 
@@ -267,5 +275,5 @@ class PipedriveClient:
             f"HTTP {status} (rate limited)", status, hint, cap=self.policy.rate_wait_cap
         )
         if retry.rate_wait is not None:
-            self.pacer.hold(request, retry.rate_wait)
+            self.pacer.hold(request, retry.rate_wait, widen=status == 429)
         return retry

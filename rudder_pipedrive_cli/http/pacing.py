@@ -33,7 +33,10 @@ BURST_LIMITS: Mapping[str, int | None] = {
 SEARCH_LIMIT = 10
 # Requests reach the server a little after we send them, and not all equally late: counting each
 # send as occupying its slot this much longer than the window keeps jitter from causing 429s.
+# Each 429 widens it by a step (up to a ceiling): the jitter was larger than we allowed for.
 SLACK_S = 0.05
+SLACK_STEP_S = 0.05
+MAX_SLACK_S = 0.3
 
 
 def burst_limit(plan: str) -> int | None:
@@ -93,6 +96,7 @@ class RollingWindow:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
+        self.window = window
         self.span = window + slack
         self.sent: deque[float] = deque()
         self.hold_until = 0.0
@@ -110,11 +114,22 @@ class RollingWindow:
         return max(wait, 0.0)
 
     def record(self, now: float) -> None:
-        self.sent.append(now)
+        bisect.insort(self.sent, now)
+
+    def restamp(self, reserved: float, sent: float) -> None:
+        """A send counted at `reserved` actually left at `sent` (later): move it there."""
+        i = bisect.bisect_left(self.sent, reserved)
+        if i < len(self.sent) and self.sent[i] == reserved:
+            del self.sent[i]
+        bisect.insort(self.sent, sent)
 
     def hold(self, now: float, seconds: float) -> None:
         """Send nothing for `seconds` (after a 429 or the edge's 403)."""
         self.hold_until = max(self.hold_until, now + seconds)
+
+    def widen(self) -> None:
+        """A 429 came although we kept count: allow more for the jitter of arrival times."""
+        self.span = min(self.span + SLACK_STEP_S, self.window + MAX_SLACK_S)
 
     def observe(self, headers: RateHeaders, now: float) -> None:
         """Correct the local view from a response's headers.
@@ -139,6 +154,15 @@ class RollingWindow:
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(slots=True, kw_only=True)
+class Ticket:
+    """One paced request: when it was counted, and in which windows."""
+
+    at: float
+    windows: list[RollingWindow]
+    done: bool = False
 
 
 class Pacer:
@@ -167,8 +191,12 @@ class Pacer:
             windows.append(self.search)
         return windows
 
-    async def acquire(self, request: ApiRequest) -> None:
-        """Return when `request` may be sent, and count it as sent."""
+    async def acquire(self, request: ApiRequest) -> Ticket:
+        """Return when `request` may be sent, and count it as sent now.
+
+        Under load the request may leave some time later: call `sent(ticket)` when it has, so
+        its slot frees up a window after it reached the server, not a window after now.
+        """
         windows = self._windows(request)
         while True:
             now = self.clock()
@@ -176,9 +204,19 @@ class Pacer:
             if wait <= 0:
                 for window in windows:
                     window.record(now)
-                return
+                return Ticket(at=now, windows=windows)
             self.waited += wait
             await self.sleep(wait)
+
+    def sent(self, ticket: Ticket) -> None:
+        """The request of `ticket` has left (first call only; later ones change nothing)."""
+        if ticket.done:
+            return
+        ticket.done = True
+        now = self.clock()
+        if now > ticket.at:
+            for window in ticket.windows:
+                window.restamp(ticket.at, now)
 
     def observe(self, request: ApiRequest, headers: RateHeaders) -> None:
         """Apply a response's rate-limit headers to the window that limited that request."""
@@ -186,8 +224,10 @@ class Pacer:
         if windows:
             windows[-1].observe(headers, self.clock())
 
-    def hold(self, request: ApiRequest, seconds: float) -> None:
-        """Hold back every request that counts where `request` was refused."""
+    def hold(self, request: ApiRequest, seconds: float, *, widen: bool = False) -> None:
+        """Hold back every request that counts where `request` was refused (429: `widen`)."""
         now = self.clock()
         for window in self._windows(request):
             window.hold(now, seconds)
+            if widen:
+                window.widen()

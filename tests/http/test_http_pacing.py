@@ -7,7 +7,9 @@ from helpers_http import FakeTime, get, run, search
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.http.pacing import (
+    MAX_SLACK_S,
     SLACK_S,
+    SLACK_STEP_S,
     WINDOW_S,
     Pacer,
     RateHeaders,
@@ -147,3 +149,38 @@ def test_rate_headers_parse_leniently() -> None:
     assert parsed.wait_hint is None
     assert RateHeaders(reset=1, retry_after=3).wait_hint == 3
     assert RateHeaders(reset=2).wait_hint == 2
+
+
+def test_a_request_that_left_late_holds_its_slot_a_window_after_it_left() -> None:
+    time = FakeTime(now=0.0)
+    pacer = Pacer("lite", clock=time.clock, sleep=time.sleep)
+
+    async def go() -> None:
+        tickets = [await pacer.acquire(get()) for _ in range(20)]
+        for ticket in tickets[:-1]:
+            pacer.sent(ticket)
+        time.now = 0.4  # the client was busy: the last one only left now
+        pacer.sent(tickets[-1])
+        time.now = 0.9
+        pacer.sent(tickets[-1])  # only the first report counts
+        time.now = SPAN
+        await pacer.acquire(get())  # the slots of the 19 prompt ones are free again...
+        assert time.sleeps == []
+        for _ in range(18):
+            await pacer.acquire(get())
+        await pacer.acquire(get())  # ...but not the one that left at 0.4
+
+    run(go())
+    assert time.sleeps == [pytest.approx(0.4)]
+
+
+def test_each_429_widens_the_margin_up_to_a_ceiling() -> None:
+    time = FakeTime(now=0.0)
+    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    assert pacer.burst is not None
+    pacer.hold(get(), 0.0, widen=True)
+    assert pacer.burst.span == pytest.approx(SPAN + SLACK_STEP_S)
+    for _ in range(20):
+        pacer.hold(get(), 0.0, widen=True)
+    assert pacer.burst.span == pytest.approx(WINDOW_S + MAX_SLACK_S)
+    assert pacer.search is not None and pacer.search.span == pytest.approx(SPAN)
