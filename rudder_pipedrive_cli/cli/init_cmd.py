@@ -15,7 +15,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
-from rudder_pipedrive_cli.core.catalog import ENTITIES, describe, fetch_catalog
+from rudder_pipedrive_cli.core.catalog import ENTITIES, IDENTITY_FIELDS, describe, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
@@ -104,15 +104,12 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
     converted = convert(read_destination(path))
     if not quiet:
         for warning in converted.warnings:
-            err.print(f"warning: {path}: {warning}", markup=False, highlight=False)
+            err.print(f"warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
     header = [
         f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
         "Check it against the account with `rpd check`.",
     ]
     return render(converted_tables(converted), header=header)
-
-
-IDENTITY_ENTITIES = {"user_id_field": "persons", "group_id_field": "organizations"}
 
 
 def from_account(env: Env) -> str:
@@ -124,7 +121,7 @@ def from_account(env: Env) -> str:
     guessed = catalog.guess_identity()
     identity: dict[str, str] = {}
     comments: dict[str, str] = {}
-    for setting, entity in IDENTITY_ENTITIES.items():
+    for setting, entity in IDENTITY_FIELDS:
         key = getattr(settings, setting) or guessed.get(setting, "")
         identity[setting] = key
         info = catalog.field(entity, key) if key else None
