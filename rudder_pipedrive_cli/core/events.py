@@ -47,9 +47,23 @@ class EventError(ValueError):
     """The value is not a usable event; the message is a one-line reason."""
 
 
+# Split paths, memoised: paths come from code and from the config, so there are few of them.
+_PARTS: dict[str, tuple[str, ...]] = {}
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """`path` split at its dots (memoised)."""
+    parts = _PARTS.get(path)
+    if parts is None:
+        parts = _PARTS[path] = tuple(path.split("."))
+    return parts
+
+
 def get_path(obj: Any, path: str) -> Any:
     """Follow a dotted path through nested dicts; None when any step is missing."""
-    return get_parts(obj, path.split("."))
+    if "." not in path:
+        return obj.get(path) if type(obj) is dict or isinstance(obj, Mapping) else None
+    return get_parts(obj, path_parts(path))
 
 
 def get_parts(obj: Any, parts: tuple[str, ...] | list[str]) -> Any:

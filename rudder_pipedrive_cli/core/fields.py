@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.events import get_path, identity_value
+from rudder_pipedrive_cli.core.events import get_parts, get_path, identity_value, path_parts
 
 if TYPE_CHECKING:  # plans import this module: keep the import one-way at run time
     from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -57,12 +57,24 @@ class Traits:
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
-        found = (get_path(raw, path) for path in paths)
-        return cls(sources=tuple(s for s in found if isinstance(s, Mapping)))
+        sources = []
+        for path in paths:
+            found = get_path(raw, path)
+            if type(found) is dict or isinstance(found, Mapping):
+                sources.append(found)
+        return cls(sources=tuple(sources))
 
     def get(self, path: str) -> Any:
+        # Most paths are one key: a plain get, without splitting or walking.
+        if "." in path:
+            parts = path_parts(path)
+            for source in self.sources:
+                value = get_parts(source, parts)
+                if value is not None:
+                    return value
+            return None
         for source in self.sources:
-            value = get_path(source, path)
+            value = source.get(path)
             if value is not None:
                 return value
         return None
@@ -145,7 +157,11 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime leaves such years unpadded on glibc: keep its output
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is C and skips strftime's locale machinery (a third of the cost).
+    return utc.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
@@ -388,16 +404,15 @@ def split_custom(
 def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]) -> list[str]:
     """Trait paths that nothing sends: a top-level key, or the dotted paths inside an object of
     which only some paths are mapped (mapping "address.city" reports "address.street")."""
-    used = set(mapping) | standard | IDENTITY_KEYS
     found: list[str] = []
+    inner = inner_paths(mapping)
 
     def walk(obj: Mapping[str, Any], prefix: str) -> None:
         for key, value in obj.items():
             path = prefix + str(key)
-            if path in used:
+            if path in mapping or path in standard or path in IDENTITY_KEYS:
                 continue
-            inner = any(m.startswith(path + ".") for m in mapping)
-            if inner and isinstance(value, Mapping):
+            if path in inner and isinstance(value, Mapping):
                 walk(value, path + ".")
             elif path not in found:
                 found.append(path)
@@ -405,6 +420,25 @@ def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]
     for source in traits.sources:
         walk(source, "")
     return found
+
+
+# mapping id -> (the mapping, its inner paths); the mapping is kept so its id cannot be reused.
+_INNER: dict[int, tuple[Mapping[str, str], frozenset[str]]] = {}
+
+
+def inner_paths(mapping: Mapping[str, str]) -> frozenset[str]:
+    """The paths a mapped dotted path goes through ("address" for "address.city"), memoised:
+    a run has a few mappings and `dropped` asks for every event."""
+    entry = _INNER.get(id(mapping))
+    if entry is not None and entry[0] is mapping:
+        return entry[1]
+    paths = frozenset(
+        path[:index] for path in mapping for index, char in enumerate(path) if char == "."
+    )
+    if len(_INNER) > 64:  # mappings built on the fly (tests): keep the memo small
+        _INNER.clear()
+    _INNER[id(mapping)] = (mapping, paths)
+    return paths
 
 
 # --- leads -----------------------------------------------------------------------------------

@@ -4,11 +4,10 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from rudder_pipedrive_cli.core.driver import failed_outcome
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
@@ -145,26 +144,44 @@ class Ledger:
     def drop(self, paths: list[str]) -> None:
         self.dropped.extend(p for p in paths if p not in self.dropped)
 
-    def learned(self) -> dict[str, Any]:
-        """The Outcome fields this ledger fills, whatever the status."""
-        return {
+    def outcome(
+        self,
+        status: OutcomeStatus,
+        reason: str = "",
+        *,
+        stage: str = "",
+        http_status: int | None = None,
+        retryable: bool = False,
+    ) -> Outcome:
+        """The Outcome, with what this ledger learned whatever the status. The ledger's
+        containers are handed over, not copied: the plan is over when its outcome is made."""
+        warnings = self.warnings
+        return Outcome(
+            status=status,
+            reason=reason,
+            stage=stage,
+            http_status=http_status,
+            retryable=retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
-            "warnings": tuple(dict.fromkeys(self.warnings)),
-            "dropped": tuple(self.dropped),
-            "identities": dict(self.identities),
-            "lead_origins": dict(self.lead_origins),
-            "memberships": dict(self.memberships),
-        }
-
-    def outcome(self, status: OutcomeStatus, reason: str = "") -> Outcome:
-        return Outcome(status=status, reason=reason, **self.learned())
+            warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
+            dropped=tuple(self.dropped),
+            identities=self.identities,
+            lead_origins=self.lead_origins,
+            memberships=self.memberships,
+        )
 
     def finish(self) -> Outcome:
         return self.outcome("sent" if self.wrote else "unchanged")
 
     def failed(self, failure: PlanFailure) -> Outcome:
         # What the event learned before failing (an id it created, a stale id) still counts.
-        return replace(failed_outcome(failure, failure.stage), **self.learned())
+        return self.outcome(
+            "failed",
+            failure.reason,
+            stage=failure.stage,
+            http_status=failure.status,
+            retryable=failure.retryable,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
