@@ -410,3 +410,66 @@ def test_dry_run_shows_raw_values_offline_and_coerced_ones_with_lookups(
 
     assert custom() == {PLAN: "Pro", USER_FIELD: "u-9"}
     assert custom("--lookups") == {PLAN: 102, USER_FIELD: "u-9"}
+
+
+# --- judging a config, suggesting trait names (pure) --------------------------------------------
+
+
+def listing(*items: tuple[str, str, str]) -> tuple[FieldInfo, ...]:
+    return tuple(
+        field_info({"field_code": k, "field_name": n, "field_type": t, "is_custom_field": True})
+        for k, n, t in items
+    )
+
+
+def test_a_name_two_fields_share_is_a_warning() -> None:
+    catalog = Catalog(
+        fields={"leads": listing((key(1), "Source", "varchar"), (key(2), "Source", "text"))}
+    )
+    (finding,) = catalog.mapping_findings(PlanConfig(lead_fields={"src": "Source"}))
+    assert (finding.level, finding.line, finding.hint) == (
+        "warn",
+        "fields.leads.src = 'Source': 2 deal fields have this name; rpd uses the first, "
+        f'"Source" (varchar) (key {key(1)})',
+        "write the field key instead of its name",
+    )
+
+
+def test_suggested_traits_are_snake_case_and_unique() -> None:
+    catalog = Catalog(
+        fields={
+            "persons": listing(
+                (key(1), "RudderStack userId", "varchar"),
+                (key(2), "Plan", "enum"),
+                (key(3), "plan", "varchar"),
+                (key(4), "Café société", "text"),
+                (key(5), "2nd Address", "address"),
+                (key(6), "VAT-ID #", "varchar"),
+                (key(7), "HTTPServer", "varchar"),
+                (key(8), "★", "varchar"),
+            )
+        }
+    )
+    suggested = catalog.suggest_traits("persons", exclude=[key(1)])
+    assert [(s.trait, s.key) for s in suggested] == [
+        ("plan", key(2)),
+        ("plan_2", key(3)),
+        ("cafe_societe", key(4)),
+        ("field_2nd_address", key(5)),
+        ("vat_id", key(6)),
+        ("http_server", key(7)),
+        ("field", key(8)),
+    ]
+    assert suggested[1].comment == '"plan" (varchar)'
+
+
+def test_identity_guessed_from_searchable_custom_field_names() -> None:
+    catalog = Catalog(
+        fields={
+            "persons": listing(
+                (key(1), "User ID (enum)", "enum"), (key(2), "Segment userId", "text")
+            ),
+            "organizations": listing((key(3), "Account", "varchar")),
+        }
+    )
+    assert catalog.guess_identity() == {"user_id_field": key(2)}

@@ -291,3 +291,16 @@ def test_init_with_sandbox_guesses_identity_fields_and_passes_check(tmp_path: Pa
     code, out, _ = invoke("check", "--sandbox", "--config", str(tmp_path / "rpd.toml"))
     assert code == 0, out
     assert out.splitlines()[-1] == "all 10 checks passed"
+
+
+def test_trait_paths_and_odd_characters_survive_the_toml(tmp_path: Path) -> None:
+    source = destination(
+        tmp_path,
+        leadsMap=[{"from": "utm.campaign", "to": CAMPAIGN}, {"from": 'say "hi"\\', "to": "Tag"}],
+    )
+    code, out, _ = invoke("init", "--from-rudderstack", str(source), "-o", "-")
+    assert code == 0
+    assert out.split("[fields.leads]  # leads use deal fields\n")[1] == (
+        f'"utm.campaign" = "{CAMPAIGN}"\n"say \\"hi\\"\\\\" = "Tag"\n'
+    )
+    assert tomllib.loads(out)["fields"]["leads"] == {"utm.campaign": CAMPAIGN, 'say "hi"\\': "Tag"}

@@ -143,6 +143,17 @@ class Catalog:
                             hint="run `rpd map-fields` to list them",
                         )
                     )
+                elif info.key != key and self._named(entity, key) > 1:
+                    findings.append(
+                        Finding(
+                            level="warn",
+                            subject=subject,
+                            value=key,
+                            message=f"{self._named(entity, key)} {NOUNS[entity]} fields have this "
+                            f"name; rpd uses the first, {describe(info)} (key {info.key})",
+                            hint="write the field key instead of its name",
+                        )
+                    )
                 else:
                     via = f" (by its name; key {info.key})" if info.key != key else ""
                     findings.append(
@@ -151,6 +162,9 @@ class Catalog:
                         )
                     )
         return findings
+
+    def _named(self, entity: str, name: str) -> int:
+        return sum(1 for info in self.fields.get(entity, ()) if info.name == name)
 
     def suggest_traits(self, entity: str, *, exclude: Iterable[str] = ()) -> tuple[Suggestion, ...]:
         """A trait name for each custom field of `entity` (snake_case of its name, unique within
