@@ -29,7 +29,7 @@ import orjson
 MAX_DEPTH = 8
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class RawItem:
     """One input item: a raw event to parse, or the reason the input at `source` is not one."""
 

@@ -119,7 +119,7 @@ def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
     return found
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Event:
     id: str
     type: str

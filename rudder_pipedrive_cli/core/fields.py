@@ -49,7 +49,7 @@ TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Traits:
     """Where a plan reads an entity's values: the first source holding a path wins."""
 

@@ -14,7 +14,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 INVALID = "invalid"  # the "type" under which input that is not an event is counted
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Intake:
     source: str
     kind: str  # the event's type, or INVALID

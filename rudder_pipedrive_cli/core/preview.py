@@ -22,7 +22,7 @@ BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 6
 SEARCH_PER_SECOND = 5.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Planned:
     item: Intake
     outcome: Outcome

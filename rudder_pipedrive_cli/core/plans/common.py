@@ -92,7 +92,7 @@ ORG = Entity(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Ref:
     """A resolved record: its id, how it was found, and the identity it was resolved for."""
 
@@ -184,7 +184,7 @@ class Ledger:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Ctx:
     event: Event
     config: PlanConfig
