@@ -280,7 +280,8 @@ _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
 def snake_case(name: str) -> str:
-    """ "RudderStack userId" -> "rudder_stack_user_id"; accents folded, other symbols dropped."""
+    """A field name as a trait name: "RudderStack userId" -> "rudder_stack_user_id" (accents
+    folded, other symbols dropped, a leading digit prefixed so the name reads as a key)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     spaced = _CAMEL.sub("_", ascii_name).lower()
     snake = _NOT_WORD.sub("_", spaced).strip("_")
