@@ -34,7 +34,7 @@ class Env:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"warning: {message}", markup=False, highlight=False)
+            self.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
 def make_consoles() -> tuple[Console, Console]:
