@@ -137,8 +137,9 @@ def dry_run_command(
         sink: IO[bytes] = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
+            dumps, write = orjson.dumps, sink.write
             for item in planned:
-                sink.write(orjson.dumps(item.record()) + b"\n")
+                write(dumps(item.record(), option=orjson.OPT_APPEND_NEWLINE))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)

@@ -41,6 +41,7 @@ def _split_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
 _USER_ID_PARTS = _split_paths(USER_ID_PATHS)
 _GROUP_ID_PARTS = _split_paths(GROUP_ID_PATHS)
 _PREVIOUS_ID_PARTS = _split_paths(PREVIOUS_ID_PATHS)
+_EXTERNAL_ID_PARTS = ("context", "externalId")
 
 
 class EventError(ValueError):
@@ -106,7 +107,7 @@ def stable_id(raw: Mapping[str, Any]) -> str:
 def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
     """`context.externalId` entries of known types, by rpd's canonical type name."""
     found: dict[str, str] = {}
-    entries = get_path(raw, "context.externalId")
+    entries = get_parts(raw, _EXTERNAL_ID_PARTS)
     if not isinstance(entries, list):
         return found
     for entry in entries:
@@ -155,15 +156,30 @@ def parse_event(raw: Any, source: str) -> Event:
     if not isinstance(kind, str) or not kind.strip():
         raise EventError('event has no "type"')
     message_id = identity_value(raw.get("messageId"))
-    time = next((t for p in TIME_PATHS if isinstance(t := raw.get(p), str) and t), None)
+    time = None
+    for path in TIME_PATHS:
+        value = raw.get(path)
+        if type(value) is str and value:
+            time = value
+            break
+    # The first path of each identity is a top-level key: read it without walking.
+    user_id = identity_value(raw.get("userId"))
+    if user_id is None:
+        user_id = first_identity(raw, _USER_ID_PARTS[1:])
+    group_id = identity_value(raw.get("groupId"))
+    if group_id is None:
+        group_id = first_identity(raw, _GROUP_ID_PARTS[1:])
+    previous_id = identity_value(raw.get("previousId"))
+    if previous_id is None:
+        previous_id = first_identity(raw, _PREVIOUS_ID_PARTS[1:])
     return Event(
         id=message_id if message_id is not None else stable_id(raw),
         type=kind.strip().lower(),
         source=source,
         raw=raw,
-        user_id=first_identity(raw, _USER_ID_PARTS),
-        group_id=first_identity(raw, _GROUP_ID_PARTS),
-        previous_id=first_identity(raw, _PREVIOUS_ID_PARTS),
+        user_id=user_id,
+        group_id=group_id,
+        previous_id=previous_id,
         anonymous_id=identity_value(raw.get("anonymousId")),
         external=external_ids(raw),
         time=time,

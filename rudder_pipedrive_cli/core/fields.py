@@ -116,6 +116,9 @@ def person_name(traits: Traits) -> str | None:
 
 def contacts(value: Any) -> list[dict[str, Any]]:
     """An email or phone trait (a string or a list; the first is primary) as a v2 array."""
+    if type(value) is str:  # the common case, one address, without the general loop
+        only = value.strip()
+        return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
     items = value if isinstance(value, list | tuple) else [value]
     values: list[str] = []
     for item in items:
@@ -386,7 +389,17 @@ def mapped_values(
 def is_custom(key: str, config: PlanConfig) -> bool:
     """Custom when the field listing says so; without it, when the key is a 40-hex hash."""
     info = config.field_types.get(key)
-    return info.is_custom if info is not None else bool(CUSTOM_KEY.match(key))
+    if info is not None:
+        return info.is_custom
+    looks = _LOOKS_CUSTOM.get(key)
+    if looks is None:
+        if len(_LOOKS_CUSTOM) > 4096:  # keys come from the config: this never fills in a run
+            _LOOKS_CUSTOM.clear()
+        looks = _LOOKS_CUSTOM[key] = bool(CUSTOM_KEY.match(key))
+    return looks
+
+
+_LOOKS_CUSTOM: dict[str, bool] = {}  # field key -> is it a 40-hex hash (memo of CUSTOM_KEY)
 
 
 def split_custom(

@@ -33,24 +33,26 @@ class Planned:
         return "planned" if self.outcome.status == "sent" else self.outcome.status
 
     def record(self) -> dict[str, Any]:
-        """The NDJSON line of SPEC 6."""
+        """The NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays)."""
+        item, outcome = self.item, self.outcome
         return {
-            "source": self.item.source,
-            "id": self.item.id,
-            "type": self.item.kind,
-            "outcome": self.planned_status,
-            "reason": self.outcome.reason,
-            "warnings": list(self.outcome.warnings),
-            "dropped": list(self.outcome.dropped),
+            "source": item.source,
+            "id": item.id,
+            "type": item.kind,
+            "outcome": "planned" if outcome.status == "sent" else outcome.status,
+            "reason": outcome.reason,
+            "warnings": outcome.warnings,
+            "dropped": outcome.dropped,
             "requests": [request_record(r) for r in self.requests],
         }
 
 
 def request_record(request: ApiRequest) -> dict[str, Any]:
+    query = request.query
     return {
         "method": request.method,
         "path": request.path,
-        "query": dict(request.query),
+        "query": query if type(query) is dict else dict(query),
         "body": request.body,
         "note": request.note,
     }
