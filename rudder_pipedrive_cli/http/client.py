@@ -33,7 +33,7 @@ from rudder_pipedrive_cli.http.retry import (
     Retry,
     RetryPolicy,
 )
-from rudder_pipedrive_cli.io.config import resolve_base_url
+from rudder_pipedrive_cli.io.config import is_loopback, resolve_base_url
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ class PipedriveClient:
             transport=transport,
             follow_redirects=False,
             verify=True,
-            trust_env=False,
+            # Proxy settings from the environment serve real Pipedrive; the sandbox is local.
+            trust_env=not is_loopback(httpx.URL(self.base_url).host),
         )
 
     def __repr__(self) -> str:

@@ -265,3 +265,17 @@ def test_pacing_keeps_a_growth_plan_under_its_limits(make_sandbox: MakeSandbox) 
     assert stats["rate_limited"] * 50 <= len(requests) + 1
     assert stats["forbidden"] == 0
     assert time.monotonic() - started > 0  # the run took real time; no bound is asserted
+
+
+def test_proxy_settings_do_not_divert_the_local_sandbox(
+    make_sandbox: MakeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    sandbox = make_sandbox()
+
+    async def scenario() -> ApiResponse:
+        async with client_of(sandbox) as client:
+            return await client.send(ME)
+
+    assert run(scenario()).status == 200
