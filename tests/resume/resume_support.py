@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,6 +142,13 @@ def requests_served(sandbox: Sandbox) -> int:
     return sum(sandbox.stats()["requests"].values())
 
 
+def served_at_least(sandbox: Sandbox, count: float, key: str | None = None) -> Callable[[], bool]:
+    """A condition: the sandbox has served `count` requests (of `key`, "METHOD /template")."""
+    if key is None:
+        return lambda: requests_served(sandbox) >= count
+    return lambda: sandbox.stats()["requests"].get(key, 0) >= count
+
+
 def journal(state: Path) -> dict[str, str]:
     """Event id -> latest status, over every namespace of the state file (read in place)."""
     with sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True) as db:
@@ -150,6 +158,34 @@ def journal(state: Path) -> dict[str, str]:
 def inflight_count(state: Path) -> int:
     with sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True) as db:
         return int(db.execute("SELECT count(*) FROM inflight").fetchone()[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Rig:
+    """A sandbox, a config pointing at it and a state file: `rpd send` runs against them."""
+
+    sandbox: Sandbox
+    directory: Path
+    state: Path | None
+    token: str = TOKEN
+
+    @classmethod
+    def make(cls, sandbox: Sandbox, directory: Path, state: Path | None) -> Rig:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_config(directory, sandbox)
+        return cls(sandbox=sandbox, directory=directory, state=state)
+
+    def command(self, events: list[Event], name: str, *extra: str) -> list[str]:
+        file = write_events(self.directory / f"{name}.ndjson", events)
+        config = self.directory / "rpd.toml"
+        report = self.directory / f"{name}-report.json"
+        return send_command(file, config, state=self.state, report=report, extra=extra)
+
+    def send(self, events: list[Event], name: str, *extra: str) -> Finished:
+        return run_send(self.command(events, name, *extra), self.directory, self.token)
+
+    def start(self, events: list[Event], name: str, *extra: str) -> subprocess.Popen[bytes]:
+        return start_send(self.command(events, name, *extra), self.directory, self.token)
 
 
 # ---- events -------------------------------------------------------------------------------------
@@ -175,6 +211,7 @@ def group(message_id: str, user_id: str, group_id: str, **traits: Any) -> Event:
         "groupId": group_id,
         "timestamp": STAMP,
         "traits": traits,
+        "context": {"traits": {"name": f"Person {user_id}"}},
     }
 
 
@@ -319,4 +356,14 @@ def normalised(state: dict[str, Any]) -> dict[str, list[Any]]:
         "organizations": sorted(organizations, key=repr),
         "leads": sorted(leads, key=repr),
         "merges": sorted(merges, key=repr),
+    }
+
+
+def census(state: dict[str, Any]) -> dict[str, Counter[str]]:
+    """How many persons per userId, organizations per groupId, leads per origin_id, merges per
+    survivor's userId: what "exactly once" is about."""
+    view = normalised(state)
+    return {
+        name: Counter(str(row[0]) if isinstance(row, tuple) else str(row) for row in rows)
+        for name, rows in view.items()
     }

@@ -17,6 +17,7 @@ from resume_support import (
     requests_served,
     run_send,
     send_command,
+    served_at_least,
     start_send,
     workload,
     write_config,
@@ -72,7 +73,7 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     left_in_flight = 0
     for share in KILL_AT:
         process = start_send(command, tmp_path)
-        killed = kill_when(process, lambda: requests_served(faulty) >= share * full_run)
+        killed = kill_when(process, served_at_least(faulty, share * full_run))
         assert killed, f"the run ended before {share:.0%} of the requests"
         left_in_flight += inflight_count(state)
     # Several concurrent events each have a write in flight nearly all the time: the kills

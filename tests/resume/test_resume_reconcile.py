@@ -1,0 +1,151 @@
+"""Each write whose outcome was lost is reconciled over HTTP, never repeated (SPEC 5): a person
+create, an organization create, a lead create and a merge, left in flight by a run killed after
+the sandbox applied it, or answered by a dropped connection."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from resume_support import (
+    Event,
+    Rig,
+    alias,
+    census,
+    group,
+    identify,
+    inflight_count,
+    kill_when,
+    served_at_least,
+    track,
+)
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+
+# The answer to the write comes this late, so the run is killed after the sandbox applied it and
+# before rpd hears of it (the kill follows the sandbox's request count, polled every few ms).
+SLOW_MS = 150
+# Search does not see new records for this long: a rerun cannot find the record by itemSearch,
+# so only reconciliation stands between it and a duplicate.
+INDEX_LAG_MS = 600_000
+WRITES = ("POST", "PUT", "PATCH")
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    before: list[Event]  # sent first, undisturbed, with the same state
+    target: list[Event]  # the event whose write is lost
+    write: str  # that write
+    settle: str  # the read that reconciles it
+    holds: dict[str, Counter[str]]
+
+
+CASES = {
+    "person create": Case(
+        before=[],
+        target=[identify("m-1", "u-1", name="One")],
+        write="POST /api/v2/persons",
+        settle="GET /api/v2/persons",
+        holds={
+            "persons": Counter({"u-1": 1}),
+            "organizations": Counter(),
+            "leads": Counter(),
+            "merges": Counter(),
+        },
+    ),
+    "organization create": Case(
+        before=[],
+        target=[group("m-1", "u-1", "g-1", name="Org One")],
+        write="POST /api/v2/organizations",
+        settle="GET /api/v2/organizations",
+        holds={
+            "persons": Counter({"u-1": 1}),
+            "organizations": Counter({"g-1": 1}),
+            "leads": Counter(),
+            "merges": Counter(),
+        },
+    ),
+    "lead create": Case(
+        before=[identify("m-1", "u-1", name="One")],
+        target=[track("m-2", "u-1", "Signed Up", revenue=5, currency="EUR")],
+        write="POST /v1/leads",
+        settle="GET /v1/leads",
+        holds={
+            "persons": Counter({"u-1": 1}),
+            "organizations": Counter(),
+            "leads": Counter({"rpd:m-2": 1}),
+            "merges": Counter(),
+        },
+    ),
+    "merge": Case(
+        before=[identify("m-1", "u-a", name="A"), identify("m-2", "u-b", name="B")],
+        target=[alias("m-3", "u-a", "u-b")],
+        write="PUT /v1/persons/{id}/merge",
+        settle="GET /api/v2/persons/{id}",
+        holds={
+            "persons": Counter({"u-b": 1}),
+            "organizations": Counter(),
+            "leads": Counter(),
+            "merges": Counter({"u-b": 1}),
+        },
+    ),
+}
+
+
+def prepared(make_sandbox: MakeSandbox, tmp_path: Path, case: Case) -> Rig:
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
+    if case.before:
+        assert rig.send(case.before, "before").exit_code == 0
+    rig.sandbox.set_faults(index_lag_ms=INDEX_LAG_MS)
+    return rig
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_write_left_in_flight_by_a_killed_run_is_reconciled(
+    make_sandbox: MakeSandbox, tmp_path: Path, name: str
+) -> None:
+    case = CASES[name]
+    rig = prepared(make_sandbox, tmp_path, case)
+    before = Counter(rig.sandbox.stats()["requests"])
+    rig.sandbox.set_faults(latency_ms=SLOW_MS)
+    killed = rig.start(case.target, "killed")
+    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    assert rig.state is not None
+    assert inflight_count(rig.state) == 1
+    rig.sandbox.set_faults(latency_ms=0)
+
+    rerun = rig.send(case.target, "rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    assert rerun.report is not None
+    assert rerun.report["events"]["sent"] == 1
+    assert census(rig.sandbox.state()) == case.holds
+    requests = Counter(rig.sandbox.stats()["requests"]) - before
+    assert requests[case.write] == 1
+    assert requests[case.settle] == 1
+    assert inflight_count(rig.state) == 0
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_write_whose_connection_dropped_is_reconciled(
+    make_sandbox: MakeSandbox, tmp_path: Path, name: str
+) -> None:
+    case = CASES[name]
+    rig = prepared(make_sandbox, tmp_path, case)
+    before = Counter(rig.sandbox.stats()["requests"])
+    rig.sandbox.set_faults(fail_reset=1.0)  # every write is applied, and its answer lost
+
+    run = rig.send(case.target, "reset")
+
+    assert run.exit_code == 0, run.stderr
+    assert census(rig.sandbox.state()) == case.holds
+    stats = rig.sandbox.stats()
+    requests = Counter(stats["requests"]) - before
+    assert stats["resets"] == sum(n for key, n in requests.items() if key.split()[0] in WRITES)
+    assert requests[case.write] == 1
+    assert requests[case.settle] >= 1
