@@ -170,10 +170,10 @@ class Rig:
     token: str = TOKEN
 
     @classmethod
-    def make(cls, sandbox: Sandbox, directory: Path, state: Path | None) -> Rig:
+    def make(cls, sandbox: Sandbox, directory: Path, state: Path | None, token: str = TOKEN) -> Rig:
         directory.mkdir(parents=True, exist_ok=True)
         write_config(directory, sandbox)
-        return cls(sandbox=sandbox, directory=directory, state=state)
+        return cls(sandbox=sandbox, directory=directory, state=state, token=token)
 
     def command(self, events: list[Event], name: str, *extra: str) -> list[str]:
         file = write_events(self.directory / f"{name}.ndjson", events)

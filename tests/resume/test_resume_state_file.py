@@ -1,0 +1,143 @@
+"""One state file, its namespaces and the ways it can be unusable (SPEC 5, 6): two accounts in one
+file never see each other's cache or journal; a file another rpd holds, a corrupt file and a file
+from a newer rpd each stop the send before any request, with a one-line error (and its hint),
+exit 2, and the file left byte for byte as it was."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from resume_support import Rig, census, identify, served_at_least, track, wait_for
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+
+EVENTS = [
+    identify("m-1", "u-1", name="One"),
+    track("m-2", "u-1", "Signed Up", revenue=5, currency="EUR"),
+]
+EXACTLY_ONCE = {
+    "persons": Counter({"u-1": 1}),
+    "organizations": Counter(),
+    "leads": Counter({"rpd:m-2": 1}),
+    "merges": Counter(),
+}
+
+
+def namespaces(state: Path) -> list[str]:
+    with sqlite3.connect(state) as db:
+        return sorted(row[0] for row in db.execute("SELECT DISTINCT ns FROM journal"))
+
+
+def test_two_accounts_in_one_state_file_see_only_their_own_cache(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    first = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "first", state)
+    other_token = make_sandbox(plan="unlimited", token="second-token")
+    second = Rig.make(other_token, tmp_path / "second", state, token="second-token")
+
+    assert first.send(EVENTS, "run").exit_code == 0
+    on_second = second.send(EVENTS, "run")
+
+    # Nothing the first account's run cached or journaled applies: the second one looks the
+    # person up, creates it and its lead, as on an empty state.
+    assert on_second.exit_code == 0, on_second.stderr
+    assert on_second.report is not None
+    assert on_second.report["events"]["sent"] == 2
+    assert census(second.sandbox.state()) == EXACTLY_ONCE
+    second_requests = second.sandbox.stats()["requests"]
+    assert second_requests["GET /api/v2/itemSearch/field"] == 1
+    assert second_requests["POST /api/v2/persons"] == 1
+    assert len(namespaces(state)) == 2
+
+    # And the first account's journal is intact: a rerun there finds everything done.
+    first_requests = Counter(first.sandbox.stats()["requests"])
+    again = first.send(EVENTS, "again")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"]["skipped"] == 2
+    assert census(first.sandbox.state()) == EXACTLY_ONCE
+    new_requests = Counter(first.sandbox.stats()["requests"]) - first_requests
+    assert set(new_requests) == {
+        "GET /api/v2/personFields",
+        "GET /api/v2/organizationFields",
+        "GET /api/v2/dealFields",
+        "GET /v1/leadLabels",
+    }
+
+
+def assert_refused_untouched(rig: Rig, state: Path, message: str, hint: str) -> None:
+    """The send stops with exit 2 and the two lines, before any request; the file is as it was."""
+    content = state.read_bytes()
+    served = rig.sandbox.stats()["requests"]
+
+    refused = rig.send(EVENTS, "refused")
+
+    assert refused.exit_code == 2
+    assert refused.stderr.splitlines() == [f"error: {message}", f"hint: {hint}"]
+    assert refused.report is None
+    assert rig.sandbox.stats()["requests"] == served
+    assert state.read_bytes() == content
+
+
+def test_a_state_file_held_by_another_rpd_is_refused(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    # The holder opens (and locks) the state before its first request, whose answer then takes a
+    # second: meanwhile it writes nothing to the file.
+    slow = Rig.make(make_sandbox(plan="unlimited", latency_ms=1000), tmp_path / "slow", state)
+    holder = slow.start(EVENTS, "holder")
+    try:
+        assert wait_for(served_at_least(slow.sandbox, 1))
+        other = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "other", state)
+        assert_refused_untouched(
+            other,
+            state,
+            f"state file {state} is in use by another rpd process (pid {holder.pid})",
+            "wait for it to finish, or use --state",
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_corrupt_state_file_is_refused_and_left_as_it_was(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 16)
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
+
+    assert_refused_untouched(
+        rig,
+        state,
+        f"state file {state} is not a readable rpd state file",
+        "move it aside, remove it with `rpd state clear`, or use another --state",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("state")) == [
+        "state.sqlite"
+    ]
+
+
+def test_a_state_file_from_a_newer_rpd_is_refused_and_left_as_it_was(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
+    assert rig.send(EVENTS, "first").exit_code == 0
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+
+    assert_refused_untouched(
+        rig,
+        state,
+        f"state file {state} was written by a newer rpd (schema 99)",
+        "upgrade rpd or use another --state",
+    )
