@@ -219,10 +219,16 @@ class Pacer:
                 window.restamp(ticket.at, now)
 
     def observe(self, request: ApiRequest, headers: RateHeaders) -> None:
-        """Apply a response's rate-limit headers to the window that limited that request."""
-        windows = self._windows(request)
-        if windows:
-            windows[-1].observe(headers, self.clock())
+        """Apply a response's rate-limit headers to the window they describe.
+
+        A search answer describes the search window (10 on every plan), unless its limit says
+        otherwise: a search refused because the burst window was full carries that window's.
+        """
+        window = self.burst
+        if request.is_search and headers.limit in (None, SEARCH_LIMIT):
+            window = self.search
+        if window is not None:
+            window.observe(headers, self.clock())
 
     def hold(self, request: ApiRequest, seconds: float, *, widen: bool = False) -> None:
         """Hold back every request that counts where `request` was refused (429: `widen`)."""

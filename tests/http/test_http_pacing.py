@@ -184,3 +184,16 @@ def test_each_429_widens_the_margin_up_to_a_ceiling() -> None:
         pacer.hold(get(), 0.0, widen=True)
     assert pacer.burst.span == pytest.approx(WINDOW_S + MAX_SLACK_S)
     assert pacer.search is not None and pacer.search.span == pytest.approx(SPAN)
+
+
+def test_search_answers_correct_the_window_their_headers_describe() -> None:
+    time = FakeTime(now=0.0)
+    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    assert pacer.burst is not None and pacer.search is not None
+    pacer.observe(search(), RateHeaders(limit=10, remaining=3, reset=1))
+    assert (pacer.search.limit, len(pacer.search.sent), len(pacer.burst.sent)) == (10, 7, 0)
+    # Refused because the burst window was full: the headers are the burst window's.
+    pacer.observe(search(), RateHeaders(limit=40, remaining=0, reset=1))
+    assert (pacer.search.limit, pacer.burst.limit, len(pacer.burst.sent)) == (10, 40, 40)
+    pacer.observe(get(), RateHeaders(limit=20, remaining=19, reset=2))
+    assert pacer.burst.limit == 20
