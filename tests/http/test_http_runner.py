@@ -12,6 +12,8 @@ from types import TracebackType
 
 import pytest
 from helpers_http import get, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -345,3 +347,34 @@ def test_ctrl_c_in_drive_all_stops_taking_events_and_reports_it() -> None:
     assert interrupted and sender.closed
     assert set(world.outcomes) == started and len(started) < 500
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    key_sets=st.lists(st.frozensets(st.sampled_from("abcdef"), max_size=3), max_size=40),
+    concurrency=st.integers(min_value=1, max_value=12),
+    read_ahead=st.integers(min_value=1, max_value=16),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_any_mix_of_identities_keeps_order_and_finishes_everything(
+    key_sets: list[frozenset[str]], concurrency: int, read_ahead: int, seed: int
+) -> None:
+    items = [Item(i, "track", keys, requests=1 + i % 3) for i, keys in enumerate(key_sets)]
+    world = Recorder(seed=seed)
+    run(
+        run_plans(
+            items,
+            start=world.start,
+            keys=lambda i: i.keys,
+            send=world.send,
+            done=world.done,
+            concurrency=concurrency,
+            read_ahead=read_ahead,
+        )
+    )
+    assert sorted(world.outcomes) == list(range(len(items)))
+    assert world.max_running <= concurrency
+    for later in items:
+        for earlier in items[: later.index]:
+            if earlier.keys & later.keys:
+                assert world.position("done", earlier.index) < world.position("start", later.index)
