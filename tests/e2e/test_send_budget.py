@@ -34,7 +34,6 @@ def test_a_spent_budget_stops_with_the_report_and_exit_4_then_a_rerun_resumes(
     assert 0 < report["events"]["read"] < 30
     assert report["events"]["failed"] == 0
     assert report["rate_limited"] == sandbox.stats()["rate_limited"] >= 1
-    assert report["tokens"] <= 300 + 20 * report["rate_limited"]
     assert all(n == 1 for n in holdings(sandbox).user_ids().values())
 
     exhaust_budget(sandbox, leave=100_000)  # a new day
