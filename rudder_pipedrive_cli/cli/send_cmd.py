@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -36,6 +39,29 @@ INTERRUPTED_MESSAGE = (
     "interrupted: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
 )
+
+
+@contextmanager
+def debug_log(*, enabled: bool) -> Iterator[None]:
+    """With -v, rpd's own debug lines (each retry and its wait) go to stderr during the run.
+
+    Only the `rudder_pipedrive_cli` logger: httpx and httpcore stay silent, so no request detail
+    beyond an endpoint and a reason is ever printed.
+    """
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("rudder_pipedrive_cli")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def with_catalog(env: Env, config: PlanConfig, *, token: str, tally: Tally) -> PlanConfig:
@@ -90,9 +116,12 @@ def send_command(
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
     overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
-    with command_env(
-        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
-    ) as env:
+    with (
+        command_env(
+            config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
+        ) as env,
+        debug_log(enabled=verbose),
+    ):
         status = deliver(
             env,
             paths,

@@ -60,6 +60,8 @@ def test_the_token_never_appears_in_output_reports_dead_letters_or_state(
     )
     assert failing.exit_code == 1, failing.stderr
     assert failing.dead_letters
+    retried = [line for line in failing.stderr.splitlines() if line.startswith("debug: ")]
+    assert retried and all("; retrying in " in line for line in retried)  # -v shows retries
     assert failing.report is not None
     assert_report_adds_up(failing.report)
 
