@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 
 import httpx
 import pytest
 from helpers_http import TOKEN, FakeTime, Script, client_for, edge_403, error, get, run, write
 
 from rudder_pipedrive_cli.core.errors import RpdError
-from rudder_pipedrive_cli.core.protocol import ApiResponse
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.sandbox import Sandbox
 
 
 def _everything_said(error_: BaseException) -> str:
@@ -65,3 +67,25 @@ def test_the_client_repr_hides_the_token() -> None:
     client = PipedriveClient(token=TOKEN, base_url="https://acme.pipedrive.com")
     assert TOKEN not in repr(client) and TOKEN not in str(client)
     assert "acme.pipedrive.com" in repr(client)
+
+
+def test_no_log_line_over_real_http_holds_the_token(
+    make_sandbox: Callable[..., Sandbox], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox = make_sandbox(token=TOKEN, fail_reset=1.0, fault_seed=1)
+    request = ApiRequest(
+        method="POST",
+        path="/api/v2/persons",
+        endpoint="/api/v2/persons",
+        stage="create person",
+        body={"name": "Ada"},
+    )
+
+    async def scenario() -> ApiResponse:
+        async with PipedriveClient(token=TOKEN, base_url=sandbox.url, plan="unlimited") as client:
+            return await client.send(request)
+
+    assert run(scenario()).unknown
+    assert any(r.name.startswith("httpcore") for r in caplog.records)  # the wire was logged
+    assert TOKEN not in caplog.text
