@@ -256,10 +256,11 @@ class PipedriveClient:
                     " left in the burst window)",
                     hint=RESUME_HINT,
                 )
-            raise self._refused(request, attempts, status, headers.wait_hint)
+            raise self._refused(request, attempts, status, headers, headers.wait_hint)
         if status == 403:
-            # An HTML 403 comes from the edge, which blocks clients that ignored 429s.
-            raise self._refused(request, attempts, status, WINDOW_S)
+            # An HTML 403 comes from the edge, which blocks clients that ignored 429s: it holds
+            # back everything (its headers, if any, are not the API's).
+            raise self._refused(request, attempts, status, None, WINDOW_S)
         if status == 408:
             raise attempts.failed("HTTP 408", status)
         if status >= 500:
@@ -269,12 +270,24 @@ class PipedriveClient:
         return envelope(status, response.content, is_json, sent_at)
 
     def _refused(
-        self, request: ApiRequest, attempts: Attempts, status: int, hint: float | None
+        self,
+        request: ApiRequest,
+        attempts: Attempts,
+        status: int,
+        headers: RateHeaders | None,
+        hint: float | None,
     ) -> Retry:
+        """A rate-limit answer: count it and hold back what it refused (`headers` None: all)."""
         self.tally.rate_limited += 1
         retry = attempts.refused(
             f"HTTP {status} (rate limited)", status, hint, cap=self.policy.rate_wait_cap
         )
         if retry.rate_wait is not None:
-            self.pacer.hold(request, retry.rate_wait, widen=status == 429)
+            self.pacer.hold(
+                request,
+                headers or RateHeaders(),
+                retry.rate_wait,
+                widen=status == 429,
+                everything=headers is None,
+            )
         return retry

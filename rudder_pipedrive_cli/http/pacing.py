@@ -218,22 +218,40 @@ class Pacer:
             for window in ticket.windows:
                 window.restamp(ticket.at, now)
 
-    def observe(self, request: ApiRequest, headers: RateHeaders) -> None:
-        """Apply a response's rate-limit headers to the window they describe.
+    def _described(self, request: ApiRequest, headers: RateHeaders) -> RollingWindow | None:
+        """The window a response's headers describe.
 
         A search answer describes the search window (10 on every plan), unless its limit says
         otherwise: a search refused because the burst window was full carries that window's.
         """
-        window = self.burst
         if request.is_search and headers.limit in (None, SEARCH_LIMIT):
-            window = self.search
+            return self.search
+        return self.burst
+
+    def observe(self, request: ApiRequest, headers: RateHeaders) -> None:
+        """Apply a response's rate-limit headers to the window they describe."""
+        window = self._described(request, headers)
         if window is not None:
             window.observe(headers, self.clock())
 
-    def hold(self, request: ApiRequest, seconds: float, *, widen: bool = False) -> None:
-        """Hold back every request that counts where `request` was refused (429: `widen`)."""
+    def hold(
+        self,
+        request: ApiRequest,
+        headers: RateHeaders,
+        seconds: float,
+        *,
+        widen: bool = False,
+        everything: bool = False,
+    ) -> None:
+        """Send nothing through the window that refused `request` for `seconds`.
+
+        `everything`: hold every window (the edge blocked us). `widen` (a 429): also widen the
+        refusing window's margin, since arrivals jittered more than it allowed for.
+        """
+        described = self._described(request, headers)
         now = self.clock()
-        for window in self._windows(request):
-            window.hold(now, seconds)
-            if widen:
-                window.widen()
+        for window in (self.burst, self.search):
+            if window is not None and (everything or window is described):
+                window.hold(now, seconds)
+                if widen:
+                    window.widen()

@@ -88,7 +88,7 @@ def test_unlimited_never_waits() -> None:
     async def go() -> None:
         for _ in range(1000):
             await pacer.acquire(search())
-        pacer.hold(get(), 5)
+        pacer.hold(get(), RateHeaders(), 5, everything=True)
         pacer.observe(get(), RateHeaders(remaining=0, reset=2))
         await pacer.acquire(get())
 
@@ -178,10 +178,10 @@ def test_each_429_widens_the_margin_up_to_a_ceiling() -> None:
     time = FakeTime(now=0.0)
     pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
     assert pacer.burst is not None
-    pacer.hold(get(), 0.0, widen=True)
+    pacer.hold(get(), RateHeaders(), 0.0, widen=True)
     assert pacer.burst.span == pytest.approx(SPAN + SLACK_STEP_S)
     for _ in range(20):
-        pacer.hold(get(), 0.0, widen=True)
+        pacer.hold(get(), RateHeaders(), 0.0, widen=True)
     assert pacer.burst.span == pytest.approx(WINDOW_S + MAX_SLACK_S)
     assert pacer.search is not None and pacer.search.span == pytest.approx(SPAN)
 
@@ -197,3 +197,15 @@ def test_search_answers_correct_the_window_their_headers_describe() -> None:
     assert (pacer.search.limit, pacer.burst.limit, len(pacer.burst.sent)) == (10, 40, 40)
     pacer.observe(get(), RateHeaders(limit=20, remaining=19, reset=2))
     assert pacer.burst.limit == 20
+
+
+def test_a_refusal_holds_the_window_that_refused() -> None:
+    time = FakeTime(now=0.0)
+    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    assert pacer.burst is not None and pacer.search is not None
+    pacer.hold(search(), RateHeaders(limit=10, remaining=0, reset=1), 1.0)
+    assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (1.0, 0.0)
+    pacer.hold(search(), RateHeaders(limit=40, remaining=0, reset=2), 2.0)
+    assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (1.0, 2.0)
+    pacer.hold(get(), RateHeaders(), 3.0, everything=True)
+    assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (3.0, 3.0)
