@@ -26,9 +26,8 @@ FIRST = [
 
 
 def person_of(sandbox: Sandbox, user_id: str) -> dict[str, Any]:
-    (person,) = [
-        p for p in sandbox.state()["persons"] if p["custom_fields"][USER_ID_FIELD] == user_id
-    ]
+    persons: list[dict[str, Any]] = sandbox.state()["persons"]
+    (person,) = [p for p in persons if p["custom_fields"][USER_ID_FIELD] == user_id]
     return person
 
 
