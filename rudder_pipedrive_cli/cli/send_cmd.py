@@ -29,6 +29,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import drive_all
+from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader
@@ -64,21 +65,41 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def with_catalog(env: Env, config: PlanConfig, *, token: str, tally: Tally) -> PlanConfig:
-    """The config with the account's field types and lead labels, fetched once per run.
+def with_catalog(
+    env: Env,
+    config: PlanConfig,
+    *,
+    token: str,
+    tally: Tally,
+    max_retries: int,
+    store: FieldStore | None,
+) -> PlanConfig:
+    """The config with the account's field types and lead labels, fetched once per run and kept
+    in the state (`store`) for dry-run and for the next send whose listing fails.
 
-    Without them values are sent as they are (Pipedrive then refuses what it cannot take, and
-    those events are dead-lettered), so a failed listing is a warning, not a stop.
+    Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
+    and those events are dead-lettered), so a failed listing is a warning, not a stop.
     """
     settings = env.settings
     try:
         with BlockingClient(
-            token=token, base_url=settings.api_url, plan=settings.plan, tally=tally
+            token=token,
+            base_url=settings.api_url,
+            plan=settings.plan,
+            max_retries=max_retries,
+            tally=tally,
         ) as client:
             catalog = client.exchange(fetch_catalog())
     except PlanFailure as failure:
-        env.warn(f"{failure.reason}; values will be sent without type conversion")
-        return config
+        cached = load_catalog(store) if store is not None else None
+        if cached is None:
+            env.warn(f"{failure.reason}; values will be sent without type conversion")
+            return config
+        env.warn(f"{failure.reason}; using the field listing the state saved last time")
+        catalog = cached
+    else:
+        if store is not None:
+            save_catalog(store, catalog)
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
     return catalog.apply(config)
@@ -201,7 +222,14 @@ def run_send(
     letters = DeadLetters(dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)
-    plan_config = with_catalog(env, settings.plan_config(), token=token, tally=tally)
+    plan_config = with_catalog(
+        env,
+        settings.plan_config(),
+        token=token,
+        tally=tally,
+        max_retries=max_retries,
+        store=replay_state,
+    )
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
     replay = Replay(
         config=plan_config,

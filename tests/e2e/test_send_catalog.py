@@ -1,0 +1,53 @@
+"""The field catalog (types, enum options, lead labels) a send fetches is kept in the state, so a
+later send whose listing fails still converts values, and says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from e2e_support import PLAN_FIELD, holdings, identify, rpd_send, write_events
+
+from rudder_pipedrive_cli.io.catalog_cache import load_catalog
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+SAVED = "using the field listing the state saved last time"
+NONE = "values will be sent without type conversion"
+
+
+def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", fault_seed=2)
+    state = tmp_path / "state.sqlite"
+    first = write_events(tmp_path / "a.ndjson", [identify("m-1", "u-1", name="One", plan="Pro")])
+
+    ok = rpd_send(sandbox, tmp_path, first, state=state, name="ok")
+
+    assert ok.exit_code == 0, ok.stderr
+    with ReplayState.open(state, namespace_key(sandbox.url, "sandbox-token"), readonly=True) as s:
+        catalog = load_catalog(s)
+    assert catalog is not None
+    assert catalog.field("persons", PLAN_FIELD) is not None
+
+    sandbox.set_faults(fail_5xx=1.0)
+    later = write_events(tmp_path / "b.ndjson", [identify("m-2", "u-2", name="Two", plan="Free")])
+    saved = rpd_send(sandbox, tmp_path, later, state=state, args=("--max-retries", "0"), name="s")
+    fresh = rpd_send(
+        sandbox,
+        tmp_path,
+        later,
+        state=tmp_path / "fresh.sqlite",
+        args=("--max-retries", "0"),
+        name="fresh",
+    )
+
+    assert saved.exit_code == fresh.exit_code == 1  # every request fails: so do the events
+    (warning,) = [line for line in saved.stderr.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith("warning: GET /api/v2/personFields: HTTP 5")
+    assert warning.endswith(f"after 1 attempts; {SAVED}")
+    (warning,) = [line for line in fresh.stderr.splitlines() if line.startswith("warning: ")]
+    assert warning.endswith(f"after 1 attempts; {NONE}")
+    assert holdings(sandbox).person("u-1")["custom_fields"][PLAN_FIELD] == 102
