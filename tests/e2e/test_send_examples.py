@@ -3,6 +3,7 @@ adds up and agrees with what the sandbox counted (SPEC 4, 6)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from e2e_support import (
     rpd_send,
 )
 
+from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 ALL_EXAMPLES = (
@@ -357,3 +359,16 @@ def test_a_rerun_without_state_duplicates_no_lead_person_or_org(
     assert len(held.merges) == 3
     assert held.origin_ids() == {origin: 1 for origin in LEADS}
     assert held.group_ids() == {group_id: 1 for group_id in ORGANIZATIONS}
+
+
+def test_a_state_file_in_use_by_another_run_is_exit_2(sandbox: Sandbox, tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite"
+    with ReplayState.open(state, "another run"):
+        run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", state=state)
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        f"error: state file {state} is in use by another rpd process (pid {os.getpid()})",
+        "hint: wait for it to finish, or use --state",
+    ]
+    assert sandbox.stats()["requests"] == {}
