@@ -8,7 +8,7 @@ This module only wires them: which plan an item gets, and what happens when it e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -89,7 +89,6 @@ class Replay:
     journal: Journal | None = None
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
-    failed: int = field(default=0)
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
@@ -110,7 +109,6 @@ class Replay:
             item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
         )
         if outcome.status == "failed":
-            self.failed += 1
             self.dead_letters.add(item, outcome)
         planned = item.event is not None and item.decided is None
         if planned and outcome is not JOURNALED:

@@ -273,6 +273,7 @@ def run_send(
     if replay_state is not None:
         replay_state.finish_run(document)
     if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
         report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
