@@ -150,7 +150,7 @@ class Event:
 
 def parse_event(raw: Any, source: str) -> Event:
     """Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
         raise EventError(f"expected a JSON object, got {type(raw).__name__}")
     kind = raw.get("type")
     if not isinstance(kind, str) or not kind.strip():

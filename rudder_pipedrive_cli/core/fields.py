@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,21 @@ class Traits:
     """Where a plan reads an entity's values: the first source holding a path wins."""
 
     sources: tuple[Mapping[str, Any], ...]
+    # One-key reads, from the sources merged (first non-None value wins); made at construction,
+    # since a plan reads a dozen keys from the same traits (name, first/last name, email, ...).
+    flat: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        sources = self.sources
+        if len(sources) == 1:
+            self.flat = sources[0]  # a None value reads as absent either way
+            return
+        flat: dict[str, Any] = {}
+        for source in sources:
+            for key, value in source.items():
+                if value is not None and key not in flat:
+                    flat[key] = value
+        self.flat = flat
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
@@ -65,16 +80,11 @@ class Traits:
         return cls(sources=tuple(sources))
 
     def get(self, path: str) -> Any:
-        # Most paths are one key: a plain get, without splitting or walking.
-        if "." in path:
-            parts = path_parts(path)
-            for source in self.sources:
-                value = get_parts(source, parts)
-                if value is not None:
-                    return value
-            return None
+        if "." not in path:  # most paths are one key
+            return self.flat.get(path)
+        parts = path_parts(path)
         for source in self.sources:
-            value = source.get(path)
+            value = get_parts(source, parts)
             if value is not None:
                 return value
         return None
@@ -406,8 +416,13 @@ def split_custom(
     values: Mapping[str, Any], config: PlanConfig
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """v2 bodies: custom fields go in `custom_fields`, others (e.g. job_title) stay top level."""
-    custom = {k: v for k, v in values.items() if is_custom(k, config)}
-    top = {k: v for k, v in values.items() if k not in custom}
+    top: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for key, value in values.items():
+        if is_custom(key, config):
+            custom[key] = value
+        else:
+            top[key] = value
     return top, custom
 
 

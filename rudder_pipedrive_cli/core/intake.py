@@ -41,6 +41,11 @@ def intake(
     items: Iterable[RawItem], event_filter: EventFilter, limit: int | None = None
 ) -> Iterator[Intake]:
     """Every item becomes exactly one Intake (so every input is accounted for); `limit` caps it."""
+    filtering = (
+        event_filter.types is not None
+        or event_filter.since is not None
+        or event_filter.until is not None
+    )
     for count, item in enumerate(items):
         if limit is not None and count >= limit:
             return
@@ -52,7 +57,7 @@ def intake(
         except EventError as exc:
             yield _invalid(item, str(exc), "parse")
             continue
-        skip = event_filter.skip_reason(event)
+        skip = event_filter.skip_reason(event) if filtering else None
         decided = Outcome(status="skipped", reason=skip) if skip else None
         yield Intake(
             source=item.source, kind=event.type, raw=item.value, event=event, decided=decided

@@ -17,6 +17,8 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
+# The answer to every search under --assume missing: one value, since plans only read answers.
+NO_HITS = ApiResponse(status=200, data=())
 
 
 class OfflineResponder:
@@ -29,7 +31,7 @@ class OfflineResponder:
         endpoint, method = request.endpoint, request.method
         if endpoint == "/api/v2/itemSearch/field":
             if self.assume == "missing":
-                return ApiResponse(status=200, data=[])
+                return NO_HITS
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             placeholder = f"{{{kind}:{request.query.get('term')}}}"
             return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
@@ -50,7 +52,9 @@ class OfflineResponder:
         person = endpoint.endswith("/persons")
         field_key = self.config.user_id_field if person else self.config.group_id_field
         custom = body.get("custom_fields") or {}
-        identity = custom.get(field_key) if isinstance(custom, Mapping) else None
+        identity = (
+            custom.get(field_key) if type(custom) is dict or isinstance(custom, Mapping) else None
+        )
         label = identity if identity is not None else next(self._serial)
         return {"id": f"{{{'person' if person else 'org'}:{label}}}", **body}
 

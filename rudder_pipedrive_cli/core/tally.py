@@ -28,8 +28,9 @@ class Tally:
     rate_limited: int = 0
 
     def add_request(self, request: ApiRequest) -> None:
-        self.requests[request.key] += 1
-        self.tokens += token_cost(request.key)
+        key = request.key
+        self.requests[key] += 1
+        self.tokens += token_cost(key)
 
     def add_outcome(
         self, event_type: str, status: str, *, dropped: tuple[str, ...] = (), warnings: int = 0

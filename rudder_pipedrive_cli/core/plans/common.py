@@ -142,7 +142,10 @@ class Ledger:
         self.resolved.pop((entity.kind, key), None)
 
     def drop(self, paths: list[str]) -> None:
-        self.dropped.extend(p for p in paths if p not in self.dropped)
+        known = self.dropped
+        for path in paths:
+            if path not in known:
+                known.append(path)
 
     def outcome(
         self,
@@ -221,7 +224,7 @@ def pd_id(value: Any) -> PdId | None:
 
 def record_id(response: ApiResponse, stage: str) -> PdId:
     data = response.data
-    found = pd_id(data.get("id")) if isinstance(data, Mapping) else None
+    found = pd_id(data.get("id")) if type(data) is dict or isinstance(data, Mapping) else None
     if found is None:
         raise PlanFailure(f"{stage}: the answer holds no id", stage=stage, retryable=True)
     return found
@@ -243,14 +246,16 @@ def lowest(ids: list[PdId]) -> PdId:
 
 
 def next_cursor(additional: Any) -> str | None:
+    if additional is None:  # most answers: no ABC check for None
+        return None
     cursor = additional.get("next_cursor") if isinstance(additional, Mapping) else None
     return cursor if isinstance(cursor, str) and cursor else None
 
 
 def org_of(data: Any) -> PdId | None:
     """A person's organization as an answer gives it (an id, or `{"value": id}` in older shapes)."""
-    org = data.get("org_id") if isinstance(data, Mapping) else None
-    if isinstance(org, Mapping):
+    org = data.get("org_id") if type(data) is dict or isinstance(data, Mapping) else None
+    if org is not None and type(org) is not int and isinstance(org, Mapping):
         org = org.get("value", org.get("id"))
     return pd_id(org)
 
@@ -353,7 +358,9 @@ def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdI
             note=f"search {entity.noun} by {entity.identity} {term}",
         )
         expect(response, stage)
-        ids.extend(i for i in hit_ids(response.data) if i not in ids)
+        for found in hit_ids(response.data):
+            if found not in ids:
+                ids.append(found)
         cursor = next_cursor(response.additional_data)
         if cursor is None:
             return ids
@@ -376,7 +383,9 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
             body["add_time"] = created
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
-    body.update({k: v for k, v in top.items() if k not in body})
+    for key, value in top.items():
+        if key not in body:
+            body[key] = value
     if custom:
         body["custom_fields"] = custom
     ctx.ledger.drop(dropped(traits, mapping, entity.standard_keys))
