@@ -4,8 +4,10 @@ Pipedrive counts requests per token in a rolling 2-second window (the plan sets 
 search requests in a separate one of 10. A token bucket that refills continuously would overrun a
 rolling window (a full burst, then the refill, lands in the same 2 seconds), so each window here
 is a sliding log of send times: a request may go when fewer than `limit` were sent in the last
-`window` seconds. The `x-ratelimit-*` headers of every response correct the local view: another
-client spending the same token, or a plan smaller than configured, shows up there first.
+`window` seconds (plus a small margin). A send is logged when it is cleared to go and moved to
+when it actually left the socket, since a busy client may write it a while later. The
+`x-ratelimit-*` headers of every response correct the local view: another client spending the
+same token, or a plan smaller than configured, shows up there first.
 
 `RollingWindow` is pure (times are passed in); `Pacer` adds the injectable clock and sleep.
 """
@@ -34,7 +36,7 @@ SEARCH_LIMIT = 10
 # Requests reach the server a little after we send them, and not all equally late: counting each
 # send as occupying its slot this much longer than the window keeps jitter from causing 429s.
 # Each 429 widens it by a step (up to a ceiling): the jitter was larger than we allowed for.
-SLACK_S = 0.05
+SLACK_S = 0.1
 SLACK_STEP_S = 0.05
 MAX_SLACK_S = 0.3
 
