@@ -10,18 +10,14 @@ from pathlib import Path
 
 from resume_support import (
     Finished,
+    Rig,
     inflight_count,
     journal,
     kill_when,
     normalised,
     requests_served,
-    run_send,
-    send_command,
     served_at_least,
-    start_send,
     workload,
-    write_config,
-    write_events,
 )
 
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -40,24 +36,15 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     events = workload(USERS, tracks=TRACKS, groups=GROUPS, merges=MERGES, rekeys=REKEYS)
-    file = write_events(tmp_path / "events.ndjson", events)
 
-    calm = make_sandbox(plan="unlimited")
-    calm_dir = tmp_path / "calm"
-    calm_dir.mkdir()
-    calm_command = send_command(
-        file,
-        write_config(calm_dir, calm),
-        state=calm_dir / "state.sqlite",
-        report=calm_dir / "report.json",
-    )
-    undisturbed = run_send(calm_command, calm_dir)
+    calm = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "calm", tmp_path / "calm.sqlite")
+    undisturbed = calm.send(events, "run")
     assert undisturbed.exit_code == 0, undisturbed.stderr
-    expected = normalised(calm.state())
+    expected = normalised(calm.sandbox.state())
     assert len(expected["persons"]) == USERS - MERGES
     assert len(expected["leads"]) == USERS * TRACKS + MERGES
     assert len(expected["merges"]) == MERGES
-    full_run = requests_served(calm)
+    full_run = requests_served(calm.sandbox)
 
     faulty = make_sandbox(
         plan="unlimited",
@@ -68,11 +55,10 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
         fault_seed=7,
     )
     state = tmp_path / "state.sqlite"
-    report = tmp_path / "report.json"
-    command = send_command(file, write_config(tmp_path, faulty), state=state, report=report)
+    rig = Rig.make(faulty, tmp_path / "faulty", state)
     left_in_flight = 0
     for share in KILL_AT:
-        process = start_send(command, tmp_path)
+        process = rig.start(events, "run")
         killed = kill_when(process, served_at_least(faulty, share * full_run))
         assert killed, f"the run ended before {share:.0%} of the requests"
         left_in_flight += inflight_count(state)
@@ -85,10 +71,12 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     while not runs or runs[-1].exit_code != 0:
         assert len(runs) < 5, [run.stderr[-2000:] for run in runs]
         before = journal(state)
-        runs.append(run_send(command, tmp_path))
+        runs.append(rig.send(events, "run"))
         assert runs[-1].exit_code in (0, 1), runs[-1].stderr  # 1: an event failed; rerun
     last = runs[-1]
 
+    # (A kill while a rerun reconciles a write an earlier kill left can still duplicate a lead:
+    # see the xfails in test_resume_reconcile.py. Seen here about once in 30 runs.)
     assert normalised(faulty.state()) == expected
     stats = faulty.stats()
     assert stats["resets"] > 0 and stats["rate_limited"] > 0
