@@ -92,6 +92,8 @@ def _encode(answer: Answer, *, close: bool) -> bytes:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default backlog of 5 stalls a client opening dozens of connections at once (~1 s).
+    request_queue_size = 128
     app: SandboxApp
 
     def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
