@@ -28,6 +28,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.http.runner import drive_all
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
 from rudder_pipedrive_cli.io.config import require_token
@@ -73,12 +74,16 @@ def with_catalog(
     tally: Tally,
     max_retries: int,
     store: FieldStore | None,
+    pacer: Pacer,
 ) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run and kept
     in the state (`store`) for dry-run and for the next send whose listing fails.
 
     Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
     and those events are dead-lettered), so a failed listing is a warning, not a stop.
+
+    The listings go through the events' `pacer`: they spend the same burst window, and a pacer
+    that did not know of them would meet one 429 per listing in the first window.
     """
     settings = env.settings
     try:
@@ -88,8 +93,9 @@ def with_catalog(
             plan=settings.plan,
             max_retries=max_retries,
             tally=tally,
-        ) as client:
-            catalog = client.exchange(fetch_catalog())
+        ) as blocking:
+            blocking.client.pacer = pacer
+            catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
         cached = load_catalog(store) if store is not None else None
         if cached is None:
@@ -222,6 +228,14 @@ def run_send(
     letters = DeadLetters(dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)
+    client = PipedriveClient(
+        token=token,
+        base_url=settings.api_url,
+        plan=settings.plan,
+        concurrency=concurrency,
+        max_retries=max_retries,
+        tally=tally,
+    )
     plan_config = with_catalog(
         env,
         settings.plan_config(),
@@ -229,6 +243,7 @@ def run_send(
         tally=tally,
         max_retries=max_retries,
         store=replay_state,
+        pacer=client.pacer,
     )
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
     replay = Replay(
@@ -238,14 +253,6 @@ def run_send(
         dead_letters=letters,
         journal=replay_state,
         on_done=lambda _item, _outcome: progress.tick(),
-    )
-    client = PipedriveClient(
-        token=token,
-        base_url=settings.api_url,
-        plan=settings.plan,
-        concurrency=concurrency,
-        max_retries=max_retries,
-        tally=tally,
     )
     if replay_state is not None:
         replay_state.start_run()
