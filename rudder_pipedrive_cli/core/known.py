@@ -54,6 +54,8 @@ class MemoryKnown:
         return self.memberships.get(person_id)
 
     def learn(self, outcome: Outcome) -> None:
+        if not (outcome.identities or outcome.lead_origins or outcome.memberships):
+            return  # most failed, skipped and unchanged events teach nothing
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
             if pd_id is None:
