@@ -68,3 +68,27 @@ def test_a_replay_with_a_fresh_state_after_a_merge_duplicates_nothing(
 
     assert again.exit_code == 0, again.stderr
     assert census(sandbox.state()) == holds
+
+
+def test_events_without_message_id_are_known_again_by_their_content(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Their identity is a hash of the event, so it must be the same in every process: the
+    # journal skips them, and a fresh state finds their lead by origin_id.
+    sandbox = make_sandbox(plan="unlimited")
+    events = [identify("", "u-1", name="One"), track("", "u-1", "Trial", revenue=1, currency="EUR")]
+    for event in events:
+        del event["messageId"]
+    rig = Rig.make(sandbox, tmp_path / "first", tmp_path / "first.sqlite")
+    assert rig.send(events, "run").exit_code == 0
+    holds = census(sandbox.state())
+    (origin,) = holds["leads"]
+    assert origin.startswith("rpd:sha1:")
+
+    again = rig.send(events, "again")
+    fresh = Rig.make(sandbox, tmp_path / "fresh", tmp_path / "fresh.sqlite").send(events, "run")
+
+    assert again.report is not None and fresh.report is not None
+    assert again.report["events"]["skipped"] == 2
+    assert fresh.report["by_type"]["track"] == {"skipped": 1}
+    assert census(sandbox.state()) == holds
