@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from resume_support import TOKEN, Rig, alias, census, identify, track
+from resume_support import TOKEN, Rig, alias, census, group, identify, track
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import USER_ID_FIELD
@@ -146,3 +146,24 @@ def test_an_alias_whose_cached_survivor_was_merged_away_merges_into_its_successo
     assert rerun.exit_code == 0, rerun.stderr
     assert pair.sandbox.state()["merges"][-1] == {"merged_id": previous, "survivor_id": successor}
     assert census(pair.sandbox.state())["persons"] == Counter({"u-b": 1})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="group skips the link PATCH when the state's membership cache says the person already "
+    "belongs to the organization (core/plans/group.py link); a person moved to another "
+    "organization in Pipedrive since is never linked back, unlike a run without the state",
+)
+def test_a_group_event_links_a_person_moved_away_behind_rpds_back(rig: Rig) -> None:
+    assert rig.send([group("m-3", "u-1", "g-1", name="Org One")], "group").exit_code == 0
+    person = person_of(rig.sandbox, "u-1")["id"]
+    with httpx.Client(base_url=rig.sandbox.url, headers={"x-api-token": TOKEN}) as api:
+        created = api.post("/api/v2/organizations", json={"name": "Elsewhere"})
+        elsewhere = int(created.raise_for_status().json()["data"]["id"])
+        api.patch(f"/api/v2/persons/{person}", json={"org_id": elsewhere}).raise_for_status()
+
+    rerun = rig.send([group("m-4", "u-1", "g-1", name="Org One")], "rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    (org,) = [o for o in rig.sandbox.state()["organizations"] if o["name"] == "Org One"]
+    assert person_of(rig.sandbox, "u-1")["org_id"] == org["id"]
