@@ -236,7 +236,18 @@ def test_a_write_left_in_flight_is_handed_back_once(path: Path) -> None:
         assert rerun.pending_write("e2", LEAD) is None  # the same write of another event
         assert rerun.pending_write("e1", LEAD) == "2026-01-02T03:04:00Z"
         assert rerun.pending_write("e1", LEAD) is None
-        assert rerun.inflight_count() == 0
+        # Still in flight until the event is done: a rerun that dies or fails while reconciling
+        # must reconcile again next time, not resend.
+        assert rerun.inflight_count() == 1
+    with open_state(path) as died_while_reconciling:
+        assert died_while_reconciling.pending_write("e1", LEAD) == "2026-01-02T03:04:00Z"
+        died_while_reconciling.record_outcome(
+            "e1", "f:1", Outcome(status="failed", reason="lead listing: HTTP 503", retryable=True)
+        )
+    with open_state(path) as last:
+        assert last.pending_write("e1", LEAD) == "2026-01-02T03:04:00Z"
+        last.record_outcome("e1", "f:1", SENT)
+        assert last.inflight_count() == 0
 
 
 def test_outcomes_are_batched_by_count(path: Path) -> None:

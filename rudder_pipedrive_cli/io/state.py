@@ -557,28 +557,25 @@ class ReplayState:
             self._commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
-        """The `sent_at` of this write if an earlier run left it in flight; consumed once.
+        """The `sent_at` of this write if an earlier run left it in flight; handed out once.
 
+        The row stays until the event's outcome is recorded as done: if this run's reconciliation
+        fails or the run dies first, the next run must reconcile it again, never resend blindly.
         Writes begun by this state object are not returned: the plan that sent them already knows
         their outcome (or got an unknown answer from the transport and reconciles it).
         """
         with self._mutex:
-            if self.readonly or _write_key(event_id, request) in self._begun:
+            key = _write_key(event_id, request)
+            if self.readonly or key in self._begun:
                 return None
-            where = (self.namespace, event_id, request.method, request.endpoint, request.path)
             row = self._db.execute(
                 "SELECT sent_at FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "
                 "AND endpoint = ? AND path = ?",
-                where,
+                (self.namespace, event_id, request.method, request.endpoint, request.path),
             ).fetchone()
             if row is None:
                 return None
-            self._open_batch()
-            self._db.execute(
-                "DELETE FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "
-                "AND endpoint = ? AND path = ?",
-                where,
-            )
+            self._begun.add(key)
             return str(row[0])
 
     def inflight_count(self) -> int:

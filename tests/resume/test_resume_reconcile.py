@@ -151,12 +151,6 @@ def test_a_write_whose_connection_dropped_is_reconciled(
     assert requests[case.settle] >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/state.py pending_write deletes the write's in-flight row when it hands it to the "
-    "plan; if the reconciling read then fails (or the run is killed after any commit), the row "
-    "is gone and the next run sends the create again: a second lead",
-)
 def test_a_reconciliation_that_fails_keeps_the_write_in_flight_for_the_next_run(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
@@ -178,12 +172,6 @@ def test_a_reconciliation_that_fails_keeps_the_write_in_flight_for_the_next_run(
     assert inflight_count(rig.state) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io/state.py pending_write deletes the write's in-flight row in the open batch; "
-    "another event's begin_write commits that batch while the reconciling read is in flight, "
-    "so a kill then leaves no trace of the write and the next run creates a second lead",
-)
 def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
