@@ -79,17 +79,17 @@ def test_show_table() -> None:
     assert result.exit_code == 0
     assert result.output == (
         "state at s.sqlite\n"
-        "http://127.0.0.1:8787 (token 28cb449547fa309b)            \n"
-        "┌────────────┬───────────────────────────────────────────┐\n"
-        "│ identities │ 0 persons, 0 organizations, 0 memberships │\n"
-        "│ leads      │ 0 origin ids known for 0 persons          │\n"
-        "│ journal    │ 0 sent, 1 unchanged, 0 skipped, 0 failed  │\n"
-        "│ in flight  │ 0 writes                                  │\n"
-        "│ last run   │ none                                      │\n"
-        "└────────────┴───────────────────────────────────────────┘\n"
+        "http://127.0.0.1:8787 (token 28cb449547fa309b)           \n"
+        "┌────────────┬──────────────────────────────────────────┐\n"
+        "│ identities │ 0 persons, 0 organizations               │\n"
+        "│ leads      │ 0 origin ids known for 0 persons         │\n"
+        "│ journal    │ 0 sent, 1 unchanged, 0 skipped, 0 failed │\n"
+        "│ in flight  │ 0 writes                                 │\n"
+        "│ last run   │ none                                     │\n"
+        "└────────────┴──────────────────────────────────────────┘\n"
         "https://api.pipedrive.com (token 7f87dc59a5ac3bce)                                     \n"
         "┌────────────┬────────────────────────────────────────────────────────────────────────┐\n"
-        "│ identities │ 2 persons, 1 organization, 1 membership                                │\n"
+        "│ identities │ 2 persons, 1 organization                                              │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
         "│ in flight  │ 1 write                                                                │\n"
@@ -109,7 +109,7 @@ def test_show_json() -> None:
         "namespace": NS,
         "base_url": "https://api.pipedrive.com",
         "fingerprint": "7f87dc59a5ac3bce",
-        "identities": {"person": 2, "org": 1, "member": 1},
+        "identities": {"person": 2, "org": 1},
         "leads_listed": 1,
         "lead_origins": 1,
         "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
@@ -164,7 +164,7 @@ def test_clear_with_yes() -> None:
         "cleared s.sqlite:\n"
         "  http://127.0.0.1:8787 (token 28cb449547fa309b): 0 identities, 1 journal entry, "
         "0 writes in flight\n"
-        "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 4 identities, 2 journal entries, "
+        "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 3 identities, 2 journal entries, "
         "1 write in flight\n",
     )
     assert sorted(p.name for p in Path().iterdir()) == []

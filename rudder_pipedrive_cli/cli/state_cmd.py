@@ -61,8 +61,7 @@ def namespace_table(summary: NamespaceSummary) -> Table:
     ids = summary.identities
     table.add_row(
         "identities",
-        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}, "
-        f"{plural(ids['member'], 'membership')}",
+        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}",
     )
     table.add_row(
         "leads",

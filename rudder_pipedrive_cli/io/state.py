@@ -43,7 +43,7 @@ STATE_FILE = "state.sqlite"
 # loses (re-runs, reconciled) at most 100 outcomes; events with a write commit at `begin_write`.
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
-KINDS = ("person", "org", "member")
+KINDS = ("person", "org")  # memberships are kept for the run only, never stored
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
 SCHEMA = """
@@ -120,7 +120,7 @@ class NamespaceSummary:
     namespace: str
     base_url: str
     fingerprint: str
-    identities: Mapping[str, int]  # by kind: person, org, member
+    identities: Mapping[str, int]  # by kind: person, org
     leads_listed: int  # persons whose leads were listed
     lead_origins: int
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
@@ -425,7 +425,10 @@ class ReplayState:
         return self._identity("org", group_id)
 
     def person_org(self, person_id: PdId) -> PdId | None:
-        return self._identity("member", encode_id(person_id))
+        """Memberships are trusted within this run only (the skipped link PATCH is safe while
+        nothing else moves the person); a later run links again, as one without a state would."""
+        with self._mutex:
+            return self._overlay.ids.get(("member", encode_id(person_id)))
 
     def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
         person = encode_id(person_id)
@@ -466,7 +469,8 @@ class ReplayState:
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
-        ids += [("member", encode_id(person), org) for person, org in outcome.memberships.items()]
+        for person, org in outcome.memberships.items():
+            self._overlay.ids[("member", encode_id(person))] = org
         leads = {encode_id(person): origins for person, origins in outcome.lead_origins.items()}
         if self.readonly:
             self._overlay.ids.update({(kind, key): pd_id for kind, key, pd_id in ids})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers_core import ROLE, USER_FIELD, Call, Case, ok, patch_person, search_person
 
+from rudder_pipedrive_cli.core.protocol import ApiResponse
+
 MERGED = {("person", "old"): 8, ("person", "new"): 8}
 
 
@@ -120,6 +122,25 @@ CASES = [
         expect={
             "status": "unchanged",
             "identities": {("person", "old"): None, ("person", "new"): 8},
+        },
+    ),
+    Case(
+        name="stale cached survivor (merge 400 naming merge_with_id): forgotten, searched, merged",
+        raw=alias(),
+        persons={"old": 3, "new": 8},
+        calls=[
+            Call(
+                method="PUT",
+                path="/v1/persons/3/merge",
+                body={"merge_with_id": 8},
+                response=ApiResponse(status=400, error="merge_with_id: person 8 was merged"),
+            ),
+            search_person("new", 9),
+            merge(3, 9),
+        ],
+        expect={
+            "status": "sent",
+            "identities": {("person", "old"): 9, ("person", "new"): 9},
         },
     ),
     Case(

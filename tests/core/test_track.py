@@ -286,6 +286,32 @@ CASES = [
         ],
         expect={"status": "sent", "identities": {("person", "u-1"): 42}},
     ),
+    Case(
+        name="stale cached person (lead 400 naming the person): forgotten, searched, created",
+        raw=track(),
+        persons={"u-1": 7},
+        leads={7: frozenset()},
+        calls=[
+            create_lead(
+                lead(person_id=7),
+                response=ApiResponse(status=400, error="person_id: person 7 not found"),
+            ),
+            search_person("u-1", 42),
+            list_leads(42),
+            create_lead(lead()),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 42}},
+    ),
+    Case(
+        name="a 400 on a searched person's lead is final: no second search",
+        raw=track(),
+        calls=[
+            search_person("u-1", 42),
+            list_leads(42),
+            create_lead(lead(), response=ApiResponse(status=400, error="person_id: bad")),
+        ],
+        expect={"status": "failed", "http_status": 400, "retryable": False},
+    ),
 ]
 
 

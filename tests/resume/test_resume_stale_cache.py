@@ -92,12 +92,6 @@ def test_a_cached_person_merged_away_is_looked_up_again(rig: Rig) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="track creates the lead on the cached person id without a check; the sandbox refuses "
-    "a lead for a missing person with 400, which core/plans/track.py create_lead takes as a "
-    "final refusal (only 404/410 mean gone), so the event fails on every rerun",
-)
 def test_a_track_for_a_cached_person_merged_away_goes_to_the_survivor(rig: Rig) -> None:
     survivor = merge_away_behind_rpds_back(rig.sandbox, "u-1")
 
@@ -129,12 +123,6 @@ def test_an_alias_whose_cached_previous_person_was_merged_away_merges_its_succes
     assert census(pair.sandbox.state())["persons"] == Counter({"u-b": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the merge into a cached survivor that was merged away is refused with 400 "
-    "(merge_with_id: person was merged), which core/plans/alias.py merge takes as final: the "
-    "cache entry is never dropped, so the event fails on every rerun",
-)
 def test_an_alias_whose_cached_survivor_was_merged_away_merges_into_its_successor(
     pair: Rig,
 ) -> None:
@@ -148,12 +136,6 @@ def test_an_alias_whose_cached_survivor_was_merged_away_merges_into_its_successo
     assert census(pair.sandbox.state())["persons"] == Counter({"u-b": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="group skips the link PATCH when the state's membership cache says the person already "
-    "belongs to the organization (core/plans/group.py link); a person moved to another "
-    "organization in Pipedrive since is never linked back, unlike a run without the state",
-)
 def test_a_group_event_links_a_person_moved_away_behind_rpds_back(rig: Rig) -> None:
     assert rig.send([group("m-3", "u-1", "g-1", name="Org One")], "group").exit_code == 0
     person = person_of(rig.sandbox, "u-1")["id"]

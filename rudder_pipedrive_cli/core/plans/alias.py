@@ -77,9 +77,15 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     for _ in range(UNKNOWN_LIMIT):
         response = yield request
         if not response.unknown:
+            # Which person is missing: the survivor when the answer names merge_with_id (the
+            # sandbox says so with a 400), else the person in the URL.
+            survivor_missing = "merge_with_id" in response.error and (
+                response.status in GONE or (response.status == 400 and current.via == "cache")
+            )
+            if survivor_missing:
+                raise gone(PERSON, current, response, stage)
             if response.status in GONE:
-                stale = previous if previous.via == "cache" else current
-                raise gone(PERSON, stale, response, stage)
+                raise gone(PERSON, previous, response, stage)
             expect(response, stage)
             break
         check = yield ApiRequest(

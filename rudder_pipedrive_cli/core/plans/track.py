@@ -159,7 +159,10 @@ def create_lead(
     for _ in range(UNKNOWN_LIMIT):
         response = yield request
         if not response.unknown:
-            if response.status in GONE:
+            # A cached person merged or deleted behind our back: Pipedrive's answer for a lead
+            # on a missing person is not documented (the sandbox gives a 400 naming person_id).
+            refused_person = response.status == 400 and "person" in response.error.lower()
+            if response.status in GONE or (refused_person and person.via == "cache"):
                 raise gone(PERSON, person, response, stage)
             expect(response, stage)  # a 2xx created it, whatever the answer holds
             break
