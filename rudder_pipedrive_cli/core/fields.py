@@ -115,13 +115,13 @@ def person_name(traits: Traits) -> str | None:
     name = text(traits.get("name"))
     if name is not None:
         return name
-    parts = [
-        text(hit[1])
-        for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS)
-        if (hit := traits.first(paths))
-    ]
-    joined = " ".join(p for p in parts if p)
-    return joined or None
+    parts = []
+    for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
+        hit = traits.first(paths)
+        part = text(hit[1]) if hit else None
+        if part:
+            parts.append(part)
+    return " ".join(parts) or None
 
 
 def contacts(value: Any) -> list[dict[str, Any]]:

@@ -35,6 +35,9 @@ from rudder_pipedrive_cli.core.protocol import Outcome, Plan
 
 __all__ = ["plan_event"]
 
+# page, screen and other types: one value for all (real archives are full of them).
+UNSUPPORTED = Outcome(status="skipped", reason="unsupported type")
+
 HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
     "identify": identify.plan,
     "group": group.plan,
@@ -48,7 +51,7 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     handler = HANDLERS.get(event.type)
     if handler is None:
         yield from ()
-        return Outcome(status="skipped", reason="unsupported type")
+        return UNSUPPORTED
     has_identity = (
         event.user_id is not None
         or bool(event.external)
