@@ -27,10 +27,12 @@ class Tally:
     retries: int = 0
     rate_limited: int = 0
 
-    def add_request(self, request: ApiRequest) -> None:
+    def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
+        """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
         key = request.key
         self.requests[key] += 1
-        self.tokens += token_cost(key)
+        if charged:
+            self.tokens += token_cost(key)
 
     def add_outcome(
         self, event_type: str, status: str, *, dropped: tuple[str, ...] = (), warnings: int = 0

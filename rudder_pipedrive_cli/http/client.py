@@ -236,7 +236,7 @@ class PipedriveClient:
                 return ApiResponse(status=0, error=_describe(error), sent_at=sent_at)
             raise attempts.failed(_describe(error)) from error
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
-        self.tally.add_request(request)
+        self.tally.add_request(request, charged=response.status_code != 429)
         return self._answer(request, response, sent_at, attempts)
 
     def _answer(

@@ -20,6 +20,7 @@ from helpers_core import (
     search_person,
 )
 
+from rudder_pipedrive_cli.core.plans.common import UNKNOWN_LIMIT
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
 ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
@@ -93,12 +94,12 @@ CASES = [
         expect={"status": "sent", "identities": {("person", "u-1"): 100}},
     ),
     Case(
-        name="three unknown outcomes: fails retryable, saying the outcome is unknown",
+        name="UNKNOWN_LIMIT unknown outcomes: fails retryable, saying the outcome is unknown",
         raw=IDENTIFY,
-        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * 3,
+        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * UNKNOWN_LIMIT,
         expect={
             **OUTCOME_UNKNOWN,
-            "reason": "create person: outcome unknown after 3 attempts "
+            "reason": f"create person: outcome unknown after {UNKNOWN_LIMIT} attempts "
             "(no person with userId u-1 appeared); retry later",
             "stage": "create person",
         },
@@ -155,7 +156,7 @@ CASES = [
         raw=TRACK,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        calls=[UNKNOWN_LEAD, list_leads(42)] * 3,
+        calls=[UNKNOWN_LEAD, list_leads(42)] * UNKNOWN_LIMIT,
         expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
     ),
     Case(
@@ -176,7 +177,7 @@ CASES = [
         name="merge outcome unknown three times: fails retryable",
         raw={"type": "alias", "previousId": "old", "userId": "new"},
         persons={"old": 7, "new": 8},
-        calls=[merge(UNKNOWN), get_previous(200)] * 3,
+        calls=[merge(UNKNOWN), get_previous(200)] * UNKNOWN_LIMIT,
         expect={**OUTCOME_UNKNOWN, "stage": "merge persons"},
     ),
 ]

@@ -49,12 +49,6 @@ def test_a_spent_budget_stops_with_the_report_and_exit_4_then_a_rerun_resumes(
     assert_example_holdings(holdings(sandbox))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http/client.py PipedriveClient._attempt calls tally.add_request (count and token "
-    "cost) for every answer, so a 429 the rate limiter refused adds its token cost to the "
-    "report's 'tokens', though Pipedrive (and the sandbox) charge nothing for a refused request",
-)
 def test_the_report_counts_only_the_tokens_pipedrive_charged(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:

@@ -33,7 +33,7 @@ Step = Generator[ApiRequest, ApiResponse, T]
 Via = Literal["external", "cache", "search", "created"]
 
 # A write whose outcome stays unknown this many times fails the event (retryable).
-UNKNOWN_LIMIT = 3
+UNKNOWN_LIMIT = 7  # as many tries as the transport's default retry budget (6 + 1)
 # Reconciliation lists records updated since the send time minus this much (clock skew).
 RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
