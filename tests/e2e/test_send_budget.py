@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from e2e_support import EXAMPLES, assert_report_adds_up, holdings, rpd_send
 from test_send_examples import ALL_EXAMPLES, assert_example_holdings
 from test_send_security import exhaust_budget
