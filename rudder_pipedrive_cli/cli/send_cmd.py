@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -149,9 +150,8 @@ def send_command(
         ) as env,
         debug_log(enabled=verbose),
     ):
-        status = deliver(
-            env,
-            paths,
+        job = SendJob(
+            paths=tuple(paths),
             event_filter=event_filter,
             limit=limit,
             strict=strict,
@@ -161,39 +161,30 @@ def send_command(
             report=report,
             state=state,
         )
+        status = deliver(env, job)
     raise typer.Exit(int(status))
 
 
-def deliver(
-    env: Env,
-    paths: list[str],
-    *,
-    event_filter: EventFilter,
-    limit: int | None,
-    strict: bool,
-    concurrency: int,
-    max_retries: int,
-    dead_letter: Path,
-    report: Path | None,
-    state: Path | None = None,
-) -> ExitStatus:
-    settings = env.settings
-    token = require_token(settings)
-    replay_state = open_state(env, state, token=token)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendJob:
+    """What one `rpd send` was asked to do."""
+
+    paths: tuple[str, ...]
+    event_filter: EventFilter
+    limit: int | None
+    strict: bool
+    concurrency: int
+    max_retries: int
+    dead_letter: Path
+    report: Path | None
+    state: Path | None = None
+
+
+def deliver(env: Env, job: SendJob) -> ExitStatus:
+    token = require_token(env.settings)
+    replay_state = open_state(env, job.state, token=token)
     with replay_state if replay_state is not None else nullcontext():
-        return run_send(
-            env,
-            paths,
-            token=token,
-            replay_state=replay_state,
-            event_filter=event_filter,
-            limit=limit,
-            strict=strict,
-            concurrency=concurrency,
-            max_retries=max_retries,
-            dead_letter=dead_letter,
-            report=report,
-        )
+        return run_send(env, job, token=token, replay_state=replay_state)
 
 
 def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
@@ -208,32 +199,19 @@ def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | Non
     return ReplayState.open(path, namespace_key(env.settings.api_url, token))
 
 
-def run_send(
-    env: Env,
-    paths: list[str],
-    *,
-    token: str,
-    replay_state: ReplayState | None,
-    event_filter: EventFilter,
-    limit: int | None,
-    strict: bool,
-    concurrency: int,
-    max_retries: int,
-    dead_letter: Path,
-    report: Path | None,
-) -> ExitStatus:
+def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
     tally = Tally()
-    reader = EventReader(paths, strict=strict)
-    letters = DeadLetters(dead_letter)
+    reader = EventReader(job.paths, strict=job.strict)
+    letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
         plan=settings.plan,
-        concurrency=concurrency,
-        max_retries=max_retries,
+        concurrency=job.concurrency,
+        max_retries=job.max_retries,
         tally=tally,
     )
     plan_config = with_catalog(
@@ -241,7 +219,7 @@ def run_send(
         settings.plan_config(),
         token=token,
         tally=tally,
-        max_retries=max_retries,
+        max_retries=job.max_retries,
         store=replay_state,
         pacer=client.pacer,
     )
@@ -262,12 +240,12 @@ def run_send(
     try:
         with progress:
             interrupted = drive_all(
-                intake(reader, event_filter, limit),
+                intake(reader, job.event_filter, job.limit),
                 start=replay.start,
                 keys=replay.keys,
                 sender=client,
                 done=replay.done,
-                concurrency=concurrency,
+                concurrency=job.concurrency,
             )
     except RpdError as error:  # auth refused, rate limit / daily budget: report, then exit
         stopped = error
@@ -279,9 +257,9 @@ def run_send(
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     if replay_state is not None:
         replay_state.finish_run(document)
-    if report is not None:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    if job.report is not None:
+        job.report.parent.mkdir(parents=True, exist_ok=True)
+        job.report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
         if env.sandbox is not None:
