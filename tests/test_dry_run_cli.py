@@ -234,3 +234,21 @@ def test_lookups_use_the_live_account_and_coerce_values() -> None:
     assert code == 0, err
     body = records(out)[0]["requests"][1]["body"]  # type: ignore[index]
     assert body["custom_fields"][PLAN_FIELD] == 102  # the "Pro" option's id in the sandbox
+
+
+def test_a_bug_is_two_lines_exit_70_and_a_traceback_only_with_verbose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("ada@example.com")  # event data must not reach the message
+
+    monkeypatch.setattr("rudder_pipedrive_cli.cli.dryrun_cmd.preview", broken)
+    code, _, err = dry_run(EVENTS, "--config", CONFIG)
+    assert code == 70
+    assert err.splitlines() == [
+        "error: internal error: ValueError (a bug in rpd)",
+        "hint: rerun with -v for the traceback, and please report it",
+    ]
+    code, _, err = dry_run(EVENTS, "--config", CONFIG, "-v")
+    assert code == 70
+    assert "Traceback (most recent call last)" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -12,7 +13,12 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, render_error
+from rudder_pipedrive_cli.cli.exits import (
+    ExitStatus,
+    exit_status_for,
+    internal_error,
+    render_error,
+)
 from rudder_pipedrive_cli.core.errors import RpdError
 from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
@@ -81,16 +87,21 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
             verbose = bool(kwargs.get(verbose_arg))
             try:
                 return command(*args, **kwargs)
+            except (typer.Exit, typer.Abort):
+                raise
             except RpdError as error:
                 if verbose:
-                    import traceback
-
                     traceback.print_exc()
                 print(render_error(error), file=sys.stderr)
                 raise typer.Exit(int(exit_status_for(error))) from None
             except KeyboardInterrupt:
                 print("interrupted", file=sys.stderr)
                 raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            except Exception as error:  # a bug: say so in two lines, the traceback only with -v
+                if verbose:
+                    traceback.print_exc()
+                print(render_error(internal_error(error)), file=sys.stderr)
+                raise typer.Exit(int(ExitStatus.INTERNAL)) from None
 
         return wrapper
 

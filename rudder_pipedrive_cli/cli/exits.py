@@ -13,6 +13,7 @@ class ExitStatus(enum.IntEnum):
     USAGE = 2
     AUTH_REFUSED = 3
     RATE_LIMITED = 4
+    INTERNAL = 70  # a bug in rpd (EX_SOFTWARE): not one of SPEC 6's codes, so never mistaken
     INTERRUPTED = 130
 
 
@@ -30,6 +31,14 @@ def exit_status_for(error: BaseException) -> ExitStatus:
 
 def exit_status_for_run(failed: int) -> ExitStatus:
     return ExitStatus.EVENTS_FAILED if failed else ExitStatus.OK
+
+
+def internal_error(error: BaseException) -> RpdError:
+    """A bug, described without its arguments' values (they may hold event data)."""
+    return RpdError(
+        f"internal error: {type(error).__name__} (a bug in rpd)",
+        hint="rerun with -v for the traceback, and please report it",
+    )
 
 
 def render_error(error: RpdError) -> str:
