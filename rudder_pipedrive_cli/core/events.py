@@ -42,6 +42,13 @@ _USER_ID_PARTS = _split_paths(USER_ID_PATHS)
 _GROUP_ID_PARTS = _split_paths(GROUP_ID_PATHS)
 _PREVIOUS_ID_PARTS = _split_paths(PREVIOUS_ID_PATHS)
 _EXTERNAL_ID_PARTS = ("context", "externalId")
+# Each identity's first path is a top-level key that parse_event reads with one get (most events
+# have it), then the fallbacks.
+_USER_ID_KEY, _USER_ID_NESTED = USER_ID_PATHS[0], _USER_ID_PARTS[1:]
+_GROUP_ID_KEY, _GROUP_ID_NESTED = GROUP_ID_PATHS[0], _GROUP_ID_PARTS[1:]
+_PREVIOUS_ID_KEY, _PREVIOUS_ID_NESTED = PREVIOUS_ID_PATHS[0], _PREVIOUS_ID_PARTS[1:]
+if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
+    raise ImportError("the first path of each identity must be a top-level key")
 
 
 class EventError(ValueError):
@@ -162,16 +169,15 @@ def parse_event(raw: Any, source: str) -> Event:
         if type(value) is str and value:
             time = value
             break
-    # The first path of each identity is a top-level key: read it without walking.
-    user_id = identity_value(raw.get("userId"))
+    user_id = identity_value(raw.get(_USER_ID_KEY))
     if user_id is None:
-        user_id = first_identity(raw, _USER_ID_PARTS[1:])
-    group_id = identity_value(raw.get("groupId"))
+        user_id = first_identity(raw, _USER_ID_NESTED)
+    group_id = identity_value(raw.get(_GROUP_ID_KEY))
     if group_id is None:
-        group_id = first_identity(raw, _GROUP_ID_PARTS[1:])
-    previous_id = identity_value(raw.get("previousId"))
+        group_id = first_identity(raw, _GROUP_ID_NESTED)
+    previous_id = identity_value(raw.get(_PREVIOUS_ID_KEY))
     if previous_id is None:
-        previous_id = first_identity(raw, _PREVIOUS_ID_PARTS[1:])
+        previous_id = first_identity(raw, _PREVIOUS_ID_NESTED)
     return Event(
         id=message_id if message_id is not None else stable_id(raw),
         type=kind.strip().lower(),

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -71,6 +70,7 @@ def preview(
     With `journal_status` (the replay state's journal), events an earlier run finished show as
     skipped, as a rerun of `rpd send` would skip them.
     """
+    recorder = _Recorder(respond, tally)
     for item in items:
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
@@ -78,7 +78,8 @@ def preview(
         elif journal_status is not None and journal_status(item.id) in DONE:
             outcome = Outcome(status="skipped", reason="already done")
         else:
-            outcome, requests = _plan_one(item.event, config, respond, known, tally)
+            recorder.requests = requests
+            outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
         tally.add_outcome(
             item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
@@ -86,21 +87,21 @@ def preview(
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))
 
 
-def _plan_one(
-    event: Event,
-    config: PlanConfig,
-    respond: Callable[[ApiRequest], ApiResponse],
-    known: Learner,
-    tally: Tally,
-) -> tuple[Outcome, list[ApiRequest]]:
-    requests: list[ApiRequest] = []
+class _Recorder:
+    """The `send` of a dry-run plan: note the request, count it, answer it offline. One for the
+    run (a closure per event was a cost in the profile); `requests` is the current event's."""
 
-    def record(request: ApiRequest) -> ApiResponse:
-        requests.append(request)
-        tally.add_request(request)
-        return respond(request)
+    __slots__ = ("requests", "respond", "tally")
 
-    return drive(plan_event(event, config, known), record), requests
+    def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
+        self.requests: list[ApiRequest] = []
+        self.respond = respond
+        self.tally = tally
+
+    def __call__(self, request: ApiRequest) -> ApiResponse:
+        self.requests.append(request)
+        self.tally.add_request(request)
+        return self.respond(request)
 
 
 def estimated_seconds(tally: Tally, plan: str) -> float:
