@@ -16,17 +16,14 @@ Targets: requests and tokens within 5% of the minimum on both; no lookup on the 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from benchmarks.delivery import LOOKUPS, SEARCH, sandbox, send, total, write_users
 from benchmarks.send_efficiency import CATALOG_REQUESTS
-from benchmarks.verdict import check, result
+from benchmarks.verdict import check, main_for, result
 from rudder_pipedrive_cli.core.costs import token_cost
 
 TRACKS = 4
@@ -118,11 +115,5 @@ def run(quick: bool) -> dict[str, Any]:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    print(orjson.dumps(run(parser.parse_args().quick), option=orjson.OPT_INDENT_2).decode())
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__)

@@ -10,17 +10,14 @@ the smaller's (NDJSON is streamed; the identity cache and journal live in the SQ
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from benchmarks.delivery import CONFIG, sandbox, send, write_users
 from benchmarks.measure import measured
-from benchmarks.verdict import check, result
+from benchmarks.verdict import check, main_for, result
 from benchmarks.workload import write_events
 
 GROWTH_LIMIT = 1.3  # larger input's peak RSS / smaller input's
@@ -84,11 +81,5 @@ def run(quick: bool) -> dict[str, Any]:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    print(orjson.dumps(run(parser.parse_args().quick), option=orjson.OPT_INDENT_2).decode())
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__)

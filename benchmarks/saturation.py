@@ -14,17 +14,14 @@ Targets: at least 85% of the limit used, under 2% of requests answered 429.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from benchmarks.delivery import sandbox, sandbox_stats, send, total, write_users
 from benchmarks.send_efficiency import fastest_seconds
-from benchmarks.verdict import check, result
+from benchmarks.verdict import check, main_for, result
 
 PLAN = "growth"
 TRACKS = 5
@@ -81,11 +78,5 @@ def run(quick: bool) -> dict[str, Any]:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    print(orjson.dumps(run(parser.parse_args().quick), option=orjson.OPT_INDENT_2).decode())
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__)

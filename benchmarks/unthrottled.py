@@ -11,16 +11,13 @@ is the baseline: latency bounds it. Target: at 32, at least 20x the rate at 1.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from benchmarks.delivery import sandbox, send, total, write_users
-from benchmarks.verdict import check, result
+from benchmarks.verdict import check, main_for, result
 
 LATENCY_MS = 20
 TRACKS = 1
@@ -73,11 +70,5 @@ def run(quick: bool) -> dict[str, Any]:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes")
-    print(orjson.dumps(run(parser.parse_args().quick), option=orjson.OPT_INDENT_2).decode())
-
-
 if __name__ == "__main__":
-    main()
+    main_for(run, __doc__)

@@ -9,7 +9,11 @@ a rate-limit window in a quick run).
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 
 def check(
@@ -57,3 +61,10 @@ def result(
         "targets": targets,
         "seconds": round(seconds, 1),
     }
+
+
+def main_for(run: Callable[[bool], dict[str, Any]], doc: str | None) -> None:
+    """`python -m benchmarks.NAME [--quick]`: run one benchmark and print its result as JSON."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes")
+    print(orjson.dumps(run(parser.parse_args().quick), option=orjson.OPT_INDENT_2).decode())
