@@ -18,24 +18,62 @@ def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
     )
 
 
+class Stepper:
+    """A plan, one request at a time: the bookkeeping `drive` and the async runner share.
+
+    `first()` and `answer(response)` give the next request, or None when the plan has ended,
+    and then `outcome` holds how it ended; a `PlanFailure` from the plan fails this event only.
+    """
+
+    __slots__ = ("outcome", "plan", "stage")
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.stage = ""
+        self.outcome = Outcome(status="failed", reason="the plan did not run")
+
+    def first(self) -> ApiRequest | None:
+        try:
+            request = next(self.plan)
+        except StopIteration as stop:
+            self.outcome = stop.value
+            return None
+        except PlanFailure as failure:
+            self.outcome = failed_outcome(failure, self.stage)
+            return None
+        self.stage = request.stage
+        return request
+
+    def answer(self, response: ApiResponse) -> ApiRequest | None:
+        try:
+            request = self.plan.send(response)
+        except StopIteration as stop:
+            self.outcome = stop.value
+            return None
+        except PlanFailure as failure:
+            self.outcome = failed_outcome(failure, self.stage)
+            return None
+        self.stage = request.stage
+        return request
+
+    def failed(self, failure: PlanFailure) -> Outcome:
+        """The transport gave up on the current request: end the plan, fail the event."""
+        self.plan.close()
+        self.outcome = failed_outcome(failure, self.stage)
+        return self.outcome
+
+
 def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
     """Feed each request of `plan` to `send` and return the plan's outcome.
 
     A `PlanFailure` raised by the plan or by `send` fails this event only.
     """
-    stage = ""
-    try:
-        request = next(plan)
-        while True:
-            stage = request.stage
-            try:
-                response = send(request)
-            except PlanFailure as failure:
-                plan.close()
-                return failed_outcome(failure, stage)
-            request = plan.send(response)
-    except StopIteration as stop:
-        outcome: Outcome = stop.value
-        return outcome
-    except PlanFailure as failure:
-        return failed_outcome(failure, stage)
+    steps = Stepper(plan)
+    request = steps.first()
+    while request is not None:
+        try:
+            response = send(request)
+        except PlanFailure as failure:
+            return steps.failed(failure)
+        request = steps.answer(response)
+    return steps.outcome

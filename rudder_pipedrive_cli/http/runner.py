@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, TypeVar
 
-from rudder_pipedrive_cli.core.driver import failed_outcome
+from rudder_pipedrive_cli.core.driver import Stepper, failed_outcome
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 
@@ -30,23 +30,18 @@ class Sender(Protocol):
 
 async def drive_async(plan: Plan, send: Send) -> Outcome:
     """`core.driver.drive` with an async `send`: a `PlanFailure` fails this event only."""
-    stage = ""
+    steps = Stepper(plan)
     try:
-        request = next(plan)
-        while True:
-            stage = request.stage
+        request = steps.first()
+        while request is not None:
             try:
                 response = await send(request)
             except PlanFailure as failure:
-                return failed_outcome(failure, stage)
-            request = plan.send(response)
-    except StopIteration as stop:
-        outcome: Outcome = stop.value
-        return outcome
-    except PlanFailure as failure:
-        return failed_outcome(failure, stage)
+                return steps.failed(failure)
+            request = steps.answer(response)
+        return steps.outcome
     finally:
-        # After a failed send, AuthRefused, RateLimitStop or a cancellation: end the plan now.
+        # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()
 
 
