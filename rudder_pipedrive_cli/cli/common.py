@@ -43,8 +43,17 @@ class Env:
             self.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
+# Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
+# 40-character field keys and names out of tables, so such output gets room for them.
+PIPE_WIDTH = 160
+
+
 def make_consoles() -> tuple[Console, Console]:
-    return Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    return (
+        out if out.is_terminal else Console(highlight=False, width=PIPE_WIDTH),
+        err if err.is_terminal else Console(stderr=True, highlight=False, width=PIPE_WIDTH),
+    )
 
 
 @contextmanager
