@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.intake import Intake
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -24,10 +24,6 @@ DONE = frozenset({"sent", "unchanged", "skipped"})
 # The outcome of an event the journal says an earlier run finished; compared by identity, since a
 # plan may also end "already done" (a lead found by its origin_id), and that one is journaled.
 JOURNALED = Outcome(status="skipped", reason="already done")
-
-
-class Learner(Known, Protocol):
-    def learn(self, outcome: Outcome) -> None: ...
 
 
 class Journal(Protocol):

@@ -24,7 +24,7 @@ from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
-from rudder_pipedrive_cli.replay import Learner, Replay
+from rudder_pipedrive_cli.replay import Replay
 
 INTERRUPTED_MESSAGE = (
     "interrupted: no new events were started and those in flight were finished; "
