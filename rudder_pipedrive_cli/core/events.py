@@ -97,9 +97,19 @@ def identity_value(value: Any) -> str | None:
     return None
 
 
+def exact_identity(value: Any) -> str | None:
+    """`identity_value`, refusing a number too large to have arrived exactly (JSON integers past
+    2**53 are rounded on the way in, so two different ids could become one person)."""
+    if type(value) is float and abs(value) >= 2**53:
+        raise EventError(
+            f"identity {value:.0f} is a number too large to compare exactly: send it as a string"
+        )
+    return identity_value(value)
+
+
 def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
     for parts in paths:
-        value = identity_value(get_parts(raw, parts))
+        value = exact_identity(get_parts(raw, parts))
         if value is not None:
             return value
     return None
@@ -121,7 +131,7 @@ def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
         if not isinstance(entry, Mapping):
             continue
         kind = EXTERNAL_ID_TYPES.get(str(entry.get("type", "")))
-        value = identity_value(entry.get("id"))
+        value = exact_identity(entry.get("id"))
         if kind and value is not None and kind not in found:
             found[kind] = value
     return found
@@ -169,13 +179,13 @@ def parse_event(raw: Any, source: str) -> Event:
         if type(value) is str and value:
             time = value
             break
-    user_id = identity_value(raw.get(_USER_ID_KEY))
+    user_id = exact_identity(raw.get(_USER_ID_KEY))
     if user_id is None:
         user_id = first_identity(raw, _USER_ID_NESTED)
-    group_id = identity_value(raw.get(_GROUP_ID_KEY))
+    group_id = exact_identity(raw.get(_GROUP_ID_KEY))
     if group_id is None:
         group_id = first_identity(raw, _GROUP_ID_NESTED)
-    previous_id = identity_value(raw.get(_PREVIOUS_ID_KEY))
+    previous_id = exact_identity(raw.get(_PREVIOUS_ID_KEY))
     if previous_id is None:
         previous_id = first_identity(raw, _PREVIOUS_ID_NESTED)
     return Event(

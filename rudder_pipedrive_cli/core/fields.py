@@ -66,7 +66,7 @@ class Traits:
         flat: dict[str, Any] = {}
         for source in sources:
             for key, value in source.items():
-                if value is not None and key not in flat:
+                if value is not None and value != "" and key not in flat:
                     flat[key] = value
         self.flat = flat
 
@@ -85,7 +85,7 @@ class Traits:
         parts = path_parts(path)
         for source in self.sources:
             value = get_parts(source, parts)
-            if value is not None:
+            if value is not None and value != "":
                 return value
         return None
 
@@ -368,7 +368,7 @@ COERCE: Mapping[str, Coerce] = {
 }
 
 
-def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
+def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = "") -> Any:
     """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
 
     Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
@@ -378,7 +378,7 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
     if info is None or convert is None:
         return value
     try:
-        return convert(value, info, config.default_currency)
+        return convert(value, info, currency or config.default_currency)
     except Unconvertible as error:
         raise PlanFailure(
             f"cannot convert {path} = {show(value)} for field {info.name or key} "
@@ -388,7 +388,11 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
 
 
 def mapped_values(
-    traits: Traits, mapping: Mapping[str, str], config: PlanConfig, warnings: list[str]
+    traits: Traits,
+    mapping: Mapping[str, str],
+    config: PlanConfig,
+    warnings: list[str],
+    currency: str = "",
 ) -> dict[str, Any]:
     """Field key -> coerced value for every mapped trait path present in the event."""
     values: dict[str, Any] = {}
@@ -399,7 +403,7 @@ def mapped_values(
         if key in NEVER_SENT:
             warnings.append(f"{path} is mapped to {key}, which rpd never sends; dropped")
             continue
-        values[key] = coerce(path, value, key, config)
+        values[key] = coerce(path, value, key, config, currency)
     return values
 
 
@@ -547,3 +551,94 @@ ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
     ("name", lambda traits, warnings: text(traits.get("name"))),
     ("visible_to", read_visible_to),
 )
+
+
+# --- traits mapped to standard (non-custom) fields -------------------------------------------
+# A trait may be mapped to a standard field ("workEmail = Email"): its value then takes the shape
+# the standard trait would (v2 arrays for emails and phones, an integer visible_to, RFC 3339
+# add_time on create only; v1 lead value, date and labels). Fields rpd fills itself are refused.
+
+RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_id", "update_time"})
+
+
+@dataclass(slots=True, kw_only=True)
+class Shaping:
+    create: bool
+    currency: str
+    labels: Mapping[str, str]
+    warnings: list[str]
+
+
+def _contacts(value: Any, _: Shaping) -> Any:
+    return contacts(value) or None
+
+
+def _visible(value: Any, shaping: Shaping) -> Any:
+    return visible_to(value, shaping.warnings)
+
+
+def _lead_visible(value: Any, shaping: Shaping) -> Any:
+    number = visible_to(value, shaping.warnings)
+    return None if number is None else str(number)  # v1 leads take it as a string
+
+
+def _created(value: Any, shaping: Shaping) -> Any:
+    moment = parse_time(value) if shaping.create else None
+    return None if moment is None else rfc3339(moment)
+
+
+def _lead_value(value: Any, shaping: Shaping) -> Any:
+    if isinstance(value, Mapping):
+        amount = as_number(value.get("value", value.get("amount")))
+        currency = text(value.get("currency")) or shaping.currency
+    else:
+        amount, currency = as_number(value), shaping.currency
+    if amount is None or not currency:
+        shaping.warnings.append(f"lead value {show(value)} needs a number and a currency; left out")
+        return None
+    return {"amount": amount, "currency": currency.upper()}
+
+
+def _labels(value: Any, shaping: Shaping) -> Any:
+    return lead_labels(value, shaping.labels, shaping.warnings) or None
+
+
+Shape = Callable[[Any, Shaping], Any]
+PERSON_SHAPES: Mapping[str, Shape] = {
+    "name": lambda value, _: text(value),
+    "first_name": lambda value, _: text(value),
+    "last_name": lambda value, _: text(value),
+    "emails": _contacts,
+    "phones": _contacts,
+    "visible_to": _visible,
+    "add_time": _created,
+}
+ORG_SHAPES: Mapping[str, Shape] = {
+    "name": lambda value, _: text(value),
+    "visible_to": _visible,
+    "add_time": _created,
+}
+LEAD_SHAPES: Mapping[str, Shape] = {
+    "value": _lead_value,
+    "expected_close_date": lambda value, _: date_part(value),
+    "label_ids": _labels,
+    "visible_to": _lead_visible,
+}
+
+
+def shape_standard(
+    values: Mapping[str, Any], shapes: Mapping[str, Shape], shaping: Shaping
+) -> dict[str, Any]:
+    """Mapped values with standard keys shaped (dropped when they cannot be, with a warning)."""
+    shaped: dict[str, Any] = {}
+    for key, value in values.items():
+        shape = shapes.get(key)
+        if shape is not None:
+            value = shape(value, shaping)
+            if value is None:
+                continue
+        elif key in RPD_SETS:
+            shaping.warnings.append(f"a trait is mapped to {key}, which rpd sets itself; dropped")
+            continue
+        shaped[key] = value
+    return shaped

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.events import EventError, parse_event
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -134,7 +134,11 @@ def test_any_event_any_answers(raw: dict[str, Any], data: st.DataObject, create:
             applied.append(request)
         return response
 
-    outcome = drive(plan_event(parse_event(raw, "fuzz:1"), config, known), send)
+    try:
+        event = parse_event(raw, "fuzz:1")
+    except EventError:
+        return  # not an event (e.g. an id too large to compare): intake fails it, no plan runs
+    outcome = drive(plan_event(event, config, known), send)
     assert outcome.status in ("sent", "unchanged", "skipped", "failed")
     if outcome.status == "failed":
         assert outcome.reason and "\n" not in outcome.reason

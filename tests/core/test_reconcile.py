@@ -14,6 +14,7 @@ from helpers_core import (
     list_leads,
     listing,
     ok,
+    patch_person,
     person_record,
     post,
     search_org,
@@ -48,6 +49,10 @@ def merge(status: int | ApiResponse = 200) -> Call:
 
 def get_previous(status: int) -> Call:
     return Call(method="GET", path="/api/v2/persons/7", response=ok({"id": 7}, status=status))
+
+
+def get_survivor(status: int) -> Call:
+    return Call(method="GET", path="/api/v2/persons/8", response=ok({"id": 8}, status=status))
 
 
 CASES = [
@@ -160,11 +165,30 @@ CASES = [
         expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
     ),
     Case(
-        name="unknown merge, previous person gone: the merge is done",
+        name="unknown merge, previous person gone while the survivor is there: the merge is done",
         raw={"type": "alias", "previousId": "old", "userId": "new"},
         persons={"old": 7, "new": 8},
-        calls=[merge(UNKNOWN), get_previous(404)],
+        calls=[merge(UNKNOWN), get_previous(404), get_survivor(200)],
         expect={"status": "sent"},
+    ),
+    Case(
+        name="unknown merge, both persons gone: the cached survivor is stale, looked up again",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        persons={"old": 7, "new": 8},
+        calls=[
+            merge(UNKNOWN),
+            get_previous(404),
+            get_survivor(410),
+            search_person("new"),
+            patch_person(7, {"custom_fields": {USER_FIELD: "new"}}, status=404),
+            search_person("old"),
+            search_person("new"),
+        ],
+        expect={
+            "status": "failed",
+            "reason": "alias: neither previous nor current person found",
+            "identities": {("person", "new"): None, ("person", "old"): None},
+        },
     ),
     Case(
         name="unknown merge, previous person still there: merged again",

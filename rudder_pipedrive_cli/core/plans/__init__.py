@@ -55,7 +55,9 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     has_identity = (
         event.user_id is not None
         or bool(event.external)
-        or (event.type == "alias" and event.previous_id is not None)
+        # An alias with a previousId but no userId: its plan says what is missing, unless it is
+        # anonymous (skipped like any anonymous event).
+        or (event.type == "alias" and event.previous_id is not None and event.anonymous_id is None)
     )
     if not has_identity:
         if event.anonymous_id is not None:

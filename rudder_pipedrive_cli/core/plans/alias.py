@@ -96,6 +96,17 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
             note=f"merge outcome unknown: is person {previous.id} still there?",
         )
         if check.status in GONE:
+            # Done only while the survivor exists (SPEC 5): else it is the one that went away.
+            still = yield ApiRequest(
+                method="GET",
+                path=f"/api/v2/persons/{current.id}",
+                endpoint="/api/v2/persons/{id}",
+                stage="reconcile merge",
+                note=f"person {previous.id} is gone: is the survivor {current.id} there?",
+            )
+            if still.status in GONE:
+                raise gone(PERSON, current, still, stage)
+            expect(still, "reconcile merge")
             break
         expect(check, "reconcile merge")
     else:

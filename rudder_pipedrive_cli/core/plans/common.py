@@ -11,17 +11,21 @@ from typing import Any, Literal, TypeVar
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
+    ORG_SHAPES,
     ORG_STANDARD,
     ORG_STANDARD_KEYS,
+    PERSON_SHAPES,
     PERSON_STANDARD,
     PERSON_STANDARD_KEYS,
     Reader,
+    Shaping,
     Traits,
     add_time,
     dropped,
     mapped_values,
     parse_time,
     rfc3339,
+    shape_standard,
     split_custom,
 )
 from rudder_pipedrive_cli.core.known import Known
@@ -261,7 +265,7 @@ def org_of(data: Any) -> PdId | None:
 
 
 def external_id(value: str, kind: str) -> PdId:
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "①", which isdigit() but int() refuses
         return int(value)
     raise PlanFailure(
         f"external id {kind} = {value!r} is not a numeric Pipedrive id", stage="validate"
@@ -383,7 +387,9 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
             body["add_time"] = created
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
-    for key, value in top.items():
+    shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
+    shapes = PERSON_SHAPES if entity is PERSON else ORG_SHAPES
+    for key, value in shape_standard(top, shapes, shaping).items():
         if key not in body:
             body[key] = value
     if custom:

@@ -7,7 +7,9 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
+    LEAD_SHAPES,
     LEAD_STANDARD_KEYS,
+    Shaping,
     Traits,
     date_part,
     dropped,
@@ -15,6 +17,7 @@ from rudder_pipedrive_cli.core.fields import (
     lead_custom,
     lead_labels,
     mapped_values,
+    shape_standard,
     show,
     text,
 )
@@ -65,11 +68,13 @@ def plan(ctx: Ctx) -> Step[Outcome]:
 def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    body = lead_custom(mapped_values(properties, config.lead_fields, config, warnings), config)
+    currency = text(properties.get("currency")) or config.default_currency
+    mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
+    shaping = Shaping(create=True, currency=currency, labels=config.lead_labels, warnings=warnings)
+    body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping), config)
     body["title"] = title
     amount = lead_amount(properties, warnings)
     if amount is not None:
-        currency = text(properties.get("currency")) or config.default_currency
         if currency:
             body["value"] = {"amount": amount, "currency": currency.upper()}
         else:

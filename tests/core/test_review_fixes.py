@@ -1,0 +1,129 @@
+"""Rules a review found loose: odd external ids, traits mapped to standard fields, the event's
+currency for monetary fields, huge numeric ids, empty top-level traits, anonymous aliases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from helpers_core import CONFIG, USER_FIELD
+
+from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+
+FEE = "c0ffee" + "0" * 34
+
+
+def replay(raw: dict[str, Any], config: PlanConfig = CONFIG) -> tuple[Outcome, list[ApiRequest]]:
+    """Drive a plan against an account where nothing is found and every write succeeds."""
+    seen: list[ApiRequest] = []
+
+    def answer(request: ApiRequest) -> ApiResponse:
+        seen.append(request)
+        if request.method == "GET":
+            return ApiResponse(status=200, data=[])
+        return ApiResponse(status=201, data={"id": 100, **(request.body or {})})
+
+    event = parse_event({"messageId": "m-1", **raw}, "t:1")
+    return drive(plan_event(event, config, MemoryKnown()), answer), seen
+
+
+def test_a_non_ascii_digit_external_id_fails_the_event_only() -> None:
+    raw = {"type": "identify", "context": {"externalId": [{"type": "person_id", "id": "①"}]}}
+    outcome, requests = replay(raw)
+    assert (outcome.status, outcome.reason) == (
+        "failed",
+        "external id person_id = '①' is not a numeric Pipedrive id",
+    )
+    assert requests == []
+
+
+def test_traits_mapped_to_standard_fields_take_their_shape() -> None:
+    config = replace(
+        CONFIG,
+        person_fields={"workEmail": "emails", "vis": "visible_to", "signup": "add_time"},
+    )
+    raw = {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"name": "Ann", "workEmail": "ann@work.io", "vis": "3", "signup": "2019-05-05"},
+    }
+    outcome, requests = replay(raw, config)
+    assert outcome.status == "sent"
+    body = requests[-1].body or {}
+    assert body["emails"] == [{"value": "ann@work.io", "primary": True, "label": "work"}]
+    assert body["visible_to"] == 3
+    assert body["add_time"] == "2019-05-05T00:00:00Z"
+
+
+def test_a_trait_mapped_to_a_field_rpd_sets_is_dropped_with_a_warning() -> None:
+    config = replace(CONFIG, person_fields={"company": "org_id"})
+    raw = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann", "company": 5}}
+    outcome, requests = replay(raw, config)
+    assert "org_id" not in (requests[-1].body or {})
+    assert "a trait is mapped to org_id, which rpd sets itself; dropped" in outcome.warnings
+
+
+def test_a_property_mapped_to_the_lead_value_is_an_amount_with_the_events_currency() -> None:
+    config = replace(CONFIG, lead_fields={"price": "value"}, default_currency="USD")
+    raw = {
+        "type": "track",
+        "userId": "u-1",
+        "event": "Quote",
+        "properties": {"price": 250, "currency": "eur"},
+        "context": {"traits": {"name": "Lee"}},
+    }
+    outcome, requests = replay(raw, config)
+    assert outcome.status == "sent"
+    assert (requests[-1].body or {})["value"] == {"amount": 250, "currency": "EUR"}
+
+
+def test_a_monetary_custom_field_takes_the_events_currency() -> None:
+    money = FieldInfo(key=FEE, name="Fee", field_type="monetary")
+    config = replace(
+        CONFIG,
+        lead_fields={"fee": FEE},
+        default_currency="USD",
+        field_types={**CONFIG.field_types, FEE: money},
+    )
+    raw = {
+        "type": "track",
+        "userId": "u-1",
+        "event": "Quote",
+        "properties": {"fee": 100, "currency": "EUR"},
+        "context": {"traits": {"name": "Lee"}},
+    }
+    _, requests = replay(raw, config)
+    body = requests[-1].body or {}
+    assert (body[FEE], body[FEE + "_currency"]) == (100, "EUR")
+
+
+def test_a_numeric_id_too_large_to_be_exact_is_not_an_event() -> None:
+    with pytest.raises(EventError, match="too large to compare exactly: send it as a string"):
+        parse_event({"type": "identify", "userId": 1.2345678901234567e22}, "t:1")
+    assert parse_event({"type": "identify", "userId": 2**53 - 1}, "t:1").user_id == str(2**53 - 1)
+
+
+def test_an_empty_top_level_trait_does_not_hide_context_traits() -> None:
+    raw = {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"name": ""},
+        "context": {"traits": {"name": "Bob"}},
+    }
+    outcome, requests = replay(raw)
+    assert outcome.status == "sent"
+    assert (requests[-1].body or {})["name"] == "Bob"
+    assert (requests[-1].body or {})["custom_fields"][USER_FIELD] == "u-1"
+
+
+def test_an_anonymous_alias_is_skipped() -> None:
+    outcome, requests = replay({"type": "alias", "anonymousId": "a-1", "previousId": "a-1"})
+    assert (outcome.status, outcome.reason, requests) == ("skipped", "anonymous", [])
+    outcome, _ = replay({"type": "alias", "previousId": "old"})
+    assert outcome.reason == "alias needs a userId or a curr_person_id external id"
