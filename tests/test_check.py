@@ -166,6 +166,18 @@ def test_unsearchable_group_field(make_sandbox: MakeSandbox, tmp_path: Path) -> 
     )
 
 
+def test_numeric_group_field(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    account = start_account(make_sandbox)
+    identity = f'user_id_field = "{USER_FIELD}"\ngroup_id_field = "{EMPLOYEES}"\n'
+    code, lines, _ = check(tmp_path, account.url, identity=identity)
+    assert code == 2
+    assert lines[3:5] == [
+        f"FAIL  identity.group_id_field = '{EMPLOYEES}': \"Employees\" (double) holds numbers, "
+        "but ids are text: Pipedrive would refuse every record rpd creates",
+        "      hint: use a text field (varchar, varchar_auto, text) to hold the id",
+    ]
+
+
 def test_unknown_mapped_keys_exit_2(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
     account = start_account(make_sandbox)
     fields = f"""

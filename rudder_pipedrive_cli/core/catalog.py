@@ -30,6 +30,8 @@ PAGE_SIZE = 500  # the v2 listings' maximum
 # What one record of each listing is called in messages (leads use deal fields).
 NOUNS: Mapping[str, str] = {"persons": "person", "organizations": "organization", "leads": "deal"}
 # itemSearch/field searches custom fields of these types only (SPEC 1), and the standard name.
+# Searchable, yet no home for a userId or groupId: v2 validation refuses a string there.
+NUMERIC_TYPES = frozenset({"double", "monetary"})
 SEARCHABLE_TYPES = frozenset(
     {"address", "varchar", "text", "varchar_auto", "double", "monetary", "phone"}
 )
@@ -231,6 +233,15 @@ class Catalog:
                 message=f"{describe(info)} is not of a searchable type, so rpd "
                 "cannot look records up by it",
                 hint="use a field of type " + ", ".join(sorted(SEARCHABLE_TYPES)),
+            )
+        if info.field_type in NUMERIC_TYPES:
+            return Finding(
+                level="fail",
+                subject=subject,
+                value=key,
+                message=f"{describe(info)} holds numbers, but ids are text: Pipedrive would "
+                "refuse every record rpd creates",
+                hint="use a text field (varchar, varchar_auto, text) to hold the id",
             )
         via = f" (by its name; key {info.key})" if info.key != key else ""
         return Finding(
