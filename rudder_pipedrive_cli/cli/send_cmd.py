@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -21,7 +21,7 @@ from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.state_cmd import StateOpt, state_path
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
@@ -33,11 +33,19 @@ from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.http.runner import drive_all
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
 from rudder_pipedrive_cli.io.config import require_token
-from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
+from rudder_pipedrive_cli.io.deadletter import (
+    DeadLetters,
+    check_output_path,
+    default_dead_letter_path,
+)
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
+CANCELLED_MESSAGE = (
+    "interrupted twice: events in flight were cancelled mid-way; rerun the same command to "
+    "resume (with a state file, their writes are reconciled, not repeated)"
+)
 INTERRUPTED_MESSAGE = (
     "interrupted: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
@@ -180,7 +188,21 @@ class SendJob:
     state: Path | None = None
 
 
+def write_report(path: Path, document: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as error:
+        raise UsageError(
+            f"cannot write the report to {path}: {error.strerror or error}",
+            hint="the report above is complete; choose another --report path next time",
+        ) from None
+
+
 def deliver(env: Env, job: SendJob) -> ExitStatus:
+    check_output_path(job.dead_letter, "--dead-letter", job.paths)
+    if job.report is not None:
+        check_output_path(job.report, "--report", job.paths)
     token = require_token(env.settings)
     replay_state = open_state(env, job.state, token=token)
     with replay_state if replay_state is not None else nullcontext():
@@ -236,7 +258,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         replay_state.start_run()
     started = time.monotonic()
     stopped: RpdError | None = None
-    interrupted = False
+    interrupted = cancelled = False
     try:
         with progress:
             interrupted = drive_all(
@@ -249,24 +271,24 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
             )
     except RpdError as error:  # auth refused, rate limit / daily budget: report, then exit
         stopped = error
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt:  # a second Ctrl-C: events in flight were cancelled
+        interrupted = cancelled = True
     finally:
         letters.close()
     duration = time.monotonic() - started
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     if replay_state is not None:
         replay_state.finish_run(document)
-    if job.report is not None:
-        job.report.parent.mkdir(parents=True, exist_ok=True)
-        job.report.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
         if env.sandbox is not None:
             print_sandbox_holdings(env.err, env.sandbox.state())
+    if job.report is not None:
+        write_report(job.report, document)
     if stopped is not None:
         raise stopped
     if interrupted:
-        env.err.print(INTERRUPTED_MESSAGE, markup=False, highlight=False, soft_wrap=True)
+        message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+        env.err.print(message, markup=False, highlight=False, soft_wrap=True)
         return ExitStatus.INTERRUPTED
     return exit_status_for_run(tally.outcomes["failed"])

@@ -8,6 +8,7 @@ from typing import IO, Any
 
 import orjson
 
+from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 
@@ -39,10 +40,16 @@ class DeadLetters:
         self._handle: IO[bytes] | None = None
 
     def add(self, item: Intake, outcome: Outcome) -> None:
-        if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("ab")
-        self._handle.write(orjson.dumps(dead_letter_record(item, outcome)) + b"\n")
+        try:
+            if self._handle is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = self.path.open("ab")
+            self._handle.write(orjson.dumps(dead_letter_record(item, outcome)) + b"\n")
+        except OSError as error:
+            raise UsageError(
+                f"cannot write dead letters to {self.path}: {error.strerror or error}",
+                hint="choose another --dead-letter path; rerun to resume",
+            ) from None
         self.count += 1
 
     def close(self) -> None:
@@ -53,3 +60,15 @@ class DeadLetters:
     @property
     def written(self) -> str | None:
         return str(self.path) if self.count else None
+
+
+def check_output_path(path: Path, option: str, inputs: tuple[str, ...] = ()) -> None:
+    """Refuse, before anything is sent, a path rpd could not write or must not write to."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory", hint=f"give {option} a file path")
+    for name in inputs:
+        if name != "-" and path.exists() and Path(name).exists() and path.samefile(name):
+            raise UsageError(
+                f"{option} {path} is also an input: rpd would read back what it appends",
+                hint=f"choose another {option} path",
+            )

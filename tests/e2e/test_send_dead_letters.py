@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e_support import (
+    EXAMPLES,
     assert_report_adds_up,
     holdings,
     identify,
@@ -150,3 +151,33 @@ def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path
     held = holdings(sandbox)
     assert held.user_ids() == {"u-1": 1}
     assert held.origin_ids() == {"rpd:m-2": 1}
+
+
+def test_a_dead_letter_file_that_is_also_an_input_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    failed = tmp_path / "failed.ndjson"
+    failed.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+
+    run = rpd_send(sandbox, tmp_path, failed, dead_letter=failed)
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        f"error: --dead-letter {failed} is also an input: rpd would read back what it appends",
+        "hint: choose another --dead-letter path",
+    ]
+    assert sandbox.stats()["requests"] == {}
+    assert failed.read_text().count("\n") == 1
+
+
+def test_a_directory_as_dead_letter_or_report_path_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+
+    run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", dead_letter=folder)
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines()[0] == f"error: --dead-letter {folder} is a directory"
+    assert sandbox.stats()["requests"] == {}
