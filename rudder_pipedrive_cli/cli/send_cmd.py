@@ -30,7 +30,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.pacing import Pacer
-from rudder_pipedrive_cli.http.runner import drive_all
+from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import (
@@ -38,7 +38,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     check_output_path,
     default_dead_letter_path,
 )
-from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.io.readers import STDIN, EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
@@ -261,8 +261,9 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     interrupted = cancelled = False
     try:
         with progress:
+            items = intake(reader, job.event_filter, job.limit)
             interrupted = drive_all(
-                intake(reader, job.event_filter, job.limit),
+                read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,
                 keys=replay.keys,
                 sender=client,

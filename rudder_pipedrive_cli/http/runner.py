@@ -14,7 +14,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rudder_pipedrive_cli.core.driver import Stepper, failed_outcome
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -60,13 +60,60 @@ class _End:
 END = _End()
 
 
-def _puller(items: AsyncIterator[T] | Iterable[T]) -> Callable[[], Awaitable[T | _End]]:
+async def read_in_thread(items: Iterable[T], ahead: int = 64) -> AsyncIterator[T]:
+    """`items`, read by a daemon thread, so a source that blocks (stdin waiting for its producer)
+    never stalls the event loop: events already read are sent, and Ctrl-C is heard at once."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    room = threading.Semaphore(ahead)  # the thread reads at most `ahead` items ahead
+
+    def hand_over(kind: str, value: Any) -> bool:
+        room.acquire()
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the loop has closed: the run is over
+            return False
+        return True
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over("item", item):
+                    return
+            hand_over("end", None)
+        except BaseException as error:  # handed to the loop, raised there
+            hand_over("error", error)
+
+    threading.Thread(target=produce, name="rpd-reader", daemon=True).start()
+    while True:
+        kind, value = await queue.get()
+        room.release()
+        if kind == "end":
+            return
+        if kind == "error":
+            raise value
+        yield value
+
+
+def _puller(
+    items: AsyncIterator[T] | Iterable[T], stop: asyncio.Event
+) -> Callable[[], Awaitable[T | _End]]:
     if isinstance(items, AsyncIterator):
         source = items
 
         async def pull_async() -> T | _End:
+            # An async source may wait a long time (stdin): a stop must not wait for it.
+            pending = asyncio.ensure_future(anext(source))
+            stopped = asyncio.ensure_future(stop.wait())
+            finished, _ = await asyncio.wait(
+                {pending, stopped}, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopped.cancel()
+            if pending not in finished:
+                pending.cancel()
+                return END
             try:
-                return await anext(source)
+                return pending.result()
             except StopAsyncIteration:
                 return END
 
@@ -129,7 +176,7 @@ async def run_plans(
                     del last_holder[key]
             slots.release()
 
-    pull = _puller(items)
+    pull = _puller(items, stop)
     try:
         while True:
             await slots.acquire()

@@ -93,7 +93,11 @@ class EventReader:
 
     def _open(self, path: str) -> BinaryIO:
         if path == STDIN:
-            return self._stdin if self._stdin is not None else sys.stdin.buffer
+            if self._stdin is not None:
+                return self._stdin
+            # The unbuffered file under stdin: a read returns what the producer has written so
+            # far, and no buffer lock is held by a reader thread waiting at shutdown.
+            return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
 
 
@@ -241,6 +245,7 @@ class _RawSource(io.RawIOBase):
     def __init__(self, inner: BinaryIO) -> None:
         super().__init__()
         self._inner = inner
+        self._read = getattr(inner, "read1", inner.read)
         self._pending = b""
         self.count = 0
 
@@ -263,7 +268,9 @@ class _RawSource(io.RawIOBase):
             view[:size] = self._pending[:size]
             self._pending = self._pending[size:]
             return size
-        data = self._inner.read(len(view))
+        # read1 where the stream is buffered: what is available now, not a full buffer's worth
+        # (a pipe whose producer pauses must still deliver the lines already written).
+        data = self._read(len(view))
         view[: len(data)] = data
         self.count += len(data)
         return len(data)
