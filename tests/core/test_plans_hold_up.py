@@ -111,7 +111,13 @@ def answer(request: ApiRequest, data: st.DataObject) -> ApiResponse:
     return ApiResponse(status=status or 200, data={"id": pick(st.integers(1, 9)), "org_id": None})
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI runs the same 300 cases every time, so a red build always reproduces.
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(raw=events, data=st.data(), create=st.booleans())
 def test_any_event_any_answers(raw: dict[str, Any], data: st.DataObject, create: bool) -> None:
     raw = {"messageId": "m-1", **{k: v for k, v in raw.items() if v is not None}}
@@ -123,14 +129,16 @@ def test_any_event_any_answers(raw: dict[str, Any], data: st.DataObject, create:
         )
     )
     steps: list[ApiRequest] = []
-    applied: list[ApiRequest] = []  # writes that may have changed something (2xx or unknown)
+    # Writes Pipedrive confirmed (2xx). An unknown outcome is the plan's to settle: a reconciling
+    # read may show it did not apply (the previous person of a merge still there, say).
+    applied: list[ApiRequest] = []
 
     def send(request: ApiRequest) -> ApiResponse:
         steps.append(request)
         assert len(steps) <= MAX_STEPS, "the plan does not end"
         check_request(request)
         response = answer(request, data)
-        if request.is_write and (response.ok or response.unknown):
+        if request.is_write and response.ok:
             applied.append(request)
         return response
 
