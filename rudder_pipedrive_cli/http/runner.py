@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -235,11 +236,13 @@ def drive_all(
                 task.cancel()
             stop.set()
 
-        if handle_sigint and threading.current_thread() is threading.main_thread():
+        # Windows event loops have no signal handlers: there Ctrl-C stays a KeyboardInterrupt.
+        main_thread = threading.current_thread() is threading.main_thread()
+        if handle_sigint and main_thread and sys.platform != "win32":
             try:
                 loop.add_signal_handler(signal.SIGINT, on_sigint)
                 installed = True
-            except (NotImplementedError, RuntimeError):
+            except RuntimeError:
                 installed = False
         try:
             async with sender as opened:
