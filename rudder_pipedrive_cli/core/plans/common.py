@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_STANDARD,
     PERSON_STANDARD_KEYS,
     Reader,
+    Shape,
     Shaping,
     Traits,
     add_time,
@@ -57,6 +58,7 @@ class Entity:
     setting: str  # the [identity] key naming its field
     standard: tuple[tuple[str, Reader], ...]
     standard_keys: frozenset[str]
+    shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
     identity_field: Callable[[PlanConfig], str]
     mapping: Callable[[PlanConfig], Mapping[str, str]]
     cached: Callable[[Known, str], PdId | None]
@@ -76,6 +78,7 @@ PERSON = Entity(
     setting="user_id_field",
     standard=PERSON_STANDARD,
     standard_keys=PERSON_STANDARD_KEYS,
+    shapes=PERSON_SHAPES,
     identity_field=lambda config: config.user_id_field,
     mapping=lambda config: config.person_fields,
     cached=lambda known, key: known.person_id(key),
@@ -90,6 +93,7 @@ ORG = Entity(
     setting="group_id_field",
     standard=ORG_STANDARD,
     standard_keys=ORG_STANDARD_KEYS,
+    shapes=ORG_SHAPES,
     identity_field=lambda config: config.group_id_field,
     mapping=lambda config: config.org_fields,
     cached=lambda known, key: known.org_id(key),
@@ -388,8 +392,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
     shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-    shapes = PERSON_SHAPES if entity is PERSON else ORG_SHAPES
-    for key, value in shape_standard(top, shapes, shaping).items():
+    for key, value in shape_standard(top, entity.shapes, shaping).items():
         if key not in body:
             body[key] = value
     if custom:
