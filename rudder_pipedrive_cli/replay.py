@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.intake import Intake
@@ -19,6 +18,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
+from rudder_pipedrive_cli.io.state import utc_stamp
 
 DONE = frozenset({"sent", "unchanged", "skipped"})
 # The outcome of an event the journal says an earlier run finished; compared by identity, since a
@@ -42,10 +42,6 @@ def decided(outcome: Outcome) -> Plan:
     """A plan that makes no request: for input already decided (invalid, filtered, done)."""
     yield from ()
     return outcome
-
-
-def utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -21,6 +22,7 @@ from rudder_pipedrive_cli.cli.exits import (
 )
 from rudder_pipedrive_cli.core.errors import RpdError
 from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
+from rudder_pipedrive_cli.io.state import default_state_path
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 SANDBOX_TOKEN = "sandbox-token"
@@ -38,6 +40,13 @@ class Env:
     quiet: bool = False
     sandbox: Sandbox | None = None  # the emulator started by --sandbox
 
+    def replay_state_path(self, state: Path | None) -> Path | None:
+        """The state file of a send or dry-run. `--sandbox` without `--state` keeps none: the
+        emulator starts empty on a new port each run, so nothing remembered could apply."""
+        if self.sandbox is not None and state is None:
+            return None
+        return state_path(state, self.settings)
+
     def warn(self, message: str) -> None:
         if not self.quiet:
             self.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -46,6 +55,10 @@ class Env:
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
 # 40-character field keys and names out of tables, so such output gets room for them.
 PIPE_WIDTH = 160
+
+
+def state_path(state: Path | None, settings: Settings) -> Path:
+    return state if state is not None else default_state_path(settings.path)
 
 
 def make_consoles() -> tuple[Console, Console]:

@@ -15,7 +15,6 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
-from rudder_pipedrive_cli.cli.state_cmd import StateOpt, state_path
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -40,10 +39,8 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
     The namespace is the configured account's (base URL and token); without a token, the one
     namespace the file holds for the base URL. No file, or no such namespace: no state.
     """
-    if env.sandbox is not None and state is None:
-        return None
-    path = state_path(state, env.settings)
-    if not path.exists():
+    path = env.replay_state_path(state)
+    if path is None or not path.exists():
         return None
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
@@ -80,7 +77,7 @@ def dry_run_command(
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
     plan: opt.PlanOpt = None,
-    state: StateOpt = None,
+    state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,

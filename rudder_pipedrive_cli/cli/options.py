@@ -41,3 +41,9 @@ PlanOpt = Annotated[
 ]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Override the API base URL.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write output here.")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
+    ),
+]

@@ -19,7 +19,6 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
-from rudder_pipedrive_cli.cli.state_cmd import StateOpt, state_path
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -102,8 +101,8 @@ def with_catalog(
             plan=settings.plan,
             max_retries=max_retries,
             tally=tally,
+            pacer=pacer,
         ) as blocking:
-            blocking.client.pacer = pacer
             catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
         cached = load_catalog(store) if store is not None else None
@@ -141,7 +140,7 @@ def send_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
-    state: StateOpt = None,
+    state: opt.StateOpt = None,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
@@ -210,14 +209,10 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
 
 
 def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
-    """The durable replay state (SPEC 5), one namespace per base URL and token.
-
-    `--sandbox` without `--state` keeps none: the emulator starts empty on a new port each run,
-    so nothing a state file remembered could ever apply again.
-    """
-    if env.sandbox is not None and state is None:
+    """The durable replay state (SPEC 5), one namespace per base URL and token."""
+    path = env.replay_state_path(state)
+    if path is None:
         return None
-    path = state_path(state, env.settings)
     return ReplayState.open(path, namespace_key(env.settings.api_url, token))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -13,31 +12,18 @@ from rich.console import Console
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import command_env, handle_errors, state_path
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.config import Settings
 from rudder_pipedrive_cli.io.state import (
     NamespaceSummary,
     ReplayState,
-    default_state_path,
     discard_state,
 )
-
-StateOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
-    ),
-]
 
 state_app = typer.Typer(
     help="Inspect or reset the replay state (identity cache, journal, writes in flight).",
     no_args_is_help=True,
 )
-
-
-def state_path(state: Path | None, settings: Settings) -> Path:
-    return state if state is not None else default_state_path(settings.path)
 
 
 def stdin_is_interactive() -> bool:
@@ -98,7 +84,7 @@ def print_line(console: Console, text: str) -> None:
 @state_app.command("show")
 @handle_errors()
 def show_command(
-    state: StateOpt = None,
+    state: opt.StateOpt = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
@@ -130,7 +116,7 @@ def show_command(
 @state_app.command("clear")
 @handle_errors()
 def clear_command(
-    state: StateOpt = None,
+    state: opt.StateOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,

@@ -23,6 +23,7 @@ from tenacity import RetryError
 
 from rudder_pipedrive_cli import __version__
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop, UsageError
+from rudder_pipedrive_cli.core.fields import rfc3339  # to the second, rounded down
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.pacing import WINDOW_S, Clock, Pacer, RateHeaders, Sleep
@@ -57,11 +58,6 @@ NOT_SENT: tuple[type[Exception], ...] = (
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def rfc3339(moment: datetime) -> str:
-    """RFC 3339 UTC to the second, rounded down so that 'created at or after' comparisons hold."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _json_default(value: Any) -> Any:
@@ -125,6 +121,7 @@ class PipedriveClient:
         sleep: Sleep = asyncio.sleep,
         random: Callable[[], float] = random.random,
         now: Callable[[], datetime] = utc_now,
+        pacer: Pacer | None = None,  # share one with another client of the same run
     ) -> None:
         if not token.strip() or not token.isprintable():
             raise UsageError("the Pipedrive API token is empty or malformed", hint=AUTH_HINT)
@@ -132,7 +129,7 @@ class PipedriveClient:
             raise UsageError("concurrency must be at least 1 and max-retries at least 0")
         self.base_url = resolve_base_url(base_url, "")
         self.tally = tally if tally is not None else Tally()
-        self.pacer = Pacer(plan, clock=clock, sleep=sleep)
+        self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self._now = now
         # One single-connection client per lane, not one pool of `concurrency` connections:

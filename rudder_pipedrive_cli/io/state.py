@@ -33,6 +33,7 @@ from typing import IO, Any
 import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 
 SCHEMA_VERSION = 1
@@ -95,7 +96,8 @@ def namespace_key(base_url: str, token: str) -> str:
 
 
 def utc_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now, as RFC 3339 UTC to the second: the stamps of state rows and of writes in flight."""
+    return rfc3339(datetime.now(UTC))
 
 
 def encode_id(pd_id: PdId) -> str:
