@@ -121,6 +121,38 @@ def test_cleartext_or_odd_base_url_refused(url: str) -> None:
         resolve_base_url(url, "")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2-SECRET@api.pipedrive.com",
+        "https://hunter2-SECRET@api.pipedrive.com",
+        "https://api.pipedrive.com/?api_token=hunter2-SECRET",
+        "https://api.pipedrive.com/#hunter2-SECRET",
+        "ftp://user:hunter2-SECRET@example.com",
+    ],
+)
+def test_base_url_with_a_secret_refused_without_repeating_it(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_base_url(url, "")
+    text = f"{caught.value.message} {caught.value.hint}"
+    assert "hunter2-SECRET" not in text
+    assert "base_url" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "domain", ["acme.evil.example", "acme/x", "user@acme", "-acme", "acme\n", "ac me", "a" * 64]
+)
+def test_company_domain_must_be_one_label(domain: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_base_url("", domain)
+    assert caught.value.message.startswith("company_domain ")
+    assert "pipedrive.com" in caught.value.hint
+
+
+def test_company_domain_allows_hyphens_and_digits() -> None:
+    assert resolve_base_url("", "acme-2") == "https://acme-2.pipedrive.com"
+
+
 def test_token_from_env_is_masked_everywhere() -> None:
     token = "tok-DISTINCTIVE-4242"
     settings = load_settings(None, env={"PIPEDRIVE_API_TOKEN": token})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
 FIELD_SECTIONS = ("persons", "organizations", "leads")
 DEFAULT_CONFIG = "rpd.toml"
 TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
+# A Pipedrive company domain: one DNS label (https://{company_domain}.pipedrive.com).
+COMPANY_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,12 +121,20 @@ def is_loopback(host: str) -> bool:
 
 
 def resolve_base_url(base_url: str, company_domain: str) -> str:
+    """The API's base URL. Secrets never travel in it (SPEC 9: the token goes in a header), so a
+    URL with credentials, a query or a fragment is refused, and the message does not repeat it."""
     if base_url:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"base_url {base_url!r} is not an http(s) URL",
+                f"base_url {_shown(base_url)!r} is not an http(s) URL",
                 hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+            )
+        if "@" in parts.netloc or parts.query or parts.fragment:
+            raise ConfigError(
+                f"base_url for {parts.hostname} holds credentials, a query or a fragment",
+                hint="give only scheme://host[:port][/path]; the token goes in api_token or "
+                "PIPEDRIVE_API_TOKEN and is sent in the x-api-token header",
             )
         if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(
@@ -133,8 +144,23 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
             )
         return base_url.rstrip("/")
     if company_domain:
+        if not COMPANY_DOMAIN.fullmatch(company_domain):
+            raise ConfigError(
+                f"company_domain {_shown(company_domain)!r} is not a Pipedrive company domain",
+                hint="give the name before .pipedrive.com (letters, digits and hyphens), "
+                'e.g. "acme" for https://acme.pipedrive.com',
+            )
         return f"https://{company_domain}.pipedrive.com"
     return "https://api.pipedrive.com"
+
+
+def _shown(value: str) -> str:
+    """A value for a message, without what could be a secret: userinfo, query and fragment."""
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        value = value.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1], 1)
+    cut = re.split(r"[?#]", value, maxsplit=1)
+    return cut[0] + ("..." if len(cut) > 1 else "")
 
 
 def _nearest(name: str, candidates: list[str]) -> str:

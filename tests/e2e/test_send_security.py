@@ -105,6 +105,22 @@ def test_http_to_a_non_loopback_host_is_refused(tmp_path: Path) -> None:
     assert run.report is None
 
 
+def test_a_base_url_carrying_the_token_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="One")])
+    url = f"https://api.pipedrive.com/?api_token={SECRET}"
+
+    run = rpd_send(None, tmp_path, events, token=SECRET, args=("--base-url", url))
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        "error: base_url for api.pipedrive.com holds credentials, a query or a fragment",
+        "hint: give only scheme://host[:port][/path]; the token goes in api_token or "
+        "PIPEDRIVE_API_TOKEN and is sent in the x-api-token header",
+    ]
+    assert SECRET not in every_output(tmp_path, run.stdout, run.stderr)
+    assert run.report is None
+
+
 def test_a_token_in_a_config_others_can_read_is_warned_about(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
