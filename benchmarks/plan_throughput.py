@@ -14,8 +14,10 @@ size (the larger size is 10x the smaller).
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,71 @@ def bare_rate(path: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
+def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
+    """Microseconds per event of the dry-run's stages, in this process (best of `repeat`).
+
+    - `parse`: the bare orjson loop;
+    - `read`: `EventReader` and `intake` (sniffing, unwrapping, `parse_event`, filters);
+    - `read_render`: that, plus each event's NDJSON line with no plan run (what every dry-run
+      pays before any planning);
+    - `dry_run`: `preview` with the example config, plus the lines, as `rpd dry-run` runs them
+      (without its start-up); `planning` is the difference.
+    """
+    from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.intake import intake
+    from rudder_pipedrive_cli.core.known import MemoryKnown
+    from rudder_pipedrive_cli.core.preview import Planned, preview
+    from rudder_pipedrive_cli.core.protocol import Outcome
+    from rudder_pipedrive_cli.core.responder import OfflineResponder
+    from rudder_pipedrive_cli.core.tally import Tally
+    from rudder_pipedrive_cli.io.config import load_settings
+    from rudder_pipedrive_cli.io.readers import EventReader
+
+    config = load_settings(str(CONFIG), env={}).plan_config()
+    no_plan = Outcome(status="skipped", reason="not planned")
+    every = EventFilter.from_options(None, None, None)
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+
+    def read() -> int:
+        return sum(1 for _ in intake(EventReader([str(path)]), every))
+
+    def read_render() -> int:
+        count = 0
+        with open(os.devnull, "wb") as sink:
+            for item in intake(EventReader([str(path)]), every):
+                planned = Planned(item=item, outcome=item.decided or no_plan, requests=())
+                sink.write(dumps(planned.record(), option=newline))
+                count += 1
+        return count
+
+    def dry_run() -> int:
+        count = 0
+        items = intake(EventReader([str(path)]), every)
+        respond = OfflineResponder(config, "missing")
+        with open(os.devnull, "wb") as sink:
+            for planned in preview(items, config, respond, MemoryKnown(), Tally()):
+                sink.write(dumps(planned.record(), option=newline))
+                count += 1
+        return count
+
+    def best(stage: Callable[[], int]) -> float:
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            count = stage()
+            times.append((time.perf_counter() - start) / count * 1e6)
+        return round(min(times), 2)
+
+    costs = {
+        "parse": round(1e6 / max(bare_rate(path) for _ in range(repeat)), 2),
+        "read": best(read),
+        "read_render": best(read_render),
+        "dry_run": best(dry_run),
+    }
+    costs["planning"] = round(costs["dry_run"] - costs["read_render"], 2)
+    return costs
+
+
 def measure_size(size: int, repeat: int, folder: Path) -> dict[str, Any]:
     """Dry-run `size` events `repeat` times, a bare loop before each; the best of each."""
     path = folder / f"events-{size}.ndjson"
@@ -58,7 +125,11 @@ def measure_size(size: int, repeat: int, folder: Path) -> dict[str, Any]:
     bare = max(bares)
     best = min(runs, key=lambda r: r["seconds"])
     rate = size / best["seconds"]
+    stages = stage_costs(path, repeat)
     return {
+        "stages_us": stages,
+        # Each target as time per event: 10 us at 100,000 events/s, 5x the parse at 0.2 of it.
+        "budget_us": round(min(1e6 / TARGET_RATE, stages["parse"] / TARGET_RATIO), 2),
         "events": size,
         "events_per_s": round(rate),
         "events_per_cpu_s": round(size / min(r["cpu_s"] for r in runs)),
@@ -106,6 +177,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         print(
             f"{r['events']:>9} {r['events_per_s']:>13,} {r['bare_per_s']:>11,} "
             f"{r['ratio']:>6.3f} {r['peak_mb']:>8.1f}"
+        )
+    for r in results:
+        stages, budget = r["stages_us"], r["budget_us"]
+        print(
+            f"{r['events']:>9} events, us per event in this process: parse {stages['parse']}, "
+            f"read {stages['read']}, read+render {stages['read_render']}, "
+            f"dry-run {stages['dry_run']} (planning {stages['planning']}); "
+            f"both targets leave {budget} for everything"
         )
     if len(results) > 1:
         growth = results[-1]["peak_mb"] / results[0]["peak_mb"]
