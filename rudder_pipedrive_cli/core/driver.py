@@ -18,11 +18,24 @@ def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
     )
 
 
+def bug_outcome(error: Exception, stage: str) -> Outcome:
+    """A plan that raised something other than `PlanFailure`: a bug in rpd. The event fails (and
+    is dead-lettered) so the rest of the run goes on; the reason names the exception's type only,
+    as its message may hold event data."""
+    return Outcome(
+        status="failed",
+        reason=f"internal error: {type(error).__name__} while planning (a bug in rpd: please "
+        "report it)",
+        stage=stage or "plan",
+    )
+
+
 class Stepper:
     """A plan, one request at a time: the bookkeeping `drive` and the async runner share.
 
     `first()` and `answer(response)` give the next request, or None when the plan has ended,
-    and then `outcome` holds how it ended; a `PlanFailure` from the plan fails this event only.
+    and then `outcome` holds how it ended; a `PlanFailure` from the plan fails this event only,
+    and so does any other exception (`bug_outcome`).
     """
 
     __slots__ = ("outcome", "plan", "stage")
@@ -41,6 +54,9 @@ class Stepper:
         except PlanFailure as failure:
             self.outcome = failed_outcome(failure, self.stage)
             return None
+        except Exception as error:  # a bug fails its event, not the whole run
+            self.outcome = bug_outcome(error, self.stage)
+            return None
         self.stage = request.stage
         return request
 
@@ -52,6 +68,9 @@ class Stepper:
             return None
         except PlanFailure as failure:
             self.outcome = failed_outcome(failure, self.stage)
+            return None
+        except Exception as error:  # a bug fails its event, not the whole run
+            self.outcome = bug_outcome(error, self.stage)
             return None
         self.stage = request.stage
         return request

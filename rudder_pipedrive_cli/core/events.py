@@ -51,6 +51,10 @@ if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
     raise ImportError("the first path of each identity must be a top-level key")
 
 
+# Integers past this are not exact as JSON numbers (doubles): 2**53.
+EXACT_FLOAT_INT = 2**53
+
+
 class EventError(ValueError):
     """The value is not a usable event; the message is a one-line reason."""
 
@@ -100,7 +104,7 @@ def identity_value(value: Any) -> str | None:
 def exact_identity(value: Any) -> str | None:
     """`identity_value`, refusing a number too large to have arrived exactly (JSON integers past
     2**53 are rounded on the way in, so two different ids could become one person)."""
-    if type(value) is float and abs(value) >= 2**53:
+    if type(value) is float and abs(value) >= EXACT_FLOAT_INT:
         raise EventError(
             f"identity {value:.0f} is a number too large to compare exactly: send it as a string"
         )
@@ -117,7 +121,10 @@ def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -
 
 def stable_id(raw: Mapping[str, Any]) -> str:
     """A stable identity for an event without messageId: a hash of its canonical JSON."""
-    canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    try:
+        canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # nested past orjson's 255 levels
+        raise EventError(f"event has no messageId and cannot be hashed instead ({exc})") from None
     return "sha1:" + hashlib.sha1(canonical).hexdigest()
 
 

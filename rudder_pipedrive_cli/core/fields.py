@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.events import get_parts, get_path, identity_value, path_parts
+from rudder_pipedrive_cli.core.events import (
+    EXACT_FLOAT_INT,
+    get_parts,
+    get_path,
+    identity_value,
+    path_parts,
+)
 
 if TYPE_CHECKING:  # plans import this module: keep the import one-way at run time
     from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -212,7 +218,7 @@ def date_part(value: Any) -> str | None:
 
 
 def as_number(value: Any) -> int | float | None:
-    """A JSON number, or a numeric string, as int (when integral) or float; else None."""
+    """A JSON number, or a numeric string, as int (when integral and exact) or float; else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -223,7 +229,9 @@ def as_number(value: Any) -> int | float | None:
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             return None
-        return int(value) if value.is_integer() else value
+        # Past EXACT_FLOAT_INT a whole float is not exact, and as an int past 64 bits it could
+        # not even be written as JSON: it stays a float.
+        return int(value) if value.is_integer() and abs(value) < EXACT_FLOAT_INT else value
     if isinstance(value, int):
         return value
     return None

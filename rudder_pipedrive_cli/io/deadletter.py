@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +32,24 @@ def dead_letter_record(item: Intake, outcome: Outcome) -> dict[str, Any]:
     }
 
 
+def dead_letter_line(record: dict[str, Any]) -> bytes:
+    """The record as one NDJSON line. orjson writes at most 255 levels of nesting and reading
+    accepts up to 1,024: deeper events go through the standard library, and an event too deep
+    even for it is left out with the reason saying so (it is still counted and listed)."""
+    try:
+        return orjson.dumps(record) + b"\n"
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return json.dumps(record, ensure_ascii=False).encode() + b"\n"
+    except RecursionError:
+        error = {**record["error"], "reason": record["error"]["reason"] + TOO_DEEP}
+        return orjson.dumps({**record, "event": None, "error": error}) + b"\n"
+
+
+TOO_DEEP = "; the event is nested too deeply to be written here: find it at its source"
+
+
 class DeadLetters:
     """Appends records to `path`, creating the file only when the first failure arrives."""
 
@@ -44,7 +63,7 @@ class DeadLetters:
             if self._handle is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._handle = self.path.open("ab")
-            self._handle.write(orjson.dumps(dead_letter_record(item, outcome)) + b"\n")
+            self._handle.write(dead_letter_line(dead_letter_record(item, outcome)))
         except OSError as error:
             raise UsageError(
                 f"cannot write dead letters to {self.path}: {error.strerror or error}",

@@ -1,0 +1,98 @@
+"""One odd event must not stop a run: it gets its own outcome (or a one-line error) and every
+other event is still planned. Cases found by exploratory testing of `rpd dry-run`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_dry_run_cli import CONFIG, IDENTIFY, dry_run, records, write_events
+
+from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+
+NEXT = IDENTIFY | {"messageId": "m-next", "userId": "u-next"}
+
+
+@pytest.fixture(autouse=True)
+def no_env_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("revenue", "amount"), [(1e20, 1e20), ("100000000000000000000", 1e20), (2.0**53, 2.0**53)]
+)
+def test_a_huge_whole_amount_stays_a_float_and_the_run_goes_on(
+    tmp_path: Path, revenue: object, amount: float
+) -> None:
+    track = {
+        "type": "track",
+        "messageId": "m-big",
+        "userId": "u-1",
+        "event": "Deal",
+        "properties": {"revenue": revenue, "currency": "EUR"},
+        "context": {"traits": {"name": "Ada"}},
+    }
+    code, out, err = dry_run(write_events(tmp_path, track, NEXT), "--config", CONFIG, "-f", "ndjson")
+    assert code == 0, err
+    big, following = records(out)
+    (lead,) = [r for r in big["requests"] if r["path"] == "/v1/leads"]  # type: ignore[union-attr]
+    assert lead["body"]["value"] == {"amount": amount, "currency": "EUR"}  # type: ignore[index]
+    assert type(lead["body"]["value"]["amount"]) is float  # type: ignore[index]
+    assert following["outcome"] == "planned"
+
+
+def test_an_event_too_deep_to_hash_fails_alone(tmp_path: Path) -> None:
+    deep: dict[str, object] = {}
+    inner = deep
+    for _ in range(300):
+        inner["a"] = {}
+        inner = inner["a"]  # type: ignore[assignment]
+    event = {"type": "identify", "userId": "u-deep", "traits": {"name": "D", "nest": deep}}
+    code, out, err = dry_run(write_events(tmp_path, event, NEXT), "--config", CONFIG, "-f", "ndjson")
+    assert code == 1, err
+    failed, following = records(out)
+    assert failed["outcome"] == "failed"
+    assert failed["reason"] == (
+        "event has no messageId and cannot be hashed instead (Recursion limit reached)"
+    )
+    assert following["outcome"] == "planned"
+
+
+def test_a_plan_that_raises_fails_its_event_only() -> None:
+    def broken() -> Plan:
+        yield ApiRequest(method="GET", path="/v1/users/me", endpoint="/v1/users/me", stage="probe")
+        raise TypeError("ada@example.com")
+
+    outcome = drive(broken(), lambda request: ApiResponse(status=200, data={}))
+    assert outcome == Outcome(
+        status="failed",
+        reason="internal error: TypeError while planning (a bug in rpd: please report it)",
+        stage="probe",
+    )
+    assert "ada@example.com" not in json.dumps(outcome.reason)
+
+
+def nested(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def test_dead_letters_write_events_deeper_than_orjson_can() -> None:
+    from rudder_pipedrive_cli.io.deadletter import TOO_DEEP, dead_letter_line
+
+    error = {"reason": "cannot create person without a name", "stage": "create person"}
+    deep = {"event": {"type": "identify", "traits": nested(300)}, "error": error, "source": "f:1"}
+    assert json.loads(dead_letter_line(deep)) == deep
+
+    deeper = {**deep, "event": {"type": "identify", "traits": nested(1100)}}
+    assert json.loads(dead_letter_line(deeper)) == {
+        "event": None,
+        "error": {**error, "reason": error["reason"] + TOO_DEEP},
+        "source": "f:1",
+    }
