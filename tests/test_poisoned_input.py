@@ -96,3 +96,29 @@ def test_dead_letters_write_events_deeper_than_orjson_can() -> None:
         "error": {**error, "reason": error["reason"] + TOO_DEEP},
         "source": "f:1",
     }
+
+
+def test_markup_in_event_data_is_shown_as_written(tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path,
+        {"type": "[/x]", "userId": "u-1"},
+        {"type": "[object Object]", "userId": "u-1"},
+        NEXT,
+    )
+    code, out, err = dry_run(events, "--config", CONFIG)
+    assert code == 0, err
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert rows[:3] == ["[/x]", "[object object]", "identify"]  # types compare lowercased
+
+
+def test_markup_in_names_shows_in_the_sandbox_holdings(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rudder_pipedrive_cli.cli.main import app
+
+    person = NEXT | {"traits": {"name": "[/x] Ada [bold]Lovelace"}}
+    result = CliRunner().invoke(
+        app, ["send", write_events(tmp_path, person), "--config", CONFIG, "--sandbox"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "[/x] Ada [bold]Lovelace" in result.stderr  # the holdings go to stderr

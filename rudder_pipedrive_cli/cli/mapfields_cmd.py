@@ -12,6 +12,7 @@ from rich.table import Table as RichTable
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.core.catalog import (
     ENTITIES,
     IDENTITY_FIELDS,
@@ -128,12 +129,12 @@ def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_
             table.add_column(column, no_wrap=column == "key")
         for info in listed:
             table.add_row(
-                info.key,
-                info.name,
-                info.field_type,
+                plain(info.key),
+                plain(info.name),
+                plain(info.field_type),
                 "yes" if info.is_custom else "",
                 "yes" if is_searchable(info) else "",
-                ", ".join(f"{label}={oid}" for label, oid in info.options.items()),
+                plain(", ".join(f"{label}={oid}" for label, oid in info.options.items())),
             )
         env.out.print(table)
     if "leads" in entities:
@@ -141,7 +142,7 @@ def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_
         labels.add_column("name")
         labels.add_column("id", no_wrap=True)
         for name, lid in catalog.labels.items():
-            labels.add_row(name, lid)
+            labels.add_row(plain(name), plain(lid))
         env.out.print(labels)
 
 

@@ -21,6 +21,12 @@ STYLE = {
 }
 
 
+def plain(value: object) -> Text:
+    """A table cell or title holding data (event types, names, field names, URLs): shown as is,
+    never read as Rich markup ("[/x]" would raise, "[bold]" would vanish)."""
+    return Text(str(value))
+
+
 def planned_line(planned: Planned) -> Text:
     """One event of a dry-run as a line: source, type, outcome, then its requests."""
     status = planned.planned_status
@@ -50,7 +56,9 @@ def events_table(tally: Tally, *, title: str, sent_label: str = "sent") -> Table
         table.add_column(sent_label if name == "sent" else name, justify="right")
     table.add_column("total", justify="right")
     for kind, counts in sorted(tally.by_type.items()):
-        table.add_row(kind, *(str(counts[name]) for name in OUTCOMES), str(sum(counts.values())))
+        table.add_row(
+            plain(kind), *(str(counts[name]) for name in OUTCOMES), str(sum(counts.values()))
+        )
     table.add_row(
         "all", *(str(tally.outcomes[name]) for name in OUTCOMES), str(tally.read), style="bold"
     )
@@ -120,11 +128,11 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any]) -> None:
         emails = person.get("emails") or []
         email = next((e.get("value", "") for e in emails if isinstance(e, dict)), "")
         table.add_row(
-            str(person.get("id")),
-            str(person.get("name", "")),
-            str(email),
-            str(orgs.get(person.get("org_id"), "")),
-            ", ".join(leads.get(person.get("id"), [])),
+            plain(person.get("id")),
+            plain(person.get("name", "")),
+            plain(email),
+            plain(orgs.get(person.get("org_id"), "")),
+            plain(", ".join(leads.get(person.get("id"), []))),
         )
     console.print(table)
     console.print(

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors, state_path
+from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state import (
     NamespaceSummary,
@@ -41,7 +42,7 @@ def namespace_title(summary: NamespaceSummary) -> str:
 
 
 def namespace_table(summary: NamespaceSummary) -> Table:
-    table = Table(title=namespace_title(summary), title_justify="left", show_header=False)
+    table = Table(title=plain(namespace_title(summary)), title_justify="left", show_header=False)
     table.add_column("what")
     table.add_column("count")
     ids = summary.identities
@@ -56,7 +57,7 @@ def namespace_table(summary: NamespaceSummary) -> Table:
     )
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
     table.add_row("in flight", plural(summary.inflight, "write"))
-    table.add_row("last run", last_run_text(summary))
+    table.add_row("last run", plain(last_run_text(summary)))
     return table
 
 
