@@ -175,3 +175,37 @@ def test_token_in_world_readable_config_warns(tmp_path: Path) -> None:
     (warning,) = load_settings(str(path), env={}).warnings
     assert "readable by other users" in warning and "chmod 600" in warning
     assert "tok-xyz" not in warning
+
+
+@pytest.mark.parametrize(
+    "value", ['["tok-4b1d-SECRET"]', "424242424242", "{ t = 'tok-4b1d-SECRET' }"]
+)
+def test_a_token_of_the_wrong_type_is_not_repeated(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, f"[pipedrive]\napi_token = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    text = f"{caught.value.message} {caught.value.hint}"
+    assert "pipedrive.api_token must be a str, got a " in caught.value.message
+    assert "4b1d" not in text
+    assert "424242424242" not in text
+
+
+def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
+    quoted = write(tmp_path, '[fields.persons]\n"address.city" = "k1"\nrole = "k2"\n')
+    expected = load_settings(str(quoted), env={}).person_fields
+    path = tmp_path / "dotted.toml"
+    path.write_text('[fields.persons]\naddress.city = "k1"\nrole = "k2"\n')
+    assert (
+        load_settings(str(path), env={}).person_fields
+        == expected
+        == {
+            "address.city": "k1",
+            "role": "k2",
+        }
+    )
+    path.write_text("[fields.persons]\naddress.geo.lat = 5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    assert caught.value.message == (
+        f"{path}: fields.persons.address.geo.lat must be a Pipedrive field key (a string)"
+    )

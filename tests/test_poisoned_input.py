@@ -36,7 +36,9 @@ def test_a_huge_whole_amount_stays_a_float_and_the_run_goes_on(
         "properties": {"revenue": revenue, "currency": "EUR"},
         "context": {"traits": {"name": "Ada"}},
     }
-    code, out, err = dry_run(write_events(tmp_path, track, NEXT), "--config", CONFIG, "-f", "ndjson")
+    code, out, err = dry_run(
+        write_events(tmp_path, track, NEXT), "--config", CONFIG, "-f", "ndjson"
+    )
     assert code == 0, err
     big, following = records(out)
     (lead,) = [r for r in big["requests"] if r["path"] == "/v1/leads"]  # type: ignore[union-attr]
@@ -52,7 +54,9 @@ def test_an_event_too_deep_to_hash_fails_alone(tmp_path: Path) -> None:
         inner["a"] = {}
         inner = inner["a"]  # type: ignore[assignment]
     event = {"type": "identify", "userId": "u-deep", "traits": {"name": "D", "nest": deep}}
-    code, out, err = dry_run(write_events(tmp_path, event, NEXT), "--config", CONFIG, "-f", "ndjson")
+    code, out, err = dry_run(
+        write_events(tmp_path, event, NEXT), "--config", CONFIG, "-f", "ndjson"
+    )
     assert code == 1, err
     failed, following = records(out)
     assert failed["outcome"] == "failed"

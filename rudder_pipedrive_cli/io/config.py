@@ -37,10 +37,11 @@ class Key:
     default: Any
     env: str
     choices: tuple[str, ...] = ()
+    secret: bool = False  # its value is never shown, not even in an error about it
 
 
 KEYS: tuple[Key, ...] = (
-    Key("pipedrive", "api_token", str, "", TOKEN_ENV),
+    Key("pipedrive", "api_token", str, "", TOKEN_ENV, secret=True),
     Key("pipedrive", "company_domain", str, "", "RPD_COMPANY_DOMAIN"),
     Key("pipedrive", "base_url", str, "", "RPD_BASE_URL"),
     Key("pipedrive", "plan", str, "growth", "RPD_PLAN", PLANS),
@@ -183,8 +184,9 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
+    got = f"a {type(value).__name__}" if key.secret else repr(value)
     raise ConfigError(
-        f"{where}: {key.section}.{key.name} must be a {key.kind.__name__}, got {value!r}",
+        f"{where}: {key.section}.{key.name} must be a {key.kind.__name__}, got {got}",
         hint=f"e.g. {key.name} = {'true' if key.kind is bool else repr(key.default or 'VALUE')}",
     )
 
@@ -201,17 +203,23 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
 
 
-def _field_table(path: Path, section: str, table: Any) -> dict[str, str]:
+def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
+    """Trait path -> field key. An unquoted dotted trait (`address.city = "..."`) is a nested
+    table in TOML: it reads as the dotted path it spells, like the quoted form."""
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [fields.{section}] must be a table of trait = field key")
     mapping: dict[str, str] = {}
     for trait, key in table.items():
+        if isinstance(key, dict):
+            mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
+            continue
         if not isinstance(key, str) or not key.strip():
+            where = f"fields.{section}.{prefix}{trait}"
             raise ConfigError(
-                f"{path}: fields.{section}.{trait} must be a Pipedrive field key (a string)",
+                f"{path}: {where} must be a Pipedrive field key (a string)",
                 hint="run `rpd map-fields --format toml` to list the keys",
             )
-        mapping[trait] = key.strip()
+        mapping[prefix + trait] = key.strip()
     return mapping
 
 
