@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -40,10 +41,26 @@ def test_each_item_is_accounted_for_once() -> None:
     assert out[3].decided == Outcome(status="skipped", reason="filtered out: type page")
 
 
-def test_limit_counts_every_input_item() -> None:
-    items = [RawItem(source=f"f:{n}", value=IDENTIFY) for n in range(1, 6)]
-    assert [i.source for i in intake(items, EventFilter(), limit=2)] == ["f:1", "f:2"]
-    assert list(intake(items, EventFilter(), limit=0)) == []
+def test_limit_counts_what_passes_the_filters_and_reads_no_further() -> None:
+    pulled: list[str] = []
+
+    def items() -> Iterator[RawItem]:
+        for n, kind in enumerate(["page", "identify", "page", "identify", "identify"], 1):
+            pulled.append(f"f:{n}")
+            yield RawItem(source=f"f:{n}", value=IDENTIFY | {"type": kind})
+
+    only = EventFilter(types=frozenset({"identify"}))
+    out = list(intake(items(), only, limit=2))
+    assert [(i.source, i.kind, i.decided is None) for i in out] == [
+        ("f:1", "page", False),  # skipped by the filter: shown, not counted
+        ("f:2", "identify", True),
+        ("f:3", "page", False),
+        ("f:4", "identify", True),
+    ]
+    assert pulled == ["f:1", "f:2", "f:3", "f:4"]  # the fifth item is never read
+    assert list(intake(items(), EventFilter(), limit=0)) == []
+    bad = [RawItem(source="f:1", error="bad", text="{"), RawItem(source="f:2", value=IDENTIFY)]
+    assert [i.source for i in intake(bad, EventFilter(), limit=1)] == ["f:1"]  # invalid counts
 
 
 def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> None:

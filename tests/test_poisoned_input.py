@@ -126,3 +126,23 @@ def test_markup_in_names_shows_in_the_sandbox_holdings(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.stderr
     assert "[/x] Ada [bold]Lovelace" in result.stderr  # the holdings go to stderr
+
+
+def test_limit_stops_before_a_bad_line_it_does_not_need(tmp_path: Path) -> None:
+    events = write_events(tmp_path, IDENTIFY, NEXT, extra="garbage\n")
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson", "--strict", "--limit", "2")
+    assert code == 0, err
+    assert [r["outcome"] for r in records(out)] == ["planned", "planned"]
+
+
+def test_limit_counts_the_events_the_type_filter_keeps(tmp_path: Path) -> None:
+    track = {"type": "track", "messageId": "m-t", "userId": "u-1", "event": "Signed Up"}
+    track["context"] = {"traits": {"name": "Ada"}}
+    events = write_events(tmp_path, IDENTIFY, track, NEXT, track | {"messageId": "m-t2"})
+    args = ("--config", CONFIG, "-f", "ndjson", "--type", "track", "--limit", "1")
+    code, out, err = dry_run(events, *args)
+    assert code == 0, err
+    assert [(r["type"], r["outcome"]) for r in records(out)] == [
+        ("identify", "skipped"),
+        ("track", "planned"),
+    ]

@@ -29,7 +29,9 @@ SinceOpt = Annotated[
 UntilOpt = Annotated[
     str | None, typer.Option("--until", help="Only events before this ISO date/time.")
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", min=0, help="Read at most N events.")]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=0, help="Stop after N events that pass the filters.")
+]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Stop at the first line that is not an event.")
 ]

@@ -40,25 +40,40 @@ def _invalid(item: RawItem, reason: str, stage: str) -> Intake:
 def intake(
     items: Iterable[RawItem], event_filter: EventFilter, limit: int | None = None
 ) -> Iterator[Intake]:
-    """Every item becomes exactly one Intake (so every input is accounted for); `limit` caps it."""
+    """Every item becomes exactly one Intake (so every input is accounted for).
+
+    `limit` stops after that many items that pass the filters (events, and input that is not
+    one); items the filters skip on the way are still yielded, as skipped. No item is read past
+    the limit, so a slow stream is not waited for and a bad line after it is never met.
+    """
+    if limit == 0:
+        return
     filtering = (
         event_filter.types is not None
         or event_filter.since is not None
         or event_filter.until is not None
     )
-    for count, item in enumerate(items):
-        if limit is not None and count >= limit:
-            return
+    taken = 0
+    for item in items:
+        filtered = False
         if item.error:
             yield _invalid(item, item.error, "read")
-            continue
-        try:
-            event = parse_event(item.value, item.source)
-        except EventError as exc:
-            yield _invalid(item, str(exc), "parse")
-            continue
-        skip = event_filter.skip_reason(event) if filtering else None
-        decided = Outcome(status="skipped", reason=skip) if skip else None
-        yield Intake(
-            source=item.source, kind=event.type, raw=item.value, event=event, decided=decided
-        )
+        else:
+            try:
+                event = parse_event(item.value, item.source)
+            except EventError as exc:
+                yield _invalid(item, str(exc), "parse")
+            else:
+                skip = event_filter.skip_reason(event) if filtering else None
+                filtered = skip is not None
+                yield Intake(
+                    source=item.source,
+                    kind=event.type,
+                    raw=item.value,
+                    event=event,
+                    decided=Outcome(status="skipped", reason=skip) if skip else None,
+                )
+        if not filtered:
+            taken += 1
+            if limit is not None and taken >= limit:
+                return
