@@ -101,6 +101,19 @@ def test_hand_formatted_batch_body(tmp_path: Path) -> None:
     assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
 
 
+def test_hand_formatted_single_event_batch(tmp_path: Path) -> None:
+    # The second line is a complete object, but indented: one document, not broken NDJSON.
+    data = b'{"batch": [\n  ' + dumps(A) + b"\n]}\n"
+    path = write(tmp_path / "e.json", data)
+    assert read(path) == [ok(f"{path}#1", A)]
+
+
+def test_event_with_its_traits_on_their_own_line(tmp_path: Path) -> None:
+    data = b'{"type": "identify", "userId": "u1", "traits":\n  {"name": "A"}\n}\n'
+    path = write(tmp_path / "e.json", data)
+    assert read(path) == [ok(path, {"type": "identify", "userId": "u1", "traits": {"name": "A"}})]
+
+
 def test_array_element_holding_a_batch(tmp_path: Path) -> None:
     path = write(tmp_path / "e.json", dumps([A, {"batch": [B, C]}]))
     assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2#1", B), ok(f"{path}#2#2", C)]

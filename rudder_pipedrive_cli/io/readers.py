@@ -6,10 +6,10 @@ document (loaded whole), decided from its first non-blank lines:
 - the first non-blank character is `[`: a JSON array document;
 - the first non-blank line is a complete JSON value: NDJSON (a one-line object file is the same
   either way);
-- otherwise the second non-blank line decides: a complete JSON object means NDJSON whose first
-  line is broken; anything else (a pretty-printed object goes on with `"key": ...`) means one
-  JSON document, such as an event or a `{"batch": [...]}` body spread over lines. A file of one
-  broken line is NDJSON.
+- otherwise the second non-blank line decides: a complete JSON object starting in the first
+  column means NDJSON whose first line is broken; anything else (a pretty-printed object goes on
+  with `"key": ...`, or with an indented element) means one JSON document, such as an event or a
+  `{"batch": [...]}` body spread over lines. A file of one broken line is NDJSON.
 
 Sources: `FILE:LINE` (1-based physical lines), `FILE:LINE#N` for the N-th event of a batch on a
 line, `FILE#N` for the N-th element of an array or of a whole-file batch, `FILE` for a whole-file
@@ -154,8 +154,10 @@ def _layout(content: list[tuple[int, bytes]]) -> str | None:
         return "ndjson"
     if len(content) == 1:
         return None
+    # An NDJSON line starts at its first column; a pretty-printed document indents what it nests
+    # (`{"batch": [` then `  {"type": ...}` is one document, though its second line decodes).
     second = content[1][1]
-    return "ndjson" if second.lstrip().startswith(b"{") and _decodes(second) else "document"
+    return "ndjson" if second.startswith(b"{") and _decodes(second) else "document"
 
 
 def _decodes(line: bytes) -> bool:
