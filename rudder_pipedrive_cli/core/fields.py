@@ -7,7 +7,7 @@ field type); the plans hold the decisions (create or update, merges, links).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -86,20 +86,16 @@ class Traits:
         return cls(sources=tuple(sources))
 
     def get(self, path: str) -> Any:
+        """The first source's value at `path`; an empty string reads as absent, as it does when
+        sources are merged (so one source or several give the same answer)."""
         if "." not in path:  # most paths are one key
-            return self.flat.get(path)
+            value = self.flat.get(path)
+            return None if value == "" else value
         parts = path_parts(path)
         for source in self.sources:
             value = get_parts(source, parts)
             if value is not None and value != "":
                 return value
-        return None
-
-    def first(self, paths: Iterable[str]) -> tuple[str, Any] | None:
-        for path in paths:
-            value = self.get(path)
-            if value is not None and value != "":
-                return path, value
         return None
 
 
@@ -118,16 +114,20 @@ text = identity_value
 
 
 def person_name(traits: Traits) -> str | None:
-    name = text(traits.get("name"))
-    if name is not None:
-        return name
-    parts = []
-    for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
-        hit = traits.first(paths)
-        part = text(hit[1]) if hit else None
-        if part:
-            parts.append(part)
-    return " ".join(parts) or None
+    """`name`, else first and last name, from the first source that has either: top-level
+    traits win whole (their firstName/lastName over a `name` in context.traits)."""
+    for source in traits.sources:
+        name = text(source.get("name"))
+        if name is not None:
+            return name
+        parts = []
+        for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
+            part = next((p for p in (text(source.get(path)) for path in paths) if p), None)
+            if part:
+                parts.append(part)
+        if parts:
+            return " ".join(parts)
+    return None
 
 
 def contacts(value: Any) -> list[dict[str, Any]]:

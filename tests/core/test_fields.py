@@ -129,6 +129,32 @@ def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("top", "context", "expected"),
+    [
+        ({"firstName": "New", "lastName": "Name"}, {"name": "Old Name"}, "New Name"),
+        ({"name": "Top"}, {"firstName": "Ctx"}, "Top"),
+        ({"email": "a@b.c"}, {"name": "From Context"}, "From Context"),
+        ({"name": ""}, {"first_name": "Ctx", "last_name": "Only"}, "Ctx Only"),
+    ],
+)
+def test_person_name_top_level_traits_win_whole(
+    top: dict[str, Any], context: dict[str, Any], expected: str
+) -> None:
+    assert person_name(Traits(sources=(top, context))) == expected
+
+
+@pytest.mark.parametrize(
+    "sources", [({"plan": "", "role": "Eng"},), ({"plan": "", "role": "Eng"}, {"other": 1})]
+)
+def test_an_empty_string_trait_is_absent_with_one_source_or_several(
+    sources: tuple[dict[str, Any], ...],
+) -> None:
+    traits = Traits(sources=sources)
+    mapping = {"plan": "k-plan", "role": "k-role"}
+    assert mapped_values(traits, mapping, PlanConfig(), []) == {"k-role": "Eng"}
+
+
+@pytest.mark.parametrize(
     ("value", "expected"),
     [
         ("a@b.c", ["a@b.c"]),
