@@ -146,3 +146,45 @@ def test_limit_counts_the_events_the_type_filter_keeps(tmp_path: Path) -> None:
         ("identify", "skipped"),
         ("track", "planned"),
     ]
+
+
+@pytest.mark.parametrize("where", ["missing/dir/out.ndjson", "."])
+def test_output_paths(tmp_path: Path, where: str) -> None:
+    events = write_events(tmp_path, IDENTIFY)
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson", "-o", where, "-q")
+    if where == ".":
+        assert (code, out) == (2, "")
+        assert err.splitlines() == [
+            "error: --output . is a directory",
+            "hint: give --output a file path",
+        ]
+    else:  # folders are created, as for send's report
+        assert code == 0, err
+        assert [r["id"] for r in records((tmp_path / where).read_text())] == ["m-1"]
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
+    events = write_events(tmp_path, IDENTIFY)
+    code, _, err = dry_run(events, "--config", CONFIG, "-o", events)
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"error: --output {events} is also an input: rpd would read back what it appends"
+    )
+
+
+def test_a_closed_output_pipe_stops_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    many = [IDENTIFY | {"messageId": f"m-{n}", "userId": f"u-{n}"} for n in range(20000)]
+    events = write_events(tmp_path, *many)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", events]
+    command += ["--config", CONFIG, "-f", "ndjson"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as `| head -1` does
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert json.loads(first)["id"] == "m-0"
+    assert stderr == b""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -119,6 +121,12 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
             except KeyboardInterrupt:
                 print("interrupted", file=sys.stderr)
                 raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            except BrokenPipeError:
+                # The reader of our output is gone: stop quietly, as `cmd | head` expects, and
+                # point stdout at /dev/null so the interpreter's last flush does not fail again.
+                with contextlib.suppress(OSError, ValueError):  # no file descriptor (tests)
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(int(ExitStatus.PIPE_CLOSED)) from None
             except Exception as error:  # a bug: say so in two lines, the traceback only with -v
                 if verbose:
                     traceback.print_exc()

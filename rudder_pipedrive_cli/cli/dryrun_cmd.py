@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.deadletter import check_output_path
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
@@ -56,6 +57,19 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
             )
         return None
     return ReplayState.open(path, matches[0], readonly=True)
+
+
+def open_output(path: Path) -> IO[bytes]:
+    """`-o FILE`, created with its folders like send's report; a path rpd cannot write, or one
+    that is also an input, is a usage error before anything is planned."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open("wb")
+    except OSError as error:
+        raise UsageError(
+            f"cannot write --output {path}: {error.strerror or error}",
+            hint="choose another --output path",
+        ) from None
 
 
 @handle_errors()
@@ -90,6 +104,8 @@ def dry_run_command(
     if assumption is None:
         raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
     event_filter = EventFilter.from_options(types, since, until)
+    if output is not None:
+        check_output_path(output, "--output", tuple(paths))
     with (
         command_env(
             config=config,
@@ -131,7 +147,7 @@ def dry_run_command(
                 respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
         planned = preview(items, plan_config, respond, known, tally, journal_status)
-        sink: IO[bytes] = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
+        sink: IO[bytes] = stack.enter_context(open_output(output)) if output else sys.stdout.buffer
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
             dumps, write = orjson.dumps, sink.write

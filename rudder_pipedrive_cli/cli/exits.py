@@ -15,6 +15,7 @@ class ExitStatus(enum.IntEnum):
     RATE_LIMITED = 4
     INTERNAL = 70  # a bug in rpd (EX_SOFTWARE): not one of SPEC 6's codes, so never mistaken
     INTERRUPTED = 130
+    PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away (`rpd dry-run ... | head`)
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:
