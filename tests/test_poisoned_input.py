@@ -188,3 +188,22 @@ def test_a_closed_output_pipe_stops_quietly(tmp_path: Path) -> None:
     assert process.wait(timeout=60) == 141
     assert json.loads(first)["id"] == "m-0"
     assert stderr == b""
+
+
+def test_label_names_offline_say_why_they_are_left_out(tmp_path: Path) -> None:
+    track = {"type": "track", "messageId": "m-t", "userId": "u-1", "event": "Signed Up"}
+    track |= {"properties": {"label_ids": "Hot"}, "context": {"traits": {"name": "Ada"}}}
+    events = write_events(tmp_path, track)
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson")
+    assert code == 0, err
+    (record,) = records(out)
+    assert record["warnings"] == [
+        "lead label 'Hot' cannot be resolved without the account's label listing "
+        "(dry-run: --lookups, or the state of an earlier send); left out"
+    ]
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson", "--sandbox", "--lookups")
+    assert code == 0, err
+    (record,) = records(out)
+    assert record["warnings"] == []
+    (lead,) = [r for r in record["requests"] if r["path"] == "/v1/leads"]  # type: ignore[union-attr]
+    assert lead["body"]["label_ids"] == ["894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"]  # type: ignore[index]

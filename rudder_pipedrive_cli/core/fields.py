@@ -504,9 +504,12 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
     return None
 
 
-def lead_labels(value: Any, known: Mapping[str, str], warnings: list[str]) -> list[str]:
+def lead_labels(
+    value: Any, known: Mapping[str, str], warnings: list[str], *, listed: bool = True
+) -> list[str]:
     """Label UUIDs pass through; names resolve through the account's lead labels (exact, else
-    case-insensitive); an unknown name is dropped with a warning (a label is not worth the lead)."""
+    case-insensitive); an unknown name is dropped with a warning (a label is not worth the lead).
+    `listed` is False when the account's labels were never listed (an offline dry-run)."""
     items: Sequence[Any] = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
@@ -517,7 +520,12 @@ def lead_labels(value: Any, known: Mapping[str, str], warnings: list[str]) -> li
         if name is None:
             continue
         uid = name if UUID.match(name) else known.get(name, folded.get(name.lower()))
-        if uid is None:
+        if uid is None and not listed:
+            warnings.append(
+                f"lead label {name!r} cannot be resolved without the account's label listing "
+                "(dry-run: --lookups, or the state of an earlier send); left out"
+            )
+        elif uid is None:
             warnings.append(f"lead label {name!r} is not a label of this account; dropped")
         elif uid not in labels:
             labels.append(uid)

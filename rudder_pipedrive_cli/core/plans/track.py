@@ -91,7 +91,9 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
             body["expected_close_date"] = day
     labels = properties.get("label_ids")
     if labels is not None:
-        label_ids = lead_labels(labels, config.lead_labels, warnings)
+        # Without the field catalog (an offline dry-run) the labels were never listed either.
+        listed = bool(config.field_types)
+        label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
             body["label_ids"] = label_ids
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
