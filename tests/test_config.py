@@ -73,6 +73,7 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
             "did you mean 'user_id_field'?",
         ),
         ("[pipedrve]\n", "unknown section [pipedrve]", "did you mean 'pipedrive'?"),
+        ('plan = "growth"\n', "plan is outside any section", "put it under [pipedrive]"),
         (
             "[fields.person]\nrole = 'k'\n",
             "unknown section [fields.person]",

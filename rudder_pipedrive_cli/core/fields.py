@@ -197,12 +197,14 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
         moment = parse_time(trait)
         if moment is not None:
             return rfc3339(moment)
-        warnings.append(f"add_time = {show(trait)} is not a date or time; using the event time")
     for path in EVENT_TIME_PATHS:
         moment = parse_time(raw.get(path))
         if moment is not None:
-            return rfc3339(moment)
-    return None
+            break
+    if trait is not None:
+        instead = "using the event time" if moment is not None else "left out"
+        warnings.append(f"add_time = {show(trait)} is not a date or time; {instead}")
+    return rfc3339(moment) if moment is not None else None
 
 
 def date_part(value: Any) -> str | None:

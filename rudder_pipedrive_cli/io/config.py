@@ -230,6 +230,12 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     sections = [*sorted({k.section for k in KEYS}), "fields"]
     for section, table in data.items():
         if section not in sections:
+            homes = [k.section for k in KEYS if k.name == section]
+            if homes and not isinstance(table, dict):  # a key written above every section
+                raise ConfigError(
+                    f"{path}: {section} is outside any section",
+                    hint=f"put it under [{homes[0]}]",
+                )
             raise ConfigError(
                 f"{path}: unknown section [{section}]", hint=_nearest(section, sections)
             )

@@ -201,6 +201,9 @@ def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
         add_time(traits, {"timestamp": "2022-01-01T12:00:00Z"}, warnings) == "2022-01-01T12:00:00Z"
     )
     assert warnings == ["add_time = yesterday is not a date or time; using the event time"]
+    warnings.clear()
+    assert add_time(traits, {}, warnings) is None  # no event time either
+    assert warnings == ["add_time = yesterday is not a date or time; left out"]
 
 
 @pytest.mark.parametrize(
