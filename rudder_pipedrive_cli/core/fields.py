@@ -558,11 +558,30 @@ def read_visible_to(traits: Traits, warnings: list[str]) -> int | None:
     return None if value is None else visible_to(value, warnings)
 
 
+def read_contacts(trait: str) -> Reader:
+    """The reader of `email` or `phone`: a value holding no usable entry (an object such as
+    `{"work": ...}`, or a list of objects without "value") is warned about, not silently lost."""
+
+    def read(traits: Traits, warnings: list[str]) -> list[dict[str, Any]] | None:
+        value = traits.get(trait)
+        if value is None:
+            return None
+        found = contacts(value)
+        if not found:
+            warnings.append(
+                f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
+                'or objects with a "value"); left out'
+            )
+        return found or None
+
+    return read
+
+
 # Body key -> how to read it from the traits (add_time is separate: only on create).
 PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
     ("name", lambda traits, warnings: person_name(traits)),
-    ("emails", lambda traits, warnings: contacts(traits.get("email")) or None),
-    ("phones", lambda traits, warnings: contacts(traits.get("phone")) or None),
+    ("emails", read_contacts("email")),
+    ("phones", read_contacts("phone")),
     ("visible_to", read_visible_to),
 )
 ORG_STANDARD: tuple[tuple[str, Reader], ...] = (

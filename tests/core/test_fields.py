@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.fields import (
     dropped,
     mapped_values,
     person_name,
+    read_contacts,
     split_custom,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -274,3 +275,25 @@ def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, cus
     config = PlanConfig(field_types={key: info} if info else {})
     top, inner = split_custom({key: 1}, config)
     assert (inner, top) == (({key: 1}, {}) if custom else ({}, {key: 1}))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "warned"),
+    [
+        ("a@b.c", ["a@b.c"], False),
+        ({"work": "a@b.c"}, None, True),
+        ([{"type": "work"}], None, True),
+        ([{"value": "a@b.c"}, {"x": 1}], ["a@b.c"], False),
+    ],
+)
+def test_an_email_holding_no_address_is_warned_about(
+    value: Any, expected: list[str] | None, warned: bool
+) -> None:
+    warnings: list[str] = []
+    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    assert (None if found is None else [c["value"] for c in found]) == expected
+    message = (
+        f"email = {json.dumps(value, separators=(',', ':'))} holds no email (give a string, "
+        'a list of strings, or objects with a "value"); left out'
+    )
+    assert warnings == ([message] if warned else [])
