@@ -42,6 +42,18 @@ CASES = [
             "retryable": False,
         },
     ),
+    Case(
+        name="an external id of an unknown type: the reason says which types are known",
+        raw={"type": "identify", "context": {"externalId": [{"type": "PERSON_ID", "id": 5}]}},
+        expect={
+            "status": "failed",
+            "reason": "event has no userId, anonymousId or external id (context.externalId "
+            "holds none of the types person_id, pipedrivePersonId, org_id, pipedriveGroupId, "
+            "prev_person_id, pipedrivePreviousId, curr_person_id, pipedriveCurrentId)",
+            "stage": "validate",
+            "retryable": False,
+        },
+    ),
     *(
         Case(
             name=f"userId fallback {where}, anonymousId never used",

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -62,11 +62,12 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     if not has_identity:
         if event.anonymous_id is not None:
             return Outcome(status="skipped", reason="anonymous")
-        return Outcome(
-            status="failed",
-            reason="event has no userId, anonymousId or external id",
-            stage="validate",
-        )
+        reason = "event has no userId, anonymousId or external id"
+        if get_parts(event.raw, ("context", "externalId")) is not None:
+            reason += (
+                f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
+            )
+        return Outcome(status="failed", reason=reason, stage="validate")
     ledger = Ledger()
     ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
     # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
