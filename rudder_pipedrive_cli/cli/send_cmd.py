@@ -247,6 +247,8 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         tally=tally,
         dead_letters=letters,
         journal=replay_state,
+        # A write left in flight is reconciled from its send time: on Pipedrive's clock.
+        now=client.server_clock.stamp,
         on_done=lambda _item, _outcome: progress.tick(),
     )
     if replay_state is not None:

@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
@@ -23,7 +23,6 @@ from tenacity import RetryError
 
 from rudder_pipedrive_cli import __version__
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop, UsageError
-from rudder_pipedrive_cli.core.fields import rfc3339  # to the second, rounded down
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.pacing import WINDOW_S, Clock, Pacer, RateHeaders, Sleep
@@ -34,6 +33,7 @@ from rudder_pipedrive_cli.http.retry import (
     Retry,
     RetryPolicy,
 )
+from rudder_pipedrive_cli.http.server_clock import ServerClock, utc_now
 from rudder_pipedrive_cli.io.config import is_loopback, resolve_base_url
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,6 @@ NOT_SENT: tuple[type[Exception], ...] = (
     httpx.LocalProtocolError,
     httpx.ProxyError,
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _json_default(value: Any) -> Any:
@@ -123,7 +119,8 @@ class PipedriveClient:
         now: Callable[[], datetime] = utc_now,
         pacer: Pacer | None = None,  # share one with another client of the same run
     ) -> None:
-        if not token.strip() or not token.isprintable():
+        # Header values are ASCII: anything else is no Pipedrive token (and httpx would fail).
+        if not token.strip() or not token.isprintable() or not token.isascii():
             raise UsageError("the Pipedrive API token is empty or malformed", hint=AUTH_HINT)
         if concurrency < 1 or max_retries < 0:
             raise UsageError("concurrency must be at least 1 and max-retries at least 0")
@@ -132,6 +129,7 @@ class PipedriveClient:
         self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self._now = now
+        self.server_clock = ServerClock(now)  # send times on Pipedrive's clock (reconciling)
         # One single-connection client per lane, not one pool of `concurrency` connections:
         # httpcore's pool rescans every connection for every queued request, which profiled at
         # half of a send's CPU at concurrency 32. Lanes share one TLS context (building one per
@@ -225,7 +223,7 @@ class PipedriveClient:
     async def _attempt(self, request: ApiRequest, attempts: Attempts) -> ApiResponse:
         ticket = await self.pacer.acquire(request)
         attempts.sent += 1
-        sent_at = rfc3339(self._now())
+        sent_at = self.server_clock.stamp()
 
         async def trace(event: str, info: Mapping[str, Any]) -> None:
             if event.endswith("send_request_body.complete"):
@@ -258,6 +256,7 @@ class PipedriveClient:
     def _answer(
         self, request: ApiRequest, response: httpx.Response, sent_at: str, attempts: Attempts
     ) -> ApiResponse:
+        self.server_clock.observe(response.headers.get("date"))
         headers = RateHeaders.parse(response.headers)
         self.pacer.observe(request, headers)
         status = response.status_code

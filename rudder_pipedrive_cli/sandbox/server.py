@@ -13,6 +13,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -71,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
-        self.wfile.write(_encode(answer, close=self.close_connection))
+        self.wfile.write(_encode(answer, close=self.close_connection, now=self.server.app.clock()))
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
@@ -79,9 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the sandbox's record is `/_sandbox/stats`, not a log on stderr."""
 
 
-def _encode(answer: Answer, *, close: bool) -> bytes:
+def _encode(answer: Answer, *, close: bool, now: float | None = None) -> bytes:
+    """The whole response. `Date` is the app's clock, the one that stamps update_time, as a real
+    server's Date and record times share one clock (clients use it to reconcile)."""
     lines = [
         f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Unknown')}",
+        f"Date: {formatdate(time.time() if now is None else now, usegmt=True)}",
         f"Content-Type: {answer.content_type}",
         f"Content-Length: {len(answer.body)}",
         "Connection: close" if close else "Connection: keep-alive",

@@ -7,8 +7,10 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from helpers_http import run
 
 from rudder_pipedrive_cli.core.events import Event, parse_event
@@ -56,10 +58,10 @@ def events(users: int, seed: int) -> list[Event]:
     return [parse_event(stories[u].pop(0), f"test:{i}") for i, u in enumerate(order)]
 
 
-def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> None:
-    sandbox = make_sandbox(
-        plan="unlimited", fail_reset=0.15, fail_5xx=0.1, fail_429=0.05, latency_ms=2, fault_seed=11
-    )
+def send_under_faults(
+    sandbox: Sandbox, now: Callable[[], datetime] | None = None
+) -> tuple[Tally, dict[str, Outcome]]:
+    """The 25-user workload through the engine; `now` is the client's clock."""
     known = MemoryKnown()
     tally = Tally()
     outcomes: dict[str, Outcome] = {}
@@ -80,6 +82,7 @@ def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> N
             concurrency=8,
             tally=tally,
             sleep=quick,
+            **({"now": now} if now is not None else {}),
         ) as client:
             await run_plans(
                 items,
@@ -91,8 +94,10 @@ def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> N
             )
 
     run(scenario())
-    stats = sandbox.stats()
-    assert stats["resets"] > 0 and stats["rate_limited"] > 0  # the faults did happen
+    return tally, outcomes
+
+
+def assert_each_once(sandbox: Sandbox, outcomes: dict[str, Outcome]) -> None:
     failed = {k: o.reason for k, o in outcomes.items() if o.status == "failed"}
     assert failed == {}
     state = sandbox.state()
@@ -100,4 +105,28 @@ def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> N
     assert people == Counter({f"user-{u}": 1 for u in range(25)})
     leads = Counter(lead["origin_id"] for lead in state["leads"])
     assert leads == Counter({f"rpd:t-{u}-{n}": 1 for u in range(25) for n in range(2)})
+
+
+def test_faults_never_duplicate_persons_or_leads(make_sandbox: MakeSandbox) -> None:
+    sandbox = make_sandbox(
+        plan="unlimited", fail_reset=0.15, fail_5xx=0.1, fail_429=0.05, latency_ms=2, fault_seed=11
+    )
+    tally, outcomes = send_under_faults(sandbox)
+    stats = sandbox.stats()
+    assert stats["resets"] > 0 and stats["rate_limited"] > 0  # the faults did happen
+    assert_each_once(sandbox, outcomes)
     assert sum(tally.requests.values()) == sum(stats["requests"].values())
+
+
+@pytest.mark.parametrize("skew_s", [6, -6])
+def test_a_client_clock_off_by_seconds_still_never_duplicates(
+    make_sandbox: MakeSandbox, skew_s: int
+) -> None:
+    # Lost answers are reconciled by listing records updated since the send time: that time
+    # must be on the sandbox's clock (its Date header), not this machine's.
+    sandbox = make_sandbox(plan="unlimited", fail_reset=0.3, latency_ms=2, fault_seed=11)
+    _, outcomes = send_under_faults(
+        sandbox, now=lambda: datetime.now(UTC) + timedelta(seconds=skew_s)
+    )
+    assert sandbox.stats()["resets"] > 0
+    assert_each_once(sandbox, outcomes)

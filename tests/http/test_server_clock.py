@@ -1,0 +1,60 @@
+"""Send times on Pipedrive's clock: the `Date` of each answer bounds the offset from below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.server_clock import ServerClock
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]
+LOCAL = datetime(2026, 11, 28, 12, 0, 0, 700000, tzinfo=UTC)
+
+
+def test_no_date_yet_is_the_local_clock() -> None:
+    clock = ServerClock(lambda: LOCAL)
+    assert clock.stamp() == "2026-11-28T12:00:00Z"
+    clock.observe(None)
+    clock.observe("not a date")
+    clock.observe("Sat, 28 Nov 2026 11:00:00")  # no zone: not an HTTP date
+    assert clock.offset is None
+
+
+def test_the_largest_lower_bound_wins() -> None:
+    clock = ServerClock(lambda: LOCAL)
+    clock.observe("Sat, 28 Nov 2026 11:59:50 GMT")  # Pipedrive 10.7 s behind at most
+    assert clock.offset == timedelta(seconds=-10.7)
+    clock.observe("Sat, 28 Nov 2026 11:59:52 GMT")  # a tighter bound
+    clock.observe("Sat, 28 Nov 2026 11:59:40 GMT")  # a looser one changes nothing
+    assert clock.offset == timedelta(seconds=-8.7)
+    assert clock.stamp() == "2026-11-28T11:59:52Z"
+
+
+def test_a_clock_behind_moves_send_times_forward() -> None:
+    clock = ServerClock(lambda: LOCAL)
+    clock.observe("Sat, 28 Nov 2026 12:00:05 GMT")
+    assert clock.stamp() == "2026-11-28T12:00:05Z"
+
+
+def test_the_sandbox_dates_its_answers_with_the_clock_of_its_records(
+    make_sandbox: MakeSandbox,
+) -> None:
+    sandbox = make_sandbox(plan="unlimited")
+    answer = httpx.get(f"{sandbox.url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+    sent = datetime.fromtimestamp(sandbox.app.clock(), UTC)
+    dated = datetime.strptime(answer.headers["date"], "%a, %d %b %Y %H:%M:%S GMT")
+    assert abs(dated.replace(tzinfo=UTC) - sent) < timedelta(seconds=2)
+
+
+@pytest.mark.parametrize("token", ["SEKRÉT123", "tok\u00a0en"])
+def test_a_token_that_cannot_go_in_a_header_is_a_usage_error(token: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        PipedriveClient(token=token, base_url="http://127.0.0.1:9")
+    assert caught.value.message == "the Pipedrive API token is empty or malformed"
+    assert token not in f"{caught.value.message} {caught.value.hint}"
