@@ -140,6 +140,30 @@ def test_learning_none_forgets_and_a_new_id_replaces(state: ReplayState) -> None
     assert state.person_id("never-known") is None
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> None:
+    # u-a was merged into u-b's person (2), which was then merged into u-c's (3).
+    with open_state(path) as state:
+        state.learn(
+            Outcome(
+                status="sent",
+                identities={("person", "u-a"): 2, ("person", "u-b"): 2, ("person", "u-c"): 3},
+                merged={1: 2},
+            )
+        )
+    with open_state(path, readonly=readonly) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-b"): 3}, merged={2: 3}))
+        assert [state.person_id(u) for u in ("u-a", "u-b", "u-c")] == [3, 3, 3]
+        assert state.summary()[0].identities == {"person": 3, "org": 0}  # merges not counted
+    with open_state(path) as state:
+        assert state.person_id("u-a") == (2 if readonly else 3)  # read-only: nothing written
+
+
+def test_a_loop_of_merges_in_corrupt_data_ends(state: ReplayState) -> None:
+    state.learn(Outcome(status="sent", identities={("person", "u"): 1}, merged={1: 2, 2: 1}))
+    assert state.person_id("u") in (1, 2)
+
+
 def test_lead_origins_distinguish_never_listed_from_no_leads(path: Path) -> None:
     with open_state(path) as state:
         assert state.lead_origins(5) is None

@@ -55,6 +55,12 @@ if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
 EXACT_FLOAT_INT = 2**53
 
 
+# The ordering key of an event that takes effect after every earlier event and before every later
+# one: an alias. Its merge re-points every identity cached to the merged-away person, which no
+# key of its own names (u-a was aliased to u-b; an alias of u-b to u-c then moves u-a's person).
+EVERY = "*"
+
+
 class EventError(ValueError):
     """The value is not a usable event; the message is a one-line reason."""
 
@@ -159,7 +165,10 @@ class Event:
 
     @property
     def identities(self) -> frozenset[str]:
-        """Keys that order events: two events sharing one take effect in input order."""
+        """Keys that order events: two events sharing one take effect in input order (`EVERY`
+        orders an event against all others)."""
+        if self.type == "alias":
+            return ALIAS_KEYS
         keys = set()
         if self.user_id is not None:
             keys.add("u:" + self.user_id)
@@ -170,6 +179,9 @@ class Event:
         for kind, value in self.external.items():
             keys.add(("o:" if kind == "org_id" else "p:") + value)
         return frozenset(keys)
+
+
+ALIAS_KEYS = frozenset({EVERY})
 
 
 def parse_event(raw: Any, source: str) -> Event:

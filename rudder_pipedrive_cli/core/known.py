@@ -7,13 +7,31 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 
+# A chain of merges longer than this is taken as a loop in corrupt data, not followed further.
+MAX_MERGE_HOPS = 64
+
+
+def survivor(person: PdId | None, merged_into: Callable[[PdId], PdId | None]) -> PdId | None:
+    """The person `person` ended up as, following merges (u-a into u-b, then u-b into u-c)."""
+    for _ in range(MAX_MERGE_HOPS):
+        if person is None:
+            return None
+        into = merged_into(person)
+        if into is None:
+            return person
+        person = into
+    return person
+
 
 class Known(Protocol):
-    def person_id(self, user_id: str) -> PdId | None: ...
+    def person_id(self, user_id: str) -> PdId | None:
+        """The person cached for `user_id`, after any merge it went through."""
+        ...
 
     def org_id(self, group_id: str) -> PdId | None: ...
 
@@ -40,9 +58,10 @@ class MemoryKnown:
         self.orgs: dict[str, PdId] = {}
         self.leads: dict[PdId, frozenset[str]] = {}
         self.memberships: dict[PdId, PdId] = {}
+        self.merged: dict[PdId, PdId] = {}
 
     def person_id(self, user_id: str) -> PdId | None:
-        return self.persons.get(user_id)
+        return survivor(self.persons.get(user_id), self.merged.get)
 
     def org_id(self, group_id: str) -> PdId | None:
         return self.orgs.get(group_id)
@@ -54,7 +73,9 @@ class MemoryKnown:
         return self.memberships.get(person_id)
 
     def learn(self, outcome: Outcome) -> None:
-        if not (outcome.identities or outcome.lead_origins or outcome.memberships):
+        if not (
+            outcome.identities or outcome.lead_origins or outcome.memberships or outcome.merged
+        ):
             return  # most failed, skipped and unchanged events teach nothing
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
@@ -65,3 +86,4 @@ class MemoryKnown:
         for person, origins in outcome.lead_origins.items():
             self.leads[person] = self.leads.get(person, frozenset()) | origins
         self.memberships.update(outcome.memberships)
+        self.merged.update(outcome.merged)

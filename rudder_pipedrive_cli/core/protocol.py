@@ -95,7 +95,8 @@ class Outcome:
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
     to the `origin_id`s of that person's leads as far as this event learned them. `memberships`
     maps a person id to the organization it now belongs to (so a later group event can skip the
-    link).
+    link). `merged` maps a person merged away to the person it was merged into: every identity
+    still cached to the first now means the second (an alias chain u-a -> u-b -> u-c).
     """
 
     status: OutcomeStatus
@@ -108,6 +109,7 @@ class Outcome:
     identities: Mapping[tuple[str, str], PdId | None] = field(default_factory=dict)
     lead_origins: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
+    merged: Mapping[PdId, PdId] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status == "failed" and not self.reason:

@@ -3,8 +3,10 @@
 Each item waits for the last earlier item holding each of its keys; since that one waited for
 the ones before it, every earlier holder of a shared key has finished (and `done` has been called
 for it, so the cache has learned from it) before a later one starts. Items sharing no key run
-concurrently up to `concurrency`. At most `read_ahead` items are read but not finished, and the
-key table forgets a key when its last holder finishes, so memory stays flat on any input size.
+concurrently up to `concurrency`. An item holding `EVERY` (an alias) waits for every earlier
+item, and every later item waits for it. At most `read_ahead` items are read but not finished,
+and the key table forgets a key when its last holder finishes, so memory stays flat on any input
+size.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from rudder_pipedrive_cli.core.driver import Stepper, failed_outcome
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 
 T = TypeVar("T")
@@ -150,6 +153,8 @@ async def run_plans(
     slots = asyncio.Semaphore(read_ahead if read_ahead is not None else concurrency * 4)
     running = asyncio.Semaphore(concurrency)
     last_holder: dict[str, asyncio.Event] = {}
+    barrier: asyncio.Event | None = None  # the last item holding EVERY
+    unfinished: set[asyncio.Event] = set()  # every item read and not finished (at most read_ahead)
     tasks: set[asyncio.Task[None]] = set()
     fatal: list[BaseException] = []
 
@@ -172,6 +177,7 @@ async def run_plans(
                 fatal.append(error)
         finally:
             finished.set()
+            unfinished.discard(finished)
             for key in item_keys:
                 if last_holder.get(key) is finished:
                     del last_holder[key]
@@ -190,9 +196,17 @@ async def run_plans(
                 break
             item_keys = keys(item)
             finished = asyncio.Event()
-            after = list({id(e): e for k in item_keys if (e := last_holder.get(k))}.values())
-            for key in item_keys:
-                last_holder[key] = finished
+            if EVERY in item_keys:
+                earlier = list(unfinished)
+                last_holder.clear()
+                barrier = finished
+            else:
+                earlier = [e for k in item_keys if (e := last_holder.get(k))]
+                earlier += [barrier] if barrier is not None and not barrier.is_set() else []
+                for key in item_keys:
+                    last_holder[key] = finished
+            after = list({id(e): e for e in earlier}.values())
+            unfinished.add(finished)
             task = asyncio.create_task(run(item, item_keys, after, finished))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -34,6 +34,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
+from rudder_pipedrive_cli.core.known import survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 
 SCHEMA_VERSION = 1
@@ -45,6 +46,8 @@ STATE_FILE = "state.sqlite"
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
 KINDS = ("person", "org")  # memberships are kept for the run only, never stored
+# Identity rows of this kind map a person merged away (key) to the person it went into.
+MERGED = "merged"
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
 SCHEMA = """
@@ -421,7 +424,10 @@ class ReplayState:
     # -- Known -----------------------------------------------------------------------------------
 
     def person_id(self, user_id: str) -> PdId | None:
-        return self._identity("person", user_id)
+        return survivor(
+            self._identity("person", user_id),
+            lambda person: self._identity(MERGED, encode_id(person)),
+        )
 
     def org_id(self, group_id: str) -> PdId | None:
         return self._identity("org", group_id)
@@ -471,6 +477,7 @@ class ReplayState:
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
+        ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
         leads = {encode_id(person): origins for person, origins in outcome.lead_origins.items()}
@@ -678,7 +685,9 @@ class ReplayState:
         base_url, _, fingerprint = ns.rpartition("#")
         identities = dict.fromkeys(KINDS, 0) | dict(
             self._db.execute(
-                "SELECT kind, count(*) FROM identities WHERE ns = ? GROUP BY kind", (ns,)
+                "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?) "
+                "GROUP BY kind",
+                (ns, *KINDS),
             ).fetchall()
         )
         journal = dict.fromkeys(STATUSES, 0) | dict(

@@ -166,3 +166,16 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_alias(case: Case) -> None:
     case.verify()
+
+
+def test_memory_known_follows_merges_and_alias_events_order_against_all() -> None:
+    from rudder_pipedrive_cli.core.events import EVERY, parse_event
+    from rudder_pipedrive_cli.core.known import MemoryKnown
+    from rudder_pipedrive_cli.core.protocol import Outcome
+
+    known = MemoryKnown()
+    known.learn(Outcome(status="sent", identities={("person", "u-a"): 2}, merged={1: 2}))
+    known.learn(Outcome(status="sent", identities={("person", "u-b"): 3}, merged={2: 3}))
+    assert (known.person_id("u-a"), known.person_id("u-b"), known.person_id("u-x")) == (3, 3, None)
+    alias = parse_event({"type": "alias", "previousId": "u-a", "userId": "u-b"}, "f:1")
+    assert alias.identities == frozenset({EVERY})

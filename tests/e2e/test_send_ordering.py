@@ -16,13 +16,13 @@ USERS = 40
 
 
 def one_user(n: int) -> list[dict[str, Any]]:
-    """identify, track, alias to a new id, track under the new id: each needs the one before."""
-    old, new = f"u-{n}", f"u-{n}-new"
+    """identify, track, identify again (a new role), track: each after the one before."""
+    user = f"u-{n}"
     return [
-        identify(f"{old}-1", old, name=f"User {n}", role="r1"),
-        track(f"{old}-2", old, "First Touch"),
-        alias(f"{old}-3", old, new, role="r2"),
-        track(f"{old}-4", new, "Second Touch"),
+        identify(f"{user}-1", user, name=f"User {n}", role="r1"),
+        track(f"{user}-2", user, "First Touch"),
+        identify(f"{user}-3", user, role="r2"),
+        track(f"{user}-4", user, "Second Touch"),
     ]
 
 
@@ -43,19 +43,16 @@ def test_one_users_events_keep_their_order_while_users_run_concurrently(
     assert run.report["events"]["sent"] == 4 * USERS
     assert run.report["retries"] > 0
     held = holdings(sandbox)
-    # Had the alias run before the identify, it would have failed (nobody to re-key); had the
-    # second track run before the alias, it would have created a second person for u-N-new.
-    assert held.user_ids() == {f"u-{n}-new": 1 for n in range(USERS)}
-    assert held.merges == []
+    # Had the first track run before the identify, it would have failed (no name to create
+    # the person with); had the second identify run first, the role would be r1.
+    assert held.user_ids() == {f"u-{n}": 1 for n in range(USERS)}
     order = {lead["origin_id"]: index for index, lead in enumerate(held.leads)}
     for n in range(USERS):
-        person = held.person(f"u-{n}-new")
+        person = held.person(f"u-{n}")
         assert person["name"] == f"User {n}"
-        assert person["custom_fields"][ROLE_FIELD] == "r2"  # the alias's trait, applied last
+        assert person["custom_fields"][ROLE_FIELD] == "r2"  # the later identify, applied last
         first, second = held.lead(f"rpd:u-{n}-2"), held.lead(f"rpd:u-{n}-4")
         assert first["person_id"] == second["person_id"] == person["id"]
-        assert first["title"] == "First Touch"
-        assert second["title"] == "Second Touch"
         assert order[f"rpd:u-{n}-2"] < order[f"rpd:u-{n}-4"]
         assert first["add_time"] <= second["add_time"]
     # Run one after another, user 0's second lead would come right after its first. Running
@@ -65,3 +62,80 @@ def test_one_users_events_keep_their_order_while_users_run_concurrently(
     ]
     others = {origin.rsplit("-", 1)[0] for origin in between}
     assert len(others) >= 4, between
+
+
+def test_each_alias_takes_effect_between_the_events_around_it(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # An alias orders against every event: its merge moves whatever was cached to the merged
+    # person, which its own identities do not name.
+    sandbox = make_sandbox(plan="unlimited", latency_ms=5, fail_5xx=0.05, fault_seed=7)
+    stories = [
+        [
+            identify(f"u-{n}-1", f"u-{n}", name=f"User {n}", role="r1"),
+            track(f"u-{n}-2", f"u-{n}", "First Touch"),
+            alias(f"u-{n}-3", f"u-{n}", f"u-{n}-new", role="r2"),
+            track(f"u-{n}-4", f"u-{n}-new", "Second Touch"),
+        ]
+        for n in range(10)
+    ]
+    events = write_events(tmp_path / "events.ndjson", [e for story in stories for e in story])
+
+    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "16"))
+
+    assert run.exit_code == 0, run.stderr
+    held = holdings(sandbox)
+    assert held.user_ids() == {f"u-{n}-new": 1 for n in range(10)}
+    assert held.merges == []  # each alias re-keyed its one person
+    for n in range(10):
+        person = held.person(f"u-{n}-new")
+        assert person["custom_fields"][ROLE_FIELD] == "r2"
+        assert {held.lead(f"rpd:u-{n}-{k}")["person_id"] for k in (2, 4)} == {person["id"]}
+
+
+CHAIN = [
+    identify("c1", "ch-a", name="Chain A", role="a"),
+    identify("c2", "ch-b", name="Chain B", role="b"),
+    identify("c3", "ch-c", name="Chain C", role="c"),
+    alias("c4", "ch-a", "ch-b"),
+    alias("c5", "ch-b", "ch-c"),
+    identify("c6", "ch-a", name="Chain A again", role="a2"),
+    track("c7", "ch-a", "After chain", revenue=1, currency="EUR"),
+]
+
+
+def assert_chain_ends_in_one_person(sandbox: Sandbox) -> None:
+    held = holdings(sandbox)
+    assert held.user_ids() == {"ch-c": 1}  # u-a and u-b were merged into u-c's person
+    survivor = held.person("ch-c")
+    assert [(m["merged_id"], m["survivor_id"]) for m in held.merges] == [
+        (held.merges[0]["merged_id"], held.merges[1]["merged_id"]),
+        (held.merges[1]["merged_id"], survivor["id"]),
+    ]
+    assert survivor["name"] == "Chain A again"  # the identify of u-a after the merges
+    assert survivor["custom_fields"][ROLE_FIELD] == "a2"
+    assert held.lead("rpd:c7")["person_id"] == survivor["id"]
+
+
+def test_a_chain_of_aliases_keeps_one_person_in_one_run(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=5)
+    events = write_events(tmp_path / "chain.ndjson", CHAIN)
+    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "8"))
+    assert run.exit_code == 0, run.stderr
+    assert_chain_ends_in_one_person(sandbox)
+
+
+def test_a_chain_of_aliases_keeps_one_person_across_runs_sharing_a_state(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # The cache maps u-a to u-b's person after the first merge; the second merge moves that
+    # person into u-c's, and a later run must follow it there instead of creating u-a again.
+    sandbox = make_sandbox(plan="unlimited")
+    state = tmp_path / "state.sqlite"
+    for name, part in (("one", CHAIN[:4]), ("two", CHAIN[4:5]), ("three", CHAIN[5:])):
+        events = write_events(tmp_path / f"{name}.ndjson", part)
+        run = rpd_send(sandbox, tmp_path, events, state=state, name=name)
+        assert run.exit_code == 0, run.stderr
+    assert_chain_ends_in_one_person(sandbox)

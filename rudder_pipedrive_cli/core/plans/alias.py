@@ -112,6 +112,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     else:
         raise unknown_failure(stage, f"person {previous.id} is still there")
     ctx.ledger.wrote = True
+    ctx.ledger.merged[previous.id] = current.id
     survivor = ctx.ledger.lead_origins.get(current.id, ctx.known.lead_origins(current.id))
     merged = ctx.ledger.lead_origins.get(previous.id, ctx.known.lead_origins(previous.id))
     if survivor is not None and merged is not None:

@@ -138,6 +138,7 @@ class Ledger:
     resolved: dict[tuple[str, str], Ref] = field(default_factory=dict)
     lead_origins: dict[PdId, frozenset[str]] = field(default_factory=dict)
     memberships: dict[PdId, PdId] = field(default_factory=dict)
+    merged: dict[PdId, PdId] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     wrote: bool = False
 
@@ -179,6 +180,7 @@ class Ledger:
             identities=self.identities,
             lead_origins=self.lead_origins,
             memberships=self.memberships,
+            merged=self.merged,
         )
 
     def finish(self) -> Outcome:
