@@ -341,3 +341,28 @@ def test_output_never_holds_the_token(account: Sandbox, tmp_path: Path) -> None:
         code, out, err = map_fields(account, tmp_path, "-f", fmt, "-v")
         assert code == 0
         assert TOKEN not in out + err
+
+
+def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rudder_pipedrive_cli.core.errors import PlanFailure
+    from rudder_pipedrive_cli.http.blocking import BlockingClient
+
+    def unreachable(self: BlockingClient, steps: object) -> None:
+        raise PlanFailure(
+            "GET /api/v2/personFields: ConnectError: All connection attempts failed after 7 "
+            "attempts",
+            retryable=True,
+        )
+
+    monkeypatch.setattr(BlockingClient, "exchange", unreachable)
+    path = write_config(tmp_path / "rpd.toml", "http://127.0.0.1:9")
+    for command in (["map-fields"], ["init", "-o", "-"]):
+        code, out, err = invoke(*command, "--config", path)
+        assert (code, out) == (1, ""), err
+        assert err.splitlines() == [
+            "error: GET /api/v2/personFields: ConnectError: All connection attempts failed "
+            "after 7 attempts",
+            "hint: try again later",
+        ]

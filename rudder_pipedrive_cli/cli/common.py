@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.cli.exits import (
     internal_error,
     render_error,
 )
-from rudder_pipedrive_cli.core.errors import RpdError
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
 from rudder_pipedrive_cli.io.state import default_state_path
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
@@ -118,6 +118,14 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                     traceback.print_exc()
                 print(render_error(error), file=sys.stderr)
                 raise typer.Exit(int(exit_status_for(error))) from None
+            except PlanFailure as failure:
+                # A request outside any event (a field listing, a lookup) that Pipedrive refused
+                # or that could not get through: its reason, and exit 1 like a failed check.
+                if verbose:
+                    traceback.print_exc()
+                hint = "try again later" if failure.retryable else ""
+                print(render_error(RpdError(failure.reason, hint=hint)), file=sys.stderr)
+                raise typer.Exit(int(exit_status_for(failure))) from None
             except KeyboardInterrupt:
                 print("interrupted", file=sys.stderr)
                 raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
