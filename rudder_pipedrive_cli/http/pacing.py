@@ -236,6 +236,21 @@ class Pacer:
         if window is not None:
             window.observe(headers, self.clock())
 
+    def _adopt(self, request: ApiRequest, headers: RateHeaders) -> None:
+        """Unpaced (`--plan unlimited`) and refused with a limit: the account has one after all.
+        From now on pace by the window the 429 describes, so the run is not one 429 after
+        another until it stops."""
+        if headers.limit is None or headers.limit <= 0:
+            return
+        if request.is_search and headers.limit == SEARCH_LIMIT:
+            if self.search is None:
+                self.search = RollingWindow(SEARCH_LIMIT)
+        elif self.burst is None:
+            self.burst = RollingWindow(headers.limit)
+        window = self._described(request, headers)
+        if window is not None:
+            window.observe(headers, self.clock())
+
     def hold(
         self,
         request: ApiRequest,
@@ -250,6 +265,7 @@ class Pacer:
         `everything`: hold every window (the edge blocked us). `widen` (a 429): also widen the
         refusing window's margin, since arrivals jittered more than it allowed for.
         """
+        self._adopt(request, headers)
         described = self._described(request, headers)
         now = self.clock()
         for window in (self.burst, self.search):

@@ -81,7 +81,7 @@ def test_searches_count_in_both_windows_and_other_requests_pass_a_full_search_wi
     assert time.sleeps == [pytest.approx(SPAN)]
 
 
-def test_unlimited_never_waits() -> None:
+def test_unlimited_never_waits_until_refused() -> None:
     time = FakeTime()
     pacer = Pacer("unlimited", clock=time.clock, sleep=time.sleep)
 
@@ -209,3 +209,24 @@ def test_a_refusal_holds_the_window_that_refused() -> None:
     assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (1.0, 2.0)
     pacer.hold(get(), RateHeaders(), 3.0, everything=True)
     assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (3.0, 3.0)
+
+
+def test_unlimited_refused_with_a_limit_paces_by_it_from_then_on() -> None:
+    # --plan unlimited against an account that has limits: the first 429 teaches the window.
+    time = FakeTime(now=0.0)
+    pacer = Pacer("unlimited", clock=time.clock, sleep=time.sleep)
+    pacer.hold(search(), RateHeaders(limit=10, remaining=0, reset=1), 1.0, widen=True)
+    assert pacer.burst is None and pacer.search is not None  # a search limit: searches only
+    pacer.hold(get(), RateHeaders(limit=20, remaining=0, reset=2), 2.0, widen=True)
+    assert pacer.burst is not None and pacer.burst.limit == 20
+    sent: list[float] = []
+
+    async def go() -> None:
+        for _ in range(100):
+            await pacer.acquire(get())
+            sent.append(time.now)
+
+    run(go())
+    assert sent[0] >= 2.0  # held by the refusal first
+    for i, t in enumerate(sent):
+        assert len([s for s in sent[: i + 1] if s > t - WINDOW_S]) <= 20

@@ -279,3 +279,30 @@ def test_proxy_settings_do_not_divert_the_local_sandbox(
             return await client.send(ME)
 
     assert run(scenario()).status == 200
+
+
+def test_plan_unlimited_against_a_limited_account_learns_the_limit_from_the_first_429(
+    make_sandbox: MakeSandbox,
+) -> None:
+    # Without pacing every refused request came straight back, 429 after 429, until the run
+    # stopped claiming the daily budget was spent.
+    sandbox = make_sandbox(plan="lite")
+    requests = [ME] * 60
+
+    async def scenario() -> list[ApiResponse]:
+        async with client_of(
+            sandbox, plan="unlimited", concurrency=16, sleep=asyncio.sleep
+        ) as client:
+            semaphore = asyncio.Semaphore(16)
+
+            async def one(request: ApiRequest) -> ApiResponse:
+                async with semaphore:
+                    return await client.send(request)
+
+            return await asyncio.gather(*(one(r) for r in requests))
+
+    responses = run(scenario())
+    assert [r.status for r in responses] == [200] * 60
+    stats = sandbox.stats()
+    assert 0 < stats["rate_limited"] <= 16  # the first burst only
+    assert stats["forbidden"] == 0
