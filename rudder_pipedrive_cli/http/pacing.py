@@ -33,6 +33,7 @@ BURST_LIMITS: Mapping[str, int | None] = {
     "unlimited": None,
 }
 SEARCH_LIMIT = 10
+LARGEST_LIMIT = max(limit for limit in BURST_LIMITS.values() if limit is not None)
 # Requests reach the server a little after we send them, and not all equally late: counting each
 # send as occupying its slot this much longer than the window keeps jitter from causing 429s.
 # Each 429 widens it by a step (up to a ceiling): the jitter was larger than we allowed for.
@@ -239,8 +240,9 @@ class Pacer:
     def _adopt(self, request: ApiRequest, headers: RateHeaders) -> None:
         """Unpaced (`--plan unlimited`) and refused with a limit: the account has one after all.
         From now on pace by the window the 429 describes, so the run is not one 429 after
-        another until it stops."""
-        if headers.limit is None or headers.limit <= 0:
+        another until it stops. A limit above every plan's (the sandbox's unlimited plan says
+        10,000) paces nothing: it is not adopted."""
+        if headers.limit is None or not 0 < headers.limit <= LARGEST_LIMIT:
             return
         if request.is_search and headers.limit == SEARCH_LIMIT:
             if self.search is None:

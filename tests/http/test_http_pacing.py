@@ -230,3 +230,9 @@ def test_unlimited_refused_with_a_limit_paces_by_it_from_then_on() -> None:
     assert sent[0] >= 2.0  # held by the refusal first
     for i, t in enumerate(sent):
         assert len([s for s in sent[: i + 1] if s > t - WINDOW_S]) <= 20
+
+
+def test_unlimited_refused_with_a_limit_no_plan_has_stays_unpaced() -> None:
+    pacer = Pacer("unlimited")
+    pacer.hold(get(), RateHeaders(limit=10_000, remaining=0, reset=1), 1.0, widen=True)
+    assert pacer.burst is None and pacer.search is None
