@@ -98,7 +98,11 @@ class Replay:
 
     def done(self, item: Intake, outcome: Outcome) -> None:
         self.tally.add_outcome(
-            item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
+            item.kind,
+            outcome.status,
+            dropped=outcome.dropped,
+            warnings=len(outcome.warnings),
+            reason=outcome.reason,
         )
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)

@@ -207,3 +207,31 @@ def test_label_names_offline_say_why_they_are_left_out(tmp_path: Path) -> None:
     assert record["warnings"] == []
     (lead,) = [r for r in record["requests"] if r["path"] == "/v1/leads"]  # type: ignore[union-attr]
     assert lead["body"]["label_ids"] == ["894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"]  # type: ignore[index]
+
+
+def test_the_summary_says_why_events_failed_even_in_json(tmp_path: Path) -> None:
+    nameless = [
+        {"type": "identify", "messageId": f"m-{n}", "userId": f"u-{n}", "traits": {"x": 1}}
+        for n in range(3)
+    ]
+    events = write_events(tmp_path, *nameless, {"type": "group", "userId": "u-9"}, NEXT)
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "json")
+    assert code == 1
+    assert json.loads(out)["events"]["failed"] == 4
+    tail = err.splitlines()[-3:]
+    assert tail == [
+        "why events failed:",
+        "  3  cannot create person without a name",
+        "  1  group needs a groupId or an org_id external id",
+    ]
+
+
+def test_failure_reasons_are_bounded() -> None:
+    from rudder_pipedrive_cli.core.tally import MAX_REASONS, OTHER_REASONS, Tally
+
+    tally = Tally()
+    for n in range(MAX_REASONS + 5):
+        tally.add_outcome("identify", "failed", reason=f"bad value {n}")
+    tally.add_outcome("identify", "failed", reason="bad value 0")
+    assert len(tally.failures) == MAX_REASONS + 1
+    assert tally.failures[OTHER_REASONS] == 5 and tally.failures["bad value 0"] == 2

@@ -76,6 +76,21 @@ def requests_table(tally: Tally, *, title: str) -> Table:
     return table
 
 
+TOP_REASONS = 5
+
+
+def print_failure_reasons(console: Console, tally: Tally) -> None:
+    """Why events failed, the most common reasons first: what to fix before a replay."""
+    if not tally.failures:
+        return
+    top = tally.failures.most_common(TOP_REASONS)
+    width = len(str(top[0][1]))
+    shown = f"top {len(top)} of {len(tally.failures)}" if len(tally.failures) > len(top) else ""
+    lines = [f"why events failed{f' ({shown})' if shown else ''}:"]
+    lines += [f"  {count:>{width}}  {reason or '(no reason given)'}" for reason, count in top]
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
 def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds: float) -> None:
     console.print(events_table(tally, title="Planned events", sent_label="planned"))
     console.print(requests_table(tally, title="Requests a replay would make"))
@@ -88,6 +103,7 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False)
+    print_failure_reasons(console, tally)
 
 
 def print_send_report(
@@ -105,6 +121,7 @@ def print_send_report(
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
+    print_failure_reasons(console, tally)
     if dead_letter:
         console.print(
             f"failed events written to {dead_letter}: fix the cause, then "

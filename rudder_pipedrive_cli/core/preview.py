@@ -82,7 +82,11 @@ def preview(
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
         tally.add_outcome(
-            item.kind, outcome.status, dropped=outcome.dropped, warnings=len(outcome.warnings)
+            item.kind,
+            outcome.status,
+            dropped=outcome.dropped,
+            warnings=len(outcome.warnings),
+            reason=outcome.reason,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))
 

@@ -13,6 +13,10 @@ from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
+# Distinct failure reasons counted one by one; past this many, the rest are counted together
+# (a reason may name a value, so a large file could otherwise make one per event).
+MAX_REASONS = 1000
+OTHER_REASONS = "(other reasons)"
 
 
 @dataclass(slots=True)
@@ -22,6 +26,7 @@ class Tally:
     by_type: dict[str, Counter[str]] = field(default_factory=dict)
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
     warnings: int = 0
     tokens: int = 0
     retries: int = 0
@@ -35,9 +40,21 @@ class Tally:
             self.tokens += token_cost(key)
 
     def add_outcome(
-        self, event_type: str, status: str, *, dropped: tuple[str, ...] = (), warnings: int = 0
+        self,
+        event_type: str,
+        status: str,
+        *,
+        dropped: tuple[str, ...] = (),
+        warnings: int = 0,
+        reason: str = "",
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event."""
+        if status == "failed":
+            failures = self.failures
+            if reason in failures or len(failures) < MAX_REASONS:
+                failures[reason] += 1
+            else:
+                failures[OTHER_REASONS] += 1
         self.read += 1
         self.outcomes[status] += 1
         counts = self.by_type.get(event_type)

@@ -3,6 +3,7 @@ the cause is fixed, delivers them with no duplicates and exit 0."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from e2e_support import (
@@ -60,6 +61,15 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
         "alias: neither previous nor current person found"
     )
     assert f"failed events written to {letters}" in " ".join(first.stderr.split())
+    reasons = Counter(r["error"]["reason"] for r in records)
+    width = len(str(max(reasons.values())))
+    assert (
+        "\n".join(
+            ["why events failed:"]
+            + [f"  {n:>{width}}  {reason}" for reason, n in reasons.most_common(5)]
+        )
+        in first.stderr
+    )
     assert holdings(sandbox).persons == []
 
     fixed = rpd_send(sandbox, tmp_path, letters, dead_letter=tmp_path / "again.ndjson", name="fix")
