@@ -210,3 +210,20 @@ def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
     assert caught.value.message == (
         f"{path}: fields.persons.address.geo.lat must be a Pipedrive field key (a string)"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "where"),
+    [
+        ('[pipedrive]\nbase_url = "http://example.com"\n', {}, "FILE"),
+        ("", {"RPD_BASE_URL": "http://example.com"}, "$RPD_BASE_URL"),
+        ("", {"RPD_COMPANY_DOMAIN": "a.b"}, "$RPD_COMPANY_DOMAIN"),
+    ],
+)
+def test_url_errors_name_where_the_value_came_from(
+    tmp_path: Path, text: str, env: dict[str, str], where: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env=env)
+    assert caught.value.message.startswith(f"{path if where == 'FILE' else where}: ")

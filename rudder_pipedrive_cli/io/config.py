@@ -292,14 +292,18 @@ def load_settings(
                 f"run `chmod 600 {path}` or use ${TOKEN_ENV} instead"
             )
     resolved: dict[str, Any] = {}
+    origin: dict[str, str] = {}  # where each value came from, for messages
     for key in KEYS:
         dotted = f"{key.section}.{key.name}"
         flag_value = (overrides or {}).get(dotted)
         if flag_value is not None:
-            resolved[key.name] = _coerce(key, flag_value, "command line")
+            origin[key.name] = "command line"
+            resolved[key.name] = _coerce(key, flag_value, origin[key.name])
         elif env.get(key.env, "") != "":
-            resolved[key.name] = _coerce(key, env[key.env], f"${key.env}")
+            origin[key.name] = f"${key.env}"
+            resolved[key.name] = _coerce(key, env[key.env], origin[key.name])
         else:
+            origin[key.name] = str(path)
             resolved[key.name] = file_values.get(dotted, key.default)
     settings = Settings(
         api_token=Secret(resolved.pop("api_token")),
@@ -310,7 +314,11 @@ def load_settings(
         warnings=tuple(warnings),
         **resolved,
     )
-    settings.api_url  # noqa: B018 - validates base_url / company_domain early
+    try:
+        settings.api_url  # noqa: B018 - validates base_url / company_domain early
+    except ConfigError as error:
+        where = origin["base_url" if settings.base_url else "company_domain"]
+        raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
     return settings
 
 

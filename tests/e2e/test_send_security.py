@@ -97,7 +97,8 @@ def test_http_to_a_non_loopback_host_is_refused(tmp_path: Path) -> None:
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        "error: base_url http://example.com uses http:// to a non-loopback host: the token "
+        "error: command line: base_url http://example.com uses http:// to a non-loopback host: "
+        "the token "
         "would travel in clear text",
         "hint: use https://, or http:// only for 127.0.0.1, ::1 or localhost",
     ]
@@ -113,7 +114,8 @@ def test_a_base_url_carrying_the_token_is_refused_without_echoing_it(tmp_path: P
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        "error: base_url for api.pipedrive.com holds credentials, a query or a fragment",
+        "error: command line: base_url for api.pipedrive.com holds credentials, a query or a "
+        "fragment",
         "hint: give only scheme://host[:port][/path]; the token goes in api_token or "
         "PIPEDRIVE_API_TOKEN and is sent in the x-api-token header",
     ]
