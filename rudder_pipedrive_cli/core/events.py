@@ -112,7 +112,8 @@ def exact_identity(value: Any) -> str | None:
     2**53 are rounded on the way in, so two different ids could become one person)."""
     if type(value) is float and abs(value) >= EXACT_FLOAT_INT:
         raise EventError(
-            f"identity {value:.0f} is a number too large to compare exactly: send it as a string"
+            f"identity {value!r} is a number too large to compare exactly (JSON numbers past "
+            "2**53 are rounded when read): send it as a string"
         )
     return identity_value(value)
 

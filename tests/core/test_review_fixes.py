@@ -104,8 +104,12 @@ def test_a_monetary_custom_field_takes_the_events_currency() -> None:
 
 
 def test_a_numeric_id_too_large_to_be_exact_is_not_an_event() -> None:
-    with pytest.raises(EventError, match="too large to compare exactly: send it as a string"):
+    with pytest.raises(EventError) as caught:
         parse_event({"type": "identify", "userId": 1.2345678901234567e22}, "t:1")
+    assert str(caught.value) == (
+        "identity 1.2345678901234568e+22 is a number too large to compare exactly (JSON numbers "
+        "past 2**53 are rounded when read): send it as a string"
+    )
     assert parse_event({"type": "identify", "userId": 2**53 - 1}, "t:1").user_id == str(2**53 - 1)
 
 
