@@ -159,6 +159,17 @@ def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> Non
         assert state.person_id("u-a") == (2 if readonly else 3)  # read-only: nothing written
 
 
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_lead_list_made_incomplete_is_listed_again(path: Path, readonly: bool) -> None:
+    with open_state(path) as state:
+        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
+    with open_state(path, readonly=readonly) as state:
+        state.learn(Outcome(status="sent", lead_origins={5: None}))  # a merge moved leads in
+        assert state.lead_origins(5) is None
+        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m2"})}))  # listed
+        assert state.lead_origins(5) == {"rpd:m1", "rpd:m2"}
+
+
 def test_a_loop_of_merges_in_corrupt_data_ends(state: ReplayState) -> None:
     state.learn(Outcome(status="sent", identities={("person", "u"): 1}, merged={1: 2, 2: 1}))
     assert state.person_id("u") in (1, 2)

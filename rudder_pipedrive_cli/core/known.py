@@ -84,6 +84,9 @@ class MemoryKnown:
             else:
                 table[key] = pd_id
         for person, origins in outcome.lead_origins.items():
-            self.leads[person] = self.leads.get(person, frozenset()) | origins
+            if origins is None:
+                self.leads.pop(person, None)
+            else:
+                self.leads[person] = self.leads.get(person, frozenset()) | origins
         self.memberships.update(outcome.memberships)
         self.merged.update(outcome.merged)

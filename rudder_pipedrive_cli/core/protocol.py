@@ -93,7 +93,8 @@ class Outcome:
 
     `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
-    to the `origin_id`s of that person's leads as far as this event learned them. `memberships`
+    to the `origin_id`s of that person's leads as far as this event learned them, or to None
+    when its list is no longer complete (a merge moved leads nobody listed onto it). `memberships`
     maps a person id to the organization it now belongs to (so a later group event can skip the
     link). `merged` maps a person merged away to the person it was merged into: every identity
     still cached to the first now means the second (an alias chain u-a -> u-b -> u-c).
@@ -107,7 +108,7 @@ class Outcome:
     warnings: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
     identities: Mapping[tuple[str, str], PdId | None] = field(default_factory=dict)
-    lead_origins: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
+    lead_origins: Mapping[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
     merged: Mapping[PdId, PdId] = field(default_factory=dict)
 

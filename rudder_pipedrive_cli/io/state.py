@@ -309,6 +309,7 @@ class _Overlay:
     def __init__(self) -> None:
         self.ids: dict[tuple[str, str], PdId | None] = {}
         self.leads: dict[str, frozenset[str]] = {}
+        self.unlisted: set[str] = set()  # persons whose stored list is no longer complete
 
 
 @dataclass(slots=True)
@@ -446,7 +447,7 @@ class ReplayState:
                 (self.namespace, person),
             ).fetchone()
             learned = self._overlay.leads.get(person)
-            if listed is None and learned is None:
+            if person in self._overlay.unlisted or (listed is None and learned is None):
                 return None
             stored = frozenset(
                 row[0]
@@ -480,10 +481,19 @@ class ReplayState:
         ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
-        leads = {encode_id(person): origins for person, origins in outcome.lead_origins.items()}
+        leads = {
+            encode_id(person): origins
+            for person, origins in outcome.lead_origins.items()
+            if origins is not None
+        }
+        unlisted = [encode_id(p) for p, origins in outcome.lead_origins.items() if origins is None]
         if self.readonly:
             self._overlay.ids.update({(kind, key): pd_id for kind, key, pd_id in ids})
+            for person in unlisted:
+                self._overlay.unlisted.add(person)
+                self._overlay.leads.pop(person, None)
             for person, origins in leads.items():
+                self._overlay.unlisted.discard(person)
                 self._overlay.leads[person] = self._overlay.leads.get(person, frozenset()) | origins
             return
         self._open_batch()
@@ -501,6 +511,10 @@ class ReplayState:
                 for kind, key, pd_id in ids
                 if pd_id is not None
             ],
+        )
+        self._db.executemany(  # its stored origins stay true; the list is just not complete
+            "DELETE FROM leads_listed WHERE ns = ? AND person_id = ?",
+            [(self.namespace, person) for person in unlisted],
         )
         self._db.executemany(
             "INSERT OR IGNORE INTO leads_listed (ns, person_id) VALUES (?, ?)",

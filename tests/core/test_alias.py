@@ -179,3 +179,13 @@ def test_memory_known_follows_merges_and_alias_events_order_against_all() -> Non
     assert (known.person_id("u-a"), known.person_id("u-b"), known.person_id("u-x")) == (3, 3, None)
     alias = parse_event({"type": "alias", "previousId": "u-a", "userId": "u-b"}, "f:1")
     assert alias.identities == frozenset({EVERY})
+
+
+def test_memory_known_forgets_a_lead_list_made_incomplete() -> None:
+    from rudder_pipedrive_cli.core.known import MemoryKnown
+    from rudder_pipedrive_cli.core.protocol import Outcome
+
+    known = MemoryKnown()
+    known.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
+    known.learn(Outcome(status="sent", lead_origins={5: None}))
+    assert known.lead_origins(5) is None

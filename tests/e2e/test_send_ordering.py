@@ -139,3 +139,31 @@ def test_a_chain_of_aliases_keeps_one_person_across_runs_sharing_a_state(
         run = rpd_send(sandbox, tmp_path, events, state=state, name=name)
         assert run.exit_code == 0, run.stderr
     assert_chain_ends_in_one_person(sandbox)
+
+
+def test_a_merge_that_moves_unlisted_leads_makes_the_survivor_list_them(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Run 1 sends only the track: u-a's person and its lead. Run 2 (a fresh state) creates u-b,
+    # merges u-a into it (moving the lead rpd:m4), then meets the track again: the survivor was
+    # new to this run, but its leads are no longer "none", so they are listed, not assumed.
+    sandbox = make_sandbox(plan="unlimited")
+    signed_up = track("m4", "u-a", "Signed Up") | {"context": {"traits": {"name": "Ann"}}}
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [
+            identify("m1", "u-a", name="Ann"),
+            identify("m2", "u-b", name="Bob"),
+            alias("m3", "u-a", "u-b"),
+            signed_up,
+        ],
+    )
+    one = rpd_send(
+        sandbox, tmp_path, events, args=("--type", "track"), state=tmp_path / "1.sqlite", name="1"
+    )
+    assert one.exit_code == 0, one.stderr
+    two = rpd_send(sandbox, tmp_path, events, state=tmp_path / "2.sqlite", name="2")
+    assert two.exit_code == 0, two.stderr
+    held = holdings(sandbox)
+    assert held.origin_ids() == {"rpd:m4": 1}
+    assert held.lead("rpd:m4")["person_id"] == held.person("u-b")["id"]

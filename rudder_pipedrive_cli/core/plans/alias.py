@@ -115,6 +115,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     ctx.ledger.merged[previous.id] = current.id
     survivor = ctx.ledger.lead_origins.get(current.id, ctx.known.lead_origins(current.id))
     merged = ctx.ledger.lead_origins.get(previous.id, ctx.known.lead_origins(previous.id))
-    if survivor is not None and merged is not None:
-        # The previous person's leads now belong to the survivor.
-        ctx.ledger.lead_origins[current.id] = survivor | merged
+    # The previous person's leads now belong to the survivor: its list is complete only when
+    # both were; otherwise the next track lists it (a lead nobody listed may have moved there).
+    both = survivor | merged if survivor is not None and merged is not None else None
+    ctx.ledger.lead_origins[current.id] = both

@@ -136,7 +136,7 @@ class Ledger:
     dropped: list[str] = field(default_factory=list)
     identities: dict[tuple[str, str], PdId | None] = field(default_factory=dict)
     resolved: dict[tuple[str, str], Ref] = field(default_factory=dict)
-    lead_origins: dict[PdId, frozenset[str]] = field(default_factory=dict)
+    lead_origins: dict[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: dict[PdId, PdId] = field(default_factory=dict)
     merged: dict[PdId, PdId] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
