@@ -129,7 +129,7 @@ class PipedriveClient:
         self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self._now = now
-        self.server_clock = ServerClock(now)  # send times on Pipedrive's clock (reconciling)
+        self.server_clock = ServerClock(now, clock)  # send times on Pipedrive's clock
         # One single-connection client per lane, not one pool of `concurrency` connections:
         # httpcore's pool rescans every connection for every queued request, which profiled at
         # half of a send's CPU at concurrency 32. Lanes share one TLS context (building one per

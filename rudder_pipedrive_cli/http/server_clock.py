@@ -2,19 +2,21 @@
 
 Reconciling a write whose outcome is unknown lists records updated since it was sent (SPEC 5).
 Pipedrive stamps `update_time` with its own clock; a laptop or VM whose clock runs a few seconds
-ahead would list from a moment after the record was made, miss it, and create it again. Every
-answer's `Date` header (to the second) bounds the offset between the clocks from below:
+ahead, or steps forward during a run (an NTP correction, a resumed VM), would list from a moment
+after the record was made, miss it, and create it again. So once an answer has come, send times
+are Pipedrive's time, carried forward by this machine's monotonic clock, which never steps:
 
-    Date <= Pipedrive's time when it answered, and the local time on arrival >= the local time
-    when it answered, so Date - arrival <= Pipedrive's time - local time.
+    Date <= Pipedrive's time when it answered, and the answer arrived after that, so
+    Date + (monotonic now - monotonic on arrival) <= Pipedrive's time now.
 
-The largest bound seen so far is the offset used: a send time computed with it is never later
-than Pipedrive's time of sending, so the listing starts early enough (the plans' slack covers
-the rest). With no Date seen yet the offset is 0, the local clock as it is.
+Every answer's `Date` (to the second) gives such a lower bound; the largest is used. A send time
+computed from it is never later than Pipedrive's time of sending, so the listing starts early
+enough (the plans' slack covers the rest). Before any answer, it is this machine's wall clock.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -27,9 +29,15 @@ def utc_now() -> datetime:
 
 
 class ServerClock:
-    def __init__(self, now: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        now: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._now = now
-        self.offset: timedelta | None = None  # Pipedrive's time minus ours, bounded from below
+        self._monotonic = monotonic
+        # Pipedrive's time at monotonic 0, bounded from below; None before any Date.
+        self.origin: datetime | None = None
 
     def observe(self, date: str | None) -> None:
         """Take in an answer's `Date` header, just as the answer arrived."""
@@ -41,13 +49,14 @@ class ServerClock:
             return
         if theirs.tzinfo is None:  # not a valid HTTP date (those are GMT)
             return
-        bound = theirs - self._now()
-        if self.offset is None or bound > self.offset:
-            self.offset = bound
+        bound = theirs - timedelta(seconds=self._monotonic())
+        if self.origin is None or bound > self.origin:
+            self.origin = bound
 
     def now(self) -> datetime:
-        moment = self._now()
-        return moment if self.offset is None else moment + self.offset
+        if self.origin is None:
+            return self._now()
+        return self.origin + timedelta(seconds=self._monotonic())
 
     def stamp(self) -> str:
         """Now on Pipedrive's clock, RFC 3339 UTC to the second (rounded down)."""

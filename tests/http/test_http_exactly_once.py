@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -128,5 +129,20 @@ def test_a_client_clock_off_by_seconds_still_never_duplicates(
     _, outcomes = send_under_faults(
         sandbox, now=lambda: datetime.now(UTC) + timedelta(seconds=skew_s)
     )
+    assert sandbox.stats()["resets"] > 0
+    assert_each_once(sandbox, outcomes)
+
+
+def test_a_client_clock_that_steps_forward_mid_run_still_never_duplicates(
+    make_sandbox: MakeSandbox,
+) -> None:
+    # An NTP correction or a resumed VM: the wall clock jumps 30 s ahead during the run.
+    sandbox = make_sandbox(plan="unlimited", fail_reset=0.3, latency_ms=2, fault_seed=11)
+    jump_at = time.monotonic() + 0.3
+
+    def now() -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=30 if time.monotonic() > jump_at else 0)
+
+    _, outcomes = send_under_faults(sandbox, now=now)
     assert sandbox.stats()["resets"] > 0
     assert_each_once(sandbox, outcomes)

@@ -17,29 +17,60 @@ MakeSandbox = Callable[..., Sandbox]
 LOCAL = datetime(2026, 11, 28, 12, 0, 0, 700000, tzinfo=UTC)
 
 
+class Clocks:
+    """A wall clock and a monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.wall = LOCAL
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+    def server_clock(self) -> ServerClock:
+        return ServerClock(lambda: self.wall, lambda: self.mono)
+
+
 def test_no_date_yet_is_the_local_clock() -> None:
-    clock = ServerClock(lambda: LOCAL)
+    clock = Clocks().server_clock()
     assert clock.stamp() == "2026-11-28T12:00:00Z"
     clock.observe(None)
     clock.observe("not a date")
     clock.observe("Sat, 28 Nov 2026 11:00:00")  # no zone: not an HTTP date
-    assert clock.offset is None
+    assert clock.origin is None
 
 
 def test_the_largest_lower_bound_wins() -> None:
-    clock = ServerClock(lambda: LOCAL)
-    clock.observe("Sat, 28 Nov 2026 11:59:50 GMT")  # Pipedrive 10.7 s behind at most
-    assert clock.offset == timedelta(seconds=-10.7)
+    clocks = Clocks()
+    clock = clocks.server_clock()
+    clock.observe("Sat, 28 Nov 2026 11:59:50 GMT")  # Pipedrive 10.7 s behind, at most
+    assert clock.stamp() == "2026-11-28T11:59:50Z"
     clock.observe("Sat, 28 Nov 2026 11:59:52 GMT")  # a tighter bound
     clock.observe("Sat, 28 Nov 2026 11:59:40 GMT")  # a looser one changes nothing
-    assert clock.offset == timedelta(seconds=-8.7)
     assert clock.stamp() == "2026-11-28T11:59:52Z"
+    clocks.advance(3.5)
+    assert clock.stamp() == "2026-11-28T11:59:55Z"
 
 
 def test_a_clock_behind_moves_send_times_forward() -> None:
-    clock = ServerClock(lambda: LOCAL)
+    clock = Clocks().server_clock()
     clock.observe("Sat, 28 Nov 2026 12:00:05 GMT")
     assert clock.stamp() == "2026-11-28T12:00:05Z"
+
+
+def test_a_wall_clock_that_steps_during_the_run_changes_nothing() -> None:
+    # An NTP correction or a resumed VM moves the wall clock; send times follow Pipedrive's.
+    clocks = Clocks()
+    clock = clocks.server_clock()
+    clock.observe("Sat, 28 Nov 2026 12:00:00 GMT")
+    clocks.wall += timedelta(seconds=30)
+    clocks.advance(2)
+    assert clock.stamp() == "2026-11-28T12:00:02Z"
+    clock.observe("Sat, 28 Nov 2026 12:00:02 GMT")
+    clocks.wall -= timedelta(minutes=5)
+    clocks.advance(1)
+    assert clock.stamp() == "2026-11-28T12:00:03Z"
 
 
 def test_the_sandbox_dates_its_answers_with_the_clock_of_its_records(
