@@ -13,6 +13,7 @@ from typing import Protocol
 
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.known import Learner
+from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -81,6 +82,11 @@ class Replay:
     journal: Journal | None = None
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
+    order: OrderKeys | None = None  # made from `known` when not given
+
+    def __post_init__(self) -> None:
+        if self.order is None:
+            self.order = OrderKeys(self.known)
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
@@ -92,9 +98,10 @@ class Replay:
             return journaled(plan, item.id, self.journal, self.now)
         return plan
 
-    @staticmethod
-    def keys(item: Intake) -> frozenset[str]:
-        return item.event.identities if item.event is not None else frozenset()
+    def keys(self, item: Intake) -> frozenset[str]:
+        """The keys ordering this item against others (read in input order)."""
+        assert self.order is not None  # made in __post_init__
+        return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Intake, outcome: Outcome) -> None:
         self.tally.add_outcome(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from e2e_support import ROLE_FIELD, alias, holdings, identify, rpd_send, track, write_events
+from e2e_support import ROLE_FIELD, alias, group, holdings, identify, rpd_send, track, write_events
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -167,3 +167,48 @@ def test_a_merge_that_moves_unlisted_leads_makes_the_survivor_list_them(
     held = holdings(sandbox)
     assert held.origin_ids() == {"rpd:m4": 1}
     assert held.lead("rpd:m4")["person_id"] == held.person("u-b")["id"]
+
+
+AFTER_MERGE = [
+    identify("o4", "u-b", name="First (b)"),
+    identify("o5", "u-a", name="Second (a)"),
+    group("o6", "u-b", "g-1", name="G1"),
+    group("o7", "u-a", "g-2", name="G2"),
+]
+MERGE = [
+    identify("o1", "u-a", name="Ann"),
+    identify("o2", "u-b", name="Bob"),
+    alias("o3", "u-a", "u-b"),
+]
+
+
+def assert_input_order_won(sandbox: Sandbox) -> None:
+    held = holdings(sandbox)
+    survivor = held.person("u-b")
+    assert held.user_ids() == {"u-b": 1}
+    assert survivor["name"] == "Second (a)"  # u-a's identify came after u-b's
+    assert held.group_of(survivor["org_id"]) == "g-2"
+
+
+def test_two_ids_of_one_merged_person_keep_input_order(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=40)
+    events = write_events(tmp_path / "events.ndjson", MERGE + AFTER_MERGE)
+    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "8"))
+    assert run.exit_code == 0, run.stderr
+    assert_input_order_won(sandbox)
+
+
+def test_two_ids_merged_in_an_earlier_run_keep_input_order(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=40)
+    state = tmp_path / "state.sqlite"
+    for name, part in (("merge", MERGE), ("after", AFTER_MERGE)):
+        events = write_events(tmp_path / f"{name}.ndjson", part)
+        run = rpd_send(
+            sandbox, tmp_path, events, state=state, args=("--concurrency", "8"), name=name
+        )
+        assert run.exit_code == 0, run.stderr
+    assert_input_order_won(sandbox)

@@ -1,0 +1,51 @@
+"""Which events must take effect in input order (SPEC 5): the keys the runner orders them by.
+
+Two events sharing a key run one after the other, in input order; events sharing none may run
+at once. An event's own identities (`Event.identities`: userId, previousId, groupId, external
+ids; `EVERY` for an alias) are not always enough once persons have been merged, since two ids
+then name one person:
+- within the run, an alias links its two userIds: every later event of either holds the key of
+  the linked group, so `identify u-b` and `identify u-a` after `alias u-a -> u-b` keep their
+  order (both write the same person);
+- across runs, the identity cache knows which person a userId names now (after merges): each
+  userId also gives the key of its cached person, as a `person_id` external id would.
+
+Keys are computed as events are read, in input order, so the links are those of earlier aliases
+only, as the input says. Extra keys only ever add waiting; they never let events overlap.
+"""
+
+from __future__ import annotations
+
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.known import Known
+
+
+class OrderKeys:
+    def __init__(self, known: Known) -> None:
+        self.known = known
+        self._parent: dict[str, str] = {}  # userId -> another in its alias group (union-find)
+
+    def __call__(self, event: Event) -> frozenset[str]:
+        keys = set(event.identities)
+        for user in (event.user_id, event.previous_id):
+            if user is None:
+                continue
+            keys.add("u:" + self._group(user))
+            person = self.known.person_id(user)
+            if person is not None:
+                keys.add(f"p:{person}")
+        if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
+            previous, current = self._group(event.previous_id), self._group(event.user_id)
+            if previous != current:
+                self._parent[previous] = current
+        return frozenset(keys)
+
+    def _group(self, user: str) -> str:
+        """The userId that stands for `user`'s alias group (with path halving)."""
+        parent = self._parent
+        while user in parent:
+            above = parent[user]
+            if above in parent:
+                parent[user] = parent[above]
+            user = above
+        return user

@@ -1,0 +1,34 @@
+"""OrderKeys: the keys that order events, including ids that name one merged person."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rudder_pipedrive_cli.core.events import EVERY, parse_event
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.ordering import OrderKeys
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+
+def event(kind: str, **fields: Any) -> Any:
+    return parse_event({"type": kind, **fields}, "t:1")
+
+
+def test_an_alias_links_its_ids_for_the_events_after_it() -> None:
+    keys = OrderKeys(MemoryKnown())
+    assert keys(event("identify", userId="a")) == {"u:a"}
+    assert keys(event("alias", previousId="a", userId="b")) == {EVERY, "u:a", "u:b"}
+    after_a, after_b = keys(event("identify", userId="a")), keys(event("track", userId="b"))
+    assert after_a & after_b  # one person now: they keep their order
+    keys(event("alias", previousId="b", userId="c"))
+    assert keys(event("identify", userId="a")) & keys(event("identify", userId="c"))
+    assert not keys(event("identify", userId="z")) & keys(event("identify", userId="a"))
+
+
+def test_a_cached_person_is_a_key_like_a_person_id_external_id() -> None:
+    known = MemoryKnown()
+    known.learn(Outcome(status="sent", identities={("person", "a"): 7, ("person", "b"): 7}))
+    keys = OrderKeys(known)
+    assert keys(event("identify", userId="a")) == {"u:a", "p:7"}
+    external = event("identify", context={"externalId": [{"type": "person_id", "id": 7}]})
+    assert "p:7" in keys(external)
