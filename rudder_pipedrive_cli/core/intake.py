@@ -42,9 +42,10 @@ def intake(
 ) -> Iterator[Intake]:
     """Every item becomes exactly one Intake (so every input is accounted for).
 
-    `limit` stops after that many items that pass the filters (events, and input that is not
-    one); items the filters skip on the way are still yielded, as skipped. No item is read past
-    the limit, so a slow stream is not waited for and a bad line after it is never met.
+    `limit` stops after that many events that pass the filters; what comes on the way (events
+    the filters skip, input that is not an event) is still yielded, as skipped or failed. No item
+    is read past the limit, so a slow stream is not waited for and a bad line after it is never
+    met.
     """
     if limit == 0:
         return
@@ -55,7 +56,7 @@ def intake(
     )
     taken = 0
     for item in items:
-        filtered = False
+        counted = False
         if item.error:
             yield _invalid(item, item.error, "read")
         else:
@@ -65,7 +66,7 @@ def intake(
                 yield _invalid(item, str(exc), "parse")
             else:
                 skip = event_filter.skip_reason(event) if filtering else None
-                filtered = skip is not None
+                counted = skip is None
                 yield Intake(
                     source=item.source,
                     kind=event.type,
@@ -73,7 +74,7 @@ def intake(
                     event=event,
                     decided=Outcome(status="skipped", reason=skip) if skip else None,
                 )
-        if not filtered:
+        if counted:
             taken += 1
             if limit is not None and taken >= limit:
                 return
