@@ -43,6 +43,11 @@ class Known(Protocol):
         """The organization the person is known to belong to, or None when not known."""
         ...
 
+    @property
+    def merges(self) -> bool:
+        """Whether any merge is known: only then may two userIds name one person."""
+        ...
+
 
 class Learner(Known, Protocol):
     """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
@@ -71,6 +76,10 @@ class MemoryKnown:
 
     def person_org(self, person_id: PdId) -> PdId | None:
         return self.memberships.get(person_id)
+
+    @property
+    def merges(self) -> bool:
+        return bool(self.merged)
 
     def learn(self, outcome: Outcome) -> None:
         if not (

@@ -31,9 +31,10 @@ class OrderKeys:
             if user is None:
                 continue
             keys.add("u:" + self._group(user))
-            person = self.known.person_id(user)
-            if person is not None:
-                keys.add(f"p:{person}")
+            if self.known.merges:  # else each userId names its own person: no lookup needed
+                person = self.known.person_id(user)
+                if person is not None:
+                    keys.add(f"p:{person}")
         if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
             previous, current = self._group(event.previous_id), self._group(event.user_id)
             if previous != current:

@@ -38,11 +38,13 @@ class ServerClock:
         self._monotonic = monotonic
         # Pipedrive's time at monotonic 0, bounded from below; None before any Date.
         self.origin: datetime | None = None
+        self._last_date = ""  # a Date changes once a second: most answers repeat the last one
 
     def observe(self, date: str | None) -> None:
         """Take in an answer's `Date` header, just as the answer arrived."""
-        if not date:
+        if not date or date == self._last_date:
             return
+        self._last_date = date
         try:
             theirs = parsedate_to_datetime(date)
         except (TypeError, ValueError):

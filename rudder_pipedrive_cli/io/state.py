@@ -354,6 +354,8 @@ class ReplayState:
         self._begun: set[tuple[str, str, str, str]] = set()  # writes this object began
         self._run_id: int | None = None
         self._closed = False
+        # Whether any merge is recorded: only then does a cached person need following.
+        self._merges = self._has_merges()
 
     @classmethod
     def open(
@@ -425,10 +427,10 @@ class ReplayState:
     # -- Known -----------------------------------------------------------------------------------
 
     def person_id(self, user_id: str) -> PdId | None:
-        return survivor(
-            self._identity("person", user_id),
-            lambda person: self._identity(MERGED, encode_id(person)),
-        )
+        person = self._identity("person", user_id)
+        if not self._merges:
+            return person
+        return survivor(person, lambda merged: self._identity(MERGED, encode_id(merged)))
 
     def org_id(self, group_id: str) -> PdId | None:
         return self._identity("org", group_id)
@@ -458,6 +460,16 @@ class ReplayState:
             )
             return stored | (learned or frozenset())
 
+    @property
+    def merges(self) -> bool:
+        return self._merges
+
+    def _has_merges(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM identities WHERE ns = ? AND kind = ? LIMIT 1", (self.namespace, MERGED)
+        ).fetchone()
+        return row is not None
+
     def _identity(self, kind: str, key: str) -> PdId | None:
         with self._mutex:
             if (kind, key) in self._overlay.ids:
@@ -478,7 +490,9 @@ class ReplayState:
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
-        ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
+        if outcome.merged:
+            self._merges = True
+            ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
         leads = {
@@ -687,6 +701,7 @@ class ReplayState:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("PRAGMA secure_delete = OFF")
             self._overlay = _Overlay()
+            self._merges = self._has_merges()
             self._begun = set()
             self._run_id = None
             return cleared

@@ -8,6 +8,7 @@ socket with SO_LINGER 0: the client sees a reset, never a response.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import struct
 import threading
@@ -80,12 +81,18 @@ class _Handler(BaseHTTPRequestHandler):
         """Silent: the sandbox's record is `/_sandbox/stats`, not a log on stderr."""
 
 
+@functools.lru_cache(maxsize=4)
+def http_date(second: int) -> str:
+    """An HTTP Date for that second (a few answers a second share one: made once)."""
+    return formatdate(second, usegmt=True)
+
+
 def _encode(answer: Answer, *, close: bool, now: float | None = None) -> bytes:
     """The whole response. `Date` is the app's clock, the one that stamps update_time, as a real
     server's Date and record times share one clock (clients use it to reconcile)."""
     lines = [
         f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Unknown')}",
-        f"Date: {formatdate(time.time() if now is None else now, usegmt=True)}",
+        f"Date: {http_date(int(time.time() if now is None else now))}",
         f"Content-Type: {answer.content_type}",
         f"Content-Length: {len(answer.body)}",
         "Connection: close" if close else "Connection: keep-alive",

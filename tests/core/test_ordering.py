@@ -27,8 +27,11 @@ def test_an_alias_links_its_ids_for_the_events_after_it() -> None:
 
 def test_a_cached_person_is_a_key_like_a_person_id_external_id() -> None:
     known = MemoryKnown()
-    known.learn(Outcome(status="sent", identities={("person", "a"): 7, ("person", "b"): 7}))
+    known.learn(Outcome(status="sent", identities={("person", "a"): 6, ("person", "b"): 7}))
     keys = OrderKeys(known)
+    assert keys(event("identify", userId="a")) == {"u:a"}  # no merge known: no lookup
+    known.learn(Outcome(status="sent", merged={6: 7}))  # a's person went into b's
     assert keys(event("identify", userId="a")) == {"u:a", "p:7"}
+    assert keys(event("identify", userId="b")) == {"u:b", "p:7"}
     external = event("identify", context={"externalId": [{"type": "person_id", "id": 7}]})
     assert "p:7" in keys(external)
