@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import yaml
+from openapi_contract import load
 
 TOKEN = "sandbox-token"
-OPENAPI_DIR = Path(__file__).resolve().parents[3] / "shared" / "pipedrive-openapi"
 START = 1_780_000_000.0  # 2026-05-28T20:26:40Z: far from a UTC midnight
 
 USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
@@ -62,10 +58,6 @@ def create_person(client: httpx.Client, **body: Any) -> dict[str, Any]:
     return data
 
 
-@functools.cache
 def load_openapi(name: str) -> dict[str, Any]:
-    if not OPENAPI_DIR.is_dir():
-        pytest.fail(f"Pipedrive's OpenAPI files are expected at {OPENAPI_DIR}")
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    doc: dict[str, Any] = yaml.load((OPENAPI_DIR / name).read_text(), Loader=loader)
-    return doc
+    """A parsed Pipedrive description, found and cached as the request contract does."""
+    return dict(load(name))

@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import jsonschema
+from openapi_contract import specs_dir
 from sandbox_support import (
     GROUP_ID_FIELD,
     HOT,
-    OPENAPI_DIR,
     SOURCE_FIELD,
     USER_ID_FIELD,
     create_person,
@@ -32,7 +32,7 @@ def test_the_packaged_request_schemas_match_the_openapi_files() -> None:
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.extract(OPENAPI_DIR) == REQUEST_SCHEMAS
+    assert script.extract(specs_dir()) == REQUEST_SCHEMAS
 
 
 def test_every_costed_operation_is_served() -> None:
