@@ -529,8 +529,8 @@ def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path, readonly: bo
     path.write_bytes(b'{"not": "a database"}\n' * 200)
     with pytest.raises(UsageError) as caught:
         ReplayState.open(path, NS, readonly=readonly)
-    assert caught.value.message == f"state file {path} is not a readable rpd state file"
-    assert caught.value.hint == CORRUPT_HINT
+    assert caught.value.message == f"{path} is not an rpd state file (not an SQLite database)"
+    assert caught.value.hint == "check --state: this file is not rpd's, and rpd leaves it alone"
     assert path.read_bytes() == b'{"not": "a database"}\n' * 200
     assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]
 
@@ -603,7 +603,7 @@ def test_discard_removes_the_file_and_says_what_it_held(path: Path) -> None:
 
 def test_discard_removes_an_unreadable_file(path: Path) -> None:
     path.parent.mkdir()
-    path.write_bytes(b"garbage" * 100)
+    path.write_bytes(b"SQLite format 3\x00" + b"garbage" * 100)  # a damaged database
     discarded = discard_state(path)
     assert (discarded.namespaces, discarded.unreadable) == ([], "is not a readable rpd state file")
     assert list(path.parent.iterdir()) == []
@@ -653,3 +653,11 @@ def test_kill_9_loses_at_most_the_unflushed_batch_never_a_begun_write(path: Path
         assert state.person_id("u") is None
         assert state.pending_write("w", LEAD) == "2026-01-02T03:04:05Z"
     assert rows(path, "SELECT count(*) FROM journal") == [(25,)]
+
+
+def test_discard_refuses_what_is_no_database(path: Path) -> None:
+    path.parent.mkdir()
+    path.write_text("[pipedrive]\n")  # a mistyped --state: the config
+    with pytest.raises(UsageError):
+        discard_state(path)
+    assert path.read_text() == "[pipedrive]\n"

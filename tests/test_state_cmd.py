@@ -140,12 +140,37 @@ def test_show_rejects_an_unknown_format() -> None:
 
 
 def test_show_an_unreadable_file() -> None:
-    Path("s.sqlite").write_text("not a database at all\n" * 50)
+    with sqlite3.connect("s.sqlite") as other:  # an SQLite database, but not rpd's
+        other.execute("CREATE TABLE notes (text TEXT)")
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (result.exit_code, result.output) == (
         2,
         "error: state file s.sqlite is not a readable rpd state file\n"
         "hint: move it aside, remove it with `rpd state clear`, or use another --state\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_a_file_that_is_no_database_is_left_alone(command: str) -> None:
+    # A mistyped --state (the config, an events file) must never be removed.
+    Path("events.ndjson").write_text('{"type": "identify"}\n')
+    args = ["state", command, "--state", "events.ndjson", "--yes"][: 5 if command == "clear" else 4]
+    result = runner.invoke(app, args, env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: events.ndjson is not an rpd state file (not an SQLite database)\n"
+        "hint: check --state: this file is not rpd's, and rpd leaves it alone\n",
+    )
+    assert Path("events.ndjson").read_text() == '{"type": "identify"}\n'
+    assert not Path("events.ndjson.lock").exists()
+
+
+def test_clear_refuses_a_directory() -> None:
+    Path("folder").mkdir()
+    result = runner.invoke(app, ["state", "clear", "--state", "folder", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: --state folder is a directory\nhint: give --state the state file\n",
     )
 
 

@@ -231,7 +231,22 @@ def _lock_for_writing(path: Path) -> _FileLock:
     return lock
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_sqlite(path: Path) -> bool:
+    """Whether the file is an SQLite database (or empty): what `rpd state clear` may remove."""
+    with path.open("rb") as handle:
+        head = handle.read(len(SQLITE_HEADER))
+    return head in (b"", SQLITE_HEADER)
+
+
 def _unreadable(path: Path) -> UsageError:
+    if path.is_file() and not is_sqlite(path):
+        return UsageError(
+            f"{path} is not an rpd state file (not an SQLite database)",
+            hint="check --state: this file is not rpd's, and rpd leaves it alone",
+        )
     return UsageError(
         f"state file {path} is not a readable rpd state file",
         hint="move it aside, remove it with `rpd state clear`, or use another --state",
@@ -809,7 +824,12 @@ class Discarded:
 
 def discard_state(path: Path) -> Discarded:
     """Remove a state file, its -wal and -shm (for `rpd state clear`): under the lock, so never
-    under a running rpd, and also when the file is unreadable or from a newer rpd."""
+    under a running rpd, and also when the file is unreadable or from a newer rpd. A directory,
+    or a file that is no SQLite database at all (a mistyped --state), is refused, not removed."""
+    if path.is_dir():
+        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
+    if not is_sqlite(path):
+        raise _unreadable(path)
     lock = _FileLock(path)
     lock.acquire()
     try:
