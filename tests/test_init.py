@@ -304,3 +304,14 @@ def test_trait_paths_and_odd_characters_survive_the_toml(tmp_path: Path) -> None
         f'"utm.campaign" = "{CAMPAIGN}"\n"say \\"hi\\"\\\\" = "Tag"\n'
     )
     assert tomllib.loads(out)["fields"]["leads"] == {"utm.campaign": CAMPAIGN, 'say "hi"\\': "Tag"}
+
+
+@pytest.mark.parametrize("where", ["no-such-folder/rpd.toml", "."])
+def test_an_output_init_cannot_write_is_a_usage_error(where: str) -> None:
+    code, out, err = invoke("init", "--from-rudderstack", str(EXAMPLE), "-o", where, "--force")
+    reason = "No such file or directory" if "/" in where else "Is a directory"
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: cannot write {where}: {reason}",
+        "hint: give -o a file in an existing, writable folder (or '-' for stdout)",
+    ]

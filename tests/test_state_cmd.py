@@ -249,3 +249,22 @@ def test_clear_refuses_while_another_rpd_runs() -> None:
         "hint: wait for it to finish, or use --state\n",
     )
     assert Path("s.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["show"], "no state: --sandbox without --state keeps none (give --state to see a file)\n"),
+        (["show", "-f", "json"], '{"path":null,"namespaces":[]}\n'),
+        (
+            ["clear", "--yes"],
+            "no state: --sandbox without --state keeps none (give --state to see a file)\n",
+        ),
+    ],
+)
+def test_sandbox_without_state_touches_no_state_file(command: list[str], expected: str) -> None:
+    # Like send and dry-run: --sandbox without --state keeps no state, so there is none to clear.
+    fill(Path(".rpd") / "state.sqlite")
+    result = runner.invoke(app, ["state", *command, "--sandbox"], env=ENV)
+    assert (result.exit_code, result.stdout) == (0, expected)
+    assert (Path(".rpd") / "state.sqlite").exists()

@@ -191,7 +191,13 @@ def init_command(
     if target is None:
         typer.echo(text, nl=False)
     else:
-        target.write_text(text, encoding="utf-8")
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(
+                f"cannot write {target}: {error.strerror or error}",
+                hint="give -o a file in an existing, writable folder (or '-' for stdout)",
+            ) from None
     if not quiet:
         lines = [f"wrote {target}"] if target is not None else []
         lines += [

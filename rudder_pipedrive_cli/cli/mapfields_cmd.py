@@ -152,7 +152,8 @@ def map_fields_command(
         str, typer.Option("--entity", "-e", help="persons | organizations | leads | all.")
     ] = "all",
     format: Annotated[
-        str, typer.Option("--format", "-f", help="table | json | toml ([fields.*] to paste).")
+        str,
+        typer.Option("--format", "-f", help="table | json | toml (\\[fields.*] tables to paste)."),
     ] = "table",
     custom_only: Annotated[
         bool, typer.Option("--custom-only", help="Only custom fields (toml always is).")

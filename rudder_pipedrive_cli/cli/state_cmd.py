@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import command_env, handle_errors, state_path
+from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state import (
@@ -25,6 +25,10 @@ state_app = typer.Typer(
     help="Inspect or reset the replay state (identity cache, journal, writes in flight).",
     no_args_is_help=True,
 )
+
+
+# What send and dry-run do with --sandbox and no --state, said for the state commands.
+NO_SANDBOX_STATE = "no state: --sandbox without --state keeps none (give --state to see a file)"
 
 
 def stdin_is_interactive() -> bool:
@@ -96,7 +100,11 @@ def show_command(
     if format not in ("table", "json"):
         raise UsageError(f"unknown --format {format!r}", hint="use table or json")
     with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
-        path = state_path(state, env.settings)
+        path = env.replay_state_path(state)
+        if path is None:
+            empty = orjson.dumps({"path": None, "namespaces": []}).decode()
+            print_line(env.out, empty if format == "json" else NO_SANDBOX_STATE)
+            return
         summaries: list[NamespaceSummary] = []
         if path.exists():
             with ReplayState.open(path, "", readonly=True) as replay_state:
@@ -126,7 +134,10 @@ def clear_command(
 ) -> None:
     """Delete the state file (every namespace): the next send starts from scratch."""
     with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
-        path = state_path(state, env.settings)
+        path = env.replay_state_path(state)
+        if path is None:
+            print_line(env.out, NO_SANDBOX_STATE)
+            return
         if not path.exists():
             print_line(env.out, f"no state at {path}")
             return
