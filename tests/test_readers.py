@@ -451,3 +451,13 @@ def test_any_events_read_back_identical_with_their_lines(
         data = gzip.compress(data)
     path = write(tmp_path_factory.mktemp("prop") / "e.ndjson", data)
     assert read(path) == [ok(f"{path}:{number}", event) for number, event in expected]
+
+
+def test_bytes_read_moves_line_by_line_in_a_plain_file(tmp_path: Path) -> None:
+    # Progress and its ETA follow the events handed out, not the 256 KiB read buffer.
+    lines = [dumps(A) + b"\n", b"\n", dumps(B) + b"\n", dumps(C) + b"\n"]
+    path = write(tmp_path / "e.ndjson", b"".join(lines))
+    reader = EventReader([path])
+    seen = [reader.bytes_read for _ in reader]
+    assert seen == [len(lines[0]), sum(map(len, lines[:3])), sum(map(len, lines))]
+    assert reader.bytes_read == reader.total_bytes == Path(path).stat().st_size

@@ -67,9 +67,14 @@ class EventReader:
 
     @property
     def bytes_read(self) -> int:
-        """Bytes consumed so far across files, as stored (compressed for gzip)."""
-        current = self._current.count if self._current is not None else 0
-        return self._finished_bytes + current
+        """Bytes consumed so far across files, as stored: the lines handed out of a plain file
+        (so progress moves event by event, not a read buffer at a time), the compressed bytes
+        read of a gzip file."""
+        source = self._current
+        if source is None:
+            return self._finished_bytes
+        consumed = source.consumed if source.consumed is not None else source.count
+        return self._finished_bytes + consumed
 
     def __iter__(self) -> Iterator[RawItem]:
         for path in self.paths:
@@ -109,6 +114,8 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
             # Iterated directly, not behind another buffer: a buffer's large reads would drop the
             # lines decompressed just before a truncated or corrupt part.
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        else:
+            source.consumed = 0  # lines are the stored bytes: count them as they are handed out
         lines = enumerate(stream, 1)
         consumed: list[bytes] = []
         content: list[tuple[int, bytes]] = []
@@ -117,6 +124,7 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
             if number == 1 and line.startswith(BOM):
                 line = line[len(BOM) :]
             consumed.append(line)
+            source.advance(len(line))
             if line.isspace() or not line:
                 continue
             content.append((number, line))
@@ -126,10 +134,14 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
         if not content:
             return
         if layout == "document":
-            yield from _document(b"".join(consumed) + stream.read(), name)
+            rest = stream.read()
+            source.advance(len(rest))
+            yield from _document(b"".join(consumed) + rest, name)
             return
-        loads = orjson.loads
+        loads, sniffed = orjson.loads, content[-1][0]
         for number, line in chain(content, lines):
+            if number > sniffed:  # the sniffed lines were counted above
+                source.advance(len(line))
             try:
                 value = loads(line)
             except orjson.JSONDecodeError as exc:
@@ -250,6 +262,11 @@ class _RawSource(io.RawIOBase):
         self._read = getattr(inner, "read1", inner.read)
         self._pending = b""
         self.count = 0
+        self.consumed: int | None = None  # bytes of lines handed out, for a plain file
+
+    def advance(self, size: int) -> None:
+        if self.consumed is not None:
+            self.consumed += size
 
     def readable(self) -> bool:
         return True
