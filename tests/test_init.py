@@ -315,3 +315,19 @@ def test_an_output_init_cannot_write_is_a_usage_error(where: str) -> None:
         f"error: cannot write {where}: {reason}",
         "hint: give -o a file in an existing, writable folder (or '-' for stdout)",
     ]
+
+
+def test_a_destination_that_is_no_object_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "destination.json"
+    path.write_text("[1, 2]")
+    code, out, err = invoke("init", "--from-rudderstack", str(path), "-o", "-")
+    assert (code, out) == (2, "")
+    assert err.splitlines()[0] == (
+        f"error: {path}: the RudderStack destination config must be a JSON object"
+    )
+
+
+def test_an_identity_setting_that_is_no_string_is_warned_about() -> None:
+    converted = convert({"userIdToken": "k", "groupIdToken": 5})
+    assert converted.group_id_field == ""
+    assert "groupIdToken is not a field key (a string): left empty" in converted.warnings

@@ -101,7 +101,11 @@ def read_destination(path: Path) -> object:
 
 
 def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
-    converted = convert(read_destination(path))
+    document = read_destination(path)
+    try:
+        converted = convert(document)
+    except UsageError as error:  # what the document holds is wrong: name the file
+        raise UsageError(f"{path}: {error.message}", hint=error.hint) from None
     if not quiet:
         for warning in converted.warnings:
             err.print(f"warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -113,6 +113,10 @@ def convert(document: Any) -> Converted:
         if key not in SETTINGS and key not in PLATFORM_SETTINGS
     ]
     fields = {table: _rows(name, config.get(name), warnings) for name, table in MAPS}
+    for key in ("userIdToken", "groupIdToken"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            warnings.append(f"{key} is not a field key (a string): left empty")
     user_id_field = _text(config.get("userIdToken"))
     group_id_field = _text(config.get("groupIdToken"))
     if not user_id_field:
