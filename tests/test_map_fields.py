@@ -100,6 +100,13 @@ def test_toml_prints_fields_tables_ready_to_paste(account: Sandbox, tmp_path: Pa
     assert pasted["leads"] == {"source": SOURCE, "campaign": CAMPAIGN}
 
 
+def test_toml_knows_identity_fields_given_by_name(account: Sandbox, tmp_path: Path) -> None:
+    by_name = 'user_id_field = "RudderStack userId"\ngroup_id_field = "RudderStack groupId"\n'
+    code, out, err = map_fields(account, tmp_path, "--format", "toml", identity=by_name)
+    assert (code, err) == (0, "")
+    assert out == TOML
+
+
 def test_toml_without_identity_fields_suggests_every_custom_field(
     account: Sandbox, tmp_path: Path
 ) -> None:

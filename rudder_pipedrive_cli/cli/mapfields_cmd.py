@@ -70,8 +70,10 @@ def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[s
 
 
 def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:
-    """`[fields.*]` tables of every custom field; the identity fields are left to rpd."""
-    identity = {getattr(config, setting): setting for setting, _ in IDENTITY_FIELDS}
+    """`[fields.*]` tables of every custom field; the identity fields are left to rpd (given by
+    key or by name: the catalog resolves names to keys)."""
+    resolved = catalog.apply(config)
+    identity = {getattr(resolved, setting): setting for setting, _ in IDENTITY_FIELDS}
     tables = []
     for entity in entities:
         suggestions = catalog.suggest_traits(entity, exclude=identity)
