@@ -232,7 +232,7 @@ class Catalog:
                 value=key,
                 message=f"{describe(info)} is not of a searchable type, so rpd "
                 "cannot look records up by it",
-                hint="use a field of type " + ", ".join(sorted(SEARCHABLE_TYPES)),
+                hint="use a field of type " + ", ".join(sorted(SEARCHABLE_TYPES - NUMERIC_TYPES)),
             )
         if info.field_type in NUMERIC_TYPES:
             return Finding(
