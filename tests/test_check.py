@@ -272,3 +272,27 @@ def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Pa
 )
 def test_plan_limits(plan: str, line: str) -> None:
     assert plan_limits(plan) == line
+
+
+def test_an_unreachable_pipedrive_names_the_url_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rudder_pipedrive_cli.core.errors import PlanFailure
+    from rudder_pipedrive_cli.http.blocking import BlockingClient
+
+    def unreachable(self: BlockingClient, request: object) -> None:
+        raise PlanFailure(
+            "GET /v1/users/me: ConnectError: [Errno -2] Name or service not known after 7 attempts",
+            retryable=True,
+        )
+
+    monkeypatch.setattr(BlockingClient, "send", unreachable)
+    code, out, _ = check(tmp_path, "https://acme-typo.pipedrive.com")
+    assert code == 1
+    assert out[-3:] == [
+        "FAIL  pipedrive: GET /v1/users/me: ConnectError: [Errno -2] Name or service not known "
+        "after 7 attempts",
+        "      hint: is https://acme-typo.pipedrive.com right (base_url, company_domain) and "
+        "reachable? then try again",
+        "1 of 2 checks failed",
+    ]

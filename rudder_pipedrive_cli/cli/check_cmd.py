@@ -162,7 +162,10 @@ def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
                 subject="pipedrive",
                 value="",
                 message=error.reason,
-                hint="try again later" if error.retryable else "",
+                hint=f"is {checks.env.settings.api_url} right (base_url, company_domain) and "
+                "reachable? then try again"
+                if error.retryable
+                else "",
             )
         )
     checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
