@@ -8,7 +8,7 @@ This module only wires them: which plan an item gets, and what happens when it e
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.intake import Intake
@@ -82,11 +82,10 @@ class Replay:
     journal: Journal | None = None
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
-    order: OrderKeys | None = None  # made from `known` when not given
+    order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
 
     def __post_init__(self) -> None:
-        if self.order is None:
-            self.order = OrderKeys(self.known)
+        self.order = OrderKeys(self.known)
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
@@ -100,7 +99,6 @@ class Replay:
 
     def keys(self, item: Intake) -> frozenset[str]:
         """The keys ordering this item against others (read in input order)."""
-        assert self.order is not None  # made in __post_init__
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Intake, outcome: Outcome) -> None:

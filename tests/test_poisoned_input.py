@@ -235,3 +235,28 @@ def test_failure_reasons_are_bounded() -> None:
     tally.add_outcome("identify", "failed", reason="bad value 0")
     assert len(tally.failures) == MAX_REASONS + 1
     assert tally.failures[OTHER_REASONS] == 5 and tally.failures["bad value 0"] == 2
+
+
+def test_outputs_rpd_cannot_write_are_usage_errors_naming_them(tmp_path: Path) -> None:
+    from rudder_pipedrive_cli.cli.send_cmd import write_report
+    from rudder_pipedrive_cli.core.errors import UsageError
+    from rudder_pipedrive_cli.core.intake import Intake
+    from rudder_pipedrive_cli.core.protocol import Outcome
+    from rudder_pipedrive_cli.io.deadletter import DeadLetters
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    under = blocker / "out.json"  # its folder is a file: nothing can be created there
+    with pytest.raises(UsageError) as report:
+        write_report(under, {"events": {}})
+    assert (report.value.message, report.value.hint) == (
+        f"cannot write the report to {under}: File exists",
+        "the report above is complete; choose another --report path next time",
+    )
+    failed = Outcome(status="failed", reason="no")
+    with pytest.raises(UsageError) as letters:
+        DeadLetters(under).add(Intake(source="f:1", kind="identify", raw={}), failed)
+    assert (letters.value.message, letters.value.hint) == (
+        f"cannot write dead letters to {under}: File exists",
+        "choose another --dead-letter path; rerun to resume",
+    )

@@ -27,11 +27,12 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
-from rudder_pipedrive_cli.io.deadletter import check_output_path
+from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
+OUTPUT = ("--output", "choose another --output path")
 
 
 def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
@@ -57,19 +58,6 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
             )
         return None
     return ReplayState.open(path, matches[0], readonly=True)
-
-
-def open_output(path: Path) -> IO[bytes]:
-    """`-o FILE`, created with its folders like send's report; a path rpd cannot write, or one
-    that is also an input, is a usage error before anything is planned."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open("wb")
-    except OSError as error:
-        raise UsageError(
-            f"cannot write --output {path}: {error.strerror or error}",
-            hint="choose another --output path",
-        ) from None
 
 
 @handle_errors()
@@ -147,7 +135,9 @@ def dry_run_command(
                 respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
         planned = preview(items, plan_config, respond, known, tally, journal_status)
-        sink: IO[bytes] = stack.enter_context(open_output(output)) if output else sys.stdout.buffer
+        sink: IO[bytes] = sys.stdout.buffer
+        if output is not None:  # created with its folders, like send's report
+            sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
             dumps, write = orjson.dumps, sink.write

@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.core.catalog import fetch_catalog
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, UsageError
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
@@ -36,6 +36,8 @@ from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
     default_dead_letter_path,
+    open_output,
+    output_error,
 )
 from rudder_pipedrive_cli.io.readers import STDIN, EventReader
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
@@ -187,15 +189,16 @@ class SendJob:
     state: Path | None = None
 
 
+REPORT = ("the report to", "the report above is complete; choose another --report path next time")
+
+
 def write_report(path: Path, document: dict[str, Any]) -> None:
+    data = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
-    except OSError as error:
-        raise UsageError(
-            f"cannot write the report to {path}: {error.strerror or error}",
-            hint="the report above is complete; choose another --report path next time",
-        ) from None
+        with open_output(path, "wb", *REPORT) as sink:
+            sink.write(data)
+    except OSError as error:  # writing or closing: opening is open_output's
+        raise output_error(path, *REPORT, error) from None
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:

@@ -46,23 +46,15 @@ class Stepper:
         self.outcome = Outcome(status="failed", reason="the plan did not run")
 
     def first(self) -> ApiRequest | None:
-        try:
-            request = next(self.plan)
-        except StopIteration as stop:
-            self.outcome = stop.value
-            return None
-        except PlanFailure as failure:
-            self.outcome = failed_outcome(failure, self.stage)
-            return None
-        except Exception as error:  # a bug fails its event, not the whole run
-            self.outcome = bug_outcome(error, self.stage)
-            return None
-        self.stage = request.stage
-        return request
+        return self._advance(None)
 
     def answer(self, response: ApiResponse) -> ApiRequest | None:
+        return self._advance(response)
+
+    def _advance(self, response: ApiResponse | None) -> ApiRequest | None:
+        """Start the plan (None) or hand it `response`: its next request, or None at its end."""
         try:
-            request = self.plan.send(response)
+            request = next(self.plan) if response is None else self.plan.send(response)
         except StopIteration as stop:
             self.outcome = stop.value
             return None

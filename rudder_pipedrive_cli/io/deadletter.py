@@ -50,6 +50,23 @@ def dead_letter_line(record: dict[str, Any]) -> bytes:
 TOO_DEEP = "; the event is nested too deeply to be written here: find it at its source"
 
 
+def open_output(path: Path, mode: str, what: str, hint: str) -> IO[bytes]:
+    """An output file (dead letters, report, dry-run output), created with its folders; one rpd
+    cannot write is a usage error: "cannot write WHAT PATH: why", then `hint`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.open(mode)
+    except OSError as error:
+        raise output_error(path, what, hint, error) from None
+
+
+def output_error(path: Path, what: str, hint: str, error: OSError) -> UsageError:
+    return UsageError(f"cannot write {what} {path}: {error.strerror or error}", hint=hint)
+
+
+DEAD_LETTERS = ("dead letters to", "choose another --dead-letter path; rerun to resume")
+
+
 class DeadLetters:
     """Appends records to `path`, creating the file only when the first failure arrives."""
 
@@ -59,16 +76,12 @@ class DeadLetters:
         self._handle: IO[bytes] | None = None
 
     def add(self, item: Intake, outcome: Outcome) -> None:
+        if self._handle is None:
+            self._handle = open_output(self.path, "ab", *DEAD_LETTERS)
         try:
-            if self._handle is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._handle = self.path.open("ab")
             self._handle.write(dead_letter_line(dead_letter_record(item, outcome)))
         except OSError as error:
-            raise UsageError(
-                f"cannot write dead letters to {self.path}: {error.strerror or error}",
-                hint="choose another --dead-letter path; rerun to resume",
-            ) from None
+            raise output_error(self.path, *DEAD_LETTERS, error) from None
         self.count += 1
 
     def close(self) -> None:

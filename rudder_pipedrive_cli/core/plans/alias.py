@@ -88,22 +88,12 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
                 raise gone(PERSON, previous, response, stage)
             expect(response, stage)
             break
-        check = yield ApiRequest(
-            method="GET",
-            path=f"/api/v2/persons/{previous.id}",
-            endpoint="/api/v2/persons/{id}",
-            stage="reconcile merge",
-            note=f"merge outcome unknown: is person {previous.id} still there?",
-        )
+        note = f"merge outcome unknown: is person {previous.id} still there?"
+        check = yield person_check(previous, note)
         if check.status in GONE:
             # Done only while the survivor exists (SPEC 5): else it is the one that went away.
-            still = yield ApiRequest(
-                method="GET",
-                path=f"/api/v2/persons/{current.id}",
-                endpoint="/api/v2/persons/{id}",
-                stage="reconcile merge",
-                note=f"person {previous.id} is gone: is the survivor {current.id} there?",
-            )
+            note = f"person {previous.id} is gone: is the survivor {current.id} there?"
+            still = yield person_check(current, note)
             if still.status in GONE:
                 raise gone(PERSON, current, still, stage)
             expect(still, "reconcile merge")
@@ -119,3 +109,14 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     # both were; otherwise the next track lists it (a lead nobody listed may have moved there).
     both = survivor | merged if survivor is not None and merged is not None else None
     ctx.ledger.lead_origins[current.id] = both
+
+
+def person_check(person: Ref, note: str) -> ApiRequest:
+    """GET one person, to learn whether it still exists while reconciling a merge."""
+    return ApiRequest(
+        method="GET",
+        path=f"{PERSON.collection}/{person.id}",
+        endpoint=PERSON.item_endpoint,
+        stage="reconcile merge",
+        note=note,
+    )
