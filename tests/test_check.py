@@ -296,3 +296,16 @@ def test_an_unreachable_pipedrive_names_the_url_to_check(
         "reachable? then try again",
         "1 of 2 checks failed",
     ]
+
+
+def test_a_refused_connection_fails_after_two_retries_over_real_loopback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, out, _ = check(tmp_path, f"http://127.0.0.1:{port}")
+    assert code == 1
+    assert out[-3].startswith("FAIL  pipedrive: GET /v1/users/me: ConnectError")
+    assert out[-3].endswith("after 3 attempts")
+    assert out[-1] == "1 of 2 checks failed"

@@ -50,11 +50,21 @@ def entities_for(entity: str) -> tuple[str, ...]:
     return (entity,)
 
 
+# map-fields, check and init answer a person at a terminal: a failure (a mistyped company_domain
+# that does not resolve, a refused connection, a 5xx) is retried twice, about a second, not the
+# six times over some 25 s that carry a long send through a network blip. Rate limits are waited
+# out either way (they are not failures).
+INTERACTIVE_RETRIES = 2
+
+
 def account_client(env: Env) -> BlockingClient:
     """A client for the few ordered requests of map-fields, check and init."""
     settings = env.settings
     return BlockingClient(
-        token=require_token(settings), base_url=settings.api_url, plan=settings.plan
+        token=require_token(settings),
+        base_url=settings.api_url,
+        plan=settings.plan,
+        max_retries=INTERACTIVE_RETRIES,
     )
 
 
