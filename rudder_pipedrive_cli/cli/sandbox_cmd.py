@@ -7,6 +7,7 @@ The default plan is `growth`, so a first try meets the rate limits a real accoun
 
 from __future__ import annotations
 
+import errno
 import signal
 import sys
 from types import FrameType
@@ -83,10 +84,17 @@ def sandbox_command(
         sandbox.serve_forever(on_ready=_announce)
     except OSError as error:
         raise UsageError(
-            f"cannot listen on {host}:{port}: {error.strerror or error}",
-            hint="choose another --port (0 picks a free one)",
+            f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)
         ) from None
     except KeyboardInterrupt:
         print("sandbox stopped", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _bind_hint(error: OSError) -> str:
+    """What to change when the server cannot listen: the port when it is taken (or reserved), else
+    the host (an address this machine does not have, or a name that does not resolve)."""
+    if error.errno in (errno.EADDRINUSE, errno.EACCES):
+        return "choose another --port (0 picks a free one)"
+    return "choose a --host this machine has (127.0.0.1, the default, or 0.0.0.0 for every one)"

@@ -77,3 +77,17 @@ def test_a_busy_port_is_a_usage_error(sandbox: Sandbox) -> None:
     assert result.exit_code == 2
     assert result.output.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert result.output.endswith("hint: choose another --port (0 picks a free one)\n")
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [("192.0.2.1", "Cannot assign requested address"), ("nosuch.invalid", "")],
+)
+def test_a_host_it_cannot_listen_on_points_at_the_host(host: str, reason: str) -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--host", host, "--port", "0"])
+    assert result.exit_code == 2
+    first, hint = result.output.splitlines()
+    assert first.startswith(f"error: cannot listen on {host}:0: {reason}")
+    assert hint == (
+        "hint: choose a --host this machine has (127.0.0.1, the default, or 0.0.0.0 for every one)"
+    )
