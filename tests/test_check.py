@@ -203,6 +203,25 @@ budget = "Budget"
     ]
 
 
+def test_a_standard_field_rpd_cannot_write_fails_the_check(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    account = start_account(make_sandbox)
+    fields = '[fields.persons]\ngiven = "First name"\ntitle = "job_title"\n'
+    code, lines, _ = check(tmp_path, account.url, fields=fields)
+    assert code == 2
+    assert lines[4:] == [
+        "FAIL  fields.persons.given = 'First name': \"First name\" (varchar) is a standard person "
+        "field that rpd cannot write (Pipedrive's API does not take it, or rpd sets it itself): "
+        "its values would be dropped",
+        "      hint: map the trait to a custom field (`rpd map-fields --entity persons "
+        "--custom-only`)",
+        "ok    fields.persons.title = 'job_title': \"Job title\" (varchar)",
+        UNLIMITED,
+        "1 of 6 checks failed",
+    ]
+
+
 def test_quiet_prints_only_the_problems_and_the_summary(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:

@@ -110,3 +110,38 @@ def test_contract_accepts_nullable_and_custom_keys() -> None:
 def test_contract_checks_the_endpoint_template() -> None:
     with pytest.raises(ContractError, match=re.escape("should be '/api/v2/persons/{id}'")):
         check("PATCH", "/api/v2/persons/5", {}, {"name": "x"}, endpoint="/api/v2/persons/{pid}")
+
+
+def declared_keys(method: str, path: str) -> set[str]:
+    """The top-level keys a write's JSON request schema declares (through allOf), but
+    custom_fields, which is not a field."""
+    from openapi_contract import find_operation, resolve
+
+    operation = find_operation(method, path)
+    schema = resolve(operation.spec, operation.op["requestBody"])["content"]["application/json"]
+    parts = [schema["schema"]]
+    keys: set[str] = set()
+    while parts:
+        part = parts.pop()
+        keys |= set(part.get("properties", {}))
+        parts.extend(part.get("allOf", []))
+    return keys - {"custom_fields"}
+
+
+@pytest.mark.parametrize(
+    ("table", "create", "update"),
+    [
+        ("PERSON_WRITABLE", "/api/v2/persons", "/api/v2/persons/1"),
+        ("ORG_WRITABLE", "/api/v2/organizations", "/api/v2/organizations/1"),
+        ("LEAD_WRITABLE", "/v1/leads", "/v1/leads/0f1e2d3c-0000-4000-8000-000000000000"),
+    ],
+)
+def test_the_writable_tables_are_what_the_write_schemas_declare(
+    table: str, create: str, update: str
+) -> None:
+    from rudder_pipedrive_cli.core import fields
+
+    creatable = declared_keys("POST", create)
+    updatable = declared_keys("PATCH", update)
+    # A key either write takes, except what only an update of a lead can do (archive it).
+    assert getattr(fields, table) == (creatable | updatable) - {"is_archived"}

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.fields import (
+    LEAD_WRITABLE,
+    NEVER_SENT,
+    ORG_WRITABLE,
+    PERSON_WRITABLE,
+    RPD_SETS,
+)
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
@@ -156,6 +163,19 @@ class Catalog:
                             hint="write the field key instead of its name",
                         )
                     )
+                elif not info.is_custom and not writable(entity, info.key):
+                    findings.append(
+                        Finding(
+                            level="fail",
+                            subject=subject,
+                            value=key,
+                            message=f"{describe(info)} is a standard {NOUNS[entity]} field that "
+                            "rpd cannot write (Pipedrive's API does not take it, or rpd sets it "
+                            "itself): its values would be dropped",
+                            hint="map the trait to a custom field (`rpd map-fields "
+                            f"--entity {entity} --custom-only`)",
+                        )
+                    )
                 else:
                     via = f" (by its name; key {info.key})" if info.key != key else ""
                     findings.append(
@@ -261,6 +281,18 @@ class Catalog:
             info = self.field(entity, key)
             resolved[trait] = info.key if info is not None else key
         return resolved
+
+
+WRITABLE: Mapping[str, frozenset[str]] = {
+    "persons": PERSON_WRITABLE,
+    "organizations": ORG_WRITABLE,
+    "leads": LEAD_WRITABLE,
+}
+
+
+def writable(entity: str, key: str) -> bool:
+    """Whether a value mapped to the standard field `key` reaches Pipedrive (see fields.py)."""
+    return key in WRITABLE[entity] and key not in RPD_SETS and key not in NEVER_SENT
 
 
 def is_searchable(info: FieldInfo) -> bool:

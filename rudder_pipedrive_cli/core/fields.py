@@ -643,8 +643,6 @@ def _labels(value: Any, shaping: Shaping) -> Any:
 Shape = Callable[[Any, Shaping], Any]
 PERSON_SHAPES: Mapping[str, Shape] = {
     "name": lambda value, _: text(value),
-    "first_name": lambda value, _: text(value),
-    "last_name": lambda value, _: text(value),
     "emails": _contacts,
     "phones": _contacts,
     "visible_to": _visible,
@@ -663,10 +661,33 @@ LEAD_SHAPES: Mapping[str, Shape] = {
 }
 
 
+# The top-level keys each write's request schema declares (v2 persons and organizations, v1
+# leads; tests/test_openapi_requests.py holds these to pipedrive-openapi/). A standard field
+# that a listing shows but a write does not take (a person's first_name, a deal's stage_id) is
+# dropped with a warning: sent, Pipedrive would refuse the whole record.
+PERSON_WRITABLE = frozenset(
+    {"add_time", "birthday", "emails", "im", "job_title", "label_ids", "marketing_status"}
+    | {"name", "notes", "org_id", "owner_id", "phones", "postal_address", "visible_to"}
+)
+ORG_WRITABLE = frozenset(
+    {"add_time", "address", "annual_revenue", "employee_count", "industry", "label_ids"}
+    | {"linkedin", "name", "owner_id", "visible_to", "website"}
+)
+LEAD_WRITABLE = frozenset(
+    {"channel", "channel_id", "expected_close_date", "label_ids", "organization_id"}
+    | {"origin_id", "owner_id", "person_id", "title", "value", "visible_to", "was_seen"}
+)
+
+
 def shape_standard(
-    values: Mapping[str, Any], shapes: Mapping[str, Shape], shaping: Shaping
+    values: Mapping[str, Any],
+    shapes: Mapping[str, Shape],
+    shaping: Shaping,
+    writable: frozenset[str],
+    config: PlanConfig,
 ) -> dict[str, Any]:
-    """Mapped values with standard keys shaped (dropped when they cannot be, with a warning)."""
+    """Mapped values with standard keys shaped (dropped when they cannot be, or cannot be
+    written, with a warning); custom fields pass as they are."""
     shaped: dict[str, Any] = {}
     for key, value in values.items():
         shape = shapes.get(key)
@@ -676,6 +697,12 @@ def shape_standard(
                 continue
         elif key in RPD_SETS:
             shaping.warnings.append(f"a trait is mapped to {key}, which rpd sets itself; dropped")
+            continue
+        elif key not in writable and not is_custom(key, config):
+            shaping.warnings.append(
+                f"a trait is mapped to {key}, a standard field Pipedrive's API does not let rpd "
+                "write; dropped (map it to a custom field)"
+            )
             continue
         shaped[key] = value
     return shaped

@@ -69,6 +69,37 @@ def test_a_trait_mapped_to_a_field_rpd_sets_is_dropped_with_a_warning() -> None:
     assert "a trait is mapped to org_id, which rpd sets itself; dropped" in outcome.warnings
 
 
+@pytest.mark.parametrize(
+    ("fields", "kind", "key"),
+    [
+        ({"person_fields": {"given": "first_name"}}, "identify", "first_name"),
+        ({"org_fields": {"size": "people_count"}}, "group", "people_count"),
+        ({"lead_fields": {"given": "stage_id"}}, "track", "stage_id"),
+    ],
+)
+def test_a_trait_mapped_to_a_standard_field_no_write_takes_is_dropped_with_a_warning(
+    fields: dict[str, dict[str, str]], kind: str, key: str
+) -> None:
+    config = replace(CONFIG, **fields)  # type: ignore[arg-type]
+    traits = {"name": "Ann", "given": "Ann", "size": 4}
+    raw = {
+        "type": kind,
+        "userId": "u-1",
+        "groupId": "g-1",
+        "event": "Signed up",
+        "traits": traits,
+        "properties": traits,
+        "context": {"traits": traits},
+    }
+    outcome, requests = replay(raw, config)
+    assert outcome.status == "sent"
+    assert all(key not in (request.body or {}) for request in requests)
+    assert outcome.warnings == (
+        f"a trait is mapped to {key}, a standard field Pipedrive's API does not let rpd write; "
+        "dropped (map it to a custom field)",
+    )
+
+
 def test_a_property_mapped_to_the_lead_value_is_an_amount_with_the_events_currency() -> None:
     config = replace(CONFIG, lead_fields={"price": "value"}, default_currency="USD")
     raw = {

@@ -14,9 +14,11 @@ from rudder_pipedrive_cli.core.fields import (
     ORG_SHAPES,
     ORG_STANDARD,
     ORG_STANDARD_KEYS,
+    ORG_WRITABLE,
     PERSON_SHAPES,
     PERSON_STANDARD,
     PERSON_STANDARD_KEYS,
+    PERSON_WRITABLE,
     Reader,
     Shape,
     Shaping,
@@ -59,6 +61,7 @@ class Entity:
     standard: tuple[tuple[str, Reader], ...]
     standard_keys: frozenset[str]
     shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
+    writable: frozenset[str]  # the standard fields its writes take
     identity_field: Callable[[PlanConfig], str]
     mapping: Callable[[PlanConfig], Mapping[str, str]]
     cached: Callable[[Known, str], PdId | None]
@@ -79,6 +82,7 @@ PERSON = Entity(
     standard=PERSON_STANDARD,
     standard_keys=PERSON_STANDARD_KEYS,
     shapes=PERSON_SHAPES,
+    writable=PERSON_WRITABLE,
     identity_field=lambda config: config.user_id_field,
     mapping=lambda config: config.person_fields,
     cached=lambda known, key: known.person_id(key),
@@ -94,6 +98,7 @@ ORG = Entity(
     standard=ORG_STANDARD,
     standard_keys=ORG_STANDARD_KEYS,
     shapes=ORG_SHAPES,
+    writable=ORG_WRITABLE,
     identity_field=lambda config: config.group_id_field,
     mapping=lambda config: config.org_fields,
     cached=lambda known, key: known.org_id(key),
@@ -394,7 +399,9 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
     shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-    for key, value in shape_standard(top, entity.shapes, shaping).items():
+    for key, value in shape_standard(
+        top, entity.shapes, shaping, entity.writable, ctx.config
+    ).items():
         if key not in body:
             body[key] = value
     if custom:

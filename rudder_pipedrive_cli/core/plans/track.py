@@ -9,6 +9,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
     LEAD_SHAPES,
     LEAD_STANDARD_KEYS,
+    LEAD_WRITABLE,
     Shaping,
     Traits,
     date_part,
@@ -71,7 +72,7 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     currency = text(properties.get("currency")) or config.default_currency
     mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
     shaping = Shaping(create=True, currency=currency, labels=config.lead_labels, warnings=warnings)
-    body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping), config)
+    body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
     body["title"] = title
     amount = lead_amount(properties, warnings)
     if amount is not None:
