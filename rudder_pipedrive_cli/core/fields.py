@@ -509,9 +509,10 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
 def lead_labels(
     value: Any, known: Mapping[str, str], warnings: list[str], *, listed: bool = True
 ) -> list[str]:
-    """Label UUIDs pass through; names resolve through the account's lead labels (exact, else
-    case-insensitive); an unknown name is dropped with a warning (a label is not worth the lead).
-    `listed` is False when the account's labels were never listed (an offline dry-run)."""
+    """Names resolve through the account's lead labels (exact, else case-insensitive); UUIDs are
+    written in lower case and, once the labels were listed, must be one of them. An unknown
+    label is dropped with a warning (a label is not worth the lead). `listed` is False when the
+    account's labels were never listed (an offline dry-run): UUIDs then pass unchecked."""
     items: Sequence[Any] = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
@@ -521,7 +522,12 @@ def lead_labels(
         name = text(item)
         if name is None:
             continue
-        uid = name if UUID.match(name) else known.get(name, folded.get(name.lower()))
+        if UUID.match(name):
+            uid: str | None = name.lower()
+            if listed and uid not in {known_uid.lower() for known_uid in known.values()}:
+                uid = None
+        else:
+            uid = known.get(name, folded.get(name.lower()))
         if uid is None and not listed:
             warnings.append(
                 f"lead label {name!r} cannot be resolved without the account's label listing "
@@ -604,6 +610,7 @@ class Shaping:
     currency: str
     labels: Mapping[str, str]
     warnings: list[str]
+    listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
 
 
 def _contacts(value: Any, _: Shaping) -> Any:
@@ -637,7 +644,7 @@ def _lead_value(value: Any, shaping: Shaping) -> Any:
 
 
 def _labels(value: Any, shaping: Shaping) -> Any:
-    return lead_labels(value, shaping.labels, shaping.warnings) or None
+    return lead_labels(value, shaping.labels, shaping.warnings, listed=shaping.listed) or None
 
 
 Shape = Callable[[Any, Shaping], Any]

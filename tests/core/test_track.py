@@ -215,6 +215,23 @@ CASES = [
         expect={"warnings": ["lead label 'Lukewarm' is not a label of this account; dropped"]},
     ),
     known_person(
+        "label_ids: a UUID in upper case is written in lower case; one not listed is dropped",
+        {"label_ids": [HOT.upper(), "00000000-0000-4000-8000-000000000000"]},
+        lead(label_ids=[HOT]),
+        expect={
+            "warnings": [
+                "lead label '00000000-0000-4000-8000-000000000000' is not a label of this "
+                "account; dropped"
+            ]
+        },
+    ),
+    known_person(
+        "label_ids unlisted (offline): UUIDs pass unchecked, in lower case",
+        {"label_ids": [HOT.upper(), "00000000-0000-4000-8000-000000000000"]},
+        lead(label_ids=[HOT, "00000000-0000-4000-8000-000000000000"]),
+        config=replace(CONFIG, field_types={}),
+    ),
+    known_person(
         "label_ids as a comma-separated string",
         {"label_ids": "Hot, Cold"},
         lead(label_ids=[HOT, COLD]),

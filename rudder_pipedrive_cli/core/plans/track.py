@@ -71,7 +71,15 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     config, warnings = ctx.config, ctx.ledger.warnings
     currency = text(properties.get("currency")) or config.default_currency
     mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
-    shaping = Shaping(create=True, currency=currency, labels=config.lead_labels, warnings=warnings)
+    # Without the field catalog (an offline dry-run) the labels were never listed either.
+    listed = bool(config.field_types)
+    shaping = Shaping(
+        create=True,
+        currency=currency,
+        labels=config.lead_labels,
+        warnings=warnings,
+        listed=listed,
+    )
     body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
     body["title"] = title
     amount = lead_amount(properties, warnings)
@@ -92,8 +100,6 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
             body["expected_close_date"] = day
     labels = properties.get("label_ids")
     if labels is not None:
-        # Without the field catalog (an offline dry-run) the labels were never listed either.
-        listed = bool(config.field_types)
         label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
             body["label_ids"] = label_ids
