@@ -106,7 +106,7 @@ class Replay:
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=len(outcome.warnings),
+            warnings=outcome.warnings,
             reason=outcome.reason,
         )
         if outcome.status == "failed":

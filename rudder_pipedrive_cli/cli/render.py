@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
@@ -79,14 +80,20 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 TOP_REASONS = 5
 
 
-def print_failure_reasons(console: Console, tally: Tally) -> None:
-    """Why events failed, the most common reasons first: what to fix before a replay."""
-    if not tally.failures:
+def print_warnings_and_failures(console: Console, tally: Tally) -> None:
+    """What rpd warned about, then why events failed, the most common first: what to fix (or
+    accept) before a replay. A warning leaves something out of an event that still went on."""
+    _print_counted(console, tally.warnings, "warnings")
+    _print_counted(console, tally.failures, "why events failed")
+
+
+def _print_counted(console: Console, counts: Counter[str], heading: str) -> None:
+    if not counts:
         return
-    top = tally.failures.most_common(TOP_REASONS)
+    top = counts.most_common(TOP_REASONS)
     width = len(str(top[0][1]))
-    shown = f"top {len(top)} of {len(tally.failures)}" if len(tally.failures) > len(top) else ""
-    lines = [f"why events failed{f' ({shown})' if shown else ''}:"]
+    shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
+    lines = [f"{heading}{f' ({shown})' if shown else ''}:"]
     lines += [f"  {count:>{width}}  {reason or '(no reason given)'}" for reason, count in top]
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
@@ -103,7 +110,7 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False)
-    print_failure_reasons(console, tally)
+    print_warnings_and_failures(console, tally)
 
 
 def print_send_report(
@@ -121,7 +128,7 @@ def print_send_report(
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
-    print_failure_reasons(console, tally)
+    print_warnings_and_failures(console, tally)
     if dead_letter:
         console.print(
             f"failed events written to {dead_letter}: fix the cause, then "

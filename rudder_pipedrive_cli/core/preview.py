@@ -85,7 +85,7 @@ def preview(
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=len(outcome.warnings),
+            warnings=outcome.warnings,
             reason=outcome.reason,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))

@@ -13,10 +13,11 @@ from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
-# Distinct failure reasons counted one by one; past this many, the rest are counted together
-# (a reason may name a value, so a large file could otherwise make one per event).
+# Distinct failure reasons (and warnings) counted one by one; past this many, the rest are
+# counted together (a reason may name a value, so a large file could otherwise make one per event).
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
+OTHER_WARNINGS = "(other warnings)"
 
 
 @dataclass(slots=True)
@@ -27,7 +28,7 @@ class Tally:
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
-    warnings: int = 0
+    warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
     tokens: int = 0
     retries: int = 0
     rate_limited: int = 0
@@ -45,16 +46,14 @@ class Tally:
         status: str,
         *,
         dropped: tuple[str, ...] = (),
-        warnings: int = 0,
+        warnings: tuple[str, ...] = (),
         reason: str = "",
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event."""
         if status == "failed":
-            failures = self.failures
-            if reason in failures or len(failures) < MAX_REASONS:
-                failures[reason] += 1
-            else:
-                failures[OTHER_REASONS] += 1
+            _count(self.failures, reason, OTHER_REASONS)
+        for warning in warnings:
+            _count(self.warnings, warning, OTHER_WARNINGS)
         self.read += 1
         self.outcomes[status] += 1
         counts = self.by_type.get(event_type)
@@ -65,7 +64,6 @@ class Tally:
             tally = self.dropped
             for path in dropped:
                 tally[path] += 1
-        self.warnings += warnings
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
         events: dict[str, int] = {"read": self.read}
@@ -83,3 +81,11 @@ class Tally:
             "duration_s": round(duration_s, 3),
             "dead_letter": dead_letter,
         }
+
+
+def _count(counter: Counter[str], key: str, other: str) -> None:
+    """Count `key`, or `other` once MAX_REASONS distinct keys are counted."""
+    if key in counter or len(counter) < MAX_REASONS:
+        counter[key] += 1
+    else:
+        counter[other] += 1

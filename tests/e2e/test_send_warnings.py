@@ -1,0 +1,39 @@
+"""Warnings in a send (SPEC 4 "record a warning"): the event still goes, without what was left
+out, and the report says what, most common first. Over loopback HTTP against the sandbox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e_support import assert_report_adds_up, holdings, identify, rpd_send, track, write_events
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox.seed import LEAD_LABELS
+
+HOT = next(label["id"] for label in LEAD_LABELS if label["name"] == "Hot")
+GONE_LABEL = "00000000-0000-4000-8000-000000000000"
+
+
+def test_warnings_are_reported_and_the_events_still_sent(sandbox: Sandbox, tmp_path: Path) -> None:
+    events = [
+        identify("w-1", "u-1", name="Ann", visible_to=42),
+        identify("w-2", "u-2", name="Bob", visible_to=42),
+        track("w-3", "u-1", "Trial", label_ids=[HOT.upper(), GONE_LABEL, "Lukewarm"]),
+    ]
+    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "events.ndjson", events))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"]["sent"] == 3
+    assert "\n".join(
+        [
+            "warnings:",
+            "  2  visible_to = 42 is not one of 1, 3, 5, 7; dropped",
+            f"  1  lead label '{GONE_LABEL}' is not a label of this account; dropped",
+            "  1  lead label 'Lukewarm' is not a label of this account; dropped",
+        ]
+    ) in "\n".join(line.rstrip() for line in run.stderr.splitlines())
+    held = holdings(sandbox)
+    assert [person.get("visible_to") for person in held.persons] == [3, 3]  # the default
+    assert held.lead("rpd:w-3")["label_ids"] == [HOT]
