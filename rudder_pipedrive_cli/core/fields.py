@@ -339,7 +339,7 @@ def to_money(value: Any, info: FieldInfo, currency: str) -> Any:
         amount, code = as_number(value), currency
     if amount is None or not code:
         raise Unconvertible(expected)
-    return {"value": amount, "currency": code}
+    return {"value": amount, "currency": code.upper()}  # ISO 4217, as the lead's own value
 
 
 def to_address(value: Any, info: FieldInfo, currency: str) -> Any:

@@ -239,8 +239,7 @@ def _list_leads(store: Store, req: Request) -> Answer:
 
 
 def _field_listing(entity: Entity) -> Handler:
-    listing = [f.listing() for f in FIELDS[entity]]
-    return lambda store, req: _cursor_page(req, listing)
+    return lambda store, req: _cursor_page(req, [f.listing() for f in FIELDS[entity]])
 
 
 ROUTES: Mapping[tuple[str, str], Handler] = {

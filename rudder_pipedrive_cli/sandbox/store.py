@@ -31,6 +31,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
 from rudder_pipedrive_cli.sandbox.validation import (
     check_custom_fields,
     check_field_value,
+    json_type,
     looks_like_field_key,
     parse_rfc3339,
 )
@@ -302,11 +303,18 @@ class Store:
         }
         lead |= {key: body[key] for key in _LEAD_PASSTHROUGH if key in body}
         for key, value in body.items():
-            if not looks_like_field_key(key):
+            # v1 leads take custom deal fields top level; a monetary one is flat: the amount
+            # under its key, the currency under `<key>_currency` (v1.yaml, "Lead fields").
+            field_key = key.removesuffix("_currency")
+            if not looks_like_field_key(field_key):
                 continue
-            if key not in deal_fields:
+            field = deal_fields.get(field_key)
+            if field is None or (key != field_key and field.type != "monetary"):
                 raise ApiError(400, f"{key}: unknown deal field")
-            problem = check_field_value(deal_fields[key], value, key)
+            if field.type == "monetary":
+                problem = _flat_monetary(key, value, currency=key != field_key)
+            else:
+                problem = check_field_value(field, value, key)
             if problem:
                 raise ApiError(400, problem)
             lead[key] = copy.deepcopy(value)
@@ -385,3 +393,13 @@ _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
     "middle": lambda value, term: term.lower() in value.lower(),
 }
 MATCH_MODES = tuple(_MATCHERS)
+
+
+def _flat_monetary(key: str, value: Any, *, currency: bool) -> str | None:
+    """A monetary deal field on a v1 lead: a number under its key, a currency code beside it."""
+    if value is None:
+        return None
+    kind = json_type(value)
+    if currency:
+        return None if kind == "string" else f"{key}: expected a currency code (string), got {kind}"
+    return None if kind in ("integer", "number") else f"{key}: expected a number, got {kind}"
