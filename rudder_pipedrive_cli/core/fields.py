@@ -686,6 +686,22 @@ LEAD_WRITABLE = frozenset(
 )
 
 
+def unwritable(key: str, config: PlanConfig) -> str:
+    """Why a value mapped to `key`, neither custom nor a field a write takes, is left out."""
+    if key in config.field_types:
+        return (
+            f"a trait is mapped to {key}, a standard field Pipedrive's API does not let rpd "
+            "write; dropped (map it to a custom field)"
+        )
+    if config.field_types:
+        return f"a trait is mapped to {key}, which is no field of this account; dropped"
+    # Offline: a field given by its name is resolved only with the account's field listing.
+    return (
+        f"a trait is mapped to {key}, which only the account's field listing can resolve "
+        "(dry-run: --lookups, or the state of an earlier send); left out"
+    )
+
+
 def shape_standard(
     values: Mapping[str, Any],
     shapes: Mapping[str, Shape],
@@ -706,10 +722,7 @@ def shape_standard(
             shaping.warnings.append(f"a trait is mapped to {key}, which rpd sets itself; dropped")
             continue
         elif key not in writable and not is_custom(key, config):
-            shaping.warnings.append(
-                f"a trait is mapped to {key}, a standard field Pipedrive's API does not let rpd "
-                "write; dropped (map it to a custom field)"
-            )
+            shaping.warnings.append(unwritable(key, config))
             continue
         shaped[key] = value
     return shaped

@@ -69,18 +69,47 @@ def test_a_trait_mapped_to_a_field_rpd_sets_is_dropped_with_a_warning() -> None:
     assert "a trait is mapped to org_id, which rpd sets itself; dropped" in outcome.warnings
 
 
+STANDARD = {
+    key: FieldInfo(key=key, name=key, field_type="varchar", is_custom=False)
+    for key in ("first_name", "people_count", "stage_id")
+}
+UNWRITABLE = (
+    "a trait is mapped to {}, a standard field Pipedrive's API does not let rpd write; dropped "
+    "(map it to a custom field)"
+)
+NO_FIELD = "a trait is mapped to {}, which is no field of this account; dropped"
+OFFLINE = (
+    "a trait is mapped to {}, which only the account's field listing can resolve (dry-run: "
+    "--lookups, or the state of an earlier send); left out"
+)
+
+
 @pytest.mark.parametrize(
-    ("fields", "kind", "key"),
+    ("fields", "kind", "key", "warning"),
     [
-        ({"person_fields": {"given": "first_name"}}, "identify", "first_name"),
-        ({"org_fields": {"size": "people_count"}}, "group", "people_count"),
-        ({"lead_fields": {"given": "stage_id"}}, "track", "stage_id"),
+        ({"person_fields": {"given": "first_name"}}, "identify", "first_name", UNWRITABLE),
+        ({"org_fields": {"size": "people_count"}}, "group", "people_count", UNWRITABLE),
+        ({"lead_fields": {"given": "stage_id"}}, "track", "stage_id", UNWRITABLE),
+        ({"person_fields": {"given": "Given name"}}, "identify", "Given name", NO_FIELD),
+        (
+            {"person_fields": {"given": "Given name"}, "field_types": {}},
+            "identify",
+            "Given name",
+            OFFLINE,
+        ),
+        (
+            {"lead_fields": {"given": "Given name"}, "field_types": {}},
+            "track",
+            "Given name",
+            OFFLINE,
+        ),
     ],
 )
 def test_a_trait_mapped_to_a_standard_field_no_write_takes_is_dropped_with_a_warning(
-    fields: dict[str, dict[str, str]], kind: str, key: str
+    fields: dict[str, Any], kind: str, key: str, warning: str
 ) -> None:
-    config = replace(CONFIG, **fields)  # type: ignore[arg-type]
+    fields.setdefault("field_types", {**CONFIG.field_types, **STANDARD})
+    config = replace(CONFIG, **fields)
     traits = {"name": "Ann", "given": "Ann", "size": 4}
     raw = {
         "type": kind,
@@ -94,10 +123,7 @@ def test_a_trait_mapped_to_a_standard_field_no_write_takes_is_dropped_with_a_war
     outcome, requests = replay(raw, config)
     assert outcome.status == "sent"
     assert all(key not in (request.body or {}) for request in requests)
-    assert outcome.warnings == (
-        f"a trait is mapped to {key}, a standard field Pipedrive's API does not let rpd write; "
-        "dropped (map it to a custom field)",
-    )
+    assert outcome.warnings == (warning.format(key),)
 
 
 def test_a_property_mapped_to_the_lead_value_is_an_amount_with_the_events_currency() -> None:
