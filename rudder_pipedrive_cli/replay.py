@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -55,15 +56,23 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
         return first
     while True:
         response: ApiResponse
-        if request.is_write:
-            left_in_flight = journal.pending_write(event_id, request)
-            if left_in_flight is not None:
-                response = ApiResponse(status=0, sent_at=left_in_flight)
+        try:
+            if request.is_write:
+                left_in_flight = journal.pending_write(event_id, request)
+                if left_in_flight is not None:
+                    response = ApiResponse(status=0, sent_at=left_in_flight)
+                else:
+                    journal.begin_write(event_id, request, now())
+                    response = yield request
             else:
-                journal.begin_write(event_id, request, now())
                 response = yield request
-        else:
-            response = yield request
+        except PlanFailure as failure:  # the transport gave up: the plan hears it (driver.py)
+            try:
+                request = plan.throw(failure)
+            except StopIteration as stop:
+                thrown: Outcome = stop.value
+                return thrown
+            continue
         try:
             request = plan.send(response)
         except StopIteration as stop:

@@ -160,6 +160,24 @@ def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> Non
 
 
 @pytest.mark.parametrize("readonly", [False, True])
+def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, readonly: bool) -> None:
+    sent = "2026-11-28T10:00:05Z"
+    with open_state(path) as state:
+        assert state.unsettled("person", "u-1") is None
+        state.learn(Outcome(status="failed", reason="x", unsettled={("person", "u-1"): sent}))
+        assert state.unsettled("person", "u-1") == sent
+    with open_state(path, readonly=readonly) as state:
+        assert state.unsettled("person", "u-1") == sent
+        assert state.unsettled("org", "u-1") is None  # kinds do not mix
+        assert state.person_id("u-1") is None  # not an identity
+        assert state.summary()[0].identities == {"person": 0, "org": 0}
+        state.learn(Outcome(status="sent", unsettled={("person", "u-1"): None}))
+        assert state.unsettled("person", "u-1") is None
+    with open_state(path) as state:
+        assert state.unsettled("person", "u-1") == (sent if readonly else None)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
 def test_a_lead_list_made_incomplete_is_listed_again(path: Path, readonly: bool) -> None:
     with open_state(path) as state:
         state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))

@@ -68,9 +68,28 @@ class Stepper:
         return request
 
     def failed(self, failure: PlanFailure) -> Outcome:
-        """The transport gave up on the current request: end the plan, fail the event."""
-        self.plan.close()
-        self.outcome = failed_outcome(failure, self.stage)
+        """The transport gave up on the current request: the plan hears it where it waits, and
+        the event fails with what the plan learned on the way (a person it created, a create
+        whose outcome stays unknown), which the next events of that identity need."""
+        failure = PlanFailure(
+            failure.reason,
+            stage=failure.stage or self.stage,
+            status=failure.status,
+            retryable=failure.retryable,
+        )
+        try:
+            self.plan.throw(failure)
+        except StopIteration as stop:
+            self.outcome = stop.value
+        except PlanFailure as again:
+            self.outcome = failed_outcome(again, self.stage)
+        except Exception as error:  # a bug fails its event, not the whole run
+            self.outcome = bug_outcome(error, self.stage)
+        else:  # the plan asked for more after its request failed: end it
+            self.plan.close()
+            self.outcome = failed_outcome(failure, self.stage)
+        if self.outcome.status != "failed":  # a plan may not turn a lost request into success
+            self.outcome = failed_outcome(failure, self.stage)
         return self.outcome
 
 

@@ -48,6 +48,10 @@ class Known(Protocol):
         """Whether any merge is known: only then may two userIds name one person."""
         ...
 
+    def unsettled(self, kind: str, key: str) -> str | None:
+        """When a create of this identity whose outcome stays unknown was sent, or None."""
+        ...
+
 
 class Learner(Known, Protocol):
     """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
@@ -64,6 +68,7 @@ class MemoryKnown:
         self.leads: dict[PdId, frozenset[str]] = {}
         self.memberships: dict[PdId, PdId] = {}
         self.merged: dict[PdId, PdId] = {}
+        self.creates: dict[tuple[str, str], str] = {}  # unsettled creates: their send time
 
     def person_id(self, user_id: str) -> PdId | None:
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -81,9 +86,16 @@ class MemoryKnown:
     def merges(self) -> bool:
         return bool(self.merged)
 
+    def unsettled(self, kind: str, key: str) -> str | None:
+        return self.creates.get((kind, key)) if self.creates else None
+
     def learn(self, outcome: Outcome) -> None:
         if not (
-            outcome.identities or outcome.lead_origins or outcome.memberships or outcome.merged
+            outcome.identities
+            or outcome.lead_origins
+            or outcome.memberships
+            or outcome.merged
+            or outcome.unsettled
         ):
             return  # most failed, skipped and unchanged events teach nothing
         for (kind, key), pd_id in outcome.identities.items():
@@ -99,3 +111,8 @@ class MemoryKnown:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
         self.memberships.update(outcome.memberships)
         self.merged.update(outcome.merged)
+        for slot, sent_at in outcome.unsettled.items():
+            if sent_at is None:
+                self.creates.pop(slot, None)
+            else:
+                self.creates[slot] = sent_at

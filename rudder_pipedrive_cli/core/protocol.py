@@ -98,6 +98,10 @@ class Outcome:
     maps a person id to the organization it now belongs to (so a later group event can skip the
     link). `merged` maps a person merged away to the person it was merged into: every identity
     still cached to the first now means the second (an alias chain u-a -> u-b -> u-c).
+    `unsettled` maps (kind, key) to the send time of a create of that identity whose outcome
+    stays unknown (its answer was lost and no reconciliation could tell), or to None once it is
+    settled: until then a later event must reconcile before it may search or create, since a
+    search can miss a record created moments ago (the index lags) and would make a duplicate.
     """
 
     status: OutcomeStatus
@@ -111,6 +115,7 @@ class Outcome:
     lead_origins: Mapping[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
     merged: Mapping[PdId, PdId] = field(default_factory=dict)
+    unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status == "failed" and not self.reason:

@@ -48,6 +48,9 @@ BATCH_SECONDS = 1.0
 KINDS = ("person", "org")  # memberships are kept for the run only, never stored
 # Identity rows of this kind map a person merged away (key) to the person it went into.
 MERGED = "merged"
+# Identity rows of these kinds hold the send time of a create of a person or an organization
+# whose outcome stays unknown (Outcome.unsettled), as a string id.
+UNSETTLED = {"person": "unsettled:person", "org": "unsettled:org"}
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
 SCHEMA = """
@@ -371,6 +374,8 @@ class ReplayState:
         self._closed = False
         # Whether any merge is recorded: only then does a cached person need following.
         self._merges = self._has_merges()
+        # Whether any create was left unsettled: only then is a cache miss worth a second look.
+        self._unsettled = self._has_kind(*UNSETTLED.values())
 
     @classmethod
     def open(
@@ -479,9 +484,20 @@ class ReplayState:
     def merges(self) -> bool:
         return self._merges
 
+    def unsettled(self, kind: str, key: str) -> str | None:
+        if not self._unsettled:
+            return None
+        sent_at = self._identity(UNSETTLED[kind], key)
+        return None if sent_at is None else str(sent_at)
+
     def _has_merges(self) -> bool:
+        return self._has_kind(MERGED)
+
+    def _has_kind(self, *kinds: str) -> bool:
+        marks = ", ".join("?" for _ in kinds)
         row = self._db.execute(
-            "SELECT 1 FROM identities WHERE ns = ? AND kind = ? LIMIT 1", (self.namespace, MERGED)
+            f"SELECT 1 FROM identities WHERE ns = ? AND kind IN ({marks}) LIMIT 1",
+            (self.namespace, *kinds),
         ).fetchone()
         return row is not None
 
@@ -508,6 +524,12 @@ class ReplayState:
         if outcome.merged:
             self._merges = True
             ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
+        if outcome.unsettled:
+            self._unsettled = True
+            ids += [
+                (UNSETTLED[kind], key, sent_at)
+                for (kind, key), sent_at in outcome.unsettled.items()
+            ]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
         leads = {
@@ -717,6 +739,7 @@ class ReplayState:
             self._db.execute("PRAGMA secure_delete = OFF")
             self._overlay = _Overlay()
             self._merges = self._has_merges()
+            self._unsettled = self._has_kind(*UNSETTLED.values())
             self._begun = set()
             self._run_id = None
             return cleared

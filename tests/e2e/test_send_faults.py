@@ -168,3 +168,41 @@ def test_lost_answers_to_creates_are_reconciled_not_repeated(
     assert requests["PATCH /api/v2/persons/{id}"] == 2
     assert run.report["retries"] == 1
     assert requests == sandbox.stats()["requests"]
+
+
+def test_a_create_left_unknown_is_settled_before_the_next_event_of_that_identity_creates(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """A create's answer is lost and the listing that would settle it fails too: the event fails
+    (retryable), and the next event of the same userId or groupId must not search (the index
+    lags) and create a second record. It lists first, as the retry will (QA found duplicates)."""
+    sandbox = make_sandbox(
+        plan="unlimited", fail_5xx=0.3, fail_reset=0.3, index_lag_ms=1500, fault_seed=11
+    )
+    events = []
+    for n in range(60):
+        for k in range(2):
+            events.append(identify(f"p-{n}-{k}", f"w-{n}", name=f"W {n}"))
+            events.append(group(f"g-{n}-{k}", f"w-{n}", f"G-{n}", name=f"Org {n}"))
+    source = write_events(tmp_path / "events.ndjson", events)
+    args = ("--concurrency", "1", "--max-retries", "0")
+
+    first = rpd_send(sandbox, tmp_path, source, args=args, name="first")
+
+    assert first.report is not None
+    assert_report_adds_up(first.report)
+    reasons = [letter["error"] for letter in first.dead_letters]
+    assert any(r["stage"].startswith("reconcile") and r["retryable"] for r in reasons)
+    held = holdings(sandbox)
+    assert max(held.user_ids().values()) == 1
+    assert max(held.group_ids().values()) == 1
+
+    # The outage ends; resumed with the same state, the failed events settle their creates (the
+    # index still lags) and nothing more is made.
+    sandbox.set_faults(fail_5xx=0.0, fail_reset=0.0)
+    again = rpd_send(sandbox, tmp_path, source, name="again")
+    assert again.report is not None
+    assert again.report["events"]["failed"] == 0
+    held = holdings(sandbox)
+    assert held.user_ids() == {f"w-{n}": 1 for n in range(60)}
+    assert held.group_ids() == {f"G-{n}": 1 for n in range(60)}

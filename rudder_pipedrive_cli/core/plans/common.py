@@ -144,6 +144,7 @@ class Ledger:
     lead_origins: dict[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: dict[PdId, PdId] = field(default_factory=dict)
     merged: dict[PdId, PdId] = field(default_factory=dict)
+    unsettled: dict[tuple[str, str], str | None] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     wrote: bool = False
 
@@ -186,6 +187,7 @@ class Ledger:
             lead_origins=self.lead_origins,
             memberships=self.memberships,
             merged=self.merged,
+            unsettled=self.unsettled,
         )
 
     def finish(self) -> Outcome:
@@ -337,6 +339,17 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
         cached = entity.cached(ctx.known, key)
         if cached is not None:
             return Ref(id=cached, via="cache", key=key)
+    if slot not in ctx.ledger.unsettled:
+        sent_at = ctx.known.unsettled(entity.kind, key)
+        if sent_at is not None:
+            # An earlier event's create of this identity may have landed: a listing (no index
+            # lag) settles it before any search. If it fails, this event fails too (retryable).
+            found = yield from reconcile_create(ctx, entity, key, sent_at)
+            ctx.ledger.unsettled[slot] = None
+            if found is not None:
+                ref = Ref(id=found, via="search", key=key)
+                ctx.ledger.learn(entity, key, ref)
+                return ref
     ids = yield from search(ctx, entity, require_field(ctx, entity, key), key)
     if not ids:
         return None
@@ -431,16 +444,23 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         note=note,
     )
     found: PdId | None = None
-    for _ in range(UNKNOWN_LIMIT):
-        response = yield request
-        if not response.unknown:
-            found = record_id(expect(response, stage), stage)
-            break
-        found = yield from reconcile_create(ctx, entity, key, response.sent_at)
-        if found is not None:
-            break
-    if found is None:
-        raise unknown_failure(stage, f"no {entity.noun} with {entity.identity} {key} appeared")
+    unknown_since = ""  # the first send whose answer was lost
+    try:
+        for _ in range(UNKNOWN_LIMIT):
+            response = yield request
+            if not response.unknown:
+                found = record_id(expect(response, stage), stage)
+                break
+            unknown_since = unknown_since or response.sent_at
+            found = yield from reconcile_create(ctx, entity, key, response.sent_at)
+            if found is not None:
+                break
+        if found is None:
+            raise unknown_failure(stage, f"no {entity.noun} with {entity.identity} {key} appeared")
+    except PlanFailure:
+        if unknown_since:  # it may exist: later events must not search and create blindly
+            ctx.ledger.unsettled[(entity.kind, key)] = unknown_since
+        raise
     ref = Ref(id=found, via="created", key=key)
     ctx.ledger.learn(entity, key, ref)
     ctx.ledger.wrote = True
