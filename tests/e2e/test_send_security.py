@@ -159,3 +159,66 @@ def test_a_refused_token_is_exit_3_with_a_short_error(sandbox: Sandbox, tmp_path
     ]
     assert "not-the-token" not in run.stderr
     assert sandbox.state()["persons"] == []
+
+
+class _Echo400:
+    """A loopback server that answers everything 400, repeating the request's headers (token
+    included) in its error, as a proxy or a wrong base_url might."""
+
+    def __enter__(self) -> str:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                body = json.dumps(
+                    {
+                        "success": False,
+                        "error": "Unknown token " + str(self.headers.get("x-api-token")),
+                        "error_info": str(dict(self.headers)),
+                        "data": None,
+                    }
+                ).encode()
+                self.send_response(400)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_PATCH = do_GET
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_server_repeating_the_token_never_gets_it_into_output_or_files(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from rudder_pipedrive_cli.cli.main import app
+
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    with _Echo400() as url:
+        run = rpd_send(None, tmp_path, events, token=SECRET, args=("--base-url", url, "-v"))
+        config = tmp_path / "echo.toml"
+        config.write_text(f'[pipedrive]\nbase_url = "{url}"\n')
+        env = {"PIPEDRIVE_API_TOKEN": SECRET, "RPD_CONFIG": "", "NO_COLOR": "1"}
+        others = [
+            CliRunner().invoke(app, [*command, "--config", str(config)], env=env)
+            for command in (["check"], ["map-fields"], ["dry-run", str(events), "--lookups"])
+        ]
+    assert run.exit_code == 1
+    assert "Unknown token [token redacted]" in run.stderr  # the answer is shown, the token not
+    assert [other.exit_code for other in others] == [1, 1, 1]
+    texts = [run.stdout, run.stderr] + [other.output for other in others]
+    assert SECRET not in every_output(tmp_path, *texts)
