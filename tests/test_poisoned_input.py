@@ -172,6 +172,21 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_an_output_onto_the_state_or_the_config_is_refused(tmp_path: Path) -> None:
+    events = write_events(tmp_path, IDENTIFY)
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(b"SQLite format 3\x00 kept")
+    for target, what in ((state, "the replay state"), (Path(CONFIG), "the config file")):
+        kept = target.read_bytes()
+        code, _, err = dry_run(events, "--config", CONFIG, "--state", state, "-o", target)
+        assert code == 2
+        assert err.splitlines() == [
+            f"error: --output {target} is also {what}: rpd would overwrite it",
+            "hint: choose another --output path",
+        ]
+        assert target.read_bytes() == kept
+
+
 def test_a_closed_output_pipe_stops_quietly(tmp_path: Path) -> None:
     import subprocess
     import sys

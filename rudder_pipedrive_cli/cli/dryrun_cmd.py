@@ -92,8 +92,6 @@ def dry_run_command(
     if assumption is None:
         raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
     event_filter = EventFilter.from_options(types, since, until)
-    if output is not None:
-        check_output_path(output, "--output", tuple(paths))
     with (
         command_env(
             config=config,
@@ -105,6 +103,12 @@ def dry_run_command(
         ExitStack() as stack,
     ):
         settings = env.settings
+        if output is not None:
+            keep = {
+                "the replay state": env.replay_state_path(state),
+                "the config file": settings.path,
+            }
+            check_output_path(output, "--output", tuple(paths), keep)
         plan_config = settings.plan_config()
         tally = Tally()
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)

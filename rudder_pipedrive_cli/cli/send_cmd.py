@@ -202,9 +202,14 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:
-    check_output_path(job.dead_letter, "--dead-letter", job.paths)
+    keep = {
+        "the replay state": env.replay_state_path(job.state),
+        "the config file": env.settings.path,
+    }
+    check_output_path(job.dead_letter, "--dead-letter", job.paths, keep)
     if job.report is not None:
-        check_output_path(job.report, "--report", job.paths)
+        keep["the --dead-letter file"] = job.dead_letter
+        check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
     replay_state = open_state(env, job.state, token=token)
     with replay_state if replay_state is not None else nullcontext():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -94,8 +95,15 @@ class DeadLetters:
         return str(self.path) if self.count else None
 
 
-def check_output_path(path: Path, option: str, inputs: tuple[str, ...] = ()) -> None:
-    """Refuse, before anything is sent, a path rpd could not write or must not write to."""
+def check_output_path(
+    path: Path,
+    option: str,
+    inputs: tuple[str, ...] = (),
+    keep: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Refuse, before anything is sent, a path rpd could not write or must not write to: a
+    directory, an input, or a file it must keep (`keep`: what it is -> its path), such as the
+    replay state, the config or another output of the same run."""
     if path.is_dir():
         raise UsageError(f"{option} {path} is a directory", hint=f"give {option} a file path")
     for name in inputs:
@@ -104,3 +112,16 @@ def check_output_path(path: Path, option: str, inputs: tuple[str, ...] = ()) -> 
                 f"{option} {path} is also an input: rpd would read back what it appends",
                 hint=f"choose another {option} path",
             )
+    for what, other in (keep or {}).items():
+        if other is not None and same_file(path, other):
+            raise UsageError(
+                f"{option} {path} is also {what}: rpd would overwrite it",
+                hint=f"choose another {option} path",
+            )
+
+
+def same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one file, existing (through links) or yet to be made."""
+    if one.exists() and other.exists():
+        return one.samefile(other)
+    return one.resolve() == other.resolve()

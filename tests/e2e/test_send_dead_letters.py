@@ -191,3 +191,47 @@ def test_a_directory_as_dead_letter_or_report_path_is_refused_before_sending(
     assert run.exit_code == 2
     assert run.stderr.splitlines()[0] == f"error: --dead-letter {folder} is a directory"
     assert sandbox.stats()["requests"] == {}
+
+
+def test_outputs_that_would_overwrite_the_state_the_config_or_each_other_are_refused(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    state = tmp_path / "state.sqlite"
+    first = rpd_send(sandbox, tmp_path, events, state=state, name="first")
+    assert first.exit_code == 0, first.stderr
+    kept = state.read_bytes()
+    config = write_config(tmp_path)
+    config_text = config.read_text()
+    cases = [
+        (["--report", str(state)], "--report", state, "the replay state"),
+        (["--dead-letter", str(state)], "--dead-letter", state, "the replay state"),
+        (["--report", str(config)], "--report", config, "the config file"),
+        (
+            ["--report", str(tmp_path / "out.json")],
+            "--report",
+            tmp_path / "out.json",
+            "the --dead-letter file",
+        ),
+    ]
+    for args, option, path, what in cases:
+        letters = tmp_path / "out.json" if what == "the --dead-letter file" else None
+        if option == "--dead-letter":
+            run = rpd_send(sandbox, tmp_path, events, state=state, dead_letter=path, config=config)
+        else:
+            run = rpd_send(
+                sandbox,
+                tmp_path,
+                events,
+                state=state,
+                dead_letter=letters,
+                config=config,
+                args=tuple(args),
+            )
+        assert run.exit_code == 2, run.stderr
+        assert run.stderr.splitlines() == [
+            f"error: {option} {path} is also {what}: rpd would overwrite it",
+            f"hint: choose another {option} path",
+        ]
+    assert state.read_bytes() == kept
+    assert config.read_text() == config_text
