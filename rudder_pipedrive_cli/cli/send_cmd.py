@@ -280,7 +280,10 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     except KeyboardInterrupt:  # a second Ctrl-C: events in flight were cancelled
         interrupted = cancelled = True
     finally:
-        letters.close()
+        try:
+            letters.close()
+        except RpdError as error:  # the report still comes first, then this error
+            stopped = stopped or error
     duration = time.monotonic() - started
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     if replay_state is not None:

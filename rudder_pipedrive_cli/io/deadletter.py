@@ -86,9 +86,15 @@ class DeadLetters:
         self.count += 1
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
+        file then counts as not written (`written` is None): its records may be incomplete."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError as error:
+                self.count = 0
+                raise output_error(self.path, *DEAD_LETTERS, error) from None
 
     @property
     def written(self) -> str | None:

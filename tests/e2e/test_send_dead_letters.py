@@ -235,3 +235,26 @@ def test_outputs_that_would_overwrite_the_state_the_config_or_each_other_are_ref
         ]
     assert state.read_bytes() == kept
     assert config.read_text() == config_text
+
+
+def test_dead_letters_lost_to_a_full_disk_are_an_error_after_the_report(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import pytest
+
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("needs /dev/full")
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1")])  # no name
+
+    run = rpd_send(sandbox, tmp_path, events, dead_letter=full)
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines()[-2:] == [
+        "error: cannot write dead letters to /dev/full: No space left on device",
+        "hint: choose another --dead-letter path; rerun to resume",
+    ]
+    assert "Events" in run.stderr  # the report came first
+    assert run.report is not None
+    assert run.report["events"]["failed"] == 1
+    assert run.report["dead_letter"] is None
