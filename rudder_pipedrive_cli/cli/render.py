@@ -80,11 +80,11 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 TOP_REASONS = 5
 
 
-def print_warnings_and_failures(console: Console, tally: Tally) -> None:
+def print_warnings_and_failures(console: Console, tally: Tally, *, failed: str) -> None:
     """What rpd warned about, then why events failed, the most common first: what to fix (or
     accept) before a replay. A warning leaves something out of an event that still went on."""
     _print_counted(console, tally.warnings, "warnings")
-    _print_counted(console, tally.failures, "why events failed")
+    _print_counted(console, tally.failures, failed)
 
 
 def _print_counted(console: Console, counts: Counter[str], heading: str) -> None:
@@ -110,7 +110,7 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False)
-    print_warnings_and_failures(console, tally)
+    print_warnings_and_failures(console, tally, failed="why events failed")
 
 
 def print_send_report(
@@ -128,7 +128,11 @@ def print_send_report(
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
-    print_warnings_and_failures(console, tally)
+    # send counts failures by stage, in words without event data (SPEC 8): each event's own
+    # reason is in its dead letter.
+    print_warnings_and_failures(
+        console, tally, failed="why events failed, by stage (each reason is in the dead letters)"
+    )
     if dead_letter:
         console.print(
             f"failed events written to {dead_letter}: fix the cause, then "

@@ -121,5 +121,18 @@ class Outcome:
         if self.status == "failed" and not self.reason:
             raise ValueError("a failed outcome needs a reason")
 
+    @property
+    def public_reason(self) -> str:
+        """The reason in words holding no event data (SPEC 8: names, emails and other values go
+        to dead letters and dry-run output only), for send's summary and the replay state: a
+        failure's stage, HTTP status and whether retrying later could help. Other outcomes'
+        reasons are rpd's own words ("already done", "anonymous", "filtered out: type page")."""
+        if self.status != "failed":
+            return self.reason
+        reason = f"at {self.stage or 'an unknown stage'}"
+        if self.http_status is not None:
+            reason += f" (HTTP {self.http_status})"
+        return reason + (", retryable" if self.retryable else "")
+
 
 Plan = Generator[ApiRequest, ApiResponse, Outcome]

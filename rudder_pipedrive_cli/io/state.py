@@ -601,12 +601,14 @@ class ReplayState:
         with self._mutex:
             self._writable()
             self._open_batch()
+            now = self._now()
             self._db.execute(
                 "INSERT INTO journal (ns, event_id, status, reason, source, finished_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, event_id) DO UPDATE SET "
                 "status = excluded.status, reason = excluded.reason, source = excluded.source, "
                 "finished_at = excluded.finished_at",
-                (self.namespace, event_id, outcome.status, outcome.reason, source, self._now()),
+                # The reason without event data: the state keeps no personal data (SPEC 8).
+                (self.namespace, event_id, outcome.status, outcome.public_reason, source, now),
             )
             self._learn(outcome)
             if outcome.status != "failed":

@@ -222,3 +222,26 @@ def test_a_server_repeating_the_token_never_gets_it_into_output_or_files(tmp_pat
     assert [other.exit_code for other in others] == [1, 1, 1]
     texts = [run.stdout, run.stderr] + [other.output for other in others]
     assert SECRET not in every_output(tmp_path, *texts)
+
+
+def test_event_data_of_a_failed_event_goes_to_its_dead_letter_only(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """SPEC 8: names and emails go to dead letters (and dry-run output), nowhere else: not the
+    summary, the report or the state, though a failure's reason quotes the bad value."""
+    email = "jane.doe@example.com"
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify("m-1", "u-1", name="Jane Doe", plan=email)],  # not an option of the enum
+    )
+    run = rpd_send(sandbox, tmp_path, events, args=("-v",))
+
+    assert run.exit_code == 1
+    (letter,) = run.dead_letters
+    assert email in letter["error"]["reason"]  # the full reason, where the user asked for it
+    assert "at validate" in run.stderr
+    elsewhere = every_output(tmp_path, run.stdout, run.stderr)
+    for asked_for in (run.dead_letter, events):  # the dead letters and the input itself
+        elsewhere = elsewhere.replace(asked_for.read_bytes().decode("latin-1"), "")
+    assert email not in elsewhere
+    assert "Jane Doe" not in elsewhere

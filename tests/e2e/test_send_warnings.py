@@ -1,5 +1,6 @@
 """Warnings in a send (SPEC 4 "record a warning"): the event still goes, without what was left
-out, and the report says what, most common first. Over loopback HTTP against the sandbox."""
+out, and the report counts them (their words may hold event data, which only dry-run shows:
+SPEC 8). Over loopback HTTP against the sandbox."""
 
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ def test_warnings_are_reported_and_the_events_still_sent(sandbox: Sandbox, tmp_p
     assert run.report is not None
     assert_report_adds_up(run.report)
     assert run.report["events"]["sent"] == 3
+    # Counted, not quoted: a warning's words may hold event data, which only dry-run shows.
     assert "\n".join(
         [
             "warnings:",
-            "  2  visible_to = 42 is not one of 1, 3, 5, 7; dropped",
-            f"  1  lead label '{GONE_LABEL}' is not a label of this account; dropped",
-            "  1  lead label 'Lukewarm' is not a label of this account; dropped",
+            "  4  something was left out of the event (`rpd dry-run` on the same input says what)",
         ]
     ) in "\n".join(line.rstrip() for line in run.stderr.splitlines())
+    assert "Lukewarm" not in run.stderr
     held = holdings(sandbox)
     assert [person.get("visible_to") for person in held.persons] == [3, 3]  # the default
     assert held.lead("rpd:w-3")["label_ids"] == [HOT]
