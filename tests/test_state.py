@@ -679,3 +679,9 @@ def test_discard_refuses_what_is_no_database(path: Path) -> None:
     with pytest.raises(UsageError):
         discard_state(path)
     assert path.read_text() == "[pipedrive]\n"
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_device_is_no_state_file(readonly: bool) -> None:
+    with pytest.raises(UsageError, match=r"^--state /dev/null is not a regular file$"):
+        ReplayState.open(Path("/dev/null"), NS, readonly=readonly)

@@ -174,6 +174,17 @@ def test_clear_refuses_a_directory() -> None:
     )
 
 
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_a_device_as_state_is_refused(command: str) -> None:
+    args = ["state", command, "--state", "/dev/null", "--yes"][: 5 if command == "clear" else 4]
+    result = runner.invoke(app, args, env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: --state /dev/null is not a regular file\n"
+        "hint: give --state a file path (rpd creates it if it is not there)\n",
+    )
+
+
 def test_show_an_empty_state_file() -> None:
     with ReplayState.open(Path("s.sqlite"), NS):
         pass

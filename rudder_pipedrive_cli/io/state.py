@@ -244,6 +244,18 @@ def is_sqlite(path: Path) -> bool:
     return head in (b"", SQLITE_HEADER)
 
 
+def check_state_path(path: Path) -> None:
+    """A state path must be a regular file, or not exist yet (rpd creates it): not a directory,
+    and not a device such as /dev/null, where SQLite fails in ways that say nothing useful."""
+    if path.is_dir():
+        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
+    if path.exists() and not path.is_file():
+        raise UsageError(
+            f"--state {path} is not a regular file",
+            hint="give --state a file path (rpd creates it if it is not there)",
+        )
+
+
 def _unreadable(path: Path) -> UsageError:
     if path.is_file() and not is_sqlite(path):
         return UsageError(
@@ -389,6 +401,7 @@ class ReplayState:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = utc_stamp,
     ) -> ReplayState:
+        check_state_path(path)
         lock = None if readonly else _lock_for_writing(path)
         try:
             connection, empty = _connect(path, readonly)
@@ -851,8 +864,7 @@ def discard_state(path: Path) -> Discarded:
     """Remove a state file, its -wal and -shm (for `rpd state clear`): under the lock, so never
     under a running rpd, and also when the file is unreadable or from a newer rpd. A directory,
     or a file that is no SQLite database at all (a mistyped --state), is refused, not removed."""
-    if path.is_dir():
-        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
+    check_state_path(path)
     if not is_sqlite(path):
         raise _unreadable(path)
     lock = _FileLock(path)
