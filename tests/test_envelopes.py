@@ -129,6 +129,22 @@ def test_object_without_type_fails_in_parse_event() -> None:
         parse_event(item.value, item.source)
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ({"type": 5, "userId": "u"}, 'event "type" is not a string (got int)'),
+        ({"type": ["identify"]}, 'event "type" is not a string (got list)'),
+        ({"type": "  "}, 'event has no "type"'),
+        ({"type": None}, 'event has no "type"'),
+    ],
+)
+def test_a_type_that_is_not_a_name_says_what_it_is(value: dict[str, Any], reason: str) -> None:
+    [item] = unwrap(value, "f:1")
+    with pytest.raises(EventError) as caught:
+        parse_event(item.value, item.source)
+    assert str(caught.value) == reason
+
+
 def test_nesting_is_bounded() -> None:
     value: Any = IDENTIFY
     for _ in range(MAX_DEPTH + 2):

@@ -190,7 +190,9 @@ def parse_event(raw: Any, source: str) -> Event:
     if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
         raise EventError(f"expected a JSON object, got {type(raw).__name__}")
     kind = raw.get("type")
-    if not isinstance(kind, str) or not kind.strip():
+    if kind is not None and not isinstance(kind, str):
+        raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
+    if kind is None or not kind.strip():
         raise EventError('event has no "type"')
     message_id = identity_value(raw.get("messageId"))
     time = None

@@ -300,8 +300,12 @@ def to_time(value: Any, info: FieldInfo, currency: str) -> Any:
 
 
 def option_id(value: Any, info: FieldInfo) -> int:
-    """An option's label (exact, else case-insensitive) or its id, as the option id."""
+    """An option's label (exact, else trimmed, else case-insensitive) or its id, as the option
+    id: " pro " is Pro for an enum as for each item of a set."""
     if isinstance(value, str):
+        if value in info.options:
+            return info.options[value]
+        value = value.strip()
         if value in info.options:
             return info.options[value]
         folded = [oid for label, oid in info.options.items() if label.lower() == value.lower()]

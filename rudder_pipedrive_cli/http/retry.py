@@ -66,9 +66,15 @@ class Attempts:
         if self.limited and self.last_wait >= WINDOW_S:
             self.strikes += 1
         if self.strikes >= RATE_LIMIT_STRIKES:
+            # A 429 that outlasts every burst window is the daily budget; a 403 from the edge
+            # (HTML, no rate headers) proves less: the edge may block for other reasons.
+            what = (
+                "daily API token budget spent"
+                if status == 429
+                else "Pipedrive's edge keeps refusing requests (the daily budget may be spent)"
+            )
             raise RateLimitStop(
-                f"daily API token budget spent (HTTP {status} again after waiting"
-                f" {self.last_wait:g}s)",
+                f"{what} (HTTP {status} again after waiting {self.last_wait:g}s)",
                 hint=RESUME_HINT,
             )
         if hint is not None and hint > cap:

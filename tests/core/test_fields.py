@@ -48,6 +48,7 @@ COERCIONS: list[tuple[str, Any, Any]] = [
     ("date", "2021-04-27T23:59:59Z", "2021-04-27"),
     ("enum", "Pro", 2),
     ("enum", "pro", 2),
+    ("enum", " pro ", 2),
     ("enum", 3, 3),
     ("enum", "3", 3),
     ("set", ["Free", "Pro"], [1, 2]),

@@ -265,9 +265,14 @@ def test_the_edge_html_403_backs_off_a_window_and_is_not_an_auth_error() -> None
 
 def test_a_repeated_edge_403_stops_the_run() -> None:
     script, time = Script([edge_403()] * 4), FakeTime()
-    with pytest.raises(RateLimitStop):
+    with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time), write("POST")))
     assert time.sleeps == [2 + RATE_JITTER] * 3 and len(script.seen) == 4
+    # An edge 403 proves less than a 429 would: it does not claim the budget is spent.
+    assert caught.value.message == (
+        "Pipedrive's edge keeps refusing requests (the daily budget may be spent) "
+        "(HTTP 403 again after waiting 2s)"
+    )
 
 
 def test_a_server_error_between_429s_resets_the_strikes() -> None:
