@@ -126,3 +126,21 @@ def test_a_person_created_before_the_transport_gave_up_is_learned() -> None:
     assert (outcome.status, outcome.reason) == ("failed", lead_outage.reason)
     assert outcome.stage == "create lead"
     assert known.person_id("u-1") == 11  # the next event of u-1 uses it: no search to miss it
+
+
+def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> None:
+    known = MemoryKnown()
+    known.persons["u-1"] = 5  # what an earlier run learned
+    raw = {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"name": "Ann"},
+        "context": {"externalId": [{"type": "person_id", "id": "999"}]},
+    }
+    outcome = replay(raw, [patch_person(999, ANN, status=404)], known)
+    assert (outcome.status, outcome.reason) == (
+        "failed",
+        "person 999 (person_id external id) not found",
+    )
+    assert outcome.identities == {}
+    assert known.person_id("u-1") == 5  # left as it was
