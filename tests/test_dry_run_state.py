@@ -70,6 +70,28 @@ def test_dry_run_after_a_replay_uses_cache_and_journal(
     assert Path(state).read_bytes() == before  # read-only
 
 
+def test_with_a_state_a_repeated_message_id_is_skipped_as_send_would(
+    env: None, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    config = str(config_for(tmp_path, sandbox.url))
+    state = str(tmp_path / "state.sqlite")
+    seed = event_file(tmp_path, "seed.ndjson", IDENTIFY | {"messageId": "m-0"})
+    sent = CliRunner().invoke(app, ["send", seed, "--config", config, "--state", state, "-q"])
+    assert sent.exit_code == 0, sent.stderr
+    again = IDENTIFY | {"messageId": "m-2", "traits": {"name": "Ada L"}}
+    events = event_file(tmp_path, "dup.ndjson", again, again | {"traits": {"name": "Ada M"}})
+    outcomes = {}
+    for command in ("dry-run", "send"):
+        args = [command, events, "--config", config, "--state", state, "-q"]
+        result = CliRunner().invoke(app, args + (["-f", "ndjson"] if command == "dry-run" else []))
+        assert result.exit_code == 0, result.stderr
+        outcomes[command] = result.stdout
+    first, repeat = (json.loads(line) for line in outcomes["dry-run"].splitlines())
+    assert first["outcome"] == "planned"
+    assert (repeat["outcome"], repeat["reason"]) == ("skipped", "already done")
+    assert [p["name"] for p in sandbox.state()["persons"]] == ["Ada L"]  # send skipped it too
+
+
 def test_dry_run_without_token_picks_the_base_urls_only_namespace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,19 +68,26 @@ def preview(
     """Plan each event in input order; what an event would create is known to the next ones.
 
     With `journal_status` (the replay state's journal), events an earlier run finished show as
-    skipped, as a rerun of `rpd send` would skip them.
+    skipped, as a rerun of `rpd send` would skip them; and so does a repeat of an event this
+    dry-run already finished (the same messageId again), as send's journal would skip it. The
+    ids are kept only then (memory grows with them, as the state's own identities do).
     """
     recorder = _Recorder(respond, tally)
+    finished: set[str] = set()  # ids this dry-run finished, when it mirrors a journal
     for item in items:
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
             outcome = item.decided or Outcome(status="failed", reason="not an event")
-        elif journal_status is not None and journal_status(item.id) in DONE:
+        elif journal_status is not None and (
+            item.id in finished or journal_status(item.id) in DONE
+        ):
             outcome = Outcome(status="skipped", reason="already done")
         else:
             recorder.requests = requests
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
+            if journal_status is not None and outcome.status in DONE:
+                finished.add(item.id)
         tally.add_outcome(
             item.kind,
             outcome.status,
