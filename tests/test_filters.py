@@ -137,6 +137,7 @@ WINDOW = EventFilter.from_options(None, "2024-05-01", "2024-05-02T00:00:00Z")
         ),
         ({}, "filtered out: no timestamp"),
         ({"timestamp": "last tuesday"}, "filtered out: timestamp is not ISO 8601"),
+        ({"timestamp": 1714560000000}, "filtered out: timestamp is not ISO 8601"),  # epoch ms
     ],
 )
 def test_time_window(fields: dict[str, Any], reason: str | None) -> None:

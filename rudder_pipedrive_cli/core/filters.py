@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
 
 # The RudderStack event types a user may name in --type: the four rpd delivers, and the two it
 # counts as skipped but that archives are full of.
@@ -47,6 +47,8 @@ class EventFilter:
         if self.since is None and self.until is None:
             return None
         if event.time is None:
+            if any(event.raw.get(path) not in (None, "") for path in TIME_PATHS):
+                return "filtered out: timestamp is not ISO 8601"  # a number, say epoch ms
             return "filtered out: no timestamp"
         try:
             when = parse_when(event.time)
