@@ -2,7 +2,8 @@
 failed too) is remembered per identity, and the next event of that identity settles it with a
 listing before it may search or create: a search can miss a record made moments ago (the index
 lags), and a create then makes a duplicate (QA found this). And what a plan learned before the
-transport gave up (a person it created) reaches the outcome, so later events need not search."""
+transport gave up (a person it created) reaches the outcome, so later events need not search;
+what it learned from an external id that turned out not to exist does not."""
 
 from __future__ import annotations
 
