@@ -15,8 +15,10 @@ from typing import Annotated
 
 import typer
 
+from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.options import PLAN_NAMES
 
@@ -35,8 +37,12 @@ def sandbox_command(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8787,
     token: Annotated[str, typer.Option(help="The API token clients must send.")] = SANDBOX_TOKEN,
     plan: Annotated[
-        str, typer.Option(help="Rate limits of this plan: " + "|".join(PLAN_NAMES) + ".")
-    ] = "growth",
+        str | None,
+        typer.Option(
+            help="Rate limits of this plan: " + "|".join(PLAN_NAMES) + " (default: the plan of "
+            "--config, else growth)."
+        ),
+    ] = None,
     seats: Annotated[int, typer.Option(min=1, help="Seats: scale the daily token budget.")] = 1,
     fail_5xx: Annotated[
         float, typer.Option("--fail-5xx", min=0.0, max=1.0, help="Rate of 500/502/503 answers.")
@@ -59,9 +65,21 @@ def sandbox_command(
     fault_seed: Annotated[
         int | None, typer.Option("--fault-seed", help="Seed the faults to replay them exactly.")
     ] = None,
+    config: Annotated[
+        str | None,
+        typer.Option("--config", "-c", help="Emulate the plan this config names (pipedrive.plan)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
+    quiet: opt.QuietOpt = False,
 ) -> None:
-    """Run the Pipedrive emulator in the foreground; Ctrl-C stops it (exit 0)."""
+    """Run the Pipedrive emulator in the foreground; Ctrl-C stops it (exit 0).
+
+    The first line is always `listening on http://HOST:PORT` (scripts wait for it); `-q` leaves
+    out the line it prints when it stops.
+    """
+    if plan is None:
+        # Only a config named here: an rpd.toml that happens to sit in the folder is not read.
+        plan = load_settings(config).plan if config is not None else "growth"
     try:
         options = SandboxOptions(
             host=host,
@@ -87,7 +105,8 @@ def sandbox_command(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)
         ) from None
     except KeyboardInterrupt:
-        print("sandbox stopped", file=sys.stderr)
+        if not quiet:
+            print("sandbox stopped", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
 

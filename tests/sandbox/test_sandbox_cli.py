@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,6 +41,19 @@ def test_foreground_sandbox_serves_and_stops_cleanly(stop: signal.Signals) -> No
         process.send_signal(stop)
         _, err = process.communicate(timeout=10)
     assert (process.returncode, err) == (0, "sandbox stopped\n")
+
+
+def test_config_names_the_plan_and_quiet_keeps_only_the_first_line(tmp_path: Path) -> None:
+    config = tmp_path / "rpd.toml"
+    config.write_text('[pipedrive]\nplan = "lite"\n')
+    process, url = start("-c", str(config), "-q")
+    try:
+        me = httpx.get(f"{url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert me.headers["x-ratelimit-limit"] == "20"  # lite, from the config
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    assert (process.returncode, out, err) == (0, "", "")
 
 
 def test_the_default_plan_is_growth() -> None:
