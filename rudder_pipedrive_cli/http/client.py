@@ -3,9 +3,10 @@
 `PipedriveClient.send` turns one `ApiRequest` into the `ApiResponse` a plan expects: it waits for
 the rate limits, retries what is safe to retry, and reports a write whose fate it cannot know as
 `status == 0` so the plan reconciles instead of repeating it. The token travels only in the
-`x-api-token` header: never in a URL, a repr, a log line or an exception message. An answer that
-repeats it (a proxy or a wrong base_url echoing the request) has it replaced by `REDACTED` before
-anything reads the answer, so it cannot reach an error message, a dead letter or the state.
+`x-api-token` header: never in a URL, a repr, a log line or an exception message. An error that
+repeats it (a proxy or a wrong base_url echoing the request) has it replaced by `REDACTED`, so it
+cannot reach a message, a dead letter or the state. (Only the error text: the data of an answer
+is left as sent, since a short token, a sandbox's "10" say, also appears in ids and dates.)
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ __all__ = ["PipedriveClient", "envelope", "resolve_base_url"]
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 AUTH_HINT = "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
-REDACTED = b"[token redacted]"
+REDACTED = "[token redacted]"
 # A write these methods make may have been applied even when no answer came back: the plan
 # reconciles it. PATCH (and GET) are idempotent, so they are simply sent again.
 UNKNOWN_WHEN_LOST = frozenset({"POST", "PUT"})
@@ -72,8 +73,11 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def envelope(status: int, content: bytes, is_json: bool, sent_at: str) -> ApiResponse:
-    """The plan-facing response for a definitive answer, from Pipedrive's envelope."""
+def envelope(
+    status: int, content: bytes, is_json: bool, sent_at: str, token: str = ""
+) -> ApiResponse:
+    """The plan-facing response for a definitive answer, from Pipedrive's envelope; `token` is
+    redacted from its error text."""
     body: Any = None
     if is_json and content:
         try:
@@ -89,6 +93,8 @@ def envelope(status: int, content: bytes, is_json: bool, sent_at: str) -> ApiRes
         error = f"{error} ({info})" if error else info
     if not error and not 200 <= status < 300:
         error = f"HTTP {status}"
+    if token and token in error:
+        error = error.replace(token, REDACTED)
     return ApiResponse(
         status=status,
         data=body.get("data"),
@@ -128,7 +134,7 @@ class PipedriveClient:
         if concurrency < 1 or max_retries < 0:
             raise UsageError("concurrency must be at least 1 and max-retries at least 0")
         self.base_url = resolve_base_url(base_url, "")
-        self._token = token.encode("ascii")
+        self._token = token
         self.tally = tally if tally is not None else Tally()
         self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
@@ -286,10 +292,7 @@ class PipedriveClient:
             if request.method in UNKNOWN_WHEN_LOST:
                 return ApiResponse(status=0, error=f"HTTP {status}", sent_at=sent_at)
             raise attempts.failed(f"HTTP {status}", status)
-        content = response.content
-        if self._token in content:
-            content = content.replace(self._token, REDACTED)
-        return envelope(status, content, is_json, sent_at)
+        return envelope(status, response.content, is_json, sent_at, self._token)
 
     def _refused(
         self,

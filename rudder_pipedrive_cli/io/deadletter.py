@@ -127,7 +127,11 @@ def check_output_path(
 
 
 def same_file(one: Path, other: Path) -> bool:
-    """Whether two paths name one file, existing (through links) or yet to be made."""
-    if one.exists() and other.exists():
-        return one.samefile(other)
-    return one.resolve() == other.resolve()
+    """Whether two paths name one file, existing (through links) or yet to be made. A path that
+    cannot be followed (a loop of links) names no file here: opening it then says why."""
+    try:
+        if one.exists() and other.exists():
+            return one.samefile(other)
+        return one.resolve() == other.resolve()
+    except (OSError, RuntimeError):
+        return False

@@ -145,3 +145,25 @@ def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> N
     )
     assert outcome.identities == {}
     assert known.person_id("u-1") == 5  # left as it was
+
+
+def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
+    known = MemoryKnown()
+    answer = ApiResponse(status=201, data={"name": "Ann"}, sent_at=SENT_AT)  # no id in it
+    outcome = replay(
+        identify(), [search_person("u-1"), post("/api/v2/persons", ANN, answer)], known
+    )
+    assert (outcome.status, outcome.reason) == ("failed", "create person: the answer holds no id")
+    assert known.unsettled("person", "u-1") == SENT_AT  # it exists: the next event lists first
+
+
+def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
+    known = MemoryKnown()
+    known.persons["u-1"] = 42
+    known.leads[42] = frozenset()  # nobody has leads for 42 yet, as far as rpd knows
+    lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
+    lost = post("/v1/leads", lead, ApiResponse(status=0, sent_at=SENT_AT))
+    track = {"type": "track", "userId": "u-1", "event": "Signed Up"}
+    outcome = replay(track, [lost, OUTAGE], known)
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert known.lead_origins(42) is None  # the same event again lists the leads before posting

@@ -256,3 +256,18 @@ def test_dead_letters_lost_to_a_full_disk_are_an_error_after_the_report(
     assert run.report is not None
     assert run.report["events"]["failed"] == 1
     assert run.report["dead_letter"] is None
+
+
+def test_a_dead_letter_path_in_a_loop_of_links_is_a_usage_error(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1")])  # no name: fails
+
+    run = rpd_send(sandbox, tmp_path, events, dead_letter=tmp_path / "a")
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines()[-2].startswith(
+        f"error: cannot write dead letters to {tmp_path}/a"
+    )

@@ -245,3 +245,14 @@ def test_event_data_of_a_failed_event_goes_to_its_dead_letter_only(
         elsewhere = elsewhere.replace(asked_for.read_bytes().decode("latin-1"), "")
     assert email not in elsewhere
     assert "Jane Doe" not in elsewhere
+
+
+def test_a_short_token_is_redacted_from_errors_only_never_from_data(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", token="10")  # "10" is also an id and in every date
+    events = [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(12)]
+    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "e.ndjson", events), token="10")
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert run.report["events"]["sent"] == 12

@@ -152,14 +152,6 @@ class Ledger:
         self.identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
-    def unlearn(self, entity: Entity, pd_id: PdId) -> None:
-        """Take back every identity this event learned for `pd_id` (an external id that turned
-        out not to exist), leaving the cache as it was."""
-        for slot in [s for s, found in self.identities.items() if found == pd_id]:
-            if slot[0] == entity.kind:
-                del self.identities[slot]
-                self.resolved.pop(slot, None)
-
     def forget(self, entity: Entity, key: str) -> None:
         self.identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
@@ -457,6 +449,8 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         for _ in range(UNKNOWN_LIMIT):
             response = yield request
             if not response.unknown:
+                if response.ok:  # it exists, even if the answer holds no usable id
+                    unknown_since = unknown_since or response.sent_at
                 found = record_id(expect(response, stage), stage)
                 break
             unknown_since = unknown_since or response.sent_at
@@ -541,8 +535,6 @@ def update(
         if response.unknown:
             continue
         if response.status in GONE:
-            if ref.via == "external":  # not that userId's or groupId's record after all
-                ctx.ledger.unlearn(entity, ref.id)
             raise gone(entity, ref, response, stage)
         expect(response, stage)
         ctx.ledger.wrote = True

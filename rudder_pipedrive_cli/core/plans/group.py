@@ -65,14 +65,14 @@ def plan(ctx: Ctx) -> Step[Outcome]:
 
 
 def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:
-    group_id = ctx.event.group_id
-    if org.via == "external" and group_id is not None:
-        ctx.ledger.learn(ORG, group_id, org)
-        if ctx.config.group_id_field:
-            body = with_identity(body, ctx.config.group_id_field, group_id)
+    named = ctx.event.group_id if org.via == "external" else None  # the groupId it names
+    if named is not None and ctx.config.group_id_field:
+        body = with_identity(body, ctx.config.group_id_field, named)
     if body:
         note = f"update organization {org.id} ({org.how})"
         yield from update(ctx, ORG, org, body, stage="update organization", note=note)
+    if named is not None:  # once Pipedrive took the update
+        ctx.ledger.learn(ORG, named, org)
 
 
 def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:

@@ -33,12 +33,15 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
         return ctx.ledger.finish()
     body = entity_body(ctx, PERSON, traits, create=False)
-    if person.via == "external" and user_id is not None:
-        # The external id names this userId's person: record it there and in the cache.
-        ctx.ledger.learn(PERSON, user_id, person)
-        if ctx.config.user_id_field:
-            body = with_identity(body, ctx.config.user_id_field, user_id)
+    # The userId the external id names a person for (None when found another way).
+    named = user_id if person.via == "external" else None
+    if named is not None and ctx.config.user_id_field:
+        body = with_identity(body, ctx.config.user_id_field, named)
     if body:
         note = f"update person {person.id} ({person.how})"
         yield from update(ctx, PERSON, person, body, stage="update person", note=note)
+    if named is not None:
+        # The external id names this userId's person (now that Pipedrive took the update):
+        # record it there and in the cache.
+        ctx.ledger.learn(PERSON, named, person)
     return ctx.ledger.finish()

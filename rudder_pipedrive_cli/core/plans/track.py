@@ -170,22 +170,31 @@ def create_lead(
         body=body,
         note=f"create lead {body['title']!r} for person {person.id} ({person.how})",
     )
-    for _ in range(UNKNOWN_LIMIT):
-        response = yield request
-        if not response.unknown:
-            # A cached person merged or deleted behind our back: Pipedrive's answer for a lead
-            # on a missing person is not documented (the sandbox gives a 400 naming person_id).
-            refused_person = response.status == 400 and "person" in response.error.lower()
-            if response.status in GONE or (refused_person and person.via == "cache"):
-                raise gone(PERSON, person, response, stage)
-            expect(response, stage)  # a 2xx created it, whatever the answer holds
-            break
-        note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
-        listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
-        origins = origins | listed
-        if origin in listed:
-            break
-    else:
-        raise unknown_failure(stage, f"no lead with origin_id {origin} appeared")
+    lost = False  # an answer was lost: the lead may exist
+    try:
+        for _ in range(UNKNOWN_LIMIT):
+            response = yield request
+            lost = lost or response.unknown
+            if not response.unknown:
+                # A cached person merged or deleted behind our back: Pipedrive's answer for a
+                # lead on a missing person is not documented (the sandbox: a 400 naming person_id).
+                refused_person = response.status == 400 and "person" in response.error.lower()
+                if response.status in GONE or (refused_person and person.via == "cache"):
+                    raise gone(PERSON, person, response, stage)
+                expect(response, stage)  # a 2xx created it, whatever the answer holds
+                break
+            note = (
+                f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
+            )
+            listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
+            origins = origins | listed
+            if origin in listed:
+                break
+        else:
+            raise unknown_failure(stage, f"no lead with origin_id {origin} appeared")
+    except PlanFailure:
+        if lost:  # the person's lead list is not known any more: the next track lists it first
+            ctx.ledger.lead_origins[person.id] = None
+        raise
     ctx.ledger.wrote = True
     ctx.ledger.lead_origins[person.id] = origins | {origin}
