@@ -177,6 +177,14 @@ def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, reado
         assert state.unsettled("person", "u-1") == (sent if readonly else None)
 
 
+def test_learning_the_record_settles_an_unsettled_create(state: ReplayState) -> None:
+    sent = "2026-11-28T10:00:05Z"
+    state.learn(Outcome(status="failed", reason="x", unsettled={("org", "g-1"): sent}))
+    state.learn(Outcome(status="sent", identities={("org", "g-1"): 9, ("person", "g-1"): 3}))
+    assert state.unsettled("org", "g-1") is None
+    assert state.org_id("g-1") == 9
+
+
 @pytest.mark.parametrize("readonly", [False, True])
 def test_a_lead_list_made_incomplete_is_listed_again(path: Path, readonly: bool) -> None:
     with open_state(path) as state:

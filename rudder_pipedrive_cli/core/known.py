@@ -104,6 +104,8 @@ class MemoryKnown:
                 table.pop(key, None)
             else:
                 table[key] = pd_id
+                if self.creates:  # its record is known now: nothing left to settle
+                    self.creates.pop((kind, key), None)
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)

@@ -537,6 +537,12 @@ class ReplayState:
         if outcome.merged:
             self._merges = True
             ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
+        if self._unsettled:  # a record learned settles a create left unknown for it
+            ids += [
+                (UNSETTLED[kind], key, None)
+                for (kind, key), pd_id in outcome.identities.items()
+                if pd_id is not None and (kind, key) not in outcome.unsettled
+            ]
         if outcome.unsettled:
             self._unsettled = True
             ids += [

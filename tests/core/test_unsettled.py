@@ -167,3 +167,10 @@ def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
     outcome = replay(track, [lost, OUTAGE], known)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert known.lead_origins(42) is None  # the same event again lists the leads before posting
+
+
+def test_a_record_learned_another_way_settles_the_mark() -> None:
+    known = MemoryKnown()
+    lost_create(known)
+    known.learn(Outcome(status="sent", identities={("person", "u-1"): 12}))
+    assert known.unsettled("person", "u-1") is None
