@@ -80,8 +80,8 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
             return outcome
 
 
-# How send counts a warning: its words may hold event data, which only dry-run shows (SPEC 8).
-LEFT_OUT = "something was left out of the event (`rpd dry-run` on the same input says what)"
+# How send counts a warning: its words may quote event data, which only dry-run shows (SPEC 8).
+WARNED = "`rpd dry-run` on the same input shows each"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -120,7 +120,7 @@ class Replay:
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=(LEFT_OUT,) * len(outcome.warnings),
+            warnings=(WARNED,) * len(outcome.warnings),
             reason=outcome.public_reason,
         )
         if outcome.status == "failed":

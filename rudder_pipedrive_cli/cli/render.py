@@ -128,10 +128,10 @@ def print_send_report(
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
-    # send counts failures by stage, in words without event data (SPEC 8): each event's own
-    # reason is in its dead letter.
+    # send counts failures in words without the event data a reason may quote (SPEC 8): each
+    # event's full reason is in its dead letter.
     print_warnings_and_failures(
-        console, tally, failed="why events failed, by stage (each reason is in the dead letters)"
+        console, tally, failed="why events failed (each event's full reason is in its dead letter)"
     )
     if dead_letter:
         console.print(

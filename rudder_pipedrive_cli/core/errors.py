@@ -29,13 +29,25 @@ class RateLimitStop(RpdError):
 
 
 class PlanFailure(Exception):
-    """Raised inside a plan (or by a transport) to fail the current event, not the run."""
+    """Raised inside a plan (or by a transport) to fail the current event, not the run.
+
+    `public` is the reason in words holding no event data, for a reason that quotes some (a
+    trait's value, a userId, Pipedrive's words about the record): send's summary and the replay
+    state show it, the dead letter the full reason (SPEC 8). None: the reason holds none.
+    """
 
     def __init__(
-        self, reason: str, *, stage: str = "", status: int | None = None, retryable: bool = False
+        self,
+        reason: str,
+        *,
+        stage: str = "",
+        status: int | None = None,
+        retryable: bool = False,
+        public: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.stage = stage
         self.status = status
         self.retryable = retryable
+        self.public = public

@@ -62,7 +62,12 @@ EVERY = "*"
 
 
 class EventError(ValueError):
-    """The value is not a usable event; the message is a one-line reason."""
+    """The value is not a usable event; the message is a one-line reason (`public`: the same
+    without the event data it quotes, as for `PlanFailure`)."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 # Split paths, memoised: paths come from code and from the config, so there are few of them.
@@ -113,7 +118,8 @@ def exact_identity(value: Any) -> str | None:
     if type(value) is float and abs(value) >= EXACT_FLOAT_INT:
         raise EventError(
             f"identity {value!r} is a number too large to compare exactly (JSON numbers past "
-            "2**53 are rounded when read): send it as a string"
+            "2**53 are rounded when read): send it as a string",
+            public="an identity is a number too large to compare exactly: send it as a string",
         )
     return identity_value(value)
 

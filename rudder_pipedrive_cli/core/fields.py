@@ -397,6 +397,7 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = 
         raise PlanFailure(
             f"cannot convert {path} = {show(value)} for field {info.name or key} "
             f"({info.field_type}): expected {error}",
+            public=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
             stage="validate",
         ) from None
 

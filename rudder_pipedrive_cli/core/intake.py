@@ -27,13 +27,13 @@ class Intake:
         return self.event.id if self.event is not None else ""
 
 
-def _invalid(item: RawItem, reason: str, stage: str) -> Intake:
+def _invalid(item: RawItem, reason: str, stage: str, public: str | None = None) -> Intake:
     raw = item.value if item.value is not None else item.text
     return Intake(
         source=item.source,
         kind=INVALID,
         raw=raw,
-        decided=Outcome(status="failed", reason=reason, stage=stage),
+        decided=Outcome(status="failed", reason=reason, stage=stage, public=public),
     )
 
 
@@ -63,7 +63,7 @@ def intake(
             try:
                 event = parse_event(item.value, item.source)
             except EventError as exc:
-                yield _invalid(item, str(exc), "parse")
+                yield _invalid(item, str(exc), "parse", exc.public)
             else:
                 skip = event_filter.skip_reason(event) if filtering else None
                 counted = skip is None

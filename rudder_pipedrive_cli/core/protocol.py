@@ -116,6 +116,7 @@ class Outcome:
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
     merged: Mapping[PdId, PdId] = field(default_factory=dict)
     unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
 
     def __post_init__(self) -> None:
         if self.status == "failed" and not self.reason:
@@ -124,15 +125,8 @@ class Outcome:
     @property
     def public_reason(self) -> str:
         """The reason in words holding no event data (SPEC 8: names, emails and other values go
-        to dead letters and dry-run output only), for send's summary and the replay state: a
-        failure's stage, HTTP status and whether retrying later could help. Other outcomes'
-        reasons are rpd's own words ("already done", "anonymous", "filtered out: type page")."""
-        if self.status != "failed":
-            return self.reason
-        reason = f"at {self.stage or 'an unknown stage'}"
-        if self.http_status is not None:
-            reason += f" (HTTP {self.http_status})"
-        return reason + (", retryable" if self.retryable else "")
+        to dead letters and dry-run output only), for send's summary and the replay state."""
+        return self.reason if self.public is None else self.public
 
 
 Plan = Generator[ApiRequest, ApiResponse, Outcome]

@@ -1,5 +1,5 @@
 """Warnings in a send (SPEC 4 "record a warning"): the event still goes, without what was left
-out, and the report counts them (their words may hold event data, which only dry-run shows:
+out, and the summary counts them (their words may hold event data, which only dry-run shows:
 SPEC 8). Over loopback HTTP against the sandbox."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_warnings_are_reported_and_the_events_still_sent(sandbox: Sandbox, tmp_p
     assert "\n".join(
         [
             "warnings:",
-            "  4  something was left out of the event (`rpd dry-run` on the same input says what)",
+            "  4  `rpd dry-run` on the same input shows each",
         ]
     ) in "\n".join(line.rstrip() for line in run.stderr.splitlines())
     assert "Lukewarm" not in run.stderr

@@ -170,6 +170,7 @@ class Ledger:
         stage: str = "",
         http_status: int | None = None,
         retryable: bool = False,
+        public: str | None = None,
     ) -> Outcome:
         """The Outcome, with what this ledger learned whatever the status. The ledger's
         containers are handed over, not copied: the plan is over when its outcome is made."""
@@ -188,6 +189,7 @@ class Ledger:
             memberships=self.memberships,
             merged=self.merged,
             unsettled=self.unsettled,
+            public=public,
         )
 
     def finish(self) -> Outcome:
@@ -201,6 +203,7 @@ class Ledger:
             stage=failure.stage,
             http_status=failure.status,
             retryable=failure.retryable,
+            public=failure.public,
         )
 
 
@@ -224,6 +227,7 @@ def expect(response: ApiResponse, stage: str) -> ApiResponse:
     detail = f": {response.error}" if response.error else ""
     raise PlanFailure(
         f"{stage} refused: HTTP {response.status}{detail}",
+        public=f"{stage} refused: HTTP {response.status}",  # Pipedrive's words may quote data
         stage=stage,
         status=response.status,
         retryable=response.status in (408, 409, 423, 429) or response.status >= 500,
@@ -281,13 +285,16 @@ def external_id(value: str, kind: str) -> PdId:
     if value.isascii() and value.isdigit():  # not "①", which isdigit() but int() refuses
         return int(value)
     raise PlanFailure(
-        f"external id {kind} = {value!r} is not a numeric Pipedrive id", stage="validate"
+        f"external id {kind} = {value!r} is not a numeric Pipedrive id",
+        public=f"external id {kind} is not a numeric Pipedrive id",
+        stage="validate",
     )
 
 
 def unknown_failure(stage: str, what: str) -> PlanFailure:
     return PlanFailure(
         f"{stage}: outcome unknown after {UNKNOWN_LIMIT} attempts ({what}); retry later",
+        public=f"{stage}: outcome unknown after {UNKNOWN_LIMIT} attempts; retry later",
         stage=stage,
         retryable=True,
     )
@@ -319,6 +326,7 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
+            public=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
     return field_key
