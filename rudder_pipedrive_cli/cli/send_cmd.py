@@ -19,7 +19,7 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
-from rudder_pipedrive_cli.core.catalog import fetch_catalog
+from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -90,7 +90,9 @@ def with_catalog(
     in the state (`store`) for dry-run and for the next send whose listing fails.
 
     Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
-    and those events are dead-lettered), so a failed listing is a warning, not a stop.
+    and those events are dead-lettered), so a failed listing is a warning, not a stop; unless
+    the config maps a field that only a listing resolves (by its name): the run then stops before
+    any event, as those values would be dropped from events journaled as done.
 
     The listings go through the events' `pacer`: they spend the same burst window, and a pacer
     that did not know of them would meet one 429 per listing in the first window.
@@ -109,6 +111,13 @@ def with_catalog(
     except PlanFailure as failure:
         cached = load_catalog(store) if store is not None else None
         if cached is None:
+            unresolved = needs_listing(config)
+            if unresolved:  # sent as they are, those values would be lost or refused
+                more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+                raise PlanFailure(
+                    f"{failure.reason}; without it {unresolved[0]}{more} cannot be resolved",
+                    retryable=True,
+                ) from None
             env.warn(f"{failure.reason}; values will be sent without type conversion")
             return config
         env.warn(f"{failure.reason}; using the field listing the state saved last time")
@@ -283,6 +292,8 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         try:
             letters.close()
         except RpdError as error:  # the report still comes first, then this error
+            if stopped is not None:  # the run's own stop is the exit: say this one too
+                env.warn(error.message)
             stopped = stopped or error
     duration = time.monotonic() - started
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
+    CUSTOM_KEY,
     LEAD_WRITABLE,
     NEVER_SENT,
     ORG_WRITABLE,
@@ -298,6 +299,18 @@ def writable(entity: str, key: str) -> bool:
 def is_searchable(info: FieldInfo) -> bool:
     """Whether itemSearch/field can find records by this field."""
     return info.field_type in SEARCHABLE_TYPES and (info.is_custom or info.key == "name")
+
+
+def needs_listing(config: PlanConfig) -> list[str]:
+    """Mapped entries only the account's field listing can resolve or check: a value that is
+    neither a custom field key (40 hex) nor a standard field a write takes, such as a field's
+    name ("Role")."""
+    return [
+        f"fields.{entity}.{trait} = {key!r}"
+        for entity, mapping in mapped_tables(config)
+        for trait, key in mapping.items()
+        if not CUSTOM_KEY.match(key) and not writable(entity, key)
+    ]
 
 
 def mapped_tables(config: PlanConfig) -> tuple[tuple[str, Mapping[str, str]], ...]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_support import PLAN_FIELD, holdings, identify, rpd_send, write_events
+from e2e_support import EXAMPLE_CONFIG, PLAN_FIELD, holdings, identify, rpd_send, write_events
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
@@ -51,3 +51,31 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
     (warning,) = [line for line in fresh.stderr.splitlines() if line.startswith("warning: ")]
     assert warning.endswith(f"after 1 attempts; {NONE}")
     assert holdings(sandbox).person("u-1")["custom_fields"][PLAN_FIELD] == 102
+
+
+def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """Sent without the listing, a value mapped by a field's name would be dropped (or refused)
+    and the event journaled as done: the run stops instead, and a rerun sends it."""
+    sandbox = make_sandbox(plan="unlimited")
+    sandbox.set_faults(fail_5xx=1.0)
+    config = tmp_path / "by-name.toml"
+    config.write_text(
+        (EXAMPLE_CONFIG.read_text()).replace(
+            "[fields.persons]", '[fields.persons]\njob = "Role"\nwhere = "job_title"'
+        )
+    )
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann", job="CTO")])
+
+    run = rpd_send(sandbox, tmp_path, events, config=config, args=("--max-retries", "0"))
+
+    assert run.exit_code == 1
+    error, hint = run.stderr.splitlines()[-2:]
+    assert error.startswith("error: GET /api/v2/personFields: HTTP 5")
+    assert error.endswith(
+        "after 1 attempts; without it fields.persons.job = 'Role' cannot be resolved"
+    )
+    assert hint == "hint: try again later"
+    assert run.report is None
+    assert sandbox.stats()["requests"] == {"GET /api/v2/personFields": 1}
