@@ -16,14 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import (
-    CUSTOM_KEY,
-    LEAD_WRITABLE,
-    NEVER_SENT,
-    ORG_WRITABLE,
-    PERSON_WRITABLE,
-    RPD_SETS,
-)
+from rudder_pipedrive_cli.core.fields import CUSTOM_KEY, writable
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
@@ -282,18 +275,6 @@ class Catalog:
             info = self.field(entity, key)
             resolved[trait] = info.key if info is not None else key
         return resolved
-
-
-WRITABLE: Mapping[str, frozenset[str]] = {
-    "persons": PERSON_WRITABLE,
-    "organizations": ORG_WRITABLE,
-    "leads": LEAD_WRITABLE,
-}
-
-
-def writable(entity: str, key: str) -> bool:
-    """Whether a value mapped to the standard field `key` reaches Pipedrive (see fields.py)."""
-    return key in WRITABLE[entity] and key not in RPD_SETS and key not in NEVER_SENT
 
 
 def is_searchable(info: FieldInfo) -> bool:

@@ -691,6 +691,19 @@ LEAD_WRITABLE = frozenset(
 )
 
 
+WRITABLE: Mapping[str, frozenset[str]] = {
+    "persons": PERSON_WRITABLE,
+    "organizations": ORG_WRITABLE,
+    "leads": LEAD_WRITABLE,
+}
+
+
+def writable(entity: str, key: str) -> bool:
+    """Whether a value mapped to the standard field `key` of `entity` (persons, organizations,
+    leads) reaches Pipedrive: a write takes it, and rpd does not set or withhold it itself."""
+    return key in WRITABLE[entity] and key not in RPD_SETS and key not in NEVER_SENT
+
+
 def unwritable(key: str, config: PlanConfig) -> str:
     """Why a value mapped to `key`, neither custom nor a field a write takes, is left out."""
     if key in config.field_types:
