@@ -52,7 +52,11 @@ def fill(path: Path) -> None:
                 memberships={5: 9},
             ),
         )
-        state.record_outcome("e2", "in.ndjson:2", Outcome(status="failed", reason="HTTP 500"))
+        state.record_outcome(
+            "e2",
+            "in.ndjson:2",
+            Outcome(status="failed", reason="HTTP 500", unsettled={("person", "u3"): STAMP}),
+        )
         state.begin_write("e3", LEAD, STAMP)
         state.finish_run(REPORT)
     with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
@@ -92,7 +96,7 @@ def test_show_table() -> None:
         "│ identities │ 2 persons, 1 organization                                              │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
-        "│ in flight  │ 1 write                                                                │\n"
+        "│ in flight  │ 1 write; 1 create to settle                                            │\n"
         "│ last run   │ 2026-01-02T03:04:05Z to 2026-01-02T03:04:05Z: read 3, sent 1, failed 1 │\n"
         "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
     )
@@ -114,6 +118,7 @@ def test_show_json() -> None:
         "lead_origins": 1,
         "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
         "inflight": 1,
+        "unsettled": 1,
         "last_run": {
             "started_at": STAMP,
             "finished_at": STAMP,

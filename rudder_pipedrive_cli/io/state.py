@@ -133,6 +133,7 @@ class NamespaceSummary:
     lead_origins: int
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
     inflight: int
+    unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
     last_run: RunSummary | None
 
     def as_json(self) -> dict[str, Any]:
@@ -146,6 +147,7 @@ class NamespaceSummary:
             "lead_origins": self.lead_origins,
             "journal": dict(self.journal),
             "inflight": self.inflight,
+            "unsettled": self.unsettled,
             "last_run": None
             if run is None
             else {
@@ -802,6 +804,12 @@ class ReplayState:
             lead_origins=count("lead_origins"),
             journal=journal,
             inflight=count("inflight"),
+            unsettled=int(
+                self._db.execute(
+                    "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?)",
+                    (ns, *UNSETTLED.values()),
+                ).fetchone()[0]
+            ),
             last_run=None
             if run is None
             else RunSummary(
