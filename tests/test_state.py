@@ -409,6 +409,7 @@ def test_runs_and_summary(path: Path) -> None:
                 lead_origins=2,
                 journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
                 inflight=1,
+                unsettled=0,
                 last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None),
             )
         ]
@@ -693,3 +694,23 @@ def test_discard_refuses_what_is_no_database(path: Path) -> None:
 def test_a_device_is_no_state_file(readonly: bool) -> None:
     with pytest.raises(UsageError, match=r"^--state /dev/null is not a regular file$"):
         ReplayState.open(Path("/dev/null"), NS, readonly=readonly)
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_merge_left_unknown_is_kept_until_settled(path: Path, readonly: bool) -> None:
+    with open_state(path) as state:
+        assert state.merging_into(1) is None
+        state.learn(Outcome(status="failed", reason="x", merging={1: 2}))
+    with open_state(path, readonly=readonly) as state:
+        assert state.merging_into(1) == 2
+        assert state.summary()[0].unsettled == 1
+        state.learn(Outcome(status="sent", merged={1: 2}))  # settled: it landed
+        assert state.merging_into(1) is None
+
+
+def test_failed_identities_are_kept_for_the_run(path: Path) -> None:
+    with open_state(path) as state:
+        state.learn(Outcome(status="failed", reason="x", troubled=frozenset({("person", "A")})))
+        assert state.troubled("person", "A") and not state.troubled("org", "A")
+    with open_state(path) as state:
+        assert not state.troubled("person", "A")  # the next run retries that event first

@@ -96,7 +96,7 @@ def test_show_table() -> None:
         "│ identities │ 2 persons, 1 organization                                              │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
-        "│ in flight  │ 1 write; 1 create to settle                                            │\n"
+        "│ in flight  │ 1 write; 1 create or merge to settle                                   │\n"
         "│ last run   │ 2026-01-02T03:04:05Z to 2026-01-02T03:04:05Z: read 3, sent 1, failed 1 │\n"
         "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
     )

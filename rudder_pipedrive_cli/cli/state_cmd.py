@@ -60,7 +60,7 @@ def namespace_table(summary: NamespaceSummary) -> Table:
         f"{plural(summary.leads_listed, 'person')}",
     )
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
-    unsettled = f"; {plural(summary.unsettled, 'create')} to settle" if summary.unsettled else ""
+    unsettled = f"; {summary.unsettled} create or merge to settle" if summary.unsettled else ""
     table.add_row("in flight", plural(summary.inflight, "write") + unsettled)
     table.add_row("last run", plain(last_run_text(summary)))
     return table

@@ -52,6 +52,14 @@ class Known(Protocol):
         """When a create of this identity whose outcome stays unknown was sent, or None."""
         ...
 
+    def merging_into(self, person_id: PdId) -> PdId | None:
+        """The person a merge of this one whose outcome stays unknown was into, or None."""
+        ...
+
+    def troubled(self, kind: str, key: str) -> bool:
+        """Whether an event about this identity failed earlier in this run."""
+        ...
+
 
 class Learner(Known, Protocol):
     """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
@@ -69,6 +77,8 @@ class MemoryKnown:
         self.memberships: dict[PdId, PdId] = {}
         self.merged: dict[PdId, PdId] = {}
         self.creates: dict[tuple[str, str], str] = {}  # unsettled creates: their send time
+        self.merges_unsettled: dict[PdId, PdId] = {}  # merges left unknown: person -> into
+        self.failed: set[tuple[str, str]] = set()  # identities of events that failed
 
     def person_id(self, user_id: str) -> PdId | None:
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -89,13 +99,21 @@ class MemoryKnown:
     def unsettled(self, kind: str, key: str) -> str | None:
         return self.creates.get((kind, key)) if self.creates else None
 
+    def merging_into(self, person_id: PdId) -> PdId | None:
+        return self.merges_unsettled.get(person_id) if self.merges_unsettled else None
+
+    def troubled(self, kind: str, key: str) -> bool:
+        return (kind, key) in self.failed
+
     def learn(self, outcome: Outcome) -> None:
+        self.failed.update(outcome.troubled)
         if not (
             outcome.identities
             or outcome.lead_origins
             or outcome.memberships
             or outcome.merged
             or outcome.unsettled
+            or outcome.merging
         ):
             return  # most failed, skipped and unchanged events teach nothing
         for (kind, key), pd_id in outcome.identities.items():
@@ -113,6 +131,13 @@ class MemoryKnown:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
         self.memberships.update(outcome.memberships)
         self.merged.update(outcome.merged)
+        for person, into in outcome.merging.items():
+            if into is None:
+                self.merges_unsettled.pop(person, None)
+            else:
+                self.merges_unsettled[person] = into
+        for person in outcome.merged if self.merges_unsettled else ():
+            self.merges_unsettled.pop(person, None)  # a merge known done is settled
         for slot, sent_at in outcome.unsettled.items():
             if sent_at is None:
                 self.creates.pop(slot, None)

@@ -102,6 +102,12 @@ class Outcome:
     stays unknown (its answer was lost and no reconciliation could tell), or to None once it is
     settled: until then a later event must reconcile before it may search or create, since a
     search can miss a record created moments ago (the index lags) and would make a duplicate.
+    `merging` maps a person to the one a merge whose outcome stays unknown would have merged it
+    into, or to None once settled: until then a later event that finds the first person cached
+    asks Pipedrive which of the two it is now (SPEC 5: done when the first is gone while the
+    second is there), so it neither forgets it nor creates a second person.
+    `troubled` holds the identities a failed event was about: until a run retries it (in input
+    order, before what came after it), a later event must not take its record's absence as fact.
     """
 
     status: OutcomeStatus
@@ -116,6 +122,8 @@ class Outcome:
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
     merged: Mapping[PdId, PdId] = field(default_factory=dict)
     unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    merging: Mapping[PdId, PdId | None] = field(default_factory=dict)
+    troubled: frozenset[tuple[str, str]] = frozenset()
     public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
 
     def __post_init__(self) -> None:

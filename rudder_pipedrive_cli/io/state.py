@@ -51,6 +51,8 @@ MERGED = "merged"
 # Identity rows of these kinds hold the send time of a create of a person or an organization
 # whose outcome stays unknown (Outcome.unsettled), as a string id.
 UNSETTLED = {"person": "unsettled:person", "org": "unsettled:org"}
+# Identity rows of this kind map a person (key) to the one a merge left unknown was into.
+MERGING = "merging"
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
 SCHEMA = """
@@ -388,8 +390,11 @@ class ReplayState:
         self._closed = False
         # Whether any merge is recorded: only then does a cached person need following.
         self._merges = self._has_merges()
-        # Whether any create was left unsettled: only then is a cache miss worth a second look.
-        self._unsettled = self._has_kind(*UNSETTLED.values())
+        # Whether any create or merge was left unsettled: only then is a second look worth it.
+        self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
+        # Identities of events that failed in this run (Outcome.troubled): kept for the run only,
+        # as the next run retries those events first.
+        self._troubled: set[tuple[str, str]] = set()
 
     @classmethod
     def open(
@@ -505,6 +510,14 @@ class ReplayState:
         sent_at = self._identity(UNSETTLED[kind], key)
         return None if sent_at is None else str(sent_at)
 
+    def troubled(self, kind: str, key: str) -> bool:
+        return (kind, key) in self._troubled
+
+    def merging_into(self, person_id: PdId) -> PdId | None:
+        if not self._unsettled:
+            return None
+        return self._identity(MERGING, encode_id(person_id))
+
     def _has_merges(self) -> bool:
         return self._has_kind(MERGED)
 
@@ -533,24 +546,28 @@ class ReplayState:
             self._buffered()
 
     def _learn(self, outcome: Outcome) -> None:
+        self._troubled.update(outcome.troubled)
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
         if outcome.merged:
             self._merges = True
             ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
-        if self._unsettled:  # a record learned settles a create left unknown for it
+        if self._unsettled:  # a record learned settles a create left unknown for it, and a
+            # merge known done one left unknown
             ids += [
                 (UNSETTLED[kind], key, None)
                 for (kind, key), pd_id in outcome.identities.items()
                 if pd_id is not None and (kind, key) not in outcome.unsettled
             ]
-        if outcome.unsettled:
+            ids += [(MERGING, encode_id(gone), None) for gone in outcome.merged]
+        if outcome.unsettled or outcome.merging:
             self._unsettled = True
             ids += [
                 (UNSETTLED[kind], key, sent_at)
                 for (kind, key), sent_at in outcome.unsettled.items()
             ]
+            ids += [(MERGING, encode_id(person), into) for person, into in outcome.merging.items()]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
         leads = {
@@ -762,7 +779,7 @@ class ReplayState:
             self._db.execute("PRAGMA secure_delete = OFF")
             self._overlay = _Overlay()
             self._merges = self._has_merges()
-            self._unsettled = self._has_kind(*UNSETTLED.values())
+            self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
             self._begun = set()
             self._run_id = None
             return cleared
@@ -806,8 +823,8 @@ class ReplayState:
             inflight=count("inflight"),
             unsettled=int(
                 self._db.execute(
-                    "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?)",
-                    (ns, *UNSETTLED.values()),
+                    "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?)",
+                    (ns, *UNSETTLED.values(), MERGING),
                 ).fetchone()[0]
             ),
             last_run=None

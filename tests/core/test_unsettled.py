@@ -55,6 +55,13 @@ def replay(raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: Memo
     return outcome
 
 
+def next_run(known: MemoryKnown) -> MemoryKnown:
+    """`known` as a later run sees it (the state keeps marks; which events failed in this run,
+    whose later events wait for them, is the run's own)."""
+    known.failed.clear()
+    return known
+
+
 def identify(user_id: str = "u-1") -> dict[str, Any]:
     return {"type": "identify", "userId": user_id, "traits": {"name": "Ann"}}
 
@@ -76,6 +83,7 @@ def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
 def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() -> None:
     known = MemoryKnown()
     lost_create(known)
+    next_run(known)
     outcome = replay(
         identify(),
         [listing("persons", [person_record(7, "u-1")]), patch_person(7, {"name": "Ann"})],
@@ -90,6 +98,7 @@ def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() 
 def test_the_next_event_creates_only_once_the_listing_shows_nothing_landed() -> None:
     known = MemoryKnown()
     lost_create(known)
+    next_run(known)
     outcome = replay(
         identify(), [listing("persons", []), search_person("u-1"), create_person(ANN, 8)], known
     )
@@ -101,6 +110,7 @@ def test_the_next_event_creates_only_once_the_listing_shows_nothing_landed() -> 
 def test_while_pipedrive_cannot_settle_it_the_next_event_fails_too_without_a_search() -> None:
     known = MemoryKnown()
     lost_create(known)
+    next_run(known)
     outcome = replay(identify(), [OUTAGE], known)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert known.unsettled("person", "u-1") == SENT_AT  # still to settle
@@ -172,5 +182,99 @@ def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
 def test_a_record_learned_another_way_settles_the_mark() -> None:
     known = MemoryKnown()
     lost_create(known)
+    next_run(known)
     known.learn(Outcome(status="sent", identities={("person", "u-1"): 12}))
     assert known.unsettled("person", "u-1") is None
+
+
+ALIAS = {"type": "alias", "previousId": "A", "userId": "B"}
+LOST_MERGE = Call(
+    method="PUT",
+    path="/v1/persons/1/merge",
+    body={"merge_with_id": 2},
+    response=ApiResponse(status=0, sent_at=SENT_AT),
+)
+
+
+def person(pid: int, status: int) -> Call:
+    return Call(method="GET", path=f"/api/v2/persons/{pid}", response=ApiResponse(status=status))
+
+
+def lost_merge(known: MemoryKnown) -> Outcome:
+    known.persons.update({"A": 1, "B": 2})
+    return replay(ALIAS, [LOST_MERGE, OUTAGE], known)
+
+
+def track_of_a(lead_person: int) -> tuple[dict[str, Any], list[Call]]:
+    lead = {"title": "T", "origin_id": "rpd:m-1", "person_id": lead_person}
+    raw = {"type": "track", "userId": "A", "event": "T"}
+    return raw, [
+        Call(
+            method="GET",
+            path="/v1/leads",
+            query={"person_id": lead_person, "start": 0, "limit": 500},
+            response=ApiResponse(
+                status=200, data=[], additional_data={"more_items_in_collection": False}
+            ),
+        ),
+        post("/v1/leads", lead, ApiResponse(status=201, data={"id": "l-1", **lead})),
+    ]
+
+
+def test_a_merge_left_unknown_is_remembered() -> None:
+    known = MemoryKnown()
+    outcome = lost_merge(known)
+    assert (outcome.status, outcome.stage, outcome.retryable) == ("failed", "reconcile merge", True)
+    assert outcome.merging == {1: 2}
+    assert known.merging_into(1) == 2
+    assert known.person_id("A") == 1  # not forgotten: the next event settles it
+
+
+def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_it() -> None:
+    known = MemoryKnown()
+    lost_merge(known)
+    next_run(known)
+    raw, lead_calls = track_of_a(2)
+    outcome = replay(raw, [person(1, 410), person(2, 200), *lead_calls], known)
+    assert outcome.status == "sent"
+    assert (known.person_id("A"), known.merging_into(1)) == (2, None)
+
+
+def test_a_merge_that_did_not_land_leaves_the_person_as_it_was() -> None:
+    known = MemoryKnown()
+    lost_merge(known)
+    next_run(known)
+    raw, lead_calls = track_of_a(1)
+    outcome = replay(raw, [person(1, 200), *lead_calls], known)
+    assert outcome.status == "sent"
+    assert (known.person_id("A"), known.merging_into(1)) == (1, None)
+
+
+def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry() -> None:
+    """identify A fails (its search: A may yet be created by its retry); the alias A -> B must
+    not decide "no previous person" now, nor a track create A: they wait, and a rerun sends all
+    three in input order (SPEC 5). QA found an alias journaled "unchanged" and A never merged."""
+    known = MemoryKnown()
+    failed = replay(identify("A"), [OUTAGE], known)
+    assert failed.troubled == {("person", "A")}
+    known.persons["B"] = 2
+    for raw in (ALIAS, {"type": "track", "userId": "A", "event": "T"}):
+        outcome = replay(raw, [], known)  # no request at all
+        assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
+        assert outcome.reason == (
+            "an earlier event of userId A failed: this one waits for it (a rerun sends both, "
+            "in order)"
+        )
+    other = replay(
+        identify("C"),
+        [search_person("C"), create_person(ANN | {"custom_fields": {USER_FIELD: "C"}}, 3)],
+        known,
+    )
+    assert other.status == "sent"  # other identities go on
+
+
+def test_a_failure_that_a_retry_cannot_fix_holds_nothing_up() -> None:
+    known = MemoryKnown()
+    failed = replay({"type": "identify", "userId": "A", "traits": {}}, [search_person("A")], known)
+    assert (failed.reason, failed.troubled) == ("cannot create person without a name", frozenset())
+    assert not known.troubled("person", "A")

@@ -46,6 +46,15 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 }
 
 
+NAMES = {"person": "userId", "org": "groupId"}
+
+
+def identities_of(event: Event) -> frozenset[tuple[str, str]]:
+    """The (kind, key) identities an event is about: its userId, previousId and groupId."""
+    about = (("person", event.user_id), ("person", event.previous_id), ("org", event.group_id))
+    return frozenset((kind, key) for kind, key in about if key is not None)
+
+
 def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     """The plan of one event: a generator of requests that returns the event's `Outcome`."""
     handler = HANDLERS.get(event.type)
@@ -68,6 +77,20 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
         return Outcome(status="failed", reason=reason, stage="validate")
+    about = identities_of(event)
+    for kind, key in about:
+        if known.troubled(kind, key):
+            # An earlier event of this identity failed and may yet succeed: a rerun retries it
+            # first, then this one, so the two take effect in input order (SPEC 5).
+            return Outcome(
+                status="failed",
+                reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
+                "(a rerun sends both, in order)",
+                public=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
+                stage="order",
+                retryable=True,
+                troubled=about,
+            )
     ledger = Ledger()
     ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
     # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
@@ -79,4 +102,5 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
             # What this event already learned or created stays in the ledger and is reused.
             ledger.forget(stale.entity, stale.key)
         except PlanFailure as failure:
-            return ledger.failed(failure)
+            # Later events of its identities wait for a retry of it, when one could succeed.
+            return ledger.failed(failure, troubled=about if failure.retryable else frozenset())

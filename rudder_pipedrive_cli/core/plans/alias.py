@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    merge_landed,
     require_field,
     unknown_failure,
     update,
@@ -74,33 +75,34 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
         body={"merge_with_id": current.id},
         note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
     )
-    for _ in range(UNKNOWN_LIMIT):
-        response = yield request
-        if not response.unknown:
-            # Which person is missing: the survivor when the answer names merge_with_id (the
-            # sandbox says so with a 400), else the person in the URL.
-            survivor_missing = "merge_with_id" in response.error and (
-                response.status in GONE or (response.status == 400 and current.via == "cache")
-            )
-            if survivor_missing:
-                raise gone(PERSON, current, response, stage)
-            if response.status in GONE:
-                raise gone(PERSON, previous, response, stage)
-            expect(response, stage)
-            break
-        note = f"merge outcome unknown: is person {previous.id} still there?"
-        check = yield person_check(previous, note)
-        if check.status in GONE:
-            # Done only while the survivor exists (SPEC 5): else it is the one that went away.
-            note = f"person {previous.id} is gone: is the survivor {current.id} there?"
-            still = yield person_check(current, note)
-            if still.status in GONE:
-                raise gone(PERSON, current, still, stage)
-            expect(still, "reconcile merge")
-            break
-        expect(check, "reconcile merge")
-    else:
-        raise unknown_failure(stage, f"person {previous.id} is still there")
+    lost = False  # an answer was lost: the merge may have landed
+    try:
+        for _ in range(UNKNOWN_LIMIT):
+            response = yield request
+            lost = lost or response.unknown
+            if not response.unknown:
+                # Which person is missing: the survivor when the answer names merge_with_id (the
+                # sandbox says so with a 400), else the person in the URL.
+                survivor_missing = "merge_with_id" in response.error and (
+                    response.status in GONE or (response.status == 400 and current.via == "cache")
+                )
+                if survivor_missing:
+                    raise gone(PERSON, current, response, stage)
+                if response.status in GONE:
+                    raise gone(PERSON, previous, response, stage)
+                expect(response, stage)
+                break
+            still = yield from merge_landed(previous.id, current.id)
+            if still is not None:
+                if still.status in GONE:  # the survivor is the one that went away
+                    raise gone(PERSON, current, still, stage)
+                break
+        else:
+            raise unknown_failure(stage, f"person {previous.id} is still there")
+    except PlanFailure:
+        if lost:  # later events that find the previous person settle it first
+            ctx.ledger.merging[previous.id] = current.id
+        raise
     ctx.ledger.wrote = True
     ctx.ledger.merged[previous.id] = current.id
     survivor = ctx.ledger.lead_origins.get(current.id, ctx.known.lead_origins(current.id))
@@ -109,14 +111,3 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     # both were; otherwise the next track lists it (a lead nobody listed may have moved there).
     both = survivor | merged if survivor is not None and merged is not None else None
     ctx.ledger.lead_origins[current.id] = both
-
-
-def person_check(person: Ref, note: str) -> ApiRequest:
-    """GET one person, to learn whether it still exists while reconciling a merge."""
-    return ApiRequest(
-        method="GET",
-        path=f"{PERSON.collection}/{person.id}",
-        endpoint=PERSON.item_endpoint,
-        stage="reconcile merge",
-        note=note,
-    )

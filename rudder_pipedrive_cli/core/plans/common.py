@@ -145,6 +145,7 @@ class Ledger:
     memberships: dict[PdId, PdId] = field(default_factory=dict)
     merged: dict[PdId, PdId] = field(default_factory=dict)
     unsettled: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    merging: dict[PdId, PdId | None] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     wrote: bool = False
 
@@ -171,6 +172,7 @@ class Ledger:
         http_status: int | None = None,
         retryable: bool = False,
         public: str | None = None,
+        troubled: frozenset[tuple[str, str]] = frozenset(),
     ) -> Outcome:
         """The Outcome, with what this ledger learned whatever the status. The ledger's
         containers are handed over, not copied: the plan is over when its outcome is made."""
@@ -189,13 +191,17 @@ class Ledger:
             memberships=self.memberships,
             merged=self.merged,
             unsettled=self.unsettled,
+            merging=self.merging,
+            troubled=troubled,
             public=public,
         )
 
     def finish(self) -> Outcome:
         return self.outcome("sent" if self.wrote else "unchanged")
 
-    def failed(self, failure: PlanFailure) -> Outcome:
+    def failed(
+        self, failure: PlanFailure, troubled: frozenset[tuple[str, str]] = frozenset()
+    ) -> Outcome:
         # What the event learned before failing (an id it created, a stale id) still counts.
         return self.outcome(
             "failed",
@@ -204,6 +210,7 @@ class Ledger:
             http_status=failure.status,
             retryable=failure.retryable,
             public=failure.public,
+            troubled=troubled,
         )
 
 
@@ -345,6 +352,10 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
         return ctx.ledger.resolved[slot]
     if slot not in ctx.ledger.identities:  # present as None: forgotten as stale
         cached = entity.cached(ctx.known, key)
+        if cached is not None and entity is PERSON:
+            cached = yield from merged_person(ctx, cached)
+            if cached is None:  # both persons of a merge left unknown are gone: search
+                ctx.ledger.forget(entity, key)
         if cached is not None:
             return Ref(id=cached, via="cache", key=key)
     if slot not in ctx.ledger.unsettled:
@@ -370,6 +381,51 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
     ref = Ref(id=chosen, via="search", key=key)
     ctx.ledger.learn(entity, key, ref)
     return ref
+
+
+def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
+    """The person a cached `person` is now, once a merge of it left unknown is settled: the
+    survivor if the merge landed, `person` if not, None if both are gone."""
+    if person in ctx.ledger.merged:  # settled earlier in this event
+        return ctx.ledger.merged[person]
+    into = ctx.known.merging_into(person)
+    if into is None or person in ctx.ledger.merging:
+        return person
+    still = yield from merge_landed(person, into)
+    ctx.ledger.merging[person] = None
+    if still is None:
+        return person
+    if still.status in GONE:
+        return None
+    ctx.ledger.merged[person] = into
+    return into
+
+
+def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
+    """Did merging `previous` into `current` land? Done when the previous person is gone while
+    the survivor is there (SPEC 5). None: not done, `previous` is still there; else the
+    survivor's answer: 2xx, done; 404/410, the survivor is gone too."""
+    note = f"merge outcome unknown: is person {previous} still there?"
+    check = yield person_check(previous, note)
+    if check.status not in GONE:
+        expect(check, "reconcile merge")
+        return None
+    note = f"person {previous} is gone: is the survivor {current} there?"
+    still = yield person_check(current, note)
+    if still.status not in GONE:
+        expect(still, "reconcile merge")
+    return still
+
+
+def person_check(person: PdId, note: str) -> ApiRequest:
+    """GET one person, to learn whether it still exists while reconciling a merge."""
+    return ApiRequest(
+        method="GET",
+        path=f"{PERSON.collection}/{person}",
+        endpoint=PERSON.item_endpoint,
+        stage="reconcile merge",
+        note=note,
+    )
 
 
 def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
