@@ -43,9 +43,11 @@ LAST_NAME_PATHS = ("lastName", "last_name")
 AMOUNT_PATHS = ("revenue", "value", "total", "amount")
 # add_time falls back to the event's own times, in this order.
 EVENT_TIME_PATHS = ("originalTimestamp", "timestamp")
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 # Pipedrive's visibility groups (Lite/Growth use 1 and 3, Premium/Ultimate also 5 and 7).
 VISIBLE_TO = frozenset({1, 3, 5, 7})
 CONTACT_LABEL = "work"  # v2 emails/phones label of everything rpd sends
+CONTACT_KEYS = frozenset({"emails", "phones"})
 NEVER_SENT = frozenset({"owner_id"})  # belongs to the Pipedrive account, not to the user
 
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
@@ -87,13 +89,16 @@ class Traits:
 
     def get(self, path: str) -> Any:
         """The first source's value at `path`; an empty string reads as absent, as it does when
-        sources are merged (so one source or several give the same answer)."""
+        sources are merged (so one source or several give the same answer). A dotted path is
+        nested objects, else a key holding the dots itself (flattened traits: "company.role")."""
         if "." not in path:  # most paths are one key
             value = self.flat.get(path)
             return None if value == "" else value
         parts = path_parts(path)
         for source in self.sources:
             value = get_parts(source, parts)
+            if value is None or value == "":
+                value = source.get(path)
             if value is not None and value != "":
                 return value
         return None
@@ -170,15 +175,15 @@ def parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        # Converting to UTC can leave the datetime range (9999-12-31T23:59:59-01:00).
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def rfc3339(moment: datetime) -> str:
+    """RFC 3339 UTC with a four-digit year, also before year 1000 (Go's zero time is year 1)."""
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    if utc.year < 1000:  # strftime leaves such years unpadded on glibc: keep its output
-        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     # %-formatting the fields: 0.64 us, against 0.92 for isoformat and 1.37 for strftime.
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
         utc.year,
@@ -190,15 +195,22 @@ def rfc3339(moment: datetime) -> str:
     )
 
 
+def known_time(value: Any) -> datetime | None:
+    """parse_time, with Go's zero time (`0001-01-01T00:00:00Z`, what a Go producer writes for
+    a time it never set) taken as no time at all."""
+    moment = parse_time(value)
+    return None if moment == GO_ZERO_TIME else moment
+
+
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
     """add_time from the trait, else the event's originalTimestamp, else its timestamp."""
     trait = traits.get("add_time")
     if trait is not None:
-        moment = parse_time(trait)
+        moment = known_time(trait)
         if moment is not None:
             return rfc3339(moment)
     for path in EVENT_TIME_PATHS:
-        moment = parse_time(raw.get(path))
+        moment = known_time(raw.get(path))
         if moment is not None:
             break
     if trait is not None:
@@ -547,16 +559,59 @@ def lead_labels(
 
 def lead_custom(values: Mapping[str, Any], config: PlanConfig) -> dict[str, Any]:
     """v1 lead bodies: custom deal fields are top-level keys; a monetary one is the amount plus a
-    `<key>_currency` sibling (v1's flat shape)."""
+    `<key>_currency` sibling (v1's flat shape). The lead's own `value` (a standard field,
+    shaped to `{"amount", "currency"}`) stays as it is."""
     body: dict[str, Any] = {}
     for key, value in values.items():
         info = config.field_types.get(key)
-        if info is not None and info.field_type == "monetary" and isinstance(value, Mapping):
+        if (
+            info is not None
+            and info.field_type == "monetary"
+            and info.is_custom
+            and isinstance(value, Mapping)
+        ):
             body[key] = value["value"]
             body[key + "_currency"] = value["currency"]
         else:
             body[key] = value
     return body
+
+
+def overridden(key: str, mapping: Mapping[str, str], warnings: list[str]) -> None:
+    """Warn that the traits mapped to standard `key` lose to the event's own value for it."""
+    paths = ", ".join(path for path, target in mapping.items() if target == key) or key
+    warnings.append(f"{paths} is mapped to {key}, which the event's own {key} sets; dropped")
+
+
+def put_own(
+    body: dict[str, Any], key: str, value: Any, mapping: Mapping[str, str], warnings: list[str]
+) -> None:
+    """The event's own value for a standard key into a body that mapped values filled first:
+    it wins, and the mapped one it replaces is warned about."""
+    if key in body:
+        overridden(key, mapping, warnings)
+    body[key] = value
+
+
+def put_mapped(
+    body: dict[str, Any],
+    key: str,
+    value: Any,
+    mapping: Mapping[str, str],
+    warnings: list[str],
+) -> None:
+    """A mapped standard value into a body whose own traits were read first: emails and phones
+    are added after the trait's (not primary); any other key already set keeps its value."""
+    have = body.get(key)
+    if have is None:
+        body[key] = value
+    elif key in CONTACT_KEYS:
+        known = {entry["value"] for entry in have}
+        body[key] = have + [
+            {**entry, "primary": False} for entry in value if entry["value"] not in known
+        ]
+    else:
+        overridden(key, mapping, warnings)
 
 
 # --- standard fields of persons and organizations --------------------------------------------

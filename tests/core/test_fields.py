@@ -187,6 +187,16 @@ def test_contacts_first_is_primary(value: Any, expected: list[str]) -> None:
         ),
         (None, {"timestamp": "2022-01-01T12:00:00Z"}, "2022-01-01T12:00:00Z"),
         (None, {}, None),
+        # Years before 1000 keep four digits (RFC 3339 needs them; Pipedrive refuses "999-...").
+        ("0999-06-01T00:00:00Z", {}, "0999-06-01T00:00:00Z"),
+        ("0001-01-02", {}, "0001-01-02T00:00:00Z"),
+        # Go's zero time is a time nobody set: the next source is used.
+        (
+            None,
+            {"originalTimestamp": "0001-01-01T00:00:00Z", "timestamp": "2022-01-01T12:00:00Z"},
+            "2022-01-01T12:00:00Z",
+        ),
+        (None, {"originalTimestamp": "0001-01-01T00:00:00Z"}, None),
     ],
 )
 def test_add_time(trait: Any, raw: dict[str, Any], expected: str | None) -> None:
@@ -206,6 +216,16 @@ def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
     warnings.clear()
     assert add_time(traits, {}, warnings) is None  # no event time either
     assert warnings == ["add_time = yesterday is not a date or time; left out"]
+
+
+def test_a_time_past_the_datetime_range_in_utc_is_not_a_time() -> None:
+    warnings: list[str] = []
+    traits = Traits(sources=({"add_time": "9999-12-31T23:59:59-01:00"},))
+    raw = {"originalTimestamp": "0001-01-01T00:30:00+01:00", "timestamp": "2022-01-01"}
+    assert add_time(traits, raw, warnings) == "2022-01-01T00:00:00Z"
+    assert warnings == [
+        "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -298,3 +318,16 @@ def test_an_email_holding_no_address_is_warned_about(
         'a list of strings, or objects with a "value"); left out'
     )
     assert warnings == ([message] if warned else [])
+
+
+def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> None:
+    # Many sources flatten objects ("company.role"): a mapped path reads such a key too, so its
+    # value is sent (and, being read, it is not listed as dropped).
+    flat = Traits(sources=({"company.role": "flat"},))
+    nested = Traits(sources=({"company": {"role": "nested"}, "company.role": "flat"},))
+    assert flat.get("company.role") == "flat"
+    assert nested.get("company.role") == "nested"
+    assert (
+        Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
+    )
+    assert dropped(flat, {"company.role": "r" * 40}, frozenset()) == []

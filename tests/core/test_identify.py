@@ -31,7 +31,42 @@ def identify(traits: dict[str, object] | None = None, **fields: object) -> dict[
     return {"type": "identify", "userId": "u-1", "timestamp": TS, "traits": traits or {}, **fields}
 
 
+WORK = "workEmail"
+WITH_WORK_EMAIL = replace(
+    CONFIG, person_fields={**CONFIG.person_fields, WORK: "emails", "nick": "name"}
+)
+
 CASES = [
+    Case(
+        name="a trait mapped to emails is added after the event's own email, not primary",
+        raw=identify({"name": "Ann", "email": "ann@home.example", WORK: "ann@work.example"}),
+        config=WITH_WORK_EMAIL,
+        calls=[
+            search_person("u-1"),
+            create_person(
+                {
+                    "name": "Ann",
+                    "emails": [
+                        {"value": "ann@home.example", "primary": True, "label": "work"},
+                        {"value": "ann@work.example", "primary": False, "label": "work"},
+                    ],
+                    "add_time": "2020-02-02T00:23:09Z",
+                    "custom_fields": {USER_FIELD: "u-1"},
+                }
+            ),
+        ],
+        expect={"status": "sent", "warnings": [], "dropped": []},
+    ),
+    Case(
+        name="a trait mapped to name loses to the event's own name, with a warning",
+        raw=identify({"name": "Ann", "nick": "Annie"}),
+        config=WITH_WORK_EMAIL,
+        calls=[search_person("u-1"), create_person(ANN)],
+        expect={
+            "status": "sent",
+            "warnings": ["nick is mapped to name, which the event's own name sets; dropped"],
+        },
+    ),
     Case(
         name="not found: created with standard, mapped and identity fields",
         raw=identify(

@@ -36,6 +36,14 @@ WITH_FEE = replace(
     field_types={FEE: FieldInfo(key=FEE, name="Fee", field_type="monetary")},
 )
 
+WITH_VALUE = replace(
+    EUR,
+    lead_fields={"price": "value"},
+    field_types={
+        "value": FieldInfo(key="value", name="Value", field_type="monetary", is_custom=False)
+    },
+)
+
 
 def track(properties: Mapping[str, object] | None = None, **fields: object) -> dict[str, object]:
     return {
@@ -247,6 +255,27 @@ CASES = [
         {"fee": {"value": "12.5", "currency": "USD"}},
         lead(**{FEE: 12.5, FEE + "_currency": "USD"}),
         config=WITH_FEE,
+    ),
+    known_person(
+        "a property mapped to the lead's own Value: its {amount, currency}, not v1's flat shape",
+        {"price": {"amount": 5, "currency": "gbp"}},
+        lead(value={"amount": 5, "currency": "GBP"}),
+        config=WITH_VALUE,
+    ),
+    known_person(
+        "a bare number mapped to the lead's own Value: default_currency",
+        {"price": 12.5},
+        lead(value={"amount": 12.5, "currency": "EUR"}),
+        config=WITH_VALUE,
+    ),
+    known_person(
+        "the event's own revenue beats a property mapped to Value, which is warned about",
+        {"price": 5, "revenue": 7},
+        lead(value={"amount": 7, "currency": "EUR"}),
+        config=WITH_VALUE,
+        expect={
+            "warnings": ["price is mapped to value, which the event's own value sets; dropped"]
+        },
     ),
     known_person(
         "monetary lead field from a bare number: default_currency",

@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.core.fields import (
     dropped,
     mapped_values,
     parse_time,
+    put_mapped,
     rfc3339,
     shape_standard,
     split_custom,
@@ -479,8 +480,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
     for key, value in shape_standard(
         top, entity.shapes, shaping, entity.writable, ctx.config
     ).items():
-        if key not in body:
-            body[key] = value
+        put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
     ctx.ledger.drop(dropped(traits, mapping, entity.standard_keys))

@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.fields import (
     lead_custom,
     lead_labels,
     mapped_values,
+    put_own,
     shape_standard,
     show,
     text,
@@ -85,7 +86,8 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     amount = lead_amount(properties, warnings)
     if amount is not None:
         if currency:
-            body["value"] = {"amount": amount, "currency": currency.upper()}
+            value = {"amount": amount, "currency": currency.upper()}
+            put_own(body, "value", value, config.lead_fields, warnings)
         else:
             warnings.append(
                 f"lead value {amount} has no currency (no currency property and no "
@@ -97,12 +99,12 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
         if day is None:
             warnings.append(f"expected_close_date = {show(close)} is not a date; left out")
         else:
-            body["expected_close_date"] = day
+            put_own(body, "expected_close_date", day, config.lead_fields, warnings)
     labels = properties.get("label_ids")
     if labels is not None:
         label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
-            body["label_ids"] = label_ids
+            put_own(body, "label_ids", label_ids, config.lead_fields, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
     ctx.ledger.drop(dropped(properties, config.lead_fields, LEAD_STANDARD_KEYS))
     return body
