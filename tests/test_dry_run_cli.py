@@ -252,3 +252,23 @@ def test_a_bug_is_two_lines_exit_70_and_a_traceback_only_with_verbose(
     code, _, err = dry_run(EVENTS, "--config", CONFIG, "-v")
     assert code == 70
     assert "Traceback (most recent call last)" in err
+
+
+def test_lookups_count_each_search_once_and_the_catalog_listing_a_send_makes_too() -> None:
+    events = write_events(
+        Path.cwd(),
+        IDENTIFY | {"traits": {"name": "Ada"}},
+        IDENTIFY | {"messageId": "m-2", "userId": "u-2", "traits": {"name": "Bo"}},
+    )
+    code, out, err = dry_run(events, "--config", CONFIG, "--sandbox", "--lookups", "-f", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["requests"] == {
+        "GET /api/v2/dealFields": 1,
+        "GET /api/v2/itemSearch/field": 2,  # the lookup is the plan's own search, counted once
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/personFields": 1,
+        "GET /v1/leadLabels": 1,
+        "POST /api/v2/persons": 2,
+    }
+    assert report["tokens"] == 4 * 10 + 2 * 20 + 2 * 5

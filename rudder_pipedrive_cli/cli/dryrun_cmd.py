@@ -113,15 +113,19 @@ def dry_run_command(
         tally = Tally()
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
         if lookups:
+            # The lookups are counted apart: the plan counts each search it would make, and a
+            # lookup that answers one is that same search, made now.
+            made = Tally()
             client = stack.enter_context(
                 BlockingClient(
                     token=require_token(settings),
                     base_url=settings.api_url,
                     plan=settings.plan,
-                    tally=tally,
+                    tally=made,
                 )
             )
             catalog = client.exchange(fetch_catalog())
+            tally.add_requests(made)  # a send lists the catalog too
             for problem in catalog.unknown_keys(plan_config):
                 env.warn(problem)
             plan_config = catalog.apply(plan_config)

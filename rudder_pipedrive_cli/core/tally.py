@@ -40,6 +40,11 @@ class Tally:
         if charged:
             self.tokens += token_cost(key)
 
+    def add_requests(self, other: Tally) -> None:
+        """Count the requests (and tokens) another tally counted."""
+        self.requests.update(other.requests)
+        self.tokens += other.tokens
+
     def add_outcome(
         self,
         event_type: str,
