@@ -275,10 +275,21 @@ def to_int(value: Any, info: FieldInfo, currency: str) -> Any:
     return number
 
 
+# The longest text a field type holds (v2.yaml's field types: "Text (up to 255 characters)").
+TEXT_LIMITS: Mapping[str, int] = {"varchar": 255, "varchar_auto": 255, "phone": 255}
+
+
+def text_limit(info: FieldInfo | None) -> int | None:
+    return TEXT_LIMITS.get(info.field_type) if info is not None else None
+
+
 def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
+        limit = TEXT_LIMITS.get(info.field_type)
+        if limit is not None and len(value) > limit:
+            raise Unconvertible(f"at most {limit} characters, not {len(value)}")
         return value
     number = as_number(value)
     if number is None:
@@ -358,11 +369,33 @@ def to_money(value: Any, info: FieldInfo, currency: str) -> Any:
     return {"value": amount, "currency": code.upper()}  # ISO 4217, as the lead's own value
 
 
+# The parts of an address object (v2.yaml: an organization's address, a person's postal_address).
+ADDRESS_PARTS = (
+    "value",
+    "country",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "locality",
+    "sublocality",
+    "route",
+    "street_number",
+    "subpremise",
+    "postal_code",
+)
+
+
 def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
-    if isinstance(value, Mapping):
-        return dict(value)
     if isinstance(value, str):
         return {"value": value}
+    if isinstance(value, Mapping):
+        unknown = [str(key) for key in value if key not in ADDRESS_PARTS]
+        if not unknown and all(isinstance(part, str) for part in value.values()):
+            return dict(value)
+        if unknown:
+            raise Unconvertible(
+                f"a string or an object of {', '.join(ADDRESS_PARTS)} (not {', '.join(unknown)})"
+            )
+        raise Unconvertible("an address object whose parts are strings")
     raise Unconvertible('a string or an address object {"value", ...}')
 
 

@@ -204,6 +204,8 @@ def _search(store: Store, req: Request) -> Answer:
     match = req.query.get("match", "exact")
     if match not in MATCH_MODES:
         raise ApiError(400, f"match: must be one of {', '.join(MATCH_MODES)}")
+    if match != "exact" and len(req.query["term"]) < 2:
+        raise ApiError(400, "term: minimum 2 characters (or 1 if match is exact)")
     field = searchable_field(entity, req.query["field"])
     if field is None:
         raise ApiError(400, f"field: {req.query['field']!r} is not a searchable {entity} field")

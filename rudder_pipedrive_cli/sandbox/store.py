@@ -334,7 +334,7 @@ class Store:
     def search(
         self, entity: Entity, field: Field, term: str, match: str, now: float
     ) -> list[Record]:
-        """Ids and names of records whose indexed `field` matches `term` (exact: case sensitive)."""
+        """Ids and names of records whose indexed `field` matches `term` (case sensitive)."""
         self._catch_up(now)
         if match == "exact":
             found = self._exact.get((entity, field.code, term), set())
@@ -389,8 +389,9 @@ def _epoch(stamp: str) -> float:
 
 _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
     "exact": lambda value, term: value == term,
-    "beginning": lambda value, term: value.lower().startswith(term.lower()),
-    "middle": lambda value, term: term.lower() in value.lower(),
+    # "The search is case sensitive" (v2.yaml, searchItemByField), whatever the match.
+    "beginning": lambda value, term: value.startswith(term),
+    "middle": lambda value, term: term in value,
 }
 MATCH_MODES = tuple(_MATCHERS)
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from rudder_pipedrive_cli.core.fields import TEXT_LIMITS
 from rudder_pipedrive_cli.sandbox.seed import Field
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -59,7 +60,8 @@ def looks_like_field_key(key: str) -> bool:
 def check_schema(
     schema: Mapping[str, Any], value: Any, path: str = "", *, extra_ok: bool = True
 ) -> str | None:
-    """The first way `value` breaks `schema`, or None. `extra_ok=False` rejects unknown keys."""
+    """The first way `value` breaks `schema`, or None. `extra_ok=False` rejects unknown keys,
+    in nested objects too."""
     where = path or "body"
     if value is None:
         return None if schema.get("nullable") else f"{where}: must not be null"
@@ -83,7 +85,7 @@ def check_schema(
         return _check_object(schema, value, path, extra_ok=extra_ok)
     if actual == "array" and "items" in schema:
         for i, item in enumerate(value):
-            problem = check_schema(schema["items"], item, f"{path}[{i}]")
+            problem = check_schema(schema["items"], item, f"{path}[{i}]", extra_ok=extra_ok)
             if problem:
                 return problem
     return None
@@ -97,12 +99,15 @@ def _check_object(
         if name not in value:
             return f"{prefix}{name}: is required"
     properties: Mapping[str, Any] = schema.get("properties", {})
+    # Strict all the way down (an address's parts, an email's keys), but for objects that
+    # declare additionalProperties (custom_fields).
+    open_ended = extra_ok or bool(schema.get("additionalProperties"))
     for name, item in value.items():
         if name in properties:
-            problem = check_schema(properties[name], item, prefix + name)
+            problem = check_schema(properties[name], item, prefix + name, extra_ok=extra_ok)
             if problem:
                 return problem
-        elif not extra_ok:
+        elif not open_ended:
             return f"{prefix}{name}: unknown property"
     return None
 
@@ -117,7 +122,12 @@ def check_field_value(field: Field, value: Any, where: str) -> str | None:
 
 
 def _check_text(field: Field, value: Any, kind: str) -> str | None:
-    return None if kind == "string" else f"expected string for a {field.type} field, got {kind}"
+    if kind != "string":
+        return f"expected string for a {field.type} field, got {kind}"
+    limit = TEXT_LIMITS.get(field.type)  # "Text (up to 255 characters)"
+    if limit is not None and len(value) > limit:
+        return f"a {field.type} field holds at most {limit} characters, got {len(value)}"
+    return None
 
 
 def _check_number(field: Field, value: Any, kind: str) -> str | None:

@@ -59,6 +59,12 @@ COERCIONS: list[tuple[str, Any, Any]] = [
     ("boolean", False, False),
     ("time", "09:30", "09:30:00"),
     ("address", "Main St 1", {"value": "Main St 1"}),
+    (
+        "address",
+        {"locality": "Tallinn", "postal_code": "1"},
+        {"locality": "Tallinn", "postal_code": "1"},
+    ),
+    ("varchar", "v" * 255, "v" * 255),
     ("user", "17", 17),
     ("unknown_type", {"any": "thing"}, {"any": "thing"}),
 ]
@@ -88,6 +94,15 @@ FAILURES: list[tuple[str, Any, str]] = [
     ("boolean", "maybe", "true, false"),
     ("time", "noon", "a time HH:MM:SS"),
     ("people", "Ann", "a numeric Pipedrive id"),
+    ("varchar", "v" * 256, "at most 255 characters, not 256"),
+    ("varchar_auto", "v" * 300, "at most 255 characters, not 300"),
+    (
+        "address",
+        {"city": "Tallinn", "zip": "10111"},
+        "a string or an object of value, country, admin_area_level_1, admin_area_level_2, "
+        "locality, sublocality, route, street_number, subpremise, postal_code (not city, zip)",
+    ),
+    ("address", {"value": 5}, "an address object whose parts are strings"),
 ]
 
 

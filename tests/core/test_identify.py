@@ -19,6 +19,7 @@ from helpers_core import (
     search_person,
 )
 
+from rudder_pipedrive_cli.core.plans.base import FieldInfo
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
 TS = "2020-02-02T00:23:09.544Z"
@@ -36,7 +37,65 @@ WITH_WORK_EMAIL = replace(
     CONFIG, person_fields={**CONFIG.person_fields, WORK: "emails", "nick": "name"}
 )
 
+LONG = "u" * 256
+LISTED = replace(
+    CONFIG,
+    field_types={
+        **CONFIG.field_types,
+        USER_FIELD: FieldInfo(key=USER_FIELD, name="RudderStack userId", field_type="varchar"),
+        ROLE: FieldInfo(key=ROLE, name="Role", field_type="varchar"),
+    },
+)
+
 CASES = [
+    Case(
+        name="a userId longer than its varchar field holds fails before any request",
+        raw=identify({"name": "Ann"}, userId=LONG),
+        config=LISTED,
+        expect={
+            "status": "failed",
+            "reason": "userId uuuuuuuuuuuuuuuuuuuu... is 256 characters: the person field "
+            "RudderStack userId (varchar) holds at most 255",
+            "stage": "validate",
+            "retryable": False,
+        },
+    ),
+    Case(
+        name="the same with a person_id external id: its userId is not written cut short",
+        raw=identify(
+            {"name": "Ann"}, userId=LONG, context={"externalId": [{"type": "person_id", "id": 7}]}
+        ),
+        config=LISTED,
+        expect={"status": "failed", "stage": "validate", "retryable": False},
+    ),
+    Case(
+        name="a mapped value longer than its varchar field holds fails the event, naming both",
+        raw=identify({"name": "Ann", "role": "r" * 300}),
+        config=LISTED,
+        calls=[search_person("u-1")],
+        expect={
+            "status": "failed",
+            "reason": f"cannot convert role = {'r' * 300} for field Role (varchar): "
+            "expected at most 255 characters, not 300",
+            "stage": "validate",
+        },
+    ),
+    Case(
+        name="255 characters fit",
+        raw=identify({"name": "Ann", "role": "r" * 255}, userId="u" * 255),
+        config=LISTED,
+        calls=[
+            search_person("u" * 255),
+            create_person(
+                {
+                    "name": "Ann",
+                    "add_time": "2020-02-02T00:23:09Z",
+                    "custom_fields": {ROLE: "r" * 255, USER_FIELD: "u" * 255},
+                }
+            ),
+        ],
+        expect={"status": "sent"},
+    ),
     Case(
         name="a trait mapped to emails is added after the event's own email, not primary",
         raw=identify({"name": "Ann", "email": "ann@home.example", WORK: "ann@work.example"}),

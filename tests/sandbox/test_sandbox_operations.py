@@ -226,6 +226,28 @@ BAD_BODIES = [
         f"{SOURCE_FIELD}: expected string for a varchar field, got integer",
     ),
     ("/v1/leads", {"title": "T", "person_id": 1, "f" * 40: "x"}, f"{'f' * 40}: unknown deal field"),
+    # v2.yaml's field types: "varchar: Text (up to 255 characters)".
+    (
+        "/api/v2/persons",
+        {"name": "A", "custom_fields": {USER_ID_FIELD: "u" * 256}},
+        f"custom_fields.{USER_ID_FIELD}: a varchar field holds at most 255 characters, got 256",
+    ),
+    (
+        "/v1/leads",
+        {"title": "T", "person_id": 1, SOURCE_FIELD: "s" * 256},
+        f"{SOURCE_FIELD}: a varchar field holds at most 255 characters, got 256",
+    ),
+    # Strict in nested objects too (v2): an address's parts, an email's keys.
+    (
+        "/api/v2/organizations",
+        {"name": "Acme", "address": {"value": "Tallinn", "city": "Tallinn"}},
+        "Validation failed: address.city: unknown property",
+    ),
+    (
+        "/api/v2/persons",
+        {"name": "A", "emails": [{"value": "a@x.io", "kind": "work"}]},
+        "Validation failed: emails[0].kind: unknown property",
+    ),
 ]
 
 
@@ -491,11 +513,24 @@ def test_search_needs_a_term(api: httpx.Client) -> None:
     assert (response.status_code, response.json()) == (400, error("term: is required"))
 
 
-def test_search_beginning_and_middle_are_case_insensitive(api: httpx.Client) -> None:
+def test_search_is_case_sensitive_whatever_the_match(api: httpx.Client) -> None:
+    # v2.yaml, searchItemByField: "The search is case sensitive."
     create_person(api, custom_fields={ROLE_FIELD: "Chief Technology Officer"})
-    assert search(api, "chief", field=ROLE_FIELD, match="beginning").json()["data"] != []
-    assert search(api, "TECHNOLOGY", field=ROLE_FIELD, match="middle").json()["data"] != []
-    assert search(api, "officer", field=ROLE_FIELD, match="beginning").json()["data"] == []
+    assert search(api, "Chief", field=ROLE_FIELD, match="beginning").json()["data"] != []
+    assert search(api, "Technology", field=ROLE_FIELD, match="middle").json()["data"] != []
+    assert search(api, "chief", field=ROLE_FIELD, match="beginning").json()["data"] == []
+    assert search(api, "TECHNOLOGY", field=ROLE_FIELD, match="middle").json()["data"] == []
+    assert search(api, "Officer", field=ROLE_FIELD, match="beginning").json()["data"] == []
+
+
+@pytest.mark.parametrize("match", ["beginning", "middle"])
+def test_a_one_character_term_is_only_for_exact_matches(api: httpx.Client, match: str) -> None:
+    # v2.yaml: "Minimum 2 characters (or 1 if `match` is `exact`)."
+    create_person(api, custom_fields={ROLE_FIELD: "C"})
+    response = search(api, "C", field=ROLE_FIELD, match=match)
+    message = "term: minimum 2 characters (or 1 if match is exact)"
+    assert (response.status_code, response.json()) == (400, error(message))
+    assert search(api, "C", field=ROLE_FIELD, match="exact").json()["data"] != []
 
 
 # ---- leads ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from rudder_pipedrive_cli.core.fields import (
     rfc3339,
     shape_standard,
     split_custom,
+    text_limit,
 )
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -330,11 +331,22 @@ def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Excepti
 
 
 def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
+    """The identity field to find or write `key` in; refused when unset, or when the field (as
+    listed) cannot hold the whole key: stored cut short, it could never be found again."""
     field_key = entity.identity_field(ctx.config)
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
             public=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
+            stage="validate",
+        )
+    info = ctx.config.field_types.get(field_key)
+    limit = text_limit(info)
+    if info is not None and limit is not None and len(key) > limit:
+        raise PlanFailure(
+            f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
+            f"{info.name} ({info.field_type}) holds at most {limit}",
+            public=f"a {entity.identity} is longer than the {limit} characters its field holds",
             stage="validate",
         )
     return field_key

@@ -67,7 +67,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
 def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:
     named = ctx.event.group_id if org.via == "external" else None  # the groupId it names
     if named is not None and ctx.config.group_id_field:
-        body = with_identity(body, ctx.config.group_id_field, named)
+        body = with_identity(body, require_field(ctx, ORG, named), named)
     if body:
         note = f"update organization {org.id} ({org.how})"
         yield from update(ctx, ORG, org, body, stage="update organization", note=note)

@@ -12,6 +12,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     entity_body,
     find,
     person_create_body,
+    require_field,
     update,
     with_identity,
 )
@@ -36,7 +37,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     # The userId the external id names a person for (None when found another way).
     named = user_id if person.via == "external" else None
     if named is not None and ctx.config.user_id_field:
-        body = with_identity(body, ctx.config.user_id_field, named)
+        body = with_identity(body, require_field(ctx, PERSON, named), named)
     if body:
         note = f"update person {person.id} ({person.how})"
         yield from update(ctx, PERSON, person, body, stage="update person", note=note)
