@@ -278,3 +278,20 @@ def test_a_failure_that_a_retry_cannot_fix_holds_nothing_up() -> None:
     failed = replay({"type": "identify", "userId": "A", "traits": {}}, [search_person("A")], known)
     assert (failed.reason, failed.troubled) == ("cannot create person without a name", frozenset())
     assert not known.troubled("person", "A")
+
+
+def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events() -> None:
+    """QA: identify ua, identify ub, alias ua -> ub, identify ua (fails: a 503), identify ub.
+    ua and ub now name one person: had the last identify gone ahead, the rerun would apply the
+    older ua update after it, leaving the older value in the CRM."""
+    known = MemoryKnown()
+    known.persons.update({"ua": 2, "ub": 2})
+    known.merged[1] = 2
+    failed = replay(identify("ua"), [OUTAGE], known)
+    assert failed.troubled == {("person", "ua"), ("person_id", "2")}
+    outcome = replay(identify("ub"), [], known)  # no request at all
+    assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
+    assert outcome.reason == (
+        "an earlier event of person 2 failed: this one waits for it (a rerun sends both, in order)"
+    )
+    assert outcome.public == "an earlier event of its person failed: this one waits for it"

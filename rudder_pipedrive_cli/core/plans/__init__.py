@@ -46,13 +46,21 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 }
 
 
-NAMES = {"person": "userId", "org": "groupId"}
+NAMES = {"person": "userId", "org": "groupId", "person_id": "person"}
 
 
-def identities_of(event: Event) -> frozenset[tuple[str, str]]:
-    """The (kind, key) identities an event is about: its userId, previousId and groupId."""
+def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
+    """The (kind, key) identities an event is about: its userId, previousId and groupId; and,
+    once merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of
+    u-a and one of u-b are about one person: a failure of one holds the other back)."""
     about = (("person", event.user_id), ("person", event.previous_id), ("org", event.group_id))
-    return frozenset((kind, key) for kind, key in about if key is not None)
+    found = {(kind, key) for kind, key in about if key is not None}
+    if known.merges:  # else each userId names its own person
+        for user in (event.user_id, event.previous_id):
+            person = known.person_id(user) if user is not None else None
+            if person is not None:
+                found.add(("person_id", str(person)))
+    return frozenset(found)
 
 
 def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
@@ -77,20 +85,21 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
         return Outcome(status="failed", reason=reason, stage="validate")
-    about = identities_of(event)
-    for kind, key in about:
-        if known.troubled(kind, key):
-            # An earlier event of this identity failed and may yet succeed: a rerun retries it
-            # first, then this one, so the two take effect in input order (SPEC 5).
-            return Outcome(
-                status="failed",
-                reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
-                "(a rerun sends both, in order)",
-                public=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
-                stage="order",
-                retryable=True,
-                troubled=about,
-            )
+    about = identities_of(event, known)
+    waiting = [identity for identity in about if known.troubled(*identity)]
+    if waiting:
+        # An earlier event of this identity failed and may yet succeed: a rerun retries it
+        # first, then this one, so the two take effect in input order (SPEC 5).
+        kind, key = min(waiting)  # the same one named whatever the set's order
+        return Outcome(
+            status="failed",
+            reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
+            "(a rerun sends both, in order)",
+            public=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
+            stage="order",
+            retryable=True,
+            troubled=about,
+        )
     ledger = Ledger()
     ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
     # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
