@@ -187,21 +187,25 @@ def test_an_output_onto_the_state_or_the_config_is_refused(tmp_path: Path) -> No
         assert target.read_bytes() == kept
 
 
-def test_a_closed_output_pipe_stops_quietly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("form", ["ndjson", "table"])  # table: written through rich
+def test_a_closed_output_pipe_stops_quietly(tmp_path: Path, form: str) -> None:
     import subprocess
     import sys
 
     many = [IDENTIFY | {"messageId": f"m-{n}", "userId": f"u-{n}"} for n in range(20000)]
     events = write_events(tmp_path, *many)
     command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", events]
-    command += ["--config", CONFIG, "-f", "ndjson"]
+    command += ["--config", CONFIG, "-f", form]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     first = process.stdout.readline()
     process.stdout.close()  # as `| head -1` does
     stderr = process.stderr.read()
     assert process.wait(timeout=60) == 141
-    assert json.loads(first)["id"] == "m-0"
+    if form == "ndjson":
+        assert json.loads(first)["id"] == "m-0"
+    else:
+        assert first.endswith(b"in.ndjson:1  identify  planned\n")
     assert stderr == b""
 
 

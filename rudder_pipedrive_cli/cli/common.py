@@ -63,11 +63,19 @@ def state_path(state: Path | None, settings: Settings) -> Path:
     return state if state is not None else default_state_path(settings.path)
 
 
+class PipeConsole(Console):
+    """A Console that lets a closed pipe reach `handle_errors` (exit 141, as `cmd | head`
+    expects); rich's own handling exits 1, which reads as "some events failed"."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 def make_consoles() -> tuple[Console, Console]:
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out, err = PipeConsole(highlight=False), PipeConsole(stderr=True, highlight=False)
     return (
-        out if out.is_terminal else Console(highlight=False, width=PIPE_WIDTH),
-        err if err.is_terminal else Console(stderr=True, highlight=False, width=PIPE_WIDTH),
+        out if out.is_terminal else PipeConsole(highlight=False, width=PIPE_WIDTH),
+        err if err.is_terminal else PipeConsole(stderr=True, highlight=False, width=PIPE_WIDTH),
     )
 
 
