@@ -272,3 +272,14 @@ def test_lookups_count_each_search_once_and_the_catalog_listing_a_send_makes_too
         "POST /api/v2/persons": 2,
     }
     assert report["tokens"] == 4 * 10 + 2 * 20 + 2 * 5
+
+
+def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.ndjson"
+    code, out, err = dry_run(EVENTS, str(missing), "--config", CONFIG)
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: cannot read {missing}: No such file or directory",
+        "hint: check the path (nothing was read or sent)",
+    ]

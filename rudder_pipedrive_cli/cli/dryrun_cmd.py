@@ -28,7 +28,7 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
-from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.io.readers import EventReader, require_readable
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
@@ -103,6 +103,7 @@ def dry_run_command(
         ExitStack() as stack,
     ):
         settings = env.settings
+        require_readable(paths)
         if output is not None:
             keep = {
                 "the replay state": env.replay_state_path(state),

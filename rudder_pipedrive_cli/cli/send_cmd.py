@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     open_output,
     output_error,
 )
-from rudder_pipedrive_cli.io.readers import STDIN, EventReader
+from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
@@ -211,6 +211,7 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:
+    require_readable(job.paths)
     keep = {
         "the replay state": env.replay_state_path(job.state),
         "the config file": env.settings.path,

@@ -106,6 +106,23 @@ class EventReader:
         return open(path, "rb", buffering=0)
 
 
+def require_readable(paths: Sequence[str]) -> None:
+    """Every input file opens: a mistyped path is a usage error before anything is read or sent,
+    not a phantom failed event (with a dead letter holding no event) after the other files were
+    replayed. A file that goes away during the run is still a failed item (`_read_path`)."""
+    for path in paths:
+        if path == STDIN:
+            continue
+        try:
+            with open(path, "rb", buffering=0):
+                pass
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read {path}: {exc.strerror or exc}",
+                hint="check the path (nothing was read or sent)",
+            ) from None
+
+
 def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
     number = 0  # the last physical line read, so a read error can say where it happened
     try:

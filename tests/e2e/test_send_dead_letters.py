@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from e2e_support import (
     EXAMPLES,
     assert_report_adds_up,
@@ -174,6 +175,29 @@ def test_a_dead_letter_file_that_is_also_an_input_is_refused_before_sending(
     ]
     assert sandbox.stats()["requests"] == {}
     assert failed.read_text().count("\n") == 1
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
+    sandbox: Sandbox, tmp_path: Path, kind: str
+) -> None:
+    # QA: a mistyped path was one "event" read and failed, with a dead letter holding no event,
+    # after the other files were sent.
+    wrong = tmp_path / "day2.ndjosn"
+    if kind == "directory":
+        wrong.mkdir()
+    why = "No such file or directory" if kind == "missing" else "Is a directory"
+
+    run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", wrong)
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        f"error: cannot read {wrong}: {why}",
+        "hint: check the path (nothing was read or sent)",
+    ]
+    assert sandbox.stats()["requests"] == {}
+    assert run.report is None
+    assert not run.dead_letter.exists()
 
 
 def test_a_directory_as_dead_letter_or_report_path_is_refused_before_sending(
