@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.preview import Planned
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
@@ -72,7 +71,7 @@ def requests_table(tally: Tally, *, title: str) -> Table:
     table.add_column("count", justify="right")
     table.add_column("API tokens", justify="right")
     for key, count in sorted(tally.requests.items()):
-        table.add_row(key, str(count), str(count * token_cost(key)))
+        table.add_row(key, str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
     table.add_row("all", str(sum(tally.requests.values())), str(tally.tokens), style="bold")
     return table
 

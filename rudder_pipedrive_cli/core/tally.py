@@ -30,6 +30,7 @@ class Tally:
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
     tokens: int = 0
+    tokens_by: Counter[str] = field(default_factory=Counter)  # tokens by endpoint
     retries: int = 0
     rate_limited: int = 0
 
@@ -38,12 +39,15 @@ class Tally:
         key = request.key
         self.requests[key] += 1
         if charged:
-            self.tokens += token_cost(key)
+            cost = token_cost(key)
+            self.tokens += cost
+            self.tokens_by[key] += cost
 
     def add_requests(self, other: Tally) -> None:
         """Count the requests (and tokens) another tally counted."""
         self.requests.update(other.requests)
         self.tokens += other.tokens
+        self.tokens_by.update(other.tokens_by)
 
     def add_outcome(
         self,

@@ -4,6 +4,7 @@ counts the retries and 429 waits the sandbox served."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,11 @@ def test_only_429s_every_retry_is_a_429_wait(make_sandbox: MakeSandbox, tmp_path
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(12)}
     line = f"retries: {stats['rate_limited']}; 429 waits: {stats['rate_limited']};"
     assert line in run.stderr
+    # The requests table's API tokens add up to the total: a refused 429 costs none (QA: each
+    # row charged every attempt).
+    rows = re.findall(r"│ ((?:GET|POST|PATCH|PUT) \S+)\s*│\s*(\d+) │\s*(\d+) │", run.stderr)
+    assert {key: int(count) for key, count, _ in rows} == stats["requests"]
+    assert sum(int(tokens) for _, _, tokens in rows) == run.report["tokens"] == stats["tokens"]
 
 
 def test_lost_answers_to_creates_are_reconciled_not_repeated(
