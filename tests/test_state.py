@@ -159,6 +159,18 @@ def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> Non
         assert state.person_id("u-a") == (2 if readonly else 3)  # read-only: nothing written
 
 
+def test_a_re_key_counts_as_a_merge_for_ordering_in_this_run_and_the_next(path: Path) -> None:
+    # An alias that re-keyed u-a's person to u-b (no merge): both name person 6 from now on.
+    with open_state(path) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-a"): 6, ("person", "u-c"): 7}))
+        assert not state.merges
+        state.learn(Outcome(status="sent", identities={("person", "u-a"): 6, ("person", "u-b"): 6}))
+        assert state.merges
+    with open_state(path) as state:
+        assert state.merges
+        assert (state.person_id("u-a"), state.person_id("u-b")) == (6, 6)
+
+
 @pytest.mark.parametrize("readonly", [False, True])
 def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, readonly: bool) -> None:
     sent = "2026-11-28T10:00:05Z"

@@ -28,6 +28,18 @@ def survivor(person: PdId | None, merged_into: Callable[[PdId], PdId | None]) ->
     return person
 
 
+def links_persons(outcome: Outcome) -> bool:
+    """Whether the outcome has two userIds name one person: an alias's merge, or its re-key
+    (the previous person given the new userId, no merge)."""
+    seen: set[PdId] = set()
+    for (kind, _), pd_id in outcome.identities.items():
+        if kind == "person" and pd_id is not None:
+            if pd_id in seen:
+                return True
+            seen.add(pd_id)
+    return False
+
+
 class Known(Protocol):
     def person_id(self, user_id: str) -> PdId | None:
         """The person cached for `user_id`, after any merge it went through."""
@@ -45,7 +57,7 @@ class Known(Protocol):
 
     @property
     def merges(self) -> bool:
-        """Whether any merge is known: only then may two userIds name one person."""
+        """Whether any merge or re-key is known: only then may two userIds name one person."""
         ...
 
     def unsettled(self, kind: str, key: str) -> str | None:
@@ -79,6 +91,7 @@ class MemoryKnown:
         self.creates: dict[tuple[str, str], str] = {}  # unsettled creates: their send time
         self.merges_unsettled: dict[PdId, PdId] = {}  # merges left unknown: person -> into
         self.failed: set[tuple[str, str]] = set()  # identities of events that failed
+        self.linked = False  # two userIds were made to name one person (links_persons)
 
     def person_id(self, user_id: str) -> PdId | None:
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -94,7 +107,7 @@ class MemoryKnown:
 
     @property
     def merges(self) -> bool:
-        return bool(self.merged)
+        return self.linked or bool(self.merged)
 
     def unsettled(self, kind: str, key: str) -> str | None:
         return self.creates.get((kind, key)) if self.creates else None
@@ -116,6 +129,8 @@ class MemoryKnown:
             or outcome.merging
         ):
             return  # most failed, skipped and unchanged events teach nothing
+        if not self.linked:
+            self.linked = links_persons(outcome)
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
             if pd_id is None:

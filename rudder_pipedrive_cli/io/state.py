@@ -34,7 +34,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
-from rudder_pipedrive_cli.core.known import survivor
+from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 
 SCHEMA_VERSION = 1
@@ -519,7 +519,16 @@ class ReplayState:
         return self._identity(MERGING, encode_id(person_id))
 
     def _has_merges(self) -> bool:
-        return self._has_kind(MERGED)
+        """Whether two userIds may name one person: a merge is known, or a person is cached for
+        two userIds (an alias re-keyed it)."""
+        if self._has_kind(MERGED):
+            return True
+        row = self._db.execute(
+            "SELECT 1 FROM identities WHERE ns = ? AND kind = 'person' "
+            "GROUP BY pd_id HAVING COUNT(*) > 1 LIMIT 1",
+            (self.namespace,),
+        ).fetchone()
+        return row is not None
 
     def _has_kind(self, *kinds: str) -> bool:
         marks = ", ".join("?" for _ in kinds)
@@ -550,6 +559,8 @@ class ReplayState:
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
+        if not self._merges and links_persons(outcome):
+            self._merges = True  # a re-key: seen again at the next open by _has_merges
         if outcome.merged:
             self._merges = True
             ids += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]

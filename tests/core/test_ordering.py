@@ -35,3 +35,15 @@ def test_a_cached_person_is_a_key_like_a_person_id_external_id() -> None:
     assert keys(event("identify", userId="b")) == {"u:b", "p:7"}
     external = event("identify", context={"externalId": [{"type": "person_id", "id": 7}]})
     assert "p:7" in keys(external)
+
+
+def test_a_re_key_links_two_userids_to_one_person_across_runs_too() -> None:
+    # QA: `alias a -> b` with b unknown gives a's person the userId b, no merge; a later run
+    # (same state) sent a's and b's events concurrently and an older identify landed last.
+    known = MemoryKnown()
+    known.learn(Outcome(status="sent", identities={("person", "a"): 6}))
+    assert not known.merges
+    known.learn(Outcome(status="sent", identities={("person", "a"): 6, ("person", "b"): 6}))
+    assert known.merges
+    keys = OrderKeys(known)  # a new run: no alias in its input
+    assert keys(event("identify", userId="a")) & keys(event("identify", userId="b")) == {"p:6"}

@@ -295,3 +295,21 @@ def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events()
         "an earlier event of person 2 failed: this one waits for it (a rerun sends both, in order)"
     )
     assert outcome.public == "an earlier event of its person failed: this one waits for it"
+
+
+def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events() -> None:
+    """QA: alias ua -> ub with ub unknown re-keys ua's person to ub (no merge); a failed
+    identify of ua must hold back a later identify of ub, as after a merge."""
+    known = MemoryKnown()
+    known.persons["ua"] = 1
+    rekeyed = replay(
+        {"type": "alias", "previousId": "ua", "userId": "ub"},
+        [search_person("ub"), patch_person(1, {"custom_fields": {USER_FIELD: "ub"}})],
+        known,
+    )
+    assert rekeyed.status == "sent"
+    assert known.merges and known.person_id("ub") == 1
+    assert replay(identify("ua"), [OUTAGE], known).status == "failed"
+    outcome = replay(identify("ub"), [], known)  # no request at all
+    assert (outcome.stage, outcome.retryable) == ("order", True)
+    assert outcome.reason.startswith("an earlier event of person 1 failed")
