@@ -8,7 +8,8 @@ then name one person:
   the linked group, so `identify u-b` and `identify u-a` after `alias u-a -> u-b` keep their
   order (both write the same person);
 - across runs, the identity cache knows which person a userId names now (after merges): each
-  userId also gives the key of its cached person, as a `person_id` external id would.
+  userId also gives the key of its cached person, as a `person_id` external id would;
+- an event's id is a key too: the journal takes two events with one id as one.
 
 Keys are computed as events are read, in input order, so the links are those of earlier aliases
 only, as the input says. Extra keys only ever add waiting; they never let events overlap.
@@ -27,6 +28,9 @@ class OrderKeys:
 
     def __call__(self, event: Event) -> frozenset[str]:
         keys = set(event.identities)
+        # Two events with one id (a messageId repeated for another user) are one event to the
+        # journal: the second must start after the first is journaled, to be skipped as done.
+        keys.add("e:" + event.id)
         for user in (event.user_id, event.previous_id):
             if user is None:
                 continue

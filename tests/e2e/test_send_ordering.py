@@ -213,3 +213,33 @@ def test_two_ids_merged_in_an_earlier_run_keep_input_order(
         )
         assert run.exit_code == 0, run.stderr
     assert_input_order_won(sandbox)
+
+
+def test_a_messageid_repeated_for_another_user_is_one_event(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # QA: pairs of tracks sharing a messageId but not a user ran concurrently; the journal
+    # skipped the second copy only when the first had finished, so some origin_ids got 2 leads.
+    sandbox = make_sandbox(plan="unlimited", latency_ms=20)
+    people = [identify(f"id-{n}", f"d-{n}", name=f"D {n}") for n in range(21)]
+    pairs = [
+        e
+        for n in range(20)
+        for e in (track(f"tr-{n}", f"d-{n}", "Order"), track(f"tr-{n}", f"d-{n + 1}", "Order v2"))
+    ]
+    events = write_events(tmp_path / "events.ndjson", people + pairs)
+
+    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "8"))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {
+        "read": 61,
+        "sent": 41,
+        "unchanged": 0,
+        "skipped": 20,
+        "failed": 0,
+    }
+    leads = holdings(sandbox).leads
+    assert sorted(lead["origin_id"] for lead in leads) == sorted(f"rpd:tr-{n}" for n in range(20))
+    assert all(lead["title"] == "Order" for lead in leads)  # the first of each pair, in order
