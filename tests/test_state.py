@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,42 @@ def test_record_outcome_learns_what_the_event_taught(state: ReplayState) -> None
     )
     assert (state.person_id("u"), state.person_org(5)) == (5, 9)
     assert state.lead_origins(5) == frozenset({"rpd:e1"})
+
+
+def test_a_create_or_merge_begun_is_left_to_settle_until_its_outcome_is_known(path: Path) -> None:
+    # Journaled before the write is sent: after a kill -9 any event of the identity settles it.
+    create = ApiRequest(
+        method="POST",
+        path="/api/v2/persons",
+        endpoint="/api/v2/persons",
+        stage="create person",
+        body={"name": "Ada"},
+        creates=("person", "u-1"),
+    )
+    merge = ApiRequest(
+        method="PUT",
+        path="/v1/persons/1/merge",
+        endpoint="/v1/persons/{id}/merge",
+        stage="merge persons",
+        body={"merge_with_id": 2},
+        merges=(1, 2),
+    )
+    with open_state(path) as state:
+        state.begin_write("e1", create, "2026-01-02T03:04:00Z")
+        state.begin_write("e1", create, "2026-01-02T03:04:09Z")  # a repeat keeps the first time
+        state.begin_write("e2", merge, "2026-01-02T03:04:01Z")
+    with open_state(path) as state:  # the run was killed: nothing more was recorded
+        assert state.unsettled("person", "u-1") == "2026-01-02T03:04:00Z"
+        assert state.merging_into(1) == 2
+        state.record_outcome("e1", "f", Outcome(status="sent", identities={("person", "u-1"): 7}))
+        state.record_outcome("e2", "f", Outcome(status="sent", merged={1: 2}))
+        assert (state.unsettled("person", "u-1"), state.merging_into(1)) == (None, None)
+        state.begin_write("e3", replace(create, creates=("person", "u-3")), STAMP)
+        refused = Outcome(
+            status="failed", reason="create person refused", unsettled={("person", "u-3"): None}
+        )
+        state.record_outcome("e3", "f", refused)  # refused: never made, nothing to settle
+        assert state.unsettled("person", "u-3") is None
 
 
 def test_begin_write_is_committed_before_it_returns_with_the_buffer(path: Path) -> None:

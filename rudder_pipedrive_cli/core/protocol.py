@@ -39,6 +39,11 @@ class ApiRequest:
     query: Mapping[str, str | int] = field(default_factory=dict)
     body: Mapping[str, Any] | None = None
     note: str = ""
+    # What this write leaves to settle should its outcome never be known: the (kind, key) a
+    # create makes, the (person, into) a merge merges. A state journals it before the write is
+    # sent, so after a kill -9 any later event of that identity settles it before it searches.
+    creates: tuple[str, str] | None = None
+    merges: tuple[PdId, PdId] | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):

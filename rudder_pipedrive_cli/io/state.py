@@ -682,6 +682,27 @@ class ReplayState:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (self.namespace, event_id, request.method, request.endpoint, request.path, sent_at),
             )
+            # Left to settle until the event's outcome says how it went: the in-flight row is
+            # found again only by this event, while after a kill -9 another event (another file)
+            # may meet the identity first, search, miss the new record (index lag) and create it
+            # again. The first send's time is kept.
+            ahead: list[tuple[str, str, PdId]] = []
+            if request.creates is not None:
+                kind, key = request.creates
+                ahead.append((UNSETTLED[kind], key, sent_at))
+            if request.merges is not None:
+                person, into = request.merges
+                ahead.append((MERGING, encode_id(person), into))
+            if ahead:
+                self._unsettled = True
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO identities (ns, kind, key, pd_id, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (self.namespace, kind, key, encode_id(value), self._now())
+                        for kind, key, value in ahead
+                    ],
+                )
             self._begun.add(_write_key(event_id, request))
             self._commit()
 

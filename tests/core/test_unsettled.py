@@ -17,6 +17,7 @@ from helpers_core import (
     Call,
     create_person,
     listing,
+    ok,
     patch_person,
     person_record,
     post,
@@ -313,3 +314,22 @@ def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events(
     outcome = replay(identify("ub"), [], known)  # no request at all
     assert (outcome.stage, outcome.retryable) == ("order", True)
     assert outcome.reason.startswith("an earlier event of person 1 failed")
+
+
+def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_it() -> None:
+    # A state journals `creates`/`merges` before sending (io/state.py begin_write); a create
+    # refused outright was never made, so its outcome settles the mark.
+    known = MemoryKnown()
+    seen: list[ApiRequest] = []
+    answers = [ok([]), ApiResponse(status=400, error="name: bad"), ok({"id": 2})]
+
+    def send(request: ApiRequest) -> ApiResponse:
+        seen.append(request)
+        return answers.pop(0)
+
+    outcome = drive(plan_event(parse_event(identify("A"), "t:1"), CONFIG, known), send)
+    assert [r.creates for r in seen] == [None, ("person", "A")]
+    assert (outcome.status, outcome.unsettled) == ("failed", {("person", "A"): None})
+    known.persons.update({"A": 1, "B": 2})
+    merge = drive(plan_event(parse_event(ALIAS, "t:2"), CONFIG, known), send)
+    assert (merge.status, seen[-1].merges) == ("sent", (1, 2))

@@ -204,3 +204,37 @@ def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
 
     assert rerun.exit_code == 0, rerun.stderr
     assert census(rig.sandbox.state())["leads"] == Counter({"rpd:m-2": 1})
+
+
+@pytest.mark.parametrize("name", ["person create", "organization create"])
+def test_a_create_left_in_flight_is_settled_by_another_event_of_its_identity(
+    make_sandbox: MakeSandbox, tmp_path: Path, name: str
+) -> None:
+    """QA: killed mid-create, then another file sent with the same state before the killed one
+    was rerun: its events searched, missed the new record (index lag) and created it again."""
+    case = CASES[name]
+    rig = prepared(make_sandbox, tmp_path, case)
+    assert rig.state is not None
+    rig.sandbox.set_faults(latency_ms=SLOW_MS)
+    killed = rig.start(case.target, "killed")
+    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    rig.sandbox.set_faults(latency_ms=0)
+    before = Counter(rig.sandbox.stats()["requests"])
+
+    # Another event of the same userId (and groupId): another messageId, another file.
+    day2 = [group("d2-1", "u-1", "g-1", name="Org One")] if "organization" in name else []
+    day2 += [track("d2-2", "u-1", "Signed Up")]
+    other = rig.send(day2, "day2")
+
+    assert other.exit_code == 0, other.stderr
+    requests = Counter(rig.sandbox.stats()["requests"]) - before
+    assert requests[case.write] == 0  # settled by a listing, not created again
+    assert requests[case.settle] == 1
+    rerun = rig.send(case.target, "rerun")
+    assert rerun.exit_code == 0, rerun.stderr
+    held = census(rig.sandbox.state())
+    assert (held["persons"], held["organizations"]) == (
+        case.holds["persons"],
+        case.holds["organizations"],
+    )
+    assert inflight_count(rig.state) == 0

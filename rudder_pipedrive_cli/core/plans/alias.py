@@ -41,6 +41,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     if previous is not None and current is not None:
         if previous.id != current.id:
             yield from merge(ctx, previous, current)
+        elif current.id in ctx.ledger.merged.values():
+            # One person because a merge into it, left unknown (by this alias in a run that was
+            # killed, say), was found done just now: the merge this alias asks for.
+            ctx.ledger.wrote = True
         survivor = current
     elif previous is not None and user_id is not None:
         # Only the previous person exists: it becomes the userId's person.
@@ -74,6 +78,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
         stage=stage,
         body={"merge_with_id": current.id},
         note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
+        merges=(previous.id, current.id),
     )
     lost = False  # an answer was lost: the merge may have landed
     try:

@@ -518,6 +518,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         stage=stage,
         body=body,
         note=note,
+        creates=(entity.kind, key),
     )
     found: PdId | None = None
     unknown_since = ""  # the first send whose answer was lost
@@ -527,6 +528,8 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
             if not response.unknown:
                 if response.ok:  # it exists, even if the answer holds no usable id
                     unknown_since = unknown_since or response.sent_at
+                elif not unknown_since:  # refused, never made: nothing left to settle
+                    ctx.ledger.unsettled[(entity.kind, key)] = None
                 found = record_id(expect(response, stage), stage)
                 break
             unknown_since = unknown_since or response.sent_at
