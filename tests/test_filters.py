@@ -136,8 +136,17 @@ WINDOW = EventFilter.from_options(None, "2024-05-01", "2024-05-02T00:00:00Z")
             None,
         ),
         ({}, "filtered out: no timestamp"),
-        ({"timestamp": "last tuesday"}, "filtered out: timestamp is not ISO 8601"),
-        ({"timestamp": 1714560000000}, "filtered out: timestamp is not ISO 8601"),  # epoch ms
+        ({"timestamp": "last tuesday"}, "filtered out: timestamp is not a date or time"),
+        ({"timestamp": True}, "filtered out: timestamp is not a date or time"),
+        ({"timestamp": 1714560000000}, None),  # epoch ms: 2024-05-01T10:40:00Z
+        ({"timestamp": 1714600000}, None),  # epoch seconds: 2024-05-01T21:46:40Z
+        ({"timestamp": 1714700000}, "filtered out: not before --until"),
+        # An unreadable time gives way to the next (QA: such events fell outside every window).
+        (
+            {"timestamp": "1714560000000", "originalTimestamp": "2024-05-01T09:00:00Z"},
+            None,
+        ),
+        ({"timestamp": "soon", "sentAt": "2024-04-01T00:00:00Z"}, "filtered out: before --since"),
     ],
 )
 def test_time_window(fields: dict[str, Any], reason: str | None) -> None:

@@ -168,7 +168,6 @@ class Event:
     previous_id: str | None = None
     anonymous_id: str | None = None
     external: Mapping[str, str] = field(default_factory=dict)
-    time: str | None = None
 
     @property
     def identities(self) -> frozenset[str]:
@@ -201,12 +200,6 @@ def parse_event(raw: Any, source: str) -> Event:
     if kind is None or not kind.strip():
         raise EventError('event has no "type"')
     message_id = identity_value(raw.get("messageId"))
-    time = None
-    for path in TIME_PATHS:
-        value = raw.get(path)
-        if type(value) is str and value:
-            time = value
-            break
     user_id = exact_identity(raw.get(_USER_ID_KEY))
     if user_id is None:
         user_id = first_identity(raw, _USER_ID_NESTED)
@@ -226,5 +219,4 @@ def parse_event(raw: Any, source: str) -> Event:
         previous_id=previous_id,
         anonymous_id=identity_value(raw.get("anonymousId")),
         external=external_ids(raw),
-        time=time,
     )

@@ -1,10 +1,11 @@
 """The `--type`, `--since` and `--until` decisions (SPEC 2). Pure.
 
-Time filters compare the event's time (`Event.time`: `timestamp`, else `originalTimestamp`, else
-`sentAt`) as an instant: `--since` is inclusive, `--until` exclusive, so consecutive windows
-(`--since 2024-01-01 --until 2024-02-01`, then `--since 2024-02-01 ...`) neither overlap nor leave
-a gap. When a time filter is set, an event without a readable time is filtered out (it cannot be
-shown to be inside the window); without time filters its time is never looked at.
+Time filters compare the event's time (`event_time`: the first readable of `timestamp`,
+`originalTimestamp`, `sentAt`) as an instant: `--since` is inclusive, `--until` exclusive, so
+consecutive windows (`--since 2024-01-01 --until 2024-02-01`, then `--since 2024-02-01 ...`)
+neither overlap nor leave a gap. When a time filter is set, an event without a readable time is
+filtered out (it cannot be shown to be inside the window); without time filters its time is
+never looked at.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
+from rudder_pipedrive_cli.core.fields import parse_time
 
 # The RudderStack event types a user may name in --type: the four rpd delivers, and the two it
 # counts as skipped but that archives are full of.
@@ -27,6 +29,19 @@ def parse_when(text: str) -> datetime:
     """
     when = datetime.fromisoformat(text.strip())
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def event_time(event: Event) -> datetime | None:
+    """The first readable time of `timestamp`, `originalTimestamp`, `sentAt` (ISO 8601, or epoch
+    seconds or milliseconds): a time that cannot be read gives way to the next, so consecutive
+    windows still split an input whose `timestamp` is unreadable but `originalTimestamp` is not."""
+    for path in TIME_PATHS:
+        value = event.raw.get(path)
+        if value is not None and value != "":
+            when = parse_time(value)
+            if when is not None:
+                return when
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,14 +61,11 @@ class EventFilter:
             return f"filtered out: type {event.type}"
         if self.since is None and self.until is None:
             return None
-        if event.time is None:
+        when = event_time(event)
+        if when is None:
             if any(event.raw.get(path) not in (None, "") for path in TIME_PATHS):
-                return "filtered out: timestamp is not ISO 8601"  # a number, say epoch ms
+                return "filtered out: timestamp is not a date or time"
             return "filtered out: no timestamp"
-        try:
-            when = parse_when(event.time)
-        except ValueError:
-            return "filtered out: timestamp is not ISO 8601"
         if self.since is not None and when < self.since:
             return "filtered out: before --since"
         if self.until is not None and when >= self.until:
