@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
-from rudder_pipedrive_cli.core.catalog import fetch_catalog
+from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -132,6 +132,9 @@ def dry_run_command(
             plan_config = catalog.apply(plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
             respond = live
+        else:  # a send lists the catalog before its first event: part of the estimate
+            for request in catalog_requests():
+                tally.add_request(request)
         replay_state = open_readonly_state(env, state)
         known: Learner = MemoryKnown()
         journal_status = None

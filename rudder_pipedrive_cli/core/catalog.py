@@ -411,3 +411,17 @@ def fetch_catalog(
         fields[entity] = yield from fetch_fields(entity, page_size=page_size)
     found_labels = (yield from fetch_labels()) if labels else {}
     return Catalog(fields=fields, labels=found_labels)
+
+
+def catalog_requests() -> list[ApiRequest]:
+    """The listings a send makes before its first event (`fetch_catalog`, one page each): what
+    dry-run adds to its estimate when it lists nothing itself."""
+    exchange = fetch_catalog()
+    requests: list[ApiRequest] = []
+    try:
+        request = next(exchange)
+        while True:
+            requests.append(request)
+            request = exchange.send(ApiResponse(status=200, data=[]))
+    except StopIteration:
+        return requests
