@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -80,10 +80,6 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
             return outcome
 
 
-# How send counts a warning: its words may quote event data, which only dry-run shows (SPEC 8).
-WARNED = "`rpd dry-run` on the same input shows each"
-
-
 @dataclass(slots=True, kw_only=True)
 class Replay:
     """The callbacks the runner needs, for one run."""
@@ -120,7 +116,7 @@ class Replay:
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=(WARNED,) * len(outcome.warnings),
+            warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
         )
         if outcome.status == "failed":

@@ -51,3 +51,23 @@ class PlanFailure(Exception):
         self.status = status
         self.retryable = retryable
         self.public = public
+
+
+class Warned(str):
+    """A warning: its text, which may quote event data (dry-run shows it), and `public`, the same
+    in words holding none: what send's summary counts (SPEC 8). A plain `str` warning counts as
+    `UNSHOWN`, so a warning that was never given public words cannot leak event data."""
+
+    public: str
+
+    def __new__(cls, text: str, public: str | None = None) -> Warned:
+        made = super().__new__(cls, text)
+        made.public = text if public is None else public
+        return made
+
+
+UNSHOWN = "a warning that quotes event data (`rpd dry-run` on the same input shows it)"
+
+
+def public_warning(text: str) -> str:
+    return text.public if isinstance(text, Warned) else UNSHOWN

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
     EXACT_FLOAT_INT,
     get_parts,
@@ -157,7 +157,12 @@ def visible_to(value: Any, warnings: list[str]) -> int | None:
     number = as_number(value)
     if isinstance(number, int) and number in VISIBLE_TO:
         return number
-    warnings.append(f"visible_to = {show(value)} is not one of 1, 3, 5, 7; dropped")
+    warnings.append(
+        Warned(
+            f"visible_to = {show(value)} is not one of 1, 3, 5, 7; dropped",
+            "visible_to is not one of 1, 3, 5, 7; dropped",
+        )
+    )
     return None
 
 
@@ -215,7 +220,12 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
             break
     if trait is not None:
         instead = "using the event time" if moment is not None else "left out"
-        warnings.append(f"add_time = {show(trait)} is not a date or time; {instead}")
+        warnings.append(
+            Warned(
+                f"add_time = {show(trait)} is not a date or time; {instead}",
+                f"add_time is not a date or time; {instead}",
+            )
+        )
     return rfc3339(moment) if moment is not None else None
 
 
@@ -461,7 +471,7 @@ def mapped_values(
         if value is None:
             continue
         if key in NEVER_SENT:
-            warnings.append(f"{path} is mapped to {key}, which rpd never sends; dropped")
+            warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
         values[key] = coerce(path, value, key, config, currency)
     return values
@@ -552,7 +562,12 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
         number = as_number(value)
         if number is not None:
             return number
-        warnings.append(f"{path} = {show(value)} is not a number; ignored for the lead value")
+        warnings.append(
+            Warned(
+                f"{path} = {show(value)} is not a number; ignored for the lead value",
+                f"{path} is not a number; ignored for the lead value",
+            )
+        )
     return None
 
 
@@ -580,11 +595,19 @@ def lead_labels(
             uid = known.get(name, folded.get(name.lower()))
         if uid is None and not listed:
             warnings.append(
-                f"lead label {name!r} cannot be resolved without the account's label listing "
-                "(dry-run: --lookups, or the state of an earlier send); left out"
+                Warned(
+                    f"lead label {name!r} cannot be resolved without the account's label listing "
+                    "(dry-run: --lookups, or the state of an earlier send); left out",
+                    "a lead label cannot be resolved without the account's label listing; left out",
+                )
             )
         elif uid is None:
-            warnings.append(f"lead label {name!r} is not a label of this account; dropped")
+            warnings.append(
+                Warned(
+                    f"lead label {name!r} is not a label of this account; dropped",
+                    "a lead label is not a label of this account; dropped",
+                )
+            )
         elif uid not in labels:
             labels.append(uid)
     return labels
@@ -613,7 +636,9 @@ def lead_custom(values: Mapping[str, Any], config: PlanConfig) -> dict[str, Any]
 def overridden(key: str, mapping: Mapping[str, str], warnings: list[str]) -> None:
     """Warn that the traits mapped to standard `key` lose to the event's own value for it."""
     paths = ", ".join(path for path, target in mapping.items() if target == key) or key
-    warnings.append(f"{paths} is mapped to {key}, which the event's own {key} sets; dropped")
+    warnings.append(
+        Warned(f"{paths} is mapped to {key}, which the event's own {key} sets; dropped")
+    )
 
 
 def put_own(
@@ -668,8 +693,11 @@ def read_contacts(trait: str) -> Reader:
         found = contacts(value)
         if not found:
             warnings.append(
-                f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
-                'or objects with a "value"); left out'
+                Warned(
+                    f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
+                    'or objects with a "value"); left out',
+                    f"{trait} holds no {trait}; left out",
+                )
             )
         return found or None
 
@@ -731,7 +759,12 @@ def _lead_value(value: Any, shaping: Shaping) -> Any:
     else:
         amount, currency = as_number(value), shaping.currency
     if amount is None or not currency:
-        shaping.warnings.append(f"lead value {show(value)} needs a number and a currency; left out")
+        shaping.warnings.append(
+            Warned(
+                f"lead value {show(value)} needs a number and a currency; left out",
+                "a mapped lead value needs a number and a currency; left out",
+            )
+        )
         return None
     return {"amount": amount, "currency": currency.upper()}
 
@@ -825,10 +858,12 @@ def shape_standard(
             if value is None:
                 continue
         elif key in RPD_SETS:
-            shaping.warnings.append(f"a trait is mapped to {key}, which rpd sets itself; dropped")
+            shaping.warnings.append(
+                Warned(f"a trait is mapped to {key}, which rpd sets itself; dropped")
+            )
             continue
         elif key not in writable and not is_custom(key, config):
-            shaping.warnings.append(unwritable(key, config))
+            shaping.warnings.append(Warned(unwritable(key, config)))  # config words only
             continue
         shaped[key] = value
     return shaped

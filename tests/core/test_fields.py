@@ -346,3 +346,15 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
         Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
     )
     assert dropped(flat, {"company.role": "r" * 40}, frozenset()) == []
+
+
+def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
+    from rudder_pipedrive_cli.core.errors import UNSHOWN, public_warning
+    from rudder_pipedrive_cli.core.fields import visible_to
+
+    warnings: list[str] = []
+    visible_to("ann@example.com", warnings)
+    assert warnings == ["visible_to = ann@example.com is not one of 1, 3, 5, 7; dropped"]
+    assert public_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
+    # A warning never given public words is counted without its words.
+    assert public_warning("ann@example.com is odd") == UNSHOWN

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
     ORG_SHAPES,
@@ -388,8 +388,12 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
     chosen = lowest(ids)
     if len(ids) > 1:
         ctx.ledger.warnings.append(
-            f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
-            "using the lowest id"
+            Warned(
+                f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
+                "using the lowest id",
+                f"ambiguous identity: several {entity.plural} have one {entity.identity}; "
+                "using the lowest id",
+            )
         )
     ref = Ref(id=chosen, via="search", key=key)
     ctx.ledger.learn(entity, key, ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.fields import (
     LEAD_SHAPES,
     LEAD_STANDARD_KEYS,
@@ -90,14 +90,23 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
             put_own(body, "value", value, config.lead_fields, warnings)
         else:
             warnings.append(
-                f"lead value {amount} has no currency (no currency property and no "
-                "[identity] default_currency); value left out"
+                Warned(
+                    f"lead value {amount} has no currency (no currency property and no "
+                    "[identity] default_currency); value left out",
+                    "a lead value has no currency (no currency property and no [identity] "
+                    "default_currency); value left out",
+                )
             )
     close = properties.get("expected_close_date")
     if close is not None:
         day = date_part(close)
         if day is None:
-            warnings.append(f"expected_close_date = {show(close)} is not a date; left out")
+            warnings.append(
+                Warned(
+                    f"expected_close_date = {show(close)} is not a date; left out",
+                    "expected_close_date is not a date; left out",
+                )
+            )
         else:
             put_own(body, "expected_close_date", day, config.lead_fields, warnings)
     labels = properties.get("label_ids")
