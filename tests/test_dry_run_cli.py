@@ -289,3 +289,22 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
         f"error: cannot read {missing}: No such file or directory",
         "hint: check the path (nothing was read or sent)",
     ]
+
+
+def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
+    # Review: checking inputs by opening them released a fifo's writer, and closing the probe
+    # lost what it wrote: 0 events read, exit 0.
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", str(fifo)]
+    command += ["--config", CONFIG, "-f", "json", "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(fifo, "w") as writer:  # opens once rpd opens the fifo to read it
+        writer.write(json.dumps(IDENTIFY) + "\n")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert json.loads(out)["events"]["read"] == 1

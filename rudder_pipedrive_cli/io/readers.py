@@ -20,6 +20,7 @@ first value `parse_event` refuses, raises `UsageError` instead.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
 import os
@@ -114,8 +115,14 @@ def require_readable(paths: Sequence[str]) -> None:
         if path == STDIN:
             continue
         try:
-            with open(path, "rb", buffering=0):
-                pass
+            mode = os.stat(path).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            # A regular file is opened to see that it can be read. A named pipe is not: that
+            # open would be the reader its writer waits for, and closing it would lose the data.
+            if stat.S_ISREG(mode):
+                with open(path, "rb", buffering=0):
+                    pass
         except OSError as exc:
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
