@@ -686,25 +686,23 @@ class ReplayState:
             # found again only by this event, while after a kill -9 another event (another file)
             # may meet the identity first, search, miss the new record (index lag) and create it
             # again. The first send's time is kept.
-            ahead: list[tuple[str, str, PdId]] = []
-            if request.creates is not None:
+            if request.creates is not None:  # a create keeps the first send's time
                 kind, key = request.creates
-                ahead.append((UNSETTLED[kind], key, sent_at))
-            if request.merges is not None:
+                self._mark(UNSETTLED[kind], key, sent_at, keep=True)
+            if request.merges is not None:  # a merge: the survivor of the one being sent
                 person, into = request.merges
-                ahead.append((MERGING, encode_id(person), into))
-            if ahead:
-                self._unsettled = True
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO identities (ns, kind, key, pd_id, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (self.namespace, kind, key, encode_id(value), self._now())
-                        for kind, key, value in ahead
-                    ],
-                )
+                self._mark(MERGING, encode_id(person), into, keep=False)
             self._begun.add(_write_key(event_id, request))
             self._commit()
+
+    def _mark(self, kind: str, key: str, value: PdId, *, keep: bool) -> None:
+        self._unsettled = True
+        conflict = "NOTHING" if keep else "UPDATE SET pd_id = excluded.pd_id"
+        self._db.execute(
+            "INSERT INTO identities (ns, kind, key, pd_id, updated_at) VALUES (?, ?, ?, ?, ?) "
+            f"ON CONFLICT (ns, kind, key) DO {conflict}",
+            (self.namespace, kind, key, encode_id(value), self._now()),
+        )
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
         """The `sent_at` of this write if an earlier run left it in flight; handed out once.

@@ -86,6 +86,8 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
             response = yield request
             lost = lost or response.unknown
             if not response.unknown:
+                if not lost:  # answered, never in doubt: no mark is left to settle
+                    ctx.ledger.merging[previous.id] = None
                 # Which person is missing: the survivor when the answer names merge_with_id (the
                 # sandbox says so with a 400), else the person in the URL.
                 survivor_missing = "merge_with_id" in response.error and (

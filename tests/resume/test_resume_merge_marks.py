@@ -1,0 +1,62 @@
+"""A merge's "left to settle" mark (io/state.py begin_write), found by review:
+(a) a merge refused outright (a 4xx) was never made: its mark is settled, as a refused create's;
+(b) a later merge of the same person into another survivor marks that survivor: killed mid-merge,
+    the next event must settle it into the person it went into, not an earlier merge's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scripted_pipedrive import FakePipedrive, Killed, open_state, replay
+
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+CACHED = Outcome(
+    status="sent",
+    identities={("person", "u-a"): 1, ("person", "u-b"): 2, ("person", "u-c"): 3},
+)
+
+
+def alias(mid: str, previous: str, user: str) -> dict[str, Any]:
+    return {"type": "alias", "messageId": mid, "previousId": previous, "userId": user}
+
+
+def test_a_refused_merge_settles_its_mark(tmp_path: Path) -> None:
+    pd = FakePipedrive({1: "u-a", 2: "u-b", 3: "u-c"})
+    pd.refuse_merge.add((1, 2))
+    with open_state(tmp_path / "s.sqlite") as state:
+        state.learn(CACHED)
+        outcome = replay(state, alias("m-1", "u-a", "u-b"), pd)
+        assert (outcome.status, outcome.retryable) == ("failed", False)  # refused: never made
+    with open_state(tmp_path / "s.sqlite") as state:
+        (summary,) = state.summary()
+        assert summary.unsettled == 0
+        assert state.merging_into(1) is None
+
+
+def test_a_later_merge_of_a_person_marks_its_own_survivor(tmp_path: Path) -> None:
+    pd = FakePipedrive({1: "u-a", 2: "u-b", 3: "u-c"})
+    pd.refuse_merge.add((1, 2))
+    pd.kill_after_merge.add((1, 3))
+    path = tmp_path / "s.sqlite"
+    with open_state(path) as state:
+        state.learn(CACHED)
+        replay(state, alias("m-1", "u-a", "u-b"), pd)  # refused: mark 1 -> 2 stays
+        with pytest.raises(Killed):  # merge 1 -> 3 applied, then kill -9
+            replay(state, alias("m-2", "u-a", "u-c"), pd)
+    assert 1 not in pd.persons  # person 1 is merged into 3
+    with open_state(path) as state:
+        assert state.merging_into(1) == 3
+    pd.seen.clear()
+    with open_state(path) as state:
+        outcome = replay(
+            state,
+            {"type": "identify", "messageId": "m-3", "userId": "u-a", "traits": {"name": "Ann"}},
+            pd,
+        )
+        assert outcome.status == "sent"
+        assert "PATCH /api/v2/persons/3" in pd.seen, pd.seen
+        assert state.person_id("u-a") == 3
