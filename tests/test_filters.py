@@ -147,6 +147,9 @@ WINDOW = EventFilter.from_options(None, "2024-05-01", "2024-05-02T00:00:00Z")
             None,
         ),
         ({"timestamp": "soon", "sentAt": "2024-04-01T00:00:00Z"}, "filtered out: before --since"),
+        # Go's zero time is a time nobody set: the next one is read (review).
+        ({"timestamp": "0001-01-01T00:00:00Z", "originalTimestamp": "2024-05-01T09:00:00Z"}, None),
+        ({"timestamp": "0001-01-01T00:00:00Z"}, "filtered out: timestamp is not a date or time"),
     ],
 )
 def test_time_window(fields: dict[str, Any], reason: str | None) -> None:

@@ -748,7 +748,7 @@ def _lead_visible(value: Any, shaping: Shaping) -> Any:
 
 
 def _created(value: Any, shaping: Shaping) -> Any:
-    moment = parse_time(value) if shaping.create else None
+    moment = known_time(value) if shaping.create else None
     return None if moment is None else rfc3339(moment)
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
-from rudder_pipedrive_cli.core.fields import parse_time
+from rudder_pipedrive_cli.core.fields import known_time
 
 # The RudderStack event types a user may name in --type: the four rpd delivers, and the two it
 # counts as skipped but that archives are full of.
@@ -38,7 +38,7 @@ def event_time(event: Event) -> datetime | None:
     for path in TIME_PATHS:
         value = event.raw.get(path)
         if value is not None and value != "":
-            when = parse_time(value)
+            when = known_time(value)  # Go's zero time is no time: the next one is read
             if when is not None:
                 return when
     return None

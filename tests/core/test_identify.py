@@ -47,7 +47,26 @@ LISTED = replace(
     },
 )
 
+SIGNED_UP = replace(CONFIG, person_fields={"signed_up_at": "add_time"})
+
 CASES = [
+    Case(
+        name="a trait mapped to add_time ranks with the add_time trait, above the event's time",
+        raw=identify({"name": "Ann", "signed_up_at": "2019-06-01T08:00:00+02:00"}),
+        config=SIGNED_UP,
+        calls=[
+            search_person("u-1"),
+            create_person(ANN | {"add_time": "2019-06-01T06:00:00Z"}),
+        ],
+        expect={"status": "sent", "warnings": []},
+    ),
+    Case(
+        name="a mapped add_time holding Go's zero time is no time: the event's time is used",
+        raw=identify({"name": "Ann", "signed_up_at": "0001-01-01T00:00:00Z"}),
+        config=SIGNED_UP,
+        calls=[search_person("u-1"), create_person(ANN)],
+        expect={"status": "sent", "warnings": []},
+    ),
     Case(
         name="a userId longer than its varchar field holds fails before any request",
         raw=identify({"name": "Ann"}, userId=LONG),

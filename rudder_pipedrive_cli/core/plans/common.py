@@ -486,16 +486,17 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         value = read(traits, warnings)
         if value is not None:
             body[key] = value
-    if create:
-        created = add_time(traits, ctx.event.raw, warnings)
-        if created is not None:
-            body["add_time"] = created
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
     shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-    for key, value in shape_standard(
-        top, entity.shapes, shaping, entity.writable, ctx.config
-    ).items():
+    shaped = shape_standard(top, entity.shapes, shaping, entity.writable, ctx.config)
+    # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
+    # event's own time (SPEC 4); only on create.
+    if create and (traits.get("add_time") is not None or "add_time" not in shaped):
+        created = add_time(traits, ctx.event.raw, warnings)
+        if created is not None:
+            body["add_time"] = created
+    for key, value in shaped.items():
         put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
