@@ -394,19 +394,43 @@ ADDRESS_PARTS = (
 )
 
 
+# RudderStack's address trait (its identify spec: city, country, postalCode, state, street), by
+# the part of Pipedrive's address object each one is.
+RUDDERSTACK_ADDRESS = {
+    "street": "route",
+    "city": "locality",
+    "state": "admin_area_level_1",
+    "postalCode": "postal_code",
+}
+# The parts, in the order a full address (`value`) is written from them when none is given.
+ADDRESS_ORDER = (
+    *("route", "street_number", "subpremise", "postal_code", "locality"),
+    *("sublocality", "admin_area_level_2", "admin_area_level_1", "country"),
+)
+
+
 def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
     if isinstance(value, str):
         return {"value": value}
-    if isinstance(value, Mapping):
-        unknown = [str(key) for key in value if key not in ADDRESS_PARTS]
-        if not unknown and all(isinstance(part, str) for part in value.values()):
-            return dict(value)
-        if unknown:
-            raise Unconvertible(
-                f"a string or an object of {', '.join(ADDRESS_PARTS)} (not {', '.join(unknown)})"
-            )
-        raise Unconvertible("an address object whose parts are strings")
-    raise Unconvertible('a string or an address object {"value", ...}')
+    if not isinstance(value, Mapping):
+        raise Unconvertible('a string or an address object {"value", ...}')
+    parts: dict[str, str] = {}
+    unknown: list[str] = []
+    for key, part in value.items():
+        name = RUDDERSTACK_ADDRESS.get(key, key)
+        if name not in ADDRESS_PARTS:
+            unknown.append(str(key))
+        elif isinstance(part, str | int) and not isinstance(part, bool):
+            if str(part).strip():
+                parts[name] = str(part).strip()
+        elif part is not None:
+            raise Unconvertible("an address object whose parts are strings")
+    if unknown:
+        known = ", ".join((*ADDRESS_PARTS, *RUDDERSTACK_ADDRESS))
+        raise Unconvertible(f"a string or an object of {known} (not {', '.join(unknown)})")
+    if parts and "value" not in parts:
+        parts = {"value": ", ".join(parts[n] for n in ADDRESS_ORDER if n in parts), **parts}
+    return parts or None
 
 
 def to_id(value: Any, info: FieldInfo, currency: str) -> Any:

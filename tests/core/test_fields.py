@@ -62,7 +62,25 @@ COERCIONS: list[tuple[str, Any, Any]] = [
     (
         "address",
         {"locality": "Tallinn", "postal_code": "1"},
-        {"locality": "Tallinn", "postal_code": "1"},
+        {"value": "1, Tallinn", "locality": "Tallinn", "postal_code": "1"},
+    ),
+    (  # RudderStack's address trait: its parts by Pipedrive's names, the full address from them
+        "address",
+        {
+            "street": "Main 1",
+            "city": "Tallinn",
+            "postalCode": 10111,
+            "state": "Harju",
+            "country": "EE",
+        },
+        {
+            "value": "Main 1, 10111, Tallinn, Harju, EE",
+            "route": "Main 1",
+            "locality": "Tallinn",
+            "postal_code": "10111",
+            "admin_area_level_1": "Harju",
+            "country": "EE",
+        },
     ),
     ("varchar", "v" * 255, "v" * 255),
     ("user", "17", 17),
@@ -100,9 +118,10 @@ FAILURES: list[tuple[str, Any, str]] = [
         "address",
         {"city": "Tallinn", "zip": "10111"},
         "a string or an object of value, country, admin_area_level_1, admin_area_level_2, "
-        "locality, sublocality, route, street_number, subpremise, postal_code (not city, zip)",
+        "locality, sublocality, route, street_number, subpremise, postal_code, street, city, "
+        "state, postalCode (not zip)",
     ),
-    ("address", {"value": 5}, "an address object whose parts are strings"),
+    ("address", {"value": ["Main 1"]}, "an address object whose parts are strings"),
 ]
 
 
