@@ -333,3 +333,17 @@ def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_
     known.persons.update({"A": 1, "B": 2})
     merge = drive(plan_event(parse_event(ALIAS, "t:2"), CONFIG, known), send)
     assert (merge.status, seen[-1].merges) == ("sent", (1, 2))
+
+
+def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown() -> None:
+    """Review: settled through its mark, a merge skipped the lead bookkeeping of a merge made
+    here: the survivor's list (known empty) stayed "complete" though the merged person's leads,
+    which nobody listed, had moved there."""
+    known = MemoryKnown()
+    lost_merge(known)
+    next_run(known)
+    known.leads[2] = frozenset()  # B's leads known: none; A's never listed
+    raw, lead_calls = track_of_a(2)
+    outcome = replay(raw, [person(1, 410), person(2, 200), *lead_calls], known)  # lists first
+    assert outcome.status == "sent"
+    assert known.lead_origins(2) == frozenset({"rpd:m-1"})

@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    merge_done,
     merge_landed,
     require_field,
     unknown_failure,
@@ -111,10 +112,4 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
             ctx.ledger.merging[previous.id] = current.id
         raise
     ctx.ledger.wrote = True
-    ctx.ledger.merged[previous.id] = current.id
-    survivor = ctx.ledger.lead_origins.get(current.id, ctx.known.lead_origins(current.id))
-    merged = ctx.ledger.lead_origins.get(previous.id, ctx.known.lead_origins(previous.id))
-    # The previous person's leads now belong to the survivor: its list is complete only when
-    # both were; otherwise the next track lists it (a lead nobody listed may have moved there).
-    both = survivor | merged if survivor is not None and merged is not None else None
-    ctx.ledger.lead_origins[current.id] = both
+    merge_done(ctx, previous.id, current.id)

@@ -414,8 +414,19 @@ def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
         return person
     if still.status in GONE:
         return None
-    ctx.ledger.merged[person] = into
+    merge_done(ctx, person, into)
     return into
+
+
+def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
+    """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
+    whose lead list is complete only when both were; otherwise the next track lists it (a lead
+    nobody listed may have moved there)."""
+    ctx.ledger.merged[previous] = current
+    survivor = ctx.ledger.lead_origins.get(current, ctx.known.lead_origins(current))
+    merged = ctx.ledger.lead_origins.get(previous, ctx.known.lead_origins(previous))
+    both = survivor | merged if survivor is not None and merged is not None else None
+    ctx.ledger.lead_origins[current] = both
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
