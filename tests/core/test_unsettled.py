@@ -64,7 +64,13 @@ def next_run(known: MemoryKnown) -> MemoryKnown:
 
 
 def identify(user_id: str = "u-1") -> dict[str, Any]:
-    return {"type": "identify", "userId": user_id, "traits": {"name": "Ann"}}
+    # An id of its own: events sharing one are one event (they wait for each other's retry).
+    return {
+        "type": "identify",
+        "messageId": f"i-{user_id}",
+        "userId": user_id,
+        "traits": {"name": "Ann"},
+    }
 
 
 def lost_create(known: MemoryKnown) -> Outcome:
@@ -188,7 +194,7 @@ def test_a_record_learned_another_way_settles_the_mark() -> None:
     assert known.unsettled("person", "u-1") is None
 
 
-ALIAS = {"type": "alias", "previousId": "A", "userId": "B"}
+ALIAS = {"type": "alias", "messageId": "a-1", "previousId": "A", "userId": "B"}
 LOST_MERGE = Call(
     method="PUT",
     path="/v1/persons/1/merge",
@@ -257,14 +263,14 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
     three in input order (SPEC 5). QA found an alias journaled "unchanged" and A never merged."""
     known = MemoryKnown()
     failed = replay(identify("A"), [OUTAGE], known)
-    assert failed.troubled == {("person", "A")}
+    assert failed.troubled == {("person", "A"), ("event", "i-A")}
     known.persons["B"] = 2
-    for raw in (ALIAS, {"type": "track", "userId": "A", "event": "T"}):
+    for raw in (ALIAS, {"type": "track", "messageId": "t-1", "userId": "A", "event": "T"}):
         outcome = replay(raw, [], known)  # no request at all
         assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
         assert outcome.reason == (
-            "an earlier event of userId A failed: this one waits for it (a rerun sends both, "
-            "in order)"
+            "an earlier event of userId A failed: this one waits for it "
+            "(a rerun tries that one first)"
         )
     other = replay(
         identify("C"),
@@ -289,11 +295,11 @@ def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events()
     known.persons.update({"ua": 2, "ub": 2})
     known.merged[1] = 2
     failed = replay(identify("ua"), [OUTAGE], known)
-    assert failed.troubled == {("person", "ua"), ("person_id", "2")}
+    assert failed.troubled == {("person", "ua"), ("person_id", "2"), ("event", "i-ua")}
     outcome = replay(identify("ub"), [], known)  # no request at all
     assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
     assert outcome.reason == (
-        "an earlier event of person 2 failed: this one waits for it (a rerun sends both, in order)"
+        "an earlier event of person 2 failed: this one waits for it (a rerun tries that one first)"
     )
     assert outcome.public == "an earlier event of its person failed: this one waits for it"
 
@@ -347,3 +353,18 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
     outcome = replay(raw, [person(1, 410), person(2, 200), *lead_calls], known)  # lists first
     assert outcome.status == "sent"
     assert known.lead_origins(2) == frozenset({"rpd:m-1"})
+
+
+def test_a_messageid_used_again_for_another_user_waits_for_its_first_uses_retry() -> None:
+    """QA: the first use failed retryably and the second (another user) went ahead; the journal
+    then took the id as done, so the rerun skipped the first use: its lead was never made."""
+    known = MemoryKnown()
+    first = {"type": "identify", "messageId": "dup", "userId": "A", "traits": {"name": "Ann"}}
+    assert replay(first, [OUTAGE], known).status == "failed"
+    again = {"type": "identify", "messageId": "dup", "userId": "B", "traits": {"name": "Bo"}}
+    outcome = replay(again, [], known)  # no request at all
+    assert (outcome.status, outcome.stage, outcome.retryable) == ("failed", "order", True)
+    assert outcome.reason == (
+        "an earlier event of messageId dup failed: this one waits for it "
+        "(a rerun tries that one first)"
+    )

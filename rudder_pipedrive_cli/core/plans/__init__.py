@@ -46,14 +46,20 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 }
 
 
-NAMES = {"person": "userId", "org": "groupId", "person_id": "person"}
+NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "messageId"}
 
 
 def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
-    """The (kind, key) identities an event is about: its userId, previousId and groupId; and,
-    once merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of
-    u-a and one of u-b are about one person: a failure of one holds the other back)."""
-    about = (("person", event.user_id), ("person", event.previous_id), ("org", event.group_id))
+    """The (kind, key) identities an event is about: its userId, previousId and groupId; its id
+    (a messageId used again, for another user, is the same event to the journal); and, once
+    merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
+    and one of u-b are about one person: a failure of one holds the other back)."""
+    about = (
+        ("person", event.user_id),
+        ("person", event.previous_id),
+        ("org", event.group_id),
+        ("event", event.id),
+    )
     found = {(kind, key) for kind, key in about if key is not None}
     if known.merges:  # else each userId names its own person
         for user in (event.user_id, event.previous_id):
@@ -94,7 +100,7 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
         return Outcome(
             status="failed",
             reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
-            "(a rerun sends both, in order)",
+            "(a rerun tries that one first)",
             public=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
             stage="order",
             retryable=True,
