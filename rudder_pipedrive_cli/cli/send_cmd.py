@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -251,7 +251,8 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     )
     plan_config = with_catalog(
         env,
-        settings.plan_config(),
+        # A write whose outcome stays unknown is tried as often as any request: --max-retries.
+        replace(settings.plan_config(), unknown_tries=job.max_retries + 1),
         token=token,
         tally=tally,
         max_retries=job.max_retries,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from helpers_core import (
+    CONFIG,
     GROUP_FIELD,
     UNKNOWN,
     USER_FIELD,
@@ -21,8 +24,10 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.plans.common import UNKNOWN_LIMIT
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiResponse
+
+UNKNOWN_TRIES = PlanConfig().unknown_tries  # the default: the transport's 6 retries + 1
 
 ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
 IDENTIFY = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann"}}
@@ -99,12 +104,24 @@ CASES = [
         expect={"status": "sent", "identities": {("person", "u-1"): 100}},
     ),
     Case(
-        name="UNKNOWN_LIMIT unknown outcomes: fails retryable, saying the outcome is unknown",
+        name="unknown_tries unknown outcomes: fails retryable, saying the outcome is unknown",
         raw=IDENTIFY,
-        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * UNKNOWN_LIMIT,
+        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * UNKNOWN_TRIES,
         expect={
             **OUTCOME_UNKNOWN,
-            "reason": f"create person: outcome unknown after {UNKNOWN_LIMIT} attempts "
+            "reason": f"create person: outcome unknown after {UNKNOWN_TRIES} attempts "
+            "(no person with userId u-1 appeared); retry later",
+            "stage": "create person",
+        },
+    ),
+    Case(
+        name="--max-retries 1: two tries of a write whose outcome stays unknown (QA)",
+        raw=IDENTIFY,
+        config=replace(CONFIG, unknown_tries=2),
+        calls=[search_person("u-1")] + [UNKNOWN_PERSON, listing("persons", [])] * 2,
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create person: outcome unknown after 2 attempts "
             "(no person with userId u-1 appeared); retry later",
             "stage": "create person",
         },
@@ -161,7 +178,7 @@ CASES = [
         raw=TRACK,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        calls=[UNKNOWN_LEAD, list_leads(42)] * UNKNOWN_LIMIT,
+        calls=[UNKNOWN_LEAD, list_leads(42)] * UNKNOWN_TRIES,
         expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
     ),
     Case(
@@ -201,7 +218,7 @@ CASES = [
         name="merge outcome unknown three times: fails retryable",
         raw={"type": "alias", "previousId": "old", "userId": "new"},
         persons={"old": 7, "new": 8},
-        calls=[merge(UNKNOWN), get_previous(200)] * UNKNOWN_LIMIT,
+        calls=[merge(UNKNOWN), get_previous(200)] * UNKNOWN_TRIES,
         expect={**OUTCOME_UNKNOWN, "stage": "merge persons"},
     ),
 ]

@@ -7,7 +7,6 @@ from rudder_pipedrive_cli.core.fields import Traits
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
-    UNKNOWN_LIMIT,
     Ctx,
     Ref,
     Step,
@@ -83,7 +82,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
     )
     lost = False  # an answer was lost: the merge may have landed
     try:
-        for _ in range(UNKNOWN_LIMIT):
+        for _ in range(ctx.config.unknown_tries):
             response = yield request
             lost = lost or response.unknown
             if not response.unknown:
@@ -106,7 +105,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
                     raise gone(PERSON, current, still, stage)
                 break
         else:
-            raise unknown_failure(stage, f"person {previous.id} is still there")
+            raise unknown_failure(ctx, stage, f"person {previous.id} is still there")
     except PlanFailure:
         if lost:  # later events that find the previous person settle it first
             ctx.ledger.merging[previous.id] = current.id

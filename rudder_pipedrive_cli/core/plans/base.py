@@ -28,3 +28,6 @@ class PlanConfig:
     lead_fields: Mapping[str, str] = field(default_factory=dict)
     lead_labels: Mapping[str, str] = field(default_factory=dict)  # label name -> label UUID
     field_types: Mapping[str, FieldInfo] = field(default_factory=dict)  # field key -> info
+    # How often a write whose outcome stays unknown is tried (reconciled in between): the
+    # transport's retries + 1, so `--max-retries` bounds these too.
+    unknown_tries: int = 7

@@ -42,7 +42,6 @@ Step = Generator[ApiRequest, ApiResponse, T]
 Via = Literal["external", "cache", "search", "created"]
 
 # A write whose outcome stays unknown this many times fails the event (retryable).
-UNKNOWN_LIMIT = 7  # as many tries as the transport's default retry budget (6 + 1)
 # Reconciliation lists records updated since the send time minus this much (clock skew).
 RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
@@ -300,10 +299,11 @@ def external_id(value: str, kind: str) -> PdId:
     )
 
 
-def unknown_failure(stage: str, what: str) -> PlanFailure:
+def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
+    tries = ctx.config.unknown_tries
     return PlanFailure(
-        f"{stage}: outcome unknown after {UNKNOWN_LIMIT} attempts ({what}); retry later",
-        public=f"{stage}: outcome unknown after {UNKNOWN_LIMIT} attempts; retry later",
+        f"{stage}: outcome unknown after {tries} attempts ({what}); retry later",
+        public=f"{stage}: outcome unknown after {tries} attempts; retry later",
         stage=stage,
         retryable=True,
     )
@@ -539,7 +539,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     found: PdId | None = None
     unknown_since = ""  # the first send whose answer was lost
     try:
-        for _ in range(UNKNOWN_LIMIT):
+        for _ in range(ctx.config.unknown_tries):
             response = yield request
             if not response.unknown:
                 if response.ok:  # it exists, even if the answer holds no usable id
@@ -553,7 +553,8 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
             if found is not None:
                 break
         if found is None:
-            raise unknown_failure(stage, f"no {entity.noun} with {entity.identity} {key} appeared")
+            what = f"no {entity.noun} with {entity.identity} {key} appeared"
+            raise unknown_failure(ctx, stage, what)
     except PlanFailure:
         if unknown_since:  # it may exist: later events must not search and create blindly
             ctx.ledger.unsettled[(entity.kind, key)] = unknown_since
@@ -625,7 +626,7 @@ def update(
         body=body,
         note=note,
     )
-    for _ in range(UNKNOWN_LIMIT):
+    for _ in range(ctx.config.unknown_tries):
         response = yield request
         if response.unknown:
             continue
@@ -639,7 +640,7 @@ def update(
             if org is not None:
                 ctx.ledger.memberships[ref.id] = org
         return
-    raise unknown_failure(stage, "the update was repeated")
+    raise unknown_failure(ctx, stage, "the update was repeated")
 
 
 def person_create_body(

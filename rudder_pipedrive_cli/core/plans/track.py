@@ -27,7 +27,6 @@ from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     LIST_LIMIT,
     PERSON,
-    UNKNOWN_LIMIT,
     Ctx,
     Ref,
     Step,
@@ -183,7 +182,7 @@ def create_lead(
     )
     lost = False  # an answer was lost: the lead may exist
     try:
-        for _ in range(UNKNOWN_LIMIT):
+        for _ in range(ctx.config.unknown_tries):
             response = yield request
             lost = lost or response.unknown
             if not response.unknown:
@@ -202,7 +201,7 @@ def create_lead(
             if origin in listed:
                 break
         else:
-            raise unknown_failure(stage, f"no lead with origin_id {origin} appeared")
+            raise unknown_failure(ctx, stage, f"no lead with origin_id {origin} appeared")
     except PlanFailure:
         if lost:  # the person's lead list is not known any more: the next track lists it first
             ctx.ledger.lead_origins[person.id] = None
