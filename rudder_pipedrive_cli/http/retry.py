@@ -66,10 +66,13 @@ class Attempts:
         if self.limited and self.last_wait >= WINDOW_S:
             self.strikes += 1
         if self.strikes >= RATE_LIMIT_STRIKES:
-            # A 429 that outlasts every burst window is the daily budget; a 403 from the edge
+            # A 429 that outlasts every burst window is most likely the daily budget, though
+            # another client sharing the token's limit looks the same (a budget 429 that says so,
+            # with requests left in the window, stops at once: client.py); a 403 from the edge
             # (HTML, no rate headers) proves less: the edge may block for other reasons.
             what = (
-                "daily API token budget spent"
+                "Pipedrive keeps refusing requests for the rate limit (the daily budget is "
+                "likely spent, or another client shares this token's limit)"
                 if status == 429
                 else "Pipedrive's edge keeps refusing requests (the daily budget may be spent)"
             )
