@@ -620,7 +620,9 @@ def test_another_programs_database_is_refused_untouched(path: Path) -> None:
     before = path.read_bytes()
     with pytest.raises(UsageError) as caught:
         ReplayState.open(path, NS)
-    assert caught.value.message == f"state file {path} is not a readable rpd state file"
+    assert caught.value.message == (
+        f"{path} is not an rpd state file (an SQLite database without rpd's tables)"
+    )
     assert path.read_bytes() == before
 
 

@@ -144,15 +144,38 @@ def test_show_rejects_an_unknown_format() -> None:
     )
 
 
-def test_show_an_unreadable_file() -> None:
-    with sqlite3.connect("s.sqlite") as other:  # an SQLite database, but not rpd's
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_another_programs_database_is_left_alone(command: str) -> None:
+    # QA: `clear --state app.db --yes` deleted another program's SQLite database.
+    with sqlite3.connect("app.db") as other:  # an SQLite database, but not rpd's
         other.execute("CREATE TABLE notes (text TEXT)")
+    before = Path("app.db").read_bytes()
+    args = ["state", command, "--state", "app.db", "--yes"][: 5 if command == "clear" else 4]
+    result = runner.invoke(app, args, env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: app.db is not an rpd state file (an SQLite database without rpd's tables)\n"
+        "hint: check --state: this file is not rpd's, and rpd leaves it alone\n",
+    )
+    assert Path("app.db").read_bytes() == before
+
+
+def test_show_a_damaged_state_and_clear_it() -> None:
+    # rpd's own file with a table gone (QA: an internal error, exit 70, and clear could not
+    # remove it): unreadable, and clear removes it.
+    runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    with sqlite3.connect("s.sqlite") as damaged:
+        damaged.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        damaged.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', '1')")
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (result.exit_code, result.output) == (
         2,
         "error: state file s.sqlite is not a readable rpd state file\n"
         "hint: move it aside, remove it with `rpd state clear`, or use another --state\n",
     )
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert not Path("s.sqlite").exists()
 
 
 @pytest.mark.parametrize("command", ["show", "clear"])

@@ -260,12 +260,20 @@ def check_state_path(path: Path) -> None:
         )
 
 
+class ForeignFile(UsageError):
+    """--state names a file that is not rpd's (a mistyped path): never removed, even by clear."""
+
+
+def _foreign(path: Path, what: str) -> ForeignFile:
+    return ForeignFile(
+        f"{path} is not an rpd state file ({what})",
+        hint="check --state: this file is not rpd's, and rpd leaves it alone",
+    )
+
+
 def _unreadable(path: Path) -> UsageError:
     if path.is_file() and not is_sqlite(path):
-        return UsageError(
-            f"{path} is not an rpd state file (not an SQLite database)",
-            hint="check --state: this file is not rpd's, and rpd leaves it alone",
-        )
+        return _foreign(path, "not an SQLite database")
     return UsageError(
         f"state file {path} is not a readable rpd state file",
         hint="move it aside, remove it with `rpd state clear`, or use another --state",
@@ -281,8 +289,8 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
         }
         if not tables:
             return False
-        if "meta" not in tables:
-            raise _unreadable(path)
+        if "meta" not in tables:  # another program's database: a mistyped --state
+            raise _foreign(path, "an SQLite database without rpd's tables")
         row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         raise _unreadable(path) from None
@@ -294,6 +302,8 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
             f"state file {path} was written by a newer rpd (schema {version})",
             hint="upgrade rpd or use another --state",
         )
+    if not set(TABLES) <= tables:  # rpd's, damaged: a table is gone
+        raise _unreadable(path)
     return True
 
 
@@ -936,6 +946,8 @@ def discard_state(path: Path) -> Discarded:
         try:
             with ReplayState.open(path, "", readonly=True) as state:
                 namespaces = state.summary()
+        except ForeignFile:
+            raise
         except UsageError as error:
             unreadable = error.message.removeprefix(f"state file {path} ")
         for suffix in ("", "-wal", "-shm"):
