@@ -4,9 +4,11 @@
 the rate limits, retries what is safe to retry, and reports a write whose fate it cannot know as
 `status == 0` so the plan reconciles instead of repeating it. The token travels only in the
 `x-api-token` header: never in a URL, a repr, a log line or an exception message. An error that
-repeats it (a proxy or a wrong base_url echoing the request) has it replaced by `REDACTED`, so it
-cannot reach a message, a dead letter or the state. (Only the error text: the data of an answer
-is left as sent, since a short token, a sandbox's "10" say, also appears in ids and dates.)
+repeats it (a proxy or a wrong base_url echoing the request), in any letter case, has it replaced
+by `REDACTED`, so it cannot reach a message, a dead letter or the state. A token as long as a real
+one (`LONG_TOKEN` characters) is replaced in the whole answer, data too (`rpd check` prints the
+user's name); a shorter one, a sandbox's "10" say, only in the error text, since it also appears
+in ids and dates.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -46,6 +49,7 @@ __all__ = ["PipedriveClient", "envelope", "resolve_base_url"]
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 AUTH_HINT = "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
 REDACTED = "[token redacted]"
+LONG_TOKEN = 16  # real tokens are 40 hex digits: this long, they appear in no id or date
 # A write these methods make may have been applied even when no answer came back: the plan
 # reconciles it. PATCH (and GET) are idempotent, so they are simply sent again.
 UNKNOWN_WHEN_LOST = frozenset({"POST", "PUT"})
@@ -77,8 +81,10 @@ def envelope(
     status: int, content: bytes, is_json: bool, sent_at: str, token: str = ""
 ) -> ApiResponse:
     """The plan-facing response for a definitive answer, from Pipedrive's envelope; `token` is
-    redacted from its error text."""
+    redacted from its error text (and from all of it when it is `LONG_TOKEN` long)."""
     body: Any = None
+    if len(token) >= LONG_TOKEN:
+        content = re.sub(re.escape(token.encode()), REDACTED.encode(), content, flags=re.I)
     if is_json and content:
         try:
             body = orjson.loads(content)
@@ -93,8 +99,8 @@ def envelope(
         error = f"{error} ({info})" if error else info
     if not error and not 200 <= status < 300:
         error = f"HTTP {status}"
-    if token and token in error:
-        error = error.replace(token, REDACTED)
+    if token:
+        error = re.sub(re.escape(token), REDACTED, error, flags=re.IGNORECASE)
     return ApiResponse(
         status=status,
         data=body.get("data"),

@@ -163,9 +163,14 @@ def test_a_refused_token_is_exit_3_with_a_short_error(sandbox: Sandbox, tmp_path
 
 class _Echo400:
     """A loopback server that answers everything 400, repeating the request's headers (token
-    included) in its error, as a proxy or a wrong base_url might."""
+    included) in its error, as a proxy or a wrong base_url might. `shout`: the token in upper
+    case; `me`: `/v1/users/me` answers 200 with the token as the user's name."""
+
+    def __init__(self, *, shout: bool = False, me: bool = False) -> None:
+        self.shout, self.me = shout, me
 
     def __enter__(self) -> str:
+        shout, me = self.shout, self.me
         import json
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -177,15 +182,21 @@ class _Echo400:
             def do_GET(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
-                body = json.dumps(
+                token = str(self.headers.get("x-api-token"))
+                token = token.upper() if shout else token
+                status, answer = (
+                    400,
                     {
                         "success": False,
-                        "error": "Unknown token " + str(self.headers.get("x-api-token")),
-                        "error_info": str(dict(self.headers)),
+                        "error": "Unknown token " + token,
+                        "error_info": "" if shout else str(dict(self.headers)),
                         "data": None,
-                    }
-                ).encode()
-                self.send_response(400)
+                    },
+                )
+                if me and self.path.startswith("/v1/users/me"):
+                    status, answer = 200, {"success": True, "data": {"id": 1, "name": token}}
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
@@ -256,3 +267,26 @@ def test_a_short_token_is_redacted_from_errors_only_never_from_data(
     assert run.exit_code == 0, run.stderr
     assert run.report is not None
     assert run.report["events"]["sent"] == 12
+
+
+def test_a_token_echoed_in_another_case_or_in_answer_data_is_redacted(tmp_path: Path) -> None:
+    # QA: only an exact echo in the error text was redacted; `check` printed an upper-cased
+    # echo, and a user name holding the token.
+    from typer.testing import CliRunner
+
+    from rudder_pipedrive_cli.cli.main import app
+
+    config = tmp_path / "echo.toml"
+    env = {"PIPEDRIVE_API_TOKEN": SECRET, "RPD_CONFIG": "", "NO_COLOR": "1"}
+    texts = []
+    for echo in (_Echo400(shout=True), _Echo400(me=True)):
+        with echo as url:
+            config.write_text(f'[pipedrive]\nbase_url = "{url}"\n')
+            for command in (["check"], ["map-fields"], ["check", "-v"]):
+                result = CliRunner().invoke(app, [*command, "--config", str(config)], env=env)
+                assert result.exit_code == 1
+                texts.append(result.output)
+    shown = "\n".join(texts)
+    assert "Unknown token [token redacted]" in shown
+    assert "accepted: [token redacted]" in shown
+    assert SECRET.upper() not in shown and SECRET not in shown
