@@ -328,3 +328,23 @@ def test_a_refused_connection_fails_after_two_retries_over_real_loopback(tmp_pat
     assert out[-3].startswith("FAIL  pipedrive: GET /v1/users/me: ConnectError")
     assert out[-3].endswith("after 3 attempts")
     assert out[-1] == "1 of 2 checks failed"
+
+
+def test_a_trait_mapped_to_the_identity_field_fails_the_check(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # QA: it passed as ok; an identify then overwrote the person's userId in Pipedrive, and a
+    # replay with a fresh state created a second person.
+    account = start_account(make_sandbox)
+    fields = '[fields.persons]\nexternal_ref = "RudderStack userId"\n'
+    code, lines, _ = check(tmp_path, account.url, fields=fields)
+    assert code == 2
+    assert lines[4:] == [
+        "FAIL  fields.persons.external_ref = 'RudderStack userId': \"RudderStack userId\" "
+        "(varchar) is the identity field ([identity] user_id_field): rpd fills it itself, and a "
+        "trait written there would replace the identity, so a later replay could not find the "
+        "record",
+        "      hint: map the trait to another field, or remove it",
+        UNLIMITED,
+        "1 of 5 checks failed",
+    ]

@@ -131,11 +131,27 @@ class Catalog:
     def mapping_findings(self, config: PlanConfig) -> list[Finding]:
         """Each mapped `[fields.*]` entry: the account has the field on that entity."""
         findings = []
+        identities = {"persons": config.user_id_field, "organizations": config.group_id_field}
         for entity, mapping in mapped_tables(config):
+            named = identities.get(entity, "")
+            identity = self.field(entity, named) if named else None
             for trait, key in mapping.items():
                 subject = f"fields.{entity}.{trait}"
                 info = self.field(entity, key)
-                if info is None:
+                if info is not None and identity is not None and info.key == identity.key:
+                    setting = "user_id_field" if entity == "persons" else "group_id_field"
+                    findings.append(
+                        Finding(
+                            level="fail",
+                            subject=subject,
+                            value=key,
+                            message=f"{describe(info)} is the identity field ([identity] "
+                            f"{setting}): rpd fills it itself, and a trait written there would "
+                            "replace the identity, so a later replay could not find the record",
+                            hint="map the trait to another field, or remove it",
+                        )
+                    )
+                elif info is None:
                     findings.append(
                         Finding(
                             level="fail",

@@ -51,6 +51,20 @@ SIGNED_UP = replace(CONFIG, person_fields={"signed_up_at": "add_time"})
 
 CASES = [
     Case(
+        name="a trait mapped to the userId field is dropped: it would replace the identity",
+        raw=identify({"name": "Ann", "external_ref": "crm-778"}),
+        config=replace(CONFIG, person_fields={"external_ref": USER_FIELD}),
+        persons={"u-1": 42},
+        calls=[patch_person(42, {"name": "Ann"})],
+        expect={
+            "status": "sent",
+            "warnings": [
+                "external_ref is mapped to the userId field ([identity] user_id_field), which "
+                "rpd fills itself; dropped"
+            ],
+        },
+    ),
+    Case(
         name="a trait mapped to add_time ranks with the add_time trait, above the event's time",
         raw=identify({"name": "Ann", "signed_up_at": "2019-06-01T08:00:00+02:00"}),
         config=SIGNED_UP,

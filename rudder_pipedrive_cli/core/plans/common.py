@@ -499,6 +499,16 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
             body[key] = value
     mapping = entity.mapping(ctx.config)
     top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
+    identity = entity.identity_field(ctx.config)
+    if identity and custom.pop(identity, None) is not None:
+        # Written, it would replace the identity: a later replay could not find the record.
+        paths = ", ".join(path for path, key in mapping.items() if key == identity)
+        warnings.append(
+            Warned(
+                f"{paths} is mapped to the {entity.identity} field ([identity] "
+                f"{entity.setting}), which rpd fills itself; dropped"
+            )
+        )
     shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
     shaped = shape_standard(top, entity.shapes, shaping, entity.writable, ctx.config)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
