@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -307,3 +308,42 @@ def test_sandbox_without_state_touches_no_state_file(command: list[str], expecte
     result = runner.invoke(app, ["state", *command, "--sandbox"], env=ENV)
     assert (result.exit_code, result.stdout) == (0, expected)
     assert (Path(".rpd") / "state.sqlite").exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A folder and the same folder mounted read-only (a bind mount: needs root; skipped
+    where it cannot be made, since root ignores file permissions)."""
+    import subprocess
+
+    source, view = tmp_path / "source", tmp_path / "view"
+    source.mkdir()
+    view.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(source), str(view)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a read-only bind mount cannot be made here")
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], check=True)
+        yield source, view
+    finally:
+        subprocess.run(["umount", str(view)], check=False)
+
+
+def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
+    read_only_folder: tuple[Path, Path],
+) -> None:
+    # QA: show called a valid state unreadable and advised removing it; clear crashed (exit 70).
+    source, view = read_only_folder
+    with ReplayState.open(source / "s.sqlite", "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+    shown = runner.invoke(app, ["state", "show", "--state", str(view / "s.sqlite")], env=ENV)
+    assert shown.exit_code == 0, shown.output
+    assert "1 person, 0 organizations" in shown.output
+    args = ["state", "clear", "--state", str(view / "s.sqlite"), "--yes"]
+    cleared = runner.invoke(app, args, env=ENV)
+    assert (cleared.exit_code, cleared.output) == (
+        2,
+        f"error: cannot remove state file {view / 's.sqlite'}: Read-only file system\n"
+        "hint: check the directory's permissions\n",
+    )
+    assert (source / "s.sqlite").exists()

@@ -327,17 +327,27 @@ def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
         return _empty_in_memory(), False
     try:
         if readonly:
-            uri = f"{path.resolve().as_uri()}?mode=rw"
-            connection = sqlite3.connect(
-                uri, uri=True, isolation_level=None, check_same_thread=False
-            )
-            connection.execute("PRAGMA query_only = ON")
+            connection = _connect_readonly(path, "mode=rw")
         else:
             connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error:
         raise _unreadable(path) from None
     try:
         exists = _check_schema(connection, path)
+    except UsageError:
+        connection.close()
+        if not readonly or os.access(path.parent, os.W_OK):
+            raise
+        # A folder rpd cannot write (a read-only mount, another user's): SQLite cannot make
+        # the -shm a WAL file needs to be read. Read the file as it is instead.
+        try:
+            connection = _connect_readonly(path, "mode=ro&immutable=1")
+            exists = _check_schema(connection, path)
+        except sqlite3.Error:
+            raise _unreadable(path) from None
+        except BaseException:
+            connection.close()
+            raise
     except BaseException:
         connection.close()
         raise
@@ -345,6 +355,13 @@ def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
         connection.close()
         return _empty_in_memory(), False
     return connection, not exists
+
+
+def _connect_readonly(path: Path, mode: str) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?{mode}"
+    connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
 
 
 class _Overlay:
@@ -939,7 +956,13 @@ def discard_state(path: Path) -> Discarded:
     if not is_sqlite(path):
         raise _unreadable(path)
     lock = _FileLock(path)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except OSError as error:  # a read-only folder: nothing there can be removed either
+        raise UsageError(
+            f"cannot remove state file {path}: {error.strerror or error}",
+            hint="check the directory's permissions",
+        ) from None
     try:
         namespaces: list[NamespaceSummary] = []
         unreadable = ""
