@@ -227,3 +227,23 @@ def test_url_errors_name_where_the_value_came_from(
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env=env)
     assert caught.value.message.startswith(f"{path if where == 'FILE' else where}: ")
+
+
+def test_where_requests_go_follows_precedence_across_base_url_and_company_domain(
+    tmp_path: Path,
+) -> None:
+    # QA: $RPD_COMPANY_DOMAIN was ignored when the file had a base_url, so requests (and the
+    # production token) went to the file's host without a word.
+    path = write(tmp_path, '[pipedrive]\nbase_url = "http://127.0.0.1:8787"\n')
+    env = {"RPD_COMPANY_DOMAIN": "acme"}
+    assert load_settings(str(path), env=env).api_url == "https://acme.pipedrive.com"
+    flag = {"pipedrive.base_url": "http://127.0.0.1:9999"}
+    assert load_settings(str(path), env=env, overrides=flag).api_url == "http://127.0.0.1:9999"
+    both = write(
+        tmp_path,
+        '[pipedrive]\nbase_url = "http://127.0.0.1:8787"\ncompany_domain = "acme"\n',
+        "both.toml",
+    )
+    assert (
+        load_settings(str(both), env={}).api_url == "http://127.0.0.1:8787"
+    )  # one place: base_url

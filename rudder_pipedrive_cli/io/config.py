@@ -305,6 +305,17 @@ def load_settings(
         else:
             origin[key.name] = str(path)
             resolved[key.name] = file_values.get(dotted, key.default)
+    # base_url and company_domain both say where requests go: the one given where precedence
+    # is higher wins (a $RPD_COMPANY_DOMAIN beats the file's base_url); given in one place,
+    # base_url wins.
+    if resolved["base_url"] and resolved["company_domain"]:
+        rank = {"command line": 0}
+        place = {
+            name: rank.get(origin[name], 1 if origin[name].startswith("$") else 2)
+            for name in ("base_url", "company_domain")
+        }
+        if place["company_domain"] < place["base_url"]:
+            resolved["base_url"] = ""
     settings = Settings(
         api_token=Secret(resolved.pop("api_token")),
         person_fields=fields.get("persons", {}),
