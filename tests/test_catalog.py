@@ -473,3 +473,11 @@ def test_identity_guessed_from_searchable_custom_field_names() -> None:
         }
     )
     assert catalog.guess_identity() == {"user_id_field": key(2)}
+
+
+def test_an_unset_identity_field_never_resolves_to_a_field_without_a_name() -> None:
+    # QA: an account field with an empty name became the userId field of a config that set none.
+    nameless = FieldInfo(key="d" * 40, name="", field_type="varchar")
+    catalog = Catalog(fields={"persons": (nameless,), "organizations": (), "deals": ()})
+    assert catalog.field("persons", "") is None
+    assert catalog.apply(PlanConfig()).user_id_field == ""

@@ -247,3 +247,11 @@ def test_where_requests_go_follows_precedence_across_base_url_and_company_domain
     assert (
         load_settings(str(both), env={}).api_url == "http://127.0.0.1:8787"
     )  # one place: base_url
+
+
+def test_a_key_in_another_section_is_pointed_to_its_section(tmp_path: Path) -> None:
+    path = write(tmp_path, '[pipedrive]\nuser_id_field = "abc"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    assert caught.value.message == f"{path}: unknown key pipedrive.user_id_field"
+    assert caught.value.hint == "user_id_field belongs under [identity]"

@@ -83,7 +83,10 @@ class Catalog:
     labels: Mapping[str, str] = field(default_factory=dict)  # label name -> label id
 
     def field(self, entity: str, key_or_name: str) -> FieldInfo | None:
-        """A field by its key, else by its name as Pipedrive shows it."""
+        """A field by its key, else by its name as Pipedrive shows it (never for an empty
+        setting: a field with no name must not become an unset identity field)."""
+        if not key_or_name:
+            return None
         listed = self.fields.get(entity, ())
         return next((f for f in listed if f.key == key_or_name), None) or next(
             (f for f in listed if f.name == key_or_name), None

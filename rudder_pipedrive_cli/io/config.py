@@ -254,9 +254,9 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
         for name, value in table.items():
             key = KEY_BY_PATH.get(f"{section}.{name}")
             if key is None:
-                raise ConfigError(
-                    f"{path}: unknown key {section}.{name}", hint=_nearest(name, names)
-                )
+                homes = [k.section for k in KEYS if k.name == name]
+                hint = f"{name} belongs under [{homes[0]}]" if homes else _nearest(name, names)
+                raise ConfigError(f"{path}: unknown key {section}.{name}", hint=hint)
             values[f"{section}.{name}"] = _coerce(key, value, str(path))
     return values, fields
 

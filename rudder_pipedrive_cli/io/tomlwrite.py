@@ -63,7 +63,9 @@ def toml_value(value: Scalar) -> str:
 
 
 def _comment(text: str) -> str:
-    return ("# " + " ".join(text.splitlines())) if text else "#"
+    """A comment line; control characters (which TOML refuses in comments) become spaces."""
+    flat = "".join(" " if ch < " " or ch == "\x7f" else ch for ch in text)
+    return ("# " + flat) if text else "#"
 
 
 def render_table(table: Table) -> list[str]:
