@@ -185,6 +185,11 @@ def test_conversion_warnings_go_to_stderr(tmp_path: Path) -> None:
     [
         ("{not json", "not valid JSON"),
         ("[1, 2]", "the RudderStack destination config must be a JSON object"),
+        # Another destination's config (QA: HubSpot's wrote an empty rpd.toml, exit 0).
+        (
+            '{"config": {"hubID": "123", "apiKey": "k"}}',
+            "the document holds no Pipedrive destination setting",
+        ),
     ],
 )
 def test_unreadable_destinations_are_usage_errors(

@@ -58,11 +58,19 @@ def destination_config(document: Any) -> Mapping[str, Any]:
             "the RudderStack destination config must be a JSON object",
             hint='expected {"userIdToken", "personsMap", ...} or a destination with "config"',
         )
+    settings = document
     for wrapper in ("config", "Config"):
         inner = document.get(wrapper)
         if isinstance(inner, Mapping):
-            return inner
-    return document
+            settings = inner
+            break
+    if not SETTINGS & set(settings):  # another destination's config: the wrong file
+        raise UsageError(
+            "the document holds no Pipedrive destination setting (userIdToken, groupIdToken, "
+            "enableUserCreation, personsMap, organizationMap, leadsMap)",
+            hint="give the config of a RudderStack Pipedrive destination",
+        )
+    return settings
 
 
 def _text(value: Any) -> str:
