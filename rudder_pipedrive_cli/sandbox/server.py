@@ -111,6 +111,8 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        if ":" in address[0]:  # an IPv6 address (::1, a loopback base_url accepts)
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
@@ -139,8 +141,9 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        host, port = self._bound().server_address[:2]
-        return f"http://{host!s}:{port}"
+        address, port = self._bound().server_address[:2]
+        host = str(address)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def _bound(self) -> _Server:
         if self._server is None:

@@ -105,3 +105,17 @@ def test_a_host_it_cannot_listen_on_points_at_the_host(host: str, reason: str) -
     assert hint == (
         "hint: choose a --host this machine has (127.0.0.1, the default, or 0.0.0.0 for every one)"
     )
+
+
+def test_the_ipv6_loopback_is_a_host_it_listens_on() -> None:
+    # QA: base_url accepts ::1 as loopback, but the sandbox could only bind IPv4.
+    import socket
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    from rudder_pipedrive_cli.sandbox import SandboxOptions
+
+    with Sandbox(SandboxOptions(host="::1", port=0)) as sandbox:
+        assert sandbox.url.startswith("http://[::1]:")
+        answer = httpx.get(sandbox.url + "/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert answer.status_code == 200
