@@ -115,17 +115,35 @@ def test_markup_in_event_data_is_shown_as_written(tmp_path: Path) -> None:
     assert rows[:3] == ["[/x]", "[object object]", "identify"]  # types compare lowercased
 
 
-def test_markup_in_names_shows_in_the_sandbox_holdings(tmp_path: Path) -> None:
+def test_markup_in_names_shows_in_the_sandbox_holdings_on_a_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
+
+    shown = io.StringIO()
+    terminal = Console(file=shown, force_terminal=True, highlight=False, width=120)
+    person = {"id": 1, "name": "[/x] Ada [bold]Lovelace", "emails": [{"value": "ada@x.io"}]}
+    print_sandbox_holdings(terminal, {"persons": [person]})
+    assert "[/x] Ada [bold]Lovelace" in shown.getvalue()
+    assert shown.getvalue().endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")
+
+
+def test_send_sandbox_into_a_log_shows_counts_not_names(tmp_path: Path) -> None:
+    # SPEC 8 (QA): event data goes to dead letters and dry-run output only; a --sandbox run in
+    # a CI job printed the persons' names and emails into its log.
     from typer.testing import CliRunner
 
     from rudder_pipedrive_cli.cli.main import app
 
-    person = NEXT | {"traits": {"name": "[/x] Ada [bold]Lovelace"}}
+    person = NEXT | {"traits": {"name": "Ada Lovelace", "email": "ada@example.com"}}
     result = CliRunner().invoke(
         app, ["send", write_events(tmp_path, person), "--config", CONFIG, "--sandbox"]
     )
     assert result.exit_code == 0, result.stderr
-    assert "[/x] Ada [bold]Lovelace" in result.stderr  # the holdings go to stderr
+    assert result.stderr.endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")
+    assert "Ada" not in result.stderr and "ada@example.com" not in result.stderr
 
 
 def test_limit_stops_before_a_bad_line_it_does_not_need(tmp_path: Path) -> None:

@@ -142,7 +142,20 @@ def print_send_report(
 
 
 def print_sandbox_holdings(console: Console, state: dict[str, Any]) -> None:
-    """What the emulator holds after a `--sandbox` run, so a first-time user sees the effect."""
+    """What the emulator holds after a `--sandbox` run, so a first-time user sees the effect.
+    Names and emails are event data (SPEC 8): shown on a terminal, where someone is looking,
+    but not written into a log or a file; there, the counts only."""
+    persons = state.get("persons", [])
+    if console.is_terminal:
+        _holdings_table(console, state)
+    console.print(
+        f"{len(persons)} persons, {len(state.get('organizations', []))} organizations, "
+        f"{len(state.get('leads', []))} leads, {len(state.get('merges', []))} merges",
+        markup=False,
+    )
+
+
+def _holdings_table(console: Console, state: dict[str, Any]) -> None:
     persons = state.get("persons", [])
     table = Table(title="The sandbox now holds", title_justify="left")
     for column in ("person", "name", "email", "organization", "leads"):
@@ -162,8 +175,3 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any]) -> None:
             plain(", ".join(leads.get(person.get("id"), []))),
         )
     console.print(table)
-    console.print(
-        f"{len(persons)} persons, {len(orgs)} organizations, {len(state.get('leads', []))} leads, "
-        f"{len(state.get('merges', []))} merges",
-        markup=False,
-    )
