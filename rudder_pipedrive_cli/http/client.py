@@ -77,19 +77,31 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def _redact_strings(value: Any, token: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return token.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {key: _redact_strings(item, token) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_strings(item, token) for item in value]
+    return value
+
+
 def envelope(
     status: int, content: bytes, is_json: bool, sent_at: str, token: str = ""
 ) -> ApiResponse:
     """The plan-facing response for a definitive answer, from Pipedrive's envelope; `token` is
     redacted from its error text (and from all of it when it is `LONG_TOKEN` long)."""
     body: Any = None
-    if len(token) >= LONG_TOKEN:
-        content = re.sub(re.escape(token.encode()), REDACTED.encode(), content, flags=re.I)
     if is_json and content:
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError:
             body = None
+    if len(token) >= LONG_TOKEN and body is not None:
+        # In the decoded strings, not the raw bytes: JSON escapes ("\/") cannot hide it there,
+        # and numbers or the document's syntax are never touched.
+        body = _redact_strings(body, re.compile(re.escape(token), re.IGNORECASE))
     if not isinstance(body, Mapping):
         error = "" if 200 <= status < 300 else f"HTTP {status}"
         return ApiResponse(status=status, data=body, error=error, sent_at=sent_at)

@@ -89,3 +89,21 @@ def test_no_log_line_over_real_http_holds_the_token(
     assert run(scenario()).unknown
     assert any(r.name.startswith("httpcore") for r in caplog.records)  # the wire was logged
     assert TOKEN not in caplog.text
+
+
+def test_a_long_token_is_redacted_from_decoded_strings_only() -> None:
+    # Review: redacting the raw bytes turned a number equal to the token into broken JSON and
+    # missed a token the server escaped ("\/").
+    from rudder_pipedrive_cli.http.client import envelope
+
+    token = "1234567890123456/x"
+    content = (
+        b'{"success": true, "data": {"id": 1234567890123456, "name": "1234567890123456\\/X",'
+        b' "items": ["a", "1234567890123456/x"]}}'
+    )
+    answer = envelope(200, content, True, "", token)
+    assert answer.data == {
+        "id": 1234567890123456,
+        "name": "[token redacted]",
+        "items": ["a", "[token redacted]"],
+    }
