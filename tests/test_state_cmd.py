@@ -347,3 +347,42 @@ def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
         "hint: check the directory's permissions\n",
     )
     assert (source / "s.sqlite").exists()
+
+
+def test_a_read_only_state_with_changes_left_in_its_wal_is_not_read_without_them(
+    read_only_folder: tuple[Path, Path],
+) -> None:
+    # Review: read as it is, a state whose killed run left changes in its -wal looked empty,
+    # and dry-run planned creates for events already sent.
+    source, view = read_only_folder
+    path, wal = source / "s.sqlite", source / "s.sqlite-wal"
+    with ReplayState.open(path, "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+    before = path.read_bytes()
+    writer = sqlite3.connect(path)  # a run that commits to the -wal and is then killed
+    writer.execute("PRAGMA journal_mode = WAL")
+    writer.execute("INSERT INTO meta (key, value) VALUES ('left', 'in the wal')")
+    writer.commit()
+    left = wal.read_bytes()
+    writer.close()  # (this checkpoints; the kill's files are put back below)
+    path.write_bytes(before)
+    wal.write_bytes(left)
+    (source / "s.sqlite-shm").unlink(missing_ok=True)
+    shown = runner.invoke(app, ["state", "show", "--state", str(view / "s.sqlite")], env=ENV)
+    assert shown.exit_code == 2
+    assert "left changes in s.sqlite-wal" in shown.output
+
+
+def test_rpds_own_file_without_its_meta_table_is_damaged_not_foreign() -> None:
+    with ReplayState.open(Path("s.sqlite"), "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+    with sqlite3.connect("s.sqlite") as damaged:
+        damaged.execute("DROP TABLE meta")
+    shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (shown.exit_code, shown.output.splitlines()[0]) == (
+        2,
+        "error: state file s.sqlite is not a readable rpd state file",
+    )
+    cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert cleared.exit_code == 0, cleared.output
+    assert not Path("s.sqlite").exists()

@@ -289,8 +289,10 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
         }
         if not tables:
             return False
-        if "meta" not in tables:  # another program's database: a mistyped --state
-            raise _foreign(path, "an SQLite database without rpd's tables")
+        if "meta" not in tables:
+            if tables & set(TABLES):  # rpd's, damaged
+                raise _unreadable(path)
+            raise _foreign(path, "an SQLite database without rpd's tables")  # a mistyped --state
         row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         raise _unreadable(path) from None
@@ -339,7 +341,15 @@ def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
         if not readonly or os.access(path.parent, os.W_OK):
             raise
         # A folder rpd cannot write (a read-only mount, another user's): SQLite cannot make
-        # the -shm a WAL file needs to be read. Read the file as it is instead.
+        # the -shm a WAL file needs to be read. Read the file as it is instead, unless a run
+        # left changes in its -wal (killed): read without them, it would look older than it is.
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise UsageError(
+                f"state file {path} is in a folder rpd cannot write, and its last run left "
+                f"changes in {wal.name} that only a writable folder lets SQLite read",
+                hint="copy the state file with its -wal to a folder you can write, and use that",
+            ) from None
         try:
             connection = _connect_readonly(path, "mode=ro&immutable=1")
             exists = _check_schema(connection, path)
