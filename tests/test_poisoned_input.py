@@ -125,7 +125,7 @@ def test_markup_in_names_shows_in_the_sandbox_holdings_on_a_terminal() -> None:
     shown = io.StringIO()
     terminal = Console(file=shown, force_terminal=True, highlight=False, width=120)
     person = {"id": 1, "name": "[/x] Ada [bold]Lovelace", "emails": [{"value": "ada@x.io"}]}
-    print_sandbox_holdings(terminal, {"persons": [person]})
+    print_sandbox_holdings(terminal, {"persons": [person]}, records=True)
     assert "[/x] Ada [bold]Lovelace" in shown.getvalue()
     assert shown.getvalue().endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")
 
@@ -138,8 +138,10 @@ def test_send_sandbox_into_a_log_shows_counts_not_names(tmp_path: Path) -> None:
     from rudder_pipedrive_cli.cli.main import app
 
     person = NEXT | {"traits": {"name": "Ada Lovelace", "email": "ada@example.com"}}
-    result = CliRunner().invoke(
-        app, ["send", write_events(tmp_path, person), "--config", CONFIG, "--sandbox"]
+    result = CliRunner().invoke(  # FORCE_COLOR: rich takes the log for a terminal (review)
+        app,
+        ["send", write_events(tmp_path, person), "--config", CONFIG, "--sandbox"],
+        env={"FORCE_COLOR": "1"},
     )
     assert result.exit_code == 0, result.stderr
     assert result.stderr.endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")

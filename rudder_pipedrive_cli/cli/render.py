@@ -141,12 +141,12 @@ def print_send_report(
         )
 
 
-def print_sandbox_holdings(console: Console, state: dict[str, Any]) -> None:
+def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: bool) -> None:
     """What the emulator holds after a `--sandbox` run, so a first-time user sees the effect.
-    Names and emails are event data (SPEC 8): shown on a terminal, where someone is looking,
-    but not written into a log or a file; there, the counts only."""
+    Names and emails are event data (SPEC 8): the records are shown (`records`) on a terminal,
+    where someone is looking, but not written into a log or a file; there, the counts only."""
     persons = state.get("persons", [])
-    if console.is_terminal:
+    if records:
         _holdings_table(console, state)
     console.print(
         f"{len(persons)} persons, {len(state.get('organizations', []))} organizations, "

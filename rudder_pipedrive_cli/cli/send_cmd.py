@@ -304,7 +304,9 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
         if env.sandbox is not None:
-            print_sandbox_holdings(env.err, env.sandbox.state())
+            # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
+            on_terminal = env.err.is_terminal and env.err.file.isatty()
+            print_sandbox_holdings(env.err, env.sandbox.state(), records=on_terminal)
     if job.report is not None:
         write_report(job.report, document)
     if stopped is not None:
