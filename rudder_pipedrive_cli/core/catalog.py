@@ -134,15 +134,14 @@ class Catalog:
     def mapping_findings(self, config: PlanConfig) -> list[Finding]:
         """Each mapped `[fields.*]` entry: the account has the field on that entity."""
         findings = []
-        identities = {"persons": config.user_id_field, "organizations": config.group_id_field}
+        settings = {entity: setting for setting, entity in IDENTITY_FIELDS}
         for entity, mapping in mapped_tables(config):
-            named = identities.get(entity, "")
-            identity = self.field(entity, named) if named else None
+            setting = settings.get(entity, "")
+            identity = self.field(entity, getattr(config, setting)) if setting else None
             for trait, key in mapping.items():
                 subject = f"fields.{entity}.{trait}"
                 info = self.field(entity, key)
                 if info is not None and identity is not None and info.key == identity.key:
-                    setting = "user_id_field" if entity == "persons" else "group_id_field"
                     findings.append(
                         Finding(
                             level="fail",

@@ -297,7 +297,7 @@ def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        limit = TEXT_LIMITS.get(info.field_type)
+        limit = text_limit(info)
         if limit is not None and len(value) > limit:
             raise Unconvertible(f"at most {limit} characters, not {len(value)}")
         return value

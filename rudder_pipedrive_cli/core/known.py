@@ -40,6 +40,14 @@ def links_persons(outcome: Outcome) -> bool:
     return False
 
 
+def persons_named(known: Known, *users: str | None) -> list[PdId]:
+    """The persons the cache says these userIds name. Only once a merge or re-key is known may
+    two userIds name one person; before that nothing needs looking up."""
+    if not known.merges:
+        return []
+    return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
+
+
 class Known(Protocol):
     def person_id(self, user_id: str) -> PdId | None:
         """The person cached for `user_id`, after any merge it went through."""

@@ -18,7 +18,7 @@ only, as the input says. Extra keys only ever add waiting; they never let events
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.known import Known, persons_named
 
 
 class OrderKeys:
@@ -31,14 +31,10 @@ class OrderKeys:
         # Two events with one id (a messageId repeated for another user) are one event to the
         # journal: the second must start after the first is journaled, to be skipped as done.
         keys.add("e:" + event.id)
-        for user in (event.user_id, event.previous_id):
-            if user is None:
-                continue
-            keys.add("u:" + self._group(user))
-            if self.known.merges:  # else each userId names its own person: no lookup needed
-                person = self.known.person_id(user)
-                if person is not None:
-                    keys.add(f"p:{person}")
+        keys.update("u:" + self._group(user) for user in (event.user_id, event.previous_id) if user)
+        keys.update(
+            f"p:{person}" for person in persons_named(self.known, event.user_id, event.previous_id)
+        )
         if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
             previous, current = self._group(event.previous_id), self._group(event.user_id)
             if previous != current:

@@ -29,8 +29,7 @@ class Tally:
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
-    tokens: int = 0
-    tokens_by: Counter[str] = field(default_factory=Counter)  # tokens by endpoint
+    tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
     retries: int = 0
     rate_limited: int = 0
 
@@ -39,15 +38,17 @@ class Tally:
         key = request.key
         self.requests[key] += 1
         if charged:
-            cost = token_cost(key)
-            self.tokens += cost
-            self.tokens_by[key] += cost
+            self.tokens_by[key] += token_cost(key)
 
     def add_requests(self, other: Tally) -> None:
         """Count the requests (and tokens) another tally counted."""
         self.requests.update(other.requests)
-        self.tokens += other.tokens
         self.tokens_by.update(other.tokens_by)
+
+    @property
+    def tokens(self) -> int:
+        """API tokens spent (or planned) in all."""
+        return sum(self.tokens_by.values())
 
     def add_outcome(
         self,

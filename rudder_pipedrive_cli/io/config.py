@@ -308,14 +308,12 @@ def load_settings(
     # base_url and company_domain both say where requests go: the one given where precedence
     # is higher wins (a $RPD_COMPANY_DOMAIN beats the file's base_url); given in one place,
     # base_url wins.
-    if resolved["base_url"] and resolved["company_domain"]:
-        rank = {"command line": 0}
-        place = {
-            name: rank.get(origin[name], 1 if origin[name].startswith("$") else 2)
-            for name in ("base_url", "company_domain")
-        }
-        if place["company_domain"] < place["base_url"]:
-            resolved["base_url"] = ""
+    if (
+        resolved["base_url"]
+        and resolved["company_domain"]
+        and _precedence(origin["company_domain"]) < _precedence(origin["base_url"])
+    ):
+        resolved["base_url"] = ""
     settings = Settings(
         api_token=Secret(resolved.pop("api_token")),
         person_fields=fields.get("persons", {}),
@@ -331,6 +329,11 @@ def load_settings(
         where = origin["base_url" if settings.base_url else "company_domain"]
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
     return settings
+
+
+def _precedence(where: str) -> int:
+    """0 for a flag, 1 for the environment, 2 for the file (or the default): lower wins."""
+    return 0 if where == "command line" else 1 if where.startswith("$") else 2
 
 
 def _readable_by_others(path: Path) -> bool:

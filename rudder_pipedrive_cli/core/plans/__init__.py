@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.known import Known, persons_named
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Stale, Step
@@ -61,11 +61,10 @@ def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
         ("event", event.id),
     )
     found = {(kind, key) for kind, key in about if key is not None}
-    if known.merges:  # else each userId names its own person
-        for user in (event.user_id, event.previous_id):
-            person = known.person_id(user) if user is not None else None
-            if person is not None:
-                found.add(("person_id", str(person)))
+    found.update(
+        ("person_id", str(person))
+        for person in persons_named(known, event.user_id, event.previous_id)
+    )
     return frozenset(found)
 
 
