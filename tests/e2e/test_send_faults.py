@@ -212,3 +212,23 @@ def test_a_create_left_unknown_is_settled_before_the_next_event_of_that_identity
     held = holdings(sandbox)
     assert held.user_ids() == {f"w-{n}": 1 for n in range(60)}
     assert held.group_ids() == {f"G-{n}": 1 for n in range(60)}
+
+
+def test_max_retries_bounds_the_tries_of_a_write_left_unknown(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: Any
+) -> None:
+    # QA: `--max-retries 1` still tried a create whose outcome stayed unknown 7 times.
+    from rudder_pipedrive_cli.cli import send_cmd
+
+    seen: list[int] = []
+    real = send_cmd.Replay
+
+    def recording(**fields: Any) -> Any:
+        seen.append(fields["config"].unknown_tries)
+        return real(**fields)
+
+    monkeypatch.setattr(send_cmd, "Replay", recording)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="One")])
+    run = rpd_send(sandbox, tmp_path, events, args=("--max-retries", "1"))
+    assert run.exit_code == 0, run.stderr
+    assert seen == [2]
