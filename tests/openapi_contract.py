@@ -1,4 +1,4 @@
-"""Check a request against Pipedrive's own OpenAPI descriptions (../shared/pipedrive-openapi/).
+"""Check a request against Pipedrive's own OpenAPI descriptions (tests/data/pipedrive-openapi/).
 
 `check_request(request)` fails (ContractError) unless the operation exists for the method and path
 (v1 under `/v1`, v2 under `/api/v2`), the request's `endpoint` is that operation's path template,
@@ -21,7 +21,7 @@ import yaml
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 
-SPECS = Path(__file__).resolve().parents[2] / "shared" / "pipedrive-openapi"
+SPECS = Path(__file__).resolve().parent / "data" / "pipedrive-openapi"
 SERVERS = (("/api/v2", "v2.yaml"), ("/v1", "v1.yaml"))
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}(_currency)?$")
 
@@ -39,10 +39,8 @@ class Operation:
 
 
 def specs_dir() -> Path:
-    for candidate in (SPECS, Path("/work/shared/pipedrive-openapi")):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("pipedrive-openapi/ not found beside the repository")
+    """The copy of Pipedrive's descriptions kept in the repository (see its SOURCE.md)."""
+    return SPECS
 
 
 @functools.cache

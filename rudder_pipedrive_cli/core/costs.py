@@ -1,7 +1,7 @@
 """API token cost of each operation rpd uses, from the `x-token-cost` of Pipedrive's OpenAPI.
 
 Keys are "METHOD endpoint" as in `ApiRequest.key`. tests/test_costs.py checks this table against
-`../shared/pipedrive-openapi/` so it cannot drift.
+`tests/data/pipedrive-openapi/` so it cannot drift.
 """
 
 from __future__ import annotations
