@@ -386,3 +386,47 @@ def test_rpds_own_file_without_its_meta_table_is_damaged_not_foreign() -> None:
     cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
     assert cleared.exit_code == 0, cleared.output
     assert not Path("s.sqlite").exists()
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_clear_through_a_link_refuses_while_the_real_file_is_in_use(link: str) -> None:
+    Path("real").mkdir()
+    fill(Path("real/s.sqlite"))
+    make_link = os.symlink if link == "symlink" else os.link
+    make_link(
+        "real/s.sqlite" if link == "hard link" else Path("real/s.sqlite").resolve(), "l.sqlite"
+    )
+    with ReplayState.open(Path("real/s.sqlite"), NS):
+        result = runner.invoke(app, ["state", "clear", "--state", "l.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: state file l.sqlite is in use by another rpd process (pid {os.getpid()})\n"
+        "hint: wait for it to finish, or use --state\n",
+    )
+    assert sorted(p.name for p in Path("real").iterdir()) == ["s.sqlite"]
+
+
+def test_clear_through_a_symlink_removes_the_real_file_and_its_companions() -> None:
+    Path("real").mkdir()
+    fill(Path("real/s.sqlite"))
+    # A killed run leaves its -wal and -shm beside the real file.
+    Path("real/s.sqlite-wal").write_bytes(b"")
+    Path("real/s.sqlite-shm").write_bytes(b"")
+    os.symlink(Path("real/s.sqlite").resolve(), "l.sqlite")
+    result = runner.invoke(app, ["state", "clear", "--state", "l.sqlite", "--yes"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("cleared l.sqlite:\n")
+    assert list(Path("real").iterdir()) == []
+    # The link is the user's: it stays, and the next send through it starts from scratch.
+    assert Path("l.sqlite").is_symlink() and not Path("l.sqlite").exists()
+
+
+def test_clear_through_a_hard_link_leaves_no_state_under_the_other_name() -> None:
+    fill(Path("s.sqlite"))
+    os.link("s.sqlite", "h.sqlite")
+    result = runner.invoke(app, ["state", "clear", "--state", "h.sqlite", "--yes"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert not Path("h.sqlite").exists()
+    assert Path("s.sqlite").read_bytes() == b""  # an empty file: an empty state
+    shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (shown.exit_code, shown.output) == (0, "state at s.sqlite is empty\n")

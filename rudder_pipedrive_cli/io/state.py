@@ -10,8 +10,9 @@ into one open transaction that is committed every `batch_size` events or `batch_
 `flush()` and on close; a kill loses at most that batch, which only means those events run again
 (their writes in flight were committed by `begin_write`, and the deletion of those rows belongs to
 the lost batch, so the rerun reconciles instead of repeating a create). `begin_write` commits
-before it returns. An exclusive `flock` on `PATH.lock`, held while the state is open for writing,
-keeps two runs off one file; the kernel releases it when the process dies, so no stale locks.
+before it returns. An exclusive `flock` on the database file itself (symlinks resolved), held while
+the state is open for writing, keeps two runs off one file whatever names they were given; the
+kernel releases it when the process dies, so no stale locks.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
@@ -166,27 +167,56 @@ class CachedFields:
     payload: Any
 
 
+def real_path(path: Path) -> Path:
+    """The file a state path names, symlinks resolved: what is locked, opened and removed, so that
+    SQLite's -wal and -shm always sit beside the real file whatever name a run was given."""
+    return path.resolve()
+
+
 def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+    """Where a running rpd leaves its pid for others' messages (the lock itself is on the file)."""
+    real = real_path(path)
+    return real.with_name(real.name + ".lock")
+
+
+def _holder_pid(real: Path, handle: int) -> str:
+    """The pid of the process holding a `flock` on the file: from /proc/locks (Linux), which sees
+    a holder that came in through another name (a hard link), else from its lock file."""
+    stat = os.fstat(handle)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if fields[1:2] == ["FLOCK"] and fields[3:4] == ["WRITE"] and fields[5:6] == [device]:
+                return fields[4]
+    with contextlib.suppress(OSError):
+        return lock_path(real).read_text().strip() or "unknown"
+    return "unknown"
 
 
 class _FileLock:
-    """An exclusive `flock` on PATH.lock holding the owner's pid; the kernel drops it on death."""
+    """An exclusive `flock` on the database file itself (symlinks resolved), so every name of the
+    file, symlink or hard link, meets the same lock; the kernel drops it when the process dies, so
+    no stale locks. SQLite's own locks are POSIX record locks, which on Linux never interact with
+    `flock`. The owner's pid goes into PATH.lock beside the real file, for others' messages."""
 
     def __init__(self, state_path: Path) -> None:
         self.state_path = state_path
+        self.real = real_path(state_path)
         self.path = lock_path(state_path)
-        self._handle: IO[str] | None = None
+        self._handle: int | None = None
 
-    def acquire(self) -> None:
+    def acquire(self, *, create: bool = True) -> None:
+        """Lock the file, creating it (owner-only: the journal holds user ids and event sources,
+        and the -wal and -shm files SQLite creates inherit this mode) when `create`."""
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
         while True:
-            handle = self.path.open("a+")
+            handle = os.open(self.real, flags, 0o600)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.seek(0)
-                pid = handle.read().strip() or "unknown"
-                handle.close()
+                pid = _holder_pid(self.real, handle)
+                os.close(handle)
                 raise UsageError(
                     f"state file {self.state_path} is in use by another rpd process (pid {pid})",
                     hint="wait for it to finish, or use --state",
@@ -194,28 +224,32 @@ class _FileLock:
             # The file may have been removed (rpd state clear) between open and flock: then the
             # lock is on an orphan, so take it again on the file now at that path.
             try:
-                current = os.stat(self.path)
+                current = os.stat(self.real)
             except FileNotFoundError:
-                handle.close()
+                os.close(handle)
+                if not create:
+                    raise
                 continue
-            if current.st_ino != os.fstat(handle.fileno()).st_ino:
-                handle.close()
+            if current.st_ino != os.fstat(handle).st_ino:
+                os.close(handle)
                 continue
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
             self._handle = handle
+            with contextlib.suppress(OSError):  # only for messages: a read-only folder is fine
+                self.path.write_text(str(os.getpid()))
             return
 
+    @property
+    def links(self) -> int:
+        """How many names (hard links) the locked file has."""
+        return 0 if self._handle is None else os.fstat(self._handle).st_nlink
+
     def release(self) -> None:
-        """Remove the lock file while still holding it, then drop the lock (`acquire` checks that
-        the file it locked is still the one at the path, so this cannot let two owners in)."""
+        """Remove the pid file while still holding the lock, then drop the lock."""
         if self._handle is None:
             return
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-        self._handle.close()
+        os.close(self._handle)
         self._handle = None
 
 
@@ -223,12 +257,8 @@ def _lock_for_writing(path: Path) -> _FileLock:
     """Take the lock, and create the file (owner-only) if it is not there yet."""
     lock = _FileLock(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.real.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-        with contextlib.suppress(FileExistsError):
-            # The journal holds user ids and event sources: readable by the owner only (the -wal
-            # and -shm files SQLite creates inherit this mode).
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except OSError as error:
         lock.release()
         raise UsageError(
@@ -331,7 +361,9 @@ def _connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
         if readonly:
             connection = _connect_readonly(path, "mode=rw")
         else:
-            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                real_path(path), isolation_level=None, check_same_thread=False
+            )
     except sqlite3.Error:
         raise _unreadable(path) from None
     try:
@@ -959,15 +991,17 @@ class Discarded:
 
 
 def discard_state(path: Path) -> Discarded:
-    """Remove a state file, its -wal and -shm (for `rpd state clear`): under the lock, so never
-    under a running rpd, and also when the file is unreadable or from a newer rpd. A directory,
-    or a file that is no SQLite database at all (a mistyped --state), is refused, not removed."""
+    """Remove a state file, its -wal, -shm and lock file (for `rpd state clear`): the real file,
+    symlinks resolved, and under its lock, so never under a running rpd, whatever name that run
+    was given; also when the file is unreadable or from a newer rpd. The file is emptied before
+    its name is removed, so a hard link to it keeps no state either. A directory, or a file that
+    is no SQLite database at all (a mistyped --state), is refused, not removed."""
     check_state_path(path)
     if not is_sqlite(path):
         raise _unreadable(path)
     lock = _FileLock(path)
     try:
-        lock.acquire()
+        lock.acquire(create=False)
     except OSError as error:  # a read-only folder: nothing there can be removed either
         raise UsageError(
             f"cannot remove state file {path}: {error.strerror or error}",
@@ -983,9 +1017,11 @@ def discard_state(path: Path) -> Discarded:
             raise
         except UsageError as error:
             unreadable = error.message.removeprefix(f"state file {path} ")
+        real = lock.real
+        os.truncate(real, 0)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                path.with_name(path.name + suffix).unlink()
+                real.with_name(real.name + suffix).unlink()
         return Discarded(path=path, namespaces=namespaces, unreadable=unreadable)
     finally:
         lock.release()

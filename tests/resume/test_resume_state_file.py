@@ -5,12 +5,22 @@ exit 2, and the file left byte for byte as it was."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from resume_support import Rig, census, identify, served_at_least, track, wait_for
+import pytest
+from resume_support import (
+    Rig,
+    census,
+    identify,
+    requests_served,
+    served_at_least,
+    track,
+    wait_for,
+)
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -141,3 +151,30 @@ def test_a_state_file_from_a_newer_rpd_is_refused_and_left_as_it_was(
         f"state file {state} was written by a newer rpd (schema 99)",
         "upgrade rpd or use another --state",
     )
+
+
+@pytest.mark.parametrize("link", ["symlink", "hard link"])
+def test_a_state_file_held_through_another_name_is_refused(
+    make_sandbox: MakeSandbox, tmp_path: Path, link: str
+) -> None:
+    # Issue 13 item 5: the lock is on the file, not on the name a run was given.
+    state = tmp_path / "state.sqlite"
+    other_name = tmp_path / "elsewhere" / "link.sqlite"
+    other_name.parent.mkdir()
+    slow = Rig.make(make_sandbox(plan="unlimited", latency_ms=1000), tmp_path / "slow", state)
+    assert slow.send(EVENTS[:1], "first").exit_code == 0  # the file exists: a hard link needs it
+    (os.symlink if link == "symlink" else os.link)(state, other_name)
+    holder = slow.start(EVENTS, "holder")
+    try:
+        served = requests_served(slow.sandbox)
+        assert wait_for(served_at_least(slow.sandbox, served + 1))
+        other = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "other", other_name)
+        assert_refused_untouched(
+            other,
+            state,
+            f"state file {other_name} is in use by another rpd process (pid {holder.pid})",
+            "wait for it to finish, or use --state",
+        )
+    finally:
+        holder.kill()
+        holder.wait()
