@@ -596,9 +596,6 @@ def test_a_running_rpd_holds_the_file(path: Path) -> None:
         assert after.journal_status("e1") == "sent"
 
 
-CORRUPT_HINT = "move it aside, remove it with `rpd state clear`, or use another --state"
-
-
 @pytest.mark.parametrize("readonly", [False, True])
 def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path, readonly: bool) -> None:
     path.parent.mkdir()
@@ -683,7 +680,10 @@ def test_discard_removes_an_unreadable_file(path: Path) -> None:
     path.parent.mkdir()
     path.write_bytes(b"SQLite format 3\x00" + b"garbage" * 100)  # a damaged database
     discarded = discard_state(path)
-    assert (discarded.namespaces, discarded.unreadable) == ([], "is not a readable rpd state file")
+    assert (discarded.namespaces, discarded.unreadable) == (
+        [],
+        "is damaged (SQLite: file is not a database); nothing in it can be read",
+    )
     assert list(path.parent.iterdir()) == []
 
 

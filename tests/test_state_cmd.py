@@ -171,8 +171,10 @@ def test_show_a_damaged_state_and_clear_it() -> None:
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (result.exit_code, result.output) == (
         2,
-        "error: state file s.sqlite is not a readable rpd state file\n"
-        "hint: move it aside, remove it with `rpd state clear`, or use another --state\n",
+        "error: state file s.sqlite is damaged (its tables are not all there); nothing in it can "
+        "be read\n"
+        "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
+        "by their lookups, not created again), or restore a copy of the file\n",
     )
     result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
     assert result.exit_code == 0, result.output
@@ -381,7 +383,8 @@ def test_rpds_own_file_without_its_meta_table_is_damaged_not_foreign() -> None:
     shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (shown.exit_code, shown.output.splitlines()[0]) == (
         2,
-        "error: state file s.sqlite is not a readable rpd state file",
+        "error: state file s.sqlite is damaged (its meta table is gone); readable: 0 journal "
+        "entries and 1 identity for ns",
     )
     cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
     assert cleared.exit_code == 0, cleared.output
@@ -430,3 +433,26 @@ def test_clear_through_a_hard_link_leaves_no_state_under_the_other_name() -> Non
     assert Path("s.sqlite").read_bytes() == b""  # an empty file: an empty state
     shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (shown.exit_code, shown.output) == (0, "state at s.sqlite is empty\n")
+
+
+def test_a_state_whose_header_was_destroyed_is_damaged_and_clear_removes_it() -> None:
+    # Issue 13 item 9: the first page zeroed took SQLite's header with it; the rows still say
+    # the file is rpd's, so it is damaged (clear removes it), not someone else's file.
+    fill(Path("s.sqlite"))
+    content = Path("s.sqlite").read_bytes()
+    Path("s.sqlite").write_bytes(bytes(4096) + content[4096:])
+    damage = "state file s.sqlite is damaged (its header is not SQLite's); nothing in it can be "
+    damage += "read"
+    shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (shown.exit_code, shown.output) == (
+        2,
+        f"error: {damage}\n"
+        "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
+        "by their lookups, not created again), or restore a copy of the file\n",
+    )
+    cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert (cleared.exit_code, cleared.output) == (
+        0,
+        "removed s.sqlite: it is damaged (its header is not SQLite's); nothing in it can be read\n",
+    )
+    assert not Path("s.sqlite").exists()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from resume_support import (
     census,
     identify,
     requests_served,
+    rpd_env,
     served_at_least,
     track,
     wait_for,
@@ -127,20 +130,28 @@ def test_a_corrupt_state_file_is_refused_and_left_as_it_was(
     assert_refused_untouched(
         rig,
         state,
-        f"state file {state} is not a readable rpd state file",
-        "move it aside, remove it with `rpd state clear`, or use another --state",
+        f"state file {state} is damaged (SQLite: file is not a database); nothing in it can be "
+        "read",
+        f"`rpd state clear --state {state}` starts over (events already sent are then found by "
+        "their lookups, not created again), or restore a copy of the file",
     )
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith("state")) == [
         "state.sqlite"
     ]
 
 
-def test_a_state_file_from_a_newer_rpd_is_refused_and_left_as_it_was(
-    make_sandbox: MakeSandbox, tmp_path: Path
-) -> None:
+def sent_once(make_sandbox: MakeSandbox, tmp_path: Path) -> tuple[Rig, Path]:
+    """A rig whose state file holds one run of EVENTS."""
     state = tmp_path / "state.sqlite"
     rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
     assert rig.send(EVENTS, "first").exit_code == 0
+    return rig, state
+
+
+def test_a_state_file_from_a_newer_rpd_is_refused_and_left_as_it_was(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    rig, state = sent_once(make_sandbox, tmp_path)
     with sqlite3.connect(state) as db:
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     db.close()
@@ -178,3 +189,47 @@ def test_a_state_file_held_through_another_name_is_refused(
     finally:
         holder.kill()
         holder.wait()
+
+
+def rpd(rig: Rig, *args: str) -> tuple[int, list[str]]:
+    """Another rpd command, as a subprocess in the rig's folder: exit code and stderr lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rudder_pipedrive_cli", *args],
+        cwd=rig.directory,
+        env=rpd_env(),
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode, done.stderr.decode().splitlines()
+
+
+def test_a_damaged_state_file_is_said_with_what_it_held_and_how_to_start_over(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Issue 13 item 9: one page of a real state file zeroed; send, dry-run and state show each
+    # exit 2 with the same two lines (exit 70 "a bug in rpd" before), and clear starts over.
+    rig, state = sent_once(make_sandbox, tmp_path)
+    with sqlite3.connect(state) as db:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'journal'").fetchone()
+    db.close()
+    content = bytearray(state.read_bytes())
+    content[(root[0] - 1) * page_size : root[0] * page_size] = bytes(page_size)
+    state.write_bytes(bytes(content))
+    expected = [
+        f"error: state file {state} is damaged (SQLite's check found a broken page); "
+        f"readable: 1 identity for {rig.sandbox.url}",
+        f"hint: `rpd state clear --state {state}` starts over (events already sent are then "
+        "found by their lookups, not created again), or restore a copy of the file",
+    ]
+
+    assert_refused_untouched(rig, state, expected[0].removeprefix("error: "), expected[1][6:])
+    events = rig.directory / "first.ndjson"
+    for command in (["state", "show"], ["dry-run", str(events), "--config", "rpd.toml"]):
+        assert rpd(rig, *command, "--state", str(state)) == (2, expected)
+    assert state.read_bytes() == content
+
+    assert rpd(rig, "state", "clear", "--state", str(state), "--yes")[0] == 0
+    again = rig.send(EVENTS, "again")
+    assert again.exit_code == 0, again.stderr
+    assert census(rig.sandbox.state()) == EXACTLY_ONCE  # found by lookups, not created again
