@@ -16,18 +16,22 @@ from typing import Any
 
 import pytest
 
+from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.known import Known
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.io import state as state_module
 from rudder_pipedrive_cli.io.state import (
     CachedFields,
     NamespaceSummary,
     ReplayState,
     RunSummary,
+    StateUnusable,
     default_state_path,
     discard_state,
     namespace_key,
 )
+from rudder_pipedrive_cli.replay import journaled
 
 TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
 NS = namespace_key("https://api.pipedrive.com", TOKEN)
@@ -44,6 +48,7 @@ PATCH_5 = ApiRequest(
     body={"name": "Ada"},
 )
 SENT = Outcome(status="sent")
+OK = ApiResponse(status=201, data={"id": "lead-1"})
 
 
 class FakeClock:
@@ -765,3 +770,61 @@ def test_failed_identities_are_kept_for_the_run(path: Path) -> None:
         assert state.troubled("person", "A") and not state.troubled("org", "A")
     with open_state(path) as state:
         assert not state.troubled("person", "A")  # the next run retries that event first
+
+
+def test_a_full_disk_stops_at_the_first_failed_write_and_keeps_what_was_committed(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 13 item 8. SQLite's max_page_count makes the disk "full" (SQLITE_FULL) two pages on.
+    prepare = state_module._prepare
+
+    def small_disk(connection: sqlite3.Connection, *, empty: bool) -> None:
+        prepare(connection, empty=empty)
+        used = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {used + 2}")
+
+    monkeypatch.setattr(state_module, "_prepare", small_disk)
+    full = f"disk full: state file {path}"
+    with open_state(path, batch_size=1) as state:
+        state.begin_write("e0", LEAD, STAMP)
+        state.record_outcome("e0", "f:0", SENT)
+        with pytest.raises(StateUnusable) as caught:
+            for number in range(1, 1000):
+                state.record_outcome(f"e{number}", f"in.ndjson:{number}", SENT)
+        assert caught.value.message == full
+        assert caught.value.hint == (
+            "free space on its disk, then rerun the same command: it resumes where this run "
+            "stopped (what it sent is recorded)"
+        )
+        committed = rows(path, "SELECT count(*) FROM journal")[0][0]
+        assert 1 < committed < 1000
+        # Every later operation, read or write, is refused the same way: the run stops here.
+        for operation in (
+            lambda: state.begin_write("e9", LEAD, STAMP),
+            lambda: state.journal_status("e0"),
+            lambda: state.put_fields("persons", []),
+        ):
+            with pytest.raises(StateUnusable, match=full):
+                operation()
+    # Closing does not raise again, and what was committed stays.
+    monkeypatch.undo()
+    with open_state(path) as after:
+        assert after.journal_status("e0") == "sent"
+        assert rows(path, "SELECT count(*) FROM journal")[0][0] == committed
+
+
+def test_a_plan_whose_write_cannot_be_recorded_stops_the_run_and_is_not_sent(
+    path: Path,
+) -> None:
+    # The exception reaches the runner (which stops the run) instead of failing the one event as
+    # "a bug in rpd" while the run goes on writing nothing down.
+    def plan() -> Plan:
+        yield LEAD
+        return SENT
+
+    sent: list[ApiRequest] = []
+    with open_state(path) as state:
+        state._db.failure = StateUnusable(f"disk full: state file {path}")
+        with pytest.raises(StateUnusable):
+            drive(journaled(plan(), "e1", state, lambda: STAMP), lambda r: sent.append(r) or OK)
+    assert sent == []

@@ -40,7 +40,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     output_error,
 )
 from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState, StateUnusable, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
@@ -286,7 +286,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
                 done=replay.done,
                 concurrency=job.concurrency,
             )
-    except RpdError as error:  # auth refused, rate limit / daily budget: report, then exit
+    except RpdError as error:  # auth refused, rate limit, budget, state unusable: report, exit
         stopped = error
     except KeyboardInterrupt:  # a second Ctrl-C: events in flight were cancelled
         interrupted = cancelled = True
@@ -300,7 +300,10 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     duration = time.monotonic() - started
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     if replay_state is not None:
-        replay_state.finish_run(document)
+        try:
+            replay_state.finish_run(document)
+        except StateUnusable as error:  # its disk is full: the report still comes first
+            stopped = stopped or error
     if not env.quiet:
         print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
         if env.sandbox is not None:

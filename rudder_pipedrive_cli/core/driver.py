@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 
 
@@ -36,7 +36,8 @@ class Stepper:
 
     `first()` and `answer(response)` give the next request, or None when the plan has ended,
     and then `outcome` holds how it ended; a `PlanFailure` from the plan fails this event only,
-    and so does any other exception (`bug_outcome`).
+    and so does any other exception (`bug_outcome`) but an `RpdError`, which stops the run
+    (the journal a plan writes through could not record a write: sending it would be blind).
     """
 
     __slots__ = ("outcome", "plan", "stage")
@@ -62,6 +63,8 @@ class Stepper:
         except PlanFailure as failure:
             self.outcome = failed_outcome(failure, self.stage)
             return None
+        except RpdError:  # stops the run, not only this event (the state file is unusable)
+            raise
         except Exception as error:  # a bug fails its event, not the whole run
             self.outcome = bug_outcome(error, self.stage)
             return None
@@ -85,6 +88,8 @@ class Stepper:
             self.outcome = stop.value
         except PlanFailure as again:
             self.outcome = failed_outcome(again, self.stage)
+        except RpdError:
+            raise
         except Exception as error:  # a bug fails its event, not the whole run
             self.outcome = bug_outcome(error, self.stage)
         else:  # the plan asked for more after its request failed: end it

@@ -18,10 +18,13 @@ from resume_support import (
     Rig,
     census,
     identify,
+    journal,
     requests_served,
     rpd_env,
+    run_send,
     served_at_least,
     track,
+    user_story,
     wait_for,
 )
 
@@ -233,3 +236,58 @@ def test_a_damaged_state_file_is_said_with_what_it_held_and_how_to_start_over(
     again = rig.send(EVENTS, "again")
     assert again.exit_code == 0, again.stderr
     assert census(rig.sandbox.state()) == EXACTLY_ONCE  # found by lookups, not created again
+
+
+# `rpd send` whose state file can grow by PAGES pages only (SQLite's max_page_count): the state's
+# disk fills up mid-run, as a full disk would (SQLITE_FULL, "database or disk is full").
+SMALL_DISK = """
+import sys
+from rudder_pipedrive_cli.io import state
+pages = int(sys.argv.pop(1))
+prepare = state._prepare
+def small_disk(connection, *, empty):
+    prepare(connection, empty=empty)
+    used = connection.execute("PRAGMA page_count").fetchone()[0]
+    connection.execute(f"PRAGMA max_page_count = {used + pages}")
+state._prepare = small_disk
+from rudder_pipedrive_cli.cli.main import app
+app(prog_name="rpd")
+"""
+
+
+def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Issue 13 item 8: before, the run went on and failed every later event as "internal error
+    # ... a bug in rpd", exit 70, no report.
+    state = tmp_path / "state.sqlite"
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
+    events = [event for n in range(60) for event in user_story(n, tracks=2, groups=4)]
+    assert rig.send(events[:1], "warm-up").exit_code == 0  # the schema and field listings
+    command = rig.command(events, "full")
+    command[1:3] = ["-c", SMALL_DISK, "3"]
+    full = run_send(command, rig.directory)
+
+    assert full.exit_code == 2, full.stderr
+    assert full.stderr.splitlines()[-2:] == [
+        f"error: disk full: state file {state}",
+        "hint: free space on its disk, then rerun the same command: it resumes where this run "
+        "stopped (what it sent is recorded)",
+    ]
+    assert full.report is not None  # the report was written, and printed before the error
+    assert "events" in full.stderr.split("error: disk full")[0]
+    finished = full.report["events"]
+    assert finished["sent"] > 0 and finished["read"] < len(events)
+    assert finished["failed"] == 0
+    assert not (rig.directory / "full-report.failed").exists()
+
+    again = rig.send(events, "full")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"]["failed"] == 0
+    assert set(journal(state).values()) <= {"sent", "unchanged", "skipped"}
+    assert len(journal(state)) == len(events)
+    census_now = census(rig.sandbox.state())
+    assert census_now["persons"] == Counter({f"u-{n}": 1 for n in range(60)})
+    assert set(census_now["organizations"].values()) == {1}
+    assert set(census_now["leads"].values()) == {1}
