@@ -137,20 +137,22 @@ def test_json_summary_of_the_examples() -> None:
     assert summary["events"] == {"read": 21, "sent": 17, "unchanged": 0, "skipped": 4, "failed": 0}
     assert summary["by_type"]["track"] == {"sent": 5, "skipped": 1}
     # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field and
-    # label listings before the first event included (QA: the estimate left them out).
+    # label listings before the first event included (QA: the estimate left them out), and the
+    # account a send with a state asks for.
     assert summary["requests"] == {
         "GET /api/v2/dealFields": 1,
         "GET /api/v2/itemSearch/field": 10,
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
         "GET /v1/leadLabels": 1,
+        "GET /v1/users/me": 1,
         "PATCH /api/v2/persons/{id}": 5,
         "POST /api/v2/organizations": 2,
         "POST /api/v2/persons": 7,
         "POST /v1/leads": 5,
         "PUT /v1/persons/{id}/merge": 1,
     }
-    assert summary["tokens"] == 4 * 10 + 10 * 20 + 5 * 5 + 2 * 5 + 7 * 5 + 5 * 10 + 40
+    assert summary["tokens"] == 4 * 10 + 10 * 20 + 5 * 5 + 2 * 5 + 7 * 5 + 5 * 10 + 40 + 2
     assert summary["duration_s"] == 2.0  # 10 searches at 5 per second on the growth plan
     assert set(summary) == {
         "events",
@@ -171,7 +173,7 @@ def test_table_output_and_summary() -> None:
     assert "PUT /v1/persons/{person:u-1003-old}/merge" in out
     assert "examples/events.ndjson:6  identify  skipped  (anonymous)" in out
     assert (
-        "estimated API tokens: 400; estimated duration at the growth plan's rate limit: 2.0 s"
+        "estimated API tokens: 402; estimated duration at the growth plan's rate limit: 2.0 s"
         in out
     )
 

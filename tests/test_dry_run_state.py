@@ -14,7 +14,7 @@ from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog, save_catalog
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState, namespace_key, token_fingerprint
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,3 +138,56 @@ def test_dry_run_without_token_picks_the_base_urls_only_namespace(
     (request,) = json.loads(result.stdout)["requests"]
     assert request["path"] == "/api/v2/persons/77"
     assert request["body"] == {"custom_fields": {PLAN_FIELD: 102}}  # coerced from the cache
+
+
+def sent_to_acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, *, token: str) -> Path:
+    """A state where a send with token tok-1 reached company 42 at `url` and sent m-1; the
+    dry-run that follows runs in `tmp_path` with `token`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", token)
+    monkeypatch.delenv("RPD_CONFIG", raising=False)
+    state = tmp_path / "state.sqlite"
+    with ReplayState.open(state, "") as replay_state:
+        replay_state.use_account("42", url, "tok-1")
+        replay_state.record_outcome("m-1", "e.ndjson:1", Outcome(status="sent"))
+    return state
+
+
+def test_a_state_holding_nothing_for_this_account_is_said_with_what_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 14 item 10: before, every event was planned as a create without a word.
+    state = sent_to_acme(tmp_path, monkeypatch, "https://acme.pipedrive.com", token="tok-2")
+    config = str(config_for(tmp_path, "https://other.example"))
+    events = event_file(tmp_path, "e.ndjson", IDENTIFY)
+
+    result = CliRunner().invoke(
+        app, ["dry-run", events, "--config", config, "--state", str(state), "-f", "ndjson"]
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {state} holds nothing for https://other.example (token "
+        f"{token_fingerprint('tok-2')}), so every event is planned as new; it holds: "
+        f"https://acme.pipedrive.com (company 42, token {token_fingerprint('tok-1')})"
+    )
+    assert json.loads(result.stdout)["outcome"] == "planned"  # not skipped: another account's
+
+
+def test_dry_run_reads_the_account_a_send_reached_by_another_spelling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # company_domain = "acme" and base_url = "https://ACME.pipedrive.com/" are one account.
+    state = sent_to_acme(tmp_path, monkeypatch, "https://ACME.pipedrive.com/", token="tok-1")
+    config = tmp_path / "rpd.toml"
+    text = (ROOT / "config.example.toml").read_text()
+    config.write_text(text.replace('company_domain = ""', 'company_domain = "acme"'))
+    events = event_file(tmp_path, "e.ndjson", IDENTIFY)
+
+    result = CliRunner().invoke(
+        app, ["dry-run", events, "--config", str(config), "--state", str(state), "-f", "ndjson"]
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["outcome"] == "skipped"
+    assert "warning" not in result.stderr

@@ -27,9 +27,11 @@ from rudder_pipedrive_cli.io.state import (
     ReplayState,
     RunSummary,
     StateUnusable,
+    account_namespace,
     default_state_path,
     discard_state,
     namespace_key,
+    normalised_url,
 )
 from rudder_pipedrive_cli.replay import journaled
 
@@ -828,3 +830,78 @@ def test_a_plan_whose_write_cannot_be_recorded_stops_the_run_and_is_not_sent(
         with pytest.raises(StateUnusable):
             drive(journaled(plan(), "e1", state, lambda: STAMP), lambda r: sent.append(r) or OK)
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ("HTTP://127.0.0.1:8787/", "http://127.0.0.1:8787"),
+        ("http://127.0.0.1:8787/.", "http://127.0.0.1:8787"),
+        ("http://LocalHost:8787/./", "http://localhost:8787"),
+        ("https://Acme.Pipedrive.com:443", "https://acme.pipedrive.com"),
+        ("https://acme.pipedrive.com/api/../x//", "https://acme.pipedrive.com/x"),
+        ("http://[::1]:80/", "http://[::1]"),
+    ],
+)
+def test_a_url_is_shown_normalised(url: str, shown: str) -> None:
+    assert normalised_url(url) == shown
+
+
+def test_every_spelling_of_one_server_finds_the_account_a_send_keyed(path: Path) -> None:
+    with open_state(path, "") as state:
+        state.use_account("42", "http://127.0.0.1:8787", TOKEN)
+        assert state.namespace == account_namespace("42", TOKEN) == "company:42#7f87dc59a5ac3bce"
+        state.record_outcome("e1", "f:1", SENT)
+    with ReplayState.open(path, "", readonly=True) as state:
+        for url in (
+            "HTTP://127.0.0.1:8787",
+            "http://localhost:8787",
+            "http://127.0.0.1:8787/.",
+            "http://[::1]:8787/",
+        ):
+            assert state.accounts_for(url, TOKEN) == [account_namespace("42", TOKEN)], url
+            assert state.accounts_for(url, "") == [account_namespace("42", TOKEN)], url
+        assert state.accounts_for("http://127.0.0.1:8788", TOKEN) == []  # another server
+        assert state.accounts_for("http://127.0.0.1:8787", "another-token") == []
+        (summary,) = state.summary()
+        assert (summary.base_url, summary.company_id) == ("http://127.0.0.1:8787", "42")
+
+
+def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) -> None:
+    # Two spellings of one URL, keyed apart by an older rpd: their rows come together, a write in
+    # flight in either is kept (the next run must reconcile it), and an event done in one and
+    # failed in the other stays done.
+    first = namespace_key("http://127.0.0.1:8787", TOKEN)
+    second = namespace_key("HTTP://localhost:8787/.", TOKEN)
+    elsewhere = namespace_key("https://api.pipedrive.com", TOKEN)
+    with open_state(path, first) as state:
+        state.record_outcome("e1", "f:1", Outcome(status="failed", reason="HTTP 500"))
+        state.record_outcome("e2", "f:2", Outcome(status="sent", identities={("person", "u"): 5}))
+        state.begin_write("e3", LEAD, STAMP)
+    with open_state(path, second) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        state.begin_write("e4", PATCH_5, STAMP)
+    with open_state(path, elsewhere) as state:
+        state.record_outcome("e9", "f:9", SENT)
+    with open_state(path, "") as state:
+        assert state.accounts_for("http://localhost:8787", TOKEN) == sorted([first, second])
+        state.use_account("42", "http://localhost:8787", TOKEN)
+        assert state.journal_status("e1") == "sent"
+        assert state.journal_status("e2") == "sent"
+        assert state.person_id("u") == 5
+        assert state.pending_write("e3", LEAD) == STAMP
+        assert state.pending_write("e4", PATCH_5) == STAMP
+    assert rows(path, "SELECT DISTINCT ns FROM journal ORDER BY ns") == [
+        (account_namespace("42", TOKEN),),
+        (elsewhere,),
+    ]
+
+
+def test_clearing_an_account_forgets_the_urls_that_led_to_it(path: Path) -> None:
+    with open_state(path, "") as state:
+        state.use_account("42", "http://127.0.0.1:8787", TOKEN)
+        state.record_outcome("e1", "f:1", SENT)
+        state.clear(account_namespace("42", TOKEN))
+        assert state.accounts_for("http://127.0.0.1:8787", TOKEN) == []
+    assert rows(path, "SELECT key FROM meta") == [("schema_version",)]

@@ -113,6 +113,7 @@ def test_show_json() -> None:
     assert document["namespaces"][1] == {
         "namespace": NS,
         "base_url": "https://api.pipedrive.com",
+        "company_id": None,
         "fingerprint": "7f87dc59a5ac3bce",
         "identities": {"person": 2, "org": 1},
         "leads_listed": 1,

@@ -11,13 +11,13 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
+from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
 from rudder_pipedrive_cli.sandbox.limits import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
 
-USERS_ME = "/v1/users/me"
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
 
 
@@ -126,15 +126,7 @@ def check_command(
         plan_config = env.settings.plan_config()
         with account_client(env) as client:
             try:
-                me = client.send(
-                    ApiRequest(
-                        method="GET",
-                        path=USERS_ME,
-                        endpoint=USERS_ME,
-                        stage="check token",
-                        note="who am I",
-                    )
-                )
+                me = client.send(USERS_ME_REQUEST)
                 checks.add(token_finding(me))
                 catalog = client.exchange(fetch_catalog())
             except (AuthRefused, PlanFailure) as error:

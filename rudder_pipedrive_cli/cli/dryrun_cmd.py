@@ -15,6 +15,8 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.state_cmd import namespace_title
+from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -29,7 +31,7 @@ from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import EventReader, require_readable
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
 OUTPUT = ("--output", "choose another --output path")
@@ -38,26 +40,37 @@ OUTPUT = ("--output", "choose another --output path")
 def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
     """The replay state, read-only: its identity cache, journal and field catalog.
 
-    The namespace is the configured account's (base URL and token); without a token, the one
-    namespace the file holds for the base URL. No file, or no such namespace: no state.
+    dry-run asks Pipedrive nothing, so the namespace is the account a send with this base URL
+    (any spelling) and token was keyed on, which the state remembers (or what an older rpd keyed
+    on the URL); without a token, the one account the file holds for the URL. No file: no state.
+    A file that holds nothing for this account is said, with the accounts it does hold.
     """
     path = env.replay_state_path(state)
     if path is None or not path.exists():
         return None
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
-    if token:
-        return ReplayState.open(path, namespace_key(base_url, token), readonly=True)
-    with ReplayState.open(path, "", readonly=True) as probe:
-        matches = [s.namespace for s in probe.summary() if s.base_url == base_url]
-    if len(matches) != 1:
-        if matches:
-            env.warn(
-                f"{path} holds {len(matches)} token namespaces for {base_url}: set the token "
-                "to choose one; planning without the state"
-            )
+    with ExitStack() as opened:
+        replay_state = opened.enter_context(ReplayState.open(path, "", readonly=True))
+        namespaces = replay_state.accounts_for(base_url, token)
+        if len(namespaces) == 1:
+            replay_state.use_namespace(namespaces[0])
+            opened.pop_all()
+            return replay_state
+        held = replay_state.summary()
+    shown = normalised_url(base_url)
+    if namespaces:
+        env.warn(
+            f"{path} holds {len(namespaces)} token namespaces for {shown}: set the token "
+            "to choose one; planning without the state"
+        )
         return None
-    return ReplayState.open(path, matches[0], readonly=True)
+    who = f"{shown} (token {token_fingerprint(token)})" if token else shown
+    accounts = "; ".join(namespace_title(summary) for summary in held) or "nothing"
+    env.warn(
+        f"{path} holds nothing for {who}, so every event is planned as new; it holds: {accounts}"
+    )
+    return None
 
 
 @handle_errors()
@@ -135,6 +148,8 @@ def dry_run_command(
         else:  # a send lists the catalog before its first event: part of the estimate
             for request in catalog_requests():
                 tally.add_request(request)
+        if env.replay_state_path(state) is not None:  # a send with a state asks who it is
+            tally.add_request(USERS_ME_REQUEST)
         replay_state = open_readonly_state(env, state)
         known: Learner = MemoryKnown()
         journal_status = None

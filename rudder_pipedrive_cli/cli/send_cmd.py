@@ -19,6 +19,7 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -40,7 +41,12 @@ from rudder_pipedrive_cli.io.deadletter import (
     output_error,
 )
 from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
-from rudder_pipedrive_cli.io.state import ReplayState, StateUnusable, namespace_key
+from rudder_pipedrive_cli.io.state import (
+    ReplayState,
+    StateUnusable,
+    namespace_key,
+    normalised_url,
+)
 from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
@@ -76,6 +82,52 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+def startup_client(
+    env: Env, *, token: str, tally: Tally, max_retries: int, pacer: Pacer
+) -> BlockingClient:
+    """A client for the requests before the first event, paced with the events' `pacer`."""
+    settings = env.settings
+    return BlockingClient(
+        token=token,
+        base_url=settings.api_url,
+        plan=settings.plan,
+        max_retries=max_retries,
+        tally=tally,
+        pacer=pacer,
+    )
+
+
+def enter_account(
+    env: Env,
+    replay_state: ReplayState,
+    *,
+    token: str,
+    tally: Tally,
+    max_retries: int,
+    pacer: Pacer,
+) -> None:
+    """Key the state on the account the token is in (SPEC 5), whatever the URL's spelling, as
+    `GET /v1/users/me` says. When Pipedrive cannot say, the account this URL and token led to
+    last time, else the URL and token themselves: a later run that can ask moves that
+    namespace into the account's."""
+    url = env.settings.api_url
+    try:
+        with startup_client(
+            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer
+        ) as blocking:
+            account = blocking.exchange(fetch_account())
+    except PlanFailure as failure:
+        known = replay_state.accounts_for(url, token)
+        if len(known) == 1:
+            env.warn(f"{failure.reason}; using the state of the account {url} led to last time")
+            replay_state.use_namespace(known[0])
+        else:
+            env.warn(f"{failure.reason}; the state is kept for {url} until it can say")
+            replay_state.use_namespace(namespace_key(normalised_url(url), token))
+        return
+    replay_state.use_account(account.company_id, url, token)
+
+
 def with_catalog(
     env: Env,
     config: PlanConfig,
@@ -97,15 +149,9 @@ def with_catalog(
     The listings go through the events' `pacer`: they spend the same burst window, and a pacer
     that did not know of them would meet one 429 per listing in the first window.
     """
-    settings = env.settings
     try:
-        with BlockingClient(
-            token=token,
-            base_url=settings.api_url,
-            plan=settings.plan,
-            max_retries=max_retries,
-            tally=tally,
-            pacer=pacer,
+        with startup_client(
+            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer
         ) as blocking:
             catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
@@ -221,17 +267,18 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
-    replay_state = open_state(env, job.state, token=token)
+    replay_state = open_state(env, job.state)
     with replay_state if replay_state is not None else nullcontext():
         return run_send(env, job, token=token, replay_state=replay_state)
 
 
-def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
-    """The durable replay state (SPEC 5), one namespace per base URL and token."""
+def open_state(env: Env, state: Path | None) -> ReplayState | None:
+    """The durable replay state (SPEC 5), locked and checked before any request; it is keyed on
+    the account (`enter_account`) once Pipedrive says which."""
     path = env.replay_state_path(state)
     if path is None:
         return None
-    return ReplayState.open(path, namespace_key(env.settings.api_url, token))
+    return ReplayState.open(path, "")
 
 
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
@@ -249,6 +296,15 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         max_retries=job.max_retries,
         tally=tally,
     )
+    if replay_state is not None:
+        enter_account(
+            env,
+            replay_state,
+            token=token,
+            tally=tally,
+            max_retries=job.max_retries,
+            pacer=client.pacer,
+        )
     plan_config = with_catalog(
         env,
         # A write whose outcome stays unknown is tried as often as any request: --max-retries.

@@ -40,9 +40,12 @@ def plural(count: int, word: str, words: str = "") -> str:
 
 
 def namespace_title(summary: NamespaceSummary) -> str:
+    """An account as `URL (company ID, token FINGERPRINT)`; a namespace an older rpd keyed on a
+    URL as `URL (token FINGERPRINT)`."""
     if not summary.fingerprint:
         return summary.namespace
-    return f"{summary.base_url} (token {summary.fingerprint})"
+    company = f"company {summary.company_id}, " if summary.company_id else ""
+    return f"{summary.base_url or '?'} ({company}token {summary.fingerprint})"
 
 
 def namespace_table(summary: NamespaceSummary) -> Table:
@@ -97,7 +100,7 @@ def show_command(
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
 ) -> None:
-    """Show what the state holds, per namespace (API base URL and token fingerprint)."""
+    """Show what the state holds, per namespace (Pipedrive account and token fingerprint)."""
     if format not in ("table", "json"):
         raise UsageError(f"unknown --format {format!r}", hint="use table or json")
     with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:

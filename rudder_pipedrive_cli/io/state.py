@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -39,6 +40,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+from rudder_pipedrive_cli.io.config import is_loopback
 
 SCHEMA_VERSION = 1
 STATE_DIR = ".rpd"
@@ -102,8 +104,63 @@ def token_fingerprint(token: str) -> str:
 
 
 def namespace_key(base_url: str, token: str) -> str:
-    """'BASE_URL#FINGERPRINT': the token is never stored, only a salted hash prefix of it."""
+    """'BASE_URL#FINGERPRINT': how rpd keyed namespaces before it keyed them on the account (one
+    per spelling of a URL). Such namespaces are still read, and a send moves them into its
+    account's. The token is never stored, only a salted hash prefix of it."""
     return f"{base_url.rstrip('/')}#{token_fingerprint(token)}"
+
+
+ACCOUNT = "company:"  # the prefix of an account's namespace
+
+
+def account_namespace(company_id: str, token: str) -> str:
+    """'company:ID#FINGERPRINT': one namespace per Pipedrive account (the company id `GET
+    /v1/users/me` answers) and token, however the URL that reached it was spelled."""
+    return f"{ACCOUNT}{company_id}#{token_fingerprint(token)}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalised_url(url: str) -> str:
+    """A base URL as shown: scheme and host in lower case, no default port, no `.`, `..` or
+    trailing `/` in the path (`HTTP://Acme.pipedrive.com:443/./` is https://acme.pipedrive.com)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port
+    netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    segments: list[str] = []
+    for segment in parts.path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return f"{scheme}://{netloc}" + "".join(f"/{segment}" for segment in segments)
+
+
+def _place(url: str) -> str:
+    """Where a URL leads, for matching spellings without asking Pipedrive: its normalised form
+    with any loopback host as 127.0.0.1 (localhost, ::1 and 127.0.0.1 on one port are one
+    server)."""
+    shown = normalised_url(url)
+    host = urlsplit(shown).hostname or ""
+    if not is_loopback(host):
+        return shown
+    written = f"[{host}]" if ":" in host else host
+    return shown.replace(f"//{written}", "//127.0.0.1", 1)
+
+
+# Keys of the meta table that remember accounts: which account a URL and token led to (what
+# dry-run, offline, and a send that cannot ask go by) and the URL an account was last reached at.
+def _alias_key(base_url: str, fingerprint: str) -> str:
+    return f"account:{_place(base_url)}#{fingerprint}"
+
+
+def _url_key(namespace: str) -> str:
+    return f"url:{namespace}"
 
 
 def utc_stamp() -> str:
@@ -140,12 +197,14 @@ class NamespaceSummary:
     inflight: int
     unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
     last_run: RunSummary | None
+    company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
 
     def as_json(self) -> dict[str, Any]:
         run = self.last_run
         return {
             "namespace": self.namespace,
             "base_url": self.base_url,
+            "company_id": self.company_id or None,
             "fingerprint": self.fingerprint,
             "identities": dict(self.identities),
             "leads_listed": self.leads_listed,
@@ -364,13 +423,27 @@ def _what_it_held(path: Path) -> str:
                 continue
             count = sum(int(row[1]) for row in rows)
             counts.append(f"{count} {one if count == 1 else many}")
-            accounts.update(str(row[0]).rpartition("#")[0] or str(row[0]) for row in rows)
+            accounts.update(_account_shown(connection, str(row[0])) for row in rows)
     finally:
         connection.close()
     if not counts:
         return "nothing in it can be read"
     where = f" for {', '.join(sorted(accounts))}" if accounts else ""
     return f"readable: {' and '.join(counts)}{where}"
+
+
+def _account_shown(connection: sqlite3.Connection, namespace: str) -> str:
+    """A namespace in a few words: the URL its account was reached at, else its company id; a
+    namespace an older rpd keyed on a URL is that URL."""
+    if not namespace.startswith(ACCOUNT):
+        return namespace.rpartition("#")[0] or namespace
+    with contextlib.suppress(sqlite3.Error):
+        shown = connection.execute(
+            "SELECT value FROM meta WHERE key = ?", (_url_key(namespace),)
+        ).fetchone()
+        if shown is not None:
+            return str(shown[0])
+    return f"company {namespace.removeprefix(ACCOUNT).rpartition('#')[0]}"
 
 
 def looks_like_state(path: Path) -> bool:
@@ -421,7 +494,8 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
     if not set(TABLES) <= tables:  # rpd's, damaged: a table is gone
         raise _unreadable(path, "its tables are not all there")
     # A damaged page (a zeroed block, a torn write) is found now, not by the one query that meets
-    # it mid-run. It reads every page once: a state file of 100,000 events (~15 MB) in ~0.1 s.
+    # it mid-run. It reads every page once: 70 ms for a state file of 100,000 events (22 MB),
+    # 123 ms for the whole writable open (benchmarks/state_open.py).
     try:
         problem = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
     except sqlite3.DatabaseError as error:
@@ -1012,6 +1086,86 @@ class ReplayState:
             )
             self._commit()
 
+    # -- accounts -------------------------------------------------------------------------------
+
+    def use_account(self, company_id: str, base_url: str, token: str) -> None:
+        """Key this state on the account (a send, once `GET /v1/users/me` said which): remember
+        that this URL and token lead to it, and move into it what an older rpd keyed on this
+        URL and token (one namespace per spelling of the URL)."""
+        namespace = account_namespace(company_id, token)
+        fingerprint = token_fingerprint(token)
+        with self._mutex:
+            self._writable()
+            self._commit()
+            with _transaction(self._db):
+                for old in self._keyed_on_url(base_url, fingerprint):
+                    self._move(old, namespace)
+                for key, value in (
+                    (_alias_key(base_url, fingerprint), namespace),
+                    (_url_key(namespace), normalised_url(base_url)),
+                ):
+                    self._db.execute(
+                        "INSERT INTO meta (key, value) VALUES (?, ?) "
+                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+            self._use(namespace)
+
+    def accounts_for(self, base_url: str, token: str) -> list[str]:
+        """The namespaces a send with this URL and token (any token when "") used, without asking
+        Pipedrive: the account it led to last time, else what an older rpd keyed on the URL."""
+        fingerprint = token_fingerprint(token) if token else None
+        here = _alias_key(base_url, "")
+        with self._mutex:
+            remembered = {
+                str(value)
+                for key, value in self._db.execute(
+                    "SELECT key, value FROM meta WHERE key >= 'account:' AND key < 'account;'"
+                )
+                if str(key).rpartition("#")[0] + "#" == here
+                and fingerprint in (None, str(key).rpartition("#")[2])
+            }
+            return sorted(remembered or self._keyed_on_url(base_url, fingerprint))
+
+    def use_namespace(self, namespace: str) -> None:
+        """Read (or write) this namespace from now on (dry-run, once `accounts_for` found it)."""
+        with self._mutex:
+            self._use(namespace)
+
+    def _use(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._merges = self._has_merges()
+        self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
+
+    def _keyed_on_url(self, base_url: str, fingerprint: str | None) -> list[str]:
+        """Namespaces an older rpd keyed on a spelling of this URL (and this token's fingerprint,
+        unless None), the most recently run first."""
+        place = _place(base_url)
+        found = []
+        for namespace in self._namespaces():
+            url, _, print_ = namespace.rpartition("#")
+            if namespace.startswith(ACCOUNT) or not url:
+                continue
+            if _place(url) == place and fingerprint in (None, print_):
+                found.append(namespace)
+        last_run = {
+            str(row[0]): int(row[1])
+            for row in self._db.execute("SELECT ns, max(id) FROM runs GROUP BY ns")
+        }
+        return sorted(found, key=lambda namespace: -last_run.get(namespace, 0))
+
+    def _move(self, old: str, new: str) -> None:
+        """Everything of namespace `old` into `new`, where `new` holds none of it yet; an event
+        journaled failed in one and done in the other stays done (it was sent)."""
+        self._db.execute(
+            "DELETE FROM journal WHERE ns = ? AND status = 'failed' AND event_id IN "
+            "(SELECT event_id FROM journal WHERE ns = ? AND status != 'failed')",
+            (new, old),
+        )
+        for table in TABLES:
+            self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
+            self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
+
     # -- the whole file ---------------------------------------------------------------------------
 
     def summary(self) -> list[NamespaceSummary]:
@@ -1033,6 +1187,12 @@ class ReplayState:
                         self._db.execute(f"DELETE FROM {table}")
                     else:
                         self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+                # The accounts remembered: every one, or this namespace's.
+                self._db.execute(
+                    "DELETE FROM meta WHERE (key >= 'account:' AND key < 'account;' "
+                    "OR key >= 'url:' AND key < 'url;') AND (? IS NULL OR value = ? OR key = ?)",
+                    (namespace, namespace, None if namespace is None else _url_key(namespace)),
+                )
             if namespace is None:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -1050,6 +1210,13 @@ class ReplayState:
 
     def _namespace_summary(self, ns: str) -> NamespaceSummary:
         base_url, _, fingerprint = ns.rpartition("#")
+        company_id = ""
+        if ns.startswith(ACCOUNT):
+            company_id = base_url.removeprefix(ACCOUNT)
+            shown = self._db.execute(
+                "SELECT value FROM meta WHERE key = ?", (_url_key(ns),)
+            ).fetchone()
+            base_url = "" if shown is None else str(shown[0])
         identities = dict.fromkeys(KINDS, 0) | dict(
             self._db.execute(
                 "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?) "
@@ -1076,6 +1243,7 @@ class ReplayState:
             namespace=ns,
             base_url=base_url if fingerprint else ns,
             fingerprint=fingerprint,
+            company_id=company_id,
             identities=identities,
             leads_listed=count("leads_listed"),
             lead_origins=count("lead_origins"),

@@ -162,14 +162,14 @@ def _merge(store: Store, req: Request) -> Answer:
     survivor_id = _body(req)["merge_with_id"]
     merged_id = _path_id(req)
     survivor = store.merge(merged_id, survivor_id, req.now)
-    return success(_v1_person(survivor, merged_id))
+    return success(_v1_person(survivor, merged_id, store.company_id))
 
 
-def _v1_person(person: Mapping[str, Any], merged_id: int) -> dict[str, Any]:
+def _v1_person(person: Mapping[str, Any], merged_id: int, company_id: int) -> dict[str, Any]:
     """The v1 shape mergePersons answers with."""
     return {
         "id": person["id"],
-        "company_id": USER_ME["company_id"],
+        "company_id": company_id,
         "owner_id": person["owner_id"],
         "org_id": person["org_id"],
         "merge_what_id": merged_id,
@@ -259,7 +259,7 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("POST", "/v1/leads"): _create_lead,
     ("GET", "/v1/leads"): _list_leads,
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
-    ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME)),
+    ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME, company_id=store.company_id)),
 }
 
 _PATTERNS = [

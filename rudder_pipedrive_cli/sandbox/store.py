@@ -101,6 +101,10 @@ class Store:
         self.clear()
 
     def clear(self) -> None:
+        # Every sandbox, and every reset one, is an account of its own (a new company id): rpd's
+        # state keys its namespaces on the account (SPEC 5), so a fresh sandbox never inherits
+        # what a state file remembers of an earlier one on the same port and token.
+        self.company_id = random.SystemRandom().randrange(10_000, 2**31)
         self.persons: dict[int, Record] = {}
         self.organizations: dict[int, Record] = {}
         self.leads: dict[str, Record] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 from e2e_support import EXAMPLE_CONFIG, PLAN_FIELD, holdings, identify, rpd_send, write_events
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -27,7 +27,9 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
     ok = rpd_send(sandbox, tmp_path, first, state=state, name="ok")
 
     assert ok.exit_code == 0, ok.stderr
-    with ReplayState.open(state, namespace_key(sandbox.url, "sandbox-token"), readonly=True) as s:
+    with ReplayState.open(state, "", readonly=True) as s:
+        (namespace,) = s.accounts_for(sandbox.url, "sandbox-token")
+        s.use_namespace(namespace)
         catalog = load_catalog(s)
     assert catalog is not None
     assert catalog.field("persons", PLAN_FIELD) is not None
@@ -45,11 +47,14 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
     )
 
     assert saved.exit_code == fresh.exit_code == 1  # every request fails: so do the events
-    (warning,) = [line for line in saved.stderr.splitlines() if line.startswith("warning: ")]
-    assert warning.startswith("warning: GET /api/v2/personFields: HTTP 5")
-    assert warning.endswith(f"after 1 attempts; {SAVED}")
-    (warning,) = [line for line in fresh.stderr.splitlines() if line.startswith("warning: ")]
-    assert warning.endswith(f"after 1 attempts; {NONE}")
+    account, listing = [line for line in saved.stderr.splitlines() if line.startswith("warning: ")]
+    assert account.startswith("warning: GET /v1/users/me: HTTP 5")
+    assert account.endswith(f"using the state of the account {sandbox.url} led to last time")
+    assert listing.startswith("warning: GET /api/v2/personFields: HTTP 5")
+    assert listing.endswith(f"after 1 attempts; {SAVED}")
+    account, listing = [line for line in fresh.stderr.splitlines() if line.startswith("warning: ")]
+    assert account.endswith(f"the state is kept for {sandbox.url} until it can say")
+    assert listing.endswith(f"after 1 attempts; {NONE}")
     assert holdings(sandbox).person("u-1")["custom_fields"][PLAN_FIELD] == 102
 
 
@@ -78,4 +83,4 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
     )
     assert hint == "hint: try again later"
     assert run.report is None
-    assert sandbox.stats()["requests"] == {"GET /api/v2/personFields": 1}
+    assert sandbox.stats()["requests"] == {"GET /v1/users/me": 1, "GET /api/v2/personFields": 1}

@@ -200,6 +200,7 @@ EXPECTED_REQUESTS = {
     "GET /api/v2/organizationFields": 1,
     "GET /api/v2/personFields": 1,
     "GET /v1/leadLabels": 1,
+    "GET /v1/users/me": 1,  # the account, which keys the state (SPEC 5)
     "PATCH /api/v2/organizations/{id}": 1,  # msg-0204 renames Acme Corp (same name: still sent)
     "PATCH /api/v2/persons/{id}": 8,  # 2 identifies, 5 org links, 1 alias re-key
     "POST /api/v2/organizations": 3,
@@ -265,13 +266,13 @@ def test_the_three_examples_build_exactly_the_expected_crm(
     assert report["requests"] == EXPECTED_REQUESTS
     stats = sandbox.stats()
     assert report["requests"] == stats["requests"]
-    assert report["tokens"] == stats["tokens"] == 500
+    assert report["tokens"] == stats["tokens"] == 502
     assert report["retries"] == 0
     assert report["rate_limited"] == stats["rate_limited"] == 0
     assert report["dead_letter"] is None
     assert not run.dead_letter.exists()
     assert run.stdout == ""
-    assert "retries: 0; 429 waits: 0; API tokens: 500;" in run.stderr
+    assert "retries: 0; 429 waits: 0; API tokens: 502;" in run.stderr
     assert "unmapped traits dropped: utm_source (1), website (1)" in run.stderr
 
 
@@ -318,19 +319,18 @@ def test_a_rerun_with_the_state_sends_nothing_again(sandbox: Sandbox, tmp_path: 
     }
     assert_example_holdings(holdings(sandbox))
     after = sandbox.stats()["requests"]
-    # Only the field catalog is fetched again; no event makes a request.
-    assert {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)} == {
+    # Only the account and the field catalog are fetched again; no event makes a request.
+    startup = {
         "GET /api/v2/dealFields": 1,
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
         "GET /v1/leadLabels": 1,
+        "GET /v1/users/me": 1,
     }
-    assert again.report["requests"] == {
-        "GET /api/v2/dealFields": 1,
-        "GET /api/v2/organizationFields": 1,
-        "GET /api/v2/personFields": 1,
-        "GET /v1/leadLabels": 1,
-    }
+    assert {
+        k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)
+    } == startup
+    assert again.report["requests"] == startup
 
 
 def test_a_rerun_without_state_duplicates_no_lead_person_or_org(

@@ -84,6 +84,7 @@ def test_a_cached_person_merged_away_is_looked_up_again(rig: Rig) -> None:
             "GET /api/v2/organizationFields": 1,
             "GET /api/v2/dealFields": 1,
             "GET /v1/leadLabels": 1,
+            "GET /v1/users/me": 1,
             "PATCH /api/v2/persons/{id}": 2,
             "GET /api/v2/itemSearch/field": 1,
             "GET /v1/leads": 1,

@@ -13,9 +13,13 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 from resume_support import (
+    TOKEN,
     Rig,
+    alias,
     census,
     identify,
     journal,
@@ -28,6 +32,7 @@ from resume_support import (
     wait_for,
 )
 
+from rudder_pipedrive_cli.io.state import account_namespace, token_fingerprint
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -80,6 +85,7 @@ def test_two_accounts_in_one_state_file_see_only_their_own_cache(
     assert census(first.sandbox.state()) == EXACTLY_ONCE
     new_requests = Counter(first.sandbox.stats()["requests"]) - first_requests
     assert set(new_requests) == {
+        "GET /v1/users/me",
         "GET /api/v2/personFields",
         "GET /api/v2/organizationFields",
         "GET /api/v2/dealFields",
@@ -291,3 +297,95 @@ def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
     assert census_now["persons"] == Counter({f"u-{n}": 1 for n in range(60)})
     assert set(census_now["organizations"].values()) == {1}
     assert set(census_now["leads"].values()) == {1}
+
+
+def spelled(rig: Rig, url: str, name: str) -> Rig:
+    """The rig with its config's base_url spelled `url` (in a folder of its own)."""
+    other = Rig.make(rig.sandbox, rig.directory / name, rig.state)
+    config = other.directory / "rpd.toml"
+    config.write_text(config.read_text().replace(f'"{rig.sandbox.url}"', f'"{url}"'))
+    return other
+
+
+ALIASED = [
+    identify("a-1", "u-old", name="Old"),
+    identify("a-2", "u-new", name="New"),
+    alias("a-3", "u-old", "u-new"),
+    track("a-4", "u-new", "Signed Up"),
+]
+
+
+def test_one_account_is_one_namespace_however_its_url_is_spelled(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Issue 13 item 10: each spelling made a namespace of its own, and each rerun resent
+    # everything, re-created the aliased person and merged it again.
+    state = tmp_path / "state.sqlite"
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
+    port = rig.sandbox.url.rsplit(":", 1)[1]
+    assert rig.send(ALIASED, "events").exit_code == 0
+    done = census(rig.sandbox.state())
+    assert done["merges"] == Counter({"u-new": 1})
+    for number, url in enumerate(
+        [f"HTTP://127.0.0.1:{port}", f"http://localhost:{port}", f"http://127.0.0.1:{port}/."]
+    ):
+        again = spelled(rig, url, f"spelling-{number}").send(ALIASED, "events")
+        assert again.exit_code == 0, again.stderr
+        assert again.report is not None
+        assert again.report["events"]["skipped"] == len(ALIASED), url
+    assert census(rig.sandbox.state()) == done
+    with sqlite3.connect(state) as db:
+        namespaces = [row[0] for row in db.execute("SELECT DISTINCT ns FROM journal")]
+    db.close()
+    me = httpx.get(f"{rig.sandbox.url}/v1/users/me", headers={"x-api-token": TOKEN}).json()
+    assert namespaces == [account_namespace(str(me["data"]["company_id"]), TOKEN)]
+    # Offline, dry-run finds the account from any spelling a send used, and sees it all done.
+    code, lines = rpd(
+        spelled(rig, f"http://LOCALHOST:{port}/", "dry"),
+        "dry-run",
+        str(rig.directory / "events.ndjson"),
+        "--config",
+        "rpd.toml",
+        "--state",
+        str(state),
+        "-f",
+        "json",
+        "-o",
+        str(tmp_path / "plan.json"),
+        "-q",
+    )
+    assert (code, lines) == (0, [])
+    planned = orjson.loads((tmp_path / "plan.json").read_bytes())
+    assert planned["events"]["skipped"] == len(ALIASED)
+
+
+def test_a_state_keyed_on_the_url_by_an_older_rpd_is_moved_into_the_account(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
+    assert rig.send(ALIASED, "events").exit_code == 0
+    # What an older rpd wrote: the same rows under 'URL#FINGERPRINT'.
+    with sqlite3.connect(state) as db:
+        for table in ("identities", "lead_origins", "leads_listed", "journal", "runs"):
+            db.execute(
+                f"UPDATE {table} SET ns = ?", (f"{rig.sandbox.url}#{token_fingerprint(TOKEN)}",)
+            )
+        db.execute("DELETE FROM meta WHERE key != 'schema_version'")
+    db.close()
+    served = Counter(rig.sandbox.stats()["requests"])
+
+    again = rig.send(ALIASED, "events")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"]["skipped"] == len(ALIASED)
+    new = Counter(rig.sandbox.stats()["requests"]) - served
+    assert set(new) == {
+        "GET /v1/users/me",
+        "GET /api/v2/personFields",
+        "GET /api/v2/organizationFields",
+        "GET /api/v2/dealFields",
+        "GET /v1/leadLabels",
+    }
+    assert len(namespaces(state)) == 1 and namespaces(state)[0].startswith("company:")

@@ -23,7 +23,7 @@ from sandbox_support import (
     search,
 )
 
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 # ---- persons -------------------------------------------------------------------------------
 
@@ -680,12 +680,17 @@ def test_lead_labels_are_seeded(api: httpx.Client) -> None:
 
 def test_users_me_is_the_sandbox_user(api: httpx.Client) -> None:
     data = api.get("/v1/users/me").json()["data"]
-    assert (data["id"], data["name"], data["company_id"], data["company_domain"]) == (
+    assert (data["id"], data["name"], data["company_domain"]) == (
         7000001,
         "Sandbox User",
-        7000,
         "rpd-sandbox",
     )
+    # Each sandbox, and each reset, is an account of its own: rpd's state keys on the company id.
+    with Sandbox(SandboxOptions(plan="unlimited")) as other:
+        answer = httpx.get(f"{other.url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert answer.json()["data"]["company_id"] != data["company_id"]
+    assert api.post("/_sandbox/reset").status_code == 200
+    assert api.get("/v1/users/me").json()["data"]["company_id"] != data["company_id"]
 
 
 # ---- auth, unknown routes, introspection ---------------------------------------------------
