@@ -84,7 +84,7 @@ def test_show_table() -> None:
     assert result.exit_code == 0
     assert result.output == (
         "state at s.sqlite\n"
-        "http://127.0.0.1:8787 (token 28cb449547fa309b)           \n"
+        "http://127.0.0.1:8787 (token 28cb449547fa309b)\n"
         "┌────────────┬──────────────────────────────────────────┐\n"
         "│ identities │ 0 persons, 0 organizations               │\n"
         "│ leads      │ 0 origin ids known for 0 persons         │\n"
@@ -92,7 +92,7 @@ def test_show_table() -> None:
         "│ in flight  │ 0 writes                                 │\n"
         "│ last run   │ none                                     │\n"
         "└────────────┴──────────────────────────────────────────┘\n"
-        "https://api.pipedrive.com (token 7f87dc59a5ac3bce)                                     \n"
+        "https://api.pipedrive.com (token 7f87dc59a5ac3bce)\n"
         "┌────────────┬────────────────────────────────────────────────────────────────────────┐\n"
         "│ identities │ 2 persons, 1 organization                                              │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
@@ -457,3 +457,21 @@ def test_a_state_whose_header_was_destroyed_is_damaged_and_clear_removes_it() ->
         "removed s.sqlite: it is damaged (its header is not SQLite's); nothing in it can be read\n",
     )
     assert not Path("s.sqlite").exists()
+
+
+def test_show_names_an_account_by_its_url_company_and_token() -> None:
+    with ReplayState.open(Path("s.sqlite"), "", now=lambda: STAMP) as state:
+        state.use_account("42", "HTTP://LocalHost:8787/.", TOKEN)
+        state.record_outcome("e1", "in.ndjson:1", Outcome(status="sent"))
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == (
+        "http://localhost:8787 (company 42, token 7f87dc59a5ac3bce)"
+    )
+    shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite", "-f", "json"], env=ENV)
+    (account,) = orjson.loads(shown.output)["namespaces"]
+    assert (account["namespace"], account["base_url"], account["company_id"]) == (
+        "company:42#7f87dc59a5ac3bce",
+        "http://localhost:8787",
+        "42",
+    )

@@ -278,7 +278,14 @@ def open_state(env: Env, state: Path | None) -> ReplayState | None:
     path = env.replay_state_path(state)
     if path is None:
         return None
-    return ReplayState.open(path, "")
+    replay_state = ReplayState.open(path, "")
+    if replay_state.hard_links > 1:
+        env.warn(
+            f"state file {path} has {replay_state.hard_links} names (hard links): SQLite keeps a "
+            "killed run's last changes beside the name that run used, unseen through another; "
+            "use one name (a symlink is fine)"
+        )
+    return replay_state
 
 
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:

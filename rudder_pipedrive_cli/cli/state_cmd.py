@@ -49,7 +49,7 @@ def namespace_title(summary: NamespaceSummary) -> str:
 
 
 def namespace_table(summary: NamespaceSummary) -> Table:
-    table = Table(title=plain(namespace_title(summary)), title_justify="left", show_header=False)
+    table = Table(show_header=False)
     table.add_column("what")
     table.add_column("count")
     ids = summary.identities
@@ -122,7 +122,8 @@ def show_command(
             print_line(env.out, f"state at {path} is empty")
         else:
             print_line(env.out, f"state at {path}")
-            for summary in summaries:
+            for summary in summaries:  # the title on a line of its own: never wrapped
+                print_line(env.out, namespace_title(summary))
                 env.out.print(namespace_table(summary))
 
 

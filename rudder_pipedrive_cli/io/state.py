@@ -1086,6 +1086,11 @@ class ReplayState:
             )
             self._commit()
 
+    @property
+    def hard_links(self) -> int:
+        """How many names the file has, when this state holds its lock (0 read-only)."""
+        return 0 if self._lock is None else self._lock.links
+
     # -- accounts -------------------------------------------------------------------------------
 
     def use_account(self, company_id: str, base_url: str, token: str) -> None:
