@@ -308,3 +308,40 @@ def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert json.loads(out)["events"]["read"] == 1
+
+
+REPEATED = (  # one messageId twice (issue 20: 256 such events in a real corpus)
+    IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada"}},
+    IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada M"}},
+)
+
+
+@pytest.mark.parametrize("assume", ["missing", "existing"])
+def test_a_repeated_message_id_is_already_done_without_a_state_as_send_has_it(
+    tmp_path: Path, assume: str
+) -> None:
+    events = write_events(tmp_path, *REPEATED)
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson", "--assume", assume)
+    assert code == 0, err
+    first, repeat = records(out)
+    assert first["outcome"] == "planned"
+    assert (repeat["outcome"], repeat["reason"], repeat["requests"]) == (
+        "skipped",
+        "already done",
+        [],
+    )
+    assert (first["id"], repeat["id"]) == ("same-1", "same-1")
+
+
+def test_send_without_a_state_skips_a_repeated_message_id_as_dry_run_plans_it(
+    tmp_path: Path,
+) -> None:
+    """`send --sandbox` keeps no state file, so no journal: the run itself remembers."""
+    report = tmp_path / "report.json"
+    args = ["send", write_events(tmp_path, *REPEATED), "--config", CONFIG, "--sandbox"]
+    result = CliRunner().invoke(app, [*args, "--report", str(report), "-q"])
+    assert result.exit_code == 0, result.stderr
+    sent = json.loads(report.read_text())
+    assert sent["events"] == {"read": 2, "sent": 1, "unchanged": 0, "skipped": 1, "failed": 0}
+    assert "PATCH /api/v2/persons/{id}" not in sent["requests"]  # Ada M was not sent
+    assert sent["requests"]["POST /api/v2/persons"] == 1
