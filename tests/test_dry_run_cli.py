@@ -345,3 +345,22 @@ def test_send_without_a_state_skips_a_repeated_message_id_as_dry_run_plans_it(
     assert sent["events"] == {"read": 2, "sent": 1, "unchanged": 0, "skipped": 1, "failed": 0}
     assert "PATCH /api/v2/persons/{id}" not in sent["requests"]  # Ada M was not sent
     assert sent["requests"]["POST /api/v2/persons"] == 1
+
+
+def test_an_unusable_identity_fails_as_its_own_type_with_the_reason(tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path,
+        IDENTIFY | {"userId": {"id": 1}, "anonymousId": "anon-1"},
+        IDENTIFY | {"messageId": "m-2", "context": {"externalId": {"type": "person_id", "id": 0}}},
+    )
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson")
+    assert code == 1, err
+    assert [(r["type"], r["outcome"], r["reason"], r["requests"]) for r in records(out)] == [
+        ("identify", "failed", "userId is not a string or number (got an object)", []),
+        (
+            "identify",
+            "failed",
+            "external id person_id = 0 is not a Pipedrive id (a whole number from 1 up)",
+            [],
+        ),
+    ]

@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
     EXACT_FLOAT_INT,
     get_parts,
     get_path,
     identity_value,
+    json_text,
     path_parts,
 )
 
@@ -108,7 +107,7 @@ def show(value: Any) -> str:
     """A value as the user wrote it, for messages."""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value, default=str).decode()
+    return json_text(value)
 
 
 # --- standard values -------------------------------------------------------------------------

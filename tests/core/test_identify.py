@@ -357,7 +357,8 @@ CASES = [
         raw=identify({"name": "Ann"}, context={"externalId": [{"type": "person_id", "id": "x1"}]}),
         expect={
             "status": "failed",
-            "reason": "external id person_id = 'x1' is not a numeric Pipedrive id",
+            "reason": 'external id person_id = "x1" is not a Pipedrive id (a whole number from 1 '
+            "up)",
             "stage": "validate",
         },
     ),
