@@ -364,3 +364,31 @@ def test_an_unusable_identity_fails_as_its_own_type_with_the_reason(tmp_path: Pa
             [],
         ),
     ]
+
+
+@pytest.mark.parametrize("on_invalid", ["fail", "drop"])
+def test_dry_run_shows_invalid_values_either_way(tmp_path: Path, on_invalid: str) -> None:
+    config = tmp_path / "rpd.toml"
+    text = Path(CONFIG).read_text()
+    config.write_text(text.replace('on_invalid = "fail"', f'on_invalid = "{on_invalid}"'))
+    events = write_events(
+        tmp_path,
+        IDENTIFY | {"traits": {"name": "Ada", "plan": "Starter"}},
+        TRACK | {"properties": {"revenue": 10, "currency": ["EUR"]}},
+    )
+    args = ["--config", str(config), "--sandbox", "--lookups", "-f", "ndjson"]
+    code, out, err = dry_run(events, *args)
+    shown = [(r["outcome"], r["reason"], r["warnings"]) for r in records(out)]
+    plan = (
+        "cannot convert plan = Starter for field Plan (enum): expected one of Free, Pro, Enterprise"
+    )
+    currency = 'currency = ["EUR"] is not a 3-letter currency code'
+    if on_invalid == "fail":
+        assert code == 1, err
+        assert shown == [("failed", plan, []), ("failed", currency, [])]
+    else:
+        assert code == 0, err
+        assert shown == [
+            ("planned", "", [plan + "; dropped"]),
+            ("planned", "", [currency + "; the lead's value is left out"]),
+        ]

@@ -54,6 +54,7 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -260,6 +261,33 @@ def as_number(value: Any) -> int | float | None:
     return None
 
 
+def currency_code(value: Any) -> str | None:
+    """A currency as Pipedrive takes it: a 3-letter code in any case ("eur"), upper-cased; else
+    None ("US Dollars", ["EUR"], 978)."""
+    if type(value) is str:
+        code = value.strip()
+        if CURRENCY.fullmatch(code):
+            return code.upper()
+    return None
+
+
+def absent(value: Any) -> bool:
+    return value is None or value == ""
+
+
+# --- invalid values ---------------------------------------------------------------------------
+
+
+def refuse(failure: PlanFailure, config: PlanConfig, warnings: list[str], left_out: str) -> None:
+    """A value that cannot be what its field takes (SPEC 3, `[fields] on_invalid`): "fail" (the
+    default) fails the event with `failure`; "drop" leaves the value out (`left_out` says what
+    is left out) with a warning naming it, and the event goes on."""
+    if config.on_invalid != "drop":
+        raise failure
+    public = failure.public if failure.public is not None else failure.reason
+    warnings.append(Warned(f"{failure.reason}; {left_out}", f"{public}; {left_out}"))
+
+
 # --- custom field coercion (one function per field type) -------------------------------------
 
 
@@ -267,17 +295,19 @@ class Unconvertible(ValueError):
     """The value does not fit the field; the message says what would."""
 
 
-Coerce = Callable[[Any, "FieldInfo", str], Any]
+# (value, field, currency): `currency` is the event's (a track's `currency` property, else
+# [identity] default_currency) for a monetary value given as a bare number.
+Coerce = Callable[[Any, "FieldInfo", Any], Any]
 
 
-def to_number(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_number(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if number is None:
         raise Unconvertible("a number")
     return number
 
 
-def to_int(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if not isinstance(number, int):
         raise Unconvertible("a whole number")
@@ -292,7 +322,7 @@ def text_limit(info: FieldInfo | None) -> int | None:
     return TEXT_LIMITS.get(info.field_type) if info is not None else None
 
 
-def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -306,7 +336,7 @@ def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
     return str(number)
 
 
-def to_bool(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_bool(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return value
     lowered = str(value).strip().lower()
@@ -317,14 +347,14 @@ def to_bool(value: Any, info: FieldInfo, currency: str) -> Any:
     raise Unconvertible("true, false")
 
 
-def to_date(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_date(value: Any, info: FieldInfo, currency: Any) -> Any:
     day = date_part(value)
     if day is None:
         raise Unconvertible("a date YYYY-MM-DD")
     return day
 
 
-def to_time(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_time(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str) and TIME.match(value.strip()):
         stripped = value.strip()
         return stripped if len(stripped) == 8 else stripped + ":00"
@@ -349,11 +379,11 @@ def option_id(value: Any, info: FieldInfo) -> int:
     raise Unconvertible("one of " + ", ".join(info.options))
 
 
-def to_option(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_option(value: Any, info: FieldInfo, currency: Any) -> Any:
     return option_id(value, info)
 
 
-def to_options(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
@@ -366,16 +396,20 @@ def to_options(value: Any, info: FieldInfo, currency: str) -> Any:
     return list(dict.fromkeys(chosen)) or None
 
 
-def to_money(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_money(value: Any, info: FieldInfo, currency: Any) -> Any:
     expected = 'a number (with identity.default_currency set) or {"value", "currency"}'
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
-        code = text(value.get("currency")) or currency
+        given = value.get("currency")
+        code = currency if absent(given) else given
     else:
         amount, code = as_number(value), currency
-    if amount is None or not code:
+    if amount is None or absent(code):
         raise Unconvertible(expected)
-    return {"value": amount, "currency": code.upper()}  # ISO 4217, as the lead's own value
+    checked = currency_code(code)  # never another currency instead: that would change the sum
+    if checked is None:
+        raise Unconvertible(f"a 3-letter currency code, not {show(code)}")
+    return {"value": amount, "currency": checked}
 
 
 # The parts of an address object (v2.yaml: an organization's address, a person's postal_address).
@@ -408,7 +442,7 @@ ADDRESS_ORDER = (
 )
 
 
-def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str):
         return {"value": value}
     if not isinstance(value, Mapping):
@@ -432,7 +466,7 @@ def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
     return parts or None
 
 
-def to_id(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_id(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if not isinstance(number, int):
         raise Unconvertible("a numeric Pipedrive id")
@@ -460,7 +494,7 @@ COERCE: Mapping[str, Coerce] = {
 }
 
 
-def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = "") -> Any:
+def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = "") -> Any:
     """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
 
     Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
@@ -470,7 +504,7 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = 
     if info is None or convert is None:
         return value
     try:
-        return convert(value, info, currency or config.default_currency)
+        return convert(value, info, config.default_currency if absent(currency) else currency)
     except Unconvertible as error:
         raise PlanFailure(
             f"cannot convert {path} = {show(value)} for field {info.name or key} "
@@ -485,9 +519,10 @@ def mapped_values(
     mapping: Mapping[str, str],
     config: PlanConfig,
     warnings: list[str],
-    currency: str = "",
+    currency: Any = "",
 ) -> dict[str, Any]:
-    """Field key -> coerced value for every mapped trait path present in the event."""
+    """Field key -> coerced value for every mapped trait path present in the event; a value that
+    cannot be coerced fails the event, or is dropped with a warning (`refuse`)."""
     values: dict[str, Any] = {}
     for path, key in mapping.items():
         value = traits.get(path)
@@ -496,7 +531,10 @@ def mapped_values(
         if key in NEVER_SENT:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        values[key] = coerce(path, value, key, config, currency)
+        try:
+            values[key] = coerce(path, value, key, config, currency)
+        except PlanFailure as failure:
+            refuse(failure, config, warnings, "dropped")
     return values
 
 
@@ -592,6 +630,34 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
             )
         )
     return None
+
+
+def lead_value(
+    amount: int | float, currency: Any, config: PlanConfig, warnings: list[str]
+) -> dict[str, Any] | None:
+    """The lead's `value`: the amount in the event's currency (see `Coerce`). Without a currency
+    it is left out with a warning; with one that is not a 3-letter code it is never sent in
+    another currency: `[fields] on_invalid` fails the event, or leaves the value out."""
+    if absent(currency):
+        warnings.append(
+            Warned(
+                f"lead value {amount} has no currency (no currency property and no "
+                "[identity] default_currency); value left out",
+                "a lead value has no currency (no currency property and no [identity] "
+                "default_currency); value left out",
+            )
+        )
+        return None
+    code = currency_code(currency)
+    if code is None:
+        failure = PlanFailure(
+            f"currency = {show(currency)} is not a 3-letter currency code",
+            public="currency is not a 3-letter currency code",
+            stage="validate",
+        )
+        refuse(failure, config, warnings, "the lead's value is left out")
+        return None
+    return {"amount": amount, "currency": code}
 
 
 def lead_labels(
@@ -751,7 +817,7 @@ RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_
 @dataclass(slots=True, kw_only=True)
 class Shaping:
     create: bool
-    currency: str
+    currency: Any  # the event's currency (see `Coerce`)
     labels: Mapping[str, str]
     warnings: list[str]
     listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
@@ -778,18 +844,19 @@ def _created(value: Any, shaping: Shaping) -> Any:
 def _lead_value(value: Any, shaping: Shaping) -> Any:
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
-        currency = text(value.get("currency")) or shaping.currency
+        given = value.get("currency")
+        currency = currency_code(shaping.currency if absent(given) else given)
     else:
-        amount, currency = as_number(value), shaping.currency
-    if amount is None or not currency:
+        amount, currency = as_number(value), currency_code(shaping.currency)
+    if amount is None or currency is None:
         shaping.warnings.append(
             Warned(
-                f"lead value {show(value)} needs a number and a currency; left out",
-                "a mapped lead value needs a number and a currency; left out",
+                f"lead value {show(value)} needs a number and a 3-letter currency code; left out",
+                "a mapped lead value needs a number and a 3-letter currency code; left out",
             )
         )
         return None
-    return {"amount": amount, "currency": currency.upper()}
+    return {"amount": amount, "currency": currency}
 
 
 def _labels(value: Any, shaping: Shaping) -> Any:

@@ -11,6 +11,7 @@ from helpers_core import (
     create_person,
     list_leads,
     patch_person,
+    refused,
     run,
     search_person,
 )
@@ -103,17 +104,6 @@ def ext(*entries: object) -> dict[str, object]:
         "userId": "u-1",
         "traits": {"name": "Ann"},
         "context": {"externalId": external},
-    }
-
-
-def refused(reason: str, public: str | None = None) -> dict[str, object]:
-    """The outcome of an event refused before any request (issue 20 items 3-5)."""
-    return {
-        "status": "failed",
-        "reason": reason,
-        "public": public,
-        "stage": "validate",
-        "retryable": False,
     }
 
 
