@@ -7,7 +7,7 @@ field type); the plans hold the decisions (create or update, merges, links).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,8 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# What looks like an email address: something, one @, a domain with a dot; no spaces.
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
@@ -136,21 +138,55 @@ def person_name(traits: Traits) -> str | None:
 
 
 def contacts(value: Any) -> list[dict[str, Any]]:
-    """An email or phone trait (a string or a list; the first is primary) as a v2 array."""
-    if type(value) is str:  # the common case, one address, without the general loop
+    """A phone trait (a string or a list; the first is primary) as a v2 array."""
+    if type(value) is str:  # the common case, one number, without the general loop
         only = value.strip()
         return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
+    return contact_array(text(raw) for raw in contact_entries(value))
+
+
+def contact_entries(value: Any) -> list[Any]:
+    """The entries of an email or phone trait: a value, or a list of values or of objects with a
+    "value" (an object without one gives None)."""
     items = value if isinstance(value, list | tuple) else [value]
+    return [item.get("value") if isinstance(item, Mapping) else item for item in items]
+
+
+def contact_array(entries: Iterable[str | None]) -> list[dict[str, Any]]:
+    """v2 `emails`/`phones`: each entry once, the first primary."""
     values: list[str] = []
-    for item in items:
-        raw = item.get("value") if isinstance(item, Mapping) else item
-        entry = text(raw)
+    for entry in entries:
         if entry is not None and entry not in values:
             values.append(entry)
     return [
         {"value": entry, "primary": index == 0, "label": CONTACT_LABEL}
         for index, entry in enumerate(values)
     ]
+
+
+def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
+    """An email trait as a v2 array (see `contacts`). Only strings that look like an address are
+    emails: any other entry (a number, a boolean, "n/a") is dropped with a warning, so that
+    `[null, 5, "m@example.com"]` makes m@example.com the primary email, not "5"."""
+    if type(value) is str:  # the common case, one address, without the general loop
+        only = value.strip()
+        if EMAIL.fullmatch(only):
+            return [{"value": only, "primary": True, "label": CONTACT_LABEL}]
+    found: list[str] = []
+    for entry in contact_entries(value):
+        address = entry.strip() if type(entry) is str else entry
+        if address is None or address == "":  # absent
+            continue
+        if type(address) is str and EMAIL.fullmatch(address):
+            found.append(address)
+        else:
+            warnings.append(
+                Warned(
+                    f"{where} = {show(entry)} is not an email address; dropped",
+                    f"{where} is not an email address; dropped",
+                )
+            )
+    return contact_array(found)
 
 
 def visible_to(value: Any, warnings: list[str]) -> int | None:
@@ -779,8 +815,9 @@ def read_contacts(trait: str) -> Reader:
         value = traits.get(trait)
         if value is None:
             return None
-        found = contacts(value)
-        if not found:
+        warned = len(warnings)
+        found = emails(value, trait, warnings) if trait == "email" else contacts(value)
+        if not found and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
                     f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
@@ -823,8 +860,12 @@ class Shaping:
     listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
 
 
-def _contacts(value: Any, _: Shaping) -> Any:
+def _phones(value: Any, _: Shaping) -> Any:
     return contacts(value) or None
+
+
+def _emails(value: Any, shaping: Shaping) -> Any:
+    return emails(value, "emails", shaping.warnings) or None
 
 
 def _visible(value: Any, shaping: Shaping) -> Any:
@@ -866,8 +907,8 @@ def _labels(value: Any, shaping: Shaping) -> Any:
 Shape = Callable[[Any, Shaping], Any]
 PERSON_SHAPES: Mapping[str, Shape] = {
     "name": lambda value, _: text(value),
-    "emails": _contacts,
-    "phones": _contacts,
+    "emails": _emails,
+    "phones": _phones,
     "visible_to": _visible,
     "add_time": _created,
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     Traits,
@@ -377,3 +377,26 @@ def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
     assert public_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
     # A warning never given public words is counted without its words.
     assert public_warning("ann@example.com is odd") == UNSHOWN
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "refused"),
+    [
+        ([None, 5, "m@example.com"], ["m@example.com"], ["5"]),  # issue 20 item 7
+        ([True, " a@b.co ", "n/a", "", "a@b.co"], ["a@b.co"], ["true", "n/a"]),
+        ("ann@example", [], ["ann@example"]),
+        ("ann @example.com", [], ["ann @example.com"]),
+        (12.5, [], ["12.5"]),
+        ([{"value": "x@y.io"}, {"value": 7}], ["x@y.io"], ["7"]),
+        ("first.last+tag@sub.example.co.uk", ["first.last+tag@sub.example.co.uk"], []),
+    ],
+)
+def test_only_strings_that_look_like_addresses_are_emails(
+    value: Any, expected: list[str], refused: list[str]
+) -> None:
+    warnings: list[str] = []
+    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    assert [c["value"] for c in found or []] == expected
+    assert (found or [{}])[0].get("primary", True) is True
+    assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]
+    assert {public_warning(w) for w in warnings} <= {"email is not an email address; dropped"}

@@ -150,6 +150,29 @@ CASES = [
         expect={"status": "sent", "warnings": [], "dropped": []},
     ),
     Case(
+        name="only strings that look like addresses are emails; the rest warned (issue 20)",
+        raw=identify({"name": "Ann", "email": [None, 5, "m@example.com"], WORK: True}),
+        config=WITH_WORK_EMAIL,
+        calls=[
+            search_person("u-1"),
+            create_person(
+                {
+                    "name": "Ann",
+                    "emails": [{"value": "m@example.com", "primary": True, "label": "work"}],
+                    "add_time": "2020-02-02T00:23:09Z",
+                    "custom_fields": {USER_FIELD: "u-1"},
+                }
+            ),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": [
+                "email = 5 is not an email address; dropped",
+                "emails = true is not an email address; dropped",
+            ],
+        },
+    ),
+    Case(
         name="a trait mapped to name loses to the event's own name, with a warning",
         raw=identify({"name": "Ann", "nick": "Annie"}),
         config=WITH_WORK_EMAIL,
