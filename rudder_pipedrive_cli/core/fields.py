@@ -214,8 +214,11 @@ def parse_time(value: Any) -> datetime | None:
             return None
     if not isinstance(value, str):
         return None
+    text = value.strip()
+    if text[-1:] == "z":  # RFC 3339 allows a lower-case z (and t, which fromisoformat takes)
+        text = text[:-1] + "Z"
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(text)
         # Converting to UTC can leave the datetime range (9999-12-31T23:59:59-01:00).
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
@@ -244,22 +247,40 @@ def known_time(value: Any) -> datetime | None:
 
 
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
-    """add_time from the trait, else the event's originalTimestamp, else its timestamp."""
+    """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
+    that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
     trait = traits.get("add_time")
     if trait is not None:
         moment = known_time(trait)
         if moment is not None:
             return rfc3339(moment)
+    unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
+    used = ""  # the event time add_time comes from
+    moment = None
     for path in EVENT_TIME_PATHS:
-        moment = known_time(raw.get(path))
+        value = raw.get(path)
+        if absent(value):
+            continue
+        moment = known_time(value)
         if moment is not None:
+            used = path
             break
+        if parse_time(value) is None:
+            unreadable.append((path, value))
     if trait is not None:
-        instead = "using the event time" if moment is not None else "left out"
+        instead = "using the event time" if used else "left out"
         warnings.append(
             Warned(
                 f"add_time = {show(trait)} is not a date or time; {instead}",
                 f"add_time is not a date or time; {instead}",
+            )
+        )
+    for path, value in unreadable:
+        instead = f"add_time from {used}" if used else "add_time left out"
+        warnings.append(
+            Warned(
+                f"{path} = {show(value)} is not a date or time; {instead}",
+                f"{path} is not a date or time; {instead}",
             )
         )
     return rfc3339(moment) if moment is not None else None

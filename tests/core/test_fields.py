@@ -258,7 +258,48 @@ def test_a_time_past_the_datetime_range_in_utc_is_not_a_time() -> None:
     raw = {"originalTimestamp": "0001-01-01T00:30:00+01:00", "timestamp": "2022-01-01"}
     assert add_time(traits, raw, warnings) == "2022-01-01T00:00:00Z"
     assert warnings == [
-        "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time"
+        "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time",
+        "originalTimestamp = 0001-01-01T00:30:00+01:00 is not a date or time; add_time from "
+        "timestamp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "warned"),
+    [
+        # RFC 3339 allows a lower-case t and z (issue 20 item 8).
+        ({"originalTimestamp": "2021-03-04t05:06:07z"}, "2021-03-04T05:06:07Z", []),
+        ({"timestamp": "2021-03-04T05:06:07.5z"}, "2021-03-04T05:06:07Z", []),
+        # The event's own time cannot be read: add_time left out, with a warning (as for a trait).
+        (
+            {"originalTimestamp": "last Tuesday"},
+            None,
+            ["originalTimestamp = last Tuesday is not a date or time; add_time left out"],
+        ),
+        (
+            {"originalTimestamp": True, "timestamp": "2022-01-01T12:00:00Z"},
+            "2022-01-01T12:00:00Z",
+            ["originalTimestamp = true is not a date or time; add_time from timestamp"],
+        ),
+        (
+            {"originalTimestamp": "soon", "timestamp": {"t": 1}},
+            None,
+            [
+                "originalTimestamp = soon is not a date or time; add_time left out",
+                'timestamp = {"t":1} is not a date or time; add_time left out',
+            ],
+        ),
+        ({"originalTimestamp": "", "timestamp": None}, None, []),  # absent: nothing to say
+    ],
+)
+def test_the_event_time_for_add_time(
+    raw: dict[str, Any], expected: str | None, warned: list[str]
+) -> None:
+    warnings: list[str] = []
+    assert add_time(Traits(sources=({},)), raw, warnings) == expected
+    assert warnings == warned
+    assert [public_warning(w) for w in warnings] == [
+        w.split(" = ")[0] + " is not a date or time; " + w.rsplit("; ", 1)[1] for w in warned
     ]
 
 

@@ -173,6 +173,18 @@ CASES = [
         },
     ),
     Case(
+        name="an event time that cannot be read: created without add_time, with a warning",
+        raw=identify({"name": "Ann"}, timestamp="02/02/2020"),
+        calls=[
+            search_person("u-1"),
+            create_person({"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": ["timestamp = 02/02/2020 is not a date or time; add_time left out"],
+        },
+    ),
+    Case(
         name="a trait mapped to name loses to the event's own name, with a warning",
         raw=identify({"name": "Ann", "nick": "Annie"}),
         config=WITH_WORK_EMAIL,
