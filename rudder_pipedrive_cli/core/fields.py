@@ -120,16 +120,35 @@ def show(value: Any) -> str:
 text = identity_value
 
 
-def person_name(traits: Traits) -> str | None:
+def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
+    """A name (or part of one): a string or a number, trimmed. Anything else that is there (a
+    boolean, an object, a list) is dropped with a warning, not silently."""
+    if type(value) is str:
+        return value.strip() or None
+    found = text(value)
+    if found is None and value is not None:
+        warnings.append(
+            Warned(
+                f"{path} = {show(value)} is not a name (a string); dropped",
+                f"{path} is not a name (a string); dropped",
+            )
+        )
+    return found
+
+
+def person_name(traits: Traits, warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
-        name = text(source.get("name"))
+        name = name_text(source.get("name"), "name", warnings)
         if name is not None:
             return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
-            part = next((p for p in (text(source.get(path)) for path in paths) if p), None)
+            part = next(
+                (p for p in (name_text(source.get(path), path, warnings) for path in paths) if p),
+                None,
+            )
             if part:
                 parts.append(part)
         if parts:
@@ -853,13 +872,13 @@ def read_contacts(trait: str) -> Reader:
 
 # Body key -> how to read it from the traits (add_time is separate: only on create).
 PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: person_name(traits)),
+    ("name", person_name),
     ("emails", read_contacts("email")),
     ("phones", read_contacts("phone")),
     ("visible_to", read_visible_to),
 )
 ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: text(traits.get("name"))),
+    ("name", lambda traits, warnings: name_text(traits.get("name"), "name", warnings)),
     ("visible_to", read_visible_to),
 )
 
@@ -927,14 +946,14 @@ def _labels(value: Any, shaping: Shaping) -> Any:
 
 Shape = Callable[[Any, Shaping], Any]
 PERSON_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, _: text(value),
+    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
     "emails": _emails,
     "phones": _phones,
     "visible_to": _visible,
     "add_time": _created,
 }
 ORG_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, _: text(value),
+    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
     "visible_to": _visible,
     "add_time": _created,
 }

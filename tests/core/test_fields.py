@@ -161,7 +161,9 @@ def test_every_searchable_type_has_a_coercion() -> None:
     ],
 )
 def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
-    assert person_name(Traits(sources=(traits,))) == expected
+    warnings: list[str] = []
+    assert person_name(Traits(sources=(traits,)), warnings) == expected
+    assert warnings == []
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,37 @@ def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
 def test_person_name_top_level_traits_win_whole(
     top: dict[str, Any], context: dict[str, Any], expected: str
 ) -> None:
-    assert person_name(Traits(sources=(top, context))) == expected
+    assert person_name(Traits(sources=(top, context)), []) == expected
+
+
+@pytest.mark.parametrize(
+    ("top", "context", "expected", "warned"),
+    [
+        ({"name": True}, {}, None, ["name = true is not a name (a string); dropped"]),
+        (
+            {"name": True},
+            {"name": "Bob"},
+            "Bob",
+            ["name = true is not a name (a string); dropped"],
+        ),
+        (
+            {"firstName": ["Ann"], "last_name": "Lee"},
+            {},
+            "Lee",
+            ['firstName = ["Ann"] is not a name (a string); dropped'],
+        ),
+        ({"name": 42}, {}, "42", []),  # a number is written as it reads
+    ],
+)
+def test_a_name_that_is_not_a_string_is_dropped_with_a_warning(
+    top: dict[str, Any], context: dict[str, Any], expected: str | None, warned: list[str]
+) -> None:
+    warnings: list[str] = []
+    assert person_name(Traits(sources=(top, context)), warnings) == expected
+    assert warnings == warned
+    assert [public_warning(w) for w in warnings] == [
+        w.split(" = ")[0] + " is not a name (a string); dropped" for w in warned
+    ]
 
 
 @pytest.mark.parametrize(

@@ -185,6 +185,22 @@ CASES = [
         },
     ),
     Case(
+        name="a name that is not a string is dropped with a warning (issue 20 item 9)",
+        raw=identify({"name": True, "role": "Eng"}),
+        calls=[search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "Eng"}})],
+        expect={"status": "sent", "warnings": ["name = true is not a name (a string); dropped"]},
+    ),
+    Case(
+        name="... and a person it would create has no name: fails, the warning kept",
+        raw=identify({"name": True}),
+        calls=[search_person("u-1")],
+        expect={
+            "status": "failed",
+            "reason": "cannot create person without a name",
+            "warnings": ["name = true is not a name (a string); dropped"],
+        },
+    ),
+    Case(
         name="a trait mapped to name loses to the event's own name, with a warning",
         raw=identify({"name": "Ann", "nick": "Annie"}),
         config=WITH_WORK_EMAIL,
