@@ -354,11 +354,11 @@ def absent(value: Any) -> bool:
 # --- invalid values ---------------------------------------------------------------------------
 
 
-def refuse(failure: PlanFailure, config: PlanConfig, warnings: list[str], left_out: str) -> None:
+def refuse(failure: PlanFailure, on_invalid: str, warnings: list[str], left_out: str) -> None:
     """A value that cannot be what its field takes (SPEC 3, `[fields] on_invalid`): "fail" (the
     default) fails the event with `failure`; "drop" leaves the value out (`left_out` says what
     is left out) with a warning naming it, and the event goes on."""
-    if config.on_invalid != "drop":
+    if on_invalid != "drop":
         raise failure
     public = failure.public if failure.public is not None else failure.reason
     warnings.append(Warned(f"{failure.reason}; {left_out}", f"{public}; {left_out}"))
@@ -473,6 +473,13 @@ def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
 
 
 def to_money(value: Any, info: FieldInfo, currency: Any) -> Any:
+    amount, code = money(value, currency)
+    return {"value": amount, "currency": code}
+
+
+def money(value: Any, currency: Any) -> tuple[int | float, str]:
+    """A monetary value (a number in `currency`, or `{"value" or "amount", "currency"}`) as its
+    amount and currency code; `Unconvertible` when it is not one."""
     expected = 'a number (with identity.default_currency set) or {"value", "currency"}'
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
@@ -485,7 +492,7 @@ def to_money(value: Any, info: FieldInfo, currency: Any) -> Any:
     checked = currency_code(code)  # never another currency instead: that would change the sum
     if checked is None:
         raise Unconvertible(f"a 3-letter currency code, not {show(code)}")
-    return {"value": amount, "currency": checked}
+    return amount, checked
 
 
 # The parts of an address object (v2.yaml: an organization's address, a person's postal_address).
@@ -610,7 +617,7 @@ def mapped_values(
         try:
             values[key] = coerce(path, value, key, config, currency)
         except PlanFailure as failure:
-            refuse(failure, config, warnings, "dropped")
+            refuse(failure, config.on_invalid, warnings, "dropped")
     return values
 
 
@@ -731,7 +738,7 @@ def lead_value(
             public="currency is not a 3-letter currency code",
             stage="validate",
         )
-        refuse(failure, config, warnings, "the lead's value is left out")
+        refuse(failure, config.on_invalid, warnings, "the lead's value is left out")
         return None
     return {"amount": amount, "currency": code}
 
@@ -898,6 +905,7 @@ class Shaping:
     labels: Mapping[str, str]
     warnings: list[str]
     listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
+    on_invalid: str = "fail"  # [fields] on_invalid, for a value mapped to the lead's value
 
 
 def _phones(value: Any, _: Shaping) -> Any:
@@ -923,19 +931,17 @@ def _created(value: Any, shaping: Shaping) -> Any:
 
 
 def _lead_value(value: Any, shaping: Shaping) -> Any:
-    if isinstance(value, Mapping):
-        amount = as_number(value.get("value", value.get("amount")))
-        given = value.get("currency")
-        currency = currency_code(shaping.currency if absent(given) else given)
-    else:
-        amount, currency = as_number(value), currency_code(shaping.currency)
-    if amount is None or currency is None:
-        shaping.warnings.append(
-            Warned(
-                f"lead value {show(value)} needs a number and a 3-letter currency code; left out",
-                "a mapped lead value needs a number and a 3-letter currency code; left out",
-            )
+    """A value mapped to the lead's own `value`: as a monetary custom field is coerced (with the
+    field listing, `coerce` did so already), so an offline dry-run plans what a send does."""
+    try:
+        amount, currency = money(value, shaping.currency)
+    except Unconvertible as error:
+        failure = PlanFailure(
+            f"cannot convert {show(value)} for the lead's value: expected {error}",
+            public="cannot convert a mapped value for the lead's value",
+            stage="validate",
         )
+        refuse(failure, shaping.on_invalid, shaping.warnings, "left out")
         return None
     return {"amount": amount, "currency": currency}
 

@@ -24,7 +24,7 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
 ORIGIN = "rpd:m-1"
 FEE = "c0ffee" + "0" * 34
@@ -49,12 +49,14 @@ def lead(**fields: Any) -> dict[str, Any]:
     return {"title": "Signed Up", "origin_id": ORIGIN, "person_id": 42, **fields}
 
 
-def refused_track(name: str, raw: dict[str, Any], reason: str, public: str) -> Case:
-    """A known person without leads under FAIL: the event fails before any request."""
+def refused_track(
+    name: str, raw: dict[str, Any], reason: str, public: str, config: PlanConfig = FAIL
+) -> Case:
+    """A known person without leads (under FAIL): the event fails before any request."""
     return Case(
         name=name,
         raw=raw,
-        config=FAIL,
+        config=config,
         persons={"u-1": 42},
         leads={42: frozenset()},
         expect=refused(reason, public),
@@ -136,14 +138,22 @@ CURRENCY_CASES = [
         "(monetary): expected a 3-letter currency code, not dollars",
         "cannot convert price for field Value (monetary)",
     ),
+    refused_track(
+        "the same offline (no field listing, a dry-run): fails as a send would",
+        track(price={"amount": 5, "currency": "dollars"}),
+        'cannot convert {"amount":5,"currency":"dollars"} for the lead\'s value: expected a '
+        "3-letter currency code, not dollars",
+        "cannot convert a mapped value for the lead's value",
+        config=replace(FAIL, field_types={}),
+    ),
     leads_case(
-        "the same offline (no field listing): left out with a warning, as standard values are",
+        "the same offline with on_invalid drop: the lead goes without it, with a warning",
         track(price={"amount": 5, "currency": "dollars"}),
         lead(),
         config=replace(DROP, field_types={}),
         warnings=(
-            'lead value {"amount":5,"currency":"dollars"} needs a number and a 3-letter currency '
-            "code; left out",
+            'cannot convert {"amount":5,"currency":"dollars"} for the lead\'s value: expected a '
+            "3-letter currency code, not dollars; left out",
         ),
     ),
 ]

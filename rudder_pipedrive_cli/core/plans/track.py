@@ -81,6 +81,7 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
         labels=config.lead_labels,
         warnings=warnings,
         listed=listed,
+        on_invalid=config.on_invalid,
     )
     body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
     body["title"] = title
