@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.intake import Finished, Intake
+from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -62,16 +62,17 @@ def preview(
     known: Learner,
     tally: Tally,
     journal_status: Callable[[str], str | None] | None = None,
+    finished_ids: IdSet | None = None,
 ) -> Iterator[Planned]:
     """Plan each event in input order; what an event would create is known to the next ones.
 
     Events an earlier run finished (`journal_status`: the replay state's journal) show as
     skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
     already finished (the same messageId again), as send's journal skips it, with a state file
-    or without one.
+    or without one. `finished_ids` keeps those ids (default: a set).
     """
     recorder = _Recorder(respond, tally)
-    finished = Finished(journal_status)
+    finished = Finished(journal_status, finished_ids)
     for item in items:
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
