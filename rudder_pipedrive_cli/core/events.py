@@ -55,6 +55,7 @@ if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
 
 # Integers past this are not exact as JSON numbers (doubles): 2**53.
 EXACT_FLOAT_INT = 2**53
+MAX_ID_DIGITS = 19  # a Pipedrive id is a 64-bit integer
 
 
 # The ordering key of an event that takes effect after every earlier event and before every later
@@ -216,10 +217,11 @@ def pipedrive_id(value: Any, name: str) -> str:
     elif type(value) is float and value.is_integer() and abs(value) < EXACT_FLOAT_INT:
         number = int(value)
     elif type(value) is str:
-        digits = value.strip()
-        if digits.isascii() and digits.isdigit():  # not "①", which isdigit() but int() refuses
+        digits = value.strip().lstrip("0") or "0"
+        # Not "①", which isdigit() but int() refuses; not thousands of digits, which int() refuses.
+        if digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS:
             number = int(digits)
-    if number is None or number < 1:
+    if number is None or not 0 < number < 2**63:
         shown = json_text(value)
         raise EventError(
             f"external id {name} = {shown} is not a Pipedrive id (a whole number from 1 up)",
