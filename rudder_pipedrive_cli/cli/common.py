@@ -134,9 +134,11 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 hint = "try again later" if failure.retryable else ""
                 print(render_error(RpdError(failure.reason, hint=hint)), file=sys.stderr)
                 raise typer.Exit(int(exit_status_for(failure))) from None
-            except KeyboardInterrupt:
-                print("interrupted", file=sys.stderr)
-                raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+                status = exit_status_for(stop)
+                terminated = status is ExitStatus.TERMINATED
+                print("terminated" if terminated else "interrupted", file=sys.stderr)
+                raise typer.Exit(int(status)) from None
             except BrokenPipeError:
                 # The reader of our output is gone: stop quietly, as `cmd | head` expects, and
                 # point stdout at /dev/null so the interpreter's last flush does not fail again.

@@ -124,6 +124,8 @@ def print_send_report(
         markup=False,
         soft_wrap=True,
     )
+    if tally.not_attempted:
+        console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
@@ -139,6 +141,15 @@ def print_send_report(
             markup=False,
             soft_wrap=True,
         )
+
+
+def not_attempted_line(count: int) -> str:
+    events = "1 event was" if count == 1 else f"{count} events were"
+    return (
+        f"not attempted: {events} read but not finished when the run stopped (not failed, not "
+        "dead-lettered; the rest of the input was not read): a rerun of the same command sends "
+        "them"
+    )
 
 
 def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: bool) -> None:

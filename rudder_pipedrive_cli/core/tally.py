@@ -32,6 +32,9 @@ class Tally:
     tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
     retries: int = 0
     rate_limited: int = 0
+    # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
+    # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
+    not_attempted: int = 0
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -76,8 +79,10 @@ class Tally:
                 tally[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
-        events: dict[str, int] = {"read": self.read}
+        events: dict[str, int] = {"read": self.read + self.not_attempted}
         events.update({name: self.outcomes[name] for name in OUTCOMES})
+        if self.not_attempted:  # only a run that stopped early has the key
+            events["not_attempted"] = self.not_attempted
         return {
             "events": events,
             "by_type": {

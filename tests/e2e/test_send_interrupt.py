@@ -1,10 +1,13 @@
-"""Ctrl-C during `rpd send` (SPEC 5): no new events start, those in flight finish, the report is
-printed and written, exit 130; a rerun with the same state sends the rest, duplicating nothing."""
+"""Ctrl-C and SIGTERM during `rpd send` (SPEC 5, 6; issue 13 item 12): no new events start, those
+in flight finish, the report is printed and written (events read ahead but not started counted
+as not attempted), exit 130 (143 for SIGTERM); a rerun with the same state sends the rest,
+duplicating nothing."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, TOKEN, holdings, identify, rpd_send, write_events
 
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -27,8 +31,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
-    make_sandbox: MakeSandbox, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        # Issue 13 item 12: SIGTERM killed rpd mid-write with no report (9 writes in flight).
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+    ],
+)
+def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", latency_ms=150)
     events = write_events(
@@ -65,7 +81,7 @@ def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
     )
     try:
         wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -73,27 +89,34 @@ def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
             process.wait()
     text = stderr.decode()
 
-    assert process.returncode == 130, text
+    assert process.returncode == exit_code, text
     assert stdout == b""
     assert "Events" in text and "Requests" in text
     assert text.rstrip().endswith(
-        "interrupted: no new events were started and those in flight were finished; "
+        f"{said}: no new events were started and those in flight were finished; "
         "rerun the same command to resume"
     )
     written = orjson.loads(report.read_bytes())
-    read = written["events"]["read"]
-    assert 4 <= read < EVENTS
-    # Every event that started finished: each is a person, none is half done or failed.
+    sent = written["events"]["sent"]
+    left = written["events"]["not_attempted"]
+    assert 4 <= sent < EVENTS and left > 0
+    # Every event that started finished: each is a person, none is half done or failed; those
+    # read ahead and not started are not attempted (not failed, not dead-lettered).
     assert written["events"] == {
-        "read": read,
-        "sent": read,
+        "read": sent + left,
+        "sent": sent,
         "unchanged": 0,
         "skipped": 0,
         "failed": 0,
+        "not_attempted": left,
     }
+    assert f"not attempted: {left} events were read but not finished when the run stopped" in text
+    assert not (tmp_path / "failed.ndjson").exists()
     held = holdings(sandbox)
-    assert held.user_ids() == {f"u-{n}": 1 for n in range(read)}
+    assert held.user_ids() == {f"u-{n}": 1 for n in range(sent)}
     assert written["requests"] == sandbox.stats()["requests"]
+    with sqlite3.connect(state) as db:  # nothing left in flight: the writes were finished
+        assert db.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
     sandbox.set_faults(latency_ms=0)
     resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
@@ -102,9 +125,9 @@ def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
     assert resumed.report is not None
     assert resumed.report["events"] == {
         "read": EVENTS,
-        "sent": EVENTS - read,
+        "sent": EVENTS - sent,
         "unchanged": 0,
-        "skipped": read,
+        "skipped": sent,
         "failed": 0,
     }
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(EVENTS)}
