@@ -239,3 +239,20 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     priced = sum(n * token_cost(key) for key, n in report["requests"].items())
     assert report["tokens"] == priced if report["rate_limited"] == 0 else report["tokens"] < priced
     assert isinstance(report["duration_s"], float | int)
+
+
+def assert_resumed(sandbox: Sandbox, tmp_path: Path, events: Path, state: Path, done: int) -> None:
+    """A rerun with the state after a stopped run of `events` (identifies of u-0..u-N, `done`
+    of them finished): it skips those, sends the rest, and each userId has one person."""
+    total = len(events.read_bytes().splitlines())
+    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert resumed.report is not None
+    assert resumed.report["events"] == {
+        "read": total,
+        "sent": total - done,
+        "unchanged": 0,
+        "skipped": done,
+        "failed": 0,
+    }
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(total)}

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, TOKEN, holdings, identify, rpd_send, write_events
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    TOKEN,
+    assert_resumed,
+    holdings,
+    identify,
+    write_events,
+)
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -119,15 +127,4 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
         assert db.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
     sandbox.set_faults(latency_ms=0)
-    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
-
-    assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.report is not None
-    assert resumed.report["events"] == {
-        "read": EVENTS,
-        "sent": EVENTS - sent,
-        "unchanged": 0,
-        "skipped": sent,
-        "failed": 0,
-    }
-    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(EVENTS)}
+    assert_resumed(sandbox, tmp_path, events, state, done=sent)

@@ -12,7 +12,13 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_support import assert_report_adds_up, holdings, identify, rpd_send, write_events
+from e2e_support import (
+    assert_report_adds_up,
+    assert_resumed,
+    identify,
+    rpd_send,
+    write_events,
+)
 
 from rudder_pipedrive_cli.http.client import UNREACHABLE_FAILURES, UNREACHABLE_HINT
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -119,16 +125,5 @@ def test_pipedrive_stopped_mid_run_stops_it_and_the_rerun_resumes(
     assert journaled == sent and inflight <= 8
 
     sandbox.start()  # the same port, the same data
-    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
-
-    assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.report is not None
-    assert resumed.report["events"] == {
-        "read": EVENTS,
-        "sent": EVENTS - sent,
-        "unchanged": 0,
-        "skipped": sent,
-        "failed": 0,
-    }
-    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(EVENTS)}
+    assert_resumed(sandbox, tmp_path, events, state, done=sent)
     assert journal_and_inflight(state) == (EVENTS, 0)
