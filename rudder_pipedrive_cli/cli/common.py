@@ -23,11 +23,15 @@ from rudder_pipedrive_cli.cli.exits import (
     render_error,
 )
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, Secret, Settings, load_settings
 from rudder_pipedrive_cli.io.state import default_state_path
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 SANDBOX_TOKEN = "sandbox-token"
+NO_CONFIG = (
+    f"no config file found ({DEFAULT_CONFIG} here; --config or $RPD_CONFIG name another): "
+    "using the environment and defaults"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,10 +91,14 @@ def command_env(
     quiet: bool,
     sandbox: bool = False,
     overrides: dict[str, Any] | None = None,
+    say_no_config: bool = True,
 ) -> Iterator[Env]:
-    """Settings (flag > env > file > default) and, with --sandbox, a running emulator."""
+    """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
+    file found is said in one line (`say_no_config=False`: the command says it its own way)."""
     settings = load_settings(config, overrides=overrides)
     out, err = make_consoles()
+    if settings.path is None and say_no_config and not quiet:
+        err.print(f"warning: {NO_CONFIG}", markup=False, highlight=False, soft_wrap=True)
     with ExitStack() as stack:
         server: Sandbox | None = None
         if sandbox:

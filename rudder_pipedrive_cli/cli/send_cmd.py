@@ -21,8 +21,8 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
-from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
+from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
@@ -122,6 +122,7 @@ def with_catalog(
     connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
     """
     settings = env.settings
+    refuse_what_can_only_fail(env, Catalog().identity_findings(config), listed=False)
     try:
         with BlockingClient(
             token=token,
@@ -150,9 +151,27 @@ def with_catalog(
     else:
         if store is not None:
             save_catalog(store, catalog)
+    refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
     return catalog.apply(config)
+
+
+def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
+    """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
+    standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
+    (`listed` False) only what needs none: an unset field."""
+    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
+    if not failed:
+        return
+    where = env.settings.path or "settings (no config file)"
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    first = failed[0]
+    raise ConfigError(
+        f"{where}: {first.line}{more}: every event that needs it would fail",
+        hint=f"{first.hint}; `rpd check` runs every check",
+    )
 
 
 @handle_errors()
