@@ -83,17 +83,26 @@ def print_warnings_and_failures(console: Console, tally: Tally, *, failed: str) 
     """What rpd warned about, then why events failed, the most common first: what to fix (or
     accept) before a replay. A warning leaves something out of an event that still went on."""
     _print_counted(console, tally.warnings, "warnings")
-    _print_counted(console, tally.failures, failed)
+    # A cause first by all it failed: its own events and later ones of the same users.
+    causes = dict(tally.causes())
+    _print_counted(console, Counter(causes), failed, later=tally.knock_ons)
 
 
-def _print_counted(console: Console, counts: Counter[str], heading: str) -> None:
+def _print_counted(
+    console: Console, counts: Counter[str], heading: str, later: Counter[str] | None = None
+) -> None:
     if not counts:
         return
     top = counts.most_common(TOP_REASONS)
     width = len(str(top[0][1]))
     shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
     lines = [f"{heading}{f' ({shown})' if shown else ''}:"]
-    lines += [f"  {count:>{width}}  {reason or '(no reason given)'}" for reason, count in top]
+    for reason, count in top:
+        knock_ons = later[reason] if later else 0
+        lines.append(f"  {count - knock_ons:>{width}}  {reason or '(no reason given)'}")
+        if knock_ons:
+            events = "event" if knock_ons == 1 else "events"
+            lines.append(f"  {'':>{width}}  +{knock_ons} later {events} of the same users")
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 

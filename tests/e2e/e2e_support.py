@@ -214,7 +214,8 @@ def holdings(sandbox: Sandbox) -> Holdings:
 
 def assert_report_adds_up(report: dict[str, Any]) -> None:
     """SPEC 6's shape, and counts that add up."""
-    assert set(report) == {
+    # failed_by_reason: only when events failed (a cause, then the later events it failed).
+    assert set(report) - {"failed_by_reason"} == {
         "events",
         "by_type",
         "requests",
@@ -239,6 +240,9 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     priced = sum(n * token_cost(key) for key, n in report["requests"].items())
     assert report["tokens"] == priced if report["rate_limited"] == 0 else report["tokens"] < priced
     assert isinstance(report["duration_s"], float | int)
+    causes = report.get("failed_by_reason", {})
+    assert bool(causes) == (events["failed"] > 0)
+    assert sum(c["events"] + c["later_events"] for c in causes.values()) == events["failed"]
 
 
 def assert_resumed(sandbox: Sandbox, tmp_path: Path, events: Path, state: Path, done: int) -> None:
