@@ -39,6 +39,40 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def start_send(sandbox: Sandbox, tmp_path: Path, events: Path) -> subprocess.Popen[bytes]:
+    """`rpd send` as a subprocess (so it can be sent signals), report.json and state.sqlite in
+    `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    env["PIPEDRIVE_API_TOKEN"] = TOKEN
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
+    command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
+    command += ["--concurrency", "4", "--report", str(tmp_path / "report.json")]
+    command += ["--state", str(tmp_path / "state.sqlite")]
+    command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+
+
+def test_sigterm_before_the_first_event_exits_143_having_sent_nothing(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=400)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    process = start_send(sandbox, tmp_path, events)
+    try:  # while the field listings are fetched, before any event
+        wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/personFields", 0) >= 1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert (process.returncode, stdout, stderr) == (143, b"", b"terminated\n")
+    assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [
@@ -61,32 +95,7 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
     )
     report = tmp_path / "report.json"
     state = tmp_path / "state.sqlite"
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    env["PIPEDRIVE_API_TOKEN"] = TOKEN
-    command = [
-        sys.executable,
-        "-m",
-        "rudder_pipedrive_cli",
-        "send",
-        str(events),
-        "--config",
-        str(EXAMPLE_CONFIG),
-        "--base-url",
-        sandbox.url,
-        "--plan",
-        "unlimited",
-        "--concurrency",
-        "4",
-        "--report",
-        str(report),
-        "--state",
-        str(state),
-        "--dead-letter",
-        str(tmp_path / "failed.ndjson"),
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
-    )
+    process = start_send(sandbox, tmp_path, events)
     try:
         wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
         process.send_signal(signum)
