@@ -150,3 +150,17 @@ def test_no_config_value_exits_70(workdir: Path, dotted: str, value: Any) -> Non
         url = httpx.URL(client.base_url)
         assert url.scheme in ("http", "https")
         assert httpx.URL(client.base_url).join("/v1/users/me").host == url.host
+
+
+@pytest.mark.parametrize("key", KEYS, ids=lambda key: key.env)
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(value=st.one_of(st.text(max_size=20), URLISH))
+def test_no_environment_value_is_an_error_rpd_did_not_name(key: Any, value: str) -> None:
+    """The same for each setting's environment variable (a value in one cannot hold NUL)."""
+    value = value.replace("\x00", "")
+    try:
+        loaded = load_settings(None, env={key.env: value, "RPD_CONFIG": str(EXAMPLE)})
+    except ConfigError as error:
+        assert error.message.startswith(f"${key.env}: "), error.message
+        return
+    PipedriveClient(token=loaded.api_token.reveal() or "t", base_url=loaded.api_url)
