@@ -50,6 +50,8 @@ class RootCauses:
     def explain(self, event: Event | None, outcome: Outcome) -> Explained:
         if outcome.status != "failed" or event is None or event.user_id is None:
             return Explained(outcome)
+        if event.type == "alias":  # about two users, never creating: its reason is its own
+            return Explained(outcome)
         user = event.user_id
         root = self._roots.get(user)
         if root is None:

@@ -72,3 +72,16 @@ def test_other_later_outcomes_keep_their_reason(outcome: Outcome, root: str) -> 
     roots = RootCauses()
     roots.explain(event("identify", "u-1"), ROOT)
     assert roots.explain(event("track", "u-1", 2, event="x"), outcome) == Explained(outcome, root)
+
+
+def test_an_alias_failure_keeps_its_own_reason() -> None:
+    # An alias is about two users and never creates: "neither person found" is its own cause.
+    roots = RootCauses()
+    roots.explain(event("identify", "u-1"), ROOT)
+    neither = Outcome(
+        status="failed",
+        reason="alias: neither previous nor current person found",
+        stage="lookup person",
+    )
+    alias = event("alias", "u-1", 2, previousId="u-0")
+    assert roots.explain(alias, neither) == Explained(neither)

@@ -67,12 +67,22 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
         "alias: neither previous nor current person found"
     )
     assert f"failed events written to {letters}" in " ".join(first.stderr.split())
-    # These reasons quote no event data, so the summary shows them as the dead letters do.
+    # A later event of a user whose first event failed says so (issue 14 item 4).
+    assert by_id["msg-0004"]["error"]["reason"] == (
+        f"no person for u-1001: its identify failed earlier ({NO_CREATE})"
+    )
+    # These reasons quote no event data, so the summary shows them as the dead letters do; the
+    # failures of later events of the same users are counted under the first one's reason.
     assert (
         "why events failed (each event's full reason is in its dead letter):\n"
-        f"  22  {NO_CREATE}\n"
+        f"   8  {NO_CREATE}\n"
+        "      +14 later events of the same users\n"
         "   2  alias: neither previous nor current person found\n"
     ) in first.stderr
+    assert first.report["failed_by_reason"] == {
+        NO_CREATE: {"events": 8, "later_events": 14},
+        "alias: neither previous nor current person found": {"events": 2, "later_events": 0},
+    }
     assert holdings(sandbox).persons == []
 
     fixed = rpd_send(sandbox, tmp_path, letters, dead_letter=tmp_path / "again.ndjson", name="fix")
