@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
@@ -92,10 +93,12 @@ class Replay:
     on_done: Callable[[Intake, Outcome], None] | None = None
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
+    roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
+        self.roots = RootCauses()
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
@@ -112,6 +115,8 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Intake, outcome: Outcome) -> None:
+        explained = self.roots.explain(item.event, outcome)
+        outcome = explained.outcome
         # Counted in words without event data (SPEC 8): the dead letter holds the full reason.
         self.tally.add_outcome(
             item.kind,
@@ -119,6 +124,7 @@ class Replay:
             dropped=outcome.dropped,
             warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
+            root=explained.root,
         )
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -19,15 +21,15 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
-from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
-from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
 from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
@@ -44,13 +46,33 @@ from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
-    "interrupted twice: events in flight were cancelled mid-way; rerun the same command to "
+    "{what} twice: events in flight were cancelled mid-way; rerun the same command to "
     "resume (with a state file, their writes are reconciled, not repeated)"
 )
 INTERRUPTED_MESSAGE = (
-    "interrupted: no new events were started and those in flight were finished; "
+    "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
 )
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
+    the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
+    KeyboardInterrupt, so a send stopped while it starts or reports still exits 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -85,6 +107,7 @@ def with_catalog(
     max_retries: int,
     store: FieldStore | None,
     pacer: Pacer,
+    reach: Reachability,
 ) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run and kept
     in the state (`store`) for dry-run and for the next send whose listing fails.
@@ -95,9 +118,11 @@ def with_catalog(
     any event, as those values would be dropped from events journaled as done.
 
     The listings go through the events' `pacer`: they spend the same burst window, and a pacer
-    that did not know of them would meet one 429 per listing in the first window.
+    that did not know of them would meet one 429 per listing in the first window. Their
+    connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
     """
     settings = env.settings
+    refuse_what_can_only_fail(env, Catalog().identity_findings(config), listed=False)
     try:
         with BlockingClient(
             token=token,
@@ -106,6 +131,7 @@ def with_catalog(
             max_retries=max_retries,
             tally=tally,
             pacer=pacer,
+            reach=reach,
         ) as blocking:
             catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
@@ -125,9 +151,27 @@ def with_catalog(
     else:
         if store is not None:
             save_catalog(store, catalog)
+    refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
     return catalog.apply(config)
+
+
+def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
+    """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
+    standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
+    (`listed` False) only what needs none: an unset field."""
+    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
+    if not failed:
+        return
+    where = env.settings.path or "settings (no config file)"
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    first = failed[0]
+    raise ConfigError(
+        f"{where}: {first.line}{more}: every event that needs it would fail",
+        hint=f"{first.hint}; `rpd check` runs every check",
+    )
 
 
 @handle_errors()
@@ -163,6 +207,7 @@ def send_command(
     event_filter = EventFilter.from_options(types, since, until)
     overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
     with (
+        sigterm_as_ctrl_c(),
         command_env(
             config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
         ) as env,
@@ -258,6 +303,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         max_retries=job.max_retries,
         store=replay_state,
         pacer=client.pacer,
+        reach=client.reach,
     )
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
     replay = Replay(
@@ -274,7 +320,12 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         replay_state.start_run()
     started = time.monotonic()
     stopped: RpdError | None = None
-    interrupted = cancelled = False
+    interrupted: signal.Signals | None = None
+    cancelled = False
+
+    def left(_item: object) -> None:
+        tally.not_attempted += 1
+
     try:
         with progress:
             items = intake(reader, job.event_filter, job.limit)
@@ -285,11 +336,13 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
                 sender=client,
                 done=replay.done,
                 concurrency=job.concurrency,
+                left=left,
             )
-    except RpdError as error:  # auth refused, rate limit / daily budget: report, then exit
+    except RpdError as error:  # auth refused, budget, unreachable: report, then exit
         stopped = error
-    except KeyboardInterrupt:  # a second Ctrl-C: events in flight were cancelled
-        interrupted = cancelled = True
+    except KeyboardInterrupt as stop:  # a second Ctrl-C or SIGTERM: in flight were cancelled
+        interrupted = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        cancelled = True
     finally:
         try:
             letters.close()
@@ -311,8 +364,15 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         write_report(job.report, document)
     if stopped is not None:
         raise stopped
-    if interrupted:
+    if interrupted is not None:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
-        env.err.print(message, markup=False, highlight=False, soft_wrap=True)
+        env.err.print(
+            message.format(what=STOPPED_BY[interrupted]),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        if interrupted is signal.SIGTERM:
+            return ExitStatus.TERMINATED
         return ExitStatus.INTERRUPTED
     return exit_status_for_run(tally.outcomes["failed"])

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
@@ -130,7 +130,7 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     """The API's base URL. Secrets never travel in it (SPEC 9: the token goes in a header), so a
     URL with credentials, a query or a fragment is refused, and the message does not repeat it."""
     if base_url:
-        parts = urlsplit(base_url)
+        parts = _url_parts(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"base_url {_shown(base_url)!r} is not an http(s) URL",
@@ -160,9 +160,51 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     return "https://api.pipedrive.com"
 
 
+# What a host may spell: a DNS name in ASCII (a non-ASCII one in its xn-- form), or an IP address.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _url_parts(base_url: str) -> SplitResult:
+    """`base_url` split, or a ConfigError saying what makes it no URL the client could use: a
+    space or control character, a host that is no DNS name or IP address, a port that is no
+    number (httpx refuses them only when the first request is made)."""
+    if not base_url.isascii() or not base_url.isprintable() or " " in base_url:
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} holds a space, a control or a non-ASCII character",
+            hint="give the URL without spaces, a non-ASCII host in its xn-- (punycode) form",
+        )
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number 0-65535
+    except ValueError:
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} is not a valid URL (its host or port)",
+            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ) from None
+    host = parts.hostname or ""
+    if host and not HOST_NAME.fullmatch(host) and not _is_ip(host):
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} has no valid host name",
+            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        )
+    return parts
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _shown(value: str) -> str:
     """A value for a message, without what could be a secret: userinfo, query and fragment."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # no URL (an unclosed "[" say): cut at what could start a secret
+        cut = re.split(r"[@?#]", value, maxsplit=1)
+        return cut[0] + ("..." if len(cut) > 1 else "")
     if "@" in parts.netloc:
         value = value.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1], 1)
     cut = re.split(r"[?#]", value, maxsplit=1)
@@ -206,6 +248,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
+        line = bytes(exc.object[: exc.start]).count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} is not UTF-8 text (byte {exc.start + 1} of the file)",
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
@@ -339,6 +387,13 @@ def load_settings(
         warnings=tuple(warnings),
         **resolved,
     )
+    token = settings.api_token.reveal()
+    if not token.isprintable() or not token.isascii():
+        # Sent in a header, which holds printable ASCII only: the value is never repeated.
+        raise ConfigError(
+            f"{origin['api_token']}: api_token holds a control or a non-ASCII character",
+            hint=f"a Pipedrive API token is 40 hex digits: copy it again into ${TOKEN_ENV}",
+        )
     try:
         settings.api_url  # noqa: B018 - validates base_url / company_domain early
     except ConfigError as error:

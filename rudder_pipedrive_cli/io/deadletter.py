@@ -124,6 +124,33 @@ def check_output_path(
                 f"{option} {path} is also {what}: rpd would overwrite it",
                 hint=f"choose another {option} path",
             )
+    try:
+        probe_writable(path)
+    except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
+        raise UsageError(
+            f"cannot write {option} {path}: {error.strerror or error}",
+            hint=f"choose another {option} path; nothing was sent",
+        ) from None
+
+
+def probe_writable(path: Path) -> None:
+    """Raise the OSError that writing `path` would meet, changing nothing: an existing file is
+    opened for appending (nothing written), a new one (and its missing folders) is made and
+    removed again. (A full disk shows only when writing: that stays an error after the report.)"""
+    if path.exists() or path.is_symlink():  # a link that leads nowhere fails as writing would
+        path.open("ab").close()
+        return
+    missing = [folder for folder in path.parents if not folder.exists()]
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        path.open("xb").close()
+        path.unlink()
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def same_file(one: Path, other: Path) -> bool:

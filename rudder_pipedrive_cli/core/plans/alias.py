@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     gone,
     merge_done,
     merge_landed,
+    person_check,
     require_field,
     unknown_failure,
     update,
@@ -24,6 +25,9 @@ from rudder_pipedrive_cli.core.plans.common import (
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
 NEITHER = "alias: neither previous nor current person found"
+# The merge this alias asks for was found done, not made now: by a run that was killed or whose
+# answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
+MERGED_BEFORE = "merged in an earlier run"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
@@ -38,13 +42,14 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     traits = Traits.of(event.raw, "traits", "context.traits")
     previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
     current = yield from find(ctx, PERSON, user_id, "curr_person_id")
+    merged_before = False
     if previous is not None and current is not None:
         if previous.id != current.id:
-            yield from merge(ctx, previous, current)
+            merged_before = not (yield from merge(ctx, previous, current))
         elif current.id in ctx.ledger.merged.values():
             # One person because a merge into it, left unknown (by this alias in a run that was
             # killed, say), was found done just now: the merge this alias asks for.
-            ctx.ledger.wrote = True
+            merged_before = True
         survivor = current
     elif previous is not None and user_id is not None:
         # Only the previous person exists: it becomes the userId's person.
@@ -64,12 +69,15 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     for key in (previous_id, user_id):
         if key is not None and (previous is not None or key == user_id):
             ctx.ledger.learn(PERSON, key, survivor)
+    if merged_before and not ctx.ledger.wrote:
+        return ctx.ledger.outcome("unchanged", MERGED_BEFORE)
     return ctx.ledger.finish()
 
 
-def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
+def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     """PUT the merge; an unknown outcome is settled by asking whether the previous person is
-    still there (gone: the merge is done)."""
+    still there (gone: the merge is done). False: not made now, found done before (the previous
+    person, found by search, is gone while the survivor is there: SPEC 5's done)."""
     stage = "merge persons"
     request = ApiRequest(
         method="PUT",
@@ -95,7 +103,18 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
                 )
                 if survivor_missing:
                     raise gone(PERSON, current, response, stage)
-                if response.status in GONE:
+                if response.status in GONE and previous.via != "cache":
+                    # Gone though a search just found it (the index lags a merge): done earlier
+                    # if the survivor is there, as a merge left unknown is settled.
+                    there = yield person_check(
+                        current.id, f"person {previous.id} is gone: is the survivor there?"
+                    )
+                    if there.status in GONE:
+                        raise gone(PERSON, current, there, stage)
+                    expect(there, "reconcile merge")
+                    merge_done(ctx, previous.id, current.id)
+                    return False
+                if response.status in GONE:  # a stale cache: planned again (plans/__init__)
                     raise gone(PERSON, previous, response, stage)
                 expect(response, stage)
                 break
@@ -112,3 +131,4 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
         raise
     ctx.ledger.wrote = True
     merge_done(ctx, previous.id, current.id)
+    return True
