@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -20,11 +21,22 @@ from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
-from rudder_pipedrive_cli.sandbox.options import PLAN_NAMES
+from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
 
 
-def _announce(url: str) -> None:
-    print(f"listening on {url}", flush=True)
+def _announcer(sandbox: Sandbox) -> Callable[[str], None]:
+    def announce(url: str) -> None:
+        print(f"listening on {url}", flush=True)
+        if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
+            print(EXPOSED_WARNING, file=sys.stderr, flush=True)
+
+    return announce
+
+
+EXPOSED_WARNING = (
+    "warning: the sandbox listens beyond this machine with the default token: anyone who can "
+    "reach it can read and change its data; choose a token with --token"
+)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -99,7 +111,7 @@ def sandbox_command(
     sandbox = Sandbox(options)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        sandbox.serve_forever(on_ready=_announce)
+        sandbox.serve_forever(on_ready=_announcer(sandbox))
     except OSError as error:
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)

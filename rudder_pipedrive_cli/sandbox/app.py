@@ -104,10 +104,29 @@ class SandboxApp:
 
     # ---- requests ------------------------------------------------------------------------------
 
+    def screen(
+        self, method: str, target: str, headers: Mapping[str, str], length: int
+    ) -> Answer | None:
+        """The answer to a request refused before its body is read, or None to read it: a wrong
+        token (401) or a body over `max_body_bytes` (413) costs the sandbox no memory."""
+        url = urlsplit(target)
+        if _token(url.query, headers) != self.options.token:
+            return self.handle(method, target, headers, b"")
+        if length <= self.options.max_body_bytes:
+            return None
+        cap = self.options.max_body_bytes
+        answer = failure(413, f"Request body too large: at most {cap} bytes")
+        if not url.path.startswith("/_sandbox/"):
+            with self.lock:
+                route = match_route(url.path)
+                self.requests[f"{method} {route[0] if route else '(unknown)'}"] += 1
+                self.statuses["413"] += 1
+        return answer
+
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         url = urlsplit(target)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        token = headers.get("x-api-token") or query.pop("api_token", None)
+        token = _token(url.query, headers)
         query.pop("api_token", None)
         if url.path.startswith("/_sandbox/"):
             if token != self.options.token:
@@ -184,3 +203,10 @@ class SandboxApp:
             return failure(err.status, err.message)
         applied = fault.kind == "reset" and answer.status < 300
         return replace(answer, drop=True) if applied else answer
+
+
+def _token(query: str, headers: Mapping[str, str]) -> str | None:
+    """The token a request carries: the `x-api-token` header, else the `api_token` query."""
+    return headers.get("x-api-token") or dict(parse_qsl(query, keep_blank_values=True)).get(
+        "api_token"
+    )

@@ -5,13 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PLAN_NAMES = ("lite", "growth", "premium", "ultimate", "unlimited")
+DEFAULT_TOKEN = "sandbox-token"
+# Larger request bodies get a 413 before they are read (rpd's largest is a few kB).
+MAX_BODY_BYTES = 1024 * 1024
+# A connection that sends nothing for this long (mid-request or idle between requests) is closed.
+READ_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SandboxOptions:
     host: str = "127.0.0.1"
     port: int = 0
-    token: str = "sandbox-token"
+    token: str = DEFAULT_TOKEN
     plan: str = "unlimited"
     seats: int = 1
     fail_5xx: float = 0.0
@@ -20,6 +25,8 @@ class SandboxOptions:
     latency_ms: int = 0
     index_lag_ms: int = 0
     fault_seed: int | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    read_timeout_s: float = READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.plan not in PLAN_NAMES:
@@ -30,6 +37,10 @@ class SandboxOptions:
             raise ValueError("token must not be empty")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
+        if self.max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must not be negative, not {self.max_body_bytes}")
+        if self.read_timeout_s <= 0:
+            raise ValueError(f"read_timeout_s must be positive, not {self.read_timeout_s}")
         check_faults(
             fail_5xx=self.fail_5xx,
             fail_429=self.fail_429,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -61,3 +63,15 @@ def create_person(client: httpx.Client, **body: Any) -> dict[str, Any]:
 def load_openapi(name: str) -> dict[str, Any]:
     """A parsed Pipedrive description, found and cached as the request contract does."""
     return dict(load(name))
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`rpd sandbox --port 0 ARGS` in a child process, and the first line it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from sandbox_support import start_cli
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
@@ -17,14 +17,7 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
+    process, first = start_cli(*args)
     found = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
     assert found, first
     return process, found.group(1)
