@@ -21,6 +21,7 @@ from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
 from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
 
 
@@ -74,6 +75,26 @@ def sandbox_command(
     index_lag_ms: Annotated[
         int, typer.Option("--index-lag-ms", min=0, help="Search finds writes only after N ms.")
     ] = 0,
+    fail_mangle: Annotated[
+        float,
+        typer.Option(
+            "--fail-mangle",
+            min=0.0,
+            max=1.0,
+            help="Rate of successful lookups (itemSearch and the list endpoints) answered 200 with "
+            'a malformed body instead: {"success": false}, an HTML page, an empty body, '
+            '{"success": true} without data, or a v1-shaped body (data.items).',
+        ),
+    ] = 0.0,
+    mangle_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mangle-kind",
+            help="Only this malformed body for --fail-mangle (repeatable): "
+            + "|".join(MANGLE_KINDS)
+            + " (default: any, drawn with --fault-seed).",
+        ),
+    ] = None,
     fault_seed: Annotated[
         int | None, typer.Option("--fault-seed", help="Seed the faults to replay them exactly.")
     ] = None,
@@ -104,6 +125,8 @@ def sandbox_command(
             fail_reset=fail_reset,
             latency_ms=latency_ms,
             index_lag_ms=index_lag_ms,
+            fail_mangle=fail_mangle,
+            mangle_kinds=tuple(mangle_kind) if mangle_kind else MANGLE_KINDS,
             fault_seed=fault_seed,
         )
     except ValueError as error:

@@ -22,10 +22,11 @@ with the records exactly as the API returns them: persons and organizations in v
 `GET /_sandbox/stats` and `Sandbox.stats()` return
 
     {"requests": {"METHOD /path/template": n}, "statuses": {"200": n, ...}, "tokens": n,
-     "rate_limited": n, "forbidden": n, "resets": n}
+     "rate_limited": n, "forbidden": n, "resets": n, "mangled": n}
 
 counting API requests only (not `/_sandbox/*`); `rate_limited` counts 429s served (spurious ones
-included), `forbidden` the edge's HTML 403s, `resets` the answers dropped by `fail_reset`.
+included), `forbidden` the edge's HTML 403s, `resets` the answers dropped by `fail_reset`, `mangled` the lookups answered with a malformed
+body by `fail_mangle`.
 """
 
 from rudder_pipedrive_cli.sandbox.options import SandboxOptions

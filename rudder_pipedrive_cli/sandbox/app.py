@@ -17,18 +17,19 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from rudder_pipedrive_cli.core.costs import token_cost
-from rudder_pipedrive_cli.sandbox.faults import Faults, FaultSettings
+from rudder_pipedrive_cli.sandbox.faults import Faults
 from rudder_pipedrive_cli.sandbox.limits import Limiter
-from rudder_pipedrive_cli.sandbox.options import SandboxOptions, check_faults
+from rudder_pipedrive_cli.sandbox.options import SandboxOptions
 from rudder_pipedrive_cli.sandbox.replies import (
     Answer,
     ApiError,
     edge_forbidden,
     failure,
+    mangled,
     plain,
     server_error,
 )
-from rudder_pipedrive_cli.sandbox.routes import ROUTES, Request, match_route
+from rudder_pipedrive_cli.sandbox.routes import LOOKUPS, ROUTES, Request, match_route
 from rudder_pipedrive_cli.sandbox.store import Store
 
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -44,16 +45,7 @@ class SandboxApp:
         self.options = options
         self.clock = clock
         self.lock = threading.Lock()
-        self.faults = Faults(
-            FaultSettings(
-                fail_5xx=options.fail_5xx,
-                fail_429=options.fail_429,
-                fail_reset=options.fail_reset,
-                latency_ms=options.latency_ms,
-                index_lag_ms=options.index_lag_ms,
-            ),
-            options.fault_seed,
-        )
+        self.faults = Faults(options.fault_settings(), options.fault_seed)
         self.store = Store(index_lag_ms=options.index_lag_ms)
         self.limiter = Limiter(options.plan, options.seats)
         self._clear_stats()
@@ -64,6 +56,7 @@ class SandboxApp:
         self.rate_limited = 0
         self.forbidden = 0
         self.resets = 0
+        self.mangled = 0
 
     # ---- introspection ----------------------------------------------------------------------
 
@@ -80,6 +73,7 @@ class SandboxApp:
                 "rate_limited": self.rate_limited,
                 "forbidden": self.forbidden,
                 "resets": self.resets,
+                "mangled": self.mangled,
             }
 
     def reset(self) -> None:
@@ -91,14 +85,7 @@ class SandboxApp:
 
     def set_faults(self, **changes: Any) -> None:
         with self.lock:
-            settings = replace(self.faults.settings, **changes)
-            check_faults(
-                fail_5xx=settings.fail_5xx,
-                fail_429=settings.fail_429,
-                fail_reset=settings.fail_reset,
-                latency_ms=settings.latency_ms,
-                index_lag_ms=settings.index_lag_ms,
-            )
+            settings = replace(self.faults.settings, **changes)  # checks the values
             self.faults.settings = settings
             self.store.index_lag_ms = settings.index_lag_ms
 
@@ -202,7 +189,14 @@ class SandboxApp:
         except ApiError as err:
             return failure(err.status, err.message)
         applied = fault.kind == "reset" and answer.status < 300
-        return replace(answer, drop=True) if applied else answer
+        if applied:
+            return replace(answer, drop=True)
+        if key in LOOKUPS and answer.status == 200:
+            kind = self.faults.mangle()
+            if kind:
+                self.mangled += 1
+                return mangled(kind, answer)
+        return answer
 
 
 def _token(query: str, headers: Mapping[str, str]) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS, FaultSettings
+
 PLAN_NAMES = ("lite", "growth", "premium", "ultimate", "unlimited")
 DEFAULT_TOKEN = "sandbox-token"
 # Larger request bodies get a 413 before they are read (rpd's largest is a few kB).
@@ -24,6 +26,8 @@ class SandboxOptions:
     fail_reset: float = 0.0
     latency_ms: int = 0
     index_lag_ms: int = 0
+    fail_mangle: float = 0.0
+    mangle_kinds: tuple[str, ...] = MANGLE_KINDS
     fault_seed: int | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     read_timeout_s: float = READ_TIMEOUT_S
@@ -41,23 +45,15 @@ class SandboxOptions:
             raise ValueError(f"max_body_bytes must not be negative, not {self.max_body_bytes}")
         if self.read_timeout_s <= 0:
             raise ValueError(f"read_timeout_s must be positive, not {self.read_timeout_s}")
-        check_faults(
+        self.fault_settings()  # checks the fault values
+
+    def fault_settings(self) -> FaultSettings:
+        return FaultSettings(
             fail_5xx=self.fail_5xx,
             fail_429=self.fail_429,
             fail_reset=self.fail_reset,
             latency_ms=self.latency_ms,
             index_lag_ms=self.index_lag_ms,
+            fail_mangle=self.fail_mangle,
+            mangle_kinds=self.mangle_kinds,
         )
-
-
-def check_faults(
-    *, fail_5xx: float, fail_429: float, fail_reset: float, latency_ms: int, index_lag_ms: int
-) -> None:
-    for name, rate in (("fail_5xx", fail_5xx), ("fail_429", fail_429), ("fail_reset", fail_reset)):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{name} must be a rate between 0 and 1, not {rate}")
-    if fail_5xx + fail_429 > 1.0:
-        raise ValueError("fail_5xx + fail_429 must not exceed 1")
-    for name, ms in (("latency_ms", latency_ms), ("index_lag_ms", index_lag_ms)):
-        if ms < 0:
-            raise ValueError(f"{name} must not be negative, not {ms}")

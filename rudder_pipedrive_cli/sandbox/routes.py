@@ -262,6 +262,21 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME)),
 }
 
+# "METHOD template" of the lookups: the answers rpd decides "found" or "not found" from, which
+# `fail_mangle` may replace with a malformed body.
+LOOKUPS = frozenset(
+    {
+        "GET /api/v2/itemSearch/field",
+        "GET /api/v2/persons",
+        "GET /api/v2/organizations",
+        "GET /v1/leads",
+        "GET /v1/leads/archived",
+        "GET /api/v2/deals",
+        "GET /api/v2/activities",
+        "GET /v1/notes",
+    }
+)
+
 _PATTERNS = [
     (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"), template)
     for template in dict.fromkeys(template for _, template in ROUTES)

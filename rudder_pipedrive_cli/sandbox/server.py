@@ -247,6 +247,8 @@ class Sandbox:
         fail_reset: float | None = None,
         latency_ms: int | None = None,
         index_lag_ms: int | None = None,
+        fail_mangle: float | None = None,
+        mangle_kinds: tuple[str, ...] | None = None,
     ) -> None:
         """Change faults at run time (tests seed first, then turn faults on)."""
         changes = {
@@ -255,5 +257,7 @@ class Sandbox:
             "fail_reset": fail_reset,
             "latency_ms": latency_ms,
             "index_lag_ms": index_lag_ms,
+            "fail_mangle": fail_mangle,
+            "mangle_kinds": mangle_kinds,
         }
         self.app.set_faults(**{k: v for k, v in changes.items() if v is not None})

@@ -112,3 +112,24 @@ def test_the_ipv6_loopback_is_a_host_it_listens_on() -> None:
         assert sandbox.url.startswith("http://[::1]:")
         answer = httpx.get(sandbox.url + "/v1/users/me", headers={"x-api-token": "sandbox-token"})
         assert answer.status_code == 200
+
+
+def test_mangled_lookups_reach_the_server() -> None:
+    process, url = start("--fail-mangle", "1", "--mangle-kind", "no-data", "--plan", "unlimited")
+    try:
+        headers = {"x-api-token": "sandbox-token"}
+        response = httpx.get(f"{url}/api/v2/persons", headers=headers)
+        assert (response.status_code, response.text) == (200, '{"success":true}')
+        assert httpx.get(f"{url}/v1/users/me", headers=headers).json()["success"] is True
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_an_unknown_mangle_kind_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--mangle-kind", "xml"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: mangle kind must be one of unsuccessful, html, empty, no-data, v1-shape, "
+        "not 'xml'\nhint: see `rpd sandbox --help`\n"
+    )

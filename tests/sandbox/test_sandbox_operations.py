@@ -747,6 +747,7 @@ def test_state_stats_and_reset_over_http(api: httpx.Client, sandbox: Sandbox) ->
         "rate_limited": 0,
         "forbidden": 0,
         "resets": 0,
+        "mangled": 0,
     }
     assert api.post("/_sandbox/reset").json() == {"reset": True}
     assert sandbox.state() == {"persons": [], "organizations": [], "leads": [], "merges": []}
