@@ -25,8 +25,8 @@ with the records exactly as the API returns them: persons and organizations in v
      "rate_limited": n, "forbidden": n, "resets": n, "mangled": n}
 
 counting API requests only (not `/_sandbox/*`); `rate_limited` counts 429s served (spurious ones
-included), `forbidden` the edge's HTML 403s, `resets` the answers dropped by `fail_reset`, `mangled` the lookups answered with a malformed
-body by `fail_mangle`.
+included), `forbidden` the edge's HTML 403s, `resets` the answers dropped by `fail_reset`,
+`mangled` the lookups answered with a malformed body by `fail_mangle`.
 """
 
 from rudder_pipedrive_cli.sandbox.options import SandboxOptions

@@ -30,6 +30,7 @@ from rudder_pipedrive_cli.sandbox.replies import (
     server_error,
 )
 from rudder_pipedrive_cli.sandbox.routes import LOOKUPS, ROUTES, Request, match_route
+from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS
 from rudder_pipedrive_cli.sandbox.store import Store
 
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -177,6 +178,9 @@ class SandboxApp:
         handler = ROUTES.get((method, route[0])) if route else None
         if route is None or handler is None:
             return failure(404, f"Unknown method {key}")
+        unknown = next((name for name in query if name not in QUERY_PARAMETERS[key]), None)
+        if unknown is not None:
+            return failure(400, f"{unknown}: not a parameter of {key}")
         try:
             parsed = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:

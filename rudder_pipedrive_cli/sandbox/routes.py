@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,12 @@ from rudder_pipedrive_cli.sandbox.seed import (
     searchable_field,
 )
 from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Store
-from rudder_pipedrive_cli.sandbox.validation import check_schema, parse_rfc3339
+from rudder_pipedrive_cli.sandbox.validation import (
+    check_schema,
+    is_uuid,
+    looks_like_field_key,
+    parse_rfc3339,
+)
 
 MAX_LIMIT = 500
 V1_MAX_LIMIT = 500
@@ -216,25 +221,95 @@ def _search(store: Store, req: Request) -> Answer:
 # ---- leads -----------------------------------------------------------------------------------
 
 
+def _lead_body(req: Request) -> Mapping[str, Any]:
+    """A v1 lead body: its schema, and no key beyond it but custom deal fields (top level)."""
+    body = _body(req)
+    known = REQUEST_SCHEMAS[f"{req.method} {req.template}"]["properties"]
+    for key in body:
+        if key not in known and not looks_like_field_key(key.removesuffix("_currency")):
+            raise ApiError(400, f"Validation failed: {key}: unknown property")
+    return body
+
+
+def _lead_id(req: Request) -> str:
+    if not is_uuid(req.params["id"]):
+        raise ApiError(400, f"id: must be a UUID, got {req.params['id']!r}")
+    return req.params["id"]
+
+
 def _create_lead(store: Store, req: Request) -> Answer:
-    return success(store.create_lead(_body(req), req.now), status=201)
+    return success(store.create_lead(_lead_body(req), req.now), status=201)
 
 
-def _list_leads(store: Store, req: Request) -> Answer:
+def _update_lead(store: Store, req: Request) -> Answer:
+    return success(store.update_lead(_lead_id(req), _lead_body(req), req.now))
+
+
+_LEAD_SORTABLE = (
+    "id",
+    "title",
+    "owner_id",
+    "creator_id",
+    "was_seen",
+    "expected_close_date",
+    "next_activity_id",
+    "add_time",
+    "update_time",
+)
+
+
+def _v1_sort(req: Request, sortable: Sequence[str]) -> list[tuple[str, bool]]:
+    """v1's `sort`: "field_1 ASC, field_2 DESC" -> [(field, descending)]."""
+    keys: list[tuple[str, bool]] = []
+    for part in req.query.get("sort", "").split(","):
+        if not part.strip():
+            continue
+        name, _, direction = part.strip().partition(" ")
+        direction = direction.strip().upper() or "ASC"
+        if name not in sortable or direction not in ("ASC", "DESC"):
+            raise ApiError(
+                400, f"sort: expected 'field ASC|DESC, ...' with fields {', '.join(sortable)}"
+            )
+        keys.append((name, direction == "DESC"))
+    return keys
+
+
+def _v1_page(req: Request, rows: list[Any]) -> Answer:
+    """One page of `rows` by v1's `start` and `limit`, with its pagination."""
     start = _query_int(req, "start", 0)
     assert start is not None
     if start < 0:
         raise ApiError(400, "start: must not be negative")
     limit = _limit(req, 100, V1_MAX_LIMIT)
-    rows = store.lead_listing(
-        person_id=_query_int(req, "person_id"), org_id=_query_int(req, "organization_id")
-    )
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
     if more:
         pagination["next_start"] = start + limit
     # v1 lists page in `additional_data.pagination`; the OpenAPI puts the same keys one level up.
     return success(rows[start : start + limit], {**pagination, "pagination": pagination})
+
+
+def _unmodelled(req: Request, *names: str) -> None:
+    """Parameters Pipedrive documents that the sandbox does not model: refused, never ignored."""
+    for name in names:
+        if name in req.query:
+            raise ApiError(400, f"{name}: not supported by the sandbox")
+
+
+def _lead_lister(*, archived: bool) -> Handler:
+    def handle(store: Store, req: Request) -> Answer:
+        _unmodelled(req, "filter_id")
+        rows = store.lead_listing(
+            archived=archived,
+            person_id=_query_int(req, "person_id"),
+            org_id=_query_int(req, "organization_id"),
+            owner_id=_query_int(req, "owner_id"),
+            updated_since=None if archived else _time_query(req, "updated_since"),
+            sort=_v1_sort(req, _LEAD_SORTABLE),
+        )
+        return _v1_page(req, rows)
+
+    return handle
 
 
 # ---- fields, labels, user ----------------------------------------------------------------------
@@ -257,7 +332,11 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     **{("GET", path): _field_listing(entity) for path, entity in FIELD_LISTINGS.items()},
     ("PUT", "/v1/persons/{id}/merge"): _merge,
     ("POST", "/v1/leads"): _create_lead,
-    ("GET", "/v1/leads"): _list_leads,
+    ("GET", "/v1/leads"): _lead_lister(archived=False),
+    # Before /v1/leads/{id}: routes match in this order.
+    ("GET", "/v1/leads/archived"): _lead_lister(archived=True),
+    ("GET", "/v1/leads/{id}"): lambda store, req: success(store.get_lead(_lead_id(req))),
+    ("PATCH", "/v1/leads/{id}"): _update_lead,
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME)),
 }

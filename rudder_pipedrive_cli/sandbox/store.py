@@ -16,7 +16,7 @@ import heapq
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rudder_pipedrive_cli.core.fields import rfc3339 as to_rfc3339
@@ -47,7 +47,21 @@ _PASSTHROUGH = {
 }
 # The survivor's identity and names are its own even where empty (SPEC 1: its data wins).
 _KEPT_ON_MERGE = frozenset({"id", "name", "first_name", "last_name", "add_time", "update_time"})
-_LEAD_PASSTHROUGH = ("channel", "channel_id", "expected_close_date", "owner_id")
+# addLead/updateLead properties kept as given (after the checks in `Store._apply_lead`).
+_LEAD_KEPT = (
+    "title",
+    "owner_id",
+    "label_ids",
+    "person_id",
+    "organization_id",
+    "is_archived",
+    "value",
+    "expected_close_date",
+    "visible_to",
+    "was_seen",
+    "channel",
+    "channel_id",
+)
 
 
 def rfc3339(epoch: float) -> str:
@@ -267,67 +281,93 @@ class Store:
     # ---- leads ---------------------------------------------------------------------------
 
     def create_lead(self, body: Mapping[str, Any], now: float) -> Record:
-        person_id, org_id = body.get("person_id"), body.get("organization_id")
-        if person_id is None and org_id is None:
-            raise ApiError(400, "A lead must be linked to a person or an organization")
-        if person_id is not None and person_id not in self.persons:
-            raise ApiError(400, f"person_id: person {person_id} not found")
-        if org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"organization_id: organization {org_id} not found")
-        deal_fields = custom_fields("deal")
-        unknown_labels = [i for i in body.get("label_ids", ()) if i not in LEAD_LABEL_IDS]
-        if unknown_labels:
-            raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
         lead: Record = {
             "id": str(uuid.UUID(int=self._uuids.getrandbits(128), version=4)),
             "title": body["title"],
             "owner_id": USER_ID,
             "creator_id": USER_ID,
-            "label_ids": list(body.get("label_ids", ())),
-            "person_id": person_id,
-            "organization_id": org_id,
+            "label_ids": [],
+            "person_id": None,
+            "organization_id": None,
             "source_name": "API",
             "origin": "API",
             "origin_id": body.get("origin_id"),
             "channel": None,
             "channel_id": None,
             "is_archived": False,
-            "was_seen": bool(body.get("was_seen", False)),
-            "value": copy.deepcopy(body.get("value")),
+            "was_seen": False,
+            "value": None,
             "expected_close_date": None,
             "next_activity_id": None,
             "add_time": v1_time(now),
             "update_time": v1_time(now),
-            "visible_to": body.get("visible_to", str(DEFAULT_VISIBLE_TO)),
+            "visible_to": str(DEFAULT_VISIBLE_TO),
             "cc_email": "sandbox@pipedrivemail.com",
         }
-        lead |= {key: body[key] for key in _LEAD_PASSTHROUGH if key in body}
-        for key, value in body.items():
-            # v1 leads take custom deal fields top level; a monetary one is flat: the amount
-            # under its key, the currency under `<key>_currency` (v1.yaml, "Lead fields").
-            field_key = key.removesuffix("_currency")
-            if not looks_like_field_key(field_key):
-                continue
-            field = deal_fields.get(field_key)
-            if field is None or (key != field_key and field.type != "monetary"):
-                raise ApiError(400, f"{key}: unknown deal field")
-            if field.type == "monetary":
-                problem = _flat_monetary(key, value, currency=key != field_key)
-            else:
-                problem = check_field_value(field, value, key)
-            if problem:
-                raise ApiError(400, problem)
-            lead[key] = copy.deepcopy(value)
+        self._apply_lead(lead, body)
         self.leads[lead["id"]] = lead
         return lead
 
-    def lead_listing(self, *, person_id: int | None, org_id: int | None) -> list[Record]:
-        return [
+    def get_lead(self, lead_id: str) -> Record:
+        lead = self.leads.get(lead_id)
+        if lead is None:
+            raise ApiError(404, "Lead not found")
+        return lead
+
+    def update_lead(self, lead_id: str, body: Mapping[str, Any], now: float) -> Record:
+        """updateLead: only the given properties change; `is_archived` archives or restores."""
+        lead = self.get_lead(lead_id)
+        if "title" in body and not body["title"]:
+            raise ApiError(400, "title: a lead needs a title")
+        changed = copy.deepcopy(lead)
+        self._apply_lead(changed, body)
+        changed["update_time"] = v1_time(now)
+        self.leads[lead_id] = changed
+        return changed
+
+    def _apply_lead(self, lead: Record, body: Mapping[str, Any]) -> None:
+        """Checks `body` against the company's records and fields, then writes it into `lead`."""
+        person_id = body.get("person_id", lead["person_id"])
+        org_id = body.get("organization_id", lead["organization_id"])
+        if person_id is None and org_id is None:
+            raise ApiError(400, "A lead must be linked to a person or an organization")
+        if person_id is not None and person_id not in self.persons:
+            raise ApiError(400, f"person_id: person {person_id} not found")
+        if org_id is not None and org_id not in self.organizations:
+            raise ApiError(400, f"organization_id: organization {org_id} not found")
+        if body.get("owner_id", USER_ID) != USER_ID:
+            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        unknown_labels = [i for i in body.get("label_ids") or () if i not in LEAD_LABEL_IDS]
+        if unknown_labels:
+            raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
+        custom = _lead_custom_fields(body)
+        lead |= {key: copy.deepcopy(body[key]) for key in _LEAD_KEPT if key in body}
+        lead |= custom
+
+    def lead_listing(
+        self,
+        *,
+        archived: bool,
+        person_id: int | None,
+        org_id: int | None,
+        owner_id: int | None,
+        updated_since: float | None,
+        sort: Sequence[tuple[str, bool]],
+    ) -> list[Record]:
+        """getLeads (`archived` False) or getArchivedLeads: filtered, then sorted by each
+        (field, descending) in turn; unsorted, in the order they were added."""
+        rows = [
             lead
             for lead in self.leads.values()
-            if (person_id is None or lead["person_id"] == person_id)
+            if lead["is_archived"] == archived
+            and (person_id is None or lead["person_id"] == person_id)
             and (org_id is None or lead["organization_id"] == org_id)
+            and (owner_id is None or lead["owner_id"] == owner_id)
+            and (updated_since is None or _epoch(lead["update_time"]) >= updated_since)
         ]
+        for key, descending in reversed(sort):  # stable sorts, last key first
+            rows.sort(key=lambda r: (r[key] is None, r[key]), reverse=descending)
+        return rows
 
     # ---- search --------------------------------------------------------------------------
 
@@ -394,6 +434,29 @@ _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
     "middle": lambda value, term: term in value,
 }
 MATCH_MODES = tuple(_MATCHERS)
+
+
+def _lead_custom_fields(body: Mapping[str, Any]) -> Record:
+    """The custom deal fields of a lead body, checked: v1 leads take them as top-level keys, a
+    monetary one flat: the amount under its key, the currency under `<key>_currency` (v1.yaml,
+    "Lead fields")."""
+    deal_fields = custom_fields("deal")
+    found: Record = {}
+    for key, value in body.items():
+        field_key = key.removesuffix("_currency")
+        if not looks_like_field_key(field_key):
+            continue
+        field = deal_fields.get(field_key)
+        if field is None or (key != field_key and field.type != "monetary"):
+            raise ApiError(400, f"{key}: unknown deal field")
+        if field.type == "monetary":
+            problem = _flat_monetary(key, value, currency=key != field_key)
+        else:
+            problem = check_field_value(field, value, key)
+        if problem:
+            raise ApiError(400, problem)
+        found[key] = copy.deepcopy(value)
+    return found
 
 
 def _flat_monetary(key: str, value: Any, *, currency: bool) -> str | None:

@@ -22,21 +22,39 @@ from sandbox_support import (
 
 from rudder_pipedrive_cli.core.costs import TOKEN_COST
 from rudder_pipedrive_cli.sandbox.routes import ROUTES
-from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
+from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
 
 
-def test_the_packaged_request_schemas_match_the_openapi_files() -> None:
+def extract_script() -> Any:
+    """scripts/extract_sandbox_schemas.py as a module."""
     spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", SCRIPT)
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_the_packaged_request_schemas_match_the_openapi_files() -> None:
+    script = extract_script()
     assert script.extract(specs_dir()) == REQUEST_SCHEMAS
+    assert script.extract_query(specs_dir()) == QUERY_PARAMETERS
+    served = {f"{method} {path}" for method, path in ROUTES}
+    assert set(script.OPERATIONS) == served, "every served operation is in the script's list"
 
 
 def test_every_costed_operation_is_served() -> None:
     assert {f"{method} {path}" for method, path in ROUTES} == set(TOKEN_COST)
+
+
+def test_each_operation_costs_its_documented_x_token_cost() -> None:
+    script = extract_script()
+    documented = {
+        key: load_openapi(file)["paths"][path][method]["x-token-cost"]
+        for key, (file, path, method) in script.OPERATIONS.items()
+    }
+    assert documented == dict(TOKEN_COST)
 
 
 # ---- response schemas ----------------------------------------------------------------------
@@ -110,6 +128,7 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
             SOURCE_FIELD: "web",
         },
     )
+    lead_id = lead.json()["data"]["id"]
     checks = [
         (org, "v2.yaml", "/organizations", "post"),
         (person, "v2.yaml", "/persons", "post"),
@@ -130,6 +149,14 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
         (api.get("/api/v2/organizationFields"), "v2.yaml", "/organizationFields", "get"),
         (api.get("/api/v2/dealFields", params={"limit": 2}), "v2.yaml", "/dealFields", "get"),
         (api.get("/v1/leads", params={"person_id": 1}), "v1.yaml", "/leads", "get"),
+        (api.get(f"/v1/leads/{lead_id}"), "v1.yaml", "/leads/{id}", "get"),
+        (
+            api.patch(f"/v1/leads/{lead_id}", json={"is_archived": True}),
+            "v1.yaml",
+            "/leads/{id}",
+            "patch",
+        ),
+        (api.get("/v1/leads/archived"), "v1.yaml", "/leads/archived", "get"),
         (api.get("/v1/leadLabels"), "v1.yaml", "/leadLabels", "get"),
         (api.get("/v1/users/me"), "v1.yaml", "/users/me", "get"),
         (
