@@ -23,9 +23,10 @@ from rudder_pipedrive_cli.sandbox.seed import (
     LEAD_LABELS,
     USER_ME,
     Entity,
+    custom_fields,
     searchable_field,
 )
-from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Store
+from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Record, Store
 from rudder_pipedrive_cli.sandbox.validation import (
     check_schema,
     is_uuid,
@@ -88,11 +89,15 @@ def _cursor_offset(req: Request) -> int:
     return int(decoded["offset"])
 
 
-def _cursor_page(req: Request, rows: list[Any], *, default_limit: int = 100) -> Answer:
+def _cursor_page(
+    req: Request, rows: list[Any], *, view: Callable[[Any], Any] | None = None
+) -> Answer:
     """One page of `rows` with v2's `additional_data.next_cursor` (null on the last page)."""
-    limit = _limit(req, default_limit, MAX_LIMIT)
+    limit = _limit(req, 100, MAX_LIMIT)
     offset = _cursor_offset(req)
     page = rows[offset : offset + limit]
+    if view is not None:
+        page = [view(row) for row in page]
     more = offset + limit < len(rows)
     cursor = (
         base64.urlsafe_b64encode(orjson.dumps({"offset": offset + limit})).decode()
@@ -130,29 +135,85 @@ _SORTABLE = ("id", "update_time", "add_time")
 
 def _lister(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
+        _unmodelled(req, "filter_id")
         sort_by = req.query.get("sort_by", "id")
         if sort_by not in _SORTABLE:
             raise ApiError(400, f"sort_by: must be one of {', '.join(_SORTABLE)}")
         direction = req.query.get("sort_direction", "asc")
         if direction not in ("asc", "desc"):
             raise ApiError(400, "sort_direction: must be asc or desc")
-        ids = req.query.get("ids")
+        view = _record_view(entity, req)
         rows = store.listing(
             entity,
-            ids=frozenset(_int(i, "ids") for i in ids.split(",")) if ids else None,
+            ids=_ids(req),
+            owner_id=_query_int(req, "owner_id"),
             org_id=_query_int(req, "org_id") if entity == "person" else None,
             updated_since=_time_query(req, "updated_since"),
             updated_until=_time_query(req, "updated_until"),
             sort_by=sort_by,
             descending=direction == "desc",
         )
-        return _cursor_page(req, rows)
+        return _cursor_page(req, rows, view=view)
 
     return handle
 
 
+_MAX_IDS = 100
+_MAX_CUSTOM_FIELDS = 15
+
+
+def _ids(req: Request) -> frozenset[int] | None:
+    if "ids" not in req.query:
+        return None
+    ids = [_int(i.strip(), "ids") for i in req.query["ids"].split(",")]
+    if len(ids) > _MAX_IDS:
+        raise ApiError(400, f"ids: at most {_MAX_IDS} ids, got {len(ids)}")
+    return frozenset(ids)
+
+
+def _query_bool(req: Request, name: str) -> bool:
+    value = req.query.get(name, "false")
+    if value not in ("true", "false"):
+        raise ApiError(400, f"{name}: must be true or false, got {value!r}")
+    return value == "true"
+
+
+def _record_view(entity: Entity, req: Request) -> Callable[[Record], Record]:
+    """How a v2 get or list shows a record: `custom_fields=K1,K2` keeps only those custom fields
+    (at most 15), `include_option_labels=true` shows enum and set values as {id, label}."""
+    _unmodelled(req, "include_fields", "include_labels")
+    fields = custom_fields(entity)
+    keys: tuple[str, ...] | None = None
+    if "custom_fields" in req.query:
+        keys = tuple(k.strip() for k in req.query["custom_fields"].split(",") if k.strip())
+        if not keys:
+            raise ApiError(400, "custom_fields: name at least one custom field key")
+        unknown = next((k for k in keys if k not in fields), None)
+        if unknown is not None:
+            raise ApiError(400, f"custom_fields: {unknown!r} is not a custom {entity} field")
+        if len(keys) > _MAX_CUSTOM_FIELDS:
+            raise ApiError(400, f"custom_fields: at most {_MAX_CUSTOM_FIELDS} keys")
+    labels = _query_bool(req, "include_option_labels")
+    if keys is None and not labels:
+        return lambda record: record
+
+    def view(record: Record) -> Record:
+        shown = record["custom_fields"]
+        if keys is not None:
+            shown = {key: value for key, value in shown.items() if key in keys}
+        if labels:
+            shown = {key: fields[key].labelled(value) for key, value in shown.items()}
+        return {**record, "custom_fields": shown}
+
+    return view
+
+
 def _getter(entity: Entity) -> Handler:
-    return lambda store, req: success(store.get(entity, _path_id(req)))
+    def handle(store: Store, req: Request) -> Answer:
+        view = _record_view(entity, req)
+        return success(view(store.get(entity, _path_id(req))))
+
+    return handle
 
 
 def _creator(entity: Entity) -> Handler:

@@ -41,6 +41,15 @@ class Field:
             item["options"] = [{"id": oid, "label": label} for oid, label in self.options]
         return item
 
+    def labelled(self, value: Any) -> Any:
+        """A value as `include_option_labels=true` shows it: options as {id, label}."""
+        names = dict(self.options)
+        if self.type == "enum" and isinstance(value, int):
+            return {"id": value, "label": names[value]}
+        if self.type == "set" and isinstance(value, list):
+            return [{"id": v, "label": names[v]} for v in value]
+        return value
+
     @property
     def option_ids(self) -> frozenset[int]:
         return frozenset(oid for oid, _ in self.options)

@@ -225,6 +225,7 @@ class Store:
         entity: Entity,
         *,
         ids: frozenset[int] | None,
+        owner_id: int | None,
         org_id: int | None,
         updated_since: float | None,
         updated_until: float | None,
@@ -237,6 +238,7 @@ class Store:
             updated = _epoch(record["update_time"])
             return (
                 (ids is None or record["id"] in ids)
+                and (owner_id is None or record["owner_id"] == owner_id)
                 and (org_id is None or record.get("org_id") == org_id)
                 and (updated_since is None or updated >= int(updated_since))
                 and (updated_until is None or updated < updated_until)
