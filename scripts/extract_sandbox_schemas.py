@@ -41,6 +41,22 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "PATCH /v1/leads/{id}": ("v1.yaml", "/leads/{id}", "patch"),
     "GET /v1/leadLabels": ("v1.yaml", "/leadLabels", "get"),
     "GET /v1/users/me": ("v1.yaml", "/users/me", "get"),
+    "POST /api/v2/deals": ("v2.yaml", "/deals", "post"),
+    "GET /api/v2/deals": ("v2.yaml", "/deals", "get"),
+    "POST /api/v2/activities": ("v2.yaml", "/activities", "post"),
+    "GET /api/v2/activities": ("v2.yaml", "/activities", "get"),
+    "POST /v1/notes": ("v1.yaml", "/notes", "post"),
+    "GET /v1/notes": ("v1.yaml", "/notes", "get"),
+    "GET /api/v2/pipelines": ("v2.yaml", "/pipelines", "get"),
+    "GET /api/v2/stages": ("v2.yaml", "/stages", "get"),
+    "GET /v1/activityTypes": ("v1.yaml", "/activityTypes", "get"),
+}
+
+# Body properties SPEC 1 has rpd send that this copy of the descriptions does not list yet: the
+# sandbox accepts them as Pipedrive does (addDeal's `origin_id`, the deal's response field, is
+# what makes deal creation reconcilable, SPEC 5).
+EXTENSIONS: dict[str, dict[str, Any]] = {
+    "POST /api/v2/deals": {"origin_id": {"type": "string", "nullable": True}},
 }
 
 # Keywords the sandbox's validator understands; everything else (prose, examples) is dropped.
@@ -90,8 +106,10 @@ def extract(openapi_dir: Path) -> dict[str, dict[str, Any]]:
             continue
         if "$ref" in body:
             body = _resolve_ref(doc, body["$ref"])
-        schema = body["content"]["application/json"]["schema"]
-        out[key] = _resolve_schema(doc, schema)
+        schema = _resolve_schema(doc, body["content"]["application/json"]["schema"])
+        if key in EXTENSIONS:
+            schema["properties"] = schema["properties"] | EXTENSIONS[key]
+        out[key] = schema
     return out
 
 

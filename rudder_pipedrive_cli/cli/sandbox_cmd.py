@@ -27,9 +27,10 @@ from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
 
 def _announcer(sandbox: Sandbox) -> Callable[[str], None]:
     def announce(url: str) -> None:
-        print(f"listening on {url}", flush=True)
+        # The warning first: whoever waits for the first line has it by then.
         if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
             print(EXPOSED_WARNING, file=sys.stderr, flush=True)
+        print(f"listening on {url}", flush=True)
 
     return announce
 

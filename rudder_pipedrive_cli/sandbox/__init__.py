@@ -10,14 +10,16 @@ answer out, no sockets), `server` (the HTTP/1.1 shell and `Sandbox`).
 `GET /_sandbox/state` and `Sandbox.state()` return
 
     {"persons": [...], "organizations": [...], "leads": [...],
-     "merges": [{"merged_id": int, "survivor_id": int}]}
+     "merges": [{"merged_id": int, "survivor_id": int}],
+     "deals": [...], "activities": [...], "notes": [...]}
 
 with the records exactly as the API returns them: persons and organizations in v2 shape
 (`id`, `name`, `owner_id`, `add_time`, `update_time`, `visible_to`, `label_ids`, `is_deleted`,
 `custom_fields` with every custom field key (null when unset); persons also `first_name`,
 `last_name`, `org_id`, `emails`, `phones`), leads in v1 shape (`id` (UUID), `title`,
 `person_id`, `organization_id`, `origin_id`, `value`, `label_ids`, `expected_close_date`,
-`visible_to`, ... and custom deal fields as top-level keys). Merged-away persons are not listed.
+`visible_to`, ... and custom deal fields as top-level keys), deals and activities in v2 shape,
+notes in v1 shape. Merged-away persons are not listed.
 
 `GET /_sandbox/stats` and `Sandbox.stats()` return
 

@@ -18,9 +18,12 @@ import orjson
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
+    ACTIVITY_TYPES,
     FIELD_LISTINGS,
     FIELDS,
     LEAD_LABELS,
+    PIPELINES,
+    STAGES,
     USER_ME,
     Entity,
     custom_fields,
@@ -29,6 +32,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
 from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Record, Store
 from rudder_pipedrive_cli.sandbox.validation import (
     check_schema,
+    is_date,
     is_uuid,
     looks_like_field_key,
     parse_rfc3339,
@@ -133,27 +137,37 @@ def _body(req: Request) -> Mapping[str, Any]:
 _SORTABLE = ("id", "update_time", "add_time")
 
 
+def _v2_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
+    """v2's `sort_by` (default id) and `sort_direction` (default asc); ties by id."""
+    sort_by = req.query.get("sort_by", "id")
+    if sort_by not in sortable:
+        raise ApiError(400, f"sort_by: must be one of {', '.join(sortable)}")
+    direction = req.query.get("sort_direction", "asc")
+    if direction not in ("asc", "desc"):
+        raise ApiError(400, "sort_direction: must be asc or desc")
+    key: Callable[[Record], Any] = lambda r: (r[sort_by] is None, r[sort_by], r["id"])  # noqa: E731
+    return sorted(rows, key=key, reverse=direction == "desc")
+
+
 def _lister(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
         _unmodelled(req, "filter_id")
-        sort_by = req.query.get("sort_by", "id")
-        if sort_by not in _SORTABLE:
-            raise ApiError(400, f"sort_by: must be one of {', '.join(_SORTABLE)}")
-        direction = req.query.get("sort_direction", "asc")
-        if direction not in ("asc", "desc"):
-            raise ApiError(400, "sort_direction: must be asc or desc")
         view = _record_view(entity, req)
+        ids = _ids(req)
+        deal_id = _query_int(req, "deal_id") if entity == "person" else None
+        if deal_id is not None:  # the persons linked to that deal
+            deal = store.sales.deals.get(deal_id)
+            linked = {deal["person_id"]} if deal and deal["person_id"] is not None else set()
+            ids = frozenset(linked if ids is None else linked & ids)
         rows = store.listing(
             entity,
-            ids=_ids(req),
+            ids=ids,
             owner_id=_query_int(req, "owner_id"),
             org_id=_query_int(req, "org_id") if entity == "person" else None,
             updated_since=_time_query(req, "updated_since"),
             updated_until=_time_query(req, "updated_until"),
-            sort_by=sort_by,
-            descending=direction == "desc",
         )
-        return _cursor_page(req, rows, view=view)
+        return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
 
     return handle
 
@@ -319,6 +333,13 @@ _LEAD_SORTABLE = (
 )
 
 
+def _v1_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
+    """Rows sorted by v1's `sort` (unsorted: as they are, the order they were added)."""
+    for key, descending in reversed(_v1_sort(req, sortable)):  # stable sorts, last key first
+        rows = sorted(rows, key=lambda r: (r[key] is None, r[key]), reverse=descending)
+    return rows
+
+
 def _v1_sort(req: Request, sortable: Sequence[str]) -> list[tuple[str, bool]]:
     """v1's `sort`: "field_1 ASC, field_2 DESC" -> [(field, descending)]."""
     keys: list[tuple[str, bool]] = []
@@ -366,9 +387,8 @@ def _lead_lister(*, archived: bool) -> Handler:
             org_id=_query_int(req, "organization_id"),
             owner_id=_query_int(req, "owner_id"),
             updated_since=None if archived else _time_query(req, "updated_since"),
-            sort=_v1_sort(req, _LEAD_SORTABLE),
         )
-        return _v1_page(req, rows)
+        return _v1_page(req, _v1_sorted(req, rows, _LEAD_SORTABLE))
 
     return handle
 
@@ -378,6 +398,108 @@ def _lead_lister(*, archived: bool) -> Handler:
 
 def _field_listing(entity: Entity) -> Handler:
     return lambda store, req: _cursor_page(req, [f.listing() for f in FIELDS[entity]])
+
+
+# ---- deals, activities, notes, pipelines, stages, activity types ------------------------------
+
+
+def _create_deal(store: Store, req: Request) -> Answer:
+    return success(store.sales.create_deal(_body(req), req.now))
+
+
+_DEAL_STATUSES = ("open", "won", "lost", "deleted")
+
+
+def _list_deals(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "filter_id")
+    view = _record_view("deal", req)
+    statuses = None
+    if "status" in req.query:
+        statuses = [s.strip() for s in req.query["status"].split(",")]
+        if not all(s in _DEAL_STATUSES for s in statuses):
+            raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
+    rows = store.sales.deal_listing(
+        ids=_ids(req),
+        filters=_int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
+        statuses=statuses,
+        updated_since=_time_query(req, "updated_since"),
+        updated_until=_time_query(req, "updated_until"),
+    )
+    return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
+
+
+def _int_filters(req: Request, *names: str) -> dict[str, Any]:
+    """The integer id filters a request gives, by name."""
+    return {name: _query_int(req, name) for name in names if name in req.query}
+
+
+def _create_activity(store: Store, req: Request) -> Answer:
+    return success(store.sales.create_activity(_body(req), req.now))
+
+
+def _list_activities(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "filter_id", "include_fields")
+    filters = _int_filters(req, "owner_id", "deal_id", "person_id", "org_id")
+    if "lead_id" in req.query:
+        filters["lead_id"] = req.query["lead_id"]
+    if "done" in req.query:
+        filters["done"] = _query_bool(req, "done")
+    rows = store.sales.activity_listing(
+        ids=_ids(req),
+        filters=filters,
+        updated_since=_time_query(req, "updated_since"),
+        updated_until=_time_query(req, "updated_until"),
+    )
+    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "due_date")))
+
+
+def _create_note(store: Store, req: Request) -> Answer:
+    body = _body(req)
+    known = {
+        name
+        for part in REQUEST_SCHEMAS["POST /v1/notes"]["allOf"]
+        for name in part.get("properties", {})
+    }
+    unknown = next((key for key in body if key not in known), None)
+    if unknown is not None:
+        raise ApiError(400, f"Validation failed: {unknown}: unknown property")
+    return success(store.sales.create_note(body, req.now))
+
+
+_NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")
+_PIN_FLAGS = tuple(
+    f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
+)
+
+
+def _list_notes(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "project_id", "task_id", "pinned_to_task_flag")
+    filters = _int_filters(req, "user_id", "deal_id", "person_id", "org_id")
+    if "lead_id" in req.query:
+        filters["lead_id"] = req.query["lead_id"]
+    for flag in _PIN_FLAGS:
+        if flag in req.query:
+            if req.query[flag] not in ("0", "1"):
+                raise ApiError(400, f"{flag}: must be 0 or 1")
+            filters[flag] = req.query[flag] == "1"
+    dates = {}
+    for name in ("start_date", "end_date"):
+        if name in req.query and not is_date(req.query[name]):
+            raise ApiError(400, f"{name}: must be a date (YYYY-MM-DD)")
+        dates[name] = req.query.get(name)
+    rows = store.sales.note_listing(
+        filters=filters,
+        start_date=dates["start_date"],
+        end_date=dates["end_date"],
+        updated_since=_time_query(req, "updated_since"),
+    )
+    return _v1_page(req, _v1_sorted(req, rows, (*_NOTE_SORTABLE, "update_time")))
+
+
+def _list_stages(store: Store, req: Request) -> Answer:
+    pipeline_id = _query_int(req, "pipeline_id")
+    rows = [dict(s) for s in STAGES if pipeline_id is None or s["pipeline_id"] == pipeline_id]
+    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "order_nr")))
 
 
 ROUTES: Mapping[tuple[str, str], Handler] = {
@@ -400,6 +522,17 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("PATCH", "/v1/leads/{id}"): _update_lead,
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME)),
+    ("POST", "/api/v2/deals"): _create_deal,
+    ("GET", "/api/v2/deals"): _list_deals,
+    ("POST", "/api/v2/activities"): _create_activity,
+    ("GET", "/api/v2/activities"): _list_activities,
+    ("POST", "/v1/notes"): _create_note,
+    ("GET", "/v1/notes"): _list_notes,
+    ("GET", "/api/v2/pipelines"): lambda store, req: _cursor_page(
+        req, _v2_sorted(req, [dict(p) for p in PIPELINES], _SORTABLE)
+    ),
+    ("GET", "/api/v2/stages"): _list_stages,
+    ("GET", "/v1/activityTypes"): lambda store, req: success([dict(t) for t in ACTIVITY_TYPES]),
 }
 
 # "METHOD template" of the lookups: the answers rpd decides "found" or "not found" from, which

@@ -186,3 +186,54 @@ USER_ME: Mapping[str, Any] = {
     "company_industry": "Software",
     "language": {"language_code": "en", "country_code": "US"},
 }
+
+# Pipelines and stages (SPEC 7): a new deal with neither goes to the first stage of "Sales".
+PIPELINES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": pipeline_id,
+        "name": name,
+        "order_nr": pipeline_id,
+        "is_deleted": False,
+        "is_deal_probability_enabled": False,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for pipeline_id, name in ((1, "Sales"), (2, "Partners"))
+)
+STAGES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": stage_id,
+        "order_nr": order_nr,
+        "name": name,
+        "is_deleted": False,
+        "deal_probability": 100,
+        "pipeline_id": pipeline_id,
+        "is_deal_rot_enabled": False,
+        "days_to_rotten": None,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for stage_id, order_nr, name, pipeline_id in (
+        (1, 1, "Qualified", 1),
+        (2, 2, "Demo", 1),
+        (3, 3, "Proposal", 1),
+        (4, 1, "Intro", 2),
+    )
+)
+
+# Pipedrive's standard activity types (v1 shape; times RFC 3339 as v1.yaml's schema says).
+ACTIVITY_TYPES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": type_id,
+        "order_nr": type_id,
+        "name": key.capitalize(),
+        "key_string": key,
+        "icon_key": key,
+        "active_flag": True,
+        "color": None,
+        "is_custom_flag": False,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for type_id, key in enumerate(("call", "meeting", "task", "deadline", "email", "lunch"), 1)
+)

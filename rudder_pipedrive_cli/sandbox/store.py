@@ -11,16 +11,15 @@ visible `index_lag_ms` later; until then search sees the previous snapshot (or n
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import heapq
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from rudder_pipedrive_cli.core.fields import rfc3339 as to_rfc3339
 from rudder_pipedrive_cli.sandbox.replies import ApiError
+from rudder_pipedrive_cli.sandbox.sales import Sales
 from rudder_pipedrive_cli.sandbox.seed import (
     LEAD_LABEL_IDS,
     USER_ID,
@@ -28,6 +27,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     Field,
     custom_fields,
 )
+from rudder_pipedrive_cli.sandbox.times import epoch, rfc3339, v1_time
 from rudder_pipedrive_cli.sandbox.validation import (
     check_custom_fields,
     check_field_value,
@@ -62,17 +62,6 @@ _LEAD_KEPT = (
     "channel",
     "channel_id",
 )
-
-
-def rfc3339(epoch: float) -> str:
-    """v2 time: RFC 3339 UTC to the second."""
-    return to_rfc3339(dt.datetime.fromtimestamp(int(epoch), dt.UTC))
-
-
-def v1_time(epoch: float) -> str:
-    """v1 lead time: ISO 8601 UTC to the millisecond."""
-    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def _contact_list(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -120,6 +109,7 @@ class Store:
         self.leads: dict[str, Record] = {}
         self.merged_into: dict[int, int] = {}
         self.merges: list[dict[str, int]] = []
+        self.sales = Sales(self)
         self._next_id = {"person": 1, "organization": 1}
         # Lead ids are UUIDs from a fixed seed: a fresh sandbox always hands out the same ones.
         self._uuids = random.Random(0)
@@ -138,6 +128,9 @@ class Store:
                 "organizations": list(self.organizations.values()),
                 "leads": list(self.leads.values()),
                 "merges": self.merges,
+                "deals": list(self.sales.deals.values()),
+                "activities": list(self.sales.activities.values()),
+                "notes": list(self.sales.notes.values()),
             }
         )
 
@@ -229,13 +222,11 @@ class Store:
         org_id: int | None,
         updated_since: float | None,
         updated_until: float | None,
-        sort_by: str,
-        descending: bool,
     ) -> list[Record]:
-        """All live records that pass the filters, sorted (lists never lag)."""
+        """All live records that pass the filters (lists never lag)."""
 
         def keep(record: Record) -> bool:
-            updated = _epoch(record["update_time"])
+            updated = epoch(record["update_time"])
             return (
                 (ids is None or record["id"] in ids)
                 and (owner_id is None or record["owner_id"] == owner_id)
@@ -244,9 +235,7 @@ class Store:
                 and (updated_until is None or updated < updated_until)
             )
 
-        rows = [r for r in self._table(entity).values() if keep(r)]
-        rows.sort(key=lambda r: (r[sort_by], r["id"]), reverse=descending)
-        return rows
+        return [r for r in self._table(entity).values() if keep(r)]
 
     # ---- merges --------------------------------------------------------------------------
 
@@ -276,6 +265,7 @@ class Store:
             if lead["person_id"] == merged_id:
                 lead["person_id"] = survivor_id
                 lead["update_time"] = v1_time(now)
+        self.sales.reassign_person(merged_id, survivor_id, now)
         self._queue("person", merged_id, None, now)
         self._reindex("person", survivor, now)
         return survivor
@@ -354,22 +344,17 @@ class Store:
         org_id: int | None,
         owner_id: int | None,
         updated_since: float | None,
-        sort: Sequence[tuple[str, bool]],
     ) -> list[Record]:
-        """getLeads (`archived` False) or getArchivedLeads: filtered, then sorted by each
-        (field, descending) in turn; unsorted, in the order they were added."""
-        rows = [
+        """getLeads (`archived` False) or getArchivedLeads, in the order they were added."""
+        return [
             lead
             for lead in self.leads.values()
             if lead["is_archived"] == archived
             and (person_id is None or lead["person_id"] == person_id)
             and (org_id is None or lead["organization_id"] == org_id)
             and (owner_id is None or lead["owner_id"] == owner_id)
-            and (updated_since is None or _epoch(lead["update_time"]) >= updated_since)
+            and (updated_since is None or epoch(lead["update_time"]) >= updated_since)
         ]
-        for key, descending in reversed(sort):  # stable sorts, last key first
-            rows.sort(key=lambda r: (r[key] is None, r[key]), reverse=descending)
-        return rows
 
     # ---- search --------------------------------------------------------------------------
 
@@ -422,11 +407,6 @@ def _index_keys(entity: Entity, snapshot: Snapshot | None) -> list[tuple[Entity,
     return [
         (entity, code, term) for code, value in snapshot.items() for term in _search_terms(value)
     ]
-
-
-def _epoch(stamp: str) -> float:
-    parsed = parse_rfc3339(stamp)
-    return parsed.timestamp() if parsed else 0.0
 
 
 _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {

@@ -21,6 +21,16 @@ EMPLOYEES_FIELD = "30ad8f346a94dd54e680b1f9410672d8c6253b5b"
 SOURCE_FIELD = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
 CAMPAIGN_FIELD = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
 HOT = "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"
+# What a fresh or reset sandbox holds.
+EMPTY_STATE = {
+    "persons": [],
+    "organizations": [],
+    "leads": [],
+    "merges": [],
+    "deals": [],
+    "activities": [],
+    "notes": [],
+}
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 
 

@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_support import USER_ID_FIELD, FakeClock, create_person, error, search
+from sandbox_support import EMPTY_STATE, USER_ID_FIELD, FakeClock, create_person, error, search
 
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.app import SandboxApp
 
 Client = Callable[..., httpx.Client]
-EMPTY = {"persons": [], "organizations": [], "leads": [], "merges": []}
+EMPTY = EMPTY_STATE
 
 
 def test_5xx_answers_do_not_apply_the_request(

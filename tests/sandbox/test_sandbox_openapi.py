@@ -191,3 +191,40 @@ def test_a_401_matches_the_documented_error(sandbox: Any) -> None:
     response = httpx.get(f"{sandbox.url}/v1/users/me")
     assert response.status_code == 401
     assert_valid(response, "v1.yaml", "/users/me", "get")
+
+
+def test_answers_of_the_track_rule_operations_match_the_response_schemas(
+    api: httpx.Client,
+) -> None:
+    create_person(api)
+    api.post("/api/v2/organizations", json={"name": "Acme"})
+    checks = [
+        (
+            api.post(
+                "/api/v2/deals",
+                json={"title": "D", "person_id": 1, "org_id": 1, "origin_id": "rpd:1"},
+            ),
+            "v2.yaml",
+            "/deals",
+            "post",
+        ),
+        (api.get("/api/v2/deals", params={"person_id": 1}), "v2.yaml", "/deals", "get"),
+        (
+            api.post(
+                "/api/v2/activities",
+                json={"subject": "S", "type": "call", "person_id": 1, "due_date": "2026-06-01"},
+            ),
+            "v2.yaml",
+            "/activities",
+            "post",
+        ),
+        (api.get("/api/v2/activities", params={"person_id": 1}), "v2.yaml", "/activities", "get"),
+        (api.post("/v1/notes", json={"content": "N", "person_id": 1}), "v1.yaml", "/notes", "post"),
+        (api.get("/v1/notes", params={"person_id": 1}), "v1.yaml", "/notes", "get"),
+        (api.get("/api/v2/pipelines"), "v2.yaml", "/pipelines", "get"),
+        (api.get("/api/v2/stages"), "v2.yaml", "/stages", "get"),
+        (api.get("/v1/activityTypes"), "v1.yaml", "/activityTypes", "get"),
+    ]
+    for response, file, path, method in checks:
+        assert response.status_code == 200, (path, response.text)
+        assert_valid(response, file, path, method)

@@ -9,6 +9,7 @@ import pytest
 from sandbox_support import (
     CAMPAIGN_FIELD,
     EMPLOYEES_FIELD,
+    EMPTY_STATE,
     GROUP_ID_FIELD,
     HOT,
     INDUSTRY_FIELD,
@@ -750,6 +751,6 @@ def test_state_stats_and_reset_over_http(api: httpx.Client, sandbox: Sandbox) ->
         "mangled": 0,
     }
     assert api.post("/_sandbox/reset").json() == {"reset": True}
-    assert sandbox.state() == {"persons": [], "organizations": [], "leads": [], "merges": []}
+    assert sandbox.state() == EMPTY_STATE
     assert sandbox.stats()["requests"] == {}
     assert create_person(api)["id"] == 1
