@@ -19,6 +19,7 @@ from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
+    FIELD_EXTRAS,
     FIELD_LISTINGS,
     FIELDS,
     LEAD_LABELS,
@@ -397,7 +398,13 @@ def _lead_lister(*, archived: bool) -> Handler:
 
 
 def _field_listing(entity: Entity) -> Handler:
-    return lambda store, req: _cursor_page(req, [f.listing() for f in FIELDS[entity]])
+    def handle(store: Store, req: Request) -> Answer:
+        extras = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
+        if any(e not in FIELD_EXTRAS for e in extras):
+            raise ApiError(400, f"include_fields: must be some of {', '.join(FIELD_EXTRAS)}")
+        return _cursor_page(req, [f.listing(extras) for f in FIELDS[entity]])
+
+    return handle
 
 
 # ---- deals, activities, notes, pipelines, stages, activity types ------------------------------

@@ -43,7 +43,14 @@ DEFAULT_VISIBLE_TO = 3
 # v2 properties a person or organization body may set that the store keeps as given.
 _PASSTHROUGH = {
     "person": ("postal_address", "notes", "im", "birthday", "job_title", "marketing_status"),
-    "organization": ("address", "website", "linkedin", "industry", "annual_revenue"),
+    "organization": (
+        "address",
+        "website",
+        "linkedin",
+        "industry",
+        "annual_revenue",
+        "employee_count",
+    ),
 }
 # The survivor's identity and names are its own even where empty (SPEC 1: its data wins).
 _KEPT_ON_MERGE = frozenset({"id", "name", "first_name", "last_name", "add_time", "update_time"})
@@ -196,6 +203,10 @@ class Store:
         org_id = body.get("org_id")
         if entity == "person" and org_id is not None and org_id not in self.organizations:
             raise ApiError(400, f"org_id: organization {org_id} not found")
+        if body.get("owner_id", USER_ID) != USER_ID:
+            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        if body.get("label_ids"):  # the sandbox company has no person or organization labels
+            raise ApiError(400, f"label_ids: unknown {entity} label {body['label_ids'][0]}")
 
     def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
         self._check(entity, body)

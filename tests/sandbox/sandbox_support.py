@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -85,3 +87,13 @@ def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert process.stdout is not None
     return process, process.stdout.readline()
+
+
+def extract_script() -> Any:
+    """scripts/extract_sandbox_schemas.py as a module (its OPERATIONS list what is served)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
+    spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script

@@ -3,8 +3,6 @@ answers to rpd's requests validate against the documented response schemas."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +14,7 @@ from sandbox_support import (
     SOURCE_FIELD,
     USER_ID_FIELD,
     create_person,
+    extract_script,
     load_openapi,
     search,
 )
@@ -23,17 +22,6 @@ from sandbox_support import (
 from rudder_pipedrive_cli.core.costs import TOKEN_COST
 from rudder_pipedrive_cli.sandbox.routes import ROUTES
 from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
-
-
-def extract_script() -> Any:
-    """scripts/extract_sandbox_schemas.py as a module."""
-    spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
 
 
 def test_the_packaged_request_schemas_match_the_openapi_files() -> None:

@@ -649,7 +649,7 @@ def test_seeded_custom_fields_have_the_spec_keys(api: httpx.Client, path: str) -
             f["field_code"],
             f["field_name"],
             f["field_type"],
-            [o["label"] for o in f["options"]] if "options" in f else None,
+            [o["label"] for o in f["options"]] if f["options"] is not None else None,
         )
         for f in items
         if f["is_custom_field"]
