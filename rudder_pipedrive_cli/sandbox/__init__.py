@@ -3,9 +3,11 @@
     with Sandbox(SandboxOptions(plan="unlimited")) as sb:
         sb.url, sb.state(), sb.stats(), sb.reset(), sb.set_faults(fail_5xx=0.1)
 
-Modules: `seed` (fields, lead labels, user), `store` (records and search index), `routes`
-(the route table and validation), `limits` (rate limits), `faults`, `app` (one request in, one
-answer out, no sockets), `server` (the HTTP/1.1 shell and `Sandbox`).
+Modules: `seed` (fields, lead labels, pipelines, stages, activity types, user), `store` (records
+and search index), `sales` (deals, activities, notes), `times`, `routes` (the route table and
+validation), `schemas` (generated from the OpenAPI descriptions), `limits` (rate limits),
+`faults`, `app` (one request in, one answer out, no sockets), `server` (the HTTP/1.1 shell and
+`Sandbox`).
 
 `GET /_sandbox/state` and `Sandbox.state()` return
 

@@ -133,3 +133,14 @@ def test_an_unknown_mangle_kind_is_a_usage_error() -> None:
         "error: mangle kind must be one of unsuccessful, html, empty, no-data, v1-shape, "
         "not 'xml'\nhint: see `rpd sandbox --help`\n"
     )
+
+
+def test_help_documents_the_mangled_answers() -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    assert (
+        "--fail-mangle FLOAT RANGE [0.0<=x<=1.0] Rate of successful lookups (itemSearch and the "
+        "list endpoints) answered 200 with a malformed body instead:" in text
+    ), text
+    assert "--mangle-kind TEXT Only this malformed body for --fail-mangle (repeatable): " in text

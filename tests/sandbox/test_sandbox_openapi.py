@@ -209,6 +209,16 @@ def test_answers_of_the_track_rule_operations_match_the_response_schemas(
         (api.get("/api/v2/activities", params={"person_id": 1}), "v2.yaml", "/activities", "get"),
         (api.post("/v1/notes", json={"content": "N", "person_id": 1}), "v1.yaml", "/notes", "post"),
         (api.get("/v1/notes", params={"person_id": 1}), "v1.yaml", "/notes", "get"),
+        (
+            api.get(
+                "/api/v2/dealFields",
+                params={"include_fields": "ui_visibility,important_fields,required_fields"},
+            ),
+            "v2.yaml",
+            "/dealFields",
+            "get",
+        ),
+        (api.get("/api/v2/personFields"), "v2.yaml", "/personFields", "get"),
         (api.get("/api/v2/pipelines"), "v2.yaml", "/pipelines", "get"),
         (api.get("/api/v2/stages"), "v2.yaml", "/stages", "get"),
         (api.get("/v1/activityTypes"), "v1.yaml", "/activityTypes", "get"),
