@@ -69,9 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         app = self.server.app
         refused = app.screen(self.command, self.path, headers, int(length))
-        if refused is not None:
+        if refused is not None and length != "0":
             # The body stays unread: the connection cannot carry another request.
             self._refuse(refused)
+            return
+        if refused is not None:  # nothing unread: the connection stays open
+            self.wfile.write(_encode(refused, close=self.close_connection, now=app.clock()))
             return
         body = self.rfile.read(int(length)) if length != "0" else b""
         try:

@@ -141,3 +141,12 @@ def test_no_warning_with_a_token_of_ones_own_or_on_loopback(args: tuple[str, ...
     first, err = _run(*args)
     assert first.startswith("listening on http://")
     assert err == "sandbox stopped\n"
+
+
+def test_a_refused_request_without_a_body_keeps_the_connection(sandbox: Sandbox) -> None:
+    with raw(sandbox) as sock:
+        sock.sendall(b"GET /v1/users/me HTTP/1.1\r\nHost: x\r\nx-api-token: wrong\r\n\r\n")
+        status, headers, _ = split(sock.recv(65536))
+        assert (status, headers["connection"]) == ("HTTP/1.1 401 Unauthorized", "keep-alive")
+        sock.sendall(b"GET /v1/users/me HTTP/1.1\r\nHost: x\r\nx-api-token: sandbox-token\r\n\r\n")
+        assert split(sock.recv(65536))[0] == "HTTP/1.1 200 OK"
