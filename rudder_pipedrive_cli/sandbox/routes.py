@@ -146,7 +146,10 @@ def _v2_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> lis
     direction = req.query.get("sort_direction", "asc")
     if direction not in ("asc", "desc"):
         raise ApiError(400, "sort_direction: must be asc or desc")
-    key: Callable[[Record], Any] = lambda r: (r[sort_by] is None, r[sort_by], r["id"])  # noqa: E731
+
+    def key(row: Record) -> tuple[bool, Any, Any]:
+        return row[sort_by] is None, row[sort_by], row["id"]
+
     return sorted(rows, key=key, reverse=direction == "desc")
 
 
