@@ -24,6 +24,7 @@ TOKEN_COST: Mapping[str, int] = {
     "PUT /v1/persons/{id}/merge": 40,
     "POST /v1/leads": 10,
     "GET /v1/leads": 20,
+    "GET /v1/leads/archived": 40,
     "GET /v1/leadLabels": 10,
     "GET /v1/users/me": 2,
 }

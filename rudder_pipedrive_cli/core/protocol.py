@@ -72,6 +72,9 @@ class ApiResponse:
     `status == 0` means the request may or may not have been applied (the connection dropped after
     it was sent, or it timed out): a plan must reconcile before repeating a create or a merge.
     `sent_at` is when the request was sent (RFC 3339 UTC), which reconciliation uses.
+    `malformed` says why a 2xx answer's body is not Pipedrive's success envelope (not JSON, an
+    empty body, `success` not true, no `data`); empty when it is one, and for answers not read
+    from HTTP. Lookups and listings refuse such an answer: it is never "not found" (SPEC 4).
     """
 
     status: int
@@ -79,6 +82,7 @@ class ApiResponse:
     additional_data: Any = None
     error: str = ""
     sent_at: str = ""
+    malformed: str = ""
 
     @property
     def ok(self) -> bool:

@@ -220,14 +220,16 @@ def _create_lead(store: Store, req: Request) -> Answer:
     return success(store.create_lead(_body(req), req.now), status=201)
 
 
-def _list_leads(store: Store, req: Request) -> Answer:
+def _list_leads(store: Store, req: Request, *, archived: bool = False) -> Answer:
     start = _query_int(req, "start", 0)
     assert start is not None
     if start < 0:
         raise ApiError(400, "start: must not be negative")
     limit = _limit(req, 100, V1_MAX_LIMIT)
     rows = store.lead_listing(
-        person_id=_query_int(req, "person_id"), org_id=_query_int(req, "organization_id")
+        person_id=_query_int(req, "person_id"),
+        org_id=_query_int(req, "organization_id"),
+        archived=archived,
     )
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
@@ -258,6 +260,7 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("PUT", "/v1/persons/{id}/merge"): _merge,
     ("POST", "/v1/leads"): _create_lead,
     ("GET", "/v1/leads"): _list_leads,
+    ("GET", "/v1/leads/archived"): lambda store, req: _list_leads(store, req, archived=True),
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME)),
 }

@@ -321,11 +321,15 @@ class Store:
         self.leads[lead["id"]] = lead
         return lead
 
-    def lead_listing(self, *, person_id: int | None, org_id: int | None) -> list[Record]:
+    def lead_listing(
+        self, *, person_id: int | None, org_id: int | None, archived: bool = False
+    ) -> list[Record]:
+        """Leads that are archived or not (`GET /v1/leads` lists only those that are not)."""
         return [
             lead
             for lead in self.leads.values()
-            if (person_id is None or lead["person_id"] == person_id)
+            if lead["is_archived"] is archived
+            and (person_id is None or lead["person_id"] == person_id)
             and (org_id is None or lead["organization_id"] == org_id)
         ]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+from rudder_pipedrive_cli.core.envelopes import json_kind
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
@@ -259,13 +260,53 @@ def record_id(response: ApiResponse, stage: str) -> PdId:
     return found
 
 
-def hit_ids(data: Any) -> list[PdId]:
-    """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`."""
+def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
+    """The records of a search or listing answer. Only Pipedrive's success envelope whose `data`
+    is a list of objects, or null (none), is read: anything else fails the event (retryable),
+    since taken as "no records" it would make a duplicate (SPEC 4)."""
+    expect(response, stage)
+    if response.malformed:
+        raise malformed(response, stage, response.malformed)
+    data = response.data
+    if data is None:
+        return []
+    if type(data) is not list:
+        raise malformed(response, stage, f'"data" is {json_word(data)}, not a list')
+    for item in data:
+        if not isinstance(item, Mapping):
+            raise malformed(response, stage, f'an item of "data" is {json_word(item)}')
+    return data
+
+
+JSON_WORDS = {"dict": "an object", "list": "a list", "str": "a string", "bool": "a boolean"}
+
+
+def json_word(value: Any) -> str:
+    """A decoded JSON value's kind in JSON's words: "an object", "a number", "null"."""
+    kind = json_kind(value)
+    return JSON_WORDS.get(kind, "a number" if kind in ("int", "float") else kind)
+
+
+def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
+    return PlanFailure(
+        f"{stage}: Pipedrive's answer is malformed (HTTP {response.status}: {why}); not taken "
+        "as no records: retry later",
+        stage=stage,
+        status=response.status,
+        retryable=True,
+    )
+
+
+def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
+    """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`
+    (SPEC 1); a hit of neither shape makes the answer malformed."""
     ids: list[PdId] = []
-    for hit in data if isinstance(data, list) else []:
-        item = hit.get("item", hit) if isinstance(hit, Mapping) else None
+    for hit in listed(response, stage):
+        item = hit.get("item", hit)
         found = pd_id(item.get("id")) if isinstance(item, Mapping) else None
-        if found is not None and found not in ids:
+        if found is None:
+            raise malformed(response, stage, "a hit holds no id")
+        if found not in ids:
             ids.append(found)
     return ids
 
@@ -458,32 +499,64 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 
 def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
     stage = f"lookup {entity.noun}"
+    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
+    note = f"search {entity.noun} by {entity.identity} {term}"
     ids: list[PdId] = []
+    pages = listing("/api/v2/itemSearch/field", query, stage=stage, note=note, read=hit_ids)
+    for found in (yield from pages):
+        if found not in ids:
+            ids.append(found)
+    return ids
+
+
+def listing(
+    path: str,
+    query: Mapping[str, str | int],
+    *,
+    stage: str,
+    note: str,
+    read: Callable[[ApiResponse, str], list[T]],
+    offset: bool = False,
+    gone_as: Callable[[ApiResponse], Exception] | None = None,
+) -> Step[list[T]]:
+    """Every page of a listing or search, each answer read by `read` (which refuses a malformed
+    one): v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`. `gone_as` turns a 404/410
+    into the exception to raise (the record listed about is gone)."""
+    found: list[T] = []
     cursor: str | None = None
+    start = 0
     while True:
-        query: dict[str, str | int] = {
-            "term": term,
-            "entity_type": entity.search_type,
-            "field": field_key,
-            "match": "exact",
-        }
-        if cursor:
-            query["cursor"] = cursor
+        page = dict(query)
+        if offset:
+            page |= {"start": start, "limit": LIST_LIMIT}
+        elif cursor:
+            page["cursor"] = cursor
         response = yield ApiRequest(
-            method="GET",
-            path="/api/v2/itemSearch/field",
-            endpoint="/api/v2/itemSearch/field",
-            stage=stage,
-            query=query,
-            note=f"search {entity.noun} by {entity.identity} {term}",
+            method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
         )
-        expect(response, stage)
-        for found in hit_ids(response.data):
-            if found not in ids:
-                ids.append(found)
-        cursor = next_cursor(response.additional_data)
-        if cursor is None:
-            return ids
+        if gone_as is not None and response.status in GONE:
+            raise gone_as(response)
+        items = read(response, stage)
+        found.extend(items)
+        if offset:
+            more, start = page_after(response.additional_data, start, len(items))
+            if not more or not items:
+                return found
+        else:
+            cursor = next_cursor(response.additional_data)
+            if cursor is None:
+                return found
+
+
+def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
+    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
+    under its `pagination`."""
+    info = additional if isinstance(additional, Mapping) else {}
+    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
+    next_start = info.get("next_start")
+    return bool(info.get("more_items_in_collection")), (
+        next_start if isinstance(next_start, int) else start + count
+    )
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -587,37 +660,24 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
             retryable=True,
         )
     field_key = require_field(ctx, entity, key)
+    query: dict[str, str | int] = {
+        "updated_since": rfc3339(sent - RECONCILE_SLACK),
+        "sort_by": "update_time",
+        "sort_direction": "desc",
+        "limit": LIST_LIMIT,
+    }
+    note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
+    records = yield from listing(entity.collection, query, stage=stage, note=note, read=listed)
     matches: list[PdId] = []
-    cursor: str | None = None
-    while True:
-        query: dict[str, str | int] = {
-            "updated_since": rfc3339(sent - RECONCILE_SLACK),
-            "sort_by": "update_time",
-            "sort_direction": "desc",
-            "limit": LIST_LIMIT,
-        }
-        if cursor:
-            query["cursor"] = cursor
-        response = yield ApiRequest(
-            method="GET",
-            path=entity.collection,
-            endpoint=entity.collection,
-            stage=stage,
-            query=query,
-            note=f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}",
-        )
-        expect(response, stage)
-        for record in response.data if isinstance(response.data, list) else []:
-            custom = record.get("custom_fields") if isinstance(record, Mapping) else None
-            value = custom.get(field_key) if isinstance(custom, Mapping) else None
-            if isinstance(value, Mapping):  # some field types answer {"value": ...}
-                value = value.get("value")
-            found = pd_id(record.get("id")) if isinstance(record, Mapping) else None
-            if found is not None and identity_value(value) == key:
-                matches.append(found)
-        cursor = next_cursor(response.additional_data)
-        if cursor is None:
-            return lowest(matches) if matches else None
+    for record in records:
+        custom = record.get("custom_fields")
+        value = custom.get(field_key) if isinstance(custom, Mapping) else None
+        if isinstance(value, Mapping):  # some field types answer {"value": ...}
+            value = value.get("value")
+        found = pd_id(record.get("id"))
+        if found is not None and identity_value(value) == key:
+            matches.append(found)
+    return lowest(matches) if matches else None
 
 
 def update(

@@ -25,7 +25,6 @@ from rudder_pipedrive_cli.core.fields import (
 )
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
-    LIST_LIMIT,
     PERSON,
     Ctx,
     Ref,
@@ -34,6 +33,8 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    listed,
+    listing,
     person_create_body,
     unknown_failure,
 )
@@ -128,42 +129,24 @@ def lead_origins(ctx: Ctx, person: Ref) -> Step[frozenset[str]]:
     return origins
 
 
+LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")  # archived leads are only in the second
+
+
 def list_origins(ctx: Ctx, person: Ref, *, stage: str, note: str) -> Step[frozenset[str]]:
+    """The origin_ids of the person's leads, archived ones included (SPEC 1)."""
     found: set[str] = set()
-    start = 0
-    while True:
-        response = yield ApiRequest(
-            method="GET",
-            path="/v1/leads",
-            endpoint="/v1/leads",
+    for path in LEAD_LISTINGS:
+        leads = yield from listing(
+            path,
+            {"person_id": person.id},
             stage=stage,
-            query={"person_id": person.id, "start": start, "limit": LIST_LIMIT},
-            note=note,
+            note=note if path == "/v1/leads" else f"{note} (archived leads)",
+            read=listed,
+            offset=True,
+            gone_as=lambda response: gone(PERSON, person, response, stage),
         )
-        if response.status in GONE:
-            raise gone(PERSON, person, response, stage)
-        expect(response, stage)
-        leads = response.data if isinstance(response.data, list) else []
-        found.update(
-            lead["origin_id"]
-            for lead in leads
-            if isinstance(lead, Mapping) and isinstance(lead.get("origin_id"), str)
-        )
-        more, next_start = page_after(response.additional_data, start, len(leads))
-        if not more or not leads:
-            return frozenset(found)
-        start = next_start
-
-
-def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
-    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
-    under its `pagination`."""
-    info = additional if isinstance(additional, Mapping) else {}
-    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
-    next_start = info.get("next_start")
-    return bool(info.get("more_items_in_collection")), (
-        next_start if isinstance(next_start, int) else start + count
-    )
+        found.update(lead["origin_id"] for lead in leads if isinstance(lead.get("origin_id"), str))
+    return frozenset(found)
 
 
 def create_lead(
