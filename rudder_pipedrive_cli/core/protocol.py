@@ -117,6 +117,8 @@ class Outcome:
     second is there), so it neither forgets it nor creates a second person.
     `troubled` holds the identities a failed event was about: until a run retries it (in input
     order, before what came after it), a later event must not take its record's absence as fact.
+    `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
+    its time (core/recency.py): a later write from an older event leaves those fields alone.
     """
 
     status: OutcomeStatus
@@ -133,6 +135,7 @@ class Outcome:
     unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     merging: Mapping[PdId, PdId | None] = field(default_factory=dict)
     troubled: frozenset[tuple[str, str]] = frozenset()
+    recency: Mapping[tuple[str, PdId], Mapping[str, str]] = field(default_factory=dict)
     public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,7 @@ def test_a_replay_with_a_fresh_state_lists_each_persons_leads_once_and_creates_n
     assert normalised(sandbox.state()) == expected
     requests = Counter(sandbox.stats()["requests"]) - before
     assert requests["GET /v1/leads"] == USERS  # every person has tracks, and is found by search
+    assert requests["GET /v1/leads/archived"] == USERS
     assert requests["POST /v1/leads"] == 0
     assert requests["POST /api/v2/persons"] == requests["POST /api/v2/organizations"] == 0
     assert again.report is not None

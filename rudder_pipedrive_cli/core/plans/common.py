@@ -37,6 +37,7 @@ from rudder_pipedrive_cli.core.fields import (
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
+from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
 
 T = TypeVar("T")
 Step = Generator[ApiRequest, ApiResponse, T]
@@ -47,6 +48,7 @@ Via = Literal["external", "cache", "search", "created"]
 RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
 GONE = frozenset({404, 410})
+SUPERSEDED = "superseded by a later event"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +151,9 @@ class Ledger:
     unsettled: dict[tuple[str, str], str | None] = field(default_factory=dict)
     merging: dict[PdId, PdId | None] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
+    recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
     wrote: bool = False
+    superseded: bool = False  # a write was left out whole: a later event wrote its fields
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
         self.identities[(entity.kind, key)] = ref.id
@@ -195,11 +199,14 @@ class Ledger:
             unsettled=self.unsettled,
             merging=self.merging,
             troubled=troubled,
+            recency=self.recency,
             public=public,
         )
 
     def finish(self) -> Outcome:
-        return self.outcome("sent" if self.wrote else "unchanged")
+        if self.wrote:
+            return self.outcome("sent")
+        return self.outcome("unchanged", SUPERSEDED if self.superseded else "")
 
     def failed(
         self, failure: PlanFailure, troubled: frozenset[tuple[str, str]] = frozenset()
@@ -222,6 +229,30 @@ class Ctx:
     config: PlanConfig
     known: Known
     ledger: Ledger
+
+    @property
+    def at(self) -> str:
+        """The event's time as a recency stamp (core/recency.py)."""
+        return stamp(self.event)
+
+
+# --- field recency ---------------------------------------------------------------------------
+
+
+def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
+    """When each field of the record was last written: by this event, else as known."""
+    learned = ctx.ledger.recency.get((kind, record))
+    known = ctx.known.recency(kind, record)
+    return known if learned is None else newest(known, learned)
+
+
+def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
+    """Remember that this event wrote the body's fields to the record, at its time."""
+    at = ctx.at
+    times = ctx.ledger.recency.setdefault((entity.kind, record), {})
+    for name in fields_of(body, entity.identity_field(ctx.config)):
+        if at >= times.get(name, ""):
+            times[name] = at
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -468,6 +499,11 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     merged = ctx.ledger.lead_origins.get(previous, ctx.known.lead_origins(previous))
     both = survivor | merged if survivor is not None and merged is not None else None
     ctx.ledger.lead_origins[current] = both
+    # The survivor holds both persons' data now: a field either had from a later event is not
+    # for an older event of either userId to overwrite.
+    times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
+    if times:
+        ctx.ledger.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -645,6 +681,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     ref = Ref(id=found, via="created", key=key)
     ctx.ledger.learn(entity, key, ref)
     ctx.ledger.wrote = True
+    wrote_fields(ctx, entity, found, body)
     return ref
 
 
@@ -682,12 +719,18 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
 
 def update(
     ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], *, stage: str, note: str
-) -> Step[None]:
-    """PATCH a record (idempotent: an unknown outcome may simply be repeated). A PATCH this event
-    already made (before a stale cache hit re-planned it) is not made again."""
-    done = (entity.kind, ref.id, dict(body))
+) -> Step[bool]:
+    """PATCH a record (idempotent: an unknown outcome may simply be repeated) with the fields no
+    later event wrote; False when none is left to send. A PATCH this event already made (before
+    a stale cache hit re-planned it) is not made again."""
+    identity = entity.identity_field(ctx.config)
+    body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
+    if not body:
+        ctx.ledger.superseded = ctx.ledger.superseded or left_out
+        return False
+    done = (entity.kind, ref.id, body)
     if done in ctx.ledger.updates:
-        return
+        return True
     request = ApiRequest(
         method="PATCH",
         path=f"{entity.collection}/{ref.id}",
@@ -705,11 +748,12 @@ def update(
         expect(response, stage)
         ctx.ledger.wrote = True
         ctx.ledger.updates.append(done)
+        wrote_fields(ctx, entity, ref.id, body)
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
                 ctx.ledger.memberships[ref.id] = org
-        return
+        return True
     raise unknown_failure(ctx, stage, "the update was repeated")
 
 
