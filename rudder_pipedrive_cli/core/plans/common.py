@@ -34,7 +34,7 @@ from rudder_pipedrive_cli.core.fields import (
     split_custom,
     text_limit,
 )
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.known import MAX_MERGE_HOPS, Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
 from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
@@ -456,6 +456,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 return ref
     ids = yield from search(ctx, entity, require_field(ctx, entity, key), key)
     if not ids:
+        if entity is PERSON and key in ctx.config.aliases:
+            return (yield from aliased_away(ctx, key))
         return None
     chosen = lowest(ids)
     if len(ids) > 1:
@@ -470,6 +472,39 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
     ref = Ref(id=chosen, via="search", key=key)
     ctx.ledger.learn(entity, key, ref)
     return ref
+
+
+def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
+    """The person of a userId Pipedrive does not find while the input aliases it to another
+    (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
+    was aliased to, which keeps its own userId. Found (cached or by search, following a chain of
+    aliases), that person is the userId's: no second person is created, no lead is made twice
+    (that person's leads are listed) and the alias merges nothing again. None: not found either,
+    so the userId's person is created as usual."""
+    seen = {key}
+    target = ctx.config.aliases.get(key)
+    while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
+        seen.add(target)
+        cached = ctx.known.person_id(target)
+        ids = (
+            [cached]
+            if cached is not None
+            else (yield from search(ctx, PERSON, require_field(ctx, PERSON, target), target))
+        )
+        if ids:
+            ref = Ref(id=lowest(ids), via="search", key=key)
+            ctx.ledger.warnings.append(
+                Warned(
+                    f"userId {key} not found: the input aliases it to {target}, whose person "
+                    f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
+                    "a userId not found is taken as the person of the userId the input aliases "
+                    "it to (an earlier alias merged or re-keyed it)",
+                )
+            )
+            ctx.ledger.learn(PERSON, key, ref)
+            return ref
+        target = ctx.config.aliases.get(target)
+    return None
 
 
 def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
