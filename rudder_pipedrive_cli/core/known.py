@@ -139,7 +139,8 @@ class MemoryKnown:
     def learn(self, outcome: Outcome) -> None:
         self.failed.update(outcome.troubled)
         for record, times in outcome.recency.items():
-            self.times[record] = newest(self.times.get(record, {}), times)
+            before = self.times.get(record)
+            self.times[record] = dict(times) if before is None else newest(before, times)
         if not (
             outcome.identities
             or outcome.lead_origins

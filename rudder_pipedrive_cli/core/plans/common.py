@@ -154,6 +154,7 @@ class Ledger:
     recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
     wrote: bool = False
     superseded: bool = False  # a write was left out whole: a later event wrote its fields
+    at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
         self.identities[(entity.kind, key)] = ref.id
@@ -232,8 +233,11 @@ class Ctx:
 
     @property
     def at(self) -> str:
-        """The event's time as a recency stamp (core/recency.py)."""
-        return stamp(self.event)
+        """The event's time as a recency stamp (core/recency.py), read once per event."""
+        ledger = self.ledger
+        if ledger.at is None:
+            ledger.at = stamp(self.event)
+        return ledger.at
 
 
 # --- field recency ---------------------------------------------------------------------------
@@ -460,7 +464,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
             return (yield from aliased_away(ctx, key))
         return None
     chosen = lowest(ids)
-    if len(ids) > 1:
+    if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
         ctx.ledger.warnings.append(
             Warned(
                 f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
@@ -569,15 +573,12 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 
 
 def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
-    stage = f"lookup {entity.noun}"
+    """The ids itemSearch finds for `term` (a record on two pages may show twice)."""
     query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
     note = f"search {entity.noun} by {entity.identity} {term}"
-    ids: list[PdId] = []
-    pages = listing("/api/v2/itemSearch/field", query, stage=stage, note=note, read=hit_ids)
-    for found in (yield from pages):
-        if found not in ids:
-            ids.append(found)
-    return ids
+    return listing(
+        "/api/v2/itemSearch/field", query, stage=f"lookup {entity.noun}", note=note, read=hit_ids
+    )
 
 
 def listing(
@@ -597,11 +598,11 @@ def listing(
     cursor: str | None = None
     start = 0
     while True:
-        page = dict(query)
+        page = query  # most listings are one page
         if offset:
-            page |= {"start": start, "limit": LIST_LIMIT}
+            page = {**query, "start": start, "limit": LIST_LIMIT}
         elif cursor:
-            page["cursor"] = cursor
+            page = {**query, "cursor": cursor}
         response = yield ApiRequest(
             method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
         )
@@ -678,41 +679,76 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 # --- writes ----------------------------------------------------------------------------------
 
 
-def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
-    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage = f"create {entity.noun}"
-    request = ApiRequest(
-        method="POST",
-        path=entity.collection,
-        endpoint=entity.collection,
-        stage=stage,
-        body=body,
-        note=note,
-        creates=(entity.kind, key),
-    )
-    found: PdId | None = None
-    unknown_since = ""  # the first send whose answer was lost
+def write_once(
+    ctx: Ctx,
+    request: ApiRequest,
+    *,
+    answered: Callable[[ApiResponse, str], T],
+    settle: Callable[[ApiResponse], Step[T | None]] | None = None,
+    left: Callable[[str], None] | None = None,
+    what: str,
+) -> Step[T]:
+    """Send a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
+    create, update, merge and lead goes through.
+
+    A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
+    first send whose answer was lost ("" when none was). After a lost answer, `settle(response)`
+    asks Pipedrive whether the write landed: its result, or None to send it again (no `settle`:
+    the write is idempotent and simply sent again). After `unknown_tries` sends, or failing on
+    the way once an answer was lost (or a 2xx could not be read: the record exists), the write
+    is `left` to settle, given that send time, for the events that come after."""
+    lost = ""
     try:
         for _ in range(ctx.config.unknown_tries):
             response = yield request
             if not response.unknown:
-                if response.ok:  # it exists, even if the answer holds no usable id
-                    unknown_since = unknown_since or response.sent_at
-                elif not unknown_since:  # refused, never made: nothing left to settle
-                    ctx.ledger.unsettled[(entity.kind, key)] = None
-                found = record_id(expect(response, stage), stage)
-                break
-            unknown_since = unknown_since or response.sent_at
-            found = yield from reconcile_create(ctx, entity, key, response.sent_at)
-            if found is not None:
-                break
-        if found is None:
-            what = f"no {entity.noun} with {entity.identity} {key} appeared"
-            raise unknown_failure(ctx, stage, what)
+                try:
+                    return answered(response, lost)
+                except PlanFailure:
+                    if response.ok:  # it was made, even if its answer cannot be read
+                        lost = lost or response.sent_at
+                    raise
+            lost = lost or response.sent_at
+            if settle is not None:
+                landed = yield from settle(response)
+                if landed is not None:
+                    return landed
+        raise unknown_failure(ctx, request.stage, what)
     except PlanFailure:
-        if unknown_since:  # it may exist: later events must not search and create blindly
-            ctx.ledger.unsettled[(entity.kind, key)] = unknown_since
+        if lost and left is not None:
+            left(lost)
         raise
+
+
+def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
+    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
+    stage = f"create {entity.noun}"
+    slot = (entity.kind, key)
+
+    def answered(response: ApiResponse, lost: str) -> PdId:
+        if not response.ok and not lost:  # refused, never made: nothing left to settle
+            ctx.ledger.unsettled[slot] = None
+        return record_id(expect(response, stage), stage)
+
+    def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
+        ctx.ledger.unsettled[slot] = lost
+
+    found = yield from write_once(
+        ctx,
+        ApiRequest(
+            method="POST",
+            path=entity.collection,
+            endpoint=entity.collection,
+            stage=stage,
+            body=body,
+            note=note,
+            creates=slot,
+        ),
+        answered=answered,
+        settle=lambda response: reconcile_create(ctx, entity, key, response.sent_at),
+        left=left,
+        what=f"no {entity.noun} with {entity.identity} {key} appeared",
+    )
     ref = Ref(id=found, via="created", key=key)
     ctx.ledger.learn(entity, key, ref)
     ctx.ledger.wrote = True
@@ -766,6 +802,16 @@ def update(
     done = (entity.kind, ref.id, body)
     if done in ctx.ledger.updates:
         return True
+
+    def answered(response: ApiResponse, _lost: str) -> None:
+        if response.status in GONE:
+            raise gone(entity, ref, response, stage)
+        expect(response, stage)
+        if entity is PERSON:
+            org = org_of(response.data)
+            if org is not None:
+                ctx.ledger.memberships[ref.id] = org
+
     request = ApiRequest(
         method="PATCH",
         path=f"{entity.collection}/{ref.id}",
@@ -774,22 +820,11 @@ def update(
         body=body,
         note=note,
     )
-    for _ in range(ctx.config.unknown_tries):
-        response = yield request
-        if response.unknown:
-            continue
-        if response.status in GONE:
-            raise gone(entity, ref, response, stage)
-        expect(response, stage)
-        ctx.ledger.wrote = True
-        ctx.ledger.updates.append(done)
-        wrote_fields(ctx, entity, ref.id, body)
-        if entity is PERSON:
-            org = org_of(response.data)
-            if org is not None:
-                ctx.ledger.memberships[ref.id] = org
-        return True
-    raise unknown_failure(ctx, stage, "the update was repeated")
+    yield from write_once(ctx, request, answered=answered, what="the update was repeated")
+    ctx.ledger.wrote = True
+    ctx.ledger.updates.append(done)
+    wrote_fields(ctx, entity, ref.id, body)
+    return True
 
 
 def person_create_body(

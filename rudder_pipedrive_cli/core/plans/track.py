@@ -36,9 +36,9 @@ from rudder_pipedrive_cli.core.plans.common import (
     listed,
     listing,
     person_create_body,
-    unknown_failure,
+    write_once,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
 ORIGIN_PREFIX = "rpd:"
 
@@ -155,6 +155,26 @@ def create_lead(
     """POST the lead; an unknown outcome is settled by listing the person's leads by origin_id."""
     stage = "create lead"
     origin = str(body["origin_id"])
+    seen = set(origins)
+
+    def answered(response: ApiResponse, _lost: str) -> bool:
+        # A cached person merged or deleted behind our back: Pipedrive's answer for a lead on a
+        # missing person is not documented (the sandbox: a 400 naming person_id).
+        refused_person = response.status == 400 and "person" in response.error.lower()
+        if response.status in GONE or (refused_person and person.via == "cache"):
+            raise gone(PERSON, person, response, stage)
+        expect(response, stage)  # a 2xx created it, whatever the answer holds
+        return True
+
+    def settle(_response: ApiResponse) -> Step[bool | None]:
+        note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
+        listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
+        seen.update(listed)
+        return True if origin in listed else None
+
+    def left(_lost: str) -> None:  # its lead list is not known any more: the next track lists it
+        ctx.ledger.lead_origins[person.id] = None
+
     request = ApiRequest(
         method="POST",
         path="/v1/leads",
@@ -163,31 +183,7 @@ def create_lead(
         body=body,
         note=f"create lead {body['title']!r} for person {person.id} ({person.how})",
     )
-    lost = False  # an answer was lost: the lead may exist
-    try:
-        for _ in range(ctx.config.unknown_tries):
-            response = yield request
-            lost = lost or response.unknown
-            if not response.unknown:
-                # A cached person merged or deleted behind our back: Pipedrive's answer for a
-                # lead on a missing person is not documented (the sandbox: a 400 naming person_id).
-                refused_person = response.status == 400 and "person" in response.error.lower()
-                if response.status in GONE or (refused_person and person.via == "cache"):
-                    raise gone(PERSON, person, response, stage)
-                expect(response, stage)  # a 2xx created it, whatever the answer holds
-                break
-            note = (
-                f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
-            )
-            listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
-            origins = origins | listed
-            if origin in listed:
-                break
-        else:
-            raise unknown_failure(ctx, stage, f"no lead with origin_id {origin} appeared")
-    except PlanFailure:
-        if lost:  # the person's lead list is not known any more: the next track lists it first
-            ctx.ledger.lead_origins[person.id] = None
-        raise
+    what = f"no lead with origin_id {origin} appeared"
+    yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
     ctx.ledger.wrote = True
-    ctx.ledger.lead_origins[person.id] = origins | {origin}
+    ctx.ledger.lead_origins[person.id] = frozenset(seen | {origin})
