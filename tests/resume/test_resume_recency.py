@@ -192,3 +192,18 @@ def test_a_state_file_from_before_field_recency_reads_as_knowing_no_times(
         state.record_outcome("m-2", "f:2", times)
     with ReplayState.open(path, "ns", readonly=True) as state:
         assert state.recency("person", 7) == {"name": "2026-10-01T09:00:00.000000Z"}
+
+
+def test_clearing_a_namespace_forgets_its_times_only(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    times = Outcome(status="sent", recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}})
+    for namespace in ("a", "b"):
+        with ReplayState.open(path, namespace) as state:
+            state.record_outcome("m-1", "f:1", times)
+    with ReplayState.open(path, "a") as state:
+        state.clear("a")
+        assert state.recency("person", 7) == {}
+    with ReplayState.open(path, "b") as state:
+        assert state.recency("person", 7) == {"name": "2026-10-01T09:00:00.000000Z"}
+        state.clear()
+        assert state.recency("person", 7) == {}
