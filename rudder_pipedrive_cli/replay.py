@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
-from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.intake import Finished, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -22,7 +22,6 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
 
-DONE = frozenset({"sent", "unchanged", "skipped"})
 # The outcome of an event the journal says an earlier run finished; compared by identity, since a
 # plan may also end "already done" (a lead found by its origin_id), and that one is journaled.
 JOURNALED = Outcome(status="skipped", reason="already done")
@@ -106,14 +105,16 @@ class Replay:
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
+    finished: Finished = field(init=False)  # events done: by the journal, else by this run
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases)
+        self.finished = Finished(None if self.journal is None else self.journal.journal_status)
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
             return decided(item.decided or Outcome(status="failed", reason="not an event"))
-        if self.journal is not None and self.journal.journal_status(item.id) in DONE:
+        if item.id in self.finished:
             return decided(JOURNALED)
         plan = plan_event(item.event, self.config, self.known)
         if self.journal is not None:
@@ -139,7 +140,8 @@ class Replay:
         if planned and outcome is not JOURNALED:
             if self.journal is not None:
                 self.journal.record_outcome(item.id, item.source, outcome)
-            else:
+            else:  # no journal: this run remembers what it finished (a repeated messageId)
                 self.known.learn(outcome)
+                self.finished.add(item.id, outcome.status)
         if self.on_done is not None:
             self.on_done(item, outcome)

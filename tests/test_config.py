@@ -255,3 +255,67 @@ def test_a_key_in_another_section_is_pointed_to_its_section(tmp_path: Path) -> N
         load_settings(str(path), env={})
     assert caught.value.message == f"{path}: unknown key pipedrive.user_id_field"
     assert caught.value.hint == "user_id_field belongs under [identity]"
+
+
+def test_on_invalid_is_read_from_fields_with_its_tables(tmp_path: Path) -> None:
+    path = write(tmp_path, '[fields]\non_invalid = "drop"\n[fields.persons]\nrole = "k"\n')
+    settings = load_settings(str(path), env={})
+    assert (settings.on_invalid, settings.person_fields) == ("drop", {"role": "k"})
+    assert settings.plan_config().on_invalid == "drop"
+    empty = write(tmp_path, "", name="empty.toml")
+    assert load_settings(str(empty), env={}).plan_config().on_invalid == "fail"  # the default
+    assert load_settings(str(path), env={"RPD_ON_INVALID": "fail"}).on_invalid == "fail"
+    assert load_settings(str(EXAMPLE), env={}).on_invalid == "fail"  # the example shows it
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message", "hint"),
+    [
+        (
+            '[fields]\non_invalids = "drop"\n',
+            {},
+            "FILE: unknown key fields.on_invalids",
+            "did you mean 'on_invalid'?",
+        ),
+        (
+            '[identity]\non_invalid = "drop"\n',
+            {},
+            "FILE: unknown key identity.on_invalid",
+            "on_invalid belongs under [fields]",
+        ),
+        ('on_invalid = "drop"\n', {}, "FILE: on_invalid is outside any section", "[fields]"),
+        ('[fields]\non_invalid = "skip"\n', {}, "FILE: unknown on_invalid 'skip'", "fail, drop"),
+        ("", {"RPD_ON_INVALID": "ignore"}, "$RPD_ON_INVALID: unknown on_invalid 'ignore'", "drop"),
+        (
+            '[fields]\nperson = {role = "k"}\n',
+            {},
+            "FILE: unknown section [fields.person]",
+            "did you mean 'persons'?",
+        ),
+        (
+            '[fields]\npersons = "k"\n',
+            {},
+            "FILE: [fields.persons] must be a table of trait = field key",
+            "",
+        ),
+        (
+            '[identity]\ndefault_currency = "US Dollars"\n',
+            {},
+            "FILE: default_currency 'US Dollars' is not a 3-letter currency code",
+            'e.g. default_currency = "USD"',
+        ),
+    ],
+)
+def test_on_invalid_and_currency_errors_name_the_key_and_what_to_do(
+    tmp_path: Path, text: str, env: dict[str, str], message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env=env)
+    assert caught.value.message == message.replace("FILE", str(path))
+    assert hint in caught.value.hint
+
+
+def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
+    path = write(tmp_path, '[identity]\ndefault_currency = " eur "\n')
+    assert load_settings(str(path), env={}).plan_config().default_currency == "EUR"

@@ -29,6 +29,7 @@ from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import EventReader, require_readable
+from rudder_pipedrive_cli.io.scratch import ScratchIds
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
@@ -146,7 +147,8 @@ def dry_run_command(
                 plan_config = cached.apply(plan_config)
                 respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
-        planned = preview(items, plan_config, respond, known, tally, journal_status)
+        finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
+        planned = preview(items, plan_config, respond, known, tally, journal_status, finished)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))

@@ -19,9 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
+from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 
 PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
+ON_INVALID = ("fail", "drop")
 FIELD_SECTIONS = ("persons", "organizations", "leads")
 DEFAULT_CONFIG = "rpd.toml"
 TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
@@ -49,6 +51,7 @@ KEYS: tuple[Key, ...] = (
     Key("identity", "group_id_field", str, "", "RPD_GROUP_ID_FIELD"),
     Key("identity", "create_persons", bool, False, "RPD_CREATE_PERSONS"),
     Key("identity", "default_currency", str, "", "RPD_DEFAULT_CURRENCY"),
+    Key("fields", "on_invalid", str, "fail", "RPD_ON_INVALID", ON_INVALID),
 )
 KEY_BY_PATH = {f"{k.section}.{k.name}": k for k in KEYS}
 
@@ -89,6 +92,7 @@ class Settings:
     group_id_field: str = ""
     create_persons: bool = False
     default_currency: str = ""
+    on_invalid: str = "fail"
     person_fields: Mapping[str, str] = field(default_factory=dict)
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)
@@ -101,6 +105,7 @@ class Settings:
             group_id_field=self.group_id_field,
             create_persons=self.create_persons,
             default_currency=self.default_currency,
+            on_invalid=self.on_invalid,
             person_fields=self.person_fields,
             org_fields=self.org_fields,
             lead_fields=self.lead_fields,
@@ -227,7 +232,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     """Validate the TOML document; return (settings by 'section.name', field tables)."""
     values: dict[str, Any] = {}
     fields: dict[str, dict[str, str]] = {}
-    sections = [*sorted({k.section for k in KEYS}), "fields"]
+    sections = sorted({k.section for k in KEYS})
     for section, table in data.items():
         if section not in sections:
             homes = [k.section for k in KEYS if k.name == section]
@@ -241,18 +246,19 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table ([{section}])")
-        if section == "fields":
-            for sub, mapping in table.items():
-                if sub not in FIELD_SECTIONS:
-                    raise ConfigError(
-                        f"{path}: unknown section [fields.{sub}]",
-                        hint=_nearest(sub, list(FIELD_SECTIONS)),
-                    )
-                fields[sub] = _field_table(path, sub, mapping)
-            continue
         names = [k.name for k in KEYS if k.section == section]
         for name, value in table.items():
             key = KEY_BY_PATH.get(f"{section}.{name}")
+            if section == "fields" and key is None and isinstance(value, dict):  # [fields.persons]
+                if name not in FIELD_SECTIONS:
+                    raise ConfigError(
+                        f"{path}: unknown section [fields.{name}]",
+                        hint=_nearest(name, list(FIELD_SECTIONS)),
+                    )
+                fields[name] = _field_table(path, name, value)
+                continue
+            if section == "fields" and name in FIELD_SECTIONS:  # not a table: say what it must be
+                _field_table(path, name, value)
             if key is None:
                 homes = [k.section for k in KEYS if k.name == name]
                 hint = f"{name} belongs under [{homes[0]}]" if homes else _nearest(name, names)
@@ -314,6 +320,16 @@ def load_settings(
         and _precedence(origin["company_domain"]) < _precedence(origin["base_url"])
     ):
         resolved["base_url"] = ""
+    currency = resolved["default_currency"]
+    if currency:
+        code = currency_code(currency)
+        if code is None:
+            raise ConfigError(
+                f"{origin['default_currency']}: default_currency {currency!r} is not a 3-letter "
+                "currency code",
+                hint='give an ISO 4217 code, e.g. default_currency = "USD"',
+            )
+        resolved["default_currency"] = code
     settings = Settings(
         api_token=Secret(resolved.pop("api_token")),
         person_fields=fields.get("persons", {}),

@@ -202,6 +202,17 @@ def check(outcome: Outcome, **expected: Any) -> None:
     assert actual == expected
 
 
+def refused(reason: str, public: str | None = None) -> dict[str, Any]:
+    """The expected outcome of an event refused for its data, before or instead of any write."""
+    return {
+        "status": "failed",
+        "reason": reason,
+        "public": public,
+        "stage": "validate",
+        "retryable": False,
+    }
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Case:
     """One event, the conversation it should have with Pipedrive, and how it should end."""

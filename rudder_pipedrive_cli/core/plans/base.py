@@ -23,6 +23,7 @@ class PlanConfig:
     group_id_field: str = ""
     create_persons: bool = False
     default_currency: str = ""
+    on_invalid: str = "fail"  # [fields] on_invalid: "fail" or "drop" a value that cannot be coerced
     person_fields: Mapping[str, str] = field(default_factory=dict)  # trait path -> field key
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)

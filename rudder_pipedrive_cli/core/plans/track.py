@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.fields import (
     lead_amount,
     lead_custom,
     lead_labels,
+    lead_value,
     mapped_values,
     put_own,
     shape_standard,
@@ -70,7 +71,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
 def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    currency = text(properties.get("currency")) or config.default_currency
+    given = properties.get("currency")
+    currency = config.default_currency if given is None else given  # checked where it is used
     mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
     # Without the field catalog (an offline dry-run) the labels were never listed either.
     listed = bool(config.field_types)
@@ -80,23 +82,14 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
         labels=config.lead_labels,
         warnings=warnings,
         listed=listed,
+        on_invalid=config.on_invalid,
     )
     body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
     body["title"] = title
     amount = lead_amount(properties, warnings)
-    if amount is not None:
-        if currency:
-            value = {"amount": amount, "currency": currency.upper()}
-            put_own(body, "value", value, config.lead_fields, warnings)
-        else:
-            warnings.append(
-                Warned(
-                    f"lead value {amount} has no currency (no currency property and no "
-                    "[identity] default_currency); value left out",
-                    "a lead value has no currency (no currency property and no [identity] "
-                    "default_currency); value left out",
-                )
-            )
+    value = None if amount is None else lead_value(amount, currency, config, warnings)
+    if value is not None:
+        put_own(body, "value", value, config.lead_fields, warnings)
     close = properties.get("expected_close_date")
     if close is not None:
         day = date_part(close)
