@@ -7,7 +7,7 @@ This module only wires them: which plan an item gets, and what happens when it e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +38,20 @@ class Journal(Protocol):
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None: ...
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
+
+
+def input_aliases(items: Iterable[Intake]) -> dict[str, str]:
+    """previousId -> userId of the alias events among `items` that will be planned (the first
+    alias of each previousId): what send's first pass over its files gives the plans
+    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved."""
+    aliases: dict[str, str] = {}
+    for item in items:
+        event = item.event
+        if event is None or item.decided is not None or event.type != "alias":
+            continue
+        if event.previous_id is not None and event.user_id is not None:
+            aliases.setdefault(event.previous_id, event.user_id)
+    return aliases
 
 
 def decided(outcome: Outcome) -> Plan:
@@ -96,7 +110,7 @@ class Replay:
     roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
 
     def __post_init__(self) -> None:
-        self.order = OrderKeys(self.known)
+        self.order = OrderKeys(self.known, self.config.aliases)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
         self.roots = RootCauses()
 

@@ -43,7 +43,7 @@ from rudder_pipedrive_cli.io.deadletter import (
 )
 from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
-from rudder_pipedrive_cli.replay import Replay
+from rudder_pipedrive_cli.replay import Replay, input_aliases
 
 CANCELLED_MESSAGE = (
     "{what} twice: events in flight were cancelled mid-way; rerun the same command to "
@@ -305,6 +305,9 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         pacer=client.pacer,
         reach=client.reach,
     )
+    if STDIN not in job.paths:  # a first pass: what the input's aliases moved (replay.py)
+        first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass))
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
     replay = Replay(
         config=plan_config,

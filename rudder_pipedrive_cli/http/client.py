@@ -35,6 +35,7 @@ from rudder_pipedrive_cli.core.errors import (
     Unreachable,
     UsageError,
 )
+from rudder_pipedrive_cli.core.plans.common import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.pacing import WINDOW_S, Clock, Pacer, RateHeaders, Sleep
@@ -155,8 +156,10 @@ def envelope(
         # and numbers or the document's syntax are never touched.
         body = _redact_strings(body, re.compile(re.escape(token), re.IGNORECASE))
     if not isinstance(body, Mapping):
-        error = "" if 200 <= status < 300 else f"HTTP {status}"
-        return ApiResponse(status=status, data=body, error=error, sent_at=sent_at)
+        if 200 <= status < 300:
+            problem = not_an_envelope(content, is_json, body)
+            return ApiResponse(status=status, data=body, sent_at=sent_at, malformed=problem)
+        return ApiResponse(status=status, data=body, error=f"HTTP {status}", sent_at=sent_at)
     error = str(body.get("error") or "")
     info = str(body.get("error_info") or "")
     if info and info != error:
@@ -165,13 +168,31 @@ def envelope(
         error = f"HTTP {status}"
     if token:
         error = re.sub(re.escape(token), REDACTED, error, flags=re.IGNORECASE)
+    malformed = ""
+    if 200 <= status < 300:
+        if body.get("success") is not True:
+            malformed = '"success" is not true'
+        elif "data" not in body:
+            malformed = 'no "data"'
     return ApiResponse(
         status=status,
         data=body.get("data"),
         additional_data=body.get("additional_data"),
         error=error,
         sent_at=sent_at,
+        malformed=malformed,
     )
+
+
+def not_an_envelope(content: bytes, is_json: bool, body: Any) -> str:
+    """Why a 2xx body that is no JSON object is not Pipedrive's envelope (ApiResponse.malformed)."""
+    if not content.strip():
+        return "an empty body"
+    if not is_json:
+        return "not JSON"
+    if body is None and content.strip() != b"null":
+        return "not valid JSON"
+    return f"{json_word(body)}, not an object"
 
 
 class PipedriveClient:

@@ -36,6 +36,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+from rudder_pipedrive_cli.core.recency import newest
 
 SCHEMA_VERSION = 1
 STATE_DIR = ".rpd"
@@ -86,6 +87,15 @@ CREATE TABLE fields (
 ) WITHOUT ROWID;
 """
 TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
+# Field recency (core/recency.py): per record and field, the time of the event whose value rpd
+# last wrote. Added to files of schema 1 when first opened for writing; read as empty until then.
+RECENCY_TABLE = "field_recency"
+RECENCY_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {RECENCY_TABLE} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, pd_id TEXT NOT NULL, field TEXT NOT NULL,
+    stamp TEXT NOT NULL, PRIMARY KEY (ns, kind, pd_id, field)
+) WITHOUT ROWID
+"""
 
 
 def default_state_path(config_path: Path | None) -> Path:
@@ -383,6 +393,58 @@ class _Overlay:
         self.unlisted: set[str] = set()  # persons whose stored list is no longer complete
 
 
+class _FieldRecency:
+    """The field recency table (Known.recency) of one namespace; in memory for a read-only
+    state, whose file is never written (and may be older than the table)."""
+
+    def __init__(self, db: sqlite3.Connection, namespace: str, *, readonly: bool) -> None:
+        self._db = db
+        self._ns = namespace
+        self._memory: dict[tuple[str, str], dict[str, str]] | None = {} if readonly else None
+        self._stored = (
+            db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECENCY_TABLE,)
+            ).fetchone()
+            is not None
+        )
+
+    def times(self, kind: str, record: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self._stored:
+            found = dict(
+                self._db.execute(
+                    f"SELECT field, stamp FROM {RECENCY_TABLE} "
+                    "WHERE ns = ? AND kind = ? AND pd_id = ?",
+                    (self._ns, kind, record),
+                ).fetchall()
+            )
+        if self._memory is not None and (kind, record) in self._memory:
+            found = newest(found, self._memory[(kind, record)])
+        return found
+
+    def learn(self, kind: str, record: str, times: Mapping[str, str]) -> None:
+        """Keep the later time of each field (inside the caller's open batch when writable)."""
+        if self._memory is not None:
+            self._memory[(kind, record)] = newest(self._memory.get((kind, record), {}), times)
+            return
+        self._db.executemany(
+            f"INSERT INTO {RECENCY_TABLE} (ns, kind, pd_id, field, stamp) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ns, kind, pd_id, field) "
+            "DO UPDATE SET stamp = max(stamp, excluded.stamp)",
+            [(self._ns, kind, record, name, at) for name, at in times.items()],
+        )
+
+    def clear(self, namespace: str | None) -> None:
+        if self._memory is not None:
+            self._memory.clear()
+        if not self._stored:
+            return
+        if namespace is None:
+            self._db.execute(f"DELETE FROM {RECENCY_TABLE}")
+        else:
+            self._db.execute(f"DELETE FROM {RECENCY_TABLE} WHERE ns = ?", (namespace,))
+
+
 @dataclass(slots=True)
 class _Batch:
     size: int = 0
@@ -432,6 +494,7 @@ class ReplayState:
         # Identities of events that failed in this run (Outcome.troubled): kept for the run only,
         # as the next run retries those events first.
         self._troubled: set[tuple[str, str]] = set()
+        self._recency = _FieldRecency(connection, namespace, readonly=self.readonly)
 
     @classmethod
     def open(
@@ -464,6 +527,7 @@ class ReplayState:
                         "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                         (str(SCHEMA_VERSION),),
                     )
+            connection.execute(RECENCY_SCHEMA)
         return cls(
             path=path,
             namespace=namespace,
@@ -550,6 +614,10 @@ class ReplayState:
     def troubled(self, kind: str, key: str) -> bool:
         return (kind, key) in self._troubled
 
+    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
+        with self._mutex:
+            return self._recency.times(kind, encode_id(record))
+
     def merging_into(self, person_id: PdId) -> PdId | None:
         if not self._unsettled:
             return None
@@ -593,6 +661,11 @@ class ReplayState:
 
     def _learn(self, outcome: Outcome) -> None:
         self._troubled.update(outcome.troubled)
+        if outcome.recency:
+            if not self.readonly:
+                self._open_batch()
+            for (kind, record), times in outcome.recency.items():
+                self._recency.learn(kind, encode_id(record), times)
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
@@ -840,6 +913,7 @@ class ReplayState:
                         self._db.execute(f"DELETE FROM {table}")
                     else:
                         self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+                self._recency.clear(namespace)
             if namespace is None:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -9,7 +9,7 @@ from helpers_core import (
     check,
     create_lead,
     create_person,
-    list_leads,
+    leads_of,
     patch_person,
     refused,
     run,
@@ -224,7 +224,7 @@ def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:
         {"type": "track", "event": "Signed Up", "userId": "u-1"},
         [
             search_person("u-1", "{person:u-1}"),
-            list_leads("{person:u-1}"),
+            *leads_of("{person:u-1}"),
             create_lead(
                 {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": "{person:u-1}"}
             ),
