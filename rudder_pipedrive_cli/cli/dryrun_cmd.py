@@ -28,7 +28,11 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
-from rudder_pipedrive_cli.io.readers import EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import (
+    DEFAULT_MAX_ITEM_BYTES,
+    EventReader,
+    require_readable,
+)
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
@@ -78,6 +82,7 @@ def dry_run_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     plan: opt.PlanOpt = None,
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
@@ -145,7 +150,8 @@ def dry_run_command(
             if cached is not None:
                 plan_config = cached.apply(plan_config)
                 respond = OfflineResponder(plan_config, assumption)
-        items = intake(EventReader(paths, strict=strict), event_filter, limit)
+        reader = EventReader(paths, strict=strict, max_item_bytes=max_item_bytes)
+        items = intake(reader, event_filter, limit)
         planned = preview(items, plan_config, respond, known, tally, journal_status)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report

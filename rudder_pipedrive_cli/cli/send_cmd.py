@@ -39,7 +39,12 @@ from rudder_pipedrive_cli.io.deadletter import (
     open_output,
     output_error,
 )
-from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import (
+    DEFAULT_MAX_ITEM_BYTES,
+    STDIN,
+    EventReader,
+    require_readable,
+)
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay
 
@@ -151,6 +156,7 @@ def send_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     state: opt.StateOpt = None,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
@@ -178,6 +184,7 @@ def send_command(
             dead_letter=dead_letter or default_dead_letter_path(),
             report=report,
             state=state,
+            max_item_bytes=max_item_bytes,
         )
         status = deliver(env, job)
     raise typer.Exit(int(status))
@@ -196,6 +203,7 @@ class SendJob:
     dead_letter: Path
     report: Path | None
     state: Path | None = None
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -237,7 +245,7 @@ def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | Non
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
     tally = Tally()
-    reader = EventReader(job.paths, strict=job.strict)
+    reader = EventReader(job.paths, strict=job.strict, max_item_bytes=job.max_item_bytes)
     letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)

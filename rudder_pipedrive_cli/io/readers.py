@@ -1,15 +1,15 @@
 """Reading input files into raw items (SPEC 2): gzip and layout are sniffed, never trusted by name.
 
 Each path (or `-` for stdin) is opened in binary. Gzip is recognised by its magic bytes. The
-decompressed content is then NDJSON (streamed line by line, memory stays flat) or one JSON
-document (loaded whole), decided from its first non-blank lines:
-- the first non-blank character is `[`: a JSON array document;
-- the first non-blank line is a complete JSON value: NDJSON (a one-line object file is the same
-  either way);
-- otherwise the second non-blank line decides: a complete JSON object starting in the first
-  column means NDJSON whose first line is broken; anything else (a pretty-printed object goes on
-  with `"key": ...`, or with an indented element) means one JSON document, such as an event or a
-  `{"batch": [...]}` body spread over lines. A file of one broken line is NDJSON.
+decompressed content is one JSON document (loaded whole) when it starts with `[` or parses as one
+whole (an event or a `{"batch": [...]}` body spread over lines); otherwise it is NDJSON, streamed
+line by line (memory stays flat), whatever its first line holds. Deciding costs nothing when the
+first line is JSON on its own (a one-line object file is the same either way); when it is not,
+the lines are held, up to the size cap, to see whether the whole parses.
+
+No line and no document larger than `max_item_bytes` (--max-item-bytes) is held: it becomes one
+failed item, and reading goes on after it (a line) or with the next file (a document).
+A UTF-8 BOM is dropped at the start of any line (files joined with `cat`).
 
 Sources: `FILE:LINE` (1-based physical lines), `FILE:LINE#N` for the N-th event of a batch on a
 line, `FILE#N` for the N-th element of an array or of a whole-file batch, `FILE` for a whole-file
@@ -27,9 +27,8 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
@@ -44,6 +43,10 @@ STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 BUFFER_SIZE = 1 << 18
+SKIP_CHUNK = 1 << 16
+# The largest line or JSON document read (--max-item-bytes): hostile or broken input (a stream
+# with no newline, /dev/zero) must not take the memory of the machine.
+DEFAULT_MAX_ITEM_BYTES = 32 << 20
 STRICT_HINT = "fix the input or run without --strict to dead-letter bad lines and continue"
 
 # What reading a damaged file or stream raises: truncated gzip (EOFError), corrupt gzip
@@ -55,10 +58,16 @@ class EventReader:
     """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress."""
 
     def __init__(
-        self, paths: Sequence[str], *, strict: bool = False, stdin: BinaryIO | None = None
+        self,
+        paths: Sequence[str],
+        *,
+        strict: bool = False,
+        stdin: BinaryIO | None = None,
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
     ) -> None:
         self.paths = tuple(paths)
         self.strict = strict
+        self.max_item_bytes = max_item_bytes
         self._stdin = stdin
         self._finished_bytes = 0
         self._current: _RawSource | None = None
@@ -90,7 +99,7 @@ class EventReader:
             return
         source = self._current = _RawSource(inner)
         try:
-            yield from _read_stream(source, path)
+            yield from _read_stream(source, path, self.max_item_bytes)
         finally:
             self._finished_bytes += source.count
             self._current = None
@@ -130,47 +139,82 @@ def require_readable(paths: Sequence[str]) -> None:
             ) from None
 
 
-def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
+def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
+    """The items of one stream: a JSON document when it starts with `[` or parses as one whole,
+    else NDJSON line by line. No line or document larger than `cap` bytes is held in memory."""
     number = 0  # the last physical line read, so a read error can say where it happened
     try:
         stream: io.BufferedIOBase = io.BufferedReader(source, BUFFER_SIZE)
         if source.head(len(GZIP_MAGIC)) == GZIP_MAGIC:
-            # Iterated directly, not behind another buffer: a buffer's large reads would drop the
+            # Read directly, not behind another buffer: a buffer's large reads would drop the
             # lines decompressed just before a truncated or corrupt part.
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
         else:
             source.consumed = 0  # lines are the stored bytes: count them as they are handed out
-        lines = enumerate(stream, 1)
-        consumed: list[bytes] = []
-        content: list[tuple[int, bytes]] = []
-        layout: str | None = None
-        for number, line in lines:
-            if number == 1 and line.startswith(BOM):
-                line = line[len(BOM) :]
-            consumed.append(line)
-            source.advance(len(line))
-            if line.isspace() or not line:
-                continue
-            content.append((number, line))
-            layout = _layout(content)
-            if layout is not None:
+        # A line may end in \r\n: two bytes past the cap tell an oversized line from a full one.
+        readline, limit, advance = stream.readline, cap + 2, source.advance
+        while True:  # to the first non-blank line, which decides the layout
+            first = readline(limit)
+            if not first:
+                return
+            number += 1
+            advance(len(first))
+            if first.startswith(BOM):
+                first = first[len(BOM) :]
+            if first.strip():
                 break
-        if not content:
+        held: list[tuple[int, bytes | None]] = [(number, first)]
+        if _oversized(first, cap):
+            _skip_line(first, readline, advance)
+            if first.lstrip().startswith(b"["):
+                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                return
+            held = [(number, None)]
+        elif first.lstrip().startswith(b"["):
+            rest = stream.read(cap + 1 - len(first))
+            advance(len(rest))
+            if len(first) + len(rest) > cap:
+                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                return
+            yield from _document(first + rest, name)
             return
-        if layout == "document":
-            rest = stream.read()
-            source.advance(len(rest))
-            yield from _document(b"".join(consumed) + rest, name)
-            return
-        loads, sniffed = orjson.loads, content[-1][0]
-        for number, line in chain(content, lines):
-            if number > sniffed:  # the sniffed lines were counted above
-                source.advance(len(line))
+        elif not _decodes(first):
+            # NDJSON with a broken first line, or a document spread over lines: a document only
+            # if the whole parses as one (held up to the cap), else every line is read as a line.
+            size = len(first)
+            while size <= cap:
+                line = readline(limit)
+                if not line:
+                    data = b"".join(line for _, line in held if line is not None)
+                    try:
+                        value = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        break
+                    yield from _document_items(value, name)
+                    return
+                number += 1
+                advance(len(line))
+                size += len(line)
+                if _oversized(line, cap):
+                    _skip_line(line, readline, advance)
+                    held.append((number, None))
+                else:
+                    held.append((number, line))
+        for held_number, held_line in held:
+            yield from _line(name, held_number, held_line, cap)
+        del held
+        loads = orjson.loads
+        while line := readline(limit):
+            number += 1
+            advance(len(line))
+            if len(line) > cap and _oversized(line, cap):
+                _skip_line(line, readline, advance)
+                yield from _line(name, number, None, cap)
+                continue
             try:
                 value = loads(line)
-            except orjson.JSONDecodeError as exc:
-                if not line.isspace():
-                    yield _bad_line(f"{name}:{number}", line, exc)
+            except orjson.JSONDecodeError:
+                yield from _line(name, number, line, cap)
                 continue
             # The common case, a bare event, skips the general unwrapping.
             if type(value) is dict and type(value.get("type")) is str:
@@ -181,19 +225,52 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
         yield RawItem(source=f"{name}:{number + 1}", error=_read_error(exc))
 
 
-def _layout(content: list[tuple[int, bytes]]) -> str | None:
-    """The layout the first non-blank lines show: document, ndjson, or None to read one more."""
-    first = content[0][1]
-    if first.lstrip().startswith(b"["):
-        return "document"
-    if _decodes(first):
-        return "ndjson"
-    if len(content) == 1:
-        return None
-    # An NDJSON line starts at its first column; a pretty-printed document indents what it nests
-    # (`{"batch": [` then `  {"type": ...}` is one document, though its second line decodes).
-    second = content[1][1]
-    return "ndjson" if second.startswith(b"{") and _decodes(second) else "document"
+def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[RawItem]:
+    """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none."""
+    source = f"{name}:{number}"
+    if line is None:
+        yield RawItem(source=source, error=_too_large("line", cap))
+        return
+    if line.startswith(BOM):  # files joined with `cat` carry a BOM at the start of a line
+        line = line[len(BOM) :]
+    if not line.strip():
+        return
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        yield _bad_line(source, line, exc)
+        return
+    yield from unwrap(value, source)
+
+
+def _oversized(line: bytes, cap: int) -> bool:
+    return len(line) > cap and len(line.rstrip(b"\r\n")) > cap
+
+
+def _skip_line(
+    head: bytes, readline: Callable[[int], bytes], advance: Callable[[int], None]
+) -> None:
+    """Read past the rest of a line whose `head` was read, a chunk at a time (a stream with no
+    newline at all, such as /dev/zero, is never held in memory)."""
+    chunk = head
+    while chunk and not chunk.endswith(b"\n"):
+        chunk = readline(SKIP_CHUNK)
+        advance(len(chunk))
+
+
+def _too_large(what: str, cap: int) -> str:
+    return (
+        f"{what} larger than --max-item-bytes ({describe_size(cap)}): "
+        "split it into smaller lines or raise --max-item-bytes"
+    )
+
+
+def describe_size(size: int) -> str:
+    """A byte count as people write it: 32 MiB, 512 KiB, else bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
 
 
 def _decodes(line: bytes) -> bool:
@@ -210,6 +287,10 @@ def _document(data: bytes, name: str) -> Iterator[RawItem]:
     except orjson.JSONDecodeError as exc:
         yield RawItem(source=name, error=_json_error(data, exc, whole=True))
         return
+    yield from _document_items(value, name)
+
+
+def _document_items(value: Any, name: str) -> Iterator[RawItem]:
     if isinstance(value, list):
         for number, element in enumerate(value, 1):
             yield from unwrap(element, f"{name}#{number}")
