@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.send_cmd import note_finished_objects
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -150,7 +151,15 @@ def dry_run_command(
             if cached is not None:
                 plan_config = cached.apply(plan_config)
                 respond = OfflineResponder(plan_config, assumption)
-        reader = EventReader(paths, strict=strict, max_item_bytes=max_item_bytes)
+        reader = EventReader(
+            paths,
+            strict=strict,
+            max_item_bytes=max_item_bytes,
+            window=event_filter.window,
+            finished=replay_state.object_finished if replay_state is not None else None,
+            warn=env.warn,
+        )
+        note_finished_objects(env, reader)
         items = intake(reader, event_filter, limit)
         planned = preview(items, plan_config, respond, known, tally, journal_status)
         sink: IO[bytes] = sys.stdout.buffer

@@ -21,7 +21,11 @@ SandboxOpt = Annotated[
     typer.Option("--sandbox", help="Start the built-in Pipedrive emulator and use it."),
 ]
 PathsArg = Annotated[
-    list[str], typer.Argument(help="Event files (JSON, NDJSON, gzip); '-' reads stdin.")
+    list[str],
+    typer.Argument(
+        help="Event files (JSON, NDJSON, gzip); '-' reads stdin; a backup folder or bucket URL "
+        "(s3://, gs://, az://, abfs://) is read in time order."
+    ),
 ]
 TypeOpt = Annotated[
     str | None, typer.Option("--type", help="Only these event types, e.g. identify,track.")

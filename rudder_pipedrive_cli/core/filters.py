@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
 from rudder_pipedrive_cli.core.fields import known_time
@@ -78,6 +79,11 @@ class EventFilter:
         for name, when in (("since", self.since), ("until", self.until)):
             if when is not None and when.tzinfo is None:
                 raise ValueError(f"EventFilter.{name} must be timezone-aware")
+
+    @property
+    def window(self) -> Window:
+        """The time window, for choosing the objects of a backup from their keys."""
+        return Window(since=self.since, until=self.until)
 
     def skip_reason(self, event: Event) -> str | None:
         """None when the event passes every filter, else why it is skipped."""

@@ -20,24 +20,37 @@ first value `parse_event` refuses, raises `UsageError` instead.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import io
 import os
 import stat
 import sys
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import orjson
 
+from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.envelopes import RawItem, unwrap
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.io.objects import (
+    Feed,
+    ObjectLedger,
+    ObjectReadError,
+    Resolver,
+    is_object_path,
+    list_objects,
+    resolve,
+    unfinished,
+    url_scheme,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from fsspec import AbstractFileSystem
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -55,7 +68,14 @@ READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
 class EventReader:
-    """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress."""
+    """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress.
+
+    A bucket URL or a local folder is listed here, before anything is read (io/objects.py): only
+    what `window` can touch, minus the objects `finished` says an earlier run finished. Its
+    objects are then read in time order as files are; `item_done` hears each item's outcome, and
+    `on_finished` gets each object read to its end whose items all ended well. `warn` hears what
+    the user should know (objects outside the backup layout).
+    """
 
     def __init__(
         self,
@@ -64,15 +84,37 @@ class EventReader:
         strict: bool = False,
         stdin: BinaryIO | None = None,
         max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        window: Window | None = None,
+        finished: Callable[[str, str], bool] | None = None,
+        on_finished: Callable[[str, str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+        resolver: Resolver = resolve,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.paths = tuple(paths)
         self.strict = strict
         self.max_item_bytes = max_item_bytes
         self._stdin = stdin
+        self._sleep = sleep
         self._finished_bytes = 0
         self._current: _RawSource | None = None
+        self._ledger = ObjectLedger(on_finished)
+        self._listings: dict[str, tuple[AbstractFileSystem, list[StoredObject]]] = {}
+        self.objects_total = self.objects_read = self.objects_skipped = 0
+        for path in self.paths:
+            if path != STDIN and is_object_path(path) and path not in self._listings:
+                self._listings[path] = self._list(
+                    path, window or Window(), finished, warn, resolver
+                )
         self.total_bytes: int | None = (
-            None if STDIN in self.paths else sum(_file_size(path) for path in self.paths)
+            None
+            if STDIN in self.paths
+            else sum(
+                sum(stored.size for stored in self._listings[path][1])
+                if path in self._listings
+                else _file_size(path)
+                for path in self.paths
+            )
         )
 
     @property
@@ -86,10 +128,79 @@ class EventReader:
         consumed = source.consumed if source.consumed is not None else source.count
         return self._finished_bytes + consumed
 
+    def item_done(self, source: str, status: str) -> None:
+        """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
+        self._ledger.item_done(source, status != "failed")
+
     def __iter__(self) -> Iterator[RawItem]:
         for path in self.paths:
-            items = self._read_path(path)
+            listing = self._listings.get(path)
+            items = self._read_objects(*listing) if listing else self._read_path(path)
             yield from _strict(items) if self.strict else items
+
+    def _list(
+        self,
+        path: str,
+        window: Window,
+        finished: Callable[[str, str], bool] | None,
+        warn: Callable[[str], None] | None,
+        resolver: Resolver,
+    ) -> tuple[AbstractFileSystem, list[StoredObject]]:
+        fs, root = resolver(path)
+        try:
+            listed = list_objects(fs, root, path, window)
+        except FileNotFoundError:
+            raise UsageError(
+                f"cannot read {path}: no such bucket, prefix or folder",
+                hint="check the path (nothing was read or sent)",
+            ) from None
+        except Exception as error:  # the store's own errors: credentials, network, denied
+            raise UsageError(
+                f"cannot list {path}: {listing_error(error)}",
+                hint="check the URL and the provider's credentials (nothing was read or sent)",
+            ) from None
+        if not listed and window == Window():
+            raise UsageError(
+                f"cannot read {path}: it holds no objects",
+                hint="check the path (nothing was read or sent)",
+            )
+        timed, others = reading_order(listed, window)
+        if others and warn is not None:
+            noun = "object does" if len(others) == 1 else "objects do"
+            warn(
+                f"{len(others)} {noun} not follow RudderStack's backup layout "
+                f"(SOURCE/gw/YYYY-MM-DD/HOUR/INSTANCE/FIRST_LAST_WORKSPACE.json.gz), e.g. "
+                f"{others[0].name}: read in key order after the others, not by time"
+            )
+        ordered = timed + others
+        chosen = unfinished(ordered, finished)
+        self.objects_skipped += len(ordered) - len(chosen)
+        self.objects_total += len(chosen)
+        return fs, chosen
+
+    def _read_objects(
+        self, fs: AbstractFileSystem, objects: list[StoredObject]
+    ) -> Iterator[RawItem]:
+        with Feed(fs, objects, sleep=self._sleep) as feed:
+            for index, stored in enumerate(objects):
+                stream = feed.stream(index)
+                tally = self._ledger.start(stored)
+                error = stream.opening_error()
+                if error is not None:
+                    tally.items += 1
+                    yield RawItem(source=stored.name, error=f"cannot read object: {error}")
+                else:
+                    source = self._current = _RawSource(cast(BinaryIO, stream))
+                    try:
+                        for item in _read_stream(source, stored.name, self.max_item_bytes):
+                            tally.items += 1
+                            yield item
+                    finally:
+                        self._finished_bytes += source.count
+                        self._current = None
+                    stream.drain()
+                self.objects_read += 1
+                self._ledger.read_to_end(tally)
 
     def _read_path(self, path: str) -> Iterator[RawItem]:
         try:
@@ -121,12 +232,13 @@ def require_readable(paths: Sequence[str]) -> None:
     not a phantom failed event (with a dead letter holding no event) after the other files were
     replayed. A file that goes away during the run is still a failed item (`_read_path`)."""
     for path in paths:
-        if path == STDIN:
-            continue
+        if path == STDIN or url_scheme(path) is not None:
+            continue  # a bucket URL is listed before anything is read (EventReader)
         try:
             mode = os.stat(path).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if stat.S_ISDIR(mode):  # a backup folder: it must list
+                os.listdir(path)
+                continue
             # A regular file is opened to see that it can be read. A named pipe is not: that
             # open would be the reader its writer waits for, and closing it would lose the data.
             if stat.S_ISREG(mode):
@@ -322,7 +434,17 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
     return f"not valid JSON: {exc.msg} at {where}"
 
 
+def listing_error(error: Exception) -> str:
+    """Why a store could not be listed, in one line (no credentials are ever in it)."""
+    if isinstance(error, PermissionError):
+        return "access denied"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
 def _read_error(exc: BaseException) -> str:
+    if isinstance(exc, ObjectReadError):
+        return f"cannot read object: {exc}"
     if isinstance(exc, EOFError):
         return f"truncated gzip stream: {exc}"
     if isinstance(exc, gzip.BadGzipFile | zlib.error):
