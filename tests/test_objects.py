@@ -16,6 +16,7 @@ from typing import Any
 import fsspec
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     APRIL_28,
     MAY_1,
@@ -205,10 +206,12 @@ def test_gcs_and_azure_urls_read_through_the_same_code(url: str) -> None:
 def test_a_url_whose_extra_is_missing_is_a_usage_error_naming_the_install(
     monkeypatch: pytest.MonkeyPatch, url: str, extra: str, package: str
 ) -> None:
+    scheme = url.split(":")[0]
     monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    # ... and not imported yet: fsspec keeps the classes it imported
+    monkeypatch.delitem(_registry, scheme, raising=False)
     with pytest.raises(UsageError) as caught:
         resolve(url)
-    scheme = url.split(":")[0]
     assert caught.value.message == (
         f"reading {scheme}:// needs rpd's optional {extra} extra ({package})"
     )

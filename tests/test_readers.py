@@ -709,3 +709,11 @@ def test_gzip_bomb_without_newlines_stays_bounded(tmp_path: Path) -> None:
     assert [item.source for item in items] == [f"{path}:1"]
     assert items[0].error.startswith("line larger than --max-item-bytes (64 KiB)")
     assert peak < 2 << 20
+
+
+def test_an_oversized_blank_first_line_keeps_the_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", b" " * (CAP * 3) + b"\n" + ndjson(A))
+    assert read(path, max_item_bytes=CAP) == [
+        RawItem(source=f"{path}:1", error=TOO_LARGE_LINE),
+        ok(f"{path}:2", A),
+    ]

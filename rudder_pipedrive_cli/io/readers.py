@@ -273,7 +273,7 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
             advance(len(first))
             if first.startswith(BOM):
                 first = first[len(BOM) :]
-            if first.strip():
+            if first.strip() or _oversized(first, cap):  # too large: a failed item, blank or not
                 break
         held: list[tuple[int, bytes | None]] = [(number, first)]
         if _oversized(first, cap):

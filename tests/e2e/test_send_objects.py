@@ -3,12 +3,16 @@ every event once, in time order, sources `URL:LINE#N`; a rerun skips the finishe
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
+from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     IN_WINDOW,
     NOT_LAYOUT,
@@ -22,9 +26,12 @@ from objects_support import (
     identify,
     moto_s3,
 )
+from rich.console import Console
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 WINDOW_ARGS = ("--since", SINCE, "--until", UNTIL)
@@ -108,7 +115,8 @@ def test_dry_run_over_s3_names_each_event_by_its_url_and_line(tmp_path: Path, s3
 def test_a_bucket_url_without_its_extra_is_a_usage_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "gcsfs", None)
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if not installed
+    monkeypatch.delitem(_registry, "gs", raising=False)
     result = CliRunner().invoke(
         app, ["dry-run", "gs://bucket/rs", "--config", str(EXAMPLE_CONFIG)], env=dict(CLEAN_ENV)
     )
@@ -117,3 +125,22 @@ def test_a_bucket_url_without_its_extra_is_a_usage_error(
         "error: reading gs:// needs rpd's optional gcs extra (gcsfs)",
         "hint: pip install 'rudder_pipedrive_cli[gcs]'",
     ]
+
+
+def test_plain_progress_counts_objects_read() -> None:
+    @dataclass
+    class Reading:  # a reader of a bucket: bytes and objects
+        bytes_read: int = 250
+        total_bytes: int | None = 1000
+        objects_read: int = 2
+        objects_total: int = 6
+
+    sink = io.StringIO()
+    console = Console(file=sink, width=200, color_system=None)
+    tally = Tally()
+    tally.add_outcome("identify", "sent")
+    progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: 100.0)
+    assert progress.line(101.0) == (
+        "progress: 1 events (1/s): sent 1, unchanged 0, skipped 0, failed 0; retries 0, "
+        "429 waits 0, 25% read; objects 2/6"
+    )
