@@ -392,3 +392,38 @@ def test_dry_run_shows_invalid_values_either_way(tmp_path: Path, on_invalid: str
             ("planned", "", [plan + "; dropped"]),
             ("planned", "", [currency + "; the lead's value is left out"]),
         ]
+
+
+def test_max_item_bytes_fails_a_larger_line_and_plans_the_rest(tmp_path: Path) -> None:
+    large = {**IDENTIFY, "messageId": "m-big", "traits": {"name": "Big", "bio": "x" * 3000}}
+    path = write_events(tmp_path, large, IDENTIFY)
+    code, out, err = dry_run(path, "--config", CONFIG, "-f", "ndjson", "--max-item-bytes", "2KiB")
+    assert code == 1, err
+    too_large, planned = records(out)
+    assert too_large == {
+        "source": f"{path}:1",
+        "id": "",
+        "type": "invalid",
+        "outcome": "failed",
+        "reason": "line larger than --max-item-bytes (2 KiB): split it into smaller lines or "
+        "raise --max-item-bytes",
+        "warnings": [],
+        "dropped": [],
+        "requests": [],
+    }
+    assert (planned["source"], planned["outcome"]) == (f"{path}:2", "planned")
+    # The default (32 MiB) reads the same line as an event.
+    code, out, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+    assert [record["outcome"] for record in records(out)] == ["planned"] * 2
+
+
+@pytest.mark.parametrize("value", ["0", "12XB", "-5", "lots"])
+def test_max_item_bytes_refuses_what_is_not_a_size(tmp_path: Path, value: str) -> None:
+    path = write_events(tmp_path, IDENTIFY)
+    code, out, err = dry_run(path, "--config", CONFIG, "--max-item-bytes", value)
+    assert code == 2 and out == ""
+    words = " ".join(err.replace("│", " ").split())  # rich boxes and wraps usage errors
+    assert (
+        f"Invalid value for '--max-item-bytes': {value!r} is not a size: "
+        "use e.g. 33554432, 64MiB or 512KiB"
+    ) in words

@@ -24,9 +24,10 @@ from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_r
 from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
@@ -41,7 +42,12 @@ from rudder_pipedrive_cli.io.deadletter import (
     open_output,
     output_error,
 )
-from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import (
+    DEFAULT_MAX_ITEM_BYTES,
+    STDIN,
+    EventReader,
+    require_readable,
+)
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay, input_aliases
 
@@ -195,6 +201,7 @@ def send_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     state: opt.StateOpt = None,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
@@ -223,6 +230,7 @@ def send_command(
             dead_letter=dead_letter or default_dead_letter_path(),
             report=report,
             state=state,
+            max_item_bytes=max_item_bytes,
         )
         status = deliver(env, job)
     raise typer.Exit(int(status))
@@ -241,6 +249,7 @@ class SendJob:
     dead_letter: Path
     report: Path | None
     state: Path | None = None
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -271,6 +280,18 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         return run_send(env, job, token=token, replay_state=replay_state)
 
 
+def note_finished_objects(env: Env, reader: EventReader) -> None:
+    """Say how many objects a resumed run does not read again (SPEC 2)."""
+    if reader.objects_skipped and not env.quiet:
+        noun = "object" if reader.objects_skipped == 1 else "objects"
+        env.err.print(
+            f"resuming: {reader.objects_skipped} {noun} finished by an earlier run not read again",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
     """The durable replay state (SPEC 5), one namespace per base URL and token."""
     path = env.replay_state_path(state)
@@ -282,7 +303,16 @@ def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | Non
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
     tally = Tally()
-    reader = EventReader(job.paths, strict=job.strict)
+    reader = EventReader(
+        job.paths,
+        strict=job.strict,
+        max_item_bytes=job.max_item_bytes,
+        window=job.event_filter.window,
+        finished=replay_state.object_finished if replay_state is not None else None,
+        on_finished=replay_state.finish_object if replay_state is not None else None,
+        warn=env.warn,
+    )
+    note_finished_objects(env, reader)
     letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode)
@@ -309,6 +339,11 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
         plan_config = replace(plan_config, aliases=input_aliases(first_pass))
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
+
+    def done(item: Intake, outcome: Outcome) -> None:
+        reader.item_done(item.source, outcome.status)  # an object's last event finishes it
+        progress.tick()
+
     replay = Replay(
         config=plan_config,
         known=known,
@@ -317,7 +352,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         journal=replay_state,
         # A write left in flight is reconciled from its send time: on Pipedrive's clock.
         now=client.server_clock.stamp,
-        on_done=lambda _item, _outcome: progress.tick(),
+        on_done=done,
     )
     if replay_state is not None:
         replay_state.start_run()

@@ -96,6 +96,15 @@ CREATE TABLE IF NOT EXISTS {RECENCY_TABLE} (
     stamp TEXT NOT NULL, PRIMARY KEY (ns, kind, pd_id, field)
 ) WITHOUT ROWID
 """
+# Objects of a bucket or backup folder a run read to the end with every event done (SPEC 2,
+# resume), by name and version (ETag or size). Created on first use, so that files written
+# before it open as they are.
+OBJECTS_TABLE = """
+CREATE TABLE IF NOT EXISTS objects_done (
+    ns TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (ns, name)
+) WITHOUT ROWID
+"""
 
 
 def default_state_path(config_path: Path | None) -> Path:
@@ -843,6 +852,34 @@ class ReplayState:
             ).fetchone()
             return int(row[0])
 
+    # -- objects read to the end ------------------------------------------------------------------
+
+    def object_finished(self, name: str, version: str) -> bool:
+        """Whether an earlier run finished this version of the object (io/objects.py)."""
+        with self._mutex:
+            try:
+                row = self._db.execute(
+                    "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
+                    (self.namespace, name, version),
+                ).fetchone()
+            except sqlite3.OperationalError:  # no such table: nothing finished yet
+                return False
+            return row is not None
+
+    def finish_object(self, name: str, version: str) -> None:
+        """Record the object as finished, with the outcomes of its events (one batch)."""
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            self._db.execute(OBJECTS_TABLE)
+            self._db.execute(
+                "INSERT INTO objects_done (ns, name, version, finished_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, name) DO UPDATE SET version = excluded.version, "
+                "finished_at = excluded.finished_at",
+                (self.namespace, name, version, self._now()),
+            )
+            self._buffered()
+
     # -- runs and the field listing cache ---------------------------------------------------------
 
     def start_run(self) -> None:
@@ -908,7 +945,8 @@ class ReplayState:
             self._commit()
             self._db.execute("PRAGMA secure_delete = ON")
             with _transaction(self._db):
-                for table in TABLES:
+                self._db.execute(OBJECTS_TABLE)
+                for table in (*TABLES, "objects_done"):
                     if namespace is None:
                         self._db.execute(f"DELETE FROM {table}")
                     else:
