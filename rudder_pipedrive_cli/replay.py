@@ -7,22 +7,22 @@ This module only wires them: which plan an item gets, and what happens when it e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
-from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.intake import Finished, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
 
-DONE = frozenset({"sent", "unchanged", "skipped"})
 # The outcome of an event the journal says an earlier run finished; compared by identity, since a
 # plan may also end "already done" (a lead found by its origin_id), and that one is journaled.
 JOURNALED = Outcome(status="skipped", reason="already done")
@@ -38,6 +38,20 @@ class Journal(Protocol):
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None: ...
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
+
+
+def input_aliases(items: Iterable[Intake]) -> dict[str, str]:
+    """previousId -> userId of the alias events among `items` that will be planned (the first
+    alias of each previousId): what send's first pass over its files gives the plans
+    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved."""
+    aliases: dict[str, str] = {}
+    for item in items:
+        event = item.event
+        if event is None or item.decided is not None or event.type != "alias":
+            continue
+        if event.previous_id is not None and event.user_id is not None:
+            aliases.setdefault(event.previous_id, event.user_id)
+    return aliases
 
 
 def decided(outcome: Outcome) -> Plan:
@@ -92,14 +106,18 @@ class Replay:
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
+    finished: Finished = field(init=False)  # events done: by the journal, else by this run
+    roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
 
     def __post_init__(self) -> None:
-        self.order = OrderKeys(self.known)
+        self.order = OrderKeys(self.known, self.config.aliases)
+        self.finished = Finished(None if self.journal is None else self.journal.journal_status)
+        self.roots = RootCauses()
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:
             return decided(item.decided or Outcome(status="failed", reason="not an event"))
-        if self.journal is not None and self.journal.journal_status(item.id) in DONE:
+        if item.id in self.finished:
             return decided(JOURNALED)
         plan = plan_event(item.event, self.config, self.known)
         if self.journal is not None:
@@ -111,6 +129,8 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Intake, outcome: Outcome) -> None:
+        explained = self.roots.explain(item.event, outcome)
+        outcome = explained.outcome
         # Counted in words without event data (SPEC 8): the dead letter holds the full reason.
         self.tally.add_outcome(
             item.kind,
@@ -118,6 +138,7 @@ class Replay:
             dropped=outcome.dropped,
             warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
+            root=explained.root,
         )
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
@@ -125,7 +146,8 @@ class Replay:
         if planned and outcome is not JOURNALED:
             if self.journal is not None:
                 self.journal.record_outcome(item.id, item.source, outcome)
-            else:
+            else:  # no journal: this run remembers what it finished (a repeated messageId)
                 self.known.learn(outcome)
+                self.finished.add(item.id, outcome.status)
         if self.on_done is not None:
             self.on_done(item, outcome)

@@ -236,15 +236,16 @@ def test_quiet_prints_only_the_problems_and_the_summary(
     ]
 
 
-def test_sandbox_without_a_config_passes_with_warnings(tmp_path: Path) -> None:
+def test_sandbox_without_a_config_fails_on_the_unset_user_id_field(tmp_path: Path) -> None:
+    # Issue 14 item 8: it said "all 4 checks passed", and send then failed every event.
     code, out, err = invoke("check", "--sandbox")
-    assert code == 0
+    assert code == 2
     assert err.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
     assert out.splitlines() == [
         "warn  config: no config file (rpd.toml): using the environment and defaults",
         "      hint: write one with `rpd init`",
         TOKEN_OK,
-        "warn  identity.user_id_field: not set: only events with external ids can be replayed",
+        "FAIL  identity.user_id_field: not set: only events with external ids can be replayed",
         "      hint: set it to the key of a searchable person custom field "
         "(`rpd map-fields --entity persons`)",
         "warn  identity.group_id_field: not set: only events with external ids can be replayed",
@@ -252,7 +253,7 @@ def test_sandbox_without_a_config_passes_with_warnings(tmp_path: Path) -> None:
         "(`rpd map-fields --entity organizations`)",
         "info  plan growth: 40 requests per 2 s, searches 10 per 2 s; daily budget 60,000 API "
         "tokens per seat (30,000 x 2)",
-        "all 4 checks passed (3 with a warning)",
+        "1 of 4 checks failed (2 with a warning)",
     ]
 
 

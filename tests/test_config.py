@@ -6,9 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.io.config import (
+    KEYS,
     Secret,
     load_settings,
     require_token,
@@ -255,3 +258,132 @@ def test_a_key_in_another_section_is_pointed_to_its_section(tmp_path: Path) -> N
         load_settings(str(path), env={})
     assert caught.value.message == f"{path}: unknown key pipedrive.user_id_field"
     assert caught.value.hint == "user_id_field belongs under [identity]"
+
+
+def test_on_invalid_is_read_from_fields_with_its_tables(tmp_path: Path) -> None:
+    path = write(tmp_path, '[fields]\non_invalid = "drop"\n[fields.persons]\nrole = "k"\n')
+    settings = load_settings(str(path), env={})
+    assert (settings.on_invalid, settings.person_fields) == ("drop", {"role": "k"})
+    assert settings.plan_config().on_invalid == "drop"
+    empty = write(tmp_path, "", name="empty.toml")
+    assert load_settings(str(empty), env={}).plan_config().on_invalid == "fail"  # the default
+    assert load_settings(str(path), env={"RPD_ON_INVALID": "fail"}).on_invalid == "fail"
+    assert load_settings(str(EXAMPLE), env={}).on_invalid == "fail"  # the example shows it
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message", "hint"),
+    [
+        (
+            '[fields]\non_invalids = "drop"\n',
+            {},
+            "FILE: unknown key fields.on_invalids",
+            "did you mean 'on_invalid'?",
+        ),
+        (
+            '[identity]\non_invalid = "drop"\n',
+            {},
+            "FILE: unknown key identity.on_invalid",
+            "on_invalid belongs under [fields]",
+        ),
+        ('on_invalid = "drop"\n', {}, "FILE: on_invalid is outside any section", "[fields]"),
+        ('[fields]\non_invalid = "skip"\n', {}, "FILE: unknown on_invalid 'skip'", "fail, drop"),
+        ("", {"RPD_ON_INVALID": "ignore"}, "$RPD_ON_INVALID: unknown on_invalid 'ignore'", "drop"),
+        (
+            '[fields]\nperson = {role = "k"}\n',
+            {},
+            "FILE: unknown section [fields.person]",
+            "did you mean 'persons'?",
+        ),
+        (
+            '[fields]\npersons = "k"\n',
+            {},
+            "FILE: [fields.persons] must be a table of trait = field key",
+            "",
+        ),
+        (
+            '[identity]\ndefault_currency = "US Dollars"\n',
+            {},
+            "FILE: default_currency 'US Dollars' is not a 3-letter currency code",
+            'e.g. default_currency = "USD"',
+        ),
+    ],
+)
+def test_on_invalid_and_currency_errors_name_the_key_and_what_to_do(
+    tmp_path: Path, text: str, env: dict[str, str], message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env=env)
+    assert caught.value.message == message.replace("FILE", str(path))
+    assert hint in caught.value.hint
+
+
+def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
+    path = write(tmp_path, '[identity]\ndefault_currency = " eur "\n')
+    assert load_settings(str(path), env={}).plan_config().default_currency == "EUR"
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "hint"),
+    [
+        # Issue 13 item 13: each of these passed validation, then exited 70 "a bug in rpd".
+        (
+            b'[pipedrive]\nbase_url = "http://127.0.0.1:87 87"\n',
+            "FILE: base_url 'http://127.0.0.1:87 87' holds a space, a control or a non-ASCII "
+            "character",
+            "give the URL without spaces, a non-ASCII host in its xn-- (punycode) form",
+        ),
+        (
+            b'[pipedrive]\nbase_url = "http://127.0.0.1:8787:"\n',
+            "FILE: base_url 'http://127.0.0.1:8787:' is not a valid URL (its host or port)",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            b'[pipedrive]\nbase_url = "http://[::1"\n',
+            "FILE: base_url 'http://[::1' is not a valid URL (its host or port)",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            b'[pipedrive]\nbase_url = "https://a_b.example"\n',
+            "FILE: base_url 'https://a_b.example' has no valid host name",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            b'[pipedrive]\nplan = "gr\xffowth"\n',
+            "FILE: line 2 is not UTF-8 text (byte 23 of the file)",
+            "save the file as UTF-8",
+        ),
+        (
+            '[pipedrive]\napi_token = "t\u00e9-SECRET"\n'.encode(),
+            "FILE: api_token holds a control or a non-ASCII character",
+            "a Pipedrive API token is 40 hex digits: copy it again into $PIPEDRIVE_API_TOKEN",
+        ),
+        (
+            b'[pipedrive]\napi_token = "tok\\u0007-SECRET"\n',
+            "FILE: api_token holds a control or a non-ASCII character",
+            "a Pipedrive API token is 40 hex digits: copy it again into $PIPEDRIVE_API_TOKEN",
+        ),
+    ],
+)
+def test_config_errors_that_exited_70_name_the_file_and_key_and_exit_2(
+    tmp_path: Path, content: bytes, message: str, hint: str
+) -> None:
+    path = tmp_path / "rpd.toml"
+    path.write_bytes(content)
+    path.chmod(0o600)
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(path)], env={key.env: None for key in KEYS}
+    )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == f"error: {message.replace('FILE', str(path))}\nhint: {hint}\n"
+    assert "SECRET" not in result.stderr
+
+
+def test_a_malformed_token_from_the_environment_names_the_variable() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env={"PIPEDRIVE_API_TOKEN": "tok\u00e9n"})
+    assert caught.value.message == (
+        "$PIPEDRIVE_API_TOKEN: api_token holds a control or a non-ASCII character"
+    )

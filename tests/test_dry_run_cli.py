@@ -310,3 +310,122 @@ def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert json.loads(out)["events"]["read"] == 1
+
+
+REPEATED = (  # one messageId twice (issue 20: 256 such events in a real corpus)
+    IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada"}},
+    IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada M"}},
+)
+
+
+@pytest.mark.parametrize("assume", ["missing", "existing"])
+def test_a_repeated_message_id_is_already_done_without_a_state_as_send_has_it(
+    tmp_path: Path, assume: str
+) -> None:
+    events = write_events(tmp_path, *REPEATED)
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson", "--assume", assume)
+    assert code == 0, err
+    first, repeat = records(out)
+    assert first["outcome"] == "planned"
+    assert (repeat["outcome"], repeat["reason"], repeat["requests"]) == (
+        "skipped",
+        "already done",
+        [],
+    )
+    assert (first["id"], repeat["id"]) == ("same-1", "same-1")
+
+
+def test_send_without_a_state_skips_a_repeated_message_id_as_dry_run_plans_it(
+    tmp_path: Path,
+) -> None:
+    """`send --sandbox` keeps no state file, so no journal: the run itself remembers."""
+    report = tmp_path / "report.json"
+    args = ["send", write_events(tmp_path, *REPEATED), "--config", CONFIG, "--sandbox"]
+    result = CliRunner().invoke(app, [*args, "--report", str(report), "-q"])
+    assert result.exit_code == 0, result.stderr
+    sent = json.loads(report.read_text())
+    assert sent["events"] == {"read": 2, "sent": 1, "unchanged": 0, "skipped": 1, "failed": 0}
+    assert "PATCH /api/v2/persons/{id}" not in sent["requests"]  # Ada M was not sent
+    assert sent["requests"]["POST /api/v2/persons"] == 1
+
+
+def test_an_unusable_identity_fails_as_its_own_type_with_the_reason(tmp_path: Path) -> None:
+    events = write_events(
+        tmp_path,
+        IDENTIFY | {"userId": {"id": 1}, "anonymousId": "anon-1"},
+        IDENTIFY | {"messageId": "m-2", "context": {"externalId": {"type": "person_id", "id": 0}}},
+    )
+    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson")
+    assert code == 1, err
+    assert [(r["type"], r["outcome"], r["reason"], r["requests"]) for r in records(out)] == [
+        ("identify", "failed", "userId is not a string or number (got an object)", []),
+        (
+            "identify",
+            "failed",
+            "external id person_id = 0 is not a Pipedrive id (a whole number from 1 up)",
+            [],
+        ),
+    ]
+
+
+@pytest.mark.parametrize("on_invalid", ["fail", "drop"])
+def test_dry_run_shows_invalid_values_either_way(tmp_path: Path, on_invalid: str) -> None:
+    config = tmp_path / "rpd.toml"
+    text = Path(CONFIG).read_text()
+    config.write_text(text.replace('on_invalid = "fail"', f'on_invalid = "{on_invalid}"'))
+    events = write_events(
+        tmp_path,
+        IDENTIFY | {"traits": {"name": "Ada", "plan": "Starter"}},
+        TRACK | {"properties": {"revenue": 10, "currency": ["EUR"]}},
+    )
+    args = ["--config", str(config), "--sandbox", "--lookups", "-f", "ndjson"]
+    code, out, err = dry_run(events, *args)
+    shown = [(r["outcome"], r["reason"], r["warnings"]) for r in records(out)]
+    plan = (
+        "cannot convert plan = Starter for field Plan (enum): expected one of Free, Pro, Enterprise"
+    )
+    currency = 'currency = ["EUR"] is not a 3-letter currency code'
+    if on_invalid == "fail":
+        assert code == 1, err
+        assert shown == [("failed", plan, []), ("failed", currency, [])]
+    else:
+        assert code == 0, err
+        assert shown == [
+            ("planned", "", [plan + "; dropped"]),
+            ("planned", "", [currency + "; the lead's value is left out"]),
+        ]
+
+
+def test_max_item_bytes_fails_a_larger_line_and_plans_the_rest(tmp_path: Path) -> None:
+    large = {**IDENTIFY, "messageId": "m-big", "traits": {"name": "Big", "bio": "x" * 3000}}
+    path = write_events(tmp_path, large, IDENTIFY)
+    code, out, err = dry_run(path, "--config", CONFIG, "-f", "ndjson", "--max-item-bytes", "2KiB")
+    assert code == 1, err
+    too_large, planned = records(out)
+    assert too_large == {
+        "source": f"{path}:1",
+        "id": "",
+        "type": "invalid",
+        "outcome": "failed",
+        "reason": "line larger than --max-item-bytes (2 KiB): split it into smaller lines or "
+        "raise --max-item-bytes",
+        "warnings": [],
+        "dropped": [],
+        "requests": [],
+    }
+    assert (planned["source"], planned["outcome"]) == (f"{path}:2", "planned")
+    # The default (32 MiB) reads the same line as an event.
+    code, out, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+    assert [record["outcome"] for record in records(out)] == ["planned"] * 2
+
+
+@pytest.mark.parametrize("value", ["0", "12XB", "-5", "lots"])
+def test_max_item_bytes_refuses_what_is_not_a_size(tmp_path: Path, value: str) -> None:
+    path = write_events(tmp_path, IDENTIFY)
+    code, out, err = dry_run(path, "--config", CONFIG, "--max-item-bytes", value)
+    assert code == 2 and out == ""
+    words = " ".join(err.replace("│", " ").split())  # rich boxes and wraps usage errors
+    assert (
+        f"Invalid value for '--max-item-bytes': {value!r} is not a size: "
+        "use e.g. 33554432, 64MiB or 512KiB"
+    ) in words

@@ -89,7 +89,8 @@ def test_bad_time_is_a_usage_error(option: str, args: tuple[str | None, str | No
         EventFilter.from_options(None, *args)
     assert caught.value.message == f"{option} 'x' is not an ISO 8601 date or time"
     assert caught.value.hint == (
-        f"use e.g. {option} 2024-05-01 or {option} 2024-05-01T12:00:00Z (naive means UTC)"
+        f"use e.g. {option} 2024, {option} 2024-05, {option} 2024-05-01 or "
+        f"{option} 2024-05-01T12:00:00Z (naive means UTC)"
     )
 
 
@@ -175,3 +176,43 @@ def test_since_alone_and_until_alone() -> None:
 def test_type_is_checked_before_time() -> None:
     both = EventFilter.from_options("identify", "2024-05-01", None)
     assert both.skip_reason(event("page")) == "filtered out: type page"
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "start", "end"),
+    [
+        ("2021", "2021", utc(2021, 1, 1), utc(2022, 1, 1)),
+        ("2021-06", "2021-06", utc(2021, 6, 1), utc(2021, 7, 1)),
+        (" 2021-01", "2021-12 ", utc(2021, 1, 1), utc(2022, 1, 1)),
+        ("2020", "2021-06-30", utc(2020, 1, 1), utc(2021, 6, 30)),
+    ],
+)
+def test_a_year_or_month_is_a_period_since_its_start_until_its_end(
+    since: str, until: str, start: datetime, end: datetime
+) -> None:
+    # Issue 20 item 8: --since 2021 is the start of 2021, --until 2021-06 the end of June.
+    chosen = EventFilter.from_options(None, since, until)
+    assert (chosen.since, chosen.until) == (start, end)
+
+
+def test_until_a_month_keeps_its_last_instant_and_drops_the_next() -> None:
+    june = EventFilter.from_options(None, "2021-06", "2021-06")
+    assert june.skip_reason(event(timestamp="2021-06-30T23:59:59.999Z")) is None
+    assert june.skip_reason(event(timestamp="2021-06-01T00:00:00Z")) is None
+    assert june.skip_reason(event(timestamp="2021-07-01T00:00:00Z")) == (
+        "filtered out: not before --until"
+    )
+    assert june.skip_reason(event(timestamp="2021-05-31T23:59:59Z")) == (
+        "filtered out: before --since"
+    )
+
+
+@pytest.mark.parametrize("text", ["2021-13", "2021-00", "21", "20210"])
+def test_a_month_that_is_not_one_is_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        EventFilter.from_options(None, text, None)
+    assert caught.value.message == f"--since {text!r} is not an ISO 8601 date or time"

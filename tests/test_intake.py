@@ -109,3 +109,40 @@ def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> 
 def test_default_dead_letter_name() -> None:
     assert default_dead_letter_path(0).name.startswith("rpd-failed-19")
     assert default_dead_letter_path(0).suffix == ".ndjson"
+
+
+def test_dead_letters_after_a_record_cut_mid_way_start_on_a_new_line(tmp_path: Path) -> None:
+    # A full disk cut the last record of an earlier run (issue 13 item 7): the new records start
+    # on their own line, so the earlier whole records and the new ones all read back.
+    path = tmp_path / "failed.ndjson"
+    failure = Outcome(status="failed", reason="boom", stage="send", retryable=True)
+    earlier = DeadLetters(path)
+    earlier.add(next(intake([RawItem(source="in:1", value=IDENTIFY)], EventFilter())), failure)
+    earlier.close()
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole[: len(whole) // 2])  # the second record, cut mid-way
+    later = DeadLetters(path)
+    later.add(next(intake([RawItem(source="in:2", value=PAGE)], EventFilter())), failure)
+    later.add(next(intake([RawItem(source="in:3", value=IDENTIFY)], EventFilter())), failure)
+    later.close()
+    items = list(EventReader([str(path)]))
+    assert [(item.source, item.value, bool(item.error)) for item in items] == [
+        (f"{path}:1", IDENTIFY, False),
+        (f"{path}:2", None, True),  # the cut record: one bad line, kept as it was
+        (f"{path}:3", PAGE, False),
+        (f"{path}:4", IDENTIFY, False),
+    ]
+    assert path.read_bytes().startswith(whole + whole[: len(whole) // 2] + b"\n")
+
+
+def test_dead_letters_appended_to_a_whole_file_add_no_blank_line(tmp_path: Path) -> None:
+    path = tmp_path / "failed.ndjson"
+    failure = Outcome(status="failed", reason="boom", stage="send")
+    for source in ("in:1", "in:2"):
+        letters = DeadLetters(path)
+        letters.add(next(intake([RawItem(source=source, value=IDENTIFY)], EventFilter())), failure)
+        letters.close()
+    assert [orjson.loads(line)["source"] for line in path.read_bytes().split(b"\n")[:-1]] == [
+        "in:1",
+        "in:2",
+    ]

@@ -259,7 +259,12 @@ def test_table_lists_standard_fields_too(account: Sandbox, tmp_path: Path) -> No
 def test_sandbox_flag_lists_the_seeded_fields(tmp_path: Path) -> None:
     code, out, err = invoke("map-fields", "--sandbox", "-f", "toml", "-e", "leads")
     assert code == 0
-    assert err.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
+    no_config, started = err.splitlines()
+    assert no_config == (
+        "warning: no config file found (rpd.toml here; --config or $RPD_CONFIG name another): "
+        "using the environment and defaults"
+    )
+    assert started.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
     assert f'source = "{SOURCE}"' in out
 
 

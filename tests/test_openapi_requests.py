@@ -57,6 +57,7 @@ def test_the_scenarios_cover_every_operation_the_plans_use() -> None:
         "PUT /v1/persons/{id}/merge",
         "POST /v1/leads",
         "GET /v1/leads",
+        "GET /v1/leads/archived",
     }
 
 

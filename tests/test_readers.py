@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import gzip
 import io
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.readers import BUFFER_SIZE, EventReader
+from rudder_pipedrive_cli.io.readers import BOM, BUFFER_SIZE, EventReader
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}
 B = {"type": "track", "messageId": "b", "userId": "u-1", "event": "Signed Up"}
@@ -221,14 +224,16 @@ def test_file_of_one_broken_line(tmp_path: Path) -> None:
     assert (item.source, item.text) == (f"{path}:1", "{oops}")
 
 
-def test_broken_json_document_is_one_item_with_line_and_column(tmp_path: Path) -> None:
+def test_broken_pretty_printed_document_is_read_line_by_line(tmp_path: Path) -> None:
+    # Not a document unless it parses as one: every non-blank line is then a line (issue 13.1).
     path = write(tmp_path / "e.json", b'{\n  "type": "identify",\n  "userId": u-1\n}\n')
-    assert read(path) == [
-        RawItem(
-            source=path,
-            error="not valid JSON: unexpected character, expected a JSON value at line 3 column 13",
-        )
+    assert [(item.source, item.text) for item in read(path)] == [
+        (f"{path}:1", "{"),
+        (f"{path}:2", '  "type": "identify",'),
+        (f"{path}:3", '  "userId": u-1'),
+        (f"{path}:4", "}"),
     ]
+    assert all(item.error.startswith("not valid JSON: ") for item in read(path))
 
 
 def test_truncated_json_array(tmp_path: Path) -> None:
@@ -322,12 +327,13 @@ def test_gzip_followed_by_junk_keeps_the_events(tmp_path: Path) -> None:
     ]
 
 
-def test_missing_file_and_directory_do_not_stop_the_run(tmp_path: Path) -> None:
+def test_a_missing_file_does_not_stop_the_run_and_a_folder_is_read(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.ndjson")
     good = write(tmp_path / "e.ndjson", ndjson(A))
+    # A folder is read as a backup folder: its one file, outside the layout, read all the same.
     assert read(missing, str(tmp_path), good) == [
         RawItem(source=missing, error="cannot read file: No such file or directory"),
-        RawItem(source=str(tmp_path), error="cannot read file: Is a directory"),
+        ok(f"{good}:1", A),
         ok(f"{good}:1", A),
     ]
 
@@ -461,3 +467,254 @@ def test_bytes_read_moves_line_by_line_in_a_plain_file(tmp_path: Path) -> None:
     seen = [reader.bytes_read for _ in reader]
     assert seen == [len(lines[0]), sum(map(len, lines[:3])), sum(map(len, lines))]
     assert reader.bytes_read == reader.total_bytes == Path(path).stat().st_size
+
+
+# Issue 13 item 1: a broken first line no longer turns an NDJSON file into one failed document.
+BROKEN_STARTS = [
+    # a raw newline inside a string splits one event over lines 1-2
+    b'{"type": "identify", "userId": "u-9", "traits": {"bio": "two\nlines"}}\n',
+    # a lone surrogate (a truncated emoji) on lines 1-2
+    b'{"type": "identify", "userId": "u-9", "name": "\\ud83d"}\n'
+    b'{"type": "identify", "userId": "u-8", "name": "\\ud83d"}\n',
+    # an unterminated object, then another bad line
+    b'{"type":"identify"\n{"type": "track", "event": \n',
+]
+
+
+@pytest.mark.parametrize("start", BROKEN_STARTS)
+def test_broken_first_lines_fail_alone_and_the_rest_is_read(tmp_path: Path, start: bytes) -> None:
+    path = write(tmp_path / "e.ndjson", start + ndjson(A, B))
+    items = read(path)
+    assert [(item.source, bool(item.error)) for item in items] == [
+        (f"{path}:1", True),
+        (f"{path}:2", True),
+        (f"{path}:3", False),
+        (f"{path}:4", False),
+    ]
+    assert items[2:] == [ok(f"{path}:3", A), ok(f"{path}:4", B)]
+    assert [item.text for item in items[:2]] == start.decode().splitlines()
+
+
+def test_lone_surrogate_reason(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", b'{"name": "\\ud83d"}\n' + ndjson(A))
+    first, second = read(path)
+    assert first == RawItem(
+        source=f"{path}:1",
+        error="not valid JSON: no low surrogate in string at column 11",
+        text='{"name": "\\ud83d"}',
+    )
+    assert second == ok(f"{path}:2", A)
+
+
+GOOD_LINES = st.sampled_from([A, B, C]).map(lambda value: dumps(value))
+BAD_LINES = st.sampled_from(
+    [
+        b'{"type":"identify"',
+        b'{"type": "identify", "name": "\\ud83d"}',
+        b'{"type": "identify", "name": "\xed\xa0\xbd"}',
+        b'"two',
+        b'lines"}',
+        b"}",
+        b"{",
+        b"[",
+        b"]",
+        b"42",
+        b"null",
+        b'  "userId": "u-1",',
+        b"\xff\xfe",
+        b"\xef\xbb\xbf{oops",
+    ]
+) | st.binary(min_size=1, max_size=20).filter(lambda data: b"\n" not in data and b"\r" not in data)
+BLANK_LINES = st.sampled_from([b"", b"  ", b"\t", b"\r"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.one_of(GOOD_LINES, BAD_LINES, BLANK_LINES), min_size=1, max_size=12),
+    compress=st.booleans(),
+)
+def test_every_non_blank_line_is_an_event_or_a_failed_line(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], compress: bool
+) -> None:
+    data = b"\n".join(lines) + b"\n"
+    stripped = data.lstrip()
+    assume(not stripped.startswith(b"[") and not stripped.startswith(b"\xef\xbb\xbf["))
+    assume(not data.startswith(b"\x1f\x8b"))  # gzip's magic: a gzip stream, corrupt (SPEC 2)
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        assume(False)  # the whole parses as one document: a document, by the rule
+    stored = gzip.compress(data) if compress else data
+    path = write(tmp_path_factory.mktemp("mix") / "e.ndjson", stored)
+    items = read(path)
+    non_blank = [
+        number for number, line in enumerate(lines, 1) if line.removeprefix(b"\xef\xbb\xbf").strip()
+    ]
+    assert [item.source for item in items] == [f"{path}:{number}" for number in non_blank]
+    for item, number in zip(items, non_blank, strict=True):
+        line = lines[number - 1]
+        if line in (dumps(A), dumps(B), dumps(C)):
+            assert item == ok(f"{path}:{number}", orjson.loads(line))
+        else:
+            assert item.error
+
+
+def test_bom_at_the_start_of_a_line_in_the_middle(tmp_path: Path) -> None:
+    # Files joined with `cat` carry each one's BOM into the middle (issue 20 item 9).
+    data = BOM + ndjson(A) + BOM + ndjson(B) + BOM + b"\r\n" + BOM + ndjson(C)
+    path = write(tmp_path / "joined.ndjson", data)
+    assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:2", B), ok(f"{path}:4", C)]
+
+
+# Issue 13 item 2: one line or document is capped (--max-item-bytes); reading goes on.
+CAP = 1024
+TOO_LARGE_LINE = (
+    "line larger than --max-item-bytes (1 KiB): split it into smaller lines or raise "
+    "--max-item-bytes"
+)
+TOO_LARGE_DOCUMENT = (
+    "JSON document larger than --max-item-bytes (1 KiB): split it into smaller lines or raise "
+    "--max-item-bytes"
+)
+
+
+def big(size: int) -> dict[str, Any]:
+    event = {**A, "pad": ""}
+    event["pad"] = "x" * (size - len(dumps(event)))
+    assert len(dumps(event)) == size
+    return event
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_oversized_line_is_one_failed_line_and_reading_goes_on(
+    tmp_path: Path, compress: bool
+) -> None:
+    fits, over = big(CAP), big(CAP + 1)
+    data = ndjson(A, over, fits) + dumps(over) + b"\r\n" + ndjson(B)
+    path = write(tmp_path / "e.ndjson", gzip.compress(data) if compress else data)
+    assert read(path, max_item_bytes=CAP) == [
+        ok(f"{path}:1", A),
+        RawItem(source=f"{path}:2", error=TOO_LARGE_LINE),
+        ok(f"{path}:3", fits),
+        RawItem(source=f"{path}:4", error=TOO_LARGE_LINE),
+        ok(f"{path}:5", B),
+    ]
+
+
+def test_oversized_first_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", ndjson(big(CAP * 3), A))
+    assert read(path, max_item_bytes=CAP) == [
+        RawItem(source=f"{path}:1", error=TOO_LARGE_LINE),
+        ok(f"{path}:2", A),
+    ]
+
+
+def test_oversized_array_document_is_one_failed_item(tmp_path: Path) -> None:
+    pretty = orjson.dumps([big(600), big(600)], option=orjson.OPT_INDENT_2)
+    array = write(tmp_path / "a.json", pretty)
+    one_line = write(tmp_path / "b.json", dumps([big(600), big(600)]))
+    after = write(tmp_path / "c.ndjson", ndjson(B))
+    assert read(array, one_line, after, max_item_bytes=CAP) == [
+        RawItem(source=array, error=TOO_LARGE_DOCUMENT),
+        RawItem(source=one_line, error=TOO_LARGE_DOCUMENT),
+        ok(f"{after}:1", B),
+    ]
+
+
+def test_pretty_printed_document_within_the_cap(tmp_path: Path) -> None:
+    body = {"batch": [big(300), big(300)]}
+    path = write(tmp_path / "e.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    assert read(path, max_item_bytes=CAP) == [
+        ok(f"{path}#1", body["batch"][0]),
+        ok(f"{path}#2", body["batch"][1]),
+    ]
+
+
+def test_pretty_printed_document_over_the_cap_is_read_line_by_line(tmp_path: Path) -> None:
+    # Larger than the cap, it cannot be shown to be one document: every line is read as a line.
+    body = {"batch": [big(600), big(600)]}
+    path = write(tmp_path / "e.json", orjson.dumps(body, option=orjson.OPT_INDENT_2))
+    lines = Path(path).read_bytes().splitlines()
+    items = read(path, max_item_bytes=CAP)
+    assert [item.source for item in items] == [f"{path}:{n}" for n in range(1, len(lines) + 1)]
+    assert all(item.error for item in items)
+
+
+class Endless(io.RawIOBase):
+    """A generated stream (like /dev/zero or /dev/urandom): `size` bytes from `pattern`."""
+
+    def __init__(self, size: int, pattern: Callable[[int], bytes]) -> None:
+        self.left = size
+        self.pattern = pattern
+        self.largest_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), self.left)
+        self.largest_read = max(self.largest_read, len(buffer))
+        buffer[:size] = self.pattern(size)
+        self.left -= size
+        return size
+
+
+def peak_while_reading(stream: io.RawIOBase, cap: int, sources: list[str]) -> tuple[set[str], int]:
+    """Read `stream` checking that its items come from `sources` in order, all failed; return
+    how their reasons start and the peak of memory allocated while reading."""
+    starts: set[str] = set()
+    expected = iter(sources)
+    tracemalloc.start()
+    try:
+        for item in EventReader(["-"], stdin=stream, max_item_bytes=cap):  # type: ignore[arg-type]
+            assert item.source == next(expected)
+            starts.add(item.error[:4])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert next(expected, None) is None
+    return starts, peak
+
+
+def test_a_stream_without_newlines_is_read_in_bounded_chunks() -> None:
+    # Like /dev/zero: 16 MiB and no newline; held at most about the cap, never the whole.
+    stream = Endless(16 << 20, lambda size: bytes(size))
+    starts, peak = peak_while_reading(stream, 64 << 10, ["-:1"])
+    assert starts == {"line"}  # line larger than --max-item-bytes
+    assert stream.left == 0
+    assert peak < 2 << 20  # the cap and read buffers, not the 16 MiB
+
+
+def test_random_bytes_every_non_blank_line_accounted_for() -> None:
+    # Like /dev/urandom: random lines, some longer than the cap, each a failed line.
+    data = Random(13).randbytes(4 << 20)
+    lines = data.split(b"\n")
+    sources = [f"-:{n}" for n, line in enumerate(lines, 1) if line.removeprefix(BOM).strip()]
+    assert len(sources) > 15_000
+    starts, peak = peak_while_reading(Endless(len(data), io.BytesIO(data).read), 512, sources)
+    # Not JSON or UTF-8, a number ("expected a JSON object"), or larger than the cap: an error.
+    assert starts == {"not ", "expe", "line"}
+    assert peak < 2 << 20
+
+
+def test_gzip_bomb_without_newlines_stays_bounded(tmp_path: Path) -> None:
+    path = write(tmp_path / "bomb.gz", gzip.compress(bytes(16 << 20)) + gzip.compress(ndjson(A)))
+    tracemalloc.start()
+    try:
+        items = read(path, max_item_bytes=64 << 10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [item.source for item in items] == [f"{path}:1"]
+    assert items[0].error.startswith("line larger than --max-item-bytes (64 KiB)")
+    assert peak < 2 << 20
+
+
+def test_an_oversized_blank_first_line_keeps_the_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.ndjson", b" " * (CAP * 3) + b"\n" + ndjson(A))
+    assert read(path, max_item_bytes=CAP) == [
+        RawItem(source=f"{path}:1", error=TOO_LARGE_LINE),
+        ok(f"{path}:2", A),
+    ]

@@ -120,6 +120,7 @@ def check_command(
         quiet=quiet,
         sandbox=sandbox,
         overrides={"pipedrive.plan": plan},
+        say_no_config=False,  # its first check says it
     ) as env:
         checks = Checklist(env)
         checks.add(config_finding(env))

@@ -23,11 +23,15 @@ from rudder_pipedrive_cli.cli.exits import (
     render_error,
 )
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, Secret, Settings, load_settings
 from rudder_pipedrive_cli.io.state import default_state_path
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 SANDBOX_TOKEN = "sandbox-token"
+NO_CONFIG = (
+    f"no config file found ({DEFAULT_CONFIG} here; --config or $RPD_CONFIG name another): "
+    "using the environment and defaults"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,10 +91,14 @@ def command_env(
     quiet: bool,
     sandbox: bool = False,
     overrides: dict[str, Any] | None = None,
+    say_no_config: bool = True,
 ) -> Iterator[Env]:
-    """Settings (flag > env > file > default) and, with --sandbox, a running emulator."""
+    """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
+    file found is said in one line (`say_no_config=False`: the command says it its own way)."""
     settings = load_settings(config, overrides=overrides)
     out, err = make_consoles()
+    if settings.path is None and say_no_config and not quiet:
+        err.print(f"warning: {NO_CONFIG}", markup=False, highlight=False, soft_wrap=True)
     with ExitStack() as stack:
         server: Sandbox | None = None
         if sandbox:
@@ -134,9 +142,11 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 hint = "try again later" if failure.retryable else ""
                 print(render_error(RpdError(failure.reason, hint=hint)), file=sys.stderr)
                 raise typer.Exit(int(exit_status_for(failure))) from None
-            except KeyboardInterrupt:
-                print("interrupted", file=sys.stderr)
-                raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+                status = exit_status_for(stop)
+                terminated = status is ExitStatus.TERMINATED
+                print("terminated" if terminated else "interrupted", file=sys.stderr)
+                raise typer.Exit(int(status)) from None
             except BrokenPipeError:
                 # The reader of our output is gone: stop quietly, as `cmd | head` expects, and
                 # point stdout at /dev/null so the interpreter's last flush does not fail again.

@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.send_cmd import note_finished_objects
 from rudder_pipedrive_cli.cli.state_cmd import namespace_title
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
@@ -30,7 +31,12 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
-from rudder_pipedrive_cli.io.readers import EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import (
+    DEFAULT_MAX_ITEM_BYTES,
+    EventReader,
+    require_readable,
+)
+from rudder_pipedrive_cli.io.scratch import ScratchIds
 from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
@@ -91,6 +97,7 @@ def dry_run_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     plan: opt.PlanOpt = None,
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
@@ -160,8 +167,18 @@ def dry_run_command(
             if cached is not None:
                 plan_config = cached.apply(plan_config)
                 respond = OfflineResponder(plan_config, assumption)
-        items = intake(EventReader(paths, strict=strict), event_filter, limit)
-        planned = preview(items, plan_config, respond, known, tally, journal_status)
+        reader = EventReader(
+            paths,
+            strict=strict,
+            max_item_bytes=max_item_bytes,
+            window=event_filter.window,
+            finished=replay_state.object_finished if replay_state is not None else None,
+            warn=env.warn,
+        )
+        note_finished_objects(env, reader)
+        items = intake(reader, event_filter, limit)
+        finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
+        planned = preview(items, plan_config, respond, known, tally, journal_status, finished)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))

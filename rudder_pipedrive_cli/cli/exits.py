@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import enum
 
-from rudder_pipedrive_cli.core.errors import AuthRefused, RateLimitStop, RpdError, UsageError
+from rudder_pipedrive_cli.core.errors import (
+    AuthRefused,
+    RpdError,
+    StoppedEarly,
+    Terminated,
+    UsageError,
+)
 
 
 class ExitStatus(enum.IntEnum):
@@ -12,19 +18,22 @@ class ExitStatus(enum.IntEnum):
     EVENTS_FAILED = 1
     USAGE = 2
     AUTH_REFUSED = 3
-    RATE_LIMITED = 4
+    STOPPED_EARLY = 4  # state saved, rerun to resume: daily budget, rate limit, unreachable
     INTERNAL = 70  # a bug in rpd (EX_SOFTWARE): not one of SPEC 6's codes, so never mistaken
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM, after the report (SPEC 6)
     PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away (`rpd dry-run ... | head`)
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:
+    if isinstance(error, Terminated):
+        return ExitStatus.TERMINATED
     if isinstance(error, KeyboardInterrupt):
         return ExitStatus.INTERRUPTED
     if isinstance(error, AuthRefused):
         return ExitStatus.AUTH_REFUSED
-    if isinstance(error, RateLimitStop):
-        return ExitStatus.RATE_LIMITED
+    if isinstance(error, StoppedEarly):
+        return ExitStatus.STOPPED_EARLY
     if isinstance(error, UsageError):
         return ExitStatus.USAGE
     return ExitStatus.USAGE if isinstance(error, RpdError) else ExitStatus.EVENTS_FAILED

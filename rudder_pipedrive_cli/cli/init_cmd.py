@@ -188,7 +188,9 @@ def init_command(
         text = from_rudderstack(from_rudderstack_path, err, quiet=quiet)
         token_source = "the token from your RudderStack destination"
     else:
-        with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+        with command_env(
+            config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
+        ) as env:
             err = env.err
             text = from_account(env)
         token_source = "your Pipedrive API token"

@@ -75,7 +75,9 @@ def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[s
     return [
         f"{finding.line}\nhint: {finding.hint}"
         for finding in catalog.identity_findings(config)
-        if finding.level == "fail" and finding.subject.removeprefix("identity.") in listed
+        if finding.level == "fail"
+        and finding.value  # configured: an unset one is `rpd check`'s to judge
+        and finding.subject.removeprefix("identity.") in listed
     ]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_size
 
 ConfigOpt = Annotated[
     str | None,
@@ -18,7 +21,11 @@ SandboxOpt = Annotated[
     typer.Option("--sandbox", help="Start the built-in Pipedrive emulator and use it."),
 ]
 PathsArg = Annotated[
-    list[str], typer.Argument(help="Event files (JSON, NDJSON, gzip); '-' reads stdin.")
+    list[str],
+    typer.Argument(
+        help="Event files (JSON, NDJSON, gzip); '-' reads stdin; a backup folder or bucket URL "
+        "(s3://, gs://, az://, abfs://) is read in time order."
+    ),
 ]
 TypeOpt = Annotated[
     str | None, typer.Option("--type", help="Only these event types, e.g. identify,track.")
@@ -47,5 +54,31 @@ StateOpt = Annotated[
     Path | None,
     typer.Option(
         "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
+    ),
+]
+
+SIZE_UNITS = {"": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20, "g": 30, "gb": 30}
+SIZE_UNITS["gib"] = 30
+
+
+def parse_size(text: str | int) -> int:
+    """A byte count: `33554432`, `32MiB`, `512k`, `1 GiB` (units are binary: k = 1024)."""
+    if isinstance(text, int):  # the default, which click passes through the parser too
+        return text
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    shift = SIZE_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or shift is None or int(match.group(1)) == 0:
+        raise typer.BadParameter(f"{text!r} is not a size: use e.g. 33554432, 64MiB or 512KiB")
+    return int(match.group(1)) << shift
+
+
+MaxItemBytesOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-item-bytes",
+        parser=parse_size,
+        metavar="SIZE",
+        help=f"Largest line or JSON document read; a larger one is a failed item "
+        f"(default {describe_size(DEFAULT_MAX_ITEM_BYTES)}; e.g. 64MiB).",
     ),
 ]

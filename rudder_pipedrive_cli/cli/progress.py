@@ -38,6 +38,12 @@ def counts_text(tally: Tally, elapsed: float) -> str:
     )
 
 
+def objects_text(reading: Reading) -> str:
+    """Objects read of a bucket or backup folder, when the input has any (SPEC 2)."""
+    total = getattr(reading, "objects_total", 0)
+    return f"; objects {getattr(reading, 'objects_read', 0)}/{total}" if total else ""
+
+
 class SendProgress:
     """Call `tick()` after each event; the view decides how often to show anything."""
 
@@ -85,7 +91,7 @@ class SendProgress:
             self._bar.update(
                 self._task,
                 completed=self.reading.bytes_read,
-                counts=counts_text(self.tally, now - self.started),
+                counts=counts_text(self.tally, now - self.started) + objects_text(self.reading),
             )
         elif self.mode == "plain" and now - self._last_line >= self.interval:
             self._last_line = now
@@ -94,7 +100,8 @@ class SendProgress:
     def line(self, now: float) -> str:
         total = self.reading.total_bytes
         share = f", {100 * self.reading.bytes_read / total:.0f}% read" if total else ""
-        return f"progress: {counts_text(self.tally, now - self.started)}{share}"
+        objects = objects_text(self.reading)
+        return f"progress: {counts_text(self.tally, now - self.started)}{share}{objects}"
 
     def __exit__(
         self,

@@ -83,17 +83,26 @@ def print_warnings_and_failures(console: Console, tally: Tally, *, failed: str) 
     """What rpd warned about, then why events failed, the most common first: what to fix (or
     accept) before a replay. A warning leaves something out of an event that still went on."""
     _print_counted(console, tally.warnings, "warnings")
-    _print_counted(console, tally.failures, failed)
+    # A cause first by all it failed: its own events and later ones of the same users.
+    causes = dict(tally.causes())
+    _print_counted(console, Counter(causes), failed, later=tally.knock_ons)
 
 
-def _print_counted(console: Console, counts: Counter[str], heading: str) -> None:
+def _print_counted(
+    console: Console, counts: Counter[str], heading: str, later: Counter[str] | None = None
+) -> None:
     if not counts:
         return
     top = counts.most_common(TOP_REASONS)
     width = len(str(top[0][1]))
     shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
     lines = [f"{heading}{f' ({shown})' if shown else ''}:"]
-    lines += [f"  {count:>{width}}  {reason or '(no reason given)'}" for reason, count in top]
+    for reason, count in top:
+        knock_ons = later[reason] if later else 0
+        lines.append(f"  {count - knock_ons:>{width}}  {reason or '(no reason given)'}")
+        if knock_ons:
+            events = "event" if knock_ons == 1 else "events"
+            lines.append(f"  {'':>{width}}  +{knock_ons} later {events} of the same users")
     console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
@@ -124,6 +133,8 @@ def print_send_report(
         markup=False,
         soft_wrap=True,
     )
+    if tally.not_attempted:
+        console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
@@ -139,6 +150,15 @@ def print_send_report(
             markup=False,
             soft_wrap=True,
         )
+
+
+def not_attempted_line(count: int) -> str:
+    events = "1 event was" if count == 1 else f"{count} events were"
+    return (
+        f"not attempted: {events} read but not finished when the run stopped (not failed, not "
+        "dead-lettered; the rest of the input was not read): a rerun of the same command sends "
+        "them"
+    )
 
 
 def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 from typing import Annotated
 
@@ -20,11 +21,24 @@ from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
-from rudder_pipedrive_cli.sandbox.options import PLAN_NAMES
+from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
+from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
 
 
-def _announce(url: str) -> None:
-    print(f"listening on {url}", flush=True)
+def _announcer(sandbox: Sandbox) -> Callable[[str], None]:
+    def announce(url: str) -> None:
+        # The warning first: whoever waits for the first line has it by then.
+        if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
+            print(EXPOSED_WARNING, file=sys.stderr, flush=True)
+        print(f"listening on {url}", flush=True)
+
+    return announce
+
+
+EXPOSED_WARNING = (
+    "warning: the sandbox listens beyond this machine with the default token: anyone who can "
+    "reach it can read and change its data; choose a token with --token"
+)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -62,6 +76,26 @@ def sandbox_command(
     index_lag_ms: Annotated[
         int, typer.Option("--index-lag-ms", min=0, help="Search finds writes only after N ms.")
     ] = 0,
+    fail_mangle: Annotated[
+        float,
+        typer.Option(
+            "--fail-mangle",
+            min=0.0,
+            max=1.0,
+            help="Rate of successful lookups (itemSearch and the list endpoints) answered 200 with "
+            'a malformed body instead: {"success": false}, an HTML page, an empty body, '
+            '{"success": true} without data, or a v1-shaped body (data.items).',
+        ),
+    ] = 0.0,
+    mangle_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--mangle-kind",
+            help="Only this malformed body for --fail-mangle (repeatable): "
+            + "|".join(MANGLE_KINDS)
+            + " (default: any, drawn with --fault-seed).",
+        ),
+    ] = None,
     fault_seed: Annotated[
         int | None, typer.Option("--fault-seed", help="Seed the faults to replay them exactly.")
     ] = None,
@@ -92,6 +126,8 @@ def sandbox_command(
             fail_reset=fail_reset,
             latency_ms=latency_ms,
             index_lag_ms=index_lag_ms,
+            fail_mangle=fail_mangle,
+            mangle_kinds=tuple(mangle_kind) if mangle_kind else MANGLE_KINDS,
             fault_seed=fault_seed,
         )
     except ValueError as error:
@@ -99,7 +135,7 @@ def sandbox_command(
     sandbox = Sandbox(options)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        sandbox.serve_forever(on_ready=_announce)
+        sandbox.serve_forever(on_ready=_announcer(sandbox))
     except OSError as error:
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,15 +22,16 @@ from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.core.account import fetch_account
-from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
-from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
 from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
@@ -40,23 +43,49 @@ from rudder_pipedrive_cli.io.deadletter import (
     open_output,
     output_error,
 )
-from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import (
+    DEFAULT_MAX_ITEM_BYTES,
+    STDIN,
+    EventReader,
+    require_readable,
+)
 from rudder_pipedrive_cli.io.state import (
+    ACCOUNT,
     ReplayState,
     StateUnusable,
     namespace_key,
     normalised_url,
 )
-from rudder_pipedrive_cli.replay import Replay
+from rudder_pipedrive_cli.replay import Replay, input_aliases
 
 CANCELLED_MESSAGE = (
-    "interrupted twice: events in flight were cancelled mid-way; rerun the same command to "
+    "{what} twice: events in flight were cancelled mid-way; rerun the same command to "
     "resume (with a state file, their writes are reconciled, not repeated)"
 )
 INTERRUPTED_MESSAGE = (
-    "interrupted: no new events were started and those in flight were finished; "
+    "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
 )
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
+    the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
+    KeyboardInterrupt, so a send stopped while it starts or reports still exits 143."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -83,9 +112,10 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
 
 
 def startup_client(
-    env: Env, *, token: str, tally: Tally, max_retries: int, pacer: Pacer
+    env: Env, *, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
 ) -> BlockingClient:
-    """A client for the requests before the first event, paced with the events' `pacer`."""
+    """A client for the requests before the first event: paced with the events' `pacer`, its
+    connection failures counted with theirs (`reach`)."""
     settings = env.settings
     return BlockingClient(
         token=token,
@@ -94,6 +124,7 @@ def startup_client(
         max_retries=max_retries,
         tally=tally,
         pacer=pacer,
+        reach=reach,
     )
 
 
@@ -105,25 +136,23 @@ def enter_account(
     tally: Tally,
     max_retries: int,
     pacer: Pacer,
+    reach: Reachability,
 ) -> None:
     """Key the state on the account the token is in (SPEC 5), whatever the URL's spelling, as
-    `GET /v1/users/me` says. When Pipedrive cannot say, the account this URL and token led to
-    last time, else the URL and token themselves: a later run that can ask moves that
-    namespace into the account's."""
+    `GET /v1/users/me` says; until then (and when Pipedrive cannot say) it stays keyed as
+    `open_state` guessed, and a later run that can ask moves a guess on the URL into the
+    account's namespace."""
     url = env.settings.api_url
     try:
         with startup_client(
-            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer
+            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer, reach=reach
         ) as blocking:
             account = blocking.exchange(fetch_account())
     except PlanFailure as failure:
-        known = replay_state.accounts_for(url, token)
-        if len(known) == 1:
+        if replay_state.namespace.startswith(ACCOUNT):
             env.warn(f"{failure.reason}; using the state of the account {url} led to last time")
-            replay_state.use_namespace(known[0])
         else:
             env.warn(f"{failure.reason}; the state is kept for {url} until it can say")
-            replay_state.use_namespace(namespace_key(normalised_url(url), token))
         return
     replay_state.use_account(account.company_id, url, token)
 
@@ -137,6 +166,7 @@ def with_catalog(
     max_retries: int,
     store: FieldStore | None,
     pacer: Pacer,
+    reach: Reachability,
 ) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run and kept
     in the state (`store`) for dry-run and for the next send whose listing fails.
@@ -147,11 +177,12 @@ def with_catalog(
     any event, as those values would be dropped from events journaled as done.
 
     The listings go through the events' `pacer`: they spend the same burst window, and a pacer
-    that did not know of them would meet one 429 per listing in the first window.
+    that did not know of them would meet one 429 per listing in the first window. Their
+    connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
     """
     try:
         with startup_client(
-            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer
+            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer, reach=reach
         ) as blocking:
             catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
@@ -171,9 +202,27 @@ def with_catalog(
     else:
         if store is not None:
             save_catalog(store, catalog)
+    refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
     return catalog.apply(config)
+
+
+def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
+    """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
+    standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
+    (`listed` False) only what needs none: an unset field."""
+    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
+    if not failed:
+        return
+    where = env.settings.path or "settings (no config file)"
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    first = failed[0]
+    raise ConfigError(
+        f"{where}: {first.line}{more}: every event that needs it would fail",
+        hint=f"{first.hint}; `rpd check` runs every check",
+    )
 
 
 @handle_errors()
@@ -197,6 +246,7 @@ def send_command(
     until: opt.UntilOpt = None,
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
+    max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     state: opt.StateOpt = None,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
@@ -209,6 +259,7 @@ def send_command(
     event_filter = EventFilter.from_options(types, since, until)
     overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
     with (
+        sigterm_as_ctrl_c(),
         command_env(
             config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
         ) as env,
@@ -224,6 +275,7 @@ def send_command(
             dead_letter=dead_letter or default_dead_letter_path(),
             report=report,
             state=state,
+            max_item_bytes=max_item_bytes,
         )
         status = deliver(env, job)
     raise typer.Exit(int(status))
@@ -242,6 +294,7 @@ class SendJob:
     dead_letter: Path
     report: Path | None
     state: Path | None = None
+    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -272,6 +325,18 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         return run_send(env, job, token=token, replay_state=replay_state)
 
 
+def note_finished_objects(env: Env, reader: EventReader) -> None:
+    """Say how many objects a resumed run does not read again (SPEC 2)."""
+    if reader.objects_skipped and not env.quiet:
+        noun = "object" if reader.objects_skipped == 1 else "objects"
+        env.err.print(
+            f"resuming: {reader.objects_skipped} {noun} finished by an earlier run not read again",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def open_state(env: Env, state: Path | None) -> ReplayState | None:
     """The durable replay state (SPEC 5), locked and checked before any request; it is keyed on
     the account (`enter_account`) once Pipedrive says which."""
@@ -279,6 +344,13 @@ def open_state(env: Env, state: Path | None) -> ReplayState | None:
     if path is None:
         return None
     replay_state = ReplayState.open(path, "")
+    # Keyed, before any request, on the account this URL and token led to last time, else on
+    # the URL and token: the finished objects a resumed run skips are read from there.
+    url, token = env.settings.api_url, env.settings.api_token.reveal()
+    known = replay_state.accounts_for(url, token)
+    replay_state.use_namespace(
+        known[0] if len(known) == 1 else namespace_key(normalised_url(url), token)
+    )
     if replay_state.hard_links > 1:
         env.warn(
             f"state file {path} has {replay_state.hard_links} names (hard links): SQLite keeps a "
@@ -290,11 +362,11 @@ def open_state(env: Env, state: Path | None) -> ReplayState | None:
 
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
+    # A write whose outcome stays unknown is tried as often as any request: --max-retries.
+    config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
+    # What needs no listing is refused before any request (an unset identity field).
+    refuse_what_can_only_fail(env, Catalog().identity_findings(config), listed=False)
     tally = Tally()
-    reader = EventReader(job.paths, strict=job.strict)
-    letters = DeadLetters(job.dead_letter)
-    mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
-    progress = SendProgress(env.err, tally, reader, mode=mode)
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -303,6 +375,16 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         max_retries=job.max_retries,
         tally=tally,
     )
+    reader = EventReader(
+        job.paths,
+        strict=job.strict,
+        max_item_bytes=job.max_item_bytes,
+        window=job.event_filter.window,
+        finished=replay_state.object_finished if replay_state is not None else None,
+        on_finished=replay_state.finish_object if replay_state is not None else None,
+        warn=env.warn,
+    )
+    note_finished_objects(env, reader)
     if replay_state is not None:
         enter_account(
             env,
@@ -311,18 +393,30 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
             tally=tally,
             max_retries=job.max_retries,
             pacer=client.pacer,
+            reach=client.reach,
         )
+    letters = DeadLetters(job.dead_letter)
+    mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
+    progress = SendProgress(env.err, tally, reader, mode=mode)
     plan_config = with_catalog(
         env,
-        # A write whose outcome stays unknown is tried as often as any request: --max-retries.
-        replace(settings.plan_config(), unknown_tries=job.max_retries + 1),
+        config,
         token=token,
         tally=tally,
         max_retries=job.max_retries,
         store=replay_state,
         pacer=client.pacer,
+        reach=client.reach,
     )
+    if STDIN not in job.paths:  # a first pass: what the input's aliases moved (replay.py)
+        first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass))
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
+
+    def done(item: Intake, outcome: Outcome) -> None:
+        reader.item_done(item.source, outcome.status)  # an object's last event finishes it
+        progress.tick()
+
     replay = Replay(
         config=plan_config,
         known=known,
@@ -331,13 +425,18 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         journal=replay_state,
         # A write left in flight is reconciled from its send time: on Pipedrive's clock.
         now=client.server_clock.stamp,
-        on_done=lambda _item, _outcome: progress.tick(),
+        on_done=done,
     )
     if replay_state is not None:
         replay_state.start_run()
     started = time.monotonic()
     stopped: RpdError | None = None
-    interrupted = cancelled = False
+    interrupted: signal.Signals | None = None
+    cancelled = False
+
+    def left(_item: object) -> None:
+        tally.not_attempted += 1
+
     try:
         with progress:
             items = intake(reader, job.event_filter, job.limit)
@@ -348,11 +447,13 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
                 sender=client,
                 done=replay.done,
                 concurrency=job.concurrency,
+                left=left,
             )
-    except RpdError as error:  # auth refused, rate limit, budget, state unusable: report, exit
+    except RpdError as error:  # auth refused, budget, unreachable, state unusable: report, exit
         stopped = error
-    except KeyboardInterrupt:  # a second Ctrl-C: events in flight were cancelled
-        interrupted = cancelled = True
+    except KeyboardInterrupt as stop:  # a second Ctrl-C or SIGTERM: in flight were cancelled
+        interrupted = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        cancelled = True
     finally:
         try:
             letters.close()
@@ -377,8 +478,15 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         write_report(job.report, document)
     if stopped is not None:
         raise stopped
-    if interrupted:
+    if interrupted is not None:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
-        env.err.print(message, markup=False, highlight=False, soft_wrap=True)
+        env.err.print(
+            message.format(what=STOPPED_BY[interrupted]),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        if interrupted is signal.SIGTERM:
+            return ExitStatus.TERMINATED
         return ExitStatus.INTERRUPTED
     return exit_status_for_run(tally.outcomes["failed"])

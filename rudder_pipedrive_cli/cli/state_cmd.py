@@ -103,7 +103,10 @@ def show_command(
     """Show what the state holds, per namespace (Pipedrive account and token fingerprint)."""
     if format not in ("table", "json"):
         raise UsageError(f"unknown --format {format!r}", hint="use table or json")
-    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+    # The state file is all it needs of the config (its default place): no word on a missing one.
+    with command_env(
+        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
+    ) as env:
         path = env.replay_state_path(state)
         if path is None:
             empty = orjson.dumps({"path": None, "namespaces": []}).decode()
@@ -138,7 +141,10 @@ def clear_command(
     sandbox: opt.SandboxOpt = False,
 ) -> None:
     """Delete the state file (every namespace): the next send starts from scratch."""
-    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+    # The state file is all it needs of the config (its default place): no word on a missing one.
+    with command_env(
+        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
+    ) as env:
         path = env.replay_state_path(state)
         if path is None:
             print_line(env.out, NO_SANDBOX_STATE)

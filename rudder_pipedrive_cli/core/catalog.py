@@ -231,8 +231,9 @@ class Catalog:
         subject = f"identity.{setting}"
         noun = NOUNS[entity]
         if not key:
+            # Every event but a few with external ids needs a person: unset, a replay fails.
             return Finding(
-                level="warn",
+                level="fail" if setting == "user_id_field" else "warn",
                 subject=subject,
                 value="",
                 message="not set: only events with external ids can be replayed",

@@ -24,8 +24,20 @@ TOKEN_COST: Mapping[str, int] = {
     "PUT /v1/persons/{id}/merge": 40,
     "POST /v1/leads": 10,
     "GET /v1/leads": 20,
+    "GET /v1/leads/archived": 40,
+    "GET /v1/leads/{id}": 2,
+    "PATCH /v1/leads/{id}": 10,
     "GET /v1/leadLabels": 10,
     "GET /v1/users/me": 2,
+    "POST /api/v2/deals": 5,
+    "GET /api/v2/deals": 10,
+    "POST /api/v2/activities": 5,
+    "GET /api/v2/activities": 10,
+    "POST /v1/notes": 10,
+    "GET /v1/notes": 20,
+    "GET /api/v2/pipelines": 5,
+    "GET /api/v2/stages": 5,
+    "GET /v1/activityTypes": 20,
 }
 
 

@@ -24,8 +24,20 @@ class AuthRefused(RpdError):
     """Pipedrive refused the token (401, or a JSON 403): exit 3."""
 
 
-class RateLimitStop(RpdError):
+class StoppedEarly(RpdError):
+    """The run cannot go on now but a rerun can: stop taking events, keep state, exit 4."""
+
+
+class RateLimitStop(StoppedEarly):
     """The daily budget is spent, or the edge blocked us: stop, keep state, exit 4."""
+
+
+class Unreachable(StoppedEarly):
+    """Pipedrive has not answered for a run of connection failures: stop, keep state, exit 4."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is (where Ctrl-C raises KeyboardInterrupt, this): exit 143."""
 
 
 class PlanFailure(Exception):

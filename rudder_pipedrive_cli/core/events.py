@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from rudder_pipedrive_cli.core.protocol import Outcome
+
 # External id types: the seed's names first, then RudderStack's later names for the same thing.
 EXTERNAL_ID_TYPES: Mapping[str, str] = {
     "person_id": "person_id",
@@ -53,6 +55,7 @@ if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
 
 # Integers past this are not exact as JSON numbers (doubles): 2**53.
 EXACT_FLOAT_INT = 2**53
+MAX_ID_DIGITS = 19  # a Pipedrive id is a 64-bit integer
 
 
 # The ordering key of an event that takes effect after every earlier event and before every later
@@ -112,21 +115,48 @@ def identity_value(value: Any) -> str | None:
     return None
 
 
-def exact_identity(value: Any) -> str | None:
-    """`identity_value`, refusing a number too large to have arrived exactly (JSON integers past
-    2**53 are rounded on the way in, so two different ids could become one person)."""
+def exact_identity(value: Any, path: str = "identity") -> str | None:
+    """`identity_value` of a value read as an identity at `path`: None when absent (null, an
+    empty string); `EventError` when present but not usable as one: an object, a list or a
+    boolean (`userId: {"id": 1}` is not an anonymous event), or a number too large to have
+    arrived exactly (JSON integers past 2**53 are rounded on the way in, so two different ids
+    could become one person)."""
+    if type(value) is str:  # the common case
+        return value.strip() or None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        got = ("true" if value else "false") if isinstance(value, bool) else _kind_of(value)
+        raise EventError(f"{path} is not a string or number (got {got})")
     if type(value) is float and abs(value) >= EXACT_FLOAT_INT:
         raise EventError(
-            f"identity {value!r} is a number too large to compare exactly (JSON numbers past "
+            f"{path} {value!r} is a number too large to compare exactly (JSON numbers past "
             "2**53 are rounded when read): send it as a string",
-            public="an identity is a number too large to compare exactly: send it as a string",
+            public=f"{path} is a number too large to compare exactly: send it as a string",
         )
     return identity_value(value)
 
 
+def json_text(value: Any) -> str:
+    """A value as JSON text, for messages (repr when it cannot be: an int past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except orjson.JSONEncodeError:
+        return repr(value)
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
 def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
+    """The first present value of `paths` as an identity (see `exact_identity`)."""
     for parts in paths:
-        value = exact_identity(get_parts(raw, parts))
+        value = exact_identity(get_parts(raw, parts), ".".join(parts))
         if value is not None:
             return value
     return None
@@ -142,19 +172,62 @@ def stable_id(raw: Mapping[str, Any]) -> str:
 
 
 def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
-    """`context.externalId` entries of known types, by rpd's canonical type name."""
-    found: dict[str, str] = {}
+    """`context.externalId` entries of known types, by rpd's canonical type name, each id as its
+    decimal digits. The list may also come as one `{"type", "id"}` object. Entries of other types
+    are other destinations' (RudderStack keeps them all in one list) and are passed over; an
+    entry of a Pipedrive type whose id cannot be a Pipedrive id, or two different ids of one
+    type, raise `EventError`: which record the event means is not known."""
     entries = get_parts(raw, _EXTERNAL_ID_PARTS)
-    if not isinstance(entries, list):
-        return found
+    if entries is None:  # most events
+        return {}
+    if isinstance(entries, Mapping):
+        entries = [entries]
+    elif not isinstance(entries, list):
+        return {}
+    found: dict[str, str] = {}
+    written: dict[str, str] = {}  # canonical type -> the entry that gave it, for messages
     for entry in entries:
         if not isinstance(entry, Mapping):
             continue
-        kind = EXTERNAL_ID_TYPES.get(str(entry.get("type", "")))
-        value = exact_identity(entry.get("id"))
-        if kind and value is not None and kind not in found:
+        name = entry.get("type")
+        if not isinstance(name, str) or (kind := EXTERNAL_ID_TYPES.get(name)) is None:
+            continue
+        value = pipedrive_id(entry.get("id"), name)
+        have = found.get(kind)
+        if have is None:
             found[kind] = value
+            written[kind] = f"{name} = {value}"
+        elif have != value:
+            raise EventError(
+                f"context.externalId names two different {kind} ids: {written[kind]} and "
+                f"{name} = {value}",
+                public=f"context.externalId names two different {kind} ids",
+            )
     return found
+
+
+def pipedrive_id(value: Any, name: str) -> str:
+    """An external id's `id` as the decimal digits of a Pipedrive id: a whole number from 1 up,
+    as a JSON number or a string ("7", 7, 7.0 and "007" are all "7")."""
+    if value is None or (type(value) is str and not value.strip()):
+        raise EventError(f"external id {name} has no id")
+    number: int | None = None
+    if type(value) is int:
+        number = value
+    elif type(value) is float and value.is_integer() and abs(value) < EXACT_FLOAT_INT:
+        number = int(value)
+    elif type(value) is str:
+        digits = value.strip().lstrip("0") or "0"
+        # Not "①", which isdigit() but int() refuses; not thousands of digits, which int() refuses.
+        if digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS:
+            number = int(digits)
+    if number is None or not 0 < number < 2**63:
+        shown = json_text(value)
+        raise EventError(
+            f"external id {name} = {shown} is not a Pipedrive id (a whole number from 1 up)",
+            public=f"external id {name} is not a Pipedrive id (a whole number from 1 up)",
+        )
+    return str(number)
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -168,6 +241,9 @@ class Event:
     previous_id: str | None = None
     anonymous_id: str | None = None
     external: Mapping[str, str] = field(default_factory=dict)
+    # Set when the event cannot be planned whatever Pipedrive holds: an identity value that cannot
+    # be one (`userId: true`, an external id of 0). A supported type fails with it (plan_event).
+    refused: Outcome | None = None
 
     @property
     def identities(self) -> frozenset[str]:
@@ -200,15 +276,22 @@ def parse_event(raw: Any, source: str) -> Event:
     if kind is None or not kind.strip():
         raise EventError('event has no "type"')
     message_id = identity_value(raw.get("messageId"))
-    user_id = exact_identity(raw.get(_USER_ID_KEY))
-    if user_id is None:
-        user_id = first_identity(raw, _USER_ID_NESTED)
-    group_id = exact_identity(raw.get(_GROUP_ID_KEY))
-    if group_id is None:
-        group_id = first_identity(raw, _GROUP_ID_NESTED)
-    previous_id = exact_identity(raw.get(_PREVIOUS_ID_KEY))
-    if previous_id is None:
-        previous_id = first_identity(raw, _PREVIOUS_ID_NESTED)
+    refused: Outcome | None = None
+    try:
+        user_id = exact_identity(raw.get(_USER_ID_KEY), _USER_ID_KEY)
+        if user_id is None:
+            user_id = first_identity(raw, _USER_ID_NESTED)
+        group_id = exact_identity(raw.get(_GROUP_ID_KEY), _GROUP_ID_KEY)
+        if group_id is None:
+            group_id = first_identity(raw, _GROUP_ID_NESTED)
+        previous_id = exact_identity(raw.get(_PREVIOUS_ID_KEY), _PREVIOUS_ID_KEY)
+        if previous_id is None:
+            previous_id = first_identity(raw, _PREVIOUS_ID_NESTED)
+        external = external_ids(raw)
+    except EventError as error:  # an event still, of its type: it fails when planned
+        user_id = group_id = previous_id = None
+        external = {}
+        refused = Outcome(status="failed", reason=str(error), public=error.public, stage="validate")
     return Event(
         id=message_id if message_id is not None else stable_id(raw),
         type=kind.strip().lower(),
@@ -218,5 +301,6 @@ def parse_event(raw: Any, source: str) -> Event:
         group_id=group_id,
         previous_id=previous_id,
         anonymous_id=identity_value(raw.get("anonymousId")),
-        external=external_ids(raw),
+        external=external,
+        refused=refused,
     )

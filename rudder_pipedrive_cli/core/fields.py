@@ -7,12 +7,10 @@ field type); the plans hold the decisions (create or update, merges, links).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
@@ -20,6 +18,7 @@ from rudder_pipedrive_cli.core.events import (
     get_parts,
     get_path,
     identity_value,
+    json_text,
     path_parts,
 )
 
@@ -55,6 +54,9 @@ UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+# What looks like an email address: something, one @, a domain with a dot; no spaces.
+EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -108,7 +110,7 @@ def show(value: Any) -> str:
     """A value as the user wrote it, for messages."""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value, default=str).decode()
+    return json_text(value)
 
 
 # --- standard values -------------------------------------------------------------------------
@@ -118,16 +120,35 @@ def show(value: Any) -> str:
 text = identity_value
 
 
-def person_name(traits: Traits) -> str | None:
+def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
+    """A name (or part of one): a string or a number, trimmed. Anything else that is there (a
+    boolean, an object, a list) is dropped with a warning, not silently."""
+    if type(value) is str:
+        return value.strip() or None
+    found = text(value)
+    if found is None and value is not None:
+        warnings.append(
+            Warned(
+                f"{path} = {show(value)} is not a name (a string); dropped",
+                f"{path} is not a name (a string); dropped",
+            )
+        )
+    return found
+
+
+def person_name(traits: Traits, warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
-        name = text(source.get("name"))
+        name = name_text(source.get("name"), "name", warnings)
         if name is not None:
             return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
-            part = next((p for p in (text(source.get(path)) for path in paths) if p), None)
+            part = next(
+                (p for p in (name_text(source.get(path), path, warnings) for path in paths) if p),
+                None,
+            )
             if part:
                 parts.append(part)
         if parts:
@@ -136,21 +157,55 @@ def person_name(traits: Traits) -> str | None:
 
 
 def contacts(value: Any) -> list[dict[str, Any]]:
-    """An email or phone trait (a string or a list; the first is primary) as a v2 array."""
-    if type(value) is str:  # the common case, one address, without the general loop
+    """A phone trait (a string or a list; the first is primary) as a v2 array."""
+    if type(value) is str:  # the common case, one number, without the general loop
         only = value.strip()
         return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
+    return contact_array(text(raw) for raw in contact_entries(value))
+
+
+def contact_entries(value: Any) -> list[Any]:
+    """The entries of an email or phone trait: a value, or a list of values or of objects with a
+    "value" (an object without one gives None)."""
     items = value if isinstance(value, list | tuple) else [value]
+    return [item.get("value") if isinstance(item, Mapping) else item for item in items]
+
+
+def contact_array(entries: Iterable[str | None]) -> list[dict[str, Any]]:
+    """v2 `emails`/`phones`: each entry once, the first primary."""
     values: list[str] = []
-    for item in items:
-        raw = item.get("value") if isinstance(item, Mapping) else item
-        entry = text(raw)
+    for entry in entries:
         if entry is not None and entry not in values:
             values.append(entry)
     return [
         {"value": entry, "primary": index == 0, "label": CONTACT_LABEL}
         for index, entry in enumerate(values)
     ]
+
+
+def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
+    """An email trait as a v2 array (see `contacts`). Only strings that look like an address are
+    emails: any other entry (a number, a boolean, "n/a") is dropped with a warning, so that
+    `[null, 5, "m@example.com"]` makes m@example.com the primary email, not "5"."""
+    if type(value) is str:  # the common case, one address, without the general loop
+        only = value.strip()
+        if EMAIL.fullmatch(only):
+            return [{"value": only, "primary": True, "label": CONTACT_LABEL}]
+    found: list[str] = []
+    for entry in contact_entries(value):
+        address = entry.strip() if type(entry) is str else entry
+        if address is None or address == "":  # absent
+            continue
+        if type(address) is str and EMAIL.fullmatch(address):
+            found.append(address)
+        else:
+            warnings.append(
+                Warned(
+                    f"{where} = {show(entry)} is not an email address; dropped",
+                    f"{where} is not an email address; dropped",
+                )
+            )
+    return contact_array(found)
 
 
 def visible_to(value: Any, warnings: list[str]) -> int | None:
@@ -178,8 +233,11 @@ def parse_time(value: Any) -> datetime | None:
             return None
     if not isinstance(value, str):
         return None
+    text = value.strip()
+    if text[-1:] == "z":  # RFC 3339 allows a lower-case z (and t, which fromisoformat takes)
+        text = text[:-1] + "Z"
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(text)
         # Converting to UTC can leave the datetime range (9999-12-31T23:59:59-01:00).
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
@@ -208,22 +266,40 @@ def known_time(value: Any) -> datetime | None:
 
 
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
-    """add_time from the trait, else the event's originalTimestamp, else its timestamp."""
+    """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
+    that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
     trait = traits.get("add_time")
     if trait is not None:
         moment = known_time(trait)
         if moment is not None:
             return rfc3339(moment)
+    unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
+    used = ""  # the event time add_time comes from
+    moment = None
     for path in EVENT_TIME_PATHS:
-        moment = known_time(raw.get(path))
+        value = raw.get(path)
+        if absent(value):
+            continue
+        moment = known_time(value)
         if moment is not None:
+            used = path
             break
+        if parse_time(value) is None:
+            unreadable.append((path, value))
     if trait is not None:
-        instead = "using the event time" if moment is not None else "left out"
+        instead = "using the event time" if used else "left out"
         warnings.append(
             Warned(
                 f"add_time = {show(trait)} is not a date or time; {instead}",
                 f"add_time is not a date or time; {instead}",
+            )
+        )
+    for path, value in unreadable:
+        instead = f"add_time from {used}" if used else "add_time left out"
+        warnings.append(
+            Warned(
+                f"{path} = {show(value)} is not a date or time; {instead}",
+                f"{path} is not a date or time; {instead}",
             )
         )
     return rfc3339(moment) if moment is not None else None
@@ -261,6 +337,33 @@ def as_number(value: Any) -> int | float | None:
     return None
 
 
+def currency_code(value: Any) -> str | None:
+    """A currency as Pipedrive takes it: a 3-letter code in any case ("eur"), upper-cased; else
+    None ("US Dollars", ["EUR"], 978)."""
+    if type(value) is str:
+        code = value.strip()
+        if CURRENCY.fullmatch(code):
+            return code.upper()
+    return None
+
+
+def absent(value: Any) -> bool:
+    return value is None or value == ""
+
+
+# --- invalid values ---------------------------------------------------------------------------
+
+
+def refuse(failure: PlanFailure, on_invalid: str, warnings: list[str], left_out: str) -> None:
+    """A value that cannot be what its field takes (SPEC 3, `[fields] on_invalid`): "fail" (the
+    default) fails the event with `failure`; "drop" leaves the value out (`left_out` says what
+    is left out) with a warning naming it, and the event goes on."""
+    if on_invalid != "drop":
+        raise failure
+    public = failure.public if failure.public is not None else failure.reason
+    warnings.append(Warned(f"{failure.reason}; {left_out}", f"{public}; {left_out}"))
+
+
 # --- custom field coercion (one function per field type) -------------------------------------
 
 
@@ -268,17 +371,19 @@ class Unconvertible(ValueError):
     """The value does not fit the field; the message says what would."""
 
 
-Coerce = Callable[[Any, "FieldInfo", str], Any]
+# (value, field, currency): `currency` is the event's (a track's `currency` property, else
+# [identity] default_currency) for a monetary value given as a bare number.
+Coerce = Callable[[Any, "FieldInfo", Any], Any]
 
 
-def to_number(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_number(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if number is None:
         raise Unconvertible("a number")
     return number
 
 
-def to_int(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if not isinstance(number, int):
         raise Unconvertible("a whole number")
@@ -293,7 +398,7 @@ def text_limit(info: FieldInfo | None) -> int | None:
     return TEXT_LIMITS.get(info.field_type) if info is not None else None
 
 
-def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -307,7 +412,7 @@ def to_text(value: Any, info: FieldInfo, currency: str) -> Any:
     return str(number)
 
 
-def to_bool(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_bool(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return value
     lowered = str(value).strip().lower()
@@ -318,14 +423,14 @@ def to_bool(value: Any, info: FieldInfo, currency: str) -> Any:
     raise Unconvertible("true, false")
 
 
-def to_date(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_date(value: Any, info: FieldInfo, currency: Any) -> Any:
     day = date_part(value)
     if day is None:
         raise Unconvertible("a date YYYY-MM-DD")
     return day
 
 
-def to_time(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_time(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str) and TIME.match(value.strip()):
         stripped = value.strip()
         return stripped if len(stripped) == 8 else stripped + ":00"
@@ -350,11 +455,11 @@ def option_id(value: Any, info: FieldInfo) -> int:
     raise Unconvertible("one of " + ", ".join(info.options))
 
 
-def to_option(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_option(value: Any, info: FieldInfo, currency: Any) -> Any:
     return option_id(value, info)
 
 
-def to_options(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
@@ -367,16 +472,27 @@ def to_options(value: Any, info: FieldInfo, currency: str) -> Any:
     return list(dict.fromkeys(chosen)) or None
 
 
-def to_money(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_money(value: Any, info: FieldInfo, currency: Any) -> Any:
+    amount, code = money(value, currency)
+    return {"value": amount, "currency": code}
+
+
+def money(value: Any, currency: Any) -> tuple[int | float, str]:
+    """A monetary value (a number in `currency`, or `{"value" or "amount", "currency"}`) as its
+    amount and currency code; `Unconvertible` when it is not one."""
     expected = 'a number (with identity.default_currency set) or {"value", "currency"}'
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
-        code = text(value.get("currency")) or currency
+        given = value.get("currency")
+        code = currency if absent(given) else given
     else:
         amount, code = as_number(value), currency
-    if amount is None or not code:
+    if amount is None or absent(code):
         raise Unconvertible(expected)
-    return {"value": amount, "currency": code.upper()}  # ISO 4217, as the lead's own value
+    checked = currency_code(code)  # never another currency instead: that would change the sum
+    if checked is None:
+        raise Unconvertible(f"a 3-letter currency code, not {show(code)}")
+    return amount, checked
 
 
 # The parts of an address object (v2.yaml: an organization's address, a person's postal_address).
@@ -409,7 +525,7 @@ ADDRESS_ORDER = (
 )
 
 
-def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str):
         return {"value": value}
     if not isinstance(value, Mapping):
@@ -433,7 +549,7 @@ def to_address(value: Any, info: FieldInfo, currency: str) -> Any:
     return parts or None
 
 
-def to_id(value: Any, info: FieldInfo, currency: str) -> Any:
+def to_id(value: Any, info: FieldInfo, currency: Any) -> Any:
     number = as_number(value)
     if not isinstance(number, int):
         raise Unconvertible("a numeric Pipedrive id")
@@ -461,7 +577,7 @@ COERCE: Mapping[str, Coerce] = {
 }
 
 
-def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = "") -> Any:
+def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = "") -> Any:
     """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
 
     Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
@@ -471,7 +587,7 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: str = 
     if info is None or convert is None:
         return value
     try:
-        return convert(value, info, currency or config.default_currency)
+        return convert(value, info, config.default_currency if absent(currency) else currency)
     except Unconvertible as error:
         raise PlanFailure(
             f"cannot convert {path} = {show(value)} for field {info.name or key} "
@@ -486,9 +602,10 @@ def mapped_values(
     mapping: Mapping[str, str],
     config: PlanConfig,
     warnings: list[str],
-    currency: str = "",
+    currency: Any = "",
 ) -> dict[str, Any]:
-    """Field key -> coerced value for every mapped trait path present in the event."""
+    """Field key -> coerced value for every mapped trait path present in the event; a value that
+    cannot be coerced fails the event, or is dropped with a warning (`refuse`)."""
     values: dict[str, Any] = {}
     for path, key in mapping.items():
         value = traits.get(path)
@@ -497,7 +614,10 @@ def mapped_values(
         if key in NEVER_SENT:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        values[key] = coerce(path, value, key, config, currency)
+        try:
+            values[key] = coerce(path, value, key, config, currency)
+        except PlanFailure as failure:
+            refuse(failure, config.on_invalid, warnings, "dropped")
     return values
 
 
@@ -593,6 +713,34 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
             )
         )
     return None
+
+
+def lead_value(
+    amount: int | float, currency: Any, config: PlanConfig, warnings: list[str]
+) -> dict[str, Any] | None:
+    """The lead's `value`: the amount in the event's currency (see `Coerce`). Without a currency
+    it is left out with a warning; with one that is not a 3-letter code it is never sent in
+    another currency: `[fields] on_invalid` fails the event, or leaves the value out."""
+    if absent(currency):
+        warnings.append(
+            Warned(
+                f"lead value {amount} has no currency (no currency property and no "
+                "[identity] default_currency); value left out",
+                "a lead value has no currency (no currency property and no [identity] "
+                "default_currency); value left out",
+            )
+        )
+        return None
+    code = currency_code(currency)
+    if code is None:
+        failure = PlanFailure(
+            f"currency = {show(currency)} is not a 3-letter currency code",
+            public="currency is not a 3-letter currency code",
+            stage="validate",
+        )
+        refuse(failure, config.on_invalid, warnings, "the lead's value is left out")
+        return None
+    return {"amount": amount, "currency": code}
 
 
 def lead_labels(
@@ -714,8 +862,9 @@ def read_contacts(trait: str) -> Reader:
         value = traits.get(trait)
         if value is None:
             return None
-        found = contacts(value)
-        if not found:
+        warned = len(warnings)
+        found = emails(value, trait, warnings) if trait == "email" else contacts(value)
+        if not found and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
                     f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
@@ -730,13 +879,13 @@ def read_contacts(trait: str) -> Reader:
 
 # Body key -> how to read it from the traits (add_time is separate: only on create).
 PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: person_name(traits)),
+    ("name", person_name),
     ("emails", read_contacts("email")),
     ("phones", read_contacts("phone")),
     ("visible_to", read_visible_to),
 )
 ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: text(traits.get("name"))),
+    ("name", lambda traits, warnings: name_text(traits.get("name"), "name", warnings)),
     ("visible_to", read_visible_to),
 )
 
@@ -752,14 +901,19 @@ RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_
 @dataclass(slots=True, kw_only=True)
 class Shaping:
     create: bool
-    currency: str
+    currency: Any  # the event's currency (see `Coerce`)
     labels: Mapping[str, str]
     warnings: list[str]
     listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
+    on_invalid: str = "fail"  # [fields] on_invalid, for a value mapped to the lead's value
 
 
-def _contacts(value: Any, _: Shaping) -> Any:
+def _phones(value: Any, _: Shaping) -> Any:
     return contacts(value) or None
+
+
+def _emails(value: Any, shaping: Shaping) -> Any:
+    return emails(value, "emails", shaping.warnings) or None
 
 
 def _visible(value: Any, shaping: Shaping) -> Any:
@@ -777,20 +931,19 @@ def _created(value: Any, shaping: Shaping) -> Any:
 
 
 def _lead_value(value: Any, shaping: Shaping) -> Any:
-    if isinstance(value, Mapping):
-        amount = as_number(value.get("value", value.get("amount")))
-        currency = text(value.get("currency")) or shaping.currency
-    else:
-        amount, currency = as_number(value), shaping.currency
-    if amount is None or not currency:
-        shaping.warnings.append(
-            Warned(
-                f"lead value {show(value)} needs a number and a currency; left out",
-                "a mapped lead value needs a number and a currency; left out",
-            )
+    """A value mapped to the lead's own `value`: as a monetary custom field is coerced (with the
+    field listing, `coerce` did so already), so an offline dry-run plans what a send does."""
+    try:
+        amount, currency = money(value, shaping.currency)
+    except Unconvertible as error:
+        failure = PlanFailure(
+            f"cannot convert {show(value)} for the lead's value: expected {error}",
+            public="cannot convert a mapped value for the lead's value",
+            stage="validate",
         )
+        refuse(failure, shaping.on_invalid, shaping.warnings, "left out")
         return None
-    return {"amount": amount, "currency": currency.upper()}
+    return {"amount": amount, "currency": currency}
 
 
 def _labels(value: Any, shaping: Shaping) -> Any:
@@ -799,14 +952,14 @@ def _labels(value: Any, shaping: Shaping) -> Any:
 
 Shape = Callable[[Any, Shaping], Any]
 PERSON_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, _: text(value),
-    "emails": _contacts,
-    "phones": _contacts,
+    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
+    "emails": _emails,
+    "phones": _phones,
     "visible_to": _visible,
     "add_time": _created,
 }
 ORG_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, _: text(value),
+    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
     "visible_to": _visible,
     "add_time": _created,
 }

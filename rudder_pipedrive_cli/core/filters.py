@@ -6,13 +6,20 @@ consecutive windows (`--since 2024-01-01 --until 2024-02-01`, then `--since 2024
 neither overlap nor leave a gap. When a time filter is set, an event without a readable time is
 filtered out (it cannot be shown to be inside the window); without time filters its time is
 never looked at.
+
+A year (`2021`) or a month (`2021-06`) names a period: `--since` starts at its first instant and
+`--until` takes all of it (it ends where the next period starts), so `--since 2021-01 --until
+2021-06` is January to June. A date or a time is an instant, as above (`--until 2021-06-30`
+excludes June 30).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
 from rudder_pipedrive_cli.core.fields import known_time
@@ -20,6 +27,24 @@ from rudder_pipedrive_cli.core.fields import known_time
 # The RudderStack event types a user may name in --type: the four rpd delivers, and the two it
 # counts as skipped but that archives are full of.
 EVENT_TYPES = ("identify", "group", "alias", "track", "page", "screen")
+
+
+PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
+
+
+def parse_period(text: str, *, end: bool) -> datetime | None:
+    """A year `YYYY` or a month `YYYY-MM` (UTC): its first instant, or with `end` the first
+    instant after it; None when `text` is neither. Raises ValueError for a month that is not one."""
+    match = PERIOD.fullmatch(text.strip())
+    if match is None:
+        return None
+    year, month = int(match.group(1)), int(match.group(2) or 1)
+    start = datetime(year, month, 1, tzinfo=UTC)
+    if not end:
+        return start
+    if match.group(2) is None or month == 12:
+        return datetime(year + 1, 1, 1, tzinfo=UTC)
+    return datetime(year, month + 1, 1, tzinfo=UTC)
 
 
 def parse_when(text: str) -> datetime:
@@ -54,6 +79,11 @@ class EventFilter:
         for name, when in (("since", self.since), ("until", self.until)):
             if when is not None and when.tzinfo is None:
                 raise ValueError(f"EventFilter.{name} must be timezone-aware")
+
+    @property
+    def window(self) -> Window:
+        """The time window, for choosing the objects of a backup from their keys."""
+        return Window(since=self.since, until=self.until)
 
     def skip_reason(self, event: Event) -> str | None:
         """None when the event passes every filter, else why it is skipped."""
@@ -109,9 +139,10 @@ def _option_time(option: str, text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_when(text)
+        return parse_period(text, end=option == "--until") or parse_when(text)
     except ValueError:
         raise UsageError(
             f"{option} {text!r} is not an ISO 8601 date or time",
-            hint=f"use e.g. {option} 2024-05-01 or {option} 2024-05-01T12:00:00Z (naive means UTC)",
+            hint=f"use e.g. {option} 2024, {option} 2024-05, {option} 2024-05-01 or "
+            f"{option} 2024-05-01T12:00:00Z (naive means UTC)",
         ) from None

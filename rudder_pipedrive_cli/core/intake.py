@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.events import Event, EventError, parse_event
@@ -12,6 +12,45 @@ from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 INVALID = "invalid"  # the "type" under which input that is not an event is counted
+DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
+
+
+class IdSet(Protocol):
+    def __contains__(self, event_id: str) -> bool: ...
+
+    def add(self, event_id: str) -> None: ...
+
+
+class Finished:
+    """The events that are done (SPEC 5): those a journal (the replay state's) says an earlier
+    run finished, and those this run finished. An event whose id is among them is skipped as
+    `already done`: the same messageId twice is one event, sent once, with a state file or
+    without one (a first dry-run, `send --sandbox`), so dry-run plans it as send does.
+
+    The ids this run finishes go to `ids` (a set by default; dry-run passes one that keeps its
+    memory flat, io/scratch.py).
+    """
+
+    __slots__ = ("_ids", "_journal_status")
+
+    def __init__(
+        self,
+        journal_status: Callable[[str], str | None] | None = None,
+        ids: IdSet | None = None,
+    ) -> None:
+        self._ids: IdSet = ids if ids is not None else set()
+        self._journal_status = journal_status
+
+    def __contains__(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            return True
+        status = self._journal_status
+        return status is not None and status(event_id) in DONE
+
+    def add(self, event_id: str, status: str) -> None:
+        """Record how an event this run planned ended (only a done one is kept)."""
+        if status in DONE:
+            self._ids.add(event_id)
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py

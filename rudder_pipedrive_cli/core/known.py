@@ -7,10 +7,11 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+from rudder_pipedrive_cli.core.recency import newest
 
 # A chain of merges longer than this is taken as a loop in corrupt data, not followed further.
 MAX_MERGE_HOPS = 64
@@ -80,6 +81,11 @@ class Known(Protocol):
         """Whether an event about this identity failed earlier in this run."""
         ...
 
+    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
+        """Per field of the record ("person" or "org", id), the time of the event whose value
+        rpd last wrote there (core/recency.py); empty when none is known."""
+        ...
+
 
 class Learner(Known, Protocol):
     """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
@@ -100,6 +106,7 @@ class MemoryKnown:
         self.merges_unsettled: dict[PdId, PdId] = {}  # merges left unknown: person -> into
         self.failed: set[tuple[str, str]] = set()  # identities of events that failed
         self.linked = False  # two userIds were made to name one person (links_persons)
+        self.times: dict[tuple[str, PdId], dict[str, str]] = {}  # field recency
 
     def person_id(self, user_id: str) -> PdId | None:
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -126,8 +133,14 @@ class MemoryKnown:
     def troubled(self, kind: str, key: str) -> bool:
         return (kind, key) in self.failed
 
+    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
+        return self.times.get((kind, record), {}) if self.times else {}
+
     def learn(self, outcome: Outcome) -> None:
         self.failed.update(outcome.troubled)
+        for record, times in outcome.recency.items():
+            before = self.times.get(record)
+            self.times[record] = dict(times) if before is None else newest(before, times)
         if not (
             outcome.identities
             or outcome.lead_origins

@@ -17,14 +17,21 @@ only, as the input says. Extra keys only ever add waiting; they never let events
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.known import Known, persons_named
 
 
 class OrderKeys:
-    def __init__(self, known: Known) -> None:
+    def __init__(self, known: Known, aliases: Mapping[str, str] | None = None) -> None:
         self.known = known
         self._parent: dict[str, str] = {}  # userId -> another in its alias group (union-find)
+        # The input's aliases, known before its first event (send's first pass): a replay may
+        # find a userId's person under the userId it is aliased to (plans/common.aliased_away),
+        # so the events of both keep their input order from the start.
+        for previous, user in (aliases or {}).items():
+            self._link(previous, user)
 
     def __call__(self, event: Event) -> frozenset[str]:
         keys = set(event.identities)
@@ -36,10 +43,13 @@ class OrderKeys:
             f"p:{person}" for person in persons_named(self.known, event.user_id, event.previous_id)
         )
         if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
-            previous, current = self._group(event.previous_id), self._group(event.user_id)
-            if previous != current:
-                self._parent[previous] = current
+            self._link(event.previous_id, event.user_id)
         return frozenset(keys)
+
+    def _link(self, previous_id: str, user_id: str) -> None:
+        previous, current = self._group(previous_id), self._group(user_id)
+        if previous != current:
+            self._parent[previous] = current
 
     def _group(self, user: str) -> str:
         """The userId that stands for `user`'s alias group (with path halving)."""

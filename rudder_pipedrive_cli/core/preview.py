@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.tally import Tally
-
-DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 
 # Rate of each plan's burst window, in requests per second, and the search window's.
 BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
@@ -64,30 +62,28 @@ def preview(
     known: Learner,
     tally: Tally,
     journal_status: Callable[[str], str | None] | None = None,
+    finished_ids: IdSet | None = None,
 ) -> Iterator[Planned]:
     """Plan each event in input order; what an event would create is known to the next ones.
 
-    With `journal_status` (the replay state's journal), events an earlier run finished show as
-    skipped, as a rerun of `rpd send` would skip them; and so does a repeat of an event this
-    dry-run already finished (the same messageId again), as send's journal would skip it. The
-    ids are kept only then (memory grows with them, as the state's own identities do).
+    Events an earlier run finished (`journal_status`: the replay state's journal) show as
+    skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
+    already finished (the same messageId again), as send's journal skips it, with a state file
+    or without one. `finished_ids` keeps those ids (default: a set).
     """
     recorder = _Recorder(respond, tally)
-    finished: set[str] = set()  # ids this dry-run finished, when it mirrors a journal
+    finished = Finished(journal_status, finished_ids)
     for item in items:
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
             outcome = item.decided or Outcome(status="failed", reason="not an event")
-        elif journal_status is not None and (
-            item.id in finished or journal_status(item.id) in DONE
-        ):
+        elif item.id in finished:
             outcome = Outcome(status="skipped", reason="already done")
         else:
             recorder.requests = requests
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
-            if journal_status is not None and outcome.status in DONE:
-                finished.add(item.id)
+            finished.add(item.id, outcome.status)
         tally.add_outcome(
             item.kind,
             outcome.status,

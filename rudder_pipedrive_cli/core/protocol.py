@@ -72,6 +72,9 @@ class ApiResponse:
     `status == 0` means the request may or may not have been applied (the connection dropped after
     it was sent, or it timed out): a plan must reconcile before repeating a create or a merge.
     `sent_at` is when the request was sent (RFC 3339 UTC), which reconciliation uses.
+    `malformed` says why a 2xx answer's body is not Pipedrive's success envelope (not JSON, an
+    empty body, `success` not true, no `data`); empty when it is one, and for answers not read
+    from HTTP. Lookups and listings refuse such an answer: it is never "not found" (SPEC 4).
     """
 
     status: int
@@ -79,6 +82,7 @@ class ApiResponse:
     additional_data: Any = None
     error: str = ""
     sent_at: str = ""
+    malformed: str = ""
 
     @property
     def ok(self) -> bool:
@@ -113,6 +117,8 @@ class Outcome:
     second is there), so it neither forgets it nor creates a second person.
     `troubled` holds the identities a failed event was about: until a run retries it (in input
     order, before what came after it), a later event must not take its record's absence as fact.
+    `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
+    its time (core/recency.py): a later write from an older event leaves those fields alone.
     """
 
     status: OutcomeStatus
@@ -129,6 +135,7 @@ class Outcome:
     unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
     merging: Mapping[PdId, PdId | None] = field(default_factory=dict)
     troubled: frozenset[tuple[str, str]] = frozenset()
+    recency: Mapping[tuple[str, PdId], Mapping[str, str]] = field(default_factory=dict)
     public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
 
     def __post_init__(self) -> None:

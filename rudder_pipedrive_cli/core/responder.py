@@ -18,7 +18,7 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
 # The answer to every search under --assume missing: one value, since plans only read answers.
-NO_HITS = ApiResponse(status=200, data=())
+NO_HITS = ApiResponse(status=200, data=None)
 
 
 class OfflineResponder:
@@ -39,7 +39,7 @@ class OfflineResponder:
             return ApiResponse(status=201, data=self._created(endpoint, request.body or {}))
         if method == "POST" and endpoint == "/v1/leads":
             return ApiResponse(status=201, data={"id": f"{{lead:{next(self._serial)}}}"})
-        if method == "GET" and endpoint == "/v1/leads":
+        if method == "GET" and endpoint in ("/v1/leads", "/v1/leads/archived"):
             return ApiResponse(status=200, data=[], additional_data={"pagination": {}})
         if method == "GET" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
             return ApiResponse(status=200, data=[], additional_data={"next_cursor": None})

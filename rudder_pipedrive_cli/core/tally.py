@@ -28,10 +28,16 @@ class Tally:
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
+    # Failed events an earlier failure of the same userId caused, by that root's reason
+    # (core/rootcause.py): counted under it, not as causes of their own.
+    knock_ons: Counter[str] = field(default_factory=Counter)
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
     tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
     retries: int = 0
     rate_limited: int = 0
+    # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
+    # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
+    not_attempted: int = 0
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -58,10 +64,12 @@ class Tally:
         dropped: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         reason: str = "",
+        root: str = "",
     ) -> None:
-        """Count one event's end. `event_type` is "invalid" for input that was not an event."""
+        """Count one event's end. `event_type` is "invalid" for input that was not an event;
+        `root`, for a failure an earlier one of the same userId caused, that one's reason."""
         if status == "failed":
-            _count(self.failures, reason, OTHER_REASONS)
+            _count(self.knock_ons if root else self.failures, root or reason, OTHER_REASONS)
         for warning in warnings:
             _count(self.warnings, warning, OTHER_WARNINGS)
         self.read += 1
@@ -76,9 +84,11 @@ class Tally:
                 tally[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
-        events: dict[str, int] = {"read": self.read}
+        events: dict[str, int] = {"read": self.read + self.not_attempted}
         events.update({name: self.outcomes[name] for name in OUTCOMES})
-        return {
+        if self.not_attempted:  # only a run that stopped early has the key
+            events["not_attempted"] = self.not_attempted
+        document: dict[str, Any] = {
             "events": events,
             "by_type": {
                 kind: {name: counts[name] for name in OUTCOMES if counts[name]}
@@ -91,6 +101,18 @@ class Tally:
             "duration_s": round(duration_s, 3),
             "dead_letter": dead_letter,
         }
+        if self.failures or self.knock_ons:  # only a run with failed events has the key
+            document["failed_by_reason"] = {
+                reason: {"events": self.failures[reason], "later_events": self.knock_ons[reason]}
+                for reason, _ in self.causes()
+            }
+        return document
+
+    def causes(self) -> list[tuple[str, int]]:
+        """Failure reasons with the failures each caused in all (its own and those of later
+        events of the same users), the most first."""
+        totals = self.failures + self.knock_ons
+        return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
 
 
 def _count(counter: Counter[str], key: str, other: str) -> None:

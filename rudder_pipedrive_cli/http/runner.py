@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 from rudder_pipedrive_cli.core.driver import Stepper, failed_outcome
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 
@@ -140,12 +140,15 @@ async def run_plans(
     concurrency: int = 8,
     stop: asyncio.Event | None = None,
     read_ahead: int | None = None,
+    left: Callable[[T], None] | None = None,
 ) -> None:
     """Run `start(item)`'s plan for every item against `send`; call `done(item, outcome)` for each.
 
-    `stop` set (Ctrl-C): read no more items and start none, let running plans finish, return.
-    Any other exception (AuthRefused, RateLimitStop, a bug) stops the run the same way, then is
-    raised once the running plans have finished. Items never started get no `done` call.
+    `stop` set (Ctrl-C, SIGTERM): read no more items and start none, let running plans finish,
+    return. Any other exception (AuthRefused, RateLimitStop, Unreachable, a bug) stops the run the
+    same way, then is raised once the running plans have finished. An item read but not finished
+    (never started, or its plan ended by such an exception) gets no `done` call but `left(item)`:
+    a rerun takes it.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -164,6 +167,7 @@ async def run_plans(
     async def run(
         item: T, item_keys: frozenset[str], after: list[asyncio.Event], finished: asyncio.Event
     ) -> None:
+        finished_item = False
         try:
             for earlier in after:
                 await earlier.wait()
@@ -171,11 +175,14 @@ async def run_plans(
                 if halted():
                     return
                 outcome = await _run_one(start, item, send)
+                finished_item = True
                 done(item, outcome)
         except Exception as error:
             if not fatal:
                 fatal.append(error)
         finally:
+            if not finished_item and left is not None:
+                left(item)
             finished.set()
             unfinished.discard(finished)
             for key in item_keys:
@@ -232,20 +239,24 @@ def drive_all(
     done: Callable[[T, Outcome], None],
     concurrency: int = 8,
     handle_sigint: bool = True,
-) -> bool:
-    """`run_plans` in its own event loop, for the CLI. Returns True when Ctrl-C stopped the run.
+    left: Callable[[T], None] | None = None,
+) -> signal.Signals | None:
+    """`run_plans` in its own event loop, for the CLI. Returns the signal that stopped the run
+    (SIGINT for Ctrl-C, SIGTERM), None when it ran to its end.
 
-    The first Ctrl-C stops taking new events and lets running plans finish; a second one cancels
-    them and raises KeyboardInterrupt.
+    The first Ctrl-C or SIGTERM stops taking new events and lets running plans finish; a second
+    one cancels them and raises KeyboardInterrupt (Terminated, for a SIGTERM).
     """
+    stopped_by: list[signal.Signals] = []
 
-    async def main() -> bool:
+    async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
-        installed = False
+        installed: dict[signal.Signals, Any] = {}
 
-        def on_sigint() -> None:
+        def on_signal(signum: signal.Signals) -> None:
+            stopped_by.append(signum)
             if stop.is_set() and task is not None:
                 task.cancel()
             stop.set()
@@ -253,11 +264,13 @@ def drive_all(
         # Windows event loops have no signal handlers: there Ctrl-C stays a KeyboardInterrupt.
         main_thread = threading.current_thread() is threading.main_thread()
         if handle_sigint and main_thread and sys.platform != "win32":
-            try:
-                loop.add_signal_handler(signal.SIGINT, on_sigint)
-                installed = True
-            except RuntimeError:
-                installed = False
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.getsignal(signum)
+                try:
+                    loop.add_signal_handler(signum, on_signal, signum)
+                except RuntimeError:
+                    continue
+                installed[signum] = previous
         try:
             async with sender as opened:
                 await run_plans(
@@ -268,13 +281,18 @@ def drive_all(
                     done=done,
                     concurrency=concurrency,
                     stop=stop,
+                    left=left,
                 )
         finally:
-            if installed:
-                loop.remove_signal_handler(signal.SIGINT)
-        return stop.is_set()
+            for signum, previous in installed.items():
+                loop.remove_signal_handler(signum)
+                # asyncio leaves SIGTERM at its default (death without a report): put back
+                # what the caller had, so a signal while the report is written is heard too.
+                if previous is not None:  # None: a handler not set from Python
+                    signal.signal(signum, previous)
 
     try:
-        return asyncio.run(main())
+        asyncio.run(main())
     except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
+        raise (Terminated if stopped_by[-1:] == [signal.SIGTERM] else KeyboardInterrupt) from None
+    return stopped_by[0] if stopped_by else None

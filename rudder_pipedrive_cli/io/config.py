@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
+from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 
 PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
+ON_INVALID = ("fail", "drop")
 FIELD_SECTIONS = ("persons", "organizations", "leads")
 DEFAULT_CONFIG = "rpd.toml"
 TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
@@ -49,6 +51,7 @@ KEYS: tuple[Key, ...] = (
     Key("identity", "group_id_field", str, "", "RPD_GROUP_ID_FIELD"),
     Key("identity", "create_persons", bool, False, "RPD_CREATE_PERSONS"),
     Key("identity", "default_currency", str, "", "RPD_DEFAULT_CURRENCY"),
+    Key("fields", "on_invalid", str, "fail", "RPD_ON_INVALID", ON_INVALID),
 )
 KEY_BY_PATH = {f"{k.section}.{k.name}": k for k in KEYS}
 
@@ -89,6 +92,7 @@ class Settings:
     group_id_field: str = ""
     create_persons: bool = False
     default_currency: str = ""
+    on_invalid: str = "fail"
     person_fields: Mapping[str, str] = field(default_factory=dict)
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)
@@ -101,6 +105,7 @@ class Settings:
             group_id_field=self.group_id_field,
             create_persons=self.create_persons,
             default_currency=self.default_currency,
+            on_invalid=self.on_invalid,
             person_fields=self.person_fields,
             org_fields=self.org_fields,
             lead_fields=self.lead_fields,
@@ -125,7 +130,7 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     """The API's base URL. Secrets never travel in it (SPEC 9: the token goes in a header), so a
     URL with credentials, a query or a fragment is refused, and the message does not repeat it."""
     if base_url:
-        parts = urlsplit(base_url)
+        parts = _url_parts(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"base_url {_shown(base_url)!r} is not an http(s) URL",
@@ -155,9 +160,51 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     return "https://api.pipedrive.com"
 
 
+# What a host may spell: a DNS name in ASCII (a non-ASCII one in its xn-- form), or an IP address.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _url_parts(base_url: str) -> SplitResult:
+    """`base_url` split, or a ConfigError saying what makes it no URL the client could use: a
+    space or control character, a host that is no DNS name or IP address, a port that is no
+    number (httpx refuses them only when the first request is made)."""
+    if not base_url.isascii() or not base_url.isprintable() or " " in base_url:
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} holds a space, a control or a non-ASCII character",
+            hint="give the URL without spaces, a non-ASCII host in its xn-- (punycode) form",
+        )
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number 0-65535
+    except ValueError:
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} is not a valid URL (its host or port)",
+            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ) from None
+    host = parts.hostname or ""
+    if host and not HOST_NAME.fullmatch(host) and not _is_ip(host):
+        raise ConfigError(
+            f"base_url {_shown(base_url)!r} has no valid host name",
+            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        )
+    return parts
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _shown(value: str) -> str:
     """A value for a message, without what could be a secret: userinfo, query and fragment."""
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # no URL (an unclosed "[" say): cut at what could start a secret
+        cut = re.split(r"[@?#]", value, maxsplit=1)
+        return cut[0] + ("..." if len(cut) > 1 else "")
     if "@" in parts.netloc:
         value = value.replace(parts.netloc, "***@" + parts.netloc.rsplit("@", 1)[1], 1)
     cut = re.split(r"[?#]", value, maxsplit=1)
@@ -201,6 +248,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
+        line = bytes(exc.object[: exc.start]).count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} is not UTF-8 text (byte {exc.start + 1} of the file)",
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
@@ -227,7 +280,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
     """Validate the TOML document; return (settings by 'section.name', field tables)."""
     values: dict[str, Any] = {}
     fields: dict[str, dict[str, str]] = {}
-    sections = [*sorted({k.section for k in KEYS}), "fields"]
+    sections = sorted({k.section for k in KEYS})
     for section, table in data.items():
         if section not in sections:
             homes = [k.section for k in KEYS if k.name == section]
@@ -241,18 +294,19 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table ([{section}])")
-        if section == "fields":
-            for sub, mapping in table.items():
-                if sub not in FIELD_SECTIONS:
-                    raise ConfigError(
-                        f"{path}: unknown section [fields.{sub}]",
-                        hint=_nearest(sub, list(FIELD_SECTIONS)),
-                    )
-                fields[sub] = _field_table(path, sub, mapping)
-            continue
         names = [k.name for k in KEYS if k.section == section]
         for name, value in table.items():
             key = KEY_BY_PATH.get(f"{section}.{name}")
+            if section == "fields" and key is None and isinstance(value, dict):  # [fields.persons]
+                if name not in FIELD_SECTIONS:
+                    raise ConfigError(
+                        f"{path}: unknown section [fields.{name}]",
+                        hint=_nearest(name, list(FIELD_SECTIONS)),
+                    )
+                fields[name] = _field_table(path, name, value)
+                continue
+            if section == "fields" and name in FIELD_SECTIONS:  # not a table: say what it must be
+                _field_table(path, name, value)
             if key is None:
                 homes = [k.section for k in KEYS if k.name == name]
                 hint = f"{name} belongs under [{homes[0]}]" if homes else _nearest(name, names)
@@ -314,6 +368,16 @@ def load_settings(
         and _precedence(origin["company_domain"]) < _precedence(origin["base_url"])
     ):
         resolved["base_url"] = ""
+    currency = resolved["default_currency"]
+    if currency:
+        code = currency_code(currency)
+        if code is None:
+            raise ConfigError(
+                f"{origin['default_currency']}: default_currency {currency!r} is not a 3-letter "
+                "currency code",
+                hint='give an ISO 4217 code, e.g. default_currency = "USD"',
+            )
+        resolved["default_currency"] = code
     settings = Settings(
         api_token=Secret(resolved.pop("api_token")),
         person_fields=fields.get("persons", {}),
@@ -323,6 +387,13 @@ def load_settings(
         warnings=tuple(warnings),
         **resolved,
     )
+    token = settings.api_token.reveal()
+    if not token.isprintable() or not token.isascii():
+        # Sent in a header, which holds printable ASCII only: the value is never repeated.
+        raise ConfigError(
+            f"{origin['api_token']}: api_token holds a control or a non-ASCII character",
+            hint=f"a Pipedrive API token is 40 hex digits: copy it again into ${TOKEN_ENV}",
+        )
     try:
         settings.api_url  # noqa: B018 - validates base_url / company_domain early
     except ConfigError as error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,10 +78,16 @@ class DeadLetters:
         self._handle: IO[bytes] | None = None
 
     def add(self, item: Intake, outcome: Outcome) -> None:
+        line = dead_letter_line(dead_letter_record(item, outcome))
         if self._handle is None:
-            self._handle = open_output(self.path, "ab", *DEAD_LETTERS)
+            self._handle = open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end
+            if _ends_mid_line(self._handle):
+                # An earlier run stopped mid-record (a full disk): the new records start on a
+                # line of their own, so they and the earlier whole ones all read back. The cut
+                # record is kept as it is (one bad line when read), never trimmed away.
+                line = b"\n" + line
         try:
-            self._handle.write(dead_letter_line(dead_letter_record(item, outcome)))
+            self._handle.write(line)
         except OSError as error:
             raise output_error(self.path, *DEAD_LETTERS, error) from None
         self.count += 1
@@ -99,6 +106,17 @@ class DeadLetters:
     @property
     def written(self) -> str | None:
         return str(self.path) if self.count else None
+
+
+def _ends_mid_line(handle: IO[bytes]) -> bool:
+    """Whether the file open for appending is not empty and does not end with a newline."""
+    try:
+        status = os.fstat(handle.fileno())
+        if status.st_size == 0:
+            return False
+        return os.pread(handle.fileno(), 1, status.st_size - 1) != b"\n"
+    except OSError:  # not a regular file (a pipe, /dev/stdout): nothing to look at
+        return False
 
 
 def check_output_path(
@@ -124,6 +142,33 @@ def check_output_path(
                 f"{option} {path} is also {what}: rpd would overwrite it",
                 hint=f"choose another {option} path",
             )
+    try:
+        probe_writable(path)
+    except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
+        raise UsageError(
+            f"cannot write {option} {path}: {error.strerror or error}",
+            hint=f"choose another {option} path; nothing was sent",
+        ) from None
+
+
+def probe_writable(path: Path) -> None:
+    """Raise the OSError that writing `path` would meet, changing nothing: an existing file is
+    opened for appending (nothing written), a new one (and its missing folders) is made and
+    removed again. (A full disk shows only when writing: that stays an error after the report.)"""
+    if path.exists() or path.is_symlink():  # a link that leads nowhere fails as writing would
+        path.open("ab").close()
+        return
+    missing = [folder for folder in path.parents if not folder.exists()]
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        path.open("xb").close()
+        path.unlink()
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def same_file(one: Path, other: Path) -> bool:

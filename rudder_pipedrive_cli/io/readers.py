@@ -1,15 +1,15 @@
 """Reading input files into raw items (SPEC 2): gzip and layout are sniffed, never trusted by name.
 
 Each path (or `-` for stdin) is opened in binary. Gzip is recognised by its magic bytes. The
-decompressed content is then NDJSON (streamed line by line, memory stays flat) or one JSON
-document (loaded whole), decided from its first non-blank lines:
-- the first non-blank character is `[`: a JSON array document;
-- the first non-blank line is a complete JSON value: NDJSON (a one-line object file is the same
-  either way);
-- otherwise the second non-blank line decides: a complete JSON object starting in the first
-  column means NDJSON whose first line is broken; anything else (a pretty-printed object goes on
-  with `"key": ...`, or with an indented element) means one JSON document, such as an event or a
-  `{"batch": [...]}` body spread over lines. A file of one broken line is NDJSON.
+decompressed content is one JSON document (loaded whole) when it starts with `[` or parses as one
+whole (an event or a `{"batch": [...]}` body spread over lines); otherwise it is NDJSON, streamed
+line by line (memory stays flat), whatever its first line holds. Deciding costs nothing when the
+first line is JSON on its own (a one-line object file is the same either way); when it is not,
+the lines are held, up to the size cap, to see whether the whole parses.
+
+No line and no document larger than `max_item_bytes` (--max-item-bytes) is held: it becomes one
+failed item, and reading goes on after it (a line) or with the next file (a document).
+A UTF-8 BOM is dropped at the start of any line (files joined with `cat`).
 
 Sources: `FILE:LINE` (1-based physical lines), `FILE:LINE#N` for the N-th event of a batch on a
 line, `FILE#N` for the N-th element of an array or of a whole-file batch, `FILE` for a whole-file
@@ -20,30 +20,46 @@ first value `parse_event` refuses, raises `UsageError` instead.
 
 from __future__ import annotations
 
-import errno
 import gzip
 import io
 import os
 import stat
 import sys
+import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import chain
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import orjson
 
+from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.envelopes import RawItem, unwrap
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.io.objects import (
+    Feed,
+    ObjectLedger,
+    ObjectReadError,
+    Resolver,
+    is_object_path,
+    list_objects,
+    resolve,
+    unfinished,
+    url_scheme,
+)
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from fsspec import AbstractFileSystem
 
 STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 BUFFER_SIZE = 1 << 18
+SKIP_CHUNK = 1 << 16
+# The largest line or JSON document read (--max-item-bytes): hostile or broken input (a stream
+# with no newline, /dev/zero) must not take the memory of the machine.
+DEFAULT_MAX_ITEM_BYTES = 32 << 20
 STRICT_HINT = "fix the input or run without --strict to dead-letter bad lines and continue"
 
 # What reading a damaged file or stream raises: truncated gzip (EOFError), corrupt gzip
@@ -52,18 +68,53 @@ READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
 class EventReader:
-    """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress."""
+    """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress.
+
+    A bucket URL or a local folder is listed here, before anything is read (io/objects.py): only
+    what `window` can touch, minus the objects `finished` says an earlier run finished. Its
+    objects are then read in time order as files are; `item_done` hears each item's outcome, and
+    `on_finished` gets each object read to its end whose items all ended well. `warn` hears what
+    the user should know (objects outside the backup layout).
+    """
 
     def __init__(
-        self, paths: Sequence[str], *, strict: bool = False, stdin: BinaryIO | None = None
+        self,
+        paths: Sequence[str],
+        *,
+        strict: bool = False,
+        stdin: BinaryIO | None = None,
+        max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES,
+        window: Window | None = None,
+        finished: Callable[[str, str], bool] | None = None,
+        on_finished: Callable[[str, str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+        resolver: Resolver = resolve,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.paths = tuple(paths)
         self.strict = strict
+        self.max_item_bytes = max_item_bytes
         self._stdin = stdin
+        self._sleep = sleep
         self._finished_bytes = 0
         self._current: _RawSource | None = None
+        self._ledger = ObjectLedger(on_finished)
+        self._listings: dict[str, tuple[AbstractFileSystem, list[StoredObject]]] = {}
+        self.objects_total = self.objects_read = self.objects_skipped = 0
+        for path in self.paths:
+            if path != STDIN and is_object_path(path) and path not in self._listings:
+                self._listings[path] = self._list(
+                    path, window or Window(), finished, warn, resolver
+                )
         self.total_bytes: int | None = (
-            None if STDIN in self.paths else sum(_file_size(path) for path in self.paths)
+            None
+            if STDIN in self.paths
+            else sum(
+                sum(stored.size for stored in self._listings[path][1])
+                if path in self._listings
+                else _file_size(path)
+                for path in self.paths
+            )
         )
 
     @property
@@ -77,10 +128,79 @@ class EventReader:
         consumed = source.consumed if source.consumed is not None else source.count
         return self._finished_bytes + consumed
 
+    def item_done(self, source: str, status: str) -> None:
+        """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
+        self._ledger.item_done(source, status != "failed")
+
     def __iter__(self) -> Iterator[RawItem]:
         for path in self.paths:
-            items = self._read_path(path)
+            listing = self._listings.get(path)
+            items = self._read_objects(*listing) if listing else self._read_path(path)
             yield from _strict(items) if self.strict else items
+
+    def _list(
+        self,
+        path: str,
+        window: Window,
+        finished: Callable[[str, str], bool] | None,
+        warn: Callable[[str], None] | None,
+        resolver: Resolver,
+    ) -> tuple[AbstractFileSystem, list[StoredObject]]:
+        fs, root = resolver(path)
+        try:
+            listed = list_objects(fs, root, path, window)
+        except FileNotFoundError:
+            raise UsageError(
+                f"cannot read {path}: no such bucket, prefix or folder",
+                hint="check the path (nothing was read or sent)",
+            ) from None
+        except Exception as error:  # the store's own errors: credentials, network, denied
+            raise UsageError(
+                f"cannot list {path}: {listing_error(error)}",
+                hint="check the URL and the provider's credentials (nothing was read or sent)",
+            ) from None
+        if not listed and window == Window():
+            raise UsageError(
+                f"cannot read {path}: it holds no objects",
+                hint="check the path (nothing was read or sent)",
+            )
+        timed, others = reading_order(listed, window)
+        if others and warn is not None:
+            noun = "object does" if len(others) == 1 else "objects do"
+            warn(
+                f"{len(others)} {noun} not follow RudderStack's backup layout "
+                f"(SOURCE/gw/YYYY-MM-DD/HOUR/INSTANCE/FIRST_LAST_WORKSPACE.json.gz), e.g. "
+                f"{others[0].name}: read in key order after the others, not by time"
+            )
+        ordered = timed + others
+        chosen = unfinished(ordered, finished)
+        self.objects_skipped += len(ordered) - len(chosen)
+        self.objects_total += len(chosen)
+        return fs, chosen
+
+    def _read_objects(
+        self, fs: AbstractFileSystem, objects: list[StoredObject]
+    ) -> Iterator[RawItem]:
+        with Feed(fs, objects, sleep=self._sleep) as feed:
+            for index, stored in enumerate(objects):
+                stream = feed.stream(index)
+                tally = self._ledger.start(stored)
+                error = stream.opening_error()
+                if error is not None:
+                    tally.items += 1
+                    yield RawItem(source=stored.name, error=f"cannot read object: {error}")
+                else:
+                    source = self._current = _RawSource(cast(BinaryIO, stream))
+                    try:
+                        for item in _read_stream(source, stored.name, self.max_item_bytes):
+                            tally.items += 1
+                            yield item
+                    finally:
+                        self._finished_bytes += source.count
+                        self._current = None
+                    stream.drain()
+                self.objects_read += 1
+                self._ledger.read_to_end(tally)
 
     def _read_path(self, path: str) -> Iterator[RawItem]:
         try:
@@ -90,7 +210,7 @@ class EventReader:
             return
         source = self._current = _RawSource(inner)
         try:
-            yield from _read_stream(source, path)
+            yield from _read_stream(source, path, self.max_item_bytes)
         finally:
             self._finished_bytes += source.count
             self._current = None
@@ -112,12 +232,13 @@ def require_readable(paths: Sequence[str]) -> None:
     not a phantom failed event (with a dead letter holding no event) after the other files were
     replayed. A file that goes away during the run is still a failed item (`_read_path`)."""
     for path in paths:
-        if path == STDIN:
-            continue
+        if path == STDIN or url_scheme(path) is not None:
+            continue  # a bucket URL is listed before anything is read (EventReader)
         try:
             mode = os.stat(path).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if stat.S_ISDIR(mode):  # a backup folder: it must list
+                os.listdir(path)
+                continue
             # A regular file is opened to see that it can be read. A named pipe is not: that
             # open would be the reader its writer waits for, and closing it would lose the data.
             if stat.S_ISREG(mode):
@@ -130,47 +251,82 @@ def require_readable(paths: Sequence[str]) -> None:
             ) from None
 
 
-def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
+def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
+    """The items of one stream: a JSON document when it starts with `[` or parses as one whole,
+    else NDJSON line by line. No line or document larger than `cap` bytes is held in memory."""
     number = 0  # the last physical line read, so a read error can say where it happened
     try:
         stream: io.BufferedIOBase = io.BufferedReader(source, BUFFER_SIZE)
         if source.head(len(GZIP_MAGIC)) == GZIP_MAGIC:
-            # Iterated directly, not behind another buffer: a buffer's large reads would drop the
+            # Read directly, not behind another buffer: a buffer's large reads would drop the
             # lines decompressed just before a truncated or corrupt part.
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
         else:
             source.consumed = 0  # lines are the stored bytes: count them as they are handed out
-        lines = enumerate(stream, 1)
-        consumed: list[bytes] = []
-        content: list[tuple[int, bytes]] = []
-        layout: str | None = None
-        for number, line in lines:
-            if number == 1 and line.startswith(BOM):
-                line = line[len(BOM) :]
-            consumed.append(line)
-            source.advance(len(line))
-            if line.isspace() or not line:
-                continue
-            content.append((number, line))
-            layout = _layout(content)
-            if layout is not None:
+        # A line may end in \r\n: two bytes past the cap tell an oversized line from a full one.
+        readline, limit, advance = stream.readline, cap + 2, source.advance
+        while True:  # to the first non-blank line, which decides the layout
+            first = readline(limit)
+            if not first:
+                return
+            number += 1
+            advance(len(first))
+            if first.startswith(BOM):
+                first = first[len(BOM) :]
+            if first.strip() or _oversized(first, cap):  # too large: a failed item, blank or not
                 break
-        if not content:
+        held: list[tuple[int, bytes | None]] = [(number, first)]
+        if _oversized(first, cap):
+            _skip_line(first, readline, advance)
+            if first.lstrip().startswith(b"["):
+                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                return
+            held = [(number, None)]
+        elif first.lstrip().startswith(b"["):
+            rest = stream.read(cap + 1 - len(first))
+            advance(len(rest))
+            if len(first) + len(rest) > cap:
+                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                return
+            yield from _document(first + rest, name)
             return
-        if layout == "document":
-            rest = stream.read()
-            source.advance(len(rest))
-            yield from _document(b"".join(consumed) + rest, name)
-            return
-        loads, sniffed = orjson.loads, content[-1][0]
-        for number, line in chain(content, lines):
-            if number > sniffed:  # the sniffed lines were counted above
-                source.advance(len(line))
+        elif not _decodes(first):
+            # NDJSON with a broken first line, or a document spread over lines: a document only
+            # if the whole parses as one (held up to the cap), else every line is read as a line.
+            size = len(first)
+            while size <= cap:
+                line = readline(limit)
+                if not line:
+                    data = b"".join(line for _, line in held if line is not None)
+                    try:
+                        value = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        break
+                    yield from _document_items(value, name)
+                    return
+                number += 1
+                advance(len(line))
+                size += len(line)
+                if _oversized(line, cap):
+                    _skip_line(line, readline, advance)
+                    held.append((number, None))
+                else:
+                    held.append((number, line))
+        for held_number, held_line in held:
+            yield from _line(name, held_number, held_line, cap)
+        del held
+        loads = orjson.loads
+        while line := readline(limit):
+            number += 1
+            advance(len(line))
+            if len(line) > cap and _oversized(line, cap):
+                _skip_line(line, readline, advance)
+                yield from _line(name, number, None, cap)
+                continue
             try:
                 value = loads(line)
-            except orjson.JSONDecodeError as exc:
-                if not line.isspace():
-                    yield _bad_line(f"{name}:{number}", line, exc)
+            except orjson.JSONDecodeError:
+                yield from _line(name, number, line, cap)
                 continue
             # The common case, a bare event, skips the general unwrapping.
             if type(value) is dict and type(value.get("type")) is str:
@@ -181,19 +337,52 @@ def _read_stream(source: _RawSource, name: str) -> Iterator[RawItem]:
         yield RawItem(source=f"{name}:{number + 1}", error=_read_error(exc))
 
 
-def _layout(content: list[tuple[int, bytes]]) -> str | None:
-    """The layout the first non-blank lines show: document, ndjson, or None to read one more."""
-    first = content[0][1]
-    if first.lstrip().startswith(b"["):
-        return "document"
-    if _decodes(first):
-        return "ndjson"
-    if len(content) == 1:
-        return None
-    # An NDJSON line starts at its first column; a pretty-printed document indents what it nests
-    # (`{"batch": [` then `  {"type": ...}` is one document, though its second line decodes).
-    second = content[1][1]
-    return "ndjson" if second.startswith(b"{") and _decodes(second) else "document"
+def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[RawItem]:
+    """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none."""
+    source = f"{name}:{number}"
+    if line is None:
+        yield RawItem(source=source, error=_too_large("line", cap))
+        return
+    if line.startswith(BOM):  # files joined with `cat` carry a BOM at the start of a line
+        line = line[len(BOM) :]
+    if not line.strip():
+        return
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        yield _bad_line(source, line, exc)
+        return
+    yield from unwrap(value, source)
+
+
+def _oversized(line: bytes, cap: int) -> bool:
+    return len(line) > cap and len(line.rstrip(b"\r\n")) > cap
+
+
+def _skip_line(
+    head: bytes, readline: Callable[[int], bytes], advance: Callable[[int], None]
+) -> None:
+    """Read past the rest of a line whose `head` was read, a chunk at a time (a stream with no
+    newline at all, such as /dev/zero, is never held in memory)."""
+    chunk = head
+    while chunk and not chunk.endswith(b"\n"):
+        chunk = readline(SKIP_CHUNK)
+        advance(len(chunk))
+
+
+def _too_large(what: str, cap: int) -> str:
+    return (
+        f"{what} larger than --max-item-bytes ({describe_size(cap)}): "
+        "split it into smaller lines or raise --max-item-bytes"
+    )
+
+
+def describe_size(size: int) -> str:
+    """A byte count as people write it: 32 MiB, 512 KiB, else bytes."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
 
 
 def _decodes(line: bytes) -> bool:
@@ -210,6 +399,10 @@ def _document(data: bytes, name: str) -> Iterator[RawItem]:
     except orjson.JSONDecodeError as exc:
         yield RawItem(source=name, error=_json_error(data, exc, whole=True))
         return
+    yield from _document_items(value, name)
+
+
+def _document_items(value: Any, name: str) -> Iterator[RawItem]:
     if isinstance(value, list):
         for number, element in enumerate(value, 1):
             yield from unwrap(element, f"{name}#{number}")
@@ -241,7 +434,17 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
     return f"not valid JSON: {exc.msg} at {where}"
 
 
+def listing_error(error: Exception) -> str:
+    """Why a store could not be listed, in one line (no credentials are ever in it)."""
+    if isinstance(error, PermissionError):
+        return "access denied"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
+
+
 def _read_error(exc: BaseException) -> str:
+    if isinstance(exc, ObjectReadError):
+        return f"cannot read object: {exc}"
     if isinstance(exc, EOFError):
         return f"truncated gzip stream: {exc}"
     if isinstance(exc, gzip.BadGzipFile | zlib.error):

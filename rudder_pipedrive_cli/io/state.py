@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.io.config import is_loopback
 
 SCHEMA_VERSION = 1
@@ -91,6 +92,24 @@ CREATE TABLE fields (
 ) WITHOUT ROWID;
 """
 TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
+# Field recency (core/recency.py): per record and field, the time of the event whose value rpd
+# last wrote. Added to files of schema 1 when first opened for writing; read as empty until then.
+RECENCY_TABLE = "field_recency"
+RECENCY_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {RECENCY_TABLE} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, pd_id TEXT NOT NULL, field TEXT NOT NULL,
+    stamp TEXT NOT NULL, PRIMARY KEY (ns, kind, pd_id, field)
+) WITHOUT ROWID
+"""
+# Objects of a bucket or backup folder a run read to the end with every event done (SPEC 2,
+# resume), by name and version (ETag or size). Created on first use, so that files written
+# before it open as they are.
+OBJECTS_TABLE = """
+CREATE TABLE IF NOT EXISTS objects_done (
+    ns TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (ns, name)
+) WITHOUT ROWID
+"""
 
 
 def default_state_path(config_path: Path | None) -> Path:
@@ -634,6 +653,60 @@ class _Overlay:
         self.unlisted: set[str] = set()  # persons whose stored list is no longer complete
 
 
+class _FieldRecency:
+    """The field recency table (Known.recency) of one namespace; in memory for a read-only
+    state, whose file is never written (and may be older than the table)."""
+
+    def __init__(
+        self, db: sqlite3.Connection | _Guarded, namespace: str, *, readonly: bool
+    ) -> None:
+        self._db = db
+        self._ns = namespace
+        self._memory: dict[tuple[str, str], dict[str, str]] | None = {} if readonly else None
+        self._stored = (
+            db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECENCY_TABLE,)
+            ).fetchone()
+            is not None
+        )
+
+    def times(self, kind: str, record: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        if self._stored:
+            found = dict(
+                self._db.execute(
+                    f"SELECT field, stamp FROM {RECENCY_TABLE} "
+                    "WHERE ns = ? AND kind = ? AND pd_id = ?",
+                    (self._ns, kind, record),
+                ).fetchall()
+            )
+        if self._memory is not None and (kind, record) in self._memory:
+            found = newest(found, self._memory[(kind, record)])
+        return found
+
+    def learn(self, kind: str, record: str, times: Mapping[str, str]) -> None:
+        """Keep the later time of each field (inside the caller's open batch when writable)."""
+        if self._memory is not None:
+            self._memory[(kind, record)] = newest(self._memory.get((kind, record), {}), times)
+            return
+        self._db.executemany(
+            f"INSERT INTO {RECENCY_TABLE} (ns, kind, pd_id, field, stamp) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ns, kind, pd_id, field) "
+            "DO UPDATE SET stamp = max(stamp, excluded.stamp)",
+            [(self._ns, kind, record, name, at) for name, at in times.items()],
+        )
+
+    def clear(self, namespace: str | None) -> None:
+        if self._memory is not None:
+            self._memory.clear()
+        if not self._stored:
+            return
+        if namespace is None:
+            self._db.execute(f"DELETE FROM {RECENCY_TABLE}")
+        else:
+            self._db.execute(f"DELETE FROM {RECENCY_TABLE} WHERE ns = ?", (namespace,))
+
+
 @dataclass(slots=True)
 class _Batch:
     size: int = 0
@@ -683,6 +756,7 @@ class ReplayState:
         # Identities of events that failed in this run (Outcome.troubled): kept for the run only,
         # as the next run retries those events first.
         self._troubled: set[tuple[str, str]] = set()
+        self._recency = _FieldRecency(self._db, namespace, readonly=self.readonly)
 
     @classmethod
     def open(
@@ -801,6 +875,10 @@ class ReplayState:
     def troubled(self, kind: str, key: str) -> bool:
         return (kind, key) in self._troubled
 
+    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
+        with self._mutex:
+            return self._recency.times(kind, encode_id(record))
+
     def merging_into(self, person_id: PdId) -> PdId | None:
         if not self._unsettled:
             return None
@@ -844,6 +922,11 @@ class ReplayState:
 
     def _learn(self, outcome: Outcome) -> None:
         self._troubled.update(outcome.troubled)
+        if outcome.recency:
+            if not self.readonly:
+                self._open_batch()
+            for (kind, record), times in outcome.recency.items():
+                self._recency.learn(kind, encode_id(record), times)
         ids: list[tuple[str, str, PdId | None]] = [
             (kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()
         ]
@@ -1021,6 +1104,34 @@ class ReplayState:
             ).fetchone()
             return int(row[0])
 
+    # -- objects read to the end ------------------------------------------------------------------
+
+    def object_finished(self, name: str, version: str) -> bool:
+        """Whether an earlier run finished this version of the object (io/objects.py)."""
+        with self._mutex:
+            try:
+                row = self._db.execute(
+                    "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
+                    (self.namespace, name, version),
+                ).fetchone()
+            except sqlite3.OperationalError:  # no such table: nothing finished yet
+                return False
+            return row is not None
+
+    def finish_object(self, name: str, version: str) -> None:
+        """Record the object as finished, with the outcomes of its events (one batch)."""
+        with self._mutex:
+            self._writable()
+            self._open_batch()
+            self._db.execute(OBJECTS_TABLE)
+            self._db.execute(
+                "INSERT INTO objects_done (ns, name, version, finished_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, name) DO UPDATE SET version = excluded.version, "
+                "finished_at = excluded.finished_at",
+                (self.namespace, name, version, self._now()),
+            )
+            self._buffered()
+
     # -- runs and the field listing cache ---------------------------------------------------------
 
     def start_run(self) -> None:
@@ -1125,6 +1236,7 @@ class ReplayState:
         self.namespace = namespace
         self._merges = self._has_merges()
         self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
+        self._recency = _FieldRecency(self._db, namespace, readonly=self.readonly)
 
     def _keyed_on_url(self, base_url: str, fingerprint: str | None) -> list[str]:
         """Namespaces an older rpd keyed on a spelling of this URL (and this token's fingerprint,
@@ -1151,7 +1263,8 @@ class ReplayState:
             "(SELECT event_id FROM journal WHERE ns = ? AND status != 'failed')",
             (new, old),
         )
-        for table in TABLES:
+        self._db.execute(OBJECTS_TABLE)
+        for table in (*TABLES, RECENCY_TABLE, "objects_done"):
             self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
             self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
@@ -1171,11 +1284,13 @@ class ReplayState:
             self._commit()
             self._db.execute("PRAGMA secure_delete = ON")
             with _transaction(self._db):
-                for table in TABLES:
+                self._db.execute(OBJECTS_TABLE)
+                for table in (*TABLES, "objects_done"):
                     if namespace is None:
                         self._db.execute(f"DELETE FROM {table}")
                     else:
                         self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+                self._recency.clear(namespace)
                 # The accounts remembered: every one, or this namespace's.
                 self._db.execute(
                     "DELETE FROM meta WHERE (key >= 'account:' AND key < 'account;' "
@@ -1289,7 +1404,7 @@ def _write_key(event_id: str, request: ApiRequest) -> tuple[str, str, str, str]:
 
 
 def _prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
-    """WAL, and in a new file the schema."""
+    """WAL, in a new file the schema, and the tables added since schema 1 (field recency)."""
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
     if empty:
@@ -1300,6 +1415,7 @@ def _prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+    connection.execute(RECENCY_SCHEMA)
 
 
 @contextlib.contextmanager

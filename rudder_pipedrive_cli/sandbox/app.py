@@ -17,18 +17,20 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from rudder_pipedrive_cli.core.costs import token_cost
-from rudder_pipedrive_cli.sandbox.faults import Faults, FaultSettings
+from rudder_pipedrive_cli.sandbox.faults import Faults
 from rudder_pipedrive_cli.sandbox.limits import Limiter
-from rudder_pipedrive_cli.sandbox.options import SandboxOptions, check_faults
+from rudder_pipedrive_cli.sandbox.options import SandboxOptions
 from rudder_pipedrive_cli.sandbox.replies import (
     Answer,
     ApiError,
     edge_forbidden,
     failure,
+    mangled,
     plain,
     server_error,
 )
-from rudder_pipedrive_cli.sandbox.routes import ROUTES, Request, match_route
+from rudder_pipedrive_cli.sandbox.routes import LOOKUPS, ROUTES, Request, match_route
+from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS
 from rudder_pipedrive_cli.sandbox.store import Store
 
 _WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -44,16 +46,7 @@ class SandboxApp:
         self.options = options
         self.clock = clock
         self.lock = threading.Lock()
-        self.faults = Faults(
-            FaultSettings(
-                fail_5xx=options.fail_5xx,
-                fail_429=options.fail_429,
-                fail_reset=options.fail_reset,
-                latency_ms=options.latency_ms,
-                index_lag_ms=options.index_lag_ms,
-            ),
-            options.fault_seed,
-        )
+        self.faults = Faults(options.fault_settings(), options.fault_seed)
         self.store = Store(index_lag_ms=options.index_lag_ms)
         self.limiter = Limiter(options.plan, options.seats)
         self._clear_stats()
@@ -64,6 +57,7 @@ class SandboxApp:
         self.rate_limited = 0
         self.forbidden = 0
         self.resets = 0
+        self.mangled = 0
 
     # ---- introspection ----------------------------------------------------------------------
 
@@ -80,6 +74,7 @@ class SandboxApp:
                 "rate_limited": self.rate_limited,
                 "forbidden": self.forbidden,
                 "resets": self.resets,
+                "mangled": self.mangled,
             }
 
     def reset(self) -> None:
@@ -91,23 +86,35 @@ class SandboxApp:
 
     def set_faults(self, **changes: Any) -> None:
         with self.lock:
-            settings = replace(self.faults.settings, **changes)
-            check_faults(
-                fail_5xx=settings.fail_5xx,
-                fail_429=settings.fail_429,
-                fail_reset=settings.fail_reset,
-                latency_ms=settings.latency_ms,
-                index_lag_ms=settings.index_lag_ms,
-            )
+            settings = replace(self.faults.settings, **changes)  # checks the values
             self.faults.settings = settings
             self.store.index_lag_ms = settings.index_lag_ms
 
     # ---- requests ------------------------------------------------------------------------------
 
+    def screen(
+        self, method: str, target: str, headers: Mapping[str, str], length: int
+    ) -> Answer | None:
+        """The answer to a request refused before its body is read, or None to read it: a wrong
+        token (401) or a body over `max_body_bytes` (413) costs the sandbox no memory."""
+        url = urlsplit(target)
+        if _token(url.query, headers) != self.options.token:
+            return self.handle(method, target, headers, b"")
+        if length <= self.options.max_body_bytes:
+            return None
+        cap = self.options.max_body_bytes
+        answer = failure(413, f"Request body too large: at most {cap} bytes")
+        if not url.path.startswith("/_sandbox/"):
+            with self.lock:
+                route = match_route(url.path)
+                self.requests[f"{method} {route[0] if route else '(unknown)'}"] += 1
+                self.statuses["413"] += 1
+        return answer
+
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         url = urlsplit(target)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
-        token = headers.get("x-api-token") or query.pop("api_token", None)
+        token = _token(url.query, headers)
         query.pop("api_token", None)
         if url.path.startswith("/_sandbox/"):
             if token != self.options.token:
@@ -171,6 +178,9 @@ class SandboxApp:
         handler = ROUTES.get((method, route[0])) if route else None
         if route is None or handler is None:
             return failure(404, f"Unknown method {key}")
+        unknown = next((name for name in query if name not in QUERY_PARAMETERS[key]), None)
+        if unknown is not None:
+            return failure(400, f"{unknown}: not a parameter of {key}")
         try:
             parsed = orjson.loads(body) if body else None
         except orjson.JSONDecodeError:
@@ -183,4 +193,18 @@ class SandboxApp:
         except ApiError as err:
             return failure(err.status, err.message)
         applied = fault.kind == "reset" and answer.status < 300
-        return replace(answer, drop=True) if applied else answer
+        if applied:
+            return replace(answer, drop=True)
+        if key in LOOKUPS and answer.status == 200:
+            kind = self.faults.mangle()
+            if kind:
+                self.mangled += 1
+                return mangled(kind, answer)
+        return answer
+
+
+def _token(query: str, headers: Mapping[str, str]) -> str | None:
+    """The token a request carries: the `x-api-token` header, else the `api_token` query."""
+    return headers.get("x-api-token") or dict(parse_qsl(query, keep_blank_values=True)).get(
+        "api_token"
+    )

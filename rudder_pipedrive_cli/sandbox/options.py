@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS, FaultSettings
+
 PLAN_NAMES = ("lite", "growth", "premium", "ultimate", "unlimited")
+DEFAULT_TOKEN = "sandbox-token"
+# Larger request bodies get a 413 before they are read (rpd's largest is a few kB).
+MAX_BODY_BYTES = 1024 * 1024
+# A connection that sends nothing for this long (mid-request or idle between requests) is closed.
+READ_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SandboxOptions:
     host: str = "127.0.0.1"
     port: int = 0
-    token: str = "sandbox-token"
+    token: str = DEFAULT_TOKEN
     plan: str = "unlimited"
     seats: int = 1
     fail_5xx: float = 0.0
@@ -19,7 +26,11 @@ class SandboxOptions:
     fail_reset: float = 0.0
     latency_ms: int = 0
     index_lag_ms: int = 0
+    fail_mangle: float = 0.0
+    mangle_kinds: tuple[str, ...] = MANGLE_KINDS
     fault_seed: int | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
+    read_timeout_s: float = READ_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.plan not in PLAN_NAMES:
@@ -30,23 +41,19 @@ class SandboxOptions:
             raise ValueError("token must not be empty")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, not {self.port}")
-        check_faults(
+        if self.max_body_bytes < 0:
+            raise ValueError(f"max_body_bytes must not be negative, not {self.max_body_bytes}")
+        if self.read_timeout_s <= 0:
+            raise ValueError(f"read_timeout_s must be positive, not {self.read_timeout_s}")
+        self.fault_settings()  # checks the fault values
+
+    def fault_settings(self) -> FaultSettings:
+        return FaultSettings(
             fail_5xx=self.fail_5xx,
             fail_429=self.fail_429,
             fail_reset=self.fail_reset,
             latency_ms=self.latency_ms,
             index_lag_ms=self.index_lag_ms,
+            fail_mangle=self.fail_mangle,
+            mangle_kinds=self.mangle_kinds,
         )
-
-
-def check_faults(
-    *, fail_5xx: float, fail_429: float, fail_reset: float, latency_ms: int, index_lag_ms: int
-) -> None:
-    for name, rate in (("fail_5xx", fail_5xx), ("fail_429", fail_429), ("fail_reset", fail_reset)):
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"{name} must be a rate between 0 and 1, not {rate}")
-    if fail_5xx + fail_429 > 1.0:
-        raise ValueError("fail_5xx + fail_429 must not exceed 1")
-    for name, ms in (("latency_ms", latency_ms), ("index_lag_ms", index_lag_ms)):
-        if ms < 0:
-            raise ValueError(f"{name} must not be negative, not {ms}")

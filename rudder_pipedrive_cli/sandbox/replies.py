@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -68,6 +68,33 @@ def failure(status: int, message: str) -> Answer:
     if status in (401, 429):
         body["errorCode"] = status
     return Answer(status=status, body=orjson.dumps(body))
+
+
+_MANGLED_HTML = (
+    b"<!DOCTYPE html>\n<html><head><title>Pipedrive</title></head>\n"
+    b"<body><h1>We'll be right back</h1><p>Pipedrive is undergoing maintenance.</p></body></html>\n"
+)
+
+
+def mangled(kind: str, answer: Answer) -> Answer:
+    """A malformed stand-in for a successful lookup's answer (faults.MANGLE_KINDS), status 200."""
+    if kind == "html":
+        return replace(answer, body=_MANGLED_HTML, content_type="text/html; charset=utf-8")
+    if kind == "empty":
+        return replace(answer, body=b"")
+    if kind == "unsuccessful":
+        return replace(answer, body=b'{"success":false}')
+    if kind == "no-data":
+        return replace(answer, body=b'{"success":true}')
+    # v1-shape: v1's search answer, the items in an object under `data`, v1's pagination.
+    items = orjson.loads(answer.body)["data"]
+    pagination = {"start": 0, "limit": 100, "more_items_in_collection": False}
+    body = {
+        "success": True,
+        "data": {"items": items},
+        "additional_data": {"pagination": pagination},
+    }
+    return replace(answer, body=orjson.dumps(body))
 
 
 def edge_forbidden() -> Answer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,15 +18,26 @@ import orjson
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
+    ACTIVITY_TYPES,
+    FIELD_EXTRAS,
     FIELD_LISTINGS,
     FIELDS,
     LEAD_LABELS,
+    PIPELINES,
+    STAGES,
     USER_ME,
     Entity,
+    custom_fields,
     searchable_field,
 )
-from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Store
-from rudder_pipedrive_cli.sandbox.validation import check_schema, parse_rfc3339
+from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Record, Store
+from rudder_pipedrive_cli.sandbox.validation import (
+    check_schema,
+    is_date,
+    is_uuid,
+    looks_like_field_key,
+    parse_rfc3339,
+)
 
 MAX_LIMIT = 500
 V1_MAX_LIMIT = 500
@@ -83,11 +94,15 @@ def _cursor_offset(req: Request) -> int:
     return int(decoded["offset"])
 
 
-def _cursor_page(req: Request, rows: list[Any], *, default_limit: int = 100) -> Answer:
+def _cursor_page(
+    req: Request, rows: list[Any], *, view: Callable[[Any], Any] | None = None
+) -> Answer:
     """One page of `rows` with v2's `additional_data.next_cursor` (null on the last page)."""
-    limit = _limit(req, default_limit, MAX_LIMIT)
+    limit = _limit(req, 100, MAX_LIMIT)
     offset = _cursor_offset(req)
     page = rows[offset : offset + limit]
+    if view is not None:
+        page = [view(row) for row in page]
     more = offset + limit < len(rows)
     cursor = (
         base64.urlsafe_b64encode(orjson.dumps({"offset": offset + limit})).decode()
@@ -123,31 +138,100 @@ def _body(req: Request) -> Mapping[str, Any]:
 _SORTABLE = ("id", "update_time", "add_time")
 
 
+def _v2_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
+    """v2's `sort_by` (default id) and `sort_direction` (default asc); ties by id."""
+    sort_by = req.query.get("sort_by", "id")
+    if sort_by not in sortable:
+        raise ApiError(400, f"sort_by: must be one of {', '.join(sortable)}")
+    direction = req.query.get("sort_direction", "asc")
+    if direction not in ("asc", "desc"):
+        raise ApiError(400, "sort_direction: must be asc or desc")
+
+    def key(row: Record) -> tuple[bool, Any, Any]:
+        return row[sort_by] is None, row[sort_by], row["id"]
+
+    return sorted(rows, key=key, reverse=direction == "desc")
+
+
 def _lister(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
-        sort_by = req.query.get("sort_by", "id")
-        if sort_by not in _SORTABLE:
-            raise ApiError(400, f"sort_by: must be one of {', '.join(_SORTABLE)}")
-        direction = req.query.get("sort_direction", "asc")
-        if direction not in ("asc", "desc"):
-            raise ApiError(400, "sort_direction: must be asc or desc")
-        ids = req.query.get("ids")
+        _unmodelled(req, "filter_id")
+        view = _record_view(entity, req)
+        ids = _ids(req)
+        deal_id = _query_int(req, "deal_id") if entity == "person" else None
+        if deal_id is not None:  # the persons linked to that deal
+            deal = store.sales.deals.get(deal_id)
+            linked = {deal["person_id"]} if deal and deal["person_id"] is not None else set()
+            ids = frozenset(linked if ids is None else linked & ids)
         rows = store.listing(
             entity,
-            ids=frozenset(_int(i, "ids") for i in ids.split(",")) if ids else None,
+            ids=ids,
+            owner_id=_query_int(req, "owner_id"),
             org_id=_query_int(req, "org_id") if entity == "person" else None,
             updated_since=_time_query(req, "updated_since"),
             updated_until=_time_query(req, "updated_until"),
-            sort_by=sort_by,
-            descending=direction == "desc",
         )
-        return _cursor_page(req, rows)
+        return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
 
     return handle
 
 
+_MAX_IDS = 100
+_MAX_CUSTOM_FIELDS = 15
+
+
+def _ids(req: Request) -> frozenset[int] | None:
+    if "ids" not in req.query:
+        return None
+    ids = [_int(i.strip(), "ids") for i in req.query["ids"].split(",")]
+    if len(ids) > _MAX_IDS:
+        raise ApiError(400, f"ids: at most {_MAX_IDS} ids, got {len(ids)}")
+    return frozenset(ids)
+
+
+def _query_bool(req: Request, name: str) -> bool:
+    value = req.query.get(name, "false")
+    if value not in ("true", "false"):
+        raise ApiError(400, f"{name}: must be true or false, got {value!r}")
+    return value == "true"
+
+
+def _record_view(entity: Entity, req: Request) -> Callable[[Record], Record]:
+    """How a v2 get or list shows a record: `custom_fields=K1,K2` keeps only those custom fields
+    (at most 15), `include_option_labels=true` shows enum and set values as {id, label}."""
+    _unmodelled(req, "include_fields", "include_labels")
+    fields = custom_fields(entity)
+    keys: tuple[str, ...] | None = None
+    if "custom_fields" in req.query:
+        keys = tuple(k.strip() for k in req.query["custom_fields"].split(",") if k.strip())
+        if not keys:
+            raise ApiError(400, "custom_fields: name at least one custom field key")
+        unknown = next((k for k in keys if k not in fields), None)
+        if unknown is not None:
+            raise ApiError(400, f"custom_fields: {unknown!r} is not a custom {entity} field")
+        if len(keys) > _MAX_CUSTOM_FIELDS:
+            raise ApiError(400, f"custom_fields: at most {_MAX_CUSTOM_FIELDS} keys")
+    labels = _query_bool(req, "include_option_labels")
+    if keys is None and not labels:
+        return lambda record: record
+
+    def view(record: Record) -> Record:
+        shown = record["custom_fields"]
+        if keys is not None:
+            shown = {key: value for key, value in shown.items() if key in keys}
+        if labels:
+            shown = {key: fields[key].labelled(value) for key, value in shown.items()}
+        return {**record, "custom_fields": shown}
+
+    return view
+
+
 def _getter(entity: Entity) -> Handler:
-    return lambda store, req: success(store.get(entity, _path_id(req)))
+    def handle(store: Store, req: Request) -> Answer:
+        view = _record_view(entity, req)
+        return success(view(store.get(entity, _path_id(req))))
+
+    return handle
 
 
 def _creator(entity: Entity) -> Handler:
@@ -216,19 +300,73 @@ def _search(store: Store, req: Request) -> Answer:
 # ---- leads -----------------------------------------------------------------------------------
 
 
+def _lead_body(req: Request) -> Mapping[str, Any]:
+    """A v1 lead body: its schema, and no key beyond it but custom deal fields (top level)."""
+    body = _body(req)
+    known = REQUEST_SCHEMAS[f"{req.method} {req.template}"]["properties"]
+    for key in body:
+        if key not in known and not looks_like_field_key(key.removesuffix("_currency")):
+            raise ApiError(400, f"Validation failed: {key}: unknown property")
+    return body
+
+
+def _lead_id(req: Request) -> str:
+    if not is_uuid(req.params["id"]):
+        raise ApiError(400, f"id: must be a UUID, got {req.params['id']!r}")
+    return req.params["id"]
+
+
 def _create_lead(store: Store, req: Request) -> Answer:
-    return success(store.create_lead(_body(req), req.now), status=201)
+    return success(store.create_lead(_lead_body(req), req.now), status=201)
 
 
-def _list_leads(store: Store, req: Request) -> Answer:
+def _update_lead(store: Store, req: Request) -> Answer:
+    return success(store.update_lead(_lead_id(req), _lead_body(req), req.now))
+
+
+_LEAD_SORTABLE = (
+    "id",
+    "title",
+    "owner_id",
+    "creator_id",
+    "was_seen",
+    "expected_close_date",
+    "next_activity_id",
+    "add_time",
+    "update_time",
+)
+
+
+def _v1_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
+    """Rows sorted by v1's `sort` (unsorted: as they are, the order they were added)."""
+    for key, descending in reversed(_v1_sort(req, sortable)):  # stable sorts, last key first
+        rows = sorted(rows, key=lambda r: (r[key] is None, r[key]), reverse=descending)
+    return rows
+
+
+def _v1_sort(req: Request, sortable: Sequence[str]) -> list[tuple[str, bool]]:
+    """v1's `sort`: "field_1 ASC, field_2 DESC" -> [(field, descending)]."""
+    keys: list[tuple[str, bool]] = []
+    for part in req.query.get("sort", "").split(","):
+        if not part.strip():
+            continue
+        name, _, direction = part.strip().partition(" ")
+        direction = direction.strip().upper() or "ASC"
+        if name not in sortable or direction not in ("ASC", "DESC"):
+            raise ApiError(
+                400, f"sort: expected 'field ASC|DESC, ...' with fields {', '.join(sortable)}"
+            )
+        keys.append((name, direction == "DESC"))
+    return keys
+
+
+def _v1_page(req: Request, rows: list[Any]) -> Answer:
+    """One page of `rows` by v1's `start` and `limit`, with its pagination."""
     start = _query_int(req, "start", 0)
     assert start is not None
     if start < 0:
         raise ApiError(400, "start: must not be negative")
     limit = _limit(req, 100, V1_MAX_LIMIT)
-    rows = store.lead_listing(
-        person_id=_query_int(req, "person_id"), org_id=_query_int(req, "organization_id")
-    )
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
     if more:
@@ -237,11 +375,141 @@ def _list_leads(store: Store, req: Request) -> Answer:
     return success(rows[start : start + limit], {**pagination, "pagination": pagination})
 
 
+def _unmodelled(req: Request, *names: str) -> None:
+    """Parameters Pipedrive documents that the sandbox does not model: refused, never ignored."""
+    for name in names:
+        if name in req.query:
+            raise ApiError(400, f"{name}: not supported by the sandbox")
+
+
+def _lead_lister(*, archived: bool) -> Handler:
+    def handle(store: Store, req: Request) -> Answer:
+        _unmodelled(req, "filter_id")
+        rows = store.lead_listing(
+            archived=archived,
+            person_id=_query_int(req, "person_id"),
+            org_id=_query_int(req, "organization_id"),
+            owner_id=_query_int(req, "owner_id"),
+            updated_since=None if archived else _time_query(req, "updated_since"),
+        )
+        return _v1_page(req, _v1_sorted(req, rows, _LEAD_SORTABLE))
+
+    return handle
+
+
 # ---- fields, labels, user ----------------------------------------------------------------------
 
 
 def _field_listing(entity: Entity) -> Handler:
-    return lambda store, req: _cursor_page(req, [f.listing() for f in FIELDS[entity]])
+    def handle(store: Store, req: Request) -> Answer:
+        extras = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
+        if any(e not in FIELD_EXTRAS for e in extras):
+            raise ApiError(400, f"include_fields: must be some of {', '.join(FIELD_EXTRAS)}")
+        return _cursor_page(req, [f.listing(extras) for f in FIELDS[entity]])
+
+    return handle
+
+
+# ---- deals, activities, notes, pipelines, stages, activity types ------------------------------
+
+
+def _create_deal(store: Store, req: Request) -> Answer:
+    return success(store.sales.create_deal(_body(req), req.now))
+
+
+_DEAL_STATUSES = ("open", "won", "lost", "deleted")
+
+
+def _list_deals(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "filter_id")
+    view = _record_view("deal", req)
+    statuses = None
+    if "status" in req.query:
+        statuses = [s.strip() for s in req.query["status"].split(",")]
+        if not all(s in _DEAL_STATUSES for s in statuses):
+            raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
+    rows = store.sales.deal_listing(
+        ids=_ids(req),
+        filters=_int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
+        statuses=statuses,
+        updated_since=_time_query(req, "updated_since"),
+        updated_until=_time_query(req, "updated_until"),
+    )
+    return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
+
+
+def _int_filters(req: Request, *names: str) -> dict[str, Any]:
+    """The integer id filters a request gives, by name."""
+    return {name: _query_int(req, name) for name in names if name in req.query}
+
+
+def _create_activity(store: Store, req: Request) -> Answer:
+    return success(store.sales.create_activity(_body(req), req.now))
+
+
+def _list_activities(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "filter_id", "include_fields")
+    filters = _int_filters(req, "owner_id", "deal_id", "person_id", "org_id")
+    if "lead_id" in req.query:
+        filters["lead_id"] = req.query["lead_id"]
+    if "done" in req.query:
+        filters["done"] = _query_bool(req, "done")
+    rows = store.sales.activity_listing(
+        ids=_ids(req),
+        filters=filters,
+        updated_since=_time_query(req, "updated_since"),
+        updated_until=_time_query(req, "updated_until"),
+    )
+    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "due_date")))
+
+
+def _create_note(store: Store, req: Request) -> Answer:
+    body = _body(req)
+    known = {
+        name
+        for part in REQUEST_SCHEMAS["POST /v1/notes"]["allOf"]
+        for name in part.get("properties", {})
+    }
+    unknown = next((key for key in body if key not in known), None)
+    if unknown is not None:
+        raise ApiError(400, f"Validation failed: {unknown}: unknown property")
+    return success(store.sales.create_note(body, req.now))
+
+
+_NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")
+_PIN_FLAGS = tuple(
+    f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
+)
+
+
+def _list_notes(store: Store, req: Request) -> Answer:
+    _unmodelled(req, "project_id", "task_id", "pinned_to_task_flag")
+    filters = _int_filters(req, "user_id", "deal_id", "person_id", "org_id")
+    if "lead_id" in req.query:
+        filters["lead_id"] = req.query["lead_id"]
+    for flag in _PIN_FLAGS:
+        if flag in req.query:
+            if req.query[flag] not in ("0", "1"):
+                raise ApiError(400, f"{flag}: must be 0 or 1")
+            filters[flag] = req.query[flag] == "1"
+    dates = {}
+    for name in ("start_date", "end_date"):
+        if name in req.query and not is_date(req.query[name]):
+            raise ApiError(400, f"{name}: must be a date (YYYY-MM-DD)")
+        dates[name] = req.query.get(name)
+    rows = store.sales.note_listing(
+        filters=filters,
+        start_date=dates["start_date"],
+        end_date=dates["end_date"],
+        updated_since=_time_query(req, "updated_since"),
+    )
+    return _v1_page(req, _v1_sorted(req, rows, (*_NOTE_SORTABLE, "update_time")))
+
+
+def _list_stages(store: Store, req: Request) -> Answer:
+    pipeline_id = _query_int(req, "pipeline_id")
+    rows = [dict(s) for s in STAGES if pipeline_id is None or s["pipeline_id"] == pipeline_id]
+    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "order_nr")))
 
 
 ROUTES: Mapping[tuple[str, str], Handler] = {
@@ -257,10 +525,40 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     **{("GET", path): _field_listing(entity) for path, entity in FIELD_LISTINGS.items()},
     ("PUT", "/v1/persons/{id}/merge"): _merge,
     ("POST", "/v1/leads"): _create_lead,
-    ("GET", "/v1/leads"): _list_leads,
+    ("GET", "/v1/leads"): _lead_lister(archived=False),
+    # Before /v1/leads/{id}: routes match in this order.
+    ("GET", "/v1/leads/archived"): _lead_lister(archived=True),
+    ("GET", "/v1/leads/{id}"): lambda store, req: success(store.get_lead(_lead_id(req))),
+    ("PATCH", "/v1/leads/{id}"): _update_lead,
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME, company_id=store.company_id)),
+    ("POST", "/api/v2/deals"): _create_deal,
+    ("GET", "/api/v2/deals"): _list_deals,
+    ("POST", "/api/v2/activities"): _create_activity,
+    ("GET", "/api/v2/activities"): _list_activities,
+    ("POST", "/v1/notes"): _create_note,
+    ("GET", "/v1/notes"): _list_notes,
+    ("GET", "/api/v2/pipelines"): lambda store, req: _cursor_page(
+        req, _v2_sorted(req, [dict(p) for p in PIPELINES], _SORTABLE)
+    ),
+    ("GET", "/api/v2/stages"): _list_stages,
+    ("GET", "/v1/activityTypes"): lambda store, req: success([dict(t) for t in ACTIVITY_TYPES]),
 }
+
+# "METHOD template" of the lookups: the answers rpd decides "found" or "not found" from, which
+# `fail_mangle` may replace with a malformed body.
+LOOKUPS = frozenset(
+    {
+        "GET /api/v2/itemSearch/field",
+        "GET /api/v2/persons",
+        "GET /api/v2/organizations",
+        "GET /v1/leads",
+        "GET /v1/leads/archived",
+        "GET /api/v2/deals",
+        "GET /api/v2/activities",
+        "GET /v1/notes",
+    }
+)
 
 _PATTERNS = [
     (re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"), template)

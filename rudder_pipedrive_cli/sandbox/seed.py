@@ -20,6 +20,32 @@ SEARCHABLE_TYPES = frozenset(
 SEED_TIME = "2026-01-05T09:00:00Z"
 
 
+# The parts of an address field (v2.yaml's address objects), listed as its subfields.
+ADDRESS_PARTS = (
+    "street_number",
+    "route",
+    "sublocality",
+    "locality",
+    "admin_area_level_1",
+    "admin_area_level_2",
+    "country",
+    "postal_code",
+    "subpremise",
+)
+# What `include_fields` adds to a field listing's items (v2.yaml, getDealFields' example): the
+# sandbox's fields are all visible, none important or required.
+FIELD_EXTRAS: Mapping[str, Any] = {
+    "ui_visibility": {
+        "add_visible_flag": True,
+        "details_visible_flag": True,
+        "projects_detail_visible_flag": False,
+        "show_in_pipelines": {"show_in_all": True, "pipeline_ids": []},
+    },
+    "important_fields": {"enabled": False, "stage_ids": []},
+    "required_fields": {"enabled": False, "stage_ids": [], "statuses": {}},
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Field:
     code: str
@@ -27,19 +53,57 @@ class Field:
     type: str
     custom: bool = False
     options: tuple[tuple[int, str], ...] = ()
+    description: str = ""
 
-    def listing(self) -> dict[str, Any]:
-        """The field as the v2 field listings return it."""
+    def listing(self, extras: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The field as the v2 field listings return it, with the `include_fields` extras."""
         item: dict[str, Any] = {
             "field_code": self.code,
             "field_name": self.name,
+            "description": self.description,
             "field_type": self.type,
+            "options": None,
+            "subfields": self._subfields(),
             "is_custom_field": self.custom,
             "is_optional_response_field": False,
         }
         if self.type in ("enum", "set"):
             item["options"] = [{"id": oid, "label": label} for oid, label in self.options]
-        return item
+        return item | {name: FIELD_EXTRAS[name] for name in extras}
+
+    def _subfields(self) -> list[dict[str, str]] | None:
+        if self.type == "monetary":
+            return [
+                {
+                    "field_code": "value",
+                    "field_name": f"Amount of {self.name}",
+                    "field_type": "double",
+                },
+                {
+                    "field_code": "currency",
+                    "field_name": f"Currency of {self.name}",
+                    "field_type": "varchar",
+                },
+            ]
+        if self.type == "address":
+            return [
+                {
+                    "field_code": part,
+                    "field_name": f"{part.replace('_', ' ').capitalize()} of {self.name}",
+                    "field_type": "varchar",
+                }
+                for part in ADDRESS_PARTS
+            ]
+        return None
+
+    def labelled(self, value: Any) -> Any:
+        """A value as `include_option_labels=true` shows it: options as {id, label}."""
+        names = dict(self.options)
+        if self.type == "enum" and isinstance(value, int):
+            return {"id": value, "label": names[value]}
+        if self.type == "set" and isinstance(value, list):
+            return [{"id": v, "label": names[v]} for v in value]
+        return value
 
     @property
     def option_ids(self) -> frozenset[int]:
@@ -54,19 +118,58 @@ USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
 GROUP_ID_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
 
 _PERSON_FIELDS = (
-    Field(code="name", name="Name", type="varchar"),
-    Field(code="first_name", name="First name", type="varchar"),
-    Field(code="last_name", name="Last name", type="varchar"),
-    Field(code="emails", name="Email", type="varchar"),
-    Field(code="phones", name="Phone", type="phone"),
-    Field(code="org_id", name="Organization", type="org"),
-    Field(code="owner_id", name="Owner", type="user"),
-    Field(code="visible_to", name="Visible to", type="visible_to"),
-    Field(code="add_time", name="Person created", type="date"),
-    Field(code="update_time", name="Update time", type="date"),
-    Field(code="job_title", name="Job title", type="varchar"),
-    Field(code="postal_address", name="Postal address", type="address"),
-    Field(code="notes", name="Notes", type="text"),
+    Field(code="name", name="Name", type="varchar", description="The name of the person"),
+    Field(
+        code="first_name",
+        name="First name",
+        type="varchar",
+        description="The first name of the person",
+    ),
+    Field(
+        code="last_name",
+        name="Last name",
+        type="varchar",
+        description="The last name of the person",
+    ),
+    Field(
+        code="emails", name="Email", type="varchar", description="The email addresses of the person"
+    ),
+    Field(code="phones", name="Phone", type="phone", description="The phone numbers of the person"),
+    Field(
+        code="org_id", name="Organization", type="org", description="The organization of the person"
+    ),
+    Field(code="owner_id", name="Owner", type="user", description="The owner of the person"),
+    Field(
+        code="visible_to",
+        name="Visible to",
+        type="visible_to",
+        description="Who can see the person",
+    ),
+    Field(
+        code="add_time",
+        name="Person created",
+        type="date",
+        description="When the person was created",
+    ),
+    Field(
+        code="update_time",
+        name="Update time",
+        type="date",
+        description="When the person was last changed",
+    ),
+    Field(
+        code="job_title",
+        name="Job title",
+        type="varchar",
+        description="The job title of the person",
+    ),
+    Field(
+        code="postal_address",
+        name="Postal address",
+        type="address",
+        description="The postal address of the person",
+    ),
+    Field(code="notes", name="Notes", type="text", description="The notes of the person"),
     _custom(USER_ID_FIELD, "RudderStack userId", "varchar"),
     _custom("6098b979cd7506a9c2b183a7814c70e8a6a08a3f", "Role", "varchar"),
     _custom(
@@ -80,13 +183,38 @@ _PERSON_FIELDS = (
 )
 
 _ORGANIZATION_FIELDS = (
-    Field(code="name", name="Name", type="varchar"),
-    Field(code="owner_id", name="Owner", type="user"),
-    Field(code="visible_to", name="Visible to", type="visible_to"),
-    Field(code="add_time", name="Organization created", type="date"),
-    Field(code="update_time", name="Update time", type="date"),
-    Field(code="address", name="Address", type="address"),
-    Field(code="website", name="Website", type="varchar"),
+    Field(code="name", name="Name", type="varchar", description="The name of the organization"),
+    Field(code="owner_id", name="Owner", type="user", description="The owner of the organization"),
+    Field(
+        code="visible_to",
+        name="Visible to",
+        type="visible_to",
+        description="Who can see the organization",
+    ),
+    Field(
+        code="add_time",
+        name="Organization created",
+        type="date",
+        description="When the organization was created",
+    ),
+    Field(
+        code="update_time",
+        name="Update time",
+        type="date",
+        description="When the organization was last changed",
+    ),
+    Field(
+        code="address",
+        name="Address",
+        type="address",
+        description="The address of the organization",
+    ),
+    Field(
+        code="website",
+        name="Website",
+        type="varchar",
+        description="The website of the organization",
+    ),
     _custom(GROUP_ID_FIELD, "RudderStack groupId", "varchar"),
     _custom(
         "defb159c0eed85085c8281ba35dedef9760c65bd",
@@ -100,15 +228,37 @@ _ORGANIZATION_FIELDS = (
 )
 
 _DEAL_FIELDS = (
-    Field(code="title", name="Title", type="varchar"),
-    Field(code="value", name="Value", type="monetary"),
-    Field(code="person_id", name="Contact person", type="people"),
-    Field(code="org_id", name="Organization", type="org"),
-    Field(code="owner_id", name="Owner", type="user"),
-    Field(code="expected_close_date", name="Expected close date", type="date"),
-    Field(code="visible_to", name="Visible to", type="visible_to"),
-    Field(code="label_ids", name="Label", type="set"),
-    Field(code="add_time", name="Deal created", type="date"),
+    Field(code="title", name="Title", type="varchar", description="The title of the deal"),
+    Field(code="value", name="Value", type="monetary", description="The value of the deal"),
+    Field(
+        code="person_id",
+        name="Contact person",
+        type="people",
+        description="The person the deal is with",
+    ),
+    Field(
+        code="org_id", name="Organization", type="org", description="The organization of the deal"
+    ),
+    Field(code="owner_id", name="Owner", type="user", description="The owner of the deal"),
+    Field(
+        code="expected_close_date",
+        name="Expected close date",
+        type="date",
+        description="The expected close date of the deal",
+    ),
+    Field(
+        code="visible_to",
+        name="Visible to",
+        type="visible_to",
+        description="Who can see the deal",
+    ),
+    Field(code="label_ids", name="Label", type="set", description="The labels of the deal"),
+    Field(
+        code="add_time",
+        name="Deal created",
+        type="date",
+        description="When the deal was created",
+    ),
     _custom("01bc2d5edda1b591f488b8eb969bde67eb7dcf5e", "Source", "varchar"),
     _custom("0ad278b60b7e6b783e51a7f5b9cef17d732fe978", "Campaign", "varchar"),
 )
@@ -177,3 +327,54 @@ USER_ME: Mapping[str, Any] = {
     "company_industry": "Software",
     "language": {"language_code": "en", "country_code": "US"},
 }
+
+# Pipelines and stages (SPEC 7): a new deal with neither goes to the first stage of "Sales".
+PIPELINES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": pipeline_id,
+        "name": name,
+        "order_nr": pipeline_id,
+        "is_deleted": False,
+        "is_deal_probability_enabled": False,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for pipeline_id, name in ((1, "Sales"), (2, "Partners"))
+)
+STAGES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": stage_id,
+        "order_nr": order_nr,
+        "name": name,
+        "is_deleted": False,
+        "deal_probability": 100,
+        "pipeline_id": pipeline_id,
+        "is_deal_rot_enabled": False,
+        "days_to_rotten": None,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for stage_id, order_nr, name, pipeline_id in (
+        (1, 1, "Qualified", 1),
+        (2, 2, "Demo", 1),
+        (3, 3, "Proposal", 1),
+        (4, 1, "Intro", 2),
+    )
+)
+
+# Pipedrive's standard activity types (v1 shape; times RFC 3339 as v1.yaml's schema says).
+ACTIVITY_TYPES: tuple[dict[str, Any], ...] = tuple(
+    {
+        "id": type_id,
+        "order_nr": type_id,
+        "name": key.capitalize(),
+        "key_string": key,
+        "icon_key": key,
+        "active_flag": True,
+        "color": None,
+        "is_custom_flag": False,
+        "add_time": SEED_TIME,
+        "update_time": SEED_TIME,
+    }
+    for type_id, key in enumerate(("call", "meeting", "task", "deadline", "email", "lunch"), 1)
+)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,8 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     410: "Gone",
+    411: "Length Required",
+    413: "Content Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -44,6 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.connection.settimeout(self.server.app.options.read_timeout_s)
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, add=True)
 
@@ -56,13 +61,24 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = self.headers.get("content-length") or "0"
         if not length.isdigit():
-            self.close_connection = True
-            self.wfile.write(_encode(failure(400, "Invalid Content-Length"), close=True))
+            self._refuse(failure(400, "Invalid Content-Length"))
+            return
+        if "transfer-encoding" in self.headers:
+            self._refuse(failure(411, "Length Required: send the body with a Content-Length"))
+            return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        app = self.server.app
+        refused = app.screen(self.command, self.path, headers, int(length))
+        if refused is not None and length != "0":
+            # The body stays unread: the connection cannot carry another request.
+            self._refuse(refused)
+            return
+        if refused is not None:  # nothing unread: the connection stays open
+            self.wfile.write(_encode(refused, close=self.close_connection, now=app.clock()))
             return
         body = self.rfile.read(int(length)) if length != "0" else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            answer = self.server.app.handle(self.command, self.path, headers, body)
+            answer = app.handle(self.command, self.path, headers, body)
         except Exception:
             # A bug in the emulator answers like a broken Pipedrive would, and keeps serving.
             self.server.handle_error(self.request, self.client_address)
@@ -74,6 +90,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
         self.wfile.write(_encode(answer, close=self.close_connection, now=self.server.app.clock()))
+
+    def _refuse(self, answer: Answer) -> None:
+        self.close_connection = True
+        self.wfile.write(_encode(answer, close=True, now=self.server.app.clock()))
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 
@@ -111,9 +131,19 @@ class _Server(ThreadingHTTPServer):
         self.app = app
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.client_resets = 0
         if ":" in address[0]:  # an IPv6 address (::1, a loopback base_url accepts)
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets or drops its connection is no error of the sandbox: no traceback.
+        Anything else is a bug in the emulator and prints one (stderr)."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            with self._connections_lock:
+                self.client_resets += 1
+            return
+        super().handle_error(request, client_address)
 
     def track(self, connection: socket.socket, *, add: bool) -> None:
         with self._connections_lock:
@@ -144,6 +174,16 @@ class Sandbox:
         address, port = self._bound().server_address[:2]
         host = str(address)
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether the address it listens on lets other machines in (0.0.0.0, a LAN address)."""
+        return not ipaddress.ip_address(str(self._bound().server_address[0])).is_loopback
+
+    @property
+    def client_resets(self) -> int:
+        """Connections a client reset or dropped mid-request (served quietly, no traceback)."""
+        return self._server.client_resets if self._server is not None else 0
 
     def _bound(self) -> _Server:
         if self._server is None:
@@ -210,6 +250,8 @@ class Sandbox:
         fail_reset: float | None = None,
         latency_ms: int | None = None,
         index_lag_ms: int | None = None,
+        fail_mangle: float | None = None,
+        mangle_kinds: tuple[str, ...] | None = None,
     ) -> None:
         """Change faults at run time (tests seed first, then turn faults on)."""
         changes = {
@@ -218,5 +260,7 @@ class Sandbox:
             "fail_reset": fail_reset,
             "latency_ms": latency_ms,
             "index_lag_ms": index_lag_ms,
+            "fail_mangle": fail_mangle,
+            "mangle_kinds": mangle_kinds,
         }
         self.app.set_faults(**{k: v for k, v in changes.items() if v is not None})

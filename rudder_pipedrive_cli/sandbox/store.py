@@ -11,7 +11,6 @@ visible `index_lag_ms` later; until then search sees the previous snapshot (or n
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import heapq
 import itertools
 import random
@@ -19,8 +18,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from rudder_pipedrive_cli.core.fields import rfc3339 as to_rfc3339
 from rudder_pipedrive_cli.sandbox.replies import ApiError
+from rudder_pipedrive_cli.sandbox.sales import Sales
 from rudder_pipedrive_cli.sandbox.seed import (
     LEAD_LABEL_IDS,
     USER_ID,
@@ -28,6 +27,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     Field,
     custom_fields,
 )
+from rudder_pipedrive_cli.sandbox.times import epoch, rfc3339, v1_time
 from rudder_pipedrive_cli.sandbox.validation import (
     check_custom_fields,
     check_field_value,
@@ -43,22 +43,32 @@ DEFAULT_VISIBLE_TO = 3
 # v2 properties a person or organization body may set that the store keeps as given.
 _PASSTHROUGH = {
     "person": ("postal_address", "notes", "im", "birthday", "job_title", "marketing_status"),
-    "organization": ("address", "website", "linkedin", "industry", "annual_revenue"),
+    "organization": (
+        "address",
+        "website",
+        "linkedin",
+        "industry",
+        "annual_revenue",
+        "employee_count",
+    ),
 }
 # The survivor's identity and names are its own even where empty (SPEC 1: its data wins).
 _KEPT_ON_MERGE = frozenset({"id", "name", "first_name", "last_name", "add_time", "update_time"})
-_LEAD_PASSTHROUGH = ("channel", "channel_id", "expected_close_date", "owner_id")
-
-
-def rfc3339(epoch: float) -> str:
-    """v2 time: RFC 3339 UTC to the second."""
-    return to_rfc3339(dt.datetime.fromtimestamp(int(epoch), dt.UTC))
-
-
-def v1_time(epoch: float) -> str:
-    """v1 lead time: ISO 8601 UTC to the millisecond."""
-    stamp = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+# addLead/updateLead properties kept as given (after the checks in `Store._apply_lead`).
+_LEAD_KEPT = (
+    "title",
+    "owner_id",
+    "label_ids",
+    "person_id",
+    "organization_id",
+    "is_archived",
+    "value",
+    "expected_close_date",
+    "visible_to",
+    "was_seen",
+    "channel",
+    "channel_id",
+)
 
 
 def _contact_list(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -110,6 +120,7 @@ class Store:
         self.leads: dict[str, Record] = {}
         self.merged_into: dict[int, int] = {}
         self.merges: list[dict[str, int]] = []
+        self.sales = Sales(self)
         self._next_id = {"person": 1, "organization": 1}
         # Lead ids are UUIDs from a fixed seed: a fresh sandbox always hands out the same ones.
         self._uuids = random.Random(0)
@@ -128,6 +139,9 @@ class Store:
                 "organizations": list(self.organizations.values()),
                 "leads": list(self.leads.values()),
                 "merges": self.merges,
+                "deals": list(self.sales.deals.values()),
+                "activities": list(self.sales.activities.values()),
+                "notes": list(self.sales.notes.values()),
             }
         )
 
@@ -193,6 +207,10 @@ class Store:
         org_id = body.get("org_id")
         if entity == "person" and org_id is not None and org_id not in self.organizations:
             raise ApiError(400, f"org_id: organization {org_id} not found")
+        if body.get("owner_id", USER_ID) != USER_ID:
+            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        if body.get("label_ids"):  # the sandbox company has no person or organization labels
+            raise ApiError(400, f"label_ids: unknown {entity} label {body['label_ids'][0]}")
 
     def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
         self._check(entity, body)
@@ -215,26 +233,24 @@ class Store:
         entity: Entity,
         *,
         ids: frozenset[int] | None,
+        owner_id: int | None,
         org_id: int | None,
         updated_since: float | None,
         updated_until: float | None,
-        sort_by: str,
-        descending: bool,
     ) -> list[Record]:
-        """All live records that pass the filters, sorted (lists never lag)."""
+        """All live records that pass the filters (lists never lag)."""
 
         def keep(record: Record) -> bool:
-            updated = _epoch(record["update_time"])
+            updated = epoch(record["update_time"])
             return (
                 (ids is None or record["id"] in ids)
+                and (owner_id is None or record["owner_id"] == owner_id)
                 and (org_id is None or record.get("org_id") == org_id)
                 and (updated_since is None or updated >= int(updated_since))
                 and (updated_until is None or updated < updated_until)
             )
 
-        rows = [r for r in self._table(entity).values() if keep(r)]
-        rows.sort(key=lambda r: (r[sort_by], r["id"]), reverse=descending)
-        return rows
+        return [r for r in self._table(entity).values() if keep(r)]
 
     # ---- merges --------------------------------------------------------------------------
 
@@ -264,6 +280,7 @@ class Store:
             if lead["person_id"] == merged_id:
                 lead["person_id"] = survivor_id
                 lead["update_time"] = v1_time(now)
+        self.sales.reassign_person(merged_id, survivor_id, now)
         self._queue("person", merged_id, None, now)
         self._reindex("person", survivor, now)
         return survivor
@@ -271,66 +288,87 @@ class Store:
     # ---- leads ---------------------------------------------------------------------------
 
     def create_lead(self, body: Mapping[str, Any], now: float) -> Record:
-        person_id, org_id = body.get("person_id"), body.get("organization_id")
-        if person_id is None and org_id is None:
-            raise ApiError(400, "A lead must be linked to a person or an organization")
-        if person_id is not None and person_id not in self.persons:
-            raise ApiError(400, f"person_id: person {person_id} not found")
-        if org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"organization_id: organization {org_id} not found")
-        deal_fields = custom_fields("deal")
-        unknown_labels = [i for i in body.get("label_ids", ()) if i not in LEAD_LABEL_IDS]
-        if unknown_labels:
-            raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
         lead: Record = {
             "id": str(uuid.UUID(int=self._uuids.getrandbits(128), version=4)),
             "title": body["title"],
             "owner_id": USER_ID,
             "creator_id": USER_ID,
-            "label_ids": list(body.get("label_ids", ())),
-            "person_id": person_id,
-            "organization_id": org_id,
+            "label_ids": [],
+            "person_id": None,
+            "organization_id": None,
             "source_name": "API",
             "origin": "API",
             "origin_id": body.get("origin_id"),
             "channel": None,
             "channel_id": None,
             "is_archived": False,
-            "was_seen": bool(body.get("was_seen", False)),
-            "value": copy.deepcopy(body.get("value")),
+            "was_seen": False,
+            "value": None,
             "expected_close_date": None,
             "next_activity_id": None,
             "add_time": v1_time(now),
             "update_time": v1_time(now),
-            "visible_to": body.get("visible_to", str(DEFAULT_VISIBLE_TO)),
+            "visible_to": str(DEFAULT_VISIBLE_TO),
             "cc_email": "sandbox@pipedrivemail.com",
         }
-        lead |= {key: body[key] for key in _LEAD_PASSTHROUGH if key in body}
-        for key, value in body.items():
-            # v1 leads take custom deal fields top level; a monetary one is flat: the amount
-            # under its key, the currency under `<key>_currency` (v1.yaml, "Lead fields").
-            field_key = key.removesuffix("_currency")
-            if not looks_like_field_key(field_key):
-                continue
-            field = deal_fields.get(field_key)
-            if field is None or (key != field_key and field.type != "monetary"):
-                raise ApiError(400, f"{key}: unknown deal field")
-            if field.type == "monetary":
-                problem = _flat_monetary(key, value, currency=key != field_key)
-            else:
-                problem = check_field_value(field, value, key)
-            if problem:
-                raise ApiError(400, problem)
-            lead[key] = copy.deepcopy(value)
+        self._apply_lead(lead, body)
         self.leads[lead["id"]] = lead
         return lead
 
-    def lead_listing(self, *, person_id: int | None, org_id: int | None) -> list[Record]:
+    def get_lead(self, lead_id: str) -> Record:
+        lead = self.leads.get(lead_id)
+        if lead is None:
+            raise ApiError(404, "Lead not found")
+        return lead
+
+    def update_lead(self, lead_id: str, body: Mapping[str, Any], now: float) -> Record:
+        """updateLead: only the given properties change; `is_archived` archives or restores."""
+        lead = self.get_lead(lead_id)
+        if "title" in body and not body["title"]:
+            raise ApiError(400, "title: a lead needs a title")
+        changed = copy.deepcopy(lead)
+        self._apply_lead(changed, body)
+        changed["update_time"] = v1_time(now)
+        self.leads[lead_id] = changed
+        return changed
+
+    def _apply_lead(self, lead: Record, body: Mapping[str, Any]) -> None:
+        """Checks `body` against the company's records and fields, then writes it into `lead`."""
+        person_id = body.get("person_id", lead["person_id"])
+        org_id = body.get("organization_id", lead["organization_id"])
+        if person_id is None and org_id is None:
+            raise ApiError(400, "A lead must be linked to a person or an organization")
+        if person_id is not None and person_id not in self.persons:
+            raise ApiError(400, f"person_id: person {person_id} not found")
+        if org_id is not None and org_id not in self.organizations:
+            raise ApiError(400, f"organization_id: organization {org_id} not found")
+        if body.get("owner_id", USER_ID) != USER_ID:
+            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        unknown_labels = [i for i in body.get("label_ids") or () if i not in LEAD_LABEL_IDS]
+        if unknown_labels:
+            raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
+        custom = _lead_custom_fields(body)
+        lead |= {key: copy.deepcopy(body[key]) for key in _LEAD_KEPT if key in body}
+        lead |= custom
+
+    def lead_listing(
+        self,
+        *,
+        archived: bool,
+        person_id: int | None,
+        org_id: int | None,
+        owner_id: int | None,
+        updated_since: float | None,
+    ) -> list[Record]:
+        """getLeads (`archived` False) or getArchivedLeads, in the order they were added."""
         return [
             lead
             for lead in self.leads.values()
-            if (person_id is None or lead["person_id"] == person_id)
+            if lead["is_archived"] == archived
+            and (person_id is None or lead["person_id"] == person_id)
             and (org_id is None or lead["organization_id"] == org_id)
+            and (owner_id is None or lead["owner_id"] == owner_id)
+            and (updated_since is None or epoch(lead["update_time"]) >= updated_since)
         ]
 
     # ---- search --------------------------------------------------------------------------
@@ -386,11 +424,6 @@ def _index_keys(entity: Entity, snapshot: Snapshot | None) -> list[tuple[Entity,
     ]
 
 
-def _epoch(stamp: str) -> float:
-    parsed = parse_rfc3339(stamp)
-    return parsed.timestamp() if parsed else 0.0
-
-
 _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
     "exact": lambda value, term: value == term,
     # "The search is case sensitive" (v2.yaml, searchItemByField), whatever the match.
@@ -398,6 +431,29 @@ _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
     "middle": lambda value, term: term in value,
 }
 MATCH_MODES = tuple(_MATCHERS)
+
+
+def _lead_custom_fields(body: Mapping[str, Any]) -> Record:
+    """The custom deal fields of a lead body, checked: v1 leads take them as top-level keys, a
+    monetary one flat: the amount under its key, the currency under `<key>_currency` (v1.yaml,
+    "Lead fields")."""
+    deal_fields = custom_fields("deal")
+    found: Record = {}
+    for key, value in body.items():
+        field_key = key.removesuffix("_currency")
+        if not looks_like_field_key(field_key):
+            continue
+        field = deal_fields.get(field_key)
+        if field is None or (key != field_key and field.type != "monetary"):
+            raise ApiError(400, f"{key}: unknown deal field")
+        if field.type == "monetary":
+            problem = _flat_monetary(key, value, currency=key != field_key)
+        else:
+            problem = check_field_value(field, value, key)
+        if problem:
+            raise ApiError(400, problem)
+        found[key] = copy.deepcopy(value)
+    return found
 
 
 def _flat_monetary(key: str, value: Any, *, currency: bool) -> str | None:

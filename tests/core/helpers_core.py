@@ -113,16 +113,32 @@ def patch_org(oid: PdId, body: Mapping[str, Any], status: int = 200) -> Call:
     return patch("organizations", oid, body, ok({"id": oid, **body}, status=status))
 
 
-def list_leads(pid: PdId, *origins: str | None, more: bool = False, start: int = 0) -> Call:
+def list_leads(
+    pid: PdId,
+    *origins: str | None,
+    more: bool = False,
+    start: int = 0,
+    path: str = "/v1/leads",
+) -> Call:
+    """One page of a person's leads (`path`: "/v1/leads/archived" for the archived ones)."""
     leads = [{"id": f"lead-{i}", "origin_id": o} for i, o in enumerate(origins)]
     return Call(
         method="GET",
-        path="/v1/leads",
+        path=path,
         query={"person_id": pid, "start": start, "limit": 500},
         response=ok(
             leads, additional={"start": start, "limit": 500, "more_items_in_collection": more}
         ),
     )
+
+
+def list_archived(pid: PdId, *origins: str | None) -> Call:
+    return list_leads(pid, *origins, path="/v1/leads/archived")
+
+
+def leads_of(pid: PdId, *origins: str | None, archived: Sequence[str] = ()) -> tuple[Call, Call]:
+    """A person's whole lead listing: its leads, then its archived leads (SPEC 1)."""
+    return list_leads(pid, *origins), list_archived(pid, *archived)
 
 
 def create_lead(body: Mapping[str, Any], response: ApiResponse | None = None) -> Call:
@@ -184,6 +200,17 @@ def check(outcome: Outcome, **expected: Any) -> None:
         if name in expected:
             expected[name] = tuple(expected[name])
     assert actual == expected
+
+
+def refused(reason: str, public: str | None = None) -> dict[str, Any]:
+    """The expected outcome of an event refused for its data, before or instead of any write."""
+    return {
+        "status": "failed",
+        "reason": reason,
+        "public": public,
+        "stage": "validate",
+        "retryable": False,
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

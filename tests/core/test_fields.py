@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     Traits,
@@ -161,7 +161,9 @@ def test_every_searchable_type_has_a_coercion() -> None:
     ],
 )
 def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
-    assert person_name(Traits(sources=(traits,))) == expected
+    warnings: list[str] = []
+    assert person_name(Traits(sources=(traits,)), warnings) == expected
+    assert warnings == []
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,37 @@ def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
 def test_person_name_top_level_traits_win_whole(
     top: dict[str, Any], context: dict[str, Any], expected: str
 ) -> None:
-    assert person_name(Traits(sources=(top, context))) == expected
+    assert person_name(Traits(sources=(top, context)), []) == expected
+
+
+@pytest.mark.parametrize(
+    ("top", "context", "expected", "warned"),
+    [
+        ({"name": True}, {}, None, ["name = true is not a name (a string); dropped"]),
+        (
+            {"name": True},
+            {"name": "Bob"},
+            "Bob",
+            ["name = true is not a name (a string); dropped"],
+        ),
+        (
+            {"firstName": ["Ann"], "last_name": "Lee"},
+            {},
+            "Lee",
+            ['firstName = ["Ann"] is not a name (a string); dropped'],
+        ),
+        ({"name": 42}, {}, "42", []),  # a number is written as it reads
+    ],
+)
+def test_a_name_that_is_not_a_string_is_dropped_with_a_warning(
+    top: dict[str, Any], context: dict[str, Any], expected: str | None, warned: list[str]
+) -> None:
+    warnings: list[str] = []
+    assert person_name(Traits(sources=(top, context)), warnings) == expected
+    assert warnings == warned
+    assert [public_warning(w) for w in warnings] == [
+        w.split(" = ")[0] + " is not a name (a string); dropped" for w in warned
+    ]
 
 
 @pytest.mark.parametrize(
@@ -258,7 +290,48 @@ def test_a_time_past_the_datetime_range_in_utc_is_not_a_time() -> None:
     raw = {"originalTimestamp": "0001-01-01T00:30:00+01:00", "timestamp": "2022-01-01"}
     assert add_time(traits, raw, warnings) == "2022-01-01T00:00:00Z"
     assert warnings == [
-        "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time"
+        "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time",
+        "originalTimestamp = 0001-01-01T00:30:00+01:00 is not a date or time; add_time from "
+        "timestamp",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected", "warned"),
+    [
+        # RFC 3339 allows a lower-case t and z (issue 20 item 8).
+        ({"originalTimestamp": "2021-03-04t05:06:07z"}, "2021-03-04T05:06:07Z", []),
+        ({"timestamp": "2021-03-04T05:06:07.5z"}, "2021-03-04T05:06:07Z", []),
+        # The event's own time cannot be read: add_time left out, with a warning (as for a trait).
+        (
+            {"originalTimestamp": "last Tuesday"},
+            None,
+            ["originalTimestamp = last Tuesday is not a date or time; add_time left out"],
+        ),
+        (
+            {"originalTimestamp": True, "timestamp": "2022-01-01T12:00:00Z"},
+            "2022-01-01T12:00:00Z",
+            ["originalTimestamp = true is not a date or time; add_time from timestamp"],
+        ),
+        (
+            {"originalTimestamp": "soon", "timestamp": {"t": 1}},
+            None,
+            [
+                "originalTimestamp = soon is not a date or time; add_time left out",
+                'timestamp = {"t":1} is not a date or time; add_time left out',
+            ],
+        ),
+        ({"originalTimestamp": "", "timestamp": None}, None, []),  # absent: nothing to say
+    ],
+)
+def test_the_event_time_for_add_time(
+    raw: dict[str, Any], expected: str | None, warned: list[str]
+) -> None:
+    warnings: list[str] = []
+    assert add_time(Traits(sources=({},)), raw, warnings) == expected
+    assert warnings == warned
+    assert [public_warning(w) for w in warnings] == [
+        w.split(" = ")[0] + " is not a date or time; " + w.rsplit("; ", 1)[1] for w in warned
     ]
 
 
@@ -377,3 +450,26 @@ def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
     assert public_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
     # A warning never given public words is counted without its words.
     assert public_warning("ann@example.com is odd") == UNSHOWN
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "refused"),
+    [
+        ([None, 5, "m@example.com"], ["m@example.com"], ["5"]),  # issue 20 item 7
+        ([True, " a@b.co ", "n/a", "", "a@b.co"], ["a@b.co"], ["true", "n/a"]),
+        ("ann@example", [], ["ann@example"]),
+        ("ann @example.com", [], ["ann @example.com"]),
+        (12.5, [], ["12.5"]),
+        ([{"value": "x@y.io"}, {"value": 7}], ["x@y.io"], ["7"]),
+        ("first.last+tag@sub.example.co.uk", ["first.last+tag@sub.example.co.uk"], []),
+    ],
+)
+def test_only_strings_that_look_like_addresses_are_emails(
+    value: Any, expected: list[str], refused: list[str]
+) -> None:
+    warnings: list[str] = []
+    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    assert [c["value"] for c in found or []] == expected
+    assert (found or [{}])[0].get("primary", True) is True
+    assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]
+    assert {public_warning(w) for w in warnings} <= {"email is not an email address; dropped"}

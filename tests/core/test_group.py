@@ -88,6 +88,16 @@ CASES = [
         },
     ),
     Case(
+        name="an organization name that is not a string: dropped with a warning (issue 20)",
+        raw=group({"name": {"legal": "Acme"}}),
+        calls=[search_org("g-1"), search_person("u-1", 42)],
+        expect={
+            "status": "failed",
+            "reason": "cannot create organization without a name",
+            "warnings": ['name = {"legal":"Acme"} is not a name (a string); dropped'],
+        },
+    ),
+    Case(
         name="unnamed new organization fails before any write",
         raw=group({"industry": "Retail"}),
         calls=[search_org("g-1"), search_person("u-1", 42)],

@@ -150,6 +150,57 @@ CASES = [
         expect={"status": "sent", "warnings": [], "dropped": []},
     ),
     Case(
+        name="only strings that look like addresses are emails; the rest warned (issue 20)",
+        raw=identify({"name": "Ann", "email": [None, 5, "m@example.com"], WORK: True}),
+        config=WITH_WORK_EMAIL,
+        calls=[
+            search_person("u-1"),
+            create_person(
+                {
+                    "name": "Ann",
+                    "emails": [{"value": "m@example.com", "primary": True, "label": "work"}],
+                    "add_time": "2020-02-02T00:23:09Z",
+                    "custom_fields": {USER_FIELD: "u-1"},
+                }
+            ),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": [
+                "email = 5 is not an email address; dropped",
+                "emails = true is not an email address; dropped",
+            ],
+        },
+    ),
+    Case(
+        name="an event time that cannot be read: created without add_time, with a warning",
+        raw=identify({"name": "Ann"}, timestamp="02/02/2020"),
+        calls=[
+            search_person("u-1"),
+            create_person({"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": ["timestamp = 02/02/2020 is not a date or time; add_time left out"],
+        },
+    ),
+    Case(
+        name="a name that is not a string is dropped with a warning (issue 20 item 9)",
+        raw=identify({"name": True, "role": "Eng"}),
+        calls=[search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "Eng"}})],
+        expect={"status": "sent", "warnings": ["name = true is not a name (a string); dropped"]},
+    ),
+    Case(
+        name="... and a person it would create has no name: fails, the warning kept",
+        raw=identify({"name": True}),
+        calls=[search_person("u-1")],
+        expect={
+            "status": "failed",
+            "reason": "cannot create person without a name",
+            "warnings": ["name = true is not a name (a string); dropped"],
+        },
+    ),
+    Case(
         name="a trait mapped to name loses to the event's own name, with a warning",
         raw=identify({"name": "Ann", "nick": "Annie"}),
         config=WITH_WORK_EMAIL,
@@ -357,7 +408,8 @@ CASES = [
         raw=identify({"name": "Ann"}, context={"externalId": [{"type": "person_id", "id": "x1"}]}),
         expect={
             "status": "failed",
-            "reason": "external id person_id = 'x1' is not a numeric Pipedrive id",
+            "reason": 'external id person_id = "x1" is not a Pipedrive id (a whole number from 1 '
+            "up)",
             "stage": "validate",
         },
     ),

@@ -9,8 +9,9 @@ from helpers_core import (
     check,
     create_lead,
     create_person,
-    list_leads,
+    leads_of,
     patch_person,
+    refused,
     run,
     search_person,
 )
@@ -95,6 +96,123 @@ CASES = [
 ]
 
 
+def ext(*entries: object) -> dict[str, object]:
+    """An identify of u-1 whose context.externalId is `entries` (one entry: the object alone)."""
+    external = entries[0] if len(entries) == 1 else list(entries)
+    return {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"name": "Ann"},
+        "context": {"externalId": external},
+    }
+
+
+NOT_AN_ID = "external id {} = {} is not a Pipedrive id (a whole number from 1 up)"
+PATCH_ANN = patch_person(261, {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}})
+
+# Issue 20 items 3 and 4: external ids in unexpected shapes are used or refused, never ignored.
+EXTERNAL_ID_CASES = [
+    Case(
+        name="externalId as one object (not a list) is a one-element list",
+        raw=ext({"type": "person_id", "id": "261"}),
+        calls=[PATCH_ANN],
+        expect={"status": "sent", "identities": {("person", "u-1"): 261}},
+    ),
+    Case(
+        name="the same id twice (a number and a string, two names of one type) is one id",
+        raw=ext({"type": "person_id", "id": 261}, {"type": "pipedrivePersonId", "id": " 0261 "}),
+        calls=[PATCH_ANN],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="another destination's entry is passed over, whatever its id",
+        raw=ext({"type": "brazeExternalId", "id": True}, {"type": "person_id", "id": 261.0}),
+        calls=[PATCH_ANN],
+        expect={"status": "sent"},
+    ),
+    *(
+        Case(
+            name=f"external id {shown[:24]} of a Pipedrive type fails the event, no request",
+            raw=ext({"type": kind, "id": value}),
+            expect=refused(
+                NOT_AN_ID.format(kind, shown),
+                f"external id {kind} is not a Pipedrive id (a whole number from 1 up)",
+            ),
+        )
+        for kind, value, shown in (
+            ("person_id", True, "true"),
+            ("person_id", [1, 2], "[1,2]"),
+            ("pipedrivePersonId", {"id": 1}, '{"id":1}'),
+            ("org_id", 2.5, "2.5"),
+            ("pipedriveCurrentId", "x1", '"x1"'),
+            ("person_id", 0, "0"),  # item 4: Pipedrive ids are positive
+            ("person_id", "0", '"0"'),
+            ("pipedrivePreviousId", -5, "-5"),
+            ("curr_person_id", "-5", '"-5"'),
+            ("person_id", "9" * 5000, '"' + "9" * 5000 + '"'),  # int() refuses 4,300+ digits
+            ("person_id", 2**63, str(2**63)),  # past a 64-bit id
+        )
+    ),
+    *(
+        Case(
+            name=f"external id of a Pipedrive type without an id ({where}) fails the event",
+            raw=ext(entry),
+            expect=refused("external id person_id has no id"),
+        )
+        for where, entry in (
+            ("missing", {"type": "person_id"}),
+            ("null", {"type": "person_id", "id": None}),
+            ("blank", {"type": "person_id", "id": "  "}),
+        )
+    ),
+    Case(
+        name="two different ids of one type fail the event, whichever names they use",
+        raw=ext({"type": "person_id", "id": 261}, {"type": "pipedrivePersonId", "id": "262"}),
+        expect=refused(
+            "context.externalId names two different person_id ids: person_id = 261 and "
+            "pipedrivePersonId = 262",
+            "context.externalId names two different person_id ids",
+        ),
+    ),
+    Case(
+        name="a bad external id on an unsupported type: still skipped, not failed",
+        raw={"type": "page", "context": {"externalId": {"type": "person_id", "id": True}}},
+        expect={"status": "skipped", "reason": "unsupported type"},
+    ),
+]
+
+# Issue 20 item 5: an identity that is an object, a list or a boolean is not anonymous.
+IDENTITY_CASES = [
+    *(
+        Case(
+            name=f"{path} = {value!r} fails, even with an anonymousId",
+            raw={"type": kind, "anonymousId": "anon-1", "event": "X", **raw},
+            expect=refused(f"{path} is not a string or number (got {got})"),
+        )
+        for kind, path, value, got, raw in (
+            ("identify", "userId", {"id": 1}, "an object", {"userId": {"id": 1}}),
+            ("track", "userId", ["u-1"], "a list", {"userId": ["u-1"]}),
+            ("identify", "userId", True, "true", {"userId": True}),
+            ("identify", "userId", False, "false", {"userId": False}),
+            ("identify", "traits.userId", {}, "an object", {"traits": {"userId": {}}}),
+            ("group", "groupId", ["g"], "a list", {"userId": "u-1", "groupId": ["g"]}),
+            ("alias", "previousId", True, "true", {"userId": "u-1", "previousId": True}),
+        )
+    ),
+    Case(
+        name="a null or empty userId is absent: the next path is read",
+        raw={"type": "identify", "userId": None, "traits": {"userId": "", "id": 9, "name": "Ann"}},
+        calls=[search_person("9", 42), patch_person(42, {"name": "Ann"})],
+        expect={"status": "sent"},
+    ),
+]
+
+
+@pytest.mark.parametrize("case", EXTERNAL_ID_CASES + IDENTITY_CASES, ids=lambda c: c.name)
+def test_identity_values_are_used_or_refused(case: Case) -> None:
+    case.verify()
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_plan_event(case: Case) -> None:
     case.verify()
@@ -106,7 +224,7 @@ def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:
         {"type": "track", "event": "Signed Up", "userId": "u-1"},
         [
             search_person("u-1", "{person:u-1}"),
-            list_leads("{person:u-1}"),
+            *leads_of("{person:u-1}"),
             create_lead(
                 {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": "{person:u-1}"}
             ),

@@ -14,7 +14,7 @@ from helpers_core import (
     Case,
     create_lead,
     create_person,
-    list_leads,
+    leads_of,
     listing,
     ok,
     patch_person,
@@ -162,7 +162,7 @@ CASES = [
         raw=TRACK,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        calls=[UNKNOWN_LEAD, list_leads(42, "rpd:other", ORIGIN)],
+        calls=[UNKNOWN_LEAD, *leads_of(42, "rpd:other", ORIGIN)],
         expect={"status": "sent", "lead_origins": {42: frozenset({"rpd:other", ORIGIN})}},
     ),
     Case(
@@ -170,7 +170,7 @@ CASES = [
         raw=TRACK,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        calls=[UNKNOWN_LEAD, list_leads(42), create_lead(LEAD)],
+        calls=[UNKNOWN_LEAD, *leads_of(42), create_lead(LEAD)],
         expect={"status": "sent", "lead_origins": {42: frozenset({ORIGIN})}},
     ),
     Case(
@@ -178,7 +178,7 @@ CASES = [
         raw=TRACK,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        calls=[UNKNOWN_LEAD, list_leads(42)] * UNKNOWN_TRIES,
+        calls=[UNKNOWN_LEAD, *leads_of(42)] * UNKNOWN_TRIES,
         expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
     ),
     Case(

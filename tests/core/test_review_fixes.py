@@ -10,7 +10,7 @@ import pytest
 from helpers_core import CONFIG, USER_FIELD
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -38,7 +38,7 @@ def test_a_non_ascii_digit_external_id_fails_the_event_only() -> None:
     outcome, requests = replay(raw)
     assert (outcome.status, outcome.reason) == (
         "failed",
-        "external id person_id = '①' is not a numeric Pipedrive id",
+        'external id person_id = "①" is not a Pipedrive id (a whole number from 1 up)',
     )
     assert requests == []
 
@@ -160,13 +160,17 @@ def test_a_monetary_custom_field_takes_the_events_currency() -> None:
     assert (body[FEE], body[FEE + "_currency"]) == (100, "EUR")
 
 
-def test_a_numeric_id_too_large_to_be_exact_is_not_an_event() -> None:
-    with pytest.raises(EventError) as caught:
-        parse_event({"type": "identify", "userId": 1.2345678901234567e22}, "t:1")
-    assert str(caught.value) == (
-        "identity 1.2345678901234568e+22 is a number too large to compare exactly (JSON numbers "
-        "past 2**53 are rounded when read): send it as a string"
+def test_a_numeric_id_too_large_to_be_exact_fails_the_event() -> None:
+    event = parse_event({"type": "identify", "userId": 1.2345678901234567e22}, "t:1")
+    assert event.refused is not None
+    assert (event.type, event.refused.reason, event.refused.public) == (
+        "identify",
+        "userId 1.2345678901234568e+22 is a number too large to compare exactly (JSON numbers "
+        "past 2**53 are rounded when read): send it as a string",
+        "userId is a number too large to compare exactly: send it as a string",
     )
+    outcome, requests = replay({"type": "identify", "userId": 1.2345678901234567e22})
+    assert (outcome, requests) == (event.refused, [])
     assert parse_event({"type": "identify", "userId": 2**53 - 1}, "t:1").user_id == str(2**53 - 1)
 
 

@@ -17,6 +17,8 @@ from helpers_core import (
     Case,
     create_lead,
     create_person,
+    leads_of,
+    list_archived,
     list_leads,
     patch_person,
     run,
@@ -85,7 +87,7 @@ CASES = [
         raw=track({"revenue": 99.5, "currency": "usd", "source": "ads", "junk": 1}),
         calls=[
             search_person("u-1", 42),
-            list_leads(42, "rpd:other", None),
+            *leads_of(42, "rpd:other", None),
             create_lead(lead(value={"amount": 99.5, "currency": "USD"}, **{SOURCE: "ads"})),
         ],
         expect={
@@ -99,7 +101,7 @@ CASES = [
     Case(
         name="origin_id already among the person's leads: skipped as already done",
         raw=track(),
-        calls=[search_person("u-1", 42), list_leads(42, ORIGIN)],
+        calls=[search_person("u-1", 42), *leads_of(42, ORIGIN)],
         expect={
             "status": "skipped",
             "reason": "already done",
@@ -120,14 +122,19 @@ CASES = [
             search_person("u-1", 42),
             list_leads(42, *[f"rpd:{i}" for i in range(3)], more=True),
             list_leads(42, "rpd:x", start=3),
+            list_archived(42, "rpd:archived"),
             create_lead(lead()),
         ],
-        expect={"lead_origins": {42: frozenset({"rpd:0", "rpd:1", "rpd:2", "rpd:x", ORIGIN})}},
+        expect={
+            "lead_origins": {
+                42: frozenset({"rpd:0", "rpd:1", "rpd:2", "rpd:x", "rpd:archived", ORIGIN})
+            }
+        },
     ),
     Case(
         name="external person_id: leads listed (state knows nothing), no search",
         raw=track(context={"externalId": [{"type": "person_id", "id": 42}]}),
-        calls=[list_leads(42), create_lead(lead())],
+        calls=[*leads_of(42), create_lead(lead())],
         expect={"status": "sent"},
     ),
     Case(
@@ -327,7 +334,7 @@ CASES = [
         calls=[
             create_lead(lead(person_id=7), response=patch_person(7, {}, 404).response),
             search_person("u-1", 42),
-            list_leads(42),
+            *leads_of(42),
             create_lead(lead()),
         ],
         expect={"status": "sent", "identities": {("person", "u-1"): 42}},
@@ -343,7 +350,7 @@ CASES = [
                 response=ApiResponse(status=400, error="person_id: person 7 not found"),
             ),
             search_person("u-1", 42),
-            list_leads(42),
+            *leads_of(42),
             create_lead(lead()),
         ],
         expect={"status": "sent", "identities": {("person", "u-1"): 42}},
@@ -353,7 +360,7 @@ CASES = [
         raw=track(),
         calls=[
             search_person("u-1", 42),
-            list_leads(42),
+            *leads_of(42),
             create_lead(lead(), response=ApiResponse(status=400, error="person_id: bad")),
         ],
         expect={"status": "failed", "http_status": 400, "retryable": False},
@@ -371,7 +378,7 @@ def test_leads_are_listed_once_per_person_across_events() -> None:
     known = MemoryKnown()
     first = run(
         track(),
-        [search_person("u-1", 42), list_leads(42, "rpd:old"), create_lead(lead())],
+        [search_person("u-1", 42), *leads_of(42, "rpd:old"), create_lead(lead())],
         known=known,
     )
     known.learn(first)

@@ -16,6 +16,7 @@ from helpers_core import (
     USER_FIELD,
     Call,
     create_person,
+    leads_of,
     listing,
     ok,
     patch_person,
@@ -216,14 +217,7 @@ def track_of_a(lead_person: int) -> tuple[dict[str, Any], list[Call]]:
     lead = {"title": "T", "origin_id": "rpd:m-1", "person_id": lead_person}
     raw = {"type": "track", "userId": "A", "event": "T"}
     return raw, [
-        Call(
-            method="GET",
-            path="/v1/leads",
-            query={"person_id": lead_person, "start": 0, "limit": 500},
-            response=ApiResponse(
-                status=200, data=[], additional_data={"more_items_in_collection": False}
-            ),
-        ),
+        *leads_of(lead_person),
         post("/v1/leads", lead, ApiResponse(status=201, data={"id": "l-1", **lead})),
     ]
 

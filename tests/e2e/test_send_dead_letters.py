@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
     EXAMPLES,
+    TOKEN,
     assert_report_adds_up,
     holdings,
     identify,
@@ -17,7 +20,10 @@ from e2e_support import (
     write_events,
 )
 from test_send_examples import ALL_EXAMPLES, assert_example_holdings
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.io.deadletter import probe_writable
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 NO_CREATE = "person not found and create_persons is off"
@@ -61,12 +67,22 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
         "alias: neither previous nor current person found"
     )
     assert f"failed events written to {letters}" in " ".join(first.stderr.split())
-    # These reasons quote no event data, so the summary shows them as the dead letters do.
+    # A later event of a user whose first event failed says so (issue 14 item 4).
+    assert by_id["msg-0004"]["error"]["reason"] == (
+        f"no person for u-1001: its identify failed earlier ({NO_CREATE})"
+    )
+    # These reasons quote no event data, so the summary shows them as the dead letters do; the
+    # failures of later events of the same users are counted under the first one's reason.
     assert (
         "why events failed (each event's full reason is in its dead letter):\n"
-        f"  22  {NO_CREATE}\n"
+        f"   8  {NO_CREATE}\n"
+        "      +14 later events of the same users\n"
         "   2  alias: neither previous nor current person found\n"
     ) in first.stderr
+    assert first.report["failed_by_reason"] == {
+        NO_CREATE: {"events": 8, "later_events": 14},
+        "alias: neither previous nor current person found": {"events": 2, "later_events": 0},
+    }
     assert holdings(sandbox).persons == []
 
     fixed = rpd_send(sandbox, tmp_path, letters, dead_letter=tmp_path / "again.ndjson", name="fix")
@@ -186,7 +202,8 @@ def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
     wrong = tmp_path / "day2.ndjosn"
     if kind == "directory":
         wrong.mkdir()
-    why = "No such file or directory" if kind == "missing" else "Is a directory"
+    # A folder is read as a backup folder (SPEC 2): an empty one has nothing to read.
+    why = "No such file or directory" if kind == "missing" else "it holds no objects"
 
     run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", wrong)
 
@@ -280,7 +297,7 @@ def test_dead_letters_lost_to_a_full_disk_are_an_error_after_the_report(
     assert run.report["dead_letter"] is None
 
 
-def test_a_dead_letter_path_in_a_loop_of_links_is_a_usage_error(
+def test_a_dead_letter_path_in_a_loop_of_links_is_a_usage_error_before_sending(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     (tmp_path / "a").symlink_to(tmp_path / "b")
@@ -290,6 +307,67 @@ def test_a_dead_letter_path_in_a_loop_of_links_is_a_usage_error(
     run = rpd_send(sandbox, tmp_path, events, dead_letter=tmp_path / "a")
 
     assert run.exit_code == 2, run.stderr
-    assert run.stderr.splitlines()[-2].startswith(
-        f"error: cannot write dead letters to {tmp_path}/a"
-    )
+    assert run.stderr.splitlines() == [  # found before sending (issue 14 item 9)
+        f"error: cannot write --dead-letter {tmp_path}/a: Too many levels of symbolic links",
+        "hint: choose another --dead-letter path; nothing was sent",
+    ]
+    assert sandbox.stats()["requests"] == {}
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "error"),
+    [
+        ("--report", "/proc/rpd-report.json", "No such file or directory"),
+        ("--dead-letter", "/proc/rpd-failed.ndjson", "No such file or directory"),
+        ("--report", "FILE/report.json", "Not a directory"),
+        ("--dead-letter", "FILE/sub/failed.ndjson", "Not a directory"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str, name: str, error: str
+) -> None:
+    # Issue 14 item 9: `send --report /proc/r.json` sent everything, then failed to write it.
+    (tmp_path / "FILE").write_text("a file, not a folder")
+    path = Path(name.replace("FILE", str(tmp_path / "FILE")))
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1")])  # would fail
+    if option == "--report":
+        command = ["send", str(events), "--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url]
+        command += ["--report", str(path), "--dead-letter", str(tmp_path / "failed.ndjson")]
+        command += ["--state", str(tmp_path / "state.sqlite")]
+        result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
+        exit_code, stderr = result.exit_code, result.stderr
+    else:
+        run = rpd_send(sandbox, tmp_path, events, dead_letter=path)
+        exit_code, stderr = run.exit_code, run.stderr
+
+    assert exit_code == 2, stderr
+    assert stderr.splitlines() == [
+        f"error: cannot write {option} {path}: {error}",
+        f"hint: choose another {option} path; nothing was sent",
+    ]
+    assert sandbox.stats()["requests"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "events.ndjson"]
+
+
+def test_probing_an_output_changes_nothing(tmp_path: Path) -> None:
+    existing = tmp_path / "old.ndjson"
+    existing.write_bytes(b"kept\n")
+    probe_writable(existing)
+    probe_writable(tmp_path / "new" / "deeper" / "report.json")
+    assert existing.read_bytes() == b"kept\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.ndjson"]
+
+
+def test_a_state_that_cannot_be_written_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    run = rpd_send(sandbox, tmp_path, events, state=Path("/proc/rpd-state.sqlite"))
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        "error: cannot open state file /proc/rpd-state.sqlite: No such file or directory",
+        "hint: check the directory's permissions, or use another --state",
+    ]
+    assert sandbox.stats()["requests"] == {}

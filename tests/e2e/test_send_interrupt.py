@@ -1,10 +1,13 @@
-"""Ctrl-C during `rpd send` (SPEC 5): no new events start, those in flight finish, the report is
-printed and written, exit 130; a rerun with the same state sends the rest, duplicating nothing."""
+"""Ctrl-C and SIGTERM during `rpd send` (SPEC 5, 6; issue 13 item 12): no new events start, those
+in flight finish, the report is printed and written (events read ahead but not started counted
+as not attempted), exit 130 (143 for SIGTERM); a rerun with the same state sends the rest,
+duplicating nothing."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, TOKEN, holdings, identify, rpd_send, write_events
+import pytest
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    TOKEN,
+    assert_resumed,
+    holdings,
+    identify,
+    write_events,
+)
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -27,8 +39,54 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
+def start_send(sandbox: Sandbox, tmp_path: Path, events: Path) -> subprocess.Popen[bytes]:
+    """`rpd send` as a subprocess (so it can be sent signals), report.json and state.sqlite in
+    `tmp_path`."""
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    env["PIPEDRIVE_API_TOKEN"] = TOKEN
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
+    command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
+    command += ["--concurrency", "4", "--report", str(tmp_path / "report.json")]
+    command += ["--state", str(tmp_path / "state.sqlite")]
+    command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+
+
+def test_sigterm_before_the_first_event_exits_143_having_sent_nothing(
     make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    sandbox = make_sandbox(plan="unlimited", latency_ms=400)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    process = start_send(sandbox, tmp_path, events)
+    try:  # while the field listings are fetched, before any event
+        wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/personFields", 0) >= 1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert (process.returncode, stdout, stderr) == (143, b"", b"terminated\n")
+    assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        # Issue 13 item 12: SIGTERM killed rpd mid-write with no report (9 writes in flight).
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+    ],
+)
+def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", latency_ms=150)
     events = write_events(
@@ -37,35 +95,10 @@ def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
     )
     report = tmp_path / "report.json"
     state = tmp_path / "state.sqlite"
-    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
-    env["PIPEDRIVE_API_TOKEN"] = TOKEN
-    command = [
-        sys.executable,
-        "-m",
-        "rudder_pipedrive_cli",
-        "send",
-        str(events),
-        "--config",
-        str(EXAMPLE_CONFIG),
-        "--base-url",
-        sandbox.url,
-        "--plan",
-        "unlimited",
-        "--concurrency",
-        "4",
-        "--report",
-        str(report),
-        "--state",
-        str(state),
-        "--dead-letter",
-        str(tmp_path / "failed.ndjson"),
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
-    )
+    process = start_send(sandbox, tmp_path, events)
     try:
         wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -73,38 +106,34 @@ def test_ctrl_c_finishes_what_is_in_flight_prints_the_report_and_exits_130(
             process.wait()
     text = stderr.decode()
 
-    assert process.returncode == 130, text
+    assert process.returncode == exit_code, text
     assert stdout == b""
     assert "Events" in text and "Requests" in text
     assert text.rstrip().endswith(
-        "interrupted: no new events were started and those in flight were finished; "
+        f"{said}: no new events were started and those in flight were finished; "
         "rerun the same command to resume"
     )
     written = orjson.loads(report.read_bytes())
-    read = written["events"]["read"]
-    assert 4 <= read < EVENTS
-    # Every event that started finished: each is a person, none is half done or failed.
+    sent = written["events"]["sent"]
+    left = written["events"]["not_attempted"]
+    assert 4 <= sent < EVENTS and left > 0
+    # Every event that started finished: each is a person, none is half done or failed; those
+    # read ahead and not started are not attempted (not failed, not dead-lettered).
     assert written["events"] == {
-        "read": read,
-        "sent": read,
+        "read": sent + left,
+        "sent": sent,
         "unchanged": 0,
         "skipped": 0,
         "failed": 0,
+        "not_attempted": left,
     }
+    assert f"not attempted: {left} events were read but not finished when the run stopped" in text
+    assert not (tmp_path / "failed.ndjson").exists()
     held = holdings(sandbox)
-    assert held.user_ids() == {f"u-{n}": 1 for n in range(read)}
+    assert held.user_ids() == {f"u-{n}": 1 for n in range(sent)}
     assert written["requests"] == sandbox.stats()["requests"]
+    with sqlite3.connect(state) as db:  # nothing left in flight: the writes were finished
+        assert db.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
 
     sandbox.set_faults(latency_ms=0)
-    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
-
-    assert resumed.exit_code == 0, resumed.stderr
-    assert resumed.report is not None
-    assert resumed.report["events"] == {
-        "read": EVENTS,
-        "sent": EVENTS - read,
-        "unchanged": 0,
-        "skipped": read,
-        "failed": 0,
-    }
-    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(EVENTS)}
+    assert_resumed(sandbox, tmp_path, events, state, done=sent)

@@ -21,9 +21,15 @@ from helpers_http import (
     write,
 )
 
-from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop, UsageError
+from rudder_pipedrive_cli.core.errors import (
+    AuthRefused,
+    PlanFailure,
+    RateLimitStop,
+    Unreachable,
+    UsageError,
+)
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.client import PipedriveClient, envelope
+from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT, PipedriveClient, envelope
 
 # With random() fixed at 0.5: backoff n waits 0.75 * min(30, 0.5 * 2**(n-1)); a rate-limit wait
 # adds 0.5 * 0.25 of jitter to what the server asked for.
@@ -338,3 +344,49 @@ def test_the_client_refuses_bad_settings() -> None:
         "http://localhost:1",
     ):
         assert PipedriveClient(token=TOKEN, base_url=loopback).base_url == loopback
+
+
+UNREACHABLE = "Pipedrive is unreachable at https://acme.pipedrive.com: {n} connection failures in a row over {s} s, no answer between them (last: ConnectError: refused)"  # noqa: E501
+
+
+def test_twenty_connection_failures_in_a_row_make_pipedrive_unreachable() -> None:
+    # Issue 13 item 11: a dead port made every event try 7 times, then fail.
+    refused = httpx.ConnectError("refused")
+    script = Script([refused] * 10 + [ok({"id": 7})] + [refused] * 20)
+    client = client_for(script, FakeTime(), max_retries=0)
+
+    async def each() -> list[str]:
+        ended = []
+        for _ in range(31):
+            try:
+                await client.send(get())
+                ended.append("answer")
+            except PlanFailure:
+                ended.append("failed")
+            except Unreachable as stop:
+                ended.append(stop.message)
+                assert stop.hint == UNREACHABLE_HINT
+                break
+        return ended
+
+    ended = run(each())
+    # An answer (any HTTP status) ends the streak: 10 failures, one answer, then 20.
+    assert ended == ["failed"] * 10 + ["answer"] + ["failed"] * 19 + [
+        UNREACHABLE.format(n=20, s="0.0")
+    ]
+    # Once unreachable, no request is sent at all.
+    with pytest.raises(Unreachable):
+        run(client.send(get()))
+    assert len(script.seen) == 31
+
+
+def test_sixty_seconds_of_connection_failures_make_pipedrive_unreachable() -> None:
+    time = FakeTime()
+    script = Script([httpx.ConnectError("refused")] * 2)
+    client = client_for(script, time, max_retries=0)
+    with pytest.raises(PlanFailure):
+        run(client.send(get()))
+    time.now += 61
+    with pytest.raises(Unreachable) as caught:
+        run(client.send(get()))
+    assert caught.value.message == UNREACHABLE.format(n=2, s="61.0")

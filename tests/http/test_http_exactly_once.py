@@ -146,3 +146,69 @@ def test_a_client_clock_that_steps_forward_mid_run_still_never_duplicates(
     _, outcomes = send_under_faults(sandbox, now=now)
     assert sandbox.stats()["resets"] > 0
     assert_each_once(sandbox, outcomes)
+
+
+def test_under_faults_an_archive_out_of_time_order_ends_with_the_newest_values(
+    make_sandbox: MakeSandbox,
+) -> None:
+    # Each user's newer identify comes first in the input, its older one after (another archive
+    # file read later): lost answers, 5xx and retries on the way, the newer values stay.
+    sandbox = make_sandbox(
+        plan="unlimited", fail_reset=0.2, fail_5xx=0.1, latency_ms=2, fault_seed=7
+    )
+    known = MemoryKnown()
+    outcomes: dict[str, Outcome] = {}
+    items = [
+        parse_event(
+            {
+                "type": "identify",
+                "messageId": f"{age}-{u}",
+                "userId": f"user-{u}",
+                "timestamp": stamp,
+                "traits": {"name": f"{age} {u}", "email": f"{age}{u}@example.com"},
+            },
+            f"test:{n}",
+        )
+        for n, (u, age, stamp) in enumerate(
+            (u, age, stamp)
+            for u in range(12)
+            for age, stamp in (("new", "2026-11-02T10:00:00Z"), ("old", "2026-11-01T10:00:00Z"))
+        )
+    ]
+
+    async def quick(seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.005))
+
+    def done(event: Event, outcome: Outcome) -> None:
+        known.learn(outcome)
+        outcomes[event.id] = outcome
+
+    async def scenario() -> None:
+        async with PipedriveClient(
+            token="sandbox-token",
+            base_url=sandbox.url,
+            plan="unlimited",
+            concurrency=8,
+            tally=Tally(),
+            sleep=quick,
+        ) as client:
+            await run_plans(
+                items,
+                start=lambda e: plan_event(e, CONFIG, known),
+                keys=lambda e: e.identities,
+                send=client.send,
+                done=done,
+                concurrency=8,
+            )
+
+    run(scenario())
+    assert sandbox.stats()["resets"] > 0
+    assert {k: (o.status, o.reason) for k, o in outcomes.items()} == {
+        **{f"new-{u}": ("sent", "") for u in range(12)},
+        **{f"old-{u}": ("unchanged", "superseded by a later event") for u in range(12)},
+    }
+    people = sorted(
+        (p["custom_fields"][CONFIG.user_id_field], p["name"], [e["value"] for e in p["emails"]])
+        for p in sandbox.state()["persons"]
+    )
+    assert people == sorted((f"user-{u}", f"new {u}", [f"new{u}@example.com"]) for u in range(12))

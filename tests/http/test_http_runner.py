@@ -296,9 +296,15 @@ def test_an_async_iterator_is_read_too() -> None:
 
 
 class FakeSender:
-    def __init__(self, world: Recorder, interrupt_after: int | None = None) -> None:
+    def __init__(
+        self,
+        world: Recorder,
+        interrupt_after: int | None = None,
+        signum: signal.Signals = signal.SIGINT,
+    ) -> None:
         self.world = world
         self.interrupt_after = interrupt_after
+        self.signum = signum
         self.sent = 0
         self.closed = False
 
@@ -313,7 +319,7 @@ class FakeSender:
     async def send(self, request: ApiRequest) -> ApiResponse:
         self.sent += 1
         if self.sent == self.interrupt_after:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
         return await self.world.send(request)
 
 
@@ -329,24 +335,42 @@ def test_drive_all_runs_everything_in_its_own_loop() -> None:
         done=world.done,
         handle_sigint=False,
     )
-    assert not interrupted and sender.closed and len(world.outcomes) == 12
+    assert interrupted is None and sender.closed and len(world.outcomes) == 12
 
 
-def test_ctrl_c_in_drive_all_stops_taking_events_and_reports_it() -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_in_drive_all_stops_taking_events_and_reports_it(
+    signum: signal.Signals,
+) -> None:
     world = Recorder()
-    sender = FakeSender(world, interrupt_after=5)
+    sender = FakeSender(world, interrupt_after=5, signum=signum)
     items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(500)]
-    interrupted = drive_all(
-        items,
-        start=world.start,
-        keys=lambda i: i.keys,
-        sender=sender,
-        done=world.done,
-        concurrency=2,
-    )
+    left: list[int] = []
+
+    def on_sigterm(number: int, frame: object) -> None:
+        raise AssertionError("the run's own handler hears SIGTERM while it runs")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        interrupted = drive_all(
+            items,
+            start=world.start,
+            keys=lambda i: i.keys,
+            sender=sender,
+            done=world.done,
+            concurrency=2,
+            left=lambda item: left.append(item.index),
+        )
+        # The caller's handler is back (asyncio would leave SIGTERM at its default: death).
+        assert signal.getsignal(signal.SIGTERM) is on_sigterm
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     started = {i for what, i in world.log if what == "start"}
-    assert interrupted and sender.closed
+    assert interrupted is signum and sender.closed
     assert set(world.outcomes) == started and len(started) < 500
+    # Read ahead (at most concurrency * 4 at once), not started: left for a rerun, never lost.
+    assert left and set(left).isdisjoint(started) and len(left) <= 8
+    assert sorted(set(left) | started) == list(range(len(left) + len(started)))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

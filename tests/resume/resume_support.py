@@ -129,12 +129,25 @@ def kill_when(
     process: subprocess.Popen[bytes], condition: Callable[[], bool], timeout: float = 30.0
 ) -> bool:
     """SIGKILL the process as soon as `condition()` holds; False when it ended on its own first."""
+    if not signal_when(process, condition, signal.SIGKILL, timeout):
+        return False
+    process.wait()
+    return True
+
+
+def signal_when(
+    process: subprocess.Popen[bytes],
+    condition: Callable[[], bool],
+    signum: signal.Signals,
+    timeout: float = 30.0,
+) -> bool:
+    """Send `signum` as soon as `condition()` holds (`finish` then reads how the process ended);
+    False when it ended on its own first."""
     reached = wait_for(lambda: process.poll() is not None or condition(), timeout=timeout)
     assert reached, "neither the condition nor the end of the run came in time"
     if process.poll() is not None:
         return False
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signum)
     return True
 
 

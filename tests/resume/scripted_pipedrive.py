@@ -30,12 +30,14 @@ class FakePipedrive:
         self.seen: list[str] = []
         self.refuse_merge: set[tuple[int, int]] = set()
         self.kill_after_merge: set[tuple[int, int]] = set()
+        self.index: dict[int, str] = {}  # persons search still finds once gone (its index lags)
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.seen.append(f"{request.method} {request.path}")
         if request.path == "/api/v2/itemSearch/field":
             term = request.query["term"]
-            hits = [{"id": i, "name": "x"} for i, u in self.persons.items() if u == term]
+            indexed = {**self.index, **self.persons}
+            hits = [{"id": i, "name": "x"} for i, u in indexed.items() if u == term]
             return ApiResponse(status=200, data=hits, additional_data={})
         if request.method == "PUT" and request.path.endswith("/merge"):
             gone = int(request.path.split("/")[3])

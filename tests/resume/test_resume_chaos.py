@@ -1,9 +1,12 @@
-"""kill -9 at several points of a replay under 5xx, 429s and dropped connections, then rerun until
-it completes (SPEC 5): the sandbox ends exactly as after an undisturbed run of the same file, and
-the last report accounts for every event, those finished earlier as skipped "already done"."""
+"""kill -9 and SIGTERM at several points of a replay under 5xx, 429s and dropped connections, then
+rerun until it completes, and once more (SPEC 5; issue 13's "what to show"): the sandbox ends
+exactly as after an undisturbed run of the same file (every record once, its field values too),
+each SIGTERM'd run exits 143 with a report that accounts for what it read, and the last reports
+account for every event, those finished earlier as skipped "already done"."""
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +14,15 @@ from pathlib import Path
 from resume_support import (
     Finished,
     Rig,
+    census,
+    finish,
+    identify,
     inflight_count,
     journal,
-    kill_when,
     normalised,
     requests_served,
     served_at_least,
+    signal_when,
     workload,
 )
 
@@ -28,14 +34,30 @@ USERS, TRACKS, GROUPS, MERGES, REKEYS = 150, 3, 10, 5, 3
 # Where the kills land: after this share of the requests an undisturbed run makes, counted on
 # the faulty sandbox over all runs so far (its faults and reconciliations add requests, so each
 # run gets past the previous kill).
-KILL_AT = (0.12, 0.3, 0.5, 0.7, 0.85)
+KILL_AT = (
+    (0.12, signal.SIGKILL),
+    (0.3, signal.SIGTERM),
+    (0.5, signal.SIGKILL),
+    (0.7, signal.SIGTERM),
+    (0.85, signal.SIGKILL),
+)
 DONE = frozenset({"sent", "unchanged", "skipped"})
+OUTCOMES = ("sent", "unchanged", "skipped", "failed", "not_attempted")
 
 
 def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     events = workload(USERS, tracks=TRACKS, groups=GROUPS, merges=MERGES, rekeys=REKEYS)
+    # Later identifies with new values for some users no alias touches: the records must end
+    # with them however the runs were cut (field values, not only counts).
+    events += [
+        {
+            **identify(f"u-{n}-late", f"u-{n}", email=f"u-{n}@new.example.com", role="late"),
+            "timestamp": "2026-10-02T09:00:00Z",
+        }
+        for n in range(2 * MERGES + REKEYS, USERS, 7)
+    ]
 
     calm = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "calm", tmp_path / "calm.sqlite")
     undisturbed = calm.send(events, "run")
@@ -44,6 +66,8 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     assert len(expected["persons"]) == USERS - MERGES
     assert len(expected["leads"]) == USERS * TRACKS + MERGES
     assert len(expected["merges"]) == MERGES
+    late = len(range(2 * MERGES + REKEYS, USERS, 7))
+    assert sum(1 for person in expected["persons"] if person[3] == "late") == late
     full_run = requests_served(calm.sandbox)
 
     faulty = make_sandbox(
@@ -57,11 +81,26 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     state = tmp_path / "state.sqlite"
     rig = Rig.make(faulty, tmp_path / "faulty", state)
     left_in_flight = 0
-    for share in KILL_AT:
+    for share, signum in KILL_AT:
+        report = rig.directory / "run-report.json"
+        report.unlink(missing_ok=True)
         process = rig.start(events, "run")
-        killed = kill_when(process, served_at_least(faulty, share * full_run))
-        assert killed, f"the run ended before {share:.0%} of the requests"
-        left_in_flight += inflight_count(state)
+        stopped = signal_when(process, served_at_least(faulty, share * full_run), signum)
+        assert stopped, f"the run ended before {share:.0%} of the requests"
+        ended = finish(process, report)
+        if signum is signal.SIGKILL:
+            assert ended.exit_code == -signal.SIGKILL and ended.report is None
+            left_in_flight += inflight_count(state)
+            continue
+        # SIGTERM: handled as Ctrl-C, exit 143 after the report; what it read is accounted for.
+        assert ended.exit_code == 143, ended.stderr[-2000:]
+        assert ended.stderr.rstrip().endswith(
+            "terminated (SIGTERM): no new events were started and those in flight were "
+            "finished; rerun the same command to resume"
+        )
+        assert ended.report is not None
+        counts = ended.report["events"]
+        assert counts["read"] == sum(counts.get(name, 0) for name in OUTCOMES) < len(events)
     # Several concurrent events each have a write in flight nearly all the time: the kills
     # must have left some, or the reruns prove nothing about reconciling them.
     assert left_in_flight > 0
@@ -100,3 +139,27 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     }
     assert done_before  # the killed runs finished some events, and the last one skipped them
     assert inflight_count(state) == 0
+
+    # The finished input once more: everything is already done, nothing changes.
+    served = requests_served(faulty)
+    again = rig.send(events, "run")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": len(events),
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": len(events),
+        "failed": 0,
+    }
+    assert normalised(faulty.state()) == expected
+    assert all(n == 1 for counts in census(faulty.state()).values() for n in counts.values())
+    # No event asked Pipedrive anything: the field listings (and their retries) only.
+    assert set(again.report["requests"]) <= {
+        "GET /v1/users/me",
+        "GET /api/v2/personFields",
+        "GET /api/v2/organizationFields",
+        "GET /api/v2/dealFields",
+        "GET /v1/leadLabels",
+    }
+    assert requests_served(faulty) - served == sum(again.report["requests"].values())

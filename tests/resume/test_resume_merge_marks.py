@@ -1,7 +1,9 @@
 """A merge's "left to settle" mark (io/state.py begin_write), found by review:
 (a) a merge refused outright (a 4xx) was never made: its mark is settled, as a refused create's;
 (b) a later merge of the same person into another survivor marks that survivor: killed mid-merge,
-    the next event must settle it into the person it went into, not an earlier merge's.
+    the next event must settle it into the person it went into, not an earlier merge's;
+(c) an alias whose merge an earlier run made is `unchanged`, "merged in an earlier run", never
+    `sent` without a write (issue 14 item 11), nor failed on the merged-away person's 404/410.
 """
 
 from __future__ import annotations
@@ -60,3 +62,47 @@ def test_a_later_merge_of_a_person_marks_its_own_survivor(tmp_path: Path) -> Non
         assert outcome.status == "sent"
         assert "PATCH /api/v2/persons/3" in pd.seen, pd.seen
         assert state.person_id("u-a") == 3
+
+
+MERGED_BEFORE = ("unchanged", "merged in an earlier run")
+
+
+def test_an_alias_whose_merge_a_killed_run_made_is_unchanged_on_the_rerun(tmp_path: Path) -> None:
+    pd = FakePipedrive({1: "u-a", 2: "u-b"})
+    pd.kill_after_merge.add((1, 2))
+    path = tmp_path / "s.sqlite"
+    with open_state(path) as state:
+        state.learn(CACHED)
+        with pytest.raises(Killed):  # the merge is made, then kill -9
+            replay(state, alias("m-1", "u-a", "u-b"), pd)
+    pd.seen.clear()
+    with open_state(path) as state:
+        outcome = replay(state, alias("m-1", "u-a", "u-b"), pd)
+        # Before: `sent`, though this run wrote nothing.
+        assert (outcome.status, outcome.reason) == MERGED_BEFORE
+        assert pd.seen == ["GET /api/v2/persons/1", "GET /api/v2/persons/2"]  # settled, no PUT
+        assert state.person_id("u-a") == state.person_id("u-b") == 2
+        assert state.merging_into(1) is None
+
+
+def test_an_alias_whose_previous_person_search_still_finds_merged_is_unchanged(
+    tmp_path: Path,
+) -> None:
+    # What was seen: the merge made, the first run then failed the alias with HTTP 410 on the
+    # merged-away person (search still found it), and the resumed run said `sent`, no write.
+    pd = FakePipedrive({2: "u-b"})
+    pd.index[1] = "u-a"  # merged into 2 earlier; search has not caught up
+    path = tmp_path / "s.sqlite"
+    with open_state(path) as state:
+        outcome = replay(state, alias("m-1", "u-a", "u-b"), pd)
+        assert (outcome.status, outcome.reason) == MERGED_BEFORE
+        assert pd.seen == [
+            "GET /api/v2/itemSearch/field",
+            "GET /api/v2/itemSearch/field",
+            "PUT /v1/persons/1/merge",  # answered 404: gone
+            "GET /api/v2/persons/2",  # the survivor is there: the merge is done
+        ]
+        assert state.person_id("u-a") == state.person_id("u-b") == 2
+        assert state.merging_into(1) is None
+        (summary,) = state.summary()
+        assert summary.unsettled == 0

@@ -76,8 +76,8 @@ def test_a_cached_person_merged_away_is_looked_up_again(rig: Rig) -> None:
     assert {lead["person_id"] for lead in rig.sandbox.state()["leads"]} == {survivor}
     requests = Counter(rig.sandbox.stats()["requests"]) - before
     # The PATCH on the cached id meets 410, the userId is searched again and the PATCH goes to
-    # the survivor; the survivor's leads are listed once (they came with the merge), then the
-    # new lead is created.
+    # the survivor; the survivor's leads and archived leads are listed once (they came with the
+    # merge), then the new lead is created.
     assert requests == Counter(
         {
             "GET /api/v2/personFields": 1,
@@ -88,6 +88,7 @@ def test_a_cached_person_merged_away_is_looked_up_again(rig: Rig) -> None:
             "PATCH /api/v2/persons/{id}": 2,
             "GET /api/v2/itemSearch/field": 1,
             "GET /v1/leads": 1,
+            "GET /v1/leads/archived": 1,
             "POST /v1/leads": 1,
         }
     )

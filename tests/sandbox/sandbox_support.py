@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +23,16 @@ EMPLOYEES_FIELD = "30ad8f346a94dd54e680b1f9410672d8c6253b5b"
 SOURCE_FIELD = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
 CAMPAIGN_FIELD = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
 HOT = "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"
+# What a fresh or reset sandbox holds.
+EMPTY_STATE = {
+    "persons": [],
+    "organizations": [],
+    "leads": [],
+    "merges": [],
+    "deals": [],
+    "activities": [],
+    "notes": [],
+}
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 
 
@@ -61,3 +75,25 @@ def create_person(client: httpx.Client, **body: Any) -> dict[str, Any]:
 def load_openapi(name: str) -> dict[str, Any]:
     """A parsed Pipedrive description, found and cached as the request contract does."""
     return dict(load(name))
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
+    """`rpd sandbox --port 0 ARGS` in a child process, and the first line it printed."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, process.stdout.readline()
+
+
+def extract_script() -> Any:
+    """scripts/extract_sandbox_schemas.py as a module (its OPERATIONS list what is served)."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
+    spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from sandbox_support import start_cli
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
@@ -17,14 +17,7 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    first = process.stdout.readline()
+    process, first = start_cli(*args)
     found = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
     assert found, first
     return process, found.group(1)
@@ -119,3 +112,35 @@ def test_the_ipv6_loopback_is_a_host_it_listens_on() -> None:
         assert sandbox.url.startswith("http://[::1]:")
         answer = httpx.get(sandbox.url + "/v1/users/me", headers={"x-api-token": "sandbox-token"})
         assert answer.status_code == 200
+
+
+def test_mangled_lookups_reach_the_server() -> None:
+    process, url = start("--fail-mangle", "1", "--mangle-kind", "no-data", "--plan", "unlimited")
+    try:
+        headers = {"x-api-token": "sandbox-token"}
+        response = httpx.get(f"{url}/api/v2/persons", headers=headers)
+        assert (response.status_code, response.text) == (200, '{"success":true}')
+        assert httpx.get(f"{url}/v1/users/me", headers=headers).json()["success"] is True
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+
+def test_an_unknown_mangle_kind_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--mangle-kind", "xml"])
+    assert result.exit_code == 2
+    assert result.output == (
+        "error: mangle kind must be one of unsuccessful, html, empty, no-data, v1-shape, "
+        "not 'xml'\nhint: see `rpd sandbox --help`\n"
+    )
+
+
+def test_help_documents_the_mangled_answers() -> None:
+    result = CliRunner().invoke(app, ["sandbox", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.replace("│", " ").split())
+    assert (
+        "--fail-mangle FLOAT RANGE [0.0<=x<=1.0] Rate of successful lookups (itemSearch and the "
+        "list endpoints) answered 200 with a malformed body instead:" in text
+    ), text
+    assert "--mangle-kind TEXT Only this malformed body for --fail-mangle (repeatable): " in text

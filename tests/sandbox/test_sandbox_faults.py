@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_support import USER_ID_FIELD, FakeClock, create_person, error, search
+from sandbox_support import EMPTY_STATE, USER_ID_FIELD, FakeClock, create_person, error, search
 
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.app import SandboxApp
 
 Client = Callable[..., httpx.Client]
-EMPTY = {"persons": [], "organizations": [], "leads": [], "merges": []}
+EMPTY = EMPTY_STATE
 
 
 def test_5xx_answers_do_not_apply_the_request(
@@ -185,3 +186,91 @@ def test_index_lag_can_be_turned_on_after_seeding(
     create_person(api, name="Bo", custom_fields={USER_ID_FIELD: "later"})
     assert search(api, "seeded").json()["data"] == [{"id": 1, "name": "Ann Lee"}]
     assert search(api, "later").json()["data"] == []
+
+
+# ---- mangled answers -----------------------------------------------------------------------
+
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Pipedrive</title></head>\n"
+    "<body><h1>We'll be right back</h1><p>Pipedrive is undergoing maintenance.</p></body></html>\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "content_type", "body"),
+    [
+        ("unsuccessful", "application/json", '{"success":false}'),
+        ("html", "text/html; charset=utf-8", HTML_PAGE),
+        ("empty", "application/json", ""),
+        ("no-data", "application/json", '{"success":true}'),
+        (
+            "v1-shape",
+            "application/json",
+            '{"success":true,"data":{"items":[{"id":1,"name":"Ann Lee"}]},"additional_data":'
+            '{"pagination":{"start":0,"limit":100,"more_items_in_collection":false}}}',
+        ),
+    ],
+)
+def test_each_mangled_body_replaces_a_successful_lookup(
+    sandbox: Sandbox, api: httpx.Client, kind: str, content_type: str, body: str
+) -> None:
+    create_person(api, custom_fields={USER_ID_FIELD: "u-1"})
+    sandbox.set_faults(fail_mangle=1.0, mangle_kinds=(kind,))
+    for response in (search(api, "u-1"), api.get("/api/v2/persons")):
+        assert (response.status_code, response.headers["content-type"]) == (200, content_type)
+        assert response.headers["x-ratelimit-limit"] == "10000"
+        if kind != "v1-shape":
+            assert response.text == body
+    assert search(api, "u-1").text == body
+    assert sandbox.stats()["mangled"] == 3
+
+
+def test_mangling_spares_writes_gets_failures_and_non_lookups(
+    sandbox: Sandbox, api: httpx.Client
+) -> None:
+    sandbox.set_faults(fail_mangle=1.0)
+    assert create_person(api)["id"] == 1
+    assert api.get("/api/v2/persons/1").json()["data"]["id"] == 1
+    assert api.get("/v1/users/me").json()["success"] is True
+    assert api.get("/api/v2/personFields").json()["success"] is True
+    assert api.get("/api/v2/persons", params={"limit": 0}).json() == error(
+        "limit: must be between 1 and 500"
+    )
+    assert sandbox.stats()["mangled"] == 0
+
+
+def test_mangled_lookups_replay_with_the_seed_and_leave_other_faults_in_place(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    def run(seed: int, mangle: float) -> list[str]:
+        api = client_for(make_sandbox(fail_5xx=0.3, fail_mangle=mangle, fault_seed=seed))
+        outcomes = []
+        for _ in range(40):
+            response = search(api, "u-1")
+            outcomes.append(
+                str(response.status_code)
+                if response.status_code != 200
+                else response.headers["content-type"][:9] + ":" + response.text[:30]
+            )
+        return outcomes
+
+    first, again, other = run(5, 0.5), run(5, 0.5), run(6, 0.5)
+    assert first == again
+    assert first != other
+    assert len({o for o in first if not o.startswith("5")}) == 6  # five kinds and the real one
+    failed = [o.startswith("5") for o in first]
+    assert failed == [o.startswith("5") for o in run(5, 0.0)]
+
+
+def test_mangle_options_are_checked() -> None:
+    with pytest.raises(
+        ValueError, match=re.escape("fail_mangle must be a rate between 0 and 1, not 1.5")
+    ):
+        SandboxOptions(fail_mangle=1.5)
+    with pytest.raises(
+        ValueError,
+        match="mangle kind must be one of unsuccessful, html, empty, no-data, v1-shape, not 'xml'",
+    ):
+        SandboxOptions(mangle_kinds=("xml",))
+    with pytest.raises(ValueError, match="mangle_kinds must name at least one kind"):
+        SandboxOptions(mangle_kinds=())

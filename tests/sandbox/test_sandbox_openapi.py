@@ -3,8 +3,6 @@ answers to rpd's requests validate against the documented response schemas."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,27 +14,35 @@ from sandbox_support import (
     SOURCE_FIELD,
     USER_ID_FIELD,
     create_person,
+    extract_script,
     load_openapi,
     search,
 )
 
 from rudder_pipedrive_cli.core.costs import TOKEN_COST
 from rudder_pipedrive_cli.sandbox.routes import ROUTES
-from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_sandbox_schemas.py"
+from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS
 
 
 def test_the_packaged_request_schemas_match_the_openapi_files() -> None:
-    spec = importlib.util.spec_from_file_location("extract_sandbox_schemas", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = extract_script()
     assert script.extract(specs_dir()) == REQUEST_SCHEMAS
+    assert script.extract_query(specs_dir()) == QUERY_PARAMETERS
+    served = {f"{method} {path}" for method, path in ROUTES}
+    assert set(script.OPERATIONS) == served, "every served operation is in the script's list"
 
 
 def test_every_costed_operation_is_served() -> None:
     assert {f"{method} {path}" for method, path in ROUTES} == set(TOKEN_COST)
+
+
+def test_each_operation_costs_its_documented_x_token_cost() -> None:
+    script = extract_script()
+    documented = {
+        key: load_openapi(file)["paths"][path][method]["x-token-cost"]
+        for key, (file, path, method) in script.OPERATIONS.items()
+    }
+    assert documented == dict(TOKEN_COST)
 
 
 # ---- response schemas ----------------------------------------------------------------------
@@ -110,6 +116,7 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
             SOURCE_FIELD: "web",
         },
     )
+    lead_id = lead.json()["data"]["id"]
     checks = [
         (org, "v2.yaml", "/organizations", "post"),
         (person, "v2.yaml", "/persons", "post"),
@@ -130,6 +137,14 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
         (api.get("/api/v2/organizationFields"), "v2.yaml", "/organizationFields", "get"),
         (api.get("/api/v2/dealFields", params={"limit": 2}), "v2.yaml", "/dealFields", "get"),
         (api.get("/v1/leads", params={"person_id": 1}), "v1.yaml", "/leads", "get"),
+        (api.get(f"/v1/leads/{lead_id}"), "v1.yaml", "/leads/{id}", "get"),
+        (
+            api.patch(f"/v1/leads/{lead_id}", json={"is_archived": True}),
+            "v1.yaml",
+            "/leads/{id}",
+            "patch",
+        ),
+        (api.get("/v1/leads/archived"), "v1.yaml", "/leads/archived", "get"),
         (api.get("/v1/leadLabels"), "v1.yaml", "/leadLabels", "get"),
         (api.get("/v1/users/me"), "v1.yaml", "/users/me", "get"),
         (
@@ -164,3 +179,50 @@ def test_a_401_matches_the_documented_error(sandbox: Any) -> None:
     response = httpx.get(f"{sandbox.url}/v1/users/me")
     assert response.status_code == 401
     assert_valid(response, "v1.yaml", "/users/me", "get")
+
+
+def test_answers_of_the_track_rule_operations_match_the_response_schemas(
+    api: httpx.Client,
+) -> None:
+    create_person(api)
+    api.post("/api/v2/organizations", json={"name": "Acme"})
+    checks = [
+        (
+            api.post(
+                "/api/v2/deals",
+                json={"title": "D", "person_id": 1, "org_id": 1, "origin_id": "rpd:1"},
+            ),
+            "v2.yaml",
+            "/deals",
+            "post",
+        ),
+        (api.get("/api/v2/deals", params={"person_id": 1}), "v2.yaml", "/deals", "get"),
+        (
+            api.post(
+                "/api/v2/activities",
+                json={"subject": "S", "type": "call", "person_id": 1, "due_date": "2026-06-01"},
+            ),
+            "v2.yaml",
+            "/activities",
+            "post",
+        ),
+        (api.get("/api/v2/activities", params={"person_id": 1}), "v2.yaml", "/activities", "get"),
+        (api.post("/v1/notes", json={"content": "N", "person_id": 1}), "v1.yaml", "/notes", "post"),
+        (api.get("/v1/notes", params={"person_id": 1}), "v1.yaml", "/notes", "get"),
+        (
+            api.get(
+                "/api/v2/dealFields",
+                params={"include_fields": "ui_visibility,important_fields,required_fields"},
+            ),
+            "v2.yaml",
+            "/dealFields",
+            "get",
+        ),
+        (api.get("/api/v2/personFields"), "v2.yaml", "/personFields", "get"),
+        (api.get("/api/v2/pipelines"), "v2.yaml", "/pipelines", "get"),
+        (api.get("/api/v2/stages"), "v2.yaml", "/stages", "get"),
+        (api.get("/v1/activityTypes"), "v1.yaml", "/activityTypes", "get"),
+    ]
+    for response, file, path, method in checks:
+        assert response.status_code == 200, (path, response.text)
+        assert_valid(response, file, path, method)

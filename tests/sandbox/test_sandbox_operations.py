@@ -9,6 +9,7 @@ import pytest
 from sandbox_support import (
     CAMPAIGN_FIELD,
     EMPLOYEES_FIELD,
+    EMPTY_STATE,
     GROUP_ID_FIELD,
     HOT,
     INDUSTRY_FIELD,
@@ -648,7 +649,7 @@ def test_seeded_custom_fields_have_the_spec_keys(api: httpx.Client, path: str) -
             f["field_code"],
             f["field_name"],
             f["field_type"],
-            [o["label"] for o in f["options"]] if "options" in f else None,
+            [o["label"] for o in f["options"]] if f["options"] is not None else None,
         )
         for f in items
         if f["is_custom_field"]
@@ -752,8 +753,9 @@ def test_state_stats_and_reset_over_http(api: httpx.Client, sandbox: Sandbox) ->
         "rate_limited": 0,
         "forbidden": 0,
         "resets": 0,
+        "mangled": 0,
     }
     assert api.post("/_sandbox/reset").json() == {"reset": True}
-    assert sandbox.state() == {"persons": [], "organizations": [], "leads": [], "merges": []}
+    assert sandbox.state() == EMPTY_STATE
     assert sandbox.stats()["requests"] == {}
     assert create_person(api)["id"] == 1

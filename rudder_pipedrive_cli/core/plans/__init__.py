@@ -74,6 +74,8 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
     if handler is None:
         yield from ()
         return UNSUPPORTED
+    if event.refused is not None:  # an identity value that cannot be one (events.py)
+        return event.refused
     has_identity = (
         event.user_id is not None
         or bool(event.external)

@@ -16,14 +16,18 @@ from rudder_pipedrive_cli.core.plans.common import (
     gone,
     merge_done,
     merge_landed,
+    person_check,
     require_field,
-    unknown_failure,
     update,
     with_identity,
+    write_once,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
 NEITHER = "alias: neither previous nor current person found"
+# The merge this alias asks for was found done, not made now: by a run that was killed or whose
+# answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
+MERGED_BEFORE = "merged in an earlier run"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
@@ -38,13 +42,14 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     traits = Traits.of(event.raw, "traits", "context.traits")
     previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
     current = yield from find(ctx, PERSON, user_id, "curr_person_id")
+    merged_before = False
     if previous is not None and current is not None:
         if previous.id != current.id:
-            yield from merge(ctx, previous, current)
+            merged_before = not (yield from merge(ctx, previous, current))
         elif current.id in ctx.ledger.merged.values():
             # One person because a merge into it, left unknown (by this alias in a run that was
             # killed, say), was found done just now: the merge this alias asks for.
-            ctx.ledger.wrote = True
+            merged_before = True
         survivor = current
     elif previous is not None and user_id is not None:
         # Only the previous person exists: it becomes the userId's person.
@@ -64,13 +69,43 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     for key in (previous_id, user_id):
         if key is not None and (previous is not None or key == user_id):
             ctx.ledger.learn(PERSON, key, survivor)
+    if merged_before and not ctx.ledger.wrote:
+        return ctx.ledger.outcome("unchanged", MERGED_BEFORE)
     return ctx.ledger.finish()
 
 
-def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
+def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     """PUT the merge; an unknown outcome is settled by asking whether the previous person is
-    still there (gone: the merge is done)."""
+    still there (gone: the merge is done). False: not made now, found done before (the previous
+    person, found by search, is gone while the survivor is there: SPEC 5's done)."""
     stage = "merge persons"
+
+    def answered(response: ApiResponse, lost: str) -> bool:
+        if not lost:  # answered, never in doubt: no mark is left to settle
+            ctx.ledger.merging[previous.id] = None
+        # Which person is missing: the survivor when the answer names merge_with_id (the sandbox
+        # says so with a 400), else the person in the URL.
+        survivor_missing = "merge_with_id" in response.error and (
+            response.status in GONE or (response.status == 400 and current.via == "cache")
+        )
+        if survivor_missing:
+            raise gone(PERSON, current, response, stage)
+        if response.status in GONE and previous.via != "cache":
+            return False  # gone though a search just found it (the index lags a merge): below
+        if response.status in GONE:  # a stale cache: planned again (plans/__init__)
+            raise gone(PERSON, previous, response, stage)
+        expect(response, stage)
+        return True
+
+    def settle(_response: ApiResponse) -> Step[bool | None]:
+        still = yield from merge_landed(previous.id, current.id)
+        if still is not None and still.status in GONE:  # the survivor is the one that went away
+            raise gone(PERSON, current, still, stage)
+        return None if still is None else True
+
+    def left(_lost: str) -> None:  # later events that find the previous person settle it first
+        ctx.ledger.merging[previous.id] = current.id
+
     request = ApiRequest(
         method="PUT",
         path=f"/v1/persons/{previous.id}/merge",
@@ -80,35 +115,19 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[None]:
         note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
         merges=(previous.id, current.id),
     )
-    lost = False  # an answer was lost: the merge may have landed
-    try:
-        for _ in range(ctx.config.unknown_tries):
-            response = yield request
-            lost = lost or response.unknown
-            if not response.unknown:
-                if not lost:  # answered, never in doubt: no mark is left to settle
-                    ctx.ledger.merging[previous.id] = None
-                # Which person is missing: the survivor when the answer names merge_with_id (the
-                # sandbox says so with a 400), else the person in the URL.
-                survivor_missing = "merge_with_id" in response.error and (
-                    response.status in GONE or (response.status == 400 and current.via == "cache")
-                )
-                if survivor_missing:
-                    raise gone(PERSON, current, response, stage)
-                if response.status in GONE:
-                    raise gone(PERSON, previous, response, stage)
-                expect(response, stage)
-                break
-            still = yield from merge_landed(previous.id, current.id)
-            if still is not None:
-                if still.status in GONE:  # the survivor is the one that went away
-                    raise gone(PERSON, current, still, stage)
-                break
-        else:
-            raise unknown_failure(ctx, stage, f"person {previous.id} is still there")
-    except PlanFailure:
-        if lost:  # later events that find the previous person settle it first
-            ctx.ledger.merging[previous.id] = current.id
-        raise
+    what = f"person {previous.id} is still there"
+    made = yield from write_once(
+        ctx, request, answered=answered, settle=settle, left=left, what=what
+    )
+    if not made:  # done earlier if the survivor is there, as a merge left unknown is settled
+        there = yield person_check(
+            current.id, f"person {previous.id} is gone: is the survivor there?"
+        )
+        if there.status in GONE:
+            raise gone(PERSON, current, there, stage)
+        expect(there, "reconcile merge")
+        merge_done(ctx, previous.id, current.id)
+        return False
     ctx.ledger.wrote = True
     merge_done(ctx, previous.id, current.id)
+    return True

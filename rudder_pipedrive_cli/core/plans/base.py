@@ -23,6 +23,7 @@ class PlanConfig:
     group_id_field: str = ""
     create_persons: bool = False
     default_currency: str = ""
+    on_invalid: str = "fail"  # [fields] on_invalid: "fail" or "drop" a value that cannot be coerced
     person_fields: Mapping[str, str] = field(default_factory=dict)  # trait path -> field key
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)
@@ -31,3 +32,6 @@ class PlanConfig:
     # How often a write whose outcome stays unknown is tried (reconciled in between): the
     # transport's retries + 1, so `--max-retries` bounds these too.
     unknown_tries: int = 7
+    # previousId -> userId of the input's alias events (send's first pass over its files): a
+    # userId Pipedrive does not find may be one an earlier run's alias merged or re-keyed away.
+    aliases: Mapping[str, str] = field(default_factory=dict)

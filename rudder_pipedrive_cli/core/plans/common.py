@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+from rudder_pipedrive_cli.core.envelopes import json_kind
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import (
@@ -33,9 +34,10 @@ from rudder_pipedrive_cli.core.fields import (
     split_custom,
     text_limit,
 )
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.known import MAX_MERGE_HOPS, Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
+from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
 
 T = TypeVar("T")
 Step = Generator[ApiRequest, ApiResponse, T]
@@ -46,6 +48,7 @@ Via = Literal["external", "cache", "search", "created"]
 RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
 GONE = frozenset({404, 410})
+SUPERSEDED = "superseded by a later event"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +151,10 @@ class Ledger:
     unsettled: dict[tuple[str, str], str | None] = field(default_factory=dict)
     merging: dict[PdId, PdId | None] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
+    recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
     wrote: bool = False
+    superseded: bool = False  # a write was left out whole: a later event wrote its fields
+    at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
         self.identities[(entity.kind, key)] = ref.id
@@ -194,11 +200,14 @@ class Ledger:
             unsettled=self.unsettled,
             merging=self.merging,
             troubled=troubled,
+            recency=self.recency,
             public=public,
         )
 
     def finish(self) -> Outcome:
-        return self.outcome("sent" if self.wrote else "unchanged")
+        if self.wrote:
+            return self.outcome("sent")
+        return self.outcome("unchanged", SUPERSEDED if self.superseded else "")
 
     def failed(
         self, failure: PlanFailure, troubled: frozenset[tuple[str, str]] = frozenset()
@@ -221,6 +230,33 @@ class Ctx:
     config: PlanConfig
     known: Known
     ledger: Ledger
+
+    @property
+    def at(self) -> str:
+        """The event's time as a recency stamp (core/recency.py), read once per event."""
+        ledger = self.ledger
+        if ledger.at is None:
+            ledger.at = stamp(self.event)
+        return ledger.at
+
+
+# --- field recency ---------------------------------------------------------------------------
+
+
+def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
+    """When each field of the record was last written: by this event, else as known."""
+    learned = ctx.ledger.recency.get((kind, record))
+    known = ctx.known.recency(kind, record)
+    return known if learned is None else newest(known, learned)
+
+
+def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
+    """Remember that this event wrote the body's fields to the record, at its time."""
+    at = ctx.at
+    times = ctx.ledger.recency.setdefault((entity.kind, record), {})
+    for name in fields_of(body, entity.identity_field(ctx.config)):
+        if at >= times.get(name, ""):
+            times[name] = at
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -259,13 +295,53 @@ def record_id(response: ApiResponse, stage: str) -> PdId:
     return found
 
 
-def hit_ids(data: Any) -> list[PdId]:
-    """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`."""
+def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
+    """The records of a search or listing answer. Only Pipedrive's success envelope whose `data`
+    is a list of objects, or null (none), is read: anything else fails the event (retryable),
+    since taken as "no records" it would make a duplicate (SPEC 4)."""
+    expect(response, stage)
+    if response.malformed:
+        raise malformed(response, stage, response.malformed)
+    data = response.data
+    if data is None:
+        return []
+    if type(data) is not list:
+        raise malformed(response, stage, f'"data" is {json_word(data)}, not a list')
+    for item in data:
+        if not isinstance(item, Mapping):
+            raise malformed(response, stage, f'an item of "data" is {json_word(item)}')
+    return data
+
+
+JSON_WORDS = {"dict": "an object", "list": "a list", "str": "a string", "bool": "a boolean"}
+
+
+def json_word(value: Any) -> str:
+    """A decoded JSON value's kind in JSON's words: "an object", "a number", "null"."""
+    kind = json_kind(value)
+    return JSON_WORDS.get(kind, "a number" if kind in ("int", "float") else kind)
+
+
+def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
+    return PlanFailure(
+        f"{stage}: Pipedrive's answer is malformed (HTTP {response.status}: {why}); not taken "
+        "as no records: retry later",
+        stage=stage,
+        status=response.status,
+        retryable=True,
+    )
+
+
+def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
+    """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`
+    (SPEC 1); a hit of neither shape makes the answer malformed."""
     ids: list[PdId] = []
-    for hit in data if isinstance(data, list) else []:
-        item = hit.get("item", hit) if isinstance(hit, Mapping) else None
+    for hit in listed(response, stage):
+        item = hit.get("item", hit)
         found = pd_id(item.get("id")) if isinstance(item, Mapping) else None
-        if found is not None and found not in ids:
+        if found is None:
+            raise malformed(response, stage, "a hit holds no id")
+        if found not in ids:
             ids.append(found)
     return ids
 
@@ -384,9 +460,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 return ref
     ids = yield from search(ctx, entity, require_field(ctx, entity, key), key)
     if not ids:
+        if entity is PERSON and key in ctx.config.aliases:
+            return (yield from aliased_away(ctx, key))
         return None
     chosen = lowest(ids)
-    if len(ids) > 1:
+    if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
         ctx.ledger.warnings.append(
             Warned(
                 f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
@@ -398,6 +476,39 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
     ref = Ref(id=chosen, via="search", key=key)
     ctx.ledger.learn(entity, key, ref)
     return ref
+
+
+def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
+    """The person of a userId Pipedrive does not find while the input aliases it to another
+    (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
+    was aliased to, which keeps its own userId. Found (cached or by search, following a chain of
+    aliases), that person is the userId's: no second person is created, no lead is made twice
+    (that person's leads are listed) and the alias merges nothing again. None: not found either,
+    so the userId's person is created as usual."""
+    seen = {key}
+    target = ctx.config.aliases.get(key)
+    while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
+        seen.add(target)
+        cached = ctx.known.person_id(target)
+        ids = (
+            [cached]
+            if cached is not None
+            else (yield from search(ctx, PERSON, require_field(ctx, PERSON, target), target))
+        )
+        if ids:
+            ref = Ref(id=lowest(ids), via="search", key=key)
+            ctx.ledger.warnings.append(
+                Warned(
+                    f"userId {key} not found: the input aliases it to {target}, whose person "
+                    f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
+                    "a userId not found is taken as the person of the userId the input aliases "
+                    "it to (an earlier alias merged or re-keyed it)",
+                )
+            )
+            ctx.ledger.learn(PERSON, key, ref)
+            return ref
+        target = ctx.config.aliases.get(target)
+    return None
 
 
 def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
@@ -427,6 +538,11 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     merged = ctx.ledger.lead_origins.get(previous, ctx.known.lead_origins(previous))
     both = survivor | merged if survivor is not None and merged is not None else None
     ctx.ledger.lead_origins[current] = both
+    # The survivor holds both persons' data now: a field either had from a later event is not
+    # for an older event of either userId to overwrite.
+    times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
+    if times:
+        ctx.ledger.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -457,33 +573,62 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 
 
 def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
-    stage = f"lookup {entity.noun}"
-    ids: list[PdId] = []
+    """The ids itemSearch finds for `term` (a record on two pages may show twice)."""
+    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
+    note = f"search {entity.noun} by {entity.identity} {term}"
+    return listing(
+        "/api/v2/itemSearch/field", query, stage=f"lookup {entity.noun}", note=note, read=hit_ids
+    )
+
+
+def listing(
+    path: str,
+    query: Mapping[str, str | int],
+    *,
+    stage: str,
+    note: str,
+    read: Callable[[ApiResponse, str], list[T]],
+    offset: bool = False,
+    gone_as: Callable[[ApiResponse], Exception] | None = None,
+) -> Step[list[T]]:
+    """Every page of a listing or search, each answer read by `read` (which refuses a malformed
+    one): v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`. `gone_as` turns a 404/410
+    into the exception to raise (the record listed about is gone)."""
+    found: list[T] = []
     cursor: str | None = None
+    start = 0
     while True:
-        query: dict[str, str | int] = {
-            "term": term,
-            "entity_type": entity.search_type,
-            "field": field_key,
-            "match": "exact",
-        }
-        if cursor:
-            query["cursor"] = cursor
+        page = query  # most listings are one page
+        if offset:
+            page = {**query, "start": start, "limit": LIST_LIMIT}
+        elif cursor:
+            page = {**query, "cursor": cursor}
         response = yield ApiRequest(
-            method="GET",
-            path="/api/v2/itemSearch/field",
-            endpoint="/api/v2/itemSearch/field",
-            stage=stage,
-            query=query,
-            note=f"search {entity.noun} by {entity.identity} {term}",
+            method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
         )
-        expect(response, stage)
-        for found in hit_ids(response.data):
-            if found not in ids:
-                ids.append(found)
-        cursor = next_cursor(response.additional_data)
-        if cursor is None:
-            return ids
+        if gone_as is not None and response.status in GONE:
+            raise gone_as(response)
+        items = read(response, stage)
+        found.extend(items)
+        if offset:
+            more, start = page_after(response.additional_data, start, len(items))
+            if not more or not items:
+                return found
+        else:
+            cursor = next_cursor(response.additional_data)
+            if cursor is None:
+                return found
+
+
+def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
+    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
+    under its `pagination`."""
+    info = additional if isinstance(additional, Mapping) else {}
+    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
+    next_start = info.get("next_start")
+    return bool(info.get("more_items_in_collection")), (
+        next_start if isinstance(next_start, int) else start + count
+    )
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -534,44 +679,80 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 # --- writes ----------------------------------------------------------------------------------
 
 
-def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
-    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage = f"create {entity.noun}"
-    request = ApiRequest(
-        method="POST",
-        path=entity.collection,
-        endpoint=entity.collection,
-        stage=stage,
-        body=body,
-        note=note,
-        creates=(entity.kind, key),
-    )
-    found: PdId | None = None
-    unknown_since = ""  # the first send whose answer was lost
+def write_once(
+    ctx: Ctx,
+    request: ApiRequest,
+    *,
+    answered: Callable[[ApiResponse, str], T],
+    settle: Callable[[ApiResponse], Step[T | None]] | None = None,
+    left: Callable[[str], None] | None = None,
+    what: str,
+) -> Step[T]:
+    """Send a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
+    create, update, merge and lead goes through.
+
+    A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
+    first send whose answer was lost ("" when none was). After a lost answer, `settle(response)`
+    asks Pipedrive whether the write landed: its result, or None to send it again (no `settle`:
+    the write is idempotent and simply sent again). After `unknown_tries` sends, or failing on
+    the way once an answer was lost (or a 2xx could not be read: the record exists), the write
+    is `left` to settle, given that send time, for the events that come after."""
+    lost = ""
     try:
         for _ in range(ctx.config.unknown_tries):
             response = yield request
             if not response.unknown:
-                if response.ok:  # it exists, even if the answer holds no usable id
-                    unknown_since = unknown_since or response.sent_at
-                elif not unknown_since:  # refused, never made: nothing left to settle
-                    ctx.ledger.unsettled[(entity.kind, key)] = None
-                found = record_id(expect(response, stage), stage)
-                break
-            unknown_since = unknown_since or response.sent_at
-            found = yield from reconcile_create(ctx, entity, key, response.sent_at)
-            if found is not None:
-                break
-        if found is None:
-            what = f"no {entity.noun} with {entity.identity} {key} appeared"
-            raise unknown_failure(ctx, stage, what)
+                try:
+                    return answered(response, lost)
+                except PlanFailure:
+                    if response.ok:  # it was made, even if its answer cannot be read
+                        lost = lost or response.sent_at
+                    raise
+            lost = lost or response.sent_at
+            if settle is not None:
+                landed = yield from settle(response)
+                if landed is not None:
+                    return landed
+        raise unknown_failure(ctx, request.stage, what)
     except PlanFailure:
-        if unknown_since:  # it may exist: later events must not search and create blindly
-            ctx.ledger.unsettled[(entity.kind, key)] = unknown_since
+        if lost and left is not None:
+            left(lost)
         raise
+
+
+def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
+    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
+    stage = f"create {entity.noun}"
+    slot = (entity.kind, key)
+
+    def answered(response: ApiResponse, lost: str) -> PdId:
+        if not response.ok and not lost:  # refused, never made: nothing left to settle
+            ctx.ledger.unsettled[slot] = None
+        return record_id(expect(response, stage), stage)
+
+    def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
+        ctx.ledger.unsettled[slot] = lost
+
+    found = yield from write_once(
+        ctx,
+        ApiRequest(
+            method="POST",
+            path=entity.collection,
+            endpoint=entity.collection,
+            stage=stage,
+            body=body,
+            note=note,
+            creates=slot,
+        ),
+        answered=answered,
+        settle=lambda response: reconcile_create(ctx, entity, key, response.sent_at),
+        left=left,
+        what=f"no {entity.noun} with {entity.identity} {key} appeared",
+    )
     ref = Ref(id=found, via="created", key=key)
     ctx.ledger.learn(entity, key, ref)
     ctx.ledger.wrote = True
+    wrote_fields(ctx, entity, found, body)
     return ref
 
 
@@ -587,47 +768,50 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
             retryable=True,
         )
     field_key = require_field(ctx, entity, key)
+    query: dict[str, str | int] = {
+        "updated_since": rfc3339(sent - RECONCILE_SLACK),
+        "sort_by": "update_time",
+        "sort_direction": "desc",
+        "limit": LIST_LIMIT,
+    }
+    note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
+    records = yield from listing(entity.collection, query, stage=stage, note=note, read=listed)
     matches: list[PdId] = []
-    cursor: str | None = None
-    while True:
-        query: dict[str, str | int] = {
-            "updated_since": rfc3339(sent - RECONCILE_SLACK),
-            "sort_by": "update_time",
-            "sort_direction": "desc",
-            "limit": LIST_LIMIT,
-        }
-        if cursor:
-            query["cursor"] = cursor
-        response = yield ApiRequest(
-            method="GET",
-            path=entity.collection,
-            endpoint=entity.collection,
-            stage=stage,
-            query=query,
-            note=f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}",
-        )
-        expect(response, stage)
-        for record in response.data if isinstance(response.data, list) else []:
-            custom = record.get("custom_fields") if isinstance(record, Mapping) else None
-            value = custom.get(field_key) if isinstance(custom, Mapping) else None
-            if isinstance(value, Mapping):  # some field types answer {"value": ...}
-                value = value.get("value")
-            found = pd_id(record.get("id")) if isinstance(record, Mapping) else None
-            if found is not None and identity_value(value) == key:
-                matches.append(found)
-        cursor = next_cursor(response.additional_data)
-        if cursor is None:
-            return lowest(matches) if matches else None
+    for record in records:
+        custom = record.get("custom_fields")
+        value = custom.get(field_key) if isinstance(custom, Mapping) else None
+        if isinstance(value, Mapping):  # some field types answer {"value": ...}
+            value = value.get("value")
+        found = pd_id(record.get("id"))
+        if found is not None and identity_value(value) == key:
+            matches.append(found)
+    return lowest(matches) if matches else None
 
 
 def update(
     ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], *, stage: str, note: str
-) -> Step[None]:
-    """PATCH a record (idempotent: an unknown outcome may simply be repeated). A PATCH this event
-    already made (before a stale cache hit re-planned it) is not made again."""
-    done = (entity.kind, ref.id, dict(body))
+) -> Step[bool]:
+    """PATCH a record (idempotent: an unknown outcome may simply be repeated) with the fields no
+    later event wrote; False when none is left to send. A PATCH this event already made (before
+    a stale cache hit re-planned it) is not made again."""
+    identity = entity.identity_field(ctx.config)
+    body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
+    if not body:
+        ctx.ledger.superseded = ctx.ledger.superseded or left_out
+        return False
+    done = (entity.kind, ref.id, body)
     if done in ctx.ledger.updates:
-        return
+        return True
+
+    def answered(response: ApiResponse, _lost: str) -> None:
+        if response.status in GONE:
+            raise gone(entity, ref, response, stage)
+        expect(response, stage)
+        if entity is PERSON:
+            org = org_of(response.data)
+            if org is not None:
+                ctx.ledger.memberships[ref.id] = org
+
     request = ApiRequest(
         method="PATCH",
         path=f"{entity.collection}/{ref.id}",
@@ -636,21 +820,11 @@ def update(
         body=body,
         note=note,
     )
-    for _ in range(ctx.config.unknown_tries):
-        response = yield request
-        if response.unknown:
-            continue
-        if response.status in GONE:
-            raise gone(entity, ref, response, stage)
-        expect(response, stage)
-        ctx.ledger.wrote = True
-        ctx.ledger.updates.append(done)
-        if entity is PERSON:
-            org = org_of(response.data)
-            if org is not None:
-                ctx.ledger.memberships[ref.id] = org
-        return
-    raise unknown_failure(ctx, stage, "the update was repeated")
+    yield from write_once(ctx, request, answered=answered, what="the update was repeated")
+    ctx.ledger.wrote = True
+    ctx.ledger.updates.append(done)
+    wrote_fields(ctx, entity, ref.id, body)
+    return True
 
 
 def person_create_body(

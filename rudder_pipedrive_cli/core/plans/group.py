@@ -82,10 +82,12 @@ def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
         return
     note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
     try:
-        yield from update(ctx, PERSON, person, {"org_id": org.id}, stage="link person", note=note)
+        body = {"org_id": org.id}
+        linked = yield from update(ctx, PERSON, person, body, stage="link person", note=note)
     except PlanFailure as failure:
         # Refused while the organization came from the cache: it may be gone; search again.
         if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):
             raise Stale(ORG, org.key) from failure
         raise
-    ctx.ledger.memberships[person.id] = org.id
+    if linked:  # not when a later event linked the person elsewhere
+        ctx.ledger.memberships[person.id] = org.id

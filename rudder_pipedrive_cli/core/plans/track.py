@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.fields import (
     lead_amount,
     lead_custom,
     lead_labels,
+    lead_value,
     mapped_values,
     put_own,
     shape_standard,
@@ -25,7 +26,6 @@ from rudder_pipedrive_cli.core.fields import (
 )
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
-    LIST_LIMIT,
     PERSON,
     Ctx,
     Ref,
@@ -34,10 +34,12 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    listed,
+    listing,
     person_create_body,
-    unknown_failure,
+    write_once,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
 ORIGIN_PREFIX = "rpd:"
 
@@ -69,7 +71,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
 def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    currency = text(properties.get("currency")) or config.default_currency
+    given = properties.get("currency")
+    currency = config.default_currency if given is None else given  # checked where it is used
     mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
     # Without the field catalog (an offline dry-run) the labels were never listed either.
     listed = bool(config.field_types)
@@ -79,23 +82,14 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
         labels=config.lead_labels,
         warnings=warnings,
         listed=listed,
+        on_invalid=config.on_invalid,
     )
     body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
     body["title"] = title
     amount = lead_amount(properties, warnings)
-    if amount is not None:
-        if currency:
-            value = {"amount": amount, "currency": currency.upper()}
-            put_own(body, "value", value, config.lead_fields, warnings)
-        else:
-            warnings.append(
-                Warned(
-                    f"lead value {amount} has no currency (no currency property and no "
-                    "[identity] default_currency); value left out",
-                    "a lead value has no currency (no currency property and no [identity] "
-                    "default_currency); value left out",
-                )
-            )
+    value = None if amount is None else lead_value(amount, currency, config, warnings)
+    if value is not None:
+        put_own(body, "value", value, config.lead_fields, warnings)
     close = properties.get("expected_close_date")
     if close is not None:
         day = date_part(close)
@@ -128,42 +122,24 @@ def lead_origins(ctx: Ctx, person: Ref) -> Step[frozenset[str]]:
     return origins
 
 
+LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")  # archived leads are only in the second
+
+
 def list_origins(ctx: Ctx, person: Ref, *, stage: str, note: str) -> Step[frozenset[str]]:
+    """The origin_ids of the person's leads, archived ones included (SPEC 1)."""
     found: set[str] = set()
-    start = 0
-    while True:
-        response = yield ApiRequest(
-            method="GET",
-            path="/v1/leads",
-            endpoint="/v1/leads",
+    for path in LEAD_LISTINGS:
+        leads = yield from listing(
+            path,
+            {"person_id": person.id},
             stage=stage,
-            query={"person_id": person.id, "start": start, "limit": LIST_LIMIT},
-            note=note,
+            note=note if path == "/v1/leads" else f"{note} (archived leads)",
+            read=listed,
+            offset=True,
+            gone_as=lambda response: gone(PERSON, person, response, stage),
         )
-        if response.status in GONE:
-            raise gone(PERSON, person, response, stage)
-        expect(response, stage)
-        leads = response.data if isinstance(response.data, list) else []
-        found.update(
-            lead["origin_id"]
-            for lead in leads
-            if isinstance(lead, Mapping) and isinstance(lead.get("origin_id"), str)
-        )
-        more, next_start = page_after(response.additional_data, start, len(leads))
-        if not more or not leads:
-            return frozenset(found)
-        start = next_start
-
-
-def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
-    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
-    under its `pagination`."""
-    info = additional if isinstance(additional, Mapping) else {}
-    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
-    next_start = info.get("next_start")
-    return bool(info.get("more_items_in_collection")), (
-        next_start if isinstance(next_start, int) else start + count
-    )
+        found.update(lead["origin_id"] for lead in leads if isinstance(lead.get("origin_id"), str))
+    return frozenset(found)
 
 
 def create_lead(
@@ -172,6 +148,26 @@ def create_lead(
     """POST the lead; an unknown outcome is settled by listing the person's leads by origin_id."""
     stage = "create lead"
     origin = str(body["origin_id"])
+    seen = set(origins)
+
+    def answered(response: ApiResponse, _lost: str) -> bool:
+        # A cached person merged or deleted behind our back: Pipedrive's answer for a lead on a
+        # missing person is not documented (the sandbox: a 400 naming person_id).
+        refused_person = response.status == 400 and "person" in response.error.lower()
+        if response.status in GONE or (refused_person and person.via == "cache"):
+            raise gone(PERSON, person, response, stage)
+        expect(response, stage)  # a 2xx created it, whatever the answer holds
+        return True
+
+    def settle(_response: ApiResponse) -> Step[bool | None]:
+        note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
+        listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
+        seen.update(listed)
+        return True if origin in listed else None
+
+    def left(_lost: str) -> None:  # its lead list is not known any more: the next track lists it
+        ctx.ledger.lead_origins[person.id] = None
+
     request = ApiRequest(
         method="POST",
         path="/v1/leads",
@@ -180,31 +176,7 @@ def create_lead(
         body=body,
         note=f"create lead {body['title']!r} for person {person.id} ({person.how})",
     )
-    lost = False  # an answer was lost: the lead may exist
-    try:
-        for _ in range(ctx.config.unknown_tries):
-            response = yield request
-            lost = lost or response.unknown
-            if not response.unknown:
-                # A cached person merged or deleted behind our back: Pipedrive's answer for a
-                # lead on a missing person is not documented (the sandbox: a 400 naming person_id).
-                refused_person = response.status == 400 and "person" in response.error.lower()
-                if response.status in GONE or (refused_person and person.via == "cache"):
-                    raise gone(PERSON, person, response, stage)
-                expect(response, stage)  # a 2xx created it, whatever the answer holds
-                break
-            note = (
-                f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
-            )
-            listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
-            origins = origins | listed
-            if origin in listed:
-                break
-        else:
-            raise unknown_failure(ctx, stage, f"no lead with origin_id {origin} appeared")
-    except PlanFailure:
-        if lost:  # the person's lead list is not known any more: the next track lists it first
-            ctx.ledger.lead_origins[person.id] = None
-        raise
+    what = f"no lead with origin_id {origin} appeared"
+    yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
     ctx.ledger.wrote = True
-    ctx.ledger.lead_origins[person.id] = origins | {origin}
+    ctx.ledger.lead_origins[person.id] = frozenset(seen | {origin})

@@ -1,0 +1,197 @@
+"""Reading a RudderStack backup from S3 against reading the same objects from a local folder.
+
+    python -m benchmarks.object_read [--quick]
+
+Writes a backup of 200,000 events (40 gzipped objects of 5,000 archive lines, in RudderStack's
+layout, hours and instances out of key order) to a folder and uploads it to moto's S3 server on
+loopback (in this process); then reads it with `EventReader` in a fresh process each way, so
+that peak RSS is the reader's own. Targets (issue 17): S3 at least 0.5 of the local events/s,
+and its peak memory within 1.3x of the local run's (objects are streamed, never held whole).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.verdict import check, main_for, result
+from benchmarks.workload import make_event
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "rpd-bench"
+RATE_RATIO = 0.5  # S3 events/s / local events/s, at least
+MEMORY_RATIO = 1.3  # S3 peak RSS / local peak RSS, at most
+
+
+def backup(events: int, per_object: int) -> dict[str, bytes]:
+    """Object key -> gzipped archive lines, in the layout; FIRST grows with the event number."""
+    start = 1_714_521_600  # 2024-05-01T00:00:00Z
+    objects: dict[str, bytes] = {}
+    for first_event in range(0, events, per_object):
+        count = min(per_object, events - first_event)
+        lines = []
+        for number in range(first_event, first_event + count):
+            event = make_event(number)
+            lines.append(
+                orjson.dumps(
+                    {
+                        "userId": event["userId"],
+                        "payload": {"batch": [event]},
+                        "createdAt": "2024-05-01T12:34:56.789Z",
+                        "messageId": event["messageId"],
+                    }
+                )
+                + b"\n"
+            )
+        index = first_event // per_object
+        first, last = start + index * 600, start + index * 600 + 599
+        hour = (first - start) // 3600
+        instance = f"i-{index % 3}"
+        name = f"src-1/gw/2024-05-01/{hour}/{instance}/{first}_{last}_ws-1.json.gz"
+        objects[name] = gzip.compress(b"".join(lines), compresslevel=6)
+    return objects
+
+
+def measure(path: str, env: dict[str, str], work: Path) -> dict[str, Any]:
+    """Read `path` in a fresh process: events, seconds, peak MB."""
+    out = work / "object-read.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks.object_read", "--child", path, str(out)],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
+    figures: dict[str, Any] = orjson.loads(out.read_bytes())
+    return figures
+
+
+def status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
+def peak_mb() -> float:
+    """This process's peak RSS. Not `ru_maxrss`: Linux carries the parent's peak into it across
+    fork and exec, and the parent here holds the whole backup and moto's server."""
+    return status_mb("VmHWM")
+
+
+def rss_mb() -> float:
+    return status_mb("VmRSS")
+
+
+def child(path: str, out: str) -> None:
+    from rudder_pipedrive_cli.io.readers import EventReader
+
+    start = time.perf_counter()
+    reader = EventReader([path])  # lists the objects: the store's client is made by now
+    listed = rss_mb()
+    events = sum(1 for item in reader if not item.error)
+    seconds = time.perf_counter() - start
+    peak = peak_mb()
+    figures = {"events": events, "seconds": seconds, "peak_mb": peak, "listed_mb": listed}
+    Path(out).write_bytes(orjson.dumps(figures))
+
+
+def run(quick: bool) -> dict[str, Any]:
+    """Events/s and peak RSS reading a backup from S3 (moto on loopback) and from a folder."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    started = time.perf_counter()
+    events, per_object = (2_000, 500) if quick else (200_000, 5_000)
+    objects = backup(events, per_object)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=BUCKET)
+        with tempfile.TemporaryDirectory() as folder:
+            work = Path(folder)
+            local = work / "backup"
+            for name, data in objects.items():
+                (local / name).parent.mkdir(parents=True, exist_ok=True)
+                (local / name).write_bytes(data)
+                client.put_object(Bucket=BUCKET, Key=f"rs/{name}", Body=data)
+            s3_env = {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "bench",
+                "AWS_SECRET_ACCESS_KEY": "bench",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            local_run = measure(str(local), {}, work)
+            s3_run = measure(f"s3://{BUCKET}/rs", s3_env, work)
+    finally:
+        server.stop()
+    for run_figures in (local_run, s3_run):
+        assert run_figures["events"] == events, run_figures
+        run_figures["events_per_s"] = round(events / run_figures["seconds"])
+        # What reading adds once the objects are listed (the store's libraries and client are
+        # loaded by then): the memory that would grow if objects were held whole.
+        run_figures["reading_mb"] = round(run_figures["peak_mb"] - run_figures["listed_mb"], 1)
+        run_figures["peak_mb"] = round(run_figures["peak_mb"], 1)
+        run_figures["listed_mb"] = round(run_figures["listed_mb"], 1)
+    rate = round(s3_run["events_per_s"] / local_run["events_per_s"], 3)
+    memory = round(s3_run["peak_mb"] / local_run["peak_mb"], 3)
+    reading = round(s3_run["reading_mb"] / max(local_run["reading_mb"], 1.0), 3)
+    return result(
+        "objects: reading a backup from S3 (moto, loopback) against a local folder",
+        bound="CPU: gunzip and JSON parsing; the S3 fetch overlaps them on the read-ahead thread",
+        figures={
+            "events": events,
+            "objects": len(objects),
+            "stored_mb": round(sum(map(len, objects.values())) / 1e6, 1),
+            "local": local_run,
+            "s3": s3_run,
+        },
+        baseline={"local_events_per_s": local_run["events_per_s"]},
+        targets=[
+            check(
+                "S3 events/s / local folder events/s",
+                rate,
+                at_least=RATE_RATIO,
+                baseline=f"{local_run['events_per_s']:,} events/s",
+            ),
+            check(
+                "S3 peak RSS / local folder peak RSS",
+                memory,
+                at_most=MEMORY_RATIO,
+                baseline=f"{local_run['peak_mb']} MB",
+            ),
+            check(
+                "S3 / local folder: RSS added by reading, after listing",
+                reading,
+                at_most=MEMORY_RATIO,
+                baseline=f"{local_run['reading_mb']} MB",
+            ),
+        ],
+        seconds=time.perf_counter() - started,
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(*sys.argv[2:4])
+    else:
+        main_for(run, __doc__)

@@ -1,0 +1,74 @@
+"""Failures caused by an earlier failure of the same user (issue 14 item 4), told as such.
+
+7 users' identify failed (a plan that is not an option of the enum field), and so did every later
+event of those users: their persons were never made, and a track without a name cannot make one.
+The report read "74 cannot create person without a name" above "7 cannot convert plan": the
+cause hid under its effects. Here, within one run, the first failure of an event about a userId
+is its root; a later event of that userId that fails because it has no person, or that waits for
+the root's retry, is a knock-on: its reason says so (`no person for u-1: its identify failed
+earlier (cannot convert plan ...)`) and the report counts it under the root's reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.protocol import Outcome
+
+# Where a plan fails for want of a person, decided by rpd itself (no answer from Pipedrive):
+# "person not found and create_persons is off", "cannot create person without a name".
+NO_PERSON_STAGES = frozenset({"lookup person", "create person"})
+# Where a plan fails waiting for an earlier failed event of the same identity (plans/__init__).
+WAITING_STAGE = "order"
+# Failed userIds remembered per run: past this many, later knock-ons are counted as causes.
+MAX_ROOTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    event_type: str
+    reason: str  # may quote event data: for the dead letter
+    public: str  # in words holding none: for the report
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    outcome: Outcome  # the event's outcome, its reason naming the root when it is a knock-on
+    root: str = ""  # the root's public reason, for a knock-on; "" for anything else
+
+
+class RootCauses:
+    """The first failure of each userId in a run, to explain the failures that follow it.
+
+    Events of one userId end in input order (the runner orders them), so the first failure seen
+    is the first in the input."""
+
+    def __init__(self) -> None:
+        self._roots: dict[str, Root] = {}
+
+    def explain(self, event: Event | None, outcome: Outcome) -> Explained:
+        if outcome.status != "failed" or event is None or event.user_id is None:
+            return Explained(outcome)
+        if event.type == "alias":  # about two users, never creating: its reason is its own
+            return Explained(outcome)
+        user = event.user_id
+        root = self._roots.get(user)
+        if root is None:
+            if len(self._roots) < MAX_ROOTS:
+                self._roots[user] = Root(event.type, outcome.reason, outcome.public_reason)
+            return Explained(outcome)
+        if outcome.stage == WAITING_STAGE:  # its reason says so already: grouped only
+            return Explained(outcome, root.public)
+        if outcome.stage not in NO_PERSON_STAGES or outcome.http_status is not None:
+            return Explained(outcome)  # a cause of its own
+        return Explained(
+            replace(
+                outcome,
+                reason=f"no person for {user}: its {root.event_type} failed earlier "
+                f"({root.reason})",
+                public=f"no person for its userId: its {root.event_type} failed earlier "
+                f"({root.public})",
+            ),
+            root.public,
+        )

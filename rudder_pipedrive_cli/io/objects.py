@@ -1,0 +1,371 @@
+"""Objects in a bucket (S3, GCS, Azure Blob, S3-compatible) or a local backup folder (SPEC 2).
+
+One code path for every store, through fsspec's filesystem interface: s3fs, gcsfs and adlfs are
+optional extras, and a local folder is fsspec's local filesystem. This module lists a PATH (only
+the day folders the window can touch, see core/backups.py), and streams the chosen objects' bytes
+in order on a thread of its own, a bounded number of chunks ahead of the reader: the next object
+is being fetched while the current one is read and sent, and memory stays flat (nothing is
+downloaded whole). A transient read error (timeout, 5xx, reset: an OSError that is not "missing"
+or "denied") is retried with backoff: the object is opened and read again from its start, and
+the bytes already handed out are skipped, so no event is read twice. A missing or unreadable
+object is a failed item named by its URL; one that fails mid-way, a failed item at its line.
+
+Resume: the reader counts the items each object gave and the outcomes that come back
+(`item_done`); once an object is read to its end and every item of it ended sent, unchanged or
+skipped, `on_finished(name, version)` records it (io/state.py), and a later run skips it unread.
+An object with a failed item is not recorded: the rerun reads it again, and the journal skips
+its events that were done.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder
+from rudder_pipedrive_cli.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+    from fsspec import AbstractFileSystem
+
+# URL scheme -> the extra that installs its fsspec implementation, and that package.
+SCHEMES = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+}
+PACKAGES = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}
+URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+CHUNK = 1 << 20  # one read from a store, and one entry of the read-ahead queue
+READ_AHEAD = 8  # chunks fetched ahead of the reader, across object boundaries
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a failed object
+# Errors that no retry mends: the object is gone, not allowed, or not an object.
+PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+Resolver = Callable[[str], "tuple[AbstractFileSystem, str]"]
+
+
+def url_scheme(path: str) -> str | None:
+    """The bucket scheme of `path` (`s3`, `gs`, `az`, ...), None for anything else."""
+    match = URL.match(path)
+    if match is None:
+        return None
+    scheme = match.group(1).lower()
+    return scheme if scheme in SCHEMES else None
+
+
+def is_object_path(path: str) -> bool:
+    """A bucket URL or a local folder: read as objects, not as one file."""
+    return url_scheme(path) is not None or (path != "-" and os.path.isdir(path))
+
+
+def resolve(path: str) -> tuple[AbstractFileSystem, str]:
+    """The filesystem of a bucket URL or local folder, and the path within it. Credentials and
+    endpoints come from each provider's own environment and config (AWS_PROFILE,
+    AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_CONNECTION_STRING, ...)."""
+    import fsspec
+
+    scheme = url_scheme(path)
+    if scheme is None:
+        local = fsspec.filesystem("file")
+        return local, local._strip_protocol(path)
+    extra = SCHEMES[scheme]
+    try:
+        # A new instance each time: fsspec's cache would keep an endpoint or credentials from
+        # an earlier call in this process.
+        fs, root = fsspec.core.url_to_fs(path, skip_instance_cache=True)
+    except ImportError:
+        raise UsageError(
+            f"reading {scheme}:// needs rpd's optional {extra} extra ({PACKAGES[extra]})",
+            hint=f"pip install 'rudder_pipedrive_cli[{extra}]'",
+        ) from None
+    return fs, root
+
+
+def list_objects(
+    fs: AbstractFileSystem, root: str, display: str, window: Window
+) -> list[StoredObject]:
+    """Every object under `root` the window can touch (day folders outside it are not listed),
+    named `display` + its path below `root`. Hidden names (`.DS_Store`, `.sync`) are left out."""
+    root = root.rstrip("/")
+    prefix = display.rstrip("/")
+
+    def stored(entry: dict[str, Any]) -> StoredObject:
+        name = entry["name"].rstrip("/")
+        shown = prefix + name[len(root) :] if name.startswith(root) else name
+        return StoredObject(name=shown, path=name, size=int(entry["size"]), version=_version(entry))
+
+    found: list[StoredObject] = []
+
+    def visit(path: str) -> None:
+        if is_day_folder(path):
+            if window.day_may_touch(path.rpartition("/")[2]):
+                entries = fs.find(path, detail=True).values()
+                found.extend(stored(e) for e in entries if not _hidden(e["name"], path))
+            return
+        for entry in fs.ls(path, detail=True):
+            name = entry["name"].rstrip("/")
+            if name == path or _hidden(name, path):
+                continue
+            if entry["type"] == "directory":
+                visit(name)
+            else:
+                found.append(stored(entry))
+
+    info = fs.info(root)
+    if info["type"] != "directory":  # a URL naming one object
+        return [stored(info)]
+    visit(root)
+    return found
+
+
+def _version(entry: dict[str, Any]) -> str:
+    """What tells one version of an object from another: its ETag, else its size."""
+    tag = entry.get("ETag") or entry.get("etag")
+    return f"etag:{str(tag).strip(chr(34))}" if tag else f"size:{entry['size']}"
+
+
+def _hidden(name: str, below: str) -> bool:
+    return any(part.startswith(".") for part in name[len(below) :].split("/"))
+
+
+class ObjectReadError(OSError):
+    """An object that could not be read; the message says which and why."""
+
+
+class ObjectChanged(ObjectReadError):
+    """The object changed between two tries: reading on would mix two versions."""
+
+
+_END = object()  # after an object's last chunk
+
+
+class Feed:
+    """Fetches `objects` in order on its own thread, at most READ_AHEAD chunks ahead."""
+
+    def __init__(
+        self,
+        fs: AbstractFileSystem,
+        objects: Sequence[StoredObject],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        delays: Sequence[float] = RETRY_DELAYS,
+        chunk: int = CHUNK,
+        depth: int = READ_AHEAD,
+    ) -> None:
+        self._fs = fs
+        self._objects = tuple(objects)
+        self._sleep = sleep
+        self._delays = tuple(delays)
+        self._chunk = chunk
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rpd-object-feed", daemon=True)
+        self.retries = 0
+
+    def __enter__(self) -> Feed:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def stream(self, index: int) -> ObjectStream:
+        return ObjectStream(self._queue, index)
+
+    def _put(self, item: tuple[int, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            for index, stored in enumerate(self._objects):
+                if self._stop.is_set() or not self._fetch(index, stored):
+                    return
+        except BaseException as error:  # never leave the reader waiting for a dead thread
+            self._put((index, ObjectReadError(f"reading stopped: {type(error).__name__}")))
+            raise
+
+    def _fetch(self, index: int, stored: StoredObject) -> bool:
+        """Put the object's chunks, then _END or the error that ended it; False when stopped."""
+        path = stored.path
+        handed_out = 0
+        tries = 0
+        while True:
+            try:
+                with self._fs.open(path, "rb", block_size=self._chunk) as handle:
+                    if tries:
+                        self._check_unchanged(path, stored)
+                        _skip(handle, handed_out, self._chunk)  # read again from the start
+                    while chunk := handle.read(self._chunk):
+                        if not self._put((index, chunk)):
+                            return False
+                        handed_out += len(chunk)
+                return self._put((index, _END))
+            except (*PERMANENT, ObjectChanged) as error:
+                return self._put((index, ObjectReadError(_why(error))))
+            except Exception as error:  # timeouts, resets, the store library's own errors
+                # (aiohttp's, botocore's): a transient failure until the tries run out
+                if tries >= len(self._delays):
+                    tried = f"{tries + 1} tries"
+                    return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
+                self._sleep(self._delays[tries])
+                tries += 1
+                self.retries += 1
+
+    def _check_unchanged(self, path: str, stored: StoredObject) -> None:
+        if _version(self._fs.info(path)) != stored.version:
+            raise ObjectChanged("it changed while being read: rerun to read the new version")
+
+
+def _skip(handle: Any, size: int, chunk: int) -> None:
+    while size > 0:
+        data = handle.read(min(size, chunk))
+        if not data:
+            raise ObjectChanged("it is shorter than when it was first read")
+        size -= len(data)
+
+
+def _why(error: Exception) -> str:
+    if isinstance(error, ObjectReadError):
+        return str(error)
+    if isinstance(error, FileNotFoundError):
+        return "no such object"
+    if isinstance(error, PermissionError):
+        return "access denied (check the credentials)"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class ObjectStream(io.RawIOBase):
+    """The bytes of one object, as the feed hands them over."""
+
+    def __init__(self, chunks: queue.Queue[tuple[int, Any]], index: int) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._index = index
+        self._pending = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def opening_error(self) -> ObjectReadError | None:
+        """The error that kept the object from giving any byte, or None (the bytes wait)."""
+        if not self._pending and not self._ended:
+            payload = self._next()
+            if isinstance(payload, ObjectReadError):
+                self._ended = True
+                return payload
+            if payload is _END:
+                self._ended = True
+            else:
+                self._pending = payload
+        return None
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending:
+            if self._ended:
+                return 0
+            payload = self._next()
+            if payload is _END:
+                self._ended = True
+                return 0
+            if isinstance(payload, ObjectReadError):
+                self._ended = True
+                raise payload
+            self._pending = payload
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def drain(self) -> None:
+        """Pass over what is left of the object (a reader that stopped early), so that the next
+        object's chunks come next."""
+        self._pending = b""
+        while not self._ended:
+            payload = self._next()
+            self._ended = payload is _END or isinstance(payload, ObjectReadError)
+
+    def _next(self) -> Any:
+        index, payload = self._chunks.get()
+        assert index == self._index, f"object {index} read as {self._index}"  # a bug if not
+        return payload
+
+
+@dataclass(slots=True, kw_only=True)
+class _Tally:
+    stored: StoredObject
+    items: int = 0
+    done: int = 0
+    clean: bool = True  # no item of it failed
+    read: bool = False  # read to its end
+
+
+@dataclass(slots=True)
+class ObjectLedger:
+    """Which objects are read to their end with every item done: those `on_finished` records."""
+
+    on_finished: Callable[[str, str], None] | None = None
+    _active: dict[str, _Tally] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, stored: StoredObject) -> _Tally:
+        tally = _Tally(stored=stored)
+        with self._lock:
+            self._active[stored.name] = tally
+        return tally
+
+    def read_to_end(self, tally: _Tally) -> None:
+        with self._lock:
+            tally.read = True
+            self._settle(tally)
+
+    def item_done(self, source: str, ok: bool) -> None:
+        if not self._active:
+            return
+        with self._lock:
+            for name, tally in self._active.items():
+                if source.startswith(name) and source[len(name) : len(name) + 1] in ("", ":", "#"):
+                    tally.done += 1
+                    tally.clean = tally.clean and ok
+                    self._settle(tally)
+                    return
+
+    def _settle(self, tally: _Tally) -> None:
+        if tally.read and tally.done >= tally.items:
+            del self._active[tally.stored.name]
+            if tally.clean and self.on_finished is not None:
+                self.on_finished(tally.stored.name, tally.stored.version)
+
+
+def unfinished(
+    objects: list[StoredObject], finished: Callable[[str, str], bool] | None
+) -> list[StoredObject]:
+    """The objects an earlier run did not finish (all, without a state)."""
+    if finished is None:
+        return objects
+    return [stored for stored in objects if not finished(stored.name, stored.version)]

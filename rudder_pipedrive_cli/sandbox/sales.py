@@ -1,0 +1,407 @@
+"""Deals, activities and notes: what track rules write (SPEC 4, 7), linked to the store's persons,
+organizations and leads.
+
+Pure state like the store: every operation takes `now` and raises `ApiError` for what Pipedrive
+refuses. Bodies arrive checked against the request schemas; this checks what needs the data
+(links to other records, pipelines and stages, activity types, custom deal fields, status rules).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rudder_pipedrive_cli.sandbox.replies import ApiError
+from rudder_pipedrive_cli.sandbox.seed import (
+    ACTIVITY_TYPES,
+    STAGES,
+    USER_ID,
+    USER_ME,
+    custom_fields,
+)
+from rudder_pipedrive_cli.sandbox.times import clock_time, epoch, parse_time, rfc3339, v1_seconds
+from rudder_pipedrive_cli.sandbox.validation import check_custom_fields, is_date
+
+if TYPE_CHECKING:
+    from rudder_pipedrive_cli.sandbox.store import Store
+
+Record = dict[str, Any]
+
+DEFAULT_PIPELINE_ID = 1
+DEFAULT_CURRENCY = str(USER_ME["default_currency"])
+ACTIVITY_TYPE_KEYS = tuple(t["key_string"] for t in ACTIVITY_TYPES)
+DEAL_STATUSES = ("open", "won", "lost")
+# Deal times only a deal of these statuses may carry (addDeal's descriptions).
+_STATUS_TIMES = {
+    "lost_reason": ("lost",),
+    "won_time": ("won",),
+    "lost_time": ("lost",),
+    "close_time": ("won", "lost"),
+}
+_DEAL_KEPT = (
+    "title",
+    "person_id",
+    "org_id",
+    "value",
+    "currency",
+    "is_deleted",
+    "is_archived",
+    "status",
+    "probability",
+    "lost_reason",
+    "visible_to",
+    "expected_close_date",
+    "origin_id",
+)
+_ACTIVITY_KEPT = (
+    "subject",
+    "type",
+    "deal_id",
+    "lead_id",
+    "org_id",
+    "due_date",
+    "busy",
+    "done",
+    "location",
+    "attendees",
+    "public_description",
+    "priority",
+    "note",
+)
+_PINS = ("lead", "deal", "organization", "person")
+
+
+def _date(value: str, name: str) -> str:
+    if not is_date(value):
+        raise ApiError(400, f"{name}: must be a date (YYYY-MM-DD), got {value!r}")
+    return value
+
+
+class Sales:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.deals: dict[int, Record] = {}
+        self.activities: dict[int, Record] = {}
+        self.notes: dict[int, Record] = {}
+
+    # ---- links -----------------------------------------------------------------------------
+
+    def _check_links(self, body: Mapping[str, Any]) -> None:
+        """Every id a body links to names a record the company has."""
+        store = self.store
+        tables: dict[str, Callable[[Any], bool]] = {
+            "person_id": lambda i: i in store.persons,
+            "org_id": lambda i: i in store.organizations,
+            "deal_id": lambda i: i in self.deals,
+            "lead_id": lambda i: i in store.leads,
+            "owner_id": lambda i: i == USER_ID,
+            "user_id": lambda i: i == USER_ID,
+        }
+        for key, exists in tables.items():
+            value = body.get(key)
+            if value is not None and not exists(value):
+                what = {"org_id": "organization", "owner_id": "user", "user_id": "user"}.get(
+                    key, key.removesuffix("_id")
+                )
+                raise ApiError(400, f"{key}: {what} {value} not found")
+
+    # ---- deals -----------------------------------------------------------------------------
+
+    def create_deal(self, body: Mapping[str, Any], now: float) -> Record:
+        if not body["title"]:
+            raise ApiError(400, "title: must not be empty")
+        self._check_links(body)
+        pipeline_id, stage_id = _pipeline_and_stage(body.get("pipeline_id"), body.get("stage_id"))
+        status = body.get("status", "open")
+        if status not in DEAL_STATUSES:
+            raise ApiError(400, f"status: must be one of {', '.join(DEAL_STATUSES)}")
+        for key, statuses in _STATUS_TIMES.items():
+            if body.get(key) is not None and status not in statuses:
+                raise ApiError(400, f"{key}: can only be set if status is {' or '.join(statuses)}")
+        if body.get("label_ids"):
+            raise ApiError(400, f"label_ids: unknown deal label {body['label_ids'][0]}")
+        problem = check_custom_fields(custom_fields("deal"), body.get("custom_fields") or {})
+        if problem:
+            raise ApiError(400, problem)
+        times = {
+            key: rfc3339(parse_time(body[key], key))
+            for key in ("archive_time", "close_time", "won_time", "lost_time")
+            if body.get(key) is not None
+        }
+        if body.get("expected_close_date") is not None:
+            _date(body["expected_close_date"], "expected_close_date")
+        deal: Record = {
+            "id": len(self.deals) + 1,
+            "title": "",
+            "creator_user_id": USER_ID,
+            "owner_id": USER_ID,
+            "value": 0,
+            "person_id": None,
+            "org_id": None,
+            "stage_id": stage_id,
+            "pipeline_id": pipeline_id,
+            "currency": DEFAULT_CURRENCY,
+            "archive_time": None,
+            "add_time": rfc3339(now),
+            "update_time": rfc3339(now),
+            "stage_change_time": None,
+            "status": "open",
+            "is_archived": False,
+            "is_deleted": False,
+            "probability": None,
+            "lost_reason": None,
+            "visible_to": 3,
+            "close_time": None,
+            "won_time": None,
+            "lost_time": None,
+            "local_won_date": None,
+            "local_lost_date": None,
+            "local_close_date": None,
+            "expected_close_date": None,
+            "label_ids": [],
+            "origin": "API",
+            "origin_id": None,
+            "channel": None,
+            "channel_id": None,
+            "source_lead_id": None,
+            "custom_fields": dict.fromkeys(custom_fields("deal")),
+        }
+        deal |= {key: copy.deepcopy(body[key]) for key in _DEAL_KEPT if key in body}
+        deal |= times
+        if deal["is_archived"] and deal["archive_time"] is None:
+            deal["archive_time"] = rfc3339(now)
+        for key in ("won", "lost", "close"):
+            stamp = deal[f"{key}_time"]
+            deal[f"local_{key}_date"] = stamp[:10] if stamp else None
+        deal["custom_fields"].update(copy.deepcopy(body.get("custom_fields") or {}))
+        self.deals[deal["id"]] = deal
+        return deal
+
+    def deal_listing(
+        self,
+        *,
+        ids: frozenset[int] | None,
+        filters: Mapping[str, Any],
+        statuses: Sequence[str] | None,
+        updated_since: float | None,
+        updated_until: float | None,
+    ) -> list[Record]:
+        """getDeals: deals that are not archived, not deleted unless `statuses` has "deleted"."""
+
+        def status_ok(deal: Record) -> bool:
+            if deal["is_deleted"]:
+                return statuses is not None and "deleted" in statuses
+            return statuses is None or deal["status"] in statuses
+
+        return [
+            deal
+            for deal in self.deals.values()
+            if not deal["is_archived"]
+            and status_ok(deal)
+            and (ids is None or deal["id"] in ids)
+            and _matches(deal, filters, updated_since, updated_until)
+        ]
+
+    # ---- activities ------------------------------------------------------------------------
+
+    def create_activity(self, body: Mapping[str, Any], now: float) -> Record:
+        self._check_links(body)
+        if "project_id" in body:
+            raise ApiError(400, "project_id: the sandbox has no projects")
+        kind = body.get("type", ACTIVITY_TYPE_KEYS[0])
+        if kind not in ACTIVITY_TYPE_KEYS:
+            raise ApiError(400, f"type: must be an activity type ({', '.join(ACTIVITY_TYPE_KEYS)})")
+        participants = copy.deepcopy(body.get("participants") or [])
+        for i, participant in enumerate(participants):
+            if participant.get("person_id") not in self.store.persons:
+                raise ApiError(
+                    400,
+                    f"participants[{i}].person_id: person {participant.get('person_id')} not found",
+                )
+        for attendee in body.get("attendees") or ():
+            self._check_links({k: attendee[k] for k in ("person_id", "user_id") if k in attendee})
+        person_id = body.get("person_id")
+        if person_id is None:
+            person_id = next((p["person_id"] for p in participants if p.get("primary")), None)
+        if not participants and person_id is not None:
+            participants = [{"person_id": person_id, "primary": True}]
+        if body.get("due_date") is not None:
+            _date(body["due_date"], "due_date")
+        done = bool(body.get("done", False))
+        activity: Record = {
+            "id": len(self.activities) + 1,
+            "subject": next(t["name"] for t in ACTIVITY_TYPES if t["key_string"] == kind),
+            "type": kind,
+            "owner_id": USER_ID,
+            "creator_user_id": USER_ID,
+            "is_deleted": False,
+            "add_time": rfc3339(now),
+            "update_time": rfc3339(now),
+            "deal_id": None,
+            "lead_id": None,
+            "person_id": person_id,
+            "org_id": None,
+            "project_id": None,
+            "due_date": None,
+            "due_time": None,
+            "duration": None,
+            "busy": False,
+            "done": done,
+            "marked_as_done_time": rfc3339(now) if done else None,
+            "location": None,
+            "participants": participants,
+            "attendees": [],
+            "conference_meeting_client": None,
+            "conference_meeting_url": None,
+            "conference_meeting_id": None,
+            "public_description": None,
+            "priority": None,
+            "note": None,
+        }
+        activity |= {key: copy.deepcopy(body[key]) for key in _ACTIVITY_KEPT if key in body}
+        for key in ("due_time", "duration"):
+            if body.get(key) is not None:
+                activity[key] = clock_time(body[key], key)
+        self.activities[activity["id"]] = activity
+        return activity
+
+    def activity_listing(
+        self,
+        *,
+        ids: frozenset[int] | None,
+        filters: Mapping[str, Any],
+        updated_since: float | None,
+        updated_until: float | None,
+    ) -> list[Record]:
+        return [
+            activity
+            for activity in self.activities.values()
+            if (ids is None or activity["id"] in ids)
+            and _matches(activity, filters, updated_since, updated_until)
+        ]
+
+    # ---- notes -----------------------------------------------------------------------------
+
+    def create_note(self, body: Mapping[str, Any], now: float) -> Record:
+        if not body["content"]:
+            raise ApiError(400, "content: must not be empty")
+        for key in ("project_id", "task_id"):
+            if key in body:
+                raise ApiError(400, f"{key}: the sandbox has no {key.removesuffix('_id')}s")
+        self._check_links(body)
+        if not any(
+            body.get(key) is not None for key in ("lead_id", "deal_id", "person_id", "org_id")
+        ):
+            raise ApiError(400, "A note must be linked to a lead, deal, person or organization")
+        added = parse_time(body["add_time"], "add_time") if "add_time" in body else now
+        store = self.store
+        note: Record = {
+            "id": len(self.notes) + 1,
+            "active_flag": True,
+            "add_time": v1_seconds(added),
+            "update_time": v1_seconds(now),
+            "content": body["content"],
+            "lead_id": body.get("lead_id"),
+            "deal_id": body.get("deal_id"),
+            "person_id": body.get("person_id"),
+            "org_id": body.get("org_id"),
+            "project_id": None,
+            "user_id": USER_ID,
+            "last_update_user_id": USER_ID,
+            "deal": _named(self.deals, body.get("deal_id"), "title"),
+            "person": _named(store.persons, body.get("person_id"), "name"),
+            "organization": _named(store.organizations, body.get("org_id"), "name"),
+            "project": None,
+            "user": {
+                "email": USER_ME["email"],
+                "icon_url": None,
+                "is_you": True,
+                "name": USER_ME["name"],
+            },
+        }
+        for pin in (*_PINS, "project", "task"):
+            flag = body.get(f"pinned_to_{pin}_flag", 0)
+            if pin in ("project", "task") and flag:
+                raise ApiError(400, f"pinned_to_{pin}_flag: the sandbox has no {pin}s")
+            note[f"pinned_to_{pin}_flag"] = bool(flag)
+        note.pop("pinned_to_task_flag")
+        self.notes[note["id"]] = note
+        return note
+
+    def note_listing(
+        self,
+        *,
+        filters: Mapping[str, Any],
+        start_date: str | None,
+        end_date: str | None,
+        updated_since: float | None,
+    ) -> list[Record]:
+        def keep(note: Record) -> bool:
+            day = note["add_time"][:10]
+            updated = epoch(note["update_time"])
+            return (
+                all(note[key] == value for key, value in filters.items())
+                and (start_date is None or day >= start_date)
+                and (end_date is None or day <= end_date)
+                and (updated_since is None or updated >= int(updated_since))
+            )
+
+        return [note for note in self.notes.values() if keep(note)]
+
+    # ---- merges ----------------------------------------------------------------------------
+
+    def reassign_person(self, merged_id: int, survivor_id: int, now: float) -> None:
+        """A merge moves the merged person's deals, activities and notes to the survivor."""
+        for table, stamp in ((self.deals, rfc3339), (self.activities, rfc3339)):
+            for record in table.values():
+                if record["person_id"] == merged_id:
+                    record["person_id"] = survivor_id
+                    record["update_time"] = stamp(now)
+        for activity in self.activities.values():
+            for participant in activity["participants"]:
+                if participant["person_id"] == merged_id:
+                    participant["person_id"] = survivor_id
+        survivor = self.store.persons[survivor_id]
+        for note in self.notes.values():
+            if note["person_id"] == merged_id:
+                note["person_id"] = survivor_id
+                note["person"] = {"name": survivor["name"]}
+                note["update_time"] = v1_seconds(now)
+
+
+def _named(table: Mapping[Any, Record], record_id: Any, key: str) -> dict[str, Any] | None:
+    return None if record_id is None else {key: table[record_id][key]}
+
+
+def _matches(
+    record: Record,
+    filters: Mapping[str, Any],
+    updated_since: float | None,
+    updated_until: float | None,
+) -> bool:
+    updated = epoch(record["update_time"])
+    return (
+        all(record[key] == value for key, value in filters.items())
+        and (updated_since is None or updated >= int(updated_since))
+        and (updated_until is None or updated < updated_until)
+    )
+
+
+def _pipeline_and_stage(pipeline_id: int | None, stage_id: int | None) -> tuple[int, int]:
+    """The deal's pipeline and stage: a stage names its pipeline; a pipeline alone starts at its
+    first stage; neither: the first stage of the default pipeline."""
+    if stage_id is not None:
+        stage = next((s for s in STAGES if s["id"] == stage_id), None)
+        if stage is None:
+            raise ApiError(400, f"stage_id: stage {stage_id} not found")
+        if pipeline_id is not None and stage["pipeline_id"] != pipeline_id:
+            raise ApiError(400, f"stage_id: stage {stage_id} is not in pipeline {pipeline_id}")
+        return int(stage["pipeline_id"]), stage_id
+    pipeline_id = DEFAULT_PIPELINE_ID if pipeline_id is None else pipeline_id
+    stages = sorted(
+        (s for s in STAGES if s["pipeline_id"] == pipeline_id), key=lambda s: s["order_nr"]
+    )
+    if not stages:
+        raise ApiError(400, f"pipeline_id: pipeline {pipeline_id} not found")
+    return pipeline_id, int(stages[0]["id"])

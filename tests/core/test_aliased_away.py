@@ -1,0 +1,121 @@
+"""A userId Pipedrive does not find while the input aliases it to another (issue 20 item 1): an
+earlier run's alias merged or re-keyed it away, so its person is the one of the userId it was
+aliased to. A replay without the state then creates no second person, lead or merge."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from helpers_core import (
+    CONFIG,
+    USER_FIELD,
+    check,
+    create_person,
+    leads_of,
+    patch_person,
+    run,
+    search_person,
+)
+
+from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.errors import Warned
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.intake import Intake, intake
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.ordering import OrderKeys
+from rudder_pipedrive_cli.replay import input_aliases
+
+ALIASED = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
+IDENTIFY_A: dict[str, Any] = {"type": "identify", "userId": "u-a", "traits": {"name": "A"}}
+
+
+def warning(target: str, pid: int) -> str:
+    return (
+        f"userId u-a not found: the input aliases it to {target}, whose person {pid} is taken "
+        "as its own (an earlier alias merged or re-keyed it)"
+    )
+
+
+def test_its_person_is_the_one_of_the_userid_it_was_aliased_to() -> None:
+    calls = [search_person("u-a"), search_person("u-b", 42), patch_person(42, {"name": "A"})]
+    outcome = run(IDENTIFY_A, calls, config=ALIASED)
+    check(
+        outcome,
+        status="sent",
+        identities={("person", "u-a"): 42},
+        warnings=[warning("u-b", 42)],
+    )
+    assert isinstance(outcome.warnings[0], Warned)
+    assert outcome.warnings[0].public == (
+        "a userId not found is taken as the person of the userId the input aliases it to (an "
+        "earlier alias merged or re-keyed it)"
+    )
+
+
+def test_a_chain_of_aliases_is_followed() -> None:
+    calls = [
+        search_person("u-a"),
+        search_person("u-b"),
+        search_person("u-c", 7),
+        patch_person(7, {"name": "A"}),
+    ]
+    outcome = run(IDENTIFY_A, calls, config=ALIASED)
+    check(outcome, status="sent", identities={("person", "u-a"): 7})
+
+
+def test_a_cached_target_is_not_searched() -> None:
+    known = MemoryKnown()
+    known.persons["u-b"] = 42
+    calls = [search_person("u-a"), patch_person(42, {"name": "A"})]
+    check(run(IDENTIFY_A, calls, config=ALIASED, known=known), status="sent")
+
+
+def test_found_nowhere_it_is_created_as_usual() -> None:
+    looped = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-a"})
+    body = {"name": "A", "custom_fields": {USER_FIELD: "u-a"}}
+    calls = [search_person("u-a"), search_person("u-b"), create_person(body, pid=9)]
+    outcome = run(IDENTIFY_A, calls, config=looped)
+    check(outcome, status="sent", identities={("person", "u-a"): 9}, warnings=[])
+
+
+def test_its_track_finds_the_lead_an_earlier_run_made_on_that_person() -> None:
+    raw = {"type": "track", "userId": "u-a", "event": "Signed Up"}
+    calls = [search_person("u-a"), search_person("u-b", 42), *leads_of(42, "rpd:m-1")]
+    check(run(raw, calls, config=ALIASED), status="skipped", reason="already done")
+
+
+def test_without_aliases_in_the_input_nothing_more_is_searched() -> None:
+    body = {"name": "A", "custom_fields": {USER_FIELD: "u-a"}}
+    outcome = run(IDENTIFY_A, [search_person("u-a"), create_person(body, pid=9)])
+    check(outcome, status="sent")
+
+
+def items(*raws: dict[str, Any]) -> list[Intake]:
+    raw_items = [RawItem(source=f"f:{n}", value=raw) for n, raw in enumerate(raws, 1)]
+    return list(intake(raw_items, EventFilter(types=frozenset({"alias", "identify"}))))
+
+
+def test_the_first_pass_collects_the_aliases_that_will_run() -> None:
+    found = input_aliases(
+        items(
+            {"type": "alias", "messageId": "1", "previousId": "u-a", "userId": "u-b"},
+            {"type": "alias", "messageId": "2", "previousId": "u-a", "userId": "u-x"},
+            {"type": "alias", "messageId": "3", "previousId": "u-c"},  # no userId
+            {"type": "track", "messageId": "4", "userId": "u-d", "event": "E"},  # filtered out
+            {"type": "identify", "messageId": "5", "userId": "u-e"},
+        )
+    )
+    assert found == {"u-a": "u-b"}
+
+
+def test_events_of_userids_the_input_aliases_keep_their_order_from_the_start() -> None:
+    order = OrderKeys(MemoryKnown(), {"u-a": "u-b"})
+    first = order(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"))
+    second = order(parse_event({**IDENTIFY_A, "messageId": "2", "userId": "u-b"}, "f:2"))
+    assert first & second == {"u:u-b"}
+    assert (
+        OrderKeys(MemoryKnown())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1")) & {"u:u-b"}
+        == frozenset()
+    )

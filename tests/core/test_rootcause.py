@@ -1,0 +1,87 @@
+"""A failure caused by an earlier failure of the same userId says so (issue 14 item 4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
+
+ROOT = Outcome(
+    status="failed",
+    reason="cannot convert plan = 'Starter' for field Plan (enum): expected one of ...",
+    public="cannot convert plan for field Plan (enum)",
+    stage="validate",
+)
+NO_NAME = Outcome(
+    status="failed", reason="cannot create person without a name", stage="create person"
+)
+
+
+def event(kind: str, user: str, n: int = 1, **more: Any) -> Any:
+    return parse_event({"type": kind, "messageId": f"m-{n}", "userId": user, **more}, f"f:{n}")
+
+
+def test_a_later_failure_for_want_of_a_person_names_the_first_failure_of_its_user() -> None:
+    roots = RootCauses()
+    assert roots.explain(event("identify", "u-1"), ROOT) == Explained(ROOT)
+
+    explained = roots.explain(event("track", "u-1", 2, event="Signed up"), NO_NAME)
+
+    assert explained.root == "cannot convert plan for field Plan (enum)"
+    assert explained.outcome.reason == (
+        "no person for u-1: its identify failed earlier (cannot convert plan = 'Starter' for "
+        "field Plan (enum): expected one of ...)"
+    )
+    assert explained.outcome.public_reason == (
+        "no person for its userId: its identify failed earlier (cannot convert plan for field "
+        "Plan (enum))"
+    )
+    assert explained.outcome.stage == "create person"
+    # Another user's failure is a root of its own.
+    assert roots.explain(event("track", "u-2", 3, event="x"), NO_NAME) == Explained(NO_NAME)
+
+
+WAITING = Outcome(
+    status="failed",
+    reason="an earlier event of userId u-1 failed: this one waits for it",
+    stage="order",
+    retryable=True,
+)
+REFUSED = Outcome(
+    status="failed",
+    reason="create person refused: HTTP 400",
+    stage="create person",
+    http_status=400,
+)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "root"),
+    [
+        (WAITING, ROOT.public_reason),  # its reason says so already: grouped under the root
+        (REFUSED, ""),  # a cause of its own: Pipedrive's answer
+        (Outcome(status="failed", reason="cannot convert amount", stage="validate"), ""),
+        (Outcome(status="sent"), ""),
+    ],
+)
+def test_other_later_outcomes_keep_their_reason(outcome: Outcome, root: str) -> None:
+    roots = RootCauses()
+    roots.explain(event("identify", "u-1"), ROOT)
+    assert roots.explain(event("track", "u-1", 2, event="x"), outcome) == Explained(outcome, root)
+
+
+def test_an_alias_failure_keeps_its_own_reason() -> None:
+    # An alias is about two users and never creates: "neither person found" is its own cause.
+    roots = RootCauses()
+    roots.explain(event("identify", "u-1"), ROOT)
+    neither = Outcome(
+        status="failed",
+        reason="alias: neither previous nor current person found",
+        stage="lookup person",
+    )
+    alias = event("alias", "u-1", 2, previousId="u-0")
+    assert roots.explain(alias, neither) == Explained(neither)

@@ -1,0 +1,47 @@
+"""What `rpd send` does with hostile input (issue 13): an oversized line is one failed,
+dead-lettered item with its source, and every other line is still sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from e2e_support import assert_report_adds_up, holdings, identify, rpd_send
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+
+def test_a_line_over_max_item_bytes_is_dead_lettered_and_the_rest_sent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    large = identify("m-2", "u-2", name="Two", bio="x" * 5000)
+    lines = [identify("m-1", "u-1", name="One"), large, identify("m-3", "u-3", name="Three")]
+    source = tmp_path / "events.ndjson"
+    source.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+    run = rpd_send(sandbox, tmp_path, source, args=("--max-item-bytes", "4096"))
+
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"] == {
+        "read": 3,
+        "sent": 2,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 1,
+    }
+    assert run.dead_letters == [
+        {
+            "event": None,
+            "error": {
+                "reason": "line larger than --max-item-bytes (4 KiB): split it into smaller "
+                "lines or raise --max-item-bytes",
+                "stage": "read",
+                "status": None,
+                "retryable": False,
+            },
+            "source": f"{source}:2",
+        }
+    ]
+    assert holdings(sandbox).user_ids() == {"u-1": 1, "u-3": 1}

@@ -1,0 +1,146 @@
+"""`rpd send` and `rpd dry-run` over a backup in S3 (moto's server on loopback) or a folder:
+every event once, in time order, sources `URL:LINE#N`; a rerun skips the finished objects."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
+from fsspec.registry import _registry  # the classes fsspec imported, by scheme
+from objects_support import (
+    IN_WINDOW,
+    NOT_LAYOUT,
+    S3,
+    SINCE,
+    TIME_ORDER,
+    UNTIL,
+    archive,
+    backup_objects,
+    expected_sources,
+    identify,
+    moto_s3,
+)
+from rich.console import Console
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+WINDOW_ARGS = ("--since", SINCE, "--until", UNTIL)
+EVENTS = len(expected_sources("x"))  # 7: six objects in the window, one outside the layout
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
+    pytest.importorskip("s3fs")
+    with moto_s3(monkeypatch) as store:
+        store.upload(backup_objects())
+        yield store
+
+
+def test_send_from_s3_then_a_rerun_reads_no_finished_object(
+    sandbox: Sandbox, tmp_path: Path, s3: S3
+) -> None:
+    run = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS)
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"] == {
+        "read": EVENTS,
+        "sent": EVENTS,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+    }
+    [not_layout] = NOT_LAYOUT
+    assert f"e.g. s3://backups/rs/{not_layout}: read in key order after" in run.stderr
+    persons = holdings(sandbox).persons
+    assert sorted(p["name"] for p in persons) == sorted(
+        f"Person {message}" for _, message in expected_sources("x")
+    )
+
+    again = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming: 6 objects finished by an earlier run not read again" in again.stderr
+    assert again.report is not None and again.report["events"]["read"] == 0
+    assert holdings(sandbox).persons == persons
+
+
+def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    root = tmp_path / "backup"
+    nameless = {**identify("no-name"), "traits": {}}
+    objects = {name: archive(*events) for name, events in IN_WINDOW.items()}
+    objects[TIME_ORDER[3]] = archive(identify("b-08"), nameless)
+    for name, data in objects.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+    first = rpd_send(sandbox, tmp_path, root)
+    assert first.exit_code == 1, first.stderr
+    [letter] = first.dead_letters
+    assert letter["source"] == f"{root}/{TIME_ORDER[3]}:2#1"
+    assert letter["error"]["reason"] == "cannot create person without a name"
+
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert "resuming: 4 objects finished by an earlier run not read again" in again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 2,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 1,  # b-08, done in the first run
+        "failed": 1,
+    }
+
+
+def test_dry_run_over_s3_names_each_event_by_its_url_and_line(tmp_path: Path, s3: S3) -> None:
+    env = dict(CLEAN_ENV)
+    command = ["dry-run", "s3://backups/rs/", "--config", str(EXAMPLE_CONFIG), "-f", "ndjson"]
+    result = CliRunner().invoke(app, [*command, *WINDOW_ARGS], env=env)
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["source"], r["id"]) for r in records] == expected_sources("s3://backups/rs")
+
+
+def test_a_bucket_url_without_its_extra_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # as if not installed
+    monkeypatch.delitem(_registry, "gs", raising=False)
+    result = CliRunner().invoke(
+        app, ["dry-run", "gs://bucket/rs", "--config", str(EXAMPLE_CONFIG)], env=dict(CLEAN_ENV)
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: reading gs:// needs rpd's optional gcs extra (gcsfs)",
+        "hint: pip install 'rudder_pipedrive_cli[gcs]'",
+    ]
+
+
+def test_plain_progress_counts_objects_read() -> None:
+    @dataclass
+    class Reading:  # a reader of a bucket: bytes and objects
+        bytes_read: int = 250
+        total_bytes: int | None = 1000
+        objects_read: int = 2
+        objects_total: int = 6
+
+    sink = io.StringIO()
+    console = Console(file=sink, width=200, color_system=None)
+    tally = Tally()
+    tally.add_outcome("identify", "sent")
+    progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: 100.0)
+    assert progress.line(101.0) == (
+        "progress: 1 events (1/s): sent 1, unchanged 0, skipped 0, failed 0; retries 0, "
+        "429 waits 0, 25% read; objects 2/6"
+    )

@@ -1,0 +1,266 @@
+"""What the object-storage tests share: a RudderStack backup in its layout (hours and instances
+whose key order is not time order, objects outside the window, one outside the layout), a
+filesystem spy, and a real S3 API on loopback (moto's server) behind a proxy that records every
+request and can cut one object's body mid-way."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+import pytest
+
+from rudder_pipedrive_cli.core.backups import Window
+
+
+def stamp(hour: int, minute: int = 0, day: int = 1) -> int:
+    return int(datetime(2024, 5, day, hour, minute, tzinfo=UTC).timestamp())
+
+
+def identify(message_id: str) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "messageId": message_id,
+        "userId": f"user-{message_id}",
+        "timestamp": "2024-05-01T09:00:00Z",
+        "traits": {"name": f"Person {message_id}"},
+    }
+
+
+def archive(*events: dict[str, Any], batch: bool = True) -> bytes:
+    """A backup object: gzipped archive lines, each {"userId", "payload", "createdAt",
+    "messageId"}; the payload a batch body or (batch=False) the event itself."""
+    lines = []
+    for event in events:
+        payload = (
+            {"batch": [event]} if batch else {k: v for k, v in event.items() if k != "messageId"}
+        )
+        line = {
+            "userId": event["userId"],
+            "payload": payload,
+            "createdAt": "2024-05-01T07:00:00Z",
+            "messageId": event["messageId"],
+        }
+        lines.append(orjson.dumps(line) + b"\n")
+    return gzip.compress(b"".join(lines))
+
+
+def key(source: str, day: str, hour: int, instance: str, first: int, last: int) -> str:
+    return f"{source}/gw/{day}/{hour}/{instance}/{first}_{last}_ws-1.json.gz"
+
+
+MAY_1, MAY_2, APRIL_28 = "2024-05-01", "2024-05-02", "2024-04-28"
+APRIL_28_9 = int(datetime(2024, 4, 28, 9, tzinfo=UTC).timestamp())
+APRIL_30_2350 = int(datetime(2024, 4, 30, 23, 50, tzinfo=UTC).timestamp())
+
+
+# The window the tests read: 2024-05-01 from 00:00 to 12:00 UTC.
+WINDOW = Window(since=datetime(2024, 5, 1, tzinfo=UTC), until=datetime(2024, 5, 1, 12, tzinfo=UTC))
+SINCE, UNTIL = "2024-05-01", "2024-05-01T12:00:00Z"
+
+# Key -> events. Key order (hour "10" before "7", instance "i-1" before "i-2") is not time order.
+A_10 = key("src-a", MAY_1, 10, "i-1", stamp(10), stamp(10, 5))
+A_0730 = key("src-a", MAY_1, 7, "i-1", stamp(7, 30), stamp(7, 40))
+A_0700 = key("src-a", MAY_1, 7, "i-2", stamp(7), stamp(7, 50))
+B_08 = key("src-b", MAY_1, 8, "i-9", stamp(8), stamp(8, 1))
+B_00 = key("src-b", MAY_1, 0, "i-9", APRIL_30_2350, stamp(0, 10))  # spans midnight
+IN_WINDOW = {
+    A_10: [identify("a-10")],
+    A_0730: [identify("a-0730"), identify("a-0735")],
+    A_0700: [identify("a-0700")],
+    B_08: [identify("b-08")],
+    B_00: [identify("b-00")],
+}
+# Read in this order: FIRST, then LAST, then key; key order would be A_10, A_0730, A_0700, B_00.
+TIME_ORDER = [B_00, A_0700, A_0730, B_08, A_10]
+OUTSIDE = {
+    # a day folder the window cannot touch: never listed
+    key("src-a", APRIL_28, 9, "i-1", APRIL_28_9, APRIL_28_9 + 60): [identify("old")],
+    # listed (its day is in the window) but its jobs are after --until: never opened
+    key("src-a", MAY_1, 13, "i-1", stamp(13), stamp(13, 30)): [identify("late")],
+    # the next day's folder is listed (one day's margin) but its object not opened
+    key("src-b", MAY_2, 1, "i-9", stamp(1, day=2), stamp(1, 5, day=2)): [identify("next-day")],
+}
+NOT_LAYOUT = {"src-a/manual-export.ndjson.gz": [identify("manual")]}
+PRUNED_DAY = "src-a/gw/2024-04-28"
+
+
+def backup_objects() -> dict[str, bytes]:
+    every = {**IN_WINDOW, **OUTSIDE, **NOT_LAYOUT}
+    return {name: archive(*events) for name, events in every.items()}
+
+
+def expected_sources(root: str) -> list[tuple[str, str]]:
+    """(source, messageId) of what reading `root` with WINDOW gives, in order."""
+    rows = []
+    for name in [*TIME_ORDER, *NOT_LAYOUT]:
+        events = IN_WINDOW.get(name) or NOT_LAYOUT[name]
+        for line, event in enumerate(events, 1):
+            rows.append((f"{root}/{name}:{line}#1", event["messageId"]))
+    return rows
+
+
+class Spy:
+    """A filesystem that records the calls rpd makes (method, path) and delegates them."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+        self.calls: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.fs, name)
+        if name not in ("ls", "find", "open", "info"):
+            return method
+
+        def recorded(path: str, *args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, path))
+            return method(path, *args, **kwargs)
+
+        return recorded
+
+    def paths(self, method: str) -> list[str]:
+        return [path for called, path in self.calls if called == method]
+
+
+@dataclass
+class Recorder:
+    """The requests the proxy saw, and the object bodies it is to cut (key -> times left)."""
+
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    cut: dict[str, int] = field(default_factory=dict)
+    cuts_made: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class S3Proxy:
+    """A loopback HTTP proxy in front of moto's server: records requests; for a GET of a key in
+    `recorder.cut`, sends the headers and half the body, then resets the connection."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.recorder = Recorder()
+        recorder, (host, port) = self.recorder, upstream
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with recorder.lock:
+                    recorder.requests.append((self.command, self.path))
+                upstream = http.client.HTTPConnection(host, port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                target = self.path.split("?")[0]
+                with recorder.lock:
+                    left = next(
+                        (k for k, n in recorder.cut.items() if n and target.endswith(k)), None
+                    )
+                    if self.command == "GET" and left is not None and len(data) > 1:
+                        recorder.cut[left] -= 1
+                        recorder.cuts_made.append(left)
+                    else:
+                        left = None
+                if left is not None:
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
+                    self.close_connection = True
+                    return
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> S3Proxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def object_gets(requests: list[tuple[str, str]], bucket: str) -> Iterator[str]:
+    """The keys of the objects GET requests fetched (listings are GETs of the bucket)."""
+    for method, path in requests:
+        target = path.split("?")[0]
+        if method == "GET" and target.startswith(f"/{bucket}/") and len(target) > len(bucket) + 2:
+            yield target[len(bucket) + 2 :]
+
+
+@dataclass
+class S3:
+    """moto's S3 server on loopback behind the recording proxy; the environment points at it."""
+
+    proxy: S3Proxy
+    client: Any
+    bucket: str = "backups"
+
+    def upload(self, objects: dict[str, bytes], prefix: str = "rs") -> None:
+        for name, data in objects.items():
+            self.client.put_object(Bucket=self.bucket, Key=f"{prefix}/{name}", Body=data)
+        with self.proxy.recorder.lock:
+            self.proxy.recorder.requests.clear()
+
+
+@contextmanager
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
+    """Start moto's server on a free loopback port and the proxy before it; point AWS_* there
+    (credentials are moto's dummies; no config file of the machine is read)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        with S3Proxy(server.get_host_and_port()) as proxy:
+            for name, value in {
+                "AWS_ENDPOINT_URL": proxy.url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            }.items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.delenv("AWS_PROFILE", raising=False)
+            host, port = server.get_host_and_port()
+            client = boto3.client("s3", endpoint_url=f"http://{host}:{port}")
+            s3 = S3(proxy=proxy, client=client)
+            client.create_bucket(Bucket=s3.bucket)
+            yield s3
+    finally:
+        server.stop()

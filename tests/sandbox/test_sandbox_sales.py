@@ -1,0 +1,474 @@
+"""Deals, activities, notes, pipelines, stages and activity types (issue 16 item 8, SPEC 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sandbox_support import CAMPAIGN_FIELD, SOURCE_FIELD, FakeClock, create_person, error
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+NOW = "2026-05-28T20:26:40Z"
+
+
+def ok(response: httpx.Response) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+# ---- pipelines, stages, activity types -------------------------------------------------------
+
+
+def test_pipelines_and_stages_are_seeded(api: httpx.Client) -> None:
+    pipelines = ok(api.get("/api/v2/pipelines"))
+    assert [(p["id"], p["name"], p["order_nr"]) for p in pipelines] == [
+        (1, "Sales", 1),
+        (2, "Partners", 2),
+    ]
+    assert pipelines[0] == {
+        "id": 1,
+        "name": "Sales",
+        "order_nr": 1,
+        "is_deleted": False,
+        "is_deal_probability_enabled": False,
+        "add_time": "2026-01-05T09:00:00Z",
+        "update_time": "2026-01-05T09:00:00Z",
+    }
+    stages = ok(api.get("/api/v2/stages"))
+    assert [(s["id"], s["name"], s["pipeline_id"], s["order_nr"]) for s in stages] == [
+        (1, "Qualified", 1, 1),
+        (2, "Demo", 1, 2),
+        (3, "Proposal", 1, 3),
+        (4, "Intro", 2, 1),
+    ]
+    partners = ok(api.get("/api/v2/stages", params={"pipeline_id": 2}))
+    assert [s["name"] for s in partners] == ["Intro"]
+    by_order = {"sort_by": "order_nr", "sort_direction": "desc"}
+    assert [s["id"] for s in ok(api.get("/api/v2/stages", params=by_order))] == [3, 2, 4, 1]
+    page = api.get("/api/v2/pipelines", params={"limit": 1}).json()
+    assert [p["name"] for p in page["data"]] == ["Sales"]
+    assert page["additional_data"]["next_cursor"] is not None
+
+
+def test_the_standard_activity_types_are_seeded(api: httpx.Client) -> None:
+    types = ok(api.get("/v1/activityTypes"))
+    assert [(t["id"], t["key_string"], t["name"]) for t in types] == [
+        (1, "call", "Call"),
+        (2, "meeting", "Meeting"),
+        (3, "task", "Task"),
+        (4, "deadline", "Deadline"),
+        (5, "email", "Email"),
+        (6, "lunch", "Lunch"),
+    ]
+    assert all(t["active_flag"] and not t["is_custom_flag"] for t in types)
+
+
+# ---- deals ---------------------------------------------------------------------------------
+
+
+def test_create_a_deal_with_origin_id_and_list_it_by_person(timed: httpx.Client) -> None:
+    create_person(timed)
+    create_person(timed, name="Bo")
+    timed.post("/api/v2/organizations", json={"name": "Acme"})
+    deal = ok(
+        timed.post(
+            "/api/v2/deals",
+            json={
+                "title": "Demo request",
+                "person_id": 1,
+                "org_id": 1,
+                "stage_id": 2,
+                "value": 120.5,
+                "currency": "USD",
+                "expected_close_date": "2026-06-30",
+                "origin_id": "rpd:m-1",
+                "custom_fields": {SOURCE_FIELD: "web"},
+            },
+        )
+    )
+    assert deal == {
+        "id": 1,
+        "title": "Demo request",
+        "creator_user_id": 7000001,
+        "owner_id": 7000001,
+        "value": 120.5,
+        "person_id": 1,
+        "org_id": 1,
+        "stage_id": 2,
+        "pipeline_id": 1,
+        "currency": "USD",
+        "archive_time": None,
+        "add_time": NOW,
+        "update_time": NOW,
+        "stage_change_time": None,
+        "status": "open",
+        "is_archived": False,
+        "is_deleted": False,
+        "probability": None,
+        "lost_reason": None,
+        "visible_to": 3,
+        "close_time": None,
+        "won_time": None,
+        "lost_time": None,
+        "local_won_date": None,
+        "local_lost_date": None,
+        "local_close_date": None,
+        "expected_close_date": "2026-06-30",
+        "label_ids": [],
+        "origin": "API",
+        "origin_id": "rpd:m-1",
+        "channel": None,
+        "channel_id": None,
+        "source_lead_id": None,
+        "custom_fields": {SOURCE_FIELD: "web", CAMPAIGN_FIELD: None},
+    }
+    other = ok(timed.post("/api/v2/deals", json={"title": "Other", "person_id": 2}))
+    assert (other["pipeline_id"], other["stage_id"], other["currency"], other["value"]) == (
+        1,
+        1,
+        "EUR",
+        0,
+    )
+    assert ok(timed.get("/api/v2/deals", params={"person_id": 1})) == [deal]
+    assert [d["id"] for d in ok(timed.get("/api/v2/deals"))] == [1, 2]
+    assert timed.get("/_sandbox/state").json()["deals"] == [deal, other]
+
+
+def test_a_pipeline_alone_starts_at_its_first_stage(api: httpx.Client) -> None:
+    create_person(api)
+    deal = ok(api.post("/api/v2/deals", json={"title": "P", "person_id": 1, "pipeline_id": 2}))
+    assert (deal["pipeline_id"], deal["stage_id"]) == (2, 4)
+
+
+def test_won_and_lost_deals_carry_their_times(api: httpx.Client) -> None:
+    create_person(api)
+    won = ok(
+        api.post(
+            "/api/v2/deals",
+            json={
+                "title": "W",
+                "person_id": 1,
+                "status": "won",
+                "won_time": "2026-05-01 10:00:00",
+                "close_time": "2026-05-01T10:00:00Z",
+                "probability": 90,
+            },
+        )
+    )
+    assert (won["won_time"], won["close_time"], won["local_won_date"]) == (
+        "2026-05-01T10:00:00Z",
+        "2026-05-01T10:00:00Z",
+        "2026-05-01",
+    )
+    lost = ok(
+        api.post(
+            "/api/v2/deals",
+            json={"title": "L", "person_id": 1, "status": "lost", "lost_reason": "price"},
+        )
+    )
+    assert lost["lost_reason"] == "price"
+    assert [d["title"] for d in ok(api.get("/api/v2/deals", params={"status": "won,lost"}))] == [
+        "W",
+        "L",
+    ]
+    assert ok(api.get("/api/v2/deals", params={"status": "open"})) == []
+
+
+def test_archived_and_deleted_deals_are_listed_as_documented(api: httpx.Client) -> None:
+    create_person(api)
+    api.post("/api/v2/deals", json={"title": "A", "person_id": 1, "is_archived": True})
+    api.post("/api/v2/deals", json={"title": "D", "person_id": 1, "is_deleted": True})
+    api.post("/api/v2/deals", json={"title": "O", "person_id": 1})
+    assert [d["title"] for d in ok(api.get("/api/v2/deals"))] == ["O"]
+    assert [d["title"] for d in ok(api.get("/api/v2/deals", params={"status": "deleted"}))] == ["D"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "Validation failed: title: is required"),
+        ({"title": ""}, "title: must not be empty"),
+        ({"title": "T", "person_id": 9}, "person_id: person 9 not found"),
+        ({"title": "T", "org_id": 9}, "org_id: organization 9 not found"),
+        ({"title": "T", "owner_id": 9}, "owner_id: user 9 not found"),
+        ({"title": "T", "stage_id": 9}, "stage_id: stage 9 not found"),
+        ({"title": "T", "pipeline_id": 9}, "pipeline_id: pipeline 9 not found"),
+        ({"title": "T", "pipeline_id": 2, "stage_id": 1}, "stage_id: stage 1 is not in pipeline 2"),
+        ({"title": "T", "status": "closed"}, "status: must be one of open, won, lost"),
+        ({"title": "T", "lost_reason": "x"}, "lost_reason: can only be set if status is lost"),
+        (
+            {"title": "T", "close_time": "2026-01-01T00:00:00Z"},
+            "close_time: can only be set if status is won or lost",
+        ),
+        ({"title": "T", "label_ids": [1]}, "label_ids: unknown deal label 1"),
+        ({"title": "T", "value": "5"}, "Validation failed: value: expected number, got string"),
+        ({"title": "T", "origin": "x"}, "Validation failed: origin: unknown property"),
+        (
+            {"title": "T", "custom_fields": {SOURCE_FIELD: 5}},
+            f"custom_fields.{SOURCE_FIELD}: expected string for a varchar field, got integer",
+        ),
+        (
+            {"title": "T", "expected_close_date": "2026-02-30"},
+            "Validation failed: expected_close_date: must be a date (YYYY-MM-DD)",
+        ),
+        (
+            {"title": "T", "status": "won", "won_time": "soon"},
+            "won_time: must be RFC 3339 or YYYY-MM-DD HH:MM:SS, got 'soon'",
+        ),
+    ],
+)
+def test_invalid_deals_are_400s(
+    api: httpx.Client, sandbox: Sandbox, body: dict[str, Any], message: str
+) -> None:
+    response = api.post("/api/v2/deals", json=body)
+    assert (response.status_code, response.json()) == (400, error(message))
+    assert sandbox.state()["deals"] == []
+
+
+# ---- activities ----------------------------------------------------------------------------
+
+
+def test_create_an_activity_and_list_it_by_its_primary_participant(timed: httpx.Client) -> None:
+    create_person(timed)
+    create_person(timed, name="Bo")
+    body = {
+        "subject": "Scheduled call",
+        "type": "call",
+        "person_id": 1,
+        "due_date": "2026-06-01",
+        "due_time": "14:30",
+        "duration": "00:30",
+        "done": True,
+        "note": "Agenda <b>pricing</b><br>rpd:m-7",
+        "busy": True,
+        "priority": 2,
+        "public_description": "call",
+        "location": {"value": "Tallinn"},
+    }
+    activity = ok(timed.post("/api/v2/activities", json=body))
+    assert activity == {
+        "id": 1,
+        "subject": "Scheduled call",
+        "type": "call",
+        "owner_id": 7000001,
+        "creator_user_id": 7000001,
+        "is_deleted": False,
+        "add_time": NOW,
+        "update_time": NOW,
+        "deal_id": None,
+        "lead_id": None,
+        "person_id": 1,
+        "org_id": None,
+        "project_id": None,
+        "due_date": "2026-06-01",
+        "due_time": "14:30:00",
+        "duration": "00:30:00",
+        "busy": True,
+        "done": True,
+        "marked_as_done_time": NOW,
+        "location": {"value": "Tallinn"},
+        "participants": [{"person_id": 1, "primary": True}],
+        "attendees": [],
+        "conference_meeting_client": None,
+        "conference_meeting_url": None,
+        "conference_meeting_id": None,
+        "public_description": "call",
+        "priority": 2,
+        "note": "Agenda <b>pricing</b><br>rpd:m-7",
+    }
+    by_participants = ok(
+        timed.post(
+            "/api/v2/activities",
+            json={
+                "type": "meeting",
+                "participants": [{"person_id": 1}, {"person_id": 2, "primary": True}],
+            },
+        )
+    )
+    assert (by_participants["person_id"], by_participants["subject"]) == (2, "Meeting")
+    assert ok(timed.get("/api/v2/activities", params={"person_id": 1})) == [activity]
+    assert [a["id"] for a in ok(timed.get("/api/v2/activities", params={"person_id": 2}))] == [2]
+    assert [a["id"] for a in ok(timed.get("/api/v2/activities", params={"done": "false"}))] == [2]
+    assert timed.get("/_sandbox/state").json()["activities"][0] == activity
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"type": "fax"},
+            "type: must be an activity type (call, meeting, task, deadline, email, lunch)",
+        ),
+        ({"person_id": 9}, "person_id: person 9 not found"),
+        ({"participants": [{"person_id": 9}]}, "participants[0].person_id: person 9 not found"),
+        ({"due_time": "25:00"}, "due_time: must be HH:MM or HH:MM:SS, got '25:00'"),
+        ({"due_date": "June 1"}, "due_date: must be a date (YYYY-MM-DD), got 'June 1'"),
+        ({"project_id": 1}, "project_id: the sandbox has no projects"),
+        (
+            {"lead_id": "00000000-0000-4000-8000-000000000000"},
+            "lead_id: lead 00000000-0000-4000-8000-000000000000 not found",
+        ),
+        ({"done": "yes"}, "Validation failed: done: expected boolean, got string"),
+        ({"due": "2026-01-01"}, "Validation failed: due: unknown property"),
+    ],
+)
+def test_invalid_activities_are_400s(
+    api: httpx.Client, sandbox: Sandbox, body: dict[str, Any], message: str
+) -> None:
+    create_person(api)
+    response = api.post("/api/v2/activities", json=body)
+    assert (response.status_code, response.json()) == (400, error(message))
+    assert sandbox.state()["activities"] == []
+
+
+# ---- notes ---------------------------------------------------------------------------------
+
+
+def test_create_a_note_and_list_it_by_person(timed: httpx.Client) -> None:
+    create_person(timed)
+    create_person(timed, name="Bo")
+    note = ok(
+        timed.post(
+            "/v1/notes",
+            json={
+                "content": "Ticket <i>#4</i><br>rpd:m-9",
+                "person_id": 1,
+                "add_time": "2026-05-01 08:00:00",
+                "pinned_to_person_flag": 1,
+            },
+        )
+    )
+    assert note == {
+        "id": 1,
+        "active_flag": True,
+        "add_time": "2026-05-01 08:00:00",
+        "update_time": "2026-05-28 20:26:40",
+        "content": "Ticket <i>#4</i><br>rpd:m-9",
+        "lead_id": None,
+        "deal_id": None,
+        "person_id": 1,
+        "org_id": None,
+        "project_id": None,
+        "user_id": 7000001,
+        "last_update_user_id": 7000001,
+        "deal": None,
+        "person": {"name": "Ann Lee"},
+        "organization": None,
+        "project": None,
+        "user": {
+            "email": "sandbox@example.com",
+            "icon_url": None,
+            "is_you": True,
+            "name": "Sandbox User",
+        },
+        "pinned_to_lead_flag": False,
+        "pinned_to_deal_flag": False,
+        "pinned_to_organization_flag": False,
+        "pinned_to_person_flag": True,
+        "pinned_to_project_flag": False,
+    }
+    timed.post("/v1/notes", json={"content": "other", "person_id": 2})
+    listed = timed.get("/v1/notes", params={"person_id": 1}).json()
+    assert listed["data"] == [note]
+    assert listed["additional_data"]["pagination"]["more_items_in_collection"] is False
+    assert [n["id"] for n in ok(timed.get("/v1/notes", params={"sort": "id DESC"}))] == [2, 1]
+    dates = {"start_date": "2026-05-02", "end_date": "2026-05-31"}
+    assert [n["id"] for n in ok(timed.get("/v1/notes", params=dates))] == [2]
+    pinned = {"pinned_to_person_flag": "1"}
+    assert [n["id"] for n in ok(timed.get("/v1/notes", params=pinned))] == [1]
+    assert timed.get("/_sandbox/state").json()["notes"][0] == note
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"person_id": 1}, "Validation failed: content: is required"),
+        ({"content": "", "person_id": 1}, "content: must not be empty"),
+        ({"content": "x"}, "A note must be linked to a lead, deal, person or organization"),
+        ({"content": "x", "person_id": 9}, "person_id: person 9 not found"),
+        ({"content": "x", "deal_id": 9}, "deal_id: deal 9 not found"),
+        (
+            {"content": "x", "person_id": 1, "project_id": 1},
+            "project_id: the sandbox has no projects",
+        ),
+        ({"content": "x", "person_id": 1, "user_id": 5}, "user_id: user 5 not found"),
+        (
+            {"content": "x", "person_id": 1, "subject": "s"},
+            "Validation failed: subject: unknown property",
+        ),
+        (
+            {"content": "x", "person_id": 1, "pinned_to_deal_flag": 2},
+            "Validation failed: pinned_to_deal_flag: must be one of 0, 1",
+        ),
+    ],
+)
+def test_invalid_notes_are_400s(
+    api: httpx.Client, sandbox: Sandbox, body: dict[str, Any], message: str
+) -> None:
+    create_person(api)
+    response = api.post("/v1/notes", json=body)
+    assert (response.status_code, response.json()) == (400, error(message))
+    assert sandbox.state()["notes"] == []
+
+
+# ---- merges, state, reset, costs ---------------------------------------------------------------
+
+
+def test_a_merge_moves_deals_activities_and_notes_to_the_survivor(
+    timed: httpx.Client, clock: FakeClock
+) -> None:
+    create_person(timed, name="Old")
+    create_person(timed, name="Survivor")
+    timed.post("/api/v2/deals", json={"title": "D", "person_id": 1})
+    timed.post("/api/v2/activities", json={"person_id": 1})
+    timed.post("/v1/notes", json={"content": "N", "person_id": 1})
+    clock.advance(60)
+    timed.put("/v1/persons/1/merge", json={"merge_with_id": 2})
+    state = timed.get("/_sandbox/state").json()
+    assert [(d["person_id"], d["update_time"]) for d in state["deals"]] == [
+        (2, "2026-05-28T20:27:40Z")
+    ]
+    assert [(a["person_id"], a["participants"]) for a in state["activities"]] == [
+        (2, [{"person_id": 2, "primary": True}])
+    ]
+    assert [(n["person_id"], n["person"]) for n in state["notes"]] == [(2, {"name": "Survivor"})]
+    assert [d["id"] for d in ok(timed.get("/api/v2/deals", params={"person_id": 2}))] == [1]
+
+
+def test_reset_clears_the_new_kinds_and_ids_start_again(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    create_person(api)
+    api.post("/api/v2/deals", json={"title": "D", "person_id": 1})
+    api.post("/api/v2/activities", json={"person_id": 1})
+    api.post("/v1/notes", json={"content": "N", "person_id": 1})
+    assert api.post("/_sandbox/reset").json() == {"reset": True}
+    state = sandbox.state()
+    assert (state["deals"], state["activities"], state["notes"]) == ([], [], [])
+    create_person(api)
+    assert ok(api.post("/api/v2/deals", json={"title": "D", "person_id": 1}))["id"] == 1
+
+
+def test_persons_listed_by_deal(api: httpx.Client) -> None:
+    create_person(api)
+    create_person(api, name="Bo")
+    api.post("/api/v2/deals", json={"title": "D", "person_id": 2})
+    assert [p["name"] for p in ok(api.get("/api/v2/persons", params={"deal_id": 1}))] == ["Bo"]
+    assert ok(api.get("/api/v2/persons", params={"deal_id": 9})) == []
+
+
+def test_the_new_operations_cost_their_tokens(api: httpx.Client, sandbox: Sandbox) -> None:
+    create_person(api)
+    before = sandbox.stats()["tokens"]
+    api.post("/api/v2/deals", json={"title": "D", "person_id": 1})  # 5
+    api.get("/api/v2/deals", params={"person_id": 1})  # 10
+    api.post("/api/v2/activities", json={"person_id": 1})  # 5
+    api.get("/api/v2/activities", params={"person_id": 1})  # 10
+    api.post("/v1/notes", json={"content": "N", "person_id": 1})  # 10
+    api.get("/v1/notes", params={"person_id": 1})  # 20
+    api.get("/api/v2/pipelines")  # 5
+    api.get("/api/v2/stages")  # 5
+    api.get("/v1/activityTypes")  # 20
+    assert sandbox.stats()["tokens"] - before == 90

@@ -1,0 +1,390 @@
+"""Backups in a folder or a bucket (SPEC 2, issue 17): listing only what the window can touch,
+time order, streaming with retries, failed objects as items, resume by finished objects.
+
+The local folder runs through fsspec's local filesystem and GCS / Azure URLs through fsspec's
+memory filesystem: the same listing and streaming code as S3 (tests/test_objects_s3.py, against
+moto's server on loopback).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from fsspec.implementations.memory import MemoryFileSystem
+from fsspec.registry import _registry  # the classes fsspec imported, by scheme
+from objects_support import (
+    APRIL_28,
+    MAY_1,
+    MAY_2,
+    NOT_LAYOUT,
+    TIME_ORDER,
+    WINDOW,
+    Spy,
+    archive,
+    backup_objects,
+    expected_sources,
+    identify,
+)
+
+from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.objects import resolve
+from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.io.state import ReplayState
+
+LAYOUT_WARNING = (
+    "1 object does not follow RudderStack's backup layout "
+    "(SOURCE/gw/YYYY-MM-DD/HOUR/INSTANCE/FIRST_LAST_WORKSPACE.json.gz), e.g. {name}: "
+    "read in key order after the others, not by time"
+)
+
+
+def write_folder(root: Path, objects: dict[str, bytes]) -> None:
+    for name, data in objects.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def rows(reader: EventReader) -> list[tuple[str, str]]:
+    return [(item.source, item.value["messageId"]) for item in reader]
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+# -- the layout, pure --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("day", "touches"),
+    [
+        ("2024-04-29", False),
+        ("2024-04-30", True),
+        ("2024-05-01", True),
+        ("2024-05-02", True),
+        ("2024-05-03", False),
+    ],
+)
+def test_day_folders_are_kept_with_one_day_of_margin(day: str, touches: bool) -> None:
+    assert WINDOW.day_may_touch(day) is touches
+    assert Window().day_may_touch(day)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "meets"),
+    [
+        (utc(2024, 4, 30, 23), utc(2024, 4, 30, 23, 59, 59), False),  # ends the second before
+        (utc(2024, 4, 30, 23), utc(2024, 5, 1), True),  # its last job is the first instant
+        (utc(2024, 5, 1, 11, 59, 59), utc(2024, 5, 1, 13), True),
+        (utc(2024, 5, 1, 12), utc(2024, 5, 1, 13), False),  # --until is exclusive
+    ],
+)
+def test_an_object_is_opened_only_if_first_to_last_meets_the_window(
+    first: datetime, last: datetime, meets: bool
+) -> None:
+    assert WINDOW.meets(int(first.timestamp()), int(last.timestamp())) is meets
+
+
+def test_reading_order_is_first_last_key_and_others_after() -> None:
+    def stored(name: str) -> StoredObject:
+        return StoredObject(name=name, path=name, size=1, version="size:1")
+
+    names = [
+        "x/src/gw/2024-05-01/7/b/100_200_w.json.gz",
+        "x/src/gw/2024-05-01/7/a/100_200_w.json.gz",
+        "x/src/gw/2024-05-01/10/a/100_150_w.json.gz",
+        "x/zz.json",
+        "x/src/gw/2024-05-01/7/a/90_300_w.json.gz",
+        "x/aa.json",
+    ]
+    timed, others = reading_order([stored(name) for name in names], Window())
+    assert [s.name for s in timed] == [names[4], names[2], names[1], names[0]]
+    assert [s.name for s in others] == ["x/aa.json", "x/zz.json"]
+
+
+def test_day_folder_names() -> None:
+    assert is_day_folder("b/p/src/gw/2024-05-01")
+    assert is_day_folder("/b/src/gw/2024-05-01/")
+    assert not is_day_folder("b/src/other/2024-05-01")
+    assert not is_day_folder("b/src/gw/2024-05")
+
+
+# -- a local folder ------------------------------------------------------------------------------
+
+
+def test_a_backup_folder_is_read_in_time_order_within_the_window(tmp_path: Path) -> None:
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    spy = Spy(fsspec.filesystem("file"))
+    warnings: list[str] = []
+    reader = EventReader(
+        [str(root)], window=WINDOW, warn=warnings.append, resolver=lambda p: (spy, str(root))
+    )
+    assert rows(reader) == expected_sources(str(root))
+    [not_layout] = NOT_LAYOUT
+    assert warnings == [LAYOUT_WARNING.format(name=f"{root}/{not_layout}")]
+    # Only the day folders the window can touch are listed; only objects it meets are opened.
+    assert sorted(path.removeprefix(f"{root}/") for path in spy.paths("find")) == [
+        f"src-a/gw/{MAY_1}",
+        f"src-b/gw/{MAY_1}",
+        f"src-b/gw/{MAY_2}",  # the day's margin
+    ]
+    assert not any(APRIL_28 in path for _, path in spy.calls)
+    assert [path.removeprefix(f"{root}/") for path in spy.paths("open")] == [
+        *TIME_ORDER,
+        not_layout,
+    ]
+    assert (reader.objects_total, reader.objects_read) == (6, 6)
+    assert reader.bytes_read == reader.total_bytes
+
+
+def test_a_relative_folder_keeps_its_spelling_in_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_folder(tmp_path / "bk", {"s/gw/2024-05-01/1/i/10_20_w.json.gz": archive(identify("x"))})
+    monkeypatch.chdir(tmp_path)
+    assert rows(EventReader(["bk/"])) == [("bk/s/gw/2024-05-01/1/i/10_20_w.json.gz:1#1", "x")]
+
+
+def test_archive_lines_with_a_bare_event_payload(tmp_path: Path) -> None:
+    write_folder(
+        tmp_path, {"s/gw/2024-05-01/1/i/10_20_w.json.gz": archive(identify("x"), batch=False)}
+    )
+    [item] = EventReader([str(tmp_path)])
+    assert item.source == f"{tmp_path}/s/gw/2024-05-01/1/i/10_20_w.json.gz:1"
+    assert item.value == identify("x")  # the archive's messageId restored on the event
+
+
+def test_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as caught:
+        EventReader([str(tmp_path)])
+    assert caught.value.message == f"cannot read {tmp_path}: it holds no objects"
+    assert caught.value.hint == "check the path (nothing was read or sent)"
+
+
+def test_hidden_files_are_left_out(tmp_path: Path) -> None:
+    write_folder(tmp_path, {".DS_Store": b"\x00\x01", ".sync/x.json.gz": b"junk", "a.ndjson": b""})
+    warnings: list[str] = []
+    assert list(EventReader([str(tmp_path)], warn=warnings.append)) == []
+    assert warnings == [LAYOUT_WARNING.format(name=f"{tmp_path}/a.ndjson")]
+
+
+# -- GCS and Azure through fsspec's interface (its memory filesystem) ------------------------
+
+
+@pytest.mark.parametrize("url", ["gs://bucket/backups", "az://container/backups", "abfs://c/b"])
+def test_gcs_and_azure_urls_read_through_the_same_code(url: str) -> None:
+    memory = MemoryFileSystem(skip_instance_cache=True)
+    memory.store, memory.pseudo_dirs = {}, [""]
+    root = "/" + url.split("://", 1)[1]
+    for name, data in backup_objects().items():
+        memory.pipe(f"{root}/{name}", data)
+    warnings: list[str] = []
+    reader = EventReader(
+        [url], window=WINDOW, warn=warnings.append, resolver=lambda _: (memory, root)
+    )
+    assert rows(reader) == expected_sources(url)
+    assert len(warnings) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "package"),
+    [
+        ("s3://b/p", "s3", "s3fs"),
+        ("gs://b/p", "gcs", "gcsfs"),
+        ("az://c/p", "azure", "adlfs"),
+        ("abfs://c/p", "azure", "adlfs"),
+    ],
+)
+def test_a_url_whose_extra_is_missing_is_a_usage_error_naming_the_install(
+    monkeypatch: pytest.MonkeyPatch, url: str, extra: str, package: str
+) -> None:
+    scheme = url.split(":")[0]
+    monkeypatch.setitem(sys.modules, package, None)  # as if not installed
+    # ... and not imported yet: fsspec keeps the classes it imported
+    monkeypatch.delitem(_registry, scheme, raising=False)
+    with pytest.raises(UsageError) as caught:
+        resolve(url)
+    assert caught.value.message == (
+        f"reading {scheme}:// needs rpd's optional {extra} extra ({package})"
+    )
+    assert caught.value.hint == f"pip install 'rudder_pipedrive_cli[{extra}]'"
+
+
+# -- faults -----------------------------------------------------------------------------------
+
+
+class FlakyFile:
+    """A file that raises `error` once its reads pass `after` bytes."""
+
+    def __init__(self, inner: Any, after: int, error: Exception) -> None:
+        self.inner, self.after, self.error, self.given = inner, after, error, 0
+
+    def __enter__(self) -> FlakyFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.inner.close()
+
+    def read(self, size: int = -1) -> bytes:
+        if self.given >= self.after:
+            raise self.error
+        data = self.inner.read(min(size, self.after - self.given))
+        self.given += len(data)
+        return data
+
+
+class Flaky(Spy):
+    """Opens `name` as a FlakyFile for the first `times` opens."""
+
+    def __init__(self, fs: Any, name: str, times: int, error: Exception) -> None:
+        super().__init__(fs)
+        self.name, self.times, self.error = name, times, error
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("open", path))
+        handle = self.fs.open(path, *args, **kwargs)
+        if path.endswith(self.name) and self.times > 0:
+            self.times -= 1
+            return FlakyFile(handle, 40, self.error)
+        return handle
+
+
+def flaky_folder(tmp_path: Path, times: int, error: Exception) -> tuple[Path, Flaky, str]:
+    write_folder(tmp_path, backup_objects())
+    target = TIME_ORDER[2]  # two events on two lines
+    return tmp_path, Flaky(fsspec.filesystem("file"), target, times, error), target
+
+
+def test_a_transient_error_mid_read_reads_the_object_again_from_the_start(
+    tmp_path: Path,
+) -> None:
+    root, flaky, target = flaky_folder(tmp_path, 2, ConnectionResetError(104, "reset by peer"))
+    slept: list[float] = []
+    reader = EventReader(
+        [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=slept.append
+    )
+    assert rows(reader) == expected_sources(str(root))  # every event once, in order
+    assert slept == [0.5, 1.0]  # backoff between the tries
+    assert flaky.paths("open").count(f"{root}/{target}") == 3
+
+
+def test_a_store_library_error_is_retried_too(tmp_path: Path) -> None:
+    class PayloadError(Exception):  # like aiohttp.ClientPayloadError: not an OSError
+        pass
+
+    root, flaky, _ = flaky_folder(tmp_path, 1, PayloadError("Response payload is not completed"))
+    reader = EventReader(
+        [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+    )
+    assert rows(reader) == expected_sources(str(root))
+
+
+def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path: Path) -> None:
+    root, flaky, target = flaky_folder(tmp_path, 99, TimeoutError("timed out"))
+    items = list(
+        EventReader(
+            [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+        )
+    )
+    failed = [item for item in items if item.error]
+    assert [(item.source, item.error) for item in failed] == [
+        (f"{root}/{target}:1", "cannot read object: TimeoutError: timed out (6 tries)")
+    ]
+    good = [(item.source, item.value["messageId"]) for item in items if not item.error]
+    assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
+
+
+def test_a_missing_object_is_a_failed_item_with_its_url(tmp_path: Path) -> None:
+    write_folder(tmp_path, backup_objects())
+    reader = EventReader([str(tmp_path)], window=WINDOW)
+    (tmp_path / TIME_ORDER[1]).unlink()  # gone between listing and reading
+    items = list(reader)
+    assert [(item.source, item.error) for item in items if item.error] == [
+        (f"{tmp_path}/{TIME_ORDER[1]}", "cannot read object: no such object")
+    ]
+    assert len(items) == len(expected_sources(str(tmp_path))) - 1 + 1
+
+
+def test_an_object_that_changed_between_tries_is_not_mixed(tmp_path: Path) -> None:
+    root, flaky, target = flaky_folder(tmp_path, 1, ConnectionResetError(104, "reset"))
+
+    def grow(_: float) -> None:  # the object is rewritten while rpd waits to try again
+        (root / target).write_bytes(archive(identify("new-1"), identify("new-2"), identify("n3")))
+
+    items = list(
+        EventReader([str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=grow)
+    )
+    assert [(item.source, item.error) for item in items if item.error] == [
+        (
+            f"{root}/{target}:1",
+            "cannot read object: it changed while being read: rerun to read the new version",
+        )
+    ]
+
+
+def test_a_reader_stopped_early_stops_the_feed(tmp_path: Path) -> None:
+    write_folder(tmp_path, backup_objects())
+    items = iter(EventReader([str(tmp_path)], window=WINDOW))
+    assert next(items).value["messageId"] == "b-00"
+    items.close()  # as --limit does: the feed thread ends, nothing hangs
+
+
+# -- resume -----------------------------------------------------------------------------------
+
+
+def test_finished_objects_are_recorded_and_skipped_on_rerun(tmp_path: Path) -> None:
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        first = EventReader(
+            [str(root)],
+            window=WINDOW,
+            finished=state.object_finished,
+            on_finished=state.finish_object,
+        )
+        for item in first:
+            # The object of A_0730 has a failed event: it is not finished, the rest are.
+            first.item_done(item.source, "failed" if "a-0735" in str(item.value) else "sent")
+        assert (first.objects_skipped, first.objects_total) == (0, 6)
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        again = EventReader([str(root)], window=WINDOW, finished=state.object_finished)
+        assert (again.objects_skipped, again.objects_total) == (5, 1)
+        assert rows(again) == [
+            row for row in expected_sources(str(root)) if TIME_ORDER[2] in row[0]
+        ]
+        # Another version of a finished object (rewritten, another size) is read again.
+        (root / TIME_ORDER[0]).write_bytes(archive(identify("b-00"), identify("b-01")))
+        changed = EventReader([str(root)], window=WINDOW, finished=state.object_finished)
+        assert (changed.objects_skipped, changed.objects_total) == (4, 2)
+        # Another namespace (another account) finished nothing.
+    with ReplayState.open(tmp_path / "state.sqlite", "other") as state:
+        assert not state.object_finished(f"{root}/{TIME_ORDER[1]}", "size:1")
+        assert EventReader([str(root)], finished=state.object_finished).objects_skipped == 0
+
+
+def test_an_object_is_finished_only_when_its_last_outcome_arrives(tmp_path: Path) -> None:
+    write_folder(tmp_path, {"s/gw/2024-05-01/1/i/10_20_w.json.gz": archive(identify("x"))})
+    recorded: list[str] = []
+    reader = EventReader([str(tmp_path)], on_finished=lambda name, _: recorded.append(name))
+    items = list(reader)  # read to the end: not finished while its event is in flight
+    assert recorded == []
+    reader.item_done(items[0].source, "skipped")
+    assert recorded == [f"{tmp_path}/s/gw/2024-05-01/1/i/10_20_w.json.gz"]
+
+
+def test_state_clear_forgets_finished_objects(tmp_path: Path) -> None:
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        state.finish_object("s3://b/k.json.gz", "etag:abc")
+        state.flush()
+        assert state.object_finished("s3://b/k.json.gz", "etag:abc")
+        assert not state.object_finished("s3://b/k.json.gz", "etag:other")
+        state.clear("ns")
+        assert not state.object_finished("s3://b/k.json.gz", "etag:abc")
