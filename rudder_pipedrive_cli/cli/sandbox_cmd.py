@@ -8,10 +8,8 @@ The default plan is `growth`, so a first try meets the rate limits a real accoun
 from __future__ import annotations
 
 import errno
-import signal
 import sys
 from collections.abc import Callable
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -39,10 +37,6 @@ EXPOSED_WARNING = (
     "warning: the sandbox listens beyond this machine with the default token: anyone who can "
     "reach it can read and change its data; choose a token with --token"
 )
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 @handle_errors()
@@ -133,18 +127,16 @@ def sandbox_command(
     except ValueError as error:
         raise UsageError(str(error), hint="see `rpd sandbox --help`") from None
     sandbox = Sandbox(options)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    try:  # until Ctrl-C or SIGTERM
         sandbox.serve_forever(on_ready=_announcer(sandbox))
     except OSError as error:
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)
         ) from None
-    except KeyboardInterrupt:
-        if not quiet:
-            print("sandbox stopped", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt:  # before the handlers were in place
+        pass
+    if not quiet:
+        print("sandbox stopped", file=sys.stderr)
 
 
 def _bind_hint(error: OSError) -> str:
