@@ -136,6 +136,11 @@ def test_json_summary_of_the_examples() -> None:
     summary = orjson.loads(out)
     assert summary["events"] == {"read": 21, "sent": 17, "unchanged": 0, "skipped": 4, "failed": 0}
     assert summary["by_type"]["track"] == {"sent": 5, "skipped": 1}
+    assert summary["skipped_by_reason"] == {
+        "anonymous": 2,
+        "unsupported type: page": 1,
+        "unsupported type: screen": 1,
+    }
     # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field and
     # label listings before the first event included (QA: the estimate left them out).
     assert summary["requests"] == {
@@ -155,6 +160,7 @@ def test_json_summary_of_the_examples() -> None:
     assert set(summary) == {
         "events",
         "by_type",
+        "skipped_by_reason",
         "requests",
         "retries",
         "rate_limited",
@@ -308,3 +314,29 @@ def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert json.loads(out)["events"]["read"] == 1
+
+
+def test_why_events_would_fail_is_grouped_by_cause_without_event_data(tmp_path: Path) -> None:
+    bad_ids = [
+        {
+            "type": "identify",
+            "messageId": f"m-{n}",
+            "userId": f"u-{n}",
+            "context": {"externalId": [{"type": "person_id", "id": f"p-{n}"}]},
+        }
+        for n in range(9)
+    ]
+    nameless = {"type": "group", "messageId": "m-g", "userId": "u-1", "groupId": "g-1"}
+    path = write_events(tmp_path, *bad_ids, nameless)
+
+    code, out, err = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 1
+    first = records(out)[0]
+    assert first["reason"] == "external id person_id = 'p-0' is not a numeric Pipedrive id"
+    assert err.endswith(
+        "why events would fail (each event's full reason is in the plan):\n"
+        "  9  external id person_id is not a numeric Pipedrive id\n"
+        "  1  cannot create person without a name\n"
+    )
+    assert "p-0" not in err and "top " not in err

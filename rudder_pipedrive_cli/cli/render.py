@@ -79,9 +79,13 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 TOP_REASONS = 5
 
 
-def print_warnings_and_failures(console: Console, tally: Tally, *, failed: str) -> None:
-    """What rpd warned about, then why events failed, the most common first: what to fix (or
-    accept) before a replay. A warning leaves something out of an event that still went on."""
+def print_warnings_and_failures(
+    console: Console, tally: Tally, *, skipped: str, failed: str
+) -> None:
+    """Why events were skipped, what rpd warned about, then why events failed, the most common
+    first: what to fix (or accept) before a replay. A warning leaves something out of an event
+    that still went on. All in words without event data (SPEC 8): one line per cause."""
+    _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
     _print_counted(console, tally.failures, failed)
 
@@ -109,7 +113,12 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False)
-    print_warnings_and_failures(console, tally, failed="why events failed")
+    print_warnings_and_failures(
+        console,
+        tally,
+        skipped="why events would be skipped",
+        failed="why events would fail (each event's full reason is in the plan)",
+    )
 
 
 def print_send_report(
@@ -130,7 +139,10 @@ def print_send_report(
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
     # event's full reason is in its dead letter.
     print_warnings_and_failures(
-        console, tally, failed="why events failed (each event's full reason is in its dead letter)"
+        console,
+        tally,
+        skipped="why events were skipped",
+        failed="why events failed (each event's full reason is in its dead letter)",
     )
     if dead_letter:
         console.print(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.errors import public_warning
 from rudder_pipedrive_cli.core.intake import Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -88,12 +89,14 @@ def preview(
             known.learn(outcome)
             if journal_status is not None and outcome.status in DONE:
                 finished.add(item.id)
+        # The summary groups by reason in words without event data, as send's report does
+        # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=outcome.warnings,
-            reason=outcome.reason,
+            warnings=tuple(public_warning(text) for text in outcome.warnings),
+            reason=outcome.public_reason,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))
 

@@ -18,6 +18,19 @@ OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
+FILTERED = "filtered"
+UNSUPPORTED = "unsupported type"
+
+
+def skip_reason(reason: str, event_type: str) -> str:
+    """The reason a skip is counted under: each filter's own words are one reason ("filtered"),
+    and an unsupported type is named (`unsupported type: page`), as a user deciding whether
+    the skips are expected wants to see them."""
+    if reason.startswith("filtered out"):
+        return FILTERED
+    if reason == UNSUPPORTED:
+        return f"{UNSUPPORTED}: {event_type}"
+    return reason or "(no reason given)"
 
 
 @dataclass(slots=True)
@@ -28,6 +41,7 @@ class Tally:
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
+    skips: Counter[str] = field(default_factory=Counter)  # skipped events by reason
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
     tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
     retries: int = 0
@@ -62,6 +76,8 @@ class Tally:
         """Count one event's end. `event_type` is "invalid" for input that was not an event."""
         if status == "failed":
             _count(self.failures, reason, OTHER_REASONS)
+        elif status == "skipped":
+            _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
         for warning in warnings:
             _count(self.warnings, warning, OTHER_WARNINGS)
         self.read += 1
@@ -84,6 +100,7 @@ class Tally:
                 kind: {name: counts[name] for name in OUTCOMES if counts[name]}
                 for kind, counts in sorted(self.by_type.items())
             },
+            "skipped_by_reason": dict(self.skips.most_common()),
             "requests": dict(sorted(self.requests.items())),
             "retries": self.retries,
             "rate_limited": self.rate_limited,

@@ -217,6 +217,7 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     assert set(report) == {
         "events",
         "by_type",
+        "skipped_by_reason",
         "requests",
         "retries",
         "rate_limited",
@@ -225,6 +226,7 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
         "dead_letter",
     }
     events = report["events"]
+    assert sum(report["skipped_by_reason"].values()) == events["skipped"]
     assert set(events) == {"read", "sent", "unchanged", "skipped", "failed"}
     outcomes = ("sent", "unchanged", "skipped", "failed")
     assert events["read"] == sum(events[name] for name in outcomes)

@@ -121,3 +121,33 @@ def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     assert run.report is not None
     assert run.report["events"]["sent"] == 17
     assert len(holdings(sandbox).persons) == 6
+
+
+def test_the_report_says_why_events_were_skipped(sandbox: Sandbox, tmp_path: Path) -> None:
+    first = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", name="first")
+    assert first.exit_code == 0, first.stderr
+    # The same file again with a filter: what the first run finished is "already done", what
+    # the filter leaves out is "filtered" (whichever filter, one line).
+    again = rpd_send(
+        sandbox,
+        tmp_path,
+        EXAMPLES / "events.ndjson",
+        name="again",
+        args=("--type", "identify,group,alias,page,screen"),
+    )
+
+    assert first.report is not None and again.report is not None
+    assert first.report["skipped_by_reason"] == {
+        "anonymous": 2,
+        "unsupported type: page": 1,
+        "unsupported type: screen": 1,
+    }
+    assert (
+        "why events were skipped:\n"
+        "  2  anonymous\n"
+        "  1  unsupported type: page\n"
+        "  1  unsupported type: screen\n"
+    ) in first.stderr
+    assert again.exit_code == 0, again.stderr
+    assert again.report["skipped_by_reason"] == {"already done": 15, "filtered": 6}
+    assert "why events were skipped:\n  15  already done\n   6  filtered\n" in again.stderr
