@@ -335,8 +335,35 @@ def test_why_events_would_fail_is_grouped_by_cause_without_event_data(tmp_path: 
     first = records(out)[0]
     assert first["reason"] == "external id person_id = 'p-0' is not a numeric Pipedrive id"
     assert err.endswith(
-        "why events would fail (each event's full reason is in the plan):\n"
+        "why events would fail:\n"
         "  9  external id person_id is not a numeric Pipedrive id\n"
         "  1  cannot create person without a name\n"
     )
     assert "p-0" not in err and "top " not in err
+
+
+ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above
+
+
+def test_terminal_escapes_in_event_data_never_reach_the_screen(tmp_path: Path) -> None:
+    event = {
+        "type": "identify",
+        "messageId": "m-1",
+        "userId": f"u-1{ESCAPES}",
+        "traits": {"name": "Ada\x9b2J", f"shoe{ESCAPES}": 42, "email": "a\x07@example.com"},
+    }
+    path = write_events(tmp_path, event)
+
+    code, table, summary = dry_run(path, "--config", CONFIG)
+    _, ndjson, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 0
+    shown = table + summary
+    for control in ("\x1b", "\x9b", "\x07"):
+        assert control not in shown
+    assert "term=u-1\\x1b[1A\\x1b[2K&" in table
+    assert "dropped: shoe\\x1b[1A\\x1b[2K" in table
+    # The machine output keeps the data as it is.
+    (record,) = records(ndjson)
+    assert record["requests"][0]["query"]["term"] == f"u-1{ESCAPES}"  # type: ignore[index]
+    assert record["dropped"] == [f"shoe{ESCAPES}"]

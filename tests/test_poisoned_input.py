@@ -259,7 +259,7 @@ def test_the_summary_says_why_events_failed_even_in_json(tmp_path: Path) -> None
     assert json.loads(out)["events"]["failed"] == 4
     tail = err.splitlines()[-3:]
     assert tail == [
-        "why events failed:",
+        "why events would fail:",
         "  3  cannot create person without a name",
         "  1  group needs a groupId or an org_id external id",
     ]

@@ -11,6 +11,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -42,7 +43,7 @@ class Checklist:
         if self.env.quiet and mark in ("ok", "info"):
             return
         text = f"{MARKS[mark]}  {line}" + (f"\n      hint: {hint}" if hint else "")
-        self.env.out.print(text, markup=False, highlight=False, soft_wrap=True)
+        say(self.env.out, text)
 
     def summary(self) -> str:
         total = self.passed + self.failed
@@ -145,7 +146,7 @@ def check_command(
         for finding in catalog.mapping_findings(plan_config):
             checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
-        checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+        say(checks.env.out, checks.summary())
     raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
 
 
@@ -168,5 +169,5 @@ def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
                 else "",
             )
         )
-    checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+    say(checks.env.out, checks.summary())
     return exit_status_for(error)

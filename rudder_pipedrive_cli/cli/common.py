@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.cli.exits import (
     internal_error,
     render_error,
 )
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
 from rudder_pipedrive_cli.io.state import default_state_path
@@ -51,7 +52,7 @@ class Env:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+            say(self.err, f"warning: {message}")
 
 
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the

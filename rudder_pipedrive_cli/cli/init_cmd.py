@@ -15,6 +15,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import ENTITIES, IDENTITY_FIELDS, describe, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
@@ -108,7 +109,7 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
         raise UsageError(f"{path}: {error.message}", hint=error.hint) from None
     if not quiet:
         for warning in converted.warnings:
-            err.print(f"warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
+            say(err, f"warning: {path}: {warning}")
     header = [
         f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
         "Check it against the account with `rpd check`.",
@@ -208,4 +209,4 @@ def init_command(
             "The API token is not in the file. Set it in the environment:",
             f"  export {TOKEN_ENV}=<{token_source}>",
         ]
-        err.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        say(err, "\n".join(lines))

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rudder_pipedrive_cli.cli.screen import printable, say
 from rudder_pipedrive_cli.core.preview import Planned
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
@@ -23,29 +24,31 @@ STYLE = {
 
 def plain(value: object) -> Text:
     """A table cell or title holding data (event types, names, field names, URLs): shown as is,
-    never read as Rich markup ("[/x]" would raise, "[bold]" would vanish)."""
-    return Text(str(value))
+    never read as Rich markup ("[/x]" would raise, "[bold]" would vanish), and with no control
+    character that would move the cursor or erase what is on the screen."""
+    return Text(printable(str(value)))
 
 
 def planned_line(planned: Planned) -> Text:
     """One event of a dry-run as a line: source, type, outcome, then its requests."""
     status = planned.planned_status
     line = Text()
-    line.append(planned.item.source, style="bold")
-    line.append(f"  {planned.item.kind}  ")
+    line.append(printable(planned.item.source), style="bold")
+    line.append(f"  {printable(planned.item.kind)}  ")
     line.append(status, style=STYLE.get(status, ""))
     if planned.outcome.reason:
-        line.append(f"  ({planned.outcome.reason})")
+        line.append(f"  ({printable(planned.outcome.reason)})")
     for request in planned.requests:
-        line.append(f"\n    {request.method} {request.path}", style="cyan")
+        line.append(f"\n    {request.method} {printable(request.path)}", style="cyan")
         if request.query:
-            line.append("?" + "&".join(f"{k}={v}" for k, v in request.query.items()))
+            line.append(printable("?" + "&".join(f"{k}={v}" for k, v in request.query.items())))
         if request.note:
-            line.append(f"  # {request.note}", style="dim")
+            line.append(f"  # {printable(request.note)}", style="dim")
     for warning in planned.outcome.warnings:
-        line.append(f"\n    warning: {warning}", style="yellow")
+        line.append(f"\n    warning: {printable(warning)}", style="yellow")
     if planned.outcome.dropped:
-        line.append(f"\n    dropped: {', '.join(planned.outcome.dropped)}", style="dim")
+        dropped = printable(", ".join(planned.outcome.dropped))
+        line.append(f"\n    dropped: {dropped}", style="dim")
     return line
 
 
@@ -71,7 +74,7 @@ def requests_table(tally: Tally, *, title: str) -> Table:
     table.add_column("count", justify="right")
     table.add_column("API tokens", justify="right")
     for key, count in sorted(tally.requests.items()):
-        table.add_row(key, str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
+        table.add_row(plain(key), str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
     table.add_row("all", str(sum(tally.requests.values())), str(tally.tokens), style="bold")
     return table
 
@@ -98,7 +101,7 @@ def _print_counted(console: Console, counts: Counter[str], heading: str) -> None
     shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
     lines = [f"{heading}{f' ({shown})' if shown else ''}:"]
     lines += [f"  {count:>{width}}  {reason or '(no reason given)'}" for reason, count in top]
-    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+    say(console, "\n".join(lines))
 
 
 def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds: float) -> None:
@@ -112,12 +115,12 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     )
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        console.print(f"unmapped traits dropped: {dropped}", markup=False)
+        say(console, f"unmapped traits dropped: {dropped}")
     print_warnings_and_failures(
         console,
         tally,
         skipped="why events would be skipped",
-        failed="why events would fail (each event's full reason is in the plan)",
+        failed="why events would fail",
     )
 
 
@@ -135,7 +138,7 @@ def print_send_report(
     )
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
+        say(console, f"unmapped traits dropped: {dropped}")
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
     # event's full reason is in its dead letter.
     print_warnings_and_failures(

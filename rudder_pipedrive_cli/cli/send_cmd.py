@@ -19,6 +19,7 @@ from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -313,6 +314,6 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         raise stopped
     if interrupted:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
-        env.err.print(message, markup=False, highlight=False, soft_wrap=True)
+        say(env.err, message)
         return ExitStatus.INTERRUPTED
     return exit_status_for_run(tally.outcomes["failed"])

@@ -14,6 +14,7 @@ from rich.table import Table
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state import (
     NamespaceSummary,
@@ -84,7 +85,7 @@ def last_run_text(summary: NamespaceSummary) -> str:
 
 
 def print_line(console: Console, text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    say(console, text)
 
 
 @state_app.command("show")

@@ -7,10 +7,11 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e_support import EXAMPLES, holdings, rpd_send
+from e2e_support import EXAMPLES, holdings, identify, rpd_send, write_events
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -151,3 +152,27 @@ def test_the_report_says_why_events_were_skipped(sandbox: Sandbox, tmp_path: Pat
     assert again.exit_code == 0, again.stderr
     assert again.report["skipped_by_reason"] == {"already done": 15, "filtered": 6}
     assert "why events were skipped:\n  15  already done\n   6  filtered\n" in again.stderr
+
+
+ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above
+
+
+def test_terminal_escapes_in_event_data_never_reach_send_s_output(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    event = identify("m-1", f"u-1{ESCAPES}", name=f"Ada{ESCAPES}", **{f"shoe{ESCAPES}": 42})
+    events = write_events(tmp_path / "in.ndjson", [event])
+
+    run = rpd_send(sandbox, tmp_path, events)
+    missing = rpd_send(sandbox, tmp_path, tmp_path / f"gone{ESCAPES}.ndjson", name="missing")
+    console, sink = recording_console(terminal=True)
+    print_sandbox_holdings(console, sandbox.state(), records=True)
+
+    assert run.exit_code == 0, run.stderr
+    assert "\x1b" not in run.stderr + missing.stderr + sink.getvalue()
+    assert "unmapped traits dropped: shoe\\x1b[1A\\x1b[2K (1)" in run.stderr
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(f"error: cannot read {tmp_path}/gone\\x1b[1A\\x1b[2K.ndjson")
+    assert "Ada\\x1b[1A\\x1b[2K" in sink.getvalue()
+    # What was sent keeps the data as it is.
+    assert holdings(sandbox).person(f"u-1{ESCAPES}")["name"] == f"Ada{ESCAPES}"
