@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,10 +25,16 @@ from rudder_pipedrive_cli.cli.exits import (
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.io.config import Secret, Settings, load_settings
-from rudder_pipedrive_cli.io.state import default_state_path
-from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.io.paths import default_state_path
+
+if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
+    from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_STATE = (
+    "--sandbox starts a new, empty account each run: --state {state} cannot resume an earlier "
+    "--sandbox run (to keep one, run `rpd sandbox` and point --base-url at it)"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -88,13 +94,17 @@ def command_env(
     quiet: bool,
     sandbox: bool = False,
     overrides: dict[str, Any] | None = None,
+    state: Path | None = None,
 ) -> Iterator[Env]:
-    """Settings (flag > env > file > default) and, with --sandbox, a running emulator."""
+    """Settings (flag > env > file > default) and, with --sandbox, a running emulator; `state`
+    is the --state of a command that keeps one (said to do nothing useful with --sandbox)."""
     settings = load_settings(config, overrides=overrides)
     out, err = make_consoles()
     with ExitStack() as stack:
         server: Sandbox | None = None
         if sandbox:
+            from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+
             server = stack.enter_context(
                 Sandbox(
                     SandboxOptions(
@@ -108,6 +118,8 @@ def command_env(
         env = Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet, sandbox=server)
         for warning in settings.warnings:
             env.warn(warning)
+        if server is not None and state is not None:
+            env.warn(SANDBOX_STATE.format(state=state))
         yield env
 
 

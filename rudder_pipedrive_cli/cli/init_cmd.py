@@ -19,14 +19,14 @@ from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import ENTITIES, IDENTITY_FIELDS, describe, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, PLANS, TOKEN_ENV
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
 
 
 def pipedrive_table(*, plan: str, company_domain: str = "", base_url: str = "") -> Table:
-    entries = [Entry(key="plan", value=plan, comment="lite | growth | premium | ultimate")]
+    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLANS))]
     if company_domain:
         entries.append(Entry(key="company_domain", value=company_domain))
     if base_url:
@@ -167,13 +167,18 @@ def init_command(
         Path | None,
         typer.Option(
             "--from-rudderstack",
+            metavar="FILE",
             help="Convert this RudderStack Pipedrive destination config (JSON).",
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Write the config here ('-' for stdout).")
+        str,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the config here ('-' for stdout)."
+        ),
     ] = DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
@@ -189,7 +194,13 @@ def init_command(
         text = from_rudderstack(from_rudderstack_path, err, quiet=quiet)
         token_source = "the token from your RudderStack destination"
     else:
-        with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+        with command_env(
+            config=config,
+            verbose=verbose,
+            quiet=quiet,
+            sandbox=sandbox,
+            overrides={"pipedrive.base_url": base_url},
+        ) as env:
             err = env.err
             text = from_account(env)
         token_source = "your Pipedrive API token"

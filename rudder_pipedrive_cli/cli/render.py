@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rudder_pipedrive_cli.cli.screen import printable, say
+from rudder_pipedrive_cli.cli.screen import plural, printable, say
 from rudder_pipedrive_cli.core.preview import Planned
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
@@ -163,11 +163,13 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
     persons = state.get("persons", [])
     if records:
         _holdings_table(console, state)
-    console.print(
-        f"{len(persons)} persons, {len(state.get('organizations', []))} organizations, "
-        f"{len(state.get('leads', []))} leads, {len(state.get('merges', []))} merges",
-        markup=False,
+    counts = (
+        plural(len(persons), "person"),
+        plural(len(state.get("organizations", [])), "organization"),
+        plural(len(state.get("leads", [])), "lead"),
+        plural(len(state.get("merges", [])), "merge"),
     )
+    say(console, ", ".join(counts))
 
 
 def _holdings_table(console: Console, state: dict[str, Any]) -> None:

@@ -28,3 +28,8 @@ def say(console: Console, text: str) -> None:
     """Print one message for people: no markup, no highlighting, no control characters from
     the data it quotes, and never cut (soft wrap: a terminal wraps it, a file keeps one line)."""
     console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def plural(count: int, word: str, words: str = "") -> str:
+    """`1 merge`, `2 merges`, `1,000 identities` (`words` when adding an s is not the plural)."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"

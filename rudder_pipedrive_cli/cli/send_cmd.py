@@ -136,16 +136,24 @@ def send_command(
     paths: opt.PathsArg,
     dead_letter: Annotated[
         Path | None,
-        typer.Option("--dead-letter", help="Failed events go here (default rpd-failed-*.ndjson)."),
+        typer.Option(
+            "--dead-letter",
+            metavar="FILE",
+            help="Failed events go here (default rpd-failed-*.ndjson).",
+        ),
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Also write the report as JSON here.")
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Also write the report as JSON here."),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=256, help="Events in flight at once.")
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=256, metavar="N", help="Events in flight at once."
+        ),
     ] = 8,
     max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, max=50, help="Retries per request.")
+        int, typer.Option("--max-retries", min=0, max=50, metavar="N", help="Retries per request.")
     ] = 6,
     types: opt.TypeOpt = None,
     since: opt.SinceOpt = None,
@@ -162,10 +170,16 @@ def send_command(
 ) -> None:
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
+    require_readable(paths)  # before a sandbox starts: a missing file is said first
     overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
     with (
         command_env(
-            config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
+            config=config,
+            verbose=verbose,
+            quiet=quiet,
+            sandbox=sandbox,
+            overrides=overrides,
+            state=state,
         ) as env,
         debug_log(enabled=verbose),
     ):
@@ -241,7 +255,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     reader = EventReader(job.paths, strict=job.strict)
     letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
-    progress = SendProgress(env.err, tally, reader, mode=mode)
+    progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -278,7 +292,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     interrupted = cancelled = False
     try:
         with progress:
-            items = intake(reader, job.event_filter, job.limit)
+            items = progress.counted(intake(reader, job.event_filter, job.limit))
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,

@@ -17,10 +17,6 @@ from rudder_pipedrive_cli.core.tally import Tally
 
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 
-# Rate of each plan's burst window, in requests per second, and the search window's.
-BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
-SEARCH_PER_SECOND = 5.0
-
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Planned:
@@ -116,13 +112,3 @@ class _Recorder:
         self.requests.append(request)
         self.tally.add_request(request)
         return self.respond(request)
-
-
-def estimated_seconds(tally: Tally, plan: str) -> float:
-    """How long the requests would take at the plan's rate limit (0 when unlimited)."""
-    rate = BURST_PER_SECOND.get(plan)
-    if rate is None:
-        return 0.0
-    total = sum(tally.requests.values())
-    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
-    return max(total / rate, searches / SEARCH_PER_SECOND)

@@ -18,6 +18,9 @@ OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
+# Rate of each plan's burst window, in requests per second, and the search window's.
+BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
+SEARCH_PER_SECOND = 5.0
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
 
@@ -116,3 +119,13 @@ def _count(counter: Counter[str], key: str, other: str) -> None:
         counter[key] += 1
     else:
         counter[other] += 1
+
+
+def estimated_seconds(tally: Tally, plan: str) -> float:
+    """How long the requests counted would take at the plan's rate limit (0 when unlimited)."""
+    rate = BURST_PER_SECOND.get(plan)
+    if rate is None:
+        return 0.0
+    total = sum(tally.requests.values())
+    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
+    return max(total / rate, searches / SEARCH_PER_SECOND)

@@ -119,3 +119,14 @@ def test_the_ipv6_loopback_is_a_host_it_listens_on() -> None:
         assert sandbox.url.startswith("http://[::1]:")
         answer = httpx.get(sandbox.url + "/v1/users/me", headers={"x-api-token": "sandbox-token"})
         assert answer.status_code == 200
+
+
+def test_the_second_line_gives_the_token_to_use() -> None:
+    process, url = start("--token", "t-2")
+    try:
+        assert process.stdout is not None
+        second = process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert second == f"token: t-2  (use it: RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN=t-2 rpd ...)\n"

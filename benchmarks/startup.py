@@ -1,0 +1,121 @@
+"""Start-up: `rpd --help` and `rpd dry-run` on 10 events, against a bare `import typer, rich`.
+
+    python -m benchmarks.startup [--repeat R]
+
+Each command runs R times in a fresh interpreter (as a user's shell starts it), interleaved with
+the baseline so a busy machine slows all three alike; the median wall time of each and their
+ratios to the baseline are printed. Target: both within 2x of the baseline (issue 14, item 13).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.verdict import check, result
+from benchmarks.workload import write_events
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 2.0
+BASELINE = [sys.executable, "-c", "import typer, rich"]
+
+
+def commands(events: Path) -> dict[str, list[str]]:
+    rpd = [sys.executable, "-m", "rudder_pipedrive_cli"]
+    config = str(ROOT / "config.example.toml")
+    return {
+        "baseline": BASELINE,
+        "help": [*rpd, "--help"],
+        "dry_run": [*rpd, "dry-run", str(events), "--config", config, "-q", "-o", os.devnull],
+    }
+
+
+def wall(command: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "80"},
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):  # 1: a dry-run where some events would fail
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}")
+    return seconds
+
+
+def measure(repeat: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        events = work / "events.ndjson"
+        write_events(events, 10, compress=False)
+        runs = commands(events)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for command in runs.values():  # once each, unmeasured: the disk cache warm
+            wall(command, work)
+        for _ in range(repeat):
+            for name, command in runs.items():
+                times[name].append(wall(command, work))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["baseline"]
+    return {
+        "repeat": repeat,
+        "baseline_s": round(base, 4),
+        "help_s": round(medians["help"], 4),
+        "dry_run_s": round(medians["dry_run"], 4),
+        "help_ratio": round(medians["help"] / base, 3),
+        "dry_run_ratio": round(medians["dry_run"] / base, 3),
+    }
+
+
+def run(quick: bool) -> dict[str, Any]:
+    started = time.perf_counter()
+    figures = measure(3 if quick else 15)
+    return result(
+        "start-up: rpd --help and rpd dry-run on 10 events, fresh interpreters",
+        bound="imports: what a command loads before its first line of output",
+        figures=figures,
+        baseline={"import_typer_rich_s": figures["baseline_s"]},
+        targets=[
+            check(
+                "rpd --help / bare import",
+                figures["help_ratio"],
+                at_most=TARGET_RATIO,
+                baseline=figures["baseline_s"],
+            ),
+            check(
+                "rpd dry-run 10 events / bare import",
+                figures["dry_run_ratio"],
+                at_most=TARGET_RATIO,
+                baseline=figures["baseline_s"],
+            ),
+        ],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args(argv)
+    figures = measure(args.repeat)
+    print(f"median of {figures['repeat']} fresh interpreters each:")
+    print(f"  python -c 'import typer, rich'  {figures['baseline_s']:.3f} s")
+    help_s, help_ratio = figures["help_s"], figures["help_ratio"]
+    print(f"  rpd --help                      {help_s:.3f} s  ({help_ratio:.2f}x)")
+    print(
+        f"  rpd dry-run (10 events)         {figures['dry_run_s']:.3f} s  "
+        f"({figures['dry_run_ratio']:.2f}x)"
+    )
+    return figures
+
+
+if __name__ == "__main__":
+    main()
