@@ -226,7 +226,6 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:
-    require_readable(job.paths)
     keep = {
         "the replay state": env.replay_state_path(job.state),
         "the config file": env.settings.path,
