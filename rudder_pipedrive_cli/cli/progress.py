@@ -98,15 +98,15 @@ class LiveView:
             f" {done}  {rate}  {eta}",
             f" {done_text(at, short=True)}  {rate}  {eta}",
         )
-        line = Text("sending ", style="bold", no_wrap=True, overflow="ellipsis")
+        line = Text("sending", style="bold", no_wrap=True, overflow="ellipsis")
         room, tail = 0, tails[-1]
         for tail in tails:
-            room = min(width - len(line) - len(tail), MAX_BAR)
+            room = min(width - len(line) - 1 - len(tail), MAX_BAR)
             if room >= MIN_BAR:
                 break
         if at.share is not None and room >= MIN_BAR:
             filled = round(room * at.share)
-            line.append(BAR * filled, style="bar.complete")
+            line.append(" " + BAR * filled, style="bar.complete")
             line.append(BACK * (room - filled), style="bar.back")
         line.append(tail)
         return line

@@ -163,7 +163,7 @@ def test_without_a_known_size_the_live_view_has_counts_and_no_bar() -> None:
     progress = progress_at(tally, taken=20, bytes_read=2000, total_bytes=None, seconds=2)
 
     assert live_lines(progress, 80) == [
-        "sending  20 events  10/s  0:00:02  eta -:--:--",
+        "sending 20 events  10/s  0:00:02  eta -:--:--",
         "sent 20  unchanged 0  skipped 0  failed 0  retries 3  429 waits 1",
     ]
 
