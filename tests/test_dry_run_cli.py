@@ -367,3 +367,14 @@ def test_terminal_escapes_in_event_data_never_reach_the_screen(tmp_path: Path) -
     (record,) = records(ndjson)
     assert record["requests"][0]["query"]["term"] == f"u-1{ESCAPES}"  # type: ignore[index]
     assert record["dropped"] == [f"shoe{ESCAPES}"]
+
+
+def test_emoji_codes_in_event_data_are_shown_as_they_are(tmp_path: Path) -> None:
+    event = {"type": "identify", "userId": "u-1", "traits": {"name": "Ada", ":smile:": 1}}
+
+    code, out, err = dry_run(write_events(tmp_path, event), "--config", CONFIG)
+
+    assert code == 0
+    assert "dropped: :smile:" in out
+    assert "unmapped traits dropped: :smile: (1)" in out
+    assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out + err
