@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from difflib import get_close_matches
 from importlib import import_module
 from typing import Any
 
@@ -99,6 +98,8 @@ class LazyGroup(TyperGroup):
             self.add_command(load_command(name), name)
         elif name is not None and name not in COMMANDS:
             # Typer suggests from the commands loaded, and none is: suggest from the table.
+            from difflib import get_close_matches  # only for a mistyped command
+
             matches = get_close_matches(name, COMMANDS)
             if matches:
                 suggestions = ", ".join(f"{match!r}" for match in matches)
