@@ -19,12 +19,12 @@ import pytest
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import (
     CachedFields,
     NamespaceSummary,
     ReplayState,
     RunSummary,
-    default_state_path,
     discard_state,
     namespace_key,
 )
