@@ -11,6 +11,7 @@ noisy shared machine, absolute times do not):
 4. saturation: share of the growth plan's rate limit used, and of 429s;
 5. unthrottled: events/s at concurrency 1, 8 and 32 with 20 ms latency, plan unlimited;
 6. objects: events/s and peak RSS reading a backup from S3 (moto on loopback) against a folder.
+7. startup: `rpd --help` and `rpd dry-run` on 10 events against a bare `import typer, rich`.
 
 `--quick` runs tiny sizes (a smoke run: the shape of the results, not the figures).
 """
@@ -34,6 +35,7 @@ from benchmarks import (
     object_read,
     plan_throughput,
     saturation,
+    startup,
     unthrottled,
 )
 
@@ -44,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "saturation": saturation.run,
     "unthrottled": unthrottled.run,
     "objects": object_read.run,
+    "startup": startup.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 VERDICT = {True: "met", False: "NOT MET", None: "n/a"}

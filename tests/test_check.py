@@ -251,8 +251,9 @@ def test_sandbox_without_a_config_fails_on_the_unset_user_id_field(tmp_path: Pat
         "warn  identity.group_id_field: not set: only events with external ids can be replayed",
         "      hint: set it to the key of a searchable organization custom field "
         "(`rpd map-fields --entity organizations`)",
-        "info  plan growth: 40 requests per 2 s, searches 10 per 2 s; daily budget 60,000 API "
-        "tokens per seat (30,000 x 2)",
+        "info  plan growth: up to 40 requests every 2 s, 10 of them searches",
+        "      a day: 60,000 API tokens per seat (3,000 searches or 12,000 creates)",
+        "      when they are spent, rpd stops; rerun it the next day to resume",
         "1 of 4 checks failed (2 with a warning)",
     ]
 
@@ -280,13 +281,15 @@ def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Pa
     [
         (
             "lite",
-            "plan lite: 20 requests per 2 s, searches 10 per 2 s; daily budget 30,000 API tokens "
-            "per seat (30,000 x 1)",
+            "plan lite: up to 20 requests every 2 s, 10 of them searches\n"
+            "      a day: 30,000 API tokens per seat (1,500 searches or 6,000 creates)\n"
+            "      when they are spent, rpd stops; rerun it the next day to resume",
         ),
         (
             "ultimate",
-            "plan ultimate: 120 requests per 2 s, searches 10 per 2 s; daily budget 210,000 API "
-            "tokens per seat (30,000 x 7)",
+            "plan ultimate: up to 120 requests every 2 s, 10 of them searches\n"
+            "      a day: 210,000 API tokens per seat (10,500 searches or 42,000 creates)\n"
+            "      when they are spent, rpd stops; rerun it the next day to resume",
         ),
     ],
 )

@@ -136,6 +136,11 @@ def test_json_summary_of_the_examples() -> None:
     summary = orjson.loads(out)
     assert summary["events"] == {"read": 21, "sent": 17, "unchanged": 0, "skipped": 4, "failed": 0}
     assert summary["by_type"]["track"] == {"sent": 5, "skipped": 1}
+    assert summary["skipped_by_reason"] == {
+        "anonymous": 2,
+        "unsupported type: page": 1,
+        "unsupported type: screen": 1,
+    }
     # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field and
     # label listings before the first event included (QA: the estimate left them out), and the
     # account a send with a state asks for.
@@ -157,6 +162,7 @@ def test_json_summary_of_the_examples() -> None:
     assert set(summary) == {
         "events",
         "by_type",
+        "skipped_by_reason",
         "requests",
         "retries",
         "rate_limited",
@@ -429,3 +435,69 @@ def test_max_item_bytes_refuses_what_is_not_a_size(tmp_path: Path, value: str) -
         f"Invalid value for '--max-item-bytes': {value!r} is not a size: "
         "use e.g. 33554432, 64MiB or 512KiB"
     ) in words
+
+
+def test_why_events_would_fail_is_grouped_by_cause_without_event_data(tmp_path: Path) -> None:
+    bad_ids = [
+        {
+            "type": "identify",
+            "messageId": f"m-{n}",
+            "userId": f"u-{n}",
+            "context": {"externalId": [{"type": "person_id", "id": f"p-{n}"}]},
+        }
+        for n in range(9)
+    ]
+    nameless = {"type": "group", "messageId": "m-g", "userId": "u-1", "groupId": "g-1"}
+    path = write_events(tmp_path, *bad_ids, nameless)
+
+    code, out, err = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 1
+    first = records(out)[0]
+    assert first["reason"] == (
+        'external id person_id = "p-0" is not a Pipedrive id (a whole number from 1 up)'
+    )
+    assert err.endswith(
+        "why events would fail:\n"
+        "  9  external id person_id is not a Pipedrive id (a whole number from 1 up)\n"
+        "  1  cannot create person without a name\n"
+    )
+    assert "p-0" not in err and "top " not in err
+
+
+ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above
+
+
+def test_terminal_escapes_in_event_data_never_reach_the_screen(tmp_path: Path) -> None:
+    event = {
+        "type": "identify",
+        "messageId": "m-1",
+        "userId": f"u-1{ESCAPES}",
+        "traits": {"name": "Ada\x9b2J", f"shoe{ESCAPES}": 42, "email": "a\x07@example.com"},
+    }
+    path = write_events(tmp_path, event)
+
+    code, table, summary = dry_run(path, "--config", CONFIG)
+    _, ndjson, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 0
+    shown = table + summary
+    for control in ("\x1b", "\x9b", "\x07"):
+        assert control not in shown
+    assert "term=u-1\\x1b[1A\\x1b[2K&" in table
+    assert "dropped: shoe\\x1b[1A\\x1b[2K" in table
+    # The machine output keeps the data as it is.
+    (record,) = records(ndjson)
+    assert record["requests"][0]["query"]["term"] == f"u-1{ESCAPES}"  # type: ignore[index]
+    assert record["dropped"] == [f"shoe{ESCAPES}"]
+
+
+def test_emoji_codes_in_event_data_are_shown_as_they_are(tmp_path: Path) -> None:
+    event = {"type": "identify", "userId": "u-1", "traits": {"name": "Ada", ":smile:": 1}}
+
+    code, out, err = dry_run(write_events(tmp_path, event), "--config", CONFIG)
+
+    assert code == 0
+    assert "dropped: :smile:" in out
+    assert "unmapped traits dropped: :smile: (1)" in out
+    assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out + err

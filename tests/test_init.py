@@ -43,7 +43,7 @@ CONVERTED = f"""\
 
 [pipedrive]
 # api_token: not written here; set $PIPEDRIVE_API_TOKEN in the environment instead
-plan = "growth"  # lite | growth | premium | ultimate
+plan = "growth"  # lite | growth | premium | ultimate | unlimited
 
 [identity]
 user_id_field = "{USER_FIELD}"   # UserId Token
@@ -271,7 +271,7 @@ def test_init_from_the_account_keeps_configured_identity(
         "",
         "[pipedrive]",
         "# api_token: not written here; set $PIPEDRIVE_API_TOKEN in the environment instead",
-        'plan = "unlimited"  # lite | growth | premium | ultimate',
+        'plan = "unlimited"  # lite | growth | premium | ultimate | unlimited',
         f'base_url = "{account.url}"',
         "",
         "[identity]",

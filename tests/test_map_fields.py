@@ -377,3 +377,33 @@ def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(
             "after 7 attempts",
             "hint: try again later",
         ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["map-fields", "--format", "json"],
+        ["check"],
+        ["init", "-o", "-"],
+        ["dry-run", "--lookups", "-f", "json"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_base_url_on_every_command_that_talks_to_pipedrive(
+    account: Sandbox, tmp_path: Path, command: list[str]
+) -> None:
+    # The config points nowhere; --base-url points at the account.
+    config = write_config(tmp_path / "rpd.toml", "https://nowhere.invalid")
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+    inputs = [str(events)] if command[0] == "dry-run" else []
+
+    code, out, err = invoke(*command, *inputs, "--config", config, "--base-url", account.url)
+
+    # dry-run: u-1 is looked up for real, not found, and create_persons is off.
+    assert code == (1 if command[0] == "dry-run" else 0), err
+    assert "nowhere.invalid" not in out + err
+    requests = account.stats()["requests"]
+    assert requests["GET /api/v2/personFields"] == 1
+    if command[0] == "dry-run":
+        assert requests["GET /api/v2/itemSearch/field"] == 1

@@ -127,7 +127,7 @@ def test_markup_in_names_shows_in_the_sandbox_holdings_on_a_terminal() -> None:
     person = {"id": 1, "name": "[/x] Ada [bold]Lovelace", "emails": [{"value": "ada@x.io"}]}
     print_sandbox_holdings(terminal, {"persons": [person]}, records=True)
     assert "[/x] Ada [bold]Lovelace" in shown.getvalue()
-    assert shown.getvalue().endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")
+    assert shown.getvalue().endswith("1 person, 0 organizations, 0 leads, 0 merges\n")
 
 
 def test_send_sandbox_into_a_log_shows_counts_not_names(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_send_sandbox_into_a_log_shows_counts_not_names(tmp_path: Path) -> None:
         env={"FORCE_COLOR": "1"},
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stderr.endswith("1 persons, 0 organizations, 0 leads, 0 merges\n")
+    assert result.stderr.endswith("1 person, 0 organizations, 0 leads, 0 merges\n")
     assert "Ada" not in result.stderr and "ada@example.com" not in result.stderr
 
 
@@ -259,7 +259,7 @@ def test_the_summary_says_why_events_failed_even_in_json(tmp_path: Path) -> None
     assert json.loads(out)["events"]["failed"] == 4
     tail = err.splitlines()[-3:]
     assert tail == [
-        "why events failed:",
+        "why events would fail:",
         "  3  cannot create person without a name",
         "  1  group needs a groupId or an org_id external id",
     ]

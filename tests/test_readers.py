@@ -506,6 +506,15 @@ def test_lone_surrogate_reason(tmp_path: Path) -> None:
     assert second == ok(f"{path}:2", A)
 
 
+def parses(data: bytes) -> bool:
+    """Random bytes can spell JSON (`{"":false}` is an untyped event): not a bad line then."""
+    try:
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 GOOD_LINES = st.sampled_from([A, B, C]).map(lambda value: dumps(value))
 BAD_LINES = st.sampled_from(
     [
@@ -524,7 +533,9 @@ BAD_LINES = st.sampled_from(
         b"\xff\xfe",
         b"\xef\xbb\xbf{oops",
     ]
-) | st.binary(min_size=1, max_size=20).filter(lambda data: b"\n" not in data and b"\r" not in data)
+) | st.binary(min_size=1, max_size=20).filter(
+    lambda data: b"\n" not in data and b"\r" not in data and not parses(data)
+)
 BLANK_LINES = st.sampled_from([b"", b"  ", b"\t", b"\r"])
 
 

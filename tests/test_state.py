@@ -21,6 +21,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.io import state as state_module
+from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import (
     CachedFields,
     NamespaceSummary,
@@ -28,7 +29,6 @@ from rudder_pipedrive_cli.io.state import (
     RunSummary,
     StateUnusable,
     account_namespace,
-    default_state_path,
     discard_state,
     namespace_key,
     normalised_url,

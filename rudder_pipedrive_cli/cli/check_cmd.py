@@ -11,13 +11,16 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog
+from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
 from rudder_pipedrive_cli.sandbox.limits import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
 
+SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
 
 
@@ -42,7 +45,7 @@ class Checklist:
         if self.env.quiet and mark in ("ok", "info"):
             return
         text = f"{MARKS[mark]}  {line}" + (f"\n      hint: {hint}" if hint else "")
-        self.env.out.print(text, markup=False, highlight=False, soft_wrap=True)
+        say(self.env.out, text)
 
     def summary(self) -> str:
         total = self.passed + self.failed
@@ -68,10 +71,12 @@ def plan_limits(plan: str) -> str:
     if limits is None:
         return f"plan {plan}: no pacing (for the sandbox; a real account has limits)"
     daily = DAILY_TOKENS * limits.multiplier
+    searches, writes = daily // token_cost(SEARCH), daily // token_cost(CREATE)
     return (
-        f"plan {plan}: {limits.burst} requests per {WINDOW_S:g} s, searches {SEARCH_LIMIT} per "
-        f"{WINDOW_S:g} s; daily budget {daily:,} API tokens per seat "
-        f"({DAILY_TOKENS:,} x {limits.multiplier})"
+        f"plan {plan}: up to {limits.burst} requests every {WINDOW_S:g} s, {SEARCH_LIMIT} of them "
+        f"searches\n      a day: {daily:,} API tokens per seat ({searches:,} searches or "
+        f"{writes:,} creates)\n      when they are spent, rpd stops; rerun it the next day to "
+        "resume"
     )
 
 
@@ -103,6 +108,7 @@ def token_finding(response: ApiResponse) -> Finding:
 @handle_errors()
 def check_command(
     plan: opt.PlanOpt = None,
+    base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
@@ -119,7 +125,7 @@ def check_command(
         verbose=verbose,
         quiet=quiet,
         sandbox=sandbox,
-        overrides={"pipedrive.plan": plan},
+        overrides={"pipedrive.plan": plan, "pipedrive.base_url": base_url},
         say_no_config=False,  # its first check says it
     ) as env:
         checks = Checklist(env)
@@ -138,7 +144,7 @@ def check_command(
         for finding in catalog.mapping_findings(plan_config):
             checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
-        checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+        say(checks.env.out, checks.summary())
     raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
 
 
@@ -161,5 +167,5 @@ def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
                 else "",
             )
         )
-    checks.env.out.print(checks.summary(), markup=False, highlight=False, soft_wrap=True)
+    say(checks.env.out, checks.summary())
     return exit_status_for(error)

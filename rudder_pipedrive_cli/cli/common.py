@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,12 +22,20 @@ from rudder_pipedrive_cli.cli.exits import (
     internal_error,
     render_error,
 )
+from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, Secret, Settings, load_settings
-from rudder_pipedrive_cli.io.state import default_state_path
-from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.io.paths import default_state_path
+
+if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
+    from rudder_pipedrive_cli.io.readers import EventReader
+    from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_STATE = (
+    "--sandbox starts a new, empty account each run: --state {state} cannot resume an earlier "
+    "--sandbox run (to keep one, run `rpd sandbox` and point --base-url at it)"
+)
 NO_CONFIG = (
     f"no config file found ({DEFAULT_CONFIG} here; --config or $RPD_CONFIG name another): "
     "using the environment and defaults"
@@ -55,7 +63,7 @@ class Env:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+            say(self.err, f"warning: {message}")
 
 
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
@@ -69,7 +77,12 @@ def state_path(state: Path | None, settings: Settings) -> Path:
 
 class PipeConsole(Console):
     """A Console that lets a closed pipe reach `handle_errors` (exit 141, as `cmd | head`
-    expects); rich's own handling exits 1, which reads as "some events failed"."""
+    expects); rich's own handling exits 1, which reads as "some events failed". It never reads
+    `:name:` as an emoji code: text from events (`:smile:` in a title) is shown as it is (and
+    rich's table of codes stays unloaded, 5 ms of every start)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(emoji=False, **options)
 
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError
@@ -92,9 +105,12 @@ def command_env(
     sandbox: bool = False,
     overrides: dict[str, Any] | None = None,
     say_no_config: bool = True,
+    state: Path | None = None,
 ) -> Iterator[Env]:
     """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
-    file found is said in one line (`say_no_config=False`: the command says it its own way)."""
+    file found is said in one line (`say_no_config=False`: the command says it its own way);
+    `state` is the --state of a command that keeps one (said to do nothing useful with
+    --sandbox)."""
     settings = load_settings(config, overrides=overrides)
     out, err = make_consoles()
     if settings.path is None and say_no_config and not quiet:
@@ -102,6 +118,8 @@ def command_env(
     with ExitStack() as stack:
         server: Sandbox | None = None
         if sandbox:
+            from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+
             server = stack.enter_context(
                 Sandbox(
                     SandboxOptions(
@@ -115,6 +133,8 @@ def command_env(
         env = Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet, sandbox=server)
         for warning in settings.warnings:
             env.warn(warning)
+        if server is not None and state is not None:
+            env.warn(SANDBOX_STATE.format(state=state))
         yield env
 
 
@@ -162,3 +182,10 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
         return wrapper
 
     return decorate
+
+
+def note_finished_objects(env: Env, reader: EventReader) -> None:
+    """Say how many objects a resumed run does not read again (SPEC 2)."""
+    if reader.objects_skipped and not env.quiet:
+        objects = plural(reader.objects_skipped, "object")
+        say(env.err, f"resuming: {objects} finished by an earlier run not read again")

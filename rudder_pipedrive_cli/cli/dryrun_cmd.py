@@ -6,29 +6,25 @@ import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
-from rudder_pipedrive_cli.cli.send_cmd import note_finished_objects
-from rudder_pipedrive_cli.cli.state_cmd import namespace_title
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
-from rudder_pipedrive_cli.core.preview import estimated_seconds, preview
+from rudder_pipedrive_cli.core.preview import preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
-from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.blocking import BlockingClient
-from rudder_pipedrive_cli.io.catalog_cache import load_catalog
+from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import (
@@ -37,7 +33,9 @@ from rudder_pipedrive_cli.io.readers import (
     require_readable,
 )
 from rudder_pipedrive_cli.io.scratch import ScratchIds
-from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
+
+if TYPE_CHECKING:  # imported when used: an offline dry-run needs neither httpx nor sqlite3
+    from rudder_pipedrive_cli.io.state import ReplayState
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
 OUTPUT = ("--output", "choose another --output path")
@@ -54,6 +52,9 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
     path = env.replay_state_path(state)
     if path is None or not path.exists():
         return None
+    from rudder_pipedrive_cli.cli.state_cmd import namespace_title
+    from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
+
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
     with ExitStack() as opened:
@@ -83,11 +84,20 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
 def dry_run_command(
     paths: opt.PathsArg,
     format: Annotated[
-        str, typer.Option("--format", "-f", help="table | json (summary) | ndjson (per event).")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json|ndjson",
+            help="table | json (summary) | ndjson (per event).",
+        ),
     ] = "table",
     output: opt.OutputOpt = None,
     assume: Annotated[
-        str, typer.Option("--assume", help="Offline lookups: missing | existing.")
+        str,
+        typer.Option(
+            "--assume", metavar="missing|existing", help="Offline lookups: missing | existing."
+        ),
     ] = "missing",
     lookups: Annotated[
         bool, typer.Option("--lookups", help="Make real read-only lookups (needs a token).")
@@ -99,6 +109,7 @@ def dry_run_command(
     strict: opt.StrictOpt = False,
     max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     plan: opt.PlanOpt = None,
+    base_url: opt.BaseUrlOpt = None,
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
@@ -112,18 +123,19 @@ def dry_run_command(
     if assumption is None:
         raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
     event_filter = EventFilter.from_options(types, since, until)
+    require_readable(paths)  # before a sandbox starts: a missing file is said first
     with (
         command_env(
             config=config,
             verbose=verbose,
             quiet=quiet,
             sandbox=sandbox,
-            overrides={"pipedrive.plan": plan},
+            overrides={"pipedrive.plan": plan, "pipedrive.base_url": base_url},
+            state=state,
         ) as env,
         ExitStack() as stack,
     ):
         settings = env.settings
-        require_readable(paths)
         if output is not None:
             keep = {
                 "the replay state": env.replay_state_path(state),
@@ -136,6 +148,8 @@ def dry_run_command(
         if lookups:
             # The lookups are counted apart: the plan counts each search it would make, and a
             # lookup that answers one is that same search, made now.
+            from rudder_pipedrive_cli.http.blocking import BlockingClient
+
             made = Tally()
             client = stack.enter_context(
                 BlockingClient(
@@ -163,6 +177,8 @@ def dry_run_command(
         if replay_state is not None:
             stack.enter_context(replay_state)
             known, journal_status = replay_state, replay_state.journal_status
+            from rudder_pipedrive_cli.io.catalog_cache import load_catalog
+
             cached = None if lookups else load_catalog(replay_state)
             if cached is not None:
                 plan_config = cached.apply(plan_config)

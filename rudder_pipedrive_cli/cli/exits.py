@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+from rudder_pipedrive_cli.cli.screen import printable
 from rudder_pipedrive_cli.core.errors import (
     AuthRefused,
     RpdError,
@@ -52,8 +53,9 @@ def internal_error(error: BaseException) -> RpdError:
 
 
 def render_error(error: RpdError) -> str:
-    """One or two lines: 'error: MESSAGE' and, when there is one, 'hint: WHAT TO DO'."""
-    lines = [f"error: {error.message}"]
+    """One or two lines: 'error: MESSAGE' and, when there is one, 'hint: WHAT TO DO'; a file
+    name or a value the message quotes shows no control character (screen.py)."""
+    lines = [f"error: {printable(error.message)}"]
     if error.hint:
-        lines.append(f"hint: {error.hint}")
+        lines.append(f"hint: {printable(error.hint)}")
     return "\n".join(lines)

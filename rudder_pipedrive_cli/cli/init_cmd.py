@@ -15,17 +15,18 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import ENTITIES, IDENTITY_FIELDS, describe, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, PLANS, TOKEN_ENV
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
 
 
 def pipedrive_table(*, plan: str, company_domain: str = "", base_url: str = "") -> Table:
-    entries = [Entry(key="plan", value=plan, comment="lite | growth | premium | ultimate")]
+    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLANS))]
     if company_domain:
         entries.append(Entry(key="company_domain", value=company_domain))
     if base_url:
@@ -108,7 +109,7 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
         raise UsageError(f"{path}: {error.message}", hint=error.hint) from None
     if not quiet:
         for warning in converted.warnings:
-            err.print(f"warning: {path}: {warning}", markup=False, highlight=False, soft_wrap=True)
+            say(err, f"warning: {path}: {warning}")
     header = [
         f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
         "Check it against the account with `rpd check`.",
@@ -166,13 +167,18 @@ def init_command(
         Path | None,
         typer.Option(
             "--from-rudderstack",
+            metavar="FILE",
             help="Convert this RudderStack Pipedrive destination config (JSON).",
         ),
     ] = None,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Write the config here ('-' for stdout).")
+        str,
+        typer.Option(
+            "--output", "-o", metavar="FILE", help="Write the config here ('-' for stdout)."
+        ),
     ] = DEFAULT_CONFIG,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
@@ -189,7 +195,12 @@ def init_command(
         token_source = "the token from your RudderStack destination"
     else:
         with command_env(
-            config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
+            config=config,
+            verbose=verbose,
+            quiet=quiet,
+            sandbox=sandbox,
+            overrides={"pipedrive.base_url": base_url},
+            say_no_config=False,
         ) as env:
             err = env.err
             text = from_account(env)
@@ -210,4 +221,4 @@ def init_command(
             "The API token is not in the file. Set it in the environment:",
             f"  export {TOKEN_ENV}=<{token_source}>",
         ]
-        err.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        say(err, "\n".join(lines))

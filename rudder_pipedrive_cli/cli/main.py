@@ -1,35 +1,161 @@
-"""The `rpd` command: one Typer app; each command lives in its own module."""
+"""The `rpd` command: one Typer app; each command lives in its own module, imported when it runs.
+
+`rpd --help` lists the commands from the table below without importing any of them (the sandbox
+server, httpx, asyncio, tenacity and the plans are what `send` needs, not what help needs);
+`rpd COMMAND ...` imports that command's module only. Usage errors (Typer's and click's own) are
+rendered as rpd's errors are: `error:` and `hint:` lines, exit 2.
+"""
 
 from __future__ import annotations
 
-import typer
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
-from rudder_pipedrive_cli.cli.check_cmd import check_command
-from rudder_pipedrive_cli.cli.dryrun_cmd import dry_run_command
-from rudder_pipedrive_cli.cli.init_cmd import init_command
-from rudder_pipedrive_cli.cli.mapfields_cmd import map_fields_command
-from rudder_pipedrive_cli.cli.sandbox_cmd import sandbox_command
-from rudder_pipedrive_cli.cli.send_cmd import send_command
-from rudder_pipedrive_cli.cli.state_cmd import state_app
+import typer
+from typer import _click as click  # typer 0.26 carries click inside (pyproject pins it)
+from typer.core import TyperCommand, TyperGroup
+
+from rudder_pipedrive_cli import __version__
+from rudder_pipedrive_cli.cli.exits import ExitStatus, render_error
+from rudder_pipedrive_cli.core.errors import RpdError
+
+HELP_OPTIONS = ["-h", "--help"]
+# Help as click writes it: typer's rich panels import markdown-it, pygments and rich's traceback
+# (60 ms, twice what the rest of `rpd --help` takes), and they cut long option lists at 80 columns.
+HELP_MARKUP = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandEntry:
+    module: str  # in rudder_pipedrive_cli.cli
+    attribute: str  # the command function, or a Typer app of subcommands
+    summary: str  # the line `rpd --help` shows: short enough for 80 columns
+
+
+COMMANDS: dict[str, CommandEntry] = {
+    "send": CommandEntry("send_cmd", "send_command", "Replay events to Pipedrive."),
+    "dry-run": CommandEntry(
+        "dryrun_cmd", "dry_run_command", "Plan a replay without writing: requests, outcomes."
+    ),
+    "sandbox": CommandEntry("sandbox_cmd", "sandbox_command", "Run the Pipedrive emulator."),
+    "map-fields": CommandEntry(
+        "mapfields_cmd", "map_fields_command", "List the account's fields and lead labels."
+    ),
+    "check": CommandEntry(
+        "check_cmd", "check_command", "Check the config, token and fields against the account."
+    ),
+    "init": CommandEntry("init_cmd", "init_command", "Write a starting rpd.toml."),
+    "state": CommandEntry("state_cmd", "state_app", "Inspect or reset the replay state."),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The real command `name`, its module imported now."""
+    entry = COMMANDS[name]
+    target = getattr(import_module(f"rudder_pipedrive_cli.cli.{entry.module}"), entry.attribute)
+    holder = typer.Typer(
+        pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=HELP_MARKUP
+    )
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+        holder.callback()(lambda: None)  # a group of one: the command keeps its name
+    group = typer.main.get_command(holder)
+    assert isinstance(group, TyperGroup)
+    return group.commands[name]
+
+
+def usage_error(error: click.ClickException) -> RpdError:
+    """A usage error in rpd's words: what was wrong, and where the help is."""
+    context = getattr(error, "ctx", None)
+    where = context.command_path if context is not None else "rpd"
+    return RpdError(error.format_message(), hint=f"see `{where} --help`")
+
+
+class LazyGroup(TyperGroup):
+    """Lists its commands from `COMMANDS`; imports one only when it is run or its help shown."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        loaded = self.commands.get(cmd_name)
+        if loaded is not None or cmd_name not in COMMANDS:
+            return loaded
+        # For the list in `rpd --help`: a stand-in with the summary. Running the command (or
+        # asking for its help) resolves it, and that loads the real one (resolve_command).
+        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else None
+        if name in COMMANDS and name not in self.commands:
+            self.add_command(load_command(name), name)
+        elif name is not None and name not in COMMANDS:
+            # Typer suggests from the commands loaded, and none is: suggest from the table.
+            from difflib import get_close_matches  # only for a mistyped command
+
+            matches = get_close_matches(name, COMMANDS)
+            if matches:
+                suggestions = ", ".join(f"{match!r}" for match in matches)
+                raise click.exceptions.UsageError(
+                    f"No such command {name!r}. Did you mean {suggestions}?", ctx
+                )
+        return super().resolve_command(ctx, args)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(
+                args, prog_name or "rpd", complete_var, standalone_mode=False, **extra
+            )
+        except click.exceptions.NoArgsIsHelpError as error:  # `rpd`, `rpd state`: the help
+            print(error.ctx.get_help())
+            code = ExitStatus.USAGE
+        except click.ClickException as error:  # a usage error: one style for every error
+            print(render_error(usage_error(error)), file=sys.stderr)
+            code = ExitStatus.USAGE
+        except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
+            print("interrupted", file=sys.stderr)
+            code = ExitStatus.INTERRUPTED
+        if not standalone_mode:
+            return code
+        sys.exit(int(code or 0))
+
+
+def show_version(value: bool) -> None:
+    if value:
+        print(f"rpd {__version__}")
+        raise typer.Exit()
+
 
 app = typer.Typer(
     name="rpd",
+    cls=LazyGroup,
+    rich_markup_mode=HELP_MARKUP,
     help="Replay RudderStack events (identify, group, alias, track) to Pipedrive.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
 
 
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Show rpd's version."
+    ),
+) -> None:
     """rpd: replay RudderStack events to Pipedrive."""
-
-
-app.command("send")(send_command)
-app.command("dry-run")(dry_run_command)
-app.command("sandbox")(sandbox_command)
-app.command("map-fields")(map_fields_command)
-app.command("check")(check_command)
-app.command("init")(init_command)
-app.add_typer(state_app, name="state")

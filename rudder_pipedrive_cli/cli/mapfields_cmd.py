@@ -163,11 +163,19 @@ def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_
 @handle_errors()
 def map_fields_command(
     entity: Annotated[
-        str, typer.Option("--entity", "-e", help="persons | organizations | leads | all.")
+        str,
+        typer.Option(
+            "--entity", "-e", metavar="ENTITY", help="persons | organizations | leads | all."
+        ),
     ] = "all",
     format: Annotated[
         str,
-        typer.Option("--format", "-f", help="table | json | toml (\\[fields.*] tables to paste)."),
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json|toml",
+            help="table | json | toml (\\[fields.*] tables to paste).",
+        ),
     ] = "table",
     custom_only: Annotated[
         bool, typer.Option("--custom-only", help="Only custom fields (toml always is).")
@@ -175,6 +183,7 @@ def map_fields_command(
     page_size: Annotated[
         int, typer.Option("--page-size", min=1, max=PAGE_SIZE, hidden=True)
     ] = PAGE_SIZE,
+    base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
@@ -184,7 +193,10 @@ def map_fields_command(
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}", hint="use table, json or toml")
     entities = entities_for(entity)
-    with command_env(config=config, verbose=verbose, quiet=quiet, sandbox=sandbox) as env:
+    overrides = {"pipedrive.base_url": base_url}
+    with command_env(
+        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
+    ) as env:
         with account_client(env) as client:
             catalog = client.exchange(
                 fetch_catalog(entities, labels="leads" in entities, page_size=page_size)

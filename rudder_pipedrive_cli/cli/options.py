@@ -12,7 +12,12 @@ from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_siz
 
 ConfigOpt = Annotated[
     str | None,
-    typer.Option("--config", "-c", help="Config TOML (default: $RPD_CONFIG, else ./rpd.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Config TOML (default: $RPD_CONFIG, else ./rpd.toml).",
+    ),
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="More detail; tracebacks.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")]
@@ -23,21 +28,26 @@ SandboxOpt = Annotated[
 PathsArg = Annotated[
     list[str],
     typer.Argument(
+        metavar="PATH...",
         help="Event files (JSON, NDJSON, gzip); '-' reads stdin; a backup folder or bucket URL "
-        "(s3://, gs://, az://, abfs://) is read in time order."
+        "(s3://, gs://, az://, abfs://) is read in time order.",
     ),
 ]
 TypeOpt = Annotated[
-    str | None, typer.Option("--type", help="Only these event types, e.g. identify,track.")
+    str | None,
+    typer.Option("--type", metavar="TYPES", help="Only these event types, e.g. identify,track."),
 ]
 SinceOpt = Annotated[
-    str | None, typer.Option("--since", help="Only events at or after this ISO date/time.")
+    str | None,
+    typer.Option("--since", metavar="WHEN", help="Only events at or after this ISO date/time."),
 ]
 UntilOpt = Annotated[
-    str | None, typer.Option("--until", help="Only events before this ISO date/time.")
+    str | None,
+    typer.Option("--until", metavar="WHEN", help="Only events before this ISO date/time."),
 ]
 LimitOpt = Annotated[
-    int | None, typer.Option("--limit", min=0, help="Stop after N events that pass the filters.")
+    int | None,
+    typer.Option("--limit", min=0, metavar="N", help="Stop after N events that pass the filters."),
 ]
 StrictOpt = Annotated[
     bool, typer.Option("--strict", help="Stop at the first line that is not an event.")
@@ -45,15 +55,23 @@ StrictOpt = Annotated[
 PlanOpt = Annotated[
     str | None,
     typer.Option(
-        "--plan", help="Pipedrive plan for pacing: lite|growth|premium|ultimate|unlimited."
+        "--plan",
+        metavar="PLAN",
+        help="Pipedrive plan for pacing: lite, growth, premium, ultimate or unlimited.",
     ),
 ]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Override the API base URL.")]
-OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write output here.")]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", metavar="URL", help="Override the API base URL.")
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write output here.")
+]
 StateOpt = Annotated[
     Path | None,
     typer.Option(
-        "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
+        "--state",
+        metavar="FILE",
+        help="Replay state file (default: .rpd/state.sqlite beside the config).",
     ),
 ]
 

@@ -1,24 +1,36 @@
-"""Progress while sending: a rich bar on a terminal, plain periodic lines otherwise, or nothing."""
+"""Progress while sending: a live view on a terminal, plain periodic lines otherwise, or nothing.
+
+The live view is two lines laid out for the console's width (80 columns and up): the bar with the
+events done of the total, the share, the rate, the time taken and the time left; then the counts.
+Nothing is cut: the bar takes the room the rest leaves, and the counts take short labels when the
+long ones do not fit. What the numbers mean is core/eta.py's.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.text import Text
 
+from rudder_pipedrive_cli.cli.screen import plural
+from rudder_pipedrive_cli.core.eta import Estimate, Mark, estimate, mark
 from rudder_pipedrive_cli.core.tally import Tally
+
+T = TypeVar("T")
+
+BAR, BACK = "━", "─"  # done, to do: told apart without colour too (NO_COLOR, a capture)
+MIN_BAR = 10  # narrower than this, a bar says nothing: the line goes without it
+MAX_BAR = 60  # wider, it only pushes the numbers away from the eye
+PACE_WINDOW = 30.0  # seconds: the ETA follows the pace of about the last half minute
+MARK_EVERY = 5.0
+LONG_LABELS = ("sent", "unchanged", "skipped", "failed", "retries", "429 waits")
+SHORT_LABELS = ("sent", "unch", "skip", "fail", "retry", "429")
 
 
 class Reading(Protocol):
@@ -28,14 +40,77 @@ class Reading(Protocol):
     total_bytes: int | None
 
 
-def counts_text(tally: Tally, elapsed: float) -> str:
-    rate = tally.read / elapsed if elapsed > 0 else 0.0
+def clock_text(seconds: float | None) -> str:
+    """`H:MM:SS`, or `-:--:--` when not known yet."""
+    if seconds is None:
+        return "-:--:--"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def done_text(at: Estimate, *, short: bool = False) -> str:
+    """`412 of ~1,000 events (41%)` (`412/~1,000 (41%)` when `short`): `~` while the total is
+    estimated from the bytes read."""
+    if at.total is None or at.share is None:
+        return f"{at.done:,}" if short else plural(at.done, "event")
+    about = "" if at.exact else "~"
+    if short:
+        return f"{at.done:,}/{about}{at.total:,} ({100 * at.share:.0f}%)"
+    return f"{at.done:,} of {about}{at.total:,} events ({100 * at.share:.0f}%)"
+
+
+def counts_text(tally: Tally, *, short: bool = False) -> str:
     o = tally.outcomes
-    return (
-        f"{tally.read} events ({rate:.0f}/s): sent {o['sent']}, unchanged {o['unchanged']}, "
-        f"skipped {o['skipped']}, failed {o['failed']}; retries {tally.retries}, "
-        f"429 waits {tally.rate_limited}"
+    labels = SHORT_LABELS if short else LONG_LABELS
+    values = (
+        o["sent"],
+        o["unchanged"],
+        o["skipped"],
+        o["failed"],
+        tally.retries,
+        tally.rate_limited,
     )
+    return "  ".join(f"{label} {value:,}" for label, value in zip(labels, values, strict=True))
+
+
+class LiveView:
+    """The two lines of the live view, laid out anew for the width at each refresh."""
+
+    def __init__(self, progress: SendProgress) -> None:
+        self.progress = progress
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        at = self.progress.estimate()
+        yield self.bar_line(at, width)
+        objects = objects_text(self.progress.reading)
+        counts = counts_text(self.progress.tally) + objects
+        if len(counts) > width:
+            counts = counts_text(self.progress.tally, short=True) + objects
+        yield Text(counts, no_wrap=True, overflow="ellipsis")
+
+    def bar_line(self, at: Estimate, width: int) -> Text:
+        """The bar, then the rest in the first of its forms (fullest first) that leaves the bar
+        room enough; the time taken goes first, then words, never the ETA."""
+        rate, eta = f"{at.rate:,.0f}/s", f"eta {clock_text(at.eta)}"
+        done = done_text(at)
+        tails = (
+            f" {done}  {rate}  {clock_text(self.progress.elapsed())}  {eta}",
+            f" {done}  {rate}  {eta}",
+            f" {done_text(at, short=True)}  {rate}  {eta}",
+        )
+        line = Text("sending", style="bold", no_wrap=True, overflow="ellipsis")
+        room, tail = 0, tails[-1]
+        for tail in tails:
+            room = min(width - len(line) - 1 - len(tail), MAX_BAR)
+            if room >= MIN_BAR:
+                break
+        if at.share is not None and room >= MIN_BAR:
+            filled = round(room * at.share)
+            line.append(" " + BAR * filled, style="bar.complete")
+            line.append(BACK * (room - filled), style="bar.back")
+        line.append(tail)
+        return line
 
 
 def objects_text(reading: Reading) -> str:
@@ -45,7 +120,11 @@ def objects_text(reading: Reading) -> str:
 
 
 class SendProgress:
-    """Call `tick()` after each event; the view decides how often to show anything."""
+    """Call `tick()` after each event; the view decides how often to show anything.
+
+    `counted` wraps the events taken from the reader, so the total can be estimated from the
+    bytes per event; `plan` is the rate limit the time left is reckoned at.
+    """
 
     def __init__(
         self,
@@ -54,6 +133,7 @@ class SendProgress:
         reading: Reading,
         *,
         mode: str,  # "rich" | "plain" | "none"
+        plan: str = "unlimited",
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -61,47 +141,77 @@ class SendProgress:
         self.tally = tally
         self.reading = reading
         self.mode = mode
+        self.plan = plan
         self.interval = interval
         self.clock = clock
+        self.taken = 0
         self.started = clock()
         self._last_line = self.started
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
+        self._live: Live | None = None
+        self._marks: deque[Mark] = deque([Mark()])
+
+    def counted(self, items: Iterable[T]) -> Iterator[T]:
+        for item in items:
+            self.taken += 1
+            yield item
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started
+
+    def estimate(self) -> Estimate:
+        elapsed = self.elapsed()
+        marks = self._marks
+        if elapsed - marks[-1].elapsed >= MARK_EVERY:
+            marks.append(mark(self.tally, elapsed=elapsed, plan=self.plan))
+        while len(marks) > 1 and elapsed - marks[1].elapsed >= PACE_WINDOW:
+            marks.popleft()  # the oldest mark still at least a window back is the base
+        return estimate(
+            self.tally,
+            taken=self.taken,
+            bytes_read=self.reading.bytes_read,
+            total_bytes=self.reading.total_bytes,
+            elapsed=elapsed,
+            plan=self.plan,
+            since=marks[0],
+        )
 
     def __enter__(self) -> SendProgress:
+        self.started = self._last_line = self.clock()  # the run starts now, not at set-up
         if self.mode == "rich":
-            self._bar = Progress(
-                TextColumn("[bold]sending"),
-                BarColumn(),
-                DownloadColumn(),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[counts]}"),
-                console=self.console,
-                transient=True,
+            self._live = Live(
+                LiveView(self), console=self.console, transient=True, refresh_per_second=4
             )
-            self._bar.start()
-            self._task = self._bar.add_task("send", total=self.reading.total_bytes, counts="")
+            self._live.start()
         return self
 
     def tick(self) -> None:
+        if self.mode != "plain":
+            return  # the live view refreshes itself; nothing to do per event
         now = self.clock()
-        if self._bar is not None and self._task is not None:
-            self._bar.update(
-                self._task,
-                completed=self.reading.bytes_read,
-                counts=counts_text(self.tally, now - self.started) + objects_text(self.reading),
-            )
-        elif self.mode == "plain" and now - self._last_line >= self.interval:
+        if now - self._last_line >= self.interval:
             self._last_line = now
-            self.console.print(self.line(now), markup=False, highlight=False)
+            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
 
-    def line(self, now: float) -> str:
-        total = self.reading.total_bytes
-        share = f", {100 * self.reading.bytes_read / total:.0f}% read" if total else ""
-        objects = objects_text(self.reading)
-        return f"progress: {counts_text(self.tally, now - self.started)}{share}{objects}"
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def line(self) -> str:
+        """A plain progress line: the share of the events done (of how many: `~` while the total
+        is estimated), the rate, the time left, then the counts."""
+        at = self.estimate()
+        o, tally = self.tally.outcomes, self.tally
+        if at.total is None or at.share is None:
+            done = f"{plural(at.done, 'event')} done"
+        else:
+            about = "" if at.exact else "~"
+            done = f"{100 * at.share:.0f}% of events done ({at.done:,} of {about}{at.total:,})"
+        left = f", {clock_text(at.eta)} left" if at.eta is not None else ""
+        return (
+            f"progress: {done}, {at.rate:,.0f}/s{left}; sent {o['sent']:,}, unchanged "
+            f"{o['unchanged']:,}, skipped {o['skipped']:,}, failed {o['failed']:,}; retries "
+            f"{tally.retries:,}, 429 waits {tally.rate_limited:,}{objects_text(self.reading)}"
+        )
 
     def __exit__(
         self,
@@ -109,5 +219,5 @@ class SendProgress:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+        if self._live is not None:
+            self._live.stop()

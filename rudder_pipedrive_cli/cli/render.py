@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from rudder_pipedrive_cli.cli.screen import plural, printable, say
 from rudder_pipedrive_cli.core.preview import Planned
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
@@ -23,29 +24,31 @@ STYLE = {
 
 def plain(value: object) -> Text:
     """A table cell or title holding data (event types, names, field names, URLs): shown as is,
-    never read as Rich markup ("[/x]" would raise, "[bold]" would vanish)."""
-    return Text(str(value))
+    never read as Rich markup ("[/x]" would raise, "[bold]" would vanish), and with no control
+    character that would move the cursor or erase what is on the screen."""
+    return Text(printable(str(value)))
 
 
 def planned_line(planned: Planned) -> Text:
     """One event of a dry-run as a line: source, type, outcome, then its requests."""
     status = planned.planned_status
     line = Text()
-    line.append(planned.item.source, style="bold")
-    line.append(f"  {planned.item.kind}  ")
+    line.append(printable(planned.item.source), style="bold")
+    line.append(f"  {printable(planned.item.kind)}  ")
     line.append(status, style=STYLE.get(status, ""))
     if planned.outcome.reason:
-        line.append(f"  ({planned.outcome.reason})")
+        line.append(f"  ({printable(planned.outcome.reason)})")
     for request in planned.requests:
-        line.append(f"\n    {request.method} {request.path}", style="cyan")
+        line.append(f"\n    {request.method} {printable(request.path)}", style="cyan")
         if request.query:
-            line.append("?" + "&".join(f"{k}={v}" for k, v in request.query.items()))
+            line.append(printable("?" + "&".join(f"{k}={v}" for k, v in request.query.items())))
         if request.note:
-            line.append(f"  # {request.note}", style="dim")
+            line.append(f"  # {printable(request.note)}", style="dim")
     for warning in planned.outcome.warnings:
-        line.append(f"\n    warning: {warning}", style="yellow")
+        line.append(f"\n    warning: {printable(warning)}", style="yellow")
     if planned.outcome.dropped:
-        line.append(f"\n    dropped: {', '.join(planned.outcome.dropped)}", style="dim")
+        dropped = printable(", ".join(planned.outcome.dropped))
+        line.append(f"\n    dropped: {dropped}", style="dim")
     return line
 
 
@@ -71,7 +74,7 @@ def requests_table(tally: Tally, *, title: str) -> Table:
     table.add_column("count", justify="right")
     table.add_column("API tokens", justify="right")
     for key, count in sorted(tally.requests.items()):
-        table.add_row(key, str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
+        table.add_row(plain(key), str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
     table.add_row("all", str(sum(tally.requests.values())), str(tally.tokens), style="bold")
     return table
 
@@ -79,9 +82,13 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 TOP_REASONS = 5
 
 
-def print_warnings_and_failures(console: Console, tally: Tally, *, failed: str) -> None:
-    """What rpd warned about, then why events failed, the most common first: what to fix (or
-    accept) before a replay. A warning leaves something out of an event that still went on."""
+def print_warnings_and_failures(
+    console: Console, tally: Tally, *, skipped: str, failed: str
+) -> None:
+    """Why events were skipped, what rpd warned about, then why events failed, the most common
+    first: what to fix (or accept) before a replay. A warning leaves something out of an event
+    that still went on. All in words without event data (SPEC 8): one line per cause."""
+    _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
     # A cause first by all it failed: its own events and later ones of the same users.
     causes = dict(tally.causes())
@@ -103,7 +110,7 @@ def _print_counted(
         if knock_ons:
             events = "event" if knock_ons == 1 else "events"
             lines.append(f"  {'':>{width}}  +{knock_ons} later {events} of the same users")
-    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+    say(console, "\n".join(lines))
 
 
 def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds: float) -> None:
@@ -117,8 +124,13 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
     )
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        console.print(f"unmapped traits dropped: {dropped}", markup=False)
-    print_warnings_and_failures(console, tally, failed="why events failed")
+        say(console, f"unmapped traits dropped: {dropped}")
+    print_warnings_and_failures(
+        console,
+        tally,
+        skipped="why events would be skipped",
+        failed="why events would fail",
+    )
 
 
 def print_send_report(
@@ -137,11 +149,14 @@ def print_send_report(
         console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        console.print(f"unmapped traits dropped: {dropped}", markup=False, soft_wrap=True)
+        say(console, f"unmapped traits dropped: {dropped}")
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
     # event's full reason is in its dead letter.
     print_warnings_and_failures(
-        console, tally, failed="why events failed (each event's full reason is in its dead letter)"
+        console,
+        tally,
+        skipped="why events were skipped",
+        failed="why events failed (each event's full reason is in its dead letter)",
     )
     if dead_letter:
         console.print(
@@ -168,11 +183,13 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
     persons = state.get("persons", [])
     if records:
         _holdings_table(console, state)
-    console.print(
-        f"{len(persons)} persons, {len(state.get('organizations', []))} organizations, "
-        f"{len(state.get('leads', []))} leads, {len(state.get('merges', []))} merges",
-        markup=False,
+    counts = (
+        plural(len(persons), "person"),
+        plural(len(state.get("organizations", [])), "organization"),
+        plural(len(state.get("leads", [])), "lead"),
+        plural(len(state.get("merges", [])), "merge"),
     )
+    say(console, ", ".join(counts))
 
 
 def _holdings_table(console: Console, state: dict[str, Any]) -> None:

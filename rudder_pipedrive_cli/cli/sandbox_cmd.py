@@ -1,17 +1,16 @@
 """`rpd sandbox`: run the Pipedrive emulator in the foreground until Ctrl-C (or SIGTERM).
 
 The first line on stdout is exactly `listening on http://HOST:PORT`, flushed, so scripts can wait
-for it. Stopping it is the normal way to end it: Ctrl-C or SIGTERM stop cleanly and exit 0.
+for it; the second gives the token clients must send (it is the emulator's, not an account's).
+Stopping it is the normal way to end it: Ctrl-C or SIGTERM stop cleanly and exit 0.
 The default plan is `growth`, so a first try meets the rate limits a real account has.
 """
 
 from __future__ import annotations
 
 import errno
-import signal
 import sys
 from collections.abc import Callable
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -25,14 +24,24 @@ from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
 from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
 
 
-def _announcer(sandbox: Sandbox) -> Callable[[str], None]:
+def _announcer(sandbox: Sandbox, *, quiet: bool) -> Callable[[str], None]:
     def announce(url: str) -> None:
         # The warning first: whoever waits for the first line has it by then.
         if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
             print(EXPOSED_WARNING, file=sys.stderr, flush=True)
-        print(f"listening on {url}", flush=True)
+        print(announcement(url, sandbox.options.token, quiet=quiet), flush=True)
 
     return announce
+
+
+def announcement(url: str, token: str, *, quiet: bool) -> str:
+    """`listening on URL` (scripts wait for that line), then how to point rpd at it."""
+    if quiet:
+        return f"listening on {url}"
+    return (
+        f"listening on {url}\n"
+        f"token: {token}  (use it: RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN={token} rpd ...)"
+    )
 
 
 EXPOSED_WARNING = (
@@ -41,40 +50,55 @@ EXPOSED_WARNING = (
 )
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 @handle_errors()
 def sandbox_command(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8787,
-    token: Annotated[str, typer.Option(help="The API token clients must send.")] = SANDBOX_TOKEN,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on (0: any free port).")
+    ] = 8787,
+    token: Annotated[
+        str, typer.Option(metavar="TOKEN", help="The API token clients must send.")
+    ] = SANDBOX_TOKEN,
     plan: Annotated[
         str | None,
         typer.Option(
-            help="Rate limits of this plan: " + "|".join(PLAN_NAMES) + " (default: the plan of "
-            "--config, else growth)."
+            metavar="PLAN",
+            help="Rate limits of this plan: " + ", ".join(PLAN_NAMES) + " (default: the plan of "
+            "--config, else growth).",
         ),
     ] = None,
-    seats: Annotated[int, typer.Option(min=1, help="Seats: scale the daily token budget.")] = 1,
+    seats: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Seats: scale the daily token budget.")
+    ] = 1,
     fail_5xx: Annotated[
-        float, typer.Option("--fail-5xx", min=0.0, max=1.0, help="Rate of 500/502/503 answers.")
+        float,
+        typer.Option(
+            "--fail-5xx", min=0.0, max=1.0, metavar="RATE", help="Rate of 500/502/503 answers."
+        ),
     ] = 0.0,
     fail_429: Annotated[
-        float, typer.Option("--fail-429", min=0.0, max=1.0, help="Rate of spurious 429s.")
+        float,
+        typer.Option("--fail-429", min=0.0, max=1.0, metavar="RATE", help="Rate of spurious 429s."),
     ] = 0.0,
     fail_reset: Annotated[
         float,
         typer.Option(
-            "--fail-reset", min=0.0, max=1.0, help="Rate of writes applied, then connection reset."
+            "--fail-reset",
+            min=0.0,
+            max=1.0,
+            metavar="RATE",
+            help="Rate of writes applied, then connection reset.",
         ),
     ] = 0.0,
     latency_ms: Annotated[
-        int, typer.Option("--latency-ms", min=0, help="Delay before every API answer.")
+        int,
+        typer.Option("--latency-ms", min=0, metavar="MS", help="Delay before every API answer."),
     ] = 0,
     index_lag_ms: Annotated[
-        int, typer.Option("--index-lag-ms", min=0, help="Search finds writes only after N ms.")
+        int,
+        typer.Option(
+            "--index-lag-ms", min=0, metavar="MS", help="Search finds writes only after N ms."
+        ),
     ] = 0,
     fail_mangle: Annotated[
         float,
@@ -82,6 +106,7 @@ def sandbox_command(
             "--fail-mangle",
             min=0.0,
             max=1.0,
+            metavar="RATE",
             help="Rate of successful lookups (itemSearch and the list endpoints) answered 200 with "
             'a malformed body instead: {"success": false}, an HTML page, an empty body, '
             '{"success": true} without data, or a v1-shaped body (data.items).',
@@ -91,25 +116,32 @@ def sandbox_command(
         list[str] | None,
         typer.Option(
             "--mangle-kind",
+            metavar="KIND",
             help="Only this malformed body for --fail-mangle (repeatable): "
             + "|".join(MANGLE_KINDS)
             + " (default: any, drawn with --fault-seed).",
         ),
     ] = None,
     fault_seed: Annotated[
-        int | None, typer.Option("--fault-seed", help="Seed the faults to replay them exactly.")
+        int | None,
+        typer.Option("--fault-seed", metavar="N", help="Seed the faults to replay them exactly."),
     ] = None,
     config: Annotated[
         str | None,
-        typer.Option("--config", "-c", help="Emulate the plan this config names (pipedrive.plan)."),
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="Emulate the plan this config names (pipedrive.plan).",
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     quiet: opt.QuietOpt = False,
 ) -> None:
     """Run the Pipedrive emulator in the foreground; Ctrl-C stops it (exit 0).
 
-    The first line is always `listening on http://HOST:PORT` (scripts wait for it); `-q` leaves
-    out the line it prints when it stops.
+    The first line is always `listening on http://HOST:PORT` (scripts wait for it), the second
+    the token to use; `-q` prints the first line only.
     """
     if plan is None:
         # Only a config named here: an rpd.toml that happens to sit in the folder is not read.
@@ -133,18 +165,16 @@ def sandbox_command(
     except ValueError as error:
         raise UsageError(str(error), hint="see `rpd sandbox --help`") from None
     sandbox = Sandbox(options)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        sandbox.serve_forever(on_ready=_announcer(sandbox))
+    try:  # until Ctrl-C or SIGTERM
+        sandbox.serve_forever(on_ready=_announcer(sandbox, quiet=quiet))
     except OSError as error:
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)
         ) from None
-    except KeyboardInterrupt:
-        if not quiet:
-            print("sandbox stopped", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except KeyboardInterrupt:  # before the handlers were in place
+        pass
+    if not quiet:
+        print("sandbox stopped", file=sys.stderr)
 
 
 def _bind_hint(error: OSError) -> str:

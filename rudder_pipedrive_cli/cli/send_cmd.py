@@ -17,10 +17,11 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
@@ -230,16 +231,24 @@ def send_command(
     paths: opt.PathsArg,
     dead_letter: Annotated[
         Path | None,
-        typer.Option("--dead-letter", help="Failed events go here (default rpd-failed-*.ndjson)."),
+        typer.Option(
+            "--dead-letter",
+            metavar="FILE",
+            help="Failed events go here (default rpd-failed-*.ndjson).",
+        ),
     ] = None,
     report: Annotated[
-        Path | None, typer.Option("--report", help="Also write the report as JSON here.")
+        Path | None,
+        typer.Option("--report", metavar="FILE", help="Also write the report as JSON here."),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=256, help="Events in flight at once.")
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=256, metavar="N", help="Events in flight at once."
+        ),
     ] = 8,
     max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, max=50, help="Retries per request.")
+        int, typer.Option("--max-retries", min=0, max=50, metavar="N", help="Retries per request.")
     ] = 6,
     types: opt.TypeOpt = None,
     since: opt.SinceOpt = None,
@@ -257,11 +266,17 @@ def send_command(
 ) -> None:
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
+    require_readable(paths)  # before a sandbox starts: a missing file is said first
     overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
     with (
         sigterm_as_ctrl_c(),
         command_env(
-            config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides
+            config=config,
+            verbose=verbose,
+            quiet=quiet,
+            sandbox=sandbox,
+            overrides=overrides,
+            state=state,
         ) as env,
         debug_log(enabled=verbose),
     ):
@@ -310,7 +325,6 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:
-    require_readable(job.paths)
     keep = {
         "the replay state": env.replay_state_path(job.state),
         "the config file": env.settings.path,
@@ -323,18 +337,6 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
     replay_state = open_state(env, job.state)
     with replay_state if replay_state is not None else nullcontext():
         return run_send(env, job, token=token, replay_state=replay_state)
-
-
-def note_finished_objects(env: Env, reader: EventReader) -> None:
-    """Say how many objects a resumed run does not read again (SPEC 2)."""
-    if reader.objects_skipped and not env.quiet:
-        noun = "object" if reader.objects_skipped == 1 else "objects"
-        env.err.print(
-            f"resuming: {reader.objects_skipped} {noun} finished by an earlier run not read again",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
 
 
 def open_state(env: Env, state: Path | None) -> ReplayState | None:
@@ -397,7 +399,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         )
     letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
-    progress = SendProgress(env.err, tally, reader, mode=mode)
+    progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(
         env,
         config,
@@ -439,7 +441,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
 
     try:
         with progress:
-            items = intake(reader, job.event_filter, job.limit)
+            items = progress.counted(intake(reader, job.event_filter, job.limit))
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,
@@ -480,12 +482,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         raise stopped
     if interrupted is not None:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
-        env.err.print(
-            message.format(what=STOPPED_BY[interrupted]),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(env.err, message.format(what=STOPPED_BY[interrupted]))
         if interrupted is signal.SIGTERM:
             return ExitStatus.TERMINATED
         return ExitStatus.INTERRUPTED

@@ -14,6 +14,7 @@ from rich.table import Table
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
+from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state import (
     NamespaceSummary,
@@ -33,10 +34,6 @@ NO_SANDBOX_STATE = "no state: --sandbox without --state keeps none (give --state
 
 def stdin_is_interactive() -> bool:
     return sys.stdin.isatty()
-
-
-def plural(count: int, word: str, words: str = "") -> str:
-    return f"{count} {word if count == 1 else (words or word + 's')}"
 
 
 def namespace_title(summary: NamespaceSummary) -> str:
@@ -87,14 +84,16 @@ def last_run_text(summary: NamespaceSummary) -> str:
 
 
 def print_line(console: Console, text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    say(console, text)
 
 
 @state_app.command("show")
 @handle_errors()
 def show_command(
     state: opt.StateOpt = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    format: Annotated[
+        str, typer.Option("--format", "-f", metavar="table|json", help="table | json.")
+    ] = "table",
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,

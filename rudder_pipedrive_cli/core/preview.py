@@ -7,16 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.errors import public_warning
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.tally import Tally
-
-# Rate of each plan's burst window, in requests per second, and the search window's.
-BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
-SEARCH_PER_SECOND = 5.0
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -84,12 +81,14 @@ def preview(
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
             finished.add(item.id, outcome.status)
+        # The summary groups by reason in words without event data, as send's report does
+        # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=outcome.warnings,
-            reason=outcome.reason,
+            warnings=tuple(public_warning(text) for text in outcome.warnings),
+            reason=outcome.public_reason,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))
 
@@ -109,13 +108,3 @@ class _Recorder:
         self.requests.append(request)
         self.tally.add_request(request)
         return self.respond(request)
-
-
-def estimated_seconds(tally: Tally, plan: str) -> float:
-    """How long the requests would take at the plan's rate limit (0 when unlimited)."""
-    rate = BURST_PER_SECOND.get(plan)
-    if rate is None:
-        return 0.0
-    total = sum(tally.requests.values())
-    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
-    return max(total / rate, searches / SEARCH_PER_SECOND)

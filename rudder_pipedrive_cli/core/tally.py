@@ -18,6 +18,22 @@ OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
+# Rate of each plan's burst window, in requests per second, and the search window's.
+BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
+SEARCH_PER_SECOND = 5.0
+FILTERED = "filtered"
+UNSUPPORTED = "unsupported type"
+
+
+def skip_reason(reason: str, event_type: str) -> str:
+    """The reason a skip is counted under: each filter's own words are one reason ("filtered"),
+    and an unsupported type is named (`unsupported type: page`), as a user deciding whether
+    the skips are expected wants to see them."""
+    if reason.startswith("filtered out"):
+        return FILTERED
+    if reason == UNSUPPORTED:
+        return f"{UNSUPPORTED}: {event_type}"
+    return reason or "(no reason given)"
 
 
 @dataclass(slots=True)
@@ -31,6 +47,7 @@ class Tally:
     # Failed events an earlier failure of the same userId caused, by that root's reason
     # (core/rootcause.py): counted under it, not as causes of their own.
     knock_ons: Counter[str] = field(default_factory=Counter)
+    skips: Counter[str] = field(default_factory=Counter)  # skipped events by reason
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
     tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
     retries: int = 0
@@ -70,6 +87,8 @@ class Tally:
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
         if status == "failed":
             _count(self.knock_ons if root else self.failures, root or reason, OTHER_REASONS)
+        elif status == "skipped":
+            _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
         for warning in warnings:
             _count(self.warnings, warning, OTHER_WARNINGS)
         self.read += 1
@@ -94,6 +113,7 @@ class Tally:
                 kind: {name: counts[name] for name in OUTCOMES if counts[name]}
                 for kind, counts in sorted(self.by_type.items())
             },
+            "skipped_by_reason": dict(self.skips.most_common()),
             "requests": dict(sorted(self.requests.items())),
             "retries": self.retries,
             "rate_limited": self.rate_limited,
@@ -121,3 +141,13 @@ def _count(counter: Counter[str], key: str, other: str) -> None:
         counter[key] += 1
     else:
         counter[other] += 1
+
+
+def estimated_seconds(tally: Tally, plan: str) -> float:
+    """How long the requests counted would take at the plan's rate limit (0 when unlimited)."""
+    rate = BURST_PER_SECOND.get(plan)
+    if rate is None:
+        return 0.0
+    total = sum(tally.requests.values())
+    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
+    return max(total / rate, searches / SEARCH_PER_SECOND)

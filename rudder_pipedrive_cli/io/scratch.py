@@ -9,8 +9,11 @@ most "not seen" questions without a query.
 
 from __future__ import annotations
 
-import sqlite3
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when ids first move out: a short dry-run needs no sqlite3
+    import sqlite3
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
 FILTER_BITS = 1 << 23  # 1 MiB: a hash bit per id moved; a clear bit means "not there"
@@ -51,6 +54,8 @@ class ScratchIds:
     def _move(self, ids: set[str]) -> None:
         db = self._db
         if db is None:
+            import sqlite3
+
             db = self._db = sqlite3.connect("", isolation_level=None)  # "": temporary, private
             db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
             db.execute("PRAGMA journal_mode = OFF")  # scratch: nothing to roll back to

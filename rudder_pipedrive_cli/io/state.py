@@ -44,8 +44,6 @@ from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.io.config import is_loopback
 
 SCHEMA_VERSION = 1
-STATE_DIR = ".rpd"
-STATE_FILE = "state.sqlite"
 # Measured with benchmarks/state_writes.py (20,000 events): a commit per event records ~22k
 # outcomes/s, batches of 10 ~37k, 100 ~49k, 500 ~53k. 100 takes most of the gain while a kill
 # loses (re-runs, reconciled) at most 100 outcomes; events with a write commit at `begin_write`.
@@ -110,12 +108,6 @@ CREATE TABLE IF NOT EXISTS objects_done (
     PRIMARY KEY (ns, name)
 ) WITHOUT ROWID
 """
-
-
-def default_state_path(config_path: Path | None) -> Path:
-    """`.rpd/state.sqlite` beside the config file, or in the working directory without one."""
-    base = config_path.parent if config_path is not None else Path()
-    return base / STATE_DIR / STATE_FILE
 
 
 def token_fingerprint(token: str) -> str:

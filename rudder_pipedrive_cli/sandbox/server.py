@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import signal
 import socket
 import struct
 import sys
@@ -213,13 +214,25 @@ class Sandbox:
         self._server = None
 
     def serve_forever(self, on_ready: Callable[[str], None] | None = None) -> None:
-        """Serve in this thread until Ctrl-C (KeyboardInterrupt propagates after a clean stop)."""
-        server = self._bound()
-        if on_ready is not None:
-            on_ready(self.url)
+        """Serve until SIGINT or SIGTERM, then stop cleanly and return (from the main thread).
+
+        The server runs in its background thread and the signal handlers only take note: a
+        KeyboardInterrupt raised inside the server's own code (starting a request's thread) was
+        swallowed as a failed request ("release unlocked lock") and the sandbox never stopped."""
+        signals: list[int] = []
+        previous = {
+            number: signal.signal(number, lambda received, _frame: signals.append(received))
+            for number in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
-            server.serve_forever(poll_interval=0.2)
+            self.start()
+            if on_ready is not None:
+                on_ready(self.url)
+            while not signals:
+                time.sleep(0.05)
         finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             self.stop()
 
     def __enter__(self) -> Sandbox:

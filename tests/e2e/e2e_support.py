@@ -218,6 +218,7 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     assert set(report) - {"failed_by_reason"} == {
         "events",
         "by_type",
+        "skipped_by_reason",
         "requests",
         "retries",
         "rate_limited",
@@ -226,6 +227,7 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
         "dead_letter",
     }
     events = report["events"]
+    assert sum(report["skipped_by_reason"].values()) == events["skipped"]
     # not_attempted: only a run that stopped early (Ctrl-C, SIGTERM, unreachable, the budget).
     assert set(events) - {"not_attempted"} == {"read", "sent", "unchanged", "skipped", "failed"}
     assert events.get("not_attempted", 1) > 0

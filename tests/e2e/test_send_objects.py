@@ -138,9 +138,14 @@ def test_plain_progress_counts_objects_read() -> None:
     sink = io.StringIO()
     console = Console(file=sink, width=200, color_system=None)
     tally = Tally()
-    tally.add_outcome("identify", "sent")
-    progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: 100.0)
-    assert progress.line(101.0) == (
-        "progress: 1 events (1/s): sent 1, unchanged 0, skipped 0, failed 0; retries 0, "
-        "429 waits 0, 25% read; objects 2/6"
+    now = [100.0]
+    progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: now[0])
+    with progress:
+        for _ in progress.counted(range(1)):
+            tally.add_outcome("identify", "sent")
+        now[0] = 101.0
+        line = progress.line()
+    assert line == (
+        "progress: 25% of events done (1 of ~4), 1/s, 0:00:03 left; sent 1, unchanged 0, "
+        "skipped 0, failed 0; retries 0, 429 waits 0; objects 2/6"
     )

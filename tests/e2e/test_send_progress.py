@@ -7,10 +7,12 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e_support import EXAMPLES, holdings, rpd_send
+import pytest
+from e2e_support import EXAMPLES, holdings, identify, rpd_send, write_events
 from rich.console import Console
 
-from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
+from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -40,27 +42,31 @@ def test_plain_lines_come_at_most_once_per_interval() -> None:
     progress = SendProgress(console, tally, reading, mode="plain", interval=5.0, clock=clock)
 
     with progress:
+        events = progress.counted(range(4))
+        next(events)
         tally.add_outcome("identify", "sent")
         clock.now = 104.9
         progress.tick()  # under 5 s since the start: nothing yet
+        next(events), next(events)
         tally.add_outcome("track", "failed")
         tally.add_outcome("page", "skipped")
         tally.retries, tally.rate_limited = 3, 1
-        reading.bytes_read = 500
+        reading.bytes_read = 600  # 3 events in 600 bytes of 1000: about 5 events in all
         clock.now = 105.0
         progress.tick()
         clock.now = 107.0
         progress.tick()  # 2 s after the last line: nothing
+        next(events)
         tally.add_outcome("identify", "unchanged")
-        reading.bytes_read = 1000
+        reading.bytes_read = 1000  # all read: 4 events, counted
         clock.now = 110.0
         progress.tick()
 
     assert sink.getvalue().splitlines() == [
-        "progress: 3 events (1/s): sent 1, unchanged 0, skipped 1, failed 1; retries 3, "
-        "429 waits 1, 50% read",
-        "progress: 4 events (0/s): sent 1, unchanged 1, skipped 1, failed 1; retries 3, "
-        "429 waits 1, 100% read",
+        "progress: 60% of events done (3 of ~5), 1/s, 0:00:03 left; sent 1, unchanged 0, "
+        "skipped 1, failed 1; retries 3, 429 waits 1",
+        "progress: 100% of events done (4 of 4), 0/s, 0:00:00 left; sent 1, unchanged 1, "
+        "skipped 1, failed 1; retries 3, 429 waits 1",
     ]
 
 
@@ -71,13 +77,13 @@ def test_plain_lines_without_a_known_size_leave_out_the_share() -> None:
         console, tally, FakeReading(total_bytes=None), mode="plain", interval=1.0, clock=clock
     )
     with progress:
-        for _ in range(20):
+        for _ in progress.counted(range(20)):
             tally.add_outcome("identify", "sent")
         clock.now = 102.0
         progress.tick()
 
     assert sink.getvalue() == (
-        "progress: 20 events (10/s): sent 20, unchanged 0, skipped 0, failed 0; retries 0, "
+        "progress: 20 events done, 10/s; sent 20, unchanged 0, skipped 0, failed 0; retries 0, "
         "429 waits 0\n"
     )
 
@@ -93,23 +99,115 @@ def test_no_progress_at_all_in_mode_none() -> None:
     assert sink.getvalue() == ""
 
 
-def test_a_terminal_gets_a_bar_with_live_counts_that_goes_away() -> None:
+def progress_at(
+    tally: Tally, *, taken: int, bytes_read: int, total_bytes: int | None, seconds: float
+) -> SendProgress:
+    clock = FakeClock()
+    reading = FakeReading(bytes_read=bytes_read, total_bytes=total_bytes)
+    progress = SendProgress(Console(), tally, reading, mode="none", plan="growth", clock=clock)
+    progress.taken = taken
+    clock.now += seconds
+    return progress
+
+
+def a_run(*, sent: int, skipped: int, failed: int, requests: int = 0) -> Tally:
+    tally = Tally(retries=3, rate_limited=1)
+    for count, status in ((sent, "sent"), (skipped, "skipped"), (failed, "failed")):
+        for _ in range(count):
+            tally.add_outcome("identify", status)
+    tally.requests["PATCH /api/v2/persons/{id}"] = requests
+    return tally
+
+
+def live_lines(progress: SendProgress, width: int) -> list[str]:
+    console, sink = recording_console(terminal=True)
+    console.width = width
+    console.print(LiveView(progress))
+    return sink.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 160])
+def test_the_live_view_fits_the_terminal_with_bar_eta_and_every_count(width: int) -> None:
+    tally = a_run(sent=400, skipped=10, failed=2)
+    progress = progress_at(tally, taken=412, bytes_read=412_000, total_bytes=1_000_000, seconds=34)
+
+    bar, counts = live_lines(progress, width)
+
+    tail = " 412 of ~1,000 events (41%)  12/s  0:00:34  eta 0:00:49"
+    assert len(bar) <= width
+    room = min(width - 8 - len(tail), 60)
+    assert room >= 10 and bar.endswith(tail)
+    assert bar == "sending " + "━" * round(room * 0.412) + "─" * (room - round(room * 0.412)) + tail
+    assert counts == "sent 400  unchanged 0  skipped 10  failed 2  retries 3  429 waits 1"
+
+
+def test_large_counts_still_fit_80_columns() -> None:
+    tally = a_run(sent=1_234_567, skipped=123_456, failed=12_345)
+    tally.retries, tally.rate_limited = 123_456, 12_345
+    done = 1_234_567 + 123_456 + 12_345
+    progress = progress_at(
+        tally, taken=done, bytes_read=done * 100, total_bytes=9_000_000_000, seconds=36_000
+    )
+
+    bar, counts = live_lines(progress, 80)
+
+    # The time taken gives way to the bar; the ETA stays.
+    assert bar == (
+        "sending ────────────── 1,370,368 of ~90,000,000 events (2%)  38/s  eta 646:45:28"
+    )
+    assert counts == "sent 1,234,567  unch 0  skip 123,456  fail 12,345  retry 123,456  429 12,345"
+
+
+def test_without_a_known_size_the_live_view_has_counts_and_no_bar() -> None:
+    tally = a_run(sent=20, skipped=0, failed=0)
+    progress = progress_at(tally, taken=20, bytes_read=2000, total_bytes=None, seconds=2)
+
+    assert live_lines(progress, 80) == [
+        "sending 20 events  10/s  0:00:02  eta -:--:--",
+        "sent 20  unchanged 0  skipped 0  failed 0  retries 3  429 waits 1",
+    ]
+
+
+def test_the_eta_is_events_left_at_the_pace_the_plan_allows() -> None:
+    # 100 of ~1,000 events done in 1 s (a first burst), each needing 2 requests: the growth
+    # plan allows 20 requests a second, so 10 events a second: 900 left take 90 s, not 9 s.
+    tally = a_run(sent=100, skipped=0, failed=0, requests=200)
+    progress = progress_at(tally, taken=100, bytes_read=10_000, total_bytes=100_000, seconds=1)
+
+    at = progress.estimate()
+
+    assert (at.total, at.exact, at.eta) == (1000, False, 90.0)
+    # Slower than the plan allows (latency, retries): the pace seen counts.
+    slow = progress_at(tally, taken=100, bytes_read=10_000, total_bytes=100_000, seconds=50)
+    assert slow.estimate().eta == 450.0
+
+
+def test_the_total_is_counted_once_every_byte_is_read() -> None:
+    tally = a_run(sent=10, skipped=0, failed=0)
+    progress = progress_at(tally, taken=25, bytes_read=1000, total_bytes=1000, seconds=1)
+
+    at = progress.estimate()
+
+    assert (at.total, at.exact, at.share, at.eta) == (25, True, 0.4, 1.5)
+
+
+def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
     console, sink = recording_console(terminal=True)
     tally, reading, clock = Tally(), FakeReading(), FakeClock()
     with SendProgress(console, tally, reading, mode="rich", clock=clock) as progress:
+        for _ in progress.counted(range(2)):
+            pass
         tally.add_outcome("identify", "sent")
         tally.rate_limited = 2
         reading.bytes_read = 250
         clock.now = 101.0
-        progress.tick()
-        progress._bar.refresh() if progress._bar is not None else None
+        progress.refresh()
 
     output = sink.getvalue()
-    assert "sending" in output
-    assert "1 events (1/s): sent 1, unchanged 0, skipped 0, failed 0; retries 0, 429 waits 2" in (
-        output
-    )
+    assert "sending ━━━━━━━━───" in output  # 1 of ~8 events (2 read, 250 of 1000 bytes)
+    assert "sent 1  unchanged 0  skipped 0  failed 0  retries 0  429 waits 2" in output
     assert "progress:" not in output
+    assert output.endswith("\x1b[2K")  # transient: the view is erased at the end
 
 
 def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -121,3 +219,94 @@ def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     assert run.report is not None
     assert run.report["events"]["sent"] == 17
     assert len(holdings(sandbox).persons) == 6
+
+
+def test_the_report_says_why_events_were_skipped(sandbox: Sandbox, tmp_path: Path) -> None:
+    first = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", name="first")
+    assert first.exit_code == 0, first.stderr
+    # The same file again with a filter: what the first run finished is "already done", what
+    # the filter leaves out is "filtered" (whichever filter, one line).
+    again = rpd_send(
+        sandbox,
+        tmp_path,
+        EXAMPLES / "events.ndjson",
+        name="again",
+        args=("--type", "identify,group,alias,page,screen"),
+    )
+
+    assert first.report is not None and again.report is not None
+    assert first.report["skipped_by_reason"] == {
+        "anonymous": 2,
+        "unsupported type: page": 1,
+        "unsupported type: screen": 1,
+    }
+    assert (
+        "why events were skipped:\n"
+        "  2  anonymous\n"
+        "  1  unsupported type: page\n"
+        "  1  unsupported type: screen\n"
+    ) in first.stderr
+    assert again.exit_code == 0, again.stderr
+    assert again.report["skipped_by_reason"] == {"already done": 15, "filtered": 6}
+    assert "why events were skipped:\n  15  already done\n   6  filtered\n" in again.stderr
+
+
+ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above
+
+
+def test_terminal_escapes_in_event_data_never_reach_send_s_output(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    event = identify("m-1", f"u-1{ESCAPES}", name=f"Ada{ESCAPES}", **{f"shoe{ESCAPES}": 42})
+    events = write_events(tmp_path / "in.ndjson", [event])
+
+    run = rpd_send(sandbox, tmp_path, events)
+    missing = rpd_send(sandbox, tmp_path, tmp_path / f"gone{ESCAPES}.ndjson", name="missing")
+    console, sink = recording_console(terminal=True)
+    print_sandbox_holdings(console, sandbox.state(), records=True)
+
+    assert run.exit_code == 0, run.stderr
+    assert "\x1b" not in run.stderr + missing.stderr + sink.getvalue()
+    assert "unmapped traits dropped: shoe\\x1b[1A\\x1b[2K (1)" in run.stderr
+    assert missing.exit_code == 2
+    assert missing.stderr.startswith(f"error: cannot read {tmp_path}/gone\\x1b[1A\\x1b[2K.ndjson")
+    assert "Ada\\x1b[1A\\x1b[2K" in sink.getvalue()
+    # What was sent keeps the data as it is.
+    assert holdings(sandbox).person(f"u-1{ESCAPES}")["name"] == f"Ada{ESCAPES}"
+
+
+def test_the_eta_follows_the_pace_of_the_last_half_minute() -> None:
+    # A backfill of 3,000 events: the first 300 each need a search (5 a second on every plan),
+    # the later ones of the same users a PATCH each (20 a second on growth).
+    tally, clock = Tally(), FakeClock()
+    reading = FakeReading(total_bytes=3000 * 100)
+    progress = SendProgress(Console(), tally, reading, mode="none", plan="growth", clock=clock)
+    search, patch = "GET /api/v2/itemSearch/field", "PATCH /api/v2/persons/{id}"
+    etas = []
+    with progress:
+        for second in range(1, 91):
+            for _ in range(5 if second <= 60 else 20):
+                tally.add_outcome("identify", "sent")
+                tally.requests[search if second <= 60 else patch] += 1
+            progress.taken = tally.read
+            reading.bytes_read = tally.read * 100
+            clock.now += 1
+            etas.append(progress.estimate().eta)
+
+    # At 60 s: 300 done, 2,700 left at 5 a second. At 90 s: 900 done, and the last 30 s went at
+    # 20 a second: 2,100 left take 105 s (over the whole run, 10 a second, it would say 210 s).
+    assert etas[59] == pytest.approx(540.0)
+    assert etas[89] == pytest.approx(105.0)
+
+
+def test_what_the_sandbox_holds_is_counted_in_words() -> None:
+    console, sink = recording_console()
+    one = {"persons": [{"id": 1}], "organizations": [], "leads": [{}], "merges": [{}]}
+
+    print_sandbox_holdings(console, one, records=False)
+    print_sandbox_holdings(console, {"persons": [{"id": 1}, {"id": 2}]}, records=False)
+
+    assert sink.getvalue() == (
+        "1 person, 0 organizations, 1 lead, 1 merge\n"
+        "2 persons, 0 organizations, 0 leads, 0 merges\n"
+    )

@@ -140,7 +140,18 @@ def test_help_documents_the_mangled_answers() -> None:
     assert result.exit_code == 0
     text = " ".join(result.output.replace("│", " ").split())
     assert (
-        "--fail-mangle FLOAT RANGE [0.0<=x<=1.0] Rate of successful lookups (itemSearch and the "
+        "--fail-mangle RATE Rate of successful lookups (itemSearch and the "
         "list endpoints) answered 200 with a malformed body instead:" in text
     ), text
-    assert "--mangle-kind TEXT Only this malformed body for --fail-mangle (repeatable): " in text
+    assert "--mangle-kind KIND Only this malformed body for --fail-mangle (repeatable): " in text
+
+
+def test_the_second_line_gives_the_token_to_use() -> None:
+    process, url = start("--token", "t-2")
+    try:
+        assert process.stdout is not None
+        second = process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+    assert second == f"token: t-2  (use it: RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN=t-2 rpd ...)\n"

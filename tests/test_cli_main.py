@@ -1,0 +1,184 @@
+"""The `rpd` command itself: version, help (short and long option, real metavars, every command
+listed without importing any), usage errors in rpd's one error style, and what start-up imports
+(issue 14, items 12 and 13)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli import __version__
+from rudder_pipedrive_cli.cli.main import COMMANDS, app, load_command
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND_HELPS = [["send"], ["dry-run"], ["sandbox"], ["map-fields"], ["check"], ["init"]]
+COMMAND_HELPS += [["state"], ["state", "show"], ["state", "clear"]]
+
+
+def rpd(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "80"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version() -> None:
+    assert rpd("--version") == (0, f"rpd {__version__}\n", "")
+
+
+def test_h_is_help_and_lists_every_command_in_80_columns() -> None:
+    code, out, err = rpd("-h")
+
+    assert (code, err) == (0, "")
+    assert rpd("--help") == (code, out, err)
+    listed = out.split("Commands:\n")[1].splitlines()
+    assert [line.split()[0] for line in listed] == list(COMMANDS)
+    for line, entry in zip(listed, COMMANDS.values(), strict=True):
+        assert line.endswith(entry.summary)  # whole: not cut with "..."
+    assert all(len(line) <= 80 for line in out.splitlines())
+
+
+@pytest.mark.parametrize("words", COMMAND_HELPS, ids=" ".join)
+def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
+    code, out, _ = rpd(*words, "-h")
+
+    assert code == 0
+    assert out.startswith(f"Usage: rpd {' '.join(words)} [OPTIONS]")
+    for placeholder in ("<str>", "<bool>", "<path>", "<int", "{paths}", "TEXT", "INTEGER"):
+        assert placeholder not in out, placeholder
+    # An option that takes a value names it (`--report FILE`); a flag names none.
+    assert not re.search(r"^\s+(-\w, )?--[\w-]+ (BOOLEAN|[a-z]+)\s", out, re.MULTILINE)
+
+
+def test_send_and_dry_run_name_their_inputs_and_values() -> None:
+    _, send, _ = rpd("send", "-h")
+    _, dry_run, _ = rpd("dry-run", "-h")
+
+    assert send.startswith("Usage: rpd send [OPTIONS] PATH...\n")
+    for option in ("--report FILE", "--concurrency N", "--plan PLAN", "--since WHEN", "--strict  "):
+        assert option in send
+    assert "--format table|json|ndjson" in dry_run
+
+
+def test_the_listed_commands_are_the_real_ones() -> None:
+    for name in COMMANDS:
+        command = load_command(name)
+        assert command.name == name
+        assert command.help
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "where"),
+    [
+        (["send"], "Missing argument 'PATH...'.", "rpd send"),
+        (
+            ["send", "x.ndjson", "--limit", "y"],
+            "Invalid value for '--limit': 'y' is not a valid integer range.",
+            "rpd send",
+        ),
+        (["sned"], "No such command 'sned'. Did you mean 'send'?", "rpd"),
+        (["xyz"], "No such command 'xyz'.", "rpd"),
+        (["state", "shwo"], "No such command 'shwo'. Did you mean 'show'?", "rpd state"),
+        (
+            ["dry-run", "x", "--lokups"],
+            "No such option: --lokups (Possible options: --lookups, --output)",
+            "rpd dry-run",
+        ),
+        (
+            ["sandbox", "--port", "x"],
+            "Invalid value for '--port': 'x' is not a valid integer.",
+            "rpd sandbox",
+        ),
+    ],
+)
+def test_usage_errors_have_rpd_s_error_style(args: list[str], message: str, where: str) -> None:
+    assert rpd(*args) == (2, "", f"error: {message}\nhint: see `{where} --help`\n")
+
+
+def test_no_command_shows_the_help() -> None:
+    code, out, err = rpd()
+
+    assert (code, err) == (2, "")
+    assert out.startswith("Usage: rpd [OPTIONS] COMMAND [ARGS]...")
+
+
+HEAVY = ("httpx", "asyncio", "tenacity", "sqlite3", "rudder_pipedrive_cli.sandbox")
+PLANS = "rudder_pipedrive_cli.core.plans"
+
+
+def imported_by(*args: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after `rpd ARGS`."""
+    script = (
+        "import sys\n"
+        "from rudder_pipedrive_cli.cli.main import app\n"
+        "try:\n"
+        f"    app({list(args)!r}, prog_name='rpd')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(done.stderr.split())
+
+
+def loaded(modules: set[str], prefix: str) -> list[str]:
+    return sorted(m for m in modules if m == prefix or m.startswith(prefix + "."))
+
+
+def test_help_imports_no_command() -> None:
+    modules = imported_by("--help")
+
+    for heavy in (*HEAVY, PLANS):
+        assert loaded(modules, heavy) == [], heavy
+    assert loaded(modules, "rudder_pipedrive_cli.cli") == [
+        "rudder_pipedrive_cli.cli",
+        "rudder_pipedrive_cli.cli.exits",
+        "rudder_pipedrive_cli.cli.main",
+        "rudder_pipedrive_cli.cli.screen",
+    ]
+
+
+def test_an_offline_dry_run_imports_no_http_client_server_or_database(tmp_path: Path) -> None:
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+
+    modules = imported_by(
+        "dry-run", str(events), "--config", str(ROOT / "config.example.toml"), "-q"
+    )
+
+    assert "rudder_pipedrive_cli.cli.dryrun_cmd" in modules
+    for heavy in HEAVY:
+        assert loaded(modules, heavy) == [], heavy
+
+
+def test_send_names_a_missing_file_before_starting_a_sandbox(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ndjson"
+
+    for command in ("send", "dry-run"):
+        code, out, err = rpd(command, str(missing), "--sandbox")
+
+        assert (code, out) == (2, ""), command
+        assert err.startswith(f"error: cannot read {missing}: "), err
+        assert "sandbox" not in err
+
+
+def test_sandbox_with_state_warns_that_each_run_is_a_new_account(tmp_path: Path) -> None:
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "page", "userId": "u-1"}\n')
+    state = tmp_path / "st.sqlite"
+
+    code, _, err = rpd("dry-run", str(events), "--sandbox", "--state", str(state), "-f", "json")
+
+    assert code == 0
+    assert (
+        f"warning: --sandbox starts a new, empty account each run: --state {state} cannot "
+        "resume an earlier --sandbox run (to keep one, run `rpd sandbox` and point --base-url "
+        "at it)\n"
+    ) in err
+    _, _, without = rpd("dry-run", str(events), "--sandbox", "-f", "json")
+    assert "--sandbox starts a new" not in without
