@@ -80,6 +80,7 @@ def dry_run_command(
     limit: opt.LimitOpt = None,
     strict: opt.StrictOpt = False,
     plan: opt.PlanOpt = None,
+    identities: opt.IdentitiesOpt = None,
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
@@ -99,7 +100,7 @@ def dry_run_command(
             verbose=verbose,
             quiet=quiet,
             sandbox=sandbox,
-            overrides={"pipedrive.plan": plan},
+            overrides={"pipedrive.plan": plan, "pipedrive.identities": identities},
         ) as env,
         ExitStack() as stack,
     ):

@@ -41,6 +41,13 @@ PlanOpt = Annotated[
         "--plan", help="Pipedrive plan for pacing: lite|growth|premium|ultimate|unlimited."
     ),
 ]
+IdentitiesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--identities",
+        help="Resolve userIds/groupIds by search, by an index of the account, or auto.",
+    ),
+]
 BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Override the API base URL.")]
 OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write output here.")]
 StateOpt = Annotated[
