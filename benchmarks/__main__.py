@@ -9,7 +9,9 @@ noisy shared machine, absolute times do not):
 2. memory: peak RSS of dry-run and send at two input sizes, 10x apart;
 3. efficiency: requests and API tokens per event against the minimum, first and second replay;
 4. saturation: share of the growth plan's rate limit used, and of 429s;
-5. unthrottled: events/s at concurrency 1, 8 and 32 with 20 ms latency, plan unlimited.
+5. unthrottled: events/s at concurrency 1, 8 and 32 with 20 ms latency, plan unlimited;
+6. identity_index: identities by index against by search (tokens, searches, duration), and the
+   cost of send's first pass against a dry-run.
 
 `--quick` runs tiny sizes (a smoke run: the shape of the results, not the figures).
 """
@@ -27,7 +29,14 @@ from typing import Any
 
 import orjson
 
-from benchmarks import efficiency, memory, plan_throughput, saturation, unthrottled
+from benchmarks import (
+    efficiency,
+    identity_index,
+    memory,
+    plan_throughput,
+    saturation,
+    unthrottled,
+)
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "planning": plan_throughput.run,
@@ -35,6 +44,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "efficiency": efficiency.run,
     "saturation": saturation.run,
     "unthrottled": unthrottled.run,
+    "identity_index": identity_index.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 VERDICT = {True: "met", False: "NOT MET", None: "n/a"}

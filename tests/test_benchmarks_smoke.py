@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = {"planning", "memory", "efficiency", "saturation", "unthrottled"}
+BENCHMARKS = {"planning", "memory", "efficiency", "saturation", "unthrottled", "identity_index"}
 TARGET_KEYS = {"figure", "measured", "baseline", "target", "met"}
 
 
