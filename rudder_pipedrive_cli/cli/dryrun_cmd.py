@@ -14,13 +14,14 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
+from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
-from rudder_pipedrive_cli.core.preview import estimated_seconds, preview
+from rudder_pipedrive_cli.core.preview import Searched, estimated_seconds, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally
@@ -28,7 +29,7 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
-from rudder_pipedrive_cli.io.readers import EventReader, require_readable
+from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
 from rudder_pipedrive_cli.io.scratch import ScratchIds
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
@@ -149,7 +150,8 @@ def dry_run_command(
                 respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
-        planned = preview(items, plan_config, respond, known, tally, journal_status, finished)
+        searched = Searched(respond)  # counted for the estimate of the index way
+        planned = preview(items, plan_config, searched, known, tally, journal_status, finished)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
@@ -169,10 +171,21 @@ def dry_run_command(
             for _ in planned:
                 pass
         seconds = estimated_seconds(tally, settings.plan)
+        ways = identity_ways(
+            settings.identities,
+            tally,
+            searched,
+            None if replay_state is None else replay_state.index_rows(),
+            plan_config,
+            plan=settings.plan,
+            stdin=STDIN in paths,
+        )
         if format == "json":
             report = tally.to_json(duration_s=seconds, dead_letter=None)
+            report["identities"] = ways.record()
             sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         sink.flush()
         if not quiet:
             print_dry_run_summary(summary_console, tally, plan=settings.plan, seconds=seconds)
+            summary_console.print(ways.line(), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(int(exit_status_for_run(tally.outcomes["failed"])))

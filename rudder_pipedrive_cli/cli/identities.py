@@ -11,6 +11,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.index import (
+    AUTO_FROM,
     IdentityIndex,
     IndexRows,
     Survey,
@@ -22,7 +23,9 @@ from rudder_pipedrive_cli.core.index import (
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, Step, index_listing, listed, listing
+from rudder_pipedrive_cli.core.preview import Searched, WayEstimate, identity_estimates
 from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
+from rudder_pipedrive_cli.core.tally import Tally
 
 ENTITIES = {"person": PERSON, "org": ORG}
 LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")
@@ -61,6 +64,74 @@ class Identities:
             f"identities: by index ({stats.pages} listing pages{leads}, "
             f"of which {stats.refreshes} refreshes)"
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ways:
+    """dry-run's two estimates, and the way a send of the same input would take."""
+
+    search: WayEstimate
+    index: WayEstimate
+    way: Way
+    why: str
+
+    def record(self) -> dict[str, Any]:
+        return {"way": self.way, "search": self.search.record(), "index": self.index.record()}
+
+    def line(self) -> str:
+        search, index = self.search, self.index
+        return (
+            f"identities by search: {search.tokens} API tokens, {search.duration_s:.1f} s; "
+            f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s ({index.pages} "
+            f"listing pages, {index.refreshes} of them refreshes); a send would resolve them by "
+            f"{self.way} ({self.why})"
+        )
+
+
+def identity_ways(
+    mode: str,
+    tally: Tally,
+    searched: Searched,
+    rows: IndexRows | None,
+    config: PlanConfig,
+    *,
+    plan: str,
+    stdin: bool,
+) -> Ways:
+    """dry-run's estimates of both ways, and which one `mode` takes on this input. The
+    identities a send would resolve are those dry-run searched for (each once: what an event
+    finds or creates is known to the later ones); an index kept in the state gives its size."""
+    fields = {"person": config.user_id_field, "org": config.group_id_field}
+    accounts: dict[str, int | None] = {}
+    for kind, key in fields.items():
+        built = rows is not None and key and rows.since(kind, key) is not None
+        accounts[kind] = rows.size(kind) if rows is not None and built else None
+    search, index = identity_estimates(tally, searched, accounts, plan)
+    unknown = sum(searched.searches.values())
+    if mode != "auto":
+        return Ways(
+            search=search,
+            index=index,
+            way="index" if mode == "index" else "search",
+            why=f"--identities {mode}",
+        )
+    if stdin:
+        return Ways(
+            search=search,
+            index=index,
+            way="search",
+            why="auto: standard input is not counted first",
+        )
+    chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
+    way: Way = "index" if chosen else "search"
+    known = [k for k in searched.searches if accounts.get(k) is not None]
+    rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
+    return Ways(
+        search=search,
+        index=index,
+        way=way,
+        why=f"auto: {unknown} identities to resolve, the index {rule}",
+    )
 
 
 def chosen_kinds(
