@@ -178,8 +178,10 @@ def prepare(
     rows: IndexRows,
     exchange: Exchange,
 ) -> Identities:
-    """Choose the way and, by index, list what it needs (`exchange` runs a pure exchange against
-    Pipedrive). A listing that fails leaves those identities to search, with a note."""
+    """Choose the way and, by index, build what the state does not hold yet (`exchange` runs a
+    pure exchange against Pipedrive); an index an earlier run kept is refreshed when a lookup
+    first misses, so a rerun with nothing left to do lists nothing. A listing that fails leaves
+    those identities to search, with a note."""
     kinds = chosen_kinds(mode, config, survey, known, rows)
     if not kinds:
         return Identities()
@@ -188,6 +190,8 @@ def prepare(
     identities = Identities(way="index", index=index)
     for kind in kinds:
         entity = ENTITIES[kind]
+        if index.covers(kind):  # kept from an earlier run: refreshed before its first create
+            continue
         try:
             exchange(index_listing(index, entity))
         except PlanFailure as failure:
