@@ -15,7 +15,7 @@ def build(state: ReplayState, rows: list[tuple[int, str]], at: str) -> IdentityI
     index = IdentityIndex(state.index_rows(), {"person": KEY}, clock=lambda: 0.0)
     index.begin("person")
     index.take("person", [{"id": i, "custom_fields": {KEY: v}} for i, v in rows])
-    index.end("person", at, refresh=False)
+    index.end("person", at, refresh=False, started=0.0)
     return index
 
 

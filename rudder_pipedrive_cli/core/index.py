@@ -176,7 +176,8 @@ class IdentityIndex:
         self.clock = clock
         self.max_age_s = max_age_s
         self.stats = IndexStats()
-        self._listed_at: dict[str, float] = {}  # this run's clock at each kind's last listing
+        # This run's clock when the last listing of each kind that ended was started.
+        self._listed_at: dict[str, float] = {}
 
     def covers(self, kind: str) -> bool:
         field_key = self.fields.get(kind)
@@ -191,22 +192,14 @@ class IdentityIndex:
         return None if field_key is None else self.rows.since(kind, field_key)
 
     def due(self, kind: str) -> bool:
-        """Whether a refresh of `kind` is due: its last listing is older than `max_age_s` (or
-        was made by an earlier run). A due refresh is taken at once: events planned while it
-        is in flight use the index as it is (listed at most `max_age_s` ago), and one that
-        fails hands it back (`missed`)."""
+        """Whether a refresh of `kind` is due: the last listing of it that ended was started
+        more than `max_age_s` ago (or by an earlier run). While one is in flight, another event
+        that needs it makes its own (a plan cannot wait for another's answer, and it must not
+        take an older index as fresh): a page of 10 tokens, at most once per event."""
         if not self.covers(kind):
             return False
-        now = self.clock()
         last = self._listed_at.get(kind)
-        if last is not None and now - last <= self.max_age_s:
-            return False
-        self._listed_at[kind] = now
-        return True
-
-    def missed(self, kind: str) -> None:
-        """A refresh `due` handed out failed: the next event that needs one makes it."""
-        self._listed_at.pop(kind, None)
+        return last is None or self.clock() - last > self.max_age_s
 
     def begin(self, kind: str) -> str | None:
         """Start a listing of `kind`: a refresh from the time returned when the index of its
@@ -222,13 +215,13 @@ class IdentityIndex:
         self.rows.put(kind, identity_rows(records, self.fields[kind]))
         self.stats.pages += 1
 
-    def end(self, kind: str, sent_at: str, *, refresh: bool) -> None:
+    def end(self, kind: str, sent_at: str, *, refresh: bool, started: float) -> None:
         """A listing of `kind` whose first page was sent at `sent_at` on Pipedrive's clock is
         complete: the next refresh lists from then on (without a send time, a refresh keeps
         the time it listed from, and a build does not count as made)."""
         if sent_at:
             self.rows.mark(kind, self.fields[kind], sent_at)
-        self._listed_at[kind] = self.clock()
+        self._listed_at[kind] = max(started, self._listed_at.get(kind, started))
         self.stats.refreshes += refresh
 
     def learn(self, outcome: Outcome) -> None:

@@ -201,7 +201,7 @@ def test_an_index_listed_for_another_field_is_built_again() -> None:
     index = IdentityIndex(rows, {"person": USER_FIELD}, clock=Clock())
     index.begin("person")
     index.take("person", [person_record(1, "u-1")])
-    index.end("person", LISTED_AT, refresh=False)
+    index.end("person", LISTED_AT, refresh=False, started=0.0)
     other = IdentityIndex(rows, {"person": GROUP_FIELD}, clock=Clock())
     assert not other.covers("person")
     assert other.begin("person") is None  # a build: from no rows
@@ -282,6 +282,23 @@ def test_a_refresh_answer_without_a_send_time_keeps_the_time_listed_from() -> No
     clock = Clock()
     index = built(clock=clock)
     index.begin("person")
-    index.end("person", "", refresh=True)
+    index.end("person", "", refresh=True, started=0.0)
     assert index.since("person") == LISTED_AT
     assert index.covers("person")
+
+
+def test_events_that_need_a_refresh_while_one_is_in_flight_make_their_own() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    clock.now = 11.0
+    assert index.due("person")
+    first = index_listing(index, PERSON)
+    next(first)  # a refresh in flight: the index is still the one listed 11 s ago
+    assert index.due("person")
+    with pytest.raises(StopIteration):
+        first.send(ApiResponse(status=200, data=[], sent_at=REFRESHED_AT))
+    assert not index.due("person")  # listed now
+    clock.now = 21.0
+    assert not index.due("person")  # started at 11 s: 10 s old
+    clock.now = 21.5
+    assert index.due("person")

@@ -488,11 +488,7 @@ def lookup(
         return (yield from search(ctx, entity, field_key, key)), "search"
     ids = index.lookup(entity.kind, key)
     if not ids and index.due(entity.kind):
-        try:
-            yield from index_listing(index, entity)
-        except PlanFailure:
-            index.missed(entity.kind)
-            raise
+        yield from index_listing(index, entity)
         ids = index.lookup(entity.kind, key)
     return ids, "index"
 
@@ -502,6 +498,7 @@ def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
     updated since its last listing was sent (a refresh), on Pipedrive's clock less the
     reconciliation slack."""
     since = index.begin(entity.kind)
+    started = index.clock()
     field_key = index.fields[entity.kind]
     query: dict[str, str | int] = {"custom_fields": field_key, "limit": LIST_LIMIT}
     start = None if since is None else parse_time(since)
@@ -522,7 +519,7 @@ def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
         note=f"{what} by {entity.identity}",
         read=take,
     )
-    index.end(entity.kind, first[0], refresh=since is not None)
+    index.end(entity.kind, first[0], refresh=since is not None, started=started)
 
 
 def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
