@@ -19,6 +19,7 @@ from rudder_pipedrive_cli.core.index import (
     choose,
     leads_listing_pays,
     rpd_origins,
+    worth_counting,
 )
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -147,8 +148,9 @@ def chosen_kinds(
         return []
     chosen = []
     for kind in kinds:
-        built = rows.since(kind, fields[kind]) is not None
-        if choose(survey.unknown(kind, known), rows.size(kind) if built else None) == "index":
+        account = rows.size(kind) if rows.since(kind, fields[kind]) is not None else None
+        unknown = survey.unknown(kind, known, worth_counting(account))
+        if choose(unknown, account) == "index":
             chosen.append(kind)
     return chosen
 

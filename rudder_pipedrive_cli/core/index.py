@@ -250,6 +250,14 @@ def choose(unknown: int, account: int | None) -> Way:
     return "index" if unknown * SEARCH_TOKENS > pages(account) * PAGE_TOKENS else "search"
 
 
+def worth_counting(account: int | None) -> int:
+    """How many unknown identities settle `choose` for an account of that size: counting
+    further changes nothing."""
+    if account is None:
+        return AUTO_FROM
+    return pages(account) * PAGE_TOKENS // SEARCH_TOKENS + 1
+
+
 def leads_listing_pays(persons_to_list: int, account_persons: int) -> bool:
     """Whether one listing of the account's leads (and archived leads) costs fewer tokens than
     listing the leads of `persons_to_list` persons one by one. The account's lead count is not
@@ -300,11 +308,17 @@ class Survey:
             if found is not None and len(into) < SURVEY_CAP:
                 into.add(found)
 
-    def unknown(self, kind: str, known: Known) -> int:
-        """The identities of `kind` the identity cache does not resolve either."""
-        if kind == "person":
-            return sum(1 for user in self.persons if known.person_id(user) is None)
-        return sum(1 for group in self.orgs if known.org_id(group) is None)
+    def unknown(self, kind: str, known: Known, enough: int | None = None) -> int:
+        """The identities of `kind` the identity cache does not resolve either, counted up to
+        `enough` (a choice needs no more)."""
+        cached = known.person_id if kind == "person" else known.org_id
+        count = 0
+        for key in self.persons if kind == "person" else self.orgs:
+            if cached(key) is None:
+                count += 1
+                if count == enough:
+                    break
+        return count
 
 
 class ListedLeads:

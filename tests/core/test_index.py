@@ -30,6 +30,7 @@ from rudder_pipedrive_cli.core.index import (
     identity_rows,
     leads_listing_pays,
     rpd_origins,
+    worth_counting,
 )
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
@@ -302,3 +303,14 @@ def test_events_that_need_a_refresh_while_one_is_in_flight_make_their_own() -> N
     assert not index.due("person")  # started at 11 s: 10 s old
     clock.now = 21.5
     assert index.due("person")
+
+
+@pytest.mark.parametrize("account", [None, 0, 499, 500, 501, 20_000, 50_001])
+def test_counting_stops_where_the_choice_is_settled(account: int | None) -> None:
+    limit = worth_counting(account)
+    assert choose(limit, account) == "index"
+    assert choose(limit - 1, account) == "search"
+    survey = Survey()
+    for n in range(limit + 50):
+        survey.add(parse_event({"messageId": f"m-{n}", "type": "identify", "userId": n}, "f:1"))
+    assert survey.unknown("person", MemoryKnown(), limit) == limit
