@@ -62,8 +62,8 @@ class Identities:
         stats = self.index.stats
         leads = f", {stats.lead_pages} of leads" if stats.lead_pages else ""
         return (
-            f"identities: by index ({stats.pages} listing pages{leads}, "
-            f"of which {stats.refreshes} refreshes)"
+            f"identities: by index ({stats.pages} listing pages{leads}; "
+            f"{stats.refreshes} refreshes)"
         )
 
 
@@ -84,7 +84,7 @@ class Ways:
         return (
             f"identities by search: {search.tokens} API tokens, {search.duration_s:.1f} s; "
             f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s ({index.pages} "
-            f"listing pages, {index.refreshes} of them refreshes); a send would resolve them by "
+            f"listing pages; {index.refreshes} refreshes); a send would resolve them by "
             f"{self.way} ({self.why})"
         )
 

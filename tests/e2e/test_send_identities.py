@@ -92,7 +92,7 @@ def test_index_way_lists_once_and_never_searches(
         "PATCH /api/v2/persons/{id}": 3,
         "POST /api/v2/persons": 2,
     }
-    assert "identities: by index (2 listing pages, of which 0 refreshes)" in run.stderr
+    assert "identities: by index (2 listing pages; 0 refreshes)" in run.stderr
     found = holdings(sandbox)
     assert found.user_ids() == {f"u-{n}": 1 for n in range(1, 6)}
     for user, person in existing.items():
