@@ -3,6 +3,7 @@ runs, read by a read-only open, cleared by `rpd state clear`."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from rudder_pipedrive_cli.core.index import IdentityIndex
@@ -46,3 +47,21 @@ def test_a_build_starts_from_no_rows_and_state_clear_forgets_the_index(tmp_path:
         state.clear("a#1")
         assert rows.size("person") == 0
         assert rows.since("person", KEY) is None
+
+
+def test_a_read_only_open_of_a_file_without_the_index_tables_reads_an_empty_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite"
+    with ReplayState.open(path, "a#1"):
+        pass
+    with sqlite3.connect(path) as db:  # as a file written before the index existed
+        db.execute("DROP TABLE identity_index")
+        db.execute("DROP TABLE identity_index_marks")
+    with ReplayState.open(path, "a#1", readonly=True) as state:
+        rows = state.index_rows()
+        assert (rows.ids("person", "u-1"), rows.since("person", KEY), rows.size("person")) == (
+            [],
+            None,
+            0,
+        )

@@ -480,6 +480,8 @@ class _IndexTable:
         )
 
     def ids(self, kind: str, value: str) -> list[PdId]:
+        if not self._stored:  # a read-only open of a file older than the index
+            return []
         with self._state._mutex:
             rows = self._db.execute(
                 f"SELECT pd_id FROM {INDEX_TABLE} WHERE ns = ? AND kind = ? AND value = ?",
