@@ -76,6 +76,7 @@ def test_standard_input_with_auto_would_search(tmp_path: Path) -> None:
         app, ["dry-run", "-", "--config", CONFIG, "-o", str(tmp_path / "plan")], input=data
     )
     assert result.exit_code == 0
-    assert result.stderr.splitlines()[-1].endswith(
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("identities by")]
+    assert line.endswith(
         "a send would resolve them by search (auto: standard input is not counted first)"
     )

@@ -186,6 +186,11 @@ def dry_run_command(
             sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         sink.flush()
         if not quiet:
-            print_dry_run_summary(summary_console, tally, plan=settings.plan, seconds=seconds)
-            summary_console.print(ways.line(), markup=False, highlight=False, soft_wrap=True)
+            print_dry_run_summary(
+                summary_console,
+                tally,
+                plan=settings.plan,
+                seconds=seconds,
+                identities=ways.line(),
+            )
     raise typer.Exit(int(exit_status_for_run(tally.outcomes["failed"])))

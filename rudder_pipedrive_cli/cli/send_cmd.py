@@ -392,8 +392,13 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     if replay_state is not None:
         replay_state.finish_run(document)
     if not env.quiet:
-        print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
-        env.err.print(identities.line(), markup=False, highlight=False, soft_wrap=True)
+        print_send_report(
+            env.err,
+            tally,
+            duration_s=duration,
+            dead_letter=letters.written,
+            identities=identities.line(),
+        )
         if env.sandbox is not None:
             # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
             on_terminal = env.err.is_terminal and env.err.file.isatty()
