@@ -329,3 +329,30 @@ def test_a_bad_identities_flag_is_a_config_error_exit_2(sandbox: Sandbox, tmp_pa
         "hint: use one of: auto, search, index",
     ]
     assert sandbox.stats()["requests"] == {}
+
+
+def test_one_tracked_person_has_its_own_leads_listed_not_the_account(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    person = add_person(api, "u-1")
+    for n in (2, 3):
+        add_person(api, f"u-{n}")
+    done = api.post("/v1/leads", json={"title": "Old", "person_id": person, "origin_id": "rpd:t-1"})
+    assert done.status_code == 201, done.text
+    run = rpd_send(
+        sandbox,
+        tmp_path,
+        write_events(
+            tmp_path / "in.ndjson", [track("t-1", "u-1", "Old"), track("t-2", "u-1", "New")]
+        ),
+        args=("--identities", "index"),
+    )
+    assert run.exit_code == 0, run.stderr
+    report = run.report
+    assert report is not None
+    # One person to list against one page of the account's leads: equal, so per person.
+    assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
+    assert report["requests"]["GET /v1/leads"] == 1
+    assert report["requests"]["GET /v1/leads/archived"] == 1
+    assert report["by_type"] == {"track": {"sent": 1, "skipped": 1}}
+    assert holdings(sandbox).origin_ids() == {"rpd:t-1": 1, "rpd:t-2": 1}
