@@ -16,6 +16,7 @@ from e2e_support import (
     GROUP_ID_FIELD,
     TOKEN,
     USER_ID_FIELD,
+    SendRun,
     assert_report_adds_up,
     group,
     holdings,
@@ -65,21 +66,36 @@ def add_person(api: httpx.Client, user_id: str, name: str = "Other Client") -> i
     return int(response.json()["data"]["id"])
 
 
+def send_by(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    events: list[dict[str, Any]],
+    way: str = "index",
+    *,
+    state: Path | None = None,
+    name: str = "run",
+    args: tuple[str, ...] = (),
+) -> SendRun:
+    """`rpd send` of `events` with `--identities WAY`; it must end well with a report that adds
+    up and says the way it took."""
+    path = write_events(tmp_path / f"{name}.ndjson", events)
+    run = rpd_send(
+        sandbox, tmp_path, path, args=("--identities", way, *args), state=state, name=name
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    return run
+
+
 def test_index_way_lists_once_and_never_searches(
     sandbox: Sandbox, api: httpx.Client, tmp_path: Path
 ) -> None:
     existing = {user: add_person(api, user) for user in ("u-1", "u-2", "u-3")}
     events = [identify(f"m-{n}", f"u-{n}", name=f"User {n}", role="Dev") for n in range(1, 6)]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "index"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "index")
     report = run.report
     assert report is not None
-    assert_report_adds_up(report)
     assert report["identities"] == "index"
     assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
     assert report["requests"] == {
@@ -114,13 +130,7 @@ def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
         identify("m-2", "u-late", name="Late"),
         identify("m-3", "u-new", name="New"),
     ]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "index", "--concurrency", "1"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, args=("--concurrency", "1"))
     assert made, "the other client's person was made during the run"
     found = holdings(sandbox)
     assert found.user_ids() == {"u-1": 1, "u-late": 1, "u-new": 1}  # no second u-late
@@ -141,13 +151,7 @@ def test_a_fresh_index_is_not_listed_again_before_each_create(
 ) -> None:
     monkeypatch.setattr(identities, "CLOCK", SteppedClock(1.0))  # never 10 s old
     events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(5)]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "index"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "index")
     assert run.report is not None
     assert run.report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
     assert run.report["requests"]["POST /api/v2/persons"] == 5
@@ -158,28 +162,14 @@ def test_the_index_is_kept_in_the_state_and_a_later_run_refreshes_it(
 ) -> None:
     add_person(api, "u-1")
     state = tmp_path / "state.sqlite"
-    first = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "a.ndjson", [identify("m-1", "u-2", name="Two")]),
-        args=("--identities", "index"),
-        state=state,
-        name="first",
-    )
-    assert first.exit_code == 0, first.stderr
+    send_by(sandbox, tmp_path, [identify("m-1", "u-2", name="Two")], state=state, name="a")
     with sqlite3.connect(state) as db:
         rows = db.execute("SELECT kind, value FROM identity_index ORDER BY value").fetchall()
     assert rows == [("person", "u-1"), ("person", "u-2")]  # listed, then created
     late = add_person(api, "u-3")
-    second = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "b.ndjson", [identify("m-2", "u-3", name="Three")]),
-        args=("--identities", "index"),
-        state=state,
-        name="second",
+    second = send_by(
+        sandbox, tmp_path, [identify("m-2", "u-3", name="Three")], state=state, name="b"
     )
-    assert second.exit_code == 0, second.stderr
     assert second.report is not None
     # Not listed whole again: u-3 missing, the person index is refreshed from the first run's
     # listing (updated_since); the organization index is not needed.
@@ -195,13 +185,7 @@ def test_two_persons_with_one_user_id_resolve_as_ambiguous_search_hits(
 ) -> None:
     low = add_person(api, "u-twice", name="First")
     high = add_person(api, "u-twice", name="Second")
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", [identify("m-1", "u-twice", name="Updated")]),
-        args=("--identities", "index"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, [identify("m-1", "u-twice", name="Updated")], "index")
     names = {p["id"]: p["name"] for p in holdings(sandbox).persons}
     assert names == {low: "Updated", high: "Second"}
     assert "ambiguous identity: several persons have one userId; using the lowest id" in run.stderr
@@ -213,13 +197,7 @@ def test_organizations_by_index(sandbox: Sandbox, api: httpx.Client, tmp_path: P
     )
     org = response.json()["data"]["id"]
     events = [identify("m-1", "u-1", name="One"), group("m-2", "u-1", "g-1", name="Acme Inc")]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "index"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "index")
     assert run.report is not None
     assert SEARCH not in run.report["requests"]
     assert holdings(sandbox).org("g-1")["id"] == org
@@ -231,8 +209,7 @@ def test_auto_takes_the_index_from_200_unknown_identities(
     sandbox: Sandbox, tmp_path: Path, users: int, way: str
 ) -> None:
     events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(users)]
-    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "in.ndjson", events))
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "auto")
     assert run.report is not None
     assert run.report["identities"] == way
     assert run.report["requests"].get(SEARCH, 0) == (users if way == "search" else 0)
@@ -244,16 +221,11 @@ def test_auto_counts_identities_the_state_resolves_as_known(
 ) -> None:
     state = tmp_path / "state.sqlite"
     events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(150)]
-    first = rpd_send(
-        sandbox, tmp_path, write_events(tmp_path / "a.ndjson", events), state=state, name="a"
-    )
+    first = send_by(sandbox, tmp_path, events, "auto", state=state, name="a")
     assert first.report is not None and first.report["identities"] == "search"
     # 250 userIds, 150 of them cached by the first run: 100 unknown, so search again.
     more = [identify(f"n-{n}", f"u-{n}", name=f"V{n}") for n in range(250)]
-    second = rpd_send(
-        sandbox, tmp_path, write_events(tmp_path / "b.ndjson", more), state=state, name="b"
-    )
-    assert second.exit_code == 0, second.stderr
+    second = send_by(sandbox, tmp_path, more, "auto", state=state, name="b")
     assert second.report is not None
     assert second.report["identities"] == "search"
     assert second.report["requests"][SEARCH] == 100
@@ -284,13 +256,7 @@ def test_one_listing_of_the_account_leads_replaces_listing_each_persons(
         track("t-2", "u-2", "Signed Up"),
         track("t-3", "u-3", "Signed Up"),
     ]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "index"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "index")
     report = run.report
     assert report is not None
     assert report["by_type"] == {"track": {"sent": 2, "skipped": 1}}
@@ -307,13 +273,7 @@ def test_search_way_lists_each_persons_leads(
     for user in ("u-1", "u-2", "u-3"):
         add_person(api, user)
     events = [track(f"t-{n}", f"u-{n}", "Signed Up") for n in (1, 2, 3)]
-    run = rpd_send(
-        sandbox,
-        tmp_path,
-        write_events(tmp_path / "in.ndjson", events),
-        args=("--identities", "search"),
-    )
-    assert run.exit_code == 0, run.stderr
+    run = send_by(sandbox, tmp_path, events, "search")
     assert run.report is not None
     assert run.report["identities"] == "search"
     assert run.report["requests"]["GET /v1/leads"] == 3
