@@ -12,6 +12,8 @@ noisy shared machine, absolute times do not):
 5. unthrottled: events/s at concurrency 1, 8 and 32 with 20 ms latency, plan unlimited;
 6. objects: events/s and peak RSS reading a backup from S3 (moto on loopback) against a folder.
 7. startup: `rpd --help` and `rpd dry-run` on 10 events against a bare `import typer, rich`.
+8. identity_index: identities by index against by search (tokens, searches, duration), and the
+   cost of send's first pass against a dry-run.
 
 `--quick` runs tiny sizes (a smoke run: the shape of the results, not the figures).
 """
@@ -31,6 +33,7 @@ import orjson
 
 from benchmarks import (
     efficiency,
+    identity_index,
     memory,
     object_read,
     plan_throughput,
@@ -47,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "unthrottled": unthrottled.run,
     "objects": object_read.run,
     "startup": startup.run,
+    "identity_index": identity_index.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 VERDICT = {True: "met", False: "NOT MET", None: "n/a"}

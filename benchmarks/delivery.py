@@ -65,6 +65,7 @@ def send(
     plan: str,
     concurrency: int = 8,
     state: str = "state",
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """`rpd send` of `events` against `url` with the state file `work/STATE.sqlite` (the same
     name again resumes it): the measurement, plus the send's `--report` as "report"."""
@@ -72,7 +73,7 @@ def send(
     args = ["send", str(events), "--config", str(CONFIG), "--base-url", url, "--plan", plan]
     args += ["--concurrency", str(concurrency), "--report", str(report), "-q"]
     args += ["--state", str(work / f"{state}.sqlite")]
-    args += ["--dead-letter", str(work / "failed.ndjson")]
+    args += ["--dead-letter", str(work / "failed.ndjson"), *extra]
     figures = measured(args, work, {"PIPEDRIVE_API_TOKEN": TOKEN})
     if figures["exit"] != 0:
         raise RuntimeError(f"rpd send exited {figures['exit']} on {events}")

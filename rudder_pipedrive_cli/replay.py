@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
+from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -40,14 +41,19 @@ class Journal(Protocol):
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
 
 
-def input_aliases(items: Iterable[Intake]) -> dict[str, str]:
+def input_aliases(items: Iterable[Intake], survey: Survey | None = None) -> dict[str, str]:
     """previousId -> userId of the alias events among `items` that will be planned (the first
     alias of each previousId): what send's first pass over its files gives the plans
-    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved."""
+    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
+    The same pass counts, in `survey`, the identities `--identities auto` weighs."""
     aliases: dict[str, str] = {}
     for item in items:
         event = item.event
-        if event is None or item.decided is not None or event.type != "alias":
+        if event is None or item.decided is not None:
+            continue
+        if survey is not None:
+            survey.add(event)
+        if event.type != "alias":
             continue
         if event.previous_id is not None and event.user_id is not None:
             aliases.setdefault(event.previous_id, event.user_id)
@@ -105,6 +111,7 @@ class Replay:
     journal: Journal | None = None
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
+    index: IdentityIndex | None = None  # identities by index (core/index.py), else by search
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
     roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
@@ -119,7 +126,7 @@ class Replay:
             return decided(item.decided or Outcome(status="failed", reason="not an event"))
         if item.id in self.finished:
             return decided(JOURNALED)
-        plan = plan_event(item.event, self.config, self.known)
+        plan = plan_event(item.event, self.config, self.known, self.index)
         if self.journal is not None:
             return journaled(plan, item.id, self.journal, self.now)
         return plan
@@ -144,6 +151,8 @@ class Replay:
             self.dead_letters.add(item, outcome)
         planned = item.event is not None and item.decided is None
         if planned and outcome is not JOURNALED:
+            if self.index is not None:  # the records it made go in, merged persons out
+                self.index.learn(outcome)
             if self.journal is not None:
                 self.journal.record_outcome(item.id, item.source, outcome)
             else:  # no journal: this run remembers what it finished (a repeated messageId)

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "unthrottled",
     "objects",
     "startup",
+    "identity_index",
 }
 TARGET_KEYS = {"figure", "measured", "baseline", "target", "met"}
 

@@ -169,6 +169,7 @@ def test_json_summary_of_the_examples() -> None:
         "tokens",
         "duration_s",
         "dead_letter",
+        "identities",  # both ways' estimates (tests/test_dry_run_identities.py)
     }
 
 

@@ -14,6 +14,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
+from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
@@ -21,7 +22,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
-from rudder_pipedrive_cli.core.preview import preview
+from rudder_pipedrive_cli.core.preview import Searched, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
@@ -29,6 +30,7 @@ from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
+    STDIN,
     EventReader,
     require_readable,
 )
@@ -110,6 +112,7 @@ def dry_run_command(
     max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
+    identities: opt.IdentitiesOpt = None,
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
@@ -130,7 +133,11 @@ def dry_run_command(
             verbose=verbose,
             quiet=quiet,
             sandbox=sandbox,
-            overrides={"pipedrive.plan": plan, "pipedrive.base_url": base_url},
+            overrides={
+                "pipedrive.plan": plan,
+                "pipedrive.base_url": base_url,
+                "pipedrive.identities": identities,
+            },
             state=state,
         ) as env,
         ExitStack() as stack,
@@ -194,7 +201,8 @@ def dry_run_command(
         note_finished_objects(env, reader)
         items = intake(reader, event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
-        planned = preview(items, plan_config, respond, known, tally, journal_status, finished)
+        searched = Searched(respond)  # counted for the estimate of the index way
+        planned = preview(items, plan_config, searched, known, tally, journal_status, finished)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
@@ -214,10 +222,26 @@ def dry_run_command(
             for _ in planned:
                 pass
         seconds = estimated_seconds(tally, settings.plan)
+        ways = identity_ways(
+            settings.identities,
+            tally,
+            searched,
+            None if replay_state is None else replay_state.index_rows(),
+            plan_config,
+            plan=settings.plan,
+            stdin=STDIN in paths,
+        )
         if format == "json":
             report = tally.to_json(duration_s=seconds, dead_letter=None)
+            report["identities"] = ways.record()
             sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         sink.flush()
         if not quiet:
-            print_dry_run_summary(summary_console, tally, plan=settings.plan, seconds=seconds)
+            print_dry_run_summary(
+                summary_console,
+                tally,
+                plan=settings.plan,
+                seconds=seconds,
+                identities=ways.line(),
+            )
     raise typer.Exit(int(exit_status_for_run(tally.outcomes["failed"])))

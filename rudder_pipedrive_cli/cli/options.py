@@ -60,6 +60,14 @@ PlanOpt = Annotated[
         help="Pipedrive plan for pacing: lite, growth, premium, ultimate or unlimited.",
     ),
 ]
+IdentitiesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--identities",
+        metavar="WAY",
+        help="Resolve userIds/groupIds by search, by an index of the account, or auto.",
+    ),
+]
 BaseUrlOpt = Annotated[
     str | None, typer.Option("--base-url", metavar="URL", help="Override the API base URL.")
 ]

@@ -113,7 +113,9 @@ def _print_counted(
     say(console, "\n".join(lines))
 
 
-def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds: float) -> None:
+def print_dry_run_summary(
+    console: Console, tally: Tally, *, plan: str, seconds: float, identities: str = ""
+) -> None:
     console.print(events_table(tally, title="Planned events", sent_label="planned"))
     console.print(requests_table(tally, title="Requests a replay would make"))
     pace = f"at the {plan} plan's rate limit" if plan != "unlimited" else "(no rate limit)"
@@ -122,6 +124,8 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
         markup=False,
         soft_wrap=True,
     )
+    if identities:  # both ways to resolve identities (cli/identities.py)
+        console.print(identities, markup=False, highlight=False, soft_wrap=True)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         say(console, f"unmapped traits dropped: {dropped}")
@@ -134,7 +138,12 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
 
 
 def print_send_report(
-    console: Console, tally: Tally, *, duration_s: float, dead_letter: str | None
+    console: Console,
+    tally: Tally,
+    *,
+    duration_s: float,
+    dead_letter: str | None,
+    identities: str = "",
 ) -> None:
     console.print(events_table(tally, title="Events"))
     console.print(requests_table(tally, title="Requests"))
@@ -145,6 +154,8 @@ def print_send_report(
         markup=False,
         soft_wrap=True,
     )
+    if identities:  # by search or by index, and what the index cost (cli/identities.py)
+        console.print(identities, markup=False, highlight=False, soft_wrap=True)
     if tally.not_attempted:
         console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
     if tally.dropped:

@@ -19,6 +19,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
+from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
@@ -26,6 +27,7 @@ from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.index import ListedLeads, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -112,23 +114,6 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def startup_client(
-    env: Env, *, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
-) -> BlockingClient:
-    """A client for the requests before the first event: paced with the events' `pacer`, its
-    connection failures counted with theirs (`reach`)."""
-    settings = env.settings
-    return BlockingClient(
-        token=token,
-        base_url=settings.api_url,
-        plan=settings.plan,
-        max_retries=max_retries,
-        tally=tally,
-        pacer=pacer,
-        reach=reach,
-    )
-
-
 def enter_account(
     env: Env,
     replay_state: ReplayState,
@@ -145,9 +130,7 @@ def enter_account(
     account's namespace."""
     url = env.settings.api_url
     try:
-        with startup_client(
-            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer, reach=reach
-        ) as blocking:
+        with listing_client(env, token, tally, max_retries, pacer, reach) as blocking:
             account = blocking.exchange(fetch_account())
     except PlanFailure as failure:
         if replay_state.namespace.startswith(ACCOUNT):
@@ -182,9 +165,7 @@ def with_catalog(
     connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
     """
     try:
-        with startup_client(
-            env, token=token, tally=tally, max_retries=max_retries, pacer=pacer, reach=reach
-        ) as blocking:
+        with listing_client(env, token, tally, max_retries, pacer, reach) as blocking:
             catalog = blocking.exchange(fetch_catalog())
     except PlanFailure as failure:
         cached = load_catalog(store) if store is not None else None
@@ -207,6 +188,23 @@ def with_catalog(
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
     return catalog.apply(config)
+
+
+def listing_client(
+    env: Env, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
+) -> BlockingClient:
+    """A client for the listings a send makes before its first event (fields, the identity
+    index): through the events' pacer and reachability, counted in the run's tally."""
+    settings = env.settings
+    return BlockingClient(
+        token=token,
+        base_url=settings.api_url,
+        plan=settings.plan,
+        max_retries=max_retries,
+        tally=tally,
+        pacer=pacer,
+        reach=reach,
+    )
 
 
 def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
@@ -258,6 +256,7 @@ def send_command(
     max_item_bytes: opt.MaxItemBytesOpt = DEFAULT_MAX_ITEM_BYTES,
     state: opt.StateOpt = None,
     plan: opt.PlanOpt = None,
+    identities: opt.IdentitiesOpt = None,
     base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
@@ -267,7 +266,11 @@ def send_command(
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
     require_readable(paths)  # before a sandbox starts: a missing file is said first
-    overrides = {"pipedrive.plan": plan, "pipedrive.base_url": base_url}
+    overrides = {
+        "pipedrive.plan": plan,
+        "pipedrive.base_url": base_url,
+        "pipedrive.identities": identities,
+    }
     with (
         sigterm_as_ctrl_c(),
         command_env(
@@ -410,10 +413,27 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         pacer=client.pacer,
         reach=client.reach,
     )
-    if STDIN not in job.paths:  # a first pass: what the input's aliases moved (replay.py)
+    survey: Survey | None = None
+    if STDIN not in job.paths:
+        # A first pass: what the input's aliases moved (replay.py), and the identities to
+        # resolve that `--identities auto` weighs (core/index.py).
+        survey = Survey()
         first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
-        plan_config = replace(plan_config, aliases=input_aliases(first_pass))
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey))
     known: Learner = replay_state if replay_state is not None else MemoryKnown()
+    with listing_client(env, token, tally, job.max_retries, client.pacer, client.reach) as lists:
+        identities = prepare(
+            settings.identities,
+            plan_config,
+            survey=survey,
+            known=known,
+            rows=MemoryIndexRows() if replay_state is None else replay_state.index_rows(),
+            exchange=lists.exchange,
+        )
+    for note in identities.notes:
+        env.warn(note)
+    if identities.lead_origins is not None:
+        known = ListedLeads(known, identities.lead_origins)
 
     def done(item: Intake, outcome: Outcome) -> None:
         reader.item_done(item.source, outcome.status)  # an object's last event finishes it
@@ -428,6 +448,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         # A write left in flight is reconciled from its send time: on Pipedrive's clock.
         now=client.server_clock.stamp,
         on_done=done,
+        index=identities.index,
     )
     if replay_state is not None:
         replay_state.start_run()
@@ -465,13 +486,20 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
             stopped = stopped or error
     duration = time.monotonic() - started
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
+    document.update(identities.report())
     if replay_state is not None:
         try:
             replay_state.finish_run(document)
         except StateUnusable as error:  # its disk is full: the report still comes first
             stopped = stopped or error
     if not env.quiet:
-        print_send_report(env.err, tally, duration_s=duration, dead_letter=letters.written)
+        print_send_report(
+            env.err,
+            tally,
+            duration_s=duration,
+            dead_letter=letters.written,
+            identities=identities.line(),
+        )
         if env.sandbox is not None:
             # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
             on_terminal = env.err.is_terminal and env.err.file.isatty()

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import public_warning
+from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
-from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -108,3 +112,90 @@ class _Recorder:
         self.requests.append(request)
         self.tally.add_request(request)
         return self.respond(request)
+
+
+# --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
+
+SEARCH_KEY = "GET /api/v2/itemSearch/field"
+LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
+CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
+
+
+class Searched:
+    """A dry-run's responder that also counts the searches it answers, by kind, and how many
+    found a record (an existing record, under `--assume existing` or `--lookups`)."""
+
+    __slots__ = ("found", "respond", "searches")
+
+    def __init__(self, respond: Callable[[ApiRequest], ApiResponse]) -> None:
+        self.respond = respond
+        self.searches: Counter[str] = Counter()
+        self.found: Counter[str] = Counter()
+
+    def __call__(self, request: ApiRequest) -> ApiResponse:
+        response = self.respond(request)
+        if request.key == SEARCH_KEY:
+            kind = "person" if request.query.get("entity_type") == "person" else "org"
+            self.searches[kind] += 1
+            self.found[kind] += bool(response.ok and response.data)
+        return response
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WayEstimate:
+    way: Way
+    requests: int
+    tokens: int
+    duration_s: float
+    pages: int = 0  # listing pages of the index (its build and refreshes)
+    refreshes: int = 0
+
+    def record(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "requests": self.requests,
+            "tokens": self.tokens,
+            "duration_s": round(self.duration_s, 1),
+        }
+        if self.way == "index":
+            document.update(pages=self.pages, refreshes=self.refreshes)
+        return document
+
+
+def identity_estimates(
+    tally: Tally, searched: Searched, accounts: Mapping[str, int | None], plan: str
+) -> tuple[WayEstimate, WayEstimate]:
+    """The replay's cost by search (the plan as shown) and by index: its searches replaced by
+    listing each kind searched (its known size, else the records the searches found, at least
+    a page), plus a refresh page before creates every 10 s of the index way's duration."""
+    by_search = WayEstimate(
+        way="search",
+        requests=sum(tally.requests.values()),
+        tokens=tally.tokens,
+        duration_s=estimated_seconds(tally, plan),
+    )
+    index = Tally(requests=Counter(tally.requests))
+    index.requests.pop(SEARCH_KEY, None)
+    built = 0
+    for kind, count in searched.searches.items():
+        if count:
+            size = accounts.get(kind)
+            listed = pages(size if size is not None else searched.found[kind])
+            index.requests[LISTING_KEYS[kind]] += listed
+            built += listed
+    rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
+    refreshes = 0
+    for kind, count in searched.searches.items():
+        if count:
+            more = min(index.requests[CREATE_KEYS[kind]], rounds)
+            index.requests[LISTING_KEYS[kind]] += more
+            refreshes += more
+    tokens = sum(n * token_cost(key) for key, n in index.requests.items())
+    by_index = WayEstimate(
+        way="index",
+        requests=sum(index.requests.values()),
+        tokens=tokens,
+        duration_s=estimated_seconds(index, plan),
+        pages=built + refreshes,
+        refreshes=refreshes,
+    )
+    return by_search, by_index

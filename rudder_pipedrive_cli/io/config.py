@@ -24,6 +24,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 
 PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
 ON_INVALID = ("fail", "drop")
+IDENTITIES = ("auto", "search", "index")  # how identities are resolved (SPEC 5, core/index.py)
 FIELD_SECTIONS = ("persons", "organizations", "leads")
 DEFAULT_CONFIG = "rpd.toml"
 TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
@@ -47,6 +48,7 @@ KEYS: tuple[Key, ...] = (
     Key("pipedrive", "company_domain", str, "", "RPD_COMPANY_DOMAIN"),
     Key("pipedrive", "base_url", str, "", "RPD_BASE_URL"),
     Key("pipedrive", "plan", str, "growth", "RPD_PLAN", PLANS),
+    Key("pipedrive", "identities", str, "auto", "RPD_IDENTITIES", IDENTITIES),
     Key("identity", "user_id_field", str, "", "RPD_USER_ID_FIELD"),
     Key("identity", "group_id_field", str, "", "RPD_GROUP_ID_FIELD"),
     Key("identity", "create_persons", bool, False, "RPD_CREATE_PERSONS"),
@@ -88,6 +90,7 @@ class Settings:
     company_domain: str = ""
     base_url: str = ""
     plan: str = "growth"
+    identities: str = "auto"
     user_id_field: str = ""
     group_id_field: str = ""
     create_persons: bool = False

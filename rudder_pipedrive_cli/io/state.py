@@ -26,7 +26,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
+from rudder_pipedrive_cli.core.index import IndexRows, id_order
 from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
@@ -108,6 +109,22 @@ CREATE TABLE IF NOT EXISTS objects_done (
     PRIMARY KEY (ns, name)
 ) WITHOUT ROWID
 """
+
+# The identity index (core/index.py): one row per listed record with its identity value, and per
+# kind the field it was listed by and the Pipedrive-clock time its next refresh lists from.
+INDEX_TABLE = "identity_index"
+INDEX_MARKS = "identity_index_marks"
+INDEX_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {INDEX_TABLE} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, pd_id TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (ns, kind, pd_id)
+) WITHOUT ROWID""",
+    f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_value ON {INDEX_TABLE} (ns, kind, value)",
+    f"""CREATE TABLE IF NOT EXISTS {INDEX_MARKS} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, field_key TEXT NOT NULL, since TEXT NOT NULL,
+    PRIMARY KEY (ns, kind)
+) WITHOUT ROWID""",
+)
 
 
 def token_fingerprint(token: str) -> str:
@@ -699,6 +716,114 @@ class _FieldRecency:
             self._db.execute(f"DELETE FROM {RECENCY_TABLE} WHERE ns = ?", (namespace,))
 
 
+class _IndexTable:
+    """The identity index's rows of one namespace (core/index.py's `IndexRows`), in its own
+    tables, written inside the state's open batch. A read-only state reads them (dry-run's
+    estimates) and never writes them."""
+
+    def __init__(self, state: ReplayState) -> None:
+        self._state = state
+        db = state._db
+        self._db = db
+        self._ns = state.namespace
+        self._stored = (
+            db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (INDEX_MARKS,)
+            ).fetchone()
+            is not None
+        )
+
+    def ids(self, kind: str, value: str) -> list[PdId]:
+        if not self._stored:  # a read-only open of a file older than the index
+            return []
+        with self._state._mutex:
+            rows = self._db.execute(
+                f"SELECT pd_id FROM {INDEX_TABLE} WHERE ns = ? AND kind = ? AND value = ?",
+                (self._ns, kind, value),
+            ).fetchall()
+        return sorted((decode_id(row[0]) for row in rows), key=id_order)
+
+    def put(self, kind: str, rows: Iterable[tuple[PdId, str | None]]) -> None:
+        rows = list(rows)
+        keep = [(self._ns, kind, encode_id(r), v) for r, v in rows if v is not None]
+        gone = [(self._ns, kind, encode_id(r)) for r, v in rows if v is None]
+        with self._writing():
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO {INDEX_TABLE} (ns, kind, pd_id, value) "
+                "VALUES (?, ?, ?, ?)",
+                keep,
+            )
+            self._db.executemany(
+                f"DELETE FROM {INDEX_TABLE} WHERE ns = ? AND kind = ? AND pd_id = ?", gone
+            )
+
+    def add(self, kind: str, record: PdId, value: str) -> None:
+        with self._writing():
+            self._db.execute(
+                f"INSERT OR IGNORE INTO {INDEX_TABLE} (ns, kind, pd_id, value) VALUES (?, ?, ?, ?)",
+                (self._ns, kind, encode_id(record), value),
+            )
+
+    def drop(self, kind: str, record: PdId) -> None:
+        self.put(kind, [(record, None)])
+
+    def since(self, kind: str, field_key: str) -> str | None:
+        if not self._stored:
+            return None
+        with self._state._mutex:
+            row = self._db.execute(
+                f"SELECT since FROM {INDEX_MARKS} WHERE ns = ? AND kind = ? AND field_key = ?",
+                (self._ns, kind, field_key),
+            ).fetchone()
+        return str(row[0]) if row is not None and row[0] else None
+
+    def mark(self, kind: str, field_key: str, since: str) -> None:
+        with self._writing():
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {INDEX_MARKS} (ns, kind, field_key, since) "
+                "VALUES (?, ?, ?, ?)",
+                (self._ns, kind, field_key, since),
+            )
+
+    def forget(self, kind: str) -> None:
+        with self._writing():
+            self._db.execute(
+                f"DELETE FROM {INDEX_TABLE} WHERE ns = ? AND kind = ?", (self._ns, kind)
+            )
+
+    def size(self, kind: str) -> int:
+        if not self._stored:
+            return 0
+        with self._state._mutex:
+            row = self._db.execute(
+                f"SELECT count(*) FROM {INDEX_TABLE} WHERE ns = ? AND kind = ?", (self._ns, kind)
+            ).fetchone()
+        return int(row[0])
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        state = self._state
+        with state._mutex:
+            state._writable()
+            state._open_batch()
+            yield
+            state._buffered()
+
+
+def clear_index(db: sqlite3.Connection | _Guarded, namespace: str | None) -> None:
+    """Delete the identity index of one namespace, or of all (`rpd state clear`)."""
+    for table in (INDEX_TABLE, INDEX_MARKS):
+        exists = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        if exists is None:
+            continue
+        if namespace is None:
+            db.execute(f"DELETE FROM {table}")
+        else:
+            db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+
+
 @dataclass(slots=True)
 class _Batch:
     size: int = 0
@@ -1260,6 +1385,12 @@ class ReplayState:
             self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
             self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
+    # -- the identity index ----------------------------------------------------------------------
+
+    def index_rows(self) -> IndexRows:
+        """The identity index's rows (core/index.py), kept in this namespace for later runs."""
+        return _IndexTable(self)
+
     # -- the whole file ---------------------------------------------------------------------------
 
     def summary(self) -> list[NamespaceSummary]:
@@ -1283,6 +1414,7 @@ class ReplayState:
                     else:
                         self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
                 self._recency.clear(namespace)
+                clear_index(self._db, namespace)
                 # The accounts remembered: every one, or this namespace's.
                 self._db.execute(
                     "DELETE FROM meta WHERE (key >= 'account:' AND key < 'account;' "
@@ -1408,6 +1540,8 @@ def _prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
                 (str(SCHEMA_VERSION),),
             )
     connection.execute(RECENCY_SCHEMA)
+    for statement in INDEX_SCHEMA:
+        connection.execute(statement)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -170,10 +171,11 @@ def run(
     *,
     config: PlanConfig = CONFIG,
     known: MemoryKnown | None = None,
+    index: IdentityIndex | None = None,
 ) -> Outcome:
     """Drive the plan of `raw` through `calls` and return its outcome."""
     event = parse_event({"messageId": "m-1", **raw}, "test.ndjson:1")
-    plan = plan_event(event, config, known if known is not None else MemoryKnown())
+    plan = plan_event(event, config, known if known is not None else MemoryKnown(), index)
     index = 0
     try:
         request = next(plan)

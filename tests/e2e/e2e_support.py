@@ -63,6 +63,7 @@ def rpd_send(
     state: Path | None = None,
     dead_letter: Path | None = None,
     name: str = "run",
+    stdin: bytes | None = None,
 ) -> SendRun:
     """`rpd send INPUTS --base-url SANDBOX --plan unlimited` in-process; report and dead letters
     go to `tmp_path` (named after `name`), the state to `state` (default: one per test)."""
@@ -78,7 +79,7 @@ def rpd_send(
     env = dict(CLEAN_ENV)
     if token is not None:
         env["PIPEDRIVE_API_TOKEN"] = token
-    result = CliRunner().invoke(app, command, env=env)
+    result = CliRunner().invoke(app, command, env=env, input=stdin)
     return SendRun(
         exit_code=result.exit_code,
         stdout=result.stdout,
@@ -214,8 +215,10 @@ def holdings(sandbox: Sandbox) -> Holdings:
 
 def assert_report_adds_up(report: dict[str, Any]) -> None:
     """SPEC 6's shape, and counts that add up."""
-    # failed_by_reason: only when events failed (a cause, then the later events it failed).
-    assert set(report) - {"failed_by_reason"} == {
+    # failed_by_reason: only when events failed (a cause, then the later events it failed);
+    # identity_index: only when identities went by index (its pages and refreshes).
+    assert set(report) - {"failed_by_reason", "identity_index"} == {
+        "identities",
         "events",
         "by_type",
         "skipped_by_reason",
@@ -242,6 +245,8 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     priced = sum(n * token_cost(key) for key, n in report["requests"].items())
     assert report["tokens"] == priced if report["rate_limited"] == 0 else report["tokens"] < priced
     assert isinstance(report["duration_s"], float | int)
+    assert report["identities"] in ("search", "index")
+    assert ("identity_index" in report) == (report["identities"] == "index")
     causes = report.get("failed_by_reason", {})
     assert bool(causes) == (events["failed"] > 0)
     assert sum(c["events"] + c["later_events"] for c in causes.values()) == events["failed"]

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
+from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.known import Known, persons_named
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -68,8 +69,11 @@ def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
-def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
-    """The plan of one event: a generator of requests that returns the event's `Outcome`."""
+def plan_event(
+    event: Event, config: PlanConfig, known: Known, index: IdentityIndex | None = None
+) -> Plan:
+    """The plan of one event: a generator of requests that returns the event's `Outcome`.
+    With an identity `index`, identities it covers are resolved from it, not by search."""
     handler = HANDLERS.get(event.type)
     if handler is None:
         yield from ()
@@ -108,7 +112,7 @@ def plan_event(event: Event, config: PlanConfig, known: Known) -> Plan:
             troubled=about,
         )
     ledger = Ledger()
-    ctx = Ctx(event=event, config=config, known=known, ledger=ledger)
+    ctx = Ctx(event=event, config=config, known=known, ledger=ledger, index=index)
     # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
     # the cache again: an event has few identities, so this ends after a few rounds at most.
     while True:

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.envelopes import json_kind
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
-from rudder_pipedrive_cli.core.events import Event, identity_value
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import (
     ORG_SHAPES,
     ORG_STANDARD,
@@ -34,6 +34,7 @@ from rudder_pipedrive_cli.core.fields import (
     split_custom,
     text_limit,
 )
+from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, record_key
 from rudder_pipedrive_cli.core.known import MAX_MERGE_HOPS, Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
@@ -41,7 +42,7 @@ from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
 
 T = TypeVar("T")
 Step = Generator[ApiRequest, ApiResponse, T]
-Via = Literal["external", "cache", "search", "created"]
+Via = Literal["external", "cache", "index", "search", "created"]
 
 # A write whose outcome stays unknown this many times fails the event (retryable).
 # Reconciliation lists records updated since the send time minus this much (clock skew).
@@ -123,6 +124,7 @@ class Ref:
         return {
             "external": f"{self.external} external id",
             "cache": "cached",
+            "index": "found in the index",
             "search": "found",
             "created": "created",
         }[self.via]
@@ -230,6 +232,7 @@ class Ctx:
     config: PlanConfig
     known: Known
     ledger: Ledger
+    index: IdentityIndex | None = None  # the identity index, when identities go by index
 
     @property
     def at(self) -> str:
@@ -278,13 +281,7 @@ def expect(response: ApiResponse, stage: str) -> ApiResponse:
     )
 
 
-def pd_id(value: Any) -> PdId | None:
-    """An id from an answer: ints stay ints, dry-run placeholders stay strings."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | str) and value != "":
-        return value
-    return None
+pd_id = record_key  # an id from an answer: ints stay ints, dry-run placeholders stay strings
 
 
 def record_id(response: ApiResponse, stage: str) -> PdId:
@@ -387,7 +384,7 @@ def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
 
 def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Exception:
     """What a 404/410 on a resolved record means: a stale cache, a bad external id, or a race."""
-    if ref.via == "cache" and ref.key is not None:
+    if ref.via in ("cache", "index") and ref.key is not None:
         return Stale(entity, ref.key)
     if ref.via == "external":
         return PlanFailure(
@@ -458,7 +455,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 ref = Ref(id=found, via="search", key=key)
                 ctx.ledger.learn(entity, key, ref)
                 return ref
-    ids = yield from search(ctx, entity, require_field(ctx, entity, key), key)
+    # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
+    ids, via = yield from lookup(ctx, entity, key, indexed=slot not in ctx.ledger.identities)
     if not ids:
         if entity is PERSON and key in ctx.config.aliases:
             return (yield from aliased_away(ctx, key))
@@ -473,9 +471,55 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 "using the lowest id",
             )
         )
-    ref = Ref(id=chosen, via="search", key=key)
+    ref = Ref(id=chosen, via=via, key=key)
     ctx.ledger.learn(entity, key, ref)
     return ref
+
+
+def lookup(
+    ctx: Ctx, entity: Entity, key: str, *, indexed: bool = True
+) -> Step[tuple[list[PdId], Via]]:
+    """The ids of the records holding `key`: from the identity index when it covers the entity
+    (core/index.py; refreshed first when it finds none and its last listing is over 10 s old,
+    so "not in the index" is as safe as a search's "not found"), else by itemSearch."""
+    field_key = require_field(ctx, entity, key)
+    index = ctx.index
+    if not indexed or index is None or not index.covers(entity.kind):
+        return (yield from search(ctx, entity, field_key, key)), "search"
+    ids = index.lookup(entity.kind, key)
+    if not ids and index.due(entity.kind):
+        yield from index_listing(index, entity)
+        ids = index.lookup(entity.kind, key)
+    return ids, "index"
+
+
+def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
+    """List `entity`'s records into the index, page by page: all of them (a build), or those
+    updated since its last listing was sent (a refresh), on Pipedrive's clock less the
+    reconciliation slack."""
+    since = index.begin(entity.kind)
+    started = index.clock()
+    field_key = index.fields[entity.kind]
+    query: dict[str, str | int] = {"custom_fields": field_key, "limit": LIST_LIMIT}
+    start = None if since is None else parse_time(since)
+    if start is not None:
+        query["updated_since"] = rfc3339(start - RECONCILE_SLACK)
+    first: list[str] = []
+
+    def take(response: ApiResponse, stage: str) -> list[None]:
+        first.append(response.sent_at)
+        index.take(entity.kind, listed(response, stage))
+        return []
+
+    what = f"refresh the {entity.noun} index" if start is not None else f"index {entity.plural}"
+    yield from listing(
+        entity.collection,
+        query,
+        stage=f"index {entity.plural}",
+        note=f"{what} by {entity.identity}",
+        read=take,
+    )
+    index.end(entity.kind, first[0], refresh=since is not None, started=started)
 
 
 def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
@@ -490,11 +534,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
         cached = ctx.known.person_id(target)
-        ids = (
-            [cached]
-            if cached is not None
-            else (yield from search(ctx, PERSON, require_field(ctx, PERSON, target), target))
-        )
+        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))[0]
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
             ctx.ledger.warnings.append(
@@ -778,12 +818,8 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
     records = yield from listing(entity.collection, query, stage=stage, note=note, read=listed)
     matches: list[PdId] = []
     for record in records:
-        custom = record.get("custom_fields")
-        value = custom.get(field_key) if isinstance(custom, Mapping) else None
-        if isinstance(value, Mapping):  # some field types answer {"value": ...}
-            value = value.get("value")
         found = pd_id(record.get("id"))
-        if found is not None and identity_value(value) == key:
+        if found is not None and identity_of(record, field_key) == key:
             matches.append(found)
     return lowest(matches) if matches else None
 

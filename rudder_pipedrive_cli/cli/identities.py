@@ -1,0 +1,237 @@
+"""How a send resolves identities (`--identities search|index|auto`, SPEC 5): choosing the way,
+building or refreshing the identity index before the first event, and the one listing of the
+account's leads that replaces per-person listings when it is cheaper (core/index.py decides)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.index import (
+    AUTO_FROM,
+    IdentityIndex,
+    IndexRows,
+    Survey,
+    Way,
+    choose,
+    leads_listing_pays,
+    rpd_origins,
+    worth_counting,
+)
+from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, Step, index_listing, listed, listing
+from rudder_pipedrive_cli.core.preview import Searched, WayEstimate, identity_estimates
+from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
+from rudder_pipedrive_cli.core.tally import Tally
+
+ENTITIES = {"person": PERSON, "org": ORG}
+LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")
+CLOCK: Callable[[], float] = time.monotonic  # the index's age is on it (tests set their own)
+Exchange = Callable[[Step[Any]], Any]  # runs a pure exchange against Pipedrive, to its value
+
+
+@dataclass(slots=True)
+class Identities:
+    """What a send settled on before its first event, for the plans and the report."""
+
+    way: Way = "search"
+    index: IdentityIndex | None = None
+    lead_origins: dict[PdId, set[str]] | None = None  # the account's rpd leads, when listed
+    notes: list[str] = field(default_factory=list)  # warnings for the user
+
+    def report(self) -> dict[str, Any]:
+        """The keys send's report adds: the way used, and what the index cost."""
+        document: dict[str, Any] = {"identities": self.way}
+        if self.index is not None:
+            stats = self.index.stats
+            document["identity_index"] = {
+                "pages": stats.pages,
+                "refreshes": stats.refreshes,
+                "lead_pages": stats.lead_pages,
+            }
+        return document
+
+    def line(self) -> str:
+        """The report's line about it."""
+        if self.index is None:
+            return "identities: by search"
+        stats = self.index.stats
+        leads = f", {stats.lead_pages} of leads" if stats.lead_pages else ""
+        return (
+            f"identities: by index ({stats.pages} listing pages{leads}; "
+            f"{stats.refreshes} refreshes)"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ways:
+    """dry-run's two estimates, and the way a send of the same input would take."""
+
+    search: WayEstimate
+    index: WayEstimate
+    way: Way
+    why: str
+
+    def record(self) -> dict[str, Any]:
+        return {"way": self.way, "search": self.search.record(), "index": self.index.record()}
+
+    def line(self) -> str:
+        search, index = self.search, self.index
+        return (
+            f"identities by search: {search.tokens} API tokens, {search.duration_s:.1f} s; "
+            f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s ({index.pages} "
+            f"listing pages; {index.refreshes} refreshes); a send would resolve them by "
+            f"{self.way} ({self.why})"
+        )
+
+
+def identity_ways(
+    mode: str,
+    tally: Tally,
+    searched: Searched,
+    rows: IndexRows | None,
+    config: PlanConfig,
+    *,
+    plan: str,
+    stdin: bool,
+) -> Ways:
+    """dry-run's estimates of both ways, and which one `mode` takes on this input. The
+    identities a send would resolve are those dry-run searched for (each once: what an event
+    finds or creates is known to the later ones); an index kept in the state gives its size."""
+    fields = {"person": config.user_id_field, "org": config.group_id_field}
+    accounts: dict[str, int | None] = {}
+    for kind, key in fields.items():
+        built = rows is not None and key and rows.since(kind, key) is not None
+        accounts[kind] = rows.size(kind) if rows is not None and built else None
+    search, index = identity_estimates(tally, searched, accounts, plan)
+    unknown = sum(searched.searches.values())
+    if mode != "auto":
+        return Ways(
+            search=search,
+            index=index,
+            way="index" if mode == "index" else "search",
+            why=f"--identities {mode}",
+        )
+    if stdin:
+        return Ways(
+            search=search,
+            index=index,
+            way="search",
+            why="auto: standard input is not counted first",
+        )
+    chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
+    way: Way = "index" if chosen else "search"
+    known = [k for k in searched.searches if accounts.get(k) is not None]
+    rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
+    return Ways(
+        search=search,
+        index=index,
+        way=way,
+        why=f"auto: {unknown} identities to resolve, the index {rule}",
+    )
+
+
+def chosen_kinds(
+    mode: str, config: PlanConfig, survey: Survey | None, known: Known, rows: IndexRows
+) -> list[str]:
+    """The kinds ("person", "org") whose identities go by index. `auto` without a first pass
+    (stdin) searches: nothing was counted."""
+    fields = {"person": config.user_id_field, "org": config.group_id_field}
+    kinds = [kind for kind, key in fields.items() if key]
+    if mode == "index":
+        return kinds
+    if mode == "search" or survey is None:
+        return []
+    chosen = []
+    for kind in kinds:
+        account = rows.size(kind) if rows.since(kind, fields[kind]) is not None else None
+        unknown = survey.unknown(kind, known, worth_counting(account))
+        if choose(unknown, account) == "index":
+            chosen.append(kind)
+    return chosen
+
+
+def lead_listing(index: IdentityIndex) -> Step[dict[PdId, set[str]]]:
+    """The account's leads and archived leads, paged: person -> the origin_ids rpd gave them."""
+    origins: dict[PdId, set[str]] = {}
+
+    def take(response: ApiResponse, stage: str) -> list[None]:
+        index.stats.lead_pages += 1
+        for person, found in rpd_origins(listed(response, stage)).items():
+            origins.setdefault(person, set()).update(found)
+        return []
+
+    for path in LEAD_LISTINGS:
+        note = "list the account's leads once, to skip leads sent before (by origin_id)"
+        yield from listing(path, {}, stage="list leads", note=note, read=take, offset=True)
+    return origins
+
+
+def prepare(
+    mode: str,
+    config: PlanConfig,
+    *,
+    survey: Survey | None,
+    known: Known,
+    rows: IndexRows,
+    exchange: Exchange,
+) -> Identities:
+    """Choose the way and, by index, build what the state does not hold yet (`exchange` runs a
+    pure exchange against Pipedrive); an index an earlier run kept is refreshed when a lookup
+    first misses, so a rerun with nothing left to do lists nothing. A listing that fails leaves
+    those identities to search, with a note."""
+    kinds = chosen_kinds(mode, config, survey, known, rows)
+    if not kinds:
+        return Identities()
+    fields = {"person": config.user_id_field, "org": config.group_id_field}
+    index = IdentityIndex(rows, {kind: fields[kind] for kind in kinds}, clock=CLOCK)
+    identities = Identities(way="index", index=index)
+    for kind in kinds:
+        entity = ENTITIES[kind]
+        if index.covers(kind):  # kept from an earlier run: refreshed before its first create
+            continue
+        try:
+            exchange(index_listing(index, entity))
+        except PlanFailure as failure:
+            identities.notes.append(
+                f"the {entity.noun} index could not be listed ({failure.reason}): "
+                f"{entity.identity}s are resolved by search"
+            )
+            del index.fields[kind]
+    if not index.fields:
+        return Identities(notes=identities.notes)
+    if "person" in index.fields and survey is not None:
+        identities.lead_origins = listed_leads(index, survey, known, exchange, identities.notes)
+    return identities
+
+
+def listed_leads(
+    index: IdentityIndex,
+    survey: Survey,
+    known: Known,
+    exchange: Exchange,
+    notes: list[str],
+) -> dict[PdId, set[str]] | None:
+    """The account's rpd leads, listed once when that is cheaper than listing the leads of each
+    tracked person the index (not the cache) finds; None when per-person listings are cheaper."""
+    to_list = 0
+    for user in survey.tracked:
+        if known.person_id(user) is None:
+            ids = index.lookup("person", user)
+            if ids and known.lead_origins(ids[0]) is None:
+                to_list += 1
+    if not leads_listing_pays(to_list, index.rows.size("person")):
+        return None
+    try:
+        origins: dict[PdId, set[str]] = exchange(lead_listing(index))
+    except PlanFailure as failure:
+        notes.append(
+            f"the account's leads could not be listed ({failure.reason}): "
+            "each person's leads are listed when needed"
+        )
+        return None
+    return origins

@@ -1,0 +1,365 @@
+"""The identity index (SPEC 5, issue 15): identities resolved by listing the account, not by
+searching each one. Pure: listing pages in, identity-to-id maps out.
+
+An itemSearch costs 20 API tokens and Pipedrive allows 10 a 2 s window; a page of 500 persons
+(`GET /api/v2/persons?custom_fields=USER_ID_FIELD&limit=500`) costs 10, in the general window.
+The index maps each identity value (a string, SPEC 4) to the ids of the records holding it; two
+records with one value are ambiguous as two search hits are (the plans take the lowest id and
+warn). Its rows live in an `IndexRows`: `MemoryIndexRows` for a run without a state file, the
+state file's own table otherwise (io/state.py), so later runs reuse it.
+
+Freshness: "not in the index" must be as safe as a search's "not found" (whose own index lags
+by seconds). So a lookup that finds nothing, when the index was last refreshed more than
+`MAX_AGE_S` ago (on this run's clock), refreshes it first with `updated_since` (on Pipedrive's
+clock: the send time of the listing before, as reconciliation has it) and looks again. Records
+rpd creates go in as they are made (`learn`); a merged-away person goes out.
+
+Unlike the identity cache (core/known.py), which plans only read, a plan's refresh feeds the
+index at once: it mirrors Pipedrive, not this run's decisions, so what a listing says holds
+whichever event asked for it, and the events that come after should not list it again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from rudder_pipedrive_cli.core.events import Event, identity_value
+from rudder_pipedrive_cli.core.known import Known, Learner
+from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+
+Way = Literal["search", "index"]
+MAX_AGE_S = 10.0  # a refresh before a create when the last one is older than this (SPEC 5)
+PAGE = 500  # records a listing page holds at most
+# Unknown account size: from this many identities to resolve on, the index pays off (SPEC 5).
+AUTO_FROM = 200
+SEARCH_TOKENS = 20
+PAGE_TOKENS = 10  # a page of persons or organizations
+LEAD_PAGE_TOKENS = (20, 40)  # a page of leads, of archived leads
+LEAD_LIST_TOKENS = sum(LEAD_PAGE_TOKENS)  # one person's leads and archived leads
+ORIGIN_PREFIX = "rpd:"
+
+
+def identity_of(record: Mapping[str, Any], field_key: str) -> str | None:
+    """The identity value a listed record holds in `field_key`, as a string (SPEC 4); None when
+    it holds none. Some field types answer `{"value": ...}`."""
+    custom = record.get("custom_fields")
+    value = custom.get(field_key) if isinstance(custom, Mapping) else None
+    if isinstance(value, Mapping):
+        value = value.get("value")
+    return identity_value(value)
+
+
+def record_key(value: Any) -> PdId | None:
+    """An id from an answer: ints stay ints, dry-run placeholders stay strings."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        return None
+    return value
+
+
+def identity_rows(
+    records: Iterable[Mapping[str, Any]], field_key: str
+) -> list[tuple[PdId, str | None]]:
+    """(id, identity value or None) of each listed record that has an id."""
+    rows: list[tuple[PdId, str | None]] = []
+    for record in records:
+        found = record_key(record.get("id"))
+        if found is not None:
+            rows.append((found, identity_of(record, field_key)))
+    return rows
+
+
+class IndexRows(Protocol):
+    """Where an index's rows live: one row per record (kind, id) with its identity value."""
+
+    def ids(self, kind: str, value: str) -> list[PdId]:
+        """The ids of the records holding `value`, lowest first."""
+        ...
+
+    def put(self, kind: str, rows: Iterable[tuple[PdId, str | None]]) -> None:
+        """Each record's current value (None: it holds none, so it is dropped)."""
+        ...
+
+    def add(self, kind: str, record: PdId, value: str) -> None:
+        """A record rpd made: kept unless the record is known already."""
+        ...
+
+    def drop(self, kind: str, record: PdId) -> None: ...
+
+    def since(self, kind: str, field_key: str) -> str | None:
+        """The Pipedrive-clock time from which a refresh of the index of `field_key` lists
+        records; None when no build of it for that field completed."""
+        ...
+
+    def mark(self, kind: str, field_key: str, since: str) -> None:
+        """The index of `kind` holds what `field_key` held as listed from `since` on ("": a
+        build of it has begun, not ended)."""
+        ...
+
+    def forget(self, kind: str) -> None:
+        """Drop every row of `kind` (a build starts from none)."""
+        ...
+
+    def size(self, kind: str) -> int: ...
+
+
+class MemoryIndexRows:
+    """An index kept for one run (no state file)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, PdId], str] = {}
+        self.by_value: dict[tuple[str, str], list[PdId]] = {}
+        self.marks: dict[str, tuple[str, str]] = {}
+
+    def ids(self, kind: str, value: str) -> list[PdId]:
+        return sorted(self.by_value.get((kind, value), ()), key=id_order)
+
+    def put(self, kind: str, rows: Iterable[tuple[PdId, str | None]]) -> None:
+        for record, value in list(rows):
+            self.drop(kind, record)
+            if value is not None:
+                self.values[(kind, record)] = value
+                self.by_value.setdefault((kind, value), []).append(record)
+
+    def add(self, kind: str, record: PdId, value: str) -> None:
+        if (kind, record) not in self.values:
+            self.put(kind, [(record, value)])
+
+    def drop(self, kind: str, record: PdId) -> None:
+        old = self.values.pop((kind, record), None)
+        if old is not None:
+            self.by_value[(kind, old)].remove(record)
+
+    def since(self, kind: str, field_key: str) -> str | None:
+        mark = self.marks.get(kind)
+        return mark[1] if mark is not None and mark[0] == field_key and mark[1] else None
+
+    def mark(self, kind: str, field_key: str, since: str) -> None:
+        self.marks[kind] = (field_key, since)
+
+    def forget(self, kind: str) -> None:
+        self.values = {k: v for k, v in self.values.items() if k[0] != kind}
+        self.by_value = {k: v for k, v in self.by_value.items() if k[0] != kind}
+
+    def size(self, kind: str) -> int:
+        return sum(1 for k in self.values if k[0] == kind)
+
+
+def id_order(record: PdId) -> tuple[int, int, str]:
+    return (0, record, "") if isinstance(record, int) else (1, 0, record)
+
+
+@dataclass(slots=True)
+class IndexStats:
+    """What the index cost a run: listing pages, and how many of its listings were refreshes."""
+
+    pages: int = 0
+    refreshes: int = 0
+    lead_pages: int = 0
+
+
+class IdentityIndex:
+    """The index of the kinds ("person", "org") whose identity field is given in `fields`."""
+
+    def __init__(
+        self,
+        rows: IndexRows,
+        fields: Mapping[str, str],
+        *,
+        clock: Callable[[], float],
+        max_age_s: float = MAX_AGE_S,
+    ) -> None:
+        self.rows = rows
+        self.fields = {kind: key for kind, key in fields.items() if key}
+        self.clock = clock
+        self.max_age_s = max_age_s
+        self.stats = IndexStats()
+        # This run's clock when the last listing of each kind that ended was started.
+        self._listed_at: dict[str, float] = {}
+
+    def covers(self, kind: str) -> bool:
+        field_key = self.fields.get(kind)
+        return field_key is not None and self.rows.since(kind, field_key) is not None
+
+    def lookup(self, kind: str, key: str) -> list[PdId]:
+        return self.rows.ids(kind, key)
+
+    def since(self, kind: str) -> str | None:
+        """Where a refresh of `kind` lists from (Pipedrive's clock); None: build it first."""
+        field_key = self.fields.get(kind)
+        return None if field_key is None else self.rows.since(kind, field_key)
+
+    def due(self, kind: str) -> bool:
+        """Whether a refresh of `kind` is due: the last listing of it that ended was started
+        more than `max_age_s` ago (or by an earlier run). While one is in flight, another event
+        that needs it makes its own (a plan cannot wait for another's answer, and it must not
+        take an older index as fresh): a page of 10 tokens, at most once per event."""
+        if not self.covers(kind):
+            return False
+        last = self._listed_at.get(kind)
+        return last is None or self.clock() - last > self.max_age_s
+
+    def begin(self, kind: str) -> str | None:
+        """Start a listing of `kind`: a refresh from the time returned when the index of its
+        field was built, else (None) a build, which starts from no rows."""
+        since = self.since(kind)
+        if since is None:
+            self.rows.mark(kind, self.fields[kind], "")
+            self.rows.forget(kind)
+        return since
+
+    def take(self, kind: str, records: Iterable[Mapping[str, Any]]) -> None:
+        """One page of a listing of `kind`."""
+        self.rows.put(kind, identity_rows(records, self.fields[kind]))
+        self.stats.pages += 1
+
+    def end(self, kind: str, sent_at: str, *, refresh: bool, started: float) -> None:
+        """A listing of `kind` whose first page was sent at `sent_at` on Pipedrive's clock is
+        complete: the next refresh lists from then on (without a send time, a refresh keeps
+        the time it listed from, and a build does not count as made)."""
+        if sent_at:
+            self.rows.mark(kind, self.fields[kind], sent_at)
+        self._listed_at[kind] = max(started, self._listed_at.get(kind, started))
+        self.stats.refreshes += refresh
+
+    def learn(self, outcome: Outcome) -> None:
+        """What an event made: its new records go in, persons merged away go out."""
+        for (kind, key), record in outcome.identities.items():
+            if record is not None and self.covers(kind):
+                self.rows.add(kind, record, key)
+        for person in outcome.merged:
+            self.rows.drop("person", person)
+
+
+# --- choosing a way (auto) and estimating both -------------------------------------------------
+
+
+def pages(records: int) -> int:
+    """Listing pages for that many records (an empty listing is one page too)."""
+    return max(1, math.ceil(records / PAGE))
+
+
+def choose(unknown: int, account: int | None) -> Way:
+    """`auto`'s choice for `unknown` identities to resolve (SPEC 5): the index when searching
+    them would cost more tokens than listing the account (`account` records, when known), or,
+    the account's size unknown, from AUTO_FROM identities on."""
+    if account is None:
+        return "index" if unknown >= AUTO_FROM else "search"
+    return "index" if unknown * SEARCH_TOKENS > pages(account) * PAGE_TOKENS else "search"
+
+
+def worth_counting(account: int | None) -> int:
+    """How many unknown identities settle `choose` for an account of that size: counting
+    further changes nothing."""
+    if account is None:
+        return AUTO_FROM
+    return pages(account) * PAGE_TOKENS // SEARCH_TOKENS + 1
+
+
+def leads_listing_pays(persons_to_list: int, account_persons: int) -> bool:
+    """Whether one listing of the account's leads (and archived leads) costs fewer tokens than
+    listing the leads of `persons_to_list` persons one by one. The account's lead count is not
+    known before listing: it is taken as about one a person."""
+    return persons_to_list * LEAD_LIST_TOKENS > pages(account_persons) * LEAD_LIST_TOKENS
+
+
+def rpd_origins(leads: Iterable[Mapping[str, Any]]) -> dict[PdId, set[str]]:
+    """person id -> the `origin_id`s rpd gave its leads (`rpd:` + event identity)."""
+    found: dict[PdId, set[str]] = {}
+    for lead in leads:
+        origin = lead.get("origin_id")
+        person = record_key(lead.get("person_id"))
+        if isinstance(origin, str) and origin.startswith(ORIGIN_PREFIX) and person is not None:
+            found.setdefault(person, set()).add(origin)
+    return found
+
+
+# --- the first pass over the input (auto) -----------------------------------------------------
+
+# Distinct identities a first pass keeps to count; past this many the count is a lower bound
+# (every choice is made long before), and memory stays bounded.
+SURVEY_CAP = 100_000
+
+
+@dataclass(slots=True)
+class Survey:
+    """What send's first pass over its files counts for `auto` (SPEC 5): the userIds and groupIds
+    no external id resolves, and the userIds of track events (whose leads may need listing)."""
+
+    persons: set[str] = field(default_factory=set)
+    orgs: set[str] = field(default_factory=set)
+    tracked: set[str] = field(default_factory=set)
+
+    def add(self, event: Event) -> None:
+        external = event.external
+        user = event.user_id
+        if "person_id" in external or "curr_person_id" in external:
+            user = None
+        previous = None if "prev_person_id" in external else event.previous_id
+        group = event.group_id if event.type == "group" and "org_id" not in external else None
+        for found, into in (
+            (user, self.persons),
+            (previous, self.persons),
+            (group, self.orgs),
+            (user if event.type == "track" else None, self.tracked),
+        ):
+            if found is not None and len(into) < SURVEY_CAP:
+                into.add(found)
+
+    def unknown(self, kind: str, known: Known, enough: int | None = None) -> int:
+        """The identities of `kind` the identity cache does not resolve either, counted up to
+        `enough` (a choice needs no more)."""
+        cached = known.person_id if kind == "person" else known.org_id
+        count = 0
+        for key in self.persons if kind == "person" else self.orgs:
+            if cached(key) is None:
+                count += 1
+                if count == enough:
+                    break
+        return count
+
+
+class ListedLeads:
+    """The identity cache, with the `origin_id`s of one listing of the account's leads behind
+    it: a person whose leads the cache does not know has the leads listed there, so no track
+    lists them again person by person (SPEC 5, leads). Everything else is the cache's."""
+
+    def __init__(self, known: Learner, origins: Mapping[PdId, set[str]]) -> None:
+        self.known = known
+        self.origins = origins
+
+    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
+        cached = self.known.lead_origins(person_id)
+        if cached is not None:
+            return cached
+        return frozenset(self.origins.get(person_id, ()))
+
+    def person_id(self, user_id: str) -> PdId | None:
+        return self.known.person_id(user_id)
+
+    def org_id(self, group_id: str) -> PdId | None:
+        return self.known.org_id(group_id)
+
+    def person_org(self, person_id: PdId) -> PdId | None:
+        return self.known.person_org(person_id)
+
+    @property
+    def merges(self) -> bool:
+        return self.known.merges
+
+    def unsettled(self, kind: str, key: str) -> str | None:
+        return self.known.unsettled(kind, key)
+
+    def merging_into(self, person_id: PdId) -> PdId | None:
+        return self.known.merging_into(person_id)
+
+    def troubled(self, kind: str, key: str) -> bool:
+        return self.known.troubled(kind, key)
+
+    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
+        return self.known.recency(kind, record)
+
+    def learn(self, outcome: Outcome) -> None:
+        self.known.learn(outcome)

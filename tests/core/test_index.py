@@ -1,0 +1,316 @@
+"""The identity index (core/index.py, issue 15): listing pages in, identity-to-id maps out, and
+the plans resolving from it: found without a search, ambiguous as search hits are, refreshed with
+`updated_since` before a create when over 10 s old, and stale ids searched again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers_core import (
+    CONFIG,
+    GROUP_FIELD,
+    ROLE,
+    USER_FIELD,
+    Call,
+    check,
+    create_person,
+    patch_person,
+    person_record,
+    run,
+    search_person,
+)
+
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.index import (
+    IdentityIndex,
+    MemoryIndexRows,
+    Survey,
+    choose,
+    identity_rows,
+    leads_listing_pays,
+    rpd_origins,
+    worth_counting,
+)
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
+
+LISTED_AT = "2026-11-28T10:00:05Z"
+REFRESHED_AT = "2026-11-28T10:00:16Z"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def built(*records: dict[str, Any], clock: Clock | None = None) -> IdentityIndex:
+    """A person index built from one page of `records`, listed at LISTED_AT."""
+    index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock or Clock())
+    steps = index_listing(index, PERSON)
+    request = next(steps)
+    assert (request.method, request.path, dict(request.query)) == (
+        "GET",
+        "/api/v2/persons",
+        {"custom_fields": USER_FIELD, "limit": 500},
+    )
+    with pytest.raises(StopIteration):
+        steps.send(ApiResponse(status=200, data=list(records), sent_at=LISTED_AT))
+    return index
+
+
+def refresh(records: list[dict[str, Any]], answer: ApiResponse | None = None) -> Call:
+    """A refresh of the person index from LISTED_AT, less the 2 s slack."""
+    return Call(
+        method="GET",
+        path="/api/v2/persons",
+        query={
+            "custom_fields": USER_FIELD,
+            "limit": 500,
+            "updated_since": "2026-11-28T10:00:03Z",
+        },
+        response=answer
+        or ApiResponse(
+            status=200, data=records, additional_data={"next_cursor": None}, sent_at=REFRESHED_AT
+        ),
+    )
+
+
+IDENTIFY = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann", "role": "Dev"}}
+
+
+def test_rows_read_identities_as_strings_and_records_without_one() -> None:
+    records = [
+        {"id": 1, "custom_fields": {USER_FIELD: 123}},
+        {"id": 2, "custom_fields": {USER_FIELD: {"value": "u-2"}}},
+        {"id": 3, "custom_fields": {USER_FIELD: None}},
+        {"id": 4, "custom_fields": {}},
+        {"name": "no id", "custom_fields": {USER_FIELD: "u-5"}},
+    ]
+    assert identity_rows(records, USER_FIELD) == [(1, "123"), (2, "u-2"), (3, None), (4, None)]
+
+
+def test_a_found_person_is_updated_without_a_search() -> None:
+    index = built(person_record(7, "u-1"), person_record(8, "u-2"))
+    outcome = run(
+        IDENTIFY, [patch_person(7, {"name": "Ann", "custom_fields": {ROLE: "Dev"}})], index=index
+    )
+    check(outcome, status="sent", warnings=())
+    assert outcome.identities == {("person", "u-1"): 7}
+
+
+def test_two_persons_with_one_user_id_take_the_lowest_id_with_a_warning() -> None:
+    index = built(person_record(9, "u-1"), person_record(4, "u-1"))
+    outcome = run(
+        IDENTIFY, [patch_person(4, {"name": "Ann", "custom_fields": {ROLE: "Dev"}})], index=index
+    )
+    check(
+        outcome,
+        status="sent",
+        warnings=("ambiguous identity: 2 persons have userId u-1; using the lowest id",),
+    )
+
+
+def test_not_in_a_fresh_index_is_created_without_any_listing() -> None:
+    clock = Clock()
+    index = built(person_record(8, "u-2"), clock=clock)
+    clock.now = 10.0  # listed 10 s ago: fresh
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
+    outcome = run(IDENTIFY, [create_person(body, 100)], index=index)
+    check(outcome, status="sent")
+    index.learn(outcome)
+    assert index.lookup("person", "u-1") == [100]  # what rpd made goes in as it is made
+    assert index.stats.refreshes == 0
+
+
+def test_not_in_an_index_over_10s_old_refreshes_it_first_and_finds_the_new_person() -> None:
+    clock = Clock()
+    index = built(person_record(8, "u-2"), clock=clock)
+    clock.now = 10.5
+    outcome = run(
+        IDENTIFY,
+        [
+            refresh([person_record(12, "u-1")]),
+            patch_person(12, {"name": "Ann", "custom_fields": {ROLE: "Dev"}}),
+        ],
+        index=index,
+    )
+    check(outcome, status="sent")
+    assert (index.stats.pages, index.stats.refreshes) == (2, 1)
+
+
+def test_a_refresh_that_finds_nothing_lets_the_create_go_and_is_not_repeated_for_10s() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    clock.now = 11.0
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
+    check(run(IDENTIFY, [refresh([]), create_person(body, 100)], index=index), status="sent")
+    clock.now = 21.0
+    other = {"type": "identify", "userId": "u-3", "traits": {"name": "Cy"}}
+    made = {"name": "Cy", "custom_fields": {USER_FIELD: "u-3"}}
+    check(run(other, [create_person(made, 101)], index=index), status="sent")
+
+
+def test_a_refresh_that_fails_fails_the_event_and_the_next_one_refreshes_again() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    clock.now = 11.0
+    failing = refresh([], ApiResponse(status=503, error="HTTP 503"))
+    check(run(IDENTIFY, [failing], index=index), status="failed", retryable=True)
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
+    check(run(IDENTIFY, [refresh([]), create_person(body, 100)], index=index), status="sent")
+
+
+def test_a_malformed_refresh_is_never_taken_as_not_found() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    clock.now = 11.0
+    mangled = refresh([], ApiResponse(status=200, data={"items": []}))
+    outcome = run(IDENTIFY, [mangled], index=index)
+    check(outcome, status="failed", retryable=True)
+    assert "malformed" in outcome.reason
+
+
+def test_an_indexed_id_that_is_gone_is_searched_again() -> None:
+    index = built(person_record(7, "u-1"))
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev"}}
+    outcome = run(
+        IDENTIFY,
+        [patch_person(7, body, status=404), search_person("u-1", 9), patch_person(9, body)],
+        index=index,
+    )
+    check(outcome, status="sent")
+    assert outcome.identities == {("person", "u-1"): 9}
+
+
+def test_a_merge_takes_the_merged_person_out_and_a_changed_identity_moves() -> None:
+    index = built(person_record(7, "u-1"), person_record(8, "u-2"))
+    index.learn(Outcome(status="sent", merged={7: 8}, identities={("person", "u-1"): 8}))
+    assert index.lookup("person", "u-1") == []  # the survivor keeps its own userId
+    assert index.lookup("person", "u-2") == [8]
+    index.begin("person")
+    index.take("person", [person_record(8, "u-9")])
+    assert (index.lookup("person", "u-2"), index.lookup("person", "u-9")) == ([], [8])
+
+
+def test_an_index_listed_for_another_field_is_built_again() -> None:
+    rows = MemoryIndexRows()
+    index = IdentityIndex(rows, {"person": USER_FIELD}, clock=Clock())
+    index.begin("person")
+    index.take("person", [person_record(1, "u-1")])
+    index.end("person", LISTED_AT, refresh=False, started=0.0)
+    other = IdentityIndex(rows, {"person": GROUP_FIELD}, clock=Clock())
+    assert not other.covers("person")
+    assert other.begin("person") is None  # a build: from no rows
+    assert rows.ids("person", "u-1") == []
+
+
+@pytest.mark.parametrize(
+    ("unknown", "account", "way"),
+    [
+        (199, None, "search"),
+        (200, None, "index"),
+        (0, None, "search"),
+        (1, 0, "index"),  # 20 tokens of search against one page of 10
+        (50, 50_000, "index"),  # 1,000 tokens against 100 pages (1,000 tokens): not more
+        (50, 50_001, "search"),
+    ],
+)
+def test_auto_weighs_search_tokens_against_listing_tokens(
+    unknown: int, account: int | None, way: str
+) -> None:
+    if (unknown, account) == (50, 50_000):
+        way = "search"  # equal costs: searching is not dearer
+    assert choose(unknown, account) == way
+
+
+def test_the_leads_listing_pays_when_more_persons_need_listing_than_pages() -> None:
+    assert not leads_listing_pays(1, 400)
+    assert leads_listing_pays(2, 400)
+    assert not leads_listing_pays(2, 1000)
+    assert leads_listing_pays(3, 1000)
+
+
+def test_only_rpd_origins_are_kept_from_the_account_leads() -> None:
+    leads = [
+        {"id": "a", "person_id": 1, "origin_id": "rpd:m-1"},
+        {"id": "b", "person_id": 1, "origin_id": "rpd:m-2"},
+        {"id": "c", "person_id": 2, "origin_id": "crm:5"},
+        {"id": "d", "person_id": None, "origin_id": "rpd:m-3"},
+        {"id": "e", "person_id": 3, "origin_id": None},
+    ]
+    assert rpd_origins(leads) == {1: {"rpd:m-1", "rpd:m-2"}}
+
+
+def test_the_survey_counts_what_no_external_id_resolves() -> None:
+    survey = Survey()
+    raws = [
+        {"type": "identify", "userId": "u-1"},
+        {"type": "track", "userId": "u-2", "event": "E"},
+        {"type": "alias", "userId": "u-3", "previousId": "u-0"},
+        {"type": "group", "userId": "u-1", "groupId": "g-1"},
+        {
+            "type": "group",
+            "userId": "u-4",
+            "groupId": "g-2",
+            "context": {
+                "externalId": [{"type": "org_id", "id": 5}, {"type": "person_id", "id": 6}]
+            },
+        },
+    ]
+    for n, raw in enumerate(raws):
+        survey.add(parse_event({"messageId": f"m-{n}", **raw}, f"f:{n}"))
+    assert survey.persons == {"u-0", "u-1", "u-2", "u-3"}
+    assert survey.orgs == {"g-1"}
+    assert survey.tracked == {"u-2"}
+    known = MemoryKnown()
+    known.persons["u-1"] = 1
+    assert survey.unknown("person", known) == 3
+    assert survey.unknown("org", known) == 1
+
+
+def test_without_an_index_the_plan_searches_as_before() -> None:
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev"}}
+    outcome = run(IDENTIFY, [search_person("u-1", 3), patch_person(3, body)], config=CONFIG)
+    check(outcome, status="sent")
+
+
+def test_a_refresh_answer_without_a_send_time_keeps_the_time_listed_from() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    index.begin("person")
+    index.end("person", "", refresh=True, started=0.0)
+    assert index.since("person") == LISTED_AT
+    assert index.covers("person")
+
+
+def test_events_that_need_a_refresh_while_one_is_in_flight_make_their_own() -> None:
+    clock = Clock()
+    index = built(clock=clock)
+    clock.now = 11.0
+    assert index.due("person")
+    first = index_listing(index, PERSON)
+    next(first)  # a refresh in flight: the index is still the one listed 11 s ago
+    assert index.due("person")
+    with pytest.raises(StopIteration):
+        first.send(ApiResponse(status=200, data=[], sent_at=REFRESHED_AT))
+    assert not index.due("person")  # listed now
+    clock.now = 21.0
+    assert not index.due("person")  # started at 11 s: 10 s old
+    clock.now = 21.5
+    assert index.due("person")
+
+
+@pytest.mark.parametrize("account", [None, 0, 499, 500, 501, 20_000, 50_001])
+def test_counting_stops_where_the_choice_is_settled(account: int | None) -> None:
+    limit = worth_counting(account)
+    assert choose(limit, account) == "index"
+    assert choose(limit - 1, account) == "search"
+    survey = Survey()
+    for n in range(limit + 50):
+        survey.add(parse_event({"messageId": f"m-{n}", "type": "identify", "userId": n}, "f:1"))
+    assert survey.unknown("person", MemoryKnown(), limit) == limit

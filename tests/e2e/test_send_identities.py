@@ -1,0 +1,319 @@
+"""Issue 15: `--identities search|index|auto` over loopback HTTP against the sandbox: the index
+built by listing, found records updated and new ones created with no search, a person another
+client made during the run found (not duplicated), the index kept in the state and refreshed by
+a later run, ambiguous identities, auto's choice, and one listing of the account's leads."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from e2e_support import (
+    GROUP_ID_FIELD,
+    TOKEN,
+    USER_ID_FIELD,
+    SendRun,
+    assert_report_adds_up,
+    group,
+    holdings,
+    identify,
+    rpd_send,
+    track,
+    write_events,
+)
+
+from rudder_pipedrive_cli.cli import identities
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+SEARCH = "GET /api/v2/itemSearch/field"
+
+
+class SteppedClock:
+    """The index's clock: each reading is `step` seconds after the one before, and `then` runs
+    at the reading numbered `at` (another client acting while rpd runs)."""
+
+    def __init__(self, step: float, at: int = -1, then: Any = None) -> None:
+        self.now = 0.0
+        self.step = step
+        self.readings = 0
+        self.at = at
+        self.then = then
+
+    def __call__(self) -> float:
+        self.readings += 1
+        if self.readings == self.at and self.then is not None:
+            self.then()
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def api(sandbox: Sandbox) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": TOKEN}) as client:
+        yield client
+
+
+def add_person(api: httpx.Client, user_id: str, name: str = "Other Client") -> int:
+    """A person made by another client (not rpd)."""
+    response = api.post(
+        "/api/v2/persons", json={"name": name, "custom_fields": {USER_ID_FIELD: user_id}}
+    )
+    assert response.status_code == 200, response.text
+    return int(response.json()["data"]["id"])
+
+
+def send_by(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    events: list[dict[str, Any]],
+    way: str = "index",
+    *,
+    state: Path | None = None,
+    name: str = "run",
+    args: tuple[str, ...] = (),
+) -> SendRun:
+    """`rpd send` of `events` with `--identities WAY`; it must end well with a report that adds
+    up and says the way it took."""
+    path = write_events(tmp_path / f"{name}.ndjson", events)
+    run = rpd_send(
+        sandbox, tmp_path, path, args=("--identities", way, *args), state=state, name=name
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    return run
+
+
+def test_index_way_lists_once_and_never_searches(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    existing = {user: add_person(api, user) for user in ("u-1", "u-2", "u-3")}
+    events = [identify(f"m-{n}", f"u-{n}", name=f"User {n}", role="Dev") for n in range(1, 6)]
+    run = send_by(sandbox, tmp_path, events, "index")
+    report = run.report
+    assert report is not None
+    assert report["identities"] == "index"
+    assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
+    assert report["requests"] == {
+        "GET /api/v2/dealFields": 1,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/organizations": 1,  # the organization index: one (empty) page
+        "GET /api/v2/personFields": 1,
+        "GET /api/v2/persons": 1,  # the person index: one page
+        "GET /v1/leadLabels": 1,
+        "GET /v1/users/me": 1,  # the account, which keys the state
+        "PATCH /api/v2/persons/{id}": 3,
+        "POST /api/v2/persons": 2,
+    }
+    assert "identities: by index (2 listing pages; 0 refreshes)" in run.stderr
+    found = holdings(sandbox)
+    assert found.user_ids() == {f"u-{n}": 1 for n in range(1, 6)}
+    for user, person in existing.items():
+        assert found.person(user)["id"] == person
+        assert found.person(user)["name"] == f"User {user[2:]}"
+
+
+def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_person(api, "u-1")
+    made: list[int] = []
+    # Readings: 1 and 2 when the two indexes are listed; 3 when u-late is not in the index and a
+    # refresh is weighed: the other client has just made u-late, 11 s after the listing.
+    clock = SteppedClock(11.0, at=3, then=lambda: made.append(add_person(api, "u-late")))
+    monkeypatch.setattr(identities, "CLOCK", clock)
+    events = [
+        identify("m-1", "u-1", name="One"),
+        identify("m-2", "u-late", name="Late"),
+        identify("m-3", "u-new", name="New"),
+    ]
+    run = send_by(sandbox, tmp_path, events, args=("--concurrency", "1"))
+    assert made, "the other client's person was made during the run"
+    found = holdings(sandbox)
+    assert found.user_ids() == {"u-1": 1, "u-late": 1, "u-new": 1}  # no second u-late
+    assert found.person("u-late")["id"] == made[0]
+    assert found.person("u-late")["name"] == "Late"  # rpd's identify updated it
+    report = run.report
+    assert report is not None
+    # u-late: a refresh (updated_since) found it; u-new: 11 s later again, another refresh.
+    assert report["identity_index"] == {"pages": 4, "refreshes": 2, "lead_pages": 0}
+    assert report["requests"]["GET /api/v2/persons"] == 3
+    assert report["requests"]["POST /api/v2/persons"] == 1
+    assert report["requests"]["PATCH /api/v2/persons/{id}"] == 2
+    assert SEARCH not in report["requests"]
+
+
+def test_a_fresh_index_is_not_listed_again_before_each_create(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(identities, "CLOCK", SteppedClock(1.0))  # never 10 s old
+    events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(5)]
+    run = send_by(sandbox, tmp_path, events, "index")
+    assert run.report is not None
+    assert run.report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
+    assert run.report["requests"]["POST /api/v2/persons"] == 5
+
+
+def test_the_index_is_kept_in_the_state_and_a_later_run_refreshes_it(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    add_person(api, "u-1")
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-1", "u-2", name="Two")], state=state, name="a")
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT kind, value FROM identity_index ORDER BY value").fetchall()
+    assert rows == [("person", "u-1"), ("person", "u-2")]  # listed, then created
+    late = add_person(api, "u-3")
+    second = send_by(
+        sandbox, tmp_path, [identify("m-2", "u-3", name="Three")], state=state, name="b"
+    )
+    assert second.report is not None
+    # Not listed whole again: u-3 missing, the person index is refreshed from the first run's
+    # listing (updated_since); the organization index is not needed.
+    assert second.report["identity_index"] == {"pages": 1, "refreshes": 1, "lead_pages": 0}
+    assert second.report["requests"]["GET /api/v2/persons"] == 1
+    assert "GET /api/v2/organizations" not in second.report["requests"]
+    assert holdings(sandbox).user_ids() == {"u-1": 1, "u-2": 1, "u-3": 1}
+    assert holdings(sandbox).person("u-3")["id"] == late
+
+
+def test_two_persons_with_one_user_id_resolve_as_ambiguous_search_hits(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    low = add_person(api, "u-twice", name="First")
+    high = add_person(api, "u-twice", name="Second")
+    run = send_by(sandbox, tmp_path, [identify("m-1", "u-twice", name="Updated")], "index")
+    names = {p["id"]: p["name"] for p in holdings(sandbox).persons}
+    assert names == {low: "Updated", high: "Second"}
+    assert "ambiguous identity: several persons have one userId; using the lowest id" in run.stderr
+
+
+def test_organizations_by_index(sandbox: Sandbox, api: httpx.Client, tmp_path: Path) -> None:
+    response = api.post(
+        "/api/v2/organizations", json={"name": "Acme", "custom_fields": {GROUP_ID_FIELD: "g-1"}}
+    )
+    org = response.json()["data"]["id"]
+    events = [identify("m-1", "u-1", name="One"), group("m-2", "u-1", "g-1", name="Acme Inc")]
+    run = send_by(sandbox, tmp_path, events, "index")
+    assert run.report is not None
+    assert SEARCH not in run.report["requests"]
+    assert holdings(sandbox).org("g-1")["id"] == org
+    assert holdings(sandbox).person("u-1")["org_id"] == org
+
+
+@pytest.mark.parametrize(("users", "way"), [(199, "search"), (200, "index")])
+def test_auto_takes_the_index_from_200_unknown_identities(
+    sandbox: Sandbox, tmp_path: Path, users: int, way: str
+) -> None:
+    events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(users)]
+    run = send_by(sandbox, tmp_path, events, "auto")
+    assert run.report is not None
+    assert run.report["identities"] == way
+    assert run.report["requests"].get(SEARCH, 0) == (users if way == "search" else 0)
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(users)}
+
+
+def test_auto_counts_identities_the_state_resolves_as_known(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(150)]
+    first = send_by(sandbox, tmp_path, events, "auto", state=state, name="a")
+    assert first.report is not None and first.report["identities"] == "search"
+    # 250 userIds, 150 of them cached by the first run: 100 unknown, so search again.
+    more = [identify(f"n-{n}", f"u-{n}", name=f"V{n}") for n in range(250)]
+    second = send_by(sandbox, tmp_path, more, "auto", state=state, name="b")
+    assert second.report is not None
+    assert second.report["identities"] == "search"
+    assert second.report["requests"][SEARCH] == 100
+
+
+def test_stdin_with_auto_searches(sandbox: Sandbox, tmp_path: Path) -> None:
+    events = write_events(tmp_path / "in.ndjson", [identify("m-1", "u-1", name="One")])
+    run = rpd_send(sandbox, tmp_path, "-", args=(), stdin=events.read_bytes())
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None and run.report["identities"] == "search"
+
+
+def test_one_listing_of_the_account_leads_replaces_listing_each_persons(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    persons = {user: add_person(api, user) for user in ("u-1", "u-2", "u-3")}
+    done = api.post(
+        "/v1/leads",
+        json={"title": "Signed Up", "person_id": persons["u-1"], "origin_id": "rpd:t-1"},
+    )
+    assert done.status_code == 201, done.text
+    other = api.post(
+        "/v1/leads", json={"title": "By hand", "person_id": persons["u-2"], "origin_id": "crm:9"}
+    )
+    assert other.status_code == 201, other.text
+    events = [
+        track("t-1", "u-1", "Signed Up"),  # sent by an earlier run: its lead is there
+        track("t-2", "u-2", "Signed Up"),
+        track("t-3", "u-3", "Signed Up"),
+    ]
+    run = send_by(sandbox, tmp_path, events, "index")
+    report = run.report
+    assert report is not None
+    assert report["by_type"] == {"track": {"sent": 2, "skipped": 1}}
+    # Once each listing for the account, where each of the 3 persons would have cost one each.
+    assert report["requests"]["GET /v1/leads"] == 1
+    assert report["requests"]["GET /v1/leads/archived"] == 1
+    assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 2}
+    assert holdings(sandbox).origin_ids() == {"rpd:t-1": 1, "crm:9": 1, "rpd:t-2": 1, "rpd:t-3": 1}
+
+
+def test_search_way_lists_each_persons_leads(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    for user in ("u-1", "u-2", "u-3"):
+        add_person(api, user)
+    events = [track(f"t-{n}", f"u-{n}", "Signed Up") for n in (1, 2, 3)]
+    run = send_by(sandbox, tmp_path, events, "search")
+    assert run.report is not None
+    assert run.report["identities"] == "search"
+    assert run.report["requests"]["GET /v1/leads"] == 3
+    assert run.report["requests"][SEARCH] == 3
+
+
+def test_a_bad_identities_flag_is_a_config_error_exit_2(sandbox: Sandbox, tmp_path: Path) -> None:
+    events = write_events(tmp_path / "in.ndjson", [identify("m-1", "u-1", name="One")])
+    run = rpd_send(sandbox, tmp_path, events, args=("--identities", "all"))
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        "error: command line: unknown identities 'all'",
+        "hint: use one of: auto, search, index",
+    ]
+    assert sandbox.stats()["requests"] == {}
+
+
+def test_one_tracked_person_has_its_own_leads_listed_not_the_account(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    person = add_person(api, "u-1")
+    for n in (2, 3):
+        add_person(api, f"u-{n}")
+    done = api.post("/v1/leads", json={"title": "Old", "person_id": person, "origin_id": "rpd:t-1"})
+    assert done.status_code == 201, done.text
+    run = rpd_send(
+        sandbox,
+        tmp_path,
+        write_events(
+            tmp_path / "in.ndjson", [track("t-1", "u-1", "Old"), track("t-2", "u-1", "New")]
+        ),
+        args=("--identities", "index"),
+    )
+    assert run.exit_code == 0, run.stderr
+    report = run.report
+    assert report is not None
+    # One person to list against one page of the account's leads: equal, so per person.
+    assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
+    assert report["requests"]["GET /v1/leads"] == 1
+    assert report["requests"]["GET /v1/leads/archived"] == 1
+    assert report["by_type"] == {"track": {"sent": 1, "skipped": 1}}
+    assert holdings(sandbox).origin_ids() == {"rpd:t-1": 1, "rpd:t-2": 1}

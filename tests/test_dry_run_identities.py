@@ -1,0 +1,82 @@
+"""dry-run's estimates of both ways to resolve identities, and the way a send would take
+(issue 15 item 6): exact figures for a known input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = str(ROOT / "config.example.toml")
+
+
+def identifies(path: Path, users: int) -> Path:
+    events = [
+        {"type": "identify", "messageId": f"m-{n}", "userId": f"u-{n}", "traits": {"name": "N"}}
+        for n in range(users)
+    ]
+    path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    return path
+
+
+def dry_run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["dry-run", *args], env={"RPD_IDENTITIES": None})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_both_estimates_for_200_new_users_and_auto_takes_the_index(tmp_path: Path) -> None:
+    path = identifies(tmp_path / "in.ndjson", 200)
+    code, out, _ = dry_run(str(path), "--config", CONFIG, "--format", "json", "-q")
+    assert code == 0
+    summary = orjson.loads(out)
+    # Search: 200 searches (5 a second: 40 s), 200 creates, 4 field and label listings.
+    # Index: one page of persons (none found), 200 creates and the 4 listings, 204 requests at
+    # 20 a second (10.2 s): a refresh before creates in each of 2 rounds of 10 s.
+    assert summary["identities"] == {
+        "way": "index",
+        "search": {"requests": 404, "tokens": 200 * 20 + 200 * 5 + 40, "duration_s": 40.0},
+        "index": {
+            "requests": 207,
+            "tokens": 3 * 10 + 200 * 5 + 40,
+            "duration_s": 10.3,
+            "pages": 3,
+            "refreshes": 2,
+        },
+    }
+    assert summary["tokens"] == 200 * 20 + 200 * 5 + 40  # the plan as shown: by search
+
+
+@pytest.mark.parametrize(
+    ("users", "flag", "way", "why"),
+    [
+        (199, (), "search", "auto: 199 identities to resolve, the index from 200 on"),
+        (200, (), "index", "auto: 200 identities to resolve, the index from 200 on"),
+        (3, ("--identities", "index"), "index", "--identities index"),
+        (300, ("--identities", "search"), "search", "--identities search"),
+    ],
+)
+def test_the_summary_says_both_ways_and_the_one_a_send_would_take(
+    tmp_path: Path, users: int, flag: tuple[str, ...], way: str, why: str
+) -> None:
+    path = identifies(tmp_path / "in.ndjson", users)
+    code, _, err = dry_run(str(path), "--config", CONFIG, "-o", str(tmp_path / "plan"), *flag)
+    assert code == 0  # with -o, the summary goes to stderr
+    (line,) = [line for line in err.splitlines() if line.startswith("identities by search")]
+    assert line.endswith(f"a send would resolve them by {way} ({why})")
+
+
+def test_standard_input_with_auto_would_search(tmp_path: Path) -> None:
+    data = identifies(tmp_path / "in.ndjson", 250).read_bytes()
+    result = CliRunner().invoke(
+        app, ["dry-run", "-", "--config", CONFIG, "-o", str(tmp_path / "plan")], input=data
+    )
+    assert result.exit_code == 0
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("identities by")]
+    assert line.endswith(
+        "a send would resolve them by search (auto: standard input is not counted first)"
+    )
