@@ -12,10 +12,11 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
-from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
+from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -126,15 +127,15 @@ def dry_run_command(
                     tally=made,
                 )
             )
-            catalog = client.exchange(fetch_catalog())
+            catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
             for problem in catalog.unknown_keys(plan_config):
                 env.warn(problem)
-            plan_config = catalog.apply(plan_config)
+            plan_config = applied(env, catalog, plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
             respond = live
         else:  # a send lists the catalog before its first event: part of the estimate
-            for request in catalog_requests():
+            for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
         replay_state = open_readonly_state(env, state)
         known: Learner = MemoryKnown()
@@ -144,7 +145,7 @@ def dry_run_command(
             known, journal_status = replay_state, replay_state.journal_status
             cached = None if lookups else load_catalog(replay_state)
             if cached is not None:
-                plan_config = cached.apply(plan_config)
+                plan_config = applied(env, cached, plan_config, listed=False)
                 respond = OfflineResponder(plan_config, assumption)
         items = intake(EventReader(paths, strict=strict), event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done

@@ -36,6 +36,8 @@ def planned_line(planned: Planned) -> Text:
     line.append(status, style=STYLE.get(status, ""))
     if planned.outcome.reason:
         line.append(f"  ({planned.outcome.reason})")
+    if planned.rule is not None:
+        line.append(f"  [{planned.rule}]", style="magenta")
     for request in planned.requests:
         line.append(f"\n    {request.method} {request.path}", style="cyan")
         if request.query:
@@ -115,6 +117,12 @@ def print_dry_run_summary(console: Console, tally: Tally, *, plan: str, seconds:
         markup=False,
         soft_wrap=True,
     )
+    if tally.rules:
+        console.print(
+            counted_line("track events by rule", tally.rules), markup=False, soft_wrap=True
+        )
+    if tally.writes:
+        console.print(counted_line("planned writes", tally.writes), markup=False, soft_wrap=True)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
         console.print(f"unmapped traits dropped: {dropped}", markup=False)
@@ -133,6 +141,8 @@ def print_send_report(
         markup=False,
         soft_wrap=True,
     )
+    if tally.writes:
+        console.print(counted_line("writes", tally.writes), markup=False, soft_wrap=True)
     if tally.not_attempted:
         console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
     if tally.dropped:
@@ -152,6 +162,11 @@ def print_send_report(
         )
 
 
+def counted_line(heading: str, counts: Counter[str]) -> str:
+    """`heading: a (2), b (1)`, in the order of the kinds' names."""
+    return f"{heading}: " + ", ".join(f"{key} {n}" for key, n in sorted(counts.items()))
+
+
 def not_attempted_line(count: int) -> str:
     events = "1 event was" if count == 1 else f"{count} events were"
     return (
@@ -168,9 +183,15 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
     persons = state.get("persons", [])
     if records:
         _holdings_table(console, state)
+    # What track rules make, when they made any (a sandbox without them says what it said).
+    made = "".join(
+        f", {len(state[kind])} {kind}"
+        for kind in ("deals", "activities", "notes")
+        if state.get(kind)
+    )
     console.print(
         f"{len(persons)} persons, {len(state.get('organizations', []))} organizations, "
-        f"{len(state.get('leads', []))} leads, {len(state.get('merges', []))} merges",
+        f"{len(state.get('leads', []))} leads{made}, {len(state.get('merges', []))} merges",
         markup=False,
     )
 

@@ -987,12 +987,25 @@ LEAD_WRITABLE = frozenset(
     {"channel", "channel_id", "expected_close_date", "label_ids", "organization_id"}
     | {"origin_id", "owner_id", "person_id", "title", "value", "visible_to", "was_seen"}
 )
+# v2 deals (track rules): what a mapped property may set besides custom fields; the pipeline
+# and stage come from the rule, title, person, organization and origin from rpd.
+DEAL_WRITABLE = frozenset(
+    {"currency", "expected_close_date", "lost_reason", "probability", "status", "value"}
+    | {"visible_to"}
+)
+DEAL_SHAPES: Mapping[str, Shape] = {
+    "value": lambda value, shaping: as_number(value),
+    "currency": lambda value, _: currency_code(value),
+    "expected_close_date": lambda value, _: date_part(value),
+    "visible_to": _visible,
+}
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {
     "persons": PERSON_WRITABLE,
     "organizations": ORG_WRITABLE,
     "leads": LEAD_WRITABLE,
+    "deals": DEAL_WRITABLE,
 }
 
 

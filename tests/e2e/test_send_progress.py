@@ -119,5 +119,5 @@ def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     assert run.stdout == ""
     assert run.stderr == ""
     assert run.report is not None
-    assert run.report["events"]["sent"] == 17
+    assert run.report["events"]["sent"] == 19
     assert len(holdings(sandbox).persons) == 6
