@@ -460,3 +460,19 @@ def test_without_rules_no_rule_is_shown(tmp_path: Path) -> None:
     assert code == 0, err
     assert all("rule" not in r for r in records(out))
     assert "by rule" not in err
+
+
+def test_assume_existing_lists_a_persons_deals_activities_and_notes_once(tmp_path: Path) -> None:
+    code, out, err = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "--assume", "existing")
+    assert code == 0, err
+    planned = {r["id"]: r for r in records(out)}
+    assert [(r["method"], r["path"], r["query"]) for r in planned["msg-0024"]["requests"]] == [
+        ("GET", "/api/v2/activities", {"person_id": "{person:u-1002}", "limit": 500}),
+        ("POST", "/api/v2/activities", {}),
+    ]
+    assert [(r["method"], r["path"]) for r in planned["msg-0025"]["requests"]] == [
+        ("GET", "/v1/notes"),
+        ("POST", "/v1/notes"),
+    ]
+    assert planned["msg-0007"]["outcome"] == "planned"
+    assert planned["msg-0007"]["requests"][-1]["body"]["person_id"] == "{person:u-1002}"
