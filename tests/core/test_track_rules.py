@@ -595,3 +595,37 @@ def test_a_rule_whose_names_no_listing_resolved_fails_its_events_retryable() -> 
     )
     # Rules that name nothing to resolve go on.
     assert run(track("Button Clicked"), [], config=config).reason == "track rule: skip"
+
+
+def test_a_deal_value_without_any_currency_is_left_out_with_a_warning_naming_the_deal() -> None:
+    config = replace(RULED, default_currency="")
+    body = {
+        "title": "Demo Requested via webinar",
+        "pipeline_id": 1,
+        "stage_id": 2,
+        "custom_fields": {CAMPAIGN: "webinar"},
+        "origin_id": "rpd:m-1",
+        "person_id": 42,
+    }
+    outcome = run(
+        track(
+            "Demo Requested",
+            {
+                "revenue": "lots",
+                "value": 1500,
+                "utm": {"campaign": "webinar"},
+                "campaign": "webinar",
+            },
+        ),
+        [post("/api/v2/deals", body, ok({"id": 9, **body}))],
+        config=config,
+        known=Case(name="", raw={}, persons={"u-1": 42}, leads={"deal:42": frozenset()}).known(),
+    )
+    assert (outcome.status, outcome.warnings) == (
+        "sent",
+        (
+            "revenue = lots is not a number; ignored for the deal value",
+            "deal value 1500 has no currency (no currency property and no [identity] "
+            "default_currency); value left out",
+        ),
+    )

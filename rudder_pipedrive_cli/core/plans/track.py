@@ -229,8 +229,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config), config
     )
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
-    amount = lead_amount(properties, warnings)
-    value = None if amount is None else lead_value(amount, currency, config, warnings)
+    amount = lead_amount(properties, warnings, "deal")
+    value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
     if value is not None:
         put_own(body, "value", value["amount"], mapping, warnings)
         body["currency"] = value["currency"]
