@@ -146,6 +146,7 @@ class Replay:
             warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
             root=explained.root,
+            writes=outcome.writes,
         )
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)

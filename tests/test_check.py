@@ -352,3 +352,66 @@ def test_a_trait_mapped_to_the_identity_field_fails_the_check(
         UNLIMITED,
         "1 of 5 checks failed",
     ]
+
+
+def test_track_rules_are_checked_against_the_account(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    account = start_account(make_sandbox)
+    fields = f"""
+[fields.deals]
+campaign = "{CAMPAIGN}"
+role = "{ROLE}"
+
+[[track]]
+events = ["Page *", "Button Clicked"]
+create = "skip"
+
+[[track]]
+events = ["Demo Requested"]
+create = "deal"
+pipeline = "Partners"
+stage = "Intro"
+fields = {{ plan = "Plan" }}
+
+[[track]]
+events = ["Contract Signed"]
+create = "deal"
+stage = "Qualifed"
+
+[[track]]
+events = ["Call Scheduled"]
+create = "activity"
+type = "Meeting"
+
+[[track]]
+events = ["Ticket"]
+create = "activity"
+type = "cal"
+
+[[track]]
+events = ["*"]
+create = "note"
+"""
+    code, lines, _ = check(tmp_path, account.url, fields=fields)
+    assert code == 2
+    assert lines[4:] == [
+        f"ok    fields.deals.campaign = '{CAMPAIGN}': \"Campaign\" (varchar)",
+        f"FAIL  fields.deals.role = '{ROLE}': the account has no such deal field (it is a "
+        "person field)",
+        "      hint: run `rpd map-fields` to list them",
+        "FAIL  track #2.fields.plan = 'Plan': the account has no such deal field (it is a "
+        "person field)",
+        "      hint: run `rpd map-fields` to list them",
+        "ok    track #1: skip for 'Page *', 'Button Clicked'",
+        "ok    track #2: a deal in pipeline 'Partners' (2), stage 'Intro' (4) for 'Demo Requested'",
+        "FAIL  track #3: stage 'Qualifed': the account has no such stage",
+        "      hint: did you mean 'Qualified'? stages: Qualified, Demo, Proposal, Intro",
+        "ok    track #4: an activity of type 'meeting' for 'Call Scheduled'",
+        "FAIL  track #5: type 'cal': the account has no such activity type",
+        "      hint: did you mean 'call'? activity types: call, meeting, task, deadline, email, "
+        "lunch",
+        "ok    track #6: a note for '*'",
+        UNLIMITED,
+        "4 of 13 checks failed",
+    ]

@@ -387,3 +387,63 @@ def test_a_malformed_token_from_the_environment_names_the_variable() -> None:
     assert caught.value.message == (
         "$PIPEDRIVE_API_TOKEN: api_token holds a control or a non-ASCII character"
     )
+
+
+def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[fields.leads]\nsource = "k1"\n\n'
+        '[[track]]\nevents = ["Demo Requested", "Trial *"]\ncreate = "deal"\n'
+        'title = "{event}"\nstage = 2\nfields = { utm.campaign = "Campaign" }\n',
+    )
+    settings = load_settings(str(path), env={})
+    config = settings.plan_config()
+    assert config.deal_fields == {"source": "k1"}
+    (rule,) = config.track_rules.rules
+    assert (rule.events, rule.create, rule.stage, rule.fields) == (
+        ("Demo Requested", "Trial *"),
+        "deal",
+        2,
+        {"utm.campaign": "Campaign"},
+    )
+    assert config.track_rules.match("Trial Started") is rule
+    assert config.track_rules.match("Signed Up") is None
+    path = write(tmp_path, '[fields.leads]\nsource = "k1"\n\n[fields.deals]\nplan = "k2"\n')
+    assert load_settings(str(path), env={}).plan_config().deal_fields == {"plan": "k2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        (
+            '[track]\nevents = ["x"]\ncreate = "deal"\n',
+            "track must be an array of tables ([[track]])",
+            'write each rule as [[track]] with events = [...] and create = "..."',
+        ),
+        (
+            '[[track]]\nevents = ["x"]\ncreate = "deal"\nfields = { plan = 5 }\n',
+            "track #1.fields.plan must be a Pipedrive field key (a string)",
+            "run `rpd map-fields --format toml` to list the keys",
+        ),
+        (
+            '[[track]]\nevents = ["x"]\ncreate = "note"\ncontent = "{propertes.x}"\n',
+            "track #1: content: {propertes.x} in template '{propertes.x}' refers to nothing an "
+            "event holds",
+            "did you mean {properties.x}? use {event}, {userId}, {properties.PATH}, "
+            "{context.traits.PATH} or {traits.PATH}",
+        ),
+        (
+            '[[track]]\nevent = ["x"]\ncreate = "skip"\n',
+            "track #1: unknown key 'event'",
+            "did you mean 'events'?",
+        ),
+        ('[fields.deal]\nplan = "k"\n', "unknown section [fields.deal]", "did you mean 'deals'?"),
+    ],
+)
+def test_track_rule_config_errors_name_the_file_rule_and_key(
+    tmp_path: Path, text: str, message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(str(path), env={})
+    assert (raised.value.message, raised.value.hint) == (f"{path}: {message}", hint)

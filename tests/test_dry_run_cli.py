@@ -134,31 +134,59 @@ def test_json_summary_of_the_examples() -> None:
     code, out, _ = dry_run(EVENTS, "--config", CONFIG, "--format", "json", "-q")
     assert code == 0
     summary = orjson.loads(out)
-    assert summary["events"] == {"read": 21, "sent": 17, "unchanged": 0, "skipped": 4, "failed": 0}
-    assert summary["by_type"]["track"] == {"sent": 5, "skipped": 1}
+    assert summary["events"] == {"read": 25, "sent": 19, "unchanged": 0, "skipped": 6, "failed": 0}
+    # Page Viewed and Button Clicked skipped by a rule, Viewed Pricing as anonymous.
+    assert summary["by_type"]["track"] == {"sent": 7, "skipped": 3}
     assert summary["skipped_by_reason"] == {
         "anonymous": 2,
+        "track rule: skip": 2,
         "unsupported type: page": 1,
         "unsupported type: screen": 1,
     }
-    # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field and
-    # label listings before the first event included (QA: the estimate left them out), and the
-    # account a send with a state asks for.
+    # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field, label,
+    # pipeline, stage and activity type listings before the first event included (QA: the
+    # estimate left them out), and the account a send with a state asks for.
     assert summary["requests"] == {
         "GET /api/v2/dealFields": 1,
         "GET /api/v2/itemSearch/field": 10,
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
+        "GET /api/v2/pipelines": 1,
+        "GET /api/v2/stages": 1,
+        "GET /v1/activityTypes": 1,
         "GET /v1/leadLabels": 1,
         "GET /v1/users/me": 1,
         "PATCH /api/v2/persons/{id}": 5,
+        "POST /api/v2/activities": 1,
+        "POST /api/v2/deals": 1,
         "POST /api/v2/organizations": 2,
         "POST /api/v2/persons": 7,
-        "POST /v1/leads": 5,
+        "POST /v1/leads": 4,
+        "POST /v1/notes": 1,
         "PUT /v1/persons/{id}/merge": 1,
     }
-    assert summary["tokens"] == 4 * 10 + 10 * 20 + 5 * 5 + 2 * 5 + 7 * 5 + 5 * 10 + 40 + 2
+    assert summary["tokens"] == (
+        4 * 10 + 10 * 20 + 2 * 5 + 20 + 5 * 5 + 5 + 5 + 2 * 5 + 7 * 5 + 4 * 10 + 10 + 40 + 2
+    )
     assert summary["duration_s"] == 2.0  # 10 searches at 5 per second on the growth plan
+    # The writes by kind, and the track events by the rule that matched (config.example.toml).
+    assert summary["writes"] == {
+        "activities created": 1,
+        "deals created": 1,
+        "leads created": 4,
+        "merges": 1,
+        "notes created": 1,
+        "organizations created": 2,
+        "persons created": 7,
+        "persons updated": 5,
+    }
+    assert summary["by_rule"] == {
+        "track #1 (skip)": 2,
+        "track #2 (deal)": 1,
+        "track #3 (activity)": 1,
+        "track #4 (note)": 1,
+        "track #5 (lead)": 5,  # the anonymous Viewed Pricing too (skipped as anonymous)
+    }
     assert set(summary) == {
         "events",
         "by_type",
@@ -170,6 +198,8 @@ def test_json_summary_of_the_examples() -> None:
         "duration_s",
         "dead_letter",
         "identities",  # both ways' estimates (tests/test_dry_run_identities.py)
+        "writes",
+        "by_rule",
     }
 
 
@@ -180,7 +210,7 @@ def test_table_output_and_summary() -> None:
     assert "PUT /v1/persons/{person:u-1003-old}/merge" in out
     assert "examples/events.ndjson:6  identify  skipped  (anonymous)" in out
     assert (
-        "estimated API tokens: 402; estimated duration at the growth plan's rate limit: 2.0 s"
+        "estimated API tokens: 442; estimated duration at the growth plan's rate limit: 2.0 s"
         in out
     )
 
@@ -189,7 +219,7 @@ def test_output_file(tmp_path: Path) -> None:
     target = tmp_path / "plan.ndjson"
     code, out, _ = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-o", str(target), "-q")
     assert code == 0 and out == ""
-    assert len(target.read_bytes().splitlines()) == 21
+    assert len(target.read_bytes().splitlines()) == 25
 
 
 def test_bad_lines_fail_alone_and_the_rest_is_planned(tmp_path: Path) -> None:
@@ -283,10 +313,13 @@ def test_lookups_count_each_search_once_and_the_catalog_listing_a_send_makes_too
         "GET /api/v2/itemSearch/field": 2,  # the lookup is the plan's own search, counted once
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
+        "GET /api/v2/pipelines": 1,  # config.example.toml's deal rule names a pipeline, a stage
+        "GET /api/v2/stages": 1,
+        "GET /v1/activityTypes": 1,  # and its activity rule a type
         "GET /v1/leadLabels": 1,
         "POST /api/v2/persons": 2,
     }
-    assert report["tokens"] == 4 * 10 + 2 * 20 + 2 * 5
+    assert report["tokens"] == 4 * 10 + 2 * 20 + 2 * 5 + 2 * 5 + 20
 
 
 def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
@@ -502,3 +535,54 @@ def test_emoji_codes_in_event_data_are_shown_as_they_are(tmp_path: Path) -> None
     assert "dropped: :smile:" in out
     assert "unmapped traits dropped: :smile: (1)" in out
     assert "\N{SMILING FACE WITH OPEN MOUTH AND SMILING EYES}" not in out + err
+
+
+def test_each_track_event_shows_its_rule_and_the_summary_counts_by_rule() -> None:
+    code, out, err = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson")
+    assert code == 0, err
+    rules = {r["id"]: r.get("rule") for r in records(out) if r["type"] == "track"}
+    assert rules == {
+        "msg-0005": "track #5 (lead)",
+        "msg-0007": "track #2 (deal)",
+        "msg-0010": "track #5 (lead)",
+        "msg-0018": "track #5 (lead)",
+        "msg-0020": "track #5 (lead)",
+        "msg-0021": "track #5 (lead)",
+        "msg-0022": "track #1 (skip)",
+        "msg-0023": "track #1 (skip)",
+        "msg-0024": "track #3 (activity)",
+        "msg-0025": "track #4 (note)",
+    }
+    assert all("rule" not in r for r in records(out) if r["type"] != "track")
+    assert (
+        "track events by rule: track #1 (skip) 2, track #2 (deal) 1, track #3 (activity) 1, "
+        "track #4 (note) 1, track #5 (lead) 5"
+    ) in err
+    code, out, _ = dry_run(EVENTS, "--config", CONFIG)
+    assert "examples/events.ndjson:21  track  skipped  (track rule: skip)  [track #1 (skip)]" in out
+    assert "examples/events.ndjson:23  track  planned  [track #3 (activity)]" in out
+
+
+def test_without_rules_no_rule_is_shown(tmp_path: Path) -> None:
+    config = tmp_path / "rpd.toml"
+    config.write_text(Path(CONFIG).read_text().split("[[track]]")[0])
+    code, out, err = dry_run(EVENTS, "--config", str(config), "-f", "ndjson")
+    assert code == 0, err
+    assert all("rule" not in r for r in records(out))
+    assert "by rule" not in err
+
+
+def test_assume_existing_lists_a_persons_deals_activities_and_notes_once(tmp_path: Path) -> None:
+    code, out, err = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "--assume", "existing")
+    assert code == 0, err
+    planned = {r["id"]: r for r in records(out)}
+    assert [(r["method"], r["path"], r["query"]) for r in planned["msg-0024"]["requests"]] == [
+        ("GET", "/api/v2/activities", {"person_id": "{person:u-1002}", "limit": 500}),
+        ("POST", "/api/v2/activities", {}),
+    ]
+    assert [(r["method"], r["path"]) for r in planned["msg-0025"]["requests"]] == [
+        ("GET", "/v1/notes"),
+        ("POST", "/v1/notes"),
+    ]
+    assert planned["msg-0007"]["outcome"] == "planned"
+    assert planned["msg-0007"]["requests"][-1]["body"]["person_id"] == "{person:u-1002}"

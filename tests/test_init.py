@@ -336,3 +336,88 @@ def test_an_identity_setting_that_is_no_string_is_warned_about() -> None:
     converted = convert({"userIdToken": "k", "groupIdToken": 5})
     assert converted.group_id_field == ""
     assert "groupIdToken is not a field key (a string): left empty" in converted.warnings
+
+
+ALLOWED = [{"eventName": "Demo Requested"}, {"eventName": " Signed Up "}, {"eventName": ""}]
+DENIED = [{"eventName": "Page Viewed"}, {"eventName": "Button Clicked"}]
+FILTERING = {
+    "whitelistedEvents": (
+        "[[track]]  # whitelistedEvents: these track events become leads\n"
+        'events = ["Demo Requested", "Signed Up"]\n'
+        'create = "lead"\n'
+        "\n"
+        "[[track]]  # every other track event: RudderStack would not send it\n"
+        'events = ["*"]\n'
+        'create = "skip"\n',
+        # The examples' tracks: only the two allowed names make leads; the rest are skipped.
+        {
+            "msg-0007": ("planned", "track #1 (lead)"),  # Demo Requested
+            "msg-0020": ("planned", "track #1 (lead)"),  # Signed Up
+            "msg-0005": ("skipped", "track #2 (skip)"),  # Trial Started
+            "msg-0022": ("skipped", "track #2 (skip)"),  # Page Viewed
+        },
+    ),
+    "blacklistedEvents": (
+        "[[track]]  # blacklistedEvents: RudderStack would not send these\n"
+        'events = ["Page Viewed", "Button Clicked"]\n'
+        'create = "skip"\n',
+        {
+            "msg-0022": ("skipped", "track #1 (skip)"),  # Page Viewed
+            "msg-0023": ("skipped", "track #1 (skip)"),  # Button Clicked
+            "msg-0005": ("planned", "no rule (lead)"),  # Trial Started
+            "msg-0007": ("planned", "no rule (lead)"),  # Demo Requested
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("option", FILTERING)
+def test_event_filtering_becomes_track_rules(tmp_path: Path, option: str) -> None:
+    source = destination(
+        tmp_path,
+        eventFilteringOption=option,
+        whitelistedEvents=ALLOWED,
+        blacklistedEvents=DENIED,
+    )
+    code, out, err = invoke("init", "--from-rudderstack", str(source), "-o", "-")
+    assert (code, err.splitlines()) == (0, HINT)
+    rules, outcomes = FILTERING[option]
+    assert out == CONVERTED + "\n" + rules
+    (tmp_path / "rpd.toml").write_text(out)
+    records = planned(tmp_path / "rpd.toml")
+    seen = {r["id"]: (r["outcome"], r["rule"]) for r in records if r["id"] in outcomes}
+    assert seen == outcomes
+    assert {r["reason"] for r in records if r["id"] in outcomes} <= {"", "track rule: skip"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "rules", "warning"),
+    [
+        ({"eventFilteringOption": "disable", "whitelistedEvents": ALLOWED}, (), None),
+        (
+            {"eventFilteringOption": "whitelistedEvents", "whitelistedEvents": [{"eventName": ""}]},
+            ((("*",), "skip"),),
+            "whitelistedEvents is empty: RudderStack sends no track event; every track event "
+            "is skipped",
+        ),
+        (
+            {"eventFilteringOption": "blacklistedEvents", "blacklistedEvents": "Page Viewed"},
+            (),
+            "blacklistedEvents is not a list of {eventName} rows; ignored",
+        ),
+        (
+            {"eventFilteringOption": "allowlist"},
+            (),
+            "eventFilteringOption 'allowlist' is not one of disable, whitelistedEvents, "
+            "blacklistedEvents; no event filtering converted",
+        ),
+    ],
+)
+def test_event_filtering_edge_cases(
+    changes: dict[str, Any], rules: tuple[Any, ...], warning: str | None
+) -> None:
+    document = json.loads(EXAMPLE.read_text())
+    document["config"].update(changes)
+    converted = convert(document)
+    assert converted.track == rules
+    assert list(converted.warnings) == ([warning] if warning else [])

@@ -27,6 +27,7 @@ CASE_MODULES = (
     "test_alias",
     "test_track",
     "test_reconcile",
+    "test_track_rules",
 )
 CASES = [case for name in CASE_MODULES for case in importlib.import_module(name).CASES]
 
@@ -58,6 +59,12 @@ def test_the_scenarios_cover_every_operation_the_plans_use() -> None:
         "POST /v1/leads",
         "GET /v1/leads",
         "GET /v1/leads/archived",
+        "POST /api/v2/deals",
+        "GET /api/v2/deals",
+        "POST /api/v2/activities",
+        "GET /api/v2/activities",
+        "POST /v1/notes",
+        "GET /v1/notes",
     }
 
 
@@ -83,6 +90,12 @@ REFUSED: list[tuple[str, str, dict[str, Any], Any, str]] = [
     ("POST", "/v1/leads", {}, {"title": "t", "label_ids": ["Hot"]}, "is not a 'uuid'"),
     ("POST", "/v1/leads", {}, {"title": None}, "None is not of type 'string'"),
     ("PUT", "/v1/persons/5/merge", {}, {"merge_with_id": "6"}, "is not of type 'integer'"),
+    # The one extension (addDeal's origin_id) is not a general relaxation: not on other
+    # operations, and only as a string.
+    ("POST", "/api/v2/persons", {}, {"name": "n", "origin_id": "rpd:1"}, "'origin_id' is not a"),
+    ("PATCH", "/api/v2/deals/5", {}, {"origin_id": "rpd:1"}, "'origin_id' is not a"),
+    ("POST", "/api/v2/deals", {}, {"title": "t", "origin_id": 5}, "is not of type 'string'"),
+    ("POST", "/api/v2/deals", {}, {"title": "t", "origin": "rpd:1"}, "'origin' is not a field"),
 ]
 
 
@@ -92,6 +105,10 @@ def test_contract_refuses(
 ) -> None:
     with pytest.raises(ContractError, match=re.escape(message)):
         check(method, path, query, body)
+
+
+def test_contract_accepts_a_deals_origin_id() -> None:
+    check("POST", "/api/v2/deals", {}, {"title": "t", "origin_id": "rpd:m-1"})
 
 
 def test_contract_accepts_nullable_and_custom_keys() -> None:

@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog
+from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
@@ -114,7 +114,8 @@ def check_command(
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
 ) -> None:
-    """Check the config against the account: token, identity fields, mapped field keys, limits.
+    """Check the config against the account: token, identity fields, mapped field keys, track
+    rules (pipelines, stages, activity types), limits.
 
     Exit 0 when every check passes; 2 when the config is invalid or a check fails (a missing or
     unsearchable identity field, an unknown mapped key); 3 when Pipedrive refuses the token;
@@ -135,13 +136,16 @@ def check_command(
             try:
                 me = client.send(USERS_ME_REQUEST)
                 checks.add(token_finding(me))
-                catalog = client.exchange(fetch_catalog())
+                sales = sales_listings(plan_config.track_rules)
+                catalog = client.exchange(fetch_catalog(sales=sales))
             except (AuthRefused, PlanFailure) as error:
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
         for finding in catalog.identity_findings(plan_config):
             checks.add(finding)
         for finding in catalog.mapping_findings(plan_config):
+            checks.add(finding)
+        for finding in catalog.rule_findings(plan_config):
             checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())

@@ -12,12 +12,13 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog
+from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -166,15 +167,15 @@ def dry_run_command(
                     tally=made,
                 )
             )
-            catalog = client.exchange(fetch_catalog())
+            catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
             for problem in catalog.unknown_keys(plan_config):
                 env.warn(problem)
-            plan_config = catalog.apply(plan_config)
+            plan_config = applied(env, catalog, plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
             respond = live
         else:  # a send lists the catalog before its first event: part of the estimate
-            for request in catalog_requests():
+            for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
         if env.replay_state_path(state) is not None:  # a send with a state asks who it is
             tally.add_request(USERS_ME_REQUEST)
@@ -188,7 +189,7 @@ def dry_run_command(
 
             cached = None if lookups else load_catalog(replay_state)
             if cached is not None:
-                plan_config = cached.apply(plan_config)
+                plan_config = applied(env, cached, plan_config, listed=False)
                 respond = OfflineResponder(plan_config, assumption)
         reader = EventReader(
             paths,

@@ -87,6 +87,21 @@ def converted_tables(converted: Converted) -> list[Table]:
                 comment="leads use deal fields" if table == "leads" else "",
             )
         )
+    for events, create in converted.track:
+        if create == "lead":
+            comment = "whitelistedEvents: these track events become leads"
+        elif events == ("*",):
+            comment = "every other track event: RudderStack would not send it"
+        else:
+            comment = "blacklistedEvents: RudderStack would not send these"
+        tables.append(
+            Table(
+                name="track",
+                array=True,
+                entries=[Entry(key="events", value=events), Entry(key="create", value=create)],
+                comment=comment,
+            )
+        )
     return tables
 
 

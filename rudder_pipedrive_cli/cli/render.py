@@ -38,6 +38,8 @@ def planned_line(planned: Planned) -> Text:
     line.append(status, style=STYLE.get(status, ""))
     if planned.outcome.reason:
         line.append(f"  ({printable(planned.outcome.reason)})")
+    if planned.rule is not None:
+        line.append(f"  [{planned.rule}]", style="magenta")
     for request in planned.requests:
         line.append(f"\n    {request.method} {printable(request.path)}", style="cyan")
         if request.query:
@@ -124,6 +126,12 @@ def print_dry_run_summary(
         markup=False,
         soft_wrap=True,
     )
+    if tally.rules:
+        console.print(
+            counted_line("track events by rule", tally.rules), markup=False, soft_wrap=True
+        )
+    if tally.writes:
+        console.print(counted_line("planned writes", tally.writes), markup=False, soft_wrap=True)
     if identities:  # both ways to resolve identities (cli/identities.py)
         console.print(identities, markup=False, highlight=False, soft_wrap=True)
     if tally.dropped:
@@ -154,6 +162,8 @@ def print_send_report(
         markup=False,
         soft_wrap=True,
     )
+    if tally.writes:
+        console.print(counted_line("writes", tally.writes), markup=False, soft_wrap=True)
     if identities:  # by search or by index, and what the index cost (cli/identities.py)
         console.print(identities, markup=False, highlight=False, soft_wrap=True)
     if tally.not_attempted:
@@ -178,6 +188,11 @@ def print_send_report(
         )
 
 
+def counted_line(heading: str, counts: Counter[str]) -> str:
+    """`heading: a (2), b (1)`, in the order of the kinds' names."""
+    return f"{heading}: " + ", ".join(f"{key} {n}" for key, n in sorted(counts.items()))
+
+
 def not_attempted_line(count: int) -> str:
     events = "1 event was" if count == 1 else f"{count} events were"
     return (
@@ -194,10 +209,16 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
     persons = state.get("persons", [])
     if records:
         _holdings_table(console, state)
+    made = [  # what track rules make, when they made any
+        plural(len(state[kind]), noun, kind)
+        for kind, noun in (("deals", "deal"), ("activities", "activity"), ("notes", "note"))
+        if state.get(kind)
+    ]
     counts = (
         plural(len(persons), "person"),
         plural(len(state.get("organizations", [])), "organization"),
         plural(len(state.get("leads", [])), "lead"),
+        *made,
         plural(len(state.get("merges", [])), "merge"),
     )
     say(console, ", ".join(counts))

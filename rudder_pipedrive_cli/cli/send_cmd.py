@@ -17,6 +17,7 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
@@ -24,7 +25,13 @@ from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import fetch_account
-from rudder_pipedrive_cli.core.catalog import Catalog, Finding, fetch_catalog, needs_listing
+from rudder_pipedrive_cli.core.catalog import (
+    Catalog,
+    Finding,
+    fetch_catalog,
+    needs_listing,
+    sales_listings,
+)
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.index import ListedLeads, MemoryIndexRows, Survey
@@ -166,7 +173,7 @@ def with_catalog(
     """
     try:
         with listing_client(env, token, tally, max_retries, pacer, reach) as blocking:
-            catalog = blocking.exchange(fetch_catalog())
+            catalog = blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules)))
     except PlanFailure as failure:
         cached = load_catalog(store) if store is not None else None
         if cached is None:
@@ -178,7 +185,7 @@ def with_catalog(
                     retryable=True,
                 ) from None
             env.warn(f"{failure.reason}; values will be sent without type conversion")
-            return config
+            return with_unresolvable(env, config, failure.reason)
         env.warn(f"{failure.reason}; using the field listing the state saved last time")
         catalog = cached
     else:
@@ -187,7 +194,21 @@ def with_catalog(
     refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
     for problem in catalog.unknown_keys(config):
         env.warn(problem)
-    return catalog.apply(config)
+    return applied(env, catalog, config)
+
+
+def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
+    """The config whose track rules name what no listing resolved: their events fail
+    (retryable, dead-lettered; a rerun sends them), said once here."""
+    unresolved = config.track_rules.unresolved()
+    if not unresolved:
+        return config
+    more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+    env.warn(
+        f"{unresolved[0]}{more} cannot be resolved without the listings: the events of those "
+        "track rules fail (retryable)"
+    )
+    return replace(config, track_rules=config.track_rules.unresolvable(why))
 
 
 def listing_client(

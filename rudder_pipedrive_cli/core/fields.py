@@ -697,8 +697,9 @@ def inner_paths(mapping: Mapping[str, str]) -> frozenset[str]:
 # --- leads -----------------------------------------------------------------------------------
 
 
-def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
-    """The first present of revenue > value > total > amount; a non-numeric one is skipped."""
+def lead_amount(properties: Traits, warnings: list[str], noun: str = "lead") -> int | float | None:
+    """The first present of revenue > value > total > amount; a non-numeric one is skipped.
+    `noun`: what the value is of ("lead", or "deal" for a track rule's deal)."""
     for path in AMOUNT_PATHS:
         value = properties.get(path)
         if value is None or value == "":
@@ -708,15 +709,15 @@ def lead_amount(properties: Traits, warnings: list[str]) -> int | float | None:
             return number
         warnings.append(
             Warned(
-                f"{path} = {show(value)} is not a number; ignored for the lead value",
-                f"{path} is not a number; ignored for the lead value",
+                f"{path} = {show(value)} is not a number; ignored for the {noun} value",
+                f"{path} is not a number; ignored for the {noun} value",
             )
         )
     return None
 
 
 def lead_value(
-    amount: int | float, currency: Any, config: PlanConfig, warnings: list[str]
+    amount: int | float, currency: Any, config: PlanConfig, warnings: list[str], noun: str = "lead"
 ) -> dict[str, Any] | None:
     """The lead's `value`: the amount in the event's currency (see `Coerce`). Without a currency
     it is left out with a warning; with one that is not a 3-letter code it is never sent in
@@ -724,9 +725,9 @@ def lead_value(
     if absent(currency):
         warnings.append(
             Warned(
-                f"lead value {amount} has no currency (no currency property and no "
+                f"{noun} value {amount} has no currency (no currency property and no "
                 "[identity] default_currency); value left out",
-                "a lead value has no currency (no currency property and no [identity] "
+                f"a {noun} value has no currency (no currency property and no [identity] "
                 "default_currency); value left out",
             )
         )
@@ -738,7 +739,7 @@ def lead_value(
             public="currency is not a 3-letter currency code",
             stage="validate",
         )
-        refuse(failure, config.on_invalid, warnings, "the lead's value is left out")
+        refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
         return None
     return {"amount": amount, "currency": code}
 
@@ -987,12 +988,25 @@ LEAD_WRITABLE = frozenset(
     {"channel", "channel_id", "expected_close_date", "label_ids", "organization_id"}
     | {"origin_id", "owner_id", "person_id", "title", "value", "visible_to", "was_seen"}
 )
+# v2 deals (track rules): what a mapped property may set besides custom fields; the pipeline
+# and stage come from the rule, title, person, organization and origin from rpd.
+DEAL_WRITABLE = frozenset(
+    {"currency", "expected_close_date", "lost_reason", "probability", "status", "value"}
+    | {"visible_to"}
+)
+DEAL_SHAPES: Mapping[str, Shape] = {
+    "value": lambda value, shaping: as_number(value),
+    "currency": lambda value, _: currency_code(value),
+    "expected_close_date": lambda value, _: date_part(value),
+    "visible_to": _visible,
+}
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {
     "persons": PERSON_WRITABLE,
     "organizations": ORG_WRITABLE,
     "leads": LEAD_WRITABLE,
+    "deals": DEAL_WRITABLE,
 }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import public_warning
+from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.known import Learner
@@ -25,6 +26,7 @@ class Planned:
     item: Intake
     outcome: Outcome
     requests: tuple[ApiRequest, ...]
+    rule: str | None = None  # a track event's [[track]] rule (`TrackRules.label`), when rules exist
 
     @property
     def planned_status(self) -> str:
@@ -33,7 +35,7 @@ class Planned:
     def record(self) -> dict[str, Any]:
         """The NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays)."""
         item, outcome = self.item, self.outcome
-        return {
+        record = {
             "source": item.source,
             "id": item.id,
             "type": item.kind,
@@ -43,6 +45,9 @@ class Planned:
             "dropped": outcome.dropped,
             "requests": [request_record(r) for r in self.requests],
         }
+        if self.rule is not None:  # track events, when [[track]] rules are configured
+            record["rule"] = self.rule
+        return record
 
 
 def request_record(request: ApiRequest) -> dict[str, Any]:
@@ -74,7 +79,12 @@ def preview(
     """
     recorder = _Recorder(respond, tally)
     finished = Finished(journal_status, finished_ids)
+    rules = config.track_rules if config.track_rules.rules else None
     for item in items:
+        rule = None
+        if rules is not None and item.kind == "track" and item.event is not None:
+            rule = rules.label(text(item.event.raw.get("event")))
+            tally.rules[rule] += 1
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
             outcome = item.decided or Outcome(status="failed", reason="not an event")
@@ -93,8 +103,9 @@ def preview(
             dropped=outcome.dropped,
             warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
+            writes=outcome.writes,
         )
-        yield Planned(item=item, outcome=outcome, requests=tuple(requests))
+        yield Planned(item=item, outcome=outcome, requests=tuple(requests), rule=rule)
 
 
 class _Recorder:

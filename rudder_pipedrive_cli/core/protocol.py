@@ -137,6 +137,9 @@ class Outcome:
     troubled: frozenset[tuple[str, str]] = frozenset()
     recency: Mapping[tuple[str, PdId], Mapping[str, str]] = field(default_factory=dict)
     public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
+    # What each write of the event made, by kind ("persons created", "deals created", "persons
+    # updated", "merges"): the report counts writes by kind.
+    writes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.status == "failed" and not self.reason:

@@ -19,6 +19,18 @@ Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
 # The answer to every search under --assume missing: one value, since plans only read answers.
 NO_HITS = ApiResponse(status=200, data=None)
+# What a track creates (SPEC 4 track rules), by endpoint: the placeholder kind of a new one.
+CREATED = {
+    "/v1/leads": "lead",
+    "/api/v2/deals": "deal",
+    "/api/v2/activities": "activity",
+    "/v1/notes": "note",
+}
+# A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
+V1_LISTINGS = frozenset({"/v1/leads", "/v1/leads/archived", "/v1/notes"})
+V2_LISTINGS = frozenset(
+    {"/api/v2/persons", "/api/v2/organizations", "/api/v2/deals", "/api/v2/activities"}
+)
 
 
 class OfflineResponder:
@@ -37,11 +49,12 @@ class OfflineResponder:
             return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
         if method == "POST" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
             return ApiResponse(status=201, data=self._created(endpoint, request.body or {}))
-        if method == "POST" and endpoint == "/v1/leads":
-            return ApiResponse(status=201, data={"id": f"{{lead:{next(self._serial)}}}"})
-        if method == "GET" and endpoint in ("/v1/leads", "/v1/leads/archived"):
+        if method == "POST" and endpoint in CREATED:
+            kind = CREATED[endpoint]
+            return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
+        if method == "GET" and endpoint in V1_LISTINGS:
             return ApiResponse(status=200, data=[], additional_data={"pagination": {}})
-        if method == "GET" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
+        if method == "GET" and endpoint in V2_LISTINGS:
             return ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
         # Updates, merges and single-record reads succeed and echo what they were given.
         data: dict[str, Any] = {"id": request.path.rsplit("/", 1)[-1]}

@@ -5,6 +5,12 @@ one: `userIdToken` and `groupIdToken` are the identity field keys, `enableUserCr
 `create_persons`, and `personsMap`, `organizationMap` and `leadsMap` are lists of `{from, to}`
 rows, from an event trait name to a Pipedrive field key (or name). The `apiToken` is never carried
 over: the caller only learns whether there was one, so it can tell the user where tokens go.
+
+Event filtering (`eventFilteringOption`: "disable", "whitelistedEvents" or "blacklistedEvents",
+with `whitelistedEvents` / `blacklistedEvents` lists of `{"eventName"}` rows) becomes `[[track]]`
+rules (SPEC 4): an allowlist a lead rule for its names and a final skip rule for every other
+event; a denylist a skip rule for its names (every other event stays a lead). An allowlist with
+no names lets no track event through in RudderStack: one skip rule for every event, warned about.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ MAPS: tuple[tuple[str, str], ...] = (
 SETTINGS = frozenset(
     {"apiToken", "userIdToken", "groupIdToken", "enableUserCreation"} | {m for m, _ in MAPS}
 )
+FILTERING = "eventFilteringOption"
+FILTER_LISTS = {"whitelistedEvents": "lead", "blacklistedEvents": "skip"}
 # Settings RudderStack keeps on every destination; they mean nothing to a replay.
 PLATFORM_SETTINGS = frozenset(
     {
         "blacklistedEvents",
         "whitelistedEvents",
-        "eventFilteringOption",
+        FILTERING,
         "oneTrustCookieCategories",
         "ketchConsentPurposes",
         "consentManagement",
@@ -46,6 +54,8 @@ class Converted:
     group_id_field: str = ""
     create_persons: bool = False
     fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> trait -> key
+    # [[track]] rules from event filtering: (event names, create), in order.
+    track: tuple[tuple[tuple[str, ...], str], ...] = ()
     has_token: bool = False
     warnings: tuple[str, ...] = ()
 
@@ -112,6 +122,50 @@ def _rows(name: str, rows: Any, warnings: list[str]) -> dict[str, str]:
     return mapping
 
 
+def event_names(name: str, rows: Any, warnings: list[str]) -> tuple[str, ...]:
+    """`[{"eventName": ...}, ...]` as names, in order, once each; empty rows skipped."""
+    if rows in (None, ""):
+        return ()
+    if not isinstance(rows, list):
+        warnings.append(f"{name} is not a list of {{eventName}} rows; ignored")
+        return ()
+    names: list[str] = []
+    for index, row in enumerate(rows):
+        value = row.get("eventName") if isinstance(row, Mapping) else row
+        if not isinstance(value, str):
+            warnings.append(f"{name}[{index}] is not an {{eventName}} row; ignored")
+            continue
+        event = value.strip()
+        if event and event not in names:
+            names.append(event)
+    return tuple(names)
+
+
+def track_rules(
+    config: Mapping[str, Any], warnings: list[str]
+) -> tuple[tuple[tuple[str, ...], str], ...]:
+    """The destination's event filtering as track rules (see the module's doc)."""
+    option = _text(config.get(FILTERING))
+    if option in ("", "disable"):
+        return ()
+    if option not in FILTER_LISTS:
+        warnings.append(
+            f"{FILTERING} {option!r} is not one of disable, whitelistedEvents, "
+            "blacklistedEvents; no event filtering converted"
+        )
+        return ()
+    names = event_names(option, config.get(option), warnings)
+    if option == "blacklistedEvents":
+        return ((names, "skip"),) if names else ()
+    if not names:
+        warnings.append(
+            "whitelistedEvents is empty: RudderStack sends no track event; every track event "
+            "is skipped"
+        )
+        return ((("*",), "skip"),)
+    return ((names, "lead"), (("*",), "skip"))
+
+
 def convert(document: Any) -> Converted:
     """rpd's settings from a RudderStack Pipedrive destination config."""
     config = destination_config(document)
@@ -121,6 +175,7 @@ def convert(document: Any) -> Converted:
         if key not in SETTINGS and key not in PLATFORM_SETTINGS
     ]
     fields = {table: _rows(name, config.get(name), warnings) for name, table in MAPS}
+    rules = track_rules(config, warnings)
     for key in ("userIdToken", "groupIdToken"):
         value = config.get(key)
         if value is not None and not isinstance(value, str):
@@ -134,6 +189,7 @@ def convert(document: Any) -> Converted:
         group_id_field=group_id_field,
         create_persons=_flag(config.get("enableUserCreation")),
         fields=fields,
+        track=rules,
         has_token=bool(_text(config.get("apiToken"))),
         warnings=tuple(warnings),
     )

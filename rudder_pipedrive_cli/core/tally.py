@@ -55,6 +55,8 @@ class Tally:
     # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
     # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
     not_attempted: int = 0
+    writes: Counter[str] = field(default_factory=Counter)  # Outcome.writes, summed
+    rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -82,6 +84,7 @@ class Tally:
         warnings: tuple[str, ...] = (),
         reason: str = "",
         root: str = "",
+        writes: tuple[str, ...] = (),
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event;
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
@@ -91,6 +94,8 @@ class Tally:
             _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
         for warning in warnings:
             _count(self.warnings, warning, OTHER_WARNINGS)
+        if writes:
+            self.writes.update(writes)
         self.read += 1
         self.outcomes[status] += 1
         counts = self.by_type.get(event_type)
@@ -121,6 +126,10 @@ class Tally:
             "duration_s": round(duration_s, 3),
             "dead_letter": dead_letter,
         }
+        if self.writes:  # only a run that wrote (or would write) has the key
+            document["writes"] = dict(sorted(self.writes.items()))
+        if self.rules:  # only a dry-run with [[track]] rules has the key
+            document["by_rule"] = dict(sorted(self.rules.items()))
         if self.failures or self.knock_ons:  # only a run with failed events has the key
             document["failed_by_reason"] = {
                 reason: {"events": self.failures[reason], "later_events": self.knock_ons[reason]}

@@ -1,15 +1,17 @@
 """The field catalog kept in the replay state, so dry-run can coerce values offline and a send
-whose listing fails can still use the last one it saw."""
+whose listing fails can still use the last one it saw; with the pipelines, stages and activity
+types track rules name, when they were listed."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
+from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
 from rudder_pipedrive_cli.io.state import CachedFields
 
 LABELS = "lead_labels"
+PIPELINES, STAGES, ACTIVITY_TYPES = "pipelines", "stages", "activity_types"
 
 
 class FieldStore(Protocol):
@@ -32,6 +34,22 @@ def save_catalog(store: FieldStore, catalog: Catalog) -> None:
     for entity, fields in catalog.fields.items():
         store.put_fields(entity, [_field_json(info) for info in fields])
     store.put_fields(LABELS, dict(catalog.labels))
+    if catalog.pipelines is not None:
+        store.put_fields(PIPELINES, [{"id": i, "name": n} for i, n in catalog.pipelines.items()])
+    if catalog.stages is not None:
+        store.put_fields(
+            STAGES,
+            [{"id": s.id, "name": s.name, "pipeline_id": s.pipeline_id} for s in catalog.stages],
+        )
+    if catalog.activity_types is not None:
+        store.put_fields(ACTIVITY_TYPES, dict(catalog.activity_types))
+
+
+def _listed(store: FieldStore, name: str) -> list[dict[str, Any]] | None:
+    cached = store.get_fields(name)
+    if cached is None or not isinstance(cached.payload, list):
+        return None
+    return [item for item in cached.payload if isinstance(item, dict)]
 
 
 def load_catalog(store: FieldStore) -> Catalog | None:
@@ -56,4 +74,20 @@ def load_catalog(store: FieldStore) -> Catalog | None:
         return None
     labels = store.get_fields(LABELS)
     found = labels.payload if labels is not None and isinstance(labels.payload, dict) else {}
-    return Catalog(fields=fields, labels={str(k): str(v) for k, v in found.items()})
+    pipelines = _listed(store, PIPELINES)
+    stages = _listed(store, STAGES)
+    types = store.get_fields(ACTIVITY_TYPES)
+    return Catalog(
+        fields=fields,
+        labels={str(k): str(v) for k, v in found.items()},
+        pipelines=None if pipelines is None else {int(p["id"]): str(p["name"]) for p in pipelines},
+        stages=None
+        if stages is None
+        else tuple(
+            Stage(id=int(s["id"]), name=str(s["name"]), pipeline_id=int(s["pipeline_id"]))
+            for s in stages
+        ),
+        activity_types=None
+        if types is None or not isinstance(types.payload, dict)
+        else {str(k): str(v) for k, v in types.payload.items()},
+    )

@@ -21,11 +21,13 @@ from urllib.parse import SplitResult, urlsplit
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.rules import TrackRules, parse_rules
 
 PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
 ON_INVALID = ("fail", "drop")
 IDENTITIES = ("auto", "search", "index")  # how identities are resolved (SPEC 5, core/index.py)
-FIELD_SECTIONS = ("persons", "organizations", "leads")
+FIELD_SECTIONS = ("persons", "organizations", "leads", "deals")
+TRACK = "track"  # [[track]] rules (core/rules.py)
 DEFAULT_CONFIG = "rpd.toml"
 TOKEN_ENV = "PIPEDRIVE_API_TOKEN"
 # A Pipedrive company domain: one DNS label (https://{company_domain}.pipedrive.com).
@@ -99,6 +101,8 @@ class Settings:
     person_fields: Mapping[str, str] = field(default_factory=dict)
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)
+    deal_fields: Mapping[str, str] | None = None  # [fields.deals]; None: [fields.leads]
+    track_rules: TrackRules = field(default_factory=TrackRules)
     path: Path | None = None  # the config file read, if any
     warnings: tuple[str, ...] = ()
 
@@ -112,6 +116,8 @@ class Settings:
             person_fields=self.person_fields,
             org_fields=self.org_fields,
             lead_fields=self.lead_fields,
+            deal_fields=self.lead_fields if self.deal_fields is None else self.deal_fields,
+            track_rules=self.track_rules,
         )
 
     @property
@@ -270,7 +276,9 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
             mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
             continue
         if not isinstance(key, str) or not key.strip():
-            where = f"fields.{section}.{prefix}{trait}"
+            # A rule's `fields` ("track #2") is named as rpd check names it.
+            table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
+            where = f"{table}.{prefix}{trait}"
             raise ConfigError(
                 f"{path}: {where} must be a Pipedrive field key (a string)",
                 hint="run `rpd map-fields --format toml` to list the keys",
@@ -279,12 +287,28 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
     return mapping
 
 
+def _track_rules(path: Path, tables: Any) -> TrackRules:
+    """`[[track]]` rules; a rule's `fields` read as `[fields.*]` tables are (dotted paths)."""
+    if isinstance(tables, list):
+        tables = [
+            {**table, "fields": _field_table(path, f"track #{n}", table["fields"])}
+            if isinstance(table, dict) and isinstance(table.get("fields"), dict)
+            else table
+            for n, table in enumerate(tables, 1)
+        ]
+    return parse_rules(tables, str(path))
+
+
 def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate the TOML document; return (settings by 'section.name', field tables)."""
+    """Validate the TOML document; return (settings by 'section.name', field tables; the
+    `[[track]]` rules under TRACK)."""
     values: dict[str, Any] = {}
-    fields: dict[str, dict[str, str]] = {}
-    sections = sorted({k.section for k in KEYS})
+    fields: dict[str, Any] = {}
+    sections = sorted({k.section for k in KEYS} | {TRACK})
     for section, table in data.items():
+        if section == TRACK:
+            fields[TRACK] = _track_rules(path, table)
+            continue
         if section not in sections:
             homes = [k.section for k in KEYS if k.name == section]
             if homes and not isinstance(table, dict):  # a key written above every section
@@ -337,7 +361,7 @@ def load_settings(
     env = os.environ if env is None else env
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
-    fields: dict[str, dict[str, str]] = {}
+    fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
     if path.exists() or named:
@@ -386,6 +410,8 @@ def load_settings(
         person_fields=fields.get("persons", {}),
         org_fields=fields.get("organizations", {}),
         lead_fields=fields.get("leads", {}),
+        deal_fields=fields.get("deals"),
+        track_rules=fields.get(TRACK, TrackRules()),
         path=used_path,
         warnings=tuple(warnings),
         **resolved,

@@ -1,7 +1,8 @@
 """A tiny TOML writer for rpd's own flat config tables (the stdlib reads TOML but cannot write it).
 
-Only what rpd's config holds: tables of string, boolean and integer values, each line with an
-optional trailing comment, comment lines under a table's header. Comments on one table line up.
+Only what rpd's config holds: tables of string, boolean, integer and string-list values, each line
+with an optional trailing comment, comment lines under a table's header; arrays of tables
+(`[[track]]`). Comments on one table line up.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-Scalar = str | bool | int
+Scalar = str | bool | int | tuple[str, ...]
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _ESCAPES = {
@@ -39,6 +40,7 @@ class Table:
     comment: str = ""  # on the header line
     notes: Sequence[str] = ()  # comment lines right under the header
     footer: Sequence[str] = ()  # comment lines after the entries
+    array: bool = False  # one table of an array of tables: `[[name]]`
 
 
 def toml_string(value: str) -> str:
@@ -59,6 +61,8 @@ def toml_value(value: Scalar) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(toml_string(item) for item in value) + "]"
     return toml_string(value)
 
 
@@ -69,7 +73,8 @@ def _comment(text: str) -> str:
 
 
 def render_table(table: Table) -> list[str]:
-    header = "[" + ".".join(toml_key(part) for part in table.name.split(".")) + "]"
+    header = ".".join(toml_key(part) for part in table.name.split("."))
+    header = f"[[{header}]]" if table.array else f"[{header}]"
     lines = [f"{header}  {_comment(table.comment)}" if table.comment else header]
     lines.extend(_comment(note) for note in table.notes)
     assignments = [

@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e_support import EXAMPLE_CONFIG, PLAN_FIELD, holdings, identify, rpd_send, write_events
+from e2e_support import (
+    PLAN_FIELD,
+    example_without_rules,
+    holdings,
+    identify,
+    rpd_send,
+    write_events,
+)
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -22,9 +29,12 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", fault_seed=2)
     state = tmp_path / "state.sqlite"
+    # Without track rules naming pipelines or stages, which no listing could resolve.
+    config = tmp_path / "rpd.toml"
+    config.write_text(example_without_rules())
     first = write_events(tmp_path / "a.ndjson", [identify("m-1", "u-1", name="One", plan="Pro")])
 
-    ok = rpd_send(sandbox, tmp_path, first, state=state, name="ok")
+    ok = rpd_send(sandbox, tmp_path, first, state=state, config=config, name="ok")
 
     assert ok.exit_code == 0, ok.stderr
     with ReplayState.open(state, "", readonly=True) as s:
@@ -36,11 +46,14 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
 
     sandbox.set_faults(fail_5xx=1.0)
     later = write_events(tmp_path / "b.ndjson", [identify("m-2", "u-2", name="Two", plan="Free")])
-    saved = rpd_send(sandbox, tmp_path, later, state=state, args=("--max-retries", "0"), name="s")
+    saved = rpd_send(
+        sandbox, tmp_path, later, state=state, config=config, args=("--max-retries", "0"), name="s"
+    )
     fresh = rpd_send(
         sandbox,
         tmp_path,
         later,
+        config=config,
         state=tmp_path / "fresh.sqlite",
         args=("--max-retries", "0"),
         name="fresh",
@@ -67,7 +80,7 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
     sandbox.set_faults(fail_5xx=1.0)
     config = tmp_path / "by-name.toml"
     config.write_text(
-        (EXAMPLE_CONFIG.read_text()).replace(
+        example_without_rules().replace(
             "[fields.persons]", '[fields.persons]\njob = "Role"\nwhere = "job_title"'
         )
     )

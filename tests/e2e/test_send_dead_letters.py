@@ -43,15 +43,15 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
     assert first.report is not None
     assert_report_adds_up(first.report)
     assert first.report["events"] == {
-        "read": 30,
+        "read": 34,
         "sent": 0,
         "unchanged": 0,
-        "skipped": 6,
-        "failed": 24,
+        "skipped": 8,  # 2 by a track rule
+        "failed": 26,
     }
     assert first.report["dead_letter"] == str(letters)
     records = first.dead_letters
-    assert len(records) == 24
+    assert len(records) == 26
     for record in records:
         assert set(record) == {"event", "error", "source"}
         assert set(record["error"]) == {"reason", "stage", "status", "retryable"}
@@ -76,11 +76,11 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
     assert (
         "why events failed (each event's full reason is in its dead letter):\n"
         f"   8  {NO_CREATE}\n"
-        "      +14 later events of the same users\n"
+        "      +16 later events of the same users\n"
         "   2  alias: neither previous nor current person found\n"
     ) in first.stderr
     assert first.report["failed_by_reason"] == {
-        NO_CREATE: {"events": 8, "later_events": 14},
+        NO_CREATE: {"events": 8, "later_events": 16},
         "alias: neither previous nor current person found": {"events": 2, "later_events": 0},
     }
     assert holdings(sandbox).persons == []
@@ -90,8 +90,8 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
     assert fixed.exit_code == 0, fixed.stderr
     assert fixed.report is not None
     assert fixed.report["events"] == {
-        "read": 24,
-        "sent": 24,
+        "read": 26,
+        "sent": 26,
         "unchanged": 0,
         "skipped": 0,
         "failed": 0,
@@ -104,7 +104,7 @@ def test_failed_events_are_dead_lettered_and_replay_after_the_fix(
     once_more = rpd_send(sandbox, tmp_path, letters, name="once-more")
     assert once_more.exit_code == 0
     assert once_more.report is not None
-    assert once_more.report["events"]["skipped"] == 24
+    assert once_more.report["events"]["skipped"] == 26
     assert_example_holdings(holdings(sandbox))
 
 

@@ -127,14 +127,6 @@ LEADS: dict[str, tuple[str, str, dict[str, Any] | None, list[str], str | None, d
         "2026-11-30",
         {SOURCE_FIELD: "newsletter", CAMPAIGN_FIELD: "autumn-launch"},
     ),
-    "rpd:msg-0007": (  # "1500" as a number; no currency: default_currency
-        "Demo Requested",
-        "u-1002",
-        {"amount": 1500, "currency": "USD"},
-        [],
-        None,
-        {CAMPAIGN_FIELD: "webinar"},
-    ),
     "rpd:msg-0010": (  # the date part of an ISO time
         "Contract Signed",
         "2001",
@@ -185,13 +177,46 @@ LEADS: dict[str, tuple[str, str, dict[str, Any] | None, list[str], str | None, d
     ),
 }
 
+# What config.example.toml's track rules make of the examples (SPEC 4 track rules): a deal, an
+# activity and a note, each with its origin.
+DEALS = [
+    {  # "1500" as a number; no currency: default_currency; [fields.leads] serve deals
+        "origin_id": "rpd:msg-0007",
+        "title": "Demo Requested via webinar",
+        "user": "u-1002",
+        "value": 1500,
+        "currency": "USD",
+        "pipeline_id": 1,  # "Sales"
+        "stage_id": 2,  # "Demo"
+        "campaign": "webinar",
+    }
+]
+ACTIVITIES = [
+    {
+        "subject": "Call: Enterprise pricing",
+        "type": "call",
+        "user": "u-1002",
+        "due": ("2026-10-04", "09:30:00"),
+        "done": False,
+        "note": "Booked from /pricing<p>rpd:msg-0024</p>",
+    }
+]
+NOTES = [
+    {
+        "content": "Support ticket (high): Export to &lt;CSV&gt; fails<p>rpd:msg-0025</p>",
+        "user": "u-1001",
+        "add_time": "2026-10-04 10:15:00",
+    }
+]
+
 EXPECTED_BY_TYPE = {
     "alias": {"sent": 2},
     "group": {"sent": 5},
     "identify": {"sent": 9, "skipped": 1},  # msg-0006: anonymous
     "page": {"skipped": 3},
     "screen": {"skipped": 1},
-    "track": {"sent": 8, "skipped": 1},  # msg-0021: anonymous
+    # msg-0021: anonymous; msg-0022, msg-0023: a track rule's skip
+    "track": {"sent": 10, "skipped": 3},
 }
 
 EXPECTED_REQUESTS = {
@@ -202,13 +227,19 @@ EXPECTED_REQUESTS = {
     "GET /api/v2/itemSearch/field": 14,
     "GET /api/v2/organizationFields": 1,
     "GET /api/v2/personFields": 1,
+    "GET /api/v2/pipelines": 1,  # the deal rule names its pipeline and stage
+    "GET /api/v2/stages": 1,
+    "GET /v1/activityTypes": 1,  # the activity rule names its type
     "GET /v1/leadLabels": 1,
     "GET /v1/users/me": 1,  # the account, which keys the state (SPEC 5)
     "PATCH /api/v2/organizations/{id}": 1,  # msg-0204 renames Acme Corp (same name: still sent)
     "PATCH /api/v2/persons/{id}": 8,  # 2 identifies, 5 org links, 1 alias re-key
+    "POST /api/v2/activities": 1,
+    "POST /api/v2/deals": 1,
     "POST /api/v2/organizations": 3,
     "POST /api/v2/persons": 8,
-    "POST /v1/leads": 8,
+    "POST /v1/leads": 7,
+    "POST /v1/notes": 1,
     "PUT /v1/persons/{id}/merge": 1,
 }
 
@@ -252,6 +283,39 @@ def assert_example_holdings(held: Holdings) -> None:
     (merge,) = held.merges
     assert merge["survivor_id"] == held.person("u-1003")["id"]
     assert merge["merged_id"] not in {p["id"] for p in held.persons}
+    state = held.state
+    assert [
+        {
+            "origin_id": deal["origin_id"],
+            "title": deal["title"],
+            "user": held.user_of(deal["person_id"]),
+            "value": deal["value"],
+            "currency": deal["currency"],
+            "pipeline_id": deal["pipeline_id"],
+            "stage_id": deal["stage_id"],
+            "campaign": deal["custom_fields"][CAMPAIGN_FIELD],
+        }
+        for deal in state["deals"]
+    ] == DEALS
+    assert [
+        {
+            "subject": activity["subject"],
+            "type": activity["type"],
+            "user": held.user_of(activity["person_id"]),
+            "due": (activity["due_date"], activity["due_time"]),
+            "done": activity["done"],
+            "note": activity["note"],
+        }
+        for activity in state["activities"]
+    ] == ACTIVITIES
+    assert [
+        {
+            "content": note["content"],
+            "user": held.user_of(note["person_id"]),
+            "add_time": note["add_time"],
+        }
+        for note in state["notes"]
+    ] == NOTES
 
 
 def test_the_three_examples_build_exactly_the_expected_crm(
@@ -264,25 +328,41 @@ def test_the_three_examples_build_exactly_the_expected_crm(
     report = run.report
     assert report is not None
     assert_report_adds_up(report)
-    assert report["events"] == {"read": 30, "sent": 24, "unchanged": 0, "skipped": 6, "failed": 0}
+    assert report["events"] == {"read": 34, "sent": 26, "unchanged": 0, "skipped": 8, "failed": 0}
     assert report["by_type"] == EXPECTED_BY_TYPE
     assert report["requests"] == EXPECTED_REQUESTS
     stats = sandbox.stats()
     assert report["requests"] == stats["requests"]
-    assert report["tokens"] == stats["tokens"] == 542
+    assert report["tokens"] == stats["tokens"] == 582
     assert report["retries"] == 0
     assert report["rate_limited"] == stats["rate_limited"] == 0
     assert report["dead_letter"] is None
     assert not run.dead_letter.exists()
     assert run.stdout == ""
-    assert "retries: 0; 429 waits: 0; API tokens: 542;" in run.stderr
+    assert "retries: 0; 429 waits: 0; API tokens: 582;" in run.stderr
+    assert report["writes"] == {
+        "activities created": 1,
+        "deals created": 1,
+        "leads created": 7,
+        "merges": 1,
+        "notes created": 1,
+        "organizations created": 3,
+        "organizations updated": 1,
+        "persons created": 8,
+        "persons updated": 8,
+    }
+    assert (
+        "writes: activities created 1, deals created 1, leads created 7, merges 1, notes "
+        "created 1, organizations created 3, organizations updated 1, persons created 8, "
+        "persons updated 8"
+    ) in " ".join(run.stderr.split())
     assert "unmapped traits dropped: utm_source (1), website (1)" in run.stderr
 
 
 @pytest.mark.parametrize(
     ("example", "exit_code", "events"),
     [
-        ("events.ndjson", 0, {"read": 21, "sent": 17, "skipped": 4, "failed": 0}),
+        ("events.ndjson", 0, {"read": 25, "sent": 19, "skipped": 6, "failed": 0}),
         # Alone, batch.json names persons that only events.ndjson creates (with their names).
         ("batch.json", 1, {"read": 5, "sent": 0, "skipped": 1, "failed": 4}),
         ("archive.ndjson.gz", 0, {"read": 4, "sent": 3, "skipped": 1, "failed": 0}),
@@ -314,26 +394,30 @@ def test_a_rerun_with_the_state_sends_nothing_again(sandbox: Sandbox, tmp_path: 
     assert again.exit_code == 0, again.stderr
     assert again.report is not None
     assert again.report["events"] == {
-        "read": 30,
+        "read": 34,
         "sent": 0,
         "unchanged": 0,
-        "skipped": 30,
+        "skipped": 34,
         "failed": 0,
     }
     assert_example_holdings(holdings(sandbox))
     after = sandbox.stats()["requests"]
-    # Only the account and the field catalog are fetched again; no event makes a request.
-    startup = {
+    # Only the account, the field catalog and what the rules name are fetched again; no event
+    # makes a request.
+    listings = {
         "GET /api/v2/dealFields": 1,
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
+        "GET /api/v2/pipelines": 1,
+        "GET /api/v2/stages": 1,
+        "GET /v1/activityTypes": 1,
         "GET /v1/leadLabels": 1,
         "GET /v1/users/me": 1,
     }
     assert {
         k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)
-    } == startup
-    assert again.report["requests"] == startup
+    } == listings
+    assert again.report["requests"] == listings
 
 
 def test_a_rerun_without_state_duplicates_no_lead_person_or_org(
@@ -350,8 +434,15 @@ def test_a_rerun_without_state_duplicates_no_lead_person_or_org(
     assert again.report is not None
     assert_report_adds_up(again.report)
     assert again.report["events"]["failed"] == 0
-    assert again.report["by_type"]["track"] == {"skipped": 9}  # 8 already done, 1 anonymous
+    # 10 already done, 1 anonymous, 2 skipped by a rule
+    assert again.report["by_type"]["track"] == {"skipped": 13}
     assert "POST /v1/leads" not in again.report["requests"]
+    for kind in ("deals", "activities"):  # their listings found them: no create again
+        assert f"POST /api/v2/{kind}" not in again.report["requests"]
+    assert "POST /v1/notes" not in again.report["requests"]
+    assert {
+        kind: len(holdings(sandbox).state[kind]) for kind in ("deals", "activities", "notes")
+    } == {"deals": 1, "activities": 1, "notes": 1}
     assert "POST /api/v2/organizations" not in again.report["requests"]
     # u-1003-old and lead-77 are gone (merged, re-keyed): the first pass saw the aliases that
     # moved them, so their events go to u-1003's and u-1005's persons (issue 20): no person is

@@ -217,7 +217,7 @@ def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     assert run.stdout == ""
     assert run.stderr == ""
     assert run.report is not None
-    assert run.report["events"]["sent"] == 17
+    assert run.report["events"]["sent"] == 19
     assert len(holdings(sandbox).persons) == 6
 
 
@@ -237,18 +237,20 @@ def test_the_report_says_why_events_were_skipped(sandbox: Sandbox, tmp_path: Pat
     assert first.report is not None and again.report is not None
     assert first.report["skipped_by_reason"] == {
         "anonymous": 2,
+        "track rule: skip": 2,
         "unsupported type: page": 1,
         "unsupported type: screen": 1,
     }
     assert (
         "why events were skipped:\n"
         "  2  anonymous\n"
+        "  2  track rule: skip\n"
         "  1  unsupported type: page\n"
         "  1  unsupported type: screen\n"
     ) in first.stderr
     assert again.exit_code == 0, again.stderr
-    assert again.report["skipped_by_reason"] == {"already done": 15, "filtered": 6}
-    assert "why events were skipped:\n  15  already done\n   6  filtered\n" in again.stderr
+    assert again.report["skipped_by_reason"] == {"already done": 15, "filtered": 10}
+    assert "why events were skipped:\n  15  already done\n  10  filtered\n" in again.stderr
 
 
 ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above

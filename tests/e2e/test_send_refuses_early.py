@@ -31,6 +31,10 @@ LISTINGS = {
     "GET /api/v2/organizationFields": 1,
     "GET /api/v2/dealFields": 1,
     "GET /v1/leadLabels": 1,
+    # What config.example.toml's track rules name (a pipeline, a stage, an activity type).
+    "GET /api/v2/pipelines": 1,
+    "GET /api/v2/stages": 1,
+    "GET /v1/activityTypes": 1,
 }
 
 

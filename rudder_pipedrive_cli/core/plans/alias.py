@@ -128,6 +128,6 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(there, "reconcile merge")
         merge_done(ctx, previous.id, current.id)
         return False
-    ctx.ledger.wrote = True
+    ctx.ledger.made("merges")
     merge_done(ctx, previous.id, current.id)
     return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rudder_pipedrive_cli.core.rules import TrackRules
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FieldInfo:
@@ -27,6 +29,8 @@ class PlanConfig:
     person_fields: Mapping[str, str] = field(default_factory=dict)  # trait path -> field key
     org_fields: Mapping[str, str] = field(default_factory=dict)
     lead_fields: Mapping[str, str] = field(default_factory=dict)
+    deal_fields: Mapping[str, str] = field(default_factory=dict)  # [fields.deals], else leads'
+    track_rules: TrackRules = field(default_factory=TrackRules)  # [[track]] (core/rules.py)
     lead_labels: Mapping[str, str] = field(default_factory=dict)  # label name -> label UUID
     field_types: Mapping[str, FieldInfo] = field(default_factory=dict)  # field key -> info
     # How often a write whose outcome stays unknown is tried (reconciled in between): the

@@ -50,6 +50,15 @@ RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
+# What track events create for a person (leads, and what track rules make: TrackRules.creates)
+# is made exactly once by an origin rpd writes into it (SPEC 4 track rules): the origins known of
+# a person's records of each kind are kept per `origins_key`, leads under the person's id as they
+# always were.
+
+
+def origins_key(kind: str, person: PdId) -> PdId:
+    """Where `Ledger.lead_origins` (and the state) keep the origins of a person's `kind`s."""
+    return person if kind == "lead" else f"{kind}:{person!r}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +164,7 @@ class Ledger:
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
     wrote: bool = False
+    writes: list[str] = field(default_factory=list)  # what each write made (Outcome.writes)
     superseded: bool = False  # a write was left out whole: a later event wrote its fields
     at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
@@ -165,6 +175,11 @@ class Ledger:
     def forget(self, entity: Entity, key: str) -> None:
         self.identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
+
+    def made(self, kind: str) -> None:
+        """A write landed: "persons created", "deals created", "persons updated", "merges"."""
+        self.wrote = True
+        self.writes.append(kind)
 
     def drop(self, paths: list[str]) -> None:
         known = self.dropped
@@ -204,6 +219,7 @@ class Ledger:
             troubled=troubled,
             recency=self.recency,
             public=public,
+            writes=tuple(self.writes),
         )
 
     def finish(self) -> Outcome:
@@ -574,10 +590,15 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there)."""
     ctx.ledger.merged[previous] = current
-    survivor = ctx.ledger.lead_origins.get(current, ctx.known.lead_origins(current))
-    merged = ctx.ledger.lead_origins.get(previous, ctx.known.lead_origins(previous))
-    both = survivor | merged if survivor is not None and merged is not None else None
-    ctx.ledger.lead_origins[current] = both
+    origins = ctx.ledger.lead_origins
+    for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
+        into, away = origins_key(kind, current), origins_key(kind, previous)
+        survivor = origins.get(into, ctx.known.lead_origins(into))
+        merged = origins.get(away, ctx.known.lead_origins(away))
+        if survivor is not None or merged is not None:  # else nothing was known: nothing lost
+            origins[into] = (
+                survivor | merged if survivor is not None and merged is not None else None
+            )
     # The survivor holds both persons' data now: a field either had from a later event is not
     # for an older event of either userId to overwrite.
     times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
@@ -791,7 +812,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     )
     ref = Ref(id=found, via="created", key=key)
     ctx.ledger.learn(entity, key, ref)
-    ctx.ledger.wrote = True
+    ctx.ledger.made(f"{entity.plural} created")
     wrote_fields(ctx, entity, found, body)
     return ref
 
@@ -857,7 +878,7 @@ def update(
         note=note,
     )
     yield from write_once(ctx, request, answered=answered, what="the update was repeated")
-    ctx.ledger.wrote = True
+    ctx.ledger.made(f"{entity.plural} updated")
     ctx.ledger.updates.append(done)
     wrote_fields(ctx, entity, ref.id, body)
     return True
@@ -880,8 +901,9 @@ def person_create_body(
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
-    # Nobody has leads for a person this run created: later tracks need not list them.
-    ctx.ledger.lead_origins[ref.id] = frozenset()
+    # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+    for kind in ctx.config.track_rules.creates:
+        ctx.ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
     org = pd_id(body.get("org_id"))
     if org is not None:
         ctx.ledger.memberships[ref.id] = org

@@ -1,12 +1,25 @@
-"""track: a lead titled by the event name, for the person (found or created), exactly once."""
+"""track: what the first matching `[[track]]` rule says (SPEC 4 track rules), else a lead titled
+by the event name; for the person (found or created), exactly once.
+
+Every kind a track creates (lead, deal, activity, note) carries an origin: leads and deals
+`origin_id` = `rpd:` + the event identity, activities and notes the same as a marker at the end of
+their text. Before the first create for a person whose records of that kind neither this run nor
+the state knows, the person's records are listed once and their origins remembered; an event
+whose origin is there is `skipped` (`already done`). A create whose outcome stays unknown is
+settled by listing them again (`write_once`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.fields import (
+    DEAL_SHAPES,
+    DEAL_WRITABLE,
     LEAD_SHAPES,
     LEAD_STANDARD_KEYS,
     LEAD_WRITABLE,
@@ -22,8 +35,10 @@ from rudder_pipedrive_cli.core.fields import (
     put_own,
     shape_standard,
     show,
+    split_custom,
     text,
 )
+from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
@@ -36,44 +51,125 @@ from rudder_pipedrive_cli.core.plans.common import (
     gone,
     listed,
     listing,
+    origins_key,
     person_create_body,
     write_once,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, PdId
+from rudder_pipedrive_cli.core.rules import (
+    SKIP_REASON,
+    TrackRule,
+    marker,
+    markers,
+    template_text,
+)
 
 ORIGIN_PREFIX = "rpd:"
+LIST_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kind:
+    """A record a track creates: where it is posted and listed, and where its origin is."""
+
+    name: str
+    plural: str
+    endpoint: str  # POST
+    listings: tuple[str, ...]  # GET ?person_id= (leads: archived ones too)
+    offset: bool  # v1 paging (start, limit); else v2 cursors
+    origins: Callable[[Mapping[str, Any]], set[str]]  # the origins one listed record holds
+
+
+def _origin_id(record: Mapping[str, Any]) -> set[str]:
+    origin = record.get("origin_id")
+    return {origin} if isinstance(origin, str) else set()
+
+
+KINDS: Mapping[str, Kind] = {
+    "lead": Kind(
+        name="lead",
+        plural="leads",
+        endpoint="/v1/leads",
+        listings=("/v1/leads", "/v1/leads/archived"),  # archived leads are only in the second
+        offset=True,
+        origins=_origin_id,
+    ),
+    "deal": Kind(
+        name="deal",
+        plural="deals",
+        endpoint="/api/v2/deals",
+        listings=("/api/v2/deals",),
+        offset=False,
+        origins=_origin_id,
+    ),
+    "activity": Kind(
+        name="activity",
+        plural="activities",
+        endpoint="/api/v2/activities",
+        listings=("/api/v2/activities",),
+        offset=False,
+        origins=lambda record: markers(record.get("note")),
+    ),
+    "note": Kind(
+        name="note",
+        plural="notes",
+        endpoint="/v1/notes",
+        listings=("/v1/notes",),
+        offset=True,
+        origins=lambda record: markers(record.get("content")),
+    ),
+}
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
     event = ctx.event
-    title = text(event.raw.get("event"))
-    if title is None:
+    name = text(event.raw.get("event"))
+    if name is None:
         raise PlanFailure("track needs an event name (the lead title)", stage="validate")
+    rule = ctx.config.track_rules.match(name)
+    if rule is not None and rule.create == "skip":
+        return ctx.ledger.outcome("skipped", SKIP_REASON)
+    if rule is not None and rule.unresolvable:
+        raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
     user_id = event.user_id
     if user_id is None and "person_id" not in event.external:
         raise PlanFailure(
             "track needs a person: a userId or a person_id external id", stage="validate"
         )
-    lead = lead_body(ctx, Traits.of(event.raw, "properties"), title)
+    kind = KINDS["lead" if rule is None else rule.create]
+    body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
     person = yield from find(ctx, PERSON, user_id, "person_id")
     if person is None:
         if user_id is None:  # find() answers None only after searching a userId
             raise PlanFailure("track needs a person: a userId", stage="validate")
-        body = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
-        person = yield from create_person(ctx, user_id, body)
-    origins = yield from lead_origins(ctx, person)
-    if lead["origin_id"] in origins:
+        created = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
+        person = yield from create_person(ctx, user_id, created)
+    origins = yield from known_origins(ctx, kind, person)
+    if origin in origins:
         return ctx.ledger.outcome("skipped", "already done")
-    yield from create_lead(ctx, person, {**lead, "person_id": person.id}, origins)
+    body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
+    yield from create_record(ctx, kind, person, body, origin, origins, name)
     return ctx.ledger.finish()
 
 
-def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
+# --- bodies ----------------------------------------------------------------------------------
+
+
+def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
+    """The rule's title rendered (plain text), else the event name; empty renders as the name."""
+    if rule is None or rule.title is None:
+        return name
+    return rule.title.render(ctx.event).strip() or name
+
+
+def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
+    properties = Traits.of(ctx.event.raw, "properties")
+    mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
-    mapped = mapped_values(properties, config.lead_fields, config, warnings, currency)
+    mapped = mapped_values(properties, mapping, config, warnings, currency)
     # Without the field catalog (an offline dry-run) the labels were never listed either.
     listed = bool(config.field_types)
     shaping = Shaping(
@@ -85,74 +181,220 @@ def lead_body(ctx: Ctx, properties: Traits, title: str) -> dict[str, Any]:
         on_invalid=config.on_invalid,
     )
     body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
-    body["title"] = title
+    body["title"] = title_of(rule, ctx, name)
     amount = lead_amount(properties, warnings)
     value = None if amount is None else lead_value(amount, currency, config, warnings)
     if value is not None:
-        put_own(body, "value", value, config.lead_fields, warnings)
-    close = properties.get("expected_close_date")
+        put_own(body, "value", value, mapping, warnings)
+    close = close_date(properties, warnings)
     if close is not None:
-        day = date_part(close)
-        if day is None:
-            warnings.append(
-                Warned(
-                    f"expected_close_date = {show(close)} is not a date; left out",
-                    "expected_close_date is not a date; left out",
-                )
-            )
-        else:
-            put_own(body, "expected_close_date", day, config.lead_fields, warnings)
+        put_own(body, "expected_close_date", close, mapping, warnings)
     labels = properties.get("label_ids")
     if labels is not None:
         label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
-            put_own(body, "label_ids", label_ids, config.lead_fields, warnings)
+            put_own(body, "label_ids", label_ids, mapping, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    ctx.ledger.drop(dropped(properties, config.lead_fields, LEAD_STANDARD_KEYS))
-    return body
+    ctx.ledger.drop(dropped(properties, mapping, LEAD_STANDARD_KEYS))
+    return body, body["origin_id"]
 
 
-def lead_origins(ctx: Ctx, person: Ref) -> Step[frozenset[str]]:
-    """The origin_ids of the person's leads: from this event, the state, or one listing."""
-    origins = ctx.ledger.lead_origins.get(person.id, ctx.known.lead_origins(person.id))
+def close_date(properties: Traits, warnings: list[str]) -> str | None:
+    close = properties.get("expected_close_date")
+    if close is None:
+        return None
+    day = date_part(close)
+    if day is None:
+        warnings.append(
+            Warned(
+                f"expected_close_date = {show(close)} is not a date; left out",
+                "expected_close_date is not a date; left out",
+            )
+        )
+    return day
+
+
+def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
+    """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
+    and stage; custom fields in `custom_fields`."""
+    assert rule is not None
+    config, warnings = ctx.config, ctx.ledger.warnings
+    properties = Traits.of(ctx.event.raw, "properties")
+    mapping = config.deal_fields if rule.fields is None else rule.fields
+    given = properties.get("currency")
+    currency = config.default_currency if given is None else given
+    mapped = mapped_values(properties, mapping, config, warnings, currency)
+    shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
+    top, custom = split_custom(
+        shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config), config
+    )
+    body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
+    amount = lead_amount(properties, warnings, "deal")
+    value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
+    if value is not None:
+        put_own(body, "value", value["amount"], mapping, warnings)
+        body["currency"] = value["currency"]
+    close = close_date(properties, warnings)
+    if close is not None:
+        put_own(body, "expected_close_date", close, mapping, warnings)
+    pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
+    stage = rule.stage_id if rule.stage_id is not None else rule.stage
+    # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
+    if pipeline is not None:
+        body["pipeline_id"] = pipeline if isinstance(pipeline, int) else f"{{pipeline:{pipeline}}}"
+    if stage is not None:
+        body["stage_id"] = stage if isinstance(stage, int) else f"{{stage:{stage}}}"
+    if custom:
+        body["custom_fields"] = custom
+    body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
+    ctx.ledger.drop(dropped(properties, mapping, LEAD_STANDARD_KEYS))
+    return body, body["origin_id"]
+
+
+def with_marker(content: str, mark: str) -> str:
+    """The marker at the end of an HTML text, in a paragraph of its own."""
+    return f"{content}<p>{mark}</p>" if content else mark
+
+
+def activity_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
+    assert rule is not None
+    event = ctx.event
+    mark = marker(event.id)
+    body: dict[str, Any] = {"subject": title_of(rule, ctx, name)}
+    kind = rule.type_key or rule.type
+    if kind is not None:
+        body["type"] = kind
+    when = event_time(event)
+    if when is not None:
+        body["due_date"] = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
+        body["due_time"] = f"{when.hour:02d}:{when.minute:02d}"
+    if rule.done is not None:
+        body["done"] = rule.done
+    content = "" if rule.content is None else rule.content.render(event, escape=True)
+    body["note"] = with_marker(content, mark)
+    return body, mark
+
+
+def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
+    assert rule is not None
+    event = ctx.event
+    mark = marker(event.id)
+    if rule.content is not None:
+        content = rule.content.render(event, escape=True)
+    else:
+        content = default_note(name, Traits.of(event.raw, "properties"))
+    body: dict[str, Any] = {"content": with_marker(content, mark)}
+    when = event_time(event)
+    if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC
+        body["add_time"] = (
+            f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
+            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
+        )
+    return body, mark
+
+
+def default_note(name: str, properties: Traits) -> str:
+    """The event name and its properties as a short list (HTML, values escaped)."""
+    escape = html.escape
+    items = "".join(
+        f"<li>{escape(str(key))}: {escape(template_text(value))}</li>"
+        for source in properties.sources[:1]
+        for key, value in source.items()
+        if value is not None and value != ""
+    )
+    return f"<p>{escape(name)}</p>" + (f"<ul>{items}</ul>" if items else "")
+
+
+BODIES: Mapping[str, Callable[[Ctx, TrackRule | None, str], tuple[dict[str, Any], str]]] = {
+    "lead": lead_body,
+    "deal": deal_body,
+    "activity": activity_body,
+    "note": note_body,
+}
+
+
+def org_known(ctx: Ctx, person: Ref) -> PdId | None:
+    """The person's organization when this run knows it (no request is made to learn it)."""
+    org = ctx.ledger.memberships.get(person.id)
+    return org if org is not None else ctx.known.person_org(person.id)
+
+
+def _with_org(ctx: Ctx, person: Ref, links: dict[str, Any]) -> dict[str, Any]:
+    org = org_known(ctx, person)
+    if org is not None:
+        links["org_id"] = org
+    return links
+
+
+PERSON_LINKS: Mapping[str, Callable[[Ctx, Ref], dict[str, Any]]] = {
+    "lead": lambda ctx, person: {"person_id": person.id},
+    "deal": lambda ctx, person: _with_org(ctx, person, {"person_id": person.id}),
+    "activity": lambda ctx, person: _with_org(
+        ctx, person, {"participants": [{"person_id": person.id, "primary": True}]}
+    ),
+    "note": lambda ctx, person: _with_org(ctx, person, {"person_id": person.id}),
+}
+
+
+# --- exactly once ----------------------------------------------------------------------------
+
+
+def known_origins(ctx: Ctx, kind: Kind, person: Ref) -> Step[frozenset[str]]:
+    """The origins of the person's records of `kind`: from this event, the state, or one
+    listing."""
+    key = origins_key(kind.name, person.id)
+    origins = ctx.ledger.lead_origins.get(key, ctx.known.lead_origins(key))
     if origins is None:
-        note = f"list leads of person {person.id} ({person.how}) once, to skip leads sent before"
-        origins = yield from list_origins(ctx, person, stage="list leads", note=note)
-        ctx.ledger.lead_origins[person.id] = origins
+        note = (
+            f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
+            f"{kind.plural} sent before"
+        )
+        origins = yield from list_origins(ctx, kind, person, stage=f"list {kind.plural}", note=note)
+        ctx.ledger.lead_origins[key] = origins
     return origins
 
 
-LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")  # archived leads are only in the second
-
-
-def list_origins(ctx: Ctx, person: Ref, *, stage: str, note: str) -> Step[frozenset[str]]:
-    """The origin_ids of the person's leads, archived ones included (SPEC 1)."""
+def list_origins(
+    ctx: Ctx, kind: Kind, person: Ref, *, stage: str, note: str
+) -> Step[frozenset[str]]:
+    """The origins of the person's records of `kind` (leads: archived ones included, SPEC 1)."""
     found: set[str] = set()
-    for path in LEAD_LISTINGS:
-        leads = yield from listing(
+    query: dict[str, str | int] = {"person_id": person.id}
+    if not kind.offset:
+        query["limit"] = LIST_LIMIT
+    for path in kind.listings:
+        records = yield from listing(
             path,
-            {"person_id": person.id},
+            query,
             stage=stage,
-            note=note if path == "/v1/leads" else f"{note} (archived leads)",
+            note=note if path == kind.listings[0] else f"{note} (archived {kind.plural})",
             read=listed,
-            offset=True,
+            offset=kind.offset,
             gone_as=lambda response: gone(PERSON, person, response, stage),
         )
-        found.update(lead["origin_id"] for lead in leads if isinstance(lead.get("origin_id"), str))
+        for record in records:
+            found.update(kind.origins(record))
     return frozenset(found)
 
 
-def create_lead(
-    ctx: Ctx, person: Ref, body: Mapping[str, Any], origins: frozenset[str]
+def create_record(
+    ctx: Ctx,
+    kind: Kind,
+    person: Ref,
+    body: Mapping[str, Any],
+    origin: str,
+    origins: frozenset[str],
+    name: str,
 ) -> Step[None]:
-    """POST the lead; an unknown outcome is settled by listing the person's leads by origin_id."""
-    stage = "create lead"
-    origin = str(body["origin_id"])
+    """POST the record; an unknown outcome is settled by listing the person's records of its
+    kind and looking for its origin."""
+    stage = f"create {kind.name}"
     seen = set(origins)
+    key = origins_key(kind.name, person.id)
 
     def answered(response: ApiResponse, _lost: str) -> bool:
-        # A cached person merged or deleted behind our back: Pipedrive's answer for a lead on a
-        # missing person is not documented (the sandbox: a 400 naming person_id).
+        # A cached person merged or deleted behind our back: Pipedrive's answer for a record on
+        # a missing person is not documented (the sandbox: a 400 naming person_id).
         refused_person = response.status == 400 and "person" in response.error.lower()
         if response.status in GONE or (refused_person and person.via == "cache"):
             raise gone(PERSON, person, response, stage)
@@ -160,23 +402,36 @@ def create_lead(
         return True
 
     def settle(_response: ApiResponse) -> Step[bool | None]:
-        note = f"create lead outcome unknown: look for origin_id {origin} among the person's leads"
-        listed = yield from list_origins(ctx, person, stage="reconcile lead", note=note)
-        seen.update(listed)
-        return True if origin in listed else None
+        note = (
+            f"create {kind.name} outcome unknown: look for {origin} among the person's "
+            f"{kind.plural}"
+        )
+        found = yield from list_origins(
+            ctx, kind, person, stage=f"reconcile {kind.name}", note=note
+        )
+        seen.update(found)
+        return True if origin in found else None
 
-    def left(_lost: str) -> None:  # its lead list is not known any more: the next track lists it
-        ctx.ledger.lead_origins[person.id] = None
+    def left(_lost: str) -> None:  # its records are not known any more: the next track lists
+        ctx.ledger.lead_origins[key] = None
 
     request = ApiRequest(
         method="POST",
-        path="/v1/leads",
-        endpoint="/v1/leads",
+        path=kind.endpoint,
+        endpoint=kind.endpoint,
         stage=stage,
         body=body,
-        note=f"create lead {body['title']!r} for person {person.id} ({person.how})",
+        note=f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})",
     )
-    what = f"no lead with origin_id {origin} appeared"
+    what = f"no {kind.name} with {origin} appeared"
     yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
-    ctx.ledger.wrote = True
-    ctx.ledger.lead_origins[person.id] = frozenset(seen | {origin})
+    ctx.ledger.made(f"{kind.plural} created")
+    ctx.ledger.lead_origins[key] = frozenset(seen | {origin})
+
+
+def shown(body: Mapping[str, Any], name: str) -> str:
+    """What a request's note calls the record: its title or subject, else its event's name."""
+    for key in ("title", "subject"):
+        if isinstance(body.get(key), str):
+            return str(body[key])
+    return name

@@ -1,0 +1,338 @@
+"""Track rules (SPEC 3 `[[track]]`, SPEC 4 "track rules"): what a track event becomes, by name.
+
+A rule is data, compiled once at start: its event patterns go into a table (exact names in a
+dict, prefixes in a list, `"*"` as one index), its templates into parts. Per event, `match` is a
+dict lookup and a short loop; `Template.render` is a loop over parts.
+
+Where SPEC is silent:
+- A rule is named in messages and dry-run output by its place in the file, `track #2 (deal)`;
+  an event no rule matches is `no rule (lead)`.
+- A key that does not apply to the rule's kind (`pipeline` on a note rule) is a config error, as
+  an unknown key is: it would silently do nothing.
+- `fields` applies to lead and deal rules (notes and activities have no custom fields).
+- A template value that is an object or a list renders as its compact JSON; true/false as such.
+- `{{` and `}}` are literal braces.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import quote
+
+from rudder_pipedrive_cli.core.errors import ConfigError
+from rudder_pipedrive_cli.core.events import Event, get_parts, json_text, path_parts
+
+KINDS = ("lead", "deal", "activity", "note", "skip")
+RULE_KEYS = ("events", "create", "title", "content", "pipeline", "stage", "type", "done", "fields")
+# The keys each kind takes besides `events` and `create`.
+KIND_KEYS: Mapping[str, frozenset[str]] = {
+    "lead": frozenset({"title", "fields"}),
+    "deal": frozenset({"title", "pipeline", "stage", "fields"}),
+    "activity": frozenset({"title", "content", "type", "done"}),
+    "note": frozenset({"content"}),
+    "skip": frozenset(),
+}
+SKIP_REASON = "track rule: skip"
+NO_RULE = "no rule (lead)"
+MARKER_PREFIX = "rpd:"
+# The characters a marker keeps as they are: an event id is quoted into one word of HTML-safe
+# text, so it can be found again in what Pipedrive stores (`markers`).
+_MARKER_SAFE = "-._~:@!$'()*+,;=/?#[]"
+MARKER = re.compile(r"rpd:([^\s<>&\"]+)")
+
+# Template roots: a bare name, or a prefix followed by a path.
+TEMPLATE_NAMES = ("event", "userId")
+TEMPLATE_ROOTS = ("properties.", "context.traits.", "traits.")
+TEMPLATE_HINT = "use {event}, {userId}, {properties.PATH}, {context.traits.PATH} or {traits.PATH}"
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Template:
+    """A compiled template: literal text and placeholders, in order."""
+
+    text: str
+    # (literal, None) or ("", path parts from the event's root; () for userId)
+    parts: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
+
+    def render(self, event: Event, *, escape: bool = False) -> str:
+        out: list[str] = []
+        for literal, path in self.parts:
+            if path is None:
+                out.append(literal)
+                continue
+            value = event.user_id if not path else get_parts(event.raw, path)
+            shown = template_text(value)
+            out.append(html.escape(shown) if escape else shown)
+        return "".join(out)
+
+
+def template_text(value: Any) -> str:
+    """A value as a template shows it: missing renders empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json_text(value)
+
+
+def compile_template(text: str, where: str) -> Template:
+    """The template, or a ConfigError naming `where` for a placeholder that cannot exist."""
+    parts: list[tuple[str, tuple[str, ...] | None]] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        if match.start() > position:
+            parts.append((text[position : match.start()], None))
+        position = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append((token[0], None))
+            continue
+        if match.group(1) is None:
+            raise ConfigError(
+                f"{where}: unmatched {token!r} in template {text!r}",
+                hint="write {{ or }} for a literal brace",
+            )
+        parts.append(("", _placeholder(match.group(1).strip(), text, where)))
+    if position < len(text):
+        parts.append((text[position:], None))
+    return Template(text=text, parts=tuple(parts))
+
+
+def _placeholder(name: str, text: str, where: str) -> tuple[str, ...]:
+    if name == "event":
+        return ("event",)
+    if name == "userId":
+        return ()
+    for root in TEMPLATE_ROOTS:
+        if name.startswith(root) and len(name) > len(root) and "" not in name.split("."):
+            return path_parts(name)
+    head, _, rest = name.partition(".")
+    candidates = [*TEMPLATE_NAMES, *(r.rstrip(".") for r in TEMPLATE_ROOTS)]
+    near = difflib.get_close_matches(head, candidates, n=1, cutoff=0.5)
+    suggestion = ""
+    if near and near[0] in TEMPLATE_NAMES:
+        suggestion = f"did you mean {{{near[0]}}}? "
+    elif near and rest:
+        suggestion = f"did you mean {{{near[0]}.{rest}}}? "
+    raise ConfigError(
+        f"{where}: {{{name}}} in template {text!r} refers to nothing an event holds",
+        hint=suggestion + TEMPLATE_HINT,
+    )
+
+
+def marker(event_id: str) -> str:
+    """What rpd writes into an activity's or a note's text to find it again: `rpd:` + the event
+    identity, quoted into one HTML-safe word."""
+    return MARKER_PREFIX + quote(event_id, safe=_MARKER_SAFE)
+
+
+def markers(text: Any) -> set[str]:
+    """The markers in a stored text (an activity's note, a note's content)."""
+    if not isinstance(text, str) or MARKER_PREFIX not in text:
+        return set()
+    return {MARKER_PREFIX + found for found in MARKER.findall(text)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackRule:
+    number: int  # its place among the [[track]] tables, from 1
+    events: tuple[str, ...]
+    create: str
+    title: Template | None = None
+    content: Template | None = None
+    pipeline: str | int | None = None  # as configured: a name or an id
+    stage: str | int | None = None
+    type: str | None = None
+    done: bool | None = None
+    fields: Mapping[str, str] | None = None  # this rule's property mappings
+    # Resolved through the account's listings (Catalog.apply); None until then.
+    pipeline_id: int | None = None
+    stage_id: int | None = None
+    type_key: str | None = None
+    # Why a send cannot resolve a name this rule gives (its listing failed): its events fail,
+    # retryable, rather than send a name where Pipedrive takes an id. "" when all is resolved.
+    unresolvable: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"track #{self.number} ({self.create})"
+
+    @property
+    def where(self) -> str:
+        return f"track #{self.number}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackRules:
+    """The rules, and a table to find the first that matches an event name."""
+
+    rules: tuple[TrackRule, ...] = ()
+    exact: Mapping[str, int] = field(default_factory=dict)  # name -> first rule index
+    prefixes: tuple[tuple[int, str], ...] = ()  # (rule index, prefix), in rule order
+    every: int | None = None  # the first rule with "*"
+    # What the events may create, leads always (no match): the kinds whose origins rpd keeps.
+    creates: tuple[str, ...] = ("lead",)
+
+    @classmethod
+    def of(cls, rules: tuple[TrackRule, ...]) -> TrackRules:
+        exact: dict[str, int] = {}
+        prefixes: list[tuple[int, str]] = []
+        every: int | None = None
+        for index, rule in enumerate(rules):
+            for pattern in rule.events:
+                if pattern == "*":
+                    every = index if every is None else every
+                elif pattern.endswith("*"):
+                    prefixes.append((index, pattern[:-1]))
+                else:
+                    exact.setdefault(pattern, index)
+        others = {rule.create for rule in rules} - {"lead", "skip"}
+        creates = ("lead", *(kind for kind in KINDS if kind in others))
+        return cls(rules=rules, exact=exact, prefixes=tuple(prefixes), every=every, creates=creates)
+
+    def match(self, name: str) -> TrackRule | None:
+        """The first rule whose events match `name`, or None (then: a lead, as the seed does)."""
+        if not self.rules:
+            return None
+        best = self.exact.get(name)
+        if self.every is not None and (best is None or self.every < best):
+            best = self.every
+        for index, prefix in self.prefixes:
+            if best is not None and index >= best:
+                break
+            if name.startswith(prefix):
+                best = index
+                break
+        return None if best is None else self.rules[best]
+
+    def label(self, name: str | None) -> str:
+        rule = self.match(name) if name is not None else None
+        return NO_RULE if rule is None else rule.label
+
+    def unresolved(self) -> list[str]:
+        """Names of pipelines, stages and activity types no listing has resolved yet."""
+        return [f"{rule.where}.{name}" for rule in self.rules for name in _unresolved(rule)]
+
+    def unresolvable(self, why: str) -> TrackRules:
+        """The rules, those with a name no listing resolved marked so their events fail
+        (retryable) with `why`; the other rules, and the other events, go on."""
+        return self.with_rules(
+            tuple(
+                replace(
+                    rule,
+                    unresolvable=f"{rule.where}: {', '.join(names)} cannot be resolved: {why}; "
+                    "retry later",
+                )
+                if (names := _unresolved(rule))
+                else rule
+                for rule in self.rules
+            )
+        )
+
+    def with_rules(self, rules: tuple[TrackRule, ...]) -> TrackRules:
+        return replace(self, rules=rules)
+
+
+def _unresolved(rule: TrackRule) -> list[str]:
+    """`pipeline = 'Sales'`, ...: what the rule names that no listing resolved."""
+    found = []
+    if rule.create == "deal":
+        if isinstance(rule.pipeline, str) and rule.pipeline_id is None:
+            found.append(f"pipeline = {rule.pipeline!r}")
+        if isinstance(rule.stage, str) and rule.stage_id is None:
+            found.append(f"stage = {rule.stage!r}")
+    if rule.create == "activity" and rule.type is not None and rule.type_key is None:
+        found.append(f"type = {rule.type!r}")
+    return found
+
+
+def parse_rules(tables: Any, where: str) -> TrackRules:
+    """`[[track]]` tables as read from TOML, validated; `where` names the file in errors."""
+    if not isinstance(tables, list):
+        raise ConfigError(
+            f"{where}: track must be an array of tables ([[track]])",
+            hint='write each rule as [[track]] with events = [...] and create = "..."',
+        )
+    return TrackRules.of(tuple(_rule(table, n, where) for n, table in enumerate(tables, 1)))
+
+
+def _rule(table: Any, number: int, file: str) -> TrackRule:
+    where = f"{file}: track #{number}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table ([[track]])")
+    for key in table:
+        if key not in RULE_KEYS:
+            near = difflib.get_close_matches(key, RULE_KEYS, n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(RULE_KEYS)}"
+            raise ConfigError(f"{where}: unknown key {key!r}", hint=hint)
+    create = table.get("create")
+    if create not in KINDS:
+        shown = "missing" if create is None else repr(create)
+        raise ConfigError(
+            f"{where}: create is {shown}", hint=f"create = one of {', '.join(map(repr, KINDS))}"
+        )
+    for key in table:
+        if key not in ("events", "create") and key not in KIND_KEYS[create]:
+            takes = ", ".join(sorted(KIND_KEYS[create])) or "no other keys"
+            raise ConfigError(
+                f"{where}: {key} does not apply to a {create} rule",
+                hint=f"a {create} rule takes events, create and {takes}",
+            )
+    events = table.get("events")
+    if isinstance(events, str):
+        events = [events]
+    if (
+        not isinstance(events, list)
+        or not events
+        or not all(isinstance(e, str) and e.strip() for e in events)
+    ):
+        raise ConfigError(
+            f"{where}: events must be a non-empty list of event names",
+            hint='e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+            '"*" any event)',
+        )
+    for name in ("title", "content", "type"):
+        if name in table and not isinstance(table[name], str):
+            raise ConfigError(f"{where}: {name} must be a string")
+    for name in ("pipeline", "stage"):
+        value = table.get(name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, str | int) or value == ""
+        ):
+            raise ConfigError(
+                f"{where}: {name} must be a name (a string) or an id (an integer)",
+                hint=f'e.g. {name} = "{"Sales" if name == "pipeline" else "Qualified"}"',
+            )
+    if "done" in table and not isinstance(table["done"], bool):
+        raise ConfigError(f"{where}: done must be true or false")
+    fields = table.get("fields")
+    if fields is not None and (
+        not isinstance(fields, dict)
+        or not all(isinstance(v, str) and v.strip() for v in fields.values())
+    ):
+        raise ConfigError(
+            f"{where}: fields must be a table of property path = Pipedrive field key",
+            hint='e.g. fields = { plan = "2166d04123ea6d974ed242877a8d769fe934c896" }',
+        )
+    return TrackRule(
+        number=number,
+        events=tuple(e.strip() for e in events),
+        create=create,
+        title=compile_template(table["title"], f"{where}: title") if "title" in table else None,
+        content=(
+            compile_template(table["content"], f"{where}: content") if "content" in table else None
+        ),
+        pipeline=table.get("pipeline"),
+        stage=table.get("stage"),
+        type=table.get("type"),
+        done=table.get("done"),
+        fields=None if fields is None else {k: v.strip() for k, v in fields.items()},
+    )

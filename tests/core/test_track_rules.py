@@ -1,0 +1,631 @@
+"""Track rules (SPEC 4, issue 16): the rule that matches, the exact deal, activity and note each
+kind posts, skips, templates, and exactly once by origin_id or marker (listing once, settling an
+unknown outcome by listing again)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from helpers_core import (
+    CAMPAIGN,
+    CONFIG,
+    SOURCE,
+    UNKNOWN,
+    Call,
+    Case,
+    create_person,
+    ok,
+    post,
+    run,
+    search_person,
+)
+
+from rudder_pipedrive_cli.core.catalog import Catalog, Stage
+from rudder_pipedrive_cli.core.errors import ConfigError
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import PdId
+from rudder_pipedrive_cli.core.rules import (
+    NO_RULE,
+    compile_template,
+    marker,
+    markers,
+    parse_rules,
+)
+
+RULES = parse_rules(
+    [
+        {"events": ["Page Viewed", "Button *"], "create": "skip"},
+        {
+            "events": ["Demo Requested"],
+            "create": "deal",
+            "title": "{event} via {properties.campaign}",
+            "pipeline": "Sales",
+            "stage": "Demo",
+        },
+        {
+            "events": ["Call Scheduled"],
+            "create": "activity",
+            "type": "Call",
+            "title": "Call: {properties.topic}",
+            "content": "Booked from {properties.page}",
+            "done": False,
+        },
+        {"events": ["Support Ticket *"], "create": "note"},
+        {
+            "events": ["Ticket Closed"],
+            "create": "note",
+            "content": "Closed by {context.traits.name}: {properties.why}",
+        },
+        {"events": ["Trial *"], "create": "lead", "title": "Trial of {userId}"},
+        {"events": ["Contract Signed"], "create": "deal", "fields": {"plan": SOURCE}},
+    ],
+    "rpd.toml",
+)
+CATALOG = Catalog(
+    pipelines={1: "Sales", 2: "Partners"},
+    stages=(
+        Stage(id=1, name="Qualified", pipeline_id=1),
+        Stage(id=2, name="Demo", pipeline_id=1),
+        Stage(id=4, name="Intro", pipeline_id=2),
+    ),
+    activity_types={"call": "Call", "meeting": "Meeting"},
+)
+RULED = replace(
+    CONFIG,
+    default_currency="EUR",
+    deal_fields={"utm.campaign": CAMPAIGN},
+    track_rules=CATALOG.apply(replace(CONFIG, track_rules=RULES)).track_rules,
+)
+AT = "2026-10-04T09:30:15Z"
+
+
+def track(event: str, properties: Mapping[str, Any] | None = None, **more: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "userId": "u-1",
+        "timestamp": AT,
+        "properties": properties or {},
+        **more,
+    }
+
+
+def list_v2(path: str, pid: PdId, records: list[dict[str, Any]], cursor: str = "") -> Call:
+    query: dict[str, Any] = {"person_id": pid, "limit": 500}
+    if cursor:
+        query["cursor"] = cursor
+    return Call(
+        method="GET",
+        path=path,
+        query=query,
+        response=ok(records, additional={"next_cursor": None}),
+    )
+
+
+def list_notes(pid: PdId, records: list[dict[str, Any]]) -> Call:
+    return Call(
+        method="GET",
+        path="/v1/notes",
+        query={"person_id": pid, "start": 0, "limit": 500},
+        response=ok(records, additional={"pagination": {"more_items_in_collection": False}}),
+    )
+
+
+DEAL = {
+    "title": "Demo Requested via webinar",
+    "value": 1500,
+    "currency": "EUR",
+    "pipeline_id": 1,
+    "stage_id": 2,
+    "custom_fields": {CAMPAIGN: "webinar"},
+    "origin_id": "rpd:m-1",
+    "person_id": 42,
+}
+ACTIVITY = {
+    "subject": "Call: Enterprise <pricing>",
+    "type": "call",
+    "due_date": "2026-10-04",
+    "due_time": "09:30",
+    "done": False,
+    "note": "Booked from /pricing?a=1&amp;b=&lt;2&gt;<p>rpd:m-1</p>",
+    "participants": [{"person_id": 42, "primary": True}],
+}
+NOTE = {
+    "content": "<p>Support Ticket Opened</p><ul><li>subject: Export to &lt;CSV&gt; fails</li>"
+    "<li>priority: high</li></ul><p>rpd:m-1</p>",
+    "add_time": "2026-10-04 09:30:15",
+    "person_id": 42,
+}
+DEMO = track(
+    "Demo Requested", {"value": "1500", "utm": {"campaign": "webinar"}, "campaign": "webinar"}
+)
+CALL = track("Call Scheduled", {"topic": "Enterprise <pricing>", "page": "/pricing?a=1&b=<2>"})
+TICKET = track("Support Ticket Opened", {"subject": "Export to <CSV> fails", "priority": "high"})
+
+CASES = [
+    Case(
+        name="deal: found person, its deals listed once, posted with pipeline, stage, value",
+        raw=DEMO,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            list_v2("/api/v2/deals", 42, [{"id": 7, "origin_id": "rpd:other"}, {"id": 8}]),
+            post("/api/v2/deals", DEAL, ok({"id": 9, **DEAL}, status=201)),
+        ],
+        expect={
+            "status": "sent",
+            "lead_origins": {"deal:42": frozenset({"rpd:other", "rpd:m-1"})},
+            "dropped": ["campaign"],
+        },
+    ),
+    Case(
+        name="deal: its organization when known, the default pipeline without one in the rule",
+        raw=track("Contract Signed", {"plan": "Pro", "total": 12000, "currency": "usd"}),
+        config=RULED,
+        persons={"u-1": 42},
+        memberships={42: 500},
+        leads={"deal:42": frozenset()},
+        calls=[
+            post(
+                "/api/v2/deals",
+                body := {
+                    "title": "Contract Signed",
+                    "custom_fields": {SOURCE: "Pro"},
+                    "value": 12000,
+                    "currency": "USD",
+                    "origin_id": "rpd:m-1",
+                    "person_id": 42,
+                    "org_id": 500,
+                },
+                ok({"id": 9, **body}),
+            )
+        ],
+        expect={"status": "sent", "lead_origins": {"deal:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="deal already among the person's deals (by origin_id): skipped",
+        raw=DEMO,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            list_v2("/api/v2/deals", 42, [{"id": 7, "origin_id": "rpd:m-1"}]),
+        ],
+        expect={"status": "skipped", "reason": "already done"},
+    ),
+    Case(
+        name="deal create outcome unknown: found by listing the person's deals, not posted again",
+        raw=DEMO,
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"deal:42": frozenset()},
+        calls=[
+            post("/api/v2/deals", DEAL, UNKNOWN),
+            list_v2("/api/v2/deals", 42, [{"id": 9, "origin_id": "rpd:m-1"}]),
+        ],
+        expect={"status": "sent", "lead_origins": {"deal:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="activity: type name resolved to its key, due from the event time, note escaped",
+        raw=CALL,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            list_v2("/api/v2/activities", 42, [{"id": 3, "note": "<p>rpd:m-0</p>"}]),
+            post("/api/v2/activities", ACTIVITY, ok({"id": 4, **ACTIVITY}, status=201)),
+        ],
+        expect={
+            "status": "sent",
+            "lead_origins": {"activity:42": frozenset({"rpd:m-0", "rpd:m-1"})},
+            "dropped": [],
+        },
+    ),
+    Case(
+        name="activity create outcome unknown, not found by its marker: posted again once",
+        raw=CALL,
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"activity:42": frozenset()},
+        calls=[
+            post("/api/v2/activities", ACTIVITY, UNKNOWN),
+            list_v2("/api/v2/activities", 42, []),
+            post("/api/v2/activities", ACTIVITY, ok({"id": 4, **ACTIVITY})),
+        ],
+        expect={"status": "sent", "lead_origins": {"activity:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="note: default content lists the properties, the marker last; found by it again",
+        raw=TICKET,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            list_notes(42, [{"id": 1, "content": "typed by hand"}]),
+            post("/v1/notes", NOTE, ok({"id": 2, **NOTE})),
+        ],
+        expect={"status": "sent", "lead_origins": {"note:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="note already there (its marker in a note's content): skipped",
+        raw=TICKET,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            list_notes(42, [{"id": 1, "content": NOTE["content"]}]),
+        ],
+        expect={"status": "skipped", "reason": "already done"},
+    ),
+    Case(
+        name="note create outcome unknown: found by its marker among the person's notes",
+        raw=TICKET,
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"note:42": frozenset()},
+        calls=[
+            post("/v1/notes", NOTE, UNKNOWN),
+            list_notes(42, [{"id": 2, "content": NOTE["content"]}]),
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="note content template: missing values render empty, values escaped",
+        raw=track("Ticket Closed", {"why": "fixed & shipped"}),
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"note:42": frozenset()},
+        calls=[
+            post(
+                "/v1/notes",
+                body := {
+                    "content": "Closed by : fixed &amp; shipped<p>rpd:m-1</p>",
+                    "add_time": "2026-10-04 09:30:15",
+                    "person_id": 42,
+                },
+                ok({"id": 2, **body}),
+            )
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="skip rule (a prefix): skipped with its reason, nothing asked",
+        raw=track("Button Clicked"),
+        config=RULED,
+        expect={"status": "skipped", "reason": "track rule: skip"},
+    ),
+    Case(
+        name="lead rule: its title template, as a lead otherwise",
+        raw=track("Trial Started"),
+        config=RULED,
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[
+            post(
+                "/v1/leads",
+                body := {"title": "Trial of u-1", "origin_id": "rpd:m-1", "person_id": 42},
+                ok({"id": "lead-1", **body}),
+            )
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="no rule matches: a lead titled by the event name, as without rules",
+        raw=track("Signed Up"),
+        config=RULED,
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[
+            post(
+                "/v1/leads",
+                body := {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42},
+                ok({"id": "lead-1", **body}),
+            )
+        ],
+        expect={"status": "sent"},
+    ),
+    Case(
+        name="person created by this plan: nobody has deals for it, no listing",
+        raw={**DEMO, "context": {"traits": {"name": "Ada"}}},
+        config=RULED,
+        calls=[
+            search_person("u-1"),
+            create_person(
+                body := {
+                    "name": "Ada",
+                    "add_time": AT,
+                    "custom_fields": {"fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48": "u-1"},
+                },
+                pid=42,
+            ),
+            post("/api/v2/deals", DEAL, ok({"id": 9, **DEAL})),
+        ],
+        expect={
+            "status": "sent",
+            "lead_origins": {
+                42: frozenset(),
+                "deal:42": frozenset({"rpd:m-1"}),
+                "activity:42": frozenset(),
+                "note:42": frozenset(),
+            },
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_track_rule(case: Case) -> None:
+    case.verify()
+
+
+def test_first_matching_rule_wins_whatever_the_pattern_kind() -> None:
+    rules = parse_rules(
+        [
+            {"events": ["Trial *"], "create": "skip"},
+            {"events": ["Trial Started", "*"], "create": "note"},
+            {"events": ["Trial Started"], "create": "deal"},
+        ],
+        "rpd.toml",
+    )
+    assert [rules.label(name) for name in ("Trial Started", "Trial", "Other", None)] == [
+        "track #1 (skip)",
+        "track #2 (note)",
+        "track #2 (note)",
+        NO_RULE,
+    ]
+    assert parse_rules([], "rpd.toml").match("Anything") is None
+
+
+TEMPLATE_ERRORS = [
+    (
+        "{propertes.x}",
+        "{propertes.x} in template '{propertes.x}' refers to nothing an event holds",
+        "did you mean {properties.x}? ",
+    ),
+    (
+        "{Event}",
+        "{Event} in template '{Event}' refers to nothing an event holds",
+        "did you mean {event}? ",
+    ),
+    (
+        "{properties}",
+        "{properties} in template '{properties}' refers to nothing an event holds",
+        "",
+    ),
+    (
+        "{context.x}",
+        "{context.x} in template '{context.x}' refers to nothing an event holds",
+        "did you mean {context.traits.x}? ",
+    ),
+    ("a } b", "unmatched '}' in template 'a } b'", None),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), TEMPLATE_ERRORS)
+def test_a_template_that_refers_to_nothing_is_a_config_error(
+    text: str, message: str, hint: str | None
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        compile_template(text, "rpd.toml: track #1: title")
+    assert raised.value.message == f"rpd.toml: track #1: title: {message}"
+    if hint is not None:
+        assert raised.value.hint == hint + (
+            "use {event}, {userId}, {properties.PATH}, {context.traits.PATH} or {traits.PATH}"
+        )
+
+
+def test_templates_render_paths_empty_values_and_literal_braces() -> None:
+    event = parse_event(
+        {
+            "type": "track",
+            "messageId": "m-1",
+            "event": "E",
+            "userId": 7,
+            "properties": {"n": 2.5, "ok": True, "tags": ["a", "b"], "deep": {"x": "<y>"}},
+            "traits": {"t": "T"},
+        },
+        "f:1",
+    )
+    template = compile_template(
+        "{{{event}}} {userId} {properties.n} {properties.ok} {properties.tags} "
+        "{properties.deep.x} {traits.t} [{context.traits.missing}]",
+        "w",
+    )
+    assert template.render(event) == '{E} 7 2.5 true ["a","b"] <y> T []'
+    assert (
+        template.render(event, escape=True)
+        == "{E} 7 2.5 true [&quot;a&quot;,&quot;b&quot;] &lt;y&gt; T []"
+    )
+
+
+RULE_ERRORS = [
+    (
+        {"events": ["x"], "create": "deal", "stag": "Demo"},
+        "track #1: unknown key 'stag'",
+        "did you mean 'stage'?",
+    ),
+    (
+        {"events": ["x"], "create": "opportunity"},
+        "track #1: create is 'opportunity'",
+        "create = one of 'lead', 'deal', 'activity', 'note', 'skip'",
+    ),
+    (
+        {"events": ["x"], "create": "note", "pipeline": "Sales"},
+        "track #1: pipeline does not apply to a note rule",
+        "a note rule takes events, create and content",
+    ),
+    (
+        {"events": [], "create": "skip"},
+        "track #1: events must be a non-empty list of event names",
+        'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+        '"*" any event)',
+    ),
+    (
+        {"events": ["x"], "create": "activity", "done": "yes"},
+        "track #1: done must be true or false",
+        "",
+    ),
+    (
+        {"events": ["x"], "create": "deal", "stage": True},
+        "track #1: stage must be a name (a string) or an id (an integer)",
+        'e.g. stage = "Qualified"',
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "message", "hint"), RULE_ERRORS)
+def test_a_rule_that_cannot_work_is_a_config_error(
+    table: dict[str, Any], message: str, hint: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_rules([table], "rpd.toml")
+    assert (raised.value.message, raised.value.hint) == (f"rpd.toml: {message}", hint)
+
+
+NAME_ERRORS = [
+    (
+        {"pipeline": "Sale"},
+        "track #1: pipeline 'Sale': the account has no such pipeline",
+        "did you mean 'Sales'? pipelines: Sales, Partners",
+    ),
+    (
+        {"pipeline": 9},
+        "track #1: pipeline 9: the account has no pipeline with this id",
+        "pipelines: Sales (1), Partners (2)",
+    ),
+    (
+        {"pipeline": "Sales", "stage": "Intro"},
+        "track #1: stage 'Intro': the account has no such stage in pipeline 'Sales'",
+        "stages in pipeline 'Sales': Qualified, Demo",
+    ),
+    (
+        {"stage": "Dmo"},
+        "track #1: stage 'Dmo': the account has no such stage",
+        "did you mean 'Demo'? stages: Qualified, Demo, Intro",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "message", "hint"), NAME_ERRORS)
+def test_an_unknown_pipeline_or_stage_is_a_config_error_with_the_nearest_name(
+    settings: dict[str, Any], message: str, hint: str
+) -> None:
+    rules = parse_rules([{"events": ["x"], "create": "deal", **settings}], "rpd.toml")
+    with pytest.raises(ConfigError) as raised:
+        CATALOG.apply(PlanConfig(track_rules=rules))
+    assert (raised.value.message, raised.value.hint) == (message, hint)
+
+
+def test_an_unknown_activity_type_is_a_config_error_with_the_nearest_name() -> None:
+    rules = parse_rules([{"events": ["x"], "create": "activity", "type": "cal"}], "rpd.toml")
+    with pytest.raises(ConfigError) as raised:
+        CATALOG.apply(PlanConfig(track_rules=rules))
+    assert (raised.value.message, raised.value.hint) == (
+        "track #1: type 'cal': the account has no such activity type",
+        "did you mean 'call'? activity types: call, meeting",
+    )
+
+
+def test_names_resolve_to_ids_and_keys_and_a_stage_alone_finds_its_pipeline() -> None:
+    rules = parse_rules(
+        [
+            {"events": ["a"], "create": "deal", "stage": "intro"},
+            {"events": ["b"], "create": "deal", "pipeline": 1, "stage": 2},
+            {"events": ["c"], "create": "activity", "type": "meeting"},
+        ],
+        "rpd.toml",
+    )
+    resolved = CATALOG.apply(PlanConfig(track_rules=rules)).track_rules.rules
+    assert [(r.pipeline_id, r.stage_id, r.type_key) for r in resolved] == [
+        (2, 4, None),
+        (1, 2, None),
+        (None, None, "meeting"),
+    ]
+    assert CATALOG.apply(PlanConfig(track_rules=rules)).track_rules.unresolved() == []
+    assert Catalog().apply(PlanConfig(track_rules=rules)).track_rules.unresolved() == [
+        "track #1.stage = 'intro'",
+        "track #3.type = 'meeting'",
+    ]
+
+
+def test_markers_are_found_again_in_stored_html_whatever_the_event_id() -> None:
+    for event_id in ("msg-1", 'a b<c>&d"e', "ünï/cödé?x=1#y"):
+        stored = f"<p>notes</p><p>{marker(event_id)}</p>"
+        assert markers(stored) == {marker(event_id)}
+    assert marker("a b<c>") == "rpd:a%20b%3Cc%3E"
+    assert markers(None) == set()
+    assert markers("rpd:one and rpd:two<br>") == {"rpd:one", "rpd:two"}
+
+
+def test_a_rule_with_an_unresolved_name_offline_shows_a_placeholder() -> None:
+    config = replace(CONFIG, default_currency="EUR", track_rules=RULES)
+    outcome = run(
+        DEMO,
+        [
+            search_person("u-1", 42),
+            list_v2("/api/v2/deals", 42, []),
+            post(
+                "/api/v2/deals",
+                body := {
+                    "title": "Demo Requested via webinar",
+                    "value": 1500,
+                    "currency": "EUR",
+                    "pipeline_id": "{pipeline:Sales}",
+                    "stage_id": "{stage:Demo}",
+                    "origin_id": "rpd:m-1",
+                    "person_id": 42,
+                },
+                ok({"id": 1, **body}),
+            ),
+        ],
+        config=config,
+    )
+    assert outcome.status == "sent"
+
+
+def test_a_rule_whose_names_no_listing_resolved_fails_its_events_retryable() -> None:
+    config = replace(RULED, track_rules=RULES.unresolvable("GET /api/v2/pipelines: HTTP 503"))
+    outcome = run(DEMO, [], config=config)
+    assert (outcome.status, outcome.reason, outcome.stage, outcome.retryable) == (
+        "failed",
+        "track #2: pipeline = 'Sales', stage = 'Demo' cannot be resolved: GET /api/v2/pipelines: "
+        "HTTP 503; retry later",
+        "validate",
+        True,
+    )
+    # Rules that name nothing to resolve go on.
+    assert run(track("Button Clicked"), [], config=config).reason == "track rule: skip"
+
+
+def test_a_deal_value_without_any_currency_is_left_out_with_a_warning_naming_the_deal() -> None:
+    config = replace(RULED, default_currency="")
+    body = {
+        "title": "Demo Requested via webinar",
+        "pipeline_id": 1,
+        "stage_id": 2,
+        "custom_fields": {CAMPAIGN: "webinar"},
+        "origin_id": "rpd:m-1",
+        "person_id": 42,
+    }
+    outcome = run(
+        track(
+            "Demo Requested",
+            {
+                "revenue": "lots",
+                "value": 1500,
+                "utm": {"campaign": "webinar"},
+                "campaign": "webinar",
+            },
+        ),
+        [post("/api/v2/deals", body, ok({"id": 9, **body}))],
+        config=config,
+        known=Case(name="", raw={}, persons={"u-1": 42}, leads={"deal:42": frozenset()}).known(),
+    )
+    assert (outcome.status, outcome.warnings) == (
+        "sent",
+        (
+            "revenue = lots is not a number; ignored for the deal value",
+            "deal value 1500 has no currency (no currency property and no [identity] "
+            "default_currency); value left out",
+        ),
+    )
