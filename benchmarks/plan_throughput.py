@@ -111,6 +111,186 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
     return costs
 
 
+# The layers of issue 12's table, in its order.
+LAYERS = (
+    ("reading", "reading (lines, parse, RawItem)"),
+    ("intake", "intake and validation (parse_event, Event, Intake)"),
+    ("identity", "identity resolution, ordering keys, per-event state"),
+    ("plans", "plan generators and driving"),
+    ("fields", "field mapping and coercion"),
+    ("records", "request records"),
+    ("rendering", "rendering"),
+    ("tally", "report tally"),
+)
+PLANNING = ("identity", "plans", "fields")  # measured together, split by the profile's shares
+# Which planning layer a function's own time belongs to: by module, then by (module, function).
+MODULE_LAYERS = {
+    "core/known.py": "identity",
+    "core/index.py": "identity",
+    "core/recency.py": "identity",
+    "core/ordering.py": "identity",
+    "core/rootcause.py": "identity",
+    "io/scratch.py": "identity",
+    "core/intake.py": "identity",  # during planning: the finished ids (Finished)
+    "core/fields.py": "fields",
+}
+FUNCTION_LAYERS = {
+    ("core/plans/__init__.py", "identities_of"): "identity",
+    ("core/plans/common.py", "find"): "identity",
+    ("core/plans/common.py", "lookup"): "identity",
+    ("core/plans/common.py", "aliased_away"): "identity",
+    ("core/plans/common.py", "merged_person"): "identity",
+    ("core/plans/common.py", "require_field"): "identity",
+    ("core/plans/common.py", "learn"): "identity",
+    ("core/plans/common.py", "forget"): "identity",
+    ("core/plans/common.py", "outcome"): "identity",
+    ("core/plans/common.py", "finish"): "identity",
+    ("core/plans/common.py", "failed"): "identity",
+    ("core/plans/common.py", "at"): "identity",
+    ("core/plans/common.py", "times_of"): "identity",
+    ("core/plans/common.py", "wrote_fields"): "identity",
+    ("core/plans/common.py", "entity_body"): "fields",
+    ("core/plans/common.py", "with_identity"): "fields",
+    ("core/plans/common.py", "person_create_body"): "fields",
+    ("core/plans/common.py", "drop"): "fields",
+    ("core/plans/track.py", "lead_body"): "fields",
+}
+
+
+def _where(filename: str) -> str:
+    """A profiled function's file, relative to the package ("core/fields.py"), or ""."""
+    marker = "rudder_pipedrive_cli/"
+    return filename.split(marker, 1)[1] if marker in filename else ""
+
+
+def planning_shares(profile: Any) -> dict[str, float]:
+    """The share of each planning layer in the profiled planning time. Builtins and generated
+    `__init__`s count for the layer of the function that called them."""
+    own: dict[str, float] = dict.fromkeys(PLANNING, 0.0)
+
+    def layer_of(function: tuple[str, int, str]) -> str | None:
+        where = _where(function[0])
+        if where == "core/preview.py" and function[2] in ("record", "request_record"):
+            return None  # timed on their own
+        if where in ("io/readers.py", "core/envelopes.py", "core/events.py", "core/filters.py"):
+            return None  # reading and intake, timed on their own
+        if where in ("core/tally.py", "core/costs.py") or function[2] == "public_warning":
+            return None  # the tally, timed on its own
+        if where == "core/intake.py" and function[2] in ("intake", "_invalid", "id"):
+            return None
+        found = FUNCTION_LAYERS.get((where, function[2])) or MODULE_LAYERS.get(where)
+        return found or ("plans" if where else None)
+
+    for function, (_cc, _calls, tottime, _cum, callers) in profile.stats.items():
+        layer = layer_of(function)
+        if layer is not None:
+            own[layer] += tottime
+        elif not _where(function[0]) and function[0] in ("~", "<string>"):
+            for caller, figures in callers.items():
+                layer = layer_of(caller)
+                if layer is not None:
+                    own[layer] += figures[2]
+    total = sum(own.values()) or 1.0
+    return {layer: seconds / total for layer, seconds in own.items()}
+
+
+def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
+    """CPU microseconds per event of each layer of the table in issue 12, in this process.
+
+    Reading and intake are timed alone (the reader; the reader and `intake`, less the reader);
+    the dry-run then runs a chunk of events at a time, and each chunk's request records, their
+    rendering (orjson lines to /dev/null) and the tally of their outcomes (into a second `Tally`,
+    as `preview` counts them) are timed on their own. What is left of the run is planning,
+    split into its three layers by their shares of a cProfile of the first chunks.
+    """
+    import cProfile
+
+    from rudder_pipedrive_cli.core.errors import public_warning
+    from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.intake import intake
+    from rudder_pipedrive_cli.core.known import MemoryKnown
+    from rudder_pipedrive_cli.core.preview import Planned, Searched, preview
+    from rudder_pipedrive_cli.core.responder import OfflineResponder
+    from rudder_pipedrive_cli.core.tally import Tally
+    from rudder_pipedrive_cli.io.config import load_settings
+    from rudder_pipedrive_cli.io.readers import EventReader
+    from rudder_pipedrive_cli.io.scratch import ScratchIds
+
+    config = load_settings(str(CONFIG), env={}).plan_config()
+    every = EventFilter.from_options(None, None, None)
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    # CPU time, not wall time: on a shared machine the wait for a core is no layer's cost.
+    clock = time.process_time
+
+    start = clock()
+    count = sum(1 for _ in EventReader([str(path)]))
+    reading = clock() - start
+    start = clock()
+    sum(1 for _ in intake(EventReader([str(path)]), every))
+    intake_s = clock() - start - reading
+
+    def run(profile: cProfile.Profile | None, limit: int | None) -> dict[str, float]:
+        spent = dict.fromkeys(("run", "records", "rendering", "tally"), 0.0)
+        tally = Tally()
+        items = intake(EventReader([str(path)]), every)
+        respond = Searched(OfflineResponder(config, "missing"))
+        with ScratchIds() as finished, open(os.devnull, "wb") as sink:
+            planned = preview(items, config, respond, MemoryKnown(), Tally(), None, finished)
+            done = 0
+            while limit is None or done < limit:
+                batch: list[Planned] = []
+                start = clock()
+                if profile is not None:
+                    profile.enable()
+                for each in planned:
+                    batch.append(each)
+                    if len(batch) == chunk:
+                        break
+                if profile is not None:
+                    profile.disable()
+                spent["run"] += clock() - start
+                if not batch:
+                    break
+                done += len(batch)
+                start = clock()
+                records = [each.record() for each in batch]
+                spent["records"] += clock() - start
+                start = clock()
+                for record in records:
+                    sink.write(dumps(record, option=newline))
+                spent["rendering"] += clock() - start
+                start = clock()
+                for each in batch:
+                    outcome = each.outcome
+                    for request in each.requests:
+                        tally.add_request(request)
+                    tally.add_outcome(
+                        each.item.kind,
+                        outcome.status,
+                        dropped=outcome.dropped,
+                        warnings=tuple(public_warning(text) for text in outcome.warnings),
+                        reason=outcome.public_reason,
+                    )
+                spent["tally"] += clock() - start
+        return spent
+
+    spent = run(None, None)
+    profile = cProfile.Profile()
+    run(profile, 4 * chunk)
+    profile.create_stats()
+    shares = planning_shares(profile)
+    planning = spent["run"] - reading - intake_s - spent["tally"]
+    seconds = {
+        "reading": reading,
+        "intake": intake_s,
+        **{layer: planning * shares[layer] for layer in PLANNING},
+        "records": spent["records"],
+        "rendering": spent["rendering"],
+        "tally": spent["tally"],
+    }
+    return {layer: round(seconds[layer] / count * 1e6, 2) for layer, _ in LAYERS}
+
+
 def measure_size(size: int, repeat: int, folder: Path) -> dict[str, Any]:
     """Dry-run `size` events `repeat` times, a bare loop before each; the best of each."""
     path = folder / f"events-{size}.ndjson"
@@ -128,6 +308,7 @@ def measure_size(size: int, repeat: int, folder: Path) -> dict[str, Any]:
     stages = stage_costs(path, repeat)
     return {
         "stages_us": stages,
+        "layers_us": layer_costs(path),
         # Each target as time per event: 10 us at 100,000 events/s, 5x the parse at 0.2 of it.
         "budget_us": round(min(1e6 / TARGET_RATE, stages["parse"] / TARGET_RATIO), 2),
         "events": size,
@@ -163,6 +344,16 @@ def run(quick: bool) -> dict[str, Any]:
     )
 
 
+def print_layers(results: list[dict[str, Any]]) -> None:
+    """Issue 12's table: us per event of each layer, one column per size."""
+    print()
+    print(f"{'us per event, by layer':<54}" + "".join(f"{r['events']:>10,}" for r in results))
+    for layer, title in LAYERS:
+        print(f"{title:<54}" + "".join(f"{r['layers_us'][layer]:>10.2f}" for r in results))
+    totals = "".join(f"{sum(r['layers_us'].values()):>10.2f}" for r in results)
+    print(f"{'all layers':<54}{totals}")
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="20000,200000")
@@ -172,11 +363,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as folder:
         for size in (int(s) for s in args.sizes.split(",")):
             results.append(measure_size(size, args.repeat, Path(folder)))
-    print(f"{'events':>9} {'dry-run ev/s':>13} {'bare ev/s':>11} {'ratio':>6} {'peak MB':>8}")
+    # ev/CPU-s: events per CPU second of the dry-run (imports excluded), steadier than wall time
+    # on a shared machine.
+    print(
+        f"{'events':>9} {'dry-run ev/s':>13} {'ev/CPU-s':>9} {'bare ev/s':>11} {'ratio':>6} "
+        f"{'peak MB':>8}"
+    )
     for r in results:
         print(
-            f"{r['events']:>9} {r['events_per_s']:>13,} {r['bare_per_s']:>11,} "
-            f"{r['ratio']:>6.3f} {r['peak_mb']:>8.1f}"
+            f"{r['events']:>9} {r['events_per_s']:>13,} {r['events_per_cpu_s']:>9,} "
+            f"{r['bare_per_s']:>11,} {r['ratio']:>6.3f} {r['peak_mb']:>8.1f}"
         )
     for r in results:
         stages, budget = r["stages_us"], r["budget_us"]
@@ -186,6 +382,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             f"dry-run {stages['dry_run']} (planning {stages['planning']}); "
             f"both targets leave {budget} for everything"
         )
+    print_layers(results)
     if len(results) > 1:
         growth = results[-1]["peak_mb"] / results[0]["peak_mb"]
         print(f"peak memory, largest vs smallest input: {growth:.2f}x")

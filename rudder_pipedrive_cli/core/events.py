@@ -156,9 +156,11 @@ def _kind_of(value: Any) -> str:
 def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
     """The first present value of `paths` as an identity (see `exact_identity`)."""
     for parts in paths:
-        value = exact_identity(get_parts(raw, parts), ".".join(parts))
-        if value is not None:
-            return value
+        value = get_parts(raw, parts)
+        if value is not None:  # most fallbacks are absent: no path text to make for them
+            value = exact_identity(value, ".".join(parts))
+            if value is not None:
+                return value
     return None
 
 

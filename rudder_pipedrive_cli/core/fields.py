@@ -145,12 +145,11 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
             return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
-            part = next(
-                (p for p in (name_text(source.get(path), path, warnings) for path in paths) if p),
-                None,
-            )
-            if part:
-                parts.append(part)
+            for path in paths:  # the first that is a name; each one read before it warns
+                part = name_text(source.get(path), path, warnings)
+                if part:
+                    parts.append(part)
+                    break
         if parts:
             return " ".join(parts)
     return None
@@ -659,20 +658,28 @@ def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]
     which only some paths are mapped (mapping "address.city" reports "address.street")."""
     found: list[str] = []
     inner = inner_paths(mapping)
-
-    def walk(obj: Mapping[str, Any], prefix: str) -> None:
-        for key, value in obj.items():
-            path = prefix + str(key)
-            if path in mapping or path in standard or path in IDENTITY_KEYS:
-                continue
-            if path in inner and isinstance(value, Mapping):
-                walk(value, path + ".")
-            elif path not in found:
-                found.append(path)
-
     for source in traits.sources:
-        walk(source, "")
+        _walk(source, "", mapping, standard, inner, found)
     return found
+
+
+def _walk(
+    obj: Mapping[str, Any],
+    prefix: str,
+    mapping: Mapping[str, str],
+    standard: frozenset[str],
+    inner: frozenset[str],
+    found: list[str],
+) -> None:
+    """Add to `found` the paths under `obj` (at `prefix`) that nothing sends (see `dropped`)."""
+    for key, value in obj.items():
+        path = prefix + str(key)
+        if path in mapping or path in standard or path in IDENTITY_KEYS:
+            continue
+        if path in inner and isinstance(value, Mapping):
+            _walk(value, path + ".", mapping, standard, inner, found)
+        elif path not in found:
+            found.append(path)
 
 
 # mapping id -> (the mapping, its inner paths); the mapping is kept so its id cannot be reused.

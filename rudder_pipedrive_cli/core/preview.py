@@ -101,7 +101,7 @@ def preview(
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=tuple(public_warning(text) for text in outcome.warnings),
+            warnings=tuple(map(public_warning, warnings)) if (warnings := outcome.warnings) else (),
             reason=outcome.public_reason,
             writes=outcome.writes,
         )
@@ -127,7 +127,8 @@ class _Recorder:
 
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
 
-SEARCH_KEY = "GET /api/v2/itemSearch/field"
+SEARCH_ENDPOINT = "/api/v2/itemSearch/field"
+SEARCH_KEY = "GET " + SEARCH_ENDPOINT
 LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
 CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
@@ -145,7 +146,7 @@ class Searched:
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         response = self.respond(request)
-        if request.key == SEARCH_KEY:
+        if request.endpoint == SEARCH_ENDPOINT:  # only ever a GET
             kind = "person" if request.query.get("entity_type") == "person" else "org"
             self.searches[kind] += 1
             self.found[kind] += bool(response.ok and response.data)

@@ -49,7 +49,8 @@ class Tally:
     knock_ons: Counter[str] = field(default_factory=Counter)
     skips: Counter[str] = field(default_factory=Counter)  # skipped events by reason
     warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
-    tokens_by: Counter[str] = field(default_factory=Counter)  # API tokens spent, by endpoint
+    # Requests a 429 refused, by endpoint: they cost no API tokens (tokens are derived at the end).
+    uncharged: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     rate_limited: int = 0
     # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
@@ -62,13 +63,25 @@ class Tally:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
         key = request.key
         self.requests[key] += 1
-        if charged:
-            self.tokens_by[key] += token_cost(key)
+        if not charged:
+            self.uncharged[key] += 1
 
     def add_requests(self, other: Tally) -> None:
         """Count the requests (and tokens) another tally counted."""
         self.requests.update(other.requests)
-        self.tokens_by.update(other.tokens_by)
+        self.uncharged.update(other.uncharged)
+
+    @property
+    def tokens_by(self) -> Counter[str]:
+        """API tokens spent (or planned), by endpoint: derived from the counts, not kept per
+        request (a dry-run counts hundreds of thousands)."""
+        uncharged = self.uncharged
+        return Counter(
+            {
+                key: (count - uncharged[key]) * token_cost(key)
+                for key, count in self.requests.items()
+            }
+        )
 
     @property
     def tokens(self) -> int:

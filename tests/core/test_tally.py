@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rudder_pipedrive_cli.core.protocol import ApiRequest
 from rudder_pipedrive_cli.core.tally import Tally, skip_reason
 
 
@@ -47,3 +48,28 @@ def test_skips_are_counted_by_reason_most_common_first() -> None:
         ("unsupported type: page", 1),
     ]
     assert sum(report["skipped_by_reason"].values()) == report["events"]["skipped"]
+
+
+def test_tokens_are_derived_from_the_counts_and_a_refused_request_costs_none() -> None:
+    search = ApiRequest(
+        method="GET",
+        path="/api/v2/itemSearch/field",
+        endpoint="/api/v2/itemSearch/field",
+        stage="s",
+    )
+    create = ApiRequest(
+        method="POST", path="/api/v2/persons", endpoint="/api/v2/persons", stage="c", body={}
+    )
+    tally = Tally()
+    tally.add_request(search)
+    tally.add_request(search, charged=False)  # a 429: counted, not charged
+    tally.add_request(create)
+    assert tally.requests == {"GET /api/v2/itemSearch/field": 2, "POST /api/v2/persons": 1}
+    assert tally.tokens_by == {"GET /api/v2/itemSearch/field": 20, "POST /api/v2/persons": 5}
+    assert tally.tokens == 25
+    total = Tally()
+    total.add_request(create, charged=False)
+    total.add_requests(tally)
+    assert total.requests == {"GET /api/v2/itemSearch/field": 2, "POST /api/v2/persons": 2}
+    assert total.tokens_by == {"GET /api/v2/itemSearch/field": 20, "POST /api/v2/persons": 5}
+    assert total.to_json(duration_s=0, dead_letter=None)["tokens"] == 25
