@@ -156,6 +156,18 @@ def test_an_offline_dry_run_imports_no_http_client_server_or_database(tmp_path: 
         assert loaded(modules, heavy) == [], heavy
 
 
+def test_events_with_message_ids_load_no_hash_library(tmp_path: Path) -> None:
+    """hashlib (OpenSSL, 3 ms of each start) names only events that have no messageId."""
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    unnamed = tmp_path / "unnamed.ndjson"
+    unnamed.write_text('{"type": "identify", "userId": "u-1"}\n')
+    config = str(ROOT / "config.example.toml")
+
+    assert "hashlib" not in imported_by("dry-run", str(events), "--config", config, "-q")
+    assert "hashlib" in imported_by("dry-run", str(unnamed), "--config", config, "-q")
+
+
 def test_send_names_a_missing_file_before_starting_a_sandbox(tmp_path: Path) -> None:
     missing = tmp_path / "missing.ndjson"
 
