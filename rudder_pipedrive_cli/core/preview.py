@@ -13,6 +13,7 @@ from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 
 
@@ -70,6 +71,7 @@ def preview(
     """
     recorder = _Recorder(respond, tally)
     finished = Finished(journal_status, finished_ids)
+    roots = RootCauses()  # as send explains and counts failures that earlier ones caused
     for item in items:
         requests: list[ApiRequest] = []
         if item.decided is not None or item.event is None:
@@ -81,6 +83,8 @@ def preview(
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
             finished.add(item.id, outcome.status)
+        explained = roots.explain(item.event, outcome)
+        outcome = explained.outcome
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
@@ -89,6 +93,7 @@ def preview(
             dropped=outcome.dropped,
             warnings=tuple(public_warning(text) for text in outcome.warnings),
             reason=outcome.public_reason,
+            root=explained.root,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests))
 
