@@ -304,6 +304,9 @@ def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | Non
 
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
+    # The run's duration includes the field listings and the first pass over the input: under
+    # faults, listing alone can take half a minute that the report would otherwise not show.
+    started = time.monotonic()
     tally = Tally()
     reader = EventReader(
         job.paths,
@@ -358,7 +361,6 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     )
     if replay_state is not None:
         replay_state.start_run()
-    started = time.monotonic()
     stopped: RpdError | None = None
     interrupted: signal.Signals | None = None
     cancelled = False

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from e2e_support import (
+    LISTINGS,
     TOKEN,
     SendRun,
     assert_report_adds_up,
@@ -32,12 +33,6 @@ MANGLED = {
     "empty": "an empty body",
     "no-data": 'no "data"',
     "v1-shape": '"data" is an object, not a list',
-}
-LISTINGS = {
-    "GET /api/v2/dealFields": 1,
-    "GET /api/v2/organizationFields": 1,
-    "GET /api/v2/personFields": 1,
-    "GET /v1/leadLabels": 1,
 }
 # A replay with a fresh state of a person and a lead that Pipedrive holds: found by search,
 # updated (the fresh state knows no field times), its leads listed, active and archived.
