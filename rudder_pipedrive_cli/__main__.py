@@ -1,3 +1,22 @@
-from rudder_pipedrive_cli.cli.main import app
+"""The `rpd` command (`[project.scripts]`) and `python -m rudder_pipedrive_cli`.
 
-app(prog_name="rpd")
+Start-up makes some 36,000 tracked objects that live as long as the process (modules, classes,
+typer's command tree, rich's styles) and no garbage worth collecting. So the cyclic garbage
+collector is off while rpd starts; once the command is loaded (`load_command` in cli/main.py),
+what exists is frozen (`gc.freeze`: left out of every later collection) and collection is back on.
+The collections during start-up, and later ones walking the start-up objects again, were a sixth
+of an offline dry-run's start (issue 14 item 13; `python -m benchmarks.startup`).
+"""
+
+import gc
+
+
+def main() -> None:
+    gc.disable()
+    from rudder_pipedrive_cli.cli.main import app
+
+    app(prog_name="rpd")
+
+
+if __name__ == "__main__":
+    main()

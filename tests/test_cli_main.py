@@ -4,9 +4,11 @@ listed without importing any), usage errors in rpd's one error style, and what s
 
 from __future__ import annotations
 
+import gc
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,52 @@ def test_an_offline_dry_run_imports_no_http_client_server_or_database(tmp_path: 
     assert "rudder_pipedrive_cli.cli.dryrun_cmd" in modules
     for heavy in HEAVY:
         assert loaded(modules, heavy) == [], heavy
+
+
+def test_events_with_message_ids_load_no_hash_library(tmp_path: Path) -> None:
+    """hashlib (OpenSSL, 3 ms of each start) names only events that have no messageId."""
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    unnamed = tmp_path / "unnamed.ndjson"
+    unnamed.write_text('{"type": "identify", "userId": "u-1"}\n')
+    config = str(ROOT / "config.example.toml")
+
+    assert "hashlib" not in imported_by("dry-run", str(events), "--config", config, "-q")
+    assert "hashlib" in imported_by("dry-run", str(unnamed), "--config", config, "-q")
+
+
+def test_rpd_starts_with_the_collector_off_and_freezes_start_up_once_the_command_is_loaded(
+    tmp_path: Path,
+) -> None:
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    args = ["rpd", "dry-run", str(events), "--config", str(ROOT / "config.example.toml"), "-q"]
+    script = (
+        "import gc, sys\n"
+        "from rudder_pipedrive_cli.__main__ import main\n"
+        f"sys.argv = {args!r}\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10_000, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stderr == "True True\n"
+
+
+def test_a_command_run_in_process_with_the_collector_on_freezes_nothing() -> None:
+    before = gc.get_freeze_count()
+    assert rpd("init", "--help")[0] == 0  # loads the command
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, before)
+
+
+def test_the_rpd_command_is_main_so_its_start_up_is_as_python_m() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    assert scripts == {"rpd": "rudder_pipedrive_cli.__main__:main"}
 
 
 def test_send_names_a_missing_file_before_starting_a_sandbox(tmp_path: Path) -> None:

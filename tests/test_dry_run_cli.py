@@ -499,6 +499,50 @@ def test_why_events_would_fail_is_grouped_by_cause_without_event_data(tmp_path: 
     assert "p-0" not in err and "top " not in err
 
 
+def test_failures_an_earlier_one_caused_are_counted_under_it_as_send_does(tmp_path: Path) -> None:
+    # QA: send said "2 cannot convert plan ... +2 later events of the same users" where dry-run
+    # said "2 cannot convert plan ..." and "2 cannot create person without a name".
+    identifies = [
+        {
+            "type": "identify",
+            "messageId": f"u-{n}-i",
+            "userId": f"u-{n}",
+            "traits": {"name": f"User {n}", "plan": "Starter" if n < 2 else "Pro"},
+        }
+        for n in range(4)
+    ]
+    tracks = [
+        {"type": "track", "messageId": f"u-{n}-t", "userId": f"u-{n}", "event": "Signed up"}
+        for n in range(4)
+    ]
+    path = write_events(tmp_path, *identifies, *tracks)
+    args = ("--config", CONFIG, "--sandbox", "--lookups")
+
+    code, out, err = dry_run(path, *args, "-f", "ndjson")
+
+    assert code == 1
+    root = (
+        "cannot convert plan = Starter for field Plan (enum): expected one of Free, Pro, Enterprise"
+    )
+    assert [
+        (r["id"], r["outcome"], r["reason"]) for r in records(out) if r["outcome"] != "planned"
+    ] == [
+        ("u-0-i", "failed", root),
+        ("u-1-i", "failed", root),
+        ("u-0-t", "failed", f"no person for u-0: its identify failed earlier ({root})"),
+        ("u-1-t", "failed", f"no person for u-1: its identify failed earlier ({root})"),
+    ]
+    assert err.endswith(
+        "why events would fail:\n"
+        "  2  cannot convert plan for field Plan (enum)\n"
+        "     +2 later events of the same users\n"
+    )
+    code, out, _ = dry_run(path, *args, "-f", "json")
+    assert json.loads(out)["failed_by_reason"] == {
+        "cannot convert plan for field Plan (enum)": {"events": 2, "later_events": 2}
+    }
+
+
 ESCAPES = "\x1b[1A\x1b[2K"  # cursor up, erase line: would rewrite the line above
 
 

@@ -506,13 +506,21 @@ def test_lone_surrogate_reason(tmp_path: Path) -> None:
     assert second == ok(f"{path}:2", A)
 
 
-def parses(data: bytes) -> bool:
-    """Random bytes can spell JSON (`{"":false}` is an untyped event): not a bad line then."""
-    try:
-        orjson.loads(data)
-    except orjson.JSONDecodeError:
+def is_bad_line(data: bytes) -> bool:
+    """One line that is not an event: random bytes may happen to be a JSON object (`{"":true}`,
+    which the reader hands on as an item, for parse_event to refuse), and are then not bad."""
+    if b"\n" in data or b"\r" in data:
         return False
-    return True
+    try:
+        return not isinstance(orjson.loads(data), dict)
+    except orjson.JSONDecodeError:
+        return True
+
+
+def test_random_bytes_that_are_a_json_object_are_no_bad_line() -> None:
+    # Hypothesis drew `{"":true}` as a bad line, and the property failed (quick start, pytest).
+    assert not is_bad_line(b'{"":true}')
+    assert is_bad_line(b"42") and is_bad_line(b"{oops") and not is_bad_line(b"{}\n")
 
 
 GOOD_LINES = st.sampled_from([A, B, C]).map(lambda value: dumps(value))
@@ -533,9 +541,7 @@ BAD_LINES = st.sampled_from(
         b"\xff\xfe",
         b"\xef\xbb\xbf{oops",
     ]
-) | st.binary(min_size=1, max_size=20).filter(
-    lambda data: b"\n" not in data and b"\r" not in data and not parses(data)
-)
+) | st.binary(min_size=1, max_size=20).filter(lambda data: is_bad_line(data))
 BLANK_LINES = st.sampled_from([b"", b"  ", b"\t", b"\r"])
 
 

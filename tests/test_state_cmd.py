@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from rudder_pipedrive_cli.cli import state_cmd
 from rudder_pipedrive_cli.cli.state_cmd import state_app
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import NamespaceSummary, ReplayState, RunSummary, namespace_key
 
 app = typer.Typer()
 app.add_typer(state_app, name="state")
@@ -102,6 +102,31 @@ def test_show_table() -> None:
         "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
     )
     assert TOKEN not in result.output
+
+
+def test_last_run_counts_are_in_words() -> None:
+    # A run stopped by Ctrl-C stores `not_attempted` in its report.
+    run = RunSummary(
+        started_at=STAMP,
+        finished_at=STAMP,
+        counts={"events": {"read": 21, "skipped": 1, "failed": 0, "not_attempted": 20}},
+    )
+    summary = NamespaceSummary(
+        namespace=NS,
+        base_url="https://api.pipedrive.com",
+        fingerprint="7f87dc59a5ac3bce",
+        identities={},
+        leads_listed=0,
+        lead_origins=0,
+        journal={},
+        inflight=0,
+        unsettled=0,
+        last_run=run,
+    )
+
+    assert state_cmd.last_run_text(summary) == (
+        f"{STAMP} to {STAMP}: read 21, skipped 1, not attempted 20"
+    )
 
 
 def test_show_json() -> None:

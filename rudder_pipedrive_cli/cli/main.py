@@ -8,6 +8,7 @@ rendered as rpd's errors are: `error:` and `hint:` lines, exit 2.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +67,9 @@ def load_command(name: str) -> click.Command:
         holder.callback()(lambda: None)  # a group of one: the command keeps its name
     group = typer.main.get_command(holder)
     assert isinstance(group, TyperGroup)
+    if not gc.isenabled():  # started by `rpd` (__main__.py): start-up is over
+        gc.freeze()
+        gc.enable()
     return group.commands[name]
 
 

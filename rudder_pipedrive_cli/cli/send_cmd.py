@@ -388,6 +388,9 @@ def open_state(env: Env, state: Path | None) -> ReplayState | None:
 
 def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
     settings = env.settings
+    # The run's duration includes the field listings and the first pass over the input: under
+    # faults, listing alone can take half a minute that the report would otherwise not show.
+    started = time.monotonic()
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
@@ -473,7 +476,6 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     )
     if replay_state is not None:
         replay_state.start_run()
-    started = time.monotonic()
     stopped: RpdError | None = None
     interrupted: signal.Signals | None = None
     cancelled = False

@@ -76,7 +76,7 @@ def last_run_text(summary: NamespaceSummary) -> str:
     events = (run.counts or {}).get("events")
     shown = events if isinstance(events, Mapping) else (run.counts or {})
     counts = ", ".join(
-        f"{key} {value}"
+        f"{key.replace('_', ' ')} {value}"  # the report's `not_attempted`, in words
         for key, value in shown.items()
         if isinstance(value, int | float | str) and value != 0
     )

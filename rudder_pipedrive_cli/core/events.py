@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +169,8 @@ def stable_id(raw: Mapping[str, Any]) -> str:
         canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as exc:  # nested past orjson's 255 levels
         raise EventError(f"event has no messageId and cannot be hashed instead ({exc})") from None
+    import hashlib  # here: OpenSSL's 3 ms to load are for files without messageIds only
+
     return "sha1:" + hashlib.sha1(canonical).hexdigest()
 
 

@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.known import Learner
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 
@@ -80,6 +81,7 @@ def preview(
     recorder = _Recorder(respond, tally)
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
+    roots = RootCauses()  # as send explains and counts failures that earlier ones caused
     for item in items:
         rule = None
         if rules is not None and item.kind == "track" and item.event is not None:
@@ -95,6 +97,8 @@ def preview(
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
             finished.add(item.id, outcome.status)
+        explained = roots.explain(item.event, outcome)
+        outcome = explained.outcome
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
@@ -104,6 +108,7 @@ def preview(
             warnings=tuple(map(public_warning, warnings)) if (warnings := outcome.warnings) else (),
             reason=outcome.public_reason,
             writes=outcome.writes,
+            root=explained.root,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests), rule=rule)
 

@@ -50,9 +50,12 @@ class RootCauses:
     def explain(self, event: Event | None, outcome: Outcome) -> Explained:
         if outcome.status != "failed" or event is None or event.user_id is None:
             return Explained(outcome)
-        if event.type == "alias":  # about two users, never creating: its reason is its own
-            return Explained(outcome)
         user = event.user_id
+        if event.type == "alias":  # about two users, never creating: its reason is its own,
+            if outcome.stage == WAITING_STAGE:  # unless it waits for a failure of either
+                root = self._roots.get(user) or self._roots.get(event.previous_id or "")
+                return Explained(outcome, root.public if root is not None else "")
+            return Explained(outcome)
         root = self._roots.get(user)
         if root is None:
             if len(self._roots) < MAX_ROOTS:

@@ -85,3 +85,22 @@ def test_an_alias_failure_keeps_its_own_reason() -> None:
     )
     alias = event("alias", "u-1", 2, previousId="u-0")
     assert roots.explain(alias, neither) == Explained(neither)
+
+
+@pytest.mark.parametrize("failed", ["u-1", "u-0"], ids=["its userId", "its previousId"])
+def test_an_alias_waiting_for_a_failure_of_either_user_is_grouped_under_it(failed: str) -> None:
+    # Seen replaying the examples: an identify's lookup failed and the alias after it waited,
+    # and the report listed "an earlier event ... waits for it" as a cause of its own.
+    roots = RootCauses()
+    roots.explain(event("identify", failed), ROOT)
+    waiting = Outcome(
+        status="failed",
+        reason=f"an earlier event of userId {failed} failed: this one waits for it",
+        stage="order",
+        retryable=True,
+    )
+    alias = event("alias", "u-1", 2, previousId="u-0")
+
+    assert roots.explain(alias, waiting) == Explained(waiting, ROOT.public_reason)
+    # Waiting for a failure of another run (none in this one): a cause of its own.
+    assert RootCauses().explain(alias, waiting) == Explained(waiting)

@@ -32,6 +32,19 @@ SOURCE_FIELD = "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"
 CAMPAIGN_FIELD = "0ad278b60b7e6b783e51a7f5b9cef17d732fe978"
 HOT = "894a5e59-22f4-5b36-a557-3d4b8fe1cbfa"
 
+# The field and label listings every send makes before its first event, one page each.
+LISTINGS = {  # what a send with config.example.toml asks before its first event
+    "GET /v1/users/me": 1,  # the account: the state's namespace
+    "GET /api/v2/personFields": 1,
+    "GET /api/v2/organizationFields": 1,
+    "GET /api/v2/dealFields": 1,
+    "GET /v1/leadLabels": 1,
+    # What config.example.toml's track rules name (a pipeline, a stage, an activity type).
+    "GET /api/v2/pipelines": 1,
+    "GET /api/v2/stages": 1,
+    "GET /v1/activityTypes": 1,
+}
+
 # The environment a run sees: none of the caller's rpd settings leak in.
 CLEAN_ENV: dict[str, str | None] = {key.env: None for key in KEYS}
 CLEAN_ENV["RPD_CONFIG"] = None

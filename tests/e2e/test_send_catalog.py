@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from e2e_support import (
+    LISTINGS,
     PLAN_FIELD,
     example_without_rules,
     holdings,
@@ -97,3 +98,19 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
     assert hint == "hint: try again later"
     assert run.report is None
     assert sandbox.stats()["requests"] == {"GET /v1/users/me": 1, "GET /api/v2/personFields": 1}
+
+
+def test_the_report_s_duration_includes_the_field_listings(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # QA: with Pipedrive unreachable the listings' retries took 26 s of a 30 s run, and the
+    # report said "duration: 3.5 s". Here each of the four listings answers after 250 ms, and the
+    # one event (a page) makes no request.
+    sandbox = make_sandbox(plan="unlimited", latency_ms=250)
+    page = {"type": "page", "messageId": "m-1", "userId": "u-1"}
+    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "in.ndjson", [page]))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert run.report["requests"] == LISTINGS
+    assert run.report["duration_s"] >= 0.25

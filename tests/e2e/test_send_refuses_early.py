@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from e2e_support import (
     CLEAN_ENV,
+    LISTINGS,
     PLAN_FIELD,
     TOKEN,
     USER_ID_FIELD,
@@ -26,16 +27,6 @@ NO_CONFIG = (
     "warning: no config file found (rpd.toml here; --config or $RPD_CONFIG name another): "
     "using the environment and defaults"
 )
-LISTINGS = {
-    "GET /api/v2/personFields": 1,
-    "GET /api/v2/organizationFields": 1,
-    "GET /api/v2/dealFields": 1,
-    "GET /v1/leadLabels": 1,
-    # What config.example.toml's track rules name (a pipeline, a stage, an activity type).
-    "GET /api/v2/pipelines": 1,
-    "GET /api/v2/stages": 1,
-    "GET /v1/activityTypes": 1,
-}
 
 
 def test_an_enum_identity_field_is_refused_before_any_event(
