@@ -29,14 +29,16 @@ from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
 from rudder_pipedrive_cli.io.readers import EventReader, require_readable
-from rudder_pipedrive_cli.io.scratch import ScratchIds
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 
 ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
 OUTPUT = ("--output", "choose another --output path")
 
 
-def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
+def open_readonly_state(
+    env: Env, state: Path | None, cache_entries: int = CACHE_ENTRIES
+) -> ReplayState | None:
     """The replay state, read-only: its identity cache, journal and field catalog.
 
     The namespace is the configured account's (base URL and token); without a token, the one
@@ -48,7 +50,9 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
     if token:
-        return ReplayState.open(path, namespace_key(base_url, token), readonly=True)
+        return ReplayState.open(
+            path, namespace_key(base_url, token), readonly=True, cache_entries=cache_entries
+        )
     with ReplayState.open(path, "", readonly=True) as probe:
         matches = [s.namespace for s in probe.summary() if s.base_url == base_url]
     if len(matches) != 1:
@@ -58,7 +62,7 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
                 "to choose one; planning without the state"
             )
         return None
-    return ReplayState.open(path, matches[0], readonly=True)
+    return ReplayState.open(path, matches[0], readonly=True, cache_entries=cache_entries)
 
 
 @handle_errors()
@@ -85,6 +89,7 @@ def dry_run_command(
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
+    cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Plan a replay without writing: which requests each event would make, and why."""
     if format not in ("table", "json", "ndjson"):
@@ -136,8 +141,9 @@ def dry_run_command(
         else:  # a send lists the catalog before its first event: part of the estimate
             for request in catalog_requests():
                 tally.add_request(request)
-        replay_state = open_readonly_state(env, state)
-        known: Learner = MemoryKnown()
+        replay_state = open_readonly_state(env, state, cache_entries)
+        # Without a state, what earlier events would create is kept in bounded tables.
+        known: Learner = MemoryKnown(stack.enter_context(Spill(cache_entries)).table)
         journal_status = None
         if replay_state is not None:
             stack.enter_context(replay_state)

@@ -49,3 +49,11 @@ StateOpt = Annotated[
         "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
     ),
 ]
+CacheEntriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--cache-entries",
+        min=1,
+        help="Identities kept in memory per cache table; the rest wait in SQLite (default 10000).",
+    ),
+]

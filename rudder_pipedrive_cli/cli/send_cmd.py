@@ -42,6 +42,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     output_error,
 )
 from rudder_pipedrive_cli.io.readers import STDIN, EventReader, require_readable
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
 from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
 from rudder_pipedrive_cli.replay import Replay, input_aliases
 
@@ -202,6 +203,7 @@ def send_command(
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
+    cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
@@ -223,6 +225,7 @@ def send_command(
             dead_letter=dead_letter or default_dead_letter_path(),
             report=report,
             state=state,
+            cache_entries=cache_entries,
         )
         status = deliver(env, job)
     raise typer.Exit(int(status))
@@ -241,6 +244,7 @@ class SendJob:
     dead_letter: Path
     report: Path | None
     state: Path | None = None
+    cache_entries: int = CACHE_ENTRIES  # per table of what the run remembers (io/scratch.py)
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -266,20 +270,29 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
-    replay_state = open_state(env, job.state, token=token)
-    with replay_state if replay_state is not None else nullcontext():
-        return run_send(env, job, token=token, replay_state=replay_state)
+    replay_state = open_state(env, job.state, token=token, cache_entries=job.cache_entries)
+    with (
+        replay_state if replay_state is not None else nullcontext(),
+        Spill(job.cache_entries) as spill,
+    ):
+        return run_send(env, job, token=token, replay_state=replay_state, spill=spill)
 
 
-def open_state(env: Env, state: Path | None, *, token: str) -> ReplayState | None:
+def open_state(
+    env: Env, state: Path | None, *, token: str, cache_entries: int = CACHE_ENTRIES
+) -> ReplayState | None:
     """The durable replay state (SPEC 5), one namespace per base URL and token."""
     path = env.replay_state_path(state)
     if path is None:
         return None
-    return ReplayState.open(path, namespace_key(env.settings.api_url, token))
+    return ReplayState.open(
+        path, namespace_key(env.settings.api_url, token), cache_entries=cache_entries
+    )
 
 
-def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
+def run_send(
+    env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None, spill: Spill
+) -> ExitStatus:
     settings = env.settings
     tally = Tally()
     reader = EventReader(job.paths, strict=job.strict)
@@ -307,8 +320,8 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
     )
     if STDIN not in job.paths:  # a first pass: what the input's aliases moved (replay.py)
         first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
-        plan_config = replace(plan_config, aliases=input_aliases(first_pass))
-    known: Learner = replay_state if replay_state is not None else MemoryKnown()
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass, spill.table()))
+    known: Learner = replay_state if replay_state is not None else MemoryKnown(spill.table)
     replay = Replay(
         config=plan_config,
         known=known,
@@ -318,6 +331,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         # A write left in flight is reconciled from its send time: on Pipedrive's clock.
         now=client.server_clock.stamp,
         on_done=lambda _item, _outcome: progress.tick(),
+        tables=spill.table,
     )
     if replay_state is not None:
         replay_state.start_run()
