@@ -3,10 +3,9 @@
 Two shapes, both backed by SQLite's private temporary database (an unnamed file that SQLite
 deletes when the connection closes, its page cache bounded), opened only once memory is full:
 - `ScratchIds`: the event ids a dry-run finished (`core.intake.Finished`). The latest ids stay in
-  a set; older ones move to the database in batches, keyed by their 64-bit hash (a rowid table
-  takes a sorted batch of integers fastest), with the id itself to confirm a hit: never a false
-  "already done". A fixed-size bitmap of the hashes answers most "not seen" questions without a
-  query.
+  a set; older ones move to the database in sorted batches, and a fixed-size Bloom filter of
+  their hashes answers most "not seen" questions without a query; a query confirms the rest, so
+  an id is never taken as "already done" by mistake.
 - `SpillTable`: a mapping (the identity cache of `core.known.MemoryKnown`, ordering's alias
   groups) that keeps its `entries` most recently used keys in memory and the rest in the
   database, moved out in batches, with the same answers as a dict.
@@ -17,14 +16,17 @@ from __future__ import annotations
 import pickle
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, MutableMapping
+from collections.abc import Hashable, Iterable, Iterator, MutableMapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
 import orjson
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
-FILTER_BITS = 1 << 23  # 1 MiB: a hash bit per key moved; a clear bit means "not there"
+# 2 MiB: a bit of its hash set per id moved; a clear one means "not there". With a million ids
+# moved, 6% of the ids never seen still ask SQLite (a second bit per id cost more than it saved).
+FILTER_BITS = 1 << 24
+TABLE_FILTER_BITS = 1 << 23  # 1 MiB per SpillTable, allocated when it first moves keys out
 CACHE_KIB = 1024  # SQLite's page cache for the temporary database
 # The default budget of a `SpillTable`: keys kept in memory (a few hundred bytes each), per table.
 CACHE_ENTRIES = 10_000
@@ -43,21 +45,26 @@ def open_scratch_db() -> sqlite3.Connection:
 
 
 class _Bits:
-    """A one-hash Bloom filter: a clear bit means the key was never added."""
+    """A one-hash Bloom filter: a key whose bit (taken from its hash) is clear was never added.
+    `size` (bits) is a power of two."""
 
-    __slots__ = ("_bits", "_size")
+    __slots__ = ("bits", "mask")
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._bits = bytearray((size + 7) // 8)
+        if size < 1 or size & (size - 1):
+            raise ValueError("a filter's size must be a power of two")
+        self.mask = size - 1
+        self.bits = bytearray((size + 7) // 8)
 
-    def add(self, hashed: int) -> None:
-        bit = hashed % self._size
-        self._bits[bit >> 3] |= 1 << (bit & 7)
+    def add_all(self, hashes: Iterable[int]) -> None:
+        bits, mask = self.bits, self.mask
+        for hashed in hashes:
+            bit = hashed & mask
+            bits[bit >> 3] |= 1 << (bit & 7)
 
     def __contains__(self, hashed: int) -> bool:
-        bit = hashed % self._size
-        return bool(self._bits[bit >> 3] & (1 << (bit & 7)))
+        bit = hashed & self.mask
+        return bool(self.bits[bit >> 3] & (1 << (bit & 7)))
 
 
 class _Closing:
@@ -83,33 +90,24 @@ class _Closing:
 class ScratchIds(_Closing):
     """A set of strings (`in`, `add`) whose memory does not grow with its size."""
 
-    __slots__ = ("_db", "_filter", "_hash", "_others", "_recent", "_recent_limit")
+    __slots__ = ("_db", "_filter", "_recent", "_recent_limit")
 
-    def __init__(
-        self,
-        recent: int = RECENT,
-        filter_bits: int = FILTER_BITS,
-        hash_of: Callable[[str], int] = hash,  # 64 bits; tests pass one that collides
-    ) -> None:
-        self._hash = hash_of
+    def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
         self._db: sqlite3.Connection | None = None
         self._filter = _Bits(filter_bits)
         self._recent: set[str] = set()
         self._recent_limit = recent
-        # Moved ids whose hash an other moved id already had (about one in 10^12 pairs).
-        self._others: set[str] = set()
 
     def __contains__(self, event_id: str) -> bool:
         if event_id in self._recent:
             return True
-        db = self._db
-        if db is None:
+        if self._db is None:
             return False
-        hashed = self._hash(event_id)
-        if hashed not in self._filter:
+        if hash(event_id) not in self._filter:
             return False
-        row = db.execute("SELECT id FROM ids WHERE h = ?", (hashed,)).fetchone()
-        return (row is not None and row[0] == event_id) or event_id in self._others
+        return (
+            self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
+        )
 
     def add(self, event_id: str) -> None:
         recent = self._recent
@@ -122,19 +120,10 @@ class ScratchIds(_Closing):
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
-            db.execute("CREATE TABLE ids (h INTEGER PRIMARY KEY, id TEXT NOT NULL)")
-        add = self._filter.add
-        hash_of = self._hash
-        batch = sorted((hash_of(event_id), event_id) for event_id in ids)
-        for hashed, _ in batch:
-            add(hashed)
-        db.execute("BEGIN")  # in key order: the B-tree takes a sorted batch fastest
-        cursor = db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)", batch)
-        if cursor.rowcount < len(batch):  # an id moved before, or another id with its hash
-            for hashed, event_id in batch:
-                row = db.execute("SELECT id FROM ids WHERE h = ?", (hashed,)).fetchone()
-                if row[0] != event_id:
-                    self._others.add(event_id)
+            db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._filter.add_all(map(hash, ids))
+        db.execute("BEGIN")  # in key order: the B-tree takes a sorted batch faster
+        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(sorted(ids)))
         db.execute("COMMIT")
 
     def close(self) -> None:
@@ -151,14 +140,17 @@ class Spill(_Closing):
     `table()` makes one with the run's budget."""
 
     def __init__(
-        self, entries: int = CACHE_ENTRIES, *, batch: int = SPILL_BATCH, filter_bits: int = 0
+        self,
+        entries: int = CACHE_ENTRIES,
+        *,
+        batch: int = SPILL_BATCH,
+        filter_bits: int = TABLE_FILTER_BITS,
     ) -> None:
         if entries < 1:
             raise ValueError("a cache needs room for at least one entry")
         self.entries = entries
         self.batch = max(1, min(batch, entries))
-        # Sized to the budget, so that a larger cache also gets a finer filter (at least 1 MiB).
-        self.filter_bits = filter_bits or max(FILTER_BITS, entries * 64)
+        self.filter_bits = filter_bits
         self._db: sqlite3.Connection | None = None
         self._tables = 0
 
@@ -321,11 +313,9 @@ class SpillTable(MutableMapping[K, V]):
             self._db = self._spill.db(self._name)
             self._filter = _Bits(self._spill.filter_bits)
         assert self._filter is not None
-        add = self._filter.add
-        rows = []
-        for key, value in moving.items():
-            add(hash(key))
-            rows.append((_key(key), pickle.dumps(value, pickle.HIGHEST_PROTOCOL)))
+        self._filter.add_all(map(hash, moving))
+        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]
         rows.sort()
         db = self._db
         db.execute("BEGIN")
