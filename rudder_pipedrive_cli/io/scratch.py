@@ -38,7 +38,8 @@ V = TypeVar("V")
 
 def open_scratch_db() -> sqlite3.Connection:
     """SQLite's private temporary database: deleted when closed, nothing to roll back to."""
-    db = sqlite3.connect("", isolation_level=None)  # "": temporary, private
+    # "": temporary, private. Its users serialize their calls (ReplayState under its mutex).
+    db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
     db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     db.execute("PRAGMA journal_mode = OFF")
     return db

@@ -637,7 +637,8 @@ class ReplayState:
         return None if sent_at is None else str(sent_at)
 
     def troubled(self, kind: str, key: str) -> bool:
-        return bool(self._troubled) and (kind, key) in self._troubled
+        with self._mutex:
+            return bool(self._troubled) and (kind, key) in self._troubled
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         with self._mutex:
