@@ -145,7 +145,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sizes", help="dry-run sizes, comma-separated (default 100000,1000000)")
     parser.add_argument("--send-sizes", help="send sizes; '' for none (default 10000,100000)")
     parser.add_argument("--cache-entries", type=int, help="passed to rpd (default: rpd's)")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="distinct,5000_users")
     args = parser.parse_args(argv)
+    chosen = args.workloads.split(",")
+    for name in list(WORKLOADS):
+        if name not in chosen:
+            del WORKLOADS[name]
 
     def sizes(
         text: str | None, default: tuple[int, ...], quick: tuple[int, ...]

@@ -116,7 +116,7 @@ class Replay:
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
-        self.roots = RootCauses()
+        self.roots = RootCauses(self.tables())
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:

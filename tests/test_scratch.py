@@ -9,12 +9,15 @@ from typing import Any
 import pytest
 
 from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import preview
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
+from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
@@ -174,3 +177,25 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
     unbounded = plan(MemoryKnown())
     assert bounded == unbounded
     assert unbounded[30] == ("in:31", "planned", [("PATCH", "/api/v2/persons/{person:u-0}")])
+
+
+def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow() -> None:
+    """Each userId's first failure (core/rootcause.py) is kept past the budget too."""
+    root = Outcome(status="failed", reason="cannot convert plan", stage="validate")
+    no_name = Outcome(
+        status="failed", reason="cannot create person without a name", stage="create person"
+    )
+
+    def event(kind: str, user: str, n: int) -> Any:
+        value = {"type": kind, "messageId": f"m-{n}", "userId": user, "event": "x"}
+        return parse_event(value, f"f:{n}")
+
+    with Spill(1, batch=1) as spill:
+        roots = RootCauses(spill.table())
+        for n in range(20):
+            assert roots.explain(event("identify", f"u-{n}", n), root) == Explained(root)
+        explained = [roots.explain(event("track", f"u-{n}", 100 + n), no_name) for n in range(20)]
+    assert {e.root for e in explained} == {"cannot convert plan"}
+    assert explained[0].outcome.reason == (
+        "no person for u-0: its identify failed earlier (cannot convert plan)"
+    )
