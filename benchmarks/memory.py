@@ -39,7 +39,7 @@ SEND_SIZES = (10_000, 100_000)
 # `python -m benchmarks` runs every benchmark in a few minutes: smaller sizes, still 10x apart.
 RUNNER_SIZES, RUNNER_SEND_SIZES = (20_000, 200_000), (1_000, 10_000)
 QUICK_SIZES = (500, 5_000)
-QUICK_SEND_SIZES = (100, 1_000)
+QUICK_SEND_SIZES = (50, 500)
 
 
 def events_file(work: Path, size: int, users: int) -> Path:
