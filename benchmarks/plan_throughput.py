@@ -1,12 +1,17 @@
 """Planning throughput: `rpd dry-run --format ndjson -o /dev/null` against a bare orjson loop.
 
     python -m benchmarks.plan_throughput [--sizes 20000,200000] [--repeat 2]
+    python -m benchmarks.plan_throughput --bounded USERS [--sizes ...] [--cache-entries N]
 
 For each size it writes that many realistic events, times a bare `orjson.loads` loop over the
 same lines (the floor of any reader), then runs the dry-run in a fresh subprocess and prints
 events/s, the ratio to the bare loop, and the dry-run's peak memory. Targets (issue 2): at least
 100,000 events/s, at least 0.2 of the bare loop, and peak memory that does not grow with input
 size (the larger size is 10x the smaller).
+
+`--bounded USERS` instead compares, in this process (CPU time, best of `--repeat`), the dry-run
+with its identity cache in bounded tables (as `rpd dry-run` keeps it, issue 18) against the same
+code with plain dicts, on events of USERS distinct userIds (0: every userId distinct).
 
 `run(quick)` is the runner's entry (`python -m benchmarks`): one size, the best of a few runs.
 """
@@ -214,7 +219,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.config import load_settings
     from rudder_pipedrive_cli.io.readers import EventReader
-    from rudder_pipedrive_cli.io.scratch import ScratchIds
+    from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
 
     config = load_settings(str(CONFIG), env={}).plan_config()
     every = EventFilter.from_options(None, None, None)
@@ -234,8 +239,14 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
         tally = Tally()
         items = intake(EventReader([str(path)]), every)
         respond = Searched(OfflineResponder(config, "missing"))
-        with ScratchIds() as finished, open(os.devnull, "wb") as sink:
-            planned = preview(items, config, respond, MemoryKnown(), Tally(), None, finished)
+        # Bounded tables, as `rpd dry-run` keeps what earlier events would create (issue 18).
+        with (
+            Spill(CACHE_ENTRIES) as spill,
+            ScratchIds() as finished,
+            open(os.devnull, "wb") as sink,
+        ):
+            known = MemoryKnown(spill.table)
+            planned = preview(items, config, respond, known, Tally(), None, finished, spill.table)
             done = 0
             while limit is None or done < limit:
                 batch: list[Planned] = []
@@ -289,6 +300,52 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
         "tally": spent["tally"],
     }
     return {layer: round(seconds[layer] / count * 1e6, 2) for layer, _ in LAYERS}
+
+
+def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None) -> dict[str, Any]:
+    """Issue 18: µs per event of the dry-run (`preview` and each line, in this process) with
+    the identity cache in bounded tables as `rpd dry-run` keeps it (io/scratch.py's SpillTable,
+    `entries` per table) and in plain dicts, interleaved, best of `repeat`; and their ratio."""
+    from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.intake import intake
+    from rudder_pipedrive_cli.core.known import MemoryKnown, Tables
+    from rudder_pipedrive_cli.core.preview import Searched, preview
+    from rudder_pipedrive_cli.core.responder import OfflineResponder
+    from rudder_pipedrive_cli.core.tally import Tally
+    from rudder_pipedrive_cli.io.config import load_settings
+    from rudder_pipedrive_cli.io.readers import EventReader
+    from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
+
+    config = load_settings(str(CONFIG), env={}).plan_config()
+    every = EventFilter.from_options(None, None, None)
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+
+    def dry_run(tables: Tables | None) -> float:
+        count = 0
+        items = intake(EventReader([str(path)]), every)
+        respond = Searched(OfflineResponder(config, "missing"))
+        with (
+            Spill(entries or CACHE_ENTRIES) as spill,
+            ScratchIds() as finished,
+            open(os.devnull, "wb") as sink,
+        ):
+            known = MemoryKnown(tables or spill.table)
+            bounds = (None, finished, tables or spill.table)
+            start = time.process_time()
+            for planned in preview(items, config, respond, known, Tally(), *bounds):
+                sink.write(dumps(planned.record(), option=newline))
+                count += 1
+            return (time.process_time() - start) / count * 1e6
+
+    bounded, unbounded = [], []
+    for _ in range(repeat):
+        bounded.append(dry_run(None))
+        unbounded.append(dry_run(dict))
+    return {
+        "bounded_us": round(min(bounded), 2),
+        "unbounded_us": round(min(unbounded), 2),
+        "throughput_ratio": round(min(unbounded) / min(bounded), 3),
+    }
 
 
 def measure_size(size: int, repeat: int, folder: Path) -> dict[str, Any]:
@@ -358,8 +415,25 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="20000,200000")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument(
+        "--bounded",
+        metavar="USERS",
+        type=int,
+        help="instead: the dry-run with bounded tables against dicts (issue 18), on each size "
+        "with USERS distinct userIds (0: every userId distinct)",
+    )
+    parser.add_argument("--cache-entries", type=int, help="with --bounded: entries per table")
     args = parser.parse_args(argv)
     results = []
+    if args.bounded is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            for size in (int(s) for s in args.sizes.split(",")):
+                path = Path(folder) / f"events-{size}.ndjson"
+                write_events(path, size, compress=False, users=args.bounded)
+                figures = bounded_vs_unbounded(path, args.repeat, args.cache_entries)
+                print(f"{size:>9} events, {args.bounded or 'all distinct'} users: {figures}")
+                results.append(figures)
+        return results
     with tempfile.TemporaryDirectory() as folder:
         for size in (int(s) for s in args.sizes.split(",")):
             results.append(measure_size(size, args.repeat, Path(folder)))

@@ -12,12 +12,17 @@ import orjson
 KINDS = ("identify", "group", "alias", "track", "page")
 
 
-def make_event(number: int) -> dict[str, Any]:
+USERS = 5000  # distinct userIds of the default workload
+
+
+def make_event(number: int, users: int = USERS) -> dict[str, Any]:
+    """Event `number`: the kinds in turn, its userId one of `users` (the number itself when
+    `users` is 0: every userId distinct)."""
     kind = KINDS[number % len(KINDS)]
     return {
         "type": kind,
         "messageId": f"msg-{number:09d}",
-        "userId": f"user-{number % 5000}",
+        "userId": f"user-{number % users if users else number}",
         "anonymousId": f"anon-{number:012x}",
         "groupId": f"org-{number % 300}" if kind == "group" else None,
         "previousId": f"old-{number}" if kind == "alias" else None,
@@ -35,8 +40,8 @@ def make_event(number: int) -> dict[str, Any]:
     }
 
 
-def write_events(path: Path, lines: int, *, compress: bool) -> None:
+def write_events(path: Path, lines: int, *, compress: bool, users: int = USERS) -> None:
     opener: Callable[..., Any] = gzip.open if compress else open
     with opener(path, "wb") as out:
         for number in range(lines):
-            out.write(orjson.dumps(make_event(number)) + b"\n")
+            out.write(orjson.dumps(make_event(number, users)) + b"\n")

@@ -7,14 +7,14 @@ This module only wires them: which plan an item gets, and what happens when it e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished, Intake
-from rudder_pipedrive_cli.core.known import Learner
+from rudder_pipedrive_cli.core.known import Learner, Tables
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -41,12 +41,17 @@ class Journal(Protocol):
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
 
 
-def input_aliases(items: Iterable[Intake], survey: Survey | None = None) -> dict[str, str]:
+def input_aliases(
+    items: Iterable[Intake],
+    survey: Survey | None = None,
+    aliases: MutableMapping[str, str] | None = None,
+) -> MutableMapping[str, str]:
     """previousId -> userId of the alias events among `items` that will be planned (the first
     alias of each previousId): what send's first pass over its files gives the plans
     (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
-    The same pass counts, in `survey`, the identities `--identities auto` weighs."""
-    aliases: dict[str, str] = {}
+    The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
+    into `aliases` (a new dict by default; a bounded table for the CLI)."""
+    aliases = {} if aliases is None else aliases
     for item in items:
         event = item.event
         if event is None or item.decided is not None:
@@ -112,14 +117,15 @@ class Replay:
     now: Callable[[], str] = utc_stamp
     on_done: Callable[[Intake, Outcome], None] | None = None
     index: IdentityIndex | None = None  # identities by index (core/index.py), else by search
+    tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
     roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
 
     def __post_init__(self) -> None:
-        self.order = OrderKeys(self.known, self.config.aliases)
+        self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
-        self.roots = RootCauses()
+        self.roots = RootCauses(self.tables())
 
     def start(self, item: Intake) -> Plan:
         if item.decided is not None or item.event is None:

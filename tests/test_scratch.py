@@ -1,21 +1,28 @@
-"""io/scratch.py: the ids a dry-run finished, remembered exactly with flat memory."""
+"""io/scratch.py: the ids a dry-run finished and the tables of a run without a state file,
+remembered exactly in bounded memory (issue 18)."""
 
 from __future__ import annotations
+
+import random
+from typing import Any
 
 import pytest
 
 from rudder_pipedrive_cli.core.envelopes import RawItem
+from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import preview
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
+from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.io.scratch import ScratchIds
+from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 
-@pytest.mark.parametrize("filter_bits", [1, 64, 1 << 23])  # 1: every lookup reaches SQLite
+@pytest.mark.parametrize("filter_bits", [1, 64, 1 << 24])  # 1: every lookup reaches SQLite
 def test_every_id_added_is_found_and_no_other(filter_bits: int) -> None:
     with ScratchIds(recent=16, filter_bits=filter_bits) as ids:
         added = [f"msg-{n}" for n in range(0, 200, 2)]
@@ -35,7 +42,7 @@ def test_ids_stay_in_memory_until_the_window_fills_then_move_out() -> None:
     assert ids._db is None  # a small run never opens the temporary database
     ids.add("c")
     assert ids._db is not None and ids._recent == set()
-    assert ids._db.execute("SELECT id FROM ids ORDER BY id").fetchall() == [("a",), ("b",), ("c",)]
+    assert sorted(ids._db.execute("SELECT id FROM ids").fetchall()) == [("a",), ("b",), ("c",)]
     assert [i for i in "abcd" if i in ids] == ["a", "b", "c"]
     ids.close()
     assert ids._db is None
@@ -62,3 +69,133 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         ("in:4", "planned", ""),
         ("in:5", "skipped", "already done"),
     ]
+
+
+# -- SpillTable: a dict in bounded memory ---------------------------------------------------------
+
+KEYS: list[Any] = [
+    *(f"u-{n}" for n in range(40)),
+    *range(20),
+    *(str(n) for n in range(20)),  # 5 and "5" are two keys
+    *(("person", n) for n in range(10)),
+    *(("person", str(n)) for n in range(10)),
+]
+
+
+@pytest.mark.parametrize(("entries", "batch"), [(1, 1), (3, 2), (7, 64), (1000, 1024)])
+def test_a_spill_table_answers_as_a_dict_does(entries: int, batch: int) -> None:
+    """Random operations on a dict and on a table whose memory holds only `entries` keys: the
+    same answers at every step, and never more than `entries` + `batch` keys in memory."""
+    chance = random.Random(entries)
+    expected: dict[Any, Any] = {}
+    with Spill(entries, batch=batch) as spill:
+        table = spill.table()
+        for step in range(3000):
+            key = chance.choice(KEYS)
+            action = chance.random()
+            if action < 0.45:
+                value = chance.choice([step, f"v{step}", frozenset({f"rpd:{step}"}), {"a": "t"}])
+                table[key] = value
+                expected[key] = value
+            elif action < 0.6:
+                assert table.pop(key, "none") == expected.pop(key, "none")
+            elif action < 0.65 and key in expected:
+                del table[key]
+                del expected[key]
+            elif action < 0.8:
+                assert (key in table) == (key in expected)
+            else:
+                assert table.get(key) == expected.get(key)
+            assert table.in_memory <= entries + batch
+        assert len(table) == len(expected)
+        assert dict(table.items()) == expected
+        table.clear()
+        assert [key for key in KEYS if key in table] == [] and len(table) == 0
+
+
+def test_a_spill_table_keeps_only_its_budget_in_memory() -> None:
+    with Spill(100, batch=10) as spill:
+        table: SpillTable[str, int] = spill.table()
+        for n in range(10_000):
+            table[f"u-{n}"] = n
+        assert table.in_memory <= 110
+        assert [table[f"u-{n}"] for n in (0, 5_000, 9_999)] == [0, 5_000, 9_999]
+        assert table.get("u-10000") is None
+        assert bool(table) and not spill.table()
+
+
+def test_an_empty_budget_and_a_filter_of_odd_size_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one entry"):
+        Spill(0)
+    with pytest.raises(ValueError, match="power of two"):
+        ScratchIds(filter_bits=1000)
+
+
+def test_the_read_cache_drops_the_least_recently_used() -> None:
+    cache: Lru[str, int | None] = Lru(2)
+    cache.put("a", 1)
+    cache.put("b", None)  # "not there" is an answer too
+    assert cache.get("a") == 1  # now the most recent
+    cache.put("c", 3)
+    assert (cache.get("a"), cache.get("b", "absent"), cache.get("c"), len(cache)) == (
+        1,
+        "absent",
+        3,
+        2,
+    )
+    cache.discard("a")
+    assert cache.get("a", "absent") == "absent"
+    cache.clear()
+    assert len(cache) == 0
+
+
+def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
+    """The dry-run of a run without a state: the same plans with one key in memory per table."""
+    config = PlanConfig(user_id_field="f" * 40, create_persons=True)
+    events: list[dict[str, Any]] = []
+    for n in range(30):
+        events.append(
+            {"type": "identify", "messageId": f"i-{n}", "userId": f"u-{n}", "traits": {"name": "A"}}
+        )
+    for n in range(30):  # each a lookup of a person that an earlier event would create
+        events.append(
+            {"type": "identify", "messageId": f"j-{n}", "userId": f"u-{n}", "traits": {"name": "B"}}
+        )
+
+    def plan(known: MemoryKnown) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        items = intake(
+            (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
+        )
+        planned = preview(items, config, OfflineResponder(config), known, Tally())
+        return [
+            (p.item.source, p.planned_status, [(r.method, r.path) for r in p.requests])
+            for p in planned
+        ]
+
+    with Spill(1, batch=1) as spill:
+        bounded = plan(MemoryKnown(spill.table))
+    unbounded = plan(MemoryKnown())
+    assert bounded == unbounded
+    assert unbounded[30] == ("in:31", "planned", [("PATCH", "/api/v2/persons/{person:u-0}")])
+
+
+def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow() -> None:
+    """Each userId's first failure (core/rootcause.py) is kept past the budget too."""
+    root = Outcome(status="failed", reason="cannot convert plan", stage="validate")
+    no_name = Outcome(
+        status="failed", reason="cannot create person without a name", stage="create person"
+    )
+
+    def event(kind: str, user: str, n: int) -> Any:
+        value = {"type": kind, "messageId": f"m-{n}", "userId": user, "event": "x"}
+        return parse_event(value, f"f:{n}")
+
+    with Spill(1, batch=1) as spill:
+        roots = RootCauses(spill.table())
+        for n in range(20):
+            assert roots.explain(event("identify", f"u-{n}", n), root) == Explained(root)
+        explained = [roots.explain(event("track", f"u-{n}", 100 + n), no_name) for n in range(20)]
+    assert {e.root for e in explained} == {"cannot convert plan"}
+    assert explained[0].outcome.reason == (
+        "no person for u-0: its identify failed earlier (cannot convert plan)"
+    )

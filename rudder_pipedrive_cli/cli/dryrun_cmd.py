@@ -35,7 +35,7 @@ from rudder_pipedrive_cli.io.readers import (
     EventReader,
     require_readable,
 )
-from rudder_pipedrive_cli.io.scratch import ScratchIds
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
 
 if TYPE_CHECKING:  # imported when used: an offline dry-run needs neither httpx nor sqlite3
     from rudder_pipedrive_cli.io.state import ReplayState
@@ -44,7 +44,9 @@ ASSUMPTIONS: dict[str, Assume] = {"missing": "missing", "existing": "existing"}
 OUTPUT = ("--output", "choose another --output path")
 
 
-def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
+def open_readonly_state(
+    env: Env, state: Path | None, cache_entries: int = CACHE_ENTRIES
+) -> ReplayState | None:
     """The replay state, read-only: its identity cache, journal and field catalog.
 
     dry-run asks Pipedrive nothing, so the namespace is the account a send with this base URL
@@ -61,7 +63,9 @@ def open_readonly_state(env: Env, state: Path | None) -> ReplayState | None:
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
     with ExitStack() as opened:
-        replay_state = opened.enter_context(ReplayState.open(path, "", readonly=True))
+        replay_state = opened.enter_context(
+            ReplayState.open(path, "", readonly=True, cache_entries=cache_entries)
+        )
         namespaces = replay_state.accounts_for(base_url, token)
         if len(namespaces) == 1:
             replay_state.use_namespace(namespaces[0])
@@ -119,6 +123,7 @@ def dry_run_command(
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
+    cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Plan a replay without writing: which requests each event would make, and why."""
     if format not in ("table", "json", "ndjson"):
@@ -179,8 +184,10 @@ def dry_run_command(
                 tally.add_request(request)
         if env.replay_state_path(state) is not None:  # a send with a state asks who it is
             tally.add_request(USERS_ME_REQUEST)
-        replay_state = open_readonly_state(env, state)
-        known: Learner = MemoryKnown()
+        replay_state = open_readonly_state(env, state, cache_entries)
+        # Without a state, what earlier events would create is kept in bounded tables.
+        spill = stack.enter_context(Spill(cache_entries))
+        known: Learner = MemoryKnown(spill.table)
         journal_status = None
         if replay_state is not None:
             stack.enter_context(replay_state)
@@ -203,7 +210,9 @@ def dry_run_command(
         items = intake(reader, event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         searched = Searched(respond)  # counted for the estimate of the index way
-        planned = preview(items, plan_config, searched, known, tally, journal_status, finished)
+        planned = preview(
+            items, plan_config, searched, known, tally, journal_status, finished, spill.table
+        )
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))

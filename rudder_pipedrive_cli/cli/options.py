@@ -108,3 +108,12 @@ MaxItemBytesOpt = Annotated[
         f"(default {describe_size(DEFAULT_MAX_ITEM_BYTES)}; e.g. 64MiB).",
     ),
 ]
+CacheEntriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--cache-entries",
+        min=1,
+        metavar="N",
+        help="Identities kept in memory per cache table; the rest wait in SQLite (default 10000).",
+    ),
+]

@@ -59,6 +59,7 @@ from rudder_pipedrive_cli.io.readers import (
     EventReader,
     require_readable,
 )
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
 from rudder_pipedrive_cli.io.state import (
     ACCOUNT,
     ReplayState,
@@ -283,6 +284,7 @@ def send_command(
     verbose: opt.VerboseOpt = False,
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
+    cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
     event_filter = EventFilter.from_options(types, since, until)
@@ -315,6 +317,7 @@ def send_command(
             report=report,
             state=state,
             max_item_bytes=max_item_bytes,
+            cache_entries=cache_entries,
         )
         status = deliver(env, job)
     raise typer.Exit(int(status))
@@ -334,6 +337,7 @@ class SendJob:
     report: Path | None
     state: Path | None = None
     max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
+    cache_entries: int = CACHE_ENTRIES  # per table of what the run remembers (io/scratch.py)
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -358,18 +362,24 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
-    replay_state = open_state(env, job.state)
-    with replay_state if replay_state is not None else nullcontext():
-        return run_send(env, job, token=token, replay_state=replay_state)
+    replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
+    with (
+        replay_state if replay_state is not None else nullcontext(),
+        Spill(job.cache_entries) as spill,
+    ):
+        return run_send(env, job, token=token, replay_state=replay_state, spill=spill)
 
 
-def open_state(env: Env, state: Path | None) -> ReplayState | None:
+def open_state(
+    env: Env, state: Path | None, *, cache_entries: int = CACHE_ENTRIES
+) -> ReplayState | None:
     """The durable replay state (SPEC 5), locked and checked before any request; it is keyed on
-    the account (`enter_account`) once Pipedrive says which."""
+    the account (`enter_account`) once Pipedrive says which. Its read cache keeps at most
+    `cache_entries` identities (io/scratch.py)."""
     path = env.replay_state_path(state)
     if path is None:
         return None
-    replay_state = ReplayState.open(path, "")
+    replay_state = ReplayState.open(path, "", cache_entries=cache_entries)
     # Keyed, before any request, on the account this URL and token led to last time, else on
     # the URL and token: the finished objects a resumed run skips are read from there.
     url, token = env.settings.api_url, env.settings.api_token.reveal()
@@ -386,7 +396,9 @@ def open_state(env: Env, state: Path | None) -> ReplayState | None:
     return replay_state
 
 
-def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None) -> ExitStatus:
+def run_send(
+    env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None, spill: Spill
+) -> ExitStatus:
     settings = env.settings
     # The run's duration includes the field listings and the first pass over the input: under
     # faults, listing alone can take half a minute that the report would otherwise not show.
@@ -443,8 +455,8 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         # resolve that `--identities auto` weighs (core/index.py).
         survey = Survey()
         first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
-        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey))
-    known: Learner = replay_state if replay_state is not None else MemoryKnown()
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
+    known: Learner = replay_state if replay_state is not None else MemoryKnown(spill.table)
     with listing_client(env, token, tally, job.max_retries, client.pacer, client.reach) as lists:
         identities = prepare(
             settings.identities,
@@ -473,6 +485,7 @@ def run_send(env: Env, job: SendJob, *, token: str, replay_state: ReplayState | 
         now=client.server_clock.stamp,
         on_done=done,
         index=identities.index,
+        tables=spill.table,
     )
     if replay_state is not None:
         replay_state.start_run()

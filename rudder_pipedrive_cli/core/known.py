@@ -7,8 +7,8 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping, MutableMapping
+from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
@@ -93,20 +93,29 @@ class Learner(Known, Protocol):
     def learn(self, outcome: Outcome) -> None: ...
 
 
-class MemoryKnown:
-    """An in-memory identity cache: enough for one run without a state file, and for dry-run."""
+# Makes one table of a `MemoryKnown`: `dict`, or a mapping whose memory is bounded
+# (io/scratch.py's SpillTable). A table's truth value may be True when it is empty (after
+# deletions), never False when it holds something: it only guards lookups.
+Tables = Callable[[], MutableMapping[Any, Any]]
 
-    def __init__(self) -> None:
-        self.persons: dict[str, PdId] = {}
-        self.orgs: dict[str, PdId] = {}
-        self.leads: dict[PdId, frozenset[str]] = {}
-        self.memberships: dict[PdId, PdId] = {}
-        self.merged: dict[PdId, PdId] = {}
-        self.creates: dict[tuple[str, str], str] = {}  # unsettled creates: their send time
-        self.merges_unsettled: dict[PdId, PdId] = {}  # merges left unknown: person -> into
-        self.failed: set[tuple[str, str]] = set()  # identities of events that failed
+
+class MemoryKnown:
+    """The identity cache of a run without a state file, and of dry-run: what each event learned,
+    in tables that `tables` makes (dicts by default; bounded ones for a CLI run, io/scratch.py).
+    """
+
+    def __init__(self, tables: Tables = dict) -> None:
+        self.persons: MutableMapping[str, PdId] = tables()
+        self.orgs: MutableMapping[str, PdId] = tables()
+        self.leads: MutableMapping[PdId, frozenset[str]] = tables()
+        self.memberships: MutableMapping[PdId, PdId] = tables()
+        self.merged: MutableMapping[PdId, PdId] = tables()
+        self.creates: MutableMapping[tuple[str, str], str] = tables()  # unsettled creates: sent at
+        self.merges_unsettled: MutableMapping[PdId, PdId] = tables()  # merges left unknown: into
+        self.failed: MutableMapping[tuple[str, str], bool] = tables()  # identities that failed
         self.linked = False  # two userIds were made to name one person (links_persons)
-        self.times: dict[tuple[str, PdId], dict[str, str]] = {}  # field recency
+        # Field recency: stored values are never changed in place, only replaced.
+        self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
 
     def person_id(self, user_id: str) -> PdId | None:
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -131,13 +140,14 @@ class MemoryKnown:
         return self.merges_unsettled.get(person_id) if self.merges_unsettled else None
 
     def troubled(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.failed
+        return (kind, key) in self.failed if self.failed else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
 
     def learn(self, outcome: Outcome) -> None:
-        self.failed.update(outcome.troubled)
+        for slot in outcome.troubled:
+            self.failed[slot] = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)

@@ -20,13 +20,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.known import Known, persons_named
+from rudder_pipedrive_cli.core.known import Known, Tables, persons_named
 
 
 class OrderKeys:
-    def __init__(self, known: Known, aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, known: Known, aliases: Mapping[str, str] | None = None, tables: Tables = dict
+    ) -> None:
         self.known = known
-        self._parent: dict[str, str] = {}  # userId -> another in its alias group (union-find)
+        # userId -> another in its alias group (union-find); one entry per alias, so a bounded
+        # table (io/scratch.py) for a CLI run.
+        self._parent = tables()
         # The input's aliases, known before its first event (send's first pass): a replay may
         # find a userId's person under the userId it is aliased to (plans/common.aliased_away),
         # so the events of both keep their input order from the start.
@@ -54,9 +58,12 @@ class OrderKeys:
     def _group(self, user: str) -> str:
         """The userId that stands for `user`'s alias group (with path halving)."""
         parent = self._parent
-        while user in parent:
-            above = parent[user]
-            if above in parent:
-                parent[user] = parent[above]
-            user = above
+        if not parent:
+            return user
+        above = parent.get(user)
+        while above is not None:
+            higher = parent.get(above)
+            if higher is not None:
+                parent[user] = higher
+            user, above = above, higher
         return user

@@ -14,7 +14,7 @@ from rudder_pipedrive_cli.core.errors import public_warning
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
-from rudder_pipedrive_cli.core.known import Learner
+from rudder_pipedrive_cli.core.known import Learner, Tables
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -70,18 +70,20 @@ def preview(
     tally: Tally,
     journal_status: Callable[[str], str | None] | None = None,
     finished_ids: IdSet | None = None,
+    tables: Tables = dict,
 ) -> Iterator[Planned]:
     """Plan each event in input order; what an event would create is known to the next ones.
 
     Events an earlier run finished (`journal_status`: the replay state's journal) show as
     skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
     already finished (the same messageId again), as send's journal skips it, with a state file
-    or without one. `finished_ids` keeps those ids (default: a set).
+    or without one. `finished_ids` keeps those ids (default: a set); `tables` makes the run's
+    own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
     recorder = _Recorder(respond, tally)
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
-    roots = RootCauses()  # as send explains and counts failures that earlier ones caused
+    roots = RootCauses(tables())  # as send explains and counts failures that earlier ones caused
     for item in items:
         rule = None
         if rules is not None and item.kind == "track" and item.event is not None:

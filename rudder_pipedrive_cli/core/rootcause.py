@@ -11,6 +11,7 @@ earlier (cannot convert plan ...)`) and the report counts it under the root's re
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, replace
 
 from rudder_pipedrive_cli.core.events import Event
@@ -44,8 +45,10 @@ class RootCauses:
     Events of one userId end in input order (the runner orders them), so the first failure seen
     is the first in the input."""
 
-    def __init__(self) -> None:
-        self._roots: dict[str, Root] = {}
+    def __init__(self, roots: MutableMapping[str, Root] | None = None) -> None:
+        # A bounded table for a CLI run (issue 18: io/scratch.py), a dict by default.
+        self._roots: MutableMapping[str, Root] = {} if roots is None else roots
+        self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
 
     def explain(self, event: Event | None, outcome: Outcome) -> Explained:
         if outcome.status != "failed" or event is None or event.user_id is None:
@@ -58,8 +61,9 @@ class RootCauses:
             return Explained(outcome)
         root = self._roots.get(user)
         if root is None:
-            if len(self._roots) < MAX_ROOTS:
+            if self._count < MAX_ROOTS:
                 self._roots[user] = Root(event.type, outcome.reason, outcome.public_reason)
+                self._count += 1
             return Explained(outcome)
         if outcome.stage == WAITING_STAGE:  # its reason says so already: grouped only
             return Explained(outcome, root.public)

@@ -130,6 +130,50 @@ def _puller(
     return pull
 
 
+class Waits:
+    """Which earlier items each item waits for (SPEC 5's ordering), holding only what is in
+    flight: the last unfinished holder of each key, and every unfinished item (for an item
+    holding `EVERY`). A key is forgotten when its last holder finishes, so the table never
+    grows with the identities seen so far, only with the items read and not finished."""
+
+    __slots__ = ("_barrier", "_last_holder", "_unfinished")
+
+    def __init__(self) -> None:
+        self._last_holder: dict[str, asyncio.Event] = {}
+        self._barrier: asyncio.Event | None = None  # the last item holding EVERY
+        self._unfinished: set[asyncio.Event] = set()
+
+    def enter(self, keys: frozenset[str], finished: asyncio.Event) -> list[asyncio.Event]:
+        """Take in an item (its `finished` set when it ends); the earlier items it waits for."""
+        if EVERY in keys:
+            earlier = list(self._unfinished)
+            self._last_holder.clear()
+            self._barrier = finished
+        else:
+            holders = self._last_holder
+            earlier = [e for k in keys if (e := holders.get(k))]
+            barrier = self._barrier
+            earlier += [barrier] if barrier is not None and not barrier.is_set() else []
+            for key in keys:
+                holders[key] = finished
+        self._unfinished.add(finished)
+        return list({id(e): e for e in earlier}.values())
+
+    def leave(self, keys: frozenset[str], finished: asyncio.Event) -> None:
+        """The item ended (`finished` is set): forget the keys it was the last holder of."""
+        self._unfinished.discard(finished)
+        holders = self._last_holder
+        for key in keys:
+            if holders.get(key) is finished:
+                del holders[key]
+        if self._barrier is finished:
+            self._barrier = None
+
+    def __len__(self) -> int:
+        """Keys and items remembered: bounded by the items in flight."""
+        return len(self._last_holder) + len(self._unfinished)
+
+
 async def run_plans(
     items: AsyncIterator[T] | Iterable[T],
     *,
@@ -141,6 +185,7 @@ async def run_plans(
     stop: asyncio.Event | None = None,
     read_ahead: int | None = None,
     left: Callable[[T], None] | None = None,
+    waits: Waits | None = None,
 ) -> None:
     """Run `start(item)`'s plan for every item against `send`; call `done(item, outcome)` for each.
 
@@ -155,9 +200,7 @@ async def run_plans(
     stop = stop if stop is not None else asyncio.Event()
     slots = asyncio.Semaphore(read_ahead if read_ahead is not None else concurrency * 4)
     running = asyncio.Semaphore(concurrency)
-    last_holder: dict[str, asyncio.Event] = {}
-    barrier: asyncio.Event | None = None  # the last item holding EVERY
-    unfinished: set[asyncio.Event] = set()  # every item read and not finished (at most read_ahead)
+    waits = waits if waits is not None else Waits()  # holds at most read_ahead items
     tasks: set[asyncio.Task[None]] = set()
     fatal: list[BaseException] = []
 
@@ -184,10 +227,7 @@ async def run_plans(
             if not finished_item and left is not None:
                 left(item)
             finished.set()
-            unfinished.discard(finished)
-            for key in item_keys:
-                if last_holder.get(key) is finished:
-                    del last_holder[key]
+            waits.leave(item_keys, finished)
             slots.release()
 
     pull = _puller(items, stop)
@@ -203,17 +243,7 @@ async def run_plans(
                 break
             item_keys = keys(item)
             finished = asyncio.Event()
-            if EVERY in item_keys:
-                earlier = list(unfinished)
-                last_holder.clear()
-                barrier = finished
-            else:
-                earlier = [e for k in item_keys if (e := last_holder.get(k))]
-                earlier += [barrier] if barrier is not None and not barrier.is_set() else []
-                for key in item_keys:
-                    last_holder[key] = finished
-            after = list({id(e): e for e in earlier}.values())
-            unfinished.add(finished)
+            after = waits.enter(item_keys, finished)
             task = asyncio.create_task(run(item, item_keys, after, finished))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

@@ -1,48 +1,118 @@
-"""Event ids a run has finished, kept so that memory stays flat however long the input is.
+"""What a run remembers without a state file, in memory that does not grow with the input.
 
-A dry-run without a replay state still skips a repeated messageId as send's journal does
-(`core.intake.Finished`), so it must remember every id it planned. The latest ids stay in a set;
-older ones move to SQLite's private temporary database (an unnamed file that SQLite deletes when
-the connection closes, its page cache bounded), and a fixed-size bitmap of their hashes answers
-most "not seen" questions without a query.
+Two shapes, both backed by SQLite's private temporary database (an unnamed file that SQLite
+deletes when the connection closes, its page cache bounded), opened only once memory is full:
+- `ScratchIds`: the event ids a dry-run finished (`core.intake.Finished`). The latest ids stay in
+  a set; older ones move to the database in sorted batches, and a fixed-size Bloom filter of
+  their hashes answers most "not seen" questions without a query; a query confirms the rest, so
+  an id is never taken as "already done" by mistake.
+- `SpillTable`: a mapping (the identity cache of `core.known.MemoryKnown`, ordering's alias
+  groups) that keeps its `entries` most recently used keys in memory and the rest in the
+  database, moved out in batches, with the same answers as a dict.
 """
 
 from __future__ import annotations
 
+import pickle
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Iterator, MutableMapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
+
+import orjson
 
 if TYPE_CHECKING:  # imported when ids first move out: a short dry-run needs no sqlite3
     import sqlite3
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
-FILTER_BITS = 1 << 23  # 1 MiB: a hash bit per id moved; a clear bit means "not there"
+# 2 MiB: a bit of its hash set per id moved; a clear one means "not there". With a million ids
+# moved, 6% of the ids never seen still ask SQLite (a second bit per id cost more than it saved).
+FILTER_BITS = 1 << 24
+TABLE_FILTER_BITS = 1 << 23  # 1 MiB per SpillTable, allocated when it first moves keys out
 CACHE_KIB = 1024  # SQLite's page cache for the temporary database
+# The default budget of a `SpillTable`: keys kept in memory (a few hundred bytes each), per table.
+CACHE_ENTRIES = 10_000
+SPILL_BATCH = 1024  # keys moved out at once (one transaction)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
-class ScratchIds:
+def open_scratch_db() -> sqlite3.Connection:
+    """SQLite's private temporary database: deleted when closed, nothing to roll back to."""
+    import sqlite3  # here, not at the top: a short dry-run must not import it
+
+    # "": temporary, private. Its users serialize their calls (ReplayState under its mutex).
+    db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+    db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    db.execute("PRAGMA journal_mode = OFF")
+    return db
+
+
+class _Bits:
+    """A one-hash Bloom filter: a key whose bit (taken from its hash) is clear was never added.
+    `size` (bits) is a power of two."""
+
+    __slots__ = ("bits", "mask")
+
+    def __init__(self, size: int) -> None:
+        if size < 1 or size & (size - 1):
+            raise ValueError("a filter's size must be a power of two")
+        self.mask = size - 1
+        self.bits = bytearray((size + 7) // 8)
+
+    def add_all(self, hashes: Iterable[int]) -> None:
+        bits, mask = self.bits, self.mask
+        for hashed in hashes:
+            bit = hashed & mask
+            bits[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, hashed: int) -> bool:
+        bit = hashed & self.mask
+        return bool(self.bits[bit >> 3] & (1 << (bit & 7)))
+
+
+class _Closing:
+    """A context manager that closes what it holds on exit."""
+
+    __slots__ = ()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class ScratchIds(_Closing):
     """A set of strings (`in`, `add`) whose memory does not grow with its size."""
 
-    __slots__ = ("_bits", "_db", "_filter", "_recent", "_recent_limit")
+    __slots__ = ("_db", "_filter", "_recent", "_recent_limit")
 
     def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
         self._db: sqlite3.Connection | None = None
-        self._bits = filter_bits
-        self._filter = bytearray((filter_bits + 7) // 8)
+        self._filter = _Bits(filter_bits)
         self._recent: set[str] = set()
         self._recent_limit = recent
 
     def __contains__(self, event_id: str) -> bool:
         if event_id in self._recent:
             return True
-        db = self._db
-        if db is None:
+        if self._db is None:
             return False
-        bit = hash(event_id) % self._bits
-        if not self._filter[bit >> 3] & (1 << (bit & 7)):
+        if hash(event_id) not in self._filter:
             return False
-        found = db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone()
-        return found is not None
+        return (
+            self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
+        )
 
     def add(self, event_id: str) -> None:
         recent = self._recent
@@ -54,18 +124,11 @@ class ScratchIds:
     def _move(self, ids: set[str]) -> None:
         db = self._db
         if db is None:
-            import sqlite3
-
-            db = self._db = sqlite3.connect("", isolation_level=None)  # "": temporary, private
-            db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-            db.execute("PRAGMA journal_mode = OFF")  # scratch: nothing to roll back to
+            db = self._db = open_scratch_db()
             db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        bits, size = self._filter, self._bits
-        for event_id in ids:
-            bit = hash(event_id) % size
-            bits[bit >> 3] |= 1 << (bit & 7)
+        self._filter.add_all(map(hash, ids))
         db.execute("BEGIN")  # in key order: the B-tree takes a sorted batch faster
-        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in sorted(ids)))
+        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(sorted(ids)))
         db.execute("COMMIT")
 
     def close(self) -> None:
@@ -73,13 +136,247 @@ class ScratchIds:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> ScratchIds:
-        return self
 
-    def __exit__(
+_ABSENT: Any = object()
+
+
+class Spill(_Closing):
+    """The temporary database that the `SpillTable`s of one run share, opened when first needed;
+    `table()` makes one with the run's budget."""
+
+    def __init__(
         self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
+        entries: int = CACHE_ENTRIES,
+        *,
+        batch: int = SPILL_BATCH,
+        filter_bits: int = TABLE_FILTER_BITS,
     ) -> None:
-        self.close()
+        if entries < 1:
+            raise ValueError("a cache needs room for at least one entry")
+        self.entries = entries
+        self.batch = max(1, min(batch, entries))
+        self.filter_bits = filter_bits
+        self._db: sqlite3.Connection | None = None
+        self._tables = 0
+
+    def table(self) -> SpillTable[Any, Any]:
+        self._tables += 1
+        return SpillTable(self, f"t{self._tables}")
+
+    def db(self, name: str) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = open_scratch_db()
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID"
+        )
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _key(key: Hashable) -> bytes:
+    """A key as stored: the same bytes for equal keys (str, int, tuples of them); 5 and "5"
+    differ."""
+    return orjson.dumps(key)
+
+
+class SpillTable(MutableMapping[K, V]):
+    """A dict whose memory is bounded: its `spill.entries` most recently used keys are held in
+    memory (an LRU), older ones move to the spill's database `spill.batch` at a time and come back
+    when asked for. Values are stored as pickles: what goes in comes out equal, not identical, so
+    a value must not be changed in place once stored (store a new one)."""
+
+    __slots__ = ("_db", "_filter", "_hot", "_limit", "_moving", "_name", "_spill", "_stored")
+
+    def __init__(self, spill: Spill, name: str) -> None:
+        self._spill = spill
+        self._name = name
+        self._limit = spill.entries
+        self._hot: OrderedDict[K, V] = OrderedDict()
+        self._moving: dict[K, V] = {}  # evicted, not yet written
+        self._db: sqlite3.Connection | None = None
+        self._filter: _Bits | None = None  # the hashes of the keys ever written to the database
+        self._stored = 0  # keys written to the database, not counting deletions (an upper bound)
+
+    # -- the hot path ------------------------------------------------------------------------------
+
+    def get(self, key: K, default: Any = None) -> Any:
+        hot = self._hot
+        value = hot.get(key, _ABSENT)
+        if value is not _ABSENT:
+            hot.move_to_end(key)
+            return value
+        value = self._cold(key)
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, key: K) -> V:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def __contains__(self, key: object) -> bool:
+        return self.get(key, _ABSENT) is not _ABSENT  # type: ignore[arg-type]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        hot = self._hot
+        hot[key] = value
+        hot.move_to_end(key)
+        if self._moving:
+            self._moving.pop(key, None)
+        if len(hot) > self._limit:
+            self._evict()
+
+    def __delitem__(self, key: K) -> None:
+        if self.pop(key, _ABSENT) is _ABSENT:
+            raise KeyError(key)
+
+    def pop(self, key: K, default: Any = _ABSENT) -> Any:
+        value = self._hot.pop(key, _ABSENT)
+        if value is _ABSENT and self._moving:
+            value = self._moving.pop(key, _ABSENT)
+        if self._filter is not None and hash(key) in self._filter:
+            stored = self._load(key)
+            if stored is not _ABSENT:
+                assert self._db is not None
+                self._db.execute(f"DELETE FROM {self._name} WHERE k = ?", (_key(key),))
+                value = stored if value is _ABSENT else value
+        if value is _ABSENT:
+            if default is _ABSENT:
+                raise KeyError(key)
+            return default
+        return value
+
+    def __bool__(self) -> bool:
+        """False only when the table is surely empty (a guard before lookups; cheap)."""
+        return bool(self._hot) or bool(self._moving) or self._stored > 0
+
+    def __len__(self) -> int:
+        return len(self._hot) + len(self._moving) + self._count_stored()
+
+    def __iter__(self) -> Iterator[K]:
+        self._write_moving()
+        yield from list(self._hot)
+        if self._db is not None:
+            hot = self._hot
+            for (raw,) in self._db.execute(f"SELECT k FROM {self._name}").fetchall():
+                key = _decode_key(orjson.loads(raw))
+                if key not in hot:
+                    yield key
+
+    def clear(self) -> None:
+        self._hot.clear()
+        self._moving.clear()
+        if self._db is not None:
+            self._db.execute(f"DELETE FROM {self._name}")
+        self._filter = None
+        self._stored = 0
+
+    @property
+    def in_memory(self) -> int:
+        """Keys held in memory now (at most the budget plus one batch being moved)."""
+        return len(self._hot) + len(self._moving)
+
+    # -- moving out and back -----------------------------------------------------------------------
+
+    def _cold(self, key: K) -> Any:
+        if self._moving:
+            value = self._moving.pop(key, _ABSENT)
+            if value is not _ABSENT:
+                self[key] = value
+                return value
+        if self._filter is None or hash(key) not in self._filter:
+            return _ABSENT
+        value = self._load(key)
+        if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out
+            self._hot[key] = value
+            if len(self._hot) > self._limit:
+                self._evict()
+        return value
+
+    def _load(self, key: K) -> Any:
+        assert self._db is not None
+        row = self._db.execute(f"SELECT v FROM {self._name} WHERE k = ?", (_key(key),)).fetchone()
+        return _ABSENT if row is None else pickle.loads(row[0])
+
+    def _evict(self) -> None:
+        hot, moving = self._hot, self._moving
+        while len(hot) > self._limit:
+            key, value = hot.popitem(last=False)
+            moving[key] = value
+        if len(moving) >= self._spill.batch:
+            self._write_moving()
+
+    def _write_moving(self) -> None:
+        moving = self._moving
+        if not moving:
+            return
+        if self._db is None:
+            self._db = self._spill.db(self._name)
+            self._filter = _Bits(self._spill.filter_bits)
+        assert self._filter is not None
+        self._filter.add_all(map(hash, moving))
+        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]
+        rows.sort()
+        db = self._db
+        db.execute("BEGIN")
+        db.executemany(f"INSERT OR REPLACE INTO {self._name} (k, v) VALUES (?, ?)", rows)
+        db.execute("COMMIT")
+        self._stored += len(rows)
+        moving.clear()
+
+    def _count_stored(self) -> int:
+        if self._db is None:
+            return 0
+        hot = self._hot
+        moving = self._moving
+        return sum(
+            1
+            for (raw,) in self._db.execute(f"SELECT k FROM {self._name}")
+            if (key := _decode_key(orjson.loads(raw))) not in hot and key not in moving
+        )
+
+
+class Lru(Generic[K, V]):
+    """A read cache in front of a database that stays the truth: at most `entries` keys, the
+    least recently used dropped first (nothing to write back)."""
+
+    __slots__ = ("_entries", "_hot")
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._hot: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K, default: Any = None) -> Any:
+        value = self._hot.get(key, _ABSENT)
+        if value is _ABSENT:
+            return default
+        self._hot.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        hot = self._hot
+        hot[key] = value
+        hot.move_to_end(key)
+        if len(hot) > self._entries:
+            hot.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        self._hot.pop(key, None)
+
+    def clear(self) -> None:
+        self._hot.clear()
+
+    def __len__(self) -> int:
+        return len(self._hot)
+
+
+def _decode_key(value: Any) -> Any:
+    """A stored key back as the key it was (JSON arrays were tuples)."""
+    if isinstance(value, list):
+        return tuple(_decode_key(item) for item in value)
+    return value

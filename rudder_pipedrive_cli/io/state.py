@@ -26,7 +26,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,7 @@ from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.io.config import is_loopback
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Lru, Spill
 
 SCHEMA_VERSION = 1
 # Measured with benchmarks/state_writes.py (20,000 events): a commit per event records ~22k
@@ -654,12 +655,14 @@ class _Guarded:
 
 
 class _Overlay:
-    """What a read-only state learned: shadows the file (None = forgotten), never written to it."""
+    """What a read-only state learned: shadows the file (None = forgotten), never written to it.
+    Its tables keep memory bounded (io/scratch.py)."""
 
-    def __init__(self) -> None:
-        self.ids: dict[tuple[str, str], PdId | None] = {}
-        self.leads: dict[str, frozenset[str]] = {}
-        self.unlisted: set[str] = set()  # persons whose stored list is no longer complete
+    def __init__(self, spill: Spill) -> None:
+        self.ids: MutableMapping[tuple[str, str], PdId | None] = spill.table()
+        self.leads: MutableMapping[str, frozenset[str]] = spill.table()
+        # Persons whose stored list is no longer complete (person -> True).
+        self.unlisted: MutableMapping[str, bool] = spill.table()
 
 
 class _FieldRecency:
@@ -667,11 +670,15 @@ class _FieldRecency:
     state, whose file is never written (and may be older than the table)."""
 
     def __init__(
-        self, db: sqlite3.Connection | _Guarded, namespace: str, *, readonly: bool
+        self,
+        db: sqlite3.Connection | _Guarded,
+        namespace: str,
+        *,
+        memory: MutableMapping[tuple[str, str], dict[str, str]] | None,
     ) -> None:
         self._db = db
         self._ns = namespace
-        self._memory: dict[tuple[str, str], dict[str, str]] | None = {} if readonly else None
+        self._memory = memory  # None: writable, the table holds it all
         self._stored = (
             db.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECENCY_TABLE,)
@@ -689,8 +696,9 @@ class _FieldRecency:
                     (self._ns, kind, record),
                 ).fetchall()
             )
-        if self._memory is not None and (kind, record) in self._memory:
-            found = newest(found, self._memory[(kind, record)])
+        learned = None if self._memory is None else self._memory.get((kind, record))
+        if learned is not None:
+            found = newest(found, learned)
         return found
 
     def learn(self, kind: str, record: str, times: Mapping[str, str]) -> None:
@@ -824,6 +832,9 @@ def clear_index(db: sqlite3.Connection | _Guarded, namespace: str | None) -> Non
             db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
 
 
+_UNKNOWN: Any = object()  # not in a cache or overlay: ask the file
+
+
 @dataclass(slots=True)
 class _Batch:
     size: int = 0
@@ -850,6 +861,7 @@ class ReplayState:
         batch_seconds: float,
         clock: Callable[[], float],
         now: Callable[[], str],
+        cache_entries: int = CACHE_ENTRIES,
     ) -> None:
         self.path = path
         self.namespace = namespace
@@ -861,7 +873,13 @@ class ReplayState:
         self._clock = clock
         self._now = now
         self._mutex = threading.RLock()
-        self._overlay = _Overlay()
+        # What is learned in memory only (a read-only state's overlay, this run's failures and
+        # memberships) is bounded by `cache_entries` per table, the rest in a temporary file.
+        self._spill = Spill(cache_entries)
+        # The identities table's answers, most recently used first: a bounded read cache that
+        # every write to the table keeps true (this object is its namespace's only writer).
+        self._cache: Lru[tuple[str, str], PdId | None] = Lru(cache_entries)
+        self._overlay = _Overlay(self._spill)
         self._batch = _Batch()
         self._begun: set[tuple[str, str, str, str]] = set()  # writes this object began
         self._run_id: int | None = None
@@ -872,8 +890,8 @@ class ReplayState:
         self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
         # Identities of events that failed in this run (Outcome.troubled): kept for the run only,
         # as the next run retries those events first.
-        self._troubled: set[tuple[str, str]] = set()
-        self._recency = _FieldRecency(self._db, namespace, readonly=self.readonly)
+        self._troubled: MutableMapping[tuple[str, str], bool] = self._spill.table()
+        self._recency = self._field_recency(namespace)
 
     @classmethod
     def open(
@@ -886,6 +904,7 @@ class ReplayState:
         batch_seconds: float = BATCH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], str] = utc_stamp,
+        cache_entries: int = CACHE_ENTRIES,
     ) -> ReplayState:
         check_state_path(path)
         lock = None if readonly else _lock_for_writing(path)
@@ -914,6 +933,7 @@ class ReplayState:
             batch_seconds=batch_seconds,
             clock=clock,
             now=now,
+            cache_entries=cache_entries,
         )
 
     # -- context manager ------------------------------------------------------------------------
@@ -940,6 +960,7 @@ class ReplayState:
                     self._commit()
             finally:
                 self._db.close()
+                self._spill.close()
                 if self._lock is not None:
                     self._lock.release()
 
@@ -968,7 +989,7 @@ class ReplayState:
                 (self.namespace, person),
             ).fetchone()
             learned = self._overlay.leads.get(person)
-            if person in self._overlay.unlisted or (listed is None and learned is None):
+            if self._overlay.unlisted.get(person) or (listed is None and learned is None):
                 return None
             stored = frozenset(
                 row[0]
@@ -990,7 +1011,8 @@ class ReplayState:
         return None if sent_at is None else str(sent_at)
 
     def troubled(self, kind: str, key: str) -> bool:
-        return (kind, key) in self._troubled
+        with self._mutex:
+            return bool(self._troubled) and (kind, key) in self._troubled
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         with self._mutex:
@@ -1023,13 +1045,21 @@ class ReplayState:
 
     def _identity(self, kind: str, key: str) -> PdId | None:
         with self._mutex:
-            if (kind, key) in self._overlay.ids:
-                return self._overlay.ids[(kind, key)]
+            slot = (kind, key)
+            if self._overlay.ids:
+                learned = self._overlay.ids.get(slot, _UNKNOWN)
+                if learned is not _UNKNOWN:
+                    return learned  # type: ignore[no-any-return]
+            cached = self._cache.get(slot, _UNKNOWN)
+            if cached is not _UNKNOWN:
+                return cached  # type: ignore[no-any-return]
             row = self._db.execute(
                 "SELECT pd_id FROM identities WHERE ns = ? AND kind = ? AND key = ?",
                 (self.namespace, kind, key),
             ).fetchone()
-            return None if row is None else decode_id(row[0])
+            found = None if row is None else decode_id(row[0])
+            self._cache.put(slot, found)
+            return found
 
     def learn(self, outcome: Outcome) -> None:
         """Apply what an event taught (identities None = forget), like `MemoryKnown.learn`."""
@@ -1038,7 +1068,8 @@ class ReplayState:
             self._buffered()
 
     def _learn(self, outcome: Outcome) -> None:
-        self._troubled.update(outcome.troubled)
+        for slot in outcome.troubled:
+            self._troubled[slot] = True
         if outcome.recency:
             if not self.readonly:
                 self._open_batch()
@@ -1078,14 +1109,16 @@ class ReplayState:
         if self.readonly:
             self._overlay.ids.update({(kind, key): pd_id for kind, key, pd_id in ids})
             for person in unlisted:
-                self._overlay.unlisted.add(person)
+                self._overlay.unlisted[person] = True
                 self._overlay.leads.pop(person, None)
             for person, origins in leads.items():
-                self._overlay.unlisted.discard(person)
+                self._overlay.unlisted.pop(person, None)
                 self._overlay.leads[person] = self._overlay.leads.get(person, frozenset()) | origins
             return
         self._open_batch()
         stamp = self._now()
+        for kind, key, pd_id in ids:  # what the table will say
+            self._cache.put((kind, key), pd_id)
         self._db.executemany(
             "DELETE FROM identities WHERE ns = ? AND kind = ? AND key = ?",
             [(self.namespace, kind, key) for kind, key, pd_id in ids if pd_id is None],
@@ -1185,6 +1218,7 @@ class ReplayState:
 
     def _mark(self, kind: str, key: str, value: PdId, *, keep: bool) -> None:
         self._unsettled = True
+        self._cache.discard((kind, key))  # read again: a kept mark keeps its first value
         conflict = "NOTHING" if keep else "UPDATE SET pd_id = excluded.pd_id"
         self._db.execute(
             "INSERT INTO identities (ns, kind, key, pd_id, updated_at) VALUES (?, ?, ?, ?, ?) "
@@ -1353,7 +1387,16 @@ class ReplayState:
         self.namespace = namespace
         self._merges = self._has_merges()
         self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
-        self._recency = _FieldRecency(self._db, namespace, readonly=self.readonly)
+        # What was read or learned under the previous namespace holds for it only.
+        self._cache.clear()
+        for table in (self._overlay.ids, self._overlay.leads, self._overlay.unlisted):
+            table.clear()
+        self._recency = self._field_recency(namespace)
+
+    def _field_recency(self, namespace: str) -> _FieldRecency:
+        """A read-only state keeps what it learns in a bounded table, never in the file."""
+        memory = self._spill.table() if self.readonly else None
+        return _FieldRecency(self._db, namespace, memory=memory)
 
     def _keyed_on_url(self, base_url: str, fingerprint: str | None) -> list[str]:
         """Namespaces an older rpd keyed on a spelling of this URL (and this token's fingerprint,
@@ -1425,7 +1468,8 @@ class ReplayState:
                 self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("PRAGMA secure_delete = OFF")
-            self._overlay = _Overlay()
+            self._overlay = _Overlay(self._spill)
+            self._cache.clear()
             self._merges = self._has_merges()
             self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
             self._begun = set()

@@ -1,0 +1,94 @@
+"""Issue 18: what a run remembers per identity is bounded (`--cache-entries`), with the same
+answers as when everything stays in memory. A cache of one entry per table, so that nearly every
+lookup misses memory, must give the same records, reports and dry-run lines as the default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+from resume_support import EXAMPLE_CONFIG, TOKEN, Rig, normalised, workload, write_events
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.io.config import KEYS
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+TINY = ("--cache-entries", "1")
+# One event at a time: how many searches a concurrent run makes depends on timing (the chaos
+# tests run concurrently with a tiny cache and compare the records).
+ONE_AT_A_TIME = ("--concurrency", "1")
+# Users' stories interleaved (identify, groups, tracks), then merges and re-keys by alias.
+EVENTS = workload(60, tracks=2, groups=6, merges=4, rekeys=3)
+CLEAN_ENV: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+
+
+def invoke(*args: str) -> tuple[int, bytes, str]:
+    result = CliRunner().invoke(app, list(args), env=CLEAN_ENV | {"PIPEDRIVE_API_TOKEN": TOKEN})
+    return result.exit_code, result.stdout_bytes, result.stderr
+
+
+def test_a_send_with_a_tiny_cache_ends_as_one_with_the_default(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    ends = []
+    for name, extra in (("default", ()), ("tiny", TINY)):
+        sandbox = make_sandbox(plan="unlimited")
+        rig = Rig.make(sandbox, tmp_path / name, tmp_path / name / "state.sqlite")
+        first = rig.send(EVENTS, "run", *ONE_AT_A_TIME, *extra)
+        assert first.exit_code == 0, first.stderr
+        again = rig.send(EVENTS, "again", *extra)  # from the state: every event already done
+        assert again.exit_code == 0, again.stderr
+        assert first.report is not None and again.report is not None
+        assert again.report["events"]["skipped"] == len(EVENTS)
+        ends.append((normalised(sandbox.state()), first.report["events"], first.report["requests"]))
+    assert ends[0] == ends[1]
+    assert len(ends[0][0]["persons"]) == 60 - 4  # four merged away
+
+
+def test_a_send_without_a_state_file_and_a_tiny_cache_makes_the_same_requests(
+    tmp_path: Path,
+) -> None:
+    """`--sandbox` keeps no state: the run's own identity cache and alias groups are bounded."""
+    events = write_events(tmp_path / "events.ndjson", EVENTS)
+    reports = []
+    for name, extra in (("default", ()), ("tiny", TINY)):
+        report = tmp_path / f"{name}.json"
+        code, _, stderr = invoke(
+            "send", str(events), "--config", str(EXAMPLE_CONFIG), "--sandbox", "-q",
+            "--report", str(report), "--dead-letter", str(tmp_path / f"{name}.failed"),
+            *ONE_AT_A_TIME, *extra,
+        )  # fmt: skip
+        assert code == 0, stderr
+        document = orjson.loads(report.read_bytes())
+        reports.append((document["events"], document["by_type"], document["requests"]))
+    assert reports[0] == reports[1]
+    assert reports[0][0]["sent"] == len(EVENTS)
+
+
+def test_dry_run_lines_are_the_same_byte_for_byte_with_a_tiny_cache(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "events.ndjson", EVENTS)
+    # Without a state file, and then with one that a send of half the input left.
+    sandbox = make_sandbox(plan="unlimited")
+    rig = Rig.make(sandbox, tmp_path / "half", tmp_path / "state.sqlite")
+    half = rig.send(EVENTS[: len(EVENTS) // 2], "half")
+    assert half.exit_code == 0, half.stderr
+    config = str(tmp_path / "half" / "rpd.toml")
+    for state in (tmp_path / "none.sqlite", tmp_path / "state.sqlite"):
+        outputs = []
+        for extra in ((), TINY):
+            code, stdout, stderr = invoke(
+                "dry-run", str(events), "--config", config, "--state", str(state),
+                "--format", "ndjson", "-q", *extra,
+            )  # fmt: skip
+            assert code == 0, stderr
+            outputs.append(stdout)
+        assert outputs[0] == outputs[1]
+        lines = [orjson.loads(line) for line in outputs[0].splitlines()]
+        assert len(lines) == len(EVENTS)
+        skipped = sum(line["outcome"] == "skipped" for line in lines)
+        assert skipped == (len(EVENTS) // 2 if state.name == "state.sqlite" else 0)
