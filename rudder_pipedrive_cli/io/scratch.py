@@ -14,6 +14,7 @@ deletes when the connection closes, its page cache bounded), opened only once me
 from __future__ import annotations
 
 import pickle
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Iterator, MutableMapping
 from types import TracebackType
@@ -72,13 +73,13 @@ class _Bits:
         return bool(self.bits[bit >> 3] & (1 << (bit & 7)))
 
 
-class _Closing:
+class _Closing(ABC):
     """A context manager that closes what it holds on exit."""
 
     __slots__ = ()
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Self:
         return self
