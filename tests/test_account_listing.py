@@ -1,0 +1,143 @@
+"""The account-wide listing of what track rules create (SPEC 5, issue 16 item 4): the exact
+requests it makes for each kind (every page, no `person_id`), and what it reads from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.cli.identities import account_listing
+from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
+from rudder_pipedrive_cli.core.plans.track import KINDS
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+
+USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+
+
+def new_index() -> IdentityIndex:
+    return IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=lambda: 0.0)
+
+
+def shown(request: ApiRequest) -> tuple[str, str, dict[str, Any], str, str]:
+    return (request.method, request.path, dict(request.query), request.stage, request.note)
+
+
+def drive(
+    steps: Any, answers: list[ApiResponse]
+) -> tuple[list[tuple[str, str, dict[str, Any], str, str]], Any]:
+    """Every request the exchange makes, each answered in turn, and what it returns."""
+    requests = [shown(next(steps))]
+    for answer in answers[:-1]:
+        requests.append(shown(steps.send(answer)))
+    with pytest.raises(StopIteration) as stop:
+        steps.send(answers[-1])
+    return requests, stop.value.value
+
+
+def test_the_account_deals_are_listed_by_cursor_without_a_person() -> None:
+    index = new_index()
+    note = "list the account's deals once, to skip deals sent before (by origin_id)"
+    requests, origins = drive(
+        account_listing(index, KINDS["deal"]),
+        [
+            ApiResponse(
+                status=200,
+                data=[
+                    {"id": 1, "person_id": 7, "origin_id": "rpd:m-1"},
+                    {"id": 2, "person_id": 8, "origin_id": "crm:1"},
+                ],
+                additional_data={"next_cursor": "c2"},
+            ),
+            ApiResponse(
+                status=200,
+                data=[{"id": 3, "person_id": 7, "origin_id": "rpd:m-2"}],
+                additional_data={"next_cursor": None},
+            ),
+        ],
+    )
+    assert requests == [
+        ("GET", "/api/v2/deals", {"limit": 500}, "list deals", note),
+        ("GET", "/api/v2/deals", {"limit": 500, "cursor": "c2"}, "list deals", note),
+    ]
+    assert origins == {"deal:7": {"rpd:m-1", "rpd:m-2"}}
+    assert index.stats.track_pages == {"deal": 2}
+    assert index.stats.lead_pages == 0
+
+
+def test_the_account_activities_are_read_by_their_markers() -> None:
+    index = new_index()
+    requests, origins = drive(
+        account_listing(index, KINDS["activity"]),
+        [
+            ApiResponse(
+                status=200,
+                data=[
+                    {"id": 1, "person_id": 7, "note": "Booked<p>rpd:m-3</p>"},
+                    {"id": 2, "person_id": 7, "note": None},
+                ],
+            )
+        ],
+    )
+    assert requests == [
+        (
+            "GET",
+            "/api/v2/activities",
+            {"limit": 500},
+            "list activities",
+            "list the account's activities once, to skip activities sent before (by marker)",
+        )
+    ]
+    assert origins == {"activity:7": {"rpd:m-3"}}
+    assert index.stats.track_pages == {"activity": 1}
+
+
+def test_the_account_notes_are_listed_by_v1_pages() -> None:
+    index = new_index()
+    note = "list the account's notes once, to skip notes sent before (by marker)"
+    requests, origins = drive(
+        account_listing(index, KINDS["note"]),
+        [
+            ApiResponse(
+                status=200,
+                data=[{"id": 1, "person_id": 9, "content": "<p>Ticket</p><p>rpd:m-4</p>"}],
+                additional_data={"pagination": {"more_items_in_collection": True, "next_start": 1}},
+            ),
+            ApiResponse(
+                status=200,
+                data=[{"id": 2, "person_id": 9, "content": "by hand"}],
+                additional_data={"pagination": {"more_items_in_collection": False}},
+            ),
+        ],
+    )
+    assert requests == [
+        ("GET", "/v1/notes", {"start": 0, "limit": 500}, "list notes", note),
+        ("GET", "/v1/notes", {"start": 1, "limit": 500}, "list notes", note),
+    ]
+    assert origins == {"note:9": {"rpd:m-4"}}
+    assert index.stats.track_pages == {"note": 2}
+
+
+def test_the_account_leads_and_archived_leads_are_listed_as_before() -> None:
+    index = new_index()
+    note = "list the account's leads once, to skip leads sent before (by origin_id)"
+    requests, origins = drive(
+        account_listing(index, KINDS["lead"]),
+        [
+            ApiResponse(
+                status=200,
+                data=[{"id": "a", "person_id": 7, "origin_id": "rpd:m-5"}],
+                additional_data={"pagination": {"more_items_in_collection": True, "next_start": 1}},
+            ),
+            # A second page of leads: the listing does not stop after the first.
+            ApiResponse(status=200, data=[{"id": "c", "person_id": 7, "origin_id": "rpd:m-7"}]),
+            ApiResponse(status=200, data=[{"id": "b", "person_id": 8, "origin_id": "rpd:m-6"}]),
+        ],
+    )
+    assert requests == [
+        ("GET", "/v1/leads", {"start": 0, "limit": 500}, "list leads", note),
+        ("GET", "/v1/leads", {"start": 1, "limit": 500}, "list leads", note),
+        ("GET", "/v1/leads/archived", {"start": 0, "limit": 500}, "list leads", note),
+    ]
+    assert origins == {7: {"rpd:m-5", "rpd:m-7"}, 8: {"rpd:m-6"}}
+    assert (index.stats.lead_pages, index.stats.track_pages) == (3, {})
