@@ -305,6 +305,15 @@ def origins_kind(key: PdId) -> str:
     return "lead"
 
 
+def counts_by_kind(rows: Iterable[tuple[PdId, int]]) -> dict[str, int]:
+    """Counts kept per `origins_key` (persons listed, origins known), added up by kind: lead,
+    deal, activity, note, each present."""
+    counts = dict.fromkeys(("lead", *TRACK_KINDS), 0)
+    for key, count in rows:
+        counts[origins_kind(key)] += count
+    return counts
+
+
 # --- the first pass over the input (auto) -----------------------------------------------------
 
 # Distinct identities a first pass keeps to count; past this many the count is a lower bound

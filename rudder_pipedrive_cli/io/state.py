@@ -38,7 +38,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.fields import rfc3339
-from rudder_pipedrive_cli.core.index import IndexRows, id_order
+from rudder_pipedrive_cli.core.index import IndexRows, counts_by_kind, id_order
 from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
@@ -220,8 +220,9 @@ class NamespaceSummary:
     base_url: str
     fingerprint: str
     identities: Mapping[str, int]  # by kind: person, org
-    leads_listed: int  # persons whose leads were listed
-    lead_origins: int
+    # By kind (lead, deal, activity, note): persons whose records were listed, origins known.
+    leads_listed: Mapping[str, int]
+    lead_origins: Mapping[str, int]
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
     inflight: int
     unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
@@ -236,8 +237,8 @@ class NamespaceSummary:
             "company_id": self.company_id or None,
             "fingerprint": self.fingerprint,
             "identities": dict(self.identities),
-            "leads_listed": self.leads_listed,
-            "lead_origins": self.lead_origins,
+            "leads_listed": dict(self.leads_listed),
+            "lead_origins": dict(self.lead_origins),
             "journal": dict(self.journal),
             "inflight": self.inflight,
             "unsettled": self.unsettled,
@@ -1506,6 +1507,11 @@ class ReplayState:
             sql = f"SELECT count(*) FROM {table} WHERE ns = ?"
             return int(self._db.execute(sql, (ns,)).fetchone()[0])
 
+        def by_kind(table: str) -> dict[str, int]:  # rows are per person and kind (origins_key)
+            sql = f"SELECT person_id, count(*) FROM {table} WHERE ns = ? GROUP BY person_id"
+            rows = self._db.execute(sql, (ns,))
+            return counts_by_kind((decode_id(key), n) for key, n in rows)
+
         run = self._db.execute(
             "SELECT started_at, finished_at, counts_json FROM runs WHERE ns = ? "
             "ORDER BY id DESC LIMIT 1",
@@ -1517,8 +1523,8 @@ class ReplayState:
             fingerprint=fingerprint,
             company_id=company_id,
             identities=identities,
-            leads_listed=count("leads_listed"),
-            lead_origins=count("lead_origins"),
+            leads_listed=by_kind("leads_listed"),
+            lead_origins=by_kind("lead_origins"),
             journal=journal,
             inflight=count("inflight"),
             unsettled=int(
