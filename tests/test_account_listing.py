@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.cli.identities import account_listing
-from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
+from rudder_pipedrive_cli.cli.identities import account_listing, prepare
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, Survey
+from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.rules import parse_rules
 
 USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
 
@@ -141,3 +145,61 @@ def test_the_account_leads_and_archived_leads_are_listed_as_before() -> None:
     ]
     assert origins == {7: {"rpd:m-5", "rpd:m-7"}, 8: {"rpd:m-6"}}
     assert (index.stats.lead_pages, index.stats.track_pages) == (3, {})
+
+
+def test_send_lists_for_the_account_each_kind_it_pays_for_and_warns_when_one_fails() -> None:
+    rules = parse_rules(
+        [
+            {"events": ["Demo"], "create": "deal"},
+            {"events": ["Call"], "create": "activity"},
+            {"events": ["Ticket"], "create": "note"},
+        ],
+        "rpd.toml",
+    )
+    config = PlanConfig(user_id_field=USER_FIELD, track_rules=rules)
+    survey = Survey(rules=rules)
+    tracked = [("u-1", "Demo"), ("u-2", "Demo"), ("u-1", "Call"), ("u-1", "Ticket")]
+    tracked += [("u-2", "Ticket"), ("u-9", "Ticket")]  # u-9: not in the account, to be created
+    for n, (user, name) in enumerate(tracked):
+        raw = {"type": "track", "messageId": f"m-{n}", "userId": user, "event": name}
+        survey.add(parse_event(raw, f"f:{n}"))
+    persons = [{"id": n, "custom_fields": {USER_FIELD: f"u-{n}"}} for n in (1, 2)]
+    answers = {
+        "/api/v2/persons": ApiResponse(status=200, data=persons, sent_at="2026-12-05T10:00:00Z"),
+        "/api/v2/deals": ApiResponse(
+            status=200, data=[{"id": 5, "person_id": 2, "origin_id": "rpd:m-1"}]
+        ),
+        "/v1/notes": ApiResponse(status=500, error="Internal error"),
+    }
+    asked: list[str] = []
+
+    def exchange(steps: Any) -> Any:
+        """Pipedrive answering from `answers`, by path."""
+        try:
+            request = next(steps)
+            while True:
+                asked.append(request.path)
+                request = steps.send(answers[request.path])
+        except StopIteration as stop:
+            return stop.value
+
+    identities = prepare(
+        "index",
+        config,
+        survey=survey,
+        known=MemoryKnown(),
+        rows=MemoryIndexRows(),
+        exchange=exchange,
+    )
+
+    # Deals: two persons to list, one page of the account's: listed. Activities: one person,
+    # equal, so not. Notes: two persons (u-9 is not in the account), but the listing failed.
+    assert asked == ["/api/v2/persons", "/api/v2/deals", "/v1/notes"]
+    assert identities.listed == ["deal"]
+    assert identities.origins == {"deal:2": {"rpd:m-1"}}
+    assert identities.notes == [
+        "the account's notes could not be listed (list notes refused: HTTP 500: Internal error): "
+        "each person's notes are listed when needed"
+    ]
+    assert identities.index is not None
+    assert identities.index.stats.track_pages == {"deal": 1}  # the refused page not counted

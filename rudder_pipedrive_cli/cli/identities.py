@@ -169,11 +169,11 @@ def account_listing(index: IdentityIndex, kind: Kind) -> Step[dict[PdId, set[str
     stats = index.stats
 
     def take(response: ApiResponse, stage: str) -> list[None]:
+        records = listed(response, stage)  # a page refused is not one listed
         if kind.name == "lead":
             stats.lead_pages += 1
         else:
             stats.track_pages[kind.name] = stats.track_pages.get(kind.name, 0) + 1
-        records = listed(response, stage)
         for person, found in rpd_origins(records, kind.origins).items():
             origins.setdefault(origins_key(kind.name, person), set()).update(found)
         # As many items as the page held: v1 paging ends at a page that held none.
