@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.cli.identities import account_listing, prepare
+from rudder_pipedrive_cli.cli.identities import Dearer, account_listing, prepare
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.known import MemoryKnown
@@ -147,7 +147,48 @@ def test_the_account_leads_and_archived_leads_are_listed_as_before() -> None:
     assert (index.stats.lead_pages, index.stats.track_pages) == (3, {})
 
 
-def test_send_lists_for_the_account_each_kind_it_pays_for_and_warns_when_one_fails() -> None:
+def answering(answers: dict[str, list[ApiResponse]], asked: list[str]) -> Any:
+    """An exchange with Pipedrive answering from `answers` (by path, in turn), noting each
+    request's path in `asked`."""
+
+    def exchange(steps: Any) -> Any:
+        try:
+            request = next(steps)
+            while True:
+                asked.append(request.path)
+                request = steps.send(answers[request.path].pop(0))
+        except StopIteration as stop:
+            return stop.value
+
+    return exchange
+
+
+def page(*records: dict[str, Any], cursor: str | None = None) -> ApiResponse:
+    return ApiResponse(status=200, data=list(records), additional_data={"next_cursor": cursor})
+
+
+def test_an_account_listing_stops_where_it_would_cost_what_it_saves() -> None:
+    more, last = page({"id": 1, "person_id": 7}, cursor="c"), page({"id": 2, "person_id": 7})
+    # Two persons' activities cost 20 tokens; a first page of 10 with more to come: 20 at least.
+    steps = account_listing(new_index(), KINDS["activity"], budget=20)
+    next(steps)
+    with pytest.raises(Dearer) as stopped:
+        steps.send(more)
+    assert stopped.value.spent == 10
+    # Three persons' (30): the second page ends it at 20.
+    requests, origins = drive(
+        account_listing(new_index(), KINDS["activity"], budget=30), [more, last]
+    )
+    assert [request[2] for request in requests] == [{"limit": 500}, {"limit": 500, "cursor": "c"}]
+    assert origins == {}
+    # Leads: a last page of leads still leaves the archived leads' first page (40) to list.
+    leads = account_listing(new_index(), KINDS["lead"], budget=60)
+    next(leads)
+    with pytest.raises(Dearer):
+        leads.send(ApiResponse(status=200, data=[]))
+
+
+def test_send_lists_for_the_account_the_kinds_it_pays_for_and_says_why_not_the_others() -> None:
     rules = parse_rules(
         [
             {"events": ["Demo"], "create": "deal"},
@@ -158,30 +199,21 @@ def test_send_lists_for_the_account_each_kind_it_pays_for_and_warns_when_one_fai
     )
     config = PlanConfig(user_id_field=USER_FIELD, track_rules=rules)
     survey = Survey(rules=rules)
-    tracked = [("u-1", "Demo"), ("u-2", "Demo"), ("u-1", "Call"), ("u-1", "Ticket")]
-    tracked += [("u-2", "Ticket"), ("u-9", "Ticket")]  # u-9: not in the account, to be created
+    tracked = [("u-1", "Demo"), ("u-2", "Demo"), ("u-1", "Call"), ("u-2", "Call")]
+    tracked += [("u-1", "Ticket"), ("u-2", "Ticket"), ("u-9", "Ticket")]  # u-9: to be created
+    tracked += [("u-1", "Signed Up")]  # one person's leads: listed on their own
     for n, (user, name) in enumerate(tracked):
         raw = {"type": "track", "messageId": f"m-{n}", "userId": user, "event": name}
         survey.add(parse_event(raw, f"f:{n}"))
     persons = [{"id": n, "custom_fields": {USER_FIELD: f"u-{n}"}} for n in (1, 2)]
     answers = {
-        "/api/v2/persons": ApiResponse(status=200, data=persons, sent_at="2026-12-05T10:00:00Z"),
-        "/api/v2/deals": ApiResponse(
-            status=200, data=[{"id": 5, "person_id": 2, "origin_id": "rpd:m-1"}]
-        ),
-        "/v1/notes": ApiResponse(status=500, error="Internal error"),
+        "/api/v2/persons": [page(*persons)],
+        "/api/v2/deals": [page({"id": 5, "person_id": 2, "origin_id": "rpd:m-1"})],
+        # More activities than persons: a second page would cost what two persons' cost.
+        "/api/v2/activities": [page({"id": 1, "person_id": 1, "note": "rpd:m-2"}, cursor="c")],
+        "/v1/notes": [ApiResponse(status=500, error="Internal error")],
     }
     asked: list[str] = []
-
-    def exchange(steps: Any) -> Any:
-        """Pipedrive answering from `answers`, by path."""
-        try:
-            request = next(steps)
-            while True:
-                asked.append(request.path)
-                request = steps.send(answers[request.path])
-        except StopIteration as stop:
-            return stop.value
 
     identities = prepare(
         "index",
@@ -189,17 +221,22 @@ def test_send_lists_for_the_account_each_kind_it_pays_for_and_warns_when_one_fai
         survey=survey,
         known=MemoryKnown(),
         rows=MemoryIndexRows(),
-        exchange=exchange,
+        exchange=answering(answers, asked),
     )
 
-    # Deals: two persons to list, one page of the account's: listed. Activities: one person,
-    # equal, so not. Notes: two persons (u-9 is not in the account), but the listing failed.
-    assert asked == ["/api/v2/persons", "/api/v2/deals", "/v1/notes"]
+    # Deals: two persons to list, one page of the account's: listed. Activities: two persons,
+    # but more pages than that. Notes: two persons (u-9 is not in the account), but the listing
+    # failed. Leads: one person against one page: equal, so that person's own.
+    assert asked == ["/api/v2/persons", "/api/v2/deals", "/api/v2/activities", "/v1/notes"]
     assert identities.listed == ["deal"]
     assert identities.origins == {"deal:2": {"rpd:m-1"}}
     assert identities.notes == [
+        "the account holds more activities than its persons: listing them all would cost more "
+        "than listing those of 2 persons one by one (20 API tokens); stopped after 10, each "
+        "person's are listed when needed",
         "the account's notes could not be listed (list notes refused: HTTP 500: Internal error): "
-        "each person's notes are listed when needed"
+        "each person's notes are listed when needed",
     ]
     assert identities.index is not None
-    assert identities.index.stats.track_pages == {"deal": 1}  # the refused page not counted
+    # The refused page is not counted; the page of activities read is.
+    assert identities.index.stats.track_pages == {"deal": 1, "activity": 1}

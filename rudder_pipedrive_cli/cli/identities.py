@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.index import (
     AUTO_FROM,
@@ -25,7 +26,16 @@ from rudder_pipedrive_cli.core.index import (
 )
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, Step, index_listing, listed, listing
+from rudder_pipedrive_cli.core.plans.common import (
+    ORG,
+    PERSON,
+    Step,
+    index_listing,
+    listed,
+    listing,
+    next_cursor,
+    page_after,
+)
 from rudder_pipedrive_cli.core.plans.track import KINDS, LIST_LIMIT, Kind
 from rudder_pipedrive_cli.core.preview import Searched, WayEstimate, identity_estimates
 from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
@@ -162,13 +172,30 @@ def chosen_kinds(
     return chosen
 
 
-def account_listing(index: IdentityIndex, kind: Kind) -> Step[dict[PdId, set[str]]]:
+class Dearer(Exception):
+    """An account listing that has more pages than it was worth: per-person listings cost less."""
+
+    def __init__(self, spent: int) -> None:
+        super().__init__(f"{spent} API tokens spent")
+        self.spent = spent  # on the pages it listed
+
+
+def account_listing(
+    index: IdentityIndex, kind: Kind, budget: int | None = None
+) -> Step[dict[PdId, set[str]]]:
     """The account's records of `kind` (leads: archived ones too), paged: `origins_key` -> the
-    origins rpd gave them."""
+    origins rpd gave them. With a `budget` (API tokens: what the per-person listings it replaces
+    cost), it stops with `Dearer` as soon as the pages still to list would bring it there: the
+    account may hold many more records than its persons (assumed one each), and what it spent
+    then stays below what it was to save."""
     origins: dict[PdId, set[str]] = {}
     stats = index.stats
+    costs = [token_cost(f"GET {path}") for path in kind.listings]
+    spent = 0
+    path = 0  # the listing being read
 
     def take(response: ApiResponse, stage: str) -> list[None]:
+        nonlocal spent
         records = listed(response, stage)  # a page refused is not one listed
         if kind.name == "lead":
             stats.lead_pages += 1
@@ -176,7 +203,14 @@ def account_listing(index: IdentityIndex, kind: Kind) -> Step[dict[PdId, set[str
             stats.track_pages[kind.name] = stats.track_pages.get(kind.name, 0) + 1
         for person, found in rpd_origins(records, kind.origins).items():
             origins.setdefault(origins_key(kind.name, person), set()).update(found)
-        # As many items as the page held: v1 paging ends at a page that held none.
+        spent += costs[path]
+        if kind.offset:  # as listing() pages: v1 ends at a page that held none
+            more = bool(records) and page_after(response.additional_data, 0, len(records))[0]
+        else:
+            more = next_cursor(response.additional_data) is not None
+        ahead = (costs[path] if more else 0) + sum(costs[path + 1 :])  # the least still to list
+        if budget is not None and ahead and spent + ahead >= budget:
+            raise Dearer(spent)
         return [None] * len(records)
 
     note = (
@@ -184,10 +218,16 @@ def account_listing(index: IdentityIndex, kind: Kind) -> Step[dict[PdId, set[str
         f"(by {'origin_id' if kind.name in ('lead', 'deal') else 'marker'})"
     )
     query: dict[str, str | int] = {} if kind.offset else {"limit": LIST_LIMIT}
-    for path in kind.listings:
+    for listing_path in kind.listings:
         yield from listing(
-            path, query, stage=f"list {kind.plural}", note=note, read=take, offset=kind.offset
+            listing_path,
+            query,
+            stage=f"list {kind.plural}",
+            note=note,
+            read=take,
+            offset=kind.offset,
         )
+        path += 1
     return origins
 
 
@@ -252,12 +292,20 @@ def listed_origins(
                 to_list += 1
     if not account_listing_pays(to_list, index.rows.size("person"), kind.listings):
         return None
+    budget = to_list * sum(token_cost(f"GET {path}") for path in kind.listings)
     try:
-        origins: dict[PdId, set[str]] = exchange(account_listing(index, kind))
+        origins: dict[PdId, set[str]] = exchange(account_listing(index, kind, budget))
     except PlanFailure as failure:
         notes.append(
             f"the account's {kind.plural} could not be listed ({failure.reason}): "
             f"each person's {kind.plural} are listed when needed"
+        )
+        return None
+    except Dearer as dearer:
+        notes.append(
+            f"the account holds more {kind.plural} than its persons: listing them all would "
+            f"cost more than listing those of {to_list} persons one by one ({budget} API "
+            f"tokens); stopped after {dearer.spent}, each person's are listed when needed"
         )
         return None
     return origins
