@@ -187,3 +187,48 @@ def test_the_account_leads_listed_do_not_stand_for_a_persons_deals(
     assert sorted(lead["origin_id"] for lead in sandbox.state()["leads"]) == [
         f"rpd:L-{user}" for user in USERS
     ]
+
+
+def test_an_account_with_more_activities_than_pages_worth_lists_each_persons_instead(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    persons = {user: add_person(api, user) for user in ("u-1", "u-2")}
+    # Another client's 501 activities: two pages of the account's, where two persons' own
+    # listings cost one page each.
+    for n in range(501):
+        made = api.post("/api/v2/activities", json={"subject": f"Call {n}", "type": "call"})
+        assert made.status_code == 200, made.text
+    done = api.post(
+        "/api/v2/activities",
+        json={"subject": "Old", "person_id": persons["u-1"], "note": "<p>rpd:A-u-1</p>"},
+    )
+    assert done.status_code == 200, done.text
+    events = [track(f"A-{user}", user, ACTIVITY) for user in persons]
+
+    run = send(sandbox, tmp_path, events, "run")
+
+    report = run.report
+    assert report is not None
+    assert report["by_type"] == {"track": {"sent": 1, "skipped": 1}}
+    # One page of the account's (10 tokens) showed more to come: a second would have cost what
+    # the two persons' own listings cost (20). So those, after it.
+    assert report["requests"] == LISTINGS | INDEX | {
+        "GET /api/v2/activities": 3,
+        "POST /api/v2/activities": 1,
+    }
+    assert report["identity_index"] == {
+        "pages": 2,
+        "refreshes": 0,
+        "lead_pages": 0,
+        "activity_pages": 1,
+    }
+    assert (
+        "warning: the account holds more activities than its persons: listing them all would "
+        "cost more than listing those of 2 persons one by one (20 API tokens); stopped after 10, "
+        "each person's are listed when needed"
+    ) in run.stderr
+    mine = [a for a in sandbox.state()["activities"] if a["person_id"] is not None]
+    assert sorted(a["note"].rsplit("<p>", 1)[-1] for a in mine) == [
+        "rpd:A-u-1</p>",
+        "rpd:A-u-2</p>",
+    ]
