@@ -99,8 +99,10 @@ def preview(
             outcome = drive(plan_event(item.event, config, known), recorder)
             known.learn(outcome)
             finished.add(item.id, outcome.status)
-        explained = roots.explain(item.event, outcome)
-        outcome = explained.outcome
+        root = ""
+        if outcome.status == "failed":
+            explained = roots.explain(item.event, outcome)
+            outcome, root = explained.outcome, explained.root
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
@@ -110,7 +112,7 @@ def preview(
             warnings=tuple(map(public_warning, warnings)) if (warnings := outcome.warnings) else (),
             reason=outcome.public_reason,
             writes=outcome.writes,
-            root=explained.root,
+            root=root,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests), rule=rule)
 
