@@ -627,12 +627,14 @@ def mapped_values(
     config: PlanConfig,
     warnings: list[str],
     currency: Any = "",
+    custom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Field key -> coerced value for every mapped trait path present in the event; a value that
-    cannot be coerced fails the event, or is dropped with a warning (`refuse`)."""
+    cannot be coerced fails the event, or is dropped with a warning (`refuse`). Given `custom`,
+    the values of custom fields go there instead (a v2 body's `custom_fields`)."""
     values: dict[str, Any] = {}
     get = traits.get
-    for path, key, _custom, typed, never in compiled_mapping(mapping, config):
+    for path, key, is_custom_key, typed, never in compiled_mapping(mapping, config):
         value = get(path)
         if value is None:
             continue
@@ -645,7 +647,10 @@ def mapped_values(
             except PlanFailure as failure:
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
-        values[key] = value
+        if is_custom_key and custom is not None:
+            custom[key] = value
+        else:
+            values[key] = value
     return values
 
 
@@ -654,27 +659,8 @@ def mapped_split(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`split_custom(mapped_values(...))` in one loop over the compiled rows: the standard
     (top-level) and the custom values of a v2 person or organization."""
-    top: dict[str, Any] = {}
     custom: dict[str, Any] = {}
-    get = traits.get
-    for path, key, is_custom_key, typed, never in compiled_mapping(mapping, config):
-        value = get(path)
-        if value is None:
-            continue
-        if never:
-            warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
-            continue
-        if typed:
-            try:
-                value = coerce(path, value, key, config)
-            except PlanFailure as failure:
-                refuse(failure, config.on_invalid, warnings, "dropped")
-                continue
-        if is_custom_key:
-            custom[key] = value
-        else:
-            top[key] = value
-    return top, custom
+    return mapped_values(traits, mapping, config, warnings, custom=custom), custom
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:
