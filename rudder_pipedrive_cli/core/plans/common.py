@@ -453,7 +453,12 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
         return ctx.ledger.resolved[slot]
     if slot not in ctx.ledger.identities:  # present as None: forgotten as stale
         cached = entity.cached(ctx.known, key)
-        if cached is not None and entity is PERSON:
+        # A merge left unknown (or settled by this event) may have moved it: ask merged_person.
+        if (
+            cached is not None
+            and entity is PERSON
+            and (ctx.ledger.merged or ctx.known.merging_into(cached) is not None)
+        ):
             cached = yield from merged_person(ctx, cached)
             if cached is None:  # both persons of a merge left unknown are gone: search
                 ctx.ledger.forget(entity, key)
