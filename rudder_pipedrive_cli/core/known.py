@@ -118,7 +118,10 @@ class MemoryKnown:
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
 
     def person_id(self, user_id: str) -> PdId | None:
-        return survivor(self.persons.get(user_id), self.merged.get)
+        person = self.persons.get(user_id)
+        if person is None or not self.merged:  # no merge known: the cached person as it is
+            return person
+        return survivor(person, self.merged.get)
 
     def org_id(self, group_id: str) -> PdId | None:
         return self.orgs.get(group_id)
