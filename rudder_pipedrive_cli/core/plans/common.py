@@ -347,6 +347,8 @@ def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
 def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
     """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`
     (SPEC 1); a hit of neither shape makes the answer malformed."""
+    if response.data is None and 200 <= response.status < 300 and not response.malformed:
+        return []  # no hits, the most common answer: what `listed` would say, without its checks
     ids: list[PdId] = []
     for hit in listed(response, stage):
         item = hit.get("item", hit)
