@@ -221,16 +221,17 @@ def visible_to(value: Any, warnings: list[str]) -> int | None:
 
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 date or date-time, or epoch seconds/milliseconds, as an aware UTC datetime."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
+    if type(value) is not str:  # most times are strings: no isinstance checks for them
+        if isinstance(value, bool):
             return None
-    if not isinstance(value, str):
-        return None
+        if isinstance(value, int | float):
+            seconds = value / 1000 if abs(value) > 1e11 else value
+            try:
+                return datetime.fromtimestamp(seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+        if not isinstance(value, str):
+            return None
     text = value.strip()
     if text[-1:] == "z":  # RFC 3339 allows a lower-case z (and t, which fromisoformat takes)
         text = text[:-1] + "Z"
