@@ -98,7 +98,11 @@ def plan_event(
             )
         return Outcome(status="failed", reason=reason, stage="validate")
     about = identities_of(event, known)
-    waiting = [identity for identity in about if known.troubled(*identity)]
+    troubled = known.troubled
+    waiting = []
+    for identity in about:  # a loop, not a comprehension: no extra frame for every event
+        if troubled(*identity):
+            waiting.append(identity)
     if waiting:
         # An earlier event of this identity failed and may yet succeed: a rerun retries it
         # first, then this one, so the two take effect in input order (SPEC 5).
