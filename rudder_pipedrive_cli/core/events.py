@@ -155,11 +155,13 @@ def _kind_of(value: Any) -> str:
 def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
     """The first present value of `paths` as an identity (see `exact_identity`)."""
     for parts in paths:
-        value = get_parts(raw, parts)
+        value: Any = raw
+        for part in parts:  # get_parts, inlined: parse_event asks for every event
+            value = value.get(part) if type(value) is dict or isinstance(value, Mapping) else None
         if value is not None:  # most fallbacks are absent: no path text to make for them
-            value = exact_identity(value, ".".join(parts))
-            if value is not None:
-                return value
+            found = exact_identity(value, ".".join(parts))
+            if found is not None:
+                return found
     return None
 
 

@@ -16,7 +16,6 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
     EXACT_FLOAT_INT,
     get_parts,
-    get_path,
     identity_value,
     json_text,
     path_parts,
@@ -84,7 +83,7 @@ class Traits:
     def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
         sources = []
         for path in paths:
-            found = get_path(raw, path)
+            found = raw.get(path) if "." not in path else get_parts(raw, path_parts(path))
             if type(found) is dict or isinstance(found, Mapping):
                 sources.append(found)
         return cls(sources=tuple(sources))
@@ -222,16 +221,17 @@ def visible_to(value: Any, warnings: list[str]) -> int | None:
 
 def parse_time(value: Any) -> datetime | None:
     """An ISO 8601 date or date-time, or epoch seconds/milliseconds, as an aware UTC datetime."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        try:
-            return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
+    if type(value) is not str:  # most times are strings: no isinstance checks for them
+        if isinstance(value, bool):
             return None
-    if not isinstance(value, str):
-        return None
+        if isinstance(value, int | float):
+            seconds = value / 1000 if abs(value) > 1e11 else value
+            try:
+                return datetime.fromtimestamp(seconds, UTC)
+            except (OverflowError, OSError, ValueError):
+                return None
+        if not isinstance(value, str):
+            return None
     text = value.strip()
     if text[-1:] == "z":  # RFC 3339 allows a lower-case z (and t, which fromisoformat takes)
         text = text[:-1] + "Z"
@@ -596,28 +596,72 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = 
         ) from None
 
 
+# One row per mapped trait path, as `compiled_mapping` makes it: the path, the field key, whether
+# the key is a custom field, whether the field's listed type coerces the value, and whether rpd
+# never sends the key.
+MappedRow = tuple[str, str, bool, bool, bool]
+
+# (id(mapping), id(config)) -> (the mapping, the config, its rows): both kept, so no id is reused.
+_COMPILED: dict[tuple[int, int], tuple[Mapping[str, str], PlanConfig, tuple[MappedRow, ...]]] = {}
+
+
+def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[MappedRow, ...]:
+    """A mapping's rows, worked out once per mapping and config (issue 12: a body is a loop over
+    precomputed rows, not a lookup of each key's type and kind per event)."""
+    entry = _COMPILED.get((id(mapping), id(config)))
+    if entry is not None and entry[0] is mapping and entry[1] is config:
+        return entry[2]
+    rows = []
+    for path, key in mapping.items():
+        info = config.field_types.get(key)
+        typed = info is not None and COERCE.get(info.field_type) is not None
+        rows.append((path, key, is_custom(key, config), typed, key in NEVER_SENT))
+    if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
+        _COMPILED.clear()
+    _COMPILED[(id(mapping), id(config))] = (mapping, config, tuple(rows))
+    return tuple(rows)
+
+
 def mapped_values(
     traits: Traits,
     mapping: Mapping[str, str],
     config: PlanConfig,
     warnings: list[str],
     currency: Any = "",
+    custom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Field key -> coerced value for every mapped trait path present in the event; a value that
-    cannot be coerced fails the event, or is dropped with a warning (`refuse`)."""
+    cannot be coerced fails the event, or is dropped with a warning (`refuse`). Given `custom`,
+    the values of custom fields go there instead (a v2 body's `custom_fields`)."""
     values: dict[str, Any] = {}
-    for path, key in mapping.items():
-        value = traits.get(path)
+    get = traits.get
+    for path, key, is_custom_key, typed, never in compiled_mapping(mapping, config):
+        value = get(path)
         if value is None:
             continue
-        if key in NEVER_SENT:
+        if never:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        try:
-            values[key] = coerce(path, value, key, config, currency)
-        except PlanFailure as failure:
-            refuse(failure, config.on_invalid, warnings, "dropped")
+        if typed:
+            try:
+                value = coerce(path, value, key, config, currency)
+            except PlanFailure as failure:
+                refuse(failure, config.on_invalid, warnings, "dropped")
+                continue
+        if is_custom_key and custom is not None:
+            custom[key] = value
+        else:
+            values[key] = value
     return values
+
+
+def mapped_split(
+    traits: Traits, mapping: Mapping[str, str], config: PlanConfig, warnings: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`split_custom(mapped_values(...))` in one loop over the compiled rows: the standard
+    (top-level) and the custom values of a v2 person or organization."""
+    custom: dict[str, Any] = {}
+    return mapped_values(traits, mapping, config, warnings, custom=custom), custom
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:

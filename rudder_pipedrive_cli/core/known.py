@@ -113,12 +113,19 @@ class MemoryKnown:
         self.creates: MutableMapping[tuple[str, str], str] = tables()  # unsettled creates: sent at
         self.merges_unsettled: MutableMapping[PdId, PdId] = tables()  # merges left unknown: into
         self.failed: MutableMapping[tuple[str, str], bool] = tables()  # identities that failed
+        # Whether `learn` ever wrote to `failed` / `creates`: the guards of the lookups every
+        # event makes (a bounded table's truth value is a Python call; most runs write neither).
+        self.any_failed = False
+        self.any_creates = False
         self.linked = False  # two userIds were made to name one person (links_persons)
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
 
     def person_id(self, user_id: str) -> PdId | None:
-        return survivor(self.persons.get(user_id), self.merged.get)
+        person = self.persons.get(user_id)
+        if person is None or not self.merged:  # no merge known: the cached person as it is
+            return person
+        return survivor(person, self.merged.get)
 
     def org_id(self, group_id: str) -> PdId | None:
         return self.orgs.get(group_id)
@@ -134,13 +141,13 @@ class MemoryKnown:
         return self.linked or bool(self.merged)
 
     def unsettled(self, kind: str, key: str) -> str | None:
-        return self.creates.get((kind, key)) if self.creates else None
+        return self.creates.get((kind, key)) if self.any_creates else None
 
     def merging_into(self, person_id: PdId) -> PdId | None:
         return self.merges_unsettled.get(person_id) if self.merges_unsettled else None
 
     def troubled(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.failed if self.failed else False
+        return (kind, key) in self.failed if self.any_failed else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
@@ -148,6 +155,7 @@ class MemoryKnown:
     def learn(self, outcome: Outcome) -> None:
         for slot in outcome.troubled:
             self.failed[slot] = True
+            self.any_failed = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
@@ -168,7 +176,7 @@ class MemoryKnown:
                 table.pop(key, None)
             else:
                 table[key] = pd_id
-                if self.creates:  # its record is known now: nothing left to settle
+                if self.any_creates:  # its record is known now: nothing left to settle
                     self.creates.pop((kind, key), None)
         for person, origins in outcome.lead_origins.items():
             if origins is None:
@@ -189,3 +197,4 @@ class MemoryKnown:
                 self.creates.pop(slot, None)
             else:
                 self.creates[slot] = sent_at
+                self.any_creates = True

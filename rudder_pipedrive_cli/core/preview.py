@@ -85,22 +85,25 @@ def preview(
     rules = config.track_rules if config.track_rules.rules else None
     roots = RootCauses(tables())  # as send explains and counts failures that earlier ones caused
     for item in items:
+        event = item.event
         rule = None
-        if rules is not None and item.kind == "track" and item.event is not None:
-            rule = rules.label(text(item.event.raw.get("event")))
+        if rules is not None and item.kind == "track" and event is not None:
+            rule = rules.label(text(event.raw.get("event")))
             tally.rules[rule] += 1
         requests: list[ApiRequest] = []
-        if item.decided is not None or item.event is None:
+        if item.decided is not None or event is None:
             outcome = item.decided or Outcome(status="failed", reason="not an event")
-        elif item.id in finished:
+        elif event.id in finished:
             outcome = Outcome(status="skipped", reason="already done")
         else:
             recorder.requests = requests
-            outcome = drive(plan_event(item.event, config, known), recorder)
+            outcome = drive(plan_event(event, config, known), recorder)
             known.learn(outcome)
-            finished.add(item.id, outcome.status)
-        explained = roots.explain(item.event, outcome)
-        outcome = explained.outcome
+            finished.add(event.id, outcome.status)
+        root = ""
+        if outcome.status == "failed":
+            explained = roots.explain(event, outcome)
+            outcome, root = explained.outcome, explained.root
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         tally.add_outcome(
@@ -110,7 +113,7 @@ def preview(
             warnings=tuple(map(public_warning, warnings)) if (warnings := outcome.warnings) else (),
             reason=outcome.public_reason,
             writes=outcome.writes,
-            root=explained.root,
+            root=root,
         )
         yield Planned(item=item, outcome=outcome, requests=tuple(requests), rule=rule)
 

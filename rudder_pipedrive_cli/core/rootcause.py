@@ -12,7 +12,8 @@ earlier (cannot convert plan ...)`) and the report counts it under the root's re
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import Any
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -69,13 +70,22 @@ class RootCauses:
             return Explained(outcome, root.public)
         if outcome.stage not in NO_PERSON_STAGES or outcome.http_status is not None:
             return Explained(outcome)  # a cause of its own
-        return Explained(
-            replace(
-                outcome,
-                reason=f"no person for {user}: its {root.event_type} failed earlier "
-                f"({root.reason})",
-                public=f"no person for its userId: its {root.event_type} failed earlier "
-                f"({root.public})",
-            ),
-            root.public,
+        knock_on = _with(
+            outcome,
+            reason=f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
+            public=f"no person for its userId: its {root.event_type} failed earlier "
+            f"({root.public})",
         )
+        return Explained(knock_on, root.public)
+
+
+_SLOTS = Outcome.__slots__
+
+
+def _with(outcome: Outcome, **changes: Any) -> Outcome:
+    """`dataclasses.replace` for an Outcome, without re-running `__init__` through the field
+    list (that was a share of a dry-run where many events are knock-ons)."""
+    new = object.__new__(Outcome)
+    for name in _SLOTS:
+        setattr(new, name, changes[name] if name in changes else getattr(outcome, name))
+    return new

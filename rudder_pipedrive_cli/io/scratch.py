@@ -210,6 +210,8 @@ class SpillTable(MutableMapping[K, V]):
         if value is not _ABSENT:
             hot.move_to_end(key)
             return value
+        if self._filter is None and not self._moving:  # nothing ever moved out: not there
+            return default
         value = self._cold(key)
         return default if value is _ABSENT else value
 

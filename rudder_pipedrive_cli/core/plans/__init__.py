@@ -55,17 +55,18 @@ def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
     (a messageId used again, for another user, is the same event to the journal); and, once
     merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
     and one of u-b are about one person: a failure of one holds the other back)."""
-    about = (
-        ("person", event.user_id),
-        ("person", event.previous_id),
-        ("org", event.group_id),
-        ("event", event.id),
-    )
-    found = {(kind, key) for kind, key in about if key is not None}
-    found.update(
-        ("person_id", str(person))
-        for person in persons_named(known, event.user_id, event.previous_id)
-    )
+    user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
+    found = {("event", event.id)}
+    if user_id is not None:
+        found.add(("person", user_id))
+    if previous_id is not None:
+        found.add(("person", previous_id))
+    if group_id is not None:
+        found.add(("org", group_id))
+    if known.merges:
+        found.update(
+            ("person_id", str(person)) for person in persons_named(known, user_id, previous_id)
+        )
     return frozenset(found)
 
 
@@ -97,7 +98,11 @@ def plan_event(
             )
         return Outcome(status="failed", reason=reason, stage="validate")
     about = identities_of(event, known)
-    waiting = [identity for identity in about if known.troubled(*identity)]
+    troubled = known.troubled
+    waiting = []
+    for identity in about:  # a loop, not a comprehension: no extra frame for every event
+        if troubled(*identity):
+            waiting.append(identity)
     if waiting:
         # An earlier event of this identity failed and may yet succeed: a rerun retries it
         # first, then this one, so the two take effect in input order (SPEC 5).

@@ -26,12 +26,11 @@ from rudder_pipedrive_cli.core.fields import (
     Traits,
     add_time,
     dropped,
-    mapped_values,
+    mapped_split,
     parse_time,
     put_mapped,
     rfc3339,
     shape_standard,
-    split_custom,
     text_limit,
 )
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
@@ -339,6 +338,8 @@ def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
 def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
     """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`
     (SPEC 1); a hit of neither shape makes the answer malformed."""
+    if response.data is None and 200 <= response.status < 300 and not response.malformed:
+        return []  # no hits, the most common answer: what `listed` would say, without its checks
     ids: list[PdId] = []
     for hit in listed(response, stage):
         item = hit.get("item", hit)
@@ -445,7 +446,12 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
         return ctx.ledger.resolved[slot]
     if slot not in ctx.ledger.identities:  # present as None: forgotten as stale
         cached = entity.cached(ctx.known, key)
-        if cached is not None and entity is PERSON:
+        # A merge left unknown (or settled by this event) may have moved it: ask merged_person.
+        if (
+            cached is not None
+            and entity is PERSON
+            and (ctx.ledger.merged or ctx.known.merging_into(cached) is not None)
+        ):
             cached = yield from merged_person(ctx, cached)
             if cached is None:  # both persons of a merge left unknown are gone: search
                 ctx.ledger.forget(entity, key)
@@ -694,10 +700,11 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         value = read(traits, warnings)
         if value is not None:
             body[key] = value
-    mapping = entity.mapping(ctx.config)
-    top, custom = split_custom(mapped_values(traits, mapping, ctx.config, warnings), ctx.config)
-    identity = entity.identity_field(ctx.config)
-    if identity and custom.pop(identity, None) is not None:
+    config = ctx.config
+    mapping = entity.mapping(config)
+    top, custom = mapped_split(traits, mapping, config, warnings)
+    identity = entity.identity_field(config)
+    if identity and custom and custom.pop(identity, None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
         paths = ", ".join(path for path, key in mapping.items() if key == identity)
         warnings.append(
@@ -706,8 +713,10 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
                 f"{entity.setting}), which rpd fills itself; dropped"
             )
         )
-    shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-    shaped = shape_standard(top, entity.shapes, shaping, entity.writable, ctx.config)
+    shaped: dict[str, Any] = {}
+    if top:  # most mappings are custom fields only
+        shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
+        shaped = shape_standard(top, entity.shapes, shaping, entity.writable, config)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
     if create and (traits.get("add_time") is not None or "add_time" not in shaped):
