@@ -161,3 +161,37 @@ class Kept(Spill):
     def close(self) -> None:
         self.kept[:] = [(dict(table.items()), table.in_memory) for table in self.tables]
         super().close()
+
+
+def test_dry_run_by_index_with_lookups_is_the_same_byte_for_byte_with_a_tiny_cache(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """dry-run `--identities index` keeps no index of its own: it estimates from the one a send
+    kept in the state file. Its lines, summary and estimate, with real lookups over loopback, do
+    not depend on the cache's size."""
+    events = write_events(tmp_path / "events.ndjson", SMALL)
+    sandbox = make_sandbox(plan="unlimited")
+    rig = Rig.make(sandbox, tmp_path / "half", tmp_path / "state.sqlite")
+    half = rig.send(SMALL[: len(SMALL) // 2], "half", "--identities", "index")
+    assert half.exit_code == 0, half.stderr
+    config = str(tmp_path / "half" / "rpd.toml")
+    outputs = []
+    for extra in ((), TINY):
+        for form in ("ndjson", "json"):
+            code, stdout, stderr = invoke(
+                "dry-run", str(events), "--config", config, "--state", str(rig.state),
+                "--identities", "index", "--lookups", "--format", form, *extra,
+            )  # fmt: skip
+            assert code == 0, stderr
+            outputs.append((stdout, stderr))
+    assert outputs[:2] == outputs[2:]
+    assert orjson.loads(outputs[1][0])["identities"] == {
+        "way": "index",
+        "search": {"requests": 47, "tokens": 502, "duration_s": 0.0},
+        # Sized from the index the half send kept in the state file (one page of persons).
+        "index": {"requests": 46, "tokens": 472, "duration_s": 0.0, "pages": 1, "refreshes": 0},
+    }
+    assert (
+        "identities by search: 502 API tokens, 0.0 s; by index: 472 API tokens, 0.0 s (1 listing "
+        "pages; 0 refreshes); a send would resolve them by index (--identities index)"
+    ) in outputs[1][1].splitlines()
