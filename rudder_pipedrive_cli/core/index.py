@@ -22,6 +22,7 @@ whichever event asked for it, and the events that come after should not list it 
 from __future__ import annotations
 
 import math
+from bisect import insort
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -132,8 +133,9 @@ class MemoryIndexRows:
             held.drop(record)
             if value is not None:
                 held.values[record] = value
-                ids = held.by_value.get(value, ())
-                held.by_value[value] = tuple(sorted((*ids, record), key=id_order))
+                ids = list(held.by_value.get(value, ()))
+                insort(ids, record, key=id_order)  # not a sort each time: a value many hold
+                held.by_value[value] = tuple(ids)
                 held.count += 1
 
     def add(self, kind: str, record: PdId, value: str) -> None:
