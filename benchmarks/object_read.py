@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.measure import peak_mb, status_mb
 from benchmarks.verdict import check, main_for, result
 from benchmarks.workload import make_event
 
@@ -73,19 +73,6 @@ def measure(path: str, env: dict[str, str], work: Path) -> dict[str, Any]:
     )
     figures: dict[str, Any] = orjson.loads(out.read_bytes())
     return figures
-
-
-def status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
-
-
-def peak_mb() -> float:
-    """This process's peak RSS. Not `ru_maxrss`: Linux carries the parent's peak into it across
-    fork and exec, and the parent here holds the whole backup and moto's server."""
-    return status_mb("VmHWM")
 
 
 def rss_mb() -> float:

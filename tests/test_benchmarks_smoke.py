@@ -46,3 +46,25 @@ def test_quick_run_writes_every_benchmark_with_its_targets(tmp_path: Path) -> No
             assert set(target) == TARGET_KEYS, name
             assert target["met"] in (True, False, None), name
     assert not out.with_name("results.json.tmp").exists()  # written aside, then renamed
+
+
+def test_the_identity_index_memory_benchmark_runs_and_prints_each_measurement() -> None:
+    """`benchmarks.memory --index-persons`: a seeded sandbox, one fresh process per account size
+    and per place of the index's rows (each checks that every userId is found once)."""
+    command = [sys.executable, "-m", "benchmarks.memory", "--sizes", "", "--send-sizes", ""]
+    done = subprocess.run(
+        [*command, "--index-persons", "20,200", "--cache-entries", "8"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = lines.index("index in   persons  peak MB  before  list s  lookup us")
+    rows = [line.split()[:2] for line in lines[header + 1 : header + 5]]
+    assert rows == [["dicts", "20"], ["dicts", "200"], ["bounded", "20"], ["bounded", "200"]]
+    targets = orjson.loads("\n".join(lines[header + 5 :]))
+    assert [target["figure"] for target in targets] == [
+        "identity index without a state file, bounded: peak RSS at the largest account / smallest"
+    ]

@@ -463,7 +463,9 @@ def run_send(
             plan_config,
             survey=survey,
             known=known,
-            rows=MemoryIndexRows() if replay_state is None else replay_state.index_rows(),
+            rows=MemoryIndexRows(spill.table)
+            if replay_state is None
+            else replay_state.index_rows(),
             exchange=lists.exchange,
         )
     for note in identities.notes:

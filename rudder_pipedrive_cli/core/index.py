@@ -22,14 +22,15 @@ whichever event asked for it, and the events that come after should not list it 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from bisect import insort
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
-from rudder_pipedrive_cli.core.known import Known, Learner
+from rudder_pipedrive_cli.core.known import Known, Learner, Tables
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.rules import KINDS, TrackRules
 
@@ -107,31 +108,45 @@ class IndexRows(Protocol):
 
 
 class MemoryIndexRows:
-    """An index kept for one run (no state file)."""
+    """An index kept for one run (no state file), in tables that `tables` makes: dicts by
+    default, bounded ones for a CLI run (io/scratch.py's SpillTable), so an account of millions
+    of records keeps a fixed budget in memory. Per kind: each record's value, and each value's
+    ids (a tuple, lowest first: a stored value is replaced, never changed in place)."""
 
-    def __init__(self) -> None:
-        self.values: dict[tuple[str, PdId], str] = {}
-        self.by_value: dict[tuple[str, str], list[PdId]] = {}
+    def __init__(self, tables: Tables = dict) -> None:
+        self.tables = tables
+        self.kinds: dict[str, _KindRows] = {}
         self.marks: dict[str, tuple[str, str]] = {}
 
+    def _rows(self, kind: str) -> _KindRows:
+        rows = self.kinds.get(kind)
+        if rows is None:
+            rows = self.kinds[kind] = _KindRows(self.tables(), self.tables())
+        return rows
+
     def ids(self, kind: str, value: str) -> list[PdId]:
-        return sorted(self.by_value.get((kind, value), ()), key=id_order)
+        rows = self.kinds.get(kind)
+        return [] if rows is None else list(rows.by_value.get(value, ()))
 
     def put(self, kind: str, rows: Iterable[tuple[PdId, str | None]]) -> None:
+        held = self._rows(kind)
         for record, value in list(rows):
-            self.drop(kind, record)
+            held.drop(record)
             if value is not None:
-                self.values[(kind, record)] = value
-                self.by_value.setdefault((kind, value), []).append(record)
+                held.values[record] = value
+                ids = list(held.by_value.get(value, ()))
+                insort(ids, record, key=id_order)  # not a sort each time: a value many hold
+                held.by_value[value] = tuple(ids)
+                held.count += 1
 
     def add(self, kind: str, record: PdId, value: str) -> None:
-        if (kind, record) not in self.values:
+        if record not in self._rows(kind).values:
             self.put(kind, [(record, value)])
 
     def drop(self, kind: str, record: PdId) -> None:
-        old = self.values.pop((kind, record), None)
-        if old is not None:
-            self.by_value[(kind, old)].remove(record)
+        rows = self.kinds.get(kind)
+        if rows is not None:
+            rows.drop(record)
 
     def since(self, kind: str, field_key: str) -> str | None:
         mark = self.marks.get(kind)
@@ -141,11 +156,35 @@ class MemoryIndexRows:
         self.marks[kind] = (field_key, since)
 
     def forget(self, kind: str) -> None:
-        self.values = {k: v for k, v in self.values.items() if k[0] != kind}
-        self.by_value = {k: v for k, v in self.by_value.items() if k[0] != kind}
+        rows = self.kinds.get(kind)
+        if rows is not None:
+            rows.values.clear()
+            rows.by_value.clear()
+            rows.count = 0
 
     def size(self, kind: str) -> int:
-        return sum(1 for k in self.values if k[0] == kind)
+        rows = self.kinds.get(kind)
+        return 0 if rows is None else rows.count
+
+
+@dataclass(slots=True)
+class _KindRows:
+    """One kind's rows in a `MemoryIndexRows`; `count` is how many records hold a value."""
+
+    values: MutableMapping[PdId, str]
+    by_value: MutableMapping[str, tuple[PdId, ...]]
+    count: int = 0
+
+    def drop(self, record: PdId) -> None:
+        old = self.values.pop(record, None)
+        if old is None:
+            return
+        self.count -= 1
+        ids = tuple(r for r in self.by_value.get(old, ()) if r != record)
+        if ids:
+            self.by_value[old] = ids
+        else:
+            self.by_value.pop(old, None)
 
 
 def id_order(record: PdId) -> tuple[int, int, str]:

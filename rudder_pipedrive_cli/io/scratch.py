@@ -319,8 +319,8 @@ class SpillTable(MutableMapping[K, V]):
             return
         if self._db is None:
             self._db = self._spill.db(self._name)
+        if self._filter is None:  # the first move out, or the first since clear()
             self._filter = _Bits(self._spill.filter_bits)
-        assert self._filter is not None
         self._filter.add_all(map(hash, moving))
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
         rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]

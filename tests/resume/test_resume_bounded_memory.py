@@ -5,14 +5,20 @@ lookup misses memory, must give the same records, reports and dry-run lines as t
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+from itertools import count
 from pathlib import Path
+from typing import Any, ClassVar
 
 import orjson
+import pytest
 from resume_support import EXAMPLE_CONFIG, TOKEN, Rig, normalised, workload, write_events
 from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli import identities, send_cmd
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.io.config import KEYS
+from rudder_pipedrive_cli.io.scratch import Spill, SpillTable
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -22,6 +28,7 @@ TINY = ("--cache-entries", "1")
 ONE_AT_A_TIME = ("--concurrency", "1")
 # Users' stories interleaved (identify, groups, tracks), then merges and re-keys by alias.
 EVENTS = workload(60, tracks=2, groups=6, merges=4, rekeys=3)
+SMALL = workload(20, tracks=1, groups=4, merges=3, rekeys=2)
 CLEAN_ENV: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
 
 
@@ -92,3 +99,100 @@ def test_dry_run_lines_are_the_same_byte_for_byte_with_a_tiny_cache(
         assert len(lines) == len(EVENTS)
         skipped = sum(line["outcome"] == "skipped" for line in lines)
         assert skipped == (len(EVENTS) // 2 if state.name == "state.sqlite" else 0)
+
+
+def test_a_send_by_index_without_a_state_file_says_the_same_with_a_tiny_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--sandbox --identities index`: the identity index is the run's own, in bounded tables.
+    Each lookup that misses it refreshes it (the index's clock moves 11 s a reading), so listed
+    pages replace rows that moved out of memory, merges take persons out and creates go in; the
+    output is the same byte for byte but for the sandbox's port and what depends on time (the
+    progress lines a slow run prints, the duration and rate)."""
+    events = write_events(tmp_path / "events.ndjson", SMALL)
+    outputs = []
+    monkeypatch.setattr(send_cmd, "Spill", Kept)
+    for name, extra in (("default", ()), ("tiny", TINY)):
+        Kept.tables.clear()
+        monkeypatch.setattr(identities, "CLOCK", partial(next, count(11.0, 11.0)))
+        report = tmp_path / f"{name}.json"
+        code, stdout, stderr = invoke(
+            "send", str(events), "--config", str(EXAMPLE_CONFIG), "--sandbox",
+            "--identities", "index", "--report", str(report),
+            "--dead-letter", str(tmp_path / f"{name}.failed"), *ONE_AT_A_TIME, *extra,
+        )  # fmt: skip
+        assert code == 0, stderr
+        document = orjson.loads(report.read_bytes())
+        assert document.pop("duration_s") > 0
+        lines = [
+            line
+            for line in stderr.splitlines()
+            if not line.startswith(("sandbox: Pipedrive emulator at", "progress: ", "retries: "))
+        ]
+        outputs.append((stdout, lines, document))
+        # The index's tables (each value's ids), as the run ended: persons merged away (1, 2, 4)
+        # are out; u-6's re-key was listed by a later refresh, u-7's came last.
+        held = [(c, n) for c, n in Kept.kept if c and all(type(v) is tuple for v in c.values())]
+        persons = {"u-1": (3,), "u-3": (5,), "u-5": (7,), "u-6-new": (6,), "u-7": (8,)}
+        persons |= {f"u-{n}": (n + 1,) for n in range(8, 20)}
+        orgs = {"g-0": (1,), "g-1": (3,), "g-2": (2,), "g-3": (4,)}
+        assert [contents for contents, _ in held] == [persons, orgs]
+        assert [in_memory for _, in_memory in held] == ([1, 1] if extra else [17, 4])
+    assert outputs[0] == outputs[1]
+    _, lines, document = outputs[0]
+    assert document["events"]["sent"] == len(SMALL)
+    assert document["identity_index"] == {"pages": 33, "refreshes": 31, "lead_pages": 0}
+    assert "GET /api/v2/itemSearch/field" not in document["requests"]
+    assert lines[-2:] == [
+        "identities: by index (33 listing pages; 31 refreshes)",
+        "17 persons, 4 organizations, 23 leads, 3 merges",
+    ]
+
+
+class Kept(Spill):
+    """The run's bounded tables, each one's contents and keys in memory kept as it closes."""
+
+    tables: ClassVar[list[SpillTable[Any, Any]]] = []
+    kept: ClassVar[list[tuple[dict[Any, Any], int]]] = []
+
+    def table(self) -> SpillTable[Any, Any]:
+        self.tables.append(super().table())
+        return self.tables[-1]
+
+    def close(self) -> None:
+        self.kept[:] = [(dict(table.items()), table.in_memory) for table in self.tables]
+        super().close()
+
+
+def test_dry_run_by_index_with_lookups_is_the_same_byte_for_byte_with_a_tiny_cache(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """dry-run `--identities index` keeps no index of its own: it estimates from the one a send
+    kept in the state file. Its lines, summary and estimate, with real lookups over loopback, do
+    not depend on the cache's size."""
+    events = write_events(tmp_path / "events.ndjson", SMALL)
+    sandbox = make_sandbox(plan="unlimited")
+    rig = Rig.make(sandbox, tmp_path / "half", tmp_path / "state.sqlite")
+    half = rig.send(SMALL[: len(SMALL) // 2], "half", "--identities", "index")
+    assert half.exit_code == 0, half.stderr
+    config = str(tmp_path / "half" / "rpd.toml")
+    outputs = []
+    for extra in ((), TINY):
+        for form in ("ndjson", "json"):
+            code, stdout, stderr = invoke(
+                "dry-run", str(events), "--config", config, "--state", str(rig.state),
+                "--identities", "index", "--lookups", "--format", form, *extra,
+            )  # fmt: skip
+            assert code == 0, stderr
+            outputs.append((stdout, stderr))
+    assert outputs[:2] == outputs[2:]
+    assert orjson.loads(outputs[1][0])["identities"] == {
+        "way": "index",
+        "search": {"requests": 47, "tokens": 502, "duration_s": 0.0},
+        # Sized from the index the half send kept in the state file (one page of persons).
+        "index": {"requests": 46, "tokens": 472, "duration_s": 0.0, "pages": 1, "refreshes": 0},
+    }
+    assert (
+        "identities by search: 502 API tokens, 0.0 s; by index: 472 API tokens, 0.0 s (1 listing "
+        "pages; 0 refreshes); a send would resolve them by index (--identities index)"
+    ) in outputs[1][1].splitlines()
