@@ -120,7 +120,6 @@ def test_fields_by_key_or_name_with_their_types_and_options(client: BlockingClie
     assert catalog.field("persons", PLAN) == plan
     assert catalog.field("persons", "Plan") == plan
     assert catalog.field("organizations", "Plan") is None
-    assert catalog.owner("Employees") == "organizations"
     searchable = {f.key for f in catalog.fields["persons"] if is_searchable(f)}
     assert searchable == {"name", USER_FIELD, ROLE}  # custom text fields, and the name
 

@@ -119,10 +119,6 @@ class Catalog:
             (f for f in listed if f.name == key_or_name), None
         )
 
-    def owner(self, key_or_name: str) -> str | None:
-        """The entity that has this field, if any."""
-        return next((e for e in ENTITIES if self.field(e, key_or_name) is not None), None)
-
     def apply(self, config: PlanConfig) -> PlanConfig:
         """The config with field names resolved to keys (identity fields too), field types and
         lead labels known."""

@@ -1,12 +1,26 @@
-"""API token cost of each operation rpd uses, from the `x-token-cost` of Pipedrive's OpenAPI.
+"""API token cost of each operation rpd uses (from the `x-token-cost` of Pipedrive's OpenAPI), and
+each plan's rate limits.
 
-Keys are "METHOD endpoint" as in `ApiRequest.key`. tests/test_costs.py checks this table against
-`tests/data/pipedrive-openapi/` so it cannot drift.
+Keys are "METHOD endpoint" as in `ApiRequest.key`. tests/sandbox/test_sandbox_openapi.py checks this
+table against `tests/data/pipedrive-openapi/` so it cannot drift.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+# Each plan's burst limit: requests per token in a rolling window of WINDOW_S seconds (None: no
+# limit), and the search window's. The pacer (http/pacing.py) keeps to them; a report's time
+# estimate (core/tally.py) reckons at them.
+WINDOW_S = 2.0
+BURST_LIMITS: Mapping[str, int | None] = {
+    "lite": 20,
+    "growth": 40,
+    "premium": 100,
+    "ultimate": 120,
+    "unlimited": None,
+}
+SEARCH_LIMIT = 10
 
 TOKEN_COST: Mapping[str, int] = {
     "GET /api/v2/itemSearch/field": 20,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from helpers_http import FakeTime, get, run, search
 
+from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.http.pacing import (
     MAX_SLACK_S,
     SLACK_S,
     SLACK_STEP_S,
-    WINDOW_S,
     Pacer,
     RateHeaders,
     RollingWindow,
