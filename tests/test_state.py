@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeClock
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -51,14 +52,6 @@ PATCH_5 = ApiRequest(
 )
 SENT = Outcome(status="sent")
 OK = ApiResponse(status=201, data={"id": "lead-1"})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
