@@ -58,7 +58,8 @@ def open_readonly_state(
     if path is None or not path.exists():
         return None
     from rudder_pipedrive_cli.cli.state_cmd import namespace_title
-    from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
+    from rudder_pipedrive_cli.io.state import ReplayState
+    from rudder_pipedrive_cli.io.state_accounts import normalised_url, token_fingerprint
 
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()

@@ -60,13 +60,9 @@ from rudder_pipedrive_cli.io.readers import (
     require_readable,
 )
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
-from rudder_pipedrive_cli.io.state import (
-    ACCOUNT,
-    ReplayState,
-    StateUnusable,
-    namespace_key,
-    normalised_url,
-)
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
+from rudder_pipedrive_cli.io.state_file import StateUnusable
 from rudder_pipedrive_cli.replay import Replay, input_aliases
 
 CANCELLED_MESSAGE = (
