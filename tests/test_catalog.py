@@ -24,7 +24,15 @@ from test_map_fields import (
     write_config,
 )
 
-from rudder_pipedrive_cli.core.catalog import Catalog, fetch_catalog, field_info, is_searchable
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, field_info
+from rudder_pipedrive_cli.core.catalog_findings import (
+    guess_identity,
+    is_searchable,
+    mapping_findings,
+    suggest_traits,
+    unknown_keys,
+)
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.known import MemoryKnown
@@ -141,7 +149,7 @@ def test_apply_resolves_names_to_keys_and_knows_types_and_labels(config: PlanCon
 def test_unknown_keys_name_each_lost_mapping(client: BlockingClient) -> None:
     catalog = client.exchange(fetch_catalog())
     mapped = PlanConfig(person_fields={"seats": EMPLOYEES}, lead_fields={"budget": "Budget"})
-    assert catalog.unknown_keys(mapped) == [
+    assert unknown_keys(catalog, mapped) == [
         f"fields.persons.seats = '{EMPLOYEES}': the account has no such person field (it is an "
         "organization field) (run `rpd map-fields` to list them)",
         "fields.leads.budget = 'Budget': the account has no such deal field "
@@ -425,7 +433,7 @@ def test_a_name_two_fields_share_is_a_warning() -> None:
     catalog = Catalog(
         fields={"leads": listing((key(1), "Source", "varchar"), (key(2), "Source", "text"))}
     )
-    (finding,) = catalog.mapping_findings(PlanConfig(lead_fields={"src": "Source"}))
+    (finding,) = mapping_findings(catalog, PlanConfig(lead_fields={"src": "Source"}))
     assert (finding.level, finding.line, finding.hint) == (
         "warn",
         "fields.leads.src = 'Source': 2 deal fields have this name; rpd uses the first, "
@@ -449,7 +457,7 @@ def test_suggested_traits_are_snake_case_and_unique() -> None:
             )
         }
     )
-    suggested = catalog.suggest_traits("persons", exclude=[key(1)])
+    suggested = suggest_traits(catalog, "persons", exclude=[key(1)])
     assert [(s.trait, s.key) for s in suggested] == [
         ("plan", key(2)),
         ("plan_2", key(3)),
@@ -471,7 +479,7 @@ def test_identity_guessed_from_searchable_custom_field_names() -> None:
             "organizations": listing((key(3), "Account", "varchar")),
         }
     )
-    assert catalog.guess_identity() == {"user_id_field": key(2)}
+    assert guess_identity(catalog) == {"user_id_field": key(2)}
 
 
 def test_an_unset_identity_field_never_resolves_to_a_field_without_a_name() -> None:

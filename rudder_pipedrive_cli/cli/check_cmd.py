@@ -13,7 +13,13 @@ from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import (
+    Finding,
+    identity_findings,
+    mapping_findings,
+    rule_findings,
+)
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
@@ -141,11 +147,11 @@ def check_command(
             except (AuthRefused, PlanFailure) as error:
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
-        for finding in catalog.identity_findings(plan_config):
+        for finding in identity_findings(catalog, plan_config):
             checks.add(finding)
-        for finding in catalog.mapping_findings(plan_config):
+        for finding in mapping_findings(catalog, plan_config):
             checks.add(finding)
-        for finding in catalog.rule_findings(plan_config):
+        for finding in rule_findings(catalog, plan_config):
             checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())

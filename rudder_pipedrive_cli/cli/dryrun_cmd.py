@@ -18,7 +18,8 @@ from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -175,7 +176,7 @@ def dry_run_command(
             )
             catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
-            for problem in catalog.unknown_keys(plan_config):
+            for problem in unknown_keys(catalog, plan_config):
                 env.warn(problem)
             plan_config = applied(env, catalog, plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)

@@ -13,14 +13,14 @@ from rich.table import Table as RichTable
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
-from rudder_pipedrive_cli.core.catalog import (
-    ENTITIES,
+from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import PAGE_SIZE, fetch_catalog
+from rudder_pipedrive_cli.core.catalog_findings import (
     IDENTITY_FIELDS,
     NOUNS,
-    PAGE_SIZE,
-    Catalog,
-    fetch_catalog,
+    identity_findings,
     is_searchable,
+    suggest_traits,
 )
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -74,7 +74,7 @@ def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[s
     listed = {setting for setting, entity in IDENTITY_FIELDS if entity in entities}
     return [
         f"{finding.line}\nhint: {finding.hint}"
-        for finding in catalog.identity_findings(config)
+        for finding in identity_findings(catalog, config)
         if finding.level == "fail"
         and finding.value  # configured: an unset one is `rpd check`'s to judge
         and finding.subject.removeprefix("identity.") in listed
@@ -88,7 +88,7 @@ def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) 
     identity = {getattr(resolved, setting): setting for setting, _ in IDENTITY_FIELDS}
     tables = []
     for entity in entities:
-        suggestions = catalog.suggest_traits(entity, exclude=identity)
+        suggestions = suggest_traits(catalog, entity, exclude=identity)
         footer = [
             f'"{info.name}" is identity.{identity[info.key]}: rpd fills it'
             for info in catalog.fields.get(entity, ())

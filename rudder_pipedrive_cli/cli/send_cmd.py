@@ -25,12 +25,13 @@ from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import fetch_account
-from rudder_pipedrive_cli.core.catalog import (
-    Catalog,
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import (
     Finding,
-    fetch_catalog,
+    identity_findings,
     needs_listing,
-    sales_listings,
+    unknown_keys,
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -188,8 +189,8 @@ def with_catalog(
     else:
         if store is not None:
             save_catalog(store, catalog)
-    refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
-    for problem in catalog.unknown_keys(config):
+    refuse_what_can_only_fail(env, identity_findings(catalog, config), listed=True)
+    for problem in unknown_keys(catalog, config):
         env.warn(problem)
     return applied(env, catalog, config)
 
@@ -402,7 +403,7 @@ def run_send(
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
-    refuse_what_can_only_fail(env, Catalog().identity_findings(config), listed=False)
+    refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
     tally = Tally()
     client = PipedriveClient(
         token=token,
