@@ -34,6 +34,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     unknown_keys,
 )
 from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -41,6 +42,13 @@ from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.catalog_cache import (
+    Sourced,
+    live_or_cached,
+    load_catalog,
+    save_catalog,
+)
+from rudder_pipedrive_cli.io.state import CachedFields
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"
@@ -488,3 +496,45 @@ def test_an_unset_identity_field_never_resolves_to_a_field_without_a_name() -> N
     catalog = Catalog(fields={"persons": (nameless,), "organizations": (), "deals": ()})
     assert catalog.field("persons", "") is None
     assert catalog.apply(PlanConfig()).user_id_field == ""
+
+
+class Store:
+    """A field store in memory (the state's `get_fields`/`put_fields`)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, CachedFields] = {}
+
+    def get_fields(self, entity: str) -> CachedFields | None:
+        return self.saved.get(entity)
+
+    def put_fields(self, entity: str, payload: Any) -> None:
+        self.saved[entity] = CachedFields(fetched_at="2026-12-05T00:00:00Z", payload=payload)
+
+
+SAVED = Catalog(
+    fields={"persons": (FieldInfo(key="name", name="Name", field_type="varchar"),)},
+    labels={"Hot": HOT},
+)
+
+
+def test_live_or_cached_lists_live_and_keeps_it_only_when_asked() -> None:
+    store = Store()
+    assert live_or_cached(lambda: SAVED, store, keep=False) == Sourced(catalog=SAVED, live=True)
+    assert store.saved == {}
+    assert live_or_cached(lambda: SAVED, store, keep=True) == Sourced(catalog=SAVED, live=True)
+    assert load_catalog(store) == SAVED
+
+
+def test_live_or_cached_falls_back_to_the_saved_catalog_saying_why() -> None:
+    failure = PlanFailure("listing persons fields failed: HTTP 503", retryable=True)
+
+    def fails() -> Catalog:
+        raise failure
+
+    assert live_or_cached(fails, Store(), keep=True) == Sourced(catalog=None, failure=failure)
+    assert live_or_cached(fails, None, keep=True) == Sourced(catalog=None, failure=failure)
+    store = Store()
+    save_catalog(store, SAVED)
+    assert live_or_cached(fails, store, keep=True) == Sourced(catalog=SAVED, failure=failure)
+    assert live_or_cached(None, store, keep=False) == Sourced(catalog=SAVED)  # offline dry-run
+    assert live_or_cached(None, Store(), keep=False) == Sourced(catalog=None)

@@ -194,9 +194,10 @@ def dry_run_command(
         if replay_state is not None:
             stack.enter_context(replay_state)
             known, journal_status = replay_state, replay_state.journal_status
-            from rudder_pipedrive_cli.io.catalog_cache import load_catalog
+            from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
 
-            cached = None if lookups else load_catalog(replay_state)
+            # With lookups the catalog was listed above; else the one the last send saved.
+            cached = None if lookups else live_or_cached(None, replay_state, keep=False).catalog
             if cached is not None:
                 plan_config = applied(env, cached, plan_config, listed=False)
                 respond = OfflineResponder(plan_config, assumption)
