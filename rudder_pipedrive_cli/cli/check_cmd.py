@@ -20,11 +20,10 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     mapping_findings,
     rule_findings,
 )
-from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
-from rudder_pipedrive_cli.sandbox.limits import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
 
 SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}

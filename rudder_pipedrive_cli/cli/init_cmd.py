@@ -19,16 +19,17 @@ from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, PLANS, TOKEN_ENV
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
 
 
 def pipedrive_table(*, plan: str, company_domain: str = "", base_url: str = "") -> Table:
-    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLANS))]
+    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLAN_NAMES))]
     if company_domain:
         entries.append(Entry(key="company_domain", value=company_domain))
     if base_url:
