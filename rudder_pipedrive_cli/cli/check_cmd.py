@@ -8,9 +8,9 @@ from typing import Any
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
-from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings

@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
-from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog

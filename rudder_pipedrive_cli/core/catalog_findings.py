@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,6 +81,19 @@ def identity_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     return [
         _identity_finding(catalog, setting, entity, getattr(config, setting))
         for setting, entity in IDENTITY_FIELDS
+    ]
+
+
+def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
+    """A warning per configured identity field that is missing or cannot be searched: the
+    problem, then a line saying what to do."""
+    listed = {setting for setting, entity in IDENTITY_FIELDS if entity in entities}
+    return [
+        f"{finding.line}\nhint: {finding.hint}"
+        for finding in identity_findings(catalog, config)
+        if finding.level == "fail"
+        and finding.value  # configured: an unset one is `rpd check`'s to judge
+        and finding.subject.removeprefix("identity.") in listed
     ]
 
 
