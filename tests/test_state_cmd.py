@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import state_cmd
 from rudder_pipedrive_cli.cli.state_cmd import state_app
+from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
@@ -106,6 +107,49 @@ def test_show_table() -> None:
     assert TOKEN not in result.output
 
 
+def test_show_counts_the_origins_of_each_kind_track_rules_make() -> None:
+    # Deals, activities and notes are kept beside leads (per person and kind): shown per kind.
+    with ReplayState.open(Path("s.sqlite"), NS, now=lambda: STAMP) as state:
+        state.record_outcome(
+            "e1",
+            "in.ndjson:1",
+            Outcome(
+                status="sent",
+                lead_origins={
+                    5: frozenset({"rpd:e1"}),
+                    6: frozenset(),
+                    origins_key("deal", 5): frozenset({"rpd:e2", "rpd:e3"}),
+                    origins_key("note", 5): frozenset({"rpd:e4"}),
+                    origins_key("note", 6): frozenset({"rpd:e5"}),
+                    origins_key("note", 7): frozenset(),
+                },
+            ),
+        )
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert result.exit_code == 0
+    assert result.output == (
+        "state at s.sqlite\n"
+        "https://api.pipedrive.com (token 7f87dc59a5ac3bce)\n"
+        "┌────────────┬──────────────────────────────────────────┐\n"
+        "│ identities │ 0 persons, 0 organizations               │\n"
+        "│ leads      │ 1 origin id known for 2 persons          │\n"
+        "│ deals      │ 2 origin ids known for 1 person          │\n"
+        "│ notes      │ 2 markers known for 3 persons            │\n"
+        "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 0 failed │\n"
+        "│ in flight  │ 0 writes                                 │\n"
+        "│ last run   │ none                                     │\n"
+        "└────────────┴──────────────────────────────────────────┘\n"
+    )
+    json_result = runner.invoke(
+        app, ["state", "show", "--state", "s.sqlite", "-f", "json"], env=ENV
+    )
+    (namespace,) = orjson.loads(json_result.output)["namespaces"]
+    assert (namespace["leads_listed"], namespace["lead_origins"]) == (
+        {"lead": 2, "deal": 1, "activity": 0, "note": 3},
+        {"lead": 1, "deal": 2, "activity": 0, "note": 2},
+    )
+
+
 def test_last_run_counts_are_in_words() -> None:
     # A run stopped by Ctrl-C stores `not_attempted` in its report.
     run = RunSummary(
@@ -118,8 +162,8 @@ def test_last_run_counts_are_in_words() -> None:
         base_url="https://api.pipedrive.com",
         fingerprint="7f87dc59a5ac3bce",
         identities={},
-        leads_listed=0,
-        lead_origins=0,
+        leads_listed={},
+        lead_origins={},
         journal={},
         inflight=0,
         unsettled=0,
@@ -143,8 +187,8 @@ def test_show_json() -> None:
         "company_id": None,
         "fingerprint": "7f87dc59a5ac3bce",
         "identities": {"person": 2, "org": 1},
-        "leads_listed": 1,
-        "lead_origins": 1,
+        "leads_listed": {"lead": 1, "deal": 0, "activity": 0, "note": 0},
+        "lead_origins": {"lead": 1, "deal": 0, "activity": 0, "note": 0},
         "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
         "inflight": 1,
         "unsettled": 1,

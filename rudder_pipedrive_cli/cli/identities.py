@@ -1,6 +1,7 @@
 """How a send resolves identities (`--identities search|index|auto`, SPEC 5): choosing the way,
 building or refreshing the identity index before the first event, and the one listing of the
-account's leads that replaces per-person listings when it is cheaper (core/index.py decides)."""
+account's leads (deals, activities, notes) that replaces per-person listings when it is cheaper
+(core/index.py decides)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.index import (
     AUTO_FROM,
@@ -16,20 +18,30 @@ from rudder_pipedrive_cli.core.index import (
     IndexRows,
     Survey,
     Way,
+    account_listing_pays,
     choose,
-    leads_listing_pays,
+    origins_key,
     rpd_origins,
     worth_counting,
 )
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, Step, index_listing, listed, listing
+from rudder_pipedrive_cli.core.plans.common import (
+    ORG,
+    PERSON,
+    Step,
+    index_listing,
+    listed,
+    listing,
+    next_cursor,
+    page_after,
+)
+from rudder_pipedrive_cli.core.plans.track import KINDS, LIST_LIMIT, Kind
 from rudder_pipedrive_cli.core.preview import Searched, WayEstimate, identity_estimates
 from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
 from rudder_pipedrive_cli.core.tally import Tally
 
 ENTITIES = {"person": PERSON, "org": ORG}
-LEAD_LISTINGS = ("/v1/leads", "/v1/leads/archived")
 CLOCK: Callable[[], float] = time.monotonic  # the index's age is on it (tests set their own)
 Exchange = Callable[[Step[Any]], Any]  # runs a pure exchange against Pipedrive, to its value
 
@@ -40,7 +52,9 @@ class Identities:
 
     way: Way = "search"
     index: IdentityIndex | None = None
-    lead_origins: dict[PdId, set[str]] | None = None  # the account's rpd leads, when listed
+    # The origins rpd gave the account's records of the kinds listed whole (by `origins_key`).
+    origins: dict[PdId, set[str]] = field(default_factory=dict)
+    listed: list[str] = field(default_factory=list)  # those kinds: lead, deal, activity, note
     notes: list[str] = field(default_factory=list)  # warnings for the user
 
     def report(self) -> dict[str, Any]:
@@ -52,6 +66,7 @@ class Identities:
                 "pages": stats.pages,
                 "refreshes": stats.refreshes,
                 "lead_pages": stats.lead_pages,
+                **{f"{kind}_pages": n for kind, n in stats.track_pages.items()},
             }
         return document
 
@@ -60,9 +75,11 @@ class Identities:
         if self.index is None:
             return "identities: by search"
         stats = self.index.stats
-        leads = f", {stats.lead_pages} of leads" if stats.lead_pages else ""
+        listed = [(stats.lead_pages, "leads")] if stats.lead_pages else []
+        listed += [(n, KINDS[kind].plural) for kind, n in stats.track_pages.items()]
+        records = "".join(f", {n} of {plural}" for n, plural in listed)
         return (
-            f"identities: by index ({stats.pages} listing pages{leads}; "
+            f"identities: by index ({stats.pages} listing pages{records}; "
             f"{stats.refreshes} refreshes)"
         )
 
@@ -155,19 +172,62 @@ def chosen_kinds(
     return chosen
 
 
-def lead_listing(index: IdentityIndex) -> Step[dict[PdId, set[str]]]:
-    """The account's leads and archived leads, paged: person -> the origin_ids rpd gave them."""
+class Dearer(Exception):
+    """An account listing that has more pages than it was worth: per-person listings cost less."""
+
+    def __init__(self, spent: int) -> None:
+        super().__init__(f"{spent} API tokens spent")
+        self.spent = spent  # on the pages it listed
+
+
+def account_listing(
+    index: IdentityIndex, kind: Kind, budget: int | None = None
+) -> Step[dict[PdId, set[str]]]:
+    """The account's records of `kind` (leads: archived ones too), paged: `origins_key` -> the
+    origins rpd gave them. With a `budget` (API tokens: what the per-person listings it replaces
+    cost), it stops with `Dearer` as soon as the pages still to list would bring it there: the
+    account may hold many more records than its persons (assumed one each), and what it spent
+    then stays below what it was to save."""
     origins: dict[PdId, set[str]] = {}
+    stats = index.stats
+    costs = [token_cost(f"GET {path}") for path in kind.listings]
+    spent = 0
+    path = 0  # the listing being read
 
     def take(response: ApiResponse, stage: str) -> list[None]:
-        index.stats.lead_pages += 1
-        for person, found in rpd_origins(listed(response, stage)).items():
-            origins.setdefault(person, set()).update(found)
-        return []
+        nonlocal spent
+        records = listed(response, stage)  # a page refused is not one listed
+        if kind.name == "lead":
+            stats.lead_pages += 1
+        else:
+            stats.track_pages[kind.name] = stats.track_pages.get(kind.name, 0) + 1
+        for person, found in rpd_origins(records, kind.origins).items():
+            origins.setdefault(origins_key(kind.name, person), set()).update(found)
+        spent += costs[path]
+        if kind.offset:  # as listing() pages: v1 ends at a page that held none
+            more = bool(records) and page_after(response.additional_data, 0, len(records))[0]
+        else:
+            more = next_cursor(response.additional_data) is not None
+        ahead = (costs[path] if more else 0) + sum(costs[path + 1 :])  # the least still to list
+        if budget is not None and ahead and spent + ahead >= budget:
+            raise Dearer(spent)
+        return [None] * len(records)
 
-    for path in LEAD_LISTINGS:
-        note = "list the account's leads once, to skip leads sent before (by origin_id)"
-        yield from listing(path, {}, stage="list leads", note=note, read=take, offset=True)
+    note = (
+        f"list the account's {kind.plural} once, to skip {kind.plural} sent before "
+        f"(by {'origin_id' if kind.name in ('lead', 'deal') else 'marker'})"
+    )
+    query: dict[str, str | int] = {} if kind.offset else {"limit": LIST_LIMIT}
+    for listing_path in kind.listings:
+        yield from listing(
+            listing_path,
+            query,
+            stage=f"list {kind.plural}",
+            note=note,
+            read=take,
+            offset=kind.offset,
+        )
+        path += 1
     return origins
 
 
@@ -205,33 +265,47 @@ def prepare(
     if not index.fields:
         return Identities(notes=identities.notes)
     if "person" in index.fields and survey is not None:
-        identities.lead_origins = listed_leads(index, survey, known, exchange, identities.notes)
+        for kind in (kind for kind in KINDS if kind in survey.tracked):  # in a fixed order
+            origins = listed_origins(index, KINDS[kind], survey, known, exchange, identities.notes)
+            if origins is not None:
+                identities.origins.update(origins)
+                identities.listed.append(kind)
     return identities
 
 
-def listed_leads(
+def listed_origins(
     index: IdentityIndex,
+    kind: Kind,
     survey: Survey,
     known: Known,
     exchange: Exchange,
     notes: list[str],
 ) -> dict[PdId, set[str]] | None:
-    """The account's rpd leads, listed once when that is cheaper than listing the leads of each
-    tracked person the index (not the cache) finds; None when per-person listings are cheaper."""
+    """The origins of the account's rpd records of `kind`, listed once when that is cheaper than
+    listing the records of each person whose track events create that kind, that the index
+    (not the cache) finds; None when per-person listings are cheaper."""
     to_list = 0
-    for user in survey.tracked:
+    for user in survey.tracked.get(kind.name, ()):
         if known.person_id(user) is None:
             ids = index.lookup("person", user)
-            if ids and known.lead_origins(ids[0]) is None:
+            if ids and known.lead_origins(origins_key(kind.name, ids[0])) is None:
                 to_list += 1
-    if not leads_listing_pays(to_list, index.rows.size("person")):
+    if not account_listing_pays(to_list, index.rows.size("person"), kind.listings):
         return None
+    budget = to_list * sum(token_cost(f"GET {path}") for path in kind.listings)
     try:
-        origins: dict[PdId, set[str]] = exchange(lead_listing(index))
+        origins: dict[PdId, set[str]] = exchange(account_listing(index, kind, budget))
     except PlanFailure as failure:
         notes.append(
-            f"the account's leads could not be listed ({failure.reason}): "
-            "each person's leads are listed when needed"
+            f"the account's {kind.plural} could not be listed ({failure.reason}): "
+            f"each person's {kind.plural} are listed when needed"
+        )
+        return None
+    except Dearer as dearer:
+        notes.append(
+            f"the account holds more {kind.plural} than its persons: listing them all would "
+            f"cost more than listing those of {to_list} persons one by one ({budget} API "
+            f"tokens); stopped after {dearer.spent}, each person's are listed when needed"
         )
         return None
     return origins

@@ -35,7 +35,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 )
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.index import ListedLeads, MemoryIndexRows, Survey
+from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -350,7 +350,7 @@ def run_send(
     if STDIN not in job.paths:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py).
-        survey = Survey()
+        survey = Survey(rules=plan_config.track_rules)
         first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
     known: Learner = replay_state if replay_state is not None else MemoryKnown(spill.table)
@@ -365,8 +365,8 @@ def run_send(
         )
     for note in identities.notes:
         env.warn(note)
-    if identities.lead_origins is not None:
-        known = ListedLeads(known, identities.lead_origins)
+    if identities.listed:
+        known = ListedOrigins(known, identities.origins, identities.listed)
 
     def done(item: Intake, outcome: Outcome) -> None:
         reader.item_done(item.source, outcome.status)  # an object's last event finishes it

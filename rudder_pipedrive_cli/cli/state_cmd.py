@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_file import discard_state
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
@@ -52,16 +53,29 @@ def namespace_table(summary: NamespaceSummary) -> Table:
         "identities",
         f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}",
     )
-    table.add_row(
-        "leads",
-        f"{plural(summary.lead_origins, 'origin id')} known for "
-        f"{plural(summary.leads_listed, 'person')}",
-    )
+    for what, text in origin_rows(summary):
+        table.add_row(what, text)
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
     unsettled = f"; {summary.unsettled} create or merge to settle" if summary.unsettled else ""
     table.add_row("in flight", plural(summary.inflight, "write") + unsettled)
     table.add_row("last run", plain(last_run_text(summary)))
     return table
+
+
+# What finds a record a track event made again (SPEC 4 track rules).
+ORIGIN_WORDS = {"lead": "origin id", "deal": "origin id", "activity": "marker", "note": "marker"}
+
+
+def origin_rows(summary: NamespaceSummary) -> list[tuple[str, str]]:
+    """What the state knows of the records track events made, by kind: leads always (as rpd
+    without track rules makes them), deals, activities and notes when it knows any."""
+    rows = []
+    for kind, origins in summary.lead_origins.items():
+        persons = summary.leads_listed.get(kind, 0)
+        if kind == "lead" or origins or persons:
+            known = f"{plural(origins, ORIGIN_WORDS[kind])} known for {plural(persons, 'person')}"
+            rows.append((KINDS[kind].plural, known))
+    return rows
 
 
 def last_run_text(summary: NamespaceSummary) -> str:

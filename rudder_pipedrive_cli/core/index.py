@@ -26,9 +26,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
+from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.known import Known, Learner
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+from rudder_pipedrive_cli.core.rules import KINDS, TrackRules
 
 Way = Literal["search", "index"]
 MAX_AGE_S = 10.0  # a refresh before a create when the last one is older than this (SPEC 5)
@@ -37,8 +40,6 @@ PAGE = 500  # records a listing page holds at most
 AUTO_FROM = 200
 SEARCH_TOKENS = 20
 PAGE_TOKENS = 10  # a page of persons or organizations
-LEAD_PAGE_TOKENS = (20, 40)  # a page of leads, of archived leads
-LEAD_LIST_TOKENS = sum(LEAD_PAGE_TOKENS)  # one person's leads and archived leads
 ORIGIN_PREFIX = "rpd:"
 
 
@@ -158,6 +159,8 @@ class IndexStats:
     pages: int = 0
     refreshes: int = 0
     lead_pages: int = 0
+    # Pages of the account's deals, activities and notes listed (by kind), when they were.
+    track_pages: dict[str, int] = field(default_factory=dict)
 
 
 class IdentityIndex:
@@ -258,22 +261,57 @@ def worth_counting(account: int | None) -> int:
     return pages(account) * PAGE_TOKENS // SEARCH_TOKENS + 1
 
 
-def leads_listing_pays(persons_to_list: int, account_persons: int) -> bool:
-    """Whether one listing of the account's leads (and archived leads) costs fewer tokens than
-    listing the leads of `persons_to_list` persons one by one. The account's lead count is not
-    known before listing: it is taken as about one a person."""
-    return persons_to_list * LEAD_LIST_TOKENS > pages(account_persons) * LEAD_LIST_TOKENS
+def account_listing_pays(persons_to_list: int, account_persons: int, paths: Iterable[str]) -> bool:
+    """Whether one listing of the account's records of a kind (on `paths`: leads and archived
+    leads, or deals, activities or notes) costs fewer API tokens than listing the records of
+    `persons_to_list` persons one by one, a page each (`x-token-cost`). The account's record
+    count is not known before listing: it is taken as about one a person."""
+    tokens = sum(token_cost(f"GET {path}") for path in paths)
+    return persons_to_list * tokens > pages(account_persons) * tokens
 
 
-def rpd_origins(leads: Iterable[Mapping[str, Any]]) -> dict[PdId, set[str]]:
-    """person id -> the `origin_id`s rpd gave its leads (`rpd:` + event identity)."""
+def rpd_origins(
+    records: Iterable[Mapping[str, Any]], origins: Callable[[Mapping[str, Any]], set[str]]
+) -> dict[PdId, set[str]]:
+    """person id -> the origins rpd gave the person's records (`rpd:` + event identity), read
+    from each record by `origins`; a record with none, or with no person, is not kept."""
     found: dict[PdId, set[str]] = {}
-    for lead in leads:
-        origin = lead.get("origin_id")
-        person = record_key(lead.get("person_id"))
-        if isinstance(origin, str) and origin.startswith(ORIGIN_PREFIX) and person is not None:
-            found.setdefault(person, set()).add(origin)
+    for record in records:
+        person = record_key(record.get("person_id"))
+        mine = {o for o in origins(record) if o.startswith(ORIGIN_PREFIX)}
+        if mine and person is not None:
+            found.setdefault(person, set()).update(mine)
     return found
+
+
+# What track events create for a person (leads, and what track rules make: TrackRules.creates)
+# is made exactly once by an origin rpd writes into it (SPEC 4 track rules): the origins known of
+# a person's records of each kind are kept per `origins_key`, leads under the person's id as they
+# always were.
+TRACK_KINDS = tuple(kind for kind in KINDS if kind not in ("lead", "skip"))
+
+
+def origins_key(kind: str, person: PdId) -> PdId:
+    """Where `Ledger.lead_origins` (and the state) keep the origins of a person's `kind`s."""
+    return person if kind == "lead" else f"{kind}:{person!r}"
+
+
+def origins_kind(key: PdId) -> str:
+    """The kind whose origins `origins_key` keeps under `key`."""
+    if isinstance(key, str):
+        kind, colon, _person = key.partition(":")
+        if colon and kind in TRACK_KINDS:
+            return kind
+    return "lead"
+
+
+def counts_by_kind(rows: Iterable[tuple[PdId, int]]) -> dict[str, int]:
+    """Counts kept per `origins_key` (persons listed, origins known), added up by kind: lead,
+    deal, activity, note, each present."""
+    counts = dict.fromkeys(("lead", *TRACK_KINDS), 0)
+    for key, count in rows:
+        counts[origins_kind(key)] += count
+    return counts
 
 
 # --- the first pass over the input (auto) -----------------------------------------------------
@@ -286,11 +324,13 @@ SURVEY_CAP = 100_000
 @dataclass(slots=True)
 class Survey:
     """What send's first pass over its files counts for `auto` (SPEC 5): the userIds and groupIds
-    no external id resolves, and the userIds of track events (whose leads may need listing)."""
+    no external id resolves, and the userIds of track events by the kind of record their rule
+    creates (whose leads, deals, activities or notes may need listing)."""
 
+    rules: TrackRules = field(default_factory=TrackRules)
     persons: set[str] = field(default_factory=set)
     orgs: set[str] = field(default_factory=set)
-    tracked: set[str] = field(default_factory=set)
+    tracked: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, event: Event) -> None:
         external = event.external
@@ -299,14 +339,24 @@ class Survey:
             user = None
         previous = None if "prev_person_id" in external else event.previous_id
         group = event.group_id if event.type == "group" and "org_id" not in external else None
-        for found, into in (
-            (user, self.persons),
-            (previous, self.persons),
-            (group, self.orgs),
-            (user if event.type == "track" else None, self.tracked),
-        ):
+        for found, into in ((user, self.persons), (previous, self.persons), (group, self.orgs)):
             if found is not None and len(into) < SURVEY_CAP:
                 into.add(found)
+        if event.type == "track" and user is not None:
+            kind = self.kind_of(event)
+            tracked = self.tracked.setdefault(kind, set()) if kind is not None else None
+            if tracked is not None and len(tracked) < SURVEY_CAP:
+                tracked.add(user)
+
+    def kind_of(self, event: Event) -> str | None:
+        """What a track event creates by the first rule its name matches (None: nothing, it is
+        skipped or has no name)."""
+        name = text(event.raw.get("event"))
+        if name is None:
+            return None
+        rule = self.rules.match(name)
+        kind = "lead" if rule is None else rule.create
+        return None if kind == "skip" else kind
 
     def unknown(self, kind: str, known: Known, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
@@ -321,20 +371,24 @@ class Survey:
         return count
 
 
-class ListedLeads:
-    """The identity cache, with the `origin_id`s of one listing of the account's leads behind
-    it: a person whose leads the cache does not know has the leads listed there, so no track
-    lists them again person by person (SPEC 5, leads). Everything else is the cache's."""
+class ListedOrigins:
+    """The identity cache, with the origins of one listing of the account's records of some kinds
+    (leads, deals, activities, notes) behind it: a person whose records of a listed kind the
+    cache does not know has them listed there, so no track lists them again person by person
+    (SPEC 5, leads). Everything else, and every kind not listed, is the cache's."""
 
-    def __init__(self, known: Learner, origins: Mapping[PdId, set[str]]) -> None:
+    def __init__(
+        self, known: Learner, origins: Mapping[PdId, set[str]], kinds: Iterable[str]
+    ) -> None:
         self.known = known
-        self.origins = origins
+        self.origins = origins  # by `origins_key`
+        self.kinds = frozenset(kinds)
 
-    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
-        cached = self.known.lead_origins(person_id)
-        if cached is not None:
+    def lead_origins(self, key: PdId) -> frozenset[str] | None:
+        cached = self.known.lead_origins(key)
+        if cached is not None or origins_kind(key) not in self.kinds:
             return cached
-        return frozenset(self.origins.get(person_id, ()))
+        return frozenset(self.origins.get(key, ()))
 
     def person_id(self, user_id: str) -> PdId | None:
         return self.known.person_id(user_id)

@@ -9,8 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from rudder_pipedrive_cli.core.index import counts_by_kind
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
-from rudder_pipedrive_cli.io.state_schema import KINDS, MERGING, STATUSES, TABLES, UNSETTLED
+from rudder_pipedrive_cli.io.state_schema import (
+    KINDS,
+    MERGING,
+    STATUSES,
+    TABLES,
+    UNSETTLED,
+    decode_id,
+)
 
 if TYPE_CHECKING:
     from rudder_pipedrive_cli.io.state_file import Guarded
@@ -29,8 +37,9 @@ class NamespaceSummary:
     base_url: str
     fingerprint: str
     identities: Mapping[str, int]  # by kind: person, org
-    leads_listed: int  # persons whose leads were listed
-    lead_origins: int
+    # By kind (lead, deal, activity, note): persons whose records were listed, origins known.
+    leads_listed: Mapping[str, int]
+    lead_origins: Mapping[str, int]
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
     inflight: int
     unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
@@ -45,8 +54,8 @@ class NamespaceSummary:
             "company_id": self.company_id or None,
             "fingerprint": self.fingerprint,
             "identities": dict(self.identities),
-            "leads_listed": self.leads_listed,
-            "lead_origins": self.lead_origins,
+            "leads_listed": dict(self.leads_listed),
+            "lead_origins": dict(self.lead_origins),
             "journal": dict(self.journal),
             "inflight": self.inflight,
             "unsettled": self.unsettled,
@@ -93,6 +102,11 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         sql = f"SELECT count(*) FROM {table} WHERE ns = ?"
         return int(db.execute(sql, (ns,)).fetchone()[0])
 
+    def by_kind(table: str) -> dict[str, int]:  # rows are per person and kind (origins_key)
+        sql = f"SELECT person_id, count(*) FROM {table} WHERE ns = ? GROUP BY person_id"
+        rows = db.execute(sql, (ns,))
+        return counts_by_kind((decode_id(key), n) for key, n in rows)
+
     run = db.execute(
         "SELECT started_at, finished_at, counts_json FROM runs WHERE ns = ? "
         "ORDER BY id DESC LIMIT 1",
@@ -104,8 +118,8 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         fingerprint=fingerprint,
         company_id=company_id,
         identities=identities,
-        leads_listed=count("leads_listed"),
-        lead_origins=count("lead_origins"),
+        leads_listed=by_kind("leads_listed"),
+        lead_origins=by_kind("lead_origins"),
         journal=journal,
         inflight=count("inflight"),
         unsettled=int(

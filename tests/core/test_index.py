@@ -25,17 +25,22 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.index import (
     IdentityIndex,
+    ListedOrigins,
     MemoryIndexRows,
     Survey,
+    account_listing_pays,
     choose,
     identity_rows,
-    leads_listing_pays,
+    origins_key,
+    origins_kind,
     rpd_origins,
     worth_counting,
 )
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
+from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
+from rudder_pipedrive_cli.core.rules import parse_rules
 
 LISTED_AT = "2026-11-28T10:00:05Z"
 REFRESHED_AT = "2026-11-28T10:00:16Z"
@@ -221,11 +226,14 @@ def test_auto_weighs_search_tokens_against_listing_tokens(
     assert choose(unknown, account) == way
 
 
-def test_the_leads_listing_pays_when_more_persons_need_listing_than_pages() -> None:
-    assert not leads_listing_pays(1, 400)
-    assert leads_listing_pays(2, 400)
-    assert not leads_listing_pays(2, 1000)
-    assert leads_listing_pays(3, 1000)
+@pytest.mark.parametrize("kind", ["lead", "deal", "activity", "note"])
+def test_the_account_listing_pays_when_more_persons_need_listing_than_pages(kind: str) -> None:
+    listings = KINDS[kind].listings
+    assert not account_listing_pays(1, 400, listings)
+    assert account_listing_pays(2, 400, listings)
+    assert not account_listing_pays(2, 1000, listings)
+    assert account_listing_pays(3, 1000, listings)
+    assert not account_listing_pays(0, 0, listings)  # an empty listing is a page too
 
 
 def test_only_rpd_origins_are_kept_from_the_account_leads() -> None:
@@ -236,7 +244,82 @@ def test_only_rpd_origins_are_kept_from_the_account_leads() -> None:
         {"id": "d", "person_id": None, "origin_id": "rpd:m-3"},
         {"id": "e", "person_id": 3, "origin_id": None},
     ]
-    assert rpd_origins(leads) == {1: {"rpd:m-1", "rpd:m-2"}}
+    assert rpd_origins(leads, KINDS["lead"].origins) == {1: {"rpd:m-1", "rpd:m-2"}}
+
+
+def test_activities_and_notes_are_keyed_on_their_person_by_their_markers() -> None:
+    activities = [
+        {"id": 1, "person_id": 4, "note": "Booked<p>rpd:m-1</p>"},
+        {"id": 2, "person_id": 4, "note": None},
+        {"id": 3, "person_id": 5, "note": "by hand"},
+        {"id": 4, "person_id": None, "note": "<p>rpd:m-2</p>"},
+    ]
+    assert rpd_origins(activities, KINDS["activity"].origins) == {4: {"rpd:m-1"}}
+    notes = [{"id": 1, "person_id": 6, "content": "<p>Ticket</p><p>rpd:m-3</p>"}]
+    assert rpd_origins(notes, KINDS["note"].origins) == {6: {"rpd:m-3"}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "person", "key"),
+    [
+        ("lead", 42, 42),
+        ("lead", "{person:u-1}", "{person:u-1}"),
+        ("deal", 42, "deal:42"),
+        ("activity", 42, "activity:42"),
+        ("note", "{person:u-1}", "note:'{person:u-1}'"),
+    ],
+)
+def test_origins_keys_say_their_kind(kind: str, person: int | str, key: int | str) -> None:
+    assert origins_key(kind, person) == key
+    assert origins_kind(key) == kind
+
+
+def test_listed_origins_answer_for_the_kinds_listed_only() -> None:
+    known = MemoryKnown()
+    listed = ListedOrigins(
+        known, {origins_key("deal", 7): {"rpd:m-1"}, 7: {"rpd:m-2"}}, ["lead", "deal"]
+    )
+    assert listed.lead_origins(7) == frozenset({"rpd:m-2"})
+    assert listed.lead_origins(origins_key("deal", 7)) == frozenset({"rpd:m-1"})
+    assert listed.lead_origins(origins_key("deal", 8)) == frozenset()  # listed: it has none
+    # Activities and notes were not listed for the account: each person's are listed first.
+    assert listed.lead_origins(origins_key("activity", 7)) is None
+    assert listed.lead_origins(origins_key("note", 7)) is None
+    known.learn(Outcome(status="sent", lead_origins={origins_key("deal", 7): frozenset({"x"})}))
+    assert listed.lead_origins(origins_key("deal", 7)) == frozenset({"x"})  # the cache's first
+
+
+def test_the_survey_counts_tracked_persons_by_what_their_rule_creates() -> None:
+    rules = parse_rules(
+        [
+            {"events": ["Page *"], "create": "skip"},
+            {"events": ["Demo Requested"], "create": "deal"},
+            {"events": ["Call *"], "create": "activity"},
+            {"events": ["Ticket"], "create": "note"},
+        ],
+        "rpd.toml",
+    )
+    survey = Survey(rules=rules)
+    raws = [
+        ("u-1", "Page Viewed"),
+        ("u-1", "Demo Requested"),
+        ("u-2", "Demo Requested"),
+        ("u-2", "Call Booked"),
+        ("u-3", "Ticket"),
+        ("u-3", "Signed Up"),
+    ]
+    for n, (user, name) in enumerate(raws):
+        raw = {"messageId": f"m-{n}", "type": "track", "userId": user, "event": name}
+        survey.add(parse_event(raw, f"f:{n}"))
+    external = {"type": "track", "userId": "u-9", "event": "Ticket"}
+    external["context"] = {"externalId": [{"type": "person_id", "id": 9}]}
+    survey.add(parse_event({"messageId": "m-x", **external}, "f:x"))
+    assert survey.tracked == {
+        "deal": {"u-1", "u-2"},
+        "activity": {"u-2"},
+        "note": {"u-3"},
+        "lead": {"u-3"},
+    }
 
 
 def test_the_survey_counts_what_no_external_id_resolves() -> None:
@@ -259,7 +342,7 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
         survey.add(parse_event({"messageId": f"m-{n}", **raw}, f"f:{n}"))
     assert survey.persons == {"u-0", "u-1", "u-2", "u-3"}
     assert survey.orgs == {"g-1"}
-    assert survey.tracked == {"u-2"}
+    assert survey.tracked == {"lead": {"u-2"}}
     known = MemoryKnown()
     known.persons["u-1"] = 1
     assert survey.unknown("person", known) == 3

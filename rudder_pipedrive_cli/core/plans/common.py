@@ -34,7 +34,7 @@ from rudder_pipedrive_cli.core.fields import (
     split_custom,
     text_limit,
 )
-from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, record_key
+from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.known import MAX_MERGE_HOPS, Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
@@ -50,15 +50,6 @@ RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
-# What track events create for a person (leads, and what track rules make: TrackRules.creates)
-# is made exactly once by an origin rpd writes into it (SPEC 4 track rules): the origins known of
-# a person's records of each kind are kept per `origins_key`, leads under the person's id as they
-# always were.
-
-
-def origins_key(kind: str, person: PdId) -> PdId:
-    """Where `Ledger.lead_origins` (and the state) keep the origins of a person's `kind`s."""
-    return person if kind == "lead" else f"{kind}:{person!r}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

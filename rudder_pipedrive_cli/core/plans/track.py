@@ -39,6 +39,7 @@ from rudder_pipedrive_cli.core.fields import (
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
+from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
@@ -51,7 +52,6 @@ from rudder_pipedrive_cli.core.plans.common import (
     gone,
     listed,
     listing,
-    origins_key,
     person_create_body,
     write_once,
 )
