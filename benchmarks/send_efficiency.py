@@ -35,8 +35,7 @@ import httpx
 import orjson
 
 from rudder_pipedrive_cli.cli.main import app
-from rudder_pipedrive_cli.core.costs import token_cost
-from rudder_pipedrive_cli.http.pacing import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S
+from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
 
 TOKEN = "sandbox-token"
 ROOT = Path(__file__).resolve().parents[1]

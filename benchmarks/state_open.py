@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.io.state import ReplayState, account_namespace
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import account_namespace
 
 NAMESPACE = account_namespace("12345", "benchmark-token")
 

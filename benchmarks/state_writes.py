@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
-from rudder_pipedrive_cli.io.state import BATCH_SIZE, ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import BATCH_SIZE, ReplayState
+from rudder_pipedrive_cli.io.state_accounts import namespace_key
 
 NAMESPACE = namespace_key("https://api.pipedrive.com", "benchmark-token")
 

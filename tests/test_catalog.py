@@ -24,8 +24,17 @@ from test_map_fields import (
     write_config,
 )
 
-from rudder_pipedrive_cli.core.catalog import Catalog, fetch_catalog, field_info, is_searchable
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, field_info
+from rudder_pipedrive_cli.core.catalog_findings import (
+    guess_identity,
+    is_searchable,
+    mapping_findings,
+    suggest_traits,
+    unknown_keys,
+)
 from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -33,6 +42,13 @@ from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.catalog_cache import (
+    Sourced,
+    live_or_cached,
+    load_catalog,
+    save_catalog,
+)
+from rudder_pipedrive_cli.io.state import CachedFields
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"
@@ -120,7 +136,6 @@ def test_fields_by_key_or_name_with_their_types_and_options(client: BlockingClie
     assert catalog.field("persons", PLAN) == plan
     assert catalog.field("persons", "Plan") == plan
     assert catalog.field("organizations", "Plan") is None
-    assert catalog.owner("Employees") == "organizations"
     searchable = {f.key for f in catalog.fields["persons"] if is_searchable(f)}
     assert searchable == {"name", USER_FIELD, ROLE}  # custom text fields, and the name
 
@@ -142,7 +157,7 @@ def test_apply_resolves_names_to_keys_and_knows_types_and_labels(config: PlanCon
 def test_unknown_keys_name_each_lost_mapping(client: BlockingClient) -> None:
     catalog = client.exchange(fetch_catalog())
     mapped = PlanConfig(person_fields={"seats": EMPLOYEES}, lead_fields={"budget": "Budget"})
-    assert catalog.unknown_keys(mapped) == [
+    assert unknown_keys(catalog, mapped) == [
         f"fields.persons.seats = '{EMPLOYEES}': the account has no such person field (it is an "
         "organization field) (run `rpd map-fields` to list them)",
         "fields.leads.budget = 'Budget': the account has no such deal field "
@@ -426,7 +441,7 @@ def test_a_name_two_fields_share_is_a_warning() -> None:
     catalog = Catalog(
         fields={"leads": listing((key(1), "Source", "varchar"), (key(2), "Source", "text"))}
     )
-    (finding,) = catalog.mapping_findings(PlanConfig(lead_fields={"src": "Source"}))
+    (finding,) = mapping_findings(catalog, PlanConfig(lead_fields={"src": "Source"}))
     assert (finding.level, finding.line, finding.hint) == (
         "warn",
         "fields.leads.src = 'Source': 2 deal fields have this name; rpd uses the first, "
@@ -450,7 +465,7 @@ def test_suggested_traits_are_snake_case_and_unique() -> None:
             )
         }
     )
-    suggested = catalog.suggest_traits("persons", exclude=[key(1)])
+    suggested = suggest_traits(catalog, "persons", exclude=[key(1)])
     assert [(s.trait, s.key) for s in suggested] == [
         ("plan", key(2)),
         ("plan_2", key(3)),
@@ -472,7 +487,7 @@ def test_identity_guessed_from_searchable_custom_field_names() -> None:
             "organizations": listing((key(3), "Account", "varchar")),
         }
     )
-    assert catalog.guess_identity() == {"user_id_field": key(2)}
+    assert guess_identity(catalog) == {"user_id_field": key(2)}
 
 
 def test_an_unset_identity_field_never_resolves_to_a_field_without_a_name() -> None:
@@ -481,3 +496,45 @@ def test_an_unset_identity_field_never_resolves_to_a_field_without_a_name() -> N
     catalog = Catalog(fields={"persons": (nameless,), "organizations": (), "deals": ()})
     assert catalog.field("persons", "") is None
     assert catalog.apply(PlanConfig()).user_id_field == ""
+
+
+class Store:
+    """A field store in memory (the state's `get_fields`/`put_fields`)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, CachedFields] = {}
+
+    def get_fields(self, entity: str) -> CachedFields | None:
+        return self.saved.get(entity)
+
+    def put_fields(self, entity: str, payload: Any) -> None:
+        self.saved[entity] = CachedFields(fetched_at="2026-12-05T00:00:00Z", payload=payload)
+
+
+SAVED = Catalog(
+    fields={"persons": (FieldInfo(key="name", name="Name", field_type="varchar"),)},
+    labels={"Hot": HOT},
+)
+
+
+def test_live_or_cached_lists_live_and_keeps_it_only_when_asked() -> None:
+    store = Store()
+    assert live_or_cached(lambda: SAVED, store, keep=False) == Sourced(catalog=SAVED, live=True)
+    assert store.saved == {}
+    assert live_or_cached(lambda: SAVED, store, keep=True) == Sourced(catalog=SAVED, live=True)
+    assert load_catalog(store) == SAVED
+
+
+def test_live_or_cached_falls_back_to_the_saved_catalog_saying_why() -> None:
+    failure = PlanFailure("listing persons fields failed: HTTP 503", retryable=True)
+
+    def fails() -> Catalog:
+        raise failure
+
+    assert live_or_cached(fails, Store(), keep=True) == Sourced(catalog=None, failure=failure)
+    assert live_or_cached(fails, None, keep=True) == Sourced(catalog=None, failure=failure)
+    store = Store()
+    save_catalog(store, SAVED)
+    assert live_or_cached(fails, store, keep=True) == Sourced(catalog=SAVED, failure=failure)
+    assert live_or_cached(None, store, keep=False) == Sourced(catalog=SAVED)  # offline dry-run
+    assert live_or_cached(None, Store(), keep=False) == Sourced(catalog=None)

@@ -14,7 +14,8 @@ from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog, save_catalog
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key, token_fingerprint
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import namespace_key, token_fingerprint
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]

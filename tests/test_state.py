@@ -15,24 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fakes import FakeClock
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
-from rudder_pipedrive_cli.io import state as state_module
+from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.paths import default_state_path
-from rudder_pipedrive_cli.io.state import (
-    CachedFields,
-    NamespaceSummary,
-    ReplayState,
-    RunSummary,
-    StateUnusable,
-    account_namespace,
-    discard_state,
-    namespace_key,
-    normalised_url,
-)
+from rudder_pipedrive_cli.io.state import CachedFields, ReplayState
+from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
+from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_state
+from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 from rudder_pipedrive_cli.replay import journaled
 
 TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
@@ -51,14 +45,6 @@ PATCH_5 = ApiRequest(
 )
 SENT = Outcome(status="sent")
 OK = ApiResponse(status=201, data={"id": "lead-1"})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -778,14 +764,14 @@ def test_a_full_disk_stops_at_the_first_failed_write_and_keeps_what_was_committe
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Issue 13 item 8. SQLite's max_page_count makes the disk "full" (SQLITE_FULL) two pages on.
-    prepare = state_module._prepare
+    prepare = state_file.prepare
 
     def small_disk(connection: sqlite3.Connection, *, empty: bool) -> None:
         prepare(connection, empty=empty)
         used = connection.execute("PRAGMA page_count").fetchone()[0]
         connection.execute(f"PRAGMA max_page_count = {used + 2}")
 
-    monkeypatch.setattr(state_module, "_prepare", small_disk)
+    monkeypatch.setattr(state_file, "prepare", small_disk)
     full = f"disk full: state file {path}"
     with open_state(path, batch_size=1) as state:
         state.begin_write("e0", LEAD, STAMP)

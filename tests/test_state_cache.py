@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
-from rudder_pipedrive_cli.io.state import ReplayState, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import namespace_key
 
 NS = namespace_key("https://api.pipedrive.com", "pd-token-cache")
 STAMP = "2026-01-02T03:04:05Z"

@@ -16,7 +16,9 @@ from rudder_pipedrive_cli.cli import state_cmd
 from rudder_pipedrive_cli.cli.state_cmd import state_app
 from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
-from rudder_pipedrive_cli.io.state import NamespaceSummary, ReplayState, RunSummary, namespace_key
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import namespace_key
+from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 
 app = typer.Typer()
 app.add_typer(state_app, name="state")

@@ -8,17 +8,22 @@ from typing import Any
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
-from rudder_pipedrive_cli.cli.mapfields_cmd import account_client
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import Finding, fetch_catalog, sales_listings
-from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import (
+    Finding,
+    identity_findings,
+    mapping_findings,
+    rule_findings,
+)
+from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
-from rudder_pipedrive_cli.sandbox.limits import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
 
 SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
@@ -141,11 +146,11 @@ def check_command(
             except (AuthRefused, PlanFailure) as error:
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
-        for finding in catalog.identity_findings(plan_config):
+        for finding in identity_findings(catalog, plan_config):
             checks.add(finding)
-        for finding in catalog.mapping_findings(plan_config):
+        for finding in mapping_findings(catalog, plan_config):
             checks.add(finding)
-        for finding in catalog.rule_findings(plan_config):
+        for finding in rule_findings(catalog, plan_config):
             checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())

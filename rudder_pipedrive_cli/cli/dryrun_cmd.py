@@ -18,7 +18,8 @@ from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
-from rudder_pipedrive_cli.core.catalog import catalog_requests, fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
@@ -58,7 +59,8 @@ def open_readonly_state(
     if path is None or not path.exists():
         return None
     from rudder_pipedrive_cli.cli.state_cmd import namespace_title
-    from rudder_pipedrive_cli.io.state import ReplayState, normalised_url, token_fingerprint
+    from rudder_pipedrive_cli.io.state import ReplayState
+    from rudder_pipedrive_cli.io.state_accounts import normalised_url, token_fingerprint
 
     base_url = env.settings.api_url
     token = env.settings.api_token.reveal()
@@ -174,7 +176,7 @@ def dry_run_command(
             )
             catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
-            for problem in catalog.unknown_keys(plan_config):
+            for problem in unknown_keys(catalog, plan_config):
                 env.warn(problem)
             plan_config = applied(env, catalog, plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
@@ -192,9 +194,10 @@ def dry_run_command(
         if replay_state is not None:
             stack.enter_context(replay_state)
             known, journal_status = replay_state, replay_state.journal_status
-            from rudder_pipedrive_cli.io.catalog_cache import load_catalog
+            from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
 
-            cached = None if lookups else load_catalog(replay_state)
+            # With lookups the catalog was listed above; else the one the last send saved.
+            cached = None if lookups else live_or_cached(None, replay_state, keep=False).catalog
             if cached is not None:
                 plan_config = applied(env, cached, plan_config, listed=False)
                 respond = OfflineResponder(plan_config, assumption)

@@ -13,20 +13,23 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
-from rudder_pipedrive_cli.cli.mapfields_cmd import account_client, field_tables
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.core.catalog import ENTITIES, IDENTITY_FIELDS, describe, fetch_catalog
+from rudder_pipedrive_cli.core.catalog import ENTITIES
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
+from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, PLANS, TOKEN_ENV
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
 
 
 def pipedrive_table(*, plan: str, company_domain: str = "", base_url: str = "") -> Table:
-    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLANS))]
+    entries = [Entry(key="plan", value=plan, comment=" | ".join(PLAN_NAMES))]
     if company_domain:
         entries.append(Entry(key="company_domain", value=company_domain))
     if base_url:
@@ -138,7 +141,7 @@ def from_account(env: Env) -> str:
     settings = env.settings
     with account_client(env) as client:
         catalog = client.exchange(fetch_catalog())
-    guessed = catalog.guess_identity()
+    guessed = guess_identity(catalog)
     identity: dict[str, str] = {}
     comments: dict[str, str] = {}
     for setting, entity in IDENTITY_FIELDS:

@@ -11,22 +11,18 @@ import typer
 from rich.table import Table as RichTable
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
-from rudder_pipedrive_cli.core.catalog import (
-    ENTITIES,
-    IDENTITY_FIELDS,
-    NOUNS,
-    PAGE_SIZE,
-    Catalog,
-    fetch_catalog,
+from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import PAGE_SIZE, fetch_catalog
+from rudder_pipedrive_cli.core.catalog_findings import (
+    identity_warnings,
     is_searchable,
 )
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
-from rudder_pipedrive_cli.http.blocking import BlockingClient
-from rudder_pipedrive_cli.io.config import require_token
-from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
+from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.io.tomlwrite import render
 
 FORMATS = ("table", "json", "toml")
 TITLES = {
@@ -48,64 +44,6 @@ def entities_for(entity: str) -> tuple[str, ...]:
             f"unknown --entity {entity!r}", hint="use persons, organizations, leads or all"
         )
     return (entity,)
-
-
-# map-fields, check and init answer a person at a terminal: a failure (a mistyped company_domain
-# that does not resolve, a refused connection, a 5xx) is retried twice, about a second, not the
-# six times over some 25 s that carry a long send through a network blip. Rate limits are waited
-# out either way (they are not failures).
-INTERACTIVE_RETRIES = 2
-
-
-def account_client(env: Env) -> BlockingClient:
-    """A client for the few ordered requests of map-fields, check and init."""
-    settings = env.settings
-    return BlockingClient(
-        token=require_token(settings),
-        base_url=settings.api_url,
-        plan=settings.plan,
-        max_retries=INTERACTIVE_RETRIES,
-    )
-
-
-def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
-    """A warning per configured identity field that is missing or cannot be searched: the
-    problem, then a line saying what to do."""
-    listed = {setting for setting, entity in IDENTITY_FIELDS if entity in entities}
-    return [
-        f"{finding.line}\nhint: {finding.hint}"
-        for finding in catalog.identity_findings(config)
-        if finding.level == "fail"
-        and finding.value  # configured: an unset one is `rpd check`'s to judge
-        and finding.subject.removeprefix("identity.") in listed
-    ]
-
-
-def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:
-    """`[fields.*]` tables of every custom field; the identity fields are left to rpd (given by
-    key or by name: the catalog resolves names to keys)."""
-    resolved = catalog.apply(config)
-    identity = {getattr(resolved, setting): setting for setting, _ in IDENTITY_FIELDS}
-    tables = []
-    for entity in entities:
-        suggestions = catalog.suggest_traits(entity, exclude=identity)
-        footer = [
-            f'"{info.name}" is identity.{identity[info.key]}: rpd fills it'
-            for info in catalog.fields.get(entity, ())
-            if info.key in identity and info.key
-        ]
-        if entity == "leads" and catalog.labels:
-            footer.append("lead labels (names work in label_ids): " + ", ".join(catalog.labels))
-        tables.append(
-            Table(
-                name=f"fields.{entity}",
-                entries=[Entry(key=s.trait, value=s.key, comment=s.comment) for s in suggestions],
-                comment="leads use deal fields" if entity == "leads" else "",
-                notes=() if suggestions else [f"the account has no {NOUNS[entity]} custom fields"],
-                footer=footer,
-            )
-        )
-    return tables
 
 
 def field_json(info: FieldInfo) -> dict[str, Any]:

@@ -17,11 +17,12 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
-from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN, PLAN_NAMES
+from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN
 
 
 def _announcer(sandbox: Sandbox, *, quiet: bool) -> Callable[[str], None]:

@@ -17,34 +17,32 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.core.account import fetch_account
-from rudder_pipedrive_cli.core.catalog import (
-    Catalog,
-    Finding,
-    fetch_catalog,
-    needs_listing,
-    sales_listings,
+from rudder_pipedrive_cli.cli.send_catalog import (
+    listing_client,
+    refuse_what_can_only_fail,
+    with_catalog,
 )
-from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, RpdError, Terminated
+from rudder_pipedrive_cli.core.account import fetch_account
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_findings import (
+    identity_findings,
+)
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
 from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.catalog_cache import FieldStore, load_catalog, save_catalog
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
@@ -60,13 +58,9 @@ from rudder_pipedrive_cli.io.readers import (
     require_readable,
 )
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
-from rudder_pipedrive_cli.io.state import (
-    ACCOUNT,
-    ReplayState,
-    StateUnusable,
-    namespace_key,
-    normalised_url,
-)
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
+from rudder_pipedrive_cli.io.state_file import StateUnusable
 from rudder_pipedrive_cli.replay import Replay, input_aliases
 
 CANCELLED_MESSAGE = (
@@ -147,103 +141,6 @@ def enter_account(
             env.warn(f"{failure.reason}; the state is kept for {url} until it can say")
         return
     replay_state.use_account(account.company_id, url, token)
-
-
-def with_catalog(
-    env: Env,
-    config: PlanConfig,
-    *,
-    token: str,
-    tally: Tally,
-    max_retries: int,
-    store: FieldStore | None,
-    pacer: Pacer,
-    reach: Reachability,
-) -> PlanConfig:
-    """The config with the account's field types and lead labels, fetched once per run and kept
-    in the state (`store`) for dry-run and for the next send whose listing fails.
-
-    Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
-    and those events are dead-lettered), so a failed listing is a warning, not a stop; unless
-    the config maps a field that only a listing resolves (by its name): the run then stops before
-    any event, as those values would be dropped from events journaled as done.
-
-    The listings go through the events' `pacer`: they spend the same burst window, and a pacer
-    that did not know of them would meet one 429 per listing in the first window. Their
-    connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
-    """
-    try:
-        with listing_client(env, token, tally, max_retries, pacer, reach) as blocking:
-            catalog = blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules)))
-    except PlanFailure as failure:
-        cached = load_catalog(store) if store is not None else None
-        if cached is None:
-            unresolved = needs_listing(config)
-            if unresolved:  # sent as they are, those values would be lost or refused
-                more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
-                raise PlanFailure(
-                    f"{failure.reason}; without it {unresolved[0]}{more} cannot be resolved",
-                    retryable=True,
-                ) from None
-            env.warn(f"{failure.reason}; values will be sent without type conversion")
-            return with_unresolvable(env, config, failure.reason)
-        env.warn(f"{failure.reason}; using the field listing the state saved last time")
-        catalog = cached
-    else:
-        if store is not None:
-            save_catalog(store, catalog)
-    refuse_what_can_only_fail(env, catalog.identity_findings(config), listed=True)
-    for problem in catalog.unknown_keys(config):
-        env.warn(problem)
-    return applied(env, catalog, config)
-
-
-def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
-    """The config whose track rules name what no listing resolved: their events fail
-    (retryable, dead-lettered; a rerun sends them), said once here."""
-    unresolved = config.track_rules.unresolved()
-    if not unresolved:
-        return config
-    more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
-    env.warn(
-        f"{unresolved[0]}{more} cannot be resolved without the listings: the events of those "
-        "track rules fail (retryable)"
-    )
-    return replace(config, track_rules=config.track_rules.unresolvable(why))
-
-
-def listing_client(
-    env: Env, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
-) -> BlockingClient:
-    """A client for the listings a send makes before its first event (fields, the identity
-    index): through the events' pacer and reachability, counted in the run's tally."""
-    settings = env.settings
-    return BlockingClient(
-        token=token,
-        base_url=settings.api_url,
-        plan=settings.plan,
-        max_retries=max_retries,
-        tally=tally,
-        pacer=pacer,
-        reach=reach,
-    )
-
-
-def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
-    """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
-    standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
-    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
-    (`listed` False) only what needs none: an unset field."""
-    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
-    if not failed:
-        return
-    where = env.settings.path or "settings (no config file)"
-    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-    first = failed[0]
-    raise ConfigError(
-        f"{where}: {first.line}{more}: every event that needs it would fail",
-        hint=f"{first.hint}; `rpd check` runs every check",
-    )
 
 
 @handle_errors()
@@ -406,7 +303,7 @@ def run_send(
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
-    refuse_what_can_only_fail(env, Catalog().identity_findings(config), listed=False)
+    refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
     tally = Tally()
     client = PipedriveClient(
         token=token,

@@ -17,11 +17,9 @@ from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
-from rudder_pipedrive_cli.io.state import (
-    NamespaceSummary,
-    ReplayState,
-    discard_state,
-)
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_file import discard_state
+from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
 
 state_app = typer.Typer(
     help="Inspect or reset the replay state (identity cache, journal, writes in flight).",

@@ -6,7 +6,7 @@ An itemSearch costs 20 API tokens and Pipedrive allows 10 a 2 s window; a page o
 The index maps each identity value (a string, SPEC 4) to the ids of the records holding it; two
 records with one value are ambiguous as two search hits are (the plans take the lowest id and
 warn). Its rows live in an `IndexRows`: `MemoryIndexRows` for a run without a state file, the
-state file's own table otherwise (io/state.py), so later runs reuse it.
+state file's own table otherwise (io/state_index.py), so later runs reuse it.
 
 Freshness: "not in the index" must be as safe as a search's "not found" (whose own index lags
 by seconds). So a lookup that finds nothing, when the index was last refreshed more than

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rudder_pipedrive_cli.core.costs import token_cost
+from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
@@ -18,9 +18,6 @@ OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
-# Rate of each plan's burst window, in requests per second, and the search window's.
-BURST_PER_SECOND = {"lite": 10.0, "growth": 20.0, "premium": 50.0, "ultimate": 60.0}
-SEARCH_PER_SECOND = 5.0
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
 
@@ -167,9 +164,9 @@ def _count(counter: Counter[str], key: str, other: str) -> None:
 
 def estimated_seconds(tally: Tally, plan: str) -> float:
     """How long the requests counted would take at the plan's rate limit (0 when unlimited)."""
-    rate = BURST_PER_SECOND.get(plan)
-    if rate is None:
+    limit = BURST_LIMITS.get(plan)
+    if limit is None:
         return 0.0
     total = sum(tally.requests.values())
     searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
-    return max(total / rate, searches / SEARCH_PER_SECOND)
+    return max(total / (limit / WINDOW_S), searches / (SEARCH_LIMIT / WINDOW_S))

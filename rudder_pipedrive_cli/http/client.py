@@ -28,6 +28,7 @@ import orjson
 from tenacity import RetryError
 
 from rudder_pipedrive_cli import __version__
+from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import (
     AuthRefused,
     PlanFailure,
@@ -38,7 +39,7 @@ from rudder_pipedrive_cli.core.errors import (
 from rudder_pipedrive_cli.core.plans.common import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.pacing import WINDOW_S, Clock, Pacer, RateHeaders, Sleep
+from rudder_pipedrive_cli.http.pacing import Clock, Pacer, RateHeaders, Sleep
 from rudder_pipedrive_cli.http.retry import (
     DEFAULT_MAX_RETRIES,
     RESUME_HINT,

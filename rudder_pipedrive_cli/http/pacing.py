@@ -21,18 +21,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 
-WINDOW_S = 2.0
-BURST_LIMITS: Mapping[str, int | None] = {
-    "lite": 20,
-    "growth": 40,
-    "premium": 100,
-    "ultimate": 120,
-    "unlimited": None,
-}
-SEARCH_LIMIT = 10
 LARGEST_LIMIT = max(limit for limit in BURST_LIMITS.values() if limit is not None)
 # Requests reach the server a little after we send them, and not all equally late: counting each
 # send as occupying its slot this much longer than the window keeps jitter from causing 429s.
@@ -186,7 +178,6 @@ class Pacer:
         self.search = RollingWindow(SEARCH_LIMIT) if limit is not None else None
         self.clock = clock
         self.sleep = sleep
-        self.waited = 0.0
 
     def _windows(self, request: ApiRequest) -> list[RollingWindow]:
         windows = [self.burst] if self.burst is not None else []
@@ -208,7 +199,6 @@ class Pacer:
                 for window in windows:
                     window.record(now)
                 return Ticket(at=now, windows=windows)
-            self.waited += wait
             await self.sleep(wait)
 
     def sent(self, ticket: Ticket) -> None:

@@ -20,8 +20,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import RateLimitStop
-from rudder_pipedrive_cli.http.pacing import WINDOW_S, Sleep
+from rudder_pipedrive_cli.http.pacing import Sleep
 
 DEFAULT_MAX_RETRIES = 6
 RATE_LIMIT_STRIKES = 3

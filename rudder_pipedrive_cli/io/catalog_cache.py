@@ -4,9 +4,12 @@ types track rules name, when they were listed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
 from rudder_pipedrive_cli.io.state import CachedFields
 
@@ -91,3 +94,32 @@ def load_catalog(store: FieldStore) -> Catalog | None:
         if types is None or not isinstance(types.payload, dict)
         else {str(k): str(v) for k, v in types.payload.items()},
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sourced:
+    """The catalog a run goes by, and why it is not a live one (`failure`: the listing failed)."""
+
+    catalog: Catalog | None  # None: neither listed now nor saved by an earlier send
+    live: bool = False
+    failure: PlanFailure | None = None
+
+
+def live_or_cached(
+    fetch: Callable[[], Catalog] | None, store: FieldStore | None, *, keep: bool
+) -> Sourced:
+    """The account's catalog, live or cached, decided here only: listed now by `fetch` (kept in
+    `store` when `keep`: a send's state), else, when the listing failed or there is none to make
+    (`fetch` None: an offline dry-run), the one `store` saved last, else none."""
+    failure = None
+    if fetch is not None:
+        try:
+            catalog = fetch()
+        except PlanFailure as error:
+            failure = error
+        else:
+            if keep and store is not None:
+                save_catalog(store, catalog)
+            return Sourced(catalog=catalog, live=True)
+    cached = load_catalog(store) if store is not None else None
+    return Sourced(catalog=cached, failure=failure)

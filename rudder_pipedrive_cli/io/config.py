@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.rules import TrackRules, parse_rules
 
-PLANS = ("lite", "growth", "premium", "ultimate", "unlimited")
 ON_INVALID = ("fail", "drop")
 IDENTITIES = ("auto", "search", "index")  # how identities are resolved (SPEC 5, core/index.py)
 FIELD_SECTIONS = ("persons", "organizations", "leads", "deals")
@@ -49,7 +49,7 @@ KEYS: tuple[Key, ...] = (
     Key("pipedrive", "api_token", str, "", TOKEN_ENV, secret=True),
     Key("pipedrive", "company_domain", str, "", "RPD_COMPANY_DOMAIN"),
     Key("pipedrive", "base_url", str, "", "RPD_BASE_URL"),
-    Key("pipedrive", "plan", str, "growth", "RPD_PLAN", PLANS),
+    Key("pipedrive", "plan", str, "growth", "RPD_PLAN", PLAN_NAMES),
     Key("pipedrive", "identities", str, "auto", "RPD_IDENTITIES", IDENTITIES),
     Key("identity", "user_id_field", str, "", "RPD_USER_ID_FIELD"),
     Key("identity", "group_id_field", str, "", "RPD_GROUP_ID_FIELD"),

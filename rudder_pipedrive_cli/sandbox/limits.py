@@ -16,29 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-WINDOW_S = 2.0
-SEARCH_LIMIT = 10
-DAILY_TOKENS = 30_000
+from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S
+
 EDGE_STRIKES = 20
 EDGE_BLOCK_S = 10.0
 # What an unlimited sandbox reports: plausible headers, never a refusal.
 UNLIMITED_BURST = 10_000
 _DAY_S = 86_400
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanLimits:
-    burst: int
-    multiplier: int
-
-
-PLANS: Mapping[str, PlanLimits | None] = {
-    "lite": PlanLimits(burst=20, multiplier=1),
-    "growth": PlanLimits(burst=40, multiplier=2),
-    "premium": PlanLimits(burst=100, multiplier=5),
-    "ultimate": PlanLimits(burst=120, multiplier=7),
-    "unlimited": None,
-}
 
 Refusal = Literal["", "burst", "search", "daily", "edge"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS, FaultSettings
 
-PLAN_NAMES = ("lite", "growth", "premium", "ultimate", "unlimited")
 DEFAULT_TOKEN = "sandbox-token"
 # Larger request bodies get a 413 before they are read (rpd's largest is a few kB).
 MAX_BODY_BYTES = 1024 * 1024

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import FakeClock
 from helpers_core import (
     CONFIG,
     GROUP_FIELD,
@@ -45,17 +46,9 @@ LISTED_AT = "2026-11-28T10:00:05Z"
 REFRESHED_AT = "2026-11-28T10:00:16Z"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def built(*records: dict[str, Any], clock: Clock | None = None) -> IdentityIndex:
+def built(*records: dict[str, Any], clock: FakeClock | None = None) -> IdentityIndex:
     """A person index built from one page of `records`, listed at LISTED_AT."""
-    index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock or Clock())
+    index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock or FakeClock())
     steps = index_listing(index, PERSON)
     request = next(steps)
     assert (request.method, request.path, dict(request.query)) == (
@@ -121,7 +114,7 @@ def test_two_persons_with_one_user_id_take_the_lowest_id_with_a_warning() -> Non
 
 
 def test_not_in_a_fresh_index_is_created_without_any_listing() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(person_record(8, "u-2"), clock=clock)
     clock.now = 10.0  # listed 10 s ago: fresh
     body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
@@ -133,7 +126,7 @@ def test_not_in_a_fresh_index_is_created_without_any_listing() -> None:
 
 
 def test_not_in_an_index_over_10s_old_refreshes_it_first_and_finds_the_new_person() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(person_record(8, "u-2"), clock=clock)
     clock.now = 10.5
     outcome = run(
@@ -149,7 +142,7 @@ def test_not_in_an_index_over_10s_old_refreshes_it_first_and_finds_the_new_perso
 
 
 def test_a_refresh_that_finds_nothing_lets_the_create_go_and_is_not_repeated_for_10s() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(clock=clock)
     clock.now = 11.0
     body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
@@ -161,7 +154,7 @@ def test_a_refresh_that_finds_nothing_lets_the_create_go_and_is_not_repeated_for
 
 
 def test_a_refresh_that_fails_fails_the_event_and_the_next_one_refreshes_again() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(clock=clock)
     clock.now = 11.0
     failing = refresh([], ApiResponse(status=503, error="HTTP 503"))
@@ -171,7 +164,7 @@ def test_a_refresh_that_fails_fails_the_event_and_the_next_one_refreshes_again()
 
 
 def test_a_malformed_refresh_is_never_taken_as_not_found() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(clock=clock)
     clock.now = 11.0
     mangled = refresh([], ApiResponse(status=200, data={"items": []}))
@@ -204,11 +197,11 @@ def test_a_merge_takes_the_merged_person_out_and_a_changed_identity_moves() -> N
 
 def test_an_index_listed_for_another_field_is_built_again() -> None:
     rows = MemoryIndexRows()
-    index = IdentityIndex(rows, {"person": USER_FIELD}, clock=Clock())
+    index = IdentityIndex(rows, {"person": USER_FIELD}, clock=FakeClock())
     index.begin("person")
     index.take("person", [person_record(1, "u-1")])
     index.end("person", LISTED_AT, refresh=False, started=0.0)
-    other = IdentityIndex(rows, {"person": GROUP_FIELD}, clock=Clock())
+    other = IdentityIndex(rows, {"person": GROUP_FIELD}, clock=FakeClock())
     assert not other.covers("person")
     assert other.begin("person") is None  # a build: from no rows
     assert rows.ids("person", "u-1") == []
@@ -363,7 +356,7 @@ def test_without_an_index_the_plan_searches_as_before() -> None:
 
 
 def test_a_refresh_answer_without_a_send_time_keeps_the_time_listed_from() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(clock=clock)
     index.begin("person")
     index.end("person", "", refresh=True, started=0.0)
@@ -372,7 +365,7 @@ def test_a_refresh_answer_without_a_send_time_keeps_the_time_listed_from() -> No
 
 
 def test_events_that_need_a_refresh_while_one_is_in_flight_make_their_own() -> None:
-    clock = Clock()
+    clock = FakeClock()
     index = built(clock=clock)
     clock.now = 11.0
     assert index.due("person")

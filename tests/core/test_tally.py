@@ -1,11 +1,11 @@
-"""Counting skips by reason (issue 14, item 6): the words a report and `skipped_by_reason` use."""
+"""Counting skips by reason (issue 14, item 6), and the time requests take at a plan's limits."""
 
 from __future__ import annotations
 
 import pytest
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest
-from rudder_pipedrive_cli.core.tally import Tally, skip_reason
+from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds, skip_reason
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,28 @@ def test_tokens_are_derived_from_the_counts_and_a_refused_request_costs_none() -
     assert total.requests == {"GET /api/v2/itemSearch/field": 2, "POST /api/v2/persons": 2}
     assert total.tokens_by == {"GET /api/v2/itemSearch/field": 20, "POST /api/v2/persons": 5}
     assert total.to_json(duration_s=0, dead_letter=None)["tokens"] == 25
+
+
+@pytest.mark.parametrize(
+    ("plan", "seconds"),
+    [("lite", 6.0), ("growth", 3.0), ("premium", 1.2), ("ultimate", 1.0), ("unlimited", 0.0)],
+)
+def test_the_time_estimate_reckons_at_the_limits_the_pacer_keeps(plan: str, seconds: float) -> None:
+    """60 creates take 60 / (burst limit / 2 s) at each plan's rate, the pacer's own table; 20
+    searches alone take 20 / (10 / 2 s) = 4 s whatever the plan (the search window)."""
+    create = ApiRequest(
+        method="POST", path="/api/v2/persons", endpoint="/api/v2/persons", stage="c", body={}
+    )
+    search = ApiRequest(
+        method="GET",
+        path="/api/v2/itemSearch/field",
+        endpoint="/api/v2/itemSearch/field",
+        stage="s",
+    )
+    creates, searches = Tally(), Tally()
+    for _ in range(60):
+        creates.add_request(create)
+    for _ in range(20):
+        searches.add_request(search)
+    assert estimated_seconds(creates, plan) == seconds
+    assert estimated_seconds(searches, plan) == (0.0 if plan == "unlimited" else 4.0)

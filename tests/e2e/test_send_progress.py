@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import EXAMPLES, holdings, identify, rpd_send, write_events
+from fakes import FakeClock
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
@@ -23,14 +24,6 @@ class FakeReading:
     total_bytes: int | None = 1000
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def recording_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
     sink = io.StringIO()
     return Console(file=sink, width=200, force_terminal=terminal, color_system=None), sink
@@ -38,7 +31,7 @@ def recording_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
 
 def test_plain_lines_come_at_most_once_per_interval() -> None:
     console, sink = recording_console()
-    tally, reading, clock = Tally(), FakeReading(), FakeClock()
+    tally, reading, clock = Tally(), FakeReading(), FakeClock(100.0)
     progress = SendProgress(console, tally, reading, mode="plain", interval=5.0, clock=clock)
 
     with progress:
@@ -72,7 +65,7 @@ def test_plain_lines_come_at_most_once_per_interval() -> None:
 
 def test_plain_lines_without_a_known_size_leave_out_the_share() -> None:
     console, sink = recording_console()
-    tally, clock = Tally(), FakeClock()
+    tally, clock = Tally(), FakeClock(100.0)
     progress = SendProgress(
         console, tally, FakeReading(total_bytes=None), mode="plain", interval=1.0, clock=clock
     )
@@ -90,7 +83,7 @@ def test_plain_lines_without_a_known_size_leave_out_the_share() -> None:
 
 def test_no_progress_at_all_in_mode_none() -> None:
     console, sink = recording_console(terminal=True)
-    tally, clock = Tally(), FakeClock()
+    tally, clock = Tally(), FakeClock(100.0)
     with SendProgress(console, tally, FakeReading(), mode="none", interval=0.0, clock=clock) as p:
         tally.add_outcome("identify", "sent")
         clock.now = 1000.0
@@ -102,7 +95,7 @@ def test_no_progress_at_all_in_mode_none() -> None:
 def progress_at(
     tally: Tally, *, taken: int, bytes_read: int, total_bytes: int | None, seconds: float
 ) -> SendProgress:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     reading = FakeReading(bytes_read=bytes_read, total_bytes=total_bytes)
     progress = SendProgress(Console(), tally, reading, mode="none", plan="growth", clock=clock)
     progress.taken = taken
@@ -193,7 +186,7 @@ def test_the_total_is_counted_once_every_byte_is_read() -> None:
 
 def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
     console, sink = recording_console(terminal=True)
-    tally, reading, clock = Tally(), FakeReading(), FakeClock()
+    tally, reading, clock = Tally(), FakeReading(), FakeClock(100.0)
     with SendProgress(console, tally, reading, mode="rich", clock=clock) as progress:
         for _ in progress.counted(range(2)):
             pass
@@ -280,7 +273,7 @@ def test_terminal_escapes_in_event_data_never_reach_send_s_output(
 def test_the_eta_follows_the_pace_of_the_last_half_minute() -> None:
     # A backfill of 3,000 events: the first 300 each need a search (5 a second on every plan),
     # the later ones of the same users a PATCH each (20 a second on growth).
-    tally, clock = Tally(), FakeClock()
+    tally, clock = Tally(), FakeClock(100.0)
     reading = FakeReading(total_bytes=3000 * 100)
     progress = SendProgress(Console(), tally, reading, mode="none", plan="growth", clock=clock)
     search, patch = "GET /api/v2/itemSearch/field", "PATCH /api/v2/persons/{id}"

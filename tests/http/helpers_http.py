@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
+from fakes import FakeClock
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest
 from rudder_pipedrive_cli.core.tally import Tally
@@ -17,21 +18,6 @@ from rudder_pipedrive_cli.http.client import PipedriveClient
 TOKEN = "tok-Zq8-DISTINCTIVE-7f3e91c2-secret"
 SENT_AT = datetime(2026, 11, 28, 13, 0, 5, 750000, tzinfo=UTC)
 R = TypeVar("R")
-
-
-@dataclass
-class FakeTime:
-    """A clock that moves only when slept on; every requested sleep is recorded."""
-
-    now: float = 1000.0
-    sleeps: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 Step = httpx.Response | Exception
@@ -76,7 +62,7 @@ def edge_403() -> httpx.Response:
 
 def client_for(
     script: Script,
-    time: FakeTime,
+    time: FakeClock,
     *,
     plan: str = "unlimited",
     max_retries: int = 6,
@@ -89,7 +75,7 @@ def client_for(
         max_retries=max_retries,
         tally=tally,
         transport=httpx.MockTransport(script),
-        clock=time.clock,
+        clock=time,
         sleep=time.sleep,
         random=lambda: 0.5,
         now=lambda: SENT_AT,

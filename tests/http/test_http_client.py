@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import orjson
 import pytest
+from fakes import FakeClock
 from helpers_http import (
     SENT_AT,
     TOKEN,
-    FakeTime,
     Script,
     client_for,
     edge_403,
@@ -46,7 +46,7 @@ def test_success_returns_the_envelope_and_sends_the_token_only_in_the_header() -
             )
         ]
     )
-    time, tally = FakeTime(), Tally()
+    time, tally = FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), search()))
     assert (response.status, response.data, response.additional_data) == (
         200,
@@ -71,7 +71,9 @@ def test_success_returns_the_envelope_and_sends_the_token_only_in_the_header() -
 def test_a_write_body_goes_as_json() -> None:
     script = Script([ok({"id": 9}, status=201)])
     response = run(
-        send_with(client_for(script, FakeTime()), write("POST", {"name": "Ada", "visible_to": 3}))
+        send_with(
+            client_for(script, FakeClock(1000.0)), write("POST", {"name": "Ada", "visible_to": 3})
+        )
     )
     assert response.status == 201 and response.data == {"id": 9}
     [sent] = script.seen
@@ -90,7 +92,7 @@ def test_a_definitive_4xx_goes_to_the_plan_after_one_attempt(status: int) -> Non
             "data": None,
         },
     )
-    script, time = Script([answer]), FakeTime()
+    script, time = Script([answer]), FakeClock(1000.0)
     response = run(send_with(client_for(script, time), write("POST")))
     assert response.status == status and not response.ok
     assert response.error == "Validation failed (emails: invalid)"
@@ -107,7 +109,7 @@ def test_envelope_without_json_names_the_status() -> None:
 def test_401_and_a_json_403_refuse_the_token(answer: httpx.Response) -> None:
     script = Script([answer])
     with pytest.raises(AuthRefused) as caught:
-        run(send_with(client_for(script, FakeTime()), get()))
+        run(send_with(client_for(script, FakeClock(1000.0)), get()))
     assert caught.value.message == f"Pipedrive refused the API token ({answer.status_code})"
     assert caught.value.hint == "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
     assert len(script.seen) == 1
@@ -115,7 +117,7 @@ def test_401_and_a_json_403_refuse_the_token(answer: httpx.Response) -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
 def test_a_server_error_on_get_is_retried_with_backoff(status: int) -> None:
-    script, time, tally = Script([error(status), ok({"id": 7})]), FakeTime(), Tally()
+    script, time, tally = Script([error(status), ok({"id": 7})]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), get()))
     assert response.status == 200
     assert len(script.seen) == 2 and time.sleeps == [BACKOFF[0]]
@@ -123,7 +125,7 @@ def test_a_server_error_on_get_is_retried_with_backoff(status: int) -> None:
 
 
 def test_retries_are_bounded_and_then_fail_the_event() -> None:
-    script, time, tally = Script([error(503)] * 3), FakeTime(), Tally()
+    script, time, tally = Script([error(503)] * 3), FakeClock(1000.0), Tally()
     with pytest.raises(PlanFailure) as caught:
         run(send_with(client_for(script, time, max_retries=2, tally=tally), get()))
     failure = caught.value
@@ -133,7 +135,7 @@ def test_retries_are_bounded_and_then_fail_the_event() -> None:
 
 
 def test_six_retries_by_default_with_exponential_waits() -> None:
-    script, time = Script([httpx.ConnectError("refused")] * 7), FakeTime()
+    script, time = Script([httpx.ConnectError("refused")] * 7), FakeClock(1000.0)
     with pytest.raises(PlanFailure) as caught:
         run(send_with(client_for(script, time), write("POST")))
     assert caught.value.reason == "POST /api/v2/persons: ConnectError: refused after 7 attempts"
@@ -146,7 +148,7 @@ def test_six_retries_by_default_with_exponential_waits() -> None:
 def test_a_server_error_on_a_create_or_merge_is_an_unknown_outcome(
     status: int, method: str
 ) -> None:
-    script, time, tally = Script([error(status)]), FakeTime(), Tally()
+    script, time, tally = Script([error(status)]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), write(method)))
     assert response.unknown and response.status == 0
     assert response.sent_at == "2026-11-28T13:00:05Z" and response.error == f"HTTP {status}"
@@ -164,7 +166,7 @@ def test_a_server_error_on_a_create_or_merge_is_an_unknown_outcome(
 )
 @pytest.mark.parametrize("method", ["POST", "PUT"])
 def test_a_write_lost_after_sending_is_not_repeated(lost: Exception, method: str) -> None:
-    script, time, tally = Script([lost]), FakeTime(), Tally()
+    script, time, tally = Script([lost]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), write(method)))
     assert response.unknown and response.sent_at == SENT_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert type(lost).__name__ in response.error
@@ -184,7 +186,7 @@ def test_a_write_lost_after_sending_is_not_repeated(lost: Exception, method: str
 def test_an_idempotent_request_lost_after_sending_is_repeated(
     lost: Exception, request_: object
 ) -> None:
-    script, time, tally = Script([lost, ok({"id": 3})]), FakeTime(), Tally()
+    script, time, tally = Script([lost, ok({"id": 3})]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), request_))  # type: ignore[arg-type]
     assert response.status == 200 and len(script.seen) == 2
     assert time.sleeps == [BACKOFF[0]] and tally.retries == 1
@@ -196,7 +198,7 @@ def test_an_idempotent_request_lost_after_sending_is_repeated(
     [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("pool")],
 )
 def test_a_write_that_surely_was_not_sent_is_repeated(not_sent: Exception) -> None:
-    script, time, tally = Script([not_sent, ok({"id": 9}, status=201)]), FakeTime(), Tally()
+    script, time, tally = Script([not_sent, ok({"id": 9}, status=201)]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), write("POST")))
     assert response.status == 201 and len(script.seen) == 2 and time.sleeps == [BACKOFF[0]]
     assert tally.requests == {"POST /api/v2/persons": 1}  # only the one that left counts
@@ -210,7 +212,7 @@ def test_a_429_waits_for_the_window_reset_then_retries() -> None:
         x_ratelimit_reset="1",
         x_ratelimit_limit="40",
     )
-    script, time, tally = Script([limited, ok({"id": 7})]), FakeTime(), Tally()
+    script, time, tally = Script([limited, ok({"id": 7})]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), get()))
     assert response.status == 200
     assert time.sleeps == [1 + RATE_JITTER]
@@ -220,14 +222,14 @@ def test_a_429_waits_for_the_window_reset_then_retries() -> None:
 def test_retry_after_is_honoured() -> None:
     script, time = (
         Script([error(429, retry_after="3"), error(429, retry_after="60"), ok()]),
-        FakeTime(),
+        FakeClock(1000.0),
     )
     run(send_with(client_for(script, time), get()))
     assert time.sleeps == [3 + RATE_JITTER, 60 + RATE_JITTER]
 
 
 def test_a_wait_longer_than_a_minute_stops_the_run() -> None:
-    script, time = Script([error(429, retry_after="7200")]), FakeTime()
+    script, time = Script([error(429, retry_after="7200")]), FakeClock(1000.0)
     with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time), get()))
     assert caught.value.message == "API rate limit reached (HTTP 429): Pipedrive asks to wait 7200s"
@@ -236,13 +238,13 @@ def test_a_wait_longer_than_a_minute_stops_the_run() -> None:
 
 def test_429s_do_not_spend_the_retry_budget() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
-    script, time = Script([limited, ok()]), FakeTime()
+    script, time = Script([limited, ok()]), FakeClock(1000.0)
     assert run(send_with(client_for(script, time, max_retries=0), get())).status == 200
 
 
 def test_a_429_with_requests_left_in_the_window_means_the_daily_budget_is_spent() -> None:
     daily = error(429, x_ratelimit_remaining="12", x_ratelimit_reset="40000")
-    script, time, tally = Script([daily]), FakeTime(), Tally()
+    script, time, tally = Script([daily]), FakeClock(1000.0), Tally()
     with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time, tally=tally), get()))
     assert caught.value.message.startswith("daily API token budget spent")
@@ -252,7 +254,7 @@ def test_a_429_with_requests_left_in_the_window_means_the_daily_budget_is_spent(
 
 def test_repeated_429s_after_waiting_a_whole_window_stop_the_run() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
-    script, time, tally = Script([limited] * 5), FakeTime(), Tally()
+    script, time, tally = Script([limited] * 5), FakeClock(1000.0), Tally()
     with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time, tally=tally), get()))
     # The first wait is what the server asked; later ones a whole window; refused three times
@@ -266,14 +268,14 @@ def test_repeated_429s_after_waiting_a_whole_window_stop_the_run() -> None:
 
 
 def test_the_edge_html_403_backs_off_a_window_and_is_not_an_auth_error() -> None:
-    script, time, tally = Script([edge_403(), ok({"id": 1})]), FakeTime(), Tally()
+    script, time, tally = Script([edge_403(), ok({"id": 1})]), FakeClock(1000.0), Tally()
     response = run(send_with(client_for(script, time, tally=tally), get()))
     assert response.status == 200 and time.sleeps == [2 + RATE_JITTER]
     assert tally.rate_limited == 1
 
 
 def test_a_repeated_edge_403_stops_the_run() -> None:
-    script, time = Script([edge_403()] * 4), FakeTime()
+    script, time = Script([edge_403()] * 4), FakeClock(1000.0)
     with pytest.raises(RateLimitStop) as caught:
         run(send_with(client_for(script, time), write("POST")))
     assert time.sleeps == [2 + RATE_JITTER] * 3 and len(script.seen) == 4
@@ -286,14 +288,14 @@ def test_a_repeated_edge_403_stops_the_run() -> None:
 
 def test_a_server_error_between_429s_resets_the_strikes() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="2")
-    script, time = Script([limited, limited, error(500), limited, limited, ok()]), FakeTime()
+    script, time = Script([limited, limited, error(500), limited, limited, ok()]), FakeClock(1000.0)
     assert run(send_with(client_for(script, time), get())).status == 200
     assert time.sleeps == [2.125, 2.125, BACKOFF[0], 2.125, 2.125]
 
 
 def test_a_429_holds_back_the_other_requests_too() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="2")
-    script, time = Script([limited, ok(), ok()]), FakeTime()
+    script, time = Script([limited, ok(), ok()]), FakeClock(1000.0)
     client = client_for(script, time, plan="growth")
 
     async def scenario() -> None:
@@ -310,7 +312,7 @@ def test_a_429_holds_back_the_other_requests_too() -> None:
 def test_response_headers_correct_the_pacer() -> None:
     # Another client spent the window: the server says nothing is left until it resets.
     spent = ok(x_ratelimit_limit="40", x_ratelimit_remaining="0", x_ratelimit_reset="2")
-    script, time = Script([spent, ok()]), FakeTime()
+    script, time = Script([spent, ok()]), FakeClock(1000.0)
     client = client_for(script, time, plan="growth")
 
     async def scenario() -> None:
@@ -325,7 +327,7 @@ def test_response_headers_correct_the_pacer() -> None:
 def test_counters_for_the_progress_display() -> None:
     limited = error(429, x_ratelimit_remaining="0", x_ratelimit_reset="1")
     script = Script([error(502), limited, ok()])
-    client = client_for(script, FakeTime())
+    client = client_for(script, FakeClock(1000.0))
     run(send_with(client, get()))
     assert (client.sent, client.retries, client.rate_limited) == (3, 2, 1)
 
@@ -353,7 +355,7 @@ def test_twenty_connection_failures_in_a_row_make_pipedrive_unreachable() -> Non
     # Issue 13 item 11: a dead port made every event try 7 times, then fail.
     refused = httpx.ConnectError("refused")
     script = Script([refused] * 10 + [ok({"id": 7})] + [refused] * 20)
-    client = client_for(script, FakeTime(), max_retries=0)
+    client = client_for(script, FakeClock(1000.0), max_retries=0)
 
     async def each() -> list[str]:
         ended = []
@@ -381,7 +383,7 @@ def test_twenty_connection_failures_in_a_row_make_pipedrive_unreachable() -> Non
 
 
 def test_sixty_seconds_of_connection_failures_make_pipedrive_unreachable() -> None:
-    time = FakeTime()
+    time = FakeClock(1000.0)
     script = Script([httpx.ConnectError("refused")] * 2)
     client = client_for(script, time, max_retries=0)
     with pytest.raises(PlanFailure):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from helpers_http import FakeTime, get, run, search
+from fakes import FakeClock
+from helpers_http import get, run, search
 
+from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.http.pacing import (
     MAX_SLACK_S,
     SLACK_S,
     SLACK_STEP_S,
-    WINDOW_S,
     Pacer,
     RateHeaders,
     RollingWindow,
@@ -47,8 +48,8 @@ def test_a_full_window_waits_until_its_oldest_send_leaves_it() -> None:
 
 
 def test_the_pacer_never_exceeds_the_window_and_uses_nearly_all_of_it() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("growth", clock=time, sleep=time.sleep)
     sent: list[float] = []
 
     async def go() -> None:
@@ -65,8 +66,8 @@ def test_the_pacer_never_exceeds_the_window_and_uses_nearly_all_of_it() -> None:
 
 
 def test_searches_count_in_both_windows_and_other_requests_pass_a_full_search_window() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("growth", clock=time, sleep=time.sleep)
 
     async def go() -> None:
         for _ in range(10):
@@ -82,8 +83,8 @@ def test_searches_count_in_both_windows_and_other_requests_pass_a_full_search_wi
 
 
 def test_unlimited_never_waits_until_refused() -> None:
-    time = FakeTime()
-    pacer = Pacer("unlimited", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(1000.0)
+    pacer = Pacer("unlimited", clock=time, sleep=time.sleep)
 
     async def go() -> None:
         for _ in range(1000):
@@ -152,8 +153,8 @@ def test_rate_headers_parse_leniently() -> None:
 
 
 def test_a_request_that_left_late_holds_its_slot_a_window_after_it_left() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("lite", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("lite", clock=time, sleep=time.sleep)
 
     async def go() -> None:
         tickets = [await pacer.acquire(get()) for _ in range(20)]
@@ -175,8 +176,8 @@ def test_a_request_that_left_late_holds_its_slot_a_window_after_it_left() -> Non
 
 
 def test_each_429_widens_the_margin_up_to_a_ceiling() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("growth", clock=time, sleep=time.sleep)
     assert pacer.burst is not None
     pacer.hold(get(), RateHeaders(), 0.0, widen=True)
     assert pacer.burst.span == pytest.approx(SPAN + SLACK_STEP_S)
@@ -187,8 +188,8 @@ def test_each_429_widens_the_margin_up_to_a_ceiling() -> None:
 
 
 def test_search_answers_correct_the_window_their_headers_describe() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("growth", clock=time, sleep=time.sleep)
     assert pacer.burst is not None and pacer.search is not None
     pacer.observe(search(), RateHeaders(limit=10, remaining=3, reset=1))
     assert (pacer.search.limit, len(pacer.search.sent), len(pacer.burst.sent)) == (10, 7, 0)
@@ -200,8 +201,8 @@ def test_search_answers_correct_the_window_their_headers_describe() -> None:
 
 
 def test_a_refusal_holds_the_window_that_refused() -> None:
-    time = FakeTime(now=0.0)
-    pacer = Pacer("growth", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("growth", clock=time, sleep=time.sleep)
     assert pacer.burst is not None and pacer.search is not None
     pacer.hold(search(), RateHeaders(limit=10, remaining=0, reset=1), 1.0)
     assert (pacer.search.delay(0.0), pacer.burst.delay(0.0)) == (1.0, 0.0)
@@ -213,8 +214,8 @@ def test_a_refusal_holds_the_window_that_refused() -> None:
 
 def test_unlimited_refused_with_a_limit_paces_by_it_from_then_on() -> None:
     # --plan unlimited against an account that has limits: the first 429 teaches the window.
-    time = FakeTime(now=0.0)
-    pacer = Pacer("unlimited", clock=time.clock, sleep=time.sleep)
+    time = FakeClock(now=0.0)
+    pacer = Pacer("unlimited", clock=time, sleep=time.sleep)
     pacer.hold(search(), RateHeaders(limit=10, remaining=0, reset=1), 1.0, widen=True)
     assert pacer.burst is None and pacer.search is not None  # a search limit: searches only
     pacer.hold(get(), RateHeaders(limit=20, remaining=0, reset=2), 2.0, widen=True)

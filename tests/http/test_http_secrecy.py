@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from helpers_http import TOKEN, FakeTime, Script, client_for, edge_403, error, get, run, write
+from fakes import FakeClock
+from helpers_http import TOKEN, Script, client_for, edge_403, error, get, run, write
 
 from rudder_pipedrive_cli.core.errors import RpdError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -40,7 +41,7 @@ def test_the_token_is_in_no_error_and_no_log(
     steps: list[httpx.Response | Exception], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client = client_for(Script(steps), FakeTime(), max_retries=2)
+    client = client_for(Script(steps), FakeClock(1000.0), max_retries=2)
 
     async def scenario() -> None:
         async with client:
@@ -54,7 +55,7 @@ def test_the_token_is_in_no_error_and_no_log(
 
 
 def test_an_unknown_write_carries_no_token() -> None:
-    response = run(_send(client_for(Script([httpx.ReadError("reset")]), FakeTime())))
+    response = run(_send(client_for(Script([httpx.ReadError("reset")]), FakeClock(1000.0))))
     assert response.unknown and TOKEN not in repr(response)
 
 

@@ -27,6 +27,7 @@ from resume_support import (
     workload,
 )
 
+from rudder_pipedrive_cli.core.intake import DONE
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -42,7 +43,6 @@ KILL_AT = (
     (0.7, signal.SIGTERM),
     (0.85, signal.SIGKILL),
 )
-DONE = frozenset({"sent", "unchanged", "skipped"})
 OUTCOMES = ("sent", "unchanged", "skipped", "failed", "not_attempted")
 # The interrupted runs with the default cache, and with one so small that nearly every lookup
 # of the identity cache misses it and goes to the state file (issue 18: the same answers).

@@ -8,18 +8,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted_pipedrive import FakePipedrive, Killed, open_state, replay
+from fakes import FakePipedrive, Killed
 
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.replay import journaled
+
+USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+CONFIG = PlanConfig(user_id_field=USER_FIELD, create_persons=True)
+STAMP = "2026-01-02T03:04:05Z"
 
 CACHED = Outcome(
     status="sent",
     identities={("person", "u-a"): 1, ("person", "u-b"): 2, ("person", "u-c"): 3},
 )
+
+
+def replay(
+    state: ReplayState, raw: dict[str, Any], send: Callable[[ApiRequest], ApiResponse]
+) -> Outcome:
+    event = parse_event(raw, "f:1")
+    plan = journaled(plan_event(event, CONFIG, state), event.id, state, lambda: STAMP)
+    outcome = drive(plan, send)
+    state.record_outcome(event.id, "f:1", outcome)
+    return outcome
+
+
+def open_state(path: Path) -> ReplayState:
+    return ReplayState.open(path, "ns", now=lambda: STAMP)
 
 
 def alias(mid: str, previous: str, user: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from resume_support import (
     wait_for,
 )
 
-from rudder_pipedrive_cli.io.state import account_namespace, token_fingerprint
+from rudder_pipedrive_cli.io.state_accounts import account_namespace, token_fingerprint
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -263,14 +263,14 @@ def test_a_damaged_state_file_is_said_with_what_it_held_and_how_to_start_over(
 # disk fills up mid-run, as a full disk would (SQLITE_FULL, "database or disk is full").
 SMALL_DISK = """
 import sys
-from rudder_pipedrive_cli.io import state
+from rudder_pipedrive_cli.io import state_file
 pages = int(sys.argv.pop(1))
-prepare = state._prepare
+prepare = state_file.prepare
 def small_disk(connection, *, empty):
     prepare(connection, empty=empty)
     used = connection.execute("PRAGMA page_count").fetchone()[0]
     connection.execute(f"PRAGMA max_page_count = {used + pages}")
-state._prepare = small_disk
+state_file.prepare = small_disk
 from rudder_pipedrive_cli.cli.main import app
 app(prog_name="rpd")
 """

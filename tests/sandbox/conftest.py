@@ -6,14 +6,15 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from sandbox_support import TOKEN, FakeClock
+from fakes import FakeClock
+from sandbox_support import START, TOKEN
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

@@ -36,19 +36,6 @@ EMPTY_STATE = {
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 
 
-class FakeClock:
-    """Epoch seconds that only move when a test says so."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def error(message: str) -> dict[str, Any]:
     """Pipedrive's error envelope."""
     return {

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_support import EMPTY_STATE, USER_ID_FIELD, FakeClock, create_person, error, search
+from fakes import FakeClock
+from sandbox_support import EMPTY_STATE, START, USER_ID_FIELD, create_person, error, search
 
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.app import SandboxApp
@@ -117,7 +118,7 @@ def test_options_are_checked(fields: dict[str, object], message: str) -> None:
 
 
 def test_latency_delays_api_answers_only() -> None:
-    app = SandboxApp(SandboxOptions(latency_ms=250), clock=FakeClock())
+    app = SandboxApp(SandboxOptions(latency_ms=250), clock=FakeClock(START))
     headers = {"x-api-token": "sandbox-token"}
     assert app.handle("GET", "/v1/users/me", headers, b"").delay_s == 0.25
     assert app.handle("GET", "/_sandbox/stats", headers, b"").delay_s == 0.0

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes import FakeClock
 from openapi_contract import specs_dir
 from sandbox_support import (
     GROUP_ID_FIELD,
@@ -26,7 +27,6 @@ from sandbox_support import (
     SOURCE_FIELD,
     START,
     USER_ID_FIELD,
-    FakeClock,
     extract_script,
 )
 
@@ -128,7 +128,7 @@ class World:
 def world(
     make_sandbox: Callable[..., Sandbox], client_for: Callable[..., httpx.Client]
 ) -> Iterator[tuple[httpx.Client, World]]:
-    clock = FakeClock()
+    clock = FakeClock(START)
     api = client_for(make_sandbox(clock=clock))
     yield api, World(api, clock)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_support import HOT, SOURCE_FIELD, FakeClock, create_person, error
+from fakes import FakeClock
+from sandbox_support import HOT, SOURCE_FIELD, create_person, error
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 

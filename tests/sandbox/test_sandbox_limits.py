@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_support import FakeClock, create_person, error, search
+from fakes import FakeClock
+from sandbox_support import create_person, error, search
 
 from rudder_pipedrive_cli.sandbox import Sandbox, limits
 from rudder_pipedrive_cli.sandbox.limits import Limiter

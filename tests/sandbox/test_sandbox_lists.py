@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes import FakeClock
 from sandbox_support import (
     EMPLOYEES_FIELD,
     GROUP_ID_FIELD,
@@ -16,7 +17,6 @@ from sandbox_support import (
     PLAN_FIELD,
     ROLE_FIELD,
     USER_ID_FIELD,
-    FakeClock,
     create_person,
     error,
 )

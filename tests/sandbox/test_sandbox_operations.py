@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes import FakeClock
 from sandbox_support import (
     CAMPAIGN_FIELD,
     EMPLOYEES_FIELD,
@@ -18,7 +19,6 @@ from sandbox_support import (
     SOURCE_FIELD,
     TOKEN,
     USER_ID_FIELD,
-    FakeClock,
     create_person,
     error,
     search,

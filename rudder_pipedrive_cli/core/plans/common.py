@@ -884,19 +884,14 @@ def update(
     return True
 
 
-def person_create_body(
-    ctx: Ctx, key: str, traits: Traits, org: PdId | None = None
-) -> dict[str, Any]:
+def person_create_body(ctx: Ctx, key: str, traits: Traits) -> dict[str, Any]:
     """The body of a new person, or the reason it cannot be created (checked before any write)."""
     if not ctx.config.create_persons:
         raise PlanFailure("person not found and create_persons is off", stage="lookup person")
     body = entity_body(ctx, PERSON, traits, create=True)
     if "name" not in body:
         raise PlanFailure("cannot create person without a name", stage="create person")
-    body = with_identity(body, require_field(ctx, PERSON, key), key)
-    if org is not None:
-        body["org_id"] = org
-    return body
+    return with_identity(body, require_field(ctx, PERSON, key), key)
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:

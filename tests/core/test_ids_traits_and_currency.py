@@ -1,4 +1,4 @@
-"""Rules a review found loose: odd external ids, traits mapped to standard fields, the event's
+"""Odd external ids, traits mapped to standard fields, the event's
 currency for monetary fields, huge numeric ids, empty top-level traits, anonymous aliases."""
 
 from __future__ import annotations

@@ -1,23 +1,29 @@
-"""A small scripted Pipedrive, and a replay of one event through a real ReplayState with its
-journaled writes: enough to follow a merge's marks across a kill -9 without a sandbox."""
+"""The tests' one fake clock (time that moves only when a test moves it) and one fake Pipedrive
+(persons, searches and merges answered in process, for what the sandbox cannot do: a kill -9
+right after a write was applied)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
-from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.plans import plan_event
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
-from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.replay import journaled
 
-USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
-CONFIG = PlanConfig(user_id_field=USER_FIELD, create_persons=True)
-STAMP = "2026-01-02T03:04:05Z"
+class FakeClock:
+    """Seconds that move only when a test sets `now`, calls `advance`, or sleeps on the clock
+    (`await clock.sleep(s)`: each sleep is recorded in `sleeps` and moves the clock)."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 class Killed(BaseException):
@@ -25,6 +31,10 @@ class Killed(BaseException):
 
 
 class FakePipedrive:
+    """A small scripted Pipedrive of persons, answering `ApiRequest`s in process: searches (with an
+    index that may lag behind merges), gets, patches and merges, some merges refused or followed
+    by a kill -9 (`Killed`)."""
+
     def __init__(self, persons: dict[int, str]) -> None:
         self.persons = dict(persons)  # id -> userId
         self.seen: list[str] = []
@@ -61,17 +71,3 @@ class FakePipedrive:
                 return ApiResponse(status=404, error="not found")
             return ApiResponse(status=200, data={"id": pid, **(request.body or {})})
         raise AssertionError(f"unexpected {request}")
-
-
-def replay(
-    state: ReplayState, raw: dict[str, Any], send: Callable[[ApiRequest], ApiResponse]
-) -> Outcome:
-    event = parse_event(raw, "f:1")
-    plan = journaled(plan_event(event, CONFIG, state), event.id, state, lambda: STAMP)
-    outcome = drive(plan, send)
-    state.record_outcome(event.id, "f:1", outcome)
-    return outcome
-
-
-def open_state(path: Path) -> ReplayState:
-    return ReplayState.open(path, "ns", now=lambda: STAMP)

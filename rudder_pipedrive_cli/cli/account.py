@@ -1,0 +1,58 @@
+"""What `rpd map-fields`, `rpd check` and `rpd init` share: a client for a person at a terminal,
+and the `[fields.*]` tables suggested from the account's catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rudder_pipedrive_cli.cli.common import Env
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, NOUNS, suggest_traits
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.tomlwrite import Entry, Table
+
+# map-fields, check and init answer a person at a terminal: a failure (a mistyped company_domain
+# that does not resolve, a refused connection, a 5xx) is retried twice, about a second, not the
+# six times over some 25 s that carry a long send through a network blip. Rate limits are waited
+# out either way (they are not failures).
+INTERACTIVE_RETRIES = 2
+
+
+def account_client(env: Env) -> BlockingClient:
+    """A client for the few ordered requests of map-fields, check and init."""
+    settings = env.settings
+    return BlockingClient(
+        token=require_token(settings),
+        base_url=settings.api_url,
+        plan=settings.plan,
+        max_retries=INTERACTIVE_RETRIES,
+    )
+
+
+def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:
+    """`[fields.*]` tables of every custom field; the identity fields are left to rpd (given by
+    key or by name: the catalog resolves names to keys)."""
+    resolved = catalog.apply(config)
+    identity = {getattr(resolved, setting): setting for setting, _ in IDENTITY_FIELDS}
+    tables = []
+    for entity in entities:
+        suggestions = suggest_traits(catalog, entity, exclude=identity)
+        footer = [
+            f'"{info.name}" is identity.{identity[info.key]}: rpd fills it'
+            for info in catalog.fields.get(entity, ())
+            if info.key in identity and info.key
+        ]
+        if entity == "leads" and catalog.labels:
+            footer.append("lead labels (names work in label_ids): " + ", ".join(catalog.labels))
+        tables.append(
+            Table(
+                name=f"fields.{entity}",
+                entries=[Entry(key=s.trait, value=s.key, comment=s.comment) for s in suggestions],
+                comment="leads use deal fields" if entity == "leads" else "",
+                notes=() if suggestions else [f"the account has no {NOUNS[entity]} custom fields"],
+                footer=footer,
+            )
+        )
+    return tables

@@ -1,0 +1,128 @@
+"""A send's catalog before its first event: listed live or, when the listing fails, the one the
+state saved (io/catalog_cache.py `live_or_cached`), applied to the config, and what can only fail
+refused before any event."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rudder_pipedrive_cli.cli.applied import applied
+from rudder_pipedrive_cli.cli.common import Env
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import (
+    Finding,
+    identity_findings,
+    needs_listing,
+    unknown_keys,
+)
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.http.client import Reachability
+from rudder_pipedrive_cli.http.pacing import Pacer
+from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
+
+
+def with_catalog(
+    env: Env,
+    config: PlanConfig,
+    *,
+    token: str,
+    tally: Tally,
+    max_retries: int,
+    store: FieldStore | None,
+    pacer: Pacer,
+    reach: Reachability,
+) -> PlanConfig:
+    """The config with the account's field types and lead labels, fetched once per run and kept
+    in the state (`store`) for dry-run and for the next send whose listing fails.
+
+    Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
+    and those events are dead-lettered), so a failed listing is a warning, not a stop; unless
+    the config maps a field that only a listing resolves (by its name): the run then stops before
+    any event, as those values would be dropped from events journaled as done.
+
+    The listings go through the events' `pacer`: they spend the same burst window, and a pacer
+    that did not know of them would meet one 429 per listing in the first window. Their
+    connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
+    """
+    sourced = live_or_cached(
+        lambda: list_catalog(listing_client(env, token, tally, max_retries, pacer, reach), config),
+        store,
+        keep=True,
+    )
+    catalog, failure = sourced.catalog, sourced.failure
+    if catalog is None:  # the listing failed, and no earlier send saved one
+        reason = failure.reason if failure is not None else "no field listing"
+        unresolved = needs_listing(config)
+        if unresolved:  # sent as they are, those values would be lost or refused
+            more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+            raise PlanFailure(
+                f"{reason}; without it {unresolved[0]}{more} cannot be resolved",
+                retryable=True,
+            ) from None
+        env.warn(f"{reason}; values will be sent without type conversion")
+        return with_unresolvable(env, config, reason)
+    if failure is not None:
+        env.warn(f"{failure.reason}; using the field listing the state saved last time")
+    refuse_what_can_only_fail(env, identity_findings(catalog, config), listed=True)
+    for problem in unknown_keys(catalog, config):
+        env.warn(problem)
+    return applied(env, catalog, config)
+
+
+def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
+    """The config whose track rules name what no listing resolved: their events fail
+    (retryable, dead-lettered; a rerun sends them), said once here."""
+    unresolved = config.track_rules.unresolved()
+    if not unresolved:
+        return config
+    more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+    env.warn(
+        f"{unresolved[0]}{more} cannot be resolved without the listings: the events of those "
+        "track rules fail (retryable)"
+    )
+    return replace(config, track_rules=config.track_rules.unresolvable(why))
+
+
+def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
+    """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
+    standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
+    (`listed` False) only what needs none: an unset field."""
+    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
+    if not failed:
+        return
+    where = env.settings.path or "settings (no config file)"
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    first = failed[0]
+    raise ConfigError(
+        f"{where}: {first.line}{more}: every event that needs it would fail",
+        hint=f"{first.hint}; `rpd check` runs every check",
+    )
+
+
+def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
+    """The account's catalog, listed now: the field listings, lead labels and what the track
+    rules name."""
+    with client as blocking:
+        return blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules)))
+
+
+def listing_client(
+    env: Env, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
+) -> BlockingClient:
+    """A client for the listings a send makes before its first event (fields, the identity
+    index): through the events' pacer and reachability, counted in the run's tally."""
+    settings = env.settings
+    return BlockingClient(
+        token=token,
+        base_url=settings.api_url,
+        plan=settings.plan,
+        max_retries=max_retries,
+        tally=tally,
+        pacer=pacer,
+        reach=reach,
+    )

@@ -1,0 +1,180 @@
+"""Fetching the `Catalog`, once per run, as a pure exchange: `fetch_catalog()` yields the listing
+requests (cursor-paged v2 field listings, v1 lead labels, and the sales listings track rules
+name things from) and returns the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.rules import TrackRules
+
+FIELD_ENDPOINTS: Mapping[str, str] = {
+    "persons": "/api/v2/personFields",
+    "organizations": "/api/v2/organizationFields",
+    "leads": "/api/v2/dealFields",  # leads use deal fields
+}
+LABELS_ENDPOINT = "/v1/leadLabels"
+# What deal and activity rules name (SPEC 4 track rules): listed once at start when a rule needs
+# them, kept in the state like the field listings.
+SALES_ENDPOINTS: Mapping[str, str] = {
+    "pipelines": "/api/v2/pipelines",
+    "stages": "/api/v2/stages",
+    "activity_types": "/v1/activityTypes",
+}
+PAGE_SIZE = 500  # the v2 listings' maximum
+
+
+def _expect_ok(response: ApiResponse, what: str) -> Any:
+    if not response.ok:
+        raise PlanFailure(
+            f"listing {what} failed: HTTP {response.status} {response.error}".rstrip(),
+            stage="list fields",
+            status=response.status or None,
+            retryable=response.status == 0 or response.status >= 500,
+        )
+    return response.data
+
+
+def field_info(item: Mapping[str, Any]) -> FieldInfo:
+    options = {
+        str(option.get("label")): option["id"]
+        for option in item.get("options") or ()
+        if isinstance(option, Mapping) and isinstance(option.get("id"), int)
+    }
+    return FieldInfo(
+        key=str(item.get("field_code", "")),
+        name=str(item.get("field_name", "")),
+        field_type=str(item.get("field_type", "")),
+        options=options,
+        is_custom=bool(item.get("is_custom_field", False)),
+    )
+
+
+def fetch_fields(
+    entity: str, *, page_size: int = PAGE_SIZE
+) -> Generator[ApiRequest, ApiResponse, tuple[FieldInfo, ...]]:
+    """Every field of `entity`, following `next_cursor` to the last page."""
+    items = yield from fetch_listing(
+        FIELD_ENDPOINTS[entity], f"{entity} fields", page_size=page_size
+    )
+    return tuple(field_info(item) for item in items)
+
+
+def fetch_listing(
+    endpoint: str, what: str, *, page_size: int = PAGE_SIZE
+) -> Generator[ApiRequest, ApiResponse, list[Mapping[str, Any]]]:
+    """Every object of a listing: v2 ones follow `next_cursor` to the last page; v1 ones
+    (activity types) are one page."""
+    paged = endpoint.startswith("/api/v2/")
+    found: list[Mapping[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query: dict[str, str | int] = {"limit": page_size} if paged else {}
+        if cursor:
+            query["cursor"] = cursor
+        response = yield ApiRequest(
+            method="GET",
+            path=endpoint,
+            endpoint=endpoint,
+            stage="list fields",
+            query=query,
+            note=f"list {what}",
+        )
+        data = _expect_ok(response, what)
+        found.extend(item for item in data or () if isinstance(item, Mapping))
+        extra = response.additional_data if isinstance(response.additional_data, Mapping) else {}
+        cursor = extra.get("next_cursor") if paged else None
+        if not cursor:
+            return found
+
+
+def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:
+    response = yield ApiRequest(
+        method="GET",
+        path=LABELS_ENDPOINT,
+        endpoint=LABELS_ENDPOINT,
+        stage="list lead labels",
+        note="list lead labels",
+    )
+    data = _expect_ok(response, "lead labels")
+    return {
+        str(label["name"]): str(label["id"])
+        for label in data or ()
+        if isinstance(label, Mapping) and "name" in label and "id" in label
+    }
+
+
+def sales_listings(rules: TrackRules) -> frozenset[str]:
+    """The listings the rules name things from: pipelines and stages for deal rules, activity
+    types for activity rules that name a type."""
+    needed: set[str] = set()
+    for rule in rules.rules:
+        if rule.create == "deal" and (rule.pipeline is not None or rule.stage is not None):
+            needed.update(("pipelines", "stages"))
+        if rule.create == "activity" and rule.type is not None:
+            needed.add("activity_types")
+    return frozenset(needed)
+
+
+def _ids(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [i for i in items if isinstance(i.get("id"), int) and not isinstance(i["id"], bool)]
+
+
+def fetch_catalog(
+    entities: tuple[str, ...] = ENTITIES,
+    *,
+    labels: bool = True,
+    page_size: int = PAGE_SIZE,
+    sales: frozenset[str] = frozenset(),
+) -> Generator[ApiRequest, ApiResponse, Catalog]:
+    """The field listings and lead labels, and the `sales` listings (`sales_listings`)."""
+    fields = {}
+    for entity in entities:
+        fields[entity] = yield from fetch_fields(entity, page_size=page_size)
+    found_labels = (yield from fetch_labels()) if labels else {}
+    pipelines = stages = types = None
+    if "pipelines" in sales:
+        listed = yield from fetch_listing(
+            SALES_ENDPOINTS["pipelines"], "pipelines", page_size=page_size
+        )
+        pipelines = {int(p["id"]): str(p.get("name", "")) for p in _ids(listed)}
+    if "stages" in sales:
+        listed = yield from fetch_listing(SALES_ENDPOINTS["stages"], "stages", page_size=page_size)
+        stages = tuple(
+            Stage(id=int(s["id"]), name=str(s.get("name", "")), pipeline_id=s["pipeline_id"])
+            for s in _ids(listed)
+            if isinstance(s.get("pipeline_id"), int)
+        )
+    if "activity_types" in sales:
+        listed = yield from fetch_listing(SALES_ENDPOINTS["activity_types"], "activity types")
+        types = {
+            str(t["key_string"]): str(t.get("name", ""))
+            for t in listed
+            if isinstance(t.get("key_string"), str) and t.get("active_flag", True) is not False
+        }
+    return Catalog(
+        fields=fields,
+        labels=found_labels,
+        pipelines=pipelines,
+        stages=stages,
+        activity_types=types,
+    )
+
+
+def catalog_requests(sales: frozenset[str] = frozenset()) -> list[ApiRequest]:
+    """The listings a send makes before its first event (`fetch_catalog`, one page each): what
+    dry-run adds to its estimate when it lists nothing itself."""
+    exchange = fetch_catalog(sales=sales)
+    requests: list[ApiRequest] = []
+    try:
+        request = next(exchange)
+        while True:
+            requests.append(request)
+            request = exchange.send(ApiResponse(status=200, data=[]))
+    except StopIteration:
+        return requests

@@ -1,0 +1,532 @@
+"""The state file's safety: its lock, opening it (and what a damaged, foreign or full file says),
+the guarded connection every statement goes through, and discarding the file.
+
+Durability: WAL with `synchronous=NORMAL`, so a commit needs no fsync and survives the process
+being killed (not a power cut of the last few commits). An exclusive `flock` on the database file
+itself (symlinks resolved), held while the state is open for writing, keeps two runs off one file
+whatever names they were given; the kernel releases it when the process dies, so no stale locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import mmap
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
+from rudder_pipedrive_cli.io.state_schema import (
+    INDEX_SCHEMA,
+    RECENCY_SCHEMA,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+)
+from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
+
+
+def real_path(path: Path) -> Path:
+    """The file a state path names, symlinks resolved: what is locked, opened and removed, so that
+    SQLite's -wal and -shm always sit beside the real file whatever name a run was given."""
+    return path.resolve()
+
+
+def lock_path(path: Path) -> Path:
+    """Where a running rpd leaves its pid for others' messages (the lock itself is on the file)."""
+    real = real_path(path)
+    return real.with_name(real.name + ".lock")
+
+
+def _holder_pid(real: Path, handle: int) -> str:
+    """The pid of the process holding a `flock` on the file: from /proc/locks (Linux), which sees
+    a holder that came in through another name (a hard link), else from its lock file."""
+    stat = os.fstat(handle)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if fields[1:2] == ["FLOCK"] and fields[3:4] == ["WRITE"] and fields[5:6] == [device]:
+                return fields[4]
+    with contextlib.suppress(OSError):
+        return lock_path(real).read_text().strip() or "unknown"
+    return "unknown"
+
+
+class FileLock:
+    """An exclusive `flock` on the database file itself (symlinks resolved), so every name of the
+    file, symlink or hard link, meets the same lock; the kernel drops it when the process dies, so
+    no stale locks. SQLite's own locks are POSIX record locks, which on Linux never interact with
+    `flock`. The owner's pid goes into PATH.lock beside the real file, for others' messages."""
+
+    def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
+        self.real = real_path(state_path)
+        self.path = lock_path(state_path)
+        self._handle: int | None = None
+
+    def acquire(self, *, create: bool = True) -> None:
+        """Lock the file, creating it (owner-only: the journal holds user ids and event sources,
+        and the -wal and -shm files SQLite creates inherit this mode) when `create`."""
+        flags = os.O_RDWR | (os.O_CREAT if create else 0)
+        while True:
+            handle = os.open(self.real, flags, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _holder_pid(self.real, handle)
+                os.close(handle)
+                raise UsageError(
+                    f"state file {self.state_path} is in use by another rpd process (pid {pid})",
+                    hint="wait for it to finish, or use --state",
+                ) from None
+            # The file may have been removed (rpd state clear) between open and flock: then the
+            # lock is on an orphan, so take it again on the file now at that path.
+            try:
+                current = os.stat(self.real)
+            except FileNotFoundError:
+                os.close(handle)
+                if not create:
+                    raise
+                continue
+            if current.st_ino != os.fstat(handle).st_ino:
+                os.close(handle)
+                continue
+            self._handle = handle
+            with contextlib.suppress(OSError):  # only for messages: a read-only folder is fine
+                self.path.write_text(str(os.getpid()))
+            return
+
+    @property
+    def links(self) -> int:
+        """How many names (hard links) the locked file has."""
+        return 0 if self._handle is None else os.fstat(self._handle).st_nlink
+
+    def release(self) -> None:
+        """Remove the pid file while still holding the lock, then drop the lock."""
+        if self._handle is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._handle)
+        self._handle = None
+
+
+def lock_for_writing(path: Path) -> FileLock:
+    """Take the lock, and create the file (owner-only) if it is not there yet."""
+    lock = FileLock(path)
+    try:
+        lock.real.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except OSError as error:
+        lock.release()
+        raise UsageError(
+            f"cannot open state file {path}: {error.strerror or error}",
+            hint="check the directory's permissions, or use another --state",
+        ) from None
+    return lock
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def is_sqlite(path: Path) -> bool:
+    """Whether the file is an SQLite database (or empty): what `rpd state clear` may remove."""
+    with path.open("rb") as handle:
+        head = handle.read(len(SQLITE_HEADER))
+    return head in (b"", SQLITE_HEADER)
+
+
+def check_state_path(path: Path) -> None:
+    """A state path must be a regular file, or not exist yet (rpd creates it): not a directory,
+    and not a device such as /dev/null, where SQLite fails in ways that say nothing useful."""
+    if path.is_dir():
+        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
+    if path.exists() and not path.is_file():
+        raise UsageError(
+            f"--state {path} is not a regular file",
+            hint="give --state a file path (rpd creates it if it is not there)",
+        )
+
+
+class ForeignFile(UsageError):
+    """--state names a file that is not rpd's (a mistyped path): never removed, even by clear."""
+
+
+def _foreign(path: Path, what: str) -> ForeignFile:
+    return ForeignFile(
+        f"{path} is not an rpd state file ({what})",
+        hint="check --state: this file is not rpd's, and rpd leaves it alone",
+    )
+
+
+class StateUnusable(UsageError):
+    """The state file cannot be used (damaged, or its disk full): exit 2, with what to do. Raised
+    by any state operation, it stops a run at once: events go on only while their writes are
+    recorded (SPEC 5), and a run that went on would journal nothing of what it did."""
+
+
+# SQLite's primary result codes (sqlite3.h) that say the file or its disk failed, not rpd.
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 10, 11, 13, 26
+# A namespace as rpd writes it into every row ("...#" and a 16-hex token fingerprint): how a file
+# whose first page (SQLite's header) was destroyed is still known to be rpd's, so clear removes it.
+NAMESPACE_MARK = re.compile(rb"#[0-9a-f]{16}")
+PAGE_MIN = 512  # SQLite's smallest page: every database file is a whole number of pages
+
+
+def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
+    """What a failure of SQLite under the state means for the user, or None for a bug in rpd."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code == SQLITE_FULL:
+        return StateUnusable(
+            f"disk full: state file {path}",
+            hint="free space on its disk, then rerun the same command: it resumes where this "
+            "run stopped (what it sent is recorded)",
+        )
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return damaged(path, f"SQLite: {error}")
+    if code == SQLITE_IOERR:
+        return StateUnusable(
+            f"state file {path} could not be read or written (SQLite: {error})",
+            hint="check its disk, then rerun the same command: it resumes where this run stopped",
+        )
+    return None
+
+
+def damaged(path: Path, detail: str) -> StateUnusable:
+    return StateUnusable(
+        f"state file {path} is damaged ({detail}); {_what_it_held(path)}",
+        hint=f"`rpd state clear --state {path}` starts over (events already sent are then found "
+        "by their lookups, not created again), or restore a copy of the file",
+    )
+
+
+def _what_it_held(path: Path) -> str:
+    """What can still be read from a damaged state file, in a few words."""
+    counts: list[str] = []
+    accounts: set[str] = set()
+    try:
+        connection = _connect_readonly(path, "mode=ro")
+    except sqlite3.Error:
+        return "nothing in it can be read"
+    try:
+        for table, one, many in (
+            ("journal", "journal entry", "journal entries"),
+            ("identities", "identity", "identities"),
+        ):
+            try:
+                sql = f"SELECT ns, count(*) FROM {table} GROUP BY ns"
+                rows = connection.execute(sql).fetchall()
+            except sqlite3.Error:
+                continue
+            count = sum(int(row[1]) for row in rows)
+            counts.append(f"{count} {one if count == 1 else many}")
+            accounts.update(_account_shown(connection, str(row[0])) for row in rows)
+    finally:
+        connection.close()
+    if not counts:
+        return "nothing in it can be read"
+    where = f" for {', '.join(sorted(accounts))}" if accounts else ""
+    return f"readable: {' and '.join(counts)}{where}"
+
+
+def _account_shown(connection: sqlite3.Connection, namespace: str) -> str:
+    """A namespace in a few words: the URL its account was reached at, else its company id; a
+    namespace an older rpd keyed on a URL is that URL."""
+    if not namespace.startswith(ACCOUNT):
+        return namespace.rpartition("#")[0] or namespace
+    with contextlib.suppress(sqlite3.Error):
+        shown = connection.execute(
+            "SELECT value FROM meta WHERE key = ?", (url_key(namespace),)
+        ).fetchone()
+        if shown is not None:
+            return str(shown[0])
+    return f"company {namespace.removeprefix(ACCOUNT).rpartition('#')[0]}"
+
+
+def looks_like_state(path: Path) -> bool:
+    """Whether a file without SQLite's header is an rpd state file whose header was destroyed:
+    whole SQLite pages, and rows carrying rpd's namespaces."""
+    size = path.stat().st_size
+    if size < PAGE_MIN or size % PAGE_MIN:
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return NAMESPACE_MARK.search(data) is not None
+
+
+def _unreadable(path: Path, detail: str | sqlite3.Error) -> UsageError:
+    """A state file SQLite cannot use: damaged, or (no SQLite header) not rpd's at all."""
+    if path.is_file() and not is_sqlite(path):
+        if looks_like_state(path):
+            return damaged(path, "its header is not SQLite's")
+        return _foreign(path, "not an SQLite database")
+    if isinstance(detail, sqlite3.Error):
+        return state_failure(path, detail) or damaged(path, f"SQLite: {detail}")
+    return damaged(path, detail)
+
+
+def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
+    """True when the file already holds our schema, False when it is empty; else UsageError."""
+    try:
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return False
+        if "meta" not in tables:
+            if tables & set(TABLES):  # rpd's, damaged
+                raise _unreadable(path, "its meta table is gone")
+            raise _foreign(path, "an SQLite database without rpd's tables")  # a mistyped --state
+        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as error:
+        raise _unreadable(path, error) from None
+    version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
+    if version is None:
+        raise _unreadable(path, "its schema version is gone")
+    if version > SCHEMA_VERSION:
+        raise UsageError(
+            f"state file {path} was written by a newer rpd (schema {version})",
+            hint="upgrade rpd or use another --state",
+        )
+    if not set(TABLES) <= tables:  # rpd's, damaged: a table is gone
+        raise _unreadable(path, "its tables are not all there")
+    # A damaged page (a zeroed block, a torn write) is found now, not by the one query that meets
+    # it mid-run. It reads every page once: 70 ms for a state file of 100,000 events (22 MB),
+    # 123 ms for the whole writable open (benchmarks/state_open.py).
+    try:
+        problem = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise _unreadable(path, error) from None
+    if problem != "ok":
+        raise damaged(path, "SQLite's check found a broken page")
+    return True
+
+
+def _empty_in_memory() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    for statement in SCHEMA.split(";"):
+        connection.execute(statement)
+    return connection
+
+
+def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
+    """An autocommit connection (transactions are explicit) and whether the file is empty.
+
+    Read-only opens are read-write connections with `query_only` on: SQLite refuses every write,
+    and on close it removes the -wal and -shm files that a `mode=ro` connection would leave
+    behind. (Closing the last connection after a killed run does checkpoint its committed WAL
+    into the file: the content stays the same.) An absent or empty file reads as an empty state
+    kept in memory.
+    """
+    if readonly and not path.exists():
+        return _empty_in_memory(), False
+    try:
+        if readonly:
+            connection = _connect_readonly(path, "mode=rw")
+        else:
+            connection = sqlite3.connect(
+                real_path(path), isolation_level=None, check_same_thread=False
+            )
+    except sqlite3.Error as error:
+        raise _unreadable(path, error) from None
+    try:
+        exists = _check_schema(connection, path)
+    except UsageError:
+        connection.close()
+        if not readonly or os.access(path.parent, os.W_OK):
+            raise
+        # A folder rpd cannot write (a read-only mount, another user's): SQLite cannot make
+        # the -shm a WAL file needs to be read. Read the file as it is instead, unless a run
+        # left changes in its -wal (killed): read without them, it would look older than it is.
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise UsageError(
+                f"state file {path} is in a folder rpd cannot write, and its last run left "
+                f"changes in {wal.name} that only a writable folder lets SQLite read",
+                hint="copy the state file with its -wal to a folder you can write, and use that",
+            ) from None
+        try:
+            connection = _connect_readonly(path, "mode=ro&immutable=1")
+            exists = _check_schema(connection, path)
+        except sqlite3.Error as error:
+            raise _unreadable(path, error) from None
+        except BaseException:
+            connection.close()
+            raise
+    except BaseException:
+        connection.close()
+        raise
+    if readonly and not exists:
+        connection.close()
+        return _empty_in_memory(), False
+    return connection, not exists
+
+
+def _connect_readonly(path: Path, mode: str) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?{mode}"
+    connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+class Guarded:
+    """The state's connection: a failure of the file or its disk (full, a damaged page, I/O) is
+    raised as `StateUnusable`, the open transaction is rolled back, and every later statement
+    raises the same, so a run stops at its first failed state write and keeps what was committed
+    (writes in flight are committed before they are sent: the rerun reconciles them)."""
+
+    __slots__ = ("_db", "failure", "path")
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+        self.failure: StateUnusable | None = None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._db.in_transaction
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        """The cursor, its first row read (SQLite runs a statement up to its first row here).
+        Its rows are not read ahead here: that cost 1.6 us a statement (measured on a lookup by
+        key; a few statements an event), for failures that `quick_check` at open already rules
+        out (a damaged page); a full disk and I/O errors on writes all come here."""
+        self._check()
+        try:
+            return self._db.execute(sql, parameters)
+        except sqlite3.DatabaseError as error:
+            raise self._failed(error) from None
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self._check()
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.DatabaseError as error:
+            raise self._failed(error) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    def _failed(self, error: sqlite3.DatabaseError) -> BaseException:
+        failure = state_failure(self.path, error)
+        if failure is None:  # not the file's or the disk's doing: a bug in rpd
+            return error
+        self.failure = failure
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+        return failure
+
+
+def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLock | None]:
+    """The state file checked, locked (unless read-only), connected and, when writable, prepared
+    (WAL, the schema): an autocommit connection and the lock to release when done."""
+    check_state_path(path)
+    lock = None if readonly else lock_for_writing(path)
+    try:
+        connection, empty = connect(path, readonly)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    if not readonly:
+        try:
+            prepare(connection, empty=empty)
+        except BaseException as error:
+            connection.close()
+            if lock is not None:
+                lock.release()
+            if isinstance(error, sqlite3.DatabaseError):
+                raise (state_failure(path, error) or error) from None
+            raise
+    return connection, lock
+
+
+def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
+    """WAL, in a new file the schema, and the tables added since schema 1 (field recency)."""
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    if empty:
+        with transaction(connection):
+            for statement in SCHEMA.split(";"):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+    connection.execute(RECENCY_SCHEMA)
+    for statement in INDEX_SCHEMA:
+        connection.execute(statement)
+
+
+@contextlib.contextmanager
+def transaction(connection: sqlite3.Connection | Guarded) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if connection.in_transaction:  # a failing state has rolled back already (Guarded)
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Discarded:
+    """What `discard_state` removed: the namespaces it held, or why it could not read them."""
+
+    path: Path
+    namespaces: list[NamespaceSummary]
+    unreadable: str = ""  # why it was not readable, e.g. "was written by a newer rpd (schema 2)"
+
+
+def discard_state(path: Path) -> Discarded:
+    """Remove a state file, its -wal, -shm and lock file (for `rpd state clear`): the real file,
+    symlinks resolved, and under its lock, so never under a running rpd, whatever name that run
+    was given; also when the file is unreadable or from a newer rpd. The file is emptied before
+    its name is removed, so a hard link to it keeps no state either. A directory, or a file that
+    is no SQLite database at all (a mistyped --state), is refused, not removed."""
+    check_state_path(path)
+    if not is_sqlite(path) and not looks_like_state(path):
+        raise _foreign(path, "not an SQLite database")
+    lock = FileLock(path)
+    try:
+        lock.acquire(create=False)
+    except OSError as error:  # a read-only folder: nothing there can be removed either
+        raise UsageError(
+            f"cannot remove state file {path}: {error.strerror or error}",
+            hint="check the directory's permissions",
+        ) from None
+    try:
+        namespaces: list[NamespaceSummary] = []
+        unreadable = ""
+        try:
+            connection, _ = open_file(path, readonly=True)
+            db = Guarded(connection, path)
+            try:
+                namespaces = summaries(db)
+            finally:
+                db.close()
+        except ForeignFile:
+            raise
+        except UsageError as error:
+            unreadable = error.message.removeprefix(f"state file {path} ")
+        real = lock.real
+        os.truncate(real, 0)
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                real.with_name(real.name + suffix).unlink()
+        return Discarded(path=path, namespaces=namespaces, unreadable=unreadable)
+    finally:
+        lock.release()

@@ -1,0 +1,92 @@
+"""The state file's tables: their SQL, the schema version, and how values are written in rows."""
+
+from __future__ import annotations
+
+from rudder_pipedrive_cli.core.protocol import PdId
+
+SCHEMA_VERSION = 1
+KINDS = ("person", "org")  # memberships are kept for the run only, never stored
+# Identity rows of this kind map a person merged away (key) to the person it went into.
+MERGED = "merged"
+# Identity rows of these kinds hold the send time of a create of a person or an organization
+# whose outcome stays unknown (Outcome.unsettled), as a string id.
+UNSETTLED = {"person": "unsettled:person", "org": "unsettled:org"}
+# Identity rows of this kind map a person (key) to the one a merge left unknown was into.
+MERGING = "merging"
+STATUSES = ("sent", "unchanged", "skipped", "failed")
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE identities (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, pd_id TEXT NOT NULL,
+    updated_at TEXT NOT NULL, PRIMARY KEY (ns, kind, key)
+) WITHOUT ROWID;
+CREATE TABLE lead_origins (
+    ns TEXT NOT NULL, person_id TEXT NOT NULL, origin_id TEXT NOT NULL,
+    PRIMARY KEY (ns, person_id, origin_id)
+) WITHOUT ROWID;
+CREATE TABLE leads_listed (
+    ns TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (ns, person_id)
+) WITHOUT ROWID;
+CREATE TABLE journal (
+    ns TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    source TEXT NOT NULL, finished_at TEXT NOT NULL, PRIMARY KEY (ns, event_id)
+) WITHOUT ROWID;
+CREATE TABLE inflight (
+    ns TEXT NOT NULL, event_id TEXT NOT NULL, method TEXT NOT NULL, endpoint TEXT NOT NULL,
+    path TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (ns, event_id, method, endpoint, path)
+) WITHOUT ROWID;
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, ns TEXT NOT NULL, started_at TEXT NOT NULL, finished_at TEXT,
+    counts_json TEXT
+);
+CREATE TABLE fields (
+    ns TEXT NOT NULL, entity TEXT NOT NULL, fetched_at TEXT NOT NULL, payload_json TEXT NOT NULL,
+    PRIMARY KEY (ns, entity)
+) WITHOUT ROWID;
+"""
+TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
+# Field recency (core/recency.py): per record and field, the time of the event whose value rpd
+# last wrote. Added to files of schema 1 when first opened for writing; read as empty until then.
+RECENCY_TABLE = "field_recency"
+RECENCY_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {RECENCY_TABLE} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, pd_id TEXT NOT NULL, field TEXT NOT NULL,
+    stamp TEXT NOT NULL, PRIMARY KEY (ns, kind, pd_id, field)
+) WITHOUT ROWID
+"""
+# Objects of a bucket or backup folder a run read to the end with every event done (SPEC 2,
+# resume), by name and version (ETag or size). Created on first use, so that files written
+# before it open as they are.
+OBJECTS_TABLE = """
+CREATE TABLE IF NOT EXISTS objects_done (
+    ns TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (ns, name)
+) WITHOUT ROWID
+"""
+
+# The identity index (core/index.py): one row per listed record with its identity value, and per
+# kind the field it was listed by and the Pipedrive-clock time its next refresh lists from.
+INDEX_TABLE = "identity_index"
+INDEX_MARKS = "identity_index_marks"
+INDEX_SCHEMA = (
+    f"""CREATE TABLE IF NOT EXISTS {INDEX_TABLE} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, pd_id TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (ns, kind, pd_id)
+) WITHOUT ROWID""",
+    f"CREATE INDEX IF NOT EXISTS {INDEX_TABLE}_value ON {INDEX_TABLE} (ns, kind, value)",
+    f"""CREATE TABLE IF NOT EXISTS {INDEX_MARKS} (
+    ns TEXT NOT NULL, kind TEXT NOT NULL, field_key TEXT NOT NULL, since TEXT NOT NULL,
+    PRIMARY KEY (ns, kind)
+) WITHOUT ROWID""",
+)
+
+
+def encode_id(pd_id: PdId) -> str:
+    """A Pipedrive id as text with a type tag, so 5 and "5" stay distinct and come back as sent."""
+    return f"i:{pd_id}" if isinstance(pd_id, int) else f"s:{pd_id}"
+
+
+def decode_id(text: str) -> PdId:
+    tag, _, value = text.partition(":")
+    return int(value) if tag == "i" else value

@@ -1,0 +1,138 @@
+"""What a state file holds, per namespace: what `rpd state show` prints, `state clear` removed."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from rudder_pipedrive_cli.core.index import counts_by_kind
+from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
+from rudder_pipedrive_cli.io.state_schema import (
+    KINDS,
+    MERGING,
+    STATUSES,
+    TABLES,
+    UNSETTLED,
+    decode_id,
+)
+
+if TYPE_CHECKING:
+    from rudder_pipedrive_cli.io.state_file import Guarded
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    started_at: str
+    finished_at: str | None
+    counts: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamespaceSummary:
+    namespace: str
+    base_url: str
+    fingerprint: str
+    identities: Mapping[str, int]  # by kind: person, org
+    # By kind (lead, deal, activity, note): persons whose records were listed, origins known.
+    leads_listed: Mapping[str, int]
+    lead_origins: Mapping[str, int]
+    journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
+    inflight: int
+    unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
+    last_run: RunSummary | None
+    company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
+
+    def as_json(self) -> dict[str, Any]:
+        run = self.last_run
+        return {
+            "namespace": self.namespace,
+            "base_url": self.base_url,
+            "company_id": self.company_id or None,
+            "fingerprint": self.fingerprint,
+            "identities": dict(self.identities),
+            "leads_listed": dict(self.leads_listed),
+            "lead_origins": dict(self.lead_origins),
+            "journal": dict(self.journal),
+            "inflight": self.inflight,
+            "unsettled": self.unsettled,
+            "last_run": None
+            if run is None
+            else {
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "counts": None if run.counts is None else dict(run.counts),
+            },
+        }
+
+
+def namespaces(db: sqlite3.Connection | Guarded) -> list[str]:
+    union = " UNION ".join(f"SELECT DISTINCT ns FROM {table}" for table in TABLES)
+    return sorted(row[0] for row in db.execute(union))
+
+
+def summaries(db: sqlite3.Connection | Guarded) -> list[NamespaceSummary]:
+    """Every namespace in the file, sorted: what `rpd state show` prints."""
+    return [namespace_summary(db, ns) for ns in namespaces(db)]
+
+
+def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSummary:
+    base_url, _, fingerprint = ns.rpartition("#")
+    company_id = ""
+    if ns.startswith(ACCOUNT):
+        company_id = base_url.removeprefix(ACCOUNT)
+        shown = db.execute("SELECT value FROM meta WHERE key = ?", (url_key(ns),)).fetchone()
+        base_url = "" if shown is None else str(shown[0])
+    identities = dict.fromkeys(KINDS, 0) | dict(
+        db.execute(
+            "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?) GROUP BY kind",
+            (ns, *KINDS),
+        ).fetchall()
+    )
+    journal = dict.fromkeys(STATUSES, 0) | dict(
+        db.execute(
+            "SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,)
+        ).fetchall()
+    )
+
+    def count(table: str) -> int:
+        sql = f"SELECT count(*) FROM {table} WHERE ns = ?"
+        return int(db.execute(sql, (ns,)).fetchone()[0])
+
+    def by_kind(table: str) -> dict[str, int]:  # rows are per person and kind (origins_key)
+        sql = f"SELECT person_id, count(*) FROM {table} WHERE ns = ? GROUP BY person_id"
+        rows = db.execute(sql, (ns,))
+        return counts_by_kind((decode_id(key), n) for key, n in rows)
+
+    run = db.execute(
+        "SELECT started_at, finished_at, counts_json FROM runs WHERE ns = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (ns,),
+    ).fetchone()
+    return NamespaceSummary(
+        namespace=ns,
+        base_url=base_url if fingerprint else ns,
+        fingerprint=fingerprint,
+        company_id=company_id,
+        identities=identities,
+        leads_listed=by_kind("leads_listed"),
+        lead_origins=by_kind("lead_origins"),
+        journal=journal,
+        inflight=count("inflight"),
+        unsettled=int(
+            db.execute(
+                "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?)",
+                (ns, *UNSETTLED.values(), MERGING),
+            ).fetchone()[0]
+        ),
+        last_run=None
+        if run is None
+        else RunSummary(
+            started_at=run[0],
+            finished_at=run[1],
+            counts=None if run[2] is None else orjson.loads(run[2]),
+        ),
+    )
