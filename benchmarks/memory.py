@@ -136,8 +136,8 @@ def scattered(count: int) -> Iterator[int]:
 def index_child(url: str, persons: int, rows: str, entries: int) -> dict[str, Any]:
     """In this (fresh) process: list the account's persons into the identity index as a send
     without a state file does, then look every userId up in a shuffled order."""
+    from rudder_pipedrive_cli.core.identity_cache import Tables
     from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
-    from rudder_pipedrive_cli.core.known import Tables
     from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.http.blocking import BlockingClient

@@ -62,8 +62,8 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
       (without its start-up); `planning` is the difference.
     """
     from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.known import MemoryKnown
     from rudder_pipedrive_cli.core.preview import Planned, preview
     from rudder_pipedrive_cli.core.protocol import Outcome
     from rudder_pipedrive_cli.core.responder import OfflineResponder
@@ -93,7 +93,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
         items = intake(EventReader([str(path)]), every)
         respond = OfflineResponder(config, "missing")
         with open(os.devnull, "wb") as sink:
-            for planned in preview(items, config, respond, MemoryKnown(), Tally()):
+            for planned in preview(items, config, respond, MemoryIdentityCache(), Tally()):
                 sink.write(dumps(planned.record(), option=newline))
                 count += 1
         return count
@@ -130,7 +130,7 @@ LAYERS = (
 PLANNING = ("identity", "plans", "fields")  # measured together, split by the profile's shares
 # Which planning layer a function's own time belongs to: by module, then by (module, function).
 MODULE_LAYERS = {
-    "core/known.py": "identity",
+    "core/identity_cache.py": "identity",
     "core/index.py": "identity",
     "core/recency.py": "identity",
     "core/ordering.py": "identity",
@@ -177,9 +177,9 @@ def planning_shares(profile: Any) -> dict[str, float]:
         where = _where(function[0])
         if where == "core/preview.py" and function[2] in ("record", "request_record"):
             return None  # timed on their own
-        if where in ("io/readers.py", "core/envelopes.py", "core/events.py", "core/filters.py"):
+        if where in ("io/readers.py", "core/wrappers.py", "core/events.py", "core/filters.py"):
             return None  # reading and intake, timed on their own
-        if where in ("core/tally.py", "core/costs.py") or function[2] == "public_warning":
+        if where in ("core/tally.py", "core/costs.py") or function[2] == "redacted_warning":
             return None  # the tally, timed on its own
         if where == "core/intake.py" and function[2] in ("intake", "_invalid", "id"):
             return None
@@ -210,10 +210,10 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     """
     import cProfile
 
-    from rudder_pipedrive_cli.core.errors import public_warning
+    from rudder_pipedrive_cli.core.errors import redacted_warning
     from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.known import MemoryKnown
     from rudder_pipedrive_cli.core.preview import Planned, Searched, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
@@ -245,7 +245,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
             ScratchIds() as finished,
             open(os.devnull, "wb") as sink,
         ):
-            known = MemoryKnown(spill.table)
+            known = MemoryIdentityCache(spill.table)
             planned = preview(items, config, respond, known, Tally(), None, finished, spill.table)
             done = 0
             while limit is None or done < limit:
@@ -279,8 +279,8 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
                         each.item.kind,
                         outcome.status,
                         dropped=outcome.dropped,
-                        warnings=tuple(public_warning(text) for text in outcome.warnings),
-                        reason=outcome.public_reason,
+                        warnings=tuple(redacted_warning(text) for text in outcome.warnings),
+                        reason=outcome.redacted_reason,
                     )
                 spent["tally"] += clock() - start
         return spent
@@ -307,8 +307,8 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
     the identity cache in bounded tables as `rpd dry-run` keeps it (io/scratch.py's SpillTable,
     `entries` per table) and in plain dicts, interleaved, best of `repeat`; and their ratio."""
     from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache, Tables
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.known import MemoryKnown, Tables
     from rudder_pipedrive_cli.core.preview import Searched, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
@@ -329,7 +329,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
             ScratchIds() as finished,
             open(os.devnull, "wb") as sink,
         ):
-            known = MemoryKnown(tables or spill.table)
+            known = MemoryIdentityCache(tables or spill.table)
             bounds = (None, finished, tables or spill.table)
             start = time.process_time()
             for planned in preview(items, config, respond, known, Tally(), *bounds):

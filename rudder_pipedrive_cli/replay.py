@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
+from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
+from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished, Intake
-from rudder_pipedrive_cli.core.known import Learner, Tables
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -149,8 +149,8 @@ class Replay:
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=tuple(public_warning(text) for text in outcome.warnings),
-            reason=outcome.public_reason,
+            warnings=tuple(redacted_warning(text) for text in outcome.warnings),
+            reason=outcome.redacted_reason,
             root=explained.root,
             writes=outcome.writes,
         )

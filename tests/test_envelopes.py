@@ -7,8 +7,8 @@ from typing import Any
 import orjson
 import pytest
 
-from rudder_pipedrive_cli.core.envelopes import MAX_DEPTH, RawItem, unwrap
 from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.core.wrappers import MAX_DEPTH, RawItem, unwrap
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ann"}}
 TRACK = {"type": "track", "messageId": "m-2", "userId": "u-1", "event": "Signed Up"}

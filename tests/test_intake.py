@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
-from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import INVALID, intake
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader
 

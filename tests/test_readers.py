@@ -15,8 +15,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.readers import BOM, BUFFER_SIZE, EventReader
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import preview
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 
@@ -59,7 +59,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
     )
     with ScratchIds(recent=2, filter_bits=1) as finished:
         planned = preview(
-            items, config, OfflineResponder(config), MemoryKnown(), Tally(), None, finished
+            items, config, OfflineResponder(config), MemoryIdentityCache(), Tally(), None, finished
         )
         outcomes = [(p.item.source, p.planned_status, p.outcome.reason) for p in planned]
     assert outcomes == [
@@ -162,7 +162,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
             {"type": "identify", "messageId": f"j-{n}", "userId": f"u-{n}", "traits": {"name": "B"}}
         )
 
-    def plan(known: MemoryKnown) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    def plan(known: MemoryIdentityCache) -> list[tuple[str, str, list[tuple[str, str]]]]:
         items = intake(
             (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
         )
@@ -173,8 +173,8 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         ]
 
     with Spill(1, batch=1) as spill:
-        bounded = plan(MemoryKnown(spill.table))
-    unbounded = plan(MemoryKnown())
+        bounded = plan(MemoryIdentityCache(spill.table))
+    unbounded = plan(MemoryIdentityCache())
     assert bounded == unbounded
     assert unbounded[30] == ("in:31", "planned", [("PATCH", "/api/v2/persons/{person:u-0}")])
 

@@ -19,7 +19,7 @@ from fakes import FakeClock
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.known import Known
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.paths import default_state_path
@@ -84,7 +84,7 @@ def test_namespace_is_base_url_and_a_salted_token_fingerprint() -> None:
 
 
 def test_state_implements_known() -> None:
-    def reads(known: Known) -> None:
+    def reads(known: IdentityCache) -> None:
         assert known.person_id("nobody") is None
 
     with ReplayState.open(Path("/nonexistent/state.sqlite"), NS, readonly=True) as state:
@@ -169,25 +169,25 @@ def test_a_re_key_counts_as_a_merge_for_ordering_in_this_run_and_the_next(path: 
 def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, readonly: bool) -> None:
     sent = "2026-11-28T10:00:05Z"
     with open_state(path) as state:
-        assert state.unsettled("person", "u-1") is None
-        state.learn(Outcome(status="failed", reason="x", unsettled={("person", "u-1"): sent}))
-        assert state.unsettled("person", "u-1") == sent
+        assert state.pending_create("person", "u-1") is None
+        state.learn(Outcome(status="failed", reason="x", pending_creates={("person", "u-1"): sent}))
+        assert state.pending_create("person", "u-1") == sent
     with open_state(path, readonly=readonly) as state:
-        assert state.unsettled("person", "u-1") == sent
-        assert state.unsettled("org", "u-1") is None  # kinds do not mix
+        assert state.pending_create("person", "u-1") == sent
+        assert state.pending_create("org", "u-1") is None  # kinds do not mix
         assert state.person_id("u-1") is None  # not an identity
         assert state.summary()[0].identities == {"person": 0, "org": 0}
-        state.learn(Outcome(status="sent", unsettled={("person", "u-1"): None}))
-        assert state.unsettled("person", "u-1") is None
+        state.learn(Outcome(status="sent", pending_creates={("person", "u-1"): None}))
+        assert state.pending_create("person", "u-1") is None
     with open_state(path) as state:
-        assert state.unsettled("person", "u-1") == (sent if readonly else None)
+        assert state.pending_create("person", "u-1") == (sent if readonly else None)
 
 
 def test_learning_the_record_settles_an_unsettled_create(state: ReplayState) -> None:
     sent = "2026-11-28T10:00:05Z"
-    state.learn(Outcome(status="failed", reason="x", unsettled={("org", "g-1"): sent}))
+    state.learn(Outcome(status="failed", reason="x", pending_creates={("org", "g-1"): sent}))
     state.learn(Outcome(status="sent", identities={("org", "g-1"): 9, ("person", "g-1"): 3}))
-    assert state.unsettled("org", "g-1") is None
+    assert state.pending_create("org", "g-1") is None
     assert state.org_id("g-1") == 9
 
 
@@ -276,17 +276,19 @@ def test_a_create_or_merge_begun_is_left_to_settle_until_its_outcome_is_known(pa
         state.begin_write("e1", create, "2026-01-02T03:04:09Z")  # a repeat keeps the first time
         state.begin_write("e2", merge, "2026-01-02T03:04:01Z")
     with open_state(path) as state:  # the run was killed: nothing more was recorded
-        assert state.unsettled("person", "u-1") == "2026-01-02T03:04:00Z"
+        assert state.pending_create("person", "u-1") == "2026-01-02T03:04:00Z"
         assert state.merging_into(1) == 2
         state.record_outcome("e1", "f", Outcome(status="sent", identities={("person", "u-1"): 7}))
         state.record_outcome("e2", "f", Outcome(status="sent", merged={1: 2}))
-        assert (state.unsettled("person", "u-1"), state.merging_into(1)) == (None, None)
+        assert (state.pending_create("person", "u-1"), state.merging_into(1)) == (None, None)
         state.begin_write("e3", replace(create, creates=("person", "u-3")), STAMP)
         refused = Outcome(
-            status="failed", reason="create person refused", unsettled={("person", "u-3"): None}
+            status="failed",
+            reason="create person refused",
+            pending_creates={("person", "u-3"): None},
         )
         state.record_outcome("e3", "f", refused)  # refused: never made, nothing to settle
-        assert state.unsettled("person", "u-3") is None
+        assert state.pending_create("person", "u-3") is None
 
 
 def test_begin_write_is_committed_before_it_returns_with_the_buffer(path: Path) -> None:
@@ -451,7 +453,7 @@ def test_runs_and_summary(path: Path) -> None:
                 lead_origins={"lead": 2, "deal": 0, "activity": 0, "note": 0},
                 journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
                 inflight=1,
-                unsettled=0,
+                pending_creates=0,
                 last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None),
             )
         ]
@@ -744,20 +746,20 @@ def test_a_device_is_no_state_file(readonly: bool) -> None:
 def test_a_merge_left_unknown_is_kept_until_settled(path: Path, readonly: bool) -> None:
     with open_state(path) as state:
         assert state.merging_into(1) is None
-        state.learn(Outcome(status="failed", reason="x", merging={1: 2}))
+        state.learn(Outcome(status="failed", reason="x", pending_merges={1: 2}))
     with open_state(path, readonly=readonly) as state:
         assert state.merging_into(1) == 2
-        assert state.summary()[0].unsettled == 1
+        assert state.summary()[0].pending_creates == 1
         state.learn(Outcome(status="sent", merged={1: 2}))  # settled: it landed
         assert state.merging_into(1) is None
 
 
 def test_failed_identities_are_kept_for_the_run(path: Path) -> None:
     with open_state(path) as state:
-        state.learn(Outcome(status="failed", reason="x", troubled=frozenset({("person", "A")})))
-        assert state.troubled("person", "A") and not state.troubled("org", "A")
+        state.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "A")})))
+        assert state.held_back("person", "A") and not state.held_back("org", "A")
     with open_state(path) as state:
-        assert not state.troubled("person", "A")  # the next run retries that event first
+        assert not state.held_back("person", "A")  # the next run retries that event first
 
 
 def test_a_full_disk_stops_at_the_first_failed_write_and_keeps_what_was_committed(

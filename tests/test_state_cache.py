@@ -65,17 +65,17 @@ def test_every_write_keeps_the_cache_true(path: Path, entries: int) -> None:
         state.learn(Outcome(status="sent", identities={("person", "u-3"): None}))  # forgotten
         state.learn(Outcome(status="sent", identities={("person", "u-4"): 40}))  # replaced
         assert [state.person_id(u) for u in ("u-3", "u-4", "u-5")] == [None, 40, 5]
-        # Another create left to settle: from now on unsettled() asks (and caches) its answers.
-        state.learn(Outcome(status="failed", reason="x", unsettled={("org", "g"): STAMP}))
-        assert state.unsettled("person", "u-new") is None
+        # Another create left to settle: from now on pending_create() asks (and caches) its answers.
+        state.learn(Outcome(status="failed", reason="x", pending_creates={("org", "g"): STAMP}))
+        assert state.pending_create("person", "u-new") is None
         state.begin_write("e1", CREATE, "2026-11-28T10:00:05Z")  # left to settle, until...
-        assert state.unsettled("person", "u-new") == "2026-11-28T10:00:05Z"
+        assert state.pending_create("person", "u-new") == "2026-11-28T10:00:05Z"
         state.begin_write("e1", CREATE, "2026-11-28T10:09:00Z")  # a repeat keeps its first time
-        assert state.unsettled("person", "u-new") == "2026-11-28T10:00:05Z"
+        assert state.pending_create("person", "u-new") == "2026-11-28T10:00:05Z"
         state.record_outcome(
             "e1", "f:1", Outcome(status="sent", identities={("person", "u-new"): 99})
         )
-        assert (state.unsettled("person", "u-new"), state.person_id("u-new")) == (None, 99)
+        assert (state.pending_create("person", "u-new"), state.person_id("u-new")) == (None, 99)
         state.clear(NS)
         assert [state.person_id(u) for u in ("u-4", "u-5", "u-new")] == [None, None, None]
 
@@ -102,7 +102,7 @@ def test_a_read_only_state_remembers_what_it_learned_past_its_budget(
                     lead_origins={n: frozenset({f"rpd:{n}"})},
                     memberships={n: 1000 + n},
                     recency={("person", n): {"name": f"2026-10-01T09:00:{n:02d}Z"}},
-                    troubled=frozenset({("person", user)}),
+                    held_back=frozenset({("person", user)}),
                 )
             )
         dry.learn(
@@ -119,6 +119,6 @@ def test_a_read_only_state_remembers_what_it_learned_past_its_budget(
         assert dry.lead_origins(8) == frozenset({"rpd:8"})
         assert [dry.person_org(n) for n in (1, 49)] == [1001, 1049]
         assert dict(dry.recency("person", 2)) == {"name": "2026-10-01T09:00:02Z"}
-        assert all(dry.troubled("person", user) for user in USERS[1:])
-        assert not dry.troubled("person", "u-0")
+        assert all(dry.held_back("person", user) for user in USERS[1:])
+        assert not dry.held_back("person", "u-0")
     assert path.read_bytes() == before

@@ -59,7 +59,7 @@ def fill(path: Path) -> None:
         state.record_outcome(
             "e2",
             "in.ndjson:2",
-            Outcome(status="failed", reason="HTTP 500", unsettled={("person", "u3"): STAMP}),
+            Outcome(status="failed", reason="HTTP 500", pending_creates={("person", "u3"): STAMP}),
         )
         state.begin_write("e3", LEAD, STAMP)
         state.finish_run(REPORT)
@@ -166,7 +166,7 @@ def test_last_run_counts_are_in_words() -> None:
         lead_origins={},
         journal={},
         inflight=0,
-        unsettled=0,
+        pending_creates=0,
         last_run=run,
     )
 

@@ -22,8 +22,8 @@ from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_cata
 from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.identity_cache import Learner, MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.known import Learner, MemoryKnown
 from rudder_pipedrive_cli.core.preview import Searched, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
@@ -189,7 +189,7 @@ def dry_run_command(
         replay_state = open_readonly_state(env, state, cache_entries)
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
-        known: Learner = MemoryKnown(spill.table)
+        known: Learner = MemoryIdentityCache(spill.table)
         journal_status = None
         if replay_state is not None:
             stack.enter_context(replay_state)

@@ -12,6 +12,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache
 from rudder_pipedrive_cli.core.index import (
     AUTO_FROM,
     IdentityIndex,
@@ -24,7 +25,6 @@ from rudder_pipedrive_cli.core.index import (
     rpd_origins,
     worth_counting,
 )
-from rudder_pipedrive_cli.core.known import Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import (
     ORG,
@@ -153,7 +153,7 @@ def identity_ways(
 
 
 def chosen_kinds(
-    mode: str, config: PlanConfig, survey: Survey | None, known: Known, rows: IndexRows
+    mode: str, config: PlanConfig, survey: Survey | None, known: IdentityCache, rows: IndexRows
 ) -> list[str]:
     """The kinds ("person", "org") whose identities go by index. `auto` without a first pass
     (stdin) searches: nothing was counted."""
@@ -236,7 +236,7 @@ def prepare(
     config: PlanConfig,
     *,
     survey: Survey | None,
-    known: Known,
+    known: IdentityCache,
     rows: IndexRows,
     exchange: Exchange,
 ) -> Identities:
@@ -277,7 +277,7 @@ def listed_origins(
     index: IdentityIndex,
     kind: Kind,
     survey: Survey,
-    known: Known,
+    known: IdentityCache,
     exchange: Exchange,
     notes: list[str],
 ) -> dict[PdId, set[str]] | None:

@@ -56,8 +56,10 @@ def namespace_table(summary: NamespaceSummary) -> Table:
     for what, text in origin_rows(summary):
         table.add_row(what, text)
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
-    unsettled = f"; {summary.unsettled} create or merge to settle" if summary.unsettled else ""
-    table.add_row("in flight", plural(summary.inflight, "write") + unsettled)
+    pending_creates = (
+        f"; {summary.pending_creates} create or merge to settle" if summary.pending_creates else ""
+    )
+    table.add_row("in flight", plural(summary.inflight, "write") + pending_creates)
     table.add_row("last run", plain(last_run_text(summary)))
     return table
 

@@ -15,7 +15,7 @@ def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
         stage=failure.stage or stage,
         http_status=failure.status,
         retryable=failure.retryable,
-        public=failure.public,
+        redacted=failure.redacted,
     )
 
 
@@ -80,7 +80,7 @@ class Stepper:
             stage=failure.stage or self.stage,
             status=failure.status,
             retryable=failure.retryable,
-            public=failure.public,
+            redacted=failure.redacted,
         )
         try:
             self.plan.throw(failure)

@@ -43,7 +43,7 @@ class Terminated(KeyboardInterrupt):
 class PlanFailure(Exception):
     """Raised inside a plan (or by a transport) to fail the current event, not the run.
 
-    `public` is the reason in words holding no event data, for a reason that quotes some (a
+    `redacted` is the reason in words holding no event data, for a reason that quotes some (a
     trait's value, a userId, Pipedrive's words about the record): send's summary and the replay
     state show it, the dead letter the full reason (SPEC 8). None: the reason holds none.
     """
@@ -55,31 +55,31 @@ class PlanFailure(Exception):
         stage: str = "",
         status: int | None = None,
         retryable: bool = False,
-        public: str | None = None,
+        redacted: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.stage = stage
         self.status = status
         self.retryable = retryable
-        self.public = public
+        self.redacted = redacted
 
 
 class Warned(str):
-    """A warning: its text, which may quote event data (dry-run shows it), and `public`, the same
+    """A warning: its text, which may quote event data (dry-run shows it), and `redacted`, the same
     in words holding none: what send's summary counts (SPEC 8). A plain `str` warning counts as
-    `UNSHOWN`, so a warning that was never given public words cannot leak event data."""
+    `UNSHOWN`, so a warning that was never given redacted words cannot leak event data."""
 
-    public: str
+    redacted: str
 
-    def __new__(cls, text: str, public: str | None = None) -> Warned:
+    def __new__(cls, text: str, redacted: str | None = None) -> Warned:
         made = super().__new__(cls, text)
-        made.public = text if public is None else public
+        made.redacted = text if redacted is None else redacted
         return made
 
 
 UNSHOWN = "a warning that quotes event data (`rpd dry-run` on the same input shows it)"
 
 
-def public_warning(text: str) -> str:
-    return text.public if isinstance(text, Warned) else UNSHOWN
+def redacted_warning(text: str) -> str:
+    return text.redacted if isinstance(text, Warned) else UNSHOWN

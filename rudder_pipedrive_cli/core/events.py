@@ -64,12 +64,12 @@ EVERY = "*"
 
 
 class EventError(ValueError):
-    """The value is not a usable event; the message is a one-line reason (`public`: the same
+    """The value is not a usable event; the message is a one-line reason (`redacted`: the same
     without the event data it quotes, as for `PlanFailure`)."""
 
-    def __init__(self, message: str, public: str | None = None) -> None:
+    def __init__(self, message: str, redacted: str | None = None) -> None:
         super().__init__(message)
-        self.public = public
+        self.redacted = redacted
 
 
 # Split paths, memoised: paths come from code and from the config, so there are few of them.
@@ -131,7 +131,7 @@ def exact_identity(value: Any, path: str = "identity") -> str | None:
         raise EventError(
             f"{path} {value!r} is a number too large to compare exactly (JSON numbers past "
             "2**53 are rounded when read): send it as a string",
-            public=f"{path} is a number too large to compare exactly: send it as a string",
+            redacted=f"{path} is a number too large to compare exactly: send it as a string",
         )
     return identity_value(value)
 
@@ -206,7 +206,7 @@ def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
             raise EventError(
                 f"context.externalId names two different {kind} ids: {written[kind]} and "
                 f"{name} = {value}",
-                public=f"context.externalId names two different {kind} ids",
+                redacted=f"context.externalId names two different {kind} ids",
             )
     return found
 
@@ -230,7 +230,7 @@ def pipedrive_id(value: Any, name: str) -> str:
         shown = json_text(value)
         raise EventError(
             f"external id {name} = {shown} is not a Pipedrive id (a whole number from 1 up)",
-            public=f"external id {name} is not a Pipedrive id (a whole number from 1 up)",
+            redacted=f"external id {name} is not a Pipedrive id (a whole number from 1 up)",
         )
     return str(number)
 
@@ -296,7 +296,9 @@ def parse_event(raw: Any, source: str) -> Event:
     except EventError as error:  # an event still, of its type: it fails when planned
         user_id = group_id = previous_id = None
         external = {}
-        refused = Outcome(status="failed", reason=str(error), public=error.public, stage="validate")
+        refused = Outcome(
+            status="failed", reason=str(error), redacted=error.redacted, stage="validate"
+        )
     return Event(
         id=message_id if message_id is not None else stable_id(raw),
         type=kind.strip().lower(),

@@ -359,8 +359,8 @@ def refuse(failure: PlanFailure, on_invalid: str, warnings: list[str], left_out:
     is left out) with a warning naming it, and the event goes on."""
     if on_invalid != "drop":
         raise failure
-    public = failure.public if failure.public is not None else failure.reason
-    warnings.append(Warned(f"{failure.reason}; {left_out}", f"{public}; {left_out}"))
+    redacted = failure.redacted if failure.redacted is not None else failure.reason
+    warnings.append(Warned(f"{failure.reason}; {left_out}", f"{redacted}; {left_out}"))
 
 
 # --- custom field coercion (one function per field type) -------------------------------------
@@ -591,7 +591,7 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = 
         raise PlanFailure(
             f"cannot convert {path} = {show(value)} for field {info.name or key} "
             f"({info.field_type}): expected {error}",
-            public=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
+            redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
             stage="validate",
         ) from None
 
@@ -787,7 +787,7 @@ def lead_value(
     if code is None:
         failure = PlanFailure(
             f"currency = {show(currency)} is not a 3-letter currency code",
-            public="currency is not a 3-letter currency code",
+            redacted="currency is not a 3-letter currency code",
             stage="validate",
         )
         refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
@@ -990,7 +990,7 @@ def _lead_value(value: Any, shaping: Shaping) -> Any:
     except Unconvertible as error:
         failure = PlanFailure(
             f"cannot convert {show(value)} for the lead's value: expected {error}",
-            public="cannot convert a mapped value for the lead's value",
+            redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )
         refuse(failure, shaping.on_invalid, shaping.warnings, "left out")

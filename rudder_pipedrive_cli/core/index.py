@@ -14,8 +14,8 @@ by seconds). So a lookup that finds nothing, when the index was last refreshed m
 clock: the send time of the listing before, as reconciliation has it) and looks again. Records
 rpd creates go in as they are made (`learn`); a merged-away person goes out.
 
-Unlike the identity cache (core/known.py), which plans only read, a plan's refresh feeds the
-index at once: it mirrors Pipedrive, not this run's decisions, so what a listing says holds
+Unlike the identity cache (core/identity_cache.py), which plans only read, a plan's refresh feeds
+the index at once: it mirrors Pipedrive, not this run's decisions, so what a listing says holds
 whichever event asked for it, and the events that come after should not list it again.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
-from rudder_pipedrive_cli.core.known import Known, Learner, Tables
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, Learner, Tables
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.rules import KINDS, TrackRules
 
@@ -397,7 +397,7 @@ class Survey:
         kind = "lead" if rule is None else rule.create
         return None if kind == "skip" else kind
 
-    def unknown(self, kind: str, known: Known, enough: int | None = None) -> int:
+    def unknown(self, kind: str, known: IdentityCache, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
         `enough` (a choice needs no more)."""
         cached = known.person_id if kind == "person" else known.org_id
@@ -442,14 +442,14 @@ class ListedOrigins:
     def merges(self) -> bool:
         return self.known.merges
 
-    def unsettled(self, kind: str, key: str) -> str | None:
-        return self.known.unsettled(kind, key)
+    def pending_create(self, kind: str, key: str) -> str | None:
+        return self.known.pending_create(kind, key)
 
     def merging_into(self, person_id: PdId) -> PdId | None:
         return self.known.merging_into(person_id)
 
-    def troubled(self, kind: str, key: str) -> bool:
-        return self.known.troubled(kind, key)
+    def held_back(self, kind: str, key: str) -> bool:
+        return self.known.held_back(kind, key)
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.known.recency(kind, record)

@@ -6,10 +6,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.events import Event, EventError, parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.wrappers import RawItem
 
 INVALID = "invalid"  # the "type" under which input that is not an event is counted
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
@@ -66,13 +66,13 @@ class Intake:
         return self.event.id if self.event is not None else ""
 
 
-def _invalid(item: RawItem, reason: str, stage: str, public: str | None = None) -> Intake:
+def _invalid(item: RawItem, reason: str, stage: str, redacted: str | None = None) -> Intake:
     raw = item.value if item.value is not None else item.text
     return Intake(
         source=item.source,
         kind=INVALID,
         raw=raw,
-        decided=Outcome(status="failed", reason=reason, stage=stage, public=public),
+        decided=Outcome(status="failed", reason=reason, stage=stage, redacted=redacted),
     )
 
 
@@ -102,7 +102,7 @@ def intake(
             try:
                 event = parse_event(item.value, item.source)
             except EventError as exc:
-                yield _invalid(item, str(exc), "parse", exc.public)
+                yield _invalid(item, str(exc), "parse", exc.redacted)
             else:
                 skip = event_filter.skip_reason(event) if filtering else None
                 counted = skip is None

@@ -10,11 +10,11 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.errors import public_warning
+from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.fields import text
+from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
-from rudder_pipedrive_cli.core.known import Learner, Tables
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -110,8 +110,10 @@ def preview(
             item.kind,
             outcome.status,
             dropped=outcome.dropped,
-            warnings=tuple(map(public_warning, warnings)) if (warnings := outcome.warnings) else (),
-            reason=outcome.public_reason,
+            warnings=tuple(map(redacted_warning, warnings))
+            if (warnings := outcome.warnings)
+            else (),
+            reason=outcome.redacted_reason,
             writes=outcome.writes,
             root=root,
         )

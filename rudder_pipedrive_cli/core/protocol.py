@@ -107,15 +107,15 @@ class Outcome:
     maps a person id to the organization it now belongs to (so a later group event can skip the
     link). `merged` maps a person merged away to the person it was merged into: every identity
     still cached to the first now means the second (an alias chain u-a -> u-b -> u-c).
-    `unsettled` maps (kind, key) to the send time of a create of that identity whose outcome
+    `pending_creates` maps (kind, key) to the send time of a create of that identity whose outcome
     stays unknown (its answer was lost and no reconciliation could tell), or to None once it is
     settled: until then a later event must reconcile before it may search or create, since a
     search can miss a record created moments ago (the index lags) and would make a duplicate.
-    `merging` maps a person to the one a merge whose outcome stays unknown would have merged it
-    into, or to None once settled: until then a later event that finds the first person cached
+    `pending_merges` maps a person to the one a merge whose outcome stays unknown would have merged
+    it into, or to None once settled: until then a later event that finds the first person cached
     asks Pipedrive which of the two it is now (SPEC 5: done when the first is gone while the
     second is there), so it neither forgets it nor creates a second person.
-    `troubled` holds the identities a failed event was about: until a run retries it (in input
+    `held_back` holds the identities a failed event was about: until a run retries it (in input
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
@@ -132,11 +132,13 @@ class Outcome:
     lead_origins: Mapping[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
     merged: Mapping[PdId, PdId] = field(default_factory=dict)
-    unsettled: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
-    merging: Mapping[PdId, PdId | None] = field(default_factory=dict)
-    troubled: frozenset[tuple[str, str]] = frozenset()
+    pending_creates: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
+    pending_merges: Mapping[PdId, PdId | None] = field(default_factory=dict)
+    held_back: frozenset[tuple[str, str]] = frozenset()
     recency: Mapping[tuple[str, PdId], Mapping[str, str]] = field(default_factory=dict)
-    public: str | None = None  # the reason without the event data it quotes (PlanFailure.public)
+    redacted: str | None = (
+        None  # the reason without the event data it quotes (PlanFailure.redacted)
+    )
     # What each write of the event made, by kind ("persons created", "deals created", "persons
     # updated", "merges"): the report counts writes by kind.
     writes: tuple[str, ...] = ()
@@ -146,10 +148,10 @@ class Outcome:
             raise ValueError("a failed outcome needs a reason")
 
     @property
-    def public_reason(self) -> str:
+    def redacted_reason(self) -> str:
         """The reason in words holding no event data (SPEC 8: names, emails and other values go
         to dead letters and dry-run output only), for send's summary and the replay state."""
-        return self.reason if self.public is None else self.public
+        return self.reason if self.redacted is None else self.redacted
 
 
 Plan = Generator[ApiRequest, ApiResponse, Outcome]

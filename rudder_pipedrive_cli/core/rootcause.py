@@ -31,13 +31,13 @@ MAX_ROOTS = 100_000
 class Root:
     event_type: str
     reason: str  # may quote event data: for the dead letter
-    public: str  # in words holding none: for the report
+    redacted: str  # in words holding none: for the report
 
 
 @dataclass(frozen=True, slots=True)
 class Explained:
     outcome: Outcome  # the event's outcome, its reason naming the root when it is a knock-on
-    root: str = ""  # the root's public reason, for a knock-on; "" for anything else
+    root: str = ""  # the root's redacted reason, for a knock-on; "" for anything else
 
 
 class RootCauses:
@@ -58,25 +58,25 @@ class RootCauses:
         if event.type == "alias":  # about two users, never creating: its reason is its own,
             if outcome.stage == WAITING_STAGE:  # unless it waits for a failure of either
                 root = self._roots.get(user) or self._roots.get(event.previous_id or "")
-                return Explained(outcome, root.public if root is not None else "")
+                return Explained(outcome, root.redacted if root is not None else "")
             return Explained(outcome)
         root = self._roots.get(user)
         if root is None:
             if self._count < MAX_ROOTS:
-                self._roots[user] = Root(event.type, outcome.reason, outcome.public_reason)
+                self._roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
                 self._count += 1
             return Explained(outcome)
         if outcome.stage == WAITING_STAGE:  # its reason says so already: grouped only
-            return Explained(outcome, root.public)
+            return Explained(outcome, root.redacted)
         if outcome.stage not in NO_PERSON_STAGES or outcome.http_status is not None:
             return Explained(outcome)  # a cause of its own
         knock_on = _with(
             outcome,
             reason=f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
-            public=f"no person for its userId: its {root.event_type} failed earlier "
-            f"({root.public})",
+            redacted=f"no person for its userId: its {root.event_type} failed earlier "
+            f"({root.redacted})",
         )
-        return Explained(knock_on, root.public)
+        return Explained(knock_on, root.redacted)
 
 
 _SLOTS = Outcome.__slots__

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
-from rudder_pipedrive_cli.core.envelopes import RawItem, unwrap
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.core.wrappers import RawItem, unwrap
 from rudder_pipedrive_cli.io.objects import (
     Feed,
     ObjectLedger,

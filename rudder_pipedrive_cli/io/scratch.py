@@ -6,9 +6,9 @@ deletes when the connection closes, its page cache bounded), opened only once me
   a set; older ones move to the database in sorted batches, and a fixed-size Bloom filter of
   their hashes answers most "not seen" questions without a query; a query confirms the rest, so
   an id is never taken as "already done" by mistake.
-- `SpillTable`: a mapping (the identity cache of `core.known.MemoryKnown`, ordering's alias
-  groups) that keeps its `entries` most recently used keys in memory and the rest in the
-  database, moved out in batches, with the same answers as a dict.
+- `SpillTable`: a mapping (the identity cache of `core.identity_cache.MemoryIdentityCache`,
+  ordering's alias groups) that keeps its `entries` most recently used keys in memory and the rest
+  in the database, moved out in batches, with the same answers as a dict.
 """
 
 from __future__ import annotations

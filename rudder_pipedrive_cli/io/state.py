@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.core.fields import rfc3339
+from rudder_pipedrive_cli.core.identity_cache import links_persons, survivor
 from rudder_pipedrive_cli.core.index import IndexRows
-from rudder_pipedrive_cli.core.known import links_persons, survivor
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Lru, Spill
 from rudder_pipedrive_cli.io.state_accounts import (
@@ -45,11 +45,11 @@ from rudder_pipedrive_cli.io.state_index import IndexTable, clear_index
 from rudder_pipedrive_cli.io.state_recency import FieldRecency
 from rudder_pipedrive_cli.io.state_schema import (
     MERGED,
-    MERGING,
     OBJECTS_TABLE,
+    PENDING_CREATE,
+    PENDING_MERGE,
     RECENCY_TABLE,
     TABLES,
-    UNSETTLED,
     decode_id,
     encode_id,
 )
@@ -94,7 +94,8 @@ class _Batch:
 
 
 class ReplayState:
-    """The replay state of one namespace in one file; implements `Known` (core/known.py).
+    """The replay state of one namespace in one file; implements `IdentityCache`
+    (core/identity_cache.py).
 
     Open it with `ReplayState.open(...)` and use it as a context manager. Writable opens take an
     exclusive lock for their lifetime; a read-only open (dry-run, `state show`) takes none, never
@@ -138,9 +139,9 @@ class ReplayState:
         self._closed = False
         # Whether any merge is recorded: only then does a cached person need following.
         self._merges = self._has_merges()
-        # Whether any create or merge was left unsettled: only then is a second look worth it.
-        self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
-        # Identities of events that failed in this run (Outcome.troubled): kept for the run only,
+        # Whether any create or merge was left pending: only then is a second look worth it.
+        self._unsettled = self._has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
+        # Identities of events that failed in this run (Outcome.held_back): kept for the run only,
         # as the next run retries those events first.
         self._troubled: MutableMapping[tuple[str, str], bool] = self._spill.table()
         self._recency = self._field_recency(namespace)
@@ -199,7 +200,7 @@ class ReplayState:
                 if self._lock is not None:
                     self._lock.release()
 
-    # -- Known -----------------------------------------------------------------------------------
+    # -- IdentityCache -----------------------------------------------------------------------------
 
     def person_id(self, user_id: str) -> PdId | None:
         person = self._identity("person", user_id)
@@ -239,13 +240,13 @@ class ReplayState:
     def merges(self) -> bool:
         return self._merges
 
-    def unsettled(self, kind: str, key: str) -> str | None:
+    def pending_create(self, kind: str, key: str) -> str | None:
         if not self._unsettled:
             return None
-        sent_at = self._identity(UNSETTLED[kind], key)
+        sent_at = self._identity(PENDING_CREATE[kind], key)
         return None if sent_at is None else str(sent_at)
 
-    def troubled(self, kind: str, key: str) -> bool:
+    def held_back(self, kind: str, key: str) -> bool:
         with self._mutex:
             return bool(self._troubled) and (kind, key) in self._troubled
 
@@ -256,7 +257,7 @@ class ReplayState:
     def merging_into(self, person_id: PdId) -> PdId | None:
         if not self._unsettled:
             return None
-        return self._identity(MERGING, encode_id(person_id))
+        return self._identity(PENDING_MERGE, encode_id(person_id))
 
     def _has_merges(self) -> bool:
         """Whether two userIds may name one person: a merge is known, or a person is cached for
@@ -297,13 +298,14 @@ class ReplayState:
             return found
 
     def learn(self, outcome: Outcome) -> None:
-        """Apply what an event taught (identities None = forget), like `MemoryKnown.learn`."""
+        """Apply what an event taught (identities None = forget), like
+        `MemoryIdentityCache.learn`."""
         with self._mutex:
             self._learn(outcome)
             self._buffered()
 
     def _learn(self, outcome: Outcome) -> None:
-        for slot in outcome.troubled:
+        for slot in outcome.held_back:
             self._troubled[slot] = True
         if outcome.recency:
             if not self.readonly:
@@ -321,18 +323,21 @@ class ReplayState:
         if self._unsettled:  # a record learned settles a create left unknown for it, and a
             # merge known done one left unknown
             ids += [
-                (UNSETTLED[kind], key, None)
+                (PENDING_CREATE[kind], key, None)
                 for (kind, key), pd_id in outcome.identities.items()
-                if pd_id is not None and (kind, key) not in outcome.unsettled
+                if pd_id is not None and (kind, key) not in outcome.pending_creates
             ]
-            ids += [(MERGING, encode_id(gone), None) for gone in outcome.merged]
-        if outcome.unsettled or outcome.merging:
+            ids += [(PENDING_MERGE, encode_id(gone), None) for gone in outcome.merged]
+        if outcome.pending_creates or outcome.pending_merges:
             self._unsettled = True
             ids += [
-                (UNSETTLED[kind], key, sent_at)
-                for (kind, key), sent_at in outcome.unsettled.items()
+                (PENDING_CREATE[kind], key, sent_at)
+                for (kind, key), sent_at in outcome.pending_creates.items()
             ]
-            ids += [(MERGING, encode_id(person), into) for person, into in outcome.merging.items()]
+            ids += [
+                (PENDING_MERGE, encode_id(person), into)
+                for person, into in outcome.pending_merges.items()
+            ]
         for person, org in outcome.memberships.items():
             self._overlay.ids[("member", encode_id(person))] = org
         leads = {
@@ -413,7 +418,7 @@ class ReplayState:
                 "status = excluded.status, reason = excluded.reason, source = excluded.source, "
                 "finished_at = excluded.finished_at",
                 # The reason without event data: the state keeps no personal data (SPEC 8).
-                (self.namespace, event_id, outcome.status, outcome.public_reason, source, now),
+                (self.namespace, event_id, outcome.status, outcome.redacted_reason, source, now),
             )
             self._learn(outcome)
             if outcome.status != "failed":
@@ -444,10 +449,10 @@ class ReplayState:
             # again. The first send's time is kept.
             if request.creates is not None:  # a create keeps the first send's time
                 kind, key = request.creates
-                self._mark(UNSETTLED[kind], key, sent_at, keep=True)
+                self._mark(PENDING_CREATE[kind], key, sent_at, keep=True)
             if request.merges is not None:  # a merge: the survivor of the one being sent
                 person, into = request.merges
-                self._mark(MERGING, encode_id(person), into, keep=False)
+                self._mark(PENDING_MERGE, encode_id(person), into, keep=False)
             self._begun.add(_write_key(event_id, request))
             self._commit()
 
@@ -621,7 +626,7 @@ class ReplayState:
     def _use(self, namespace: str) -> None:
         self.namespace = namespace
         self._merges = self._has_merges()
-        self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
+        self._unsettled = self._has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
         # What was read or learned under the previous namespace holds for it only.
         self._cache.clear()
         for table in (self._overlay.ids, self._overlay.leads, self._overlay.unlisted):
@@ -706,7 +711,7 @@ class ReplayState:
             self._overlay = _Overlay(self._spill)
             self._cache.clear()
             self._merges = self._has_merges()
-            self._unsettled = self._has_kind(*UNSETTLED.values(), MERGING)
+            self._unsettled = self._has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
             self._begun = set()
             self._run_id = None
             return cleared

@@ -12,7 +12,7 @@ from rudder_pipedrive_cli.io.state_schema import RECENCY_TABLE
 
 
 class FieldRecency:
-    """The field recency table (Known.recency) of one namespace; in memory for a read-only
+    """The field recency table (IdentityCache.recency) of one namespace; in memory for a read-only
     state, whose file is never written (and may be older than the table)."""
 
     def __init__(

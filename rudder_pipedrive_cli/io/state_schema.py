@@ -9,10 +9,10 @@ KINDS = ("person", "org")  # memberships are kept for the run only, never stored
 # Identity rows of this kind map a person merged away (key) to the person it went into.
 MERGED = "merged"
 # Identity rows of these kinds hold the send time of a create of a person or an organization
-# whose outcome stays unknown (Outcome.unsettled), as a string id.
-UNSETTLED = {"person": "unsettled:person", "org": "unsettled:org"}
+# whose outcome stays unknown (Outcome.pending_creates), as a string id.
+PENDING_CREATE = {"person": "unsettled:person", "org": "unsettled:org"}
 # Identity rows of this kind map a person (key) to the one a merge left unknown was into.
-MERGING = "merging"
+PENDING_MERGE = "merging"
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
 SCHEMA = """

@@ -13,10 +13,10 @@ from rudder_pipedrive_cli.core.index import counts_by_kind
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
     KINDS,
-    MERGING,
+    PENDING_CREATE,
+    PENDING_MERGE,
     STATUSES,
     TABLES,
-    UNSETTLED,
     decode_id,
 )
 
@@ -42,7 +42,7 @@ class NamespaceSummary:
     lead_origins: Mapping[str, int]
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
     inflight: int
-    unsettled: int  # creates whose outcome stayed unknown: the next event of each lists first
+    pending_creates: int  # creates whose outcome stayed unknown: the next event of each lists first
     last_run: RunSummary | None
     company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
 
@@ -58,7 +58,7 @@ class NamespaceSummary:
             "lead_origins": dict(self.lead_origins),
             "journal": dict(self.journal),
             "inflight": self.inflight,
-            "unsettled": self.unsettled,
+            "unsettled": self.pending_creates,
             "last_run": None
             if run is None
             else {
@@ -122,10 +122,10 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         lead_origins=by_kind("lead_origins"),
         journal=journal,
         inflight=count("inflight"),
-        unsettled=int(
+        pending_creates=int(
             db.execute(
                 "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?)",
-                (ns, *UNSETTLED.values(), MERGING),
+                (ns, *PENDING_CREATE.values(), PENDING_MERGE),
             ).fetchone()[0]
         ),
         last_run=None

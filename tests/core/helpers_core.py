@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, PdId
@@ -170,12 +170,12 @@ def run(
     calls: Sequence[Call],
     *,
     config: PlanConfig = CONFIG,
-    known: MemoryKnown | None = None,
+    known: MemoryIdentityCache | None = None,
     index: IdentityIndex | None = None,
 ) -> Outcome:
     """Drive the plan of `raw` through `calls` and return its outcome."""
     event = parse_event({"messageId": "m-1", **raw}, "test.ndjson:1")
-    plan = plan_event(event, config, known if known is not None else MemoryKnown(), index)
+    plan = plan_event(event, config, known if known is not None else MemoryIdentityCache(), index)
     index = 0
     try:
         request = next(plan)
@@ -204,12 +204,12 @@ def check(outcome: Outcome, **expected: Any) -> None:
     assert actual == expected
 
 
-def refused(reason: str, public: str | None = None) -> dict[str, Any]:
+def refused(reason: str, redacted: str | None = None) -> dict[str, Any]:
     """The expected outcome of an event refused for its data, before or instead of any write."""
     return {
         "status": "failed",
         "reason": reason,
-        "public": public,
+        "redacted": redacted,
         "stage": "validate",
         "retryable": False,
     }
@@ -229,8 +229,8 @@ class Case:
     leads: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
 
-    def known(self) -> MemoryKnown:
-        known = MemoryKnown()
+    def known(self) -> MemoryIdentityCache:
+        known = MemoryIdentityCache()
         known.persons.update(self.persons)
         known.orgs.update(self.orgs)
         known.leads.update(self.leads)

@@ -18,13 +18,13 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.envelopes import RawItem
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import Intake, intake
-from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.ordering import OrderKeys
+from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.replay import input_aliases
 
 ALIASED = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
@@ -48,7 +48,7 @@ def test_its_person_is_the_one_of_the_userid_it_was_aliased_to() -> None:
         warnings=[warning("u-b", 42)],
     )
     assert isinstance(outcome.warnings[0], Warned)
-    assert outcome.warnings[0].public == (
+    assert outcome.warnings[0].redacted == (
         "a userId not found is taken as the person of the userId the input aliases it to (an "
         "earlier alias merged or re-keyed it)"
     )
@@ -66,7 +66,7 @@ def test_a_chain_of_aliases_is_followed() -> None:
 
 
 def test_a_cached_target_is_not_searched() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons["u-b"] = 42
     calls = [search_person("u-a"), patch_person(42, {"name": "A"})]
     check(run(IDENTIFY_A, calls, config=ALIASED, known=known), status="sent")
@@ -111,11 +111,12 @@ def test_the_first_pass_collects_the_aliases_that_will_run() -> None:
 
 
 def test_events_of_userids_the_input_aliases_keep_their_order_from_the_start() -> None:
-    order = OrderKeys(MemoryKnown(), {"u-a": "u-b"})
+    order = OrderKeys(MemoryIdentityCache(), {"u-a": "u-b"})
     first = order(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"))
     second = order(parse_event({**IDENTIFY_A, "messageId": "2", "userId": "u-b"}, "f:2"))
     assert first & second == {"u:u-b"}
     assert (
-        OrderKeys(MemoryKnown())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1")) & {"u:u-b"}
+        OrderKeys(MemoryIdentityCache())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"))
+        & {"u:u-b"}
         == frozenset()
     )

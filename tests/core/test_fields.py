@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, public_warning
+from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     Traits,
@@ -206,7 +206,7 @@ def test_a_name_that_is_not_a_string_is_dropped_with_a_warning(
     warnings: list[str] = []
     assert person_name(Traits(sources=(top, context)), warnings) == expected
     assert warnings == warned
-    assert [public_warning(w) for w in warnings] == [
+    assert [redacted_warning(w) for w in warnings] == [
         w.split(" = ")[0] + " is not a name (a string); dropped" for w in warned
     ]
 
@@ -330,7 +330,7 @@ def test_the_event_time_for_add_time(
     warnings: list[str] = []
     assert add_time(Traits(sources=({},)), raw, warnings) == expected
     assert warnings == warned
-    assert [public_warning(w) for w in warnings] == [
+    assert [redacted_warning(w) for w in warnings] == [
         w.split(" = ")[0] + " is not a date or time; " + w.rsplit("; ", 1)[1] for w in warned
     ]
 
@@ -441,15 +441,15 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
 
 
 def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
-    from rudder_pipedrive_cli.core.errors import UNSHOWN, public_warning
+    from rudder_pipedrive_cli.core.errors import UNSHOWN, redacted_warning
     from rudder_pipedrive_cli.core.fields import visible_to
 
     warnings: list[str] = []
     visible_to("ann@example.com", warnings)
     assert warnings == ["visible_to = ann@example.com is not one of 1, 3, 5, 7; dropped"]
-    assert public_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
-    # A warning never given public words is counted without its words.
-    assert public_warning("ann@example.com is odd") == UNSHOWN
+    assert redacted_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
+    # A warning never given redacted words is counted without its words.
+    assert redacted_warning("ann@example.com is odd") == UNSHOWN
 
 
 @pytest.mark.parametrize(
@@ -472,4 +472,4 @@ def test_only_strings_that_look_like_addresses_are_emails(
     assert [c["value"] for c in found or []] == expected
     assert (found or [{}])[0].get("primary", True) is True
     assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]
-    assert {public_warning(w) for w in warnings} <= {"email is not an email address; dropped"}
+    assert {redacted_warning(w) for w in warnings} <= {"email is not an email address; dropped"}

@@ -11,7 +11,7 @@ from helpers_core import CONFIG, USER_FIELD
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -30,7 +30,7 @@ def replay(raw: dict[str, Any], config: PlanConfig = CONFIG) -> tuple[Outcome, l
         return ApiResponse(status=201, data={"id": 100, **(request.body or {})})
 
     event = parse_event({"messageId": "m-1", **raw}, "t:1")
-    return drive(plan_event(event, config, MemoryKnown()), answer), seen
+    return drive(plan_event(event, config, MemoryIdentityCache()), answer), seen
 
 
 def test_a_non_ascii_digit_external_id_fails_the_event_only() -> None:
@@ -163,7 +163,7 @@ def test_a_monetary_custom_field_takes_the_events_currency() -> None:
 def test_a_numeric_id_too_large_to_be_exact_fails_the_event() -> None:
     event = parse_event({"type": "identify", "userId": 1.2345678901234567e22}, "t:1")
     assert event.refused is not None
-    assert (event.type, event.refused.reason, event.refused.public) == (
+    assert (event.type, event.refused.reason, event.refused.redacted) == (
         "identify",
         "userId 1.2345678901234568e+22 is a number too large to compare exactly (JSON numbers "
         "past 2**53 are rounded when read): send it as a string",

@@ -23,6 +23,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.index import (
     IdentityIndex,
     ListedOrigins,
@@ -36,7 +37,6 @@ from rudder_pipedrive_cli.core.index import (
     rpd_origins,
     worth_counting,
 )
-from rudder_pipedrive_cli.core.known import MemoryKnown
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
@@ -275,7 +275,7 @@ def test_origins_keys_say_their_kind(kind: str, person: int | str, key: int | st
 
 
 def test_listed_origins_answer_for_the_kinds_listed_only() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     listed = ListedOrigins(
         known, {origins_key("deal", 7): {"rpd:m-1"}, 7: {"rpd:m-2"}}, ["lead", "deal"]
     )
@@ -343,7 +343,7 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
     assert survey.persons == {"u-0", "u-1", "u-2", "u-3"}
     assert survey.orgs == {"g-1"}
     assert survey.tracked == {"lead": {"u-2"}}
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons["u-1"] = 1
     assert survey.unknown("person", known) == 3
     assert survey.unknown("org", known) == 1
@@ -389,4 +389,4 @@ def test_counting_stops_where_the_choice_is_settled(account: int | None) -> None
     survey = Survey()
     for n in range(limit + 50):
         survey.add(parse_event({"messageId": f"m-{n}", "type": "identify", "userId": n}, "f:1"))
-    assert survey.unknown("person", MemoryKnown(), limit) == limit
+    assert survey.unknown("person", MemoryIdentityCache(), limit) == limit

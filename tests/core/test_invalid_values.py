@@ -50,7 +50,7 @@ def lead(**fields: Any) -> dict[str, Any]:
 
 
 def refused_track(
-    name: str, raw: dict[str, Any], reason: str, public: str, config: PlanConfig = FAIL
+    name: str, raw: dict[str, Any], reason: str, redacted: str, config: PlanConfig = FAIL
 ) -> Case:
     """A known person without leads (under FAIL): the event fails before any request."""
     return Case(
@@ -59,7 +59,7 @@ def refused_track(
         config=config,
         persons={"u-1": 42},
         leads={42: frozenset()},
-        expect=refused(reason, public),
+        expect=refused(reason, redacted),
     )
 
 
@@ -219,5 +219,5 @@ def test_invalid_values(case: Case) -> None:
 def test_a_dropped_value_is_warned_about_in_words_without_it() -> None:
     outcome = MAPPED_CASES[1].play()
     (warning,) = outcome.warnings
-    assert warning.public == "cannot convert plan for field Plan (enum); dropped"  # type: ignore[attr-defined]
+    assert warning.redacted == "cannot convert plan for field Plan (enum); dropped"  # type: ignore[attr-defined]
     assert PLAN not in warning and EMPLOYEES not in warning and USER_FIELD not in warning

@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
 ROOT = Outcome(
     status="failed",
     reason="cannot convert plan = 'Starter' for field Plan (enum): expected one of ...",
-    public="cannot convert plan for field Plan (enum)",
+    redacted="cannot convert plan for field Plan (enum)",
     stage="validate",
 )
 NO_NAME = Outcome(
@@ -36,7 +36,7 @@ def test_a_later_failure_for_want_of_a_person_names_the_first_failure_of_its_use
         "no person for u-1: its identify failed earlier (cannot convert plan = 'Starter' for "
         "field Plan (enum): expected one of ...)"
     )
-    assert explained.outcome.public_reason == (
+    assert explained.outcome.redacted_reason == (
         "no person for its userId: its identify failed earlier (cannot convert plan for field "
         "Plan (enum))"
     )
@@ -62,7 +62,7 @@ REFUSED = Outcome(
 @pytest.mark.parametrize(
     ("outcome", "root"),
     [
-        (WAITING, ROOT.public_reason),  # its reason says so already: grouped under the root
+        (WAITING, ROOT.redacted_reason),  # its reason says so already: grouped under the root
         (REFUSED, ""),  # a cause of its own: Pipedrive's answer
         (Outcome(status="failed", reason="cannot convert amount", stage="validate"), ""),
         (Outcome(status="sent"), ""),
@@ -101,6 +101,6 @@ def test_an_alias_waiting_for_a_failure_of_either_user_is_grouped_under_it(faile
     )
     alias = event("alias", "u-1", 2, previousId="u-0")
 
-    assert roots.explain(alias, waiting) == Explained(waiting, ROOT.public_reason)
+    assert roots.explain(alias, waiting) == Explained(waiting, ROOT.redacted_reason)
     # Waiting for a failure of another run (none in this one): a cause of its own.
     assert RootCauses().explain(alias, waiting) == Explained(waiting)

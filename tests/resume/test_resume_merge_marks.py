@@ -60,7 +60,7 @@ def test_a_refused_merge_settles_its_mark(tmp_path: Path) -> None:
         assert (outcome.status, outcome.retryable) == ("failed", False)  # refused: never made
     with open_state(tmp_path / "s.sqlite") as state:
         (summary,) = state.summary()
-        assert summary.unsettled == 0
+        assert summary.pending_creates == 0
         assert state.merging_into(1) is None
 
 
@@ -130,4 +130,4 @@ def test_an_alias_whose_previous_person_search_still_finds_merged_is_unchanged(
         assert state.person_id("u-a") == state.person_id("u-b") == 2
         assert state.merging_into(1) is None
         (summary,) = state.summary()
-        assert summary.unsettled == 0
+        assert summary.pending_creates == 0

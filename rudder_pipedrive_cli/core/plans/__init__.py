@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, persons_named
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.known import Known, persons_named
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Stale, Step
@@ -50,7 +50,7 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "messageId"}
 
 
-def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
+def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
     """The (kind, key) identities an event is about: its userId, previousId and groupId; its id
     (a messageId used again, for another user, is the same event to the journal); and, once
     merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
@@ -71,7 +71,7 @@ def identities_of(event: Event, known: Known) -> frozenset[tuple[str, str]]:
 
 
 def plan_event(
-    event: Event, config: PlanConfig, known: Known, index: IdentityIndex | None = None
+    event: Event, config: PlanConfig, known: IdentityCache, index: IdentityIndex | None = None
 ) -> Plan:
     """The plan of one event: a generator of requests that returns the event's `Outcome`.
     With an identity `index`, identities it covers are resolved from it, not by search."""
@@ -98,10 +98,10 @@ def plan_event(
             )
         return Outcome(status="failed", reason=reason, stage="validate")
     about = identities_of(event, known)
-    troubled = known.troubled
+    held_back = known.held_back
     waiting = []
     for identity in about:  # a loop, not a comprehension: no extra frame for every event
-        if troubled(*identity):
+        if held_back(*identity):
             waiting.append(identity)
     if waiting:
         # An earlier event of this identity failed and may yet succeed: a rerun retries it
@@ -111,10 +111,10 @@ def plan_event(
             status="failed",
             reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
             "(a rerun tries that one first)",
-            public=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
+            redacted=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
             stage="order",
             retryable=True,
-            troubled=about,
+            held_back=about,
         )
     ledger = Ledger()
     ctx = Ctx(event=event, config=config, known=known, ledger=ledger, index=index)
@@ -128,4 +128,4 @@ def plan_event(
             ledger.forget(stale.entity, stale.key)
         except PlanFailure as failure:
             # Later events of its identities wait for a retry of it, when one could succeed.
-            return ledger.failed(failure, troubled=about if failure.retryable else frozenset())
+            return ledger.failed(failure, held_back=about if failure.retryable else frozenset())

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from rudder_pipedrive_cli.core.envelopes import json_kind
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import (
@@ -33,11 +32,12 @@ from rudder_pipedrive_cli.core.fields import (
     shape_standard,
     text_limit,
 )
+from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
-from rudder_pipedrive_cli.core.known import MAX_MERGE_HOPS, Known
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
 from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
+from rudder_pipedrive_cli.core.wrappers import json_kind
 
 T = TypeVar("T")
 Step = Generator[ApiRequest, ApiResponse, T]
@@ -68,7 +68,7 @@ class Entity:
     writable: frozenset[str]  # the standard fields its writes take
     identity_field: Callable[[PlanConfig], str]
     mapping: Callable[[PlanConfig], Mapping[str, str]]
-    cached: Callable[[Known, str], PdId | None]
+    cached: Callable[[IdentityCache, str], PdId | None]
 
     @property
     def item_endpoint(self) -> str:
@@ -149,8 +149,8 @@ class Ledger:
     lead_origins: dict[PdId, frozenset[str] | None] = field(default_factory=dict)
     memberships: dict[PdId, PdId] = field(default_factory=dict)
     merged: dict[PdId, PdId] = field(default_factory=dict)
-    unsettled: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    merging: dict[PdId, PdId | None] = field(default_factory=dict)
+    pending_creates: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    pending_merges: dict[PdId, PdId | None] = field(default_factory=dict)
     updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
     recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
     wrote: bool = False
@@ -185,8 +185,8 @@ class Ledger:
         stage: str = "",
         http_status: int | None = None,
         retryable: bool = False,
-        public: str | None = None,
-        troubled: frozenset[tuple[str, str]] = frozenset(),
+        redacted: str | None = None,
+        held_back: frozenset[tuple[str, str]] = frozenset(),
     ) -> Outcome:
         """The Outcome, with what this ledger learned whatever the status. The ledger's
         containers are handed over, not copied: the plan is over when its outcome is made."""
@@ -204,11 +204,11 @@ class Ledger:
             lead_origins=self.lead_origins,
             memberships=self.memberships,
             merged=self.merged,
-            unsettled=self.unsettled,
-            merging=self.merging,
-            troubled=troubled,
+            pending_creates=self.pending_creates,
+            pending_merges=self.pending_merges,
+            held_back=held_back,
             recency=self.recency,
-            public=public,
+            redacted=redacted,
             writes=tuple(self.writes),
         )
 
@@ -218,7 +218,7 @@ class Ledger:
         return self.outcome("unchanged", SUPERSEDED if self.superseded else "")
 
     def failed(
-        self, failure: PlanFailure, troubled: frozenset[tuple[str, str]] = frozenset()
+        self, failure: PlanFailure, held_back: frozenset[tuple[str, str]] = frozenset()
     ) -> Outcome:
         # What the event learned before failing (an id it created, a stale id) still counts.
         return self.outcome(
@@ -227,8 +227,8 @@ class Ledger:
             stage=failure.stage,
             http_status=failure.status,
             retryable=failure.retryable,
-            public=failure.public,
-            troubled=troubled,
+            redacted=failure.redacted,
+            held_back=held_back,
         )
 
 
@@ -236,7 +236,7 @@ class Ledger:
 class Ctx:
     event: Event
     config: PlanConfig
-    known: Known
+    known: IdentityCache
     ledger: Ledger
     index: IdentityIndex | None = None  # the identity index, when identities go by index
 
@@ -280,7 +280,7 @@ def expect(response: ApiResponse, stage: str) -> ApiResponse:
     detail = f": {response.error}" if response.error else ""
     raise PlanFailure(
         f"{stage} refused: HTTP {response.status}{detail}",
-        public=f"{stage} refused: HTTP {response.status}",  # Pipedrive's words may quote data
+        redacted=f"{stage} refused: HTTP {response.status}",  # Pipedrive's words may quote data
         stage=stage,
         status=response.status,
         retryable=response.status in (408, 409, 423, 429) or response.status >= 500,
@@ -375,7 +375,7 @@ def external_id(value: str, kind: str) -> PdId:
         return int(value)
     raise PlanFailure(
         f"external id {kind} = {value!r} is not a numeric Pipedrive id",
-        public=f"external id {kind} is not a numeric Pipedrive id",
+        redacted=f"external id {kind} is not a numeric Pipedrive id",
         stage="validate",
     )
 
@@ -384,7 +384,7 @@ def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
     tries = ctx.config.unknown_tries
     return PlanFailure(
         f"{stage}: outcome unknown after {tries} attempts ({what}); retry later",
-        public=f"{stage}: outcome unknown after {tries} attempts; retry later",
+        redacted=f"{stage}: outcome unknown after {tries} attempts; retry later",
         stage=stage,
         retryable=True,
     )
@@ -418,7 +418,7 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
-            public=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
+            redacted=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
     info = ctx.config.field_types.get(field_key)
@@ -427,7 +427,7 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
         raise PlanFailure(
             f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
             f"{info.name} ({info.field_type}) holds at most {limit}",
-            public=f"a {entity.identity} is longer than the {limit} characters its field holds",
+            redacted=f"a {entity.identity} is longer than the {limit} characters its field holds",
             stage="validate",
         )
     return field_key
@@ -457,13 +457,13 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 ctx.ledger.forget(entity, key)
         if cached is not None:
             return Ref(id=cached, via="cache", key=key)
-    if slot not in ctx.ledger.unsettled:
-        sent_at = ctx.known.unsettled(entity.kind, key)
+    if slot not in ctx.ledger.pending_creates:
+        sent_at = ctx.known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ctx.ledger.unsettled[slot] = None
+            ctx.ledger.pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
                 ctx.ledger.learn(entity, key, ref)
@@ -570,10 +570,10 @@ def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
     if person in ctx.ledger.merged:  # settled earlier in this event
         return ctx.ledger.merged[person]
     into = ctx.known.merging_into(person)
-    if into is None or person in ctx.ledger.merging:
+    if into is None or person in ctx.ledger.pending_merges:
         return person
     still = yield from merge_landed(person, into)
-    ctx.ledger.merging[person] = None
+    ctx.ledger.pending_merges[person] = None
     if still is None:
         return person
     if still.status in GONE:
@@ -788,11 +788,11 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.ledger.unsettled[slot] = None
+            ctx.ledger.pending_creates[slot] = None
         return record_id(expect(response, stage), stage)
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.ledger.unsettled[slot] = lost
+        ctx.ledger.pending_creates[slot] = lost
 
     found = yield from write_once(
         ctx,

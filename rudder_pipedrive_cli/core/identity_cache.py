@@ -1,7 +1,8 @@
 """What a plan may know before it asks Pipedrive: the identity cache, as a read-only view.
 
 Plans read it; they never write it. They report what they learned in `Outcome.identities` and
-`Outcome.lead_origins`, and the runner applies that with `MemoryKnown.learn` after the event.
+`Outcome.lead_origins`, and the runner applies that with `MemoryIdentityCache.learn` after the
+event.
 Events that share an identity run in input order, so each sees what the previous one learned.
 """
 
@@ -41,7 +42,7 @@ def links_persons(outcome: Outcome) -> bool:
     return False
 
 
-def persons_named(known: Known, *users: str | None) -> list[PdId]:
+def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
     """The persons the cache says these userIds name. Only once a merge or re-key is known may
     two userIds name one person; before that nothing needs looking up."""
     if not known.merges:
@@ -49,7 +50,7 @@ def persons_named(known: Known, *users: str | None) -> list[PdId]:
     return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
 
 
-class Known(Protocol):
+class IdentityCache(Protocol):
     def person_id(self, user_id: str) -> PdId | None:
         """The person cached for `user_id`, after any merge it went through."""
         ...
@@ -69,7 +70,7 @@ class Known(Protocol):
         """Whether any merge or re-key is known: only then may two userIds name one person."""
         ...
 
-    def unsettled(self, kind: str, key: str) -> str | None:
+    def pending_create(self, kind: str, key: str) -> str | None:
         """When a create of this identity whose outcome stays unknown was sent, or None."""
         ...
 
@@ -77,7 +78,7 @@ class Known(Protocol):
         """The person a merge of this one whose outcome stays unknown was into, or None."""
         ...
 
-    def troubled(self, kind: str, key: str) -> bool:
+    def held_back(self, kind: str, key: str) -> bool:
         """Whether an event about this identity failed earlier in this run."""
         ...
 
@@ -87,19 +88,20 @@ class Known(Protocol):
         ...
 
 
-class Learner(Known, Protocol):
-    """An identity cache that can take in what an event learned (MemoryKnown, ReplayState)."""
+class Learner(IdentityCache, Protocol):
+    """An identity cache that can take in what an event learned (MemoryIdentityCache,
+    ReplayState)."""
 
     def learn(self, outcome: Outcome) -> None: ...
 
 
-# Makes one table of a `MemoryKnown`: `dict`, or a mapping whose memory is bounded
+# Makes one table of a `MemoryIdentityCache`: `dict`, or a mapping whose memory is bounded
 # (io/scratch.py's SpillTable). A table's truth value may be True when it is empty (after
 # deletions), never False when it holds something: it only guards lookups.
 Tables = Callable[[], MutableMapping[Any, Any]]
 
 
-class MemoryKnown:
+class MemoryIdentityCache:
     """The identity cache of a run without a state file, and of dry-run: what each event learned,
     in tables that `tables` makes (dicts by default; bounded ones for a CLI run, io/scratch.py).
     """
@@ -110,8 +112,8 @@ class MemoryKnown:
         self.leads: MutableMapping[PdId, frozenset[str]] = tables()
         self.memberships: MutableMapping[PdId, PdId] = tables()
         self.merged: MutableMapping[PdId, PdId] = tables()
-        self.creates: MutableMapping[tuple[str, str], str] = tables()  # unsettled creates: sent at
-        self.merges_unsettled: MutableMapping[PdId, PdId] = tables()  # merges left unknown: into
+        self.creates: MutableMapping[tuple[str, str], str] = tables()  # pending creates: sent at
+        self.pending_merges: MutableMapping[PdId, PdId] = tables()  # merges left unknown: into
         self.failed: MutableMapping[tuple[str, str], bool] = tables()  # identities that failed
         # Whether `learn` ever wrote to `failed` / `creates`: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
@@ -140,20 +142,20 @@ class MemoryKnown:
     def merges(self) -> bool:
         return self.linked or bool(self.merged)
 
-    def unsettled(self, kind: str, key: str) -> str | None:
+    def pending_create(self, kind: str, key: str) -> str | None:
         return self.creates.get((kind, key)) if self.any_creates else None
 
     def merging_into(self, person_id: PdId) -> PdId | None:
-        return self.merges_unsettled.get(person_id) if self.merges_unsettled else None
+        return self.pending_merges.get(person_id) if self.pending_merges else None
 
-    def troubled(self, kind: str, key: str) -> bool:
+    def held_back(self, kind: str, key: str) -> bool:
         return (kind, key) in self.failed if self.any_failed else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
 
     def learn(self, outcome: Outcome) -> None:
-        for slot in outcome.troubled:
+        for slot in outcome.held_back:
             self.failed[slot] = True
             self.any_failed = True
         for record, times in outcome.recency.items():
@@ -164,8 +166,8 @@ class MemoryKnown:
             or outcome.lead_origins
             or outcome.memberships
             or outcome.merged
-            or outcome.unsettled
-            or outcome.merging
+            or outcome.pending_creates
+            or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
         if not self.linked:
@@ -185,14 +187,14 @@ class MemoryKnown:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
         self.memberships.update(outcome.memberships)
         self.merged.update(outcome.merged)
-        for person, into in outcome.merging.items():
+        for person, into in outcome.pending_merges.items():
             if into is None:
-                self.merges_unsettled.pop(person, None)
+                self.pending_merges.pop(person, None)
             else:
-                self.merges_unsettled[person] = into
-        for person in outcome.merged if self.merges_unsettled else ():
-            self.merges_unsettled.pop(person, None)  # a merge known done is settled
-        for slot, sent_at in outcome.unsettled.items():
+                self.pending_merges[person] = into
+        for person in outcome.merged if self.pending_merges else ():
+            self.pending_merges.pop(person, None)  # a merge known done is settled
+        for slot, sent_at in outcome.pending_creates.items():
             if sent_at is None:
                 self.creates.pop(slot, None)
             else:

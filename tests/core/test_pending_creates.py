@@ -28,7 +28,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.known import MemoryKnown
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
@@ -37,7 +37,9 @@ LOST = post("/api/v2/persons", ANN, ApiResponse(status=0, sent_at=SENT_AT))
 OUTAGE = PlanFailure("GET /api/v2/persons: HTTP 502 after 7 attempts", status=502, retryable=True)
 
 
-def replay(raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: MemoryKnown) -> Outcome:
+def replay(
+    raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: MemoryIdentityCache
+) -> Outcome:
     """Drive the plan through `calls`; a PlanFailure in the script is the transport giving up."""
     script = list(calls)
 
@@ -57,7 +59,7 @@ def replay(raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: Memo
     return outcome
 
 
-def next_run(known: MemoryKnown) -> MemoryKnown:
+def next_run(known: MemoryIdentityCache) -> MemoryIdentityCache:
     """`known` as a later run sees it (the state keeps marks; which events failed in this run,
     whose later events wait for them, is the run's own)."""
     known.failed.clear()
@@ -74,22 +76,22 @@ def identify(user_id: str = "u-1") -> dict[str, Any]:
     }
 
 
-def lost_create(known: MemoryKnown) -> Outcome:
+def lost_create(known: MemoryIdentityCache) -> Outcome:
     return replay(identify(), [search_person("u-1"), LOST, OUTAGE], known)
 
 
 def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     outcome = lost_create(known)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.stage == "reconcile person"
     assert outcome.reason == OUTAGE.reason
-    assert outcome.unsettled == {("person", "u-1"): SENT_AT}
-    assert known.unsettled("person", "u-1") == SENT_AT
+    assert outcome.pending_creates == {("person", "u-1"): SENT_AT}
+    assert known.pending_create("person", "u-1") == SENT_AT
 
 
 def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_create(known)
     next_run(known)
     outcome = replay(
@@ -99,33 +101,33 @@ def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() 
     )
     assert outcome.status == "sent"
     assert outcome.identities == {("person", "u-1"): 7}
-    assert known.unsettled("person", "u-1") is None
+    assert known.pending_create("person", "u-1") is None
     assert known.person_id("u-1") == 7
 
 
 def test_the_next_event_creates_only_once_the_listing_shows_nothing_landed() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_create(known)
     next_run(known)
     outcome = replay(
         identify(), [listing("persons", []), search_person("u-1"), create_person(ANN, 8)], known
     )
     assert outcome.status == "sent"
-    assert known.unsettled("person", "u-1") is None
+    assert known.pending_create("person", "u-1") is None
     assert known.person_id("u-1") == 8
 
 
 def test_while_pipedrive_cannot_settle_it_the_next_event_fails_too_without_a_search() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_create(known)
     next_run(known)
     outcome = replay(identify(), [OUTAGE], known)
     assert (outcome.status, outcome.retryable) == ("failed", True)
-    assert known.unsettled("person", "u-1") == SENT_AT  # still to settle
+    assert known.pending_create("person", "u-1") == SENT_AT  # still to settle
 
 
 def test_other_identities_are_not_held_up() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_create(known)
     bob = {"name": "Ann", "custom_fields": {USER_FIELD: "u-2"}}
     outcome = replay(identify("u-2"), [search_person("u-2"), create_person(bob, 9)], known)
@@ -133,7 +135,7 @@ def test_other_identities_are_not_held_up() -> None:
 
 
 def test_a_person_created_before_the_transport_gave_up_is_learned() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     track = {
         "type": "track",
         "userId": "u-1",
@@ -148,7 +150,7 @@ def test_a_person_created_before_the_transport_gave_up_is_learned() -> None:
 
 
 def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons["u-1"] = 5  # what an earlier run learned
     raw = {
         "type": "identify",
@@ -166,17 +168,17 @@ def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> N
 
 
 def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     answer = ApiResponse(status=201, data={"name": "Ann"}, sent_at=SENT_AT)  # no id in it
     outcome = replay(
         identify(), [search_person("u-1"), post("/api/v2/persons", ANN, answer)], known
     )
     assert (outcome.status, outcome.reason) == ("failed", "create person: the answer holds no id")
-    assert known.unsettled("person", "u-1") == SENT_AT  # it exists: the next event lists first
+    assert known.pending_create("person", "u-1") == SENT_AT  # it exists: the next event lists first
 
 
 def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons["u-1"] = 42
     known.leads[42] = frozenset()  # nobody has leads for 42 yet, as far as rpd knows
     lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
@@ -188,11 +190,11 @@ def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
 
 
 def test_a_record_learned_another_way_settles_the_mark() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_create(known)
     next_run(known)
     known.learn(Outcome(status="sent", identities={("person", "u-1"): 12}))
-    assert known.unsettled("person", "u-1") is None
+    assert known.pending_create("person", "u-1") is None
 
 
 ALIAS = {"type": "alias", "messageId": "a-1", "previousId": "A", "userId": "B"}
@@ -208,7 +210,7 @@ def person(pid: int, status: int) -> Call:
     return Call(method="GET", path=f"/api/v2/persons/{pid}", response=ApiResponse(status=status))
 
 
-def lost_merge(known: MemoryKnown) -> Outcome:
+def lost_merge(known: MemoryIdentityCache) -> Outcome:
     known.persons.update({"A": 1, "B": 2})
     return replay(ALIAS, [LOST_MERGE, OUTAGE], known)
 
@@ -223,16 +225,16 @@ def track_of_a(lead_person: int) -> tuple[dict[str, Any], list[Call]]:
 
 
 def test_a_merge_left_unknown_is_remembered() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     outcome = lost_merge(known)
     assert (outcome.status, outcome.stage, outcome.retryable) == ("failed", "reconcile merge", True)
-    assert outcome.merging == {1: 2}
+    assert outcome.pending_merges == {1: 2}
     assert known.merging_into(1) == 2
     assert known.person_id("A") == 1  # not forgotten: the next event settles it
 
 
 def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_it() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_merge(known)
     next_run(known)
     raw, lead_calls = track_of_a(2)
@@ -242,7 +244,7 @@ def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_
 
 
 def test_a_merge_that_did_not_land_leaves_the_person_as_it_was() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_merge(known)
     next_run(known)
     raw, lead_calls = track_of_a(1)
@@ -255,9 +257,9 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
     """identify A fails (its search: A may yet be created by its retry); the alias A -> B must
     not decide "no previous person" now, nor a track create A: they wait, and a rerun sends all
     three in input order (SPEC 5). QA found an alias journaled "unchanged" and A never merged."""
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     failed = replay(identify("A"), [OUTAGE], known)
-    assert failed.troubled == {("person", "A"), ("event", "i-A")}
+    assert failed.held_back == {("person", "A"), ("event", "i-A")}
     known.persons["B"] = 2
     for raw in (ALIAS, {"type": "track", "messageId": "t-1", "userId": "A", "event": "T"}):
         outcome = replay(raw, [], known)  # no request at all
@@ -275,33 +277,33 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
 
 
 def test_a_failure_that_a_retry_cannot_fix_holds_nothing_up() -> None:
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     failed = replay({"type": "identify", "userId": "A", "traits": {}}, [search_person("A")], known)
-    assert (failed.reason, failed.troubled) == ("cannot create person without a name", frozenset())
-    assert not known.troubled("person", "A")
+    assert (failed.reason, failed.held_back) == ("cannot create person without a name", frozenset())
+    assert not known.held_back("person", "A")
 
 
 def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events() -> None:
     """QA: identify ua, identify ub, alias ua -> ub, identify ua (fails: a 503), identify ub.
     ua and ub now name one person: had the last identify gone ahead, the rerun would apply the
     older ua update after it, leaving the older value in the CRM."""
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons.update({"ua": 2, "ub": 2})
     known.merged[1] = 2
     failed = replay(identify("ua"), [OUTAGE], known)
-    assert failed.troubled == {("person", "ua"), ("person_id", "2"), ("event", "i-ua")}
+    assert failed.held_back == {("person", "ua"), ("person_id", "2"), ("event", "i-ua")}
     outcome = replay(identify("ub"), [], known)  # no request at all
     assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
     assert outcome.reason == (
         "an earlier event of person 2 failed: this one waits for it (a rerun tries that one first)"
     )
-    assert outcome.public == "an earlier event of its person failed: this one waits for it"
+    assert outcome.redacted == "an earlier event of its person failed: this one waits for it"
 
 
 def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events() -> None:
     """QA: alias ua -> ub with ub unknown re-keys ua's person to ub (no merge); a failed
     identify of ua must hold back a later identify of ub, as after a merge."""
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     known.persons["ua"] = 1
     rekeyed = replay(
         {"type": "alias", "previousId": "ua", "userId": "ub"},
@@ -319,7 +321,7 @@ def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events(
 def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_it() -> None:
     # A state journals `creates`/`merges` before sending (io/state.py begin_write); a create
     # refused outright was never made, so its outcome settles the mark.
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     seen: list[ApiRequest] = []
     answers = [ok([]), ApiResponse(status=400, error="name: bad"), ok({"id": 2})]
 
@@ -329,7 +331,7 @@ def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_
 
     outcome = drive(plan_event(parse_event(identify("A"), "t:1"), CONFIG, known), send)
     assert [r.creates for r in seen] == [None, ("person", "A")]
-    assert (outcome.status, outcome.unsettled) == ("failed", {("person", "A"): None})
+    assert (outcome.status, outcome.pending_creates) == ("failed", {("person", "A"): None})
     known.persons.update({"A": 1, "B": 2})
     merge = drive(plan_event(parse_event(ALIAS, "t:2"), CONFIG, known), send)
     assert (merge.status, seen[-1].merges) == ("sent", (1, 2))
@@ -339,7 +341,7 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
     """Review: settled through its mark, a merge skipped the lead bookkeeping of a merge made
     here: the survivor's list (known empty) stayed "complete" though the merged person's leads,
     which nobody listed, had moved there."""
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     lost_merge(known)
     next_run(known)
     known.leads[2] = frozenset()  # B's leads known: none; A's never listed
@@ -352,7 +354,7 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
 def test_a_messageid_used_again_for_another_user_waits_for_its_first_uses_retry() -> None:
     """QA: the first use failed retryably and the second (another user) went ahead; the journal
     then took the id as done, so the rerun skipped the first use: its lead was never made."""
-    known = MemoryKnown()
+    known = MemoryIdentityCache()
     first = {"type": "identify", "messageId": "dup", "userId": "A", "traits": {"name": "Ann"}}
     assert replay(first, [OUTAGE], known).status == "failed"
     again = {"type": "identify", "messageId": "dup", "userId": "B", "traits": {"name": "Bo"}}
