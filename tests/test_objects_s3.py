@@ -18,7 +18,9 @@ from objects_support import (
     object_gets,
 )
 
+from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.objects import Feed, list_objects, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
 
 pytest.importorskip("s3fs")
@@ -100,3 +102,21 @@ def test_when_s3fs_gives_up_rpd_tries_the_object_again_after_a_backoff(s3: S3) -
     assert rows(reader) == expected_sources("s3://backups/rs")
     assert slept and slept == [0.5, 1.0, 2.0, 4.0, 8.0][: len(slept)]
     assert s3.proxy.recorder.cuts_made == [f"rs/{TIME_ORDER[2]}"] * 8
+
+
+def test_an_object_is_fetched_one_ranged_get_a_chunk_nothing_cached_ahead_by_s3fs(s3: S3) -> None:
+    # The feed's queue is the read-ahead; s3fs's own ("readahead": each GET a block more than
+    # asked, kept) would hold another copy, 1 MiB a file at rpd's chunk.
+    body = bytes(range(256)) * 14  # 3,584 bytes
+    s3.upload({"big.bin": body}, prefix="raw")
+    fs, root = resolve("s3://backups/raw/big.bin")
+    stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
+    with Feed(fs, stored, chunk=1000) as feed:
+        assert feed.stream(0).read() == body
+    path = "/backups/raw/big.bin"
+    assert s3.proxy.recorder.ranges == [
+        (path, "bytes=0-999"),
+        (path, "bytes=1000-1999"),
+        (path, "bytes=2000-2999"),
+        (path, "bytes=3000-3999"),  # S3 answers what there is
+    ]

@@ -222,7 +222,10 @@ class Feed:
         tries = 0
         while True:
             try:
-                with self._fs.open(path, "rb", block_size=self._chunk) as handle:
+                # No cache in the store's file ("none"): the queue is the read-ahead, and
+                # s3fs's default ("readahead") would fetch a block more than each read and keep
+                # it, another 1-2 MiB a file.
+                with self._fs.open(path, "rb", block_size=self._chunk, cache_type="none") as handle:
                     if tries:
                         self._check_unchanged(path, stored)
                         _skip(handle, handed_out, self._chunk)  # read again from the start
