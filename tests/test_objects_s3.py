@@ -120,3 +120,17 @@ def test_an_object_is_fetched_one_ranged_get_a_chunk_nothing_cached_ahead_by_s3f
         (path, "bytes=2000-2999"),
         (path, "bytes=3000-3999"),  # S3 answers what there is
     ]
+
+
+def test_listings_are_not_kept_once_they_are_objects(s3: S3) -> None:
+    # fsspec's listings cache would keep every entry listed (about 1.1 KB an object) for the
+    # life of the process; each object is opened by path, its size and ETag asked of it.
+    fs, root = resolve("s3://backups/rs/")
+    listed = list_objects(fs, root, "s3://backups/rs", WINDOW)
+    assert [stored.name for stored in listed] != []
+    assert dict(fs.dircache) == {}
+    reader = EventReader(["s3://backups/rs/"], window=WINDOW)
+    assert rows(reader) == expected_sources("s3://backups/rs")
+    heads = [path for method, path in s3.proxy.recorder.requests if method == "HEAD"]
+    fetched = list(dict.fromkeys(object_gets(s3.proxy.recorder.requests, "backups")))
+    assert [path.removeprefix("/backups/") for path in heads[-len(fetched) :]] == fetched

@@ -95,13 +95,16 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
 
 
 def _options(extra: str) -> dict[str, Any]:
-    """The filesystem's options: for S3, a session whose botocore data is loaded lean (about
-    6 MB less of a fixed cost; io/botocore_data.py)."""
-    if extra != "s3":
-        return {}
-    from rudder_pipedrive_cli.io.botocore_data import lean_s3_session
+    """The filesystem's options. No listings cache: fsspec's keeps every entry listed (about
+    1.1 KB an object, for the life of the process) though each is listed once, turned into a
+    StoredObject, and opened by path (its size and ETag then come from the object itself). For
+    S3, a session whose botocore data is loaded lean (io/botocore_data.py)."""
+    options: dict[str, Any] = {"use_listings_cache": False}
+    if extra == "s3":
+        from rudder_pipedrive_cli.io.botocore_data import lean_s3_session
 
-    return {"session": lean_s3_session()}
+        options["session"] = lean_s3_session()
+    return options
 
 
 def list_objects(
