@@ -20,7 +20,7 @@ from objects_support import (
 
 from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.objects import Feed, list_objects, resolve
+from rudder_pipedrive_cli.io.objects import Feed, ObjectReadError, list_objects, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
 
 pytest.importorskip("s3fs")
@@ -134,3 +134,19 @@ def test_listings_are_not_kept_once_they_are_objects(s3: S3) -> None:
     heads = [path for method, path in s3.proxy.recorder.requests if method == "HEAD"]
     fetched = list(dict.fromkeys(object_gets(s3.proxy.recorder.requests, "backups")))
     assert [path.removeprefix("/backups/") for path in heads[-len(fetched) :]] == fetched
+
+
+def test_an_object_rewritten_while_it_is_read_is_a_failed_item_not_a_mix(s3: S3) -> None:
+    # Its ranged GETs ask for the ETag its HEAD gave (If-Match): after the rewrite S3 answers
+    # 412, the try again finds another ETag, and the object fails instead of mixing versions.
+    old, new = bytes(range(256)) * 20, bytes(reversed(range(256))) * 20  # 5,120 bytes each
+    s3.upload({"big.bin": old}, prefix="raw")
+    fs, root = resolve("s3://backups/raw/big.bin")
+    stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
+    with Feed(fs, stored, chunk=1024, depth=1, sleep=lambda _: None) as feed:
+        stream = feed.stream(0)
+        assert stream.read(1024) == old[:1024]  # at most two more chunks fetched by now
+        s3.client.put_object(Bucket=s3.bucket, Key="raw/big.bin", Body=new)
+        with pytest.raises(ObjectReadError) as failed:
+            stream.read()
+    assert str(failed.value) == "it changed while being read: rerun to read the new version"
