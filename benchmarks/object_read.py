@@ -7,11 +7,15 @@ layout, hours and instances out of key order) to a folder and uploads it to moto
 loopback (in this process); then reads it with `EventReader` in a fresh process each way, so
 that peak RSS is the reader's own. Targets (issue 17): S3 at least 0.5 of the local events/s,
 and its peak memory within 1.3x of the local run's (objects are streamed, never held whole).
+Each way is then read once more with its modules imported stage by stage, for `breakdown_mb`:
+the RSS (MB) that Python and rpd's reader, fsspec, each library S3 brings (aiohttp, httpx,
+botocore, aiobotocore and s3fs), the store's client with the listing, and reading add.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import logging
 import os
 import subprocess
@@ -62,11 +66,13 @@ def backup(events: int, per_object: int) -> dict[str, bytes]:
     return objects
 
 
-def measure(path: str, env: dict[str, str], work: Path) -> dict[str, Any]:
-    """Read `path` in a fresh process: events, seconds, peak MB."""
+def measure(path: str, env: dict[str, str], work: Path, *, staged: bool = False) -> dict[str, Any]:
+    """Read `path` in a fresh process: events, seconds, peak MB; `staged`, the RSS each stage
+    adds (a run of its own: importing the S3 modules one by one moves the peak by ~0.4 MB)."""
     out = work / "object-read.json"
     subprocess.run(
-        [sys.executable, "-m", "benchmarks.object_read", "--child", path, str(out)],
+        [sys.executable, "-m", "benchmarks.object_read", "--child", path, str(out)]
+        + (["--staged"] if staged else []),
         check=True,
         cwd=ROOT,
         env={**os.environ, **env},
@@ -79,16 +85,58 @@ def rss_mb() -> float:
     return status_mb("VmRSS")
 
 
-def child(path: str, out: str) -> None:
+# What reading from S3 loads that a local folder does not, in the order measured: each module
+# with what it imports and the first importer did not (s3fs imports all of them).
+S3_IMPORTS = (
+    ("aiohttp, with yarl, multidict, frozenlist, aiosignal, attrs", "aiohttp"),
+    (
+        "httpx (aiobotocore imports it when installed), with httpcore, h11, anyio, and the rich, "
+        "click and pygments its command-line module imports",
+        "httpx",
+    ),
+    ("botocore", "botocore.session"),
+    ("aiobotocore and s3fs", "s3fs"),
+)
+
+
+def child(path: str, out: str, staged: bool) -> None:
+    """Read `path` as `rpd` does; `staged`, with the S3 modules imported one by one first, the
+    RSS each stage adds (MB), in `breakdown_mb`."""
+    breakdown: dict[str, float] = {}
+    mark = 0.0
+
+    def stage(name: str) -> float:
+        nonlocal mark
+        now = rss_mb()
+        breakdown[name] = round(now - mark, 1)
+        mark = now
+        return now
+
     from rudder_pipedrive_cli.io.readers import EventReader
 
     start = time.perf_counter()
+    stage("Python, this benchmark and rpd's reader")
+    import fsspec  # noqa: F401  # a folder and a bucket are both read through fsspec
+
+    stage("fsspec")
+    if staged and path.startswith("s3://"):
+        for name, module in S3_IMPORTS:
+            importlib.import_module(module)
+            stage(name)
     reader = EventReader([path])  # lists the objects: the store's client is made by now
-    listed = rss_mb()
+    listed = stage("the store's client and the listing")
     events = sum(1 for item in reader if not item.error)
     seconds = time.perf_counter() - start
     peak = peak_mb()
-    figures = {"events": events, "seconds": seconds, "peak_mb": peak, "listed_mb": listed}
+    breakdown["reading (the peak's rise over the listing)"] = round(peak - listed, 1)
+    figures = {
+        "events": events,
+        "seconds": seconds,
+        "peak_mb": peak,
+        "listed_mb": listed,
+    }
+    if staged:
+        figures["breakdown_mb"] = breakdown
     Path(out).write_bytes(orjson.dumps(figures))
 
 
@@ -129,6 +177,10 @@ def run(quick: bool) -> dict[str, Any]:
             }
             local_run = measure(str(local), {}, work)
             s3_run = measure(f"s3://{BUCKET}/rs", s3_env, work)
+            local_run["breakdown_mb"] = measure(str(local), {}, work, staged=True)["breakdown_mb"]
+            s3_run["breakdown_mb"] = measure(f"s3://{BUCKET}/rs", s3_env, work, staged=True)[
+                "breakdown_mb"
+            ]
     finally:
         server.stop()
     for run_figures in (local_run, s3_run):
@@ -179,6 +231,6 @@ def run(quick: bool) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        child(*sys.argv[2:4])
+        child(*sys.argv[2:4], staged="--staged" in sys.argv[4:])
     else:
         main_for(run, __doc__)

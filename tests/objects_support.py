@@ -136,6 +136,7 @@ class Recorder:
     """The requests the proxy saw, and the object bodies it is to cut (key -> times left)."""
 
     requests: list[tuple[str, str]] = field(default_factory=list)
+    ranges: list[tuple[str, str | None]] = field(default_factory=list)  # GETs: path, Range
     cut: dict[str, int] = field(default_factory=dict)
     cuts_made: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -160,6 +161,8 @@ class S3Proxy:
                 body = self.rfile.read(length) if length else None
                 with recorder.lock:
                     recorder.requests.append((self.command, self.path))
+                    if self.command == "GET":
+                        recorder.ranges.append((self.path, self.headers.get("Range")))
                 upstream = http.client.HTTPConnection(host, port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 upstream.request(self.command, self.path, body=body, headers=headers)
@@ -170,7 +173,9 @@ class S3Proxy:
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
+                # A HEAD's answer has no body: its length is the object's, as upstream said.
+                length = answer.getheader("Content-Length") if self.command == "HEAD" else None
+                self.send_header("Content-Length", length or str(len(data)))
                 self.end_headers()
                 target = self.path.split("?")[0]
                 with recorder.lock:
@@ -234,6 +239,7 @@ class S3:
             self.client.put_object(Bucket=self.bucket, Key=f"{prefix}/{name}", Body=data)
         with self.proxy.recorder.lock:
             self.proxy.recorder.requests.clear()
+            self.proxy.recorder.ranges.clear()
 
 
 @contextmanager

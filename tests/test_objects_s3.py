@@ -18,7 +18,9 @@ from objects_support import (
     object_gets,
 )
 
+from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.objects import Feed, ObjectReadError, list_objects, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
 
 pytest.importorskip("s3fs")
@@ -100,3 +102,51 @@ def test_when_s3fs_gives_up_rpd_tries_the_object_again_after_a_backoff(s3: S3) -
     assert rows(reader) == expected_sources("s3://backups/rs")
     assert slept and slept == [0.5, 1.0, 2.0, 4.0, 8.0][: len(slept)]
     assert s3.proxy.recorder.cuts_made == [f"rs/{TIME_ORDER[2]}"] * 8
+
+
+def test_an_object_is_fetched_one_ranged_get_a_chunk_nothing_cached_ahead_by_s3fs(s3: S3) -> None:
+    # The feed's queue is the read-ahead; s3fs's own ("readahead": each GET a block more than
+    # asked, kept) would hold another copy, 1 MiB a file at rpd's chunk.
+    body = bytes(range(256)) * 14  # 3,584 bytes
+    s3.upload({"big.bin": body}, prefix="raw")
+    fs, root = resolve("s3://backups/raw/big.bin")
+    stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
+    with Feed(fs, stored, chunk=1000) as feed:
+        assert feed.stream(0).read() == body
+    path = "/backups/raw/big.bin"
+    assert s3.proxy.recorder.ranges == [
+        (path, "bytes=0-999"),
+        (path, "bytes=1000-1999"),
+        (path, "bytes=2000-2999"),
+        (path, "bytes=3000-3999"),  # S3 answers what there is
+    ]
+
+
+def test_listings_are_not_kept_once_they_are_objects(s3: S3) -> None:
+    # fsspec's listings cache would keep every entry listed (about 1.1 KB an object) for the
+    # life of the process; each object is opened by path, its size and ETag asked of it.
+    fs, root = resolve("s3://backups/rs/")
+    listed = list_objects(fs, root, "s3://backups/rs", WINDOW)
+    assert [stored.name for stored in listed] != []
+    assert dict(fs.dircache) == {}
+    reader = EventReader(["s3://backups/rs/"], window=WINDOW)
+    assert rows(reader) == expected_sources("s3://backups/rs")
+    heads = [path for method, path in s3.proxy.recorder.requests if method == "HEAD"]
+    fetched = list(dict.fromkeys(object_gets(s3.proxy.recorder.requests, "backups")))
+    assert [path.removeprefix("/backups/") for path in heads[-len(fetched) :]] == fetched
+
+
+def test_an_object_rewritten_while_it_is_read_is_a_failed_item_not_a_mix(s3: S3) -> None:
+    # Its ranged GETs ask for the ETag its HEAD gave (If-Match): after the rewrite S3 answers
+    # 412, the try again finds another ETag, and the object fails instead of mixing versions.
+    old, new = bytes(range(256)) * 20, bytes(reversed(range(256))) * 20  # 5,120 bytes each
+    s3.upload({"big.bin": old}, prefix="raw")
+    fs, root = resolve("s3://backups/raw/big.bin")
+    stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
+    with Feed(fs, stored, chunk=1024, depth=1, sleep=lambda _: None) as feed:
+        stream = feed.stream(0)
+        assert stream.read(1024) == old[:1024]  # at most two more chunks fetched by now
+        s3.client.put_object(Bucket=s3.bucket, Key="raw/big.bin", Body=new)
+        with pytest.raises(ObjectReadError) as failed:
+            stream.read()
+    assert str(failed.value) == "it changed while being read: rerun to read the new version"

@@ -85,13 +85,26 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     try:
         # A new instance each time: fsspec's cache would keep an endpoint or credentials from
         # an earlier call in this process.
-        fs, root = fsspec.core.url_to_fs(path, skip_instance_cache=True)
+        fs, root = fsspec.core.url_to_fs(path, skip_instance_cache=True, **_options(extra))
     except ImportError:
         raise UsageError(
             f"reading {scheme}:// needs rpd's optional {extra} extra ({PACKAGES[extra]})",
             hint=f"pip install 'rudder_pipedrive_cli[{extra}]'",
         ) from None
     return fs, root
+
+
+def _options(extra: str) -> dict[str, Any]:
+    """The filesystem's options. No listings cache: fsspec's keeps every entry listed (about
+    1.1 KB an object, for the life of the process) though each is listed once, turned into a
+    StoredObject, and opened by path (its size and ETag then come from the object itself). For
+    S3, a session whose botocore data is loaded lean (io/botocore_data.py)."""
+    options: dict[str, Any] = {"use_listings_cache": False}
+    if extra == "s3":
+        from rudder_pipedrive_cli.io.botocore_data import lean_s3_session
+
+        options["session"] = lean_s3_session()
+    return options
 
 
 def list_objects(
@@ -212,7 +225,10 @@ class Feed:
         tries = 0
         while True:
             try:
-                with self._fs.open(path, "rb", block_size=self._chunk) as handle:
+                # No cache in the store's file ("none"): the queue is the read-ahead, and
+                # s3fs's default ("readahead") would fetch a block more than each read and keep
+                # it, another 1-2 MiB a file.
+                with self._fs.open(path, "rb", block_size=self._chunk, cache_type="none") as handle:
                     if tries:
                         self._check_unchanged(path, stored)
                         _skip(handle, handed_out, self._chunk)  # read again from the start
