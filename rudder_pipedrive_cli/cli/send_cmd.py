@@ -351,7 +351,13 @@ def run_send(
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py).
         survey = Survey(rules=plan_config.track_rules)
-        first_pass = intake(EventReader(job.paths), job.event_filter, job.limit)
+        first_pass = intake(
+            EventReader(
+                job.paths, max_item_bytes=job.max_item_bytes, window=job.event_filter.window
+            ),
+            job.event_filter,
+            job.limit,
+        )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
     known: Learner = replay_state if replay_state is not None else MemoryIdentityCache(spill.table)
     with listing_client(env, token, tally, job.max_retries, client.pacer, client.reach) as lists:

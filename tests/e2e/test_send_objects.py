@@ -14,8 +14,10 @@ import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
+    APRIL_28,
     IN_WINDOW,
     NOT_LAYOUT,
+    OUTSIDE,
     S3,
     SINCE,
     TIME_ORDER,
@@ -25,6 +27,7 @@ from objects_support import (
     expected_sources,
     identify,
     moto_s3,
+    object_gets,
 )
 from rich.console import Console
 from typer.testing import CliRunner
@@ -72,6 +75,20 @@ def test_send_from_s3_then_a_rerun_reads_no_finished_object(
     assert "resuming: 6 objects finished by an earlier run not read again" in again.stderr
     assert again.report is not None and again.report["events"]["read"] == 0
     assert holdings(sandbox).persons == persons
+
+
+def test_send_never_opens_an_object_outside_the_window_nor_lists_a_day_it_cannot_touch(
+    sandbox: Sandbox, tmp_path: Path, s3: S3
+) -> None:
+    """Send reads the input twice (a first pass for aliases and `--identities auto`, then the
+    events): both passes list and open only what `--since`/`--until` can meet."""
+    run = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS)
+    assert run.exit_code == 0, run.stderr
+    requests = s3.proxy.recorder.requests
+    fetched = set(object_gets(requests, "backups"))
+    assert fetched == {f"rs/{name}" for name in [*IN_WINDOW, *NOT_LAYOUT]}
+    assert not fetched & {f"rs/{name}" for name in OUTSIDE}
+    assert not any(APRIL_28 in path for _, path in requests)  # that day was never listed
 
 
 def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
