@@ -1,0 +1,203 @@
+"""At 80 columns (QA): what rpd prints for people is wrapped between words on a terminal, the
+next lines indented under the text they continue, and stays one line each in a file or a pipe
+(for grep). Exact lines, from the wrapping itself up to `rpd check` in a real terminal (a pty).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from rudder_pipedrive_cli.cli.exits import print_error
+from rudder_pipedrive_cli.cli.render import print_send_report
+from rudder_pipedrive_cli.cli.screen import say, wrap
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.tally import Tally
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN_LINE = (
+    'ok    token: accepted: Sandbox User <sandbox@example.com>, company "rpd sandbox" '
+    "(rpd-sandbox.pipedrive.com)"
+)
+
+
+def console(*, terminal: bool) -> tuple[Console, io.StringIO]:
+    sink = io.StringIO()
+    return Console(file=sink, width=80, force_terminal=terminal, color_system=None), sink
+
+
+def test_wrap_breaks_between_words_and_indents_the_next_lines() -> None:
+    assert wrap(TOKEN_LINE, 80, indent="      ").split("\n") == [
+        'ok    token: accepted: Sandbox User <sandbox@example.com>, company "rpd sandbox"',
+        "      (rpd-sandbox.pipedrive.com)",
+    ]
+
+
+def test_wrap_goes_on_under_an_indented_line_its_own_indent_further() -> None:
+    text = "      hint: " + " ".join(["word"] * 20)
+    assert wrap(text, 40, indent="      ").split("\n") == [
+        "      hint: word word word word word",
+        "            word word word word word",
+        "            word word word word word",
+        "            word word word word word",
+    ]
+
+
+def test_wrap_keeps_a_word_wider_than_the_line_whole_on_its_own_line() -> None:
+    path = "/very/long/" + "x" * 30
+    assert wrap(f"written to {path} now", 20, indent="  ").split("\n") == [
+        "written to",
+        f"  {path}",
+        "  now",
+    ]
+
+
+def test_wrap_leaves_a_line_that_fits_as_it_is_spaces_included() -> None:
+    assert wrap("ok    a  b   ", 80) == "ok    a  b   "
+
+
+def test_wrap_counts_columns_not_characters() -> None:
+    # Each of these takes two columns: five of them fill ten.
+    assert wrap("名前名前名 前", 10).split("\n") == ["名前名前名", "前"]
+
+
+def test_say_wraps_on_a_terminal_and_keeps_one_line_in_a_file() -> None:
+    terminal, shown = console(terminal=True)
+    say(terminal, TOKEN_LINE, indent="      ")
+    log, written = console(terminal=False)
+    say(log, TOKEN_LINE, indent="      ")
+
+    assert shown.getvalue().splitlines() == wrap(TOKEN_LINE, 80, indent="      ").split("\n")
+    assert written.getvalue() == TOKEN_LINE + "\n"
+
+
+def report_lines(*, terminal: bool) -> list[str]:
+    tally = Tally()
+    tally.writes = Counter({"persons created": 7, "persons updated": 5, "leads created": 4})
+    tally.writes.update({"organizations created": 2, "merges": 1, "notes created": 1})
+    out, sink = console(terminal=terminal)
+    print_send_report(out, tally, duration_s=2.0, dead_letter="rpd-failed-20261205-203255.ndjson")
+    return sink.getvalue().splitlines()
+
+
+def test_the_send_reports_lines_wrap_between_words_on_an_80_column_terminal() -> None:
+    lines = report_lines(terminal=True)
+
+    assert lines[-5:] == [
+        "retries: 0; 429 waits: 0; API tokens: 0; duration: 2.0 s; 0.0 events/s",
+        "writes: leads created 4, merges 1, notes created 1, organizations created 2,",
+        "  persons created 7, persons updated 5",
+        "failed events written to rpd-failed-20261205-203255.ndjson: fix the cause, then",
+        "  `rpd send rpd-failed-20261205-203255.ndjson` to send them again",
+    ]
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_the_send_reports_lines_stay_one_line_each_in_a_log() -> None:
+    lines = report_lines(terminal=False)
+
+    assert lines[-3:] == [
+        "retries: 0; 429 waits: 0; API tokens: 0; duration: 2.0 s; 0.0 events/s",
+        "writes: leads created 4, merges 1, notes created 1, organizations created 2, "
+        "persons created 7, persons updated 5",
+        "failed events written to rpd-failed-20261205-203255.ndjson: fix the cause, then "
+        "`rpd send rpd-failed-20261205-203255.ndjson` to send them again",
+    ]
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+ERROR = UsageError(
+    "t5.toml: track #3: title: {propertie.topic} in template 'Call: {propertie.topic}' refers "
+    "to nothing an event holds",
+    hint="did you mean {properties.topic}?",
+)
+
+
+def test_an_error_on_a_terminal_wraps_between_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    shown = Tty()
+    print_error(ERROR, shown)
+
+    assert shown.getvalue().splitlines() == [
+        "error: t5.toml: track #3: title: {propertie.topic} in template 'Call:",
+        "  {propertie.topic}' refers to nothing an event holds",
+        "hint: did you mean {properties.topic}?",
+    ]
+
+
+def test_an_error_in_a_file_stays_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    written = io.StringIO()
+    print_error(ERROR, written)
+
+    assert written.getvalue().splitlines() == [f"error: {ERROR.message}", f"hint: {ERROR.hint}"]
+
+
+def in_a_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
+    """Run `rpd ARGS` with a pseudo-terminal of `columns` columns as stdout and stderr: its
+    exit code and the lines it showed, escape sequences and all."""
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env.update(PYTHONPATH=str(ROOT), TERM="dumb", PIPEDRIVE_API_TOKEN="")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rudder_pipedrive_cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(child)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        if not ready:
+            process.kill()
+            break
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main)
+    return process.wait(), shown.decode().replace("\r\n", "\n").splitlines()
+
+
+def test_rpd_check_in_an_80_column_terminal_wraps_between_words() -> None:
+    code, lines = in_a_terminal("check", "--config", "config.example.toml", "--sandbox")
+
+    assert code == 0
+    assert lines[1:6] == [
+        "ok    config: config.example.toml is valid",
+        'ok    token: accepted: Sandbox User <sandbox@example.com>, company "rpd sandbox"',
+        "      (rpd-sandbox.pipedrive.com)",
+        "ok    identity.user_id_field = 'fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48':",
+        '      "RudderStack userId" (varchar), a searchable person field',
+    ]
+    assert lines[-5:] == [
+        "ok    track #5: a lead for '*'",
+        "info  plan growth: up to 40 requests every 2 s, 10 of them searches",
+        "      a day: 60,000 API tokens per seat (3,000 searches or 12,000 creates)",
+        "      when they are spent, rpd stops; rerun it the next day to resume",
+        "all 15 checks passed",
+    ]
+    assert max(len(line) for line in lines) <= 80
