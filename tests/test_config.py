@@ -82,7 +82,21 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
             "unknown section [fields.person]",
             "did you mean 'persons'?",
         ),
-        ("[identity]\ncreate_persons = 3\n", "identity.create_persons must be a bool", "e.g."),
+        (
+            "[identity]\ncreate_persons = 3\n",
+            "identity.create_persons must be true or false, got 3",
+            "e.g. create_persons = true",
+        ),
+        (
+            "[pipedrive]\nplan = 5\n",
+            "pipedrive.plan must be a string (in quotes), got 5",
+            "use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        (
+            "[identity]\nuser_id_field = 5\n",
+            "identity.user_id_field must be a string (in quotes), got 5",
+            'e.g. user_id_field = "VALUE"',
+        ),
         ('[pipedrive]\nplan = "gold"\n', "unknown plan 'gold'", "lite, growth"),
         (
             "[fields.persons]\nrole = 5\n",
@@ -189,7 +203,7 @@ def test_a_token_of_the_wrong_type_is_not_repeated(tmp_path: Path, value: str) -
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
     text = f"{caught.value.message} {caught.value.hint}"
-    assert "pipedrive.api_token must be a str, got a " in caught.value.message
+    assert "pipedrive.api_token must be a string (in quotes), got a" in caught.value.message
     assert "4b1d" not in text
     assert "424242424242" not in text
 

@@ -240,11 +240,25 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
-    got = f"a {type(value).__name__}" if key.secret else repr(value)
-    raise ConfigError(
-        f"{where}: {key.section}.{key.name} must be a {key.kind.__name__}, got {got}",
-        hint=f"e.g. {key.name} = {'true' if key.kind is bool else repr(key.default or 'VALUE')}",
-    )
+    got = f"a {TOML_TYPES.get(type(value), 'value')}" if key.secret else repr(value)
+    if key.kind is bool:
+        wanted, hint = "true or false", f"e.g. {key.name} = true"
+    else:
+        wanted = "a string (in quotes)"
+        hint = f"use one of: {', '.join(key.choices)}" if key.choices else ""
+        hint = hint or f'e.g. {key.name} = "{key.default or "VALUE"}"'
+    raise ConfigError(f"{where}: {key.section}.{key.name} must be {wanted}, got {got}", hint=hint)
+
+
+# What a value read from TOML is, in TOML's words (not Python's), for errors.
+TOML_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    list: "array",
+    dict: "table",
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

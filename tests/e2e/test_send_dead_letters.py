@@ -176,21 +176,23 @@ def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path
     assert held.origin_ids() == {"rpd:m-2": 1}
 
 
-def test_a_dead_letter_file_that_is_also_an_input_is_refused_before_sending(
-    sandbox: Sandbox, tmp_path: Path
+@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
+def test_an_output_file_that_is_also_an_input_is_refused_in_one_line_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str
 ) -> None:
-    failed = tmp_path / "failed.ndjson"
-    failed.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    # QA: the refusal says what is wrong (writing there destroys events) and what to do.
+    events = tmp_path / "events.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
 
-    run = rpd_send(sandbox, tmp_path, failed, dead_letter=failed)
+    run = rpd_send(sandbox, tmp_path, events, args=(option, str(events)))
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        f"error: --dead-letter {failed} is also an input: rpd would read back what it appends",
-        "hint: choose another --dead-letter path",
+        f"error: {option} {events} is one of the input files, and writing there would destroy "
+        f"the events it holds: give {option} another file (nothing was sent)"
     ]
     assert sandbox.stats()["requests"] == {}
-    assert failed.read_text().count("\n") == 1
+    assert events.read_text().count("\n") == 1
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
