@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.style import Style
+from rich.text import Text
 
 from rudder_pipedrive_cli.cli.exits import print_error
 from rudder_pipedrive_cli.cli.render import print_send_report
-from rudder_pipedrive_cli.cli.screen import say, wrap
+from rudder_pipedrive_cli.cli.screen import say, wrap, wrap_text
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -69,8 +71,16 @@ def test_wrap_leaves_a_line_that_fits_as_it_is_spaces_included() -> None:
 
 
 def test_wrap_counts_columns_not_characters() -> None:
-    # Each of these takes two columns: five of them fill ten.
-    assert wrap("名前名前名 前", 10).split("\n") == ["名前名前名", "前"]
+    # Eight characters, but fourteen columns: each of these takes two.
+    assert wrap("名前 名前 名前", 10).split("\n") == ["名前 名前", "名前"]
+
+
+def test_wrap_keeps_a_lines_first_word_with_its_second() -> None:
+    line = "    GET /api/v2/itemSearch/field?term=u-1001&match=exact  # search person by u-1001"
+    assert wrap(line, 40, indent="  ").split("\n") == [
+        "    GET /api/v2/itemSearch/field?term=u-1001&match=exact",
+        "      # search person by u-1001",
+    ]
 
 
 def test_say_wraps_on_a_terminal_and_keeps_one_line_in_a_file() -> None:
@@ -201,3 +211,47 @@ def test_rpd_check_in_an_80_column_terminal_wraps_between_words() -> None:
         "all 15 checks passed",
     ]
     assert max(len(line) for line in lines) <= 80
+
+
+def test_a_styled_line_wraps_as_plain_text_does_and_keeps_its_styles() -> None:
+    line = Text()
+    line.append("    POST /v1/leads", style="cyan")
+    line.append("  # create lead 'Trial Started' for person {person:u-1001}", style="dim")
+
+    wrapped = wrap_text(line, 60, indent="  ")
+
+    assert wrapped.plain == wrap(line.plain, 60, indent="  ")
+    assert wrapped.plain.split("\n") == [
+        "    POST /v1/leads  # create lead 'Trial Started' for person",
+        "      {person:u-1001}",
+    ]
+    cyan, dim = Style.parse("cyan"), Style.parse("dim")
+    assert wrapped.get_style_at_offset(Console(), 4) == cyan
+    assert wrapped.get_style_at_offset(Console(), len(wrapped.plain) - 1) == dim
+
+
+def test_rpd_dry_run_in_an_80_column_terminal_wraps_notes_not_urls() -> None:
+    code, lines = in_a_terminal(
+        "dry-run", "examples/events.ndjson", "--config", "config.example.toml", "-q"
+    )
+
+    search = "&field=fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48&match=exact"
+    assert code == 0
+    assert lines[:5] == [
+        "examples/events.ndjson:1  identify  planned",
+        f"    GET /api/v2/itemSearch/field?term=u-1001&entity_type=person{search}",
+        "      # search person by userId u-1001",
+        "    POST /api/v2/persons  # create person u-1001 (not found)",
+        "    dropped: utm_source",
+    ]
+    assert lines[lines.index("examples/events.ndjson:5  track  planned  [track #5 (lead)]") :][
+        :3
+    ] == [
+        "examples/events.ndjson:5  track  planned  [track #5 (lead)]",
+        "    POST /v1/leads  # create lead 'Trial Started' for person {person:u-1001}",
+        "      (cached)",
+    ]
+    # Only the URLs of searches are wider than the terminal: no space to break them at.
+    assert {line.split("?")[0] for line in lines if len(line) > 80} == {
+        "    GET /api/v2/itemSearch/field"
+    }
