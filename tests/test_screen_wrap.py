@@ -9,6 +9,7 @@ import fcntl
 import io
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -159,13 +160,17 @@ def test_an_error_in_a_file_stays_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     assert written.getvalue().splitlines() == [f"error: {ERROR.message}", f"hint: {ERROR.hint}"]
 
 
+ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def in_a_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
     """Run `rpd ARGS` with a pseudo-terminal of `columns` columns as stdout and stderr: its
-    exit code and the lines it showed, escape sequences and all."""
+    exit code and the lines it showed, without the escape sequences of colours and styles (a
+    dumb terminal would have none, but rich takes one to be 80 columns whatever it is)."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    env.update(PYTHONPATH=str(ROOT), TERM="dumb", PIPEDRIVE_API_TOKEN="")
+    env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", PIPEDRIVE_API_TOKEN="")
     process = subprocess.Popen(
         [sys.executable, "-m", "rudder_pipedrive_cli", *args],
         stdin=subprocess.DEVNULL,
@@ -189,7 +194,8 @@ def in_a_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
             break
         shown += chunk
     os.close(main)
-    return process.wait(), shown.decode().replace("\r\n", "\n").splitlines()
+    text = ESCAPES.sub("", shown.decode()).replace("\r\n", "\n")
+    return process.wait(), text.splitlines()
 
 
 def test_rpd_check_in_an_80_column_terminal_wraps_between_words() -> None:
@@ -255,3 +261,47 @@ def test_rpd_dry_run_in_an_80_column_terminal_wraps_notes_not_urls() -> None:
     assert {line.split("?")[0] for line in lines if len(line) > 80} == {
         "    GET /api/v2/itemSearch/field"
     }
+
+
+def test_rpd_map_fields_in_an_80_column_terminal_keeps_keys_and_names_whole() -> None:
+    # The six columns would cut names to `Rud…` and headers to `cus…`: at 80 columns the key
+    # keeps its column, whole, and the field is said in words beside it.
+    code, lines = in_a_terminal(
+        "map-fields", "--config", "config.example.toml", "--sandbox", "-q", "-e", "persons"
+    )
+
+    rows = [
+        [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+        for line in lines
+        if line.startswith(("│", "┃"))
+    ]
+    assert code == 0
+    assert lines[0].rstrip() == "Person fields (16)"
+    assert rows[:3] == [["key", "field"], ["name", "Name"], ["", "varchar, searchable"]]
+    assert rows[-7:] == [
+        ["fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48", "RudderStack userId"],
+        ["", "varchar, custom, searchable"],
+        ["6098b979cd7506a9c2b183a7814c70e8a6a08a3f", "Role"],
+        ["", "varchar, custom, searchable"],
+        ["2166d04123ea6d974ed242877a8d769fe934c896", "Plan"],
+        ["", "enum, custom"],
+        ["", "Free=101, Pro=102, Enterprise=103"],
+    ]
+    assert max(len(line) for line in lines) <= 80
+
+
+def test_rpd_map_fields_in_a_wide_terminal_keeps_its_six_columns() -> None:
+    code, lines = in_a_terminal(
+        "map-fields",
+        "--config",
+        "config.example.toml",
+        "--sandbox",
+        "-q",
+        "-e",
+        "persons",
+        columns=140,
+    )
+
+    header = [cell.strip() for cell in re.split("[┃]", lines[2])[1:-1]]
+    assert code == 0
+    assert header == ["key", "name", "type", "custom", "searchable", "options"]
