@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -305,3 +306,15 @@ def test_rpd_map_fields_in_a_wide_terminal_keeps_its_six_columns() -> None:
     header = [cell.strip() for cell in re.split("[┃]", lines[2])[1:-1]]
     assert code == 0
     assert header == ["key", "name", "type", "custom", "searchable", "options"]
+
+
+def test_rpd_state_show_json_in_an_80_column_terminal_is_never_wrapped(tmp_path: Path) -> None:
+    # Wrapped between words, a path with spaces would break a JSON string in two.
+    state = tmp_path / ("the replay state of the backfill of " + "all the events " * 4 + ".sqlite")
+
+    code, lines = in_a_terminal(
+        "state", "show", "--config", "config.example.toml", "--state", str(state), "-f", "json"
+    )
+
+    assert code == 0
+    assert json.loads("\n".join(lines)) == {"path": str(state), "namespaces": []}

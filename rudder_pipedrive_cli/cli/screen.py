@@ -39,6 +39,12 @@ def say(console: Console, text: str, *, indent: str = "") -> None:
     console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
+def show(console: Console, text: str) -> None:
+    """Print a document (JSON) as `say` does, but never wrapped: a line break inside one of
+    its strings would make what is copied from the terminal another document, or none."""
+    console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
 def say_text(console: Console, text: Text, *, indent: str = "") -> None:
     """`say` for a styled line (a dry-run's event and its requests): on a terminal wrapped
     between words as `wrap` does, the styles kept; elsewhere each line whole."""
