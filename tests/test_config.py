@@ -452,9 +452,31 @@ def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> No
             "did you mean 'events'?",
         ),
         ('[fields.deal]\nplan = "k"\n', "unknown section [fields.deal]", "did you mean 'deals'?"),
+        # QA: `plan = growth` is the first slip of someone new to TOML; "fix the syntax" left
+        # them to find out what is wrong with it.
+        (
+            "[pipedrive]\nplan = growth  # the pacing\n",
+            "invalid TOML: Invalid value (at line 2, column 8)",
+            'text needs quotes: plan = "growth"',
+        ),
+        (
+            "[identity]\nuser_id_field = fee6cb40e6895dcf\n",
+            "invalid TOML: Invalid value (at line 2, column 17)",
+            'text needs quotes: user_id_field = "fee6cb40e6895dcf"',
+        ),
+        (
+            '[[track]]\ntitle = Demo: "big" one\n',
+            "invalid TOML: Invalid value (at line 2, column 9)",
+            'text needs quotes: title = "Demo: \\"big\\" one"',
+        ),
+        (
+            "[pipedrive\n",
+            "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
+            "fix the syntax",
+        ),
     ],
 )
-def test_track_rule_config_errors_name_the_file_rule_and_key(
+def test_config_errors_name_the_file_rule_and_key(
     tmp_path: Path, text: str, message: str, hint: str
 ) -> None:
     path = write(tmp_path, text)

@@ -263,20 +263,37 @@ TOML_TYPES = {
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode()
+        return tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(
             f"cannot read config {path}: {exc.strerror}", hint="check --config / $RPD_CONFIG"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_syntax_hint(text, exc)) from None
     except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
         line = bytes(exc.object[: exc.start]).count(b"\n") + 1
         raise ConfigError(
             f"{path}: line {line} is not UTF-8 text (byte {exc.start + 1} of the file)",
             hint="save the file as UTF-8",
         ) from None
+
+
+# `key = some words` (a value TOML cannot read, with no quotes): the most common slip.
+UNQUOTED = re.compile(r"""\s*([\w.-]+)\s*=\s*([^\s"'\[{#][^#]*?)\s*(#.*)?""")
+TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:
+    """What to do about a TOML syntax error: quotes for a bare text value, else fix it."""
+    at = TOML_POSITION.search(str(error))
+    lines = text.splitlines()
+    if at and int(at.group(1)) <= len(lines):
+        unquoted = UNQUOTED.fullmatch(lines[int(at.group(1)) - 1])
+        if unquoted:
+            key, value = unquoted.group(1), unquoted.group(2).replace('"', '\\"')
+            return f'text needs quotes: {key} = "{value}"'
+    return "fix the syntax"
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
