@@ -25,7 +25,7 @@ from rich.style import Style
 from rich.text import Text
 
 from rudder_pipedrive_cli.cli.exits import print_error
-from rudder_pipedrive_cli.cli.render import print_send_report
+from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say, wrap, wrap_text
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.tally import Tally
@@ -318,3 +318,33 @@ def test_rpd_state_show_json_in_an_80_column_terminal_is_never_wrapped(tmp_path:
 
     assert code == 0
     assert json.loads("\n".join(lines)) == {"path": str(state), "namespaces": []}
+
+
+def test_the_sandbox_holdings_at_80_columns_keep_emails_whole() -> None:
+    terminal, shown = console(terminal=True)
+    persons = [
+        {"id": 1, "name": "Ada Lovelace", "emails": [{"value": "ada@analytical.example"}]},
+        {"id": 3, "name": "Katherine Johnson", "emails": [{"value": "katherine@nasa.example"}]},
+    ]
+    leads = [{"person_id": 1, "title": title} for title in ("Trial Started", "Plan Upgraded")]
+    organizations = [{"id": 9, "name": "Acme Corp"}]
+    persons[0]["org_id"] = 9
+    state = {"persons": persons, "organizations": organizations, "leads": leads}
+
+    print_sandbox_holdings(terminal, state, records=True)
+
+    rows = [
+        [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+        for line in shown.getvalue().splitlines()
+        if line.startswith(("│", "┃"))
+    ]
+    assert rows == [
+        ["person", "name", "email", "organization", "leads"],
+        ["1", "Ada Lovelace", "ada@analytical.example", "Acme Corp", "Trial"],
+        ["", "", "", "", "Started,"],
+        ["", "", "", "", "Plan"],
+        ["", "", "", "", "Upgraded"],
+        ["3", "Katherine", "katherine@nasa.example", "", ""],
+        ["", "Johnson", "", "", ""],
+    ]
+    assert max(len(line) for line in shown.getvalue().splitlines()) <= 80

@@ -227,7 +227,9 @@ def _holdings_table(console: Console, state: dict[str, Any]) -> None:
     persons = state.get("persons", [])
     table = Table(title="The sandbox now holds", title_justify="left")
     for column in ("person", "name", "email", "organization", "leads"):
-        table.add_column(column)
+        # An email has no word to wrap at: whole, the names and titles beside it wrap instead
+        # (at 80 columns rich cut it to `ada@analytical…`).
+        table.add_column(column, no_wrap=column == "email")
     orgs = {org.get("id"): org.get("name", "") for org in state.get("organizations", [])}
     leads: dict[Any, list[str]] = {}
     for lead in state.get("leads", []):
