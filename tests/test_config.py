@@ -483,3 +483,21 @@ def test_config_errors_name_the_file_rule_and_key(
     with pytest.raises(ConfigError) as raised:
         load_settings(str(path), env={})
     assert (raised.value.message, raised.value.hint) == (f"{path}: {message}", hint)
+
+
+@pytest.mark.parametrize(
+    ("override", "message", "hint"),
+    [
+        (("pipedrive.plan", "gold"), "unknown --plan 'gold'", "lite, growth, premium"),
+        (("pipedrive.identities", "all"), "unknown --identities 'all'", "auto, search, index"),
+    ],
+)
+def test_a_bad_flag_value_is_named_as_the_flag_typed(
+    tmp_path: Path, override: tuple[str, str], message: str, hint: str
+) -> None:
+    # QA: not "command line: unknown plan 'gold'".
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), overrides=dict([override]), env={})
+    assert caught.value.message == message
+    assert caught.value.hint.startswith(f"use one of: {hint}")

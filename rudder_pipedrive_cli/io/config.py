@@ -235,8 +235,11 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
             return False
     elif isinstance(value, str):
         if key.choices and value.strip() not in key.choices:
+            # From the command line, the flag as it was typed: unknown --plan 'gold'.
+            flag = where == "command line"
+            name = f"--{key.name.replace('_', '-')}" if flag else key.name
             raise ConfigError(
-                f"{where}: unknown {key.name} {value.strip()!r}",
+                f"{'' if flag else where + ': '}unknown {name} {value.strip()!r}",
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
