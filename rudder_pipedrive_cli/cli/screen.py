@@ -34,9 +34,7 @@ def say(console: Console, text: str, *, indent: str = "") -> None:
     between words (`wrap`), its next lines indented by `indent` more than its own indentation;
     in a file or a pipe each line stays one line, whole, for grep."""
     text = printable(text)
-    if console.is_terminal:
-        text = wrap(text, console.width, indent=indent)
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    show(console, wrap(text, console.width, indent=indent) if console.is_terminal else text)
 
 
 def show(console: Console, text: str) -> None:
@@ -77,7 +75,7 @@ def wrap_text(text: Text, width: int, *, indent: str = "") -> Text:
                 wrapped.append("\n")
             if at:
                 wrapped.append(more)
-            wrapped.append_text(line[at:end] if at else line[:end])
+            wrapped.append_text(line[at:end])
     return wrapped
 
 
