@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from e2e_support import (
     CLEAN_ENV,
@@ -174,6 +175,25 @@ def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path
     held = holdings(sandbox)
     assert held.user_ids() == {"u-1": 1}
     assert held.origin_ids() == {"rpd:m-2": 1}
+
+
+def test_outputs_in_folders_that_do_not_exist_yet_are_written_there(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # QA: `--dead-letter runs/2026-12/failed.ndjson` in a new checkout: the folders are made.
+    events = tmp_path / "events.ndjson"
+    events.write_text(
+        '{"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "One"}}\n'
+        "[1]\n"
+    )
+    letters = tmp_path / "runs" / "2026-12" / "failed.ndjson"
+    report = tmp_path / "reports" / "run.json"
+
+    run = rpd_send(sandbox, tmp_path, events, dead_letter=letters, args=("--report", str(report)))
+
+    assert run.exit_code == 1, run.stderr
+    assert [letter["source"] for letter in run.dead_letters] == [f"{events}:2"]
+    assert orjson.loads(report.read_bytes())["dead_letter"] == str(letters)
 
 
 @pytest.mark.parametrize("option", ["--dead-letter", "--report"])
