@@ -55,6 +55,22 @@ def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
     assert not re.search(r"^\s+(-\w, )?--[\w-]+ (BOOLEAN|[a-z]+)\s", out, re.MULTILINE)
 
 
+@pytest.mark.parametrize("command", ["send", "dry-run"])
+def test_a_default_said_in_an_option_s_help_is_said_once(command: str) -> None:
+    # QA: not "(default 32 MiB; e.g. 64MiB).  [default: 33554432]" in an 80-column help.
+    _, out, _ = rpd(command, "-h")
+
+    entries = re.split(r"\n  (?=-)", out.split("Options:\n")[1])
+    said = {e.split()[0]: " ".join(e.split()) for e in entries if "(default" in e}
+    assert said["--max-item-bytes"].endswith(
+        "a larger one is a failed item (default 32 MiB; e.g. 64MiB)."
+    )
+    assert said["--cache-entries"].endswith(
+        "Identities kept in memory per cache table; the rest wait in SQLite (default 10000). [x>=1]"
+    )
+    assert [option for option, text in said.items() if "[default:" in text] == []
+
+
 def test_send_and_dry_run_name_their_inputs_and_values() -> None:
     _, send, _ = rpd("send", "-h")
     _, dry_run, _ = rpd("dry-run", "-h")

@@ -82,7 +82,21 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
             "unknown section [fields.person]",
             "did you mean 'persons'?",
         ),
-        ("[identity]\ncreate_persons = 3\n", "identity.create_persons must be a bool", "e.g."),
+        (
+            "[identity]\ncreate_persons = 3\n",
+            "identity.create_persons must be true or false, got 3",
+            "e.g. create_persons = true",
+        ),
+        (
+            "[pipedrive]\nplan = 5\n",
+            "pipedrive.plan must be a string (in quotes), got 5",
+            "use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        (
+            "[identity]\nuser_id_field = 5\n",
+            "identity.user_id_field must be a string (in quotes), got 5",
+            'e.g. user_id_field = "VALUE"',
+        ),
         ('[pipedrive]\nplan = "gold"\n', "unknown plan 'gold'", "lite, growth"),
         (
             "[fields.persons]\nrole = 5\n",
@@ -189,7 +203,7 @@ def test_a_token_of_the_wrong_type_is_not_repeated(tmp_path: Path, value: str) -
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
     text = f"{caught.value.message} {caught.value.hint}"
-    assert "pipedrive.api_token must be a str, got a " in caught.value.message
+    assert "pipedrive.api_token must be a string (in quotes), got a" in caught.value.message
     assert "4b1d" not in text
     assert "424242424242" not in text
 
@@ -438,12 +452,52 @@ def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> No
             "did you mean 'events'?",
         ),
         ('[fields.deal]\nplan = "k"\n', "unknown section [fields.deal]", "did you mean 'deals'?"),
+        # QA: `plan = growth` is the first slip of someone new to TOML; "fix the syntax" left
+        # them to find out what is wrong with it.
+        (
+            "[pipedrive]\nplan = growth  # the pacing\n",
+            "invalid TOML: Invalid value (at line 2, column 8)",
+            'text needs quotes: plan = "growth"',
+        ),
+        (
+            "[identity]\nuser_id_field = fee6cb40e6895dcf\n",
+            "invalid TOML: Invalid value (at line 2, column 17)",
+            'text needs quotes: user_id_field = "fee6cb40e6895dcf"',
+        ),
+        (
+            '[[track]]\ntitle = Demo: "big" one\n',
+            "invalid TOML: Invalid value (at line 2, column 9)",
+            'text needs quotes: title = "Demo: \\"big\\" one"',
+        ),
+        (
+            "[pipedrive\n",
+            "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
+            "fix the syntax",
+        ),
     ],
 )
-def test_track_rule_config_errors_name_the_file_rule_and_key(
+def test_config_errors_name_the_file_rule_and_key(
     tmp_path: Path, text: str, message: str, hint: str
 ) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as raised:
         load_settings(str(path), env={})
     assert (raised.value.message, raised.value.hint) == (f"{path}: {message}", hint)
+
+
+@pytest.mark.parametrize(
+    ("override", "message", "hint"),
+    [
+        (("pipedrive.plan", "gold"), "unknown --plan 'gold'", "lite, growth, premium"),
+        (("pipedrive.identities", "all"), "unknown --identities 'all'", "auto, search, index"),
+    ],
+)
+def test_a_bad_flag_value_is_named_as_the_flag_typed(
+    tmp_path: Path, override: tuple[str, str], message: str, hint: str
+) -> None:
+    # QA: not "command line: unknown plan 'gold'".
+    path = write(tmp_path, "")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), overrides=dict([override]), env={})
+    assert caught.value.message == message
+    assert caught.value.hint.startswith(f"use one of: {hint}")

@@ -187,9 +187,10 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
     events = write_events(tmp_path, IDENTIFY)
     code, _, err = dry_run(events, "--config", CONFIG, "-o", events)
     assert code == 2
-    assert err.splitlines()[0] == (
-        f"error: --output {events} is also an input: rpd would read back what it appends"
-    )
+    assert err.splitlines() == [
+        f"error: --output {events} is one of the input files, and writing there would destroy "
+        "the events it holds: give --output another file (nothing was sent)"
+    ]
 
 
 def test_an_output_onto_the_state_or_the_config_is_refused(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
 
 SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
+UNDER_MARK = " " * 6  # a wrapped check goes on under its text, past the mark (screen.wrap)
 
 
 class Checklist:
@@ -50,7 +51,7 @@ class Checklist:
         if self.env.quiet and mark in ("ok", "info"):
             return
         text = f"{MARKS[mark]}  {line}" + (f"\n      hint: {hint}" if hint else "")
-        say(self.env.out, text)
+        say(self.env.out, text, indent=UNDER_MARK)
 
     def summary(self) -> str:
         total = self.passed + self.failed

@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.cli.exits import (
     ExitStatus,
     exit_status_for,
     internal_error,
-    render_error,
+    print_error,
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
@@ -40,6 +40,8 @@ NO_CONFIG = (
     f"no config file found ({DEFAULT_CONFIG} here; --config or $RPD_CONFIG name another): "
     "using the environment and defaults"
 )
+
+MORE = "  "  # how much further a wrapped warning or error goes on (screen.wrap)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,7 +65,7 @@ class Env:
 
     def warn(self, message: str) -> None:
         if not self.quiet:
-            say(self.err, f"warning: {message}")
+            say(self.err, f"warning: {message}", indent=MORE)
 
 
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
@@ -114,7 +116,7 @@ def command_env(
     settings = load_settings(config, overrides=overrides)
     out, err = make_consoles()
     if settings.path is None and say_no_config and not quiet:
-        err.print(f"warning: {NO_CONFIG}", markup=False, highlight=False, soft_wrap=True)
+        say(err, f"warning: {NO_CONFIG}", indent=MORE)
     with ExitStack() as stack:
         server: Sandbox | None = None
         if sandbox:
@@ -152,7 +154,7 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
             except RpdError as error:
                 if verbose:
                     traceback.print_exc()
-                print(render_error(error), file=sys.stderr)
+                print_error(error)
                 raise typer.Exit(int(exit_status_for(error))) from None
             except PlanFailure as failure:
                 # A request outside any event (a field listing, a lookup) that Pipedrive refused
@@ -160,7 +162,7 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 if verbose:
                     traceback.print_exc()
                 hint = "try again later" if failure.retryable else ""
-                print(render_error(RpdError(failure.reason, hint=hint)), file=sys.stderr)
+                print_error(RpdError(failure.reason, hint=hint))
                 raise typer.Exit(int(exit_status_for(failure))) from None
             except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
                 status = exit_status_for(stop)
@@ -176,7 +178,7 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
             except Exception as error:  # a bug: say so in two lines, the traceback only with -v
                 if verbose:
                     traceback.print_exc()
-                print(render_error(internal_error(error)), file=sys.stderr)
+                print_error(internal_error(error))
                 raise typer.Exit(int(ExitStatus.INTERNAL)) from None
 
         return wrapper

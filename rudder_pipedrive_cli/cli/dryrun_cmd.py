@@ -16,7 +16,8 @@ from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
-from rudder_pipedrive_cli.cli.render import planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
+from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
@@ -230,7 +231,7 @@ def dry_run_command(
                 if output:
                     sink.write(line.plain.encode() + b"\n")
                 else:
-                    env.out.print(line, soft_wrap=True)
+                    say_text(env.out, line, indent=PROSE)
         else:
             for _ in planned:
                 pass

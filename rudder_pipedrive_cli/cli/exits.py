@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+import shutil
+import sys
+from typing import TextIO
 
-from rudder_pipedrive_cli.cli.screen import printable
+from rudder_pipedrive_cli.cli.screen import printable, wrap
 from rudder_pipedrive_cli.core.errors import (
     AuthRefused,
     RpdError,
@@ -59,3 +62,13 @@ def render_error(error: RpdError) -> str:
     if error.hint:
         lines.append(f"hint: {printable(error.hint)}")
     return "\n".join(lines)
+
+
+def print_error(error: RpdError, stream: TextIO | None = None) -> None:
+    """`render_error`'s lines on stderr (or `stream`): on a terminal, wrapped between words to
+    its width ($COLUMNS, else the terminal's); in a file or a pipe, one line each, for grep."""
+    stream = stream or sys.stderr
+    text = render_error(error)
+    if stream.isatty():
+        text = wrap(text, shutil.get_terminal_size().columns, indent="  ")
+    print(text, file=stream)

@@ -20,7 +20,7 @@ from typer import _click as click  # typer 0.26 carries click inside (pyproject 
 from typer.core import TyperCommand, TyperGroup
 
 from rudder_pipedrive_cli import __version__
-from rudder_pipedrive_cli.cli.exits import ExitStatus, render_error
+from rudder_pipedrive_cli.cli.exits import ExitStatus, print_error
 from rudder_pipedrive_cli.core.errors import RpdError
 
 HELP_OPTIONS = ["-h", "--help"]
@@ -128,7 +128,7 @@ class LazyGroup(TyperGroup):
             print(error.ctx.get_help())
             code = ExitStatus.USAGE
         except click.ClickException as error:  # a usage error: one style for every error
-            print(render_error(usage_error(error)), file=sys.stderr)
+            print_error(usage_error(error))
             code = ExitStatus.USAGE
         except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
             print("interrupted", file=sys.stderr)

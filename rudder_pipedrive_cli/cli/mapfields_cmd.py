@@ -76,18 +76,10 @@ def catalog_json(catalog: Catalog, entities: Sequence[str], *, custom_only: bool
 def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_only: bool) -> None:
     for entity in entities:
         listed = [f for f in catalog.fields.get(entity, ()) if f.is_custom or not custom_only]
-        table = RichTable(title=f"{TITLES[entity]} ({len(listed)})", title_justify="left")
-        for column in ("key", "name", "type", "custom", "searchable", "options"):
-            table.add_column(column, no_wrap=column == "key")
-        for info in listed:
-            table.add_row(
-                plain(info.key),
-                plain(info.name),
-                plain(info.field_type),
-                "yes" if info.is_custom else "",
-                "yes" if is_searchable(info) else "",
-                plain(", ".join(f"{label}={oid}" for label, oid in info.options.items())),
-            )
+        title = f"{TITLES[entity]} ({len(listed)})"
+        table = fields_table(title, listed)
+        if env.out.is_terminal and wanted_width(env, table) > env.out.width:
+            table = narrow_fields_table(title, listed)  # an 80-column terminal: keys kept whole
         env.out.print(table)
     if "leads" in entities:
         labels = RichTable(title=f"Lead labels ({len(catalog.labels)})", title_justify="left")
@@ -96,6 +88,48 @@ def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_
         for name, lid in catalog.labels.items():
             labels.add_row(plain(name), plain(lid))
         env.out.print(labels)
+
+
+def wanted_width(env: Env, table: RichTable) -> int:
+    """How wide `table` must be to cut no word (rich measures it for any width): wrapped
+    between words a cell still reads well; cut to `Nam…` it does not."""
+    return env.out.measure(table, options=env.out.options.update_width(10_000)).minimum
+
+
+def fields_table(title: str, listed: Sequence[FieldInfo]) -> RichTable:
+    """A column each: key, name, type, custom, searchable, options."""
+    table = RichTable(title=title, title_justify="left")
+    for column in ("key", "name", "type", "custom", "searchable", "options"):
+        table.add_column(column, no_wrap=column == "key")
+    for info in listed:
+        table.add_row(
+            plain(info.key),
+            plain(info.name),
+            plain(info.field_type),
+            "yes" if info.is_custom else "",
+            "yes" if is_searchable(info) else "",
+            plain(options_text(info)),
+        )
+    return table
+
+
+def narrow_fields_table(title: str, listed: Sequence[FieldInfo]) -> RichTable:
+    """The same for a narrow terminal: the whole key (to copy), then the field in words: its
+    name; its type, custom, searchable; its options, each on its own line, wrapped between
+    words rather than cut to `Nam…`."""
+    table = RichTable(title=title, title_justify="left")
+    table.add_column("key", no_wrap=True)
+    table.add_column("field")
+    for info in listed:
+        traits = [info.field_type]
+        traits += ["custom"] * info.is_custom + ["searchable"] * is_searchable(info)
+        lines = [info.name, ", ".join(traits), *([options_text(info)] if info.options else [])]
+        table.add_row(plain(info.key), plain("\n".join(lines)))
+    return table
+
+
+def options_text(info: FieldInfo) -> str:
+    return ", ".join(f"{label}={oid}" for label, oid in info.options.items())
 
 
 @handle_errors()

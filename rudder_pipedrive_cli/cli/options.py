@@ -104,6 +104,7 @@ MaxItemBytesOpt = Annotated[
         "--max-item-bytes",
         parser=parse_size,
         metavar="SIZE",
+        show_default=False,  # said in the help, in MiB rather than in bytes
         help=f"Largest line or JSON document read; a larger one is a failed item "
         f"(default {describe_size(DEFAULT_MAX_ITEM_BYTES)}; e.g. 64MiB).",
     ),
@@ -114,6 +115,7 @@ CacheEntriesOpt = Annotated[
         "--cache-entries",
         min=1,
         metavar="N",
+        show_default=False,  # said in the help
         help="Identities kept in memory per cache table; the rest wait in SQLite (default 10000).",
     ),
 ]

@@ -82,6 +82,7 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 
 
 TOP_REASONS = 5
+PROSE = "  "  # how much further a wrapped line of the report goes on (screen.wrap)
 
 
 def print_warnings_and_failures(
@@ -112,7 +113,7 @@ def _print_counted(
         if knock_ons:
             events = "event" if knock_ons == 1 else "events"
             lines.append(f"  {'':>{width}}  +{knock_ons} later {events} of the same users")
-    say(console, "\n".join(lines))
+    say(console, "\n".join(lines), indent=" " * (width + 2))
 
 
 def print_dry_run_summary(
@@ -121,22 +122,20 @@ def print_dry_run_summary(
     console.print(events_table(tally, title="Planned events", sent_label="planned"))
     console.print(requests_table(tally, title="Requests a replay would make"))
     pace = f"at the {plan} plan's rate limit" if plan != "unlimited" else "(no rate limit)"
-    console.print(
+    say(
+        console,
         f"estimated API tokens: {tally.tokens}; estimated duration {pace}: {seconds:.1f} s",
-        markup=False,
-        soft_wrap=True,
+        indent=PROSE,
     )
     if tally.rules:
-        console.print(
-            counted_line("track events by rule", tally.rules), markup=False, soft_wrap=True
-        )
+        say(console, counted_line("track events by rule", tally.rules), indent=PROSE)
     if tally.writes:
-        console.print(counted_line("planned writes", tally.writes), markup=False, soft_wrap=True)
+        say(console, counted_line("planned writes", tally.writes), indent=PROSE)
     if identities:  # both ways to resolve identities (cli/identities.py)
-        console.print(identities, markup=False, highlight=False, soft_wrap=True)
+        say(console, identities, indent=PROSE)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        say(console, f"unmapped traits dropped: {dropped}")
+        say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     print_warnings_and_failures(
         console,
         tally,
@@ -156,21 +155,21 @@ def print_send_report(
     console.print(events_table(tally, title="Events"))
     console.print(requests_table(tally, title="Requests"))
     rate = tally.read / duration_s if duration_s > 0 else 0.0
-    console.print(
+    say(
+        console,
         f"retries: {tally.retries}; 429 waits: {tally.rate_limited}; API tokens: {tally.tokens}; "
         f"duration: {duration_s:.1f} s; {rate:.1f} events/s",
-        markup=False,
-        soft_wrap=True,
+        indent=PROSE,
     )
     if tally.writes:
-        console.print(counted_line("writes", tally.writes), markup=False, soft_wrap=True)
+        say(console, counted_line("writes", tally.writes), indent=PROSE)
     if identities:  # by search or by index, and what the index cost (cli/identities.py)
-        console.print(identities, markup=False, highlight=False, soft_wrap=True)
+        say(console, identities, indent=PROSE)
     if tally.not_attempted:
-        console.print(not_attempted_line(tally.not_attempted), markup=False, soft_wrap=True)
+        say(console, not_attempted_line(tally.not_attempted), indent=PROSE)
     if tally.dropped:
         dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        say(console, f"unmapped traits dropped: {dropped}")
+        say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
     # event's full reason is in its dead letter.
     print_warnings_and_failures(
@@ -180,11 +179,11 @@ def print_send_report(
         failed="why events failed (each event's full reason is in its dead letter)",
     )
     if dead_letter:
-        console.print(
+        say(
+            console,
             f"failed events written to {dead_letter}: fix the cause, then "
             f"`rpd send {dead_letter}` to send them again",
-            markup=False,
-            soft_wrap=True,
+            indent=PROSE,
         )
 
 
@@ -228,7 +227,9 @@ def _holdings_table(console: Console, state: dict[str, Any]) -> None:
     persons = state.get("persons", [])
     table = Table(title="The sandbox now holds", title_justify="left")
     for column in ("person", "name", "email", "organization", "leads"):
-        table.add_column(column)
+        # An email has no word to wrap at: whole, the names and titles beside it wrap instead
+        # (at 80 columns rich cut it to `ada@analytical…`).
+        table.add_column(column, no_wrap=column == "email")
     orgs = {org.get("id"): org.get("name", "") for org in state.get("organizations", [])}
     leads: dict[Any, list[str]] = {}
     for lead in state.get("leads", []):

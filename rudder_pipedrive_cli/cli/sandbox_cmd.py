@@ -36,12 +36,14 @@ def _announcer(sandbox: Sandbox, *, quiet: bool) -> Callable[[str], None]:
 
 
 def announcement(url: str, token: str, *, quiet: bool) -> str:
-    """`listening on URL` (scripts wait for that line), then how to point rpd at it."""
+    """`listening on URL` (scripts wait for that line), then the token and how to point rpd at
+    it: a line to paste, which fits 80 columns (with the default token) rather than wrap."""
     if quiet:
         return f"listening on {url}"
     return (
         f"listening on {url}\n"
-        f"token: {token}  (use it: RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN={token} rpd ...)"
+        f"token: {token}; point rpd at it with:\n"
+        f"  export RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN={token}"
     )
 
 

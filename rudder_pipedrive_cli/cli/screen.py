@@ -9,10 +9,14 @@ machine outputs (NDJSON, JSON, TOML written for a file) keep the data as it is.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+from rich.cells import cell_len
+
+if TYPE_CHECKING:  # `rpd --help` loads this module: rich's text and console only when used
     from rich.console import Console
+    from rich.text import Text
 
 CONTROLS = {
     code: f"\\x{code:02x}" for code in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if code != ord("\n")
@@ -24,10 +28,80 @@ def printable(text: str) -> str:
     return text.translate(CONTROLS) if not text.isprintable() else text
 
 
-def say(console: Console, text: str) -> None:
+def say(console: Console, text: str, *, indent: str = "") -> None:
     """Print one message for people: no markup, no highlighting, no control characters from
-    the data it quotes, and never cut (soft wrap: a terminal wraps it, a file keeps one line)."""
+    the data it quotes, and never cut. On a terminal a line wider than the terminal is wrapped
+    between words (`wrap`), its next lines indented by `indent` more than its own indentation;
+    in a file or a pipe each line stays one line, whole, for grep."""
+    text = printable(text)
+    show(console, wrap(text, console.width, indent=indent) if console.is_terminal else text)
+
+
+def show(console: Console, text: str) -> None:
+    """Print a document (JSON) as `say` does, but never wrapped: a line break inside one of
+    its strings would make what is copied from the terminal another document, or none."""
     console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def say_text(console: Console, text: Text, *, indent: str = "") -> None:
+    """`say` for a styled line (a dry-run's event and its requests): on a terminal wrapped
+    between words as `wrap` does, the styles kept; elsewhere each line whole."""
+    if console.is_terminal:
+        text = wrap_text(text, console.width, indent=indent)
+    console.print(text, soft_wrap=True)
+
+
+WORD = re.compile(r" *[^ ]+")  # a word and the spaces before it
+
+
+def wrap(text: str, width: int, *, indent: str = "") -> str:
+    """`text` with each line wider than `width` columns broken between words, never inside one:
+    the lines it continues on start with the line's own leading spaces plus `indent`. A word
+    wider than the room (a long path, a URL) is kept whole on a line of its own."""
+    lines = []
+    for line in text.split("\n"):
+        spans, more = _breaks(line, width, indent)
+        lines += [line[:end] if at == 0 else more + line[at:end] for at, end in spans]
+    return "\n".join(lines)
+
+
+def wrap_text(text: Text, width: int, *, indent: str = "") -> Text:
+    """`wrap` for a styled Text: the same breaks, each piece keeping its styles."""
+    wrapped = text.blank_copy()
+    for number, line in enumerate(text.split("\n", allow_blank=True)):
+        spans, more = _breaks(line.plain, width, indent)
+        for at, end in spans:
+            if number or at:
+                wrapped.append("\n")
+            if at:
+                wrapped.append(more)
+            wrapped.append_text(line[at:end])
+    return wrapped
+
+
+def _breaks(line: str, width: int, indent: str) -> tuple[list[tuple[int, int]], str]:
+    """Where `line` is cut: the (start, end) of each piece (a piece after the first starts at a
+    word, its spaces before dropped), and what the pieces after the first start with."""
+    rest = line.lstrip(" ")
+    lead = line[: len(line) - len(rest)]
+    more = lead + indent
+    if cell_len(line) <= width:
+        return [(0, len(line))], more
+    spans: list[tuple[int, int]] = []
+    first = WORD.search(line)  # a line's first word stays with its second: `GET` with its path,
+    keep = first.end() if first else len(line)  # a check's mark with what it says
+    start, end, used = 0, len(lead), cell_len(lead)
+    for match in WORD.finditer(line, len(lead)):
+        token = match.group()
+        if end > keep and used + cell_len(token) > width:
+            spans.append((start, end))
+            token = token.lstrip(" ")
+            start = end = keep = match.end() - len(token)
+            used = cell_len(more)
+        used += cell_len(token)
+        end = match.end()
+    spans.append((start, end))
+    return spans, more
 
 
 def plural(count: int, word: str, words: str = "") -> str:

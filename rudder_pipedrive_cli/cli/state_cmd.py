@@ -14,7 +14,7 @@ from rich.table import Table
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
-from rudder_pipedrive_cli.cli.screen import plural, say
+from rudder_pipedrive_cli.cli.screen import plural, say, show
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -131,7 +131,7 @@ def show_command(
                 summaries = replay_state.summary()
         if format == "json":
             document = {"path": str(path), "namespaces": [s.as_json() for s in summaries]}
-            print_line(env.out, orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+            show(env.out, orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         elif not path.exists():
             print_line(env.out, f"no state at {path}")
         elif not summaries:

@@ -235,34 +235,68 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
             return False
     elif isinstance(value, str):
         if key.choices and value.strip() not in key.choices:
+            # From the command line, the flag as it was typed: unknown --plan 'gold'.
+            flag = where == "command line"
+            name = f"--{key.name.replace('_', '-')}" if flag else key.name
             raise ConfigError(
-                f"{where}: unknown {key.name} {value.strip()!r}",
+                f"{'' if flag else where + ': '}unknown {name} {value.strip()!r}",
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
-    got = f"a {type(value).__name__}" if key.secret else repr(value)
-    raise ConfigError(
-        f"{where}: {key.section}.{key.name} must be a {key.kind.__name__}, got {got}",
-        hint=f"e.g. {key.name} = {'true' if key.kind is bool else repr(key.default or 'VALUE')}",
-    )
+    got = f"a {TOML_TYPES.get(type(value), 'value')}" if key.secret else repr(value)
+    if key.kind is bool:
+        wanted, hint = "true or false", f"e.g. {key.name} = true"
+    else:
+        wanted = "a string (in quotes)"
+        hint = f"use one of: {', '.join(key.choices)}" if key.choices else ""
+        hint = hint or f'e.g. {key.name} = "{key.default or "VALUE"}"'
+    raise ConfigError(f"{where}: {key.section}.{key.name} must be {wanted}, got {got}", hint=hint)
+
+
+# What a value read from TOML is, in TOML's words (not Python's), for errors.
+TOML_TYPES = {
+    bool: "boolean",
+    int: "integer",
+    float: "float",
+    str: "string",
+    list: "array",
+    dict: "table",
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        text = path.read_bytes().decode()
+        return tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(
             f"cannot read config {path}: {exc.strerror}", hint="check --config / $RPD_CONFIG"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}", hint="fix the syntax") from None
+        raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_syntax_hint(text, exc)) from None
     except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
         line = bytes(exc.object[: exc.start]).count(b"\n") + 1
         raise ConfigError(
             f"{path}: line {line} is not UTF-8 text (byte {exc.start + 1} of the file)",
             hint="save the file as UTF-8",
         ) from None
+
+
+# `key = some words` (a value TOML cannot read, with no quotes): the most common slip.
+UNQUOTED = re.compile(r"""\s*([\w.-]+)\s*=\s*([^\s"'\[{#][^#]*?)\s*(#.*)?""")
+TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:
+    """What to do about a TOML syntax error: quotes for a bare text value, else fix it."""
+    at = TOML_POSITION.search(str(error))
+    lines = text.splitlines()
+    if at and int(at.group(1)) <= len(lines):
+        unquoted = UNQUOTED.fullmatch(lines[int(at.group(1)) - 1])
+        if unquoted:
+            key, value = unquoted.group(1), unquoted.group(2).replace('"', '\\"')
+            return f'text needs quotes: {key} = "{value}"'
+    return "fix the syntax"
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:

@@ -132,9 +132,9 @@ def check_output_path(
         raise UsageError(f"{option} {path} is a directory", hint=f"give {option} a file path")
     for name in inputs:
         if name != "-" and path.exists() and Path(name).exists() and path.samefile(name):
-            raise UsageError(
-                f"{option} {path} is also an input: rpd would read back what it appends",
-                hint=f"choose another {option} path",
+            raise UsageError(  # one line: what is wrong, and what to do
+                f"{option} {path} is one of the input files, and writing there would destroy "
+                f"the events it holds: give {option} another file (nothing was sent)"
             )
     for what, other in (keep or {}).items():
         if other is not None and same_file(path, other):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 from e2e_support import (
     CLEAN_ENV,
@@ -176,21 +177,42 @@ def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path
     assert held.origin_ids() == {"rpd:m-2": 1}
 
 
-def test_a_dead_letter_file_that_is_also_an_input_is_refused_before_sending(
+def test_outputs_in_folders_that_do_not_exist_yet_are_written_there(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    failed = tmp_path / "failed.ndjson"
-    failed.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    # QA: `--dead-letter runs/2026-12/failed.ndjson` in a new checkout: the folders are made.
+    events = tmp_path / "events.ndjson"
+    events.write_text(
+        '{"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "One"}}\n'
+        "[1]\n"
+    )
+    letters = tmp_path / "runs" / "2026-12" / "failed.ndjson"
+    report = tmp_path / "reports" / "run.json"
 
-    run = rpd_send(sandbox, tmp_path, failed, dead_letter=failed)
+    run = rpd_send(sandbox, tmp_path, events, dead_letter=letters, args=("--report", str(report)))
+
+    assert run.exit_code == 1, run.stderr
+    assert [letter["source"] for letter in run.dead_letters] == [f"{events}:2"]
+    assert orjson.loads(report.read_bytes())["dead_letter"] == str(letters)
+
+
+@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
+def test_an_output_file_that_is_also_an_input_is_refused_in_one_line_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str
+) -> None:
+    # QA: the refusal says what is wrong (writing there destroys events) and what to do.
+    events = tmp_path / "events.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+
+    run = rpd_send(sandbox, tmp_path, events, args=(option, str(events)))
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        f"error: --dead-letter {failed} is also an input: rpd would read back what it appends",
-        "hint: choose another --dead-letter path",
+        f"error: {option} {events} is one of the input files, and writing there would destroy "
+        f"the events it holds: give {option} another file (nothing was sent)"
     ]
     assert sandbox.stats()["requests"] == {}
-    assert failed.read_text().count("\n") == 1
+    assert events.read_text().count("\n") == 1
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])

@@ -282,7 +282,7 @@ def test_a_bad_identities_flag_is_a_config_error_exit_2(sandbox: Sandbox, tmp_pa
     run = rpd_send(sandbox, tmp_path, events, args=("--identities", "all"))
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        "error: command line: unknown identities 'all'",
+        "error: unknown --identities 'all'",
         "hint: use one of: auto, search, index",
     ]
     assert sandbox.stats()["requests"] == {}

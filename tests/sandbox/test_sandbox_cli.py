@@ -13,7 +13,9 @@ from sandbox_support import start_cli
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.cli.sandbox_cmd import announcement
 from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN
 
 
 def start(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -150,8 +152,20 @@ def test_the_second_line_gives_the_token_to_use() -> None:
     process, url = start("--token", "t-2")
     try:
         assert process.stdout is not None
-        second = process.stdout.readline()
+        second, third = process.stdout.readline(), process.stdout.readline()
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=10)
-    assert second == f"token: t-2  (use it: RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN=t-2 rpd ...)\n"
+    assert second == "token: t-2; point rpd at it with:\n"
+    assert third == f"  export RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN=t-2\n"
+
+
+def test_the_lines_to_use_the_default_sandbox_fit_80_columns() -> None:
+    # QA: a 100-column second line wrapped mid-word on an 80-column terminal.
+    text = announcement("http://127.0.0.1:65535", DEFAULT_TOKEN, quiet=False)
+    assert text.splitlines() == [
+        "listening on http://127.0.0.1:65535",
+        "token: sandbox-token; point rpd at it with:",
+        "  export RPD_BASE_URL=http://127.0.0.1:65535 PIPEDRIVE_API_TOKEN=sandbox-token",
+    ]
+    assert max(len(line) for line in text.splitlines()) <= 80
