@@ -68,14 +68,19 @@ def test_one_users_events_keep_their_order_while_users_run_concurrently(
         assert first["person_id"] == second["person_id"] == person["id"]
         assert order[f"rpd:u-{n}-2"] < order[f"rpd:u-{n}-4"]
         assert first["add_time"] <= second["add_time"]
-    # Run one after another, user 0's second lead would come right after its first. Running
-    # concurrently, other users' leads were created in between (how many depends on the
-    # machine's load: at least one proves the users ran concurrently).
-    between = [
-        origin for origin, index in order.items() if order["rpd:u-0-2"] < index < order["rpd:u-0-4"]
+    # Run one after another, each user's second lead would come right after its first. Running
+    # concurrently, other users' leads were created in between for some users (which ones, and
+    # how many, depends on the machine's load: one is proof that the users ran concurrently).
+    interleaved = [
+        n
+        for n in range(USERS)
+        if any(
+            order[f"rpd:u-{n}-2"] < index < order[f"rpd:u-{n}-4"]
+            and not origin.startswith(f"rpd:u-{n}-")
+            for origin, index in order.items()
+        )
     ]
-    others = {origin.rsplit("-", 1)[0] for origin in between}
-    assert len(others) >= 1, between
+    assert interleaved, order
 
 
 def test_each_alias_takes_effect_between_the_events_around_it(
