@@ -609,11 +609,15 @@ def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
     survivor's answer: 2xx, done; 404/410, the survivor is gone too."""
     note = f"merge outcome unknown: is person {previous} still there?"
     check = yield person_check(previous, note)
+    if check.failed is not None:
+        raise check.failed
     if check.status not in GONE:
         expect(check, "reconcile merge")
         return None
     note = f"person {previous} is gone: is the survivor {current} there?"
     still = yield person_check(current, note)
+    if still.failed is not None:
+        raise still.failed
     if still.status not in GONE:
         expect(still, "reconcile merge")
     return still
@@ -664,6 +668,8 @@ def listing(
         response = yield ApiRequest(
             method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
         )
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
         if gone_as is not None and response.status in GONE:
             raise gone_as(response)
         items = read(response, stage)
@@ -762,6 +768,8 @@ def write_once(
     try:
         for _ in range(ctx.config.unknown_tries):
             response = yield request
+            if response.failed is not None:  # the transport gave up: this event fails
+                raise response.failed
             if not response.unknown:
                 try:
                     return answered(response, lost)
