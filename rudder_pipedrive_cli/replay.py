@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
+from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished, Intake
@@ -81,23 +81,15 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
         return first
     while True:
         response: ApiResponse
-        try:
-            if request.is_write:
-                left_in_flight = journal.pending_write(event_id, request)
-                if left_in_flight is not None:
-                    response = ApiResponse(status=0, sent_at=left_in_flight)
-                else:
-                    journal.begin_write(event_id, request, now())
-                    response = yield request
+        if request.is_write:
+            left_in_flight = journal.pending_write(event_id, request)
+            if left_in_flight is not None:
+                response = ApiResponse(status=0, sent_at=left_in_flight)
             else:
+                journal.begin_write(event_id, request, now())
                 response = yield request
-        except PlanFailure as failure:  # the transport gave up: the plan hears it (driver.py)
-            try:
-                request = plan.throw(failure)
-            except StopIteration as stop:
-                thrown: Outcome = stop.value
-                return thrown
-            continue
+        else:
+            response = yield request  # a transport failure too: an answer, `failed` set
         try:
             request = plan.send(response)
         except StopIteration as stop:

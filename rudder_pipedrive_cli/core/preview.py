@@ -122,18 +122,20 @@ def preview(
 
 class _Recorder:
     """The `send` of a dry-run plan: note the request, count it, answer it offline. One for the
-    run (a closure per event was a cost in the profile); `requests` is the current event's."""
+    run (a closure per event was a cost in the profile); `requests` is the current event's.
+    Requests are counted straight into the tally's counter (`Tally.add_request` of a charged
+    request, without its call); the tally derives their tokens at the end."""
 
-    __slots__ = ("requests", "respond", "tally")
+    __slots__ = ("counts", "requests", "respond")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
         self.requests: list[ApiRequest] = []
         self.respond = respond
-        self.tally = tally
+        self.counts = tally.requests
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.requests.append(request)
-        self.tally.add_request(request)
+        self.counts[request.key] += 1
         return self.respond(request)
 
 

@@ -17,6 +17,8 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
+
 Method = Literal["GET", "POST", "PATCH", "PUT"]
 
 # A Pipedrive id: an int for persons and organizations, a UUID string for leads, and in dry-run a
@@ -75,6 +77,10 @@ class ApiResponse:
     `malformed` says why a 2xx answer's body is not Pipedrive's success envelope (not JSON, an
     empty body, `success` not true, no `data`); empty when it is one, and for answers not read
     from HTTP. Lookups and listings refuse such an answer: it is never "not found" (SPEC 4).
+    `failed` is set when the transport gave up on the request (retries spent, or a transport
+    error): the plan raises it where it waited (`answer = yield request; if answer.failed: raise
+    answer.failed`), so it unwinds the plan as the failure of this event, and the driver makes
+    sure the event fails (`gave_up`). Drivers never throw into a plan.
     """
 
     status: int
@@ -83,6 +89,7 @@ class ApiResponse:
     error: str = ""
     sent_at: str = ""
     malformed: str = ""
+    failed: PlanFailure | None = None
 
     @property
     def ok(self) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
-from rudder_pipedrive_cli.core.driver import Stepper, failed_outcome
+from rudder_pipedrive_cli.core.driver import ended, failed_outcome, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -33,17 +33,19 @@ class Sender(Protocol):
 
 
 async def drive_async(plan: Plan, send: Send) -> Outcome:
-    """`core.driver.drive` with an async `send`: a `PlanFailure` fails this event only."""
-    steps = Stepper(plan)
+    """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
+    plan hears as an answer (`gave_up`): it fails this event only."""
     try:
-        request = steps.first()
-        while request is not None:
+        stage = ""
+        step = ended(plan, None, stage)
+        while isinstance(step, ApiRequest):
+            stage = step.stage
             try:
-                response = await send(request)
+                response = await send(step)
             except PlanFailure as failure:
-                return steps.failed(failure)
-            request = steps.answer(response)
-        return steps.outcome
+                response = gave_up(failure, stage)
+            step = ended(plan, response, stage)
+        return step
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()

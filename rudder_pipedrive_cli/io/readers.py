@@ -135,7 +135,24 @@ class EventReader:
     def __iter__(self) -> Iterator[RawItem]:
         for path in self.paths:
             listing = self._listings.get(path)
-            items = self._read_objects(*listing) if listing else self._read_path(path)
+            if listing:
+                items: Iterable[RawItem] = self._read_objects(*listing)
+            else:  # a file: its lines are read here, not a generator level below (one per event)
+                try:
+                    inner = self._open(path)
+                except OSError as exc:
+                    items = [RawItem(source=path, error=f"cannot read file: {exc.strerror or exc}")]
+                else:
+                    source = self._current = _RawSource(inner)
+                    try:
+                        lines = _read_stream(source, path, self.max_item_bytes)
+                        yield from _strict(lines) if self.strict else lines
+                    finally:
+                        self._finished_bytes += source.count
+                        self._current = None
+                        if path != STDIN:
+                            inner.close()
+                    continue
             yield from _strict(items) if self.strict else items
 
     def _list(
@@ -202,21 +219,6 @@ class EventReader:
                 self.objects_read += 1
                 self._ledger.read_to_end(tally)
 
-    def _read_path(self, path: str) -> Iterator[RawItem]:
-        try:
-            inner = self._open(path)
-        except OSError as exc:
-            yield RawItem(source=path, error=f"cannot read file: {exc.strerror or exc}")
-            return
-        source = self._current = _RawSource(inner)
-        try:
-            yield from _read_stream(source, path, self.max_item_bytes)
-        finally:
-            self._finished_bytes += source.count
-            self._current = None
-            if path != STDIN:
-                inner.close()
-
     def _open(self, path: str) -> BinaryIO:
         if path == STDIN:
             if self._stdin is not None:
@@ -230,7 +232,7 @@ class EventReader:
 def require_readable(paths: Sequence[str]) -> None:
     """Every input file opens: a mistyped path is a usage error before anything is read or sent,
     not a phantom failed event (with a dead letter holding no event) after the other files were
-    replayed. A file that goes away during the run is still a failed item (`_read_path`)."""
+    replayed. A file that goes away during the run is still a failed item (`EventReader`)."""
     for path in paths:
         if path == STDIN or url_scheme(path) is not None:
             continue  # a bucket URL is listed before anything is read (EventReader)

@@ -72,6 +72,8 @@ class Recorder:
     def plan(self, item: Item) -> Plan:
         for n in range(item.requests):
             response = yield get(f"/api/v2/persons/{item.index}-{n}")
+            if response.failed is not None:  # the transport gave up
+                raise response.failed
             assert response.status == 200
         return Outcome(status="sent")
 

@@ -123,6 +123,8 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"
         )
+        if there.failed is not None:
+            raise there.failed
         if there.status in GONE:
             raise gone(PERSON, current, there, stage)
         expect(there, "reconcile merge")

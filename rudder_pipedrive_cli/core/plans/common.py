@@ -469,7 +469,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 ctx.ledger.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
-    ids, via = yield from lookup(ctx, entity, key, indexed=slot not in ctx.ledger.identities)
+    found_by, via = lookup(ctx, entity, key, indexed=slot not in ctx.ledger.identities)
+    ids = yield from found_by
     if not ids:
         if entity is PERSON and key in ctx.config.aliases:
             return (yield from aliased_away(ctx, key))
@@ -491,19 +492,26 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
 
 def lookup(
     ctx: Ctx, entity: Entity, key: str, *, indexed: bool = True
-) -> Step[tuple[list[PdId], Via]]:
-    """The ids of the records holding `key`: from the identity index when it covers the entity
-    (core/index.py; refreshed first when it finds none and its last listing is over 10 s old,
-    so "not in the index" is as safe as a search's "not found"), else by itemSearch."""
+) -> tuple[Step[list[PdId]], Via]:
+    """The ids of the records holding `key` (the exchange that finds them, and which way): from
+    the identity index when it covers the entity (core/index.py; refreshed first when it finds
+    none and its last listing is over 10 s old, so "not in the index" is as safe as a search's
+    "not found"), else by itemSearch. A plain function, not a generator: the search, every
+    lookup of a run without an index, is then one generator level less per request."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if not indexed or index is None or not index.covers(entity.kind):
-        return (yield from search(ctx, entity, field_key, key)), "search"
+        return search(ctx, entity, field_key, key), "search"
+    return indexed_ids(index, entity, key), "index"
+
+
+def indexed_ids(index: IdentityIndex, entity: Entity, key: str) -> Step[list[PdId]]:
+    """The ids the index holds for `key`, after a refresh when it holds none and is due."""
     ids = index.lookup(entity.kind, key)
     if not ids and index.due(entity.kind):
         yield from index_listing(index, entity)
         ids = index.lookup(entity.kind, key)
-    return ids, "index"
+    return ids
 
 
 def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
@@ -547,7 +555,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
         cached = ctx.known.person_id(target)
-        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))[0]
+        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target)[0])
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
             ctx.ledger.warnings.append(
@@ -609,11 +617,15 @@ def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
     survivor's answer: 2xx, done; 404/410, the survivor is gone too."""
     note = f"merge outcome unknown: is person {previous} still there?"
     check = yield person_check(previous, note)
+    if check.failed is not None:
+        raise check.failed
     if check.status not in GONE:
         expect(check, "reconcile merge")
         return None
     note = f"person {previous} is gone: is the survivor {current} there?"
     still = yield person_check(current, note)
+    if still.failed is not None:
+        raise still.failed
     if still.status not in GONE:
         expect(still, "reconcile merge")
     return still
@@ -664,6 +676,8 @@ def listing(
         response = yield ApiRequest(
             method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
         )
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
         if gone_as is not None and response.status in GONE:
             raise gone_as(response)
         items = read(response, stage)
@@ -762,6 +776,8 @@ def write_once(
     try:
         for _ in range(ctx.config.unknown_tries):
             response = yield request
+            if response.failed is not None:  # the transport gave up: this event fails
+                raise response.failed
             if not response.unknown:
                 try:
                     return answered(response, lost)

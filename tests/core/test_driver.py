@@ -1,0 +1,111 @@
+"""The drivers: a transport failure reaches a plan as an answer (`ApiResponse.failed`), never
+thrown into it, and the event fails whatever the plan does with that answer. The synchronous
+driver (`drive`) and the async one (`drive_async`) behave alike, and the journal passes the
+answer on as it is."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from rudder_pipedrive_cli.core.driver import drive, gave_up
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.http.runner import drive_async
+
+LOOKUP = ApiRequest(method="GET", path="/v1/users/me", endpoint="/v1/users/me", stage="probe")
+OUTAGE = PlanFailure("GET /v1/users/me: HTTP 503 after 7 attempts", status=503, retryable=True)
+FAILED = Outcome(
+    status="failed",
+    reason="GET /v1/users/me: HTTP 503 after 7 attempts",
+    stage="probe",
+    http_status=503,
+    retryable=True,
+)
+
+
+def run_sync(plan: Plan) -> Outcome:
+    return drive(plan, lambda request: gave_up(OUTAGE, request.stage))
+
+
+def run_async(plan: Plan) -> Outcome:
+    async def send(request: ApiRequest) -> ApiResponse:
+        raise OUTAGE  # the http client gives up by raising: drive_async makes it an answer
+
+    return asyncio.run(drive_async(plan, send))
+
+
+DRIVERS = pytest.mark.parametrize("run", [run_sync, run_async], ids=["sync", "async"])
+
+
+@DRIVERS
+def test_a_plan_hears_the_failure_as_an_answer(run: Callable[[Plan], Outcome]) -> None:
+    heard: list[ApiResponse] = []
+
+    def plan() -> Plan:
+        response = yield LOOKUP
+        heard.append(response)
+        if response.failed is not None:
+            raise response.failed
+        return Outcome(status="sent")
+
+    assert run(plan()) == FAILED
+    assert heard == [ApiResponse(status=0, failed=heard[0].failed)]
+    assert heard[0].failed is not None and heard[0].failed.stage == "probe"
+
+
+@DRIVERS
+def test_a_plan_may_not_turn_a_lost_request_into_success(run: Callable[[Plan], Outcome]) -> None:
+    def plan() -> Plan:
+        yield LOOKUP  # the answer (failed) ignored
+        return Outcome(status="sent", writes=("persons created",))
+
+    assert run(plan()) == FAILED
+
+
+@DRIVERS
+def test_a_plan_asking_for_more_after_a_failure_is_ended(run: Callable[[Plan], Outcome]) -> None:
+    closed: list[bool] = []
+
+    def plan() -> Plan:
+        try:
+            yield LOOKUP
+            yield LOOKUP
+        finally:
+            closed.append(True)
+        return Outcome(status="sent")
+
+    assert run(plan()) == FAILED
+    assert closed == [True]
+
+
+@DRIVERS
+def test_a_plan_failing_in_its_own_words_keeps_them(run: Callable[[Plan], Outcome]) -> None:
+    """What the plan learned on the way stays in its outcome (the next events need it)."""
+
+    def plan() -> Plan:
+        response = yield LOOKUP
+        assert response.failed is not None
+        return Outcome(
+            status="failed",
+            reason=response.failed.reason,
+            stage="probe",
+            identities={("person", "u-1"): 7},
+        )
+
+    assert run(plan()) == Outcome(
+        status="failed",
+        reason="GET /v1/users/me: HTTP 503 after 7 attempts",
+        stage="probe",
+        identities={("person", "u-1"): 7},
+    )
+
+
+def test_gave_up_names_the_stage_only_when_the_transport_did_not() -> None:
+    named = PlanFailure("timed out", stage="create person")
+    assert gave_up(named, "probe").failed is named
+    unnamed = gave_up(PlanFailure("timed out", redacted="timed out"), "probe").failed
+    assert unnamed is not None
+    assert (unnamed.reason, unnamed.stage, unnamed.redacted) == ("timed out", "probe", "timed out")
