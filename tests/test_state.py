@@ -857,6 +857,29 @@ def test_every_spelling_of_one_server_finds_the_account_a_send_keyed(path: Path)
         assert (summary.base_url, summary.company_id) == ("http://127.0.0.1:8787", "42")
 
 
+def test_the_namespace_remembered_for_a_url_and_token_is_used_only_when_there_is_one(
+    path: Path,
+) -> None:
+    # What send's and dry-run's opens go by: with one namespace remembered, the state reads it
+    # (what it learned under the one it was opened with is forgotten); with none or several, the
+    # state stays where it was and the caller is told which there are.
+    first = namespace_key("http://127.0.0.1:8787", TOKEN)
+    second = namespace_key("http://localhost:8787", TOKEN)
+    with open_state(path, first) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 5}))
+    with ReplayState.open(path, "", readonly=True) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 9}))
+        assert state.use_remembered("http://localhost:8787", TOKEN) == [first]
+        assert (state.namespace, state.person_id("u")) == (first, 5)
+    with open_state(path, second) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 6}))
+    with ReplayState.open(path, "", readonly=True) as state:
+        assert state.use_remembered("http://localhost:8787", TOKEN) == sorted([first, second])
+        assert (state.namespace, state.person_id("u")) == ("", None)
+        assert state.use_remembered("http://127.0.0.1:8788", TOKEN) == []
+        assert state.namespace == ""
+
+
 def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) -> None:
     # Two spellings of one URL, keyed apart by an older rpd: their rows come together, a write in
     # flight in either is kept (the next run must reconcile it), and an event done in one and

@@ -20,14 +20,13 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.identity_cache import survivor
 from rudder_pipedrive_cli.core.index import IndexRows
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
-from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Closing, Spill
 from rudder_pipedrive_cli.io.state_accounts import (
     ACCOUNT,
     account_namespace,
@@ -61,7 +60,7 @@ from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, 
 # loses (re-runs, reconciled) at most 100 outcomes; events with a write commit at `begin_write`.
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
-# Every table that holds rows of a namespace: what moving or clearing one covers.
+# Every table that holds rows of a namespace: what clearing one deletes.
 NAMESPACED = (*TABLES, "objects_done", RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
 
 
@@ -70,7 +69,7 @@ def utc_stamp() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-class ReplayState:
+class ReplayState(Closing):
     """The replay state of one namespace in one file; implements `IdentityCache`
     (core/identity_cache.py). Its public methods take the mutex; its tables assume it taken.
 
@@ -131,18 +130,7 @@ class ReplayState:
     def namespace(self) -> str:
         return self._store.ns
 
-    # -- context manager ------------------------------------------------------------------------
-
-    def __enter__(self) -> ReplayState:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+    # -- closing ---------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Commit what is buffered (an interrupted run keeps what it learned), then unlock."""
