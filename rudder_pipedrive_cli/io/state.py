@@ -161,8 +161,6 @@ class ReplayState(Closing):
             return self._identities.get("org", group_id)
 
     def person_org(self, person_id: PdId) -> PdId | None:
-        """Memberships are trusted within this run only (the skipped link PATCH is safe while
-        nothing else moves the person); a later run links again, as one without a state would."""
         with self._mutex:
             return self._identities.member_of(person_id)
 

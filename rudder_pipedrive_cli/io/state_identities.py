@@ -36,7 +36,8 @@ class Identities:
         self._cache: Lru[tuple[str, str], PdId | None] = Lru(cache_entries)
         self._overlay: MutableMapping[tuple[str, str], PdId | None] = spill.table()
         # Memberships (person -> org) are trusted within this run only: the skipped link PATCH
-        # is safe while nothing else moves the person; a later run links again.
+        # is safe while nothing else moves the person; a later run links again, as one without
+        # a state would.
         self._members: MutableMapping[str, PdId] = spill.table()
         # Identities of events that failed in this run (Outcome.held_back): kept for the run
         # only, as the next run retries those events first.
