@@ -218,10 +218,14 @@ class ReplayState(Closing):
         (a create whose answer was lost, then a reconciling lookup that failed), so the retry is
         handed them by `pending_write` and reconciles instead of repeating them.
         """
-        with self._store.writing():
+        store = self._store
+        with self._mutex:  # as store.writing() does, without its generator: once per event
+            store.writable()
+            store.open_batch()
             self._journal.record(event_id, source, outcome)
             self._learn(outcome)
             self._inflight.settle(event_id, outcome.status)
+            store.buffered()
 
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
         """Record a write about to be sent, durably (committed, with the buffer) before returning,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from rudder_pipedrive_cli.core.identity_cache import links_persons
@@ -111,9 +111,8 @@ class Identities:
             rows += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
         return rows
 
-    def put(self, rows: Iterable[Row]) -> None:
+    def put(self, rows: list[Row]) -> None:
         """Write the rows (in the open batch), or into the overlay of a read-only state."""
-        rows = list(rows)
         if self._store.readonly:
             self._overlay.update({(kind, key): pd_id for kind, key, pd_id in rows})
             return

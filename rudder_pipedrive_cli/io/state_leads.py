@@ -44,6 +44,8 @@ class LeadOrigins:
 
     def learn(self, origins_of: Mapping[PdId, frozenset[str] | None]) -> None:
         """Add what the listings found (None: the person's list is no longer complete)."""
+        if not origins_of:
+            return
         leads = {
             encode_id(person): origins
             for person, origins in origins_of.items()
