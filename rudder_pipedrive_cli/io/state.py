@@ -234,9 +234,13 @@ class ReplayState(Closing):
         A repeat of the same write keeps the first `sent_at`: reconciliation looks for records
         created at or after it.
         """
-        with self._store.writing(commit=True):
+        store = self._store
+        with self._mutex:  # as store.writing(commit=True) does, without its generator
+            store.writable()
+            store.open_batch()
             self._inflight.begin(event_id, request, sent_at)
             self._pending.begin(request, sent_at)
+            store.commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
         """The `sent_at` of this write if an earlier run left it in flight; handed out once.
