@@ -48,7 +48,7 @@ from rudder_pipedrive_cli.io.catalog_cache import (
     load_catalog,
     save_catalog,
 )
-from rudder_pipedrive_cli.io.state import CachedFields
+from rudder_pipedrive_cli.io.state_runs import CachedFields
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"

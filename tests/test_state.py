@@ -23,9 +23,10 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityCache
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.paths import default_state_path
-from rudder_pipedrive_cli.io.state import CachedFields, ReplayState
+from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_state
+from rudder_pipedrive_cli.io.state_runs import CachedFields
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 from rudder_pipedrive_cli.replay import journaled
 
@@ -854,6 +855,29 @@ def test_every_spelling_of_one_server_finds_the_account_a_send_keyed(path: Path)
         assert state.accounts_for("http://127.0.0.1:8787", "another-token") == []
         (summary,) = state.summary()
         assert (summary.base_url, summary.company_id) == ("http://127.0.0.1:8787", "42")
+
+
+def test_the_namespace_remembered_for_a_url_and_token_is_used_only_when_there_is_one(
+    path: Path,
+) -> None:
+    # What send's and dry-run's opens go by: with one namespace remembered, the state reads it
+    # (what it learned under the one it was opened with is forgotten); with none or several, the
+    # state stays where it was and the caller is told which there are.
+    first = namespace_key("http://127.0.0.1:8787", TOKEN)
+    second = namespace_key("http://localhost:8787", TOKEN)
+    with open_state(path, first) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 5}))
+    with ReplayState.open(path, "", readonly=True) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 9}))
+        assert state.use_remembered("http://localhost:8787", TOKEN) == [first]
+        assert (state.namespace, state.person_id("u")) == (first, 5)
+    with open_state(path, second) as state:
+        state.learn(Outcome(status="sent", identities={("person", "u"): 6}))
+    with ReplayState.open(path, "", readonly=True) as state:
+        assert state.use_remembered("http://localhost:8787", TOKEN) == sorted([first, second])
+        assert (state.namespace, state.person_id("u")) == ("", None)
+        assert state.use_remembered("http://127.0.0.1:8788", TOKEN) == []
+        assert state.namespace == ""
 
 
 def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) -> None:

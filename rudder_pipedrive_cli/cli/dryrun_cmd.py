@@ -69,9 +69,8 @@ def open_readonly_state(
         replay_state = opened.enter_context(
             ReplayState.open(path, "", readonly=True, cache_entries=cache_entries)
         )
-        namespaces = replay_state.accounts_for(base_url, token)
+        namespaces = replay_state.use_remembered(base_url, token)
         if len(namespaces) == 1:
-            replay_state.use_namespace(namespaces[0])
             opened.pop_all()
             return replay_state
         held = replay_state.summary()

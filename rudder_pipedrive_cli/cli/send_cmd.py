@@ -276,14 +276,12 @@ def open_state(
     path = env.replay_state_path(state)
     if path is None:
         return None
-    replay_state = ReplayState.open(path, "", cache_entries=cache_entries)
     # Keyed, before any request, on the account this URL and token led to last time, else on
     # the URL and token: the finished objects a resumed run skips are read from there.
     url, token = env.settings.api_url, env.settings.api_token.reveal()
-    known = replay_state.accounts_for(url, token)
-    replay_state.use_namespace(
-        known[0] if len(known) == 1 else namespace_key(normalised_url(url), token)
-    )
+    keyed_on_url = namespace_key(normalised_url(url), token)
+    replay_state = ReplayState.open(path, keyed_on_url, cache_entries=cache_entries)
+    replay_state.use_remembered(url, token)
     if replay_state.hard_links > 1:
         env.warn(
             f"state file {path} has {replay_state.hard_links} names (hard links): SQLite keeps a "

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
-from rudder_pipedrive_cli.io.state import CachedFields
+from rudder_pipedrive_cli.io.state_runs import CachedFields
 
 LABELS = "lead_labels"
 PIPELINES, STAGES, ACTIVITY_TYPES = "pipelines", "stages", "activity_types"

@@ -73,7 +73,7 @@ class _Bits:
         return bool(self.bits[bit >> 3] & (1 << (bit & 7)))
 
 
-class _Closing(ABC):
+class Closing(ABC):
     """A context manager that closes what it holds on exit."""
 
     __slots__ = ()
@@ -93,7 +93,7 @@ class _Closing(ABC):
         self.close()
 
 
-class ScratchIds(_Closing):
+class ScratchIds(Closing):
     """A set of strings (`in`, `add`) whose memory does not grow with its size."""
 
     __slots__ = ("_db", "_filter", "_recent", "_recent_limit")
@@ -141,7 +141,7 @@ class ScratchIds(_Closing):
 _ABSENT: Any = object()
 
 
-class Spill(_Closing):
+class Spill(Closing):
     """The temporary database that the `SpillTable`s of one run share, opened when first needed;
     `table()` makes one with the run's budget."""
 

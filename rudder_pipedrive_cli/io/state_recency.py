@@ -3,12 +3,11 @@ the event whose value rpd last wrote."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, MutableMapping
 
 from rudder_pipedrive_cli.core.recency import newest
-from rudder_pipedrive_cli.io.state_file import Guarded
 from rudder_pipedrive_cli.io.state_schema import RECENCY_TABLE
+from rudder_pipedrive_cli.io.state_store import Store
 
 
 class FieldRecency:
@@ -16,30 +15,20 @@ class FieldRecency:
     state, whose file is never written (and may be older than the table)."""
 
     def __init__(
-        self,
-        db: sqlite3.Connection | Guarded,
-        namespace: str,
-        *,
-        memory: MutableMapping[tuple[str, str], dict[str, str]] | None,
+        self, store: Store, *, memory: MutableMapping[tuple[str, str], dict[str, str]] | None
     ) -> None:
-        self._db = db
-        self._ns = namespace
+        self._store = store
         self._memory = memory  # None: writable, the table holds it all
-        self._stored = (
-            db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (RECENCY_TABLE,)
-            ).fetchone()
-            is not None
-        )
+        self._stored = store.has_table(RECENCY_TABLE)
 
     def times(self, kind: str, record: str) -> dict[str, str]:
         found: dict[str, str] = {}
         if self._stored:
             found = dict(
-                self._db.execute(
+                self._store.db.execute(
                     f"SELECT field, stamp FROM {RECENCY_TABLE} "
                     "WHERE ns = ? AND kind = ? AND pd_id = ?",
-                    (self._ns, kind, record),
+                    (self._store.ns, kind, record),
                 ).fetchall()
             )
         learned = None if self._memory is None else self._memory.get((kind, record))
@@ -52,19 +41,9 @@ class FieldRecency:
         if self._memory is not None:
             self._memory[(kind, record)] = newest(self._memory.get((kind, record), {}), times)
             return
-        self._db.executemany(
+        self._store.db.executemany(
             f"INSERT INTO {RECENCY_TABLE} (ns, kind, pd_id, field, stamp) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ns, kind, pd_id, field) "
             "DO UPDATE SET stamp = max(stamp, excluded.stamp)",
-            [(self._ns, kind, record, name, at) for name, at in times.items()],
+            [(self._store.ns, kind, record, name, at) for name, at in times.items()],
         )
-
-    def clear(self, namespace: str | None) -> None:
-        if self._memory is not None:
-            self._memory.clear()
-        if not self._stored:
-            return
-        if namespace is None:
-            self._db.execute(f"DELETE FROM {RECENCY_TABLE}")
-        else:
-            self._db.execute(f"DELETE FROM {RECENCY_TABLE} WHERE ns = ?", (namespace,))

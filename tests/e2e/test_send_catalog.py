@@ -39,8 +39,7 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
 
     assert ok.exit_code == 0, ok.stderr
     with ReplayState.open(state, "", readonly=True) as s:
-        (namespace,) = s.accounts_for(sandbox.url, "sandbox-token")
-        s.use_namespace(namespace)
+        assert len(s.use_remembered(sandbox.url, "sandbox-token")) == 1
         catalog = load_catalog(s)
     assert catalog is not None
     assert catalog.field("persons", PLAN_FIELD) is not None

@@ -1,0 +1,89 @@
+"""What the tables of one replay state share (io/state.py): the guarded connection, the namespace
+they read and write, one mutex, and the batch, one open transaction committed every `batch_size`
+outcomes or `batch_seconds`, on `flush()` and on close."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+
+from rudder_pipedrive_cli.io.state_file import Guarded
+
+
+class Store:
+    def __init__(
+        self,
+        db: Guarded,
+        namespace: str,
+        *,
+        readonly: bool,
+        batch_size: int,
+        batch_seconds: float,
+        clock: Callable[[], float],
+        now: Callable[[], str],
+    ) -> None:
+        self.db = db
+        self.ns = namespace
+        self.readonly = readonly
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.clock = clock
+        self.now = now
+        self.mutex = threading.RLock()
+        self._size = 0  # outcomes in the open batch
+        self._opened_at = 0.0
+
+    def has_table(self, table: str) -> bool:
+        """Whether the file has this table (a read-only open of a file older than it has not)."""
+        row = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).fetchone()
+        return row is not None
+
+    def delete(self, tables: Iterable[str], namespace: str | None) -> None:
+        """Delete the rows of one namespace (None: every row) from those of `tables` the file
+        has."""
+        for table in tables:
+            if not self.has_table(table):
+                continue
+            if namespace is None:
+                self.db.execute(f"DELETE FROM {table}")
+            else:
+                self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+
+    def writable(self) -> None:
+        if self.readonly:
+            raise RuntimeError(f"state {self.db.path} is open read-only")
+
+    @contextlib.contextmanager
+    def writing(self, *, commit: bool = False) -> Iterator[None]:
+        """A write that counts as one outcome of the open batch, or (`commit`) is committed with
+        it before it returns."""
+        with self.mutex:
+            self.writable()
+            self.open_batch()
+            yield
+            if commit:
+                self.commit()
+            else:
+                self.buffered()
+
+    def open_batch(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._size = 0
+            self._opened_at = self.clock()
+
+    def buffered(self) -> None:
+        if self.readonly:
+            return
+        self._size += 1
+        full = self._size >= self.batch_size
+        if full or self.clock() - self._opened_at >= self.batch_seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+        self._size = 0
