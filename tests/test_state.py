@@ -891,6 +891,8 @@ def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) 
         state.record_outcome("e1", "f:1", Outcome(status="failed", reason="HTTP 500"))
         state.record_outcome("e2", "f:2", Outcome(status="sent", identities={("person", "u"): 5}))
         state.begin_write("e3", LEAD, STAMP)
+        state.index_rows().put("person", [(5, "u")])
+        state.index_rows().mark("person", "email", "2024-05-01 12:00:00")
     with open_state(path, second) as state:
         state.record_outcome("e1", "f:1", SENT)
         state.begin_write("e4", PATCH_5, STAMP)
@@ -904,10 +906,15 @@ def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) 
         assert state.person_id("u") == 5
         assert state.pending_write("e3", LEAD) == STAMP
         assert state.pending_write("e4", PATCH_5) == STAMP
+        # The identity index moves too: the account's next run refreshes it, not lists it anew.
+        assert state.index_rows().ids("person", "u") == [5]
+        assert state.index_rows().since("person", "email") == "2024-05-01 12:00:00"
     assert rows(path, "SELECT DISTINCT ns FROM journal ORDER BY ns") == [
         (account_namespace("42", TOKEN),),
         (elsewhere,),
     ]
+    for table in ("identity_index", "identity_index_marks"):
+        assert rows(path, f"SELECT DISTINCT ns FROM {table}") == [(account_namespace("42", TOKEN),)]
 
 
 def test_clearing_an_account_forgets_the_urls_that_led_to_it(path: Path) -> None:

@@ -381,7 +381,9 @@ class ReplayState(Closing):
             (new, old),
         )
         self._db.execute(OBJECTS_TABLE)
-        for table in (*TABLES, RECENCY_TABLE, "objects_done"):
+        for table in NAMESPACED:
+            if not self._store.has_table(table):
+                continue  # a table this file never needed (the identity index's)
             self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
             self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
