@@ -47,7 +47,6 @@ from rudder_pipedrive_cli.io.state_schema import (
     INDEX_MARKS,
     INDEX_TABLE,
     MERGED,
-    OBJECTS_TABLE,
     RECENCY_TABLE,
     TABLES,
     encode_id,
@@ -380,12 +379,7 @@ class ReplayState(Closing):
             "(SELECT event_id FROM journal WHERE ns = ? AND status != 'failed')",
             (new, old),
         )
-        self._db.execute(OBJECTS_TABLE)
-        for table in NAMESPACED:
-            if not self._store.has_table(table):
-                continue  # a table this file never needed (the identity index's)
-            self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
-            self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
+        self._store.move(NAMESPACED, old, new)
 
     # -- the identity index ----------------------------------------------------------------------
 
@@ -409,7 +403,6 @@ class ReplayState(Closing):
             self._store.commit()
             self._db.execute("PRAGMA secure_delete = ON")
             with transaction(self._db):
-                self._db.execute(OBJECTS_TABLE)
                 self._store.delete(NAMESPACED, namespace)
                 # The accounts remembered: every one, or this namespace's.
                 self._db.execute(

@@ -52,6 +52,14 @@ class Store:
             else:
                 self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
 
+    def move(self, tables: Iterable[str], old: str, new: str) -> None:
+        """Rows of namespace `old` into `new` in those of `tables` the file has; a row whose key
+        `new` holds already stays `new`'s."""
+        for table in tables:
+            if self.has_table(table):
+                self.db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
+                self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
+
     def writable(self) -> None:
         if self.readonly:
             raise RuntimeError(f"state {self.db.path} is open read-only")
