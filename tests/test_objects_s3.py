@@ -260,3 +260,11 @@ def test_reading_s3_imports_neither_fsspec_nor_botocore_nor_httpx(s3: S3) -> Non
     )
     # No window: the seven events of the window and the three outside it.
     assert json.loads(done.stdout) == [10, []]
+
+
+def test_keys_that_need_encoding_are_listed_and_read(s3: S3) -> None:
+    names = {"a b+ü/x=y&z.json": b'{"type": "identify", "userId": "u", "messageId": "m"}\n'}
+    s3.upload(names, prefix="enc")
+    [item] = EventReader(["s3://backups/enc"])
+    assert (item.source, item.error) == ("s3://backups/enc/a b+ü/x=y&z.json:1", "")
+    assert s3.proxy.recorder.requests[-1] == ("GET", "/backups/enc/a%20b%2B%C3%BC/x%3Dy%26z.json")

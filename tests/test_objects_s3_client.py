@@ -493,3 +493,49 @@ def test_an_https_endpoint_is_reached_through_the_proxy_s_tunnel() -> None:
     lines = request.decode().split("\r\n")
     assert lines[0] == "CONNECT backups.s3.eu-west-1.amazonaws.com:443 HTTP/1.0"
     assert "Proxy-Authorization: Basic dXNlcjpwdw==" in lines
+
+
+# -- the feed over S3's answers ------------------------------------------------------------------
+
+
+def test_the_feed_tries_a_5xx_get_again_but_not_a_400(canned: tuple[CannedS3, list[Any]]) -> None:
+    server, script = canned
+    keys = {"rs/a.json": b'{"type": "identify", "userId": "u", "messageId": "m"}\n'}
+    keys["rs/b.json"] = keys["rs/a.json"]
+    gets: dict[str, int] = {}
+
+    def answer(seen: Seen) -> Answer:
+        if seen.method == "HEAD":
+            return Answer(404)
+        if "list-type" in seen.path:
+            return Answer(200, {}, listing_xml("b", keys))
+        gets[seen.path] = gets.get(seen.path, 0) + 1
+        if seen.path == "/b/rs/a.json" and gets[seen.path] == 1:
+            return Answer(503, {}, error_xml("SlowDown", "Please reduce your request rate."))
+        if seen.path == "/b/rs/b.json":
+            return Answer(400, {}, error_xml("InvalidRequest", "no"))
+        return Answer(200, {"ETag": '"e-rs/a.json"'}, keys["rs/a.json"])
+
+    script.append(answer)
+    slept: list[float] = []
+    fs = fs_for(server)
+    reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=slept.append)
+    assert [(item.source, item.error) for item in reader] == [
+        ("s3://b/rs/a.json:1", ""),
+        (
+            "s3://b/rs/b.json",
+            "cannot read object: S3 answered HTTP 400 (InvalidRequest: no) for s3://b/rs/b.json",
+        ),
+    ]
+    assert slept == [0.5]
+    assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 1}
+
+
+def test_a_broken_aws_config_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    config = write(tmp_path / "config", "[profile x\nregion = eu-west-1\n")
+    with pytest.raises(UsageError) as caught:
+        S3FileSystem.from_environment({**NOWHERE, "AWS_CONFIG_FILE": config})
+    assert caught.value.message.startswith(f"cannot read the AWS file {config}: ")
+    assert caught.value.hint == (
+        "fix the file, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE elsewhere"
+    )
