@@ -64,6 +64,7 @@ CHAIN_ENV = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
 )
 EXTRA_HINT = "pip install 'rudder_pipedrive_cli[s3]'"
+PROXY = frozenset({"HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"})
 T = TypeVar("T")
 
 
@@ -350,7 +351,8 @@ class S3FileSystem:
             )
         self._ca_bundle = ca_bundle
         self._context: ssl.SSLContext | None = None
-        self._env = dict(os.environ if env is None else env)
+        # Only what the proxy needs of the environment: nothing of the credentials is kept.
+        self._env = {k: v for k, v in (os.environ if env is None else env).items() if k in PROXY}
         self._sleep = sleep
         self._delays = tuple(delays)
         self._clock = clock
