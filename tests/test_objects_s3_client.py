@@ -539,3 +539,25 @@ def test_a_broken_aws_config_file_is_a_usage_error_naming_it(tmp_path: Path) -> 
     assert caught.value.hint == (
         "fix the file, or point AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE elsewhere"
     )
+
+
+def test_the_chain_s_credentials_are_frozen_anew_for_each_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # botocore's refreshable credentials change under a long run (a role's session expires):
+    # each request signs with what they are at that moment, read at once (frozen).
+    from types import SimpleNamespace
+
+    import rudder_pipedrive_cli.io.botocore_data as botocore_data
+
+    turns = iter(range(1, 10))
+
+    class Refreshing:
+        def get_frozen_credentials(self) -> Any:
+            turn = next(turns)
+            return SimpleNamespace(access_key=f"K{turn}", secret_key=f"s{turn}", token=None)
+
+    session = SimpleNamespace(get_credentials=Refreshing)
+    monkeypatch.setattr(botocore_data, "lean_s3_session", lambda: session)
+    source = credential_source(NOWHERE, Profile.load(NOWHERE))
+    assert [source(), source()] == [Credentials("K1", "s1"), Credentials("K2", "s2")]

@@ -1,10 +1,10 @@
 """Objects in a bucket (S3, GCS, Azure Blob, S3-compatible) or a local backup folder (SPEC 2).
 
 One code path for every store, through fsspec's filesystem interface (`info`, `ls`, `find`,
-`open`): S3 is rpd's own small client with those methods (io/s3.py, on the standard library: s3fs's
-stack cost more memory to import than a whole local run); gcsfs and adlfs are optional extras;
-a local folder is fsspec's local filesystem. This module lists a PATH (only
-the day folders the window can touch, see core/backups.py), and streams the chosen objects' bytes
+`open`): S3 is rpd's own small client with those methods (io/s3.py, on the standard library:
+s3fs's stack cost more memory to import than a whole local run), gcsfs and adlfs are optional
+extras, and a local folder is fsspec's local filesystem. This module lists a PATH (only the day
+folders the window can touch, see core/backups.py), and streams the chosen objects' bytes
 in order on a thread of its own, a bounded number of chunks ahead of the reader: the next object
 is being fetched while the current one is read and sent, and memory stays flat (nothing is
 downloaded whole). A transient read error (timeout, 5xx, reset: an OSError that is not "missing"
