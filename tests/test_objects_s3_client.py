@@ -561,3 +561,18 @@ def test_the_chain_s_credentials_are_frozen_anew_for_each_request(
     monkeypatch.setattr(botocore_data, "lean_s3_session", lambda: session)
     source = credential_source(NOWHERE, Profile.load(NOWHERE))
     assert [source(), source()] == [Credentials("K1", "s1"), Credentials("K2", "s2")]
+
+
+def test_a_server_that_never_answers_times_out_and_is_tried_again() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nothing answers
+    slept: list[float] = []
+    fs = S3FileSystem(
+        lambda: Credentials("AKID", SECRET),
+        endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}",
+        sleep=slept.append,
+        delays=(0.5, 1.0),
+        timeouts=(5.0, 0.05),  # the read's
+    )
+    with silent, pytest.raises(TimeoutError):
+        fs.info("b/k")
+    assert slept == [0.5, 1.0]  # three tries, each timed out
