@@ -8,8 +8,9 @@ loopback (in this process); then reads it with `EventReader` in a fresh process 
 that peak RSS is the reader's own. Targets (issue 17): S3 at least 0.5 of the local events/s,
 and its peak memory within 1.3x of the local run's (objects are streamed, never held whole).
 Each way is then read once more with its modules imported stage by stage, for `breakdown_mb`:
-the RSS (MB) that Python and rpd's reader, fsspec, each library S3 brings (aiohttp, httpx,
-botocore, aiobotocore and s3fs), the store's client with the listing, and reading add.
+the RSS (MB) that Python and rpd's reader add, then the store's own modules (fsspec for the
+folder; for S3 the standard library modules rpd's S3 client uses, then the client, io/s3.py),
+the listing, and reading.
 """
 
 from __future__ import annotations
@@ -85,23 +86,21 @@ def rss_mb() -> float:
     return status_mb("VmRSS")
 
 
-# What reading from S3 loads that a local folder does not, in the order measured: each module
-# with what it imports and the first importer did not (s3fs imports all of them).
+# What reading each way loads beyond the reader, in the order measured: each stage's modules
+# with what they import and the stages before did not.
+LOCAL_IMPORTS = (("fsspec (a folder is its local filesystem)", ("fsspec",)),)
 S3_IMPORTS = (
-    ("aiohttp, with yarl, multidict, frozenlist, aiosignal, attrs", "aiohttp"),
     (
-        "httpx (aiobotocore imports it when installed), with httpcore, h11, anyio, and the rich, "
-        "click and pygments its command-line module imports",
-        "httpx",
+        "http.client, ssl, hmac, hashlib, xml.etree and configparser (standard library)",
+        ("http.client", "ssl", "hmac", "hashlib", "xml.etree.ElementTree", "configparser"),
     ),
-    ("botocore", "botocore.session"),
-    ("aiobotocore and s3fs", "s3fs"),
+    ("rpd's S3 client (io/s3.py)", ("rudder_pipedrive_cli.io.s3",)),
 )
 
 
 def child(path: str, out: str, staged: bool) -> None:
-    """Read `path` as `rpd` does; `staged`, with the S3 modules imported one by one first, the
-    RSS each stage adds (MB), in `breakdown_mb`."""
+    """Read `path` as `rpd` does; `staged`, with the store's modules imported stage by stage
+    first, the RSS each stage adds (MB), in `breakdown_mb`."""
     breakdown: dict[str, float] = {}
     mark = 0.0
 
@@ -116,12 +115,10 @@ def child(path: str, out: str, staged: bool) -> None:
 
     start = time.perf_counter()
     stage("Python, this benchmark and rpd's reader")
-    import fsspec  # noqa: F401  # a folder and a bucket are both read through fsspec
-
-    stage("fsspec")
-    if staged and path.startswith("s3://"):
-        for name, module in S3_IMPORTS:
-            importlib.import_module(module)
+    if staged:
+        for name, modules in S3_IMPORTS if path.startswith("s3://") else LOCAL_IMPORTS:
+            for module in modules:
+                importlib.import_module(module)
             stage(name)
     reader = EventReader([path])  # lists the objects: the store's client is made by now
     listed = stage("the store's client and the listing")

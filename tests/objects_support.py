@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import pytest
@@ -142,7 +142,29 @@ class Recorder:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class S3Proxy:
+class LoopbackServer:
+    """An HTTP server on a free loopback port, serving on a thread while in `with`."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class S3Proxy(LoopbackServer):
     """A loopback HTTP proxy in front of moto's server: records requests; for a GET of a key in
     `recorder.cut`, sends the headers and half the body, then resets the connection."""
 
@@ -200,22 +222,7 @@ class S3Proxy:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _forward
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> S3Proxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def object_gets(requests: list[tuple[str, str]], bucket: str) -> Iterator[str]:
@@ -270,3 +277,75 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
             yield s3
     finally:
         server.stop()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class CannedS3(LoopbackServer):
+    """A loopback HTTP server answering each request with `answer(seen)` (an Answer), and
+    recording what it saw: S3's answers rpd must handle that moto does not give (a bucket in
+    another region, 5xx, SlowDown, 412, denied)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.seen: list[Seen] = []
+        seen, lock = self.seen, threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                request = Seen(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}
+                )
+                with lock:
+                    seen.append(request)
+                reply: Answer = answer(request)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if "Content-Length" not in reply.headers:  # a HEAD's is the object's
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(reply.body)
+
+            do_GET = do_HEAD = _answer
+
+        super().__init__(Handler)
+
+
+def listing_xml(bucket: str, keys: dict[str, bytes]) -> bytes:
+    """A ListObjectsV2 answer holding `keys` (no folders, one page)."""
+    contents = "".join(
+        f"<Contents><Key>{name}</Key><Size>{len(data)}</Size><ETag>&quot;e-{name}&quot;</ETag>"
+        "</Contents>"
+        for name, data in keys.items()
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>{bucket}</Name><IsTruncated>false</IsTruncated>{contents}</ListBucketResult>"
+    ).encode()
+
+
+def error_xml(code: str, message: str, **more: str) -> bytes:
+    extra = "".join(f"<{k}>{v}</{k}>" for k, v in more.items())
+    return (
+        f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+        f"<Message>{message}</Message>{extra}</Error>"
+    ).encode()

@@ -197,7 +197,6 @@ def test_gcs_and_azure_urls_read_through_the_same_code(url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "extra", "package"),
     [
-        ("s3://b/p", "s3", "s3fs"),
         ("gs://b/p", "gcs", "gcsfs"),
         ("az://c/p", "azure", "adlfs"),
         ("abfs://c/p", "azure", "adlfs"),

@@ -1,21 +1,21 @@
-"""botocore's data loaded lean for S3 (issue 17's memory target, io/botocore_data.py): the same
-files and the same clients as botocore's own loader gives, in plain dicts, documentation text
-emptied, the endpoints file holding only the services an S3 session calls."""
+"""botocore's data loaded lean for the credential chain of rpd's S3 client (issue 17's memory
+target, io/botocore_data.py): the same files and the same clients as botocore's own loader
+gives, in plain dicts, documentation text emptied, the endpoints file holding only the services
+an S3 session calls."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytest.importorskip("s3fs")
+pytest.importorskip("botocore")
 
-from aiobotocore.session import AioSession
 from botocore.loaders import Loader
 from botocore.regions import EndpointResolver
+from botocore.session import Session
 
 from rudder_pipedrive_cli.io.botocore_data import (
     SERVICES,
@@ -24,7 +24,6 @@ from rudder_pipedrive_cli.io.botocore_data import (
     lean_s3_session,
     parse,
 )
-from rudder_pipedrive_cli.io.objects import resolve
 
 
 def blanked(node: Any) -> Any:
@@ -84,18 +83,18 @@ def test_the_endpoints_keep_each_partition_whole_with_the_services_an_s3_session
                 ) == stock_resolver.construct_endpoint(service, region), (service, region)
 
 
-async def client_meta(session: AioSession, service: str, region: str) -> tuple[Any, ...]:
-    async with session.create_client(
+def client_meta(session: Session, service: str, region: str) -> tuple[Any, ...]:
+    client = session.create_client(
         service, region_name=region, aws_access_key_id="k", aws_secret_access_key="s"
-    ) as client:
-        meta = client.meta
-        return (
-            meta.endpoint_url,
-            meta.region_name,
-            meta.partition,
-            meta.config.signature_version,
-            sorted(meta.method_to_api_mapping),
-        )
+    )
+    meta = client.meta
+    return (
+        meta.endpoint_url,
+        meta.region_name,
+        meta.partition,
+        meta.config.signature_version,
+        sorted(meta.method_to_api_mapping),
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,8 +113,8 @@ def test_a_client_of_the_lean_session_is_the_one_botocore_makes(
 ) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_DATA_PATH", raising=False)
-    stock = asyncio.run(client_meta(AioSession(), service, region))
-    lean = asyncio.run(client_meta(lean_s3_session(), service, region))
+    stock = client_meta(Session(), service, region)
+    lean = client_meta(lean_s3_session(), service, region)
     assert lean == stock
     assert lean[0].startswith("https://")
     assert ("get_object" in lean[4]) is (service == "s3")
@@ -136,10 +135,18 @@ def test_every_s3_session_shares_one_loader_per_data_path(
     assert isinstance(elsewhere.file_loader, LeanFileLoader)
 
 
-def test_an_s3_url_resolves_to_s3fs_with_the_lean_session() -> None:
-    fs, root = resolve("s3://backups/rs/")
-    assert root == "backups/rs"
-    assert isinstance(fs.session.get_component("data_loader").file_loader, LeanFileLoader)
+def test_the_chain_s_session_reads_the_profile_of_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile lean]\naws_access_key_id = LEAN\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "lean")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    session = lean_s3_session()
+    assert isinstance(session.get_component("data_loader").file_loader, LeanFileLoader)
+    assert session.get_credentials().get_frozen_credentials().access_key == "LEAN"
 
 
 def test_documentation_strings_are_emptied_and_nothing_else() -> None:

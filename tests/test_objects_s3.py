@@ -1,9 +1,14 @@
 """Backups read straight from S3 (SPEC 2, issue 17): a real S3 API on loopback (moto's server,
-started here), through s3fs; a proxy in front records every request and cuts one body mid-way."""
+started here), through rpd's own S3 client (io/s3.py); a proxy in front records every request
+and cuts bodies mid-way."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from objects_support import (
@@ -15,15 +20,15 @@ from objects_support import (
     backup_objects,
     expected_sources,
     moto_s3,
-    object_gets,
 )
 
 from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.objects import Feed, ObjectReadError, list_objects, resolve
+from rudder_pipedrive_cli.io.objects import Feed, list_objects, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
+from rudder_pipedrive_cli.io.s3 import S3FileSystem
 
-pytest.importorskip("s3fs")
+pytest.importorskip("moto")
 
 
 @pytest.fixture
@@ -35,6 +40,36 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
 
 def rows(reader: EventReader) -> list[tuple[str, str]]:
     return [(item.source, item.value["messageId"]) for item in reader]
+
+
+def listing(prefix: str, *, deep: bool = False, max_keys: int | None = None) -> tuple[str, str]:
+    """The ListObjectsV2 request rpd sends for `prefix` of the bucket `backups`: `ls` with the
+    delimiter, `find` (deep) without."""
+    query = {"delimiter": "/", "encoding-type": "url", "list-type": "2"}
+    if deep:
+        del query["delimiter"]
+    if max_keys is not None:
+        query["max-keys"] = str(max_keys)
+    query["prefix"] = prefix
+    return "GET", "/backups?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
+
+
+def get(name: str) -> tuple[str, str]:
+    return "GET", f"/backups/rs/{name}"
+
+
+LISTED = [
+    ("HEAD", "/backups/rs"),  # not an object: a prefix, if it holds anything
+    listing("rs/", max_keys=1),
+    listing("rs/"),
+    listing("rs/src-a/"),
+    listing("rs/src-a/gw/"),
+    listing("rs/src-a/gw/2024-05-01/", deep=True),  # 2024-04-28 is never listed
+    listing("rs/src-b/"),
+    listing("rs/src-b/gw/"),
+    listing("rs/src-b/gw/2024-05-01/", deep=True),
+    listing("rs/src-b/gw/2024-05-02/", deep=True),  # the day's margin
+]
 
 
 def test_a_bucket_prefix_is_read_in_time_order_opening_only_what_the_window_meets(
@@ -49,11 +84,11 @@ def test_a_bucket_prefix_is_read_in_time_order_opening_only_what_the_window_meet
         "(SOURCE/gw/YYYY-MM-DD/HOUR/INSTANCE/FIRST_LAST_WORKSPACE.json.gz), e.g. "
         f"s3://backups/rs/{not_layout}: read in key order after the others, not by time"
     ]
-    requests = s3.proxy.recorder.requests
-    # Each object read once, as a stream of ranges, in time order; none outside the window.
-    fetched = list(dict.fromkeys(object_gets(requests, "backups")))
-    assert fetched == [f"rs/{name}" for name in [*TIME_ORDER, not_layout]]
-    assert not any(APRIL_28 in path for _, path in requests)  # that day was never listed
+    # The listing, then one GET of each object, whole (no Range, no HEAD: its size and ETag
+    # came with the listing), in time order; none outside the window.
+    assert s3.proxy.recorder.requests == [*LISTED, *(get(n) for n in [*TIME_ORDER, not_layout])]
+    assert {header for _, header in s3.proxy.recorder.ranges} == {None}
+    assert not any(APRIL_28 in path for _, path in s3.proxy.recorder.requests)
     assert reader.bytes_read == reader.total_bytes
 
 
@@ -65,13 +100,61 @@ def test_one_source_or_one_day_of_the_layout(s3: S3) -> None:
     ]
 
 
+def test_one_object_named_by_its_url_is_one_head_then_one_get(s3: S3) -> None:
+    name = TIME_ORDER[2]
+    assert rows(EventReader([f"s3://backups/rs/{name}"])) == [
+        (f"s3://backups/rs/{name}:{line}#1", message)
+        for line, message in enumerate(["a-0730", "a-0735"], 1)
+    ]
+    assert s3.proxy.recorder.requests == [("HEAD", f"/backups/rs/{name}"), get(name)]
+
+
 def test_an_object_whose_body_is_cut_mid_way_is_read_again_every_event_once(s3: S3) -> None:
-    s3.proxy.recorder.cut = {f"rs/{TIME_ORDER[2]}": 1}
-    reader = EventReader(["s3://backups/rs"], window=WINDOW, sleep=lambda _: None)
+    target = TIME_ORDER[2]
+    s3.proxy.recorder.cut = {f"rs/{target}": 1}
+    slept: list[float] = []
+    reader = EventReader(["s3://backups/rs"], window=WINDOW, sleep=slept.append)
     assert rows(reader) == expected_sources("s3://backups/rs")
-    assert s3.proxy.recorder.cuts_made == [f"rs/{TIME_ORDER[2]}"]
-    gets = list(object_gets(s3.proxy.recorder.requests, "backups"))
-    assert gets.count(f"rs/{TIME_ORDER[2]}") >= 2
+    assert s3.proxy.recorder.cuts_made == [f"rs/{target}"]
+    assert slept == [0.5]
+    # Read again from the start by a new GET, whose ETag is the listing's: no other request.
+    own = [(m, p) for m, p in s3.proxy.recorder.requests if p.endswith(target)]
+    assert own == [get(target), get(target)]
+
+
+def test_the_feed_backs_off_between_tries_and_a_cut_object_still_gives_each_event_once(
+    s3: S3,
+) -> None:
+    s3.proxy.recorder.cut = {f"rs/{TIME_ORDER[2]}": 5}
+    slept: list[float] = []
+    reader = EventReader(["s3://backups/rs"], window=WINDOW, sleep=slept.append)
+    assert rows(reader) == expected_sources("s3://backups/rs")
+    assert slept == [0.5, 1.0, 2.0, 4.0, 8.0]
+    assert s3.proxy.recorder.cuts_made == [f"rs/{TIME_ORDER[2]}"] * 5
+
+
+def test_when_the_tries_run_out_the_object_is_a_failed_item_at_its_line(s3: S3) -> None:
+    target = TIME_ORDER[2]
+    s3.proxy.recorder.cut = {f"rs/{target}": 6}
+    items = list(EventReader(["s3://backups/rs"], window=WINDOW, sleep=lambda _: None))
+    [failed] = [item for item in items if item.error]
+    assert failed.source == f"s3://backups/rs/{target}:1"
+    assert failed.error is not None and failed.error.startswith("cannot read object: ")
+    assert failed.error.endswith(" (6 tries)")
+    good = [(item.source, item.value["messageId"]) for item in items if not item.error]
+    assert good == [row for row in expected_sources("s3://backups/rs") if target not in row[0]]
+
+
+def test_a_listing_cut_mid_way_is_asked_again_after_a_backoff(s3: S3) -> None:
+    s3.proxy.recorder.cut = {"/backups": 2}  # the bucket's listings
+    slept: list[float] = []
+    fs = S3FileSystem.from_environment(sleep=slept.append)
+    reader = EventReader(["s3://backups/rs"], window=WINDOW, resolver=lambda _: (fs, "backups/rs"))
+    assert rows(reader) == expected_sources("s3://backups/rs")
+    assert slept == [0.5, 1.0]
+    requests = s3.proxy.recorder.requests
+    assert requests[:4] == [("HEAD", "/backups/rs"), *[listing("rs/", max_keys=1)] * 3]
+    assert requests[4:] == [*LISTED[2:], *(get(n) for n in [*TIME_ORDER, *NOT_LAYOUT])]
 
 
 def test_a_missing_bucket_or_prefix_is_a_usage_error_before_reading(s3: S3) -> None:
@@ -93,60 +176,95 @@ def test_a_deleted_object_is_a_failed_item_with_its_url(s3: S3) -> None:
     ]
 
 
-def test_when_s3fs_gives_up_rpd_tries_the_object_again_after_a_backoff(s3: S3) -> None:
-    # s3fs retries a failed range a few times itself; cut more often than that, and rpd's own
-    # retry opens the object again and skips what it already handed out.
-    s3.proxy.recorder.cut = {f"rs/{TIME_ORDER[2]}": 8}
-    slept: list[float] = []
-    reader = EventReader(["s3://backups/rs"], window=WINDOW, sleep=slept.append)
-    assert rows(reader) == expected_sources("s3://backups/rs")
-    assert slept and slept == [0.5, 1.0, 2.0, 4.0, 8.0][: len(slept)]
-    assert s3.proxy.recorder.cuts_made == [f"rs/{TIME_ORDER[2]}"] * 8
-
-
-def test_an_object_is_fetched_one_ranged_get_a_chunk_nothing_cached_ahead_by_s3fs(s3: S3) -> None:
-    # The feed's queue is the read-ahead; s3fs's own ("readahead": each GET a block more than
-    # asked, kept) would hold another copy, 1 MiB a file at rpd's chunk.
+def test_an_object_is_fetched_by_one_get_read_chunk_by_chunk(s3: S3) -> None:
     body = bytes(range(256)) * 14  # 3,584 bytes
     s3.upload({"big.bin": body}, prefix="raw")
     fs, root = resolve("s3://backups/raw/big.bin")
     stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
+    assert [(s.name, s.size) for s in stored] == [("s3://backups/raw/big.bin", 3584)]
     with Feed(fs, stored, chunk=1000) as feed:
         assert feed.stream(0).read() == body
-    path = "/backups/raw/big.bin"
-    assert s3.proxy.recorder.ranges == [
-        (path, "bytes=0-999"),
-        (path, "bytes=1000-1999"),
-        (path, "bytes=2000-2999"),
-        (path, "bytes=3000-3999"),  # S3 answers what there is
+    assert s3.proxy.recorder.ranges == [("/backups/raw/big.bin", None)]
+
+
+def test_listings_are_not_kept(s3: S3) -> None:
+    # Each object listed is turned into a StoredObject and opened by path; nothing of the
+    # listing stays with the filesystem: listing again asks S3 again.
+    fs, root = resolve("s3://backups/rs/src-a/gw/2024-05-01")
+    first = list_objects(fs, root, "s3://backups/rs/src-a/gw/2024-05-01", WINDOW)
+    again = list_objects(fs, root, "s3://backups/rs/src-a/gw/2024-05-01", WINDOW)
+    assert first == again and len(first) == 4
+    once = [
+        ("HEAD", "/backups/rs/src-a/gw/2024-05-01"),
+        listing("rs/src-a/gw/2024-05-01/", max_keys=1),
+        listing("rs/src-a/gw/2024-05-01/", deep=True),
     ]
+    assert s3.proxy.recorder.requests == once + once
+    assert set(vars(fs)) == {
+        "_credentials",
+        "_region",
+        "_regions",
+        "_endpoint",
+        "_ca_bundle",
+        "_context",
+        "_env",
+        "_sleep",
+        "_delays",
+        "_clock",
+        "_timeouts",
+    }
+    assert fs._regions == {}
 
 
-def test_listings_are_not_kept_once_they_are_objects(s3: S3) -> None:
-    # fsspec's listings cache would keep every entry listed (about 1.1 KB an object) for the
-    # life of the process; each object is opened by path, its size and ETag asked of it.
-    fs, root = resolve("s3://backups/rs/")
-    listed = list_objects(fs, root, "s3://backups/rs", WINDOW)
-    assert [stored.name for stored in listed] != []
-    assert dict(fs.dircache) == {}
-    reader = EventReader(["s3://backups/rs/"], window=WINDOW)
-    assert rows(reader) == expected_sources("s3://backups/rs")
-    heads = [path for method, path in s3.proxy.recorder.requests if method == "HEAD"]
-    fetched = list(dict.fromkeys(object_gets(s3.proxy.recorder.requests, "backups")))
-    assert [path.removeprefix("/backups/") for path in heads[-len(fetched) :]] == fetched
+def test_continuation_tokens_page_through_a_long_listing(s3: S3) -> None:
+    names = {f"k{number:04d}.json": b"{}\n" for number in range(1001)}  # S3 pages at 1,000
+    s3.upload(names, prefix="many")
+    fs, root = resolve("s3://backups/many")
+    listed = list_objects(fs, root, "s3://backups/many", Window())
+    assert [s.name for s in listed] == [f"s3://backups/many/{name}" for name in names]
+    lists = [path for method, path in s3.proxy.recorder.requests if "list-type" in path]
+    assert len(lists) == 3  # info's one key, then two pages
+    assert "continuation-token=" not in lists[1] and "continuation-token=" in lists[2]
 
 
 def test_an_object_rewritten_while_it_is_read_is_a_failed_item_not_a_mix(s3: S3) -> None:
-    # Its ranged GETs ask for the ETag its HEAD gave (If-Match): after the rewrite S3 answers
-    # 412, the try again finds another ETag, and the object fails instead of mixing versions.
-    old, new = bytes(range(256)) * 20, bytes(reversed(range(256))) * 20  # 5,120 bytes each
-    s3.upload({"big.bin": old}, prefix="raw")
-    fs, root = resolve("s3://backups/raw/big.bin")
-    stored = list_objects(fs, root, "s3://backups/raw/big.bin", Window())
-    with Feed(fs, stored, chunk=1024, depth=1, sleep=lambda _: None) as feed:
-        stream = feed.stream(0)
-        assert stream.read(1024) == old[:1024]  # at most two more chunks fetched by now
-        s3.client.put_object(Bucket=s3.bucket, Key="raw/big.bin", Body=new)
-        with pytest.raises(ObjectReadError) as failed:
-            stream.read()
-    assert str(failed.value) == "it changed while being read: rerun to read the new version"
+    # One GET gives one version; the mix would come from reading the rest of it again after a
+    # cut. The try again finds another ETag than the listing's: the object fails instead.
+    target = TIME_ORDER[2]
+    s3.proxy.recorder.cut = {f"rs/{target}": 1}
+
+    def rewrite(_: float) -> None:
+        s3.client.put_object(Bucket=s3.bucket, Key=f"rs/{target}", Body=b"other\n")
+
+    items = list(EventReader(["s3://backups/rs"], window=WINDOW, sleep=rewrite))
+    assert [(item.source, item.error) for item in items if item.error] == [
+        (
+            f"s3://backups/rs/{target}:1",
+            "cannot read object: it changed while being read: rerun to read the new version",
+        )
+    ]
+    assert "other" not in str([item.value for item in items])
+
+
+def test_reading_s3_imports_neither_fsspec_nor_botocore_nor_httpx(s3: S3) -> None:
+    script = (
+        "import json, sys\n"
+        "from rudder_pipedrive_cli.io.readers import EventReader\n"
+        "items = list(EventReader(['s3://backups/rs']))\n"
+        "heavy = ('fsspec', 's3fs', 'botocore', 'aiobotocore', 'httpx', 'aiohttp', 'boto3')\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in heavy)\n"
+        "print(json.dumps([len(items), loaded]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    # No window: the seven events of the window and the three outside it.
+    assert json.loads(done.stdout) == [10, []]
+
+
+def test_keys_that_need_encoding_are_listed_and_read(s3: S3) -> None:
+    names = {"a b+ü/x=y&z.json": b'{"type": "identify", "userId": "u", "messageId": "m"}\n'}
+    s3.upload(names, prefix="enc")
+    [item] = EventReader(["s3://backups/enc"])
+    assert (item.source, item.error) == ("s3://backups/enc/a b+ü/x=y&z.json:1", "")
+    assert s3.proxy.recorder.requests[-1] == ("GET", "/backups/enc/a%20b%2B%C3%BC/x%3Dy%26z.json")

@@ -1,8 +1,11 @@
-"""botocore's data files, loaded lean for the S3 session rpd reads backups with (issue 17).
+"""botocore's data files, loaded lean for the session whose credential chain rpd's S3 client uses
+(issue 17) when the credentials are not static keys (SSO, roles, credential_process, web
+identity, container and instance credentials: io/s3.py).
 
-An S3 client makes botocore load three big JSON files and keep them as long as the client lives:
-the endpoints of every AWS service (`endpoints.json`, 1.2 MB of text), the S3 model (1.3 MB, of
-which 1 MB is documentation) and the S3 endpoint rules. botocore parses them into OrderedDicts,
+The chain's providers make STS, SSO and sign-in clients, and a client makes botocore load big
+JSON files and keep them as long as the client lives: the endpoints of every AWS service
+(`endpoints.json`, 1.2 MB of text), the service's model and its endpoint rules (for S3, 1.3 MB,
+of which 1 MB is documentation). botocore parses them into OrderedDicts,
 which cost 15.9 MB of RSS, more than half of what a whole local-folder run takes. This loader
 reads the same files, from the same search path (AWS_DATA_PATH, ~/.aws/models, botocore's own),
 into plain dicts (orjson; a dict keeps its order as an OrderedDict does), empties the
@@ -12,7 +15,8 @@ credential providers call (STS for roles and web identity, SSO and SSO-OIDC, sig
 service's endpoint falls back to the partition's defaults, as botocore does for a service it
 does not list. Nothing else changes: the same models, the same endpoint rules, the same client.
 
-Imported only when an s3:// URL is read (botocore comes with the s3 extra).
+Imported only when an s3:// URL is read with credentials only botocore's chain can give
+(botocore comes with the s3 extra).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from botocore.loaders import (  # type: ignore[import-untyped]
 )
 
 if TYPE_CHECKING:
-    from aiobotocore.session import AioSession  # type: ignore[import-untyped]
+    from botocore.session import Session  # type: ignore[import-untyped]
 
 # The services an S3 session calls: S3, and its credential providers' (botocore.credentials).
 SERVICES = frozenset({"s3", "sts", "sso", "sso-oidc", "signin"})
@@ -175,15 +179,15 @@ def keep_services(endpoints: Any, services: frozenset[str]) -> None:
             partition["services"] = {k: v for k, v in listed.items() if k in services}
 
 
-def lean_s3_session() -> AioSession:
-    """A session of aiobotocore (s3fs's), credentials and config from the environment as usual,
-    whose data loader is botocore's own with the files read by LeanFileLoader. One loader serves
-    every such session of the process (per AWS_DATA_PATH): the data does not depend on the
-    account or the endpoint, and `rpd send` lists a bucket twice (its first pass, then the
-    replay); a second session would load it all again (4.6 MB more)."""
-    from aiobotocore.session import AioSession
+def lean_s3_session() -> Session:
+    """A botocore session, credentials and config from the environment as usual, whose data
+    loader is botocore's own with the files read by LeanFileLoader. One loader serves every such
+    session of the process (per AWS_DATA_PATH): the data does not depend on the account or the
+    endpoint, and `rpd send` lists a bucket twice (its first pass, then the replay); a second
+    session would load it all again."""
+    from botocore.session import Session
 
-    session = AioSession()
+    session = Session()
     data_path = session.get_config_variable("data_path")
     with _LOCK:
         loader = _LOADERS.get(data_path)

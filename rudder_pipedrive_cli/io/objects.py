@@ -1,8 +1,10 @@
 """Objects in a bucket (S3, GCS, Azure Blob, S3-compatible) or a local backup folder (SPEC 2).
 
-One code path for every store, through fsspec's filesystem interface: s3fs, gcsfs and adlfs are
-optional extras, and a local folder is fsspec's local filesystem. This module lists a PATH (only
-the day folders the window can touch, see core/backups.py), and streams the chosen objects' bytes
+One code path for every store, through fsspec's filesystem interface (`info`, `ls`, `find`,
+`open`): S3 is rpd's own small client with those methods (io/s3.py, on the standard library:
+s3fs's stack cost more memory to import than a whole local run), gcsfs and adlfs are optional
+extras, and a local folder is fsspec's local filesystem. This module lists a PATH (only the day
+folders the window can touch, see core/backups.py), and streams the chosen objects' bytes
 in order on a thread of its own, a bounded number of chunks ahead of the reader: the next object
 is being fetched while the current one is read and sent, and memory stays flat (nothing is
 downloaded whole). A transient read error (timeout, 5xx, reset: an OSError that is not "missing"
@@ -46,7 +48,7 @@ SCHEMES = {
     "abfs": "azure",
     "abfss": "azure",
 }
-PACKAGES = {"s3": "s3fs", "gcs": "gcsfs", "azure": "adlfs"}
+PACKAGES = {"gcs": "gcsfs", "azure": "adlfs"}  # S3 is io/s3.py, on the standard library
 URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 CHUNK = 1 << 20  # one read from a store, and one entry of the read-ahead queue
 READ_AHEAD = 8  # chunks fetched ahead of the reader, across object boundaries
@@ -75,36 +77,28 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     """The filesystem of a bucket URL or local folder, and the path within it. Credentials and
     endpoints come from each provider's own environment and config (AWS_PROFILE,
     AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_CONNECTION_STRING, ...)."""
+    scheme = url_scheme(path)
+    if scheme is not None and SCHEMES[scheme] == "s3":  # neither fsspec nor botocore imported
+        from rudder_pipedrive_cli.io.s3 import S3FileSystem
+
+        return S3FileSystem.from_environment(), path.split("://", 1)[1].strip("/")
     import fsspec
 
-    scheme = url_scheme(path)
     if scheme is None:
         local = fsspec.filesystem("file")
         return local, local._strip_protocol(path)
     extra = SCHEMES[scheme]
     try:
         # A new instance each time: fsspec's cache would keep an endpoint or credentials from
-        # an earlier call in this process.
-        fs, root = fsspec.core.url_to_fs(path, skip_instance_cache=True, **_options(extra))
+        # an earlier call in this process. No listings cache: it would keep every entry listed
+        # (about 1.1 KB an object) for the life of the process, though each is listed once.
+        fs, root = fsspec.core.url_to_fs(path, skip_instance_cache=True, use_listings_cache=False)
     except ImportError:
         raise UsageError(
             f"reading {scheme}:// needs rpd's optional {extra} extra ({PACKAGES[extra]})",
             hint=f"pip install 'rudder_pipedrive_cli[{extra}]'",
         ) from None
     return fs, root
-
-
-def _options(extra: str) -> dict[str, Any]:
-    """The filesystem's options. No listings cache: fsspec's keeps every entry listed (about
-    1.1 KB an object, for the life of the process) though each is listed once, turned into a
-    StoredObject, and opened by path (its size and ETag then come from the object itself). For
-    S3, a session whose botocore data is loaded lean (io/botocore_data.py)."""
-    options: dict[str, Any] = {"use_listings_cache": False}
-    if extra == "s3":
-        from rudder_pipedrive_cli.io.botocore_data import lean_s3_session
-
-        options["session"] = lean_s3_session()
-    return options
 
 
 def list_objects(
@@ -226,11 +220,11 @@ class Feed:
         while True:
             try:
                 # No cache in the store's file ("none"): the queue is the read-ahead, and
-                # s3fs's default ("readahead") would fetch a block more than each read and keep
+                # fsspec's default ("readahead") would fetch a block more than each read and keep
                 # it, another 1-2 MiB a file.
                 with self._fs.open(path, "rb", block_size=self._chunk, cache_type="none") as handle:
                     if tries:
-                        self._check_unchanged(path, stored)
+                        self._check_unchanged(path, stored, handle)
                         _skip(handle, handed_out, self._chunk)  # read again from the start
                     while chunk := handle.read(self._chunk):
                         if not self._put((index, chunk)):
@@ -240,7 +234,10 @@ class Feed:
             except (*PERMANENT, ObjectChanged) as error:
                 return self._put((index, ObjectReadError(_why(error))))
             except Exception as error:  # timeouts, resets, the store library's own errors
-                # (aiohttp's, botocore's): a transient failure until the tries run out
+                # (aiohttp's, Google's, Azure's): a transient failure until the tries run out,
+                # unless the store says it is not (io/s3.py's S3Error.transient)
+                if not getattr(error, "transient", True):
+                    return self._put((index, ObjectReadError(_why(error))))
                 if tries >= len(self._delays):
                     tried = f"{tries + 1} tries"
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
@@ -248,8 +245,12 @@ class Feed:
                 tries += 1
                 self.retries += 1
 
-    def _check_unchanged(self, path: str, stored: StoredObject) -> None:
-        if _version(self._fs.info(path)) != stored.version:
+    def _check_unchanged(self, path: str, stored: StoredObject, handle: Any) -> None:
+        """The object read again is the version listed: the ETag its GET answered with (S3's
+        objects carry it, io/s3.py), else the one its `info` gives."""
+        tag = getattr(handle, "etag", None)
+        entry = {"ETag": tag} if tag else self._fs.info(path)
+        if _version(entry) != stored.version:
             raise ObjectChanged("it changed while being read: rerun to read the new version")
 
 

@@ -22,8 +22,11 @@ from objects_support import (
     SINCE,
     TIME_ORDER,
     UNTIL,
+    Answer,
+    CannedS3,
     archive,
     backup_objects,
+    error_xml,
     expected_sources,
     identify,
     moto_s3,
@@ -43,7 +46,7 @@ EVENTS = len(expected_sources("x"))  # 7: six objects in the window, one outside
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
-    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
     with moto_s3(monkeypatch) as store:
         store.upload(backup_objects())
         yield store
@@ -166,3 +169,32 @@ def test_plain_progress_counts_objects_read() -> None:
         "progress: 25% of events done (1 of ~4), 1/s, 0:00:03 left; sent 1, unchanged 0, "
         "skipped 0, failed 0; retries 0, 429 waits 0; objects 2/6"
     )
+
+
+def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_shown() -> None:
+    secret, token = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLE-token"
+    denied = Answer(403, {}, error_xml("AccessDenied", "Access Denied"))
+    with CannedS3(lambda _: denied) as server:
+        env = {
+            **CLEAN_ENV,
+            "AWS_ACCESS_KEY_ID": "AKID",
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_SESSION_TOKEN": token,
+            "AWS_ENDPOINT_URL": server.url,
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        }
+        for verbose in ([], ["-v"]):
+            command = ["dry-run", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), *verbose]
+            result = CliRunner().invoke(app, command, env=env)
+            assert result.exit_code == 2
+            assert result.stderr.splitlines()[-2:] == [
+                "error: cannot list s3://b/rs: access denied",
+                "hint: check the URL and the provider's credentials (nothing was read or sent)",
+            ]
+            assert secret not in result.output + result.stderr
+            assert token not in result.output + result.stderr
+        assert [(seen.method, seen.path) for seen in server.seen] == [
+            ("HEAD", "/b/rs"),
+            ("GET", "/b?delimiter=%2F&encoding-type=url&list-type=2&max-keys=1&prefix=rs%2F"),
+        ] * 2
