@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,19 +58,17 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class Traits:
+class Traits:  # immutable by convention: see protocol.py
     """Where a plan reads an entity's values: the first source holding a path wins."""
 
-    sources: tuple[Mapping[str, Any], ...]
-    # One-key reads, from the sources merged (first non-None value wins); made at construction,
-    # since a plan reads a dozen keys from the same traits (name, first/last name, email, ...).
-    flat: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    __slots__ = ("flat", "sources")
 
-    def __post_init__(self) -> None:
-        sources = self.sources
+    def __init__(self, *, sources: tuple[Mapping[str, Any], ...]) -> None:
+        self.sources = sources
+        # One-key reads, from the sources merged (first non-None value wins); made here, since a
+        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
         if len(sources) == 1:
-            self.flat = sources[0]  # a None value reads as absent either way
+            self.flat: Mapping[str, Any] = sources[0]  # a None value reads as absent either way
             return
         flat: dict[str, Any] = {}
         for source in sources:
@@ -139,13 +137,15 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
-        name = name_text(source.get("name"), "name", warnings)
+        value = source.get("name")
+        name = (value.strip() or None) if type(value) is str else name_text(value, "name", warnings)
         if name is not None:
             return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
             for path in paths:  # the first that is a name; each one read before it warns
-                part = name_text(source.get(path), path, warnings)
+                value = source.get(path)
+                part = None if value is None else name_text(value, path, warnings)
                 if part:
                     parts.append(part)
                     break
@@ -154,8 +154,9 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     return None
 
 
-def contacts(value: Any) -> list[dict[str, Any]]:
-    """A phone trait (a string or a list; the first is primary) as a v2 array."""
+def phones(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
+    """A phone trait (a string or a list; the first is primary) as a v2 array: every entry is
+    taken (`where` and `warnings`: the signature every standard shape has)."""
     if type(value) is str:  # the common case, one number, without the general loop
         only = value.strip()
         return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
@@ -206,7 +207,7 @@ def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     return contact_array(found)
 
 
-def visible_to(value: Any, warnings: list[str]) -> int | None:
+def visible_to(value: Any, where: str, warnings: list[str]) -> int | None:
     number = as_number(value)
     if isinstance(number, int) and number in VISIBLE_TO:
         return number
@@ -597,9 +598,9 @@ def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = 
 
 
 # One row per mapped trait path, as `compiled_mapping` makes it: the path, the field key, whether
-# the key is a custom field, whether the field's listed type coerces the value, and whether rpd
-# never sends the key.
-MappedRow = tuple[str, str, bool, bool, bool]
+# the key is a custom field, whether the field's listed type coerces the value, whether rpd
+# never sends the key, and whether the path is dotted (else it is one key of the merged traits).
+MappedRow = tuple[str, str, bool, bool, bool, bool]
 
 # (id(mapping), id(config)) -> (the mapping, the config, its rows): both kept, so no id is reused.
 _COMPILED: dict[tuple[int, int], tuple[Mapping[str, str], PlanConfig, tuple[MappedRow, ...]]] = {}
@@ -615,7 +616,7 @@ def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[Ma
     for path, key in mapping.items():
         info = config.field_types.get(key)
         typed = info is not None and COERCE.get(info.field_type) is not None
-        rows.append((path, key, is_custom(key, config), typed, key in NEVER_SENT))
+        rows.append((path, key, is_custom(key, config), typed, key in NEVER_SENT, "." in path))
     if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
         _COMPILED.clear()
     _COMPILED[(id(mapping), id(config))] = (mapping, config, tuple(rows))
@@ -634,10 +635,10 @@ def mapped_values(
     cannot be coerced fails the event, or is dropped with a warning (`refuse`). Given `custom`,
     the values of custom fields go there instead (a v2 body's `custom_fields`)."""
     values: dict[str, Any] = {}
-    get = traits.get
-    for path, key, is_custom_key, typed, never in compiled_mapping(mapping, config):
-        value = get(path)
-        if value is None:
+    flat = traits.flat
+    for path, key, is_custom_key, typed, never, dotted in compiled_mapping(mapping, config):
+        value = traits.get(path) if dotted else flat.get(path)
+        if value is None or value == "":
             continue
         if never:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
@@ -653,15 +654,6 @@ def mapped_values(
         else:
             values[key] = value
     return values
-
-
-def mapped_split(
-    traits: Traits, mapping: Mapping[str, str], config: PlanConfig, warnings: list[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`split_custom(mapped_values(...))` in one loop over the compiled rows: the standard
-    (top-level) and the custom values of a v2 person or organization."""
-    custom: dict[str, Any] = {}
-    return mapped_values(traits, mapping, config, warnings, custom=custom), custom
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:
@@ -701,48 +693,51 @@ def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]
     """Trait paths that nothing sends: a top-level key, or the dotted paths inside an object of
     which only some paths are mapped (mapping "address.city" reports "address.street")."""
     found: list[str] = []
-    inner = inner_paths(mapping)
+    entry = _SENT.get((id(mapping), id(standard)))
+    if entry is None or entry[0] is not mapping or entry[1] is not standard:
+        entry = _sent(mapping, standard)
     for source in traits.sources:
-        _walk(source, "", mapping, standard, inner, found)
+        _walk(source, "", entry[2], entry[3], found)
     return found
 
 
 def _walk(
     obj: Mapping[str, Any],
     prefix: str,
-    mapping: Mapping[str, str],
-    standard: frozenset[str],
+    sent: frozenset[str],
     inner: frozenset[str],
     found: list[str],
 ) -> None:
     """Add to `found` the paths under `obj` (at `prefix`) that nothing sends (see `dropped`)."""
     for key, value in obj.items():
         path = prefix + str(key)
-        if path in mapping or path in standard or path in IDENTITY_KEYS:
+        if path in sent:
             continue
         if path in inner and isinstance(value, Mapping):
-            _walk(value, path + ".", mapping, standard, inner, found)
+            _walk(value, path + ".", sent, inner, found)
         elif path not in found:
             found.append(path)
 
 
-# mapping id -> (the mapping, its inner paths); the mapping is kept so its id cannot be reused.
-_INNER: dict[int, tuple[Mapping[str, str], frozenset[str]]] = {}
+# (id(mapping), id(standard)) -> (the mapping, the standard keys, the paths something sends or
+# reads, the paths a mapped dotted path goes through): both kept, so no id is reused.
+_SENT: dict[
+    tuple[int, int], tuple[Mapping[str, str], frozenset[str], frozenset[str], frozenset[str]]
+] = {}
 
 
-def inner_paths(mapping: Mapping[str, str]) -> frozenset[str]:
-    """The paths a mapped dotted path goes through ("address" for "address.city"), memoised:
-    a run has a few mappings and `dropped` asks for every event."""
-    entry = _INNER.get(id(mapping))
-    if entry is not None and entry[0] is mapping:
-        return entry[1]
-    paths = frozenset(
+def _sent(
+    mapping: Mapping[str, str], standard: frozenset[str]
+) -> tuple[Mapping[str, str], frozenset[str], frozenset[str], frozenset[str]]:
+    """What `dropped` needs of a mapping, worked out once per mapping: a run has a few."""
+    inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
-    if len(_INNER) > 64:  # mappings built on the fly (tests): keep the memo small
-        _INNER.clear()
-    _INNER[id(mapping)] = (mapping, paths)
-    return paths
+    entry = (mapping, standard, frozenset(mapping) | standard | IDENTITY_KEYS, inner)
+    if len(_SENT) > 64:  # mappings built on the fly (tests): keep the memo small
+        _SENT.clear()
+    _SENT[(id(mapping), id(standard))] = entry
+    return entry
 
 
 # --- leads -----------------------------------------------------------------------------------
@@ -898,25 +893,40 @@ def put_mapped(
 
 # --- standard fields of persons and organizations --------------------------------------------
 
-Reader = Callable[["Traits", list[str]], Any]
+# How a standard trait's value becomes its body value: (value, trait path, warnings) -> the body
+# value, or None (left out; the shape warns when the value is there but unusable).
+StandardShape = Callable[[Any, str, list[str]], Any]
+# One row per standard trait (name and add_time are read apart: several paths, create only):
+# the trait key, the body key, its shape, and whether a value holding no entry is warned about.
+StandardRow = tuple[str, str, StandardShape, bool]
+PERSON_STANDARD: tuple[StandardRow, ...] = (
+    ("email", "emails", emails, True),
+    ("phone", "phones", phones, True),
+    ("visible_to", "visible_to", visible_to, False),
+)
+ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
 
 
-def read_visible_to(traits: Traits, warnings: list[str]) -> int | None:
-    value = traits.get("visible_to")
-    return None if value is None else visible_to(value, warnings)
+def org_name(traits: Traits, warnings: list[str]) -> str | None:
+    return name_text(traits.flat.get("name"), "name", warnings)
 
 
-def read_contacts(trait: str) -> Reader:
-    """The reader of `email` or `phone`: a value holding no usable entry (an object such as
-    `{"work": ...}`, or a list of objects without "value") is warned about, not silently lost."""
-
-    def read(traits: Traits, warnings: list[str]) -> list[dict[str, Any]] | None:
-        value = traits.get(trait)
-        if value is None:
-            return None
+def read_standard(
+    traits: Traits, rows: tuple[StandardRow, ...], body: dict[str, Any], warnings: list[str]
+) -> None:
+    """The standard traits of `rows` into `body`, in the rows' order. A value holding no usable
+    entry (an email given as `{"work": ...}`, a list of objects without "value") is warned
+    about, not silently lost."""
+    flat = traits.flat
+    for trait, key, shape, said in rows:
+        value = flat.get(trait)
+        if value is None or value == "":
+            continue
         warned = len(warnings)
-        found = emails(value, trait, warnings) if trait == "email" else contacts(value)
-        if not found and len(warnings) == warned:  # no entry said why
+        found = shape(value, trait, warnings)
+        if found is not None and found != []:
+            body[key] = found
+        elif said and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
                     f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
@@ -924,22 +934,6 @@ def read_contacts(trait: str) -> Reader:
                     f"{trait} holds no {trait}; left out",
                 )
             )
-        return found or None
-
-    return read
-
-
-# Body key -> how to read it from the traits (add_time is separate: only on create).
-PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", person_name),
-    ("emails", read_contacts("email")),
-    ("phones", read_contacts("phone")),
-    ("visible_to", read_visible_to),
-)
-ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: name_text(traits.get("name"), "name", warnings)),
-    ("visible_to", read_visible_to),
-)
 
 
 # --- traits mapped to standard (non-custom) fields -------------------------------------------
@@ -961,7 +955,7 @@ class Shaping:
 
 
 def _phones(value: Any, _: Shaping) -> Any:
-    return contacts(value) or None
+    return phones(value, "phones", []) or None
 
 
 def _emails(value: Any, shaping: Shaping) -> Any:
@@ -969,11 +963,11 @@ def _emails(value: Any, shaping: Shaping) -> Any:
 
 
 def _visible(value: Any, shaping: Shaping) -> Any:
-    return visible_to(value, shaping.warnings)
+    return visible_to(value, "visible_to", shaping.warnings)
 
 
 def _lead_visible(value: Any, shaping: Shaping) -> Any:
-    number = visible_to(value, shaping.warnings)
+    number = visible_to(value, "visible_to", shaping.warnings)
     return None if number is None else str(number)  # v1 leads take it as a string
 
 

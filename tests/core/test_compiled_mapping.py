@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_split, mapped_values
+from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_values
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
 SCORE = "b" * 40
-MAPPING = {"score": SCORE, "title": "job_title", "owner": "owner_id", "plan": "c" * 40}
+MAPPING = {
+    "score": SCORE,
+    "title": "job_title",
+    "owner": "owner_id",
+    "plan": "c" * 40,
+    "company.size": "employee_count",
+}
 
 
 def test_rows_name_custom_typed_and_never_sent_keys() -> None:
@@ -15,32 +21,50 @@ def test_rows_name_custom_typed_and_never_sent_keys() -> None:
         field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")},
     )
     assert compiled_mapping(MAPPING, config) == (
-        ("score", SCORE, True, True, False),
-        ("title", "job_title", False, False, False),
-        ("owner", "owner_id", False, False, True),
-        ("plan", "c" * 40, True, False, False),
+        ("score", SCORE, True, True, False, False),
+        ("title", "job_title", False, False, False, False),
+        ("owner", "owner_id", False, False, True, False),
+        ("plan", "c" * 40, True, False, False, False),
+        ("company.size", "employee_count", False, False, False, True),
     )
 
 
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
     typed = PlanConfig(field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")})
     untyped = PlanConfig()
-    traits = Traits(sources=({"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro"},))
+    traits = Traits(
+        sources=(
+            {"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro", "company": {"size": 40}},
+        )
+    )
     warnings: list[str] = []
-    assert mapped_split(traits, MAPPING, typed, warnings) == (
-        {"job_title": "CTO"},
-        {SCORE: 7.5, "c" * 40: "Pro"},
-    )
-    assert mapped_split(traits, MAPPING, untyped, warnings) == (
-        {"job_title": "CTO"},
-        {SCORE: "7.5", "c" * 40: "Pro"},
-    )
+    custom: dict[str, object] = {}
+    assert mapped_values(traits, MAPPING, typed, warnings, custom=custom) == {
+        "job_title": "CTO",
+        "employee_count": 40,
+    }
+    assert custom == {SCORE: 7.5, "c" * 40: "Pro"}
+    custom = {}
+    assert mapped_values(traits, MAPPING, untyped, warnings, custom=custom) == {
+        "job_title": "CTO",
+        "employee_count": 40,
+    }
+    assert custom == {SCORE: "7.5", "c" * 40: "Pro"}
     assert mapped_values(traits, MAPPING, typed, []) == {
         SCORE: 7.5,
         "job_title": "CTO",
+        "employee_count": 40,
         "c" * 40: "Pro",
     }
     assert warnings == [
         "owner is mapped to owner_id, which rpd never sends; dropped",
         "owner is mapped to owner_id, which rpd never sends; dropped",
     ]
+
+
+def test_an_empty_string_reads_as_absent_from_one_source_as_from_several() -> None:
+    config = PlanConfig()
+    one = Traits(sources=({"title": "", "company": {"size": ""}},))
+    several = Traits(sources=({"title": ""}, {"title": "CTO", "company.size": ""}))
+    assert mapped_values(one, MAPPING, config, []) == {}
+    assert mapped_values(several, MAPPING, config, []) == {"job_title": "CTO"}

@@ -10,15 +10,16 @@ import pytest
 from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
+    PERSON_STANDARD,
     Traits,
     add_time,
     coerce,
-    contacts,
     date_part,
     dropped,
     mapped_values,
     person_name,
-    read_contacts,
+    phones,
+    read_standard,
     split_custom,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -232,10 +233,17 @@ def test_an_empty_string_trait_is_absent_with_one_source_or_several(
         (None, []),
     ],
 )
-def test_contacts_first_is_primary(value: Any, expected: list[str]) -> None:
-    assert contacts(value) == [
+def test_phones_first_is_primary(value: Any, expected: list[str]) -> None:
+    assert phones(value, "phone", []) == [
         {"value": v, "primary": i == 0, "label": "work"} for i, v in enumerate(expected)
     ]
+
+
+def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
+    """The `emails` a person's body gets from an `email` trait holding `value`."""
+    body: dict[str, Any] = {}
+    read_standard(Traits(sources=({"email": value},)), PERSON_STANDARD, body, warnings)
+    return body.get("emails")
 
 
 @pytest.mark.parametrize(
@@ -418,7 +426,7 @@ def test_an_email_holding_no_address_is_warned_about(
     value: Any, expected: list[str] | None, warned: bool
 ) -> None:
     warnings: list[str] = []
-    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    found = read_email(value, warnings)
     assert (None if found is None else [c["value"] for c in found]) == expected
     message = (
         f"email = {json.dumps(value, separators=(',', ':'))} holds no email (give a string, "
@@ -445,7 +453,7 @@ def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
     from rudder_pipedrive_cli.core.fields import visible_to
 
     warnings: list[str] = []
-    visible_to("ann@example.com", warnings)
+    visible_to("ann@example.com", "visible_to", warnings)
     assert warnings == ["visible_to = ann@example.com is not one of 1, 3, 5, 7; dropped"]
     assert redacted_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
     # A warning never given redacted words is counted without its words.
@@ -468,7 +476,7 @@ def test_only_strings_that_look_like_addresses_are_emails(
     value: Any, expected: list[str], refused: list[str]
 ) -> None:
     warnings: list[str] = []
-    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    found = read_email(value, warnings)
     assert [c["value"] for c in found or []] == expected
     assert (found or [{}])[0].get("primary", True) is True
     assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]

@@ -19,15 +19,18 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_STANDARD,
     PERSON_STANDARD_KEYS,
     PERSON_WRITABLE,
-    Reader,
     Shape,
     Shaping,
+    StandardRow,
     Traits,
     add_time,
     dropped,
-    mapped_split,
+    mapped_values,
+    org_name,
     parse_time,
+    person_name,
     put_mapped,
+    read_standard,
     rfc3339,
     shape_standard,
     text_limit,
@@ -62,7 +65,8 @@ class Entity:
     search_type: str
     identity: str  # the RudderStack identity it is found by
     setting: str  # the [identity] key naming its field
-    standard: tuple[tuple[str, Reader], ...]
+    name: Callable[[Traits, list[str]], str | None]  # its name, from the traits
+    standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
     standard_keys: frozenset[str]
     shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
     writable: frozenset[str]  # the standard fields its writes take
@@ -83,6 +87,7 @@ PERSON = Entity(
     search_type="person",
     identity="userId",
     setting="user_id_field",
+    name=person_name,
     standard=PERSON_STANDARD,
     standard_keys=PERSON_STANDARD_KEYS,
     shapes=PERSON_SHAPES,
@@ -99,6 +104,7 @@ ORG = Entity(
     search_type="organization",
     identity="groupId",
     setting="group_id_field",
+    name=org_name,
     standard=ORG_STANDARD,
     standard_keys=ORG_STANDARD_KEYS,
     shapes=ORG_SHAPES,
@@ -709,14 +715,13 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
     warnings = ctx.ledger.warnings
-    body: dict[str, Any] = {}
-    for key, read in entity.standard:
-        value = read(traits, warnings)
-        if value is not None:
-            body[key] = value
+    name = entity.name(traits, warnings)
+    body: dict[str, Any] = {} if name is None else {"name": name}
+    read_standard(traits, entity.standard, body, warnings)
     config = ctx.config
     mapping = entity.mapping(config)
-    top, custom = mapped_split(traits, mapping, config, warnings)
+    custom: dict[str, Any] = {}
+    top = mapped_values(traits, mapping, config, warnings, custom=custom)
     identity = entity.identity_field(config)
     if identity and custom and custom.pop(identity, None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
