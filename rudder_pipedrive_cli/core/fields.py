@@ -402,7 +402,7 @@ def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        limit = text_limit(info)
+        limit = TEXT_LIMITS.get(info.field_type)
         if limit is not None and len(value) > limit:
             raise Unconvertible(f"at most {limit} characters, not {len(value)}")
         return value
@@ -577,30 +577,23 @@ COERCE: Mapping[str, Coerce] = {
 }
 
 
-def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = "") -> Any:
-    """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
-
-    Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
-    """
-    info = config.field_types.get(key)
-    convert = COERCE.get(info.field_type) if info is not None else None
-    if info is None or convert is None:
-        return value
-    try:
-        return convert(value, info, config.default_currency if absent(currency) else currency)
-    except Unconvertible as error:
-        raise PlanFailure(
-            f"cannot convert {path} = {show(value)} for field {info.name or key} "
-            f"({info.field_type}): expected {error}",
-            redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
-            stage="validate",
-        ) from None
+def unconvertible(
+    path: str, value: Any, key: str, info: FieldInfo, error: Exception
+) -> PlanFailure:
+    """Why the value at `path` cannot be what field `key` (of `info`'s type) takes."""
+    return PlanFailure(
+        f"cannot convert {path} = {show(value)} for field {info.name or key} "
+        f"({info.field_type}): expected {error}",
+        redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
+        stage="validate",
+    )
 
 
 # One row per mapped trait path, as `compiled_mapping` makes it: the path, the field key, whether
-# the key is a custom field, whether the field's listed type coerces the value, whether rpd
-# never sends the key, and whether the path is dotted (else it is one key of the merged traits).
-MappedRow = tuple[str, str, bool, bool, bool, bool]
+# the key is a custom field, the coercion of the field's listed type and that field (None, None:
+# the value goes as it is), whether rpd never sends the key, and whether the path is dotted (else
+# it is one key of the merged traits).
+MappedRow = tuple[str, str, bool, Coerce | None, "FieldInfo | None", bool, bool]
 
 # (id(mapping), id(config)) -> (the mapping, the config, its rows): both kept, so no id is reused.
 _COMPILED: dict[tuple[int, int], tuple[Mapping[str, str], PlanConfig, tuple[MappedRow, ...]]] = {}
@@ -612,11 +605,13 @@ def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[Ma
     entry = _COMPILED.get((id(mapping), id(config)))
     if entry is not None and entry[0] is mapping and entry[1] is config:
         return entry[2]
-    rows = []
+    rows: list[MappedRow] = []
     for path, key in mapping.items():
         info = config.field_types.get(key)
-        typed = info is not None and COERCE.get(info.field_type) is not None
-        rows.append((path, key, is_custom(key, config), typed, key in NEVER_SENT, "." in path))
+        convert = COERCE.get(info.field_type) if info is not None else None
+        typed = None if convert is None else info
+        custom = is_custom(key, config)
+        rows.append((path, key, custom, convert, typed, key in NEVER_SENT, "." in path))
     if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
         _COMPILED.clear()
     _COMPILED[(id(mapping), id(config))] = (mapping, config, tuple(rows))
@@ -631,22 +626,27 @@ def mapped_values(
     currency: Any = "",
     custom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Field key -> coerced value for every mapped trait path present in the event; a value that
-    cannot be coerced fails the event, or is dropped with a warning (`refuse`). Given `custom`,
-    the values of custom fields go there instead (a v2 body's `custom_fields`)."""
+    """Field key -> the value for every mapped trait path present in the event, in the JSON type
+    its field takes (as it is when the type is unknown); a value that cannot be converted fails
+    the event, or is dropped with a warning (`refuse`). `currency`: the event's, for a monetary
+    value given as a bare number (else [identity] default_currency). Given `custom`, the values
+    of custom fields go there instead (a v2 body's `custom_fields`)."""
     values: dict[str, Any] = {}
     flat = traits.flat
-    for path, key, is_custom_key, typed, never, dotted in compiled_mapping(mapping, config):
+    if currency is None or currency == "":
+        currency = config.default_currency
+    for path, key, is_custom_key, convert, info, never, dotted in compiled_mapping(mapping, config):
         value = traits.get(path) if dotted else flat.get(path)
         if value is None or value == "":
             continue
         if never:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        if typed:
+        if convert is not None and info is not None:
             try:
-                value = coerce(path, value, key, config, currency)
-            except PlanFailure as failure:
+                value = convert(value, info, currency)
+            except Unconvertible as error:
+                failure = unconvertible(path, value, key, info, error)
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
         if is_custom_key and custom is not None:

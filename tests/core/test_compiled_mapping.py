@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_values
+from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_values, to_number
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
 SCORE = "b" * 40
@@ -16,16 +16,14 @@ MAPPING = {
 
 
 def test_rows_name_custom_typed_and_never_sent_keys() -> None:
-    config = PlanConfig(
-        person_fields=MAPPING,
-        field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")},
-    )
+    score = FieldInfo(key=SCORE, name="Score", field_type="double")
+    config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
     assert compiled_mapping(MAPPING, config) == (
-        ("score", SCORE, True, True, False, False),
-        ("title", "job_title", False, False, False, False),
-        ("owner", "owner_id", False, False, True, False),
-        ("plan", "c" * 40, True, False, False, False),
-        ("company.size", "employee_count", False, False, False, True),
+        ("score", SCORE, True, to_number, score, False, False),
+        ("title", "job_title", False, None, None, False, False),
+        ("owner", "owner_id", False, None, None, True, False),
+        ("plan", "c" * 40, True, None, None, False, False),
+        ("company.size", "employee_count", False, None, None, False, True),
     )
 
 

@@ -13,7 +13,6 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_STANDARD,
     Traits,
     add_time,
-    coerce,
     date_part,
     dropped,
     mapped_values,
@@ -30,6 +29,11 @@ OPTIONS = {"Free": 1, "Pro": 2, "Enterprise": 3}
 def config(field_type: str, currency: str = "") -> PlanConfig:
     info = FieldInfo(key="k" * 40, name="Field", field_type=field_type, options=OPTIONS)
     return PlanConfig(default_currency=currency, field_types={info.key: info})
+
+
+def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
+    """What `value` at trait `path`, mapped to field `key`, is sent as (one mapped row)."""
+    return mapped_values(Traits(sources=({path: value},)), {path: key}, config, [])[key]
 
 
 COERCIONS: list[tuple[str, Any, Any]] = [
