@@ -35,6 +35,10 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
+# Where an event holds the values of a body, as `Traits.of` takes them.
+TRAITS = ("traits",)
+CONTEXT_TRAITS = ("context", "traits")
+PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
 # The lead's value: the first present of these properties is the amount.
@@ -78,10 +82,15 @@ class Traits:  # immutable by convention: see protocol.py
         self.flat = flat
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
+    def of(cls, raw: Mapping[str, Any], *paths: tuple[str, ...]) -> Traits:
+        """The objects of the event at `paths` (each split at its dots: `CONTEXT_TRAITS`)."""
         sources = []
-        for path in paths:
-            found = raw.get(path) if "." not in path else get_parts(raw, path_parts(path))
+        for parts in paths:
+            found: Any = raw
+            for part in parts:
+                found = (
+                    found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+                )
             if type(found) is dict or isinstance(found, Mapping):
                 sources.append(found)
         return cls(sources=tuple(sources))
@@ -268,8 +277,10 @@ def known_time(value: Any) -> datetime | None:
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
     """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
     that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
-    trait = traits.get("add_time")
-    if trait is not None:
+    trait = traits.flat.get("add_time")
+    if trait == "":
+        trait = None
+    elif trait is not None:
         moment = known_time(trait)
         if moment is not None:
             return rfc3339(moment)
@@ -278,7 +289,7 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
     moment = None
     for path in EVENT_TIME_PATHS:
         value = raw.get(path)
-        if absent(value):
+        if value is None or value == "":
             continue
         moment = known_time(value)
         if moment is not None:
@@ -689,16 +700,17 @@ def split_custom(
 # --- dropped traits --------------------------------------------------------------------------
 
 
-def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]) -> list[str]:
-    """Trait paths that nothing sends: a top-level key, or the dotted paths inside an object of
-    which only some paths are mapped (mapping "address.city" reports "address.street")."""
-    found: list[str] = []
+def dropped(
+    traits: Traits, mapping: Mapping[str, str], standard: frozenset[str], found: list[str]
+) -> None:
+    """Add to `found` (each path once) the trait paths that nothing sends: a top-level key, or
+    the dotted paths inside an object of which only some paths are mapped (mapping
+    "address.city" reports "address.street")."""
     entry = _SENT.get((id(mapping), id(standard)))
     if entry is None or entry[0] is not mapping or entry[1] is not standard:
         entry = _sent(mapping, standard)
     for source in traits.sources:
         _walk(source, "", entry[2], entry[3], found)
-    return found
 
 
 def _walk(
@@ -746,8 +758,9 @@ def _sent(
 def lead_amount(properties: Traits, warnings: list[str], noun: str = "lead") -> int | float | None:
     """The first present of revenue > value > total > amount; a non-numeric one is skipped.
     `noun`: what the value is of ("lead", or "deal" for a track rule's deal)."""
+    flat = properties.flat
     for path in AMOUNT_PATHS:
-        value = properties.get(path)
+        value = flat.get(path)
         if value is None or value == "":
             continue
         number = as_number(value)

@@ -177,12 +177,6 @@ class Ledger:
         self.wrote = True
         self.writes.append(kind)
 
-    def drop(self, paths: list[str]) -> None:
-        known = self.dropped
-        for path in paths:
-            if path not in known:
-                known.append(path)
-
     def outcome(
         self,
         status: OutcomeStatus,
@@ -746,7 +740,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    ctx.ledger.drop(dropped(traits, mapping, entity.standard_keys))
+    dropped(traits, mapping, entity.standard_keys, ctx.ledger.dropped)
     return body
 
 
