@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
@@ -606,16 +606,32 @@ def unconvertible(
 # it is one key of the merged traits).
 MappedRow = tuple[str, str, bool, Coerce | None, "FieldInfo | None", bool, bool]
 
-# (id(mapping), id(config)) -> (the mapping, the config, its rows): both kept, so no id is reused.
-_COMPILED: dict[tuple[int, int], tuple[Mapping[str, str], PlanConfig, tuple[MappedRow, ...]]] = {}
+
+class MappingTable(NamedTuple):
+    """A mapping as a body is made from it: its rows, the trait paths never reported as dropped
+    (mapped, standard or identity paths), and the paths a mapped dotted path goes through
+    ("address" for "address.city")."""
+
+    rows: tuple[MappedRow, ...]
+    sent: frozenset[str]
+    inner: frozenset[str]
 
 
-def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[MappedRow, ...]:
-    """A mapping's rows, worked out once per mapping and config (issue 12: a body is a loop over
-    precomputed rows, not a lookup of each key's type and kind per event)."""
-    entry = _COMPILED.get((id(mapping), id(config)))
-    if entry is not None and entry[0] is mapping and entry[1] is config:
-        return entry[2]
+# (id(mapping), id(config), id(standard)) -> (the mapping, the config, the standard keys, the
+# table): the objects are kept, so no id is reused.
+_COMPILED: dict[
+    tuple[int, int, int], tuple[Mapping[str, str], PlanConfig, frozenset[str], MappingTable]
+] = {}
+
+
+def compiled_mapping(
+    mapping: Mapping[str, str], config: PlanConfig, standard: frozenset[str] = frozenset()
+) -> MappingTable:
+    """A mapping's table, worked out once per mapping, config and standard trait keys (issue 12:
+    a body is a loop over precomputed rows, not a lookup of each key's type and kind per event)."""
+    entry = _COMPILED.get((id(mapping), id(config), id(standard)))
+    if entry is not None and entry[0] is mapping and entry[1] is config and entry[2] is standard:
+        return entry[3]
     rows: list[MappedRow] = []
     for path, key in mapping.items():
         info = config.field_types.get(key)
@@ -623,15 +639,19 @@ def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[Ma
         typed = None if convert is None else info
         custom = is_custom(key, config)
         rows.append((path, key, custom, convert, typed, key in NEVER_SENT, "." in path))
+    inner = frozenset(
+        path[:index] for path in mapping for index, char in enumerate(path) if char == "."
+    )
+    table = MappingTable(tuple(rows), frozenset(mapping) | standard | IDENTITY_KEYS, inner)
     if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
         _COMPILED.clear()
-    _COMPILED[(id(mapping), id(config))] = (mapping, config, tuple(rows))
-    return tuple(rows)
+    _COMPILED[(id(mapping), id(config), id(standard))] = (mapping, config, standard, table)
+    return table
 
 
 def mapped_values(
     traits: Traits,
-    mapping: Mapping[str, str],
+    table: MappingTable,
     config: PlanConfig,
     warnings: list[str],
     currency: Any = "",
@@ -646,7 +666,7 @@ def mapped_values(
     flat = traits.flat
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, is_custom_key, convert, info, never, dotted in compiled_mapping(mapping, config):
+    for path, key, is_custom_key, convert, info, never, dotted in table.rows:
         value = traits.get(path) if dotted else flat.get(path)
         if value is None or value == "":
             continue
@@ -700,17 +720,12 @@ def split_custom(
 # --- dropped traits --------------------------------------------------------------------------
 
 
-def dropped(
-    traits: Traits, mapping: Mapping[str, str], standard: frozenset[str], found: list[str]
-) -> None:
+def dropped(traits: Traits, table: MappingTable, found: list[str]) -> None:
     """Add to `found` (each path once) the trait paths that nothing sends: a top-level key, or
     the dotted paths inside an object of which only some paths are mapped (mapping
     "address.city" reports "address.street")."""
-    entry = _SENT.get((id(mapping), id(standard)))
-    if entry is None or entry[0] is not mapping or entry[1] is not standard:
-        entry = _sent(mapping, standard)
     for source in traits.sources:
-        _walk(source, "", entry[2], entry[3], found)
+        _walk(source, "", table.sent, table.inner, found)
 
 
 def _walk(
@@ -729,27 +744,6 @@ def _walk(
             _walk(value, path + ".", sent, inner, found)
         elif path not in found:
             found.append(path)
-
-
-# (id(mapping), id(standard)) -> (the mapping, the standard keys, the paths something sends or
-# reads, the paths a mapped dotted path goes through): both kept, so no id is reused.
-_SENT: dict[
-    tuple[int, int], tuple[Mapping[str, str], frozenset[str], frozenset[str], frozenset[str]]
-] = {}
-
-
-def _sent(
-    mapping: Mapping[str, str], standard: frozenset[str]
-) -> tuple[Mapping[str, str], frozenset[str], frozenset[str], frozenset[str]]:
-    """What `dropped` needs of a mapping, worked out once per mapping: a run has a few."""
-    inner = frozenset(
-        path[:index] for path in mapping for index, char in enumerate(path) if char == "."
-    )
-    entry = (mapping, standard, frozenset(mapping) | standard | IDENTITY_KEYS, inner)
-    if len(_SENT) > 64:  # mappings built on the fly (tests): keep the memo small
-        _SENT.clear()
-    _SENT[(id(mapping), id(standard))] = entry
-    return entry
 
 
 # --- leads -----------------------------------------------------------------------------------

@@ -18,13 +18,16 @@ MAPPING = {
 def test_rows_name_custom_typed_and_never_sent_keys() -> None:
     score = FieldInfo(key=SCORE, name="Score", field_type="double")
     config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
-    assert compiled_mapping(MAPPING, config) == (
+    assert compiled_mapping(MAPPING, config).rows == (
         ("score", SCORE, True, to_number, score, False, False),
         ("title", "job_title", False, None, None, False, False),
         ("owner", "owner_id", False, None, None, True, False),
         ("plan", "c" * 40, True, None, None, False, False),
         ("company.size", "employee_count", False, None, None, False, True),
     )
+    table = compiled_mapping(MAPPING, config, frozenset({"name"}))
+    assert table.sent == {*MAPPING, "name", "userId", "id", "previousId", "groupId", "anonymousId"}
+    assert table.inner == {"company"}  # what a mapped dotted path goes through
 
 
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
@@ -37,18 +40,22 @@ def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
     )
     warnings: list[str] = []
     custom: dict[str, object] = {}
-    assert mapped_values(traits, MAPPING, typed, warnings, custom=custom) == {
+    assert mapped_values(
+        traits, compiled_mapping(MAPPING, typed), typed, warnings, custom=custom
+    ) == {
         "job_title": "CTO",
         "employee_count": 40,
     }
     assert custom == {SCORE: 7.5, "c" * 40: "Pro"}
     custom = {}
-    assert mapped_values(traits, MAPPING, untyped, warnings, custom=custom) == {
+    assert mapped_values(
+        traits, compiled_mapping(MAPPING, untyped), untyped, warnings, custom=custom
+    ) == {
         "job_title": "CTO",
         "employee_count": 40,
     }
     assert custom == {SCORE: "7.5", "c" * 40: "Pro"}
-    assert mapped_values(traits, MAPPING, typed, []) == {
+    assert mapped_values(traits, compiled_mapping(MAPPING, typed), typed, []) == {
         SCORE: 7.5,
         "job_title": "CTO",
         "employee_count": 40,
@@ -64,5 +71,7 @@ def test_an_empty_string_reads_as_absent_from_one_source_as_from_several() -> No
     config = PlanConfig()
     one = Traits(sources=({"title": "", "company": {"size": ""}},))
     several = Traits(sources=({"title": ""}, {"title": "CTO", "company.size": ""}))
-    assert mapped_values(one, MAPPING, config, []) == {}
-    assert mapped_values(several, MAPPING, config, []) == {"job_title": "CTO"}
+    assert mapped_values(one, compiled_mapping(MAPPING, config), config, []) == {}
+    assert mapped_values(several, compiled_mapping(MAPPING, config), config, []) == {
+        "job_title": "CTO"
+    }

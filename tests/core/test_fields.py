@@ -13,6 +13,7 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_STANDARD,
     Traits,
     add_time,
+    compiled_mapping,
     date_part,
     dropped,
     mapped_values,
@@ -33,7 +34,8 @@ def config(field_type: str, currency: str = "") -> PlanConfig:
 
 def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
     """What `value` at trait `path`, mapped to field `key`, is sent as (one mapped row)."""
-    return mapped_values(Traits(sources=({path: value},)), {path: key}, config, [])[key]
+    table = compiled_mapping({path: key}, config)
+    return mapped_values(Traits(sources=({path: value},)), table, config, [])[key]
 
 
 COERCIONS: list[tuple[str, Any, Any]] = [
@@ -223,8 +225,9 @@ def test_an_empty_string_trait_is_absent_with_one_source_or_several(
     sources: tuple[dict[str, Any], ...],
 ) -> None:
     traits = Traits(sources=sources)
-    mapping = {"plan": "k-plan", "role": "k-role"}
-    assert mapped_values(traits, mapping, PlanConfig(), []) == {"k-role": "Eng"}
+    empty = PlanConfig()
+    table = compiled_mapping({"plan": "k-plan", "role": "k-role"}, empty)
+    assert mapped_values(traits, table, empty, []) == {"k-role": "Eng"}
 
 
 @pytest.mark.parametrize(
@@ -375,14 +378,16 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
     found = ["prefs"]  # what another body of the event dropped: listed once
-    dropped(traits, mapping, frozenset({"name", "email"}), found)
+    dropped(traits, compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"})), found)
     assert found == ["prefs", "address.street", "junk"]
 
 
 def test_owner_id_mapping_is_never_sent() -> None:
     warnings: list[str] = []
     traits = Traits(sources=({"boss": 5, "role": "x"},))
-    values = mapped_values(traits, {"boss": "owner_id", "role": "r" * 40}, PlanConfig(), warnings)
+    config = PlanConfig()
+    table = compiled_mapping({"boss": "owner_id", "role": "r" * 40}, config)
+    values = mapped_values(traits, table, config, warnings)
     assert values == {"r" * 40: "x"}
     assert warnings == ["boss is mapped to owner_id, which rpd never sends; dropped"]
 
@@ -448,7 +453,7 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
         Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
     )
     found: list[str] = []
-    dropped(flat, {"company.role": "r" * 40}, frozenset(), found)
+    dropped(flat, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
     assert found == []
 
 

@@ -24,6 +24,7 @@ from rudder_pipedrive_cli.core.fields import (
     StandardRow,
     Traits,
     add_time,
+    compiled_mapping,
     dropped,
     mapped_values,
     org_name,
@@ -715,7 +716,8 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
     config = ctx.config
     mapping = entity.mapping(config)
     custom: dict[str, Any] = {}
-    top = mapped_values(traits, mapping, config, warnings, custom=custom)
+    table = compiled_mapping(mapping, config, entity.standard_keys)
+    top = mapped_values(traits, table, config, warnings, custom=custom)
     identity = entity.identity_field(config)
     if identity and custom and custom.pop(identity, None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
@@ -740,7 +742,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    dropped(traits, mapping, entity.standard_keys, ctx.ledger.dropped)
+    dropped(traits, table, ctx.ledger.dropped)
     return body
 
 

@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.core.fields import (
     PROPERTIES,
     Shaping,
     Traits,
+    compiled_mapping,
     date_part,
     dropped,
     lead_amount,
@@ -171,7 +172,8 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
-    mapped = mapped_values(properties, mapping, config, warnings, currency)
+    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
+    mapped = mapped_values(properties, table, config, warnings, currency)
     # Without the field catalog (an offline dry-run) the labels were never listed either.
     listed = bool(config.field_types)
     shaping = Shaping(
@@ -197,7 +199,7 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         if label_ids:
             put_own(body, "label_ids", label_ids, mapping, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties, mapping, LEAD_STANDARD_KEYS, ctx.ledger.dropped)
+    dropped(properties, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -225,7 +227,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given
-    mapped = mapped_values(properties, mapping, config, warnings, currency)
+    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
+    mapped = mapped_values(properties, table, config, warnings, currency)
     shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
     top, custom = split_custom(
         shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config), config
@@ -249,7 +252,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties, mapping, LEAD_STANDARD_KEYS, ctx.ledger.dropped)
+    dropped(properties, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
