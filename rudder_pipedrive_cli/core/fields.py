@@ -984,8 +984,9 @@ def _created(value: Any, shaping: Shaping) -> Any:
 
 
 def _lead_value(value: Any, shaping: Shaping) -> Any:
-    """A value mapped to the lead's own `value`: as a monetary custom field is coerced (with the
-    field listing, `coerce` did so already), so an offline dry-run plans what a send does."""
+    """A value mapped to the lead's own `value`: converted as a monetary custom field is (with
+    the field listing, `mapped_values` did so already), so an offline dry-run plans what a send
+    does."""
     try:
         amount, currency = money(value, shaping.currency)
     except Unconvertible as error:
