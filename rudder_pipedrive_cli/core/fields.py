@@ -690,31 +690,7 @@ def mapped_values(
 def is_custom(key: str, config: PlanConfig) -> bool:
     """Custom when the field listing says so; without it, when the key is a 40-hex hash."""
     info = config.field_types.get(key)
-    if info is not None:
-        return info.is_custom
-    looks = _LOOKS_CUSTOM.get(key)
-    if looks is None:
-        if len(_LOOKS_CUSTOM) > 4096:  # keys come from the config: this never fills in a run
-            _LOOKS_CUSTOM.clear()
-        looks = _LOOKS_CUSTOM[key] = bool(CUSTOM_KEY.match(key))
-    return looks
-
-
-_LOOKS_CUSTOM: dict[str, bool] = {}  # field key -> is it a 40-hex hash (memo of CUSTOM_KEY)
-
-
-def split_custom(
-    values: Mapping[str, Any], config: PlanConfig
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """v2 bodies: custom fields go in `custom_fields`, others (e.g. job_title) stay top level."""
-    top: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for key, value in values.items():
-        if is_custom(key, config):
-            custom[key] = value
-        else:
-            top[key] = value
-    return top, custom
+    return info.is_custom if info is not None else bool(CUSTOM_KEY.match(key))
 
 
 # --- dropped traits --------------------------------------------------------------------------

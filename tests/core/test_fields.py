@@ -20,7 +20,6 @@ from rudder_pipedrive_cli.core.fields import (
     person_name,
     phones,
     read_standard,
-    split_custom,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -416,8 +415,15 @@ def test_owner_id_mapping_is_never_sent() -> None:
 )
 def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, custom: bool) -> None:
     config = PlanConfig(field_types={key: info} if info else {})
-    top, inner = split_custom({key: 1}, config)
-    assert (inner, top) == (({key: 1}, {}) if custom else ({}, {key: 1}))
+    inner: dict[str, Any] = {}
+    top = mapped_values(
+        Traits(sources=({"x": "7"},)),
+        compiled_mapping({"x": key}, config),
+        config,
+        [],
+        custom=inner,
+    )
+    assert (list(inner), list(top)) == (([key], []) if custom else ([], [key]))
 
 
 @pytest.mark.parametrize(

@@ -38,7 +38,6 @@ from rudder_pipedrive_cli.core.fields import (
     put_own,
     shape_standard,
     show,
-    split_custom,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -228,11 +227,10 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     given = properties.get("currency")
     currency = config.default_currency if given is None else given
     table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
-    mapped = mapped_values(properties, table, config, warnings, currency)
+    custom: dict[str, Any] = {}
+    mapped = mapped_values(properties, table, config, warnings, currency, custom)
     shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
-    top, custom = split_custom(
-        shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config), config
-    )
+    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
     amount = lead_amount(properties, warnings, "deal")
     value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
