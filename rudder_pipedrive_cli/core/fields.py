@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
@@ -35,6 +35,10 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
+# Where an event holds the values of a body, as `Traits.of` takes them.
+TRAITS = ("traits",)
+CONTEXT_TRAITS = ("context", "traits")
+PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
 # The lead's value: the first present of these properties is the amount.
@@ -58,19 +62,17 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class Traits:
+class Traits:  # immutable by convention: see protocol.py
     """Where a plan reads an entity's values: the first source holding a path wins."""
 
-    sources: tuple[Mapping[str, Any], ...]
-    # One-key reads, from the sources merged (first non-None value wins); made at construction,
-    # since a plan reads a dozen keys from the same traits (name, first/last name, email, ...).
-    flat: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+    __slots__ = ("flat", "sources")
 
-    def __post_init__(self) -> None:
-        sources = self.sources
+    def __init__(self, *, sources: tuple[Mapping[str, Any], ...]) -> None:
+        self.sources = sources
+        # One-key reads, from the sources merged (first non-None value wins); made here, since a
+        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
         if len(sources) == 1:
-            self.flat = sources[0]  # a None value reads as absent either way
+            self.flat: Mapping[str, Any] = sources[0]  # a None value reads as absent either way
             return
         flat: dict[str, Any] = {}
         for source in sources:
@@ -80,10 +82,15 @@ class Traits:
         self.flat = flat
 
     @classmethod
-    def of(cls, raw: Mapping[str, Any], *paths: str) -> Traits:
+    def of(cls, raw: Mapping[str, Any], *paths: tuple[str, ...]) -> Traits:
+        """The objects of the event at `paths` (each split at its dots: `CONTEXT_TRAITS`)."""
         sources = []
-        for path in paths:
-            found = raw.get(path) if "." not in path else get_parts(raw, path_parts(path))
+        for parts in paths:
+            found: Any = raw
+            for part in parts:
+                found = (
+                    found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+                )
             if type(found) is dict or isinstance(found, Mapping):
                 sources.append(found)
         return cls(sources=tuple(sources))
@@ -139,13 +146,15 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
-        name = name_text(source.get("name"), "name", warnings)
+        value = source.get("name")
+        name = (value.strip() or None) if type(value) is str else name_text(value, "name", warnings)
         if name is not None:
             return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
             for path in paths:  # the first that is a name; each one read before it warns
-                part = name_text(source.get(path), path, warnings)
+                value = source.get(path)
+                part = None if value is None else name_text(value, path, warnings)
                 if part:
                     parts.append(part)
                     break
@@ -154,8 +163,9 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     return None
 
 
-def contacts(value: Any) -> list[dict[str, Any]]:
-    """A phone trait (a string or a list; the first is primary) as a v2 array."""
+def phones(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
+    """A phone trait (a string or a list; the first is primary) as a v2 array: every entry is
+    taken (`where` and `warnings`: the signature every standard shape has)."""
     if type(value) is str:  # the common case, one number, without the general loop
         only = value.strip()
         return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
@@ -206,7 +216,7 @@ def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     return contact_array(found)
 
 
-def visible_to(value: Any, warnings: list[str]) -> int | None:
+def visible_to(value: Any, where: str, warnings: list[str]) -> int | None:
     number = as_number(value)
     if isinstance(number, int) and number in VISIBLE_TO:
         return number
@@ -267,8 +277,10 @@ def known_time(value: Any) -> datetime | None:
 def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
     """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
     that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
-    trait = traits.get("add_time")
-    if trait is not None:
+    trait = traits.flat.get("add_time")
+    if trait == "":
+        trait = None
+    elif trait is not None:
         moment = known_time(trait)
         if moment is not None:
             return rfc3339(moment)
@@ -277,7 +289,7 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
     moment = None
     for path in EVENT_TIME_PATHS:
         value = raw.get(path)
-        if absent(value):
+        if value is None or value == "":
             continue
         moment = known_time(value)
         if moment is not None:
@@ -401,7 +413,7 @@ def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        limit = text_limit(info)
+        limit = TEXT_LIMITS.get(info.field_type)
         if limit is not None and len(value) > limit:
             raise Unconvertible(f"at most {limit} characters, not {len(value)}")
         return value
@@ -576,76 +588,96 @@ COERCE: Mapping[str, Coerce] = {
 }
 
 
-def coerce(path: str, value: Any, key: str, config: PlanConfig, currency: Any = "") -> Any:
-    """The value for field `key` in the JSON type Pipedrive expects (raw when the type is unknown).
-
-    Raises `PlanFailure` naming the trait and the field when the value cannot be converted.
-    """
-    info = config.field_types.get(key)
-    convert = COERCE.get(info.field_type) if info is not None else None
-    if info is None or convert is None:
-        return value
-    try:
-        return convert(value, info, config.default_currency if absent(currency) else currency)
-    except Unconvertible as error:
-        raise PlanFailure(
-            f"cannot convert {path} = {show(value)} for field {info.name or key} "
-            f"({info.field_type}): expected {error}",
-            redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
-            stage="validate",
-        ) from None
+def unconvertible(
+    path: str, value: Any, key: str, info: FieldInfo, error: Exception
+) -> PlanFailure:
+    """Why the value at `path` cannot be what field `key` (of `info`'s type) takes."""
+    return PlanFailure(
+        f"cannot convert {path} = {show(value)} for field {info.name or key} "
+        f"({info.field_type}): expected {error}",
+        redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
+        stage="validate",
+    )
 
 
 # One row per mapped trait path, as `compiled_mapping` makes it: the path, the field key, whether
-# the key is a custom field, whether the field's listed type coerces the value, and whether rpd
-# never sends the key.
-MappedRow = tuple[str, str, bool, bool, bool]
-
-# (id(mapping), id(config)) -> (the mapping, the config, its rows): both kept, so no id is reused.
-_COMPILED: dict[tuple[int, int], tuple[Mapping[str, str], PlanConfig, tuple[MappedRow, ...]]] = {}
+# the key is a custom field, the coercion of the field's listed type and that field (None, None:
+# the value goes as it is), whether rpd never sends the key, and whether the path is dotted (else
+# it is one key of the merged traits).
+MappedRow = tuple[str, str, bool, Coerce | None, "FieldInfo | None", bool, bool]
 
 
-def compiled_mapping(mapping: Mapping[str, str], config: PlanConfig) -> tuple[MappedRow, ...]:
-    """A mapping's rows, worked out once per mapping and config (issue 12: a body is a loop over
-    precomputed rows, not a lookup of each key's type and kind per event)."""
-    entry = _COMPILED.get((id(mapping), id(config)))
-    if entry is not None and entry[0] is mapping and entry[1] is config:
-        return entry[2]
-    rows = []
+class MappingTable(NamedTuple):
+    """A mapping as a body is made from it: its rows, the trait paths never reported as dropped
+    (mapped, standard or identity paths), and the paths a mapped dotted path goes through
+    ("address" for "address.city")."""
+
+    rows: tuple[MappedRow, ...]
+    sent: frozenset[str]
+    inner: frozenset[str]
+
+
+# (id(mapping), id(config), id(standard)) -> (the mapping, the config, the standard keys, the
+# table): the objects are kept, so no id is reused.
+_COMPILED: dict[
+    tuple[int, int, int], tuple[Mapping[str, str], PlanConfig, frozenset[str], MappingTable]
+] = {}
+
+
+def compiled_mapping(
+    mapping: Mapping[str, str], config: PlanConfig, standard: frozenset[str] = frozenset()
+) -> MappingTable:
+    """A mapping's table, worked out once per mapping, config and standard trait keys (issue 12:
+    a body is a loop over precomputed rows, not a lookup of each key's type and kind per event)."""
+    entry = _COMPILED.get((id(mapping), id(config), id(standard)))
+    if entry is not None and entry[0] is mapping and entry[1] is config and entry[2] is standard:
+        return entry[3]
+    rows: list[MappedRow] = []
     for path, key in mapping.items():
         info = config.field_types.get(key)
-        typed = info is not None and COERCE.get(info.field_type) is not None
-        rows.append((path, key, is_custom(key, config), typed, key in NEVER_SENT))
+        convert = COERCE.get(info.field_type) if info is not None else None
+        typed = None if convert is None else info
+        custom = is_custom(key, config)
+        rows.append((path, key, custom, convert, typed, key in NEVER_SENT, "." in path))
+    inner = frozenset(
+        path[:index] for path in mapping for index, char in enumerate(path) if char == "."
+    )
+    table = MappingTable(tuple(rows), frozenset(mapping) | standard | IDENTITY_KEYS, inner)
     if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
         _COMPILED.clear()
-    _COMPILED[(id(mapping), id(config))] = (mapping, config, tuple(rows))
-    return tuple(rows)
+    _COMPILED[(id(mapping), id(config), id(standard))] = (mapping, config, standard, table)
+    return table
 
 
 def mapped_values(
     traits: Traits,
-    mapping: Mapping[str, str],
+    table: MappingTable,
     config: PlanConfig,
     warnings: list[str],
     currency: Any = "",
     custom: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Field key -> coerced value for every mapped trait path present in the event; a value that
-    cannot be coerced fails the event, or is dropped with a warning (`refuse`). Given `custom`,
-    the values of custom fields go there instead (a v2 body's `custom_fields`)."""
+    """Field key -> the value for every mapped trait path present in the event, in the JSON type
+    its field takes (as it is when the type is unknown); a value that cannot be converted fails
+    the event, or is dropped with a warning (`refuse`). `currency`: the event's, for a monetary
+    value given as a bare number (else [identity] default_currency). Given `custom`, the values
+    of custom fields go there instead (a v2 body's `custom_fields`)."""
     values: dict[str, Any] = {}
-    get = traits.get
-    for path, key, is_custom_key, typed, never in compiled_mapping(mapping, config):
-        value = get(path)
-        if value is None:
+    flat = traits.flat
+    if currency is None or currency == "":
+        currency = config.default_currency
+    for path, key, is_custom_key, convert, info, never, dotted in table.rows:
+        value = traits.get(path) if dotted else flat.get(path)
+        if value is None or value == "":
             continue
         if never:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        if typed:
+        if convert is not None and info is not None:
             try:
-                value = coerce(path, value, key, config, currency)
-            except PlanFailure as failure:
+                value = convert(value, info, currency)
+            except Unconvertible as error:
+                failure = unconvertible(path, value, key, info, error)
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
         if is_custom_key and custom is not None:
@@ -655,94 +687,39 @@ def mapped_values(
     return values
 
 
-def mapped_split(
-    traits: Traits, mapping: Mapping[str, str], config: PlanConfig, warnings: list[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`split_custom(mapped_values(...))` in one loop over the compiled rows: the standard
-    (top-level) and the custom values of a v2 person or organization."""
-    custom: dict[str, Any] = {}
-    return mapped_values(traits, mapping, config, warnings, custom=custom), custom
-
-
 def is_custom(key: str, config: PlanConfig) -> bool:
     """Custom when the field listing says so; without it, when the key is a 40-hex hash."""
     info = config.field_types.get(key)
-    if info is not None:
-        return info.is_custom
-    looks = _LOOKS_CUSTOM.get(key)
-    if looks is None:
-        if len(_LOOKS_CUSTOM) > 4096:  # keys come from the config: this never fills in a run
-            _LOOKS_CUSTOM.clear()
-        looks = _LOOKS_CUSTOM[key] = bool(CUSTOM_KEY.match(key))
-    return looks
-
-
-_LOOKS_CUSTOM: dict[str, bool] = {}  # field key -> is it a 40-hex hash (memo of CUSTOM_KEY)
-
-
-def split_custom(
-    values: Mapping[str, Any], config: PlanConfig
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """v2 bodies: custom fields go in `custom_fields`, others (e.g. job_title) stay top level."""
-    top: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for key, value in values.items():
-        if is_custom(key, config):
-            custom[key] = value
-        else:
-            top[key] = value
-    return top, custom
+    return info.is_custom if info is not None else bool(CUSTOM_KEY.match(key))
 
 
 # --- dropped traits --------------------------------------------------------------------------
 
 
-def dropped(traits: Traits, mapping: Mapping[str, str], standard: frozenset[str]) -> list[str]:
-    """Trait paths that nothing sends: a top-level key, or the dotted paths inside an object of
-    which only some paths are mapped (mapping "address.city" reports "address.street")."""
-    found: list[str] = []
-    inner = inner_paths(mapping)
+def dropped(traits: Traits, table: MappingTable, found: list[str]) -> None:
+    """Add to `found` (each path once) the trait paths that nothing sends: a top-level key, or
+    the dotted paths inside an object of which only some paths are mapped (mapping
+    "address.city" reports "address.street")."""
     for source in traits.sources:
-        _walk(source, "", mapping, standard, inner, found)
-    return found
+        _walk(source, "", table.sent, table.inner, found)
 
 
 def _walk(
     obj: Mapping[str, Any],
     prefix: str,
-    mapping: Mapping[str, str],
-    standard: frozenset[str],
+    sent: frozenset[str],
     inner: frozenset[str],
     found: list[str],
 ) -> None:
     """Add to `found` the paths under `obj` (at `prefix`) that nothing sends (see `dropped`)."""
     for key, value in obj.items():
         path = prefix + str(key)
-        if path in mapping or path in standard or path in IDENTITY_KEYS:
+        if path in sent:
             continue
         if path in inner and isinstance(value, Mapping):
-            _walk(value, path + ".", mapping, standard, inner, found)
+            _walk(value, path + ".", sent, inner, found)
         elif path not in found:
             found.append(path)
-
-
-# mapping id -> (the mapping, its inner paths); the mapping is kept so its id cannot be reused.
-_INNER: dict[int, tuple[Mapping[str, str], frozenset[str]]] = {}
-
-
-def inner_paths(mapping: Mapping[str, str]) -> frozenset[str]:
-    """The paths a mapped dotted path goes through ("address" for "address.city"), memoised:
-    a run has a few mappings and `dropped` asks for every event."""
-    entry = _INNER.get(id(mapping))
-    if entry is not None and entry[0] is mapping:
-        return entry[1]
-    paths = frozenset(
-        path[:index] for path in mapping for index, char in enumerate(path) if char == "."
-    )
-    if len(_INNER) > 64:  # mappings built on the fly (tests): keep the memo small
-        _INNER.clear()
-    _INNER[id(mapping)] = (mapping, paths)
-    return paths
 
 
 # --- leads -----------------------------------------------------------------------------------
@@ -751,8 +728,9 @@ def inner_paths(mapping: Mapping[str, str]) -> frozenset[str]:
 def lead_amount(properties: Traits, warnings: list[str], noun: str = "lead") -> int | float | None:
     """The first present of revenue > value > total > amount; a non-numeric one is skipped.
     `noun`: what the value is of ("lead", or "deal" for a track rule's deal)."""
+    flat = properties.flat
     for path in AMOUNT_PATHS:
-        value = properties.get(path)
+        value = flat.get(path)
         if value is None or value == "":
             continue
         number = as_number(value)
@@ -898,25 +876,40 @@ def put_mapped(
 
 # --- standard fields of persons and organizations --------------------------------------------
 
-Reader = Callable[["Traits", list[str]], Any]
+# How a standard trait's value becomes its body value: (value, trait path, warnings) -> the body
+# value, or None (left out; the shape warns when the value is there but unusable).
+StandardShape = Callable[[Any, str, list[str]], Any]
+# One row per standard trait (name and add_time are read apart: several paths, create only):
+# the trait key, the body key, its shape, and whether a value holding no entry is warned about.
+StandardRow = tuple[str, str, StandardShape, bool]
+PERSON_STANDARD: tuple[StandardRow, ...] = (
+    ("email", "emails", emails, True),
+    ("phone", "phones", phones, True),
+    ("visible_to", "visible_to", visible_to, False),
+)
+ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
 
 
-def read_visible_to(traits: Traits, warnings: list[str]) -> int | None:
-    value = traits.get("visible_to")
-    return None if value is None else visible_to(value, warnings)
+def org_name(traits: Traits, warnings: list[str]) -> str | None:
+    return name_text(traits.flat.get("name"), "name", warnings)
 
 
-def read_contacts(trait: str) -> Reader:
-    """The reader of `email` or `phone`: a value holding no usable entry (an object such as
-    `{"work": ...}`, or a list of objects without "value") is warned about, not silently lost."""
-
-    def read(traits: Traits, warnings: list[str]) -> list[dict[str, Any]] | None:
-        value = traits.get(trait)
-        if value is None:
-            return None
+def read_standard(
+    traits: Traits, rows: tuple[StandardRow, ...], body: dict[str, Any], warnings: list[str]
+) -> None:
+    """The standard traits of `rows` into `body`, in the rows' order. A value holding no usable
+    entry (an email given as `{"work": ...}`, a list of objects without "value") is warned
+    about, not silently lost."""
+    flat = traits.flat
+    for trait, key, shape, said in rows:
+        value = flat.get(trait)
+        if value is None or value == "":
+            continue
         warned = len(warnings)
-        found = emails(value, trait, warnings) if trait == "email" else contacts(value)
-        if not found and len(warnings) == warned:  # no entry said why
+        found = shape(value, trait, warnings)
+        if found is not None and found != []:
+            body[key] = found
+        elif said and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
                     f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
@@ -924,22 +917,6 @@ def read_contacts(trait: str) -> Reader:
                     f"{trait} holds no {trait}; left out",
                 )
             )
-        return found or None
-
-    return read
-
-
-# Body key -> how to read it from the traits (add_time is separate: only on create).
-PERSON_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", person_name),
-    ("emails", read_contacts("email")),
-    ("phones", read_contacts("phone")),
-    ("visible_to", read_visible_to),
-)
-ORG_STANDARD: tuple[tuple[str, Reader], ...] = (
-    ("name", lambda traits, warnings: name_text(traits.get("name"), "name", warnings)),
-    ("visible_to", read_visible_to),
-)
 
 
 # --- traits mapped to standard (non-custom) fields -------------------------------------------
@@ -961,7 +938,7 @@ class Shaping:
 
 
 def _phones(value: Any, _: Shaping) -> Any:
-    return contacts(value) or None
+    return phones(value, "phones", []) or None
 
 
 def _emails(value: Any, shaping: Shaping) -> Any:
@@ -969,11 +946,11 @@ def _emails(value: Any, shaping: Shaping) -> Any:
 
 
 def _visible(value: Any, shaping: Shaping) -> Any:
-    return visible_to(value, shaping.warnings)
+    return visible_to(value, "visible_to", shaping.warnings)
 
 
 def _lead_visible(value: Any, shaping: Shaping) -> Any:
-    number = visible_to(value, shaping.warnings)
+    number = visible_to(value, "visible_to", shaping.warnings)
     return None if number is None else str(number)  # v1 leads take it as a string
 
 
@@ -983,8 +960,9 @@ def _created(value: Any, shaping: Shaping) -> Any:
 
 
 def _lead_value(value: Any, shaping: Shaping) -> Any:
-    """A value mapped to the lead's own `value`: as a monetary custom field is coerced (with the
-    field listing, `coerce` did so already), so an offline dry-run plans what a send does."""
+    """A value mapped to the lead's own `value`: converted as a monetary custom field is (with
+    the field listing, `mapped_values` did so already), so an offline dry-run plans what a send
+    does."""
     try:
         amount, currency = money(value, shaping.currency)
     except Unconvertible as error:

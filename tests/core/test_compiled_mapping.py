@@ -2,45 +2,76 @@
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_split, mapped_values
+from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_values, to_number
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
 SCORE = "b" * 40
-MAPPING = {"score": SCORE, "title": "job_title", "owner": "owner_id", "plan": "c" * 40}
+MAPPING = {
+    "score": SCORE,
+    "title": "job_title",
+    "owner": "owner_id",
+    "plan": "c" * 40,
+    "company.size": "employee_count",
+}
 
 
 def test_rows_name_custom_typed_and_never_sent_keys() -> None:
-    config = PlanConfig(
-        person_fields=MAPPING,
-        field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")},
+    score = FieldInfo(key=SCORE, name="Score", field_type="double")
+    config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
+    assert compiled_mapping(MAPPING, config).rows == (
+        ("score", SCORE, True, to_number, score, False, False),
+        ("title", "job_title", False, None, None, False, False),
+        ("owner", "owner_id", False, None, None, True, False),
+        ("plan", "c" * 40, True, None, None, False, False),
+        ("company.size", "employee_count", False, None, None, False, True),
     )
-    assert compiled_mapping(MAPPING, config) == (
-        ("score", SCORE, True, True, False),
-        ("title", "job_title", False, False, False),
-        ("owner", "owner_id", False, False, True),
-        ("plan", "c" * 40, True, False, False),
-    )
+    table = compiled_mapping(MAPPING, config, frozenset({"name"}))
+    assert table.sent == {*MAPPING, "name", "userId", "id", "previousId", "groupId", "anonymousId"}
+    assert table.inner == {"company"}  # what a mapped dotted path goes through
 
 
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
     typed = PlanConfig(field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")})
     untyped = PlanConfig()
-    traits = Traits(sources=({"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro"},))
+    traits = Traits(
+        sources=(
+            {"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro", "company": {"size": 40}},
+        )
+    )
     warnings: list[str] = []
-    assert mapped_split(traits, MAPPING, typed, warnings) == (
-        {"job_title": "CTO"},
-        {SCORE: 7.5, "c" * 40: "Pro"},
-    )
-    assert mapped_split(traits, MAPPING, untyped, warnings) == (
-        {"job_title": "CTO"},
-        {SCORE: "7.5", "c" * 40: "Pro"},
-    )
-    assert mapped_values(traits, MAPPING, typed, []) == {
+    custom: dict[str, object] = {}
+    assert mapped_values(
+        traits, compiled_mapping(MAPPING, typed), typed, warnings, custom=custom
+    ) == {
+        "job_title": "CTO",
+        "employee_count": 40,
+    }
+    assert custom == {SCORE: 7.5, "c" * 40: "Pro"}
+    custom = {}
+    assert mapped_values(
+        traits, compiled_mapping(MAPPING, untyped), untyped, warnings, custom=custom
+    ) == {
+        "job_title": "CTO",
+        "employee_count": 40,
+    }
+    assert custom == {SCORE: "7.5", "c" * 40: "Pro"}
+    assert mapped_values(traits, compiled_mapping(MAPPING, typed), typed, []) == {
         SCORE: 7.5,
         "job_title": "CTO",
+        "employee_count": 40,
         "c" * 40: "Pro",
     }
     assert warnings == [
         "owner is mapped to owner_id, which rpd never sends; dropped",
         "owner is mapped to owner_id, which rpd never sends; dropped",
     ]
+
+
+def test_an_empty_string_reads_as_absent_from_one_source_as_from_several() -> None:
+    config = PlanConfig()
+    one = Traits(sources=({"title": "", "company": {"size": ""}},))
+    several = Traits(sources=({"title": ""}, {"title": "CTO", "company.size": ""}))
+    assert mapped_values(one, compiled_mapping(MAPPING, config), config, []) == {}
+    assert mapped_values(several, compiled_mapping(MAPPING, config), config, []) == {
+        "job_title": "CTO"
+    }

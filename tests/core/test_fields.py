@@ -10,16 +10,16 @@ import pytest
 from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
+    PERSON_STANDARD,
     Traits,
     add_time,
-    coerce,
-    contacts,
+    compiled_mapping,
     date_part,
     dropped,
     mapped_values,
     person_name,
-    read_contacts,
-    split_custom,
+    phones,
+    read_standard,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -29,6 +29,12 @@ OPTIONS = {"Free": 1, "Pro": 2, "Enterprise": 3}
 def config(field_type: str, currency: str = "") -> PlanConfig:
     info = FieldInfo(key="k" * 40, name="Field", field_type=field_type, options=OPTIONS)
     return PlanConfig(default_currency=currency, field_types={info.key: info})
+
+
+def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
+    """What `value` at trait `path`, mapped to field `key`, is sent as (one mapped row)."""
+    table = compiled_mapping({path: key}, config)
+    return mapped_values(Traits(sources=({path: value},)), table, config, [])[key]
 
 
 COERCIONS: list[tuple[str, Any, Any]] = [
@@ -218,8 +224,9 @@ def test_an_empty_string_trait_is_absent_with_one_source_or_several(
     sources: tuple[dict[str, Any], ...],
 ) -> None:
     traits = Traits(sources=sources)
-    mapping = {"plan": "k-plan", "role": "k-role"}
-    assert mapped_values(traits, mapping, PlanConfig(), []) == {"k-role": "Eng"}
+    empty = PlanConfig()
+    table = compiled_mapping({"plan": "k-plan", "role": "k-role"}, empty)
+    assert mapped_values(traits, table, empty, []) == {"k-role": "Eng"}
 
 
 @pytest.mark.parametrize(
@@ -232,10 +239,17 @@ def test_an_empty_string_trait_is_absent_with_one_source_or_several(
         (None, []),
     ],
 )
-def test_contacts_first_is_primary(value: Any, expected: list[str]) -> None:
-    assert contacts(value) == [
+def test_phones_first_is_primary(value: Any, expected: list[str]) -> None:
+    assert phones(value, "phone", []) == [
         {"value": v, "primary": i == 0, "label": "work"} for i, v in enumerate(expected)
     ]
+
+
+def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
+    """The `emails` a person's body gets from an `email` trait holding `value`."""
+    body: dict[str, Any] = {}
+    read_standard(Traits(sources=({"email": value},)), PERSON_STANDARD, body, warnings)
+    return body.get("emails")
 
 
 @pytest.mark.parametrize(
@@ -362,17 +376,17 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
         )
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
-    assert dropped(traits, mapping, frozenset({"name", "email"})) == [
-        "address.street",
-        "prefs",
-        "junk",
-    ]
+    found = ["prefs"]  # what another body of the event dropped: listed once
+    dropped(traits, compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"})), found)
+    assert found == ["prefs", "address.street", "junk"]
 
 
 def test_owner_id_mapping_is_never_sent() -> None:
     warnings: list[str] = []
     traits = Traits(sources=({"boss": 5, "role": "x"},))
-    values = mapped_values(traits, {"boss": "owner_id", "role": "r" * 40}, PlanConfig(), warnings)
+    config = PlanConfig()
+    table = compiled_mapping({"boss": "owner_id", "role": "r" * 40}, config)
+    values = mapped_values(traits, table, config, warnings)
     assert values == {"r" * 40: "x"}
     assert warnings == ["boss is mapped to owner_id, which rpd never sends; dropped"]
 
@@ -401,8 +415,15 @@ def test_owner_id_mapping_is_never_sent() -> None:
 )
 def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, custom: bool) -> None:
     config = PlanConfig(field_types={key: info} if info else {})
-    top, inner = split_custom({key: 1}, config)
-    assert (inner, top) == (({key: 1}, {}) if custom else ({}, {key: 1}))
+    inner: dict[str, Any] = {}
+    top = mapped_values(
+        Traits(sources=({"x": "7"},)),
+        compiled_mapping({"x": key}, config),
+        config,
+        [],
+        custom=inner,
+    )
+    assert (list(inner), list(top)) == (([key], []) if custom else ([], [key]))
 
 
 @pytest.mark.parametrize(
@@ -418,7 +439,7 @@ def test_an_email_holding_no_address_is_warned_about(
     value: Any, expected: list[str] | None, warned: bool
 ) -> None:
     warnings: list[str] = []
-    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    found = read_email(value, warnings)
     assert (None if found is None else [c["value"] for c in found]) == expected
     message = (
         f"email = {json.dumps(value, separators=(',', ':'))} holds no email (give a string, "
@@ -437,7 +458,9 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
     assert (
         Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
     )
-    assert dropped(flat, {"company.role": "r" * 40}, frozenset()) == []
+    found: list[str] = []
+    dropped(flat, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
+    assert found == []
 
 
 def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
@@ -445,7 +468,7 @@ def test_a_warning_has_words_without_the_event_data_it_quotes() -> None:
     from rudder_pipedrive_cli.core.fields import visible_to
 
     warnings: list[str] = []
-    visible_to("ann@example.com", warnings)
+    visible_to("ann@example.com", "visible_to", warnings)
     assert warnings == ["visible_to = ann@example.com is not one of 1, 3, 5, 7; dropped"]
     assert redacted_warning(warnings[0]) == "visible_to is not one of 1, 3, 5, 7; dropped"
     # A warning never given redacted words is counted without its words.
@@ -468,7 +491,7 @@ def test_only_strings_that_look_like_addresses_are_emails(
     value: Any, expected: list[str], refused: list[str]
 ) -> None:
     warnings: list[str] = []
-    found = read_contacts("email")(Traits(sources=({"email": value},)), warnings)
+    found = read_email(value, warnings)
     assert [c["value"] for c in found or []] == expected
     assert (found or [{}])[0].get("primary", True) is True
     assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]

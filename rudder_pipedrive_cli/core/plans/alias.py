@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
@@ -39,7 +39,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         )
     if user_id is None and "curr_person_id" not in event.external:
         raise PlanFailure("alias needs a userId or a curr_person_id external id", stage="validate")
-    traits = Traits.of(event.raw, "traits", "context.traits")
+    traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)
     previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
     current = yield from find(ctx, PERSON, user_id, "curr_person_id")
     merged_before = False

@@ -19,15 +19,19 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_STANDARD,
     PERSON_STANDARD_KEYS,
     PERSON_WRITABLE,
-    Reader,
     Shape,
     Shaping,
+    StandardRow,
     Traits,
     add_time,
+    compiled_mapping,
     dropped,
-    mapped_split,
+    mapped_values,
+    org_name,
     parse_time,
+    person_name,
     put_mapped,
+    read_standard,
     rfc3339,
     shape_standard,
     text_limit,
@@ -62,7 +66,8 @@ class Entity:
     search_type: str
     identity: str  # the RudderStack identity it is found by
     setting: str  # the [identity] key naming its field
-    standard: tuple[tuple[str, Reader], ...]
+    name: Callable[[Traits, list[str]], str | None]  # its name, from the traits
+    standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
     standard_keys: frozenset[str]
     shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
     writable: frozenset[str]  # the standard fields its writes take
@@ -83,6 +88,7 @@ PERSON = Entity(
     search_type="person",
     identity="userId",
     setting="user_id_field",
+    name=person_name,
     standard=PERSON_STANDARD,
     standard_keys=PERSON_STANDARD_KEYS,
     shapes=PERSON_SHAPES,
@@ -99,6 +105,7 @@ ORG = Entity(
     search_type="organization",
     identity="groupId",
     setting="group_id_field",
+    name=org_name,
     standard=ORG_STANDARD,
     standard_keys=ORG_STANDARD_KEYS,
     shapes=ORG_SHAPES,
@@ -170,12 +177,6 @@ class Ledger:
         """A write landed: "persons created", "deals created", "persons updated", "merges"."""
         self.wrote = True
         self.writes.append(kind)
-
-    def drop(self, paths: list[str]) -> None:
-        known = self.dropped
-        for path in paths:
-            if path not in known:
-                known.append(path)
 
     def outcome(
         self,
@@ -709,14 +710,14 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
     warnings = ctx.ledger.warnings
-    body: dict[str, Any] = {}
-    for key, read in entity.standard:
-        value = read(traits, warnings)
-        if value is not None:
-            body[key] = value
+    name = entity.name(traits, warnings)
+    body: dict[str, Any] = {} if name is None else {"name": name}
+    read_standard(traits, entity.standard, body, warnings)
     config = ctx.config
     mapping = entity.mapping(config)
-    top, custom = mapped_split(traits, mapping, config, warnings)
+    custom: dict[str, Any] = {}
+    table = compiled_mapping(mapping, config, entity.standard_keys)
+    top = mapped_values(traits, table, config, warnings, custom=custom)
     identity = entity.identity_field(config)
     if identity and custom and custom.pop(identity, None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
@@ -741,7 +742,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    ctx.ledger.drop(dropped(traits, mapping, entity.standard_keys))
+    dropped(traits, table, ctx.ledger.dropped)
     return body
 
 

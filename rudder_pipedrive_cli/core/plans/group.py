@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
 from rudder_pipedrive_cli.core.plans.common import (
     ORG,
     PERSON,
@@ -34,7 +34,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         raise PlanFailure(
             "group needs a person: a userId or a person_id external id", stage="validate"
         )
-    org_traits = Traits.of(event.raw, "traits")
+    org_traits = Traits.of(event.raw, TRAITS)
     # Look up and validate everything before writing, so an event that must fail has no effects.
     org = yield from find(ctx, ORG, group_id, "org_id")
     person = yield from find(ctx, PERSON, user_id, "person_id")
@@ -42,7 +42,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     if person is None:
         if user_id is None:  # find() answers None only after searching a userId
             raise PlanFailure("group needs a person: a userId", stage="validate")
-        new_person = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
+        new_person = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
     if org is None:
         if group_id is None:  # find() answers None only after searching a groupId
             raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import Traits
+from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
 from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
@@ -26,7 +26,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     user_id = event.user_id
     if user_id is None and "person_id" not in event.external:
         raise PlanFailure(NEEDS, stage="validate")
-    traits = Traits.of(event.raw, "traits", "context.traits")  # top-level traits win
+    traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
     person = yield from find(ctx, PERSON, user_id, "person_id")
     if person is None:
         if user_id is None:  # find() answers None only after searching a userId

@@ -18,13 +18,16 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.fields import (
+    CONTEXT_TRAITS,
     DEAL_SHAPES,
     DEAL_WRITABLE,
     LEAD_SHAPES,
     LEAD_STANDARD_KEYS,
     LEAD_WRITABLE,
+    PROPERTIES,
     Shaping,
     Traits,
+    compiled_mapping,
     date_part,
     dropped,
     lead_amount,
@@ -35,7 +38,6 @@ from rudder_pipedrive_cli.core.fields import (
     put_own,
     shape_standard,
     show,
-    split_custom,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -142,7 +144,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
     if person is None:
         if user_id is None:  # find() answers None only after searching a userId
             raise PlanFailure("track needs a person: a userId", stage="validate")
-        created = person_create_body(ctx, user_id, Traits.of(event.raw, "context.traits"))
+        created = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
         person = yield from create_person(ctx, user_id, created)
     origins = yield from known_origins(ctx, kind, person)
     if origin in origins:
@@ -165,11 +167,12 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits.of(ctx.event.raw, "properties")
+    properties = Traits.of(ctx.event.raw, PROPERTIES)
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
-    mapped = mapped_values(properties, mapping, config, warnings, currency)
+    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
+    mapped = mapped_values(properties, table, config, warnings, currency)
     # Without the field catalog (an offline dry-run) the labels were never listed either.
     listed = bool(config.field_types)
     shaping = Shaping(
@@ -195,7 +198,7 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         if label_ids:
             put_own(body, "label_ids", label_ids, mapping, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    ctx.ledger.drop(dropped(properties, mapping, LEAD_STANDARD_KEYS))
+    dropped(properties, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -219,15 +222,15 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     and stage; custom fields in `custom_fields`."""
     assert rule is not None
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits.of(ctx.event.raw, "properties")
+    properties = Traits.of(ctx.event.raw, PROPERTIES)
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given
-    mapped = mapped_values(properties, mapping, config, warnings, currency)
+    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
+    custom: dict[str, Any] = {}
+    mapped = mapped_values(properties, table, config, warnings, currency, custom)
     shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
-    top, custom = split_custom(
-        shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config), config
-    )
+    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
     amount = lead_amount(properties, warnings, "deal")
     value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
@@ -247,7 +250,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    ctx.ledger.drop(dropped(properties, mapping, LEAD_STANDARD_KEYS))
+    dropped(properties, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -282,7 +285,7 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if rule.content is not None:
         content = rule.content.render(event, escape=True)
     else:
-        content = default_note(name, Traits.of(event.raw, "properties"))
+        content = default_note(name, Traits.of(event.raw, PROPERTIES))
     body: dict[str, Any] = {"content": with_marker(content, mark)}
     when = event_time(event)
     if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC
