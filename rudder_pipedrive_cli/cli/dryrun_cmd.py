@@ -25,7 +25,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import Learner, MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.preview import Searched, preview
+from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
@@ -212,9 +212,9 @@ def dry_run_command(
         note_finished_objects(env, reader)
         items = intake(reader, event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
-        searched = Searched(respond)  # counted for the estimate of the index way
+        recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
-            items, plan_config, searched, known, tally, journal_status, finished, spill.table
+            items, plan_config, recorder, known, journal_status, finished, spill.table
         )
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
@@ -238,7 +238,7 @@ def dry_run_command(
         ways = identity_ways(
             settings.identities,
             tally,
-            searched,
+            recorder,
             None if replay_state is None else replay_state.index_rows(),
             plan_config,
             plan=settings.plan,

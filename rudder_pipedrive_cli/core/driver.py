@@ -45,8 +45,10 @@ def gave_up(failure: PlanFailure, stage: str) -> ApiResponse:
     return ApiResponse(status=0, failed=failure)
 
 
-def ended(plan: Plan, response: ApiResponse | None, stage: str) -> ApiRequest | Outcome:
-    """Start `plan` (None) or hand it `response`: its next request, or its outcome at its end.
+def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
+    """Feed each request of `plan` to `send` and return the plan's outcome: the synchronous
+    driver (dry-run, tests); `http.runner.drive_async` is the same loop with an async `send`.
+    `send` answers every request with a value, a transport failure too (`gave_up`).
 
     A `PlanFailure` from the plan fails this event only, and so does any other exception
     (`bug_outcome`) but an `RpdError`, which stops the run (the journal a plan writes through
@@ -56,33 +58,31 @@ def ended(plan: Plan, response: ApiResponse | None, stage: str) -> ApiRequest | 
     created, a create whose outcome stays unknown) is in its failed outcome, for the next events
     of that identity.
     """
-    try:
-        request = next(plan) if response is None else plan.send(response)
-    except StopIteration as stop:
-        outcome: Outcome = stop.value
-    except PlanFailure as failure:
-        outcome = failed_outcome(failure, stage)
-    except RpdError:  # stops the run, not only this event (the state file is unusable)
-        raise
-    except Exception as error:  # a bug fails its event, not the whole run
-        outcome = bug_outcome(error, stage)
-    else:
-        if response is None or response.failed is None:
-            return request
-        plan.close()  # it asked for more after its request failed: end it
-        return failed_outcome(response.failed, stage)
+    response: ApiResponse | None = None
+    stage = ""
+    while True:
+        try:
+            request = next(plan) if response is None else plan.send(response)
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+            break
+        except RpdError:  # stops the run, not only this event (the state file is unusable)
+            raise
+        except Exception as error:  # a bug fails its event, not the whole run
+            outcome = raised(error, stage)
+            break
+        if response is not None and response.failed is not None:
+            plan.close()  # it asked for more after its request failed: end it
+            return failed_outcome(response.failed, stage)
+        stage = request.stage
+        response = send(request)
     if response is not None and response.failed is not None and outcome.status != "failed":
         return failed_outcome(response.failed, stage)
     return outcome
 
 
-def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
-    """Feed each request of `plan` to `send` and return the plan's outcome: the synchronous
-    driver (dry-run, tests); `http.runner.drive_async` is the same loop with an async `send`.
-    `send` answers every request with a value, a transport failure too (`gave_up`)."""
-    stage = ""
-    step = ended(plan, None, stage)
-    while isinstance(step, ApiRequest):
-        stage = step.stage
-        step = ended(plan, send(step), stage)
-    return step
+def raised(error: Exception, stage: str) -> Outcome:
+    """The outcome of a plan that raised `error` (not an `RpdError`) at `stage`."""
+    if isinstance(error, PlanFailure):
+        return failed_outcome(error, stage)
+    return bug_outcome(error, stage)

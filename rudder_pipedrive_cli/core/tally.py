@@ -89,7 +89,6 @@ class Tally:
         self,
         event_type: str,
         status: str,
-        *,
         dropped: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         reason: str = "",
