@@ -175,7 +175,7 @@ def planning_shares(profile: Any) -> dict[str, float]:
 
     def layer_of(function: tuple[str, int, str]) -> str | None:
         where = _where(function[0])
-        if where == "core/preview.py" and function[2] in ("record", "<listcomp>"):
+        if where == "core/preview.py" and function[2] == "record":
             return None  # timed on their own
         if where in ("io/readers.py", "core/wrappers.py", "core/events.py", "core/filters.py"):
             return None  # reading and intake, timed on their own

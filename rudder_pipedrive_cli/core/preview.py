@@ -38,6 +38,18 @@ class Planned:
         rendered straight from the request, its query and body the very dicts it carries."""
         item, outcome = self.item, self.outcome
         status = outcome.status
+        requests = []
+        for r in self.requests:  # a loop, not a comprehension: no extra frame for every event
+            query = r.query
+            requests.append(
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "query": query if type(query) is dict else dict(query),
+                    "body": r.body,
+                    "note": r.note,
+                }
+            )
         record = {
             "source": item.source,
             "id": item.id,
@@ -46,16 +58,7 @@ class Planned:
             "reason": outcome.reason,
             "warnings": outcome.warnings,
             "dropped": outcome.dropped,
-            "requests": [
-                {
-                    "method": r.method,
-                    "path": r.path,
-                    "query": r.query if type(r.query) is dict else dict(r.query),
-                    "body": r.body,
-                    "note": r.note,
-                }
-                for r in self.requests
-            ],
+            "requests": requests,
         }
         if self.rule is not None:  # track events, when [[track]] rules are configured
             record["rule"] = self.rule
@@ -111,7 +114,7 @@ def preview(
             outcome.status,
             outcome.dropped,
             tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
-            outcome.redacted_reason,
+            outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
             root,
             outcome.writes,
         )
@@ -151,7 +154,7 @@ class Recorder:
         if endpoint == SEARCH_ENDPOINT:  # only ever a GET
             kind = "person" if request.query.get("entity_type") == "person" else "org"
             self.searches[kind] += 1
-            self.found[kind] += bool(response.ok and response.data)
+            self.found[kind] += bool(response.data and response.ok)  # most find none
         return response
 
 
