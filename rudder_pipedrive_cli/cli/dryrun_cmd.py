@@ -221,9 +221,9 @@ def dry_run_command(
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
-            dumps, write = orjson.dumps, sink.write
+            dumps, write, newline = orjson.dumps, sink.write, orjson.OPT_APPEND_NEWLINE
             for item in planned:
-                write(dumps(item.record(), option=orjson.OPT_APPEND_NEWLINE))
+                write(dumps(item.record(), option=newline))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)

@@ -21,6 +21,10 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
+# One value each for every event they end: outcomes are immutable by convention (protocol.py).
+NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
+ALREADY_DONE = Outcome(status="skipped", reason="already done")
+
 
 @dataclass(slots=True)  # immutable by convention: see protocol.py
 class Planned:
@@ -96,9 +100,9 @@ def preview(
             tally.rules[rule] += 1
         requests: list[ApiRequest] = []
         if item.decided is not None or event is None:
-            outcome = item.decided or Outcome(status="failed", reason="not an event")
+            outcome = item.decided or NOT_AN_EVENT
         elif event.id in finished:
-            outcome = Outcome(status="skipped", reason="already done")
+            outcome = ALREADY_DONE
         else:
             send.requests = requests
             outcome = drive(plan_event(event, config, known), send)
