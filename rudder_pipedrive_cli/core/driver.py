@@ -66,9 +66,7 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
         except StopIteration as stop:
             outcome: Outcome = stop.value
             break
-        except RpdError:  # stops the run, not only this event (the state file is unusable)
-            raise
-        except Exception as error:  # a bug fails its event, not the whole run
+        except Exception as error:  # a bug fails its event, not the whole run (`raised`)
             outcome = raised(error, stage)
             break
         if response is not None and response.failed is not None:
@@ -82,7 +80,10 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
 
 
 def raised(error: Exception, stage: str) -> Outcome:
-    """The outcome of a plan that raised `error` (not an `RpdError`) at `stage`."""
+    """The outcome of a plan that raised `error` at `stage`; an `RpdError` stops the run, not
+    only this event (the journal a plan writes through could not record a write)."""
+    if isinstance(error, RpdError):
+        raise error
     if isinstance(error, PlanFailure):
         return failed_outcome(error, stage)
     return bug_outcome(error, stage)

@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
+from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 
@@ -45,14 +45,11 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
             except StopIteration as stop:
                 outcome: Outcome = stop.value
                 break
-            except RpdError:  # stops the run, not only this event (the state file is unusable)
-                raise
-            except Exception as error:  # a bug fails its event, not the whole run
+            except Exception as error:  # a bug fails its event, not the whole run (`raised`)
                 outcome = raised(error, stage)
                 break
             if response is not None and response.failed is not None:
-                plan.close()  # it asked for more after its request failed: end it
-                return failed_outcome(response.failed, stage)
+                return failed_outcome(response.failed, stage)  # it asked for more: end it (finally)
             stage = request.stage
             try:
                 response = await send(request)
