@@ -32,9 +32,8 @@ class ApiRequest:
 
     `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by it and
     token costs are looked up by it. `stage` names the step for error messages ("create person").
-    Only rpd's plans make requests, so they are not validated as they are made (a path starts with
-    "/", a write has a body): tests/test_openapi_requests.py checks every request the plans send
-    against Pipedrive's OpenAPI descriptions.
+    Only rpd's plans make requests: tests/test_openapi_requests.py checks every one they send
+    against Pipedrive's OpenAPI descriptions, not this constructor.
     """
 
     method: Method

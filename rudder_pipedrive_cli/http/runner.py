@@ -34,8 +34,8 @@ class Sender(Protocol):
 
 async def drive_async(plan: Plan, send: Send) -> Outcome:
     """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
-    plan hears as an answer (`gave_up`): it fails this event only. The same loop, line for line
-    (as httpx's sync and async auth flows): a shared step would cost a call per request."""
+    plan hears as an answer (`gave_up`): it fails this event only. The same loop (httpx's model):
+    a shared step would cost a call per request."""
     response: ApiResponse | None = None
     stage = ""
     try:
