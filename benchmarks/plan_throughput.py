@@ -64,7 +64,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.preview import Planned, preview
+    from rudder_pipedrive_cli.core.preview import Planned, Recorder, preview
     from rudder_pipedrive_cli.core.protocol import Outcome
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
@@ -91,9 +91,9 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
     def dry_run() -> int:
         count = 0
         items = intake(EventReader([str(path)]), every)
-        respond = OfflineResponder(config, "missing")
+        respond = Recorder(OfflineResponder(config, "missing"), Tally())
         with open(os.devnull, "wb") as sink:
-            for planned in preview(items, config, respond, MemoryIdentityCache(), Tally()):
+            for planned in preview(items, config, respond, MemoryIdentityCache()):
                 sink.write(dumps(planned.record(), option=newline))
                 count += 1
         return count
@@ -175,7 +175,7 @@ def planning_shares(profile: Any) -> dict[str, float]:
 
     def layer_of(function: tuple[str, int, str]) -> str | None:
         where = _where(function[0])
-        if where == "core/preview.py" and function[2] in ("record", "request_record"):
+        if where == "core/preview.py" and function[2] == "record":
             return None  # timed on their own
         if where in ("io/readers.py", "core/wrappers.py", "core/events.py", "core/filters.py"):
             return None  # reading and intake, timed on their own
@@ -214,7 +214,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.preview import Planned, Searched, preview
+    from rudder_pipedrive_cli.core.preview import Planned, Recorder, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.config import load_settings
@@ -238,7 +238,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
         spent = dict.fromkeys(("run", "records", "rendering", "tally"), 0.0)
         tally = Tally()
         items = intake(EventReader([str(path)]), every)
-        respond = Searched(OfflineResponder(config, "missing"))
+        respond = Recorder(OfflineResponder(config, "missing"), Tally())
         # Bounded tables, as `rpd dry-run` keeps what earlier events would create (issue 18).
         with (
             Spill(CACHE_ENTRIES) as spill,
@@ -246,7 +246,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
             open(os.devnull, "wb") as sink,
         ):
             known = MemoryIdentityCache(spill.table)
-            planned = preview(items, config, respond, known, Tally(), None, finished, spill.table)
+            planned = preview(items, config, respond, known, None, finished, spill.table)
             done = 0
             while limit is None or done < limit:
                 batch: list[Planned] = []
@@ -309,7 +309,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache, Tables
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.preview import Searched, preview
+    from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.config import load_settings
@@ -323,7 +323,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
     def dry_run(tables: Tables | None) -> float:
         count = 0
         items = intake(EventReader([str(path)]), every)
-        respond = Searched(OfflineResponder(config, "missing"))
+        respond = Recorder(OfflineResponder(config, "missing"), Tally())
         with (
             Spill(entries or CACHE_ENTRIES) as spill,
             ScratchIds() as finished,
@@ -332,7 +332,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
             known = MemoryIdentityCache(tables or spill.table)
             bounds = (None, finished, tables or spill.table)
             start = time.process_time()
-            for planned in preview(items, config, respond, known, Tally(), *bounds):
+            for planned in preview(items, config, respond, known, *bounds):
                 sink.write(dumps(planned.record(), option=newline))
                 count += 1
             return (time.process_time() - start) / count * 1e6

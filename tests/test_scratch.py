@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.preview import preview
+from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
@@ -58,9 +58,8 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
     )
     with ScratchIds(recent=2, filter_bits=1) as finished:
-        planned = preview(
-            items, config, OfflineResponder(config), MemoryIdentityCache(), Tally(), None, finished
-        )
+        send = Recorder(OfflineResponder(config), Tally())
+        planned = preview(items, config, send, MemoryIdentityCache(), None, finished)
         outcomes = [(p.item.source, p.planned_status, p.outcome.reason) for p in planned]
     assert outcomes == [
         ("in:1", "planned", ""),
@@ -166,7 +165,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         items = intake(
             (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
         )
-        planned = preview(items, config, OfflineResponder(config), known, Tally())
+        planned = preview(items, config, Recorder(OfflineResponder(config), Tally()), known)
         return [
             (p.item.source, p.planned_status, [(r.method, r.path) for r in p.requests])
             for p in planned

@@ -25,7 +25,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import Learner, MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
-from rudder_pipedrive_cli.core.preview import Searched, preview
+from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
@@ -212,18 +212,18 @@ def dry_run_command(
         note_finished_objects(env, reader)
         items = intake(reader, event_filter, limit)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
-        searched = Searched(respond)  # counted for the estimate of the index way
+        recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
-            items, plan_config, searched, known, tally, journal_status, finished, spill.table
+            items, plan_config, recorder, known, journal_status, finished, spill.table
         )
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
-            dumps, write = orjson.dumps, sink.write
+            dumps, write, newline = orjson.dumps, sink.write, orjson.OPT_APPEND_NEWLINE
             for item in planned:
-                write(dumps(item.record(), option=orjson.OPT_APPEND_NEWLINE))
+                write(dumps(item.record(), option=newline))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)
@@ -238,7 +238,7 @@ def dry_run_command(
         ways = identity_ways(
             settings.identities,
             tally,
-            searched,
+            recorder,
             None if replay_state is None else replay_state.index_rows(),
             plan_config,
             plan=settings.plan,

@@ -37,7 +37,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     page_after,
 )
 from rudder_pipedrive_cli.core.plans.track import KINDS, LIST_LIMIT, Kind
-from rudder_pipedrive_cli.core.preview import Searched, WayEstimate, identity_estimates
+from rudder_pipedrive_cli.core.preview import Recorder, WayEstimate, identity_estimates
 from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -109,7 +109,7 @@ class Ways:
 def identity_ways(
     mode: str,
     tally: Tally,
-    searched: Searched,
+    searched: Recorder,
     rows: IndexRows | None,
     config: PlanConfig,
     *,

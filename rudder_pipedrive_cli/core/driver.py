@@ -19,18 +19,6 @@ def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
     )
 
 
-def bug_outcome(error: Exception, stage: str) -> Outcome:
-    """A plan that raised something other than `PlanFailure`: a bug in rpd. The event fails (and
-    is dead-lettered) so the rest of the run goes on; the reason names the exception's type only,
-    as its message may hold event data."""
-    return Outcome(
-        status="failed",
-        reason=f"internal error: {type(error).__name__} while planning (a bug in rpd: please "
-        "report it)",
-        stage=stage or "plan",
-    )
-
-
 def gave_up(failure: PlanFailure, stage: str) -> ApiResponse:
     """The answer a plan hears when the transport gave up on its request (`ApiResponse.failed`),
     the failure naming the request's stage when the transport did not."""
@@ -45,44 +33,50 @@ def gave_up(failure: PlanFailure, stage: str) -> ApiResponse:
     return ApiResponse(status=0, failed=failure)
 
 
-def ended(plan: Plan, response: ApiResponse | None, stage: str) -> ApiRequest | Outcome:
-    """Start `plan` (None) or hand it `response`: its next request, or its outcome at its end.
+def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
+    """Feed each request of `plan` to `send` and return the plan's outcome: the synchronous
+    driver (dry-run, tests); `http.runner.drive_async` is the same loop with an async `send`.
+    `send` answers every request with a value, a transport failure too (`gave_up`).
 
-    A `PlanFailure` from the plan fails this event only, and so does any other exception
-    (`bug_outcome`) but an `RpdError`, which stops the run (the journal a plan writes through
-    could not record a write: sending it would be blind). After an answer that says the
-    transport gave up (`failed`), the event fails whatever the plan does: it may not turn a
-    lost request into success, nor ask for more. What it learned on the way (a person it
-    created, a create whose outcome stays unknown) is in its failed outcome, for the next events
-    of that identity.
+    A `PlanFailure` from the plan fails this event only, and so does any other exception (a bug)
+    but an `RpdError`, which stops the run (`raised`). After an answer that says the transport
+    gave up (`failed`), the event fails whatever the plan does: it may not turn a lost request
+    into success, nor ask for more. What it learned on the way (a person it created, a create
+    whose outcome stays unknown) is in its failed outcome, for the next events of that identity.
     """
-    try:
-        request = next(plan) if response is None else plan.send(response)
-    except StopIteration as stop:
-        outcome: Outcome = stop.value
-    except PlanFailure as failure:
-        outcome = failed_outcome(failure, stage)
-    except RpdError:  # stops the run, not only this event (the state file is unusable)
-        raise
-    except Exception as error:  # a bug fails its event, not the whole run
-        outcome = bug_outcome(error, stage)
-    else:
-        if response is None or response.failed is None:
-            return request
-        plan.close()  # it asked for more after its request failed: end it
-        return failed_outcome(response.failed, stage)
+    response: ApiResponse | None = None
+    stage = ""
+    while True:
+        try:
+            request = next(plan) if response is None else plan.send(response)
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+            break
+        except Exception as error:  # a bug fails its event, not the whole run (`raised`)
+            outcome = raised(error, stage)
+            break
+        if response is not None and response.failed is not None:
+            plan.close()  # it asked for more after its request failed: end it
+            return failed_outcome(response.failed, stage)
+        stage = request.stage
+        response = send(request)
     if response is not None and response.failed is not None and outcome.status != "failed":
         return failed_outcome(response.failed, stage)
     return outcome
 
 
-def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
-    """Feed each request of `plan` to `send` and return the plan's outcome: the synchronous
-    driver (dry-run, tests); `http.runner.drive_async` is the same loop with an async `send`.
-    `send` answers every request with a value, a transport failure too (`gave_up`)."""
-    stage = ""
-    step = ended(plan, None, stage)
-    while isinstance(step, ApiRequest):
-        stage = step.stage
-        step = ended(plan, send(step), stage)
-    return step
+def raised(error: Exception, stage: str) -> Outcome:
+    """The outcome of a plan that raised `error` at `stage`; an `RpdError` stops the run, not
+    only this event (the journal a plan writes through could not record a write). Anything but
+    a `PlanFailure` is a bug in rpd: the event fails (and is dead-lettered) so the rest of the
+    run goes on, its reason naming the exception's type only (its message may hold event data)."""
+    if isinstance(error, RpdError):
+        raise error
+    if isinstance(error, PlanFailure):
+        return failed_outcome(error, stage)
+    return Outcome(
+        status="failed",
+        reason=f"internal error: {type(error).__name__} while planning (a bug in rpd: please "
+        "report it)",
+        stage=stage or "plan",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +21,16 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
+# One value each for every event they end: outcomes are immutable by convention (protocol.py).
+NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
+ALREADY_DONE = Outcome(status="skipped", reason="already done")
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+
+@dataclass(slots=True)  # immutable by convention: see protocol.py
 class Planned:
     item: Intake
     outcome: Outcome
-    requests: tuple[ApiRequest, ...]
+    requests: Sequence[ApiRequest]
     rule: str | None = None  # a track event's [[track]] rule (`TrackRules.label`), when rules exist
 
     @property
@@ -34,45 +38,48 @@ class Planned:
         return "planned" if self.outcome.status == "sent" else self.outcome.status
 
     def record(self) -> dict[str, Any]:
-        """The NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays)."""
+        """The NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays); each request
+        rendered straight from the request, its query and body the very dicts it carries."""
         item, outcome = self.item, self.outcome
+        status = outcome.status
+        requests = []
+        for r in self.requests:  # a loop, not a comprehension: no extra frame for every event
+            query = r.query
+            requests.append(
+                {
+                    "method": r.method,
+                    "path": r.path,
+                    "query": query if type(query) is dict else dict(query),
+                    "body": r.body,
+                    "note": r.note,
+                }
+            )
         record = {
             "source": item.source,
             "id": item.id,
             "type": item.kind,
-            "outcome": "planned" if outcome.status == "sent" else outcome.status,
+            "outcome": "planned" if status == "sent" else status,
             "reason": outcome.reason,
             "warnings": outcome.warnings,
             "dropped": outcome.dropped,
-            "requests": [request_record(r) for r in self.requests],
+            "requests": requests,
         }
         if self.rule is not None:  # track events, when [[track]] rules are configured
             record["rule"] = self.rule
         return record
 
 
-def request_record(request: ApiRequest) -> dict[str, Any]:
-    query = request.query
-    return {
-        "method": request.method,
-        "path": request.path,
-        "query": query if type(query) is dict else dict(query),
-        "body": request.body,
-        "note": request.note,
-    }
-
-
 def preview(
     items: Iterable[Intake],
     config: PlanConfig,
-    respond: Callable[[ApiRequest], ApiResponse],
+    send: Recorder,
     known: Learner,
-    tally: Tally,
     journal_status: Callable[[str], str | None] | None = None,
     finished_ids: IdSet | None = None,
     tables: Tables = dict,
 ) -> Iterator[Planned]:
     """Plan each event in input order; what an event would create is known to the next ones.
+    `send` answers each request and counts it, and each outcome is counted, in `send.tally`.
 
     Events an earlier run finished (`journal_status`: the replay state's journal) show as
     skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
@@ -80,10 +87,11 @@ def preview(
     or without one. `finished_ids` keeps those ids (default: a set); `tables` makes the run's
     own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
-    recorder = _Recorder(respond, tally)
+    tally = send.tally
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
     roots = RootCauses(tables())  # as send explains and counts failures that earlier ones caused
+    learn, add_outcome = known.learn, tally.add_outcome
     for item in items:
         event = item.event
         rule = None
@@ -92,51 +100,29 @@ def preview(
             tally.rules[rule] += 1
         requests: list[ApiRequest] = []
         if item.decided is not None or event is None:
-            outcome = item.decided or Outcome(status="failed", reason="not an event")
+            outcome = item.decided or NOT_AN_EVENT
         elif event.id in finished:
-            outcome = Outcome(status="skipped", reason="already done")
+            outcome = ALREADY_DONE
         else:
-            recorder.requests = requests
-            outcome = drive(plan_event(event, config, known), recorder)
-            known.learn(outcome)
+            send.requests = requests
+            outcome = drive(plan_event(event, config, known), send)
+            learn(outcome)
             finished.add(event.id, outcome.status)
         root = ""
         if outcome.status == "failed":
-            explained = roots.explain(event, outcome)
-            outcome, root = explained.outcome, explained.root
+            outcome, root = roots.explain(event, outcome)
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
-        tally.add_outcome(
+        add_outcome(
             item.kind,
             outcome.status,
-            dropped=outcome.dropped,
-            warnings=tuple(map(redacted_warning, warnings))
-            if (warnings := outcome.warnings)
-            else (),
-            reason=outcome.redacted_reason,
-            writes=outcome.writes,
-            root=root,
+            outcome.dropped,
+            tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
+            outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
+            root,
+            outcome.writes,
         )
-        yield Planned(item=item, outcome=outcome, requests=tuple(requests), rule=rule)
-
-
-class _Recorder:
-    """The `send` of a dry-run plan: note the request, count it, answer it offline. One for the
-    run (a closure per event was a cost in the profile); `requests` is the current event's.
-    Requests are counted straight into the tally's counter (`Tally.add_request` of a charged
-    request, without its call); the tally derives their tokens at the end."""
-
-    __slots__ = ("counts", "requests", "respond")
-
-    def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
-        self.requests: list[ApiRequest] = []
-        self.respond = respond
-        self.counts = tally.requests
-
-    def __call__(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        self.counts[request.key] += 1
-        return self.respond(request)
+        yield Planned(item, outcome, requests, rule)
 
 
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
@@ -147,23 +133,32 @@ LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizatio
 CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
 
-class Searched:
-    """A dry-run's responder that also counts the searches it answers, by kind, and how many
-    found a record (an existing record, under `--assume existing` or `--lookups`)."""
+class Recorder:
+    """The `send` of a dry-run's plans: note the request among the current event's `requests`,
+    count it by endpoint in `tally` (its tokens are derived at the end), have `respond` answer it
+    offline (or live, `--lookups`), and count the searches it answers, by kind, and how many found
+    a record (an existing record, under `--assume existing` or `--lookups`), for the estimate of
+    the index way. One for the run, one call per request."""
 
-    __slots__ = ("found", "respond", "searches")
+    __slots__ = ("counts", "found", "requests", "respond", "searches", "tally")
 
-    def __init__(self, respond: Callable[[ApiRequest], ApiResponse]) -> None:
+    def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
+        self.requests: list[ApiRequest] = []
         self.respond = respond
+        self.tally = tally
+        self.counts = tally.requests
         self.searches: Counter[str] = Counter()
         self.found: Counter[str] = Counter()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
+        self.requests.append(request)
+        endpoint = request.endpoint
+        self.counts[f"{request.method} {endpoint}"] += 1  # its `key`, without a property call
         response = self.respond(request)
-        if request.endpoint == SEARCH_ENDPOINT:  # only ever a GET
+        if endpoint == SEARCH_ENDPOINT:  # only ever a GET
             kind = "person" if request.query.get("entity_type") == "person" else "org"
             self.searches[kind] += 1
-            self.found[kind] += bool(response.ok and response.data)
+            self.found[kind] += bool(response.data and response.ok)  # most find none
         return response
 
 
@@ -188,7 +183,7 @@ class WayEstimate:
 
 
 def identity_estimates(
-    tally: Tally, searched: Searched, accounts: Mapping[str, int | None], plan: str
+    tally: Tally, searched: Recorder, accounts: Mapping[str, int | None], plan: str
 ) -> tuple[WayEstimate, WayEstimate]:
     """The replay's cost by search (the plan as shown) and by index: its searches replaced by
     listing each kind searched (its known size, else the records the searches found, at least

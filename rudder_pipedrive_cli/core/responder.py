@@ -26,11 +26,14 @@ CREATED = {
     "/api/v2/activities": "activity",
     "/v1/notes": "note",
 }
-# A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
+# A person's records listed offline: none (v1 listings page by offset, v2 by cursor), one
+# answer each, as NO_HITS.
 V1_LISTINGS = frozenset({"/v1/leads", "/v1/leads/archived", "/v1/notes"})
 V2_LISTINGS = frozenset(
     {"/api/v2/persons", "/api/v2/organizations", "/api/v2/deals", "/api/v2/activities"}
 )
+NONE_V1 = ApiResponse(status=200, data=[], additional_data={"pagination": {}})
+NONE_V2 = ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
 
 
 class OfflineResponder:
@@ -53,9 +56,9 @@ class OfflineResponder:
             kind = CREATED[endpoint]
             return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
         if method == "GET" and endpoint in V1_LISTINGS:
-            return ApiResponse(status=200, data=[], additional_data={"pagination": {}})
+            return NONE_V1
         if method == "GET" and endpoint in V2_LISTINGS:
-            return ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
+            return NONE_V2
         # Updates, merges and single-record reads succeed and echo what they were given.
         data: dict[str, Any] = {"id": request.path.rsplit("/", 1)[-1]}
         data.update(request.body or {})

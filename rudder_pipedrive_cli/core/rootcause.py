@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import NamedTuple
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -34,8 +34,7 @@ class Root:
     redacted: str  # in words holding none: for the report
 
 
-@dataclass(frozen=True, slots=True)
-class Explained:
+class Explained(NamedTuple):  # a pair the runners unpack: `outcome, root = roots.explain(...)`
     outcome: Outcome  # the event's outcome, its reason naming the root when it is a knock-on
     root: str = ""  # the root's redacted reason, for a knock-on; "" for anything else
 
@@ -72,20 +71,22 @@ class RootCauses:
             return Explained(outcome)  # a cause of its own
         knock_on = _with(
             outcome,
-            reason=f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
-            redacted=f"no person for its userId: its {root.event_type} failed earlier "
-            f"({root.redacted})",
+            f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
+            f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
         )
         return Explained(knock_on, root.redacted)
 
 
-_SLOTS = Outcome.__slots__
-
-
-def _with(outcome: Outcome, **changes: Any) -> Outcome:
-    """`dataclasses.replace` for an Outcome, without re-running `__init__` through the field
-    list (that was a share of a dry-run where many events are knock-ons)."""
+def _with(old: Outcome, reason: str, redacted: str) -> Outcome:
+    """The outcome with another reason, copied field by field: under half the time of a loop of
+    setattr, a quarter of `dataclasses.replace` (which re-runs `__init__`), in a dry-run where
+    many events are knock-ons. tests/core/test_rootcause.py checks every field is copied."""
     new = object.__new__(Outcome)
-    for name in _SLOTS:
-        setattr(new, name, changes[name] if name in changes else getattr(outcome, name))
+    new.status, new.reason, new.stage = old.status, reason, old.stage
+    new.http_status, new.retryable, new.writes = old.http_status, old.retryable, old.writes
+    new.warnings, new.dropped, new.held_back = old.warnings, old.dropped, old.held_back
+    new.identities, new.lead_origins = old.identities, old.lead_origins
+    new.memberships, new.merged, new.recency = old.memberships, old.merged, old.recency
+    new.pending_creates, new.pending_merges = old.pending_creates, old.pending_merges
+    new.redacted = redacted
     return new

@@ -89,7 +89,6 @@ class Tally:
         self,
         event_type: str,
         status: str,
-        *,
         dropped: tuple[str, ...] = (),
         warnings: tuple[str, ...] = (),
         reason: str = "",
@@ -104,8 +103,10 @@ class Tally:
             _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
         for warning in warnings:
             _count(self.warnings, warning, OTHER_WARNINGS)
-        if writes:
-            self.writes.update(writes)
+        if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
+            counted = self.writes
+            for kind in writes:
+                counted[kind] += 1
         self.read += 1
         self.outcomes[status] += 1
         counts = self.by_type.get(event_type)

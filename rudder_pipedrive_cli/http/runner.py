@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
-from rudder_pipedrive_cli.core.driver import ended, failed_outcome, gave_up
+from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -34,18 +34,30 @@ class Sender(Protocol):
 
 async def drive_async(plan: Plan, send: Send) -> Outcome:
     """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
-    plan hears as an answer (`gave_up`): it fails this event only."""
+    plan hears as an answer (`gave_up`): it fails this event only. The same loop (httpx's model):
+    a shared step would cost a call per request."""
+    response: ApiResponse | None = None
+    stage = ""
     try:
-        stage = ""
-        step = ended(plan, None, stage)
-        while isinstance(step, ApiRequest):
-            stage = step.stage
+        while True:
             try:
-                response = await send(step)
+                request = next(plan) if response is None else plan.send(response)
+            except StopIteration as stop:
+                outcome: Outcome = stop.value
+                break
+            except Exception as error:  # a bug fails its event, not the whole run (`raised`)
+                outcome = raised(error, stage)
+                break
+            if response is not None and response.failed is not None:
+                return failed_outcome(response.failed, stage)  # it asked for more: end it (finally)
+            stage = request.stage
+            try:
+                response = await send(request)
             except PlanFailure as failure:
                 response = gave_up(failure, stage)
-            step = ended(plan, response, stage)
-        return step
+        if response is not None and response.failed is not None and outcome.status != "failed":
+            return failed_outcome(response.failed, stage)
+        return outcome
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()

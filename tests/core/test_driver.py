@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from rudder_pipedrive_cli.core.driver import drive, gave_up
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.http.runner import drive_async
 
@@ -109,3 +109,61 @@ def test_gave_up_names_the_stage_only_when_the_transport_did_not() -> None:
     unnamed = gave_up(PlanFailure("timed out", redacted="timed out"), "probe").failed
     assert unnamed is not None
     assert (unnamed.reason, unnamed.stage, unnamed.redacted) == ("timed out", "probe", "timed out")
+
+
+OK = ApiResponse(status=200, data={"id": 7})
+
+
+def answering_sync(plan: Plan, sent: list[ApiRequest]) -> Outcome:
+    return drive(plan, lambda request: sent.append(request) or OK)
+
+
+def answering_async(plan: Plan, sent: list[ApiRequest]) -> Outcome:
+    async def send(request: ApiRequest) -> ApiResponse:
+        sent.append(request)
+        return OK
+
+    return asyncio.run(drive_async(plan, send))
+
+
+ANSWERING = pytest.mark.parametrize("run", [answering_sync, answering_async], ids=["sync", "async"])
+
+
+@ANSWERING
+def test_each_request_is_sent_and_its_answer_heard(run: Callable[..., Outcome]) -> None:
+    heard: list[ApiResponse] = []
+
+    def plan() -> Plan:
+        heard.append((yield LOOKUP))
+        heard.append((yield LOOKUP))
+        return Outcome(status="sent")
+
+    sent: list[ApiRequest] = []
+    assert run(plan(), sent) == Outcome(status="sent")
+    assert sent == [LOOKUP, LOOKUP]
+    assert heard == [OK, OK]
+
+
+@ANSWERING
+def test_a_bug_in_a_plan_fails_its_event_naming_only_the_type(run: Callable[..., Outcome]) -> None:
+    def plan() -> Plan:
+        yield LOOKUP
+        raise KeyError("u-1@example.com")  # its message may hold event data: not shown
+
+    assert run(plan(), []) == Outcome(
+        status="failed",
+        reason="internal error: KeyError while planning (a bug in rpd: please report it)",
+        stage="probe",
+    )
+
+
+@ANSWERING
+def test_an_rpd_error_from_a_plan_stops_the_run(run: Callable[..., Outcome]) -> None:
+    def plan() -> Plan:
+        yield LOOKUP
+        raise RpdError("disk full: state file s.sqlite")  # as the journal raises StateUnusable
+
+    sent: list[ApiRequest] = []
+    with pytest.raises(RpdError, match="disk full"):
+        run(plan(), sent)
+    assert sent == [LOOKUP]

@@ -8,7 +8,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
+from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses, _with
 
 ROOT = Outcome(
     status="failed",
@@ -104,3 +104,34 @@ def test_an_alias_waiting_for_a_failure_of_either_user_is_grouped_under_it(faile
     assert roots.explain(alias, waiting) == Explained(waiting, ROOT.redacted_reason)
     # Waiting for a failure of another run (none in this one): a cause of its own.
     assert RootCauses().explain(alias, waiting) == Explained(waiting)
+
+
+def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
+    """`_with` copies Outcome field by field: a field added to Outcome and not copied fails here
+    (each field set to a value of its own, none its default)."""
+    values: dict[str, Any] = {
+        "status": "failed",
+        "reason": "cannot create person without a name",
+        "stage": "create person",
+        "http_status": 422,
+        "retryable": True,
+        "warnings": ("w",),
+        "dropped": ("d",),
+        "identities": {("person", "u-1"): 7},
+        "lead_origins": {7: frozenset({"rpd:m-1"})},
+        "memberships": {7: 8},
+        "merged": {6: 7},
+        "pending_creates": {("org", "g-1"): "2026-12-05T00:00:00Z"},
+        "pending_merges": {5: 7},
+        "held_back": frozenset({("person", "u-1")}),
+        "recency": {("person", 7): {"name": "2026-12-05T00:00:00Z"}},
+        "redacted": "cannot create person without a name",
+        "writes": ("persons updated",),
+    }
+    assert set(values) == set(Outcome.__slots__)
+    knock_on = _with(Outcome(**values), "the reason", "the redacted reason")
+    assert {name: getattr(knock_on, name) for name in Outcome.__slots__} == {
+        **values,
+        "reason": "the reason",
+        "redacted": "the redacted reason",
+    }

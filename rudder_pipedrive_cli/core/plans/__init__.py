@@ -100,9 +100,9 @@ def plan_event(
     about = identities_of(event, known)
     held_back = known.held_back
     waiting = []
-    for identity in about:  # a loop, not a comprehension: no extra frame for every event
-        if held_back(*identity):
-            waiting.append(identity)
+    for kind, key in about:  # a loop, not a comprehension: no extra frame for every event
+        if held_back(kind, key):  # not held_back(*identity): a plain call is the cheaper
+            waiting.append((kind, key))
     if waiting:
         # An earlier event of this identity failed and may yet succeed: a rerun retries it
         # first, then this one, so the two take effect in input order (SPEC 5).

@@ -688,7 +688,8 @@ def listing(
             if not more or not items:
                 return found
         else:
-            cursor = next_cursor(response.additional_data)
+            additional = response.additional_data  # most answers: none, no call to read it
+            cursor = None if additional is None else next_cursor(additional)
             if cursor is None:
                 return found
 
