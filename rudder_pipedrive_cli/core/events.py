@@ -274,7 +274,9 @@ def parse_event(raw: Any, source: str) -> Event:
         message_id.strip() or None if type(message_id) is str else identity_value(message_id)
     )
     anonymous_id = raw.get("anonymousId")
-    if anonymous_id is not None:
+    if type(anonymous_id) is str:
+        anonymous_id = anonymous_id.strip() or None
+    elif anonymous_id is not None:
         anonymous_id = identity_value(anonymous_id)
     traits, context = raw.get("traits"), raw.get("context")
     if traits is None or (type(traits) is not dict and not isinstance(traits, Mapping)):
