@@ -119,13 +119,13 @@ class MemoryIdentityCache:
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
         self.any_failed = False
         self.any_creates = False
-        self.linked = False  # two userIds were made to name one person (links_persons)
+        self.merges = False  # a merge or re-key is known: two userIds may name one person
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
 
     def person_id(self, user_id: str) -> PdId | None:
         person = self.persons.get(user_id)
-        if person is None or not self.merged:  # no merge known: the cached person as it is
+        if person is None or not self.merges:  # no merge known: the cached person as it is
             return person
         return survivor(person, self.merged.get)
 
@@ -137,10 +137,6 @@ class MemoryIdentityCache:
 
     def person_org(self, person_id: PdId) -> PdId | None:
         return self.memberships.get(person_id)
-
-    @property
-    def merges(self) -> bool:
-        return self.linked or bool(self.merged)
 
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.creates.get((kind, key)) if self.any_creates else None
@@ -170,8 +166,8 @@ class MemoryIdentityCache:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
-        if not self.linked:
-            self.linked = links_persons(outcome)
+        if outcome.merged or (not self.merges and links_persons(outcome)):
+            self.merges = True
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
             if pd_id is None:
