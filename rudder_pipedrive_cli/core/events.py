@@ -288,13 +288,13 @@ def parse_event(raw: Any, source: str) -> Event:
         inner = _EMPTY
     objects = (raw, traits, inner)
     refused: Outcome | None = None
-    found: list[str | None] = []
+    found: list[str | None] = [None, None, None]
     try:
         # Each identity: the first present, non-empty value of its paths (a top-level null or
         # empty string falls back to the nested ones).
-        for places in _IDENTITY_PLACES:
+        for slot in 0, 1, 2:
             value = None
-            for index, key, path in places:
+            for index, key, path in _IDENTITY_PLACES[slot]:
                 value = objects[index].get(key)
                 if value is not None:
                     if type(value) is str:  # the common case
@@ -303,7 +303,7 @@ def parse_event(raw: Any, source: str) -> Event:
                         value = exact_identity(value, path)
                     if value is not None:
                         break
-            found.append(value)
+            found[slot] = value
         user_id, group_id, previous_id = found
         entries = context.get("externalId")
         external = {} if entries is None else external_ids(entries)

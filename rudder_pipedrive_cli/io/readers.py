@@ -319,8 +319,9 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
         loads = orjson.loads
         while line := readline(limit):
             number += 1
-            source.consumed += len(line)
-            if len(line) > cap and _oversized(line, cap):
+            size = len(line)
+            source.consumed += size
+            if size > cap and _oversized(line, cap):
                 _skip_line(line, readline, source)
                 yield from _line(name, number, None, cap)
                 continue
