@@ -167,9 +167,8 @@ def external_ids(entries: Any) -> dict[str, str]:
     """Of the entries of `context.externalId`, those of known types, by rpd's canonical type
     name, each id as its decimal digits. The list may also come as one `{"type", "id"}` object.
     Entries of other types are other destinations' (RudderStack keeps them all in one list) and
-    are passed over; an
-    entry of a Pipedrive type whose id cannot be a Pipedrive id, or two different ids of one
-    type, raise `EventError`: which record the event means is not known."""
+    are passed over; an entry of a Pipedrive type whose id cannot be a Pipedrive id, or two
+    different ids of one type, raise `EventError`: which record the event means is not known."""
     if isinstance(entries, Mapping):
         entries = [entries]
     elif not isinstance(entries, list):
@@ -261,23 +260,11 @@ def parse_event(raw: Any, source: str) -> Event:
     if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
         raise EventError(f"expected a JSON object, got {type(raw).__name__}")
     kind = raw.get("type")
-    if type(kind) is not str:
-        if kind is not None and not isinstance(kind, str):
-            raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
-        if kind is None:
-            raise EventError('event has no "type"')
-    kind = kind.strip()
-    if not kind:
+    if type(kind) is not str and kind is not None and not isinstance(kind, str):
+        raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
+    if not (kind := kind.strip() if kind is not None else ""):
         raise EventError('event has no "type"')
-    message_id = raw.get("messageId")
-    message_id = (
-        message_id.strip() or None if type(message_id) is str else identity_value(message_id)
-    )
-    anonymous_id = raw.get("anonymousId")
-    if type(anonymous_id) is str:
-        anonymous_id = anonymous_id.strip() or None
-    elif anonymous_id is not None:
-        anonymous_id = identity_value(anonymous_id)
+    message_id = identity_value(raw.get("messageId"))
     traits, context = raw.get("traits"), raw.get("context")
     if traits is None or (type(traits) is not dict and not isinstance(traits, Mapping)):
         traits = _EMPTY
@@ -321,7 +308,7 @@ def parse_event(raw: Any, source: str) -> Event:
         user_id=user_id,
         group_id=group_id,
         previous_id=previous_id,
-        anonymous_id=anonymous_id,
+        anonymous_id=identity_value(raw.get("anonymousId")),
         external=external,
         refused=refused,
     )
