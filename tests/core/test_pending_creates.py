@@ -62,7 +62,7 @@ def replay(
 def next_run(known: MemoryIdentityCache) -> MemoryIdentityCache:
     """`known` as a later run sees it (the state keeps marks; which events failed in this run,
     whose later events wait for them, is the run's own)."""
-    known.failed.clear()
+    known.held.clear()
     return known
 
 
