@@ -35,21 +35,21 @@ PREVIOUS_ID_PATHS = ("previousId", "traits.previousId", "context.traits.previous
 TIME_PATHS = ("timestamp", "originalTimestamp", "sentAt")
 
 
-def _split_paths(paths: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    return tuple(tuple(path.split(".")) for path in paths)
+# Where those paths start: the event, its `traits`, its `context.traits` (parse_event reads each
+# of them once per event).
+_OBJECTS = ("", "traits", "context.traits")
 
 
-_USER_ID_PARTS = _split_paths(USER_ID_PATHS)
-_GROUP_ID_PARTS = _split_paths(GROUP_ID_PATHS)
-_PREVIOUS_ID_PARTS = _split_paths(PREVIOUS_ID_PATHS)
-_EXTERNAL_ID_PARTS = ("context", "externalId")
-# Each identity's first path is a top-level key that parse_event reads with one get (most events
-# have it), then the fallbacks.
-_USER_ID_KEY, _USER_ID_NESTED = USER_ID_PATHS[0], _USER_ID_PARTS[1:]
-_GROUP_ID_KEY, _GROUP_ID_NESTED = GROUP_ID_PATHS[0], _GROUP_ID_PARTS[1:]
-_PREVIOUS_ID_KEY, _PREVIOUS_ID_NESTED = PREVIOUS_ID_PATHS[0], _PREVIOUS_ID_PARTS[1:]
-if "." in _USER_ID_KEY + _GROUP_ID_KEY + _PREVIOUS_ID_KEY:
-    raise ImportError("the first path of each identity must be a top-level key")
+def _places(paths: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
+    """Each path as (the object it starts at, its last key, the path for messages)."""
+    return tuple(
+        (_OBJECTS.index(path.rpartition(".")[0]), path.rpartition(".")[2], path) for path in paths
+    )
+
+
+# userId, groupId and previousId, in the order parse_event reads them.
+_IDENTITY_PLACES = (_places(USER_ID_PATHS), _places(GROUP_ID_PATHS), _places(PREVIOUS_ID_PATHS))
+_EMPTY: Mapping[str, Any] = {}  # what a missing object reads as (never written)
 
 
 # Integers past this are not exact as JSON numbers (doubles): 2**53.
@@ -152,19 +152,6 @@ def _kind_of(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def first_identity(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> str | None:
-    """The first present value of `paths` as an identity (see `exact_identity`)."""
-    for parts in paths:
-        value: Any = raw
-        for part in parts:  # get_parts, inlined: parse_event asks for every event
-            value = value.get(part) if type(value) is dict or isinstance(value, Mapping) else None
-        if value is not None:  # most fallbacks are absent: no path text to make for them
-            found = exact_identity(value, ".".join(parts))
-            if found is not None:
-                return found
-    return None
-
-
 def stable_id(raw: Mapping[str, Any]) -> str:
     """A stable identity for an event without messageId: a hash of its canonical JSON."""
     try:
@@ -176,15 +163,12 @@ def stable_id(raw: Mapping[str, Any]) -> str:
     return "sha1:" + hashlib.sha1(canonical).hexdigest()
 
 
-def external_ids(raw: Mapping[str, Any]) -> dict[str, str]:
-    """`context.externalId` entries of known types, by rpd's canonical type name, each id as its
-    decimal digits. The list may also come as one `{"type", "id"}` object. Entries of other types
-    are other destinations' (RudderStack keeps them all in one list) and are passed over; an
-    entry of a Pipedrive type whose id cannot be a Pipedrive id, or two different ids of one
-    type, raise `EventError`: which record the event means is not known."""
-    entries = get_parts(raw, _EXTERNAL_ID_PARTS)
-    if entries is None:  # most events
-        return {}
+def external_ids(entries: Any) -> dict[str, str]:
+    """Of the entries of `context.externalId`, those of known types, by rpd's canonical type
+    name, each id as its decimal digits. The list may also come as one `{"type", "id"}` object.
+    Entries of other types are other destinations' (RudderStack keeps them all in one list) and
+    are passed over; an entry of a Pipedrive type whose id cannot be a Pipedrive id, or two
+    different ids of one type, raise `EventError`: which record the event means is not known."""
     if isinstance(entries, Mapping):
         entries = [entries]
     elif not isinstance(entries, list):
@@ -276,23 +260,40 @@ def parse_event(raw: Any, source: str) -> Event:
     if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
         raise EventError(f"expected a JSON object, got {type(raw).__name__}")
     kind = raw.get("type")
-    if kind is not None and not isinstance(kind, str):
+    if type(kind) is not str and kind is not None and not isinstance(kind, str):
         raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
-    if kind is None or not kind.strip():
+    if not (kind := kind.strip() if kind is not None else ""):
         raise EventError('event has no "type"')
     message_id = identity_value(raw.get("messageId"))
+    traits, context = raw.get("traits"), raw.get("context")
+    if traits is None or (type(traits) is not dict and not isinstance(traits, Mapping)):
+        traits = _EMPTY
+    if context is None or (type(context) is not dict and not isinstance(context, Mapping)):
+        context = _EMPTY
+    inner = context.get("traits")
+    if inner is None or (type(inner) is not dict and not isinstance(inner, Mapping)):
+        inner = _EMPTY
+    objects = (raw, traits, inner)
     refused: Outcome | None = None
+    found: list[str | None] = [None, None, None]
     try:
-        user_id = exact_identity(raw.get(_USER_ID_KEY), _USER_ID_KEY)
-        if user_id is None:
-            user_id = first_identity(raw, _USER_ID_NESTED)
-        group_id = exact_identity(raw.get(_GROUP_ID_KEY), _GROUP_ID_KEY)
-        if group_id is None:
-            group_id = first_identity(raw, _GROUP_ID_NESTED)
-        previous_id = exact_identity(raw.get(_PREVIOUS_ID_KEY), _PREVIOUS_ID_KEY)
-        if previous_id is None:
-            previous_id = first_identity(raw, _PREVIOUS_ID_NESTED)
-        external = external_ids(raw)
+        # Each identity: the first present, non-empty value of its paths (a top-level null or
+        # empty string falls back to the nested ones).
+        for slot in 0, 1, 2:
+            value = None
+            for index, key, path in _IDENTITY_PLACES[slot]:
+                value = objects[index].get(key)
+                if value is not None:
+                    if type(value) is str:  # the common case
+                        value = value.strip() or None
+                    else:
+                        value = exact_identity(value, path)
+                    if value is not None:
+                        break
+            found[slot] = value
+        user_id, group_id, previous_id = found
+        entries = context.get("externalId")
+        external = {} if entries is None else external_ids(entries)
     except EventError as error:  # an event still, of its type: it fails when planned
         user_id = group_id = previous_id = None
         external = {}
@@ -301,7 +302,7 @@ def parse_event(raw: Any, source: str) -> Event:
         )
     return Event(
         id=message_id if message_id is not None else stable_id(raw),
-        type=kind.strip().lower(),
+        type=kind.lower(),
         source=source,
         raw=raw,
         user_id=user_id,

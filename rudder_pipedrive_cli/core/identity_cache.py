@@ -112,20 +112,22 @@ class MemoryIdentityCache:
         self.leads: MutableMapping[PdId, frozenset[str]] = tables()
         self.memberships: MutableMapping[PdId, PdId] = tables()
         self.merged: MutableMapping[PdId, PdId] = tables()
-        self.creates: MutableMapping[tuple[str, str], str] = tables()  # pending creates: sent at
-        self.pending_merges: MutableMapping[PdId, PdId] = tables()  # merges left unknown: into
-        self.failed: MutableMapping[tuple[str, str], bool] = tables()  # identities that failed
-        # Whether `learn` ever wrote to `failed` / `creates`: the guards of the lookups every
+        # The names of Outcome's: pending creates (their send time), pending merges (the person
+        # each would go into), identities held back (an event of theirs failed).
+        self.pending_creates: MutableMapping[tuple[str, str], str] = tables()
+        self.pending_merges: MutableMapping[PdId, PdId] = tables()
+        self.held: MutableMapping[tuple[str, str], bool] = tables()
+        # Whether `learn` ever wrote to `held` / `pending_creates`: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
-        self.any_failed = False
-        self.any_creates = False
-        self.linked = False  # two userIds were made to name one person (links_persons)
+        self.any_held = False
+        self.any_pending_creates = False
+        self.merges = False  # a merge or re-key is known: two userIds may name one person
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
 
     def person_id(self, user_id: str) -> PdId | None:
         person = self.persons.get(user_id)
-        if person is None or not self.merged:  # no merge known: the cached person as it is
+        if person is None or not self.merges:  # no merge known: the cached person as it is
             return person
         return survivor(person, self.merged.get)
 
@@ -138,26 +140,22 @@ class MemoryIdentityCache:
     def person_org(self, person_id: PdId) -> PdId | None:
         return self.memberships.get(person_id)
 
-    @property
-    def merges(self) -> bool:
-        return self.linked or bool(self.merged)
-
     def pending_create(self, kind: str, key: str) -> str | None:
-        return self.creates.get((kind, key)) if self.any_creates else None
+        return self.pending_creates.get((kind, key)) if self.any_pending_creates else None
 
     def merging_into(self, person_id: PdId) -> PdId | None:
         return self.pending_merges.get(person_id) if self.pending_merges else None
 
     def held_back(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.failed if self.any_failed else False
+        return (kind, key) in self.held if self.any_held else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
 
     def learn(self, outcome: Outcome) -> None:
         for slot in outcome.held_back:
-            self.failed[slot] = True
-            self.any_failed = True
+            self.held[slot] = True
+            self.any_held = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
@@ -170,16 +168,16 @@ class MemoryIdentityCache:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
-        if not self.linked:
-            self.linked = links_persons(outcome)
+        if outcome.merged or (not self.merges and links_persons(outcome)):
+            self.merges = True
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
             if pd_id is None:
                 table.pop(key, None)
             else:
                 table[key] = pd_id
-                if self.any_creates:  # its record is known now: nothing left to settle
-                    self.creates.pop((kind, key), None)
+                if self.any_pending_creates:  # its record is known now: nothing left to settle
+                    self.pending_creates.pop((kind, key), None)
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)
@@ -196,7 +194,7 @@ class MemoryIdentityCache:
             self.pending_merges.pop(person, None)  # a merge known done is settled
         for slot, sent_at in outcome.pending_creates.items():
             if sent_at is None:
-                self.creates.pop(slot, None)
+                self.pending_creates.pop(slot, None)
             else:
-                self.creates[slot] = sent_at
-                self.any_creates = True
+                self.pending_creates[slot] = sent_at
+                self.any_pending_creates = True

@@ -125,8 +125,7 @@ class EventReader:
         source = self._current
         if source is None:
             return self._finished_bytes
-        consumed = source.consumed if source.consumed is not None else source.count
-        return self._finished_bytes + consumed
+        return self._finished_bytes + (source.consumed if source.plain else source.count)
 
     def item_done(self, source: str, status: str) -> None:
         """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
@@ -264,29 +263,29 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
             # lines decompressed just before a truncated or corrupt part.
             stream = gzip.GzipFile(fileobj=stream, mode="rb")
         else:
-            source.consumed = 0  # lines are the stored bytes: count them as they are handed out
+            source.plain = True  # lines are the stored bytes: count them as they are handed out
         # A line may end in \r\n: two bytes past the cap tell an oversized line from a full one.
-        readline, limit, advance = stream.readline, cap + 2, source.advance
+        readline, limit = stream.readline, cap + 2
         while True:  # to the first non-blank line, which decides the layout
             first = readline(limit)
             if not first:
                 return
             number += 1
-            advance(len(first))
+            source.consumed += len(first)
             if first.startswith(BOM):
                 first = first[len(BOM) :]
             if first.strip() or _oversized(first, cap):  # too large: a failed item, blank or not
                 break
         held: list[tuple[int, bytes | None]] = [(number, first)]
         if _oversized(first, cap):
-            _skip_line(first, readline, advance)
+            _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
                 yield RawItem(source=name, error=_too_large("JSON document", cap))
                 return
             held = [(number, None)]
         elif first.lstrip().startswith(b"["):
             rest = stream.read(cap + 1 - len(first))
-            advance(len(rest))
+            source.consumed += len(rest)
             if len(first) + len(rest) > cap:
                 yield RawItem(source=name, error=_too_large("JSON document", cap))
                 return
@@ -307,10 +306,10 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
                     yield from _document_items(value, name)
                     return
                 number += 1
-                advance(len(line))
+                source.consumed += len(line)
                 size += len(line)
                 if _oversized(line, cap):
-                    _skip_line(line, readline, advance)
+                    _skip_line(line, readline, source)
                     held.append((number, None))
                 else:
                     held.append((number, line))
@@ -320,9 +319,10 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
         loads = orjson.loads
         while line := readline(limit):
             number += 1
-            advance(len(line))
-            if len(line) > cap and _oversized(line, cap):
-                _skip_line(line, readline, advance)
+            size = len(line)
+            source.consumed += size
+            if size > cap and _oversized(line, cap):
+                _skip_line(line, readline, source)
                 yield from _line(name, number, None, cap)
                 continue
             try:
@@ -361,15 +361,13 @@ def _oversized(line: bytes, cap: int) -> bool:
     return len(line) > cap and len(line.rstrip(b"\r\n")) > cap
 
 
-def _skip_line(
-    head: bytes, readline: Callable[[int], bytes], advance: Callable[[int], None]
-) -> None:
+def _skip_line(head: bytes, readline: Callable[[int], bytes], source: _RawSource) -> None:
     """Read past the rest of a line whose `head` was read, a chunk at a time (a stream with no
     newline at all, such as /dev/zero, is never held in memory)."""
     chunk = head
     while chunk and not chunk.endswith(b"\n"):
         chunk = readline(SKIP_CHUNK)
-        advance(len(chunk))
+        source.consumed += len(chunk)
 
 
 def _too_large(what: str, cap: int) -> str:
@@ -491,11 +489,10 @@ class _RawSource(io.RawIOBase):
         self._read = getattr(inner, "read1", inner.read)
         self._pending = b""
         self.count = 0
-        self.consumed: int | None = None  # bytes of lines handed out, for a plain file
-
-    def advance(self, size: int) -> None:
-        if self.consumed is not None:
-            self.consumed += size
+        self.consumed = 0  # bytes of lines handed out
+        self.plain = (
+            False  # those are the bytes read from the file (not gzip): progress counts them
+        )
 
     def readable(self) -> bool:
         return True

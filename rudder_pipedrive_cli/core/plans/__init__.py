@@ -56,17 +56,17 @@ def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, st
     merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
     and one of u-b are about one person: a failure of one holds the other back)."""
     user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
-    found = {("event", event.id)}
+    found = [("event", event.id)]
     if user_id is not None:
-        found.add(("person", user_id))
+        found.append(("person", user_id))
     if previous_id is not None:
-        found.add(("person", previous_id))
+        found.append(("person", previous_id))
     if group_id is not None:
-        found.add(("org", group_id))
+        found.append(("org", group_id))
     if known.merges:
-        found.update(
+        found += [
             ("person_id", str(person)) for person in persons_named(known, user_id, previous_id)
-        )
+        ]
     return frozenset(found)
 
 

@@ -73,7 +73,6 @@ class Entity:
     writable: frozenset[str]  # the standard fields its writes take
     identity_field: Callable[[PlanConfig], str]
     mapping: Callable[[PlanConfig], Mapping[str, str]]
-    cached: Callable[[IdentityCache, str], PdId | None]
 
     @property
     def item_endpoint(self) -> str:
@@ -95,7 +94,6 @@ PERSON = Entity(
     writable=PERSON_WRITABLE,
     identity_field=lambda config: config.user_id_field,
     mapping=lambda config: config.person_fields,
-    cached=lambda known, key: known.person_id(key),
 )
 ORG = Entity(
     kind="org",
@@ -112,7 +110,6 @@ ORG = Entity(
     writable=ORG_WRITABLE,
     identity_field=lambda config: config.group_id_field,
     mapping=lambda config: config.org_fields,
-    cached=lambda known, key: known.org_id(key),
 )
 
 
@@ -423,8 +420,7 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
             stage="validate",
         )
     info = ctx.config.field_types.get(field_key)
-    limit = text_limit(info)
-    if info is not None and limit is not None and len(key) > limit:
+    if info is not None and (limit := text_limit(info)) is not None and len(key) > limit:
         raise PlanFailure(
             f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
             f"{info.name} ({info.field_type}) holds at most {limit}",
@@ -437,40 +433,42 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
 def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref | None]:
     """External id, else what this event learned, else the cache, else itemSearch. None: not
     found (a failed lookup raises; it is never taken as "not found")."""
-    raw = ctx.event.external.get(external)
-    if raw is not None:
-        return Ref(id=external_id(raw, external), via="external", key=key, external=external)
+    if ctx.event.external:
+        raw = ctx.event.external.get(external)
+        if raw is not None:
+            return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    slot = (entity.kind, key)
-    if slot in ctx.ledger.resolved:
-        return ctx.ledger.resolved[slot]
-    if slot not in ctx.ledger.identities:  # present as None: forgotten as stale
-        cached = entity.cached(ctx.known, key)
+    ledger, known, slot = ctx.ledger, ctx.known, (entity.kind, key)
+    ref = ledger.resolved.get(slot)
+    if ref is not None:
+        return ref
+    if slot not in ledger.identities:  # present as None: forgotten as stale
+        cached = known.person_id(key) if entity is PERSON else known.org_id(key)
         # A merge left unknown (or settled by this event) may have moved it: ask merged_person.
         if (
             cached is not None
             and entity is PERSON
-            and (ctx.ledger.merged or ctx.known.merging_into(cached) is not None)
+            and (ledger.merged or known.merging_into(cached) is not None)
         ):
             cached = yield from merged_person(ctx, cached)
             if cached is None:  # both persons of a merge left unknown are gone: search
-                ctx.ledger.forget(entity, key)
+                ledger.forget(entity, key)
         if cached is not None:
             return Ref(id=cached, via="cache", key=key)
-    if slot not in ctx.ledger.pending_creates:
-        sent_at = ctx.known.pending_create(entity.kind, key)
+    if slot not in ledger.pending_creates:
+        sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ctx.ledger.pending_creates[slot] = None
+            ledger.pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
-                ctx.ledger.learn(entity, key, ref)
+                ledger.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
-    found_by, via = lookup(ctx, entity, key, indexed=slot not in ctx.ledger.identities)
+    found_by, via = lookup(ctx, entity, key, indexed=slot not in ledger.identities)
     ids = yield from found_by
     if not ids:
         if entity is PERSON and key in ctx.config.aliases:

@@ -1,0 +1,89 @@
+"""parse_event's identities: each one's fallbacks, in order, and what it refuses (issue 12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rudder_pipedrive_cli.core.events import EventError, parse_event
+
+
+def identities(**raw: Any) -> tuple[Any, ...]:
+    event = parse_event({"type": "identify", "messageId": "m-1", **raw}, "f:1")
+    refused = event.refused.reason if event.refused is not None else None
+    return event.user_id, event.group_id, event.previous_id, dict(event.external), refused
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # A top-level null or empty value falls back to the nested paths.
+        ({"groupId": None, "traits": {"groupId": "g-1"}}, (None, "g-1", None, {}, None)),
+        ({"userId": "  ", "traits": {"id": 5.0}}, ("5", None, None, {}, None)),
+        (
+            {
+                "previousId": "",
+                "traits": {"previousId": ""},
+                "context": {"traits": {"previousId": 7}},
+            },
+            (None, None, "7", {}, None),
+        ),
+        # The first present, non-empty value wins: traits.userId before traits.id.
+        ({"traits": {"userId": "u-1", "id": "u-2"}}, ("u-1", None, None, {}, None)),
+        # What is not an object is passed over, not an error.
+        ({"traits": "x", "context": {"traits": {"id": "u-2"}}}, ("u-2", None, None, {}, None)),
+        ({"context": "x", "traits": {"groupId": 3}}, (None, "3", None, {}, None)),
+        # A top-level value wins over the nested ones, which are then not read at all.
+        ({"userId": "u-1", "traits": {"userId": True}}, ("u-1", None, None, {}, None)),
+        (
+            {"userId": "u-1", "context": {"externalId": {"type": "person_id", "id": "007"}}},
+            ("u-1", None, None, {"person_id": "7"}, None),
+        ),
+        # An identity value that cannot be one refuses the event, naming the path it was read at.
+        (
+            {"userId": None, "traits": {"userId": True}},
+            (None, None, None, {}, "traits.userId is not a string or number (got true)"),
+        ),
+        (
+            {"userId": "u-1", "groupId": {"id": 1}},
+            (None, None, None, {}, "groupId is not a string or number (got an object)"),
+        ),
+        (
+            {"userId": "u-1", "context": {"traits": {"previousId": [1]}}},
+            (
+                None,
+                None,
+                None,
+                {},
+                "context.traits.previousId is not a string or number (got a list)",
+            ),
+        ),
+    ],
+)
+def test_identity_fallbacks(raw: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    assert identities(**raw) == expected
+
+
+def test_ids_type_and_anonymous_id() -> None:
+    event = parse_event({"type": " Track ", "messageId": 12.0, "anonymousId": " a-1 "}, "f:2")
+    assert (event.id, event.type, event.anonymous_id, event.source) == ("12", "track", "a-1", "f:2")
+    assert parse_event(
+        {"type": "track", "messageId": "  ", "anonymousId": ""}, "f:3"
+    ).id.startswith("sha1:")
+    assert parse_event({"type": "track", "anonymousId": ""}, "f:3").anonymous_id is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ([1], "expected a JSON object, got list"),
+        ({"userId": "u-1"}, 'event has no "type"'),
+        ({"type": "  "}, 'event has no "type"'),
+        ({"type": 3}, 'event "type" is not a string (got int)'),
+    ],
+)
+def test_not_an_event(raw: Any, message: str) -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event(raw, "f:1")
+    assert str(caught.value) == message
