@@ -143,14 +143,11 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
 
 
 class Ledger:
-    """What one plan has learned and decided so far; it becomes the Outcome. A plain class: its
-    containers are literals, half the time of a dataclass's default factories, once per event."""
+    """What one plan has learned and decided so far; it becomes the Outcome."""
 
-    __slots__ = (
-        "at", "dropped", "identities", "lead_origins", "memberships", "merged", "pending_creates",
-        "pending_merges", "recency", "resolved", "superseded", "updates", "warnings", "writes",
-        "wrote",
-    )  # fmt: skip
+    __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
+                 "pending_creates", "pending_merges", "recency", "resolved", "superseded",
+                 "updates", "warnings", "writes", "wrote")  # fmt: skip
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
