@@ -153,14 +153,10 @@ class MemoryIdentityCache:
         return self.times.get((kind, record), {}) if self.times else {}
 
     def learn(self, outcome: Outcome) -> None:
-        for slot in outcome.held_back:
-            self.held[slot] = True
-            self.any_held = True
-        for record, times in outcome.recency.items():
-            before = self.times.get(record)
-            self.times[record] = dict(times) if before is None else newest(before, times)
         if not (
             outcome.identities
+            or outcome.recency
+            or outcome.held_back
             or outcome.lead_origins
             or outcome.memberships
             or outcome.merged
@@ -168,6 +164,12 @@ class MemoryIdentityCache:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
+        for slot in outcome.held_back:
+            self.held[slot] = True
+            self.any_held = True
+        for record, times in outcome.recency.items():
+            before = self.times.get(record)
+            self.times[record] = dict(times) if before is None else newest(before, times)
         if outcome.merged or (not self.merges and links_persons(outcome)):
             self.merges = True
         for (kind, key), pd_id in outcome.identities.items():

@@ -4,7 +4,7 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -142,25 +142,29 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
         self.key = key
 
 
-@dataclass(slots=True)
 class Ledger:
     """What one plan has learned and decided so far; it becomes the Outcome."""
 
-    warnings: list[str] = field(default_factory=list)
-    dropped: list[str] = field(default_factory=list)
-    identities: dict[tuple[str, str], PdId | None] = field(default_factory=dict)
-    resolved: dict[tuple[str, str], Ref] = field(default_factory=dict)
-    lead_origins: dict[PdId, frozenset[str] | None] = field(default_factory=dict)
-    memberships: dict[PdId, PdId] = field(default_factory=dict)
-    merged: dict[PdId, PdId] = field(default_factory=dict)
-    pending_creates: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    pending_merges: dict[PdId, PdId | None] = field(default_factory=dict)
-    updates: list[tuple[str, PdId, dict[str, Any]]] = field(default_factory=list)
-    recency: dict[tuple[str, PdId], dict[str, str]] = field(default_factory=dict)
-    wrote: bool = False
-    writes: list[str] = field(default_factory=list)  # what each write made (Outcome.writes)
-    superseded: bool = False  # a write was left out whole: a later event wrote its fields
-    at: str | None = None  # the event's recency stamp, once read (Ctx.at)
+    __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
+                 "pending_creates", "pending_merges", "recency", "resolved", "superseded",
+                 "updates", "warnings", "writes", "wrote")  # fmt: skip
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+        self.dropped: list[str] = []
+        self.identities: dict[tuple[str, str], PdId | None] = {}
+        self.resolved: dict[tuple[str, str], Ref] = {}
+        self.lead_origins: dict[PdId, frozenset[str] | None] = {}
+        self.memberships: dict[PdId, PdId] = {}
+        self.merged: dict[PdId, PdId] = {}
+        self.pending_creates: dict[tuple[str, str], str | None] = {}
+        self.pending_merges: dict[PdId, PdId | None] = {}
+        self.updates: list[tuple[str, PdId, dict[str, Any]]] = []
+        self.recency: dict[tuple[str, PdId], dict[str, str]] = {}
+        self.wrote = False
+        self.writes: list[str] = []  # what each write made (Outcome.writes)
+        self.superseded = False  # a write was left out whole: a later event wrote its fields
+        self.at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
         self.identities[(entity.kind, key)] = ref.id
