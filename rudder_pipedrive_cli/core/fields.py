@@ -937,16 +937,17 @@ class Shaping:
     on_invalid: str = "fail"  # [fields] on_invalid, for a value mapped to the lead's value
 
 
-def _phones(value: Any, _: Shaping) -> Any:
-    return phones(value, "phones", []) or None
+Shape = Callable[[Any, Shaping], Any]
 
 
-def _emails(value: Any, shaping: Shaping) -> Any:
-    return emails(value, "emails", shaping.warnings) or None
+def mapped_shape(shape: StandardShape, key: str) -> Shape:
+    """A standard trait's shape, for a value mapped to its body key `key` (warned about as `key`;
+    a value holding no entry is left out)."""
+    return lambda value, shaping: shape(value, key, shaping.warnings) or None
 
 
-def _visible(value: Any, shaping: Shaping) -> Any:
-    return visible_to(value, "visible_to", shaping.warnings)
+def _name(value: Any, shaping: Shaping) -> Any:
+    return name_text(value, "a trait mapped to name", shaping.warnings)
 
 
 def _lead_visible(value: Any, shaping: Shaping) -> Any:
@@ -980,17 +981,15 @@ def _labels(value: Any, shaping: Shaping) -> Any:
     return lead_labels(value, shaping.labels, shaping.warnings, listed=shaping.listed) or None
 
 
-Shape = Callable[[Any, Shaping], Any]
+# A mapped value takes the shape its standard trait has (one table per entity: the rows above).
 PERSON_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
-    "emails": _emails,
-    "phones": _phones,
-    "visible_to": _visible,
+    "name": _name,
+    **{key: mapped_shape(shape, key) for _, key, shape, _ in PERSON_STANDARD},
     "add_time": _created,
 }
 ORG_SHAPES: Mapping[str, Shape] = {
-    "name": lambda value, shaping: name_text(value, "a trait mapped to name", shaping.warnings),
-    "visible_to": _visible,
+    "name": _name,
+    **{key: mapped_shape(shape, key) for _, key, shape, _ in ORG_STANDARD},
     "add_time": _created,
 }
 LEAD_SHAPES: Mapping[str, Shape] = {
@@ -1027,7 +1026,7 @@ DEAL_SHAPES: Mapping[str, Shape] = {
     "value": lambda value, shaping: as_number(value),
     "currency": lambda value, _: currency_code(value),
     "expected_close_date": lambda value, _: date_part(value),
-    "visible_to": _visible,
+    "visible_to": ORG_SHAPES["visible_to"],
 }
 
 

@@ -61,6 +61,25 @@ def test_traits_mapped_to_standard_fields_take_their_shape() -> None:
     assert body["add_time"] == "2019-05-05T00:00:00Z"
 
 
+def test_unusable_values_mapped_to_standard_fields_are_left_out_as_their_trait_is() -> None:
+    config = replace(
+        CONFIG,
+        person_fields={"workEmail": "emails", "cell": "phones", "vis": "visible_to"},
+    )
+    traits = {"name": "Ann", "workEmail": ["n/a", 5], "cell": [{"no": "value"}], "vis": "2"}
+    outcome, requests = replay({"type": "identify", "userId": "u-1", "traits": traits}, config)
+    assert outcome.status == "sent"
+    assert requests[-1].body == {
+        "name": "Ann",
+        "custom_fields": {USER_FIELD: "u-1"},
+    }
+    assert list(outcome.warnings) == [
+        "emails = n/a is not an email address; dropped",
+        "emails = 5 is not an email address; dropped",
+        "visible_to = 2 is not one of 1, 3, 5, 7; dropped",
+    ]
+
+
 def test_a_trait_mapped_to_a_field_rpd_sets_is_dropped_with_a_warning() -> None:
     config = replace(CONFIG, person_fields={"company": "org_id"})
     raw = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann", "company": 5}}

@@ -65,14 +65,13 @@ class Entity:
     collection: str
     search_type: str
     identity: str  # the RudderStack identity it is found by
-    setting: str  # the [identity] key naming its field
+    setting: str  # the [identity] key naming its field (a PlanConfig attribute)
+    fields: str  # the PlanConfig attribute holding its mapping
     name: Callable[[Traits, list[str]], str | None]  # its name, from the traits
     standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
     standard_keys: frozenset[str]
     shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
     writable: frozenset[str]  # the standard fields its writes take
-    identity_field: Callable[[PlanConfig], str]
-    mapping: Callable[[PlanConfig], Mapping[str, str]]
 
     @property
     def item_endpoint(self) -> str:
@@ -87,13 +86,12 @@ PERSON = Entity(
     search_type="person",
     identity="userId",
     setting="user_id_field",
+    fields="person_fields",
     name=person_name,
     standard=PERSON_STANDARD,
     standard_keys=PERSON_STANDARD_KEYS,
     shapes=PERSON_SHAPES,
     writable=PERSON_WRITABLE,
-    identity_field=lambda config: config.user_id_field,
-    mapping=lambda config: config.person_fields,
 )
 ORG = Entity(
     kind="org",
@@ -103,13 +101,12 @@ ORG = Entity(
     search_type="organization",
     identity="groupId",
     setting="group_id_field",
+    fields="org_fields",
     name=org_name,
     standard=ORG_STANDARD,
     standard_keys=ORG_STANDARD_KEYS,
     shapes=ORG_SHAPES,
     writable=ORG_WRITABLE,
-    identity_field=lambda config: config.group_id_field,
-    mapping=lambda config: config.org_fields,
 )
 
 
@@ -265,7 +262,7 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
     times = ctx.ledger.recency.setdefault((entity.kind, record), {})
-    for name in fields_of(body, entity.identity_field(ctx.config)):
+    for name in fields_of(body, getattr(ctx.config, entity.setting)):
         if at >= times.get(name, ""):
             times[name] = at
 
@@ -416,7 +413,7 @@ def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Excepti
 def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     """The identity field to find or write `key` in; refused when unset, or when the field (as
     listed) cannot hold the whole key: stored cut short, it could never be found again."""
-    field_key = entity.identity_field(ctx.config)
+    field_key: str = getattr(ctx.config, entity.setting)
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
@@ -717,11 +714,11 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
     body: dict[str, Any] = {} if name is None else {"name": name}
     read_standard(traits, entity.standard, body, warnings)
     config = ctx.config
-    mapping = entity.mapping(config)
+    mapping: Mapping[str, str] = getattr(config, entity.fields)
     custom: dict[str, Any] = {}
     table = compiled_mapping(mapping, config, entity.standard_keys)
     top = mapped_values(traits, table, config, warnings, custom=custom)
-    identity = entity.identity_field(config)
+    identity: str = getattr(config, entity.setting)
     if identity and custom and custom.pop(identity, None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
         paths = ", ".join(path for path, key in mapping.items() if key == identity)
@@ -750,9 +747,9 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
 
 
 def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str, Any]:
-    custom = dict(body.get("custom_fields", {}))
-    custom[field_key] = value
-    return {**body, "custom_fields": custom}
+    """`body` (a new one, from `entity_body`) with the identity in its custom fields, in place."""
+    body.setdefault("custom_fields", {})[field_key] = value
+    return body
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -871,7 +868,7 @@ def update(
     """PATCH a record (idempotent: an unknown outcome may simply be repeated) with the fields no
     later event wrote; False when none is left to send. A PATCH this event already made (before
     a stale cache hit re-planned it) is not made again."""
-    identity = entity.identity_field(ctx.config)
+    identity = getattr(ctx.config, entity.setting)
     body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
     if not body:
         ctx.ledger.superseded = ctx.ledger.superseded or left_out
