@@ -16,7 +16,7 @@ from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished, Intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans import decided, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.rootcause import RootCauses
@@ -63,12 +63,6 @@ def input_aliases(
         if event.previous_id is not None and event.user_id is not None:
             aliases.setdefault(event.previous_id, event.user_id)
     return aliases
-
-
-def decided(outcome: Outcome) -> Plan:
-    """A plan that makes no request: for input already decided (invalid, filtered, done)."""
-    yield from ()
-    return outcome
 
 
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from helpers_core import (
+    CONFIG,
     USER_FIELD,
     Case,
     check,
@@ -15,6 +16,10 @@ from helpers_core import (
     run,
     search_person,
 )
+
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.plans import HANDLERS, decided, plan_event
 
 CASES = [
     *(
@@ -216,6 +221,19 @@ def test_identity_values_are_used_or_refused(case: Case) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_plan_event(case: Case) -> None:
     case.verify()
+
+
+@pytest.mark.parametrize("kind", sorted(HANDLERS))
+def test_a_plan_is_its_handlers_own_generator(kind: str) -> None:
+    """One generator level (issue 12 item 2): `plan_event` hands back the handler's generator,
+    not a wrapper retrying it (the handler plans again itself on a stale cached id: the stale
+    cases of test_identify, test_group, test_alias and test_track); a decided event, `decided`'s.
+    """
+    raw = {"type": kind, "userId": "u-1", "previousId": "u-0", "groupId": "g-1", "event": "X"}
+    plan = plan_event(parse_event(raw, "t:1"), CONFIG, MemoryIdentityCache())
+    assert plan.gi_code is HANDLERS[kind].__code__
+    anonymous = parse_event({"type": kind, "anonymousId": "a-1", "event": "X"}, "t:2")
+    assert plan_event(anonymous, CONFIG, MemoryIdentityCache()).gi_code is decided.__code__
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

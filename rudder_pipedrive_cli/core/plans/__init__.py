@@ -25,16 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
 from rudder_pipedrive_cli.core.identity_cache import IdentityCache, persons_named
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Stale, Step
+from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Step
 from rudder_pipedrive_cli.core.protocol import Outcome, Plan
 
-__all__ = ["plan_event"]
+__all__ = ["decided", "plan_event"]
 
 # page, screen and other types: one value for all (real archives are full of them).
 UNSUPPORTED = Outcome(status="skipped", reason="unsupported type")
@@ -70,17 +69,23 @@ def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, st
     return frozenset(found)
 
 
+def decided(outcome: Outcome) -> Plan:
+    """A plan that makes no request: for input already decided (invalid, filtered, done)."""
+    yield from ()
+    return outcome
+
+
 def plan_event(
     event: Event, config: PlanConfig, known: IdentityCache, index: IdentityIndex | None = None
 ) -> Plan:
-    """The plan of one event: a generator of requests that returns the event's `Outcome`.
+    """The plan of one event: a generator of requests that returns the event's `Outcome`: its
+    handler's, the one generator level (which plans again itself on a stale cached id).
     With an identity `index`, identities it covers are resolved from it, not by search."""
     handler = HANDLERS.get(event.type)
     if handler is None:
-        yield from ()
-        return UNSUPPORTED
+        return decided(UNSUPPORTED)
     if event.refused is not None:  # an identity value that cannot be one (events.py)
-        return event.refused
+        return decided(event.refused)
     has_identity = (
         event.user_id is not None
         or bool(event.external)
@@ -90,13 +95,13 @@ def plan_event(
     )
     if not has_identity:
         if event.anonymous_id is not None:
-            return Outcome(status="skipped", reason="anonymous")
+            return decided(Outcome(status="skipped", reason="anonymous"))
         reason = "event has no userId, anonymousId or external id"
         if get_parts(event.raw, ("context", "externalId")) is not None:
             reason += (
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
-        return Outcome(status="failed", reason=reason, stage="validate")
+        return decided(Outcome(status="failed", reason=reason, stage="validate"))
     about = identities_of(event, known)
     held_back = known.held_back
     waiting = []
@@ -107,7 +112,7 @@ def plan_event(
         # An earlier event of this identity failed and may yet succeed: a rerun retries it
         # first, then this one, so the two take effect in input order (SPEC 5).
         kind, key = min(waiting)  # the same one named whatever the set's order
-        return Outcome(
+        waits = Outcome(
             status="failed",
             reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
             "(a rerun tries that one first)",
@@ -116,16 +121,6 @@ def plan_event(
             retryable=True,
             held_back=about,
         )
-    ledger = Ledger()
-    ctx = Ctx(event=event, config=config, known=known, ledger=ledger, index=index)
-    # Each round that meets a stale cached id forgets it, and a forgotten id is never taken from
-    # the cache again: an event has few identities, so this ends after a few rounds at most.
-    while True:
-        try:
-            return (yield from handler(ctx))
-        except Stale as stale:
-            # What this event already learned or created stays in the ledger and is reused.
-            ledger.forget(stale.entity, stale.key)
-        except PlanFailure as failure:
-            # Later events of its identities wait for a retry of it, when one could succeed.
-            return ledger.failed(failure, held_back=about if failure.retryable else frozenset())
+        return decided(waits)
+    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index, about=about)
+    return handler(ctx)

@@ -9,6 +9,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
     Ref,
+    Stale,
     Step,
     entity_body,
     expect,
@@ -31,47 +32,52 @@ MERGED_BEFORE = "merged in an earlier run"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
-    event = ctx.event
-    previous_id, user_id = event.previous_id, event.user_id
-    if previous_id is None and "prev_person_id" not in event.external:
-        raise PlanFailure(
-            "alias needs a previousId or a prev_person_id external id", stage="validate"
-        )
-    if user_id is None and "curr_person_id" not in event.external:
-        raise PlanFailure("alias needs a userId or a curr_person_id external id", stage="validate")
-    traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)
-    previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
-    current = yield from find(ctx, PERSON, user_id, "curr_person_id")
-    merged_before = False
-    if previous is not None and current is not None:
-        if previous.id != current.id:
-            merged_before = not (yield from merge(ctx, previous, current))
-        elif current.id in ctx.ledger.merged.values():
-            # One person because a merge into it, left unknown (by this alias in a run that was
-            # killed, say), was found done just now: the merge this alias asks for.
-            merged_before = True
-        survivor = current
-    elif previous is not None and user_id is not None:
-        # Only the previous person exists: it becomes the userId's person.
-        body = entity_body(ctx, PERSON, traits, create=False)
-        body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
-        note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
-        yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
-        survivor = previous
-    elif current is not None:
-        body = entity_body(ctx, PERSON, traits, create=False)
-        if body:
-            note = f"update person {current.id} ({current.how}; previous not found)"
-            yield from update(ctx, PERSON, current, body, stage="update person", note=note)
-        survivor = current
-    else:
-        raise PlanFailure(NEITHER, stage="lookup person")
-    for key in (previous_id, user_id):
-        if key is not None and (previous is not None or key == user_id):
-            ctx.ledger.learn(PERSON, key, survivor)
-    if merged_before and not ctx.ledger.wrote:
-        return ctx.ledger.outcome("unchanged", MERGED_BEFORE)
-    return ctx.ledger.finish()
+    try:
+        event = ctx.event
+        previous_id, user_id = event.previous_id, event.user_id
+        if previous_id is None and "prev_person_id" not in event.external:
+            raise PlanFailure(
+                "alias needs a previousId or a prev_person_id external id", stage="validate"
+            )
+        if user_id is None and "curr_person_id" not in event.external:
+            raise PlanFailure(
+                "alias needs a userId or a curr_person_id external id", stage="validate"
+            )
+        traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)
+        previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
+        current = yield from find(ctx, PERSON, user_id, "curr_person_id")
+        merged_before = False
+        if previous is not None and current is not None:
+            if previous.id != current.id:
+                merged_before = not (yield from merge(ctx, previous, current))
+            elif current.id in ctx.ledger.merged.values():
+                # One person because a merge into it, left unknown (by this alias in a run that was
+                # killed, say), was found done just now: the merge this alias asks for.
+                merged_before = True
+            survivor = current
+        elif previous is not None and user_id is not None:
+            # Only the previous person exists: it becomes the userId's person.
+            body = entity_body(ctx, PERSON, traits, create=False)
+            body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
+            note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
+            yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
+            survivor = previous
+        elif current is not None:
+            body = entity_body(ctx, PERSON, traits, create=False)
+            if body:
+                note = f"update person {current.id} ({current.how}; previous not found)"
+                yield from update(ctx, PERSON, current, body, stage="update person", note=note)
+            survivor = current
+        else:
+            raise PlanFailure(NEITHER, stage="lookup person")
+        for key in (previous_id, user_id):
+            if key is not None and (previous is not None or key == user_id):
+                ctx.ledger.learn(PERSON, key, survivor)
+        if merged_before and not ctx.ledger.wrote:
+            return ctx.ledger.outcome("unchanged", MERGED_BEFORE)
+        return ctx.ledger.finish()
+    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
+        return ctx.ended(signal) or (yield from plan(ctx))
 
 
 def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:

@@ -238,6 +238,16 @@ class Ctx:
     known: IdentityCache
     ledger: Ledger
     index: IdentityIndex | None = None  # the identity index, when identities go by index
+    about: frozenset[tuple[str, str]] = frozenset()  # the event's identities (identities_of)
+
+    def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
+        """After `Stale`, None: the gone id forgotten (never taken from the cache again, so a few
+        rounds at most), plan the event again with what it learned. Else the failed outcome;
+        later events of its identities wait for a retry of it, when one could succeed."""
+        if isinstance(signal, Stale):
+            self.ledger.forget(signal.entity, signal.key)
+            return None
+        return self.ledger.failed(signal, self.about if signal.retryable else frozenset())
 
     @property
     def at(self) -> str:

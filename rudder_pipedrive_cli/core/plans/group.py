@@ -26,42 +26,47 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
-    event = ctx.event
-    group_id, user_id = event.group_id, event.user_id
-    if group_id is None and "org_id" not in event.external:
-        raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")
-    if user_id is None and "person_id" not in event.external:
-        raise PlanFailure(
-            "group needs a person: a userId or a person_id external id", stage="validate"
-        )
-    org_traits = Traits.of(event.raw, TRAITS)
-    # Look up and validate everything before writing, so an event that must fail has no effects.
-    org = yield from find(ctx, ORG, group_id, "org_id")
-    person = yield from find(ctx, PERSON, user_id, "person_id")
-    new_person: dict[str, Any] | None = None
-    if person is None:
-        if user_id is None:  # find() answers None only after searching a userId
-            raise PlanFailure("group needs a person: a userId", stage="validate")
-        new_person = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
-    if org is None:
-        if group_id is None:  # find() answers None only after searching a groupId
+    try:
+        event = ctx.event
+        group_id, user_id = event.group_id, event.user_id
+        if group_id is None and "org_id" not in event.external:
             raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")
-        org_body = entity_body(ctx, ORG, org_traits, create=True)
-        if "name" not in org_body:
+        if user_id is None and "person_id" not in event.external:
             raise PlanFailure(
-                "cannot create organization without a name", stage="create organization"
+                "group needs a person: a userId or a person_id external id", stage="validate"
             )
-        org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
-        note = f"create organization {group_id} (not found)"
-        org = yield from create(ctx, ORG, group_id, org_body, note)
-    elif org.via != "created":  # created by an earlier round of this plan, with these fields
-        yield from update_org(ctx, org, entity_body(ctx, ORG, org_traits, create=False))
-    if person is None and new_person is not None and user_id is not None:
-        # A new person joins the organization in its create: no second request.
-        yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
-    elif person is not None:
-        yield from link(ctx, person, org)
-    return ctx.ledger.finish()
+        org_traits = Traits.of(event.raw, TRAITS)
+        # Look up and validate everything before writing, so an event that must fail has no effects.
+        org = yield from find(ctx, ORG, group_id, "org_id")
+        person = yield from find(ctx, PERSON, user_id, "person_id")
+        new_person: dict[str, Any] | None = None
+        if person is None:
+            if user_id is None:  # find() answers None only after searching a userId
+                raise PlanFailure("group needs a person: a userId", stage="validate")
+            new_person = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
+        if org is None:
+            if group_id is None:  # find() answers None only after searching a groupId
+                raise PlanFailure(
+                    "group needs a groupId or an org_id external id", stage="validate"
+                )
+            org_body = entity_body(ctx, ORG, org_traits, create=True)
+            if "name" not in org_body:
+                raise PlanFailure(
+                    "cannot create organization without a name", stage="create organization"
+                )
+            org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
+            note = f"create organization {group_id} (not found)"
+            org = yield from create(ctx, ORG, group_id, org_body, note)
+        elif org.via != "created":  # created by an earlier round of this plan, with these fields
+            yield from update_org(ctx, org, entity_body(ctx, ORG, org_traits, create=False))
+        if person is None and new_person is not None and user_id is not None:
+            # A new person joins the organization in its create: no second request.
+            yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
+        elif person is not None:
+            yield from link(ctx, person, org)
+        return ctx.ledger.finish()
+    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
+        return ctx.ended(signal) or (yield from plan(ctx))
 
 
 def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:

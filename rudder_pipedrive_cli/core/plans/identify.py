@@ -7,6 +7,7 @@ from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
 from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
+    Stale,
     Step,
     create_person,
     entity_body,
@@ -22,27 +23,30 @@ NEEDS = "identify needs a userId or a person_id external id"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
-    event = ctx.event
-    user_id = event.user_id
-    if user_id is None and "person_id" not in event.external:
-        raise PlanFailure(NEEDS, stage="validate")
-    traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
-    person = yield from find(ctx, PERSON, user_id, "person_id")
-    if person is None:
-        if user_id is None:  # find() answers None only after searching a userId
+    try:
+        event = ctx.event
+        user_id = event.user_id
+        if user_id is None and "person_id" not in event.external:
             raise PlanFailure(NEEDS, stage="validate")
-        yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
+        traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
+        person = yield from find(ctx, PERSON, user_id, "person_id")
+        if person is None:
+            if user_id is None:  # find() answers None only after searching a userId
+                raise PlanFailure(NEEDS, stage="validate")
+            yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
+            return ctx.ledger.finish()
+        body = entity_body(ctx, PERSON, traits, create=False)
+        # The userId the external id names a person for (None when found another way).
+        named = user_id if person.via == "external" else None
+        if named is not None and ctx.config.user_id_field:
+            body = with_identity(body, require_field(ctx, PERSON, named), named)
+        if body:
+            note = f"update person {person.id} ({person.how})"
+            yield from update(ctx, PERSON, person, body, stage="update person", note=note)
+        if named is not None:
+            # The external id names this userId's person (now that Pipedrive took the update):
+            # record it there and in the cache.
+            ctx.ledger.learn(PERSON, named, person)
         return ctx.ledger.finish()
-    body = entity_body(ctx, PERSON, traits, create=False)
-    # The userId the external id names a person for (None when found another way).
-    named = user_id if person.via == "external" else None
-    if named is not None and ctx.config.user_id_field:
-        body = with_identity(body, require_field(ctx, PERSON, named), named)
-    if body:
-        note = f"update person {person.id} ({person.how})"
-        yield from update(ctx, PERSON, person, body, stage="update person", note=note)
-    if named is not None:
-        # The external id names this userId's person (now that Pipedrive took the update):
-        # record it there and in the cache.
-        ctx.ledger.learn(PERSON, named, person)
-    return ctx.ledger.finish()
+    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
+        return ctx.ended(signal) or (yield from plan(ctx))

@@ -47,6 +47,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
     Ref,
+    Stale,
     Step,
     create_person,
     expect,
@@ -124,34 +125,37 @@ KINDS: Mapping[str, Kind] = {
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
-    event = ctx.event
-    name = text(event.raw.get("event"))
-    if name is None:
-        raise PlanFailure("track needs an event name (the lead title)", stage="validate")
-    rule = ctx.config.track_rules.match(name)
-    if rule is not None and rule.create == "skip":
-        return ctx.ledger.outcome("skipped", SKIP_REASON)
-    if rule is not None and rule.unresolvable:
-        raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
-    user_id = event.user_id
-    if user_id is None and "person_id" not in event.external:
-        raise PlanFailure(
-            "track needs a person: a userId or a person_id external id", stage="validate"
-        )
-    kind = KINDS["lead" if rule is None else rule.create]
-    body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
-    person = yield from find(ctx, PERSON, user_id, "person_id")
-    if person is None:
-        if user_id is None:  # find() answers None only after searching a userId
-            raise PlanFailure("track needs a person: a userId", stage="validate")
-        created = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
-        person = yield from create_person(ctx, user_id, created)
-    origins = yield from known_origins(ctx, kind, person)
-    if origin in origins:
-        return ctx.ledger.outcome("skipped", "already done")
-    body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
-    yield from create_record(ctx, kind, person, body, origin, origins, name)
-    return ctx.ledger.finish()
+    try:
+        event = ctx.event
+        name = text(event.raw.get("event"))
+        if name is None:
+            raise PlanFailure("track needs an event name (the lead title)", stage="validate")
+        rule = ctx.config.track_rules.match(name)
+        if rule is not None and rule.create == "skip":
+            return ctx.ledger.outcome("skipped", SKIP_REASON)
+        if rule is not None and rule.unresolvable:
+            raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
+        user_id = event.user_id
+        if user_id is None and "person_id" not in event.external:
+            raise PlanFailure(
+                "track needs a person: a userId or a person_id external id", stage="validate"
+            )
+        kind = KINDS["lead" if rule is None else rule.create]
+        body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
+        person = yield from find(ctx, PERSON, user_id, "person_id")
+        if person is None:
+            if user_id is None:  # find() answers None only after searching a userId
+                raise PlanFailure("track needs a person: a userId", stage="validate")
+            created = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
+            person = yield from create_person(ctx, user_id, created)
+        origins = yield from known_origins(ctx, kind, person)
+        if origin in origins:
+            return ctx.ledger.outcome("skipped", "already done")
+        body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
+        yield from create_record(ctx, kind, person, body, origin, origins, name)
+        return ctx.ledger.finish()
+    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
+        return ctx.ended(signal) or (yield from plan(ctx))
 
 
 # --- bodies ----------------------------------------------------------------------------------
