@@ -60,8 +60,14 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
             return failed_outcome(response.failed, stage)
         stage = request.stage
         response = send(request)
-    if response is not None and response.failed is not None and outcome.status != "failed":
-        return failed_outcome(response.failed, stage)
+    return settled(outcome, response, stage)
+
+
+def settled(outcome: Outcome, last: ApiResponse | None, stage: str) -> Outcome:
+    """The event's outcome once its plan ended: failed when its last answer said the transport
+    gave up, whatever the plan made of it (both drivers end with this)."""
+    if last is not None and last.failed is not None and outcome.status != "failed":
+        return failed_outcome(last.failed, stage)
     return outcome
 
 

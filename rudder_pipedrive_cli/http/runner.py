@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
-from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised
+from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised, settled
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -55,9 +55,7 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
                 response = await send(request)
             except PlanFailure as failure:
                 response = gave_up(failure, stage)
-        if response is not None and response.failed is not None and outcome.status != "failed":
-            return failed_outcome(response.failed, stage)
-        return outcome
+        return settled(outcome, response, stage)
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()
