@@ -19,7 +19,6 @@ from rudder_pipedrive_cli.core.fields import (
     mapped_values,
     person_name,
     phones,
-    read_standard,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -248,7 +247,9 @@ def test_phones_first_is_primary(value: Any, expected: list[str]) -> None:
 def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
     """The `emails` a person's body gets from an `email` trait holding `value`."""
     body: dict[str, Any] = {}
-    read_standard(Traits(sources=({"email": value},)), PERSON_STANDARD, body, warnings)
+    config = PlanConfig()
+    table = compiled_mapping({}, config, rows=PERSON_STANDARD)
+    mapped_values(Traits(sources=({"email": value},)), table, config, warnings, body=body)
     return body.get("emails")
 
 
@@ -377,7 +378,8 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
     found = ["prefs"]  # what another body of the event dropped: listed once
-    dropped(traits, compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"})), found)
+    table = compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"}))
+    dropped(traits.sources, table, found)
     assert found == ["prefs", "address.street", "junk"]
 
 
@@ -459,7 +461,7 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
         Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
     )
     found: list[str] = []
-    dropped(flat, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
+    dropped(flat.sources, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
     assert found == []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -39,3 +40,6 @@ class PlanConfig:
     # previousId -> userId of the input's alias events (send's first pass over its files): a
     # userId Pipedrive does not find may be one an earlier run's alias merged or re-keyed away.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # The mappings compiled for this config (core/fields.py `compiled_mapping`), made at first
+    # use: a body is a loop over their rows. Never copied by `replace` (a new config, new tables).
+    compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
