@@ -91,9 +91,15 @@ class Traits:  # immutable by convention: see protocol.py
         self.sources = sources
         # One-key reads, from the sources merged (first non-None value wins); made here, since a
         # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
+        # A None or "" value reads as absent either way (every reader of `flat` skips both).
         if len(sources) == 1:
-            self.flat: Mapping[str, Any] = sources[0]  # a None value reads as absent either way
+            self.flat: Mapping[str, Any] = sources[0]
             return
+        if len(sources) == 2:
+            first = sources[0].values()
+            if None not in first and "" not in first:  # nothing of the first to fall through
+                self.flat = {**sources[1], **sources[0]}
+                return
         flat: dict[str, Any] = {}
         for source in sources:
             for key, value in source.items():
@@ -153,9 +159,14 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
         value = source.get("name")
-        name = (value.strip() or None) if type(value) is str else name_text(value, "name", warnings)
-        if name is not None:
-            return name
+        if value is not None:
+            name = (
+                (value.strip() or None)
+                if type(value) is str
+                else name_text(value, "name", warnings)
+            )
+            if name is not None:
+                return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
             for path in paths:  # the first that is a name; each one read before it warns

@@ -10,7 +10,9 @@ import pytest
 from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
+    CONTEXT_TRAITS,
     PERSON_STANDARD,
+    TRAITS,
     Traits,
     add_time,
     compiled_mapping,
@@ -498,3 +500,19 @@ def test_only_strings_that_look_like_addresses_are_emails(
     assert (found or [{}])[0].get("primary", True) is True
     assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]
     assert {redacted_warning(w) for w in warnings} <= {"email is not an email address; dropped"}
+
+
+@pytest.mark.parametrize(
+    ("top", "context", "expected"),
+    [
+        ({"role": "CTO", "plan": "Pro"}, {"role": "Eng", "tier": 2}, ("CTO", "Pro", 2)),
+        ({"role": None, "plan": ""}, {"role": "Eng", "plan": "Free"}, ("Eng", "Free", None)),
+        ({"role": "", "tier": 3}, {"role": None}, (None, None, 3)),
+    ],
+)
+def test_top_level_traits_win_and_absent_ones_fall_through_to_context(
+    top: dict[str, Any], context: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    traits = Traits({"traits": top, "context": {"traits": context}}, TRAITS, CONTEXT_TRAITS)
+    assert traits.sources == (top, context)
+    assert tuple(traits.get(key) for key in ("role", "plan", "tier")) == expected

@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCac
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
-from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
+from rudder_pipedrive_cli.core.recency import CUSTOM, UNTIMED, fresh, newest, stamp
 from rudder_pipedrive_cli.core.wrappers import json_kind
 
 T = TypeVar("T")
@@ -271,9 +271,11 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
     times = ctx.ledger.recency.setdefault((entity.kind, record), {})
-    for name in fields_of(body, getattr(ctx.config, entity.setting)):
-        if at >= times.get(name, ""):
-            times[name] = at
+    identity = getattr(ctx.config, entity.setting)
+    for key, value in body.items():  # top-level keys and the keys of custom_fields
+        for name in value if key == CUSTOM else (key,):
+            if name != identity and name not in UNTIMED and at >= times.get(name, ""):
+                times[name] = at
 
 
 # --- reading answers -------------------------------------------------------------------------
