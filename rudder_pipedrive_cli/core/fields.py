@@ -159,14 +159,9 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
         value = source.get("name")
-        if value is not None:
-            name = (
-                (value.strip() or None)
-                if type(value) is str
-                else name_text(value, "name", warnings)
-            )
-            if name is not None:
-                return name
+        name = None if value is None else name_text(value, "name", warnings)
+        if name is not None:
+            return name
         parts = []
         for paths in (FIRST_NAME_PATHS, LAST_NAME_PATHS):
             for path in paths:  # the first that is a name; each one read before it warns
@@ -650,30 +645,34 @@ def compiled_mapping(
     standard: frozenset[str] = frozenset(),
     rows: tuple[StandardRow, ...] = (),
     identity: str = "",
+    key: object = None,
 ) -> MappingTable:
     """The table of an entity's standard trait `rows` (`standard`: every trait key a plan reads
     itself) and of its `mapping` under `config`, whose custom field `identity` rpd fills. Worked
-    out once per config (the bodies keep it in `PlanConfig.compiled`), not per event."""
+    out once per config: kept in `PlanConfig.compiled` under `key`, where bodies look first."""
     table: list[Row] = [
         (trait, key, STANDARD, shape, said, False) for trait, key, shape, said in rows
     ]
-    for path, key in mapping.items():
-        info = config.field_types.get(key)
+    for path, field in mapping.items():
+        info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
         typed = None if convert is None else info
-        how = NEVER if key in NEVER_SENT else CUSTOM if is_custom(key, config) else MAPPED
-        table.append((path, key, how, convert, typed, "." in path))
+        how = NEVER if field in NEVER_SENT else CUSTOM if is_custom(field, config) else MAPPED
+        table.append((path, field, how, convert, typed, "." in path))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
-    return MappingTable(
+    compiled = config.compiled[key] = MappingTable(
         rows=tuple(table),
         sent=frozenset(mapping) | standard | IDENTITY_KEYS,
         inner=inner,
         mapped=any(row[2] == MAPPED for row in table),
         monetary=any(row[3] is to_money for row in table if row[2] == CUSTOM),
-        identity_paths=", ".join(path for path, key in mapping.items() if identity == key != ""),
+        identity_paths=", ".join(
+            path for path, field in mapping.items() if identity == field != ""
+        ),
     )
+    return compiled
 
 
 def mapped_values(

@@ -721,15 +721,14 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    table = config.compiled.get(entity.kind)
-    if table is None:
-        table = config.compiled[entity.kind] = compiled_mapping(
-            getattr(config, entity.fields),
-            config,
-            entity.standard_keys,
-            entity.standard,
-            getattr(config, entity.setting),
-        )
+    table = config.compiled.get(entity.kind) or compiled_mapping(
+        getattr(config, entity.fields),
+        config,
+        entity.standard_keys,
+        entity.standard,
+        getattr(config, entity.setting),
+        entity.kind,
+    )
     # The name: most events give it, as a string, in their first source.
     sources = traits.sources
     given = sources[0].get("name") if sources else None

@@ -25,7 +25,6 @@ from rudder_pipedrive_cli.core.fields import (
     LEAD_STANDARD_KEYS,
     LEAD_WRITABLE,
     PROPERTIES,
-    MappingTable,
     Shaping,
     Traits,
     compiled_mapping,
@@ -43,7 +42,6 @@ from rudder_pipedrive_cli.core.fields import (
 )
 from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.index import origins_key
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
@@ -175,7 +173,9 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     config, warnings = ctx.config, ctx.ledger.warnings
     properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
-    table = config.compiled.get(id(mapping)) or compiled_track(mapping, config)
+    table = config.compiled.get(id(mapping)) or compiled_mapping(
+        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
+    )
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
     body = mapped_values(properties, table, config, warnings, currency)
@@ -210,12 +210,6 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     return body, body["origin_id"]
 
 
-def compiled_track(mapping: Mapping[str, str], config: PlanConfig) -> MappingTable:
-    """The table of a lead's or deal's mapping (the same for both), kept with the config."""
-    table = config.compiled[id(mapping)] = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
-    return table
-
-
 def close_date(properties: Traits, warnings: list[str]) -> str | None:
     close = properties.get("expected_close_date")
     if close is None:
@@ -240,7 +234,9 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given
-    table = config.compiled.get(id(mapping)) or compiled_track(mapping, config)
+    table = config.compiled.get(id(mapping)) or compiled_mapping(
+        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
+    )
     custom: dict[str, Any] = {}
     top = mapped_values(properties, table, config, warnings, currency, custom)
     if top:
