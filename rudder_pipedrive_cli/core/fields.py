@@ -75,31 +75,25 @@ class Traits:  # immutable by convention: see protocol.py
     ) -> None:
         """The objects of the event `raw` at `paths` (each a tuple of keys: `CONTEXT_TRAITS`),
         else the `sources` given."""
-        if raw is not None:
-            found_sources = []
-            for parts in paths:
-                found: Any = raw
-                for part in parts:
-                    found = (
-                        found.get(part)
-                        if type(found) is dict or isinstance(found, Mapping)
-                        else None
-                    )
-                if type(found) is dict or isinstance(found, Mapping):
-                    found_sources.append(found)
-            sources = tuple(found_sources)
+        for parts in paths:
+            found: Any = raw
+            for part in parts:
+                found = (
+                    found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+                )
+            if type(found) is dict or isinstance(found, Mapping):
+                sources += (found,)
         self.sources = sources
         # One-key reads, from the sources merged (first non-None value wins); made here, since a
         # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
         # A None or "" value reads as absent either way (every reader of `flat` skips both).
-        if len(sources) == 1:
+        count = len(sources)
+        if count == 1:
             self.flat: Mapping[str, Any] = sources[0]
             return
-        if len(sources) == 2:
-            first = sources[0].values()
-            if None not in first and "" not in first:  # nothing of the first to fall through
-                self.flat = {**sources[1], **sources[0]}
-                return
+        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
+            self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
+            return
         flat: dict[str, Any] = {}
         for source in sources:
             for key, value in source.items():
