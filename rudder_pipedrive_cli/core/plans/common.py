@@ -737,7 +737,7 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
         name = entity.name(traits, warnings)
     body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
-    top = mapped_values(traits, table, config, warnings, custom=custom, body=body)
+    top = mapped_values(traits, table, config, warnings, "", custom, body)
     if table.identity_paths and custom.pop(getattr(config, entity.setting), None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
         warnings.append(
