@@ -73,8 +73,7 @@ class Traits:  # immutable by convention: see protocol.py
         *paths: tuple[str, ...],
         sources: tuple[Mapping[str, Any], ...] = (),
     ) -> None:
-        """The objects of the event `raw` at `paths` (each a tuple of keys: `CONTEXT_TRAITS`),
-        else the `sources` given."""
+        """The objects of the event `raw` at `paths` (`CONTEXT_TRAITS`), else `sources`."""
         for parts in paths:
             found: Any = raw
             for part in parts:
@@ -608,28 +607,24 @@ def unconvertible(
     )
 
 
-# What a row of a compiled mapping does with the value at its path: a standard trait shaped into
-# the body, a custom field (into `custom_fields`, or the body of a v1 lead), a standard field a
-# trait is mapped to (shaped when the body is made), a key rpd never sends (warned about).
-STANDARD, CUSTOM, MAPPED, NEVER = range(4)
 # One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does (above), its shape (STANDARD) or the coercion of the field's listed type (None:
-# the value goes as it is), the field (STANDARD: whether a value holding no entry is warned
-# about), and whether the path is dotted (else it is one key of the merged traits).
+# the row does (a STANDARD trait shaped into the body, a CUSTOM field, a standard field a trait is
+# MAPPED to, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's listed
+# type (None: as it is), the field (STANDARD: whether a value holding no entry is warned about),
+# and whether the path is dotted (else it is one key of the merged traits).
+STANDARD, CUSTOM, MAPPED, NEVER = range(4)
 Row = tuple[str, str, int, Any, Any, bool]
 
 
 class MappingTable(NamedTuple):
-    """A mapping as a body is made from it: its rows, the trait paths never reported as dropped
-    (mapped, standard or identity paths), the paths a mapped dotted path goes through
-    ("address" for "address.city"), whether a row maps a trait to a standard field or a
-    monetary custom field (the bodies' slower paths), and the paths mapped to `identity`."""
+    """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
+    the paths a mapped dotted path goes through ("address" for "address.city"); whether a body
+    needs shaping (a row is MAPPED, or a monetary custom field); the paths mapped to identity."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-    mapped: bool
-    monetary: bool
+    shaped: bool
     identity_paths: str
 
 
@@ -660,8 +655,7 @@ def compiled_mapping(
         rows=tuple(table),
         sent=frozenset(mapping) | standard | IDENTITY_KEYS,
         inner=inner,
-        mapped=any(row[2] == MAPPED for row in table),
-        monetary=any(row[3] is to_money for row in table if row[2] == CUSTOM),
+        shaped=any(how == MAPPED or convert is to_money for _, _, how, convert, _, _ in table),
         identity_paths=", ".join(
             path for path, field in mapping.items() if identity == field != ""
         ),
@@ -936,10 +930,8 @@ RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_
 class Shaping:
     create: bool
     currency: Any  # the event's currency (see `Coerce`)
-    labels: Mapping[str, str]
     warnings: list[str]
-    listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
-    on_invalid: str = "fail"  # [fields] on_invalid, for a value mapped to the lead's value
+    config: PlanConfig  # its lead labels (listed with its field listing), [fields] on_invalid
 
 
 Shape = Callable[[Any, Shaping], Any]
@@ -977,13 +969,17 @@ def _lead_value(value: Any, shaping: Shaping) -> Any:
             redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )
-        refuse(failure, shaping.on_invalid, shaping.warnings, "left out")
+        refuse(failure, shaping.config.on_invalid, shaping.warnings, "left out")
         return None
     return {"amount": amount, "currency": currency}
 
 
 def _labels(value: Any, shaping: Shaping) -> Any:
-    return lead_labels(value, shaping.labels, shaping.warnings, listed=shaping.listed) or None
+    config = shaping.config  # without the field listing (offline) the labels were not listed
+    return (
+        lead_labels(value, config.lead_labels, shaping.warnings, listed=bool(config.field_types))
+        or None
+    )
 
 
 # A mapped value takes the shape its standard trait has (one table per entity: the rows above).
@@ -1070,11 +1066,11 @@ def shape_standard(
     shapes: Mapping[str, Shape],
     shaping: Shaping,
     writable: frozenset[str],
-    config: PlanConfig,
 ) -> dict[str, Any]:
     """Mapped values with standard keys shaped (dropped when they cannot be, or cannot be
     written, with a warning); custom fields pass as they are."""
     shaped: dict[str, Any] = {}
+    config = shaping.config
     for key, value in values.items():
         shape = shapes.get(key)
         if shape is not None:

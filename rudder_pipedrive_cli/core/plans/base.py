@@ -40,6 +40,5 @@ class PlanConfig:
     # previousId -> userId of the input's alias events (send's first pass over its files): a
     # userId Pipedrive does not find may be one an earlier run's alias merged or re-keyed away.
     aliases: Mapping[str, str] = field(default_factory=dict)
-    # The mappings compiled for this config (core/fields.py `compiled_mapping`), made at first
-    # use: a body is a loop over their rows. Never copied by `replace` (a new config, new tables).
+    # Its mappings' tables (`compiled_mapping`), made at first use; `replace` starts new ones.
     compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)

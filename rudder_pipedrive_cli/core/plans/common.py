@@ -747,8 +747,8 @@ def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> di
             )
         )
     if top:  # most mappings are custom fields only
-        shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-        top = shape_standard(top, entity.shapes, shaping, entity.writable, config)
+        shaping = Shaping(create=create, currency="", warnings=warnings, config=config)
+        top = shape_standard(top, entity.shapes, shaping, entity.writable)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
     if create and ("add_time" not in top or traits.get("add_time") is not None):

@@ -179,19 +179,9 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
     body = mapped_values(properties, table, config, warnings, currency)
-    # Without the field catalog (an offline dry-run) the labels were never listed either.
-    listed = bool(config.field_types)
-    if table.mapped or table.monetary:
-        shaping = Shaping(
-            create=True,
-            currency=currency,
-            labels=config.lead_labels,
-            warnings=warnings,
-            listed=listed,
-            on_invalid=config.on_invalid,
-        )
-        shaped = shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE, config)
-        body = lead_custom(shaped, config)
+    if table.shaped:
+        shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
+        body = lead_custom(shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE), config)
     body["title"] = title_of(rule, ctx, name)
     amount = lead_amount(properties, warnings)
     value = None if amount is None else lead_value(amount, currency, config, warnings)
@@ -202,6 +192,8 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         put_own(body, "expected_close_date", close, mapping, warnings)
     labels = properties.get("label_ids")
     if labels is not None:
+        # Without the field listing (an offline dry-run) the labels were never listed either.
+        listed = bool(config.field_types)
         label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
             put_own(body, "label_ids", label_ids, mapping, warnings)
@@ -238,10 +230,9 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
     )
     custom: dict[str, Any] = {}
-    top = mapped_values(properties, table, config, warnings, currency, custom)
-    if top:
-        shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
-        top = shape_standard(top, DEAL_SHAPES, shaping, DEAL_WRITABLE, config)
+    mapped = mapped_values(properties, table, config, warnings, currency, custom)
+    shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
+    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
     amount = lead_amount(properties, warnings, "deal")
     value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
