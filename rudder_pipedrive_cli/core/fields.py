@@ -636,9 +636,8 @@ def compiled_mapping(
     identity: str = "",
     key: object = None,
 ) -> MappingTable:
-    """The table of an entity's standard trait `rows` (`standard`: every trait key a plan reads
-    itself) and of its `mapping` under `config`, whose custom field `identity` rpd fills. Worked
-    out once per config: kept in `PlanConfig.compiled` under `key`, where bodies look first."""
+    """The table of standard trait `rows` (`standard`: every key a plan reads itself) and of a
+    `mapping` under `config`, kept in `PlanConfig.compiled` under `key` (bodies look there)."""
     table: list[Row] = [
         (trait, key, STANDARD, shape, said, False) for trait, key, shape, said in rows
     ]
@@ -672,12 +671,10 @@ def mapped_values(
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One loop over the table's rows: standard traits, shaped, into `body`; field key -> the
-    value for every other mapped trait path present in the event, in the JSON type its field
-    takes (as it is when the type is unknown); a value that cannot be converted fails the event,
-    or is dropped with a warning (`refuse`). `currency`: the event's, for a monetary value given
-    as a bare number (else [identity] default_currency). Given `custom`, the values of custom
-    fields go there instead (a v2 body's `custom_fields`)."""
+    """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
+    mapped path present, in its field's JSON type (as it is when the type is unknown), else it
+    fails the event or is dropped with a warning (`refuse`). `currency`: the event's, for a bare
+    monetary number (else default_currency). Custom fields go to `custom` when it is given."""
     values: dict[str, Any] = {}
     flat = traits.flat
     if currency is None or currency == "":
