@@ -35,7 +35,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(
                 "group needs a person: a userId or a person_id external id", stage="validate"
             )
-        org_traits = Traits.of(event.raw, TRAITS)
+        org_traits = Traits(event.raw, TRAITS)
         # Look up and validate everything before writing, so an event that must fail has no effects.
         org = yield from find(ctx, ORG, group_id, "org_id")
         person = yield from find(ctx, PERSON, user_id, "person_id")
@@ -43,7 +43,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:
             if user_id is None:  # find() answers None only after searching a userId
                 raise PlanFailure("group needs a person: a userId", stage="validate")
-            new_person = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
+            new_person = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
         if org is None:
             if group_id is None:  # find() answers None only after searching a groupId
                 raise PlanFailure(
