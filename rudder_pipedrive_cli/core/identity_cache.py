@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
 
@@ -50,6 +51,24 @@ def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
     return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
 
 
+def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
+    """The (kind, key) identities an event is about: its userId, previousId and groupId; its id
+    (a messageId used again, for another user, is the same event to the journal); and, once
+    merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
+    and one of u-b are about one person: a failure of one holds the other back). Asked only
+    while an identity is held back, and of an event that failed and may yet succeed."""
+    user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
+    found = [("event", event.id)]
+    if user_id is not None:
+        found.append(("person", user_id))
+    if previous_id is not None:
+        found.append(("person", previous_id))
+    if group_id is not None:
+        found.append(("org", group_id))
+    found += [("person_id", str(person)) for person in persons_named(known, user_id, previous_id)]
+    return frozenset(found)
+
+
 class IdentityCache(Protocol):
     def person_id(self, user_id: str) -> PdId | None:
         """The person cached for `user_id`, after any merge it went through."""
@@ -80,6 +99,17 @@ class IdentityCache(Protocol):
 
     def held_back(self, kind: str, key: str) -> bool:
         """Whether an event about this identity failed earlier in this run."""
+        ...
+
+    @property
+    def holding(self) -> bool:
+        """Whether any identity is held back: only then is an event's `held_back` worth asking."""
+        ...
+
+    @property
+    def pending(self) -> bool:
+        """Whether any create or merge is pending: only then is `pending_create` or
+        `merging_into` worth asking."""
         ...
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
@@ -117,10 +147,10 @@ class MemoryIdentityCache:
         self.pending_creates: MutableMapping[tuple[str, str], str] = tables()
         self.pending_merges: MutableMapping[PdId, PdId] = tables()
         self.held: MutableMapping[tuple[str, str], bool] = tables()
-        # Whether `learn` ever wrote to `held` / `pending_creates`: the guards of the lookups every
+        # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
-        self.any_held = False
-        self.any_pending_creates = False
+        self.holding = False
+        self.pending = False
         self.merges = False  # a merge or re-key is known: two userIds may name one person
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
@@ -141,13 +171,13 @@ class MemoryIdentityCache:
         return self.memberships.get(person_id)
 
     def pending_create(self, kind: str, key: str) -> str | None:
-        return self.pending_creates.get((kind, key)) if self.any_pending_creates else None
+        return self.pending_creates.get((kind, key)) if self.pending else None
 
     def merging_into(self, person_id: PdId) -> PdId | None:
-        return self.pending_merges.get(person_id) if self.pending_merges else None
+        return self.pending_merges.get(person_id) if self.pending else None
 
     def held_back(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.held if self.any_held else False
+        return (kind, key) in self.held if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
@@ -166,7 +196,7 @@ class MemoryIdentityCache:
             return  # most failed, skipped and unchanged events teach nothing
         for slot in outcome.held_back:
             self.held[slot] = True
-            self.any_held = True
+            self.holding = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
@@ -178,7 +208,7 @@ class MemoryIdentityCache:
                 table.pop(key, None)
             else:
                 table[key] = pd_id
-                if self.any_pending_creates:  # its record is known now: nothing left to settle
+                if self.pending:  # its record is known now: nothing left to settle
                     self.pending_creates.pop((kind, key), None)
         for person, origins in outcome.lead_origins.items():
             if origins is None:
@@ -192,11 +222,12 @@ class MemoryIdentityCache:
                 self.pending_merges.pop(person, None)
             else:
                 self.pending_merges[person] = into
-        for person in outcome.merged if self.pending_merges else ():
+                self.pending = True
+        for person in outcome.merged if self.pending else ():
             self.pending_merges.pop(person, None)  # a merge known done is settled
         for slot, sent_at in outcome.pending_creates.items():
             if sent_at is None:
                 self.pending_creates.pop(slot, None)
             else:
                 self.pending_creates[slot] = sent_at
-                self.any_pending_creates = True
+                self.pending = True

@@ -451,6 +451,14 @@ class ListedOrigins:
     def held_back(self, kind: str, key: str) -> bool:
         return self.known.held_back(kind, key)
 
+    @property
+    def holding(self) -> bool:
+        return self.known.holding
+
+    @property
+    def pending(self) -> bool:
+        return self.known.pending
+
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.known.recency(kind, record)
 

@@ -179,6 +179,14 @@ class ReplayState(Closing):
         with self._mutex:
             return self._identities.held_back(kind, key)
 
+    @property
+    def holding(self) -> bool:
+        return self._identities.holding
+
+    @property
+    def pending(self) -> bool:
+        return self._pending.any
+
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         with self._mutex:
             return self._recency.times(kind, encode_id(record))

@@ -42,6 +42,7 @@ class Identities:
         # Identities of events that failed in this run (Outcome.held_back): kept for the run
         # only, as the next run retries those events first.
         self._held: MutableMapping[tuple[str, str], bool] = spill.table()
+        self.holding = False  # whether `_held` holds any: the guard of `held_back`
         self.merges = False  # whether a merge is known: only then does a person need following
         self.reset()
 
@@ -94,13 +95,14 @@ class Identities:
         return self._members.get(encode_id(person))
 
     def held_back(self, kind: str, key: str) -> bool:
-        return bool(self._held) and (kind, key) in self._held
+        return self.holding and (kind, key) in self._held
 
     def learned(self, outcome: Outcome) -> list[Row]:
         """The rows an outcome teaches (persons, organizations, merges), once it has taken in
         what holds for the run only."""
         for slot in outcome.held_back:
             self._held[slot] = True
+            self.holding = True
         for person, org in outcome.memberships.items():
             self._members[encode_id(person)] = org
         rows: list[Row] = [(kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()]
