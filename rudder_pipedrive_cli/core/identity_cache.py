@@ -154,21 +154,17 @@ class MemoryIdentityCache:
         self.merges = False  # a merge or re-key is known: two userIds may name one person
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
+        # Lookups are the tables' own: no call of ours between a plan and its answer. Once a merge
+        # or re-key is known, `person_id` follows merges (`_survivor_of`).
+        self.person_id: Callable[[str], PdId | None] = self.persons.get
+        self.org_id: Callable[[str], PdId | None] = self.orgs.get
+        self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
+        self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
 
-    def person_id(self, user_id: str) -> PdId | None:
-        person = self.persons.get(user_id)
-        if person is None or not self.merges:  # no merge known: the cached person as it is
-            return person
-        return survivor(person, self.merged.get)
-
-    def org_id(self, group_id: str) -> PdId | None:
-        return self.orgs.get(group_id)
-
-    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
-        return self.leads.get(person_id)
-
-    def person_org(self, person_id: PdId) -> PdId | None:
-        return self.memberships.get(person_id)
+    def _survivor_of(self, user_id: str) -> PdId | None:
+        """`person_id` once merges are known: the cached person, after any merge it went
+        through."""
+        return survivor(self.persons.get(user_id), self.merged.get)
 
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.pending_creates.get((kind, key)) if self.pending else None
@@ -200,8 +196,9 @@ class MemoryIdentityCache:
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
-        if outcome.merged or (not self.merges and links_persons(outcome)):
+        if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merges = True
+            self.person_id = self._survivor_of
         for (kind, key), pd_id in outcome.identities.items():
             table = self.persons if kind == "person" else self.orgs
             if pd_id is None:
