@@ -43,6 +43,40 @@ def links_persons(outcome: Outcome) -> bool:
     return False
 
 
+Change = tuple[str, Any, Any]  # (table, key, value): value None forgets the key
+
+
+def taught(outcome: Outcome, pending: bool) -> list[Change]:
+    """What an outcome teaches an identity cache's tables, in the order to apply them: the one
+    set of rules of every store (`MemoryIdentityCache`, the replay state). Tables: "person"
+    (userId), "org" (groupId), "merged" (a person merged away: the one it went into),
+    "pending_create" ((kind, key): a create's send time), "pending_merge" (a person: the one a
+    merge of it would go into), "membership" (person: organization), "held" ((kind, key)).
+    `pending`: whether a create or merge is pending already. Lead origins and field recency
+    follow rules of their own (a union, the newest time)."""
+    pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
+    pending = pending or bool(pending_creates or pending_merges)
+    changes: list[Change] = []
+    add = changes.append  # loops, not comprehensions: no extra frame for every outcome
+    for slot in outcome.held_back:
+        add(("held", slot, True))
+    for slot, pd_id in outcome.identities.items():
+        add((slot[0], slot[1], pd_id))
+        if pending and pd_id is not None and slot not in pending_creates:
+            add(("pending_create", slot, None))  # its record is known: settled
+    for slot, sent_at in pending_creates.items() if pending_creates else ():
+        add(("pending_create", slot, sent_at))
+    for person, org in outcome.memberships.items() if outcome.memberships else ():
+        add(("membership", person, org))
+    for gone, into in outcome.merged.items() if outcome.merged else ():
+        add(("merged", gone, into))
+    for person, merging in pending_merges.items() if pending_merges else ():
+        add(("pending_merge", person, merging))
+    for gone in outcome.merged if pending else ():  # a merge known done is settled
+        add(("pending_merge", gone, None))
+    return changes
+
+
 def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
     """The persons the cache says these userIds name. Only once a merge or re-key is known may
     two userIds name one person; before that nothing needs looking up."""
@@ -160,6 +194,15 @@ class MemoryIdentityCache:
         self.org_id: Callable[[str], PdId | None] = self.orgs.get
         self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
         self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
+        self._tables: dict[str, MutableMapping[Any, Any]] = {  # by the names of `taught`
+            "person": self.persons,
+            "org": self.orgs,
+            "merged": self.merged,
+            "pending_create": self.pending_creates,
+            "pending_merge": self.pending_merges,
+            "membership": self.memberships,
+            "held": self.held,
+        }
 
     def _survivor_of(self, user_id: str) -> PdId | None:
         """`person_id` once merges are known: the cached person, after any merge it went
@@ -190,41 +233,24 @@ class MemoryIdentityCache:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
-        for slot in outcome.held_back:
-            self.held[slot] = True
-            self.holding = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
         if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merges = True
             self.person_id = self._survivor_of
-        for (kind, key), pd_id in outcome.identities.items():
-            table = self.persons if kind == "person" else self.orgs
-            if pd_id is None:
-                table.pop(key, None)
-            else:
-                table[key] = pd_id
-                if self.pending:  # its record is known now: nothing left to settle
-                    self.pending_creates.pop((kind, key), None)
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)
             else:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
-        self.memberships.update(outcome.memberships)
-        self.merged.update(outcome.merged)
-        for person, into in outcome.pending_merges.items():
-            if into is None:
-                self.pending_merges.pop(person, None)
-            else:
-                self.pending_merges[person] = into
-                self.pending = True
-        for person in outcome.merged if self.pending else ():
-            self.pending_merges.pop(person, None)  # a merge known done is settled
-        for slot, sent_at in outcome.pending_creates.items():
-            if sent_at is None:
-                self.pending_creates.pop(slot, None)
-            else:
-                self.pending_creates[slot] = sent_at
+        tables = self._tables
+        for table, key, value in taught(outcome, self.pending):
+            if value is None:
+                tables[table].pop(key, None)
+                continue
+            tables[table][key] = value
+            if table == "held":
+                self.holding = True
+            elif table.startswith("pending"):
                 self.pending = True
