@@ -48,10 +48,11 @@ Change = tuple[str, Any, Any]  # (table, key, value): value None forgets the key
 
 def taught(outcome: Outcome, pending: bool) -> list[Change]:
     """What an outcome teaches an identity cache's tables, in the order to apply them: the one
-    set of rules of every store (`MemoryIdentityCache`, the replay state). Tables: "person"
-    (userId), "org" (groupId), "merged" (a person merged away: the one it went into),
-    "pending_create" ((kind, key): a create's send time), "pending_merge" (a person: the one a
-    merge of it would go into), "membership" (person: organization), "held" ((kind, key)).
+    set of rules of every store (`MemoryIdentityCache`, whose tables they name, and the replay
+    state). Tables: "persons" (by userId), "orgs" (by groupId), "merged" (a person merged away:
+    the one it went into), "pending_creates" ((kind, key): a create's send time),
+    "pending_merges" (a person: the one a merge of it would go into), "memberships" (person:
+    organization), "held" ((kind, key)).
     `pending`: whether a create or merge is pending already. Lead origins and field recency
     follow rules of their own (a union, the newest time)."""
     pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
@@ -61,19 +62,19 @@ def taught(outcome: Outcome, pending: bool) -> list[Change]:
     for slot in outcome.held_back:
         add(("held", slot, True))
     for slot, pd_id in outcome.identities.items():
-        add((slot[0], slot[1], pd_id))
+        add(("persons" if slot[0] == "person" else "orgs", slot[1], pd_id))
         if pending and pd_id is not None and slot not in pending_creates:
-            add(("pending_create", slot, None))  # its record is known: settled
+            add(("pending_creates", slot, None))  # its record is known: settled
     for slot, sent_at in pending_creates.items() if pending_creates else ():
-        add(("pending_create", slot, sent_at))
+        add(("pending_creates", slot, sent_at))
     for person, org in outcome.memberships.items() if outcome.memberships else ():
-        add(("membership", person, org))
+        add(("memberships", person, org))
     for gone, into in outcome.merged.items() if outcome.merged else ():
         add(("merged", gone, into))
     for person, merging in pending_merges.items() if pending_merges else ():
-        add(("pending_merge", person, merging))
+        add(("pending_merges", person, merging))
     for gone in outcome.merged if pending else ():  # a merge known done is settled
-        add(("pending_merge", gone, None))
+        add(("pending_merges", gone, None))
     return changes
 
 
@@ -86,11 +87,9 @@ def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
 
 
 def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
-    """The (kind, key) identities an event is about: its userId, previousId and groupId; its id
-    (a messageId used again, for another user, is the same event to the journal); and, once
-    merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
-    and one of u-b are about one person: a failure of one holds the other back). Asked only
-    while an identity is held back, and of an event that failed and may yet succeed."""
+    """The (kind, key) identities an event is about, asked only while one is held back or when it
+    failed and may yet succeed: its userId, previousId, groupId and id (a messageId repeated is
+    one event to the journal), and the persons its userIds name once merges are known."""
     user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
     found = [("event", event.id)]
     if user_id is not None:
@@ -136,15 +135,10 @@ class IdentityCache(Protocol):
         ...
 
     @property
-    def holding(self) -> bool:
-        """Whether any identity is held back: only then is an event's `held_back` worth asking."""
-        ...
+    def holding(self) -> bool: ...  # any identity held back: only then ask `held_back`
 
     @property
-    def pending(self) -> bool:
-        """Whether any create or merge is pending: only then is `pending_create` or
-        `merging_into` worth asking."""
-        ...
+    def pending(self) -> bool: ...  # any create or merge pending: only then ask about one
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         """Per field of the record ("person" or "org", id), the time of the event whose value
@@ -194,19 +188,8 @@ class MemoryIdentityCache:
         self.org_id: Callable[[str], PdId | None] = self.orgs.get
         self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
         self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
-        self._tables: dict[str, MutableMapping[Any, Any]] = {  # by the names of `taught`
-            "person": self.persons,
-            "org": self.orgs,
-            "merged": self.merged,
-            "pending_create": self.pending_creates,
-            "pending_merge": self.pending_merges,
-            "membership": self.memberships,
-            "held": self.held,
-        }
 
-    def _survivor_of(self, user_id: str) -> PdId | None:
-        """`person_id` once merges are known: the cached person, after any merge it went
-        through."""
+    def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
         return survivor(self.persons.get(user_id), self.merged.get)
 
     def pending_create(self, kind: str, key: str) -> str | None:
@@ -244,13 +227,13 @@ class MemoryIdentityCache:
                 self.leads.pop(person, None)
             else:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
-        tables = self._tables
-        for table, key, value in taught(outcome, self.pending):
+        for name, key, value in taught(outcome, self.pending):
+            table = getattr(self, name)  # the tables `taught` names
             if value is None:
-                tables[table].pop(key, None)
+                table.pop(key, None)
                 continue
-            tables[table][key] = value
-            if table == "held":
+            table[key] = value
+            if name == "held":
                 self.holding = True
-            elif table.startswith("pending"):
+            elif name.startswith("pending"):
                 self.pending = True

@@ -21,6 +21,15 @@ Row = tuple[str, str, PdId | None]  # kind, key, what the table will say (None: 
 _UNKNOWN: Any = object()  # not in the cache or the overlay: ask the file
 
 
+def row_of(table: str, key: Any) -> tuple[str, str]:
+    """The (kind, key) of the identities row holding an entry of one of `taught`'s tables."""
+    if table == "pending_creates":
+        return PENDING_CREATE[key[0]], key[1]
+    if table in ("merged", "pending_merges"):
+        return MERGED if table == "merged" else PENDING_MERGE, encode_id(key)
+    return table[:-1], key  # persons, orgs: "person", "org"
+
+
 class Identities:
     """The identities table of one namespace: the person of a userId, the organization of a
     groupId, the person a merged one went into (MERGED), and the creates and merges whose outcome
@@ -47,7 +56,6 @@ class Identities:
         self._held: MutableMapping[tuple[str, str], bool] = spill.table()
         self.holding = False  # whether `_held` holds any: the guard of `held_back`
         self.merges = False  # whether a merge is known: only then does a person need following
-        self.pending = False  # whether a create or merge is pending: only then look for one
         self.reset()
 
     def reset(self) -> None:
@@ -57,6 +65,7 @@ class Identities:
         self._overlay.clear()
         self._members.clear()
         self.merges = self._has_merges()
+        # Whether a create or merge is pending: only then is one looked for.
         self.pending = self.has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
 
     def get(self, kind: str, key: str) -> PdId | None:
@@ -129,16 +138,11 @@ class Identities:
             if table == "held":
                 self._held[key] = True
                 self.holding = True
-            elif table == "membership":
+            elif table == "memberships":
                 self._members[encode_id(key)] = value
-            elif table == "pending_create":
-                rows[(PENDING_CREATE[key[0]], key[1])] = value
-                self.pending = self.pending or value is not None
-            elif table == "pending_merge":
-                rows[(PENDING_MERGE, encode_id(key))] = value
-                self.pending = self.pending or value is not None
-            else:  # "person", "org", "merged"
-                rows[(table, encode_id(key) if table == MERGED else key)] = value
+            else:
+                rows[row_of(table, key)] = value
+                self.pending = self.pending or (table.startswith("pending") and value is not None)
         if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merges = True  # a re-key: seen again at the next open by _has_merges
         self.put([(kind, key, pd_id) for (kind, key), pd_id in rows.items()])
