@@ -125,7 +125,7 @@ class Outcome:
     """
 
     status: OutcomeStatus
-    reason: str = ""
+    reason: str = ""  # a failed outcome has one (its PlanFailure's, or a fixed text)
     stage: str = ""
     http_status: int | None = None
     retryable: bool = False
