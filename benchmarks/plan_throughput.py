@@ -140,7 +140,6 @@ MODULE_LAYERS = {
     "core/fields.py": "fields",
 }
 FUNCTION_LAYERS = {
-    ("core/plans/__init__.py", "identities_of"): "identity",
     ("core/plans/common.py", "find"): "identity",
     ("core/plans/common.py", "lookup"): "identity",
     ("core/plans/common.py", "aliased_away"): "identity",
@@ -150,7 +149,6 @@ FUNCTION_LAYERS = {
     ("core/plans/common.py", "forget"): "identity",
     ("core/plans/common.py", "outcome"): "identity",
     ("core/plans/common.py", "finish"): "identity",
-    ("core/plans/common.py", "failed"): "identity",
     ("core/plans/common.py", "at"): "identity",
     ("core/plans/common.py", "times_of"): "identity",
     ("core/plans/common.py", "wrote_fields"): "identity",
