@@ -41,6 +41,7 @@ CONTEXT_TRAITS = ("context", "traits")
 PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
+NAME_KEYS = frozenset({"name", *FIRST_NAME_PATHS, *LAST_NAME_PATHS})
 # The lead's value: the first present of these properties is the amount.
 AMOUNT_PATHS = ("revenue", "value", "total", "amount")
 # add_time falls back to the event's own times, in this order.
@@ -86,11 +87,15 @@ class Traits:  # immutable by convention: see protocol.py
         # One-key reads, from the sources merged (first non-None value wins); made here, since a
         # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
         # A None or "" value reads as absent either way (every reader of `flat` skips both).
-        count = len(sources)
-        if count == 1:
+        if sources and not sources[1:]:  # one source (slices: no calls to count them)
             self.flat: Mapping[str, Any] = sources[0]
             return
-        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
+        if (
+            sources[1:]
+            and not sources[2:]
+            and None not in (first := sources[0].values())
+            and "" not in first
+        ):
             self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
             return
         flat: dict[str, Any] = {}
@@ -151,6 +156,8 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
+        if NAME_KEYS.isdisjoint(source):  # most sources without a name: one call, not five
+            continue
         value = source.get("name")
         name = None if value is None else name_text(value, "name", warnings)
         if name is not None:
@@ -746,52 +753,77 @@ def dropped(
 # --- leads -----------------------------------------------------------------------------------
 
 
-def lead_amount(properties: Traits, warnings: list[str], noun: str = "lead") -> int | float | None:
-    """The first present of revenue > value > total > amount; a non-numeric one is skipped.
-    `noun`: what the value is of ("lead", or "deal" for a track rule's deal)."""
-    flat = properties.flat
+def own_fields(
+    flat: Mapping[str, Any],
+    body: dict[str, Any],
+    mapping: Mapping[str, str],
+    currency: Any,
+    config: PlanConfig,
+    warnings: list[str],
+    noun: str = "lead",
+) -> None:
+    """A lead's or deal's (`noun`) own value, close date and, for a lead, labels, from its
+    properties `flat` into `body`, in that order; each wins over a value mapped to its key (that
+    one is warned about, `put_own`). The value is the first present of revenue > value > total >
+    amount that is a number (a non-numeric one is skipped with a warning), in `currency`:
+    without one it is left out with a warning; with one that is not a 3-letter code it is never
+    sent in another currency: `[fields] on_invalid` fails the event, or leaves the value out. A
+    deal takes the amount as `value` and the code as `currency`."""
     for path in AMOUNT_PATHS:
-        value = flat.get(path)
-        if value is None or value == "":
+        given = flat.get(path)
+        if given is None or given == "":
             continue
-        number = as_number(value)
-        if number is not None:
-            return number
-        warnings.append(
-            Warned(
-                f"{path} = {show(value)} is not a number; ignored for the {noun} value",
-                f"{path} is not a number; ignored for the {noun} value",
+        amount = as_number(given)
+        if amount is None:
+            warnings.append(
+                Warned(
+                    f"{path} = {show(given)} is not a number; ignored for the {noun} value",
+                    f"{path} is not a number; ignored for the {noun} value",
+                )
             )
-        )
-    return None
-
-
-def lead_value(
-    amount: int | float, currency: Any, config: PlanConfig, warnings: list[str], noun: str = "lead"
-) -> dict[str, Any] | None:
-    """The lead's `value`: the amount in the event's currency (see `Coerce`). Without a currency
-    it is left out with a warning; with one that is not a 3-letter code it is never sent in
-    another currency: `[fields] on_invalid` fails the event, or leaves the value out."""
-    if absent(currency):
-        warnings.append(
-            Warned(
-                f"{noun} value {amount} has no currency (no currency property and no "
-                "[identity] default_currency); value left out",
-                f"a {noun} value has no currency (no currency property and no [identity] "
-                "default_currency); value left out",
+            continue
+        code = None if currency is None or currency == "" else currency_code(currency)
+        if code is not None:
+            value: Any = {"amount": amount, "currency": code} if noun == "lead" else amount
+            put_own(body, "value", value, mapping, warnings)
+            if noun != "lead":
+                body["currency"] = code
+        elif currency is None or currency == "":
+            warnings.append(
+                Warned(
+                    f"{noun} value {amount} has no currency (no currency property and no "
+                    "[identity] default_currency); value left out",
+                    f"a {noun} value has no currency (no currency property and no [identity] "
+                    "default_currency); value left out",
+                )
             )
-        )
-        return None
-    code = currency_code(currency)
-    if code is None:
-        failure = PlanFailure(
-            f"currency = {show(currency)} is not a 3-letter currency code",
-            redacted="currency is not a 3-letter currency code",
-            stage="validate",
-        )
-        refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
-        return None
-    return {"amount": amount, "currency": code}
+        else:
+            failure = PlanFailure(
+                f"currency = {show(currency)} is not a 3-letter currency code",
+                redacted="currency is not a 3-letter currency code",
+                stage="validate",
+            )
+            refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
+        break
+    close = flat.get("expected_close_date")
+    if close is not None and close != "":
+        day = date_part(close)
+        if day is None:
+            warnings.append(
+                Warned(
+                    f"expected_close_date = {show(close)} is not a date; left out",
+                    "expected_close_date is not a date; left out",
+                )
+            )
+        else:
+            put_own(body, "expected_close_date", day, mapping, warnings)
+    labels = flat.get("label_ids") if noun == "lead" else None
+    if labels is not None and labels != "":
+        # Without the field listing (an offline dry-run) the labels were never listed either.
+        listed = bool(config.field_types)
+        label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
+        if label_ids:
+            put_own(body, "label_ids", label_ids, mapping, warnings)
 
 
 def lead_labels(
