@@ -47,6 +47,8 @@ AMOUNT_PATHS = ("revenue", "value", "total", "amount")
 # add_time falls back to the event's own times, in this order.
 EVENT_TIME_PATHS = ("originalTimestamp", "timestamp")
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+# %-formatting the fields: 0.64 us, against 0.92 for isoformat and 1.37 for strftime.
+RFC3339 = "%04d-%02d-%02dT%02d:%02d:%02dZ"
 # Pipedrive's visibility groups (Lite/Growth use 1 and 3, Premium/Ultimate also 5 and 7).
 VISIBLE_TO = frozenset({1, 3, 5, 7})
 CONTACT_LABEL = "work"  # v2 emails/phones label of everything rpd sends
@@ -270,15 +272,7 @@ def parse_time(value: Any) -> datetime | None:
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 UTC with a four-digit year, also before year 1000 (Go's zero time is year 1)."""
     utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    # %-formatting the fields: 0.64 us, against 0.92 for isoformat and 1.37 for strftime.
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (  # noqa: UP031
-        utc.year,
-        utc.month,
-        utc.day,
-        utc.hour,
-        utc.minute,
-        utc.second,
-    )
+    return RFC3339 % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
 
 
 def known_time(value: Any) -> datetime | None:
@@ -327,7 +321,17 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
                 f"{path} is not a date or time; {instead}",
             )
         )
-    return rfc3339(moment) if used and moment is not None else None
+    if not used or moment is None:
+        return None
+    # parse_time's moments are UTC: rfc3339 without a call (a create's add_time, most events)
+    return RFC3339 % (
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+    )
 
 
 def date_part(value: Any) -> str | None:

@@ -70,8 +70,10 @@ def fresh(
 
 def newest(*times: Mapping[str, str]) -> dict[str, str]:
     """Per field, the latest of the times given (a merge's survivor holds both records' data)."""
-    merged: dict[str, str] = {}
-    for each in times:
+    if not times:
+        return {}
+    merged = dict(times[0])  # the first as it is: only the others are compared
+    for each in times[1:]:
         for name, at in each.items():
             if at >= merged.get(name, ""):
                 merged[name] = at

@@ -267,10 +267,11 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
     times = ctx.ledger.recency.setdefault((entity.kind, record), {})
+    new = not times  # most records: nothing written yet this event, no times to compare
     identity = getattr(ctx.config, entity.setting)
     for key, value in body.items():  # top-level keys and the keys of custom_fields
         for name in value if key == CUSTOM else (key,):
-            if name != identity and name not in UNTIMED and at >= times.get(name, ""):
+            if name != identity and name not in UNTIMED and (new or at >= times.get(name, "")):
                 times[name] = at
 
 
@@ -942,7 +943,8 @@ def person_create_body(ctx: Ctx, key: str, traits: Traits) -> dict[str, Any]:
     body = entity_body(ctx, PERSON, traits, create=True)
     if "name" not in body:
         raise PlanFailure("cannot create person without a name", stage="create person")
-    return with_identity(body, require_field(ctx, PERSON, key), key)
+    body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
+    return body
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
