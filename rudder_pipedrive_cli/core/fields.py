@@ -38,6 +38,7 @@ LEAD_STANDARD_KEYS = frozenset(
 # Where an event holds the values of a body, as `Traits` takes them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
+PERSON_TRAITS = (TRAITS, CONTEXT_TRAITS)  # an identify's or alias's person: top-level traits win
 PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")

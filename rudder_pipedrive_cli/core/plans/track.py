@@ -18,7 +18,6 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
-    CONTEXT_TRAITS,
     DEAL_SHAPES,
     DEAL_WRITABLE,
     LEAD_SHAPES,
@@ -144,7 +143,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:
             if user_id is None:  # find() answers None only after searching a userId
                 raise PlanFailure("track needs a person: a userId", stage="validate")
-            created = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
+            created = person_create_body(ctx, user_id)
             person = yield from create_person(ctx, user_id, created)
         origins = yield from known_origins(ctx, kind, person)
         if origin in origins:
