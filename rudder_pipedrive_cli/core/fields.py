@@ -63,6 +63,7 @@ TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+INFINITIES = (float("inf"), float("-inf"))
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
@@ -349,22 +350,24 @@ def date_part(value: Any) -> str | None:
 
 def as_number(value: Any) -> int | float | None:
     """A JSON number, or a numeric string, as int (when integral and exact) or float; else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is int:  # JSON's own types first, without isinstance calls
+        whole: int = value
+        return whole
+    if kind is str or (kind is not float and isinstance(value, str)):
         stripped = value.strip()
         if not NUMBER.match(stripped):
             return None
         value = float(stripped)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return None
-        # Past EXACT_FLOAT_INT a whole float is not exact, and as an int past 64 bits it could
-        # not even be written as JSON: it stays a float.
-        return int(value) if value.is_integer() and abs(value) < EXACT_FLOAT_INT else value
-    if isinstance(value, int):
-        return value
-    return None
+    elif kind is not float and not isinstance(value, float):
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if value != value or value in INFINITIES:
+        return None
+    # Past EXACT_FLOAT_INT a whole float is not exact, and as an int past 64 bits it could
+    # not even be written as JSON: it stays a float.
+    return (
+        int(value) if value.is_integer() and -EXACT_FLOAT_INT < value < EXACT_FLOAT_INT else value
+    )
 
 
 def currency_code(value: Any) -> str | None:
@@ -696,11 +699,11 @@ def mapped_values(
         if value is None or value == "":
             continue
         if how == STANDARD:
-            warned = len(warnings)
+            last = warnings[-1] if warnings else None  # (no call to count them)
             found = convert(value, path, warnings)
             if found is not None and found != []:
                 (values if body is None else body)[key] = found
-            elif info and len(warnings) == warned:  # no entry said why
+            elif info and (warnings[-1] if warnings else None) is last:  # no entry said why
                 warnings.append(
                     Warned(
                         f"{path} = {show(value)} holds no {path} (give a string, a list of "
