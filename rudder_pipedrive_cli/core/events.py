@@ -244,7 +244,10 @@ class Event:
             raise EventError(f"expected a JSON object, got {type(raw).__name__}")
         kind = raw.get("type")
         if type(kind) is not str or kind not in _TYPES:  # else already stripped and lower case
-            kind = _type_of(kind)
+            if kind is not None and not isinstance(kind, str):
+                raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
+            if not (kind := kind.strip().lower() if kind is not None else ""):
+                raise EventError('event has no "type"')
         message_id = raw.get("messageId")
         anonymous_id = raw.get("anonymousId")
         context = raw.get("context", _EMPTY)
@@ -321,7 +324,7 @@ class Event:
 
 
 ALIAS_KEYS = frozenset({EVERY})
-# Event types as most input spells them: those skip the check, strip and lower-casing of `_type_of`.
+# Event types as most input spells them: those skip the check, strip and lower-casing.
 _TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen"})
 
 # Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason.
@@ -346,12 +349,3 @@ def take(value: Any, source: str) -> Event:
         return Event(value, source)
     except EventError as exc:
         return invalid(source, value, str(exc), "parse", exc.redacted)
-
-
-def _type_of(kind: Any) -> str:
-    """An event's `type` as planned (stripped, lower case), or `EventError` when it has none."""
-    if kind is not None and not isinstance(kind, str):
-        raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
-    if not (kind := kind.strip() if kind is not None else ""):
-        raise EventError('event has no "type"')
-    return kind.lower()

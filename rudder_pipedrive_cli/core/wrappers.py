@@ -35,37 +35,33 @@ def json_kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def unwrap(value: Any, source: str) -> list[Event]:
+def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
     """The items of the events `value` holds, each with its source; a single failed item when
     none (`invalid`, at the "read" stage)."""
-    return _unwrap(value, source, 0)
-
-
-def _unwrap(value: Any, source: str, depth: int) -> list[Event]:
     if not isinstance(value, dict):
-        return [_failed(source, value, f"expected a JSON object, got {json_kind(value)}")]
+        return [invalid(source, value, f"expected a JSON object, got {json_kind(value)}", "read")]
     if isinstance(value.get("type"), str):
         return [take(value, source)]
     if depth >= MAX_DEPTH:
-        return [_failed(source, value, f"wrappers nested more than {MAX_DEPTH} deep")]
+        return [invalid(source, value, f"wrappers nested more than {MAX_DEPTH} deep", "read")]
     if "batch" in value:
         return _unwrap_batch(value, source, depth)
     if "event_payload" in value:
-        return _unwrap(_decoded(value["event_payload"]), source, depth + 1)
+        return unwrap(_decoded(value["event_payload"]), source, depth + 1)
     if "payload" in value:
         return _unwrap_archive(value, source, depth)
     if "event" in value and "error" in value:
-        return _unwrap(_decoded(value["event"]), source, depth + 1)
+        return unwrap(_decoded(value["event"]), source, depth + 1)
     return [take(value, source)]
 
 
 def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[Event]:
     batch = wrapper["batch"]
     if not isinstance(batch, list):
-        return [_failed(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})')]
+        return [invalid(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})', "read")]
     items: list[Event] = []
     for number, element in enumerate(batch, 1):
-        items.extend(_unwrap(element, f"{source}#{number}", depth + 1))
+        items.extend(unwrap(element, f"{source}#{number}", depth + 1))
     return items
 
 
@@ -75,7 +71,7 @@ def _unwrap_archive(wrapper: dict[str, Any], source: str, depth: int) -> list[Ev
         # The archive keeps the event's messageId beside the payload: it is the event's identity,
         # and without it a replay would fall back to a content hash.
         payload = {**payload, "messageId": wrapper["messageId"]}
-    return _unwrap(payload, source, depth + 1)
+    return unwrap(payload, source, depth + 1)
 
 
 def _decoded(inner: Any) -> Any:
@@ -86,7 +82,3 @@ def _decoded(inner: Any) -> Any:
         except orjson.JSONDecodeError:
             return inner
     return inner
-
-
-def _failed(source: str, value: Any, error: str) -> Event:
-    return invalid(source, value, error, "read")

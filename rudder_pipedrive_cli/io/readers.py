@@ -1,4 +1,4 @@
-"""Reading input files into raw items (SPEC 2): gzip and layout are sniffed, never trusted by name.
+"""Reading input files into events (SPEC 2): gzip and layout are sniffed, never trusted by name.
 
 Each path (or `-` for stdin) is opened in binary. Gzip is recognised by its magic bytes. The
 decompressed content is one JSON document (loaded whole) when it starts with `[` or parses as one
