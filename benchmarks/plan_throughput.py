@@ -179,7 +179,7 @@ def planning_shares(profile: Any) -> dict[str, float]:
             return None  # reading and intake, timed on their own
         if where in ("core/tally.py", "core/costs.py") or function[2] == "redacted_warning":
             return None  # the tally, timed on its own
-        if where == "core/intake.py" and function[2] in ("intake", "_invalid", "id"):
+        if where == "core/intake.py" and function[2] in ("intake", "_taken"):
             return None
         found = FUNCTION_LAYERS.get((where, function[2])) or MODULE_LAYERS.get(where)
         return found or ("plans" if where else None)
