@@ -173,8 +173,10 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     table = config.compiled.get(id(mapping)) or compiled_mapping(
         mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
     )
-    given = properties.get("currency")
-    currency = config.default_currency if given is None else given  # checked where it is used
+    given = properties.flat.get("currency")  # one source: no Traits.get call
+    currency = (
+        config.default_currency if given is None or given == "" else given
+    )  # checked where it is used
     body = mapped_values(properties, table, config, warnings, currency)
     if table.shaped:
         shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
@@ -193,8 +195,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     config, warnings = ctx.config, ctx.ledger.warnings
     properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.get("currency")
-    currency = config.default_currency if given is None else given
+    given = properties.flat.get("currency")
+    currency = config.default_currency if given is None or given == "" else given
     table = config.compiled.get(id(mapping)) or compiled_mapping(
         mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
     )
