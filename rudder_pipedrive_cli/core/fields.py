@@ -350,24 +350,18 @@ def date_part(value: Any) -> str | None:
 
 def as_number(value: Any) -> int | float | None:
     """A JSON number, or a numeric string, as int (when integral and exact) or float; else None."""
-    kind = type(value)
-    if kind is int:  # JSON's own types first, without isinstance calls
-        whole: int = value
-        return whole
+    kind = type(value)  # JSON's own types first, without isinstance calls
     if kind is str or (kind is not float and isinstance(value, str)):
-        stripped = value.strip()
-        if not NUMBER.match(stripped):
+        if not NUMBER.match(value := value.strip()):
             return None
-        value = float(stripped)
+        value = float(value)
     elif kind is not float and not isinstance(value, float):
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return value if isinstance(value, int) and kind is not bool else None
     if value != value or value in INFINITIES:
         return None
     # Past EXACT_FLOAT_INT a whole float is not exact, and as an int past 64 bits it could
     # not even be written as JSON: it stays a float.
-    return (
-        int(value) if value.is_integer() and -EXACT_FLOAT_INT < value < EXACT_FLOAT_INT else value
-    )
+    return int(value) if value.is_integer() and abs(value) < EXACT_FLOAT_INT else value
 
 
 def currency_code(value: Any) -> str | None:
@@ -770,13 +764,10 @@ def own_fields(
     warnings: list[str],
     noun: str = "lead",
 ) -> None:
-    """A lead's or deal's (`noun`) own value, close date and, for a lead, labels, from its
-    properties `flat` into `body`, in that order; each wins over a value mapped to its key (that
-    one is warned about, `put_own`). The value is the first present of revenue > value > total >
-    amount that is a number (a non-numeric one is skipped with a warning), in `currency`:
-    without one it is left out with a warning; with one that is not a 3-letter code it is never
-    sent in another currency: `[fields] on_invalid` fails the event, or leaves the value out. A
-    deal takes the amount as `value` and the code as `currency`."""
+    """A lead's or deal's (`noun`) own value, close date and (leads) labels, in one pass, each
+    over a value mapped to its key (`put_own`). The value: the first of AMOUNT_PATHS that is a
+    number, in `currency`; without one, left out with a warning; one not a 3-letter code is
+    never sent as another: `[fields] on_invalid` fails the event or leaves the value out."""
     for path in AMOUNT_PATHS:
         given = flat.get(path)
         if given is None or given == "":
