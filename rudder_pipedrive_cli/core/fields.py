@@ -91,15 +91,11 @@ class Traits:  # immutable by convention: see protocol.py
         # One-key reads, from the sources merged (first non-None value wins); made here, since a
         # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
         # A None or "" value reads as absent either way (every reader of `flat` skips both).
-        if sources and not sources[1:]:  # one source (slices: no calls to count them)
+        count = len(sources)
+        if count == 1:
             self.flat: Mapping[str, Any] = sources[0]
             return
-        if (
-            sources[1:]
-            and not sources[2:]
-            and None not in (first := sources[0].values())
-            and "" not in first
-        ):
+        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
             self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
             return
         flat: dict[str, Any] = {}
@@ -693,11 +689,11 @@ def mapped_values(
         if value is None or value == "":
             continue
         if how == STANDARD:
-            last = warnings[-1] if warnings else None  # (no call to count them)
+            warned = len(warnings)
             found = convert(value, path, warnings)
             if found is not None and found != []:
                 (values if body is None else body)[key] = found
-            elif info and (warnings[-1] if warnings else None) is last:  # no entry said why
+            elif info and len(warnings) == warned:  # no entry said why
                 warnings.append(
                     Warned(
                         f"{path} = {show(value)} holds no {path} (give a string, a list of "
