@@ -60,7 +60,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
     with ScratchIds(recent=2, filter_bits=1) as finished:
         send = Recorder(OfflineResponder(config), Tally())
         planned = preview(items, config, send, MemoryIdentityCache(), None, finished)
-        outcomes = [(p.item.source, p.planned_status, p.outcome.reason) for p in planned]
+        outcomes = [(p["source"], p["outcome"], p["reason"]) for p in planned]
     assert outcomes == [
         ("in:1", "planned", ""),
         ("in:2", "planned", ""),
@@ -167,7 +167,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         )
         planned = preview(items, config, Recorder(OfflineResponder(config), Tally()), known)
         return [
-            (p.item.source, p.planned_status, [(r.method, r.path) for r in p.requests])
+            (p["source"], p["outcome"], [(r["method"], r["path"]) for r in p["requests"]])
             for p in planned
         ]
 

@@ -223,7 +223,7 @@ def dry_run_command(
         if format == "ndjson":
             dumps, write, newline = orjson.dumps, sink.write, orjson.OPT_APPEND_NEWLINE
             for item in planned:
-                write(dumps(item.record(), option=newline))
+                write(dumps(item, option=newline))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)

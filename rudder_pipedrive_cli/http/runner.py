@@ -55,7 +55,9 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
                 response = await send(request)
             except PlanFailure as failure:
                 response = gave_up(failure, stage)
-        return settled(outcome, response, stage)
+        if response is None or response.failed is None:
+            return outcome
+        return settled(outcome, response.failed, stage)
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()
