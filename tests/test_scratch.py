@@ -16,7 +16,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
-from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
@@ -192,9 +192,9 @@ def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow()
     with Spill(1, batch=1) as spill:
         roots = RootCauses(spill.table())
         for n in range(20):
-            assert roots.explain(event("identify", f"u-{n}", n), root) == Explained(root)
+            assert roots.explain(event("identify", f"u-{n}", n), root) == (root, "")
         explained = [roots.explain(event("track", f"u-{n}", 100 + n), no_name) for n in range(20)]
-    assert {e.root for e in explained} == {"cannot convert plan"}
-    assert explained[0].outcome.reason == (
+    assert {root for _, root in explained} == {"cannot convert plan"}
+    assert explained[0][0].reason == (
         "no person for u-0: its identify failed earlier (cannot convert plan)"
     )

@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
@@ -99,8 +100,7 @@ def preview(
 
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
 
-SEARCH_ENDPOINT = "/api/v2/itemSearch/field"
-SEARCH_KEY = "GET " + SEARCH_ENDPOINT
+SEARCH_KEY = "GET " + SEARCH
 LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
 CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
@@ -126,23 +126,22 @@ class Recorder:
         self.found: Counter[str] = Counter()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        method, query = request.method, request.query
+        method = request.method
         self.requests.append(
             {
                 "method": method,
                 "path": request.path,
-                "query": query if type(query) is dict else dict(query),
+                "query": request.query,
                 "body": request.body,
                 "note": request.note,
             }
         )
         key = f"{method} {request.endpoint}"  # its `key`, without a property call
         self.counts[key] += 1
-        response = self.canned.get(key)
-        if response is None:
-            response = self.respond(request)
+        canned = self.canned
+        response = canned[key] if key in canned else self.respond(request)
         if key == SEARCH_KEY:
-            kind = "person" if query.get("entity_type") == "person" else "org"
+            kind = "person" if request.stage == "lookup person" else "org"  # plans.common.search
             self.searches[kind] += 1
             self.found[kind] += bool(response.data and response.ok)  # most find none
         return response

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 Assume = Literal["missing", "existing"]
@@ -44,7 +45,7 @@ LISTED = {
     ),
 }
 CANNED: Mapping[Assume, Mapping[str, ApiResponse]] = {
-    "missing": {**LISTED, "GET /api/v2/itemSearch/field": NO_HITS},
+    "missing": {**LISTED, "GET " + SEARCH: NO_HITS},
     "existing": LISTED,
 }
 
@@ -64,7 +65,7 @@ class OfflineResponder:
         canned = self.canned.get(f"{method} {endpoint}")
         if canned is not None:
             return canned
-        if endpoint == "/api/v2/itemSearch/field":  # --assume existing
+        if endpoint == SEARCH:  # --assume existing
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             placeholder = f"{{{kind}:{request.query.get('term')}}}"
             return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
