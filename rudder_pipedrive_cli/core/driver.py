@@ -62,13 +62,15 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
         response = send(request)
     if response is None or response.failed is None:  # most plans: no call to settle
         return outcome
-    return settled(outcome, response.failed, stage)
+    return settled(outcome, response, stage)
 
 
-def settled(outcome: Outcome, failure: PlanFailure, stage: str) -> Outcome:
-    """The event's outcome once its plan ended after an answer that said the transport gave up
-    (`failure`): failed, whatever the plan made of it (both drivers end with this)."""
-    return outcome if outcome.status == "failed" else failed_outcome(failure, stage)
+def settled(outcome: Outcome, last: ApiResponse | None, stage: str) -> Outcome:
+    """The event's outcome once its plan ended: failed when its last answer said the transport
+    gave up, whatever the plan made of it (both drivers end with this)."""
+    if last is not None and last.failed is not None and outcome.status != "failed":
+        return failed_outcome(last.failed, stage)
+    return outcome
 
 
 def raised(error: Exception, stage: str) -> Outcome:

@@ -5,7 +5,7 @@ Both `rpd send` and `rpd dry-run` fill one `Tally`; `to_json` gives the report s
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,8 @@ def skip_reason(reason: str, event_type: str) -> str:
 class Tally:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    by_type: dict[str, Counter[str]] = field(default_factory=dict)
+    # By event type, each type's Counter made when its first event is counted (no call after).
+    by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
@@ -109,10 +110,7 @@ class Tally:
                 counted[kind] += 1
         self.read += 1
         self.outcomes[status] += 1
-        counts = self.by_type.get(event_type)
-        if counts is None:  # not setdefault: a Counter per event is a cost the profile showed
-            counts = self.by_type[event_type] = Counter()
-        counts[status] += 1
+        self.by_type[event_type][status] += 1
         if dropped:
             tally = self.dropped
             for path in dropped:

@@ -55,9 +55,7 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
                 response = await send(request)
             except PlanFailure as failure:
                 response = gave_up(failure, stage)
-        if response is None or response.failed is None:
-            return outcome
-        return settled(outcome, response.failed, stage)
+        return settled(outcome, response, stage)
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()

@@ -81,8 +81,7 @@ def plan_event(
     """The plan of one event: a generator of requests that returns the event's `Outcome`: its
     handler's, the one generator level (which plans again itself on a stale cached id).
     With an identity `index`, identities it covers are resolved from it, not by search."""
-    handler = HANDLERS.get(event.type)
-    if handler is None:
+    if event.type not in HANDLERS:
         return decided(UNSUPPORTED)
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return decided(event.refused)
@@ -123,4 +122,4 @@ def plan_event(
         )
         return decided(waits)
     ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index, about=about)
-    return handler(ctx)
+    return HANDLERS[event.type](ctx)

@@ -283,7 +283,7 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
 
 def expect(response: ApiResponse, stage: str) -> ApiResponse:
     """The response when it is a success; otherwise the event fails with Pipedrive's words."""
-    if response.ok:
+    if 200 <= response.status < 300:  # `ok`, without a property call
         return response
     if response.unknown:
         raise PlanFailure(f"{stage}: outcome unknown", stage=stage, retryable=True)
@@ -808,7 +808,7 @@ def write_once(
             response = yield request
             if response.failed is not None:  # the transport gave up: this event fails
                 raise response.failed
-            if not response.unknown:
+            if response.status:  # not `unknown` (status 0)
                 try:
                     return answered(response, lost)
                 except PlanFailure:
