@@ -40,7 +40,7 @@ class ApiRequest:
     path: str
     endpoint: str
     stage: str
-    query: dict[str, str | int] = field(default_factory=dict)  # a dict: records show it as is
+    query: dict[str, Any] = field(default_factory=dict)  # a dict: records show it as it is
     body: Mapping[str, Any] | None = None
     note: str = ""
     # What this write leaves to settle should its outcome never be known: the (kind, key) a

@@ -30,20 +30,11 @@ CREATED = {
 # A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
 NONE_V1 = ApiResponse(status=200, data=[], additional_data={"pagination": {}})
 NONE_V2 = ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
-# The answers that are the same whatever the request, by "METHOD endpoint" (`ApiRequest.key`):
-# one value each, since plans only read answers.
-LISTED = {
-    **dict.fromkeys(("GET /v1/leads", "GET /v1/leads/archived", "GET /v1/notes"), NONE_V1),
-    **dict.fromkeys(
-        (
-            "GET /api/v2/persons",
-            "GET /api/v2/organizations",
-            "GET /api/v2/deals",
-            "GET /api/v2/activities",
-        ),
-        NONE_V2,
-    ),
-}
+# The answers that are the same whatever the request, by "METHOD endpoint" (`ApiRequest.key`).
+LISTED = {f"GET {path}": NONE_V1 for path in ("/v1/leads", "/v1/leads/archived", "/v1/notes")}
+LISTED.update(
+    {f"GET /api/v2/{kind}": NONE_V2 for kind in ("persons", "organizations", "deals", "activities")}
+)
 CANNED: Mapping[Assume, Mapping[str, ApiResponse]] = {
     "missing": {**LISTED, "GET " + SEARCH: NO_HITS},
     "existing": LISTED,

@@ -33,9 +33,8 @@ class Root:
     redacted: str  # in words holding none: for the report
 
 
-# What `RootCauses.explain` answers, a pair the runners unpack (`outcome, root = ...`): the
-# event's outcome, its reason naming the root when it is a knock-on, and the root's redacted
-# reason for a knock-on ("" for anything else). A plain tuple: no call to make one per failure.
+# The event's outcome, its reason naming the root for a knock-on, and that root's redacted reason
+# ("" for anything else): a plain pair (no call to make one) the runners unpack.
 Explained = tuple[Outcome, str]
 
 

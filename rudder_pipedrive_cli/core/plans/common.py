@@ -656,33 +656,26 @@ def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdI
     level: the first page is read here (no hits, the most common answer, without a call), any
     further pages by `listing`."""
     stage = f"lookup {entity.noun}"  # the Recorder (core/preview.py) counts searches by it
-    query: dict[str, str | int] = {
-        "term": term,
-        "entity_type": entity.search_type,
-        "field": field_key,
-        "match": "exact",
-    }
+    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
     note = f"search {entity.noun} by {entity.identity} {term}"
     response = yield ApiRequest(
         method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
     )
     if response.failed is not None:  # the transport gave up: this event fails
         raise response.failed
-    if response.data is None and 200 <= response.status < 300 and not response.malformed:
-        ids: list[PdId] = []  # no hits: what `hit_ids` would say, without its checks
-    else:
-        ids = hit_ids(response, stage)
+    no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
+    ids: list[PdId] = [] if no_hits else hit_ids(response, stage)  # no hits: no call to read
     additional = response.additional_data  # most answers: none, no call to read it
     cursor = None if additional is None else next_cursor(additional)
     if cursor is not None:
-        page = {**query, "cursor": cursor}
-        ids += yield from listing(SEARCH, page, stage=stage, note=note, read=hit_ids)
+        more = {**query, "cursor": cursor}
+        ids += yield from listing(SEARCH, more, stage=stage, note=note, read=hit_ids)
     return ids
 
 
 def listing(
     path: str,
-    query: dict[str, str | int],
+    query: dict[str, Any],
     *,
     stage: str,
     note: str,
