@@ -143,7 +143,8 @@ class Recorder:
         if key == SEARCH_KEY:
             kind = "person" if request.stage == "lookup person" else "org"  # plans.common.search
             self.searches[kind] += 1
-            self.found[kind] += bool(response.data and response.ok)  # most find none
+            if response.data and response.ok:  # most find none
+                self.found[kind] += 1
         return response
 
 
