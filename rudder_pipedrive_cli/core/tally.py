@@ -98,12 +98,17 @@ class Tally:
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event;
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
-        if status == "failed":
-            _count(self.knock_ons if root else self.failures, root or reason, OTHER_REASONS)
-        elif status == "skipped":
-            _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
-        for warning in warnings:
-            _count(self.warnings, warning, OTHER_WARNINGS)
+        # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
+        # distinct ones are: no call for one already counted, most of them.
+        if status == "failed" or status == "skipped":
+            if status == "skipped":
+                counted, key = self.skips, skip_reason(reason, event_type)
+            else:
+                counted, key = (self.knock_ons, root) if root else (self.failures, reason)
+            counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
+        counted = self.warnings
+        for w in warnings:
+            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
         if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
             counted = self.writes
             for kind in writes:
@@ -151,14 +156,6 @@ class Tally:
         events of the same users), the most first."""
         totals = self.failures + self.knock_ons
         return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-
-
-def _count(counter: Counter[str], key: str, other: str) -> None:
-    """Count `key`, or `other` once MAX_REASONS distinct keys are counted."""
-    if key in counter or len(counter) < MAX_REASONS:
-        counter[key] += 1
-    else:
-        counter[other] += 1
 
 
 def estimated_seconds(tally: Tally, plan: str) -> float:
