@@ -67,24 +67,13 @@ class Traits:  # immutable by convention: see protocol.py
 
     __slots__ = ("flat", "sources")
 
-    def __init__(self, *, sources: tuple[Mapping[str, Any], ...]) -> None:
-        self.sources = sources
-        # One-key reads, from the sources merged (first non-None value wins); made here, since a
-        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
-        if len(sources) == 1:
-            self.flat: Mapping[str, Any] = sources[0]  # a None value reads as absent either way
-            return
-        flat: dict[str, Any] = {}
-        for source in sources:
-            for key, value in source.items():
-                if value is not None and value != "" and key not in flat:
-                    flat[key] = value
-        self.flat = flat
-
-    @classmethod
-    def of(cls, raw: Mapping[str, Any], *paths: tuple[str, ...]) -> Traits:
-        """The objects of the event at `paths` (each split at its dots: `CONTEXT_TRAITS`)."""
-        sources = []
+    def __init__(
+        self,
+        raw: Mapping[str, Any] | None = None,
+        *paths: tuple[str, ...],
+        sources: tuple[Mapping[str, Any], ...] = (),
+    ) -> None:
+        """The objects of the event `raw` at `paths` (`CONTEXT_TRAITS`), else `sources`."""
         for parts in paths:
             found: Any = raw
             for part in parts:
@@ -92,8 +81,24 @@ class Traits:  # immutable by convention: see protocol.py
                     found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
                 )
             if type(found) is dict or isinstance(found, Mapping):
-                sources.append(found)
-        return cls(sources=tuple(sources))
+                sources += (found,)
+        self.sources = sources
+        # One-key reads, from the sources merged (first non-None value wins); made here, since a
+        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
+        # A None or "" value reads as absent either way (every reader of `flat` skips both).
+        count = len(sources)
+        if count == 1:
+            self.flat: Mapping[str, Any] = sources[0]
+            return
+        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
+            self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
+            return
+        flat: dict[str, Any] = {}
+        for source in sources:
+            for key, value in source.items():
+                if value is not None and value != "" and key not in flat:
+                    flat[key] = value
+        self.flat = flat
 
     def get(self, path: str) -> Any:
         """The first source's value at `path`; an empty string reads as absent, as it does when
@@ -147,7 +152,7 @@ def person_name(traits: Traits, warnings: list[str]) -> str | None:
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
     for source in traits.sources:
         value = source.get("name")
-        name = (value.strip() or None) if type(value) is str else name_text(value, "name", warnings)
+        name = None if value is None else name_text(value, "name", warnings)
         if name is not None:
             return name
         parts = []
@@ -247,6 +252,8 @@ def parse_time(value: Any) -> datetime | None:
         text = text[:-1] + "Z"
     try:
         parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is UTC:  # "Z" or +00:00, most times
+            return parsed
         # Converting to UTC can leave the datetime range (9999-12-31T23:59:59-01:00).
         return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):
@@ -281,8 +288,8 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
     if trait == "":
         trait = None
     elif trait is not None:
-        moment = known_time(trait)
-        if moment is not None:
+        moment = parse_time(trait)
+        if moment is not None and moment != GO_ZERO_TIME:
             return rfc3339(moment)
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
@@ -291,12 +298,12 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
         value = raw.get(path)
         if value is None or value == "":
             continue
-        moment = known_time(value)
-        if moment is not None:
+        moment = parse_time(value)
+        if moment is None:
+            unreadable.append((path, value))
+        elif moment != GO_ZERO_TIME:
             used = path
             break
-        if parse_time(value) is None:
-            unreadable.append((path, value))
     if trait is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
@@ -313,7 +320,7 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
                 f"{path} is not a date or time; {instead}",
             )
         )
-    return rfc3339(moment) if moment is not None else None
+    return rfc3339(moment) if used and moment is not None else None
 
 
 def date_part(value: Any) -> str | None:
@@ -600,53 +607,59 @@ def unconvertible(
     )
 
 
-# One row per mapped trait path, as `compiled_mapping` makes it: the path, the field key, whether
-# the key is a custom field, the coercion of the field's listed type and that field (None, None:
-# the value goes as it is), whether rpd never sends the key, and whether the path is dotted (else
-# it is one key of the merged traits).
-MappedRow = tuple[str, str, bool, Coerce | None, "FieldInfo | None", bool, bool]
+# One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
+# the row does (a STANDARD trait shaped into the body, a CUSTOM field, a standard field a trait is
+# MAPPED to, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's listed
+# type (None: as it is), the field (STANDARD: whether a value holding no entry is warned about),
+# and whether the path is dotted (else it is one key of the merged traits).
+STANDARD, CUSTOM, MAPPED, NEVER = range(4)
+Row = tuple[str, str, int, Any, Any, bool]
 
 
 class MappingTable(NamedTuple):
-    """A mapping as a body is made from it: its rows, the trait paths never reported as dropped
-    (mapped, standard or identity paths), and the paths a mapped dotted path goes through
-    ("address" for "address.city")."""
+    """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
+    the paths a mapped dotted path goes through ("address" for "address.city"); whether a body
+    needs shaping (a row is MAPPED, or a monetary custom field); the paths mapped to identity."""
 
-    rows: tuple[MappedRow, ...]
+    rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-
-
-# (id(mapping), id(config), id(standard)) -> (the mapping, the config, the standard keys, the
-# table): the objects are kept, so no id is reused.
-_COMPILED: dict[
-    tuple[int, int, int], tuple[Mapping[str, str], PlanConfig, frozenset[str], MappingTable]
-] = {}
+    shaped: bool
+    identity_paths: str
 
 
 def compiled_mapping(
-    mapping: Mapping[str, str], config: PlanConfig, standard: frozenset[str] = frozenset()
+    mapping: Mapping[str, str],
+    config: PlanConfig,
+    standard: frozenset[str] = frozenset(),
+    rows: tuple[StandardRow, ...] = (),
+    identity: str = "",
+    key: object = None,
 ) -> MappingTable:
-    """A mapping's table, worked out once per mapping, config and standard trait keys (issue 12:
-    a body is a loop over precomputed rows, not a lookup of each key's type and kind per event)."""
-    entry = _COMPILED.get((id(mapping), id(config), id(standard)))
-    if entry is not None and entry[0] is mapping and entry[1] is config and entry[2] is standard:
-        return entry[3]
-    rows: list[MappedRow] = []
-    for path, key in mapping.items():
-        info = config.field_types.get(key)
+    """The table of standard trait `rows` (`standard`: every key a plan reads itself) and of a
+    `mapping` under `config`, kept in `PlanConfig.compiled` under `key` (bodies look there)."""
+    table: list[Row] = [
+        (trait, key, STANDARD, shape, said, False) for trait, key, shape, said in rows
+    ]
+    for path, field in mapping.items():
+        info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
         typed = None if convert is None else info
-        custom = is_custom(key, config)
-        rows.append((path, key, custom, convert, typed, key in NEVER_SENT, "." in path))
+        how = NEVER if field in NEVER_SENT else CUSTOM if is_custom(field, config) else MAPPED
+        table.append((path, field, how, convert, typed, "." in path))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
-    table = MappingTable(tuple(rows), frozenset(mapping) | standard | IDENTITY_KEYS, inner)
-    if len(_COMPILED) > 64:  # configs built on the fly (tests): keep the memo small
-        _COMPILED.clear()
-    _COMPILED[(id(mapping), id(config), id(standard))] = (mapping, config, standard, table)
-    return table
+    compiled = config.compiled[key] = MappingTable(
+        rows=tuple(table),
+        sent=frozenset(mapping) | standard | IDENTITY_KEYS,
+        inner=inner,
+        shaped=any(how == MAPPED or convert is to_money for _, _, how, convert, _, _ in table),
+        identity_paths=", ".join(
+            path for path, field in mapping.items() if identity == field != ""
+        ),
+    )
+    return compiled
 
 
 def mapped_values(
@@ -656,31 +669,45 @@ def mapped_values(
     warnings: list[str],
     currency: Any = "",
     custom: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Field key -> the value for every mapped trait path present in the event, in the JSON type
-    its field takes (as it is when the type is unknown); a value that cannot be converted fails
-    the event, or is dropped with a warning (`refuse`). `currency`: the event's, for a monetary
-    value given as a bare number (else [identity] default_currency). Given `custom`, the values
-    of custom fields go there instead (a v2 body's `custom_fields`)."""
+    """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
+    mapped path present, in its field's JSON type (as it is when the type is unknown), else it
+    fails the event or is dropped with a warning (`refuse`). `currency`: the event's, for a bare
+    monetary number (else default_currency). Custom fields go to `custom` when it is given."""
     values: dict[str, Any] = {}
     flat = traits.flat
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, is_custom_key, convert, info, never, dotted in table.rows:
+    for path, key, how, convert, info, dotted in table.rows:
         value = traits.get(path) if dotted else flat.get(path)
         if value is None or value == "":
             continue
-        if never:
+        if how == STANDARD:
+            warned = len(warnings)
+            found = convert(value, path, warnings)
+            if found is not None and found != []:
+                (values if body is None else body)[key] = found
+            elif info and len(warnings) == warned:  # no entry said why
+                warnings.append(
+                    Warned(
+                        f"{path} = {show(value)} holds no {path} (give a string, a list of "
+                        'strings, or objects with a "value"); left out',
+                        f"{path} holds no {path}; left out",
+                    )
+                )
+            continue
+        if how == NEVER:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
             continue
-        if convert is not None and info is not None:
+        if convert is not None:
             try:
                 value = convert(value, info, currency)
             except Unconvertible as error:
                 failure = unconvertible(path, value, key, info, error)
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
-        if is_custom_key and custom is not None:
+        if how == CUSTOM and custom is not None:
             custom[key] = value
         else:
             values[key] = value
@@ -696,30 +723,24 @@ def is_custom(key: str, config: PlanConfig) -> bool:
 # --- dropped traits --------------------------------------------------------------------------
 
 
-def dropped(traits: Traits, table: MappingTable, found: list[str]) -> None:
+def dropped(
+    sources: Iterable[Mapping[str, Any]], table: MappingTable, found: list[str], prefix: str = ""
+) -> None:
     """Add to `found` (each path once) the trait paths that nothing sends: a top-level key, or
     the dotted paths inside an object of which only some paths are mapped (mapping
     "address.city" reports "address.street")."""
-    for source in traits.sources:
-        _walk(source, "", table.sent, table.inner, found)
-
-
-def _walk(
-    obj: Mapping[str, Any],
-    prefix: str,
-    sent: frozenset[str],
-    inner: frozenset[str],
-    found: list[str],
-) -> None:
-    """Add to `found` the paths under `obj` (at `prefix`) that nothing sends (see `dropped`)."""
-    for key, value in obj.items():
-        path = prefix + str(key)
-        if path in sent:
+    sent, inner = table.sent, table.inner
+    for source in sources:
+        if source.keys() <= sent:  # most objects: everything in them is sent
             continue
-        if path in inner and isinstance(value, Mapping):
-            _walk(value, path + ".", sent, inner, found)
-        elif path not in found:
-            found.append(path)
+        for key, value in source.items():
+            path = prefix + key
+            if path in sent:
+                continue
+            if path in inner and isinstance(value, Mapping):
+                dropped((value,), table, found, path + ".")
+            elif path not in found:
+                found.append(path)
 
 
 # --- leads -----------------------------------------------------------------------------------
@@ -894,31 +915,6 @@ def org_name(traits: Traits, warnings: list[str]) -> str | None:
     return name_text(traits.flat.get("name"), "name", warnings)
 
 
-def read_standard(
-    traits: Traits, rows: tuple[StandardRow, ...], body: dict[str, Any], warnings: list[str]
-) -> None:
-    """The standard traits of `rows` into `body`, in the rows' order. A value holding no usable
-    entry (an email given as `{"work": ...}`, a list of objects without "value") is warned
-    about, not silently lost."""
-    flat = traits.flat
-    for trait, key, shape, said in rows:
-        value = flat.get(trait)
-        if value is None or value == "":
-            continue
-        warned = len(warnings)
-        found = shape(value, trait, warnings)
-        if found is not None and found != []:
-            body[key] = found
-        elif said and len(warnings) == warned:  # no entry said why
-            warnings.append(
-                Warned(
-                    f"{trait} = {show(value)} holds no {trait} (give a string, a list of strings, "
-                    'or objects with a "value"); left out',
-                    f"{trait} holds no {trait}; left out",
-                )
-            )
-
-
 # --- traits mapped to standard (non-custom) fields -------------------------------------------
 # A trait may be mapped to a standard field ("workEmail = Email"): its value then takes the shape
 # the standard trait would (v2 arrays for emails and phones, an integer visible_to, RFC 3339
@@ -931,10 +927,8 @@ RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_
 class Shaping:
     create: bool
     currency: Any  # the event's currency (see `Coerce`)
-    labels: Mapping[str, str]
     warnings: list[str]
-    listed: bool = True  # the account's lead labels were listed (False: an offline dry-run)
-    on_invalid: str = "fail"  # [fields] on_invalid, for a value mapped to the lead's value
+    config: PlanConfig  # its lead labels (listed with its field listing), [fields] on_invalid
 
 
 Shape = Callable[[Any, Shaping], Any]
@@ -972,13 +966,17 @@ def _lead_value(value: Any, shaping: Shaping) -> Any:
             redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )
-        refuse(failure, shaping.on_invalid, shaping.warnings, "left out")
+        refuse(failure, shaping.config.on_invalid, shaping.warnings, "left out")
         return None
     return {"amount": amount, "currency": currency}
 
 
 def _labels(value: Any, shaping: Shaping) -> Any:
-    return lead_labels(value, shaping.labels, shaping.warnings, listed=shaping.listed) or None
+    config = shaping.config  # without the field listing (offline) the labels were not listed
+    return (
+        lead_labels(value, config.lead_labels, shaping.warnings, listed=bool(config.field_types))
+        or None
+    )
 
 
 # A mapped value takes the shape its standard trait has (one table per entity: the rows above).
@@ -1065,11 +1063,11 @@ def shape_standard(
     shapes: Mapping[str, Shape],
     shaping: Shaping,
     writable: frozenset[str],
-    config: PlanConfig,
 ) -> dict[str, Any]:
     """Mapped values with standard keys shaped (dropped when they cannot be, or cannot be
     written, with a warning); custom fields pass as they are."""
     shaped: dict[str, Any] = {}
+    config = shaping.config
     for key, value in values.items():
         shape = shapes.get(key)
         if shape is not None:

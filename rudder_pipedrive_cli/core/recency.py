@@ -42,15 +42,6 @@ def stamp(event: Event) -> str:
     )
 
 
-def fields_of(body: Mapping[str, Any], identity: str) -> list[str]:
-    """The fields a body writes, by name: top-level keys and the keys of `custom_fields`."""
-    names = [key for key in body if key != CUSTOM and key not in UNTIMED]
-    custom = body.get(CUSTOM)
-    if isinstance(custom, Mapping):
-        names += [key for key in custom if key != identity]
-    return names
-
-
 def fresh(
     body: Mapping[str, Any], times: Mapping[str, str], at: str, identity: str
 ) -> tuple[dict[str, Any], bool]:
@@ -62,12 +53,12 @@ def fresh(
     left_out = False
     for key, value in body.items():
         if key == CUSTOM and isinstance(value, Mapping):
-            custom = {
-                name: item
-                for name, item in value.items()
-                if name == identity or times.get(name, "") <= at
-            }
-            left_out = left_out or len(custom) < len(value)
+            custom = {}
+            for name, item in value.items():
+                if name == identity or times.get(name, "") <= at:
+                    custom[name] = item
+                else:
+                    left_out = True
             if custom:
                 kept[key] = custom
         elif key in UNTIMED or times.get(key, "") <= at:

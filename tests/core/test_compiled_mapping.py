@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.fields import Traits, compiled_mapping, mapped_values, to_number
+from rudder_pipedrive_cli.core.fields import (
+    CUSTOM,
+    MAPPED,
+    NEVER,
+    Traits,
+    compiled_mapping,
+    mapped_values,
+    to_number,
+)
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
 SCORE = "b" * 40
@@ -19,11 +27,11 @@ def test_rows_name_custom_typed_and_never_sent_keys() -> None:
     score = FieldInfo(key=SCORE, name="Score", field_type="double")
     config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
     assert compiled_mapping(MAPPING, config).rows == (
-        ("score", SCORE, True, to_number, score, False, False),
-        ("title", "job_title", False, None, None, False, False),
-        ("owner", "owner_id", False, None, None, True, False),
-        ("plan", "c" * 40, True, None, None, False, False),
-        ("company.size", "employee_count", False, None, None, False, True),
+        ("score", SCORE, CUSTOM, to_number, score, False),
+        ("title", "job_title", MAPPED, None, None, False),
+        ("owner", "owner_id", NEVER, None, None, False),
+        ("plan", "c" * 40, CUSTOM, None, None, False),
+        ("company.size", "employee_count", MAPPED, None, None, True),
     )
     table = compiled_mapping(MAPPING, config, frozenset({"name"}))
     assert table.sent == {*MAPPING, "name", "userId", "id", "previousId", "groupId", "anonymousId"}
@@ -75,3 +83,27 @@ def test_an_empty_string_reads_as_absent_from_one_source_as_from_several() -> No
     assert mapped_values(several, compiled_mapping(MAPPING, config), config, []) == {
         "job_title": "CTO"
     }
+
+
+def test_a_config_compiles_each_mapping_once_and_a_replaced_config_again() -> None:
+    """Bodies take the tables `PlanConfig.compiled` keeps (made at first use); a config made by
+    `replace` (the field listing fetched) starts without them, so its own types apply."""
+    from dataclasses import replace
+
+    from helpers_core import CONFIG, ROLE, patch_person, run, search_person
+
+    config = replace(CONFIG)
+    raw = {"type": "identify", "userId": "u-1", "traits": {"role": 7, "junk": 1}}
+    calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: 7}})]
+    run(raw, calls, config=config)
+    table = config.compiled["person"]
+    run(raw, calls, config=config)
+    assert config.compiled == {"person": table}  # the same table, not a new one per body
+    typed = replace(
+        config, field_types={ROLE: FieldInfo(key=ROLE, name="Role", field_type="varchar")}
+    )
+    assert typed.compiled == {}
+    typed_calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "7"}})]
+    run(raw, typed_calls, config=typed)
+    assert typed.compiled["person"] is not table
+    assert config.compiled == {"person": table}

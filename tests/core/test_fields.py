@@ -10,7 +10,9 @@ import pytest
 from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
+    CONTEXT_TRAITS,
     PERSON_STANDARD,
+    TRAITS,
     Traits,
     add_time,
     compiled_mapping,
@@ -19,7 +21,6 @@ from rudder_pipedrive_cli.core.fields import (
     mapped_values,
     person_name,
     phones,
-    read_standard,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -248,7 +249,9 @@ def test_phones_first_is_primary(value: Any, expected: list[str]) -> None:
 def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
     """The `emails` a person's body gets from an `email` trait holding `value`."""
     body: dict[str, Any] = {}
-    read_standard(Traits(sources=({"email": value},)), PERSON_STANDARD, body, warnings)
+    config = PlanConfig()
+    table = compiled_mapping({}, config, rows=PERSON_STANDARD)
+    mapped_values(Traits(sources=({"email": value},)), table, config, warnings, body=body)
     return body.get("emails")
 
 
@@ -377,7 +380,8 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
     found = ["prefs"]  # what another body of the event dropped: listed once
-    dropped(traits, compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"})), found)
+    table = compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"}))
+    dropped(traits.sources, table, found)
     assert found == ["prefs", "address.street", "junk"]
 
 
@@ -459,7 +463,7 @@ def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> Non
         Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
     )
     found: list[str] = []
-    dropped(flat, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
+    dropped(flat.sources, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
     assert found == []
 
 
@@ -496,3 +500,19 @@ def test_only_strings_that_look_like_addresses_are_emails(
     assert (found or [{}])[0].get("primary", True) is True
     assert warnings == [f"email = {shown} is not an email address; dropped" for shown in refused]
     assert {redacted_warning(w) for w in warnings} <= {"email is not an email address; dropped"}
+
+
+@pytest.mark.parametrize(
+    ("top", "context", "expected"),
+    [
+        ({"role": "CTO", "plan": "Pro"}, {"role": "Eng", "tier": 2}, ("CTO", "Pro", 2)),
+        ({"role": None, "plan": ""}, {"role": "Eng", "plan": "Free"}, ("Eng", "Free", None)),
+        ({"role": "", "tier": 3}, {"role": None}, (None, None, 3)),
+    ],
+)
+def test_top_level_traits_win_and_absent_ones_fall_through_to_context(
+    top: dict[str, Any], context: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    traits = Traits({"traits": top, "context": {"traits": context}}, TRAITS, CONTEXT_TRAITS)
+    assert traits.sources == (top, context)
+    assert tuple(traits.get(key) for key in ("role", "plan", "tier")) == expected

@@ -43,7 +43,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(
                 "alias needs a userId or a curr_person_id external id", stage="validate"
             )
-        traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)
+        traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)
         previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
         current = yield from find(ctx, PERSON, user_id, "curr_person_id")
         merged_before = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -39,3 +40,5 @@ class PlanConfig:
     # previousId -> userId of the input's alias events (send's first pass over its files): a
     # userId Pipedrive does not find may be one an earlier run's alias merged or re-keyed away.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # Its mappings' tables (`compiled_mapping`), made at first use; `replace` starts new ones.
+    compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)

@@ -31,7 +31,6 @@ from rudder_pipedrive_cli.core.fields import (
     parse_time,
     person_name,
     put_mapped,
-    read_standard,
     rfc3339,
     shape_standard,
     text_limit,
@@ -40,7 +39,7 @@ from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCac
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
-from rudder_pipedrive_cli.core.recency import fields_of, fresh, newest, stamp
+from rudder_pipedrive_cli.core.recency import CUSTOM, UNTIMED, fresh, newest, stamp
 from rudder_pipedrive_cli.core.wrappers import json_kind
 
 T = TypeVar("T")
@@ -273,9 +272,11 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
     times = ctx.ledger.recency.setdefault((entity.kind, record), {})
-    for name in fields_of(body, getattr(ctx.config, entity.setting)):
-        if at >= times.get(name, ""):
-            times[name] = at
+    identity = getattr(ctx.config, entity.setting)
+    for key, value in body.items():  # top-level keys and the keys of custom_fields
+        for name in value if key == CUSTOM else (key,):
+            if name != identity and name not in UNTIMED and at >= times.get(name, ""):
+                times[name] = at
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -731,40 +732,48 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 
 def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
-    warnings = ctx.ledger.warnings
-    name = entity.name(traits, warnings)
+    config, warnings = ctx.config, ctx.ledger.warnings
+    table = config.compiled.get(entity.kind) or compiled_mapping(
+        getattr(config, entity.fields),
+        config,
+        entity.standard_keys,
+        entity.standard,
+        getattr(config, entity.setting),
+        entity.kind,
+    )
+    # The name: most events give it, as a string, in their first source.
+    sources = traits.sources
+    given = sources[0].get("name") if sources else None
+    name = given.strip() if type(given) is str else None
+    if not name:
+        name = entity.name(traits, warnings)
     body: dict[str, Any] = {} if name is None else {"name": name}
-    read_standard(traits, entity.standard, body, warnings)
-    config = ctx.config
-    mapping: Mapping[str, str] = getattr(config, entity.fields)
     custom: dict[str, Any] = {}
-    table = compiled_mapping(mapping, config, entity.standard_keys)
-    top = mapped_values(traits, table, config, warnings, custom=custom)
-    identity: str = getattr(config, entity.setting)
-    if identity and custom and custom.pop(identity, None) is not None:
+    top = mapped_values(traits, table, config, warnings, "", custom, body)
+    if table.identity_paths and custom.pop(getattr(config, entity.setting), None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
-        paths = ", ".join(path for path, key in mapping.items() if key == identity)
         warnings.append(
             Warned(
-                f"{paths} is mapped to the {entity.identity} field ([identity] "
+                f"{table.identity_paths} is mapped to the {entity.identity} field ([identity] "
                 f"{entity.setting}), which rpd fills itself; dropped"
             )
         )
-    shaped: dict[str, Any] = {}
     if top:  # most mappings are custom fields only
-        shaping = Shaping(create=create, currency="", labels={}, warnings=warnings)
-        shaped = shape_standard(top, entity.shapes, shaping, entity.writable, config)
+        shaping = Shaping(create=create, currency="", warnings=warnings, config=config)
+        top = shape_standard(top, entity.shapes, shaping, entity.writable)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
-    if create and (traits.get("add_time") is not None or "add_time" not in shaped):
+    if create and ("add_time" not in top or traits.get("add_time") is not None):
         created = add_time(traits, ctx.event.raw, warnings)
         if created is not None:
             body["add_time"] = created
-    for key, value in shaped.items():
-        put_mapped(body, key, value, mapping, warnings)
+    if top:
+        mapping: Mapping[str, str] = getattr(config, entity.fields)
+        for key, value in top.items():
+            put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    dropped(traits, table, ctx.ledger.dropped)
+    dropped(sources, table, ctx.ledger.dropped)
     return body
 
 

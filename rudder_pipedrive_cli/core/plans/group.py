@@ -35,14 +35,14 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(
                 "group needs a person: a userId or a person_id external id", stage="validate"
             )
-        org_traits = Traits.of(event.raw, TRAITS)
+        org_traits = Traits(event.raw, TRAITS)
         # Look up and validate everything before writing, so an event that must fail has no effects.
         org = yield from find(ctx, ORG, group_id, "org_id")
         person = yield from find(ctx, PERSON, user_id, "person_id")
         new_person: dict[str, Any] | None = None
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            new_person = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
+            new_person = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, org_traits, create=True)

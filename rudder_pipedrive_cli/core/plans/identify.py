@@ -28,7 +28,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         user_id = event.user_id
         if user_id is None and "person_id" not in event.external:
             raise PlanFailure(NEEDS, stage="validate")
-        traits = Traits.of(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
+        traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
         person = yield from find(ctx, PERSON, user_id, "person_id")
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId

@@ -145,7 +145,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         person = yield from find(ctx, PERSON, user_id, "person_id")
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            created = person_create_body(ctx, user_id, Traits.of(event.raw, CONTEXT_TRAITS))
+            created = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
             person = yield from create_person(ctx, user_id, created)
         origins = yield from known_origins(ctx, kind, person)
         if origin in origins:
@@ -170,23 +170,17 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits.of(ctx.event.raw, PROPERTIES)
+    properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
+    table = config.compiled.get(id(mapping)) or compiled_mapping(
+        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
+    )
     given = properties.get("currency")
     currency = config.default_currency if given is None else given  # checked where it is used
-    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
-    mapped = mapped_values(properties, table, config, warnings, currency)
-    # Without the field catalog (an offline dry-run) the labels were never listed either.
-    listed = bool(config.field_types)
-    shaping = Shaping(
-        create=True,
-        currency=currency,
-        labels=config.lead_labels,
-        warnings=warnings,
-        listed=listed,
-        on_invalid=config.on_invalid,
-    )
-    body = lead_custom(shape_standard(mapped, LEAD_SHAPES, shaping, LEAD_WRITABLE, config), config)
+    body = mapped_values(properties, table, config, warnings, currency)
+    if table.shaped:
+        shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
+        body = lead_custom(shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE), config)
     body["title"] = title_of(rule, ctx, name)
     amount = lead_amount(properties, warnings)
     value = None if amount is None else lead_value(amount, currency, config, warnings)
@@ -197,11 +191,13 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         put_own(body, "expected_close_date", close, mapping, warnings)
     labels = properties.get("label_ids")
     if labels is not None:
+        # Without the field listing (an offline dry-run) the labels were never listed either.
+        listed = bool(config.field_types)
         label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
         if label_ids:
             put_own(body, "label_ids", label_ids, mapping, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties, table, ctx.ledger.dropped)
+    dropped(properties.sources, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -225,15 +221,17 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     and stage; custom fields in `custom_fields`."""
     assert rule is not None
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits.of(ctx.event.raw, PROPERTIES)
+    properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None else given
-    table = compiled_mapping(mapping, config, LEAD_STANDARD_KEYS)
+    table = config.compiled.get(id(mapping)) or compiled_mapping(
+        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
+    )
     custom: dict[str, Any] = {}
     mapped = mapped_values(properties, table, config, warnings, currency, custom)
-    shaping = Shaping(create=True, currency=currency, labels={}, warnings=warnings)
-    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE, config)
+    shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
+    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
     amount = lead_amount(properties, warnings, "deal")
     value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
@@ -253,7 +251,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties, table, ctx.ledger.dropped)
+    dropped(properties.sources, table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -288,7 +286,7 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if rule.content is not None:
         content = rule.content.render(event, escape=True)
     else:
-        content = default_note(name, Traits.of(event.raw, PROPERTIES))
+        content = default_note(name, Traits(event.raw, PROPERTIES))
     body: dict[str, Any] = {"content": with_marker(content, mark)}
     when = event_time(event)
     if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC
