@@ -150,7 +150,6 @@ MODULE_LAYERS = {
     "core/fields.py": "fields",
 }
 FUNCTION_LAYERS = {
-    ("core/plans/__init__.py", "identities_of"): "identity",
     ("core/plans/common.py", "find"): "identity",
     ("core/plans/common.py", "lookup"): "identity",
     ("core/plans/common.py", "aliased_away"): "identity",
@@ -160,7 +159,6 @@ FUNCTION_LAYERS = {
     ("core/plans/common.py", "forget"): "identity",
     ("core/plans/common.py", "outcome"): "identity",
     ("core/plans/common.py", "finish"): "identity",
-    ("core/plans/common.py", "failed"): "identity",
     ("core/plans/common.py", "at"): "identity",
     ("core/plans/common.py", "times_of"): "identity",
     ("core/plans/common.py", "wrote_fields"): "identity",
@@ -189,7 +187,7 @@ def planning_shares(profile: Any) -> dict[str, float]:
             return None  # reading and intake, timed on their own
         if where in ("core/tally.py", "core/costs.py") or function[2] == "redacted_warning":
             return None  # the tally, timed on its own
-        if where == "core/intake.py" and function[2] in ("intake", "_invalid", "id"):
+        if where == "core/intake.py" and function[2] in ("intake", "_taken"):
             return None
         found = FUNCTION_LAYERS.get((where, function[2])) or MODULE_LAYERS.get(where)
         return found or ("plans" if where else None)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
 from rudder_pipedrive_cli.core.intake import intake
@@ -18,7 +18,6 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 
@@ -54,9 +53,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         {"type": "identify", "messageId": message_id, "userId": "u-1", "traits": {"name": "A"}}
         for message_id in ("same-1", "m-2", "m-3", "m-4", "same-1")
     ]
-    items = intake(
-        (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
-    )
+    items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
     with ScratchIds(recent=2, filter_bits=1) as finished:
         send = Recorder(OfflineResponder(config), Tally())
         planned = preview(items, config, send, MemoryIdentityCache(), None, finished)
@@ -162,9 +159,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         )
 
     def plan(known: MemoryIdentityCache) -> list[tuple[str, str, list[tuple[str, str]]]]:
-        items = intake(
-            (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
-        )
+        items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
         planned = preview(items, config, Recorder(OfflineResponder(config), Tally()), known)
         return [
             (p["source"], p["outcome"], [(r["method"], r["path"]) for r in p["requests"]])

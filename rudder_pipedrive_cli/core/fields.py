@@ -35,7 +35,7 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
-# Where an event holds the values of a body, as `Traits.of` takes them.
+# Where an event holds the values of a body, as `Traits` takes them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
 PROPERTIES = ("properties",)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
 
@@ -42,12 +43,63 @@ def links_persons(outcome: Outcome) -> bool:
     return False
 
 
+Change = tuple[str, Any, Any]  # (table, key, value): value None forgets the key
+
+
+def taught(outcome: Outcome, pending: bool) -> list[Change]:
+    """What an outcome teaches an identity cache's tables, in the order to apply them: the one
+    set of rules of every store (`MemoryIdentityCache`, whose tables they name, and the replay
+    state). Tables: "persons" (by userId), "orgs" (by groupId), "merged" (a person merged away:
+    the one it went into), "pending_creates" ((kind, key): a create's send time),
+    "pending_merges" (a person: the one a merge of it would go into), "memberships" (person:
+    organization), "held" ((kind, key)).
+    `pending`: whether a create or merge is pending already. Lead origins and field recency
+    follow rules of their own (a union, the newest time)."""
+    pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
+    pending = pending or bool(pending_creates or pending_merges)
+    changes: list[Change] = []
+    add = changes.append  # loops, not comprehensions: no extra frame for every outcome
+    for slot in outcome.held_back:
+        add(("held", slot, True))
+    for slot, pd_id in outcome.identities.items():
+        add(("persons" if slot[0] == "person" else "orgs", slot[1], pd_id))
+        if pending and pd_id is not None and slot not in pending_creates:
+            add(("pending_creates", slot, None))  # its record is known: settled
+    for slot, sent_at in pending_creates.items() if pending_creates else ():
+        add(("pending_creates", slot, sent_at))
+    for person, org in outcome.memberships.items() if outcome.memberships else ():
+        add(("memberships", person, org))
+    for gone, into in outcome.merged.items() if outcome.merged else ():
+        add(("merged", gone, into))
+    for person, merging in pending_merges.items() if pending_merges else ():
+        add(("pending_merges", person, merging))
+    for gone in outcome.merged if pending else ():  # a merge known done is settled
+        add(("pending_merges", gone, None))
+    return changes
+
+
 def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
     """The persons the cache says these userIds name. Only once a merge or re-key is known may
     two userIds name one person; before that nothing needs looking up."""
     if not known.merges:
         return []
     return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
+
+
+def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
+    """The (kind, key) identities an event is about, asked only while one is held back or when it
+    failed and may yet succeed: its userId, previousId, groupId and id (a messageId repeated is
+    one event to the journal), and the persons its userIds name once merges are known."""
+    user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
+    found = [("event", event.id)]
+    if user_id is not None:
+        found.append(("person", user_id))
+    if previous_id is not None:
+        found.append(("person", previous_id))
+    if group_id is not None:
+        found.append(("org", group_id))
+    found += [("person_id", str(person)) for person in persons_named(known, user_id, previous_id)]
+    return frozenset(found)
 
 
 class IdentityCache(Protocol):
@@ -81,6 +133,12 @@ class IdentityCache(Protocol):
     def held_back(self, kind: str, key: str) -> bool:
         """Whether an event about this identity failed earlier in this run."""
         ...
+
+    @property
+    def holding(self) -> bool: ...  # any identity held back: only then ask `held_back`
+
+    @property
+    def pending(self) -> bool: ...  # any create or merge pending: only then ask about one
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         """Per field of the record ("person" or "org", id), the time of the event whose value
@@ -117,37 +175,31 @@ class MemoryIdentityCache:
         self.pending_creates: MutableMapping[tuple[str, str], str] = tables()
         self.pending_merges: MutableMapping[PdId, PdId] = tables()
         self.held: MutableMapping[tuple[str, str], bool] = tables()
-        # Whether `learn` ever wrote to `held` / `pending_creates`: the guards of the lookups every
+        # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
-        self.any_held = False
-        self.any_pending_creates = False
+        self.holding = False
+        self.pending = False
         self.merges = False  # a merge or re-key is known: two userIds may name one person
         # Field recency: stored values are never changed in place, only replaced.
         self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
+        # Lookups are the tables' own: no call of ours between a plan and its answer. Once a merge
+        # or re-key is known, `person_id` follows merges (`_survivor_of`).
+        self.person_id: Callable[[str], PdId | None] = self.persons.get
+        self.org_id: Callable[[str], PdId | None] = self.orgs.get
+        self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
+        self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
 
-    def person_id(self, user_id: str) -> PdId | None:
-        person = self.persons.get(user_id)
-        if person is None or not self.merges:  # no merge known: the cached person as it is
-            return person
-        return survivor(person, self.merged.get)
-
-    def org_id(self, group_id: str) -> PdId | None:
-        return self.orgs.get(group_id)
-
-    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
-        return self.leads.get(person_id)
-
-    def person_org(self, person_id: PdId) -> PdId | None:
-        return self.memberships.get(person_id)
+    def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
+        return survivor(self.persons.get(user_id), self.merged.get)
 
     def pending_create(self, kind: str, key: str) -> str | None:
-        return self.pending_creates.get((kind, key)) if self.any_pending_creates else None
+        return self.pending_creates.get((kind, key)) if self.pending else None
 
     def merging_into(self, person_id: PdId) -> PdId | None:
-        return self.pending_merges.get(person_id) if self.pending_merges else None
+        return self.pending_merges.get(person_id) if self.pending else None
 
     def held_back(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.held if self.any_held else False
+        return (kind, key) in self.held if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
@@ -164,39 +216,24 @@ class MemoryIdentityCache:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
-        for slot in outcome.held_back:
-            self.held[slot] = True
-            self.any_held = True
         for record, times in outcome.recency.items():
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
-        if outcome.merged or (not self.merges and links_persons(outcome)):
+        if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merges = True
-        for (kind, key), pd_id in outcome.identities.items():
-            table = self.persons if kind == "person" else self.orgs
-            if pd_id is None:
-                table.pop(key, None)
-            else:
-                table[key] = pd_id
-                if self.any_pending_creates:  # its record is known now: nothing left to settle
-                    self.pending_creates.pop((kind, key), None)
+            self.person_id = self._survivor_of
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)
             else:
                 self.leads[person] = self.leads.get(person, frozenset()) | origins
-        self.memberships.update(outcome.memberships)
-        self.merged.update(outcome.merged)
-        for person, into in outcome.pending_merges.items():
-            if into is None:
-                self.pending_merges.pop(person, None)
-            else:
-                self.pending_merges[person] = into
-        for person in outcome.merged if self.pending_merges else ():
-            self.pending_merges.pop(person, None)  # a merge known done is settled
-        for slot, sent_at in outcome.pending_creates.items():
-            if sent_at is None:
-                self.pending_creates.pop(slot, None)
-            else:
-                self.pending_creates[slot] = sent_at
-                self.any_pending_creates = True
+        for name, key, value in taught(outcome, self.pending):
+            table = getattr(self, name)  # the tables `taught` names
+            if value is None:
+                table.pop(key, None)
+                continue
+            table[key] = value
+            if name == "held":
+                self.holding = True
+            elif name.startswith("pending"):
+                self.pending = True

@@ -429,30 +429,5 @@ class ListedOrigins:
             return cached
         return frozenset(self.origins.get(key, ()))
 
-    def person_id(self, user_id: str) -> PdId | None:
-        return self.known.person_id(user_id)
-
-    def org_id(self, group_id: str) -> PdId | None:
-        return self.known.org_id(group_id)
-
-    def person_org(self, person_id: PdId) -> PdId | None:
-        return self.known.person_org(person_id)
-
-    @property
-    def merges(self) -> bool:
-        return self.known.merges
-
-    def pending_create(self, kind: str, key: str) -> str | None:
-        return self.known.pending_create(kind, key)
-
-    def merging_into(self, person_id: PdId) -> PdId | None:
-        return self.known.merging_into(person_id)
-
-    def held_back(self, kind: str, key: str) -> bool:
-        return self.known.held_back(kind, key)
-
-    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self.known.recency(kind, record)
-
-    def learn(self, outcome: Outcome) -> None:
-        self.known.learn(outcome)
+    def __getattr__(self, name: str) -> Any:  # the rest is the cache's
+        return getattr(self.known, name)

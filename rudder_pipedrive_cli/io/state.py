@@ -37,7 +37,7 @@ from rudder_pipedrive_cli.io.state_accounts import (
     url_key,
 )
 from rudder_pipedrive_cli.io.state_file import FileLock, Guarded, open_file, transaction
-from rudder_pipedrive_cli.io.state_identities import Identities, Pending
+from rudder_pipedrive_cli.io.state_identities import Identities
 from rudder_pipedrive_cli.io.state_index import IndexTable
 from rudder_pipedrive_cli.io.state_journal import InFlight, Journal
 from rudder_pipedrive_cli.io.state_leads import LeadOrigins
@@ -91,7 +91,6 @@ class ReplayState(Closing):
         self._closed = False
         self._spill = Spill(cache_entries)
         self._identities = Identities(store, self._spill, cache_entries)
-        self._pending = Pending(self._identities)
         self._leads = LeadOrigins(store, self._spill)
         self._recency = self._field_recency()
         self._journal = Journal(store)
@@ -173,11 +172,19 @@ class ReplayState(Closing):
 
     def pending_create(self, kind: str, key: str) -> str | None:
         with self._mutex:
-            return self._pending.create(kind, key)
+            return self._identities.pending_create(kind, key)
 
     def held_back(self, kind: str, key: str) -> bool:
         with self._mutex:
             return self._identities.held_back(kind, key)
+
+    @property
+    def holding(self) -> bool:
+        return self._identities.holding
+
+    @property
+    def pending(self) -> bool:
+        return self._identities.pending
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         with self._mutex:
@@ -185,7 +192,7 @@ class ReplayState(Closing):
 
     def merging_into(self, person_id: PdId) -> PdId | None:
         with self._mutex:
-            return self._pending.merge(person_id)
+            return self._identities.merging_into(person_id)
 
     def learn(self, outcome: Outcome) -> None:
         """Apply what an event taught (identities None = forget), like
@@ -199,8 +206,7 @@ class ReplayState(Closing):
             self._store.open_batch()
         for (kind, record), times in outcome.recency.items():
             self._recency.learn(kind, encode_id(record), times)
-        learned = self._identities.learned(outcome)
-        self._identities.put(learned + self._pending.learned(outcome))
+        self._identities.learn(outcome)
         self._leads.learn(outcome.lead_origins)
 
     # -- journal and writes in flight -------------------------------------------------------------
@@ -238,7 +244,7 @@ class ReplayState(Closing):
             store.writable()
             store.open_batch()
             self._inflight.begin(event_id, request, sent_at)
-            self._pending.begin(request, sent_at)
+            self._identities.begin(request, sent_at)
             store.commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
@@ -346,7 +352,6 @@ class ReplayState(Closing):
         only."""
         self._store.ns = namespace
         self._identities.reset()
-        self._pending.reset()
         self._leads.reset()
         self._recency = self._field_recency()
 

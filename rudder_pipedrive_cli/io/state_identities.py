@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-from rudder_pipedrive_cli.core.identity_cache import links_persons
+from rudder_pipedrive_cli.core.identity_cache import links_persons, taught
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.io.scratch import Lru, Spill
 from rudder_pipedrive_cli.io.state_schema import (
@@ -21,10 +21,22 @@ Row = tuple[str, str, PdId | None]  # kind, key, what the table will say (None: 
 _UNKNOWN: Any = object()  # not in the cache or the overlay: ask the file
 
 
+def row_of(table: str, key: Any) -> tuple[str, str]:
+    """The (kind, key) of the identities row holding an entry of one of `taught`'s tables."""
+    if table == "pending_creates":
+        return PENDING_CREATE[key[0]], key[1]
+    if table in ("merged", "pending_merges"):
+        return MERGED if table == "merged" else PENDING_MERGE, encode_id(key)
+    return table[:-1], key  # persons, orgs: "person", "org"
+
+
 class Identities:
     """The identities table of one namespace: the person of a userId, the organization of a
-    groupId, the person a merged one went into (MERGED), and `Pending`'s rows. Besides, what holds
-    for this run only and is never stored: memberships and the identities held back.
+    groupId, the person a merged one went into (MERGED), and the creates and merges whose outcome
+    stays unknown (SPEC 5): the send time of a create by its identity (PENDING_CREATE), the
+    person a merge was into by the person merged (PENDING_MERGE), marked when the write begins
+    (`begin`), settled by an outcome. Besides, what holds for this run only and is never stored:
+    memberships and the identities held back.
 
     Answers go through a bounded read cache that every write keeps true (the state is its
     namespace's only writer). What a read-only state learns shadows the file in a bounded overlay
@@ -42,6 +54,7 @@ class Identities:
         # Identities of events that failed in this run (Outcome.held_back): kept for the run
         # only, as the next run retries those events first.
         self._held: MutableMapping[tuple[str, str], bool] = spill.table()
+        self.holding = False  # whether `_held` holds any: the guard of `held_back`
         self.merges = False  # whether a merge is known: only then does a person need following
         self.reset()
 
@@ -52,6 +65,8 @@ class Identities:
         self._overlay.clear()
         self._members.clear()
         self.merges = self._has_merges()
+        # Whether a create or merge is pending: only then is one looked for.
+        self.pending = self.has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
 
     def get(self, kind: str, key: str) -> PdId | None:
         slot = (kind, key)
@@ -94,22 +109,43 @@ class Identities:
         return self._members.get(encode_id(person))
 
     def held_back(self, kind: str, key: str) -> bool:
-        return bool(self._held) and (kind, key) in self._held
+        return self.holding and (kind, key) in self._held
 
-    def learned(self, outcome: Outcome) -> list[Row]:
-        """The rows an outcome teaches (persons, organizations, merges), once it has taken in
-        what holds for the run only."""
-        for slot in outcome.held_back:
-            self._held[slot] = True
-        for person, org in outcome.memberships.items():
-            self._members[encode_id(person)] = org
-        rows: list[Row] = [(kind, key, pd_id) for (kind, key), pd_id in outcome.identities.items()]
-        if not self.merges and links_persons(outcome):
+    def pending_create(self, kind: str, key: str) -> str | None:
+        sent_at = self.get(PENDING_CREATE[kind], key) if self.pending else None
+        return None if sent_at is None else str(sent_at)
+
+    def merging_into(self, person: PdId) -> PdId | None:
+        return self.get(PENDING_MERGE, encode_id(person)) if self.pending else None
+
+    def begin(self, request: ApiRequest, sent_at: str) -> None:
+        """Left to settle until the event's outcome says how it went: the in-flight row is found
+        again only by this event, while after a kill -9 another event (another file) may meet
+        the identity first, search, miss the new record (index lag) and create it again."""
+        self.pending = self.pending or request.creates is not None or request.merges is not None
+        if request.creates is not None:  # a create keeps the first send's time
+            kind, key = request.creates
+            self.mark(PENDING_CREATE[kind], key, sent_at, keep=True)
+        if request.merges is not None:  # a merge: the survivor of the one being sent
+            person, into = request.merges
+            self.mark(PENDING_MERGE, encode_id(person), into, keep=False)
+
+    def learn(self, outcome: Outcome) -> None:
+        """Take in what an outcome taught (core/identity_cache.py's `taught`, the rules every
+        store follows): memberships and identities held back for this run, the rest as rows."""
+        rows: dict[tuple[str, str], PdId | None] = {}  # the last word on each row
+        for table, key, value in taught(outcome, self.pending):
+            if table == "held":
+                self._held[key] = True
+                self.holding = True
+            elif table == "memberships":
+                self._members[encode_id(key)] = value
+            else:
+                rows[row_of(table, key)] = value
+                self.pending = self.pending or (table.startswith("pending") and value is not None)
+        if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merges = True  # a re-key: seen again at the next open by _has_merges
-        if outcome.merged:
-            self.merges = True
-            rows += [(MERGED, encode_id(gone), into) for gone, into in outcome.merged.items()]
-        return rows
+        self.put([(kind, key, pd_id) for (kind, key), pd_id in rows.items()])
 
     def put(self, rows: list[Row]) -> None:
         """Write the rows (in the open batch), or into the overlay of a read-only state."""
@@ -144,66 +180,3 @@ class Identities:
             f"ON CONFLICT (ns, kind, key) DO {conflict}",
             (self._store.ns, kind, key, encode_id(value), self._store.now()),
         )
-
-
-class Pending:
-    """Creates and merges whose outcome stays unknown (SPEC 5), as rows of the identities table:
-    the send time of a create by its identity (PENDING_CREATE), the person a merge was into by
-    the person merged (PENDING_MERGE). Marked when the write begins, settled by an outcome."""
-
-    def __init__(self, identities: Identities) -> None:
-        self._identities = identities
-        self.any = False  # whether one is pending: only then is a second look worth it
-        self.reset()
-
-    def reset(self) -> None:
-        self.any = self._identities.has_kind(*PENDING_CREATE.values(), PENDING_MERGE)
-
-    def create(self, kind: str, key: str) -> str | None:
-        if not self.any:
-            return None
-        sent_at = self._identities.get(PENDING_CREATE[kind], key)
-        return None if sent_at is None else str(sent_at)
-
-    def merge(self, person: PdId) -> PdId | None:
-        if not self.any:
-            return None
-        return self._identities.get(PENDING_MERGE, encode_id(person))
-
-    def begin(self, request: ApiRequest, sent_at: str) -> None:
-        """Left to settle until the event's outcome says how it went: the in-flight row is found
-        again only by this event, while after a kill -9 another event (another file) may meet
-        the identity first, search, miss the new record (index lag) and create it again."""
-        if request.creates is not None:  # a create keeps the first send's time
-            kind, key = request.creates
-            self._mark(PENDING_CREATE[kind], key, sent_at, keep=True)
-        if request.merges is not None:  # a merge: the survivor of the one being sent
-            person, into = request.merges
-            self._mark(PENDING_MERGE, encode_id(person), into, keep=False)
-
-    def _mark(self, kind: str, key: str, value: PdId, *, keep: bool) -> None:
-        self.any = True
-        self._identities.mark(kind, key, value, keep=keep)
-
-    def learned(self, outcome: Outcome) -> list[Row]:
-        """The rows an outcome settles and leaves pending."""
-        rows: list[Row] = []
-        if self.any:  # a record learned settles a create left unknown for it, and a merge known
-            # done one left unknown
-            rows += [
-                (PENDING_CREATE[kind], key, None)
-                for (kind, key), pd_id in outcome.identities.items()
-                if pd_id is not None and (kind, key) not in outcome.pending_creates
-            ]
-            rows += [(PENDING_MERGE, encode_id(gone), None) for gone in outcome.merged]
-        if outcome.pending_creates or outcome.pending_merges:
-            self.any = True
-            rows += [
-                (PENDING_CREATE[kind], key, sent_at)
-                for (kind, key), sent_at in outcome.pending_creates.items()
-            ]
-            rows += [
-                (PENDING_MERGE, encode_id(person), into)
-                for person, into in outcome.pending_merges.items()
-            ]
-        return rows

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from pathlib import Path
+
+import pytest
+
+from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, MemoryIdentityCache
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ledger
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
+from rudder_pipedrive_cli.io.state import ReplayState
 
 
 def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
@@ -50,7 +58,7 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
     # recency, or only which identities wait for a retry, still teaches.
     known = MemoryIdentityCache()
     known.learn(Outcome(status="failed", reason="x", stage="validate"))
-    assert (known.times, known.held, known.any_held) == ({}, {}, False)
+    assert (known.times, known.held, known.holding) == ({}, {}, False)
     known.learn(Outcome(status="sent", recency={("person", 1): {"name": "2024-05-01T12:00:00Z"}}))
     assert known.recency("person", 1) == {"name": "2024-05-01T12:00:00Z"}
     known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("org", "g-1")})))
@@ -71,3 +79,73 @@ def test_each_ledger_has_containers_of_its_own() -> None:
         (),
     )
     assert first.finish().writes == ("persons created",)
+
+
+# One set of rules (core/identity_cache.py `taught`) for the memory cache and the replay state.
+SETTLING = [
+    # A create and a merge left unknown by one event...
+    Outcome(
+        status="failed",
+        reason="x",
+        pending_creates={("person", "u-1"): "2024-05-01T12:00:00Z"},
+        pending_merges={5: 6},
+    ),
+    # ...settled by the next: u-1's record is known, 5 is known merged into 6 (even though this
+    # event, too, left a merge of 5 unknown before it learned that: merged wins).
+    Outcome(
+        status="sent",
+        identities={("person", "u-1"): 9, ("person", "u-5"): 5},
+        merged={5: 6},
+        pending_merges={5: 6},
+        memberships={9: 40},
+        held_back=frozenset({("org", "g-1")}),
+    ),
+]
+
+
+def answers(known: IdentityCache) -> tuple[object, ...]:
+    return (
+        known.pending_create("person", "u-1"),
+        known.merging_into(5),
+        known.person_id("u-1"),
+        known.person_id("u-5"),
+        known.person_org(9),
+        known.held_back("org", "g-1"),
+        known.merges,
+    )
+
+
+SETTLED = (None, None, 9, 6, 40, True, True)
+
+
+def test_both_stores_settle_pending_creates_and_merges_by_the_same_rules(tmp_path: Path) -> None:
+    memory = MemoryIdentityCache()
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        for known in (memory, state):
+            known.learn(SETTLING[0])
+            assert (known.pending, known.pending_create("person", "u-1")) == (
+                True,
+                "2024-05-01T12:00:00Z",
+            )
+            assert known.merging_into(5) == 6
+            known.learn(SETTLING[1])
+            assert answers(known) == SETTLED
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as again:  # as stored
+        assert answers(again)[:4] == SETTLED[:4]
+
+
+class NothingHeld(MemoryIdentityCache):
+    """A cache that fails the test if asked about held-back identities."""
+
+    def held_back(self, kind: str, key: str) -> bool:
+        raise AssertionError(f"held_back({kind!r}, {key!r}) asked while nothing is held")
+
+
+def test_an_event_asks_nothing_about_held_back_identities_while_none_is_held() -> None:
+    known = NothingHeld()
+    event = parse_event({"type": "identify", "messageId": "m-1", "userId": "u-1"}, "t:1")
+    plan = plan_event(event, PlanConfig(user_id_field="uid"), known)
+    assert next(plan).endpoint == "/api/v2/itemSearch/field"
+    known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "u-2")})))
+    with pytest.raises(AssertionError, match="held_back"):
+        plan_event(event, PlanConfig(user_id_field="uid"), known)

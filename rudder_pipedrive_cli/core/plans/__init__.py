@@ -26,14 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, persons_named
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Step
 from rudder_pipedrive_cli.core.protocol import Outcome, Plan
 
-__all__ = ["decided", "plan_event"]
+__all__ = ["decided", "identities_of", "plan_event"]
 
 # page, screen and other types: one value for all (real archives are full of them).
 UNSUPPORTED = Outcome(status="skipped", reason="unsupported type")
@@ -47,26 +47,6 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 
 
 NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "messageId"}
-
-
-def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
-    """The (kind, key) identities an event is about: its userId, previousId and groupId; its id
-    (a messageId used again, for another user, is the same event to the journal); and, once
-    merges are known, the persons its userIds name (after `alias u-a -> u-b` an event of u-a
-    and one of u-b are about one person: a failure of one holds the other back)."""
-    user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
-    found = [("event", event.id)]
-    if user_id is not None:
-        found.append(("person", user_id))
-    if previous_id is not None:
-        found.append(("person", previous_id))
-    if group_id is not None:
-        found.append(("org", group_id))
-    if known.merges:
-        found += [
-            ("person_id", str(person)) for person in persons_named(known, user_id, previous_id)
-        ]
-    return frozenset(found)
 
 
 def decided(outcome: Outcome) -> Plan:
@@ -101,25 +81,22 @@ def plan_event(
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
         return decided(Outcome(status="failed", reason=reason, stage="validate"))
-    about = identities_of(event, known)
-    held_back = known.held_back
-    waiting = []
-    for kind, key in about:  # a loop, not a comprehension: no extra frame for every event
-        if held_back(kind, key):  # not held_back(*identity): a plain call is the cheaper
-            waiting.append((kind, key))
-    if waiting:
-        # An earlier event of this identity failed and may yet succeed: a rerun retries it
-        # first, then this one, so the two take effect in input order (SPEC 5).
-        kind, key = min(waiting)  # the same one named whatever the set's order
-        waits = Outcome(
-            status="failed",
-            reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
-            "(a rerun tries that one first)",
-            redacted=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
-            stage="order",
-            retryable=True,
-            held_back=about,
-        )
-        return decided(waits)
-    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index, about=about)
+    if known.holding:  # an identity is held back: is this event about one?
+        about = identities_of(event, known)
+        waiting = [slot for slot in about if known.held_back(*slot)]
+        if waiting:
+            # An earlier event of this identity failed and may yet succeed: a rerun retries it
+            # first, then this one, so the two take effect in input order (SPEC 5).
+            kind, key = min(waiting)  # the same one named whatever the set's order
+            waits = Outcome(
+                status="failed",
+                reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
+                "(a rerun tries that one first)",
+                redacted=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
+                stage="order",
+                retryable=True,
+                held_back=about,
+            )
+            return decided(waits)
+    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index)
     return HANDLERS[event.type](ctx)

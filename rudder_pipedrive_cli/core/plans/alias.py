@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    known_ref,
     merge_done,
     merge_landed,
     person_check,
@@ -44,8 +45,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 "alias needs a userId or a curr_person_id external id", stage="validate"
             )
         traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)
-        previous = yield from find(ctx, PERSON, previous_id, "prev_person_id")
-        current = yield from find(ctx, PERSON, user_id, "curr_person_id")
+        previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
+            yield from find(ctx, PERSON, previous_id)
+        )
+        current = known_ref(ctx, PERSON, user_id, "curr_person_id") or (
+            yield from find(ctx, PERSON, user_id)
+        )
         merged_before = False
         if previous is not None and current is not None:
             if previous.id != current.id:

@@ -35,7 +35,7 @@ from rudder_pipedrive_cli.core.fields import (
     shape_standard,
     text_limit,
 )
-from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache
+from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
@@ -178,7 +178,7 @@ class Ledger:
 
     def outcome(
         self,
-        status: OutcomeStatus,
+        status: OutcomeStatus | None = None,
         reason: str = "",
         *,
         stage: str = "",
@@ -187,8 +187,13 @@ class Ledger:
         redacted: str | None = None,
         held_back: frozenset[tuple[str, str]] = frozenset(),
     ) -> Outcome:
-        """The Outcome, with what this ledger learned whatever the status. The ledger's
-        containers are handed over, not copied: the plan is over when its outcome is made."""
+        """The Outcome, with what this ledger learned whatever the status; without a status, the
+        plan's end: "sent" when a write landed, else "unchanged" (superseded when a write was
+        left out whole). The ledger's containers are handed over, not copied: the plan is over
+        when its outcome is made."""
+        if status is None:
+            status = "sent" if self.wrote else "unchanged"
+            reason = SUPERSEDED if self.superseded and not self.wrote else ""
         warnings = self.warnings
         return Outcome(
             status=status,
@@ -211,24 +216,7 @@ class Ledger:
             writes=tuple(self.writes),
         )
 
-    def finish(self) -> Outcome:
-        if self.wrote:
-            return self.outcome("sent")
-        return self.outcome("unchanged", SUPERSEDED if self.superseded else "")
-
-    def failed(
-        self, failure: PlanFailure, held_back: frozenset[tuple[str, str]] = frozenset()
-    ) -> Outcome:
-        # What the event learned before failing (an id it created, a stale id) still counts.
-        return self.outcome(
-            "failed",
-            failure.reason,
-            stage=failure.stage,
-            http_status=failure.status,
-            retryable=failure.retryable,
-            redacted=failure.redacted,
-            held_back=held_back,
-        )
+    finish = outcome  # the plan's end: ledger.finish()
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -238,7 +226,6 @@ class Ctx:
     known: IdentityCache
     ledger: Ledger
     index: IdentityIndex | None = None  # the identity index, when identities go by index
-    about: frozenset[tuple[str, str]] = frozenset()  # the event's identities (identities_of)
 
     def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
         """After `Stale`, None: the gone id forgotten (never taken from the cache again, so a few
@@ -247,7 +234,16 @@ class Ctx:
         if isinstance(signal, Stale):
             self.ledger.forget(signal.entity, signal.key)
             return None
-        return self.ledger.failed(signal, self.about if signal.retryable else frozenset())
+        # What the event learned before failing (an id it created, a stale id) still counts.
+        return self.ledger.outcome(
+            "failed",
+            signal.reason,
+            stage=signal.stage,
+            http_status=signal.status,
+            retryable=signal.retryable,
+            redacted=signal.redacted,
+            held_back=identities_of(self.event, self.known) if signal.retryable else frozenset(),
+        )
 
     @property
     def at(self) -> str:
@@ -441,33 +437,48 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     return field_key
 
 
-def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref | None]:
-    """External id, else what this event learned, else the cache, else itemSearch. None: not
-    found (a failed lookup raises; it is never taken as "not found")."""
+def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref | None:
+    """The record as known without asking Pipedrive: by external id, else as this event found
+    it, else as cached. None: `find` must ask. A plain function, so a plan written
+    `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
     if ctx.event.external:
         raw = ctx.event.external.get(external)
         if raw is not None:
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    ledger, known, slot = ctx.ledger, ctx.known, (entity.kind, key)
+    ledger, slot = ctx.ledger, (entity.kind, key)
     ref = ledger.resolved.get(slot)
-    if ref is not None:
+    if ref is not None or slot in ledger.identities:  # present as None: forgotten as stale
         return ref
-    if slot not in ledger.identities:  # present as None: forgotten as stale
-        cached = known.person_id(key) if entity is PERSON else known.org_id(key)
-        # A merge left unknown (or settled by this event) may have moved it: ask merged_person.
-        if (
-            cached is not None
-            and entity is PERSON
-            and (ledger.merged or known.merging_into(cached) is not None)
-        ):
+    known = ctx.known
+    if entity is not PERSON:
+        cached = known.org_id(key)
+        return None if cached is None else Ref(id=cached, via="cache", key=key)
+    cached = known.person_id(key)
+    # A merge left unknown (or settled by this event) may have moved it: `find` asks.
+    if cached is None or ledger.merged or (known.pending and known.merging_into(cached)):
+        return None
+    return Ref(id=cached, via="cache", key=key)
+
+
+def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
+    """What `known_ref` did not know, asked of Pipedrive: a merge left unknown settled, a create
+    left unknown reconciled, else the index or itemSearch. None: not found (a failed lookup
+    raises; it is never taken as "not found")."""
+    if key is None:
+        return None
+    ledger, known, slot = ctx.ledger, ctx.known, (entity.kind, key)
+    stale = slot in ledger.identities  # forgotten as stale: not from the cache, nor the index
+    if not stale and entity is PERSON and (ledger.merged or known.pending):
+        cached = known.person_id(key)
+        if cached is not None:  # known_ref left it: a merge may have moved it
             cached = yield from merged_person(ctx, cached)
-            if cached is None:  # both persons of a merge left unknown are gone: search
-                ledger.forget(entity, key)
-        if cached is not None:
-            return Ref(id=cached, via="cache", key=key)
-    if slot not in ledger.pending_creates:
+            if cached is not None:
+                return Ref(id=cached, via="cache", key=key)
+            ledger.forget(entity, key)  # both persons of a merge left unknown are gone: search
+            stale = True
+    if known.pending and slot not in ledger.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
@@ -479,8 +490,14 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
                 ledger.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
-    found_by, via = lookup(ctx, entity, key, indexed=slot not in ledger.identities)
-    ids = yield from found_by
+    field_key = require_field(ctx, entity, key)
+    index = ctx.index
+    if stale or index is None or not index.covers(entity.kind):
+        via: Via = "search"
+        ids = yield from search(ctx, entity, field_key, key)
+    else:
+        via = "index"
+        ids = yield from indexed_ids(index, entity, key)
     if not ids:
         if entity is PERSON and key in ctx.config.aliases:
             return (yield from aliased_away(ctx, key))
@@ -500,19 +517,17 @@ def find(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Step[Ref |
     return ref
 
 
-def lookup(
-    ctx: Ctx, entity: Entity, key: str, *, indexed: bool = True
-) -> tuple[Step[list[PdId]], Via]:
-    """The ids of the records holding `key` (the exchange that finds them, and which way): from
+def lookup(ctx: Ctx, entity: Entity, key: str) -> Step[list[PdId]]:
+    """The ids of the records holding `key` (the exchange that finds them), as `find` asks: from
     the identity index when it covers the entity (core/index.py; refreshed first when it finds
     none and its last listing is over 10 s old, so "not in the index" is as safe as a search's
     "not found"), else by itemSearch. A plain function, not a generator: the search, every
     lookup of a run without an index, is then one generator level less per request."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
-    if not indexed or index is None or not index.covers(entity.kind):
-        return search(ctx, entity, field_key, key), "search"
-    return indexed_ids(index, entity, key), "index"
+    if index is None or not index.covers(entity.kind):
+        return search(ctx, entity, field_key, key)
+    return indexed_ids(index, entity, key)
 
 
 def indexed_ids(index: IdentityIndex, entity: Entity, key: str) -> Step[list[PdId]]:
@@ -565,7 +580,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
         cached = ctx.known.person_id(target)
-        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target)[0])
+        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
             ctx.ledger.warnings.append(

@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     create_person,
     entity_body,
     find,
+    known_ref,
     person_create_body,
     require_field,
     update,
@@ -37,8 +38,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             )
         org_traits = Traits(event.raw, TRAITS)
         # Look up and validate everything before writing, so an event that must fail has no effects.
-        org = yield from find(ctx, ORG, group_id, "org_id")
-        person = yield from find(ctx, PERSON, user_id, "person_id")
+        org = known_ref(ctx, ORG, group_id, "org_id") or (yield from find(ctx, ORG, group_id))
+        person = known_ref(ctx, PERSON, user_id, "person_id") or (
+            yield from find(ctx, PERSON, user_id)
+        )
         new_person: dict[str, Any] | None = None
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId

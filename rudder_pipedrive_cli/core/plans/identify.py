@@ -12,6 +12,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     create_person,
     entity_body,
     find,
+    known_ref,
     person_create_body,
     require_field,
     update,
@@ -29,7 +30,9 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if user_id is None and "person_id" not in event.external:
             raise PlanFailure(NEEDS, stage="validate")
         traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
-        person = yield from find(ctx, PERSON, user_id, "person_id")
+        person = known_ref(ctx, PERSON, user_id, "person_id") or (
+            yield from find(ctx, PERSON, user_id)
+        )
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))

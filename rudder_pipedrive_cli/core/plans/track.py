@@ -53,6 +53,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     expect,
     find,
     gone,
+    known_ref,
     listed,
     listing,
     person_create_body,
@@ -142,7 +143,9 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             )
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
-        person = yield from find(ctx, PERSON, user_id, "person_id")
+        person = known_ref(ctx, PERSON, user_id, "person_id") or (
+            yield from find(ctx, PERSON, user_id)
+        )
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
