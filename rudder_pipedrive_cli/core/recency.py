@@ -68,10 +68,10 @@ def fresh(
     return kept, left_out
 
 
-def newest(*times: Mapping[str, str]) -> dict[str, str]:
+def newest(first: Mapping[str, str], *others: Mapping[str, str]) -> dict[str, str]:
     """Per field, the latest of the times given (a merge's survivor holds both records' data)."""
-    merged: dict[str, str] = {}
-    for each in times:
+    merged = dict(first)  # as it is: only the others are compared
+    for each in others:
         for name, at in each.items():
             if at >= merged.get(name, ""):
                 merged[name] = at

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, redacted_warning
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     CONTEXT_TRAITS,
@@ -450,6 +450,22 @@ def test_an_email_holding_no_address_is_warned_about(
         'a list of strings, or objects with a "value"); left out'
     )
     assert warnings == ([message] if warned else [])
+
+
+def test_an_email_holding_no_address_is_warned_about_after_earlier_warnings() -> None:
+    """Whether the email's own entries said why is judged by its warnings, not by the ones the
+    body had before (an earlier trait's)."""
+    earlier = Warned("an earlier trait's warning")
+    warnings: list[str] = [earlier]
+    assert read_email({"work": "a@b.c"}, warnings) is None
+    assert warnings == [
+        earlier,
+        'email = {"work":"a@b.c"} holds no email (give a string, a list of strings, or objects '
+        'with a "value"); left out',
+    ]
+    warnings = [earlier]
+    assert read_email("n/a", warnings) is None
+    assert warnings == [earlier, "email = n/a is not an email address; dropped"]
 
 
 def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> None:

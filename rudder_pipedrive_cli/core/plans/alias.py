@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
+from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
@@ -44,7 +44,6 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(
                 "alias needs a userId or a curr_person_id external id", stage="validate"
             )
-        traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)
         previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
             yield from find(ctx, PERSON, previous_id)
         )
@@ -62,13 +61,13 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             survivor = current
         elif previous is not None and user_id is not None:
             # Only the previous person exists: it becomes the userId's person.
-            body = entity_body(ctx, PERSON, traits, create=False)
+            body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
             body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
             note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
             yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
             survivor = previous
         elif current is not None:
-            body = entity_body(ctx, PERSON, traits, create=False)
+            body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
             if body:
                 note = f"update person {current.id} ({current.how}; previous not found)"
                 yield from update(ctx, PERSON, current, body, stage="update person", note=note)

@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import (
+    CONTEXT_TRAITS,
     ORG_SHAPES,
     ORG_STANDARD,
     ORG_STANDARD_KEYS,
@@ -268,10 +269,11 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
     times = ctx.ledger.recency.setdefault((entity.kind, record), {})
+    new = not times  # most records: nothing written yet this event, no times to compare
     identity = getattr(ctx.config, entity.setting)
     for key, value in body.items():  # top-level keys and the keys of custom_fields
         for name in value if key == CUSTOM else (key,):
-            if name != identity and name not in UNTIMED and at >= times.get(name, ""):
+            if name != identity and name not in UNTIMED and (new or at >= times.get(name, "")):
                 times[name] = at
 
 
@@ -745,9 +747,14 @@ def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
 # --- bodies ----------------------------------------------------------------------------------
 
 
-def entity_body(ctx: Ctx, entity: Entity, traits: Traits, *, create: bool) -> dict[str, Any]:
-    """Standard and mapped fields of a person or organization, from `traits` (no identity)."""
+def entity_body(
+    ctx: Ctx, entity: Entity, paths: tuple[tuple[str, ...], ...], *, create: bool
+) -> dict[str, Any]:
+    """Standard and mapped fields of a person or organization, from the event's traits at
+    `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
+    traits are read here, so a plan that needs no body reads none."""
     config, warnings = ctx.config, ctx.ledger.warnings
+    traits = Traits(ctx.event.raw, *paths)
     table = config.compiled.get(entity.kind) or compiled_mapping(
         getattr(config, entity.fields),
         config,
@@ -947,14 +954,18 @@ def update(
     return True
 
 
-def person_create_body(ctx: Ctx, key: str, traits: Traits) -> dict[str, Any]:
-    """The body of a new person, or the reason it cannot be created (checked before any write)."""
+def person_create_body(
+    ctx: Ctx, key: str, paths: tuple[tuple[str, ...], ...] = (CONTEXT_TRAITS,)
+) -> dict[str, Any]:
+    """The body of a new person from the traits at `paths` (a group's or track's person: its
+    context.traits), or the reason it cannot be created (checked before any write)."""
     if not ctx.config.create_persons:
         raise PlanFailure("person not found and create_persons is off", stage="lookup person")
-    body = entity_body(ctx, PERSON, traits, create=True)
+    body = entity_body(ctx, PERSON, paths, create=True)
     if "name" not in body:
         raise PlanFailure("cannot create person without a name", stage="create person")
-    return with_identity(body, require_field(ctx, PERSON, key), key)
+    body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
+    return body
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:

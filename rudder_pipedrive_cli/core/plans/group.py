@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
+from rudder_pipedrive_cli.core.fields import TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     ORG,
     PERSON,
@@ -36,7 +36,6 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(
                 "group needs a person: a userId or a person_id external id", stage="validate"
             )
-        org_traits = Traits(event.raw, TRAITS)
         # Look up and validate everything before writing, so an event that must fail has no effects.
         org = known_ref(ctx, ORG, group_id, "org_id") or (yield from find(ctx, ORG, group_id))
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
@@ -45,10 +44,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         new_person: dict[str, Any] | None = None
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            new_person = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
+            new_person = person_create_body(ctx, user_id)
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
-            org_body = entity_body(ctx, ORG, org_traits, create=True)
+            org_body = entity_body(ctx, ORG, (TRAITS,), create=True)
             if "name" not in org_body:
                 raise PlanFailure(
                     "cannot create organization without a name", stage="create organization"
@@ -57,7 +56,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)
         elif org.via != "created":  # created by an earlier round of this plan, with these fields
-            yield from update_org(ctx, org, entity_body(ctx, ORG, org_traits, create=False))
+            yield from update_org(ctx, org, entity_body(ctx, ORG, (TRAITS,), create=False))
         if person is None and new_person is not None and user_id is not None:
             # A new person joins the organization in its create: no second request.
             yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, TRAITS, Traits
+from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
@@ -29,15 +29,14 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         user_id = event.user_id
         if user_id is None and "person_id" not in event.external:
             raise PlanFailure(NEEDS, stage="validate")
-        traits = Traits(event.raw, TRAITS, CONTEXT_TRAITS)  # top-level traits win
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
         )
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
+            yield from create_person(ctx, user_id, person_create_body(ctx, user_id, PERSON_TRAITS))
             return ctx.ledger.finish()
-        body = entity_body(ctx, PERSON, traits, create=False)
+        body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
         # The userId the external id names a person for (None when found another way).
         named = user_id if person.via == "external" else None
         if named is not None and ctx.config.user_id_field:

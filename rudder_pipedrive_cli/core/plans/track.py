@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
-    CONTEXT_TRAITS,
     DEAL_SHAPES,
     DEAL_WRITABLE,
     LEAD_SHAPES,
@@ -28,16 +27,11 @@ from rudder_pipedrive_cli.core.fields import (
     Shaping,
     Traits,
     compiled_mapping,
-    date_part,
     dropped,
-    lead_amount,
     lead_custom,
-    lead_labels,
-    lead_value,
     mapped_values,
-    put_own,
+    own_fields,
     shape_standard,
-    show,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -148,7 +142,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         )
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            created = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
+            created = person_create_body(ctx, user_id)
             person = yield from create_person(ctx, user_id, created)
         origins = yield from known_origins(ctx, kind, person)
         if origin in origins:
@@ -178,45 +172,19 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     table = config.compiled.get(id(mapping)) or compiled_mapping(
         mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
     )
-    given = properties.get("currency")
-    currency = config.default_currency if given is None else given  # checked where it is used
+    given = properties.flat.get("currency")  # one source: no Traits.get call
+    currency = (
+        config.default_currency if given is None or given == "" else given
+    )  # checked where it is used
     body = mapped_values(properties, table, config, warnings, currency)
     if table.shaped:
         shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
         body = lead_custom(shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE), config)
     body["title"] = title_of(rule, ctx, name)
-    amount = lead_amount(properties, warnings)
-    value = None if amount is None else lead_value(amount, currency, config, warnings)
-    if value is not None:
-        put_own(body, "value", value, mapping, warnings)
-    close = close_date(properties, warnings)
-    if close is not None:
-        put_own(body, "expected_close_date", close, mapping, warnings)
-    labels = properties.get("label_ids")
-    if labels is not None:
-        # Without the field listing (an offline dry-run) the labels were never listed either.
-        listed = bool(config.field_types)
-        label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
-        if label_ids:
-            put_own(body, "label_ids", label_ids, mapping, warnings)
+    own_fields(properties.flat, body, mapping, currency, config, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
     dropped(properties.sources, table, ctx.ledger.dropped)
     return body, body["origin_id"]
-
-
-def close_date(properties: Traits, warnings: list[str]) -> str | None:
-    close = properties.get("expected_close_date")
-    if close is None:
-        return None
-    day = date_part(close)
-    if day is None:
-        warnings.append(
-            Warned(
-                f"expected_close_date = {show(close)} is not a date; left out",
-                "expected_close_date is not a date; left out",
-            )
-        )
-    return day
 
 
 def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
@@ -226,8 +194,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     config, warnings = ctx.config, ctx.ledger.warnings
     properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.get("currency")
-    currency = config.default_currency if given is None else given
+    given = properties.flat.get("currency")
+    currency = config.default_currency if given is None or given == "" else given
     table = config.compiled.get(id(mapping)) or compiled_mapping(
         mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
     )
@@ -236,14 +204,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
     top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
-    amount = lead_amount(properties, warnings, "deal")
-    value = None if amount is None else lead_value(amount, currency, config, warnings, "deal")
-    if value is not None:
-        put_own(body, "value", value["amount"], mapping, warnings)
-        body["currency"] = value["currency"]
-    close = close_date(properties, warnings)
-    if close is not None:
-        put_own(body, "expected_close_date", close, mapping, warnings)
+    own_fields(properties.flat, body, mapping, currency, config, warnings, "deal")
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
