@@ -11,7 +11,7 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityCache, MemoryIdenti
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ledger
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -69,7 +69,8 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
 def test_each_ledger_has_containers_of_its_own() -> None:
     first, second = Ledger(), Ledger()
     first.warnings.append("w")
-    first.identities[("person", "u-1")] = 1
+    first.own("identities")[("person", "u-1")] = 1
+    first.own("memberships")[1] = 2
     first.made("persons created")
     outcome = second.finish()
     assert (outcome.status, outcome.warnings, outcome.identities, outcome.writes) == (
@@ -78,7 +79,35 @@ def test_each_ledger_has_containers_of_its_own() -> None:
         {},
         (),
     )
-    assert first.finish().writes == ("persons created",)
+    done = first.finish()
+    assert (done.writes, done.identities, done.memberships) == (
+        ("persons created",),
+        {("person", "u-1"): 1},
+        {1: 2},
+    )
+
+
+def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
+    # No container is made per event for what it did not learn: the learned parts of an
+    # outcome (and of a ledger until its first write) are the one shared EMPTY, which refuses
+    # writes so that no event can teach every other one by mistake.
+    quiet = Ledger().finish()
+    learned_parts = (
+        quiet.identities,
+        quiet.lead_origins,
+        quiet.memberships,
+        quiet.merged,
+        quiet.pending_creates,
+        quiet.pending_merges,
+        quiet.recency,
+    )
+    assert all(part is EMPTY for part in learned_parts)
+    assert Outcome(status="skipped").identities is EMPTY
+    with pytest.raises(TypeError, match="EMPTY is shared"):
+        quiet.memberships[1] = 2  # type: ignore[index]
+    with pytest.raises(TypeError, match="EMPTY is shared"):
+        EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
+    assert EMPTY == {} and Ledger().merged is EMPTY
 
 
 # One set of rules (core/identity_cache.py `taught`) for the memory cache and the replay state.
