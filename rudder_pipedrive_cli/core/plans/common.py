@@ -148,7 +148,8 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
 class Ledger:
     """What one plan has learned and decided so far; it becomes the Outcome. What it learned
     (identities, lead origins, memberships, merges, pending creates and merges, recency) stays
-    the shared `EMPTY` until the first write makes the table (`own`): most events learn nothing."""
+    the shared `EMPTY` until the first write makes its tables (`learning`): most events learn
+    nothing."""
 
     __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
                  "pending_creates", "pending_merges", "recency", "resolved", "superseded",
@@ -171,24 +172,22 @@ class Ledger:
         self.superseded = False  # a write was left out whole: a later event wrote its fields
         self.at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
-    def own(self, table: str) -> dict[Any, Any]:
-        """The ledger's table `table` ("memberships", "merged", ...) to write to, made on the
-        first write."""
-        found: dict[Any, Any] = getattr(self, table)
-        if found is EMPTY:
-            found = {}
-            setattr(self, table, found)
-        return found
+    def learning(self) -> Ledger:
+        """This ledger, its tables its own to write to: made at the first write, all at once."""
+        if self.identities is EMPTY:
+            self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
+            self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
+        return self
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
-        if self.identities is EMPTY:  # written together, made together
-            self.identities, self.resolved = {}, {}
+        if self.identities is EMPTY:
+            self.learning()
         self.identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def forget(self, entity: Entity, key: str) -> None:
         if self.identities is EMPTY:
-            self.identities, self.resolved = {}, {}
+            self.learning()
         self.identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
 
@@ -288,7 +287,10 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
-    times = ctx.ledger.own("recency").setdefault((entity.kind, record), {})
+    ledger = ctx.ledger
+    if ledger.recency is EMPTY:
+        ledger.learning()
+    times = ledger.recency.setdefault((entity.kind, record), {})
     identity = getattr(ctx.config, entity.setting)
     for key, value in body.items():  # top-level keys and the keys of custom_fields
         for name in value if key == CUSTOM else (key,):
@@ -507,7 +509,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ledger.own("pending_creates")[slot] = None
+            ledger.learning().pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
                 ledger.learn(entity, key, ref)
@@ -629,7 +631,7 @@ def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
     if into is None or person in ctx.ledger.pending_merges:
         return person
     still = yield from merge_landed(person, into)
-    ctx.ledger.own("pending_merges")[person] = None
+    ctx.ledger.learning().pending_merges[person] = None
     if still is None:
         return person
     if still.status in GONE:
@@ -642,14 +644,14 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there)."""
-    ctx.ledger.own("merged")[previous] = current
-    origins = ctx.ledger.lead_origins
+    ledger = ctx.ledger.learning()
+    ledger.merged[previous] = current
+    origins = ledger.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
         survivor = origins.get(into, ctx.known.lead_origins(into))
         merged = origins.get(away, ctx.known.lead_origins(away))
         if survivor is not None or merged is not None:  # else nothing was known: nothing lost
-            origins = ctx.ledger.own("lead_origins")
             origins[into] = (
                 survivor | merged if survivor is not None and merged is not None else None
             )
@@ -657,7 +659,7 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     # for an older event of either userId to overwrite.
     times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
     if times:
-        ctx.ledger.own("recency")[("person", current)] = times
+        ledger.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -862,11 +864,11 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.ledger.own("pending_creates")[slot] = None
+            ctx.ledger.learning().pending_creates[slot] = None
         return record_id(expect(response, stage), stage)
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.ledger.own("pending_creates")[slot] = lost
+        ctx.ledger.learning().pending_creates[slot] = lost
 
     found = yield from write_once(
         ctx,
@@ -941,7 +943,7 @@ def update(
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
-                ctx.ledger.own("memberships")[ref.id] = org
+                ctx.ledger.learning().memberships[ref.id] = org
 
     request = ApiRequest(
         method="PATCH",
@@ -972,8 +974,8 @@ def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
     # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
     for kind in ctx.config.track_rules.creates:
-        ctx.ledger.own("lead_origins")[origins_key(kind, ref.id)] = frozenset()
+        ctx.ledger.learning().lead_origins[origins_key(kind, ref.id)] = frozenset()
     org = pd_id(body.get("org_id"))
     if org is not None:
-        ctx.ledger.own("memberships")[ref.id] = org
+        ctx.ledger.learning().memberships[ref.id] = org
     return ref
