@@ -973,9 +973,10 @@ def person_create_body(ctx: Ctx, key: str, traits: Traits) -> dict[str, Any]:
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
     # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+    ledger = ctx.ledger.learning()
     for kind in ctx.config.track_rules.creates:
-        ctx.ledger.learning().lead_origins[origins_key(kind, ref.id)] = frozenset()
+        ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
     org = pd_id(body.get("org_id"))
     if org is not None:
-        ctx.ledger.learning().memberships[ref.id] = org
+        ledger.memberships[ref.id] = org
     return ref
