@@ -122,7 +122,7 @@ def child(path: str, out: str, staged: bool) -> None:
             stage(name)
     reader = EventReader([path])  # lists the objects: the store's client is made by now
     listed = stage("the store's client and the listing")
-    events = sum(1 for item in reader if not item.error)
+    events = sum(1 for item in reader if item.decided is None)
     seconds = time.perf_counter() - start
     peak = peak_mb()
     breakdown["reading (the peak's rise over the listing)"] = round(peak - listed, 1)

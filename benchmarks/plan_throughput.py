@@ -64,7 +64,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.preview import Planned, Recorder, preview
+    from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.protocol import Outcome
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
@@ -83,8 +83,18 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
         count = 0
         with open(os.devnull, "wb") as sink:
             for item in intake(EventReader([str(path)]), every):
-                planned = Planned(item=item, outcome=item.decided or no_plan, requests=())
-                sink.write(dumps(planned.record(), option=newline))
+                outcome = item.decided or no_plan  # the record preview makes, without requests
+                record = {
+                    "source": item.source,
+                    "id": item.id,
+                    "type": item.kind,
+                    "outcome": outcome.status,
+                    "reason": outcome.reason,
+                    "warnings": outcome.warnings,
+                    "dropped": outcome.dropped,
+                    "requests": [],
+                }
+                sink.write(dumps(record, option=newline))
                 count += 1
         return count
 
@@ -94,7 +104,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
         respond = Recorder(OfflineResponder(config, "missing"), Tally())
         with open(os.devnull, "wb") as sink:
             for planned in preview(items, config, respond, IdentityStore()):
-                sink.write(dumps(planned.record(), option=newline))
+                sink.write(dumps(planned, option=newline))
                 count += 1
         return count
 
@@ -173,13 +183,11 @@ def planning_shares(profile: Any) -> dict[str, float]:
 
     def layer_of(function: tuple[str, int, str]) -> str | None:
         where = _where(function[0])
-        if where == "core/preview.py" and function[2] == "record":
-            return None  # timed on their own
         if where in ("io/readers.py", "core/wrappers.py", "core/events.py", "core/filters.py"):
             return None  # reading and intake, timed on their own
         if where in ("core/tally.py", "core/costs.py") or function[2] == "redacted_warning":
             return None  # the tally, timed on its own
-        if where == "core/intake.py" and function[2] in ("intake", "_invalid", "id"):
+        if where == "core/intake.py" and function[2] in ("intake", "_taken"):
             return None
         found = FUNCTION_LAYERS.get((where, function[2])) or MODULE_LAYERS.get(where)
         return found or ("plans" if where else None)
@@ -201,10 +209,12 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     """CPU microseconds per event of each layer of the table in issue 12, in this process.
 
     Reading and intake are timed alone (the reader; the reader and `intake`, less the reader);
-    the dry-run then runs a chunk of events at a time, and each chunk's request records, their
-    rendering (orjson lines to /dev/null) and the tally of their outcomes (into a second `Tally`,
-    as `preview` counts them) are timed on their own. What is left of the run is planning,
-    split into its three layers by their shares of a cProfile of the first chunks.
+    the dry-run then runs a chunk of events at a time, and each chunk's rendering (orjson lines
+    to /dev/null) and the tally of their outcomes (into a second `Tally`, as `preview` counts
+    them) are timed on their own. What is left of the run is planning, split into its three
+    layers by their shares of a cProfile of the first chunks. Request records are made once, in
+    the run, as `preview` plans each event (its records are what it yields): their time is in
+    "plan generators and driving", and "request records" reads 0.
     """
     import cProfile
 
@@ -212,7 +222,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.intake import intake
-    from rudder_pipedrive_cli.core.preview import Planned, Recorder, preview
+    from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.config import load_settings
@@ -247,7 +257,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
             planned = preview(items, config, respond, known, None, finished, spill.table)
             done = 0
             while limit is None or done < limit:
-                batch: list[Planned] = []
+                batch: list[dict[str, Any]] = []
                 start = clock()
                 if profile is not None:
                     profile.enable()
@@ -262,23 +272,19 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
                     break
                 done += len(batch)
                 start = clock()
-                records = [each.record() for each in batch]
-                spent["records"] += clock() - start
-                start = clock()
-                for record in records:
+                for record in batch:
                     sink.write(dumps(record, option=newline))
                 spent["rendering"] += clock() - start
                 start = clock()
-                for each in batch:
-                    outcome = each.outcome
-                    for request in each.requests:
-                        tally.add_request(request)
+                for record in batch:
+                    for request in record["requests"]:
+                        tally.requests[f"{request['method']} {request['path']}"] += 1
                     tally.add_outcome(
-                        each.item.kind,
-                        outcome.status,
-                        dropped=outcome.dropped,
-                        warnings=tuple(redacted_warning(text) for text in outcome.warnings),
-                        reason=outcome.redacted_reason,
+                        record["type"],
+                        record["outcome"],
+                        dropped=record["dropped"],
+                        warnings=tuple(redacted_warning(text) for text in record["warnings"]),
+                        reason=record["reason"],
                     )
                 spent["tally"] += clock() - start
         return spent
@@ -331,7 +337,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
             bounds = (None, finished, tables or spill.table)
             start = time.process_time()
             for planned in preview(items, config, respond, known, *bounds):
-                sink.write(dumps(planned.record(), option=newline))
+                sink.write(dumps(planned, option=newline))
                 count += 1
             return (time.process_time() - start) / count * 1e6
 

@@ -128,8 +128,7 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Intake, outcome: Outcome) -> None:
-        explained = self.roots.explain(item.event, outcome)
-        outcome = explained.outcome
+        outcome, root = self.roots.explain(item.event, outcome)
         # Counted in words without event data (SPEC 8): the dead letter holds the full reason.
         self.tally.add_outcome(
             item.kind,
@@ -137,7 +136,7 @@ class Replay:
             dropped=outcome.dropped,
             warnings=tuple(redacted_warning(text) for text in outcome.warnings),
             reason=outcome.redacted_reason,
-            root=explained.root,
+            root=root,
             writes=outcome.writes,
         )
         if outcome.status == "failed":

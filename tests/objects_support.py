@@ -9,17 +9,18 @@ import gzip
 import http.client
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import orjson
 import pytest
 
 from rudder_pipedrive_cli.core.backups import Window
+from rudder_pipedrive_cli.core.events import Event
 
 
 def stamp(hour: int, minute: int = 0, day: int = 1) -> int:
@@ -349,3 +350,21 @@ def error_xml(code: str, message: str, **more: str) -> bytes:
         f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
         f"<Message>{message}</Message>{extra}</Error>"
     ).encode()
+
+
+def error(item: Event) -> str:
+    """Why a reader's item is not an event ("" for an event)."""
+    return item.decided.reason if item.decided is not None else ""
+
+
+class Item(NamedTuple):
+    """What the reading tests compare of an item: its source, what its dead letter keeps (the
+    event value, or the unparsable line's text) and why it is not an event ("" for an event)."""
+
+    source: str
+    raw: Any = None
+    error: str = ""
+
+
+def viewed(items: Iterable[Event]) -> list[Item]:
+    return [Item(item.source, item.raw, error(item)) for item in items]

@@ -69,7 +69,7 @@ def test_core_module_does_no_io(path: Path) -> None:
         ("data = open('f').read()", False),
         ("import io\nio.open('f')", False),
         ("from collections.abc import Mapping\nimport orjson", True),
-        ("from rudder_pipedrive_cli.core.events import get_path", True),
+        ("from rudder_pipedrive_cli.core.events import get_parts", True),
     ],
 )
 def test_the_check_itself(source: str, pure: bool) -> None:

@@ -6,25 +6,30 @@ from typing import Any
 
 import orjson
 import pytest
+from objects_support import Item, viewed
 
 from rudder_pipedrive_cli.core.events import EventError, parse_event
-from rudder_pipedrive_cli.core.wrappers import MAX_DEPTH, RawItem, unwrap
+from rudder_pipedrive_cli.core.wrappers import MAX_DEPTH, unwrap
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ann"}}
 TRACK = {"type": "track", "messageId": "m-2", "userId": "u-1", "event": "Signed Up"}
 
 
-def ok(source: str, value: Any) -> RawItem:
-    return RawItem(source=source, value=value)
+def ok(source: str, value: Any) -> Item:
+    return Item(source=source, raw=value)
 
 
-def bad(source: str, value: Any, error: str) -> RawItem:
-    return RawItem(source=source, value=value, error=error)
+def bad(source: str, value: Any, error: str) -> Item:
+    return Item(source=source, raw=value, error=error)
+
+
+def viewed_unwrap(value: Any, source: str) -> list[Item]:
+    return viewed(unwrap(value, source))
 
 
 BATCH_BODY = {"batch": [IDENTIFY, TRACK], "writeKey": "wk", "receivedAt": "2024-05-01T00:00:00Z"}
 
-CASES: list[tuple[str, Any, list[RawItem]]] = [
+CASES: list[tuple[str, Any, list[Item]]] = [
     ("bare event", IDENTIFY, [ok("f:1", IDENTIFY)]),
     (
         "track event with an error property is not a dead-letter record",
@@ -103,30 +108,34 @@ CASES: list[tuple[str, Any, list[RawItem]]] = [
     ("number value", 1.5, [bad("f:1", 1.5, "expected a JSON object, got float")]),
     ("boolean value", True, [bad("f:1", True, "expected a JSON object, got bool")]),
     # An object that is neither an event nor a wrapper goes on: parse_event names the problem.
-    ("object without a type", {"userId": "u"}, [ok("f:1", {"userId": "u"})]),
+    (
+        "object without a type: taken as an event, which fails",
+        {"userId": "u"},
+        [bad("f:1", {"userId": "u"}, 'event has no "type"')],
+    ),
 ]
 
 
 @pytest.mark.parametrize(("value", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_unwrap(value: Any, expected: list[RawItem]) -> None:
-    assert unwrap(value, "f:1") == expected
+def test_unwrap(value: Any, expected: list[Item]) -> None:
+    assert viewed_unwrap(value, "f:1") == expected
 
 
 def test_whole_file_batch_gets_file_hash_sources() -> None:
-    assert unwrap(BATCH_BODY, "events.json") == [
+    assert viewed_unwrap(BATCH_BODY, "events.json") == [
         ok("events.json#1", IDENTIFY),
         ok("events.json#2", TRACK),
     ]
 
 
 def test_batch_in_an_array_element_numbers_both_levels() -> None:
-    assert unwrap({"batch": [TRACK]}, "events.json#3") == [ok("events.json#3#1", TRACK)]
+    assert viewed_unwrap({"batch": [TRACK]}, "events.json#3") == [ok("events.json#3#1", TRACK)]
 
 
 def test_object_without_type_fails_in_parse_event() -> None:
-    [item] = unwrap({"userId": "u"}, "f:1")
+    [item] = viewed_unwrap({"userId": "u"}, "f:1")
     with pytest.raises(EventError, match='event has no "type"'):
-        parse_event(item.value, item.source)
+        parse_event(item.raw, item.source)
 
 
 @pytest.mark.parametrize(
@@ -139,9 +148,9 @@ def test_object_without_type_fails_in_parse_event() -> None:
     ],
 )
 def test_a_type_that_is_not_a_name_says_what_it_is(value: dict[str, Any], reason: str) -> None:
-    [item] = unwrap(value, "f:1")
+    [item] = viewed_unwrap(value, "f:1")
     with pytest.raises(EventError) as caught:
-        parse_event(item.value, item.source)
+        parse_event(item.raw, item.source)
     assert str(caught.value) == reason
 
 
@@ -149,7 +158,7 @@ def test_nesting_is_bounded() -> None:
     value: Any = IDENTIFY
     for _ in range(MAX_DEPTH + 2):
         value = {"payload": value}
-    [item] = unwrap(value, "f:1")
+    [item] = viewed_unwrap(value, "f:1")
     assert item.error == f"wrappers nested more than {MAX_DEPTH} deep"
     assert item.source == "f:1"
 
@@ -158,16 +167,16 @@ def test_nesting_within_the_bound_unwraps() -> None:
     value: Any = IDENTIFY
     for _ in range(MAX_DEPTH):
         value = {"payload": value}
-    assert unwrap(value, "f:1") == [ok("f:1", IDENTIFY)]
+    assert viewed_unwrap(value, "f:1") == [ok("f:1", IDENTIFY)]
 
 
 @pytest.mark.parametrize(("value", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_dead_letter_of_any_item_unwraps_to_the_same_value_and_reason(
-    value: Any, expected: list[RawItem]
+    value: Any, expected: list[Item]
 ) -> None:
     """A dead-letter record of a failed item reads back as the same failure (or the same event)."""
-    for item in unwrap(value, "f:1"):
-        record = {"event": item.value, "error": {"reason": item.error}, "source": item.source}
-        assert unwrap(orjson.loads(orjson.dumps(record)), "dead.ndjson:1") == [
-            RawItem(source="dead.ndjson:1", value=item.value, error=item.error)
+    for item in viewed_unwrap(value, "f:1"):
+        record = {"event": item.raw, "error": {"reason": item.error}, "source": item.source}
+        assert viewed_unwrap(orjson.loads(orjson.dumps(record)), "dead.ndjson:1") == [
+            Item(source="dead.ndjson:1", raw=item.raw, error=item.error)
         ]

@@ -1,4 +1,4 @@
-"""Every input item becomes exactly one Intake; dead letters round-trip as input."""
+"""Every input item comes out of intake exactly once; dead letters round-trip as input."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import orjson
 
+from rudder_pipedrive_cli.core.events import Event, invalid, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import INVALID, intake
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader
 
@@ -20,10 +20,10 @@ PAGE = {"type": "Page ", "messageId": "m-2", "userId": "u-1", "timestamp": "2026
 
 def test_each_item_is_accounted_for_once() -> None:
     items = [
-        RawItem(source="f:1", value=IDENTIFY),
-        RawItem(source="f:2", error="line 2 is not valid JSON", text="{oops"),
-        RawItem(source="f:3", value={"no": "type"}),
-        RawItem(source="f:4", value=PAGE),
+        take(IDENTIFY, "f:1"),
+        invalid("f:2", "{oops", "line 2 is not valid JSON", "read"),
+        take({"no": "type"}, "f:3"),
+        take(PAGE, "f:4"),
     ]
     out = list(intake(items, EventFilter(types=frozenset({"identify"}))))
     assert [(i.source, i.kind) for i in out] == [
@@ -44,10 +44,10 @@ def test_each_item_is_accounted_for_once() -> None:
 def test_limit_counts_what_passes_the_filters_and_reads_no_further() -> None:
     pulled: list[str] = []
 
-    def items() -> Iterator[RawItem]:
+    def items() -> Iterator[Event]:
         for n, kind in enumerate(["page", "identify", "page", "identify", "identify"], 1):
             pulled.append(f"f:{n}")
-            yield RawItem(source=f"f:{n}", value=IDENTIFY | {"type": kind})
+            yield take(IDENTIFY | {"type": kind}, f"f:{n}")
 
     only = EventFilter(types=frozenset({"identify"}))
     out = list(intake(items(), only, limit=2))
@@ -59,7 +59,7 @@ def test_limit_counts_what_passes_the_filters_and_reads_no_further() -> None:
     ]
     assert pulled == ["f:1", "f:2", "f:3", "f:4"]  # the fifth item is never read
     assert list(intake(items(), EventFilter(), limit=0)) == []
-    bad = [RawItem(source="f:1", error="bad", text="{"), RawItem(source="f:2", value=IDENTIFY)]
+    bad = [invalid("f:1", "{", "bad", "read"), take(IDENTIFY, "f:2")]
     assert [i.source for i in intake(bad, EventFilter(), limit=1)] == ["f:1", "f:2"]
 
 
@@ -71,8 +71,8 @@ def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> 
     items = list(
         intake(
             [
-                RawItem(source="in.ndjson:7", value=IDENTIFY),
-                RawItem(source="in.ndjson:8", error="bad", text="{"),
+                take(IDENTIFY, "in.ndjson:7"),
+                invalid("in.ndjson:8", "{", "bad", "read"),
             ],
             EventFilter(),
         )
@@ -117,20 +117,20 @@ def test_dead_letters_after_a_record_cut_mid_way_start_on_a_new_line(tmp_path: P
     path = tmp_path / "failed.ndjson"
     failure = Outcome(status="failed", reason="boom", stage="send", retryable=True)
     earlier = DeadLetters(path)
-    earlier.add(next(intake([RawItem(source="in:1", value=IDENTIFY)], EventFilter())), failure)
+    earlier.add(next(intake([take(IDENTIFY, "in:1")], EventFilter())), failure)
     earlier.close()
     whole = path.read_bytes()
     path.write_bytes(whole + whole[: len(whole) // 2])  # the second record, cut mid-way
     later = DeadLetters(path)
-    later.add(next(intake([RawItem(source="in:2", value=PAGE)], EventFilter())), failure)
-    later.add(next(intake([RawItem(source="in:3", value=IDENTIFY)], EventFilter())), failure)
+    later.add(next(intake([take(PAGE, "in:2")], EventFilter())), failure)
+    later.add(next(intake([take(IDENTIFY, "in:3")], EventFilter())), failure)
     later.close()
     items = list(EventReader([str(path)]))
-    assert [(item.source, item.value, bool(item.error)) for item in items] == [
-        (f"{path}:1", IDENTIFY, False),
-        (f"{path}:2", None, True),  # the cut record: one bad line, kept as it was
-        (f"{path}:3", PAGE, False),
-        (f"{path}:4", IDENTIFY, False),
+    assert [(item.source, item.raw, item.decided is None) for item in items] == [
+        (f"{path}:1", IDENTIFY, True),
+        (f"{path}:2", whole[: len(whole) // 2].decode(), False),  # the cut record, as it was
+        (f"{path}:3", PAGE, True),
+        (f"{path}:4", IDENTIFY, True),
     ]
     assert path.read_bytes().startswith(whole + whole[: len(whole) // 2] + b"\n")
 
@@ -140,9 +140,19 @@ def test_dead_letters_appended_to_a_whole_file_add_no_blank_line(tmp_path: Path)
     failure = Outcome(status="failed", reason="boom", stage="send")
     for source in ("in:1", "in:2"):
         letters = DeadLetters(path)
-        letters.add(next(intake([RawItem(source=source, value=IDENTIFY)], EventFilter())), failure)
+        letters.add(next(intake([take(IDENTIFY, source)], EventFilter())), failure)
         letters.close()
     assert [orjson.loads(line)["source"] for line in path.read_bytes().split(b"\n")[:-1]] == [
         "in:1",
         "in:2",
     ]
+
+
+def test_without_filters_or_limit_the_readers_items_pass_as_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(orjson.dumps(IDENTIFY) + b"\n{oops\n")
+    items = iter(EventReader([str(path)]))
+    assert intake(items, EventFilter()) is items  # no loop around them
+    first, second = items  # one object per item: the reader's Event, planned as it is
+    assert (first.source, first.event is first, first.decided) == (f"{path}:1", True, None)
+    assert (second.source, second.event, second.kind) == (f"{path}:2", None, INVALID)

@@ -27,6 +27,7 @@ from objects_support import (
     Spy,
     archive,
     backup_objects,
+    error,
     expected_sources,
     identify,
 )
@@ -52,7 +53,7 @@ def write_folder(root: Path, objects: dict[str, bytes]) -> None:
 
 
 def rows(reader: EventReader) -> list[tuple[str, str]]:
-    return [(item.source, item.value["messageId"]) for item in reader]
+    return [(item.source, item.raw["messageId"]) for item in reader]
 
 
 def utc(*parts: int) -> datetime:
@@ -159,7 +160,7 @@ def test_archive_lines_with_a_bare_event_payload(tmp_path: Path) -> None:
     )
     [item] = EventReader([str(tmp_path)])
     assert item.source == f"{tmp_path}/s/gw/2024-05-01/1/i/10_20_w.json.gz:1"
-    assert item.value == identify("x")  # the archive's messageId restored on the event
+    assert item.raw == identify("x")  # the archive's messageId restored on the event
 
 
 def test_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
@@ -293,11 +294,11 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
             [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
         )
     )
-    failed = [item for item in items if item.error]
-    assert [(item.source, item.error) for item in failed] == [
+    failed = [item for item in items if error(item)]
+    assert [(item.source, error(item)) for item in failed] == [
         (f"{root}/{target}:1", "cannot read object: TimeoutError: timed out (6 tries)")
     ]
-    good = [(item.source, item.value["messageId"]) for item in items if not item.error]
+    good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
 
 
@@ -306,7 +307,7 @@ def test_a_missing_object_is_a_failed_item_with_its_url(tmp_path: Path) -> None:
     reader = EventReader([str(tmp_path)], window=WINDOW)
     (tmp_path / TIME_ORDER[1]).unlink()  # gone between listing and reading
     items = list(reader)
-    assert [(item.source, item.error) for item in items if item.error] == [
+    assert [(item.source, error(item)) for item in items if error(item)] == [
         (f"{tmp_path}/{TIME_ORDER[1]}", "cannot read object: no such object")
     ]
     assert len(items) == len(expected_sources(str(tmp_path))) - 1 + 1
@@ -321,7 +322,7 @@ def test_an_object_that_changed_between_tries_is_not_mixed(tmp_path: Path) -> No
     items = list(
         EventReader([str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=grow)
     )
-    assert [(item.source, item.error) for item in items if item.error] == [
+    assert [(item.source, error(item)) for item in items if error(item)] == [
         (
             f"{root}/{target}:1",
             "cannot read object: it changed while being read: rerun to read the new version",
@@ -332,8 +333,8 @@ def test_an_object_that_changed_between_tries_is_not_mixed(tmp_path: Path) -> No
 def test_a_reader_stopped_early_stops_the_feed(tmp_path: Path) -> None:
     write_folder(tmp_path, backup_objects())
     items = iter(EventReader([str(tmp_path)], window=WINDOW))
-    assert next(items).value["messageId"] == "b-00"
-    items.close()  # as --limit does: the feed thread ends, nothing hangs
+    assert next(items).raw["messageId"] == "b-00"
+    del items  # as --limit does: dropped (its generators close), the feed ends, nothing hangs
 
 
 # -- resume -----------------------------------------------------------------------------------
@@ -351,7 +352,7 @@ def test_finished_objects_are_recorded_and_skipped_on_rerun(tmp_path: Path) -> N
         )
         for item in first:
             # The object of A_0730 has a failed event: it is not finished, the rest are.
-            first.item_done(item.source, "failed" if "a-0735" in str(item.value) else "sent")
+            first.item_done(item.source, "failed" if "a-0735" in str(item.raw) else "sent")
         assert (first.objects_skipped, first.objects_total) == (0, 6)
     with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
         again = EventReader([str(root)], window=WINDOW, finished=state.object_finished)

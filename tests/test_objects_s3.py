@@ -18,6 +18,7 @@ from objects_support import (
     TIME_ORDER,
     WINDOW,
     backup_objects,
+    error,
     expected_sources,
     moto_s3,
 )
@@ -39,7 +40,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
 
 
 def rows(reader: EventReader) -> list[tuple[str, str]]:
-    return [(item.source, item.value["messageId"]) for item in reader]
+    return [(item.source, item.raw["messageId"]) for item in reader]
 
 
 def listing(prefix: str, *, deep: bool = False, max_keys: int | None = None) -> tuple[str, str]:
@@ -137,11 +138,11 @@ def test_when_the_tries_run_out_the_object_is_a_failed_item_at_its_line(s3: S3) 
     target = TIME_ORDER[2]
     s3.proxy.recorder.cut = {f"rs/{target}": 6}
     items = list(EventReader(["s3://backups/rs"], window=WINDOW, sleep=lambda _: None))
-    [failed] = [item for item in items if item.error]
+    [failed] = [item for item in items if error(item)]
     assert failed.source == f"s3://backups/rs/{target}:1"
-    assert failed.error is not None and failed.error.startswith("cannot read object: ")
-    assert failed.error.endswith(" (6 tries)")
-    good = [(item.source, item.value["messageId"]) for item in items if not item.error]
+    assert error(failed) is not None and error(failed).startswith("cannot read object: ")
+    assert error(failed).endswith(" (6 tries)")
+    good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources("s3://backups/rs") if target not in row[0]]
 
 
@@ -168,10 +169,10 @@ def test_a_deleted_object_is_a_failed_item_with_its_url(s3: S3) -> None:
     reader = EventReader(["s3://backups/rs"], window=WINDOW)
     s3.client.delete_object(Bucket="backups", Key=f"rs/{TIME_ORDER[0]}")
     items = list(reader)
-    assert [(item.source, item.error) for item in items if item.error] == [
+    assert [(item.source, error(item)) for item in items if error(item)] == [
         (f"s3://backups/rs/{TIME_ORDER[0]}", "cannot read object: no such object")
     ]
-    assert [item.value["messageId"] for item in items if not item.error] == [
+    assert [item.raw["messageId"] for item in items if not error(item)] == [
         message for _, message in expected_sources("s3://backups/rs")[1:]
     ]
 
@@ -237,13 +238,13 @@ def test_an_object_rewritten_while_it_is_read_is_a_failed_item_not_a_mix(s3: S3)
         s3.client.put_object(Bucket=s3.bucket, Key=f"rs/{target}", Body=b"other\n")
 
     items = list(EventReader(["s3://backups/rs"], window=WINDOW, sleep=rewrite))
-    assert [(item.source, item.error) for item in items if item.error] == [
+    assert [(item.source, error(item)) for item in items if error(item)] == [
         (
             f"s3://backups/rs/{target}:1",
             "cannot read object: it changed while being read: rerun to read the new version",
         )
     ]
-    assert "other" not in str([item.value for item in items])
+    assert "other" not in str([item.raw for item in items])
 
 
 def test_reading_s3_imports_neither_fsspec_nor_botocore_nor_httpx(s3: S3) -> None:
@@ -266,5 +267,5 @@ def test_keys_that_need_encoding_are_listed_and_read(s3: S3) -> None:
     names = {"a b+ü/x=y&z.json": b'{"type": "identify", "userId": "u", "messageId": "m"}\n'}
     s3.upload(names, prefix="enc")
     [item] = EventReader(["s3://backups/enc"])
-    assert (item.source, item.error) == ("s3://backups/enc/a b+ü/x=y&z.json:1", "")
+    assert (item.source, error(item)) == ("s3://backups/enc/a b+ü/x=y&z.json:1", "")
     assert s3.proxy.recorder.requests[-1] == ("GET", "/backups/enc/a%20b%2B%C3%BC/x%3Dy%26z.json")

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from objects_support import Answer, CannedS3, Seen, archive, error_xml, identify, listing_xml
+from objects_support import Answer, CannedS3, Seen, archive, error, error_xml, identify, listing_xml
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.objects import ObjectChanged
@@ -520,7 +520,7 @@ def test_the_feed_tries_a_5xx_get_again_but_not_a_400(canned: tuple[CannedS3, li
     slept: list[float] = []
     fs = fs_for(server)
     reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=slept.append)
-    assert [(item.source, item.error) for item in reader] == [
+    assert [(item.source, error(item)) for item in reader] == [
         ("s3://b/rs/a.json:1", ""),
         (
             "s3://b/rs/b.json",

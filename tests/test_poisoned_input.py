@@ -280,7 +280,7 @@ def test_failure_reasons_are_bounded() -> None:
 def test_outputs_rpd_cannot_write_are_usage_errors_naming_them(tmp_path: Path) -> None:
     from rudder_pipedrive_cli.cli.send_cmd import write_report
     from rudder_pipedrive_cli.core.errors import UsageError
-    from rudder_pipedrive_cli.core.intake import Intake
+    from rudder_pipedrive_cli.core.events import parse_event
     from rudder_pipedrive_cli.core.protocol import Outcome
     from rudder_pipedrive_cli.io.deadletter import DeadLetters
 
@@ -295,7 +295,7 @@ def test_outputs_rpd_cannot_write_are_usage_errors_naming_them(tmp_path: Path) -
     )
     failed = Outcome(status="failed", reason="no")
     with pytest.raises(UsageError) as letters:
-        DeadLetters(under).add(Intake(source="f:1", kind="identify", raw={}), failed)
+        DeadLetters(under).add(parse_event({"type": "identify"}, "f:1"), failed)
     assert (letters.value.message, letters.value.hint) == (
         f"cannot write dead letters to {under}: File exists",
         "choose another --dead-letter path; rerun to resume",

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from objects_support import Item, error, viewed
 
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.readers import BOM, BUFFER_SIZE, EventReader
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}
@@ -24,8 +24,8 @@ B = {"type": "track", "messageId": "b", "userId": "u-1", "event": "Signed Up"}
 C = {"type": "group", "messageId": "c", "userId": "u-1", "groupId": "g-1"}
 
 
-def ok(source: str, value: Any) -> RawItem:
-    return RawItem(source=source, value=value)
+def ok(source: str, value: Any) -> Item:
+    return Item(source=source, raw=value)
 
 
 def dumps(value: Any) -> bytes:
@@ -41,8 +41,8 @@ def write(path: Path, data: bytes) -> str:
     return str(path)
 
 
-def read(*paths: str, **options: Any) -> list[RawItem]:
-    return list(EventReader(paths, **options))
+def read(*paths: str, **options: Any) -> list[Item]:
+    return viewed(EventReader(paths, **options))
 
 
 def test_ndjson_lines_get_file_line_sources(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_multi_member_gzip(tmp_path: Path) -> None:
 def test_stdin_is_named_dash(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson(C))
     reader = EventReader(["-", path], stdin=io.BytesIO(ndjson(A, B)))
-    assert list(reader) == [ok("-:1", A), ok("-:2", B), ok(f"{path}:1", C)]
+    assert viewed(reader) == [ok("-:1", A), ok("-:2", B), ok(f"{path}:1", C)]
     assert reader.total_bytes is None
 
 
@@ -193,10 +193,10 @@ def test_malformed_line_in_the_middle(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", dumps(A) + b'\n{"type": "track",\n' + dumps(B) + b"\n")
     assert read(path) == [
         ok(f"{path}:1", A),
-        RawItem(
+        Item(
             source=f"{path}:2",
             error="not valid JSON: unexpected end of data at column 18",
-            text='{"type": "track",',
+            raw='{"type": "track",',
         ),
         ok(f"{path}:3", B),
     ]
@@ -205,7 +205,7 @@ def test_malformed_line_in_the_middle(tmp_path: Path) -> None:
 def test_malformed_crlf_line_keeps_its_text_without_line_ending(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", dumps(A) + b"\r\nnope\r\n")
     [_, item] = read(path)
-    assert item.text == "nope"
+    assert item.raw == "nope"
     assert item.error.startswith("not valid JSON: ")
     assert item.error.endswith(" at column 1")
 
@@ -213,7 +213,7 @@ def test_malformed_crlf_line_keeps_its_text_without_line_ending(tmp_path: Path) 
 def test_broken_first_line_of_ndjson_is_one_bad_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", b'{"type": "ident\n' + ndjson(A, B))
     [first, *rest] = read(path)
-    assert (first.source, first.text) == (f"{path}:1", '{"type": "ident')
+    assert (first.source, first.raw) == (f"{path}:1", '{"type": "ident')
     assert first.error.startswith("not valid JSON: ")
     assert rest == [ok(f"{path}:2", A), ok(f"{path}:3", B)]
 
@@ -221,13 +221,13 @@ def test_broken_first_line_of_ndjson_is_one_bad_line(tmp_path: Path) -> None:
 def test_file_of_one_broken_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", b"{oops}\n")
     [item] = read(path)
-    assert (item.source, item.text) == (f"{path}:1", "{oops}")
+    assert (item.source, item.raw) == (f"{path}:1", "{oops}")
 
 
 def test_broken_pretty_printed_document_is_read_line_by_line(tmp_path: Path) -> None:
     # Not a document unless it parses as one: every non-blank line is then a line (issue 13.1).
     path = write(tmp_path / "e.json", b'{\n  "type": "identify",\n  "userId": u-1\n}\n')
-    assert [(item.source, item.text) for item in read(path)] == [
+    assert [(item.source, item.raw) for item in read(path)] == [
         (f"{path}:1", "{"),
         (f"{path}:2", '  "type": "identify",'),
         (f"{path}:3", '  "userId": u-1'),
@@ -257,7 +257,7 @@ def test_values_that_are_not_events(tmp_path: Path, line: bytes, error: str) -> 
     path = write(tmp_path / "e.ndjson", ndjson(A) + line + b"\n" + ndjson(B))
     assert read(path) == [
         ok(f"{path}:1", A),
-        RawItem(source=f"{path}:2", value=orjson.loads(line), error=error),
+        Item(source=f"{path}:2", raw=orjson.loads(line), error=error),
         ok(f"{path}:3", B),
     ]
 
@@ -266,7 +266,7 @@ def test_non_objects_inside_a_batch_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson({"batch": [A, "x", B]}))
     assert read(path) == [
         ok(f"{path}:1#1", A),
-        RawItem(source=f"{path}:1#2", value="x", error="expected a JSON object, got str"),
+        Item(source=f"{path}:1#2", raw="x", error="expected a JSON object, got str"),
         ok(f"{path}:1#3", B),
     ]
 
@@ -275,10 +275,10 @@ def test_invalid_utf8_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson(A) + b'{"name": "\xff"}\n' + ndjson(B))
     assert read(path) == [
         ok(f"{path}:1", A),
-        RawItem(
+        Item(
             source=f"{path}:2",
             error="not valid UTF-8: byte 0xff at column 11",
-            text='{"name": "\ufffd"}',
+            raw='{"name": "\ufffd"}',
         ),
         ok(f"{path}:3", B),
     ]
@@ -286,9 +286,7 @@ def test_invalid_utf8_line(tmp_path: Path) -> None:
 
 def test_invalid_utf8_in_a_document(tmp_path: Path) -> None:
     path = write(tmp_path / "e.json", b'[\n  {"type": "identify",\n   "name": "\xc3("}\n]\n')
-    assert read(path) == [
-        RawItem(source=path, error="not valid UTF-8: byte 0xc3 at line 3 column 13")
-    ]
+    assert read(path) == [Item(source=path, error="not valid UTF-8: byte 0xc3 at line 3 column 13")]
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"  \r\n\t\n", b"\xef\xbb\xbf", gzip.compress(b"")])
@@ -304,7 +302,7 @@ def test_truncated_gzip_keeps_what_came_before(tmp_path: Path) -> None:
     *good, last = read(path)
     assert len(good) > 1000
     assert good == [ok(f"{path}:{n + 1}", event) for n, event in enumerate(events[: len(good)])]
-    assert last == RawItem(
+    assert last == Item(
         source=f"{path}:{len(good) + 1}",
         error="truncated gzip stream: "
         "Compressed file ended before the end-of-stream marker was reached",
@@ -323,7 +321,7 @@ def test_gzip_followed_by_junk_keeps_the_events(tmp_path: Path) -> None:
     assert read(path) == [
         ok(f"{path}:1", A),
         ok(f"{path}:2", B),
-        RawItem(source=f"{path}:3", error="corrupt gzip stream: Not a gzipped file (b'ju')"),
+        Item(source=f"{path}:3", error="corrupt gzip stream: Not a gzipped file (b'ju')"),
     ]
 
 
@@ -332,7 +330,7 @@ def test_a_missing_file_does_not_stop_the_run_and_a_folder_is_read(tmp_path: Pat
     good = write(tmp_path / "e.ndjson", ndjson(A))
     # A folder is read as a backup folder: its one file, outside the layout, read all the same.
     assert read(missing, str(tmp_path), good) == [
-        RawItem(source=missing, error="cannot read file: No such file or directory"),
+        Item(source=missing, error="cannot read file: No such file or directory"),
         ok(f"{good}:1", A),
         ok(f"{good}:1", A),
     ]
@@ -343,7 +341,7 @@ def test_dead_letter_file_round_trip(tmp_path: Path) -> None:
     failed = read(original)
     records = [
         {
-            "event": item.value,
+            "event": item.raw,
             "error": {"reason": "boom", "stage": "search", "status": 503, "retryable": True},
             "source": item.source,
         }
@@ -357,14 +355,14 @@ def test_dead_letter_record_without_an_object_stays_an_error(tmp_path: Path) -> 
     record = {"event": [1], "error": {"reason": "expected a JSON object, got list"}, "source": "x"}
     path = write(tmp_path / "dead.ndjson", ndjson(record))
     assert read(path) == [
-        RawItem(source=f"{path}:1", value=[1], error="expected a JSON object, got list")
+        Item(source=f"{path}:1", raw=[1], error="expected a JSON object, got list")
     ]
 
 
 def test_strict_raises_on_the_first_bad_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson(A) + b"[]\n" + ndjson(B))
     items = iter(EventReader([path], strict=True))
-    assert next(items) == ok(f"{path}:1", A)
+    assert viewed([next(items)]) == [ok(f"{path}:1", A)]
     with pytest.raises(UsageError) as caught:
         next(items)
     assert caught.value.message == f"{path}:2: expected a JSON object, got list"
@@ -414,7 +412,7 @@ def test_ndjson_is_streamed_not_loaded_whole(tmp_path: Path) -> None:
     path = write(tmp_path / "big.ndjson", ndjson(*events))
     reader = EventReader([path])
     items = iter(reader)
-    assert next(items) == ok(f"{path}:1", events[0])
+    assert viewed([next(items)]) == [ok(f"{path}:1", events[0])]
     assert reader.bytes_read < Path(path).stat().st_size / 2
     assert sum(1 for _ in items) == len(events) - 1
 
@@ -492,16 +490,16 @@ def test_broken_first_lines_fail_alone_and_the_rest_is_read(tmp_path: Path, star
         (f"{path}:4", False),
     ]
     assert items[2:] == [ok(f"{path}:3", A), ok(f"{path}:4", B)]
-    assert [item.text for item in items[:2]] == start.decode().splitlines()
+    assert [item.raw for item in items[:2]] == start.decode().splitlines()
 
 
 def test_lone_surrogate_reason(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", b'{"name": "\\ud83d"}\n' + ndjson(A))
     first, second = read(path)
-    assert first == RawItem(
+    assert first == Item(
         source=f"{path}:1",
         error="not valid JSON: no low surrogate in string at column 11",
-        text='{"name": "\\ud83d"}',
+        raw='{"name": "\\ud83d"}',
     )
     assert second == ok(f"{path}:2", A)
 
@@ -613,9 +611,9 @@ def test_oversized_line_is_one_failed_line_and_reading_goes_on(
     path = write(tmp_path / "e.ndjson", gzip.compress(data) if compress else data)
     assert read(path, max_item_bytes=CAP) == [
         ok(f"{path}:1", A),
-        RawItem(source=f"{path}:2", error=TOO_LARGE_LINE),
+        Item(source=f"{path}:2", error=TOO_LARGE_LINE),
         ok(f"{path}:3", fits),
-        RawItem(source=f"{path}:4", error=TOO_LARGE_LINE),
+        Item(source=f"{path}:4", error=TOO_LARGE_LINE),
         ok(f"{path}:5", B),
     ]
 
@@ -623,7 +621,7 @@ def test_oversized_line_is_one_failed_line_and_reading_goes_on(
 def test_oversized_first_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson(big(CAP * 3), A))
     assert read(path, max_item_bytes=CAP) == [
-        RawItem(source=f"{path}:1", error=TOO_LARGE_LINE),
+        Item(source=f"{path}:1", error=TOO_LARGE_LINE),
         ok(f"{path}:2", A),
     ]
 
@@ -634,8 +632,8 @@ def test_oversized_array_document_is_one_failed_item(tmp_path: Path) -> None:
     one_line = write(tmp_path / "b.json", dumps([big(600), big(600)]))
     after = write(tmp_path / "c.ndjson", ndjson(B))
     assert read(array, one_line, after, max_item_bytes=CAP) == [
-        RawItem(source=array, error=TOO_LARGE_DOCUMENT),
-        RawItem(source=one_line, error=TOO_LARGE_DOCUMENT),
+        Item(source=array, error=TOO_LARGE_DOCUMENT),
+        Item(source=one_line, error=TOO_LARGE_DOCUMENT),
         ok(f"{after}:1", B),
     ]
 
@@ -687,7 +685,7 @@ def peak_while_reading(stream: io.RawIOBase, cap: int, sources: list[str]) -> tu
     try:
         for item in EventReader(["-"], stdin=stream, max_item_bytes=cap):  # type: ignore[arg-type]
             assert item.source == next(expected)
-            starts.add(item.error[:4])
+            starts.add(error(item)[:4])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -732,6 +730,6 @@ def test_gzip_bomb_without_newlines_stays_bounded(tmp_path: Path) -> None:
 def test_an_oversized_blank_first_line_keeps_the_line_numbers(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", b" " * (CAP * 3) + b"\n" + ndjson(A))
     assert read(path, max_item_bytes=CAP) == [
-        RawItem(source=f"{path}:1", error=TOO_LARGE_LINE),
+        Item(source=f"{path}:1", error=TOO_LARGE_LINE),
         ok(f"{path}:2", A),
     ]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.intake import intake
@@ -16,9 +16,8 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
-from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 
@@ -54,13 +53,11 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         {"type": "identify", "messageId": message_id, "userId": "u-1", "traits": {"name": "A"}}
         for message_id in ("same-1", "m-2", "m-3", "m-4", "same-1")
     ]
-    items = intake(
-        (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
-    )
+    items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
     with ScratchIds(recent=2, filter_bits=1) as finished:
         send = Recorder(OfflineResponder(config), Tally())
         planned = preview(items, config, send, IdentityStore(), None, finished)
-        outcomes = [(p.item.source, p.planned_status, p.outcome.reason) for p in planned]
+        outcomes = [(p["source"], p["outcome"], p["reason"]) for p in planned]
     assert outcomes == [
         ("in:1", "planned", ""),
         ("in:2", "planned", ""),
@@ -162,12 +159,10 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         )
 
     def plan(known: IdentityStore) -> list[tuple[str, str, list[tuple[str, str]]]]:
-        items = intake(
-            (RawItem(source=f"in:{n}", value=e) for n, e in enumerate(events, 1)), EventFilter()
-        )
+        items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
         planned = preview(items, config, Recorder(OfflineResponder(config), Tally()), known)
         return [
-            (p.item.source, p.planned_status, [(r.method, r.path) for r in p.requests])
+            (p["source"], p["outcome"], [(r["method"], r["path"]) for r in p["requests"]])
             for p in planned
         ]
 
@@ -192,9 +187,9 @@ def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow()
     with Spill(1, batch=1) as spill:
         roots = RootCauses(spill.table())
         for n in range(20):
-            assert roots.explain(event("identify", f"u-{n}", n), root) == Explained(root)
+            assert roots.explain(event("identify", f"u-{n}", n), root) == (root, "")
         explained = [roots.explain(event("track", f"u-{n}", 100 + n), no_name) for n in range(20)]
-    assert {e.root for e in explained} == {"cannot convert plan"}
-    assert explained[0].outcome.reason == (
+    assert {root for _, root in explained} == {"cannot convert plan"}
+    assert explained[0][0].reason == (
         "no person for u-0: its identify failed earlier (cannot convert plan)"
     )

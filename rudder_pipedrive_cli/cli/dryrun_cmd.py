@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -220,10 +221,8 @@ def dry_run_command(
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
         summary_console = env.err if (format != "table" or output) else env.out
-        if format == "ndjson":
-            dumps, write, newline = orjson.dumps, sink.write, orjson.OPT_APPEND_NEWLINE
-            for item in planned:
-                write(dumps(item.record(), option=newline))
+        if format == "ndjson":  # one call for the run: no Python loop per event
+            sink.writelines(map(partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE), planned))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)

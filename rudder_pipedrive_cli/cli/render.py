@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from rudder_pipedrive_cli.cli.screen import plural, printable, say
-from rudder_pipedrive_cli.core.preview import Planned
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
 STYLE = {
@@ -29,27 +28,28 @@ def plain(value: object) -> Text:
     return Text(printable(str(value)))
 
 
-def planned_line(planned: Planned) -> Text:
-    """One event of a dry-run as a line: source, type, outcome, then its requests."""
-    status = planned.planned_status
+def planned_line(record: dict[str, Any]) -> Text:
+    """One event of a dry-run (its NDJSON record, core/preview.py) as a line: source, type,
+    outcome, then its requests."""
+    status = record["outcome"]
     line = Text()
-    line.append(printable(planned.item.source), style="bold")
-    line.append(f"  {printable(planned.item.kind)}  ")
+    line.append(printable(record["source"]), style="bold")
+    line.append(f"  {printable(record['type'])}  ")
     line.append(status, style=STYLE.get(status, ""))
-    if planned.outcome.reason:
-        line.append(f"  ({printable(planned.outcome.reason)})")
-    if planned.rule is not None:
-        line.append(f"  [{planned.rule}]", style="magenta")
-    for request in planned.requests:
-        line.append(f"\n    {request.method} {printable(request.path)}", style="cyan")
-        if request.query:
-            line.append(printable("?" + "&".join(f"{k}={v}" for k, v in request.query.items())))
-        if request.note:
-            line.append(f"  # {printable(request.note)}", style="dim")
-    for warning in planned.outcome.warnings:
+    if record["reason"]:
+        line.append(f"  ({printable(record['reason'])})")
+    if "rule" in record:
+        line.append(f"  [{record['rule']}]", style="magenta")
+    for request in record["requests"]:
+        line.append(f"\n    {request['method']} {printable(request['path'])}", style="cyan")
+        if query := request["query"]:
+            line.append(printable("?" + "&".join(f"{k}={v}" for k, v in query.items())))
+        if request["note"]:
+            line.append(f"  # {printable(request['note'])}", style="dim")
+    for warning in record["warnings"]:
         line.append(f"\n    warning: {printable(warning)}", style="yellow")
-    if planned.outcome.dropped:
-        dropped = printable(", ".join(planned.outcome.dropped))
+    if record["dropped"]:
+        dropped = printable(", ".join(record["dropped"]))
         line.append(f"\n    dropped: {dropped}", style="dim")
     return line
 

@@ -60,6 +60,8 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
             return failed_outcome(response.failed, stage)
         stage = request.stage
         response = send(request)
+    if response is None or response.failed is None:  # most plans: no call to settle
+        return outcome
     return settled(outcome, response, stage)
 
 

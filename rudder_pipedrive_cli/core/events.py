@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -35,7 +34,7 @@ PREVIOUS_ID_PATHS = ("previousId", "traits.previousId", "context.traits.previous
 TIME_PATHS = ("timestamp", "originalTimestamp", "sentAt")
 
 
-# Where those paths start: the event, its `traits`, its `context.traits` (parse_event reads each
+# Where those paths start: the event, its `traits`, its `context.traits` (Event reads each
 # of them once per event).
 _OBJECTS = ("", "traits", "context.traits")
 
@@ -47,8 +46,10 @@ def _places(paths: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
     )
 
 
-# userId, groupId and previousId, in the order parse_event reads them.
-_IDENTITY_PLACES = (_places(USER_ID_PATHS), _places(GROUP_ID_PATHS), _places(PREVIOUS_ID_PATHS))
+# userId, groupId and previousId, in the order Event reads them: (slot, places).
+_IDENTITY_PLACES = tuple(
+    enumerate((_places(USER_ID_PATHS), _places(GROUP_ID_PATHS), _places(PREVIOUS_ID_PATHS)))
+)
 _EMPTY: Mapping[str, Any] = {}  # what a missing object reads as (never written)
 
 
@@ -82,13 +83,6 @@ def path_parts(path: str) -> tuple[str, ...]:
     if parts is None:
         parts = _PARTS[path] = tuple(path.split("."))
     return parts
-
-
-def get_path(obj: Any, path: str) -> Any:
-    """Follow a dotted path through nested dicts; None when any step is missing."""
-    if "." not in path:
-        return obj.get(path) if type(obj) is dict or isinstance(obj, Mapping) else None
-    return get_parts(obj, path_parts(path))
 
 
 def get_parts(obj: Any, parts: tuple[str, ...] | list[str]) -> Any:
@@ -219,20 +213,97 @@ def pipedrive_id(value: Any, name: str) -> str:
     return str(number)
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+INVALID = "invalid"  # the "type" under which input that is not an event is counted
+
+
 class Event:
-    id: str
-    type: str
+    """One input item, and the only object intake makes for it (SPEC 2): a raw RudderStack event
+    with its identities resolved, or input that is not an event (`invalid`: type INVALID, no id,
+    `decided` its failure). `Event(raw, source)` parses: it raises `EventError` with a one-line
+    reason for a value that is not a usable event. Immutable by convention (protocol.py), but for
+    `decided`, which intake's filters set on the events they skip."""
+
+    id: str  # the messageId, else a hash of the event (stable_id); "" for input that is not one
+    type: str  # lower case; INVALID for input that is not an event
+    kind: str  # the same: what the report counts the item under
     source: str
-    raw: Mapping[str, Any]
-    user_id: str | None = None
-    group_id: str | None = None
-    previous_id: str | None = None
-    anonymous_id: str | None = None
-    external: Mapping[str, str] = field(default_factory=dict)
+    raw: Any  # what goes to a dead letter: the event value, or the unparsable line's text
+    user_id: str | None
+    group_id: str | None
+    previous_id: str | None
+    anonymous_id: str | None
+    external: Mapping[str, str]
     # Set when the event cannot be planned whatever Pipedrive holds: an identity value that cannot
     # be one (`userId: true`, an external id of 0). A supported type fails with it (plan_event).
-    refused: Outcome | None = None
+    refused: Outcome | None
+    decided: Outcome | None  # set when no request is needed (not an event, filtered out)
+    __slots__ = tuple(__annotations__)
+
+    def __init__(self, raw: Any, source: str) -> None:
+        if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
+            raise EventError(f"expected a JSON object, got {type(raw).__name__}")
+        kind = raw.get("type")
+        if type(kind) is not str or kind not in _TYPES:  # else already stripped and lower case
+            if kind is not None and not isinstance(kind, str):
+                raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
+            if not (kind := kind.strip().lower() if kind is not None else ""):
+                raise EventError('event has no "type"')
+        message_id = raw.get("messageId")
+        anonymous_id = raw.get("anonymousId")
+        context = raw.get("context", _EMPTY)
+        if type(context) is not dict and not isinstance(context, Mapping):
+            context = _EMPTY
+        # The event, then its `traits` and `context.traits`, each looked up at its first use.
+        objects: list[Mapping[str, Any] | None] = [raw, None, None]
+        self.refused = None
+        found: list[str | None] = [None, None, None]
+        try:
+            # Each identity: the first present, non-empty value of its paths (a top-level null or
+            # empty string falls back to the nested ones, looked up only then).
+            for slot, places in _IDENTITY_PLACES:
+                for index, key, path in places:
+                    where = objects[index]
+                    if where is None:  # `traits` (1) or `context.traits` (2): not yet read
+                        where = (raw if index == 1 else context).get("traits", _EMPTY)
+                        if type(where) is not dict and not isinstance(where, Mapping):
+                            where = _EMPTY
+                        objects[index] = where
+                    value = where.get(key)
+                    if value is not None:
+                        if type(value) is str:  # the common case
+                            value = value.strip() or None
+                        else:
+                            value = exact_identity(value, path)
+                        if value is not None:
+                            found[slot] = value
+                            break
+            entries = context.get("externalId")
+            self.external = _EMPTY if entries is None else external_ids(entries)
+            self.user_id, self.group_id, self.previous_id = found
+        except EventError as error:  # an event still, of its type: it fails when planned
+            self.user_id = self.group_id = self.previous_id = None
+            self.external = _EMPTY
+            self.refused = Outcome(
+                status="failed", reason=str(error), redacted=error.redacted, stage="validate"
+            )
+        if type(message_id) is str:
+            message_id = message_id.strip() or None
+        elif message_id is not None:
+            message_id = identity_value(message_id)
+        self.id = message_id if message_id is not None else stable_id(raw)
+        self.type = self.kind = kind
+        self.source = source
+        self.raw = raw
+        if type(anonymous_id) is str:
+            self.anonymous_id = anonymous_id.strip() or None
+        else:
+            self.anonymous_id = None if anonymous_id is None else identity_value(anonymous_id)
+        self.decided = None
+
+    @property
+    def event(self) -> Event | None:
+        """The event to plan: this one, or None for input that is not an event."""
+        return self if self.id else None
 
     @property
     def identities(self) -> frozenset[str]:
@@ -253,62 +324,28 @@ class Event:
 
 
 ALIAS_KEYS = frozenset({EVERY})
+# Event types as most input spells them: those skip the check, strip and lower-casing.
+_TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen"})
+
+# Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason.
+parse_event = Event
 
 
-def parse_event(raw: Any, source: str) -> Event:
-    """Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason."""
-    if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
-        raise EventError(f"expected a JSON object, got {type(raw).__name__}")
-    kind = raw.get("type")
-    if type(kind) is not str and kind is not None and not isinstance(kind, str):
-        raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
-    if not (kind := kind.strip() if kind is not None else ""):
-        raise EventError('event has no "type"')
-    message_id = identity_value(raw.get("messageId"))
-    traits, context = raw.get("traits"), raw.get("context")
-    if traits is None or (type(traits) is not dict and not isinstance(traits, Mapping)):
-        traits = _EMPTY
-    if context is None or (type(context) is not dict and not isinstance(context, Mapping)):
-        context = _EMPTY
-    inner = context.get("traits")
-    if inner is None or (type(inner) is not dict and not isinstance(inner, Mapping)):
-        inner = _EMPTY
-    objects = (raw, traits, inner)
-    refused: Outcome | None = None
-    found: list[str | None] = [None, None, None]
+def invalid(source: str, raw: Any, reason: str, stage: str, redacted: str | None = None) -> Event:
+    """The item of input that is not an event: counted as INVALID, failed at `stage` ("read":
+    not an event value at all; "parse": a value `Event` refuses), `raw` for its dead letter."""
+    item = Event.__new__(Event)
+    item.id, item.type = "", INVALID
+    item.kind, item.source, item.raw = INVALID, source, raw
+    item.user_id = item.group_id = item.previous_id = item.anonymous_id = None
+    item.external, item.refused = _EMPTY, None
+    item.decided = Outcome(status="failed", reason=reason, stage=stage, redacted=redacted)
+    return item
+
+
+def take(value: Any, source: str) -> Event:
+    """The item of one decoded value: its `Event`, or the invalid item saying why it is none."""
     try:
-        # Each identity: the first present, non-empty value of its paths (a top-level null or
-        # empty string falls back to the nested ones).
-        for slot in 0, 1, 2:
-            value = None
-            for index, key, path in _IDENTITY_PLACES[slot]:
-                value = objects[index].get(key)
-                if value is not None:
-                    if type(value) is str:  # the common case
-                        value = value.strip() or None
-                    else:
-                        value = exact_identity(value, path)
-                    if value is not None:
-                        break
-            found[slot] = value
-        user_id, group_id, previous_id = found
-        entries = context.get("externalId")
-        external = {} if entries is None else external_ids(entries)
-    except EventError as error:  # an event still, of its type: it fails when planned
-        user_id = group_id = previous_id = None
-        external = {}
-        refused = Outcome(
-            status="failed", reason=str(error), redacted=error.redacted, stage="validate"
-        )
-    return Event(
-        id=message_id if message_id is not None else stable_id(raw),
-        type=kind.lower(),
-        source=source,
-        raw=raw,
-        user_id=user_id,
-        group_id=group_id,
-        previous_id=previous_id,
-        anonymous_id=identity_value(raw.get("anonymousId")),
-        external=external,
-        refused=refused,
-    )
+        return Event(value, source)
+    except EventError as exc:
+        return invalid(source, value, str(exc), "parse", exc.redacted)

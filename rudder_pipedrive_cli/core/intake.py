@@ -1,17 +1,15 @@
-"""From raw input items to events ready to plan, or to an outcome decided without any request."""
+"""The reader's items ready to plan: the filters and the limit, and the events already done."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-from rudder_pipedrive_cli.core.events import Event, EventError, parse_event
+from rudder_pipedrive_cli.core.events import INVALID as INVALID
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.wrappers import RawItem
 
-INVALID = "invalid"  # the "type" under which input that is not an event is counted
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 
 
@@ -53,66 +51,39 @@ class Finished:
             self._ids.add(event_id)
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class Intake:
-    source: str
-    kind: str  # the event's type, or INVALID
-    raw: Any  # what goes to a dead letter: the event value, or the unparsable line's text
-    event: Event | None = None
-    decided: Outcome | None = None  # set when no request is needed (invalid, filtered out)
-
-    @property
-    def id(self) -> str:
-        return self.event.id if self.event is not None else ""
-
-
-def _invalid(item: RawItem, reason: str, stage: str, redacted: str | None = None) -> Intake:
-    raw = item.value if item.value is not None else item.text
-    return Intake(
-        source=item.source,
-        kind=INVALID,
-        raw=raw,
-        decided=Outcome(status="failed", reason=reason, stage=stage, redacted=redacted),
-    )
+# An input item, as the reader made it: the event, or input that is not one (core/events.py).
+Intake = Event
 
 
 def intake(
-    items: Iterable[RawItem], event_filter: EventFilter, limit: int | None = None
-) -> Iterator[Intake]:
-    """Every item becomes exactly one Intake (so every input is accounted for).
+    items: Iterable[Event], event_filter: EventFilter, limit: int | None = None
+) -> Iterator[Event]:
+    """The reader's items with the filters and the limit applied: every item comes out once
+    (so every input is accounted for), an event the filters skip decided as skipped.
 
     `limit` stops after that many events that pass the filters; what comes on the way (events
     the filters skip, input that is not an event) is still yielded, as skipped or failed. No item
     is read past the limit, so a slow stream is not waited for and a bad line after it is never
-    met.
+    met. Without filters or a limit, the items are the reader's own, with no loop around them.
     """
     if limit == 0:
-        return
-    filtering = (
-        event_filter.types is not None
-        or event_filter.since is not None
-        or event_filter.until is not None
-    )
+        return iter(())
+    filtering = event_filter != EventFilter()
+    if not filtering and limit is None:
+        return iter(items)
+    return _taken(items, event_filter.skip_reason if filtering else None, limit)
+
+
+def _taken(
+    items: Iterable[Event], skip_reason: Callable[[Event], str | None] | None, limit: int | None
+) -> Iterator[Event]:
     taken = 0
     for item in items:
-        counted = False
-        if item.error:
-            yield _invalid(item, item.error, "read")
-        else:
-            try:
-                event = parse_event(item.value, item.source)
-            except EventError as exc:
-                yield _invalid(item, str(exc), "parse", exc.redacted)
-            else:
-                skip = event_filter.skip_reason(event) if filtering else None
-                counted = skip is None
-                yield Intake(
-                    source=item.source,
-                    kind=event.type,
-                    raw=item.value,
-                    event=event,
-                    decided=Outcome(status="skipped", reason=skip) if skip else None,
-                )
+        counted = item.decided is None
+        if counted and skip_reason is not None and (skip := skip_reason(item)):
+            item.decided = Outcome(status="skipped", reason=skip)
+            counted = False
+        yield item
         if counted:
             taken += 1
             if limit is not None and taken >= limit:

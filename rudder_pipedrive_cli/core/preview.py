@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
@@ -24,49 +25,6 @@ from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 # One value each for every event they end: outcomes are immutable by convention (protocol.py).
 NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
 ALREADY_DONE = Outcome(status="skipped", reason="already done")
-
-
-@dataclass(slots=True)  # immutable by convention: see protocol.py
-class Planned:
-    item: Intake
-    outcome: Outcome
-    requests: Sequence[ApiRequest]
-    rule: str | None = None  # a track event's [[track]] rule (`TrackRules.label`), when rules exist
-
-    @property
-    def planned_status(self) -> str:
-        return "planned" if self.outcome.status == "sent" else self.outcome.status
-
-    def record(self) -> dict[str, Any]:
-        """The NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays); each request
-        rendered straight from the request, its query and body the very dicts it carries."""
-        item, outcome = self.item, self.outcome
-        status = outcome.status
-        requests = []
-        for r in self.requests:  # a loop, not a comprehension: no extra frame for every event
-            query = r.query
-            requests.append(
-                {
-                    "method": r.method,
-                    "path": r.path,
-                    "query": query if type(query) is dict else dict(query),
-                    "body": r.body,
-                    "note": r.note,
-                }
-            )
-        record = {
-            "source": item.source,
-            "id": item.id,
-            "type": item.kind,
-            "outcome": "planned" if status == "sent" else status,
-            "reason": outcome.reason,
-            "warnings": outcome.warnings,
-            "dropped": outcome.dropped,
-            "requests": requests,
-        }
-        if self.rule is not None:  # track events, when [[track]] rules are configured
-            record["rule"] = self.rule
-        return record
 
 
 def preview(
@@ -77,9 +35,11 @@ def preview(
     journal_status: Callable[[str], str | None] | None = None,
     finished_ids: IdSet | None = None,
     tables: Tables = dict,
-) -> Iterator[Planned]:
+) -> Iterator[dict[str, Any]]:
     """Plan each event in input order; what an event would create is known to the next ones.
     `send` answers each request and counts it, and each outcome is counted, in `send.tally`.
+    Each event yields its NDJSON line of SPEC 6, ready for orjson (tuples are JSON arrays),
+    made once: what a table line shows too (cli/render.py).
 
     Events an earlier run finished (`journal_status`: the replay state's journal) show as
     skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
@@ -98,7 +58,7 @@ def preview(
         if rules is not None and item.kind == "track" and event is not None:
             rule = rules.label(text(event.raw.get("event")))
             tally.rules[rule] += 1
-        requests: list[ApiRequest] = []
+        requests: list[dict[str, Any]] = []
         if item.decided is not None or event is None:
             outcome = item.decided or NOT_AN_EVENT
         elif event.id in finished:
@@ -108,57 +68,83 @@ def preview(
             outcome = drive(plan_event(event, config, known), send)
             learn(outcome)
             finished.add(event.id, outcome.status)
+        status = outcome.status
         root = ""
-        if outcome.status == "failed":
+        if status == "failed":
             outcome, root = roots.explain(event, outcome)
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         add_outcome(
             item.kind,
-            outcome.status,
+            status,
             outcome.dropped,
             tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
             outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
             root,
             outcome.writes,
         )
-        yield Planned(item, outcome, requests, rule)
+        record = {
+            "source": item.source,
+            "id": item.id,
+            "type": item.kind,
+            "outcome": "planned" if status == "sent" else status,
+            "reason": outcome.reason,
+            "warnings": outcome.warnings,
+            "dropped": outcome.dropped,
+            "requests": requests,
+        }
+        if rule is not None:  # track events, when [[track]] rules are configured
+            record["rule"] = rule
+        yield record
 
 
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
 
-SEARCH_ENDPOINT = "/api/v2/itemSearch/field"
-SEARCH_KEY = "GET " + SEARCH_ENDPOINT
+SEARCH_KEY = "GET " + SEARCH
 LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
 CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
 
 class Recorder:
-    """The `send` of a dry-run's plans: note the request among the current event's `requests`,
+    """The `send` of a dry-run's plans: note the request among the current event's `requests`
+    (as its record shows it: the query and body the very dicts it carries),
     count it by endpoint in `tally` (its tokens are derived at the end), have `respond` answer it
     offline (or live, `--lookups`), and count the searches it answers, by kind, and how many found
     a record (an existing record, under `--assume existing` or `--lookups`), for the estimate of
     the index way. One for the run, one call per request."""
 
-    __slots__ = ("counts", "found", "requests", "respond", "searches", "tally")
+    __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
-        self.requests: list[ApiRequest] = []
+        self.requests: list[dict[str, Any]] = []
         self.respond = respond
+        # The answers `respond` gives whatever the request (responder.py): no call for those.
+        self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
         self.searches: Counter[str] = Counter()
         self.found: Counter[str] = Counter()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        self.requests.append(request)
-        endpoint = request.endpoint
-        self.counts[f"{request.method} {endpoint}"] += 1  # its `key`, without a property call
-        response = self.respond(request)
-        if endpoint == SEARCH_ENDPOINT:  # only ever a GET
-            kind = "person" if request.query.get("entity_type") == "person" else "org"
+        method = request.method
+        self.requests.append(
+            {
+                "method": method,
+                "path": request.path,
+                "query": request.query,
+                "body": request.body,
+                "note": request.note,
+            }
+        )
+        key = f"{method} {request.endpoint}"  # its `key`, without a property call
+        self.counts[key] += 1
+        canned = self.canned
+        response = canned[key] if key in canned else self.respond(request)
+        if key == SEARCH_KEY:
+            kind = "person" if request.stage == "lookup person" else "org"  # plans.common.search
             self.searches[kind] += 1
-            self.found[kind] += bool(response.data and response.ok)  # most find none
+            if response.data and response.ok:  # most find none
+                self.found[kind] += 1
         return response
 
 

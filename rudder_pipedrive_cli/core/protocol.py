@@ -3,8 +3,8 @@
 A plan is a generator: it yields an `ApiRequest`, receives an `ApiResponse`, and finally returns
 an `Outcome`. The same plans run live (httpx), in dry-run (an offline responder) and in tests.
 
-These values, and the others every event makes (`RawItem`, `Event`, `Intake`, `Traits`, `Ref`,
-`Ctx`, `Planned`), are slotted dataclasses that are immutable by convention: nothing assigns to a
+These values, and the others every event makes (`Event`, `Traits`, `Ref`, `Ctx`), are slotted
+classes that are immutable by convention: nothing assigns to a
 field after construction; make a new value instead. They are not `frozen=True` because a frozen
 dataclass sets each field through `object.__setattr__`: construction measured 3.5x slower (1.2 us
 against 0.35 us for ten fields), about ten are made per event, and that was 15% of `rpd dry-run`
@@ -40,7 +40,7 @@ class ApiRequest:
     path: str
     endpoint: str
     stage: str
-    query: Mapping[str, str | int] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)  # a dict: records show it as it is
     body: Mapping[str, Any] | None = None
     note: str = ""
     # What this write leaves to settle should its outcome never be known: the (kind, key) a

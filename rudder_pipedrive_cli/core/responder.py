@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 Assume = Literal["missing", "existing"]
@@ -26,27 +27,36 @@ CREATED = {
     "/api/v2/activities": "activity",
     "/v1/notes": "note",
 }
-# A person's records listed offline: none (v1 listings page by offset, v2 by cursor), one
-# answer each, as NO_HITS.
-V1_LISTINGS = frozenset({"/v1/leads", "/v1/leads/archived", "/v1/notes"})
-V2_LISTINGS = frozenset(
-    {"/api/v2/persons", "/api/v2/organizations", "/api/v2/deals", "/api/v2/activities"}
-)
+# A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
 NONE_V1 = ApiResponse(status=200, data=[], additional_data={"pagination": {}})
 NONE_V2 = ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
+# The answers that are the same whatever the request, by "METHOD endpoint" (`ApiRequest.key`).
+LISTED = {f"GET {path}": NONE_V1 for path in ("/v1/leads", "/v1/leads/archived", "/v1/notes")}
+LISTED.update(
+    {f"GET /api/v2/{kind}": NONE_V2 for kind in ("persons", "organizations", "deals", "activities")}
+)
+CANNED: Mapping[Assume, Mapping[str, ApiResponse]] = {
+    "missing": {**LISTED, "GET " + SEARCH: NO_HITS},
+    "existing": LISTED,
+}
 
 
 class OfflineResponder:
+    """`canned` holds the answers that need no request read: the Recorder (core/preview.py)
+    answers those without a call."""
+
     def __init__(self, config: PlanConfig, assume: Assume = "missing") -> None:
         self.config = config
         self.assume = assume
+        self.canned = CANNED[assume]
         self._serial = itertools.count(1)
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         endpoint, method = request.endpoint, request.method
-        if endpoint == "/api/v2/itemSearch/field":
-            if self.assume == "missing":
-                return NO_HITS
+        canned = self.canned.get(f"{method} {endpoint}")
+        if canned is not None:
+            return canned
+        if endpoint == SEARCH:  # --assume existing
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             placeholder = f"{{{kind}:{request.query.get('term')}}}"
             return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
@@ -55,10 +65,6 @@ class OfflineResponder:
         if method == "POST" and endpoint in CREATED:
             kind = CREATED[endpoint]
             return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
-        if method == "GET" and endpoint in V1_LISTINGS:
-            return NONE_V1
-        if method == "GET" and endpoint in V2_LISTINGS:
-            return NONE_V2
         # Updates, merges and single-record reads succeed and echo what they were given.
         data: dict[str, Any] = {"id": request.path.rsplit("/", 1)[-1]}
         data.update(request.body or {})
@@ -78,6 +84,8 @@ class OfflineResponder:
 class LiveLookups:
     """`dry-run --lookups`: reads go to Pipedrive, writes (and reads of records that a write in
     this dry-run would have made, named by placeholder) are answered offline."""
+
+    canned: ClassVar[Mapping[str, ApiResponse]] = {}  # every read goes to Pipedrive
 
     def __init__(
         self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]

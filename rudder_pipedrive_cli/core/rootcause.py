@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -34,9 +33,9 @@ class Root:
     redacted: str  # in words holding none: for the report
 
 
-class Explained(NamedTuple):  # a pair the runners unpack: `outcome, root = roots.explain(...)`
-    outcome: Outcome  # the event's outcome, its reason naming the root when it is a knock-on
-    root: str = ""  # the root's redacted reason, for a knock-on; "" for anything else
+# The event's outcome, its reason naming the root for a knock-on, and that root's redacted reason
+# ("" for anything else): a plain pair (no call to make one) the runners unpack.
+Explained = tuple[Outcome, str]
 
 
 class RootCauses:
@@ -52,29 +51,29 @@ class RootCauses:
 
     def explain(self, event: Event | None, outcome: Outcome) -> Explained:
         if outcome.status != "failed" or event is None or event.user_id is None:
-            return Explained(outcome)
+            return outcome, ""
         user = event.user_id
         if event.type == "alias":  # about two users, never creating: its reason is its own,
             if outcome.stage == WAITING_STAGE:  # unless it waits for a failure of either
                 root = self._roots.get(user) or self._roots.get(event.previous_id or "")
-                return Explained(outcome, root.redacted if root is not None else "")
-            return Explained(outcome)
+                return outcome, (root.redacted if root is not None else "")
+            return outcome, ""
         root = self._roots.get(user)
         if root is None:
             if self._count < MAX_ROOTS:
                 self._roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
                 self._count += 1
-            return Explained(outcome)
+            return outcome, ""
         if outcome.stage == WAITING_STAGE:  # its reason says so already: grouped only
-            return Explained(outcome, root.redacted)
+            return outcome, root.redacted
         if outcome.stage not in NO_PERSON_STAGES or outcome.http_status is not None:
-            return Explained(outcome)  # a cause of its own
+            return outcome, ""  # a cause of its own
         knock_on = _with(
             outcome,
             f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
             f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
         )
-        return Explained(knock_on, root.redacted)
+        return knock_on, root.redacted
 
 
 def _with(old: Outcome, reason: str, redacted: str) -> Outcome:

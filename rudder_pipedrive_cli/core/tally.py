@@ -5,7 +5,7 @@ Both `rpd send` and `rpd dry-run` fill one `Tally`; `to_json` gives the report s
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,8 @@ def skip_reason(reason: str, event_type: str) -> str:
 class Tally:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    by_type: dict[str, Counter[str]] = field(default_factory=dict)
+    # By event type, each type's Counter made when its first event is counted (no call after).
+    by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
@@ -97,22 +98,24 @@ class Tally:
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event;
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
-        if status == "failed":
-            _count(self.knock_ons if root else self.failures, root or reason, OTHER_REASONS)
-        elif status == "skipped":
-            _count(self.skips, skip_reason(reason, event_type), OTHER_REASONS)
-        for warning in warnings:
-            _count(self.warnings, warning, OTHER_WARNINGS)
+        # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
+        # distinct ones are: no call for one already counted, most of them.
+        if status == "failed" or status == "skipped":
+            if status == "skipped":
+                counted, key = self.skips, skip_reason(reason, event_type)
+            else:
+                counted, key = (self.knock_ons, root) if root else (self.failures, reason)
+            counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
+        counted = self.warnings
+        for w in warnings:
+            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
         if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
         self.read += 1
         self.outcomes[status] += 1
-        counts = self.by_type.get(event_type)
-        if counts is None:  # not setdefault: a Counter per event is a cost the profile showed
-            counts = self.by_type[event_type] = Counter()
-        counts[status] += 1
+        self.by_type[event_type][status] += 1
         if dropped:
             tally = self.dropped
             for path in dropped:
@@ -153,14 +156,6 @@ class Tally:
         events of the same users), the most first."""
         totals = self.failures + self.knock_ons
         return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
-
-
-def _count(counter: Counter[str], key: str, other: str) -> None:
-    """Count `key`, or `other` once MAX_REASONS distinct keys are counted."""
-    if key in counter or len(counter) < MAX_REASONS:
-        counter[key] += 1
-    else:
-        counter[other] += 1
 
 
 def estimated_seconds(tally: Tally, plan: str) -> float:

@@ -1,4 +1,4 @@
-"""Unwrapping one decoded JSON value into the raw events it holds (SPEC 2). Pure: no file I/O.
+"""Unwrapping one decoded JSON value into the events it holds (SPEC 2). Pure: no file I/O.
 
 A value may be a bare event or one of the wrappers real exports come in:
 - a RudderStack batch body `{"batch": [...], "writeKey", "receivedAt", ...}`;
@@ -11,7 +11,7 @@ A value may be a bare event or one of the wrappers real exports come in:
 Wrappers nest (an archive payload or a backup row holds a batch body), so contents are unwrapped
 again. A value with a string `type` is always a bare event: a track event's own `event` key (its
 name) is a string and never mistaken for a dead-letter record. An object that is neither an event
-nor a wrapper is passed on as is; `parse_event` then gives the reason (`event has no "type"`).
+nor a wrapper is taken as an event, which fails with the reason (`event has no "type"`).
 
 Sources: the N-th element of a batch gets `SOURCE#N` (1-based), so a batch on line 3 gives
 `FILE:3#1`, `FILE:3#2`..., and a batch that is the whole file gives `FILE#1`... Single-event
@@ -20,23 +20,14 @@ wrappers keep their source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from rudder_pipedrive_cli.core.events import Event, invalid, take
+
 # Wrappers nest at most a few levels in real data; the bound keeps hostile input off the stack.
 MAX_DEPTH = 8
-
-
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class RawItem:
-    """One input item: a raw event to parse, or the reason the input at `source` is not one."""
-
-    source: str
-    value: Any = None
-    error: str = ""
-    text: str | None = None
 
 
 def json_kind(value: Any) -> str:
@@ -44,46 +35,43 @@ def json_kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def unwrap(value: Any, source: str) -> list[RawItem]:
-    """The raw events `value` holds, each with its source; a single failed item when none."""
-    return _unwrap(value, source, 0)
-
-
-def _unwrap(value: Any, source: str, depth: int) -> list[RawItem]:
+def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
+    """The items of the events `value` holds, each with its source; a single failed item when
+    none (`invalid`, at the "read" stage)."""
     if not isinstance(value, dict):
-        return [_failed(source, value, f"expected a JSON object, got {json_kind(value)}")]
+        return [invalid(source, value, f"expected a JSON object, got {json_kind(value)}", "read")]
     if isinstance(value.get("type"), str):
-        return [RawItem(source=source, value=value)]
+        return [take(value, source)]
     if depth >= MAX_DEPTH:
-        return [_failed(source, value, f"wrappers nested more than {MAX_DEPTH} deep")]
+        return [invalid(source, value, f"wrappers nested more than {MAX_DEPTH} deep", "read")]
     if "batch" in value:
         return _unwrap_batch(value, source, depth)
     if "event_payload" in value:
-        return _unwrap(_decoded(value["event_payload"]), source, depth + 1)
+        return unwrap(_decoded(value["event_payload"]), source, depth + 1)
     if "payload" in value:
         return _unwrap_archive(value, source, depth)
     if "event" in value and "error" in value:
-        return _unwrap(_decoded(value["event"]), source, depth + 1)
-    return [RawItem(source=source, value=value)]
+        return unwrap(_decoded(value["event"]), source, depth + 1)
+    return [take(value, source)]
 
 
-def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[RawItem]:
+def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[Event]:
     batch = wrapper["batch"]
     if not isinstance(batch, list):
-        return [_failed(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})')]
-    items: list[RawItem] = []
+        return [invalid(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})', "read")]
+    items: list[Event] = []
     for number, element in enumerate(batch, 1):
-        items.extend(_unwrap(element, f"{source}#{number}", depth + 1))
+        items.extend(unwrap(element, f"{source}#{number}", depth + 1))
     return items
 
 
-def _unwrap_archive(wrapper: dict[str, Any], source: str, depth: int) -> list[RawItem]:
+def _unwrap_archive(wrapper: dict[str, Any], source: str, depth: int) -> list[Event]:
     payload = _decoded(wrapper["payload"])
     if isinstance(payload, dict) and "messageId" not in payload and "messageId" in wrapper:
         # The archive keeps the event's messageId beside the payload: it is the event's identity,
         # and without it a replay would fall back to a content hash.
         payload = {**payload, "messageId": wrapper["messageId"]}
-    return _unwrap(payload, source, depth + 1)
+    return unwrap(payload, source, depth + 1)
 
 
 def _decoded(inner: Any) -> Any:
@@ -94,7 +82,3 @@ def _decoded(inner: Any) -> Any:
         except orjson.JSONDecodeError:
             return inner
     return inner
-
-
-def _failed(source: str, value: Any, error: str) -> RawItem:
-    return RawItem(source=source, value=value, error=error)

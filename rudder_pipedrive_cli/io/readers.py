@@ -1,4 +1,4 @@
-"""Reading input files into raw items (SPEC 2): gzip and layout are sniffed, never trusted by name.
+"""Reading input files into events (SPEC 2): gzip and layout are sniffed, never trusted by name.
 
 Each path (or `-` for stdin) is opened in binary. Gzip is recognised by its magic bytes. The
 decompressed content is one JSON document (loaded whole) when it starts with `[` or parses as one
@@ -14,8 +14,9 @@ A UTF-8 BOM is dropped at the start of any line (files joined with `cat`).
 Sources: `FILE:LINE` (1-based physical lines), `FILE:LINE#N` for the N-th event of a batch on a
 line, `FILE#N` for the N-th element of an array or of a whole-file batch, `FILE` for a whole-file
 single event; stdin is named `-`. Bad input never stops the run: each bad line, value, file or
-stream becomes one `RawItem` with a one-line `error`. With `strict`, the first such item, or the
-first value `parse_event` refuses, raises `UsageError` instead.
+stream becomes one failed item (`invalid`) with a one-line reason, as does each value that is not
+an event (`Event` refuses it). With `strict`, the first such item raises `UsageError` instead.
+Each line is read, parsed and made the `Event` the core plans in one loop, no object between.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import EventError, parse_event
-from rudder_pipedrive_cli.core.wrappers import RawItem, unwrap
+from rudder_pipedrive_cli.core.events import Event, EventError, invalid
+from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
     Feed,
     ObjectLedger,
@@ -68,7 +70,7 @@ READ_ERRORS = (EOFError, OSError, zlib.error)
 
 
 class EventReader:
-    """Iterate the raw items of `paths` in order; `bytes_read` / `total_bytes` drive progress.
+    """Iterate the items of `paths` in order; `bytes_read` / `total_bytes` drive progress.
 
     A bucket URL or a local folder is listed here, before anything is read (io/objects.py): only
     what `window` can touch, minus the objects `finished` says an earlier run finished. Its
@@ -131,28 +133,31 @@ class EventReader:
         """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
         self._ledger.item_done(source, status != "failed")
 
-    def __iter__(self) -> Iterator[RawItem]:
+    def __iter__(self) -> Iterator[Event]:
+        # Chained in C: a file's items come from its stream's generator, no level above it.
+        items = chain.from_iterable(self._sources())
+        return _strict(items) if self.strict else items
+
+    def _sources(self) -> Iterator[Iterable[Event]]:
+        """The items of each path in turn; a file is closed once its items were all taken."""
         for path in self.paths:
             listing = self._listings.get(path)
             if listing:
-                items: Iterable[RawItem] = self._read_objects(*listing)
-            else:  # a file: its lines are read here, not a generator level below (one per event)
-                try:
-                    inner = self._open(path)
-                except OSError as exc:
-                    items = [RawItem(source=path, error=f"cannot read file: {exc.strerror or exc}")]
-                else:
-                    source = self._current = _RawSource(inner)
-                    try:
-                        lines = _read_stream(source, path, self.max_item_bytes)
-                        yield from _strict(lines) if self.strict else lines
-                    finally:
-                        self._finished_bytes += source.count
-                        self._current = None
-                        if path != STDIN:
-                            inner.close()
-                    continue
-            yield from _strict(items) if self.strict else items
+                yield self._read_objects(*listing)
+                continue
+            try:
+                inner = self._open(path)
+            except OSError as exc:
+                yield [invalid(path, None, f"cannot read file: {exc.strerror or exc}", "read")]
+                continue
+            source = self._current = _RawSource(inner)
+            try:
+                yield _read_stream(source, path, self.max_item_bytes)
+            finally:
+                self._finished_bytes += source.count
+                self._current = None
+                if path != STDIN:
+                    inner.close()
 
     def _list(
         self,
@@ -194,9 +199,7 @@ class EventReader:
         self.objects_total += len(chosen)
         return fs, chosen
 
-    def _read_objects(
-        self, fs: AbstractFileSystem, objects: list[StoredObject]
-    ) -> Iterator[RawItem]:
+    def _read_objects(self, fs: AbstractFileSystem, objects: list[StoredObject]) -> Iterator[Event]:
         with Feed(fs, objects, sleep=self._sleep) as feed:
             for index, stored in enumerate(objects):
                 stream = feed.stream(index)
@@ -204,7 +207,7 @@ class EventReader:
                 error = stream.opening_error()
                 if error is not None:
                     tally.items += 1
-                    yield RawItem(source=stored.name, error=f"cannot read object: {error}")
+                    yield invalid(stored.name, None, f"cannot read object: {error}", "read")
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
@@ -252,7 +255,7 @@ def require_readable(paths: Sequence[str]) -> None:
             ) from None
 
 
-def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
+def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
     """The items of one stream: a JSON document when it starts with `[` or parses as one whole,
     else NDJSON line by line. No line or document larger than `cap` bytes is held in memory."""
     number = 0  # the last physical line read, so a read error can say where it happened
@@ -280,14 +283,14 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
         if _oversized(first, cap):
             _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
-                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                yield invalid(name, None, _too_large("JSON document", cap), "read")
                 return
             held = [(number, None)]
         elif first.lstrip().startswith(b"["):
             rest = stream.read(cap + 1 - len(first))
             source.consumed += len(rest)
             if len(first) + len(rest) > cap:
-                yield RawItem(source=name, error=_too_large("JSON document", cap))
+                yield invalid(name, None, _too_large("JSON document", cap), "read")
                 return
             yield from _document(first + rest, name)
             return
@@ -330,20 +333,24 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[RawItem]:
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
                 continue
-            # The common case, a bare event, skips the general unwrapping.
-            if type(value) is dict and type(value.get("type")) is str:
-                yield RawItem(source=f"{name}:{number}", value=value)
+            # The common case, a bare event, skips the general unwrapping: `take`, inlined.
+            if type(value) is dict and "type" in value and type(value["type"]) is str:
+                try:
+                    event = Event(value, f"{name}:{number}")
+                except EventError as exc:
+                    event = invalid(f"{name}:{number}", value, str(exc), "parse", exc.redacted)
+                yield event
             else:
                 yield from unwrap(value, f"{name}:{number}")
     except READ_ERRORS as exc:
-        yield RawItem(source=f"{name}:{number + 1}", error=_read_error(exc))
+        yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
 
 
-def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[RawItem]:
+def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[Event]:
     """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none."""
     source = f"{name}:{number}"
     if line is None:
-        yield RawItem(source=source, error=_too_large("line", cap))
+        yield invalid(source, None, _too_large("line", cap), "read")
         return
     if line.startswith(BOM):  # files joined with `cat` carry a BOM at the start of a line
         line = line[len(BOM) :]
@@ -393,16 +400,16 @@ def _decodes(line: bytes) -> bool:
     return True
 
 
-def _document(data: bytes, name: str) -> Iterator[RawItem]:
+def _document(data: bytes, name: str) -> Iterator[Event]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        yield RawItem(source=name, error=_json_error(data, exc, whole=True))
+        yield invalid(name, None, _json_error(data, exc, whole=True), "read")
         return
     yield from _document_items(value, name)
 
 
-def _document_items(value: Any, name: str) -> Iterator[RawItem]:
+def _document_items(value: Any, name: str) -> Iterator[Event]:
     if isinstance(value, list):
         for number, element in enumerate(value, 1):
             yield from unwrap(element, f"{name}#{number}")
@@ -410,14 +417,14 @@ def _document_items(value: Any, name: str) -> Iterator[RawItem]:
         yield from unwrap(value, name)
 
 
-def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> RawItem:
+def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> Event:
     content = line.rstrip(b"\r\n")
     try:
         orjson.loads(content)  # again without the line ending, which orjson counts as a new line
     except orjson.JSONDecodeError as again:
         exc = again
     text = content.decode("utf-8", errors="replace")
-    return RawItem(source=source, error=_json_error(content, exc, whole=False), text=text)
+    return invalid(source, text, _json_error(content, exc, whole=False), "read")
 
 
 def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str:
@@ -453,17 +460,11 @@ def _read_error(exc: BaseException) -> str:
     return f"cannot read file: {exc.strerror or exc}"
 
 
-def _strict(items: Iterable[RawItem]) -> Iterator[RawItem]:
-    """Raise on the first item that is not an event, including a value `parse_event` refuses."""
+def _strict(items: Iterable[Event]) -> Iterator[Event]:
+    """Raise on the first item that is not an event (all the reader decides are failures)."""
     for item in items:
-        error = item.error
-        if not error:
-            try:
-                parse_event(item.value, item.source)
-            except EventError as exc:
-                error = str(exc)
-        if error:
-            raise UsageError(f"{item.source}: {error}", hint=STRICT_HINT)
+        if item.decided is not None:
+            raise UsageError(f"{item.source}: {item.decided.reason}", hint=STRICT_HINT)
         yield item
 
 

@@ -19,12 +19,11 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.errors import Warned
-from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.core.wrappers import RawItem
 from rudder_pipedrive_cli.replay import input_aliases
 
 ALIASED = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
@@ -93,7 +92,7 @@ def test_without_aliases_in_the_input_nothing_more_is_searched() -> None:
 
 
 def items(*raws: dict[str, Any]) -> list[Intake]:
-    raw_items = [RawItem(source=f"f:{n}", value=raw) for n, raw in enumerate(raws, 1)]
+    raw_items = [take(raw, f"f:{n}") for n, raw in enumerate(raws, 1)]
     return list(intake(raw_items, EventFilter(types=frozenset({"alias", "identify"}))))
 
 

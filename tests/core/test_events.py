@@ -1,4 +1,4 @@
-"""parse_event's identities: each one's fallbacks, in order, and what it refuses (issue 12)."""
+"""Events: each identity's fallbacks, in order, read only when needed, and what is refused."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.events import EventError, parse_event
+from rudder_pipedrive_cli.core.events import INVALID, EventError, invalid, parse_event, take
+from rudder_pipedrive_cli.core.protocol import Outcome
 
 
 def identities(**raw: Any) -> tuple[Any, ...]:
@@ -87,3 +88,50 @@ def test_not_an_event(raw: Any, message: str) -> None:
     with pytest.raises(EventError) as caught:
         parse_event(raw, "f:1")
     assert str(caught.value) == message
+
+
+class Recording(dict[str, Any]):
+    """A decoded object that notes each key looked up in it."""
+
+    def __init__(self, looked: list[str], **values: Any) -> None:
+        super().__init__(values)
+        self.looked = looked
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.looked.append(key)
+        return super().get(key, default)
+
+
+def test_nested_objects_are_read_only_for_a_fallback() -> None:
+    looked: list[str] = []
+    traits = Recording(looked, groupId="g-2")
+    inner = Recording(looked, previousId="p-2")
+    context = Recording(looked, traits=inner)
+    base = {"type": "identify", "messageId": "m-1", "traits": traits, "context": context}
+    event = parse_event({**base, "userId": "u-1", "groupId": "g-1", "previousId": "p-1"}, "f:1")
+    assert (event.user_id, event.group_id, event.previous_id) == ("u-1", "g-1", "p-1")
+    assert looked == ["externalId"]  # every identity at the top: traits are never read
+    looked.clear()
+    event = parse_event({**base, "userId": "u-1", "groupId": None, "previousId": ""}, "f:1")
+    assert (event.user_id, event.group_id, event.previous_id) == ("u-1", "g-2", "p-2")
+    assert looked == ["groupId", "previousId", "traits", "previousId", "externalId"]
+
+
+def test_input_that_is_not_an_event_is_one_item() -> None:
+    item = invalid("f:9", "{oops", "not valid JSON: unexpected end of data at column 6", "read")
+    assert (item.id, item.type, item.kind, item.source, item.raw) == (
+        "",
+        INVALID,
+        INVALID,
+        "f:9",
+        "{oops",
+    )
+    assert item.event is None and item.refused is None
+    assert item.decided == Outcome(
+        status="failed", reason="not valid JSON: unexpected end of data at column 6", stage="read"
+    )
+    event = take({"type": "identify", "messageId": "m-1"}, "f:1")
+    assert event.event is event and event.decided is None and event.kind == "identify"
+    refused = take({"messageId": "m-2"}, "f:2")
+    assert (refused.kind, refused.raw, refused.event) == (INVALID, {"messageId": "m-2"}, None)
+    assert refused.decided == Outcome(status="failed", reason='event has no "type"', stage="parse")

@@ -49,7 +49,45 @@ LISTED = replace(
 
 SIGNED_UP = replace(CONFIG, person_fields={"signed_up_at": "add_time"})
 
+
+def search_page(cursor: str, *ids: int, more: str | None = None) -> Call:
+    """A page of the search of u-1 (`cursor`: the one it asks for), its hits, and the next."""
+    first = search_person("u-1")
+    return Call(
+        method="GET",
+        path=first.path,
+        query={**first.query, "cursor": cursor} if cursor else first.query,
+        response=ok([{"id": i} for i in ids] or None, additional={"next_cursor": more}),
+    )
+
+
 CASES = [
+    Case(
+        name="a search with no hits on its first page reads the next: found there",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            search_page("", more="c2"),
+            search_page("c2", 42),
+            patch_person(42, {"name": "Ann"}),
+        ],
+        expect={"status": "sent", "identities": {("person", "u-1"): 42}},
+    ),
+    Case(
+        name="a search's hits on every page count: the lowest id, the ambiguity warned about",
+        raw=identify({"name": "Ann"}),
+        calls=[
+            search_page("", 42, more="c2"),
+            search_page("c2", 7),
+            patch_person(7, {"name": "Ann"}),
+        ],
+        expect={
+            "status": "sent",
+            "identities": {("person", "u-1"): 7},
+            "warnings": [
+                "ambiguous identity: 2 persons have userId u-1; using the lowest id",
+            ],
+        },
+    ),
     Case(
         name="a trait mapped to the userId field is dropped: it would replace the identity",
         raw=identify({"name": "Ann", "external_ref": "crm-778"}),

@@ -8,7 +8,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.rootcause import Explained, RootCauses, _with
+from rudder_pipedrive_cli.core.rootcause import RootCauses, _with
 
 ROOT = Outcome(
     status="failed",
@@ -27,22 +27,22 @@ def event(kind: str, user: str, n: int = 1, **more: Any) -> Any:
 
 def test_a_later_failure_for_want_of_a_person_names_the_first_failure_of_its_user() -> None:
     roots = RootCauses()
-    assert roots.explain(event("identify", "u-1"), ROOT) == Explained(ROOT)
+    assert roots.explain(event("identify", "u-1"), ROOT) == (ROOT, "")
 
-    explained = roots.explain(event("track", "u-1", 2, event="Signed up"), NO_NAME)
+    outcome, root = roots.explain(event("track", "u-1", 2, event="Signed up"), NO_NAME)
 
-    assert explained.root == "cannot convert plan for field Plan (enum)"
-    assert explained.outcome.reason == (
+    assert root == "cannot convert plan for field Plan (enum)"
+    assert outcome.reason == (
         "no person for u-1: its identify failed earlier (cannot convert plan = 'Starter' for "
         "field Plan (enum): expected one of ...)"
     )
-    assert explained.outcome.redacted_reason == (
+    assert outcome.redacted_reason == (
         "no person for its userId: its identify failed earlier (cannot convert plan for field "
         "Plan (enum))"
     )
-    assert explained.outcome.stage == "create person"
+    assert outcome.stage == "create person"
     # Another user's failure is a root of its own.
-    assert roots.explain(event("track", "u-2", 3, event="x"), NO_NAME) == Explained(NO_NAME)
+    assert roots.explain(event("track", "u-2", 3, event="x"), NO_NAME) == (NO_NAME, "")
 
 
 WAITING = Outcome(
@@ -71,7 +71,7 @@ REFUSED = Outcome(
 def test_other_later_outcomes_keep_their_reason(outcome: Outcome, root: str) -> None:
     roots = RootCauses()
     roots.explain(event("identify", "u-1"), ROOT)
-    assert roots.explain(event("track", "u-1", 2, event="x"), outcome) == Explained(outcome, root)
+    assert roots.explain(event("track", "u-1", 2, event="x"), outcome) == (outcome, root)
 
 
 def test_an_alias_failure_keeps_its_own_reason() -> None:
@@ -84,7 +84,7 @@ def test_an_alias_failure_keeps_its_own_reason() -> None:
         stage="lookup person",
     )
     alias = event("alias", "u-1", 2, previousId="u-0")
-    assert roots.explain(alias, neither) == Explained(neither)
+    assert roots.explain(alias, neither) == (neither, "")
 
 
 @pytest.mark.parametrize("failed", ["u-1", "u-0"], ids=["its userId", "its previousId"])
@@ -101,9 +101,9 @@ def test_an_alias_waiting_for_a_failure_of_either_user_is_grouped_under_it(faile
     )
     alias = event("alias", "u-1", 2, previousId="u-0")
 
-    assert roots.explain(alias, waiting) == Explained(waiting, ROOT.redacted_reason)
+    assert roots.explain(alias, waiting) == (waiting, ROOT.redacted_reason)
     # Waiting for a failure of another run (none in this one): a cause of its own.
-    assert RootCauses().explain(alias, waiting) == Explained(waiting)
+    assert RootCauses().explain(alias, waiting) == (waiting, "")
 
 
 def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:

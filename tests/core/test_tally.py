@@ -98,3 +98,22 @@ def test_the_time_estimate_reckons_at_the_limits_the_pacer_keeps(plan: str, seco
         searches.add_request(search)
     assert estimated_seconds(creates, plan) == seconds
     assert estimated_seconds(searches, plan) == (0.0 if plan == "unlimited" else 4.0)
+
+
+def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter() -> None:
+    from rudder_pipedrive_cli.core.tally import MAX_REASONS, OTHER_REASONS, OTHER_WARNINGS
+
+    tally = Tally()
+    for n in range(MAX_REASONS + 3):
+        tally.add_outcome("track", "skipped", reason=f"skip {n}")
+        tally.add_outcome("track", "failed", reason=f"no person {n}", root=f"root {n}")
+        tally.add_outcome("identify", "sent", warnings=(f"warning {n}", "warning 0"))
+    tally.add_outcome("track", "skipped", reason="skip 1")  # counted before the bound: its own
+
+    assert len(tally.skips) == len(tally.knock_ons) == len(tally.warnings) == MAX_REASONS + 1
+    assert (tally.skips["skip 1"], tally.skips[OTHER_REASONS]) == (2, 3)
+    assert (tally.knock_ons["root 0"], tally.knock_ons[OTHER_REASONS]) == (1, 3)
+    assert not tally.failures  # knock-ons are counted under their root only
+    assert (tally.warnings["warning 0"], tally.warnings[OTHER_WARNINGS]) == (MAX_REASONS + 4, 3)
+    assert tally.outcomes == {"skipped": MAX_REASONS + 4, "failed": MAX_REASONS + 3,
+                              "sent": MAX_REASONS + 3}  # fmt: skip

@@ -61,8 +61,7 @@ def plan_event(
     """The plan of one event: a generator of requests that returns the event's `Outcome`: its
     handler's, the one generator level (which plans again itself on a stale cached id).
     With an identity `index`, identities it covers are resolved from it, not by search."""
-    handler = HANDLERS.get(event.type)
-    if handler is None:
+    if event.type not in HANDLERS:
         return decided(UNSUPPORTED)
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return decided(event.refused)
@@ -99,4 +98,5 @@ def plan_event(
                 held_back=about,
             )
             return decided(waits)
-    return handler(Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index))
+    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index)
+    return HANDLERS[event.type](ctx)

@@ -57,6 +57,7 @@ Via = Literal["external", "cache", "index", "search", "created"]
 # Reconciliation lists records updated since the send time minus this much (clock skew).
 RECONCILE_SLACK = timedelta(seconds=2)
 LIST_LIMIT = 500
+SEARCH = "/api/v2/itemSearch/field"
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
 
@@ -303,7 +304,7 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
 
 def expect(response: ApiResponse, stage: str) -> ApiResponse:
     """The response when it is a success; otherwise the event fails with Pipedrive's words."""
-    if response.ok:
+    if 200 <= response.status < 300:  # `ok`, without a property call
         return response
     if response.unknown:
         raise PlanFailure(f"{stage}: outcome unknown", stage=stage, retryable=True)
@@ -368,8 +369,6 @@ def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
 def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
     """Ids of itemSearch results, shaped `{"id", "name"}` or `{"result_score", "item": {...}}`
     (SPEC 1); a hit of neither shape makes the answer malformed."""
-    if response.data is None and 200 <= response.status < 300 and not response.malformed:
-        return []  # no hits, the most common answer: what `listed` would say, without its checks
     ids: list[PdId] = []
     for hit in listed(response, stage):
         item = hit.get("item", hit)
@@ -694,17 +693,30 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 
 
 def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
-    """The ids itemSearch finds for `term` (a record on two pages may show twice)."""
+    """The ids itemSearch finds for `term` (a record on two pages may show twice). One generator
+    level: the first page is read here (no hits, the most common answer, without a call), any
+    further pages by `listing`."""
+    stage = f"lookup {entity.noun}"  # the Recorder (core/preview.py) counts searches by it
     query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
     note = f"search {entity.noun} by {entity.identity} {term}"
-    return listing(
-        "/api/v2/itemSearch/field", query, stage=f"lookup {entity.noun}", note=note, read=hit_ids
+    response = yield ApiRequest(
+        method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
     )
+    if response.failed is not None:  # the transport gave up: this event fails
+        raise response.failed
+    no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
+    ids: list[PdId] = [] if no_hits else hit_ids(response, stage)  # no hits: no call to read
+    additional = response.additional_data  # most answers: none, no call to read it
+    cursor = None if additional is None else next_cursor(additional)
+    if cursor is not None:
+        more = {**query, "cursor": cursor}
+        ids += yield from listing(SEARCH, more, stage=stage, note=note, read=hit_ids)
+    return ids
 
 
 def listing(
     path: str,
-    query: Mapping[str, str | int],
+    query: dict[str, Any],
     *,
     stage: str,
     note: str,
@@ -838,7 +850,7 @@ def write_once(
             response = yield request
             if response.failed is not None:  # the transport gave up: this event fails
                 raise response.failed
-            if not response.unknown:
+            if response.status:  # not `unknown` (status 0)
                 try:
                     return answered(response, lost)
                 except PlanFailure:

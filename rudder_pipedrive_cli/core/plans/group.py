@@ -44,14 +44,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         )
         new_person: dict[str, Any] | None = None
         if person is None:
-            if user_id is None:  # find() answers None only after searching a userId
-                raise PlanFailure("group needs a person: a userId", stage="validate")
+            assert user_id is not None  # find() answers None only after searching a userId
             new_person = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
         if org is None:
-            if group_id is None:  # find() answers None only after searching a groupId
-                raise PlanFailure(
-                    "group needs a groupId or an org_id external id", stage="validate"
-                )
+            assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, org_traits, create=True)
             if "name" not in org_body:
                 raise PlanFailure(

@@ -34,8 +34,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             yield from find(ctx, PERSON, user_id)
         )
         if person is None:
-            if user_id is None:  # find() answers None only after searching a userId
-                raise PlanFailure(NEEDS, stage="validate")
+            assert user_id is not None  # find() answers None only after searching a userId
             yield from create_person(ctx, user_id, person_create_body(ctx, user_id, traits))
             return ctx.ledger.finish()
         body = entity_body(ctx, PERSON, traits, create=False)

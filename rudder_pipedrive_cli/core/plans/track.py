@@ -147,8 +147,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             yield from find(ctx, PERSON, user_id)
         )
         if person is None:
-            if user_id is None:  # find() answers None only after searching a userId
-                raise PlanFailure("track needs a person: a userId", stage="validate")
+            assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id, Traits(event.raw, CONTEXT_TRAITS))
             person = yield from create_person(ctx, user_id, created)
         origins = yield from known_origins(ctx, kind, person)
