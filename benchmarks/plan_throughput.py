@@ -62,7 +62,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
       (without its start-up); `planning` is the difference.
     """
     from rudder_pipedrive_cli.core.filters import EventFilter
-    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.intake import intake
     from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.protocol import Outcome
@@ -103,7 +103,7 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
         items = intake(EventReader([str(path)]), every)
         respond = Recorder(OfflineResponder(config, "missing"), Tally())
         with open(os.devnull, "wb") as sink:
-            for planned in preview(items, config, respond, MemoryIdentityCache()):
+            for planned in preview(items, config, respond, IdentityStore()):
                 sink.write(dumps(planned, option=newline))
                 count += 1
         return count
@@ -220,7 +220,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
 
     from rudder_pipedrive_cli.core.errors import redacted_warning
     from rudder_pipedrive_cli.core.filters import EventFilter
-    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.intake import intake
     from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
@@ -253,7 +253,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
             ScratchIds() as finished,
             open(os.devnull, "wb") as sink,
         ):
-            known = MemoryIdentityCache(spill.table)
+            known = IdentityStore(spill.table)
             planned = preview(items, config, respond, known, None, finished, spill.table)
             done = 0
             while limit is None or done < limit:
@@ -311,7 +311,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
     the identity cache in bounded tables as `rpd dry-run` keeps it (io/scratch.py's SpillTable,
     `entries` per table) and in plain dicts, interleaved, best of `repeat`; and their ratio."""
     from rudder_pipedrive_cli.core.filters import EventFilter
-    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache, Tables
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
     from rudder_pipedrive_cli.core.intake import intake
     from rudder_pipedrive_cli.core.preview import Recorder, preview
     from rudder_pipedrive_cli.core.responder import OfflineResponder
@@ -333,7 +333,7 @@ def bounded_vs_unbounded(path: Path, repeat: int = 3, entries: int | None = None
             ScratchIds() as finished,
             open(os.devnull, "wb") as sink,
         ):
-            known = MemoryIdentityCache(tables or spill.table)
+            known = IdentityStore(tables or spill.table)
             bounds = (None, finished, tables or spill.table)
             start = time.process_time()
             for planned in preview(items, config, respond, known, *bounds):

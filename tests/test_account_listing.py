@@ -9,7 +9,7 @@ import pytest
 
 from rudder_pipedrive_cli.cli.identities import Dearer, account_listing, prepare
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.track import KINDS
@@ -219,7 +219,7 @@ def test_send_lists_for_the_account_the_kinds_it_pays_for_and_says_why_not_the_o
         "index",
         config,
         survey=survey,
-        known=MemoryIdentityCache(),
+        known=IdentityStore(),
         rows=MemoryIndexRows(),
         exchange=answering(answers, asked),
     )

@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
@@ -81,9 +81,7 @@ def config(client: BlockingClient) -> PlanConfig:
 
 
 def run(client: BlockingClient, config: PlanConfig, event: Mapping[str, Any]) -> Outcome:
-    return drive(
-        plan_event(parse_event(event, "test:1"), config, MemoryIdentityCache()), client.send
-    )
+    return drive(plan_event(parse_event(event, "test:1"), config, IdentityStore()), client.send)
 
 
 def identify(**traits: Any) -> dict[str, Any]:
@@ -317,7 +315,7 @@ def created(**traits: Any) -> Outcome | dict[str, Any]:
         return offline(request)
 
     outcome = drive(
-        plan_event(parse_event(identify(**traits), "t:1"), WIDE, MemoryIdentityCache()), respond
+        plan_event(parse_event(identify(**traits), "t:1"), WIDE, IdentityStore()), respond
     )
     if outcome.status == "failed":
         return outcome
@@ -397,7 +395,7 @@ def test_money_without_any_currency_fails() -> None:
         PlanConfig(user_id_field=USER_FIELD, create_persons=True, person_fields={"b": key(5)})
     )
     outcome = drive(
-        plan_event(parse_event(identify(b=5), "t:1"), config, MemoryIdentityCache()),
+        plan_event(parse_event(identify(b=5), "t:1"), config, IdentityStore()),
         OfflineResponder(config),
     )
     assert outcome.reason == (

@@ -10,7 +10,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
@@ -56,7 +56,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
     items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
     with ScratchIds(recent=2, filter_bits=1) as finished:
         send = Recorder(OfflineResponder(config), Tally())
-        planned = preview(items, config, send, MemoryIdentityCache(), None, finished)
+        planned = preview(items, config, send, IdentityStore(), None, finished)
         outcomes = [(p["source"], p["outcome"], p["reason"]) for p in planned]
     assert outcomes == [
         ("in:1", "planned", ""),
@@ -158,7 +158,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
             {"type": "identify", "messageId": f"j-{n}", "userId": f"u-{n}", "traits": {"name": "B"}}
         )
 
-    def plan(known: MemoryIdentityCache) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    def plan(known: IdentityStore) -> list[tuple[str, str, list[tuple[str, str]]]]:
         items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
         planned = preview(items, config, Recorder(OfflineResponder(config), Tally()), known)
         return [
@@ -167,8 +167,8 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
         ]
 
     with Spill(1, batch=1) as spill:
-        bounded = plan(MemoryIdentityCache(spill.table))
-    unbounded = plan(MemoryIdentityCache())
+        bounded = plan(IdentityStore(spill.table))
+    unbounded = plan(IdentityStore())
     assert bounded == unbounded
     assert unbounded[30] == ("in:31", "planned", [("PATCH", "/api/v2/persons/{person:u-0}")])
 

@@ -560,6 +560,74 @@ def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -
         assert state.person_id("w") is None
 
 
+def test_a_read_only_state_answers_as_the_writable_one_after_the_same_outcomes(
+    path: Path,
+) -> None:
+    # One identity store over the file's rows: a read-only state keeps what it learns in memory
+    # over them, and answers as the writable state that wrote it would (lead lists made
+    # incomplete then listed again keep their stored origins; recency keeps the newest time;
+    # merges, pending creates and merges settle the same way), without writing a byte.
+    with open_state(path) as state:
+        state.record_outcome(
+            "e1",
+            "f:1",
+            Outcome(
+                status="sent",
+                identities={("person", "u"): 5, ("person", "v"): 6},
+                lead_origins={5: frozenset({"rpd:a"}), 6: frozenset({"rpd:z"})},
+                recency={("person", 5): {"name": "2024-05-01T12:00:00Z"}},
+                pending_creates={("org", "g"): STAMP},
+                pending_merges={6: 9},
+            ),
+        )
+    copy = path.with_name("copy.sqlite")
+    copy.write_bytes(path.read_bytes())
+    taught = [
+        Outcome(status="sent", lead_origins={5: None}),
+        Outcome(status="sent", lead_origins={5: frozenset({"rpd:b"})}),
+        Outcome(
+            status="sent",
+            recency={("person", 5): {"name": "2024-04-01T00:00:00Z", "email": "2024-06-01Z"}},
+        ),
+        Outcome(status="sent", identities={("org", "g"): 11}, merged={5: 6}),
+    ]
+
+    def answers(store: IdentityCache) -> tuple[object, ...]:
+        return (
+            store.person_id("u"),
+            store.person_id("v"),
+            store.org_id("g"),
+            store.lead_origins(5),
+            store.lead_origins(6),
+            dict(store.recency("person", 5)),
+            store.pending_create("org", "g"),
+            store.merging_into(6),
+            store.merges,
+        )
+
+    before = path.read_bytes()
+    with ReplayState.open(path, NS, readonly=True) as dry:
+        for outcome in taught:
+            dry.learn(outcome)
+        read_only = answers(dry)
+    assert path.read_bytes() == before
+    with ReplayState.open(copy, NS) as writable:
+        for number, outcome in enumerate(taught):
+            writable.record_outcome(f"t{number}", "f:2", outcome)
+        assert answers(writable) == read_only
+    assert read_only == (
+        6,
+        6,
+        11,
+        frozenset({"rpd:a", "rpd:b"}),
+        frozenset({"rpd:z"}),
+        {"name": "2024-05-01T12:00:00Z", "email": "2024-06-01Z"},
+        None,
+        9,
+        True,
+    )
+
+
 def test_readonly_reads_an_empty_file_as_an_empty_state(path: Path) -> None:
     path.parent.mkdir()
     path.touch()

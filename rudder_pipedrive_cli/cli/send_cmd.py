@@ -35,7 +35,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 )
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import Learner, MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Learner
 from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -357,7 +357,7 @@ def run_send(
             job.limit,
         )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
-    known: Learner = replay_state if replay_state is not None else MemoryIdentityCache(spill.table)
+    known: Learner = replay_state if replay_state is not None else IdentityStore(spill.table)
     with listing_client(env, token, tally, job.max_retries, client.pacer, client.reach) as lists:
         identities = prepare(
             settings.identities,

@@ -1,8 +1,8 @@
 """What a plan may know before it asks Pipedrive: the identity cache, as a read-only view.
 
-Plans read it; they never write it. They report what they learned in `Outcome.identities` and
-`Outcome.lead_origins`, and the runner applies that with `MemoryIdentityCache.learn` after the
-event.
+Plans read it; they never write it. They report what they learned in their `Outcome`, and the
+runner applies that with `IdentityStore.learn` after the event: the one store, in memory or over
+the replay state's tables (io/state.py).
 Events that share an identity run in input order, so each sees what the previous one learned.
 """
 
@@ -48,8 +48,8 @@ Change = tuple[str, Any, Any]  # (table, key, value): value None forgets the key
 
 def taught(outcome: Outcome, pending: bool) -> list[Change]:
     """What an outcome teaches an identity cache's tables, in the order to apply them: the one
-    set of rules of every store (`MemoryIdentityCache`, whose tables they name, and the replay
-    state). Tables: "persons" (by userId), "orgs" (by groupId), "merged" (a person merged away:
+    set of rules of `IdentityStore`, whose tables they name, in memory or over the replay
+    state. Tables: "persons" (by userId), "orgs" (by groupId), "merged" (a person merged away:
     the one it went into), "pending_creates" ((kind, key): a create's send time),
     "pending_merges" (a person: the one a merge of it would go into), "memberships" (person:
     organization), "held" ((kind, key)).
@@ -147,47 +147,87 @@ class IdentityCache(Protocol):
 
 
 class Learner(IdentityCache, Protocol):
-    """An identity cache that can take in what an event learned (MemoryIdentityCache,
-    ReplayState)."""
+    """An identity cache that can take in what an event learned (`IdentityStore`, and what wraps
+    one: core/index.py's ListedOrigins)."""
 
     def learn(self, outcome: Outcome) -> None: ...
 
 
-# Makes one table of a `MemoryIdentityCache`: `dict`, or a mapping whose memory is bounded
-# (io/scratch.py's SpillTable). A table's truth value may be True when it is empty (after
-# deletions), never False when it holds something: it only guards lookups.
+class Lookup(Protocol):
+    """One table of an `IdentityStore`: a dict, io/scratch.py's bounded `SpillTable`, or rows of
+    the replay state (io/state_identities.py). A table's truth value may be True when it is empty,
+    never False when it holds something: it only guards lookups."""
+
+    def get(self, key: Any, default: Any = None, /) -> Any: ...
+
+    def __setitem__(self, key: Any, value: Any, /) -> None: ...
+
+
+class Table(Lookup, Protocol):
+    def pop(self, key: Any, default: Any, /) -> Any: ...
+
+
+# Makes one memory table of an `IdentityStore`: `dict`, or a mapping whose memory is bounded
+# (io/scratch.py's SpillTable).
 Tables = Callable[[], MutableMapping[Any, Any]]
+STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "leads", "times")
 
 
-class MemoryIdentityCache:
-    """The identity cache of a run without a state file, and of dry-run: what each event learned,
-    in tables that `tables` makes (dicts by default; bounded ones for a CLI run, io/scratch.py).
+class IdentityStore:
+    """What a run knows about identities (`IdentityCache`), and the one place that takes in what
+    an outcome taught (`learn`, by `taught`'s rules). Its tables are made by `tables` (dicts by
+    default; bounded ones for a CLI run, io/scratch.py), except those given in `stored`: the
+    replay state (io/state.py) gives the rows of its file for the tables named in `STORED`, and
+    `merges` and `pending` as the file says. Memberships and identities held back are memory
+    tables always: they hold for this run only.
     """
 
-    def __init__(self, tables: Tables = dict) -> None:
-        self.persons: MutableMapping[str, PdId] = tables()
-        self.orgs: MutableMapping[str, PdId] = tables()
-        self.leads: MutableMapping[PdId, frozenset[str]] = tables()
-        self.memberships: MutableMapping[PdId, PdId] = tables()
-        self.merged: MutableMapping[PdId, PdId] = tables()
+    def __init__(
+        self,
+        tables: Tables = dict,
+        stored: Mapping[str, Any] | None = None,
+        *,
+        merges: bool = False,
+        pending: bool = False,
+    ) -> None:
+        given = stored or {}
+
+        def table(name: str) -> Any:
+            found = given.get(name)
+            return tables() if found is None else found
+
+        self.persons: Table = table("persons")
+        self.orgs: Table = table("orgs")
+        self.merged: Table = table("merged")  # a person merged: the one it went into
         # The names of Outcome's: pending creates (their send time), pending merges (the person
-        # each would go into), identities held back (an event of theirs failed).
-        self.pending_creates: MutableMapping[tuple[str, str], str] = tables()
-        self.pending_merges: MutableMapping[PdId, PdId] = tables()
-        self.held: MutableMapping[tuple[str, str], bool] = tables()
+        # each would go into).
+        self.pending_creates: Table = table("pending_creates")
+        self.pending_merges: Table = table("pending_merges")
+        self.leads: Table = table("leads")  # by core/index.py's origins_key
+        # Field recency: stored values are never changed in place, only replaced.
+        self.times: Lookup = table("times")
+        self.memberships: MutableMapping[PdId, PdId] = tables()  # person: organization
+        self.held: MutableMapping[tuple[str, str], bool] = (
+            tables()
+        )  # identities held back (an event of theirs failed)
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
         self.holding = False
-        self.pending = False
+        self.pending = pending
         self.merges = False  # a merge or re-key is known: two userIds may name one person
-        # Field recency: stored values are never changed in place, only replaced.
-        self.times: MutableMapping[tuple[str, PdId], Mapping[str, str]] = tables()
         # Lookups are the tables' own: no call of ours between a plan and its answer. Once a merge
         # or re-key is known, `person_id` follows merges (`_survivor_of`).
         self.person_id: Callable[[str], PdId | None] = self.persons.get
         self.org_id: Callable[[str], PdId | None] = self.orgs.get
         self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
         self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
+        if merges:
+            self.merging()
+
+    def merging(self) -> None:
+        """From now on, two userIds may name one person: `person_id` follows merges."""
+        self.merges = True
+        self.person_id = self._survivor_of
 
     def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
         return survivor(self.persons.get(user_id), self.merged.get)
@@ -199,7 +239,7 @@ class MemoryIdentityCache:
         return self.pending_merges.get(person_id) if self.pending else None
 
     def held_back(self, kind: str, key: str) -> bool:
-        return (kind, key) in self.held if self.holding else False
+        return self.held.get((kind, key), False) if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
         return self.times.get((kind, record), {}) if self.times else {}
@@ -220,8 +260,7 @@ class MemoryIdentityCache:
             before = self.times.get(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
         if not self.merges and (outcome.merged or links_persons(outcome)):
-            self.merges = True
-            self.person_id = self._survivor_of
+            self.merging()
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)

@@ -99,6 +99,25 @@ class ApiResponse:
 OutcomeStatus = Literal["sent", "unchanged", "skipped", "failed"]
 
 
+class _Empty(dict[Any, Any]):
+    """The one empty mapping of every outcome that learned nothing (`EMPTY`): a dict that refuses
+    writes, so reads stay the dict's own (no Python call), and hashable, so a dataclass takes it
+    as a default."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return 0
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("EMPTY is shared: make a dict of your own")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    pop = popitem = clear = update = setdefault = _refuse
+
+
+# Typed Any: it stands in for an outcome's mappings and a ledger's tables alike.
+EMPTY: Any = _Empty()
+
+
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Outcome:
     """How one event ended, and what it taught us about identities.
@@ -131,14 +150,14 @@ class Outcome:
     retryable: bool = False
     warnings: tuple[str, ...] = ()
     dropped: tuple[str, ...] = ()
-    identities: Mapping[tuple[str, str], PdId | None] = field(default_factory=dict)
-    lead_origins: Mapping[PdId, frozenset[str] | None] = field(default_factory=dict)
-    memberships: Mapping[PdId, PdId] = field(default_factory=dict)
-    merged: Mapping[PdId, PdId] = field(default_factory=dict)
-    pending_creates: Mapping[tuple[str, str], str | None] = field(default_factory=dict)
-    pending_merges: Mapping[PdId, PdId | None] = field(default_factory=dict)
+    identities: Mapping[tuple[str, str], PdId | None] = EMPTY
+    lead_origins: Mapping[PdId, frozenset[str] | None] = EMPTY
+    memberships: Mapping[PdId, PdId] = EMPTY
+    merged: Mapping[PdId, PdId] = EMPTY
+    pending_creates: Mapping[tuple[str, str], str | None] = EMPTY
+    pending_merges: Mapping[PdId, PdId | None] = EMPTY
     held_back: frozenset[tuple[str, str]] = frozenset()
-    recency: Mapping[tuple[str, PdId], Mapping[str, str]] = field(default_factory=dict)
+    recency: Mapping[tuple[str, PdId], Mapping[str, str]] = EMPTY
     redacted: str | None = (
         None  # the reason without the event data it quotes (PlanFailure.redacted)
     )

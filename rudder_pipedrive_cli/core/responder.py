@@ -2,7 +2,7 @@
 
 `--assume missing` (the default) answers every search with no hit, so creation paths show;
 `--assume existing` answers with a placeholder id such as "{person:u-1}". Records that an earlier
-event would create get the same placeholder, and the identity cache (`MemoryIdentityCache`) makes
+event would create get the same placeholder, and the identity cache (`IdentityStore`) makes
 later events of the same run treat them as existing, so the plan reads like the real replay.
 """
 

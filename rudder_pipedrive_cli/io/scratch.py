@@ -6,7 +6,7 @@ deletes when the connection closes, its page cache bounded), opened only once me
   a set; older ones move to the database in sorted batches, and a fixed-size Bloom filter of
   their hashes answers most "not seen" questions without a query; a query confirms the rest, so
   an id is never taken as "already done" by mistake.
-- `SpillTable`: a mapping (the identity cache of `core.identity_cache.MemoryIdentityCache`,
+- `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`,
   ordering's alias groups) that keeps its `entries` most recently used keys in memory and the rest
   in the database, moved out in batches, with the same answers as a dict.
 """

@@ -1,7 +1,7 @@
-"""The replay store (SPEC 5) of one namespace in the state file, composed of its tables: identities
-and pending creates and merges (io/state_identities.py), lead origins (io/state_leads.py), the
-journal and writes in flight (io/state_journal.py), runs, field listings and objects read
-(io/state_runs.py), field recency (io/state_recency.py) and the identity index
+"""The replay store (SPEC 5) of one namespace in the state file: the identity store
+(core/identity_cache.py) over its rows, identities, pending creates and merges, lead origins and
+field recency (io/state_identities.py); the journal and writes in flight (io/state_journal.py),
+runs, field listings and objects read (io/state_runs.py) and the identity index
 (io/state_index.py). io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
 
 One file holds any number of namespaces, one per Pipedrive account and token
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from rudder_pipedrive_cli.core.fields import rfc3339
-from rudder_pipedrive_cli.core.identity_cache import survivor
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IndexRows
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Closing, Spill
 from rudder_pipedrive_cli.io.state_accounts import (
     ACCOUNT,
@@ -37,20 +37,17 @@ from rudder_pipedrive_cli.io.state_accounts import (
     url_key,
 )
 from rudder_pipedrive_cli.io.state_file import FileLock, Guarded, open_file, transaction
-from rudder_pipedrive_cli.io.state_identities import Identities
+from rudder_pipedrive_cli.io.state_identities import (
+    LeadRows,
+    RecencyRows,
+    has_merges,
+    has_pending,
+    identity_rows,
+)
 from rudder_pipedrive_cli.io.state_index import IndexTable
 from rudder_pipedrive_cli.io.state_journal import InFlight, Journal
-from rudder_pipedrive_cli.io.state_leads import LeadOrigins
-from rudder_pipedrive_cli.io.state_recency import FieldRecency
 from rudder_pipedrive_cli.io.state_runs import CachedFields, FieldListings, ObjectsDone, Runs
-from rudder_pipedrive_cli.io.state_schema import (
-    INDEX_MARKS,
-    INDEX_TABLE,
-    MERGED,
-    RECENCY_TABLE,
-    TABLES,
-    encode_id,
-)
+from rudder_pipedrive_cli.io.state_schema import INDEX_MARKS, INDEX_TABLE, RECENCY_TABLE, TABLES
 from rudder_pipedrive_cli.io.state_store import Store
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, summaries
 
@@ -68,9 +65,10 @@ def utc_stamp() -> str:
     return rfc3339(datetime.now(UTC))
 
 
-class ReplayState(Closing):
-    """The replay state of one namespace in one file; implements `IdentityCache`
-    (core/identity_cache.py). Its public methods take the mutex; its tables assume it taken.
+class ReplayState(IdentityStore, Closing):
+    """The replay state of one namespace in one file: the `IdentityStore` (core/identity_cache.py)
+    over its rows (io/state_identities.py), and the journal, writes in flight, runs and listings.
+    Its public methods and its rows take the mutex; its other tables assume it taken.
 
     Open it with `ReplayState.open(...)` and use it as a context manager. Writable opens take an
     exclusive lock for their lifetime; a read-only open (dry-run, `state show`) takes none, never
@@ -90,9 +88,8 @@ class ReplayState(Closing):
         self._lock = lock
         self._closed = False
         self._spill = Spill(cache_entries)
-        self._identities = Identities(store, self._spill, cache_entries)
-        self._leads = LeadOrigins(store, self._spill)
-        self._recency = self._field_recency()
+        self._cache_entries = cache_entries
+        self._use(store.ns)
         self._journal = Journal(store)
         self._inflight = InFlight(store)
         self._runs = Runs(store)
@@ -145,69 +142,15 @@ class ReplayState(Closing):
                 if self._lock is not None:
                     self._lock.release()
 
-    # -- IdentityCache -----------------------------------------------------------------------------
-
-    def person_id(self, user_id: str) -> PdId | None:
-        with self._mutex:
-            person = self._identities.get("person", user_id)
-            if not self._identities.merges:
-                return person
-            return survivor(person, lambda gone: self._identities.get(MERGED, encode_id(gone)))
-
-    def org_id(self, group_id: str) -> PdId | None:
-        with self._mutex:
-            return self._identities.get("org", group_id)
-
-    def person_org(self, person_id: PdId) -> PdId | None:
-        with self._mutex:
-            return self._identities.member_of(person_id)
-
-    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
-        with self._mutex:
-            return self._leads.of(person_id)
-
-    @property
-    def merges(self) -> bool:
-        return self._identities.merges
-
-    def pending_create(self, kind: str, key: str) -> str | None:
-        with self._mutex:
-            return self._identities.pending_create(kind, key)
-
-    def held_back(self, kind: str, key: str) -> bool:
-        with self._mutex:
-            return self._identities.held_back(kind, key)
-
-    @property
-    def holding(self) -> bool:
-        return self._identities.holding
-
-    @property
-    def pending(self) -> bool:
-        return self._identities.pending
-
-    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        with self._mutex:
-            return self._recency.times(kind, encode_id(record))
-
-    def merging_into(self, person_id: PdId) -> PdId | None:
-        with self._mutex:
-            return self._identities.merging_into(person_id)
+    # -- IdentityStore ---------------------------------------------------------------------------
 
     def learn(self, outcome: Outcome) -> None:
-        """Apply what an event taught (identities None = forget), like
-        `MemoryIdentityCache.learn`."""
+        """`IdentityStore.learn`, as one outcome of the open batch (in memory when read-only)."""
         with self._mutex:
-            self._learn(outcome)
+            if not self.readonly:
+                self._store.open_batch()
+            IdentityStore.learn(self, outcome)
             self._store.buffered()
-
-    def _learn(self, outcome: Outcome) -> None:
-        if not self.readonly:
-            self._store.open_batch()
-        for (kind, record), times in outcome.recency.items():
-            self._recency.learn(kind, encode_id(record), times)
-        self._identities.learn(outcome)
-        self._leads.learn(outcome.lead_origins)
 
     # -- journal and writes in flight -------------------------------------------------------------
 
@@ -228,7 +171,7 @@ class ReplayState(Closing):
             store.writable()
             store.open_batch()
             self._journal.record(event_id, source, outcome)
-            self._learn(outcome)
+            IdentityStore.learn(self, outcome)
             self._inflight.settle(event_id, outcome.status)
             store.buffered()
 
@@ -244,7 +187,16 @@ class ReplayState(Closing):
             store.writable()
             store.open_batch()
             self._inflight.begin(event_id, request, sent_at)
-            self._identities.begin(request, sent_at)
+            # Left to settle until the event's outcome says how it went: the in-flight row is
+            # found again only by this event, while after a kill -9 another event (another file)
+            # may meet the identity first, search, miss the new record (index lag) and create it
+            # again. A create keeps the first send's time; a merge, the survivor being sent.
+            if request.creates is not None and self.pending_creates.get(request.creates) is None:
+                self.pending_creates[request.creates] = sent_at
+            if request.merges is not None:
+                person, into = request.merges
+                self.pending_merges[person] = into
+            self.pending = self.pending or request.creates is not None or request.merges is not None
             store.commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
@@ -350,14 +302,16 @@ class ReplayState(Closing):
     def _use(self, namespace: str) -> None:
         """Read (or write) this namespace: what was read or learned under another holds for it
         only."""
-        self._store.ns = namespace
-        self._identities.reset()
-        self._leads.reset()
-        self._recency = self._field_recency()
-
-    def _field_recency(self) -> FieldRecency:
-        """A read-only state keeps what it learns in a bounded table, never in the file."""
-        return FieldRecency(self._store, memory=self._spill.table() if self.readonly else None)
+        store, spill = self._store, self._spill
+        store.ns = namespace
+        stored: dict[str, object] = {
+            **identity_rows(store, spill, self._cache_entries),
+            "leads": LeadRows(store, spill),
+            "times": RecencyRows(store, spill),
+        }
+        IdentityStore.__init__(
+            self, spill.table, stored, merges=has_merges(store), pending=has_pending(store)
+        )
 
     def _keyed_on_url(self, base_url: str, fingerprint: str | None) -> list[str]:
         """Namespaces an older rpd keyed on a spelling of this URL (and this token's fingerprint,

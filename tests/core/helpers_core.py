@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -170,12 +170,12 @@ def run(
     calls: Sequence[Call],
     *,
     config: PlanConfig = CONFIG,
-    known: MemoryIdentityCache | None = None,
+    known: IdentityStore | None = None,
     index: IdentityIndex | None = None,
 ) -> Outcome:
     """Drive the plan of `raw` through `calls` and return its outcome."""
     event = parse_event({"messageId": "m-1", **raw}, "test.ndjson:1")
-    plan = plan_event(event, config, known if known is not None else MemoryIdentityCache(), index)
+    plan = plan_event(event, config, known if known is not None else IdentityStore(), index)
     index = 0
     try:
         request = next(plan)
@@ -229,8 +229,8 @@ class Case:
     leads: Mapping[PdId, frozenset[str]] = field(default_factory=dict)
     memberships: Mapping[PdId, PdId] = field(default_factory=dict)
 
-    def known(self) -> MemoryIdentityCache:
-        known = MemoryIdentityCache()
+    def known(self) -> IdentityStore:
+        known = IdentityStore()
         known.persons.update(self.persons)
         known.orgs.update(self.orgs)
         known.leads.update(self.leads)

@@ -170,10 +170,10 @@ def test_alias(case: Case) -> None:
 
 def test_memory_known_follows_merges_and_alias_events_order_against_all() -> None:
     from rudder_pipedrive_cli.core.events import EVERY, parse_event
-    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.protocol import Outcome
 
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.learn(Outcome(status="sent", identities={("person", "u-a"): 2}, merged={1: 2}))
     known.learn(Outcome(status="sent", identities={("person", "u-b"): 3}, merged={2: 3}))
     assert (known.person_id("u-a"), known.person_id("u-b"), known.person_id("u-x")) == (3, 3, None)
@@ -182,10 +182,10 @@ def test_memory_known_follows_merges_and_alias_events_order_against_all() -> Non
 
 
 def test_memory_known_forgets_a_lead_list_made_incomplete() -> None:
-    from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.protocol import Outcome
 
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
     known.learn(Outcome(status="sent", lead_origins={5: None}))
     assert known.lead_origins(5) is None

@@ -21,7 +21,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.intake import Intake, intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.replay import input_aliases
@@ -65,7 +65,7 @@ def test_a_chain_of_aliases_is_followed() -> None:
 
 
 def test_a_cached_target_is_not_searched() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-b"] = 42
     calls = [search_person("u-a"), patch_person(42, {"name": "A"})]
     check(run(IDENTIFY_A, calls, config=ALIASED, known=known), status="sent")
@@ -110,12 +110,11 @@ def test_the_first_pass_collects_the_aliases_that_will_run() -> None:
 
 
 def test_events_of_userids_the_input_aliases_keep_their_order_from_the_start() -> None:
-    order = OrderKeys(MemoryIdentityCache(), {"u-a": "u-b"})
+    order = OrderKeys(IdentityStore(), {"u-a": "u-b"})
     first = order(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"))
     second = order(parse_event({**IDENTIFY_A, "messageId": "2", "userId": "u-b"}, "f:2"))
     assert first & second == {"u:u-b"}
     assert (
-        OrderKeys(MemoryIdentityCache())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"))
-        & {"u:u-b"}
+        OrderKeys(IdentityStore())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1")) & {"u:u-b"}
         == frozenset()
     )

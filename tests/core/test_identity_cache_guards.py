@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ledger
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 
 
 def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
     with Spill(2) as spill:
-        known = MemoryIdentityCache(spill.table)
+        known = IdentityStore(spill.table)
         assert not known.held_back("person", "u-1")
         assert known.pending_create("person", "u-2") is None
         known.learn(
@@ -40,13 +40,13 @@ def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
 
 def test_merges_is_set_by_a_learned_merge_or_rekey_and_person_id_follows_it() -> None:
     with Spill(2) as spill:
-        merged = MemoryIdentityCache(spill.table)
+        merged = IdentityStore(spill.table)
         merged.learn(Outcome(status="sent", identities={("person", "u-a"): 1}))
         assert (merged.merges, merged.person_id("u-a")) == (False, 1)
         # u-a's person 1 merged into 2: u-a now names 2, and two userIds may name one person.
         merged.learn(Outcome(status="sent", merged={1: 2}))
         assert (merged.merges, merged.person_id("u-a")) == (True, 2)
-        rekeyed = MemoryIdentityCache(spill.table)
+        rekeyed = IdentityStore(spill.table)
         rekeyed.learn(
             Outcome(status="sent", identities={("person", "u-a"): 3, ("person", "u-b"): 3})
         )
@@ -56,7 +56,7 @@ def test_merges_is_set_by_a_learned_merge_or_rekey_and_person_id_follows_it() ->
 def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> None:
     # `learn` returns at once for an outcome that taught nothing: one that taught only field
     # recency, or only which identities wait for a retry, still teaches.
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.learn(Outcome(status="failed", reason="x", stage="validate"))
     assert (known.times, known.held, known.holding) == ({}, {}, False)
     known.learn(Outcome(status="sent", recency={("person", 1): {"name": "2024-05-01T12:00:00Z"}}))
@@ -69,7 +69,8 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
 def test_each_ledger_has_containers_of_its_own() -> None:
     first, second = Ledger(), Ledger()
     first.warnings.append("w")
-    first.identities[("person", "u-1")] = 1
+    first.learning().identities[("person", "u-1")] = 1
+    first.learning().memberships[1] = 2
     first.made("persons created")
     outcome = second.finish()
     assert (outcome.status, outcome.warnings, outcome.identities, outcome.writes) == (
@@ -78,7 +79,35 @@ def test_each_ledger_has_containers_of_its_own() -> None:
         {},
         (),
     )
-    assert first.finish().writes == ("persons created",)
+    done = first.finish()
+    assert (done.writes, done.identities, done.memberships) == (
+        ("persons created",),
+        {("person", "u-1"): 1},
+        {1: 2},
+    )
+
+
+def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
+    # No container is made per event for what it did not learn: the learned parts of an
+    # outcome (and of a ledger until its first write) are the one shared EMPTY, which refuses
+    # writes so that no event can teach every other one by mistake.
+    quiet = Ledger().finish()
+    learned_parts = (
+        quiet.identities,
+        quiet.lead_origins,
+        quiet.memberships,
+        quiet.merged,
+        quiet.pending_creates,
+        quiet.pending_merges,
+        quiet.recency,
+    )
+    assert all(part is EMPTY for part in learned_parts)
+    assert Outcome(status="skipped").identities is EMPTY
+    with pytest.raises(TypeError, match="EMPTY is shared"):
+        quiet.memberships[1] = 2  # type: ignore[index]
+    with pytest.raises(TypeError, match="EMPTY is shared"):
+        EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
+    assert EMPTY == {} and Ledger().merged is EMPTY
 
 
 # One set of rules (core/identity_cache.py `taught`) for the memory cache and the replay state.
@@ -119,7 +148,7 @@ SETTLED = (None, None, 9, 6, 40, True, True)
 
 
 def test_both_stores_settle_pending_creates_and_merges_by_the_same_rules(tmp_path: Path) -> None:
-    memory = MemoryIdentityCache()
+    memory = IdentityStore()
     with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
         for known in (memory, state):
             known.learn(SETTLING[0])
@@ -134,7 +163,7 @@ def test_both_stores_settle_pending_creates_and_merges_by_the_same_rules(tmp_pat
         assert answers(again)[:4] == SETTLED[:4]
 
 
-class NothingHeld(MemoryIdentityCache):
+class NothingHeld(IdentityStore):
     """A cache that fails the test if asked about held-back identities."""
 
     def held_back(self, kind: str, key: str) -> bool:

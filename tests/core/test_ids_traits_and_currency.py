@@ -11,7 +11,7 @@ from helpers_core import CONFIG, USER_FIELD
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -30,7 +30,7 @@ def replay(raw: dict[str, Any], config: PlanConfig = CONFIG) -> tuple[Outcome, l
         return ApiResponse(status=201, data={"id": 100, **(request.body or {})})
 
     event = parse_event({"messageId": "m-1", **raw}, "t:1")
-    return drive(plan_event(event, config, MemoryIdentityCache()), answer), seen
+    return drive(plan_event(event, config, IdentityStore()), answer), seen
 
 
 def test_a_non_ascii_digit_external_id_fails_the_event_only() -> None:

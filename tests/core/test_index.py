@@ -23,7 +23,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import (
     IdentityIndex,
     ListedOrigins,
@@ -275,7 +275,7 @@ def test_origins_keys_say_their_kind(kind: str, person: int | str, key: int | st
 
 
 def test_listed_origins_answer_for_the_kinds_listed_only() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     listed = ListedOrigins(
         known, {origins_key("deal", 7): {"rpd:m-1"}, 7: {"rpd:m-2"}}, ["lead", "deal"]
     )
@@ -343,7 +343,7 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
     assert survey.persons == {"u-0", "u-1", "u-2", "u-3"}
     assert survey.orgs == {"g-1"}
     assert survey.tracked == {"lead": {"u-2"}}
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-1"] = 1
     assert survey.unknown("person", known) == 3
     assert survey.unknown("org", known) == 1
@@ -389,4 +389,4 @@ def test_counting_stops_where_the_choice_is_settled(account: int | None) -> None
     survey = Survey()
     for n in range(limit + 50):
         survey.add(parse_event({"messageId": f"m-{n}", "type": "identify", "userId": n}, "f:1"))
-    assert survey.unknown("person", MemoryIdentityCache(), limit) == limit
+    assert survey.unknown("person", IdentityStore(), limit) == limit

@@ -22,7 +22,7 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
 IDENTIFY = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann"}}
@@ -137,7 +137,7 @@ def test_an_archived_lead_counts_as_sent_before() -> None:
 @pytest.mark.parametrize("shape", sorted(MALFORMED))
 def test_a_malformed_reconciliation_listing_leaves_the_create_unsettled(shape: str) -> None:
     response, why = MALFORMED[shape]
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost = post("/api/v2/persons", ANN, UNKNOWN)
     calls = [search_person("u-1"), lost, answered(listing("persons", []), response)]
     outcome = run(IDENTIFY, calls, known=known)

@@ -28,7 +28,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.driver import drive, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
@@ -38,7 +38,7 @@ OUTAGE = PlanFailure("GET /api/v2/persons: HTTP 502 after 7 attempts", status=50
 
 
 def replay(
-    raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: MemoryIdentityCache
+    raw: dict[str, Any], calls: Sequence[Call | PlanFailure], known: IdentityStore
 ) -> Outcome:
     """Drive the plan through `calls`; a PlanFailure in the script is the transport giving up."""
     script = list(calls)
@@ -59,7 +59,7 @@ def replay(
     return outcome
 
 
-def next_run(known: MemoryIdentityCache) -> MemoryIdentityCache:
+def next_run(known: IdentityStore) -> IdentityStore:
     """`known` as a later run sees it (the state keeps marks; which events failed in this run,
     whose later events wait for them, is the run's own)."""
     known.held.clear()
@@ -76,12 +76,12 @@ def identify(user_id: str = "u-1") -> dict[str, Any]:
     }
 
 
-def lost_create(known: MemoryIdentityCache) -> Outcome:
+def lost_create(known: IdentityStore) -> Outcome:
     return replay(identify(), [search_person("u-1"), LOST, OUTAGE], known)
 
 
 def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     outcome = lost_create(known)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.stage == "reconcile person"
@@ -91,7 +91,7 @@ def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
 
 
 def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_create(known)
     next_run(known)
     outcome = replay(
@@ -106,7 +106,7 @@ def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() 
 
 
 def test_the_next_event_creates_only_once_the_listing_shows_nothing_landed() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_create(known)
     next_run(known)
     outcome = replay(
@@ -118,7 +118,7 @@ def test_the_next_event_creates_only_once_the_listing_shows_nothing_landed() -> 
 
 
 def test_while_pipedrive_cannot_settle_it_the_next_event_fails_too_without_a_search() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_create(known)
     next_run(known)
     outcome = replay(identify(), [OUTAGE], known)
@@ -127,7 +127,7 @@ def test_while_pipedrive_cannot_settle_it_the_next_event_fails_too_without_a_sea
 
 
 def test_other_identities_are_not_held_up() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_create(known)
     bob = {"name": "Ann", "custom_fields": {USER_FIELD: "u-2"}}
     outcome = replay(identify("u-2"), [search_person("u-2"), create_person(bob, 9)], known)
@@ -135,7 +135,7 @@ def test_other_identities_are_not_held_up() -> None:
 
 
 def test_a_person_created_before_the_transport_gave_up_is_learned() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     track = {
         "type": "track",
         "userId": "u-1",
@@ -150,7 +150,7 @@ def test_a_person_created_before_the_transport_gave_up_is_learned() -> None:
 
 
 def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-1"] = 5  # what an earlier run learned
     raw = {
         "type": "identify",
@@ -168,7 +168,7 @@ def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> N
 
 
 def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     answer = ApiResponse(status=201, data={"name": "Ann"}, sent_at=SENT_AT)  # no id in it
     outcome = replay(
         identify(), [search_person("u-1"), post("/api/v2/persons", ANN, answer)], known
@@ -178,7 +178,7 @@ def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
 
 
 def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-1"] = 42
     known.leads[42] = frozenset()  # nobody has leads for 42 yet, as far as rpd knows
     lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
@@ -190,7 +190,7 @@ def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
 
 
 def test_a_record_learned_another_way_settles_the_mark() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_create(known)
     next_run(known)
     known.learn(Outcome(status="sent", identities={("person", "u-1"): 12}))
@@ -210,7 +210,7 @@ def person(pid: int, status: int) -> Call:
     return Call(method="GET", path=f"/api/v2/persons/{pid}", response=ApiResponse(status=status))
 
 
-def lost_merge(known: MemoryIdentityCache) -> Outcome:
+def lost_merge(known: IdentityStore) -> Outcome:
     known.persons.update({"A": 1, "B": 2})
     return replay(ALIAS, [LOST_MERGE, OUTAGE], known)
 
@@ -225,7 +225,7 @@ def track_of_a(lead_person: int) -> tuple[dict[str, Any], list[Call]]:
 
 
 def test_a_merge_left_unknown_is_remembered() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     outcome = lost_merge(known)
     assert (outcome.status, outcome.stage, outcome.retryable) == ("failed", "reconcile merge", True)
     assert outcome.pending_merges == {1: 2}
@@ -234,7 +234,7 @@ def test_a_merge_left_unknown_is_remembered() -> None:
 
 
 def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_it() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_merge(known)
     next_run(known)
     raw, lead_calls = track_of_a(2)
@@ -244,7 +244,7 @@ def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_
 
 
 def test_a_merge_that_did_not_land_leaves_the_person_as_it_was() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_merge(known)
     next_run(known)
     raw, lead_calls = track_of_a(1)
@@ -257,7 +257,7 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
     """identify A fails (its search: A may yet be created by its retry); the alias A -> B must
     not decide "no previous person" now, nor a track create A: they wait, and a rerun sends all
     three in input order (SPEC 5). QA found an alias journaled "unchanged" and A never merged."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     failed = replay(identify("A"), [OUTAGE], known)
     assert failed.held_back == {("person", "A"), ("event", "i-A")}
     known.persons["B"] = 2
@@ -277,7 +277,7 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
 
 
 def test_a_failure_that_a_retry_cannot_fix_holds_nothing_up() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     failed = replay({"type": "identify", "userId": "A", "traits": {}}, [search_person("A")], known)
     assert (failed.reason, failed.held_back) == ("cannot create person without a name", frozenset())
     assert not known.held_back("person", "A")
@@ -287,7 +287,7 @@ def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events()
     """QA: identify ua, identify ub, alias ua -> ub, identify ua (fails: a 503), identify ub.
     ua and ub now name one person: had the last identify gone ahead, the rerun would apply the
     older ua update after it, leaving the older value in the CRM."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.learn(
         Outcome(status="sent", identities={("person", "ua"): 2, ("person", "ub"): 2}, merged={1: 2})
     )
@@ -304,7 +304,7 @@ def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events()
 def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events() -> None:
     """QA: alias ua -> ub with ub unknown re-keys ua's person to ub (no merge); a failed
     identify of ua must hold back a later identify of ub, as after a merge."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["ua"] = 1
     rekeyed = replay(
         {"type": "alias", "previousId": "ua", "userId": "ub"},
@@ -322,7 +322,7 @@ def test_after_a_re_key_a_failure_of_either_userid_holds_back_the_others_events(
 def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_it() -> None:
     # A state journals `creates`/`merges` before sending (io/state.py begin_write); a create
     # refused outright was never made, so its outcome settles the mark.
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     seen: list[ApiRequest] = []
     answers = [ok([]), ApiResponse(status=400, error="name: bad"), ok({"id": 2})]
 
@@ -342,7 +342,7 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
     """Review: settled through its mark, a merge skipped the lead bookkeeping of a merge made
     here: the survivor's list (known empty) stayed "complete" though the merged person's leads,
     which nobody listed, had moved there."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     lost_merge(known)
     next_run(known)
     known.leads[2] = frozenset()  # B's leads known: none; A's never listed
@@ -355,7 +355,7 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
 def test_a_messageid_used_again_for_another_user_waits_for_its_first_uses_retry() -> None:
     """QA: the first use failed retryably and the second (another user) went ahead; the journal
     then took the id as done, so the rerun skipped the first use: its lead was never made."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     first = {"type": "identify", "messageId": "dup", "userId": "A", "traits": {"name": "Ann"}}
     assert replay(first, [OUTAGE], known).status == "failed"
     again = {"type": "identify", "messageId": "dup", "userId": "B", "traits": {"name": "Bo"}}

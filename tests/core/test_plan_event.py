@@ -18,7 +18,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import HANDLERS, decided, plan_event
 
 CASES = [
@@ -230,10 +230,10 @@ def test_a_plan_is_its_handlers_own_generator(kind: str) -> None:
     cases of test_identify, test_group, test_alias and test_track); a decided event, `decided`'s.
     """
     raw = {"type": kind, "userId": "u-1", "previousId": "u-0", "groupId": "g-1", "event": "X"}
-    plan = plan_event(parse_event(raw, "t:1"), CONFIG, MemoryIdentityCache())
+    plan = plan_event(parse_event(raw, "t:1"), CONFIG, IdentityStore())
     assert plan.gi_code is HANDLERS[kind].__code__
     anonymous = parse_event({"type": kind, "anonymousId": "a-1", "event": "X"}, "t:2")
-    assert plan_event(anonymous, CONFIG, MemoryIdentityCache()).gi_code is decided.__code__
+    assert plan_event(anonymous, CONFIG, IdentityStore()).gi_code is decided.__code__
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

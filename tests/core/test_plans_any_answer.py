@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import EventError, parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
@@ -122,7 +122,7 @@ def answer(request: ApiRequest, data: st.DataObject) -> ApiResponse:
 def test_any_event_any_answers(raw: dict[str, Any], data: st.DataObject, create: bool) -> None:
     raw = {"messageId": "m-1", **{k: v for k, v in raw.items() if v is not None}}
     config = replace(CONFIG, create_persons=create)
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons.update(
         data.draw(
             st.dictionaries(st.sampled_from(["u-1", "u-2", "7"]), st.integers(1, 9), max_size=2)

@@ -20,7 +20,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans.common import SUPERSEDED
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 from rudder_pipedrive_cli.core.recency import fresh, newest, stamp
@@ -39,8 +39,8 @@ def identify(at: str | None, **traits: Any) -> dict[str, Any]:
     return raw
 
 
-def known_person(**times: str) -> MemoryIdentityCache:
-    known = MemoryIdentityCache()
+def known_person(**times: str) -> IdentityStore:
+    known = IdentityStore()
     known.persons["u-1"] = 42
     known.times[("person", 42)] = dict(times)
     return known
@@ -112,7 +112,7 @@ def test_without_any_time_an_event_writes_only_where_no_timed_event_did() -> Non
 
 
 def test_a_re_key_writes_the_identity_even_when_every_field_is_newer() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-a"] = 42
     known.times[("person", 42)] = {ROLE: T3}
     raw = {
@@ -128,7 +128,7 @@ def test_a_re_key_writes_the_identity_even_when_every_field_is_newer() -> None:
 
 
 def test_a_merge_gives_the_survivor_the_later_time_of_each_field() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons.update({"u-a": 1, "u-b": 2})
     known.times[("person", 1)] = {"emails": T1, "name": T3}
     known.times[("person", 2)] = {"emails": T2, ROLE: T2}
@@ -173,7 +173,7 @@ def test_an_organization_created_records_its_fields() -> None:
         "timestamp": T2,
         "traits": {"name": "Acme"},
     }
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.persons["u-1"] = 42
     org = {
         "name": "Acme",
@@ -190,7 +190,7 @@ def test_an_organization_created_records_its_fields() -> None:
 
 
 def test_the_learned_times_keep_the_later_of_each_field() -> None:
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T2, "emails": T1}}))
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T1, "emails": T3}}))
     assert known.recency("person", 42) == {"name": T2, "emails": T3}

@@ -25,7 +25,7 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
@@ -375,7 +375,7 @@ def test_track(case: Case) -> None:
 
 def test_leads_are_listed_once_per_person_across_events() -> None:
     """The runner applies each Outcome to the cache: the second track lists nothing."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     first = run(
         track(),
         [search_person("u-1", 42), *leads_of(42, "rpd:old"), create_lead(lead())],

@@ -15,7 +15,7 @@ import pytest
 from helpers_http import run
 
 from rudder_pipedrive_cli.core.events import Event, parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -63,7 +63,7 @@ def send_under_faults(
     sandbox: Sandbox, now: Callable[[], datetime] | None = None
 ) -> tuple[Tally, dict[str, Outcome]]:
     """The 25-user workload through the engine; `now` is the client's clock."""
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     tally = Tally()
     outcomes: dict[str, Outcome] = {}
     items = events(users=25, seed=5)
@@ -156,7 +156,7 @@ def test_under_faults_an_archive_out_of_time_order_ends_with_the_newest_values(
     sandbox = make_sandbox(
         plan="unlimited", fail_reset=0.2, fail_5xx=0.1, latency_ms=2, fault_seed=7
     )
-    known = MemoryIdentityCache()
+    known = IdentityStore()
     outcomes: dict[str, Outcome] = {}
     items = [
         parse_event(

@@ -12,7 +12,7 @@ import pytest
 from helpers_http import run
 
 from rudder_pipedrive_cli.core.events import Event, parse_event
-from rudder_pipedrive_cli.core.identity_cache import MemoryIdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -87,7 +87,7 @@ def server() -> Iterator[Server]:
 
 def send_one(server: Server, event: Event) -> Outcome:
     outcomes: list[Outcome] = []
-    known = MemoryIdentityCache()
+    known = IdentityStore()
 
     async def quick(seconds: float) -> None:
         return None

@@ -92,7 +92,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
 
     def answered(response: ApiResponse, lost: str) -> bool:
         if not lost:  # answered, never in doubt: no mark is left to settle
-            ctx.ledger.pending_merges[previous.id] = None
+            ctx.ledger.learning().pending_merges[previous.id] = None
         # Which person is missing: the survivor when the answer names merge_with_id (the sandbox
         # says so with a 400), else the person in the URL.
         survivor_missing = "merge_with_id" in response.error and (
@@ -114,7 +114,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         return None if still is None else True
 
     def left(_lost: str) -> None:  # later events that find the previous person settle it first
-        ctx.ledger.pending_merges[previous.id] = current.id
+        ctx.ledger.learning().pending_merges[previous.id] = current.id
 
     request = ApiRequest(
         method="PUT",

@@ -39,7 +39,14 @@ from rudder_pipedrive_cli.core.fields import (
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, OutcomeStatus, PdId
+from rudder_pipedrive_cli.core.protocol import (
+    EMPTY,
+    ApiRequest,
+    ApiResponse,
+    Outcome,
+    OutcomeStatus,
+    PdId,
+)
 from rudder_pipedrive_cli.core.recency import CUSTOM, UNTIMED, fresh, newest, stamp
 from rudder_pipedrive_cli.core.wrappers import json_kind
 
@@ -141,7 +148,10 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
 
 
 class Ledger:
-    """What one plan has learned and decided so far; it becomes the Outcome."""
+    """What one plan has learned and decided so far; it becomes the Outcome. What it learned
+    (identities, lead origins, memberships, merges, pending creates and merges, recency) stays
+    the shared `EMPTY` until the first write makes its tables (`learning`): most events learn
+    nothing."""
 
     __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
                  "pending_creates", "pending_merges", "recency", "resolved", "superseded",
@@ -150,25 +160,36 @@ class Ledger:
     def __init__(self) -> None:
         self.warnings: list[str] = []
         self.dropped: list[str] = []
-        self.identities: dict[tuple[str, str], PdId | None] = {}
-        self.resolved: dict[tuple[str, str], Ref] = {}
-        self.lead_origins: dict[PdId, frozenset[str] | None] = {}
-        self.memberships: dict[PdId, PdId] = {}
-        self.merged: dict[PdId, PdId] = {}
-        self.pending_creates: dict[tuple[str, str], str | None] = {}
-        self.pending_merges: dict[PdId, PdId | None] = {}
+        self.identities: dict[tuple[str, str], PdId | None] = EMPTY
+        self.resolved: dict[tuple[str, str], Ref] = EMPTY
+        self.lead_origins: dict[PdId, frozenset[str] | None] = EMPTY
+        self.memberships: dict[PdId, PdId] = EMPTY
+        self.merged: dict[PdId, PdId] = EMPTY
+        self.pending_creates: dict[tuple[str, str], str | None] = EMPTY
+        self.pending_merges: dict[PdId, PdId | None] = EMPTY
         self.updates: list[tuple[str, PdId, dict[str, Any]]] = []
-        self.recency: dict[tuple[str, PdId], dict[str, str]] = {}
+        self.recency: dict[tuple[str, PdId], dict[str, str]] = EMPTY
         self.wrote = False
         self.writes: list[str] = []  # what each write made (Outcome.writes)
         self.superseded = False  # a write was left out whole: a later event wrote its fields
         self.at: str | None = None  # the event's recency stamp, once read (Ctx.at)
 
+    def learning(self) -> Ledger:
+        """This ledger, its tables its own to write to: made at the first write, all at once."""
+        if self.identities is EMPTY:
+            self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
+            self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
+        return self
+
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
+        if self.identities is EMPTY:
+            self.learning()
         self.identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def forget(self, entity: Entity, key: str) -> None:
+        if self.identities is EMPTY:
+            self.learning()
         self.identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
 
@@ -268,7 +289,10 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
-    times = ctx.ledger.recency.setdefault((entity.kind, record), {})
+    ledger = ctx.ledger
+    if ledger.recency is EMPTY:
+        ledger.learning()
+    times = ledger.recency.setdefault((entity.kind, record), {})
     new = not times  # most records: nothing written yet this event, no times to compare
     identity = getattr(ctx.config, entity.setting)
     for key, value in body.items():  # top-level keys and the keys of custom_fields
@@ -486,7 +510,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ledger.pending_creates[slot] = None
+            ledger.learning().pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
                 ledger.learn(entity, key, ref)
@@ -608,7 +632,7 @@ def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
     if into is None or person in ctx.ledger.pending_merges:
         return person
     still = yield from merge_landed(person, into)
-    ctx.ledger.pending_merges[person] = None
+    ctx.ledger.learning().pending_merges[person] = None
     if still is None:
         return person
     if still.status in GONE:
@@ -621,8 +645,9 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there)."""
-    ctx.ledger.merged[previous] = current
-    origins = ctx.ledger.lead_origins
+    ledger = ctx.ledger.learning()
+    ledger.merged[previous] = current
+    origins = ledger.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
         survivor = origins.get(into, ctx.known.lead_origins(into))
@@ -635,7 +660,7 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     # for an older event of either userId to overwrite.
     times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
     if times:
-        ctx.ledger.recency[("person", current)] = times
+        ledger.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -858,11 +883,11 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.ledger.pending_creates[slot] = None
+            ctx.ledger.learning().pending_creates[slot] = None
         return record_id(expect(response, stage), stage)
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.ledger.pending_creates[slot] = lost
+        ctx.ledger.learning().pending_creates[slot] = lost
 
     found = yield from write_once(
         ctx,
@@ -937,7 +962,7 @@ def update(
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
-                ctx.ledger.memberships[ref.id] = org
+                ctx.ledger.learning().memberships[ref.id] = org
 
     request = ApiRequest(
         method="PATCH",
@@ -971,9 +996,10 @@ def person_create_body(
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
     # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+    ledger = ctx.ledger.learning()
     for kind in ctx.config.track_rules.creates:
-        ctx.ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
+        ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
     org = pd_id(body.get("org_id"))
     if org is not None:
-        ctx.ledger.memberships[ref.id] = org
+        ledger.memberships[ref.id] = org
     return ref

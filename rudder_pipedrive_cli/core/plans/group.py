@@ -93,4 +93,4 @@ def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
             raise Stale(ORG, org.key) from failure
         raise
     if linked:  # not when a later event linked the person elsewhere
-        ctx.ledger.memberships[person.id] = org.id
+        ctx.ledger.learning().memberships[person.id] = org.id

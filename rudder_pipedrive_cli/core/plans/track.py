@@ -318,7 +318,7 @@ def known_origins(ctx: Ctx, kind: Kind, person: Ref) -> Step[frozenset[str]]:
             f"{kind.plural} sent before"
         )
         origins = yield from list_origins(ctx, kind, person, stage=f"list {kind.plural}", note=note)
-        ctx.ledger.lead_origins[key] = origins
+        ctx.ledger.learning().lead_origins[key] = origins
     return origins
 
 
@@ -381,7 +381,7 @@ def create_record(
         return True if origin in found else None
 
     def left(_lost: str) -> None:  # its records are not known any more: the next track lists
-        ctx.ledger.lead_origins[key] = None
+        ctx.ledger.learning().lead_origins[key] = None
 
     request = ApiRequest(
         method="POST",
@@ -394,7 +394,7 @@ def create_record(
     what = f"no {kind.name} with {origin} appeared"
     yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
     ctx.ledger.made(f"{kind.plural} created")
-    ctx.ledger.lead_origins[key] = frozenset(seen | {origin})
+    ctx.ledger.learning().lead_origins[key] = frozenset(seen | {origin})
 
 
 def shown(body: Mapping[str, Any], name: str) -> str:
