@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import (
@@ -538,3 +538,31 @@ def test_live_or_cached_falls_back_to_the_saved_catalog_saying_why() -> None:
     assert live_or_cached(fails, store, keep=True) == Sourced(catalog=SAVED, failure=failure)
     assert live_or_cached(None, store, keep=False) == Sourced(catalog=SAVED)  # offline dry-run
     assert live_or_cached(None, Store(), keep=False) == Sourced(catalog=None)
+
+
+def test_a_listing_pages_by_cursor_and_a_refused_page_names_the_listing() -> None:
+    """The catalog lists through the plans' one paged-listing helper: the exact requests of a
+    cursor-paged field listing, and the failure a refused page becomes (stage, words, retry)."""
+    exchange = fetch_catalog(("persons",), labels=False)
+    first = next(exchange)
+    more = {"next_cursor": "c2"}
+    page = ApiResponse(status=200, data=[{"field_code": "name"}], additional_data=more)
+    second = exchange.send(page)
+    assert [(r.method, r.path, r.query, r.stage, r.note) for r in (first, second)] == [
+        ("GET", "/api/v2/personFields", {"limit": 500}, "list fields", "list persons fields"),
+        (
+            "GET",
+            "/api/v2/personFields",
+            {"limit": 500, "cursor": "c2"},
+            "list fields",
+            "list persons fields",
+        ),
+    ]
+    with pytest.raises(PlanFailure) as refused:
+        exchange.send(ApiResponse(status=503, error="Service Unavailable"))
+    assert str(refused.value) == "listing persons fields failed: HTTP 503 Service Unavailable"
+    assert (refused.value.stage, refused.value.status, refused.value.retryable) == (
+        "list fields",
+        503,
+        True,
+    )

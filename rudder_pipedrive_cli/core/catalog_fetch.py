@@ -10,6 +10,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.plans.common import listing
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -68,29 +69,16 @@ def fetch_fields(
 def fetch_listing(
     endpoint: str, what: str, *, page_size: int = PAGE_SIZE
 ) -> Generator[ApiRequest, ApiResponse, list[Mapping[str, Any]]]:
-    """Every object of a listing: v2 ones follow `next_cursor` to the last page; v1 ones
-    (activity types) are one page."""
-    paged = endpoint.startswith("/api/v2/")
-    found: list[Mapping[str, Any]] = []
-    cursor: str | None = None
-    while True:
-        query: dict[str, str | int] = {"limit": page_size} if paged else {}
-        if cursor:
-            query["cursor"] = cursor
-        response = yield ApiRequest(
-            method="GET",
-            path=endpoint,
-            endpoint=endpoint,
-            stage="list fields",
-            query=query,
-            note=f"list {what}",
-        )
-        data = _expect_ok(response, what)
-        found.extend(item for item in data or () if isinstance(item, Mapping))
-        extra = response.additional_data if isinstance(response.additional_data, Mapping) else {}
-        cursor = extra.get("next_cursor") if paged else None
-        if not cursor:
-            return found
+    """Every object of a listing, through the plans' one paged-listing helper: v2 ones follow
+    `next_cursor` to the last page; v1 ones (activity types) are one page."""
+
+    def objects(response: ApiResponse, _stage: str) -> list[Mapping[str, Any]]:
+        return [item for item in _expect_ok(response, what) or () if isinstance(item, Mapping)]
+
+    query = {"limit": page_size} if endpoint.startswith("/api/v2/") else {}
+    return (
+        yield from listing(endpoint, query, stage="list fields", note=f"list {what}", read=objects)
+    )
 
 
 def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:
