@@ -128,12 +128,12 @@ def stage_costs(path: Path, repeat: int = 3) -> dict[str, float]:
 
 # The layers of issue 12's table, in its order.
 LAYERS = (
-    ("reading", "reading (lines, parse, RawItem)"),
-    ("intake", "intake and validation (parse_event, Event, Intake)"),
+    ("reading", "reading and intake (lines, parse, one Event each)"),
+    ("intake", "filters and --limit (intake)"),
     ("identity", "identity resolution, ordering keys, per-event state"),
     ("plans", "plan generators and driving"),
     ("fields", "field mapping and coercion"),
-    ("records", "request records"),
+    ("records", "request records (made while planning now)"),
     ("rendering", "rendering"),
     ("tally", "report tally"),
 )
