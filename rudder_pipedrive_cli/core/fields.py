@@ -321,15 +321,7 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
         )
     if not used or moment is None:
         return None
-    # parse_time's moments are UTC: rfc3339 without a call (a create's add_time, most events)
-    return RFC3339 % (
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-    )
+    return rfc3339(moment)
 
 
 def date_part(value: Any) -> str | None:

@@ -36,7 +36,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import Event, EventError, invalid
+from rudder_pipedrive_cli.core.events import Event, invalid, take
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
     Feed,
@@ -333,13 +333,9 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
                 continue
-            # The common case, a bare event, skips the general unwrapping: `take`, inlined.
+            # The common case, a bare event, skips the general unwrapping.
             if type(value) is dict and "type" in value and type(value["type"]) is str:
-                try:
-                    event = Event(value, f"{name}:{number}")
-                except EventError as exc:
-                    event = invalid(f"{name}:{number}", value, str(exc), "parse", exc.redacted)
-                yield event
+                yield take(value, f"{name}:{number}")
             else:
                 yield from unwrap(value, f"{name}:{number}")
     except READ_ERRORS as exc:
