@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rudder_pipedrive_cli.core.errors import redacted_warning
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
-from rudder_pipedrive_cli.core.intake import Finished, Intake
+from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import decided, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -42,7 +43,7 @@ class Journal(Protocol):
 
 
 def input_aliases(
-    items: Iterable[Intake],
+    items: Iterable[Event],
     survey: Survey | None = None,
     aliases: MutableMapping[str, str] | None = None,
 ) -> MutableMapping[str, str]:
@@ -101,7 +102,7 @@ class Replay:
     dead_letters: DeadLetters
     journal: Journal | None = None
     now: Callable[[], str] = utc_stamp
-    on_done: Callable[[Intake, Outcome], None] | None = None
+    on_done: Callable[[Event, Outcome], None] | None = None
     index: IdentityIndex | None = None  # identities by index (core/index.py), else by search
     tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
@@ -113,7 +114,7 @@ class Replay:
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
         self.roots = RootCauses(self.tables())
 
-    def start(self, item: Intake) -> Plan:
+    def start(self, item: Event) -> Plan:
         if item.decided is not None or item.event is None:
             return decided(item.decided or Outcome(status="failed", reason="not an event"))
         if item.id in self.finished:
@@ -123,11 +124,11 @@ class Replay:
             return journaled(plan, item.id, self.journal, self.now)
         return plan
 
-    def keys(self, item: Intake) -> frozenset[str]:
+    def keys(self, item: Event) -> frozenset[str]:
         """The keys ordering this item against others (read in input order)."""
         return self.order(item.event) if item.event is not None else frozenset()
 
-    def done(self, item: Intake, outcome: Outcome) -> None:
+    def done(self, item: Event, outcome: Outcome) -> None:
         outcome, root = self.roots.explain(item.event, outcome)
         # Counted in words without event data (SPEC 8): the dead letter holds the full reason.
         self.tally.add_outcome(

@@ -34,10 +34,11 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     identity_findings,
 )
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Learner
 from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Survey
-from rudder_pipedrive_cli.core.intake import Intake, intake
+from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
@@ -374,7 +375,7 @@ def run_send(
     if identities.listed:
         known = ListedOrigins(known, identities.origins, identities.listed)
 
-    def done(item: Intake, outcome: Outcome) -> None:
+    def done(item: Event, outcome: Outcome) -> None:
         reader.item_done(item.source, outcome.status)  # an object's last event finishes it
         progress.tick()
 

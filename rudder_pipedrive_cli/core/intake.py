@@ -51,10 +51,6 @@ class Finished:
             self._ids.add(event_id)
 
 
-# An input item, as the reader made it: the event, or input that is not one (core/events.py).
-Intake = Event
-
-
 def intake(
     items: Iterable[Event], event_filter: EventFilter, limit: int | None = None
 ) -> Iterator[Event]:

@@ -11,10 +11,11 @@ from typing import Any
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import redacted_warning
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
-from rudder_pipedrive_cli.core.intake import Finished, IdSet, Intake
+from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
@@ -28,7 +29,7 @@ ALREADY_DONE = Outcome(status="skipped", reason="already done")
 
 
 def preview(
-    items: Iterable[Intake],
+    items: Iterable[Event],
     config: PlanConfig,
     send: Recorder,
     known: Learner,

@@ -12,7 +12,7 @@ from typing import IO, Any
 import orjson
 
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.intake import Intake
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 
@@ -21,7 +21,7 @@ def default_dead_letter_path(now: float | None = None) -> Path:
     return Path(f"rpd-failed-{stamp}.ndjson")
 
 
-def dead_letter_record(item: Intake, outcome: Outcome) -> dict[str, Any]:
+def dead_letter_record(item: Event, outcome: Outcome) -> dict[str, Any]:
     return {
         "event": item.raw,
         "error": {
@@ -77,7 +77,7 @@ class DeadLetters:
         self.count = 0
         self._handle: IO[bytes] | None = None
 
-    def add(self, item: Intake, outcome: Outcome) -> None:
+    def add(self, item: Event, outcome: Outcome) -> None:
         line = dead_letter_line(dead_letter_record(item, outcome))
         if self._handle is None:
             self._handle = open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end

@@ -19,10 +19,10 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.errors import Warned
-from rudder_pipedrive_cli.core.events import parse_event, take
+from rudder_pipedrive_cli.core.events import Event, parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.intake import Intake, intake
+from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.replay import input_aliases
 
@@ -91,7 +91,7 @@ def test_without_aliases_in_the_input_nothing_more_is_searched() -> None:
     check(outcome, status="sent")
 
 
-def items(*raws: dict[str, Any]) -> list[Intake]:
+def items(*raws: dict[str, Any]) -> list[Event]:
     raw_items = [take(raw, f"f:{n}") for n, raw in enumerate(raws, 1)]
     return list(intake(raw_items, EventFilter(types=frozenset({"alias", "identify"}))))
 
