@@ -145,6 +145,25 @@ class Store:
             }
         )
 
+    def check_links(self, body: Mapping[str, Any]) -> None:
+        """Every id a body links to names a record the company has."""
+        tables: dict[str, Callable[[Any], bool]] = {
+            "person_id": lambda i: i in self.persons,
+            "org_id": lambda i: i in self.organizations,
+            "organization_id": lambda i: i in self.organizations,
+            "deal_id": lambda i: i in self.sales.deals,
+            "lead_id": lambda i: i in self.leads,
+            "owner_id": lambda i: i == USER_ID,
+            "user_id": lambda i: i == USER_ID,
+        }
+        for key, exists in tables.items():
+            value = body.get(key)
+            if value is not None and not exists(value):
+                what = {"org_id": "organization", "owner_id": "user", "user_id": "user"}.get(
+                    key, key.removesuffix("_id")
+                )
+                raise ApiError(400, f"{key}: {what} {value} not found")
+
     # ---- persons and organizations ----------------------------------------------------------
 
     def _table(self, entity: Entity) -> dict[int, Record]:
@@ -204,11 +223,7 @@ class Store:
         problem = check_custom_fields(custom_fields(entity), body.get("custom_fields") or {})
         if problem:
             raise ApiError(400, problem)
-        org_id = body.get("org_id")
-        if entity == "person" and org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"org_id: organization {org_id} not found")
-        if body.get("owner_id", USER_ID) != USER_ID:
-            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        self.check_links(body)
         if body.get("label_ids"):  # the sandbox company has no person or organization labels
             raise ApiError(400, f"label_ids: unknown {entity} label {body['label_ids'][0]}")
 
@@ -338,12 +353,7 @@ class Store:
         org_id = body.get("organization_id", lead["organization_id"])
         if person_id is None and org_id is None:
             raise ApiError(400, "A lead must be linked to a person or an organization")
-        if person_id is not None and person_id not in self.persons:
-            raise ApiError(400, f"person_id: person {person_id} not found")
-        if org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"organization_id: organization {org_id} not found")
-        if body.get("owner_id", USER_ID) != USER_ID:
-            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        self.check_links(body)
         unknown_labels = [i for i in body.get("label_ids") or () if i not in LEAD_LABEL_IDS]
         if unknown_labels:
             raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
