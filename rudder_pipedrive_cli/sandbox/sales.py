@@ -9,7 +9,7 @@ refuses. Bodies arrive checked against the request schemas; this checks what nee
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
@@ -157,30 +157,16 @@ class Sales:
         self.deals[deal["id"]] = deal
         return deal
 
-    def deal_listing(
-        self,
-        *,
-        ids: frozenset[int] | None,
-        filters: Mapping[str, Any],
-        statuses: Sequence[str] | None,
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        """getDeals: deals that are not archived, not deleted unless `statuses` has "deleted"."""
+    def deal_listing(self, statuses: Sequence[str] | None) -> list[Record]:
+        """getDeals' deals before its other filters (`matching`): not archived, not deleted
+        unless `statuses` has "deleted"."""
 
         def status_ok(deal: Record) -> bool:
             if deal["is_deleted"]:
                 return statuses is not None and "deleted" in statuses
             return statuses is None or deal["status"] in statuses
 
-        return [
-            deal
-            for deal in self.deals.values()
-            if not deal["is_archived"]
-            and status_ok(deal)
-            and (ids is None or deal["id"] in ids)
-            and _matches(deal, filters, updated_since, updated_until)
-        ]
+        return [deal for deal in self.deals.values() if not deal["is_archived"] and status_ok(deal)]
 
     # ---- activities ------------------------------------------------------------------------
 
@@ -244,21 +230,6 @@ class Sales:
                 activity[key] = clock_time(body[key], key)
         self.activities[activity["id"]] = activity
         return activity
-
-    def activity_listing(
-        self,
-        *,
-        ids: frozenset[int] | None,
-        filters: Mapping[str, Any],
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        return [
-            activity
-            for activity in self.activities.values()
-            if (ids is None or activity["id"] in ids)
-            and _matches(activity, filters, updated_since, updated_until)
-        ]
 
     # ---- notes -----------------------------------------------------------------------------
 
@@ -353,18 +324,27 @@ def _named(table: Mapping[Any, Record], record_id: Any, key: str) -> dict[str, A
     return None if record_id is None else {key: table[record_id][key]}
 
 
-def _matches(
-    record: Record,
+def matching(
+    records: Iterable[Record],
+    *,
+    ids: frozenset[int] | None,
     filters: Mapping[str, Any],
     updated_since: float | None,
     updated_until: float | None,
-) -> bool:
-    updated = epoch(record["update_time"])
-    return (
-        all(record[key] == value for key, value in filters.items())
-        and (updated_since is None or updated >= int(updated_since))
-        and (updated_until is None or updated < updated_until)
-    )
+) -> list[Record]:
+    """The records a v2 listing shows: of `ids`, equal to `filters`, updated in the window (lists
+    never lag)."""
+
+    def keep(record: Record) -> bool:
+        updated = epoch(record["update_time"])
+        return (
+            (ids is None or record["id"] in ids)
+            and all(record[key] == value for key, value in filters.items())
+            and (updated_since is None or updated >= int(updated_since))
+            and (updated_until is None or updated < updated_until)
+        )
+
+    return [record for record in records if keep(record)]
 
 
 def _pipeline_and_stage(pipeline_id: int | None, stage_id: int | None) -> tuple[int, int]:

@@ -166,11 +166,11 @@ class Store:
 
     # ---- persons and organizations ----------------------------------------------------------
 
-    def _table(self, entity: Entity) -> dict[int, Record]:
+    def table(self, entity: Entity) -> dict[int, Record]:
         return self.persons if entity == "person" else self.organizations
 
     def get(self, entity: Entity, record_id: int) -> Record:
-        record = self._table(entity).get(record_id)
+        record = self.table(entity).get(record_id)
         if record is not None:
             return record
         if entity == "person" and record_id in self.merged_into:
@@ -198,7 +198,7 @@ class Store:
             record |= {"emails": [], "phones": []}
         self._apply(entity, record, body)
         self._next_id[entity] += 1
-        self._table(entity)[record["id"]] = record
+        self.table(entity)[record["id"]] = record
         self._reindex(entity, record, now)
         return record
 
@@ -242,30 +242,6 @@ class Store:
                 if key in body:
                     record[key] = _contact_list(body[key])
         record["custom_fields"].update(copy.deepcopy(body.get("custom_fields") or {}))
-
-    def listing(
-        self,
-        entity: Entity,
-        *,
-        ids: frozenset[int] | None,
-        owner_id: int | None,
-        org_id: int | None,
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        """All live records that pass the filters (lists never lag)."""
-
-        def keep(record: Record) -> bool:
-            updated = epoch(record["update_time"])
-            return (
-                (ids is None or record["id"] in ids)
-                and (owner_id is None or record["owner_id"] == owner_id)
-                and (org_id is None or record.get("org_id") == org_id)
-                and (updated_since is None or updated >= int(updated_since))
-                and (updated_until is None or updated < updated_until)
-            )
-
-        return [r for r in self._table(entity).values() if keep(r)]
 
     # ---- merges --------------------------------------------------------------------------
 
