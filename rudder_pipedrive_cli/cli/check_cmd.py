@@ -147,12 +147,9 @@ def check_command(
             except (AuthRefused, PlanFailure) as error:
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
-        for finding in identity_findings(catalog, plan_config):
-            checks.add(finding)
-        for finding in mapping_findings(catalog, plan_config):
-            checks.add(finding)
-        for finding in rule_findings(catalog, plan_config):
-            checks.add(finding)
+        for findings in (identity_findings, mapping_findings, rule_findings):
+            for finding in findings(catalog, plan_config):
+                checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())
     raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
