@@ -72,29 +72,17 @@ class Field:
         return item | {name: FIELD_EXTRAS[name] for name in extras}
 
     def _subfields(self) -> list[dict[str, str]] | None:
+        """A monetary field's amount and currency; an address's parts."""
         if self.type == "monetary":
-            return [
-                {
-                    "field_code": "value",
-                    "field_name": f"Amount of {self.name}",
-                    "field_type": "double",
-                },
-                {
-                    "field_code": "currency",
-                    "field_name": f"Currency of {self.name}",
-                    "field_type": "varchar",
-                },
-            ]
-        if self.type == "address":
-            return [
-                {
-                    "field_code": part,
-                    "field_name": f"{part.replace('_', ' ').capitalize()} of {self.name}",
-                    "field_type": "varchar",
-                }
-                for part in ADDRESS_PARTS
-            ]
-        return None
+            parts = [("value", "Amount", "double"), ("currency", "Currency", "varchar")]
+        elif self.type == "address":
+            parts = [(p, p.replace("_", " ").capitalize(), "varchar") for p in ADDRESS_PARTS]
+        else:
+            return None
+        return [
+            {"field_code": code, "field_name": f"{what} of {self.name}", "field_type": kind}
+            for code, what, kind in parts
+        ]
 
     def labelled(self, value: Any) -> Any:
         """A value as `include_option_labels=true` shows it: options as {id, label}."""
