@@ -40,10 +40,6 @@ class Retry(Exception):
         self.status = status
         self.rate_wait = rate_wait  # set for rate limits: the wait before jitter
 
-    @property
-    def rate_limited(self) -> bool:
-        return self.rate_wait is not None
-
 
 @dataclass(slots=True)
 class Attempts:
