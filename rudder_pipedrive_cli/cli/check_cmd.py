@@ -158,21 +158,12 @@ def check_command(
 def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
     """The check that could not go on, and the exit status it leads to."""
     if isinstance(error, RpdError):
-        checks.add(
-            Finding(level="fail", subject="token", value="", message=error.message, hint=error.hint)
-        )
+        subject, message, hint = "token", error.message, error.hint
     else:
-        checks.add(
-            Finding(
-                level="fail",
-                subject="pipedrive",
-                value="",
-                message=error.reason,
-                hint=f"is {checks.env.settings.api_url} right (base_url, company_domain) and "
-                "reachable? then try again"
-                if error.retryable
-                else "",
-            )
-        )
+        subject, message, hint = "pipedrive", error.reason, ""
+        if error.retryable:
+            where = f"{checks.env.settings.api_url} right (base_url, company_domain)"
+            hint = f"is {where} and reachable? then try again"
+    checks.add(Finding(level="fail", subject=subject, value="", message=message, hint=hint))
     say(checks.env.out, checks.summary())
     return exit_status_for(error)
