@@ -61,7 +61,7 @@ class Env:
         emulator starts empty on a new port each run, so nothing remembered could apply."""
         if self.sandbox is not None and state is None:
             return None
-        return state_path(state, self.settings)
+        return state if state is not None else default_state_path(self.settings.path)
 
     def warn(self, message: str) -> None:
         if not self.quiet:
@@ -71,10 +71,6 @@ class Env:
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
 # 40-character field keys and names out of tables, so such output gets room for them.
 PIPE_WIDTH = 160
-
-
-def state_path(state: Path | None, settings: Settings) -> Path:
-    return state if state is not None else default_state_path(settings.path)
 
 
 class PipeConsole(Console):
