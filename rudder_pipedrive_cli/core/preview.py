@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
-from rudder_pipedrive_cli.core.intake import Finished, IdSet
+from rudder_pipedrive_cli.core.intake import DONE, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
@@ -49,34 +49,35 @@ def preview(
     own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
     tally = send.tally
-    finished = Finished(journal_status, finished_ids)
+    # The events this run finished (only a done one is kept) and, with a replay state, those its
+    # journal says an earlier run finished (core/intake.py's Finished, as send asks it).
+    done = finished_ids if finished_ids is not None else set()
     rules = config.track_rules if config.track_rules.rules else None
-    roots = RootCauses(tables())  # as send explains and counts failures that earlier ones caused
-    learn, add_outcome = known.learn, tally.add_outcome
+    explain = RootCauses(tables()).explain  # as send explains failures earlier ones caused
+    learn, add_outcome, by_rule = known.learn, tally.add_outcome, tally.rules
     for item in items:
-        event = item.event
-        rule = None
-        if rules is not None and item.kind == "track" and event is not None:
-            rule = rules.label(text(event.raw.get("event")))
-            tally.rules[rule] += 1
+        event_id = item.id  # "" for input that is not an event
+        kind = item.kind
         requests: list[dict[str, Any]] = []
-        if item.decided is not None or event is None:
+        if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
-        elif event.id in finished:
+        elif event_id in done or (journal_status is not None and journal_status(event_id) in DONE):
             outcome = ALREADY_DONE
         else:
             send.requests = requests
-            outcome = drive(plan_event(event, config, known), send)
+            outcome = drive(plan_event(item, config, known), send)
             learn(outcome)
-            finished.add(event.id, outcome.status)
+            if outcome.status in DONE:
+                done.add(event_id)
         status = outcome.status
         root = ""
-        if status == "failed":
-            outcome, root = roots.explain(event, outcome)
+        # A failure may have an earlier one as its cause only when it is about a userId.
+        if status == "failed" and event_id and item.user_id is not None:
+            outcome, root = explain(item, outcome)
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         add_outcome(
-            item.kind,
+            kind,
             status,
             outcome.dropped,
             tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
@@ -86,16 +87,17 @@ def preview(
         )
         record = {
             "source": item.source,
-            "id": item.id,
-            "type": item.kind,
+            "id": event_id,
+            "type": kind,
             "outcome": "planned" if status == "sent" else status,
             "reason": outcome.reason,
             "warnings": outcome.warnings,
             "dropped": outcome.dropped,
             "requests": requests,
         }
-        if rule is not None:  # track events, when [[track]] rules are configured
-            record["rule"] = rule
+        if rules is not None and kind == "track" and event_id:  # with [[track]] rules
+            record["rule"] = rule = rules.label(text(item.raw.get("event")))
+            by_rule[rule] += 1
         yield record
 
 

@@ -118,7 +118,7 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+@dataclass(slots=True)  # immutable by convention: see protocol.py
 class Outcome:
     """How one event ended, and what it taught us about identities.
 
@@ -141,6 +141,9 @@ class Outcome:
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
+
+    Made by name, but each plan's end (`Ledger.outcome`) gives every field by position, in this
+    order: a third of the time of seventeen keywords, and one is made per event.
     """
 
     status: OutcomeStatus
