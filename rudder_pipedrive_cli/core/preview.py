@@ -58,7 +58,7 @@ def preview(
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
-        requests: list[dict[str, Any]] = []
+        requests: list[ApiRequest] = []
         if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
         elif event_id in done or (journal_status is not None and journal_status(event_id) in DONE):
@@ -110,7 +110,7 @@ CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizati
 
 class Recorder:
     """The `send` of a dry-run's plans: note the request among the current event's `requests`
-    (as its record shows it: the query and body the very dicts it carries),
+    (the request is the dict its record shows),
     count it by endpoint in `tally` (its tokens are derived at the end), have `respond` answer it
     offline (or live, `--lookups`), and count the searches it answers, by kind, and how many found
     a record (an existing record, under `--assume existing` or `--lookups`), for the estimate of
@@ -119,7 +119,7 @@ class Recorder:
     __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[ApiRequest] = []
         self.respond = respond
         # The answers `respond` gives whatever the request (responder.py): no call for those.
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
@@ -129,17 +129,8 @@ class Recorder:
         self.found: Counter[str] = Counter()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        method = request.method
-        self.requests.append(
-            {
-                "method": method,
-                "path": request.path,
-                "query": request.query,
-                "body": request.body,
-                "note": request.note,
-            }
-        )
-        key = f"{method} {request.endpoint}"  # its `key`, without a property call
+        self.requests.append(request)  # the record's very dict (protocol.py)
+        key = request.key
         self.counts[key] += 1
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)

@@ -14,8 +14,9 @@ in the profile (benchmarks/plan_throughput.py).
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 
@@ -26,33 +27,59 @@ Method = Literal["GET", "POST", "PATCH", "PUT"]
 PdId = int | str
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class ApiRequest:
-    """One HTTP request, described, not sent.
+class ApiRequest(dict[str, Any]):
+    """One HTTP request, described, not sent: built once as the dict a dry-run's record shows
+    (`method`, `path`, `query`, `body`, `note`, in that order: orjson writes a dict subclass as
+    its items), which the recorder keeps as it is and the HTTP client sends from.
 
-    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by it and
-    token costs are looked up by it. `stage` names the step for error messages ("create person").
-    Only rpd's plans make requests: tests/test_openapi_requests.py checks every one they send
-    against Pipedrive's OpenAPI descriptions, not this constructor.
+    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by `key`
+    ("METHOD endpoint") and token costs are looked up by it. `stage` names the step for error
+    messages ("create person"). `creates` and `merges` say what this write leaves to settle should
+    its outcome never be known: the (kind, key) a create makes, the (person, into) a merge
+    merges. A state journals it before the write is sent, so after a kill -9 any later event of
+    that identity settles it before it searches. Only rpd's plans make requests:
+    tests/test_openapi_requests.py checks every one they send against Pipedrive's OpenAPI
+    descriptions, not this constructor.
     """
 
-    method: Method
-    path: str
-    endpoint: str
-    stage: str
-    query: dict[str, Any] = field(default_factory=dict)  # a dict: records show it as it is
-    body: Mapping[str, Any] | None = None
-    note: str = ""
-    # What this write leaves to settle should its outcome never be known: the (kind, key) a
-    # create makes, the (person, into) a merge merges. A state journals it before the write is
-    # sent, so after a kill -9 any later event of that identity settles it before it searches.
-    creates: tuple[str, str] | None = None
-    merges: tuple[PdId, PdId] | None = None
+    __slots__ = ("creates", "endpoint", "key", "merges", "stage")
 
-    @property
-    def key(self) -> str:
-        """'METHOD endpoint', the key used in reports and token costs."""
-        return f"{self.method} {self.endpoint}"
+    def __init__(
+        self,
+        *,
+        method: Method,
+        path: str,
+        endpoint: str,
+        stage: str,
+        query: dict[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        note: str = "",
+        creates: tuple[str, str] | None = None,
+        merges: tuple[PdId, PdId] | None = None,
+    ) -> None:
+        self["method"] = method
+        self["path"] = path
+        self["query"] = {} if query is None else query
+        self["body"] = body
+        self["note"] = note
+        self.endpoint = endpoint
+        self.stage = stage
+        self.key = method + " " + endpoint
+        self.creates = creates
+        self.merges = merges
+
+    if TYPE_CHECKING:  # what the record holds, read as attributes too
+        method: Method
+        path: str
+        query: dict[str, Any]
+        body: Mapping[str, Any] | None
+        note: str
+    else:  # read from the dict without a Python call (itemgetter runs in C)
+        method = property(itemgetter("method"))
+        path = property(itemgetter("path"))
+        query = property(itemgetter("query"))
+        body = property(itemgetter("body"))
+        note = property(itemgetter("note"))
 
     @property
     def is_write(self) -> bool:

@@ -53,7 +53,7 @@ class OfflineResponder:
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         endpoint, method = request.endpoint, request.method
-        canned = self.canned.get(f"{method} {endpoint}")
+        canned = self.canned.get(request.key)
         if canned is not None:
             return canned
         if endpoint == SEARCH:  # --assume existing

@@ -35,9 +35,8 @@ def skip_reason(reason: str, event_type: str) -> str:
 
 @dataclass(slots=True)
 class Tally:
-    read: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    # By event type, each type's Counter made when its first event is counted (no call after).
+    # Events by type and outcome: each event counted once, here; `read` and `outcomes` are
+    # derived from it. Each type's Counter made when its first event is counted (no call after).
     by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -56,6 +55,19 @@ class Tally:
     not_attempted: int = 0
     writes: Counter[str] = field(default_factory=Counter)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """Events by outcome, of every type."""
+        total: Counter[str] = Counter()
+        for counts in self.by_type.values():
+            total.update(counts)
+        return total
+
+    @property
+    def read(self) -> int:
+        """Events counted (read and ended): every type, every outcome."""
+        return sum(sum(counts.values()) for counts in self.by_type.values())
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -98,6 +110,7 @@ class Tally:
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event;
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
+        self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
         if status == "failed" or status == "skipped":
@@ -106,24 +119,23 @@ class Tally:
             else:
                 counted, key = (self.knock_ons, root) if root else (self.failures, reason)
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
-        counted = self.warnings
-        for w in warnings:
-            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
+        if warnings:
+            counted = self.warnings
+            for w in warnings:
+                counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
         if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
-        self.read += 1
-        self.outcomes[status] += 1
-        self.by_type[event_type][status] += 1
         if dropped:
-            tally = self.dropped
+            counted = self.dropped
             for path in dropped:
-                tally[path] += 1
+                counted[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
-        events: dict[str, int] = {"read": self.read + self.not_attempted}
-        events.update({name: self.outcomes[name] for name in OUTCOMES})
+        outcomes = self.outcomes
+        events: dict[str, int] = {"read": sum(outcomes.values()) + self.not_attempted}
+        events.update({name: outcomes[name] for name in OUTCOMES})
         if self.not_attempted:  # only a run that stopped early has the key
             events["not_attempted"] = self.not_attempted
         document: dict[str, Any] = {
