@@ -8,14 +8,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
-from rudder_pipedrive_cli.core.intake import DONE, IdSet
+from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
@@ -48,31 +47,26 @@ def preview(
     or without one. `finished_ids` keeps those ids (default: a set); `tables` makes the run's
     own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
-    tally = send.tally
-    # The events this run finished (only a done one is kept) and, with a replay state, those its
-    # journal says an earlier run finished (core/intake.py's Finished, as send asks it).
-    done = finished_ids if finished_ids is not None else set()
+    finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
     explain = RootCauses(tables()).explain  # as send explains failures earlier ones caused
-    learn, add_outcome, by_rule = known.learn, tally.add_outcome, tally.rules
+    learn, add_outcome, by_rule = known.learn, send.tally.add_outcome, send.tally.rules
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
         requests: list[ApiRequest] = []
         if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
-        elif event_id in done or (journal_status is not None and journal_status(event_id) in DONE):
+        elif event_id in finished:
             outcome = ALREADY_DONE
         else:
             send.requests = requests
             outcome = drive(plan_event(item, config, known), send)
             learn(outcome)
-            if outcome.status in DONE:
-                done.add(event_id)
+            finished.add(event_id, outcome.status)
         status = outcome.status
         root = ""
-        # A failure may have an earlier one as its cause only when it is about a userId.
-        if status == "failed" and event_id and item.user_id is not None:
+        if status == "failed" and event_id and item.user_id is not None:  # may have a cause
             outcome, root = explain(item, outcome)
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
@@ -109,12 +103,11 @@ CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizati
 
 
 class Recorder:
-    """The `send` of a dry-run's plans: note the request among the current event's `requests`
-    (the request is the dict its record shows),
-    count it by endpoint in `tally` (its tokens are derived at the end), have `respond` answer it
-    offline (or live, `--lookups`), and count the searches it answers, by kind, and how many found
-    a record (an existing record, under `--assume existing` or `--lookups`), for the estimate of
-    the index way. One for the run, one call per request."""
+    """The `send` of a dry-run's plans: note the request (the dict its record shows) among the
+    current event's `requests`, count it by endpoint in `tally` (its tokens derived at the end),
+    have `respond` answer it offline (or live, `--lookups`), and count the searches it answers,
+    by kind, and how many found a record (an existing record, under `--assume existing` or
+    `--lookups`), for the estimate of the index way. One for the run, one call per request."""
 
     __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
 
@@ -177,24 +170,21 @@ def identity_estimates(
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
-    for kind, count in searched.searches.items():
-        if count:
-            size = accounts.get(kind)
-            listed = pages(size if size is not None else searched.found[kind])
-            index.requests[LISTING_KEYS[kind]] += listed
-            built += listed
+    for kind in searched.searches:  # the kinds searched (a Counter holds those counted)
+        size = accounts.get(kind)
+        listed = pages(size if size is not None else searched.found[kind])
+        index.requests[LISTING_KEYS[kind]] += listed
+        built += listed
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
     refreshes = 0
-    for kind, count in searched.searches.items():
-        if count:
-            more = min(index.requests[CREATE_KEYS[kind]], rounds)
-            index.requests[LISTING_KEYS[kind]] += more
-            refreshes += more
-    tokens = sum(n * token_cost(key) for key, n in index.requests.items())
+    for kind in searched.searches:
+        more = min(index.requests[CREATE_KEYS[kind]], rounds)
+        index.requests[LISTING_KEYS[kind]] += more
+        refreshes += more
     by_index = WayEstimate(
         way="index",
         requests=sum(index.requests.values()),
-        tokens=tokens,
+        tokens=index.tokens,
         duration_s=estimated_seconds(index, plan),
         pages=built + refreshes,
         refreshes=refreshes,

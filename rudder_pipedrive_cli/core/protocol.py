@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 
@@ -28,21 +28,25 @@ PdId = int | str
 
 
 class ApiRequest(dict[str, Any]):
-    """One HTTP request, described, not sent: built once as the dict a dry-run's record shows
-    (`method`, `path`, `query`, `body`, `note`, in that order: orjson writes a dict subclass as
-    its items), which the recorder keeps as it is and the HTTP client sends from.
+    """One HTTP request, described, not sent: built once as the dict its dry-run record shows
+    (method, path, query, body, note: orjson writes a dict subclass as its items), read as
+    attributes too.
 
-    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by `key`
-    ("METHOD endpoint") and token costs are looked up by it. `stage` names the step for error
-    messages ("create person"). `creates` and `merges` say what this write leaves to settle should
-    its outcome never be known: the (kind, key) a create makes, the (person, into) a merge
-    merges. A state journals it before the write is sent, so after a kill -9 any later event of
-    that identity settles it before it searches. Only rpd's plans make requests:
-    tests/test_openapi_requests.py checks every one they send against Pipedrive's OpenAPI
-    descriptions, not this constructor.
+    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests and token
+    costs are looked up by `key` ("METHOD endpoint"). `stage` names the step for error messages.
+    `creates`, `merges`: what this write leaves to settle should its outcome never be known (the
+    (kind, key) a create makes, the (person, into) a merge merges). A state journals it before
+    the write is sent, so after a kill -9 any later event of that identity settles it first.
+    Only rpd's plans make requests: tests/test_openapi_requests.py checks every one they send
+    against Pipedrive's OpenAPI descriptions, not this constructor.
     """
 
     __slots__ = ("creates", "endpoint", "key", "merges", "stage")
+    method: Method  # these five are the dict's items (properties set below)
+    path: str
+    query: dict[str, Any]
+    body: Mapping[str, Any] | None
+    note: str
 
     def __init__(
         self,
@@ -68,19 +72,6 @@ class ApiRequest(dict[str, Any]):
         self.creates = creates
         self.merges = merges
 
-    if TYPE_CHECKING:  # what the record holds, read as attributes too
-        method: Method
-        path: str
-        query: dict[str, Any]
-        body: Mapping[str, Any] | None
-        note: str
-    else:  # read from the dict without a Python call (itemgetter runs in C)
-        method = property(itemgetter("method"))
-        path = property(itemgetter("path"))
-        query = property(itemgetter("query"))
-        body = property(itemgetter("body"))
-        note = property(itemgetter("note"))
-
     @property
     def is_write(self) -> bool:
         return self.method != "GET"
@@ -88,6 +79,10 @@ class ApiRequest(dict[str, Any]):
     @property
     def is_search(self) -> bool:
         return "/itemSearch" in self.endpoint
+
+
+for _name in ("method", "path", "query", "body", "note"):  # the dict's items, read in C
+    setattr(ApiRequest, _name, property(itemgetter(_name)))
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -145,7 +140,7 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
-@dataclass(slots=True)  # immutable by convention: see protocol.py
+@dataclass(slots=True)  # immutable by convention; Ledger.outcome makes it by position (faster)
 class Outcome:
     """How one event ended, and what it taught us about identities.
 
@@ -168,9 +163,6 @@ class Outcome:
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
-
-    Made by name, but each plan's end (`Ledger.outcome`) gives every field by position, in this
-    order: a third of the time of seventeen keywords, and one is made per event.
     """
 
     status: OutcomeStatus

@@ -77,25 +77,15 @@ class RootCauses:
 
 
 def _with(old: Outcome, reason: str, redacted: str) -> Outcome:
-    """The outcome with another reason, its other fields by position (Outcome's order): a
-    quarter of the time of `dataclasses.replace`, which re-runs `__init__` by name, in a
-    dry-run where many events are knock-ons. tests/core/test_rootcause.py checks every field."""
-    return Outcome(
-        old.status,
-        reason,
-        old.stage,
-        old.http_status,
-        old.retryable,
-        old.warnings,
-        old.dropped,
-        old.identities,
-        old.lead_origins,
-        old.memberships,
-        old.merged,
-        old.pending_creates,
-        old.pending_merges,
-        old.held_back,
-        old.recency,
-        redacted,
-        old.writes,
-    )
+    """The outcome with another reason, copied field by field: under half the time of a loop of
+    setattr, a quarter of `dataclasses.replace` (which re-runs `__init__`), in a dry-run where
+    many events are knock-ons. tests/core/test_rootcause.py checks every field is copied."""
+    new = object.__new__(Outcome)
+    new.status, new.reason, new.stage = old.status, reason, old.stage
+    new.http_status, new.retryable, new.writes = old.http_status, old.retryable, old.writes
+    new.warnings, new.dropped, new.held_back = old.warnings, old.dropped, old.held_back
+    new.identities, new.lead_origins = old.identities, old.lead_origins
+    new.memberships, new.merged, new.recency = old.memberships, old.merged, old.recency
+    new.pending_creates, new.pending_merges = old.pending_creates, old.pending_merges
+    new.redacted = redacted
+    return new

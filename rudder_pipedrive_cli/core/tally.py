@@ -35,8 +35,7 @@ def skip_reason(reason: str, event_type: str) -> str:
 
 @dataclass(slots=True)
 class Tally:
-    # Events by type and outcome: each event counted once, here; `read` and `outcomes` are
-    # derived from it. Each type's Counter made when its first event is counted (no call after).
+    # Each event counted once, by type and outcome (`read` and `outcomes` are derived from it).
     by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -57,17 +56,12 @@ class Tally:
     rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
 
     @property
-    def outcomes(self) -> Counter[str]:
-        """Events by outcome, of every type."""
-        total: Counter[str] = Counter()
-        for counts in self.by_type.values():
-            total.update(counts)
-        return total
+    def outcomes(self) -> Counter[str]:  # of every type, from `by_type`
+        return sum(self.by_type.values(), Counter())
 
     @property
     def read(self) -> int:
-        """Events counted (read and ended): every type, every outcome."""
-        return sum(sum(counts.values()) for counts in self.by_type.values())
+        return sum(self.outcomes.values())
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -119,23 +113,21 @@ class Tally:
             else:
                 counted, key = (self.knock_ons, root) if root else (self.failures, reason)
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
-        if warnings:
-            counted = self.warnings
-            for w in warnings:
-                counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
+        counted = self.warnings
+        for w in warnings:
+            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
         if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
         if dropped:
-            counted = self.dropped
+            tally = self.dropped
             for path in dropped:
-                counted[path] += 1
+                tally[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
-        outcomes = self.outcomes
-        events: dict[str, int] = {"read": sum(outcomes.values()) + self.not_attempted}
-        events.update({name: outcomes[name] for name in OUTCOMES})
+        events: dict[str, int] = {"read": self.read + self.not_attempted}
+        events.update({name: self.outcomes[name] for name in OUTCOMES})
         if self.not_attempted:  # only a run that stopped early has the key
             events["not_attempted"] = self.not_attempted
         document: dict[str, Any] = {
