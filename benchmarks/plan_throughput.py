@@ -137,6 +137,8 @@ LAYERS = (
     ("rendering", "rendering"),
     ("tally", "report tally"),
 )
+# The report's functions outside core/tally.py: the tally's layer, timed on its own.
+TALLY_FUNCTIONS = {("core/errors.py", "redacted_warning"), ("core/rootcause.py", "count")}
 PLANNING = ("identity", "plans", "fields")  # measured together, split by the profile's shares
 # Which planning layer a function's own time belongs to: by module, then by (module, function).
 MODULE_LAYERS = {
@@ -185,7 +187,7 @@ def planning_shares(profile: Any) -> dict[str, float]:
         where = _where(function[0])
         if where in ("io/readers.py", "core/wrappers.py", "core/events.py", "core/filters.py"):
             return None  # reading and intake, timed on their own
-        if where in ("core/tally.py", "core/costs.py") or function[2] == "redacted_warning":
+        if where in ("core/tally.py", "core/costs.py") or (where, function[2]) in TALLY_FUNCTIONS:
             return None  # the tally, timed on its own
         if where == "core/intake.py" and function[2] in ("intake", "_taken"):
             return None
@@ -210,11 +212,12 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
 
     Reading and intake are timed alone (the reader; the reader and `intake`, less the reader);
     the dry-run then runs a chunk of events at a time, and each chunk's rendering (orjson lines
-    to /dev/null) and the tally of their outcomes (into a second `Tally`, as `preview` counts
-    them) are timed on their own. What is left of the run is planning, split into its three
-    layers by their shares of a cProfile of the first chunks. Request records are made once, in
-    the run, as `preview` plans each event (its records are what it yields): their time is in
-    "plan generators and driving", and "request records" reads 0.
+    to /dev/null) and the tally of their outcomes (into a second `Tally`, as the product counts
+    them: requests by `key`, the arguments `RootCauses.count` passes) are timed on their own.
+    What is left of the run is planning, split into its three layers by their shares of a
+    cProfile of the first chunks. Request records are made once, in the run, as `preview` plans
+    each event (its records are what it yields): their time is in "plan generators and
+    driving", and "request records" reads 0.
     """
     import cProfile
 
@@ -245,6 +248,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     def run(profile: cProfile.Profile | None, limit: int | None) -> dict[str, float]:
         spent = dict.fromkeys(("run", "records", "rendering", "tally"), 0.0)
         tally = Tally()
+        counts, add_outcome = tally.requests, tally.add_outcome
         items = intake(EventReader([str(path)]), every)
         respond = Recorder(OfflineResponder(config, "missing"), Tally())
         # Bounded tables, as `rpd dry-run` keeps what earlier events would create (issue 18).
@@ -276,15 +280,15 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
                     sink.write(dumps(record, option=newline))
                 spent["rendering"] += clock() - start
                 start = clock()
-                for record in batch:
+                for record in batch:  # as Recorder and RootCauses.count count each event
                     for request in record["requests"]:
-                        tally.requests[f"{request['method']} {request['path']}"] += 1
-                    tally.add_outcome(
+                        counts[request.key] += 1
+                    add_outcome(
                         record["type"],
                         record["outcome"],
-                        dropped=record["dropped"],
-                        warnings=tuple(redacted_warning(text) for text in record["warnings"]),
-                        reason=record["reason"],
+                        record["dropped"],
+                        tuple(map(redacted_warning, w)) if (w := record["warnings"]) else (),
+                        record["reason"],
                     )
                 spent["tally"] += clock() - start
         return spent

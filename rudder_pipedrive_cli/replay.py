@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
@@ -107,12 +106,12 @@ class Replay:
     tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
-    roots: RootCauses = field(init=False)  # each userId's first failure, explaining later ones
+    roots: RootCauses = field(init=False)  # counts each end, a failure's root explaining later ones
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
-        self.roots = RootCauses(self.tables())
+        self.roots = RootCauses(self.tables(), self.tally)
 
     def start(self, item: Event) -> Plan:
         if item.decided is not None or item.event is None:
@@ -129,17 +128,7 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Event, outcome: Outcome) -> None:
-        outcome, root = self.roots.explain(item.event, outcome)
-        # Counted in words without event data (SPEC 8): the dead letter holds the full reason.
-        self.tally.add_outcome(
-            item.kind,
-            outcome.status,
-            dropped=outcome.dropped,
-            warnings=tuple(redacted_warning(text) for text in outcome.warnings),
-            reason=outcome.redacted_reason,
-            root=root,
-            writes=outcome.writes,
-        )
+        outcome = self.roots.count(item, outcome)  # a knock-on's reason names its root
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
         planned = item.event is not None and item.decided is None

@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
-from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet
@@ -49,8 +47,8 @@ def preview(
     """
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
-    explain = RootCauses(tables()).explain  # as send explains failures earlier ones caused
-    learn, add_outcome, by_rule = known.learn, send.tally.add_outcome, send.tally.rules
+    count = RootCauses(tables(), send.tally).count  # as send counts and explains its events
+    learn, by_rule = known.learn, send.tally.rules
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
@@ -64,21 +62,8 @@ def preview(
             outcome = drive(plan_event(item, config, known), send)
             learn(outcome)
             finished.add(event_id, outcome.status)
+        outcome = count(item, outcome)  # a knock-on's reason names its root
         status = outcome.status
-        root = ""
-        if status == "failed" and event_id and item.user_id is not None:  # may have a cause
-            outcome, root = explain(item, outcome)
-        # The summary groups by reason in words without event data, as send's report does
-        # (one line per cause, not one per userId); each event's full reason is in its record.
-        add_outcome(
-            kind,
-            status,
-            outcome.dropped,
-            tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
-            outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
-            root,
-            outcome.writes,
-        )
         record = {
             "source": item.source,
             "id": event_id,
@@ -90,7 +75,7 @@ def preview(
             "requests": requests,
         }
         if rules is not None and kind == "track" and event_id:  # with [[track]] rules
-            record["rule"] = rule = rules.label(text(item.raw.get("event")))
+            record["rule"] = rule = rules.label(item.raw.get("event"))
             by_rule[rule] += 1
         yield record
 

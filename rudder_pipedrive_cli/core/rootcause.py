@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.tally import Tally
 
 # Where a plan fails for want of a person, decided by rpd itself (no answer from Pipedrive):
 # "person not found and create_persons is off", "cannot create person without a name".
@@ -44,10 +46,33 @@ class RootCauses:
     Events of one userId end in input order (the runner orders them), so the first failure seen
     is the first in the input."""
 
-    def __init__(self, roots: MutableMapping[str, Root] | None = None) -> None:
+    def __init__(
+        self, roots: MutableMapping[str, Root] | None = None, tally: Tally | None = None
+    ) -> None:
         # A bounded table for a CLI run (issue 18: io/scratch.py), a dict by default.
         self._roots: MutableMapping[str, Root] = {} if roots is None else roots
         self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
+        self.tally = Tally() if tally is None else tally  # where `count` counts
+
+    def count(self, event: Event, outcome: Outcome) -> Outcome:
+        """Count an event's end in the tally, as send's and the dry-run's reports group it: by
+        reasons and warnings in words without event data (SPEC 8), a knock-on under its root's
+        reason. The outcome as its record and dead letter tell it (a knock-on's reason names
+        its root). `event` is any intake item: input that is not an event has no id."""
+        root = ""
+        status = outcome.status
+        if status == "failed" and event.id and event.user_id is not None:  # may have a cause
+            outcome, root = self.explain(event, outcome)
+        self.tally.add_outcome(
+            event.kind,
+            status,
+            outcome.dropped,
+            tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
+            outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
+            root,
+            outcome.writes,
+        )
+        return outcome
 
     def explain(self, event: Event | None, outcome: Outcome) -> Explained:
         if outcome.status != "failed" or event is None or event.user_id is None:

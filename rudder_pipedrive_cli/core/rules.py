@@ -25,7 +25,13 @@ from typing import Any
 from urllib.parse import quote
 
 from rudder_pipedrive_cli.core.errors import ConfigError
-from rudder_pipedrive_cli.core.events import Event, get_parts, json_text, path_parts
+from rudder_pipedrive_cli.core.events import (
+    Event,
+    get_parts,
+    identity_value,
+    json_text,
+    path_parts,
+)
 
 KINDS = ("lead", "deal", "activity", "note", "skip")
 RULE_KEYS = ("events", "create", "title", "content", "pipeline", "stage", "type", "done", "fields")
@@ -38,6 +44,7 @@ KIND_KEYS: Mapping[str, frozenset[str]] = {
     "skip": frozenset(),
 }
 SKIP_REASON = "track rule: skip"
+MAX_NAMES = 10_000  # event names whose rule (and label) a run remembers at once
 NO_RULE = "no rule (lead)"
 MARKER_PREFIX = "rpd:"
 # The characters a marker keeps as they are: an event id is quoted into one word of HTML-safe
@@ -180,6 +187,11 @@ class TrackRules:
     every: int | None = None  # the first rule with "*"
     # What the events may create, leads always (no match): the kinds whose origins rpd keeps.
     creates: tuple[str, ...] = ("lead",)
+    # Each event name's rule (`match`) and each raw "event" value's label (`label`), found once
+    # per name: a dict each, emptied when it holds MAX_NAMES (an archive may name thousands).
+    # Not copied by `replace` (init=False): rules resolved anew start them anew.
+    matched: dict[str, TrackRule | None] = field(default_factory=dict, init=False, compare=False)
+    labels: dict[str, str] = field(default_factory=dict, init=False, compare=False)
 
     @classmethod
     def of(cls, rules: tuple[TrackRule, ...]) -> TrackRules:
@@ -200,8 +212,10 @@ class TrackRules:
 
     def match(self, name: str) -> TrackRule | None:
         """The first rule whose events match `name`, or None (then: a lead, as the seed does)."""
-        if not self.rules:
-            return None
+        try:
+            return self.matched[name]
+        except KeyError:
+            pass
         best = self.exact.get(name)
         if self.every is not None and (best is None or self.every < best):
             best = self.every
@@ -211,11 +225,23 @@ class TrackRules:
             if name.startswith(prefix):
                 best = index
                 break
-        return None if best is None else self.rules[best]
+        rule = None if best is None else self.rules[best]
+        _remember(self.matched, name, rule)
+        return rule
 
-    def label(self, name: str | None) -> str:
+    def label(self, raw: Any) -> str:
+        """How dry-run output names the rule a track event's raw "event" value matches (the
+        plan's name for it: `text`, trimmed), or NO_RULE."""
+        try:
+            return self.labels[raw]
+        except (KeyError, TypeError):  # a name not met yet; a list or an object
+            pass
+        name = identity_value(raw)
         rule = self.match(name) if name is not None else None
-        return NO_RULE if rule is None else rule.label
+        label = NO_RULE if rule is None else rule.label
+        if type(raw) is str:  # not 1 and True, one key for two names
+            _remember(self.labels, raw, label)
+        return label
 
     def unresolved(self) -> list[str]:
         """Names of pipelines, stages and activity types no listing has resolved yet."""
@@ -239,6 +265,12 @@ class TrackRules:
 
     def with_rules(self, rules: tuple[TrackRule, ...]) -> TrackRules:
         return replace(self, rules=rules)
+
+
+def _remember(table: dict[str, Any], name: str, value: Any) -> None:
+    if len(table) >= MAX_NAMES:
+        table.clear()
+    table[name] = value
 
 
 def _unresolved(rule: TrackRule) -> list[str]:

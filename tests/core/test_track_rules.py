@@ -23,6 +23,7 @@ from helpers_core import (
     search_person,
 )
 
+from rudder_pipedrive_cli.core import rules as rules_module
 from rudder_pipedrive_cli.core.catalog import Catalog, Stage
 from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.events import parse_event
@@ -374,6 +375,43 @@ def test_first_matching_rule_wins_whatever_the_pattern_kind() -> None:
         NO_RULE,
     ]
     assert parse_rules([], "rpd.toml").match("Anything") is None
+
+
+def test_each_name_is_matched_once_in_a_bounded_table_and_labels_stay_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tables = [
+        {"events": ["Trial *"], "create": "skip"},
+        {"events": ["Demo", "*"], "create": "note"},
+        {"events": ["Demo"], "create": "deal"},
+    ]
+    rules = parse_rules(tables, "rpd.toml")
+    names: list[Any] = ["Demo", " Demo ", "Trial 1", "Demo", 7, 7.0, True, None, [1], {"a": 1}]
+    expected = ["track #2 (note)"] * 2 + ["track #1 (skip)", "track #2 (note)"]
+    expected += ["track #2 (note)"] * 2 + [NO_RULE] * 4  # 7 is "7"; true, null, [1], {} none
+    assert [rules.label(name) for name in names] == expected
+    # Each string met once: the plan's names trimmed, the raw values as the records hold them.
+    assert rules.matched == {"Demo": rules.rules[1], "Trial 1": rules.rules[0], "7": rules.rules[1]}
+    assert rules.labels == {
+        "Demo": "track #2 (note)",
+        " Demo ": "track #2 (note)",
+        "Trial 1": "track #1 (skip)",
+    }
+    # A remembered answer is the answer: no pattern is looked at again.
+    rules.exact.clear()  # type: ignore[attr-defined]
+    assert rules.match("Demo") is rules.rules[1]
+    assert rules.label(" Demo ") == "track #2 (note)"
+    # Bounded: past MAX_NAMES names the table starts again, and answers stay the same.
+    monkeypatch.setattr(rules_module, "MAX_NAMES", 2)
+    bounded = parse_rules(tables, "rpd.toml")
+    assert [bounded.label(f"Trial {n}") for n in range(5)] == ["track #1 (skip)"] * 5
+    assert bounded.labels == {"Trial 4": "track #1 (skip)"}
+    assert list(bounded.matched) == ["Trial 4"]
+    # Rules resolved anew (`replace`) remember nothing of the old ones.
+    renumbered = tuple(replace(rule, number=rule.number + 10) for rule in bounded.rules)
+    again = bounded.with_rules(renumbered)
+    assert (again.matched, again.labels) == ({}, {})
+    assert again.label("Trial 4") == "track #11 (skip)"
 
 
 TEMPLATE_ERRORS = [
