@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
@@ -58,9 +58,7 @@ def input_aliases(
             continue
         if survey is not None:
             survey.add(event)
-        if event.type != "alias":
-            continue
-        if event.previous_id is not None and event.user_id is not None:
+        if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
             aliases.setdefault(event.previous_id, event.user_id)
     return aliases
 
@@ -68,27 +66,20 @@ def input_aliases(
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:
     """Record each write before it is sent; a write an interrupted run left in flight is not
     sent again but answered as unknown, so the plan reconciles it (SPEC 5, exactly-once)."""
-    try:
-        request = next(plan)
-    except StopIteration as stop:  # a plan that decides without asking anything
-        first: Outcome = stop.value
-        return first
+    response: Any = None  # what a plan is sent first
     while True:
-        response: ApiResponse
-        if request.is_write:
-            left_in_flight = journal.pending_write(event_id, request)
-            if left_in_flight is not None:
-                response = ApiResponse(status=0, sent_at=left_in_flight)
-            else:
-                journal.begin_write(event_id, request, now())
-                response = yield request
-        else:
-            response = yield request  # a transport failure too: an answer, `failed` set
         try:
             request = plan.send(response)
-        except StopIteration as stop:
+        except StopIteration as stop:  # the plan decided (perhaps without asking anything)
             outcome: Outcome = stop.value
             return outcome
+        if not request.is_write:
+            response = yield request  # a transport failure too: an answer, `failed` set
+        elif (left_in_flight := journal.pending_write(event_id, request)) is not None:
+            response = ApiResponse(status=0, sent_at=left_in_flight)
+        else:
+            journal.begin_write(event_id, request, now())
+            response = yield request
 
 
 @dataclass(slots=True, kw_only=True)
@@ -111,7 +102,7 @@ class Replay:
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
-        self.roots = RootCauses(self.tables(), self.tally)
+        self.roots = RootCauses(self.tables())
 
     def start(self, item: Event) -> Plan:
         if item.decided is not None or item.event is None:
@@ -128,11 +119,10 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Event, outcome: Outcome) -> None:
-        outcome = self.roots.count(item, outcome)  # a knock-on's reason names its root
+        outcome = self.roots.count(self.tally, item, outcome)  # a knock-on names its root
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
-        planned = item.event is not None and item.decided is None
-        if planned and outcome is not JOURNALED:
+        if item.id and item.decided is None and outcome is not JOURNALED:  # a planned event
             if self.index is not None:  # the records it made go in, merged persons out
                 self.index.learn(outcome)
             if self.journal is not None:

@@ -47,8 +47,8 @@ def preview(
     """
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
-    count = RootCauses(tables(), send.tally).count  # as send counts and explains its events
-    learn, by_rule = known.learn, send.tally.rules
+    count, tally = RootCauses(tables()).count, send.tally  # as send counts and explains events
+    learn, by_rule = known.learn, tally.rules
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
@@ -62,7 +62,7 @@ def preview(
             outcome = drive(plan_event(item, config, known), send)
             learn(outcome)
             finished.add(event_id, outcome.status)
-        outcome = count(item, outcome)  # a knock-on's reason names its root
+        outcome = count(tally, item, outcome)  # a knock-on's reason names its root
         status = outcome.status
         record = {
             "source": item.source,

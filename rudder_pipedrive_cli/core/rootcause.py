@@ -35,35 +35,25 @@ class Root:
     redacted: str  # in words holding none: for the report
 
 
-# The event's outcome, its reason naming the root for a knock-on, and that root's redacted reason
-# ("" for anything else): a plain pair (no call to make one) the runners unpack.
-Explained = tuple[Outcome, str]
-
-
 class RootCauses:
     """The first failure of each userId in a run, to explain the failures that follow it.
 
     Events of one userId end in input order (the runner orders them), so the first failure seen
     is the first in the input."""
 
-    def __init__(
-        self, roots: MutableMapping[str, Root] | None = None, tally: Tally | None = None
-    ) -> None:
+    def __init__(self, roots: MutableMapping[str, Root] | None = None) -> None:
         # A bounded table for a CLI run (issue 18: io/scratch.py), a dict by default.
         self._roots: MutableMapping[str, Root] = {} if roots is None else roots
         self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
-        self.tally = Tally() if tally is None else tally  # where `count` counts
 
-    def count(self, event: Event, outcome: Outcome) -> Outcome:
-        """Count an event's end in the tally, as send's and the dry-run's reports group it: by
-        reasons and warnings in words without event data (SPEC 8), a knock-on under its root's
-        reason. The outcome as its record and dead letter tell it (a knock-on's reason names
-        its root). `event` is any intake item: input that is not an event has no id."""
+    def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
+        """Count an event's end (any intake item) in the tally, in words without event data
+        (SPEC 8), a knock-on under its root; the outcome its record and dead letter tell."""
         root = ""
         status = outcome.status
         if status == "failed" and event.id and event.user_id is not None:  # may have a cause
             outcome, root = self.explain(event, outcome)
-        self.tally.add_outcome(
+        tally.add_outcome(
             event.kind,
             status,
             outcome.dropped,
@@ -74,10 +64,11 @@ class RootCauses:
         )
         return outcome
 
-    def explain(self, event: Event | None, outcome: Outcome) -> Explained:
-        if outcome.status != "failed" or event is None or event.user_id is None:
-            return outcome, ""
+    def explain(self, event: Event, outcome: Outcome) -> tuple[Outcome, str]:
+        """A failed event's outcome, a knock-on's reason naming its root, and that root's
+        redacted reason ("" for anything else). The event has a userId (`count` sees to it)."""
         user = event.user_id
+        assert user is not None
         if event.type == "alias":  # about two users, never creating: its reason is its own,
             if outcome.stage == WAITING_STAGE:  # unless it waits for a failure of either
                 root = self._roots.get(user) or self._roots.get(event.previous_id or "")

@@ -1,8 +1,8 @@
 """Track rules (SPEC 3 `[[track]]`, SPEC 4 "track rules"): what a track event becomes, by name.
 
 A rule is data, compiled once at start: its event patterns go into a table (exact names in a
-dict, prefixes in a list, `"*"` as one index), its templates into parts. Per event, `match` is a
-dict lookup and a short loop; `Template.render` is a loop over parts.
+dict, prefixes in a list, `"*"` as one index), its templates into parts. Each event name is
+matched once (a lookup, a short loop), and remembered; `Template.render` loops over parts.
 
 Where SPEC is silent:
 - A rule is named in messages and dry-run output by its place in the file, `track #2 (deal)`;
@@ -25,13 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from rudder_pipedrive_cli.core.errors import ConfigError
-from rudder_pipedrive_cli.core.events import (
-    Event,
-    get_parts,
-    identity_value,
-    json_text,
-    path_parts,
-)
+from rudder_pipedrive_cli.core.events import Event, get_parts, identity_value, json_text, path_parts
 
 KINDS = ("lead", "deal", "activity", "note", "skip")
 RULE_KEYS = ("events", "create", "title", "content", "pipeline", "stage", "type", "done", "fields")
@@ -44,7 +38,7 @@ KIND_KEYS: Mapping[str, frozenset[str]] = {
     "skip": frozenset(),
 }
 SKIP_REASON = "track rule: skip"
-MAX_NAMES = 10_000  # event names whose rule (and label) a run remembers at once
+MAX_NAMES = 10_000  # event names whose rule a run remembers at once
 NO_RULE = "no rule (lead)"
 MARKER_PREFIX = "rpd:"
 # The characters a marker keeps as they are: an event id is quoted into one word of HTML-safe
@@ -169,10 +163,6 @@ class TrackRule:
     unresolvable: str = ""
 
     @property
-    def label(self) -> str:
-        return f"track #{self.number} ({self.create})"
-
-    @property
     def where(self) -> str:
         return f"track #{self.number}"
 
@@ -187,11 +177,11 @@ class TrackRules:
     every: int | None = None  # the first rule with "*"
     # What the events may create, leads always (no match): the kinds whose origins rpd keeps.
     creates: tuple[str, ...] = ("lead",)
-    # Each event name's rule (`match`) and each raw "event" value's label (`label`), found once
-    # per name: a dict each, emptied when it holds MAX_NAMES (an archive may name thousands).
-    # Not copied by `replace` (init=False): rules resolved anew start them anew.
-    matched: dict[str, TrackRule | None] = field(default_factory=dict, init=False, compare=False)
-    labels: dict[str, str] = field(default_factory=dict, init=False, compare=False)
+    # Each name's rule and label, emptied at MAX_NAMES (an archive may name thousands); not
+    # copied by `replace` (init=False): rules resolved anew start it anew.
+    matched: dict[str, tuple[TrackRule | None, str]] = field(
+        default_factory=dict, init=False, compare=False
+    )
 
     @classmethod
     def of(cls, rules: tuple[TrackRule, ...]) -> TrackRules:
@@ -210,12 +200,24 @@ class TrackRules:
         creates = ("lead", *(kind for kind in KINDS if kind in others))
         return cls(rules=rules, exact=exact, prefixes=tuple(prefixes), every=every, creates=creates)
 
-    def match(self, name: str) -> TrackRule | None:
-        """The first rule whose events match `name`, or None (then: a lead, as the seed does)."""
+    def match(self, name: Any) -> TrackRule | None:
+        """The first rule whose events match a track event's name (its "event" value, trimmed
+        as `text` trims it), or None (then: a lead, as the seed does)."""
         try:
-            return self.matched[name]
-        except KeyError:
-            pass
+            return self.matched[name][0]
+        except (KeyError, TypeError):  # a name not met yet; a list or an object
+            return self._match(name)[0]
+
+    def label(self, name: Any) -> str:
+        """How dry-run output names the rule `name` matches: `track #2 (deal)`, or NO_RULE."""
+        try:
+            return self.matched[name][1]
+        except (KeyError, TypeError):
+            return self._match(name)[1]
+
+    def _match(self, raw: Any) -> tuple[TrackRule | None, str]:
+        if (name := identity_value(raw)) is None:
+            return None, NO_RULE
         best = self.exact.get(name)
         if self.every is not None and (best is None or self.every < best):
             best = self.every
@@ -226,22 +228,12 @@ class TrackRules:
                 best = index
                 break
         rule = None if best is None else self.rules[best]
-        _remember(self.matched, name, rule)
-        return rule
-
-    def label(self, raw: Any) -> str:
-        """How dry-run output names the rule a track event's raw "event" value matches (the
-        plan's name for it: `text`, trimmed), or NO_RULE."""
-        try:
-            return self.labels[raw]
-        except (KeyError, TypeError):  # a name not met yet; a list or an object
-            pass
-        name = identity_value(raw)
-        rule = self.match(name) if name is not None else None
-        label = NO_RULE if rule is None else rule.label
-        if type(raw) is str:  # not 1 and True, one key for two names
-            _remember(self.labels, raw, label)
-        return label
+        found = (None, NO_RULE) if rule is None else (rule, f"{rule.where} ({rule.create})")
+        if type(raw) is str:  # not 1 or True: one key for both
+            if len(self.matched) >= MAX_NAMES:
+                self.matched.clear()
+            self.matched[raw] = found
+        return found
 
     def unresolved(self) -> list[str]:
         """Names of pipelines, stages and activity types no listing has resolved yet."""
@@ -265,12 +257,6 @@ class TrackRules:
 
     def with_rules(self, rules: tuple[TrackRule, ...]) -> TrackRules:
         return replace(self, rules=rules)
-
-
-def _remember(table: dict[str, Any], name: str, value: Any) -> None:
-    if len(table) >= MAX_NAMES:
-        table.clear()
-    table[name] = value
 
 
 def _unresolved(rule: TrackRule) -> list[str]:

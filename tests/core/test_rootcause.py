@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from rudder_pipedrive_cli.core.errors import UNSHOWN, Warned
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses, _with
+from rudder_pipedrive_cli.core.tally import Tally
 
 ROOT = Outcome(
     status="failed",
@@ -135,3 +137,33 @@ def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
         "reason": "the reason",
         "redacted": "the redacted reason",
     }
+
+
+def test_count_explains_only_failures_with_a_userid_and_counts_words_without_event_data() -> None:
+    """send and dry-run count each event's end through `count` (replay.py, core/preview.py)."""
+    roots, tally = RootCauses(), Tally()
+    warned = Outcome(
+        status="sent",
+        warnings=(Warned("ann@example.com is no email", "a value is no email"), "plain u-1"),
+        dropped=("traits.x",),
+        writes=("persons created",),
+    )
+    assert roots.count(tally, event("identify", "u-1"), warned) is warned
+    # A success is no root: the failure after it is one of its own.
+    assert roots.count(tally, event("identify", "u-1", 2), ROOT) is ROOT
+    knock_on = roots.count(tally, event("track", "u-1", 3, event="x"), NO_NAME)
+    assert knock_on.reason.startswith("no person for u-1: its identify failed earlier")
+    # Input that is not an event (no id) and a failure without a userId are counted as they are.
+    invalid = parse_event({"type": "identify", "userId": "u-1"}, "f:4")
+    invalid.id = ""
+    assert roots.count(tally, invalid, NO_NAME) is NO_NAME
+    anonymous = parse_event({"type": "track", "messageId": "m-5", "anonymousId": "a"}, "f:5")
+    assert roots.count(tally, anonymous, NO_NAME) is NO_NAME
+    assert dict(tally.by_type) == {
+        "identify": {"sent": 1, "failed": 2},
+        "track": {"failed": 2},
+    }
+    assert tally.failures == {ROOT.redacted_reason: 1, NO_NAME.reason: 2}  # the knock-on: below
+    assert tally.knock_ons == {ROOT.redacted_reason: 1}
+    assert tally.warnings == {"a value is no email": 1, UNSHOWN: 1}
+    assert (tally.dropped, tally.writes) == ({"traits.x": 1}, {"persons created": 1})

@@ -390,13 +390,9 @@ def test_each_name_is_matched_once_in_a_bounded_table_and_labels_stay_the_same(
     expected = ["track #2 (note)"] * 2 + ["track #1 (skip)", "track #2 (note)"]
     expected += ["track #2 (note)"] * 2 + [NO_RULE] * 4  # 7 is "7"; true, null, [1], {} none
     assert [rules.label(name) for name in names] == expected
-    # Each string met once: the plan's names trimmed, the raw values as the records hold them.
-    assert rules.matched == {"Demo": rules.rules[1], "Trial 1": rules.rules[0], "7": rules.rules[1]}
-    assert rules.labels == {
-        "Demo": "track #2 (note)",
-        " Demo ": "track #2 (note)",
-        "Trial 1": "track #1 (skip)",
-    }
+    # Each string met once, as the record holds it (the plan's name is trimmed already).
+    note, skip = (rules.rules[1], "track #2 (note)"), (rules.rules[0], "track #1 (skip)")
+    assert rules.matched == {"Demo": note, " Demo ": note, "Trial 1": skip}
     # A remembered answer is the answer: no pattern is looked at again.
     rules.exact.clear()  # type: ignore[attr-defined]
     assert rules.match("Demo") is rules.rules[1]
@@ -405,12 +401,11 @@ def test_each_name_is_matched_once_in_a_bounded_table_and_labels_stay_the_same(
     monkeypatch.setattr(rules_module, "MAX_NAMES", 2)
     bounded = parse_rules(tables, "rpd.toml")
     assert [bounded.label(f"Trial {n}") for n in range(5)] == ["track #1 (skip)"] * 5
-    assert bounded.labels == {"Trial 4": "track #1 (skip)"}
-    assert list(bounded.matched) == ["Trial 4"]
+    assert bounded.matched == {"Trial 4": (bounded.rules[0], "track #1 (skip)")}
     # Rules resolved anew (`replace`) remember nothing of the old ones.
     renumbered = tuple(replace(rule, number=rule.number + 10) for rule in bounded.rules)
     again = bounded.with_rules(renumbered)
-    assert (again.matched, again.labels) == ({}, {})
+    assert again.matched == {}
     assert again.label("Trial 4") == "track #11 (skip)"
 
 
