@@ -94,35 +94,28 @@ class Closing(ABC):
 
 
 class ScratchIds(Closing):
-    """A set of strings (`in`, `add`) whose memory does not grow with its size."""
+    """The older ids of `core.intake.Finished`, moved here `recent` at a time: a set of strings
+    (`in`, `move`) whose memory does not grow with its size."""
 
-    __slots__ = ("_db", "_filter", "_recent", "_recent_limit")
+    __slots__ = ("_db", "_filter", "recent")
 
     def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
         self._db: sqlite3.Connection | None = None
         self._filter = _Bits(filter_bits)
-        self._recent: set[str] = set()
-        self._recent_limit = recent
+        self.recent = recent
 
     def __contains__(self, event_id: str) -> bool:
-        if event_id in self._recent:
-            return True
         if self._db is None:
             return False
-        if hash(event_id) not in self._filter:
+        bits = self._filter  # its test inline: asked for most events of a long dry-run
+        bit = hash(event_id) & bits.mask
+        if not bits.bits[bit >> 3] & (1 << (bit & 7)):
             return False
         return (
             self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
         )
 
-    def add(self, event_id: str) -> None:
-        recent = self._recent
-        recent.add(event_id)
-        if len(recent) >= self._recent_limit:
-            self._move(recent)
-            recent.clear()
-
-    def _move(self, ids: set[str]) -> None:
+    def move(self, ids: set[str]) -> None:
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
