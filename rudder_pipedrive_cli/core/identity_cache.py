@@ -214,15 +214,33 @@ class IdentityStore:
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
         self.holding = False
         self.pending = pending
-        self.merges = False  # a merge or re-key is known: two userIds may name one person
-        # Lookups are the tables' own: no call of ours between a plan and its answer. Once a merge
-        # or re-key is known, `person_id` follows merges (`_survivor_of`).
-        self.person_id: Callable[[str], PdId | None] = self.persons.get
-        self.org_id: Callable[[str], PdId | None] = self.orgs.get
-        self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
-        self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
-        if merges:
-            self.merging()
+        self.person_id: Callable[[str], PdId | None]
+        self.org_id: Callable[[str], PdId | None]
+        self.lead_origins: Callable[[PdId], frozenset[str] | None]
+        self.person_org: Callable[[PdId], PdId | None]
+        self._times: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
+        self.merges = merges  # a merge or re-key is known: two userIds may name one person
+        self._bind()
+
+    def _bind(self) -> None:
+        """The lookups, the tables' own: no call of ours between a plan and its answer. Once a
+        merge or re-key is known, `person_id` follows merges (`_survivor_of`)."""
+        self.person_id = self._survivor_of if self.merges else self._lookup(self.persons)
+        self.org_id = self._lookup(self.orgs)
+        self.lead_origins = self._lookup(self.leads)
+        self.person_org = self._lookup(self.memberships)
+        self._times = self._lookup(self.times)
+
+    def _lookup(self, table: Any) -> Callable[[Any], Any]:
+        """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are
+        in memory, its memory's `get`, bound again when keys first move out."""
+        hot = getattr(table, "hot", None)
+        if hot is None or table.moved:
+            lookup: Callable[[Any], Any] = table.get
+        else:
+            lookup = hot.get
+            table.on_move = self._bind
+        return lookup
 
     def merging(self) -> None:
         """From now on, two userIds may name one person: `person_id` follows merges."""
@@ -242,7 +260,7 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self.times.get((kind, record), {}) if self.times else {}
+        return self._times((kind, record)) or {}
 
     def learn(self, outcome: Outcome) -> None:
         if not (
@@ -257,7 +275,7 @@ class IdentityStore:
         ):
             return  # most failed, skipped and unchanged events teach nothing
         for record, times in outcome.recency.items():
-            before = self.times.get(record)
+            before = self._times(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
         if not self.merges and (outcome.merged or links_persons(outcome)):
             self.merging()
