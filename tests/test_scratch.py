@@ -51,6 +51,26 @@ def test_ids_stay_in_memory_until_the_window_fills_then_move_out() -> None:
     assert older._db is None
 
 
+def test_only_ids_the_filter_may_hold_are_asked_of_the_database() -> None:
+    class Counted(ScratchIds):
+        __slots__ = ("asked",)
+
+        def __contains__(self, event_id: str) -> bool:
+            self.asked.append(event_id)
+            return super().__contains__(event_id)
+
+    with Counted(recent=3) as older:
+        older.asked = []
+        ids = Finished(None, older)
+        for event_id in "abc":
+            ids.add(event_id, "sent")
+        assert "a" in ids and "c" in ids and older.asked == ["a", "c"]
+        older.asked.clear()
+        # 100 ids never seen: a clear bit each (3 bits set of 2**24), so SQLite is not asked.
+        assert not any(f"new-{n}" in ids for n in range(100))
+        assert len(older.asked) <= 1
+
+
 def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
     config = PlanConfig(user_id_field="f" * 40, create_persons=True)
     events = [

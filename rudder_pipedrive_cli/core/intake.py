@@ -15,9 +15,13 @@ DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun s
 
 class IdSet(Protocol):
     """Where `Finished` moves the ids this run finished once `recent` of them are in memory
-    (io/scratch.py's ScratchIds, whose memory does not grow)."""
+    (io/scratch.py's ScratchIds, whose memory does not grow). `bits` and `mask` are a Bloom
+    filter of its ids: an id whose bit (`hash(id) & mask`) is clear in `bits` is not there, and
+    only an id whose bit is set is asked for."""
 
     recent: int
+    bits: bytearray
+    mask: int
 
     def __contains__(self, event_id: str) -> bool: ...
 
@@ -31,7 +35,8 @@ class Finished:
     without one (a first dry-run, `send --sandbox`), so dry-run plans it as send does.
 
     The ids this run finishes are a set in memory; with `older` (dry-run's, so its memory stays
-    flat), they move there `older.recent` at a time, and it is asked only once some have.
+    flat), they move there `older.recent` at a time, and it is asked only once some have, for
+    an id its filter may hold.
     """
 
     __slots__ = ("_ids", "_journal_status", "_moved", "_older")
@@ -47,8 +52,13 @@ class Finished:
         self._moved = False  # whether any id moved to `older`
 
     def __contains__(self, event_id: str) -> bool:
-        if event_id in self._ids or (self._moved and event_id in self._older):  # type: ignore[operator]
+        if event_id in self._ids:
             return True
+        if self._moved:  # the filter inline: most ids were never seen, and it tells at once
+            older: IdSet = self._older  # type: ignore[assignment]
+            bit = hash(event_id) & older.mask
+            if older.bits[bit >> 3] & (1 << (bit & 7)) and event_id in older:
+                return True
         status = self._journal_status
         return status is not None and status(event_id) in DONE
 

@@ -95,21 +95,19 @@ class Closing(ABC):
 
 class ScratchIds(Closing):
     """The older ids of `core.intake.Finished`, moved here `recent` at a time: a set of strings
-    (`in`, `move`) whose memory does not grow with its size."""
+    (`in`, `move`) whose memory does not grow with its size, with the Bloom filter (`bits`,
+    `mask`) that `Finished` tests before it asks."""
 
-    __slots__ = ("_db", "_filter", "recent")
+    __slots__ = ("_db", "_filter", "bits", "mask", "recent")
 
     def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
         self._db: sqlite3.Connection | None = None
         self._filter = _Bits(filter_bits)
+        self.bits, self.mask = self._filter.bits, self._filter.mask
         self.recent = recent
 
     def __contains__(self, event_id: str) -> bool:
         if self._db is None:
-            return False
-        bits = self._filter  # its test inline: asked for most events of a long dry-run
-        bit = hash(event_id) & bits.mask
-        if not bits.bits[bit >> 3] & (1 << (bit & 7)):
             return False
         return (
             self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
