@@ -85,17 +85,14 @@ def origins_kind(key: PdId) -> str:
     return "lead"
 
 
-class Lookup(Protocol):
+class Table(Protocol):
     """One table of an `IdentityStore`: a dict, io/scratch.py's bounded `SpillTable`, or rows of
-    the replay state (io/state_identities.py). A table's truth value may be True when it is empty,
-    never False when it holds something: it only guards lookups."""
+    the replay state (io/state_identities.py)."""
 
     def get(self, key: Any, default: Any = None, /) -> Any: ...
 
     def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
-
-class Table(Lookup, Protocol):
     def pop(self, key: Any, default: Any, /) -> Any: ...
 
 
@@ -107,17 +104,15 @@ STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "lea
 
 class IdentityStore:
     """What a run knows about identities, and the one place that takes in what an outcome taught
-    (`learn`). Plans read it (as `IdentityCache`) by its lookups:
-    `person_id(userId)` (after any merge it went through), `org_id(groupId)`,
-    `lead_origins(origins_key)` (the `origin_id`s of a person's leads, deals, activities or notes;
-    None when nobody has looked yet), `person_org(person)` (the organization it is known to
-    belong to), `pending_create`, `merging_into`, `held_back` (each asked only while `pending` or
-    `holding` says there may be one) and `recency`; `merges` says whether two userIds may name
-    one person. Its tables are made by `tables` (dicts by
-    default; bounded ones for a CLI run, io/scratch.py), except those given in `stored`: the
-    replay state (io/state.py) gives the rows of its file for the tables named in `STORED`, and
-    `merges` and `pending` as the file says. Memberships and identities held back are memory
-    tables always: they hold for this run only.
+    (`learn`). Plans read it (as `IdentityCache`) by its lookups: `person_id(userId)` (after any
+    merge it went through), `org_id(groupId)`, `lead_origins(origins_key)` (the `origin_id`s of
+    a person's leads, deals, activities or notes; None when nobody has looked yet),
+    `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
+    `pending` or `holding` says there may be one) and `recency`; `merges` says whether two
+    userIds may name one person. Its tables are made by `tables` (dicts by default; bounded ones
+    for a CLI run, io/scratch.py), except those given in `stored`: the replay state (io/state.py)
+    gives the rows of its file for the tables named in `STORED`, and `merges` and `pending` as
+    the file says. Memberships and identities held back are memory tables always (this run's).
     """
 
     # One listing of the account's records of some kinds behind the cache (`list_origins`): set
@@ -148,24 +143,19 @@ class IdentityStore:
         self.pending_merges: Table = table("pending_merges")
         self.leads: Table = table("leads")  # by core/index.py's origins_key
         # Field recency: stored values are never changed in place, only replaced.
-        self.times: Lookup = table("times")
+        self.times: Table = table("times")
         self.memberships: MutableMapping[PdId, PdId] = tables()  # person: organization
-        self.held: MutableMapping[tuple[str, str], bool] = (
-            tables()
-        )  # identities held back (an event of theirs failed)
+        # Identities held back (an event of theirs failed).
+        self.held: MutableMapping[tuple[str, str], bool] = tables()
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
         self.holding = False
         self.pending = pending
+        self.merges = merges  # a merge or re-key is known: two userIds may name one person
         self.person_id: Callable[[str], PdId | None]
         self.org_id: Callable[[str], PdId | None]
         self.lead_origins: Callable[[PdId], frozenset[str] | None]
         self.person_org: Callable[[PdId], PdId | None]
-        self._person_of: Callable[[str], PdId | None]
-        self._merged_into: Callable[[PdId], PdId | None]
-        self._leads: Callable[[PdId], frozenset[str] | None]
-        self._times: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
-        self.merges = merges  # a merge or re-key is known: two userIds may name one person
         self._bind()
 
     def _bind(self) -> None:
@@ -200,7 +190,7 @@ class IdentityStore:
         self._bind()
 
     def _listed_origins(self, key: PdId) -> frozenset[str] | None:  # `lead_origins` once listed
-        cached = self._leads(key)
+        cached: frozenset[str] | None = self._leads(key)
         if cached is not None or origins_kind(key) not in self._listed_kinds:
             return cached
         return frozenset(self._listed.get(key, ()))
@@ -208,10 +198,11 @@ class IdentityStore:
     def merging(self) -> None:
         """From now on, two userIds may name one person: `person_id` follows merges."""
         self.merges = True
-        self.person_id = self._survivor_of
+        self._bind()
 
     def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
-        person, merged_into = self._person_of(user_id), self._merged_into
+        person: PdId | None = self._person_of(user_id)
+        merged_into = self._merged_into
         for _ in range(MAX_MERGE_HOPS):  # u-a into u-b, then u-b into u-c: u-a is u-c
             into = None if person is None else merged_into(person)
             if into is None:

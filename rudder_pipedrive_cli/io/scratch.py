@@ -185,18 +185,6 @@ class SpillTable(MutableMapping[K, V]):
     ours (as the identity cache reads it; such reads do not count as use); `on_move` is called
     once, when that stops being true."""
 
-    __slots__ = (
-        "_db",
-        "_filter",
-        "_limit",
-        "_moving",
-        "_name",
-        "_spill",
-        "_stored",
-        "hot",
-        "on_move",
-    )
-
     def __init__(self, spill: Spill, name: str) -> None:
         self._spill = spill
         self._name = name
