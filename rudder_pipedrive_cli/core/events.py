@@ -247,8 +247,8 @@ class Event:
         self.decided = self.refused = None
         # Each identity: its top-level value when a non-empty string (the common case, in a
         # straight line), else `_identity` checks it and reads its fallbacks, the first present,
-        # non-empty value winning; only an absent top-level value with no fallback key present
-        # skips that call.
+        # non-empty value winning (an absent groupId or previousId whose fallback keys are all
+        # absent too skips that call).
         context = raw.get("context", _EMPTY)
         if type(context) is not dict and not isinstance(context, Mapping):
             context = _EMPTY
