@@ -68,7 +68,7 @@ class Template:
                 out.append(literal)
                 continue
             value = event.user_id if not path else get_parts(event.raw, path)
-            shown = template_text(value)
+            shown = value if type(value) is str else template_text(value)
             out.append(html.escape(shown) if escape else shown)
         return "".join(out)
 
