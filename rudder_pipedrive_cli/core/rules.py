@@ -180,7 +180,7 @@ class TrackRules:
     # Each name's rule and label, emptied at MAX_NAMES (an archive may name thousands); not
     # copied by `replace` (init=False): rules resolved anew start it anew.
     matched: dict[str, tuple[TrackRule | None, str]] = field(
-        default_factory=dict, init=False, compare=False
+        default_factory=dict, init=False, compare=False, repr=False
     )
 
     @classmethod
