@@ -35,11 +35,10 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
-# Where an event holds the values of a body, as `Traits` takes them.
+# Where an event holds the values of a body, as `sources_at` takes them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
 PERSON_TRAITS = (TRAITS, CONTEXT_TRAITS)  # an identify's or alias's person: top-level traits win
-PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
 NAME_KEYS = frozenset({"name", *FIRST_NAME_PATHS, *LAST_NAME_PATHS})
@@ -63,63 +62,35 @@ TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
-class Traits:  # immutable by convention: see protocol.py
-    """Where a plan reads an entity's values: the first source holding a path wins."""
+def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
+    """The objects of the event `raw` at `paths` (`PERSON_TRAITS`), in order: where a body reads
+    its values, the first source holding a path winning (`trait`)."""
+    sources: tuple[Any, ...] = ()
+    for parts in paths:
+        found: Any = raw
+        for part in parts:
+            found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+        if type(found) is dict or isinstance(found, Mapping):
+            sources += (found,)
+    return sources
 
-    __slots__ = ("flat", "sources")
 
-    def __init__(
-        self,
-        raw: Mapping[str, Any] | None = None,
-        *paths: tuple[str, ...],
-        sources: tuple[Mapping[str, Any], ...] = (),
-    ) -> None:
-        """The objects of the event `raw` at `paths` (`CONTEXT_TRAITS`), else `sources`."""
-        for parts in paths:
-            found: Any = raw
-            for part in parts:
-                found = (
-                    found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
-                )
-            if type(found) is dict or isinstance(found, Mapping):
-                sources += (found,)
-        self.sources = sources
-        # One-key reads, from the sources merged (first non-None value wins); made here, since a
-        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
-        # A None or "" value reads as absent either way (every reader of `flat` skips both).
-        count = len(sources)
-        if count == 1:
-            self.flat: Mapping[str, Any] = sources[0]
-            return
-        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
-            self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
-            return
-        flat: dict[str, Any] = {}
-        for source in sources:
-            for key, value in source.items():
-                if value is not None and value != "" and key not in flat:
-                    flat[key] = value
-        self.flat = flat
-
-    def get(self, path: str) -> Any:
-        """The first source's value at `path`; an empty string reads as absent, as it does when
-        sources are merged (so one source or several give the same answer). A dotted path is
-        nested objects, else a key holding the dots itself (flattened traits: "company.role")."""
-        if "." not in path:  # most paths are one key
-            value = self.flat.get(path)
-            return None if value == "" else value
-        parts = path_parts(path)
-        for source in self.sources:
-            value = get_parts(source, parts)
-            if value is None or value == "":
-                value = source.get(path)
-            if value is not None and value != "":
-                return value
-        return None
+def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...] = ()) -> Any:
+    """The first source's value at `path` (None and "" read as absent). A dotted path (`parts`,
+    from `path_parts`) is nested objects, else a key holding the dots itself (flattened traits:
+    "company.role")."""
+    for source in sources:
+        value = get_parts(source, parts) if parts else source.get(path)
+        if parts and (value is None or value == ""):
+            value = source.get(path)
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def show(value: Any) -> str:
@@ -152,10 +123,10 @@ def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
     return found
 
 
-def person_name(traits: Traits, warnings: list[str]) -> str | None:
+def person_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
-    for source in traits.sources:
+    for source in sources:
         if NAME_KEYS.isdisjoint(source):  # most sources without a name: one call, not five
             continue
         value = source.get("name")
@@ -280,16 +251,21 @@ def known_time(value: Any) -> datetime | None:
     return None if moment == GO_ZERO_TIME else moment
 
 
-def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
-    """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
-    that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
-    trait = traits.flat.get("add_time")
-    if trait == "":
-        trait = None
-    elif trait is not None:
-        moment = parse_time(trait)
-        if moment is not None and moment != GO_ZERO_TIME:
-            return rfc3339(moment)
+def add_time(
+    sources: Iterable[Mapping[str, Any]], raw: Mapping[str, Any], warnings: list[str]
+) -> str | None:
+    """add_time from the trait (the first of the `sources` holding it), else the event's
+    originalTimestamp, else its timestamp. A time that is there but cannot be read is warned
+    about (Go's zero time is no time: not warned)."""
+    given = None  # a trait that is not a time
+    for source in sources:
+        value = source.get("add_time")
+        if value is not None and value != "":
+            moment = parse_time(value)
+            if moment is not None and moment != GO_ZERO_TIME:
+                return rfc3339(moment)
+            given = value
+            break
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
     moment = None
@@ -303,11 +279,11 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
         elif moment != GO_ZERO_TIME:
             used = path
             break
-    if trait is not None:
+    if given is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
             Warned(
-                f"add_time = {show(trait)} is not a date or time; {instead}",
+                f"add_time = {show(given)} is not a date or time; {instead}",
                 f"add_time is not a date or time; {instead}",
             )
         )
@@ -608,9 +584,9 @@ def unconvertible(
 # the row does (a STANDARD trait shaped into the body, a CUSTOM field, a standard field a trait is
 # MAPPED to, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's listed
 # type (None: as it is), the field (STANDARD: whether a value holding no entry is warned about),
-# and whether the path is dotted (else it is one key of the merged traits).
+# and a dotted path's parts (else (): the path is one key of a source).
 STANDARD, CUSTOM, MAPPED, NEVER = range(4)
-Row = tuple[str, str, int, Any, Any, bool]
+Row = tuple[str, str, int, Any, Any, tuple[str, ...]]
 
 
 class MappingTable(NamedTuple):
@@ -635,15 +611,13 @@ def compiled_mapping(
 ) -> MappingTable:
     """The table of standard trait `rows` (`standard`: every key a plan reads itself) and of a
     `mapping` under `config`, kept in `PlanConfig.compiled` under `key` (bodies look there)."""
-    table: list[Row] = [
-        (trait, key, STANDARD, shape, said, False) for trait, key, shape, said in rows
-    ]
+    table: list[Row] = [(path, key, STANDARD, shape, said, ()) for path, key, shape, said in rows]
     for path, field in mapping.items():
         info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
         typed = None if convert is None else info
         how = NEVER if field in NEVER_SENT else CUSTOM if is_custom(field, config) else MAPPED
-        table.append((path, field, how, convert, typed, "." in path))
+        table.append((path, field, how, convert, typed, path_parts(path) if "." in path else ()))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
@@ -660,7 +634,7 @@ def compiled_mapping(
 
 
 def mapped_values(
-    traits: Traits,
+    sources: tuple[Mapping[str, Any], ...],
     table: MappingTable,
     config: PlanConfig,
     warnings: list[str],
@@ -671,15 +645,26 @@ def mapped_values(
     """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
     mapped path present, in its field's JSON type (as it is when the type is unknown), else it
     fails the event or is dropped with a warning (`refuse`). `currency`: the event's, for a bare
-    monetary number (else default_currency). Custom fields go to `custom` when it is given."""
+    monetary number (else default_currency). Custom fields go to `custom` when it is given.
+    Each path is read from the event's `sources` (`sources_at`), the first holding it winning."""
     values: dict[str, Any] = {}
-    flat = traits.flat
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, how, convert, info, dotted in table.rows:
-        value = traits.get(path) if dotted else flat.get(path)
-        if value is None or value == "":
-            continue
+    first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
+    for path, key, how, convert, info, parts in table.rows:
+        if parts:
+            value = trait(sources, path, parts)
+            if value is None:
+                continue
+        else:  # most paths: one key of the first source, else of the next holding it
+            value = first.get(path)
+            if value is None or value == "":
+                for source in rest:
+                    value = source.get(path)
+                    if value is not None and value != "":
+                        break
+                else:
+                    continue
         if how == STANDARD:
             warned = len(warnings)
             found = convert(value, path, warnings)
@@ -930,8 +915,8 @@ PERSON_STANDARD: tuple[StandardRow, ...] = (
 ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
 
 
-def org_name(traits: Traits, warnings: list[str]) -> str | None:
-    return name_text(traits.flat.get("name"), "name", warnings)
+def org_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
+    return name_text(trait(sources, "name"), "name", warnings)
 
 
 # --- traits mapped to standard (non-custom) fields -------------------------------------------

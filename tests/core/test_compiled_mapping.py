@@ -6,7 +6,6 @@ from rudder_pipedrive_cli.core.fields import (
     CUSTOM,
     MAPPED,
     NEVER,
-    Traits,
     compiled_mapping,
     mapped_values,
     to_number,
@@ -27,11 +26,11 @@ def test_rows_name_custom_typed_and_never_sent_keys() -> None:
     score = FieldInfo(key=SCORE, name="Score", field_type="double")
     config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
     assert compiled_mapping(MAPPING, config).rows == (
-        ("score", SCORE, CUSTOM, to_number, score, False),
-        ("title", "job_title", MAPPED, None, None, False),
-        ("owner", "owner_id", NEVER, None, None, False),
-        ("plan", "c" * 40, CUSTOM, None, None, False),
-        ("company.size", "employee_count", MAPPED, None, None, True),
+        ("score", SCORE, CUSTOM, to_number, score, ()),
+        ("title", "job_title", MAPPED, None, None, ()),
+        ("owner", "owner_id", NEVER, None, None, ()),
+        ("plan", "c" * 40, CUSTOM, None, None, ()),
+        ("company.size", "employee_count", MAPPED, None, None, ("company", "size")),
     )
     table = compiled_mapping(MAPPING, config, frozenset({"name"}))
     assert table.sent == {*MAPPING, "name", "userId", "id", "previousId", "groupId", "anonymousId"}
@@ -41,11 +40,7 @@ def test_rows_name_custom_typed_and_never_sent_keys() -> None:
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
     typed = PlanConfig(field_types={SCORE: FieldInfo(key=SCORE, name="Score", field_type="double")})
     untyped = PlanConfig()
-    traits = Traits(
-        sources=(
-            {"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro", "company": {"size": 40}},
-        )
-    )
+    traits = ({"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro", "company": {"size": 40}},)
     warnings: list[str] = []
     custom: dict[str, object] = {}
     assert mapped_values(
@@ -77,8 +72,8 @@ def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
 
 def test_an_empty_string_reads_as_absent_from_one_source_as_from_several() -> None:
     config = PlanConfig()
-    one = Traits(sources=({"title": "", "company": {"size": ""}},))
-    several = Traits(sources=({"title": ""}, {"title": "CTO", "company.size": ""}))
+    one = ({"title": "", "company": {"size": ""}},)
+    several = ({"title": ""}, {"title": "CTO", "company.size": ""})
     assert mapped_values(one, compiled_mapping(MAPPING, config), config, []) == {}
     assert mapped_values(several, compiled_mapping(MAPPING, config), config, []) == {
         "job_title": "CTO"

@@ -23,7 +23,6 @@ from rudder_pipedrive_cli.core.fields import (
     Shape,
     Shaping,
     StandardRow,
-    Traits,
     add_time,
     compiled_mapping,
     dropped,
@@ -34,7 +33,9 @@ from rudder_pipedrive_cli.core.fields import (
     put_mapped,
     rfc3339,
     shape_standard,
+    sources_at,
     text_limit,
+    trait,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
@@ -75,7 +76,7 @@ class Entity:
     identity: str  # the RudderStack identity it is found by
     setting: str  # the [identity] key naming its field (a PlanConfig attribute)
     fields: str  # the PlanConfig attribute holding its mapping
-    name: Callable[[Traits, list[str]], str | None]  # its name, from the traits
+    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
     standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
     standard_keys: frozenset[str]
     shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
@@ -779,7 +780,7 @@ def entity_body(
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    traits = Traits(ctx.event.raw, *paths)
+    sources = sources_at(ctx.event.raw, paths)
     table = config.compiled.get(entity.kind) or compiled_mapping(
         getattr(config, entity.fields),
         config,
@@ -789,14 +790,13 @@ def entity_body(
         entity.kind,
     )
     # The name: most events give it, as a string, in their first source.
-    sources = traits.sources
     given = sources[0].get("name") if sources else None
     name = given.strip() if type(given) is str else None
     if not name:
-        name = entity.name(traits, warnings)
+        name = entity.name(sources, warnings)
     body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
-    top = mapped_values(traits, table, config, warnings, "", custom, body)
+    top = mapped_values(sources, table, config, warnings, "", custom, body)
     if table.identity_paths and custom.pop(getattr(config, entity.setting), None) is not None:
         # Written, it would replace the identity: a later replay could not find the record.
         warnings.append(
@@ -810,8 +810,8 @@ def entity_body(
         top = shape_standard(top, entity.shapes, shaping, entity.writable)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
-    if create and ("add_time" not in top or traits.get("add_time") is not None):
-        created = add_time(traits, ctx.event.raw, warnings)
+    if create and ("add_time" not in top or trait(sources, "add_time") is not None):
+        created = add_time(sources, ctx.event.raw, warnings)
         if created is not None:
             body["add_time"] = created
     if top:
@@ -820,7 +820,10 @@ def entity_body(
             put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    dropped(sources, table, ctx.ledger.dropped)
+    for source in sources:  # most sources: everything in them is sent
+        if not source.keys() <= table.sent:
+            dropped(sources, table, ctx.ledger.dropped)
+            break
     return body
 
 
