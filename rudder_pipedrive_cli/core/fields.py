@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -581,56 +580,90 @@ def unconvertible(
 
 
 # One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does (a STANDARD trait shaped into the body, a CUSTOM field, a standard field a trait is
-# MAPPED to, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's listed
-# type (None: as it is), the field (STANDARD: whether a value holding no entry is warned about),
-# and a dotted path's parts (else (): the path is one key of a source).
-STANDARD, CUSTOM, MAPPED, NEVER = range(4)
-Row = tuple[str, str, int, Any, Any, tuple[str, ...]]
+# the row does (a STANDARD trait shaped into the body, a CUSTOM field, the IDENTITY field rpd
+# fills itself, a standard field a trait is MAPPED to, one that is REFUSED: rpd sets it or no
+# write takes it, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's
+# listed type (None: as it is), the field (STANDARD: whether a value holding no entry is warned
+# about), a dotted path's parts (else (): the path is one key of a source), and the shape of a
+# MAPPED value (None: as it is) or why a REFUSED one is dropped.
+STANDARD, CUSTOM, IDENTITY, MAPPED, REFUSED, NEVER = range(6)
+Row = tuple[str, str, int, Any, Any, tuple[str, ...], Any]
 
 
 class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
-    the paths a mapped dotted path goes through ("address" for "address.city"); whether a body
-    needs shaping (a row is MAPPED, or a monetary custom field); the paths mapped to identity."""
+    the paths a mapped dotted path goes through ("address" for "address.city"); whether a row is
+    a monetary custom field (v1 leads flatten it: `lead_custom`); the warning for a value mapped
+    to the identity field."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-    shaped: bool
-    identity_paths: str
+    money: bool
+    identity_warning: str
 
 
 def compiled_mapping(
     mapping: Mapping[str, str],
     config: PlanConfig,
-    standard: frozenset[str] = frozenset(),
-    rows: tuple[StandardRow, ...] = (),
-    identity: str = "",
+    kind: Kind | None = None,
     key: object = None,
+    *,
+    create: bool = True,
+    identity: str = "",
+    identity_words: str = "",
 ) -> MappingTable:
-    """The table of standard trait `rows` (`standard`: every key a plan reads itself) and of a
-    `mapping` under `config`, kept in `PlanConfig.compiled` under `key` (bodies look there)."""
-    table: list[Row] = [(path, key, STANDARD, shape, said, ()) for path, key, shape, said in rows]
+    """The table of a `mapping` under `config` for a body of `kind` (its standard trait rows
+    first; None: the mapped rows alone, values mapped to standard fields as they are), kept in
+    `PlanConfig.compiled` under `key` (bodies look there). `create`: a trait mapped to add_time
+    is sent on create only. `identity`: the identity field, that no mapped value may replace;
+    `identity_words` the warning saying so, after the paths mapped to it."""
+    table: list[Row] = [
+        (path, key, STANDARD, shape, said, (), None)
+        for path, key, shape, said in (kind.rows if kind is not None else ())
+    ]
     for path, field in mapping.items():
         info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
         typed = None if convert is None else info
-        how = NEVER if field in NEVER_SENT else CUSTOM if is_custom(field, config) else MAPPED
-        table.append((path, field, how, convert, typed, path_parts(path) if "." in path else ()))
+        how, shape = (NEVER if field in NEVER_SENT else CUSTOM), None
+        if how == CUSTOM and not is_custom(field, config):
+            how, shape = mapped_row(field, config, kind, create)
+        elif how == CUSTOM and identity == field != "":
+            how = IDENTITY
+        parts = path_parts(path) if "." in path else ()
+        table.append((path, field, how, convert, typed, parts, shape))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
+    paths = ", ".join(path for path, field in mapping.items() if identity == field != "")
     compiled = config.compiled[key] = MappingTable(
         rows=tuple(table),
-        sent=frozenset(mapping) | standard | IDENTITY_KEYS,
+        sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
-        shaped=any(how == MAPPED or convert is to_money for _, _, how, convert, _, _ in table),
-        identity_paths=", ".join(
-            path for path, field in mapping.items() if identity == field != ""
-        ),
+        money=any(row[3] is to_money for row in table),
+        identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
     )
     return compiled
+
+
+def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
+    """What a row does with a value mapped to the standard `field` of a body of `kind`: shape it
+    as its standard trait is (MAPPED), or drop it with a warning (REFUSED: the words)."""
+    if kind is None:
+        return MAPPED, None
+    shape = kind.shapes.get(field)
+    if shape is not None:
+        return MAPPED, (_left_out if field == "add_time" and not create else shape)
+    if field in RPD_SETS:
+        return REFUSED, Warned(f"a trait is mapped to {field}, which rpd sets itself; dropped")
+    if field not in kind.writable:
+        return REFUSED, Warned(unwritable(field, config))  # config words only
+    return MAPPED, None
+
+
+def _left_out(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> None:
+    return None  # add_time on an update
 
 
 def mapped_values(
@@ -644,14 +677,22 @@ def mapped_values(
 ) -> dict[str, Any]:
     """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
     mapped path present, in its field's JSON type (as it is when the type is unknown), else it
-    fails the event or is dropped with a warning (`refuse`). `currency`: the event's, for a bare
-    monetary number (else default_currency). Custom fields go to `custom` when it is given.
-    Each path is read from the event's `sources` (`sources_at`), the first holding it winning."""
+    fails the event or is dropped with a warning (`refuse`); a value mapped to a standard field
+    in the shape its standard trait has. `currency`: the event's, for a bare monetary number
+    (else default_currency). Custom fields go to `custom` when it is given. Each path is read
+    from the event's `sources` (`sources_at`), the first holding it winning.
+
+    The warnings come in the order the plans have always given them: the rows' own, then the one
+    for a value mapped to the identity field, then the standard-field shapes' (`late`), whose
+    first refusal (`on_invalid` "fail") fails the event once every row was read."""
     values: dict[str, Any] = {}
+    late: list[str] = []
+    failed: PlanFailure | None = None
+    identity = False
     if currency is None or currency == "":
         currency = config.default_currency
     first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
-    for path, key, how, convert, info, parts in table.rows:
+    for path, key, how, convert, info, parts, shape in table.rows:
         if parts:
             value = trait(sources, path, parts)
             if value is None:
@@ -689,10 +730,30 @@ def mapped_values(
                 failure = unconvertible(path, value, key, info, error)
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
-        if how == CUSTOM and custom is not None:
-            custom[key] = value
-        else:
+        if how == CUSTOM:
+            (values if custom is None else custom)[key] = value
+        elif how == IDENTITY:  # written, it would replace the identity: never found again
+            identity = True
+        elif failed is not None:  # the shapes stop at their first refusal
+            continue
+        elif how == REFUSED:
+            late.append(shape)
+        elif shape is None:
             values[key] = value
+        else:
+            try:
+                value = shape(value, currency, config, late)
+            except PlanFailure as failure:
+                failed = failure
+                continue
+            if value is not None:
+                values[key] = value
+    if identity:
+        warnings.append(table.identity_warning)
+    if late:
+        warnings += late
+    if failed is not None:
+        raise failed
     return values
 
 
@@ -927,60 +988,52 @@ def org_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str |
 RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_id", "update_time"})
 
 
-@dataclass(slots=True, kw_only=True)
-class Shaping:
-    create: bool
-    currency: Any  # the event's currency (see `Coerce`)
-    warnings: list[str]
-    config: PlanConfig  # its lead labels (listed with its field listing), [fields] on_invalid
-
-
-Shape = Callable[[Any, Shaping], Any]
+# (value, currency, config, warnings) -> the body value, or None (left out, warned about when
+# the value is there but unusable): the event's currency (see `Coerce`), the config's lead labels
+# (listed with its field listing) and `[fields] on_invalid`.
+Shape = Callable[[Any, Any, "PlanConfig", list[str]], Any]
 
 
 def mapped_shape(shape: StandardShape, key: str) -> Shape:
     """A standard trait's shape, for a value mapped to its body key `key` (warned about as `key`;
     a value holding no entry is left out)."""
-    return lambda value, shaping: shape(value, key, shaping.warnings) or None
+    return lambda value, currency, config, warnings: shape(value, key, warnings) or None
 
 
-def _name(value: Any, shaping: Shaping) -> Any:
-    return name_text(value, "a trait mapped to name", shaping.warnings)
+def _name(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    return name_text(value, "a trait mapped to name", warnings)
 
 
-def _lead_visible(value: Any, shaping: Shaping) -> Any:
-    number = visible_to(value, "visible_to", shaping.warnings)
+def _lead_visible(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    number = visible_to(value, "visible_to", warnings)
     return None if number is None else str(number)  # v1 leads take it as a string
 
 
-def _created(value: Any, shaping: Shaping) -> Any:
-    moment = known_time(value) if shaping.create else None
+def _created(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    moment = known_time(value)
     return None if moment is None else rfc3339(moment)
 
 
-def _lead_value(value: Any, shaping: Shaping) -> Any:
+def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
     """A value mapped to the lead's own `value`: converted as a monetary custom field is (with
-    the field listing, `mapped_values` did so already), so an offline dry-run plans what a send
+    the field listing, its coercion did so already), so an offline dry-run plans what a send
     does."""
     try:
-        amount, currency = money(value, shaping.currency)
+        amount, code = money(value, currency)
     except Unconvertible as error:
         failure = PlanFailure(
             f"cannot convert {show(value)} for the lead's value: expected {error}",
             redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )
-        refuse(failure, shaping.config.on_invalid, shaping.warnings, "left out")
+        refuse(failure, config.on_invalid, warnings, "left out")
         return None
-    return {"amount": amount, "currency": currency}
+    return {"amount": amount, "currency": code}
 
 
-def _labels(value: Any, shaping: Shaping) -> Any:
-    config = shaping.config  # without the field listing (offline) the labels were not listed
-    return (
-        lead_labels(value, config.lead_labels, shaping.warnings, listed=bool(config.field_types))
-        or None
-    )
+def _labels(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    listed = bool(config.field_types)  # without the field listing (offline) labels were not listed
+    return lead_labels(value, config.lead_labels, warnings, listed=listed) or None
 
 
 # A mapped value takes the shape its standard trait has (one table per entity: the rows above).
@@ -996,7 +1049,7 @@ ORG_SHAPES: Mapping[str, Shape] = {
 }
 LEAD_SHAPES: Mapping[str, Shape] = {
     "value": _lead_value,
-    "expected_close_date": lambda value, _: date_part(value),
+    "expected_close_date": lambda value, currency, config, warnings: date_part(value),
     "label_ids": _labels,
     "visible_to": _lead_visible,
 }
@@ -1025,11 +1078,28 @@ DEAL_WRITABLE = frozenset(
     | {"visible_to"}
 )
 DEAL_SHAPES: Mapping[str, Shape] = {
-    "value": lambda value, shaping: as_number(value),
-    "currency": lambda value, _: currency_code(value),
-    "expected_close_date": lambda value, _: date_part(value),
+    "value": lambda value, currency, config, warnings: as_number(value),
+    "currency": lambda value, currency, config, warnings: currency_code(value),
+    "expected_close_date": LEAD_SHAPES["expected_close_date"],
     "visible_to": ORG_SHAPES["visible_to"],
 }
+
+
+class Kind(NamedTuple):
+    """What the body of one kind of record takes: its standard trait rows, every trait key a plan
+    reads itself (never reported as dropped), how a value mapped to one of its standard fields is
+    shaped, and the standard fields its writes take."""
+
+    rows: tuple[StandardRow, ...]
+    standard: frozenset[str]
+    shapes: Mapping[str, Shape]
+    writable: frozenset[str]
+
+
+PERSON_KIND = Kind(PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE)
+ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE)
+LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE)
+DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {
@@ -1060,31 +1130,3 @@ def unwritable(key: str, config: PlanConfig) -> str:
         f"a trait is mapped to {key}, which only the account's field listing can resolve "
         "(dry-run: --lookups, or the state of an earlier send); left out"
     )
-
-
-def shape_standard(
-    values: Mapping[str, Any],
-    shapes: Mapping[str, Shape],
-    shaping: Shaping,
-    writable: frozenset[str],
-) -> dict[str, Any]:
-    """Mapped values with standard keys shaped (dropped when they cannot be, or cannot be
-    written, with a warning); custom fields pass as they are."""
-    shaped: dict[str, Any] = {}
-    config = shaping.config
-    for key, value in values.items():
-        shape = shapes.get(key)
-        if shape is not None:
-            value = shape(value, shaping)
-            if value is None:
-                continue
-        elif key in RPD_SETS:
-            shaping.warnings.append(
-                Warned(f"a trait is mapped to {key}, which rpd sets itself; dropped")
-            )
-            continue
-        elif key not in writable and not is_custom(key, config):
-            shaping.warnings.append(Warned(unwritable(key, config)))  # config words only
-            continue
-        shaped[key] = value
-    return shaped

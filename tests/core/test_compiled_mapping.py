@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from rudder_pipedrive_cli.core.fields import (
     CUSTOM,
+    IDENTITY,
     MAPPED,
     NEVER,
+    PERSON_KIND,
+    PERSON_SHAPES,
+    REFUSED,
+    STANDARD,
     compiled_mapping,
     mapped_values,
     to_number,
@@ -26,15 +31,67 @@ def test_rows_name_custom_typed_and_never_sent_keys() -> None:
     score = FieldInfo(key=SCORE, name="Score", field_type="double")
     config = PlanConfig(person_fields=MAPPING, field_types={SCORE: score})
     assert compiled_mapping(MAPPING, config).rows == (
-        ("score", SCORE, CUSTOM, to_number, score, ()),
-        ("title", "job_title", MAPPED, None, None, ()),
-        ("owner", "owner_id", NEVER, None, None, ()),
-        ("plan", "c" * 40, CUSTOM, None, None, ()),
-        ("company.size", "employee_count", MAPPED, None, None, ("company", "size")),
+        ("score", SCORE, CUSTOM, to_number, score, (), None),
+        ("title", "job_title", MAPPED, None, None, (), None),
+        ("owner", "owner_id", NEVER, None, None, (), None),
+        ("plan", "c" * 40, CUSTOM, None, None, (), None),
+        ("company.size", "employee_count", MAPPED, None, None, ("company", "size"), None),
     )
-    table = compiled_mapping(MAPPING, config, frozenset({"name"}))
-    assert table.sent == {*MAPPING, "name", "userId", "id", "previousId", "groupId", "anonymousId"}
+    table = compiled_mapping(MAPPING, config)
+    assert table.sent == {*MAPPING, "userId", "id", "previousId", "groupId", "anonymousId"}
     assert table.inner == {"company"}  # what a mapped dotted path goes through
+
+
+def test_a_kinds_rows_say_once_per_config_how_each_mapped_standard_field_is_shaped() -> None:
+    """A person's table: its standard traits first; a value mapped to a standard field shaped as
+    its standard trait is (add_time on create only), or refused with the words worked out once;
+    the identity field refused."""
+    mapping = {"mail": "emails", "born": "add_time", "who": "org_id", "size": "employee_count"}
+    config = PlanConfig(person_fields={**mapping, "uid": "f" * 40}, user_id_field="f" * 40)
+    create = compiled_mapping(
+        config.person_fields, config, PERSON_KIND, identity="f" * 40, identity_words="is it"
+    )
+    update = compiled_mapping(config.person_fields, config, PERSON_KIND, create=False)
+    assert [row[:3] for row in create.rows] == [
+        ("email", "emails", STANDARD),
+        ("phone", "phones", STANDARD),
+        ("visible_to", "visible_to", STANDARD),
+        ("mail", "emails", MAPPED),
+        ("born", "add_time", MAPPED),
+        ("who", "org_id", REFUSED),
+        ("size", "employee_count", REFUSED),
+        ("uid", "f" * 40, IDENTITY),
+    ]
+    assert create.rows[4][6] is PERSON_SHAPES["add_time"]
+    assert update.rows[4][6] is not PERSON_SHAPES["add_time"]
+    assert create.rows[5][6] == "a trait is mapped to org_id, which rpd sets itself; dropped"
+    assert create.rows[6][6] == (
+        "a trait is mapped to employee_count, which only the account's field listing can "
+        "resolve (dry-run: --lookups, or the state of an earlier send); left out"
+    )
+    assert create.identity_warning == "uid is it"
+    assert update.identity_warning == ""  # no identity given: the row is a custom field
+    sources = ({"mail": "a@b.co", "born": "2020-01-02", "who": 4, "uid": "x", "email": "c@d.ef"},)
+    warnings: list[str] = ["earlier"]
+    body: dict[str, object] = {}
+    custom: dict[str, object] = {}
+    top = mapped_values(sources, create, config, warnings, "", custom, body)
+    assert body == {"emails": [{"value": "c@d.ef", "primary": True, "label": "work"}]}
+    assert top == {
+        "emails": [{"value": "a@b.co", "primary": True, "label": "work"}],
+        "add_time": "2020-01-02T00:00:00Z",
+    }
+    assert custom == {}
+    # The rows' own warnings, the identity's, then the shapes' (the order plans always gave).
+    assert warnings == [
+        "earlier",
+        "uid is it",
+        "a trait is mapped to org_id, which rpd sets itself; dropped",
+    ]
+    assert mapped_values(sources, update, config, [], "", custom, {}) == {
+        "emails": [{"value": "a@b.co", "primary": True, "label": "work"}]
+    }
+    assert custom == {"f" * 40: "x"}
 
 
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
@@ -91,14 +148,40 @@ def test_a_config_compiles_each_mapping_once_and_a_replaced_config_again() -> No
     raw = {"type": "identify", "userId": "u-1", "traits": {"role": 7, "junk": 1}}
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: 7}})]
     run(raw, calls, config=config)
-    table = config.compiled["person"]
+    table = config.compiled[("person", False)]
     run(raw, calls, config=config)
-    assert config.compiled == {"person": table}  # the same table, not a new one per body
+    assert config.compiled == {("person", False): table}  # the same table, not one per body
     typed = replace(
         config, field_types={ROLE: FieldInfo(key=ROLE, name="Role", field_type="varchar")}
     )
     assert typed.compiled == {}
     typed_calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "7"}})]
     run(raw, typed_calls, config=typed)
-    assert typed.compiled["person"] is not table
-    assert config.compiled == {"person": table}
+    assert typed.compiled[("person", False)] is not table
+    assert config.compiled == {("person", False): table}
+
+
+def test_a_refused_shape_fails_the_event_only_once_every_row_was_read() -> None:
+    """With `on_invalid = "fail"`, a row's own refusal comes first, as it always did: a value
+    mapped to the lead's value that is no amount fails the event only when no later custom field
+    failed it already."""
+    import pytest
+
+    from rudder_pipedrive_cli.core.errors import PlanFailure
+    from rudder_pipedrive_cli.core.fields import LEAD_KIND
+
+    typed = FieldInfo(key=SCORE, name="Score", field_type="double")
+    config = PlanConfig(field_types={SCORE: typed})
+    table = compiled_mapping({"amount_text": "value", "score": SCORE}, config, LEAD_KIND)
+    with pytest.raises(PlanFailure) as later:
+        mapped_values(({"amount_text": "lots", "score": "high"},), table, config, [], "EUR")
+    assert later.value.reason == (
+        "cannot convert score = high for field Score (double): expected a number"
+    )
+    warnings: list[str] = []
+    with pytest.raises(PlanFailure) as shaped:
+        mapped_values(({"amount_text": "lots", "score": 2},), table, config, warnings, "EUR")
+    assert shaped.value.reason == (
+        "cannot convert lots for the lead's value: expected a number (with "
+        'identity.default_currency set) or {"value", "currency"}'
+    )

@@ -11,7 +11,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, redacted_warni
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     CONTEXT_TRAITS,
-    PERSON_STANDARD,
+    PERSON_KIND,
     TRAITS,
     add_time,
     compiled_mapping,
@@ -251,7 +251,7 @@ def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
     """The `emails` a person's body gets from an `email` trait holding `value`."""
     body: dict[str, Any] = {}
     config = PlanConfig()
-    table = compiled_mapping({}, config, rows=PERSON_STANDARD)
+    table = compiled_mapping({}, config, PERSON_KIND)
     mapped_values((({"email": value},)), table, config, warnings, body=body)
     return body.get("emails")
 
@@ -379,7 +379,7 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
     found = ["prefs"]  # what another body of the event dropped: listed once
-    table = compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"}))
+    table = compiled_mapping(mapping, PlanConfig(), PERSON_KIND)
     dropped(traits, table, found)
     assert found == ["prefs", "address.street", "junk"]
 

@@ -12,17 +12,9 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
-    ORG_SHAPES,
-    ORG_STANDARD,
-    ORG_STANDARD_KEYS,
-    ORG_WRITABLE,
-    PERSON_SHAPES,
-    PERSON_STANDARD,
-    PERSON_STANDARD_KEYS,
-    PERSON_WRITABLE,
-    Shape,
-    Shaping,
-    StandardRow,
+    ORG_KIND,
+    PERSON_KIND,
+    Kind,
     add_time,
     compiled_mapping,
     dropped,
@@ -32,7 +24,6 @@ from rudder_pipedrive_cli.core.fields import (
     person_name,
     put_mapped,
     rfc3339,
-    shape_standard,
     sources_at,
     text_limit,
     trait,
@@ -77,10 +68,7 @@ class Entity:
     setting: str  # the [identity] key naming its field (a PlanConfig attribute)
     fields: str  # the PlanConfig attribute holding its mapping
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
-    standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
-    standard_keys: frozenset[str]
-    shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
-    writable: frozenset[str]  # the standard fields its writes take
+    body: Kind  # its standard traits and fields (add_time apart: create only)
 
     @property
     def item_endpoint(self) -> str:
@@ -97,10 +85,7 @@ PERSON = Entity(
     setting="user_id_field",
     fields="person_fields",
     name=person_name,
-    standard=PERSON_STANDARD,
-    standard_keys=PERSON_STANDARD_KEYS,
-    shapes=PERSON_SHAPES,
-    writable=PERSON_WRITABLE,
+    body=PERSON_KIND,
 )
 ORG = Entity(
     kind="org",
@@ -112,10 +97,7 @@ ORG = Entity(
     setting="group_id_field",
     fields="org_fields",
     name=org_name,
-    standard=ORG_STANDARD,
-    standard_keys=ORG_STANDARD_KEYS,
-    shapes=ORG_SHAPES,
-    writable=ORG_WRITABLE,
+    body=ORG_KIND,
 )
 
 
@@ -781,13 +763,15 @@ def entity_body(
     traits are read here, so a plan that needs no body reads none."""
     config, warnings = ctx.config, ctx.ledger.warnings
     sources = sources_at(ctx.event.raw, paths)
-    table = config.compiled.get(entity.kind) or compiled_mapping(
+    table = config.compiled.get((entity.kind, create)) or compiled_mapping(
         getattr(config, entity.fields),
         config,
-        entity.standard_keys,
-        entity.standard,
-        getattr(config, entity.setting),
-        entity.kind,
+        entity.body,
+        (entity.kind, create),
+        create=create,
+        identity=getattr(config, entity.setting),
+        identity_words=f"is mapped to the {entity.identity} field ([identity] {entity.setting}), "
+        "which rpd fills itself; dropped",
     )
     # The name: most events give it, as a string, in their first source.
     given = sources[0].get("name") if sources else None
@@ -797,24 +781,13 @@ def entity_body(
     body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
     top = mapped_values(sources, table, config, warnings, "", custom, body)
-    if table.identity_paths and custom.pop(getattr(config, entity.setting), None) is not None:
-        # Written, it would replace the identity: a later replay could not find the record.
-        warnings.append(
-            Warned(
-                f"{table.identity_paths} is mapped to the {entity.identity} field ([identity] "
-                f"{entity.setting}), which rpd fills itself; dropped"
-            )
-        )
-    if top:  # most mappings are custom fields only
-        shaping = Shaping(create=create, currency="", warnings=warnings, config=config)
-        top = shape_standard(top, entity.shapes, shaping, entity.writable)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
     if create and ("add_time" not in top or trait(sources, "add_time") is not None):
         created = add_time(sources, ctx.event.raw, warnings)
         if created is not None:
             body["add_time"] = created
-    if top:
+    if top:  # most mappings are custom fields only
         mapping: Mapping[str, str] = getattr(config, entity.fields)
         for key, value in top.items():
             put_mapped(body, key, value, mapping, warnings)

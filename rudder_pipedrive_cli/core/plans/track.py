@@ -18,19 +18,14 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
-    DEAL_SHAPES,
-    DEAL_WRITABLE,
-    LEAD_SHAPES,
-    LEAD_STANDARD_KEYS,
-    LEAD_WRITABLE,
+    DEAL_KIND,
+    LEAD_KIND,
     NOTHING,
-    Shaping,
     compiled_mapping,
     dropped,
     lead_custom,
     mapped_values,
     own_fields,
-    shape_standard,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -169,17 +164,15 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
-    table = config.compiled.get(id(mapping)) or compiled_mapping(
-        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
-    )
+    key = ("lead", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
     given = properties.get("currency")
     currency = (
         config.default_currency if given is None or given == "" else given
     )  # checked where it is used
     body = mapped_values((properties,), table, config, warnings, currency)
-    if table.shaped:
-        shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
-        body = lead_custom(shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE), config)
+    if table.money:
+        body = lead_custom(body, config)
     body["title"] = title_of(rule, ctx, name)
     own_fields(properties, body, mapping, currency, config, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
@@ -197,13 +190,10 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.get("currency")
     currency = config.default_currency if given is None or given == "" else given
-    table = config.compiled.get(id(mapping)) or compiled_mapping(
-        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
-    )
+    key = ("deal", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    mapped = mapped_values((properties,), table, config, warnings, currency, custom)
-    shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
-    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE)
+    top = mapped_values((properties,), table, config, warnings, currency, custom)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
     own_fields(properties, body, mapping, currency, config, warnings, "deal")
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
