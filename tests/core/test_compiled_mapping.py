@@ -149,16 +149,21 @@ def test_a_config_compiles_each_mapping_once_and_a_replaced_config_again() -> No
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: 7}})]
     run(raw, calls, config=config)
     table = config.compiled[("person", False)]
+    # The identity field, the most characters it holds (0: not listed, no limit known), its listing.
+    field = config.compiled["user_id_field"]
+    assert field == (CONFIG.user_id_field, 0, None)
     run(raw, calls, config=config)
-    assert config.compiled == {("person", False): table}  # the same table, not one per body
-    typed = replace(
-        config, field_types={ROLE: FieldInfo(key=ROLE, name="Role", field_type="varchar")}
-    )
+    # The same table, not one per body.
+    assert config.compiled == {("person", False): table, "user_id_field": field}
+    user = FieldInfo(key=CONFIG.user_id_field, name="User", field_type="varchar")
+    role = FieldInfo(key=ROLE, name="Role", field_type="varchar")
+    typed = replace(config, field_types={ROLE: role, CONFIG.user_id_field: user})
     assert typed.compiled == {}
     typed_calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "7"}})]
     run(raw, typed_calls, config=typed)
     assert typed.compiled[("person", False)] is not table
-    assert config.compiled == {("person", False): table}
+    assert typed.compiled["user_id_field"] == (CONFIG.user_id_field, 255, user)
+    assert config.compiled == {("person", False): table, "user_id_field": field}
 
 
 def test_a_refused_shape_fails_the_event_only_once_every_row_was_read() -> None:

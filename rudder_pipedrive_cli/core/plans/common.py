@@ -30,7 +30,7 @@ from rudder_pipedrive_cli.core.fields import (
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
     ApiRequest,
@@ -428,15 +428,15 @@ def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Excepti
 def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     """The identity field to find or write `key` in; refused when unset, or when the field (as
     listed) cannot hold the whole key: stored cut short, it could never be found again."""
-    field_key: str = getattr(ctx.config, entity.setting)
+    config = ctx.config
+    field_key, limit, info = config.compiled.get(entity.setting) or identity_field(config, entity)
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
             redacted=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
-    info = ctx.config.field_types.get(field_key)
-    if info is not None and (limit := text_limit(info)) is not None and len(key) > limit:
+    if info is not None and len(key) > limit:
         raise PlanFailure(
             f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
             f"{info.name} ({info.field_type}) holds at most {limit}",
@@ -444,6 +444,16 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
             stage="validate",
         )
     return field_key
+
+
+def identity_field(config: PlanConfig, entity: Entity) -> tuple[str, int, FieldInfo | None]:
+    """The identity field of `entity`, the most characters it holds and its listing, when a text
+    field's (else None), worked out once per config (`PlanConfig.compiled`)."""
+    field_key: str = getattr(config, entity.setting)
+    info = config.field_types.get(field_key)
+    limit = text_limit(info)
+    found = config.compiled[entity.setting] = (field_key, limit or 0, info if limit else None)
+    return found
 
 
 def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref | None:
@@ -760,7 +770,8 @@ def entity_body(
 ) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
-    traits are read here, so a plan that needs no body reads none."""
+    traits are read here, so a plan that needs no body reads none. A create needs a name (the
+    whole body is read first: its warnings and dropped traits are reported with the failure)."""
     config, warnings = ctx.config, ctx.ledger.warnings
     sources = sources_at(ctx.event.raw, paths)
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
@@ -797,6 +808,9 @@ def entity_body(
         if not source.keys() <= table.sent:
             dropped(sources, table, ctx.ledger.dropped)
             break
+    if create and "name" not in body:  # nor a trait mapped to name
+        stage = f"create {entity.noun}"
+        raise PlanFailure(f"cannot create {entity.noun} without a name", stage=stage)
     return body
 
 
@@ -963,8 +977,6 @@ def person_create_body(
     if not ctx.config.create_persons:
         raise PlanFailure("person not found and create_persons is off", stage="lookup person")
     body = entity_body(ctx, PERSON, paths, create=True)
-    if "name" not in body:
-        raise PlanFailure("cannot create person without a name", stage="create person")
     body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
     return body
 
