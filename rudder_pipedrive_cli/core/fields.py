@@ -384,10 +384,6 @@ def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
 TEXT_LIMITS: Mapping[str, int] = {"varchar": 255, "varchar_auto": 255, "phone": 255}
 
 
-def text_limit(info: FieldInfo | None) -> int | None:
-    return TEXT_LIMITS.get(info.field_type) if info is not None else None
-
-
 def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -613,11 +609,9 @@ def compiled_mapping(
     identity: str = "",
     identity_words: str = "",
 ) -> MappingTable:
-    """The table of a `mapping` under `config` for a body of `kind` (its standard trait rows
-    first; None: the mapped rows alone, values mapped to standard fields as they are), kept in
-    `PlanConfig.compiled` under `key` (bodies look there). `create`: a trait mapped to add_time
-    is sent on create only. `identity`: the identity field, that no mapped value may replace;
-    `identity_words` the warning saying so, after the paths mapped to it."""
+    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first;
+    None: mapped rows alone, shaped by none), kept in `PlanConfig.compiled` under `key`. add_time
+    is sent on `create` only; `identity_words` refuse a value mapped to the `identity` field."""
     table: list[Row] = [
         (path, key, STANDARD, shape, said, (), None)
         for path, key, shape, said in (kind.rows if kind is not None else ())
@@ -654,16 +648,12 @@ def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) 
         return MAPPED, None
     shape = kind.shapes.get(field)
     if shape is not None:
-        return MAPPED, (_left_out if field == "add_time" and not create else shape)
+        return MAPPED, (shape if create or field != "add_time" else lambda *_: None)
     if field in RPD_SETS:
         return REFUSED, Warned(f"a trait is mapped to {field}, which rpd sets itself; dropped")
     if field not in kind.writable:
         return REFUSED, Warned(unwritable(field, config))  # config words only
     return MAPPED, None
-
-
-def _left_out(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> None:
-    return None  # add_time on an update
 
 
 def mapped_values(
@@ -675,16 +665,12 @@ def mapped_values(
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
-    mapped path present, in its field's JSON type (as it is when the type is unknown), else it
-    fails the event or is dropped with a warning (`refuse`); a value mapped to a standard field
-    in the shape its standard trait has. `currency`: the event's, for a bare monetary number
-    (else default_currency). Custom fields go to `custom` when it is given. Each path is read
-    from the event's `sources` (`sources_at`), the first holding it winning.
-
-    The warnings come in the order the plans have always given them: the rows' own, then the one
-    for a value mapped to the identity field, then the standard-field shapes' (`late`), whose
-    first refusal (`on_invalid` "fail") fails the event once every row was read."""
+    """One loop over the rows, each path read from the event's `sources` (the first holding it
+    wins): standard traits shaped into `body`; field key -> each mapped value in its field's JSON
+    type (as it is when the type is unknown; else `refuse`), or in its standard trait's shape.
+    `currency`: the event's, for a bare monetary number (else default_currency). Custom fields go
+    to `custom` when it is given. Warnings come in the order they always did: the rows', the
+    identity's, then the shapes' (`late`), whose first refusal fails the event after every row."""
     values: dict[str, Any] = {}
     late: list[str] = []
     failed: PlanFailure | None = None

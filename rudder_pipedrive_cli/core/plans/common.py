@@ -14,6 +14,7 @@ from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
     ORG_KIND,
     PERSON_KIND,
+    TEXT_LIMITS,
     Kind,
     add_time,
     compiled_mapping,
@@ -25,7 +26,6 @@ from rudder_pipedrive_cli.core.fields import (
     put_mapped,
     rfc3339,
     sources_at,
-    text_limit,
     trait,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
@@ -451,7 +451,7 @@ def identity_field(config: PlanConfig, entity: Entity) -> tuple[str, int, FieldI
     field's (else None), worked out once per config (`PlanConfig.compiled`)."""
     field_key: str = getattr(config, entity.setting)
     info = config.field_types.get(field_key)
-    limit = text_limit(info)
+    limit = TEXT_LIMITS.get(info.field_type) if info is not None else None
     found = config.compiled[entity.setting] = (field_key, limit or 0, info if limit else None)
     return found
 
