@@ -190,3 +190,16 @@ def test_a_refused_shape_fails_the_event_only_once_every_row_was_read() -> None:
         "cannot convert lots for the lead's value: expected a number (with "
         'identity.default_currency set) or {"value", "currency"}'
     )
+
+
+def test_two_paths_mapped_to_one_standard_field_each_shaped_the_last_that_shapes_wins() -> None:
+    from rudder_pipedrive_cli.core.fields import ORG_KIND
+
+    config = PlanConfig()
+    table = compiled_mapping({"seen": "visible_to", "shown": "visible_to"}, config, ORG_KIND)
+    warnings: list[str] = []
+    assert mapped_values(({"seen": 3, "shown": "all"},), table, config, warnings) == {
+        "visible_to": 3
+    }
+    assert warnings == ["visible_to = all is not one of 1, 3, 5, 7; dropped"]
+    assert mapped_values(({"seen": "x", "shown": 7},), table, config, []) == {"visible_to": 7}
