@@ -248,7 +248,8 @@ class Event:
         # Each identity: its top-level value when a non-empty string (the common case, in a
         # straight line), else `_identity` checks it and reads its fallbacks, the first present,
         # non-empty value winning (an absent groupId or previousId whose fallback keys are all
-        # absent too skips that call).
+        # absent too skips that call; the keys guarded are those of the PATHS tables, every
+        # path of which tests/core/test_events.py reads).
         context = raw.get("context", _EMPTY)
         if type(context) is not dict and not isinstance(context, Mapping):
             context = _EMPTY

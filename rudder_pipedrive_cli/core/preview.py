@@ -44,8 +44,9 @@ def preview(
     Events an earlier run finished (`journal_status`: the replay state's journal) show as
     skipped, as a rerun of `rpd send` would skip them; so does a repeat of an event this dry-run
     already finished (the same messageId again), as send's journal skips it, with a state file
-    or without one. `finished_ids` keeps those ids (default: a set); `tables` makes the run's
-    own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
+    or without one. `Finished` keeps those ids in a set, moving older ones to `finished_ids`
+    when given (the CLI's bounded store, io/scratch.py); `tables` makes the run's own tables
+    (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None

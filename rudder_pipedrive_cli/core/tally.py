@@ -56,8 +56,14 @@ class Tally:
     rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
 
     @property
-    def outcomes(self) -> Counter[str]:  # of every type, from `by_type`
-        return sum(self.by_type.values(), Counter())
+    def outcomes(self) -> Counter[str]:
+        """Events of every type by outcome, from `by_type`. The live view's refresh thread reads
+        this while the run counts: each table is copied in one C call (`tuple`, `dict`) before
+        Python code iterates it, as a new type or status may be counted meanwhile."""
+        total: Counter[str] = Counter()
+        for counts in tuple(self.by_type.values()):
+            total.update(dict(counts))
+        return total
 
     @property
     def read(self) -> int:
@@ -167,6 +173,7 @@ def estimated_seconds(tally: Tally, plan: str) -> float:
     limit = BURST_LIMITS.get(plan)
     if limit is None:
         return 0.0
-    total = sum(tally.requests.values())
-    searches = sum(n for key, n in tally.requests.items() if "/itemSearch" in key)
+    counted = tuple(tally.requests.items())  # one C call: the live view reads this mid-run
+    total = sum(n for _, n in counted)
+    searches = sum(n for key, n in counted if "/itemSearch" in key)
     return max(total / (limit / WINDOW_S), searches / (SEARCH_LIMIT / WINDOW_S))

@@ -2,10 +2,10 @@
 
 Two shapes, both backed by SQLite's private temporary database (an unnamed file that SQLite
 deletes when the connection closes, its page cache bounded), opened only once memory is full:
-- `ScratchIds`: the event ids a dry-run finished (`core.intake.Finished`). The latest ids stay in
-  a set; older ones move to the database in sorted batches, and a fixed-size Bloom filter of
-  their hashes answers most "not seen" questions without a query; a query confirms the rest, so
-  an id is never taken as "already done" by mistake.
+- `ScratchIds`: the older event ids a dry-run finished. `core.intake.Finished` keeps the latest
+  in its own set and moves them here in batches, stored sorted; a fixed-size Bloom filter of
+  their hashes (which `Finished` tests itself) answers most "not seen" questions without a
+  query, and a query confirms the rest, so an id is never taken as "already done" by mistake.
 - `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`,
   ordering's alias groups) that keeps its `entries` most recently used keys in memory and the rest
   in the database, moved out in batches, with the same answers as a dict.

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from rudder_pipedrive_cli.core.events import INVALID, EventError, invalid, parse_event, take
+from rudder_pipedrive_cli.core.events import (
+    GROUP_ID_PATHS,
+    INVALID,
+    PREVIOUS_ID_PATHS,
+    USER_ID_PATHS,
+    EventError,
+    invalid,
+    parse_event,
+    take,
+)
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 
@@ -64,6 +73,34 @@ def identities(**raw: Any) -> tuple[Any, ...]:
 )
 def test_identity_fallbacks(raw: dict[str, Any], expected: tuple[Any, ...]) -> None:
     assert identities(**raw) == expected
+
+
+def nested(path: str, value: Any) -> dict[str, Any]:
+    """The event body holding `value` at the dotted `path` only."""
+    *outer, key = path.split(".")
+    body: dict[str, Any] = {key: value}
+    for part in reversed(outer):
+        body = {part: body}
+    return body
+
+
+@pytest.mark.parametrize(
+    ("slot", "path"),
+    [
+        (slot, path)
+        for slot, paths in enumerate((USER_ID_PATHS, GROUP_ID_PATHS, PREVIOUS_ID_PATHS))
+        for path in paths
+    ],
+)
+def test_every_path_of_an_identity_is_read_when_it_alone_holds_the_value(
+    slot: int, path: str
+) -> None:
+    """Each path of each identity's table, the only one holding a value, gives the identity:
+    a path added to a table is read too (Event's straight line guards the fallbacks of groupId
+    and previousId by their keys, which must follow the tables)."""
+    expected: list[Any] = [None, None, None]
+    expected[slot] = "id-1"
+    assert identities(**nested(path, " id-1 "))[:3] == tuple(expected)
 
 
 def test_ids_type_and_anonymous_id() -> None:

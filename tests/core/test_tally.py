@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Iterator
+
 import pytest
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest
@@ -117,3 +121,45 @@ def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter
     assert (tally.warnings["warning 0"], tally.warnings[OTHER_WARNINGS]) == (MAX_REASONS + 4, 3)
     assert tally.outcomes == {"skipped": MAX_REASONS + 4, "failed": MAX_REASONS + 3,
                               "sent": MAX_REASONS + 3}  # fmt: skip
+
+
+@pytest.fixture
+def eager_thread_switches() -> Iterator[None]:
+    """Threads switch every microsecond: a race in Python code shows within a few rounds."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("eager_thread_switches")
+def test_the_live_view_reads_the_counts_while_new_types_and_outcomes_are_counted() -> None:
+    """`send`'s live view (cli/progress.py) reads `outcomes`, `read` and the time estimate from
+    its refresh thread while the run counts; a type or outcome counted for the first time
+    meanwhile must not break its read ("dictionary changed size during iteration"), which would
+    print a traceback without -v and freeze the view."""
+    errors: list[Exception] = []
+    for _ in range(60):
+        tally = Tally()
+        stop = threading.Event()
+
+        def read(tally: Tally = tally, stop: threading.Event = stop) -> None:
+            while not stop.is_set():
+                try:
+                    assert tally.read >= 0
+                    estimated_seconds(tally, "growth")
+                except RuntimeError as error:
+                    errors.append(error)
+                    return
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for kind in ("identify", "track", "group", "alias", "page", "invalid"):
+            for status in ("sent", "unchanged", "skipped", "failed"):
+                for _ in range(20):
+                    tally.add_outcome(kind, status)
+                tally.requests[f"GET /{kind}/{status}"] += 1
+        stop.set()
+        reader.join()
+        assert tally.outcomes == {"sent": 120, "unchanged": 120, "skipped": 120, "failed": 120}
+    assert errors == []
