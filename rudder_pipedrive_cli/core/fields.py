@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -35,11 +34,10 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
-# Where an event holds the values of a body, as `Traits` takes them.
+# Where an event holds the values of a body, as `sources_at` takes them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
 PERSON_TRAITS = (TRAITS, CONTEXT_TRAITS)  # an identify's or alias's person: top-level traits win
-PROPERTIES = ("properties",)
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
 NAME_KEYS = frozenset({"name", *FIRST_NAME_PATHS, *LAST_NAME_PATHS})
@@ -63,63 +61,35 @@ TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
 CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
-class Traits:  # immutable by convention: see protocol.py
-    """Where a plan reads an entity's values: the first source holding a path wins."""
+def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
+    """The objects of the event `raw` at `paths` (`PERSON_TRAITS`), in order: where a body reads
+    its values, the first source holding a path winning (`trait`)."""
+    sources: tuple[Any, ...] = ()
+    for parts in paths:
+        found: Any = raw
+        for part in parts:
+            found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+        if type(found) is dict or isinstance(found, Mapping):
+            sources += (found,)
+    return sources
 
-    __slots__ = ("flat", "sources")
 
-    def __init__(
-        self,
-        raw: Mapping[str, Any] | None = None,
-        *paths: tuple[str, ...],
-        sources: tuple[Mapping[str, Any], ...] = (),
-    ) -> None:
-        """The objects of the event `raw` at `paths` (`CONTEXT_TRAITS`), else `sources`."""
-        for parts in paths:
-            found: Any = raw
-            for part in parts:
-                found = (
-                    found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
-                )
-            if type(found) is dict or isinstance(found, Mapping):
-                sources += (found,)
-        self.sources = sources
-        # One-key reads, from the sources merged (first non-None value wins); made here, since a
-        # plan reads a dozen keys from the same traits (name, first/last name, email, ...).
-        # A None or "" value reads as absent either way (every reader of `flat` skips both).
-        count = len(sources)
-        if count == 1:
-            self.flat: Mapping[str, Any] = sources[0]
-            return
-        if count == 2 and None not in (first := sources[0].values()) and "" not in first:
-            self.flat = {**sources[1], **sources[0]}  # nothing of the first to fall through
-            return
-        flat: dict[str, Any] = {}
-        for source in sources:
-            for key, value in source.items():
-                if value is not None and value != "" and key not in flat:
-                    flat[key] = value
-        self.flat = flat
-
-    def get(self, path: str) -> Any:
-        """The first source's value at `path`; an empty string reads as absent, as it does when
-        sources are merged (so one source or several give the same answer). A dotted path is
-        nested objects, else a key holding the dots itself (flattened traits: "company.role")."""
-        if "." not in path:  # most paths are one key
-            value = self.flat.get(path)
-            return None if value == "" else value
-        parts = path_parts(path)
-        for source in self.sources:
-            value = get_parts(source, parts)
-            if value is None or value == "":
-                value = source.get(path)
-            if value is not None and value != "":
-                return value
-        return None
+def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...] = ()) -> Any:
+    """The first source's value at `path` (None and "" read as absent). A dotted path (`parts`,
+    from `path_parts`) is nested objects, else a key holding the dots itself (flattened traits:
+    "company.role")."""
+    for source in sources:
+        value = get_parts(source, parts) if parts else source.get(path)
+        if parts and (value is None or value == ""):
+            value = source.get(path)
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def show(value: Any) -> str:
@@ -152,10 +122,10 @@ def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
     return found
 
 
-def person_name(traits: Traits, warnings: list[str]) -> str | None:
+def person_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
-    for source in traits.sources:
+    for source in sources:
         if NAME_KEYS.isdisjoint(source):  # most sources without a name: one call, not five
             continue
         value = source.get("name")
@@ -280,16 +250,21 @@ def known_time(value: Any) -> datetime | None:
     return None if moment == GO_ZERO_TIME else moment
 
 
-def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
-    """add_time from the trait, else the event's originalTimestamp, else its timestamp. A time
-    that is there but cannot be read is warned about (Go's zero time is no time: not warned)."""
-    trait = traits.flat.get("add_time")
-    if trait == "":
-        trait = None
-    elif trait is not None:
-        moment = parse_time(trait)
-        if moment is not None and moment != GO_ZERO_TIME:
-            return rfc3339(moment)
+def add_time(
+    sources: Iterable[Mapping[str, Any]], raw: Mapping[str, Any], warnings: list[str]
+) -> str | None:
+    """add_time from the trait (the first of the `sources` holding it), else the event's
+    originalTimestamp, else its timestamp. A time that is there but cannot be read is warned
+    about (Go's zero time is no time: not warned)."""
+    given = None  # a trait that is not a time
+    for source in sources:
+        value = source.get("add_time")
+        if value is not None and value != "":
+            moment = parse_time(value)
+            if moment is not None and moment != GO_ZERO_TIME:
+                return rfc3339(moment)
+            given = value
+            break
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
     moment = None
@@ -303,11 +278,11 @@ def add_time(traits: Traits, raw: Mapping[str, Any], warnings: list[str]) -> str
         elif moment != GO_ZERO_TIME:
             used = path
             break
-    if trait is not None:
+    if given is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
             Warned(
-                f"add_time = {show(trait)} is not a date or time; {instead}",
+                f"add_time = {show(given)} is not a date or time; {instead}",
                 f"add_time is not a date or time; {instead}",
             )
         )
@@ -407,10 +382,6 @@ def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
 
 # The longest text a field type holds (v2.yaml's field types: "Text (up to 255 characters)").
 TEXT_LIMITS: Mapping[str, int] = {"varchar": 255, "varchar_auto": 255, "phone": 255}
-
-
-def text_limit(info: FieldInfo | None) -> int | None:
-    return TEXT_LIMITS.get(info.field_type) if info is not None else None
 
 
 def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
@@ -605,62 +576,88 @@ def unconvertible(
 
 
 # One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does (a STANDARD trait shaped into the body, a CUSTOM field, a standard field a trait is
-# MAPPED to, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's listed
-# type (None: as it is), the field (STANDARD: whether a value holding no entry is warned about),
-# and whether the path is dotted (else it is one key of the merged traits).
-STANDARD, CUSTOM, MAPPED, NEVER = range(4)
-Row = tuple[str, str, int, Any, Any, bool]
+# the row does (a STANDARD trait shaped into the body, a CUSTOM field, the IDENTITY field rpd
+# fills itself, a standard field a trait is MAPPED to, one that is REFUSED: rpd sets it or no
+# write takes it, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's
+# listed type (None: as it is), the field (STANDARD: whether a value holding no entry is warned
+# about), a dotted path's parts (else (): the path is one key of a source), and the shape of a
+# MAPPED value (None: as it is) or why a REFUSED one is dropped.
+STANDARD, CUSTOM, IDENTITY, MAPPED, REFUSED, NEVER = range(6)
+Row = tuple[str, str, int, Any, Any, tuple[str, ...], Any]
 
 
 class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
-    the paths a mapped dotted path goes through ("address" for "address.city"); whether a body
-    needs shaping (a row is MAPPED, or a monetary custom field); the paths mapped to identity."""
+    the paths a mapped dotted path goes through ("address" for "address.city"); whether a row is
+    a monetary custom field (v1 leads flatten it: `lead_custom`); the warning for a value mapped
+    to the identity field."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-    shaped: bool
-    identity_paths: str
+    money: bool
+    identity_warning: str
 
 
 def compiled_mapping(
     mapping: Mapping[str, str],
     config: PlanConfig,
-    standard: frozenset[str] = frozenset(),
-    rows: tuple[StandardRow, ...] = (),
-    identity: str = "",
+    kind: Kind | None = None,
     key: object = None,
+    *,
+    create: bool = True,
+    identity: str = "",
+    identity_words: str = "",
 ) -> MappingTable:
-    """The table of standard trait `rows` (`standard`: every key a plan reads itself) and of a
-    `mapping` under `config`, kept in `PlanConfig.compiled` under `key` (bodies look there)."""
+    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first;
+    None: mapped rows alone, shaped by none), kept in `PlanConfig.compiled` under `key`. add_time
+    is sent on `create` only; `identity_words` refuse a value mapped to the `identity` field."""
     table: list[Row] = [
-        (trait, key, STANDARD, shape, said, False) for trait, key, shape, said in rows
+        (path, key, STANDARD, shape, said, (), None)
+        for path, key, shape, said in (kind.rows if kind is not None else ())
     ]
     for path, field in mapping.items():
         info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
         typed = None if convert is None else info
-        how = NEVER if field in NEVER_SENT else CUSTOM if is_custom(field, config) else MAPPED
-        table.append((path, field, how, convert, typed, "." in path))
+        how, shape = (NEVER if field in NEVER_SENT else CUSTOM), None
+        if how == CUSTOM and not is_custom(field, config):
+            how, shape = mapped_row(field, config, kind, create)
+        elif how == CUSTOM and identity == field != "":
+            how = IDENTITY
+        parts = path_parts(path) if "." in path else ()
+        table.append((path, field, how, convert, typed, parts, shape))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
+    paths = ", ".join(path for path, field in mapping.items() if identity == field != "")
     compiled = config.compiled[key] = MappingTable(
         rows=tuple(table),
-        sent=frozenset(mapping) | standard | IDENTITY_KEYS,
+        sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
-        shaped=any(how == MAPPED or convert is to_money for _, _, how, convert, _, _ in table),
-        identity_paths=", ".join(
-            path for path, field in mapping.items() if identity == field != ""
-        ),
+        money=any(row[3] is to_money for row in table),
+        identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
     )
     return compiled
 
 
+def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
+    """What a row does with a value mapped to the standard `field` of a body of `kind`: shape it
+    as its standard trait is (MAPPED), or drop it with a warning (REFUSED: the words)."""
+    if kind is None:
+        return MAPPED, None
+    shape = kind.shapes.get(field)
+    if shape is not None:
+        return MAPPED, (shape if create or field != "add_time" else lambda *_: None)
+    if field in RPD_SETS:
+        return REFUSED, Warned(f"a trait is mapped to {field}, which rpd sets itself; dropped")
+    if field not in kind.writable:
+        return REFUSED, Warned(unwritable(field, config))  # config words only
+    return MAPPED, None
+
+
 def mapped_values(
-    traits: Traits,
+    sources: tuple[Mapping[str, Any], ...],
     table: MappingTable,
     config: PlanConfig,
     warnings: list[str],
@@ -668,18 +665,33 @@ def mapped_values(
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One loop over the rows: standard traits shaped into `body`; field key -> the value of each
-    mapped path present, in its field's JSON type (as it is when the type is unknown), else it
-    fails the event or is dropped with a warning (`refuse`). `currency`: the event's, for a bare
-    monetary number (else default_currency). Custom fields go to `custom` when it is given."""
+    """One loop over the rows, each path read from the event's `sources` (the first holding it
+    wins): standard traits shaped into `body`; field key -> each mapped value in its field's JSON
+    type (as it is when the type is unknown; else `refuse`), or in its standard trait's shape.
+    `currency`: the event's, for a bare monetary number (else default_currency). Custom fields go
+    to `custom` when it is given. Warnings come in the order they always did: the rows', the
+    identity's, then the shapes' (`late`), whose first refusal fails the event after every row."""
     values: dict[str, Any] = {}
-    flat = traits.flat
+    late: list[str] = []
+    failed: PlanFailure | None = None
+    identity = False
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, how, convert, info, dotted in table.rows:
-        value = traits.get(path) if dotted else flat.get(path)
-        if value is None or value == "":
-            continue
+    first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
+    for path, key, how, convert, info, parts, shape in table.rows:
+        if parts:
+            value = trait(sources, path, parts)
+            if value is None:
+                continue
+        else:  # most paths: one key of the first source, else of the next holding it
+            value = first.get(path)
+            if value is None or value == "":
+                for source in rest:
+                    value = source.get(path)
+                    if value is not None and value != "":
+                        break
+                else:
+                    continue
         if how == STANDARD:
             warned = len(warnings)
             found = convert(value, path, warnings)
@@ -704,10 +716,30 @@ def mapped_values(
                 failure = unconvertible(path, value, key, info, error)
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
-        if how == CUSTOM and custom is not None:
-            custom[key] = value
-        else:
+        if how == CUSTOM:
+            (values if custom is None else custom)[key] = value
+        elif how == IDENTITY:  # written, it would replace the identity: never found again
+            identity = True
+        elif failed is not None:  # the shapes stop at their first refusal
+            continue
+        elif how == REFUSED:
+            late.append(shape)
+        elif shape is None:
             values[key] = value
+        else:
+            try:
+                value = shape(value, currency, config, late)
+            except PlanFailure as failure:
+                failed = failure
+                continue
+            if value is not None:
+                values[key] = value
+    if identity:
+        warnings.append(table.identity_warning)
+    if late:
+        warnings += late
+    if failed is not None:
+        raise failed
     return values
 
 
@@ -930,8 +962,8 @@ PERSON_STANDARD: tuple[StandardRow, ...] = (
 ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
 
 
-def org_name(traits: Traits, warnings: list[str]) -> str | None:
-    return name_text(traits.flat.get("name"), "name", warnings)
+def org_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
+    return name_text(trait(sources, "name"), "name", warnings)
 
 
 # --- traits mapped to standard (non-custom) fields -------------------------------------------
@@ -942,60 +974,52 @@ def org_name(traits: Traits, warnings: list[str]) -> str | None:
 RPD_SETS = frozenset({"id", "org_id", "person_id", "owner_id", "title", "origin_id", "update_time"})
 
 
-@dataclass(slots=True, kw_only=True)
-class Shaping:
-    create: bool
-    currency: Any  # the event's currency (see `Coerce`)
-    warnings: list[str]
-    config: PlanConfig  # its lead labels (listed with its field listing), [fields] on_invalid
-
-
-Shape = Callable[[Any, Shaping], Any]
+# (value, currency, config, warnings) -> the body value, or None (left out, warned about when
+# the value is there but unusable): the event's currency (see `Coerce`), the config's lead labels
+# (listed with its field listing) and `[fields] on_invalid`.
+Shape = Callable[[Any, Any, "PlanConfig", list[str]], Any]
 
 
 def mapped_shape(shape: StandardShape, key: str) -> Shape:
     """A standard trait's shape, for a value mapped to its body key `key` (warned about as `key`;
     a value holding no entry is left out)."""
-    return lambda value, shaping: shape(value, key, shaping.warnings) or None
+    return lambda value, currency, config, warnings: shape(value, key, warnings) or None
 
 
-def _name(value: Any, shaping: Shaping) -> Any:
-    return name_text(value, "a trait mapped to name", shaping.warnings)
+def _name(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    return name_text(value, "a trait mapped to name", warnings)
 
 
-def _lead_visible(value: Any, shaping: Shaping) -> Any:
-    number = visible_to(value, "visible_to", shaping.warnings)
+def _lead_visible(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    number = visible_to(value, "visible_to", warnings)
     return None if number is None else str(number)  # v1 leads take it as a string
 
 
-def _created(value: Any, shaping: Shaping) -> Any:
-    moment = known_time(value) if shaping.create else None
+def _created(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    moment = known_time(value)
     return None if moment is None else rfc3339(moment)
 
 
-def _lead_value(value: Any, shaping: Shaping) -> Any:
+def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
     """A value mapped to the lead's own `value`: converted as a monetary custom field is (with
-    the field listing, `mapped_values` did so already), so an offline dry-run plans what a send
+    the field listing, its coercion did so already), so an offline dry-run plans what a send
     does."""
     try:
-        amount, currency = money(value, shaping.currency)
+        amount, code = money(value, currency)
     except Unconvertible as error:
         failure = PlanFailure(
             f"cannot convert {show(value)} for the lead's value: expected {error}",
             redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )
-        refuse(failure, shaping.config.on_invalid, shaping.warnings, "left out")
+        refuse(failure, config.on_invalid, warnings, "left out")
         return None
-    return {"amount": amount, "currency": currency}
+    return {"amount": amount, "currency": code}
 
 
-def _labels(value: Any, shaping: Shaping) -> Any:
-    config = shaping.config  # without the field listing (offline) the labels were not listed
-    return (
-        lead_labels(value, config.lead_labels, shaping.warnings, listed=bool(config.field_types))
-        or None
-    )
+def _labels(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    listed = bool(config.field_types)  # without the field listing (offline) labels were not listed
+    return lead_labels(value, config.lead_labels, warnings, listed=listed) or None
 
 
 # A mapped value takes the shape its standard trait has (one table per entity: the rows above).
@@ -1011,7 +1035,7 @@ ORG_SHAPES: Mapping[str, Shape] = {
 }
 LEAD_SHAPES: Mapping[str, Shape] = {
     "value": _lead_value,
-    "expected_close_date": lambda value, _: date_part(value),
+    "expected_close_date": lambda value, currency, config, warnings: date_part(value),
     "label_ids": _labels,
     "visible_to": _lead_visible,
 }
@@ -1040,11 +1064,28 @@ DEAL_WRITABLE = frozenset(
     | {"visible_to"}
 )
 DEAL_SHAPES: Mapping[str, Shape] = {
-    "value": lambda value, shaping: as_number(value),
-    "currency": lambda value, _: currency_code(value),
-    "expected_close_date": lambda value, _: date_part(value),
+    "value": lambda value, currency, config, warnings: as_number(value),
+    "currency": lambda value, currency, config, warnings: currency_code(value),
+    "expected_close_date": LEAD_SHAPES["expected_close_date"],
     "visible_to": ORG_SHAPES["visible_to"],
 }
+
+
+class Kind(NamedTuple):
+    """What the body of one kind of record takes: its standard trait rows, every trait key a plan
+    reads itself (never reported as dropped), how a value mapped to one of its standard fields is
+    shaped, and the standard fields its writes take."""
+
+    rows: tuple[StandardRow, ...]
+    standard: frozenset[str]
+    shapes: Mapping[str, Shape]
+    writable: frozenset[str]
+
+
+PERSON_KIND = Kind(PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE)
+ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE)
+LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE)
+DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {
@@ -1075,31 +1116,3 @@ def unwritable(key: str, config: PlanConfig) -> str:
         f"a trait is mapped to {key}, which only the account's field listing can resolve "
         "(dry-run: --lookups, or the state of an earlier send); left out"
     )
-
-
-def shape_standard(
-    values: Mapping[str, Any],
-    shapes: Mapping[str, Shape],
-    shaping: Shaping,
-    writable: frozenset[str],
-) -> dict[str, Any]:
-    """Mapped values with standard keys shaped (dropped when they cannot be, or cannot be
-    written, with a warning); custom fields pass as they are."""
-    shaped: dict[str, Any] = {}
-    config = shaping.config
-    for key, value in values.items():
-        shape = shapes.get(key)
-        if shape is not None:
-            value = shape(value, shaping)
-            if value is None:
-                continue
-        elif key in RPD_SETS:
-            shaping.warnings.append(
-                Warned(f"a trait is mapped to {key}, which rpd sets itself; dropped")
-            )
-            continue
-        elif key not in writable and not is_custom(key, config):
-            shaping.warnings.append(Warned(unwritable(key, config)))  # config words only
-            continue
-        shaped[key] = value
-    return shaped

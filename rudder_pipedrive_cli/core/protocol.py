@@ -3,7 +3,7 @@
 A plan is a generator: it yields an `ApiRequest`, receives an `ApiResponse`, and finally returns
 an `Outcome`. The same plans run live (httpx), in dry-run (an offline responder) and in tests.
 
-These values, and the others every event makes (`Event`, `Traits`, `Ref`, `Ctx`), are slotted
+These values, and the others every event makes (`Event`, `Ref`, `Ctx`), are slotted
 classes that are immutable by convention: nothing assigns to a
 field after construction; make a new value instead. They are not `frozen=True` because a frozen
 dataclass sets each field through `object.__setattr__`: construction measured 3.5x slower (1.2 us

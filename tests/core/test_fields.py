@@ -11,9 +11,8 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, redacted_warni
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
     CONTEXT_TRAITS,
-    PERSON_STANDARD,
+    PERSON_KIND,
     TRAITS,
-    Traits,
     add_time,
     compiled_mapping,
     date_part,
@@ -21,6 +20,8 @@ from rudder_pipedrive_cli.core.fields import (
     mapped_values,
     person_name,
     phones,
+    sources_at,
+    trait,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
@@ -35,7 +36,7 @@ def config(field_type: str, currency: str = "") -> PlanConfig:
 def coerce(path: str, value: Any, key: str, config: PlanConfig) -> Any:
     """What `value` at trait `path`, mapped to field `key`, is sent as (one mapped row)."""
     table = compiled_mapping({path: key}, config)
-    return mapped_values(Traits(sources=({path: value},)), table, config, [])[key]
+    return mapped_values((({path: value},)), table, config, [])[key]
 
 
 COERCIONS: list[tuple[str, Any, Any]] = [
@@ -169,7 +170,7 @@ def test_every_searchable_type_has_a_coercion() -> None:
 )
 def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
     warnings: list[str] = []
-    assert person_name(Traits(sources=(traits,)), warnings) == expected
+    assert person_name(((traits,)), warnings) == expected
     assert warnings == []
 
 
@@ -185,7 +186,7 @@ def test_person_name(traits: dict[str, Any], expected: str | None) -> None:
 def test_person_name_top_level_traits_win_whole(
     top: dict[str, Any], context: dict[str, Any], expected: str
 ) -> None:
-    assert person_name(Traits(sources=(top, context)), []) == expected
+    assert person_name(((top, context)), []) == expected
 
 
 @pytest.mark.parametrize(
@@ -211,7 +212,7 @@ def test_a_name_that_is_not_a_string_is_dropped_with_a_warning(
     top: dict[str, Any], context: dict[str, Any], expected: str | None, warned: list[str]
 ) -> None:
     warnings: list[str] = []
-    assert person_name(Traits(sources=(top, context)), warnings) == expected
+    assert person_name(((top, context)), warnings) == expected
     assert warnings == warned
     assert [redacted_warning(w) for w in warnings] == [
         w.split(" = ")[0] + " is not a name (a string); dropped" for w in warned
@@ -224,7 +225,7 @@ def test_a_name_that_is_not_a_string_is_dropped_with_a_warning(
 def test_an_empty_string_trait_is_absent_with_one_source_or_several(
     sources: tuple[dict[str, Any], ...],
 ) -> None:
-    traits = Traits(sources=sources)
+    traits = sources
     empty = PlanConfig()
     table = compiled_mapping({"plan": "k-plan", "role": "k-role"}, empty)
     assert mapped_values(traits, table, empty, []) == {"k-role": "Eng"}
@@ -250,8 +251,8 @@ def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
     """The `emails` a person's body gets from an `email` trait holding `value`."""
     body: dict[str, Any] = {}
     config = PlanConfig()
-    table = compiled_mapping({}, config, rows=PERSON_STANDARD)
-    mapped_values(Traits(sources=({"email": value},)), table, config, warnings, body=body)
+    table = compiled_mapping({}, config, PERSON_KIND)
+    mapped_values((({"email": value},)), table, config, warnings, body=body)
     return body.get("emails")
 
 
@@ -284,14 +285,14 @@ def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
 )
 def test_add_time(trait: Any, raw: dict[str, Any], expected: str | None) -> None:
     warnings: list[str] = []
-    traits = Traits(sources=({"add_time": trait} if trait is not None else {},))
+    traits = ({"add_time": trait} if trait is not None else {},)
     assert add_time(traits, raw, warnings) == expected
     assert warnings == []
 
 
 def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
     warnings: list[str] = []
-    traits = Traits(sources=({"add_time": "yesterday"},))
+    traits = ({"add_time": "yesterday"},)
     assert (
         add_time(traits, {"timestamp": "2022-01-01T12:00:00Z"}, warnings) == "2022-01-01T12:00:00Z"
     )
@@ -303,7 +304,7 @@ def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
 
 def test_a_time_past_the_datetime_range_in_utc_is_not_a_time() -> None:
     warnings: list[str] = []
-    traits = Traits(sources=({"add_time": "9999-12-31T23:59:59-01:00"},))
+    traits = ({"add_time": "9999-12-31T23:59:59-01:00"},)
     raw = {"originalTimestamp": "0001-01-01T00:30:00+01:00", "timestamp": "2022-01-01"}
     assert add_time(traits, raw, warnings) == "2022-01-01T00:00:00Z"
     assert warnings == [
@@ -345,7 +346,7 @@ def test_the_event_time_for_add_time(
     raw: dict[str, Any], expected: str | None, warned: list[str]
 ) -> None:
     warnings: list[str] = []
-    assert add_time(Traits(sources=({},)), raw, warnings) == expected
+    assert add_time((({},)), raw, warnings) == expected
     assert warnings == warned
     assert [redacted_warning(w) for w in warnings] == [
         w.split(" = ")[0] + " is not a date or time; " + w.rsplit("; ", 1)[1] for w in warned
@@ -366,28 +367,26 @@ def test_date_part(value: Any, expected: str | None) -> None:
 
 
 def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects() -> None:
-    traits = Traits(
-        sources=(
-            {
-                "name": "Ann",
-                "userId": "u",
-                "role": "x",
-                "address": {"city": "Tallinn", "street": "Main"},
-                "prefs": {"a": 1},
-            },
-            {"email": "a@b.c", "junk": 1, "role": "y"},
-        )
+    traits = (
+        {
+            "name": "Ann",
+            "userId": "u",
+            "role": "x",
+            "address": {"city": "Tallinn", "street": "Main"},
+            "prefs": {"a": 1},
+        },
+        {"email": "a@b.c", "junk": 1, "role": "y"},
     )
     mapping = {"role": "r" * 40, "address.city": "c" * 40}
     found = ["prefs"]  # what another body of the event dropped: listed once
-    table = compiled_mapping(mapping, PlanConfig(), frozenset({"name", "email"}))
-    dropped(traits.sources, table, found)
+    table = compiled_mapping(mapping, PlanConfig(), PERSON_KIND)
+    dropped(traits, table, found)
     assert found == ["prefs", "address.street", "junk"]
 
 
 def test_owner_id_mapping_is_never_sent() -> None:
     warnings: list[str] = []
-    traits = Traits(sources=({"boss": 5, "role": "x"},))
+    traits = ({"boss": 5, "role": "x"},)
     config = PlanConfig()
     table = compiled_mapping({"boss": "owner_id", "role": "r" * 40}, config)
     values = mapped_values(traits, table, config, warnings)
@@ -421,7 +420,7 @@ def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, cus
     config = PlanConfig(field_types={key: info} if info else {})
     inner: dict[str, Any] = {}
     top = mapped_values(
-        Traits(sources=({"x": "7"},)),
+        (({"x": "7"},)),
         compiled_mapping({"x": key}, config),
         config,
         [],
@@ -471,15 +470,14 @@ def test_an_email_holding_no_address_is_warned_about_after_earlier_warnings() ->
 def test_a_dotted_path_reads_nested_objects_else_a_key_holding_the_dots() -> None:
     # Many sources flatten objects ("company.role"): a mapped path reads such a key too, so its
     # value is sent (and, being read, it is not listed as dropped).
-    flat = Traits(sources=({"company.role": "flat"},))
-    nested = Traits(sources=({"company": {"role": "nested"}, "company.role": "flat"},))
-    assert flat.get("company.role") == "flat"
-    assert nested.get("company.role") == "nested"
-    assert (
-        Traits(sources=({"company.role": ""}, {"company.role": "ctx"})).get("company.role") == "ctx"
-    )
+    flat = ({"company.role": "flat"},)
+    nested = ({"company": {"role": "nested"}, "company.role": "flat"},)
+    parts = ("company", "role")
+    assert trait(flat, "company.role", parts) == "flat"
+    assert trait(nested, "company.role", parts) == "nested"
+    assert trait(({"company.role": ""}, {"company.role": "ctx"}), "company.role", parts) == "ctx"
     found: list[str] = []
-    dropped(flat.sources, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
+    dropped(flat, compiled_mapping({"company.role": "r" * 40}, PlanConfig()), found)
     assert found == []
 
 
@@ -529,6 +527,6 @@ def test_only_strings_that_look_like_addresses_are_emails(
 def test_top_level_traits_win_and_absent_ones_fall_through_to_context(
     top: dict[str, Any], context: dict[str, Any], expected: tuple[Any, ...]
 ) -> None:
-    traits = Traits({"traits": top, "context": {"traits": context}}, TRAITS, CONTEXT_TRAITS)
-    assert traits.sources == (top, context)
-    assert tuple(traits.get(key) for key in ("role", "plan", "tier")) == expected
+    traits = sources_at({"traits": top, "context": {"traits": context}}, (TRAITS, CONTEXT_TRAITS))
+    assert traits == (top, context)
+    assert tuple(trait(traits, key) for key in ("role", "plan", "tier")) == expected

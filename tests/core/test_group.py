@@ -250,6 +250,18 @@ CASES = [
         },
     ),
     Case(
+        name="a new organization without a name fails before any write, its body read",
+        raw=group({"industry": "Retail", "junk": 1, "add_time": "soon"}),
+        calls=[search_org("g-1"), search_person("u-1", 42)],
+        expect={
+            "status": "failed",
+            "reason": "cannot create organization without a name",
+            "stage": "create organization",
+            "warnings": ["add_time = soon is not a date or time; using the event time"],
+            "dropped": ["junk"],
+        },
+    ),
+    Case(
         name="no group_id_field configured: fails naming the setting",
         raw=group(),
         config=replace(CONFIG, group_id_field=""),

@@ -12,18 +12,10 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
-    ORG_SHAPES,
-    ORG_STANDARD,
-    ORG_STANDARD_KEYS,
-    ORG_WRITABLE,
-    PERSON_SHAPES,
-    PERSON_STANDARD,
-    PERSON_STANDARD_KEYS,
-    PERSON_WRITABLE,
-    Shape,
-    Shaping,
-    StandardRow,
-    Traits,
+    ORG_KIND,
+    PERSON_KIND,
+    TEXT_LIMITS,
+    Kind,
     add_time,
     compiled_mapping,
     dropped,
@@ -33,12 +25,12 @@ from rudder_pipedrive_cli.core.fields import (
     person_name,
     put_mapped,
     rfc3339,
-    shape_standard,
-    text_limit,
+    sources_at,
+    trait,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
     ApiRequest,
@@ -75,11 +67,8 @@ class Entity:
     identity: str  # the RudderStack identity it is found by
     setting: str  # the [identity] key naming its field (a PlanConfig attribute)
     fields: str  # the PlanConfig attribute holding its mapping
-    name: Callable[[Traits, list[str]], str | None]  # its name, from the traits
-    standard: tuple[StandardRow, ...]  # its other standard traits (add_time apart: create only)
-    standard_keys: frozenset[str]
-    shapes: Mapping[str, Shape]  # how a trait mapped to one of its standard fields is shaped
-    writable: frozenset[str]  # the standard fields its writes take
+    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
+    body: Kind  # its standard traits and fields (add_time apart: create only)
 
     @property
     def item_endpoint(self) -> str:
@@ -96,10 +85,7 @@ PERSON = Entity(
     setting="user_id_field",
     fields="person_fields",
     name=person_name,
-    standard=PERSON_STANDARD,
-    standard_keys=PERSON_STANDARD_KEYS,
-    shapes=PERSON_SHAPES,
-    writable=PERSON_WRITABLE,
+    body=PERSON_KIND,
 )
 ORG = Entity(
     kind="org",
@@ -111,10 +97,7 @@ ORG = Entity(
     setting="group_id_field",
     fields="org_fields",
     name=org_name,
-    standard=ORG_STANDARD,
-    standard_keys=ORG_STANDARD_KEYS,
-    shapes=ORG_SHAPES,
-    writable=ORG_WRITABLE,
+    body=ORG_KIND,
 )
 
 
@@ -445,15 +428,15 @@ def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Excepti
 def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     """The identity field to find or write `key` in; refused when unset, or when the field (as
     listed) cannot hold the whole key: stored cut short, it could never be found again."""
-    field_key: str = getattr(ctx.config, entity.setting)
+    config = ctx.config
+    field_key, limit, info = config.compiled.get(entity.setting) or identity_field(config, entity)
     if not field_key:
         raise PlanFailure(
             f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
             redacted=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
-    info = ctx.config.field_types.get(field_key)
-    if info is not None and (limit := text_limit(info)) is not None and len(key) > limit:
+    if info is not None and len(key) > limit:
         raise PlanFailure(
             f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
             f"{info.name} ({info.field_type}) holds at most {limit}",
@@ -461,6 +444,16 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
             stage="validate",
         )
     return field_key
+
+
+def identity_field(config: PlanConfig, entity: Entity) -> tuple[str, int, FieldInfo | None]:
+    """The identity field of `entity`, the most characters it holds and its listing, when a text
+    field's (else None), worked out once per config (`PlanConfig.compiled`)."""
+    field_key: str = getattr(config, entity.setting)
+    info = config.field_types.get(field_key)
+    limit = TEXT_LIMITS.get(info.field_type) if info is not None else None
+    found = config.compiled[entity.setting] = (field_key, limit or 0, info if limit else None)
+    return found
 
 
 def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref | None:
@@ -777,50 +770,47 @@ def entity_body(
 ) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
-    traits are read here, so a plan that needs no body reads none."""
+    traits are read here, so a plan that needs no body reads none. A create needs a name (the
+    whole body is read first: its warnings and dropped traits are reported with the failure)."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    traits = Traits(ctx.event.raw, *paths)
-    table = config.compiled.get(entity.kind) or compiled_mapping(
+    sources = sources_at(ctx.event.raw, paths)
+    table = config.compiled.get((entity.kind, create)) or compiled_mapping(
         getattr(config, entity.fields),
         config,
-        entity.standard_keys,
-        entity.standard,
-        getattr(config, entity.setting),
-        entity.kind,
+        entity.body,
+        (entity.kind, create),
+        create=create,
+        identity=getattr(config, entity.setting),
+        identity_words=f"is mapped to the {entity.identity} field ([identity] {entity.setting}), "
+        "which rpd fills itself; dropped",
     )
     # The name: most events give it, as a string, in their first source.
-    sources = traits.sources
     given = sources[0].get("name") if sources else None
     name = given.strip() if type(given) is str else None
     if not name:
-        name = entity.name(traits, warnings)
+        name = entity.name(sources, warnings)
     body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
-    top = mapped_values(traits, table, config, warnings, "", custom, body)
-    if table.identity_paths and custom.pop(getattr(config, entity.setting), None) is not None:
-        # Written, it would replace the identity: a later replay could not find the record.
-        warnings.append(
-            Warned(
-                f"{table.identity_paths} is mapped to the {entity.identity} field ([identity] "
-                f"{entity.setting}), which rpd fills itself; dropped"
-            )
-        )
-    if top:  # most mappings are custom fields only
-        shaping = Shaping(create=create, currency="", warnings=warnings, config=config)
-        top = shape_standard(top, entity.shapes, shaping, entity.writable)
+    top = mapped_values(sources, table, config, warnings, "", custom, body)
     # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
     # event's own time (SPEC 4); only on create.
-    if create and ("add_time" not in top or traits.get("add_time") is not None):
-        created = add_time(traits, ctx.event.raw, warnings)
+    if create and ("add_time" not in top or trait(sources, "add_time") is not None):
+        created = add_time(sources, ctx.event.raw, warnings)
         if created is not None:
             body["add_time"] = created
-    if top:
+    if top:  # most mappings are custom fields only
         mapping: Mapping[str, str] = getattr(config, entity.fields)
         for key, value in top.items():
             put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    dropped(sources, table, ctx.ledger.dropped)
+    for source in sources:  # most sources: everything in them is sent
+        if not source.keys() <= table.sent:
+            dropped(sources, table, ctx.ledger.dropped)
+            break
+    if create and "name" not in body:  # nor a trait mapped to name
+        stage = f"create {entity.noun}"
+        raise PlanFailure(f"cannot create {entity.noun} without a name", stage=stage)
     return body
 
 
@@ -987,8 +977,6 @@ def person_create_body(
     if not ctx.config.create_persons:
         raise PlanFailure("person not found and create_persons is off", stage="lookup person")
     body = entity_body(ctx, PERSON, paths, create=True)
-    if "name" not in body:
-        raise PlanFailure("cannot create person without a name", stage="create person")
     body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
     return body
 

@@ -48,10 +48,6 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, (TRAITS,), create=True)
-            if "name" not in org_body:
-                raise PlanFailure(
-                    "cannot create organization without a name", stage="create organization"
-                )
             org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)

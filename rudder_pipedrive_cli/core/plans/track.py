@@ -18,20 +18,14 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
-    DEAL_SHAPES,
-    DEAL_WRITABLE,
-    LEAD_SHAPES,
-    LEAD_STANDARD_KEYS,
-    LEAD_WRITABLE,
-    PROPERTIES,
-    Shaping,
-    Traits,
+    DEAL_KIND,
+    LEAD_KIND,
+    NOTHING,
     compiled_mapping,
     dropped,
     lead_custom,
     mapped_values,
     own_fields,
-    shape_standard,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -167,23 +161,22 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits(ctx.event.raw, PROPERTIES)
+    found = ctx.event.raw.get("properties")
+    properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
-    table = config.compiled.get(id(mapping)) or compiled_mapping(
-        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
-    )
-    given = properties.flat.get("currency")  # one source: no Traits.get call
+    key = ("lead", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
+    given = properties.get("currency")
     currency = (
         config.default_currency if given is None or given == "" else given
     )  # checked where it is used
-    body = mapped_values(properties, table, config, warnings, currency)
-    if table.shaped:
-        shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
-        body = lead_custom(shape_standard(body, LEAD_SHAPES, shaping, LEAD_WRITABLE), config)
+    body = mapped_values((properties,), table, config, warnings, currency)
+    if table.money:
+        body = lead_custom(body, config)
     body["title"] = title_of(rule, ctx, name)
-    own_fields(properties.flat, body, mapping, currency, config, warnings)
+    own_fields(properties, body, mapping, currency, config, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties.sources, table, ctx.ledger.dropped)
+    dropped((properties,), table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -192,19 +185,17 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     and stage; custom fields in `custom_fields`."""
     assert rule is not None
     config, warnings = ctx.config, ctx.ledger.warnings
-    properties = Traits(ctx.event.raw, PROPERTIES)
+    found = ctx.event.raw.get("properties")
+    properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.flat.get("currency")
+    given = properties.get("currency")
     currency = config.default_currency if given is None or given == "" else given
-    table = config.compiled.get(id(mapping)) or compiled_mapping(
-        mapping, config, LEAD_STANDARD_KEYS, key=id(mapping)
-    )
+    key = ("deal", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    mapped = mapped_values(properties, table, config, warnings, currency, custom)
-    shaping = Shaping(create=True, currency=currency, warnings=warnings, config=config)
-    top = shape_standard(mapped, DEAL_SHAPES, shaping, DEAL_WRITABLE)
+    top = mapped_values((properties,), table, config, warnings, currency, custom)
     body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
-    own_fields(properties.flat, body, mapping, currency, config, warnings, "deal")
+    own_fields(properties, body, mapping, currency, config, warnings, "deal")
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
@@ -215,7 +206,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties.sources, table, ctx.ledger.dropped)
+    dropped((properties,), table, ctx.ledger.dropped)
     return body, body["origin_id"]
 
 
@@ -250,7 +241,7 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if rule.content is not None:
         content = rule.content.render(event, escape=True)
     else:
-        content = default_note(name, Traits(event.raw, PROPERTIES))
+        content = default_note(name, event.raw.get("properties"))
     body: dict[str, Any] = {"content": with_marker(content, mark)}
     when = event_time(event)
     if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC
@@ -261,13 +252,13 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     return body, mark
 
 
-def default_note(name: str, properties: Traits) -> str:
-    """The event name and its properties as a short list (HTML, values escaped)."""
+def default_note(name: str, properties: Any) -> str:
+    """The event name and its `properties` (when an object) as a short list (HTML, values
+    escaped)."""
     escape = html.escape
     items = "".join(
         f"<li>{escape(str(key))}: {escape(template_text(value))}</li>"
-        for source in properties.sources[:1]
-        for key, value in source.items()
+        for key, value in (properties.items() if isinstance(properties, Mapping) else ())
         if value is not None and value != ""
     )
     return f"<p>{escape(name)}</p>" + (f"<ul>{items}</ul>" if items else "")
