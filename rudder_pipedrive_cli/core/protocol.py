@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 
@@ -118,6 +118,7 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
+@final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
 class Outcome:
     """How one event ended, and what it taught us about identities.
@@ -173,3 +174,5 @@ class Outcome:
 
 
 Plan = Generator[ApiRequest, ApiResponse, Outcome]
+# What `plan_event` gives: the outcome itself when no request is needed, else the plan.
+Planned = Outcome | Plan

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised, settled
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
 
 T = TypeVar("T")
 Send = Callable[[ApiRequest], Awaitable[ApiResponse]]
@@ -32,10 +32,12 @@ class Sender(Protocol):
     async def send(self, request: ApiRequest) -> ApiResponse: ...
 
 
-async def drive_async(plan: Plan, send: Send) -> Outcome:
+async def drive_async(plan: Planned, send: Send) -> Outcome:
     """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
     plan hears as an answer (`gave_up`): it fails this event only. The same loop (httpx's model):
-    a shared step would cost a call per request."""
+    a shared step would cost a call per request. An outcome (no request needed) is returned."""
+    if type(plan) is Outcome:
+        return plan
     response: ApiResponse | None = None
     stage = ""
     try:
@@ -61,7 +63,7 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
         plan.close()
 
 
-async def _run_one(start: Callable[[T], Plan], item: T, send: Send) -> Outcome:
+async def _run_one(start: Callable[[T], Planned], item: T, send: Send) -> Outcome:
     try:
         plan = start(item)
     except PlanFailure as failure:
@@ -189,7 +191,7 @@ class Waits:
 async def run_plans(
     items: AsyncIterator[T] | Iterable[T],
     *,
-    start: Callable[[T], Plan],
+    start: Callable[[T], Planned],
     keys: Callable[[T], frozenset[str]],
     send: Send,
     done: Callable[[T, Outcome], None],
@@ -275,7 +277,7 @@ async def run_plans(
 def drive_all(
     items: AsyncIterator[T] | Iterable[T],
     *,
-    start: Callable[[T], Plan],
+    start: Callable[[T], Planned],
     keys: Callable[[T], frozenset[str]],
     sender: AbstractAsyncContextManager[Sender],
     done: Callable[[T, Outcome], None],
