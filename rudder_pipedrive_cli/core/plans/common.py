@@ -519,8 +519,20 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if stale or index is None or not index.covers(entity.kind):
-        via: Via = "search"
-        ids = yield from search(ctx, entity, field_key, key)
+        via: Via = "search"  # the exchange made here, its first page read here: no call
+        request = search_request(entity, field_key, key)
+        response = yield request
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
+        no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
+        ids = [] if no_hits else hit_ids(response, request.stage)
+        additional = response.additional_data  # most answers: none, no call to read it
+        cursor = None if additional is None else next_cursor(additional)
+        if cursor is not None:
+            more = {**request.query, "cursor": cursor}
+            ids += yield from listing(
+                SEARCH, more, stage=request.stage, note=request.note, read=hit_ids
+            )
     else:
         via = "index"
         ids = yield from indexed_ids(index, entity, key)
@@ -547,12 +559,13 @@ def lookup(ctx: Ctx, entity: Entity, key: str) -> Step[list[PdId]]:
     """The ids of the records holding `key` (the exchange that finds them), as `find` asks: from
     the identity index when it covers the entity (core/index.py; refreshed first when it finds
     none and its last listing is over 10 s old, so "not in the index" is as safe as a search's
-    "not found"), else by itemSearch. A plain function, not a generator: the search, every
-    lookup of a run without an index, is then one generator level less per request."""
+    "not found"), else by itemSearch, every page read by `listing`. A plain function, not a
+    generator. `find` makes its search itself, its first page read without a call."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
-        return search(ctx, entity, field_key, key)
+        request = search_request(entity, field_key, key)
+        return listing(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
     return indexed_ids(index, entity, key)
 
 
@@ -694,26 +707,22 @@ def person_check(person: PdId, note: str) -> ApiRequest:
     )
 
 
-def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
-    """The ids itemSearch finds for `term` (a record on two pages may show twice). One generator
-    level: the first page is read here (no hits, the most common answer, without a call), any
-    further pages by `listing`."""
-    stage = f"lookup {entity.noun}"  # the Recorder (core/preview.py) counts searches by it
-    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
-    note = f"search {entity.noun} by {entity.identity} {term}"
-    response = yield ApiRequest(
-        method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
+def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
+    """The first page of an itemSearch for `term` in the identity field; its stage is how the
+    Recorder (core/preview.py) counts searches."""
+    return ApiRequest(
+        method="GET",
+        path=SEARCH,
+        endpoint=SEARCH,
+        stage=f"lookup {entity.noun}",
+        query={
+            "term": term,
+            "entity_type": entity.search_type,
+            "field": field_key,
+            "match": "exact",
+        },
+        note=f"search {entity.noun} by {entity.identity} {term}",
     )
-    if response.failed is not None:  # the transport gave up: this event fails
-        raise response.failed
-    no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
-    ids: list[PdId] = [] if no_hits else hit_ids(response, stage)  # no hits: no call to read
-    additional = response.additional_data  # most answers: none, no call to read it
-    cursor = None if additional is None else next_cursor(additional)
-    if cursor is not None:
-        more = {**query, "cursor": cursor}
-        ids += yield from listing(SEARCH, more, stage=stage, note=note, read=hit_ids)
-    return ids
 
 
 def listing(
