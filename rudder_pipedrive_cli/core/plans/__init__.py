@@ -31,7 +31,7 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityCache, identities_o
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Step
+from rudder_pipedrive_cli.core.plans.common import Ctx, Step
 from rudder_pipedrive_cli.core.protocol import Outcome, Planned
 
 __all__ = ["identities_of", "plan_event"]
@@ -94,5 +94,4 @@ def plan_event(
                 held_back=about,
             )
             return waits
-    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index)
-    return HANDLERS[event.type](ctx)
+    return HANDLERS[event.type](Ctx(event, config, known, index))

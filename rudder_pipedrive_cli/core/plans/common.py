@@ -147,17 +147,28 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
         self.key = key
 
 
-class Ledger:
-    """What one plan has learned and decided so far; it becomes the Outcome. What it learned
-    (identities, lead origins, memberships, merges, pending creates and merges, recency) stays
-    the shared `EMPTY` until the first write makes its tables (`learning`): most events learn
-    nothing."""
+class Ctx:
+    """One event's plan: the event, what it is planned with (config, cache, index), and what it
+    has learned and decided so far, which becomes its Outcome. What it learned (identities, lead
+    origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
+    until the first write makes its tables (`learning`): most events learn nothing."""
 
-    __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
-                 "pending_creates", "pending_merges", "recency", "resolved", "superseded",
-                 "updates", "warnings", "writes", "wrote")  # fmt: skip
+    __slots__ = ("_at", "config", "dropped", "event", "identities", "index", "known",
+                 "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
+                 "recency", "resolved", "superseded", "updates", "warnings", "writes",
+                 "wrote")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        event: Event,
+        config: PlanConfig,
+        known: IdentityCache,
+        index: IdentityIndex | None = None,  # the identity index, when identities go by index
+    ) -> None:
+        self.event = event
+        self.config = config
+        self.known = known
+        self.index = index
         self.warnings: list[str] = []
         self.dropped: list[str] = []
         self.identities: dict[tuple[str, str], PdId | None] = EMPTY
@@ -172,10 +183,10 @@ class Ledger:
         self.wrote = False
         self.writes: list[str] = []  # what each write made (Outcome.writes)
         self.superseded = False  # a write was left out whole: a later event wrote its fields
-        self.at: str | None = None  # the event's recency stamp, once read (Ctx.at)
+        self._at: str | None = None  # the event's recency stamp, once read (`at`)
 
-    def learning(self) -> Ledger:
-        """This ledger, its tables its own to write to: made at the first write, all at once."""
+    def learning(self) -> Ctx:
+        """This plan, its tables its own to write to: made at the first write, all at once."""
         if self.identities is EMPTY:
             self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
             self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
@@ -209,9 +220,9 @@ class Ledger:
         redacted: str | None = None,
         held_back: frozenset[tuple[str, str]] = frozenset(),
     ) -> Outcome:
-        """The Outcome, with what this ledger learned whatever the status; without a status, the
+        """The Outcome, with what this plan learned whatever the status; without a status, the
         plan's end: "sent" when a write landed, else "unchanged" (superseded when a write was
-        left out whole). The ledger's containers are handed over, not copied: the plan is over
+        left out whole). Its containers are handed over, not copied: the plan is over
         when its outcome is made."""
         if status is None:
             status = "sent" if self.wrote else "unchanged"
@@ -238,26 +249,17 @@ class Ledger:
             writes=tuple(self.writes),
         )
 
-    finish = outcome  # the plan's end: ledger.finish()
-
-
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class Ctx:
-    event: Event
-    config: PlanConfig
-    known: IdentityCache
-    ledger: Ledger
-    index: IdentityIndex | None = None  # the identity index, when identities go by index
+    finish = outcome  # the plan's end: ctx.finish()
 
     def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
         """After `Stale`, None: the gone id forgotten (never taken from the cache again, so a few
         rounds at most), plan the event again with what it learned. Else the failed outcome;
         later events of its identities wait for a retry of it, when one could succeed."""
         if isinstance(signal, Stale):
-            self.ledger.forget(signal.entity, signal.key)
+            self.forget(signal.entity, signal.key)
             return None
         # What the event learned before failing (an id it created, a stale id) still counts.
-        return self.ledger.outcome(
+        return self.outcome(
             "failed",
             signal.reason,
             stage=signal.stage,
@@ -270,10 +272,9 @@ class Ctx:
     @property
     def at(self) -> str:
         """The event's time as a recency stamp (core/recency.py), read once per event."""
-        ledger = self.ledger
-        if ledger.at is None:
-            ledger.at = stamp(self.event)
-        return ledger.at
+        if self._at is None:
+            self._at = stamp(self.event)
+        return self._at
 
 
 # --- field recency ---------------------------------------------------------------------------
@@ -281,7 +282,7 @@ class Ctx:
 
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
     """When each field of the record was last written: by this event, else as known."""
-    learned = ctx.ledger.recency.get((kind, record))
+    learned = ctx.recency.get((kind, record))
     known = ctx.known.recency(kind, record)
     return known if learned is None else newest(known, learned)
 
@@ -289,7 +290,7 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
-    ledger = ctx.ledger
+    ledger = ctx
     if ledger.recency is EMPTY:
         ledger.learning()
     times = ledger.recency.setdefault((entity.kind, record), {})
@@ -473,7 +474,7 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    ledger, slot = ctx.ledger, (entity.kind, key)
+    ledger, slot = ctx, (entity.kind, key)
     ref = ledger.resolved.get(slot)
     if ref is not None or slot in ledger.identities:  # present as None: forgotten as stale
         return ref
@@ -494,26 +495,26 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    ledger, known, slot = ctx.ledger, ctx.known, (entity.kind, key)
-    stale = slot in ledger.identities  # forgotten as stale: not from the cache, nor the index
-    if not stale and entity is PERSON and (ledger.merged or known.pending):
+    known, slot = ctx.known, (entity.kind, key)
+    stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
+    if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
             cached = yield from merged_person(ctx, cached)
             if cached is not None:
                 return Ref(id=cached, via="cache", key=key)
-            ledger.forget(entity, key)  # both persons of a merge left unknown are gone: search
+            ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
-    if known.pending and slot not in ledger.pending_creates:
+    if known.pending and slot not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ledger.learning().pending_creates[slot] = None
+            ctx.learning().pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
-                ledger.learn(entity, key, ref)
+                ctx.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
     field_key = require_field(ctx, entity, key)
@@ -542,7 +543,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
         return None
     chosen = lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
-        ctx.ledger.warnings.append(
+        ctx.warnings.append(
             Warned(
                 f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
                 "using the lowest id",
@@ -551,7 +552,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             )
         )
     ref = Ref(id=chosen, via=via, key=key)
-    ctx.ledger.learn(entity, key, ref)
+    ctx.learn(entity, key, ref)
     return ref
 
 
@@ -622,7 +623,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
         ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
-            ctx.ledger.warnings.append(
+            ctx.warnings.append(
                 Warned(
                     f"userId {key} not found: the input aliases it to {target}, whose person "
                     f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
@@ -630,7 +631,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
                     "it to (an earlier alias merged or re-keyed it)",
                 )
             )
-            ctx.ledger.learn(PERSON, key, ref)
+            ctx.learn(PERSON, key, ref)
             return ref
         target = ctx.config.aliases.get(target)
     return None
@@ -639,13 +640,13 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
 def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
     """The person a cached `person` is now, once a merge of it left unknown is settled: the
     survivor if the merge landed, `person` if not, None if both are gone."""
-    if person in ctx.ledger.merged:  # settled earlier in this event
-        return ctx.ledger.merged[person]
+    if person in ctx.merged:  # settled earlier in this event
+        return ctx.merged[person]
     into = ctx.known.merging_into(person)
-    if into is None or person in ctx.ledger.pending_merges:
+    if into is None or person in ctx.pending_merges:
         return person
     still = yield from merge_landed(person, into)
-    ctx.ledger.learning().pending_merges[person] = None
+    ctx.learning().pending_merges[person] = None
     if still is None:
         return person
     if still.status in GONE:
@@ -658,9 +659,9 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there)."""
-    ledger = ctx.ledger.learning()
-    ledger.merged[previous] = current
-    origins = ledger.lead_origins
+    ctx.learning()
+    ctx.merged[previous] = current
+    origins = ctx.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
         survivor = origins.get(into, ctx.known.lead_origins(into))
@@ -673,7 +674,7 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     # for an older event of either userId to overwrite.
     times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
     if times:
-        ledger.recency[("person", current)] = times
+        ctx.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -787,7 +788,7 @@ def entity_body(
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none."""
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     traits = Traits(ctx.event.raw, *paths)
     table = config.compiled.get(entity.kind) or compiled_mapping(
         getattr(config, entity.fields),
@@ -829,7 +830,7 @@ def entity_body(
             put_mapped(body, key, value, mapping, warnings)
     if custom:
         body["custom_fields"] = custom
-    dropped(sources, table, ctx.ledger.dropped)
+    dropped(sources, table, ctx.dropped)
     return body
 
 
@@ -892,11 +893,11 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.ledger.learning().pending_creates[slot] = None
+            ctx.learning().pending_creates[slot] = None
         return record_id(expect(response, stage), stage)
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.ledger.learning().pending_creates[slot] = lost
+        ctx.learning().pending_creates[slot] = lost
 
     found = yield from write_once(
         ctx,
@@ -915,8 +916,8 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         what=f"no {entity.noun} with {entity.identity} {key} appeared",
     )
     ref = Ref(id=found, via="created", key=key)
-    ctx.ledger.learn(entity, key, ref)
-    ctx.ledger.made(f"{entity.plural} created")
+    ctx.learn(entity, key, ref)
+    ctx.made(f"{entity.plural} created")
     wrote_fields(ctx, entity, found, body)
     return ref
 
@@ -958,10 +959,10 @@ def update(
     identity = getattr(ctx.config, entity.setting)
     body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
     if not body:
-        ctx.ledger.superseded = ctx.ledger.superseded or left_out
+        ctx.superseded = ctx.superseded or left_out
         return False
     done = (entity.kind, ref.id, body)
-    if done in ctx.ledger.updates:
+    if done in ctx.updates:
         return True
 
     def answered(response: ApiResponse, _lost: str) -> None:
@@ -971,7 +972,7 @@ def update(
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
-                ctx.ledger.learning().memberships[ref.id] = org
+                ctx.learning().memberships[ref.id] = org
 
     request = ApiRequest(
         method="PATCH",
@@ -982,8 +983,8 @@ def update(
         note=note,
     )
     yield from write_once(ctx, request, answered=answered, what="the update was repeated")
-    ctx.ledger.made(f"{entity.plural} updated")
-    ctx.ledger.updates.append(done)
+    ctx.made(f"{entity.plural} updated")
+    ctx.updates.append(done)
     wrote_fields(ctx, entity, ref.id, body)
     return True
 
@@ -1005,10 +1006,10 @@ def person_create_body(
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
     # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
-    ledger = ctx.ledger.learning()
+    ctx.learning()
     for kind in ctx.config.track_rules.creates:
-        ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
+        ctx.lead_origins[origins_key(kind, ref.id)] = frozenset()
     org = pd_id(body.get("org_id"))
     if org is not None:
-        ledger.memberships[ref.id] = org
+        ctx.memberships[ref.id] = org
     return ref

@@ -62,7 +62,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
         elif person is not None:
             yield from link(ctx, person, org)
-        return ctx.ledger.finish()
+        return ctx.finish()
     except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
         return ctx.ended(signal) or (yield from plan(ctx))
 
@@ -75,12 +75,12 @@ def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:
         note = f"update organization {org.id} ({org.how})"
         yield from update(ctx, ORG, org, body, stage="update organization", note=note)
     if named is not None:  # once Pipedrive took the update
-        ctx.ledger.learn(ORG, named, org)
+        ctx.learn(ORG, named, org)
 
 
 def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
     """PATCH the person's org_id, unless it is known to belong there already."""
-    member_of = ctx.ledger.memberships.get(person.id, ctx.known.person_org(person.id))
+    member_of = ctx.memberships.get(person.id, ctx.known.person_org(person.id))
     if member_of == org.id:
         return
     note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
@@ -93,4 +93,4 @@ def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
             raise Stale(ORG, org.key) from failure
         raise
     if linked:  # not when a later event linked the person elsewhere
-        ctx.ledger.learning().memberships[person.id] = org.id
+        ctx.learning().memberships[person.id] = org.id

@@ -127,7 +127,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure("track needs an event name (the lead title)", stage="validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
-            return ctx.ledger.outcome("skipped", SKIP_REASON)
+            return ctx.outcome("skipped", SKIP_REASON)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
@@ -146,10 +146,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             person = yield from create_person(ctx, user_id, created)
         origins = yield from known_origins(ctx, kind, person)
         if origin in origins:
-            return ctx.ledger.outcome("skipped", "already done")
+            return ctx.outcome("skipped", "already done")
         body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
         yield from create_record(ctx, kind, person, body, origin, origins, name)
-        return ctx.ledger.finish()
+        return ctx.finish()
     except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
         return ctx.ended(signal) or (yield from plan(ctx))
 
@@ -166,7 +166,7 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     table = config.compiled.get(id(mapping)) or compiled_mapping(
@@ -183,7 +183,7 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     body["title"] = title_of(rule, ctx, name)
     own_fields(properties.flat, body, mapping, currency, config, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties.sources, table, ctx.ledger.dropped)
+    dropped(properties.sources, table, ctx.dropped)
     return body, body["origin_id"]
 
 
@@ -191,7 +191,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
     and stage; custom fields in `custom_fields`."""
     assert rule is not None
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     properties = Traits(ctx.event.raw, PROPERTIES)
     mapping = config.deal_fields if rule.fields is None else rule.fields
     given = properties.flat.get("currency")
@@ -215,7 +215,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped(properties.sources, table, ctx.ledger.dropped)
+    dropped(properties.sources, table, ctx.dropped)
     return body, body["origin_id"]
 
 
@@ -283,7 +283,7 @@ BODIES: Mapping[str, Callable[[Ctx, TrackRule | None, str], tuple[dict[str, Any]
 
 def org_known(ctx: Ctx, person: Ref) -> PdId | None:
     """The person's organization when this run knows it (no request is made to learn it)."""
-    org = ctx.ledger.memberships.get(person.id)
+    org = ctx.memberships.get(person.id)
     return org if org is not None else ctx.known.person_org(person.id)
 
 
@@ -311,14 +311,14 @@ def known_origins(ctx: Ctx, kind: Kind, person: Ref) -> Step[frozenset[str]]:
     """The origins of the person's records of `kind`: from this event, the state, or one
     listing."""
     key = origins_key(kind.name, person.id)
-    origins = ctx.ledger.lead_origins.get(key, ctx.known.lead_origins(key))
+    origins = ctx.lead_origins.get(key, ctx.known.lead_origins(key))
     if origins is None:
         note = (
             f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
             f"{kind.plural} sent before"
         )
         origins = yield from list_origins(ctx, kind, person, stage=f"list {kind.plural}", note=note)
-        ctx.ledger.learning().lead_origins[key] = origins
+        ctx.learning().lead_origins[key] = origins
     return origins
 
 
@@ -381,7 +381,7 @@ def create_record(
         return True if origin in found else None
 
     def left(_lost: str) -> None:  # its records are not known any more: the next track lists
-        ctx.ledger.learning().lead_origins[key] = None
+        ctx.learning().lead_origins[key] = None
 
     request = ApiRequest(
         method="POST",
@@ -393,8 +393,8 @@ def create_record(
     )
     what = f"no {kind.name} with {origin} appeared"
     yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
-    ctx.ledger.made(f"{kind.plural} created")
-    ctx.ledger.learning().lead_origins[key] = frozenset(seen | {origin})
+    ctx.made(f"{kind.plural} created")
+    ctx.learning().lead_origins[key] = frozenset(seen | {origin})
 
 
 def shown(body: Mapping[str, Any], name: str) -> str:
