@@ -107,7 +107,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(response, stage)
         return True
 
-    def settle(_response: ApiResponse) -> Step[bool | None]:
+    def settle(_sent_at: str) -> Step[bool | None]:
         still = yield from merge_landed(previous.id, current.id)
         if still is not None and still.status in GONE:  # the survivor is the one that went away
             raise gone(PERSON, current, still, stage)
@@ -126,9 +126,11 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         merges=(previous.id, current.id),
     )
     what = f"person {previous.id} is still there"
-    made = yield from write_once(
-        ctx, request, answered=answered, settle=settle, left=left, what=what
-    )
+    response = yield request
+    if response.status:  # answered at once: most merges
+        made = answered(response, "")
+    else:
+        made = yield from write_once(ctx, request, response, answered, settle, left, what)
     if not made:  # done earlier if the survivor is there, as a merge left unknown is settled
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -165,10 +166,7 @@ class Ctx:
         known: IdentityCache,
         index: IdentityIndex | None = None,  # the identity index, when identities go by index
     ) -> None:
-        self.event = event
-        self.config = config
-        self.known = known
-        self.index = index
+        self.event, self.config, self.known, self.index = event, config, known, index
         self.warnings: list[str] = []
         self.dropped: list[str] = []
         self.identities: dict[tuple[str, str], PdId | None] = EMPTY
@@ -711,18 +709,11 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     """The first page of an itemSearch for `term` in the identity field; its stage is how the
     Recorder (core/preview.py) counts searches."""
+    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
+    note = f"search {entity.noun} by {entity.identity} {term}"
+    stage = f"lookup {entity.noun}"
     return ApiRequest(
-        method="GET",
-        path=SEARCH,
-        endpoint=SEARCH,
-        stage=f"lookup {entity.noun}",
-        query={
-            "term": term,
-            "entity_type": entity.search_type,
-            "field": field_key,
-            "match": "exact",
-        },
-        note=f"search {entity.noun} by {entity.identity} {term}",
+        method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
     )
 
 
@@ -846,40 +837,40 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 def write_once(
     ctx: Ctx,
     request: ApiRequest,
-    *,
+    response: ApiResponse,
     answered: Callable[[ApiResponse, str], T],
-    settle: Callable[[ApiResponse], Step[T | None]] | None = None,
-    left: Callable[[str], None] | None = None,
+    settle: Callable[[str], Step[T | None]] | None,
+    left: Callable[[str], None] | None,
     what: str,
 ) -> Step[T]:
-    """Send a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
-    create, update, merge and lead goes through.
+    """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
+    create, update, merge and lead goes through once its first answer (`response`, its caller
+    sent `request`) was not definitive. A write answered at once, most of them, is read by
+    `answered(response, "")` where it was sent, without this generator level.
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
-    first send whose answer was lost ("" when none was). After a lost answer, `settle(response)`
-    asks Pipedrive whether the write landed: its result, or None to send it again (no `settle`:
-    the write is idempotent and simply sent again). After `unknown_tries` sends, or failing on
-    the way once an answer was lost (or a 2xx could not be read: the record exists), the write
-    is `left` to settle, given that send time, for the events that come after."""
+    first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
+    settle itself. After a lost answer, `settle(sent_at)` asks Pipedrive whether the write
+    landed: its result, or None to send it again (no `settle`: the write is idempotent and
+    simply sent again). After `unknown_tries` sends, or failing on the way once an answer was
+    lost, the write is `left` to settle, given that send time, for the events that come after."""
     lost = ""
+    tries = ctx.config.unknown_tries
     try:
-        for _ in range(ctx.config.unknown_tries):
-            response = yield request
+        while True:
             if response.failed is not None:  # the transport gave up: this event fails
                 raise response.failed
             if response.status:  # not `unknown` (status 0)
-                try:
-                    return answered(response, lost)
-                except PlanFailure:
-                    if response.ok:  # it was made, even if its answer cannot be read
-                        lost = lost or response.sent_at
-                    raise
+                return answered(response, lost)
             lost = lost or response.sent_at
             if settle is not None:
-                landed = yield from settle(response)
+                landed = yield from settle(response.sent_at)
                 if landed is not None:
                     return landed
-        raise unknown_failure(ctx, request.stage, what)
+            tries -= 1
+            if tries <= 0:
+                raise unknown_failure(ctx, request.stage, what)
+            response = yield request
     except PlanFailure:
         if lost and left is not None:
             left(lost)
@@ -894,27 +885,32 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
             ctx.learning().pending_creates[slot] = None
-        return record_id(expect(response, stage), stage)
+        try:
+            return record_id(expect(response, stage), stage)
+        except PlanFailure:
+            if response.ok:  # it was made, even if its answer cannot be read
+                left(lost or response.sent_at)
+            raise
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
         ctx.learning().pending_creates[slot] = lost
 
-    found = yield from write_once(
-        ctx,
-        ApiRequest(
-            method="POST",
-            path=entity.collection,
-            endpoint=entity.collection,
-            stage=stage,
-            body=body,
-            note=note,
-            creates=slot,
-        ),
-        answered=answered,
-        settle=lambda response: reconcile_create(ctx, entity, key, response.sent_at),
-        left=left,
-        what=f"no {entity.noun} with {entity.identity} {key} appeared",
+    request = ApiRequest(
+        method="POST",
+        path=entity.collection,
+        endpoint=entity.collection,
+        stage=stage,
+        body=body,
+        note=note,
+        creates=slot,
     )
+    response = yield request
+    if response.status:  # answered at once: most creates
+        found = answered(response, "")
+    else:
+        what = f"no {entity.noun} with {entity.identity} {key} appeared"
+        settle = partial(reconcile_create, ctx, entity, key)
+        found = yield from write_once(ctx, request, response, answered, settle, left, what)
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
     ctx.made(f"{entity.plural} created")
@@ -982,7 +978,13 @@ def update(
         body=body,
         note=note,
     )
-    yield from write_once(ctx, request, answered=answered, what="the update was repeated")
+    response = yield request
+    if response.status:  # answered at once: most updates
+        answered(response, "")
+    else:
+        yield from write_once(
+            ctx, request, response, answered, None, None, "the update was repeated"
+        )
     ctx.made(f"{entity.plural} updated")
     ctx.updates.append(done)
     wrote_fields(ctx, entity, ref.id, body)
