@@ -211,18 +211,21 @@ class Ctx:
         self,
         status: OutcomeStatus | None = None,
         reason: str = "",
-        *,
-        stage: str = "",
-        http_status: int | None = None,
-        retryable: bool = False,
-        redacted: str | None = None,
-        held_back: frozenset[tuple[str, str]] = frozenset(),
+        failure: PlanFailure | None = None,
     ) -> Outcome:
-        """The Outcome, with what this plan learned whatever the status; without a status, the
-        plan's end: "sent" when a write landed, else "unchanged" (superseded when a write was
-        left out whole). Its containers are handed over, not copied: the plan is over
-        when its outcome is made."""
-        if status is None:
+        """The Outcome, with what this plan learned whatever the status (an id it created, a
+        stale id: failed too); with a `failure`, failed, and when a retry could succeed, later
+        events of its identities wait for it. Without either, the plan's end: "sent" when a
+        write landed, else "unchanged" (superseded when a write was left out whole). Its
+        containers are handed over, not copied: the plan is over when its outcome is made."""
+        stage, http_status, retryable, redacted = "", None, False, None
+        held_back: frozenset[tuple[str, str]] = frozenset()
+        if failure is not None:
+            status, reason, stage = "failed", failure.reason, failure.stage
+            http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
+            if retryable:
+                held_back = identities_of(self.event, self.known)
+        elif status is None:
             status = "sent" if self.wrote else "unchanged"
             reason = SUPERSEDED if self.superseded and not self.wrote else ""
         warnings = self.warnings
@@ -248,24 +251,6 @@ class Ctx:
         )
 
     finish = outcome  # the plan's end: ctx.finish()
-
-    def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
-        """After `Stale`, None: the gone id forgotten (never taken from the cache again, so a few
-        rounds at most), plan the event again with what it learned. Else the failed outcome;
-        later events of its identities wait for a retry of it, when one could succeed."""
-        if isinstance(signal, Stale):
-            self.forget(signal.entity, signal.key)
-            return None
-        # What the event learned before failing (an id it created, a stale id) still counts.
-        return self.outcome(
-            "failed",
-            signal.reason,
-            stage=signal.stage,
-            http_status=signal.status,
-            retryable=signal.retryable,
-            redacted=signal.redacted,
-            held_back=identities_of(self.event, self.known) if signal.retryable else frozenset(),
-        )
 
     @property
     def at(self) -> str:

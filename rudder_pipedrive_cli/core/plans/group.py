@@ -63,8 +63,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         elif person is not None:
             yield from link(ctx, person, org)
         return ctx.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
+    except PlanFailure as failure:
+        return ctx.outcome(failure=failure)
 
 
 def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:

@@ -49,5 +49,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             # record it there and in the cache.
             ctx.learn(PERSON, named, person)
         return ctx.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
+    except PlanFailure as failure:
+        return ctx.outcome(failure=failure)
