@@ -63,14 +63,6 @@ async def drive_async(plan: Planned, send: Send) -> Outcome:
         plan.close()
 
 
-async def _run_one(start: Callable[[T], Planned], item: T, send: Send) -> Outcome:
-    try:
-        plan = start(item)
-    except PlanFailure as failure:
-        return failed_outcome(failure, "")
-    return await drive_async(plan, send)
-
-
 class _End:
     """What a puller returns when the items are exhausted."""
 
@@ -201,7 +193,8 @@ async def run_plans(
     left: Callable[[T], None] | None = None,
     waits: Waits | None = None,
 ) -> None:
-    """Run `start(item)`'s plan for every item against `send`; call `done(item, outcome)` for each.
+    """Run `start(item)`'s plan (or take its outcome, when it needs no request) for every item
+    against `send`; call `done(item, outcome)` for each.
 
     `stop` set (Ctrl-C, SIGTERM): read no more items and start none, let running plans finish,
     return. Any other exception (AuthRefused, RateLimitStop, Unreachable, a bug) stops the run the
@@ -231,7 +224,7 @@ async def run_plans(
             async with running:
                 if halted():
                     return
-                outcome = await _run_one(start, item, send)
+                outcome = await drive_async(start(item), send)
                 finished_item = True
                 done(item, outcome)
         except Exception as error:
