@@ -20,7 +20,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 
 CASES = [
     *(
@@ -238,6 +238,35 @@ def test_a_plan_is_its_handlers_own_generator(kind: str) -> None:
     assert plan_event(anonymous, CONFIG, IdentityStore()) == Outcome(
         status="skipped", reason="anonymous"
     )
+
+
+def test_a_search_and_a_write_are_one_generator_level_under_the_plan() -> None:
+    """`find` yields its itemSearch itself, and a create answered at once is read where it was
+    sent: while either waits for its answer, the plan's generator delegates to one generator
+    that yields the request itself (issue 12 item 2), and the exchange is the same as before."""
+    event = parse_event({"type": "identify", "messageId": "m-1", "userId": "u-1",
+                         "traits": {"name": "Ann"}}, "t:1")  # fmt: skip
+    plan = plan_event(event, CONFIG, IdentityStore())
+    assert not isinstance(plan, Outcome)
+    levels: list[tuple[str, ...]] = []
+
+    def chain() -> tuple[str, ...]:
+        names, level = [], plan.gi_yieldfrom
+        while level is not None:
+            names.append(level.gi_code.co_name)
+            level = level.gi_yieldfrom
+        return tuple(names)
+
+    search = next(plan)
+    levels.append(chain())
+    assert search.path == "/api/v2/itemSearch/field"
+    create = plan.send(ApiResponse(status=200))  # no hits
+    levels.append(chain())
+    assert (create.method, create.path) == ("POST", "/api/v2/persons")
+    with pytest.raises(StopIteration) as end:
+        plan.send(ApiResponse(status=201, data={"id": 7}))
+    assert levels == [("find",), ("create",)]
+    check(end.value.value, status="sent", identities={("person", "u-1"): 7})
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

@@ -900,6 +900,13 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     ctx.learn(entity, key, ref)
     ctx.made(f"{entity.plural} created")
     wrote_fields(ctx, entity, found, body)
+    if entity is PERSON:
+        # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+        for kind in ctx.config.track_rules.creates:
+            ctx.lead_origins[origins_key(kind, found)] = frozenset()
+        org = pd_id(body.get("org_id"))
+        if org is not None:
+            ctx.memberships[found] = org
     return ref
 
 
@@ -991,12 +998,5 @@ def person_create_body(
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
-    ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
-    # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
-    ctx.learning()
-    for kind in ctx.config.track_rules.creates:
-        ctx.lead_origins[origins_key(kind, ref.id)] = frozenset()
-    org = pd_id(body.get("org_id"))
-    if org is not None:
-        ctx.memberships[ref.id] = org
-    return ref
+    """`create`'s exchange for a person not found (a plain function: no generator level)."""
+    return create(ctx, PERSON, key, body, f"create person {key} (not found)")
