@@ -10,6 +10,7 @@ the table and the YAML disagree.
 
 from __future__ import annotations
 
+import functools
 import pprint
 import subprocess
 import sys
@@ -155,14 +156,65 @@ def _resolve_schema(doc: dict[str, Any], node: Any) -> Any:
     return out
 
 
+class _Shared:
+    """A schema written once as a module constant and named wherever it recurs."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _share(schemas: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`schemas` with each property schema of more than one line that recurs replaced by a named
+    constant (`_ADDRESS`, named after the first property holding it), and those constants."""
+    text = functools.partial(pprint.pformat, width=100, sort_dicts=True)
+    names: dict[str, list[str]] = {}
+
+    def visit(schema: Any, name: str) -> None:
+        if name and "\n" in text(schema):
+            names.setdefault(text(schema), []).append(name)
+        for part in schema.get("allOf", ()):
+            visit(part, name)
+        if "items" in schema:
+            visit(schema["items"], f"{name}_item")
+        for prop, sub in sorted(schema.get("properties", {}).items()):
+            visit(sub, prop)
+
+    for schema in schemas.values():
+        visit(schema, "")
+    shared = {key: f"_{found[0].upper()}" for key, found in names.items() if len(found) > 1}
+    constants: dict[str, Any] = {}
+
+    def replace(node: Any, top: bool = False) -> Any:
+        if isinstance(node, list):
+            return [replace(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        name = None if top else shared.get(text(node))
+        if name is None:
+            return {key: replace(value) for key, value in node.items()}
+        if name not in constants:
+            constants[name] = replace(node, top=True)
+        return _Shared(name)
+
+    return {key: replace(schema, top=True) for key, schema in schemas.items()}, constants
+
+
 def main(argv: list[str]) -> int:
     default = TARGET.parents[2] / "tests/data/pipedrive-openapi"
     openapi_dir = Path(argv[1]) if len(argv) > 1 else default
-    schemas = pprint.pformat(extract(openapi_dir), width=100, sort_dicts=True)
+    tables, constants = _share(extract(openapi_dir))
+    schemas = pprint.pformat(tables, width=100, sort_dicts=True)
     query = pprint.pformat(extract_query(openapi_dir), width=100, sort_dicts=True)
     TARGET.write_text(
         HEADER
-        + f"REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {schemas}\n\n"
+        + "".join(
+            f"{name}: dict[str, Any] = {pprint.pformat(value, width=100, sort_dicts=True)}\n"
+            for name, value in constants.items()
+        )
+        + f"\nREQUEST_SCHEMAS: dict[str, dict[str, Any]] = {schemas}\n\n"
         + f"QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {query}\n"
     )
     subprocess.run([sys.executable, "-m", "ruff", "format", str(TARGET)], check=True)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -256,14 +255,17 @@ def test_record_outcome_learns_what_the_event_taught(state: ReplayState) -> None
 
 def test_a_create_or_merge_begun_is_left_to_settle_until_its_outcome_is_known(path: Path) -> None:
     # Journaled before the write is sent: after a kill -9 any event of the identity settles it.
-    create = ApiRequest(
-        method="POST",
-        path="/api/v2/persons",
-        endpoint="/api/v2/persons",
-        stage="create person",
-        body={"name": "Ada"},
-        creates=("person", "u-1"),
-    )
+    def creating(user: str) -> ApiRequest:
+        return ApiRequest(
+            method="POST",
+            path="/api/v2/persons",
+            endpoint="/api/v2/persons",
+            stage="create person",
+            body={"name": "Ada"},
+            creates=("person", user),
+        )
+
+    create = creating("u-1")
     merge = ApiRequest(
         method="PUT",
         path="/v1/persons/1/merge",
@@ -282,7 +284,7 @@ def test_a_create_or_merge_begun_is_left_to_settle_until_its_outcome_is_known(pa
         state.record_outcome("e1", "f", Outcome(status="sent", identities={("person", "u-1"): 7}))
         state.record_outcome("e2", "f", Outcome(status="sent", merged={1: 2}))
         assert (state.pending_create("person", "u-1"), state.merging_into(1)) == (None, None)
-        state.begin_write("e3", replace(create, creates=("person", "u-3")), STAMP)
+        state.begin_write("e3", creating("u-3"), STAMP)
         refused = Outcome(
             status="failed",
             reason="create person refused",

@@ -147,12 +147,9 @@ def check_command(
             except (AuthRefused, PlanFailure) as error:
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
-        for finding in identity_findings(catalog, plan_config):
-            checks.add(finding)
-        for finding in mapping_findings(catalog, plan_config):
-            checks.add(finding)
-        for finding in rule_findings(catalog, plan_config):
-            checks.add(finding)
+        for findings in (identity_findings, mapping_findings, rule_findings):
+            for finding in findings(catalog, plan_config):
+                checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())
     raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
@@ -161,21 +158,12 @@ def check_command(
 def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
     """The check that could not go on, and the exit status it leads to."""
     if isinstance(error, RpdError):
-        checks.add(
-            Finding(level="fail", subject="token", value="", message=error.message, hint=error.hint)
-        )
+        subject, message, hint = "token", error.message, error.hint
     else:
-        checks.add(
-            Finding(
-                level="fail",
-                subject="pipedrive",
-                value="",
-                message=error.reason,
-                hint=f"is {checks.env.settings.api_url} right (base_url, company_domain) and "
-                "reachable? then try again"
-                if error.retryable
-                else "",
-            )
-        )
+        subject, message, hint = "pipedrive", error.reason, ""
+        if error.retryable:
+            where = f"{checks.env.settings.api_url} right (base_url, company_domain)"
+            hint = f"is {where} and reachable? then try again"
+    checks.add(Finding(level="fail", subject=subject, value="", message=message, hint=hint))
     say(checks.env.out, checks.summary())
     return exit_status_for(error)

@@ -61,7 +61,7 @@ class Env:
         emulator starts empty on a new port each run, so nothing remembered could apply."""
         if self.sandbox is not None and state is None:
             return None
-        return state_path(state, self.settings)
+        return state if state is not None else default_state_path(self.settings.path)
 
     def warn(self, message: str) -> None:
         if not self.quiet:
@@ -71,10 +71,6 @@ class Env:
 # Output that goes to a file or a pipe has no width: rich's default of 80 columns would cut the
 # 40-character field keys and names out of tables, so such output gets room for them.
 PIPE_WIDTH = 160
-
-
-def state_path(state: Path | None, settings: Settings) -> Path:
-    return state if state is not None else default_state_path(settings.path)
 
 
 class PipeConsole(Console):
@@ -151,19 +147,6 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 return command(*args, **kwargs)
             except (typer.Exit, typer.Abort):
                 raise
-            except RpdError as error:
-                if verbose:
-                    traceback.print_exc()
-                print_error(error)
-                raise typer.Exit(int(exit_status_for(error))) from None
-            except PlanFailure as failure:
-                # A request outside any event (a field listing, a lookup) that Pipedrive refused
-                # or that could not get through: its reason, and exit 1 like a failed check.
-                if verbose:
-                    traceback.print_exc()
-                hint = "try again later" if failure.retryable else ""
-                print_error(RpdError(failure.reason, hint=hint))
-                raise typer.Exit(int(exit_status_for(failure))) from None
             except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
                 status = exit_status_for(stop)
                 terminated = status is ExitStatus.TERMINATED
@@ -175,11 +158,20 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 with contextlib.suppress(OSError, ValueError):  # no file descriptor (tests)
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(int(ExitStatus.PIPE_CLOSED)) from None
-            except Exception as error:  # a bug: say so in two lines, the traceback only with -v
+            except Exception as error:  # the traceback only with -v
                 if verbose:
                     traceback.print_exc()
-                print_error(internal_error(error))
-                raise typer.Exit(int(ExitStatus.INTERNAL)) from None
+                if isinstance(error, RpdError):
+                    shown, status = error, exit_status_for(error)
+                elif isinstance(error, PlanFailure):
+                    # A request outside any event (a field listing, a lookup) that Pipedrive
+                    # refused or that could not get through: its reason, exit 1 like a failed check.
+                    hint = "try again later" if error.retryable else ""
+                    shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
+                else:  # a bug: say so in two lines
+                    shown, status = internal_error(error), ExitStatus.INTERNAL
+                print_error(shown)
+                raise typer.Exit(int(status)) from None
 
         return wrapper
 

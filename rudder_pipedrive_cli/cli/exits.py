@@ -13,7 +13,6 @@ from rudder_pipedrive_cli.core.errors import (
     RpdError,
     StoppedEarly,
     Terminated,
-    UsageError,
 )
 
 
@@ -38,8 +37,8 @@ def exit_status_for(error: BaseException) -> ExitStatus:
         return ExitStatus.AUTH_REFUSED
     if isinstance(error, StoppedEarly):
         return ExitStatus.STOPPED_EARLY
-    if isinstance(error, UsageError):
-        return ExitStatus.USAGE
+    # Any other of rpd's errors (UsageError, ConfigError) is a usage error; a PlanFailure outside
+    # any event fails as events do.
     return ExitStatus.USAGE if isinstance(error, RpdError) else ExitStatus.EVENTS_FAILED
 
 

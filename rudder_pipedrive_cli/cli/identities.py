@@ -125,31 +125,19 @@ def identity_ways(
         built = rows is not None and key and rows.since(kind, key) is not None
         accounts[kind] = rows.size(kind) if rows is not None and built else None
     search, index = identity_estimates(tally, searched, accounts, plan)
-    unknown = sum(searched.searches.values())
+    way: Way
     if mode != "auto":
-        return Ways(
-            search=search,
-            index=index,
-            way="index" if mode == "index" else "search",
-            why=f"--identities {mode}",
-        )
-    if stdin:
-        return Ways(
-            search=search,
-            index=index,
-            way="search",
-            why="auto: standard input is not counted first",
-        )
-    chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
-    way: Way = "index" if chosen else "search"
-    known = [k for k in searched.searches if accounts.get(k) is not None]
-    rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
-    return Ways(
-        search=search,
-        index=index,
-        way=way,
-        why=f"auto: {unknown} identities to resolve, the index {rule}",
-    )
+        way, why = "index" if mode == "index" else "search", f"--identities {mode}"
+    elif stdin:
+        way, why = "search", "auto: standard input is not counted first"
+    else:
+        chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
+        known = [k for k in searched.searches if accounts.get(k) is not None]
+        rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
+        unknown = sum(searched.searches.values())
+        way = "index" if chosen else "search"
+        why = f"auto: {unknown} identities to resolve, the index {rule}"
+    return Ways(search=search, index=index, way=way, why=why)
 
 
 def chosen_kinds(

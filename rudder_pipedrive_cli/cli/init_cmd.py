@@ -45,27 +45,16 @@ def identity_table(
     default_currency: str = "",
     comments: Mapping[str, str] | None = None,
 ) -> Table:
+    rows: tuple[tuple[str, str | bool, str], ...] = (  # key, value, comment (or `comments`'s)
+        ("user_id_field", user_id_field, "person field holding the userId"),
+        ("group_id_field", group_id_field, "organization field holding the groupId"),
+        ("create_persons", create_persons, "Enable User Creation"),
+        ("default_currency", default_currency, "for a lead's value without a currency"),
+    )
     notes = comments or {}
     return Table(
         name="identity",
-        entries=[
-            Entry(
-                key="user_id_field",
-                value=user_id_field,
-                comment=notes.get("user_id_field", "person field holding the userId"),
-            ),
-            Entry(
-                key="group_id_field",
-                value=group_id_field,
-                comment=notes.get("group_id_field", "organization field holding the groupId"),
-            ),
-            Entry(key="create_persons", value=create_persons, comment="Enable User Creation"),
-            Entry(
-                key="default_currency",
-                value=default_currency,
-                comment="for a lead's value without a currency",
-            ),
-        ],
+        entries=[Entry(key=k, value=v, comment=notes.get(k, about)) for k, v, about in rows],
     )
 
 

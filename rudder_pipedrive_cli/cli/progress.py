@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
 from typing import Protocol, TypeVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -213,11 +212,6 @@ class SendProgress:
             f"{tally.retries:,}, 429 waits {tally.rate_limited:,}{objects_text(self.reading)}"
         )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         if self._live is not None:
             self._live.stop()

@@ -90,7 +90,11 @@ def print_warnings_and_failures(
 ) -> None:
     """Why events were skipped, what rpd warned about, then why events failed, the most common
     first: what to fix (or accept) before a replay. A warning leaves something out of an event
-    that still went on. All in words without event data (SPEC 8): one line per cause."""
+    that still went on. All in words without event data (SPEC 8): one line per cause. First,
+    the unmapped traits left out, the most common ten."""
+    if tally.dropped:
+        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
+        say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
     # A cause first by all it failed: its own events and later ones of the same users.
@@ -133,9 +137,6 @@ def print_dry_run_summary(
         say(console, counted_line("planned writes", tally.writes), indent=PROSE)
     if identities:  # both ways to resolve identities (cli/identities.py)
         say(console, identities, indent=PROSE)
-    if tally.dropped:
-        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     print_warnings_and_failures(
         console,
         tally,
@@ -167,9 +168,6 @@ def print_send_report(
         say(console, identities, indent=PROSE)
     if tally.not_attempted:
         say(console, not_attempted_line(tally.not_attempted), indent=PROSE)
-    if tally.dropped:
-        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
-        say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
     # event's full reason is in its dead letter.
     print_warnings_and_failures(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,11 @@ EXPOSED_WARNING = (
 )
 
 
+def _rate(flag: str, help: str) -> Any:
+    """A fault rate option: 0 (never) to 1 (always)."""
+    return typer.Option(flag, min=0.0, max=1.0, metavar="RATE", help=help)
+
+
 @handle_errors()
 def sandbox_command(
     host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
@@ -73,25 +78,10 @@ def sandbox_command(
     seats: Annotated[
         int, typer.Option(min=1, metavar="N", help="Seats: scale the daily token budget.")
     ] = 1,
-    fail_5xx: Annotated[
-        float,
-        typer.Option(
-            "--fail-5xx", min=0.0, max=1.0, metavar="RATE", help="Rate of 500/502/503 answers."
-        ),
-    ] = 0.0,
-    fail_429: Annotated[
-        float,
-        typer.Option("--fail-429", min=0.0, max=1.0, metavar="RATE", help="Rate of spurious 429s."),
-    ] = 0.0,
+    fail_5xx: Annotated[float, _rate("--fail-5xx", "Rate of 500/502/503 answers.")] = 0.0,
+    fail_429: Annotated[float, _rate("--fail-429", "Rate of spurious 429s.")] = 0.0,
     fail_reset: Annotated[
-        float,
-        typer.Option(
-            "--fail-reset",
-            min=0.0,
-            max=1.0,
-            metavar="RATE",
-            help="Rate of writes applied, then connection reset.",
-        ),
+        float, _rate("--fail-reset", "Rate of writes applied, then connection reset.")
     ] = 0.0,
     latency_ms: Annotated[
         int,
@@ -105,12 +95,9 @@ def sandbox_command(
     ] = 0,
     fail_mangle: Annotated[
         float,
-        typer.Option(
+        _rate(
             "--fail-mangle",
-            min=0.0,
-            max=1.0,
-            metavar="RATE",
-            help="Rate of successful lookups (itemSearch and the list endpoints) answered 200 with "
+            "Rate of successful lookups (itemSearch and the list endpoints) answered 200 with "
             'a malformed body instead: {"success": false}, an HTML page, an empty body, '
             '{"success": true} without data, or a v1-shaped body (data.items).',
         ),

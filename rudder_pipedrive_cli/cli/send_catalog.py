@@ -4,6 +4,7 @@ refused before any event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from rudder_pipedrive_cli.cli.applied import applied
@@ -29,12 +30,8 @@ def with_catalog(
     env: Env,
     config: PlanConfig,
     *,
-    token: str,
-    tally: Tally,
-    max_retries: int,
+    lists: Callable[[], BlockingClient],
     store: FieldStore | None,
-    pacer: Pacer,
-    reach: Reachability,
 ) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run and kept
     in the state (`store`) for dry-run and for the next send whose listing fails.
@@ -44,15 +41,12 @@ def with_catalog(
     the config maps a field that only a listing resolves (by its name): the run then stops before
     any event, as those values would be dropped from events journaled as done.
 
-    The listings go through the events' `pacer`: they spend the same burst window, and a pacer
-    that did not know of them would meet one 429 per listing in the first window. Their
-    connection failures count towards the events' (`reach`): Pipedrive unreachable stops the run.
+    The listings go through `lists()`, a `listing_client`: through the events' pacer they spend
+    the same burst window (a pacer that did not know of them would meet one 429 per listing in
+    the first window); their connection failures count towards the events' (Pipedrive
+    unreachable stops the run).
     """
-    sourced = live_or_cached(
-        lambda: list_catalog(listing_client(env, token, tally, max_retries, pacer, reach), config),
-        store,
-        keep=True,
-    )
+    sourced = live_or_cached(lambda: list_catalog(lists(), config), store, keep=True)
     catalog, failure = sourced.catalog, sourced.failure
     if catalog is None:  # the listing failed, and no earlier send saved one
         reason = failure.reason if failure is not None else "no field listing"

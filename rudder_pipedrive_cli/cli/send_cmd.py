@@ -7,9 +7,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,8 +42,8 @@ from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Surv
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.client import PipedriveClient, Reachability
-from rudder_pipedrive_cli.http.pacing import Pacer
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import (
@@ -118,14 +119,7 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
 
 
 def enter_account(
-    env: Env,
-    replay_state: ReplayState,
-    *,
-    token: str,
-    tally: Tally,
-    max_retries: int,
-    pacer: Pacer,
-    reach: Reachability,
+    env: Env, replay_state: ReplayState, lists: Callable[[], BlockingClient], token: str
 ) -> None:
     """Key the state on the account the token is in (SPEC 5), whatever the URL's spelling, as
     `GET /v1/users/me` says; until then (and when Pipedrive cannot say) it stays keyed as
@@ -133,7 +127,7 @@ def enter_account(
     account's namespace."""
     url = env.settings.api_url
     try:
-        with listing_client(env, token, tally, max_retries, pacer, reach) as blocking:
+        with lists() as blocking:
             account = blocking.exchange(fetch_account())
     except PlanFailure as failure:
         if replay_state.namespace.startswith(ACCOUNT):
@@ -322,29 +316,13 @@ def run_send(
         warn=env.warn,
     )
     note_finished_objects(env, reader)
+    lists = partial(listing_client, env, token, tally, job.max_retries, client.pacer, client.reach)
     if replay_state is not None:
-        enter_account(
-            env,
-            replay_state,
-            token=token,
-            tally=tally,
-            max_retries=job.max_retries,
-            pacer=client.pacer,
-            reach=client.reach,
-        )
+        enter_account(env, replay_state, lists, token)
     letters = DeadLetters(job.dead_letter)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
-    plan_config = with_catalog(
-        env,
-        config,
-        token=token,
-        tally=tally,
-        max_retries=job.max_retries,
-        store=replay_state,
-        pacer=client.pacer,
-        reach=client.reach,
-    )
+    plan_config = with_catalog(env, config, lists=lists, store=replay_state)
     survey: Survey | None = None
     if STDIN not in job.paths:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
@@ -359,7 +337,7 @@ def run_send(
         )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
     known: Learner = replay_state if replay_state is not None else IdentityStore(spill.table)
-    with listing_client(env, token, tally, job.max_retries, client.pacer, client.reach) as lists:
+    with lists() as listing:
         identities = prepare(
             settings.identities,
             plan_config,
@@ -368,7 +346,7 @@ def run_send(
             rows=MemoryIndexRows(spill.table)
             if replay_state is None
             else replay_state.index_rows(),
-            exchange=lists.exchange,
+            exchange=listing.exchange,
         )
     for note in identities.notes:
         env.warn(note)

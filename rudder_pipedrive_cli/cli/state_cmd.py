@@ -8,7 +8,6 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
@@ -97,10 +96,6 @@ def last_run_text(summary: NamespaceSummary) -> str:
     return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
 
 
-def print_line(console: Console, text: str) -> None:
-    say(console, text)
-
-
 @state_app.command("show")
 @handle_errors()
 def show_command(
@@ -123,7 +118,7 @@ def show_command(
         path = env.replay_state_path(state)
         if path is None:
             empty = orjson.dumps({"path": None, "namespaces": []}).decode()
-            print_line(env.out, empty if format == "json" else NO_SANDBOX_STATE)
+            say(env.out, empty if format == "json" else NO_SANDBOX_STATE)
             return
         summaries: list[NamespaceSummary] = []
         if path.exists():
@@ -133,13 +128,13 @@ def show_command(
             document = {"path": str(path), "namespaces": [s.as_json() for s in summaries]}
             show(env.out, orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         elif not path.exists():
-            print_line(env.out, f"no state at {path}")
+            say(env.out, f"no state at {path}")
         elif not summaries:
-            print_line(env.out, f"state at {path} is empty")
+            say(env.out, f"state at {path} is empty")
         else:
-            print_line(env.out, f"state at {path}")
+            say(env.out, f"state at {path}")
             for summary in summaries:  # the title on a line of its own: never wrapped
-                print_line(env.out, namespace_title(summary))
+                say(env.out, namespace_title(summary))
                 env.out.print(namespace_table(summary))
 
 
@@ -160,10 +155,10 @@ def clear_command(
     ) as env:
         path = env.replay_state_path(state)
         if path is None:
-            print_line(env.out, NO_SANDBOX_STATE)
+            say(env.out, NO_SANDBOX_STATE)
             return
         if not path.exists():
-            print_line(env.out, f"no state at {path}")
+            say(env.out, f"no state at {path}")
             return
         if not yes:
             if not stdin_is_interactive():
@@ -171,18 +166,18 @@ def clear_command(
                     f"refusing to clear {path} without confirmation", hint="pass --yes"
                 )
             if not typer.confirm(f"Delete the replay state in {path}?"):
-                print_line(env.out, f"kept {path}")
+                say(env.out, f"kept {path}")
                 return
         discarded = discard_state(path)
         if discarded.unreadable:
-            print_line(env.out, f"removed {path}: it {discarded.unreadable}")
+            say(env.out, f"removed {path}: it {discarded.unreadable}")
             return
         if not discarded.namespaces:
-            print_line(env.out, f"cleared {path} (it was empty)")
+            say(env.out, f"cleared {path} (it was empty)")
             return
-        print_line(env.out, f"cleared {path}:")
+        say(env.out, f"cleared {path}:")
         for summary in discarded.namespaces:
-            print_line(
+            say(
                 env.out,
                 f"  {namespace_title(summary)}: "
                 f"{plural(sum(summary.identities.values()), 'identity', 'identities')}, "

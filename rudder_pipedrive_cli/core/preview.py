@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
@@ -48,35 +47,31 @@ def preview(
     or without one. `finished_ids` keeps those ids (default: a set); `tables` makes the run's
     own tables (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
-    tally = send.tally
     finished = Finished(journal_status, finished_ids)
     rules = config.track_rules if config.track_rules.rules else None
-    roots = RootCauses(tables())  # as send explains and counts failures that earlier ones caused
-    learn, add_outcome = known.learn, tally.add_outcome
+    explain = RootCauses(tables()).explain  # as send explains failures earlier ones caused
+    learn, add_outcome, by_rule = known.learn, send.tally.add_outcome, send.tally.rules
     for item in items:
-        event = item.event
-        rule = None
-        if rules is not None and item.kind == "track" and event is not None:
-            rule = rules.label(text(event.raw.get("event")))
-            tally.rules[rule] += 1
-        requests: list[dict[str, Any]] = []
-        if item.decided is not None or event is None:
+        event_id = item.id  # "" for input that is not an event
+        kind = item.kind
+        requests: list[ApiRequest] = []
+        if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
-        elif event.id in finished:
+        elif event_id in finished:
             outcome = ALREADY_DONE
         else:
             send.requests = requests
-            outcome = drive(plan_event(event, config, known), send)
+            outcome = drive(plan_event(item, config, known), send)
             learn(outcome)
-            finished.add(event.id, outcome.status)
+            finished.add(event_id, outcome.status)
         status = outcome.status
         root = ""
-        if status == "failed":
-            outcome, root = roots.explain(event, outcome)
+        if status == "failed" and event_id and item.user_id is not None:  # may have a cause
+            outcome, root = explain(item, outcome)
         # The summary groups by reason in words without event data, as send's report does
         # (one line per cause, not one per userId); each event's full reason is in its record.
         add_outcome(
-            item.kind,
+            kind,
             status,
             outcome.dropped,
             tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
@@ -86,16 +81,17 @@ def preview(
         )
         record = {
             "source": item.source,
-            "id": item.id,
-            "type": item.kind,
+            "id": event_id,
+            "type": kind,
             "outcome": "planned" if status == "sent" else status,
             "reason": outcome.reason,
             "warnings": outcome.warnings,
             "dropped": outcome.dropped,
             "requests": requests,
         }
-        if rule is not None:  # track events, when [[track]] rules are configured
-            record["rule"] = rule
+        if rules is not None and kind == "track" and event_id:  # with [[track]] rules
+            record["rule"] = rule = rules.label(text(item.raw.get("event")))
+            by_rule[rule] += 1
         yield record
 
 
@@ -107,17 +103,16 @@ CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizati
 
 
 class Recorder:
-    """The `send` of a dry-run's plans: note the request among the current event's `requests`
-    (as its record shows it: the query and body the very dicts it carries),
-    count it by endpoint in `tally` (its tokens are derived at the end), have `respond` answer it
-    offline (or live, `--lookups`), and count the searches it answers, by kind, and how many found
-    a record (an existing record, under `--assume existing` or `--lookups`), for the estimate of
-    the index way. One for the run, one call per request."""
+    """The `send` of a dry-run's plans: note the request (the dict its record shows) among the
+    current event's `requests`, count it by endpoint in `tally` (its tokens derived at the end),
+    have `respond` answer it offline (or live, `--lookups`), and count the searches it answers,
+    by kind, and how many found a record (an existing record, under `--assume existing` or
+    `--lookups`), for the estimate of the index way. One for the run, one call per request."""
 
     __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[ApiRequest] = []
         self.respond = respond
         # The answers `respond` gives whatever the request (responder.py): no call for those.
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
@@ -127,17 +122,8 @@ class Recorder:
         self.found: Counter[str] = Counter()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        method = request.method
-        self.requests.append(
-            {
-                "method": method,
-                "path": request.path,
-                "query": request.query,
-                "body": request.body,
-                "note": request.note,
-            }
-        )
-        key = f"{method} {request.endpoint}"  # its `key`, without a property call
+        self.requests.append(request)  # the record's very dict (protocol.py)
+        key = request.key
         self.counts[key] += 1
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)
@@ -184,24 +170,21 @@ def identity_estimates(
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
-    for kind, count in searched.searches.items():
-        if count:
-            size = accounts.get(kind)
-            listed = pages(size if size is not None else searched.found[kind])
-            index.requests[LISTING_KEYS[kind]] += listed
-            built += listed
+    for kind in searched.searches:  # the kinds searched (a Counter holds those counted)
+        size = accounts.get(kind)
+        listed = pages(size if size is not None else searched.found[kind])
+        index.requests[LISTING_KEYS[kind]] += listed
+        built += listed
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
     refreshes = 0
-    for kind, count in searched.searches.items():
-        if count:
-            more = min(index.requests[CREATE_KEYS[kind]], rounds)
-            index.requests[LISTING_KEYS[kind]] += more
-            refreshes += more
-    tokens = sum(n * token_cost(key) for key, n in index.requests.items())
+    for kind in searched.searches:
+        more = min(index.requests[CREATE_KEYS[kind]], rounds)
+        index.requests[LISTING_KEYS[kind]] += more
+        refreshes += more
     by_index = WayEstimate(
         way="index",
         requests=sum(index.requests.values()),
-        tokens=tokens,
+        tokens=index.tokens,
         duration_s=estimated_seconds(index, plan),
         pages=built + refreshes,
         refreshes=refreshes,

@@ -14,7 +14,8 @@ in the profile (benchmarks/plan_throughput.py).
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal, final
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -26,33 +27,50 @@ Method = Literal["GET", "POST", "PATCH", "PUT"]
 PdId = int | str
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class ApiRequest:
-    """One HTTP request, described, not sent.
+class ApiRequest(dict[str, Any]):
+    """One HTTP request, described, not sent: built once as the dict its dry-run record shows
+    (method, path, query, body, note: orjson writes a dict subclass as its items), read as
+    attributes too.
 
-    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests by it and
-    token costs are looked up by it. `stage` names the step for error messages ("create person").
+    `endpoint` is the path template ("/api/v2/persons/{id}"): reports count requests and token
+    costs are looked up by `key` ("METHOD endpoint"). `stage` names the step for error messages.
+    `creates`, `merges`: what this write leaves to settle should its outcome never be known (the
+    (kind, key) a create makes, the (person, into) a merge merges). A state journals it before
+    the write is sent, so after a kill -9 any later event of that identity settles it first.
     Only rpd's plans make requests: tests/test_openapi_requests.py checks every one they send
     against Pipedrive's OpenAPI descriptions, not this constructor.
     """
 
-    method: Method
+    __slots__ = ("creates", "endpoint", "key", "merges", "stage")
+    method: Method  # these five are the dict's items (properties set below)
     path: str
-    endpoint: str
-    stage: str
-    query: dict[str, Any] = field(default_factory=dict)  # a dict: records show it as it is
-    body: Mapping[str, Any] | None = None
-    note: str = ""
-    # What this write leaves to settle should its outcome never be known: the (kind, key) a
-    # create makes, the (person, into) a merge merges. A state journals it before the write is
-    # sent, so after a kill -9 any later event of that identity settles it before it searches.
-    creates: tuple[str, str] | None = None
-    merges: tuple[PdId, PdId] | None = None
+    query: dict[str, Any]
+    body: Mapping[str, Any] | None
+    note: str
 
-    @property
-    def key(self) -> str:
-        """'METHOD endpoint', the key used in reports and token costs."""
-        return f"{self.method} {self.endpoint}"
+    def __init__(
+        self,
+        *,
+        method: Method,
+        path: str,
+        endpoint: str,
+        stage: str,
+        query: dict[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        note: str = "",
+        creates: tuple[str, str] | None = None,
+        merges: tuple[PdId, PdId] | None = None,
+    ) -> None:
+        self["method"] = method
+        self["path"] = path
+        self["query"] = {} if query is None else query
+        self["body"] = body
+        self["note"] = note
+        self.endpoint = endpoint
+        self.stage = stage
+        self.key = method + " " + endpoint
+        self.creates = creates
+        self.merges = merges
 
     @property
     def is_write(self) -> bool:
@@ -61,6 +79,10 @@ class ApiRequest:
     @property
     def is_search(self) -> bool:
         return "/itemSearch" in self.endpoint
+
+
+for _name in ("method", "path", "query", "body", "note"):  # the dict's items, read in C
+    setattr(ApiRequest, _name, property(itemgetter(_name)))
 
 
 @dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
@@ -119,7 +141,7 @@ EMPTY: Any = _Empty()
 
 
 @final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
 class Outcome:
     """How one event ended, and what it taught us about identities.
 

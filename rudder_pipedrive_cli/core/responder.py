@@ -47,15 +47,13 @@ class OfflineResponder:
 
     def __init__(self, config: PlanConfig, assume: Assume = "missing") -> None:
         self.config = config
-        self.assume = assume
         self.canned = CANNED[assume]
         self._serial = itertools.count(1)
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        endpoint, method = request.endpoint, request.method
-        canned = self.canned.get(f"{method} {endpoint}")
-        if canned is not None:
+        if (canned := self.canned.get(request.key)) is not None:
             return canned
+        endpoint, method = request.endpoint, request.method
         if endpoint == SEARCH:  # --assume existing
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             placeholder = f"{{{kind}:{request.query.get('term')}}}"
@@ -66,9 +64,8 @@ class OfflineResponder:
             kind = CREATED[endpoint]
             return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
         # Updates, merges and single-record reads succeed and echo what they were given.
-        data: dict[str, Any] = {"id": request.path.rsplit("/", 1)[-1]}
-        data.update(request.body or {})
-        return ApiResponse(status=200, data=data)
+        echo = {"id": request.path.rsplit("/", 1)[-1], **(request.body or {})}
+        return ApiResponse(status=200, data=echo)
 
     def _created(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
         person = endpoint.endswith("/persons")
@@ -94,10 +91,5 @@ class LiveLookups:
         self.live = live
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        if request.is_write or names_placeholder(request):
-            return self.offline(request)
-        return self.live(request)
-
-
-def names_placeholder(request: ApiRequest) -> bool:
-    return "{" in request.path or any("{" in str(value) for value in request.query.values())
+        placeholder = "{" in request.path or any("{" in str(v) for v in request.query.values())
+        return (self.offline if request.is_write or placeholder else self.live)(request)

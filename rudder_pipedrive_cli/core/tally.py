@@ -35,9 +35,7 @@ def skip_reason(reason: str, event_type: str) -> str:
 
 @dataclass(slots=True)
 class Tally:
-    read: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    # By event type, each type's Counter made when its first event is counted (no call after).
+    # Each event counted once, by type and outcome (`read` and `outcomes` are derived from it).
     by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     requests: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
@@ -56,6 +54,14 @@ class Tally:
     not_attempted: int = 0
     writes: Counter[str] = field(default_factory=Counter)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
+
+    @property
+    def outcomes(self) -> Counter[str]:  # of every type, from `by_type`
+        return sum(self.by_type.values(), Counter())
+
+    @property
+    def read(self) -> int:
+        return sum(self.outcomes.values())
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
         """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
@@ -98,6 +104,7 @@ class Tally:
     ) -> None:
         """Count one event's end. `event_type` is "invalid" for input that was not an event;
         `root`, for a failure an earlier one of the same userId caused, that one's reason."""
+        self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
         if status == "failed" or status == "skipped":
@@ -113,9 +120,6 @@ class Tally:
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
-        self.read += 1
-        self.outcomes[status] += 1
-        self.by_type[event_type][status] += 1
         if dropped:
             tally = self.dropped
             for path in dropped:

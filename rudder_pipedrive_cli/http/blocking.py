@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Generator
-from types import TracebackType
 from typing import Any, TypeVar
 
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -31,12 +30,7 @@ class BlockingClient:
     def __enter__(self) -> BlockingClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         try:
             self._runner.run(self._client.aclose())
         finally:

@@ -239,9 +239,7 @@ class Pacer:
                 self.search = RollingWindow(SEARCH_LIMIT)
         elif self.burst is None:
             self.burst = RollingWindow(headers.limit)
-        window = self._described(request, headers)
-        if window is not None:
-            window.observe(headers, self.clock())
+        self.observe(request, headers)
 
     def hold(
         self,

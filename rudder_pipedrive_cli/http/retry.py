@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
 from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import RateLimitStop
@@ -39,10 +37,6 @@ class Retry(Exception):
         self.reason = reason
         self.status = status
         self.rate_wait = rate_wait  # set for rate limits: the wait before jitter
-
-    @property
-    def rate_limited(self) -> bool:
-        return self.rate_wait is not None
 
 
 @dataclass(slots=True)
@@ -121,26 +115,23 @@ class RetryPolicy:
         self, attempts: Attempts, on_retry: Callable[[Retry, float], None]
     ) -> AsyncRetrying:
         """A tenacity loop for one logical request whose progress is kept in `attempts`."""
-        policy = self
 
-        class Stop(stop_base):
-            def __call__(self, state: RetryCallState) -> bool:
-                return attempts.failures > policy.max_retries
+        def stop(state: RetryCallState) -> bool:
+            return attempts.failures > self.max_retries
 
-        class Wait(wait_base):
-            def __call__(self, state: RetryCallState) -> float:
-                retry = _retry_of(state)
-                wait = policy.wait_for(retry, attempts)
-                attempts.last_wait = retry.rate_wait if retry.rate_wait is not None else wait
-                return wait
+        def wait(state: RetryCallState) -> float:
+            retry = _retry_of(state)
+            seconds = self.wait_for(retry, attempts)
+            attempts.last_wait = retry.rate_wait if retry.rate_wait is not None else seconds
+            return seconds
 
         def before_sleep(state: RetryCallState) -> None:
             on_retry(_retry_of(state), state.upcoming_sleep)
 
         return AsyncRetrying(
             sleep=self.sleep,
-            stop=Stop(),
-            wait=Wait(),
+            stop=stop,
+            wait=wait,
             retry=retry_if_exception_type(Retry),
             before_sleep=before_sleep,
         )

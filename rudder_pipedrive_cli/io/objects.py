@@ -290,34 +290,31 @@ class ObjectStream(io.RawIOBase):
 
     def opening_error(self) -> ObjectReadError | None:
         """The error that kept the object from giving any byte, or None (the bytes wait)."""
-        if not self._pending and not self._ended:
-            payload = self._next()
-            if isinstance(payload, ObjectReadError):
-                self._ended = True
-                return payload
-            if payload is _END:
-                self._ended = True
-            else:
-                self._pending = payload
+        try:
+            self._take()
+        except ObjectReadError as error:
+            return error
         return None
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         view = memoryview(buffer).cast("B")
-        while not self._pending:
-            if self._ended:
-                return 0
-            payload = self._next()
-            if payload is _END:
-                self._ended = True
-                return 0
-            if isinstance(payload, ObjectReadError):
-                self._ended = True
-                raise payload
-            self._pending = payload
+        while not self._pending and not self._ended:
+            self._take()
         size = min(len(view), len(self._pending))
         view[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+    def _take(self) -> None:
+        """The next chunk when none waits: past the end, nothing; a read error is raised once."""
+        if self._pending or self._ended:
+            return
+        payload = self._next()
+        self._ended = payload is _END or isinstance(payload, ObjectReadError)
+        if isinstance(payload, ObjectReadError):
+            raise payload
+        if not self._ended:
+            self._pending = payload
 
     def drain(self) -> None:
         """Pass over what is left of the object (a reader that stopped early), so that the next

@@ -547,15 +547,11 @@ class S3FileSystem:
             if self._context is None:
                 self._context = ssl.create_default_context(cafile=self._ca_bundle)
             proxy = proxy_for(host, self._env)
-            if proxy is None:
-                connection = http.client.HTTPSConnection(
-                    host, port, timeout=connect_timeout, context=self._context
-                )
-            else:
-                proxy_host, proxy_port, auth = proxy
-                connection = http.client.HTTPSConnection(
-                    proxy_host, proxy_port, timeout=connect_timeout, context=self._context
-                )
+            first_host, first_port, auth = proxy or (host, port, None)  # a proxy tunnels on
+            connection = http.client.HTTPSConnection(
+                first_host, first_port, timeout=connect_timeout, context=self._context
+            )
+            if proxy is not None:
                 tunnel_headers = {"Proxy-Authorization": auth} if auth else None
                 connection.set_tunnel(host, port, headers=tunnel_headers)
         else:

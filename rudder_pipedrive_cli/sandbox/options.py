@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
-from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS, FaultSettings
+from rudder_pipedrive_cli.sandbox.faults import FaultSettings
 
 DEFAULT_TOKEN = "sandbox-token"
 # Larger request bodies get a 413 before they are read (rpd's largest is a few kB).
@@ -15,19 +15,14 @@ READ_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SandboxOptions:
+class SandboxOptions(FaultSettings):
+    """How a sandbox starts: its fault settings (inherited), address, token, plan and limits."""
+
     host: str = "127.0.0.1"
     port: int = 0
     token: str = DEFAULT_TOKEN
     plan: str = "unlimited"
     seats: int = 1
-    fail_5xx: float = 0.0
-    fail_429: float = 0.0
-    fail_reset: float = 0.0
-    latency_ms: int = 0
-    index_lag_ms: int = 0
-    fail_mangle: float = 0.0
-    mangle_kinds: tuple[str, ...] = MANGLE_KINDS
     fault_seed: int | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     read_timeout_s: float = READ_TIMEOUT_S
@@ -45,15 +40,7 @@ class SandboxOptions:
             raise ValueError(f"max_body_bytes must not be negative, not {self.max_body_bytes}")
         if self.read_timeout_s <= 0:
             raise ValueError(f"read_timeout_s must be positive, not {self.read_timeout_s}")
-        self.fault_settings()  # checks the fault values
+        FaultSettings.__post_init__(self)  # checks the fault values
 
     def fault_settings(self) -> FaultSettings:
-        return FaultSettings(
-            fail_5xx=self.fail_5xx,
-            fail_429=self.fail_429,
-            fail_reset=self.fail_reset,
-            latency_ms=self.latency_ms,
-            index_lag_ms=self.index_lag_ms,
-            fail_mangle=self.fail_mangle,
-            mangle_kinds=self.mangle_kinds,
-        )
+        return FaultSettings(**{f.name: getattr(self, f.name) for f in fields(FaultSettings)})

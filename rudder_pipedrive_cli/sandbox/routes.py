@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
+from rudder_pipedrive_cli.sandbox.sales import matching
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
@@ -163,11 +164,10 @@ def _lister(entity: Entity) -> Handler:
             deal = store.sales.deals.get(deal_id)
             linked = {deal["person_id"]} if deal and deal["person_id"] is not None else set()
             ids = frozenset(linked if ids is None else linked & ids)
-        rows = store.listing(
-            entity,
+        rows = matching(
+            store.table(entity).values(),
             ids=ids,
-            owner_id=_query_int(req, "owner_id"),
-            org_id=_query_int(req, "org_id") if entity == "person" else None,
+            filters=_int_filters(req, "owner_id", "org_id"),  # org_id: GET persons only
             updated_since=_time_query(req, "updated_since"),
             updated_until=_time_query(req, "updated_until"),
         )
@@ -428,10 +428,10 @@ def _list_deals(store: Store, req: Request) -> Answer:
         statuses = [s.strip() for s in req.query["status"].split(",")]
         if not all(s in _DEAL_STATUSES for s in statuses):
             raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
-    rows = store.sales.deal_listing(
+    rows = matching(
+        store.sales.deal_listing(statuses),
         ids=_ids(req),
         filters=_int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
-        statuses=statuses,
         updated_since=_time_query(req, "updated_since"),
         updated_until=_time_query(req, "updated_until"),
     )
@@ -454,7 +454,8 @@ def _list_activities(store: Store, req: Request) -> Answer:
         filters["lead_id"] = req.query["lead_id"]
     if "done" in req.query:
         filters["done"] = _query_bool(req, "done")
-    rows = store.sales.activity_listing(
+    rows = matching(
+        store.sales.activities.values(),
         ids=_ids(req),
         filters=filters,
         updated_since=_time_query(req, "updated_since"),

@@ -9,7 +9,7 @@ refuses. Bodies arrive checked against the request schemas; this checks what nee
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
@@ -85,33 +85,12 @@ class Sales:
         self.activities: dict[int, Record] = {}
         self.notes: dict[int, Record] = {}
 
-    # ---- links -----------------------------------------------------------------------------
-
-    def _check_links(self, body: Mapping[str, Any]) -> None:
-        """Every id a body links to names a record the company has."""
-        store = self.store
-        tables: dict[str, Callable[[Any], bool]] = {
-            "person_id": lambda i: i in store.persons,
-            "org_id": lambda i: i in store.organizations,
-            "deal_id": lambda i: i in self.deals,
-            "lead_id": lambda i: i in store.leads,
-            "owner_id": lambda i: i == USER_ID,
-            "user_id": lambda i: i == USER_ID,
-        }
-        for key, exists in tables.items():
-            value = body.get(key)
-            if value is not None and not exists(value):
-                what = {"org_id": "organization", "owner_id": "user", "user_id": "user"}.get(
-                    key, key.removesuffix("_id")
-                )
-                raise ApiError(400, f"{key}: {what} {value} not found")
-
     # ---- deals -----------------------------------------------------------------------------
 
     def create_deal(self, body: Mapping[str, Any], now: float) -> Record:
         if not body["title"]:
             raise ApiError(400, "title: must not be empty")
-        self._check_links(body)
+        self.store.check_links(body)
         pipeline_id, stage_id = _pipeline_and_stage(body.get("pipeline_id"), body.get("stage_id"))
         status = body.get("status", "open")
         if status not in DEAL_STATUSES:
@@ -178,35 +157,21 @@ class Sales:
         self.deals[deal["id"]] = deal
         return deal
 
-    def deal_listing(
-        self,
-        *,
-        ids: frozenset[int] | None,
-        filters: Mapping[str, Any],
-        statuses: Sequence[str] | None,
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        """getDeals: deals that are not archived, not deleted unless `statuses` has "deleted"."""
+    def deal_listing(self, statuses: Sequence[str] | None) -> list[Record]:
+        """getDeals' deals before its other filters (`matching`): not archived, not deleted
+        unless `statuses` has "deleted"."""
 
         def status_ok(deal: Record) -> bool:
             if deal["is_deleted"]:
                 return statuses is not None and "deleted" in statuses
             return statuses is None or deal["status"] in statuses
 
-        return [
-            deal
-            for deal in self.deals.values()
-            if not deal["is_archived"]
-            and status_ok(deal)
-            and (ids is None or deal["id"] in ids)
-            and _matches(deal, filters, updated_since, updated_until)
-        ]
+        return [deal for deal in self.deals.values() if not deal["is_archived"] and status_ok(deal)]
 
     # ---- activities ------------------------------------------------------------------------
 
     def create_activity(self, body: Mapping[str, Any], now: float) -> Record:
-        self._check_links(body)
+        self.store.check_links(body)
         if "project_id" in body:
             raise ApiError(400, "project_id: the sandbox has no projects")
         kind = body.get("type", ACTIVITY_TYPE_KEYS[0])
@@ -220,7 +185,7 @@ class Sales:
                     f"participants[{i}].person_id: person {participant.get('person_id')} not found",
                 )
         for attendee in body.get("attendees") or ():
-            self._check_links({k: attendee[k] for k in ("person_id", "user_id") if k in attendee})
+            self.store.check_links(attendee)  # its person_id and user_id
         person_id = body.get("person_id")
         if person_id is None:
             person_id = next((p["person_id"] for p in participants if p.get("primary")), None)
@@ -266,21 +231,6 @@ class Sales:
         self.activities[activity["id"]] = activity
         return activity
 
-    def activity_listing(
-        self,
-        *,
-        ids: frozenset[int] | None,
-        filters: Mapping[str, Any],
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        return [
-            activity
-            for activity in self.activities.values()
-            if (ids is None or activity["id"] in ids)
-            and _matches(activity, filters, updated_since, updated_until)
-        ]
-
     # ---- notes -----------------------------------------------------------------------------
 
     def create_note(self, body: Mapping[str, Any], now: float) -> Record:
@@ -289,7 +239,7 @@ class Sales:
         for key in ("project_id", "task_id"):
             if key in body:
                 raise ApiError(400, f"{key}: the sandbox has no {key.removesuffix('_id')}s")
-        self._check_links(body)
+        self.store.check_links(body)
         if not any(
             body.get(key) is not None for key in ("lead_id", "deal_id", "person_id", "org_id")
         ):
@@ -374,18 +324,27 @@ def _named(table: Mapping[Any, Record], record_id: Any, key: str) -> dict[str, A
     return None if record_id is None else {key: table[record_id][key]}
 
 
-def _matches(
-    record: Record,
+def matching(
+    records: Iterable[Record],
+    *,
+    ids: frozenset[int] | None,
     filters: Mapping[str, Any],
     updated_since: float | None,
     updated_until: float | None,
-) -> bool:
-    updated = epoch(record["update_time"])
-    return (
-        all(record[key] == value for key, value in filters.items())
-        and (updated_since is None or updated >= int(updated_since))
-        and (updated_until is None or updated < updated_until)
-    )
+) -> list[Record]:
+    """The records a v2 listing shows: of `ids`, equal to `filters`, updated in the window (lists
+    never lag)."""
+
+    def keep(record: Record) -> bool:
+        updated = epoch(record["update_time"])
+        return (
+            (ids is None or record["id"] in ids)
+            and all(record[key] == value for key, value in filters.items())
+            and (updated_since is None or updated >= int(updated_since))
+            and (updated_until is None or updated < updated_until)
+        )
+
+    return [record for record in records if keep(record)]
 
 
 def _pipeline_and_stage(pipeline_id: int | None, stage_id: int | None) -> tuple[int, int]:

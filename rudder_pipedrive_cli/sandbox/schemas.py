@@ -8,24 +8,41 @@ from __future__ import annotations
 
 from typing import Any
 
+_EMAILS_ITEM: dict[str, Any] = {
+    "properties": {
+        "label": {"type": "string"},
+        "primary": {"type": "boolean"},
+        "value": {"type": "string"},
+    },
+    "type": "object",
+}
+_EMAILS: dict[str, Any] = {"items": _EMAILS_ITEM, "type": "array"}
+_POSTAL_ADDRESS: dict[str, Any] = {
+    "properties": {
+        "admin_area_level_1": {"type": "string"},
+        "admin_area_level_2": {"type": "string"},
+        "country": {"type": "string"},
+        "locality": {"type": "string"},
+        "postal_code": {"type": "string"},
+        "route": {"type": "string"},
+        "street_number": {"type": "string"},
+        "sublocality": {"type": "string"},
+        "subpremise": {"type": "string"},
+        "value": {"type": "string"},
+    },
+    "type": "object",
+}
+_VALUE: dict[str, Any] = {
+    "nullable": True,
+    "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}},
+    "required": ["amount", "currency"],
+    "type": "object",
+}
+
 REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
     "PATCH /api/v2/organizations/{id}": {
         "properties": {
-            "address": {
-                "properties": {
-                    "admin_area_level_1": {"type": "string"},
-                    "admin_area_level_2": {"type": "string"},
-                    "country": {"type": "string"},
-                    "locality": {"type": "string"},
-                    "postal_code": {"type": "string"},
-                    "route": {"type": "string"},
-                    "street_number": {"type": "string"},
-                    "sublocality": {"type": "string"},
-                    "subpremise": {"type": "string"},
-                    "value": {"type": "string"},
-                },
-                "type": "object",
-            },
+            "address": _POSTAL_ADDRESS,
             "annual_revenue": {"nullable": True, "type": "integer"},
             "custom_fields": {"additionalProperties": True, "type": "object"},
             "employee_count": {"nullable": True, "type": "integer"},
@@ -43,28 +60,8 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
         "properties": {
             "birthday": {"type": "string"},
             "custom_fields": {"additionalProperties": True, "type": "object"},
-            "emails": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
-            "im": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
+            "emails": _EMAILS,
+            "im": _EMAILS,
             "job_title": {"type": "string"},
             "label_ids": {"items": {"type": "integer"}, "type": "array"},
             "marketing_status": {
@@ -75,32 +72,8 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "notes": {"type": "string"},
             "org_id": {"type": "integer"},
             "owner_id": {"type": "integer"},
-            "phones": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
-            "postal_address": {
-                "properties": {
-                    "admin_area_level_1": {"type": "string"},
-                    "admin_area_level_2": {"type": "string"},
-                    "country": {"type": "string"},
-                    "locality": {"type": "string"},
-                    "postal_code": {"type": "string"},
-                    "route": {"type": "string"},
-                    "street_number": {"type": "string"},
-                    "sublocality": {"type": "string"},
-                    "subpremise": {"type": "string"},
-                    "value": {"type": "string"},
-                },
-                "type": "object",
-            },
+            "phones": _EMAILS,
+            "postal_address": _POSTAL_ADDRESS,
             "visible_to": {"type": "integer"},
         },
         "type": "object",
@@ -116,12 +89,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "owner_id": {"type": "integer"},
             "person_id": {"nullable": True, "type": "integer"},
             "title": {"nullable": True, "type": "string"},
-            "value": {
-                "nullable": True,
-                "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}},
-                "required": ["amount", "currency"],
-                "type": "object",
-            },
+            "value": _VALUE,
             "visible_to": {
                 "allOf": [{"enum": ["1", "3", "5", "7"], "type": "string"}],
                 "type": "string",
@@ -153,21 +121,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "due_time": {"type": "string"},
             "duration": {"type": "string"},
             "lead_id": {"type": "string"},
-            "location": {
-                "properties": {
-                    "admin_area_level_1": {"type": "string"},
-                    "admin_area_level_2": {"type": "string"},
-                    "country": {"type": "string"},
-                    "locality": {"type": "string"},
-                    "postal_code": {"type": "string"},
-                    "route": {"type": "string"},
-                    "street_number": {"type": "string"},
-                    "sublocality": {"type": "string"},
-                    "subpremise": {"type": "string"},
-                    "value": {"type": "string"},
-                },
-                "type": "object",
-            },
+            "location": _POSTAL_ADDRESS,
             "note": {"type": "string"},
             "org_id": {"type": "integer"},
             "owner_id": {"type": "integer"},
@@ -221,21 +175,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
     "POST /api/v2/organizations": {
         "properties": {
             "add_time": {"type": "string"},
-            "address": {
-                "properties": {
-                    "admin_area_level_1": {"type": "string"},
-                    "admin_area_level_2": {"type": "string"},
-                    "country": {"type": "string"},
-                    "locality": {"type": "string"},
-                    "postal_code": {"type": "string"},
-                    "route": {"type": "string"},
-                    "street_number": {"type": "string"},
-                    "sublocality": {"type": "string"},
-                    "subpremise": {"type": "string"},
-                    "value": {"type": "string"},
-                },
-                "type": "object",
-            },
+            "address": _POSTAL_ADDRESS,
             "annual_revenue": {"nullable": True, "type": "integer"},
             "custom_fields": {"additionalProperties": True, "type": "object"},
             "employee_count": {"nullable": True, "type": "integer"},
@@ -255,28 +195,8 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "add_time": {"type": "string"},
             "birthday": {"type": "string"},
             "custom_fields": {"additionalProperties": True, "type": "object"},
-            "emails": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
-            "im": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
+            "emails": _EMAILS,
+            "im": _EMAILS,
             "job_title": {"type": "string"},
             "label_ids": {"items": {"type": "integer"}, "type": "array"},
             "marketing_status": {
@@ -287,32 +207,8 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "notes": {"type": "string"},
             "org_id": {"type": "integer"},
             "owner_id": {"type": "integer"},
-            "phones": {
-                "items": {
-                    "properties": {
-                        "label": {"type": "string"},
-                        "primary": {"type": "boolean"},
-                        "value": {"type": "string"},
-                    },
-                    "type": "object",
-                },
-                "type": "array",
-            },
-            "postal_address": {
-                "properties": {
-                    "admin_area_level_1": {"type": "string"},
-                    "admin_area_level_2": {"type": "string"},
-                    "country": {"type": "string"},
-                    "locality": {"type": "string"},
-                    "postal_code": {"type": "string"},
-                    "route": {"type": "string"},
-                    "street_number": {"type": "string"},
-                    "sublocality": {"type": "string"},
-                    "subpremise": {"type": "string"},
-                    "value": {"type": "string"},
-                },
-                "type": "object",
-            },
+            "phones": _EMAILS,
+            "postal_address": _POSTAL_ADDRESS,
             "visible_to": {"type": "integer"},
         },
         "type": "object",
@@ -328,12 +224,7 @@ REQUEST_SCHEMAS: dict[str, dict[str, Any]] = {
             "owner_id": {"type": "integer"},
             "person_id": {"type": "integer"},
             "title": {"type": "string"},
-            "value": {
-                "nullable": True,
-                "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}},
-                "required": ["amount", "currency"],
-                "type": "object",
-            },
+            "value": _VALUE,
             "visible_to": {
                 "allOf": [{"enum": ["1", "3", "5", "7"], "type": "string"}],
                 "type": "string",

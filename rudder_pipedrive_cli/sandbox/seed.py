@@ -72,29 +72,17 @@ class Field:
         return item | {name: FIELD_EXTRAS[name] for name in extras}
 
     def _subfields(self) -> list[dict[str, str]] | None:
+        """A monetary field's amount and currency; an address's parts."""
         if self.type == "monetary":
-            return [
-                {
-                    "field_code": "value",
-                    "field_name": f"Amount of {self.name}",
-                    "field_type": "double",
-                },
-                {
-                    "field_code": "currency",
-                    "field_name": f"Currency of {self.name}",
-                    "field_type": "varchar",
-                },
-            ]
-        if self.type == "address":
-            return [
-                {
-                    "field_code": part,
-                    "field_name": f"{part.replace('_', ' ').capitalize()} of {self.name}",
-                    "field_type": "varchar",
-                }
-                for part in ADDRESS_PARTS
-            ]
-        return None
+            parts = [("value", "Amount", "double"), ("currency", "Currency", "varchar")]
+        elif self.type == "address":
+            parts = [(p, p.replace("_", " ").capitalize(), "varchar") for p in ADDRESS_PARTS]
+        else:
+            return None
+        return [
+            {"field_code": code, "field_name": f"{what} of {self.name}", "field_type": kind}
+            for code, what, kind in parts
+        ]
 
     def labelled(self, value: Any) -> Any:
         """A value as `include_option_labels=true` shows it: options as {id, label}."""
@@ -114,62 +102,30 @@ def _custom(code: str, name: str, type_: str, *options: tuple[int, str]) -> Fiel
     return Field(code=code, name=name, type=type_, custom=True, options=options)
 
 
+def _standard(*rows: tuple[str, str, str, str]) -> tuple[Field, ...]:
+    """Standard fields from (code, name, type, description) rows."""
+    return tuple(Field(code=c, name=n, type=t, description=d) for c, n, t, d in rows)
+
+
 USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
 GROUP_ID_FIELD = "872513dc3f908b99275edf2d09fcc9a467df9fa5"
 
 _PERSON_FIELDS = (
-    Field(code="name", name="Name", type="varchar", description="The name of the person"),
-    Field(
-        code="first_name",
-        name="First name",
-        type="varchar",
-        description="The first name of the person",
+    *_standard(
+        ("name", "Name", "varchar", "The name of the person"),
+        ("first_name", "First name", "varchar", "The first name of the person"),
+        ("last_name", "Last name", "varchar", "The last name of the person"),
+        ("emails", "Email", "varchar", "The email addresses of the person"),
+        ("phones", "Phone", "phone", "The phone numbers of the person"),
+        ("org_id", "Organization", "org", "The organization of the person"),
+        ("owner_id", "Owner", "user", "The owner of the person"),
+        ("visible_to", "Visible to", "visible_to", "Who can see the person"),
+        ("add_time", "Person created", "date", "When the person was created"),
+        ("update_time", "Update time", "date", "When the person was last changed"),
+        ("job_title", "Job title", "varchar", "The job title of the person"),
+        ("postal_address", "Postal address", "address", "The postal address of the person"),
+        ("notes", "Notes", "text", "The notes of the person"),
     ),
-    Field(
-        code="last_name",
-        name="Last name",
-        type="varchar",
-        description="The last name of the person",
-    ),
-    Field(
-        code="emails", name="Email", type="varchar", description="The email addresses of the person"
-    ),
-    Field(code="phones", name="Phone", type="phone", description="The phone numbers of the person"),
-    Field(
-        code="org_id", name="Organization", type="org", description="The organization of the person"
-    ),
-    Field(code="owner_id", name="Owner", type="user", description="The owner of the person"),
-    Field(
-        code="visible_to",
-        name="Visible to",
-        type="visible_to",
-        description="Who can see the person",
-    ),
-    Field(
-        code="add_time",
-        name="Person created",
-        type="date",
-        description="When the person was created",
-    ),
-    Field(
-        code="update_time",
-        name="Update time",
-        type="date",
-        description="When the person was last changed",
-    ),
-    Field(
-        code="job_title",
-        name="Job title",
-        type="varchar",
-        description="The job title of the person",
-    ),
-    Field(
-        code="postal_address",
-        name="Postal address",
-        type="address",
-        description="The postal address of the person",
-    ),
-    Field(code="notes", name="Notes", type="text", description="The notes of the person"),
     _custom(USER_ID_FIELD, "RudderStack userId", "varchar"),
     _custom("6098b979cd7506a9c2b183a7814c70e8a6a08a3f", "Role", "varchar"),
     _custom(
@@ -183,37 +139,14 @@ _PERSON_FIELDS = (
 )
 
 _ORGANIZATION_FIELDS = (
-    Field(code="name", name="Name", type="varchar", description="The name of the organization"),
-    Field(code="owner_id", name="Owner", type="user", description="The owner of the organization"),
-    Field(
-        code="visible_to",
-        name="Visible to",
-        type="visible_to",
-        description="Who can see the organization",
-    ),
-    Field(
-        code="add_time",
-        name="Organization created",
-        type="date",
-        description="When the organization was created",
-    ),
-    Field(
-        code="update_time",
-        name="Update time",
-        type="date",
-        description="When the organization was last changed",
-    ),
-    Field(
-        code="address",
-        name="Address",
-        type="address",
-        description="The address of the organization",
-    ),
-    Field(
-        code="website",
-        name="Website",
-        type="varchar",
-        description="The website of the organization",
+    *_standard(
+        ("name", "Name", "varchar", "The name of the organization"),
+        ("owner_id", "Owner", "user", "The owner of the organization"),
+        ("visible_to", "Visible to", "visible_to", "Who can see the organization"),
+        ("add_time", "Organization created", "date", "When the organization was created"),
+        ("update_time", "Update time", "date", "When the organization was last changed"),
+        ("address", "Address", "address", "The address of the organization"),
+        ("website", "Website", "varchar", "The website of the organization"),
     ),
     _custom(GROUP_ID_FIELD, "RudderStack groupId", "varchar"),
     _custom(
@@ -228,36 +161,21 @@ _ORGANIZATION_FIELDS = (
 )
 
 _DEAL_FIELDS = (
-    Field(code="title", name="Title", type="varchar", description="The title of the deal"),
-    Field(code="value", name="Value", type="monetary", description="The value of the deal"),
-    Field(
-        code="person_id",
-        name="Contact person",
-        type="people",
-        description="The person the deal is with",
-    ),
-    Field(
-        code="org_id", name="Organization", type="org", description="The organization of the deal"
-    ),
-    Field(code="owner_id", name="Owner", type="user", description="The owner of the deal"),
-    Field(
-        code="expected_close_date",
-        name="Expected close date",
-        type="date",
-        description="The expected close date of the deal",
-    ),
-    Field(
-        code="visible_to",
-        name="Visible to",
-        type="visible_to",
-        description="Who can see the deal",
-    ),
-    Field(code="label_ids", name="Label", type="set", description="The labels of the deal"),
-    Field(
-        code="add_time",
-        name="Deal created",
-        type="date",
-        description="When the deal was created",
+    *_standard(
+        ("title", "Title", "varchar", "The title of the deal"),
+        ("value", "Value", "monetary", "The value of the deal"),
+        ("person_id", "Contact person", "people", "The person the deal is with"),
+        ("org_id", "Organization", "org", "The organization of the deal"),
+        ("owner_id", "Owner", "user", "The owner of the deal"),
+        (
+            "expected_close_date",
+            "Expected close date",
+            "date",
+            "The expected close date of the deal",
+        ),
+        ("visible_to", "Visible to", "visible_to", "Who can see the deal"),
+        ("label_ids", "Label", "set", "The labels of the deal"),
+        ("add_time", "Deal created", "date", "When the deal was created"),
     ),
     _custom("01bc2d5edda1b591f488b8eb969bde67eb7dcf5e", "Source", "varchar"),
     _custom("0ad278b60b7e6b783e51a7f5b9cef17d732fe978", "Campaign", "varchar"),

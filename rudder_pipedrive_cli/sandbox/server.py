@@ -18,29 +18,16 @@ import threading
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 
 from rudder_pipedrive_cli.sandbox.app import SandboxApp
 from rudder_pipedrive_cli.sandbox.options import SandboxOptions
 from rudder_pipedrive_cli.sandbox.replies import Answer, failure, server_error
 
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    410: "Gone",
-    411: "Length Required",
-    413: "Content Too Large",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+# RFC 9110's reason phrases (Python 3.11 still calls 413 "Request Entity Too Large").
+_REASONS = {status: status.phrase for status in HTTPStatus} | {413: "Content Too Large"}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -238,12 +225,7 @@ class Sandbox:
     def __enter__(self) -> Sandbox:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     def state(self) -> dict[str, Any]:

@@ -145,13 +145,32 @@ class Store:
             }
         )
 
+    def check_links(self, body: Mapping[str, Any]) -> None:
+        """Every id a body links to names a record the company has."""
+        tables: dict[str, Callable[[Any], bool]] = {
+            "person_id": lambda i: i in self.persons,
+            "org_id": lambda i: i in self.organizations,
+            "organization_id": lambda i: i in self.organizations,
+            "deal_id": lambda i: i in self.sales.deals,
+            "lead_id": lambda i: i in self.leads,
+            "owner_id": lambda i: i == USER_ID,
+            "user_id": lambda i: i == USER_ID,
+        }
+        for key, exists in tables.items():
+            value = body.get(key)
+            if value is not None and not exists(value):
+                what = {"org_id": "organization", "owner_id": "user", "user_id": "user"}.get(
+                    key, key.removesuffix("_id")
+                )
+                raise ApiError(400, f"{key}: {what} {value} not found")
+
     # ---- persons and organizations ----------------------------------------------------------
 
-    def _table(self, entity: Entity) -> dict[int, Record]:
+    def table(self, entity: Entity) -> dict[int, Record]:
         return self.persons if entity == "person" else self.organizations
 
     def get(self, entity: Entity, record_id: int) -> Record:
-        record = self._table(entity).get(record_id)
+        record = self.table(entity).get(record_id)
         if record is not None:
             return record
         if entity == "person" and record_id in self.merged_into:
@@ -179,7 +198,7 @@ class Store:
             record |= {"emails": [], "phones": []}
         self._apply(entity, record, body)
         self._next_id[entity] += 1
-        self._table(entity)[record["id"]] = record
+        self.table(entity)[record["id"]] = record
         self._reindex(entity, record, now)
         return record
 
@@ -204,11 +223,7 @@ class Store:
         problem = check_custom_fields(custom_fields(entity), body.get("custom_fields") or {})
         if problem:
             raise ApiError(400, problem)
-        org_id = body.get("org_id")
-        if entity == "person" and org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"org_id: organization {org_id} not found")
-        if body.get("owner_id", USER_ID) != USER_ID:
-            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        self.check_links(body)
         if body.get("label_ids"):  # the sandbox company has no person or organization labels
             raise ApiError(400, f"label_ids: unknown {entity} label {body['label_ids'][0]}")
 
@@ -227,30 +242,6 @@ class Store:
                 if key in body:
                     record[key] = _contact_list(body[key])
         record["custom_fields"].update(copy.deepcopy(body.get("custom_fields") or {}))
-
-    def listing(
-        self,
-        entity: Entity,
-        *,
-        ids: frozenset[int] | None,
-        owner_id: int | None,
-        org_id: int | None,
-        updated_since: float | None,
-        updated_until: float | None,
-    ) -> list[Record]:
-        """All live records that pass the filters (lists never lag)."""
-
-        def keep(record: Record) -> bool:
-            updated = epoch(record["update_time"])
-            return (
-                (ids is None or record["id"] in ids)
-                and (owner_id is None or record["owner_id"] == owner_id)
-                and (org_id is None or record.get("org_id") == org_id)
-                and (updated_since is None or updated >= int(updated_since))
-                and (updated_until is None or updated < updated_until)
-            )
-
-        return [r for r in self._table(entity).values() if keep(r)]
 
     # ---- merges --------------------------------------------------------------------------
 
@@ -338,12 +329,7 @@ class Store:
         org_id = body.get("organization_id", lead["organization_id"])
         if person_id is None and org_id is None:
             raise ApiError(400, "A lead must be linked to a person or an organization")
-        if person_id is not None and person_id not in self.persons:
-            raise ApiError(400, f"person_id: person {person_id} not found")
-        if org_id is not None and org_id not in self.organizations:
-            raise ApiError(400, f"organization_id: organization {org_id} not found")
-        if body.get("owner_id", USER_ID) != USER_ID:
-            raise ApiError(400, f"owner_id: user {body['owner_id']} not found")
+        self.check_links(body)
         unknown_labels = [i for i in body.get("label_ids") or () if i not in LEAD_LABEL_IDS]
         if unknown_labels:
             raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")

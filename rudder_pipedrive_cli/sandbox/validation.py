@@ -19,20 +19,13 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
 
 
+# JSON's type names for what orjson parses a body into (anything else is a dict: "object").
+_JSON_TYPES = {type(None): "null", bool: "boolean", int: "integer", float: "number"}
+_JSON_TYPES |= {str: "string", list: "array"}
+
+
 def json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    return _JSON_TYPES.get(type(value), "object")
 
 
 def _type_ok(expected: str, actual: str) -> bool:

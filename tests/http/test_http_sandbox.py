@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -112,19 +111,21 @@ def test_a_dropped_update_is_repeated(make_sandbox: MakeSandbox) -> None:
         stage="create person",
         body={"name": "Ada"},
     )
-    update = ApiRequest(
-        method="PATCH",
-        path="/api/v2/persons/{}",
-        endpoint="/api/v2/persons/{id}",
-        stage="update person",
-        body={"name": "Ada L."},
-    )
+
+    def update(person: int) -> ApiRequest:
+        return ApiRequest(
+            method="PATCH",
+            path=f"/api/v2/persons/{person}",
+            endpoint="/api/v2/persons/{id}",
+            stage="update person",
+            body={"name": "Ada L."},
+        )
 
     async def scenario() -> None:
         async with client_of(sandbox, max_retries=2) as client:
             person = (await client.send(create)).data["id"]
             sandbox.set_faults(fail_reset=1.0)
-            await client.send(replace(update, path=f"/api/v2/persons/{person}"))
+            await client.send(update(person))
 
     with pytest.raises(PlanFailure) as caught:
         run(scenario())

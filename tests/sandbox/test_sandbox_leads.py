@@ -100,6 +100,7 @@ def test_update_changes_only_the_given_properties(timed: httpx.Client, clock: Fa
     [
         ({"person_id": None}, "A lead must be linked to a person or an organization"),
         ({"person_id": 9}, "person_id: person 9 not found"),
+        ({"organization_id": 9}, "organization_id: organization 9 not found"),
         ({"title": None}, "title: a lead needs a title"),
         ({"title": 5}, "Validation failed: title: expected string, got integer"),
         ({"is_archived": "yes"}, "Validation failed: is_archived: expected boolean, got string"),

@@ -102,13 +102,21 @@ def test_patch_person_org_id_links_it_to_the_organization(api: httpx.Client) -> 
     assert unlink.json()["error"] == "Validation failed: org_id: must not be null"
 
 
-def test_patch_person_with_an_unknown_organization_is_a_400(api: httpx.Client) -> None:
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"org_id": 99}, "org_id: organization 99 not found"),
+        ({"owner_id": 5}, "owner_id: user 5 not found"),
+        ({"org_id": 99, "owner_id": 5}, "org_id: organization 99 not found"),
+    ],
+)
+def test_patch_person_linking_an_unknown_record_is_a_400(
+    api: httpx.Client, sandbox: Sandbox, body: dict[str, Any], message: str
+) -> None:
     person = create_person(api)
-    response = api.patch(f"/api/v2/persons/{person['id']}", json={"org_id": 99})
-    assert (response.status_code, response.json()) == (
-        400,
-        error("org_id: organization 99 not found"),
-    )
+    response = api.patch(f"/api/v2/persons/{person['id']}", json=body)
+    assert (response.status_code, response.json()) == (400, error(message))
+    assert sandbox.state()["persons"] == [person]
 
 
 @pytest.mark.parametrize(

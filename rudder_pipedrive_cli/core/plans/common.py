@@ -229,25 +229,25 @@ class Ctx:
             status = "sent" if self.wrote else "unchanged"
             reason = SUPERSEDED if self.superseded and not self.wrote else ""
         warnings = self.warnings
-        return Outcome(
-            status=status,
-            reason=reason,
-            stage=stage,
-            http_status=http_status,
-            retryable=retryable,
+        return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
+            status,
+            reason,
+            stage,
+            http_status,
+            retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
-            warnings=tuple(dict.fromkeys(warnings)) if warnings else (),
-            dropped=tuple(self.dropped),
-            identities=self.identities,
-            lead_origins=self.lead_origins,
-            memberships=self.memberships,
-            merged=self.merged,
-            pending_creates=self.pending_creates,
-            pending_merges=self.pending_merges,
-            held_back=held_back,
-            recency=self.recency,
-            redacted=redacted,
-            writes=tuple(self.writes),
+            tuple(dict.fromkeys(warnings)) if warnings else (),
+            tuple(self.dropped),
+            self.identities,
+            self.lead_origins,
+            self.memberships,
+            self.merged,
+            self.pending_creates,
+            self.pending_merges,
+            held_back,
+            self.recency,
+            redacted,
+            tuple(self.writes),
         )
 
     finish = outcome  # the plan's end: ctx.finish()

@@ -1,0 +1,62 @@
+"""A request is built once as the dict a dry-run's record shows (issue 12 item 5)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import orjson
+
+from rudder_pipedrive_cli.core.preview import Recorder
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.tally import Tally
+
+
+def test_a_request_is_the_record_it_shows_and_carries_what_is_not_shown() -> None:
+    request = ApiRequest(
+        method="POST",
+        path="/api/v2/persons",
+        endpoint="/api/v2/persons",
+        stage="create person",
+        body={"name": "Ada"},
+        note="create person u-1",
+        creates=("person", "u-1"),
+    )
+    assert orjson.dumps(request) == (
+        b'{"method":"POST","path":"/api/v2/persons","query":{},"body":{"name":"Ada"},'
+        b'"note":"create person u-1"}'
+    )
+    assert (request.method, request.path, request.query, request.body, request.note) == (
+        "POST",
+        "/api/v2/persons",
+        {},
+        {"name": "Ada"},
+        "create person u-1",
+    )
+    assert (request.endpoint, request.stage, request.key) == (
+        "/api/v2/persons",
+        "create person",
+        "POST /api/v2/persons",
+    )
+    assert (request.creates, request.merges, request.is_write, request.is_search) == (
+        ("person", "u-1"),
+        None,
+        True,
+        False,
+    )
+
+
+def test_the_recorder_keeps_each_request_itself_and_counts_it_by_key() -> None:
+    search = ApiRequest(
+        method="GET",
+        path="/api/v2/itemSearch/field",
+        endpoint="/api/v2/itemSearch/field",
+        stage="lookup person",
+        query={"term": "u-1"},
+    )
+    tally = Tally()
+    recorder = Recorder(lambda request: ApiResponse(status=200, data=[{"id": 7}]), tally)
+    answer = recorder(search)
+    assert answer.data == [{"id": 7}]
+    assert recorder.requests == [search] and recorder.requests[0] is search
+    assert tally.requests == Counter({"GET /api/v2/itemSearch/field": 1})
+    assert (recorder.searches, recorder.found) == (Counter(person=1), Counter(person=1))
