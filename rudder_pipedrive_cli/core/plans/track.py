@@ -144,7 +144,16 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id)
             person = yield from create_person(ctx, user_id, created)
-        origins = yield from known_origins(ctx, kind, person)
+        # Its records' origins: from this event, the state, or one listing.
+        key = origins_key(kind.name, person.id)
+        origins = ctx.lead_origins.get(key, ctx.known.lead_origins(key))
+        if origins is None:
+            note = f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
+            note += f"{kind.plural} sent before"
+            origins = yield from list_origins(
+                ctx, kind, person, stage=f"list {kind.plural}", note=note
+            )
+            ctx.learning().lead_origins[key] = origins
         if origin in origins:
             return ctx.outcome("skipped", "already done")
         body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
@@ -308,21 +317,6 @@ PERSON_LINKS: Mapping[str, Callable[[Ctx, Ref], dict[str, Any]]] = {
 
 
 # --- exactly once ----------------------------------------------------------------------------
-
-
-def known_origins(ctx: Ctx, kind: Kind, person: Ref) -> Step[frozenset[str]]:
-    """The origins of the person's records of `kind`: from this event, the state, or one
-    listing."""
-    key = origins_key(kind.name, person.id)
-    origins = ctx.lead_origins.get(key, ctx.known.lead_origins(key))
-    if origins is None:
-        note = (
-            f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
-            f"{kind.plural} sent before"
-        )
-        origins = yield from list_origins(ctx, kind, person, stage=f"list {kind.plural}", note=note)
-        ctx.learning().lead_origins[key] = origins
-    return origins
 
 
 def list_origins(
