@@ -11,7 +11,7 @@ import pytest
 from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.intake import Finished, intake
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -23,28 +23,52 @@ from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 @pytest.mark.parametrize("filter_bits", [1, 64, 1 << 24])  # 1: every lookup reaches SQLite
 def test_every_id_added_is_found_and_no_other(filter_bits: int) -> None:
-    with ScratchIds(recent=16, filter_bits=filter_bits) as ids:
+    with ScratchIds(recent=16, filter_bits=filter_bits) as older:
+        ids = Finished(None, older)
         added = [f"msg-{n}" for n in range(0, 200, 2)]
         for event_id in added:
             assert event_id not in ids
-            ids.add(event_id)
+            ids.add(event_id, "sent")
             assert event_id in ids
-        ids.add("msg-0")  # again: still one id
+        ids.add("msg-0", "sent")  # again: still one id
+        ids.add("msg-1", "failed")  # not done: not kept
         assert [n for n in range(200) if f"msg-{n}" in ids] == list(range(0, 200, 2))
         assert "" not in ids and "msg-00" not in ids
 
 
 def test_ids_stay_in_memory_until_the_window_fills_then_move_out() -> None:
-    ids = ScratchIds(recent=3)
-    ids.add("a")
-    ids.add("b")
-    assert ids._db is None  # a small run never opens the temporary database
-    ids.add("c")
-    assert ids._db is not None and ids._recent == set()
-    assert sorted(ids._db.execute("SELECT id FROM ids").fetchall()) == [("a",), ("b",), ("c",)]
+    older = ScratchIds(recent=3)
+    ids = Finished(None, older)
+    ids.add("a", "sent")
+    ids.add("b", "skipped")
+    assert older._db is None and "a" not in older  # a small run never opens the database
+    ids.add("c", "unchanged")
+    assert older._db is not None and ids._ids == set()
+    assert sorted(older._db.execute("SELECT id FROM ids").fetchall()) == [("a",), ("b",), ("c",)]
     assert [i for i in "abcd" if i in ids] == ["a", "b", "c"]
-    ids.close()
-    assert ids._db is None
+    assert [i for i in "abcd" if i in older] == ["a", "b", "c"]
+    older.close()
+    assert older._db is None
+
+
+def test_only_ids_the_filter_may_hold_are_asked_of_the_database() -> None:
+    class Counted(ScratchIds):
+        __slots__ = ("asked",)
+
+        def __contains__(self, event_id: str) -> bool:
+            self.asked.append(event_id)
+            return super().__contains__(event_id)
+
+    with Counted(recent=3) as older:
+        older.asked = []
+        ids = Finished(None, older)
+        for event_id in "abc":
+            ids.add(event_id, "sent")
+        assert "a" in ids and "c" in ids and older.asked == ["a", "c"]
+        older.asked.clear()
+        # 100 ids never seen: a clear bit each (3 bits set of 2**24), so SQLite is not asked.
+        assert not any(f"new-{n}" in ids for n in range(100))
+        assert len(older.asked) <= 1
 
 
 def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:

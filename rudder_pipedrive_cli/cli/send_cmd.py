@@ -38,7 +38,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Learner
-from rudder_pipedrive_cli.core.index import ListedOrigins, MemoryIndexRows, Survey
+from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
@@ -351,7 +351,7 @@ def run_send(
     for note in identities.notes:
         env.warn(note)
     if identities.listed:
-        known = ListedOrigins(known, identities.origins, identities.listed)
+        known.list_origins(identities.origins, identities.listed)
 
     def done(item: Event, outcome: Outcome) -> None:
         reader.item_done(item.source, outcome.status)  # an object's last event finishes it

@@ -34,21 +34,14 @@ PREVIOUS_ID_PATHS = ("previousId", "traits.previousId", "context.traits.previous
 TIME_PATHS = ("timestamp", "originalTimestamp", "sentAt")
 
 
-# Where those paths start: the event, its `traits`, its `context.traits` (Event reads each
-# of them once per event).
-_OBJECTS = ("", "traits", "context.traits")
-
-
-def _places(paths: tuple[str, ...]) -> tuple[tuple[int, str, str], ...]:
-    """Each path as (the object it starts at, its last key, the path for messages)."""
-    return tuple(
-        (_OBJECTS.index(path.rpartition(".")[0]), path.rpartition(".")[2], path) for path in paths
+# Each identity's top-level key, then its fallbacks in order as (in `context.traits`, key, path
+# for messages); read only when the top-level value is not a non-empty string.
+_FALLBACKS = tuple(
+    (
+        paths[0],
+        tuple((path.startswith("context."), path.rpartition(".")[2], path) for path in paths[1:]),
     )
-
-
-# userId, groupId and previousId, in the order Event reads them: (slot, places).
-_IDENTITY_PLACES = tuple(
-    enumerate((_places(USER_ID_PATHS), _places(GROUP_ID_PATHS), _places(PREVIOUS_ID_PATHS)))
+    for paths in (USER_ID_PATHS, GROUP_ID_PATHS, PREVIOUS_ID_PATHS)
 )
 _EMPTY: Mapping[str, Any] = {}  # what a missing object reads as (never written)
 
@@ -248,57 +241,55 @@ class Event:
                 raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
             if not (kind := kind.strip().lower() if kind is not None else ""):
                 raise EventError('event has no "type"')
-        message_id = raw.get("messageId")
-        anonymous_id = raw.get("anonymousId")
+        self.type = self.kind = kind
+        self.source = source
+        self.raw = raw
+        self.decided = self.refused = None
+        # Each identity: its top-level value when a non-empty string (the common case, in a
+        # straight line), else `_identity` checks it and reads its fallbacks, the first present,
+        # non-empty value winning (an absent groupId or previousId whose fallback keys are all
+        # absent too skips that call).
         context = raw.get("context", _EMPTY)
         if type(context) is not dict and not isinstance(context, Mapping):
             context = _EMPTY
-        # The event, then its `traits` and `context.traits`, each looked up at its first use.
-        objects: list[Mapping[str, Any] | None] = [raw, None, None]
-        self.refused = None
-        found: list[str | None] = [None, None, None]
+        traits = raw.get("traits", _EMPTY)
+        if type(traits) is not dict and not isinstance(traits, Mapping):
+            traits = _EMPTY
+        nested = context.get("traits", _EMPTY)  # context.traits
+        if type(nested) is not dict and not isinstance(nested, Mapping):
+            nested = _EMPTY
+        user, group, previous = raw.get("userId"), raw.get("groupId"), raw.get("previousId")
         try:
-            # Each identity: the first present, non-empty value of its paths (a top-level null or
-            # empty string falls back to the nested ones, looked up only then).
-            for slot, places in _IDENTITY_PLACES:
-                for index, key, path in places:
-                    where = objects[index]
-                    if where is None:  # `traits` (1) or `context.traits` (2): not yet read
-                        where = (raw if index == 1 else context).get("traits", _EMPTY)
-                        if type(where) is not dict and not isinstance(where, Mapping):
-                            where = _EMPTY
-                        objects[index] = where
-                    value = where.get(key)
-                    if value is not None:
-                        if type(value) is str:  # the common case
-                            value = value.strip() or None
-                        else:
-                            value = exact_identity(value, path)
-                        if value is not None:
-                            found[slot] = value
-                            break
+            if type(user) is not str or not (user := user.strip()):
+                user = _identity(user, 0, traits, nested)
+            if (type(group) is not str or not (group := group.strip())) and (
+                group is not None or "groupId" in traits
+            ):
+                group = _identity(group, 1, traits, nested)
+            if (type(previous) is not str or not (previous := previous.strip())) and (
+                previous is not None or "previousId" in traits or "previousId" in nested
+            ):
+                previous = _identity(previous, 2, traits, nested)
             entries = context.get("externalId")
             self.external = _EMPTY if entries is None else external_ids(entries)
-            self.user_id, self.group_id, self.previous_id = found
+            self.user_id, self.group_id, self.previous_id = user, group, previous
         except EventError as error:  # an event still, of its type: it fails when planned
             self.user_id = self.group_id = self.previous_id = None
             self.external = _EMPTY
             self.refused = Outcome(
                 status="failed", reason=str(error), redacted=error.redacted, stage="validate"
             )
+        message_id = raw.get("messageId")
         if type(message_id) is str:
             message_id = message_id.strip() or None
         elif message_id is not None:
             message_id = identity_value(message_id)
         self.id = message_id if message_id is not None else stable_id(raw)
-        self.type = self.kind = kind
-        self.source = source
-        self.raw = raw
+        anonymous_id = raw.get("anonymousId")
         if type(anonymous_id) is str:
             self.anonymous_id = anonymous_id.strip() or None
         else:
             self.anonymous_id = None if anonymous_id is None else identity_value(anonymous_id)
-        self.decided = None
 
     @property
     def event(self) -> Event | None:
@@ -321,6 +312,23 @@ class Event:
         for kind, value in self.external.items():
             keys.add(("o:" if kind == "org_id" else "p:") + value)
         return frozenset(keys)
+
+
+def _identity(
+    value: Any, slot: int, traits: Mapping[str, Any], nested: Mapping[str, Any]
+) -> str | None:
+    """Identity `slot` (userId, groupId, previousId) when its top-level `value` is not a
+    non-empty string: that value checked (a number is an identity; an object raises
+    `EventError`), else the first present, non-empty value of its fallbacks in `traits` and
+    `nested` (context.traits)."""
+    top, paths = _FALLBACKS[slot]
+    if value is not None and (value := exact_identity(value, top)) is not None:
+        return value
+    for in_context, key, path in paths:
+        value = (nested if in_context else traits).get(key)
+        if value is not None and (value := exact_identity(value, path)) is not None:
+            return value
+    return None
 
 
 ALIAS_KEYS = frozenset({EVERY})

@@ -1,4 +1,4 @@
-"""What a plan may know before it asks Pipedrive: the identity cache, as a read-only view.
+"""What a plan may know before it asks Pipedrive: the identity cache, one type (`IdentityStore`).
 
 Plans read it; they never write it. They report what they learned in their `Outcome`, and the
 runner applies that with `IdentityStore.learn` after the event: the one store, in memory or over
@@ -8,27 +8,16 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
+from rudder_pipedrive_cli.core.rules import KINDS
 
 # A chain of merges longer than this is taken as a loop in corrupt data, not followed further.
 MAX_MERGE_HOPS = 64
-
-
-def survivor(person: PdId | None, merged_into: Callable[[PdId], PdId | None]) -> PdId | None:
-    """The person `person` ended up as, following merges (u-a into u-b, then u-b into u-c)."""
-    for _ in range(MAX_MERGE_HOPS):
-        if person is None:
-            return None
-        into = merged_into(person)
-        if into is None:
-            return person
-        person = into
-    return person
 
 
 def links_persons(outcome: Outcome) -> bool:
@@ -43,39 +32,12 @@ def links_persons(outcome: Outcome) -> bool:
     return False
 
 
-Change = tuple[str, Any, Any]  # (table, key, value): value None forgets the key
-
-
-def taught(outcome: Outcome, pending: bool) -> list[Change]:
-    """What an outcome teaches an identity cache's tables, in the order to apply them: the one
-    set of rules of `IdentityStore`, whose tables they name, in memory or over the replay
-    state. Tables: "persons" (by userId), "orgs" (by groupId), "merged" (a person merged away:
-    the one it went into), "pending_creates" ((kind, key): a create's send time),
-    "pending_merges" (a person: the one a merge of it would go into), "memberships" (person:
-    organization), "held" ((kind, key)).
-    `pending`: whether a create or merge is pending already. Lead origins and field recency
-    follow rules of their own (a union, the newest time)."""
-    pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
-    pending = pending or bool(pending_creates or pending_merges)
-    changes: list[Change] = []
-    add = changes.append  # loops, not comprehensions: no extra frame for every outcome
-    for slot in outcome.held_back:
-        add(("held", slot, True))
-    for slot, pd_id in outcome.identities.items():
-        add(("persons" if slot[0] == "person" else "orgs", slot[1], pd_id))
-        if pending and pd_id is not None and slot not in pending_creates:
-            add(("pending_creates", slot, None))  # its record is known: settled
-    for slot, sent_at in pending_creates.items() if pending_creates else ():
-        add(("pending_creates", slot, sent_at))
-    for person, org in outcome.memberships.items() if outcome.memberships else ():
-        add(("memberships", person, org))
-    for gone, into in outcome.merged.items() if outcome.merged else ():
-        add(("merged", gone, into))
-    for person, merging in pending_merges.items() if pending_merges else ():
-        add(("pending_merges", person, merging))
-    for gone in outcome.merged if pending else ():  # a merge known done is settled
-        add(("pending_merges", gone, None))
-    return changes
+def _put(table: Any, key: Any, value: Any) -> None:
+    """Write `key` to one of an `IdentityStore`'s tables; None forgets it."""
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
 
 
 def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
@@ -102,68 +64,35 @@ def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, st
     return frozenset(found)
 
 
-class IdentityCache(Protocol):
-    def person_id(self, user_id: str) -> PdId | None:
-        """The person cached for `user_id`, after any merge it went through."""
-        ...
-
-    def org_id(self, group_id: str) -> PdId | None: ...
-
-    def lead_origins(self, person_id: PdId) -> frozenset[str] | None:
-        """The `origin_id`s of the person's leads, or None when nobody has looked yet."""
-        ...
-
-    def person_org(self, person_id: PdId) -> PdId | None:
-        """The organization the person is known to belong to, or None when not known."""
-        ...
-
-    @property
-    def merges(self) -> bool:
-        """Whether any merge or re-key is known: only then may two userIds name one person."""
-        ...
-
-    def pending_create(self, kind: str, key: str) -> str | None:
-        """When a create of this identity whose outcome stays unknown was sent, or None."""
-        ...
-
-    def merging_into(self, person_id: PdId) -> PdId | None:
-        """The person a merge of this one whose outcome stays unknown was into, or None."""
-        ...
-
-    def held_back(self, kind: str, key: str) -> bool:
-        """Whether an event about this identity failed earlier in this run."""
-        ...
-
-    @property
-    def holding(self) -> bool: ...  # any identity held back: only then ask `held_back`
-
-    @property
-    def pending(self) -> bool: ...  # any create or merge pending: only then ask about one
-
-    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        """Per field of the record ("person" or "org", id), the time of the event whose value
-        rpd last wrote there (core/recency.py); empty when none is known."""
-        ...
+# What track events create for a person (leads, and what track rules make: TrackRules.creates)
+# is made exactly once by an origin rpd writes into it (SPEC 4 track rules): the origins known of
+# a person's records of each kind are kept per `origins_key`, leads under the person's id as they
+# always were.
+TRACK_KINDS = tuple(kind for kind in KINDS if kind not in ("lead", "skip"))
 
 
-class Learner(IdentityCache, Protocol):
-    """An identity cache that can take in what an event learned (`IdentityStore`, and what wraps
-    one: core/index.py's ListedOrigins)."""
-
-    def learn(self, outcome: Outcome) -> None: ...
+def origins_key(kind: str, person: PdId) -> PdId:
+    """Where a plan's `Ctx.lead_origins` (and the state) keep the origins of a person's `kind`s."""
+    return person if kind == "lead" else f"{kind}:{person!r}"
 
 
-class Lookup(Protocol):
+def origins_kind(key: PdId) -> str:
+    """The kind whose origins `origins_key` keeps under `key`."""
+    if isinstance(key, str):
+        kind, colon, _person = key.partition(":")
+        if colon and kind in TRACK_KINDS:
+            return kind
+    return "lead"
+
+
+class Table(Protocol):
     """One table of an `IdentityStore`: a dict, io/scratch.py's bounded `SpillTable`, or rows of
-    the replay state (io/state_identities.py). A table's truth value may be True when it is empty,
-    never False when it holds something: it only guards lookups."""
+    the replay state (io/state_identities.py)."""
 
     def get(self, key: Any, default: Any = None, /) -> Any: ...
 
     def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
-
-class Table(Lookup, Protocol):
     def pop(self, key: Any, default: Any, /) -> Any: ...
 
 
@@ -174,13 +103,22 @@ STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "lea
 
 
 class IdentityStore:
-    """What a run knows about identities (`IdentityCache`), and the one place that takes in what
-    an outcome taught (`learn`, by `taught`'s rules). Its tables are made by `tables` (dicts by
-    default; bounded ones for a CLI run, io/scratch.py), except those given in `stored`: the
-    replay state (io/state.py) gives the rows of its file for the tables named in `STORED`, and
-    `merges` and `pending` as the file says. Memberships and identities held back are memory
-    tables always: they hold for this run only.
+    """What a run knows about identities, and the one place that takes in what an outcome taught
+    (`learn`). Plans read it (as `IdentityCache`) by its lookups: `person_id(userId)` (after any
+    merge it went through), `org_id(groupId)`, `lead_origins(origins_key)` (the `origin_id`s of
+    a person's leads, deals, activities or notes; None when nobody has looked yet),
+    `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
+    `pending` or `holding` says there may be one) and `recency`; `merges` says whether two
+    userIds may name one person. Its tables are made by `tables` (dicts by default; bounded ones
+    for a CLI run, io/scratch.py), except those given in `stored`: the replay state (io/state.py)
+    gives the rows of its file for the tables named in `STORED`, and `merges` and `pending` as
+    the file says. Memberships and identities held back are memory tables always (this run's).
     """
+
+    # One listing of the account's records of some kinds behind the cache (`list_origins`): set
+    # on the instance, so it outlasts the replay state's re-reading of its namespace (__init__).
+    _listed: Mapping[PdId, set[str]] = {}
+    _listed_kinds: frozenset[str] = frozenset()
 
     def __init__(
         self,
@@ -205,32 +143,72 @@ class IdentityStore:
         self.pending_merges: Table = table("pending_merges")
         self.leads: Table = table("leads")  # by core/index.py's origins_key
         # Field recency: stored values are never changed in place, only replaced.
-        self.times: Lookup = table("times")
+        self.times: Table = table("times")
         self.memberships: MutableMapping[PdId, PdId] = tables()  # person: organization
-        self.held: MutableMapping[tuple[str, str], bool] = (
-            tables()
-        )  # identities held back (an event of theirs failed)
+        # Identities held back (an event of theirs failed).
+        self.held: MutableMapping[tuple[str, str], bool] = tables()
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
         self.holding = False
         self.pending = pending
-        self.merges = False  # a merge or re-key is known: two userIds may name one person
-        # Lookups are the tables' own: no call of ours between a plan and its answer. Once a merge
-        # or re-key is known, `person_id` follows merges (`_survivor_of`).
-        self.person_id: Callable[[str], PdId | None] = self.persons.get
-        self.org_id: Callable[[str], PdId | None] = self.orgs.get
-        self.lead_origins: Callable[[PdId], frozenset[str] | None] = self.leads.get
-        self.person_org: Callable[[PdId], PdId | None] = self.memberships.get
-        if merges:
-            self.merging()
+        self.merges = merges  # a merge or re-key is known: two userIds may name one person
+        self.person_id: Callable[[str], PdId | None]
+        self.org_id: Callable[[str], PdId | None]
+        self.lead_origins: Callable[[PdId], frozenset[str] | None]
+        self.person_org: Callable[[PdId], PdId | None]
+        self._bind()
+
+    def _bind(self) -> None:
+        """The lookups, the tables' own: no call of ours between a plan and its answer. Once a
+        merge or re-key is known, `person_id` follows merges (`_survivor_of`)."""
+        self._person_of = self._lookup(self.persons)
+        self._merged_into = self._lookup(self.merged)
+        self.person_id = self._survivor_of if self.merges else self._person_of
+        self.org_id = self._lookup(self.orgs)
+        self._leads = self._lookup(self.leads)
+        self.lead_origins = self._listed_origins if self._listed_kinds else self._leads
+        self.person_org = self._lookup(self.memberships)
+        self._times = self._lookup(self.times)
+
+    def _lookup(self, table: Any) -> Callable[[Any], Any]:
+        """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are
+        in memory, its memory's `get`, bound again when keys first move out."""
+        hot = getattr(table, "hot", None)
+        if hot is None or table.moved:
+            lookup: Callable[[Any], Any] = table.get
+        else:
+            lookup = hot.get
+            table.on_move = self._bind
+        return lookup
+
+    def list_origins(self, origins: Mapping[PdId, set[str]], kinds: Iterable[str]) -> None:
+        """Put one listing of the account's records of `kinds` (leads, deals, activities, notes)
+        behind the cache: a person whose records of a listed kind the cache does not know has
+        them in `origins` (by `origins_key`), so no track lists them again person by person
+        (SPEC 5, leads). Every kind not listed is the cache's alone."""
+        self._listed, self._listed_kinds = origins, frozenset(kinds)
+        self._bind()
+
+    def _listed_origins(self, key: PdId) -> frozenset[str] | None:  # `lead_origins` once listed
+        cached: frozenset[str] | None = self._leads(key)
+        if cached is not None or origins_kind(key) not in self._listed_kinds:
+            return cached
+        return frozenset(self._listed.get(key, ()))
 
     def merging(self) -> None:
         """From now on, two userIds may name one person: `person_id` follows merges."""
         self.merges = True
-        self.person_id = self._survivor_of
+        self._bind()
 
     def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
-        return survivor(self.persons.get(user_id), self.merged.get)
+        person: PdId | None = self._person_of(user_id)
+        merged_into = self._merged_into
+        for _ in range(MAX_MERGE_HOPS):  # u-a into u-b, then u-b into u-c: u-a is u-c
+            into = None if person is None else merged_into(person)
+            if into is None:
+                return person
+            person = into
+        return person
 
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.pending_creates.get((kind, key)) if self.pending else None
@@ -242,7 +220,7 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self.times.get((kind, record), {}) if self.times else {}
+        return self._times((kind, record)) or {}
 
     def learn(self, outcome: Outcome) -> None:
         if not (
@@ -257,22 +235,45 @@ class IdentityStore:
         ):
             return  # most failed, skipped and unchanged events teach nothing
         for record, times in outcome.recency.items():
-            before = self.times.get(record)
+            before = self._times(record)
             self.times[record] = dict(times) if before is None else newest(before, times)
-        if not self.merges and (outcome.merged or links_persons(outcome)):
+        identities, merged = outcome.identities, outcome.merged
+        if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
         for person, origins in outcome.lead_origins.items():
             if origins is None:
                 self.leads.pop(person, None)
             else:
-                self.leads[person] = self.leads.get(person, frozenset()) | origins
-        for name, key, value in taught(outcome, self.pending):
-            table = getattr(self, name)  # the tables `taught` names
-            if value is None:
-                table.pop(key, None)
-                continue
-            table[key] = value
-            if name == "held":
-                self.holding = True
-            elif name.startswith("pending"):
-                self.pending = True
+                known = self._leads(person)
+                self.leads[person] = origins if known is None else known | origins
+        # The rest in this order, the one set of rules whether the tables are in memory or the
+        # replay state's: identities held back; identities (a pending create of one whose record
+        # is now known is settled); pending creates; memberships; merges; pending merges (a
+        # merge known done is settled).
+        pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
+        pending = self.pending or bool(pending_creates or pending_merges)
+        if outcome.held_back:
+            self.holding = True
+            for slot in outcome.held_back:
+                self.held[slot] = True
+        for slot, pd_id in identities.items():
+            _put(self.persons if slot[0] == "person" else self.orgs, slot[1], pd_id)
+            if pending and pd_id is not None and slot not in pending_creates:
+                self.pending_creates.pop(slot, None)
+        for slot, sent_at in pending_creates.items():
+            _put(self.pending_creates, slot, sent_at)
+            self.pending = self.pending or sent_at is not None
+        for person, org in outcome.memberships.items():
+            _put(self.memberships, person, org)
+        for gone, into in merged.items():
+            _put(self.merged, gone, into)
+        for person, merging in pending_merges.items():
+            _put(self.pending_merges, person, merging)
+            self.pending = self.pending or merging is not None
+        for gone in merged if pending else ():
+            self.pending_merges.pop(gone, None)
+
+
+# The names the one type is read by: plans read it (they never write it), runners also `learn`.
+IdentityCache = IdentityStore
+Learner = IdentityStore

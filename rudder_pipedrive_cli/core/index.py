@@ -30,9 +30,11 @@ from typing import Any, Literal, Protocol
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, Learner, Tables
+from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
+from rudder_pipedrive_cli.core.identity_cache import IdentityCache, Tables, origins_kind
+from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
-from rudder_pipedrive_cli.core.rules import KINDS, TrackRules
+from rudder_pipedrive_cli.core.rules import TrackRules
 
 Way = Literal["search", "index"]
 MAX_AGE_S = 10.0  # a refresh before a create when the last one is older than this (SPEC 5)
@@ -323,27 +325,6 @@ def rpd_origins(
     return found
 
 
-# What track events create for a person (leads, and what track rules make: TrackRules.creates)
-# is made exactly once by an origin rpd writes into it (SPEC 4 track rules): the origins known of
-# a person's records of each kind are kept per `origins_key`, leads under the person's id as they
-# always were.
-TRACK_KINDS = tuple(kind for kind in KINDS if kind not in ("lead", "skip"))
-
-
-def origins_key(kind: str, person: PdId) -> PdId:
-    """Where a plan's `Ctx.lead_origins` (and the state) keep the origins of a person's `kind`s."""
-    return person if kind == "lead" else f"{kind}:{person!r}"
-
-
-def origins_kind(key: PdId) -> str:
-    """The kind whose origins `origins_key` keeps under `key`."""
-    if isinstance(key, str):
-        kind, colon, _person = key.partition(":")
-        if colon and kind in TRACK_KINDS:
-            return kind
-    return "lead"
-
-
 def counts_by_kind(rows: Iterable[tuple[PdId, int]]) -> dict[str, int]:
     """Counts kept per `origins_key` (persons listed, origins known), added up by kind: lead,
     deal, activity, note, each present."""
@@ -408,26 +389,3 @@ class Survey:
                 if count == enough:
                     break
         return count
-
-
-class ListedOrigins:
-    """The identity cache, with the origins of one listing of the account's records of some kinds
-    (leads, deals, activities, notes) behind it: a person whose records of a listed kind the
-    cache does not know has them listed there, so no track lists them again person by person
-    (SPEC 5, leads). Everything else, and every kind not listed, is the cache's."""
-
-    def __init__(
-        self, known: Learner, origins: Mapping[PdId, set[str]], kinds: Iterable[str]
-    ) -> None:
-        self.known = known
-        self.origins = origins  # by `origins_key`
-        self.kinds = frozenset(kinds)
-
-    def lead_origins(self, key: PdId) -> frozenset[str] | None:
-        cached = self.known.lead_origins(key)
-        if cached is not None or origins_kind(key) not in self.kinds:
-            return cached
-        return frozenset(self.origins.get(key, ()))
-
-    def __getattr__(self, name: str) -> Any:  # the rest is the cache's
-        return getattr(self.known, name)

@@ -14,9 +14,18 @@ DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun s
 
 
 class IdSet(Protocol):
+    """Where `Finished` moves the ids this run finished once `recent` of them are in memory
+    (io/scratch.py's ScratchIds, whose memory does not grow). `bits` and `mask` are a Bloom
+    filter of its ids: an id whose bit (`hash(id) & mask`) is clear in `bits` is not there, and
+    only an id whose bit is set is asked for."""
+
+    recent: int
+    bits: bytearray
+    mask: int
+
     def __contains__(self, event_id: str) -> bool: ...
 
-    def add(self, event_id: str) -> None: ...
+    def move(self, ids: set[str]) -> None: ...
 
 
 class Finished:
@@ -25,30 +34,43 @@ class Finished:
     `already done`: the same messageId twice is one event, sent once, with a state file or
     without one (a first dry-run, `send --sandbox`), so dry-run plans it as send does.
 
-    The ids this run finishes go to `ids` (a set by default; dry-run passes one that keeps its
-    memory flat, io/scratch.py).
+    The ids this run finishes are a set in memory; with `older` (dry-run's, so its memory stays
+    flat), they move there `older.recent` at a time, and it is asked only once some have, for
+    an id its filter may hold.
     """
 
-    __slots__ = ("_ids", "_journal_status")
+    __slots__ = ("_ids", "_journal_status", "_moved", "_older")
 
     def __init__(
         self,
         journal_status: Callable[[str], str | None] | None = None,
-        ids: IdSet | None = None,
+        older: IdSet | None = None,
     ) -> None:
-        self._ids: IdSet = ids if ids is not None else set()
+        self._ids: set[str] = set()
         self._journal_status = journal_status
+        self._older = older
+        self._moved = False  # whether any id moved to `older`
 
     def __contains__(self, event_id: str) -> bool:
         if event_id in self._ids:
             return True
+        if self._moved:  # the filter inline: most ids were never seen, and it tells at once
+            older: IdSet = self._older  # type: ignore[assignment]
+            bit = hash(event_id) & older.mask
+            if older.bits[bit >> 3] & (1 << (bit & 7)) and event_id in older:
+                return True
         status = self._journal_status
         return status is not None and status(event_id) in DONE
 
     def add(self, event_id: str, status: str) -> None:
         """Record how an event this run planned ended (only a done one is kept)."""
         if status in DONE:
-            self._ids.add(event_id)
+            ids, older = self._ids, self._older
+            ids.add(event_id)
+            if older is not None and len(ids) >= older.recent:
+                older.move(ids)
+                ids.clear()
+                self._moved = True
 
 
 def intake(

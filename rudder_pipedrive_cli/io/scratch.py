@@ -16,7 +16,7 @@ from __future__ import annotations
 import pickle
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, MutableMapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
@@ -94,35 +94,26 @@ class Closing(ABC):
 
 
 class ScratchIds(Closing):
-    """A set of strings (`in`, `add`) whose memory does not grow with its size."""
+    """The older ids of `core.intake.Finished`, moved here `recent` at a time: a set of strings
+    (`in`, `move`) whose memory does not grow with its size, with the Bloom filter (`bits`,
+    `mask`) that `Finished` tests before it asks."""
 
-    __slots__ = ("_db", "_filter", "_recent", "_recent_limit")
+    __slots__ = ("_db", "_filter", "bits", "mask", "recent")
 
     def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
         self._db: sqlite3.Connection | None = None
         self._filter = _Bits(filter_bits)
-        self._recent: set[str] = set()
-        self._recent_limit = recent
+        self.bits, self.mask = self._filter.bits, self._filter.mask
+        self.recent = recent
 
     def __contains__(self, event_id: str) -> bool:
-        if event_id in self._recent:
-            return True
         if self._db is None:
-            return False
-        if hash(event_id) not in self._filter:
             return False
         return (
             self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
         )
 
-    def add(self, event_id: str) -> None:
-        recent = self._recent
-        recent.add(event_id)
-        if len(recent) >= self._recent_limit:
-            self._move(recent)
-            recent.clear()
-
-    def _move(self, ids: set[str]) -> None:
+    def move(self, ids: set[str]) -> None:
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
@@ -188,15 +179,18 @@ class SpillTable(MutableMapping[K, V]):
     """A dict whose memory is bounded: its `spill.entries` most recently used keys are held in
     memory (an LRU), older ones move to the spill's database `spill.batch` at a time and come back
     when asked for. Values are stored as pickles: what goes in comes out equal, not identical, so
-    a value must not be changed in place once stored (store a new one)."""
+    a value must not be changed in place once stored (store a new one).
 
-    __slots__ = ("_db", "_filter", "_hot", "_limit", "_moving", "_name", "_spill", "_stored")
+    Until keys first move out, `hot` holds them all and its own `get` answers with no call of
+    ours (as the identity cache reads it; such reads do not count as use); `on_move` is called
+    once, when that stops being true."""
 
     def __init__(self, spill: Spill, name: str) -> None:
         self._spill = spill
         self._name = name
         self._limit = spill.entries
-        self._hot: OrderedDict[K, V] = OrderedDict()
+        self.hot: OrderedDict[K, V] = OrderedDict()
+        self.on_move: Callable[[], None] | None = None
         self._moving: dict[K, V] = {}  # evicted, not yet written
         self._db: sqlite3.Connection | None = None
         self._filter: _Bits | None = None  # the hashes of the keys ever written to the database
@@ -205,7 +199,7 @@ class SpillTable(MutableMapping[K, V]):
     # -- the hot path ------------------------------------------------------------------------------
 
     def get(self, key: K, default: Any = None) -> Any:
-        hot = self._hot
+        hot = self.hot
         value = hot.get(key, _ABSENT)
         if value is not _ABSENT:
             hot.move_to_end(key)
@@ -225,7 +219,7 @@ class SpillTable(MutableMapping[K, V]):
         return self.get(key, _ABSENT) is not _ABSENT  # type: ignore[arg-type]
 
     def __setitem__(self, key: K, value: V) -> None:
-        hot = self._hot
+        hot = self.hot
         hot[key] = value
         hot.move_to_end(key)
         if self._moving:
@@ -238,7 +232,7 @@ class SpillTable(MutableMapping[K, V]):
             raise KeyError(key)
 
     def pop(self, key: K, default: Any = _ABSENT) -> Any:
-        value = self._hot.pop(key, _ABSENT)
+        value = self.hot.pop(key, _ABSENT)
         if value is _ABSENT and self._moving:
             value = self._moving.pop(key, _ABSENT)
         if self._filter is not None and hash(key) in self._filter:
@@ -255,23 +249,23 @@ class SpillTable(MutableMapping[K, V]):
 
     def __bool__(self) -> bool:
         """False only when the table is surely empty (a guard before lookups; cheap)."""
-        return bool(self._hot) or bool(self._moving) or self._stored > 0
+        return bool(self.hot) or bool(self._moving) or self._stored > 0
 
     def __len__(self) -> int:
-        return len(self._hot) + len(self._moving) + self._count_stored()
+        return len(self.hot) + len(self._moving) + self._count_stored()
 
     def __iter__(self) -> Iterator[K]:
         self._write_moving()
-        yield from list(self._hot)
+        yield from list(self.hot)
         if self._db is not None:
-            hot = self._hot
+            hot = self.hot
             for (raw,) in self._db.execute(f"SELECT k FROM {self._name}").fetchall():
                 key = _decode_key(orjson.loads(raw))
                 if key not in hot:
                     yield key
 
     def clear(self) -> None:
-        self._hot.clear()
+        self.hot.clear()
         self._moving.clear()
         if self._db is not None:
             self._db.execute(f"DELETE FROM {self._name}")
@@ -281,7 +275,7 @@ class SpillTable(MutableMapping[K, V]):
     @property
     def in_memory(self) -> int:
         """Keys held in memory now (at most the budget plus one batch being moved)."""
-        return len(self._hot) + len(self._moving)
+        return len(self.hot) + len(self._moving)
 
     # -- moving out and back -----------------------------------------------------------------------
 
@@ -295,8 +289,8 @@ class SpillTable(MutableMapping[K, V]):
             return _ABSENT
         value = self._load(key)
         if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out
-            self._hot[key] = value
-            if len(self._hot) > self._limit:
+            self.hot[key] = value
+            if len(self.hot) > self._limit:
                 self._evict()
         return value
 
@@ -305,11 +299,19 @@ class SpillTable(MutableMapping[K, V]):
         row = self._db.execute(f"SELECT v FROM {self._name} WHERE k = ?", (_key(key),)).fetchone()
         return _ABSENT if row is None else pickle.loads(row[0])
 
+    @property
+    def moved(self) -> bool:
+        """Whether keys ever left `hot` (and it alone may no longer answer)."""
+        return bool(self._moving) or self._filter is not None
+
     def _evict(self) -> None:
-        hot, moving = self._hot, self._moving
+        hot, moving = self.hot, self._moving
         while len(hot) > self._limit:
             key, value = hot.popitem(last=False)
             moving[key] = value
+        if self.on_move is not None:
+            on_move, self.on_move = self.on_move, None
+            on_move()
         if len(moving) >= self._spill.batch:
             self._write_moving()
 
@@ -335,7 +337,7 @@ class SpillTable(MutableMapping[K, V]):
     def _count_stored(self) -> int:
         if self._db is None:
             return 0
-        hot = self._hot
+        hot = self.hot
         moving = self._moving
         return sum(
             1

@@ -41,9 +41,6 @@ class _Rows:
         learned = self._learned
         return _UNKNOWN if learned is None else learned.get(key, _UNKNOWN)
 
-    def __bool__(self) -> bool:  # there may be rows: a lookup must ask
-        return True
-
 
 class IdentityRows(_Rows):
     """One kind of row of the identities table: the person of a userId ("person"), the

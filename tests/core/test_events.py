@@ -102,7 +102,7 @@ class Recording(dict[str, Any]):
         return super().get(key, default)
 
 
-def test_nested_objects_are_read_only_for_a_fallback() -> None:
+def test_fallback_keys_are_read_only_when_the_top_level_value_is_missing() -> None:
     looked: list[str] = []
     traits = Recording(looked, groupId="g-2")
     inner = Recording(looked, previousId="p-2")
@@ -110,11 +110,13 @@ def test_nested_objects_are_read_only_for_a_fallback() -> None:
     base = {"type": "identify", "messageId": "m-1", "traits": traits, "context": context}
     event = parse_event({**base, "userId": "u-1", "groupId": "g-1", "previousId": "p-1"}, "f:1")
     assert (event.user_id, event.group_id, event.previous_id) == ("u-1", "g-1", "p-1")
-    assert looked == ["externalId"]  # every identity at the top: traits are never read
+    # Every identity at the top: no fallback key is looked up (context's keys are read).
+    assert looked == ["traits", "externalId"]
     looked.clear()
     event = parse_event({**base, "userId": "u-1", "groupId": None, "previousId": ""}, "f:1")
     assert (event.user_id, event.group_id, event.previous_id) == ("u-1", "g-2", "p-2")
-    assert looked == ["groupId", "previousId", "traits", "previousId", "externalId"]
+    # traits.groupId; traits.previousId, then context.traits.previousId (the first is absent).
+    assert looked == ["traits", "groupId", "previousId", "previousId", "externalId"]
 
 
 def test_input_that_is_not_an_event_is_one_item() -> None:

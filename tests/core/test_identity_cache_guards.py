@@ -184,3 +184,16 @@ def test_an_event_asks_nothing_about_held_back_identities_while_none_is_held() -
     known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "u-2")})))
     with pytest.raises(AssertionError, match="held_back"):
         plan_event(event, PlanConfig(user_id_field="uid"), known)
+
+
+@pytest.mark.parametrize("entries", [1, 100])  # 1: every table moved out of memory
+def test_person_id_follows_a_chain_of_merges_and_stops_on_a_loop(entries: int) -> None:
+    with Spill(entries, batch=1) as spill:
+        known = IdentityStore(spill.table)
+        known.learn(Outcome(status="sent", identities={("person", "u-a"): 1, ("person", "u-l"): 4}))
+        known.learn(Outcome(status="sent", merged={1: 2}))
+        known.learn(Outcome(status="sent", merged={2: 3}))
+        assert [known.person_id(user) for user in ("u-a", "u-x")] == [3, None]
+        # Corrupt data: 4 into 5 into 4. The chain is followed MAX_MERGE_HOPS (64) times only.
+        known.learn(Outcome(status="sent", merged={4: 5, 5: 4}))
+        assert known.person_id("u-l") == 4

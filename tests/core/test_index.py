@@ -26,7 +26,6 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import (
     IdentityIndex,
-    ListedOrigins,
     MemoryIndexRows,
     Survey,
     account_listing_pays,
@@ -275,10 +274,9 @@ def test_origins_keys_say_their_kind(kind: str, person: int | str, key: int | st
 
 
 def test_listed_origins_answer_for_the_kinds_listed_only() -> None:
-    known = IdentityStore()
-    listed = ListedOrigins(
-        known, {origins_key("deal", 7): {"rpd:m-1"}, 7: {"rpd:m-2"}}, ["lead", "deal"]
-    )
+    known = listed = IdentityStore()
+    assert listed.lead_origins(7) is None  # nothing listed: the cache's alone
+    listed.list_origins({origins_key("deal", 7): {"rpd:m-1"}, 7: {"rpd:m-2"}}, ["lead", "deal"])
     assert listed.lead_origins(7) == frozenset({"rpd:m-2"})
     assert listed.lead_origins(origins_key("deal", 7)) == frozenset({"rpd:m-1"})
     assert listed.lead_origins(origins_key("deal", 8)) == frozenset()  # listed: it has none
