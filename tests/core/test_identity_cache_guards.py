@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityCache, IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -197,3 +198,39 @@ def test_person_id_follows_a_chain_of_merges_and_stops_on_a_loop(entries: int) -
         # Corrupt data: 4 into 5 into 4. The chain is followed MAX_MERGE_HOPS (64) times only.
         known.learn(Outcome(status="sent", merged={4: 5, 5: 4}))
         assert known.person_id("u-l") == 4
+
+
+def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> None:
+    """`Ctx.outcome` builds the Outcome by position: each learned table lands in its own field
+    (several have the same type, so a field order mistake would pass mypy and teach the store
+    the wrong thing), and a retryable failure holds back the event's identities."""
+    ctx = plan_of("u-1").learning()
+    tables = (
+        "identities", "lead_origins", "memberships", "merged", "pending_creates",
+        "pending_merges", "recency",
+    )  # fmt: skip
+    for name in tables:
+        getattr(ctx, name)[name] = name  # each table holds its own name
+    ctx.warnings.extend(["w-1", "w-1", "w-2"])
+    ctx.dropped.append("label")
+    ctx.made("persons created")
+    failure = PlanFailure(
+        "create person refused: HTTP 503: busy",
+        stage="create person",
+        status=503,
+        retryable=True,
+        redacted="create person refused: HTTP 503",
+    )
+    outcome = ctx.outcome(failure=failure)
+    assert {name: dict(getattr(outcome, name)) for name in tables} == {
+        name: {name: name} for name in tables
+    }
+    assert (
+        outcome.status, outcome.reason, outcome.stage, outcome.http_status, outcome.retryable,
+        outcome.redacted, outcome.warnings, outcome.dropped, outcome.writes, outcome.held_back,
+    ) == (
+        "failed", "create person refused: HTTP 503: busy", "create person", 503, True,
+        "create person refused: HTTP 503", ("w-1", "w-2"), ("label",), ("persons created",),
+        frozenset({("person", "u-1"), ("event", "m-1")}),
+    )  # fmt: skip
+    assert ctx.finish().status == "sent"  # the plan's end after a write that landed
