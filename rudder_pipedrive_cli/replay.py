@@ -16,9 +16,9 @@ from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.core.plans import decided, plan_event
+from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
 from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
@@ -104,15 +104,17 @@ class Replay:
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
         self.roots = RootCauses(self.tables())
 
-    def start(self, item: Event) -> Plan:
+    def start(self, item: Event) -> Planned:
+        """The event's plan, through the journal when there is one; its outcome when it needs
+        no request."""
         if item.decided is not None or item.event is None:
-            return decided(item.decided or Outcome(status="failed", reason="not an event"))
+            return item.decided or Outcome(status="failed", reason="not an event")
         if item.id in self.finished:
-            return decided(JOURNALED)
+            return JOURNALED
         plan = plan_event(item.event, self.config, self.known, self.index)
-        if self.journal is not None:
-            return journaled(plan, item.id, self.journal, self.now)
-        return plan
+        if self.journal is None or type(plan) is Outcome:
+            return plan
+        return journaled(plan, item.id, self.journal, self.now)
 
     def keys(self, item: Event) -> frozenset[str]:
         """The keys ordering this item against others (read in input order)."""

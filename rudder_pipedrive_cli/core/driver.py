@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
 
 
 def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
@@ -33,10 +33,11 @@ def gave_up(failure: PlanFailure, stage: str) -> ApiResponse:
     return ApiResponse(status=0, failed=failure)
 
 
-def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
+def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
     """Feed each request of `plan` to `send` and return the plan's outcome: the synchronous
     driver (dry-run, tests); `http.runner.drive_async` is the same loop with an async `send`.
-    `send` answers every request with a value, a transport failure too (`gave_up`).
+    `send` answers every request with a value, a transport failure too (`gave_up`). An event
+    that needs no request (`plan_event`) is its outcome already: returned as it is.
 
     A `PlanFailure` from the plan fails this event only, and so does any other exception (a bug)
     but an `RpdError`, which stops the run (`raised`). After an answer that says the transport
@@ -44,6 +45,8 @@ def drive(plan: Plan, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
     into success, nor ask for more. What it learned on the way (a person it created, a create
     whose outcome stays unknown) is in its failed outcome, for the next events of that identity.
     """
+    if type(plan) is Outcome:
+        return plan
     response: ApiResponse | None = None
     stage = ""
     while True:

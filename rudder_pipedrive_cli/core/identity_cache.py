@@ -72,7 +72,7 @@ TRACK_KINDS = tuple(kind for kind in KINDS if kind not in ("lead", "skip"))
 
 
 def origins_key(kind: str, person: PdId) -> PdId:
-    """Where `Ledger.lead_origins` (and the state) keep the origins of a person's `kind`s."""
+    """Where a plan's `Ctx.lead_origins` (and the state) keep the origins of a person's `kind`s."""
     return person if kind == "lead" else f"{kind}:{person!r}"
 
 

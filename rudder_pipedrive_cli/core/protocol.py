@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, final
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 
@@ -140,7 +140,8 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
-@dataclass(slots=True)  # immutable by convention; Ledger.outcome makes it by position (faster)
+@final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
+@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
 class Outcome:
     """How one event ended, and what it taught us about identities.
 
@@ -195,3 +196,5 @@ class Outcome:
 
 
 Plan = Generator[ApiRequest, ApiResponse, Outcome]
+# What `plan_event` gives: the outcome itself when no request is needed, else the plan.
+Planned = Outcome | Plan

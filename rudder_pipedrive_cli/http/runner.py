@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised, settled
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
 
 T = TypeVar("T")
 Send = Callable[[ApiRequest], Awaitable[ApiResponse]]
@@ -32,10 +32,12 @@ class Sender(Protocol):
     async def send(self, request: ApiRequest) -> ApiResponse: ...
 
 
-async def drive_async(plan: Plan, send: Send) -> Outcome:
+async def drive_async(plan: Planned, send: Send) -> Outcome:
     """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
     plan hears as an answer (`gave_up`): it fails this event only. The same loop (httpx's model):
-    a shared step would cost a call per request."""
+    a shared step would cost a call per request. An outcome (no request needed) is returned."""
+    if type(plan) is Outcome:
+        return plan
     response: ApiResponse | None = None
     stage = ""
     try:
@@ -59,14 +61,6 @@ async def drive_async(plan: Plan, send: Send) -> Outcome:
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()
-
-
-async def _run_one(start: Callable[[T], Plan], item: T, send: Send) -> Outcome:
-    try:
-        plan = start(item)
-    except PlanFailure as failure:
-        return failed_outcome(failure, "")
-    return await drive_async(plan, send)
 
 
 class _End:
@@ -189,7 +183,7 @@ class Waits:
 async def run_plans(
     items: AsyncIterator[T] | Iterable[T],
     *,
-    start: Callable[[T], Plan],
+    start: Callable[[T], Planned],
     keys: Callable[[T], frozenset[str]],
     send: Send,
     done: Callable[[T, Outcome], None],
@@ -199,7 +193,8 @@ async def run_plans(
     left: Callable[[T], None] | None = None,
     waits: Waits | None = None,
 ) -> None:
-    """Run `start(item)`'s plan for every item against `send`; call `done(item, outcome)` for each.
+    """Run `start(item)`'s plan (or take its outcome, when it needs no request) for every item
+    against `send`; call `done(item, outcome)` for each.
 
     `stop` set (Ctrl-C, SIGTERM): read no more items and start none, let running plans finish,
     return. Any other exception (AuthRefused, RateLimitStop, Unreachable, a bug) stops the run the
@@ -229,7 +224,7 @@ async def run_plans(
             async with running:
                 if halted():
                     return
-                outcome = await _run_one(start, item, send)
+                outcome = await drive_async(start(item), send)
                 finished_item = True
                 done(item, outcome)
         except Exception as error:
@@ -275,7 +270,7 @@ async def run_plans(
 def drive_all(
     items: AsyncIterator[T] | Iterable[T],
     *,
-    start: Callable[[T], Plan],
+    start: Callable[[T], Planned],
     keys: Callable[[T], frozenset[str]],
     sender: AbstractAsyncContextManager[Sender],
     done: Callable[[T, Outcome], None],

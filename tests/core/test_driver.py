@@ -12,7 +12,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.driver import drive, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
 from rudder_pipedrive_cli.http.runner import drive_async
 
 LOOKUP = ApiRequest(method="GET", path="/v1/users/me", endpoint="/v1/users/me", stage="probe")
@@ -26,11 +26,11 @@ FAILED = Outcome(
 )
 
 
-def run_sync(plan: Plan) -> Outcome:
+def run_sync(plan: Planned) -> Outcome:
     return drive(plan, lambda request: gave_up(OUTAGE, request.stage))
 
 
-def run_async(plan: Plan) -> Outcome:
+def run_async(plan: Planned) -> Outcome:
     async def send(request: ApiRequest) -> ApiResponse:
         raise OUTAGE  # the http client gives up by raising: drive_async makes it an answer
 
@@ -101,6 +101,14 @@ def test_a_plan_failing_in_its_own_words_keeps_them(run: Callable[[Plan], Outcom
         stage="probe",
         identities={("person", "u-1"): 7},
     )
+
+
+@DRIVERS
+def test_an_outcome_needs_no_request(run: Callable[[Planned], Outcome]) -> None:
+    """An event that needs no request is its outcome (`plan_event`): both drivers return it as
+    it is, sending nothing (`run`'s send would fail it)."""
+    skipped = Outcome(status="skipped", reason="anonymous")
+    assert run(skipped) is skipped
 
 
 def test_gave_up_names_the_stage_only_when_the_transport_did_not() -> None:

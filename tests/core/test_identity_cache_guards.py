@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityCache, IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ledger
+from rudder_pipedrive_cli.core.plans.common import Ctx
 from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -66,8 +67,14 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
     assert (known.persons, known.orgs, known.merges) == ({}, {}, False)
 
 
+def plan_of(user_id: str) -> Ctx:
+    """A plan's context before its first request: one object per event (event and ledger)."""
+    event = parse_event({"type": "identify", "messageId": "m-1", "userId": user_id}, "t:1")
+    return Ctx(event, PlanConfig(), IdentityStore())
+
+
 def test_each_ledger_has_containers_of_its_own() -> None:
-    first, second = Ledger(), Ledger()
+    first, second = plan_of("u-1"), plan_of("u-2")
     first.warnings.append("w")
     first.learning().identities[("person", "u-1")] = 1
     first.learning().memberships[1] = 2
@@ -91,7 +98,7 @@ def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
     # No container is made per event for what it did not learn: the learned parts of an
     # outcome (and of a ledger until its first write) are the one shared EMPTY, which refuses
     # writes so that no event can teach every other one by mistake.
-    quiet = Ledger().finish()
+    quiet = plan_of("u-1").finish()
     learned_parts = (
         quiet.identities,
         quiet.lead_origins,
@@ -107,7 +114,7 @@ def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
         quiet.memberships[1] = 2  # type: ignore[index]
     with pytest.raises(TypeError, match="EMPTY is shared"):
         EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
-    assert EMPTY == {} and Ledger().merged is EMPTY
+    assert EMPTY == {} and plan_of("u-1").merged is EMPTY
 
 
 # One set of rules (core/identity_cache.py `taught`) for the memory cache and the replay state.
@@ -174,7 +181,7 @@ def test_an_event_asks_nothing_about_held_back_identities_while_none_is_held() -
     known = NothingHeld()
     event = parse_event({"type": "identify", "messageId": "m-1", "userId": "u-1"}, "t:1")
     plan = plan_event(event, PlanConfig(user_id_field="uid"), known)
-    assert next(plan).endpoint == "/api/v2/itemSearch/field"
+    assert not isinstance(plan, Outcome) and next(plan).endpoint == "/api/v2/itemSearch/field"
     known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "u-2")})))
     with pytest.raises(AssertionError, match="held_back"):
         plan_event(event, PlanConfig(user_id_field="uid"), known)
@@ -191,3 +198,39 @@ def test_person_id_follows_a_chain_of_merges_and_stops_on_a_loop(entries: int) -
         # Corrupt data: 4 into 5 into 4. The chain is followed MAX_MERGE_HOPS (64) times only.
         known.learn(Outcome(status="sent", merged={4: 5, 5: 4}))
         assert known.person_id("u-l") == 4
+
+
+def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> None:
+    """`Ctx.outcome` builds the Outcome by position: each learned table lands in its own field
+    (several have the same type, so a field order mistake would pass mypy and teach the store
+    the wrong thing), and a retryable failure holds back the event's identities."""
+    ctx = plan_of("u-1").learning()
+    tables = (
+        "identities", "lead_origins", "memberships", "merged", "pending_creates",
+        "pending_merges", "recency",
+    )  # fmt: skip
+    for name in tables:
+        getattr(ctx, name)[name] = name  # each table holds its own name
+    ctx.warnings.extend(["w-1", "w-1", "w-2"])
+    ctx.dropped.append("label")
+    ctx.made("persons created")
+    failure = PlanFailure(
+        "create person refused: HTTP 503: busy",
+        stage="create person",
+        status=503,
+        retryable=True,
+        redacted="create person refused: HTTP 503",
+    )
+    outcome = ctx.outcome(failure=failure)
+    assert {name: dict(getattr(outcome, name)) for name in tables} == {
+        name: {name: name} for name in tables
+    }
+    assert (
+        outcome.status, outcome.reason, outcome.stage, outcome.http_status, outcome.retryable,
+        outcome.redacted, outcome.warnings, outcome.dropped, outcome.writes, outcome.held_back,
+    ) == (
+        "failed", "create person refused: HTTP 503: busy", "create person", 503, True,
+        "create person refused: HTTP 503", ("w-1", "w-2"), ("label",), ("persons created",),
+        frozenset({("person", "u-1"), ("event", "m-1")}),
+    )  # fmt: skip
+    assert ctx.finish().status == "sent"  # the plan's end after a write that landed

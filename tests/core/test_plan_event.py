@@ -19,7 +19,8 @@ from helpers_core import (
 
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.plans import HANDLERS, decided, plan_event
+from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 
 CASES = [
     *(
@@ -227,13 +228,45 @@ def test_plan_event(case: Case) -> None:
 def test_a_plan_is_its_handlers_own_generator(kind: str) -> None:
     """One generator level (issue 12 item 2): `plan_event` hands back the handler's generator,
     not a wrapper retrying it (the handler plans again itself on a stale cached id: the stale
-    cases of test_identify, test_group, test_alias and test_track); a decided event, `decided`'s.
+    cases of test_identify, test_group, test_alias and test_track); an event that needs no
+    request, its outcome itself (no generator).
     """
     raw = {"type": kind, "userId": "u-1", "previousId": "u-0", "groupId": "g-1", "event": "X"}
     plan = plan_event(parse_event(raw, "t:1"), CONFIG, IdentityStore())
-    assert plan.gi_code is HANDLERS[kind].__code__
+    assert not isinstance(plan, Outcome) and plan.gi_code is HANDLERS[kind].__code__
     anonymous = parse_event({"type": kind, "anonymousId": "a-1", "event": "X"}, "t:2")
-    assert plan_event(anonymous, CONFIG, IdentityStore()).gi_code is decided.__code__
+    assert plan_event(anonymous, CONFIG, IdentityStore()) == Outcome(
+        status="skipped", reason="anonymous"
+    )
+
+
+def test_a_search_and_a_write_are_one_generator_level_under_the_plan() -> None:
+    """`find` yields its itemSearch itself, and a create answered at once is read where it was
+    sent: while either waits for its answer, the plan's generator delegates to one generator
+    that yields the request itself (issue 12 item 2), and the exchange is the same as before."""
+    event = parse_event({"type": "identify", "messageId": "m-1", "userId": "u-1",
+                         "traits": {"name": "Ann"}}, "t:1")  # fmt: skip
+    plan = plan_event(event, CONFIG, IdentityStore())
+    assert not isinstance(plan, Outcome)
+    levels: list[tuple[str, ...]] = []
+
+    def chain() -> tuple[str, ...]:
+        names, level = [], plan.gi_yieldfrom
+        while level is not None:
+            names.append(level.gi_code.co_name)
+            level = level.gi_yieldfrom
+        return tuple(names)
+
+    search = next(plan)
+    levels.append(chain())
+    assert search.path == "/api/v2/itemSearch/field"
+    create = plan.send(ApiResponse(status=200))  # no hits
+    levels.append(chain())
+    assert (create.method, create.path) == ("POST", "/api/v2/persons")
+    with pytest.raises(StopIteration) as end:
+        plan.send(ApiResponse(status=201, data={"id": 7}))
+    assert levels == [("find",), ("create",)]
+    check(end.value.value, status="sent", identities={("person", "u-1"): 7})
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

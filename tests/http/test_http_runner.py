@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop
 from rudder_pipedrive_cli.core.events import EVERY
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
 from rudder_pipedrive_cli.http.runner import drive_all, run_plans
 
 
@@ -256,9 +256,9 @@ def test_a_plan_failure_fails_only_its_event() -> None:
             )
         return ApiResponse(status=200)
 
-    def start(item: Item) -> Plan:
-        if item.index == 2:
-            raise PlanFailure("cannot create person without a name")
+    def start(item: Item) -> Planned:
+        if item.index == 2:  # decided without a request: its outcome
+            return Outcome(status="failed", reason="cannot create person without a name")
         return Recorder().plan(item)
 
     run(

@@ -1,6 +1,7 @@
 """Plans: one generator per event type, turning an `Event` into Pipedrive requests (SPEC 4).
 
-`plan_event` is the entry point every shell uses (live, dry-run, tests).
+`plan_event` is the entry point every shell uses (live, dry-run, tests): an event that needs no
+request gets its `Outcome` itself, one that does its handler's generator.
 
 Where SPEC 4 is silent, the plans choose:
 - Dropped traits are trait paths as a mapping would name them: top-level keys, or dotted paths
@@ -30,10 +31,10 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityCache, identities_o
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, Ledger, Step
-from rudder_pipedrive_cli.core.protocol import Outcome, Plan
+from rudder_pipedrive_cli.core.plans.common import Ctx, Step
+from rudder_pipedrive_cli.core.protocol import Outcome, Planned
 
-__all__ = ["decided", "identities_of", "plan_event"]
+__all__ = ["identities_of", "plan_event"]
 
 # page, screen and other types: one value for all (real archives are full of them).
 UNSUPPORTED = Outcome(status="skipped", reason="unsupported type")
@@ -49,22 +50,17 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
 NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "messageId"}
 
 
-def decided(outcome: Outcome) -> Plan:
-    """A plan that makes no request: for input already decided (invalid, filtered, done)."""
-    yield from ()
-    return outcome
-
-
 def plan_event(
     event: Event, config: PlanConfig, known: IdentityCache, index: IdentityIndex | None = None
-) -> Plan:
-    """The plan of one event: a generator of requests that returns the event's `Outcome`: its
+) -> Planned:
+    """The plan of one event: its `Outcome` when it needs no request (unsupported, anonymous,
+    refused, held back), else a generator of requests that returns the event's `Outcome`: its
     handler's, the one generator level (which plans again itself on a stale cached id).
     With an identity `index`, identities it covers are resolved from it, not by search."""
     if event.type not in HANDLERS:
-        return decided(UNSUPPORTED)
+        return UNSUPPORTED
     if event.refused is not None:  # an identity value that cannot be one (events.py)
-        return decided(event.refused)
+        return event.refused
     has_identity = (
         event.user_id is not None
         or bool(event.external)
@@ -74,13 +70,13 @@ def plan_event(
     )
     if not has_identity:
         if event.anonymous_id is not None:
-            return decided(Outcome(status="skipped", reason="anonymous"))
+            return Outcome(status="skipped", reason="anonymous")
         reason = "event has no userId, anonymousId or external id"
         if get_parts(event.raw, ("context", "externalId")) is not None:
             reason += (
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
-        return decided(Outcome(status="failed", reason=reason, stage="validate"))
+        return Outcome(status="failed", reason=reason, stage="validate")
     if known.holding:  # an identity is held back: is this event about one?
         about = identities_of(event, known)
         waiting = [slot for slot in about if known.held_back(*slot)]
@@ -97,6 +93,5 @@ def plan_event(
                 retryable=True,
                 held_back=about,
             )
-            return decided(waits)
-    ctx = Ctx(event=event, config=config, known=known, ledger=Ledger(), index=index)
-    return HANDLERS[event.type](ctx)
+            return waits
+    return HANDLERS[event.type](Ctx(event, config, known, index))

@@ -54,7 +54,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if previous is not None and current is not None:
             if previous.id != current.id:
                 merged_before = not (yield from merge(ctx, previous, current))
-            elif current.id in ctx.ledger.merged.values():
+            elif current.id in ctx.merged.values():
                 # One person because a merge into it, left unknown (by this alias in a run that was
                 # killed, say), was found done just now: the merge this alias asks for.
                 merged_before = True
@@ -76,12 +76,15 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(NEITHER, stage="lookup person")
         for key in (previous_id, user_id):
             if key is not None and (previous is not None or key == user_id):
-                ctx.ledger.learn(PERSON, key, survivor)
-        if merged_before and not ctx.ledger.wrote:
-            return ctx.ledger.outcome("unchanged", MERGED_BEFORE)
-        return ctx.ledger.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
+                ctx.learn(PERSON, key, survivor)
+        if merged_before and not ctx.wrote:
+            return ctx.outcome("unchanged", MERGED_BEFORE)
+        return ctx.finish()
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
+    except PlanFailure as failure:
+        return ctx.outcome(failure=failure)
 
 
 def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
@@ -92,7 +95,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
 
     def answered(response: ApiResponse, lost: str) -> bool:
         if not lost:  # answered, never in doubt: no mark is left to settle
-            ctx.ledger.learning().pending_merges[previous.id] = None
+            ctx.learning().pending_merges[previous.id] = None
         # Which person is missing: the survivor when the answer names merge_with_id (the sandbox
         # says so with a 400), else the person in the URL.
         survivor_missing = "merge_with_id" in response.error and (
@@ -107,14 +110,14 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(response, stage)
         return True
 
-    def settle(_response: ApiResponse) -> Step[bool | None]:
+    def settle(_sent_at: str) -> Step[bool | None]:
         still = yield from merge_landed(previous.id, current.id)
         if still is not None and still.status in GONE:  # the survivor is the one that went away
             raise gone(PERSON, current, still, stage)
         return None if still is None else True
 
     def left(_lost: str) -> None:  # later events that find the previous person settle it first
-        ctx.ledger.learning().pending_merges[previous.id] = current.id
+        ctx.learning().pending_merges[previous.id] = current.id
 
     request = ApiRequest(
         method="PUT",
@@ -126,9 +129,11 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         merges=(previous.id, current.id),
     )
     what = f"person {previous.id} is still there"
-    made = yield from write_once(
-        ctx, request, answered=answered, settle=settle, left=left, what=what
-    )
+    response = yield request
+    if response.status:  # answered at once: most merges
+        made = answered(response, "")
+    else:
+        made = yield from write_once(ctx, request, response, answered, settle, left, what)
     if not made:  # done earlier if the survivor is there, as a merge left unknown is settled
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"
@@ -140,6 +145,6 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(there, "reconcile merge")
         merge_done(ctx, previous.id, current.id)
         return False
-    ctx.ledger.made("merges")
+    ctx.made("merges")
     merge_done(ctx, previous.id, current.id)
     return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -130,17 +131,25 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
         self.key = key
 
 
-class Ledger:
-    """What one plan has learned and decided so far; it becomes the Outcome. What it learned
-    (identities, lead origins, memberships, merges, pending creates and merges, recency) stays
-    the shared `EMPTY` until the first write makes its tables (`learning`): most events learn
-    nothing."""
+class Ctx:
+    """One event's plan: the event, what it is planned with (config, cache, index), and what it
+    has learned and decided so far, which becomes its Outcome. What it learned (identities, lead
+    origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
+    until the first write makes its tables (`learning`): most events learn nothing."""
 
-    __slots__ = ("at", "dropped", "identities", "lead_origins", "memberships", "merged",
-                 "pending_creates", "pending_merges", "recency", "resolved", "superseded",
-                 "updates", "warnings", "writes", "wrote")  # fmt: skip
+    __slots__ = ("_at", "config", "dropped", "event", "identities", "index", "known",
+                 "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
+                 "recency", "resolved", "superseded", "updates", "warnings", "writes",
+                 "wrote")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        event: Event,
+        config: PlanConfig,
+        known: IdentityCache,
+        index: IdentityIndex | None = None,  # the identity index, when identities go by index
+    ) -> None:
+        self.event, self.config, self.known, self.index = event, config, known, index
         self.warnings: list[str] = []
         self.dropped: list[str] = []
         self.identities: dict[tuple[str, str], PdId | None] = EMPTY
@@ -155,10 +164,10 @@ class Ledger:
         self.wrote = False
         self.writes: list[str] = []  # what each write made (Outcome.writes)
         self.superseded = False  # a write was left out whole: a later event wrote its fields
-        self.at: str | None = None  # the event's recency stamp, once read (Ctx.at)
+        self._at: str | None = None  # the event's recency stamp, once read (`at`)
 
-    def learning(self) -> Ledger:
-        """This ledger, its tables its own to write to: made at the first write, all at once."""
+    def learning(self) -> Ctx:
+        """This plan, its tables its own to write to: made at the first write, all at once."""
         if self.identities is EMPTY:
             self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
             self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
@@ -185,18 +194,21 @@ class Ledger:
         self,
         status: OutcomeStatus | None = None,
         reason: str = "",
-        *,
-        stage: str = "",
-        http_status: int | None = None,
-        retryable: bool = False,
-        redacted: str | None = None,
-        held_back: frozenset[tuple[str, str]] = frozenset(),
+        failure: PlanFailure | None = None,
     ) -> Outcome:
-        """The Outcome, with what this ledger learned whatever the status; without a status, the
-        plan's end: "sent" when a write landed, else "unchanged" (superseded when a write was
-        left out whole). The ledger's containers are handed over, not copied: the plan is over
-        when its outcome is made."""
-        if status is None:
+        """The Outcome, with what this plan learned whatever the status (an id it created, a
+        stale id: failed too); with a `failure`, failed, and when a retry could succeed, later
+        events of its identities wait for it. Without either, the plan's end: "sent" when a
+        write landed, else "unchanged" (superseded when a write was left out whole). Its
+        containers are handed over, not copied: the plan is over when its outcome is made."""
+        stage, http_status, retryable, redacted = "", None, False, None
+        held_back: frozenset[tuple[str, str]] = frozenset()
+        if failure is not None:
+            status, reason, stage = "failed", failure.reason, failure.stage
+            http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
+            if retryable:
+                held_back = identities_of(self.event, self.known)
+        elif status is None:
             status = "sent" if self.wrote else "unchanged"
             reason = SUPERSEDED if self.superseded and not self.wrote else ""
         warnings = self.warnings
@@ -221,42 +233,14 @@ class Ledger:
             tuple(self.writes),
         )
 
-    finish = outcome  # the plan's end: ledger.finish()
-
-
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
-class Ctx:
-    event: Event
-    config: PlanConfig
-    known: IdentityCache
-    ledger: Ledger
-    index: IdentityIndex | None = None  # the identity index, when identities go by index
-
-    def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
-        """After `Stale`, None: the gone id forgotten (never taken from the cache again, so a few
-        rounds at most), plan the event again with what it learned. Else the failed outcome;
-        later events of its identities wait for a retry of it, when one could succeed."""
-        if isinstance(signal, Stale):
-            self.ledger.forget(signal.entity, signal.key)
-            return None
-        # What the event learned before failing (an id it created, a stale id) still counts.
-        return self.ledger.outcome(
-            "failed",
-            signal.reason,
-            stage=signal.stage,
-            http_status=signal.status,
-            retryable=signal.retryable,
-            redacted=signal.redacted,
-            held_back=identities_of(self.event, self.known) if signal.retryable else frozenset(),
-        )
+    finish = outcome  # the plan's end: ctx.finish()
 
     @property
     def at(self) -> str:
         """The event's time as a recency stamp (core/recency.py), read once per event."""
-        ledger = self.ledger
-        if ledger.at is None:
-            ledger.at = stamp(self.event)
-        return ledger.at
+        if self._at is None:
+            self._at = stamp(self.event)
+        return self._at
 
 
 # --- field recency ---------------------------------------------------------------------------
@@ -264,7 +248,7 @@ class Ctx:
 
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
     """When each field of the record was last written: by this event, else as known."""
-    learned = ctx.ledger.recency.get((kind, record))
+    learned = ctx.recency.get((kind, record))
     known = ctx.known.recency(kind, record)
     return known if learned is None else newest(known, learned)
 
@@ -272,10 +256,9 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Remember that this event wrote the body's fields to the record, at its time."""
     at = ctx.at
-    ledger = ctx.ledger
-    if ledger.recency is EMPTY:
-        ledger.learning()
-    times = ledger.recency.setdefault((entity.kind, record), {})
+    if ctx.recency is EMPTY:
+        ctx.learning()
+    times = ctx.recency.setdefault((entity.kind, record), {})
     new = not times  # most records: nothing written yet this event, no times to compare
     identity = getattr(ctx.config, entity.setting)
     for key, value in body.items():  # top-level keys and the keys of custom_fields
@@ -466,9 +449,9 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    ledger, slot = ctx.ledger, (entity.kind, key)
-    ref = ledger.resolved.get(slot)
-    if ref is not None or slot in ledger.identities:  # present as None: forgotten as stale
+    slot = (entity.kind, key)
+    ref = ctx.resolved.get(slot)
+    if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
         return ref
     known = ctx.known
     if entity is not PERSON:
@@ -476,7 +459,7 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
         return None if cached is None else Ref(id=cached, via="cache", key=key)
     cached = known.person_id(key)
     # A merge left unknown (or settled by this event) may have moved it: `find` asks.
-    if cached is None or ledger.merged or (known.pending and known.merging_into(cached)):
+    if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
         return None
     return Ref(id=cached, via="cache", key=key)
 
@@ -487,33 +470,45 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    ledger, known, slot = ctx.ledger, ctx.known, (entity.kind, key)
-    stale = slot in ledger.identities  # forgotten as stale: not from the cache, nor the index
-    if not stale and entity is PERSON and (ledger.merged or known.pending):
+    known, slot = ctx.known, (entity.kind, key)
+    stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
+    if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
             cached = yield from merged_person(ctx, cached)
             if cached is not None:
                 return Ref(id=cached, via="cache", key=key)
-            ledger.forget(entity, key)  # both persons of a merge left unknown are gone: search
+            ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
-    if known.pending and slot not in ledger.pending_creates:
+    if known.pending and slot not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
             found = yield from reconcile_create(ctx, entity, key, sent_at)
-            ledger.learning().pending_creates[slot] = None
+            ctx.learning().pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
-                ledger.learn(entity, key, ref)
+                ctx.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if stale or index is None or not index.covers(entity.kind):
-        via: Via = "search"
-        ids = yield from search(ctx, entity, field_key, key)
+        via: Via = "search"  # the exchange made here, its first page read here: no call
+        request = search_request(entity, field_key, key)
+        response = yield request
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
+        no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
+        ids = [] if no_hits else hit_ids(response, request.stage)
+        additional = response.additional_data  # most answers: none, no call to read it
+        cursor = None if additional is None else next_cursor(additional)
+        if cursor is not None:
+            more = {**request.query, "cursor": cursor}
+            ids += yield from listing(
+                SEARCH, more, stage=request.stage, note=request.note, read=hit_ids
+            )
     else:
         via = "index"
         ids = yield from indexed_ids(index, entity, key)
@@ -523,7 +518,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
         return None
     chosen = lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
-        ctx.ledger.warnings.append(
+        ctx.warnings.append(
             Warned(
                 f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
                 "using the lowest id",
@@ -532,7 +527,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             )
         )
     ref = Ref(id=chosen, via=via, key=key)
-    ctx.ledger.learn(entity, key, ref)
+    ctx.learn(entity, key, ref)
     return ref
 
 
@@ -540,12 +535,13 @@ def lookup(ctx: Ctx, entity: Entity, key: str) -> Step[list[PdId]]:
     """The ids of the records holding `key` (the exchange that finds them), as `find` asks: from
     the identity index when it covers the entity (core/index.py; refreshed first when it finds
     none and its last listing is over 10 s old, so "not in the index" is as safe as a search's
-    "not found"), else by itemSearch. A plain function, not a generator: the search, every
-    lookup of a run without an index, is then one generator level less per request."""
+    "not found"), else by itemSearch, every page read by `listing`. A plain function, not a
+    generator. `find` makes its search itself, its first page read without a call."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
-        return search(ctx, entity, field_key, key)
+        request = search_request(entity, field_key, key)
+        return listing(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
     return indexed_ids(index, entity, key)
 
 
@@ -602,7 +598,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
         ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
-            ctx.ledger.warnings.append(
+            ctx.warnings.append(
                 Warned(
                     f"userId {key} not found: the input aliases it to {target}, whose person "
                     f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
@@ -610,7 +606,7 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
                     "it to (an earlier alias merged or re-keyed it)",
                 )
             )
-            ctx.ledger.learn(PERSON, key, ref)
+            ctx.learn(PERSON, key, ref)
             return ref
         target = ctx.config.aliases.get(target)
     return None
@@ -619,13 +615,13 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
 def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
     """The person a cached `person` is now, once a merge of it left unknown is settled: the
     survivor if the merge landed, `person` if not, None if both are gone."""
-    if person in ctx.ledger.merged:  # settled earlier in this event
-        return ctx.ledger.merged[person]
+    if person in ctx.merged:  # settled earlier in this event
+        return ctx.merged[person]
     into = ctx.known.merging_into(person)
-    if into is None or person in ctx.ledger.pending_merges:
+    if into is None or person in ctx.pending_merges:
         return person
     still = yield from merge_landed(person, into)
-    ctx.ledger.learning().pending_merges[person] = None
+    ctx.learning().pending_merges[person] = None
     if still is None:
         return person
     if still.status in GONE:
@@ -638,9 +634,9 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there)."""
-    ledger = ctx.ledger.learning()
-    ledger.merged[previous] = current
-    origins = ledger.lead_origins
+    ctx.learning()
+    ctx.merged[previous] = current
+    origins = ctx.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
         survivor = origins.get(into, ctx.known.lead_origins(into))
@@ -653,7 +649,7 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     # for an older event of either userId to overwrite.
     times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
     if times:
-        ledger.recency[("person", current)] = times
+        ctx.recency[("person", current)] = times
 
 
 def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
@@ -687,26 +683,15 @@ def person_check(person: PdId, note: str) -> ApiRequest:
     )
 
 
-def search(ctx: Ctx, entity: Entity, field_key: str, term: str) -> Step[list[PdId]]:
-    """The ids itemSearch finds for `term` (a record on two pages may show twice). One generator
-    level: the first page is read here (no hits, the most common answer, without a call), any
-    further pages by `listing`."""
-    stage = f"lookup {entity.noun}"  # the Recorder (core/preview.py) counts searches by it
+def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
+    """The first page of an itemSearch for `term` in the identity field; its stage is how the
+    Recorder (core/preview.py) counts searches."""
     query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
     note = f"search {entity.noun} by {entity.identity} {term}"
-    response = yield ApiRequest(
+    stage = f"lookup {entity.noun}"
+    return ApiRequest(
         method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
     )
-    if response.failed is not None:  # the transport gave up: this event fails
-        raise response.failed
-    no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
-    ids: list[PdId] = [] if no_hits else hit_ids(response, stage)  # no hits: no call to read
-    additional = response.additional_data  # most answers: none, no call to read it
-    cursor = None if additional is None else next_cursor(additional)
-    if cursor is not None:
-        more = {**query, "cursor": cursor}
-        ids += yield from listing(SEARCH, more, stage=stage, note=note, read=hit_ids)
-    return ids
 
 
 def listing(
@@ -772,7 +757,7 @@ def entity_body(
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none. A create needs a name (the
     whole body is read first: its warnings and dropped traits are reported with the failure)."""
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     sources = sources_at(ctx.event.raw, paths)
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
         getattr(config, entity.fields),
@@ -806,7 +791,7 @@ def entity_body(
         body["custom_fields"] = custom
     for source in sources:  # most sources: everything in them is sent
         if not source.keys() <= table.sent:
-            dropped(sources, table, ctx.ledger.dropped)
+            dropped(sources, table, ctx.dropped)
             break
     if create and "name" not in body:  # nor a trait mapped to name
         stage = f"create {entity.noun}"
@@ -826,40 +811,40 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 def write_once(
     ctx: Ctx,
     request: ApiRequest,
-    *,
+    response: ApiResponse,
     answered: Callable[[ApiResponse, str], T],
-    settle: Callable[[ApiResponse], Step[T | None]] | None = None,
-    left: Callable[[str], None] | None = None,
+    settle: Callable[[str], Step[T | None]] | None,
+    left: Callable[[str], None] | None,
     what: str,
 ) -> Step[T]:
-    """Send a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
-    create, update, merge and lead goes through.
+    """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
+    create, update, merge and lead goes through once its first answer (`response`, its caller
+    sent `request`) was not definitive. A write answered at once, most of them, is read by
+    `answered(response, "")` where it was sent, without this generator level.
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
-    first send whose answer was lost ("" when none was). After a lost answer, `settle(response)`
-    asks Pipedrive whether the write landed: its result, or None to send it again (no `settle`:
-    the write is idempotent and simply sent again). After `unknown_tries` sends, or failing on
-    the way once an answer was lost (or a 2xx could not be read: the record exists), the write
-    is `left` to settle, given that send time, for the events that come after."""
+    first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
+    settle itself. After a lost answer, `settle(sent_at)` asks Pipedrive whether the write
+    landed: its result, or None to send it again (no `settle`: the write is idempotent and
+    simply sent again). After `unknown_tries` sends, or failing on the way once an answer was
+    lost, the write is `left` to settle, given that send time, for the events that come after."""
     lost = ""
+    tries = ctx.config.unknown_tries
     try:
-        for _ in range(ctx.config.unknown_tries):
-            response = yield request
+        while True:
             if response.failed is not None:  # the transport gave up: this event fails
                 raise response.failed
             if response.status:  # not `unknown` (status 0)
-                try:
-                    return answered(response, lost)
-                except PlanFailure:
-                    if response.ok:  # it was made, even if its answer cannot be read
-                        lost = lost or response.sent_at
-                    raise
+                return answered(response, lost)
             lost = lost or response.sent_at
             if settle is not None:
-                landed = yield from settle(response)
+                landed = yield from settle(response.sent_at)
                 if landed is not None:
                     return landed
-        raise unknown_failure(ctx, request.stage, what)
+            tries -= 1
+            if tries <= 0:
+                raise unknown_failure(ctx, request.stage, what)
+            response = yield request
     except PlanFailure:
         if lost and left is not None:
             left(lost)
@@ -873,32 +858,44 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
     def answered(response: ApiResponse, lost: str) -> PdId:
         if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.ledger.learning().pending_creates[slot] = None
-        return record_id(expect(response, stage), stage)
+            ctx.learning().pending_creates[slot] = None
+        try:
+            return record_id(expect(response, stage), stage)
+        except PlanFailure:
+            if response.ok:  # it was made, even if its answer cannot be read
+                left(lost or response.sent_at)
+            raise
 
     def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.ledger.learning().pending_creates[slot] = lost
+        ctx.learning().pending_creates[slot] = lost
 
-    found = yield from write_once(
-        ctx,
-        ApiRequest(
-            method="POST",
-            path=entity.collection,
-            endpoint=entity.collection,
-            stage=stage,
-            body=body,
-            note=note,
-            creates=slot,
-        ),
-        answered=answered,
-        settle=lambda response: reconcile_create(ctx, entity, key, response.sent_at),
-        left=left,
-        what=f"no {entity.noun} with {entity.identity} {key} appeared",
+    request = ApiRequest(
+        method="POST",
+        path=entity.collection,
+        endpoint=entity.collection,
+        stage=stage,
+        body=body,
+        note=note,
+        creates=slot,
     )
+    response = yield request
+    if response.status:  # answered at once: most creates
+        found = answered(response, "")
+    else:
+        what = f"no {entity.noun} with {entity.identity} {key} appeared"
+        settle = partial(reconcile_create, ctx, entity, key)
+        found = yield from write_once(ctx, request, response, answered, settle, left, what)
     ref = Ref(id=found, via="created", key=key)
-    ctx.ledger.learn(entity, key, ref)
-    ctx.ledger.made(f"{entity.plural} created")
+    ctx.learn(entity, key, ref)
+    ctx.made(f"{entity.plural} created")
     wrote_fields(ctx, entity, found, body)
+    if entity is PERSON:
+        # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+        for kind in ctx.config.track_rules.creates:
+            ctx.lead_origins[origins_key(kind, found)] = frozenset()
+        org = pd_id(body.get("org_id"))
+        if org is not None:
+            ctx.memberships[found] = org
     return ref
 
 
@@ -939,10 +936,10 @@ def update(
     identity = getattr(ctx.config, entity.setting)
     body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
     if not body:
-        ctx.ledger.superseded = ctx.ledger.superseded or left_out
+        ctx.superseded = ctx.superseded or left_out
         return False
     done = (entity.kind, ref.id, body)
-    if done in ctx.ledger.updates:
+    if done in ctx.updates:
         return True
 
     def answered(response: ApiResponse, _lost: str) -> None:
@@ -952,7 +949,7 @@ def update(
         if entity is PERSON:
             org = org_of(response.data)
             if org is not None:
-                ctx.ledger.learning().memberships[ref.id] = org
+                ctx.learning().memberships[ref.id] = org
 
     request = ApiRequest(
         method="PATCH",
@@ -962,9 +959,15 @@ def update(
         body=body,
         note=note,
     )
-    yield from write_once(ctx, request, answered=answered, what="the update was repeated")
-    ctx.ledger.made(f"{entity.plural} updated")
-    ctx.ledger.updates.append(done)
+    response = yield request
+    if response.status:  # answered at once: most updates
+        answered(response, "")
+    else:
+        yield from write_once(
+            ctx, request, response, answered, None, None, "the update was repeated"
+        )
+    ctx.made(f"{entity.plural} updated")
+    ctx.updates.append(done)
     wrote_fields(ctx, entity, ref.id, body)
     return True
 
@@ -982,12 +985,5 @@ def person_create_body(
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
-    ref = yield from create(ctx, PERSON, key, body, f"create person {key} (not found)")
-    # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
-    ledger = ctx.ledger.learning()
-    for kind in ctx.config.track_rules.creates:
-        ledger.lead_origins[origins_key(kind, ref.id)] = frozenset()
-    org = pd_id(body.get("org_id"))
-    if org is not None:
-        ledger.memberships[ref.id] = org
-    return ref
+    """`create`'s exchange for a person not found (a plain function: no generator level)."""
+    return create(ctx, PERSON, key, body, f"create person {key} (not found)")

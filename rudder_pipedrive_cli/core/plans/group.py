@@ -10,7 +10,6 @@ from rudder_pipedrive_cli.core.plans.common import (
     ORG,
     PERSON,
     Ctx,
-    Ref,
     Stale,
     Step,
     create,
@@ -52,41 +51,34 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)
         elif org.via != "created":  # created by an earlier round of this plan, with these fields
-            yield from update_org(ctx, org, entity_body(ctx, ORG, (TRAITS,), create=False))
+            body = entity_body(ctx, ORG, (TRAITS,), create=False)
+            named = group_id if org.via == "external" else None  # the groupId it names
+            if named is not None and ctx.config.group_id_field:
+                body = with_identity(body, require_field(ctx, ORG, named), named)
+            if body:
+                note = f"update organization {org.id} ({org.how})"
+                yield from update(ctx, ORG, org, body, stage="update organization", note=note)
+            if named is not None:  # once Pipedrive took the update
+                ctx.learn(ORG, named, org)
         if person is None and new_person is not None and user_id is not None:
             # A new person joins the organization in its create: no second request.
             yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
-        elif person is not None:
-            yield from link(ctx, person, org)
-        return ctx.ledger.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
-
-
-def update_org(ctx: Ctx, org: Ref, body: dict[str, Any]) -> Step[None]:
-    named = ctx.event.group_id if org.via == "external" else None  # the groupId it names
-    if named is not None and ctx.config.group_id_field:
-        body = with_identity(body, require_field(ctx, ORG, named), named)
-    if body:
-        note = f"update organization {org.id} ({org.how})"
-        yield from update(ctx, ORG, org, body, stage="update organization", note=note)
-    if named is not None:  # once Pipedrive took the update
-        ctx.ledger.learn(ORG, named, org)
-
-
-def link(ctx: Ctx, person: Ref, org: Ref) -> Step[None]:
-    """PATCH the person's org_id, unless it is known to belong there already."""
-    member_of = ctx.ledger.memberships.get(person.id, ctx.known.person_org(person.id))
-    if member_of == org.id:
-        return
-    note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
-    try:
-        body = {"org_id": org.id}
-        linked = yield from update(ctx, PERSON, person, body, stage="link person", note=note)
+        elif person is not None and (
+            ctx.memberships.get(person.id, ctx.known.person_org(person.id)) != org.id
+        ):  # link the person, not known to belong there already
+            note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
+            try:
+                body = {"org_id": org.id}
+                if (yield from update(ctx, PERSON, person, body, stage="link person", note=note)):
+                    ctx.learning().memberships[person.id] = org.id  # not if a later event moved it
+            except PlanFailure as failure:
+                # Refused while the organization came from the cache: it may be gone; search again.
+                if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):
+                    raise Stale(ORG, org.key) from failure
+                raise
+        return ctx.finish()
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
     except PlanFailure as failure:
-        # Refused while the organization came from the cache: it may be gone; search again.
-        if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):
-            raise Stale(ORG, org.key) from failure
-        raise
-    if linked:  # not when a later event linked the person elsewhere
-        ctx.ledger.learning().memberships[person.id] = org.id
+        return ctx.outcome(failure=failure)

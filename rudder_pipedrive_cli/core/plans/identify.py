@@ -35,7 +35,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             yield from create_person(ctx, user_id, person_create_body(ctx, user_id, PERSON_TRAITS))
-            return ctx.ledger.finish()
+            return ctx.finish()
         body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
         # The userId the external id names a person for (None when found another way).
         named = user_id if person.via == "external" else None
@@ -47,7 +47,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if named is not None:
             # The external id names this userId's person (now that Pipedrive took the update):
             # record it there and in the cache.
-            ctx.ledger.learn(PERSON, named, person)
-        return ctx.ledger.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
+            ctx.learn(PERSON, named, person)
+        return ctx.finish()
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
+    except PlanFailure as failure:
+        return ctx.outcome(failure=failure)

@@ -121,7 +121,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure("track needs an event name (the lead title)", stage="validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
-            return ctx.ledger.outcome("skipped", SKIP_REASON)
+            return ctx.outcome("skipped", SKIP_REASON)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
@@ -138,14 +138,26 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id)
             person = yield from create_person(ctx, user_id, created)
-        origins = yield from known_origins(ctx, kind, person)
+        # Its records' origins: from this event, the state, or one listing.
+        key = origins_key(kind.name, person.id)
+        origins = ctx.lead_origins.get(key, ctx.known.lead_origins(key))
+        if origins is None:
+            note = f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
+            note += f"{kind.plural} sent before"
+            origins = yield from list_origins(
+                ctx, kind, person, stage=f"list {kind.plural}", note=note
+            )
+            ctx.learning().lead_origins[key] = origins
         if origin in origins:
-            return ctx.ledger.outcome("skipped", "already done")
+            return ctx.outcome("skipped", "already done")
         body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
         yield from create_record(ctx, kind, person, body, origin, origins, name)
-        return ctx.ledger.finish()
-    except (Stale, PlanFailure) as signal:  # a stale cached id: plan again (Ctx.ended)
-        return ctx.ended(signal) or (yield from plan(ctx))
+        return ctx.finish()
+    except Stale as stale:  # forgotten (never taken from the cache again): plan again
+        ctx.forget(stale.entity, stale.key)
+        return (yield from plan(ctx))
+    except PlanFailure as failure:
+        return ctx.outcome(failure=failure)
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -160,7 +172,7 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
@@ -176,7 +188,7 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     body["title"] = title_of(rule, ctx, name)
     own_fields(properties, body, mapping, currency, config, warnings)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped((properties,), table, ctx.ledger.dropped)
+    dropped((properties,), table, ctx.dropped)
     return body, body["origin_id"]
 
 
@@ -184,7 +196,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
     and stage; custom fields in `custom_fields`."""
     assert rule is not None
-    config, warnings = ctx.config, ctx.ledger.warnings
+    config, warnings = ctx.config, ctx.warnings
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
@@ -206,7 +218,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     if custom:
         body["custom_fields"] = custom
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped((properties,), table, ctx.ledger.dropped)
+    dropped((properties,), table, ctx.dropped)
     return body, body["origin_id"]
 
 
@@ -274,7 +286,7 @@ BODIES: Mapping[str, Callable[[Ctx, TrackRule | None, str], tuple[dict[str, Any]
 
 def org_known(ctx: Ctx, person: Ref) -> PdId | None:
     """The person's organization when this run knows it (no request is made to learn it)."""
-    org = ctx.ledger.memberships.get(person.id)
+    org = ctx.memberships.get(person.id)
     return org if org is not None else ctx.known.person_org(person.id)
 
 
@@ -296,21 +308,6 @@ PERSON_LINKS: Mapping[str, Callable[[Ctx, Ref], dict[str, Any]]] = {
 
 
 # --- exactly once ----------------------------------------------------------------------------
-
-
-def known_origins(ctx: Ctx, kind: Kind, person: Ref) -> Step[frozenset[str]]:
-    """The origins of the person's records of `kind`: from this event, the state, or one
-    listing."""
-    key = origins_key(kind.name, person.id)
-    origins = ctx.ledger.lead_origins.get(key, ctx.known.lead_origins(key))
-    if origins is None:
-        note = (
-            f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
-            f"{kind.plural} sent before"
-        )
-        origins = yield from list_origins(ctx, kind, person, stage=f"list {kind.plural}", note=note)
-        ctx.ledger.learning().lead_origins[key] = origins
-    return origins
 
 
 def list_origins(
@@ -360,7 +357,7 @@ def create_record(
         expect(response, stage)  # a 2xx created it, whatever the answer holds
         return True
 
-    def settle(_response: ApiResponse) -> Step[bool | None]:
+    def settle(_sent_at: str) -> Step[bool | None]:
         note = (
             f"create {kind.name} outcome unknown: look for {origin} among the person's "
             f"{kind.plural}"
@@ -372,7 +369,7 @@ def create_record(
         return True if origin in found else None
 
     def left(_lost: str) -> None:  # its records are not known any more: the next track lists
-        ctx.ledger.learning().lead_origins[key] = None
+        ctx.learning().lead_origins[key] = None
 
     request = ApiRequest(
         method="POST",
@@ -383,9 +380,13 @@ def create_record(
         note=f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})",
     )
     what = f"no {kind.name} with {origin} appeared"
-    yield from write_once(ctx, request, answered=answered, settle=settle, left=left, what=what)
-    ctx.ledger.made(f"{kind.plural} created")
-    ctx.ledger.learning().lead_origins[key] = frozenset(seen | {origin})
+    response = yield request
+    if response.status:  # answered at once: most creates
+        answered(response, "")
+    else:
+        yield from write_once(ctx, request, response, answered, settle, left, what)
+    ctx.made(f"{kind.plural} created")
+    ctx.learning().lead_origins[key] = frozenset(seen | {origin})
 
 
 def shown(body: Mapping[str, Any], name: str) -> str:
