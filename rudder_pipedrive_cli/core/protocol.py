@@ -3,12 +3,13 @@
 A plan is a generator: it yields an `ApiRequest`, receives an `ApiResponse`, and finally returns
 an `Outcome`. The same plans run live (httpx), in dry-run (an offline responder) and in tests.
 
-These values, and the others every event makes (`Event`, `Ref`, `Ctx`), are slotted
-classes that are immutable by convention: nothing assigns to a
-field after construction; make a new value instead. They are not `frozen=True` because a frozen
-dataclass sets each field through `object.__setattr__`: construction measured 3.5x slower (1.2 us
-against 0.35 us for ten fields), about ten are made per event, and that was 15% of `rpd dry-run`
-in the profile (benchmarks/plan_throughput.py).
+These values, and the others every event makes (`Event`, `Ref`), are slotted classes that are
+immutable by convention: nothing assigns to a field after construction; make a new value
+instead (a plan's `Ctx` is the exception: what the plan learns, until its outcome is made).
+They are not `frozen=True` because a frozen dataclass sets each field through
+`object.__setattr__`: construction measured 3.5x slower (1.2 us against 0.35 us for ten
+fields), about ten are made per event, and that was 15% of `rpd dry-run` in the profile
+(benchmarks/plan_throughput.py).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class _Empty(dict[Any, Any]):
     pop = popitem = clear = update = setdefault = _refuse
 
 
-# Typed Any: it stands in for an outcome's mappings and a ledger's tables alike.
+# Typed Any: it stands in for an outcome's mappings and a plan's (`Ctx`) tables alike.
 EMPTY: Any = _Empty()
 
 

@@ -90,6 +90,19 @@ def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
     assert known.pending_create("person", "u-1") == SENT_AT
 
 
+def test_a_failed_answer_is_never_read_as_the_writes_own_whatever_its_status() -> None:
+    """A write answered at once is read where it was sent; an answer that says the transport
+    gave up goes to the exactly-once loop even with a status of its own (a sender may give one):
+    read as Pipedrive's 503, it would settle the create as refused, though it may have landed."""
+    gave_up = ApiResponse(status=503, sent_at=SENT_AT, failed=OUTAGE)
+    known = IdentityStore()
+    outcome = replay(
+        identify(), [search_person("u-1"), post("/api/v2/persons", ANN, gave_up)], known
+    )
+    assert (outcome.status, outcome.reason, outcome.retryable) == ("failed", OUTAGE.reason, True)
+    assert ("person", "u-1") not in outcome.pending_creates  # not settled as refused
+
+
 def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() -> None:
     known = IdentityStore()
     lost_create(known)

@@ -54,8 +54,9 @@ def plan_event(
     event: Event, config: PlanConfig, known: IdentityCache, index: IdentityIndex | None = None
 ) -> Planned:
     """The plan of one event: its `Outcome` when it needs no request (unsupported, anonymous,
-    refused, held back), else a generator of requests that returns the event's `Outcome`: its
-    handler's, the one generator level (which plans again itself on a stale cached id).
+    refused, no identity, held back), else a generator of requests that returns the event's
+    `Outcome`: its handler's, the one generator level (which plans again itself on a stale
+    cached id). It never raises for an event: what cannot be planned is its failed outcome.
     With an identity `index`, identities it covers are resolved from it, not by search."""
     if event.type not in HANDLERS:
         return UNSUPPORTED

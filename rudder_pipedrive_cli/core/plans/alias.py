@@ -130,7 +130,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     )
     what = f"person {previous.id} is still there"
     response = yield request
-    if response.status:  # answered at once: most merges
+    if response.status and response.failed is None:  # answered at once: most merges
         made = answered(response, "")
     else:
         made = yield from write_once(ctx, request, response, answered, settle, left, what)

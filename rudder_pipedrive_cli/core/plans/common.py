@@ -818,9 +818,11 @@ def write_once(
     what: str,
 ) -> Step[T]:
     """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
-    create, update, merge and lead goes through once its first answer (`response`, its caller
-    sent `request`) was not definitive. A write answered at once, most of them, is read by
-    `answered(response, "")` where it was sent, without this generator level.
+    write (creates of persons, organizations, leads, deals, activities and notes; updates;
+    merges) goes through once its first answer (`response`, its caller sent `request`) was not
+    definitive. A write answered at once, most of them, is read by `answered(response, "")`
+    where it was sent, without this generator level; a failed answer, whatever its status,
+    comes here.
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
     first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
@@ -879,7 +881,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         creates=slot,
     )
     response = yield request
-    if response.status:  # answered at once: most creates
+    if response.status and response.failed is None:  # answered at once: most creates
         found = answered(response, "")
     else:
         what = f"no {entity.noun} with {entity.identity} {key} appeared"
@@ -960,7 +962,7 @@ def update(
         note=note,
     )
     response = yield request
-    if response.status:  # answered at once: most updates
+    if response.status and response.failed is None:  # answered at once: most updates
         answered(response, "")
     else:
         yield from write_once(

@@ -381,7 +381,7 @@ def create_record(
     )
     what = f"no {kind.name} with {origin} appeared"
     response = yield request
-    if response.status:  # answered at once: most creates
+    if response.status and response.failed is None:  # answered at once: most creates
         answered(response, "")
     else:
         yield from write_once(ctx, request, response, answered, settle, left, what)
