@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
 from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -87,7 +87,7 @@ class Replay:
     """The callbacks the runner needs, for one run."""
 
     config: PlanConfig
-    known: Learner
+    known: IdentityStore
     tally: Tally
     dead_letters: DeadLetters
     journal: Journal | None = None

@@ -18,7 +18,7 @@ from fakes import FakeClock
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.paths import default_state_path
@@ -84,7 +84,7 @@ def test_namespace_is_base_url_and_a_salted_token_fingerprint() -> None:
 
 
 def test_state_implements_known() -> None:
-    def reads(known: IdentityCache) -> None:
+    def reads(known: IdentityStore) -> None:
         assert known.person_id("nobody") is None
 
     with ReplayState.open(Path("/nonexistent/state.sqlite"), NS, readonly=True) as state:
@@ -594,7 +594,7 @@ def test_a_read_only_state_answers_as_the_writable_one_after_the_same_outcomes(
         Outcome(status="sent", identities={("org", "g"): 11}, merged={5: 6}),
     ]
 
-    def answers(store: IdentityCache) -> tuple[object, ...]:
+    def answers(store: IdentityStore) -> tuple[object, ...]:
         return (
             store.person_id("u"),
             store.person_id("v"),

@@ -24,7 +24,7 @@ from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_cata
 from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Learner
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -190,7 +190,7 @@ def dry_run_command(
         replay_state = open_readonly_state(env, state, cache_entries)
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
-        known: Learner = IdentityStore(spill.table)
+        known: IdentityStore = IdentityStore(spill.table)
         journal_status = None
         if replay_state is not None:
             stack.enter_context(replay_state)

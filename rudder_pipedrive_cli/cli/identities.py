@@ -12,7 +12,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import (
     AUTO_FROM,
     IdentityIndex,
@@ -141,7 +141,7 @@ def identity_ways(
 
 
 def chosen_kinds(
-    mode: str, config: PlanConfig, survey: Survey | None, known: IdentityCache, rows: IndexRows
+    mode: str, config: PlanConfig, survey: Survey | None, known: IdentityStore, rows: IndexRows
 ) -> list[str]:
     """The kinds ("person", "org") whose identities go by index. `auto` without a first pass
     (stdin) searches: nothing was counted."""
@@ -224,7 +224,7 @@ def prepare(
     config: PlanConfig,
     *,
     survey: Survey | None,
-    known: IdentityCache,
+    known: IdentityStore,
     rows: IndexRows,
     exchange: Exchange,
 ) -> Identities:
@@ -265,7 +265,7 @@ def listed_origins(
     index: IdentityIndex,
     kind: Kind,
     survey: Survey,
-    known: IdentityCache,
+    known: IdentityStore,
     exchange: Exchange,
     notes: list[str],
 ) -> dict[PdId, set[str]] | None:

@@ -37,7 +37,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Learner
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -336,7 +336,7 @@ def run_send(
             job.limit,
         )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
-    known: Learner = replay_state if replay_state is not None else IdentityStore(spill.table)
+    known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     with lists() as listing:
         identities = prepare(
             settings.identities,

@@ -40,7 +40,7 @@ def _put(table: Any, key: Any, value: Any) -> None:
         table[key] = value
 
 
-def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
+def persons_named(known: IdentityStore, *users: str | None) -> list[PdId]:
     """The persons the cache says these userIds name. Only once a merge or re-key is known may
     two userIds name one person; before that nothing needs looking up."""
     if not known.merges:
@@ -48,7 +48,7 @@ def persons_named(known: IdentityCache, *users: str | None) -> list[PdId]:
     return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
 
 
-def identities_of(event: Event, known: IdentityCache) -> frozenset[tuple[str, str]]:
+def identities_of(event: Event, known: IdentityStore) -> frozenset[tuple[str, str]]:
     """The (kind, key) identities an event is about, asked only while one is held back or when it
     failed and may yet succeed: its userId, previousId, groupId and id (a messageId repeated is
     one event to the journal), and the persons its userIds name once merges are known."""
@@ -104,7 +104,7 @@ STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "lea
 
 class IdentityStore:
     """What a run knows about identities, and the one place that takes in what an outcome taught
-    (`learn`). Plans read it (as `IdentityCache`) by its lookups: `person_id(userId)` (after any
+    (`learn`). Plans read it (as `IdentityStore`) by its lookups: `person_id(userId)` (after any
     merge it went through), `org_id(groupId)`, `lead_origins(origins_key)` (the `origin_id`s of
     a person's leads, deals, activities or notes; None when nobody has looked yet),
     `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
@@ -272,8 +272,3 @@ class IdentityStore:
             self.pending = self.pending or merging is not None
         for gone in merged if pending else ():
             self.pending_merges.pop(gone, None)
-
-
-# The names the one type is read by: plans read it (they never write it), runners also `learn`.
-IdentityCache = IdentityStore
-Learner = IdentityStore

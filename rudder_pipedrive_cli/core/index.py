@@ -31,7 +31,7 @@ from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, Tables, origins_kind
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, origins_kind
 from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.rules import TrackRules
@@ -378,7 +378,7 @@ class Survey:
         kind = "lead" if rule is None else rule.create
         return None if kind == "skip" else kind
 
-    def unknown(self, kind: str, known: IdentityCache, enough: int | None = None) -> int:
+    def unknown(self, kind: str, known: IdentityStore, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
         `enough` (a choice needs no more)."""
         cached = known.person_id if kind == "person" else known.org_id

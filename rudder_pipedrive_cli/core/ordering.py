@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, Tables, persons_named
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, persons_named
 
 
 class OrderKeys:
     def __init__(
-        self, known: IdentityCache, aliases: Mapping[str, str] | None = None, tables: Tables = dict
+        self, known: IdentityStore, aliases: Mapping[str, str] | None = None, tables: Tables = dict
     ) -> None:
         self.known = known
         # userId -> another in its alias group (union-find); one entry per alias, so a bounded

@@ -10,7 +10,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.identity_cache import Learner, Tables
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -29,7 +29,7 @@ def preview(
     items: Iterable[Event],
     config: PlanConfig,
     send: Recorder,
-    known: Learner,
+    known: IdentityStore,
     journal_status: Callable[[str], str | None] | None = None,
     finished_ids: IdSet | None = None,
     tables: Tables = dict,

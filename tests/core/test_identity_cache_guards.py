@@ -8,7 +8,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, IdentityStore
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx
@@ -139,7 +139,7 @@ SETTLING = [
 ]
 
 
-def answers(known: IdentityCache) -> tuple[object, ...]:
+def answers(known: IdentityStore) -> tuple[object, ...]:
     return (
         known.pending_create("person", "u-1"),
         known.merging_into(5),

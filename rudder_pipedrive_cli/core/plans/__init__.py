@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
-from rudder_pipedrive_cli.core.identity_cache import IdentityCache, identities_of
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -51,7 +51,7 @@ NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "
 
 
 def plan_event(
-    event: Event, config: PlanConfig, known: IdentityCache, index: IdentityIndex | None = None
+    event: Event, config: PlanConfig, known: IdentityStore, index: IdentityIndex | None = None
 ) -> Planned:
     """The plan of one event: its `Outcome` when it needs no request (unsupported, anonymous,
     refused, no identity, held back), else a generator of requests that returns the event's

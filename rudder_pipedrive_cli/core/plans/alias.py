@@ -80,11 +80,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if merged_before and not ctx.wrote:
             return ctx.outcome("unchanged", MERGED_BEFORE)
         return ctx.finish()
-    except Stale as stale:  # forgotten (never taken from the cache again): plan again
-        ctx.forget(stale.entity, stale.key)
-        return (yield from plan(ctx))
-    except PlanFailure as failure:
-        return ctx.outcome(failure=failure)
+    except (Stale, PlanFailure) as signal:
+        return ctx.ended(signal) or (yield from plan(ctx))
 
 
 def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:

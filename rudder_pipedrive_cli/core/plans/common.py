@@ -29,7 +29,7 @@ from rudder_pipedrive_cli.core.fields import (
     sources_at,
     trait,
 )
-from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityCache, identities_of
+from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
@@ -146,7 +146,7 @@ class Ctx:
         self,
         event: Event,
         config: PlanConfig,
-        known: IdentityCache,
+        known: IdentityStore,
         index: IdentityIndex | None = None,  # the identity index, when identities go by index
     ) -> None:
         self.event, self.config, self.known, self.index = event, config, known, index
@@ -234,6 +234,15 @@ class Ctx:
         )
 
     finish = outcome  # the plan's end: ctx.finish()
+
+    def ended(self, signal: Stale | PlanFailure) -> Outcome | None:
+        """How a plan ends on `signal`: after `Stale`, None, the gone id forgotten (never taken
+        from the cache again, so a few rounds at most): the plan runs again with what it
+        learned; else the failed outcome (`outcome`)."""
+        if isinstance(signal, Stale):
+            self.forget(signal.entity, signal.key)
+            return None
+        return self.outcome(failure=signal)
 
     @property
     def at(self) -> str:

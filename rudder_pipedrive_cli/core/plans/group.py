@@ -77,8 +77,5 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                     raise Stale(ORG, org.key) from failure
                 raise
         return ctx.finish()
-    except Stale as stale:  # forgotten (never taken from the cache again): plan again
-        ctx.forget(stale.entity, stale.key)
-        return (yield from plan(ctx))
-    except PlanFailure as failure:
-        return ctx.outcome(failure=failure)
+    except (Stale, PlanFailure) as signal:
+        return ctx.ended(signal) or (yield from plan(ctx))

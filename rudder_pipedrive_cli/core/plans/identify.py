@@ -49,8 +49,5 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             # record it there and in the cache.
             ctx.learn(PERSON, named, person)
         return ctx.finish()
-    except Stale as stale:  # forgotten (never taken from the cache again): plan again
-        ctx.forget(stale.entity, stale.key)
-        return (yield from plan(ctx))
-    except PlanFailure as failure:
-        return ctx.outcome(failure=failure)
+    except (Stale, PlanFailure) as signal:
+        return ctx.ended(signal) or (yield from plan(ctx))

@@ -153,11 +153,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
         yield from create_record(ctx, kind, person, body, origin, origins, name)
         return ctx.finish()
-    except Stale as stale:  # forgotten (never taken from the cache again): plan again
-        ctx.forget(stale.entity, stale.key)
-        return (yield from plan(ctx))
-    except PlanFailure as failure:
-        return ctx.outcome(failure=failure)
+    except (Stale, PlanFailure) as signal:
+        return ctx.ended(signal) or (yield from plan(ctx))
 
 
 # --- bodies ----------------------------------------------------------------------------------
