@@ -27,16 +27,18 @@ from rudder_pipedrive_cli.core.index import (
 )
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import (
+    LIST_LIMIT,
     ORG,
     PERSON,
+    Pages,
     Step,
+    drive,
     index_listing,
     listed,
-    listing,
     next_cursor,
     page_after,
 )
-from rudder_pipedrive_cli.core.plans.track import KINDS, LIST_LIMIT, Kind
+from rudder_pipedrive_cli.core.plans.track import KINDS, Kind
 from rudder_pipedrive_cli.core.preview import Recorder, WayEstimate, identity_estimates
 from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
 from rudder_pipedrive_cli.core.tally import Tally
@@ -207,7 +209,7 @@ def account_listing(
     )
     query: dict[str, str | int] = {} if kind.offset else {"limit": LIST_LIMIT}
     for listing_path in kind.listings:
-        yield from listing(
+        pages = Pages(
             listing_path,
             query,
             stage=f"list {kind.plural}",
@@ -215,6 +217,7 @@ def account_listing(
             read=take,
             offset=kind.offset,
         )
+        yield from drive(pages)
         path += 1
     return origins
 
@@ -243,7 +246,7 @@ def prepare(
         if index.covers(kind):  # kept from an earlier run: refreshed before its first create
             continue
         try:
-            exchange(index_listing(index, entity))
+            exchange(drive(index_listing(index, entity)))
         except PlanFailure as failure:
             identities.notes.append(
                 f"the {entity.noun} index could not be listed ({failure.reason}): "

@@ -10,7 +10,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
-from rudder_pipedrive_cli.core.plans.common import listing
+from rudder_pipedrive_cli.core.plans.common import Pages, drive
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -76,9 +76,9 @@ def fetch_listing(
         return [item for item in _expect_ok(response, what) or () if isinstance(item, Mapping)]
 
     query = {"limit": page_size} if endpoint.startswith("/api/v2/") else {}
-    return (
-        yield from listing(endpoint, query, stage="list fields", note=f"list {what}", read=objects)
-    )
+    pages = Pages(endpoint, query, stage="list fields", note=f"list {what}", read=objects)
+    items: list[Mapping[str, Any]] = yield from drive(pages)
+    return items
 
 
 def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:

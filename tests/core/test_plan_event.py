@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator, Sequence
+from typing import Any
+
 import pytest
+from fakes import FakeClock
 from helpers_core import (
     CONFIG,
+    SENT_AT,
+    SINCE,
+    UNKNOWN,
     USER_FIELD,
+    Call,
     Case,
     check,
     create_lead,
     create_person,
     leads_of,
+    listing,
+    ok,
     patch_person,
+    person_record,
+    post,
     refused,
     run,
     search_person,
@@ -19,8 +31,10 @@ from helpers_core import (
 
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
 from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
-from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
+from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
 CASES = [
     *(
@@ -267,6 +281,216 @@ def test_a_search_and_a_write_are_one_generator_level_under_the_plan() -> None:
         plan.send(ApiResponse(status=201, data={"id": 7}))
     assert levels == [("find",), ("create",)]
     check(end.value.value, status="sent", identities={("person", "u-1"): 7})
+
+
+def levels(plan: Generator[ApiRequest, ApiResponse, Outcome]) -> tuple[str, ...]:
+    """The generators a suspended plan delegates to, outermost first (`yield from`'s chain)."""
+    names, level = [], plan.gi_yieldfrom
+    while level is not None:
+        names.append(level.gi_code.co_name)
+        level = level.gi_yieldfrom
+    return tuple(names)
+
+
+def walked(
+    raw: dict[str, Any],
+    calls: Sequence[Call],
+    known: IdentityStore,
+    index: IdentityIndex | None = None,
+) -> tuple[Outcome, list[tuple[str, ...]]]:
+    """Drive the plan of `raw` through exactly `calls`: its outcome, and the generator chain
+    under the plan while it waited for each answer."""
+    plan = plan_event(parse_event({"messageId": "m-1", **raw}, "t:1"), CONFIG, known, index)
+    assert not isinstance(plan, Outcome)
+    chains: list[tuple[str, ...]] = []
+    request = next(plan)
+    for number, call in enumerate(calls, 1):
+        got = (request.method, request.path, dict(request.query), request.body)
+        assert got == (call.method, call.path, dict(call.query), call.body), f"request {number}"
+        chains.append(levels(plan))
+        try:
+            request = plan.send(call.response)
+        except StopIteration as end:
+            assert number == len(calls), f"ended after {number} of {len(calls)} requests"
+            outcome: Outcome = end.value
+            return outcome, chains
+    raise AssertionError(f"an extra request: {request}")
+
+
+ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
+IDENTIFY_ANN = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann"}}
+
+
+def person_get(pid: int, status: int) -> Call:
+    return Call(method="GET", path=f"/api/v2/persons/{pid}", response=ok({"id": pid}, status))
+
+
+def pending(**tables: Any) -> IdentityStore:
+    """A store as the state gives it after a run whose write outcome stayed unknown."""
+    known = IdentityStore(pending=True)
+    for name, rows in tables.items():
+        getattr(known, name).update(rows)
+    return known
+
+
+def built_index(clock: FakeClock) -> IdentityIndex:
+    """A person index built from one empty page sent at SENT_AT, clock 0; due for a refresh at
+    10.5 s."""
+    index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock)
+    build = index_listing(index, PERSON)
+    build.take(ApiResponse(status=200, data=[], sent_at=SENT_AT))
+    assert build.request is None
+    clock.now = 10.5
+    return index
+
+
+def reconcile_paths() -> list[tuple[str, Any]]:
+    second_page = listing("persons", [person_record(7, "u-1")])
+    first_page = listing("persons", [person_record(5, "u-2")], cursor="c2")
+    paged = Call(
+        method=second_page.method,
+        path=second_page.path,
+        query={**second_page.query, "cursor": "c2"},
+        response=second_page.response,
+    )
+    search_page_2 = search_person("u-1", 7)
+    search_page_2 = Call(
+        method="GET",
+        path=search_page_2.path,
+        query={**search_page_2.query, "cursor": "s2"},
+        response=search_page_2.response,
+    )
+    search_page_1 = search_person("u-1")
+    search_page_1 = Call(
+        method="GET",
+        path=search_page_1.path,
+        query=search_page_1.query,
+        response=ok([], additional={"next_cursor": "s2"}),
+    )
+    refresh = Call(
+        method="GET",
+        path="/api/v2/persons",
+        query={"custom_fields": USER_FIELD, "limit": 500, "updated_since": SINCE},
+        response=ok([person_record(7, "u-1")], additional={"next_cursor": None}),
+    )
+    lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
+    return [
+        (
+            "a merge left unknown, checked before its person is used",
+            lambda: (
+                IDENTIFY_ANN,
+                [person_get(7, 404), person_get(8, 200), patch_person(8, {"name": "Ann"})],
+                pending(persons={"u-1": 7}, pending_merges={7: 8}),
+                None,
+                [("find",), ("find",), ("update",)],
+                {"status": "sent", "merged": {7: 8}, "pending_merges": {7: None}},
+            ),
+        ),
+        (
+            "an alias's merge whose answer is lost, checked",
+            lambda: (
+                {"type": "alias", "previousId": "old", "userId": "new"},
+                [
+                    Call(
+                        method="PUT",
+                        path="/v1/persons/7/merge",
+                        body={"merge_with_id": 8},
+                        response=UNKNOWN,
+                    ),
+                    person_get(7, 404),
+                    person_get(8, 200),
+                ],
+                pending(persons={"old": 7, "new": 8}),
+                None,
+                [("merge",)] * 3,
+                {"status": "sent", "merged": {7: 8}, "writes": ("merges",)},
+            ),
+        ),
+        (
+            "the state's pending create, reconciled by a listing of two pages",
+            lambda: (
+                IDENTIFY_ANN,
+                [first_page, paged, patch_person(7, {"name": "Ann"})],
+                pending(pending_creates={("person", "u-1"): SENT_AT}),
+                None,
+                [("find",), ("find",), ("update",)],
+                {"status": "sent", "identities": {("person", "u-1"): 7}},
+            ),
+        ),
+        (
+            "a create whose answer is lost, reconciled by listing, then sent again",
+            lambda: (
+                IDENTIFY_ANN,
+                [
+                    search_person("u-1"),
+                    post("/api/v2/persons", ANN, UNKNOWN),
+                    listing("persons", [], cursor="c2"),
+                    Call(
+                        method="GET",
+                        path="/api/v2/persons",
+                        query={**listing("persons", []).query, "cursor": "c2"},
+                        response=ok([]),
+                    ),
+                    create_person(ANN, 9),
+                ],
+                IdentityStore(),
+                None,
+                [("find",)] + [("create",)] * 4,
+                {"status": "sent", "identities": {("person", "u-1"): 9}},
+            ),
+        ),
+        (
+            "a search of two pages",
+            lambda: (
+                IDENTIFY_ANN,
+                [search_page_1, search_page_2, patch_person(7, {"name": "Ann"})],
+                IdentityStore(),
+                None,
+                [("find",), ("find",), ("update",)],
+                {"status": "sent", "identities": {("person", "u-1"): 7}},
+            ),
+        ),
+        (
+            "track's origins listing, and its lead create reconciled by listing them again",
+            lambda: (
+                {"type": "track", "event": "Signed Up", "userId": "u-1"},
+                [
+                    *leads_of(42),
+                    post("/v1/leads", lead, UNKNOWN),
+                    *leads_of(42, "rpd:m-1"),
+                ],
+                pending(persons={"u-1": 42}),
+                None,
+                [(), (), ("create_record",), ("create_record",), ("create_record",)],
+                {"status": "sent", "lead_origins": {42: frozenset({"rpd:m-1"})}},
+            ),
+        ),
+        (
+            "the identity index refreshed before its person is taken as not found",
+            lambda: (
+                IDENTIFY_ANN,
+                [refresh, patch_person(7, {"name": "Ann"})],
+                IdentityStore(),
+                built_index(FakeClock()),
+                [("find",), ("update",)],
+                {"status": "sent", "identities": {("person", "u-1"): 7}},
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("path", reconcile_paths(), ids=lambda path: path[0])
+def test_every_reconcile_request_is_at_most_one_generator_level_under_the_plan(
+    path: tuple[str, Any],
+) -> None:
+    """Issue 12 item 2: a merge's outcome checks, a create's reconcile listing and its further
+    pages, a search's further pages, track's origins listing and the identity index's refresh
+    are yielded by the plan or by the one generator it delegates to (probes read by plain
+    functions, `Pages`, `MergeCheck`, `WriteOnce`), with the exchange and outcome as before."""
+    raw, calls, known, index, chains, expected = path[1]()
+    outcome, seen = walked(raw, calls, known, index)
+    assert seen == chains
+    check(outcome, **expected)
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

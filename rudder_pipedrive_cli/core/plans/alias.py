@@ -8,21 +8,21 @@ from rudder_pipedrive_cli.core.plans.common import (
     GONE,
     PERSON,
     Ctx,
+    MergeCheck,
     Ref,
     Stale,
     Step,
+    WriteOnce,
     entity_body,
     expect,
     find,
     gone,
     known_ref,
     merge_done,
-    merge_landed,
     person_check,
     require_field,
     update,
     with_identity,
-    write_once,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
@@ -107,11 +107,10 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(response, stage)
         return True
 
-    def settle(_sent_at: str) -> Step[bool | None]:
-        still = yield from merge_landed(previous.id, current.id)
-        if still is not None and still.status in GONE:  # the survivor is the one that went away
-            raise gone(PERSON, current, still, stage)
-        return None if still is None else True
+    def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
+        return MergeCheck(
+            previous.id, current.id, lambda gone_too: gone(PERSON, current, gone_too, stage)
+        )
 
     def left(_lost: str) -> None:  # later events that find the previous person settle it first
         ctx.learning().pending_merges[previous.id] = current.id
@@ -130,7 +129,10 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     if response.status and response.failed is None:  # answered at once: most merges
         made = answered(response, "")
     else:
-        made = yield from write_once(ctx, request, response, answered, settle, left, what)
+        once = WriteOnce(ctx, request, response, answered, settle, left, what)
+        while (asked := once.request) is not None:
+            once.take((yield asked))
+        made = once.result
     if not made:  # done earlier if the survivor is there, as a merge left unknown is settled
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import Event
@@ -368,6 +368,103 @@ def next_cursor(additional: Any) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
+class Probe:
+    """Requests read by plain functions (issue 12 item 2): `request`, the next to send (None:
+    done, `result` holds what was learned); `take(response)` reads its answer. The plan, or the
+    one generator it delegates to, yields them itself (`while (asked := probe.request) is not
+    None: probe.take((yield asked))`): no step is a generator level. `Probe(result)`: known."""
+
+    __slots__ = ("request", "result")
+
+    def __init__(self, result: Any = None) -> None:
+        self.request: ApiRequest | None = None
+        self.result = result
+
+    def take(self, response: ApiResponse) -> None:  # a probe that asked one request: its answer
+        self.request, self.result = None, response
+
+
+class Pages(Probe, Generic[T]):
+    """Every page of a listing or search: each answer read by `read` (which refuses a malformed
+    one) into `result`; v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`; then the
+    `more` (path, note) pairs the same way (archived leads). `gone_as` turns a 404/410 into the
+    exception to raise (the record listed about is gone); `ended` turns the items read into
+    `result` at the end."""
+
+    __slots__ = ("ended", "gone_as", "more", "note", "offset", "path", "query", "read",
+                 "stage", "start")  # fmt: skip
+
+    def __init__(
+        self,
+        path: str,
+        query: dict[str, Any],
+        *,
+        stage: str,
+        note: str,
+        read: Callable[[ApiResponse, str], list[T]],
+        offset: bool = False,
+        gone_as: Callable[[ApiResponse], Exception] | None = None,
+        more: tuple[tuple[str, str], ...] = (),
+        ended: Callable[[list[T]], Any] | None = None,
+    ) -> None:
+        super().__init__([])
+        self.path, self.query, self.stage, self.note, self.read = path, query, stage, note, read
+        self.offset, self.gone_as, self.more, self.ended = offset, gone_as, more, ended
+        self.start = 0
+        self.request = self.page(None)
+
+    def page(self, cursor: str | None) -> ApiRequest:
+        query = self.query  # most listings are one page
+        if self.offset:
+            query = {**query, "start": self.start, "limit": LIST_LIMIT}
+        elif cursor:
+            query = {**query, "cursor": cursor}
+        path = self.path
+        return ApiRequest(
+            method="GET", path=path, endpoint=path, stage=self.stage, query=query, note=self.note
+        )
+
+    def take(self, response: ApiResponse) -> None:
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
+        if self.gone_as is not None and response.status in GONE:
+            raise self.gone_as(response)
+        items = self.read(response, self.stage)
+        self.result.extend(items)
+        cursor = None
+        if self.offset:
+            more, self.start = page_after(response.additional_data, self.start, len(items))
+            more = more and bool(items)
+        else:
+            additional = response.additional_data  # most answers: none, no call to read it
+            cursor = None if additional is None else next_cursor(additional)
+            more = cursor is not None
+        if not more and self.more:  # the next listing
+            (self.path, self.note), self.more = self.more[0], self.more[1:]
+            self.start, more = 0, True
+        self.request = self.page(cursor) if more else None
+        if not more and self.ended is not None:
+            self.result = self.ended(self.result)
+
+
+def drive(probe: Probe) -> Step[Any]:
+    """A probe as an exchange, for the shells (`Pages` of the catalog, the index, ...)."""
+    while (asked := probe.request) is not None:
+        probe.take((yield asked))
+    return probe.result
+
+
+def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
+    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
+    under its `pagination`."""
+    info = additional if isinstance(additional, Mapping) else {}
+    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
+    next_start = info.get("next_start")
+    return bool(info.get("more_items_in_collection")), (
+        next_start if isinstance(next_start, int) else start + count
+    )
+
+
 def org_of(data: Any) -> PdId | None:
     """A person's organization as an answer gives it (an id, or `{"value": id}` in older shapes)."""
     org = data.get("org_id") if type(data) is dict or isinstance(data, Mapping) else None
@@ -484,7 +581,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
-            cached = yield from merged_person(ctx, cached)
+            check = merge_check(ctx, cached)
+            if check is not None:  # a merge of it left unknown: settled before it is used
+                while (asked := check.request) is not None:
+                    check.take((yield asked))
+            cached = merged_person(ctx, cached, check)
             if cached is not None:
                 return Ref(id=cached, via="cache", key=key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
@@ -494,7 +595,10 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
             # lag) settles it before any search. If it fails, this event fails too (retryable).
-            found = yield from reconcile_create(ctx, entity, key, sent_at)
+            pages = reconcile_create(ctx, entity, key, sent_at)
+            while (asked := pages.request) is not None:
+                pages.take((yield asked))
+            found = pages.result
             ctx.learning().pending_creates[slot] = None
             if found is not None:
                 ref = Ref(id=found, via="search", key=key)
@@ -515,12 +619,16 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
         cursor = None if additional is None else next_cursor(additional)
         if cursor is not None:
             more = {**request.query, "cursor": cursor}
-            ids += yield from listing(
-                SEARCH, more, stage=request.stage, note=request.note, read=hit_ids
-            )
+            pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
+            while (asked := pages.request) is not None:
+                pages.take((yield asked))
+            ids += pages.result
     else:
         via = "index"
-        ids = yield from indexed_ids(index, entity, key)
+        probe = indexed(index, entity, key)
+        while (asked := probe.request) is not None:
+            probe.take((yield asked))
+        ids = probe.result
     if not ids:
         if entity is PERSON and key in ctx.config.aliases:
             return (yield from aliased_away(ctx, key))
@@ -540,33 +648,32 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     return ref
 
 
-def lookup(ctx: Ctx, entity: Entity, key: str) -> Step[list[PdId]]:
-    """The ids of the records holding `key` (the exchange that finds them), as `find` asks: from
-    the identity index when it covers the entity (core/index.py; refreshed first when it finds
-    none and its last listing is over 10 s old, so "not in the index" is as safe as a search's
-    "not found"), else by itemSearch, every page read by `listing`. A plain function, not a
-    generator. `find` makes its search itself, its first page read without a call."""
+def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
+    """The ids of the records holding `key` (`result`, once its requests are answered), as `find`
+    asks: from the identity index when it covers the entity (`indexed`), else by itemSearch.
+    `find` makes its search itself, its first page read without a call."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
         request = search_request(entity, field_key, key)
-        return listing(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
-    return indexed_ids(index, entity, key)
+        return Pages(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
+    return indexed(index, entity, key)
 
 
-def indexed_ids(index: IdentityIndex, entity: Entity, key: str) -> Step[list[PdId]]:
-    """The ids the index holds for `key`, after a refresh when it holds none and is due."""
+def indexed(index: IdentityIndex, entity: Entity, key: str) -> Probe:
+    """The ids the index holds for `key` (core/index.py): after a refresh (`index_listing`) when it
+    holds none and its last listing is over 10 s old, so "not in the index" is as safe as a
+    search's "not found"."""
     ids = index.lookup(entity.kind, key)
     if not ids and index.due(entity.kind):
-        yield from index_listing(index, entity)
-        ids = index.lookup(entity.kind, key)
-    return ids
+        return index_listing(index, entity, key)
+    return Probe(ids)
 
 
-def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
+def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) -> Pages[None]:
     """List `entity`'s records into the index, page by page: all of them (a build), or those
     updated since its last listing was sent (a refresh), on Pipedrive's clock less the
-    reconciliation slack."""
+    reconciliation slack. Its `result`: the ids of `key` then."""
     since = index.begin(entity.kind)
     started = index.clock()
     field_key = index.fields[entity.kind]
@@ -581,15 +688,13 @@ def index_listing(index: IdentityIndex, entity: Entity) -> Step[None]:
         index.take(entity.kind, listed(response, stage))
         return []
 
+    def ended(_: list[None]) -> list[PdId] | None:
+        index.end(entity.kind, first[0], refresh=since is not None, started=started)
+        return None if key is None else index.lookup(entity.kind, key)
+
     what = f"refresh the {entity.noun} index" if start is not None else f"index {entity.plural}"
-    yield from listing(
-        entity.collection,
-        query,
-        stage=f"index {entity.plural}",
-        note=f"{what} by {entity.identity}",
-        read=take,
-    )
-    index.end(entity.kind, first[0], refresh=since is not None, started=started)
+    stage, note = f"index {entity.plural}", f"{what} by {entity.identity}"
+    return Pages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
 
 
 def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
@@ -604,7 +709,13 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
         cached = ctx.known.person_id(target)
-        ids = [cached] if cached is not None else (yield from lookup(ctx, PERSON, target))
+        if cached is not None:
+            ids = [cached]
+        else:
+            probe = lookup(ctx, PERSON, target)
+            while (asked := probe.request) is not None:
+                probe.take((yield asked))
+            ids = probe.result
         if ids:
             ref = Ref(id=lowest(ids), via="search", key=key)
             ctx.warnings.append(
@@ -621,22 +732,29 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
     return None
 
 
-def merged_person(ctx: Ctx, person: PdId) -> Step[PdId | None]:
-    """The person a cached `person` is now, once a merge of it left unknown is settled: the
-    survivor if the merge landed, `person` if not, None if both are gone."""
+def merge_check(ctx: Ctx, person: PdId) -> MergeCheck | None:
+    """The check a cached `person` needs before it is used: a merge of it left unknown, and not
+    settled by this event. None: none is needed."""
     if person in ctx.merged:  # settled earlier in this event
-        return ctx.merged[person]
+        return None
     into = ctx.known.merging_into(person)
     if into is None or person in ctx.pending_merges:
-        return person
-    still = yield from merge_landed(person, into)
-    ctx.learning().pending_merges[person] = None
-    if still is None:
-        return person
-    if still.status in GONE:
         return None
-    merge_done(ctx, person, into)
-    return into
+    return MergeCheck(person, into)
+
+
+def merged_person(ctx: Ctx, person: PdId, check: MergeCheck | None) -> PdId | None:
+    """The person a cached `person` is now, its `check` (`merge_check`) read: the survivor if the
+    merge landed, `person` if not, None if both are gone."""
+    if check is None:
+        return ctx.merged.get(person, person)
+    ctx.learning().pending_merges[person] = None
+    if check.result is None:
+        return person
+    if not check.result:
+        return None
+    merge_done(ctx, person, check.current)
+    return check.current
 
 
 def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
@@ -661,24 +779,39 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
         ctx.recency[("person", current)] = times
 
 
-def merge_landed(previous: PdId, current: PdId) -> Step[ApiResponse | None]:
+class MergeCheck(Probe):
     """Did merging `previous` into `current` land? Done when the previous person is gone while
-    the survivor is there (SPEC 5). None: not done, `previous` is still there; else the
-    survivor's answer: 2xx, done; 404/410, the survivor is gone too."""
-    note = f"merge outcome unknown: is person {previous} still there?"
-    check = yield person_check(previous, note)
-    if check.failed is not None:
-        raise check.failed
-    if check.status not in GONE:
-        expect(check, "reconcile merge")
-        return None
-    note = f"person {previous} is gone: is the survivor {current} there?"
-    still = yield person_check(current, note)
-    if still.failed is not None:
-        raise still.failed
-    if still.status not in GONE:
-        expect(still, "reconcile merge")
-    return still
+    the survivor is there (SPEC 5). `result`: None, not done (`previous` is still there); True,
+    done; False, the survivor is gone too, unless `gone_as` makes that an exception."""
+
+    __slots__ = ("current", "gone_as", "previous")
+
+    def __init__(
+        self,
+        previous: PdId,
+        current: PdId,
+        gone_as: Callable[[ApiResponse], Exception] | None = None,
+    ) -> None:
+        self.previous, self.current, self.gone_as = previous, current, gone_as
+        note = f"merge outcome unknown: is person {previous} still there?"
+        self.request, self.result = person_check(previous, note), None
+
+    def take(self, response: ApiResponse) -> None:
+        if response.failed is not None:
+            raise response.failed
+        gone_now = response.status in GONE
+        if not gone_now:
+            expect(response, "reconcile merge")
+        if self.result is None and gone_now:  # the previous person is gone: is the survivor?
+            self.result = True
+            note = f"person {self.previous} is gone: is the survivor {self.current} there?"
+            self.request = person_check(self.current, note)
+            return
+        self.request = None
+        if self.result and gone_now:  # the survivor is gone too
+            if self.gone_as is not None:
+                raise self.gone_as(response)
+            self.result = False
 
 
 def person_check(person: PdId, note: str) -> ApiRequest:
@@ -700,59 +833,6 @@ def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     stage = f"lookup {entity.noun}"
     return ApiRequest(
         method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
-    )
-
-
-def listing(
-    path: str,
-    query: dict[str, Any],
-    *,
-    stage: str,
-    note: str,
-    read: Callable[[ApiResponse, str], list[T]],
-    offset: bool = False,
-    gone_as: Callable[[ApiResponse], Exception] | None = None,
-) -> Step[list[T]]:
-    """Every page of a listing or search, each answer read by `read` (which refuses a malformed
-    one): v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`. `gone_as` turns a 404/410
-    into the exception to raise (the record listed about is gone)."""
-    found: list[T] = []
-    cursor: str | None = None
-    start = 0
-    while True:
-        page = query  # most listings are one page
-        if offset:
-            page = {**query, "start": start, "limit": LIST_LIMIT}
-        elif cursor:
-            page = {**query, "cursor": cursor}
-        response = yield ApiRequest(
-            method="GET", path=path, endpoint=path, stage=stage, query=page, note=note
-        )
-        if response.failed is not None:  # the transport gave up: this event fails
-            raise response.failed
-        if gone_as is not None and response.status in GONE:
-            raise gone_as(response)
-        items = read(response, stage)
-        found.extend(items)
-        if offset:
-            more, start = page_after(response.additional_data, start, len(items))
-            if not more or not items:
-                return found
-        else:
-            additional = response.additional_data  # most answers: none, no call to read it
-            cursor = None if additional is None else next_cursor(additional)
-            if cursor is None:
-                return found
-
-
-def page_after(additional: Any, start: int, count: int) -> tuple[bool, int]:
-    """v1 paging: `more_items_in_collection` and `next_start`, at the top of additional_data or
-    under its `pagination`."""
-    info = additional if isinstance(additional, Mapping) else {}
-    info = info.get("pagination", info) if isinstance(info.get("pagination"), Mapping) else info
-    next_start = info.get("next_start")
-    return bool(info.get("more_items_in_collection")), (
-        next_start if isinstance(next_start, int) else start + count
     )
 
 
@@ -817,49 +897,72 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 # --- writes ----------------------------------------------------------------------------------
 
 
-def write_once(
-    ctx: Ctx,
-    request: ApiRequest,
-    response: ApiResponse,
-    answered: Callable[[ApiResponse, str], T],
-    settle: Callable[[str], Step[T | None]] | None,
-    left: Callable[[str], None] | None,
-    what: str,
-) -> Step[T]:
+class WriteOnce(Probe):
     """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
     write (creates of persons, organizations, leads, deals, activities and notes; updates;
-    merges) goes through once its first answer (`response`, its caller sent `request`) was not
-    definitive. A write answered at once, most of them, is read by `answered(response, "")`
-    where it was sent, without this generator level; a failed answer, whatever its status,
-    comes here.
+    merges) goes through once its first answer (`response`, its caller sent `write`) was not
+    definitive, a probe its writer drives. A write answered at once, most of them, is read by
+    `answered(response, "")` where it was sent, without this; a failed answer, whatever its
+    status, comes here.
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
     first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
-    settle itself. After a lost answer, `settle(sent_at)` asks Pipedrive whether the write
-    landed: its result, or None to send it again (no `settle`: the write is idempotent and
-    simply sent again). After `unknown_tries` sends, or failing on the way once an answer was
-    lost, the write is `left` to settle, given that send time, for the events that come after."""
-    lost = ""
-    tries = ctx.config.unknown_tries
-    try:
-        while True:
-            if response.failed is not None:  # the transport gave up: this event fails
+    settle itself. After a lost answer, `settle(sent_at)` is the probe that asks Pipedrive
+    whether the write landed: its result, or None to send it again (no `settle`: the write is
+    idempotent and simply sent again). After `unknown_tries` sends, or failing on the way once
+    an answer was lost, the write is `left` to settle, given that send time, for the events that
+    come after."""
+
+    __slots__ = ("answered", "ctx", "left", "lost", "probe", "settle", "tries", "what", "write")
+
+    def __init__(
+        self,
+        ctx: Ctx,
+        write: ApiRequest,
+        response: ApiResponse,
+        answered: Callable[[ApiResponse, str], Any],
+        settle: Callable[[str], Probe] | None,
+        left: Callable[[str], None] | None,
+        what: str,
+    ) -> None:
+        self.ctx, self.write, self.answered, self.settle = ctx, write, answered, settle
+        self.left, self.what, self.lost, self.tries = left, what, "", ctx.config.unknown_tries
+        self.probe: Probe | None = None
+        super().__init__()
+        self.take(response)
+
+    def take(self, response: ApiResponse) -> None:
+        try:
+            probe = self.probe
+            if probe is not None:  # an answer to the settle's request
+                probe.take(response)
+                self.request = probe.request
+                if self.request is not None:
+                    return
+                self.probe = None
+                if probe.result is not None:  # it landed
+                    self.result = probe.result
+                    return
+            elif response.failed is not None:  # the transport gave up: this event fails
                 raise response.failed
-            if response.status:  # not `unknown` (status 0)
-                return answered(response, lost)
-            lost = lost or response.sent_at
-            if settle is not None:
-                landed = yield from settle(response.sent_at)
-                if landed is not None:
-                    return landed
-            tries -= 1
-            if tries <= 0:
-                raise unknown_failure(ctx, request.stage, what)
-            response = yield request
-    except PlanFailure:
-        if lost and left is not None:
-            left(lost)
-        raise
+            elif response.status:  # not `unknown` (status 0)
+                self.request = None
+                self.result = self.answered(response, self.lost)
+                return
+            else:
+                self.lost = self.lost or response.sent_at
+                if self.settle is not None:
+                    self.probe = self.settle(response.sent_at)
+                    self.request = self.probe.request
+                    return
+            self.tries -= 1
+            if self.tries <= 0:
+                raise unknown_failure(self.ctx, self.write.stage, self.what)
+            self.request = self.write
+        except PlanFailure:
+            if self.lost and self.left is not None:
+                self.left(self.lost)
+            raise
 
 
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
@@ -895,7 +998,10 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     else:
         what = f"no {entity.noun} with {entity.identity} {key} appeared"
         settle = partial(reconcile_create, ctx, entity, key)
-        found = yield from write_once(ctx, request, response, answered, settle, left, what)
+        once = WriteOnce(ctx, request, response, answered, settle, left, what)
+        while (asked := once.request) is not None:
+            once.take((yield asked))
+        found = once.result
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
     ctx.made(f"{entity.plural} created")
@@ -910,9 +1016,10 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     return ref
 
 
-def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[PdId | None]:
+def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[PdId]:
     """Did the create land? List records updated since it was sent (listings have no index lag,
-    unlike itemSearch) and match the identity field."""
+    unlike itemSearch) and match the identity field: `result`, the lowest id holding `key`, or
+    None."""
     stage = f"reconcile {entity.noun}"
     sent = parse_time(sent_at)
     if sent is None:
@@ -929,13 +1036,19 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[P
         "limit": LIST_LIMIT,
     }
     note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
-    records = yield from listing(entity.collection, query, stage=stage, note=note, read=listed)
-    matches: list[PdId] = []
-    for record in records:
-        found = pd_id(record.get("id"))
-        if found is not None and identity_of(record, field_key) == key:
-            matches.append(found)
-    return lowest(matches) if matches else None
+
+    def read(response: ApiResponse, stage: str) -> list[PdId]:
+        matches: list[PdId] = []
+        for record in listed(response, stage):
+            found = pd_id(record.get("id"))
+            if found is not None and identity_of(record, field_key) == key:
+                matches.append(found)
+        return matches
+
+    def ended(matches: list[PdId]) -> PdId | None:
+        return lowest(matches) if matches else None
+
+    return Pages(entity.collection, query, stage=stage, note=note, read=read, ended=ended)
 
 
 def update(
@@ -974,9 +1087,9 @@ def update(
     if response.status and response.failed is None:  # answered at once: most updates
         answered(response, "")
     else:
-        yield from write_once(
-            ctx, request, response, answered, None, None, "the update was repeated"
-        )
+        once = WriteOnce(ctx, request, response, answered, None, None, "the update was repeated")
+        while (asked := once.request) is not None:
+            once.take((yield asked))
     ctx.made(f"{entity.plural} updated")
     ctx.updates.append(done)
     wrote_fields(ctx, entity, ref.id, body)

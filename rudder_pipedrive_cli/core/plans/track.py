@@ -32,20 +32,21 @@ from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
+    LIST_LIMIT,
     PERSON,
     Ctx,
+    Pages,
     Ref,
     Stale,
     Step,
+    WriteOnce,
     create_person,
     expect,
     find,
     gone,
     known_ref,
     listed,
-    listing,
     person_create_body,
-    write_once,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, PdId
 from rudder_pipedrive_cli.core.rules import (
@@ -57,7 +58,6 @@ from rudder_pipedrive_cli.core.rules import (
 )
 
 ORIGIN_PREFIX = "rpd:"
-LIST_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,9 +144,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if origins is None:
             note = f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
             note += f"{kind.plural} sent before"
-            origins = yield from list_origins(
-                ctx, kind, person, stage=f"list {kind.plural}", note=note
-            )
+            pages = list_origins(kind, person, stage=f"list {kind.plural}", note=note)
+            while (asked := pages.request) is not None:
+                pages.take((yield asked))
+            origins = pages.result
             ctx.learning().lead_origins[key] = origins
         if origin in origins:
             return ctx.outcome("skipped", "already done")
@@ -308,26 +309,28 @@ PERSON_LINKS: Mapping[str, Callable[[Ctx, Ref], dict[str, Any]]] = {
 
 
 def list_origins(
-    ctx: Ctx, kind: Kind, person: Ref, *, stage: str, note: str
-) -> Step[frozenset[str]]:
-    """The origins of the person's records of `kind` (leads: archived ones included, SPEC 1)."""
-    found: set[str] = set()
+    kind: Kind, person: Ref, *, stage: str, note: str, ended: Callable[[list[str]], Any] = frozenset
+) -> Pages[str]:
+    """The origins of the person's records of `kind` (leads: archived ones included, SPEC 1), as
+    `Pages` whose `result` is `ended` of them (by default their frozenset)."""
     query: dict[str, str | int] = {"person_id": person.id}
     if not kind.offset:
         query["limit"] = LIST_LIMIT
-    for path in kind.listings:
-        records = yield from listing(
-            path,
-            query,
-            stage=stage,
-            note=note if path == kind.listings[0] else f"{note} (archived {kind.plural})",
-            read=listed,
-            offset=kind.offset,
-            gone_as=lambda response: gone(PERSON, person, response, stage),
-        )
-        for record in records:
-            found.update(kind.origins(record))
-    return frozenset(found)
+
+    def read(response: ApiResponse, stage: str) -> list[str]:
+        return [found for record in listed(response, stage) for found in kind.origins(record)]
+
+    return Pages(
+        kind.listings[0],
+        query,
+        stage=stage,
+        note=note,
+        read=read,
+        offset=kind.offset,
+        gone_as=lambda response: gone(PERSON, person, response, stage),
+        more=tuple((path, f"{note} (archived {kind.plural})") for path in kind.listings[1:]),
+        ended=ended,
+    )
 
 
 def create_record(
@@ -354,16 +357,16 @@ def create_record(
         expect(response, stage)  # a 2xx created it, whatever the answer holds
         return True
 
-    def settle(_sent_at: str) -> Step[bool | None]:
+    def landed(found: list[str]) -> bool | None:
+        seen.update(found)
+        return True if origin in found else None
+
+    def settle(_sent_at: str) -> Pages[str]:
         note = (
             f"create {kind.name} outcome unknown: look for {origin} among the person's "
             f"{kind.plural}"
         )
-        found = yield from list_origins(
-            ctx, kind, person, stage=f"reconcile {kind.name}", note=note
-        )
-        seen.update(found)
-        return True if origin in found else None
+        return list_origins(kind, person, stage=f"reconcile {kind.name}", note=note, ended=landed)
 
     def left(_lost: str) -> None:  # its records are not known any more: the next track lists
         ctx.learning().lead_origins[key] = None
@@ -381,7 +384,9 @@ def create_record(
     if response.status and response.failed is None:  # answered at once: most creates
         answered(response, "")
     else:
-        yield from write_once(ctx, request, response, answered, settle, left, what)
+        once = WriteOnce(ctx, request, response, answered, settle, left, what)
+        while (asked := once.request) is not None:
+            once.take((yield asked))
     ctx.made(f"{kind.plural} created")
     ctx.learning().lead_origins[key] = frozenset(seen | {origin})
 
