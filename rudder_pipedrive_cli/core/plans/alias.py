@@ -37,13 +37,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         event = ctx.event
         previous_id, user_id = event.previous_id, event.user_id
         if previous_id is None and "prev_person_id" not in event.external:
-            raise PlanFailure(
-                "alias needs a previousId or a prev_person_id external id", stage="validate"
-            )
+            why = "alias needs a previousId or a prev_person_id external id"
+            return ctx.outcome(failure=PlanFailure(why, stage="validate"))
         if user_id is None and "curr_person_id" not in event.external:
-            raise PlanFailure(
-                "alias needs a userId or a curr_person_id external id", stage="validate"
-            )
+            why = "alias needs a userId or a curr_person_id external id"
+            return ctx.outcome(failure=PlanFailure(why, stage="validate"))
         previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
             yield from find(ctx, PERSON, previous_id)
         )
@@ -73,7 +71,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 yield from update(ctx, PERSON, current, body, stage="update person", note=note)
             survivor = current
         else:
-            raise PlanFailure(NEITHER, stage="lookup person")
+            return ctx.outcome(failure=PlanFailure(NEITHER, stage="lookup person"))
         for key in (previous_id, user_id):
             if key is not None and (previous is not None or key == user_id):
                 ctx.learn(PERSON, key, survivor)
@@ -133,7 +131,9 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         while (asked := once.request) is not None:
             once.take((yield asked))
         made = once.result
-    if not made:  # done earlier if the survivor is there, as a merge left unknown is settled
+    if made:
+        ctx.made("merges")
+    else:  # done earlier if the survivor is there, as a merge left unknown is settled
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"
         )
@@ -142,8 +142,5 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         if there.status in GONE:
             raise gone(PERSON, current, there, stage)
         expect(there, "reconcile merge")
-        merge_done(ctx, previous.id, current.id)
-        return False
-    ctx.made("merges")
     merge_done(ctx, previous.id, current.id)
-    return True
+    return bool(made)
