@@ -155,7 +155,6 @@ FUNCTION_LAYERS = {
     ("core/plans/common.py", "find"): "identity",
     ("core/plans/common.py", "lookup"): "identity",
     ("core/plans/common.py", "aliased_away"): "identity",
-    ("core/plans/common.py", "merged_person"): "identity",
     ("core/plans/common.py", "require_field"): "identity",
     ("core/plans/common.py", "learn"): "identity",
     ("core/plans/common.py", "forget"): "identity",

@@ -387,12 +387,10 @@ class Probe:
 class Pages(Probe, Generic[T]):
     """Every page of a listing or search: each answer read by `read` (which refuses a malformed
     one) into `result`; v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`; then the
-    `more` (path, note) pairs the same way (archived leads). `gone_as` turns a 404/410 into the
-    exception to raise (the record listed about is gone); `ended` turns the items read into
+    `more` (path, note) pairs the same way (archived leads); `ended` turns the items read into
     `result` at the end."""
 
-    __slots__ = ("ended", "gone_as", "more", "note", "offset", "path", "query", "read",
-                 "stage", "start")  # fmt: skip
+    __slots__ = ("ended", "more", "note", "offset", "path", "query", "read", "stage", "start")
 
     def __init__(
         self,
@@ -403,13 +401,12 @@ class Pages(Probe, Generic[T]):
         note: str,
         read: Callable[[ApiResponse, str], list[T]],
         offset: bool = False,
-        gone_as: Callable[[ApiResponse], Exception] | None = None,
         more: tuple[tuple[str, str], ...] = (),
         ended: Callable[[list[T]], Any] | None = None,
     ) -> None:
         super().__init__([])
         self.path, self.query, self.stage, self.note, self.read = path, query, stage, note, read
-        self.offset, self.gone_as, self.more, self.ended = offset, gone_as, more, ended
+        self.offset, self.more, self.ended = offset, more, ended
         self.start = 0
         self.request = self.page(None)
 
@@ -427,8 +424,6 @@ class Pages(Probe, Generic[T]):
     def take(self, response: ApiResponse) -> None:
         if response.failed is not None:  # the transport gave up: this event fails
             raise response.failed
-        if self.gone_as is not None and response.status in GONE:
-            raise self.gone_as(response)
         items = self.read(response, self.stage)
         self.result.extend(items)
         cursor = None
@@ -581,11 +576,19 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
-            check = merge_check(ctx, cached)
-            if check is not None:  # a merge of it left unknown: settled before it is used
+            if cached in ctx.merged:  # settled earlier in this event
+                cached = ctx.merged[cached]
+            elif (into := known.merging_into(cached)) is not None and (
+                cached not in ctx.pending_merges
+            ):
+                check = MergeCheck(cached, into)  # a merge of it left unknown: settled first
                 while (asked := check.request) is not None:
                     check.take((yield asked))
-            cached = merged_person(ctx, cached, check)
+                ctx.learning().pending_merges[cached] = None
+                if check.result:
+                    merge_done(ctx, cached, into)
+                # Not done: still itself; done: the survivor; both gone: None.
+                cached = cached if check.result is None else into if check.result else None
             if cached is not None:
                 return Ref(id=cached, via="cache", key=key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
@@ -730,31 +733,6 @@ def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
             return ref
         target = ctx.config.aliases.get(target)
     return None
-
-
-def merge_check(ctx: Ctx, person: PdId) -> MergeCheck | None:
-    """The check a cached `person` needs before it is used: a merge of it left unknown, and not
-    settled by this event. None: none is needed."""
-    if person in ctx.merged:  # settled earlier in this event
-        return None
-    into = ctx.known.merging_into(person)
-    if into is None or person in ctx.pending_merges:
-        return None
-    return MergeCheck(person, into)
-
-
-def merged_person(ctx: Ctx, person: PdId, check: MergeCheck | None) -> PdId | None:
-    """The person a cached `person` is now, its `check` (`merge_check`) read: the survivor if the
-    merge landed, `person` if not, None if both are gone."""
-    if check is None:
-        return ctx.merged.get(person, person)
-    ctx.learning().pending_merges[person] = None
-    if check.result is None:
-        return person
-    if not check.result:
-        return None
-    merge_done(ctx, person, check.current)
-    return check.current
 
 
 def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
@@ -1037,7 +1015,7 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
     }
     note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
 
-    def read(response: ApiResponse, stage: str) -> list[PdId]:
+    def read(response: ApiResponse, stage: str) -> list[PdId]:  # the ids holding `key`
         matches: list[PdId] = []
         for record in listed(response, stage):
             found = pd_id(record.get("id"))

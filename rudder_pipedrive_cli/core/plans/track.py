@@ -318,6 +318,8 @@ def list_origins(
         query["limit"] = LIST_LIMIT
 
     def read(response: ApiResponse, stage: str) -> list[str]:
+        if response.status in GONE:  # the person listed about is gone
+            raise gone(PERSON, person, response, stage)
         return [found for record in listed(response, stage) for found in kind.origins(record)]
 
     return Pages(
@@ -327,7 +329,6 @@ def list_origins(
         note=note,
         read=read,
         offset=kind.offset,
-        gone_as=lambda response: gone(PERSON, person, response, stage),
         more=tuple((path, f"{note} (archived {kind.plural})") for path in kind.listings[1:]),
         ended=ended,
     )
