@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -33,6 +34,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
 from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
@@ -292,50 +294,34 @@ def levels(plan: Generator[ApiRequest, ApiResponse, Outcome]) -> tuple[str, ...]
     return tuple(names)
 
 
-def walked(
-    raw: dict[str, Any],
-    calls: Sequence[Call],
-    known: IdentityStore,
-    index: IdentityIndex | None = None,
-) -> tuple[Outcome, list[tuple[str, ...]]]:
-    """Drive the plan of `raw` through exactly `calls`: its outcome, and the generator chain
-    under the plan while it waited for each answer."""
-    plan = plan_event(parse_event({"messageId": "m-1", **raw}, "t:1"), CONFIG, known, index)
-    assert not isinstance(plan, Outcome)
-    chains: list[tuple[str, ...]] = []
-    request = next(plan)
-    for number, call in enumerate(calls, 1):
-        got = (request.method, request.path, dict(request.query), request.body)
-        assert got == (call.method, call.path, dict(call.query), call.body), f"request {number}"
-        chains.append(levels(plan))
-        try:
-            request = plan.send(call.response)
-        except StopIteration as end:
-            assert number == len(calls), f"ended after {number} of {len(calls)} requests"
-            outcome: Outcome = end.value
-            return outcome, chains
-    raise AssertionError(f"an extra request: {request}")
-
-
 ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
 IDENTIFY_ANN = {"type": "identify", "userId": "u-1", "traits": {"name": "Ann"}}
+
+
+def answered(call: Call, response: ApiResponse, **query: Any) -> Call:
+    """`call` answered with `response`, its query with `query` added (a further page)."""
+    return replace(call, query={**call.query, **query}, response=response)
 
 
 def person_get(pid: int, status: int) -> Call:
     return Call(method="GET", path=f"/api/v2/persons/{pid}", response=ok({"id": pid}, status))
 
 
-def pending(**tables: Any) -> IdentityStore:
+def pending(**tables: Any) -> Callable[[], IdentityStore]:
     """A store as the state gives it after a run whose write outcome stayed unknown."""
-    known = IdentityStore(pending=True)
-    for name, rows in tables.items():
-        getattr(known, name).update(rows)
-    return known
+
+    def made() -> IdentityStore:
+        known = IdentityStore(pending=True)
+        for name, rows in tables.items():
+            getattr(known, name).update(rows)
+        return known
+
+    return made
 
 
-def built_index(clock: FakeClock) -> IdentityIndex:
-    """A person index built from one empty page sent at SENT_AT, clock 0; due for a refresh at
-    10.5 s."""
+def index_due() -> IdentityIndex:
+    """A person index built from one empty page sent at SENT_AT, now over 10 s old (due)."""
+    clock = FakeClock()
     index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock)
     build = index_listing(index, PERSON)
     build.take(ApiResponse(status=200, data=[], sent_at=SENT_AT))
@@ -344,153 +330,147 @@ def built_index(clock: FakeClock) -> IdentityIndex:
     return index
 
 
-def reconcile_paths() -> list[tuple[str, Any]]:
-    second_page = listing("persons", [person_record(7, "u-1")])
-    first_page = listing("persons", [person_record(5, "u-2")], cursor="c2")
-    paged = Call(
-        method=second_page.method,
-        path=second_page.path,
-        query={**second_page.query, "cursor": "c2"},
-        response=second_page.response,
-    )
-    search_page_2 = search_person("u-1", 7)
-    search_page_2 = Call(
-        method="GET",
-        path=search_page_2.path,
-        query={**search_page_2.query, "cursor": "s2"},
-        response=search_page_2.response,
-    )
-    search_page_1 = search_person("u-1")
-    search_page_1 = Call(
-        method="GET",
-        path=search_page_1.path,
-        query=search_page_1.query,
-        response=ok([], additional={"next_cursor": "s2"}),
-    )
-    refresh = Call(
-        method="GET",
-        path="/api/v2/persons",
-        query={"custom_fields": USER_FIELD, "limit": 500, "updated_since": SINCE},
-        response=ok([person_record(7, "u-1")], additional={"next_cursor": None}),
-    )
-    lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
-    return [
-        (
-            "a merge left unknown, checked before its person is used",
-            lambda: (
-                IDENTIFY_ANN,
-                [person_get(7, 404), person_get(8, 200), patch_person(8, {"name": "Ann"})],
-                pending(persons={"u-1": 7}, pending_merges={7: 8}),
-                None,
-                [("find",), ("find",), ("update",)],
-                {"status": "sent", "merged": {7: 8}, "pending_merges": {7: None}},
-            ),
-        ),
-        (
-            "an alias's merge whose answer is lost, checked",
-            lambda: (
-                {"type": "alias", "previousId": "old", "userId": "new"},
-                [
-                    Call(
-                        method="PUT",
-                        path="/v1/persons/7/merge",
-                        body={"merge_with_id": 8},
-                        response=UNKNOWN,
-                    ),
-                    person_get(7, 404),
-                    person_get(8, 200),
-                ],
-                pending(persons={"old": 7, "new": 8}),
-                None,
-                [("merge",)] * 3,
-                {"status": "sent", "merged": {7: 8}, "writes": ("merges",)},
-            ),
-        ),
-        (
-            "the state's pending create, reconciled by a listing of two pages",
-            lambda: (
-                IDENTIFY_ANN,
-                [first_page, paged, patch_person(7, {"name": "Ann"})],
-                pending(pending_creates={("person", "u-1"): SENT_AT}),
-                None,
-                [("find",), ("find",), ("update",)],
-                {"status": "sent", "identities": {("person", "u-1"): 7}},
-            ),
-        ),
-        (
-            "a create whose answer is lost, reconciled by listing, then sent again",
-            lambda: (
-                IDENTIFY_ANN,
-                [
-                    search_person("u-1"),
-                    post("/api/v2/persons", ANN, UNKNOWN),
-                    listing("persons", [], cursor="c2"),
-                    Call(
-                        method="GET",
-                        path="/api/v2/persons",
-                        query={**listing("persons", []).query, "cursor": "c2"},
-                        response=ok([]),
-                    ),
-                    create_person(ANN, 9),
-                ],
-                IdentityStore(),
-                None,
-                [("find",)] + [("create",)] * 4,
-                {"status": "sent", "identities": {("person", "u-1"): 9}},
-            ),
-        ),
-        (
-            "a search of two pages",
-            lambda: (
-                IDENTIFY_ANN,
-                [search_page_1, search_page_2, patch_person(7, {"name": "Ann"})],
-                IdentityStore(),
-                None,
-                [("find",), ("find",), ("update",)],
-                {"status": "sent", "identities": {("person", "u-1"): 7}},
-            ),
-        ),
-        (
-            "track's origins listing, and its lead create reconciled by listing them again",
-            lambda: (
-                {"type": "track", "event": "Signed Up", "userId": "u-1"},
-                [
-                    *leads_of(42),
-                    post("/v1/leads", lead, UNKNOWN),
-                    *leads_of(42, "rpd:m-1"),
-                ],
-                pending(persons={"u-1": 42}),
-                None,
-                [(), (), ("create_record",), ("create_record",), ("create_record",)],
-                {"status": "sent", "lead_origins": {42: frozenset({"rpd:m-1"})}},
-            ),
-        ),
-        (
-            "the identity index refreshed before its person is taken as not found",
-            lambda: (
-                IDENTIFY_ANN,
-                [refresh, patch_person(7, {"name": "Ann"})],
-                IdentityStore(),
-                built_index(FakeClock()),
-                [("find",), ("update",)],
-                {"status": "sent", "identities": {("person", "u-1"): 7}},
-            ),
-        ),
-    ]
+@dataclass(frozen=True, kw_only=True)
+class Path:
+    """A reconcile path: the event, its exact exchange, the generator chain under the plan while
+    it waits for each answer, and its outcome."""
+
+    name: str
+    raw: Mapping[str, Any]
+    calls: Sequence[Call]
+    chains: Sequence[tuple[str, ...]]
+    expect: Mapping[str, Any]
+    known: Callable[[], IdentityStore] = IdentityStore
+    index: Callable[[], IdentityIndex | None] = lambda: None
+    config: PlanConfig = CONFIG
 
 
-@pytest.mark.parametrize("path", reconcile_paths(), ids=lambda path: path[0])
+LIST = listing("persons", [])
+LEAD = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
+PATHS = [
+    Path(
+        name="a merge left unknown, checked before its person is used",
+        raw=IDENTIFY_ANN,
+        calls=[person_get(7, 404), person_get(8, 200), patch_person(8, {"name": "Ann"})],
+        known=pending(persons={"u-1": 7}, pending_merges={7: 8}),
+        chains=[("find",), ("find",), ("update",)],
+        expect={"status": "sent", "merged": {7: 8}, "pending_merges": {7: None}},
+    ),
+    Path(
+        name="an alias's merge whose answer is lost, checked",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        calls=[
+            Call(
+                method="PUT",
+                path="/v1/persons/7/merge",
+                body={"merge_with_id": 8},
+                response=UNKNOWN,
+            ),
+            person_get(7, 404),
+            person_get(8, 200),
+        ],
+        known=pending(persons={"old": 7, "new": 8}),
+        chains=[("merge",)] * 3,
+        expect={"status": "sent", "merged": {7: 8}, "writes": ("merges",)},
+    ),
+    Path(
+        name="the state's pending create, reconciled by a listing of two pages",
+        raw=IDENTIFY_ANN,
+        calls=[
+            answered(LIST, ok([person_record(5, "u-2")], additional={"next_cursor": "c2"})),
+            answered(LIST, ok([person_record(7, "u-1")]), cursor="c2"),
+            patch_person(7, {"name": "Ann"}),
+        ],
+        known=pending(pending_creates={("person", "u-1"): SENT_AT}),
+        chains=[("find",), ("find",), ("update",)],
+        expect={"status": "sent", "identities": {("person", "u-1"): 7}},
+    ),
+    Path(
+        name="a create whose answer is lost, reconciled by listing two pages, then sent again",
+        raw=IDENTIFY_ANN,
+        calls=[
+            search_person("u-1"),
+            post("/api/v2/persons", ANN, UNKNOWN),
+            answered(LIST, ok([], additional={"next_cursor": "c2"})),
+            answered(LIST, ok([]), cursor="c2"),
+            create_person(ANN, 9),
+        ],
+        chains=[("find",)] + [("create",)] * 4,
+        expect={"status": "sent", "identities": {("person", "u-1"): 9}},
+    ),
+    Path(
+        name="a search of two pages",
+        raw=IDENTIFY_ANN,
+        calls=[
+            answered(search_person("u-1"), ok([], additional={"next_cursor": "s2"})),
+            answered(search_person("u-1", 7), ok([{"id": 7, "name": "Ann"}]), cursor="s2"),
+            patch_person(7, {"name": "Ann"}),
+        ],
+        chains=[("find",), ("find",), ("update",)],
+        expect={"status": "sent", "identities": {("person", "u-1"): 7}},
+    ),
+    Path(
+        name="a userId aliased away: its alias's person searched",
+        raw=IDENTIFY_ANN,
+        config=replace(CONFIG, aliases={"u-1": "u-2"}),
+        calls=[search_person("u-1"), search_person("u-2", 8), patch_person(8, {"name": "Ann"})],
+        chains=[("find",), ("find",), ("update",)],
+        expect={"status": "sent", "identities": {("person", "u-1"): 8}},
+    ),
+    Path(
+        name="track's origins listing, and its lead create reconciled by listing them again",
+        raw={"type": "track", "event": "Signed Up", "userId": "u-1"},
+        calls=[*leads_of(42), post("/v1/leads", LEAD, UNKNOWN), *leads_of(42, "rpd:m-1")],
+        known=pending(persons={"u-1": 42}),
+        chains=[(), (), ("create_record",), ("create_record",), ("create_record",)],
+        expect={"status": "sent", "lead_origins": {42: frozenset({"rpd:m-1"})}},
+    ),
+    Path(
+        name="the identity index refreshed before its person is taken as not found",
+        raw=IDENTIFY_ANN,
+        index=index_due,
+        calls=[
+            Call(
+                method="GET",
+                path="/api/v2/persons",
+                query={"custom_fields": USER_FIELD, "limit": 500, "updated_since": SINCE},
+                response=ok([person_record(7, "u-1")]),
+            ),
+            patch_person(7, {"name": "Ann"}),
+        ],
+        chains=[("find",), ("update",)],
+        expect={"status": "sent", "identities": {("person", "u-1"): 7}},
+    ),
+]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.name)
 def test_every_reconcile_request_is_at_most_one_generator_level_under_the_plan(
-    path: tuple[str, Any],
+    path: Path,
 ) -> None:
     """Issue 12 item 2: a merge's outcome checks, a create's reconcile listing and its further
-    pages, a search's further pages, track's origins listing and the identity index's refresh
-    are yielded by the plan or by the one generator it delegates to (probes read by plain
-    functions, `Pages`, `MergeCheck`, `WriteOnce`), with the exchange and outcome as before."""
-    raw, calls, known, index, chains, expected = path[1]()
-    outcome, seen = walked(raw, calls, known, index)
-    assert seen == chains
-    check(outcome, **expected)
+    pages, a search's further pages, an alias's lookups, track's origins listing and the
+    identity index's refresh are yielded by the plan or by the one generator it delegates to
+    (their requests read by plain functions: `Pages`, `MergeCheck`, `WriteOnce`), with the
+    exact exchange and outcome as before."""
+    event = parse_event({"messageId": "m-1", **path.raw}, "t:1")
+    plan = plan_event(event, path.config, path.known(), path.index())
+    assert not isinstance(plan, Outcome)
+    chains: list[tuple[str, ...]] = []
+    request = next(plan)
+    for number, call in enumerate(path.calls, 1):
+        got = (request.method, request.path, dict(request.query), request.body)
+        assert got == (call.method, call.path, dict(call.query), call.body), f"request {number}"
+        chains.append(levels(plan))
+        try:
+            request = plan.send(call.response)
+        except StopIteration as end:
+            assert number == len(path.calls), f"ended after {number} of {len(path.calls)}"
+            check(end.value, **path.expect)
+            break
+    else:
+        raise AssertionError(f"an extra request: {request}")
+    assert chains == path.chains
 
 
 def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:

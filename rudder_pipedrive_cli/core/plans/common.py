@@ -3,7 +3,7 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -633,8 +633,14 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             probe.take((yield asked))
         ids = probe.result
     if not ids:
-        if entity is PERSON and key in ctx.config.aliases:
-            return (yield from aliased_away(ctx, key))
+        if entity is PERSON and key in ctx.config.aliases:  # merged away? (`aliased_away`)
+            for target in aliased_to(ctx.config.aliases, key):
+                cached = ctx.known.person_id(target)
+                probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
+                while (asked := probe.request) is not None:
+                    probe.take((yield asked))
+                if probe.result:
+                    return aliased_away(ctx, key, target, probe.result)
         return None
     chosen = lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
@@ -700,39 +706,34 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
     return Pages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
 
 
-def aliased_away(ctx: Ctx, key: str) -> Step[Ref | None]:
-    """The person of a userId Pipedrive does not find while the input aliases it to another
-    (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
-    was aliased to, which keeps its own userId. Found (cached or by search, following a chain of
-    aliases), that person is the userId's: no second person is created, no lead is made twice
-    (that person's leads are listed) and the alias merges nothing again. None: not found either,
-    so the userId's person is created as usual."""
+def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
+    """The userIds the input aliases `key` to, in turn: a chain of aliases, without cycles."""
     seen = {key}
-    target = ctx.config.aliases.get(key)
+    target = aliases.get(key)
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
-        cached = ctx.known.person_id(target)
-        if cached is not None:
-            ids = [cached]
-        else:
-            probe = lookup(ctx, PERSON, target)
-            while (asked := probe.request) is not None:
-                probe.take((yield asked))
-            ids = probe.result
-        if ids:
-            ref = Ref(id=lowest(ids), via="search", key=key)
-            ctx.warnings.append(
-                Warned(
-                    f"userId {key} not found: the input aliases it to {target}, whose person "
-                    f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
-                    "a userId not found is taken as the person of the userId the input aliases "
-                    "it to (an earlier alias merged or re-keyed it)",
-                )
-            )
-            ctx.learn(PERSON, key, ref)
-            return ref
-        target = ctx.config.aliases.get(target)
-    return None
+        yield target
+        target = aliases.get(target)
+
+
+def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId]) -> Ref:
+    """The person of a userId Pipedrive does not find while the input aliases it to another
+    (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
+    was aliased to (`target`, whose records are `ids`), which keeps its own userId. Found
+    (cached or by search, following a chain of aliases: `find`), that person is the userId's: no
+    second person is created, no lead is made twice (that person's leads are listed) and the
+    alias merges nothing again. Not found either, the userId's person is created as usual."""
+    ref = Ref(id=lowest(ids), via="search", key=key)
+    ctx.warnings.append(
+        Warned(
+            f"userId {key} not found: the input aliases it to {target}, whose person "
+            f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
+            "a userId not found is taken as the person of the userId the input aliases "
+            "it to (an earlier alias merged or re-keyed it)",
+        )
+    )
+    ctx.learn(PERSON, key, ref)
+    return ref
 
 
 def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
