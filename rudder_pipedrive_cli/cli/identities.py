@@ -194,7 +194,7 @@ def account_listing(
         for person, found in rpd_origins(records, kind.origins).items():
             origins.setdefault(origins_key(kind.name, person), set()).update(found)
         spent += costs[path]
-        if kind.offset:  # as listing() pages: v1 ends at a page that held none
+        if kind.offset:  # as `Pages` pages: v1 ends at a page that held none
             more = bool(records) and page_after(response.additional_data, 0, len(records))[0]
         else:
             more = next_cursor(response.additional_data) is not None

@@ -6,7 +6,7 @@ Every kind a track creates (lead, deal, activity, note) carries an origin: leads
 their text. Before the first create for a person whose records of that kind neither this run nor
 the state knows, the person's records are listed once and their origins remembered; an event
 whose origin is there is `skipped` (`already done`). A create whose outcome stays unknown is
-settled by listing them again (`write_once`).
+settled by listing them again (`WriteOnce`).
 """
 
 from __future__ import annotations
