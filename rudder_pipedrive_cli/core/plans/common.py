@@ -628,7 +628,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             ids += pages.result
     else:
         via = "index"
-        probe = indexed(index, entity, key)
+        probe = lookup(ctx, entity, key)
         while (asked := probe.request) is not None:
             probe.take((yield asked))
         ids = probe.result
@@ -659,24 +659,16 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
 
 def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
     """The ids of the records holding `key` (`result`, once its requests are answered), as `find`
-    asks: from the identity index when it covers the entity (`indexed`), else by itemSearch.
-    `find` makes its search itself, its first page read without a call."""
+    asks: from the identity index when it covers the entity (core/index.py; refreshed first when
+    it finds none and its last listing is over 10 s old, so "not in the index" is as safe as a
+    search's "not found"), else by itemSearch (`find` makes its own search itself)."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
         request = search_request(entity, field_key, key)
         return Pages(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
-    return indexed(index, entity, key)
-
-
-def indexed(index: IdentityIndex, entity: Entity, key: str) -> Probe:
-    """The ids the index holds for `key` (core/index.py): after a refresh (`index_listing`) when it
-    holds none and its last listing is over 10 s old, so "not in the index" is as safe as a
-    search's "not found"."""
     ids = index.lookup(entity.kind, key)
-    if not ids and index.due(entity.kind):
-        return index_listing(index, entity, key)
-    return Probe(ids)
+    return index_listing(index, entity, key) if not ids and index.due(entity.kind) else Probe(ids)
 
 
 def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) -> Pages[None]:
@@ -879,18 +871,15 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 class WriteOnce(Probe):
     """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
     write (creates of persons, organizations, leads, deals, activities and notes; updates;
-    merges) goes through once its first answer (`response`, its caller sent `write`) was not
-    definitive, a probe its writer drives. A write answered at once, most of them, is read by
-    `answered(response, "")` where it was sent, without this; a failed answer, whatever its
-    status, comes here.
+    merges) goes through, a probe its writer drives, once its first answer (`response` to
+    `write`) was not definitive (most are read where they were sent, without this).
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
     first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
-    settle itself. After a lost answer, `settle(sent_at)` is the probe that asks Pipedrive
-    whether the write landed: its result, or None to send it again (no `settle`: the write is
-    idempotent and simply sent again). After `unknown_tries` sends, or failing on the way once
-    an answer was lost, the write is `left` to settle, given that send time, for the events that
-    come after."""
+    settle itself. After a lost answer, the probe `settle(sent_at)` asks whether the write
+    landed: its result, or None to send it again (no `settle`: idempotent, sent again). After
+    `unknown_tries` sends, or failing once an answer was lost, the write is `left` to settle,
+    given that send time, for the events that come after."""
 
     __slots__ = ("answered", "ctx", "left", "lost", "probe", "settle", "tries", "what", "write")
 
