@@ -264,24 +264,15 @@ def test_a_search_and_a_write_are_one_generator_level_under_the_plan() -> None:
                          "traits": {"name": "Ann"}}, "t:1")  # fmt: skip
     plan = plan_event(event, CONFIG, IdentityStore())
     assert not isinstance(plan, Outcome)
-    levels: list[tuple[str, ...]] = []
-
-    def chain() -> tuple[str, ...]:
-        names, level = [], plan.gi_yieldfrom
-        while level is not None:
-            names.append(level.gi_code.co_name)
-            level = level.gi_yieldfrom
-        return tuple(names)
-
     search = next(plan)
-    levels.append(chain())
+    chains = [levels(plan)]
     assert search.path == "/api/v2/itemSearch/field"
     create = plan.send(ApiResponse(status=200))  # no hits
-    levels.append(chain())
+    chains.append(levels(plan))
     assert (create.method, create.path) == ("POST", "/api/v2/persons")
     with pytest.raises(StopIteration) as end:
         plan.send(ApiResponse(status=201, data={"id": 7}))
-    assert levels == [("find",), ("create",)]
+    assert chains == [("find",), ("create",)]
     check(end.value.value, status="sent", identities={("person", "u-1"): 7})
 
 
@@ -308,7 +299,7 @@ def person_get(pid: int, status: int) -> Call:
 
 
 def pending(**tables: Any) -> Callable[[], IdentityStore]:
-    """A store as the state gives it after a run whose write outcome stayed unknown."""
+    """A store holding `tables`' rows, as the state gives it (pending writes looked up)."""
 
     def made() -> IdentityStore:
         known = IdentityStore(pending=True)
