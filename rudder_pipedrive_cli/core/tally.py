@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
-from rudder_pipedrive_cli.core.protocol import ApiRequest
+from rudder_pipedrive_cli.core.errors import redacted_warning
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 # Distinct failure reasons (and warnings) counted one by one; past this many, the rest are
@@ -98,38 +99,37 @@ class Tally:
         """API tokens spent (or planned) in all."""
         return sum(self.tokens_by.values())
 
-    def add_outcome(
-        self,
-        event_type: str,
-        status: str,
-        dropped: tuple[str, ...] = (),
-        warnings: tuple[str, ...] = (),
-        reason: str = "",
-        root: str = "",
-        writes: tuple[str, ...] = (),
-    ) -> None:
-        """Count one event's end. `event_type` is "invalid" for input that was not an event;
-        `root`, for a failure an earlier one of the same userId caused, that one's reason."""
+    def add_outcome(self, event_type: str, outcome: Outcome, root: str = "") -> None:
+        """Count one event's end, in words without event data (SPEC 8): its redacted reason and
+        warnings. `event_type` is "invalid" for input that was not an event; `root`, for a
+        failure an earlier one of the same userId caused, that one's redacted reason (a
+        knock-on, counted under it: core/rootcause.py)."""
+        status = outcome.status
         self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
         if status == "failed" or status == "skipped":
+            reason = outcome.reason if outcome.redacted is None else outcome.redacted
             if status == "skipped":
                 counted, key = self.skips, skip_reason(reason, event_type)
             else:
                 counted, key = (self.knock_ons, root) if root else (self.failures, reason)
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
-        counted = self.warnings
-        for w in warnings:
-            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
-        if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
+        if warnings := outcome.warnings:
+            counted = self.warnings
+            for text in warnings:
+                key = redacted_warning(text)
+                counted[
+                    key if key in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS
+                ] += 1
+        if writes := outcome.writes:  # a loop, not Counter.update: its Mapping check costs more
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
-        if dropped:
-            tally = self.dropped
+        if dropped := outcome.dropped:
+            counted = self.dropped
             for path in dropped:
-                tally[path] += 1
+                counted[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
         events: dict[str, int] = {"read": self.read + self.not_attempted}
