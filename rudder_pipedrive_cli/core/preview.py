@@ -18,7 +18,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
-from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
+from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
 # One value each for every event they end: outcomes are immutable by convention (protocol.py).
 NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
@@ -105,8 +105,8 @@ class Recorder:
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
-        self.searched: dict[str, int] = {}  # searches by stage
-        self.with_hits: dict[str, int] = {}  # those that found a record, by stage
+        self.searched: Counter[str] = Counts()  # searches by stage
+        self.with_hits: Counter[str] = Counts()  # those that found a record, by stage
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.requests.append(request)  # the record's very dict (protocol.py)
@@ -115,11 +115,9 @@ class Recorder:
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)
         if key == SEARCH_KEY:
-            stage, searched = request.stage, self.searched
-            searched[stage] = searched.get(stage, 0) + 1
+            self.searched[request.stage] += 1
             if response.data and response.ok:  # most find none
-                found = self.with_hits
-                found[stage] = found.get(stage, 0) + 1
+                self.with_hits[request.stage] += 1
         return response
 
     @property

@@ -166,3 +166,23 @@ def test_the_live_view_reads_the_counts_while_new_types_and_outcomes_are_counted
         reader.join()
         assert tally.outcomes == {"sent": 120, "unchanged": 120, "skipped": 120, "failed": 120}
     assert errors == []
+
+
+def test_counts_count_as_a_counter_does() -> None:
+    """`Counts` (every table of a Tally) is a Counter whose stores are dict's own: a missing key
+    counts from 0, and what the report and estimates use of a Counter works on it."""
+    from collections import Counter
+
+    from rudder_pipedrive_cli.core.tally import Counts
+
+    counts = Counts()
+    counts["b"] += 1
+    counts["a"] += 2
+    counts.update({"b": 2})
+    assert counts == {"a": 2, "b": 3} and counts["c"] == 0 and "c" not in counts
+    assert counts.most_common() == [("b", 3), ("a", 2)]
+    assert counts + Counter(a=1) == {"a": 3, "b": 3}
+    assert Counter(counts) == {"a": 2, "b": 3}
+    assert all(type(table) is Counts for table in (Tally().requests, Tally().skips))
+    with pytest.raises(KeyError):
+        del counts["c"]  # as a dict's: nothing deletes from a tally
