@@ -61,11 +61,9 @@ def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
 
 
 def heard_failure(plan: Plan, answer: ApiResponse, stage: str) -> Outcome:
-    """The end of a plan whose request at `stage` the transport gave up on (`answer.failed`):
-    the event fails whatever the plan does: it may not turn a lost request into success, nor ask
-    for more (it is ended). What it learned on the way (a person it created, a create whose
-    outcome stays unknown) is in its failed outcome, for the next events of that identity. Both
-    drivers end so."""
+    """Both drivers' end of a plan whose request the transport gave up on: the event fails
+    whatever the plan does (it may not turn a lost request into success, nor ask for more). What
+    it learned on the way is in its own failed outcome, for the next events of that identity."""
     failure = answer.failed
     assert failure is not None
     try:

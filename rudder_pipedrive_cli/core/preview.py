@@ -92,11 +92,10 @@ class Recorder:
     """The `send` of a dry-run's plans: note the request (the dict its record shows) among the
     current event's `requests`, count it by endpoint in `tally` (its tokens derived at the end),
     have `respond` answer it offline (or live, `--lookups`), and count the searches it answers,
-    and how many found a record (an existing record, under `--assume existing` or `--lookups`),
-    for the estimate of the index way: by stage as they are made, by kind when read (`searches`,
-    `found`). One for the run, one call per request."""
+    by kind, and how many found a record (an existing record, under `--assume existing` or
+    `--lookups`), for the estimate of the index way. One for the run, one call per request."""
 
-    __slots__ = ("canned", "counts", "requests", "respond", "searched", "tally", "with_hits")
+    __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
         self.requests: list[ApiRequest] = []
@@ -105,8 +104,8 @@ class Recorder:
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
-        self.searched: Counter[str] = Counts()  # searches by stage
-        self.with_hits: Counter[str] = Counts()  # those that found a record, by stage
+        self.searches: Counter[str] = Counts()
+        self.found: Counter[str] = Counts()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.requests.append(request)  # the record's very dict (protocol.py)
@@ -115,28 +114,11 @@ class Recorder:
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)
         if key == SEARCH_KEY:
-            self.searched[request.stage] += 1
+            kind = "person" if request.stage == "lookup person" else "org"  # plans.common.search
+            self.searches[kind] += 1
             if response.data and response.ok:  # most find none
-                self.with_hits[request.stage] += 1
+                self.found[kind] += 1
         return response
-
-    @property
-    def searches(self) -> Counter[str]:
-        """The searches by kind searched ("person", "org"): only the kinds searched."""
-        return _by_kind(self.searched)
-
-    @property
-    def found(self) -> Counter[str]:
-        """The searches that found a record, by kind."""
-        return _by_kind(self.with_hits)
-
-
-def _by_kind(by_stage: Mapping[str, int]) -> Counter[str]:
-    """Counts by a search's stage, by the kind it searches (plans.common.search)."""
-    counted: Counter[str] = Counter()
-    for stage, n in by_stage.items():
-        counted["person" if stage == "lookup person" else "org"] += n
-    return counted
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,13 +47,9 @@ class RootCauses:
 
     def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
         """Count an event's end (any intake item) in the tally, a knock-on under its root; the
-        outcome its record and dead letter tell: a knock-on's reason names its root.
-
-        Only a failure of an event with a userId may have a root or be one: the first failure of
-        each userId is the root of the later ones that fail for want of its person (a stage of
-        `NO_PERSON_STAGES`, no answer from Pipedrive) or that wait for it (`WAITING_STAGE`, its
-        reason says so already: grouped only). An alias is about two users and never creates:
-        its reason is its own, unless it waits for a failure of either."""
+        outcome its record and dead letter tell (a knock-on's reason names its root). Only a
+        failure of an event with a userId may have a root or be one. An alias is about two users
+        and never creates: its reason is its own, unless it waits for a failure of either."""
         user = event.user_id
         if outcome.status != "failed" or user is None or not event.id:
             tally.add_outcome(event.kind, outcome)

@@ -24,10 +24,9 @@ UNSUPPORTED = "unsupported type"
 
 
 class Counts(Counter[str]):
-    """A `Counter` whose `counts[key] += 1` is dict's own C code: `Counter.__delitem__`, written
-    in Python, makes CPython route every store to a Counter through a Python-level lookup of
-    `__setitem__` (twice the time of a dict's; a dry-run counts a few per event). Deleting a
-    missing key raises KeyError, as a dict's does (nothing deletes from a tally)."""
+    """A `Counter` whose stores are dict's own C code: `Counter.__delitem__`, in Python, routes
+    every store through a Python-level `__setitem__` lookup (twice a dict's time; a dry-run
+    counts a few per event). Deleting a missing key raises KeyError (nothing deletes here)."""
 
     __slots__ = ()
     __delitem__ = dict.__delitem__  # type: ignore[assignment]
@@ -110,10 +109,9 @@ class Tally:
         return sum(self.tokens_by.values())
 
     def add_outcome(self, event_type: str, outcome: Outcome, root: str = "") -> None:
-        """Count one event's end, in words without event data (SPEC 8): its redacted reason and
-        warnings. `event_type` is "invalid" for input that was not an event; `root`, for a
-        failure an earlier one of the same userId caused, that one's redacted reason (a
-        knock-on, counted under it: core/rootcause.py)."""
+        """Count one event's end, in words without event data (SPEC 8). `event_type` is "invalid"
+        for input that was not an event; `root`, for a failure an earlier one of the same userId
+        caused, that one's redacted reason (core/rootcause.py)."""
         status = outcome.status
         self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
@@ -127,11 +125,8 @@ class Tally:
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
         if warnings := outcome.warnings:
             counted = self.warnings
-            for text in warnings:
-                key = redacted_warning(text)
-                counted[
-                    key if key in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS
-                ] += 1
+            for w in map(redacted_warning, warnings):
+                counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
         if writes := outcome.writes:  # a loop, not Counter.update: its Mapping check costs more
             counted = self.writes
             for kind in writes:
