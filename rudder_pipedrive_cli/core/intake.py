@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -25,7 +26,7 @@ class IdSet(Protocol):
 
     def __contains__(self, event_id: str) -> bool: ...
 
-    def move(self, ids: set[str]) -> None: ...
+    def move(self, ids: Iterable[str]) -> None: ...
 
 
 class Finished:
@@ -34,30 +35,33 @@ class Finished:
     `already done`: the same messageId twice is one event, sent once, with a state file or
     without one (a first dry-run, `send --sandbox`), so dry-run plans it as send does.
 
-    The ids this run finishes are a set in memory; with `older` (dry-run's, so its memory stays
-    flat), they move there `older.recent` at a time, and it is asked only once some have, for
-    an id its filter may hold.
+    The ids this run finishes are held in memory in the order they finished; with `older`
+    (dry-run's, so its memory stays flat), they move there `older.recent` at a time, and once
+    some have, it is asked only for an id its filter may hold.
     """
 
-    __slots__ = ("_ids", "_journal_status", "_moved", "_older")
+    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older", "_recent")
 
     def __init__(
         self,
         journal_status: Callable[[str], str | None] | None = None,
         older: IdSet | None = None,
     ) -> None:
-        self._ids: set[str] = set()
+        self._ids: dict[str, None] = {}  # in the order finished: a batch moves out nearly sorted
         self._journal_status = journal_status
         self._older = older
-        self._moved = False  # whether any id moved to `older`
+        self._recent = sys.maxsize if older is None else older.recent
+        self._bits: bytearray | None = None  # older's filter, once ids moved there
+        self._mask = 0
 
-    def __contains__(self, event_id: str) -> bool:
+    def has(self, event_id: str) -> bool:
+        """Whether the event `event_id` is done."""
         if event_id in self._ids:
             return True
-        if self._moved:  # the filter inline: most ids were never seen, and it tells at once
-            older: IdSet = self._older  # type: ignore[assignment]
-            bit = hash(event_id) & older.mask
-            if older.bits[bit >> 3] & (1 << (bit & 7)) and event_id in older:
+        bits = self._bits
+        if bits is not None:  # the filter inline: most ids were never seen, and it tells at once
+            bit = hash(event_id) & self._mask
+            if bits[bit >> 3] & (1 << (bit & 7)) and event_id in self._older:  # type: ignore[operator]
                 return True
         status = self._journal_status
         return status is not None and status(event_id) in DONE
@@ -65,12 +69,13 @@ class Finished:
     def add(self, event_id: str, status: str) -> None:
         """Record how an event this run planned ended (only a done one is kept)."""
         if status in DONE:
-            ids, older = self._ids, self._older
-            ids.add(event_id)
-            if older is not None and len(ids) >= older.recent:
+            ids = self._ids
+            ids[event_id] = None
+            if len(ids) >= self._recent:
+                older: IdSet = self._older  # type: ignore[assignment]
                 older.move(ids)
                 ids.clear()
-                self._moved = True
+                self._bits, self._mask = older.bits, older.mask
 
 
 def intake(

@@ -113,15 +113,23 @@ class ScratchIds(Closing):
             self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
         )
 
-    def move(self, ids: set[str]) -> None:
+    def move(self, ids: Iterable[str]) -> None:
+        """Store `ids` in one statement: sorted, as the B-tree takes them fastest (in about one
+        pass when they come in input order and grow with it), handed to SQLite as one JSON array
+        that it reads itself, not a row at a time."""
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
             db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._filter.add_all(map(hash, ids))
-        db.execute("BEGIN")  # in key order: the B-tree takes a sorted batch faster
-        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(sorted(ids)))
-        db.execute("COMMIT")
+        batch = sorted(ids)
+        self._filter.add_all(map(hash, batch))
+        array = orjson.dumps(batch)
+        if b"\\u0000" not in array:
+            db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (array,))
+        else:  # SQLite's JSON ends a string at a NUL: a row at a time (or a false alarm)
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(batch))
+            db.execute("COMMIT")
 
     def close(self) -> None:
         if self._db is not None:
