@@ -36,7 +36,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import Event, invalid, take
+from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
     Feed,
@@ -330,14 +330,14 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 continue
             try:
                 value = loads(line)
+                item = Event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
                 continue
-            # The common case, a bare event, skips the general unwrapping.
-            if type(value) is dict and "type" in value and type(value["type"]) is str:
-                yield take(value, f"{name}:{number}")
-            else:
+            except EventError:  # a wrapper, or a value that is not an event: unwrap says why
                 yield from unwrap(value, f"{name}:{number}")
+                continue
+            yield item
     except READ_ERRORS as exc:
         yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
 
@@ -484,6 +484,7 @@ class _RawSource(io.RawIOBase):
         super().__init__()
         self._inner = inner
         self._read = getattr(inner, "read1", inner.read)
+        self._raw = isinstance(inner, io.FileIO)  # a file or stdin: a read returns what it has
         self._pending = b""
         self.count = 0
         self.consumed = 0  # bytes of lines handed out
@@ -510,6 +511,10 @@ class _RawSource(io.RawIOBase):
             view[:size] = self._pending[:size]
             self._pending = self._pending[size:]
             return size
+        if self._raw:  # straight into the buffer: no copy
+            size = self._inner.readinto(view)  # type: ignore[attr-defined]
+            self.count += size
+            return size  # type: ignore[no-any-return]
         # read1 where the stream is buffered: what is available now, not a full buffer's worth
         # (a pipe whose producer pauses must still deliver the lines already written).
         data = self._read(len(view))
