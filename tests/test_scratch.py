@@ -23,8 +23,8 @@ from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 @pytest.mark.parametrize("filter_bits", [1, 64, 1 << 24])  # 1: every lookup reaches SQLite
 def test_every_id_added_is_found_and_no_other(filter_bits: int) -> None:
-    with ScratchIds(recent=16, filter_bits=filter_bits) as older:
-        ids = Finished(None, older)
+    with ScratchIds(recent=16) as older:
+        ids = Finished(None, older, filter_bits)
         added = [f"msg-{n}" for n in range(0, 200, 2)]
         for event_id in added:
             assert not ids.has(event_id)
@@ -98,7 +98,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         for message_id in ("same-1", "m-2", "m-3", "m-4", "same-1")
     ]
     items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
-    with ScratchIds(recent=2, filter_bits=1) as finished:
+    with ScratchIds(recent=2) as finished:
         send = Recorder(OfflineResponder(config), Tally())
         planned = preview(items, config, send, IdentityStore(), None, finished)
         outcomes = [(p["source"], p["outcome"], p["reason"]) for p in planned]
@@ -168,7 +168,7 @@ def test_an_empty_budget_and_a_filter_of_odd_size_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one entry"):
         Spill(0)
     with pytest.raises(ValueError, match="power of two"):
-        ScratchIds(filter_bits=1000)
+        Finished(None, ScratchIds(), filter_bits=1000)
 
 
 def test_the_read_cache_drops_the_least_recently_used() -> None:
