@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from rudder_pipedrive_cli.core.events import INVALID as INVALID
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -13,9 +12,8 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 
 
-# 2 MiB: a bit of its hash set per id finished; a clear one means "not there". With a million
-# ids moved, 6% of the ids never seen still ask SQLite (a second bit per id cost more than it
-# saved).
+# 2 MiB, a bit per id: with a million ids moved, 6% of the ids never seen still ask SQLite (a
+# second bit per id cost more than it saved).
 FILTER_BITS = 1 << 24
 
 
@@ -36,13 +34,12 @@ class Finished:
     `already done`: the same messageId twice is one event, sent once, with a state file or
     without one (a first dry-run, `send --sandbox`), so dry-run plans it as send does.
 
-    The ids this run finishes are held in memory in the order they finished; with `older`
-    (dry-run's, so its memory stays flat), they move there `older.recent` at a time. A Bloom
-    filter of `filter_bits` (a power of two) then has each id's bit (`hash(id) & mask`) set, so
-    that `older` is asked only for an id whose bit is set (most ids were never seen).
+    The ids this run finishes are in memory, in the order they finished; with `older` (dry-run's,
+    so its memory stays flat), they move there `older.recent` at a time, and `older` is asked
+    only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two).
     """
 
-    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_moved", "_older")
+    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older")
 
     def __init__(
         self,
@@ -55,7 +52,6 @@ class Finished:
         self._ids: dict[str, None] = {}  # in the order finished: a batch moves out nearly sorted
         self._journal_status = journal_status
         self._older = older
-        self._moved = False  # whether any id moved to `older`
         self._bits = bytearray(0 if older is None else (filter_bits + 7) >> 3)
         self._mask = filter_bits - 1
 
@@ -63,9 +59,9 @@ class Finished:
         """Whether the event `event_id` is done."""
         if event_id in self._ids:
             return True
-        if self._moved:  # the filter inline: a clear bit tells at once
+        if bits := self._bits:  # the filter inline: a clear bit tells at once
             bit = hash(event_id) & self._mask
-            if self._bits[bit >> 3] & (1 << (bit & 7)) and event_id in self._older:  # type: ignore[operator]
+            if bits[bit >> 3] & (1 << (bit & 7)) and event_id in self._older:  # type: ignore[operator]
                 return True
         status = self._journal_status
         return status is not None and status(event_id) in DONE
@@ -81,7 +77,6 @@ class Finished:
                 if len(ids) >= older.recent:
                     older.move(ids)
                     ids.clear()
-                    self._moved = True
 
 
 def intake(

@@ -333,11 +333,10 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 item = Event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
-                continue
             except EventError:  # a wrapper, or a value that is not an event: unwrap says why
                 yield from unwrap(value, f"{name}:{number}")
-                continue
-            yield item
+            else:
+                yield item
     except READ_ERRORS as exc:
         yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
 
@@ -488,9 +487,7 @@ class _RawSource(io.RawIOBase):
         self._pending = b""
         self.count = 0
         self.consumed = 0  # bytes of lines handed out
-        self.plain = (
-            False  # those are the bytes read from the file (not gzip): progress counts them
-        )
+        self.plain = False  # they are the file's bytes (not gzip): progress counts them
 
     def readable(self) -> bool:
         return True
@@ -511,13 +508,11 @@ class _RawSource(io.RawIOBase):
             view[:size] = self._pending[:size]
             self._pending = self._pending[size:]
             return size
-        if self._raw:  # straight into the buffer: no copy
+        if self._raw:  # straight into the buffer
             size = self._inner.readinto(view)  # type: ignore[attr-defined]
-            self.count += size
-            return size  # type: ignore[no-any-return]
-        # read1 where the stream is buffered: what is available now, not a full buffer's worth
-        # (a pipe whose producer pauses must still deliver the lines already written).
-        data = self._read(len(view))
-        view[: len(data)] = data
-        self.count += len(data)
-        return len(data)
+        else:  # read1 where the stream is buffered: what is available now, not a full buffer's
+            data = self._read(len(view))  # worth (a paused pipe still delivers what it has)
+            size = len(data)
+            view[:size] = data
+        self.count += size
+        return size

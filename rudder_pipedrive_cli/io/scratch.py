@@ -109,21 +109,17 @@ class ScratchIds(Closing):
         )
 
     def move(self, ids: Iterable[str]) -> None:
-        """Store `ids` in one statement: sorted, as the B-tree takes them fastest (in about one
-        pass when they come in input order and grow with it), handed to SQLite as one JSON array
-        that it reads itself, not a row at a time."""
+        """Store `ids` sorted (the B-tree takes them fastest so; ids in input order that grow with
+        it sort in one pass), in one statement that reads them from one JSON array."""
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
             db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
         batch = sorted(ids)
-        array = orjson.dumps(batch)
-        if b"\\u0000" not in array:
+        if b"\\u0000" in (array := orjson.dumps(batch)):  # SQLite's JSON ends a string at a NUL
+            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(batch))  # (or a false alarm)
+        else:
             db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (array,))
-        else:  # SQLite's JSON ends a string at a NUL: a row at a time (or a false alarm)
-            db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(batch))
-            db.execute("COMMIT")
 
     def close(self) -> None:
         if self._db is not None:
