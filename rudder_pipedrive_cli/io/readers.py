@@ -479,6 +479,8 @@ class _RawSource(io.RawIOBase):
     would otherwise hide the gzip magic.
     """
 
+    __slots__ = ("_inner", "_pending", "_raw", "_read", "consumed", "count", "plain")
+
     def __init__(self, inner: BinaryIO) -> None:
         super().__init__()
         self._inner = inner
