@@ -213,7 +213,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     Reading and intake are timed alone (the reader; the reader and `intake`, less the reader);
     the dry-run then runs a chunk of events at a time, and each chunk's rendering (orjson lines
     to /dev/null) and the tally of their outcomes (into a second `Tally`, as the product counts
-    them: requests by `key`, the arguments `RootCauses.count` passes) are timed on their own.
+    them: requests by `key`, each outcome as `RootCauses.count` passes it) are timed on their own.
     What is left of the run is planning, split into its three layers by their shares of a
     cProfile of the first chunks. Request records are made once, in the run, as `preview` plans
     each event (its records are what it yields): their time is in "plan generators and
@@ -221,11 +221,11 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     """
     import cProfile
 
-    from rudder_pipedrive_cli.core.errors import redacted_warning
     from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.intake import intake
     from rudder_pipedrive_cli.core.preview import Recorder, preview
+    from rudder_pipedrive_cli.core.protocol import Outcome
     from rudder_pipedrive_cli.core.responder import OfflineResponder
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.config import load_settings
@@ -279,17 +279,16 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
                 for record in batch:
                     sink.write(dumps(record, option=newline))
                 spent["rendering"] += clock() - start
+                # Each event's outcome, as the product has it when it counts (made untimed).
+                ends = [
+                    Outcome(r["outcome"], r["reason"], warnings=r["warnings"], dropped=r["dropped"])
+                    for r in batch
+                ]
                 start = clock()
-                for record in batch:  # as Recorder and RootCauses.count count each event
+                for record, outcome in zip(batch, ends, strict=True):  # as the product counts
                     for request in record["requests"]:
                         counts[request.key] += 1
-                    add_outcome(
-                        record["type"],
-                        record["outcome"],
-                        record["dropped"],
-                        tuple(map(redacted_warning, w)) if (w := record["warnings"]) else (),
-                        record["reason"],
-                    )
+                    add_outcome(record["type"], outcome)
                 spent["tally"] += clock() - start
         return spent
 

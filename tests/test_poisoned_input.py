@@ -271,8 +271,8 @@ def test_failure_reasons_are_bounded() -> None:
 
     tally = Tally()
     for n in range(MAX_REASONS + 5):
-        tally.add_outcome("identify", "failed", reason=f"bad value {n}")
-    tally.add_outcome("identify", "failed", reason="bad value 0")
+        tally.add_outcome("identify", Outcome(status="failed", reason=f"bad value {n}"))
+    tally.add_outcome("identify", Outcome(status="failed", reason="bad value 0"))
     assert len(tally.failures) == MAX_REASONS + 1
     assert tally.failures[OTHER_REASONS] == 5 and tally.failures["bad value 0"] == 2
 

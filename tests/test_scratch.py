@@ -229,11 +229,13 @@ def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow()
         return parse_event(value, f"f:{n}")
 
     with Spill(1, batch=1) as spill:
-        roots = RootCauses(spill.table())
+        roots, tally = RootCauses(spill.table()), Tally()
         for n in range(20):
-            assert roots.explain(event("identify", f"u-{n}", n), root) == (root, "")
-        explained = [roots.explain(event("track", f"u-{n}", 100 + n), no_name) for n in range(20)]
-    assert {root for _, root in explained} == {"cannot convert plan"}
-    assert explained[0][0].reason == (
+            assert roots.count(tally, event("identify", f"u-{n}", n), root) is root
+        explained = [
+            roots.count(tally, event("track", f"u-{n}", 100 + n), no_name) for n in range(20)
+        ]
+    assert tally.knock_ons == {"cannot convert plan": 20}
+    assert explained[0].reason == (
         "no person for u-0: its identify failed earlier (cannot convert plan)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
 
 
 def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
@@ -40,40 +40,41 @@ def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
     that needs no request (`plan_event`) is its outcome already: returned as it is.
 
     A `PlanFailure` from the plan fails this event only, and so does any other exception (a bug)
-    but an `RpdError`, which stops the run (`raised`). After an answer that says the transport
-    gave up (`failed`), the event fails whatever the plan does: it may not turn a lost request
-    into success, nor ask for more. What it learned on the way (a person it created, a create
-    whose outcome stays unknown) is in its failed outcome, for the next events of that identity.
+    but an `RpdError`, which stops the run (`raised`). An answer that says the transport gave up
+    (`failed`) is the plan's last (`heard_failure`).
     """
     if type(plan) is Outcome:
         return plan
-    response: ApiResponse | None = None
-    stage = ""
+    stage, answer = "", None
     while True:
         try:
-            request = next(plan) if response is None else plan.send(response)
+            request = plan.send(answer)  # type: ignore[arg-type]  # None starts it
         except StopIteration as stop:
             outcome: Outcome = stop.value
-            break
+            return outcome
         except Exception as error:  # a bug fails its event, not the whole run (`raised`)
-            outcome = raised(error, stage)
-            break
-        if response is not None and response.failed is not None:
-            plan.close()  # it asked for more after its request failed: end it
-            return failed_outcome(response.failed, stage)
+            return raised(error, stage)
         stage = request.stage
-        response = send(request)
-    if response is None or response.failed is None:  # most plans: no call to settle
-        return outcome
-    return settled(outcome, response, stage)
+        answer = send(request)
+        if answer.failed is not None:
+            return heard_failure(plan, answer, stage)
 
 
-def settled(outcome: Outcome, last: ApiResponse | None, stage: str) -> Outcome:
-    """The event's outcome once its plan ended: failed when its last answer said the transport
-    gave up, whatever the plan made of it (both drivers end with this)."""
-    if last is not None and last.failed is not None and outcome.status != "failed":
-        return failed_outcome(last.failed, stage)
-    return outcome
+def heard_failure(plan: Plan, answer: ApiResponse, stage: str) -> Outcome:
+    """Both drivers' end of a plan whose request the transport gave up on: the event fails
+    whatever the plan does (it may not turn a lost request into success, nor ask for more). What
+    it learned on the way is in its own failed outcome, for the next events of that identity."""
+    failure = answer.failed
+    assert failure is not None
+    try:
+        plan.send(answer)
+    except StopIteration as stop:
+        outcome: Outcome = stop.value
+        return outcome if outcome.status == "failed" else failed_outcome(failure, stage)
+    except Exception as error:
+        return raised(error, stage)
+    plan.close()  # it asked for more after its request failed: end it
+    return failed_outcome(failure, stage)
 
 
 def raised(error: Exception, stage: str) -> Outcome:

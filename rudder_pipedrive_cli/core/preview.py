@@ -18,7 +18,7 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses
-from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
+from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
 # One value each for every event they end: outcomes are immutable by convention (protocol.py).
 NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
@@ -104,8 +104,8 @@ class Recorder:
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
-        self.searches: Counter[str] = Counter()
-        self.found: Counter[str] = Counter()
+        self.searches: Counter[str] = Counts()
+        self.found: Counter[str] = Counts()
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.requests.append(request)  # the record's very dict (protocol.py)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
-from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
@@ -47,49 +46,37 @@ class RootCauses:
         self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
 
     def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
-        """Count an event's end (any intake item) in the tally, in words without event data
-        (SPEC 8), a knock-on under its root; the outcome its record and dead letter tell."""
-        root = ""
-        status = outcome.status
-        if status == "failed" and event.id and event.user_id is not None:  # may have a cause
-            outcome, root = self.explain(event, outcome)
-        tally.add_outcome(
-            event.kind,
-            status,
-            outcome.dropped,
-            tuple(map(redacted_warning, warnings)) if (warnings := outcome.warnings) else (),
-            outcome.reason if outcome.redacted is None else outcome.redacted,  # redacted_reason
-            root,
-            outcome.writes,
-        )
-        return outcome
-
-    def explain(self, event: Event, outcome: Outcome) -> tuple[Outcome, str]:
-        """A failed event's outcome, a knock-on's reason naming its root, and that root's
-        redacted reason ("" for anything else). The event has a userId (`count` sees to it)."""
+        """Count an event's end (any intake item) in the tally, a knock-on under its root; the
+        outcome its record and dead letter tell (a knock-on's reason names its root). Only a
+        failure of an event with a userId may have a root or be one. An alias is about two users
+        and never creates: its reason is its own, unless it waits for a failure of either."""
         user = event.user_id
-        assert user is not None
-        if event.type == "alias":  # about two users, never creating: its reason is its own,
-            if outcome.stage == WAITING_STAGE:  # unless it waits for a failure of either
-                root = self._roots.get(user) or self._roots.get(event.previous_id or "")
-                return outcome, (root.redacted if root is not None else "")
-            return outcome, ""
-        root = self._roots.get(user)
-        if root is None:
+        if outcome.status != "failed" or user is None or not event.id:
+            tally.add_outcome(event.kind, outcome)
+            return outcome
+        roots = self._roots
+        if event.type == "alias":
+            root = (
+                roots.get(user) or roots.get(event.previous_id or "")
+                if outcome.stage == WAITING_STAGE
+                else None
+            )
+        elif (root := roots.get(user)) is None:
             if self._count < MAX_ROOTS:
-                self._roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
+                roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
                 self._count += 1
-            return outcome, ""
-        if outcome.stage == WAITING_STAGE:  # its reason says so already: grouped only
-            return outcome, root.redacted
-        if outcome.stage not in NO_PERSON_STAGES or outcome.http_status is not None:
-            return outcome, ""  # a cause of its own
-        knock_on = _with(
-            outcome,
-            f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
-            f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
-        )
-        return knock_on, root.redacted
+        elif outcome.stage == WAITING_STAGE:
+            pass  # its reason says so already: grouped only
+        elif outcome.stage in NO_PERSON_STAGES and outcome.http_status is None:
+            outcome = _with(
+                outcome,
+                f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
+                f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
+            )
+        else:
+            root = None  # a cause of its own
+        tally.add_outcome(event.kind, outcome, "" if root is None else root.redacted)
+        return outcome
 
 
 def _with(old: Outcome, reason: str, redacted: str) -> Outcome:

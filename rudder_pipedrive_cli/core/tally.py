@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
-from rudder_pipedrive_cli.core.protocol import ApiRequest
+from rudder_pipedrive_cli.core.errors import redacted_warning
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 # Distinct failure reasons (and warnings) counted one by one; past this many, the rest are
@@ -20,6 +21,15 @@ OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
+
+
+class Counts(Counter[str]):
+    """A `Counter` whose stores are dict's own C code: `Counter.__delitem__`, in Python, routes
+    every store through a Python-level `__setitem__` lookup (twice a dict's time; a dry-run
+    counts a few per event). Deleting a missing key raises KeyError (nothing deletes here)."""
+
+    __slots__ = ()
+    __delitem__ = dict.__delitem__  # type: ignore[assignment]
 
 
 def skip_reason(reason: str, event_type: str) -> str:
@@ -36,24 +46,24 @@ def skip_reason(reason: str, event_type: str) -> str:
 @dataclass(slots=True)
 class Tally:
     # Each event counted once, by type and outcome (`read` and `outcomes` are derived from it).
-    by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    requests: Counter[str] = field(default_factory=Counter)
-    dropped: Counter[str] = field(default_factory=Counter)
-    failures: Counter[str] = field(default_factory=Counter)  # failed events by reason
+    by_type: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counts))
+    requests: Counter[str] = field(default_factory=Counts)
+    dropped: Counter[str] = field(default_factory=Counts)
+    failures: Counter[str] = field(default_factory=Counts)  # failed events by reason
     # Failed events an earlier failure of the same userId caused, by that root's reason
     # (core/rootcause.py): counted under it, not as causes of their own.
-    knock_ons: Counter[str] = field(default_factory=Counter)
-    skips: Counter[str] = field(default_factory=Counter)  # skipped events by reason
-    warnings: Counter[str] = field(default_factory=Counter)  # warnings by text, every outcome
+    knock_ons: Counter[str] = field(default_factory=Counts)
+    skips: Counter[str] = field(default_factory=Counts)  # skipped events by reason
+    warnings: Counter[str] = field(default_factory=Counts)  # warnings by text, every outcome
     # Requests a 429 refused, by endpoint: they cost no API tokens (tokens are derived at the end).
-    uncharged: Counter[str] = field(default_factory=Counter)
+    uncharged: Counter[str] = field(default_factory=Counts)
     retries: int = 0
     rate_limited: int = 0
     # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
     # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
     not_attempted: int = 0
-    writes: Counter[str] = field(default_factory=Counter)  # Outcome.writes, summed
-    rules: Counter[str] = field(default_factory=Counter)  # track events by rule (dry-run)
+    writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
+    rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
 
     @property
     def outcomes(self) -> Counter[str]:
@@ -98,38 +108,33 @@ class Tally:
         """API tokens spent (or planned) in all."""
         return sum(self.tokens_by.values())
 
-    def add_outcome(
-        self,
-        event_type: str,
-        status: str,
-        dropped: tuple[str, ...] = (),
-        warnings: tuple[str, ...] = (),
-        reason: str = "",
-        root: str = "",
-        writes: tuple[str, ...] = (),
-    ) -> None:
-        """Count one event's end. `event_type` is "invalid" for input that was not an event;
-        `root`, for a failure an earlier one of the same userId caused, that one's reason."""
+    def add_outcome(self, event_type: str, outcome: Outcome, root: str = "") -> None:
+        """Count one event's end, in words without event data (SPEC 8). `event_type` is "invalid"
+        for input that was not an event; `root`, for a failure an earlier one of the same userId
+        caused, that one's redacted reason (core/rootcause.py)."""
+        status = outcome.status
         self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
         if status == "failed" or status == "skipped":
+            reason = outcome.reason if outcome.redacted is None else outcome.redacted
             if status == "skipped":
                 counted, key = self.skips, skip_reason(reason, event_type)
             else:
                 counted, key = (self.knock_ons, root) if root else (self.failures, reason)
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
-        counted = self.warnings
-        for w in warnings:
-            counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
-        if writes:  # a loop, not Counter.update: its Mapping check cost more than the counting
+        if warnings := outcome.warnings:
+            counted = self.warnings
+            for w in map(redacted_warning, warnings):
+                counted[w if w in counted or len(counted) < MAX_REASONS else OTHER_WARNINGS] += 1
+        if writes := outcome.writes:  # a loop, not Counter.update: its Mapping check costs more
             counted = self.writes
             for kind in writes:
                 counted[kind] += 1
-        if dropped:
-            tally = self.dropped
+        if dropped := outcome.dropped:
+            counted = self.dropped
             for path in dropped:
-                tally[path] += 1
+                counted[path] += 1
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
         events: dict[str, int] = {"read": self.read + self.not_attempted}

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
-from rudder_pipedrive_cli.core.driver import failed_outcome, gave_up, raised, settled
+from rudder_pipedrive_cli.core.driver import gave_up, heard_failure, raised
 from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
@@ -38,26 +38,23 @@ async def drive_async(plan: Planned, send: Send) -> Outcome:
     a shared step would cost a call per request. An outcome (no request needed) is returned."""
     if type(plan) is Outcome:
         return plan
-    response: ApiResponse | None = None
-    stage = ""
+    stage, answer = "", None
     try:
         while True:
             try:
-                request = next(plan) if response is None else plan.send(response)
+                request = plan.send(answer)  # type: ignore[arg-type]  # None starts it
             except StopIteration as stop:
                 outcome: Outcome = stop.value
-                break
+                return outcome
             except Exception as error:  # a bug fails its event, not the whole run (`raised`)
-                outcome = raised(error, stage)
-                break
-            if response is not None and response.failed is not None:
-                return failed_outcome(response.failed, stage)  # it asked for more: end it (finally)
+                return raised(error, stage)
             stage = request.stage
             try:
-                response = await send(request)
+                answer = await send(request)
             except PlanFailure as failure:
-                response = gave_up(failure, stage)
-        return settled(outcome, response, stage)
+                answer = gave_up(failure, stage)
+            if answer.failed is not None:
+                return heard_failure(plan, answer, stage)
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from rudder_pipedrive_cli.core.protocol import ApiRequest
+from rudder_pipedrive_cli.core.errors import Warned
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds, skip_reason
 
 
@@ -42,7 +43,7 @@ def test_skips_are_counted_by_reason_most_common_first() -> None:
         ("track", "skipped", "track rule: skip"),
         ("identify", "skipped", "filtered out: no timestamp"),
     ]:
-        tally.add_outcome(kind, status, reason=reason)
+        tally.add_outcome(kind, Outcome(status=status, reason=reason))
 
     report = tally.to_json(duration_s=1.0, dead_letter=None)
 
@@ -109,10 +110,12 @@ def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter
 
     tally = Tally()
     for n in range(MAX_REASONS + 3):
-        tally.add_outcome("track", "skipped", reason=f"skip {n}")
-        tally.add_outcome("track", "failed", reason=f"no person {n}", root=f"root {n}")
-        tally.add_outcome("identify", "sent", warnings=(f"warning {n}", "warning 0"))
-    tally.add_outcome("track", "skipped", reason="skip 1")  # counted before the bound: its own
+        tally.add_outcome("track", Outcome(status="skipped", reason=f"skip {n}"))
+        tally.add_outcome("track", Outcome(status="failed", reason=f"no person {n}"), f"root {n}")
+        warnings = (Warned(f"warning {n}"), Warned("warning 0"))
+        tally.add_outcome("identify", Outcome(status="sent", warnings=warnings))
+    # counted before the bound: its own
+    tally.add_outcome("track", Outcome(status="skipped", reason="skip 1"))
 
     assert len(tally.skips) == len(tally.knock_ons) == len(tally.warnings) == MAX_REASONS + 1
     assert (tally.skips["skip 1"], tally.skips[OTHER_REASONS]) == (2, 3)
@@ -157,9 +160,29 @@ def test_the_live_view_reads_the_counts_while_new_types_and_outcomes_are_counted
         for kind in ("identify", "track", "group", "alias", "page", "invalid"):
             for status in ("sent", "unchanged", "skipped", "failed"):
                 for _ in range(20):
-                    tally.add_outcome(kind, status)
+                    tally.add_outcome(kind, Outcome(status=status))
                 tally.requests[f"GET /{kind}/{status}"] += 1
         stop.set()
         reader.join()
         assert tally.outcomes == {"sent": 120, "unchanged": 120, "skipped": 120, "failed": 120}
     assert errors == []
+
+
+def test_counts_count_as_a_counter_does() -> None:
+    """`Counts` (every table of a Tally) is a Counter whose stores are dict's own: a missing key
+    counts from 0, and what the report and estimates use of a Counter works on it."""
+    from collections import Counter
+
+    from rudder_pipedrive_cli.core.tally import Counts
+
+    counts = Counts()
+    counts["b"] += 1
+    counts["a"] += 2
+    counts.update({"b": 2})
+    assert counts == {"a": 2, "b": 3} and counts["c"] == 0 and "c" not in counts
+    assert counts.most_common() == [("b", 3), ("a", 2)]
+    assert counts + Counter(a=1) == {"a": 3, "b": 3}
+    assert Counter(counts) == {"a": 2, "b": 3}
+    assert all(type(table) is Counts for table in (Tally().requests, Tally().skips))
+    with pytest.raises(KeyError):
+        del counts["c"]  # as a dict's: nothing deletes from a tally

@@ -37,6 +37,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.progress import SendProgress
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -162,7 +163,7 @@ def test_plain_progress_counts_objects_read() -> None:
     progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: now[0])
     with progress:
         for _ in progress.counted(range(1)):
-            tally.add_outcome("identify", "sent")
+            tally.add_outcome("identify", Outcome(status="sent"))
         now[0] = 101.0
         line = progress.line()
     assert line == (

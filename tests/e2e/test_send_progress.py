@@ -14,6 +14,7 @@ from rich.console import Console
 
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -37,12 +38,12 @@ def test_plain_lines_come_at_most_once_per_interval() -> None:
     with progress:
         events = progress.counted(range(4))
         next(events)
-        tally.add_outcome("identify", "sent")
+        tally.add_outcome("identify", Outcome(status="sent"))
         clock.now = 104.9
         progress.tick()  # under 5 s since the start: nothing yet
         next(events), next(events)
-        tally.add_outcome("track", "failed")
-        tally.add_outcome("page", "skipped")
+        tally.add_outcome("track", Outcome(status="failed"))
+        tally.add_outcome("page", Outcome(status="skipped"))
         tally.retries, tally.rate_limited = 3, 1
         reading.bytes_read = 600  # 3 events in 600 bytes of 1000: about 5 events in all
         clock.now = 105.0
@@ -50,7 +51,7 @@ def test_plain_lines_come_at_most_once_per_interval() -> None:
         clock.now = 107.0
         progress.tick()  # 2 s after the last line: nothing
         next(events)
-        tally.add_outcome("identify", "unchanged")
+        tally.add_outcome("identify", Outcome(status="unchanged"))
         reading.bytes_read = 1000  # all read: 4 events, counted
         clock.now = 110.0
         progress.tick()
@@ -71,7 +72,7 @@ def test_plain_lines_without_a_known_size_leave_out_the_share() -> None:
     )
     with progress:
         for _ in progress.counted(range(20)):
-            tally.add_outcome("identify", "sent")
+            tally.add_outcome("identify", Outcome(status="sent"))
         clock.now = 102.0
         progress.tick()
 
@@ -85,7 +86,7 @@ def test_no_progress_at_all_in_mode_none() -> None:
     console, sink = recording_console(terminal=True)
     tally, clock = Tally(), FakeClock(100.0)
     with SendProgress(console, tally, FakeReading(), mode="none", interval=0.0, clock=clock) as p:
-        tally.add_outcome("identify", "sent")
+        tally.add_outcome("identify", Outcome(status="sent"))
         clock.now = 1000.0
         p.tick()
 
@@ -107,7 +108,7 @@ def a_run(*, sent: int, skipped: int, failed: int, requests: int = 0) -> Tally:
     tally = Tally(retries=3, rate_limited=1)
     for count, status in ((sent, "sent"), (skipped, "skipped"), (failed, "failed")):
         for _ in range(count):
-            tally.add_outcome("identify", status)
+            tally.add_outcome("identify", Outcome(status=status))
     tally.requests["PATCH /api/v2/persons/{id}"] = requests
     return tally
 
@@ -190,7 +191,7 @@ def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
     with SendProgress(console, tally, reading, mode="rich", clock=clock) as progress:
         for _ in progress.counted(range(2)):
             pass
-        tally.add_outcome("identify", "sent")
+        tally.add_outcome("identify", Outcome(status="sent"))
         tally.rate_limited = 2
         reading.bytes_read = 250
         clock.now = 101.0
@@ -281,7 +282,7 @@ def test_the_eta_follows_the_pace_of_the_last_half_minute() -> None:
     with progress:
         for second in range(1, 91):
             for _ in range(5 if second <= 60 else 20):
-                tally.add_outcome("identify", "sent")
+                tally.add_outcome("identify", Outcome(status="sent"))
                 tally.requests[search if second <= 60 else patch] += 1
             progress.taken = tally.read
             reading.bytes_read = tally.read * 100
