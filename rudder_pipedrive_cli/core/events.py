@@ -244,11 +244,9 @@ class Event:
         self.source = source
         self.raw = raw
         self.decided = self.refused = None
-        # Each identity: its top-level value when a non-empty string (the common case, in a
-        # straight line), else `_identity` checks it and reads its fallbacks, the first present,
-        # non-empty value winning (an absent groupId or previousId whose fallback keys are all
-        # absent too skips that call; the keys guarded are those of the PATHS tables, every
-        # path of which tests/core/test_events.py reads).
+        # Each identity: its top-level value when a non-empty string (the common case), else
+        # `_identity` checks it and reads its fallbacks in order (skipped for an absent groupId
+        # or previousId whose fallback keys, those of the PATHS tables, are all absent too).
         context = raw.get("context", _EMPTY)
         if type(context) is not dict and not isinstance(context, Mapping):
             context = _EMPTY
@@ -289,10 +287,7 @@ class Event:
     @property
     def anonymous_id(self) -> str | None:
         """The anonymousId, read when asked: only an event without a user identity needs it."""
-        value = self.raw.get("anonymousId") if self.id else None
-        if type(value) is str:
-            return value.strip() or None
-        return None if value is None else identity_value(value)
+        return identity_value(self.raw.get("anonymousId")) if self.id else None
 
     @property
     def event(self) -> Event | None:

@@ -18,8 +18,7 @@ FILTER_BITS = 1 << 24
 
 
 class IdSet(Protocol):
-    """Where `Finished` moves the ids this run finished once `recent` of them are in memory
-    (io/scratch.py's ScratchIds, whose memory does not grow)."""
+    """Where `Finished` moves its ids `recent` at a time (io/scratch.py's ScratchIds: bounded)."""
 
     recent: int
 

@@ -479,13 +479,12 @@ class _RawSource(io.RawIOBase):
     would otherwise hide the gzip magic.
     """
 
-    __slots__ = ("_inner", "_pending", "_raw", "_read", "consumed", "count", "plain")
+    __slots__ = ("_inner", "_pending", "_read", "consumed", "count", "plain")
 
     def __init__(self, inner: BinaryIO) -> None:
         super().__init__()
         self._inner = inner
         self._read = getattr(inner, "read1", inner.read)
-        self._raw = isinstance(inner, io.FileIO)  # a file or stdin: a read returns what it has
         self._pending = b""
         self.count = 0
         self.consumed = 0  # bytes of lines handed out
@@ -510,11 +509,9 @@ class _RawSource(io.RawIOBase):
             view[:size] = self._pending[:size]
             self._pending = self._pending[size:]
             return size
-        if self._raw:  # straight into the buffer
-            size = self._inner.readinto(view)  # type: ignore[attr-defined]
-        else:  # read1 where the stream is buffered: what is available now, not a full buffer's
-            data = self._read(len(view))  # worth (a paused pipe still delivers what it has)
-            size = len(data)
-            view[:size] = data
-        self.count += size
-        return size
+        # read1 where the stream is buffered: what is available now, not a full buffer's worth
+        # (a pipe whose producer pauses must still deliver the lines already written).
+        data = self._read(len(view))
+        view[: len(data)] = data
+        self.count += len(data)
+        return len(data)
