@@ -485,16 +485,18 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     """The record as known without asking Pipedrive: by external id, else as this event found
     it, else as cached. None: `find` must ask. A plain function, so a plan written
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
-    if ctx.event.external:
-        raw = ctx.event.external.get(external)
+    given = ctx.event.external
+    if given:
+        raw = given.get(external)
         if raw is not None:
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    slot = (entity.kind, key)
-    ref = ctx.resolved.get(slot)
-    if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
-        return ref
+    if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
+        slot = (entity.kind, key)
+        ref = ctx.resolved.get(slot)
+        if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
+            return ref
     known = ctx.known
     if entity is not PERSON:
         cached = known.org_id(key)
