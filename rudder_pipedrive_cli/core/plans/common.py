@@ -71,21 +71,9 @@ class Entity:
     fields: str  # the PlanConfig attribute holding its mapping
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
     body: Kind  # its standard traits and fields (add_time apart: create only)
-    # Made once: what every request about it says.
-    item_endpoint: str = ""  # collection + "/{id}"
-    lookup: str = ""  # the stage of its search: "lookup person"
-    searched: str = ""  # its search's note, before the term: "search person by userId "
-    creating: str = ""  # the stage of its create: "create person"
-
-    def __post_init__(self) -> None:
-        made = {
-            "item_endpoint": self.collection + "/{id}",
-            "lookup": f"lookup {self.noun}",
-            "searched": f"search {self.noun} by {self.identity} ",
-            "creating": f"create {self.noun}",
-        }
-        for name, value in made.items():
-            object.__setattr__(self, name, value)
+    item_endpoint: str  # what its requests say, made once: collection + "/{id}"
+    lookup: str  # its search's stage
+    searched: str  # its search's note, before the term
 
 
 PERSON = Entity(
@@ -99,6 +87,9 @@ PERSON = Entity(
     fields="person_fields",
     name=person_name,
     body=PERSON_KIND,
+    item_endpoint="/api/v2/persons/{id}",
+    lookup="lookup person",
+    searched="search person by userId ",
 )
 ORG = Entity(
     kind="org",
@@ -111,6 +102,9 @@ ORG = Entity(
     fields="org_fields",
     name=org_name,
     body=ORG_KIND,
+    item_endpoint="/api/v2/organizations/{id}",
+    lookup="lookup organization",
+    searched="search organization by groupId ",
 )
 
 
@@ -169,10 +163,8 @@ class Ctx:
         self.pending_creates: dict[tuple[str, str], str | None] = EMPTY
         self.pending_merges: dict[PdId, PdId | None] = EMPTY
         self.recency: dict[tuple[str, PdId], dict[str, str]] = EMPTY
-        # The PATCHes made (a plan run again after a stale cache hit does not repeat one), and
-        # what each write made (Outcome.writes): tuples, most events make none or one.
-        self.updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
-        self.writes: tuple[str, ...] = ()
+        self.updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()  # PATCHes made
+        self.writes: tuple[str, ...] = ()  # what each write made (Outcome.writes)
         self.superseded = False  # a write was left out whole: a later event wrote its fields
         self._at: str | None = None  # the event's recency stamp, once read (`at`)
 
@@ -184,15 +176,11 @@ class Ctx:
         return self
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
-        if self.identities is EMPTY:
-            self.learning()
-        self.identities[(entity.kind, key)] = ref.id
+        self.learning().identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def forget(self, entity: Entity, key: str) -> None:
-        if self.identities is EMPTY:
-            self.learning()
-        self.identities[(entity.kind, key)] = None
+        self.learning().identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
 
     def made(self, kind: str) -> None:
@@ -207,13 +195,13 @@ class Ctx:
         failure: PlanFailure | None = None,
     ) -> Outcome:
         """The Outcome, with what this plan learned whatever the status (an id it created, a
-        stale id: failed too): a plan that refuses its event says so as a value, failed with
-        its `reason` and `stage` (the cheap way: no exception); a `failure` raised on the way,
-        failed as it says, and when a retry could succeed, later events of its identities wait
+        stale id: failed too); a plan refuses as a value ("failed", `reason`, `stage`); with a
+        `failure`, failed, and when a retry could succeed, later events of its identities wait
         for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
         (superseded when a write was left out whole). Its containers are handed over, not
         copied: the plan is over when its outcome is made."""
-        http_status, retryable, redacted, held_back = None, False, None, NONE_HELD
+        http_status, retryable, redacted = None, False, None
+        held_back: frozenset[tuple[str, str]] = frozenset()
         if failure is not None:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
@@ -263,15 +251,6 @@ class Ctx:
         return self._at
 
 
-NONE_HELD: frozenset[tuple[str, str]] = frozenset()
-
-
-def unnamed(ctx: Ctx, entity: Entity) -> Outcome:
-    """The event's end when the record it must create has no name (SPEC 4): failed before any
-    write, with the body's warnings and dropped traits."""
-    return ctx.outcome("failed", f"cannot create {entity.noun} without a name", entity.creating)
-
-
 # --- field recency ---------------------------------------------------------------------------
 
 
@@ -284,26 +263,16 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Remember that this event wrote the body's fields to the record, at its time: its top-level
-    keys and the keys of its custom fields, the identity and add_time apart."""
-    at = ctx.at
-    if ctx.recency is EMPTY:
-        ctx.learning()
-    slot = (entity.kind, record)
-    times = ctx.recency.get(slot)
-    identity = getattr(ctx.config, entity.setting)
-    if times is None:  # most records: nothing written yet this event, no times to compare
-        times = ctx.recency[slot] = dict.fromkeys(body, at)
-        if CUSTOM in times:
-            del times[CUSTOM]
-            times.update(dict.fromkeys(body[CUSTOM], at))
-        times.pop(identity, None)
-        for name in UNTIMED:
-            times.pop(name, None)
-        return
-    for key, value in body.items():
-        for name in value if key == CUSTOM else (key,):
-            if name != identity and name not in UNTIMED and at >= times.get(name, ""):
-                times[name] = at
+    keys and its custom fields' keys, but the identity and add_time."""
+    at, slot = ctx.at, (entity.kind, record)
+    written = dict.fromkeys(body, at)
+    if CUSTOM in written:
+        del written[CUSTOM]
+        written.update(dict.fromkeys(body[CUSTOM], at))
+    for name in (getattr(ctx.config, entity.setting), *UNTIMED):  # the identity and add_time
+        written.pop(name, None)
+    times = ctx.learning().recency.get(slot)  # most records: none written yet this event
+    ctx.recency[slot] = written if times is None else newest(times, written)
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -458,8 +427,7 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
             redacted=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
-    if len(key) > limit:
-        assert info is not None  # only a listed text field limits its keys
+    if info is not None and len(key) > limit:
         raise PlanFailure(
             f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
             f"{info.name} ({info.field_type}) holds at most {limit}",
@@ -470,9 +438,8 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
 
 
 def identity_field(config: PlanConfig, entity: Entity) -> tuple[str, int, FieldInfo | None]:
-    """The identity field of `entity`, the longest key it takes (-1 when it is not set, so any
-    key is refused: a plan checks the length only) and its listing when a text field's (else
-    None), worked out once per config (`PlanConfig.compiled`)."""
+    """The identity field of `entity`, the longest key it takes (none when unset: -1) and its
+    listing when a text field's (else None), worked out once per config (`PlanConfig.compiled`)."""
     field_key: str = getattr(config, entity.setting)
     info = config.field_types.get(field_key)
     limit = TEXT_LIMITS.get(info.field_type) if info is not None else None
@@ -485,9 +452,8 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     """The record as known without asking Pipedrive: by external id, else as this event found
     it, else as cached. None: `find` must ask. A plain function, so a plan written
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
-    given = ctx.event.external
-    if given:
-        raw = given.get(external)
+    if ctx.event.external:
+        raw = ctx.event.external.get(external)
         if raw is not None:
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
@@ -514,7 +480,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    known, slot = ctx.known, (entity.kind, key)
+    known, slot, config = ctx.known, (entity.kind, key), ctx.config
     stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
     if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
@@ -536,7 +502,6 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 ctx.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
-    config = ctx.config
     field_key, longest, _ = config.compiled.get(entity.setting) or identity_field(config, entity)
     if len(key) > longest:  # no field set, or one that cannot hold the key
         require_field(ctx, entity, key)  # refuses it, in words
@@ -560,7 +525,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
         via = "index"
         ids = yield from indexed_ids(index, entity, key)
     if not ids:
-        if entity is PERSON and key in ctx.config.aliases:
+        if entity is PERSON and key in config.aliases:
             return (yield from aliased_away(ctx, key))
         return None
     chosen = lowest(ids)
@@ -799,8 +764,7 @@ def entity_body(
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none. A create needs a name: its
-    caller checks (`unnamed`), the whole body read first, so its warnings and dropped traits are
-    reported with the failure."""
+    caller checks, so its warnings and dropped traits are reported with the failure."""
     config, warnings = ctx.config, ctx.warnings
     sources = sources_at(ctx.event.raw, paths)
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
@@ -896,7 +860,7 @@ def write_once(
 
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
     """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage = entity.creating
+    stage = f"create {entity.noun}"
     slot = (entity.kind, key)
     posted = entity.collection
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
@@ -906,7 +870,8 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
     else:
         what = f"no {entity.noun} with {entity.identity} {key} appeared"
         settle = partial(reconcile_create, ctx, entity, key)
-        answered, left = partial(created, ctx, slot, stage), partial(left_created, ctx, slot)
+        answered = partial(created, ctx, slot, stage)
+        left = partial(ctx.learning().pending_creates.__setitem__, slot)  # it may have landed
         found = yield from write_once(ctx, request, response, answered, settle, left, what)
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
@@ -923,21 +888,14 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
 
 def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, lost: str) -> PdId:
-    """Read a create's definitive answer: the new record's id."""
     if not 200 <= response.status < 300 and not lost:  # refused, never made: nothing to settle
         ctx.learning().pending_creates[slot] = None
     try:
         return record_id(expect(response, stage), stage)
     except PlanFailure:
-        if response.ok:  # it was made, even if its answer cannot be read
-            left_created(ctx, slot, lost or response.sent_at)
+        if response.ok:  # it was made, even if its answer cannot be read: later events must
+            ctx.learning().pending_creates[slot] = lost or response.sent_at  # not create blindly
         raise
-
-
-def left_created(ctx: Ctx, slot: tuple[str, str], lost: str) -> None:
-    """A create that may have landed (sent at `lost`): later events must not search and create
-    blindly."""
-    ctx.learning().pending_creates[slot] = lost
 
 
 def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Step[PdId | None]:
@@ -1002,7 +960,6 @@ def update(
 def updated(
     ctx: Ctx, entity: Entity, ref: Ref, stage: str, response: ApiResponse, _lost: str = ""
 ) -> None:
-    """Read an update's definitive answer: a person's answer says its organization."""
     if not 200 <= response.status < 300:
         if response.status in GONE:
             raise gone(entity, ref, response, stage)
@@ -1025,7 +982,7 @@ def person_create_body(
         return ctx.outcome("failed", "person not found and create_persons is off", PERSON.lookup)
     body = entity_body(ctx, PERSON, paths, create=True)
     if "name" not in body:  # nor a trait mapped to name
-        return unnamed(ctx, PERSON)
+        return ctx.outcome("failed", "cannot create person without a name", "create person")
     body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
     return body
 

@@ -19,7 +19,6 @@ from rudder_pipedrive_cli.core.plans.common import (
     known_ref,
     person_create_body,
     require_field,
-    unnamed,
     update,
     with_identity,
 )
@@ -51,8 +50,9 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, (TRAITS,), create=True)
-            if "name" not in org_body:
-                return unnamed(ctx, ORG)
+            if "name" not in org_body:  # nor a trait mapped to name
+                unnamed = "cannot create organization without a name"
+                return ctx.outcome("failed", unnamed, "create organization")
             org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)
