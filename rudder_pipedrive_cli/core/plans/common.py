@@ -933,7 +933,7 @@ def update(
     later event wrote; False when none is left to send. A PATCH this event already made (before
     a stale cache hit re-planned it) is not made again."""
     times = times_of(ctx, entity.kind, ref.id)
-    if times:  # most records: no field written by an event yet, none to leave out
+    if times and max(times.values()) > ctx.at:  # most records: no field a later event wrote
         body, left_out = fresh(body, times, ctx.at, getattr(ctx.config, entity.setting))
         if not body:
             ctx.superseded = ctx.superseded or left_out
