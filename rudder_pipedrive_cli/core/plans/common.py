@@ -262,15 +262,16 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Remember that this event wrote the body's fields to the record, at its time: its top-level
-    keys and its custom fields' keys, but the identity and add_time."""
-    at, slot = ctx.at, (entity.kind, record)
-    written = dict.fromkeys(body, at)
-    if CUSTOM in written:
-        del written[CUSTOM]
-        written.update(dict.fromkeys(body[CUSTOM], at))
-    for name in (getattr(ctx.config, entity.setting), *UNTIMED):  # the identity and add_time
-        written.pop(name, None)
+    """Note the body's fields as written to the record at the event's time (not its identity)."""
+    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
+    written: dict[str, str] = {}
+    for key, value in body.items():  # top-level keys and the keys of custom_fields
+        if key == CUSTOM:
+            for name in value:
+                if name != identity:
+                    written[name] = at
+        elif key != identity and key not in UNTIMED:
+            written[key] = at
     times = ctx.learning().recency.get(slot)  # most records: none written yet this event
     ctx.recency[slot] = written if times is None else newest(times, written)
 
@@ -860,9 +861,7 @@ def write_once(
 
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
     """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage = f"create {entity.noun}"
-    slot = (entity.kind, key)
-    posted = entity.collection
+    stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
