@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rudder_pipedrive_cli.core.fields import (
     CUSTOM,
     IDENTITY,
@@ -149,9 +151,9 @@ def test_a_config_compiles_each_mapping_once_and_a_replaced_config_again() -> No
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: 7}})]
     run(raw, calls, config=config)
     table = config.compiled[("person", False)]
-    # The identity field, the most characters it holds (0: not listed, no limit known), its listing.
+    # The identity field, the longest key it takes (not listed: no limit known), its listing.
     field = config.compiled["user_id_field"]
-    assert field == (CONFIG.user_id_field, 0, None)
+    assert field == (CONFIG.user_id_field, sys.maxsize, None)
     run(raw, calls, config=config)
     # The same table, not one per body.
     assert config.compiled == {("person", False): table, "user_id_field": field}

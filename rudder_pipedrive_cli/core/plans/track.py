@@ -118,7 +118,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         event = ctx.event
         name = text(event.raw.get("event"))
         if name is None:
-            raise PlanFailure("track needs an event name (the lead title)", stage="validate")
+            return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
             return ctx.outcome("skipped", SKIP_REASON)
@@ -126,9 +126,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
         if user_id is None and "person_id" not in event.external:
-            raise PlanFailure(
-                "track needs a person: a userId or a person_id external id", stage="validate"
-            )
+            needs = "track needs a person: a userId or a person_id external id"
+            return ctx.outcome("failed", needs, "validate")
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
@@ -137,6 +136,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id)
+            if type(created) is Outcome:  # it cannot be created
+                return created
             person = yield from create_person(ctx, user_id, created)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
