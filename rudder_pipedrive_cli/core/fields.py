@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -250,34 +251,42 @@ def known_time(value: Any) -> datetime | None:
     return None if moment == GO_ZERO_TIME else moment
 
 
-def add_time(
-    sources: Iterable[Mapping[str, Any]], raw: Mapping[str, Any], warnings: list[str]
-) -> str | None:
-    """add_time from the trait (the first of the `sources` holding it), else the event's
-    originalTimestamp, else its timestamp. A time that is there but cannot be read is warned
-    about (Go's zero time is no time: not warned)."""
-    given = None  # a trait that is not a time
-    for source in sources:
-        value = source.get("add_time")
-        if value is not None and value != "":
-            moment = parse_time(value)
-            if moment is not None and moment != GO_ZERO_TIME:
-                return rfc3339(moment)
-            given = value
-            break
+def time_text(value: Any) -> str | None:
+    """A time (`parse_time`) as RFC 3339 UTC, "" for Go's zero time, None when not a time."""
+    moment = parse_time(value)
+    if moment is None:
+        return None
+    return "" if moment == GO_ZERO_TIME else rfc3339(moment)
+
+
+# A time string parsed and formatted once per distinct string (an archive's events share their
+# times often; the cache's size bounds its memory). Not for other values: True would be 1.
+string_time = lru_cache(maxsize=1024)(time_text)
+
+
+def add_time(given: Any, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
+    """add_time from the trait `given` (None: absent), else the event's originalTimestamp, else
+    its timestamp. A time that is there but cannot be read is warned about (Go's zero time is
+    no time: not warned about as an event time, but as the trait)."""
+    if given is not None:
+        text = string_time(given) if type(given) is str else time_text(given)
+        if text:
+            return text
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
-    moment = None
+    text = None
     for path in EVENT_TIME_PATHS:
         value = raw.get(path)
         if value is None or value == "":
             continue
-        moment = parse_time(value)
-        if moment is None:
-            unreadable.append((path, value))
-        elif moment != GO_ZERO_TIME:
+        text = string_time(value) if type(value) is str else time_text(value)
+        if text:
             used = path
             break
+        if text is None:
+            unreadable.append((path, value))
+    if given is None and not unreadable:  # most events: no warning to give
+        return text if used else None
     if given is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
@@ -294,9 +303,7 @@ def add_time(
                 f"{path} is not a date or time; {instead}",
             )
         )
-    if not used or moment is None:
-        return None
-    return rfc3339(moment)
+    return text if used else None
 
 
 def date_part(value: Any) -> str | None:
@@ -576,13 +583,19 @@ def unconvertible(
 
 
 # One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does (a STANDARD trait shaped into the body, a CUSTOM field, the IDENTITY field rpd
-# fills itself, a standard field a trait is MAPPED to, one that is REFUSED: rpd sets it or no
-# write takes it, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's
-# listed type (None: as it is), the field (STANDARD: whether a value holding no entry is warned
-# about), a dotted path's parts (else (): the path is one key of a source), and the shape of a
-# MAPPED value (None: as it is) or why a REFUSED one is dropped.
-STANDARD, CUSTOM, IDENTITY, MAPPED, REFUSED, NEVER = range(6)
+# the row does, its shape or coercion, the field (or what the row needs besides), a dotted
+# path's parts (else (): the path is one key of a source), and the shape of a mapped value or the
+# words of a refused one. What a row does:
+# - STANDARD: a standard trait shaped into the body (shape: `StandardShape`; the field: whether a
+#   value holding no entry is warned about);
+# - ADD_TIME (creates only): the add_time trait, else a trait mapped to it (the rows of those
+#   traits in the field slot: such a value is put by its own row), else the event's time;
+# - CUSTOM: a custom field, coerced by its listed type (None: as it is);
+# - IDENTITY: the identity field rpd fills itself (refused, one warning);
+# - MAPPED: a standard field a trait is mapped to; OWNED: one the body's own rows may set too
+#   (their value wins; a mapped email or phone is added to theirs, not primary);
+# - REFUSED: rpd sets the field, or no write takes it; NEVER: a key rpd never sends.
+STANDARD, ADD_TIME, CUSTOM, IDENTITY, MAPPED, OWNED, REFUSED, NEVER = range(8)
 Row = tuple[str, str, int, Any, Any, tuple[str, ...], Any]
 
 
@@ -590,13 +603,14 @@ class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
     the paths a mapped dotted path goes through ("address" for "address.city"); whether a row is
     a monetary custom field (v1 leads flatten it: `lead_custom`); the warning for a value mapped
-    to the identity field."""
+    to the identity field; the warning for the traits mapped to each OWNED key."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
     money: bool
     identity_warning: str
+    overridden: Mapping[str, str]
 
 
 def compiled_mapping(
@@ -609,13 +623,17 @@ def compiled_mapping(
     identity: str = "",
     identity_words: str = "",
 ) -> MappingTable:
-    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first;
-    None: mapped rows alone, shaped by none), kept in `PlanConfig.compiled` under `key`. add_time
-    is sent on `create` only; `identity_words` refuse a value mapped to the `identity` field."""
+    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first, then
+    add_time on `create`; None: mapped rows alone, shaped by none), kept in
+    `PlanConfig.compiled` under `key`; `identity_words` refuse a value mapped to the `identity`
+    field."""
+    # The keys a person's or organization's own values set: they win over values mapped to them.
+    rows = kind.rows if kind is not None else ()
+    own = {"name", "add_time", *(row[1] for row in rows)} if rows else set()
     table: list[Row] = [
-        (path, key, STANDARD, shape, said, (), None)
-        for path, key, shape, said in (kind.rows if kind is not None else ())
+        (path, key, STANDARD, shape, said, (), None) for path, key, shape, said in rows
     ]
+    mapped: list[Row] = []
     for path, field in mapping.items():
         info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
@@ -623,20 +641,31 @@ def compiled_mapping(
         how, shape = (NEVER if field in NEVER_SENT else CUSTOM), None
         if how == CUSTOM and not is_custom(field, config):
             how, shape = mapped_row(field, config, kind, create)
+            how = OWNED if how == MAPPED and field in own else how
         elif how == CUSTOM and identity == field != "":
             how = IDENTITY
         parts = path_parts(path) if "." in path else ()
-        table.append((path, field, how, convert, typed, parts, shape))
+        mapped.append((path, field, how, convert, typed, parts, shape))
+    if create and "add_time" in own:
+        times = tuple(row for row in mapped if row[1] == "add_time" and row[2] == OWNED)
+        table.append(("add_time", "add_time", ADD_TIME, None, times, (), None))
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
     paths = ", ".join(path for path, field in mapping.items() if identity == field != "")
+    words = {
+        field: ", ".join(path for path, to in mapping.items() if to == field)
+        + f" is mapped to {field}, which the event's own {field} sets; dropped"
+        for _, field, how, *_ in mapped
+        if how == OWNED
+    }
     compiled = config.compiled[key] = MappingTable(
-        rows=tuple(table),
+        rows=(*table, *mapped),
         sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
-        money=any(row[3] is to_money for row in table),
+        money=any(row[3] is to_money for row in mapped),
         identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
+        overridden={field: Warned(text) for field, text in words.items()},
     )
     return compiled
 
@@ -664,17 +693,26 @@ def mapped_values(
     currency: Any = "",
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
+    raw: Mapping[str, Any] = NOTHING,
 ) -> dict[str, Any]:
-    """One loop over the rows, each path read from the event's `sources` (the first holding it
-    wins): standard traits shaped into `body`; field key -> each mapped value in its field's JSON
-    type (as it is when the type is unknown; else `refuse`), or in its standard trait's shape.
-    `currency`: the event's, for a bare monetary number (else default_currency). Custom fields go
-    to `custom` when it is given. Warnings come in the order they always did: the rows', the
-    identity's, then the shapes' (`late`), whose first refusal fails the event after every row."""
-    values: dict[str, Any] = {}
+    """One loop over the rows into `body` (a new one when None), returned: each path read from
+    the event's `sources` (the first holding it wins); standard traits, add_time (from the
+    event `raw` at the latest) and mapped standard fields in their shapes; custom fields (into
+    `custom` when given) in their JSON type (as they are when the type is unknown; else
+    `refuse`). `currency`: the event's, for a bare monetary number (else default_currency).
+    Warnings come in the order they always did: the rows', the identity's, the shapes' (`late`),
+    then add_time's and the own values' that win over mapped ones (`last`); the shapes' first
+    refusal fails the event after every row."""
+    if body is None:
+        body = {}
+    if custom is None:
+        custom = body
     late: list[str] = []
+    last: list[str] = []
     failed: PlanFailure | None = None
     identity = False
+    own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
+    added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
     if currency is None or currency == "":
         currency = config.default_currency
     first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
@@ -691,12 +729,14 @@ def mapped_values(
                     if value is not None and value != "":
                         break
                 else:
-                    continue
+                    if how != ADD_TIME:
+                        continue
+                    value = None
         if how == STANDARD:
             warned = len(warnings)
             found = convert(value, path, warnings)
             if found is not None and found != []:
-                (values if body is None else body)[key] = found
+                body[key] = found
             elif info and len(warnings) == warned:  # no entry said why
                 warnings.append(
                     Warned(
@@ -705,6 +745,17 @@ def mapped_values(
                         f"{path} holds no {path}; left out",
                     )
                 )
+            continue
+        if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
+            if (
+                value is None
+                and info
+                and any(timed(row, sources, currency, config) for row in info)
+            ):
+                continue
+            created = add_time(value, raw, last)
+            if created is not None:
+                body["add_time"] = created
             continue
         if how == NEVER:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
@@ -717,30 +768,64 @@ def mapped_values(
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
         if how == CUSTOM:
-            (values if custom is None else custom)[key] = value
+            custom[key] = value
         elif how == IDENTITY:  # written, it would replace the identity: never found again
             identity = True
         elif failed is not None:  # the shapes stop at their first refusal
             continue
         elif how == REFUSED:
             late.append(shape)
-        elif shape is None:
-            values[key] = value
         else:
-            try:
-                value = shape(value, currency, config, late)
-            except PlanFailure as failure:
-                failed = failure
+            if shape is not None:
+                try:
+                    value = shape(value, currency, config, late)
+                except PlanFailure as failure:
+                    failed = failure
+                    continue
+                if value is None:
+                    continue
+            if how == MAPPED:
+                body[key] = value
                 continue
-            if value is not None:
-                values[key] = value
+            if own is None:  # the body holds its own keys and plain mapped ones only
+                own = set(body)
+            if key not in own:
+                body[key] = value
+            elif key in CONTACT_KEYS:
+                added = {} if added is None else added
+                added[key] = value
+            elif table.overridden[key] not in last:
+                last.append(table.overridden[key])
+    if added:
+        for key, value in added.items():
+            known = {entry["value"] for entry in body[key]}
+            extra = [{**entry, "primary": False} for entry in value if entry["value"] not in known]
+            body[key] = body[key] + extra
     if identity:
         warnings.append(table.identity_warning)
     if late:
         warnings += late
     if failed is not None:
         raise failed
-    return values
+    if last:
+        warnings += last
+    return body
+
+
+def timed(
+    row: Row, sources: tuple[Mapping[str, Any], ...], currency: Any, config: PlanConfig
+) -> bool:
+    """Whether a trait mapped to add_time (its `row`) gives a time, as its row will read it."""
+    path, _, _, convert, info, parts, _ = row
+    value = trait(sources, path, parts)
+    if value is None:
+        return False
+    if convert is not None:
+        try:
+            value = convert(value, info, currency)
+        except Unconvertible:
+            return False
+    return _created(value, currency, config, []) is not None
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:
@@ -925,27 +1010,6 @@ def put_own(
     body[key] = value
 
 
-def put_mapped(
-    body: dict[str, Any],
-    key: str,
-    value: Any,
-    mapping: Mapping[str, str],
-    warnings: list[str],
-) -> None:
-    """A mapped standard value into a body whose own traits were read first: emails and phones
-    are added after the trait's (not primary); any other key already set keeps its value."""
-    have = body.get(key)
-    if have is None:
-        body[key] = value
-    elif key in CONTACT_KEYS:
-        known = {entry["value"] for entry in have}
-        body[key] = have + [
-            {**entry, "primary": False} for entry in value if entry["value"] not in known
-        ]
-    else:
-        overridden(key, mapping, warnings)
-
-
 # --- standard fields of persons and organizations --------------------------------------------
 
 # How a standard trait's value becomes its body value: (value, trait path, warnings) -> the body
@@ -996,8 +1060,7 @@ def _lead_visible(value: Any, currency: Any, config: PlanConfig, warnings: list[
 
 
 def _created(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
-    moment = known_time(value)
-    return None if moment is None else rfc3339(moment)
+    return (string_time(value) if type(value) is str else time_text(value)) or None
 
 
 def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:

@@ -202,8 +202,15 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    top = mapped_values((properties,), table, config, warnings, currency, custom)
-    body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
+    body = mapped_values(
+        (properties,),
+        table,
+        config,
+        warnings,
+        currency,
+        custom,
+        {"title": title_of(rule, ctx, name)},
+    )
     own_fields(properties, body, mapping, currency, config, warnings, "deal")
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
