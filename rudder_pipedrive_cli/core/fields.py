@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -74,9 +74,12 @@ def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tu
     for parts in paths:
         found: Any = raw
         for part in parts:
-            found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
-        if type(found) is dict or isinstance(found, Mapping):
-            sources += (found,)
+            if type(found) is not dict and not isinstance(found, Mapping):
+                break
+            found = found.get(part)
+        else:
+            if type(found) is dict or (found is not None and isinstance(found, Mapping)):
+                sources += (found,)
     return sources
 
 
@@ -586,29 +589,35 @@ def unconvertible(
 # the row does, its shape or coercion, the field (or what the row needs besides), a dotted
 # path's parts (else (): the path is one key of a source), and the shape of a mapped value or the
 # words of a refused one. What a row does:
-# - STANDARD: a standard trait shaped into the body (shape: `StandardShape`; the field: whether a
-#   value holding no entry is warned about);
+# - STANDARD: a person's or organization's standard trait shaped into the body (shape:
+#   `StandardShape`; the field: whether a value holding no entry is warned about);
+# - CUSTOM: a custom field, coerced by its listed type (None: as it is); MONEY: a monetary one
+#   in a v1 lead (flat: the amount, and `<key>_currency`);
+# - IDENTITY: the identity field rpd fills itself (refused, one warning);
+# - MAPPED: a standard field a trait is mapped to; OWNED: one the body's own rows set too (their
+#   value wins; a mapped email or phone is added to theirs, not primary);
+# - REFUSED: rpd sets the field, or no write takes it; NEVER: a key rpd never sends;
+# - OWN: a lead's or deal's own value of a standard field (shape: `Shape`), over a mapped one;
+# and, read even when their path is absent (they read for themselves):
 # - ADD_TIME (creates only): the add_time trait, else a trait mapped to it (the rows of those
 #   traits in the field slot: such a value is put by its own row), else the event's time;
-# - CUSTOM: a custom field, coerced by its listed type (None: as it is);
-# - IDENTITY: the identity field rpd fills itself (refused, one warning);
-# - MAPPED: a standard field a trait is mapped to; OWNED: one the body's own rows may set too
-#   (their value wins; a mapped email or phone is added to theirs, not primary);
-# - REFUSED: rpd sets the field, or no write takes it; NEVER: a key rpd never sends.
-STANDARD, ADD_TIME, CUSTOM, IDENTITY, MAPPED, OWNED, REFUSED, NEVER = range(8)
+# - TITLE: the title the plan gives; VALUE: a lead's or deal's own value (the shape reads the
+#   source itself; the field: the noun).
+STANDARD, CUSTOM, MONEY, IDENTITY, MAPPED, OWNED, REFUSED, NEVER, OWN, ADD_TIME, TITLE, VALUE = (
+    range(12)
+)
 Row = tuple[str, str, int, Any, Any, tuple[str, ...], Any]
 
 
 class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
-    the paths a mapped dotted path goes through ("address" for "address.city"); whether a row is
-    a monetary custom field (v1 leads flatten it: `lead_custom`); the warning for a value mapped
-    to the identity field; the warning for the traits mapped to each OWNED key."""
+    the paths a mapped dotted path goes through ("address" for "address.city"); the warning for a
+    value mapped to the identity field; the warning for the traits mapped to a key whose own
+    value wins."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-    money: bool
     identity_warning: str
     overridden: Mapping[str, str]
 
@@ -623,12 +632,12 @@ def compiled_mapping(
     identity: str = "",
     identity_words: str = "",
 ) -> MappingTable:
-    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first, then
-    add_time on `create`; None: mapped rows alone, shaped by none), kept in
-    `PlanConfig.compiled` under `key`; `identity_words` refuse a value mapped to the `identity`
-    field."""
-    # The keys a person's or organization's own values set: they win over values mapped to them.
+    """The table of a `mapping` under `config` for a body of `kind` (None: mapped rows alone,
+    shaped by none): its standard rows, add_time on `create`, the mapped rows, then its own rows
+    (leads, deals). Kept in `PlanConfig.compiled` under `key`; `identity_words` refuse a value
+    mapped to the `identity` field."""
     rows = kind.rows if kind is not None else ()
+    # The keys a person's or organization's own values set: they win over values mapped to them.
     own = {"name", "add_time", *(row[1] for row in rows)} if rows else set()
     table: list[Row] = [
         (path, key, STANDARD, shape, said, (), None) for path, key, shape, said in rows
@@ -644,26 +653,28 @@ def compiled_mapping(
             how = OWNED if how == MAPPED and field in own else how
         elif how == CUSTOM and identity == field != "":
             how = IDENTITY
+        elif how == CUSTOM and convert is to_money and kind is not None and kind.flat_money:
+            how = MONEY
         parts = path_parts(path) if "." in path else ()
         mapped.append((path, field, how, convert, typed, parts, shape))
     if create and "add_time" in own:
         times = tuple(row for row in mapped if row[1] == "add_time" and row[2] == OWNED)
         table.append(("add_time", "add_time", ADD_TIME, None, times, (), None))
+    after = kind.after if kind is not None else ()
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
     paths = ", ".join(path for path, field in mapping.items() if identity == field != "")
+    wins = {row[1] for row in after} | {row[1] for row in mapped if row[2] == OWNED}
     words = {
-        field: ", ".join(path for path, to in mapping.items() if to == field)
+        field: (", ".join(path for path, to in mapping.items() if to == field) or field)
         + f" is mapped to {field}, which the event's own {field} sets; dropped"
-        for _, field, how, *_ in mapped
-        if how == OWNED
+        for field in wins
     }
     compiled = config.compiled[key] = MappingTable(
-        rows=(*table, *mapped),
+        rows=(*table, *mapped, *after),
         sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
-        money=any(row[3] is to_money for row in mapped),
         identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
         overridden={field: Warned(text) for field, text in words.items()},
     )
@@ -694,15 +705,16 @@ def mapped_values(
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
     raw: Mapping[str, Any] = NOTHING,
+    title: str = "",
 ) -> dict[str, Any]:
     """One loop over the rows into `body` (a new one when None), returned: each path read from
     the event's `sources` (the first holding it wins); standard traits, add_time (from the
-    event `raw` at the latest) and mapped standard fields in their shapes; custom fields (into
-    `custom` when given) in their JSON type (as they are when the type is unknown; else
-    `refuse`). `currency`: the event's, for a bare monetary number (else default_currency).
-    Warnings come in the order they always did: the rows', the identity's, the shapes' (`late`),
-    then add_time's and the own values' that win over mapped ones (`last`); the shapes' first
-    refusal fails the event after every row."""
+    event `raw` at the latest), mapped standard fields and own values in their shapes; custom
+    fields (into `custom` when given) in their JSON type (as they are when the type is unknown;
+    else `refuse`); the `title` a TITLE row puts. `currency`: the event's, for a bare monetary
+    number and an own value (else default_currency). Warnings come in the order they always
+    did: the rows', the identity's, the shapes' (`late`), then add_time's and the own values'
+    (`last`); the shapes' first refusal fails the event after every mapped row."""
     if body is None:
         body = {}
     if custom is None:
@@ -729,7 +741,7 @@ def mapped_values(
                     if value is not None and value != "":
                         break
                 else:
-                    if how != ADD_TIME:
+                    if how < ADD_TIME:
                         continue
                     value = None
         if how == STANDARD:
@@ -747,18 +759,22 @@ def mapped_values(
                 )
             continue
         if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
-            if (
-                value is None
-                and info
-                and any(timed(row, sources, currency, config) for row in info)
-            ):
-                continue
+            if value is None:
+                if info and any(timed(row, sources, currency, config) for row in info):
+                    continue
+                created = raw.get("originalTimestamp")  # most events: a time string
+                if type(created) is str and (created := string_time(created)):
+                    body["add_time"] = created
+                    continue
             created = add_time(value, raw, last)
             if created is not None:
                 body["add_time"] = created
             continue
         if how == NEVER:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
+            continue
+        if how == TITLE:
+            body[key] = title
             continue
         if convert is not None:
             try:
@@ -769,6 +785,8 @@ def mapped_values(
                 continue
         if how == CUSTOM:
             custom[key] = value
+        elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
+            custom[key], custom[key + "_currency"] = value["value"], value["currency"]
         elif how == IDENTITY:  # written, it would replace the identity: never found again
             identity = True
         elif failed is not None:  # the shapes stop at their first refusal
@@ -777,15 +795,23 @@ def mapped_values(
             late.append(shape)
         else:
             if shape is not None:
-                try:
-                    value = shape(value, currency, config, late)
-                except PlanFailure as failure:
-                    failed = failure
+                try:  # a lead's own value reads its paths itself
+                    given = first if how == VALUE else value
+                    value = shape(given, currency, config, late if how < OWN else last)
+                except PlanFailure as refusal:
+                    failed = refusal
                     continue
                 if value is None:
                     continue
             if how == MAPPED:
                 body[key] = value
+                continue
+            if how >= OWN:  # a lead's or deal's own value wins over a mapped one
+                if key in body:
+                    last.append(table.overridden[key])
+                body[key] = value
+                if info == "deal":
+                    body["currency"] = currency_code(currency)
                 continue
             if own is None:  # the body holds its own keys and plain mapped ones only
                 own = set(body)
@@ -805,10 +831,10 @@ def mapped_values(
         warnings.append(table.identity_warning)
     if late:
         warnings += late
-    if failed is not None:
-        raise failed
     if last:
         warnings += last
+    if failed is not None:
+        raise failed
     return body
 
 
@@ -860,19 +886,13 @@ def dropped(
 # --- leads -----------------------------------------------------------------------------------
 
 
-def own_fields(
-    flat: Mapping[str, Any],
-    body: dict[str, Any],
-    mapping: Mapping[str, str],
-    currency: Any,
-    config: PlanConfig,
-    warnings: list[str],
-    noun: str = "lead",
-) -> None:
-    """A lead's or deal's (`noun`) own value, close date and (leads) labels, in one pass, each
-    over a value mapped to its key (`put_own`). The value: the first of AMOUNT_PATHS that is a
-    number, in `currency`; without one, left out with a warning; one not a 3-letter code is
-    never sent as another: `[fields] on_invalid` fails the event or leaves the value out."""
+def own_value(
+    flat: Mapping[str, Any], currency: Any, config: PlanConfig, warnings: list[str], noun: str
+) -> Any:
+    """A lead's or deal's (`noun`) own value: the first of AMOUNT_PATHS in `flat` that is a
+    number, in `currency` (a lead's `{"amount", "currency"}`, a deal's amount); without one, left
+    out with a warning; one not a 3-letter code is never sent as another: `[fields] on_invalid`
+    fails the event or leaves the value out."""
     for path in AMOUNT_PATHS:
         given = flat.get(path)
         if given is None or given == "":
@@ -888,11 +908,8 @@ def own_fields(
             continue
         code = None if currency is None or currency == "" else currency_code(currency)
         if code is not None:
-            value: Any = {"amount": amount, "currency": code} if noun == "lead" else amount
-            put_own(body, "value", value, mapping, warnings)
-            if noun != "lead":
-                body["currency"] = code
-        elif currency is None or currency == "":
+            return {"amount": amount, "currency": code} if noun == "lead" else amount
+        if currency is None or currency == "":
             warnings.append(
                 Warned(
                     f"{noun} value {amount} has no currency (no currency property and no "
@@ -908,26 +925,21 @@ def own_fields(
                 stage="validate",
             )
             refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
-        break
-    close = flat.get("expected_close_date")
-    if close is not None and close != "":
-        day = date_part(close)
-        if day is None:
-            warnings.append(
-                Warned(
-                    f"expected_close_date = {show(close)} is not a date; left out",
-                    "expected_close_date is not a date; left out",
-                )
+        return None
+    return None
+
+
+def close_date(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    """A lead's or deal's own expected_close_date: a date, else left out with a warning."""
+    day = date_part(value)
+    if day is None:
+        warnings.append(
+            Warned(
+                f"expected_close_date = {show(value)} is not a date; left out",
+                "expected_close_date is not a date; left out",
             )
-        else:
-            put_own(body, "expected_close_date", day, mapping, warnings)
-    labels = flat.get("label_ids") if noun == "lead" else None
-    if labels is not None and labels != "":
-        # Without the field listing (an offline dry-run) the labels were never listed either.
-        listed = bool(config.field_types)
-        label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
-        if label_ids:
-            put_own(body, "label_ids", label_ids, mapping, warnings)
+        )
+    return day
 
 
 def lead_labels(
@@ -970,44 +982,6 @@ def lead_labels(
         elif uid not in labels:
             labels.append(uid)
     return labels
-
-
-def lead_custom(values: Mapping[str, Any], config: PlanConfig) -> dict[str, Any]:
-    """v1 lead bodies: custom deal fields are top-level keys; a monetary one is the amount plus a
-    `<key>_currency` sibling (v1's flat shape). The lead's own `value` (a standard field,
-    shaped to `{"amount", "currency"}`) stays as it is."""
-    body: dict[str, Any] = {}
-    for key, value in values.items():
-        info = config.field_types.get(key)
-        if (
-            info is not None
-            and info.field_type == "monetary"
-            and info.is_custom
-            and isinstance(value, Mapping)
-        ):
-            body[key] = value["value"]
-            body[key + "_currency"] = value["currency"]
-        else:
-            body[key] = value
-    return body
-
-
-def overridden(key: str, mapping: Mapping[str, str], warnings: list[str]) -> None:
-    """Warn that the traits mapped to standard `key` lose to the event's own value for it."""
-    paths = ", ".join(path for path, target in mapping.items() if target == key) or key
-    warnings.append(
-        Warned(f"{paths} is mapped to {key}, which the event's own {key} sets; dropped")
-    )
-
-
-def put_own(
-    body: dict[str, Any], key: str, value: Any, mapping: Mapping[str, str], warnings: list[str]
-) -> None:
-    """The event's own value for a standard key into a body that mapped values filled first:
-    it wins, and the mapped one it replaces is warned about."""
-    if key in body:
-        overridden(key, mapping, warnings)
-    body[key] = value
 
 
 # --- standard fields of persons and organizations --------------------------------------------
@@ -1143,12 +1117,33 @@ class Kind(NamedTuple):
     standard: frozenset[str]
     shapes: Mapping[str, Shape]
     writable: frozenset[str]
+    after: tuple[Row, ...] = ()  # a lead's or deal's own rows, after the mapped ones
+    flat_money: bool = False  # a monetary custom field is two keys (v1 leads)
 
 
+CLOSE_ROW: Row = ("expected_close_date", "expected_close_date", OWN, None, None, (), close_date)
 PERSON_KIND = Kind(PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE)
 ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE)
-LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE)
-DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE)
+LEAD_KIND = Kind(
+    (),
+    LEAD_STANDARD_KEYS,
+    LEAD_SHAPES,
+    LEAD_WRITABLE,
+    (
+        ("", "title", TITLE, None, None, (), None),
+        ("", "value", VALUE, None, "lead", (), partial(own_value, noun="lead")),
+        CLOSE_ROW,
+        ("label_ids", "label_ids", OWN, None, None, (), _labels),
+    ),
+    flat_money=True,
+)
+DEAL_KIND = Kind(
+    (),
+    LEAD_STANDARD_KEYS,
+    DEAL_SHAPES,
+    DEAL_WRITABLE,
+    (("", "value", VALUE, None, "deal", (), partial(own_value, noun="deal")), CLOSE_ROW),
+)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {

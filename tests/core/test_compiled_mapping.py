@@ -289,3 +289,97 @@ def test_a_refused_create_reports_its_body_warnings_and_dropped_traits() -> None
         "timestamp = x is not a date or time; add_time left out",
     ]
     assert ctx.dropped == ["junk"]
+
+
+def test_a_lead_and_a_deal_table_end_with_their_own_rows() -> None:
+    """A lead's own title, value, close date and labels are rows after the mapped ones (so they
+    win over values mapped to them); a deal's value and close date too. A monetary custom field
+    is two keys in a v1 lead (MONEY), one object in a v2 deal."""
+    from rudder_pipedrive_cli.core.fields import (
+        DEAL_KIND,
+        LEAD_KIND,
+        MONEY,
+        OWN,
+        TITLE,
+        VALUE,
+        close_date,
+    )
+
+    money = FieldInfo(key=SCORE, name="Budget", field_type="monetary")
+    config = PlanConfig(field_types={SCORE: money})
+    mapping = {"budget": SCORE, "when": "expected_close_date"}
+    lead = compiled_mapping(mapping, config, LEAD_KIND, "lead")
+    deal = compiled_mapping(mapping, config, DEAL_KIND, "deal")
+    assert [row[:3] for row in lead.rows] == [
+        ("budget", SCORE, MONEY),
+        ("when", "expected_close_date", MAPPED),
+        ("", "title", TITLE),
+        ("", "value", VALUE),
+        ("expected_close_date", "expected_close_date", OWN),
+        ("label_ids", "label_ids", OWN),
+    ]
+    assert [row[:3] for row in deal.rows] == [
+        ("budget", SCORE, CUSTOM),
+        ("when", "expected_close_date", MAPPED),
+        ("", "value", VALUE),
+        ("expected_close_date", "expected_close_date", OWN),
+    ]
+    assert lead.rows[4][6] is close_date
+    assert lead.overridden["expected_close_date"] == (
+        "when is mapped to expected_close_date, which the event's own expected_close_date "
+        "sets; dropped"
+    )
+    properties = {
+        "budget": 5,
+        "when": "2026-01-02",
+        "expected_close_date": "2026-02-03T10:00:00Z",
+        "value": "x",
+        "total": 9,
+    }
+    warnings: list[str] = []
+    body = mapped_values((properties,), lead, config, warnings, "eur", title="Demo")
+    assert list(body.items()) == [
+        (SCORE, 5),
+        (SCORE + "_currency", "EUR"),
+        ("expected_close_date", "2026-02-03"),
+        ("title", "Demo"),
+        ("value", {"amount": 9, "currency": "EUR"}),
+    ]
+    assert warnings == [
+        "value = x is not a number; ignored for the lead value",
+        "when is mapped to expected_close_date, which the event's own expected_close_date sets; "
+        "dropped",
+    ]
+    custom: dict[str, object] = {}
+    body = mapped_values((properties,), deal, config, [], "eur", custom, {"title": "Demo"})
+    assert list(body.items()) == [
+        ("title", "Demo"),
+        ("expected_close_date", "2026-02-03"),
+        ("value", 9),
+        ("currency", "EUR"),
+    ]
+    assert custom == {SCORE: {"value": 5, "currency": "EUR"}}
+
+
+def test_an_own_value_in_no_currency_code_fails_the_lead_after_the_rows_warnings() -> None:
+    import pytest
+
+    from rudder_pipedrive_cli.core.fields import LEAD_KIND
+
+    config = PlanConfig()
+    table = compiled_mapping({"when": "expected_close_date"}, config, LEAD_KIND, "lead")
+    warnings: list[str] = []
+    properties = {"when": "soon", "revenue": "x", "amount": 3, "expected_close_date": "soon"}
+    with pytest.raises(PlanFailure, match="currency = US Dollars is not a 3-letter currency code"):
+        mapped_values((properties,), table, config, warnings, "US Dollars", title="Demo")
+    assert warnings == ["revenue = x is not a number; ignored for the lead value"]
+    drop = PlanConfig(on_invalid="drop")
+    table = compiled_mapping({"when": "expected_close_date"}, drop, LEAD_KIND, "lead")
+    warnings = []
+    body = mapped_values((properties,), table, drop, warnings, "US Dollars", title="Demo")
+    assert body == {"title": "Demo"}
+    assert warnings == [
+        "revenue = x is not a number; ignored for the lead value",
+        "currency = US Dollars is not a 3-letter currency code; the lead's value is left out",
+        "expected_close_date = soon is not a date; left out",
+    ]

@@ -23,9 +23,7 @@ from rudder_pipedrive_cli.core.fields import (
     NOTHING,
     compiled_mapping,
     dropped,
-    lead_custom,
     mapped_values,
-    own_fields,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -179,11 +177,8 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     currency = (
         config.default_currency if given is None or given == "" else given
     )  # checked where it is used
-    body = mapped_values((properties,), table, config, warnings, currency)
-    if table.money:
-        body = lead_custom(body, config)
-    body["title"] = title_of(rule, ctx, name)
-    own_fields(properties, body, mapping, currency, config, warnings)
+    title = title_of(rule, ctx, name)
+    body = mapped_values((properties,), table, config, warnings, currency, title=title)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
     dropped((properties,), table, ctx.dropped)
     return body, body["origin_id"]
@@ -202,16 +197,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    body = mapped_values(
-        (properties,),
-        table,
-        config,
-        warnings,
-        currency,
-        custom,
-        {"title": title_of(rule, ctx, name)},
-    )
-    own_fields(properties, body, mapping, currency, config, warnings, "deal")
+    title = {"title": title_of(rule, ctx, name)}
+    body = mapped_values((properties,), table, config, warnings, currency, custom, title)
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
