@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -64,7 +64,6 @@ NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
-CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
 def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
@@ -342,7 +341,7 @@ def currency_code(value: Any) -> str | None:
     None ("US Dollars", ["EUR"], 978)."""
     if type(value) is str:
         code = value.strip()
-        if CURRENCY.fullmatch(code):
+        if len(code) == 3 and code.isascii() and code.isalpha():  # [A-Za-z]{3}
             return code.upper()
     return None
 
@@ -758,23 +757,38 @@ def mapped_values(
                     )
                 )
             continue
-        if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
-            if value is None:
-                if info and any(timed(row, sources, currency, config) for row in info):
-                    continue
-                created = raw.get("originalTimestamp")  # most events: a time string
-                if type(created) is str and (created := string_time(created)):
+        if how >= OWN:  # the body's own values
+            if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
+                if value is None:
+                    if info and any(timed(row, sources, currency, config) for row in info):
+                        continue
+                    created = raw.get("originalTimestamp")  # most events: a time string
+                    if type(created) is str and (created := string_time(created)):
+                        body["add_time"] = created
+                        continue
+                created = add_time(value, raw, last)
+                if created is not None:
                     body["add_time"] = created
-                    continue
-            created = add_time(value, raw, last)
-            if created is not None:
-                body["add_time"] = created
+                continue
+            if how == TITLE:
+                body[key] = title
+                continue
+            if failed is not None:  # a shape refused: the event fails
+                continue
+            try:  # a lead's or deal's own value (it reads its paths itself), close date, labels
+                value = shape(first if how == VALUE else value, currency, config, last)
+            except PlanFailure as refusal:
+                failed = refusal
+                continue
+            if value is not None:  # it wins over a value mapped to its key
+                if key in body:
+                    last.append(table.overridden[key])
+                body[key] = value
+                if info == "deal":
+                    body["currency"] = currency_code(currency)
             continue
         if how == NEVER:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
-            continue
-        if how == TITLE:
-            body[key] = title
             continue
         if convert is not None:
             try:
@@ -795,9 +809,8 @@ def mapped_values(
             late.append(shape)
         else:
             if shape is not None:
-                try:  # a lead's own value reads its paths itself
-                    given = first if how == VALUE else value
-                    value = shape(given, currency, config, late if how < OWN else last)
+                try:
+                    value = shape(value, currency, config, late)
                 except PlanFailure as refusal:
                     failed = refusal
                     continue
@@ -805,13 +818,6 @@ def mapped_values(
                     continue
             if how == MAPPED:
                 body[key] = value
-                continue
-            if how >= OWN:  # a lead's or deal's own value wins over a mapped one
-                if key in body:
-                    last.append(table.overridden[key])
-                body[key] = value
-                if info == "deal":
-                    body["currency"] = currency_code(currency)
                 continue
             if own is None:  # the body holds its own keys and plain mapped ones only
                 own = set(body)
@@ -887,7 +893,11 @@ def dropped(
 
 
 def own_value(
-    flat: Mapping[str, Any], currency: Any, config: PlanConfig, warnings: list[str], noun: str
+    flat: Mapping[str, Any],
+    currency: Any,
+    config: PlanConfig,
+    warnings: list[str],
+    noun: str = "lead",
 ) -> Any:
     """A lead's or deal's (`noun`) own value: the first of AMOUNT_PATHS in `flat` that is a
     number, in `currency` (a lead's `{"amount", "currency"}`, a deal's amount); without one, left
@@ -1131,7 +1141,7 @@ LEAD_KIND = Kind(
     LEAD_WRITABLE,
     (
         ("", "title", TITLE, None, None, (), None),
-        ("", "value", VALUE, None, "lead", (), partial(own_value, noun="lead")),
+        ("", "value", VALUE, None, "lead", (), own_value),
         CLOSE_ROW,
         ("label_ids", "label_ids", OWN, None, None, (), _labels),
     ),
@@ -1142,7 +1152,20 @@ DEAL_KIND = Kind(
     LEAD_STANDARD_KEYS,
     DEAL_SHAPES,
     DEAL_WRITABLE,
-    (("", "value", VALUE, None, "deal", (), partial(own_value, noun="deal")), CLOSE_ROW),
+    (
+        (
+            "",
+            "value",
+            VALUE,
+            None,
+            "deal",
+            (),
+            lambda flat, currency, config, warnings: own_value(
+                flat, currency, config, warnings, "deal"
+            ),
+        ),
+        CLOSE_ROW,
+    ),
 )
 
 
