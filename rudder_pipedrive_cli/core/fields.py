@@ -73,12 +73,9 @@ def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tu
     for parts in paths:
         found: Any = raw
         for part in parts:
-            if type(found) is not dict and not isinstance(found, Mapping):
-                break
-            found = found.get(part)
-        else:
-            if type(found) is dict or (found is not None and isinstance(found, Mapping)):
-                sources += (found,)
+            found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
+        if type(found) is dict or isinstance(found, Mapping):
+            sources += (found,)
     return sources
 
 
@@ -253,8 +250,7 @@ def known_time(value: Any) -> datetime | None:
     return None if moment == GO_ZERO_TIME else moment
 
 
-def time_text(value: Any) -> str | None:
-    """A time (`parse_time`) as RFC 3339 UTC, "" for Go's zero time, None when not a time."""
+def moment_text(value: Any) -> str | None:
     moment = parse_time(value)
     if moment is None:
         return None
@@ -263,32 +259,32 @@ def time_text(value: Any) -> str | None:
 
 # A time string parsed and formatted once per distinct string (an archive's events share their
 # times often; the cache's size bounds its memory). Not for other values: True would be 1.
-string_time = lru_cache(maxsize=1024)(time_text)
+string_time = lru_cache(maxsize=1024)(moment_text)
+
+
+def time_text(value: Any) -> str | None:
+    """A time (`parse_time`) as RFC 3339 UTC, "" for Go's zero time, None when not a time."""
+    return string_time(value) if type(value) is str else moment_text(value)
 
 
 def add_time(given: Any, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
     """add_time from the trait `given` (None: absent), else the event's originalTimestamp, else
     its timestamp. A time that is there but cannot be read is warned about (Go's zero time is
     no time: not warned about as an event time, but as the trait)."""
-    if given is not None:
-        text = string_time(given) if type(given) is str else time_text(given)
-        if text:
-            return text
+    text = None if given is None else time_text(given)
+    if text:
+        return text
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
-    text = None
     for path in EVENT_TIME_PATHS:
         value = raw.get(path)
-        if value is None or value == "":
-            continue
-        text = string_time(value) if type(value) is str else time_text(value)
-        if text:
-            used = path
-            break
-        if text is None:
-            unreadable.append((path, value))
-    if given is None and not unreadable:  # most events: no warning to give
-        return text if used else None
+        if value is not None and value != "":
+            text = time_text(value)
+            if text:
+                used = path
+                break
+            if text is None:
+                unreadable.append((path, value))
     if given is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
@@ -584,24 +580,17 @@ def unconvertible(
     )
 
 
-# One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does, its shape or coercion, the field (or what the row needs besides), a dotted
-# path's parts (else (): the path is one key of a source), and the shape of a mapped value or the
-# words of a refused one. What a row does:
-# - STANDARD: a person's or organization's standard trait shaped into the body (shape:
-#   `StandardShape`; the field: whether a value holding no entry is warned about);
-# - CUSTOM: a custom field, coerced by its listed type (None: as it is); MONEY: a monetary one
-#   in a v1 lead (flat: the amount, and `<key>_currency`);
-# - IDENTITY: the identity field rpd fills itself (refused, one warning);
-# - MAPPED: a standard field a trait is mapped to; OWNED: one the body's own rows set too (their
-#   value wins; a mapped email or phone is added to theirs, not primary);
-# - REFUSED: rpd sets the field, or no write takes it; NEVER: a key rpd never sends;
-# - OWN: a lead's or deal's own value of a standard field (shape: `Shape`), over a mapped one;
-# and, read even when their path is absent (they read for themselves):
-# - ADD_TIME (creates only): the add_time trait, else a trait mapped to it (the rows of those
-#   traits in the field slot: such a value is put by its own row), else the event's time;
-# - TITLE: the title the plan gives; VALUE: a lead's or deal's own value (the shape reads the
-#   source itself; the field: the noun).
+# One row per trait path (`compiled_mapping`): the path, the body or field key, what the row does,
+# its shape or coercion (None: as it is), the field (or what the row needs besides), a dotted
+# path's parts (else ()), and a mapped value's shape or a refused one's words. What it does:
+# STANDARD, a person's or organization's standard trait; CUSTOM, a custom field (MONEY: a
+# monetary one of a v1 lead, the amount and `<key>_currency`); IDENTITY, the identity field rpd
+# fills itself; MAPPED, a standard field a trait is mapped to (OWNED: one the body's own values
+# set too: theirs win; a mapped email or phone is added to theirs); REFUSED, a field rpd sets or
+# no write takes; NEVER, a key rpd never sends; OWN, a lead's or deal's own close date or labels.
+# Read whatever the sources hold: ADD_TIME (creates), the add_time trait, else a trait mapped to
+# it (its rows in the field slot), else the event's time; TITLE, the plan's; VALUE, a lead's or
+# deal's own value (its shape reads the paths; the field: the noun).
 STANDARD, CUSTOM, MONEY, IDENTITY, MAPPED, OWNED, REFUSED, NEVER, OWN, ADD_TIME, TITLE, VALUE = (
     range(12)
 )
@@ -1044,7 +1033,7 @@ def _lead_visible(value: Any, currency: Any, config: PlanConfig, warnings: list[
 
 
 def _created(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
-    return (string_time(value) if type(value) is str else time_text(value)) or None
+    return time_text(value) or None
 
 
 def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
