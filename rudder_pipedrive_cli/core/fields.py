@@ -589,7 +589,7 @@ def unconvertible(
 # set too: theirs win; a mapped email or phone is added to theirs); REFUSED, a field rpd sets or
 # no write takes; NEVER, a key rpd never sends; OWN, a lead's or deal's own close date or labels.
 # Read whatever the sources hold: ADD_TIME (creates), the add_time trait, else a trait mapped to
-# it (its rows in the field slot), else the event's time; TITLE, the plan's; VALUE, a lead's or
+# it (the field: whether one is), else the event's time; TITLE, the plan's; VALUE, a lead's or
 # deal's own value (its shape reads the paths; the field: the noun).
 STANDARD, CUSTOM, MONEY, IDENTITY, MAPPED, OWNED, REFUSED, NEVER, OWN, ADD_TIME, TITLE, VALUE = (
     range(12)
@@ -646,7 +646,7 @@ def compiled_mapping(
         parts = path_parts(path) if "." in path else ()
         mapped.append((path, field, how, convert, typed, parts, shape))
     if create and "add_time" in own:
-        times = tuple(row for row in mapped if row[1] == "add_time" and row[2] == OWNED)
+        times = any(row[1] == "add_time" and row[2] == OWNED for row in mapped)
         table.append(("add_time", "add_time", ADD_TIME, None, times, (), None))
     after = kind.after if kind is not None else ()
     inner = frozenset(
@@ -713,6 +713,7 @@ def mapped_values(
     identity = False
     own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
     added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
+    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
     if currency is None or currency == "":
         currency = config.default_currency
     first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
@@ -749,7 +750,8 @@ def mapped_values(
         if how >= OWN:  # the body's own values
             if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
                 if value is None:
-                    if info and any(timed(row, sources, currency, config) for row in info):
+                    if info:  # a trait mapped to add_time first: the event's time after the loop
+                        at = len(body)
                         continue
                     created = raw.get("originalTimestamp")  # most events: a time string
                     if type(created) is str and (created := string_time(created)):
@@ -817,6 +819,13 @@ def mapped_values(
                 added[key] = value
             elif table.overridden[key] not in last:
                 last.append(table.overridden[key])
+    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
+        before: list[str] = []
+        created = add_time(None, raw, before)
+        last[:0] = before
+        if created is not None:  # in add_time's place, before the mapped keys
+            items = list(body.items())
+            body = dict([*items[:at], ("add_time", created), *items[at:]])
     if added:
         for key, value in added.items():
             known = {entry["value"] for entry in body[key]}
@@ -831,22 +840,6 @@ def mapped_values(
     if failed is not None:
         raise failed
     return body
-
-
-def timed(
-    row: Row, sources: tuple[Mapping[str, Any], ...], currency: Any, config: PlanConfig
-) -> bool:
-    """Whether a trait mapped to add_time (its `row`) gives a time, as its row will read it."""
-    path, _, _, convert, info, parts, _ = row
-    value = trait(sources, path, parts)
-    if value is None:
-        return False
-    if convert is not None:
-        try:
-            value = convert(value, info, currency)
-        except Unconvertible:
-            return False
-    return _created(value, currency, config, []) is not None
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:

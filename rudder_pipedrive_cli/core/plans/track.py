@@ -173,10 +173,7 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     key = ("lead", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
-    given = properties.get("currency")
-    currency = (
-        config.default_currency if given is None or given == "" else given
-    )  # checked where it is used
+    currency = properties.get("currency")  # else default_currency; checked where it is used
     title = title_of(rule, ctx, name)
     body = mapped_values((properties,), table, config, warnings, currency, title=title)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
@@ -192,8 +189,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.get("currency")
-    currency = config.default_currency if given is None or given == "" else given
+    currency = properties.get("currency")  # else default_currency
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
