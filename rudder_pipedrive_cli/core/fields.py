@@ -754,6 +754,8 @@ def mapped_values(
                         at = len(body)
                         continue
                     created = raw.get("originalTimestamp")  # most events: a time string
+                    if created is None:
+                        created = raw.get("timestamp")
                     if type(created) is str and (created := string_time(created)):
                         body["add_time"] = created
                         continue
