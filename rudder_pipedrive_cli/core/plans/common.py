@@ -18,17 +18,14 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_KIND,
     TEXT_LIMITS,
     Kind,
-    add_time,
     compiled_mapping,
     dropped,
     mapped_values,
     org_name,
     parse_time,
     person_name,
-    put_mapped,
     rfc3339,
     sources_at,
-    trait,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
@@ -783,19 +780,11 @@ def entity_body(
     name = given.strip() if type(given) is str else None
     if not name:
         name = entity.name(sources, warnings)
-    body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
-    top = mapped_values(sources, table, config, warnings, "", custom, body)
-    # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
-    # event's own time (SPEC 4); only on create.
-    if create and ("add_time" not in top or trait(sources, "add_time") is not None):
-        created = add_time(sources, ctx.event.raw, warnings)
-        if created is not None:
-            body["add_time"] = created
-    if top:  # most mappings are custom fields only
-        mapping: Mapping[str, str] = getattr(config, entity.fields)
-        for key, value in top.items():
-            put_mapped(body, key, value, mapping, warnings)
+    body = mapped_values(
+        sources, table, config, warnings, "", custom, {} if name is None else {"name": name},
+        ctx.event.raw,
+    )  # fmt: skip
     if custom:
         body["custom_fields"] = custom
     for source in sources:  # most sources: everything in them is sent

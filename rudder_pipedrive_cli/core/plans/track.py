@@ -23,9 +23,7 @@ from rudder_pipedrive_cli.core.fields import (
     NOTHING,
     compiled_mapping,
     dropped,
-    lead_custom,
     mapped_values,
-    own_fields,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -176,15 +174,9 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     key = ("lead", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
-    given = properties.get("currency")
-    currency = (
-        config.default_currency if given is None or given == "" else given
-    )  # checked where it is used
-    body = mapped_values((properties,), table, config, warnings, currency)
-    if table.money:
-        body = lead_custom(body, config)
-    body["title"] = title_of(rule, ctx, name)
-    own_fields(properties, body, mapping, currency, config, warnings)
+    currency = properties.get("currency")  # else default_currency; checked where it is used
+    title = title_of(rule, ctx, name)
+    body = mapped_values((properties,), table, config, warnings, currency, title=title)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
     dropped((properties,), table, ctx.dropped)
     return body, body["origin_id"]
@@ -198,14 +190,12 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.get("currency")
-    currency = config.default_currency if given is None or given == "" else given
+    currency = properties.get("currency")  # else default_currency
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    top = mapped_values((properties,), table, config, warnings, currency, custom)
-    body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
-    own_fields(properties, body, mapping, currency, config, warnings, "deal")
+    title = {"title": title_of(rule, ctx, name)}
+    body = mapped_values((properties,), table, config, warnings, currency, custom, title)
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
