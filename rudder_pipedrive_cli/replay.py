@@ -109,7 +109,7 @@ class Replay:
         no request."""
         if item.decided is not None or item.event is None:
             return item.decided or Outcome(status="failed", reason="not an event")
-        if item.id in self.finished:
+        if self.finished.has(item.id):
             return JOURNALED
         plan = plan_event(item.event, self.config, self.known, self.index)
         if self.journal is None or type(plan) is Outcome:

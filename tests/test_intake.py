@@ -7,9 +7,9 @@ from pathlib import Path
 
 import orjson
 
-from rudder_pipedrive_cli.core.events import Event, invalid, take
+from rudder_pipedrive_cli.core.events import INVALID, Event, invalid, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.intake import INVALID, intake
+from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
 from rudder_pipedrive_cli.io.readers import EventReader

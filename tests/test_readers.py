@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from objects_support import Item, error, viewed
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.readers import BOM, BUFFER_SIZE, EventReader
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}
@@ -259,6 +260,34 @@ def test_values_that_are_not_events(tmp_path: Path, line: bytes, error: str) -> 
         ok(f"{path}:1", A),
         Item(source=f"{path}:2", raw=orjson.loads(line), error=error),
         ok(f"{path}:3", B),
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        A,
+        {**A, "type": " Identify "},  # an event still, its type stripped and lower-cased
+        {**A, "type": "  "},  # a blank type: no event, the reason Event gives
+        {**A, "type": 5},
+        {**A, "userId": {"id": 1}},  # an event, refused when planned
+        {"type": 5, "batch": [A, B]},  # not an event: a batch body
+        {"payload": A, "messageId": "m-1"},
+        {"event": B, "error": {"reason": "x"}, "source": "f:1"},
+        {"messageId": "m-2"},
+        [A],
+        None,
+    ],
+)
+def test_a_line_gives_the_items_of_its_value(tmp_path: Path, value: Any) -> None:
+    """A line's value is made an `Event` straight away; a value `Event` refuses is unwrapped,
+    so a line gives exactly what `unwrap` makes of its value (events, items of a wrapper, or
+    one failed item saying why)."""
+    path = write(tmp_path / "e.ndjson", ndjson(C, value))
+    expected = viewed(unwrap(value, f"{path}:2"))
+    assert read(path) == [ok(f"{path}:1", C), *expected]
+    assert [item.kind for item in EventReader([path])][1:] == [
+        item.kind for item in unwrap(value, f"{path}:2")
     ]
 
 

@@ -23,17 +23,17 @@ from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
 @pytest.mark.parametrize("filter_bits", [1, 64, 1 << 24])  # 1: every lookup reaches SQLite
 def test_every_id_added_is_found_and_no_other(filter_bits: int) -> None:
-    with ScratchIds(recent=16, filter_bits=filter_bits) as older:
-        ids = Finished(None, older)
+    with ScratchIds(recent=16) as older:
+        ids = Finished(None, older, filter_bits)
         added = [f"msg-{n}" for n in range(0, 200, 2)]
         for event_id in added:
-            assert event_id not in ids
+            assert not ids.has(event_id)
             ids.add(event_id, "sent")
-            assert event_id in ids
+            assert ids.has(event_id)
         ids.add("msg-0", "sent")  # again: still one id
         ids.add("msg-1", "failed")  # not done: not kept
-        assert [n for n in range(200) if f"msg-{n}" in ids] == list(range(0, 200, 2))
-        assert "" not in ids and "msg-00" not in ids
+        assert [n for n in range(200) if ids.has(f"msg-{n}")] == list(range(0, 200, 2))
+        assert not ids.has("") and not ids.has("msg-00")
 
 
 def test_ids_stay_in_memory_until_the_window_fills_then_move_out() -> None:
@@ -43,9 +43,9 @@ def test_ids_stay_in_memory_until_the_window_fills_then_move_out() -> None:
     ids.add("b", "skipped")
     assert older._db is None and "a" not in older  # a small run never opens the database
     ids.add("c", "unchanged")
-    assert older._db is not None and ids._ids == set()
+    assert older._db is not None and ids._ids == {}
     assert sorted(older._db.execute("SELECT id FROM ids").fetchall()) == [("a",), ("b",), ("c",)]
-    assert [i for i in "abcd" if i in ids] == ["a", "b", "c"]
+    assert [i for i in "abcd" if ids.has(i)] == ["a", "b", "c"]
     assert [i for i in "abcd" if i in older] == ["a", "b", "c"]
     older.close()
     assert older._db is None
@@ -64,11 +64,31 @@ def test_only_ids_the_filter_may_hold_are_asked_of_the_database() -> None:
         ids = Finished(None, older)
         for event_id in "abc":
             ids.add(event_id, "sent")
-        assert "a" in ids and "c" in ids and older.asked == ["a", "c"]
+        assert ids.has("a") and ids.has("c") and older.asked == ["a", "c"]
         older.asked.clear()
         # 100 ids never seen: a clear bit each (3 bits set of 2**24), so SQLite is not asked.
-        assert not any(f"new-{n}" in ids for n in range(100))
+        assert not any(ids.has(f"new-{n}") for n in range(100))
         assert len(older.asked) <= 1
+
+
+@pytest.mark.parametrize("nul", [True, False])
+def test_ids_of_any_text_move_out_exactly(nul: bool) -> None:
+    """A batch goes to SQLite as one JSON array, whose strings SQLite ends at a NUL: a batch
+    with one goes a row at a time, so "a\\x00b" is not stored as "a" (a later "a" would be
+    taken as already done)."""
+    texts = ["é", "😀", "tab\there", 'quote"', "back\\slash", "\u2028", " padded ", "\ufeff"]
+    texts += ["x" * 5000, "\\u0000"]  # the last one's JSON has the text \u0000, not a NUL
+    if nul:
+        texts += ["a\x00b", "\x00"]
+    with ScratchIds(recent=len(texts)) as older:
+        ids = Finished(None, older)
+        for text in texts:
+            ids.add(text, "sent")
+        assert ids._ids == {}  # all moved out
+        assert [text for text in texts if not ids.has(text)] == []
+        assert [text for text in ("a", "a\x00", "", "x" * 4999) if ids.has(text)] == []
+        stored = older._db.execute("SELECT id FROM ids").fetchall()  # type: ignore[union-attr]
+        assert sorted(text for (text,) in stored) == sorted(texts)
 
 
 def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
@@ -78,7 +98,7 @@ def test_a_dry_run_skips_a_repeat_of_an_id_that_moved_out_of_memory() -> None:
         for message_id in ("same-1", "m-2", "m-3", "m-4", "same-1")
     ]
     items = intake((take(e, f"in:{n}") for n, e in enumerate(events, 1)), EventFilter())
-    with ScratchIds(recent=2, filter_bits=1) as finished:
+    with ScratchIds(recent=2) as finished:
         send = Recorder(OfflineResponder(config), Tally())
         planned = preview(items, config, send, IdentityStore(), None, finished)
         outcomes = [(p["source"], p["outcome"], p["reason"]) for p in planned]
@@ -148,7 +168,7 @@ def test_an_empty_budget_and_a_filter_of_odd_size_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one entry"):
         Spill(0)
     with pytest.raises(ValueError, match="power of two"):
-        ScratchIds(filter_bits=1000)
+        Finished(None, ScratchIds(), filter_bits=1000)
 
 
 def test_the_read_cache_drops_the_least_recently_used() -> None:

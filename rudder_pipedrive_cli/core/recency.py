@@ -47,8 +47,6 @@ def fresh(
 ) -> tuple[dict[str, Any], bool]:
     """`body` without the fields a later event wrote (their stored time is after `at`), and
     whether any was left out."""
-    if not times:
-        return dict(body), False
     kept: dict[str, Any] = {}
     left_out = False
     for key, value in body.items():

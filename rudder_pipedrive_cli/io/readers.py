@@ -36,7 +36,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import Event, invalid, take
+from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
     Feed,
@@ -330,14 +330,13 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 continue
             try:
                 value = loads(line)
+                item = Event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
-                continue
-            # The common case, a bare event, skips the general unwrapping.
-            if type(value) is dict and "type" in value and type(value["type"]) is str:
-                yield take(value, f"{name}:{number}")
-            else:
+            except EventError:  # a wrapper, or a value that is not an event: unwrap says why
                 yield from unwrap(value, f"{name}:{number}")
+            else:
+                yield item
     except READ_ERRORS as exc:
         yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
 
@@ -480,6 +479,8 @@ class _RawSource(io.RawIOBase):
     would otherwise hide the gzip magic.
     """
 
+    __slots__ = ("_inner", "_pending", "_read", "consumed", "count", "plain")
+
     def __init__(self, inner: BinaryIO) -> None:
         super().__init__()
         self._inner = inner
@@ -487,9 +488,7 @@ class _RawSource(io.RawIOBase):
         self._pending = b""
         self.count = 0
         self.consumed = 0  # bytes of lines handed out
-        self.plain = (
-            False  # those are the bytes read from the file (not gzip): progress counts them
-        )
+        self.plain = False  # they are the file's bytes (not gzip): progress counts them
 
     def readable(self) -> bool:
         return True

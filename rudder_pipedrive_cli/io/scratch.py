@@ -3,9 +3,9 @@
 Two shapes, both backed by SQLite's private temporary database (an unnamed file that SQLite
 deletes when the connection closes, its page cache bounded), opened only once memory is full:
 - `ScratchIds`: the older event ids a dry-run finished. `core.intake.Finished` keeps the latest
-  in its own set and moves them here in batches, stored sorted; a fixed-size Bloom filter of
-  their hashes (which `Finished` tests itself) answers most "not seen" questions without a
-  query, and a query confirms the rest, so an id is never taken as "already done" by mistake.
+  in memory and moves them here in batches, stored sorted; its fixed-size Bloom filter of their
+  hashes answers most "not seen" questions without a query, and a query confirms the rest, so
+  an id is never taken as "already done" by mistake.
 - `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`,
   ordering's alias groups) that keeps its `entries` most recently used keys in memory and the rest
   in the database, moved out in batches, with the same answers as a dict.
@@ -26,9 +26,6 @@ if TYPE_CHECKING:  # imported when ids first move out: a short dry-run needs no 
     import sqlite3
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
-# 2 MiB: a bit of its hash set per id moved; a clear one means "not there". With a million ids
-# moved, 6% of the ids never seen still ask SQLite (a second bit per id cost more than it saved).
-FILTER_BITS = 1 << 24
 TABLE_FILTER_BITS = 1 << 23  # 1 MiB per SpillTable, allocated when it first moves keys out
 CACHE_KIB = 1024  # SQLite's page cache for the temporary database
 # The default budget of a `SpillTable`: keys kept in memory (a few hundred bytes each), per table.
@@ -95,15 +92,13 @@ class Closing(ABC):
 
 class ScratchIds(Closing):
     """The older ids of `core.intake.Finished`, moved here `recent` at a time: a set of strings
-    (`in`, `move`) whose memory does not grow with its size, with the Bloom filter (`bits`,
-    `mask`) that `Finished` tests before it asks."""
+    (`in`, `move`) whose memory does not grow with its size (`Finished` keeps the filter that
+    tells which ids may be here)."""
 
-    __slots__ = ("_db", "_filter", "bits", "mask", "recent")
+    __slots__ = ("_db", "recent")
 
-    def __init__(self, recent: int = RECENT, filter_bits: int = FILTER_BITS) -> None:
+    def __init__(self, recent: int = RECENT) -> None:
         self._db: sqlite3.Connection | None = None
-        self._filter = _Bits(filter_bits)
-        self.bits, self.mask = self._filter.bits, self._filter.mask
         self.recent = recent
 
     def __contains__(self, event_id: str) -> bool:
@@ -113,15 +108,18 @@ class ScratchIds(Closing):
             self._db.execute("SELECT 1 FROM ids WHERE id = ?", (event_id,)).fetchone() is not None
         )
 
-    def move(self, ids: set[str]) -> None:
+    def move(self, ids: Iterable[str]) -> None:
+        """Store `ids` sorted (the B-tree takes them fastest so; ids in input order that grow with
+        it sort in one pass), in one statement that reads them from one JSON array."""
         db = self._db
         if db is None:
             db = self._db = open_scratch_db()
             db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._filter.add_all(map(hash, ids))
-        db.execute("BEGIN")  # in key order: the B-tree takes a sorted batch faster
-        db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(sorted(ids)))
-        db.execute("COMMIT")
+        batch = sorted(ids)
+        if b"\\u0000" in (array := orjson.dumps(batch)):  # SQLite's JSON ends a string at a NUL
+            db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(batch))  # (or a false alarm)
+        else:
+            db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (array,))
 
     def close(self) -> None:
         if self._db is not None:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
+    ADD_TIME,
     CUSTOM,
     IDENTITY,
     MAPPED,
     NEVER,
+    OWNED,
     PERSON_KIND,
     PERSON_SHAPES,
     REFUSED,
@@ -16,6 +22,7 @@ from rudder_pipedrive_cli.core.fields import (
     to_number,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+from rudder_pipedrive_cli.core.protocol import Outcome
 
 SCORE = "b" * 40
 MAPPING = {
@@ -56,31 +63,40 @@ def test_a_kinds_rows_say_once_per_config_how_each_mapped_standard_field_is_shap
         ("email", "emails", STANDARD),
         ("phone", "phones", STANDARD),
         ("visible_to", "visible_to", STANDARD),
-        ("mail", "emails", MAPPED),
-        ("born", "add_time", MAPPED),
+        ("add_time", "add_time", ADD_TIME),
+        ("mail", "emails", OWNED),
+        ("born", "add_time", OWNED),
         ("who", "org_id", REFUSED),
         ("size", "employee_count", REFUSED),
         ("uid", "f" * 40, IDENTITY),
     ]
-    assert create.rows[4][6] is PERSON_SHAPES["add_time"]
-    assert update.rows[4][6] is not PERSON_SHAPES["add_time"]
-    assert create.rows[5][6] == "a trait is mapped to org_id, which rpd sets itself; dropped"
-    assert create.rows[6][6] == (
+    assert create.rows[3][4] is True  # a trait is mapped to add_time: its fallback
+    assert create.rows[5][6] is PERSON_SHAPES["add_time"]
+    assert [row[2] for row in update.rows[3:]] == [OWNED, OWNED, REFUSED, REFUSED, CUSTOM]
+    assert update.rows[4][6] is not PERSON_SHAPES["add_time"]  # no add_time on update
+    assert create.rows[6][6] == "a trait is mapped to org_id, which rpd sets itself; dropped"
+    assert create.rows[7][6] == (
         "a trait is mapped to employee_count, which only the account's field listing can "
         "resolve (dry-run: --lookups, or the state of an earlier send); left out"
     )
     assert create.identity_warning == "uid is it"
     assert update.identity_warning == ""  # no identity given: the row is a custom field
+    assert create.overridden == {
+        "emails": "mail is mapped to emails, which the event's own emails sets; dropped",
+        "add_time": "born is mapped to add_time, which the event's own add_time sets; dropped",
+    }
     sources = ({"mail": "a@b.co", "born": "2020-01-02", "who": 4, "uid": "x", "email": "c@d.ef"},)
     warnings: list[str] = ["earlier"]
-    body: dict[str, object] = {}
     custom: dict[str, object] = {}
-    top = mapped_values(sources, create, config, warnings, "", custom, body)
-    assert body == {"emails": [{"value": "c@d.ef", "primary": True, "label": "work"}]}
-    assert top == {
-        "emails": [{"value": "a@b.co", "primary": True, "label": "work"}],
-        "add_time": "2020-01-02T00:00:00Z",
-    }
+    # The own email first, the mapped one added; no add_time trait: the mapped one, not the
+    # event's time.
+    both = [
+        {"value": "c@d.ef", "primary": True, "label": "work"},
+        {"value": "a@b.co", "primary": False, "label": "work"},
+    ]
+    raw = {"originalTimestamp": "2021-01-01T00:00:00Z"}
+    body = mapped_values(sources, create, config, warnings, "", custom, {}, raw)
+    assert body == {"emails": both, "add_time": "2020-01-02T00:00:00Z"}
     assert custom == {}
     # The rows' own warnings, the identity's, then the shapes' (the order plans always gave).
     assert warnings == [
@@ -88,9 +104,7 @@ def test_a_kinds_rows_say_once_per_config_how_each_mapped_standard_field_is_shap
         "uid is it",
         "a trait is mapped to org_id, which rpd sets itself; dropped",
     ]
-    assert mapped_values(sources, update, config, [], "", custom, {}) == {
-        "emails": [{"value": "a@b.co", "primary": True, "label": "work"}]
-    }
+    assert mapped_values(sources, update, config, [], "", custom, {}) == {"emails": both}
     assert custom == {"f" * 40: "x"}
 
 
@@ -149,9 +163,9 @@ def test_a_config_compiles_each_mapping_once_and_a_replaced_config_again() -> No
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: 7}})]
     run(raw, calls, config=config)
     table = config.compiled[("person", False)]
-    # The identity field, the most characters it holds (0: not listed, no limit known), its listing.
+    # The identity field, the longest key it takes (not listed: no limit known), its listing.
     field = config.compiled["user_id_field"]
-    assert field == (CONFIG.user_id_field, 0, None)
+    assert field == (CONFIG.user_id_field, sys.maxsize, None)
     run(raw, calls, config=config)
     # The same table, not one per body.
     assert config.compiled == {("person", False): table, "user_id_field": field}
@@ -172,7 +186,6 @@ def test_a_refused_shape_fails_the_event_only_once_every_row_was_read() -> None:
     failed it already."""
     import pytest
 
-    from rudder_pipedrive_cli.core.errors import PlanFailure
     from rudder_pipedrive_cli.core.fields import LEAD_KIND
 
     typed = FieldInfo(key=SCORE, name="Score", field_type="double")
@@ -203,3 +216,173 @@ def test_two_paths_mapped_to_one_standard_field_each_shaped_the_last_that_shapes
     }
     assert warnings == ["visible_to = all is not one of 1, 3, 5, 7; dropped"]
     assert mapped_values(({"seen": "x", "shown": 7},), table, config, []) == {"visible_to": 7}
+
+
+def person_body(traits: dict[str, object], raw: dict[str, object], mapping: dict[str, str]) -> Any:
+    """A new person's body, its warnings and its dropped traits, from top-level `traits`."""
+    from rudder_pipedrive_cli.core.events import Event
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+    from rudder_pipedrive_cli.core.plans.common import PERSON, Ctx, entity_body
+
+    config = PlanConfig(person_fields=mapping)
+    event = Event({"type": "identify", "userId": "u-1", "traits": traits, **raw}, "t:1")
+    ctx = Ctx(event, config, IdentityStore())
+    body = entity_body(ctx, PERSON, (("traits",),), create=True)
+    return list(body.items()), ctx.warnings, ctx.dropped
+
+
+def test_add_time_and_mapped_keys_in_the_one_loop_keep_their_order() -> None:
+    """add_time (the trait, else the event time) comes before the keys mapped traits add, and its
+    warnings after the shapes'; an own value wins over a mapped one with a warning, once per key,
+    after add_time's."""
+    mapping = {"title": "job_title", "born": "add_time", "alias": "name", "nick": "name"}
+    traits = {"name": "Ann", "add_time": "soon", "title": "CTO", "born": "2020-01-02"}
+    traits |= {"alias": "A", "nick": "B", "vis": 2, "visible_to": "all"}
+    raw = {"originalTimestamp": "2021-01-01T00:00:00Z"}
+    assert person_body(traits, raw, mapping) == (
+        [("name", "Ann"), ("add_time", "2021-01-01T00:00:00Z"), ("job_title", "CTO")],
+        [
+            "visible_to = all is not one of 1, 3, 5, 7; dropped",
+            "add_time = soon is not a date or time; using the event time",
+            "born is mapped to add_time, which the event's own add_time sets; dropped",
+            "alias, nick is mapped to name, which the event's own name sets; dropped",
+        ],
+        ["vis"],
+    )
+
+
+def test_a_trait_mapped_to_add_time_stands_in_for_the_event_time_in_its_place() -> None:
+    """Without an add_time trait the mapped one is the value, in its row's place among the mapped
+    keys; the event's times are not read (nor warned about)."""
+    mapping = {"title": "job_title", "born": "add_time", "alias": "name"}
+    traits = {"title": "CTO", "born": "2020-01-02", "alias": "A"}
+    raw = {"originalTimestamp": "last Tuesday"}
+    assert person_body(traits, raw, mapping) == (
+        [("job_title", "CTO"), ("add_time", "2020-01-02T00:00:00Z"), ("name", "A")],
+        [],
+        [],
+    )
+    # A mapped value that is no time: the event's time, in add_time's own place, warned about.
+    traits["born"] = "never"
+    raw["timestamp"] = "2022-03-04T05:06:07Z"
+    assert person_body(traits, raw, mapping) == (
+        [("add_time", "2022-03-04T05:06:07Z"), ("job_title", "CTO"), ("name", "A")],
+        ["originalTimestamp = last Tuesday is not a date or time; add_time from timestamp"],
+        [],
+    )
+
+
+def test_a_refused_create_reports_its_body_warnings_and_dropped_traits() -> None:
+    from rudder_pipedrive_cli.core.events import Event
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+    from rudder_pipedrive_cli.core.plans.common import Ctx, person_create_body
+
+    traits = {"visible_to": 2, "junk": 1}
+    event = Event({"type": "identify", "userId": "u-1", "traits": traits, "timestamp": "x"}, "t:1")
+    ctx = Ctx(event, PlanConfig(create_persons=True), IdentityStore())
+    refused = person_create_body(ctx, "u-1", (("traits",),))
+    assert isinstance(refused, Outcome)
+    assert (refused.status, refused.reason, refused.stage) == (
+        "failed",
+        "cannot create person without a name",
+        "create person",
+    )
+    assert refused.warnings == (
+        "visible_to = 2 is not one of 1, 3, 5, 7; dropped",
+        "timestamp = x is not a date or time; add_time left out",
+    )
+    assert refused.dropped == ("junk",)
+
+
+def test_a_lead_and_a_deal_table_end_with_their_own_rows() -> None:
+    """A lead's own title, value, close date and labels are rows after the mapped ones (so they
+    win over values mapped to them); a deal's value and close date too. A monetary custom field
+    is two keys in a v1 lead (MONEY), one object in a v2 deal."""
+    from rudder_pipedrive_cli.core.fields import (
+        DEAL_KIND,
+        LEAD_KIND,
+        MONEY,
+        OWN,
+        TITLE,
+        VALUE,
+        close_date,
+    )
+
+    money = FieldInfo(key=SCORE, name="Budget", field_type="monetary")
+    config = PlanConfig(field_types={SCORE: money})
+    mapping = {"budget": SCORE, "when": "expected_close_date"}
+    lead = compiled_mapping(mapping, config, LEAD_KIND, "lead")
+    deal = compiled_mapping(mapping, config, DEAL_KIND, "deal")
+    assert [row[:3] for row in lead.rows] == [
+        ("budget", SCORE, MONEY),
+        ("when", "expected_close_date", MAPPED),
+        ("", "title", TITLE),
+        ("", "value", VALUE),
+        ("expected_close_date", "expected_close_date", OWN),
+        ("label_ids", "label_ids", OWN),
+    ]
+    assert [row[:3] for row in deal.rows] == [
+        ("budget", SCORE, CUSTOM),
+        ("when", "expected_close_date", MAPPED),
+        ("", "value", VALUE),
+        ("expected_close_date", "expected_close_date", OWN),
+    ]
+    assert lead.rows[4][6] is close_date
+    assert lead.overridden["expected_close_date"] == (
+        "when is mapped to expected_close_date, which the event's own expected_close_date "
+        "sets; dropped"
+    )
+    properties = {
+        "budget": 5,
+        "when": "2026-01-02",
+        "expected_close_date": "2026-02-03T10:00:00Z",
+        "value": "x",
+        "total": 9,
+    }
+    warnings: list[str] = []
+    body = mapped_values((properties,), lead, config, warnings, "eur", title="Demo")
+    assert list(body.items()) == [
+        (SCORE, 5),
+        (SCORE + "_currency", "EUR"),
+        ("expected_close_date", "2026-02-03"),
+        ("title", "Demo"),
+        ("value", {"amount": 9, "currency": "EUR"}),
+    ]
+    assert warnings == [
+        "value = x is not a number; ignored for the lead value",
+        "when is mapped to expected_close_date, which the event's own expected_close_date sets; "
+        "dropped",
+    ]
+    custom: dict[str, object] = {}
+    body = mapped_values((properties,), deal, config, [], "eur", custom, {"title": "Demo"})
+    assert list(body.items()) == [
+        ("title", "Demo"),
+        ("expected_close_date", "2026-02-03"),
+        ("value", 9),
+        ("currency", "EUR"),
+    ]
+    assert custom == {SCORE: {"value": 5, "currency": "EUR"}}
+
+
+def test_an_own_value_in_no_currency_code_fails_the_lead_after_the_rows_warnings() -> None:
+    import pytest
+
+    from rudder_pipedrive_cli.core.fields import LEAD_KIND
+
+    config = PlanConfig()
+    table = compiled_mapping({"when": "expected_close_date"}, config, LEAD_KIND, "lead")
+    warnings: list[str] = []
+    properties = {"when": "soon", "revenue": "x", "amount": 3, "expected_close_date": "soon"}
+    with pytest.raises(PlanFailure, match="currency = US Dollars is not a 3-letter currency code"):
+        mapped_values((properties,), table, config, warnings, "US Dollars", title="Demo")
+    assert warnings == ["revenue = x is not a number; ignored for the lead value"]
+    drop = PlanConfig(on_invalid="drop")
+    table = compiled_mapping({"when": "expected_close_date"}, drop, LEAD_KIND, "lead")
+    warnings = []
+    body = mapped_values((properties,), table, drop, warnings, "US Dollars", title="Demo")
+    assert body == {"title": "Demo"}
+    assert warnings == [
+        "revenue = x is not a number; ignored for the lead value",
+        "currency = US Dollars is not a 3-letter currency code; the lead's value is left out",
+        "expected_close_date = soon is not a date; left out",
+    ]

@@ -281,32 +281,35 @@ def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
             "2022-01-01T12:00:00Z",
         ),
         (None, {"originalTimestamp": "0001-01-01T00:00:00Z"}, None),
+        # A fraction past it is a time that was set (read once per distinct string: the same
+        # string again reads the same).
+        (None, {"originalTimestamp": "0001-01-01T00:00:00.5Z"}, "0001-01-01T00:00:00Z"),
+        (None, {"originalTimestamp": "0001-01-01T00:00:00.5Z"}, "0001-01-01T00:00:00Z"),
+        (None, {"originalTimestamp": 1}, "1970-01-01T00:00:01Z"),  # epoch seconds
     ],
 )
 def test_add_time(trait: Any, raw: dict[str, Any], expected: str | None) -> None:
     warnings: list[str] = []
-    traits = ({"add_time": trait} if trait is not None else {},)
-    assert add_time(traits, raw, warnings) == expected
+    assert add_time(trait, raw, warnings) == expected
     assert warnings == []
 
 
 def test_bad_add_time_falls_back_to_event_time_with_a_warning() -> None:
     warnings: list[str] = []
-    traits = ({"add_time": "yesterday"},)
+    given = "yesterday"
     assert (
-        add_time(traits, {"timestamp": "2022-01-01T12:00:00Z"}, warnings) == "2022-01-01T12:00:00Z"
+        add_time(given, {"timestamp": "2022-01-01T12:00:00Z"}, warnings) == "2022-01-01T12:00:00Z"
     )
     assert warnings == ["add_time = yesterday is not a date or time; using the event time"]
     warnings.clear()
-    assert add_time(traits, {}, warnings) is None  # no event time either
+    assert add_time(given, {}, warnings) is None  # no event time either
     assert warnings == ["add_time = yesterday is not a date or time; left out"]
 
 
 def test_a_time_past_the_datetime_range_in_utc_is_not_a_time() -> None:
     warnings: list[str] = []
-    traits = ({"add_time": "9999-12-31T23:59:59-01:00"},)
     raw = {"originalTimestamp": "0001-01-01T00:30:00+01:00", "timestamp": "2022-01-01"}
-    assert add_time(traits, raw, warnings) == "2022-01-01T00:00:00Z"
+    assert add_time("9999-12-31T23:59:59-01:00", raw, warnings) == "2022-01-01T00:00:00Z"
     assert warnings == [
         "add_time = 9999-12-31T23:59:59-01:00 is not a date or time; using the event time",
         "originalTimestamp = 0001-01-01T00:30:00+01:00 is not a date or time; add_time from "
@@ -346,7 +349,7 @@ def test_the_event_time_for_add_time(
     raw: dict[str, Any], expected: str | None, warned: list[str]
 ) -> None:
     warnings: list[str] = []
-    assert add_time((({},)), raw, warnings) == expected
+    assert add_time(None, raw, warnings) == expected
     assert warnings == warned
     assert [redacted_warning(w) for w in warnings] == [
         w.split(" = ")[0] + " is not a date or time; " + w.rsplit("; ", 1)[1] for w in warned

@@ -11,7 +11,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx
+from rudder_pipedrive_cli.core.plans.common import Ctx, person_create_body
 from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -234,3 +234,28 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
         frozenset({("person", "u-1"), ("event", "m-1")}),
     )  # fmt: skip
     assert ctx.finish().status == "sent"  # the plan's end after a write that landed
+
+
+def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exception() -> None:
+    """`person_create_body` refuses as a value (issue 12 item 2): the event's failed outcome, made
+    before any write, with its body's dropped traits and what the plan learned on the way."""
+    event = parse_event(
+        {"type": "group", "messageId": "m-1", "userId": "u-1", "groupId": "g-1",
+         "context": {"traits": {"email": "a@example.com", "shoe": 42}}},
+        "t:1",
+    )  # fmt: skip
+    config = PlanConfig(user_id_field="f" * 40, create_persons=True)
+    ctx = Ctx(event, config, IdentityStore())
+    ctx.learning().identities[("org", "g-1")] = 5
+    refused = person_create_body(ctx, "u-1")
+    assert refused == Outcome(
+        status="failed",
+        reason="cannot create person without a name",
+        stage="create person",
+        dropped=("shoe",),
+        identities={("org", "g-1"): 5},
+    )
+    off = Ctx(event, PlanConfig(user_id_field="f" * 40), IdentityStore())
+    assert person_create_body(off, "u-1") == Outcome(
+        status="failed", reason="person not found and create_persons is off", stage="lookup person"
+    )

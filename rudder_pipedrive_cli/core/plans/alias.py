@@ -71,11 +71,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 yield from update(ctx, PERSON, current, body, stage="update person", note=note)
             survivor = current
         else:
-            return ctx.outcome(failure=PlanFailure(NEITHER, stage="lookup person"))
+            return ctx.outcome("failed", NEITHER, "lookup person")
         for key in (previous_id, user_id):
             if key is not None and (previous is not None or key == user_id):
                 ctx.learn(PERSON, key, survivor)
-        if merged_before and not ctx.wrote:
+        if merged_before and not ctx.writes:
             return ctx.outcome("unchanged", MERGED_BEFORE)
         return ctx.finish()
     except (Stale, PlanFailure) as signal:

@@ -3,6 +3,7 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,17 +18,14 @@ from rudder_pipedrive_cli.core.fields import (
     PERSON_KIND,
     TEXT_LIMITS,
     Kind,
-    add_time,
     compiled_mapping,
     dropped,
     mapped_values,
     org_name,
     parse_time,
     person_name,
-    put_mapped,
     rfc3339,
     sources_at,
-    trait,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
@@ -70,10 +68,9 @@ class Entity:
     fields: str  # the PlanConfig attribute holding its mapping
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
     body: Kind  # its standard traits and fields (add_time apart: create only)
-
-    @property
-    def item_endpoint(self) -> str:
-        return self.collection + "/{id}"
+    item_endpoint: str  # what its requests say, made once: collection + "/{id}"
+    lookup: str  # its search's stage
+    searched: str  # its search's note, before the term
 
 
 PERSON = Entity(
@@ -87,6 +84,9 @@ PERSON = Entity(
     fields="person_fields",
     name=person_name,
     body=PERSON_KIND,
+    item_endpoint="/api/v2/persons/{id}",
+    lookup="lookup person",
+    searched="search person by userId ",
 )
 ORG = Entity(
     kind="org",
@@ -99,6 +99,9 @@ ORG = Entity(
     fields="org_fields",
     name=org_name,
     body=ORG_KIND,
+    item_endpoint="/api/v2/organizations/{id}",
+    lookup="lookup organization",
+    searched="search organization by groupId ",
 )
 
 
@@ -113,13 +116,10 @@ class Ref:
 
     @property
     def how(self) -> str:
-        return {
-            "external": f"{self.external} external id",
-            "cache": "cached",
-            "index": "found in the index",
-            "search": "found",
-            "created": "created",
-        }[self.via]
+        return f"{self.external} external id" if self.via == "external" else HOW[self.via]
+
+
+HOW = {"cache": "cached", "index": "found in the index", "search": "found", "created": "created"}
 
 
 class Stale(Exception):  # a signal between plan steps, not an error the user sees
@@ -139,8 +139,8 @@ class Ctx:
 
     __slots__ = ("_at", "config", "dropped", "event", "identities", "index", "known",
                  "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
-                 "recency", "resolved", "superseded", "updates", "warnings", "writes",
-                 "wrote")  # fmt: skip
+                 "recency", "resolved", "superseded", "updates", "warnings",
+                 "writes")  # fmt: skip
 
     def __init__(
         self,
@@ -159,10 +159,9 @@ class Ctx:
         self.merged: dict[PdId, PdId] = EMPTY
         self.pending_creates: dict[tuple[str, str], str | None] = EMPTY
         self.pending_merges: dict[PdId, PdId | None] = EMPTY
-        self.updates: list[tuple[str, PdId, dict[str, Any]]] = []
         self.recency: dict[tuple[str, PdId], dict[str, str]] = EMPTY
-        self.wrote = False
-        self.writes: list[str] = []  # what each write made (Outcome.writes)
+        self.updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()  # PATCHes made
+        self.writes: tuple[str, ...] = ()  # what each write made (Outcome.writes)
         self.superseded = False  # a write was left out whole: a later event wrote its fields
         self._at: str | None = None  # the event's recency stamp, once read (`at`)
 
@@ -174,34 +173,31 @@ class Ctx:
         return self
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
-        if self.identities is EMPTY:
-            self.learning()
-        self.identities[(entity.kind, key)] = ref.id
+        self.learning().identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def forget(self, entity: Entity, key: str) -> None:
-        if self.identities is EMPTY:
-            self.learning()
-        self.identities[(entity.kind, key)] = None
+        self.learning().identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
 
     def made(self, kind: str) -> None:
         """A write landed: "persons created", "deals created", "persons updated", "merges"."""
-        self.wrote = True
-        self.writes.append(kind)
+        self.writes += (kind,)
 
     def outcome(
         self,
         status: OutcomeStatus | None = None,
         reason: str = "",
+        stage: str = "",
         failure: PlanFailure | None = None,
     ) -> Outcome:
         """The Outcome, with what this plan learned whatever the status (an id it created, a
-        stale id: failed too); with a `failure`, failed, and when a retry could succeed, later
-        events of its identities wait for it. Without either, the plan's end: "sent" when a
-        write landed, else "unchanged" (superseded when a write was left out whole). Its
-        containers are handed over, not copied: the plan is over when its outcome is made."""
-        stage, http_status, retryable, redacted = "", None, False, None
+        stale id: failed too); a plan refuses as a value ("failed", `reason`, `stage`); with a
+        `failure`, failed, and when a retry could succeed, later events of its identities wait
+        for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
+        (superseded when a write was left out whole). Its containers are handed over, not
+        copied: the plan is over when its outcome is made."""
+        http_status, retryable, redacted = None, False, None
         held_back: frozenset[tuple[str, str]] = frozenset()
         if failure is not None:
             status, reason, stage = "failed", failure.reason, failure.stage
@@ -209,9 +205,9 @@ class Ctx:
             if retryable:
                 held_back = identities_of(self.event, self.known)
         elif status is None:
-            status = "sent" if self.wrote else "unchanged"
-            reason = SUPERSEDED if self.superseded and not self.wrote else ""
-        warnings = self.warnings
+            status = "sent" if self.writes else "unchanged"
+            reason = SUPERSEDED if self.superseded and not self.writes else ""
+        warnings, dropped = self.warnings, self.dropped
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
             status,
             reason,
@@ -220,7 +216,7 @@ class Ctx:
             retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
             tuple(dict.fromkeys(warnings)) if warnings else (),
-            tuple(self.dropped),
+            tuple(dropped) if dropped else (),
             self.identities,
             self.lead_origins,
             self.memberships,
@@ -230,7 +226,7 @@ class Ctx:
             held_back,
             self.recency,
             redacted,
-            tuple(self.writes),
+            self.writes,
         )
 
     finish = outcome  # the plan's end: ctx.finish()
@@ -263,17 +259,18 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Remember that this event wrote the body's fields to the record, at its time."""
-    at = ctx.at
-    if ctx.recency is EMPTY:
-        ctx.learning()
-    times = ctx.recency.setdefault((entity.kind, record), {})
-    new = not times  # most records: nothing written yet this event, no times to compare
-    identity = getattr(ctx.config, entity.setting)
+    """Note the body's fields as written to the record at the event's time (not its identity)."""
+    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
+    written: dict[str, str] = {}
     for key, value in body.items():  # top-level keys and the keys of custom_fields
-        for name in value if key == CUSTOM else (key,):
-            if name != identity and name not in UNTIMED and (new or at >= times.get(name, "")):
-                times[name] = at
+        if key == CUSTOM:
+            for name in value:
+                if name != identity:
+                    written[name] = at
+        elif key != identity and key not in UNTIMED:
+            written[key] = at
+    times = ctx.learning().recency.get(slot)  # most records: none written yet this event
+    ctx.recency[slot] = written if times is None else newest(times, written)
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -531,12 +528,13 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
 
 
 def identity_field(config: PlanConfig, entity: Entity) -> tuple[str, int, FieldInfo | None]:
-    """The identity field of `entity`, the most characters it holds and its listing, when a text
-    field's (else None), worked out once per config (`PlanConfig.compiled`)."""
+    """The identity field of `entity`, the longest key it takes (none when unset: -1) and its
+    listing when a text field's (else None), worked out once per config (`PlanConfig.compiled`)."""
     field_key: str = getattr(config, entity.setting)
     info = config.field_types.get(field_key)
     limit = TEXT_LIMITS.get(info.field_type) if info is not None else None
-    found = config.compiled[entity.setting] = (field_key, limit or 0, info if limit else None)
+    longest = (limit or sys.maxsize) if field_key else -1
+    found = config.compiled[entity.setting] = (field_key, longest, info if limit else None)
     return found
 
 
@@ -550,10 +548,11 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
             return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
-    slot = (entity.kind, key)
-    ref = ctx.resolved.get(slot)
-    if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
-        return ref
+    if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
+        slot = (entity.kind, key)
+        ref = ctx.resolved.get(slot)
+        if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
+            return ref
     known = ctx.known
     if entity is not PERSON:
         cached = known.org_id(key)
@@ -571,7 +570,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    known, slot = ctx.known, (entity.kind, key)
+    known, slot, config = ctx.known, (entity.kind, key), ctx.config
     stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
     if not stale and entity is PERSON and (ctx.merged or known.pending):
         cached = known.person_id(key)
@@ -608,7 +607,9 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 ctx.learn(entity, key, ref)
                 return ref
     # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
-    field_key = require_field(ctx, entity, key)
+    field_key, longest, _ = config.compiled.get(entity.setting) or identity_field(config, entity)
+    if len(key) > longest:  # no field set, or one that cannot hold the key
+        require_field(ctx, entity, key)  # refuses it, in words
     index = ctx.index
     if stale or index is None or not index.covers(entity.kind):
         via: Via = "search"  # the exchange made here, its first page read here: no call
@@ -633,8 +634,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             probe.take((yield asked))
         ids = probe.result
     if not ids:
-        if entity is PERSON and key in ctx.config.aliases:  # merged away? (`aliased_away`)
-            for target in aliased_to(ctx.config.aliases, key):
+        if entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
+            for target in aliased_to(config.aliases, key):
                 cached = ctx.known.person_id(target)
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
                 while (asked := probe.request) is not None:
@@ -800,11 +801,7 @@ def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     """The first page of an itemSearch for `term` in the identity field; its stage is how the
     Recorder (core/preview.py) counts searches."""
     query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
-    note = f"search {entity.noun} by {entity.identity} {term}"
-    stage = f"lookup {entity.noun}"
-    return ApiRequest(
-        method="GET", path=SEARCH, endpoint=SEARCH, stage=stage, query=query, note=note
-    )
+    return ApiRequest("GET", SEARCH, SEARCH, entity.lookup, query, None, entity.searched + term)
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -815,8 +812,8 @@ def entity_body(
 ) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
-    traits are read here, so a plan that needs no body reads none. A create needs a name (the
-    whole body is read first: its warnings and dropped traits are reported with the failure)."""
+    traits are read here, so a plan that needs no body reads none. A create needs a name: its
+    caller checks, so its warnings and dropped traits are reported with the failure."""
     config, warnings = ctx.config, ctx.warnings
     sources = sources_at(ctx.event.raw, paths)
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
@@ -834,28 +831,17 @@ def entity_body(
     name = given.strip() if type(given) is str else None
     if not name:
         name = entity.name(sources, warnings)
-    body: dict[str, Any] = {} if name is None else {"name": name}
     custom: dict[str, Any] = {}
-    top = mapped_values(sources, table, config, warnings, "", custom, body)
-    # add_time: the add_time trait, else a trait mapped to it (a trait as well), else the
-    # event's own time (SPEC 4); only on create.
-    if create and ("add_time" not in top or trait(sources, "add_time") is not None):
-        created = add_time(sources, ctx.event.raw, warnings)
-        if created is not None:
-            body["add_time"] = created
-    if top:  # most mappings are custom fields only
-        mapping: Mapping[str, str] = getattr(config, entity.fields)
-        for key, value in top.items():
-            put_mapped(body, key, value, mapping, warnings)
+    body = mapped_values(
+        sources, table, config, warnings, "", custom, {} if name is None else {"name": name},
+        ctx.event.raw,
+    )  # fmt: skip
     if custom:
         body["custom_fields"] = custom
     for source in sources:  # most sources: everything in them is sent
         if not source.keys() <= table.sent:
             dropped(sources, table, ctx.dropped)
             break
-    if create and "name" not in body:  # nor a trait mapped to name
-        stage = f"create {entity.noun}"
-        raise PlanFailure(f"cannot create {entity.noun} without a name", stage=stage)
     return body
 
 
@@ -935,37 +921,16 @@ class WriteOnce(Probe):
 
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
     """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage = f"create {entity.noun}"
-    slot = (entity.kind, key)
-
-    def answered(response: ApiResponse, lost: str) -> PdId:
-        if not response.ok and not lost:  # refused, never made: nothing left to settle
-            ctx.learning().pending_creates[slot] = None
-        try:
-            return record_id(expect(response, stage), stage)
-        except PlanFailure:
-            if response.ok:  # it was made, even if its answer cannot be read
-                left(lost or response.sent_at)
-            raise
-
-    def left(lost: str) -> None:  # it may exist: later events must not search and create blindly
-        ctx.learning().pending_creates[slot] = lost
-
-    request = ApiRequest(
-        method="POST",
-        path=entity.collection,
-        endpoint=entity.collection,
-        stage=stage,
-        body=body,
-        note=note,
-        creates=slot,
-    )
+    stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
+    request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
-        found = answered(response, "")
+        found = created(ctx, slot, stage, response, "")
     else:
         what = f"no {entity.noun} with {entity.identity} {key} appeared"
         settle = partial(reconcile_create, ctx, entity, key)
+        answered = partial(created, ctx, slot, stage)
+        left = partial(ctx.learning().pending_creates.__setitem__, slot)  # it may have landed
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
@@ -982,6 +947,17 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         if org is not None:
             ctx.memberships[found] = org
     return ref
+
+
+def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, lost: str) -> PdId:
+    if not 200 <= response.status < 300 and not lost:  # refused, never made: nothing to settle
+        ctx.learning().pending_creates[slot] = None
+    try:
+        return record_id(expect(response, stage), stage)
+    except PlanFailure:
+        if response.ok:  # it was made, even if its answer cannot be read: later events must
+            ctx.learning().pending_creates[slot] = lost or response.sent_at  # not create blindly
+        raise
 
 
 def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[PdId]:
@@ -1025,53 +1001,57 @@ def update(
     """PATCH a record (idempotent: an unknown outcome may simply be repeated) with the fields no
     later event wrote; False when none is left to send. A PATCH this event already made (before
     a stale cache hit re-planned it) is not made again."""
-    identity = getattr(ctx.config, entity.setting)
-    body, left_out = fresh(body, times_of(ctx, entity.kind, ref.id), ctx.at, identity)
-    if not body:
-        ctx.superseded = ctx.superseded or left_out
-        return False
+    times = times_of(ctx, entity.kind, ref.id)
+    if times and max(times.values()) > ctx.at:  # most records: no field a later event wrote
+        body, left_out = fresh(body, times, ctx.at, getattr(ctx.config, entity.setting))
+        if not body:
+            ctx.superseded = ctx.superseded or left_out
+            return False
     done = (entity.kind, ref.id, body)
     if done in ctx.updates:
         return True
-
-    def answered(response: ApiResponse, _lost: str) -> None:
-        if response.status in GONE:
-            raise gone(entity, ref, response, stage)
-        expect(response, stage)
-        if entity is PERSON:
-            org = org_of(response.data)
-            if org is not None:
-                ctx.learning().memberships[ref.id] = org
-
-    request = ApiRequest(
-        method="PATCH",
-        path=f"{entity.collection}/{ref.id}",
-        endpoint=entity.item_endpoint,
-        stage=stage,
-        body=body,
-        note=note,
-    )
+    path = f"{entity.collection}/{ref.id}"
+    request = ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most updates
-        answered(response, "")
+        updated(ctx, entity, ref, stage, response)
     else:
+        answered = partial(updated, ctx, entity, ref, stage)
         once = WriteOnce(ctx, request, response, answered, None, None, "the update was repeated")
         while (asked := once.request) is not None:
             once.take((yield asked))
     ctx.made(f"{entity.plural} updated")
-    ctx.updates.append(done)
+    ctx.updates += (done,)
     wrote_fields(ctx, entity, ref.id, body)
     return True
 
 
+def updated(
+    ctx: Ctx, entity: Entity, ref: Ref, stage: str, response: ApiResponse, _lost: str = ""
+) -> None:
+    if not 200 <= response.status < 300:
+        if response.status in GONE:
+            raise gone(entity, ref, response, stage)
+        expect(response, stage)
+    data = response.data
+    # Most answers name no organization: read one only when the answer may hold one.
+    if entity is PERSON and (type(data) is not dict or data.get("org_id") is not None):
+        org = org_of(data)
+        if org is not None:
+            ctx.learning().memberships[ref.id] = org
+
+
 def person_create_body(
     ctx: Ctx, key: str, paths: tuple[tuple[str, ...], ...] = (CONTEXT_TRAITS,)
-) -> dict[str, Any]:
+) -> dict[str, Any] | Outcome:
     """The body of a new person from the traits at `paths` (a group's or track's person: its
-    context.traits), or the reason it cannot be created (checked before any write)."""
+    context.traits), or, when it cannot be created, the event's failed outcome (a value,
+    checked before any write: the plan returns it)."""
     if not ctx.config.create_persons:
-        raise PlanFailure("person not found and create_persons is off", stage="lookup person")
+        return ctx.outcome("failed", "person not found and create_persons is off", PERSON.lookup)
     body = entity_body(ctx, PERSON, paths, create=True)
+    if "name" not in body:  # nor a trait mapped to name
+        return ctx.outcome("failed", "cannot create person without a name", "create person")
     body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
     return body
 

@@ -30,11 +30,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         event = ctx.event
         group_id, user_id = event.group_id, event.user_id
         if group_id is None and "org_id" not in event.external:
-            raise PlanFailure("group needs a groupId or an org_id external id", stage="validate")
+            needs = "group needs a groupId or an org_id external id"
+            return ctx.outcome("failed", needs, "validate")
         if user_id is None and "person_id" not in event.external:
-            raise PlanFailure(
-                "group needs a person: a userId or a person_id external id", stage="validate"
-            )
+            needs = "group needs a person: a userId or a person_id external id"
+            return ctx.outcome("failed", needs, "validate")
         # Look up and validate everything before writing, so an event that must fail has no effects.
         org = known_ref(ctx, ORG, group_id, "org_id") or (yield from find(ctx, ORG, group_id))
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
@@ -43,10 +43,16 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         new_person: dict[str, Any] | None = None
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            new_person = person_create_body(ctx, user_id)
+            created = person_create_body(ctx, user_id)
+            if type(created) is Outcome:  # it cannot be created
+                return created
+            new_person = created
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, (TRAITS,), create=True)
+            if "name" not in org_body:  # nor a trait mapped to name
+                unnamed = "cannot create organization without a name"
+                return ctx.outcome("failed", unnamed, "create organization")
             org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)

@@ -28,13 +28,16 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         event = ctx.event
         user_id = event.user_id
         if user_id is None and "person_id" not in event.external:
-            raise PlanFailure(NEEDS, stage="validate")
+            return ctx.outcome("failed", NEEDS, "validate")
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
         )
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            yield from create_person(ctx, user_id, person_create_body(ctx, user_id, PERSON_TRAITS))
+            created = person_create_body(ctx, user_id, PERSON_TRAITS)
+            if type(created) is Outcome:  # it cannot be created
+                return created
+            yield from create_person(ctx, user_id, created)
             return ctx.finish()
         body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
         # The userId the external id names a person for (None when found another way).

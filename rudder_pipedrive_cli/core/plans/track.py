@@ -23,9 +23,7 @@ from rudder_pipedrive_cli.core.fields import (
     NOTHING,
     compiled_mapping,
     dropped,
-    lead_custom,
     mapped_values,
-    own_fields,
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
@@ -118,7 +116,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         event = ctx.event
         name = text(event.raw.get("event"))
         if name is None:
-            raise PlanFailure("track needs an event name (the lead title)", stage="validate")
+            return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
             return ctx.outcome("skipped", SKIP_REASON)
@@ -126,9 +124,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
         if user_id is None and "person_id" not in event.external:
-            raise PlanFailure(
-                "track needs a person: a userId or a person_id external id", stage="validate"
-            )
+            needs = "track needs a person: a userId or a person_id external id"
+            return ctx.outcome("failed", needs, "validate")
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
@@ -137,6 +134,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             created = person_create_body(ctx, user_id)
+            if type(created) is Outcome:  # it cannot be created
+                return created
             person = yield from create_person(ctx, user_id, created)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
@@ -176,15 +175,9 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
     key = ("lead", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
-    given = properties.get("currency")
-    currency = (
-        config.default_currency if given is None or given == "" else given
-    )  # checked where it is used
-    body = mapped_values((properties,), table, config, warnings, currency)
-    if table.money:
-        body = lead_custom(body, config)
-    body["title"] = title_of(rule, ctx, name)
-    own_fields(properties, body, mapping, currency, config, warnings)
+    currency = properties.get("currency")  # else default_currency; checked where it is used
+    title = title_of(rule, ctx, name)
+    body = mapped_values((properties,), table, config, warnings, currency, title=title)
     body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
     dropped((properties,), table, ctx.dropped)
     return body, body["origin_id"]
@@ -198,14 +191,12 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    given = properties.get("currency")
-    currency = config.default_currency if given is None or given == "" else given
+    currency = properties.get("currency")  # else default_currency
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
     custom: dict[str, Any] = {}
-    top = mapped_values((properties,), table, config, warnings, currency, custom)
-    body: dict[str, Any] = {"title": title_of(rule, ctx, name), **top}
-    own_fields(properties, body, mapping, currency, config, warnings, "deal")
+    title = {"title": title_of(rule, ctx, name)}
+    body = mapped_values((properties,), table, config, warnings, currency, custom, title)
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
