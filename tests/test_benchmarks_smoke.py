@@ -48,23 +48,43 @@ def test_quick_run_writes_every_benchmark_with_its_targets(tmp_path: Path) -> No
     assert not out.with_name("results.json.tmp").exists()  # written aside, then renamed
 
 
-def test_the_identity_index_memory_benchmark_runs_and_prints_each_measurement() -> None:
-    """`benchmarks.memory --index-persons`: a seeded sandbox, one fresh process per account size
-    and per place of the index's rows (each checks that every userId is found once)."""
-    command = [sys.executable, "-m", "benchmarks.memory", "--sizes", "", "--send-sizes", ""]
+def printed(*module_and_args: str) -> list[str]:
+    """The lines `python -m BENCHMARK ARGS...` prints, once it ended well."""
     done = subprocess.run(
-        [*command, "--index-persons", "20,200", "--cache-entries", "8"],
+        [sys.executable, "-m", *module_and_args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    return done.stdout.splitlines()
+
+
+def test_the_identity_index_memory_benchmark_runs_and_prints_each_measurement() -> None:
+    """`benchmarks.memory --index-persons`: a seeded sandbox, one fresh process per account size
+    and per place of the index's rows (each checks that every userId is found once)."""
+    command = ["benchmarks.memory", "--sizes", "", "--send-sizes", ""]
+    lines = printed(*command, "--index-persons", "20,200", "--cache-entries", "8")
     header = lines.index("index in   persons  peak MB  before  list s  lookup us")
     rows = [line.split()[:2] for line in lines[header + 1 : header + 5]]
     assert rows == [["dicts", "20"], ["dicts", "200"], ["bounded", "20"], ["bounded", "200"]]
     targets = orjson.loads("\n".join(lines[header + 5 :]))
     assert [target["figure"] for target in targets] == [
         "identity index without a state file, bounded: peak RSS at the largest account / smallest"
+    ]
+
+
+def test_the_person_origins_benchmark_runs_and_prints_each_measurement() -> None:
+    """`benchmarks.person_origins`: a dry-run, a state file and a read-only state per size."""
+    lines = printed("benchmarks.person_origins", "--sizes", "20,40")
+    assert lines[0].split() == ["tracks", "where", "CPU", "s", "us/track", "us/added", "track"]
+    rows = [line.split()[:2] for line in lines[1:]]
+    assert rows == [
+        ["20", "dry-run"],
+        ["40", "dry-run"],
+        ["20", "state"],
+        ["40", "state"],
+        ["20", "read-only"],
+        ["40", "read-only"],
     ]

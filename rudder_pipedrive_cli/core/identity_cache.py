@@ -9,6 +9,7 @@ Events that share an identity run in input order, so each sees what the previous
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
@@ -85,6 +86,14 @@ def origins_kind(key: PdId) -> str:
     return "lead"
 
 
+class Added(frozenset[str]):
+    """An outcome's `lead_origins` value that is a delta, not a list: the origins of records this
+    event created, to add where the person's list is known complete (`Origins.add`), never to be
+    taken as the whole list."""
+
+    __slots__ = ()
+
+
 class Table(Protocol):
     """One table of an `IdentityStore`: a dict, io/scratch.py's bounded `SpillTable`, or rows of
     the replay state (io/state_identities.py)."""
@@ -94,6 +103,58 @@ class Table(Protocol):
     def __setitem__(self, key: Any, value: Any, /) -> None: ...
 
     def pop(self, key: Any, default: Any, /) -> Any: ...
+
+
+class Origins(Protocol):
+    """`IdentityStore.leads`: the origins of a person's records of one kind, by `origins_key`, for
+    the persons whose list is complete; `OriginSets` in memory, the replay state's rows
+    (io/state_identities.py's `LeadRows`). Each answer and write costs the same whatever the
+    number of origins, except `get` and `put`, which take or give the whole list."""
+
+    def get(self, key: PdId, /) -> AbstractSet[str] | None:
+        """The whole list, None when it is not known complete."""
+
+    def has(self, key: PdId, origin: str, /) -> bool | None:
+        """Whether `origin` is in the list, None when it is not known complete."""
+
+    def add(self, key: PdId, origins: Iterable[str], /) -> bool:
+        """Add `origins` where the list is known complete; False (nothing added) where not."""
+
+    def put(self, key: PdId, origins: Iterable[str], /) -> None:
+        """A complete listing: the list is these origins (and those already known)."""
+
+    def pop(self, key: PdId, /) -> None:
+        """The list is no longer known complete."""
+
+
+class OriginSets:
+    """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`): a set per
+    key, grown in place and put back (a bounded table keeps what it was given last)."""
+
+    __slots__ = ("_table", "get")
+
+    def __init__(self, table: MutableMapping[Any, Any]) -> None:
+        self._table = table
+        self.get: Callable[[PdId], set[str] | None] = table.get
+
+    def has(self, key: PdId, origin: str) -> bool | None:
+        found = self._table.get(key)
+        return None if found is None else origin in found
+
+    def add(self, key: PdId, origins: Iterable[str]) -> bool:
+        found = self._table.get(key)
+        if found is None:
+            return False
+        found.update(origins)
+        self._table[key] = found
+        return True
+
+    def put(self, key: PdId, origins: Iterable[str]) -> None:
+        if not self.add(key, origins):
+            self._table[key] = set(origins)
+
+    def pop(self, key: PdId) -> None:
+        self._table.pop(key, None)
 
 
 # Makes one memory table of an `IdentityStore`: `dict`, or a mapping whose memory is bounded
@@ -107,6 +168,7 @@ class IdentityStore:
     (`learn`). Plans read it (as `IdentityStore`) by its lookups: `person_id(userId)` (after any
     merge it went through), `org_id(groupId)`, `lead_origins(origins_key)` (the `origin_id`s of
     a person's leads, deals, activities or notes; None when nobody has looked yet),
+    `has_origin(origins_key, origin)` (whether one is there, None when nobody has looked yet),
     `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
     `pending` or `holding` says there may be one) and `recency`; `merges` says whether two
     userIds may name one person. Its tables are made by `tables` (dicts by default; bounded ones
@@ -141,7 +203,8 @@ class IdentityStore:
         # each would go into).
         self.pending_creates: Table = table("pending_creates")
         self.pending_merges: Table = table("pending_merges")
-        self.leads: Table = table("leads")  # by core/index.py's origins_key
+        leads = given.get("leads")  # by core/index.py's origins_key
+        self.leads: Origins = OriginSets(tables()) if leads is None else leads
         # Field recency: stored values are never changed in place, only replaced.
         self.times: Table = table("times")
         self.memberships: MutableMapping[PdId, PdId] = tables()  # person: organization
@@ -154,7 +217,8 @@ class IdentityStore:
         self.merges = merges  # a merge or re-key is known: two userIds may name one person
         self.person_id: Callable[[str], PdId | None]
         self.org_id: Callable[[str], PdId | None]
-        self.lead_origins: Callable[[PdId], frozenset[str] | None]
+        self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
+        self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
         self._bind()
 
@@ -165,8 +229,9 @@ class IdentityStore:
         self._merged_into = self._lookup(self.merged)
         self.person_id = self._survivor_of if self.merges else self._person_of
         self.org_id = self._lookup(self.orgs)
-        self._leads = self._lookup(self.leads)
-        self.lead_origins = self._listed_origins if self._listed_kinds else self._leads
+        listed = bool(self._listed_kinds)
+        self.lead_origins = self._listed_origins if listed else self.leads.get
+        self.has_origin = self._listed_has if listed else self.leads.has
         self.person_org = self._lookup(self.memberships)
         self._times = self._lookup(self.times)
 
@@ -189,11 +254,30 @@ class IdentityStore:
         self._listed, self._listed_kinds = origins, frozenset(kinds)
         self._bind()
 
-    def _listed_origins(self, key: PdId) -> frozenset[str] | None:  # `lead_origins` once listed
-        cached: frozenset[str] | None = self._leads(key)
+    def _listed_origins(self, key: PdId) -> AbstractSet[str] | None:  # `lead_origins` once listed
+        cached = self.leads.get(key)
         if cached is not None or origins_kind(key) not in self._listed_kinds:
             return cached
         return frozenset(self._listed.get(key, ()))
+
+    def _listed_has(self, key: PdId, origin: str) -> bool | None:  # `has_origin` once listed
+        cached = self.leads.has(key, origin)
+        if cached is not None or origins_kind(key) not in self._listed_kinds:
+            return cached
+        return origin in self._listed.get(key, ())
+
+    def _learn_origins(self, key: PdId, origins: frozenset[str] | None) -> None:
+        """What an outcome taught of a person's records of one kind: None, its list is no longer
+        complete; `Added`, the origins of records it created, added only where the list is known
+        complete (the account's listing included: then that list, with them, is the cache's);
+        else a complete listing."""
+        leads = self.leads
+        if origins is None:
+            leads.pop(key)
+        elif type(origins) is not Added:
+            leads.put(key, origins)
+        elif not leads.add(key, origins) and origins_kind(key) in self._listed_kinds:
+            leads.put(key, self._listed.get(key, set()) | origins)
 
     def merging(self) -> None:
         """From now on, two userIds may name one person: `person_id` follows merges."""
@@ -240,12 +324,8 @@ class IdentityStore:
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
-        for person, origins in outcome.lead_origins.items():
-            if origins is None:
-                self.leads.pop(person, None)
-            else:
-                known = self._leads(person)
-                self.leads[person] = origins if known is None else known | origins
+        for key, origins in outcome.lead_origins.items():
+            self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record
         # is now known is settled); pending creates; memberships; merges; pending merges (a

@@ -147,7 +147,8 @@ class Outcome:
 
     `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
-    to the `origin_id`s of that person's leads as far as this event learned them, or to None
+    to the `origin_id`s of that person's leads as far as this event learned them (a listing: the
+    whole list; core/identity_cache.py's `Added`: only what its create added), or to None
     when its list is no longer complete (a merge moved leads nobody listed onto it). `memberships`
     maps a person id to the organization it now belongs to (so a later group event can skip the
     link). `merged` maps a person merged away to the person it was merged into: every identity

@@ -9,7 +9,7 @@ whichever state it stands on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
 from rudder_pipedrive_cli.core.identity_cache import Table
@@ -138,9 +138,19 @@ def has_merges(store: Store) -> bool:
 
 
 class LeadRows(_Rows):
-    """The lead_origins and leads_listed tables (`IdentityStore.leads`): the `origin_id`s of the
-    records (leads, deals, activities, notes) a person's listings found or rpd created, by
-    core/index.py's `origins_key`, for persons whose listing is complete."""
+    """The lead_origins and leads_listed tables (`IdentityStore.leads`, core/identity_cache.py's
+    `Origins`): the `origin_id`s of the records (leads, deals, activities, notes) a person's
+    listings found or rpd created, by core/index.py's `origins_key`, for persons whose listing is
+    complete (leads_listed). `has` and `add` cost one row whatever the person's number of
+    origins. On a read-only state, what the run learned is a set per person in memory over the
+    file's rows (None: no longer complete)."""
+
+    def _listed(self, person: str) -> bool:
+        store = self._store
+        row = store.db.execute(
+            "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?", (store.ns, person)
+        ).fetchone()
+        return row is not None
 
     def get(self, person_id: PdId, default: Any = None) -> Any:
         store, person = self._store, encode_id(person_id)
@@ -148,34 +158,69 @@ class LeadRows(_Rows):
         if learned is None:
             return default  # no longer complete
         with store.mutex:
-            if learned is _UNKNOWN:
-                listed = store.db.execute(
-                    "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?", (store.ns, person)
-                ).fetchone()
-                if listed is None:
-                    return default
-            stored = frozenset(
+            if learned is _UNKNOWN and not self._listed(person):
+                return default
+            stored = {
                 row[0]
                 for row in store.db.execute(
                     "SELECT origin_id FROM lead_origins WHERE ns = ? AND person_id = ?",
                     (store.ns, person),
                 )
-            )
+            }
         return stored if learned is _UNKNOWN else stored | learned
 
-    def __setitem__(self, person_id: PdId, origins: frozenset[str] | None) -> None:
-        """The person's origins (None: its list is no longer complete, while its stored origins
-        stay true)."""
+    def has(self, person_id: PdId, origin: str) -> bool | None:
+        store, person = self._store, encode_id(person_id)
+        learned = self._memory(person)
+        if learned is None:
+            return None
+        if learned is not _UNKNOWN and origin in learned:
+            return True
+        with store.mutex:  # one row: (listed complete, origin there)
+            listed, there = store.db.execute(
+                "SELECT EXISTS (SELECT 1 FROM leads_listed WHERE ns = ?1 AND person_id = ?2), "
+                "EXISTS (SELECT 1 FROM lead_origins "
+                "WHERE ns = ?1 AND person_id = ?2 AND origin_id = ?3)",
+                (store.ns, person, origin),
+            ).fetchone()
+        if learned is _UNKNOWN and not listed:
+            return None
+        return bool(there)
+
+    def add(self, person_id: PdId, origins: Iterable[str]) -> bool:
         store, person = self._store, encode_id(person_id)
         if self._learned is not None:
-            self._learned[person] = origins
+            learned = self._memory(person)
+            if learned is None:
+                return False
+            if learned is _UNKNOWN:
+                with store.mutex:
+                    if not self._listed(person):
+                        return False
+                learned = set()
+            learned.update(origins)
+            self._learned[person] = learned
+            return True
+        with store.mutex:
+            if not self._listed(person):
+                return False
+            store.db.executemany(
+                "INSERT OR IGNORE INTO lead_origins (ns, person_id, origin_id) VALUES (?, ?, ?)",
+                [(store.ns, person, origin) for origin in sorted(origins)],
+            )
+        return True
+
+    def put(self, person_id: PdId, origins: Iterable[str]) -> None:
+        """A complete listing: the person's stored origins stay (true still), these join them."""
+        store, person = self._store, encode_id(person_id)
+        if self._learned is not None:
+            learned = self._memory(person)
+            if learned is None or learned is _UNKNOWN:
+                learned = set()
+            learned.update(origins)
+            self._learned[person] = learned
             return
         with store.mutex:
-            if origins is None:
-                store.db.execute(
-                    "DELETE FROM leads_listed WHERE ns = ? AND person_id = ?", (store.ns, person)
-                )
-                return
             store.db.execute(
                 "INSERT OR IGNORE INTO leads_listed (ns, person_id) VALUES (?, ?)",
                 (store.ns, person),
@@ -185,10 +230,16 @@ class LeadRows(_Rows):
                 [(store.ns, person, origin) for origin in sorted(origins)],
             )
 
-    def pop(self, person_id: PdId, default: Any = None) -> Any:
-        found = self.get(person_id, default)
-        self[person_id] = None
-        return found
+    def pop(self, person_id: PdId) -> None:
+        """The person's list is no longer complete, while its stored origins stay true."""
+        store, person = self._store, encode_id(person_id)
+        if self._learned is not None:
+            self._learned[person] = None
+            return
+        with store.mutex:
+            store.db.execute(
+                "DELETE FROM leads_listed WHERE ns = ? AND person_id = ?", (store.ns, person)
+            )
 
 
 class RecencyRows(_Rows):

@@ -236,7 +236,8 @@ class Case:
         known = IdentityStore()
         known.persons.update(self.persons)
         known.orgs.update(self.orgs)
-        known.leads.update(self.leads)
+        for key, origins in self.leads.items():
+            known.leads.put(key, origins)
         known.memberships.update(self.memberships)
         return known
 

@@ -193,7 +193,7 @@ def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
 def test_a_lead_left_unknown_makes_the_persons_lead_list_unknown() -> None:
     known = IdentityStore()
     known.persons["u-1"] = 42
-    known.leads[42] = frozenset()  # nobody has leads for 42 yet, as far as rpd knows
+    known.leads.put(42, ())  # nobody has leads for 42 yet, as far as rpd knows
     lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
     lost = post("/v1/leads", lead, ApiResponse(status=0, sent_at=SENT_AT))
     track = {"type": "track", "userId": "u-1", "event": "Signed Up"}
@@ -358,7 +358,7 @@ def test_a_merge_settled_by_a_later_event_makes_the_survivors_lead_list_unknown(
     known = IdentityStore()
     lost_merge(known)
     next_run(known)
-    known.leads[2] = frozenset()  # B's leads known: none; A's never listed
+    known.leads.put(2, ())  # B's leads known: none; A's never listed
     raw, lead_calls = track_of_a(2)
     outcome = replay(raw, [person(1, 410), person(2, 200), *lead_calls], known)  # lists first
     assert outcome.status == "sent"

@@ -742,7 +742,9 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
         merged = origins.get(away, ctx.known.lead_origins(away))
         if survivor is not None or merged is not None:  # else nothing was known: nothing lost
             origins[into] = (
-                survivor | merged if survivor is not None and merged is not None else None
+                frozenset(survivor | merged)
+                if survivor is not None and merged is not None
+                else None
             )
     # The survivor holds both persons' data now: a field either had from a later event is not
     # for an older event of either userId to overwrite.

@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.core.fields import (
     text,
 )
 from rudder_pipedrive_cli.core.filters import event_time
+from rudder_pipedrive_cli.core.identity_cache import Added
 from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
@@ -139,8 +140,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             person = yield from create_person(ctx, user_id, created)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
-        origins = ctx.lead_origins.get(key, ctx.known.lead_origins(key))
-        if origins is None:
+        if key in ctx.lead_origins:  # this event's (a person it created or merged, a listing)
+            here = ctx.lead_origins[key]
+            done = None if here is None else origin in here
+        else:
+            done = ctx.known.has_origin(key, origin)  # None: nobody has listed them yet
+        if done is None:
             note = f"list {kind.plural} of person {person.id} ({person.how}) once, to skip "
             note += f"{kind.plural} sent before"
             pages = list_origins(kind, person, stage=f"list {kind.plural}", note=note)
@@ -148,10 +153,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 pages.take((yield asked))
             origins = pages.result
             ctx.learning().lead_origins[key] = origins
-        if origin in origins:
+            done = origin in origins
+        if done:
             return ctx.outcome("skipped", "already done")
         body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
-        yield from create_record(ctx, kind, person, body, origin, origins, name)
+        yield from create_record(ctx, kind, person, body, origin, name)
         return ctx.finish()
     except (Stale, PlanFailure) as signal:
         return ctx.ended(signal) or (yield from plan(ctx))
@@ -331,13 +337,11 @@ def create_record(
     person: Ref,
     body: Mapping[str, Any],
     origin: str,
-    origins: frozenset[str],
     name: str,
 ) -> Step[None]:
     """POST the record; an unknown outcome is settled by listing the person's records of its
     kind and looking for its origin."""
     stage = f"create {kind.name}"
-    seen = set(origins)
     key = origins_key(kind.name, person.id)
 
     def answered(response: ApiResponse, _lost: str) -> bool:
@@ -350,7 +354,10 @@ def create_record(
         return True
 
     def landed(found: list[str]) -> bool | None:
-        seen.update(found)
+        listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
+        ctx.learning().lead_origins[key] = (
+            frozenset(found) if listed is None else listed.union(found)
+        )
         return True if origin in found else None
 
     def settle(_sent_at: str) -> Pages[str]:
@@ -380,7 +387,10 @@ def create_record(
         while (asked := once.request) is not None:
             once.take((yield asked))
     ctx.made(f"{kind.plural} created")
-    ctx.learning().lead_origins[key] = frozenset(seen | {origin})
+    # This event's list, with the record, when it has one; else only the record's origin (a
+    # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
+    listed = ctx.lead_origins.get(key)
+    ctx.learning().lead_origins[key] = Added((origin,)) if listed is None else listed | {origin}
 
 
 def shown(body: Mapping[str, Any], name: str) -> str:

@@ -1,0 +1,80 @@
+"""A person's many track events over two runs with one state (SPEC 5 leads exactly once), over
+loopback HTTP against the sandbox: the person's leads are listed once, the first time; every lead
+rpd creates then only adds its origin to what the state knows (core/identity_cache.py's `Added`),
+so the second run lists nothing and no lead is ever made twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+from e2e_support import (
+    LISTINGS,
+    TOKEN,
+    USER_ID_FIELD,
+    assert_report_adds_up,
+    rpd_send,
+    track,
+    write_events,
+)
+
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+EVENT = "Order Completed"  # config.example.toml: a lead (no track rule)
+
+
+def send(
+    sandbox: Sandbox, tmp_path: Path, events: list[dict[str, Any]], name: str
+) -> dict[str, Any]:
+    run = rpd_send(
+        sandbox,
+        tmp_path,
+        write_events(tmp_path / f"{name}.ndjson", events),
+        state=tmp_path / "state.sqlite",
+        name=name,
+    )
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    return run.report
+
+
+def origins(sandbox: Sandbox) -> list[str]:
+    state = sandbox.state()
+    return sorted(lead["origin_id"] for lead in state["leads"])
+
+
+def test_a_persons_tracks_over_two_runs_list_once_and_never_duplicate(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": TOKEN}) as api:
+        person = api.post(
+            "/api/v2/persons",
+            json={"name": "Ada", "custom_fields": {USER_ID_FIELD: "u-1"}},
+        ).json()["data"]["id"]
+        by_hand = api.post(
+            "/v1/leads", json={"title": "By hand", "person_id": person, "origin_id": "crm:1"}
+        )
+        assert by_hand.status_code == 201, by_hand.text
+    first = [track(f"t-{n}", "u-1", EVENT) for n in range(1, 6)]
+
+    report = send(sandbox, tmp_path, first, "one")
+
+    assert report["by_type"] == {"track": {"sent": 5}}
+    assert report["requests"] == LISTINGS | {
+        "GET /api/v2/itemSearch/field": 1,  # the person, by its userId field
+        "GET /v1/leads": 1,  # listed once, the first time: its leads, archived ones too
+        "GET /v1/leads/archived": 1,
+        "POST /v1/leads": 5,
+    }
+    assert origins(sandbox) == ["crm:1", *(f"rpd:t-{n}" for n in range(1, 6))]
+
+    # The same events again (the journal's) and five new ones: the state knows the person's
+    # list, grown by the five it created, so nothing is listed again.
+    second = first + [track(f"t-{n}", "u-1", EVENT) for n in range(6, 11)]
+    report = send(sandbox, tmp_path, second, "two")
+
+    assert report["by_type"] == {"track": {"skipped": 5, "sent": 5}}
+    assert report["requests"] == LISTINGS | {"POST /v1/leads": 5}
+    assert origins(sandbox) == ["crm:1", *sorted(f"rpd:t-{n}" for n in range(1, 11))]
