@@ -78,3 +78,29 @@ def test_a_persons_tracks_over_two_runs_list_once_and_never_duplicate(
     assert report["by_type"] == {"track": {"skipped": 5, "sent": 5}}
     assert report["requests"] == LISTINGS | {"POST /v1/leads": 5}
     assert origins(sandbox) == ["crm:1", *sorted(f"rpd:t-{n}" for n in range(1, 11))]
+
+
+def test_rpds_lead_after_a_full_page_of_leads_by_hand_is_found_by_a_run_without_state(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A person's leads page by their records: 500 made by hand fill the first page, rpd's lead
+    is on the second, and a rerun that lost its state finds it there (review of issue 12's
+    probes: paging by the origins read stopped after the first page and made it twice)."""
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": TOKEN}) as api:
+        person = api.post(
+            "/api/v2/persons",
+            json={"name": "Ada", "custom_fields": {USER_ID_FIELD: "u-1"}},
+        ).json()["data"]["id"]
+        for n in range(500):
+            made = api.post("/v1/leads", json={"title": f"By hand {n}", "person_id": person})
+            assert made.status_code == 201, made.text
+    events = write_events(tmp_path / "paid.ndjson", [track("m-1", "u-1", EVENT)])
+    # Each run with a new state: the first lists one page (500 leads), the second two (501).
+    for name, outcome, pages in (("first", "sent", 1), ("again", "skipped", 2)):
+        run = rpd_send(sandbox, tmp_path, events, state=tmp_path / f"{name}.sqlite", name=name)
+        assert run.exit_code == 0, run.stderr
+        assert run.report is not None
+        assert run.report["by_type"] == {"track": {outcome: 1}}
+        assert run.report["requests"]["GET /v1/leads"] == pages
+    made = [lead.get("origin_id") for lead in sandbox.state()["leads"]]
+    assert (len(made), made.count("rpd:m-1")) == (501, 1)

@@ -424,9 +424,11 @@ class Pages(Probe, Generic[T]):
         items = self.read(response, self.stage)
         self.result.extend(items)
         cursor = None
-        if self.offset:
-            more, self.start = page_after(response.additional_data, self.start, len(items))
-            more = more and bool(items)
+        if self.offset:  # v1 pages by their records, whatever `read` made of them (origins)
+            data = response.data  # a list or null: `read` refused anything else
+            count = len(data) if type(data) is list else 0
+            more, self.start = page_after(response.additional_data, self.start, count)
+            more = more and count > 0
         else:
             additional = response.additional_data  # most answers: none, no call to read it
             cursor = None if additional is None else next_cursor(additional)
