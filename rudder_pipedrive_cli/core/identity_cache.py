@@ -131,11 +131,16 @@ class OriginSets:
     """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`): a set per
     key, grown in place and put back (a bounded table keeps what it was given last)."""
 
-    __slots__ = ("_table", "get")
+    __slots__ = ("_table",)
 
     def __init__(self, table: MutableMapping[Any, Any]) -> None:
         self._table = table
-        self.get: Callable[[PdId], set[str] | None] = table.get
+
+    def get(self, key: PdId) -> frozenset[str] | None:
+        """A copy (the table's set grows in place: a value read must not change after), asked
+        only on merges and at start-up, never per track event (`has`)."""
+        found = self._table.get(key)
+        return None if found is None else frozenset(found)
 
     def has(self, key: PdId, origin: str) -> bool | None:
         found = self._table.get(key)

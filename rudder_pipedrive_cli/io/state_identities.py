@@ -160,13 +160,13 @@ class LeadRows(_Rows):
         with store.mutex:
             if learned is _UNKNOWN and not self._listed(person):
                 return default
-            stored = {
+            stored = frozenset(
                 row[0]
                 for row in store.db.execute(
                     "SELECT origin_id FROM lead_origins WHERE ns = ? AND person_id = ?",
                     (store.ns, person),
                 )
-            }
+            )
         return stored if learned is _UNKNOWN else stored | learned
 
     def has(self, person_id: PdId, origin: str) -> bool | None:

@@ -133,6 +133,15 @@ def test_a_delta_is_added_where_the_list_is_complete_and_only_there(store: Ident
     assert (store.has_origin(7, "rpd:d"), store.has_origin(DEAL_7, "rpd:f")) == (None, None)
 
 
+def test_a_list_read_does_not_change_when_the_store_learns_after(store: IdentityStore) -> None:
+    read = store.lead_origins(5)  # the store's sets grow in place: what it hands out is a copy
+    learn(store, p5=Added({"rpd:b"}))
+    assert (read, store.lead_origins(5)) == ({"rpd:a"}, {"rpd:a", "rpd:b"})
+    assert isinstance(read, frozenset)
+    learn(store, p5=None)
+    assert read == {"rpd:a"}
+
+
 def test_a_listing_makes_the_list_complete_and_deltas_then_add(store: IdentityStore) -> None:
     learn(store, p7=frozenset({"rpd:l"}), p6=frozenset({"rpd:y"}))
     learn(store, p7=Added({"rpd:m"}), p6=Added({"rpd:x"}))
