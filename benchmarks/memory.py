@@ -138,7 +138,7 @@ def index_child(url: str, persons: int, rows: str, entries: int) -> dict[str, An
     without a state file does, then look every userId up in a shuffled order."""
     from rudder_pipedrive_cli.core.identity_cache import Tables
     from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
-    from rudder_pipedrive_cli.core.plans.common import PERSON, drive, index_listing
+    from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.http.blocking import BlockingClient
     from rudder_pipedrive_cli.io.scratch import Spill
@@ -149,7 +149,7 @@ def index_child(url: str, persons: int, rows: str, entries: int) -> dict[str, An
         index = IdentityIndex(MemoryIndexRows(tables), {"person": USER_ID_FIELD}, clock=time.time)
         before = peak_mb()
         started = time.perf_counter()
-        client.exchange(drive(index_listing(index, PERSON)))
+        client.exchange(probe_steps(index_listing(index, PERSON)))
         listed = time.perf_counter() - started
         started = time.perf_counter()
         found = sum(len(index.lookup("person", f"u-{n}")) == 1 for n in scattered(persons))

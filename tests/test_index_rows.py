@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, id_order
-from rudder_pipedrive_cli.core.plans.common import PERSON, drive, index_listing
+from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome, PdId
 from rudder_pipedrive_cli.io.scratch import Spill, SpillTable
 
@@ -133,7 +133,7 @@ def test_a_listing_of_many_pages_in_a_tiny_budget_finds_every_record() -> None:
     table; merges and creates that follow go in and out as with dicts."""
     with Spill(2, batch=1) as spill:
         index = IdentityIndex(MemoryIndexRows(spill.table), {"person": KEY}, clock=lambda: 0.0)
-        steps = drive(index_listing(index, PERSON))
+        steps = probe_steps(index_listing(index, PERSON))
         request = next(steps)
         for page in range(3):
             assert (request.path, request.query.get("cursor")) == (

@@ -32,11 +32,11 @@ from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Pages,
     Step,
-    drive,
     index_listing,
     listed,
     next_cursor,
     page_after,
+    probe_steps,
 )
 from rudder_pipedrive_cli.core.plans.track import KINDS, Kind
 from rudder_pipedrive_cli.core.preview import Recorder, WayEstimate, identity_estimates
@@ -217,7 +217,7 @@ def account_listing(
             read=take,
             offset=kind.offset,
         )
-        yield from drive(pages)
+        yield from probe_steps(pages)
         path += 1
     return origins
 
@@ -246,7 +246,7 @@ def prepare(
         if index.covers(kind):  # kept from an earlier run: refreshed before its first create
             continue
         try:
-            exchange(drive(index_listing(index, entity)))
+            exchange(probe_steps(index_listing(index, entity)))
         except PlanFailure as failure:
             identities.notes.append(
                 f"the {entity.noun} index could not be listed ({failure.reason}): "

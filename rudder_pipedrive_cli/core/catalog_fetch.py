@@ -10,7 +10,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
-from rudder_pipedrive_cli.core.plans.common import Pages, drive
+from rudder_pipedrive_cli.core.plans.common import Pages, probe_steps
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -77,7 +77,7 @@ def fetch_listing(
 
     query = {"limit": page_size} if endpoint.startswith("/api/v2/") else {}
     pages = Pages(endpoint, query, stage="list fields", note=f"list {what}", read=objects)
-    items: list[Mapping[str, Any]] = yield from drive(pages)
+    items: list[Mapping[str, Any]] = yield from probe_steps(pages)
     return items
 
 

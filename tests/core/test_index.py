@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.core.index import (
     rpd_origins,
     worth_counting,
 )
-from rudder_pipedrive_cli.core.plans.common import PERSON, drive, index_listing
+from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import parse_rules
@@ -48,7 +48,7 @@ REFRESHED_AT = "2026-11-28T10:00:16Z"
 def built(*records: dict[str, Any], clock: FakeClock | None = None) -> IdentityIndex:
     """A person index built from one page of `records`, listed at LISTED_AT."""
     index = IdentityIndex(MemoryIndexRows(), {"person": USER_FIELD}, clock=clock or FakeClock())
-    steps = drive(index_listing(index, PERSON))
+    steps = probe_steps(index_listing(index, PERSON))
     request = next(steps)
     assert (request.method, request.path, dict(request.query)) == (
         "GET",
@@ -367,7 +367,7 @@ def test_events_that_need_a_refresh_while_one_is_in_flight_make_their_own() -> N
     index = built(clock=clock)
     clock.now = 11.0
     assert index.due("person")
-    first = drive(index_listing(index, PERSON))
+    first = probe_steps(index_listing(index, PERSON))
     next(first)  # a refresh in flight: the index is still the one listed 11 s ago
     assert index.due("person")
     with pytest.raises(StopIteration):

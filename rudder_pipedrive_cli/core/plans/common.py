@@ -441,8 +441,9 @@ class Pages(Probe, Generic[T]):
             self.result = self.ended(self.result)
 
 
-def drive(probe: Probe) -> Step[Any]:
-    """A probe as an exchange, for the shells (`Pages` of the catalog, the index, ...)."""
+def probe_steps(probe: Probe) -> Step[Any]:
+    """A probe as an exchange, for the shells (`Pages` of the catalog, the index, ...); not
+    `core.driver.drive`, which runs a plan against a `send`."""
     while (asked := probe.request) is not None:
         probe.take((yield asked))
     return probe.result
