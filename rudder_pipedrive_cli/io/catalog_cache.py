@@ -49,18 +49,27 @@ def save_catalog(store: FieldStore, catalog: Catalog) -> None:
 
 
 def _listed(store: FieldStore, name: str) -> list[dict[str, Any]] | None:
+    """The objects of a listing saved as a list, or None when none was saved."""
     cached = store.get_fields(name)
     if cached is None or not isinstance(cached.payload, list):
         return None
     return [item for item in cached.payload if isinstance(item, dict)]
 
 
+def _names(store: FieldStore, name: str) -> dict[str, str] | None:
+    """A listing saved as a table of names, or None when none was saved."""
+    cached = store.get_fields(name)
+    if cached is None or not isinstance(cached.payload, dict):
+        return None
+    return {str(k): str(v) for k, v in cached.payload.items()}
+
+
 def load_catalog(store: FieldStore) -> Catalog | None:
     """The cached catalog, or None when no listing was ever saved."""
     fields: dict[str, tuple[FieldInfo, ...]] = {}
     for entity in ENTITIES:
-        cached = store.get_fields(entity)
-        if cached is None or not isinstance(cached.payload, list):
+        listed = _listed(store, entity)
+        if listed is None:
             continue
         fields[entity] = tuple(
             FieldInfo(
@@ -70,19 +79,15 @@ def load_catalog(store: FieldStore) -> Catalog | None:
                 options={str(k): int(v) for k, v in dict(item.get("options") or {}).items()},
                 is_custom=bool(item.get("is_custom", True)),
             )
-            for item in cached.payload
-            if isinstance(item, dict)
+            for item in listed
         )
     if not fields:
         return None
-    labels = store.get_fields(LABELS)
-    found = labels.payload if labels is not None and isinstance(labels.payload, dict) else {}
     pipelines = _listed(store, PIPELINES)
     stages = _listed(store, STAGES)
-    types = store.get_fields(ACTIVITY_TYPES)
     return Catalog(
         fields=fields,
-        labels={str(k): str(v) for k, v in found.items()},
+        labels=_names(store, LABELS) or {},
         pipelines=None if pipelines is None else {int(p["id"]): str(p["name"]) for p in pipelines},
         stages=None
         if stages is None
@@ -90,9 +95,7 @@ def load_catalog(store: FieldStore) -> Catalog | None:
             Stage(id=int(s["id"]), name=str(s["name"]), pipeline_id=int(s["pipeline_id"]))
             for s in stages
         ),
-        activity_types=None
-        if types is None or not isinstance(types.payload, dict)
-        else {str(k): str(v) for k, v in types.payload.items()},
+        activity_types=_names(store, ACTIVITY_TYPES),
     )
 
 
