@@ -74,18 +74,20 @@ _MANGLED_HTML = (
     b"<!DOCTYPE html>\n<html><head><title>Pipedrive</title></head>\n"
     b"<body><h1>We'll be right back</h1><p>Pipedrive is undergoing maintenance.</p></body></html>\n"
 )
+# The mangled kinds with a fixed body: kind -> (body, content type).
+_MANGLED = {
+    "html": (_MANGLED_HTML, "text/html; charset=utf-8"),
+    "empty": (b"", "application/json"),
+    "unsuccessful": (b'{"success":false}', "application/json"),
+    "no-data": (b'{"success":true}', "application/json"),
+}
 
 
 def mangled(kind: str, answer: Answer) -> Answer:
     """A malformed stand-in for a successful lookup's answer (faults.MANGLE_KINDS), status 200."""
-    if kind == "html":
-        return replace(answer, body=_MANGLED_HTML, content_type="text/html; charset=utf-8")
-    if kind == "empty":
-        return replace(answer, body=b"")
-    if kind == "unsuccessful":
-        return replace(answer, body=b'{"success":false}')
-    if kind == "no-data":
-        return replace(answer, body=b'{"success":true}')
+    if kind in _MANGLED:
+        body, content_type = _MANGLED[kind]
+        return replace(answer, body=body, content_type=content_type)
     # v1-shape: v1's search answer, the items in an object under `data`, v1's pagination.
     items = orjson.loads(answer.body)["data"]
     pagination = {"start": 0, "limit": 100, "more_items_in_collection": False}

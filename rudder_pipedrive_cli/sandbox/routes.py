@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,6 +154,27 @@ def _v2_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> lis
     return sorted(rows, key=key, reverse=direction == "desc")
 
 
+def _v2_listing(
+    req: Request,
+    records: Iterable[Record],
+    filters: Mapping[str, Any],
+    *,
+    ids: frozenset[int] | None,
+    sortable: Sequence[str] = _SORTABLE,
+    view: Callable[[Record], Record] | None = None,
+) -> Answer:
+    """A page of a v2 listing: `records` of `ids`, equal to `filters`, in `updated_since` and
+    `updated_until`, sorted by `sort_by` and `sort_direction`."""
+    rows = matching(
+        records,
+        ids=ids,
+        filters=filters,
+        updated_since=_time_query(req, "updated_since"),
+        updated_until=_time_query(req, "updated_until"),
+    )
+    return _cursor_page(req, _v2_sorted(req, rows, sortable), view=view)
+
+
 def _lister(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
         _unmodelled(req, "filter_id")
@@ -164,14 +185,8 @@ def _lister(entity: Entity) -> Handler:
             deal = store.sales.deals.get(deal_id)
             linked = {deal["person_id"]} if deal and deal["person_id"] is not None else set()
             ids = frozenset(linked if ids is None else linked & ids)
-        rows = matching(
-            store.table(entity).values(),
-            ids=ids,
-            filters=_int_filters(req, "owner_id", "org_id"),  # org_id: GET persons only
-            updated_since=_time_query(req, "updated_since"),
-            updated_until=_time_query(req, "updated_until"),
-        )
-        return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
+        filters = _int_filters(req, "owner_id", "org_id")  # org_id: GET persons only
+        return _v2_listing(req, store.table(entity).values(), filters, ids=ids, view=view)
 
     return handle
 
@@ -413,10 +428,6 @@ def _field_listing(entity: Entity) -> Handler:
 # ---- deals, activities, notes, pipelines, stages, activity types ------------------------------
 
 
-def _create_deal(store: Store, req: Request) -> Answer:
-    return success(store.sales.create_deal(_body(req), req.now))
-
-
 _DEAL_STATUSES = ("open", "won", "lost", "deleted")
 
 
@@ -428,23 +439,14 @@ def _list_deals(store: Store, req: Request) -> Answer:
         statuses = [s.strip() for s in req.query["status"].split(",")]
         if not all(s in _DEAL_STATUSES for s in statuses):
             raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
-    rows = matching(
-        store.sales.deal_listing(statuses),
-        ids=_ids(req),
-        filters=_int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id"),
-        updated_since=_time_query(req, "updated_since"),
-        updated_until=_time_query(req, "updated_until"),
-    )
-    return _cursor_page(req, _v2_sorted(req, rows, _SORTABLE), view=view)
+    ids = _ids(req)
+    filters = _int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
+    return _v2_listing(req, store.sales.deal_listing(statuses), filters, ids=ids, view=view)
 
 
 def _int_filters(req: Request, *names: str) -> dict[str, Any]:
     """The integer id filters a request gives, by name."""
     return {name: _query_int(req, name) for name in names if name in req.query}
-
-
-def _create_activity(store: Store, req: Request) -> Answer:
-    return success(store.sales.create_activity(_body(req), req.now))
 
 
 def _list_activities(store: Store, req: Request) -> Answer:
@@ -454,14 +456,8 @@ def _list_activities(store: Store, req: Request) -> Answer:
         filters["lead_id"] = req.query["lead_id"]
     if "done" in req.query:
         filters["done"] = _query_bool(req, "done")
-    rows = matching(
-        store.sales.activities.values(),
-        ids=_ids(req),
-        filters=filters,
-        updated_since=_time_query(req, "updated_since"),
-        updated_until=_time_query(req, "updated_until"),
-    )
-    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "due_date")))
+    ids, sortable = _ids(req), (*_SORTABLE, "due_date")
+    return _v2_listing(req, store.sales.activities.values(), filters, ids=ids, sortable=sortable)
 
 
 def _create_note(store: Store, req: Request) -> Answer:
@@ -533,9 +529,13 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("PATCH", "/v1/leads/{id}"): _update_lead,
     ("GET", "/v1/leadLabels"): lambda store, req: success(list(LEAD_LABELS)),
     ("GET", "/v1/users/me"): lambda store, req: success(dict(USER_ME, company_id=store.company_id)),
-    ("POST", "/api/v2/deals"): _create_deal,
+    ("POST", "/api/v2/deals"): lambda store, req: success(
+        store.sales.create_deal(_body(req), req.now)
+    ),
     ("GET", "/api/v2/deals"): _list_deals,
-    ("POST", "/api/v2/activities"): _create_activity,
+    ("POST", "/api/v2/activities"): lambda store, req: success(
+        store.sales.create_activity(_body(req), req.now)
+    ),
     ("GET", "/api/v2/activities"): _list_activities,
     ("POST", "/v1/notes"): _create_note,
     ("GET", "/v1/notes"): _list_notes,

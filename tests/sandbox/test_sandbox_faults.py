@@ -97,10 +97,14 @@ def test_the_same_seed_replays_the_same_faults(
 
 
 def test_set_faults_checks_its_values(sandbox: Sandbox) -> None:
+    before = sandbox.app.faults.settings
     with pytest.raises(ValueError, match="fail_5xx must be a rate between 0 and 1, not 2"):
         sandbox.set_faults(fail_5xx=2)
     with pytest.raises(ValueError, match="latency_ms must not be negative"):
         sandbox.set_faults(latency_ms=-1)
+    with pytest.raises(TypeError, match="fail_typo"):  # a name no fault setting has
+        sandbox.set_faults(fail_typo=0.1)
+    assert sandbox.app.faults.settings == before  # each change was refused whole
 
 
 @pytest.mark.parametrize(
@@ -110,6 +114,9 @@ def test_set_faults_checks_its_values(sandbox: Sandbox) -> None:
         ({"seats": 0}, "seats must be at least 1"),
         ({"fail_5xx": 0.7, "fail_429": 0.7}, "fail_5xx \\+ fail_429 must not exceed 1"),
         ({"token": ""}, "token must not be empty"),
+        ({"port": 65536}, "port must be 0..65535, not 65536"),
+        ({"max_body_bytes": -1}, "max_body_bytes must not be negative, not -1"),
+        ({"read_timeout_s": 0}, "read_timeout_s must be positive, not 0"),
     ],
 )
 def test_options_are_checked(fields: dict[str, object], message: str) -> None:
