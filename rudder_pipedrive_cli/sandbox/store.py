@@ -90,7 +90,8 @@ def _is_empty(value: Any) -> bool:
 
 
 def _search_terms(value: Any) -> tuple[str, ...]:
-    """The strings an exact search term must equal to find `value`."""
+    """The strings an exact search term must equal to find `value` (a custom field's value is
+    checked first: text, an enum's option id or a number)."""
     if isinstance(value, bool) or value is None:
         return ()
     if isinstance(value, str):
@@ -100,8 +101,6 @@ def _search_terms(value: Any) -> tuple[str, ...]:
         if float(value).is_integer():
             terms |= {str(int(value)), f"{float(value)}"}
         return tuple(sorted(terms))
-    if isinstance(value, Mapping) and "value" in value:
-        return _search_terms(value["value"])
     return ()
 
 
