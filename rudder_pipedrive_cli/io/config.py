@@ -127,12 +127,8 @@ class Settings:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    address = _ip(host.strip("[]"))
+    return host == "localhost" or (address is not None and address.is_loopback)
 
 
 def resolve_base_url(base_url: str, company_domain: str) -> str:
@@ -191,7 +187,7 @@ def _url_parts(base_url: str) -> SplitResult:
             hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ) from None
     host = parts.hostname or ""
-    if host and not HOST_NAME.fullmatch(host) and not _is_ip(host):
+    if host and not HOST_NAME.fullmatch(host) and _ip(host) is None:
         raise ConfigError(
             f"base_url {_shown(base_url)!r} has no valid host name",
             hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
@@ -199,12 +195,11 @@ def _url_parts(base_url: str) -> SplitResult:
     return parts
 
 
-def _is_ip(host: str) -> bool:
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _shown(value: str) -> str:

@@ -145,10 +145,8 @@ def check_output_path(
     try:
         probe_writable(path)
     except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
-        raise UsageError(
-            f"cannot write {option} {path}: {error.strerror or error}",
-            hint=f"choose another {option} path; nothing was sent",
-        ) from None
+        hint = f"choose another {option} path; nothing was sent"
+        raise output_error(path, option, hint, error) from None
 
 
 def probe_writable(path: Path) -> None:

@@ -160,11 +160,16 @@ def answer_error(status: int, body: bytes, what: str) -> OSError:
     return S3Error(text, transient=transient)
 
 
-def _error_fields(body: bytes) -> tuple[str, str]:
+def _error_xml(body: bytes) -> ElementTree.Element | None:
+    """An error answer's XML document, or None when its body is none (a HEAD's, an HTML page)."""
     try:
-        root = ElementTree.fromstring(body) if body else None
+        return ElementTree.fromstring(body) if body else None
     except ElementTree.ParseError:
-        root = None
+        return None
+
+
+def _error_fields(body: bytes) -> tuple[str, str]:
+    root = _error_xml(body)
     if root is None:
         return "", ""
     code, message = root.findtext("Code") or "", root.findtext("Message") or ""
@@ -577,12 +582,8 @@ def _prefix(key: str) -> str:
 
 def _error_region(body: bytes) -> str | None:
     """The region S3 names in an error's body (AuthorizationHeaderMalformed says it there)."""
-    if not body:
-        return None
-    try:
-        return ElementTree.fromstring(body).findtext("Region") or None
-    except ElementTree.ParseError:
-        return None
+    root = _error_xml(body)
+    return None if root is None else root.findtext("Region") or None
 
 
 def parse_listing(body: bytes, bucket: str) -> tuple[list[dict[str, Any]], str | None]:

@@ -91,12 +91,12 @@ def mangled(kind: str, answer: Answer) -> Answer:
     # v1-shape: v1's search answer, the items in an object under `data`, v1's pagination.
     items = orjson.loads(answer.body)["data"]
     pagination = {"start": 0, "limit": 100, "more_items_in_collection": False}
-    body = {
+    v1 = {
         "success": True,
         "data": {"items": items},
         "additional_data": {"pagination": pagination},
     }
-    return replace(answer, body=orjson.dumps(body))
+    return replace(answer, body=orjson.dumps(v1))
 
 
 def edge_forbidden() -> Answer:

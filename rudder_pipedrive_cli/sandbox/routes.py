@@ -213,7 +213,7 @@ def _query_bool(req: Request, name: str) -> bool:
 
 def _record_view(entity: Entity, req: Request) -> Callable[[Record], Record]:
     """How a v2 get or list shows a record: `custom_fields=K1,K2` keeps only those custom fields
-    (at most 15), `include_option_labels=true` shows enum and set values as {id, label}."""
+    (at most 15), `include_option_labels=true` shows enum values as {id, label}."""
     _unmodelled(req, "include_fields", "include_labels")
     fields = custom_fields(entity)
     keys: tuple[str, ...] | None = None
