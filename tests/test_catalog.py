@@ -43,12 +43,12 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import (
+    CachedFields,
     Sourced,
     live_or_cached,
     load_catalog,
     save_catalog,
 )
-from rudder_pipedrive_cli.io.state_runs import CachedFields
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 SANDBOX_TOKEN = "sandbox-token"

@@ -21,11 +21,11 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.io import state_file
+from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_state
-from rudder_pipedrive_cli.io.state_runs import CachedFields
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 from rudder_pipedrive_cli.replay import journaled
 

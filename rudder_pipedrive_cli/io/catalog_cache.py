@@ -11,10 +11,17 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
-from rudder_pipedrive_cli.io.state_runs import CachedFields
 
 LABELS = "lead_labels"
 PIPELINES, STAGES, ACTIVITY_TYPES = "pipelines", "stages", "activity_types"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedFields:
+    """A listing kept in the state (its `fields` table): when it was fetched, and what it held."""
+
+    fetched_at: str
+    payload: Any
 
 
 class FieldStore(Protocol):

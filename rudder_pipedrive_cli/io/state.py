@@ -1,8 +1,8 @@
 """The replay store (SPEC 5) of one namespace in the state file: the identity store
 (core/identity_cache.py) over its rows, identities, pending creates and merges, lead origins and
 field recency (io/state_identities.py); the journal and writes in flight (io/state_journal.py),
-runs, field listings and objects read (io/state_runs.py) and the identity index
-(io/state_index.py). io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
+runs, field listings and objects read (here) and the identity index (io/state_index.py).
+io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
 
 One file holds any number of namespaces, one per Pipedrive account and token
 (io/state_accounts.py), so a sandbox and a production account never see each other's ids.
@@ -16,16 +16,20 @@ instead of repeating a create). `begin_write` commits before it returns.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IndexRows
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Closing, Spill
 from rudder_pipedrive_cli.io.state_accounts import (
     ACCOUNT,
@@ -46,8 +50,13 @@ from rudder_pipedrive_cli.io.state_identities import (
 )
 from rudder_pipedrive_cli.io.state_index import IndexTable
 from rudder_pipedrive_cli.io.state_journal import InFlight, Journal
-from rudder_pipedrive_cli.io.state_runs import CachedFields, FieldListings, ObjectsDone, Runs
-from rudder_pipedrive_cli.io.state_schema import INDEX_MARKS, INDEX_TABLE, RECENCY_TABLE, TABLES
+from rudder_pipedrive_cli.io.state_schema import (
+    INDEX_MARKS,
+    INDEX_TABLE,
+    OBJECTS_TABLE,
+    RECENCY_TABLE,
+    TABLES,
+)
 from rudder_pipedrive_cli.io.state_store import Store
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, summaries
 
@@ -92,9 +101,7 @@ class ReplayState(IdentityStore, Closing):
         self._use(store.ns)
         self._journal = Journal(store)
         self._inflight = InFlight(store)
-        self._runs = Runs(store)
-        self._fields = FieldListings(store)
-        self._objects = ObjectsDone(store)
+        self._run: int | None = None  # the id of the run started and not finished
 
     @classmethod
     def open(
@@ -216,33 +223,72 @@ class ReplayState(IdentityStore, Closing):
 
     # -- objects read to the end ------------------------------------------------------------------
 
+    # The objects of a bucket or backup folder read to the end with every event done (SPEC 2,
+    # resume), by name and version; their table is created on first use.
+
     def object_finished(self, name: str, version: str) -> bool:
         """Whether an earlier run finished this version of the object (io/objects.py)."""
         with self._mutex:
-            return self._objects.finished(name, version)
+            try:
+                row = self._db.execute(
+                    "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
+                    (self._store.ns, name, version),
+                ).fetchone()
+            except sqlite3.OperationalError:  # no such table: nothing finished yet
+                return False
+            return row is not None
 
     def finish_object(self, name: str, version: str) -> None:
         """Record the object as finished, with the outcomes of its events (one batch)."""
-        with self._store.writing():
-            self._objects.finish(name, version)
+        store = self._store
+        with store.writing():
+            self._db.execute(OBJECTS_TABLE)
+            self._db.execute(
+                "INSERT INTO objects_done (ns, name, version, finished_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, name) DO UPDATE SET version = excluded.version, "
+                "finished_at = excluded.finished_at",
+                (store.ns, name, version, store.now()),
+            )
 
-    # -- runs and the field listing cache ---------------------------------------------------------
+    # -- runs (when each started and finished, and its counts) and the field listing cache ------
 
     def start_run(self) -> None:
-        with self._store.writing(commit=True):
-            self._runs.start()
+        store = self._store
+        with store.writing(commit=True):
+            self._run = self._db.execute(
+                "INSERT INTO runs (ns, started_at) VALUES (?, ?)", (store.ns, store.now())
+            ).lastrowid
 
     def finish_run(self, counts: Mapping[str, Any]) -> None:
+        if self._run is None:
+            raise RuntimeError("finish_run() without start_run()")
         with self._store.writing(commit=True):
-            self._runs.finish(counts)
+            self._db.execute(
+                "UPDATE runs SET finished_at = ?, counts_json = ? WHERE id = ?",
+                (self._store.now(), orjson.dumps(dict(counts)).decode(), self._run),
+            )
+            self._run = None
 
     def get_fields(self, entity: str) -> CachedFields | None:
+        """Each entity's last field listing (io/catalog_cache.py), and when it was fetched."""
         with self._mutex:
-            return self._fields.get(entity)
+            row = self._db.execute(
+                "SELECT fetched_at, payload_json FROM fields WHERE ns = ? AND entity = ?",
+                (self._store.ns, entity),
+            ).fetchone()
+        return (
+            None if row is None else CachedFields(fetched_at=row[0], payload=orjson.loads(row[1]))
+        )
 
     def put_fields(self, entity: str, payload: Any) -> None:
-        with self._store.writing(commit=True):
-            self._fields.put(entity, payload)
+        store = self._store
+        with store.writing(commit=True):
+            self._db.execute(
+                "INSERT INTO fields (ns, entity, fetched_at, payload_json) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ns, entity) DO UPDATE SET fetched_at = excluded.fetched_at, "
+                "payload_json = excluded.payload_json",
+                (store.ns, entity, store.now(), orjson.dumps(payload).decode()),
+            )
 
     @property
     def hard_links(self) -> int:
@@ -375,7 +421,7 @@ class ReplayState(IdentityStore, Closing):
             self._db.execute("PRAGMA secure_delete = OFF")
             self._use(self.namespace)
             self._inflight.reset()
-            self._runs.current = None
+            self._run = None
             return cleared
 
     def flush(self) -> None:
