@@ -315,14 +315,22 @@ def _search(store: Store, req: Request) -> Answer:
 # ---- leads -----------------------------------------------------------------------------------
 
 
-def _lead_body(req: Request) -> Mapping[str, Any]:
-    """A v1 lead body: its schema, and no key beyond it but custom deal fields (top level)."""
+def _v1_body(req: Request, extra: Callable[[str], bool] = lambda key: False) -> Mapping[str, Any]:
+    """A v1 body: its schema, and no key beyond the properties it lists (in any of its parts)
+    but those `extra` accepts."""
     body = _body(req)
-    known = REQUEST_SCHEMAS[f"{req.method} {req.template}"]["properties"]
-    for key in body:
-        if key not in known and not looks_like_field_key(key.removesuffix("_currency")):
-            raise ApiError(400, f"Validation failed: {key}: unknown property")
+    schema = REQUEST_SCHEMAS[f"{req.method} {req.template}"]
+    parts = (schema, *schema.get("allOf", ()))
+    known = {name for part in parts for name in part.get("properties", {})}
+    unknown = next((key for key in body if key not in known and not extra(key)), None)
+    if unknown is not None:
+        raise ApiError(400, f"Validation failed: {unknown}: unknown property")
     return body
+
+
+def _lead_body(req: Request) -> Mapping[str, Any]:
+    """A v1 lead body: no key beyond its schema but custom deal fields (top level)."""
+    return _v1_body(req, lambda key: looks_like_field_key(key.removesuffix("_currency")))
 
 
 def _lead_id(req: Request) -> str:
@@ -460,19 +468,6 @@ def _list_activities(store: Store, req: Request) -> Answer:
     return _v2_listing(req, store.sales.activities.values(), filters, ids=ids, sortable=sortable)
 
 
-def _create_note(store: Store, req: Request) -> Answer:
-    body = _body(req)
-    known = {
-        name
-        for part in REQUEST_SCHEMAS["POST /v1/notes"]["allOf"]
-        for name in part.get("properties", {})
-    }
-    unknown = next((key for key in body if key not in known), None)
-    if unknown is not None:
-        raise ApiError(400, f"Validation failed: {unknown}: unknown property")
-    return success(store.sales.create_note(body, req.now))
-
-
 _NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")
 _PIN_FLAGS = tuple(
     f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
@@ -537,7 +532,9 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
         store.sales.create_activity(_body(req), req.now)
     ),
     ("GET", "/api/v2/activities"): _list_activities,
-    ("POST", "/v1/notes"): _create_note,
+    ("POST", "/v1/notes"): lambda store, req: success(
+        store.sales.create_note(_v1_body(req), req.now)
+    ),
     ("GET", "/v1/notes"): _list_notes,
     ("GET", "/api/v2/pipelines"): lambda store, req: _cursor_page(
         req, _v2_sorted(req, [dict(p) for p in PIPELINES], _SORTABLE)
