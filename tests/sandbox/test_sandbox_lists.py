@@ -124,6 +124,13 @@ def test_custom_fields_and_filters_hold_across_cursor_pages(api: httpx.Client) -
         ({"ids": ",".join(str(i) for i in range(101))}, "ids: at most 100 ids, got 101"),
         ({"owner_id": "me"}, "owner_id: expected integer, got 'me'"),
         ({"updated_until": "2026-01-01"}, "updated_until: must be RFC 3339 (2025-01-01T10:20:00Z)"),
+        (
+            {"updated_since": "2026-13-01T00:00:00Z"},
+            "updated_since: must be RFC 3339 (2025-01-01T10:20:00Z)",
+        ),
+        ({"sort_by": "name"}, "sort_by: must be one of id, update_time, add_time"),
+        ({"sort_direction": "up"}, "sort_direction: must be asc or desc"),
+        ({"cursor": "WzFd"}, "cursor: invalid cursor"),  # JSON, but no offset in it
         ({"name": "Ann"}, "name: not a parameter of GET {path}"),
     ],
 )
