@@ -1,7 +1,7 @@
 """The replay store (SPEC 5) of one namespace in the state file: the identity store
 (core/identity_cache.py) over its rows, identities, pending creates and merges, lead origins and
-field recency (io/state_identities.py); the journal and writes in flight (io/state_journal.py),
-runs, field listings and objects read (here) and the identity index (io/state_index.py).
+field recency (io/state_identities.py); the writes in flight (io/state_journal.py); the journal,
+runs, field listings and objects read (here); and the identity index (io/state_index.py).
 io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
 
 One file holds any number of namespaces, one per Pipedrive account and token
@@ -49,7 +49,7 @@ from rudder_pipedrive_cli.io.state_identities import (
     identity_rows,
 )
 from rudder_pipedrive_cli.io.state_index import IndexTable
-from rudder_pipedrive_cli.io.state_journal import InFlight, Journal
+from rudder_pipedrive_cli.io.state_journal import InFlight
 from rudder_pipedrive_cli.io.state_schema import (
     INDEX_MARKS,
     INDEX_TABLE,
@@ -99,7 +99,6 @@ class ReplayState(IdentityStore, Closing):
         self._spill = Spill(cache_entries)
         self._cache_entries = cache_entries
         self._use(store.ns)
-        self._journal = Journal(store)
         self._inflight = InFlight(store)
         self._run: int | None = None  # the id of the run started and not finished
 
@@ -164,7 +163,11 @@ class ReplayState(IdentityStore, Closing):
     def journal_status(self, event_id: str) -> str | None:
         """The latest outcome of the event: "sent", "unchanged", "skipped" (done) or "failed"."""
         with self._mutex:
-            return self._journal.status(event_id)
+            row = self._db.execute(
+                "SELECT status FROM journal WHERE ns = ? AND event_id = ?",
+                (self._store.ns, event_id),
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None:
         """Journal the outcome, learn from it, forget its writes in flight: one transaction.
@@ -177,7 +180,14 @@ class ReplayState(IdentityStore, Closing):
         with self._mutex:  # as store.writing() does, without its generator: once per event
             store.writable()
             store.open_batch()
-            self._journal.record(event_id, source, outcome)
+            self._db.execute(
+                "INSERT INTO journal (ns, event_id, status, reason, source, finished_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, event_id) DO UPDATE SET "
+                "status = excluded.status, reason = excluded.reason, source = excluded.source, "
+                "finished_at = excluded.finished_at",
+                # The reason without event data: the state keeps no personal data (SPEC 8).
+                (store.ns, event_id, outcome.status, outcome.redacted_reason, source, store.now()),
+            )
             IdentityStore.learn(self, outcome)
             self._inflight.settle(event_id, outcome.status)
             store.buffered()

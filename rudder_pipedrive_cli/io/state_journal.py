@@ -1,35 +1,10 @@
-"""The journal of the state file (each event's latest outcome) and its writes in flight."""
+"""The writes in flight of the state file (io/state.py keeps the journal, each event's latest
+outcome, itself)."""
 
 from __future__ import annotations
 
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest
 from rudder_pipedrive_cli.io.state_store import Store
-
-
-class Journal:
-    """The journal of one namespace: per event, its latest outcome, "sent", "unchanged", "skipped"
-    (done) or "failed", with the reason and the event's source."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def status(self, event_id: str) -> str | None:
-        row = self._store.db.execute(
-            "SELECT status FROM journal WHERE ns = ? AND event_id = ?", (self._store.ns, event_id)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def record(self, event_id: str, source: str, outcome: Outcome) -> None:
-        store = self._store
-        store.db.execute(
-            "INSERT INTO journal (ns, event_id, status, reason, source, finished_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, event_id) DO UPDATE SET "
-            "status = excluded.status, reason = excluded.reason, source = excluded.source, "
-            "finished_at = excluded.finished_at",
-            # The reason without event data: the state keeps no personal data (SPEC 8).
-            (store.ns, event_id, outcome.status, outcome.redacted_reason, source, store.now()),
-        )
-
 
 WriteKey = tuple[str, str, str, str]  # event id, method, endpoint, path
 
