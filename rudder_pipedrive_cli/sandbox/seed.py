@@ -85,10 +85,12 @@ class Field:
         ]
 
     def labelled(self, value: Any) -> Any:
-        """A value as `include_option_labels=true` shows it: an enum's option as {id, label}
-        (the seeded custom fields with options are enums, SPEC 7)."""
+        """A value as `include_option_labels=true` shows it: options as {id, label}."""
+        names = dict(self.options)
         if self.type == "enum" and isinstance(value, int):
-            return {"id": value, "label": dict(self.options)[value]}
+            return {"id": value, "label": names[value]}
+        if self.type == "set" and isinstance(value, list):
+            return [{"id": v, "label": names[v]} for v in value]
         return value
 
     @property

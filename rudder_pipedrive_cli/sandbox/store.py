@@ -90,8 +90,7 @@ def _is_empty(value: Any) -> bool:
 
 
 def _search_terms(value: Any) -> tuple[str, ...]:
-    """The strings an exact search term must equal to find `value` (a custom field's value is
-    checked first: text, an enum's option id or a number)."""
+    """The strings an exact search term must equal to find `value`."""
     if isinstance(value, bool) or value is None:
         return ()
     if isinstance(value, str):
@@ -101,6 +100,8 @@ def _search_terms(value: Any) -> tuple[str, ...]:
         if float(value).is_integer():
             terms |= {str(int(value)), f"{float(value)}"}
         return tuple(sorted(terms))
+    if isinstance(value, Mapping) and "value" in value:
+        return _search_terms(value["value"])
     return ()
 
 

@@ -106,9 +106,7 @@ def _check_object(
 
 
 def check_field_value(field: Field, value: Any, where: str) -> str | None:
-    """Check a custom field value strictly by the field's type; None clears a field. The seeded
-    custom fields (SPEC 7) are text, enum and double fields; a monetary one (a test's seed) is
-    checked by its lead form only (store.py)."""
+    """Check a custom field value strictly by the field's type; None clears a field."""
     if value is None:
         return None
     kind = json_type(value)
@@ -125,8 +123,8 @@ def _check_text(field: Field, value: Any, kind: str) -> str | None:
     return None
 
 
-def _check_double(field: Field, value: Any, kind: str) -> str | None:
-    ok = kind in ("integer", "number")
+def _check_number(field: Field, value: Any, kind: str) -> str | None:
+    ok = kind in ("integer", "number") if field.type == "double" else kind == "integer"
     return None if ok else f"expected number for a {field.type} field, got {kind}"
 
 
@@ -136,7 +134,34 @@ def _check_enum(field: Field, value: Any, kind: str) -> str | None:
     return None if value in field.option_ids else f"{value} is not an option of {field.name!r}"
 
 
-_FIELD_CHECKS = {"double": _check_double, "enum": _check_enum}
+def _check_set(field: Field, value: Any, kind: str) -> str | None:
+    if kind != "array" or not all(json_type(v) == "integer" for v in value):
+        return "expected a list of option ids (integers) for a set field"
+    unknown = [v for v in value if v not in field.option_ids]
+    return f"{unknown[0]} is not an option of {field.name!r}" if unknown else None
+
+
+def _check_date(field: Field, value: Any, kind: str) -> str | None:
+    return None if kind == "string" and is_date(value) else "expected a date (YYYY-MM-DD)"
+
+
+def _check_monetary(field: Field, value: Any, kind: str) -> str | None:
+    schema = {
+        "type": "object",
+        "required": ["value", "currency"],
+        "properties": {"value": {"type": "number"}, "currency": {"type": "string"}},
+    }
+    return check_schema(schema, value, "value", extra_ok=False)
+
+
+_FIELD_CHECKS = {
+    "double": _check_number,
+    "int": _check_number,
+    "enum": _check_enum,
+    "set": _check_set,
+    "date": _check_date,
+    "monetary": _check_monetary,
+}
 
 
 def check_custom_fields(fields: Mapping[str, Field], values: Mapping[str, Any]) -> str | None:
