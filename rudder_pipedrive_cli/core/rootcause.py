@@ -29,9 +29,21 @@ MAX_ROOTS = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    event_type: str
-    reason: str  # may quote event data: for the dead letter
-    redacted: str  # in words holding none: for the report
+    """The first failure of a userId, as the later failures it explains tell it: made once, when
+    it fails, not again for each of them."""
+
+    redacted: str  # its reason in words holding no event data: what its knock-ons count under
+    told: str  # a knock-on's reason, which may quote event data: for the dead letter
+    told_redacted: str  # a knock-on's reason in words holding none: for the report
+
+    @classmethod
+    def of(cls, user: str, event_type: str, outcome: Outcome) -> Root:
+        redacted = outcome.redacted_reason
+        return cls(
+            redacted,
+            f"no person for {user}: its {event_type} failed earlier ({outcome.reason})",
+            f"no person for its userId: its {event_type} failed earlier ({redacted})",
+        )
 
 
 class RootCauses:
@@ -54,25 +66,21 @@ class RootCauses:
         if outcome.status != "failed" or user is None or not event.id:
             tally.add_outcome(event.kind, outcome)
             return outcome
-        roots = self._roots
+        roots, stage = self._roots, outcome.stage
         if event.type == "alias":
             root = (
                 roots.get(user) or roots.get(event.previous_id or "")
-                if outcome.stage == WAITING_STAGE
+                if stage == WAITING_STAGE
                 else None
             )
         elif (root := roots.get(user)) is None:
             if self._count < MAX_ROOTS:
-                roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
+                roots[user] = Root.of(user, event.type, outcome)
                 self._count += 1
-        elif outcome.stage == WAITING_STAGE:
+        elif stage == WAITING_STAGE:
             pass  # its reason says so already: grouped only
-        elif outcome.stage in NO_PERSON_STAGES and outcome.http_status is None:
-            outcome = _with(
-                outcome,
-                f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
-                f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
-            )
+        elif stage in NO_PERSON_STAGES and outcome.http_status is None:
+            outcome = _with(outcome, root.told, root.told_redacted)
         else:
             root = None  # a cause of its own
         tally.add_outcome(event.kind, outcome, "" if root is None else root.redacted)
