@@ -115,9 +115,7 @@ class Recorder:
         self.searches: Counter[str] = Counts()
         self.found: Counter[str] = Counts()
 
-    def record(self, request: ApiRequest) -> ApiResponse:
-        """Answer one request (preview calls this bound method: an instance's `__call__` costs
-        a lookup more per request)."""
+    def record(self, request: ApiRequest) -> ApiResponse:  # a bound method: cheaper a call
         self.requests.append(request)  # the record's very dict (protocol.py)
         key = request.key
         self.counts[key] += 1
@@ -129,8 +127,6 @@ class Recorder:
             if response.data and response.ok:  # most find none
                 self.found[kind] += 1
         return response
-
-    __call__ = record
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,21 +29,11 @@ MAX_ROOTS = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    """The first failure of a userId, as the later failures it explains tell it: made once, when
-    it fails, not again for each of them."""
+    """The first failure of a userId, as the later failures it explains tell it (made once)."""
 
     redacted: str  # its reason in words holding no event data: what its knock-ons count under
     told: str  # a knock-on's reason, which may quote event data: for the dead letter
     told_redacted: str  # a knock-on's reason in words holding none: for the report
-
-    @classmethod
-    def of(cls, user: str, event_type: str, outcome: Outcome) -> Root:
-        redacted = outcome.redacted_reason
-        return cls(
-            redacted,
-            f"no person for {user}: its {event_type} failed earlier ({outcome.reason})",
-            f"no person for its userId: its {event_type} failed earlier ({redacted})",
-        )
 
 
 class RootCauses:
@@ -75,7 +65,9 @@ class RootCauses:
             )
         elif (root := roots.get(user)) is None:
             if self._count < MAX_ROOTS:
-                roots[user] = Root.of(user, event.type, outcome)
+                why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
+                told = f"no person for {user}: {why} ({outcome.reason})"
+                roots[user] = Root(redacted, told, f"no person for its userId: {why} ({redacted})")
                 self._count += 1
         elif stage == WAITING_STAGE:
             pass  # its reason says so already: grouped only
