@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.identity_cache import table_get
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -46,6 +47,10 @@ class RootCauses:
         # A bounded table for a CLI run (issue 18: io/scratch.py), a dict by default.
         self._roots: MutableMapping[str, Root] = {} if roots is None else roots
         self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
+        self._bind()
+
+    def _bind(self) -> None:
+        self._root_of = table_get(self._roots, self._bind)  # a read is no call of ours
 
     def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
         """Count an event's end (any intake item) in the tally, a knock-on under its root; the
@@ -56,18 +61,20 @@ class RootCauses:
         if outcome.status != "failed" or user is None or not event.id:
             tally.add_outcome(event.kind, outcome)
             return outcome
-        roots, stage = self._roots, outcome.stage
+        root_of, stage = self._root_of, outcome.stage
         if event.type == "alias":
             root = (
-                roots.get(user) or roots.get(event.previous_id or "")
+                root_of(user) or root_of(event.previous_id or "")
                 if stage == WAITING_STAGE
                 else None
             )
-        elif (root := roots.get(user)) is None:
+        elif (root := root_of(user)) is None:
             if self._count < MAX_ROOTS:
                 why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
                 told = f"no person for {user}: {why} ({outcome.reason})"
-                roots[user] = Root(redacted, told, f"no person for its userId: {why} ({redacted})")
+                self._roots[user] = Root(
+                    redacted, told, f"no person for its userId: {why} ({redacted})"
+                )
                 self._count += 1
         elif stage == WAITING_STAGE:
             pass  # its reason says so already: grouped only
