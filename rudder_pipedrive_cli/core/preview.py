@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ def preview(
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
-        requests: list[ApiRequest] = []
+        requests: Sequence[ApiRequest] = ()  # an event planned without a request has none
         if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
         elif done(event_id):
@@ -65,7 +65,7 @@ def preview(
             if type(planned) is Outcome:  # it needs no request
                 outcome = planned
             else:
-                send.requests = requests
+                send.requests = requests = []
                 outcome = drive(planned, answer)
             learn(outcome)
             add_done(event_id, outcome.status)
