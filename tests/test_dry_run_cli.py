@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.dryrun_cmd import write_lines
 from rudder_pipedrive_cli.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -630,3 +632,48 @@ def test_assume_existing_lists_a_persons_deals_activities_and_notes_once(tmp_pat
     ]
     assert planned["msg-0007"]["outcome"] == "planned"
     assert planned["msg-0007"]["requests"][-1]["body"]["person_id"] == "{person:u-1002}"
+
+
+class Writes:
+    """A sink that keeps each write it is given."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.writes.append(data)
+        return len(data)
+
+
+def test_ndjson_lines_are_written_in_batches_of_whole_lines() -> None:
+    sink = Writes()
+    write_lines(sink, iter([b"1\n", b"2\n", b"3\n", b"4\n", b"5\n"]), batch=2)  # type: ignore[arg-type]
+    assert sink.writes == [b"1\n2\n", b"3\n4\n", b"5\n"]
+
+
+def test_lines_made_before_an_error_are_written_before_it_is_raised() -> None:
+    def lines() -> Iterator[bytes]:
+        yield from (b"1\n", b"2\n", b"3\n")
+        raise KeyboardInterrupt
+
+    sink = Writes()
+    with pytest.raises(KeyboardInterrupt):
+        write_lines(sink, lines(), batch=2)  # type: ignore[arg-type]
+    assert sink.writes == [b"1\n2\n", b"3\n"]
+
+
+def test_strict_stops_at_a_bad_line_with_the_records_before_it_written(tmp_path: Path) -> None:
+    later = '{"type": \n' + json.dumps(TRACK)  # a bad line, then an event never read
+    events = write_events(tmp_path, IDENTIFY, {**IDENTIFY, "messageId": "m-3"}, extra=later)
+    out = tmp_path / "out.ndjson"
+    code, stdout, stderr = dry_run(
+        events, "--config", CONFIG, "-f", "ndjson", "--strict", "-o", str(out), "-q"
+    )
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines()[0] == (
+        f"error: {events}:3: not valid JSON: unexpected end of data at column 10"
+    )
+    assert [(r["id"], r["outcome"]) for r in records(out.read_text())] == [
+        ("m-1", "planned"),
+        ("m-3", "planned"),
+    ]

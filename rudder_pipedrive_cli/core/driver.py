@@ -45,7 +45,7 @@ def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
     """
     if type(plan) is Outcome:
         return plan
-    stage, answer = "", None
+    request, answer = None, None
     while True:
         try:
             request = plan.send(answer)  # type: ignore[arg-type]  # None starts it
@@ -53,11 +53,10 @@ def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
             outcome: Outcome = stop.value
             return outcome
         except Exception as error:  # a bug fails its event, not the whole run (`raised`)
-            return raised(error, stage)
-        stage = request.stage
+            return raised(error, "" if request is None else request.stage)
         answer = send(request)
         if answer.failed is not None:
-            return heard_failure(plan, answer, stage)
+            return heard_failure(plan, answer, request.stage)
 
 
 def heard_failure(plan: Plan, answer: ApiResponse, stage: str) -> Outcome:

@@ -168,6 +168,19 @@ Tables = Callable[[], MutableMapping[Any, Any]]
 STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "leads", "times")
 
 
+def table_get(table: Any, rebind: Callable[[], None]) -> Callable[[Any], Any]:
+    """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are in
+    memory, its memory's `get` (no call of ours per read), `rebind` called when keys first move
+    out (to take `table.get` again)."""
+    hot = getattr(table, "hot", None)
+    if hot is None or table.moved:
+        lookup: Callable[[Any], Any] = table.get
+    else:
+        lookup = hot.get
+        table.on_move = rebind
+    return lookup
+
+
 class IdentityStore:
     """What a run knows about identities, and the one place that takes in what an outcome taught
     (`learn`). Plans read it (as `IdentityStore`) by its lookups: `person_id(userId)` (after any
@@ -241,15 +254,7 @@ class IdentityStore:
         self._times = self._lookup(self.times)
 
     def _lookup(self, table: Any) -> Callable[[Any], Any]:
-        """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are
-        in memory, its memory's `get`, bound again when keys first move out."""
-        hot = getattr(table, "hot", None)
-        if hot is None or table.moved:
-            lookup: Callable[[Any], Any] = table.get
-        else:
-            lookup = hot.get
-            table.on_move = self._bind
-        return lookup
+        return table_get(table, self._bind)
 
     def list_origins(self, origins: Mapping[PdId, set[str]], kinds: Iterable[str]) -> None:
         """Put one listing of the account's records of `kinds` (leads, deals, activities, notes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,24 +47,32 @@ def preview(
     (dicts by default; bounded ones for the CLI, io/scratch.py).
     """
     finished = Finished(journal_status, finished_ids)
+    done, add_done = finished.has, finished.add
     rules = config.track_rules if config.track_rules.rules else None
-    count, tally = RootCauses(tables()).count, send.tally  # as send counts and explains events
-    learn, by_rule = known.learn, tally.rules
+    tally = send.tally  # as send counts and explains events: only a failure may have a root
+    add_outcome, explain, by_rule = tally.add_outcome, RootCauses(tables()).count, tally.rules
+    learn, answer = known.learn, send.record
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
-        requests: list[ApiRequest] = []
+        requests: Sequence[ApiRequest] = ()  # an event planned without a request has none
         if item.decided is not None or not event_id:
             outcome = item.decided or NOT_AN_EVENT
-        elif finished.has(event_id):
+        elif done(event_id):
             outcome = ALREADY_DONE
         else:
-            send.requests = requests
-            outcome = drive(plan_event(item, config, known), send)
+            planned = plan_event(item, config, known)
+            if type(planned) is Outcome:  # it needs no request
+                outcome = planned
+            else:
+                send.requests = requests = []
+                outcome = drive(planned, answer)
             learn(outcome)
-            finished.add(event_id, outcome.status)
-        outcome = count(tally, item, outcome)  # a knock-on's reason names its root
-        status = outcome.status
+            add_done(event_id, outcome.status)
+        if (status := outcome.status) == "failed":
+            outcome = explain(tally, item, outcome)  # a knock-on's reason names its root
+        else:
+            add_outcome(kind, outcome)
         record = {
             "source": item.source,
             "id": event_id,
@@ -107,7 +115,7 @@ class Recorder:
         self.searches: Counter[str] = Counts()
         self.found: Counter[str] = Counts()
 
-    def __call__(self, request: ApiRequest) -> ApiResponse:
+    def record(self, request: ApiRequest) -> ApiResponse:  # a bound method: cheaper a call
         self.requests.append(request)  # the record's very dict (protocol.py)
         key = request.key
         self.counts[key] += 1

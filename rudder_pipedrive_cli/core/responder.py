@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
@@ -80,9 +80,8 @@ class OfflineResponder:
 
 class LiveLookups:
     """`dry-run --lookups`: reads go to Pipedrive, writes (and reads of records that a write in
-    this dry-run would have made, named by placeholder) are answered offline."""
-
-    canned: ClassVar[Mapping[str, ApiResponse]] = {}  # every read goes to Pipedrive
+    this dry-run would have made, named by placeholder) are answered offline. It has no
+    `canned` answers: every read goes to Pipedrive."""
 
     def __init__(
         self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]

@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 
 from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.identity_cache import table_get
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -29,9 +30,11 @@ MAX_ROOTS = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    event_type: str
-    reason: str  # may quote event data: for the dead letter
-    redacted: str  # in words holding none: for the report
+    """The first failure of a userId, as the later failures it explains tell it (made once)."""
+
+    redacted: str  # its reason in words holding no event data: what its knock-ons count under
+    told: str  # a knock-on's reason, which may quote event data: for the dead letter
+    told_redacted: str  # a knock-on's reason in words holding none: for the report
 
 
 class RootCauses:
@@ -44,6 +47,10 @@ class RootCauses:
         # A bounded table for a CLI run (issue 18: io/scratch.py), a dict by default.
         self._roots: MutableMapping[str, Root] = {} if roots is None else roots
         self._count = 0  # roots kept (never removed): cheaper than len() of a bounded table
+        self._bind()
+
+    def _bind(self) -> None:
+        self._root_of = table_get(self._roots, self._bind)  # a read is no call of ours
 
     def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
         """Count an event's end (any intake item) in the tally, a knock-on under its root; the
@@ -54,25 +61,25 @@ class RootCauses:
         if outcome.status != "failed" or user is None or not event.id:
             tally.add_outcome(event.kind, outcome)
             return outcome
-        roots = self._roots
+        root_of, stage = self._root_of, outcome.stage
         if event.type == "alias":
             root = (
-                roots.get(user) or roots.get(event.previous_id or "")
-                if outcome.stage == WAITING_STAGE
+                root_of(user) or root_of(event.previous_id or "")
+                if stage == WAITING_STAGE
                 else None
             )
-        elif (root := roots.get(user)) is None:
+        elif (root := root_of(user)) is None:
             if self._count < MAX_ROOTS:
-                roots[user] = Root(event.type, outcome.reason, outcome.redacted_reason)
+                why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
+                told = f"no person for {user}: {why} ({outcome.reason})"
+                self._roots[user] = Root(
+                    redacted, told, f"no person for its userId: {why} ({redacted})"
+                )
                 self._count += 1
-        elif outcome.stage == WAITING_STAGE:
+        elif stage == WAITING_STAGE:
             pass  # its reason says so already: grouped only
-        elif outcome.stage in NO_PERSON_STAGES and outcome.http_status is None:
-            outcome = _with(
-                outcome,
-                f"no person for {user}: its {root.event_type} failed earlier ({root.reason})",
-                f"no person for its userId: its {root.event_type} failed earlier ({root.redacted})",
-            )
+        elif stage in NO_PERSON_STAGES and outcome.http_status is None:
+            outcome = _with(outcome, root.told, root.told_redacted)
         else:
             root = None  # a cause of its own
         tally.add_outcome(event.kind, outcome, "" if root is None else root.redacted)

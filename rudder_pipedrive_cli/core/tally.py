@@ -32,17 +32,6 @@ class Counts(Counter[str]):
     __delitem__ = dict.__delitem__  # type: ignore[assignment]
 
 
-def skip_reason(reason: str, event_type: str) -> str:
-    """The reason a skip is counted under: each filter's own words are one reason ("filtered"),
-    and an unsupported type is named (`unsupported type: page`), as a user deciding whether
-    the skips are expected wants to see them."""
-    if reason.startswith("filtered out"):
-        return FILTERED
-    if reason == UNSUPPORTED:
-        return f"{UNSUPPORTED}: {event_type}"
-    return reason or "(no reason given)"
-
-
 @dataclass(slots=True)
 class Tally:
     # Each event counted once, by type and outcome (`read` and `outcomes` are derived from it).
@@ -118,10 +107,16 @@ class Tally:
         # distinct ones are: no call for one already counted, most of them.
         if status == "failed" or status == "skipped":
             reason = outcome.reason if outcome.redacted is None else outcome.redacted
-            if status == "skipped":
-                counted, key = self.skips, skip_reason(reason, event_type)
-            else:
+            if status == "failed":
                 counted, key = (self.knock_ons, root) if root else (self.failures, reason)
+            # A skip: each filter's own words are one reason, and an unsupported type is named
+            # (`unsupported type: page`), as a user deciding whether the skips are expected
+            # wants to see them.
+            elif reason == UNSUPPORTED:
+                counted, key = self.skips, f"{UNSUPPORTED}: {event_type}"
+            else:
+                filtered = reason.startswith("filtered out")
+                counted, key = self.skips, FILTERED if filtered else reason or "(no reason given)"
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
         if warnings := outcome.warnings:
             counted = self.warnings

@@ -38,7 +38,7 @@ async def drive_async(plan: Planned, send: Send) -> Outcome:
     a shared step would cost a call per request. An outcome (no request needed) is returned."""
     if type(plan) is Outcome:
         return plan
-    stage, answer = "", None
+    request, answer = None, None
     try:
         while True:
             try:
@@ -47,14 +47,13 @@ async def drive_async(plan: Planned, send: Send) -> Outcome:
                 outcome: Outcome = stop.value
                 return outcome
             except Exception as error:  # a bug fails its event, not the whole run (`raised`)
-                return raised(error, stage)
-            stage = request.stage
+                return raised(error, "" if request is None else request.stage)
             try:
                 answer = await send(request)
             except PlanFailure as failure:
-                answer = gave_up(failure, stage)
+                answer = gave_up(failure, request.stage)
             if answer.failed is not None:
-                return heard_failure(plan, answer, stage)
+                return heard_failure(plan, answer, request.stage)
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()

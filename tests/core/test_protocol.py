@@ -55,7 +55,7 @@ def test_the_recorder_keeps_each_request_itself_and_counts_it_by_key() -> None:
     )
     tally = Tally()
     recorder = Recorder(lambda request: ApiResponse(status=200, data=[{"id": 7}]), tally)
-    answer = recorder(search)
+    answer = recorder.record(search)
     assert answer.data == [{"id": 7}]
     assert recorder.requests == [search] and recorder.requests[0] is search
     assert tally.requests == Counter({"GET /api/v2/itemSearch/field": 1})

@@ -11,6 +11,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.rootcause import RootCauses, _with
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io.scratch import Spill
 
 ROOT = Outcome(
     status="failed",
@@ -176,3 +177,22 @@ def test_count_explains_only_failures_with_a_userid_and_counts_words_without_eve
     assert tally.knock_ons == {ROOT.redacted_reason: 1}
     assert tally.warnings == {"a value is no email": 1, UNSHOWN: 1}
     assert (tally.dropped, tally.writes) == ({"traits.x": 1}, {"persons created": 1})
+
+
+def test_roots_are_found_in_a_bounded_table_after_they_moved_out_of_its_memory() -> None:
+    """Roots are read from a bounded table's memory until keys first move out, then from the
+    table: a root that moved to disk still explains its user's later failure."""
+    with Spill(2, batch=1) as spill:
+        roots = RootCauses(spill.table())
+        explain(roots, event("identify", "u-0"), ROOT)
+        explain(roots, event("identify", "u-1", 2), ROOT)  # both in memory: read there
+        _, root = explain(roots, event("track", "u-1", 3, event="x"), NO_NAME)
+        assert root == ROOT.redacted_reason
+        for n in range(2, 6):  # more roots than the memory holds: u-0 moves out
+            explain(roots, event("identify", f"u-{n}", 10 + n), ROOT)
+        outcome, root = explain(roots, event("track", "u-0", 20, event="x"), NO_NAME)
+    assert root == ROOT.redacted_reason
+    assert outcome.redacted_reason == (
+        "no person for its userId: its identify failed earlier (cannot convert plan for field "
+        "Plan (enum))"
+    )

@@ -58,7 +58,7 @@ def plan_event(
     `Outcome`: its handler's, the one generator level (which plans again itself on a stale
     cached id). It never raises for an event: what cannot be planned is its failed outcome.
     With an identity `index`, identities it covers are resolved from it, not by search."""
-    if event.type not in HANDLERS:
+    if (kind := event.type) not in HANDLERS:
         return UNSUPPORTED
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return event.refused
@@ -67,7 +67,7 @@ def plan_event(
         or bool(event.external)
         # An alias with a previousId but no userId: its plan says what is missing, unless it is
         # anonymous (skipped like any anonymous event).
-        or (event.type == "alias" and event.previous_id is not None and event.anonymous_id is None)
+        or (kind == "alias" and event.previous_id is not None and event.anonymous_id is None)
     )
     if not has_identity:
         if event.anonymous_id is not None:
@@ -95,4 +95,4 @@ def plan_event(
                 held_back=about,
             )
             return waits
-    return HANDLERS[event.type](Ctx(event, config, known, index))
+    return HANDLERS[kind](Ctx(event, config, known, index))
