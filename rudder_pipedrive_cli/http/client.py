@@ -200,7 +200,7 @@ class PipedriveClient:
     """One pooled connection set to Pipedrive (or the sandbox), shared by every running plan.
 
     Use as `async with PipedriveClient(...) as client:` and pass `client.send` to the runner.
-    Counters for a progress display: `sent`, `retries`, `rate_limited` (all read from `tally`).
+    What it sent, retried and was refused for the rate limit is counted in `tally`.
     """
 
     def __init__(
@@ -278,18 +278,6 @@ class PipedriveClient:
     async def aclose(self) -> None:
         for lane in self._lanes:
             await lane.aclose()
-
-    @property
-    def sent(self) -> int:
-        return self.tally.requests.total()
-
-    @property
-    def retries(self) -> int:
-        return self.tally.retries
-
-    @property
-    def rate_limited(self) -> int:
-        return self.tally.rate_limited
 
     async def send(self, request: ApiRequest) -> ApiResponse:
         """One logical request, with pacing and retries; see the module doc for the outcomes.
