@@ -92,9 +92,8 @@ class Catalog:
         stage_id = rule.stage if isinstance(rule.stage, int) else None
         if self.pipelines is None or self.stages is None:
             return pipeline_id, stage_id
-        where = f"{rule.where}"
         if rule.pipeline is not None:
-            pipeline_id = _pick(rule.pipeline, self.pipelines, where, "pipeline")
+            pipeline_id = _pick(rule.pipeline, self.pipelines, rule.where, "pipeline")
         if rule.stage is None:
             return pipeline_id, None
         stages = [s for s in self.stages if pipeline_id is None or s.pipeline_id == pipeline_id]
@@ -111,15 +110,14 @@ class Catalog:
             ]
         if not chosen:
             names = list(dict.fromkeys(s.name for s in stages))
-            near = difflib.get_close_matches(str(rule.stage), names, n=1, cutoff=0.5)
             raise ConfigError(
-                f"{where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
-                hint=(f"did you mean {near[0]!r}? " if near else "")
+                f"{rule.where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
+                hint=_nearest(str(rule.stage), names)
                 + f"stages{in_pipeline}: {', '.join(names) or 'none'}",
             )
         if len(chosen) > 1:
             raise ConfigError(
-                f"{where}: stage {rule.stage!r} is in {len(chosen)} pipelines",
+                f"{rule.where}: stage {rule.stage!r} is in {len(chosen)} pipelines",
                 hint="name its pipeline too: pipeline = "
                 + " or ".join(repr(self.pipelines.get(s.pipeline_id, "")) for s in chosen),
             )
@@ -136,10 +134,9 @@ class Catalog:
         if found is not None:
             return found
         candidates = [*self.activity_types, *self.activity_types.values()]
-        near = difflib.get_close_matches(rule.type, candidates, n=1, cutoff=0.5)
         raise ConfigError(
             f"{rule.where}: type {rule.type!r}: the account has no such activity type",
-            hint=(f"did you mean {near[0]!r}? " if near else "")
+            hint=_nearest(rule.type, candidates)
             + f"activity types: {', '.join(self.activity_types)}",
         )
 
@@ -166,9 +163,14 @@ def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> 
     ]
     if exact:
         return exact[0]
-    near = difflib.get_close_matches(value, list(named.values()), n=1, cutoff=0.5)
     raise ConfigError(
         f"{where}: {noun} {value!r}: the account has no such {noun}",
-        hint=(f"did you mean {near[0]!r}? " if near else "")
+        hint=_nearest(value, list(named.values()))
         + f"{noun}s: {', '.join(named.values()) or 'none'}",
     )
+
+
+def _nearest(name: str, names: list[str]) -> str:
+    """`did you mean 'NAME'? ` for the account's name nearest a mistyped one, if any is near."""
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    return f"did you mean {near[0]!r}? " if near else ""
