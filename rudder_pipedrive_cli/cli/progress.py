@@ -62,8 +62,14 @@ def counts(tally: Tally, *, short: bool = False) -> list[str]:
     """`sent 12`, `unchanged 3`, ... (`LONG_LABELS`'s order): the outcomes, then the waits."""
     o = tally.outcomes
     labels = SHORT_LABELS if short else LONG_LABELS
-    values = (o["sent"], o["unchanged"], o["skipped"], o["failed"])
-    values += (tally.retries, tally.rate_limited)
+    values = (
+        o["sent"],
+        o["unchanged"],
+        o["skipped"],
+        o["failed"],
+        tally.retries,
+        tally.rate_limited,
+    )
     return [f"{label} {value:,}" for label, value in zip(labels, values, strict=True)]
 
 
