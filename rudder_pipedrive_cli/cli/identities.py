@@ -283,7 +283,7 @@ def listed_origins(
             ids = index.lookup("person", user)
             if ids and known.lead_origins(origins_key(kind.name, ids[0])) is None:
                 to_list += 1
-    if not account_listing_pays(to_list, index.rows.size("person"), kind.listings):
+    if not account_listing_pays(to_list, index.rows.size("person")):
         return None
     budget = to_list * sum(token_cost(f"GET {path}") for path in kind.listings)
     try:
