@@ -49,7 +49,7 @@ class Finding:
 
     level: Level
     subject: str  # the setting judged: "identity.user_id_field", "fields.persons.role"
-    value: str  # its configured value ("" when unset)
+    value: str = ""  # its configured value ("" when unset, or for a check of no one setting)
     message: str
     hint: str = ""
 
@@ -242,9 +242,7 @@ def rule_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
         except ConfigError as error:
             message = error.message.removeprefix(f"{rule.where}: ")
             findings.append(
-                Finding(
-                    level="fail", subject=rule.where, value="", message=message, hint=error.hint
-                )
+                Finding(level="fail", subject=rule.where, message=message, hint=error.hint)
             )
             continue
         what = {"skip": "skip", "lead": "a lead", "deal": "a deal", "note": "a note"}.get(
@@ -269,7 +267,6 @@ def rule_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
             Finding(
                 level="ok",
                 subject=rule.where,
-                value="",
                 message=f"{what}{detail} for {events}",
             )
         )
