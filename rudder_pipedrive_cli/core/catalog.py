@@ -51,25 +51,18 @@ class Catalog:
     def apply(self, config: PlanConfig) -> PlanConfig:
         """The config with field names resolved to keys (identity fields too), field types and
         lead labels known."""
-        person = self._resolve("persons", config.person_fields)
-        org = self._resolve("organizations", config.org_fields)
-        lead = self._resolve("leads", config.lead_fields)
-        deal = self._resolve("leads", config.deal_fields)
-        types = {f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())}
-        user = self.field("persons", config.user_id_field)
-        group = self.field("organizations", config.group_id_field)
         rules = config.track_rules
         return replace(
             config,
-            person_fields=person,
-            org_fields=org,
-            lead_fields=lead,
-            deal_fields=deal,
+            person_fields=self._resolve("persons", config.person_fields),
+            org_fields=self._resolve("organizations", config.org_fields),
+            lead_fields=self._resolve("leads", config.lead_fields),
+            deal_fields=self._resolve("leads", config.deal_fields),
             track_rules=rules.with_rules(tuple(self.resolve_rule(rule) for rule in rules.rules)),
-            field_types=types,
+            field_types={f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())},
             lead_labels={**self.labels, **config.lead_labels},
-            user_id_field=user.key if user is not None else config.user_id_field,
-            group_id_field=group.key if group is not None else config.group_id_field,
+            user_id_field=self._key("persons", config.user_id_field),
+            group_id_field=self._key("organizations", config.group_id_field),
         )
 
     def resolve_rule(self, rule: TrackRule) -> TrackRule:
@@ -140,12 +133,13 @@ class Catalog:
             + f"activity types: {', '.join(self.activity_types)}",
         )
 
+    def _key(self, entity: str, key_or_name: str) -> str:
+        """The key of the field so given, else the setting as it is (the account lacks it)."""
+        info = self.field(entity, key_or_name)
+        return info.key if info is not None else key_or_name
+
     def _resolve(self, entity: str, mapping: Mapping[str, str]) -> dict[str, str]:
-        resolved = {}
-        for trait, key in mapping.items():
-            info = self.field(entity, key)
-            resolved[trait] = info.key if info is not None else key
-        return resolved
+        return {trait: self._key(entity, key) for trait, key in mapping.items()}
 
 
 def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> int:
