@@ -34,11 +34,9 @@ IDENTITY_FIELDS: tuple[tuple[str, str], ...] = (
     ("user_id_field", "persons"),
     ("group_id_field", "organizations"),
 )
-# Field names that suggest an identity field, for `rpd init` (matched on the snake_case name).
-IDENTITY_NAME_HINTS: Mapping[str, tuple[str, ...]] = {
-    "user_id_field": ("user_id", "userid"),
-    "group_id_field": ("group_id", "groupid"),
-}
+# Field names that suggest an identity field, for `rpd init`: matched on the snake_case name
+# without its underscores ("RudderStack userId", "user_id" and "User ID" all hold "userid").
+IDENTITY_NAME_HINTS: Mapping[str, str] = {"user_id_field": "userid", "group_id_field": "groupid"}
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -175,8 +173,7 @@ def guess_identity(catalog: Catalog) -> dict[str, str]:
     for setting, entity in IDENTITY_FIELDS:
         for info in catalog.fields.get(entity, ()):
             name = snake_case(info.name).replace("_", "")
-            hints = [h.replace("_", "") for h in IDENTITY_NAME_HINTS[setting]]
-            if info.is_custom and is_searchable(info) and any(h in name for h in hints):
+            if info.is_custom and is_searchable(info) and IDENTITY_NAME_HINTS[setting] in name:
                 guessed[setting] = info.key
                 break
     return guessed
