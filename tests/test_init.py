@@ -338,6 +338,18 @@ def test_an_identity_setting_that_is_no_string_is_warned_about() -> None:
     assert "groupIdToken is not a field key (a string): left empty" in converted.warnings
 
 
+def test_a_map_that_is_no_list_of_rows_is_warned_about_and_ignored() -> None:
+    converted = convert(
+        {"userIdToken": "k", "personsMap": {"from": "role", "to": "x"}, "leadsMap": ["plan", ""]}
+    )
+    assert converted.fields == {"persons": {}, "organizations": {}, "leads": {}}
+    assert converted.warnings == (
+        "personsMap is not a list of {from, to} rows; ignored",
+        "leadsMap[0] is not a {from, to} row; ignored",
+        "leadsMap[1] is not a {from, to} row; ignored",
+    )
+
+
 ALLOWED = [{"eventName": "Demo Requested"}, {"eventName": " Signed Up "}, {"eventName": ""}]
 DENIED = [{"eventName": "Page Viewed"}, {"eventName": "Button Clicked"}]
 FILTERING = {

@@ -1,9 +1,11 @@
-"""What `rpd map-fields`, `rpd check` and `rpd init` share: a client for a person at a terminal,
-and the `[fields.*]` tables suggested from the account's catalog."""
+"""What `rpd map-fields`, `rpd check` and `rpd init` share: a client for a person at a terminal
+(a send's listings before its first event use it too), and the `[fields.*]` tables suggested from
+the account's catalog."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rudder_pipedrive_cli.cli.common import Env
 from rudder_pipedrive_cli.core.catalog import Catalog
@@ -20,14 +22,20 @@ from rudder_pipedrive_cli.io.tomlwrite import Entry, Table
 INTERACTIVE_RETRIES = 2
 
 
-def account_client(env: Env) -> BlockingClient:
-    """A client for the few ordered requests of map-fields, check and init."""
+def account_client(
+    env: Env, *, max_retries: int = INTERACTIVE_RETRIES, **shared: Any
+) -> BlockingClient:
+    """A client for the few ordered requests of map-fields, check and init; and for the listings
+    a send makes before its first event (fields, the identity index), with its --max-retries and
+    `shared` with its events (PipedriveClient's tally, pacer and reach: counted in the run's
+    tally, through the events' pacer and reachability)."""
     settings = env.settings
     return BlockingClient(
         token=require_token(settings),
         base_url=settings.api_url,
         plan=settings.plan,
-        max_retries=INTERACTIVE_RETRIES,
+        max_retries=max_retries,
+        **shared,
     )
 
 

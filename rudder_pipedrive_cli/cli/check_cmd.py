@@ -92,20 +92,18 @@ def config_finding(env: Env) -> Finding:
         return Finding(
             level="warn",
             subject="config",
-            value="",
             message=f"no config file ({DEFAULT_CONFIG}): using the environment and defaults",
             hint="write one with `rpd init`",
         )
-    return Finding(level="ok", subject="config", value="", message=f"{path} is valid")
+    return Finding(level="ok", subject="config", message=f"{path} is valid")
 
 
 def token_finding(response: ApiResponse) -> Finding:
     if response.ok and isinstance(response.data, Mapping):
-        return Finding(level="ok", subject="token", value="", message=who(response.data))
+        return Finding(level="ok", subject="token", message=who(response.data))
     return Finding(
         level="fail",
         subject="token",
-        value="",
         message=f"{USERS_ME} answered HTTP {response.status} {response.error}".rstrip(),
         hint="check base_url / company_domain",
     )
@@ -164,6 +162,6 @@ def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
         if error.retryable:
             where = f"{checks.env.settings.api_url} right (base_url, company_domain)"
             hint = f"is {where} and reachable? then try again"
-    checks.add(Finding(level="fail", subject=subject, value="", message=message, hint=hint))
+    checks.add(Finding(level="fail", subject=subject, message=message, hint=hint))
     say(checks.env.out, checks.summary())
     return exit_status_for(error)

@@ -121,9 +121,8 @@ def identity_ways(
     """dry-run's estimates of both ways, and which one `mode` takes on this input. The
     identities a send would resolve are those dry-run searched for (each once: what an event
     finds or creates is known to the later ones); an index kept in the state gives its size."""
-    fields = {"person": config.user_id_field, "org": config.group_id_field}
     accounts: dict[str, int | None] = {}
-    for kind, key in fields.items():
+    for kind, key in identity_fields(config).items():
         built = rows is not None and key and rows.since(kind, key) is not None
         accounts[kind] = rows.size(kind) if rows is not None and built else None
     search, index = identity_estimates(tally, searched, accounts, plan)
@@ -142,23 +141,27 @@ def identity_ways(
     return Ways(search=search, index=index, way=way, why=why)
 
 
-def chosen_kinds(
+def identity_fields(config: PlanConfig) -> dict[str, str]:
+    """The identity field of each kind ("person", "org"; "" when unset)."""
+    return {"person": config.user_id_field, "org": config.group_id_field}
+
+
+def chosen_fields(
     mode: str, config: PlanConfig, survey: Survey | None, known: IdentityStore, rows: IndexRows
-) -> list[str]:
-    """The kinds ("person", "org") whose identities go by index. `auto` without a first pass
-    (stdin) searches: nothing was counted."""
-    fields = {"person": config.user_id_field, "org": config.group_id_field}
-    kinds = [kind for kind, key in fields.items() if key]
+) -> dict[str, str]:
+    """The identity fields of the kinds ("person", "org") whose identities go by index. `auto`
+    without a first pass (stdin) searches: nothing was counted."""
+    fields = {kind: key for kind, key in identity_fields(config).items() if key}
     if mode == "index":
-        return kinds
+        return fields
     if mode == "search" or survey is None:
-        return []
-    chosen = []
-    for kind in kinds:
-        account = rows.size(kind) if rows.since(kind, fields[kind]) is not None else None
+        return {}
+    chosen = {}
+    for kind, key in fields.items():
+        account = rows.size(kind) if rows.since(kind, key) is not None else None
         unknown = survey.unknown(kind, known, worth_counting(account))
         if choose(unknown, account) == "index":
-            chosen.append(kind)
+            chosen[kind] = key
     return chosen
 
 
@@ -235,13 +238,12 @@ def prepare(
     pure exchange against Pipedrive); an index an earlier run kept is refreshed when a lookup
     first misses, so a rerun with nothing left to do lists nothing. A listing that fails leaves
     those identities to search, with a note."""
-    kinds = chosen_kinds(mode, config, survey, known, rows)
-    if not kinds:
+    chosen = chosen_fields(mode, config, survey, known, rows)
+    if not chosen:
         return Identities()
-    fields = {"person": config.user_id_field, "org": config.group_id_field}
-    index = IdentityIndex(rows, {kind: fields[kind] for kind in kinds}, clock=CLOCK)
+    index = IdentityIndex(rows, chosen, clock=CLOCK)
     identities = Identities(way="index", index=index)
-    for kind in kinds:
+    for kind in chosen:
         entity = ENTITIES[kind]
         if index.covers(kind):  # kept from an earlier run: refreshed before its first create
             continue
@@ -281,7 +283,7 @@ def listed_origins(
             ids = index.lookup("person", user)
             if ids and known.lead_origins(origins_key(kind.name, ids[0])) is None:
                 to_list += 1
-    if not account_listing_pays(to_list, index.rows.size("person"), kind.listings):
+    if not account_listing_pays(to_list, index.rows.size("person")):
         return None
     budget = to_list * sum(token_cost(f"GET {path}") for path in kind.listings)
     try:

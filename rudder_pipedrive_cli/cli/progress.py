@@ -58,7 +58,8 @@ def done_text(at: Estimate, *, short: bool = False) -> str:
     return f"{at.done:,} of {about}{at.total:,} events ({100 * at.share:.0f}%)"
 
 
-def counts_text(tally: Tally, *, short: bool = False) -> str:
+def counts(tally: Tally, *, short: bool = False) -> list[str]:
+    """`sent 12`, `unchanged 3`, ... (`LONG_LABELS`'s order): the outcomes, then the waits."""
     o = tally.outcomes
     labels = SHORT_LABELS if short else LONG_LABELS
     values = (
@@ -69,7 +70,7 @@ def counts_text(tally: Tally, *, short: bool = False) -> str:
         tally.retries,
         tally.rate_limited,
     )
-    return "  ".join(f"{label} {value:,}" for label, value in zip(labels, values, strict=True))
+    return [f"{label} {value:,}" for label, value in zip(labels, values, strict=True)]
 
 
 class LiveView:
@@ -83,10 +84,10 @@ class LiveView:
         at = self.progress.estimate()
         yield self.bar_line(at, width)
         objects = objects_text(self.progress.reading)
-        counts = counts_text(self.progress.tally) + objects
-        if len(counts) > width:
-            counts = counts_text(self.progress.tally, short=True) + objects
-        yield Text(counts, no_wrap=True, overflow="ellipsis")
+        told = "  ".join(counts(self.progress.tally)) + objects
+        if len(told) > width:
+            told = "  ".join(counts(self.progress.tally, short=True)) + objects
+        yield Text(told, no_wrap=True, overflow="ellipsis")
 
     def bar_line(self, at: Estimate, width: int) -> Text:
         """The bar, then the rest in the first of its forms (fullest first) that leaves the bar
@@ -199,18 +200,16 @@ class SendProgress:
         """A plain progress line: the share of the events done (of how many: `~` while the total
         is estimated), the rate, the time left, then the counts."""
         at = self.estimate()
-        o, tally = self.tally.outcomes, self.tally
         if at.total is None or at.share is None:
             done = f"{plural(at.done, 'event')} done"
         else:
             about = "" if at.exact else "~"
             done = f"{100 * at.share:.0f}% of events done ({at.done:,} of {about}{at.total:,})"
         left = f", {clock_text(at.eta)} left" if at.eta is not None else ""
-        return (
-            f"progress: {done}, {at.rate:,.0f}/s{left}; sent {o['sent']:,}, unchanged "
-            f"{o['unchanged']:,}, skipped {o['skipped']:,}, failed {o['failed']:,}; retries "
-            f"{tally.retries:,}, 429 waits {tally.rate_limited:,}{objects_text(self.reading)}"
-        )
+        told = counts(self.tally)
+        outcomes, waits = ", ".join(told[:4]), ", ".join(told[4:])
+        objects = objects_text(self.reading)
+        return f"progress: {done}, {at.rate:,.0f}/s{left}; {outcomes}; {waits}{objects}"
 
     def __exit__(self, *_: object) -> None:
         if self._live is not None:

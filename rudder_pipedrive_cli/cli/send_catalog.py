@@ -19,10 +19,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
-from rudder_pipedrive_cli.http.client import Reachability
-from rudder_pipedrive_cli.http.pacing import Pacer
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
 
 
@@ -41,7 +38,7 @@ def with_catalog(
     the config maps a field that only a listing resolves (by its name): the run then stops before
     any event, as those values would be dropped from events journaled as done.
 
-    The listings go through `lists()`, a `listing_client`: through the events' pacer they spend
+    The listings go through `lists()`, an `account_client`: through the events' pacer they spend
     the same burst window (a pacer that did not know of them would meet one 429 per listing in
     the first window); their connection failures count towards the events' (Pipedrive
     unreachable stops the run).
@@ -103,20 +100,3 @@ def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
     rules name."""
     with client as blocking:
         return blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules)))
-
-
-def listing_client(
-    env: Env, token: str, tally: Tally, max_retries: int, pacer: Pacer, reach: Reachability
-) -> BlockingClient:
-    """A client for the listings a send makes before its first event (fields, the identity
-    index): through the events' pacer and reachability, counted in the run's tally."""
-    settings = env.settings
-    return BlockingClient(
-        token=token,
-        base_url=settings.api_url,
-        plan=settings.plan,
-        max_retries=max_retries,
-        tally=tally,
-        pacer=pacer,
-        reach=reach,
-    )

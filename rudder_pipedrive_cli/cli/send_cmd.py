@@ -18,17 +18,14 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
+from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.cli.send_catalog import (
-    listing_client,
-    refuse_what_can_only_fail,
-    with_catalog,
-)
+from rudder_pipedrive_cli.cli.send_catalog import refuse_what_can_only_fail, with_catalog
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import (
@@ -316,7 +313,14 @@ def run_send(
         warn=env.warn,
     )
     note_finished_objects(env, reader)
-    lists = partial(listing_client, env, token, tally, job.max_retries, client.pacer, client.reach)
+    lists = partial(
+        account_client,
+        env,
+        max_retries=job.max_retries,
+        tally=tally,
+        pacer=client.pacer,
+        reach=client.reach,
+    )
     if replay_state is not None:
         enter_account(env, replay_state, lists, token)
     letters = DeadLetters(job.dead_letter)

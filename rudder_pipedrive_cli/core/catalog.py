@@ -51,25 +51,18 @@ class Catalog:
     def apply(self, config: PlanConfig) -> PlanConfig:
         """The config with field names resolved to keys (identity fields too), field types and
         lead labels known."""
-        person = self._resolve("persons", config.person_fields)
-        org = self._resolve("organizations", config.org_fields)
-        lead = self._resolve("leads", config.lead_fields)
-        deal = self._resolve("leads", config.deal_fields)
-        types = {f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())}
-        user = self.field("persons", config.user_id_field)
-        group = self.field("organizations", config.group_id_field)
         rules = config.track_rules
         return replace(
             config,
-            person_fields=person,
-            org_fields=org,
-            lead_fields=lead,
-            deal_fields=deal,
+            person_fields=self._resolve("persons", config.person_fields),
+            org_fields=self._resolve("organizations", config.org_fields),
+            lead_fields=self._resolve("leads", config.lead_fields),
+            deal_fields=self._resolve("leads", config.deal_fields),
             track_rules=rules.with_rules(tuple(self.resolve_rule(rule) for rule in rules.rules)),
-            field_types=types,
+            field_types={f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())},
             lead_labels={**self.labels, **config.lead_labels},
-            user_id_field=user.key if user is not None else config.user_id_field,
-            group_id_field=group.key if group is not None else config.group_id_field,
+            user_id_field=self._key("persons", config.user_id_field),
+            group_id_field=self._key("organizations", config.group_id_field),
         )
 
     def resolve_rule(self, rule: TrackRule) -> TrackRule:
@@ -92,9 +85,8 @@ class Catalog:
         stage_id = rule.stage if isinstance(rule.stage, int) else None
         if self.pipelines is None or self.stages is None:
             return pipeline_id, stage_id
-        where = f"{rule.where}"
         if rule.pipeline is not None:
-            pipeline_id = _pick(rule.pipeline, self.pipelines, where, "pipeline")
+            pipeline_id = _pick(rule.pipeline, self.pipelines, rule.where, "pipeline")
         if rule.stage is None:
             return pipeline_id, None
         stages = [s for s in self.stages if pipeline_id is None or s.pipeline_id == pipeline_id]
@@ -111,15 +103,14 @@ class Catalog:
             ]
         if not chosen:
             names = list(dict.fromkeys(s.name for s in stages))
-            near = difflib.get_close_matches(str(rule.stage), names, n=1, cutoff=0.5)
             raise ConfigError(
-                f"{where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
-                hint=(f"did you mean {near[0]!r}? " if near else "")
+                f"{rule.where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
+                hint=_nearest(str(rule.stage), names)
                 + f"stages{in_pipeline}: {', '.join(names) or 'none'}",
             )
         if len(chosen) > 1:
             raise ConfigError(
-                f"{where}: stage {rule.stage!r} is in {len(chosen)} pipelines",
+                f"{rule.where}: stage {rule.stage!r} is in {len(chosen)} pipelines",
                 hint="name its pipeline too: pipeline = "
                 + " or ".join(repr(self.pipelines.get(s.pipeline_id, "")) for s in chosen),
             )
@@ -136,19 +127,19 @@ class Catalog:
         if found is not None:
             return found
         candidates = [*self.activity_types, *self.activity_types.values()]
-        near = difflib.get_close_matches(rule.type, candidates, n=1, cutoff=0.5)
         raise ConfigError(
             f"{rule.where}: type {rule.type!r}: the account has no such activity type",
-            hint=(f"did you mean {near[0]!r}? " if near else "")
+            hint=_nearest(rule.type, candidates)
             + f"activity types: {', '.join(self.activity_types)}",
         )
 
+    def _key(self, entity: str, key_or_name: str) -> str:
+        """The key of the field so given, else the setting as it is (the account lacks it)."""
+        info = self.field(entity, key_or_name)
+        return info.key if info is not None else key_or_name
+
     def _resolve(self, entity: str, mapping: Mapping[str, str]) -> dict[str, str]:
-        resolved = {}
-        for trait, key in mapping.items():
-            info = self.field(entity, key)
-            resolved[trait] = info.key if info is not None else key
-        return resolved
+        return {trait: self._key(entity, key) for trait, key in mapping.items()}
 
 
 def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> int:
@@ -166,9 +157,14 @@ def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> 
     ]
     if exact:
         return exact[0]
-    near = difflib.get_close_matches(value, list(named.values()), n=1, cutoff=0.5)
     raise ConfigError(
         f"{where}: {noun} {value!r}: the account has no such {noun}",
-        hint=(f"did you mean {near[0]!r}? " if near else "")
+        hint=_nearest(value, list(named.values()))
         + f"{noun}s: {', '.join(named.values()) or 'none'}",
     )
+
+
+def _nearest(name: str, names: list[str]) -> str:
+    """`did you mean 'NAME'? ` for the account's name nearest a mistyped one, if any is near."""
+    near = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
+    return f"did you mean {near[0]!r}? " if near else ""

@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, LISTING_OF, Catalog
@@ -33,11 +34,9 @@ IDENTITY_FIELDS: tuple[tuple[str, str], ...] = (
     ("user_id_field", "persons"),
     ("group_id_field", "organizations"),
 )
-# Field names that suggest an identity field, for `rpd init` (matched on the snake_case name).
-IDENTITY_NAME_HINTS: Mapping[str, tuple[str, ...]] = {
-    "user_id_field": ("user_id", "userid"),
-    "group_id_field": ("group_id", "groupid"),
-}
+# Field names that suggest an identity field, for `rpd init`: matched on the snake_case name
+# without its underscores ("RudderStack userId", "user_id" and "User ID" all hold "userid").
+IDENTITY_NAME_HINTS: Mapping[str, str] = {"user_id_field": "userid", "group_id_field": "groupid"}
 
 Level = Literal["ok", "warn", "fail"]
 
@@ -48,7 +47,7 @@ class Finding:
 
     level: Level
     subject: str  # the setting judged: "identity.user_id_field", "fields.persons.role"
-    value: str  # its configured value ("" when unset)
+    value: str = ""  # its configured value ("" when unset, or for a check of no one setting)
     message: str
     hint: str = ""
 
@@ -104,61 +103,45 @@ def mapping_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     for table, entity, mapping in mapped_tables(config):
         setting = settings.get(entity, "")
         identity = catalog.field(entity, getattr(config, setting)) if setting else None
+        noun = NOUNS[entity]
         for trait, key in mapping.items():
-            subject = f"{table}.{trait}"
+            judged = partial(Finding, subject=f"{table}.{trait}", value=key)
             info = catalog.field(entity, key)
             if info is not None and identity is not None and info.key == identity.key:
-                findings.append(
-                    Finding(
-                        level="fail",
-                        subject=subject,
-                        value=key,
-                        message=f"{describe(info)} is the identity field ([identity] "
-                        f"{setting}): rpd fills it itself, and a trait written there would "
-                        "replace the identity, so a later replay could not find the record",
-                        hint="map the trait to another field, or remove it",
-                    )
+                finding = judged(
+                    level="fail",
+                    message=f"{describe(info)} is the identity field ([identity] {setting}): rpd "
+                    "fills it itself, and a trait written there would replace the identity, so a "
+                    "later replay could not find the record",
+                    hint="map the trait to another field, or remove it",
                 )
             elif info is None:
-                findings.append(
-                    Finding(
-                        level="fail",
-                        subject=subject,
-                        value=key,
-                        message=f"the account has no such {NOUNS[entity]} field"
-                        + _elsewhere(catalog, key, entity),
-                        hint="run `rpd map-fields` to list them",
-                    )
+                finding = judged(
+                    level="fail",
+                    message=f"the account has no such {noun} field"
+                    + _elsewhere(catalog, key, entity),
+                    hint="run `rpd map-fields` to list them",
                 )
             elif info.key != key and _named(catalog, entity, key) > 1:
-                findings.append(
-                    Finding(
-                        level="warn",
-                        subject=subject,
-                        value=key,
-                        message=f"{_named(catalog, entity, key)} {NOUNS[entity]} fields have this "
-                        f"name; rpd uses the first, {describe(info)} (key {info.key})",
-                        hint="write the field key instead of its name",
-                    )
+                finding = judged(
+                    level="warn",
+                    message=f"{_named(catalog, entity, key)} {noun} fields have this name; rpd "
+                    f"uses the first, {describe(info)} (key {info.key})",
+                    hint="write the field key instead of its name",
                 )
             elif not info.is_custom and not writable(entity, info.key):
-                findings.append(
-                    Finding(
-                        level="fail",
-                        subject=subject,
-                        value=key,
-                        message=f"{describe(info)} is a standard {NOUNS[entity]} field that "
-                        "rpd cannot write (Pipedrive's API does not take it, or rpd sets it "
-                        "itself): its values would be dropped",
-                        hint="map the trait to a custom field (`rpd map-fields "
-                        f"--entity {entity} --custom-only`)",
-                    )
+                finding = judged(
+                    level="fail",
+                    message=f"{describe(info)} is a standard {noun} field that rpd cannot write "
+                    "(Pipedrive's API does not take it, or rpd sets it itself): its values would "
+                    "be dropped",
+                    hint="map the trait to a custom field (`rpd map-fields "
+                    f"--entity {entity} --custom-only`)",
                 )
             else:
                 via = f" (by its name; key {info.key})" if info.key != key else ""
-                findings.append(
-                    Finding(level="ok", subject=subject, value=key, message=describe(info) + via)
-                )
+                finding = judged(level="ok", message=describe(info) + via)
+            findings.append(finding)
     return findings
 
 
@@ -190,69 +173,53 @@ def guess_identity(catalog: Catalog) -> dict[str, str]:
     for setting, entity in IDENTITY_FIELDS:
         for info in catalog.fields.get(entity, ()):
             name = snake_case(info.name).replace("_", "")
-            hints = [h.replace("_", "") for h in IDENTITY_NAME_HINTS[setting]]
-            if info.is_custom and is_searchable(info) and any(h in name for h in hints):
+            if info.is_custom and is_searchable(info) and IDENTITY_NAME_HINTS[setting] in name:
                 guessed[setting] = info.key
                 break
     return guessed
 
 
 def _identity_finding(catalog: Catalog, setting: str, entity: str, key: str) -> Finding:
-    subject = f"identity.{setting}"
+    judged = partial(Finding, subject=f"identity.{setting}", value=key)
     noun = NOUNS[entity]
     if not key:
         # Every event but a few with external ids needs a person: unset, a replay fails.
-        return Finding(
+        return judged(
             level="fail" if setting == "user_id_field" else "warn",
-            subject=subject,
-            value="",
             message="not set: only events with external ids can be replayed",
             hint=f"set it to the key of a searchable {noun} custom field "
             f"(`rpd map-fields --entity {entity}`)",
         )
     info = catalog.field(entity, key)
     if info is None:
-        return Finding(
+        return judged(
             level="fail",
-            subject=subject,
-            value=key,
             message=f"the account has no such {noun} field" + _elsewhere(catalog, key, entity),
             hint=f"create {article(noun)} custom field for it, or pick one from "
             f"`rpd map-fields --entity {entity}`",
         )
     if not info.is_custom:
-        return Finding(
+        return judged(
             level="fail",
-            subject=subject,
-            value=key,
             message=f"{describe(info)} is a standard {noun} field",
             hint=f"create {article(noun)} custom field (varchar) to hold the id",
         )
     if not is_searchable(info):
-        return Finding(
+        return judged(
             level="fail",
-            subject=subject,
-            value=key,
             message=f"{describe(info)} is not of a searchable type, so rpd "
             "cannot look records up by it",
             hint="use a field of type " + ", ".join(sorted(SEARCHABLE_TYPES - NUMERIC_TYPES)),
         )
     if info.field_type in NUMERIC_TYPES:
-        return Finding(
+        return judged(
             level="fail",
-            subject=subject,
-            value=key,
             message=f"{describe(info)} holds numbers, but ids are text: Pipedrive would "
             "refuse every record rpd creates",
             hint="use a text field (varchar, varchar_auto, text) to hold the id",
         )
     via = f" (by its name; key {info.key})" if info.key != key else ""
-    return Finding(
-        level="ok",
-        subject=subject,
-        value=key,
-        message=f"{describe(info)}, a searchable {noun} field{via}",
-    )
+    return judged(level="ok", message=f"{describe(info)}, a searchable {noun} field{via}")
 
 
 def _elsewhere(catalog: Catalog, key: str, entity: str) -> str:
@@ -272,9 +239,7 @@ def rule_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
         except ConfigError as error:
             message = error.message.removeprefix(f"{rule.where}: ")
             findings.append(
-                Finding(
-                    level="fail", subject=rule.where, value="", message=message, hint=error.hint
-                )
+                Finding(level="fail", subject=rule.where, message=message, hint=error.hint)
             )
             continue
         what = {"skip": "skip", "lead": "a lead", "deal": "a deal", "note": "a note"}.get(
@@ -299,7 +264,6 @@ def rule_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
             Finding(
                 level="ok",
                 subject=rule.where,
-                value="",
                 message=f"{what}{detail} for {events}",
             )
         )

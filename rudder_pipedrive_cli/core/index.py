@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
@@ -302,13 +301,13 @@ def worth_counting(account: int | None) -> int:
     return pages(account) * PAGE_TOKENS // SEARCH_TOKENS + 1
 
 
-def account_listing_pays(persons_to_list: int, account_persons: int, paths: Iterable[str]) -> bool:
-    """Whether one listing of the account's records of a kind (on `paths`: leads and archived
-    leads, or deals, activities or notes) costs fewer API tokens than listing the records of
-    `persons_to_list` persons one by one, a page each (`x-token-cost`). The account's record
-    count is not known before listing: it is taken as about one a person."""
-    tokens = sum(token_cost(f"GET {path}") for path in paths)
-    return persons_to_list * tokens > pages(account_persons) * tokens
+def account_listing_pays(persons_to_list: int, account_persons: int) -> bool:
+    """Whether one listing of the account's records of a kind (leads and archived leads, or
+    deals, activities or notes) costs fewer API tokens than listing the records of
+    `persons_to_list` persons one by one, a page each. The account's record count is not known
+    before listing: it is taken as about one a person. A page costs the same either way (the
+    same endpoints' `x-token-cost`), so the pages decide."""
+    return persons_to_list > pages(account_persons)
 
 
 def rpd_origins(

@@ -93,15 +93,21 @@ def _flag(value: Any) -> bool:
     return value is True
 
 
+def _listed(name: str, rows: Any, shape: str, warnings: list[str]) -> list[Any]:
+    """A setting's list of `shape` rows: none when unset (or "", as the dashboard leaves it);
+    anything but a list is warned about and ignored."""
+    if rows in (None, ""):
+        return []
+    if not isinstance(rows, list):
+        warnings.append(f"{name} is not a list of {shape} rows; ignored")
+        return []
+    return rows
+
+
 def _rows(name: str, rows: Any, warnings: list[str]) -> dict[str, str]:
     """`[{from, to}, ...]` as trait -> field key; the dashboard's empty rows are skipped."""
-    if rows in (None, ""):
-        return {}
-    if not isinstance(rows, list):
-        warnings.append(f"{name} is not a list of {{from, to}} rows; ignored")
-        return {}
     mapping: dict[str, str] = {}
-    for index, row in enumerate(rows):
+    for index, row in enumerate(_listed(name, rows, "{from, to}", warnings)):
         where = f"{name}[{index}]"
         if not isinstance(row, Mapping):
             warnings.append(f"{where} is not a {{from, to}} row; ignored")
@@ -124,13 +130,8 @@ def _rows(name: str, rows: Any, warnings: list[str]) -> dict[str, str]:
 
 def event_names(name: str, rows: Any, warnings: list[str]) -> tuple[str, ...]:
     """`[{"eventName": ...}, ...]` as names, in order, once each; empty rows skipped."""
-    if rows in (None, ""):
-        return ()
-    if not isinstance(rows, list):
-        warnings.append(f"{name} is not a list of {{eventName}} rows; ignored")
-        return ()
     names: list[str] = []
-    for index, row in enumerate(rows):
+    for index, row in enumerate(_listed(name, rows, "{eventName}", warnings)):
         value = row.get("eventName") if isinstance(row, Mapping) else row
         if not isinstance(value, str):
             warnings.append(f"{name}[{index}] is not an {{eventName}} row; ignored")

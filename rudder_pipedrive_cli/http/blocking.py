@@ -23,10 +23,6 @@ class BlockingClient:
         self._runner = asyncio.Runner()
         self._client = PipedriveClient(**client_options)
 
-    @property
-    def client(self) -> PipedriveClient:
-        return self._client
-
     def __enter__(self) -> BlockingClient:
         return self
 

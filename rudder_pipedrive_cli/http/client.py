@@ -20,7 +20,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -200,7 +199,7 @@ class PipedriveClient:
     """One pooled connection set to Pipedrive (or the sandbox), shared by every running plan.
 
     Use as `async with PipedriveClient(...) as client:` and pass `client.send` to the runner.
-    Counters for a progress display: `sent`, `retries`, `rate_limited` (all read from `tally`).
+    What it sent, retried and was refused for the rate limit is counted in `tally`.
     """
 
     def __init__(
@@ -267,29 +266,12 @@ class PipedriveClient:
     async def __aenter__(self) -> PipedriveClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
     async def aclose(self) -> None:
         for lane in self._lanes:
             await lane.aclose()
-
-    @property
-    def sent(self) -> int:
-        return self.tally.requests.total()
-
-    @property
-    def retries(self) -> int:
-        return self.tally.retries
-
-    @property
-    def rate_limited(self) -> int:
-        return self.tally.rate_limited
 
     async def send(self, request: ApiRequest) -> ApiResponse:
         """One logical request, with pacing and retries; see the module doc for the outcomes.

@@ -329,7 +329,8 @@ def test_counters_for_the_progress_display() -> None:
     script = Script([error(502), limited, ok()])
     client = client_for(script, FakeClock(1000.0))
     run(send_with(client, get()))
-    assert (client.sent, client.retries, client.rate_limited) == (3, 2, 1)
+    tally = client.tally
+    assert (tally.requests.total(), tally.retries, tally.rate_limited) == (3, 2, 1)
 
 
 def test_the_client_refuses_bad_settings() -> None:
