@@ -39,7 +39,6 @@ LEAD_STANDARD_KEYS = frozenset(
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
 PERSON_TRAITS = (TRAITS, CONTEXT_TRAITS)  # an identify's or alias's person: top-level traits win
-PROPERTIES = (("properties",),)  # a track's lead or deal
 FIRST_NAME_PATHS = ("firstName", "first_name")
 LAST_NAME_PATHS = ("lastName", "last_name")
 NAME_KEYS = frozenset({"name", *FIRST_NAME_PATHS, *LAST_NAME_PATHS})
@@ -70,16 +69,16 @@ INFINITIES = (float("inf"), float("-inf"))
 def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
     """The objects of the event `raw` at `paths` (`PERSON_TRAITS`), in order: where a body reads
     its values, the first source holding a path winning (`trait`)."""
-    sources = []
+    sources: tuple[Any, ...] = ()
     for parts in paths:
         found: Any = raw
-        for part in parts:
+        for part in parts:  # one call to type() for each object read, not two
             found = found.get(part)
             if type(found) is not dict and not isinstance(found, Mapping):
                 break
         else:
-            sources.append(found)
-    return tuple(sources)
+            sources += (found,)
+    return sources
 
 
 def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...] = ()) -> Any:
@@ -884,8 +883,6 @@ def dropped(
     "address.city" reports "address.street")."""
     sent, inner = table.sent, table.inner
     for source in sources:
-        if source.keys() <= sent:  # most objects: everything in them is sent
-            continue
         for key, value in source.items():
             path = prefix + key
             if path in sent:

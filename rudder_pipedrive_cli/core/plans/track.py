@@ -21,13 +21,10 @@ from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
     LEAD_KIND,
     NOTHING,
-    PROPERTIES,
     compiled_mapping,
     mapped_values,
-    sources_at,
     text,
 )
-from rudder_pipedrive_cli.core.fields import Kind as FieldKind
 from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.identity_cache import Added
 from rudder_pipedrive_cli.core.index import origins_key
@@ -177,19 +174,34 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
-    mapping = ctx.config.lead_fields if rule is None or rule.fields is None else rule.fields
-    body = priced_values(ctx, LEAD_KIND, mapping, ("lead", id(mapping)), title_of(rule, ctx, name))
+    config = ctx.config
+    found = ctx.event.raw.get("properties")
+    properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
+    mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
+    key = ("lead", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
+    currency = properties.get("currency")  # else default_currency; checked where it is used
+    title = title_of(rule, ctx, name)
+    body = mapped_values(
+        (properties,), table, config, ctx.warnings, currency, ctx.dropped, NOTHING, title
+    )
     body["origin_id"] = origin = ORIGIN_PREFIX + ctx.event.id
     return body, origin
 
 
 def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
-    and stage; custom fields in `custom_fields`."""
+    and stage; custom fields in `custom_fields`, after them."""
     assert rule is not None
-    mapping = ctx.config.deal_fields if rule.fields is None else rule.fields
-    mapped = priced_values(ctx, DEAL_KIND, mapping, ("deal", id(mapping)))
-    custom = mapped.pop("custom_fields", None)  # it comes after the pipeline and stage
+    config = ctx.config
+    found = ctx.event.raw.get("properties")
+    properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
+    mapping = config.deal_fields if rule.fields is None else rule.fields
+    key = ("deal", id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
+    currency = properties.get("currency")  # else default_currency
+    mapped = mapped_values((properties,), table, config, ctx.warnings, currency, ctx.dropped)
+    custom = mapped.pop("custom_fields", None)
     body = {"title": title_of(rule, ctx, name), **mapped}
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
@@ -202,19 +214,6 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         body["custom_fields"] = custom
     body["origin_id"] = origin = ORIGIN_PREFIX + ctx.event.id
     return body, origin
-
-
-def priced_values(
-    ctx: Ctx, kind: FieldKind, mapping: Mapping[str, str], key: object, title: str = ""
-) -> dict[str, Any]:
-    """The mapped and own values of a lead or deal (`kind`) from the event's properties, in its
-    `currency` property (else default_currency; checked where it is used)."""
-    config = ctx.config
-    properties = sources_at(ctx.event.raw, PROPERTIES)
-    table = config.compiled.get(key) or compiled_mapping(mapping, config, kind, key)
-    currency = properties[0].get("currency") if properties else None
-    warnings, found = ctx.warnings, ctx.dropped
-    return mapped_values(properties, table, config, warnings, currency, found, NOTHING, title)
 
 
 def with_marker(content: str, mark: str) -> str:
