@@ -72,9 +72,11 @@ def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tu
     sources: tuple[Any, ...] = ()
     for parts in paths:
         found: Any = raw
-        for part in parts:
-            found = found.get(part) if type(found) is dict or isinstance(found, Mapping) else None
-        if type(found) is dict or isinstance(found, Mapping):
+        for part in parts:  # one call to type() for each object read, not two
+            found = found.get(part)
+            if type(found) is not dict and not isinstance(found, Mapping):
+                break
+        else:
             sources += (found,)
     return sources
 
@@ -601,13 +603,16 @@ class MappingTable(NamedTuple):
     """A mapping's rows; the trait paths never reported as dropped (mapped, standard, identity);
     the paths a mapped dotted path goes through ("address" for "address.city"); the warning for a
     value mapped to the identity field; the warning for the traits mapped to a key whose own
-    value wins."""
+    value wins; how the body's name is read (None: it has none); whether its custom fields go in
+    `custom_fields` (v2) or among its keys (v1 leads, and mapped rows alone)."""
 
     rows: tuple[Row, ...]
     sent: frozenset[str]
     inner: frozenset[str]
     identity_warning: str
     overridden: Mapping[str, str]
+    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None = None
+    nested: bool = False
 
 
 def compiled_mapping(
@@ -665,6 +670,8 @@ def compiled_mapping(
         inner=inner,
         identity_warning=Warned(f"{paths} {identity_words}") if paths else "",
         overridden={field: Warned(text) for field, text in words.items()},
+        name=kind.name if kind is not None else None,
+        nested=kind is not None and not kind.flat_money,
     )
     return compiled
 
@@ -690,33 +697,38 @@ def mapped_values(
     config: PlanConfig,
     warnings: list[str],
     currency: Any = "",
-    custom: dict[str, Any] | None = None,
-    body: dict[str, Any] | None = None,
+    found: list[str] | None = None,
     raw: Mapping[str, Any] = NOTHING,
     title: str = "",
 ) -> dict[str, Any]:
-    """One loop over the rows into `body` (a new one when None), returned: each path read from
-    the event's `sources` (the first holding it wins); standard traits, add_time (from the
-    event `raw` at the latest), mapped standard fields and own values in their shapes; custom
-    fields (into `custom` when given) in their JSON type (as they are when the type is unknown;
-    else `refuse`); the `title` a TITLE row puts. `currency`: the event's, for a bare monetary
-    number and an own value (else default_currency). Warnings come in the order they always
-    did: the rows', the identity's, the shapes' (`late`), then add_time's and the own values'
-    (`last`); the shapes' first refusal fails the event after every mapped row."""
-    if body is None:
-        body = {}
-    if custom is None:
-        custom = body
+    """A body, in one loop over the table's rows, each path read from the event's `sources` (the
+    first holding it wins): the name (persons, organizations), standard traits, add_time (from
+    the event `raw` at the latest), mapped standard fields and own values in their shapes;
+    custom fields in their JSON type (as they are when the type is unknown; else `refuse`), in
+    `custom_fields` when the table nests them (v2); the `title` a TITLE row puts. Then the trait
+    paths nothing sends are added to `found` (when given). `currency`: the event's, for a bare
+    monetary number and an own value (else default_currency). Warnings come in the order they
+    always did: the name's, the rows', the identity's, the shapes' (`late`), then add_time's and
+    the own values' (`last`); the shapes' first refusal fails the event after every mapped row,
+    nothing reported dropped."""
+    first = sources[0] if sources else NOTHING
+    rest = sources[1:]
+    body: dict[str, Any] = {}
+    if table.name is not None:  # most events give it, as a string, in their first source
+        given = first.get("name")
+        name = given.strip() if type(given) is str else None
+        if name or (name := table.name(sources, warnings)) is not None:
+            body["name"] = name
+    custom: dict[str, Any] = {} if table.nested else body
     late: list[str] = []
     last: list[str] = []
     failed: PlanFailure | None = None
-    identity = False
     own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
     added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
     at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
+    identity = False  # a value mapped to the identity field
     if currency is None or currency == "":
         currency = config.default_currency
-    first, rest = (sources[0], sources[1:]) if sources else (NOTHING, ())
     for path, key, how, convert, info, parts, shape in table.rows:
         if parts:
             value = trait(sources, path, parts)
@@ -733,11 +745,14 @@ def mapped_values(
                     if how < ADD_TIME:
                         continue
                     value = None
+        if how == CUSTOM and convert is None:  # most rows: a custom field of a type not known
+            custom[key] = value
+            continue
         if how == STANDARD:
             warned = len(warnings)
-            found = convert(value, path, warnings)
-            if found is not None and found != []:
-                body[key] = found
+            shaped = convert(value, path, warnings)
+            if shaped is not None and shaped != []:
+                body[key] = shaped
             elif info and len(warnings) == warned:  # no entry said why
                 warnings.append(
                     Warned(
@@ -841,6 +856,13 @@ def mapped_values(
         warnings += last
     if failed is not None:
         raise failed
+    if custom and custom is not body:
+        body["custom_fields"] = custom
+    if found is not None:
+        for source in sources:  # most sources: everything in them is sent
+            if not source.keys() <= table.sent:
+                dropped(sources, table, found)
+                break
     return body
 
 
@@ -861,8 +883,6 @@ def dropped(
     "address.city" reports "address.street")."""
     sent, inner = table.sent, table.inner
     for source in sources:
-        if source.keys() <= sent:  # most objects: everything in them is sent
-            continue
         for key, value in source.items():
             path = prefix + key
             if path in sent:
@@ -1105,19 +1125,22 @@ DEAL_SHAPES: Mapping[str, Shape] = {
 class Kind(NamedTuple):
     """What the body of one kind of record takes: its standard trait rows, every trait key a plan
     reads itself (never reported as dropped), how a value mapped to one of its standard fields is
-    shaped, and the standard fields its writes take."""
+    shaped, the standard fields its writes take, and how its name is read (persons, orgs)."""
 
     rows: tuple[StandardRow, ...]
     standard: frozenset[str]
     shapes: Mapping[str, Shape]
     writable: frozenset[str]
     after: tuple[Row, ...] = ()  # a lead's or deal's own rows, after the mapped ones
-    flat_money: bool = False  # a monetary custom field is two keys (v1 leads)
+    flat_money: bool = False  # a monetary custom field is two keys, custom fields flat (v1 leads)
+    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None = None
 
 
 CLOSE_ROW: Row = ("expected_close_date", "expected_close_date", OWN, None, None, (), close_date)
-PERSON_KIND = Kind(PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE)
-ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE)
+PERSON_KIND = Kind(
+    PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE, name=person_name
+)
+ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE, name=org_name)
 LEAD_KIND = Kind(
     (),
     LEAD_STANDARD_KEYS,

@@ -87,7 +87,6 @@ def test_a_kinds_rows_say_once_per_config_how_each_mapped_standard_field_is_shap
     }
     sources = ({"mail": "a@b.co", "born": "2020-01-02", "who": 4, "uid": "x", "email": "c@d.ef"},)
     warnings: list[str] = ["earlier"]
-    custom: dict[str, object] = {}
     # The own email first, the mapped one added; no add_time trait: the mapped one, not the
     # event's time.
     both = [
@@ -95,17 +94,18 @@ def test_a_kinds_rows_say_once_per_config_how_each_mapped_standard_field_is_shap
         {"value": "a@b.co", "primary": False, "label": "work"},
     ]
     raw = {"originalTimestamp": "2021-01-01T00:00:00Z"}
-    body = mapped_values(sources, create, config, warnings, "", custom, {}, raw)
-    assert body == {"emails": both, "add_time": "2020-01-02T00:00:00Z"}
-    assert custom == {}
+    body = mapped_values(sources, create, config, warnings, "", None, raw)
+    assert body == {"emails": both, "add_time": "2020-01-02T00:00:00Z"}  # no custom_fields
     # The rows' own warnings, the identity's, then the shapes' (the order plans always gave).
     assert warnings == [
         "earlier",
         "uid is it",
         "a trait is mapped to org_id, which rpd sets itself; dropped",
     ]
-    assert mapped_values(sources, update, config, [], "", custom, {}) == {"emails": both}
-    assert custom == {"f" * 40: "x"}
+    assert mapped_values(sources, update, config, []) == {
+        "emails": both,
+        "custom_fields": {"f" * 40: "x"},
+    }
 
 
 def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
@@ -113,22 +113,18 @@ def test_the_same_mapping_under_another_config_is_compiled_again() -> None:
     untyped = PlanConfig()
     traits = ({"score": "7.5", "title": "CTO", "owner": 3, "plan": "Pro", "company": {"size": 40}},)
     warnings: list[str] = []
-    custom: dict[str, object] = {}
-    assert mapped_values(
-        traits, compiled_mapping(MAPPING, typed), typed, warnings, custom=custom
-    ) == {
+    assert mapped_values(traits, compiled_mapping(MAPPING, typed), typed, warnings) == {
+        SCORE: 7.5,
         "job_title": "CTO",
+        "c" * 40: "Pro",
         "employee_count": 40,
     }
-    assert custom == {SCORE: 7.5, "c" * 40: "Pro"}
-    custom = {}
-    assert mapped_values(
-        traits, compiled_mapping(MAPPING, untyped), untyped, warnings, custom=custom
-    ) == {
+    assert mapped_values(traits, compiled_mapping(MAPPING, untyped), untyped, warnings) == {
+        SCORE: "7.5",
         "job_title": "CTO",
+        "c" * 40: "Pro",
         "employee_count": 40,
     }
-    assert custom == {SCORE: "7.5", "c" * 40: "Pro"}
     assert mapped_values(traits, compiled_mapping(MAPPING, typed), typed, []) == {
         SCORE: 7.5,
         "job_title": "CTO",
@@ -353,15 +349,13 @@ def test_a_lead_and_a_deal_table_end_with_their_own_rows() -> None:
         "when is mapped to expected_close_date, which the event's own expected_close_date sets; "
         "dropped",
     ]
-    custom: dict[str, object] = {}
-    body = mapped_values((properties,), deal, config, [], "eur", custom, {"title": "Demo"})
+    body = mapped_values((properties,), deal, config, [], "eur")
     assert list(body.items()) == [
-        ("title", "Demo"),
         ("expected_close_date", "2026-02-03"),
         ("value", 9),
         ("currency", "EUR"),
+        ("custom_fields", {SCORE: {"value": 5, "currency": "EUR"}}),
     ]
-    assert custom == {SCORE: {"value": 5, "currency": "EUR"}}
 
 
 def test_an_own_value_in_no_currency_code_fails_the_lead_after_the_rows_warnings() -> None:

@@ -13,6 +13,7 @@ from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
     PERSON_KIND,
     TRAITS,
+    Kind,
     add_time,
     compiled_mapping,
     date_part,
@@ -249,11 +250,9 @@ def test_phones_first_is_primary(value: Any, expected: list[str]) -> None:
 
 def read_email(value: Any, warnings: list[str]) -> list[dict[str, Any]] | None:
     """The `emails` a person's body gets from an `email` trait holding `value`."""
-    body: dict[str, Any] = {}
     config = PlanConfig()
     table = compiled_mapping({}, config, PERSON_KIND)
-    mapped_values((({"email": value},)), table, config, warnings, body=body)
-    return body.get("emails")
+    return mapped_values((({"email": value},)), table, config, warnings).get("emails")
 
 
 @pytest.mark.parametrize(
@@ -421,15 +420,10 @@ def test_owner_id_mapping_is_never_sent() -> None:
 )
 def test_custom_fields_go_in_custom_fields(key: str, info: FieldInfo | None, custom: bool) -> None:
     config = PlanConfig(field_types={key: info} if info else {})
-    inner: dict[str, Any] = {}
-    top = mapped_values(
-        (({"x": "7"},)),
-        compiled_mapping({"x": key}, config),
-        config,
-        [],
-        custom=inner,
-    )
-    assert (list(inner), list(top)) == (([key], []) if custom else ([], [key]))
+    nested = Kind((), frozenset(), {}, frozenset({key}))  # a v2 body that takes `key` as standard
+    body = mapped_values((({"x": "7"},)), compiled_mapping({"x": key}, config, nested), config, [])
+    inner, top = list(body.pop("custom_fields", {})), list(body)
+    assert (inner, top) == (([key], []) if custom else ([], [key]))
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,8 @@ from rudder_pipedrive_cli.core.fields import (
     TEXT_LIMITS,
     Kind,
     compiled_mapping,
-    dropped,
     mapped_values,
-    org_name,
     parse_time,
-    person_name,
     rfc3339,
     sources_at,
 )
@@ -66,7 +63,6 @@ class Entity:
     identity: str  # the RudderStack identity it is found by
     setting: str  # the [identity] key naming its field (a PlanConfig attribute)
     fields: str  # the PlanConfig attribute holding its mapping
-    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None]  # from the sources
     body: Kind  # its standard traits and fields (add_time apart: create only)
     item_endpoint: str  # what its requests say, made once: collection + "/{id}"
     lookup: str  # its search's stage
@@ -82,7 +78,6 @@ PERSON = Entity(
     identity="userId",
     setting="user_id_field",
     fields="person_fields",
-    name=person_name,
     body=PERSON_KIND,
     item_endpoint="/api/v2/persons/{id}",
     lookup="lookup person",
@@ -97,7 +92,6 @@ ORG = Entity(
     identity="groupId",
     setting="group_id_field",
     fields="org_fields",
-    name=org_name,
     body=ORG_KIND,
     item_endpoint="/api/v2/organizations/{id}",
     lookup="lookup organization",
@@ -819,8 +813,7 @@ def entity_body(
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none. A create needs a name: its
     caller checks, so its warnings and dropped traits are reported with the failure."""
-    config, warnings = ctx.config, ctx.warnings
-    sources = sources_at(ctx.event.raw, paths)
+    config = ctx.config
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
         getattr(config, entity.fields),
         config,
@@ -831,23 +824,8 @@ def entity_body(
         identity_words=f"is mapped to the {entity.identity} field ([identity] {entity.setting}), "
         "which rpd fills itself; dropped",
     )
-    # The name: most events give it, as a string, in their first source.
-    given = sources[0].get("name") if sources else None
-    name = given.strip() if type(given) is str else None
-    if not name:
-        name = entity.name(sources, warnings)
-    custom: dict[str, Any] = {}
-    body = mapped_values(
-        sources, table, config, warnings, "", custom, {} if name is None else {"name": name},
-        ctx.event.raw,
-    )  # fmt: skip
-    if custom:
-        body["custom_fields"] = custom
-    for source in sources:  # most sources: everything in them is sent
-        if not source.keys() <= table.sent:
-            dropped(sources, table, ctx.dropped)
-            break
-    return body
+    raw = ctx.event.raw
+    return mapped_values(sources_at(raw, paths), table, config, ctx.warnings, "", ctx.dropped, raw)
 
 
 def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from rudder_pipedrive_cli.core.fields import (
     LEAD_KIND,
     NOTHING,
     compiled_mapping,
-    dropped,
     mapped_values,
     text,
 )
@@ -175,7 +174,7 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 
 def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """Everything of the lead but its person; mapped custom fields first, standard keys win."""
-    config, warnings = ctx.config, ctx.warnings
+    config = ctx.config
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
@@ -183,26 +182,27 @@ def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
     currency = properties.get("currency")  # else default_currency; checked where it is used
     title = title_of(rule, ctx, name)
-    body = mapped_values((properties,), table, config, warnings, currency, title=title)
-    body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped((properties,), table, ctx.dropped)
-    return body, body["origin_id"]
+    body = mapped_values(
+        (properties,), table, config, ctx.warnings, currency, ctx.dropped, NOTHING, title
+    )
+    body["origin_id"] = origin = ORIGIN_PREFIX + ctx.event.id
+    return body, origin
 
 
 def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
     """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
-    and stage; custom fields in `custom_fields`."""
+    and stage; custom fields in `custom_fields`, after them."""
     assert rule is not None
-    config, warnings = ctx.config, ctx.warnings
+    config = ctx.config
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
     mapping = config.deal_fields if rule.fields is None else rule.fields
-    currency = properties.get("currency")  # else default_currency
     key = ("deal", id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
-    custom: dict[str, Any] = {}
-    title = {"title": title_of(rule, ctx, name)}
-    body = mapped_values((properties,), table, config, warnings, currency, custom, title)
+    currency = properties.get("currency")  # else default_currency
+    mapped = mapped_values((properties,), table, config, ctx.warnings, currency, ctx.dropped)
+    custom = mapped.pop("custom_fields", None)
+    body = {"title": title_of(rule, ctx, name), **mapped}
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
     stage = rule.stage_id if rule.stage_id is not None else rule.stage
     # Offline, a name no listing resolved shows as a placeholder, as ids of records do.
@@ -212,9 +212,8 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         body["stage_id"] = stage if isinstance(stage, int) else f"{{stage:{stage}}}"
     if custom:
         body["custom_fields"] = custom
-    body["origin_id"] = ORIGIN_PREFIX + ctx.event.id
-    dropped((properties,), table, ctx.dropped)
-    return body, body["origin_id"]
+    body["origin_id"] = origin = ORIGIN_PREFIX + ctx.event.id
+    return body, origin
 
 
 def with_marker(content: str, mark: str) -> str:
