@@ -323,9 +323,11 @@ class IdentityStore:
             or outcome.pending_merges
         ):
             return  # most failed, skipped and unchanged events teach nothing
-        for record, times in outcome.recency.items():
-            before = self._times(record)
-            self.times[record] = dict(times) if before is None else newest(before, times)
+        if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
+            times, known = self.times, self._times
+            for record, written in recency.items():
+                before = known(record)
+                times[record] = written if before is None else newest(before, written)
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
@@ -342,9 +344,13 @@ class IdentityStore:
             for slot in outcome.held_back:
                 self.held[slot] = True
         for slot, pd_id in identities.items():
-            _put(self.persons if slot[0] == "person" else self.orgs, slot[1], pd_id)
-            if pending and pd_id is not None and slot not in pending_creates:
-                self.pending_creates.pop(slot, None)
+            table = self.persons if slot[0] == "person" else self.orgs
+            if pd_id is None:
+                table.pop(slot[1], None)
+            else:
+                table[slot[1]] = pd_id
+                if pending and slot not in pending_creates:
+                    self.pending_creates.pop(slot, None)
         for slot, sent_at in pending_creates.items():
             _put(self.pending_creates, slot, sent_at)
             self.pending = self.pending or sent_at is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -35,10 +36,12 @@ class Finished:
 
     The ids this run finishes are in memory, in the order they finished; with `older` (dry-run's,
     so its memory stays flat), they move there `older.recent` at a time, and `older` is asked
-    only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two).
+    only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two), made at
+    the first move and filled a batch at a time: a new id costs one membership test until then,
+    and adding one costs one dict write.
     """
 
-    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older")
+    __slots__ = ("_bits", "_filter_bits", "_ids", "_journal_status", "_older", "_recent")
 
     def __init__(
         self,
@@ -51,15 +54,16 @@ class Finished:
         self._ids: dict[str, None] = {}  # in the order finished: a batch moves out nearly sorted
         self._journal_status = journal_status
         self._older = older
-        self._bits = bytearray(0 if older is None else (filter_bits + 7) >> 3)
-        self._mask = filter_bits - 1
+        self._recent = sys.maxsize if older is None else older.recent
+        self._filter_bits = filter_bits
+        self._bits = bytearray()  # empty (false) until ids first move to `older`
 
     def has(self, event_id: str) -> bool:
         """Whether the event `event_id` is done."""
         if event_id in self._ids:
             return True
         if bits := self._bits:  # the filter inline: a clear bit tells at once
-            bit = hash(event_id) & self._mask
+            bit = hash(event_id) & (self._filter_bits - 1)
             if bits[bit >> 3] & (1 << (bit & 7)) and event_id in self._older:  # type: ignore[operator]
                 return True
         status = self._journal_status
@@ -68,14 +72,23 @@ class Finished:
     def add(self, event_id: str, status: str) -> None:
         """Record how an event this run planned ended (only a done one is kept)."""
         if status in DONE:
-            ids, older = self._ids, self._older
+            ids = self._ids
             ids[event_id] = None
-            if older is not None:
-                bit = hash(event_id) & self._mask  # its byte was just read by `has`
-                self._bits[bit >> 3] |= 1 << (bit & 7)
-                if len(ids) >= older.recent:
-                    older.move(ids)
-                    ids.clear()
+            if len(ids) >= self._recent:
+                self._move()
+
+    def _move(self) -> None:
+        """The ids in memory to `older`, their bits set in the filter."""
+        ids, older = self._ids, self._older
+        assert older is not None
+        bits, mask = self._bits, self._filter_bits - 1
+        if not bits:
+            bits = self._bits = bytearray((mask + 8) >> 3)
+        for hashed in map(hash, ids):
+            bit = hashed & mask
+            bits[bit >> 3] |= 1 << (bit & 7)
+        older.move(ids)
+        ids.clear()
 
 
 def intake(

@@ -52,6 +52,7 @@ LIST_LIMIT = 500
 SEARCH = "/api/v2/itemSearch/field"
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
+HELD_NONE: frozenset[tuple[str, str]] = frozenset()  # an outcome that holds nothing back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,8 +198,7 @@ class Ctx:
         for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
         (superseded when a write was left out whole). Its containers are handed over, not
         copied: the plan is over when its outcome is made."""
-        http_status, retryable, redacted = None, False, None
-        held_back: frozenset[tuple[str, str]] = frozenset()
+        http_status, retryable, redacted, held_back = None, False, None, HELD_NONE
         if failure is not None:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
