@@ -225,6 +225,9 @@ class IdentityStore:
         self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
         self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
+        # The field times of a record, ("person" or "org", id), None when none is known: `recency`
+        # without a call of ours.
+        self.times_at: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
         self._bind()
 
     def _bind(self) -> None:
@@ -238,7 +241,7 @@ class IdentityStore:
         self.lead_origins = self._listed_origins if listed else self.leads.get
         self.has_origin = self._listed_has if listed else self.leads.has
         self.person_org = self._lookup(self.memberships)
-        self._times = self._lookup(self.times)
+        self.times_at = self._lookup(self.times)
 
     def _lookup(self, table: Any) -> Callable[[Any], Any]:
         """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are
@@ -309,7 +312,7 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self._times((kind, record)) or {}
+        return self.times_at((kind, record)) or {}
 
     def learn(self, outcome: Outcome) -> None:
         if not (
@@ -324,19 +327,20 @@ class IdentityStore:
         ):
             return  # most failed, skipped and unchanged events teach nothing
         if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
-            times, known = self.times, self._times
+            times, known = self.times, self.times_at
             for record, written in recency.items():
                 before = known(record)
                 times[record] = written if before is None else newest(before, written)
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
-        for key, origins in outcome.lead_origins.items():
-            self._learn_origins(key, origins)
+        if lead_origins := outcome.lead_origins:
+            for key, origins in lead_origins.items():
+                self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record
         # is now known is settled); pending creates; memberships; merges; pending merges (a
-        # merge known done is settled).
+        # merge known done is settled). Most outcomes teach an identity and field times only.
         pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
         pending = self.pending or bool(pending_creates or pending_merges)
         if outcome.held_back:
@@ -351,6 +355,8 @@ class IdentityStore:
                 table[slot[1]] = pd_id
                 if pending and slot not in pending_creates:
                     self.pending_creates.pop(slot, None)
+        if not (pending_creates or outcome.memberships or merged or pending_merges):
+            return
         for slot, sent_at in pending_creates.items():
             _put(self.pending_creates, slot, sent_at)
             self.pending = self.pending or sent_at is not None

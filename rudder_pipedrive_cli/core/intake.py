@@ -41,7 +41,7 @@ class Finished:
     and adding one costs one dict write.
     """
 
-    __slots__ = ("_bits", "_filter_bits", "_ids", "_journal_status", "_older", "_recent")
+    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older", "_recent")
 
     def __init__(
         self,
@@ -55,7 +55,7 @@ class Finished:
         self._journal_status = journal_status
         self._older = older
         self._recent = sys.maxsize if older is None else older.recent
-        self._filter_bits = filter_bits
+        self._mask = filter_bits - 1
         self._bits = bytearray()  # empty (false) until ids first move to `older`
 
     def has(self, event_id: str) -> bool:
@@ -63,7 +63,7 @@ class Finished:
         if event_id in self._ids:
             return True
         if bits := self._bits:  # the filter inline: a clear bit tells at once
-            bit = hash(event_id) & (self._filter_bits - 1)
+            bit = hash(event_id) & self._mask
             if bits[bit >> 3] & (1 << (bit & 7)) and event_id in self._older:  # type: ignore[operator]
                 return True
         status = self._journal_status
@@ -81,7 +81,7 @@ class Finished:
         """The ids in memory to `older`, their bits set in the filter."""
         ids, older = self._ids, self._older
         assert older is not None
-        bits, mask = self._bits, self._filter_bits - 1
+        bits, mask = self._bits, self._mask
         if not bits:
             bits = self._bits = bytearray((mask + 8) >> 3)
         for hashed in map(hash, ids):

@@ -198,13 +198,9 @@ class SpillTable(MutableMapping[K, V]):
     # -- the hot path ------------------------------------------------------------------------------
 
     def get(self, key: K, default: Any = None) -> Any:
-        hot = self.hot
-        value = hot.get(key, _ABSENT)
-        if value is not _ABSENT:
-            return value
-        if self._filter is None and not self._moving:  # nothing ever moved out: not there
-            return default
-        value = self._cold(key)
+        value = self.hot.get(key, _ABSENT)
+        if value is _ABSENT and (self._moving or self._filter is not None):  # keys moved out
+            value = self._cold(key)
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: K) -> V:
@@ -283,7 +279,11 @@ class SpillTable(MutableMapping[K, V]):
             if value is not _ABSENT:
                 self[key] = value
                 return value
-        if self._filter is None or hash(key) not in self._filter:
+        found = self._filter  # inline: most keys asked for were never moved out
+        if found is None:
+            return _ABSENT
+        bit = hash(key) & found.mask
+        if not found.bits[bit >> 3] & (1 << (bit & 7)):
             return _ABSENT
         value = self._load(key)
         if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out

@@ -106,7 +106,7 @@ ORG = Entity(
 )
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+@dataclass(slots=True)  # immutable by convention: see protocol.py; made by position when hot
 class Ref:
     """A resolved record: its id, how it was found, and the identity it was resolved for."""
 
@@ -252,23 +252,28 @@ class Ctx:
 
 
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
-    """When each field of the record was last written: by this event, else as known."""
-    learned = ctx.recency.get((kind, record))
-    known = ctx.known.recency(kind, record)
-    return known if learned is None else newest(known, learned)
+    """When each field of the record was last written: by this event, else as known (a value to
+    read, never to change)."""
+    slot = (kind, record)
+    known = ctx.known.times_at(slot)
+    learned = ctx.recency.get(slot)
+    if learned is None:
+        return known or EMPTY
+    return learned if known is None else newest(known, learned)
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Note the body's fields as written to the record at the event's time (not its identity)."""
-    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
-    written: dict[str, str] = {}
-    for key, value in body.items():  # top-level keys and the keys of custom_fields
-        if key == CUSTOM:
-            for name in value:
-                if name != identity:
-                    written[name] = at
-        elif key != identity and key not in UNTIMED:
-            written[key] = at
+    """Note the body's fields as written to the record at the event's time: its top-level keys and
+    the keys of its custom_fields, not its identity nor add_time (`UNTIMED`)."""
+    at = ctx.at
+    written = dict.fromkeys(body, at)
+    if CUSTOM in written:
+        del written[CUSTOM]
+        written.update(dict.fromkeys(body[CUSTOM], at))
+    written.pop(getattr(ctx.config, entity.setting), None)
+    for untimed in UNTIMED:
+        written.pop(untimed, None)
+    slot = (entity.kind, record)
     times = ctx.learning().recency.get(slot)  # most records: none written yet this event
     ctx.recency[slot] = written if times is None else newest(times, written)
 
@@ -559,12 +564,12 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     known = ctx.known
     if entity is not PERSON:
         cached = known.org_id(key)
-        return None if cached is None else Ref(id=cached, via="cache", key=key)
+        return None if cached is None else Ref(cached, "cache", key)
     cached = known.person_id(key)
     # A merge left unknown (or settled by this event) may have moved it: `find` asks.
     if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
         return None
-    return Ref(id=cached, via="cache", key=key)
+    return Ref(cached, "cache", key)
 
 
 def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
@@ -592,7 +597,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 # Not done: still itself; done: the survivor; both gone: None.
                 cached = cached if check.result is None else into if check.result else None
             if cached is not None:
-                return Ref(id=cached, via="cache", key=key)
+                return Ref(cached, "cache", key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
     if known.pending and slot not in ctx.pending_creates:
