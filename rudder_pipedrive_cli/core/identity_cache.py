@@ -225,8 +225,7 @@ class IdentityStore:
         self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
         self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
-        # The field times of a record, ("person" or "org", id), None when none is known: `recency`
-        # without a call of ours.
+        # `recency` by (kind, record) with no call of ours: None when no time is known.
         self.times_at: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
         self._bind()
 
@@ -315,17 +314,10 @@ class IdentityStore:
         return self.times_at((kind, record)) or {}
 
     def learn(self, outcome: Outcome) -> None:
-        if not (
-            outcome.identities
-            or outcome.recency
-            or outcome.held_back
-            or outcome.lead_origins
-            or outcome.memberships
-            or outcome.merged
-            or outcome.pending_creates
-            or outcome.pending_merges
-        ):
-            return  # most failed, skipped and unchanged events teach nothing
+        out = outcome  # most failed, skipped and unchanged events teach nothing: asked first
+        taught = out.identities or out.recency or out.held_back or out.lead_origins or out.merged
+        if not (taught or out.memberships or out.pending_creates or out.pending_merges):
+            return
         if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
             times, known = self.times, self.times_at
             for record, written in recency.items():
@@ -334,15 +326,14 @@ class IdentityStore:
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
-        if lead_origins := outcome.lead_origins:
-            for key, origins in lead_origins.items():
-                self._learn_origins(key, origins)
+        for key, origins in outcome.lead_origins.items():
+            self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record
         # is now known is settled); pending creates; memberships; merges; pending merges (a
-        # merge known done is settled). Most outcomes teach an identity and field times only.
+        # merge known done is settled).
         pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
-        pending = self.pending or bool(pending_creates or pending_merges)
+        pending = self.pending or pending_creates or pending_merges  # truthy: may be pending
         if outcome.held_back:
             self.holding = True
             for slot in outcome.held_back:
@@ -356,7 +347,7 @@ class IdentityStore:
                 if pending and slot not in pending_creates:
                     self.pending_creates.pop(slot, None)
         if not (pending_creates or outcome.memberships or merged or pending_merges):
-            return
+            return  # most outcomes teach identities and field times only
         for slot, sent_at in pending_creates.items():
             _put(self.pending_creates, slot, sent_at)
             self.pending = self.pending or sent_at is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -37,8 +36,7 @@ class Finished:
     The ids this run finishes are in memory, in the order they finished; with `older` (dry-run's,
     so its memory stays flat), they move there `older.recent` at a time, and `older` is asked
     only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two), made at
-    the first move and filled a batch at a time: a new id costs one membership test until then,
-    and adding one costs one dict write.
+    the first move and filled a batch at a time (until then a new id costs one membership test).
     """
 
     __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older", "_recent")
@@ -54,7 +52,7 @@ class Finished:
         self._ids: dict[str, None] = {}  # in the order finished: a batch moves out nearly sorted
         self._journal_status = journal_status
         self._older = older
-        self._recent = sys.maxsize if older is None else older.recent
+        self._recent = float("inf") if older is None else older.recent
         self._mask = filter_bits - 1
         self._bits = bytearray()  # empty (false) until ids first move to `older`
 
@@ -74,21 +72,12 @@ class Finished:
         if status in DONE:
             ids = self._ids
             ids[event_id] = None
-            if len(ids) >= self._recent:
-                self._move()
-
-    def _move(self) -> None:
-        """The ids in memory to `older`, their bits set in the filter."""
-        ids, older = self._ids, self._older
-        assert older is not None
-        bits, mask = self._bits, self._mask
-        if not bits:
-            bits = self._bits = bytearray((mask + 8) >> 3)
-        for hashed in map(hash, ids):
-            bit = hashed & mask
-            bits[bit >> 3] |= 1 << (bit & 7)
-        older.move(ids)
-        ids.clear()
+            if len(ids) >= self._recent:  # to `older`, their bits set in the filter
+                bits = self._bits = self._bits or bytearray((self._mask + 8) >> 3)
+                for bit in map(self._mask.__and__, map(hash, ids)):
+                    bits[bit >> 3] |= 1 << (bit & 7)
+                self._older.move(ids)  # type: ignore[union-attr]  # `_recent`: only with one
+                ids.clear()
 
 
 def intake(

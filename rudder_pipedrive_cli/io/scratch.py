@@ -175,14 +175,12 @@ def _key(key: Hashable) -> bytes:
 
 class SpillTable(MutableMapping[K, V]):
     """A dict whose memory is bounded: its `spill.entries` most recently written keys are held in
-    memory (a read costs no reordering), older ones move to the spill's database `spill.batch` at
-    a time and come back, as the newest, when asked for. Values are stored as pickles: what goes
-    in comes out equal, not identical, so a value must not be changed in place once stored (store
-    a new one).
+    memory (reads reorder nothing), older ones move to the spill's database `spill.batch` at a
+    time and come back when asked for. Values are stored as pickles: what goes in comes out
+    equal, not identical, so a value must not be changed in place once stored (store a new one).
 
     Until keys first move out, `hot` holds them all and its own `get` answers with no call of
-    ours (as the identity cache reads it); `on_move` is called
-    once, when that stops being true."""
+    ours (as the identity cache reads it); `on_move` is called once, when that stops being true."""
 
     def __init__(self, spill: Spill, name: str) -> None:
         self._spill = spill
@@ -208,9 +206,6 @@ class SpillTable(MutableMapping[K, V]):
         if value is _ABSENT:
             raise KeyError(key)
         return value  # type: ignore[no-any-return]
-
-    def __contains__(self, key: object) -> bool:
-        return self.get(key, _ABSENT) is not _ABSENT  # type: ignore[arg-type]
 
     def __setitem__(self, key: K, value: V) -> None:
         hot = self.hot
@@ -279,11 +274,7 @@ class SpillTable(MutableMapping[K, V]):
             if value is not _ABSENT:
                 self[key] = value
                 return value
-        found = self._filter  # inline: most keys asked for were never moved out
-        if found is None:
-            return _ABSENT
-        bit = hash(key) & found.mask
-        if not found.bits[bit >> 3] & (1 << (bit & 7)):
+        if self._filter is None or hash(key) not in self._filter:
             return _ABSENT
         value = self._load(key)
         if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out

@@ -252,28 +252,25 @@ class Ctx:
 
 
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
-    """When each field of the record was last written: by this event, else as known (a value to
-    read, never to change)."""
+    """When each field of the record was last written: by this event, else as known (to read)."""
     slot = (kind, record)
-    known = ctx.known.times_at(slot)
-    learned = ctx.recency.get(slot)
+    known, learned = ctx.known.times_at(slot), ctx.recency.get(slot)
     if learned is None:
         return known or EMPTY
     return learned if known is None else newest(known, learned)
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Note the body's fields as written to the record at the event's time: its top-level keys and
-    the keys of its custom_fields, not its identity nor add_time (`UNTIMED`)."""
-    at = ctx.at
-    written = dict.fromkeys(body, at)
-    if CUSTOM in written:
-        del written[CUSTOM]
-        written.update(dict.fromkeys(body[CUSTOM], at))
-    written.pop(getattr(ctx.config, entity.setting), None)
-    for untimed in UNTIMED:
-        written.pop(untimed, None)
-    slot = (entity.kind, record)
+    """Note the body's fields as written to the record at the event's time (not its identity)."""
+    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
+    written: dict[str, str] = {}
+    for key, value in body.items():  # top-level keys and the keys of custom_fields
+        if key == CUSTOM:
+            for name in value:
+                if name != identity:
+                    written[name] = at
+        elif key != identity and key not in UNTIMED:
+            written[key] = at
     times = ctx.learning().recency.get(slot)  # most records: none written yet this event
     ctx.recency[slot] = written if times is None else newest(times, written)
 
