@@ -164,6 +164,24 @@ def test_a_spill_table_keeps_only_its_budget_in_memory() -> None:
         assert bool(table) and not spill.table()
 
 
+def test_a_spill_table_keeps_the_newest_written_keys_and_reads_reorder_nothing() -> None:
+    """A read is one memory lookup: it does not make a key newer. The key written longest ago
+    moves out first, read or not, and a write (or a read back from the database) makes it the
+    newest again; every answer stays a dict's."""
+    with Spill(2, batch=1) as spill:
+        table: SpillTable[str, int] = spill.table()
+        table["a"], table["b"] = 1, 2
+        assert table.get("a") == 1  # read: "a" stays the oldest
+        table["c"] = 3
+        assert list(table.hot) == ["b", "c"]
+        assert table.get("a") == 1  # back from the database, as the newest
+        assert list(table.hot) == ["c", "a"]
+        table["c"] = 30  # a write makes "c" the newest
+        table["d"] = 4
+        assert list(table.hot) == ["c", "d"]
+        assert dict(table.items()) == {"a": 1, "b": 2, "c": 30, "d": 4}
+
+
 def test_an_empty_budget_and_a_filter_of_odd_size_are_refused() -> None:
     with pytest.raises(ValueError, match="at least one entry"):
         Spill(0)

@@ -238,6 +238,8 @@ class IdentityStore:
         self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
         self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
+        # `recency` by (kind, record) with no call of ours: None when no time is known.
+        self.times_at: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
         self._bind()
 
     def _bind(self) -> None:
@@ -251,7 +253,7 @@ class IdentityStore:
         self.lead_origins = self._listed_origins if listed else self.leads.get
         self.has_origin = self._listed_has if listed else self.leads.has
         self.person_org = self._lookup(self.memberships)
-        self._times = self._lookup(self.times)
+        self.times_at = self._lookup(self.times)
 
     def _lookup(self, table: Any) -> Callable[[Any], Any]:
         return table_get(table, self._bind)
@@ -314,23 +316,18 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self._times((kind, record)) or {}
+        return self.times_at((kind, record)) or {}
 
     def learn(self, outcome: Outcome) -> None:
-        if not (
-            outcome.identities
-            or outcome.recency
-            or outcome.held_back
-            or outcome.lead_origins
-            or outcome.memberships
-            or outcome.merged
-            or outcome.pending_creates
-            or outcome.pending_merges
-        ):
-            return  # most failed, skipped and unchanged events teach nothing
-        for record, times in outcome.recency.items():
-            before = self._times(record)
-            self.times[record] = dict(times) if before is None else newest(before, times)
+        out = outcome  # most failed, skipped and unchanged events teach nothing: asked first
+        taught = out.identities or out.recency or out.held_back or out.lead_origins or out.merged
+        if not (taught or out.memberships or out.pending_creates or out.pending_merges):
+            return
+        if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
+            times, known = self.times, self.times_at
+            for record, written in recency.items():
+                before = known(record)
+                times[record] = written if before is None else newest(before, written)
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
             self.merging()
@@ -341,15 +338,21 @@ class IdentityStore:
         # is now known is settled); pending creates; memberships; merges; pending merges (a
         # merge known done is settled).
         pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
-        pending = self.pending or bool(pending_creates or pending_merges)
+        pending = self.pending or pending_creates or pending_merges  # truthy: may be pending
         if outcome.held_back:
             self.holding = True
             for slot in outcome.held_back:
                 self.held[slot] = True
         for slot, pd_id in identities.items():
-            _put(self.persons if slot[0] == "person" else self.orgs, slot[1], pd_id)
-            if pending and pd_id is not None and slot not in pending_creates:
-                self.pending_creates.pop(slot, None)
+            table = self.persons if slot[0] == "person" else self.orgs
+            if pd_id is None:
+                table.pop(slot[1], None)
+            else:
+                table[slot[1]] = pd_id
+                if pending and slot not in pending_creates:
+                    self.pending_creates.pop(slot, None)
+        if not (pending_creates or outcome.memberships or merged or pending_merges):
+            return  # most outcomes teach identities and field times only
         for slot, sent_at in pending_creates.items():
             _put(self.pending_creates, slot, sent_at)
             self.pending = self.pending or sent_at is not None

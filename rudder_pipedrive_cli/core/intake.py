@@ -35,10 +35,11 @@ class Finished:
 
     The ids this run finishes are in memory, in the order they finished; with `older` (dry-run's,
     so its memory stays flat), they move there `older.recent` at a time, and `older` is asked
-    only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two).
+    only for an id whose bit is set in a Bloom filter of `filter_bits` (a power of two), made at
+    the first move and filled a batch at a time (until then a new id costs one membership test).
     """
 
-    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older")
+    __slots__ = ("_bits", "_ids", "_journal_status", "_mask", "_older", "_recent")
 
     def __init__(
         self,
@@ -51,8 +52,9 @@ class Finished:
         self._ids: dict[str, None] = {}  # in the order finished: a batch moves out nearly sorted
         self._journal_status = journal_status
         self._older = older
-        self._bits = bytearray(0 if older is None else (filter_bits + 7) >> 3)
+        self._recent = float("inf") if older is None else older.recent
         self._mask = filter_bits - 1
+        self._bits = bytearray()  # empty (false) until ids first move to `older`
 
     def has(self, event_id: str) -> bool:
         """Whether the event `event_id` is done."""
@@ -68,14 +70,14 @@ class Finished:
     def add(self, event_id: str, status: str) -> None:
         """Record how an event this run planned ended (only a done one is kept)."""
         if status in DONE:
-            ids, older = self._ids, self._older
+            ids = self._ids
             ids[event_id] = None
-            if older is not None:
-                bit = hash(event_id) & self._mask  # its byte was just read by `has`
-                self._bits[bit >> 3] |= 1 << (bit & 7)
-                if len(ids) >= older.recent:
-                    older.move(ids)
-                    ids.clear()
+            if len(ids) >= self._recent:  # to `older`, their bits set in the filter
+                bits = self._bits = self._bits or bytearray((self._mask + 8) >> 3)
+                for bit in map(self._mask.__and__, map(hash, ids)):
+                    bits[bit >> 3] |= 1 << (bit & 7)
+                self._older.move(ids)  # type: ignore[union-attr]  # `_recent`: only with one
+                ids.clear()
 
 
 def intake(

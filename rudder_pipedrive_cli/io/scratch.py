@@ -7,8 +7,8 @@ deletes when the connection closes, its page cache bounded), opened only once me
   hashes answers most "not seen" questions without a query, and a query confirms the rest, so
   an id is never taken as "already done" by mistake.
 - `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`,
-  ordering's alias groups) that keeps its `entries` most recently used keys in memory and the rest
-  in the database, moved out in batches, with the same answers as a dict.
+  ordering's alias groups) that keeps its `entries` most recently written keys in memory and the
+  rest in the database, moved out in batches, with the same answers as a dict.
 """
 
 from __future__ import annotations
@@ -174,14 +174,13 @@ def _key(key: Hashable) -> bytes:
 
 
 class SpillTable(MutableMapping[K, V]):
-    """A dict whose memory is bounded: its `spill.entries` most recently used keys are held in
-    memory (an LRU), older ones move to the spill's database `spill.batch` at a time and come back
-    when asked for. Values are stored as pickles: what goes in comes out equal, not identical, so
-    a value must not be changed in place once stored (store a new one).
+    """A dict whose memory is bounded: its `spill.entries` most recently written keys are held in
+    memory (reads reorder nothing), older ones move to the spill's database `spill.batch` at a
+    time and come back when asked for. Values are stored as pickles: what goes in comes out
+    equal, not identical, so a value must not be changed in place once stored (store a new one).
 
     Until keys first move out, `hot` holds them all and its own `get` answers with no call of
-    ours (as the identity cache reads it; such reads do not count as use); `on_move` is called
-    once, when that stops being true."""
+    ours (as the identity cache reads it); `on_move` is called once, when that stops being true."""
 
     def __init__(self, spill: Spill, name: str) -> None:
         self._spill = spill
@@ -197,14 +196,9 @@ class SpillTable(MutableMapping[K, V]):
     # -- the hot path ------------------------------------------------------------------------------
 
     def get(self, key: K, default: Any = None) -> Any:
-        hot = self.hot
-        value = hot.get(key, _ABSENT)
-        if value is not _ABSENT:
-            hot.move_to_end(key)
-            return value
-        if self._filter is None and not self._moving:  # nothing ever moved out: not there
-            return default
-        value = self._cold(key)
+        value = self.hot.get(key, _ABSENT)
+        if value is _ABSENT and (self._moving or self._filter is not None):  # keys moved out
+            value = self._cold(key)
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: K) -> V:
@@ -212,9 +206,6 @@ class SpillTable(MutableMapping[K, V]):
         if value is _ABSENT:
             raise KeyError(key)
         return value  # type: ignore[no-any-return]
-
-    def __contains__(self, key: object) -> bool:
-        return self.get(key, _ABSENT) is not _ABSENT  # type: ignore[arg-type]
 
     def __setitem__(self, key: K, value: V) -> None:
         hot = self.hot

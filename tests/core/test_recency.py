@@ -52,9 +52,16 @@ def known_person(**times: str) -> IdentityStore:
         ({"timestamp": "2026-10-01T11:00:00+02:00"}, "2026-10-01T09:00:00.000000Z"),
         ({"originalTimestamp": "2026-10-01T09:00:00.25Z"}, "2026-10-01T09:00:00.250000Z"),
         ({"timestamp": "soon", "sentAt": "2026-10-01T09:00:00Z"}, T1),
+        ({"sentAt": "0099-02-03T04:05:06.000007-01:00"}, "0099-02-03T05:05:06.000007Z"),
         ({}, ""),
     ],
-    ids=["timestamp in UTC", "originalTimestamp", "an unreadable one gives way", "none"],
+    ids=[
+        "timestamp in UTC",
+        "originalTimestamp",
+        "an unreadable one gives way",
+        "fixed width before year 1000",
+        "none",
+    ],
 )
 def test_an_events_stamp_is_its_first_readable_time_in_utc(
     raw: dict[str, Any], expected: str

@@ -49,6 +49,7 @@ LIST_LIMIT = 500
 SEARCH = "/api/v2/itemSearch/field"
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
+HELD_NONE: frozenset[tuple[str, str]] = frozenset()  # an outcome that holds nothing back
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +100,7 @@ ORG = Entity(
 )
 
 
-@dataclass(slots=True, kw_only=True)  # immutable by convention: see protocol.py
+@dataclass(slots=True)  # immutable by convention: see protocol.py; made by position when hot
 class Ref:
     """A resolved record: its id, how it was found, and the identity it was resolved for."""
 
@@ -191,8 +192,7 @@ class Ctx:
         for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
         (superseded when a write was left out whole). Its containers are handed over, not
         copied: the plan is over when its outcome is made."""
-        http_status, retryable, redacted = None, False, None
-        held_back: frozenset[tuple[str, str]] = frozenset()
+        http_status, retryable, redacted, held_back = None, False, None, HELD_NONE
         if failure is not None:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
@@ -246,10 +246,12 @@ class Ctx:
 
 
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
-    """When each field of the record was last written: by this event, else as known."""
-    learned = ctx.recency.get((kind, record))
-    known = ctx.known.recency(kind, record)
-    return known if learned is None else newest(known, learned)
+    """When each field of the record was last written: by this event, else as known (to read)."""
+    slot = (kind, record)
+    known, learned = ctx.known.times_at(slot), ctx.recency.get(slot)
+    if learned is None:
+        return known or EMPTY
+    return learned if known is None else newest(known, learned)
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
@@ -553,12 +555,12 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     known = ctx.known
     if entity is not PERSON:
         cached = known.org_id(key)
-        return None if cached is None else Ref(id=cached, via="cache", key=key)
+        return None if cached is None else Ref(cached, "cache", key)
     cached = known.person_id(key)
     # A merge left unknown (or settled by this event) may have moved it: `find` asks.
     if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
         return None
-    return Ref(id=cached, via="cache", key=key)
+    return Ref(cached, "cache", key)
 
 
 def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
@@ -586,7 +588,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 # Not done: still itself; done: the survivor; both gone: None.
                 cached = cached if check.result is None else into if check.result else None
             if cached is not None:
-                return Ref(id=cached, via="cache", key=key)
+                return Ref(cached, "cache", key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
     if known.pending and slot not in ctx.pending_creates:
