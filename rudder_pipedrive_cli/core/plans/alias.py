@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_check,
     require_field,
     update,
+    updated,
     with_identity,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -62,13 +63,19 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
             body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
             note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
-            yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
+            if request := update(ctx, PERSON, previous, body, "update person", note):
+                once = updated(ctx, PERSON, previous, request, (yield request))
+                while (asked := once.request) is not None:
+                    once.take((yield asked))
             survivor = previous
         elif current is not None:
             body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
             if body:
                 note = f"update person {current.id} ({current.how}; previous not found)"
-                yield from update(ctx, PERSON, current, body, stage="update person", note=note)
+                if request := update(ctx, PERSON, current, body, "update person", note):
+                    once = updated(ctx, PERSON, current, request, (yield request))
+                    while (asked := once.request) is not None:
+                        once.take((yield asked))
             survivor = current
         else:
             return ctx.outcome("failed", NEITHER, "lookup person")
