@@ -31,6 +31,7 @@ NEITHER = "alias: neither previous nor current person found"
 # The merge this alias asks for was found done, not made now: by a run that was killed or whose
 # answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
 MERGED_BEFORE = "merged in an earlier run"
+MERGE = "/v1/persons/{id}/merge"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
@@ -112,28 +113,22 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(response, stage)
         return True
 
-    def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
-        return MergeCheck(
-            previous.id, current.id, lambda gone_too: gone(PERSON, current, gone_too, stage)
-        )
-
-    def left(_lost: str) -> None:  # later events that find the previous person settle it first
-        ctx.learning().pending_merges[previous.id] = current.id
-
-    request = ApiRequest(
-        method="PUT",
-        path=f"/v1/persons/{previous.id}/merge",
-        endpoint="/v1/persons/{id}/merge",
-        stage=stage,
-        body={"merge_with_id": current.id},
-        note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
-        merges=(previous.id, current.id),
-    )
-    what = f"person {previous.id} is still there"
+    path, body = f"/v1/persons/{previous.id}/merge", {"merge_with_id": current.id}
+    note = f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})"
+    pair = (previous.id, current.id)
+    request = ApiRequest("PUT", path, MERGE, stage, None, body, note, None, pair)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most merges
         made = answered(response, "")
-    else:
+    else:  # its functions made only now: most merges need none
+
+        def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
+            return MergeCheck(*pair, lambda gone_too: gone(PERSON, current, gone_too, stage))
+
+        def left(_lost: str) -> None:  # later events that find the previous person settle it first
+            ctx.learning().pending_merges[previous.id] = current.id
+
+        what = f"person {previous.id} is still there"
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
