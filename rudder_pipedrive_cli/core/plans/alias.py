@@ -59,25 +59,20 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 # killed, say), was found done just now: the merge this alias asks for.
                 merged_before = True
             survivor = current
-        elif previous is not None and user_id is not None:
-            # Only the previous person exists: it becomes the userId's person.
+        elif previous is not None or current is not None:  # one of them: it takes the traits
             body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
-            body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
-            note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
-            if request := update(ctx, PERSON, previous, body, "update person", note):
-                once = updated(ctx, PERSON, previous, request, (yield request))
+            if current is None:  # only the previous person: it becomes the userId's person
+                assert previous is not None and user_id is not None  # else curr_person_id found
+                body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
+                survivor = previous
+                note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
+            else:
+                survivor = current
+                note = f"update person {current.id} ({current.how}; previous not found)"
+            if body and (request := update(ctx, PERSON, survivor, body, "update person", note)):
+                once = updated(ctx, PERSON, survivor, request, (yield request))
                 while (asked := once.request) is not None:
                     once.take((yield asked))
-            survivor = previous
-        elif current is not None:
-            body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
-            if body:
-                note = f"update person {current.id} ({current.how}; previous not found)"
-                if request := update(ctx, PERSON, current, body, "update person", note):
-                    once = updated(ctx, PERSON, current, request, (yield request))
-                    while (asked := once.request) is not None:
-                        once.take((yield asked))
-            survivor = current
         else:
             return ctx.outcome("failed", NEITHER, "lookup person")
         for key in (previous_id, user_id):

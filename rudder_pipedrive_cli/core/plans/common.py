@@ -427,10 +427,7 @@ class Pages(Probe, Generic[T]):
             query = {**query, "start": self.start, "limit": LIST_LIMIT}
         elif cursor:
             query = {**query, "cursor": cursor}
-        path = self.path
-        return ApiRequest(
-            method="GET", path=path, endpoint=path, stage=self.stage, query=query, note=self.note
-        )
+        return ApiRequest("GET", self.path, self.path, self.stage, query, None, self.note)
 
     def take(self, response: ApiResponse) -> None:
         if response.failed is not None:  # the transport gave up: this event fails
@@ -807,13 +804,8 @@ class MergeCheck(Probe):
 
 def person_check(person: PdId, note: str) -> ApiRequest:
     """GET one person, to learn whether it still exists while reconciling a merge."""
-    return ApiRequest(
-        method="GET",
-        path=f"{PERSON.collection}/{person}",
-        endpoint=PERSON.item_endpoint,
-        stage="reconcile merge",
-        note=note,
-    )
+    path = f"{PERSON.collection}/{person}"
+    return ApiRequest("GET", path, PERSON.item_endpoint, "reconcile merge", None, None, note)
 
 
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:

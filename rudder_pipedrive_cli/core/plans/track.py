@@ -60,7 +60,7 @@ from rudder_pipedrive_cli.core.rules import (
 ORIGIN_PREFIX = "rpd:"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Kind:
     """A record a track creates: where it is posted and listed, and where its origin is."""
 
@@ -77,39 +77,16 @@ def _origin_id(record: Mapping[str, Any]) -> set[str]:
     return {origin} if isinstance(origin, str) else set()
 
 
-KINDS: Mapping[str, Kind] = {
-    "lead": Kind(
-        name="lead",
-        plural="leads",
-        endpoint="/v1/leads",
-        listings=("/v1/leads", "/v1/leads/archived"),  # archived leads are only in the second
-        offset=True,
-        origins=_origin_id,
-    ),
-    "deal": Kind(
-        name="deal",
-        plural="deals",
-        endpoint="/api/v2/deals",
-        listings=("/api/v2/deals",),
-        offset=False,
-        origins=_origin_id,
-    ),
-    "activity": Kind(
-        name="activity",
-        plural="activities",
-        endpoint="/api/v2/activities",
-        listings=("/api/v2/activities",),
-        offset=False,
-        origins=lambda record: markers(record.get("note")),
-    ),
-    "note": Kind(
-        name="note",
-        plural="notes",
-        endpoint="/v1/notes",
-        listings=("/v1/notes",),
-        offset=True,
-        origins=lambda record: markers(record.get("content")),
-    ),
+def _marked(key: str) -> Callable[[Mapping[str, Any]], set[str]]:  # activities' and notes'
+    return lambda record: markers(record.get(key))
+
+
+LEADS, DEALS, ACTIVITIES, NOTES = "/v1/leads", "/api/v2/deals", "/api/v2/activities", "/v1/notes"
+KINDS: Mapping[str, Kind] = {  # archived leads are only in the second listing
+    "lead": Kind("lead", "leads", LEADS, (LEADS, "/v1/leads/archived"), True, _origin_id),
+    "deal": Kind("deal", "deals", DEALS, (DEALS,), False, _origin_id),
+    "activity": Kind("activity", "activities", ACTIVITIES, (ACTIVITIES,), False, _marked("note")),
+    "note": Kind("note", "notes", NOTES, (NOTES,), True, _marked("content")),
 }
 
 
