@@ -58,6 +58,7 @@ from rudder_pipedrive_cli.core.rules import (
 )
 
 ORIGIN_PREFIX = "rpd:"
+SKIPPED = Outcome("skipped", SKIP_REASON)  # one value for all: its first decision, nothing learned
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
-            return ctx.outcome("skipped", SKIP_REASON)
+            return SKIPPED
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
