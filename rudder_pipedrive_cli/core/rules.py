@@ -68,7 +68,8 @@ class Template:
                 out.append(literal)
                 continue
             value = event.user_id if not path else get_parts(event.raw, path)
-            shown = value if type(value) is str else template_text(value)
+            # Most values: a string, or missing (renders empty), read without a call.
+            shown = value if type(value) is str else "" if value is None else template_text(value)
             out.append(html.escape(shown) if escape else shown)
         return "".join(out)
 

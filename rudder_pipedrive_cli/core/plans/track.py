@@ -351,7 +351,7 @@ def create_record(
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
-    ctx.made(f"{kind.plural} created")
+    ctx.writes += (f"{kind.plural} created",)  # `made`
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
     listed = ctx.lead_origins.get(key)
@@ -374,6 +374,7 @@ def record_made(person: Ref, stage: str, response: ApiResponse, _lost: str = "")
 def shown(body: Mapping[str, Any], name: str) -> str:
     """What a request's note calls the record: its title or subject, else its event's name."""
     for key in ("title", "subject"):
-        if isinstance(body.get(key), str):
-            return str(body[key])
+        value = body.get(key)
+        if type(value) is str or isinstance(value, str):  # most: a str, no call
+            return str(value)
     return name
