@@ -1019,8 +1019,8 @@ def update(
     PATCH already (before a stale cache hit planned it again). A plain function: the common
     update is one `yield` of the plan, no generator level."""
     times = times_of(ctx, entity.kind, ref.id)
-    if times and max(times.values()) > ctx.at:  # most records: no field a later event wrote
-        body, left_out = fresh(body, times, ctx.at, getattr(ctx.config, entity.setting))
+    if times and max(times.values()) > (at := ctx.at):  # most: no field a later event wrote
+        body, left_out = fresh(body, times, at, getattr(ctx.config, entity.setting))
         if not body:
             ctx.superseded = ctx.superseded or left_out
             return None
