@@ -71,7 +71,6 @@ class Entity:
     item_endpoint: str  # what its requests say, made once: collection + "/{id}"
     lookup: str  # its search's stage
     searched: str  # its search's note, before the term
-    create_stage: str  # "create person"
     created: str  # what its creates make (Outcome.writes): "persons created"
     updated: str  # and its updates: "persons updated"
 
@@ -90,7 +89,6 @@ PERSON = Entity(
     item_endpoint="/api/v2/persons/{id}",
     lookup="lookup person",
     searched="search person by userId ",
-    create_stage="create person",
     created="persons created",
     updated="persons updated",
 )
@@ -108,7 +106,6 @@ ORG = Entity(
     item_endpoint="/api/v2/organizations/{id}",
     lookup="lookup organization",
     searched="search organization by groupId ",
-    create_stage="create organization",
     created="organizations created",
     updated="organizations updated",
 )
@@ -932,7 +929,7 @@ class WriteOnce(Probe):
 
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
     """POST a person or organization; an unknown outcome is reconciled before any repeat."""
-    stage, slot, posted = entity.create_stage, (entity.kind, key), entity.collection
+    stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
@@ -961,17 +958,15 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
 
 def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, lost: str) -> PdId:
-    data = response.data
-    if 200 <= response.status < 300 and type(data) is dict:  # most answers: the record's id
-        found = pd_id(data.get("id"))
-        if found is not None:
-            return found
-    elif not 200 <= response.status < 300 and not lost:  # refused, never made: nothing to settle
+    made, data = 200 <= response.status < 300, response.data
+    if made and type(data) is dict and (found := pd_id(data.get("id"))) is not None:
+        return found  # most answers: the record's id, read at once
+    if not made and not lost:  # refused, never made: nothing to settle
         ctx.learning().pending_creates[slot] = None
     try:
         return record_id(expect(response, stage), stage)
     except PlanFailure:
-        if response.ok:  # it was made, even if its answer cannot be read: later events must
+        if made:  # it was made, even if its answer cannot be read: later events must
             ctx.learning().pending_creates[slot] = lost or response.sent_at  # not create blindly
         raise
 
