@@ -62,15 +62,16 @@ class Template:
     parts: tuple[tuple[str, tuple[str, ...] | None], ...] = ()
 
     def render(self, event: Event, *, escape: bool = False) -> str:
-        out: list[str] = []
+        out = ""  # a few short parts: added in place, no list to join
         for literal, path in self.parts:
             if path is None:
-                out.append(literal)
+                out += literal
                 continue
             value = event.user_id if not path else get_parts(event.raw, path)
-            shown = value if type(value) is str else template_text(value)
-            out.append(html.escape(shown) if escape else shown)
-        return "".join(out)
+            # Most values: a string, or missing (renders empty), read without a call.
+            shown = value if type(value) is str else "" if value is None else template_text(value)
+            out += html.escape(shown) if escape else shown
+        return out
 
 
 def template_text(value: Any) -> str:

@@ -208,6 +208,24 @@ CASES = [
         },
     ),
     Case(
+        name="org updated, cached person stale: planned again, the org's PATCH not made twice",
+        raw=group(),
+        persons={"u-1": 7},
+        calls=[
+            search_org("g-1", 500),
+            patch_org(500, {"name": "Acme"}),
+            patch_person(7, {"org_id": 500}, 404),
+            search_person("u-1", 42),
+            LINK_42,
+        ],
+        expect={
+            "status": "sent",
+            "identities": {("org", "g-1"): 500, ("person", "u-1"): 42},
+            "memberships": {42: 500},
+            "writes": ("organizations updated", "persons updated"),
+        },
+    ),
+    Case(
         name="link refused while the organization was found by search: fails",
         raw=group({}),
         calls=[

@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_check,
     require_field,
     update,
+    updated,
     with_identity,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -30,6 +31,7 @@ NEITHER = "alias: neither previous nor current person found"
 # The merge this alias asks for was found done, not made now: by a run that was killed or whose
 # answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
 MERGED_BEFORE = "merged in an earlier run"
+MERGE = "/v1/persons/{id}/merge"
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
@@ -57,19 +59,20 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 # killed, say), was found done just now: the merge this alias asks for.
                 merged_before = True
             survivor = current
-        elif previous is not None and user_id is not None:
-            # Only the previous person exists: it becomes the userId's person.
+        elif previous is not None or current is not None:  # one of them: it takes the traits
             body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
-            body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
-            note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
-            yield from update(ctx, PERSON, previous, body, stage="update person", note=note)
-            survivor = previous
-        elif current is not None:
-            body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
-            if body:
+            if current is None:  # only the previous person: it becomes the userId's person
+                assert previous is not None and user_id is not None  # else curr_person_id found
+                body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
+                survivor = previous
+                note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
+            else:
+                survivor = current
                 note = f"update person {current.id} ({current.how}; previous not found)"
-                yield from update(ctx, PERSON, current, body, stage="update person", note=note)
-            survivor = current
+            if body and (request := update(ctx, PERSON, survivor, body, "update person", note)):
+                once = updated(ctx, PERSON, survivor, request, (yield request))
+                while (asked := once.request) is not None:
+                    once.take((yield asked))
         else:
             return ctx.outcome("failed", NEITHER, "lookup person")
         for key in (previous_id, user_id):
@@ -105,28 +108,22 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         expect(response, stage)
         return True
 
-    def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
-        return MergeCheck(
-            previous.id, current.id, lambda gone_too: gone(PERSON, current, gone_too, stage)
-        )
-
-    def left(_lost: str) -> None:  # later events that find the previous person settle it first
-        ctx.learning().pending_merges[previous.id] = current.id
-
-    request = ApiRequest(
-        method="PUT",
-        path=f"/v1/persons/{previous.id}/merge",
-        endpoint="/v1/persons/{id}/merge",
-        stage=stage,
-        body={"merge_with_id": current.id},
-        note=f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})",
-        merges=(previous.id, current.id),
-    )
-    what = f"person {previous.id} is still there"
+    path, body = f"/v1/persons/{previous.id}/merge", {"merge_with_id": current.id}
+    note = f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})"
+    pair = (previous.id, current.id)
+    request = ApiRequest("PUT", path, MERGE, stage, None, body, note, None, pair)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most merges
         made = answered(response, "")
-    else:
+    else:  # its functions made only now: most merges need none
+
+        def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
+            return MergeCheck(*pair, lambda gone_too: gone(PERSON, current, gone_too, stage))
+
+        def left(_lost: str) -> None:  # later events that find the previous person settle it first
+            ctx.learning().pending_merges[previous.id] = current.id
+
+        what = f"person {previous.id} is still there"
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))

@@ -68,6 +68,8 @@ class Entity:
     item_endpoint: str  # what its requests say, made once: collection + "/{id}"
     lookup: str  # its search's stage
     searched: str  # its search's note, before the term
+    created: str  # what its creates make (Outcome.writes): "persons created"
+    updated: str  # and its updates: "persons updated"
 
 
 PERSON = Entity(
@@ -83,6 +85,8 @@ PERSON = Entity(
     item_endpoint="/api/v2/persons/{id}",
     lookup="lookup person",
     searched="search person by userId ",
+    created="persons created",
+    updated="persons updated",
 )
 ORG = Entity(
     kind="org",
@@ -97,6 +101,8 @@ ORG = Entity(
     item_endpoint="/api/v2/organizations/{id}",
     lookup="lookup organization",
     searched="search organization by groupId ",
+    created="organizations created",
+    updated="organizations updated",
 )
 
 
@@ -377,6 +383,11 @@ class Probe:
         self.request, self.result = None, response
 
 
+# The probe of a write settled by its first answer (`updated`): nothing more to ask; shared, as
+# nothing is ever set on it (a probe whose `request` is None is not given answers).
+SETTLED = Probe()
+
+
 class Pages(Probe, Generic[T]):
     """Every page of a listing or search: each answer read by `read` (which refuses a malformed
     one) into `result`; v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`; then the
@@ -409,10 +420,7 @@ class Pages(Probe, Generic[T]):
             query = {**query, "start": self.start, "limit": LIST_LIMIT}
         elif cursor:
             query = {**query, "cursor": cursor}
-        path = self.path
-        return ApiRequest(
-            method="GET", path=path, endpoint=path, stage=self.stage, query=query, note=self.note
-        )
+        return ApiRequest("GET", self.path, self.path, self.stage, query, None, self.note)
 
     def take(self, response: ApiResponse) -> None:
         if response.failed is not None:  # the transport gave up: this event fails
@@ -789,13 +797,8 @@ class MergeCheck(Probe):
 
 def person_check(person: PdId, note: str) -> ApiRequest:
     """GET one person, to learn whether it still exists while reconciling a merge."""
-    return ApiRequest(
-        method="GET",
-        path=f"{PERSON.collection}/{person}",
-        endpoint=PERSON.item_endpoint,
-        stage="reconcile merge",
-        note=note,
-    )
+    path = f"{PERSON.collection}/{person}"
+    return ApiRequest("GET", path, PERSON.item_endpoint, "reconcile merge", None, None, note)
 
 
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
@@ -922,7 +925,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         found = once.result
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
-    ctx.made(f"{entity.plural} created")
+    ctx.writes += (entity.created,)  # `made`
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
@@ -935,12 +938,15 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
 
 
 def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, lost: str) -> PdId:
-    if not 200 <= response.status < 300 and not lost:  # refused, never made: nothing to settle
+    made, data = 200 <= response.status < 300, response.data
+    if made and type(data) is dict and (found := pd_id(data.get("id"))) is not None:
+        return found  # most answers: the record's id, read at once
+    if not made and not lost:  # refused, never made: nothing to settle
         ctx.learning().pending_creates[slot] = None
     try:
         return record_id(expect(response, stage), stage)
     except PlanFailure:
-        if response.ok:  # it was made, even if its answer cannot be read: later events must
+        if made:  # it was made, even if its answer cannot be read: later events must
             ctx.learning().pending_creates[slot] = lost or response.sent_at  # not create blindly
         raise
 
@@ -981,49 +987,50 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
 
 
 def update(
-    ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], *, stage: str, note: str
-) -> Step[bool]:
-    """PATCH a record (idempotent: an unknown outcome may simply be repeated) with the fields no
-    later event wrote; False when none is left to send. A PATCH this event already made (before
-    a stale cache hit re-planned it) is not made again."""
+    ctx: Ctx, entity: Entity, ref: Ref, body: Mapping[str, Any], stage: str, note: str
+) -> ApiRequest | None:
+    """The PATCH of a record with the fields no later event wrote, for its plan to yield and hand
+    the answer to `updated`; None when none is left to send, or when this event made this very
+    PATCH already (before a stale cache hit planned it again). A plain function: the common
+    update is one `yield` of the plan, no generator level."""
     times = times_of(ctx, entity.kind, ref.id)
-    if times and max(times.values()) > ctx.at:  # most records: no field a later event wrote
-        body, left_out = fresh(body, times, ctx.at, getattr(ctx.config, entity.setting))
+    if times and max(times.values()) > (at := ctx.at):  # most: no field a later event wrote
+        body, left_out = fresh(body, times, at, getattr(ctx.config, entity.setting))
         if not body:
             ctx.superseded = ctx.superseded or left_out
-            return False
-    done = (entity.kind, ref.id, body)
-    if done in ctx.updates:
-        return True
+            return None
+    if ctx.updates and (entity.kind, ref.id, body) in ctx.updates:
+        return None
     path = f"{entity.collection}/{ref.id}"
-    request = ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
-    response = yield request
-    if response.status and response.failed is None:  # answered at once: most updates
-        updated(ctx, entity, ref, stage, response)
-    else:
-        answered = partial(updated, ctx, entity, ref, stage)
-        once = WriteOnce(ctx, request, response, answered, None, None, "the update was repeated")
-        while (asked := once.request) is not None:
-            once.take((yield asked))
-    ctx.made(f"{entity.plural} updated")
-    ctx.updates += (done,)
-    wrote_fields(ctx, entity, ref.id, body)
-    return True
+    return ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
 
 
 def updated(
-    ctx: Ctx, entity: Entity, ref: Ref, stage: str, response: ApiResponse, _lost: str = ""
-) -> None:
-    if not 200 <= response.status < 300:
-        if response.status in GONE:
-            raise gone(entity, ref, response, stage)
-        expect(response, stage)
+    ctx: Ctx, entity: Entity, ref: Ref, request: ApiRequest, response: ApiResponse, _lost: str = ""
+) -> Probe:
+    """Read the answer to `update`'s PATCH and note what it wrote: `SETTLED` (nothing more to
+    ask). An unknown outcome (idempotent: the PATCH is simply repeated) gives the `WriteOnce`
+    probe the plan drives, which reads the answer that settles it here again."""
+    status = response.status
+    if not status or response.failed is not None:  # unknown, or the transport gave up
+        again = partial(updated, ctx, entity, ref, request)
+        return WriteOnce(ctx, request, response, again, None, None, "the update was repeated")
+    if not 200 <= status < 300:
+        if status in GONE:
+            raise gone(entity, ref, response, request.stage)
+        expect(response, request.stage)
     data = response.data
     # Most answers name no organization: read one only when the answer may hold one.
     if entity is PERSON and (type(data) is not dict or data.get("org_id") is not None):
         org = org_of(data)
         if org is not None:
             ctx.learning().memberships[ref.id] = org
+    body = request.body
+    assert body is not None  # a PATCH always has one
+    ctx.writes += (entity.updated,)  # `made`
+    ctx.updates += ((entity.kind, ref.id, body),)
+    wrote_fields(ctx, entity, ref.id, body)
+    return SETTLED
 
 
 def person_create_body(

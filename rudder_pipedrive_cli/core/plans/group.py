@@ -20,6 +20,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_create_body,
     require_field,
     update,
+    updated,
     with_identity,
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -63,7 +64,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 body = with_identity(body, require_field(ctx, ORG, named), named)
             if body:
                 note = f"update organization {org.id} ({org.how})"
-                yield from update(ctx, ORG, org, body, stage="update organization", note=note)
+                if request := update(ctx, ORG, org, body, "update organization", note):
+                    once = updated(ctx, ORG, org, request, (yield request))
+                    while (asked := once.request) is not None:
+                        once.take((yield asked))
             if named is not None:  # once Pipedrive took the update
                 ctx.learn(ORG, named, org)
         if person is None and new_person is not None and user_id is not None:
@@ -75,8 +79,13 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
             try:
                 body = {"org_id": org.id}
-                if (yield from update(ctx, PERSON, person, body, stage="link person", note=note)):
-                    ctx.learning().memberships[person.id] = org.id  # not if a later event moved it
+                # None: a later event wrote the person's organization (or this PATCH was made
+                # before a stale cache hit planned the event again: the membership is noted).
+                if request := update(ctx, PERSON, person, body, "link person", note):
+                    once = updated(ctx, PERSON, person, request, (yield request))
+                    while (asked := once.request) is not None:
+                        once.take((yield asked))
+                    ctx.learning().memberships[person.id] = org.id
             except PlanFailure as failure:
                 # Refused while the organization came from the cache: it may be gone; search again.
                 if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):

@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_create_body,
     require_field,
     update,
+    updated,
     with_identity,
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -46,7 +47,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             body = with_identity(body, require_field(ctx, PERSON, named), named)
         if body:
             note = f"update person {person.id} ({person.how})"
-            yield from update(ctx, PERSON, person, body, stage="update person", note=note)
+            if request := update(ctx, PERSON, person, body, "update person", note):
+                once = updated(ctx, PERSON, person, request, (yield request))
+                while (asked := once.request) is not None:
+                    once.take((yield asked))
         if named is not None:
             # The external id names this userId's person (now that Pipedrive took the update):
             # record it there and in the cache.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -56,9 +57,10 @@ from rudder_pipedrive_cli.core.rules import (
 )
 
 ORIGIN_PREFIX = "rpd:"
+SKIPPED = Outcome("skipped", SKIP_REASON)  # one value for all: its first decision, nothing learned
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Kind:
     """A record a track creates: where it is posted and listed, and where its origin is."""
 
@@ -75,39 +77,16 @@ def _origin_id(record: Mapping[str, Any]) -> set[str]:
     return {origin} if isinstance(origin, str) else set()
 
 
-KINDS: Mapping[str, Kind] = {
-    "lead": Kind(
-        name="lead",
-        plural="leads",
-        endpoint="/v1/leads",
-        listings=("/v1/leads", "/v1/leads/archived"),  # archived leads are only in the second
-        offset=True,
-        origins=_origin_id,
-    ),
-    "deal": Kind(
-        name="deal",
-        plural="deals",
-        endpoint="/api/v2/deals",
-        listings=("/api/v2/deals",),
-        offset=False,
-        origins=_origin_id,
-    ),
-    "activity": Kind(
-        name="activity",
-        plural="activities",
-        endpoint="/api/v2/activities",
-        listings=("/api/v2/activities",),
-        offset=False,
-        origins=lambda record: markers(record.get("note")),
-    ),
-    "note": Kind(
-        name="note",
-        plural="notes",
-        endpoint="/v1/notes",
-        listings=("/v1/notes",),
-        offset=True,
-        origins=lambda record: markers(record.get("content")),
-    ),
+def _marked(key: str) -> Callable[[Mapping[str, Any]], set[str]]:  # activities' and notes'
+    return lambda record: markers(record.get(key))
+
+
+LEADS, DEALS, ACTIVITIES, NOTES = "/v1/leads", "/api/v2/deals", "/api/v2/activities", "/v1/notes"
+KINDS: Mapping[str, Kind] = {  # archived leads are only in the second listing
+    "lead": Kind("lead", "leads", LEADS, (LEADS, "/v1/leads/archived"), True, _origin_id),
+    "deal": Kind("deal", "deals", DEALS, (DEALS,), False, _origin_id),
+    "activity": Kind("activity", "activities", ACTIVITIES, (ACTIVITIES,), False, _marked("note")),
+    "note": Kind("note", "notes", NOTES, (NOTES,), True, _marked("content")),
 }
 
 
@@ -119,7 +98,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
         rule = ctx.config.track_rules.match(name)
         if rule is not None and rule.create == "skip":
-            return ctx.outcome("skipped", SKIP_REASON)
+            return SKIPPED
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
@@ -340,61 +319,61 @@ def create_record(
 ) -> Step[None]:
     """POST the record; an unknown outcome is settled by listing the person's records of its
     kind and looking for its origin."""
-    stage = f"create {kind.name}"
-    key = origins_key(kind.name, person.id)
-
-    def answered(response: ApiResponse, _lost: str) -> bool:
-        # A cached person merged or deleted behind our back: Pipedrive's answer for a record on
-        # a missing person is not documented (the sandbox: a 400 naming person_id).
-        refused_person = response.status == 400 and "person" in response.error.lower()
-        if response.status in GONE or (refused_person and person.via == "cache"):
-            raise gone(PERSON, person, response, stage)
-        expect(response, stage)  # a 2xx created it, whatever the answer holds
-        return True
-
-    def landed(found: list[str]) -> bool | None:
-        listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
-        ctx.learning().lead_origins[key] = (
-            frozenset(found) if listed is None else listed.union(found)
-        )
-        return True if origin in found else None
-
-    def settle(_sent_at: str) -> Pages[str]:
-        note = (
-            f"create {kind.name} outcome unknown: look for {origin} among the person's "
-            f"{kind.plural}"
-        )
-        return list_origins(kind, person, stage=f"reconcile {kind.name}", note=note, ended=landed)
-
-    def left(_lost: str) -> None:  # its records are not known any more: the next track lists
-        ctx.learning().lead_origins[key] = None
-
-    request = ApiRequest(
-        method="POST",
-        path=kind.endpoint,
-        endpoint=kind.endpoint,
-        stage=stage,
-        body=body,
-        note=f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})",
-    )
-    what = f"no {kind.name} with {origin} appeared"
+    stage, key = f"create {kind.name}", origins_key(kind.name, person.id)
+    note = f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})"
+    request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
-        answered(response, "")
-    else:
+        record_made(person, stage, response)
+    else:  # its functions made only now: most creates need none
+
+        def landed(found: list[str]) -> bool | None:
+            listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
+            ctx.learning().lead_origins[key] = (
+                frozenset(found) if listed is None else listed.union(found)
+            )
+            return True if origin in found else None
+
+        def settle(_sent_at: str) -> Pages[str]:
+            note = (
+                f"create {kind.name} outcome unknown: look for {origin} among the person's "
+                f"{kind.plural}"
+            )
+            stage = f"reconcile {kind.name}"
+            return list_origins(kind, person, stage=stage, note=note, ended=landed)
+
+        def left(_lost: str) -> None:  # its records are not known any more: the next track lists
+            ctx.learning().lead_origins[key] = None
+
+        answered = partial(record_made, person, stage)
+        what = f"no {kind.name} with {origin} appeared"
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
-    ctx.made(f"{kind.plural} created")
+    ctx.writes += (f"{kind.plural} created",)  # `made`
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
     listed = ctx.lead_origins.get(key)
     ctx.learning().lead_origins[key] = Added((origin,)) if listed is None else listed | {origin}
 
 
+def record_made(person: Ref, stage: str, response: ApiResponse, _lost: str = "") -> bool:
+    """Read the answer to a track's create: a 2xx created it, whatever the answer holds."""
+    if 200 <= response.status < 300:  # most answers
+        return True
+    # A cached person merged or deleted behind our back: Pipedrive's answer for a record on a
+    # missing person is not documented (the sandbox: a 400 naming person_id).
+    refused_person = response.status == 400 and "person" in response.error.lower()
+    if response.status in GONE or (refused_person and person.via == "cache"):
+        raise gone(PERSON, person, response, stage)
+    expect(response, stage)
+    return True
+
+
 def shown(body: Mapping[str, Any], name: str) -> str:
     """What a request's note calls the record: its title or subject, else its event's name."""
     for key in ("title", "subject"):
-        if isinstance(body.get(key), str):
-            return str(body[key])
+        value = body.get(key)
+        if type(value) is str or isinstance(value, str):  # most: a str, no call
+            return str(value)
     return name
