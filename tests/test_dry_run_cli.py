@@ -662,6 +662,18 @@ def test_lines_made_before_an_error_are_written_before_it_is_raised() -> None:
     assert sink.writes == [b"1\n2\n", b"3\n"]
 
 
+def test_a_write_that_was_interrupted_is_not_made_again() -> None:
+    class Interrupted(Writes):
+        def write(self, chunk: bytes) -> int:
+            super().write(chunk)  # the lines went out, then Ctrl-C arrived
+            raise KeyboardInterrupt
+
+    sink = Interrupted()
+    with pytest.raises(KeyboardInterrupt):
+        write_lines(sink, iter([b"1\n", b"2\n", b"3\n"]), batch=2)  # type: ignore[arg-type]
+    assert sink.writes == [b"1\n2\n"]
+
+
 def test_strict_stops_at_a_bad_line_with_the_records_before_it_written(tmp_path: Path) -> None:
     later = '{"type": \n' + json.dumps(TRACK)  # a bad line, then an event never read
     events = write_events(tmp_path, IDENTIFY, {**IDENTIFY, "messageId": "m-3"}, extra=later)
@@ -676,4 +688,37 @@ def test_strict_stops_at_a_bad_line_with_the_records_before_it_written(tmp_path:
     assert [(r["id"], r["outcome"]) for r in records(out.read_text())] == [
         ("m-1", "planned"),
         ("m-3", "planned"),
+    ]
+
+
+FULL = Path("/dev/full")  # a device every write to fails with ENOSPC
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("form", ["ndjson", "json", "table"])
+def test_a_full_disk_under_output_is_an_error_naming_it(tmp_path: Path, form: str) -> None:
+    # It was "internal error: OSError (a bug in rpd)", exit 70 (review 11).
+    events = write_events(tmp_path, IDENTIFY)
+    code, stdout, stderr = dry_run(events, "--config", CONFIG, "-f", form, "-o", str(FULL), "-q")
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines() == [
+        f"error: cannot write --output {FULL}: No space left on device",
+        "hint: choose another --output path",
+    ]
+
+
+@pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
+def test_a_full_disk_under_standard_output_is_an_environment_error_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    events = write_events(tmp_path, IDENTIFY)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", str(events)]
+    command += ["--config", CONFIG, "-f", "ndjson", "-q"]
+    with FULL.open("wb") as full:
+        run = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, timeout=60, check=False)
+    assert run.returncode == 2
+    assert run.stderr.decode().splitlines() == [
+        "error: cannot write the output: No space left on device (the disk is full)",
+        "hint: free some space (or write the output elsewhere), then run it again",
     ]

@@ -257,3 +257,23 @@ def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow()
     assert explained[0].reason == (
         "no person for u-0: its identify failed earlier (cannot convert plan)"
     )
+
+
+def test_an_outcome_writing_two_records_as_keys_first_move_out_keeps_both_records_times() -> None:
+    # A group event writes the organization, then its person. When the first write moves the
+    # bounded table's keys out for the first time, the person's stored times are out of memory:
+    # they are read there and merged, not replaced (the older event must not win a field).
+    person, org = ("person", "1"), ("org", "2")
+    with Spill(1, batch=1) as spill:
+        store = IdentityStore(spill.table)
+        store.learn(
+            Outcome(status="sent", recency={person: {"name": "2024-01-01", "email": "2024-01-05"}})
+        )
+        store.learn(
+            Outcome(
+                status="sent", recency={org: {"name": "2024-01-02"}, person: {"name": "2024-01-03"}}
+            )
+        )
+
+        assert dict(store.recency(*person)) == {"name": "2024-01-03", "email": "2024-01-05"}
+        assert dict(store.recency(*org)) == {"name": "2024-01-02"}

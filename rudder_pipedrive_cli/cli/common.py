@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -136,6 +137,25 @@ def command_env(
         yield env
 
 
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's quota
+
+
+def no_space(error: OSError) -> RpdError:
+    """A write refused for want of space, as an environment error saying what to do."""
+    where = error.filename or "the output"
+    return RpdError(
+        f"cannot write {where}: {error.strerror or error} (the disk is full)",
+        hint="free some space (or write the output elsewhere), then run it again",
+    )
+
+
+def stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of what is buffered for it
+    does not fail again (a closed pipe, a full disk)."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (tests)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
 
@@ -153,16 +173,18 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 print("terminated" if terminated else "interrupted", file=sys.stderr)
                 raise typer.Exit(int(status)) from None
             except BrokenPipeError:
-                # The reader of our output is gone: stop quietly, as `cmd | head` expects, and
-                # point stdout at /dev/null so the interpreter's last flush does not fail again.
-                with contextlib.suppress(OSError, ValueError):  # no file descriptor (tests)
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                # The reader of our output is gone: stop quietly, as `cmd | head` expects.
+                stdout_to_devnull()
                 raise typer.Exit(int(ExitStatus.PIPE_CLOSED)) from None
             except Exception as error:  # the traceback only with -v
                 if verbose:
                     traceback.print_exc()
                 if isinstance(error, RpdError):
                     shown, status = error, exit_status_for(error)
+                elif isinstance(error, OSError) and error.errno in NO_SPACE:
+                    # A full disk under what rpd writes to (stdout, --output): say so (SPEC 6).
+                    stdout_to_devnull()
+                    shown, status = no_space(error), ExitStatus.USAGE
                 elif isinstance(error, PlanFailure):
                     # A request outside any event (a field listing, a lookup) that Pipedrive
                     # refused or that could not get through: its reason, exit 1 like a failed check.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -15,7 +16,13 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.applied import applied
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
+from rudder_pipedrive_cli.cli.common import (
+    NO_SPACE,
+    Env,
+    command_env,
+    handle_errors,
+    note_finished_objects,
+)
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
@@ -32,7 +39,7 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 from rudder_pipedrive_cli.io.config import require_token
-from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output
+from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output, output_error
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     STDIN,
@@ -94,19 +101,40 @@ def open_readonly_state(
 
 def write_lines(sink: IO[bytes], lines: Iterator[bytes], batch: int = LINES_PER_WRITE) -> None:
     """Write `lines`, `batch` at a time joined in C (a write each cost more than a line's
-    `orjson.dumps`); what came before an error (`--strict`, Ctrl-C) is written, then it raised."""
+    `orjson.dumps`); what came before an error (`--strict`, Ctrl-C) is written, then it raised.
+    A batch is forgotten only once written, and a write that failed (or was interrupted) is not
+    made again: its lines may be out, in part or whole."""
     made: list[bytes] = []
+    writing = False
     try:
         while True:
             made.extend(islice(lines, batch))  # it keeps what came before an error
             if not made:
                 return
             chunk = b"".join(made)
-            made.clear()  # before the write: a failed write is not made twice
+            writing = True
             sink.write(chunk)
+            made.clear()
+            writing = False
     except BaseException:
-        sink.write(b"".join(made))
+        if made and not writing:
+            sink.write(b"".join(made))
         raise
+
+
+@contextmanager
+def named_on_error(sink: IO[bytes], output: Path) -> Iterator[None]:
+    """A write to `--output` refused for want of space is an error naming the file (events
+    are read while it is written: their errors are their own); the file is closed at once, so
+    that closing it later does not fail again."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno not in NO_SPACE:
+            raise
+        with contextlib.suppress(OSError):
+            sink.close()
+        raise output_error(output, "--output", OUTPUT[1], error) from None
 
 
 @handle_errors()
@@ -239,6 +267,7 @@ def dry_run_command(
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
+            stack.enter_context(named_on_error(sink, output))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
             write_lines(sink, map(partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE), planned))

@@ -324,9 +324,11 @@ class IdentityStore:
         if not (taught or out.memberships or out.pending_creates or out.pending_merges):
             return
         if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
-            times, known = self.times, self.times_at
+            times = self.times
             for record, written in recency.items():
-                before = known(record)
+                # `times_at` read each time: a write here may move keys out of a bounded table
+                # for the first time, which binds it again (to a lookup that finds them there).
+                before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
         identities, merged = outcome.identities, outcome.merged
         if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):

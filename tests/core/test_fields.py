@@ -386,6 +386,19 @@ def test_dropped_lists_top_level_keys_and_unmapped_paths_inside_mapped_objects()
     assert found == ["prefs", "address.street", "junk"]
 
 
+def test_an_unmapped_key_inside_a_mapped_object_is_dropped_whatever_its_name() -> None:
+    # "email" and "plan" are names of top-level traits a person's body sends; inside `company`,
+    # of which only `company.name` is mapped, they are sent nowhere: reported (1939362 missed
+    # them, its shortcut comparing the object's own keys with top-level paths).
+    traits = ({"name": "Ada", "company": {"name": "Acme", "email": "ceo@acme.io", "plan": "Pro"}},)
+    table = compiled_mapping(
+        {"company.name": "c" * 40, "plan": "p" * 40}, PlanConfig(), PERSON_KIND
+    )
+    found: list[str] = []
+    dropped(traits, table, found)
+    assert found == ["company.email", "company.plan"]
+
+
 def test_owner_id_mapping_is_never_sent() -> None:
     warnings: list[str] = []
     traits = ({"boss": 5, "role": "x"},)
