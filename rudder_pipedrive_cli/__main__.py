@@ -9,10 +9,17 @@ of an offline dry-run's start (issue 14 item 13; `python -m benchmarks.startup`)
 """
 
 import gc
+import os
+import sys
 
 
 def main() -> None:
     gc.disable()
+    # A closed stdout or stderr (`rpd ... >&-`) is /dev/null: what rpd says there is lost, as its
+    # caller asked, and the run itself goes on (rich and the commands write to them unchecked).
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (as long as the process)
     from rudder_pipedrive_cli.cli.main import app
 
     app(prog_name="rpd")

@@ -722,3 +722,41 @@ def test_a_full_disk_under_standard_output_is_an_environment_error_exit_2(tmp_pa
         "error: cannot write the output: No space left on device (the disk is full)",
         "hint: free some space (or write the output elsewhere), then run it again",
     ]
+
+
+def run_with_closed(descriptor: int, *args: str) -> tuple[int, list[str]]:
+    """`rpd ARGS` in a fresh process whose file descriptor `descriptor` is closed (`<&-`, `>&-`)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "rudder_pipedrive_cli", *args],
+        stdout=subprocess.DEVNULL if descriptor != 1 else None,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(descriptor),
+        timeout=60,
+        check=False,
+    )
+    return run.returncode, run.stderr.decode().splitlines()
+
+
+def test_reading_a_closed_standard_input_is_a_usage_error() -> None:
+    # It was "internal error: AttributeError (a bug in rpd)", exit 70.
+    code, stderr = run_with_closed(0, "dry-run", "-", "--config", CONFIG, "-q")
+    assert (code, stderr) == (
+        2,
+        [
+            "error: cannot read standard input (-): it is closed",
+            "hint: pipe the events in, or give their files (nothing was read or sent)",
+        ],
+    )
+
+
+def test_a_closed_standard_output_is_no_bug_the_run_goes_on(tmp_path: Path) -> None:
+    # It was "internal error: AttributeError (a bug in rpd)", exit 70; the summary still says
+    # what would be sent (stderr).
+    events = write_events(tmp_path, IDENTIFY)
+    code, stderr = run_with_closed(1, "dry-run", events, "--config", CONFIG, "-f", "ndjson")
+    assert code == 0
+    assert "planned writes: persons created 1" in stderr

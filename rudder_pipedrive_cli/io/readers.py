@@ -236,6 +236,11 @@ def require_readable(paths: Sequence[str]) -> None:
     not a phantom failed event (with a dead letter holding no event) after the other files were
     replayed. A file that goes away during the run is still a failed item (`EventReader`)."""
     for path in paths:
+        if path == STDIN and sys.stdin is None:  # `rpd send - <&-`
+            raise UsageError(
+                "cannot read standard input (-): it is closed",
+                hint="pipe the events in, or give their files (nothing was read or sent)",
+            )
         if path == STDIN or url_scheme(path) is not None:
             continue  # a bucket URL is listed before anything is read (EventReader)
         try:
