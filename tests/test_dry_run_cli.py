@@ -760,3 +760,14 @@ def test_a_closed_standard_output_is_no_bug_the_run_goes_on(tmp_path: Path) -> N
     code, stderr = run_with_closed(1, "dry-run", events, "--config", CONFIG, "-f", "ndjson")
     assert code == 0
     assert "planned writes: persons created 1" in stderr
+
+
+def test_a_write_refused_for_want_of_space_says_which_kind() -> None:
+    import errno
+
+    from rudder_pipedrive_cli.cli.common import no_space
+
+    full = no_space(OSError(errno.ENOSPC, "No space left on device"))
+    quota = no_space(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/out.ndjson"))
+    assert full.message == "cannot write the output: No space left on device (the disk is full)"
+    assert quota.message == "cannot write /x/out.ndjson: Disk quota exceeded"

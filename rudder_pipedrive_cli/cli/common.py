@@ -143,8 +143,9 @@ NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's
 def no_space(error: OSError) -> RpdError:
     """A write refused for want of space, as an environment error saying what to do."""
     where = error.filename or "the output"
+    full = " (the disk is full)" if error.errno == errno.ENOSPC else ""  # else: over a quota
     return RpdError(
-        f"cannot write {where}: {error.strerror or error} (the disk is full)",
+        f"cannot write {where}: {error.strerror or error}{full}",
         hint="free some space (or write the output elsewhere), then run it again",
     )
 

@@ -62,7 +62,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         elif previous is not None or current is not None:  # one of them: it takes the traits
             body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
             if current is None:  # only the previous person: it becomes the userId's person
-                assert previous is not None and user_id is not None  # else curr_person_id found
+                if previous is None or user_id is None:  # a curr_person_id external id is found
+                    return ctx.outcome("failed", NEITHER, "lookup person")  # without asking
                 body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
                 survivor = previous
                 note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
