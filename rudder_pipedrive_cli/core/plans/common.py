@@ -925,7 +925,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: st
         found = once.result
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
-    ctx.writes += (entity.created,)  # `made`
+    ctx.made(entity.created)
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
@@ -1027,7 +1027,7 @@ def updated(
             ctx.learning().memberships[ref.id] = org
     body = request.body
     assert body is not None  # a PATCH always has one
-    ctx.writes += (entity.updated,)  # `made`
+    ctx.made(entity.updated)
     ctx.updates += ((entity.kind, ref.id, body),)
     wrote_fields(ctx, entity, ref.id, body)
     return SETTLED

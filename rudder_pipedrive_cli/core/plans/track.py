@@ -350,7 +350,7 @@ def create_record(
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
-    ctx.writes += (f"{kind.plural} created",)  # `made`
+    ctx.made(f"{kind.plural} created")
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
     listed = ctx.lead_origins.get(key)
