@@ -611,6 +611,9 @@ class MappingTable(NamedTuple):
     inner: frozenset[str]
     identity_warning: str
     overridden: Mapping[str, str]
+    # Per shape of the sources (their keys: SDKs send the same keys event after event), what
+    # the rows do with them (`shape_plan`), at most SHAPES of them.
+    plans: dict[tuple[Any, ...], ShapePlan]
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None = None
     nested: bool = False
 
@@ -665,6 +668,7 @@ def compiled_mapping(
         for field in wins
     }
     compiled = config.compiled[key] = MappingTable(
+        plans={},
         rows=(*table, *mapped, *after),
         sent=frozenset(mapping) | (kind.standard if kind is not None else set()) | IDENTITY_KEYS,
         inner=inner,
@@ -674,6 +678,46 @@ def compiled_mapping(
         nested=kind is not None and not kind.flat_money,
     )
     return compiled
+
+
+# A row as a shape plan holds it: the table's row, then the indexes of the sources holding its
+# path (a dotted path: those holding its first part or the flattened key).
+PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, tuple[int, ...]]
+SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
+
+
+class ShapePlan(NamedTuple):
+    """What a table does with sources of one shape: the rows whose path some source holds (or
+    that apply without one: add_time, a title, an own value), whether any source holds a name
+    key, and the trait paths nothing sends (None: a source holds an object a mapped dotted path
+    goes into, so they depend on its values: `dropped` reads them)."""
+
+    rows: tuple[PlanRow, ...]
+    named: bool
+    gone: tuple[str, ...] | None
+
+
+def shape_of(sources: tuple[Mapping[str, Any], ...]) -> tuple[Any, ...]:
+    """The keys of `sources`: one source's own (most bodies), else each source's."""
+    if len(sources) == 1:
+        return tuple(sources[0])
+    return (tuple(sources[0]), tuple(sources[1])) if len(sources) == 2 else (*map(tuple, sources),)
+
+
+def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
+    """The plan of `table` for sources of the shape of `sources` (see `ShapePlan`)."""
+    rows: list[PlanRow] = []
+    for row in table.rows:
+        path, parts = row[0], row[5]
+        held = tuple(
+            at for at, keys in enumerate(sources) if path in keys or (parts and parts[0] in keys)
+        )
+        if held or row[2] >= ADD_TIME:
+            rows.append((*row, held))
+    keys = dict.fromkeys(key for source in sources for key in source)  # each once, in order
+    sent = table.sent
+    gone = None if table.inner.intersection(keys) else tuple(k for k in keys if k not in sent)
+    return ShapePlan(tuple(rows), not NAME_KEYS.isdisjoint(keys), gone)
 
 
 def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
@@ -711,10 +755,15 @@ def mapped_values(
     always did: the name's, the rows', the identity's, the shapes' (`late`), then add_time's and
     the own values' (`last`); the shapes' first refusal fails the event after every mapped row,
     nothing reported dropped."""
+    shape = shape_of(sources)
+    plan = table.plans.get(shape)
+    if plan is None:
+        plan = shape_plan(table, sources)
+        if len(table.plans) < SHAPES:
+            table.plans[shape] = plan
     first = sources[0] if sources else NOTHING
-    rest = sources[1:]
     body: dict[str, Any] = {}
-    if table.name is not None:  # most events give it, as a string, in their first source
+    if plan.named and table.name is not None:  # most events give it, as a string, first
         given = first.get("name")
         name = given.strip() if type(given) is str else None
         if name or (name := table.name(sources, warnings)) is not None:
@@ -729,22 +778,20 @@ def mapped_values(
     identity = False  # a value mapped to the identity field
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, how, convert, info, parts, shape in table.rows:
+    for path, key, how, convert, info, parts, shape, held in plan.rows:
         if parts:
             value = trait(sources, path, parts)
             if value is None:
                 continue
-        else:  # most paths: one key of the first source, else of the next holding it
-            value = first.get(path)
-            if value is None or value == "":
-                for source in rest:
-                    value = source.get(path)
-                    if value is not None and value != "":
-                        break
-                else:
-                    if how < ADD_TIME:
-                        continue
-                    value = None
+        else:  # the first source holding the path (most: one) and a value there
+            for index in held:
+                value = sources[index][path]
+                if value is not None and value != "":
+                    break
+            else:
+                if how < ADD_TIME:
+                    continue
+                value = None
         if how == CUSTOM and convert is None:  # most rows: a custom field of a type not known
             custom[key] = value
             continue
@@ -858,11 +905,10 @@ def mapped_values(
         raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
-    if found is not None:
-        for source in sources:  # most sources: everything in them is sent
-            if not source.keys() <= table.sent:
-                dropped(sources, table, found)
-                break
+    if found is not None and plan.gone is None:  # an object a dotted path goes into
+        dropped(sources, table, found)
+    elif found is not None and plan.gone:
+        found += [path for path in plan.gone if path not in found]
     return body
 
 

@@ -380,3 +380,69 @@ def test_an_own_value_in_no_currency_code_fails_the_lead_after_the_rows_warnings
         "currency = US Dollars is not a 3-letter currency code; the lead's value is left out",
         "expected_close_date = soon is not a date; left out",
     ]
+
+
+def test_sources_of_one_shape_are_planned_once_each_event_read_for_its_own_values() -> None:
+    """The rows a shape of sources (their keys) can use and the traits it drops are worked out at
+    its first body; later bodies of that shape read their own values, an absent one ("" or None)
+    from the next source holding the path, and report the same dropped traits."""
+    config = PlanConfig(person_fields={"role": SCORE})
+    table = compiled_mapping(config.person_fields, config, PERSON_KIND, create=False)
+    first: list[str] = []
+    body = mapped_values(
+        ({"email": "a@example.com", "junk": 1}, {"role": "CTO", "email": "b@example.com"}),
+        table,
+        config,
+        [],
+        found=first,
+    )
+    assert body == {
+        "emails": [{"value": "a@example.com", "primary": True, "label": "work"}],
+        "custom_fields": {SCORE: "CTO"},
+    }
+    assert first == ["junk"]
+    (shape,) = table.plans
+    assert shape == (("email", "junk"), ("role", "email"))
+    plan = table.plans[shape]
+    assert [row[0] for row in plan.rows] == ["email", "role"]  # no phone, no visible_to
+    assert [row[-1] for row in plan.rows] == [(0, 1), (1,)]  # the sources holding each
+    assert (plan.named, plan.gone) == (False, ("junk",))
+    again: list[str] = ["junk"]
+    body = mapped_values(
+        ({"email": "", "junk": 2}, {"role": None, "email": "c@example.com"}),
+        table,
+        config,
+        [],
+        found=again,
+    )
+    assert body == {"emails": [{"value": "c@example.com", "primary": True, "label": "work"}]}
+    assert again == ["junk"]  # each path once
+    assert list(table.plans) == [shape]
+
+
+def test_a_source_object_a_dotted_path_goes_into_is_read_for_its_dropped_paths_every_time() -> None:
+    """What is dropped under an object a mapped dotted path goes into depends on its value, not
+    on the keys: "company" as an object drops its unmapped paths, as a string itself."""
+    config = PlanConfig()
+    table = compiled_mapping({"company.size": SCORE}, config)
+    found: list[str] = []
+    mapped_values(({"company": {"size": 5, "city": "Rome"}},), table, config, [], found=found)
+    assert found == ["company.city"]
+    found = []
+    assert mapped_values(({"company": "ACME"},), table, config, [], found=found) == {}
+    assert found == ["company"]
+    assert list(table.plans) == [("company",)]
+
+
+def test_the_shapes_planned_per_table_are_bounded_and_a_new_one_past_them_still_planned() -> None:
+    from rudder_pipedrive_cli.core.fields import SHAPES
+
+    config = PlanConfig()
+    table = compiled_mapping({"role": SCORE}, config)
+    for number in range(SHAPES + 3):
+        found: list[str] = []
+        source = {f"k{number}": 1, "role": number}
+        assert mapped_values((source,), table, config, [], found=found) == {SCORE: number}
+        assert found == [f"k{number}"]
+    assert len(table.plans) == SHAPES
+    assert ("k0", "role") in table.plans and (f"k{SHAPES}", "role") not in table.plans
