@@ -697,13 +697,6 @@ class ShapePlan(NamedTuple):
     gone: tuple[str, ...] | None
 
 
-def shape_of(sources: tuple[Mapping[str, Any], ...]) -> tuple[Any, ...]:
-    """The keys of `sources`: one source's own (most bodies), else each source's."""
-    if len(sources) == 1:
-        return tuple(sources[0])
-    return (tuple(sources[0]), tuple(sources[1])) if len(sources) == 2 else (*map(tuple, sources),)
-
-
 def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
     """The plan of `table` for sources of the shape of `sources` (see `ShapePlan`)."""
     rows: list[PlanRow] = []
@@ -755,12 +748,16 @@ def mapped_values(
     always did: the name's, the rows', the identity's, the shapes' (`late`), then add_time's and
     the own values' (`last`); the shapes' first refusal fails the event after every mapped row,
     nothing reported dropped."""
-    shape = shape_of(sources)
-    plan = table.plans.get(shape)
+    count = len(sources)  # their shape: one source's keys (most bodies), else each source's
+    if count == 1:
+        keys: tuple[Any, ...] = tuple(sources[0])
+    else:  # two sources (an identify's, an alias's) without map
+        keys = (tuple(sources[0]), tuple(sources[1])) if count == 2 else (*map(tuple, sources),)
+    plan = table.plans.get(keys)
     if plan is None:
         plan = shape_plan(table, sources)
         if len(table.plans) < SHAPES:
-            table.plans[shape] = plan
+            table.plans[keys] = plan
     first = sources[0] if sources else NOTHING
     body: dict[str, Any] = {}
     if plan.named and table.name is not None:  # most events give it, as a string, first
