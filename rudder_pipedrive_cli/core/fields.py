@@ -35,7 +35,7 @@ LEAD_STANDARD_KEYS = frozenset(
     {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
 )
 
-# Where an event holds the values of a body, as `sources_at` takes them.
+# Where an event holds the values of a body, as `entity_body` reads them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
 PERSON_TRAITS = (TRAITS, CONTEXT_TRAITS)  # an identify's or alias's person: top-level traits win
@@ -64,21 +64,6 @@ NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
 NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
-
-
-def sources_at(raw: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
-    """The objects of the event `raw` at `paths` (`PERSON_TRAITS`), in order: where a body reads
-    its values, the first source holding a path winning (`trait`)."""
-    sources: tuple[Any, ...] = ()
-    for parts in paths:
-        found: Any = raw
-        for part in parts:  # one call to type() for each object read, not two
-            found = found.get(part)
-            if type(found) is not dict and not isinstance(found, Mapping):
-                break
-        else:
-            sources += (found,)
-    return sources
 
 
 def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...] = ()) -> Any:

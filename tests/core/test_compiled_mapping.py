@@ -446,3 +446,19 @@ def test_the_shapes_planned_per_table_are_bounded_and_a_new_one_past_them_still_
         assert found == [f"k{number}"]
     assert len(table.plans) == SHAPES
     assert ("k0", "role") in table.plans and (f"k{SHAPES}", "role") not in table.plans
+
+
+def test_a_body_reads_the_objects_at_its_paths_and_passes_over_what_is_no_object() -> None:
+    """An identify's person: its top-level traits over context.traits, each only when an object
+    (traits given as a string are no source: the role comes from context.traits)."""
+    from helpers_core import ROLE, patch_person, run, search_person
+
+    context = {"traits": {"role": "Eng", "junk": 1}}
+    for traits in ("x", ["role"], None):
+        raw = {"type": "identify", "userId": "u-1", "traits": traits, "context": context}
+        calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "Eng"}})]
+        outcome = run(raw, calls)
+        assert (outcome.status, outcome.warnings, outcome.dropped) == ("sent", (), ("junk",))
+    raw = {"type": "identify", "userId": "u-1", "traits": {"role": "CTO"}, "context": context}
+    calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "CTO"}})]
+    assert run(raw, calls).dropped == ("junk",)

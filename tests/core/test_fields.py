@@ -10,9 +10,7 @@ import pytest
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, redacted_warning
 from rudder_pipedrive_cli.core.fields import (
     COERCE,
-    CONTEXT_TRAITS,
     PERSON_KIND,
-    TRAITS,
     Kind,
     add_time,
     compiled_mapping,
@@ -21,7 +19,6 @@ from rudder_pipedrive_cli.core.fields import (
     mapped_values,
     person_name,
     phones,
-    sources_at,
     trait,
 )
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -537,6 +534,5 @@ def test_only_strings_that_look_like_addresses_are_emails(
 def test_top_level_traits_win_and_absent_ones_fall_through_to_context(
     top: dict[str, Any], context: dict[str, Any], expected: tuple[Any, ...]
 ) -> None:
-    traits = sources_at({"traits": top, "context": {"traits": context}}, (TRAITS, CONTEXT_TRAITS))
-    assert traits == (top, context)
+    traits = (top, context)
     assert tuple(trait(traits, key) for key in ("role", "plan", "tier")) == expected

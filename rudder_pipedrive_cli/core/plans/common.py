@@ -22,7 +22,6 @@ from rudder_pipedrive_cli.core.fields import (
     mapped_values,
     parse_time,
     rfc3339,
-    sources_at,
 )
 from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
@@ -830,7 +829,16 @@ def entity_body(
         "which rpd fills itself; dropped",
     )
     raw = ctx.event.raw
-    return mapped_values(sources_at(raw, paths), table, config, ctx.warnings, "", ctx.dropped, raw)
+    sources: tuple[Any, ...] = ()  # the objects at `paths`, in order: the first holding a path wins
+    for parts in paths:
+        found: Any = raw
+        for part in parts:  # one call to type() for each object read, not two
+            found = found.get(part)
+            if type(found) is not dict and not isinstance(found, Mapping):
+                break
+        else:
+            sources += (found,)
+    return mapped_values(sources, table, config, ctx.warnings, "", ctx.dropped, raw)
 
 
 def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str, Any]:
