@@ -673,12 +673,12 @@ SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each ev
 
 class ShapePlan(NamedTuple):
     """What a table does with sources of one shape: the rows whose path some source holds (or
-    that apply without one: add_time, a title, an own value), whether any source holds a name
-    key, and the trait paths nothing sends (None: a source holds an object a mapped dotted path
-    goes into, so they depend on its values: `dropped` reads them)."""
+    that apply without one: add_time, a title, an own value), how a name is read (None: the
+    table's bodies have none or no source holds a name key), and the trait paths nothing sends
+    (None: a source holds an object a mapped dotted path goes into: `dropped` reads its value)."""
 
     rows: tuple[PlanRow, ...]
-    named: bool
+    name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None
     gone: tuple[str, ...] | None
 
 
@@ -692,10 +692,12 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
         )
         if held or row[2] >= ADD_TIME:
             rows.append((*row, held))
-    keys = dict.fromkeys(key for source in sources for key in source)  # each once, in order
-    sent = table.sent
-    gone = None if table.inner.intersection(keys) else tuple(k for k in keys if k not in sent)
-    return ShapePlan(tuple(rows), not NAME_KEYS.isdisjoint(keys), gone)
+    keys = {key for source in sources for key in source}
+    gone: list[str] = []
+    if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
+        dropped(sources, table, gone)
+    name = None if NAME_KEYS.isdisjoint(keys) else table.name
+    return ShapePlan(tuple(rows), name, tuple(gone) if table.inner.isdisjoint(keys) else None)
 
 
 def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
@@ -745,10 +747,10 @@ def mapped_values(
             table.plans[keys] = plan
     first = sources[0] if sources else NOTHING
     body: dict[str, Any] = {}
-    if plan.named and table.name is not None:  # most events give it, as a string, first
+    if plan.name is not None:  # most events give it, as a string, in their first source
         given = first.get("name")
         name = given.strip() if type(given) is str else None
-        if name or (name := table.name(sources, warnings)) is not None:
+        if name or (name := plan.name(sources, warnings)) is not None:
             body["name"] = name
     custom: dict[str, Any] = {} if table.nested else body
     late: list[str] = []

@@ -406,7 +406,7 @@ def test_sources_of_one_shape_are_planned_once_each_event_read_for_its_own_value
     plan = table.plans[shape]
     assert [row[0] for row in plan.rows] == ["email", "role"]  # no phone, no visible_to
     assert [row[-1] for row in plan.rows] == [(0, 1), (1,)]  # the sources holding each
-    assert (plan.named, plan.gone) == (False, ("junk",))
+    assert (plan.name, plan.gone) == (None, ("junk",))
     again: list[str] = ["junk"]
     body = mapped_values(
         ({"email": "", "junk": 2}, {"role": None, "email": "c@example.com"}),
@@ -462,3 +462,18 @@ def test_a_body_reads_the_objects_at_its_paths_and_passes_over_what_is_no_object
     raw = {"type": "identify", "userId": "u-1", "traits": {"role": "CTO"}, "context": context}
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "CTO"}})]
     assert run(raw, calls).dropped == ("junk",)
+
+
+def test_a_shape_reads_a_name_only_when_a_source_holds_a_name_key() -> None:
+    config = PlanConfig()
+    table = compiled_mapping({}, config, PERSON_KIND, create=False)
+    warnings: list[str] = []
+    sources = ({"email": "x"}, {"lastName": " Lovelace ", "firstName": True})
+    assert mapped_values(sources, table, config, warnings) == {"name": "Lovelace"}
+    assert warnings == [  # the name's first
+        "firstName = true is not a name (a string); dropped",
+        "email = x is not an email address; dropped",
+    ]
+    assert table.plans[(("email",), ("lastName", "firstName"))].name is PERSON_KIND.name
+    assert mapped_values(({"email": ""},), table, config, []) == {}
+    assert table.plans[("email",)].name is None
