@@ -665,9 +665,9 @@ def compiled_mapping(
     return compiled
 
 
-# A row as a shape plan holds it: the table's row, then the indexes of the sources holding its
-# path (a dotted path: those holding its first part or the flattened key).
-PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, tuple[int, ...]]
+# A row as a shape plan holds it: the table's row, then the index of the first source holding
+# its path (-1: none), and of the others (a dotted path: holding its first part or the key).
+PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
 
 
@@ -690,8 +690,8 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
         held = tuple(
             at for at, keys in enumerate(sources) if path in keys or (parts and parts[0] in keys)
         )
-        if held or row[2] >= ADD_TIME:
-            rows.append((*row, held))
+        if held or row[2] >= ADD_TIME:  # the first source holding it (-1: none), the others
+            rows.append((*row, held[0] if held else -1, held[1:]))
     keys = {key for source in sources for key in source}
     gone: list[str] = []
     if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
@@ -762,13 +762,13 @@ def mapped_values(
     identity = False  # a value mapped to the identity field
     if currency is None or currency == "":
         currency = config.default_currency
-    for path, key, how, convert, info, parts, shape, held in plan.rows:
+    for path, key, how, convert, info, parts, shape, holder, others in plan.rows:
         if parts:
             value = trait(sources, path, parts)
             if value is None:
                 continue
-        else:  # the first source holding the path (most: one) and a value there
-            for index in held:
+        elif holder < 0 or (value := sources[holder][path]) is None or value == "":
+            for index in others:  # the next source holding the path, with a value there
                 value = sources[index][path]
                 if value is not None and value != "":
                     break

@@ -405,7 +405,8 @@ def test_sources_of_one_shape_are_planned_once_each_event_read_for_its_own_value
     assert shape == (("email", "junk"), ("role", "email"))
     plan = table.plans[shape]
     assert [row[0] for row in plan.rows] == ["email", "role"]  # no phone, no visible_to
-    assert [row[-1] for row in plan.rows] == [(0, 1), (1,)]  # the sources holding each
+    # The first source holding each path, then the others.
+    assert [row[-2:] for row in plan.rows] == [(0, (1,)), (1, ())]
     assert (plan.name, plan.gone) == (None, ("junk",))
     again: list[str] = ["junk"]
     body = mapped_values(
