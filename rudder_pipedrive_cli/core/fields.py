@@ -891,8 +891,10 @@ def mapped_values(
         body["custom_fields"] = custom
     if found is not None and plan.gone is None:  # an object a dotted path goes into
         dropped(sources, table, found)
-    elif found is not None and plan.gone:
-        found += [path for path in plan.gone if path not in found]
+    elif found is not None:
+        for path in plan.gone:  # each once (no comprehension: a call in Python 3.11)
+            if path not in found:
+                found.append(path)
     return body
 
 
