@@ -889,10 +889,11 @@ def mapped_values(
         raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
-    if found is not None and plan.gone is None:  # an object a dotted path goes into
+    gone = plan.gone
+    if found is not None and gone is None:  # an object a dotted path goes into
         dropped(sources, table, found)
-    elif found is not None:
-        for path in plan.gone:  # each once (no comprehension: a call in Python 3.11)
+    elif found is not None and gone:
+        for path in gone:  # each once (no comprehension: a call in Python 3.11)
             if path not in found:
                 found.append(path)
     return body
