@@ -112,9 +112,7 @@ def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
 def person_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
     """`name`, else first and last name, from the first source that has either: top-level
     traits win whole (their firstName/lastName over a `name` in context.traits)."""
-    for source in sources:
-        if NAME_KEYS.isdisjoint(source):  # most sources without a name: one call, not five
-            continue
+    for source in sources:  # read only when one holds a name key (`ShapePlan`)
         value = source.get("name")
         name = None if value is None else name_text(value, "name", warnings)
         if name is not None:

@@ -1052,8 +1052,7 @@ def person_create_body(
     body = entity_body(ctx, PERSON, paths, create=True)
     if "name" not in body:  # nor a trait mapped to name
         return ctx.outcome("failed", "cannot create person without a name", "create person")
-    body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
-    return body
+    return with_identity(body, require_field(ctx, PERSON, key), key)
 
 
 def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
