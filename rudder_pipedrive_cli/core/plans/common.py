@@ -801,11 +801,28 @@ def person_check(person: PdId, note: str) -> ApiRequest:
     return ApiRequest("GET", path, PERSON.item_endpoint, "reconcile merge", None, None, note)
 
 
+SEARCH_KEY = "GET " + SEARCH  # `ApiRequest.key` of every search
+
+
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     """The first page of an itemSearch for `term` in the identity field; its stage is how the
-    Recorder (core/preview.py) counts searches."""
-    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
-    return ApiRequest("GET", SEARCH, SEARCH, entity.lookup, query, None, entity.searched + term)
+    Recorder (core/preview.py) counts searches. About one per event: made here, not through
+    `ApiRequest.__init__` (a call less, and its key not derived again): a quarter cheaper."""
+    request = NEW_REQUEST(ApiRequest)
+    request["method"] = "GET"
+    request["path"] = SEARCH
+    request["query"] = {"term": term, "entity_type": entity.search_type, "field": field_key,
+                        "match": "exact"}  # fmt: skip
+    request["body"] = None
+    request["note"] = entity.searched + term
+    request.endpoint = SEARCH
+    request.stage = entity.lookup
+    request.key = SEARCH_KEY
+    request.creates = request.merges = None
+    return request
+
+
+NEW_REQUEST = ApiRequest.__new__
 
 
 # --- bodies ----------------------------------------------------------------------------------
