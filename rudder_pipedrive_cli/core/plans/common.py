@@ -309,16 +309,17 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
     """The records of a search or listing answer. Only Pipedrive's success envelope whose `data`
     is a list of objects, or null (none), is read: anything else fails the event (retryable),
     since taken as "no records" it would make a duplicate (SPEC 4)."""
+    data = response.data
+    ok = 200 <= response.status < 300 and not response.malformed
+    if not data and ok and (data is None or type(data) is list):  # none: read without a call
+        return []
     expect(response, stage)
     if response.malformed:
         raise malformed(response, stage, response.malformed)
-    data = response.data
-    if data is None:
-        return []
     if type(data) is not list:
         raise malformed(response, stage, f'"data" is {json_word(data)}, not a list')
     for item in data:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # dicts: no ABC check
             raise malformed(response, stage, f'an item of "data" is {json_word(item)}')
     return data
 
@@ -1020,6 +1021,20 @@ def update(
         return None
     path = f"{entity.collection}/{ref.id}"
     return ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
+
+
+def refresh(
+    ctx: Ctx, entity: Entity, ref: Ref, key: str | None, paths: tuple[tuple[str, ...], ...]
+) -> ApiRequest | None:
+    """`update`'s PATCH of a found person or organization with the event's fields at `paths`,
+    and its identity `key` when its external id found it (that id names the key's record)."""
+    body = entity_body(ctx, entity, paths, create=False)
+    if ref.via == "external" and key is not None and getattr(ctx.config, entity.setting):
+        body = with_identity(body, require_field(ctx, entity, key), key)
+    if not body:
+        return None
+    stage = "update " + entity.noun
+    return update(ctx, entity, ref, body, stage, f"{stage} {ref.id} ({ref.how})")
 
 
 def updated(

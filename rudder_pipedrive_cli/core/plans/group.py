@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     find,
     known_ref,
     person_create_body,
+    refresh,
     require_field,
     update,
     updated,
@@ -58,18 +59,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             note = f"create organization {group_id} (not found)"
             org = yield from create(ctx, ORG, group_id, org_body, note)
         elif org.via != "created":  # created by an earlier round of this plan, with these fields
-            body = entity_body(ctx, ORG, (TRAITS,), create=False)
-            named = group_id if org.via == "external" else None  # the groupId it names
-            if named is not None and ctx.config.group_id_field:
-                body = with_identity(body, require_field(ctx, ORG, named), named)
-            if body:
-                note = f"update organization {org.id} ({org.how})"
-                if request := update(ctx, ORG, org, body, "update organization", note):
-                    once = updated(ctx, ORG, org, request, (yield request))
-                    while (asked := once.request) is not None:
-                        once.take((yield asked))
-            if named is not None:  # once Pipedrive took the update
-                ctx.learn(ORG, named, org)
+            if request := refresh(ctx, ORG, org, group_id, (TRAITS,)):
+                once = updated(ctx, ORG, org, request, (yield request))
+                while (asked := once.request) is not None:
+                    once.take((yield asked))
+            if org.via == "external" and group_id is not None:  # once Pipedrive took the update
+                ctx.learn(ORG, group_id, org)  # the groupId its external id names
         if person is None and new_person is not None and user_id is not None:
             # A new person joins the organization in its create: no second request.
             yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
