@@ -309,13 +309,12 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
     """The records of a search or listing answer. Only Pipedrive's success envelope whose `data`
     is a list of objects, or null (none), is read: anything else fails the event (retryable),
     since taken as "no records" it would make a duplicate (SPEC 4)."""
-    data = response.data
-    ok = 200 <= response.status < 300 and not response.malformed
-    if not data and ok and (data is None or type(data) is list):  # none: read without a call
-        return []
-    expect(response, stage)
-    if response.malformed:
+    if not 200 <= response.status < 300 or response.malformed:  # most: neither, and no call
+        expect(response, stage)  # a 2xx passes: malformed
         raise malformed(response, stage, response.malformed)
+    data = response.data
+    if data is None:
+        return []
     if type(data) is not list:
         raise malformed(response, stage, f'"data" is {json_word(data)}, not a list')
     for item in data:
@@ -426,8 +425,7 @@ class Pages(Probe, Generic[T]):
     def take(self, response: ApiResponse) -> None:
         if response.failed is not None:  # the transport gave up: this event fails
             raise response.failed
-        items = self.read(response, self.stage)
-        self.result.extend(items)
+        self.result.extend(self.read(response, self.stage))
         cursor = None
         if self.offset:  # v1 pages by their records, whatever `read` made of them (origins)
             data = response.data  # a list or null: `read` refused anything else
@@ -435,9 +433,7 @@ class Pages(Probe, Generic[T]):
             more, self.start = page_after(response.additional_data, self.start, count)
             more = more and count > 0
         else:
-            additional = response.additional_data  # most answers: none, no call to read it
-            cursor = None if additional is None else next_cursor(additional)
-            more = cursor is not None
+            more = (cursor := next_cursor(response.additional_data)) is not None
         if not more and self.more:  # the next listing
             (self.path, self.note), self.more = self.more[0], self.more[1:]
             self.start, more = 0, True
@@ -802,28 +798,21 @@ def person_check(person: PdId, note: str) -> ApiRequest:
     return ApiRequest("GET", path, PERSON.item_endpoint, "reconcile merge", None, None, note)
 
 
-SEARCH_KEY = "GET " + SEARCH  # `ApiRequest.key` of every search
-
-
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     """The first page of an itemSearch for `term` in the identity field; its stage is how the
     Recorder (core/preview.py) counts searches. About one per event: made here, not through
-    `ApiRequest.__init__` (a call less, and its key not derived again): a quarter cheaper."""
-    request = NEW_REQUEST(ApiRequest)
-    request["method"] = "GET"
-    request["path"] = SEARCH
+    `ApiRequest.__init__` (a call less, its key a constant): 0.53 -> 0.39 us."""
+    request = NEW_REQUEST(ApiRequest)  # its items in ApiRequest's order
+    request["method"], request["path"] = "GET", SEARCH
     request["query"] = {"term": term, "entity_type": entity.search_type, "field": field_key,
                         "match": "exact"}  # fmt: skip
-    request["body"] = None
-    request["note"] = entity.searched + term
-    request.endpoint = SEARCH
-    request.stage = entity.lookup
-    request.key = SEARCH_KEY
+    request["body"], request["note"] = None, entity.searched + term
+    request.endpoint, request.stage, request.key = SEARCH, entity.lookup, SEARCH_KEY
     request.creates = request.merges = None
     return request
 
 
-NEW_REQUEST = ApiRequest.__new__
+NEW_REQUEST, SEARCH_KEY = ApiRequest.__new__, "GET " + SEARCH  # the key of every search
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -925,9 +914,10 @@ class WriteOnce(Probe):
             raise
 
 
-def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
-    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
+def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[Ref]:
+    """POST a record not found (its note says so); an unknown outcome is reconciled first."""
     stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
+    note = f"{stage} {key} (not found)"
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
@@ -998,10 +988,10 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
                 matches.append(found)
         return matches
 
-    def ended(matches: list[PdId]) -> PdId | None:
-        return lowest(matches) if matches else None
-
-    return Pages(entity.collection, query, stage=stage, note=note, read=read, ended=ended)
+    return Pages(
+        entity.collection, query, stage=stage, note=note, read=read,
+        ended=lambda matches: lowest(matches) if matches else None,  # the lowest id holding it
+    )  # fmt: skip
 
 
 def update(
@@ -1078,8 +1068,3 @@ def person_create_body(
         return ctx.outcome("failed", "cannot create person without a name", "create person")
     body.setdefault("custom_fields", {})[require_field(ctx, PERSON, key)] = key  # with_identity
     return body
-
-
-def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
-    """`create`'s exchange for a person not found (a plain function: no generator level)."""
-    return create(ctx, PERSON, key, body, f"create person {key} (not found)")

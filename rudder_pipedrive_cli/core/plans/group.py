@@ -13,7 +13,6 @@ from rudder_pipedrive_cli.core.plans.common import (
     Stale,
     Step,
     create,
-    create_person,
     entity_body,
     find,
     known_ref,
@@ -56,8 +55,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 unnamed = "cannot create organization without a name"
                 return ctx.outcome("failed", unnamed, "create organization")
             org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
-            note = f"create organization {group_id} (not found)"
-            org = yield from create(ctx, ORG, group_id, org_body, note)
+            org = yield from create(ctx, ORG, group_id, org_body)
         elif org.via != "created":  # created by an earlier round of this plan, with these fields
             if request := refresh(ctx, ORG, org, group_id, (TRAITS,)):
                 once = updated(ctx, ORG, org, request, (yield request))
@@ -67,7 +65,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 ctx.learn(ORG, group_id, org)  # the groupId its external id names
         if person is None and new_person is not None and user_id is not None:
             # A new person joins the organization in its create: no second request.
-            yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
+            yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})
         elif person is not None and (
             ctx.memberships.get(person.id, ctx.known.person_org(person.id)) != org.id
         ):  # link the person, not known to belong there already

@@ -9,7 +9,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     Ctx,
     Stale,
     Step,
-    create_person,
+    create,
     find,
     known_ref,
     person_create_body,
@@ -35,7 +35,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             created = person_create_body(ctx, user_id, PERSON_TRAITS)
             if type(created) is Outcome:  # it cannot be created
                 return created
-            yield from create_person(ctx, user_id, created)
+            yield from create(ctx, PERSON, user_id, created)
             return ctx.finish()
         if request := refresh(ctx, PERSON, person, user_id, PERSON_TRAITS):
             once = updated(ctx, PERSON, person, request, (yield request))
