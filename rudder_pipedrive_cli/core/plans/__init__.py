@@ -58,7 +58,7 @@ def plan_event(
     `Outcome`: its handler's, the one generator level (which plans again itself on a stale
     cached id). It never raises for an event: what cannot be planned is its failed outcome.
     With an identity `index`, identities it covers are resolved from it, not by search."""
-    if (handler := HANDLERS.get(kind := event.type)) is None:
+    if (kind := event.type) not in HANDLERS:
         return UNSUPPORTED
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return event.refused
@@ -95,4 +95,4 @@ def plan_event(
                 held_back=about,
             )
             return waits
-    return handler(Ctx(event, config, known, index))
+    return HANDLERS[kind](Ctx(event, config, known, index))
