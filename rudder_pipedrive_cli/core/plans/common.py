@@ -310,7 +310,7 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
     is a list of objects, or null (none), is read: anything else fails the event (retryable),
     since taken as "no records" it would make a duplicate (SPEC 4)."""
     if not 200 <= response.status < 300 or response.malformed:  # most: neither, and no call
-        expect(response, stage)  # a 2xx passes: malformed
+        expect(response, stage)  # raises unless a 2xx: then it is malformed
         raise malformed(response, stage, response.malformed)
     data = response.data
     if data is None:
