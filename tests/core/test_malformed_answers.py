@@ -44,6 +44,9 @@ MALFORMED: dict[str, tuple[ApiResponse, str]] = {
         '"data" is an object, not a list',
     ),
     "a list of strings": (ApiResponse(status=200, data=["7"]), 'an item of "data" is a string'),
+    # empty, but neither null nor a list: not the "no hits" an empty answer is read as at once
+    "an empty object": (ApiResponse(status=200, data={}), '"data" is an object, not a list'),
+    "an empty string": (ApiResponse(status=200, data=""), '"data" is a string, not a list'),
 }
 
 

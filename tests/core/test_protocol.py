@@ -6,6 +6,7 @@ from collections import Counter
 
 import orjson
 
+from rudder_pipedrive_cli.core.plans.common import ORG, SEARCH, search_request
 from rudder_pipedrive_cli.core.preview import Recorder
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
@@ -60,3 +61,35 @@ def test_the_recorder_keeps_each_request_itself_and_counts_it_by_key() -> None:
     assert recorder.requests == [search] and recorder.requests[0] is search
     assert tally.requests == Counter({"GET /api/v2/itemSearch/field": 1})
     assert (recorder.searches, recorder.found) == (Counter(person=1), Counter(person=1))
+
+
+def test_a_search_is_made_without_the_constructor_yet_is_the_request_it_would_make() -> None:
+    made = search_request(ORG, "a1b2", "g-1")
+    expected = ApiRequest(
+        "GET",
+        SEARCH,
+        SEARCH,
+        "lookup organization",
+        {"term": "g-1", "entity_type": "organization", "field": "a1b2", "match": "exact"},
+        None,
+        "search organization by groupId g-1",
+    )
+    assert type(made) is ApiRequest
+    assert (
+        orjson.dumps(made)
+        == orjson.dumps(expected)
+        == (
+            b'{"method":"GET","path":"/api/v2/itemSearch/field","query":{"term":"g-1",'
+            b'"entity_type":"organization","field":"a1b2","match":"exact"},"body":null,'
+            b'"note":"search organization by groupId g-1"}'
+        )
+    )
+    # every attribute the constructor sets, the search sets too, to the same value
+    assert {name: getattr(made, name) for name in ApiRequest.__slots__} == {
+        name: getattr(expected, name) for name in ApiRequest.__slots__
+    }
+    assert (made.key, made.is_search, made.is_write) == (
+        "GET /api/v2/itemSearch/field",
+        True,
+        False,
+    )

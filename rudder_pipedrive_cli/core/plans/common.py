@@ -308,8 +308,8 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
     """The records of a search or listing answer. Only Pipedrive's success envelope whose `data`
     is a list of objects, or null (none), is read: anything else fails the event (retryable),
     since taken as "no records" it would make a duplicate (SPEC 4)."""
-    expect(response, stage)
-    if response.malformed:
+    if not 200 <= response.status < 300 or response.malformed:  # most: neither, and no call
+        expect(response, stage)  # raises unless a 2xx: then it is malformed
         raise malformed(response, stage, response.malformed)
     data = response.data
     if data is None:
@@ -317,7 +317,7 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
     if type(data) is not list:
         raise malformed(response, stage, f'"data" is {json_word(data)}, not a list')
     for item in data:
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):  # dicts: no ABC check
             raise malformed(response, stage, f'an item of "data" is {json_word(item)}')
     return data
 
@@ -424,8 +424,7 @@ class Pages(Probe, Generic[T]):
     def take(self, response: ApiResponse) -> None:
         if response.failed is not None:  # the transport gave up: this event fails
             raise response.failed
-        items = self.read(response, self.stage)
-        self.result.extend(items)
+        self.result.extend(self.read(response, self.stage))
         cursor = None
         if self.offset:  # v1 pages by their records, whatever `read` made of them (origins)
             data = response.data  # a list or null: `read` refused anything else
@@ -433,9 +432,7 @@ class Pages(Probe, Generic[T]):
             more, self.start = page_after(response.additional_data, self.start, count)
             more = more and count > 0
         else:
-            additional = response.additional_data  # most answers: none, no call to read it
-            cursor = None if additional is None else next_cursor(additional)
-            more = cursor is not None
+            more = (cursor := next_cursor(response.additional_data)) is not None
         if not more and self.more:  # the next listing
             (self.path, self.note), self.more = self.more[0], self.more[1:]
             self.start, more = 0, True
@@ -802,9 +799,19 @@ def person_check(person: PdId, note: str) -> ApiRequest:
 
 def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     """The first page of an itemSearch for `term` in the identity field; its stage is how the
-    Recorder (core/preview.py) counts searches."""
-    query = {"term": term, "entity_type": entity.search_type, "field": field_key, "match": "exact"}
-    return ApiRequest("GET", SEARCH, SEARCH, entity.lookup, query, None, entity.searched + term)
+    Recorder (core/preview.py) counts searches. About one per event: made here, not through
+    `ApiRequest.__init__` (a call less, its key a constant): 0.53 -> 0.39 us."""
+    request = NEW_REQUEST(ApiRequest)  # its items in ApiRequest's order
+    request["method"], request["path"] = "GET", SEARCH
+    request["query"] = {"term": term, "entity_type": entity.search_type, "field": field_key,
+                        "match": "exact"}  # fmt: skip
+    request["body"], request["note"] = None, entity.searched + term
+    request.endpoint, request.stage, request.key = SEARCH, entity.lookup, SEARCH_KEY
+    request.creates = request.merges = None
+    return request
+
+
+NEW_REQUEST, SEARCH_KEY = ApiRequest.__new__, "GET " + SEARCH  # the key of every search
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -915,9 +922,10 @@ class WriteOnce(Probe):
             raise
 
 
-def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any], note: str) -> Step[Ref]:
-    """POST a person or organization; an unknown outcome is reconciled before any repeat."""
+def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[Ref]:
+    """POST a record not found (its note says so); an unknown outcome is reconciled first."""
     stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
+    note = f"{stage} {key} (not found)"
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
@@ -988,10 +996,10 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
                 matches.append(found)
         return matches
 
-    def ended(matches: list[PdId]) -> PdId | None:
-        return lowest(matches) if matches else None
-
-    return Pages(entity.collection, query, stage=stage, note=note, read=read, ended=ended)
+    return Pages(
+        entity.collection, query, stage=stage, note=note, read=read,
+        ended=lambda matches: lowest(matches) if matches else None,  # the lowest id holding it
+    )  # fmt: skip
 
 
 def update(
@@ -1011,6 +1019,20 @@ def update(
         return None
     path = f"{entity.collection}/{ref.id}"
     return ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
+
+
+def refresh(
+    ctx: Ctx, entity: Entity, ref: Ref, key: str | None, paths: tuple[tuple[str, ...], ...]
+) -> ApiRequest | None:
+    """`update`'s PATCH of a found person or organization with the event's fields at `paths`,
+    and its identity `key` when its external id found it (that id names the key's record)."""
+    body = entity_body(ctx, entity, paths, create=False)
+    if ref.via == "external" and key is not None and getattr(ctx.config, entity.setting):
+        body = with_identity(body, require_field(ctx, entity, key), key)
+    if not body:
+        return None
+    stage = "update " + entity.noun
+    return update(ctx, entity, ref, body, stage, f"{stage} {ref.id} ({ref.how})")
 
 
 def updated(
@@ -1053,8 +1075,3 @@ def person_create_body(
     if "name" not in body:  # nor a trait mapped to name
         return ctx.outcome("failed", "cannot create person without a name", "create person")
     return with_identity(body, require_field(ctx, PERSON, key), key)
-
-
-def create_person(ctx: Ctx, key: str, body: Mapping[str, Any]) -> Step[Ref]:
-    """`create`'s exchange for a person not found (a plain function: no generator level)."""
-    return create(ctx, PERSON, key, body, f"create person {key} (not found)")

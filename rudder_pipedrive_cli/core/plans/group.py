@@ -13,11 +13,11 @@ from rudder_pipedrive_cli.core.plans.common import (
     Stale,
     Step,
     create,
-    create_person,
     entity_body,
     find,
     known_ref,
     person_create_body,
+    refresh,
     require_field,
     update,
     updated,
@@ -55,24 +55,17 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 unnamed = "cannot create organization without a name"
                 return ctx.outcome("failed", unnamed, "create organization")
             org_body = with_identity(org_body, require_field(ctx, ORG, group_id), group_id)
-            note = f"create organization {group_id} (not found)"
-            org = yield from create(ctx, ORG, group_id, org_body, note)
+            org = yield from create(ctx, ORG, group_id, org_body)
         elif org.via != "created":  # created by an earlier round of this plan, with these fields
-            body = entity_body(ctx, ORG, (TRAITS,), create=False)
-            named = group_id if org.via == "external" else None  # the groupId it names
-            if named is not None and ctx.config.group_id_field:
-                body = with_identity(body, require_field(ctx, ORG, named), named)
-            if body:
-                note = f"update organization {org.id} ({org.how})"
-                if request := update(ctx, ORG, org, body, "update organization", note):
-                    once = updated(ctx, ORG, org, request, (yield request))
-                    while (asked := once.request) is not None:
-                        once.take((yield asked))
-            if named is not None:  # once Pipedrive took the update
-                ctx.learn(ORG, named, org)
+            if request := refresh(ctx, ORG, org, group_id, (TRAITS,)):
+                once = updated(ctx, ORG, org, request, (yield request))
+                while (asked := once.request) is not None:
+                    once.take((yield asked))
+            if org.via == "external" and group_id is not None:  # once Pipedrive took the update
+                ctx.learn(ORG, group_id, org)  # the groupId its external id names
         if person is None and new_person is not None and user_id is not None:
             # A new person joins the organization in its create: no second request.
-            yield from create_person(ctx, user_id, {**new_person, "org_id": org.id})
+            yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})
         elif person is not None and (
             ctx.memberships.get(person.id, ctx.known.person_org(person.id)) != org.id
         ):  # link the person, not known to belong there already

@@ -9,15 +9,12 @@ from rudder_pipedrive_cli.core.plans.common import (
     Ctx,
     Stale,
     Step,
-    create_person,
-    entity_body,
+    create,
     find,
     known_ref,
     person_create_body,
-    require_field,
-    update,
+    refresh,
     updated,
-    with_identity,
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
 
@@ -38,23 +35,16 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             created = person_create_body(ctx, user_id, PERSON_TRAITS)
             if type(created) is Outcome:  # it cannot be created
                 return created
-            yield from create_person(ctx, user_id, created)
+            yield from create(ctx, PERSON, user_id, created)
             return ctx.finish()
-        body = entity_body(ctx, PERSON, PERSON_TRAITS, create=False)
-        # The userId the external id names a person for (None when found another way).
-        named = user_id if person.via == "external" else None
-        if named is not None and ctx.config.user_id_field:
-            body = with_identity(body, require_field(ctx, PERSON, named), named)
-        if body:
-            note = f"update person {person.id} ({person.how})"
-            if request := update(ctx, PERSON, person, body, "update person", note):
-                once = updated(ctx, PERSON, person, request, (yield request))
-                while (asked := once.request) is not None:
-                    once.take((yield asked))
-        if named is not None:
+        if request := refresh(ctx, PERSON, person, user_id, PERSON_TRAITS):
+            once = updated(ctx, PERSON, person, request, (yield request))
+            while (asked := once.request) is not None:
+                once.take((yield asked))
+        if person.via == "external" and user_id is not None:
             # The external id names this userId's person (now that Pipedrive took the update):
             # record it there and in the cache.
-            ctx.learn(PERSON, named, person)
+            ctx.learn(PERSON, user_id, person)
         return ctx.finish()
     except (Stale, PlanFailure) as signal:
         return ctx.ended(signal) or (yield from plan(ctx))

@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     Stale,
     Step,
     WriteOnce,
-    create_person,
+    create,
     expect,
     find,
     gone,
@@ -115,7 +115,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             created = person_create_body(ctx, user_id)
             if type(created) is Outcome:  # it cannot be created
                 return created
-            person = yield from create_person(ctx, user_id, created)
+            person = yield from create(ctx, PERSON, user_id, created)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
         if key in ctx.lead_origins:  # this event's (a person it created or merged, a listing)
