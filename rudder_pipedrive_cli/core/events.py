@@ -281,7 +281,7 @@ class Event:
         if type(message_id) is str and (message_id := message_id.strip()):
             self.id = message_id
         else:  # a number is an id too; none (or an empty one): a hash of the event
-            self.id = identity_value(message_id) or stable_id(raw)
+            self.id = (message_id is not None and identity_value(message_id)) or stable_id(raw)
 
     @property
     def anonymous_id(self) -> str | None:
