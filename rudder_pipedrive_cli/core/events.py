@@ -260,12 +260,12 @@ class Event:
         try:
             if type(user) is not str or not (user := user.strip()):
                 user = _identity(user, 0, traits, nested)
-            if (type(group) is not str or not (group := group.strip())) and (
-                group is not None or "groupId" in traits
+            if (group is not None or "groupId" in traits) and (
+                type(group) is not str or not (group := group.strip())
             ):
                 group = _identity(group, 1, traits, nested)
-            if (type(previous) is not str or not (previous := previous.strip())) and (
-                previous is not None or "previousId" in traits or "previousId" in nested
+            if (previous is not None or "previousId" in traits or "previousId" in nested) and (
+                type(previous) is not str or not (previous := previous.strip())
             ):
                 previous = _identity(previous, 2, traits, nested)
             entries = context.get("externalId")
@@ -278,11 +278,10 @@ class Event:
                 status="failed", reason=str(error), redacted=error.redacted, stage="validate"
             )
         message_id = raw.get("messageId")
-        if type(message_id) is str:
-            message_id = message_id.strip() or None
-        elif message_id is not None:
-            message_id = identity_value(message_id)
-        self.id = message_id if message_id is not None else stable_id(raw)
+        if type(message_id) is str and (message_id := message_id.strip()):
+            self.id = message_id
+        else:  # a number is an id too; none (or an empty one): a hash of the event
+            self.id = (message_id is not None and identity_value(message_id)) or stable_id(raw)
 
     @property
     def anonymous_id(self) -> str | None:

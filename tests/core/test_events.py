@@ -110,6 +110,8 @@ def test_ids_type_and_anonymous_id() -> None:
         {"type": "track", "messageId": "  ", "anonymousId": ""}, "f:3"
     ).id.startswith("sha1:")
     assert parse_event({"type": "track", "anonymousId": ""}, "f:3").anonymous_id is None
+    # A messageId of 0 is an id like any number, not a missing one (no hash instead).
+    assert parse_event({"type": "track", "messageId": 0}, "f:4").id == "0"
 
 
 @pytest.mark.parametrize(
