@@ -12,7 +12,7 @@ earlier (cannot convert plan ...)`) and the report counts it under the root's re
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import table_get
@@ -54,21 +54,34 @@ class RootCauses:
 
     def count(self, tally: Tally, event: Event, outcome: Outcome) -> Outcome:
         """Count an event's end (any intake item) in the tally, a knock-on under its root; the
-        outcome its record and dead letter tell (a knock-on's reason names its root). Only a
-        failure of an event with a userId may have a root or be one. An alias is about two users
-        and never creates: its reason is its own, unless it waits for a failure of either."""
-        user = event.user_id
-        if outcome.status != "failed" or user is None or not event.id:
+        outcome its record and dead letter tell (a knock-on's reason names its root)."""
+        if outcome.status != "failed":
             tally.add_outcome(event.kind, outcome)
             return outcome
-        root_of, stage = self._root_of, outcome.stage
-        if event.type == "alias":
+        root = self.failed(tally, event, outcome)
+        return (
+            outcome
+            if root is None
+            else replace(outcome, reason=root.told, redacted=root.told_redacted)
+        )
+
+    def failed(self, tally: Tally, event: Event, outcome: Outcome) -> Root | None:
+        """Count a failed event's end, a knock-on under its root; the root whose words its
+        reason takes (`Root.told`) when it failed for want of the person its root did not make,
+        else None (its reason is its own). Only a failure of an event with a userId may have a
+        root or be one. An alias is about two users and never creates: its reason is its own,
+        unless it waits for a failure of either."""
+        user, retold = event.user_id, None
+        if user is None or not event.id:
+            root = None
+        elif event.type == "alias":
+            root_of = self._root_of
             root = (
                 root_of(user) or root_of(event.previous_id or "")
-                if stage == WAITING_STAGE
+                if outcome.stage == WAITING_STAGE
                 else None
             )
-        elif (root := root_of(user)) is None:
+        elif (root := self._root_of(user)) is None:
             if self._count < MAX_ROOTS:
                 why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
                 told = f"no person for {user}: {why} ({outcome.reason})"
@@ -76,26 +89,11 @@ class RootCauses:
                     redacted, told, f"no person for its userId: {why} ({redacted})"
                 )
                 self._count += 1
-        elif stage == WAITING_STAGE:
+        elif (stage := outcome.stage) == WAITING_STAGE:
             pass  # its reason says so already: grouped only
         elif stage in NO_PERSON_STAGES and outcome.http_status is None:
-            outcome = _with(outcome, root.told, root.told_redacted)
+            retold = root
         else:
             root = None  # a cause of its own
         tally.add_outcome(event.kind, outcome, "" if root is None else root.redacted)
-        return outcome
-
-
-def _with(old: Outcome, reason: str, redacted: str) -> Outcome:
-    """The outcome with another reason, copied field by field: under half the time of a loop of
-    setattr, a quarter of `dataclasses.replace` (which re-runs `__init__`), in a dry-run where
-    many events are knock-ons. tests/core/test_rootcause.py checks every field is copied."""
-    new = object.__new__(Outcome)
-    new.status, new.reason, new.stage = old.status, reason, old.stage
-    new.http_status, new.retryable, new.writes = old.http_status, old.retryable, old.writes
-    new.warnings, new.dropped, new.held_back = old.warnings, old.dropped, old.held_back
-    new.identities, new.lead_origins = old.identities, old.lead_origins
-    new.memberships, new.merged, new.recency = old.memberships, old.merged, old.recency
-    new.pending_creates, new.pending_merges = old.pending_creates, old.pending_merges
-    new.redacted = redacted
-    return new
+        return retold

@@ -21,6 +21,8 @@ OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
+# RudderStack's unsupported types, as their skips are counted: made once.
+UNSUPPORTED_KEYS = {kind: f"{UNSUPPORTED}: {kind}" for kind in ("page", "screen")}
 
 
 class Counts(Counter[str]):
@@ -113,7 +115,8 @@ class Tally:
             # (`unsupported type: page`), as a user deciding whether the skips are expected
             # wants to see them.
             elif reason == UNSUPPORTED:
-                counted, key = self.skips, f"{UNSUPPORTED}: {event_type}"
+                key = UNSUPPORTED_KEYS.get(event_type) or f"{UNSUPPORTED}: {event_type}"
+                counted = self.skips
             else:
                 filtered = reason.startswith("filtered out")
                 counted, key = self.skips, FILTERED if filtered else reason or "(no reason given)"

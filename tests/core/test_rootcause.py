@@ -9,7 +9,7 @@ import pytest
 from rudder_pipedrive_cli.core.errors import UNSHOWN, Warned
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.rootcause import RootCauses, _with
+from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.scratch import Spill
 
@@ -119,13 +119,14 @@ def test_an_alias_waiting_for_a_failure_of_either_user_is_grouped_under_it(faile
 
 
 def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
-    """`_with` copies Outcome field by field: a field added to Outcome and not copied fails here
-    (each field set to a value of its own, none its default)."""
+    """send's dead letter and journal get the knock-on's whole outcome, only its reason retold
+    (each field set to a value of its own, none its default, but `http_status`: a knock-on is
+    a failure decided by rpd, with no answer from Pipedrive)."""
     values: dict[str, Any] = {
         "status": "failed",
         "reason": "cannot create person without a name",
         "stage": "create person",
-        "http_status": 422,
+        "http_status": None,
         "retryable": True,
         "warnings": ("w",),
         "dropped": ("d",),
@@ -141,11 +142,16 @@ def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
         "writes": ("persons updated",),
     }
     assert set(values) == set(Outcome.__slots__)
-    knock_on = _with(Outcome(**values), "the reason", "the redacted reason")
+    roots = RootCauses()
+    explain(roots, event("identify", "u-1"), ROOT)
+    knock_on, root = explain(roots, event("track", "u-1", 2, event="x"), Outcome(**values))
+    assert root == ROOT.redacted_reason
     assert {name: getattr(knock_on, name) for name in Outcome.__slots__} == {
         **values,
-        "reason": "the reason",
-        "redacted": "the redacted reason",
+        "reason": "no person for u-1: its identify failed earlier (" + ROOT.reason + ")",
+        "redacted": "no person for its userId: its identify failed earlier ("
+        + ROOT.redacted_reason
+        + ")",
     }
 
 
