@@ -138,7 +138,7 @@ LAYERS = (
     ("tally", "report tally"),
 )
 # The report's functions outside core/tally.py: the tally's layer, timed on its own.
-TALLY_FUNCTIONS = {("core/errors.py", "redacted_warning"), ("core/rootcause.py", "count")}
+TALLY_FUNCTIONS = {("core/errors.py", "redacted_warning")}
 PLANNING = ("identity", "plans", "fields")  # measured together, split by the profile's shares
 # Which planning layer a function's own time belongs to: by module, then by (module, function).
 MODULE_LAYERS = {
@@ -146,7 +146,6 @@ MODULE_LAYERS = {
     "core/index.py": "identity",
     "core/recency.py": "identity",
     "core/ordering.py": "identity",
-    "core/rootcause.py": "identity",
     "io/scratch.py": "identity",
     "core/intake.py": "identity",  # during planning: the finished ids (Finished)
     "core/fields.py": "fields",
@@ -212,7 +211,7 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
     Reading and intake are timed alone (the reader; the reader and `intake`, less the reader);
     the dry-run then runs a chunk of events at a time, and each chunk's rendering (orjson lines
     to /dev/null) and the tally of their outcomes (into a second `Tally`, as the product counts
-    them: requests by `key`, each outcome as `RootCauses.count` passes it) are timed on their own.
+    them: requests by `key`, each outcome as `preview` counts it) are timed on their own.
     What is left of the run is planning, split into its three layers by their shares of a
     cProfile of the first chunks. Request records are made once, in the run, as `preview` plans
     each event (its records are what it yields): their time is in "plan generators and

@@ -19,7 +19,6 @@ from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
-from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
@@ -97,12 +96,11 @@ class Replay:
     tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
-    roots: RootCauses = field(init=False)  # counts each end, a failure's root explaining later ones
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
-        self.roots = RootCauses(self.tables())
+        self.tally.keep_roots(self.tables())  # each failure's root, explaining later ones
 
     def start(self, item: Event) -> Planned:
         """The event's plan, through the journal when there is one; its outcome when it needs
@@ -121,7 +119,8 @@ class Replay:
         return self.order(item.event) if item.event is not None else frozenset()
 
     def done(self, item: Event, outcome: Outcome) -> None:
-        outcome = self.roots.count(self.tally, item, outcome)  # a knock-on names its root
+        if root := self.tally.add_outcome(item.kind, outcome, item):  # a knock-on's, told by it
+            outcome = root.retell(outcome)
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
         if item.id and item.decided is None and outcome is not JOURNALED:  # a planned event

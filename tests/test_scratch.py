@@ -16,7 +16,6 @@ from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
-from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
 
@@ -236,7 +235,7 @@ def test_memory_known_on_spill_tables_learns_as_with_dicts() -> None:
 
 
 def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow() -> None:
-    """Each userId's first failure (core/rootcause.py) is kept past the budget too."""
+    """Each userId's first failure (Tally.roots) is kept past the budget too."""
     root = Outcome(status="failed", reason="cannot convert plan", stage="validate")
     no_name = Outcome(
         status="failed", reason="cannot create person without a name", stage="create person"
@@ -247,14 +246,16 @@ def test_root_causes_in_a_bounded_table_still_explain_the_failures_that_follow()
         return parse_event(value, f"f:{n}")
 
     with Spill(1, batch=1) as spill:
-        roots, tally = RootCauses(spill.table()), Tally()
+        tally = Tally(roots=spill.table())
         for n in range(20):
-            assert roots.count(tally, event("identify", f"u-{n}", n), root) is root
+            assert tally.add_outcome("identify", root, event("identify", f"u-{n}", n)) is None
         explained = [
-            roots.count(tally, event("track", f"u-{n}", 100 + n), no_name) for n in range(20)
+            tally.add_outcome("track", no_name, event("track", f"u-{n}", 100 + n))
+            for n in range(20)
         ]
     assert tally.knock_ons == {"cannot convert plan": 20}
-    assert explained[0].reason == (
+    assert explained[0] is not None
+    assert explained[0].told == (
         "no person for u-0: its identify failed earlier (cannot convert plan)"
     )
 

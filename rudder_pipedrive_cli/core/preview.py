@@ -17,7 +17,6 @@ from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
-from rudder_pipedrive_cli.core.rootcause import RootCauses
 from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
 # One value each for every event they end: outcomes are immutable by convention (protocol.py).
@@ -50,35 +49,34 @@ def preview(
     done, add_done = finished.has, finished.add
     rules = config.track_rules if config.track_rules.rules else None
     tally = send.tally  # as send counts and explains events: only a failure may have a root
-    add_outcome, explain, by_rule = tally.add_outcome, RootCauses(tables()).count, tally.rules
+    tally.keep_roots(tables())
+    add_outcome, by_rule = tally.add_outcome, tally.rules
     learn, answer = known.learn, send.record
+    requests: Sequence[ApiRequest]  # an event planned without a request has none
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
-        requests: Sequence[ApiRequest] = ()  # an event planned without a request has none
         if item.decided is not None or not event_id:
-            outcome = item.decided or NOT_AN_EVENT
+            outcome, requests = item.decided or NOT_AN_EVENT, ()
         elif done(event_id):
-            outcome = ALREADY_DONE
+            outcome, requests = ALREADY_DONE, ()
         else:
             planned = plan_event(item, config, known)
             if type(planned) is Outcome:  # it needs no request
-                outcome = planned
+                outcome, requests = planned, ()
             else:
                 send.requests = requests = []
                 outcome = drive(planned, answer)
             learn(outcome)
             add_done(event_id, outcome.status)
-        if (status := outcome.status) == "failed":
-            outcome = explain(tally, item, outcome)  # a knock-on's reason names its root
-        else:
-            add_outcome(kind, outcome)
+        root = add_outcome(kind, outcome, item)  # a knock-on's reason names its root
+        status = outcome.status
         record = {
             "source": item.source,
             "id": event_id,
             "type": kind,
             "outcome": "planned" if status == "sent" else status,
-            "reason": outcome.reason,
+            "reason": outcome.reason if root is None else root.told,
             "warnings": outcome.warnings,
             "dropped": outcome.dropped,
             "requests": requests,

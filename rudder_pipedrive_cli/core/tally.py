@@ -1,16 +1,28 @@
 """Counting a run: events by type and outcome, requests by endpoint, tokens, retries, 429 waits.
 
 Both `rpd send` and `rpd dry-run` fill one `Tally`; `to_json` gives the report shape of SPEC 6.
+
+A failure caused by an earlier failure of the same user is told as such (issue 14 item 4): 7
+users' identify failed (a plan that is not an option of the enum field), and so did every later
+event of those users: their persons were never made, and a track without a name cannot make one.
+The report read "74 cannot create person without a name" above "7 cannot convert plan": the
+cause hid under its effects. So within one run, the first failure of an event about a userId is
+its root; a later event of that userId that fails because it has no person, or that waits for
+the root's retry, is a knock-on: its reason says so (`no person for u-1: its identify failed
+earlier (cannot convert plan ...)`) and the report counts it under the root's reason.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import redacted_warning
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.identity_cache import table_get
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
@@ -21,6 +33,28 @@ OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
+# RudderStack's unsupported types, as their skips are counted: made once.
+UNSUPPORTED_KEYS = {kind: f"{UNSUPPORTED}: {kind}" for kind in ("page", "screen")}
+# Where a plan fails for want of a person, decided by rpd itself (no answer from Pipedrive):
+# "person not found and create_persons is off", "cannot create person without a name".
+NO_PERSON_STAGES = frozenset({"lookup person", "create person"})
+# Where a plan fails waiting for an earlier failed event of the same identity (plans/__init__).
+WAITING_STAGE = "order"
+# Failed userIds remembered per run: past this many, later knock-ons are counted as causes.
+MAX_ROOTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """The first failure of a userId, as the later failures it explains tell it (made once)."""
+
+    redacted: str  # its reason in words holding no event data: what its knock-ons count under
+    told: str  # a knock-on's reason, which may quote event data: for the record, the dead letter
+    told_redacted: str  # a knock-on's reason in words holding none: for the report
+
+    def retell(self, outcome: Outcome) -> Outcome:
+        """A knock-on's outcome told by this root (send's dead letter and journal)."""
+        return replace(outcome, reason=self.told, redacted=self.told_redacted)
 
 
 class Counts(Counter[str]):
@@ -39,8 +73,8 @@ class Tally:
     requests: Counter[str] = field(default_factory=Counts)
     dropped: Counter[str] = field(default_factory=Counts)
     failures: Counter[str] = field(default_factory=Counts)  # failed events by reason
-    # Failed events an earlier failure of the same userId caused, by that root's reason
-    # (core/rootcause.py): counted under it, not as causes of their own.
+    # Failed events an earlier failure of the same userId caused, by that root's reason: counted
+    # under it, not as causes of their own.
     knock_ons: Counter[str] = field(default_factory=Counts)
     skips: Counter[str] = field(default_factory=Counts)  # skipped events by reason
     warnings: Counter[str] = field(default_factory=Counts)  # warnings by text, every outcome
@@ -53,6 +87,23 @@ class Tally:
     not_attempted: int = 0
     writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
+    # The first failure of each userId (a bounded table for a CLI run, issue 18: `keep_roots`);
+    # events of one userId end in input order (the runner orders them), so the first failure
+    # seen is the first in the input.
+    roots: MutableMapping[str, Root] = field(default_factory=dict, repr=False, compare=False)
+    root_of: Callable[[str], Root | None] = field(init=False, repr=False, compare=False)
+    roots_kept: int = field(default=0, init=False, repr=False, compare=False)  # never removed
+
+    def __post_init__(self) -> None:
+        self.keep_roots(self.roots)
+
+    def keep_roots(self, table: MutableMapping[str, Root]) -> None:
+        """Keep the roots in `table` (before any is counted)."""
+        self.roots = table
+        self._bind()
+
+    def _bind(self) -> None:
+        self.root_of = table_get(self.roots, self._bind)  # a read is no call of ours
 
     @property
     def outcomes(self) -> Counter[str]:
@@ -97,26 +148,58 @@ class Tally:
         """API tokens spent (or planned) in all."""
         return sum(self.tokens_by.values())
 
-    def add_outcome(self, event_type: str, outcome: Outcome, root: str = "") -> None:
+    def add_outcome(
+        self, event_type: str, outcome: Outcome, event: Event | None = None
+    ) -> Root | None:
         """Count one event's end, in words without event data (SPEC 8). `event_type` is "invalid"
-        for input that was not an event; `root`, for a failure an earlier one of the same userId
-        caused, that one's redacted reason (core/rootcause.py)."""
-        status = outcome.status
+        for input that was not an event. With the `event` (any intake item), a failure is told
+        by its root: a knock-on is counted under its root's reason, and the root is returned
+        when the knock-on's reason takes its words (`Root.told`: it failed for want of the person
+        its root did not make); else None. Only a failure of an event with a userId may have a
+        root or be one. An alias is about two users and never creates: its reason is its own,
+        unless it waits for a failure of either."""
+        status, retold = outcome.status, None
         self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
-        if status == "failed" or status == "skipped":
-            reason = outcome.reason if outcome.redacted is None else outcome.redacted
-            if status == "failed":
-                counted, key = (self.knock_ons, root) if root else (self.failures, reason)
-            # A skip: each filter's own words are one reason, and an unsupported type is named
+        if status == "failed":
+            root = None
+            if event is not None and (user := event.user_id) is not None and event.id:
+                root_of = self.root_of
+                if event.type == "alias":
+                    if outcome.stage == WAITING_STAGE:
+                        root = root_of(user) or root_of(event.previous_id or "")
+                elif (root := root_of(user)) is None:
+                    if self.roots_kept < MAX_ROOTS:
+                        why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
+                        told = f"no person for {user}: {why} ({outcome.reason})"
+                        self.roots[user] = Root(
+                            redacted, told, f"no person for its userId: {why} ({redacted})"
+                        )
+                        self.roots_kept += 1
+                elif (stage := outcome.stage) == WAITING_STAGE:
+                    pass  # its reason says so already: grouped only
+                elif stage in NO_PERSON_STAGES and outcome.http_status is None:
+                    retold = root
+                else:
+                    root = None  # a cause of its own
+            if root is None:
+                counted = self.failures
+                key = outcome.reason if outcome.redacted is None else outcome.redacted
+            else:
+                counted, key = self.knock_ons, root.redacted
+            counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
+        elif status == "skipped":
+            # Each filter's own words are one reason, and an unsupported type is named
             # (`unsupported type: page`), as a user deciding whether the skips are expected
             # wants to see them.
-            elif reason == UNSUPPORTED:
-                counted, key = self.skips, f"{UNSUPPORTED}: {event_type}"
+            reason = outcome.reason if outcome.redacted is None else outcome.redacted
+            if reason == UNSUPPORTED:
+                key = UNSUPPORTED_KEYS.get(event_type) or f"{UNSUPPORTED}: {event_type}"
             else:
                 filtered = reason.startswith("filtered out")
-                counted, key = self.skips, FILTERED if filtered else reason or "(no reason given)"
+                key = FILTERED if filtered else reason or "(no reason given)"
+            counted = self.skips
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1
         if warnings := outcome.warnings:
             counted = self.warnings
@@ -130,6 +213,7 @@ class Tally:
             counted = self.dropped
             for path in dropped:
                 counted[path] += 1
+        return retold
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
         events: dict[str, int] = {"read": self.read + self.not_attempted}

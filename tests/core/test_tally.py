@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from rudder_pipedrive_cli.core.errors import Warned
+from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
@@ -110,21 +111,29 @@ def test_the_time_estimate_reckons_at_the_limits_the_pacer_keeps(plan: str, seco
 def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter() -> None:
     from rudder_pipedrive_cli.core.tally import MAX_REASONS, OTHER_REASONS, OTHER_WARNINGS
 
+    def event(kind: str, n: int) -> Event:
+        return parse_event({"type": kind, "messageId": f"{kind}-{n}", "userId": f"u-{n}"}, "f:1")
+
     tally = Tally()
     for n in range(MAX_REASONS + 3):
         tally.add_outcome("track", Outcome(status="skipped", reason=f"skip {n}"))
-        tally.add_outcome("track", Outcome(status="failed", reason=f"no person {n}"), f"root {n}")
+        root = Outcome(status="failed", reason=f"root {n}", stage="validate")
+        assert tally.add_outcome("identify", root, event("identify", n)) is None
+        knock_on = Outcome(status="failed", reason=f"no person {n}", stage="create person")
+        assert tally.add_outcome("track", knock_on, event("track", n)) is not None
         warnings = (Warned(f"warning {n}"), Warned("warning 0"))
         tally.add_outcome("identify", Outcome(status="sent", warnings=warnings))
     # counted before the bound: its own
     tally.add_outcome("track", Outcome(status="skipped", reason="skip 1"))
 
     assert len(tally.skips) == len(tally.knock_ons) == len(tally.warnings) == MAX_REASONS + 1
+    assert len(tally.failures) == MAX_REASONS + 1
     assert (tally.skips["skip 1"], tally.skips[OTHER_REASONS]) == (2, 3)
     assert (tally.knock_ons["root 0"], tally.knock_ons[OTHER_REASONS]) == (1, 3)
-    assert not tally.failures  # knock-ons are counted under their root only
+    assert (tally.failures["root 0"], tally.failures[OTHER_REASONS]) == (1, 3)
+    assert "no person 0" not in tally.failures  # knock-ons are counted under their root only
     assert (tally.warnings["warning 0"], tally.warnings[OTHER_WARNINGS]) == (MAX_REASONS + 4, 3)
-    assert tally.outcomes == {"skipped": MAX_REASONS + 4, "failed": MAX_REASONS + 3,
+    assert tally.outcomes == {"skipped": MAX_REASONS + 4, "failed": 2 * (MAX_REASONS + 3),
                               "sent": MAX_REASONS + 3}  # fmt: skip
 
 
