@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import SEARCH
+from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
@@ -89,7 +89,6 @@ def preview(
 
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
 
-SEARCH_KEY = "GET " + SEARCH
 LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
 CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
