@@ -20,7 +20,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
-from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
+from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
@@ -69,6 +69,10 @@ CANCELLED_MESSAGE = (
 INTERRUPTED_MESSAGE = (
     "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
+)
+STARTING_MESSAGE = (
+    "{what} while starting (reading the config, the state, the account's fields or a first pass "
+    "over the input): no event was sent; rerun the same command to start again"
 )
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
@@ -251,12 +255,22 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
-    replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
-    with (
-        replay_state if replay_state is not None else nullcontext(),
-        Spill(job.cache_entries) as spill,
-    ):
-        return run_send(env, job, token=token, replay_state=replay_state, spill=spill)
+    tally = Tally()
+    try:
+        replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
+        with (
+            replay_state if replay_state is not None else nullcontext(),
+            Spill(job.cache_entries) as spill,
+        ):
+            return run_send(env, job, tally, token=token, replay_state=replay_state, spill=spill)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside the run's own handlers
+        if tally.read:  # while the report was written: said by handle_errors
+            raise
+        # Before the first event: the report would be all zeros; what to do is the line to say
+        # (QA: a plain "terminated" said neither what was done nor what to do).
+        what = STOPPED_BY[signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT]
+        say(env.err, STARTING_MESSAGE.format(what=what))
+        return exit_status_for(stop)
 
 
 def open_state(
@@ -284,7 +298,13 @@ def open_state(
 
 
 def run_send(
-    env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None, spill: Spill
+    env: Env,
+    job: SendJob,
+    tally: Tally,
+    *,
+    token: str,
+    replay_state: ReplayState | None,
+    spill: Spill,
 ) -> ExitStatus:
     settings = env.settings
     # The run's duration includes the field listings and the first pass over the input: under
@@ -294,7 +314,6 @@ def run_send(
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
     refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
-    tally = Tally()
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
