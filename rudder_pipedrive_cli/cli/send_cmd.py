@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -42,7 +43,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.config import REDACTED, require_token
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
@@ -297,6 +298,25 @@ def open_state(
     return replay_state
 
 
+def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
+    """Counts kept under event data that holds the API token (an event's type, a dropped trait's
+    path) move under REDACTED in its place, before the report, its JSON and the state's record of
+    the run show them (SPEC 8)."""
+    if token is None:
+        return
+    tables: tuple[MutableMapping[str, Any], ...] = (
+        tally.by_type,
+        tally.skips,
+        tally.failures,
+        tally.knock_ons,
+        tally.warnings,
+        tally.dropped,
+    )
+    for table in tables:
+        for key in [key for key in table if token.search(key)]:
+            table[token.sub(REDACTED, key)] += table.pop(key)
+
+
 def run_send(
     env: Env,
     job: SendJob,
@@ -342,7 +362,7 @@ def run_send(
     )
     if replay_state is not None:
         enter_account(env, replay_state, lists, token)
-    letters = DeadLetters(job.dead_letter)
+    letters = DeadLetters(job.dead_letter, settings.api_token.pattern())
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, lists=lists, store=replay_state)
@@ -426,6 +446,7 @@ def run_send(
                 env.warn(error.message)
             stopped = stopped or error
     duration = time.monotonic() - started
+    without_token(tally, env.settings.api_token.pattern())
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     document.update(identities.report())
     if replay_state is not None:
