@@ -80,9 +80,11 @@ NOT_SENT: tuple[type[Exception], ...] = (
 # (exit 4) instead of trying every event 7 times (a dead port took hours for 3,000 events).
 UNREACHABLE_FAILURES = 20
 UNREACHABLE_SECONDS = 60.0
+# Said by every command (map-fields, check and init too): what resumes is a send's.
 UNREACHABLE_HINT = (
-    "check the network and base_url / company_domain; rerun the same command to resume "
-    "(events not attempted are sent then; writes left in flight are reconciled, not repeated)"
+    "check the network and base_url / company_domain, then rerun the same command (a send "
+    "resumes: events not attempted are sent then; writes left in flight are reconciled, not "
+    "repeated)"
 )
 
 
