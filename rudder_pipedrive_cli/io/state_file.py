@@ -34,15 +34,12 @@ from rudder_pipedrive_cli.io.state_schema import (
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
 
 
-def real_path(path: Path) -> Path:
-    """The file a state path names, symlinks resolved: what is locked, opened and removed, so that
-    SQLite's -wal and -shm always sit beside the real file whatever name a run was given."""
-    return path.resolve()
-
-
+# A state path is used resolved (`Path.resolve`, symlinks followed): the file locked, opened and
+# removed is the real one, so SQLite's -wal and -shm always sit beside it whatever name a run was
+# given.
 def lock_path(path: Path) -> Path:
     """Where a running rpd leaves its pid for others' messages (the lock itself is on the file)."""
-    real = real_path(path)
+    real = path.resolve()
     return real.with_name(real.name + ".lock")
 
 
@@ -69,7 +66,7 @@ class FileLock:
 
     def __init__(self, state_path: Path) -> None:
         self.state_path = state_path
-        self.real = real_path(state_path)
+        self.real = state_path.resolve()
         self.path = lock_path(state_path)
         self._handle: int | None = None
 
@@ -364,7 +361,7 @@ def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
             connection = _connect_readonly(path, "mode=rw")
         else:
             connection = sqlite3.connect(
-                real_path(path), isolation_level=None, check_same_thread=False
+                path.resolve(), isolation_level=None, check_same_thread=False
             )
     except sqlite3.Error as error:
         raise _unreadable(path, error) from None
