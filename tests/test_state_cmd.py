@@ -233,6 +233,58 @@ def test_another_programs_database_is_left_alone(command: str) -> None:
     assert Path("app.db").read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "tables",
+    [
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+            "INSERT INTO meta VALUES ('v', '3')",
+        ],
+        ["CREATE TABLE meta (id INTEGER PRIMARY KEY, data BLOB)"],
+        ["CREATE TABLE journal (day TEXT, text TEXT)", "CREATE TABLE fields (name TEXT)"],
+    ],
+    ids=["meta of key and value", "meta of other columns", "journal and fields"],
+)
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_another_programs_database_with_tables_named_like_rpds_is_left_alone(
+    command: str, tables: list[str]
+) -> None:
+    # QA: `meta`, `journal` and `fields` are common table names: a database that had one was
+    # called a damaged rpd state file, and `clear --yes` removed it.
+    with sqlite3.connect("app.db") as other:
+        for statement in tables:
+            other.execute(statement)
+    before = Path("app.db").read_bytes()
+    args = ["state", command, "--state", "app.db", "--yes"][: 5 if command == "clear" else 4]
+    result = runner.invoke(app, args, env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: app.db is not an rpd state file (an SQLite database without rpd's tables)\n"
+        "hint: check --state: this file is not rpd's, and rpd leaves it alone\n",
+    )
+    assert Path("app.db").read_bytes() == before
+
+
+def test_rpds_own_file_with_a_table_of_other_columns_is_damaged() -> None:
+    # QA: a table replaced by one of other columns was an internal error (OperationalError, 70).
+    with ReplayState.open(Path("s.sqlite"), "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+    with sqlite3.connect("s.sqlite") as damaged:
+        damaged.execute("DROP TABLE identities")
+        damaged.execute("CREATE TABLE identities (a TEXT)")
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: state file s.sqlite is damaged (its table identities does not have rpd's "
+        "columns); readable: 0 journal entries\n"
+        "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
+        "by their lookups, not created again), or restore a copy of the file\n",
+    )
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert not Path("s.sqlite").exists()
+
+
 def test_show_a_damaged_state_and_clear_it() -> None:
     # rpd's own file with a table gone (QA: an internal error, exit 70, and clear could not
     # remove it): unreadable, and clear removes it.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -20,7 +21,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
-from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for_run
+from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
@@ -42,7 +43,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.config import REDACTED, require_token
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
@@ -69,6 +70,10 @@ CANCELLED_MESSAGE = (
 INTERRUPTED_MESSAGE = (
     "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
+)
+STARTING_MESSAGE = (
+    "{what} while starting (reading the config, the state, the account's fields or a first pass "
+    "over the input): no event was sent; rerun the same command to start again"
 )
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
@@ -251,12 +256,22 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
     token = require_token(env.settings)
-    replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
-    with (
-        replay_state if replay_state is not None else nullcontext(),
-        Spill(job.cache_entries) as spill,
-    ):
-        return run_send(env, job, token=token, replay_state=replay_state, spill=spill)
+    tally = Tally()
+    try:
+        replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
+        with (
+            replay_state if replay_state is not None else nullcontext(),
+            Spill(job.cache_entries) as spill,
+        ):
+            return run_send(env, job, tally, token=token, replay_state=replay_state, spill=spill)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside the run's own handlers
+        if tally.read:  # while the report was written: said by handle_errors
+            raise
+        # Before the first event: the report would be all zeros; what to do is the line to say
+        # (QA: a plain "terminated" said neither what was done nor what to do).
+        what = STOPPED_BY[signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT]
+        say(env.err, STARTING_MESSAGE.format(what=what))
+        return exit_status_for(stop)
 
 
 def open_state(
@@ -283,8 +298,33 @@ def open_state(
     return replay_state
 
 
+def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
+    """Counts kept under event data that holds the API token (an event's type, a dropped trait's
+    path) move under REDACTED in its place, before the report, its JSON and the state's record of
+    the run show them (SPEC 8)."""
+    if token is None:
+        return
+    tables: tuple[MutableMapping[str, Any], ...] = (
+        tally.by_type,
+        tally.skips,
+        tally.failures,
+        tally.knock_ons,
+        tally.warnings,
+        tally.dropped,
+    )
+    for table in tables:
+        for key in [key for key in table if token.search(key)]:
+            table[token.sub(REDACTED, key)] += table.pop(key)
+
+
 def run_send(
-    env: Env, job: SendJob, *, token: str, replay_state: ReplayState | None, spill: Spill
+    env: Env,
+    job: SendJob,
+    tally: Tally,
+    *,
+    token: str,
+    replay_state: ReplayState | None,
+    spill: Spill,
 ) -> ExitStatus:
     settings = env.settings
     # The run's duration includes the field listings and the first pass over the input: under
@@ -294,7 +334,6 @@ def run_send(
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
     refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
-    tally = Tally()
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -323,7 +362,7 @@ def run_send(
     )
     if replay_state is not None:
         enter_account(env, replay_state, lists, token)
-    letters = DeadLetters(job.dead_letter)
+    letters = DeadLetters(job.dead_letter, settings.api_token.pattern())
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, lists=lists, store=replay_state)
@@ -407,6 +446,7 @@ def run_send(
                 env.warn(error.message)
             stopped = stopped or error
     duration = time.monotonic() - started
+    without_token(tally, env.settings.api_token.pattern())
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)
     document.update(identities.report())
     if replay_state is not None:

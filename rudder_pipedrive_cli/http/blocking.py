@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from rudder_pipedrive_cli.core.plans.common import malformed
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.client import PipedriveClient
 
@@ -36,11 +37,20 @@ class BlockingClient:
         return self._runner.run(self._client.send(request))
 
     def exchange(self, steps: Generator[ApiRequest, ApiResponse, T]) -> T:
-        """Run a pure exchange (such as `fetch_catalog()`) to its return value."""
+        """Run a pure exchange (such as `fetch_catalog()`) to its return value.
+
+        Its requests are listings and gets whose answer is read for what it holds, so a 2xx
+        answer that is not Pipedrive's envelope (an HTML page, an empty or cut body) fails the
+        exchange: read as it is, a field listing was an account without fields (QA: `rpd check`
+        and `map-fields` said the identity fields did not exist, `map-fields` listed nothing and
+        exited 0)."""
         try:
             request = next(steps)
             while True:
-                request = steps.send(self.send(request))
+                response = self.send(request)
+                if response.malformed:
+                    raise malformed(response, request.stage, response.malformed)
+                request = steps.send(response)
         except StopIteration as stop:
             result: T = stop.value
             return result

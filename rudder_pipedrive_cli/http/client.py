@@ -47,7 +47,13 @@ from rudder_pipedrive_cli.http.retry import (
     RetryPolicy,
 )
 from rudder_pipedrive_cli.http.server_clock import ServerClock, utc_now
-from rudder_pipedrive_cli.io.config import is_loopback, resolve_base_url
+from rudder_pipedrive_cli.io.config import (
+    LONG_TOKEN,
+    REDACTED,
+    is_loopback,
+    redact_strings,
+    resolve_base_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +61,6 @@ __all__ = ["PipedriveClient", "envelope", "resolve_base_url"]
 
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 AUTH_HINT = "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
-REDACTED = "[token redacted]"
-LONG_TOKEN = 16  # real tokens are 40 hex digits: this long, they appear in no id or date
 # A write these methods make may have been applied even when no answer came back: the plan
 # reconciles it. PATCH (and GET) are idempotent, so they are simply sent again.
 UNKNOWN_WHEN_LOST = frozenset({"POST", "PUT"})
@@ -76,9 +80,11 @@ NOT_SENT: tuple[type[Exception], ...] = (
 # (exit 4) instead of trying every event 7 times (a dead port took hours for 3,000 events).
 UNREACHABLE_FAILURES = 20
 UNREACHABLE_SECONDS = 60.0
+# Said by every command (map-fields, check and init too): what resumes is a send's.
 UNREACHABLE_HINT = (
-    "check the network and base_url / company_domain; rerun the same command to resume "
-    "(events not attempted are sent then; writes left in flight are reconciled, not repeated)"
+    "check the network and base_url / company_domain, then rerun the same command (a send "
+    "resumes: events not attempted are sent then; writes left in flight are reconciled, not "
+    "repeated)"
 )
 
 
@@ -130,16 +136,6 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _redact_strings(value: Any, token: re.Pattern[str]) -> Any:
-    if isinstance(value, str):
-        return token.sub(REDACTED, value)
-    if isinstance(value, dict):
-        return {key: _redact_strings(item, token) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact_strings(item, token) for item in value]
-    return value
-
-
 def envelope(
     status: int, content: bytes, is_json: bool, sent_at: str, token: str = ""
 ) -> ApiResponse:
@@ -154,7 +150,7 @@ def envelope(
     if len(token) >= LONG_TOKEN and body is not None:
         # In the decoded strings, not the raw bytes: JSON escapes ("\/") cannot hide it there,
         # and numbers or the document's syntax are never touched.
-        body = _redact_strings(body, re.compile(re.escape(token), re.IGNORECASE))
+        body = redact_strings(body, re.compile(re.escape(token), re.IGNORECASE))
     if not isinstance(body, Mapping):
         if 200 <= status < 300:
             problem = not_an_envelope(content, is_json, body)

@@ -60,6 +60,21 @@ KEYS: tuple[Key, ...] = (
 KEY_BY_PATH = {f"{k.section}.{k.name}": k for k in KEYS}
 
 
+REDACTED = "[token redacted]"
+LONG_TOKEN = 16  # real tokens are 40 hex digits: this long, they appear in no id or date
+
+
+def redact_strings(value: Any, token: re.Pattern[str]) -> Any:
+    """`value` (decoded JSON) with every match of `token` in its strings replaced by REDACTED."""
+    if isinstance(value, str):
+        return token.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {key: redact_strings(item, token) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact_strings(item, token) for item in value]
+    return value
+
+
 class Secret:
     """A value that never shows itself: str(), repr() and f-strings print a mask."""
 
@@ -70,6 +85,13 @@ class Secret:
 
     def reveal(self) -> str:
         return self._value
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The token in any letter case, to find it in event data (SPEC 8); None for a token
+        shorter than a real one's `LONG_TOKEN`, which ids and dates may hold by chance."""
+        if len(self._value) < LONG_TOKEN:
+            return None
+        return re.compile(re.escape(self._value), re.IGNORECASE)
 
     def __bool__(self) -> bool:
         return bool(self._value)
@@ -304,13 +326,18 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
         if isinstance(key, dict):
             mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
             continue
+        # A rule's `fields` ("track #2") is named as rpd check names it.
+        table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
+        where = f"{table}.{prefix}{trait}"
         if not isinstance(key, str) or not key.strip():
-            # A rule's `fields` ("track #2") is named as rpd check names it.
-            table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
-            where = f"{table}.{prefix}{trait}"
             raise ConfigError(
                 f"{path}: {where} must be a Pipedrive field key (a string)",
                 hint="run `rpd map-fields --format toml` to list the keys",
+            )
+        if "" in (prefix + trait).split("."):  # QA: "a..b" was taken, and matched no trait
+            raise ConfigError(
+                f"{path}: {where}: a trait path has no empty part",
+                hint='name the trait by its path with single dots, e.g. "company.name"',
             )
         mapping[prefix + trait] = key.strip()
     return mapping

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +15,7 @@ import orjson
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.io.config import REDACTED
 
 
 def default_dead_letter_path(now: float | None = None) -> Path:
@@ -72,13 +74,18 @@ DEAD_LETTERS = ("dead letters to", "choose another --dead-letter path; rerun to 
 class DeadLetters:
     """Appends records to `path`, creating the file only when the first failure arrives."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, token: re.Pattern[str] | None = None) -> None:
         self.path = path
         self.count = 0
         self._handle: IO[bytes] | None = None
+        self._token = token  # the API token (Secret.pattern): never written, even as event data
 
     def add(self, item: Event, outcome: Outcome) -> None:
         line = dead_letter_line(dead_letter_record(item, outcome))
+        if self._token is not None and self._token.search(text := line.decode()):
+            # An event that holds the token (a trait copied from a config, say): written with
+            # REDACTED in its place (SPEC 8), which JSON text takes as it is.
+            line = self._token.sub(REDACTED, text).encode()
         if self._handle is None:
             self._handle = open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end
             if _ends_mid_line(self._handle):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import mmap
 import os
 import re
@@ -24,6 +25,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
     INDEX_SCHEMA,
+    OBJECTS_TABLE,
     RECENCY_SCHEMA,
     SCHEMA,
     SCHEMA_VERSION,
@@ -32,15 +34,12 @@ from rudder_pipedrive_cli.io.state_schema import (
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
 
 
-def real_path(path: Path) -> Path:
-    """The file a state path names, symlinks resolved: what is locked, opened and removed, so that
-    SQLite's -wal and -shm always sit beside the real file whatever name a run was given."""
-    return path.resolve()
-
-
+# A state path is used resolved (`Path.resolve`, symlinks followed): the file locked, opened and
+# removed is the real one, so SQLite's -wal and -shm always sit beside it whatever name a run was
+# given.
 def lock_path(path: Path) -> Path:
     """Where a running rpd leaves its pid for others' messages (the lock itself is on the file)."""
-    real = real_path(path)
+    real = path.resolve()
     return real.with_name(real.name + ".lock")
 
 
@@ -67,7 +66,7 @@ class FileLock:
 
     def __init__(self, state_path: Path) -> None:
         self.state_path = state_path
-        self.real = real_path(state_path)
+        self.real = state_path.resolve()
         self.path = lock_path(state_path)
         self._handle: int | None = None
 
@@ -272,19 +271,28 @@ def _unreadable(path: Path, detail: str | sqlite3.Error) -> UsageError:
 
 
 def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
-    """True when the file already holds our schema, False when it is empty; else UsageError."""
+    """True when the file already holds our schema, False when it is empty; else UsageError.
+
+    A table is rpd's when its name and its columns are those rpd writes: names like `meta`,
+    `journal` or `fields` are common, and another program's database that has one is not rpd's
+    (`rpd state clear` would remove it). A `meta` table of rpd's shape is rpd's only when it holds
+    a schema version."""
     try:
-        tables = {
-            row[0]
-            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
+        tables = {row[0] for row in connection.execute(TABLE_NAMES)}
         if not tables:
             return False
-        if "meta" not in tables:
-            if tables & set(TABLES):  # rpd's, damaged
-                raise _unreadable(path, "its meta table is gone")
+        expected = _rpd_columns()
+        named = tables & expected.keys()
+        reshaped = sorted(name for name in named if _columns(connection, name) != expected[name])
+        row = None
+        if "meta" in named and "meta" not in reshaped:
+            row = connection.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+        if row is None and not named - {"meta", *reshaped}:
             raise _foreign(path, "an SQLite database without rpd's tables")  # a mistyped --state
-        row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if "meta" not in tables:  # rpd's, damaged
+            raise _unreadable(path, "its meta table is gone")
     except sqlite3.DatabaseError as error:
         raise _unreadable(path, error) from None
     version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
@@ -297,6 +305,8 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
         )
     if not set(TABLES) <= tables:  # rpd's, damaged: a table is gone
         raise _unreadable(path, "its tables are not all there")
+    if reshaped:  # rpd's, damaged: a table replaced by one of other columns (QA: exit 70)
+        raise _unreadable(path, f"its table {reshaped[0]} does not have rpd's columns")
     # A damaged page (a zeroed block, a torn write) is found now, not by the one query that meets
     # it mid-run. It reads every page once: 70 ms for a state file of 100,000 events (22 MB),
     # 123 ms for the whole writable open (benchmarks/state_open.py).
@@ -307,6 +317,25 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
     if problem != "ok":
         raise damaged(path, "SQLite's check found a broken page")
     return True
+
+
+TABLE_NAMES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    return tuple(row[1] for row in connection.execute(f'PRAGMA table_info("{table}")'))
+
+
+@functools.cache
+def _rpd_columns() -> dict[str, tuple[str, ...]]:
+    """Every table rpd writes (also those added since schema 1) with its columns, in order."""
+    connection = _empty_in_memory()
+    for statement in (RECENCY_SCHEMA, OBJECTS_TABLE, *INDEX_SCHEMA):
+        connection.execute(statement)
+    names = [row[0] for row in connection.execute(TABLE_NAMES)]
+    columns = {name: _columns(connection, name) for name in names}
+    connection.close()
+    return columns
 
 
 def _empty_in_memory() -> sqlite3.Connection:
@@ -332,7 +361,7 @@ def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
             connection = _connect_readonly(path, "mode=rw")
         else:
             connection = sqlite3.connect(
-                real_path(path), isolation_level=None, check_same_thread=False
+                path.resolve(), isolation_level=None, check_same_thread=False
             )
     except sqlite3.Error as error:
         raise _unreadable(path, error) from None

@@ -113,15 +113,20 @@ class SandboxApp:
 
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         url = urlsplit(target)
-        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        pairs = parse_qsl(url.query, keep_blank_values=True)
+        query = dict(pairs)
         token = _token(url.query, headers)
         query.pop("api_token", None)
+        # A parameter given twice: Pipedrive takes a list as one comma-separated value, and
+        # keeping either one would hide a client's mistake (QA: the last was used silently).
+        names = [name for name, _ in pairs if name != "api_token"]
+        twice = next((name for name in names if names.count(name) > 1), None)
         if url.path.startswith("/_sandbox/"):
             if token != self.options.token:
                 return failure(401, "unauthorized access")
             return self._introspect(method, url.path)
         with self.lock:
-            answer = self._api(method, url.path, query, token, body)
+            answer = self._api(method, url.path, query, token, body, twice)
             self.statuses[str(answer.status)] += 0 if answer.drop else 1
             self.resets += 1 if answer.drop else 0
             self.rate_limited += answer.status == 429
@@ -140,7 +145,13 @@ class SandboxApp:
         return failure(404, f"Unknown sandbox method {method} {path}")
 
     def _api(
-        self, method: str, path: str, query: dict[str, str], token: str | None, body: bytes
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        token: str | None,
+        body: bytes,
+        twice: str | None = None,
     ) -> Answer:
         route = match_route(path)
         template = route[0] if route else "(unknown)"
@@ -155,6 +166,8 @@ class SandboxApp:
             return edge_forbidden()
         if verdict.refused:
             return replace(failure(429, _RATE_LIMITED[verdict.refused]), headers=verdict.headers)
+        if twice is not None:
+            return failure(400, f"{twice}: given more than once (a list is one value)")
         answer = self._faulted_or_applied(method, key, route, query, body, now)
         return answer if answer.headers is not None else replace(answer, headers=verdict.headers)
 

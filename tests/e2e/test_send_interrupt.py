@@ -54,22 +54,36 @@ def start_send(sandbox: Sandbox, tmp_path: Path, events: Path) -> subprocess.Pop
     )
 
 
-def test_sigterm_before_the_first_event_exits_143_having_sent_nothing(
-    make_sandbox: MakeSandbox, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", latency_ms=400)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
     process = start_send(sandbox, tmp_path, events)
     try:  # while the field listings are fetched, before any event
         wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/personFields", 0) >= 1)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
-    assert (process.returncode, stdout, stderr) == (143, b"", b"terminated\n")
+    assert (process.returncode, stdout, stderr.decode()) == (
+        exit_code,
+        b"",
+        f"{said} while starting (reading the config, the state, the account's "
+        "fields or a first pass over the input): no event was sent; rerun the same command to "
+        "start again\n",
+    )
     assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
 
 

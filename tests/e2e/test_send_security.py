@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+import pytest
 from e2e_support import (
     EXAMPLES,
     assert_report_adds_up,
@@ -88,6 +90,48 @@ def test_the_token_never_appears_in_output_reports_dead_letters_or_state(
 
     outputs = [run.stdout + run.stderr for run in (failing, ok, stopped)]
     assert SECRET not in every_output(tmp_path, *outputs)
+
+
+def test_a_token_in_the_events_is_never_shown_or_written(
+    make_sandbox: MakeSandbox, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # QA: an event whose type was the token showed it in the report's table, its skip reason,
+    # the --report JSON and the state's record of the run; failed events holding it (a trait, an
+    # external id, a line that is no JSON) wrote it into the dead letters.
+    sandbox = make_sandbox(plan="unlimited", token=SECRET)
+    held = {"type": "person_id", "id": SECRET}
+    events = tmp_path_factory.mktemp("input") / "events.ndjson"  # not among the outputs searched
+    events.write_bytes(
+        orjson.dumps({"type": SECRET.upper(), "messageId": "m-1", "userId": "u-1"})
+        + b"\n"
+        + orjson.dumps(
+            {
+                "type": "identify",
+                "messageId": "m-2",
+                "userId": "u-2",
+                "traits": {"note": SECRET},
+                "context": {"externalId": [held]},
+            }
+        )
+        + f"\n{SECRET}\n".encode()
+    )
+    run = rpd_send(sandbox, tmp_path, events, token=SECRET, args=("-v",))
+    assert run.exit_code == 1, run.stderr
+    assert "unsupported type: [token redacted]" in run.stderr
+    assert run.report is not None
+    assert run.report["by_type"]["[token redacted]"] == {"skipped": 1}
+    letters = [orjson.loads(line) for line in run.dead_letter.read_bytes().splitlines()]
+    assert [letter["event"] for letter in letters] == [
+        {
+            "type": "identify",
+            "messageId": "m-2",
+            "userId": "u-2",
+            "traits": {"note": "[token redacted]"},
+            "context": {"externalId": [{"type": "person_id", "id": "[token redacted]"}]},
+        },
+        "[token redacted]",
+    ]
+    assert SECRET.lower() not in every_output(tmp_path, run.stdout + run.stderr).lower()
 
 
 def test_http_to_a_non_loopback_host_is_refused(tmp_path: Path) -> None:

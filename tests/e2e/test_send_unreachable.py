@@ -43,6 +43,16 @@ def unreachable_error(url: str) -> re.Pattern[str]:
     )
 
 
+def test_the_unreachable_hint_fits_every_command() -> None:
+    # map-fields, check and init stop the same way: the hint was a send's alone ("rerun the
+    # same command to resume (events not attempted are sent then...").
+    assert UNREACHABLE_HINT == (
+        "check the network and base_url / company_domain, then rerun the same command (a send "
+        "resumes: events not attempted are sent then; writes left in flight are reconciled, not "
+        "repeated)"
+    )
+
+
 def journal_and_inflight(state: Path) -> tuple[int, int]:
     with sqlite3.connect(state) as db:
         journaled = db.execute("SELECT count(*) FROM journal").fetchone()[0]

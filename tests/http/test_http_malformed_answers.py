@@ -7,10 +7,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from helpers_http import run
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -127,3 +130,30 @@ def test_a_malformed_search_answer_over_http_creates_no_person(server: Server, s
         "lookup person",
         True,
     )
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_malformed_field_listing_is_no_account_without_fields(
+    server: Server, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA: an HTML page, an empty or cut body answering the field listings (200) was read as an
+    # account without fields: `map-fields` listed nothing and exited 0, and `check`, `dry-run
+    # --lookups` and `send` said the identity fields did not exist.
+    content, kind, why = SHAPES[shape]
+    server.answer = (content, kind)
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "rpd.toml"
+    config.write_text(
+        f'[pipedrive]\nbase_url = "http://127.0.0.1:{server.server_address[1]}"\n'
+        f'plan = "unlimited"\n\n[identity]\nuser_id_field = "{CONFIG.user_id_field}"\n'
+    )
+    result = CliRunner().invoke(
+        app, ["map-fields", "--config", str(config)], env={"PIPEDRIVE_API_TOKEN": "t-1"}
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"error: list fields: Pipedrive's answer is malformed (HTTP 200: {why}); not taken as "
+        "no records: retry later\nhint: try again later\n",
+    )
+    assert server.seen == ["GET /api/v2/personFields"]

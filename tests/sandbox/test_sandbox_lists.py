@@ -147,6 +147,22 @@ def test_list_parameters_are_checked(
     assert (response.status_code, response.json()) == (400, error(message.format(path=path)))
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["limit=5&limit=7", "limit=abc&limit=5", "limit=5&limit=5", "limit=5&api_token=x&limit=5"],
+)
+def test_a_parameter_given_twice_is_refused(api: httpx.Client, query: str) -> None:
+    # QA: the last one was used and the other ignored, hiding a client's mistake.
+    create_person(api)
+    response = api.get(f"/api/v2/persons?{query}")
+    assert (response.status_code, response.json()) == (
+        400,
+        error("limit: given more than once (a list is one value)"),
+    )
+    response = api.get("/api/v2/persons?ids=1,2&limit=5")  # a list is one comma-separated value
+    assert (response.status_code, [p["id"] for p in response.json()["data"]]) == (200, [1])
+
+
 def test_get_by_id_refuses_what_it_does_not_model(api: httpx.Client) -> None:
     create_person(api)
     response = api.get("/api/v2/persons/1", params={"include_fields": "notes_count"})
