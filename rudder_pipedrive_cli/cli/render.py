@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rudder_pipedrive_cli.cli.screen import plural, printable, say
-from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
+from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally, ranked
 
 STYLE = {
     "planned": "green",
@@ -93,7 +93,7 @@ def print_warnings_and_failures(
     that still went on. All in words without event data (SPEC 8): one line per cause. First,
     the unmapped traits left out, the most common ten."""
     if tally.dropped:
-        dropped = ", ".join(f"{k} ({n})" for k, n in tally.dropped.most_common(10))
+        dropped = ", ".join(f"{k} ({n})" for k, n in ranked(tally.dropped, 10))
         say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
@@ -107,7 +107,7 @@ def _print_counted(
 ) -> None:
     if not counts:
         return
-    top = counts.most_common(TOP_REASONS)
+    top = ranked(counts, TOP_REASONS)
     width = len(str(top[0][1]))
     shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
     lines = [f"{heading}{f' ({shown})' if shown else ''}:"]

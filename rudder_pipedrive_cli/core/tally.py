@@ -38,6 +38,15 @@ UNSUPPORTED_KEYS = {kind: f"{UNSUPPORTED}: {kind}" for kind in ("page", "screen"
 # Where a plan fails for want of a person, decided by rpd itself (no answer from Pipedrive):
 # "person not found and create_persons is off", "cannot create person without a name".
 NO_PERSON_STAGES = frozenset({"lookup person", "create person"})
+
+
+def ranked(counts: Counter[str], top: int | None = None) -> list[tuple[str, int]]:
+    """The most common first, ties by text: the same order for the same counts, however the
+    events finished (send ends events concurrently; `most_common` keeps first-seen order)."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ordered if top is None else ordered[:top]
+
+
 # Where a plan fails waiting for an earlier failed event of the same identity (plans/__init__).
 WAITING_STAGE = "order"
 # Failed userIds remembered per run: past this many, later knock-ons are counted as causes.
@@ -226,7 +235,7 @@ class Tally:
                 kind: {name: counts[name] for name in OUTCOMES if counts[name]}
                 for kind, counts in sorted(self.by_type.items())
             },
-            "skipped_by_reason": dict(self.skips.most_common()),
+            "skipped_by_reason": dict(ranked(self.skips)),
             "requests": dict(sorted(self.requests.items())),
             "retries": self.retries,
             "rate_limited": self.rate_limited,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
+from rich.console import Console
 
+from rudder_pipedrive_cli.cli.render import print_warnings_and_failures
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
@@ -56,6 +59,31 @@ def test_skips_are_counted_by_reason_most_common_first() -> None:
         ("unsupported type: page", 1),
     ]
     assert sum(report["skipped_by_reason"].values()) == report["events"]["skipped"]
+
+
+def test_reasons_that_tie_are_reported_in_the_same_order_however_the_events_finished() -> None:
+    """send ends events concurrently: the report must not follow the order they happened to
+    finish in (a flaky report, and a flaky test of it, before)."""
+    ends = [
+        ("page", "skipped", "unsupported type"),
+        ("track", "skipped", "track rule: skip"),
+        ("identify", "failed", "b: cannot convert plan"),
+        ("identify", "failed", "a: cannot convert plan"),
+        ("identify", "sent", ""),
+    ]
+    texts = []
+    for order in (ends, ends[::-1]):
+        tally = Tally()
+        for kind, status, reason in order:
+            outcome = Outcome(status=status, reason=reason, warnings=(reason[:1] or "w",))
+            tally.add_outcome(kind, outcome)
+        console = Console(file=io.StringIO(), width=80)
+        print_warnings_and_failures(console, tally, skipped="skipped", failed="failed")
+        texts.append((tally.to_json(duration_s=0, dead_letter=None), console.file.getvalue()))
+    assert texts[0] == texts[1]
+    report, text = texts[0]
+    assert list(report["skipped_by_reason"]) == ["track rule: skip", "unsupported type: page"]
+    assert text.index("a: cannot convert plan") < text.index("b: cannot convert plan")
 
 
 def test_tokens_are_derived_from_the_counts_and_a_refused_request_costs_none() -> None:
