@@ -128,8 +128,11 @@ class Origins(Protocol):
 
 
 class OriginSets:
-    """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`): a set per
-    key, grown in place and put back (a bounded table keeps what it was given last)."""
+    """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`), as the
+    replay state keeps them: a person's list known complete is a `set`, grown in place and put
+    back (a bounded table keeps what it was given last); one no longer complete keeps the origins
+    known as a `frozenset` (an origin rpd made or saw stays made: a later listing that lacks it,
+    a record a user deleted, adds to them, never takes them away)."""
 
     __slots__ = ("_table",)
 
@@ -140,26 +143,28 @@ class OriginSets:
         """A copy (the table's set grows in place: a value read must not change after), asked
         only on merges and at start-up, never per track event (`has`)."""
         found = self._table.get(key)
-        return None if found is None else frozenset(found)
+        return frozenset(found) if type(found) is set else None
 
     def has(self, key: PdId, origin: str) -> bool | None:
         found = self._table.get(key)
-        return None if found is None else origin in found
+        return origin in found if type(found) is set else None
 
     def add(self, key: PdId, origins: Iterable[str]) -> bool:
         found = self._table.get(key)
-        if found is None:
+        if type(found) is not set:
             return False
         found.update(origins)
         self._table[key] = found
         return True
 
     def put(self, key: PdId, origins: Iterable[str]) -> None:
-        if not self.add(key, origins):
-            self._table[key] = set(origins)
+        found = self._table.get(key)
+        self._table[key] = {*(found or ()), *origins}
 
     def pop(self, key: PdId) -> None:
-        self._table.pop(key, None)
+        found = self._table.get(key)
+        if found is not None:
+            self._table[key] = frozenset(found)
 
 
 # Makes one memory table of an `IdentityStore`: `dict`, or a mapping whose memory is bounded
