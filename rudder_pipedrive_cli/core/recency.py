@@ -15,6 +15,7 @@ later write wins a tie, as in a replay in input order).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import Event
@@ -24,10 +25,30 @@ CUSTOM = "custom_fields"
 # Never held back: add_time is sent on create only, and the identity field is how the record is
 # found (a re-key must land whatever the fields' times).
 UNTIMED = frozenset({"add_time"})
+GO_ZERO = "0001-01-01T00:00:00.000Z"  # what a Go producer writes for a time it never set
 
 
 def stamp(event: Event) -> str:
-    """The event's time as a stamp that sorts as text ("" when it has none)."""
+    """The event's time as a stamp that sorts as text ("" when it has none). RudderStack's usual
+    `timestamp`, "2024-05-01T12:34:56.789Z" (a real time, not Go's zero), is one already, but
+    for its microseconds: its own characters, no datetime formatted."""
+    text = event.raw.get("timestamp")
+    if (
+        type(text) is str
+        and len(text) == 24
+        and text[4] == text[7] == "-"
+        and text[10] == "T"
+        and text[19] == "."
+        and text[23] == "Z"
+        and text.isascii()
+        and text != GO_ZERO
+    ):
+        try:
+            datetime.fromisoformat(text)  # a real date and time
+        except ValueError:
+            pass
+        else:
+            return text[:23] + "000Z"
     when = event_time(event)
     if when is None:
         return ""

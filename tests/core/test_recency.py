@@ -20,6 +20,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans.common import SUPERSEDED
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
@@ -54,6 +55,10 @@ def known_person(**times: str) -> IdentityStore:
         ({"timestamp": "soon", "sentAt": "2026-10-01T09:00:00Z"}, T1),
         ({"sentAt": "0099-02-03T04:05:06.000007-01:00"}, "0099-02-03T05:05:06.000007Z"),
         ({}, ""),
+        ({"timestamp": "2024-05-01T12:34:56.789Z"}, "2024-05-01T12:34:56.789000Z"),
+        ({"timestamp": "2024-02-30T12:34:56.789Z", "sentAt": T1}, T1),
+        ({"timestamp": "0001-01-01T00:00:00.000Z", "sentAt": T1}, T1),
+        ({"timestamp": "2024-W18-3T12:34:56.789Z"}, "2024-05-01T12:34:56.789000Z"),
     ],
     ids=[
         "timestamp in UTC",
@@ -61,6 +66,10 @@ def known_person(**times: str) -> IdentityStore:
         "an unreadable one gives way",
         "fixed width before year 1000",
         "none",
+        "RudderStack's usual form",
+        "its form, not a date",
+        "its form, Go's zero time",
+        "its length, a week date",
     ],
 )
 def test_an_events_stamp_is_its_first_readable_time_in_utc(
@@ -68,6 +77,28 @@ def test_an_events_stamp_is_its_first_readable_time_in_utc(
 ) -> None:
     event = parse_event({"type": "identify", "messageId": "m", "userId": "u", **raw}, "f:1")
     assert stamp(event) == expected
+
+
+def test_the_usual_forms_stamp_is_the_one_any_time_gets() -> None:
+    """RudderStack's usual `timestamp` is stamped by its characters: the same stamp as from the
+    time read and formatted (filters.event_time), for every one near that form."""
+    usual = "2024-05-01T12:34:56.789Z"
+    near = {
+        usual,
+        "0001-01-01T00:00:00.000Z",
+        "9999-12-31T23:59:59.999Z",
+        "2024-02-29T00:00:00.000Z",
+    }
+    for at in range(len(usual)):
+        for other in "09-T:.Z ze\u0663+":
+            near.add(usual[:at] + other + usual[at + 1 :])
+    for text in sorted(near):
+        event = parse_event({"type": "identify", "userId": "u", "timestamp": text}, "f:1")
+        when = event_time(event)
+        formatted = "" if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if when is not None and when.year < 1000:
+            formatted = "0" * (4 - len(str(when.year))) + formatted
+        assert stamp(event) == formatted, text
 
 
 def test_an_older_event_leaves_the_fields_a_later_one_wrote() -> None:
