@@ -577,9 +577,12 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    known, slot, config = ctx.known, (entity.kind, key), ctx.config
-    stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
-    if not stale and entity is PERSON and (ctx.merged or known.pending):
+    known, config = ctx.known, ctx.config
+    # Forgotten as stale (gone: 404/410) by this event: searched, not taken from the cache nor
+    # from the index that gave it. Most events learned nothing, and nothing is pending: straight
+    # to the search.
+    stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
+    if (known.pending or ctx.merged) and not stale and entity is PERSON:
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
             if cached in ctx.merged:  # settled earlier in this event
@@ -599,7 +602,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 return Ref(cached, "cache", key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
-    if known.pending and slot not in ctx.pending_creates:
+    if known.pending and (slot := (entity.kind, key)) not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
@@ -607,13 +610,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             pages = reconcile_create(ctx, entity, key, sent_at)
             while (asked := pages.request) is not None:
                 pages.take((yield asked))
-            found = pages.result
             ctx.learning().pending_creates[slot] = None
-            if found is not None:
-                ref = Ref(id=found, via="search", key=key)
+            if pages.result is not None:
+                ref = Ref(id=pages.result, via="search", key=key)
                 ctx.learn(entity, key, ref)
                 return ref
-    # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
     field_key, longest, _ = config.compiled.get(entity.setting) or identity_field(config, entity)
     if len(key) > longest:  # no field set, or one that cannot hold the key
         require_field(ctx, entity, key)  # refuses it, in words
