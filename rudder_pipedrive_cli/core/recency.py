@@ -24,7 +24,7 @@ from rudder_pipedrive_cli.core.filters import event_time
 CUSTOM = "custom_fields"
 # Never held back: add_time is sent on create only, and the identity field is how the record is
 # found (a re-key must land whatever the fields' times).
-UNTIMED = frozenset({"add_time"})
+UNTIMED = "add_time"
 GO_ZERO = "0001-01-01T00:00:00.000Z"  # what a Go producer writes for a time it never set
 
 
@@ -33,34 +33,14 @@ def stamp(event: Event) -> str:
     `timestamp`, "2024-05-01T12:34:56.789Z" (a real time, not Go's zero), is one already, but
     for its microseconds: its own characters, no datetime formatted."""
     text = event.raw.get("timestamp")
-    if (
-        type(text) is str
-        and len(text) == 24
-        and text[4] == text[7] == "-"
-        and text[10] == "T"
-        and text[19] == "."
-        and text[23] == "Z"
-        and text.isascii()
-        and text != GO_ZERO
-    ):
-        try:
-            datetime.fromisoformat(text)  # a real date and time
+    if type(text) is str and len(text) == 24 and text[4:20:3] + text[23] == "--T::.Z":
+        try:  # a real date and time
+            if text.isascii() and text != GO_ZERO and datetime.fromisoformat(text):
+                return text[:23] + "000Z"
         except ValueError:
             pass
-        else:
-            return text[:23] + "000Z"
-    when = event_time(event)
-    if when is None:
-        return ""
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (fixed width, fast)
-        when.year,
-        when.month,
-        when.day,
-        when.hour,
-        when.minute,
-        when.second,
-        when.microsecond,
-    )
+    when = event_time(event)  # in UTC
+    return "" if when is None else when.isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def fresh(
@@ -80,7 +60,7 @@ def fresh(
                     left_out = True
             if custom:
                 kept[key] = custom
-        elif key in UNTIMED or times.get(key, "") <= at:
+        elif key == UNTIMED or times.get(key, "") <= at:
             kept[key] = value
         else:
             left_out = True

@@ -142,6 +142,20 @@ class Ctx:
                  "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
                  "recency", "resolved", "superseded", "updates", "warnings",
                  "writes")  # fmt: skip
+    warnings: list[str]
+    dropped: list[str]
+    identities: dict[tuple[str, str], PdId | None]
+    resolved: dict[tuple[str, str], Ref]
+    lead_origins: dict[PdId, frozenset[str] | None]
+    memberships: dict[PdId, PdId]
+    merged: dict[PdId, PdId]
+    pending_creates: dict[tuple[str, str], str | None]
+    pending_merges: dict[PdId, PdId | None]
+    recency: dict[tuple[str, PdId], dict[str, str]]
+    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
+    writes: tuple[str, ...]  # what each write made (Outcome.writes)
+    superseded: bool  # a write was left out whole: a later event wrote its fields
+    _at: str | None  # the event's recency stamp, once read (`at`)
 
     def __init__(
         self,
@@ -151,20 +165,11 @@ class Ctx:
         index: IdentityIndex | None = None,  # the identity index, when identities go by index
     ) -> None:
         self.event, self.config, self.known, self.index = event, config, known, index
-        self.warnings: list[str] = []
-        self.dropped: list[str] = []
-        self.identities: dict[tuple[str, str], PdId | None] = EMPTY
-        self.resolved: dict[tuple[str, str], Ref] = EMPTY
-        self.lead_origins: dict[PdId, frozenset[str] | None] = EMPTY
-        self.memberships: dict[PdId, PdId] = EMPTY
-        self.merged: dict[PdId, PdId] = EMPTY
-        self.pending_creates: dict[tuple[str, str], str | None] = EMPTY
-        self.pending_merges: dict[PdId, PdId | None] = EMPTY
-        self.recency: dict[tuple[str, PdId], dict[str, str]] = EMPTY
-        self.updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()  # PATCHes made
-        self.writes: tuple[str, ...] = ()  # what each write made (Outcome.writes)
-        self.superseded = False  # a write was left out whole: a later event wrote its fields
-        self._at: str | None = None  # the event's recency stamp, once read (`at`)
+        self.warnings, self.dropped = [], []
+        self.identities = self.resolved = self.lead_origins = self.memberships = EMPTY
+        self.merged = self.pending_creates = self.pending_merges = self.recency = EMPTY
+        self.updates = self.writes = ()
+        self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
         """This plan, its tables its own to write to: made at the first write, all at once."""
@@ -198,16 +203,16 @@ class Ctx:
         for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
         (superseded when a write was left out whole). Its containers are handed over, not
         copied: the plan is over when its outcome is made."""
-        http_status, retryable, redacted, held_back = None, False, None, HELD_NONE
-        if failure is not None:
+        warnings, dropped = self.warnings, self.dropped
+        if failure is None:
+            held_back, http_status, retryable, redacted = HELD_NONE, None, False, None
+            if status is None:
+                status = "sent" if self.writes else "unchanged"
+                reason = SUPERSEDED if self.superseded and not self.writes else ""
+        else:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
-            if retryable:
-                held_back = identities_of(self.event, self.known)
-        elif status is None:
-            status = "sent" if self.writes else "unchanged"
-            reason = SUPERSEDED if self.superseded and not self.writes else ""
-        warnings, dropped = self.warnings, self.dropped
+            held_back = identities_of(self.event, self.known) if retryable else HELD_NONE
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
             status,
             reason,
@@ -261,18 +266,18 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Note the body's fields as written to the record at the event's time (not its identity)."""
-    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
-    written: dict[str, str] = {}
-    for key, value in body.items():  # top-level keys and the keys of custom_fields
-        if key == CUSTOM:
-            for name in value:
-                if name != identity:
-                    written[name] = at
-        elif key != identity and key not in UNTIMED:
-            written[key] = at
-    times = ctx.learning().recency.get(slot)  # most records: none written yet this event
-    ctx.recency[slot] = written if times is None else newest(times, written)
+    """Note the body's fields as written to the record at the event's time (not its identity,
+    nor add_time): its top-level keys and the keys of custom_fields."""
+    at, slot = ctx.at, (entity.kind, record)
+    written = dict.fromkeys(body, at)
+    written.pop(UNTIMED, None)
+    if CUSTOM in written:
+        del written[CUSTOM]
+        written.update(dict.fromkeys(body[CUSTOM], at))
+    written.pop(getattr(ctx.config, entity.setting), None)
+    recency = ctx.learning().recency
+    times = recency.get(slot)  # most records: none written yet this event
+    recency[slot] = written if times is None else newest(times, written)
 
 
 # --- reading answers -------------------------------------------------------------------------
