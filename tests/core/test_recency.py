@@ -231,7 +231,7 @@ def test_the_learned_times_keep_the_later_of_each_field() -> None:
     known = IdentityStore()
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T2, "emails": T1}}))
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T1, "emails": T3}}))
-    assert known.recency("person", 42) == {"name": T2, "emails": T3}
+    assert known.times_at(("person", 42)) == {"name": T2, "emails": T3}
 
 
 def test_fresh_keeps_a_custom_field_no_later_event_wrote() -> None:
