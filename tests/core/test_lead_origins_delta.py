@@ -203,6 +203,21 @@ def test_every_store_answers_alike_when_a_deleted_record_is_not_listed_again(
         assert answers_of(dry) == expected
 
 
+def test_a_lead_made_before_a_merge_is_not_made_again_when_its_listing_lacks_it() -> None:
+    """Through the plans: after a merge left 42's list incomplete, the next track lists it
+    again, and the lead of m-1 (deleted in Pipedrive since) is not there; a replay of m-1 is
+    still `already done`, not a second lead."""
+    known = IdentityStore()
+    known.learn(Outcome(status="sent", identities={("person", "u-1"): 42}))
+    known.learn(run(track("m-1"), [*leads_of(42, None), create_lead(lead("m-1"))], known=known))
+    known.learn(Outcome(status="sent", lead_origins={42: None}))  # a merge with an unlisted side
+    listed_again = [*leads_of(42, "rpd:other"), create_lead(lead("m-2"))]
+    known.learn(run(track("m-2"), listed_again, known=known))
+    assert known.lead_origins(42) == {"rpd:m-1", "rpd:other", "rpd:m-2"}
+    replayed = run(track("m-1"), [], known=known)
+    assert (replayed.status, replayed.reason, replayed.writes) == ("skipped", "already done", ())
+
+
 def test_a_merge_joins_lists_grown_by_deltas() -> None:
     known = IdentityStore()
     known.learn(Outcome(status="sent", identities={("person", "old"): 7, ("person", "new"): 8}))
