@@ -354,6 +354,6 @@ class IdentityStore:
                 else:
                     table[name] = value
         values = (*pending_creates.values(), *pending_merges.values())
-        self.pending = self.pending or any(value is not None for value in values)
+        self.pending = self.pending or values.count(None) < len(values)  # one is not None
         for gone in merged if pending else ():
             self.pending_merges.pop(gone, None)
