@@ -25,22 +25,28 @@ CUSTOM = "custom_fields"
 # Never held back: add_time is sent on create only, and the identity field is how the record is
 # found (a re-key must land whatever the fields' times).
 UNTIMED = "add_time"
-GO_ZERO = "0001-01-01T00:00:00.000Z"  # what a Go producer writes for a time it never set
+# What a Go producer writes for a time it never set; the separators of the usual forms, by length.
+GO_ZERO = ("0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z")
+USUAL = {24: "--T::.Z", 20: "--T::Z"}
 
 
 def stamp(event: Event) -> str:
     """The event's time as a stamp that sorts as text ("" when it has none). RudderStack's usual
-    `timestamp`, "2024-05-01T12:34:56.789Z" (a real time, not Go's zero), is one already, but
-    for its microseconds: its own characters, no datetime formatted."""
+    `timestamp`s, "2024-05-01T12:34:56.789Z" and "2024-05-01T12:34:56Z" (real times, not Go's
+    zero), are one already, but for the microseconds: their own characters, no datetime made."""
     text = event.raw.get("timestamp")
-    if type(text) is str and len(text) == 24 and text[4:20:3] + text[23] == "--T::.Z":
+    if type(text) is str and (form := USUAL.get(len(text))) and form == text[4:20:3] + text[23:]:
         try:  # a real date and time
-            if text.isascii() and text != GO_ZERO and datetime.fromisoformat(text):
-                return text[:23] + "000Z"
+            if text.isascii() and text not in GO_ZERO and datetime.fromisoformat(text):
+                return text[:19] + (text[19:23] + "000Z" if len(text) == 24 else ".000000Z")
         except ValueError:
             pass
     when = event_time(event)  # in UTC
-    return "" if when is None else when.isoformat(timespec="microseconds")[:26] + "Z"
+    if when is None:
+        return ""
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (fixed width, fast)
+        when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond
+    )  # fmt: skip
 
 
 def fresh(

@@ -59,6 +59,8 @@ def known_person(**times: str) -> IdentityStore:
         ({"timestamp": "2024-02-30T12:34:56.789Z", "sentAt": T1}, T1),
         ({"timestamp": "0001-01-01T00:00:00.000Z", "sentAt": T1}, T1),
         ({"timestamp": "2024-W18-3T12:34:56.789Z"}, "2024-05-01T12:34:56.789000Z"),
+        ({"timestamp": "2024-05-01T12:34:56Z"}, "2024-05-01T12:34:56.000000Z"),
+        ({"timestamp": "0001-01-01T00:00:00Z", "sentAt": T1}, T1),
     ],
     ids=[
         "timestamp in UTC",
@@ -70,6 +72,8 @@ def known_person(**times: str) -> IdentityStore:
         "its form, not a date",
         "its form, Go's zero time",
         "its length, a week date",
+        "RudderStack's usual form in seconds",
+        "in seconds, Go's zero time",
     ],
 )
 def test_an_events_stamp_is_its_first_readable_time_in_utc(
@@ -80,24 +84,18 @@ def test_an_events_stamp_is_its_first_readable_time_in_utc(
 
 
 def test_the_usual_forms_stamp_is_the_one_any_time_gets() -> None:
-    """RudderStack's usual `timestamp` is stamped by its characters: the same stamp as from the
-    time read and formatted (filters.event_time), for every one near that form."""
-    usual = "2024-05-01T12:34:56.789Z"
-    near = {
-        usual,
-        "0001-01-01T00:00:00.000Z",
-        "9999-12-31T23:59:59.999Z",
-        "2024-02-29T00:00:00.000Z",
-    }
-    for at in range(len(usual)):
-        for other in "09-T:.Z ze\u0663+":
-            near.add(usual[:at] + other + usual[at + 1 :])
+    """RudderStack's usual `timestamp`s are stamped by their characters: the same stamp as from
+    the time read and formatted (filters.event_time), for every one near those forms."""
+    near = {"0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"}
+    for usual in ("2024-05-01T12:34:56.789Z", "2024-02-29T12:34:56Z"):
+        near.update((usual, usual[:-1], usual + "Z", usual[:-1] + "+00:00"))
+        for at in range(len(usual)):
+            for other in "09-T:.Z ze\u0663+":
+                near.add(usual[:at] + other + usual[at + 1 :])
     for text in sorted(near):
         event = parse_event({"type": "identify", "userId": "u", "timestamp": text}, "f:1")
         when = event_time(event)
-        formatted = "" if when is None else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        if when is not None and when.year < 1000:
-            formatted = "0" * (4 - len(str(when.year))) + formatted
+        formatted = "" if when is None else when.isoformat(timespec="microseconds")[:26] + "Z"
         assert stamp(event) == formatted, text
 
 
