@@ -104,7 +104,7 @@ class Origins(Protocol):
         """A complete listing: the list is these origins (and those already known)."""
 
     def pop(self, key: PdId, /) -> None:
-        """The list is no longer known complete."""
+        """The list is no longer known complete (the origins known stay: made is made)."""
 
 
 class OriginSets:
@@ -342,11 +342,9 @@ class IdentityStore:
         if not (pending_creates or outcome.memberships or merged or pending_merges):
             return  # most outcomes teach identities and field times only
         learned: tuple[tuple[Any, Mapping[Any, Any]], ...] = (
-            (self.pending_creates, pending_creates),
-            (self.memberships, outcome.memberships),
-            (self.merged, merged),
-            (self.pending_merges, pending_merges),
-        )
+            (self.pending_creates, pending_creates), (self.memberships, outcome.memberships),
+            (self.merged, merged), (self.pending_merges, pending_merges),
+        )  # fmt: skip
         for table, taught in learned:
             for name, value in taught.items():  # None forgets
                 if value is None:

@@ -214,25 +214,12 @@ class Ctx:
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
             held_back = identities_of(self.event, self.known) if retryable else HELD_NONE
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
-            status,
-            reason,
-            stage,
-            http_status,
-            retryable,
+            status, reason, stage, http_status, retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
-            tuple(dict.fromkeys(warnings)) if warnings else (),
-            tuple(dropped) if dropped else (),
-            self.identities,
-            self.lead_origins,
-            self.memberships,
-            self.merged,
-            self.pending_creates,
-            self.pending_merges,
-            held_back,
-            self.recency,
-            redacted,
-            self.writes,
-        )
+            tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
+            self.identities, self.lead_origins, self.memberships, self.merged, self.pending_creates,
+            self.pending_merges, held_back, self.recency, redacted, self.writes,
+        )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
 
@@ -585,9 +572,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     if key is None:
         return None
     known, config = ctx.known, ctx.config
-    # Forgotten as stale (gone: 404/410) by this event: searched, not taken from the cache nor
-    # from the index that gave it. Most events learned nothing, and nothing is pending: straight
-    # to the search.
+    # Forgotten as stale (gone: 404/410) by this event: searched, not taken from the cache nor the
+    # index that gave it. Most events learned nothing, and nothing is pending: straight to search.
     stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
     if (known.pending or ctx.merged) and not stale and entity is PERSON:
         cached = known.person_id(key)
