@@ -276,5 +276,5 @@ def test_an_outcome_writing_two_records_as_keys_first_move_out_keeps_both_record
             )
         )
 
-        assert dict(store.recency(*person)) == {"name": "2024-01-03", "email": "2024-01-05"}
-        assert dict(store.recency(*org)) == {"name": "2024-01-02"}
+        assert dict(store.times_at(person)) == {"name": "2024-01-03", "email": "2024-01-05"}
+        assert dict(store.times_at(org)) == {"name": "2024-01-02"}

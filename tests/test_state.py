@@ -601,7 +601,7 @@ def test_a_read_only_state_answers_as_the_writable_one_after_the_same_outcomes(
             store.org_id("g"),
             store.lead_origins(5),
             store.lead_origins(6),
-            dict(store.recency("person", 5)),
+            dict(store.times_at(("person", 5)) or {}),
             store.pending_create("org", "g"),
             store.merging_into(6),
             store.merges,

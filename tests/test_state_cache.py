@@ -118,7 +118,7 @@ def test_a_read_only_state_remembers_what_it_learned_past_its_budget(
         assert dry.lead_origins(7) is None  # no longer complete
         assert dry.lead_origins(8) == frozenset({"rpd:8"})
         assert [dry.person_org(n) for n in (1, 49)] == [1001, 1049]
-        assert dict(dry.recency("person", 2)) == {"name": "2026-10-01T09:00:02Z"}
+        assert dict(dry.times_at(("person", 2))) == {"name": "2026-10-01T09:00:02Z"}
         assert all(dry.held_back("person", user) for user in USERS[1:])
         assert not dry.held_back("person", "u-0")
     assert path.read_bytes() == before

@@ -21,26 +21,6 @@ from rudder_pipedrive_cli.core.rules import KINDS
 MAX_MERGE_HOPS = 64
 
 
-def links_persons(outcome: Outcome) -> bool:
-    """Whether the outcome has two userIds name one person: an alias's merge, or its re-key
-    (the previous person given the new userId, no merge)."""
-    seen: set[PdId] = set()
-    for (kind, _), pd_id in outcome.identities.items():
-        if kind == "person" and pd_id is not None:
-            if pd_id in seen:
-                return True
-            seen.add(pd_id)
-    return False
-
-
-def _put(table: Any, key: Any, value: Any) -> None:
-    """Write `key` to one of an `IdentityStore`'s tables; None forgets it."""
-    if value is None:
-        table.pop(key, None)
-    else:
-        table[key] = value
-
-
 def persons_named(known: IdentityStore, *users: str | None) -> list[PdId]:
     """The persons the cache says these userIds name. Only once a merge or re-key is known may
     two userIds name one person; before that nothing needs looking up."""
@@ -124,12 +104,15 @@ class Origins(Protocol):
         """A complete listing: the list is these origins (and those already known)."""
 
     def pop(self, key: PdId, /) -> None:
-        """The list is no longer known complete."""
+        """The list is no longer known complete (the origins known stay: made is made)."""
 
 
 class OriginSets:
-    """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`): a set per
-    key, grown in place and put back (a bounded table keeps what it was given last)."""
+    """`Origins` in one memory table (a dict, or a bounded io/scratch.py `SpillTable`), as the
+    replay state keeps them: a person's list known complete is a `set`, grown in place and put
+    back (a bounded table keeps what it was given last); one no longer complete keeps the origins
+    known as a `frozenset` (an origin rpd made or saw stays made: a later listing that lacks it,
+    a record a user deleted, adds to them, never takes them away)."""
 
     __slots__ = ("_table",)
 
@@ -140,26 +123,28 @@ class OriginSets:
         """A copy (the table's set grows in place: a value read must not change after), asked
         only on merges and at start-up, never per track event (`has`)."""
         found = self._table.get(key)
-        return None if found is None else frozenset(found)
+        return frozenset(found) if type(found) is set else None
 
     def has(self, key: PdId, origin: str) -> bool | None:
         found = self._table.get(key)
-        return None if found is None else origin in found
+        return origin in found if type(found) is set else None
 
     def add(self, key: PdId, origins: Iterable[str]) -> bool:
         found = self._table.get(key)
-        if found is None:
+        if type(found) is not set:
             return False
         found.update(origins)
         self._table[key] = found
         return True
 
     def put(self, key: PdId, origins: Iterable[str]) -> None:
-        if not self.add(key, origins):
-            self._table[key] = set(origins)
+        found = self._table.get(key)
+        self._table[key] = {*(found or ()), *origins}
 
     def pop(self, key: PdId) -> None:
-        self._table.pop(key, None)
+        found = self._table.get(key)
+        if found is not None:
+            self._table[key] = frozenset(found)
 
 
 # Makes one memory table of an `IdentityStore`: `dict`, or a mapping whose memory is bounded
@@ -188,11 +173,12 @@ class IdentityStore:
     a person's leads, deals, activities or notes; None when nobody has looked yet),
     `has_origin(origins_key, origin)` (whether one is there, None when nobody has looked yet),
     `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
-    `pending` or `holding` says there may be one) and `recency`; `merges` says whether two
-    userIds may name one person. Its tables are made by `tables` (dicts by default; bounded ones
-    for a CLI run, io/scratch.py), except those given in `stored`: the replay state (io/state.py)
-    gives the rows of its file for the tables named in `STORED`, and `merges` and `pending` as
-    the file says. Memberships and identities held back are memory tables always (this run's).
+    `pending` or `holding` says there may be one) and `times_at((kind, record))` (field recency:
+    None when no time is known); `merges` says whether two userIds may name one person. Its
+    tables are made by `tables` (dicts by default; bounded ones for a CLI run, io/scratch.py),
+    except those given in `stored`: the replay state (io/state.py) gives the rows of its file for
+    the tables named in `STORED`, and `merges` and `pending` as the file says. Memberships and
+    identities held back are memory tables always (this run's).
     """
 
     # One listing of the account's records of some kinds behind the cache (`list_origins`): set
@@ -238,7 +224,7 @@ class IdentityStore:
         self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
         self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
-        # `recency` by (kind, record) with no call of ours: None when no time is known.
+        # Field recency by (kind, record), with no call of ours: None when no time is known.
         self.times_at: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
         self._bind()
 
@@ -315,9 +301,6 @@ class IdentityStore:
     def held_back(self, kind: str, key: str) -> bool:
         return self.held.get((kind, key), False) if self.holding else False
 
-    def recency(self, kind: str, record: PdId) -> Mapping[str, str]:
-        return self.times_at((kind, record)) or {}
-
     def learn(self, outcome: Outcome) -> None:
         out = outcome  # most failed, skipped and unchanged events teach nothing: asked first
         taught = out.identities or out.recency or out.held_back or out.lead_origins or out.merged
@@ -331,8 +314,11 @@ class IdentityStore:
                 before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
         identities, merged = outcome.identities, outcome.merged
-        if not self.merges and (merged or (len(identities) > 1 and links_persons(outcome))):
-            self.merging()
+        if not self.merges and (merged or len(identities) > 1):
+            # Two userIds name one person: an alias's merge, or its re-key (no merge).
+            ids = [p for (kind, _), p in identities.items() if kind == "person" and p is not None]
+            if merged or len(set(ids)) < len(ids):
+                self.merging()
         for key, origins in outcome.lead_origins.items():
             self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
@@ -355,15 +341,17 @@ class IdentityStore:
                     self.pending_creates.pop(slot, None)
         if not (pending_creates or outcome.memberships or merged or pending_merges):
             return  # most outcomes teach identities and field times only
-        for slot, sent_at in pending_creates.items():
-            _put(self.pending_creates, slot, sent_at)
-            self.pending = self.pending or sent_at is not None
-        for person, org in outcome.memberships.items():
-            _put(self.memberships, person, org)
-        for gone, into in merged.items():
-            _put(self.merged, gone, into)
-        for person, merging in pending_merges.items():
-            _put(self.pending_merges, person, merging)
-            self.pending = self.pending or merging is not None
+        learned: tuple[tuple[Any, Mapping[Any, Any]], ...] = (
+            (self.pending_creates, pending_creates), (self.memberships, outcome.memberships),
+            (self.merged, merged), (self.pending_merges, pending_merges),
+        )  # fmt: skip
+        for table, taught in learned:
+            for name, value in taught.items():  # None forgets
+                if value is None:
+                    table.pop(name, None)
+                else:
+                    table[name] = value
+        values = (*pending_creates.values(), *pending_merges.values())
+        self.pending = self.pending or values.count(None) < len(values)  # one is not None
         for gone in merged if pending else ():
             self.pending_merges.pop(gone, None)

@@ -1,7 +1,7 @@
 """Field-level recency (issue 13 item 6): a write from an older event leaves newer fields alone.
 
 The state remembers, per Pipedrive record and field, the time of the event whose value rpd last
-wrote there (`Outcome.recency`, `IdentityStore.recency`). A write keeps only the fields no later
+wrote there (`Outcome.recency`, `IdentityStore.times_at`). A write keeps only the fields no later
 event wrote, so reruns, dead-letter resends and archives read out of time order all end with the
 newest value of every field. Emails and phones are one field each: an older event's list never
 replaces a newer one.
@@ -15,6 +15,7 @@ later write wins a tie, as in a replay in input order).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import Event
@@ -23,23 +24,29 @@ from rudder_pipedrive_cli.core.filters import event_time
 CUSTOM = "custom_fields"
 # Never held back: add_time is sent on create only, and the identity field is how the record is
 # found (a re-key must land whatever the fields' times).
-UNTIMED = frozenset({"add_time"})
+UNTIMED = "add_time"
+# What a Go producer writes for a time it never set; the separators of the usual forms, by length.
+GO_ZERO = ("0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z")
+USUAL = {24: "--T::.Z", 20: "--T::Z"}
 
 
 def stamp(event: Event) -> str:
-    """The event's time as a stamp that sorts as text ("" when it has none)."""
-    when = event_time(event)
+    """The event's time as a stamp that sorts as text ("" when it has none). RudderStack's usual
+    `timestamp`s, "2024-05-01T12:34:56.789Z" and "2024-05-01T12:34:56Z" (real times, not Go's
+    zero), are one already, but for the microseconds: their own characters, no datetime made."""
+    text = event.raw.get("timestamp")
+    if type(text) is str and (form := USUAL.get(len(text))) and form == text[4:20:3] + text[23:]:
+        try:  # a real date and time
+            if text.isascii() and text not in GO_ZERO and datetime.fromisoformat(text):
+                return text[:19] + (text[19:23] + "000Z" if len(text) == 24 else ".000000Z")
+        except ValueError:
+            pass
+    when = event_time(event)  # in UTC
     if when is None:
         return ""
     return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (fixed width, fast)
-        when.year,
-        when.month,
-        when.day,
-        when.hour,
-        when.minute,
-        when.second,
-        when.microsecond,
-    )
+        when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond
+    )  # fmt: skip
 
 
 def fresh(
@@ -59,7 +66,7 @@ def fresh(
                     left_out = True
             if custom:
                 kept[key] = custom
-        elif key in UNTIMED or times.get(key, "") <= at:
+        elif key == UNTIMED or times.get(key, "") <= at:
             kept[key] = value
         else:
             left_out = True

@@ -143,7 +143,8 @@ class LeadRows(_Rows):
     listings found or rpd created, by core/index.py's `origins_key`, for persons whose listing is
     complete (leads_listed). `has` and `add` cost one row whatever the person's number of
     origins. On a read-only state, what the run learned is a set per person in memory over the
-    file's rows (None: no longer complete)."""
+    file's rows (a frozenset: no longer complete, the origins learned staying true, as the
+    file's do)."""
 
     def _listed(self, person: str) -> bool:
         store = self._store
@@ -155,7 +156,7 @@ class LeadRows(_Rows):
     def get(self, person_id: PdId, default: Any = None) -> Any:
         store, person = self._store, encode_id(person_id)
         learned = self._memory(person)
-        if learned is None:
+        if type(learned) is frozenset:
             return default  # no longer complete
         with store.mutex:
             if learned is _UNKNOWN and not self._listed(person):
@@ -172,7 +173,7 @@ class LeadRows(_Rows):
     def has(self, person_id: PdId, origin: str) -> bool | None:
         store, person = self._store, encode_id(person_id)
         learned = self._memory(person)
-        if learned is None:
+        if type(learned) is frozenset:
             return None
         if learned is not _UNKNOWN and origin in learned:
             return True
@@ -191,7 +192,7 @@ class LeadRows(_Rows):
         store, person = self._store, encode_id(person_id)
         if self._learned is not None:
             learned = self._memory(person)
-            if learned is None:
+            if type(learned) is frozenset:
                 return False
             if learned is _UNKNOWN:
                 with store.mutex:
@@ -215,9 +216,7 @@ class LeadRows(_Rows):
         store, person = self._store, encode_id(person_id)
         if self._learned is not None:
             learned = self._memory(person)
-            if learned is None or learned is _UNKNOWN:
-                learned = set()
-            learned.update(origins)
+            learned = {*(() if learned is _UNKNOWN else learned), *origins}
             self._learned[person] = learned
             return
         with store.mutex:
@@ -234,7 +233,8 @@ class LeadRows(_Rows):
         """The person's list is no longer complete, while its stored origins stay true."""
         store, person = self._store, encode_id(person_id)
         if self._learned is not None:
-            self._learned[person] = None
+            learned = self._memory(person)
+            self._learned[person] = frozenset(() if learned is _UNKNOWN else learned)
             return
         with store.mutex:
             store.db.execute(

@@ -61,7 +61,7 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
     known.learn(Outcome(status="failed", reason="x", stage="validate"))
     assert (known.times, known.held, known.holding) == ({}, {}, False)
     known.learn(Outcome(status="sent", recency={("person", 1): {"name": "2024-05-01T12:00:00Z"}}))
-    assert known.recency("person", 1) == {"name": "2024-05-01T12:00:00Z"}
+    assert known.times_at(("person", 1)) == {"name": "2024-05-01T12:00:00Z"}
     known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("org", "g-1")})))
     assert known.held_back("org", "g-1")
     assert (known.persons, known.orgs, known.merges) == ({}, {}, False)

@@ -20,6 +20,7 @@ from helpers_core import (
 )
 
 from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans.common import SUPERSEDED
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
@@ -54,6 +55,12 @@ def known_person(**times: str) -> IdentityStore:
         ({"timestamp": "soon", "sentAt": "2026-10-01T09:00:00Z"}, T1),
         ({"sentAt": "0099-02-03T04:05:06.000007-01:00"}, "0099-02-03T05:05:06.000007Z"),
         ({}, ""),
+        ({"timestamp": "2024-05-01T12:34:56.789Z"}, "2024-05-01T12:34:56.789000Z"),
+        ({"timestamp": "2024-02-30T12:34:56.789Z", "sentAt": T1}, T1),
+        ({"timestamp": "0001-01-01T00:00:00.000Z", "sentAt": T1}, T1),
+        ({"timestamp": "2024-W18-3T12:34:56.789Z"}, "2024-05-01T12:34:56.789000Z"),
+        ({"timestamp": "2024-05-01T12:34:56Z"}, "2024-05-01T12:34:56.000000Z"),
+        ({"timestamp": "0001-01-01T00:00:00Z", "sentAt": T1}, T1),
     ],
     ids=[
         "timestamp in UTC",
@@ -61,6 +68,12 @@ def known_person(**times: str) -> IdentityStore:
         "an unreadable one gives way",
         "fixed width before year 1000",
         "none",
+        "RudderStack's usual form",
+        "its form, not a date",
+        "its form, Go's zero time",
+        "its length, a week date",
+        "RudderStack's usual form in seconds",
+        "in seconds, Go's zero time",
     ],
 )
 def test_an_events_stamp_is_its_first_readable_time_in_utc(
@@ -68,6 +81,22 @@ def test_an_events_stamp_is_its_first_readable_time_in_utc(
 ) -> None:
     event = parse_event({"type": "identify", "messageId": "m", "userId": "u", **raw}, "f:1")
     assert stamp(event) == expected
+
+
+def test_the_usual_forms_stamp_is_the_one_any_time_gets() -> None:
+    """RudderStack's usual `timestamp`s are stamped by their characters: the same stamp as from
+    the time read and formatted (filters.event_time), for every one near those forms."""
+    near = {"0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"}
+    for usual in ("2024-05-01T12:34:56.789Z", "2024-02-29T12:34:56Z"):
+        near.update((usual, usual[:-1], usual + "Z", usual[:-1] + "+00:00"))
+        for at in range(len(usual)):
+            for other in "09-T:.Z ze\u0663+":
+                near.add(usual[:at] + other + usual[at + 1 :])
+    for text in sorted(near):
+        event = parse_event({"type": "identify", "userId": "u", "timestamp": text}, "f:1")
+        when = event_time(event)
+        formatted = "" if when is None else when.isoformat(timespec="microseconds")[:26] + "Z"
+        assert stamp(event) == formatted, text
 
 
 def test_an_older_event_leaves_the_fields_a_later_one_wrote() -> None:
@@ -200,7 +229,7 @@ def test_the_learned_times_keep_the_later_of_each_field() -> None:
     known = IdentityStore()
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T2, "emails": T1}}))
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T1, "emails": T3}}))
-    assert known.recency("person", 42) == {"name": T2, "emails": T3}
+    assert known.times_at(("person", 42)) == {"name": T2, "emails": T3}
 
 
 def test_fresh_keeps_a_custom_field_no_later_event_wrote() -> None:

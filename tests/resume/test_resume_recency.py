@@ -183,15 +183,15 @@ def test_a_state_file_from_before_field_recency_reads_as_knowing_no_times(
     times = Outcome(status="sent", recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}})
 
     with ReplayState.open(path, "ns", readonly=True) as state:
-        assert state.recency("person", 7) == {}
+        assert state.times_at(("person", 7)) is None
         state.learn(times)  # a read-only state (dry-run) remembers in memory only
-        assert state.recency("person", 7) == {"name": "2026-10-01T09:00:00.000000Z"}
+        assert state.times_at(("person", 7)) == {"name": "2026-10-01T09:00:00.000000Z"}
     with ReplayState.open(path, "ns") as state:  # opened for writing: the table is added
         assert state.person_id("u") == 7
-        assert state.recency("person", 7) == {}
+        assert state.times_at(("person", 7)) is None
         state.record_outcome("m-2", "f:2", times)
     with ReplayState.open(path, "ns", readonly=True) as state:
-        assert state.recency("person", 7) == {"name": "2026-10-01T09:00:00.000000Z"}
+        assert state.times_at(("person", 7)) == {"name": "2026-10-01T09:00:00.000000Z"}
 
 
 def test_clearing_a_namespace_forgets_its_times_only(tmp_path: Path) -> None:
@@ -202,8 +202,8 @@ def test_clearing_a_namespace_forgets_its_times_only(tmp_path: Path) -> None:
             state.record_outcome("m-1", "f:1", times)
     with ReplayState.open(path, "a") as state:
         state.clear("a")
-        assert state.recency("person", 7) == {}
+        assert state.times_at(("person", 7)) is None
     with ReplayState.open(path, "b") as state:
-        assert state.recency("person", 7) == {"name": "2026-10-01T09:00:00.000000Z"}
+        assert state.times_at(("person", 7)) == {"name": "2026-10-01T09:00:00.000000Z"}
         state.clear()
-        assert state.recency("person", 7) == {}
+        assert state.times_at(("person", 7)) is None

@@ -141,6 +141,20 @@ class Ctx:
                  "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
                  "recency", "resolved", "superseded", "updates", "warnings",
                  "writes")  # fmt: skip
+    warnings: list[str]
+    dropped: list[str]
+    identities: dict[tuple[str, str], PdId | None]
+    resolved: dict[tuple[str, str], Ref]
+    lead_origins: dict[PdId, frozenset[str] | None]
+    memberships: dict[PdId, PdId]
+    merged: dict[PdId, PdId]
+    pending_creates: dict[tuple[str, str], str | None]
+    pending_merges: dict[PdId, PdId | None]
+    recency: dict[tuple[str, PdId], dict[str, str]]
+    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
+    writes: tuple[str, ...]  # what each write made (Outcome.writes)
+    superseded: bool  # a write was left out whole: a later event wrote its fields
+    _at: str | None  # the event's recency stamp, once read (`at`)
 
     def __init__(
         self,
@@ -150,20 +164,11 @@ class Ctx:
         index: IdentityIndex | None = None,  # the identity index, when identities go by index
     ) -> None:
         self.event, self.config, self.known, self.index = event, config, known, index
-        self.warnings: list[str] = []
-        self.dropped: list[str] = []
-        self.identities: dict[tuple[str, str], PdId | None] = EMPTY
-        self.resolved: dict[tuple[str, str], Ref] = EMPTY
-        self.lead_origins: dict[PdId, frozenset[str] | None] = EMPTY
-        self.memberships: dict[PdId, PdId] = EMPTY
-        self.merged: dict[PdId, PdId] = EMPTY
-        self.pending_creates: dict[tuple[str, str], str | None] = EMPTY
-        self.pending_merges: dict[PdId, PdId | None] = EMPTY
-        self.recency: dict[tuple[str, PdId], dict[str, str]] = EMPTY
-        self.updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()  # PATCHes made
-        self.writes: tuple[str, ...] = ()  # what each write made (Outcome.writes)
-        self.superseded = False  # a write was left out whole: a later event wrote its fields
-        self._at: str | None = None  # the event's recency stamp, once read (`at`)
+        self.warnings, self.dropped = [], []
+        self.identities = self.resolved = self.lead_origins = self.memberships = EMPTY
+        self.merged = self.pending_creates = self.pending_merges = self.recency = EMPTY
+        self.updates = self.writes = ()
+        self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
         """This plan, its tables its own to write to: made at the first write, all at once."""
@@ -197,36 +202,23 @@ class Ctx:
         for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
         (superseded when a write was left out whole). Its containers are handed over, not
         copied: the plan is over when its outcome is made."""
-        http_status, retryable, redacted, held_back = None, False, None, HELD_NONE
-        if failure is not None:
+        warnings, dropped = self.warnings, self.dropped
+        if failure is None:
+            held_back, http_status, retryable, redacted = HELD_NONE, None, False, None
+            if status is None:
+                status = "sent" if self.writes else "unchanged"
+                reason = SUPERSEDED if self.superseded and not self.writes else ""
+        else:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
-            if retryable:
-                held_back = identities_of(self.event, self.known)
-        elif status is None:
-            status = "sent" if self.writes else "unchanged"
-            reason = SUPERSEDED if self.superseded and not self.writes else ""
-        warnings, dropped = self.warnings, self.dropped
+            held_back = identities_of(self.event, self.known) if retryable else HELD_NONE
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
-            status,
-            reason,
-            stage,
-            http_status,
-            retryable,
+            status, reason, stage, http_status, retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
-            tuple(dict.fromkeys(warnings)) if warnings else (),
-            tuple(dropped) if dropped else (),
-            self.identities,
-            self.lead_origins,
-            self.memberships,
-            self.merged,
-            self.pending_creates,
-            self.pending_merges,
-            held_back,
-            self.recency,
-            redacted,
-            self.writes,
-        )
+            tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
+            self.identities, self.lead_origins, self.memberships, self.merged, self.pending_creates,
+            self.pending_merges, held_back, self.recency, redacted, self.writes,
+        )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
 
@@ -260,18 +252,20 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
-    """Note the body's fields as written to the record at the event's time (not its identity)."""
+    """Note the body's fields as written to the record at the event's time (not its identity,
+    nor add_time): its top-level keys and the keys of custom_fields."""
     at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
     written: dict[str, str] = {}
-    for key, value in body.items():  # top-level keys and the keys of custom_fields
+    for key, value in body.items():  # a loop: quicker than dict.fromkeys and pops for a few keys
         if key == CUSTOM:
             for name in value:
                 if name != identity:
                     written[name] = at
-        elif key != identity and key not in UNTIMED:
+        elif key != identity and key != UNTIMED:
             written[key] = at
-    times = ctx.learning().recency.get(slot)  # most records: none written yet this event
-    ctx.recency[slot] = written if times is None else newest(times, written)
+    recency = ctx.learning().recency
+    times = recency.get(slot)  # most records: none written yet this event
+    recency[slot] = written if times is None else newest(times, written)
 
 
 # --- reading answers -------------------------------------------------------------------------
@@ -573,9 +567,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
     raises; it is never taken as "not found")."""
     if key is None:
         return None
-    known, slot, config = ctx.known, (entity.kind, key), ctx.config
-    stale = slot in ctx.identities  # forgotten as stale: not from the cache, nor the index
-    if not stale and entity is PERSON and (ctx.merged or known.pending):
+    known, config = ctx.known, ctx.config
+    # Forgotten as stale (gone: 404/410) by this event: searched, not taken from the cache nor the
+    # index that gave it. Most events learned nothing, and nothing is pending: straight to search.
+    stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
+    if (known.pending or ctx.merged) and not stale and entity is PERSON:
         cached = known.person_id(key)
         if cached is not None:  # known_ref left it: a merge may have moved it
             if cached in ctx.merged:  # settled earlier in this event
@@ -595,7 +591,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 return Ref(cached, "cache", key)
             ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
             stale = True
-    if known.pending and slot not in ctx.pending_creates:
+    if known.pending and (slot := (entity.kind, key)) not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
@@ -603,13 +599,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             pages = reconcile_create(ctx, entity, key, sent_at)
             while (asked := pages.request) is not None:
                 pages.take((yield asked))
-            found = pages.result
             ctx.learning().pending_creates[slot] = None
-            if found is not None:
-                ref = Ref(id=found, via="search", key=key)
+            if pages.result is not None:
+                ref = Ref(id=pages.result, via="search", key=key)
                 ctx.learn(entity, key, ref)
                 return ref
-    # A stale id (gone: 404/410) forgets the slot: then search, not the index that gave it.
     field_key, longest, _ = config.compiled.get(entity.setting) or identity_field(config, entity)
     if len(key) > longest:  # no field set, or one that cannot hold the key
         require_field(ctx, entity, key)  # refuses it, in words
