@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.dryrun_cmd import write_lines
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.io.config import REDACTED
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "config.example.toml")
@@ -771,3 +772,26 @@ def test_a_write_refused_for_want_of_space_says_which_kind() -> None:
     quota = no_space(OSError(errno.EDQUOT, "Disk quota exceeded", "/x/out.ndjson"))
     assert full.message == "cannot write the output: No space left on device (the disk is full)"
     assert quota.message == "cannot write /x/out.ndjson: Disk quota exceeded"
+
+
+@pytest.mark.parametrize("output_format", ["ndjson", "json", "table"])
+def test_a_token_in_the_events_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output_format: str
+) -> None:
+    # Review: send redacted the API token held in event data; dry-run showed it in each event's
+    # record (a request body, a skip reason) and in the summary's counts.
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", secret)
+    path = write_events(
+        tmp_path,
+        {"type": secret.upper(), "messageId": "m-0", "userId": "u-0"},
+        {**IDENTIFY, "traits": {**IDENTIFY["traits"], "name": f"Ada {secret}", "shoe": secret}},
+    )
+    code, stdout, stderr = dry_run("--config", CONFIG, "--format", output_format, path)
+    assert code == 0, stderr
+    assert secret not in (stdout + stderr).lower()
+    assert f"unsupported type: {REDACTED}" in " ".join((stdout + stderr).split())
+    if output_format == "ndjson":
+        created = records(stdout)[1]["requests"][1]["body"]
+        assert created["name"] == f"Ada {REDACTED}"
+        assert records(stdout)[1]["dropped"] == ["shoe"]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 
@@ -25,10 +27,17 @@ from rudder_pipedrive_cli.cli.exits import (
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, Secret, Settings, load_settings
+from rudder_pipedrive_cli.io.config import (
+    DEFAULT_CONFIG,
+    REDACTED,
+    Secret,
+    Settings,
+    load_settings,
+)
 from rudder_pipedrive_cli.io.paths import default_state_path
 
 if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
+    from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -206,3 +215,32 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
     if reader.objects_skipped and not env.quiet:
         objects = plural(reader.objects_skipped, "object")
         say(env.err, f"resuming: {objects} finished by an earlier run not read again")
+
+
+def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
+    """Counts kept under event data that holds the API token (an event's type, a dropped trait's
+    path) move under REDACTED in its place, before the report, its JSON and the state's record of
+    the run show them (SPEC 8)."""
+    if token is None:
+        return
+    tables: tuple[MutableMapping[str, Any], ...] = (
+        tally.by_type,
+        tally.skips,
+        tally.failures,
+        tally.knock_ons,
+        tally.warnings,
+        tally.dropped,
+    )
+    for table in tables:
+        for key in [key for key in table if token.search(key)]:
+            table[token.sub(REDACTED, key)] += table.pop(key)
+
+
+def without_token_in(
+    records: Iterator[dict[str, Any]], token: re.Pattern[str]
+) -> Iterator[dict[str, Any]]:
+    """`records` (JSON values) as they are, but one that holds the API token (event data that
+    does) with REDACTED in its place: what a dry-run shows (SPEC 8)."""
+    for record in records:
+        text = orjson.dumps(record).decode()
+        yield orjson.loads(token.sub(REDACTED, text)) if token.search(text) else record

@@ -22,6 +22,8 @@ from rudder_pipedrive_cli.cli.common import (
     command_env,
     handle_errors,
     note_finished_objects,
+    without_token,
+    without_token_in,
 )
 from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
@@ -264,6 +266,9 @@ def dry_run_command(
         planned = preview(
             items, plan_config, recorder, known, journal_status, finished, spill.table
         )
+        token = settings.api_token.pattern()
+        if token is not None:  # event data that holds the API token is shown without it
+            planned = without_token_in(planned, token)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
             sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
@@ -281,6 +286,7 @@ def dry_run_command(
         else:
             for _ in planned:
                 pass
+        without_token(tally, token)
         seconds = estimated_seconds(tally, settings.plan)
         ways = identity_ways(
             settings.identities,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -20,7 +19,13 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, note_finished_objects
+from rudder_pipedrive_cli.cli.common import (
+    Env,
+    command_env,
+    handle_errors,
+    note_finished_objects,
+    without_token,
+)
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
@@ -43,7 +48,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.config import REDACTED, require_token
+from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
@@ -296,25 +301,6 @@ def open_state(
             "use one name (a symlink is fine)"
         )
     return replay_state
-
-
-def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
-    """Counts kept under event data that holds the API token (an event's type, a dropped trait's
-    path) move under REDACTED in its place, before the report, its JSON and the state's record of
-    the run show them (SPEC 8)."""
-    if token is None:
-        return
-    tables: tuple[MutableMapping[str, Any], ...] = (
-        tally.by_type,
-        tally.skips,
-        tally.failures,
-        tally.knock_ons,
-        tally.warnings,
-        tally.dropped,
-    )
-    for table in tables:
-        for key in [key for key in table if token.search(key)]:
-            table[token.sub(REDACTED, key)] += table.pop(key)
 
 
 def run_send(
