@@ -229,18 +229,6 @@ def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("trait", ['"a..b"', '".a"', '"a."', '""'])
-def test_a_trait_path_with_an_empty_part_is_refused(tmp_path: Path, trait: str) -> None:
-    # QA: `"a..b" = "KEY"` was taken, and no trait could ever match it.
-    path = write(tmp_path, f'[fields.persons]\n{trait} = "k1"\n')
-    with pytest.raises(ConfigError) as caught:
-        load_settings(str(path), env={})
-    assert (caught.value.message, caught.value.hint) == (
-        f"{path}: fields.persons.{trait.strip(chr(34))}: a trait path has no empty part",
-        'name the trait by its path with single dots, e.g. "company.name"',
-    )
-
-
 @pytest.mark.parametrize(
     ("text", "env", "where"),
     [

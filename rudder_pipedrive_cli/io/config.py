@@ -326,18 +326,13 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
         if isinstance(key, dict):
             mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
             continue
-        # A rule's `fields` ("track #2") is named as rpd check names it.
-        table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
-        where = f"{table}.{prefix}{trait}"
         if not isinstance(key, str) or not key.strip():
+            # A rule's `fields` ("track #2") is named as rpd check names it.
+            table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
+            where = f"{table}.{prefix}{trait}"
             raise ConfigError(
                 f"{path}: {where} must be a Pipedrive field key (a string)",
                 hint="run `rpd map-fields --format toml` to list the keys",
-            )
-        if "" in (prefix + trait).split("."):  # QA: "a..b" was taken, and matched no trait
-            raise ConfigError(
-                f"{path}: {where}: a trait path has no empty part",
-                hint='name the trait by its path with single dots, e.g. "company.name"',
             )
         mapping[prefix + trait] = key.strip()
     return mapping
