@@ -288,21 +288,79 @@ def test_rpds_own_file_with_a_table_of_other_columns_is_damaged() -> None:
 def test_show_a_damaged_state_and_clear_it() -> None:
     # rpd's own file with a table gone (QA: an internal error, exit 70, and clear could not
     # remove it): unreadable, and clear removes it.
-    runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    with ReplayState.open(Path("s.sqlite"), "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
     with sqlite3.connect("s.sqlite") as damaged:
-        damaged.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        damaged.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', '1')")
+        damaged.execute("DROP TABLE journal")
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (result.exit_code, result.output) == (
         2,
-        "error: state file s.sqlite is damaged (its tables are not all there); nothing in it can "
-        "be read\n"
+        "error: state file s.sqlite is damaged (its tables are not all there); readable: 1 "
+        "identity for ns\n"
         "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
         "by their lookups, not created again), or restore a copy of the file\n",
     )
     result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
     assert result.exit_code == 0, result.output
     assert not Path("s.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "ALTER TABLE meta ADD COLUMN note TEXT",
+        "ALTER TABLE journal ADD COLUMN note TEXT",
+        "ALTER TABLE identities ADD COLUMN note TEXT",
+    ],
+)
+def test_a_state_whose_tables_have_more_columns_is_rpds_still(change: str) -> None:
+    # Review: a table had to have exactly rpd's columns; one more (a later rpd may add some, as
+    # earlier ones added tables under schema 1) made rpd's state damaged, or not rpd's at all.
+    with ReplayState.open(Path("s.sqlite"), "ns") as state:
+        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+    with sqlite3.connect("s.sqlite") as later:
+        later.execute(change)
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "│ identities │ 1 person" in result.output
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+            "INSERT INTO meta VALUES ('schema_version', '1')",
+            "CREATE TABLE users (id INTEGER, name TEXT)",
+        ],
+        [
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+            "INSERT INTO meta VALUES ('schema_version', '5')",
+        ],
+        ["CREATE VIEW answers AS SELECT 42 AS answer"],
+    ],
+    ids=["a meta with rpd's version", "a meta with a newer version", "views only"],
+)
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_a_database_with_no_table_of_rpds_but_meta_is_left_alone(
+    command: str, tables: list[str]
+) -> None:
+    # Review: a `meta` of key and value holding a schema version made another program's database
+    # rpd's (damaged, or of a newer rpd) and `clear --yes` removed it; a file of views only was
+    # an empty state a send would write its tables into. rpd writes its tables and its version
+    # in one transaction: its own file never holds `meta` alone.
+    with sqlite3.connect("app.db") as other:
+        for statement in tables:
+            other.execute(statement)
+    before = Path("app.db").read_bytes()
+    args = ["state", command, "--state", "app.db", "--yes"][: 5 if command == "clear" else 4]
+    result = runner.invoke(app, args, env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: app.db is not an rpd state file (an SQLite database without rpd's tables)\n"
+        "hint: check --state: this file is not rpd's, and rpd leaves it alone\n",
+    )
+    assert Path("app.db").read_bytes() == before
 
 
 @pytest.mark.parametrize("command", ["show", "clear"])

@@ -273,26 +273,29 @@ def _unreadable(path: Path, detail: str | sqlite3.Error) -> UsageError:
 def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
     """True when the file already holds our schema, False when it is empty; else UsageError.
 
-    A table is rpd's when its name and its columns are those rpd writes: names like `meta`,
-    `journal` or `fields` are common, and another program's database that has one is not rpd's
-    (`rpd state clear` would remove it). A `meta` table of rpd's shape is rpd's only when it holds
-    a schema version."""
+    A table is rpd's when it has rpd's name and rpd's columns (and maybe more: a later rpd may
+    add some). A file is rpd's when one of its tables but `meta` is: names like `meta`, `journal`
+    or `fields` are common, and another program's database is not rpd's, whatever its `meta`
+    says (`rpd state clear` would remove it). rpd writes its tables and its schema version in one
+    transaction, so its own file never holds `meta` alone."""
     try:
-        tables = {row[0] for row in connection.execute(TABLE_NAMES)}
-        if not tables:
+        if not connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             return False
+        tables = {row[0] for row in connection.execute(TABLE_NAMES)}
         expected = _rpd_columns()
         named = tables & expected.keys()
-        reshaped = sorted(name for name in named if _columns(connection, name) != expected[name])
+        reshaped = sorted(
+            name for name in named if not set(expected[name]) <= set(_columns(connection, name))
+        )
+        if not named - {"meta", *reshaped}:  # a mistyped --state, or a file of views only
+            raise _foreign(path, "an SQLite database without rpd's tables")
+        if "meta" not in tables:  # rpd's, damaged
+            raise _unreadable(path, "its meta table is gone")
         row = None
-        if "meta" in named and "meta" not in reshaped:
+        if "meta" not in reshaped:
             row = connection.execute(
                 "SELECT value FROM meta WHERE key = 'schema_version'"
             ).fetchone()
-        if row is None and not named - {"meta", *reshaped}:
-            raise _foreign(path, "an SQLite database without rpd's tables")  # a mistyped --state
-        if "meta" not in tables:  # rpd's, damaged
-            raise _unreadable(path, "its meta table is gone")
     except sqlite3.DatabaseError as error:
         raise _unreadable(path, error) from None
     version = int(row[0]) if row is not None and str(row[0]).isdigit() else None
