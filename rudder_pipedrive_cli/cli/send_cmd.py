@@ -270,7 +270,7 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
         ):
             return run_send(env, job, tally, token=token, replay_state=replay_state, spill=spill)
     except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside the run's own handlers
-        if tally.read:  # while the report was written: said by handle_errors
+        if tally.driving:  # events were driven, some maybe cancelled: said by handle_errors
             raise
         # Before the first event: the report would be all zeros; what to do is the line to say
         # (QA: a plain "terminated" said neither what was done nor what to do).
@@ -407,6 +407,7 @@ def run_send(
     def left(_item: object) -> None:
         tally.not_attempted += 1
 
+    tally.driving = True  # from here a stop may leave writes made by events never counted
     try:
         with progress:
             items = progress.counted(intake(reader, job.event_filter, job.limit))

@@ -94,6 +94,7 @@ class Tally:
     # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
     # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
     not_attempted: int = 0
+    driving: bool = False  # a send began to drive events (a stop after says so, not "no event")
     writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
     # The first failure of each userId (a bounded table for a CLI run, issue 18: `keep_roots`);

@@ -23,9 +23,11 @@ from e2e_support import (
     assert_resumed,
     holdings,
     identify,
+    rpd_send,
     write_events,
 )
 
+from rudder_pipedrive_cli.cli import send_cmd
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -151,3 +153,24 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
 
     sandbox.set_faults(latency_ms=0)
     assert_resumed(sandbox, tmp_path, events, state, done=sent)
+
+
+def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Review: events a second signal cancelled are never counted, though their writes may have
+    # reached Pipedrive; a third signal while the report was printed then said "no event was
+    # sent; rerun the same command to start again". The events began: it says what stopped.
+    def second_signal(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt  # the events in flight cancelled, none of them counted
+
+    def third_signal(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(send_cmd, "drive_all", second_signal)
+    monkeypatch.setattr(send_cmd, "print_send_report", third_signal)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events)
+    assert run.exit_code == 130
+    assert "no event was sent" not in run.stderr
+    assert run.stderr.strip().endswith("interrupted")
