@@ -667,6 +667,9 @@ def compiled_mapping(
 # its path (-1: none), and of the others (a dotted path: holding its first part or the key).
 PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
+# Keys of a shape kept, at most (an SDK's events hold tens): a kept plan holds its shape's keys,
+# so a few items of thousands of keys each would otherwise hold megabytes for the whole run.
+SHAPE_KEYS = 64
 
 
 class ShapePlan(NamedTuple):
@@ -741,7 +744,7 @@ def mapped_values(
     plan = table.plans.get(keys)
     if plan is None:
         plan = shape_plan(table, sources)
-        if len(table.plans) < SHAPES:
+        if len(table.plans) < SHAPES and sum(map(len, sources)) <= SHAPE_KEYS:
             table.plans[keys] = plan
     first = sources[0] if sources else NOTHING
     body: dict[str, Any] = {}
@@ -891,9 +894,13 @@ def mapped_values(
     if found is not None and gone is None:  # an object a dotted path goes into
         dropped(sources, table, found)
     elif found is not None and gone:
-        for path in gone:  # each once (no comprehension: a call in Python 3.11)
-            if path not in found:
-                found.append(path)
+        if not found:  # most bodies: the first to report (`gone` holds each path once)
+            found += gone
+        else:
+            seen = set(found)  # a set: an item may drop thousands of traits
+            for path in gone:  # no comprehension: a call in Python 3.11
+                if path not in seen:
+                    found.append(path)
     return body
 
 
@@ -907,20 +914,27 @@ def is_custom(key: str, config: PlanConfig) -> bool:
 
 
 def dropped(
-    sources: Iterable[Mapping[str, Any]], table: MappingTable, found: list[str], prefix: str = ""
+    sources: Iterable[Mapping[str, Any]],
+    table: MappingTable,
+    found: list[str],
+    prefix: str = "",
+    seen: set[str] | None = None,
 ) -> None:
     """Add to `found` (each path once) the trait paths that nothing sends: a top-level key, or
     the dotted paths inside an object of which only some paths are mapped (mapping
     "address.city" reports "address.street")."""
     sent, inner = table.sent, table.inner
+    if seen is None:  # what `found` holds, as a set: an item may drop thousands of traits
+        seen = set(found)
     for source in sources:
         for key, value in source.items():
             path = prefix + key
             if path in sent:
                 continue
             if path in inner and isinstance(value, Mapping):
-                dropped((value,), table, found, path + ".")
-            elif path not in found:
+                dropped((value,), table, found, path + ".", seen)
+            elif path not in seen:
+                seen.add(path)
                 found.append(path)
 
 

@@ -31,6 +31,7 @@ OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 MAX_REASONS = 1000
 OTHER_REASONS = "(other reasons)"
 OTHER_WARNINGS = "(other warnings)"
+OTHER_TRAITS = "(other traits)"
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
 # RudderStack's unsupported types, as their skips are counted: made once.
@@ -220,9 +221,11 @@ class Tally:
             for kind in writes:
                 counted[kind] += 1
         if dropped := outcome.dropped:
-            counted = self.dropped
+            counted = self.dropped  # trait names are event data: bounded as reasons are
             for path in dropped:
-                counted[path] += 1
+                counted[
+                    path if path in counted or len(counted) < MAX_REASONS else OTHER_TRAITS
+                ] += 1
         return retold
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:

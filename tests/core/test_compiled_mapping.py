@@ -449,6 +449,22 @@ def test_the_shapes_planned_per_table_are_bounded_and_a_new_one_past_them_still_
     assert ("k0", "role") in table.plans and (f"k{SHAPES}", "role") not in table.plans
 
 
+def test_a_shape_of_many_keys_is_planned_each_time_not_kept() -> None:
+    # Review: a kept plan holds its shape's keys; items of thousands of keys each (up to
+    # --max-item-bytes) held them for the whole run. Their traits dropped are reported alike.
+    from rudder_pipedrive_cli.core.fields import SHAPE_KEYS
+
+    config = PlanConfig()
+    table = compiled_mapping({"role": SCORE}, config)
+    for size in (SHAPE_KEYS, SHAPE_KEYS + 1):
+        source = {"role": size} | {f"k{n}": n for n in range(size - 1)}
+        for _ in range(2):
+            found = ["k0"]  # reported by another body of the event already
+            assert mapped_values((source,), table, config, [], found=found) == {SCORE: size}
+            assert found == ["k0", *(f"k{n}" for n in range(1, size - 1))]
+    assert [len(keys) for keys in table.plans] == [SHAPE_KEYS]
+
+
 def test_a_body_reads_the_objects_at_its_paths_and_passes_over_what_is_no_object() -> None:
     """An identify's person: its top-level traits over context.traits, each only when an object
     (traits given as a string are no source: the role comes from context.traits)."""

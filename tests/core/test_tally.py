@@ -137,7 +137,12 @@ def test_the_time_estimate_reckons_at_the_limits_the_pacer_keeps(plan: str, seco
 
 
 def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter() -> None:
-    from rudder_pipedrive_cli.core.tally import MAX_REASONS, OTHER_REASONS, OTHER_WARNINGS
+    from rudder_pipedrive_cli.core.tally import (
+        MAX_REASONS,
+        OTHER_REASONS,
+        OTHER_TRAITS,
+        OTHER_WARNINGS,
+    )
 
     def event(kind: str, n: int) -> Event:
         return parse_event({"type": kind, "messageId": f"{kind}-{n}", "userId": f"u-{n}"}, "f:1")
@@ -150,7 +155,8 @@ def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter
         knock_on = Outcome(status="failed", reason=f"no person {n}", stage="create person")
         assert tally.add_outcome("track", knock_on, event("track", n)) is not None
         warnings = (Warned(f"warning {n}"), Warned("warning 0"))
-        tally.add_outcome("identify", Outcome(status="sent", warnings=warnings))
+        dropped = (f"trait {n}", "trait 0")  # review: trait names were counted unbounded
+        tally.add_outcome("identify", Outcome(status="sent", warnings=warnings, dropped=dropped))
     # counted before the bound: its own
     tally.add_outcome("track", Outcome(status="skipped", reason="skip 1"))
 
@@ -161,6 +167,8 @@ def test_skip_reasons_knock_ons_and_warnings_are_bounded_each_in_its_own_counter
     assert (tally.failures["root 0"], tally.failures[OTHER_REASONS]) == (1, 3)
     assert "no person 0" not in tally.failures  # knock-ons are counted under their root only
     assert (tally.warnings["warning 0"], tally.warnings[OTHER_WARNINGS]) == (MAX_REASONS + 4, 3)
+    assert len(tally.dropped) == MAX_REASONS + 1
+    assert (tally.dropped["trait 0"], tally.dropped[OTHER_TRAITS]) == (MAX_REASONS + 4, 3)
     assert tally.outcomes == {"skipped": MAX_REASONS + 4, "failed": 2 * (MAX_REASONS + 3),
                               "sent": MAX_REASONS + 3}  # fmt: skip
 
