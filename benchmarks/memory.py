@@ -51,8 +51,12 @@ SIZES = (100_000, 1_000_000)
 # events would take over an hour, so the send figures are at the largest size that ends in
 # about ten minutes.
 SEND_SIZES = (10_000, 100_000)
-# `python -m benchmarks` runs every benchmark in a few minutes: smaller sizes, still 10x apart.
-RUNNER_SIZES, RUNNER_SEND_SIZES = (20_000, 200_000), (1_000, 10_000)
+# `python -m benchmarks` runs every benchmark in a few minutes: smaller send sizes, still 10x
+# apart. Dry-run's are issue 18's own (a minute for both workloads): a smaller input than
+# 100,000 distinct userIds has not yet filled the fixed budget (10,000 entries per table, the
+# filters made when keys first move out), so 20,000 against 200,000 measured the budget filling
+# (41 against 56 MB, 1.37x) rather than growth (54.5 MB at 100,000, 56.2 at 1,000,000).
+RUNNER_SIZES, RUNNER_SEND_SIZES = SIZES, (1_000, 10_000)
 QUICK_SIZES = (500, 5_000)
 QUICK_SEND_SIZES = (50, 500)
 INDEX_PERSONS = (20_000, 200_000)  # --index-persons: persons in the account, 10x apart
