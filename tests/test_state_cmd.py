@@ -285,38 +285,37 @@ def test_another_programs_database_with_tables_named_like_rpds_is_left_alone(
     assert Path("app.db").read_bytes() == before
 
 
-def test_rpds_own_file_with_a_table_of_other_columns_is_damaged() -> None:
-    # QA: a table replaced by one of other columns was an internal error (OperationalError, 70).
+def state_altered(*statements: str) -> None:
+    """s.sqlite: rpd's state of one identity, then `statements` run on it."""
     with ReplayState.open(Path("s.sqlite"), "ns") as state:
         state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
-    with sqlite3.connect("s.sqlite") as damaged:
-        damaged.execute("DROP TABLE identities")
-        damaged.execute("CREATE TABLE identities (a TEXT)")
+    with sqlite3.connect("s.sqlite") as altered:
+        for statement in statements:
+            altered.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("statements", "detail"),
+    [
+        # QA: a table replaced by one of other columns was an internal error (OperationalError,
+        # 70).
+        (
+            ["DROP TABLE identities", "CREATE TABLE identities (a TEXT)"],
+            "its table identities does not have rpd's columns); readable: 0 journal entries",
+        ),
+        # A table gone (QA: an internal error, exit 70, and clear could not remove it).
+        (["DROP TABLE journal"], "its tables are not all there); readable: 1 identity for ns"),
+    ],
+    ids=["a table of other columns", "a table gone"],
+)
+def test_rpds_own_damaged_file_is_shown_so_and_clear_removes_it(
+    statements: list[str], detail: str
+) -> None:
+    state_altered(*statements)
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert (result.exit_code, result.output) == (
         2,
-        "error: state file s.sqlite is damaged (its table identities does not have rpd's "
-        "columns); readable: 0 journal entries\n"
-        "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
-        "by their lookups, not created again), or restore a copy of the file\n",
-    )
-    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
-    assert result.exit_code == 0, result.output
-    assert not Path("s.sqlite").exists()
-
-
-def test_show_a_damaged_state_and_clear_it() -> None:
-    # rpd's own file with a table gone (QA: an internal error, exit 70, and clear could not
-    # remove it): unreadable, and clear removes it.
-    with ReplayState.open(Path("s.sqlite"), "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
-    with sqlite3.connect("s.sqlite") as damaged:
-        damaged.execute("DROP TABLE journal")
-    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
-    assert (result.exit_code, result.output) == (
-        2,
-        "error: state file s.sqlite is damaged (its tables are not all there); readable: 1 "
-        "identity for ns\n"
+        f"error: state file s.sqlite is damaged ({detail}\n"
         "hint: `rpd state clear --state s.sqlite` starts over (events already sent are then found "
         "by their lookups, not created again), or restore a copy of the file\n",
     )
@@ -336,10 +335,7 @@ def test_show_a_damaged_state_and_clear_it() -> None:
 def test_a_state_whose_tables_have_more_columns_is_rpds_still(change: str) -> None:
     # Review: a table had to have exactly rpd's columns; one more (a later rpd may add some, as
     # earlier ones added tables under schema 1) made rpd's state damaged, or not rpd's at all.
-    with ReplayState.open(Path("s.sqlite"), "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
-    with sqlite3.connect("s.sqlite") as later:
-        later.execute(change)
+    state_altered(change)
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert result.exit_code == 0, result.output
     assert "│ identities │ 1 person" in result.output
