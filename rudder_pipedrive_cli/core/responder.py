@@ -13,19 +13,22 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import SEARCH
+from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
 # The answer to every search under --assume missing: one value, since plans only read answers.
 NO_HITS = ApiResponse(status=200, data=None)
-# What a track creates (SPEC 4 track rules), by endpoint: the placeholder kind of a new one.
+# What a POST creates, by "METHOD endpoint" (`ApiRequest.key`): the placeholder kind of a new
+# record (persons and organizations named by their identity, SPEC 4 track rules' by a serial).
 CREATED = {
-    "/v1/leads": "lead",
-    "/api/v2/deals": "deal",
-    "/api/v2/activities": "activity",
-    "/v1/notes": "note",
+    "POST /api/v2/persons": "person",
+    "POST /api/v2/organizations": "org",
+    "POST /v1/leads": "lead",
+    "POST /api/v2/deals": "deal",
+    "POST /api/v2/activities": "activity",
+    "POST /v1/notes": "note",
 }
 # A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
 NONE_V1 = ApiResponse(status=200, data=[], additional_data={"pagination": {}})
@@ -36,7 +39,7 @@ LISTED.update(
     {f"GET /api/v2/{kind}": NONE_V2 for kind in ("persons", "organizations", "deals", "activities")}
 )
 CANNED: Mapping[Assume, Mapping[str, ApiResponse]] = {
-    "missing": {**LISTED, "GET " + SEARCH: NO_HITS},
+    "missing": {**LISTED, SEARCH_KEY: NO_HITS},
     "existing": LISTED,
 }
 
@@ -51,31 +54,30 @@ class OfflineResponder:
         self._serial = itertools.count(1)
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
-        if (canned := self.canned.get(request.key)) is not None:
+        key = request.key
+        if (canned := self.canned.get(key)) is not None:
             return canned
-        endpoint, method = request.endpoint, request.method
-        if endpoint == SEARCH:  # --assume existing
-            kind = ENTITY.get(str(request.query.get("entity_type")), "person")
-            placeholder = f"{{{kind}:{request.query.get('term')}}}"
-            return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
-        if method == "POST" and endpoint in ("/api/v2/persons", "/api/v2/organizations"):
-            return ApiResponse(status=201, data=self._created(endpoint, request.body or {}))
-        if method == "POST" and endpoint in CREATED:
-            kind = CREATED[endpoint]
-            return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
-        # Updates, merges and single-record reads succeed and echo what they were given.
-        echo = {"id": request.path.rsplit("/", 1)[-1], **(request.body or {})}
-        return ApiResponse(status=200, data=echo)
+        if (kind := CREATED.get(key)) is None:
+            if key == SEARCH_KEY:  # --assume existing
+                kind = ENTITY.get(str(request.query.get("entity_type")), "person")
+                placeholder = f"{{{kind}:{request.query.get('term')}}}"
+                return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
+            # Updates, merges and single-record reads succeed and echo what they were given.
+            echo = {"id": request.path.rsplit("/", 1)[-1], **(request.body or {})}
+            return ApiResponse(status=200, data=echo)
+        if kind == "person" or kind == "org":
+            return ApiResponse(status=201, data=self._created(kind, request.body or {}))
+        return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
 
-    def _created(self, endpoint: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        person = endpoint.endswith("/persons")
-        field_key = self.config.user_id_field if person else self.config.group_id_field
+    def _created(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        config = self.config
+        field_key = config.user_id_field if kind == "person" else config.group_id_field
         custom = body.get("custom_fields") or {}
         identity = (
             custom.get(field_key) if type(custom) is dict or isinstance(custom, Mapping) else None
         )
         label = identity if identity is not None else next(self._serial)
-        return {"id": f"{{{'person' if person else 'org'}:{label}}}", **body}
+        return {"id": f"{{{kind}:{label}}}", **body}
 
 
 class LiveLookups:
