@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
@@ -20,8 +20,7 @@ Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
 # The answer to every search under --assume missing: one value, since plans only read answers.
 NO_HITS = ApiResponse(status=200, data=None)
-# What a POST creates, by "METHOD endpoint" (`ApiRequest.key`): the placeholder kind of a new
-# record (persons and organizations named by their identity, SPEC 4 track rules' by a serial).
+# What a POST creates, by `ApiRequest.key`: its placeholder's kind (a serial names track's).
 CREATED = {
     "POST /api/v2/persons": "person",
     "POST /api/v2/organizations": "org",
@@ -57,27 +56,22 @@ class OfflineResponder:
         key = request.key
         if (canned := self.canned.get(key)) is not None:
             return canned
-        if (kind := CREATED.get(key)) is None:
-            if key == SEARCH_KEY:  # --assume existing
-                kind = ENTITY.get(str(request.query.get("entity_type")), "person")
-                placeholder = f"{{{kind}:{request.query.get('term')}}}"
-                return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
-            # Updates, merges and single-record reads succeed and echo what they were given.
-            echo = {"id": request.path.rsplit("/", 1)[-1], **(request.body or {})}
-            return ApiResponse(status=200, data=echo)
-        if kind == "person" or kind == "org":
-            return ApiResponse(status=201, data=self._created(kind, request.body or {}))
-        return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
-
-    def _created(self, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        config = self.config
-        field_key = config.user_id_field if kind == "person" else config.group_id_field
+        if key == SEARCH_KEY:  # --assume existing
+            entity = ENTITY.get(str(request.query.get("entity_type")), "person")
+            placeholder = f"{{{entity}:{request.query.get('term')}}}"
+            return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
+        body = request.body or {}
+        if (kind := CREATED.get(key)) is None:  # updates, merges, single-record reads: echoed
+            return ApiResponse(status=200, data={"id": request.path.rsplit("/", 1)[-1], **body})
+        if kind != "person" and kind != "org":
+            return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
+        field_key = self.config.user_id_field if kind == "person" else self.config.group_id_field
         custom = body.get("custom_fields") or {}
         identity = (
             custom.get(field_key) if type(custom) is dict or isinstance(custom, Mapping) else None
         )
         label = identity if identity is not None else next(self._serial)
-        return {"id": f"{{{kind}:{label}}}", **body}
+        return ApiResponse(status=201, data={"id": f"{{{kind}:{label}}}", **body})
 
 
 class LiveLookups:
