@@ -302,10 +302,6 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def learn(self, outcome: Outcome) -> None:
-        out = outcome  # most failed, skipped and unchanged events teach nothing: asked first
-        taught = out.identities or out.recency or out.held_back or out.lead_origins or out.merged
-        if not (taught or out.memberships or out.pending_creates or out.pending_merges):
-            return
         if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
             times = self.times
             for record, written in recency.items():
@@ -313,7 +309,12 @@ class IdentityStore:
                 # for the first time, which binds it again (to a lookup that finds them there).
                 before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
-        identities, merged = outcome.identities, outcome.merged
+        identities, merged, out = outcome.identities, outcome.merged, outcome
+        # Most failed, skipped and unchanged events teach nothing, and most updates field times
+        # alone: the rest is asked at once.
+        if not (identities or merged or out.lead_origins or out.held_back or out.memberships
+                or out.pending_creates or out.pending_merges):  # fmt: skip
+            return
         if not self.merges and (merged or len(identities) > 1):
             # Two userIds name one person: an alias's merge, or its re-key (no merge).
             ids = [p for (kind, _), p in identities.items() if kind == "person" and p is not None]

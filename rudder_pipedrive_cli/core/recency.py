@@ -38,7 +38,7 @@ def stamp(event: Event) -> str:
     if type(text) is str and (form := USUAL.get(len(text))) and form == text[4:20:3] + text[23:]:
         try:  # a real date and time
             if text.isascii() and text not in GO_ZERO and datetime.fromisoformat(text):
-                return text[:19] + (text[19:23] + "000Z" if len(text) == 24 else ".000000Z")
+                return text[:23] + "000Z" if len(text) == 24 else text[:19] + ".000000Z"
         except ValueError:
             pass
     when = event_time(event)  # in UTC
@@ -73,11 +73,13 @@ def fresh(
     return kept, left_out
 
 
-def newest(first: Mapping[str, str], *others: Mapping[str, str]) -> dict[str, str]:
-    """Per field, the latest of the times given (a merge's survivor holds both records' data)."""
-    merged = dict(first)  # as it is: only the others are compared
-    for each in others:
-        for name, at in each.items():
-            if at >= merged.get(name, ""):
-                merged[name] = at
+def newest(first: Mapping[str, str], second: Mapping[str, str]) -> dict[str, str]:
+    """Per field, the later of the two times, the second's on a tie (a merge's survivor holds
+    both records' data). Most: the second is one event's write, no older than any of the first."""
+    if not first or not second or max(first.values()) <= min(second.values()):
+        return {**first, **second}
+    merged = dict(first)
+    for name, at in second.items():
+        if at >= merged.get(name, ""):
+            merged[name] = at
     return merged

@@ -171,18 +171,28 @@ class Ctx:
         self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
-        """This plan, its tables its own to write to: made at the first write, all at once."""
+        """This plan, its tables its own to write to. The identities (`learn`) and field times
+        (`wrote_fields`) most events learn are made by what writes them, alone; the rest, rarer,
+        all at once here (`merged` is EMPTY until then)."""
+        if self.merged is EMPTY:
+            self.lead_origins, self.memberships, self.merged = {}, {}, {}
+            self.pending_creates, self.pending_merges = {}, {}
         if self.identities is EMPTY:
-            self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
-            self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
+            self.identities, self.resolved = {}, {}
+        if self.recency is EMPTY:
+            self.recency = {}
         return self
 
     def learn(self, entity: Entity, key: str, ref: Ref) -> None:
-        self.learning().identities[(entity.kind, key)] = ref.id
+        if self.identities is EMPTY:
+            self.identities, self.resolved = {}, {}
+        self.identities[(entity.kind, key)] = ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def forget(self, entity: Entity, key: str) -> None:
-        self.learning().identities[(entity.kind, key)] = None
+        if self.identities is EMPTY:
+            self.identities, self.resolved = {}, {}
+        self.identities[(entity.kind, key)] = None
         self.resolved.pop((entity.kind, key), None)
 
     def made(self, kind: str) -> None:
@@ -263,7 +273,9 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
                     written[name] = at
         elif key != identity and key != UNTIMED:
             written[key] = at
-    recency = ctx.learning().recency
+    recency = ctx.recency
+    if recency is EMPTY:
+        recency = ctx.recency = {}
     times = recency.get(slot)  # most records: none written yet this event
     recency[slot] = written if times is None else newest(times, written)
 
@@ -640,7 +652,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 if probe.result:
                     return aliased_away(ctx, key, target, probe.result)
         return None
-    chosen = lowest(ids)
+    chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
         ctx.warnings.append(
             Warned(
@@ -939,6 +951,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+        ctx.learning()
         for kind in ctx.config.track_rules.creates:
             ctx.lead_origins[origins_key(kind, found)] = frozenset()
         org = pd_id(body.get("org_id"))
