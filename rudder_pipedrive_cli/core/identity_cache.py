@@ -320,7 +320,7 @@ class IdentityStore:
             ids = [p for (kind, _), p in identities.items() if kind == "person" and p is not None]
             if merged or len(set(ids)) < len(ids):
                 self.merging()
-        for key, origins in outcome.lead_origins.items():
+        for key, origins in out.lead_origins.items() if out.lead_origins else ():
             self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record

@@ -264,7 +264,8 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Note the body's fields as written to the record at the event's time (not its identity,
     nor add_time): its top-level keys and the keys of custom_fields."""
-    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
+    at = ctx.at if ctx._at is None else ctx._at  # most writes: the event's first
+    identity, slot = getattr(ctx.config, entity.setting), (entity.kind, record)
     written: dict[str, str] = {}
     for key, value in body.items():  # a loop: quicker than dict.fromkeys and pops for a few keys
         if key == CUSTOM:
