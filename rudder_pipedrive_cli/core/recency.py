@@ -74,8 +74,7 @@ def fresh(
 
 
 def newest(first: Mapping[str, str], second: Mapping[str, str]) -> dict[str, str]:
-    """Per field, the later of the two times, the second's on a tie (a merge's survivor holds
-    both records' data). Most: the second is one event's write, no older than any of the first."""
+    """Per field, the later time, the second's on a tie (most: the second is all no older)."""
     if not first or not second or max(first.values()) <= min(second.values()):
         return {**first, **second}
     merged = dict(first)

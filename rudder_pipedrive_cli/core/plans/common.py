@@ -144,7 +144,7 @@ class Ctx:
     warnings: list[str]
     dropped: list[str]
     identities: dict[tuple[str, str], PdId | None]
-    resolved: dict[tuple[str, str], Ref]
+    resolved: dict[tuple[str, str], Ref | None]  # None: forgotten
     lead_origins: dict[PdId, frozenset[str] | None]
     memberships: dict[PdId, PdId]
     merged: dict[PdId, PdId]
@@ -171,9 +171,8 @@ class Ctx:
         self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
-        """This plan, its tables its own to write to. The identities (`learn`) and field times
-        (`wrote_fields`) most events learn are made by what writes them, alone; the rest, rarer,
-        all at once here (`merged` is EMPTY until then)."""
+        """This plan, its tables its own to write to, the rarer at once (`merged` EMPTY till then);
+        identities and field times, most events' only, are made alone too (learn, wrote_fields)."""
         if self.merged is EMPTY:
             self.lead_origins, self.memberships, self.merged = {}, {}, {}
             self.pending_creates, self.pending_merges = {}, {}
@@ -183,17 +182,12 @@ class Ctx:
             self.recency = {}
         return self
 
-    def learn(self, entity: Entity, key: str, ref: Ref) -> None:
+    def learn(self, entity: Entity, key: str, ref: Ref | None) -> None:
+        """What this event found of an identity; None: forgotten (its cached id is gone)."""
         if self.identities is EMPTY:
             self.identities, self.resolved = {}, {}
-        self.identities[(entity.kind, key)] = ref.id
+        self.identities[(entity.kind, key)] = None if ref is None else ref.id
         self.resolved[(entity.kind, key)] = ref
-
-    def forget(self, entity: Entity, key: str) -> None:
-        if self.identities is EMPTY:
-            self.identities, self.resolved = {}, {}
-        self.identities[(entity.kind, key)] = None
-        self.resolved.pop((entity.kind, key), None)
 
     def made(self, kind: str) -> None:
         """A write landed: "persons created", "deals created", "persons updated", "merges"."""
@@ -237,7 +231,7 @@ class Ctx:
         from the cache again, so a few rounds at most): the plan runs again with what it
         learned; else the failed outcome (`outcome`)."""
         if isinstance(signal, Stale):
-            self.forget(signal.entity, signal.key)
+            self.learn(signal.entity, signal.key, None)
             return None
         return self.outcome(failure=signal)
 
@@ -256,16 +250,13 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
     """When each field of the record was last written: by this event, else as known (to read)."""
     slot = (kind, record)
     known, learned = ctx.known.times_at(slot), ctx.recency.get(slot)
-    if learned is None:
-        return known or EMPTY
-    return learned if known is None else newest(known, learned)
+    return (known or EMPTY) if learned is None else newest(known or EMPTY, learned)
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
     """Note the body's fields as written to the record at the event's time (not its identity,
     nor add_time): its top-level keys and the keys of custom_fields."""
-    at = ctx.at if ctx._at is None else ctx._at  # most writes: the event's first
-    identity, slot = getattr(ctx.config, entity.setting), (entity.kind, record)
+    at, identity, slot = ctx.at, getattr(ctx.config, entity.setting), (entity.kind, record)
     written: dict[str, str] = {}
     for key, value in body.items():  # a loop: quicker than dict.fromkeys and pops for a few keys
         if key == CUSTOM:
@@ -274,8 +265,7 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
                     written[name] = at
         elif key != identity and key != UNTIMED:
             written[key] = at
-    recency = ctx.recency
-    if recency is EMPTY:
+    if (recency := ctx.recency) is EMPTY:  # made alone: most events learn nothing else
         recency = ctx.recency = {}
     times = recency.get(slot)  # most records: none written yet this event
     recency[slot] = written if times is None else newest(times, written)
@@ -552,10 +542,8 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     """The record as known without asking Pipedrive: by external id, else as this event found
     it, else as cached. None: `find` must ask. A plain function, so a plan written
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
-    if ctx.event.external:
-        raw = ctx.event.external.get(external)
-        if raw is not None:
-            return Ref(id=external_id(raw, external), via="external", key=key, external=external)
+    if ctx.event.external and (raw := ctx.event.external.get(external)) is not None:
+        return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
     if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
@@ -602,7 +590,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 cached = cached if check.result is None else into if check.result else None
             if cached is not None:
                 return Ref(cached, "cache", key)
-            ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
+            ctx.learn(entity, key, None)  # both persons of a merge left unknown are gone: search
             stale = True
     if known.pending and (slot := (entity.kind, key)) not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
