@@ -73,12 +73,11 @@ def fresh(
     return kept, left_out
 
 
-def newest(first: Mapping[str, str], second: Mapping[str, str]) -> dict[str, str]:
-    """Per field, the later time, the second's on a tie (most: the second is all no older)."""
-    if not first or not second or max(first.values()) <= min(second.values()):
-        return {**first, **second}
-    merged = dict(first)
-    for name, at in second.items():
-        if at >= merged.get(name, ""):
-            merged[name] = at
+def newest(first: Mapping[str, str], *others: Mapping[str, str]) -> dict[str, str]:
+    """Per field, the latest of the times given (a merge's survivor holds both records' data)."""
+    merged = dict(first)  # as it is: only the others are compared
+    for each in others:
+        for name, at in each.items():
+            if at >= merged.get(name, ""):
+                merged[name] = at
     return merged
