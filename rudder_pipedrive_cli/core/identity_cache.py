@@ -150,7 +150,6 @@ class OriginSets:
 # Makes one memory table of an `IdentityStore`: `dict`, or a mapping whose memory is bounded
 # (io/scratch.py's SpillTable).
 Tables = Callable[[], MutableMapping[Any, Any]]
-STORED = ("persons", "orgs", "merged", "pending_creates", "pending_merges", "leads", "times")
 
 
 def table_get(table: Any, rebind: Callable[[], None]) -> Callable[[Any], Any]:
@@ -177,8 +176,8 @@ class IdentityStore:
     None when no time is known); `merges` says whether two userIds may name one person. Its
     tables are made by `tables` (dicts by default; bounded ones for a CLI run, io/scratch.py),
     except those given in `stored`: the replay state (io/state.py) gives the rows of its file for
-    the tables named in `STORED`, and `merges` and `pending` as the file says. Memberships and
-    identities held back are memory tables always (this run's).
+    all but memberships and identities held back (this run's, in memory always), and `merges`
+    and `pending` as the file says.
     """
 
     # One listing of the account's records of some kinds behind the cache (`list_origins`): set
@@ -231,18 +230,16 @@ class IdentityStore:
     def _bind(self) -> None:
         """The lookups, the tables' own: no call of ours between a plan and its answer. Once a
         merge or re-key is known, `person_id` follows merges (`_survivor_of`)."""
-        self._person_of = self._lookup(self.persons)
-        self._merged_into = self._lookup(self.merged)
+        bind = self._bind
+        self._person_of = table_get(self.persons, bind)
+        self._merged_into = table_get(self.merged, bind)
         self.person_id = self._survivor_of if self.merges else self._person_of
-        self.org_id = self._lookup(self.orgs)
+        self.org_id = table_get(self.orgs, bind)
         listed = bool(self._listed_kinds)
         self.lead_origins = self._listed_origins if listed else self.leads.get
         self.has_origin = self._listed_has if listed else self.leads.has
-        self.person_org = self._lookup(self.memberships)
-        self.times_at = self._lookup(self.times)
-
-    def _lookup(self, table: Any) -> Callable[[Any], Any]:
-        return table_get(table, self._bind)
+        self.person_org = table_get(self.memberships, bind)
+        self.times_at = table_get(self.times, bind)
 
     def list_origins(self, origins: Mapping[PdId, set[str]], kinds: Iterable[str]) -> None:
         """Put one listing of the account's records of `kinds` (leads, deals, activities, notes)
@@ -302,10 +299,6 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def learn(self, outcome: Outcome) -> None:
-        out = outcome  # most failed, skipped and unchanged events teach nothing: asked first
-        taught = out.identities or out.recency or out.held_back or out.lead_origins or out.merged
-        if not (taught or out.memberships or out.pending_creates or out.pending_merges):
-            return
         if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
             times = self.times
             for record, written in recency.items():
@@ -313,13 +306,17 @@ class IdentityStore:
                 # for the first time, which binds it again (to a lookup that finds them there).
                 before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
-        identities, merged = outcome.identities, outcome.merged
+        identities, merged, out = outcome.identities, outcome.merged, outcome
+        # Most failed, skipped and unchanged events teach nothing more, nor most updates:
+        if not (identities or merged or out.lead_origins or out.held_back or out.memberships
+                or out.pending_creates or out.pending_merges):  # fmt: skip
+            return
         if not self.merges and (merged or len(identities) > 1):
             # Two userIds name one person: an alias's merge, or its re-key (no merge).
             ids = [p for (kind, _), p in identities.items() if kind == "person" and p is not None]
             if merged or len(set(ids)) < len(ids):
                 self.merging()
-        for key, origins in outcome.lead_origins.items():
+        for key, origins in out.lead_origins.items() if out.lead_origins else ():
             self._learn_origins(key, origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record

@@ -27,18 +27,18 @@ CUSTOM = "custom_fields"
 UNTIMED = "add_time"
 # What a Go producer writes for a time it never set; the separators of the usual forms, by length.
 GO_ZERO = ("0001-01-01T00:00:00.000Z", "0001-01-01T00:00:00Z")
-USUAL = {24: "--T::.Z", 20: "--T::Z"}
+USUAL = {24: "--T::.", 20: "--T::Z"}  # at 4, 7, 10, 13, 16 and 19; both end in Z
 
 
 def stamp(event: Event) -> str:
     """The event's time as a stamp that sorts as text ("" when it has none). RudderStack's usual
     `timestamp`s, "2024-05-01T12:34:56.789Z" and "2024-05-01T12:34:56Z" (real times, not Go's
-    zero), are one already, but for the microseconds: their own characters, no datetime made."""
+    zero), are one already, but for the microseconds: their own characters, once read as a time."""
     text = event.raw.get("timestamp")
-    if type(text) is str and (form := USUAL.get(len(text))) and form == text[4:20:3] + text[23:]:
+    if type(text) is str and USUAL.get(len(text)) == text[4:20:3] and text[-1] == "Z":
         try:  # a real date and time
             if text.isascii() and text not in GO_ZERO and datetime.fromisoformat(text):
-                return text[:19] + (text[19:23] + "000Z" if len(text) == 24 else ".000000Z")
+                return text[:23] + "000Z" if len(text) == 24 else text[:19] + ".000000Z"
         except ValueError:
             pass
     when = event_time(event)  # in UTC

@@ -11,7 +11,14 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, person_create_body
+from rudder_pipedrive_cli.core.plans.common import (
+    ORG,
+    PERSON,
+    Ctx,
+    Ref,
+    person_create_body,
+    wrote_fields,
+)
 from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -76,7 +83,7 @@ def plan_of(user_id: str) -> Ctx:
 def test_each_ledger_has_containers_of_its_own() -> None:
     first, second = plan_of("u-1"), plan_of("u-2")
     first.warnings.append("w")
-    first.learning().identities[("person", "u-1")] = 1
+    first.learn(PERSON, "u-1", Ref(1, "search", "u-1"))
     first.learning().memberships[1] = 2
     first.made("persons created")
     outcome = second.finish()
@@ -115,6 +122,25 @@ def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
     with pytest.raises(TypeError, match="EMPTY is shared"):
         EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
     assert EMPTY == {} and plan_of("u-1").merged is EMPTY
+
+
+def test_a_plan_makes_only_the_tables_it_writes() -> None:
+    """An update learns field times alone, a lookup identities alone: each outcome carries the
+    tables written, every other part the shared EMPTY."""
+    updating, finding = plan_of("u-1"), plan_of("u-1")
+    wrote_fields(updating, PERSON, 7, {"name": "Ann", "add_time": "2024-05-01 00:00:00"})
+    finding.learn(PERSON, "u-1", Ref(3, "search", "u-1"))
+    finding.learn(PERSON, "u-2", None)  # forgotten: its cached id is gone
+    updated, found = updating.finish(), finding.finish()
+    assert (updated.recency, updated.identities) == ({("person", 7): {"name": ""}}, EMPTY)
+    assert (found.identities, found.recency) == (
+        {("person", "u-1"): 3, ("person", "u-2"): None},
+        EMPTY,
+    )
+    for outcome in (updated, found):
+        rare = (outcome.lead_origins, outcome.memberships, outcome.merged, outcome.pending_creates)
+        assert all(part is EMPTY for part in (*rare, outcome.pending_merges))
+    assert updated.identities is EMPTY and found.recency is EMPTY
 
 
 # One set of rules (core/identity_cache.py `taught`) for the memory cache and the replay state.
@@ -246,7 +272,7 @@ def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exce
     )  # fmt: skip
     config = PlanConfig(user_id_field="f" * 40, create_persons=True)
     ctx = Ctx(event, config, IdentityStore())
-    ctx.learning().identities[("org", "g-1")] = 5
+    ctx.learn(ORG, "g-1", Ref(5, "search", "g-1"))
     refused = person_create_body(ctx, "u-1")
     assert refused == Outcome(
         status="failed",

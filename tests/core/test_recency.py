@@ -230,6 +230,12 @@ def test_the_learned_times_keep_the_later_of_each_field() -> None:
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T2, "emails": T1}}))
     known.learn(Outcome(status="sent", recency={("person", 42): {"name": T1, "emails": T3}}))
     assert known.times_at(("person", 42)) == {"name": T2, "emails": T3}
+    # A write no older than every field's time (most: one event's) takes all it wrote, and keeps
+    # the fields it did not write; on a tie, the later write's.
+    known.learn(Outcome(status="sent", recency={("person", 42): {"name": T3, "phones": T3}}))
+    assert known.times_at(("person", 42)) == {"name": T3, "emails": T3, "phones": T3}
+    assert newest({"a": T1, "b": T2}, {"b": T2, "c": T2}) == {"a": T1, "b": T2, "c": T2}
+    assert newest({}, {"a": T1}) == {"a": T1} and newest({"a": T1}, {}) == {"a": T1}
 
 
 def test_fresh_keeps_a_custom_field_no_later_event_wrote() -> None:

@@ -144,7 +144,7 @@ class Ctx:
     warnings: list[str]
     dropped: list[str]
     identities: dict[tuple[str, str], PdId | None]
-    resolved: dict[tuple[str, str], Ref]
+    resolved: dict[tuple[str, str], Ref | None]  # None: forgotten
     lead_origins: dict[PdId, frozenset[str] | None]
     memberships: dict[PdId, PdId]
     merged: dict[PdId, PdId]
@@ -171,19 +171,23 @@ class Ctx:
         self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
-        """This plan, its tables its own to write to: made at the first write, all at once."""
+        """This plan, its tables its own to write to, the rarer at once (`merged` EMPTY till then);
+        identities and field times, most events' only, are made alone too (learn, wrote_fields)."""
+        if self.merged is EMPTY:
+            self.lead_origins, self.memberships, self.merged = {}, {}, {}
+            self.pending_creates, self.pending_merges = {}, {}
         if self.identities is EMPTY:
-            self.identities, self.resolved, self.lead_origins, self.memberships = {}, {}, {}, {}
-            self.merged, self.pending_creates, self.pending_merges, self.recency = {}, {}, {}, {}
+            self.identities, self.resolved = {}, {}
+        if self.recency is EMPTY:
+            self.recency = {}
         return self
 
-    def learn(self, entity: Entity, key: str, ref: Ref) -> None:
-        self.learning().identities[(entity.kind, key)] = ref.id
+    def learn(self, entity: Entity, key: str, ref: Ref | None) -> None:
+        """What this event found of an identity; None: forgotten (its cached id is gone)."""
+        if self.identities is EMPTY:
+            self.identities, self.resolved = {}, {}
+        self.identities[(entity.kind, key)] = None if ref is None else ref.id
         self.resolved[(entity.kind, key)] = ref
-
-    def forget(self, entity: Entity, key: str) -> None:
-        self.learning().identities[(entity.kind, key)] = None
-        self.resolved.pop((entity.kind, key), None)
 
     def made(self, kind: str) -> None:
         """A write landed: "persons created", "deals created", "persons updated", "merges"."""
@@ -227,7 +231,7 @@ class Ctx:
         from the cache again, so a few rounds at most): the plan runs again with what it
         learned; else the failed outcome (`outcome`)."""
         if isinstance(signal, Stale):
-            self.forget(signal.entity, signal.key)
+            self.learn(signal.entity, signal.key, None)
             return None
         return self.outcome(failure=signal)
 
@@ -246,9 +250,7 @@ def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
     """When each field of the record was last written: by this event, else as known (to read)."""
     slot = (kind, record)
     known, learned = ctx.known.times_at(slot), ctx.recency.get(slot)
-    if learned is None:
-        return known or EMPTY
-    return learned if known is None else newest(known, learned)
+    return (known or EMPTY) if learned is None else newest(known or EMPTY, learned)
 
 
 def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]) -> None:
@@ -263,7 +265,8 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
                     written[name] = at
         elif key != identity and key != UNTIMED:
             written[key] = at
-    recency = ctx.learning().recency
+    if (recency := ctx.recency) is EMPTY:  # made alone: most events learn nothing else
+        recency = ctx.recency = {}
     times = recency.get(slot)  # most records: none written yet this event
     recency[slot] = written if times is None else newest(times, written)
 
@@ -539,10 +542,8 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     """The record as known without asking Pipedrive: by external id, else as this event found
     it, else as cached. None: `find` must ask. A plain function, so a plan written
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
-    if ctx.event.external:
-        raw = ctx.event.external.get(external)
-        if raw is not None:
-            return Ref(id=external_id(raw, external), via="external", key=key, external=external)
+    if ctx.event.external and (raw := ctx.event.external.get(external)) is not None:
+        return Ref(id=external_id(raw, external), via="external", key=key, external=external)
     if key is None:
         return None
     if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
@@ -589,7 +590,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 cached = cached if check.result is None else into if check.result else None
             if cached is not None:
                 return Ref(cached, "cache", key)
-            ctx.forget(entity, key)  # both persons of a merge left unknown are gone: search
+            ctx.learn(entity, key, None)  # both persons of a merge left unknown are gone: search
             stale = True
     if known.pending and (slot := (entity.kind, key)) not in ctx.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
@@ -640,7 +641,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 if probe.result:
                     return aliased_away(ctx, key, target, probe.result)
         return None
-    chosen = lowest(ids)
+    chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
         ctx.warnings.append(
             Warned(
@@ -939,6 +940,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
+        ctx.learning()
         for kind in ctx.config.track_rules.creates:
             ctx.lead_origins[origins_key(kind, found)] = frozenset()
         org = pd_id(body.get("org_id"))
