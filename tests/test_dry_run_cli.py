@@ -795,3 +795,30 @@ def test_a_token_in_the_events_is_never_shown(
         created = records(stdout)[1]["requests"][1]["body"]
         assert created["name"] == f"Ada {REDACTED}"
         assert records(stdout)[1]["dropped"] == ["shoe"]
+
+
+def test_an_event_whose_identities_hold_the_token_is_shown_failed_as_send_fails_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Send fails an event whose messageId, userId, groupId or previousId holds the token before
+    # planning it (the state would keep the value): the dry-run's plan says the same.
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", secret)
+    path = write_events(
+        tmp_path, {**IDENTIFY, "userId": f"u-{secret}"}, {**IDENTIFY, "messageId": "m-2"}
+    )
+    code, stdout, stderr = dry_run("--config", CONFIG, "--format", "ndjson", path)
+    assert code == 1, stderr
+    first, second = records(stdout)
+    assert first == {
+        "source": f"{path}:1",
+        "id": "m-1",
+        "type": "identify",
+        "outcome": "failed",
+        "reason": "its userId holds the API token: correct the event (it is not sent)",
+        "warnings": [],
+        "dropped": [],
+        "requests": [],
+    }
+    assert (second["outcome"], len(second["requests"])) == ("planned", 2)
+    assert secret not in (stdout + stderr).lower()

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.cli.exits import (
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
     REDACTED,
@@ -37,6 +38,7 @@ from rudder_pipedrive_cli.io.config import (
 from rudder_pipedrive_cli.io.paths import default_state_path
 
 if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
+    from rudder_pipedrive_cli.core.events import Event
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
@@ -244,3 +246,31 @@ def without_token_in(
     for record in records:
         text = orjson.dumps(record).decode()
         yield orjson.loads(token.sub(REDACTED, text)) if token.search(text) else record
+
+
+def token_identities_refused(
+    items: Iterable[Event], token: re.Pattern[str] | None
+) -> Iterable[Event]:
+    """`items`, an event whose messageId, userId, groupId or previousId holds the API token
+    failed before it is planned: those values are the state's keys (journal, identity cache,
+    writes in flight) and go into Pipedrive, where no rewriting could keep the token out (SPEC 8).
+    Its reason names the key, its dead letter has the token redacted (DeadLetters)."""
+    if token is None:
+        return items
+    return _refusing(items, token)
+
+
+def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]:
+    for item in items:
+        if item.decided is None and item.id:
+            held = (
+                ("messageId", item.id),
+                ("userId", item.user_id),
+                ("groupId", item.group_id),
+                ("previousId", item.previous_id),
+            )
+            key = next((key for key, value in held if value and token.search(value)), None)
+            if key is not None:
+                reason = f"its {key} holds the API token: correct the event (it is not sent)"
+                item.decided = Outcome(status="failed", reason=reason, stage="validate")
+        yield item
