@@ -53,6 +53,7 @@ NO_CONFIG = (
     "using the environment and defaults"
 )
 
+NO_ANSWER_HINT = "check the network and base_url / company_domain (or --base-url), then try again"
 MORE = "  "  # how much further a wrapped warning or error goes on (screen.wrap)
 
 P = ParamSpec("P")
@@ -200,7 +201,11 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                 elif isinstance(error, PlanFailure):
                     # A request outside any event (a field listing, a lookup) that Pipedrive
                     # refused or that could not get through: its reason, exit 1 like a failed check.
+                    # No answer at all (a refused connection, a name that does not resolve, a
+                    # timeout) is more often a wrong address than a passing fault.
                     hint = "try again later" if error.retryable else ""
+                    if error.retryable and error.status is None:
+                        hint = NO_ANSWER_HINT
                     shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
                 else:  # a bug: say so in two lines
                     shown, status = internal_error(error), ExitStatus.INTERNAL
