@@ -281,9 +281,22 @@ TOML_TYPES = {
 }
 
 
+# A config is a few kilobytes: read no more than this, so `--config /dev/zero` (or a large file
+# named by mistake) is an error, not all the memory there is.
+CONFIG_CAP = 1 << 20
+BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode()
+        with path.open("rb") as file:
+            data = file.read(CONFIG_CAP + 1)
+        if len(data) > CONFIG_CAP:
+            raise ConfigError(
+                f"{path}: larger than {CONFIG_CAP >> 20} MiB, so not an rpd config",
+                hint="check --config / $RPD_CONFIG",
+            )
+        text = data.removeprefix(BOM).decode()
         return tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(
