@@ -336,6 +336,18 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_device_is_refused_before_anything_is_read(device: str) -> None:
+    # QA: /dev/zero (no newline, ever) and /dev/urandom were read until killed.
+    code, out, err = dry_run(EVENTS, device, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: cannot read {device}: it is a device, not a file of events",
+        "hint: give files, folders or bucket URLs, or - for standard input (nothing was read or "
+        "sent)",
+    ]
+
+
 def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     # Review: checking inputs by opening them released a fifo's writer, and closing the probe
     # lost what it wrote: 0 events read, exit 0.

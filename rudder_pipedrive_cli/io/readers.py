@@ -253,6 +253,12 @@ def require_readable(paths: Sequence[str]) -> None:
             if stat.S_ISREG(mode):
                 with open(path, "rb", buffering=0):
                     pass
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would never end
+                raise UsageError(
+                    f"cannot read {path}: it is a device, not a file of events",
+                    hint="give files, folders or bucket URLs, or - for standard input "
+                    "(nothing was read or sent)",
+                )
         except OSError as exc:
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
