@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -834,3 +835,30 @@ def test_an_event_whose_identities_hold_the_token_is_shown_failed_as_send_fails_
     }
     assert (second["outcome"], len(second["requests"])) == ("planned", 2)
     assert secret not in (stdout + stderr).lower()
+
+
+def test_a_full_temporary_database_is_an_environment_error_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA: with $TMPDIR on a full disk, a dry-run past its memory budget was "internal error:
+    # OperationalError (a bug in rpd)", exit 70. SQLite's own limit on pages gives the same
+    # SQLITE_FULL a full disk does.
+    from rudder_pipedrive_cli.io import scratch
+
+    opened = scratch.open_scratch_db
+
+    def on_a_full_disk() -> sqlite3.Connection:
+        db = opened()
+        db.execute("PRAGMA max_page_count = 2")
+        return db
+
+    monkeypatch.setattr(scratch, "open_scratch_db", on_a_full_disk)
+    events = [{**IDENTIFY, "messageId": f"m-{n}", "userId": f"u-{n}"} for n in range(200)]
+    path = write_events(tmp_path, *events)
+    code, out, err = dry_run("--config", CONFIG, "--cache-entries", "1", "-f", "json", path)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-2:] == [
+        "error: no space left for the temporary database of what this run remembers ($TMPDIR, "
+        "else /var/tmp or /tmp)",
+        "hint: free some space there, or point TMPDIR at a disk with room, then run it again",
+    ]

@@ -162,6 +162,24 @@ def no_space(error: OSError) -> RpdError:
     )
 
 
+SQLITE_FULL = 13  # SQLite's primary result code for a full disk (sqlite3.h)
+# What a run remembers past its memory budget goes to SQLite's temporary database (io/scratch.py),
+# in $SQLITE_TMPDIR, else $TMPDIR, else /var/tmp or /tmp. The state file's own failures are
+# told by state_file.state_failure: what reaches the handler full is the temporary database.
+SCRATCH_FULL = RpdError(
+    "no space left for the temporary database of what this run remembers ($TMPDIR, else "
+    "/var/tmp or /tmp)",
+    hint="free some space there, or point TMPDIR at a disk with room, then run it again",
+)
+
+
+def scratch_full(error: Exception) -> bool:
+    sqlite3 = sys.modules.get("sqlite3")  # not imported: the error cannot be SQLite's
+    if sqlite3 is None or not isinstance(error, sqlite3.Error):
+        return False
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == SQLITE_FULL
+
+
 def stdout_to_devnull() -> None:
     """Point stdout at /dev/null, so the interpreter's last flush of what is buffered for it
     does not fail again (a closed pipe, a full disk)."""
@@ -198,6 +216,8 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                     # A full disk under what rpd writes to (stdout, --output): say so (SPEC 6).
                     stdout_to_devnull()
                     shown, status = no_space(error), ExitStatus.USAGE
+                elif scratch_full(error):
+                    shown, status = SCRATCH_FULL, ExitStatus.USAGE
                 elif isinstance(error, PlanFailure):
                     # A request outside any event (a field listing, a lookup) that Pipedrive
                     # refused or that could not get through: its reason, exit 1 like a failed check.
