@@ -9,6 +9,7 @@ of an offline dry-run's start (issue 14 item 13; `python -m benchmarks.startup`)
 """
 
 import gc
+import io
 import os
 import sys
 
@@ -20,6 +21,10 @@ def main() -> None:
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 (as long as the process)
+    # What stdout cannot encode (a Latin-1 locale, PYTHONIOENCODING=ascii; a file name that is
+    # not UTF-8) is shown as escapes, as on stderr: it was "internal error", exit 70.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     from rudder_pipedrive_cli.cli.main import app
 
     app(prog_name="rpd")

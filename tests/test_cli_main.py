@@ -5,6 +5,7 @@ listed without importing any), usage errors in rpd's one error style, and what s
 from __future__ import annotations
 
 import gc
+import os
 import re
 import subprocess
 import sys
@@ -246,3 +247,27 @@ def test_sandbox_with_state_warns_that_each_run_is_a_new_account(tmp_path: Path)
     ) in err
     _, _, without = rpd("dry-run", str(events), "--sandbox", "-f", "json")
     assert "--sandbox starts a new" not in without
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1", "utf-8"])
+def test_what_stdout_cannot_encode_is_shown_escaped_not_a_crash(
+    tmp_path: Path, encoding: str
+) -> None:
+    # QA: with PYTHONIOENCODING=ascii (or a Latin-1 locale) a dry-run of `évé.ndjson` was
+    # "internal error: UnicodeEncodeError", exit 70; so was a file name that is not UTF-8.
+    names = {"évé.ndjson": "\\xe9v\\xe9.ndjson", b"n\xffl.ndjson": "n\\xffl.ndjson"}
+    for name, shown in names.items():
+        if encoding != "ascii" and isinstance(name, str):
+            shown = name  # Latin-1 and UTF-8 have é
+        path = tmp_path / os.fsdecode(name)
+        path.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+        done = subprocess.run(
+            [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", str(path), "-q"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONIOENCODING": encoding},
+            capture_output=True,
+        )
+        assert (done.returncode, done.stderr) == (1, b""), done.stderr
+        first = done.stdout.decode(encoding).splitlines()[0]
+        expected = f"{tmp_path}/{shown}:1  identify  failed  ([identity] user_id_field is not set"
+        assert first.startswith(expected), first

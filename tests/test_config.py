@@ -395,6 +395,30 @@ def test_config_errors_that_exited_70_name_the_file_and_key_and_exit_2(
     assert "SECRET" not in result.stderr
 
 
+def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # QA: Notepad's UTF-8 starts with a BOM; it was "invalid TOML: Invalid statement".
+    path = tmp_path / "rpd.toml"
+    path.write_bytes(b'\xef\xbb\xbf[pipedrive]\nplan = "premium"\n')
+    assert load_settings(str(path), env={}).plan == "premium"
+
+
+@pytest.mark.parametrize("size", [(1 << 20) + 1, None], ids=["large-file", "dev-zero"])
+def test_a_config_larger_than_a_mib_is_refused_without_reading_it_whole(
+    tmp_path: Path, size: int | None
+) -> None:
+    # QA: `--config /dev/zero` read until the memory ran out (killed); a config is kilobytes.
+    path = Path("/dev/zero")
+    if size is not None:
+        path = tmp_path / "rpd.toml"
+        path.write_bytes(b"#" * size)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    assert (caught.value.message, caught.value.hint) == (
+        f"{path}: larger than 1 MiB, so not an rpd config",
+        "check --config / $RPD_CONFIG",
+    )
+
+
 def test_a_malformed_token_from_the_environment_names_the_variable() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(None, env={"PIPEDRIVE_API_TOKEN": "tok\u00e9n"})

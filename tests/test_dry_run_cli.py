@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -333,6 +334,18 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     assert err.splitlines() == [
         f"error: cannot read {missing}: No such file or directory",
         "hint: check the path (nothing was read or sent)",
+    ]
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_device_is_refused_before_anything_is_read(device: str) -> None:
+    # QA: /dev/zero (no newline, ever) and /dev/urandom were read until killed.
+    code, out, err = dry_run(EVENTS, device, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: cannot read {device}: it is a device, not a file of events",
+        "hint: give files, folders or bucket URLs, or - for standard input (nothing was read or "
+        "sent)",
     ]
 
 
@@ -795,3 +808,57 @@ def test_a_token_in_the_events_is_never_shown(
         created = records(stdout)[1]["requests"][1]["body"]
         assert created["name"] == f"Ada {REDACTED}"
         assert records(stdout)[1]["dropped"] == ["shoe"]
+
+
+def test_an_event_whose_identities_hold_the_token_is_shown_failed_as_send_fails_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Send fails an event whose messageId, userId, groupId or previousId holds the token before
+    # planning it (the state would keep the value): the dry-run's plan says the same.
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", secret)
+    path = write_events(
+        tmp_path, {**IDENTIFY, "userId": f"u-{secret}"}, {**IDENTIFY, "messageId": "m-2"}
+    )
+    code, stdout, stderr = dry_run("--config", CONFIG, "--format", "ndjson", path)
+    assert code == 1, stderr
+    first, second = records(stdout)
+    assert first == {
+        "source": f"{path}:1",
+        "id": "m-1",
+        "type": "identify",
+        "outcome": "failed",
+        "reason": "its userId holds the API token: correct the event (it is not sent)",
+        "warnings": [],
+        "dropped": [],
+        "requests": [],
+    }
+    assert (second["outcome"], len(second["requests"])) == ("planned", 2)
+    assert secret not in (stdout + stderr).lower()
+
+
+def test_a_full_temporary_database_is_an_environment_error_not_a_bug(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QA: with $TMPDIR on a full disk, a dry-run past its memory budget was "internal error:
+    # OperationalError (a bug in rpd)", exit 70. SQLite's own limit on pages gives the same
+    # SQLITE_FULL a full disk does.
+    from rudder_pipedrive_cli.io import scratch
+
+    opened = scratch.open_scratch_db
+
+    def on_a_full_disk() -> sqlite3.Connection:
+        db = opened()
+        db.execute("PRAGMA max_page_count = 2")
+        return db
+
+    monkeypatch.setattr(scratch, "open_scratch_db", on_a_full_disk)
+    events = [{**IDENTIFY, "messageId": f"m-{n}", "userId": f"u-{n}"} for n in range(200)]
+    path = write_events(tmp_path, *events)
+    code, out, err = dry_run("--config", CONFIG, "--cache-entries", "1", "-f", "json", path)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[-2:] == [
+        "error: no space left for the temporary database of what this run remembers ($TMPDIR, "
+        "else /var/tmp or /tmp)",
+        "hint: free some space there, or point TMPDIR at a disk with room, then run it again",
+    ]

@@ -203,6 +203,16 @@ def test_unreadable_destinations_are_usage_errors(
     assert not (tmp_path / "rpd.toml").exists()
 
 
+def test_a_destination_larger_than_a_mib_is_refused_unread(tmp_path: Path) -> None:
+    # QA: `--from-rudderstack /dev/zero` read until the memory ran out; an export is kilobytes.
+    code, out, err = invoke("init", "--from-rudderstack", "/dev/zero", "-o", "-")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: /dev/zero: larger than 1 MiB, so not a RudderStack destination's export",
+        "hint: check the --from-rudderstack path",
+    ]
+
+
 def test_missing_destination_file(tmp_path: Path) -> None:
     code, _, err = invoke("init", "--from-rudderstack", str(tmp_path / "nope.json"))
     assert code == 2

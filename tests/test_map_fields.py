@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -354,28 +355,20 @@ def test_output_never_holds_the_token(account: Sandbox, tmp_path: Path) -> None:
         assert TOKEN not in out + err
 
 
-def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from rudder_pipedrive_cli.core.errors import PlanFailure
-    from rudder_pipedrive_cli.http.blocking import BlockingClient
-
-    def unreachable(self: BlockingClient, steps: object) -> None:
-        raise PlanFailure(
-            "GET /api/v2/personFields: ConnectError: All connection attempts failed after 7 "
-            "attempts",
-            retryable=True,
-        )
-
-    monkeypatch.setattr(BlockingClient, "exchange", unreachable)
-    path = write_config(tmp_path / "rpd.toml", "http://127.0.0.1:9")
+def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(tmp_path: Path) -> None:
+    # A port where nothing listens, over real loopback: no answer at all is more often a wrong
+    # address than a passing fault, so the hint says where to look, as send's does.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    path = write_config(tmp_path / "rpd.toml", f"http://127.0.0.1:{port}")
     for command in (["map-fields"], ["init", "-o", "-"]):
         code, out, err = invoke(*command, "--config", path)
         assert (code, out) == (1, ""), err
         assert err.splitlines() == [
             "error: GET /api/v2/personFields: ConnectError: All connection attempts failed "
-            "after 7 attempts",
-            "hint: try again later",
+            "after 3 attempts",
+            "hint: check the network and base_url / company_domain (or --base-url), then try again",
         ]
 
 

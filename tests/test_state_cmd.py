@@ -13,6 +13,8 @@ import typer
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import state_cmd
+from rudder_pipedrive_cli.cli.common import NO_CONFIG
+from rudder_pipedrive_cli.cli.main import app as rpd
 from rudder_pipedrive_cli.cli.state_cmd import state_app
 from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
@@ -373,6 +375,28 @@ def test_a_device_as_state_is_refused(command: str) -> None:
         2,
         "error: --state /dev/null is not a regular file\n"
         "hint: give --state a file path (rpd creates it if it is not there)\n",
+    )
+
+
+@pytest.mark.parametrize("command", ["show", "clear", "send"])
+def test_a_symlink_loop_as_state_is_refused(command: str) -> None:
+    # QA: `state show` and `state clear` said "no state at loop" (exit 0) and a send was
+    # "internal error: RuntimeError", exit 70.
+    os.symlink("loop-b", "loop-a")
+    os.symlink("loop-a", "loop-b")
+    Path("events.ndjson").write_text('{"type": "identify", "userId": "u-1"}\n')
+    args = {
+        "show": ["state", "show"],
+        "clear": ["state", "clear", "--yes"],
+        "send": ["send", "events.ndjson", "--base-url", "http://127.0.0.1:9"],
+    }[command]
+    result = runner.invoke(
+        rpd, [*args, "--state", "loop-a"], env={**ENV, "PIPEDRIVE_API_TOKEN": "t" * 40}
+    )
+    assert (result.exit_code, result.stderr.removeprefix(f"warning: {NO_CONFIG}\n")) == (
+        2,
+        "error: --state loop-a: Too many levels of symbolic links\n"
+        "hint: give --state a file path it can reach\n",
     )
 
 

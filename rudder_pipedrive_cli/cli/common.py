@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -27,6 +27,7 @@ from rudder_pipedrive_cli.cli.exits import (
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
     REDACTED,
@@ -37,6 +38,7 @@ from rudder_pipedrive_cli.io.config import (
 from rudder_pipedrive_cli.io.paths import default_state_path
 
 if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
+    from rudder_pipedrive_cli.core.events import Event
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
@@ -51,6 +53,7 @@ NO_CONFIG = (
     "using the environment and defaults"
 )
 
+NO_ANSWER_HINT = "check the network and base_url / company_domain (or --base-url), then try again"
 MORE = "  "  # how much further a wrapped warning or error goes on (screen.wrap)
 
 P = ParamSpec("P")
@@ -159,6 +162,24 @@ def no_space(error: OSError) -> RpdError:
     )
 
 
+SQLITE_FULL = 13  # SQLite's primary result code for a full disk (sqlite3.h)
+# What a run remembers past its memory budget goes to SQLite's temporary database (io/scratch.py),
+# in $SQLITE_TMPDIR, else $TMPDIR, else /var/tmp or /tmp. The state file's own failures are
+# told by state_file.state_failure: what reaches the handler full is the temporary database.
+SCRATCH_FULL = RpdError(
+    "no space left for the temporary database of what this run remembers ($TMPDIR, else "
+    "/var/tmp or /tmp)",
+    hint="free some space there, or point TMPDIR at a disk with room, then run it again",
+)
+
+
+def scratch_full(error: Exception) -> bool:
+    sqlite3 = sys.modules.get("sqlite3")  # not imported: the error cannot be SQLite's
+    if sqlite3 is None or not isinstance(error, sqlite3.Error):
+        return False
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == SQLITE_FULL
+
+
 def stdout_to_devnull() -> None:
     """Point stdout at /dev/null, so the interpreter's last flush of what is buffered for it
     does not fail again (a closed pipe, a full disk)."""
@@ -195,10 +216,16 @@ def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Ca
                     # A full disk under what rpd writes to (stdout, --output): say so (SPEC 6).
                     stdout_to_devnull()
                     shown, status = no_space(error), ExitStatus.USAGE
+                elif scratch_full(error):
+                    shown, status = SCRATCH_FULL, ExitStatus.USAGE
                 elif isinstance(error, PlanFailure):
                     # A request outside any event (a field listing, a lookup) that Pipedrive
                     # refused or that could not get through: its reason, exit 1 like a failed check.
+                    # No answer at all (a refused connection, a name that does not resolve, a
+                    # timeout) is more often a wrong address than a passing fault.
                     hint = "try again later" if error.retryable else ""
+                    if error.retryable and error.status is None:
+                        hint = NO_ANSWER_HINT
                     shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
                 else:  # a bug: say so in two lines
                     shown, status = internal_error(error), ExitStatus.INTERNAL
@@ -244,3 +271,31 @@ def without_token_in(
     for record in records:
         text = orjson.dumps(record).decode()
         yield orjson.loads(token.sub(REDACTED, text)) if token.search(text) else record
+
+
+def token_identities_refused(
+    items: Iterable[Event], token: re.Pattern[str] | None
+) -> Iterable[Event]:
+    """`items`, an event whose messageId, userId, groupId or previousId holds the API token
+    failed before it is planned: those values are the state's keys (journal, identity cache,
+    writes in flight) and go into Pipedrive, where no rewriting could keep the token out (SPEC 8).
+    Its reason names the key, its dead letter has the token redacted (DeadLetters)."""
+    if token is None:
+        return items
+    return _refusing(items, token)
+
+
+def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]:
+    for item in items:
+        if item.decided is None and item.id:
+            held = (
+                ("messageId", item.id),
+                ("userId", item.user_id),
+                ("groupId", item.group_id),
+                ("previousId", item.previous_id),
+            )
+            key = next((key for key, value in held if value and token.search(value)), None)
+            if key is not None:
+                reason = f"its {key} holds the API token: correct the event (it is not sent)"
+                item.decided = Outcome(status="failed", reason=reason, stage="validate")
+        yield item

@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.cli.common import (
     command_env,
     handle_errors,
     note_finished_objects,
+    token_identities_refused,
     without_token,
     without_token_in,
 )
@@ -260,13 +261,13 @@ def dry_run_command(
             warn=env.warn,
         )
         note_finished_objects(env, reader)
-        items = intake(reader, event_filter, limit)
+        token = settings.api_token.pattern()
+        items = token_identities_refused(intake(reader, event_filter, limit), token)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
             items, plan_config, recorder, known, journal_status, finished, spill.table
         )
-        token = settings.api_token.pattern()
         if token is not None:  # event data that holds the API token is shown without it
             planned = without_token_in(planned, token)
         sink: IO[bytes] = sys.stdout.buffer

@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV, read_small
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
@@ -99,7 +99,8 @@ def converted_tables(converted: Converted) -> list[Table]:
 
 def read_destination(path: Path) -> object:
     try:
-        return orjson.loads(path.read_bytes())
+        hint = "check the --from-rudderstack path"
+        return orjson.loads(read_small(path, "a RudderStack destination's export", hint))
     except OSError as error:
         raise UsageError(
             f"cannot read {path}: {error.strerror}", hint="check the --from-rudderstack path"

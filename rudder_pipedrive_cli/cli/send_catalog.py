@@ -52,6 +52,7 @@ def with_catalog(
             more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
             raise PlanFailure(
                 f"{reason}; without it {unresolved[0]}{more} cannot be resolved",
+                status=failure.status if failure is not None else None,  # what the hint says
                 retryable=True,
             ) from None
         env.warn(f"{reason}; values will be sent without type conversion")

@@ -24,6 +24,7 @@ from rudder_pipedrive_cli.cli.common import (
     command_env,
     handle_errors,
     note_finished_objects,
+    token_identities_refused,
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
@@ -357,12 +358,15 @@ def run_send(
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py).
         survey = Survey(rules=plan_config.track_rules)
-        first_pass = intake(
-            EventReader(
-                job.paths, max_item_bytes=job.max_item_bytes, window=job.event_filter.window
+        first_pass = token_identities_refused(
+            intake(
+                EventReader(
+                    job.paths, max_item_bytes=job.max_item_bytes, window=job.event_filter.window
+                ),
+                job.event_filter,
+                job.limit,
             ),
-            job.event_filter,
-            job.limit,
+            settings.api_token.pattern(),
         )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
@@ -410,7 +414,8 @@ def run_send(
     tally.driving = True  # from here a stop may leave writes made by events never counted
     try:
         with progress:
-            items = progress.counted(intake(reader, job.event_filter, job.limit))
+            taken = intake(reader, job.event_filter, job.limit)
+            items = progress.counted(token_identities_refused(taken, settings.api_token.pattern()))
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,

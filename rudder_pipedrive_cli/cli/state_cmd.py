@@ -17,7 +17,7 @@ from rudder_pipedrive_cli.cli.screen import plural, say, show
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.io.state_file import discard_state
+from rudder_pipedrive_cli.io.state_file import check_state_path, discard_state
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
 
 state_app = typer.Typer(
@@ -120,6 +120,7 @@ def show_command(
             empty = orjson.dumps({"path": None, "namespaces": []}).decode()
             say(env.out, empty if format == "json" else NO_SANDBOX_STATE)
             return
+        check_state_path(path)  # a symlink loop is no "no state"
         summaries: list[NamespaceSummary] = []
         if path.exists():
             with ReplayState.open(path, "", readonly=True) as replay_state:
@@ -157,6 +158,7 @@ def clear_command(
         if path is None:
             say(env.out, NO_SANDBOX_STATE)
             return
+        check_state_path(path)
         if not path.exists():
             say(env.out, f"no state at {path}")
             return

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import re
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -131,6 +133,27 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
+def proxy_variables(url: httpx.URL | None = None, *, scheme: str = "") -> list[str]:
+    """The proxy variables set in the environment (httpx reads them as urllib does): those of
+    `scheme` and ALL_PROXY that apply to `url` (not bypassed by NO_PROXY), else all of them."""
+    kinds = (scheme, "all") if scheme else ("http", "https", "all")
+    names = [f"{kind}_proxy" for kind in kinds]
+    names = [name for lower in names for name in (lower.upper(), lower) if os.environ.get(name)]
+    if url is not None and urllib.request.proxy_bypass(url.host):  # NO_PROXY
+        return []
+    return names
+
+
+def unusable_proxy(error: Exception) -> UsageError:
+    """A proxy variable httpx cannot use (its value is not shown: it may hold a password)."""
+    named = " / ".join(f"${name}" for name in proxy_variables()) or "the proxy settings"
+    if isinstance(error, ImportError):
+        why, hint = "a SOCKS proxy needs the socksio package", "pip install 'httpx[socks]'"
+    else:
+        why, hint = "not a proxy URL (http://, https:// or socks5://HOST:PORT)", "correct it"
+    return UsageError(f"cannot use the proxy in {named}: {why}", hint=f"{hint}, or unset it")
+
+
 def _describe(error: Exception) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -234,24 +257,32 @@ class PipedriveClient:
         # half of a send's CPU at concurrency 32. Lanes share one TLS context (building one per
         # client costs ~20 ms).
         tls = httpx.create_ssl_context()  # verification stays on
-        self._lanes = [
-            httpx.AsyncClient(
-                base_url=self.base_url,
-                headers={
-                    "x-api-token": token,
-                    "accept": "application/json",
-                    "user-agent": f"rpd/{__version__}",
-                },
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                transport=transport,
-                follow_redirects=False,
-                verify=tls,
-                # Proxy settings from the environment serve real Pipedrive; the sandbox is local.
-                trust_env=not is_loopback(httpx.URL(self.base_url).host),
-            )
-            for _ in range(concurrency)
-        ]
+        # Proxy settings from the environment serve real Pipedrive; the sandbox is local.
+        url = httpx.URL(self.base_url)
+        trust_env = not is_loopback(url.host)
+        # A connection failure through a proxy says so: the proxy may be what is unreachable.
+        through = proxy_variables(url, scheme=url.scheme) if trust_env else []
+        self._via = f" (through the proxy in ${through[0]})" if through else ""
+        try:
+            self._lanes = [
+                httpx.AsyncClient(
+                    base_url=self.base_url,
+                    headers={
+                        "x-api-token": token,
+                        "accept": "application/json",
+                        "user-agent": f"rpd/{__version__}",
+                    },
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                    transport=transport,
+                    follow_redirects=False,
+                    verify=tls,
+                    trust_env=trust_env,
+                )
+                for _ in range(concurrency)
+            ]
+        except (httpx.InvalidURL, ValueError, ImportError) as error:  # the proxy's: all else
+            raise unusable_proxy(error) from None  # was checked (base_url, token) above
         self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         for lane in self._lanes:
             self._idle.put_nowait(lane)
@@ -326,16 +357,16 @@ class PipedriveClient:
                 extensions={"trace": trace},
             )
         except NOT_SENT as error:
-            self._no_answer(_describe(error))
-            raise attempts.failed(_describe(error)) from error
+            self._no_answer(_describe(error) + self._via)
+            raise attempts.failed(_describe(error) + self._via) from error
         except httpx.TransportError as error:
             # The request may have reached Pipedrive: count it, and never blindly repeat a write.
             self.pacer.sent(ticket)
             self.tally.add_request(request)
-            self._no_answer(_describe(error))
+            self._no_answer(_describe(error) + self._via)
             if request.method in UNKNOWN_WHEN_LOST:
-                return ApiResponse(status=0, error=_describe(error), sent_at=sent_at)
-            raise attempts.failed(_describe(error)) from error
+                return ApiResponse(status=0, error=_describe(error) + self._via, sent_at=sent_at)
+            raise attempts.failed(_describe(error) + self._via) from error
         self.reach.answered()
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
         self.tally.add_request(request, charged=response.status_code != 429)

@@ -281,9 +281,25 @@ TOML_TYPES = {
 }
 
 
+# A config (or a destination's export, `rpd init`) is a few kilobytes: read no more than this,
+# so `--config /dev/zero` (or a large file named by mistake) is an error, not all the memory.
+SMALL_FILE_CAP = 1 << 20
+BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
+
+
+def read_small(path: Path, what: str, hint: str) -> bytes:
+    """The bytes of `path`, a small file: one larger than SMALL_FILE_CAP is not `what`."""
+    with path.open("rb") as file:
+        data = file.read(SMALL_FILE_CAP + 1)
+    if len(data) > SMALL_FILE_CAP:
+        raise ConfigError(f"{path}: larger than 1 MiB, so not {what}", hint=hint)
+    return data
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_bytes().decode()
+        data = read_small(path, "an rpd config", "check --config / $RPD_CONFIG")
+        text = data.removeprefix(BOM).decode()
         return tomllib.loads(text)
     except OSError as exc:
         raise ConfigError(

@@ -148,11 +148,12 @@ class EventReader:
             try:
                 inner = self._open(path)
             except OSError as exc:
-                yield [invalid(path, None, f"cannot read file: {exc.strerror or exc}", "read")]
+                why = f"cannot read file: {exc.strerror or exc}"
+                yield [invalid(source_name(path), None, why, "read")]
                 continue
             source = self._current = _RawSource(inner)
             try:
-                yield _read_stream(source, path, self.max_item_bytes)
+                yield _read_stream(source, source_name(path), self.max_item_bytes)
             finally:
                 self._finished_bytes += source.count
                 self._current = None
@@ -207,11 +208,13 @@ class EventReader:
                 error = stream.opening_error()
                 if error is not None:
                     tally.items += 1
-                    yield invalid(stored.name, None, f"cannot read object: {error}", "read")
+                    why = f"cannot read object: {error}"
+                    yield invalid(source_name(stored.name), None, why, "read")
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
-                        for item in _read_stream(source, stored.name, self.max_item_bytes):
+                        name = source_name(stored.name)
+                        for item in _read_stream(source, name, self.max_item_bytes):
                             tally.items += 1
                             yield item
                     finally:
@@ -229,6 +232,16 @@ class EventReader:
             # far, and no buffer lock is held by a reader thread waiting at shutdown.
             return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
+
+
+def source_name(path: str) -> str:
+    """`path` as its events' sources name it: a file name's bytes that are not UTF-8 (held as
+    surrogates, which no JSON, SQLite or UTF-8 output can write) as `\\xNN`."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode(errors="backslashreplace")
+    return path
 
 
 def require_readable(paths: Sequence[str]) -> None:
@@ -253,6 +266,12 @@ def require_readable(paths: Sequence[str]) -> None:
             if stat.S_ISREG(mode):
                 with open(path, "rb", buffering=0):
                     pass
+            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would never end
+                raise UsageError(
+                    f"cannot read {path}: it is a device, not a file of events",
+                    hint="give files, folders or bucket URLs, or - for standard input "
+                    "(nothing was read or sent)",
+                )
         except OSError as exc:
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",

@@ -10,6 +10,7 @@ whatever names they were given; the kernel releases it when the process dies, so
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import mmap
@@ -145,6 +146,13 @@ def is_sqlite(path: Path) -> bool:
 def check_state_path(path: Path) -> None:
     """A state path must be a regular file, or not exist yet (rpd creates it): not a directory,
     and not a device such as /dev/null, where SQLite fails in ways that say nothing useful."""
+    try:
+        os.stat(path)
+    except OSError as error:  # a symlink loop was "no state at" it, or exit 70 (resolve)
+        if error.errno == errno.ELOOP:
+            raise UsageError(
+                f"--state {path}: {error.strerror}", hint="give --state a file path it can reach"
+            ) from None
     if path.is_dir():
         raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
     if path.exists() and not path.is_file():

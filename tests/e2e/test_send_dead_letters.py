@@ -3,6 +3,7 @@ the cause is fixed, delivers them with no duplicates and exit 0."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -393,3 +394,24 @@ def test_a_state_that_cannot_be_written_is_refused_before_sending(
         "hint: check the directory's permissions, or use another --state",
     ]
     assert sandbox.stats()["requests"] == {}
+
+
+def test_a_file_whose_name_is_not_utf8_is_read_and_its_sources_name_the_bytes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # QA: a file named in Latin-1 (`caf\xe9.ndjson`, copied from another system) stopped the
+    # send at its first dead letter with "internal error: UnicodeEncodeError", exit 70, after
+    # the events before it were sent; a dry-run's NDJSON records were exit 70 too.
+    named = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.ndjson")
+    with open(named, "wb") as file:
+        file.write(orjson.dumps(identify("m-1", "u-1", name="Ann")) + b"\n{not json\n")
+    shown = f"{tmp_path}/caf\\xe9.ndjson"
+
+    run = rpd_send(sandbox, tmp_path, named)
+
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert run.report["events"]["sent"] == 1
+    (letter,) = [orjson.loads(line) for line in run.dead_letter.read_bytes().splitlines()]
+    assert letter["source"] == f"{shown}:2"
+    assert letter["event"] == "{not json"

@@ -134,6 +134,60 @@ def test_a_token_in_the_events_is_never_shown_or_written(
     assert SECRET.lower() not in every_output(tmp_path, run.stdout + run.stderr).lower()
 
 
+def test_an_event_whose_identities_hold_the_token_is_refused_before_it_is_planned(
+    make_sandbox: MakeSandbox, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Noticed in a hostile pass: a messageId or userId that is (or holds) the token was sent and
+    # kept as it is in the state file (journal, identity cache, writes in flight). Such an event
+    # is now failed before it is planned, its reason naming the key, never the token. An
+    # anonymousId is kept nowhere: that event is skipped for want of a userId, as any is.
+    sandbox = make_sandbox(plan="unlimited", token=SECRET)
+    events = tmp_path_factory.mktemp("input") / "events.ndjson"  # not among the outputs searched
+    refused = [
+        {"type": "identify", "messageId": SECRET, "userId": "u-1"},
+        {"type": "identify", "messageId": "m-2", "userId": f"user-{SECRET.lower()}"},
+        {"type": "identify", "messageId": "m-3", "traits": {"userId": SECRET}},
+        {"type": "group", "messageId": "m-4", "userId": "u-4", "groupId": SECRET},
+        {"type": "alias", "messageId": "m-5", "userId": "u-5", "previousId": SECRET},
+    ]
+    anonymous = {"type": "identify", "messageId": "m-6", "anonymousId": SECRET}
+    fine = {"type": "identify", "messageId": "m-7", "userId": "u-7", "traits": {"name": "Seven"}}
+    events.write_bytes(
+        b"".join(orjson.dumps(event) + b"\n" for event in [*refused, anonymous, fine])
+    )
+
+    run = rpd_send(sandbox, tmp_path, events, token=SECRET, args=("-v",))
+
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {
+        "read": 7,
+        "sent": 1,
+        "unchanged": 0,
+        "skipped": 1,
+        "failed": 5,
+    }
+    writes = {key: n for key, n in run.report["requests"].items() if not key.startswith("GET ")}
+    assert writes == {"POST /api/v2/persons": 1}
+    letters = [orjson.loads(line) for line in run.dead_letter.read_bytes().splitlines()]
+    assert [(letter["source"], letter["error"]["reason"]) for letter in letters] == [
+        (f"{events}:1", "its messageId holds the API token: correct the event (it is not sent)"),
+        (f"{events}:2", "its userId holds the API token: correct the event (it is not sent)"),
+        (f"{events}:3", "its userId holds the API token: correct the event (it is not sent)"),
+        (f"{events}:4", "its groupId holds the API token: correct the event (it is not sent)"),
+        (f"{events}:5", "its previousId holds the API token: correct the event (it is not sent)"),
+    ]
+    assert letters[0]["event"] == {
+        "type": "identify",
+        "messageId": "[token redacted]",
+        "userId": "u-1",
+    }
+    held = sandbox.state()
+    assert [person["name"] for person in held["persons"]] == ["Seven"]
+    assert held["organizations"] == []
+    assert SECRET.lower() not in every_output(tmp_path, run.stdout + run.stderr).lower()
+
+
 def test_http_to_a_non_loopback_host_is_refused(tmp_path: Path) -> None:
     events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="One")])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from helpers_http import run
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.client import PipedriveClient
@@ -282,6 +283,60 @@ def test_proxy_settings_do_not_divert_the_local_sandbox(
             return await client.send(ME)
 
     assert run(scenario()).status == 200
+
+
+@pytest.mark.parametrize(
+    ("proxy", "message", "hint"),
+    [
+        ("::not a url", "not a proxy URL (http://, https:// or socks5://HOST:PORT)", "correct it"),
+        (
+            "ftp://proxy:21",
+            "not a proxy URL (http://, https:// or socks5://HOST:PORT)",
+            "correct it",
+        ),
+        (
+            "socks5://127.0.0.1:9",
+            "a SOCKS proxy needs the socksio package",
+            "pip install 'httpx[socks]'",
+        ),
+    ],
+    ids=["port", "scheme", "socks"],
+)
+def test_a_proxy_variable_httpx_cannot_use_is_a_usage_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, proxy: str, message: str, hint: str
+) -> None:
+    # QA: `rpd check` (and every command that talks to Pipedrive) was "internal error:
+    # InvalidURL / ValueError / ImportError", exit 70. The value is not shown (a password).
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    with pytest.raises(UsageError) as caught:
+        PipedriveClient(token="t" * 40, base_url="https://api.pipedrive.com")
+    assert (caught.value.message, caught.value.hint) == (
+        f"cannot use the proxy in $HTTPS_PROXY: {message}",
+        f"{hint}, or unset it",
+    )
+
+
+def test_a_connection_failure_through_a_proxy_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A proxy where nothing listens, over real loopback: the proxy is what cannot be reached,
+    # which the reason says (it named only api.pipedrive.com's connection).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+
+    async def scenario() -> None:
+        client = PipedriveClient(
+            token="t" * 40, base_url="https://api.pipedrive.com", max_retries=0
+        )
+        async with client:
+            await client.send(ME)
+
+    with pytest.raises(PlanFailure) as caught:
+        run(scenario())
+    assert caught.value.reason == (
+        "GET /v1/users/me: ConnectError: All connection attempts failed (through the proxy in "
+        "$HTTPS_PROXY) after 1 attempts"
+    )
 
 
 def test_plan_unlimited_against_a_limited_account_learns_the_limit_from_the_first_429(
