@@ -237,7 +237,12 @@ class Event:
         try:
             kind = _TYPES[raw["type"]]
         except (KeyError, TypeError):  # none, or not as most input spells it
-            kind = _type_name(raw.get("type"))
+            if (name := raw.get("type")) is not None and not isinstance(name, str):
+                raise EventError(
+                    f'event "type" is not a string (got {type(name).__name__})'
+                ) from None
+            if not (kind := name.strip().lower() if name is not None else ""):
+                raise EventError('event has no "type"') from None
         self.type = self.kind = kind
         self.source = source
         self.raw = raw
@@ -324,17 +329,8 @@ def _identity(
 
 ALIAS_KEYS = frozenset({EVERY})
 # The event types as most input spells them, each to itself: those skip the check, strip and
-# lower-casing, and every event of a type has the one string (compared by identity at once).
+# lower-casing, and their events share one string for the type (compared by identity at once).
 _TYPES = {kind: kind for kind in ("identify", "track", "group", "alias", "page", "screen")}
-
-
-def _type_name(name: Any) -> str:
-    """An event's "type" as rpd counts it (stripped, lower case); `EventError` for none."""
-    if name is not None and not isinstance(name, str):
-        raise EventError(f'event "type" is not a string (got {type(name).__name__})')
-    if not (kind := name.strip().lower() if name is not None else ""):
-        raise EventError('event has no "type"')
-    return _TYPES.get(kind, kind)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
