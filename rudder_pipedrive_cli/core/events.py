@@ -298,15 +298,10 @@ class Event:
         orders an event against all others)."""
         if self.type == "alias":
             return ALIAS_KEYS
-        keys = set()
-        if self.user_id is not None:
-            keys.add("u:" + self.user_id)
-        if self.previous_id is not None:
-            keys.add("u:" + self.previous_id)
+        keys = {"u:" + user for user in (self.user_id, self.previous_id) if user is not None}
         if self.group_id is not None:
             keys.add("g:" + self.group_id)
-        for kind, value in self.external.items():
-            keys.add(("o:" if kind == "org_id" else "p:") + value)
+        keys.update(("o:" if k == "org_id" else "p:") + v for k, v in self.external.items())
         return frozenset(keys)
 
 
