@@ -279,15 +279,17 @@ def test_values_that_are_not_events(tmp_path: Path, line: bytes, error: str) -> 
         None,
     ],
 )
-def test_a_line_gives_the_items_of_its_value(tmp_path: Path, value: Any) -> None:
+@pytest.mark.parametrize("before", [A, {"payload": A, "messageId": "a"}])
+def test_a_line_gives_the_items_of_its_value(tmp_path: Path, before: Any, value: Any) -> None:
     """A line's value is made an `Event` straight away; a value `Event` refuses is unwrapped,
     so a line gives exactly what `unwrap` makes of its value (events, items of a wrapper, or
-    one failed item saying why)."""
-    path = write(tmp_path / "e.ndjson", ndjson(C, value))
-    expected = viewed(unwrap(value, f"{path}:2"))
-    assert read(path) == [ok(f"{path}:1", C), *expected]
-    assert [item.kind for item in EventReader([path])][1:] == [
-        item.kind for item in unwrap(value, f"{path}:2")
+    one failed item saying why). After a line holding a wrapper (`before`), the next is
+    unwrapped first: what it gives is the same, and so is what the line after it gives."""
+    path = write(tmp_path / "e.ndjson", ndjson(C, before, value, B))
+    expected = viewed(unwrap(value, f"{path}:3"))
+    assert read(path) == [ok(f"{path}:1", C), ok(f"{path}:2", A), *expected, ok(f"{path}:4", B)]
+    assert [item.kind for item in EventReader([path])][2:-1] == [
+        item.kind for item in unwrap(value, f"{path}:3")
     ]
 
 

@@ -234,12 +234,15 @@ class Event:
     def __init__(self, raw: Any, source: str) -> None:
         if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
             raise EventError(f"expected a JSON object, got {type(raw).__name__}")
-        kind = raw.get("type")
-        if type(kind) is not str or kind not in _TYPES:  # else already stripped and lower case
-            if kind is not None and not isinstance(kind, str):
-                raise EventError(f'event "type" is not a string (got {type(kind).__name__})')
-            if not (kind := kind.strip().lower() if kind is not None else ""):
-                raise EventError('event has no "type"')
+        try:
+            kind = _TYPES[raw["type"]]
+        except (KeyError, TypeError):  # none, or not as most input spells it
+            if (name := raw.get("type")) is not None and not isinstance(name, str):
+                raise EventError(
+                    f'event "type" is not a string (got {type(name).__name__})'
+                ) from None
+            if not (kind := name.strip().lower() if name is not None else ""):
+                raise EventError('event has no "type"') from None
         self.type = self.kind = kind
         self.source = source
         self.raw = raw
@@ -247,15 +250,11 @@ class Event:
         # Each identity: its top-level value when a non-empty string (the common case), else
         # `_identity` checks it and reads its fallbacks in order (skipped for an absent groupId
         # or previousId whose fallback keys, those of the PATHS tables, are all absent too).
-        context = raw.get("context", _EMPTY)
-        if type(context) is not dict and not isinstance(context, Mapping):
-            context = _EMPTY
-        traits = raw.get("traits", _EMPTY)
-        if type(traits) is not dict and not isinstance(traits, Mapping):
-            traits = _EMPTY
-        nested = context.get("traits", _EMPTY)  # context.traits
-        if type(nested) is not dict and not isinstance(nested, Mapping):
-            nested = _EMPTY
+        context, traits = raw.get("context", _EMPTY), raw.get("traits", _EMPTY)
+        if type(context) is not dict or type(traits) is not dict:
+            context, traits = _mapping(context), _mapping(traits)
+        if type(nested := context.get("traits", _EMPTY)) is not dict:  # context.traits
+            nested = _mapping(nested)
         user, group, previous = raw.get("userId"), raw.get("groupId"), raw.get("previousId")
         try:
             if type(user) is not str or not (user := user.strip()):
@@ -299,15 +298,10 @@ class Event:
         orders an event against all others)."""
         if self.type == "alias":
             return ALIAS_KEYS
-        keys = set()
-        if self.user_id is not None:
-            keys.add("u:" + self.user_id)
-        if self.previous_id is not None:
-            keys.add("u:" + self.previous_id)
+        keys = {"u:" + user for user in (self.user_id, self.previous_id) if user is not None}
         if self.group_id is not None:
             keys.add("g:" + self.group_id)
-        for kind, value in self.external.items():
-            keys.add(("o:" if kind == "org_id" else "p:") + value)
+        keys.update(("o:" if k == "org_id" else "p:") + v for k, v in self.external.items())
         return frozenset(keys)
 
 
@@ -329,8 +323,15 @@ def _identity(
 
 
 ALIAS_KEYS = frozenset({EVERY})
-# Event types as most input spells them: those skip the check, strip and lower-casing.
-_TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen"})
+# The event types as most input spells them, each to itself: those skip the check, strip and
+# lower-casing, and their events share one string for the type (compared by identity at once).
+_TYPES = {kind: kind for kind in ("identify", "track", "group", "alias", "page", "screen")}
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """An object identities are read in: a Mapping as it is, anything else as an empty one."""
+    return value if isinstance(value, Mapping) else _EMPTY
+
 
 # Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason.
 parse_event = Event

@@ -344,6 +344,9 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
             yield from _line(name, held_number, held_line, cap)
         del held
         loads = orjson.loads
+        # Whether the last line held a wrapper (or no event): the next one is unwrapped first, not
+        # made an Event first (a file's lines are of one shape: no exception for each of them).
+        wrapped = False
         while line := readline(limit):
             number += 1
             size = len(line)
@@ -354,11 +357,16 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 continue
             try:
                 value = loads(line)
-                item = Event(value, f"{name}:{number}")  # the common case, a bare event
+                if not wrapped:
+                    item = Event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap)
+                continue
             except EventError:  # a wrapper, or a value that is not an event: unwrap says why
+                wrapped = True
+            if wrapped:
                 yield from unwrap(value, f"{name}:{number}")
+                wrapped = type(value) is not dict or "type" not in value
             else:
                 yield item
     except READ_ERRORS as exc:

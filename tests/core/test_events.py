@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from rudder_pipedrive_cli.core.events import (
+    EVERY,
     GROUP_ID_PATHS,
     INVALID,
     PREVIOUS_ID_PATHS,
@@ -176,3 +177,23 @@ def test_input_that_is_not_an_event_is_one_item() -> None:
     refused = take({"messageId": "m-2"}, "f:2")
     assert (refused.kind, refused.raw, refused.event) == (INVALID, {"messageId": "m-2"}, None)
     assert refused.decided == Outcome(status="failed", reason='event has no "type"', stage="parse")
+
+
+def test_ordering_keys_name_every_identity_of_the_event() -> None:
+    external = [{"type": "pipedriveGroupId", "id": 5}, {"type": "person_id", "id": "007"}]
+    event = parse_event(
+        {
+            "type": "identify",
+            "messageId": "m-1",
+            "userId": "u-1",
+            "previousId": "u-0",
+            "groupId": "g-1",
+            "context": {"externalId": external},
+        },
+        "f:1",
+    )
+    assert event.identities == {"u:u-1", "u:u-0", "g:g-1", "o:5", "p:7"}
+    assert parse_event(
+        {"type": "track", "messageId": "m-2", "anonymousId": "a"}, "f:2"
+    ).identities == (frozenset())
+    assert parse_event({"type": "alias", "userId": "u-1"}, "f:3").identities == {EVERY}
