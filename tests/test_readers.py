@@ -309,7 +309,7 @@ def test_invalid_utf8_line(tmp_path: Path) -> None:
         Item(
             source=f"{path}:2",
             error="not valid UTF-8: byte 0xff at column 11",
-            raw='{"name": "\ufffd"}',
+            raw='{"name": "\\xff"}',
         ),
         ok(f"{path}:3", B),
     ]

@@ -450,7 +450,9 @@ def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> Event:
         orjson.loads(content)  # again without the line ending, which orjson counts as a new line
     except orjson.JSONDecodeError as again:
         exc = again
-    text = content.decode("utf-8", errors="replace")
+    # A bad byte kept as a "\xff" escape, not U+FFFD: its dead letter, replayed, fails again (no
+    # JSON has that escape) rather than sending a value the byte was replaced in.
+    text = content.decode("utf-8", errors="backslashreplace")
     return invalid(source, text, _json_error(content, exc, whole=False), "read")
 
 

@@ -153,6 +153,43 @@ def test_a_bad_line_fails_alone_and_the_rest_is_sent(sandbox: Sandbox, tmp_path:
     assert held.origin_ids() == {"rpd:m-3": 1}
 
 
+def test_a_line_that_is_not_utf8_fails_again_when_its_dead_letter_is_sent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Its dead letter keeps the bad byte as a `\\xe9` escape: sent again, the line still fails
+    to read, where a U+FFFD in its place would have sent user "u\ufffd" as a new person."""
+    source = tmp_path / "latin1.ndjson"
+    source.write_bytes(
+        b'{"type":"identify","messageId":"m-1","userId":"u\xe9","traits":{"name":"E"}}\n'
+    )
+    letters = tmp_path / "failed.ndjson"
+
+    first = rpd_send(sandbox, tmp_path, source, dead_letter=letters, name="first")
+
+    assert first.exit_code == 1, first.stderr
+    (letter,) = first.dead_letters
+    assert (
+        letter["event"]
+        == '{"type":"identify","messageId":"m-1","userId":"u\\xe9","traits":{"name":"E"}}'
+    )
+    assert letter["error"]["reason"] == "not valid UTF-8: byte 0xe9 at column 49"
+
+    again = rpd_send(
+        sandbox, tmp_path, letters, dead_letter=tmp_path / "again.ndjson", name="again"
+    )
+
+    assert again.exit_code == 1, again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 1,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 1,
+    }
+    assert holdings(sandbox).persons == []
+
+
 def test_a_failed_event_is_tried_again_on_rerun(sandbox: Sandbox, tmp_path: Path) -> None:
     events = write_events(
         tmp_path / "events.ndjson",
