@@ -801,13 +801,52 @@ def test_a_token_in_the_events_is_never_shown(
         {**IDENTIFY, "traits": {**IDENTIFY["traits"], "name": f"Ada {secret}", "shoe": secret}},
     )
     code, stdout, stderr = dry_run("--config", CONFIG, "--format", output_format, path)
-    assert code == 0, stderr
+    assert code == 1, stderr
     assert secret not in (stdout + stderr).lower()
-    assert f"unsupported type: {REDACTED}" in " ".join((stdout + stderr).split())
+    assert "its type holds the API token" in " ".join((stdout + stderr).split())
     if output_format == "ndjson":
-        created = records(stdout)[1]["requests"][1]["body"]
-        assert created["name"] == f"Ada {REDACTED}"
-        assert records(stdout)[1]["dropped"] == ["shoe"]
+        typed, traits = records(stdout)
+        assert typed["type"] == REDACTED
+        assert traits["reason"] == (
+            "its traits.name holds the API token: correct the event (it is not sent)"
+        )
+        assert traits["requests"] == []
+
+
+@pytest.mark.parametrize(
+    ("event", "where"),
+    [
+        (
+            {"properties": {"items": [{"sku": "a"}, {"note": "{secret}"}]}},
+            "properties.items[1].note",
+        ),
+        ({"traits": {"name": "Ada", "{secret}": 1}}, "traits (a key)"),
+        ({"context": {"ip": "1.2.3.4"}, "deep": "{deep}"}, "deep" + ".a" * 300),
+    ],
+    ids=["a list", "a key", "300 deep"],
+)
+def test_an_event_holding_the_token_anywhere_is_failed_naming_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, event: dict[str, object], where: str
+) -> None:
+    # A token in a trait was sent into Pipedrive (and held in the state while its write was in
+    # flight): such an event fails before it is planned, its reason naming the path, not the token.
+    # One nested deeper than orjson writes (255 levels) is walked, not a crash.
+    secret = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", secret)
+    text = orjson.dumps({**IDENTIFY, **event}).decode()
+    text = text.replace("{secret}", secret).replace(
+        '"{deep}"', '{"a":' * 300 + f'"{secret}"' + "}" * 300
+    )
+    path = tmp_path / "events.ndjson"
+    path.write_text(text + "\n")
+    code, stdout, stderr = dry_run("--config", CONFIG, "--format", "ndjson", str(path))
+    assert code == 1, stderr
+    (record,) = records(stdout)
+    assert (record["outcome"], record["requests"]) == ("failed", [])
+    assert (
+        record["reason"] == f"its {where} holds the API token: correct the event (it is not sent)"
+    )
+    assert secret not in (stdout + stderr).lower()
 
 
 def test_an_event_whose_identities_hold_the_token_is_shown_failed_as_send_fails_it(

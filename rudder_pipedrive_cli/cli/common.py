@@ -276,10 +276,11 @@ def without_token_in(
 def token_identities_refused(
     items: Iterable[Event], token: re.Pattern[str] | None
 ) -> Iterable[Event]:
-    """`items`, an event whose messageId, userId, groupId or previousId holds the API token
-    failed before it is planned: those values are the state's keys (journal, identity cache,
-    writes in flight) and go into Pipedrive, where no rewriting could keep the token out (SPEC 8).
-    Its reason names the key, its dead letter has the token redacted (DeadLetters)."""
+    """`items`, an event that holds the API token failed before it is planned: its messageId,
+    userId, groupId and previousId are the state's keys (journal, identity cache), and any value
+    goes into Pipedrive and, while its write is in flight, into the state, where no rewriting
+    could keep the token out (SPEC 8). Its reason names the key or path, never the token; its
+    dead letter has the token redacted (DeadLetters)."""
     if token is None:
         return items
     return _refusing(items, token)
@@ -287,7 +288,7 @@ def token_identities_refused(
 
 def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]:
     for item in items:
-        if item.decided is None and item.id:
+        if item.decided is None and item.id and _holds(item.raw, token):
             held = (
                 ("messageId", item.id),
                 ("userId", item.user_id),
@@ -295,7 +296,35 @@ def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]
                 ("previousId", item.previous_id),
             )
             key = next((key for key, value in held if value and token.search(value)), None)
-            if key is not None:
-                reason = f"its {key} holds the API token: correct the event (it is not sent)"
+            where = key or token_path(item.raw, token)
+            if where is not None:
+                reason = f"its {where} holds the API token: correct the event (it is not sent)"
                 item.decided = Outcome(status="failed", reason=reason, stage="validate")
         yield item
+
+
+def _holds(raw: Any, token: re.Pattern[str]) -> bool:
+    """Whether the event may hold the token: its JSON searched at once (most hold none); one
+    nested deeper than orjson writes is walked (`token_path`)."""
+    try:
+        return token.search(orjson.dumps(raw).decode()) is not None
+    except orjson.JSONEncodeError:
+        return True
+
+
+def token_path(value: Any, token: re.Pattern[str]) -> str | None:
+    """The dotted path of the first value in `value` (an event) that holds the token, or of the
+    object one of whose keys does ("traits (a key)"), or None: walked without recursion, as an
+    event may be nested a thousand deep."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, inner = stack.pop()
+        if isinstance(inner, str) and token.search(inner):
+            return path
+        if isinstance(inner, dict):
+            if any(token.search(key) for key in inner):
+                return f"{path or 'event'} (a key)"
+            stack += reversed([(f"{path}.{key}" if path else key, v) for key, v in inner.items()])
+        elif isinstance(inner, list):
+            stack += reversed([(f"{path}[{index}]", v) for index, v in enumerate(inner)])
+    return None

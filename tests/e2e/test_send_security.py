@@ -117,11 +117,15 @@ def test_a_token_in_the_events_is_never_shown_or_written(
     )
     run = rpd_send(sandbox, tmp_path, events, token=SECRET, args=("-v",))
     assert run.exit_code == 1, run.stderr
-    assert "unsupported type: [token redacted]" in run.stderr
     assert run.report is not None
-    assert run.report["by_type"]["[token redacted]"] == {"skipped": 1}
+    assert run.report["by_type"]["[token redacted]"] == {"failed": 1}
     letters = [orjson.loads(line) for line in run.dead_letter.read_bytes().splitlines()]
+    assert [letter["error"]["reason"] for letter in letters[:2]] == [
+        "its type holds the API token: correct the event (it is not sent)",
+        "its traits.note holds the API token: correct the event (it is not sent)",
+    ]
     assert [letter["event"] for letter in letters] == [
+        {"type": "[token redacted]", "messageId": "m-1", "userId": "u-1"},
         {
             "type": "identify",
             "messageId": "m-2",
@@ -139,8 +143,9 @@ def test_an_event_whose_identities_hold_the_token_is_refused_before_it_is_planne
 ) -> None:
     # Noticed in a hostile pass: a messageId or userId that is (or holds) the token was sent and
     # kept as it is in the state file (journal, identity cache, writes in flight). Such an event
-    # is now failed before it is planned, its reason naming the key, never the token. An
-    # anonymousId is kept nowhere: that event is skipped for want of a userId, as any is.
+    # is now failed before it is planned, its reason naming the key, never the token; so is one
+    # holding it anywhere else (a trait, an anonymousId: see the test above), for the user to
+    # find the leak rather than have it sent into Pipedrive.
     sandbox = make_sandbox(plan="unlimited", token=SECRET)
     events = tmp_path_factory.mktemp("input") / "events.ndjson"  # not among the outputs searched
     refused = [
@@ -164,8 +169,8 @@ def test_an_event_whose_identities_hold_the_token_is_refused_before_it_is_planne
         "read": 7,
         "sent": 1,
         "unchanged": 0,
-        "skipped": 1,
-        "failed": 5,
+        "skipped": 0,
+        "failed": 6,
     }
     writes = {key: n for key, n in run.report["requests"].items() if not key.startswith("GET ")}
     assert writes == {"POST /api/v2/persons": 1}
@@ -176,6 +181,7 @@ def test_an_event_whose_identities_hold_the_token_is_refused_before_it_is_planne
         (f"{events}:3", "its userId holds the API token: correct the event (it is not sent)"),
         (f"{events}:4", "its groupId holds the API token: correct the event (it is not sent)"),
         (f"{events}:5", "its previousId holds the API token: correct the event (it is not sent)"),
+        (f"{events}:6", "its anonymousId holds the API token: correct the event (it is not sent)"),
     ]
     assert letters[0]["event"] == {
         "type": "identify",
