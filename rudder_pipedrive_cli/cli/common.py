@@ -273,7 +273,7 @@ def without_token_in(
         yield orjson.loads(token.sub(REDACTED, text)) if token.search(text) else record
 
 
-def token_identities_refused(
+def events_holding_token_refused(
     items: Iterable[Event], token: re.Pattern[str] | None
 ) -> Iterable[Event]:
     """`items`, an event that holds the API token failed before it is planned: its messageId,

@@ -20,9 +20,9 @@ from rudder_pipedrive_cli.cli.common import (
     NO_SPACE,
     Env,
     command_env,
+    events_holding_token_refused,
     handle_errors,
     note_finished_objects,
-    token_identities_refused,
     without_token,
     without_token_in,
 )
@@ -262,7 +262,7 @@ def dry_run_command(
         )
         note_finished_objects(env, reader)
         token = settings.api_token.pattern()
-        items = token_identities_refused(intake(reader, event_filter, limit), token)
+        items = events_holding_token_refused(intake(reader, event_filter, limit), token)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(

@@ -22,9 +22,9 @@ from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import (
     Env,
     command_env,
+    events_holding_token_refused,
     handle_errors,
     note_finished_objects,
-    token_identities_refused,
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
@@ -358,7 +358,7 @@ def run_send(
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py).
         survey = Survey(rules=plan_config.track_rules)
-        first_pass = token_identities_refused(
+        first_pass = events_holding_token_refused(
             intake(
                 EventReader(
                     job.paths, max_item_bytes=job.max_item_bytes, window=job.event_filter.window
@@ -415,7 +415,9 @@ def run_send(
     try:
         with progress:
             taken = intake(reader, job.event_filter, job.limit)
-            items = progress.counted(token_identities_refused(taken, settings.api_token.pattern()))
+            items = progress.counted(
+                events_holding_token_refused(taken, settings.api_token.pattern())
+            )
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,
