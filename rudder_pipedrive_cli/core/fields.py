@@ -666,6 +666,9 @@ def compiled_mapping(
 # A row as a shape plan holds it: the table's row, then the index of the first source holding
 # its path (-1: none), and of the others (a dotted path: holding its first part or the key).
 PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
+# A standard row as a shape plan holds it: path, body key, shape, whether an empty one is warned
+# about, the first source holding the path and the others.
+StandardPlanRow = tuple[str, str, "StandardShape", bool, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
 # Keys of a shape kept, at most (an SDK's events hold tens): a kept plan holds its shape's keys,
 # so a few items of thousands of keys each would otherwise hold megabytes for the whole run.
@@ -673,11 +676,20 @@ SHAPE_KEYS = 64
 
 
 class ShapePlan(NamedTuple):
-    """What a table does with sources of one shape: the rows whose path some source holds (or
-    that apply without one: add_time, a title, an own value), how a name is read (None: the
-    table's bodies have none or no source holds a name key), and the trait paths nothing sends
-    (None: a source holds an object a mapped dotted path goes into: `dropped` reads its value)."""
+    """What a table does with sources of one shape, its rows split by what they do: the custom
+    fields taken as they are from the one source holding them (`plain`: body key, source, path;
+    most rows), the standard traits (`standard`), a create's add_time (`created`: the sources
+    holding the trait, and whether a trait mapped to add_time stands in for the event's time;
+    None: no add_time), and the other rows some source holds a path of or that apply without one
+    (a title, an own value); how a name is read (None: the table's bodies have none or no source
+    holds a name key), and the trait paths nothing sends (None: a source holds an object a mapped
+    dotted path goes into: `dropped` reads its value). A plain row is taken first only where its
+    key's place stays: before any other custom field (in a body holding them among its keys,
+    before any row)."""
 
+    plain: tuple[tuple[str, int, str], ...]
+    standard: tuple[StandardPlanRow, ...]
+    created: tuple[tuple[int, ...], bool] | None
     rows: tuple[PlanRow, ...]
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None
     gone: tuple[str, ...] | None
@@ -685,20 +697,40 @@ class ShapePlan(NamedTuple):
 
 def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
     """The plan of `table` for sources of the shape of `sources` (see `ShapePlan`)."""
+    plain: list[tuple[str, int, str]] = []
+    standard: list[StandardPlanRow] = []
+    created: tuple[tuple[int, ...], bool] | None = None
+    timed: tuple[int, ...] | None = None  # the sources holding the add_time trait, on a create
     rows: list[PlanRow] = []
+    later = False  # a row before sets a custom field: the plain rows after it keep their place
     for row in table.rows:
-        path, parts = row[0], row[5]
+        path, key, how, convert, info, parts, _ = row
         held = tuple(
             at for at, keys in enumerate(sources) if path in keys or (parts and parts[0] in keys)
         )
-        if held or row[2] >= ADD_TIME:  # the first source holding it (-1: none), the others
-            rows.append((*row, held[0] if held else -1, held[1:]))
+        if how == VALUE and not any(amount in sources[0] for amount in AMOUNT_PATHS):
+            continue  # an own value without an amount to read (a lead's or deal's one source)
+        if not held and how < ADD_TIME:  # nothing to read
+            continue
+        at = held[0] if held else -1  # the first source holding it (-1: none), the others
+        if how == STANDARD:
+            standard.append((path, key, convert, info, at, held[1:]))  # its shape, said
+        elif how == ADD_TIME:
+            timed = held
+        elif how == CUSTOM and convert is None and not parts and len(held) == 1 and not later:
+            plain.append((key, at, path))
+        else:  # the plain rows after one that sets a custom field (any key, unnested) stay here
+            rows.append((*row, at, held[1:]))
+            later = later or how == CUSTOM or not table.nested
+    if timed is not None:  # the event's time waits for a trait mapped to add_time some source holds
+        created = (timed, any(row[1] == "add_time" and row[2] == OWNED for row in rows))
     keys = {key for source in sources for key in source}
     gone: list[str] = []
     if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
         dropped(sources, table, gone)
     name = None if NAME_KEYS.isdisjoint(keys) else table.name
-    return ShapePlan(tuple(rows), name, tuple(gone) if table.inner.isdisjoint(keys) else None)
+    plan = (tuple(plain), tuple(standard), created, tuple(rows), name)
+    return ShapePlan(*plan, tuple(gone) if table.inner.isdisjoint(keys) else None)
 
 
 def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
@@ -726,16 +758,16 @@ def mapped_values(
     raw: Mapping[str, Any] = NOTHING,
     title: str = "",
 ) -> dict[str, Any]:
-    """A body, in one loop over the table's rows, each path read from the event's `sources` (the
-    first holding it wins): the name (persons, organizations), standard traits, add_time (from
-    the event `raw` at the latest), mapped standard fields and own values in their shapes;
-    custom fields in their JSON type (as they are when the type is unknown; else `refuse`), in
-    `custom_fields` when the table nests them (v2); the `title` a TITLE row puts. Then the trait
-    paths nothing sends are added to `found` (when given). `currency`: the event's, for a bare
-    monetary number and an own value (else default_currency). Warnings come in the order they
-    always did: the name's, the rows', the identity's, the shapes' (`late`), then add_time's and
-    the own values' (`last`); the shapes' first refusal fails the event after every mapped row,
-    nothing reported dropped."""
+    """A body from the event's `sources` (the first holding a path wins), by the plan of their
+    shape (`ShapePlan`): the plain custom fields copied, the name (persons, organizations), the
+    standard traits, add_time (from the event `raw` at the latest), then one loop over the other
+    rows: mapped standard fields and own values in their shapes, custom fields of a known type
+    converted (else `refuse`), the `title` a TITLE row puts. Custom fields go in `custom_fields`
+    when the table nests them (v2). Then the trait paths nothing sends are added to `found` (when
+    given). `currency`: the event's, for a bare monetary number and an own value (else
+    default_currency). Warnings come in the order they always did: the name's, the rows', the
+    identity's, the shapes' (`late`), then add_time's and the own values' (`last`); the shapes'
+    first refusal fails the event after every mapped row, nothing reported dropped."""
     count = len(sources)  # their shape: one source's keys (most bodies), else each source's
     if count == 1:
         keys: tuple[Any, ...] = tuple(sources[0])
@@ -746,148 +778,156 @@ def mapped_values(
         plan = shape_plan(table, sources)
         if len(table.plans) < SHAPES and sum(map(len, sources)) <= SHAPE_KEYS:
             table.plans[keys] = plan
-    first = sources[0] if sources else NOTHING
-    body: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for key, holder, path in plan.plain:  # most rows: custom fields as they are
+        value = sources[holder][path]
+        if value is not None and value != "":
+            custom[key] = value
+    body = {} if table.nested else custom
     if plan.name is not None:  # most events give it, as a string, in their first source
-        given = first.get("name")
+        given = sources[0].get("name")
         name = given.strip() if type(given) is str else None
         if name or (name := plan.name(sources, warnings)) is not None:
             body["name"] = name
-    custom: dict[str, Any] = {} if table.nested else body
-    late: list[str] = []
-    last: list[str] = []
-    failed: PlanFailure | None = None
-    own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
-    added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
-    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
-    identity = False  # a value mapped to the identity field
-    if currency is None or currency == "":
-        currency = config.default_currency
-    for path, key, how, convert, info, parts, shape, holder, others in plan.rows:
-        if parts:
-            value = trait(sources, path, parts)
-            if value is None:
-                continue
-        elif holder < 0 or (value := sources[holder][path]) is None or value == "":
-            for index in others:  # the next source holding the path, with a value there
-                value = sources[index][path]
-                if value is not None and value != "":
-                    break
-            else:
-                if how < ADD_TIME:
-                    continue
-                value = None
-        if how == CUSTOM and convert is None:  # most rows: a custom field of a type not known
-            custom[key] = value
+    for path, key, shape, said, holder, others in plan.standard:
+        value = sources[holder][path]
+        if (value is None or value == "") and (value := next_held(sources, others, path)) is None:
             continue
-        if how == STANDARD:
-            warned = len(warnings)
-            shaped = convert(value, path, warnings)
-            if shaped is not None and shaped != []:
-                body[key] = shaped
-            elif info and len(warnings) == warned:  # no entry said why
-                warnings.append(
-                    Warned(
-                        f"{path} = {show(value)} holds no {path} (give a string, a list of "
-                        'strings, or objects with a "value"); left out',
-                        f"{path} holds no {path}; left out",
-                    )
+        warned = len(warnings)
+        shaped = shape(value, path, warnings)
+        if shaped:  # an entry, or a visibility group (none is 0)
+            body[key] = shaped
+        elif said and len(warnings) == warned:  # no entry said why
+            warnings.append(
+                Warned(
+                    f"{path} = {show(value)} holds no {path} (give a string, a list of "
+                    'strings, or objects with a "value"); left out',
+                    f"{path} holds no {path}; left out",
                 )
-            continue
-        if how >= OWN:  # the body's own values
-            if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
-                if value is None:
-                    if info:  # a trait mapped to add_time first: the event's time after the loop
-                        at = len(body)
-                        continue
-                    created = raw.get("originalTimestamp")  # most events: a time string
-                    if created is None:
-                        created = raw.get("timestamp")
-                    if type(created) is str and (created := string_time(created)):
-                        body["add_time"] = created
-                        continue
-                created = add_time(value, raw, last)
-                if created is not None:
-                    body["add_time"] = created
-                continue
-            if how == TITLE:
-                body[key] = title
-                continue
-            if failed is not None:  # a shape refused: the event fails
-                continue
-            try:  # a lead's or deal's own value (it reads its paths itself), close date, labels
-                value = shape(first if how == VALUE else value, currency, config, last)
-            except PlanFailure as refusal:
-                failed = refusal
-                continue
-            if value is not None:  # it wins over a value mapped to its key
-                if key in body:
-                    last.append(table.overridden[key])
-                body[key] = value
-                if info == "deal":
-                    body["currency"] = currency_code(currency)
-            continue
-        if how == NEVER:
-            warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
-            continue
-        if convert is not None:
-            try:
-                value = convert(value, info, currency)
-            except Unconvertible as error:
-                failure = unconvertible(path, value, key, info, error)
-                refuse(failure, config.on_invalid, warnings, "dropped")
-                continue
-        if how == CUSTOM:
-            custom[key] = value
-        elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
-            custom[key], custom[key + "_currency"] = value["value"], value["currency"]
-        elif how == IDENTITY:  # written, it would replace the identity: never found again
-            identity = True
-        elif failed is not None:  # the shapes stop at their first refusal
-            continue
-        elif how == REFUSED:
-            late.append(shape)
+            )
+    last: list[str] = []  # add_time's and the own values' warnings, after all others
+    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
+    if plan.created is not None:  # the add_time trait, else a trait mapped to it, else the time
+        holders, defer = plan.created
+        value = next_held(sources, holders, "add_time") if holders else None
+        if value is None and defer:  # a trait mapped to add_time first: the time after the rows
+            at = len(body)
         else:
-            if shape is not None:
-                try:
-                    value = shape(value, currency, config, late)
+            created = None
+            if value is None:  # most creates: the event's time, a string
+                created = raw.get("originalTimestamp")
+                if created is None:
+                    created = raw.get("timestamp")
+                created = string_time(created) if type(created) is str else None
+            if not created:
+                created = add_time(value, raw, last)
+            if created is not None:
+                body["add_time"] = created
+    if plan.rows:  # the rows that are neither plain custom fields nor standard traits
+        late: list[str] = []
+        failed: PlanFailure | None = None
+        own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
+        added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
+        identity = False  # a value mapped to the identity field
+        if currency is None or currency == "":
+            currency = config.default_currency
+        for path, key, how, convert, info, parts, shape, holder, others in plan.rows:
+            if parts:
+                value = trait(sources, path, parts)
+                if value is None:
+                    continue
+            elif holder < 0 or (value := sources[holder][path]) is None or value == "":
+                value = next_held(sources, others, path) if others else None
+                if value is None and how < ADD_TIME:
+                    continue
+            if how == CUSTOM and convert is None:  # a custom field of a type not known
+                custom[key] = value
+                continue
+            if how >= OWN:  # the body's own values
+                if how == TITLE:
+                    body[key] = title
+                    continue
+                if failed is not None:  # a shape refused: the event fails
+                    continue
+                try:  # a lead's or deal's own value (it reads its paths), close date, labels
+                    value = shape(sources[0] if how == VALUE else value, currency, config, last)
                 except PlanFailure as refusal:
                     failed = refusal
                     continue
-                if value is None:
-                    continue
-            if how == MAPPED:
-                body[key] = value
+                if value is not None:  # it wins over a value mapped to its key
+                    if key in body:
+                        last.append(table.overridden[key])
+                    body[key] = value
+                    if info == "deal":
+                        body["currency"] = currency_code(currency)
                 continue
-            if own is None:  # the body holds its own keys and plain mapped ones only
-                own = set(body)
-            if key not in own:
-                body[key] = value
-            elif key in CONTACT_KEYS:
-                added = {} if added is None else added
-                added[key] = value
-            elif table.overridden[key] not in last:
-                last.append(table.overridden[key])
-    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
-        before: list[str] = []
-        created = add_time(None, raw, before)
-        last[:0] = before
-        if created is not None:  # in add_time's place, before the mapped keys
-            items = list(body.items())
-            body = dict([*items[:at], ("add_time", created), *items[at:]])
-    if added:
-        for key, value in added.items():
-            known = {entry["value"] for entry in body[key]}
-            extra = [{**entry, "primary": False} for entry in value if entry["value"] not in known]
-            body[key] = body[key] + extra
-    if identity:
-        warnings.append(table.identity_warning)
-    if late:
-        warnings += late
-    if last:
+            if how == NEVER:
+                warnings.append(
+                    Warned(f"{path} is mapped to {key}, which rpd never sends; dropped")
+                )
+                continue
+            if convert is not None:
+                try:
+                    value = convert(value, info, currency)
+                except Unconvertible as error:
+                    failure = unconvertible(path, value, key, info, error)
+                    refuse(failure, config.on_invalid, warnings, "dropped")
+                    continue
+            if how == CUSTOM:
+                custom[key] = value
+            elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
+                custom[key], custom[key + "_currency"] = value["value"], value["currency"]
+            elif how == IDENTITY:  # written, it would replace the identity: never found again
+                identity = True
+            elif failed is not None:  # the shapes stop at their first refusal
+                continue
+            elif how == REFUSED:
+                late.append(shape)
+            else:
+                if shape is not None:
+                    try:
+                        value = shape(value, currency, config, late)
+                    except PlanFailure as refusal:
+                        failed = refusal
+                        continue
+                    if value is None:
+                        continue
+                if how == MAPPED:
+                    body[key] = value
+                    continue
+                if own is None:  # the body holds its own keys and plain mapped ones only
+                    own = set(body)
+                if key not in own:
+                    body[key] = value
+                elif key in CONTACT_KEYS:
+                    added = {} if added is None else added
+                    added[key] = value
+                elif table.overridden[key] not in last:
+                    last.append(table.overridden[key])
+        if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
+            before: list[str] = []
+            created = add_time(None, raw, before)
+            last[:0] = before
+            if created is not None:  # in add_time's place, before the mapped keys
+                items = list(body.items())
+                body = dict([*items[:at], ("add_time", created), *items[at:]])
+        if added:
+            for key, value in added.items():
+                known = {entry["value"] for entry in body[key]}
+                extra = [
+                    {**entry, "primary": False} for entry in value if entry["value"] not in known
+                ]
+                body[key] = body[key] + extra
+        if identity:
+            warnings.append(table.identity_warning)
+        if late:
+            warnings += late
+        if last:
+            warnings += last
+        if failed is not None:
+            raise failed
+    elif last:
         warnings += last
-    if failed is not None:
-        raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
     gone = plan.gone
@@ -902,6 +942,15 @@ def mapped_values(
                 if path not in seen:
                     found.append(path)
     return body
+
+
+def next_held(sources: tuple[Mapping[str, Any], ...], others: tuple[int, ...], path: str) -> Any:
+    """The value at `path` in the first of the sources `others` that has one there, else None."""
+    for index in others:
+        value = sources[index][path]
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:

@@ -404,9 +404,10 @@ def test_sources_of_one_shape_are_planned_once_each_event_read_for_its_own_value
     (shape,) = table.plans
     assert shape == (("email", "junk"), ("role", "email"))
     plan = table.plans[shape]
-    assert [row[0] for row in plan.rows] == ["email", "role"]  # no phone, no visible_to
-    # The first source holding each path, then the others.
-    assert [row[-2:] for row in plan.rows] == [(0, (1,)), (1, ())]
+    # The first source holding each path, then the others: no phone, no visible_to, no add_time
+    # (an update); the custom field of one source copied as it is.
+    assert [row[:2] + row[-2:] for row in plan.standard] == [("email", "emails", 0, (1,))]
+    assert (plan.plain, plan.created, plan.rows) == (((SCORE, 1, "role"),), None, ())
     assert (plan.name, plan.gone) == (None, ("junk",))
     again: list[str] = ["junk"]
     body = mapped_values(
