@@ -61,7 +61,7 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
-EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+EMAIL = re.compile(r"[^@\s]++@[^@\s.]++(?:\.[^@\s.]++)++")  # possessive: no backtracking
 NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
 
@@ -691,6 +691,7 @@ class ShapePlan(NamedTuple):
     standard: tuple[StandardPlanRow, ...]
     created: tuple[tuple[int, ...], bool] | None
     rows: tuple[PlanRow, ...]
+    own: tuple[PlanRow, ...]
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None
     gone: tuple[str, ...] | None
 
@@ -702,6 +703,7 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
     created: tuple[tuple[int, ...], bool] | None = None
     timed: tuple[int, ...] | None = None  # the sources holding the add_time trait, on a create
     rows: list[PlanRow] = []
+    own: list[PlanRow] = []
     later = False  # a row before sets a custom field: the plain rows after it keep their place
     for row in table.rows:
         path, key, how, convert, info, parts, _ = row
@@ -717,6 +719,8 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
             standard.append((path, key, convert, info, at, held[1:]))  # its shape, said
         elif how == ADD_TIME:
             timed = held
+        elif how >= OWN:
+            own.append((*row, at, held[1:]))
         elif how == CUSTOM and convert is None and not parts and len(held) == 1 and not later:
             plain.append((key, at, path))
         else:  # the plain rows after one that sets a custom field (any key, unnested) stay here
@@ -729,7 +733,7 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
     if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
         dropped(sources, table, gone)
     name = None if NAME_KEYS.isdisjoint(keys) else table.name
-    plan = (tuple(plain), tuple(standard), created, tuple(rows), name)
+    plan = (tuple(plain), tuple(standard), created, tuple(rows), tuple(own), name)
     return ShapePlan(*plan, tuple(gone) if table.inner.isdisjoint(keys) else None)
 
 
@@ -823,9 +827,9 @@ def mapped_values(
                 created = add_time(value, raw, last)
             if created is not None:
                 body["add_time"] = created
+    failed: PlanFailure | None = None  # the shapes' first refusal
     if plan.rows:  # the rows that are neither plain custom fields nor standard traits
         late: list[str] = []
-        failed: PlanFailure | None = None
         own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
         added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
         identity = False  # a value mapped to the identity field
@@ -836,30 +840,12 @@ def mapped_values(
                 value = trait(sources, path, parts)
                 if value is None:
                     continue
-            elif holder < 0 or (value := sources[holder][path]) is None or value == "":
-                value = next_held(sources, others, path) if others else None
-                if value is None and how < ADD_TIME:
-                    continue
+            elif ((value := sources[holder][path]) is None or value == "") and (
+                value := next_held(sources, others, path)
+            ) is None:
+                continue
             if how == CUSTOM and convert is None:  # a custom field of a type not known
                 custom[key] = value
-                continue
-            if how >= OWN:  # the body's own values
-                if how == TITLE:
-                    body[key] = title
-                    continue
-                if failed is not None:  # a shape refused: the event fails
-                    continue
-                try:  # a lead's or deal's own value (it reads its paths), close date, labels
-                    value = shape(sources[0] if how == VALUE else value, currency, config, last)
-                except PlanFailure as refusal:
-                    failed = refusal
-                    continue
-                if value is not None:  # it wins over a value mapped to its key
-                    if key in body:
-                        last.append(table.overridden[key])
-                    body[key] = value
-                    if info == "deal":
-                        body["currency"] = currency_code(currency)
                 continue
             if how == NEVER:
                 warnings.append(
@@ -922,12 +908,34 @@ def mapped_values(
             warnings.append(table.identity_warning)
         if late:
             warnings += late
-        if last:
-            warnings += last
-        if failed is not None:
-            raise failed
-    elif last:
+    if plan.own and failed is None:  # a lead's or deal's own values, after its mapped fields
+        if currency is None or currency == "":
+            currency = config.default_currency
+        for path, key, how, _, info, _, shape, holder, others in plan.own:
+            if how == TITLE:
+                body[key] = title
+                continue
+            if how == VALUE:  # it reads its paths itself
+                value = sources[0]
+            elif ((value := sources[holder][path]) is None or value == "") and (
+                value := next_held(sources, others, path)
+            ) is None:
+                continue
+            try:  # the value, close date, labels: they win over values mapped to their keys
+                value = shape(value, currency, config, last)
+            except PlanFailure as refusal:
+                failed = refusal
+                break
+            if value is not None:
+                if key in body:
+                    last.append(table.overridden[key])
+                body[key] = value
+                if info == "deal":
+                    body["currency"] = currency_code(currency)
+    if last:
         warnings += last
+    if failed is not None:
+        raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
     gone = plan.gone
