@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -844,9 +844,6 @@ def mapped_values(
                 value := next_held(sources, others, path)
             ) is None:
                 continue
-            if how == CUSTOM and convert is None:  # a custom field of a type not known
-                custom[key] = value
-                continue
             if how == NEVER:
                 warnings.append(
                     Warned(f"{path} is mapped to {key}, which rpd never sends; dropped")
@@ -1239,43 +1236,19 @@ class Kind(NamedTuple):
 
 
 CLOSE_ROW: Row = ("expected_close_date", "expected_close_date", OWN, None, None, (), close_date)
+LEAD_OWN: tuple[Row, ...] = (
+    ("", "title", TITLE, None, None, (), None),
+    ("", "value", VALUE, None, "lead", (), own_value),
+    CLOSE_ROW,
+    ("label_ids", "label_ids", OWN, None, None, (), _labels),
+)
+DEAL_OWN = (("", "value", VALUE, None, "deal", (), partial(own_value, noun="deal")), CLOSE_ROW)
 PERSON_KIND = Kind(
     PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE, name=person_name
 )
 ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE, name=org_name)
-LEAD_KIND = Kind(
-    (),
-    LEAD_STANDARD_KEYS,
-    LEAD_SHAPES,
-    LEAD_WRITABLE,
-    (
-        ("", "title", TITLE, None, None, (), None),
-        ("", "value", VALUE, None, "lead", (), own_value),
-        CLOSE_ROW,
-        ("label_ids", "label_ids", OWN, None, None, (), _labels),
-    ),
-    flat_money=True,
-)
-DEAL_KIND = Kind(
-    (),
-    LEAD_STANDARD_KEYS,
-    DEAL_SHAPES,
-    DEAL_WRITABLE,
-    (
-        (
-            "",
-            "value",
-            VALUE,
-            None,
-            "deal",
-            (),
-            lambda flat, currency, config, warnings: own_value(
-                flat, currency, config, warnings, "deal"
-            ),
-        ),
-        CLOSE_ROW,
-    ),
-)
+LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE, LEAD_OWN, flat_money=True)
+DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE, DEAL_OWN)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {
