@@ -666,8 +666,7 @@ def compiled_mapping(
 # A row as a shape plan holds it: the table's row, then the index of the first source holding
 # its path (-1: none), and of the others (a dotted path: holding its first part or the key).
 PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
-# A standard row as a shape plan holds it: path, body key, shape, whether an empty one is warned
-# about, the first source holding the path and the others.
+# A standard row as a plan holds it: path, key, shape, said, the first source holding it, others.
 StandardPlanRow = tuple[str, str, "StandardShape", bool, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
 # Keys of a shape kept, at most (an SDK's events hold tens): a kept plan holds its shape's keys,
@@ -676,16 +675,12 @@ SHAPE_KEYS = 64
 
 
 class ShapePlan(NamedTuple):
-    """What a table does with sources of one shape, its rows split by what they do: the custom
-    fields taken as they are from the one source holding them (`plain`: body key, source, path;
-    most rows), the standard traits (`standard`), a create's add_time (`created`: the sources
-    holding the trait, and whether a trait mapped to add_time stands in for the event's time;
-    None: no add_time), and the other rows some source holds a path of or that apply without one
-    (a title, an own value); how a name is read (None: the table's bodies have none or no source
-    holds a name key), and the trait paths nothing sends (None: a source holds an object a mapped
-    dotted path goes into: `dropped` reads its value). A plain row is taken first only where its
-    key's place stays: before any other custom field (in a body holding them among its keys,
-    before any row)."""
+    """What a table does with sources of one shape, by kind of row: custom fields copied from the
+    one source holding them (`plain`: key, source, path; taken first only ahead of any converted
+    one, and in an unnested body ahead of any row), standard traits, a create's add_time (the
+    sources holding it, and whether a mapped trait goes first), the other rows some source holds,
+    the own values (a lead's, a deal's); how a name is read (None: no body has one or no source
+    holds a name key); the paths nothing sends (None: `dropped` reads the values)."""
 
     plain: tuple[tuple[str, int, str], ...]
     standard: tuple[StandardPlanRow, ...]
@@ -701,7 +696,6 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
     plain: list[tuple[str, int, str]] = []
     standard: list[StandardPlanRow] = []
     created: tuple[tuple[int, ...], bool] | None = None
-    timed: tuple[int, ...] | None = None  # the sources holding the add_time trait, on a create
     rows: list[PlanRow] = []
     own: list[PlanRow] = []
     later = False  # a row before sets a custom field: the plain rows after it keep their place
@@ -717,8 +711,8 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
         at = held[0] if held else -1  # the first source holding it (-1: none), the others
         if how == STANDARD:
             standard.append((path, key, convert, info, at, held[1:]))  # its shape, said
-        elif how == ADD_TIME:
-            timed = held
+        elif how == ADD_TIME:  # whether a trait mapped to add_time goes before the event's time
+            created = (held, info)
         elif how >= OWN:
             own.append((*row, at, held[1:]))
         elif how == CUSTOM and convert is None and not parts and len(held) == 1 and not later:
@@ -726,8 +720,6 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
         else:  # the plain rows after one that sets a custom field (any key, unnested) stay here
             rows.append((*row, at, held[1:]))
             later = later or how == CUSTOM or not table.nested
-    if timed is not None:  # the event's time waits for a trait mapped to add_time some source holds
-        created = (timed, any(row[1] == "add_time" and row[2] == OWNED for row in rows))
     keys = {key for source in sources for key in source}
     gone: list[str] = []
     if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
@@ -762,16 +754,13 @@ def mapped_values(
     raw: Mapping[str, Any] = NOTHING,
     title: str = "",
 ) -> dict[str, Any]:
-    """A body from the event's `sources` (the first holding a path wins), by the plan of their
-    shape (`ShapePlan`): the plain custom fields copied, the name (persons, organizations), the
-    standard traits, add_time (from the event `raw` at the latest), then one loop over the other
-    rows: mapped standard fields and own values in their shapes, custom fields of a known type
-    converted (else `refuse`), the `title` a TITLE row puts. Custom fields go in `custom_fields`
-    when the table nests them (v2). Then the trait paths nothing sends are added to `found` (when
-    given). `currency`: the event's, for a bare monetary number and an own value (else
-    default_currency). Warnings come in the order they always did: the name's, the rows', the
-    identity's, the shapes' (`late`), then add_time's and the own values' (`last`); the shapes'
-    first refusal fails the event after every mapped row, nothing reported dropped."""
+    """A body from the event's `sources` (the first holding a path wins) by the plan of their shape
+    (`ShapePlan`): the name, standard traits, add_time (from the event `raw` at the latest), the
+    mapped fields (standard ones and own values shaped, custom ones of a known type converted,
+    else `refuse`; in `custom_fields` when the table nests them), the `title`; the trait paths
+    nothing sends added to `found`. `currency`: the event's, else default_currency. Warnings: the
+    name's, the rows', the identity's, the shapes' (`late`), add_time's and the own values'
+    (`last`); the shapes' first refusal fails the event after every mapped row."""
     count = len(sources)  # their shape: one source's keys (most bodies), else each source's
     if count == 1:
         keys: tuple[Any, ...] = tuple(sources[0])
@@ -887,13 +876,6 @@ def mapped_values(
                     added[key] = value
                 elif table.overridden[key] not in last:
                     last.append(table.overridden[key])
-        if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
-            before: list[str] = []
-            created = add_time(None, raw, before)
-            last[:0] = before
-            if created is not None:  # in add_time's place, before the mapped keys
-                items = list(body.items())
-                body = dict([*items[:at], ("add_time", created), *items[at:]])
         if added:
             for key, value in added.items():
                 known = {entry["value"] for entry in body[key]}
@@ -905,6 +887,13 @@ def mapped_values(
             warnings.append(table.identity_warning)
         if late:
             warnings += late
+    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
+        before: list[str] = []
+        created = add_time(None, raw, before)
+        last[:0] = before
+        if created is not None:  # in add_time's place, before the mapped keys
+            items = list(body.items())
+            body = dict([*items[:at], ("add_time", created), *items[at:]])
     if plan.own and failed is None:  # a lead's or deal's own values, after its mapped fields
         if currency is None or currency == "":
             currency = config.default_currency
