@@ -771,18 +771,19 @@ def mapped_values(
         plan = shape_plan(table, sources)
         if len(table.plans) < SHAPES and sum(map(len, sources)) <= SHAPE_KEYS:
             table.plans[keys] = plan
+    plain, standard, created, rows, own, reader, gone = plan  # once: a field read is a call
     custom: dict[str, Any] = {}
-    for key, holder, path in plan.plain:  # most rows: custom fields as they are
+    for key, holder, path in plain:  # most rows: custom fields as they are
         value = sources[holder][path]
         if value is not None and value != "":
             custom[key] = value
     body = {} if table.nested else custom
-    if plan.name is not None:  # most events give it, as a string, in their first source
+    if reader is not None:  # most events give it, as a string, in their first source
         given = sources[0].get("name")
         name = given.strip() if type(given) is str else None
-        if name or (name := plan.name(sources, warnings)) is not None:
+        if name or (name := reader(sources, warnings)) is not None:
             body["name"] = name
-    for path, key, shape, said, holder, others in plan.standard:
+    for path, key, shape, said, holder, others in standard:
         value = sources[holder][path]
         if (value is None or value == "") and (value := next_held(sources, others, path)) is None:
             continue
@@ -800,31 +801,31 @@ def mapped_values(
             )
     last: list[str] = []  # add_time's and the own values' warnings, after all others
     at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
-    if plan.created is not None:  # the add_time trait, else a trait mapped to it, else the time
-        holders, defer = plan.created
+    if created is not None:  # the add_time trait, else a trait mapped to it, else the time
+        holders, defer = created
         value = next_held(sources, holders, "add_time") if holders else None
         if value is None and defer:  # a trait mapped to add_time first: the time after the rows
             at = len(body)
         else:
-            created = None
+            moment = None
             if value is None:  # most creates: the event's time, a string
-                created = raw.get("originalTimestamp")
-                if created is None:
-                    created = raw.get("timestamp")
-                created = string_time(created) if type(created) is str else None
-            if not created:
-                created = add_time(value, raw, last)
-            if created is not None:
-                body["add_time"] = created
+                moment = raw.get("originalTimestamp")
+                if moment is None:
+                    moment = raw.get("timestamp")
+                moment = string_time(moment) if type(moment) is str else None
+            if not moment:
+                moment = add_time(value, raw, last)
+            if moment is not None:
+                body["add_time"] = moment
     failed: PlanFailure | None = None  # the shapes' first refusal
-    if plan.rows:  # the rows that are neither plain custom fields nor standard traits
+    if rows:  # the rows that are neither plain custom fields nor standard traits
         late: list[str] = []
-        own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
+        owned: set[str] | None = None  # the keys the body's own rows set, at the first OWNED one
         added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
         identity = False  # a value mapped to the identity field
         if currency is None or currency == "":
             currency = config.default_currency
-        for path, key, how, convert, info, parts, shape, holder, others in plan.rows:
+        for path, key, how, convert, info, parts, shape, holder, others in rows:
             if parts:
                 value = trait(sources, path, parts)
                 if value is None:
@@ -867,9 +868,9 @@ def mapped_values(
                 if how == MAPPED:
                     body[key] = value
                     continue
-                if own is None:  # the body holds its own keys and plain mapped ones only
-                    own = set(body)
-                if key not in own:
+                if owned is None:  # the body holds its own keys and plain mapped ones only
+                    owned = set(body)
+                if key not in owned:
                     body[key] = value
                 elif key in CONTACT_KEYS:
                     added = {} if added is None else added
@@ -889,15 +890,15 @@ def mapped_values(
             warnings += late
     if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
         before: list[str] = []
-        created = add_time(None, raw, before)
+        moment = add_time(None, raw, before)
         last[:0] = before
-        if created is not None:  # in add_time's place, before the mapped keys
+        if moment is not None:  # in add_time's place, before the mapped keys
             items = list(body.items())
-            body = dict([*items[:at], ("add_time", created), *items[at:]])
-    if plan.own and failed is None:  # a lead's or deal's own values, after its mapped fields
+            body = dict([*items[:at], ("add_time", moment), *items[at:]])
+    if own and failed is None:  # a lead's or deal's own values, after its mapped fields
         if currency is None or currency == "":
             currency = config.default_currency
-        for path, key, how, _, info, _, shape, holder, others in plan.own:
+        for path, key, how, _, info, _, shape, holder, others in own:
             if how == TITLE:
                 body[key] = title
                 continue
@@ -924,7 +925,6 @@ def mapped_values(
         raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
-    gone = plan.gone
     if found is not None and gone is None:  # an object a dotted path goes into
         dropped(sources, table, found)
     elif found is not None and gone:
