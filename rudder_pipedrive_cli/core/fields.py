@@ -133,9 +133,6 @@ def person_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> st
 def phones(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     """A phone trait (a string or a list; the first is primary) as a v2 array: every entry is
     taken (`where` and `warnings`: the signature every standard shape has)."""
-    if type(value) is str:  # the common case, one number, without the general loop
-        only = value.strip()
-        return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
     return contact_array(text(raw) for raw in contact_entries(value))
 
 
@@ -162,10 +159,6 @@ def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     """An email trait as a v2 array (see `contacts`). Only strings that look like an address are
     emails: any other entry (a number, a boolean, "n/a") is dropped with a warning, so that
     `[null, 5, "m@example.com"]` makes m@example.com the primary email, not "5"."""
-    if type(value) is str:  # the common case, one address, without the general loop
-        only = value.strip()
-        if EMAIL.fullmatch(only):
-            return [{"value": only, "primary": True, "label": CONTACT_LABEL}]
     found: list[str] = []
     for entry in contact_entries(value):
         address = entry.strip() if type(entry) is str else entry
@@ -619,7 +612,7 @@ def compiled_mapping(
     # The keys a person's or organization's own values set: they win over values mapped to them.
     own = {"name", "add_time", *(row[1] for row in rows)} if rows else set()
     table: list[Row] = [
-        (path, key, STANDARD, shape, said, (), None) for path, key, shape, said in rows
+        (path, key, STANDARD, shape, entry, (), None) for path, key, shape, entry in rows
     ]
     mapped: list[Row] = []
     for path, field in mapping.items():
@@ -666,8 +659,8 @@ def compiled_mapping(
 # A row as a shape plan holds it: the table's row, then the index of the first source holding
 # its path (-1: none), and of the others (a dotted path: holding its first part or the key).
 PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
-# A standard row as a plan holds it: path, key, shape, said, the first source holding it, others.
-StandardPlanRow = tuple[str, str, "StandardShape", bool, int, tuple[int, ...]]
+# A standard row as a plan holds it: path, key, shape, entry, the first source holding it, others.
+StandardPlanRow = tuple[str, str, "StandardShape", Any, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
 # Keys of a shape kept, at most (an SDK's events hold tens): a kept plan holds its shape's keys,
 # so a few items of thousands of keys each would otherwise hold megabytes for the whole run.
@@ -710,7 +703,7 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
             continue
         at = held[0] if held else -1  # the first source holding it (-1: none), the others
         if how == STANDARD:
-            standard.append((path, key, convert, info, at, held[1:]))  # its shape, said
+            standard.append((path, key, convert, info, at, held[1:]))  # its shape, entry
         elif how == ADD_TIME:  # whether a trait mapped to add_time goes before the event's time
             created = (held, info)
         elif how >= OWN:
@@ -783,15 +776,18 @@ def mapped_values(
         name = given.strip() if type(given) is str else None
         if name or (name := reader(sources, warnings)) is not None:
             body["name"] = name
-    for path, key, shape, said, holder, others in standard:
+    for path, key, shape, entry, holder, others in standard:
         value = sources[holder][path]
         if (value is None or value == "") and (value := next_held(sources, others, path)) is None:
+            continue
+        if type(value) is str and entry is not None and entry(one := value.strip()):
+            body[key] = [{"value": one, "primary": True, "label": CONTACT_LABEL}]
             continue
         warned = len(warnings)
         shaped = shape(value, path, warnings)
         if shaped:  # an entry, or a visibility group (none is 0)
             body[key] = shaped
-        elif said and len(warnings) == warned:  # no entry said why
+        elif entry is not None and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
                     f"{path} = {show(value)} holds no {path} (give a string, a list of "
@@ -1092,14 +1088,15 @@ def lead_labels(
 # value, or None (left out; the shape warns when the value is there but unusable).
 StandardShape = Callable[[Any, str, list[str]], Any]
 # One row per standard trait (name and add_time are read apart: several paths, create only):
-# the trait key, the body key, its shape, and whether a value holding no entry is warned about.
-StandardRow = tuple[str, str, StandardShape, bool]
+# the trait key, the body key, its shape, and for a contact (a value holding no entry is warned
+# about) what one string must be to be its one entry, its shape unasked (most contacts).
+StandardRow = tuple[str, str, StandardShape, Callable[[str], Any] | None]
 PERSON_STANDARD: tuple[StandardRow, ...] = (
-    ("email", "emails", emails, True),
-    ("phone", "phones", phones, True),
-    ("visible_to", "visible_to", visible_to, False),
+    ("email", "emails", emails, EMAIL.fullmatch),
+    ("phone", "phones", phones, bool),
+    ("visible_to", "visible_to", visible_to, None),
 )
-ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
+ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, None),)
 
 
 def org_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
