@@ -928,9 +928,7 @@ def mapped_values(
             found += gone
         else:
             seen = set(found)  # a set: an item may drop thousands of traits
-            for path in gone:  # no comprehension: a call in Python 3.11
-                if path not in seen:
-                    found.append(path)
+            found += [path for path in gone if path not in seen]
     return body
 
 
