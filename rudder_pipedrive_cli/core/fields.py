@@ -81,9 +81,7 @@ def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...
 
 def show(value: Any) -> str:
     """A value as the user wrote it, for messages."""
-    if isinstance(value, str):
-        return value
-    return json_text(value)
+    return value if isinstance(value, str) else json_text(value)
 
 
 # --- standard values -------------------------------------------------------------------------
@@ -320,10 +318,6 @@ def currency_code(value: Any) -> str | None:
     return None
 
 
-def absent(value: Any) -> bool:
-    return value is None or value == ""
-
-
 # --- invalid values ---------------------------------------------------------------------------
 
 
@@ -356,10 +350,10 @@ def to_number(value: Any, info: FieldInfo, currency: Any) -> Any:
     return number
 
 
-def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
+def to_int(value: Any, info: FieldInfo, currency: Any, expected: str = "a whole number") -> Any:
     number = as_number(value)
     if not isinstance(number, int):
-        raise Unconvertible("a whole number")
+        raise Unconvertible(expected)
     return number
 
 
@@ -424,10 +418,6 @@ def option_id(value: Any, info: FieldInfo) -> int:
     raise Unconvertible("one of " + ", ".join(info.options))
 
 
-def to_option(value: Any, info: FieldInfo, currency: Any) -> Any:
-    return option_id(value, info)
-
-
 def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -453,10 +443,10 @@ def money(value: Any, currency: Any) -> tuple[int | float, str]:
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
         given = value.get("currency")
-        code = currency if absent(given) else given
+        code = currency if given is None or given == "" else given
     else:
         amount, code = as_number(value), currency
-    if amount is None or absent(code):
+    if amount is None or code is None or code == "":
         raise Unconvertible(expected)
     checked = currency_code(code)  # never another currency instead: that would change the sum
     if checked is None:
@@ -518,11 +508,7 @@ def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     return parts or None
 
 
-def to_id(value: Any, info: FieldInfo, currency: Any) -> Any:
-    number = as_number(value)
-    if not isinstance(number, int):
-        raise Unconvertible("a numeric Pipedrive id")
-    return number
+to_id = partial(to_int, expected="a numeric Pipedrive id")
 
 
 COERCE: Mapping[str, Coerce] = {
@@ -537,7 +523,7 @@ COERCE: Mapping[str, Coerce] = {
     "boolean": to_bool,
     "date": to_date,
     "time": to_time,
-    "enum": to_option,
+    "enum": lambda value, info, currency: option_id(value, info),
     "set": to_options,
     "address": to_address,
     "user": to_id,
@@ -659,8 +645,6 @@ def compiled_mapping(
 # A row as a shape plan holds it: the table's row, then the index of the first source holding
 # its path (-1: none), and of the others (a dotted path: holding its first part or the key).
 PlanRow = tuple[str, str, int, Any, Any, tuple[str, ...], Any, int, tuple[int, ...]]
-# A standard row as a plan holds it: path, key, shape, entry, the first source holding it, others.
-StandardPlanRow = tuple[str, str, "StandardShape", Any, int, tuple[int, ...]]
 SHAPES = 256  # shapes kept per table: an input of ever new shapes plans each event anew
 # Keys of a shape kept, at most (an SDK's events hold tens): a kept plan holds its shape's keys,
 # so a few items of thousands of keys each would otherwise hold megabytes for the whole run.
@@ -669,14 +653,13 @@ SHAPE_KEYS = 64
 
 class ShapePlan(NamedTuple):
     """What a table does with sources of one shape, by kind of row: custom fields copied from the
-    one source holding them (`plain`: key, source, path; taken first only ahead of any converted
-    one, and in an unnested body ahead of any row), standard traits, a create's add_time (the
-    sources holding it, and whether a mapped trait goes first), the other rows some source holds,
-    the own values (a lead's, a deal's); how a name is read (None: no body has one or no source
-    holds a name key); the paths nothing sends (None: `dropped` reads the values)."""
+    one source holding them (`plain`: key, source, path; first only ahead of any converted one,
+    unnested ahead of any row), standard traits, a create's add_time (its sources, whether a mapped
+    trait goes first), the other rows some source holds, a lead's or deal's own values; how a name
+    is read (None: none, or no name key); the paths nothing sends (None: `dropped` reads them)."""
 
     plain: tuple[tuple[str, int, str], ...]
-    standard: tuple[StandardPlanRow, ...]
+    standard: tuple[tuple[Any, ...], ...]  # path, key, shape, entry, first source, others
     created: tuple[tuple[int, ...], bool] | None
     rows: tuple[PlanRow, ...]
     own: tuple[PlanRow, ...]
@@ -687,7 +670,7 @@ class ShapePlan(NamedTuple):
 def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
     """The plan of `table` for sources of the shape of `sources` (see `ShapePlan`)."""
     plain: list[tuple[str, int, str]] = []
-    standard: list[StandardPlanRow] = []
+    standard: list[tuple[Any, ...]] = []
     created: tuple[tuple[int, ...], bool] | None = None
     rows: list[PlanRow] = []
     own: list[PlanRow] = []
@@ -1085,9 +1068,8 @@ def lead_labels(
 # How a standard trait's value becomes its body value: (value, trait path, warnings) -> the body
 # value, or None (left out; the shape warns when the value is there but unusable).
 StandardShape = Callable[[Any, str, list[str]], Any]
-# One row per standard trait (name and add_time are read apart: several paths, create only):
-# the trait key, the body key, its shape, and for a contact (a value holding no entry is warned
-# about) what one string must be to be its one entry, its shape unasked (most contacts).
+# One row per standard trait (name and add_time apart): trait key, body key, shape, and for a
+# contact (warned about when it holds no entry) what one string must be to be its one entry.
 StandardRow = tuple[str, str, StandardShape, Callable[[str], Any] | None]
 PERSON_STANDARD: tuple[StandardRow, ...] = (
     ("email", "emails", emails, EMAIL.fullmatch),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rudder_pipedrive_cli.core import fields
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
@@ -25,9 +26,6 @@ from rudder_pipedrive_cli.core.fields import (
     compiled_mapping,
     mapped_values,
     text,
-)
-from rudder_pipedrive_cli.core.fields import (
-    Kind as BodyKind,
 )
 from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.identity_cache import Added
@@ -155,16 +153,16 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
 
 
 def properties_body(
-    ctx: Ctx, rule: TrackRule | None, kind: BodyKind, fields: str, title: str = ""
+    ctx: Ctx, rule: TrackRule | None, kind: fields.Kind, setting: str, title: str = ""
 ) -> dict[str, Any]:
     """A lead's or deal's (`kind`) fields from the event's properties by the rule's mapping, else
-    the config's (its attribute `fields`); in the currency property, else default_currency, where
-    one is used (checked there)."""
+    the config's (its attribute `setting`); in the currency property, else default_currency,
+    where one is used (checked there)."""
     config = ctx.config
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
-    mapping = getattr(config, fields) if rule is None or rule.fields is None else rule.fields
-    key = (fields, id(mapping))
+    mapping = getattr(config, setting) if rule is None or rule.fields is None else rule.fields
+    key = (setting, id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, kind, key)
     currency = properties.get("currency")
     return mapped_values(
