@@ -167,6 +167,7 @@ FUNCTION_LAYERS = {
     ("core/plans/common.py", "person_create_body"): "fields",
     ("core/plans/common.py", "drop"): "fields",
     ("core/plans/track.py", "lead_body"): "fields",
+    ("core/plans/track.py", "properties_body"): "fields",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -61,7 +61,7 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
-EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+EMAIL = re.compile(r"[^@\s]++@[^@\s.]++(?:\.[^@\s.]++)++")  # possessive: no backtracking
 NOTHING: Mapping[str, Any] = {}  # the source of an event without any
 INFINITIES = (float("inf"), float("-inf"))
 
@@ -81,9 +81,7 @@ def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...
 
 def show(value: Any) -> str:
     """A value as the user wrote it, for messages."""
-    if isinstance(value, str):
-        return value
-    return json_text(value)
+    return value if isinstance(value, str) else json_text(value)
 
 
 # --- standard values -------------------------------------------------------------------------
@@ -133,9 +131,6 @@ def person_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> st
 def phones(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     """A phone trait (a string or a list; the first is primary) as a v2 array: every entry is
     taken (`where` and `warnings`: the signature every standard shape has)."""
-    if type(value) is str:  # the common case, one number, without the general loop
-        only = value.strip()
-        return [{"value": only, "primary": True, "label": CONTACT_LABEL}] if only else []
     return contact_array(text(raw) for raw in contact_entries(value))
 
 
@@ -162,10 +157,6 @@ def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
     """An email trait as a v2 array (see `contacts`). Only strings that look like an address are
     emails: any other entry (a number, a boolean, "n/a") is dropped with a warning, so that
     `[null, 5, "m@example.com"]` makes m@example.com the primary email, not "5"."""
-    if type(value) is str:  # the common case, one address, without the general loop
-        only = value.strip()
-        if EMAIL.fullmatch(only):
-            return [{"value": only, "primary": True, "label": CONTACT_LABEL}]
     found: list[str] = []
     for entry in contact_entries(value):
         address = entry.strip() if type(entry) is str else entry
@@ -327,10 +318,6 @@ def currency_code(value: Any) -> str | None:
     return None
 
 
-def absent(value: Any) -> bool:
-    return value is None or value == ""
-
-
 # --- invalid values ---------------------------------------------------------------------------
 
 
@@ -363,10 +350,10 @@ def to_number(value: Any, info: FieldInfo, currency: Any) -> Any:
     return number
 
 
-def to_int(value: Any, info: FieldInfo, currency: Any) -> Any:
+def to_int(value: Any, info: FieldInfo, currency: Any, expected: str = "a whole number") -> Any:
     number = as_number(value)
     if not isinstance(number, int):
-        raise Unconvertible("a whole number")
+        raise Unconvertible(expected)
     return number
 
 
@@ -431,10 +418,6 @@ def option_id(value: Any, info: FieldInfo) -> int:
     raise Unconvertible("one of " + ", ".join(info.options))
 
 
-def to_option(value: Any, info: FieldInfo, currency: Any) -> Any:
-    return option_id(value, info)
-
-
 def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -460,10 +443,10 @@ def money(value: Any, currency: Any) -> tuple[int | float, str]:
     if isinstance(value, Mapping):
         amount = as_number(value.get("value", value.get("amount")))
         given = value.get("currency")
-        code = currency if absent(given) else given
+        code = currency if given is None or given == "" else given
     else:
         amount, code = as_number(value), currency
-    if amount is None or absent(code):
+    if amount is None or code is None or code == "":
         raise Unconvertible(expected)
     checked = currency_code(code)  # never another currency instead: that would change the sum
     if checked is None:
@@ -525,11 +508,7 @@ def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     return parts or None
 
 
-def to_id(value: Any, info: FieldInfo, currency: Any) -> Any:
-    number = as_number(value)
-    if not isinstance(number, int):
-        raise Unconvertible("a numeric Pipedrive id")
-    return number
+to_id = partial(to_int, expected="a numeric Pipedrive id")
 
 
 COERCE: Mapping[str, Coerce] = {
@@ -544,7 +523,7 @@ COERCE: Mapping[str, Coerce] = {
     "boolean": to_bool,
     "date": to_date,
     "time": to_time,
-    "enum": to_option,
+    "enum": lambda value, info, currency: option_id(value, info),
     "set": to_options,
     "address": to_address,
     "user": to_id,
@@ -619,7 +598,7 @@ def compiled_mapping(
     # The keys a person's or organization's own values set: they win over values mapped to them.
     own = {"name", "add_time", *(row[1] for row in rows)} if rows else set()
     table: list[Row] = [
-        (path, key, STANDARD, shape, said, (), None) for path, key, shape, said in rows
+        (path, key, STANDARD, shape, entry, (), None) for path, key, shape, entry in rows
     ]
     mapped: list[Row] = []
     for path, field in mapping.items():
@@ -673,32 +652,57 @@ SHAPE_KEYS = 64
 
 
 class ShapePlan(NamedTuple):
-    """What a table does with sources of one shape: the rows whose path some source holds (or
-    that apply without one: add_time, a title, an own value), how a name is read (None: the
-    table's bodies have none or no source holds a name key), and the trait paths nothing sends
-    (None: a source holds an object a mapped dotted path goes into: `dropped` reads its value)."""
+    """What a table does with sources of one shape, by kind of row: custom fields copied from the
+    one source holding them (`plain`: key, source, path; first only ahead of any converted one,
+    unnested ahead of any row), standard traits, a create's add_time (its sources, whether a mapped
+    trait goes first), the other rows some source holds, a lead's or deal's own values; how a name
+    is read (None: none, or no name key); the paths nothing sends (None: `dropped` reads them)."""
 
+    plain: tuple[tuple[str, int, str], ...]
+    standard: tuple[tuple[Any, ...], ...]  # path, key, shape, entry, first source, others
+    created: tuple[tuple[int, ...], bool] | None
     rows: tuple[PlanRow, ...]
+    own: tuple[PlanRow, ...]
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None
     gone: tuple[str, ...] | None
 
 
 def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
     """The plan of `table` for sources of the shape of `sources` (see `ShapePlan`)."""
+    plain: list[tuple[str, int, str]] = []
+    standard: list[tuple[Any, ...]] = []
+    created: tuple[tuple[int, ...], bool] | None = None
     rows: list[PlanRow] = []
+    own: list[PlanRow] = []
+    later = False  # a row before sets a custom field: the plain rows after it keep their place
     for row in table.rows:
-        path, parts = row[0], row[5]
+        path, key, how, convert, info, parts, _ = row
         held = tuple(
             at for at, keys in enumerate(sources) if path in keys or (parts and parts[0] in keys)
         )
-        if held or row[2] >= ADD_TIME:  # the first source holding it (-1: none), the others
-            rows.append((*row, held[0] if held else -1, held[1:]))
+        if how == VALUE and not any(amount in sources[0] for amount in AMOUNT_PATHS):
+            continue  # an own value without an amount to read (a lead's or deal's one source)
+        if not held and how < ADD_TIME:  # nothing to read
+            continue
+        at = held[0] if held else -1  # the first source holding it (-1: none), the others
+        if how == STANDARD:
+            standard.append((path, key, convert, info, at, held[1:]))  # its shape, entry
+        elif how == ADD_TIME:  # whether a trait mapped to add_time goes before the event's time
+            created = (held, info)
+        elif how >= OWN:
+            own.append((*row, at, held[1:]))
+        elif how == CUSTOM and convert is None and not parts and len(held) == 1 and not later:
+            plain.append((key, at, path))
+        else:  # the plain rows after one that sets a custom field (any key, unnested) stay here
+            rows.append((*row, at, held[1:]))
+            later = later or how == CUSTOM or not table.nested
     keys = {key for source in sources for key in source}
     gone: list[str] = []
     if table.inner.isdisjoint(keys):  # then what is dropped depends on the keys alone
         dropped(sources, table, gone)
     name = None if NAME_KEYS.isdisjoint(keys) else table.name
-    return ShapePlan(tuple(rows), name, tuple(gone) if table.inner.isdisjoint(keys) else None)
+    plan = (tuple(plain), tuple(standard), created, tuple(rows), tuple(own), name)
+    return ShapePlan(*plan, tuple(gone) if table.inner.isdisjoint(keys) else None)
 
 
 def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
@@ -726,16 +730,13 @@ def mapped_values(
     raw: Mapping[str, Any] = NOTHING,
     title: str = "",
 ) -> dict[str, Any]:
-    """A body, in one loop over the table's rows, each path read from the event's `sources` (the
-    first holding it wins): the name (persons, organizations), standard traits, add_time (from
-    the event `raw` at the latest), mapped standard fields and own values in their shapes;
-    custom fields in their JSON type (as they are when the type is unknown; else `refuse`), in
-    `custom_fields` when the table nests them (v2); the `title` a TITLE row puts. Then the trait
-    paths nothing sends are added to `found` (when given). `currency`: the event's, for a bare
-    monetary number and an own value (else default_currency). Warnings come in the order they
-    always did: the name's, the rows', the identity's, the shapes' (`late`), then add_time's and
-    the own values' (`last`); the shapes' first refusal fails the event after every mapped row,
-    nothing reported dropped."""
+    """A body from the event's `sources` (the first holding a path wins) by the plan of their shape
+    (`ShapePlan`): the name, standard traits, add_time (from the event `raw` at the latest), the
+    mapped fields (standard ones and own values shaped, custom ones of a known type converted,
+    else `refuse`; in `custom_fields` when the table nests them), the `title`; the trait paths
+    nothing sends added to `found`. `currency`: the event's, else default_currency. Warnings: the
+    name's, the rows', the identity's, the shapes' (`late`), add_time's and the own values'
+    (`last`); the shapes' first refusal fails the event after every mapped row."""
     count = len(sources)  # their shape: one source's keys (most bodies), else each source's
     if count == 1:
         keys: tuple[Any, ...] = tuple(sources[0])
@@ -746,151 +747,163 @@ def mapped_values(
         plan = shape_plan(table, sources)
         if len(table.plans) < SHAPES and sum(map(len, sources)) <= SHAPE_KEYS:
             table.plans[keys] = plan
-    first = sources[0] if sources else NOTHING
-    body: dict[str, Any] = {}
-    if plan.name is not None:  # most events give it, as a string, in their first source
-        given = first.get("name")
-        name = given.strip() if type(given) is str else None
-        if name or (name := plan.name(sources, warnings)) is not None:
-            body["name"] = name
-    custom: dict[str, Any] = {} if table.nested else body
-    late: list[str] = []
-    last: list[str] = []
-    failed: PlanFailure | None = None
-    own: set[str] | None = None  # the keys the body's own rows set, at the first OWNED value
-    added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
-    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
-    identity = False  # a value mapped to the identity field
-    if currency is None or currency == "":
-        currency = config.default_currency
-    for path, key, how, convert, info, parts, shape, holder, others in plan.rows:
-        if parts:
-            value = trait(sources, path, parts)
-            if value is None:
-                continue
-        elif holder < 0 or (value := sources[holder][path]) is None or value == "":
-            for index in others:  # the next source holding the path, with a value there
-                value = sources[index][path]
-                if value is not None and value != "":
-                    break
-            else:
-                if how < ADD_TIME:
-                    continue
-                value = None
-        if how == CUSTOM and convert is None:  # most rows: a custom field of a type not known
+    plain, standard, created, rows, own, reader, gone = plan  # once: a field read is a call
+    custom: dict[str, Any] = {}
+    for key, holder, path in plain:  # most rows: custom fields as they are
+        value = sources[holder][path]
+        if value is not None and value != "":
             custom[key] = value
+    body = {} if table.nested else custom
+    if reader is not None:  # most events give it, as a string, in their first source
+        given = sources[0].get("name")
+        name = given.strip() if type(given) is str else None
+        if name or (name := reader(sources, warnings)) is not None:
+            body["name"] = name
+    for path, key, shape, entry, holder, others in standard:
+        value = sources[holder][path]
+        if (value is None or value == "") and (value := next_held(sources, others, path)) is None:
             continue
-        if how == STANDARD:
-            warned = len(warnings)
-            shaped = convert(value, path, warnings)
-            if shaped is not None and shaped != []:
-                body[key] = shaped
-            elif info and len(warnings) == warned:  # no entry said why
-                warnings.append(
-                    Warned(
-                        f"{path} = {show(value)} holds no {path} (give a string, a list of "
-                        'strings, or objects with a "value"); left out',
-                        f"{path} holds no {path}; left out",
-                    )
+        if type(value) is str and entry is not None and entry(one := value.strip()):
+            body[key] = [{"value": one, "primary": True, "label": CONTACT_LABEL}]
+            continue
+        warned = len(warnings)
+        shaped = shape(value, path, warnings)
+        if shaped:  # an entry, or a visibility group (none is 0)
+            body[key] = shaped
+        elif entry is not None and len(warnings) == warned:  # no entry said why
+            warnings.append(
+                Warned(
+                    f"{path} = {show(value)} holds no {path} (give a string, a list of "
+                    'strings, or objects with a "value"); left out',
+                    f"{path} holds no {path}; left out",
                 )
-            continue
-        if how >= OWN:  # the body's own values
-            if how == ADD_TIME:  # a trait mapped to add_time is the trait's fallback
+            )
+    last: list[str] = []  # add_time's and the own values' warnings, after all others
+    at = -1  # where add_time goes when the event's time stands in for a trait mapped to it
+    if created is not None:  # the add_time trait, else a trait mapped to it, else the time
+        holders, defer = created
+        value = next_held(sources, holders, "add_time") if holders else None
+        if value is None and defer:  # a trait mapped to add_time first: the time after the rows
+            at = len(body)
+        else:
+            moment = None
+            if value is None:  # most creates: the event's time, a string
+                moment = raw.get("originalTimestamp")
+                if moment is None:
+                    moment = raw.get("timestamp")
+                moment = string_time(moment) if type(moment) is str else None
+            if not moment:
+                moment = add_time(value, raw, last)
+            if moment is not None:
+                body["add_time"] = moment
+    failed: PlanFailure | None = None  # the shapes' first refusal
+    if rows:  # the rows that are neither plain custom fields nor standard traits
+        late: list[str] = []
+        owned: set[str] | None = None  # the keys the body's own rows set, at the first OWNED one
+        added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
+        identity = False  # a value mapped to the identity field
+        if currency is None or currency == "":
+            currency = config.default_currency
+        for path, key, how, convert, info, parts, shape, holder, others in rows:
+            if parts:
+                value = trait(sources, path, parts)
                 if value is None:
-                    if info:  # a trait mapped to add_time first: the event's time after the loop
-                        at = len(body)
-                        continue
-                    created = raw.get("originalTimestamp")  # most events: a time string
-                    if created is None:
-                        created = raw.get("timestamp")
-                    if type(created) is str and (created := string_time(created)):
-                        body["add_time"] = created
-                        continue
-                created = add_time(value, raw, last)
-                if created is not None:
-                    body["add_time"] = created
+                    continue
+            elif ((value := sources[holder][path]) is None or value == "") and (
+                value := next_held(sources, others, path)
+            ) is None:
                 continue
+            if how == NEVER:
+                warnings.append(
+                    Warned(f"{path} is mapped to {key}, which rpd never sends; dropped")
+                )
+                continue
+            if convert is not None:
+                try:
+                    value = convert(value, info, currency)
+                except Unconvertible as error:
+                    failure = unconvertible(path, value, key, info, error)
+                    refuse(failure, config.on_invalid, warnings, "dropped")
+                    continue
+            if how == CUSTOM:
+                custom[key] = value
+            elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
+                custom[key], custom[key + "_currency"] = value["value"], value["currency"]
+            elif how == IDENTITY:  # written, it would replace the identity: never found again
+                identity = True
+            elif failed is not None:  # the shapes stop at their first refusal
+                continue
+            elif how == REFUSED:
+                late.append(shape)
+            else:
+                if shape is not None:
+                    try:
+                        value = shape(value, currency, config, late)
+                    except PlanFailure as refusal:
+                        failed = refusal
+                        continue
+                    if value is None:
+                        continue
+                if how == MAPPED:
+                    body[key] = value
+                    continue
+                if owned is None:  # the body holds its own keys and plain mapped ones only
+                    owned = set(body)
+                if key not in owned:
+                    body[key] = value
+                elif key in CONTACT_KEYS:
+                    added = {} if added is None else added
+                    added[key] = value
+                elif table.overridden[key] not in last:
+                    last.append(table.overridden[key])
+        if added:
+            for key, value in added.items():
+                known = {entry["value"] for entry in body[key]}
+                extra = [
+                    {**entry, "primary": False} for entry in value if entry["value"] not in known
+                ]
+                body[key] = body[key] + extra
+        if identity:
+            warnings.append(table.identity_warning)
+        if late:
+            warnings += late
+    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
+        before: list[str] = []
+        moment = add_time(None, raw, before)
+        last[:0] = before
+        if moment is not None:  # in add_time's place, before the mapped keys
+            items = list(body.items())
+            body = dict([*items[:at], ("add_time", moment), *items[at:]])
+    if own and failed is None:  # a lead's or deal's own values, after its mapped fields
+        if currency is None or currency == "":
+            currency = config.default_currency
+        for path, key, how, _, info, _, shape, holder, others in own:
             if how == TITLE:
                 body[key] = title
                 continue
-            if failed is not None:  # a shape refused: the event fails
+            if how == VALUE:  # it reads its paths itself
+                value = sources[0]
+            elif ((value := sources[holder][path]) is None or value == "") and (
+                value := next_held(sources, others, path)
+            ) is None:
                 continue
-            try:  # a lead's or deal's own value (it reads its paths itself), close date, labels
-                value = shape(first if how == VALUE else value, currency, config, last)
+            try:  # the value, close date, labels: they win over values mapped to their keys
+                value = shape(value, currency, config, last)
             except PlanFailure as refusal:
                 failed = refusal
-                continue
-            if value is not None:  # it wins over a value mapped to its key
+                break
+            if value is not None:
                 if key in body:
                     last.append(table.overridden[key])
                 body[key] = value
                 if info == "deal":
                     body["currency"] = currency_code(currency)
-            continue
-        if how == NEVER:
-            warnings.append(Warned(f"{path} is mapped to {key}, which rpd never sends; dropped"))
-            continue
-        if convert is not None:
-            try:
-                value = convert(value, info, currency)
-            except Unconvertible as error:
-                failure = unconvertible(path, value, key, info, error)
-                refuse(failure, config.on_invalid, warnings, "dropped")
-                continue
-        if how == CUSTOM:
-            custom[key] = value
-        elif how == MONEY:  # v1 leads: the amount, and the currency in a sibling key
-            custom[key], custom[key + "_currency"] = value["value"], value["currency"]
-        elif how == IDENTITY:  # written, it would replace the identity: never found again
-            identity = True
-        elif failed is not None:  # the shapes stop at their first refusal
-            continue
-        elif how == REFUSED:
-            late.append(shape)
-        else:
-            if shape is not None:
-                try:
-                    value = shape(value, currency, config, late)
-                except PlanFailure as refusal:
-                    failed = refusal
-                    continue
-                if value is None:
-                    continue
-            if how == MAPPED:
-                body[key] = value
-                continue
-            if own is None:  # the body holds its own keys and plain mapped ones only
-                own = set(body)
-            if key not in own:
-                body[key] = value
-            elif key in CONTACT_KEYS:
-                added = {} if added is None else added
-                added[key] = value
-            elif table.overridden[key] not in last:
-                last.append(table.overridden[key])
-    if at >= 0 and "add_time" not in body:  # no trait mapped to add_time gave a time
-        before: list[str] = []
-        created = add_time(None, raw, before)
-        last[:0] = before
-        if created is not None:  # in add_time's place, before the mapped keys
-            items = list(body.items())
-            body = dict([*items[:at], ("add_time", created), *items[at:]])
-    if added:
-        for key, value in added.items():
-            known = {entry["value"] for entry in body[key]}
-            extra = [{**entry, "primary": False} for entry in value if entry["value"] not in known]
-            body[key] = body[key] + extra
-    if identity:
-        warnings.append(table.identity_warning)
-    if late:
-        warnings += late
     if last:
         warnings += last
     if failed is not None:
         raise failed
     if custom and custom is not body:
         body["custom_fields"] = custom
-    gone = plan.gone
     if found is not None and gone is None:  # an object a dotted path goes into
         dropped(sources, table, found)
     elif found is not None and gone:
@@ -898,10 +911,17 @@ def mapped_values(
             found += gone
         else:
             seen = set(found)  # a set: an item may drop thousands of traits
-            for path in gone:  # no comprehension: a call in Python 3.11
-                if path not in seen:
-                    found.append(path)
+            found += [path for path in gone if path not in seen]
     return body
+
+
+def next_held(sources: tuple[Mapping[str, Any], ...], others: tuple[int, ...], path: str) -> Any:
+    """The value at `path` in the first of the sources `others` that has one there, else None."""
+    for index in others:
+        value = sources[index][path]
+        if value is not None and value != "":
+            return value
+    return None
 
 
 def is_custom(key: str, config: PlanConfig) -> bool:
@@ -1048,15 +1068,15 @@ def lead_labels(
 # How a standard trait's value becomes its body value: (value, trait path, warnings) -> the body
 # value, or None (left out; the shape warns when the value is there but unusable).
 StandardShape = Callable[[Any, str, list[str]], Any]
-# One row per standard trait (name and add_time are read apart: several paths, create only):
-# the trait key, the body key, its shape, and whether a value holding no entry is warned about.
-StandardRow = tuple[str, str, StandardShape, bool]
+# One row per standard trait (name and add_time apart): trait key, body key, shape, and for a
+# contact (warned about when it holds no entry) what one string must be to be its one entry.
+StandardRow = tuple[str, str, StandardShape, Callable[[str], Any] | None]
 PERSON_STANDARD: tuple[StandardRow, ...] = (
-    ("email", "emails", emails, True),
-    ("phone", "phones", phones, True),
-    ("visible_to", "visible_to", visible_to, False),
+    ("email", "emails", emails, EMAIL.fullmatch),
+    ("phone", "phones", phones, bool),
+    ("visible_to", "visible_to", visible_to, None),
 )
-ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, False),)
+ORG_STANDARD: tuple[StandardRow, ...] = (("visible_to", "visible_to", visible_to, None),)
 
 
 def org_name(sources: Iterable[Mapping[str, Any]], warnings: list[str]) -> str | None:
@@ -1182,43 +1202,19 @@ class Kind(NamedTuple):
 
 
 CLOSE_ROW: Row = ("expected_close_date", "expected_close_date", OWN, None, None, (), close_date)
+LEAD_OWN: tuple[Row, ...] = (
+    ("", "title", TITLE, None, None, (), None),
+    ("", "value", VALUE, None, "lead", (), own_value),
+    CLOSE_ROW,
+    ("label_ids", "label_ids", OWN, None, None, (), _labels),
+)
+DEAL_OWN = (("", "value", VALUE, None, "deal", (), partial(own_value, noun="deal")), CLOSE_ROW)
 PERSON_KIND = Kind(
     PERSON_STANDARD, PERSON_STANDARD_KEYS, PERSON_SHAPES, PERSON_WRITABLE, name=person_name
 )
 ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE, name=org_name)
-LEAD_KIND = Kind(
-    (),
-    LEAD_STANDARD_KEYS,
-    LEAD_SHAPES,
-    LEAD_WRITABLE,
-    (
-        ("", "title", TITLE, None, None, (), None),
-        ("", "value", VALUE, None, "lead", (), own_value),
-        CLOSE_ROW,
-        ("label_ids", "label_ids", OWN, None, None, (), _labels),
-    ),
-    flat_money=True,
-)
-DEAL_KIND = Kind(
-    (),
-    LEAD_STANDARD_KEYS,
-    DEAL_SHAPES,
-    DEAL_WRITABLE,
-    (
-        (
-            "",
-            "value",
-            VALUE,
-            None,
-            "deal",
-            (),
-            lambda flat, currency, config, warnings: own_value(
-                flat, currency, config, warnings, "deal"
-            ),
-        ),
-        CLOSE_ROW,
-    ),
-)
+LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE, LEAD_OWN, flat_money=True)
+DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE, DEAL_OWN)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {

@@ -404,9 +404,10 @@ def test_sources_of_one_shape_are_planned_once_each_event_read_for_its_own_value
     (shape,) = table.plans
     assert shape == (("email", "junk"), ("role", "email"))
     plan = table.plans[shape]
-    assert [row[0] for row in plan.rows] == ["email", "role"]  # no phone, no visible_to
-    # The first source holding each path, then the others.
-    assert [row[-2:] for row in plan.rows] == [(0, (1,)), (1, ())]
+    # The first source holding each path, then the others: no phone, no visible_to, no add_time
+    # (an update); the custom field of one source copied as it is.
+    assert [row[:2] + row[-2:] for row in plan.standard] == [("email", "emails", 0, (1,))]
+    assert (plan.plain, plan.created, plan.rows) == (((SCORE, 1, "role"),), None, ())
     assert (plan.name, plan.gone) == (None, ("junk",))
     again: list[str] = ["junk"]
     body = mapped_values(
@@ -494,3 +495,26 @@ def test_a_shape_reads_a_name_only_when_a_source_holds_a_name_key() -> None:
     assert table.plans[(("email",), ("lastName", "firstName"))].name is PERSON_KIND.name
     assert mapped_values(({"email": ""},), table, config, []) == {}
     assert table.plans[("email",)].name is None
+
+
+def test_custom_fields_taken_as_they_are_keep_their_place_after_converted_and_mapped_ones() -> None:
+    """A body's keys come in the mapping's order: a custom field of no known type (copied as it is,
+    ahead of the other rows, only while nothing before it is converted) after a typed one, and in
+    a lead (custom fields among its keys) after a standard field mapped before it."""
+    from rudder_pipedrive_cli.core.fields import LEAD_KIND
+
+    plan, role = "c" * 40, "d" * 40
+    score = FieldInfo(key=SCORE, name="Score", field_type="double")
+    config = PlanConfig(field_types={SCORE: score})
+    mapping = {"plan": plan, "score": SCORE, "role": role}
+    person = compiled_mapping(mapping, config, PERSON_KIND, create=False)
+    body = mapped_values(({"role": "CTO", "score": "2", "plan": "Pro"},), person, config, [])
+    assert list(body["custom_fields"].items()) == [(plan, "Pro"), (SCORE, 2), (role, "CTO")]
+    lead = compiled_mapping({"when": "expected_close_date", "role": role}, config, LEAD_KIND, "l")
+    properties = {"role": "CTO", "when": "2024-05-01T10:00:00Z"}
+    body = mapped_values((properties,), lead, config, [], "EUR", title="Demo")
+    assert list(body.items()) == [
+        ("expected_close_date", "2024-05-01"),
+        (role, "CTO"),
+        ("title", "Demo"),
+    ]

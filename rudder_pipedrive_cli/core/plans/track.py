@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rudder_pipedrive_cli.core import fields
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
@@ -151,19 +152,27 @@ def title_of(rule: TrackRule | None, ctx: Ctx, name: str) -> str:
     return rule.title.render(ctx.event).strip() or name
 
 
-def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
-    """Everything of the lead but its person; mapped custom fields first, standard keys win."""
+def properties_body(
+    ctx: Ctx, rule: TrackRule | None, kind: fields.Kind, setting: str, title: str = ""
+) -> dict[str, Any]:
+    """A lead's or deal's (`kind`) fields from the event's properties by the rule's mapping, else
+    the config's (its attribute `setting`); in the currency property, else default_currency,
+    where one is used (checked there)."""
     config = ctx.config
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
-    mapping = config.lead_fields if rule is None or rule.fields is None else rule.fields
-    key = ("lead", id(mapping))
-    table = config.compiled.get(key) or compiled_mapping(mapping, config, LEAD_KIND, key)
-    currency = properties.get("currency")  # else default_currency; checked where it is used
-    title = title_of(rule, ctx, name)
-    body = mapped_values(
+    mapping = getattr(config, setting) if rule is None or rule.fields is None else rule.fields
+    key = (setting, id(mapping))
+    table = config.compiled.get(key) or compiled_mapping(mapping, config, kind, key)
+    currency = properties.get("currency")
+    return mapped_values(
         (properties,), table, config, ctx.warnings, currency, ctx.dropped, NOTHING, title
     )
+
+
+def lead_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, Any], str]:
+    """Everything of the lead but its person; mapped custom fields first, standard keys win."""
+    body = properties_body(ctx, rule, LEAD_KIND, "lead_fields", title_of(rule, ctx, name))
     body["origin_id"] = origin = ORIGIN_PREFIX + ctx.event.id
     return body, origin
 
@@ -172,14 +181,7 @@ def deal_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
     """A v2 deal: as a lead's body (value, close date, mapped fields), with the rule's pipeline
     and stage; custom fields in `custom_fields`, after them."""
     assert rule is not None
-    config = ctx.config
-    found = ctx.event.raw.get("properties")
-    properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
-    mapping = config.deal_fields if rule.fields is None else rule.fields
-    key = ("deal", id(mapping))
-    table = config.compiled.get(key) or compiled_mapping(mapping, config, DEAL_KIND, key)
-    currency = properties.get("currency")  # else default_currency
-    mapped = mapped_values((properties,), table, config, ctx.warnings, currency, ctx.dropped)
+    mapped = properties_body(ctx, rule, DEAL_KIND, "deal_fields")
     custom = mapped.pop("custom_fields", None)
     body = {"title": title_of(rule, ctx, name), **mapped}
     pipeline = rule.pipeline_id if rule.pipeline_id is not None else rule.pipeline
