@@ -244,6 +244,9 @@ def source_name(path: str) -> str:
     return path
 
 
+NULL_DEVICE = os.stat(os.devnull).st_rdev
+
+
 def require_readable(paths: Sequence[str]) -> None:
     """Every input file opens: a mistyped path is a usage error before anything is read or sent,
     not a phantom failed event (with a dead letter holding no event) after the other files were
@@ -257,7 +260,8 @@ def require_readable(paths: Sequence[str]) -> None:
         if path == STDIN or url_scheme(path) is not None:
             continue  # a bucket URL is listed before anything is read (EventReader)
         try:
-            mode = os.stat(path).st_mode
+            found = os.stat(path)
+            mode = found.st_mode
             if stat.S_ISDIR(mode):  # a backup folder: it must list
                 os.listdir(path)
                 continue
@@ -266,7 +270,8 @@ def require_readable(paths: Sequence[str]) -> None:
             if stat.S_ISREG(mode):
                 with open(path, "rb", buffering=0):
                     pass
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):  # /dev/zero would never end
+            elif (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and found.st_rdev != NULL_DEVICE:
+                # /dev/zero would never end; /dev/null reads as empty, as `- < /dev/null` does.
                 raise UsageError(
                     f"cannot read {path}: it is a device, not a file of events",
                     hint="give files, folders or bucket URLs, or - for standard input "
