@@ -21,6 +21,7 @@ Each line is read, parsed and made the `Event` the core plans in one loop, no ob
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import os
@@ -240,7 +241,7 @@ def source_name(path: str) -> str:
     try:
         path.encode()
     except UnicodeEncodeError:
-        return os.fsencode(path).decode(errors="backslashreplace")
+        return os.fsencode(path).decode(errors=UNREADABLE)
     return path
 
 
@@ -449,15 +450,31 @@ def _document_items(value: Any, name: str) -> Iterator[Event]:
         yield from unwrap(value, name)
 
 
+def _unreadable(error: UnicodeError) -> tuple[str, int]:
+    r"""A line's bytes that are not UTF-8 as `\xff` escapes, not U+FFFD: its dead letter, sent
+    again, fails again rather than sending a value the input never held. No JSON holds `\x`;
+    after an odd run of backslashes (`\\xff` would be an escaped backslash and "xff"), a SUB
+    control character goes first, which no JSON holds either."""
+    assert isinstance(error, UnicodeDecodeError)
+    data, start = error.object, error.start
+    before = start
+    while before and data[before - 1] == 0x5C:  # the backslashes just before
+        before -= 1
+    escaped = "".join(f"\\x{byte:02x}" for byte in data[start : error.end])
+    return ("\x1a" + escaped if (start - before) % 2 else escaped), error.end
+
+
+UNREADABLE = "rpd-unreadable"
+codecs.register_error(UNREADABLE, _unreadable)
+
+
 def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> Event:
     content = line.rstrip(b"\r\n")
     try:
         orjson.loads(content)  # again without the line ending, which orjson counts as a new line
     except orjson.JSONDecodeError as again:
         exc = again
-    # A bad byte kept as a "\xff" escape, not U+FFFD: its dead letter, replayed, fails again (no
-    # JSON has that escape) rather than sending a value the byte was replaced in.
-    text = content.decode("utf-8", errors="backslashreplace")
+    text = content.decode("utf-8", errors=UNREADABLE)
     return invalid(source, text, _json_error(content, exc, whole=False), "read")
 
 
