@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -280,51 +280,69 @@ def events_holding_token_refused(
     userId, groupId and previousId are the state's keys (journal, identity cache), and any value
     goes into Pipedrive and, while its write is in flight, into the state, where no rewriting
     could keep the token out (SPEC 8). Its reason names the key or path, never the token; its
-    dead letter has the token redacted (DeadLetters)."""
+    dead letter has the token redacted (DeadLetters). An event holding REDACTED (such a dead
+    letter, sent again) fails too: that text would go into Pipedrive in the token's place. An
+    event of a type rpd skips is refused only for its messageId, the one value kept of it."""
     if token is None:
         return items
     return _refusing(items, token)
 
 
 def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]:
+    from rudder_pipedrive_cli.core.plans import HANDLERS  # the planned types (not at start-up)
+
     for item in items:
-        if item.decided is None and item.id and _holds(item.raw, token):
-            held = (
-                ("messageId", item.id),
-                ("userId", item.user_id),
-                ("groupId", item.group_id),
-                ("previousId", item.previous_id),
-            )
-            key = next((key for key, value in held if value and token.search(value)), None)
-            where = key or token_path(item.raw, token)
-            if where is not None:
-                reason = f"its {where} holds the API token: correct the event (it is not sent)"
+        if item.decided is None and item.id:
+            reason = _refusal(item, token, HANDLERS)
+            if reason is not None:
                 item.decided = Outcome(status="failed", reason=reason, stage="validate")
         yield item
 
 
-def _holds(raw: Any, token: re.Pattern[str]) -> bool:
-    """Whether the event may hold the token: its JSON searched at once (most hold none); one
-    nested deeper than orjson writes is walked (`token_path`)."""
+def _refusal(item: Event, token: re.Pattern[str], planned: Container[str]) -> str | None:
+    if item.type not in planned:  # skipped unplanned: its journal entry is all rpd keeps
+        return TOKEN_HELD.format("messageId") if token.search(item.id) else None
     try:
-        return token.search(orjson.dumps(raw).decode()) is not None
-    except orjson.JSONEncodeError:
-        return True
+        text: str | None = orjson.dumps(item.raw).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes: walked
+        text = None
+    if text is not None and REDACTED not in text and not token.search(text):
+        return None  # most events
+    held = (
+        ("messageId", item.id),
+        ("userId", item.user_id),
+        ("groupId", item.group_id),
+        ("previousId", item.previous_id),
+    )
+    key = next((key for key, value in held if value and token.search(value)), None)
+    if key is not None or (key := token_path(item.raw, token.search)) is not None:
+        return TOKEN_HELD.format(key)
+    key = token_path(item.raw, lambda text: REDACTED in text)
+    return None if key is None else REDACTED_HELD.format(key)
 
 
-def token_path(value: Any, token: re.Pattern[str]) -> str | None:
-    """The dotted path of the first value in `value` (an event) that holds the token, or of the
-    object one of whose keys does ("traits (a key)"), or None: walked without recursion, as an
-    event may be nested a thousand deep."""
+TOKEN_HELD = "its {} holds the API token: correct the event (it is not sent)"
+REDACTED_HELD = (
+    f"its {{}} holds {REDACTED}, a dead letter's stand-in for the API token: put the value back "
+    "or remove it (it is not sent)"
+)
+
+
+def token_path(value: Any, holds: Callable[[str], object]) -> str | None:
+    """The dotted path of the first value in `value` (an event) that `holds` the token (or its
+    stand-in), or of the object one of whose keys does ("traits (a key)"), or None: walked
+    without recursion, as an event may be nested a thousand deep; a path of more than 60
+    characters is cut ("deep.a.a...": a reason is one line)."""
     stack: list[tuple[str, Any]] = [("", value)]
-    while stack:
+    found = None
+    while stack and found is None:
         path, inner = stack.pop()
-        if isinstance(inner, str) and token.search(inner):
-            return path
-        if isinstance(inner, dict):
-            if any(token.search(key) for key in inner):
-                return f"{path or 'event'} (a key)"
+        if isinstance(inner, str) and holds(inner):
+            found = path
+        elif isinstance(inner, dict):
+            if any(holds(key) for key in inner):
+                found = f"{path or 'event'} (a key)"
             stack += reversed([(f"{path}.{key}" if path else key, v) for key, v in inner.items()])
         elif isinstance(inner, list):
             stack += reversed([(f"{path}[{index}]", v) for index, v in enumerate(inner)])
-    return None
+    return found if found is None or len(found) <= 60 else found[:57] + "..."
