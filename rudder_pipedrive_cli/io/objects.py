@@ -73,6 +73,18 @@ def is_object_path(path: str) -> bool:
     return url_scheme(path) is not None or (path != "-" and os.path.isdir(path))
 
 
+def source_name(path: str) -> str:
+    """`path` as its events' sources name it: a file name's bytes that are not UTF-8 (held as
+    surrogates, which no JSON, SQLite or UTF-8 output can write) as `\\xNN`. A listed object
+    is named so from the start (`StoredObject.name`): its sources, the ledger of finished
+    objects and the state's record of it all hold one name the state can store."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode(errors="backslashreplace")
+    return path
+
+
 def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     """The filesystem of a bucket URL or local folder, and the path within it. Credentials and
     endpoints come from each provider's own environment and config (AWS_PROFILE,
@@ -112,7 +124,9 @@ def list_objects(
     def stored(entry: dict[str, Any]) -> StoredObject:
         name = entry["name"].rstrip("/")
         shown = prefix + name[len(root) :] if name.startswith(root) else name
-        return StoredObject(name=shown, path=name, size=int(entry["size"]), version=_version(entry))
+        return StoredObject(
+            name=source_name(shown), path=name, size=int(entry["size"]), version=_version(entry)
+        )
 
     found: list[StoredObject] = []
 

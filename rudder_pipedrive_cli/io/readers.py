@@ -46,6 +46,7 @@ from rudder_pipedrive_cli.io.objects import (
     is_object_path,
     list_objects,
     resolve,
+    source_name,
     unfinished,
     url_scheme,
 )
@@ -209,12 +210,11 @@ class EventReader:
                 if error is not None:
                     tally.items += 1
                     why = f"cannot read object: {error}"
-                    yield invalid(source_name(stored.name), None, why, "read")
+                    yield invalid(stored.name, None, why, "read")
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
-                        name = source_name(stored.name)
-                        for item in _read_stream(source, name, self.max_item_bytes):
+                        for item in _read_stream(source, stored.name, self.max_item_bytes):
                             tally.items += 1
                             yield item
                     finally:
@@ -232,16 +232,6 @@ class EventReader:
             # far, and no buffer lock is held by a reader thread waiting at shutdown.
             return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
-
-
-def source_name(path: str) -> str:
-    """`path` as its events' sources name it: a file name's bytes that are not UTF-8 (held as
-    surrogates, which no JSON, SQLite or UTF-8 output can write) as `\\xNN`."""
-    try:
-        path.encode()
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode(errors="backslashreplace")
-    return path
 
 
 def require_readable(paths: Sequence[str]) -> None:
