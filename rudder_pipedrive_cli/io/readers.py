@@ -170,8 +170,9 @@ class EventReader:
         resolver: Resolver,
     ) -> tuple[AbstractFileSystem, list[StoredObject]]:
         fs, root = resolver(path)
+        not_files: list[tuple[str, str]] = []
         try:
-            listed = list_objects(fs, root, path, window)
+            listed = list_objects(fs, root, path, window, not_files)
         except FileNotFoundError:
             raise UsageError(
                 f"cannot read {path}: no such bucket, prefix or folder",
@@ -182,6 +183,9 @@ class EventReader:
                 f"cannot list {path}: {listing_error(error)}",
                 hint="check the URL and the provider's credentials (nothing was read or sent)",
             ) from None
+        if warn is not None:
+            for name, kind in sorted(not_files):
+                warn(f"{name} is {kind}, not a file: not read (only a folder's files are)")
         if not listed and window == Window():
             raise UsageError(
                 f"cannot read {path}: it holds no objects",
