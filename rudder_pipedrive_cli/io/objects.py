@@ -173,7 +173,7 @@ def list_objects(
 
 def _not_a_file(path: str) -> str | None:
     """What a local folder's entry that is not a regular file is (following a link), or None
-    for what reads as a file does or fails as one (a link to a file, a broken link)."""
+    for one read as a file, or failing as one when read (a link to a file, a broken link)."""
     try:
         mode = os.stat(path).st_mode
     except OSError:
