@@ -375,6 +375,35 @@ def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     assert json.loads(out)["events"]["read"] == 1
 
 
+def test_a_folder_s_named_pipe_and_link_to_a_device_are_named_and_not_opened(
+    tmp_path: Path,
+) -> None:
+    # Review: a folder holding a fifo (or a link to /dev/zero) hung: only a PATH given on the
+    # command line was checked, and the folder's entries were opened as objects.
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "backup"
+    day = folder / "src" / "gw" / "2024-05-01" / "10" / "i-1"
+    day.mkdir(parents=True)
+    write_events(folder, IDENTIFY)
+    os.mkfifo(folder / "events.fifo")
+    (day / "1714557600_1714557900_ws.json.gz").symlink_to("/dev/zero")
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", str(folder)]
+    command += ["--config", CONFIG, "-f", "json"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["events"]["read"] == 1
+    warnings = [line for line in run.stderr.splitlines() if "not a file" in line]
+    assert warnings == [
+        f"warning: {folder}/events.fifo is a named pipe, not a file: not read (only a folder's "
+        "files are)",
+        f"warning: {day}/1714557600_1714557900_ws.json.gz is a device, not a file: not read "
+        "(only a folder's files are)",
+    ]
+
+
 REPEATED = (  # one messageId twice (issue 20: 256 such events in a real corpus)
     IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada"}},
     IDENTIFY | {"messageId": "same-1", "traits": {"name": "Ada M"}},

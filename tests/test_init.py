@@ -5,7 +5,10 @@ account's fields; refusals to overwrite."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -159,6 +162,19 @@ def test_stdout_output_and_refusal_to_overwrite(tmp_path: Path) -> None:
     code, _, _ = invoke("init", "--from-rudderstack", source, "-o", str(target), "--force")
     assert code == 0
     assert target.read_text() == CONVERTED
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_stdout_toml_is_utf8_whatever_stdout_can_encode(tmp_path: Path, encoding: str) -> None:
+    # Review: `-o -` wrote the TOML as text in stdout's encoding: under latin-1 the trait
+    # "r\u00f4le" came out as the byte 0xf4, no UTF-8, so no TOML.
+    persons = [{"from": "r\u00f4le \u03a9", "to": ROLE}]
+    source = destination(tmp_path, personsMap=persons)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "init", "--from-rudderstack"]
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    done = subprocess.run([*command, str(source), "-o", "-"], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert tomllib.loads(done.stdout.decode())["fields"]["persons"] == {"r\u00f4le \u03a9": ROLE}
 
 
 def test_conversion_warnings_go_to_stderr(tmp_path: Path) -> None:

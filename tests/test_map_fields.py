@@ -4,10 +4,14 @@ usage errors, and a token that never shows. The helpers here serve test_check an
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, routes
 
 MakeSandbox = Callable[..., Sandbox]  # the make_sandbox fixture of conftest.py
 
@@ -127,6 +131,36 @@ def test_pasted_toml_makes_a_config_that_passes_check(account: Sandbox, tmp_path
     code, stdout, _ = invoke("check", "--config", config)
     assert code == 0, stdout
     assert stdout.splitlines()[-1] == "all 10 checks passed"
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+@pytest.mark.parametrize("format", ["json", "toml"])
+def test_json_and_toml_stay_valid_whatever_stdout_can_encode(
+    account: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    format: str,
+    encoding: str,
+) -> None:
+    # Review: documents were written as text in stdout's encoding: under PYTHONIOENCODING=latin-1
+    # "R\u00f4le" came out as the byte 0xf4, no UTF-8 (and "\u03a9" only escaped by luck).
+    # They go out as UTF-8 bytes, as dry-run's JSON does.
+    renamed = tuple(
+        replace(field, name="R\u00f4le \u03a9") if field.code == ROLE else field
+        for field in routes.FIELDS["person"]
+    )
+    monkeypatch.setitem(routes.FIELDS, "person", renamed)
+    config = write_config(tmp_path / "rpd.toml", account.url)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "map-fields", "--config", config]
+    env = {**os.environ, "PIPEDRIVE_API_TOKEN": TOKEN, "PYTHONIOENCODING": encoding}
+    done = subprocess.run([*command, "-f", format], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    if format == "json":
+        names = {field["key"]: field["name"] for field in json.loads(done.stdout)["persons"]}
+        assert names[ROLE] == "R\u00f4le \u03a9"
+    else:
+        tomllib.loads(done.stdout.decode())
+        assert f'"{ROLE}"  # "R\u00f4le \u03a9" (varchar)'.encode() in done.stdout
 
 
 def test_json_lists_each_field_with_flags_and_options(account: Sandbox, tmp_path: Path) -> None:

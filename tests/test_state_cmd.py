@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -209,6 +211,28 @@ def test_show_json_without_a_state_file() -> None:
         0,
         {"path": ".rpd/state.sqlite", "namespaces": []},
     )
+
+
+@pytest.mark.parametrize(
+    ("folder", "shown"),
+    [
+        ("d\u00f6", "d\u00f6"),  # what an ASCII stdout cannot encode
+        (os.fsdecode(b"d\xff"), "d\\xff"),  # not UTF-8: named as sources name such a file
+        ("d\x85", "d\x85"),  # a C1 control: escaped in the JSON, never raw to a terminal
+    ],
+)
+def test_show_json_stays_json_whatever_stdout_can_encode(folder: str, shown: str) -> None:
+    # Review: under PYTHONIOENCODING=ascii a state path holding "ö" came out as "d\xf6"
+    # (escaped as text is: no JSON), one that is not UTF-8 was exit 70, a C1 control "\x85".
+    state = Path(folder) / "s.sqlite"
+    state.parent.mkdir()
+    fill(state)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "state", "show", "-f", "json"]
+    env = {**os.environ, **ENV, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([*command, "--state", str(state)], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["path"] == f"{shown}/s.sqlite"
+    assert b"\xc2\x85" not in done.stdout
 
 
 def test_show_rejects_an_unknown_format() -> None:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
-from rudder_pipedrive_cli.cli.screen import say
+from rudder_pipedrive_cli.cli.screen import say, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
@@ -214,7 +214,7 @@ def init_command(
             text = from_account(env)
         token_source = "your Pipedrive API token"
     if target is None:
-        typer.echo(text, nl=False)
+        write_document(text.encode())
     else:
         try:
             target.write_text(text, encoding="utf-8")

@@ -14,6 +14,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
+from rudder_pipedrive_cli.cli.screen import write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import PAGE_SIZE, fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import (
@@ -177,9 +178,9 @@ def map_fields_command(
         for warning in identity_warnings(catalog, plan_config, entities):
             env.warn(warning)
         if format == "json":
-            typer.echo(catalog_json(catalog, entities, custom_only=custom_only).decode(), nl=False)
+            write_document(catalog_json(catalog, entities, custom_only=custom_only))
         elif format == "toml":
             tables = field_tables(catalog, plan_config, entities)
-            typer.echo(render(tables, header=TOML_HEADER), nl=False)
+            write_document(render(tables, header=TOML_HEADER).encode())
         else:
             print_tables(env, catalog, entities, custom_only=custom_only)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import typer
 from rich.cells import cell_len
 
 if TYPE_CHECKING:  # `rpd --help` loads this module: rich's text and console only when used
@@ -41,6 +42,23 @@ def show(console: Console, text: str) -> None:
     """Print a document (JSON) as `say` does, but never wrapped: a line break inside one of
     its strings would make what is copied from the terminal another document, or none."""
     console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
+# DEL and the C1 controls as a JSON document's UTF-8 holds them (orjson escapes C0 itself).
+RAW_CONTROLS = re.compile(rb"\x7f|\xc2[\x80-\x9f]")
+
+
+def document_for_screen(data: bytes) -> bytes:
+    """A JSON document (orjson's UTF-8 bytes) as it may reach a terminal: DEL and each C1
+    control as a `\\u00NN` escape, so the document stays valid JSON and the same data."""
+    return RAW_CONTROLS.sub(lambda raw: b"\\u%04x" % ord(raw.group().decode()), data)
+
+
+def write_document(data: bytes) -> None:
+    """Write a document (JSON, TOML) to stdout as UTF-8 bytes: one that stdout's encoding
+    cannot write (PYTHONIOENCODING=ascii, a Latin-1 locale) would be escaped as text is, and
+    `"d\\xf6"` is no JSON; dry-run's JSON is written the same way."""
+    typer.echo(data, nl=False)
 
 
 def say_text(console: Console, text: Text, *, indent: str = "") -> None:

@@ -13,9 +13,10 @@ from rich.table import Table
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
-from rudder_pipedrive_cli.cli.screen import plural, say, show
+from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
+from rudder_pipedrive_cli.io.objects import source_name
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_file import check_state_path, discard_state
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
@@ -117,8 +118,10 @@ def show_command(
     ) as env:
         path = env.replay_state_path(state)
         if path is None:
-            empty = orjson.dumps({"path": None, "namespaces": []}).decode()
-            say(env.out, empty if format == "json" else NO_SANDBOX_STATE)
+            if format == "json":
+                write_document(orjson.dumps({"path": None, "namespaces": []}) + b"\n")
+            else:
+                say(env.out, NO_SANDBOX_STATE)
             return
         check_state_path(path)  # a symlink loop is no "no state"
         summaries: list[NamespaceSummary] = []
@@ -126,8 +129,11 @@ def show_command(
             with ReplayState.open(path, "", readonly=True) as replay_state:
                 summaries = replay_state.summary()
         if format == "json":
-            document = {"path": str(path), "namespaces": [s.as_json() for s in summaries]}
-            show(env.out, orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+            # A path that is not UTF-8 (no JSON can hold it) as its sources name such a file.
+            shown = source_name(str(path))
+            document = {"path": shown, "namespaces": [s.as_json() for s in summaries]}
+            data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+            write_document(document_for_screen(data))
         elif not path.exists():
             say(env.out, f"no state at {path}")
         elif not summaries:

@@ -25,6 +25,7 @@ import io
 import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +74,18 @@ def is_object_path(path: str) -> bool:
     return url_scheme(path) is not None or (path != "-" and os.path.isdir(path))
 
 
+def source_name(path: str) -> str:
+    """`path` as its events' sources name it: a file name's bytes that are not UTF-8 (held as
+    surrogates, which no JSON, SQLite or UTF-8 output can write) as `\\xNN`. A listed object
+    is named so from the start (`StoredObject.name`): its sources, the ledger of finished
+    objects and the state's record of it all hold one name the state can store."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode(errors="backslashreplace")
+    return path
+
+
 def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     """The filesystem of a bucket URL or local folder, and the path within it. Credentials and
     endpoints come from each provider's own environment and config (AWS_PROFILE,
@@ -102,25 +115,45 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
 
 
 def list_objects(
-    fs: AbstractFileSystem, root: str, display: str, window: Window
+    fs: AbstractFileSystem,
+    root: str,
+    display: str,
+    window: Window,
+    not_files: list[tuple[str, str]] | None = None,
 ) -> list[StoredObject]:
     """Every object under `root` the window can touch (day folders outside it are not listed),
-    named `display` + its path below `root`. Hidden names (`.DS_Store`, `.sync`) are left out."""
+    named `display` + its path below `root`. Hidden names (`.DS_Store`, `.sync`) are left out.
+    A folder's entry that is no file (a named pipe, a device, a socket, or a link to one) is
+    never opened (a pipe would wait for a writer, /dev/zero never end): it is left out, and
+    `not_files` gets its name and what it is, for a warning."""
     root = root.rstrip("/")
     prefix = display.rstrip("/")
 
+    def shown(entry: dict[str, Any]) -> str:
+        name = entry["name"].rstrip("/")
+        return source_name(prefix + name[len(root) :] if name.startswith(root) else name)
+
     def stored(entry: dict[str, Any]) -> StoredObject:
         name = entry["name"].rstrip("/")
-        shown = prefix + name[len(root) :] if name.startswith(root) else name
-        return StoredObject(name=shown, path=name, size=int(entry["size"]), version=_version(entry))
+        size = int(entry["size"])
+        return StoredObject(name=shown(entry), path=name, size=size, version=_version(entry))
 
     found: list[StoredObject] = []
+
+    def add(entry: dict[str, Any]) -> None:
+        # Stores and local regular files are "file"; what else a local folder holds is "other".
+        kind = _not_a_file(entry["name"]) if entry["type"] == "other" else None
+        if kind is None:
+            found.append(stored(entry))
+        elif not_files is not None:
+            not_files.append((shown(entry), kind))
 
     def visit(path: str) -> None:
         if is_day_folder(path):
             if window.day_may_touch(path.rpartition("/")[2]):
-                entries = fs.find(path, detail=True).values()
-                found.extend(stored(e) for e in entries if not _hidden(e["name"], path))
+                for entry in fs.find(path, detail=True).values():
+                    if not _hidden(entry["name"], path):
+                        add(entry)
             return
         for entry in fs.ls(path, detail=True):
             name = entry["name"].rstrip("/")
@@ -129,13 +162,29 @@ def list_objects(
             if entry["type"] == "directory":
                 visit(name)
             else:
-                found.append(stored(entry))
+                add(entry)
 
     info = fs.info(root)
     if info["type"] != "directory":  # a URL naming one object
         return [stored(info)]
     visit(root)
     return found
+
+
+def _not_a_file(path: str) -> str | None:
+    """What a local folder's entry that is not a regular file is (following a link), or None
+    for one read as a file, or failing as one when read (a link to a file, a broken link)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # reading it fails, and says so, as a failed item
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _version(entry: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ from rudder_pipedrive_cli.io.objects import (
     is_object_path,
     list_objects,
     resolve,
+    source_name,
     unfinished,
     url_scheme,
 )
@@ -170,8 +171,9 @@ class EventReader:
         resolver: Resolver,
     ) -> tuple[AbstractFileSystem, list[StoredObject]]:
         fs, root = resolver(path)
+        not_files: list[tuple[str, str]] = []
         try:
-            listed = list_objects(fs, root, path, window)
+            listed = list_objects(fs, root, path, window, not_files)
         except FileNotFoundError:
             raise UsageError(
                 f"cannot read {path}: no such bucket, prefix or folder",
@@ -182,6 +184,9 @@ class EventReader:
                 f"cannot list {path}: {listing_error(error)}",
                 hint="check the URL and the provider's credentials (nothing was read or sent)",
             ) from None
+        if warn is not None:
+            for name, kind in sorted(not_files):
+                warn(f"{name} is {kind}, not a file: not read (only a folder's files are)")
         if not listed and window == Window():
             raise UsageError(
                 f"cannot read {path}: it holds no objects",
@@ -210,12 +215,11 @@ class EventReader:
                 if error is not None:
                     tally.items += 1
                     why = f"cannot read object: {error}"
-                    yield invalid(source_name(stored.name), None, why, "read")
+                    yield invalid(stored.name, None, why, "read")
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
-                        name = source_name(stored.name)
-                        for item in _read_stream(source, name, self.max_item_bytes):
+                        for item in _read_stream(source, stored.name, self.max_item_bytes):
                             tally.items += 1
                             yield item
                     finally:
@@ -233,16 +237,6 @@ class EventReader:
             # far, and no buffer lock is held by a reader thread waiting at shutdown.
             return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
-
-
-def source_name(path: str) -> str:
-    """`path` as its events' sources name it: a file name's bytes that are not UTF-8 (held as
-    surrogates, which no JSON, SQLite or UTF-8 output can write) as `\\xNN`."""
-    try:
-        path.encode()
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode(errors=UNREADABLE)
-    return path
 
 
 NULL_DEVICE = os.stat(os.devnull).st_rdev

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdin
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     APRIL_28,
+    B_08,
     IN_WINDOW,
     NOT_LAYOUT,
     OUTSIDE,
@@ -122,6 +125,35 @@ def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
         "skipped": 1,  # b-08, done in the first run
         "failed": 1,
     }
+
+
+def test_an_object_whose_name_is_not_utf8_is_finished_and_skipped_by_the_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A folder's file name is bytes: one that is not UTF-8 is named `\\xNN` in its sources, in
+    the ledger of finished objects and in the state alike, so the rerun skips it as finished
+    (it was never recorded, and once other objects were, the rerun crashed with exit 70)."""
+    root = tmp_path / "backup"
+    bad = B_08.replace("ws-1", os.fsdecode(b"w\xffs"))  # the byte 0xff, as Python holds it
+    for name, events in IN_WINDOW.items():
+        path = root / (bad if name == B_08 else name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(archive(*events))
+    escaped = f"{root}/" + B_08.replace("ws-1", r"w\xffs")
+
+    first = rpd_send(sandbox, tmp_path, root)
+    assert first.exit_code == 0, first.stderr
+    assert first.report is not None and first.report["events"]["sent"] == 6
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        finished = {name for (name,) in db.execute("SELECT name FROM objects_done")}
+    assert len(finished) == 5 and escaped in finished
+    persons = holdings(sandbox).persons
+
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming: 5 objects finished by an earlier run not read again" in again.stderr
+    assert again.report is not None and again.report["events"]["read"] == 0
+    assert holdings(sandbox).persons == persons
 
 
 def test_dry_run_over_s3_names_each_event_by_its_url_and_line(tmp_path: Path, s3: S3) -> None:
