@@ -391,12 +391,15 @@ def test_output_never_holds_the_token(account: Sandbox, tmp_path: Path) -> None:
 
 def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(tmp_path: Path) -> None:
     # A port where nothing listens, over real loopback: no answer at all is more often a wrong
-    # address than a passing fault, so the hint says where to look, as send's does.
+    # address than a passing fault, so the hint says where to look, as send's does. QA: dry-run
+    # --lookups, a preview at a terminal too, tried 7 times over some 26 s, as a send does.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     path = write_config(tmp_path / "rpd.toml", f"http://127.0.0.1:{port}")
-    for command in (["map-fields"], ["init", "-o", "-"]):
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+    for command in (["map-fields"], ["init", "-o", "-"], ["dry-run", "--lookups", str(events)]):
         code, out, err = invoke(*command, "--config", path)
         assert (code, out) == (1, ""), err
         assert err.splitlines() == [

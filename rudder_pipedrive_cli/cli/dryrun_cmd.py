@@ -41,7 +41,6 @@ from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
-from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output, output_error
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
@@ -213,18 +212,12 @@ def dry_run_command(
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
         if lookups:
             # The lookups are counted apart: the plan counts each search it would make, and a
-            # lookup that answers one is that same search, made now.
-            from rudder_pipedrive_cli.http.blocking import BlockingClient
+            # lookup that answers one is that same search, made now. A preview at a terminal:
+            # retried as map-fields and check are (cli/account.py), not for a send's 25 s.
+            from rudder_pipedrive_cli.cli.account import account_client
 
             made = Tally()
-            client = stack.enter_context(
-                BlockingClient(
-                    token=require_token(settings),
-                    base_url=settings.api_url,
-                    plan=settings.plan,
-                    tally=made,
-                )
-            )
+            client = stack.enter_context(account_client(env, tally=made))
             catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
             for problem in unknown_keys(catalog, plan_config):
