@@ -334,15 +334,17 @@ def token_path(value: Any, holds: Callable[[str], object]) -> str | None:
     without recursion, as an event may be nested a thousand deep; a path of more than 60
     characters is cut ("deep.a.a...": a reason is one line)."""
     stack: list[tuple[str, Any]] = [("", value)]
-    found = None
-    while stack and found is None:
+    while stack:
         path, inner = stack.pop()
         if isinstance(inner, str) and holds(inner):
-            found = path
-        elif isinstance(inner, dict):
+            break
+        if isinstance(inner, dict):
             if any(holds(key) for key in inner):
-                found = f"{path or 'event'} (a key)"
+                path = f"{path or 'event'} (a key)"
+                break
             stack += reversed([(f"{path}.{key}" if path else key, v) for key, v in inner.items()])
         elif isinstance(inner, list):
             stack += reversed([(f"{path}[{index}]", v) for index, v in enumerate(inner)])
-    return found if found is None or len(found) <= 60 else found[:57] + "..."
+    else:
+        return None
+    return path if len(path) <= 60 else path[:57] + "..."

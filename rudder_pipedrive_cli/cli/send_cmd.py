@@ -349,7 +349,8 @@ def run_send(
     )
     if replay_state is not None:
         enter_account(env, replay_state, lists, token)
-    letters = DeadLetters(job.dead_letter, settings.api_token.pattern())
+    token_pattern = settings.api_token.pattern()  # the token as it may appear in event data
+    letters = DeadLetters(job.dead_letter, token_pattern)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, lists=lists, store=replay_state)
@@ -366,7 +367,7 @@ def run_send(
                 job.event_filter,
                 job.limit,
             ),
-            settings.api_token.pattern(),
+            token_pattern,
         )
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
@@ -415,9 +416,7 @@ def run_send(
     try:
         with progress:
             taken = intake(reader, job.event_filter, job.limit)
-            items = progress.counted(
-                events_holding_token_refused(taken, settings.api_token.pattern())
-            )
+            items = progress.counted(events_holding_token_refused(taken, token_pattern))
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,

@@ -357,16 +357,18 @@ class PipedriveClient:
                 extensions={"trace": trace},
             )
         except NOT_SENT as error:
-            self._no_answer(_describe(error) + self._via)
-            raise attempts.failed(_describe(error) + self._via) from error
+            reason = _describe(error) + self._via
+            self._no_answer(reason)
+            raise attempts.failed(reason) from error
         except httpx.TransportError as error:
             # The request may have reached Pipedrive: count it, and never blindly repeat a write.
             self.pacer.sent(ticket)
             self.tally.add_request(request)
-            self._no_answer(_describe(error) + self._via)
+            reason = _describe(error) + self._via
+            self._no_answer(reason)
             if request.method in UNKNOWN_WHEN_LOST:
-                return ApiResponse(status=0, error=_describe(error) + self._via, sent_at=sent_at)
-            raise attempts.failed(_describe(error) + self._via) from error
+                return ApiResponse(status=0, error=reason, sent_at=sent_at)
+            raise attempts.failed(reason) from error
         self.reach.answered()
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
         self.tally.add_request(request, charged=response.status_code != 429)
