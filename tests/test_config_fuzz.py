@@ -115,7 +115,6 @@ def assert_named(text: str, path: Path, dotted: str) -> None:
 @settings(
     max_examples=25,
     deadline=None,
-    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(value=VALUES)
@@ -153,7 +152,7 @@ def test_no_config_value_exits_70(workdir: Path, dotted: str, value: Any) -> Non
 
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda key: key.env)
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=60, deadline=None)
 @given(value=st.one_of(st.text(max_size=20), URLISH))
 def test_no_environment_value_is_an_error_rpd_did_not_name(key: Any, value: str) -> None:
     """The same for each setting's environment variable (a value in one cannot hold NUL)."""

@@ -63,8 +63,10 @@ def test_crlf_and_bom(tmp_path: Path) -> None:
     assert read(path) == [ok(f"{path}:1", A), ok(f"{path}:3", B)]
 
 
-def test_bom_before_a_json_document(tmp_path: Path) -> None:
-    path = write(tmp_path / "e.json", b"\xef\xbb\xbf" + orjson.dumps([A, B]))
+@pytest.mark.parametrize("gap", [b"", b"\r\n", b"\n  \n"])
+def test_bom_before_a_json_document(tmp_path: Path, gap: bytes) -> None:
+    # A BOM, then blank lines, then `[`: a document all the same (the case hypothesis found).
+    path = write(tmp_path / "e.json", b"\xef\xbb\xbf" + gap + orjson.dumps([A, B]))
     assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
 
 
@@ -583,8 +585,11 @@ def test_every_non_blank_line_is_an_event_or_a_failed_line(
     tmp_path_factory: pytest.TempPathFactory, lines: list[bytes], compress: bool
 ) -> None:
     data = b"\n".join(lines) + b"\n"
-    stripped = data.lstrip()
-    assume(not stripped.startswith(b"[") and not stripped.startswith(b"\xef\xbb\xbf["))
+    # The reader's rule: the first non-blank line (a BOM at a line's start is no content) starts
+    # a JSON document when it starts with `[`. Hypothesis found a BOM alone on the first line,
+    # then `[`, which this assumption missed (CI, stop 29).
+    heads = (line.removeprefix(b"\xef\xbb\xbf").lstrip() for line in lines)
+    assume(not next((head for head in heads if head), b"").startswith(b"["))
     assume(not data.startswith(b"\x1f\x8b"))  # gzip's magic: a gzip stream, corrupt (SPEC 2)
     try:
         orjson.loads(data)
