@@ -358,6 +358,17 @@ def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
             "FILE: base_url 'http://[::1' is not a valid URL (its host or port)",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
+        # Hypothesis (HYPOTHESIS_PROFILE=explore): urlsplit took these, httpx did not (exit 70).
+        (
+            b'[pipedrive]\nbase_url = "http://[::1];"\n',
+            "FILE: base_url 'http://[::1];' is not a valid URL (its host or port)",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            b'[pipedrive]\nbase_url = "http://1127.0.0.1"\n',
+            "FILE: base_url 'http://1127.0.0.1' is not a valid URL (its host or port)",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
         (
             b'[pipedrive]\nbase_url = "https://a_b.example"\n',
             "FILE: base_url 'https://a_b.example' has no valid host name",

@@ -200,10 +200,13 @@ def _url_parts(base_url: str) -> SplitResult:
             f"base_url {_shown(base_url)!r} holds a space, a control or a non-ASCII character",
             hint="give the URL without spaces, a non-ASCII host in its xn-- (punycode) form",
         )
+    import httpx  # here, not at the top: only a run given a base_url pays for its import
+
     try:
         parts = urlsplit(base_url)
         parts.port  # noqa: B018 - raises ValueError for a port that is no number 0-65535
-    except ValueError:
+        httpx.URL(base_url)  # the client's own parser: urlsplit lets `[::1];` and `1127.0.0.1` by
+    except (ValueError, httpx.InvalidURL):
         raise ConfigError(
             f"base_url {_shown(base_url)!r} is not a valid URL (its host or port)",
             hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
