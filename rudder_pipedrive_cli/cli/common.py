@@ -76,6 +76,13 @@ class Env:
             return None
         return state if state is not None else default_state_path(self.settings.path)
 
+    def kept_files(self, state: Path | None) -> dict[str, Path | None]:
+        """What an output of send or dry-run must not overwrite (check_output_path's `keep`)."""
+        return {
+            "the replay state": self.replay_state_path(state),
+            "the config file": self.settings.path,
+        }
+
     def warn(self, message: str) -> None:
         if not self.quiet:
             say(self.err, f"warning: {message}", indent=MORE)
