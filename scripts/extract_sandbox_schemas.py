@@ -199,7 +199,38 @@ def _share(schemas: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             constants[name] = replace(node, top=True)
         return _Shared(name)
 
-    return {key: replace(schema, top=True) for key, schema in schemas.items()}, constants
+    tables = {key: replace(schema, top=True) for key, schema in schemas.items()}
+    return _share_properties(tables, constants), constants
+
+
+class _Extended:
+    """A shared properties constant with a few more properties: `_NAME | {...}`."""
+
+    def __init__(self, name: str, more: dict[str, Any]) -> None:
+        self.name = name
+        self.more = more
+
+    def __repr__(self) -> str:
+        return f"{self.name} | {pprint.pformat(self.more, width=100, sort_dicts=True)}"
+
+
+def _share_properties(tables: dict[str, Any], constants: dict[str, Any]) -> dict[str, Any]:
+    """The properties of an update written once for its create too, where the create only adds a
+    property or two (`add_time`): `_PERSONS_PROPERTIES` and `_PERSONS_PROPERTIES | {...}`."""
+    for key, schema in tables.items():
+        for other in tables.values():
+            props, more = schema.get("properties"), other.get("properties")
+            if not isinstance(props, dict) or not isinstance(more, dict) or more is props:
+                continue
+            added = {name: sub for name, sub in more.items() if name not in props}
+            same = all(repr(more.get(name)) == repr(sub) for name, sub in props.items())
+            if same and 0 < len(added) <= 2:
+                entity = [part for part in key.split("/") if not part.startswith("{")][-1]
+                name = f"_{entity.upper()}_PROPERTIES"
+                constants[name] = props
+                schema["properties"] = _Shared(name)
+                other["properties"] = _Extended(name, added)
+    return tables
 
 
 def main(argv: list[str]) -> int:

@@ -251,7 +251,6 @@ def test_convert_accepts_a_bare_config_and_both_wrappers() -> None:
         user_id_field=USER_FIELD,
         create_persons=True,
         fields={"persons": {}, "organizations": {"industry": "Industry"}, "leads": {}},
-        has_token=True,
     )
     assert convert(config) == expected
     assert convert({"config": config, "id": "d-1"}) == expected
@@ -268,7 +267,6 @@ def test_convert_reads_flags_and_nested_paths() -> None:
     assert converted.create_persons is False
     assert converted.fields["leads"] == {"utm.campaign": CAMPAIGN}
     assert converted.warnings == ("leadsMap[0]: rpd reads 'utm.campaign' as a nested trait path",)
-    assert converted.has_token is False
 
 
 def test_convert_refuses_what_is_not_an_object() -> None:

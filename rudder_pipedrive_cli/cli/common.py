@@ -76,6 +76,13 @@ class Env:
             return None
         return state if state is not None else default_state_path(self.settings.path)
 
+    def kept_files(self, state: Path | None) -> dict[str, Path | None]:
+        """What an output of send or dry-run must not overwrite (check_output_path's `keep`)."""
+        return {
+            "the replay state": self.replay_state_path(state),
+            "the config file": self.settings.path,
+        }
+
     def warn(self, message: str) -> None:
         if not self.quiet:
             say(self.err, f"warning: {message}", indent=MORE)
@@ -187,13 +194,13 @@ def stdout_to_devnull() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def handle_errors(verbose_arg: str = "verbose") -> Callable[[Callable[P, R]], Callable[P, R]]:
+def handle_errors() -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
 
     def decorate(command: Callable[P, R]) -> Callable[P, R]:
         @wraps(command)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            verbose = bool(kwargs.get(verbose_arg))
+            verbose = bool(kwargs.get("verbose"))
             try:
                 return command(*args, **kwargs)
             except (typer.Exit, typer.Abort):

@@ -202,11 +202,7 @@ def dry_run_command(
     ):
         settings = env.settings
         if output is not None:
-            keep = {
-                "the replay state": env.replay_state_path(state),
-                "the config file": settings.path,
-            }
-            check_output_path(output, "--output", tuple(paths), keep)
+            check_output_path(output, "--output", tuple(paths), env.kept_files(state))
         plan_config = settings.plan_config()
         tally = Tally()
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)

@@ -253,10 +253,7 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
 
 
 def deliver(env: Env, job: SendJob) -> ExitStatus:
-    keep = {
-        "the replay state": env.replay_state_path(job.state),
-        "the config file": env.settings.path,
-    }
+    keep = env.kept_files(job.state)
     check_output_path(job.dead_letter, "--dead-letter", job.paths, keep)
     if job.report is not None:
         keep["the --dead-letter file"] = job.dead_letter

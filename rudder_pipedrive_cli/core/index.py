@@ -212,12 +212,10 @@ class IdentityIndex:
         fields: Mapping[str, str],
         *,
         clock: Callable[[], float],
-        max_age_s: float = MAX_AGE_S,
     ) -> None:
         self.rows = rows
         self.fields = {kind: key for kind, key in fields.items() if key}
         self.clock = clock
-        self.max_age_s = max_age_s
         self.stats = IndexStats()
         # This run's clock when the last listing of each kind that ended was started.
         self._listed_at: dict[str, float] = {}
@@ -236,13 +234,13 @@ class IdentityIndex:
 
     def due(self, kind: str) -> bool:
         """Whether a refresh of `kind` is due: the last listing of it that ended was started
-        more than `max_age_s` ago (or by an earlier run). While one is in flight, another event
+        more than MAX_AGE_S ago (or by an earlier run). While one is in flight, another event
         that needs it makes its own (a plan cannot wait for another's answer, and it must not
         take an older index as fresh): a page of 10 tokens, at most once per event."""
         if not self.covers(kind):
             return False
         last = self._listed_at.get(kind)
-        return last is None or self.clock() - last > self.max_age_s
+        return last is None or self.clock() - last > MAX_AGE_S
 
     def begin(self, kind: str) -> str | None:
         """Start a listing of `kind`: a refresh from the time returned when the index of its

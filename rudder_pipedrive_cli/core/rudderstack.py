@@ -56,7 +56,6 @@ class Converted:
     fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # table -> trait -> key
     # [[track]] rules from event filtering: (event names, create), in order.
     track: tuple[tuple[tuple[str, ...], str], ...] = ()
-    has_token: bool = False
     warnings: tuple[str, ...] = ()
 
 
@@ -191,6 +190,5 @@ def convert(document: Any) -> Converted:
         create_persons=_flag(config.get("enableUserCreation")),
         fields=fields,
         track=rules,
-        has_token=bool(_text(config.get("apiToken"))),
         warnings=tuple(warnings),
     )

@@ -85,14 +85,13 @@ def _seconds(value: str | None) -> float | None:
 
 
 class RollingWindow:
-    """At most `limit` sends in any `window` seconds, plus holds imposed by the server."""
+    """At most `limit` sends in any WINDOW_S seconds, plus holds imposed by the server."""
 
-    def __init__(self, limit: int, window: float = WINDOW_S, slack: float = SLACK_S) -> None:
+    def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
         self.limit = limit
-        self.window = window
-        self.span = window + slack
+        self.span = WINDOW_S + SLACK_S
         self.sent: deque[float] = deque()
         self.hold_until = 0.0
 
@@ -124,7 +123,7 @@ class RollingWindow:
 
     def widen(self) -> None:
         """A 429 came although we kept count: allow more for the jitter of arrival times."""
-        self.span = min(self.span + SLACK_STEP_S, self.window + MAX_SLACK_S)
+        self.span = min(self.span + SLACK_STEP_S, WINDOW_S + MAX_SLACK_S)
 
     def observe(self, headers: RateHeaders, now: float) -> None:
         """Correct the local view from a response's headers.

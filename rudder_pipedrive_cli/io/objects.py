@@ -217,16 +217,13 @@ class Feed:
         objects: Sequence[StoredObject],
         *,
         sleep: Callable[[float], None] = time.sleep,
-        delays: Sequence[float] = RETRY_DELAYS,
         chunk: int = CHUNK,
-        depth: int = READ_AHEAD,
     ) -> None:
         self._fs = fs
         self._objects = tuple(objects)
         self._sleep = sleep
-        self._delays = tuple(delays)
         self._chunk = chunk
-        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=READ_AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rpd-object-feed", daemon=True)
         self.retries = 0
@@ -287,10 +284,10 @@ class Feed:
                 # unless the store says it is not (io/s3.py's S3Error.transient)
                 if not getattr(error, "transient", True):
                     return self._put((index, ObjectReadError(_why(error))))
-                if tries >= len(self._delays):
+                if tries >= len(RETRY_DELAYS):
                     tried = f"{tries + 1} tries"
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
-                self._sleep(self._delays[tries])
+                self._sleep(RETRY_DELAYS[tries])
                 tries += 1
                 self.retries += 1
 

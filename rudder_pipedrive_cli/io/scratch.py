@@ -139,13 +139,11 @@ class Spill(Closing):
         entries: int = CACHE_ENTRIES,
         *,
         batch: int = SPILL_BATCH,
-        filter_bits: int = TABLE_FILTER_BITS,
     ) -> None:
         if entries < 1:
             raise ValueError("a cache needs room for at least one entry")
         self.entries = entries
         self.batch = max(1, min(batch, entries))
-        self.filter_bits = filter_bits
         self._db: sqlite3.Connection | None = None
         self._tables = 0
 
@@ -311,7 +309,7 @@ class SpillTable(MutableMapping[K, V]):
         if self._db is None:
             self._db = self._spill.db(self._name)
         if self._filter is None:  # the first move out, or the first since clear()
-            self._filter = _Bits(self._spill.filter_bits)
+            self._filter = _Bits(TABLE_FILTER_BITS)
         self._filter.add_all(map(hash, moving))
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
         rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]

@@ -30,7 +30,6 @@ class Entry:
     key: str
     value: Scalar
     comment: str = ""
-    commented_out: bool = False  # written as `# key = value`: a suggestion, not a setting
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,10 +76,7 @@ def render_table(table: Table) -> list[str]:
     header = f"[[{header}]]" if table.array else f"[{header}]"
     lines = [f"{header}  {_comment(table.comment)}" if table.comment else header]
     lines.extend(_comment(note) for note in table.notes)
-    assignments = [
-        ("# " if e.commented_out else "") + f"{toml_key(e.key)} = {toml_value(e.value)}"
-        for e in table.entries
-    ]
+    assignments = [f"{toml_key(e.key)} = {toml_value(e.value)}" for e in table.entries]
     width = max((len(a) for a in assignments), default=0)
     for entry, assignment in zip(table.entries, assignments, strict=True):
         if entry.comment:
