@@ -74,7 +74,7 @@ def fresh(
 
 
 def newest(first: Mapping[str, str], *others: Mapping[str, str]) -> dict[str, str]:
-    """Per field, the latest of the times given (a merge's survivor holds both records' data)."""
+    """Per field, the latest of the times given."""
     merged = dict(first)  # as it is: only the others are compared
     for each in others:
         for name, at in each.items():

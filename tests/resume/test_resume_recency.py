@@ -153,6 +153,32 @@ def test_an_older_event_of_a_merged_away_user_leaves_the_survivor_alone(
     assert journal(tmp_path / "state.sqlite")["a-1"] == ("unchanged", SUPERSEDED)
 
 
+def test_a_merged_away_persons_later_value_does_not_hold_back_the_survivors_fields(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """The merge keeps the survivor's role (Buyer, T0) and drops u-a's later one (Intern, T2):
+    an event of u-b from T1, sent later (a rerun of what failed, a resume), is newer than what
+    the survivor holds and writes (it was held back as older than T2, leaving T0's value)."""
+    sandbox = make_sandbox(plan="unlimited")
+    rig = Rig.make(sandbox, tmp_path, tmp_path / "state.sqlite")
+    made = [
+        identify("b-0", "u-b", T0, name="B", email="b@example.com", role="Buyer"),
+        identify("a-2", "u-a", T2, name="A", email="a@example.com", role="Intern"),
+    ]
+    assert rig.send(made, "made").exit_code == 0  # the alias apart: u-a gets its own person
+    alias = {"type": "alias", "messageId": "a-3", "previousId": "u-a", "userId": "u-b"}
+    assert rig.send([alias], "alias").exit_code == 0
+    assert persons(sandbox) == [("u-b", "B", ["b@example.com"], "Buyer")]
+
+    again = rig.send([identify("b-1", "u-b", T1, role="CTO")], "late")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["by_type"] == {"identify": {"sent": 1}}
+    assert persons(sandbox) == [("u-b", "B", ["b@example.com"], "CTO")]
+    assert journal(tmp_path / "state.sqlite")["b-1"] == ("sent", "")
+
+
 def test_the_state_keeps_the_times_per_record_and_field(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:

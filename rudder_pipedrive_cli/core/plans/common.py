@@ -744,9 +744,10 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
                 if survivor is not None and merged is not None
                 else None
             )
-    # The survivor holds both persons' data now: a field either had from a later event is not
-    # for an older event of either userId to overwrite.
-    times = newest(times_of(ctx, "person", previous), times_of(ctx, "person", current))
+    # The survivor keeps its own values (SPEC 1: its data wins) and takes the merged person's
+    # only where it had none: so its own times, else the merged person's. A later time of the
+    # merged-away value, which the merge dropped, would hold back every event older than it.
+    times = {**times_of(ctx, "person", previous), **times_of(ctx, "person", current)}
     if times:
         ctx.recency[("person", current)] = times
 
