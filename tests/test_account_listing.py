@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rudder_pipedrive_cli.cli.identities import Dearer, account_listing, prepare
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, Survey
@@ -120,6 +121,25 @@ def test_the_account_notes_are_listed_by_v1_pages() -> None:
     ]
     assert origins == {"note:9": {"rpd:m-4"}}
     assert index.stats.track_pages == {"note": 2}
+
+
+def test_a_v1_listing_whose_next_start_goes_no_further_fails_instead_of_paging_for_ever() -> None:
+    """v1 pages by `next_start`: one that does not move on (here it points back at 0) would
+    list the same page until the day's budget is spent."""
+    steps = account_listing(new_index(), KINDS["note"])
+    next(steps)
+    page = ApiResponse(
+        status=200,
+        data=[{"id": 1, "person_id": 9, "content": "<p>rpd:m-4</p>"}],
+        additional_data={"pagination": {"more_items_in_collection": True, "next_start": 0}},
+    )
+    with pytest.raises(PlanFailure) as failed:
+        steps.send(page)
+    assert failed.value.reason == (
+        "list notes: Pipedrive's answer is malformed (HTTP 200: its next_start 0 goes no "
+        "further); not taken as no records: retry later"
+    )
+    assert failed.value.retryable
 
 
 def test_the_account_leads_and_archived_leads_are_listed_as_before() -> None:

@@ -5,12 +5,14 @@ a later run, ambiguous identities, auto's choice, and one listing of the account
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from e2e_support import (
     GROUP_ID_FIELD,
@@ -28,7 +30,8 @@ from e2e_support import (
 )
 
 from rudder_pipedrive_cli.cli import identities
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, routes
+from rudder_pipedrive_cli.sandbox.replies import Answer
 
 SEARCH = "GET /api/v2/itemSearch/field"
 
@@ -313,3 +316,38 @@ def test_one_tracked_person_has_its_own_leads_listed_not_the_account(
     assert report["requests"]["GET /v1/leads/archived"] == 1
     assert report["by_type"] == {"track": {"sent": 1, "skipped": 1}}
     assert holdings(sandbox).origin_ids() == {"rpd:t-1": 1, "rpd:t-2": 1}
+
+
+def test_a_listing_whose_cursor_repeats_stops_and_identities_go_by_search(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A persons listing whose next_cursor points back at a page it gave: rpd paged it for ever
+    (11,363 pages, 113,702 API tokens in 25 s: a day's budget). It stops at the repeat and
+    searches instead; the person already there is found, not duplicated."""
+    add_person(api, "u-1")
+    cursor_page = routes._cursor_page
+    again = base64.urlsafe_b64encode(orjson.dumps({"offset": 0})).decode()  # the first page
+    pages: list[None] = []
+
+    def repeating(req: routes.Request, rows: list[Any], **kwargs: Any) -> Answer:
+        answer = cursor_page(req, rows, **kwargs)
+        if req.template != "/api/v2/persons":
+            return answer
+        pages.append(None)  # after 50 pages it ends, so that a client that loops fails, not hangs
+        envelope = orjson.loads(answer.body)
+        envelope["additional_data"] = {"next_cursor": again if len(pages) < 50 else None}
+        return Answer(status=answer.status, body=orjson.dumps(envelope))
+
+    monkeypatch.setattr(routes, "_cursor_page", repeating)
+    events = [identify("m-1", "u-1", name="One"), identify("m-2", "u-2", name="Two")]
+    run = send_by(sandbox, tmp_path, events)
+    report = run.report
+    assert report is not None
+    assert report["requests"]["GET /api/v2/persons"] == 2  # the first page, and its repeat
+    assert report["requests"][SEARCH] == 2
+    assert report["events"]["sent"] == 2
+    assert (
+        "warning: the person index could not be listed (index persons: Pipedrive's answer is "
+        "malformed (HTTP 200: its next_cursor was given before)"
+    ) in " ".join(run.stderr.split())
+    assert holdings(sandbox).user_ids() == {"u-1": 1, "u-2": 1}

@@ -390,7 +390,9 @@ class Pages(Probe, Generic[T]):
     `more` (path, note) pairs the same way (archived leads); `ended` turns the items read into
     `result` at the end."""
 
-    __slots__ = ("ended", "more", "note", "offset", "path", "query", "read", "stage", "start")
+    __slots__ = (
+        "ended", "more", "note", "offset", "path", "query", "read", "seen", "stage", "start"
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -408,6 +410,7 @@ class Pages(Probe, Generic[T]):
         self.path, self.query, self.stage, self.note, self.read = path, query, stage, note, read
         self.offset, self.more, self.ended = offset, more, ended
         self.start = 0
+        self.seen: set[str] | None = None  # the cursors of this listing, from its second page on
         self.request = self.page(None)
 
     def page(self, cursor: str | None) -> ApiRequest:
@@ -426,13 +429,22 @@ class Pages(Probe, Generic[T]):
         if self.offset:  # v1 pages by their records, whatever `read` made of them (origins)
             data = response.data  # a list or null: `read` refused anything else
             count = len(data) if type(data) is list else 0
-            more, self.start = page_after(response.additional_data, self.start, count)
+            more, start = page_after(response.additional_data, self.start, count)
             more = more and count > 0
+            if more and start <= self.start:
+                raise malformed(response, self.stage, f"its next_start {start} goes no further")
+            self.start = start
         else:
             more = (cursor := next_cursor(response.additional_data)) is not None
+            if cursor is not None:  # a cursor given twice would page for ever, spending the budget
+                seen = self.seen if self.seen is not None else set()
+                if cursor in seen:
+                    raise malformed(response, self.stage, "its next_cursor was given before")
+                seen.add(cursor)
+                self.seen = seen
         if not more and self.more:  # the next listing
             (self.path, self.note), self.more = self.more[0], self.more[1:]
-            self.start, more = 0, True
+            self.start, self.seen, more = 0, None, True
         self.request = self.page(cursor) if more else None
         if not more and self.ended is not None:
             self.result = self.ended(self.result)
