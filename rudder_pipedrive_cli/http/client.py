@@ -144,9 +144,21 @@ def proxy_variables(url: httpx.URL | None = None, *, scheme: str = "") -> list[s
     return names
 
 
-def unusable_proxy(error: Exception) -> UsageError:
+def serving_proxy(url: httpx.URL) -> tuple[str | None, list[str]]:
+    """The proxy that serves `url`, as urllib (and httpx) choose it: its scheme's variable,
+    else ALL_PROXY, none where NO_PROXY bypasses the host; and the variables that may hold it.
+    Only it is used: another variable, usable or not, is no business of this client."""
+    names = proxy_variables(url, scheme=url.scheme)
+    if not names:
+        return None, []
+    proxies = urllib.request.getproxies()  # the lower-case variable wins, as in urllib
+    return proxies.get(url.scheme) or proxies.get("all"), names
+
+
+def unusable_proxy(error: Exception, names: list[str] | None = None) -> UsageError:
     """A proxy variable httpx cannot use (its value is not shown: it may hold a password)."""
-    named = " / ".join(f"${name}" for name in proxy_variables()) or "the proxy settings"
+    names = proxy_variables() if names is None else names
+    named = " / ".join(f"${name}" for name in names) or "the proxy settings"
     if isinstance(error, ImportError):
         why, hint = "a SOCKS proxy needs the socksio package", "pip install 'httpx[socks]'"
     else:
@@ -257,11 +269,10 @@ class PipedriveClient:
         # half of a send's CPU at concurrency 32. Lanes share one TLS context (building one per
         # client costs ~20 ms).
         tls = httpx.create_ssl_context()  # verification stays on
-        # Proxy settings from the environment serve real Pipedrive; the sandbox is local.
+        # The proxy from the environment that serves base_url, if any; the sandbox is local.
         url = httpx.URL(self.base_url)
-        trust_env = not is_loopback(url.host)
+        proxy, through = (None, []) if is_loopback(url.host) else serving_proxy(url)
         # A connection failure through a proxy says so: the proxy may be what is unreachable.
-        through = proxy_variables(url, scheme=url.scheme) if trust_env else []
         self._via = f" (through the proxy in ${through[0]})" if through else ""
         try:
             self._lanes = [
@@ -277,12 +288,13 @@ class PipedriveClient:
                     transport=transport,
                     follow_redirects=False,
                     verify=tls,
-                    trust_env=trust_env,
+                    proxy=proxy,
+                    trust_env=False,  # the proxy is chosen above; TLS has its own context
                 )
                 for _ in range(concurrency)
             ]
         except (httpx.InvalidURL, ValueError, ImportError) as error:  # the proxy's: all else
-            raise unusable_proxy(error) from None  # was checked (base_url, token) above
+            raise unusable_proxy(error, through) from None  # base_url, token: checked above
         self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         for lane in self._lanes:
             self._idle.put_nowait(lane)

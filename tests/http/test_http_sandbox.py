@@ -316,6 +316,28 @@ def test_a_proxy_variable_httpx_cannot_use_is_a_usage_error_naming_it(
     )
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"HTTP_PROXY": "ftp://proxy:21"},  # the variable of http://, not of https://
+        {"http_proxy": "socks5://127.0.0.1:9"},  # (no socksio here)
+        {"HTTPS_PROXY": "ftp://proxy:21", "NO_PROXY": "api.pipedrive.com"},
+        {"ALL_PROXY": "ftp://proxy:21", "no_proxy": ".pipedrive.com"},
+    ],
+    ids=["other-scheme", "other-scheme-socks", "no-proxy", "all-proxy-bypassed"],
+)
+def test_a_proxy_variable_that_does_not_serve_base_url_is_not_read(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    # Review F6 (session 13): an unusable proxy variable stopped every command with exit 2
+    # even where NO_PROXY, or base_url's scheme, meant it would not be used.
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    client = PipedriveClient(token="t" * 40, base_url="https://api.pipedrive.com")
+    assert client._via == ""  # no proxy: a connection failure names none
+    run(client.aclose())
+
+
 def test_a_connection_failure_through_a_proxy_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     # A proxy where nothing listens, over real loopback: the proxy is what cannot be reached,
     # which the reason says (it named only api.pipedrive.com's connection).
