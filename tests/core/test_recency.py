@@ -165,11 +165,12 @@ def test_a_re_key_writes_the_identity_even_when_every_field_is_newer() -> None:
 
 def test_a_merge_gives_the_survivor_its_own_times_else_the_merged_persons() -> None:
     """The survivor's values win a merge: its own times stay (the merged role's later T3 went
-    with the value the merge dropped); a field it had none of takes the merged one's (name)."""
+    with the value the merge dropped); a field it had none of takes the merged one's (name).
+    Emails and phones are lists a merge may join: the later time of the two (phones T3)."""
     known = IdentityStore()
     known.persons.update({"u-a": 1, "u-b": 2})
-    known.times[("person", 1)] = {"emails": T1, "name": T3, ROLE: T3}
-    known.times[("person", 2)] = {"emails": T2, ROLE: T2}
+    known.times[("person", 1)] = {"emails": T1, "phones": T3, "name": T3, ROLE: T3}
+    known.times[("person", 2)] = {"emails": T2, "phones": T2, ROLE: T2}
     raw = {"type": "alias", "previousId": "u-a", "userId": "u-b", "timestamp": T3}
     merge = ApiResponse(status=200, data={"id": 2})
     calls = [
@@ -179,7 +180,7 @@ def test_a_merge_gives_the_survivor_its_own_times_else_the_merged_persons() -> N
     check(
         outcome,
         status="sent",
-        recency={("person", 2): {"emails": T2, "name": T3, ROLE: T2}},
+        recency={("person", 2): {"emails": T2, "phones": T3, "name": T3, ROLE: T2}},
     )
     known.learn(outcome)
     # An older identify of the merged-away userId, resent later: nothing of it is newer.

@@ -739,6 +739,9 @@ def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId]) -> Ref:
     return ref
 
 
+LISTED = ("emails", "phones")  # a person's fields that hold lists
+
+
 def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
@@ -759,7 +762,12 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
     # The survivor keeps its own values (SPEC 1: its data wins) and takes the merged person's
     # only where it had none: so its own times, else the merged person's. A later time of the
     # merged-away value, which the merge dropped, would hold back every event older than it.
-    times = {**times_of(ctx, "person", previous), **times_of(ctx, "person", current)}
+    # Emails and phones are lists a merge may join: the later time of the two holds them.
+    gone, own = times_of(ctx, "person", previous), times_of(ctx, "person", current)
+    times = {**gone, **own}
+    for key in LISTED:
+        if gone.get(key, "") > own.get(key, ""):
+            times[key] = gone[key]
     if times:
         ctx.recency[("person", current)] = times
 
