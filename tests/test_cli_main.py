@@ -54,6 +54,9 @@ def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
         assert placeholder not in out, placeholder
     # An option that takes a value names it (`--report FILE`); a flag names none.
     assert not re.search(r"^\s+(-\w, )?--[\w-]+ (BOOLEAN|[a-z]+)\s", out, re.MULTILINE)
+    # Help is plain text: no markup escape shows (`\[fields.*]`), no summary is cut (`...`).
+    assert "\\" not in out
+    assert "..." not in out.replace("PATH...", "").replace("[ARGS]...", "")
 
 
 @pytest.mark.parametrize("command", ["send", "dry-run"])

@@ -147,7 +147,7 @@ def map_fields_command(
             "--format",
             "-f",
             metavar="table|json|toml",
-            help="table | json | toml (\\[fields.*] tables to paste).",
+            help="table | json | toml ([fields.*] tables to paste).",
         ),
     ] = "table",
     custom_only: Annotated[
