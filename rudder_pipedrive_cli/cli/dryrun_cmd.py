@@ -66,7 +66,8 @@ def open_readonly_state(
     dry-run asks Pipedrive nothing, so the namespace is the account a send with this base URL
     (any spelling) and token was keyed on, which the state remembers (or what an older rpd keyed
     on the URL); without a token, the one account the file holds for the URL. No file: no state.
-    A file that holds nothing for this account is said, with the accounts it does hold.
+    A file that holds nothing for this account is said, with the accounts it does hold; an
+    empty one (a send the token was refused to leaves one) is no news: planning is as without.
     """
     path = env.replay_state_path(state)
     if path is None or not path.exists():
@@ -86,6 +87,8 @@ def open_readonly_state(
             opened.pop_all()
             return replay_state
         held = replay_state.summary()
+    if not held:
+        return None
     shown = normalised_url(base_url)
     if namespaces:
         env.warn(
