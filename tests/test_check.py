@@ -22,8 +22,10 @@ from test_map_fields import (
     start_account,
     write_config,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.check_cmd import plan_limits
+from rudder_pipedrive_cli.cli.main import app
 
 FIELDS = f"""
 [fields.persons]
@@ -274,6 +276,31 @@ def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Pa
     code, _, err = invoke("check", "--config", path, token="")
     assert code == 2
     assert err.splitlines()[0] == "error: no Pipedrive API token configured"
+
+
+@pytest.mark.parametrize("name", ["PIPEDRIVE_TOKEN", "pipedrive_api_token", "RPD_API_KEY"])
+@pytest.mark.parametrize("command", [["check"], ["map-fields"], ["send", "e.ndjson"]])
+def test_a_token_in_a_variable_of_another_name_is_named_never_shown(
+    make_sandbox: MakeSandbox, tmp_path: Path, name: str, command: list[str]
+) -> None:
+    account = start_account(make_sandbox)
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    (tmp_path / "e.ndjson").write_text('{"type": "identify", "userId": "u-1"}\n')
+    token = "0123456789abcdef0123456789abcdef01234567"
+
+    result = CliRunner().invoke(
+        app,
+        [command[0], "--config", path, *(str(tmp_path / a) for a in command[1:])],
+        env={"PIPEDRIVE_API_TOKEN": "", name: token},
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "error: no Pipedrive API token configured",
+        f"hint: ${name} is set, but rpd reads $PIPEDRIVE_API_TOKEN: "
+        f'export PIPEDRIVE_API_TOKEN="${name}"',
+    ]
+    assert token not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(

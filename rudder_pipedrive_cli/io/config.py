@@ -511,11 +511,21 @@ def _readable_by_others(path: Path) -> bool:
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
-def require_token(settings: Settings) -> str:
+# A token put in a variable of another name (PIPEDRIVE_TOKEN, RPD_API_KEY, pipedrive_api_token).
+_TOKEN_LIKE = re.compile(r"(PIPEDRIVE|RPD)_\w*(TOKEN|KEY)\w*", re.IGNORECASE)
+
+
+def require_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
     token = settings.api_token.reveal()
     if not token:
-        raise UsageError(
-            "no Pipedrive API token configured",
-            hint=f"set ${TOKEN_ENV} (preferred) or [pipedrive] api_token, or use --sandbox",
+        hint = f"set ${TOKEN_ENV} (preferred) or [pipedrive] api_token, or use --sandbox"
+        misnamed = sorted(
+            name
+            for name, value in environ.items()
+            if value and name != TOKEN_ENV and _TOKEN_LIKE.fullmatch(name)
         )
+        if misnamed:  # named, never shown
+            name = misnamed[0]
+            hint = f'${name} is set, but rpd reads ${TOKEN_ENV}: export {TOKEN_ENV}="${name}"'
+        raise UsageError("no Pipedrive API token configured", hint=hint)
     return token
