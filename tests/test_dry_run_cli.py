@@ -337,6 +337,19 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("url", ["https://example.com/e.ndjson", "ftp://h/e.ndjson"])
+def test_a_url_rpd_cannot_read_is_said_so(url: str) -> None:
+    # A newcomer's https:// link was "No such file or directory".
+    code, out, err = dry_run(EVENTS, url, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    scheme = url.split("//")[0] + "//"
+    assert err.splitlines() == [
+        f"error: cannot read {url}: rpd reads files, folders and bucket URLs (s3://, gs://, "
+        f"az://, abfs://), not {scheme} URLs",
+        "hint: download it first, then give the file (nothing was read or sent)",
+    ]
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_is_refused_before_anything_is_read(device: str) -> None:
     # QA: /dev/zero (no newline, ever) and /dev/urandom were read until killed.

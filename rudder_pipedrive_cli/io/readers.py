@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
+    URL,
     Feed,
     ObjectLedger,
     ObjectReadError,
@@ -273,6 +274,13 @@ def require_readable(paths: Sequence[str]) -> None:
                     "(nothing was read or sent)",
                 )
         except OSError as exc:
+            scheme = URL.match(path)
+            if scheme is not None and isinstance(exc, FileNotFoundError):  # https://, ftp://
+                raise UsageError(
+                    f"cannot read {path}: rpd reads files, folders and bucket URLs (s3://, "
+                    f"gs://, az://, abfs://), not {scheme.group(0)} URLs",
+                    hint="download it first, then give the file (nothing was read or sent)",
+                ) from None
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
                 hint="check the path (nothing was read or sent)",
