@@ -260,7 +260,8 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
-    got = f"a {TOML_TYPES.get(type(value), 'value')}" if key.secret else repr(value)
+    kind = TOML_TYPES.get(type(value), "value")
+    got = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if key.secret else repr(value)
     if key.kind is bool:
         wanted, hint = "true or false", f"e.g. {key.name} = true"
     else:
