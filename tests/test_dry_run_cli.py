@@ -350,6 +350,19 @@ def test_a_url_rpd_cannot_read_is_said_so(url: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("url", ["s3://", "S3:///", "gs://", "az://"])
+def test_a_bucket_url_without_a_bucket_is_said_so(url: str) -> None:
+    # `s3://` was "cannot list s3://: UnicodeError: encoding with 'idna' codec failed (...)".
+    code, out, err = dry_run(EVENTS, url, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    scheme = url.split(":")[0].lower()
+    assert err.splitlines() == [
+        f"error: cannot read {url}: it names no bucket",
+        f"hint: give the bucket, and a prefix if you like: {scheme}://BUCKET/PREFIX/ (nothing "
+        "was read or sent)",
+    ]
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_is_refused_before_anything_is_read(device: str) -> None:
     # QA: /dev/zero (no newline, ever) and /dev/urandom were read until killed.
