@@ -274,3 +274,33 @@ def test_what_stdout_cannot_encode_is_shown_escaped_not_a_crash(
         first = done.stdout.decode(encoding).splitlines()[0]
         expected = f"{tmp_path}/{shown}:1  identify  failed  ([identity] user_id_field is not set"
         assert first.startswith(expected), first
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "e.ndjson"],
+        ["dry-run", "e.ndjson", "--lookups"],
+        ["check"],
+        ["map-fields"],
+        ["init", "-o", "-"],
+    ],
+    ids=lambda words: words[0],
+)
+def test_sandbox_and_base_url_together_are_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # --sandbox won without a word: `send --sandbox --base-url https://...` sent to the sandbox.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.ndjson").write_text('{"type": "identify", "userId": "u-1"}\n')
+    url = "https://api.pipedrive.com"
+
+    assert rpd(
+        *command, "--sandbox", "--base-url", url, "-c", str(ROOT / "config.example.toml")
+    ) == (
+        2,
+        "",
+        f"error: --sandbox and --base-url {url} both given: --sandbox points the command at an "
+        "emulator it starts\nhint: drop --base-url to use the sandbox, or --sandbox to use that "
+        "URL\n",
+    )

@@ -26,7 +26,7 @@ from rudder_pipedrive_cli.cli.exits import (
     print_error,
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
@@ -123,6 +123,13 @@ def command_env(
     `state` is the --state of a command that keeps one (said to do nothing useful with
     --sandbox)."""
     settings = load_settings(config, overrides=overrides)
+    base_url = (overrides or {}).get("pipedrive.base_url")
+    if sandbox and base_url:  # which one was meant cannot be known: a send would go to one
+        raise UsageError(
+            f"--sandbox and --base-url {base_url} both given: --sandbox points the command at "
+            "an emulator it starts",
+            hint="drop --base-url to use the sandbox, or --sandbox to use that URL",
+        )
     out, err = make_consoles()
     if settings.path is None and say_no_config and not quiet:
         say(err, f"warning: {NO_CONFIG}", indent=MORE)
