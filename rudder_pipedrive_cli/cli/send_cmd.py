@@ -77,6 +77,8 @@ INTERRUPTED_MESSAGE = (
     "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
 )
+# --sandbox without --state keeps nothing to resume: a rerun starts a new, empty emulator.
+NO_STATE_RERUN = "--sandbox keeps no state, so a rerun starts over in a new, empty sandbox"
 STARTING_MESSAGE = (
     "{what} while starting (reading the config, the state, the account's fields or a first pass "
     "over the input): no event was sent; rerun the same command to start again"
@@ -465,6 +467,8 @@ def run_send(
         raise stopped
     if interrupted is not None:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+        if replay_state is None:  # nothing to resume from
+            message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]))
         if interrupted is signal.SIGTERM:
             return ExitStatus.TERMINATED
