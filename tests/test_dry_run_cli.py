@@ -964,3 +964,40 @@ def test_a_full_temporary_database_is_an_environment_error_not_a_bug(
         "else /var/tmp or /tmp)",
         "hint: free some space there, or point TMPDIR at a disk with room, then run it again",
     ]
+
+
+@pytest.mark.parametrize(
+    ("identity", "lookups", "said"),
+    [
+        (
+            "",
+            [],
+            "identity.user_id_field: not set: only events with external ids can be replayed",
+        ),
+        (
+            'user_id_field = "deadbeef"',
+            ["--sandbox", "--lookups"],
+            "identity.user_id_field = 'deadbeef': the account has no such person field",
+        ),
+    ],
+    ids=["unset", "not a field of the account"],
+)
+def test_what_a_send_would_refuse_to_start_on_is_said_before_the_plan(
+    tmp_path: Path, identity: str, lookups: list[str], said: str
+) -> None:
+    # The plan showed each event failing (with --lookups, on the account's HTTP 400) where `rpd
+    # send` refuses to start, exit 2: the preview did not say the replay would never begin.
+    config = tmp_path / "rpd.toml"
+    config.write_text(f"[identity]\n{identity}\ncreate_persons = true\n")
+    events = tmp_path / "e.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+
+    code, out, err = dry_run(str(events), "--config", str(config), *lookups, "-f", "ndjson")
+
+    assert code == 1
+    assert records(out)[0]["outcome"] == "failed"  # each event still shows its end
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings[0].startswith(
+        f"warning: {said}: every event that needs it would fail, so `rpd send` would not start ("
+    )
+    assert warnings[0].endswith("; `rpd check` runs every check)")

@@ -35,9 +35,7 @@ from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.cli.send_catalog import refuse_what_can_only_fail, with_catalog
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
-from rudder_pipedrive_cli.core.catalog_findings import (
-    identity_findings,
-)
+from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -322,7 +320,7 @@ def run_send(
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
-    refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
+    refuse_what_can_only_fail(env, send_refuses(Catalog(), config, listed=False))
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
