@@ -114,10 +114,38 @@ def test_the_listed_commands_are_the_real_ones() -> None:
             "Invalid value for '--port': 'x' is not a valid integer.",
             "rpd sandbox",
         ),
+        # click's parser makes these without their command: the hint said `rpd --help`.
+        (["dry-run", "x", "--format"], "Option '--format' requires an argument.", "rpd dry-run"),
+        (["send", "x", "--sandbox=yes"], "Option '--sandbox' does not take a value.", "rpd send"),
+        (
+            ["state", "show", "--format"],
+            "Option '--format' requires an argument.",
+            "rpd state show",
+        ),
     ],
 )
 def test_usage_errors_have_rpd_s_error_style(args: list[str], message: str, where: str) -> None:
     assert rpd(*args) == (2, "", f"error: {message}\nhint: see `{where} --help`\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "where"),
+    [
+        (["-v", "send", "x.ndjson"], "-v", "rpd send"),
+        (["--config", "rpd.toml", "dry-run", "x"], "--config", "rpd dry-run"),
+        (["--sandbox", "check"], "--sandbox", "rpd check"),
+    ],
+)
+def test_an_option_before_the_command_is_said_to_go_after_it(
+    args: list[str], option: str, where: str
+) -> None:
+    # `rpd -v send x` said "No such option: -v" and "see `rpd --help`", which lists no -v.
+    assert rpd(*args) == (
+        2,
+        "",
+        f"error: No such option: {option}\nhint: options go after the command: "
+        f"`{where} {option} ...`\n",
+    )
 
 
 def test_no_command_shows_the_help() -> None:
