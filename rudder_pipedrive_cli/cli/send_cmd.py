@@ -20,6 +20,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import (
+    MORE,
     Env,
     command_env,
     events_holding_token_refused,
@@ -459,6 +460,15 @@ def run_send(
             # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
             on_terminal = env.err.is_terminal and env.err.file.isatty()
             print_sandbox_holdings(env.err, env.sandbox.state(), records=on_terminal)
+    elif letters.written:  # -q: only errors, and failed events are (where they went is said)
+        failed = tally.outcomes["failed"]
+        say(
+            env.err,
+            f"{failed:,} {'event' if failed == 1 else 'events'} failed, written to "
+            f"{letters.written}: fix the cause, then `rpd send {letters.written}` to send "
+            f"{'it' if failed == 1 else 'them'} again",
+            indent=MORE,
+        )
     if job.report is not None:
         write_report(job.report, document)
     if stopped is not None:
