@@ -424,15 +424,17 @@ def load_settings(
     *,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    to_be_made: bool = False,
 ) -> Settings:
-    """Merge flags (`overrides`, by 'section.name', None = not given), environment and file."""
+    """Merge flags (`overrides`, by 'section.name', None = not given), environment and file.
+    `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error."""
     env = os.environ if env is None else env
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
-    if path.exists() or named:
+    if path.exists() or (named and not to_be_made):
         file_values, fields = _file_values(path, _read_toml(path))
         used_path = path
         if file_values.get("pipedrive.api_token") and _readable_by_others(path):
