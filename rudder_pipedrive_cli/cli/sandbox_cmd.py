@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -61,7 +62,7 @@ def announcement(url: str, token: str, *, quiet: bool) -> str:
     return (
         f"listening on {url}\n"
         f"token: {token}; point rpd at it with:\n"
-        f"  export RPD_BASE_URL={use} PIPEDRIVE_API_TOKEN={token}"
+        f"  export RPD_BASE_URL={use} PIPEDRIVE_API_TOKEN={shlex.quote(token)}"
     )
 
 

@@ -188,3 +188,11 @@ def test_the_line_to_paste_names_loopback_for_a_wildcard_address(url: str, use: 
         "token: t-1; point rpd at it with:",
         f"  export RPD_BASE_URL={use} PIPEDRIVE_API_TOKEN=t-1",
     ]
+
+
+def test_the_line_to_paste_quotes_a_token_the_shell_would_split() -> None:
+    # `--token "a b"` printed `export ... PIPEDRIVE_API_TOKEN=a b`, which sets the token to "a".
+    text = announcement("http://127.0.0.1:8787", "a b'c", quiet=False)
+    assert text.splitlines()[2] == (
+        "  export RPD_BASE_URL=http://127.0.0.1:8787 PIPEDRIVE_API_TOKEN='a b'\"'\"'c'"
+    )
