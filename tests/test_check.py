@@ -87,18 +87,32 @@ def test_all_checks_pass(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
     }
 
 
-def test_refused_token_exits_3_without_showing_any_token(
-    make_sandbox: MakeSandbox, tmp_path: Path
+@pytest.mark.parametrize("sent_from", ["environment", "file"])
+def test_refused_token_exits_3_naming_where_it_came_from_without_showing_it(
+    make_sandbox: MakeSandbox, tmp_path: Path, sent_from: str
 ) -> None:
+    # The hint said "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token", whichever was sent.
     account = start_account(make_sandbox)
     path = write_config(tmp_path / "rpd.toml", account.url)
     wrong = "tok-REFUSED-distinctive-0xbeef"
-    code, out, err = invoke("check", "--config", path, token=wrong)
+    if sent_from == "file":
+        text = Path(path).read_text()
+        Path(path).write_text(
+            text.replace("[pipedrive]\n", f'[pipedrive]\napi_token = "{wrong}"\n')
+        )
+        Path(path).chmod(0o600)
+    code, out, err = invoke("check", "--config", path, token=wrong if sent_from != "file" else "")
     assert (code, err) == (3, "")
+    hint = {
+        "environment": "check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] "
+        "api_token)",
+        "file": f"check [pipedrive] api_token in {path}, the token sent ($PIPEDRIVE_API_TOKEN "
+        "is unset)",
+    }[sent_from]
     assert out.splitlines() == [
         f"ok    config: {path} is valid",
         "FAIL  token: Pipedrive refused the API token (401)",
-        "      hint: check PIPEDRIVE_API_TOKEN / [pipedrive] api_token",
+        f"      hint: {hint}",
         "1 of 2 checks failed",
     ]
     assert wrong not in out and TOKEN not in out

@@ -26,7 +26,7 @@ from rudder_pipedrive_cli.cli.exits import (
     print_error,
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, UsageError
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
@@ -34,6 +34,7 @@ from rudder_pipedrive_cli.io.config import (
     Secret,
     Settings,
     load_settings,
+    refused_token_hint,
 )
 from rudder_pipedrive_cli.io.paths import default_state_path
 
@@ -154,7 +155,11 @@ def command_env(
             env.warn(warning)
         if server is not None and state is not None:
             env.warn(SANDBOX_STATE.format(state=state))
-        yield env
+        try:
+            yield env
+        except AuthRefused as refused:  # said with where the token came from
+            refused.hint = refused_token_hint(settings)
+            raise
 
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's quota

@@ -127,6 +127,7 @@ class Settings:
     track_rules: TrackRules = field(default_factory=TrackRules)
     path: Path | None = None  # the config file read, if any
     warnings: tuple[str, ...] = ()
+    token_origin: str = ""  # where api_token came from: "$PIPEDRIVE_API_TOKEN" or the file
 
     def plan_config(self) -> PlanConfig:
         return PlanConfig(
@@ -484,6 +485,7 @@ def load_settings(
         track_rules=fields.get(TRACK, TrackRules()),
         path=used_path,
         warnings=tuple(warnings),
+        token_origin=origin.get("api_token", ""),
         **resolved,
     )
     token = settings.api_token.reveal()
@@ -512,6 +514,17 @@ def _readable_by_others(path: Path) -> bool:
     except OSError:
         return False
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def refused_token_hint(settings: Settings) -> str:
+    """What to check when Pipedrive refuses the token: the one place it came from (the
+    environment wins over the file, so a stale variable hides a new token in the file)."""
+    where = settings.token_origin
+    if where.startswith("$"):
+        return f"check {where}, the token sent (it wins over [pipedrive] api_token)"
+    if where:
+        return f"check [pipedrive] api_token in {where}, the token sent (${TOKEN_ENV} is unset)"
+    return f"check ${TOKEN_ENV} / [pipedrive] api_token"
 
 
 # A token put in a variable of another name (PIPEDRIVE_TOKEN, RPD_API_KEY, pipedrive_api_token).
