@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.check_cmd import plan_limits
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.config import Settings, require_token
 
 FIELDS = f"""
 [fields.persons]
@@ -315,6 +317,14 @@ def test_a_token_in_a_variable_of_another_name_is_named_never_shown(
         f'export PIPEDRIVE_API_TOKEN="${name}"',
     ]
     assert token not in result.stdout + result.stderr
+
+
+def test_a_variable_naming_a_token_file_is_not_taken_for_a_token() -> None:
+    settings = Settings()
+    for name in ("PIPEDRIVE_TOKEN_FILE", "RPD_API_KEY_PATH"):
+        with pytest.raises(UsageError) as caught:
+            require_token(settings, {name: "/run/secrets/pd"})
+        assert caught.value.hint.startswith("set $PIPEDRIVE_API_TOKEN (preferred)")
 
 
 @pytest.mark.parametrize(

@@ -527,8 +527,9 @@ def refused_token_hint(settings: Settings) -> str:
     return f"check ${TOKEN_ENV} / [pipedrive] api_token"
 
 
-# A token put in a variable of another name (PIPEDRIVE_TOKEN, RPD_API_KEY, pipedrive_api_token).
-_TOKEN_LIKE = re.compile(r"(PIPEDRIVE|RPD)_\w*(TOKEN|KEY)\w*", re.IGNORECASE)
+# A token put in a variable of another name (PIPEDRIVE_TOKEN, RPD_API_KEY, pipedrive_api_token);
+# not one that names where a token is (PIPEDRIVE_TOKEN_FILE).
+_TOKEN_LIKE = re.compile(r"(PIPEDRIVE|RPD)_\w*(TOKEN|KEY)(?!\w*_(FILE|PATH)$)\w*", re.IGNORECASE)
 
 
 def require_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
