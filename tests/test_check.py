@@ -22,8 +22,12 @@ from test_map_fields import (
     start_account,
     write_config,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.check_cmd import plan_limits
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.config import Settings, require_token
 
 FIELDS = f"""
 [fields.persons]
@@ -85,18 +89,32 @@ def test_all_checks_pass(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
     }
 
 
-def test_refused_token_exits_3_without_showing_any_token(
-    make_sandbox: MakeSandbox, tmp_path: Path
+@pytest.mark.parametrize("sent_from", ["environment", "file"])
+def test_refused_token_exits_3_naming_where_it_came_from_without_showing_it(
+    make_sandbox: MakeSandbox, tmp_path: Path, sent_from: str
 ) -> None:
+    # The hint said "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token", whichever was sent.
     account = start_account(make_sandbox)
     path = write_config(tmp_path / "rpd.toml", account.url)
     wrong = "tok-REFUSED-distinctive-0xbeef"
-    code, out, err = invoke("check", "--config", path, token=wrong)
+    if sent_from == "file":
+        text = Path(path).read_text()
+        Path(path).write_text(
+            text.replace("[pipedrive]\n", f'[pipedrive]\napi_token = "{wrong}"\n')
+        )
+        Path(path).chmod(0o600)
+    code, out, err = invoke("check", "--config", path, token=wrong if sent_from != "file" else "")
     assert (code, err) == (3, "")
+    hint = {
+        "environment": "check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] "
+        "api_token)",
+        "file": f"check [pipedrive] api_token in {path}, the token sent ($PIPEDRIVE_API_TOKEN "
+        "is unset)",
+    }[sent_from]
     assert out.splitlines() == [
         f"ok    config: {path} is valid",
         "FAIL  token: Pipedrive refused the API token (401)",
-        "      hint: check PIPEDRIVE_API_TOKEN / [pipedrive] api_token",
+        f"      hint: {hint}",
         "1 of 2 checks failed",
     ]
     assert wrong not in out and TOKEN not in out
@@ -274,6 +292,39 @@ def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Pa
     code, _, err = invoke("check", "--config", path, token="")
     assert code == 2
     assert err.splitlines()[0] == "error: no Pipedrive API token configured"
+
+
+@pytest.mark.parametrize("name", ["PIPEDRIVE_TOKEN", "pipedrive_api_token", "RPD_API_KEY"])
+@pytest.mark.parametrize("command", [["check"], ["map-fields"], ["send", "e.ndjson"]])
+def test_a_token_in_a_variable_of_another_name_is_named_never_shown(
+    make_sandbox: MakeSandbox, tmp_path: Path, name: str, command: list[str]
+) -> None:
+    account = start_account(make_sandbox)
+    path = write_config(tmp_path / "rpd.toml", account.url)
+    (tmp_path / "e.ndjson").write_text('{"type": "identify", "userId": "u-1"}\n')
+    token = "0123456789abcdef0123456789abcdef01234567"
+
+    result = CliRunner().invoke(
+        app,
+        [command[0], "--config", path, *(str(tmp_path / a) for a in command[1:])],
+        env={"PIPEDRIVE_API_TOKEN": "", name: token},
+    )
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-2:] == [
+        "error: no Pipedrive API token configured",
+        f"hint: ${name} is set, but rpd reads $PIPEDRIVE_API_TOKEN: "
+        f'export PIPEDRIVE_API_TOKEN="${name}"',
+    ]
+    assert token not in result.stdout + result.stderr
+
+
+def test_a_variable_naming_a_token_file_is_not_taken_for_a_token() -> None:
+    settings = Settings()
+    for name in ("PIPEDRIVE_TOKEN_FILE", "RPD_API_KEY_PATH"):
+        with pytest.raises(UsageError) as caught:
+            require_token(settings, {name: "/run/secrets/pd"})
+        assert caught.value.hint.startswith("set $PIPEDRIVE_API_TOKEN (preferred)")
 
 
 @pytest.mark.parametrize(

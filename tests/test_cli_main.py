@@ -54,6 +54,9 @@ def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
         assert placeholder not in out, placeholder
     # An option that takes a value names it (`--report FILE`); a flag names none.
     assert not re.search(r"^\s+(-\w, )?--[\w-]+ (BOOLEAN|[a-z]+)\s", out, re.MULTILINE)
+    # Help is plain text: no markup escape shows (`\[fields.*]`), no summary is cut (`...`).
+    assert "\\" not in out
+    assert "..." not in out.replace("PATH...", "").replace("[ARGS]...", "")
 
 
 @pytest.mark.parametrize("command", ["send", "dry-run"])
@@ -111,10 +114,38 @@ def test_the_listed_commands_are_the_real_ones() -> None:
             "Invalid value for '--port': 'x' is not a valid integer.",
             "rpd sandbox",
         ),
+        # click's parser makes these without their command: the hint said `rpd --help`.
+        (["dry-run", "x", "--format"], "Option '--format' requires an argument.", "rpd dry-run"),
+        (["send", "x", "--sandbox=yes"], "Option '--sandbox' does not take a value.", "rpd send"),
+        (
+            ["state", "show", "--format"],
+            "Option '--format' requires an argument.",
+            "rpd state show",
+        ),
     ],
 )
 def test_usage_errors_have_rpd_s_error_style(args: list[str], message: str, where: str) -> None:
     assert rpd(*args) == (2, "", f"error: {message}\nhint: see `{where} --help`\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "where"),
+    [
+        (["-v", "send", "x.ndjson"], "-v", "rpd send"),
+        (["--config", "rpd.toml", "dry-run", "x"], "--config", "rpd dry-run"),
+        (["--sandbox", "check"], "--sandbox", "rpd check"),
+    ],
+)
+def test_an_option_before_the_command_is_said_to_go_after_it(
+    args: list[str], option: str, where: str
+) -> None:
+    # `rpd -v send x` said "No such option: -v" and "see `rpd --help`", which lists no -v.
+    assert rpd(*args) == (
+        2,
+        "",
+        f"error: No such option: {option}\nhint: options go after the command: "
+        f"`{where} {option} ...`\n",
+    )
 
 
 def test_no_command_shows_the_help() -> None:
@@ -271,3 +302,33 @@ def test_what_stdout_cannot_encode_is_shown_escaped_not_a_crash(
         first = done.stdout.decode(encoding).splitlines()[0]
         expected = f"{tmp_path}/{shown}:1  identify  failed  ([identity] user_id_field is not set"
         assert first.startswith(expected), first
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "e.ndjson"],
+        ["dry-run", "e.ndjson", "--lookups"],
+        ["check"],
+        ["map-fields"],
+        ["init", "-o", "-"],
+    ],
+    ids=lambda words: words[0],
+)
+def test_sandbox_and_base_url_together_are_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # --sandbox won without a word: `send --sandbox --base-url https://...` sent to the sandbox.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.ndjson").write_text('{"type": "identify", "userId": "u-1"}\n')
+    url = "https://api.pipedrive.com"
+
+    assert rpd(
+        *command, "--sandbox", "--base-url", url, "-c", str(ROOT / "config.example.toml")
+    ) == (
+        2,
+        "",
+        f"error: --sandbox and --base-url {url} both given: --sandbox points the command at an "
+        "emulator it starts\nhint: drop --base-url to use the sandbox, or --sandbox to use that "
+        "URL\n",
+    )

@@ -337,6 +337,32 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("url", ["https://example.com/e.ndjson", "ftp://h/e.ndjson"])
+def test_a_url_rpd_cannot_read_is_said_so(url: str) -> None:
+    # A newcomer's https:// link was "No such file or directory".
+    code, out, err = dry_run(EVENTS, url, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    scheme = url.split("//")[0] + "//"
+    assert err.splitlines() == [
+        f"error: cannot read {url}: rpd reads files, folders and bucket URLs (s3://, gs://, "
+        f"az://, abfs://), not {scheme} URLs",
+        "hint: download it first, then give the file (nothing was read or sent)",
+    ]
+
+
+@pytest.mark.parametrize("url", ["s3://", "S3:///", "gs://", "az://"])
+def test_a_bucket_url_without_a_bucket_is_said_so(url: str) -> None:
+    # `s3://` was "cannot list s3://: UnicodeError: encoding with 'idna' codec failed (...)".
+    code, out, err = dry_run(EVENTS, url, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    scheme = url.split(":")[0].lower()
+    assert err.splitlines() == [
+        f"error: cannot read {url}: it names no bucket",
+        f"hint: give the bucket, and a prefix if you like: {scheme}://BUCKET/PREFIX/ (nothing "
+        "was read or sent)",
+    ]
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_is_refused_before_anything_is_read(device: str) -> None:
     # QA: /dev/zero (no newline, ever) and /dev/urandom were read until killed.
@@ -938,3 +964,40 @@ def test_a_full_temporary_database_is_an_environment_error_not_a_bug(
         "else /var/tmp or /tmp)",
         "hint: free some space there, or point TMPDIR at a disk with room, then run it again",
     ]
+
+
+@pytest.mark.parametrize(
+    ("identity", "lookups", "said"),
+    [
+        (
+            "",
+            [],
+            "identity.user_id_field: not set: only events with external ids can be replayed",
+        ),
+        (
+            'user_id_field = "deadbeef"',
+            ["--sandbox", "--lookups"],
+            "identity.user_id_field = 'deadbeef': the account has no such person field",
+        ),
+    ],
+    ids=["unset", "not a field of the account"],
+)
+def test_what_a_send_would_refuse_to_start_on_is_said_before_the_plan(
+    tmp_path: Path, identity: str, lookups: list[str], said: str
+) -> None:
+    # The plan showed each event failing (with --lookups, on the account's HTTP 400) where `rpd
+    # send` refuses to start, exit 2: the preview did not say the replay would never begin.
+    config = tmp_path / "rpd.toml"
+    config.write_text(f"[identity]\n{identity}\ncreate_persons = true\n")
+    events = tmp_path / "e.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+
+    code, out, err = dry_run(str(events), "--config", str(config), *lookups, "-f", "ndjson")
+
+    assert code == 1
+    assert records(out)[0]["outcome"] == "failed"  # each event still shows its end
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warnings[0].startswith(
+        f"warning: {said}: every event that needs it would fail, so `rpd send` would not start ("
+    )
+    assert warnings[0].endswith("; `rpd check` runs every check)")

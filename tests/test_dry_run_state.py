@@ -175,6 +175,27 @@ def test_a_state_holding_nothing_for_this_account_is_said_with_what_it_holds(
     assert json.loads(result.stdout)["outcome"] == "planned"  # not skipped: another account's
 
 
+def test_an_empty_state_is_planned_without_a_word(
+    env: None, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    # A newcomer's first send with a wrong token leaves an empty state file; every dry-run after
+    # it said "holds nothing for https://api.pipedrive.com ...; it holds: nothing".
+    config = str(config_for(tmp_path, sandbox.url))
+    events = event_file(tmp_path, "e.ndjson", IDENTIFY)
+    refused = CliRunner().invoke(
+        app, ["send", events, "--config", config, "-q"], env={"PIPEDRIVE_API_TOKEN": "wrong"}
+    )
+    assert refused.exit_code == 3, refused.stderr
+    state = tmp_path / ".rpd" / "state.sqlite"
+    assert state.exists()
+
+    result = CliRunner().invoke(app, ["dry-run", events, "--config", config, "-f", "ndjson"])
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("Planned events")  # the summary, no warning before it
+    assert json.loads(result.stdout)["outcome"] == "planned"
+
+
 def test_dry_run_reads_the_account_a_send_reached_by_another_spelling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

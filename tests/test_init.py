@@ -457,3 +457,31 @@ def test_event_filtering_edge_cases(
     converted = convert(document)
     assert converted.track == rules
     assert list(converted.warnings) == ([warning] if warning else [])
+
+
+@pytest.mark.parametrize("how", ["--config", "$RPD_CONFIG"])
+def test_init_writes_the_config_the_other_commands_will_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # `rpd init -c new.toml` (and $RPD_CONFIG naming a new file) was "cannot read config
+    # new.toml": init read the config it is there to write; with --from-rudderstack it wrote
+    # ./rpd.toml instead, which the other commands then did not read.
+    named = tmp_path / "conf" / "new.toml"
+    named.parent.mkdir()
+    args = ["--config", str(named)] if how == "--config" else []
+    if how == "$RPD_CONFIG":
+        monkeypatch.setenv("RPD_CONFIG", str(named))
+
+    code, _, err = invoke("init", "--sandbox", *args)
+    assert (code, err.splitlines()[1]) == (0, f"wrote {named}")
+    assert f'user_id_field = "{USER_FIELD}"' in named.read_text()
+    assert not (tmp_path / "rpd.toml").exists()
+    code, out, _ = invoke("check", "--sandbox", *args)
+    assert (code, out.splitlines()[0]) == (0, f"ok    config: {named} is valid")
+
+    named.unlink()
+    code, out, err = invoke("init", "--from-rudderstack", str(destination(tmp_path)), *args)
+    assert (code, out, err.splitlines()) == (0, "", [f"wrote {named}", *HINT])
+    assert named.read_text() == CONVERTED
+    code, _, err = invoke("init", "--sandbox", *args)
+    assert (code, err) == (2, f"error: {named} already exists\nhint: use --force to overwrite it\n")

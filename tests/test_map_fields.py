@@ -77,7 +77,7 @@ def map_fields(account: Sandbox, tmp_path: Path, *args: str, **config: Any) -> t
 
 TOML = f"""\
 # Paste into rpd.toml: event trait path = Pipedrive field key.
-# Trait names are made from the field names: rename them to the traits your events carry.
+# Trait names are made from the field names: rename them to your events' traits.
 
 [fields.persons]
 role = "{ROLE}"  # "Role" (varchar)
@@ -100,6 +100,8 @@ def test_toml_prints_fields_tables_ready_to_paste(account: Sandbox, tmp_path: Pa
     code, out, err = map_fields(account, tmp_path, "--format", "toml")
     assert (code, err) == (0, "")
     assert out == TOML
+    # Its own words fit an 80-column terminal (a line with a field key and its name may not).
+    assert all(len(line) <= 80 for line in out.splitlines() if line.startswith("#"))
     pasted = tomllib.loads(out)["fields"]
     assert pasted["persons"] == {"role": ROLE, "plan": PLAN}
     assert pasted["leads"] == {"source": SOURCE, "campaign": CAMPAIGN}

@@ -239,6 +239,39 @@ def test_broken_pretty_printed_document_is_read_line_by_line(tmp_path: Path) -> 
     assert all(item.error.startswith("not valid JSON: ") for item in read(path))
 
 
+SPREAD = (
+    "not valid JSON: part of values spread over lines, one after another (as `jq .` prints "
+    "them): give one value a line (`jq -c`) or one JSON array"
+)
+
+
+def test_values_pretty_printed_one_after_another_say_so_on_each_line(tmp_path: Path) -> None:
+    # `jq . events.ndjson > e.json`: each line failed with its own column ("unexpected end of
+    # data at column 2", "... at column 9"), 66 reasons for one mistake that none of them named.
+    pretty = b"".join(orjson.dumps(v, option=orjson.OPT_INDENT_2) + b"\n" for v in (A, B))
+    path = write(tmp_path / "e.json", pretty)
+    items = read(path)
+    lines = pretty.splitlines()
+    assert [item.source for item in items] == [f"{path}:{n}" for n in range(1, len(lines) + 1)]
+    assert [item.raw for item in items] == [line.decode() for line in lines]
+    assert {item.error for item in items} == {SPREAD}
+
+
+def test_one_broken_pretty_printed_value_keeps_each_line_s_own_reason(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.json", b'{\n  "userId": u-1\n}\n{\n  "type": "track"\n}\n')
+    assert [item.error for item in read(path)][:3] == [
+        "not valid JSON: unexpected end of data at column 2",
+        "not valid JSON: unexpected content after document at column 11",
+        "not valid JSON: unexpected character, expected a JSON value at column 1",
+    ]
+
+
+def test_ndjson_whose_first_line_only_orjson_refuses_keeps_its_reason(tmp_path: Path) -> None:
+    # Python's json takes a lone surrogate where orjson does not: no "spread" values then.
+    path = write(tmp_path / "e.ndjson", b'{"name": "\\ud83d"}\n{\n"type": "x"}\n' + ndjson(A))
+    assert read(path)[0].error == "not valid JSON: no low surrogate in string at column 11"
+
+
 def test_truncated_json_array(tmp_path: Path) -> None:
     path = write(tmp_path / "e.json", b"[\n" + dumps(A) + b",\n")
     [item] = read(path)

@@ -23,7 +23,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint
 
 SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
@@ -143,6 +143,8 @@ def check_command(
                 sales = sales_listings(plan_config.track_rules)
                 catalog = client.exchange(fetch_catalog(sales=sales))
             except (AuthRefused, PlanFailure) as error:
+                if isinstance(error, AuthRefused):  # said with where the token came from
+                    error.hint = refused_token_hint(env.settings)
                 status = stop(checks, error)
                 raise typer.Exit(int(status)) from None
         for findings in (identity_findings, mapping_findings, rule_findings):

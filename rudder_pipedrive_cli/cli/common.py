@@ -26,7 +26,7 @@ from rudder_pipedrive_cli.cli.exits import (
     print_error,
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
@@ -34,6 +34,7 @@ from rudder_pipedrive_cli.io.config import (
     Secret,
     Settings,
     load_settings,
+    refused_token_hint,
 )
 from rudder_pipedrive_cli.io.paths import default_state_path
 
@@ -124,12 +125,20 @@ def command_env(
     overrides: dict[str, Any] | None = None,
     say_no_config: bool = True,
     state: Path | None = None,
+    config_to_be_made: bool = False,
 ) -> Iterator[Env]:
     """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
     file found is said in one line (`say_no_config=False`: the command says it its own way);
     `state` is the --state of a command that keeps one (said to do nothing useful with
-    --sandbox)."""
-    settings = load_settings(config, overrides=overrides)
+    --sandbox); `config_to_be_made`: the config named is the one `rpd init` writes."""
+    settings = load_settings(config, overrides=overrides, to_be_made=config_to_be_made)
+    base_url = (overrides or {}).get("pipedrive.base_url")
+    if sandbox and base_url:  # which one was meant cannot be known: a send would go to one
+        raise UsageError(
+            f"--sandbox and --base-url {base_url} both given: --sandbox points the command at "
+            "an emulator it starts",
+            hint="drop --base-url to use the sandbox, or --sandbox to use that URL",
+        )
     out, err = make_consoles()
     if settings.path is None and say_no_config and not quiet:
         say(err, f"warning: {NO_CONFIG}", indent=MORE)
@@ -153,7 +162,11 @@ def command_env(
             env.warn(warning)
         if server is not None and state is not None:
             env.warn(SANDBOX_STATE.format(state=state))
-        yield env
+        try:
+            yield env
+        except AuthRefused as refused:  # said with where the token came from
+            refused.hint = refused_token_hint(settings)
+            raise
 
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's quota

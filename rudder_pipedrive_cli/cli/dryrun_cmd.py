@@ -31,8 +31,9 @@ from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
+from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_catalog, sales_listings
-from rudder_pipedrive_cli.core.catalog_findings import unknown_keys
+from rudder_pipedrive_cli.core.catalog_findings import Finding, send_refuses, unknown_keys
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -66,7 +67,8 @@ def open_readonly_state(
     dry-run asks Pipedrive nothing, so the namespace is the account a send with this base URL
     (any spelling) and token was keyed on, which the state remembers (or what an older rpd keyed
     on the URL); without a token, the one account the file holds for the URL. No file: no state.
-    A file that holds nothing for this account is said, with the accounts it does hold.
+    A file that holds nothing for this account is said, with the accounts it does hold; an
+    empty one (a send the token was refused to leaves one) is no news: planning is as without.
     """
     path = env.replay_state_path(state)
     if path is None or not path.exists():
@@ -86,6 +88,8 @@ def open_readonly_state(
             opened.pop_all()
             return replay_state
         held = replay_state.summary()
+    if not held:
+        return None
     shown = normalised_url(base_url)
     if namespaces:
         env.warn(
@@ -99,6 +103,17 @@ def open_readonly_state(
         f"{path} holds nothing for {who}, so every event is planned as new; it holds: {accounts}"
     )
     return None
+
+
+def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
+    """What `rpd send` refuses to start on (an identity field that fails every event needing it,
+    send_catalog.py), said once before the plan: each event of the plan still shows its end."""
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        env.warn(
+            f"{failed[0].line}{more}: every event that needs it would fail, so `rpd send` would "
+            f"not start ({failed[0].hint}; `rpd check` runs every check)"
+        )
 
 
 def write_lines(sink: IO[bytes], lines: Iterator[bytes], batch: int = LINES_PER_WRITE) -> None:
@@ -216,12 +231,14 @@ def dry_run_command(
             client = stack.enter_context(account_client(env, tally=made))
             catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
             tally.add_requests(made)  # a send lists the catalog too
+            warn_what_send_refuses(env, send_refuses(catalog, plan_config, listed=True))
             for problem in unknown_keys(catalog, plan_config):
                 env.warn(problem)
             plan_config = applied(env, catalog, plan_config)
             live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
             respond = live
         else:  # a send lists the catalog before its first event: part of the estimate
+            warn_what_send_refuses(env, send_refuses(Catalog(), plan_config, listed=False))
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
         if env.replay_state_path(state) is not None:  # a send with a state asks who it is

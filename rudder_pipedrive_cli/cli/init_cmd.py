@@ -3,6 +3,7 @@ or listed from the configured account's fields. The API token is never written t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, TOKEN_ENV, read_small
+from rudder_pipedrive_cli.io.config import TOKEN_ENV, config_path, read_small
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
@@ -180,11 +181,15 @@ def init_command(
         ),
     ] = None,
     output: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--output", "-o", metavar="FILE", help="Write the config here ('-' for stdout)."
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write the config here ('-' for stdout). Default: where the other commands "
+            "read it (-c, else $RPD_CONFIG, else ./rpd.toml).",
         ),
-    ] = DEFAULT_CONFIG,
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     base_url: opt.BaseUrlOpt = None,
     config: opt.ConfigOpt = None,
@@ -194,7 +199,10 @@ def init_command(
 ) -> None:
     """Write a starting rpd.toml: from a RudderStack destination config, or from the account's
     fields (as `rpd map-fields` lists them). The API token is never written to the file."""
-    target = None if output == "-" else Path(output)
+    # By default the file the other commands will read, which need not exist yet (`rpd init -c
+    # new.toml`, or $RPD_CONFIG naming a new file): it was read first, "cannot read config".
+    named, _ = config_path(config, os.environ)
+    target = None if output == "-" else Path(output) if output is not None else named
     if target is not None and target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="use --force to overwrite it")
     if from_rudderstack_path is not None:
@@ -209,6 +217,7 @@ def init_command(
             sandbox=sandbox,
             overrides={"pipedrive.base_url": base_url},
             say_no_config=False,
+            config_to_be_made=target == named,
         ) as env:
             err = env.err
             text = from_account(env)

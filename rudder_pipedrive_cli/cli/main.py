@@ -73,11 +73,37 @@ def load_command(name: str) -> click.Command:
     return group.commands[name]
 
 
-def usage_error(error: click.ClickException) -> RpdError:
+# The options every command takes, given before the command (`rpd -v send`) by habit.
+COMMAND_OPTIONS = ("-v", "--verbose", "-q", "--quiet", "-c", "--config", "--sandbox")
+
+
+def usage_error(error: click.ClickException, args: Sequence[str]) -> RpdError:
     """A usage error in rpd's words: what was wrong, and where the help is."""
     context = getattr(error, "ctx", None)
-    where = context.command_path if context is not None else "rpd"
-    return RpdError(error.format_message(), hint=f"see `{where} --help`")
+    # click's parser makes some errors without their command (`dry-run x --format`): the
+    # command is then the one `args` name.
+    where = context.command_path if context is not None else command_named(args)
+    hint = f"see `{where} --help`"
+    named = command_named(args)
+    if (
+        isinstance(error, click.exceptions.NoSuchOption)
+        and where == "rpd"
+        and named != "rpd"
+        and error.option_name in COMMAND_OPTIONS
+    ):
+        hint = f"options go after the command: `{named} {error.option_name} ...`"
+    return RpdError(error.format_message(), hint=hint)
+
+
+def command_named(args: Sequence[str]) -> str:
+    """`rpd` and the command (and subcommand) `args` name, wherever options put it."""
+    words = [arg for arg in args if not arg.startswith("-")]
+    if not words or words[0] not in COMMANDS:
+        named = [word for word in words if word in COMMANDS][:1]
+        return " ".join(["rpd", *named])
+    if words[0] == "state" and len(words) > 1 and words[1] in ("show", "clear"):
+        return f"rpd state {words[1]}"
+    return f"rpd {words[0]}"
 
 
 class LazyGroup(TyperGroup):
@@ -128,7 +154,7 @@ class LazyGroup(TyperGroup):
             print(error.ctx.get_help())
             code = ExitStatus.USAGE
         except click.ClickException as error:  # a usage error: one style for every error
-            print_error(usage_error(error))
+            print_error(usage_error(error, sys.argv[1:] if args is None else args))
             code = ExitStatus.USAGE
         except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
             print("interrupted", file=sys.stderr)

@@ -33,7 +33,7 @@ TITLES = {
 }
 TOML_HEADER = (
     "Paste into rpd.toml: event trait path = Pipedrive field key.",
-    "Trait names are made from the field names: rename them to the traits your events carry.",
+    "Trait names are made from the field names: rename them to your events' traits.",
 )
 
 
@@ -147,7 +147,7 @@ def map_fields_command(
             "--format",
             "-f",
             metavar="table|json|toml",
-            help="table | json | toml (\\[fields.*] tables to paste).",
+            help="table | json | toml ([fields.*] tables to paste).",
         ),
     ] = "table",
     custom_only: Annotated[

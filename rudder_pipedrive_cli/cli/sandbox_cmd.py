@@ -9,14 +9,18 @@ The default plan is `growth`, so a first try meets the rate limits a real accoun
 from __future__ import annotations
 
 import errno
+import os
+import shlex
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import SANDBOX_TOKEN, handle_errors
+from rudder_pipedrive_cli.cli.common import MORE, SANDBOX_TOKEN, handle_errors
+from rudder_pipedrive_cli.cli.screen import wrap
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import load_settings
@@ -29,21 +33,36 @@ def _announcer(sandbox: Sandbox, *, quiet: bool) -> Callable[[str], None]:
     def announce(url: str) -> None:
         # The warning first: whoever waits for the first line has it by then.
         if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
-            print(EXPOSED_WARNING, file=sys.stderr, flush=True)
+            print(for_stderr(EXPOSED_WARNING), file=sys.stderr, flush=True)
         print(announcement(url, sandbox.options.token, quiet=quiet), flush=True)
 
     return announce
 
 
+def for_stderr(text: str) -> str:
+    """`text` wrapped between words to the width of a terminal on stderr (as rpd's other
+    warnings are); one line, whole, in a file or a pipe."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 0
+    except (OSError, ValueError):  # no file descriptor, or a terminal that tells no size
+        columns = 0
+    return wrap(text, columns, indent=MORE) if columns else text
+
+
 def announcement(url: str, token: str, *, quiet: bool) -> str:
     """`listening on URL` (scripts wait for that line), then the token and how to point rpd at
-    it: a line to paste, which fits 80 columns (with the default token) rather than wrap."""
+    it: a line to paste, which fits 80 columns (with the default token) rather than wrap. On a
+    wildcard address (0.0.0.0, ::) that line names loopback: no client connects to the wildcard
+    itself, and rpd takes http:// only to loopback."""
     if quiet:
         return f"listening on {url}"
+    parts = urlsplit(url)
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(parts.hostname or "")
+    use = f"{parts.scheme}://{loopback}:{parts.port}" if loopback else url
     return (
         f"listening on {url}\n"
         f"token: {token}; point rpd at it with:\n"
-        f"  export RPD_BASE_URL={url} PIPEDRIVE_API_TOKEN={token}"
+        f"  export RPD_BASE_URL={use} PIPEDRIVE_API_TOKEN={shlex.quote(token)}"
     )
 
 

@@ -13,8 +13,8 @@ from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import (
     Finding,
-    identity_findings,
     needs_listing,
+    send_refuses,
     unknown_keys,
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
@@ -59,7 +59,7 @@ def with_catalog(
         return with_unresolvable(env, config, reason)
     if failure is not None:
         env.warn(f"{failure.reason}; using the field listing the state saved last time")
-    refuse_what_can_only_fail(env, identity_findings(catalog, config), listed=True)
+    refuse_what_can_only_fail(env, send_refuses(catalog, config, listed=True))
     for problem in unknown_keys(catalog, config):
         env.warn(problem)
     return applied(env, catalog, config)
@@ -79,12 +79,10 @@ def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
     return replace(config, track_rules=config.track_rules.unresolvable(why))
 
 
-def refuse_what_can_only_fail(env: Env, findings: list[Finding], *, listed: bool) -> None:
+def refuse_what_can_only_fail(env: Env, failed: list[Finding]) -> None:
     """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
     standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
-    failed with HTTP 400 and 420 API tokens were spent where `check` said no). Without a listing
-    (`listed` False) only what needs none: an unset field."""
-    failed = [f for f in findings if f.level == "fail" and (listed or not f.value)]
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no): `send_refuses`."""
     if not failed:
         return
     where = env.settings.path or "settings (no config file)"

@@ -20,6 +20,7 @@ import typer
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import (
+    MORE,
     Env,
     command_env,
     events_holding_token_refused,
@@ -35,9 +36,7 @@ from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.cli.send_catalog import refuse_what_can_only_fail, with_catalog
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
-from rudder_pipedrive_cli.core.catalog_findings import (
-    identity_findings,
-)
+from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -77,6 +76,8 @@ INTERRUPTED_MESSAGE = (
     "{what}: no new events were started and those in flight were finished; "
     "rerun the same command to resume"
 )
+# --sandbox without --state keeps nothing to resume: a rerun starts a new, empty emulator.
+NO_STATE_RERUN = "--sandbox keeps no state, so a rerun starts over in a new, empty sandbox"
 STARTING_MESSAGE = (
     "{what} while starting (reading the config, the state, the account's fields or a first pass "
     "over the input): no event was sent; rerun the same command to start again"
@@ -317,7 +318,7 @@ def run_send(
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
     # What needs no listing is refused before any request (an unset identity field).
-    refuse_what_can_only_fail(env, identity_findings(Catalog(), config), listed=False)
+    refuse_what_can_only_fail(env, send_refuses(Catalog(), config, listed=False))
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -456,12 +457,23 @@ def run_send(
             # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
             on_terminal = env.err.is_terminal and env.err.file.isatty()
             print_sandbox_holdings(env.err, env.sandbox.state(), records=on_terminal)
+    elif letters.written:  # -q: only errors, and failed events are (where they went is said)
+        failed = tally.outcomes["failed"]
+        say(
+            env.err,
+            f"{failed:,} {'event' if failed == 1 else 'events'} failed, written to "
+            f"{letters.written}: fix the cause, then `rpd send {letters.written}` to send "
+            f"{'it' if failed == 1 else 'them'} again",
+            indent=MORE,
+        )
     if job.report is not None:
         write_report(job.report, document)
     if stopped is not None:
         raise stopped
     if interrupted is not None:
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+        if replay_state is None:  # nothing to resume from
+            message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]))
         if interrupted is signal.SIGTERM:
             return ExitStatus.TERMINATED

@@ -97,7 +97,7 @@ def last_run_text(summary: NamespaceSummary) -> str:
     return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
 
 
-@state_app.command("show")
+@state_app.command("show", short_help="Show what the state holds, per account.")
 @handle_errors()
 def show_command(
     state: opt.StateOpt = None,
@@ -145,7 +145,7 @@ def show_command(
                 env.out.print(namespace_table(summary))
 
 
-@state_app.command("clear")
+@state_app.command("clear", short_help="Delete the state file: start from scratch.")
 @handle_errors()
 def clear_command(
     state: opt.StateOpt = None,

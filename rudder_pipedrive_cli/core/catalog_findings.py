@@ -83,6 +83,16 @@ def identity_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     ]
 
 
+def send_refuses(catalog: Catalog, config: PlanConfig, *, listed: bool) -> list[Finding]:
+    """The identity findings a send refuses to start on, as every event that needs the field
+    would fail; without a listing (`listed` False) only what needs none: an unset field."""
+    return [
+        finding
+        for finding in identity_findings(catalog, config)
+        if finding.level == "fail" and (listed or not finding.value)
+    ]
+
+
 def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
     """A warning per configured identity field that is missing or cannot be searched: the
     problem, then a line saying what to do."""

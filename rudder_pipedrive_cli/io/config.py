@@ -127,6 +127,7 @@ class Settings:
     track_rules: TrackRules = field(default_factory=TrackRules)
     path: Path | None = None  # the config file read, if any
     warnings: tuple[str, ...] = ()
+    token_origin: str = ""  # where api_token came from: "$PIPEDRIVE_API_TOKEN" or the file
 
     def plan_config(self) -> PlanConfig:
         return PlanConfig(
@@ -263,7 +264,8 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
-    got = f"a {TOML_TYPES.get(type(value), 'value')}" if key.secret else repr(value)
+    kind = TOML_TYPES.get(type(value), "value")
+    got = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if key.secret else repr(value)
     if key.kind is bool:
         wanted, hint = "true or false", f"e.g. {key.name} = true"
     else:
@@ -426,15 +428,17 @@ def load_settings(
     *,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    to_be_made: bool = False,
 ) -> Settings:
-    """Merge flags (`overrides`, by 'section.name', None = not given), environment and file."""
+    """Merge flags (`overrides`, by 'section.name', None = not given), environment and file.
+    `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error."""
     env = os.environ if env is None else env
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
-    if path.exists() or named:
+    if path.exists() or (named and not to_be_made):
         file_values, fields = _file_values(path, _read_toml(path))
         used_path = path
         if file_values.get("pipedrive.api_token") and _readable_by_others(path):
@@ -484,6 +488,7 @@ def load_settings(
         track_rules=fields.get(TRACK, TrackRules()),
         path=used_path,
         warnings=tuple(warnings),
+        token_origin=origin.get("api_token", ""),
         **resolved,
     )
     token = settings.api_token.reveal()
@@ -514,11 +519,33 @@ def _readable_by_others(path: Path) -> bool:
     return bool(mode & (stat.S_IRGRP | stat.S_IROTH))
 
 
-def require_token(settings: Settings) -> str:
+def refused_token_hint(settings: Settings) -> str:
+    """What to check when Pipedrive refuses the token: the one place it came from (the
+    environment wins over the file, so a stale variable hides a new token in the file)."""
+    where = settings.token_origin
+    if where.startswith("$"):
+        return f"check {where}, the token sent (it wins over [pipedrive] api_token)"
+    if where:
+        return f"check [pipedrive] api_token in {where}, the token sent (${TOKEN_ENV} is unset)"
+    return f"check ${TOKEN_ENV} / [pipedrive] api_token"
+
+
+# A token put in a variable of another name (PIPEDRIVE_TOKEN, RPD_API_KEY, pipedrive_api_token);
+# not one that names where a token is (PIPEDRIVE_TOKEN_FILE).
+_TOKEN_LIKE = re.compile(r"(PIPEDRIVE|RPD)_\w*(TOKEN|KEY)(?!\w*_(FILE|PATH)$)\w*", re.IGNORECASE)
+
+
+def require_token(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
     token = settings.api_token.reveal()
     if not token:
-        raise UsageError(
-            "no Pipedrive API token configured",
-            hint=f"set ${TOKEN_ENV} (preferred) or [pipedrive] api_token, or use --sandbox",
+        hint = f"set ${TOKEN_ENV} (preferred) or [pipedrive] api_token, or use --sandbox"
+        misnamed = sorted(
+            name
+            for name, value in environ.items()
+            if value and name != TOKEN_ENV and _TOKEN_LIKE.fullmatch(name)
         )
+        if misnamed:  # named, never shown
+            name = misnamed[0]
+            hint = f'${name} is set, but rpd reads ${TOKEN_ENV}: export {TOKEN_ENV}="${name}"'
+        raise UsageError("no Pipedrive API token configured", hint=hint)
     return token

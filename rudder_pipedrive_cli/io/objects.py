@@ -91,6 +91,12 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     endpoints come from each provider's own environment and config (AWS_PROFILE,
     AWS_ENDPOINT_URL, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_CONNECTION_STRING, ...)."""
     scheme = url_scheme(path)
+    if scheme is not None and not path.split("://", 1)[1].strip("/"):
+        raise UsageError(
+            f"cannot read {path}: it names no bucket",
+            hint=f"give the bucket, and a prefix if you like: {scheme}://BUCKET/PREFIX/ "
+            "(nothing was read or sent)",
+        )
     if scheme is not None and SCHEMES[scheme] == "s3":  # neither fsspec nor botocore imported
         from rudder_pipedrive_cli.io.s3 import S3FileSystem
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 import os
 import stat
 import sys
@@ -40,6 +41,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
+    URL,
     Feed,
     ObjectLedger,
     ObjectReadError,
@@ -273,6 +275,13 @@ def require_readable(paths: Sequence[str]) -> None:
                     "(nothing was read or sent)",
                 )
         except OSError as exc:
+            scheme = URL.match(path)
+            if scheme is not None and isinstance(exc, FileNotFoundError):  # https://, ftp://
+                raise UsageError(
+                    f"cannot read {path}: rpd reads files, folders and bucket URLs (s3://, "
+                    f"gs://, az://, abfs://), not {scheme.group(0)} URLs",
+                    hint="download it first, then give the file (nothing was read or sent)",
+                ) from None
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
                 hint="check the path (nothing was read or sent)",
@@ -304,6 +313,8 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
             if first.strip() or _oversized(first, cap):  # too large: a failed item, blank or not
                 break
         held: list[tuple[int, bytes | None]] = [(number, first)]
+        # Values pretty-printed one after another (`jq .`): no document, and no line an event.
+        spread = False
         if _oversized(first, cap):
             _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
@@ -329,6 +340,7 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                     try:
                         value = orjson.loads(data)
                     except orjson.JSONDecodeError:
+                        spread = _one_after_another(data)
                         break
                     yield from _document_items(value, name)
                     return
@@ -341,7 +353,7 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 else:
                     held.append((number, line))
         for held_number, held_line in held:
-            yield from _line(name, held_number, held_line, cap)
+            yield from _line(name, held_number, held_line, cap, spread)
         del held
         loads = orjson.loads
         # Whether the last line held a wrapper (or no event): the next one is unwrapped first, not
@@ -360,7 +372,7 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 if not wrapped:
                     item = Event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
-                yield from _line(name, number, line, cap)
+                yield from _line(name, number, line, cap, spread)
                 continue
             except EventError:  # a wrapper, or a value that is not an event: unwrap says why
                 wrapped = True
@@ -373,8 +385,11 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
         yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
 
 
-def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[Event]:
-    """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none."""
+def _line(
+    name: str, number: int, line: bytes | None, cap: int, spread: bool = False
+) -> Iterator[Event]:
+    """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none.
+    `spread`: the file's lines are those of values pretty-printed one after another."""
     source = f"{name}:{number}"
     if line is None:
         yield invalid(source, None, _too_large("line", cap), "read")
@@ -386,7 +401,7 @@ def _line(name: str, number: int, line: bytes | None, cap: int) -> Iterator[Even
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        yield _bad_line(source, line, exc)
+        yield _bad_line(source, line, exc, spread)
         return
     yield from unwrap(value, source)
 
@@ -462,14 +477,45 @@ UNREADABLE = "rpd-unreadable"
 codecs.register_error(UNREADABLE, _unreadable)
 
 
-def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError) -> Event:
+def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError, spread: bool) -> Event:
     content = line.rstrip(b"\r\n")
     try:
         orjson.loads(content)  # again without the line ending, which orjson counts as a new line
     except orjson.JSONDecodeError as again:
         exc = again
     text = content.decode("utf-8", errors=UNREADABLE)
-    return invalid(source, text, _json_error(content, exc, whole=False), "read")
+    reason = _json_error(content, exc, whole=False)
+    if spread and reason.startswith("not valid JSON"):  # one reason for all, said in the report
+        reason = SPREAD
+    return invalid(source, text, reason, "read")
+
+
+SPREAD = (
+    "not valid JSON: part of values spread over lines, one after another (as `jq .` prints "
+    "them): give one value a line (`jq -c`) or one JSON array"
+)
+
+
+def _one_after_another(data: bytes) -> bool:
+    """Whether `data` (a whole file, within the cap) is two or more JSON values one after
+    another: each of its lines then fails as a part of one, not for a mistake of its own."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    decode, start, count, spread = json.JSONDecoder().raw_decode, 0, 0, False
+    while start < len(text):
+        try:
+            _, end = decode(text, start)
+            orjson.loads(text[start:end])  # as strict as rpd's reading (no lone surrogates)
+        except ValueError:
+            return False
+        count += 1
+        spread = spread or "\n" in text[start:end]
+        start = end
+        while start < len(text) and text[start].isspace():
+            start += 1
+    return count > 1 and spread
 
 
 def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str:

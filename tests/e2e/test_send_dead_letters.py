@@ -460,3 +460,20 @@ def test_a_file_whose_name_is_not_utf8_is_read_and_its_sources_name_the_bytes(
     (letter,) = [orjson.loads(line) for line in run.dead_letter.read_bytes().splitlines()]
     assert letter["source"] == f"{shown}:2"
     assert letter["event"] == "{not json"
+
+
+def test_quiet_says_only_where_the_failed_events_went(sandbox: Sandbox, tmp_path: Path) -> None:
+    # -q printed nothing at all: exit 1, and a dead-letter file of a name made up by the run.
+    events = tmp_path / "e.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1"}\nnot json\n')
+    letters = tmp_path / "failed.ndjson"
+
+    run = rpd_send(sandbox, tmp_path, events, args=("-q",), dead_letter=letters)
+
+    assert (run.exit_code, run.stdout) == (1, "")
+    assert run.stderr == (
+        f"2 events failed, written to {letters}: fix the cause, then `rpd send {letters}` to "
+        "send them again\n"
+    )
+    quiet = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", args=("-q",), name="ok")
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from e2e_support import (
@@ -174,3 +175,45 @@ def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
     assert run.exit_code == 130
     assert "no event was sent" not in run.stderr
     assert run.stderr.strip().endswith("interrupted")
+
+
+def test_a_stop_of_a_sandbox_run_without_state_does_not_promise_a_resume(tmp_path: Path) -> None:
+    # `send --sandbox` keeps no state, and a rerun starts a new, empty sandbox: it said "rerun
+    # the same command to resume".
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS * 3)],
+    )
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events), "--sandbox"]
+    command += ["--config", str(EXAMPLE_CONFIG)]  # the growth plan's pace: 40 requests in 2 s
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline().decode()
+        assert first.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
+        stats = first.split(" at ")[1].strip() + "/_sandbox/stats"
+
+        def persons() -> int:
+            answer = httpx.get(stats, headers={"x-api-token": "sandbox-token"}).json()
+            return int(answer["requests"].get("POST /api/v2/persons", 0))
+
+        wait_for(lambda: persons() >= 4)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 130
+    assert (
+        stderr.decode()
+        .rstrip()
+        .endswith(
+            "interrupted: no new events were started and those in flight were finished; --sandbox "
+            "keeps no state, so a rerun starts over in a new, empty sandbox"
+        )
+    )

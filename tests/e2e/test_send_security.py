@@ -292,7 +292,7 @@ def test_a_refused_token_is_exit_3_with_a_short_error(sandbox: Sandbox, tmp_path
     assert run.exit_code == 3
     assert run.stderr.splitlines() == [
         "error: Pipedrive refused the API token (401)",
-        "hint: check PIPEDRIVE_API_TOKEN / [pipedrive] api_token",
+        "hint: check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] api_token)",
     ]
     assert "not-the-token" not in run.stderr
     assert sandbox.state()["persons"] == []

@@ -169,3 +169,30 @@ def test_the_lines_to_use_the_default_sandbox_fit_80_columns() -> None:
         "  export RPD_BASE_URL=http://127.0.0.1:65535 PIPEDRIVE_API_TOKEN=sandbox-token",
     ]
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+@pytest.mark.parametrize(
+    ("url", "use"),
+    [
+        ("http://0.0.0.0:8787", "http://127.0.0.1:8787"),
+        ("http://[::]:8787", "http://[::1]:8787"),
+        ("http://192.0.2.7:8787", "http://192.0.2.7:8787"),
+    ],
+)
+def test_the_line_to_paste_names_loopback_for_a_wildcard_address(url: str, use: str) -> None:
+    # `--host 0.0.0.0` said `export RPD_BASE_URL=http://0.0.0.0:PORT`, which rpd refuses (http://
+    # to a host that is not loopback); the first line stays as scripts wait for it.
+    text = announcement(url, "t-1", quiet=False)
+    assert text.splitlines() == [
+        f"listening on {url}",
+        "token: t-1; point rpd at it with:",
+        f"  export RPD_BASE_URL={use} PIPEDRIVE_API_TOKEN=t-1",
+    ]
+
+
+def test_the_line_to_paste_quotes_a_token_the_shell_would_split() -> None:
+    # `--token "a b"` printed `export ... PIPEDRIVE_API_TOKEN=a b`, which sets the token to "a".
+    text = announcement("http://127.0.0.1:8787", "a b'c", quiet=False)
+    assert text.splitlines()[2] == (
+        "  export RPD_BASE_URL=http://127.0.0.1:8787 PIPEDRIVE_API_TOKEN='a b'\"'\"'c'"
+    )

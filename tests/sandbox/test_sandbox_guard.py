@@ -4,9 +4,16 @@ listening beyond loopback with the default token is warned about."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pty
+import select
 import signal
 import socket
 import struct
+import subprocess
+import sys
+import termios
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -134,6 +141,36 @@ def test_listening_beyond_loopback_with_the_default_token_is_warned_about() -> N
         "warning: the sandbox listens beyond this machine with the default token: anyone who can "
         "reach it can read and change its data; choose a token with --token"
     )
+
+
+def test_the_warning_is_wrapped_on_an_80_column_terminal() -> None:
+    # It was one 154-column line on a terminal, where rpd's other warnings wrap.
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "sandbox", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE,
+        stderr=child,
+        text=True,
+    )
+    os.close(child)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("listening on http://0.0.0.0:")
+        shown = b""
+        while b"--token" not in shown:
+            ready, _, _ = select.select([main], [], [], 10)
+            assert ready, shown
+            shown += os.read(main, 4096)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+        os.close(main)
+    assert shown.decode().replace("\r\n", "\n").splitlines() == [
+        "warning: the sandbox listens beyond this machine with the default token: anyone",
+        "  who can reach it can read and change its data; choose a token with --token",
+    ]
 
 
 @pytest.mark.parametrize("args", [("--host", "0.0.0.0", "--token", "t-9"), ("--host", "localhost")])
