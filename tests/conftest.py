@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +21,12 @@ MakeSandbox = Callable[..., Sandbox]
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Tests send SIGINT to the rpd processes they start. A shell without job control starts its
+# background jobs with SIGINT ignored, which children inherit (Python then raises no
+# KeyboardInterrupt): the suite hears it again, so it runs the same in the background.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
