@@ -58,7 +58,7 @@ NEVER_SENT = frozenset({"owner_id"})  # belongs to the Pipedrive account, not to
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")  # a time of day: not 25:99
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
 # Not possessive (`++`): CPython before 3.11.5 matched those wrongly (gh-106052, gh-100061),

@@ -64,6 +64,7 @@ COERCIONS: list[tuple[str, Any, Any]] = [
     ("boolean", "yes", True),
     ("boolean", False, False),
     ("time", "09:30", "09:30:00"),
+    ("time", " 23:59:59 ", "23:59:59"),
     ("address", "Main St 1", {"value": "Main St 1"}),
     (
         "address",
@@ -117,6 +118,8 @@ FAILURES: list[tuple[str, Any, str]] = [
     ("set", ["Pro", "Gold"], "one of Free, Pro, Enterprise"),
     ("boolean", "maybe", "true, false"),
     ("time", "noon", "a time HH:MM:SS"),
+    ("time", "25:99", "a time HH:MM:SS"),  # Pipedrive refuses it: the whole write, not a field
+    ("time", "23:59:60", "a time HH:MM:SS"),
     ("people", "Ann", "a numeric Pipedrive id"),
     ("varchar", "v" * 256, "at most 255 characters, not 256"),
     ("varchar_auto", "v" * 300, "at most 255 characters, not 300"),
