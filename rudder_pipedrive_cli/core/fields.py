@@ -421,6 +421,8 @@ def option_id(value: Any, info: FieldInfo) -> int:
 
 
 def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
+    if isinstance(value, str) and value.strip() in info.options:  # a label that holds a comma
+        return [info.options[value.strip()]]
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]

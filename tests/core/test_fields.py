@@ -148,6 +148,16 @@ def test_coerce_failure_names_trait_field_and_what_fits(
     assert raised.value.retryable is False
 
 
+def test_a_set_label_holding_a_comma_is_that_option_not_two() -> None:
+    info = FieldInfo(key="k" * 40, name="Size", field_type="set", options={"S": 1, "M, L": 2})
+    sized = PlanConfig(field_types={info.key: info})
+    assert coerce("size", "M, L", info.key, sized) == [2]
+    assert coerce("size", " M, L ", info.key, sized) == [2]
+    assert coerce("size", ["S", "M, L"], info.key, sized) == [1, 2]
+    with pytest.raises(PlanFailure, match="expected one of S, M, L"):  # split: "M" is no label
+        coerce("size", "S,M, L", info.key, sized)
+
+
 def test_field_without_type_info_is_sent_raw() -> None:
     assert coerce("x", "Gold", "k" * 40, PlanConfig()) == "Gold"
 
