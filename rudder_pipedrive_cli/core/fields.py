@@ -512,6 +512,13 @@ def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     return parts or None
 
 
+def to_address_text(value: Any, info: FieldInfo, currency: Any) -> Any:
+    """An address field of a v1 lead: its text, which Pipedrive reads into parts itself (v1.yaml,
+    "Lead fields": only monetary, daterange and timerange fields have parts there)."""
+    parts = to_address(value, info, currency)
+    return None if parts is None else parts["value"]
+
+
 to_id = partial(to_int, expected="a numeric Pipedrive id")
 
 
@@ -617,6 +624,8 @@ def compiled_mapping(
             how = IDENTITY
         elif how == CUSTOM and convert is to_money and kind is not None and kind.flat_money:
             how = MONEY
+        elif convert is to_address and kind is not None and kind.flat_money:  # v1: as text
+            convert = to_address_text
         parts = path_parts(path) if "." in path else ()
         mapped.append((path, field, how, convert, typed, parts, shape))
     if create and "add_time" in own:

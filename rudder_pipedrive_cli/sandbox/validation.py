@@ -106,12 +106,15 @@ def _check_object(
     return None
 
 
-def check_field_value(field: Field, value: Any, where: str) -> str | None:
-    """Check a custom field value strictly by the field's type; None clears a field."""
+def check_field_value(field: Field, value: Any, where: str, *, v1: bool = False) -> str | None:
+    """Check a custom field value strictly by the field's type; None clears a field. v1 (a
+    lead's fields) takes an address as its text: only monetary, daterange and timerange fields
+    have parts there (v1.yaml, "Lead fields")."""
     if value is None:
         return None
     kind = json_type(value)
-    problem = _FIELD_CHECKS.get(field.type, _check_text)(field, value, kind)
+    check = _check_text if v1 and field.type == "address" else _FIELD_CHECKS.get(field.type)
+    problem = (check or _check_text)(field, value, kind)
     return f"{where}: {problem}" if problem else None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import EXAMPLE_CONFIG, holdings, identify, rpd_send, write_events
+from e2e_support import EXAMPLE_CONFIG, holdings, identify, rpd_send, track, write_events
 
 from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
 from rudder_pipedrive_cli.sandbox.seed import Field
@@ -80,3 +80,48 @@ def test_the_sandbox_refuses_other_shapes(
         answer = api.post("/api/v2/persons", json={"name": "Ann", "custom_fields": {key: value}})
     assert answer.status_code == 400
     assert f"custom_fields.{key}: {error}" in answer.json()["error"]
+
+
+@pytest.fixture
+def lead_address(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = "a7" * 20
+    added = Field(code=key, name="Site", type="address", custom=True)
+    fields = {**seed.FIELDS, "deal": (*seed.FIELDS["deal"], added)}
+    monkeypatch.setattr(seed, "FIELDS", fields)
+    monkeypatch.setattr(routes, "FIELDS", fields)
+    return key
+
+
+def test_a_lead_takes_an_address_as_text_as_v1_does(lead_address: str, sandbox: Sandbox) -> None:
+    """v1 lead fields have parts only for monetary, daterange and timerange fields: an address
+    object there is refused, as before address fields of v2 bodies had their own check."""
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": "sandbox-token"}) as api:
+        person = api.post("/api/v2/persons", json={"name": "Ann"}).json()["data"]["id"]
+        lead = {"title": "Q", "person_id": person}
+        taken = api.post("/v1/leads", json={**lead, lead_address: "Main St 1"})
+        refused = api.post("/v1/leads", json={**lead, lead_address: {"value": "Main St 1"}})
+    assert taken.status_code == 201, taken.text
+    assert refused.status_code == 400
+    assert (
+        f"{lead_address}: expected string for a address field, got object"
+        in (refused.json()["error"])
+    )
+
+
+def test_rpd_sends_a_lead_its_address_field_as_text(
+    lead_address: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = tmp_path / "rpd.toml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text().replace(
+            "[fields.leads]", f'[fields.leads]\nsite = "{lead_address}"'
+        )
+    )
+    site = {"street": "Main 1", "city": "Tallinn"}
+    events = [{**track("m-1", "u-1", "Quote", site=site), "context": {"traits": {"name": "Ann"}}}]
+    run = rpd_send(
+        sandbox, tmp_path, write_events(tmp_path / "events.ndjson", events), config=config
+    )
+
+    assert run.exit_code == 0, (run.stderr, run.dead_letters)
+    assert holdings(sandbox).lead("rpd:m-1")[lead_address] == "Main 1, Tallinn"
