@@ -504,6 +504,17 @@ def test_templates_render_paths_empty_values_and_literal_braces() -> None:
     )
 
 
+def test_event_renders_its_name_as_the_rules_match_it_trimmed() -> None:
+    """A rule matches "Demo Requested " as "Demo Requested", and a lead's title is the trimmed
+    name: {event} renders it so too, not "Demo Requested  via web"."""
+    event = parse_event(
+        {"type": "track", "event": " Demo Requested ", "userId": "u-1", "properties": {"c": " x "}},
+        "f:1",
+    )
+    template = compile_template("{event} via {properties.c}.", "w")
+    assert template.render(event) == "Demo Requested via  x ."  # property values stay as given
+
+
 RULE_ERRORS = [
     (
         {"events": ["x"], "create": "deal", "stag": "Demo"},
