@@ -58,7 +58,7 @@ NEVER_SENT = frozenset({"owner_id"})  # belongs to the Pipedrive account, not to
 CUSTOM_KEY = re.compile(r"^[0-9a-f]{40}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-TIME = re.compile(r"^\d{2}:\d{2}(:\d{2})?$")
+TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")  # a time of day: not 25:99
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 # What looks like an email address: something, one @, a domain with a dot; no spaces.
 # Not possessive (`++`): CPython before 3.11.5 matched those wrongly (gh-106052, gh-100061),
@@ -421,6 +421,8 @@ def option_id(value: Any, info: FieldInfo) -> int:
 
 
 def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
+    if isinstance(value, str) and value.strip() in info.options:  # a label that holds a comma
+        return [info.options[value.strip()]]
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         items = [items]
@@ -508,6 +510,13 @@ def to_address(value: Any, info: FieldInfo, currency: Any) -> Any:
     if parts and "value" not in parts:
         parts = {"value": ", ".join(parts[n] for n in ADDRESS_ORDER if n in parts), **parts}
     return parts or None
+
+
+def to_address_text(value: Any, info: FieldInfo, currency: Any) -> Any:
+    """An address field of a v1 lead: its text, which Pipedrive reads into parts itself (v1.yaml,
+    "Lead fields": only monetary, daterange and timerange fields have parts there)."""
+    parts = to_address(value, info, currency)
+    return None if parts is None else parts["value"]
 
 
 to_id = partial(to_int, expected="a numeric Pipedrive id")
@@ -615,6 +624,8 @@ def compiled_mapping(
             how = IDENTITY
         elif how == CUSTOM and convert is to_money and kind is not None and kind.flat_money:
             how = MONEY
+        elif convert is to_address and kind is not None and kind.flat_money:  # v1: as text
+            convert = to_address_text
         parts = path_parts(path) if "." in path else ()
         mapped.append((path, field, how, convert, typed, parts, shape))
     if create and "add_time" in own:

@@ -50,6 +50,7 @@ MARKER = re.compile(r"rpd:([^\s<>&\"]+)")
 TEMPLATE_NAMES = ("event", "userId")
 TEMPLATE_ROOTS = ("properties.", "context.traits.", "traits.")
 TEMPLATE_HINT = "use {event}, {userId}, {properties.PATH}, {context.traits.PATH} or {traits.PATH}"
+EVENT_PATH = ("event",)  # {event}: one tuple, known by identity when rendered
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
@@ -70,6 +71,8 @@ class Template:
             value = event.user_id if not path else get_parts(event.raw, path)
             # Most values: a string, or missing (renders empty), read without a call.
             shown = value if type(value) is str else "" if value is None else template_text(value)
+            if path is EVENT_PATH:  # the name as the rules match it, and as a lead's title is
+                shown = shown.strip()
             out += html.escape(shown) if escape else shown
         return out
 
@@ -110,7 +113,7 @@ def compile_template(text: str, where: str) -> Template:
 
 def _placeholder(name: str, text: str, where: str) -> tuple[str, ...]:
     if name == "event":
-        return ("event",)
+        return EVENT_PATH
     if name == "userId":
         return ()
     for root in TEMPLATE_ROOTS:

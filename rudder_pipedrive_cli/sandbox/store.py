@@ -435,7 +435,7 @@ def _lead_custom_fields(body: Mapping[str, Any]) -> Record:
         if field.type == "monetary":
             problem = _flat_monetary(key, value, currency=key != field_key)
         else:
-            problem = check_field_value(field, value, key)
+            problem = check_field_value(field, value, key, v1=True)
         if problem:
             raise ApiError(400, problem)
         found[key] = copy.deepcopy(value)

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from rudder_pipedrive_cli.core.fields import TEXT_LIMITS
-from rudder_pipedrive_cli.sandbox.seed import Field
+from rudder_pipedrive_cli.sandbox.seed import ADDRESS_PARTS, Field
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _FIELD_KEY = re.compile(r"^[0-9a-f]{40}$")
+_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")
 
 
 # JSON's type names for what orjson parses a body into (anything else is a dict: "object").
@@ -105,12 +106,15 @@ def _check_object(
     return None
 
 
-def check_field_value(field: Field, value: Any, where: str) -> str | None:
-    """Check a custom field value strictly by the field's type; None clears a field."""
+def check_field_value(field: Field, value: Any, where: str, *, v1: bool = False) -> str | None:
+    """Check a custom field value strictly by the field's type; None clears a field. v1 (a
+    lead's fields) takes an address as its text: only monetary, daterange and timerange fields
+    have parts there (v1.yaml, "Lead fields")."""
     if value is None:
         return None
     kind = json_type(value)
-    problem = _FIELD_CHECKS.get(field.type, _check_text)(field, value, kind)
+    check = _check_text if v1 and field.type == "address" else _FIELD_CHECKS.get(field.type)
+    problem = (check or _check_text)(field, value, kind)
     return f"{where}: {problem}" if problem else None
 
 
@@ -154,6 +158,33 @@ def _check_monetary(field: Field, value: Any, kind: str) -> str | None:
     return check_schema(schema, value, "value", extra_ok=False)
 
 
+def _check_boolean(field: Field, value: Any, kind: str) -> str | None:
+    return None if kind == "boolean" else f"expected boolean for a boolean field, got {kind}"
+
+
+def _check_id(field: Field, value: Any, kind: str) -> str | None:
+    """A user, organization or person field holds that record's id."""
+    if kind == "integer" and value > 0:
+        return None
+    return f"expected an id (integer) for a {field.type} field, got {kind}"
+
+
+def _check_time(field: Field, value: Any, kind: str) -> str | None:
+    ok = kind == "string" and _TIME.match(value)
+    return None if ok else "expected a time (HH:MM:SS)"
+
+
+# An address field is an object of its subfields (v2.yaml: "subfields ... (address, monetary)").
+_ADDRESS = {
+    "type": "object",
+    "properties": {p: {"type": "string"} for p in ("value", *ADDRESS_PARTS)},
+}
+
+
+def _check_address(field: Field, value: Any, kind: str) -> str | None:
+    return check_schema(_ADDRESS, value, "value", extra_ok=False)
+
+
 _FIELD_CHECKS = {
     "double": _check_number,
     "int": _check_number,
@@ -161,6 +192,12 @@ _FIELD_CHECKS = {
     "set": _check_set,
     "date": _check_date,
     "monetary": _check_monetary,
+    "boolean": _check_boolean,
+    "user": _check_id,
+    "org": _check_id,
+    "people": _check_id,
+    "time": _check_time,
+    "address": _check_address,
 }
 
 

@@ -64,6 +64,7 @@ COERCIONS: list[tuple[str, Any, Any]] = [
     ("boolean", "yes", True),
     ("boolean", False, False),
     ("time", "09:30", "09:30:00"),
+    ("time", " 23:59:59 ", "23:59:59"),
     ("address", "Main St 1", {"value": "Main St 1"}),
     (
         "address",
@@ -117,6 +118,8 @@ FAILURES: list[tuple[str, Any, str]] = [
     ("set", ["Pro", "Gold"], "one of Free, Pro, Enterprise"),
     ("boolean", "maybe", "true, false"),
     ("time", "noon", "a time HH:MM:SS"),
+    ("time", "25:99", "a time HH:MM:SS"),  # Pipedrive refuses it: the whole write, not a field
+    ("time", "23:59:60", "a time HH:MM:SS"),
     ("people", "Ann", "a numeric Pipedrive id"),
     ("varchar", "v" * 256, "at most 255 characters, not 256"),
     ("varchar_auto", "v" * 300, "at most 255 characters, not 300"),
@@ -143,6 +146,16 @@ def test_coerce_failure_names_trait_field_and_what_fits(
     )
     assert raised.value.stage == "validate"
     assert raised.value.retryable is False
+
+
+def test_a_set_label_holding_a_comma_is_that_option_not_two() -> None:
+    info = FieldInfo(key="k" * 40, name="Size", field_type="set", options={"S": 1, "M, L": 2})
+    sized = PlanConfig(field_types={info.key: info})
+    assert coerce("size", "M, L", info.key, sized) == [2]
+    assert coerce("size", " M, L ", info.key, sized) == [2]
+    assert coerce("size", ["S", "M, L"], info.key, sized) == [1, 2]
+    with pytest.raises(PlanFailure, match="expected one of S, M, L"):  # split: "M" is no label
+        coerce("size", "S,M, L", info.key, sized)
 
 
 def test_field_without_type_info_is_sent_raw() -> None:

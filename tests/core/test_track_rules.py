@@ -141,6 +141,8 @@ NOTE = {
     "add_time": "2026-10-04 09:30:15",
     "person_id": 42,
 }
+UNDATED_ACTIVITY = {k: v for k, v in ACTIVITY.items() if k not in ("due_date", "due_time")}
+UNDATED_NOTE = {k: v for k, v in NOTE.items() if k != "add_time"}
 DEMO = track(
     "Demo Requested", {"value": "1500", "utm": {"campaign": "webinar"}, "campaign": "webinar"}
 )
@@ -247,6 +249,37 @@ CASES = [
             post("/v1/notes", NOTE, ok({"id": 2, **NOTE})),
         ],
         expect={"status": "sent", "lead_origins": {"note:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="activity whose event time cannot be read: no due date, and a warning says so",
+        raw={**CALL, "timestamp": "2026-10-04 09:30:15 UTC"},
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"activity:42": frozenset()},
+        calls=[
+            post("/api/v2/activities", UNDATED_ACTIVITY, ok({"id": 4, **UNDATED_ACTIVITY})),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": [
+                "timestamp = 2026-10-04 09:30:15 UTC is not a date or time; "
+                "the activity has no due date"
+            ],
+        },
+    ),
+    Case(
+        name="note whose event time cannot be read: dated when sent, and a warning says so",
+        raw={**TICKET, "timestamp": "yesterday"},
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"note:42": frozenset()},
+        calls=[post("/v1/notes", UNDATED_NOTE, ok({"id": 2, **UNDATED_NOTE}))],
+        expect={
+            "status": "sent",
+            "warnings": [
+                "timestamp = yesterday is not a date or time; the note is dated when it is sent"
+            ],
+        },
     ),
     Case(
         name="note already there (its marker in a note's content): skipped",
@@ -469,6 +502,17 @@ def test_templates_render_paths_empty_values_and_literal_braces() -> None:
         template.render(event, escape=True)
         == "{E} 7 2.5 true [&quot;a&quot;,&quot;b&quot;] &lt;y&gt; T []"
     )
+
+
+def test_event_renders_its_name_as_the_rules_match_it_trimmed() -> None:
+    """A rule matches "Demo Requested " as "Demo Requested", and a lead's title is the trimmed
+    name: {event} renders it so too, not "Demo Requested  via web"."""
+    event = parse_event(
+        {"type": "track", "event": " Demo Requested ", "userId": "u-1", "properties": {"c": " x "}},
+        "f:1",
+    )
+    template = compile_template("{event} via {properties.c}.", "w")
+    assert template.render(event) == "Demo Requested via  x ."  # property values stay as given
 
 
 RULE_ERRORS = [

@@ -18,7 +18,8 @@ from functools import partial
 from typing import Any
 
 from rudder_pipedrive_cli.core import fields
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
+from rudder_pipedrive_cli.core.events import TIME_PATHS
 from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
     LEAD_KIND,
@@ -214,6 +215,8 @@ def activity_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str
     if when is not None:
         body["due_date"] = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
         body["due_time"] = f"{when.hour:02d}:{when.minute:02d}"
+    else:
+        unreadable_time(ctx, "the activity has no due date")
     if rule.done is not None:
         body["done"] = rule.done
     content = "" if rule.content is None else rule.content.render(event, escape=True)
@@ -236,7 +239,21 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
             f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
             f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
         )
+    else:
+        unreadable_time(ctx, "the note is dated when it is sent")
     return body, mark
+
+
+def unreadable_time(ctx: Ctx, instead: str) -> None:
+    """Say so when an event has a time but none can be read (an event without one, or with Go's
+    zero time, says nothing: it has no time to lose)."""
+    for path in TIME_PATHS:
+        value = ctx.event.raw.get(path)
+        if value is not None and value != "" and fields.time_text(value) is None:
+            shown = fields.show(value)
+            said = f"{path} is not a date or time; {instead}"
+            ctx.warnings.append(Warned(f"{path} = {shown} is not a date or time; {instead}", said))
+            return
 
 
 def default_note(name: str, properties: Any) -> str:
