@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import logging
 import os
 import pty
 import re
@@ -27,6 +28,7 @@ from rich.text import Text
 from rudder_pipedrive_cli.cli.exits import print_error
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say, wrap, wrap_text
+from rudder_pipedrive_cli.cli.send_cmd import debug_log
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -127,6 +129,33 @@ def test_the_send_reports_lines_stay_one_line_each_in_a_log() -> None:
         "failed events written to rpd-failed-20261205-203255.ndjson: fix the cause, then "
         "`rpd send rpd-failed-20261205-203255.ndjson` to send them again",
     ]
+
+
+RETRY = ("GET /api/v2/itemSearch/field", "connection failed (ConnectTimeout) to the server", 0.33)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_debug_line_of_send_v_wraps_on_a_terminal_only(terminal: bool) -> None:
+    # It went out through a logging.StreamHandler, whole at 88 columns on an 80-column terminal.
+    shown, sink = console(terminal=terminal)
+    with debug_log(shown, enabled=True):
+        logging.getLogger("rudder_pipedrive_cli.http.client").debug(
+            "%s: %s; retrying in %.2fs", *RETRY
+        )
+    logging.getLogger("rudder_pipedrive_cli.http.client").debug("after the run: not shown")
+
+    line = (
+        "debug: GET /api/v2/itemSearch/field: connection failed (ConnectTimeout) to the server; "
+        "retrying in 0.33s"
+    )
+    assert sink.getvalue().splitlines() == (
+        [
+            "debug: GET /api/v2/itemSearch/field: connection failed (ConnectTimeout) to the",
+            "  server; retrying in 0.33s",
+        ]
+        if terminal
+        else [line]
+    )
 
 
 class Tty(io.StringIO):
