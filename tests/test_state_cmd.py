@@ -653,6 +653,19 @@ def test_a_state_whose_header_was_destroyed_is_damaged_and_clear_removes_it() ->
     assert not Path("s.sqlite").exists()
 
 
+def test_clear_of_a_damaged_state_on_a_terminal_indents_the_wrapped_line() -> None:
+    # Its next line started in column 1, as if it were a line of its own.
+    fill(Path("s.sqlite"))
+    Path("s.sqlite").write_bytes(bytes(4096) + Path("s.sqlite").read_bytes()[4096:])
+    terminal = ENV | {"COLUMNS": "80", "TTY_COMPATIBLE": "1"}  # rich: stdout is a terminal
+    cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=terminal)
+    assert (cleared.exit_code, cleared.output) == (
+        0,
+        "removed s.sqlite: it is damaged (its header is not SQLite's); nothing in it can\n"
+        "  be read\n",
+    )
+
+
 def test_show_names_an_account_by_its_url_company_and_token() -> None:
     with ReplayState.open(Path("s.sqlite"), "", now=lambda: STAMP) as state:
         state.use_account("42", "HTTP://LocalHost:8787/.", TOKEN)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import MORE, command_env, handle_errors
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -178,7 +178,7 @@ def clear_command(
                 return
         discarded = discard_state(path)
         if discarded.unreadable:
-            say(env.out, f"removed {path}: it {discarded.unreadable}")
+            say(env.out, f"removed {path}: it {discarded.unreadable}", indent=MORE)
             return
         if not discarded.namespaces:
             say(env.out, f"cleared {path} (it was empty)")
