@@ -257,6 +257,26 @@ def handle_errors() -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
+def stdin_is_interactive() -> bool:
+    """Standard input is a terminal: a person types there (a prompt may ask, `-` waits for
+    them)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+# `rpd send -` / `dry-run -` at a terminal waited without a word for events to be typed.
+READING_A_TERMINAL = (
+    "reading events from standard input (-): paste or type them, then press Ctrl-D on a new "
+    "line to end (Ctrl-C cancels)"
+)
+
+
+def note_reading_a_terminal(env: Env, paths: Container[str]) -> None:
+    """Say, once, that events are read from the terminal and how to end them: only when `-`
+    is among the inputs and standard input is a terminal (never for a pipe or a file)."""
+    if "-" in paths and stdin_is_interactive():
+        say(env.err, READING_A_TERMINAL, indent=MORE)
+
+
 def note_finished_objects(env: Env, reader: EventReader) -> None:
     """Say how many objects a resumed run does not read again (SPEC 2)."""
     if reader.objects_skipped and not env.quiet:

@@ -26,6 +26,7 @@ from rudder_pipedrive_cli.cli.common import (
     events_holding_token_refused,
     handle_errors,
     note_finished_objects,
+    note_reading_a_terminal,
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
@@ -427,6 +428,7 @@ def run_send(
         tally.not_attempted += 1
 
     tally.driving = True  # from here a stop may leave writes made by events never counted
+    note_reading_a_terminal(env, job.paths)
     try:
         with progress:
             taken = intake(reader, job.event_filter, job.limit)
