@@ -483,7 +483,7 @@ def test_clear_refuses_while_another_rpd_runs() -> None:
     assert (result.exit_code, result.output) == (
         2,
         f"error: state file s.sqlite is in use by another rpd process (pid {os.getpid()})\n"
-        "hint: wait for it to finish, or use --state\n",
+        "hint: wait for it to finish, or give another state file with --state FILE\n",
     )
     assert Path("s.sqlite").exists()
 
@@ -599,7 +599,7 @@ def test_clear_through_a_link_refuses_while_the_real_file_is_in_use(link: str) -
     assert (result.exit_code, result.output) == (
         2,
         f"error: state file l.sqlite is in use by another rpd process (pid {os.getpid()})\n"
-        "hint: wait for it to finish, or use --state\n",
+        "hint: wait for it to finish, or give another state file with --state FILE\n",
     )
     assert sorted(p.name for p in Path("real").iterdir()) == ["s.sqlite"]
 

@@ -465,6 +465,6 @@ def test_a_state_file_in_use_by_another_run_is_exit_2(sandbox: Sandbox, tmp_path
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
         f"error: state file {state} is in use by another rpd process (pid {os.getpid()})",
-        "hint: wait for it to finish, or use --state",
+        "hint: wait for it to finish, or give another state file with --state FILE",
     ]
     assert sandbox.stats()["requests"] == {}
