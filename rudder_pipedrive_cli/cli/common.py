@@ -126,12 +126,19 @@ def command_env(
     say_no_config: bool = True,
     state: Path | None = None,
     config_to_be_made: bool = False,
+    config_overwritten: bool = False,
 ) -> Iterator[Env]:
     """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
     file found is said in one line (`say_no_config=False`: the command says it its own way);
     `state` is the --state of a command that keeps one (said to do nothing useful with
-    --sandbox); `config_to_be_made`: the config named is the one `rpd init` writes."""
-    settings = load_settings(config, overrides=overrides, to_be_made=config_to_be_made)
+    --sandbox); `config_to_be_made`: the config named is the one `rpd init` writes;
+    `config_overwritten`: the one `rpd init --force` writes over (left out when invalid)."""
+    settings = load_settings(
+        config,
+        overrides=overrides,
+        to_be_made=config_to_be_made,
+        overwritten=config_overwritten,
+    )
     base_url = (overrides or {}).get("pipedrive.base_url")
     if sandbox and base_url:  # which one was meant cannot be known: a send would go to one
         raise UsageError(
