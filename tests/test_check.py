@@ -286,12 +286,20 @@ def test_invalid_config_is_a_config_error(tmp_path: Path) -> None:
     )
 
 
-def test_missing_token_is_a_config_error(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+def test_missing_token_is_a_failed_token_check(make_sandbox: MakeSandbox, tmp_path: Path) -> None:
+    # It was a bare `error:` line on stderr after the checklist's `ok config` row.
     account = start_account(make_sandbox)
     path = write_config(tmp_path / "rpd.toml", account.url)
-    code, _, err = invoke("check", "--config", path, token="")
-    assert code == 2
-    assert err.splitlines()[0] == "error: no Pipedrive API token configured"
+    code, out, err = invoke("check", "--config", path, token="")
+    assert (code, err) == (2, "")
+    assert out.splitlines() == [
+        f"ok    config: {path} is valid",
+        "FAIL  token: no Pipedrive API token configured",
+        "      hint: set $PIPEDRIVE_API_TOKEN (preferred) or [pipedrive] api_token, or use "
+        "--sandbox",
+        "1 of 2 checks failed",
+    ]
+    assert account.stats()["requests"] == {}
 
 
 @pytest.mark.parametrize("name", ["PIPEDRIVE_TOKEN", "pipedrive_api_token", "RPD_API_KEY"])
@@ -311,11 +319,22 @@ def test_a_token_in_a_variable_of_another_name_is_named_never_shown(
     )
 
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-2:] == [
-        "error: no Pipedrive API token configured",
-        f"hint: ${name} is set, but rpd reads $PIPEDRIVE_API_TOKEN: "
-        f'export PIPEDRIVE_API_TOKEN="${name}"',
-    ]
+    if command == ["check"]:  # a row of its checklist
+        assert (result.stderr, result.stdout.splitlines()[-3:]) == (
+            "",
+            [
+                "FAIL  token: no Pipedrive API token configured",
+                f"      hint: ${name} is set, but rpd reads $PIPEDRIVE_API_TOKEN: "
+                f'export PIPEDRIVE_API_TOKEN="${name}"',
+                "1 of 2 checks failed",
+            ],
+        )
+    else:
+        assert result.stderr.splitlines()[-2:] == [
+            "error: no Pipedrive API token configured",
+            f"hint: ${name} is set, but rpd reads $PIPEDRIVE_API_TOKEN: "
+            f'export PIPEDRIVE_API_TOKEN="${name}"',
+        ]
     assert token not in result.stdout + result.stderr
 
 

@@ -485,3 +485,41 @@ def test_init_writes_the_config_the_other_commands_will_read(
     assert named.read_text() == CONVERTED
     code, _, err = invoke("init", "--sandbox", *args)
     assert (code, err) == (2, f"error: {named} already exists\nhint: use --force to overwrite it\n")
+
+
+@pytest.mark.parametrize(
+    ("broken", "reason"),
+    [
+        (
+            "[pipedrive\nplan = growth\n",
+            "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
+        ),
+        ('[identity]\nuser_id_feld = "x"\n', "unknown key identity.user_id_feld"),
+    ],
+)
+def test_init_force_overwrites_a_config_it_cannot_read(
+    tmp_path: Path, broken: str, reason: str
+) -> None:
+    # `rpd init --force` over an invalid rpd.toml failed reading it: the file it is to replace.
+    named = tmp_path / "rpd.toml"
+    named.write_text(broken)
+    code, _, err = invoke("init", "--sandbox", "-c", str(named))
+    assert (code, err) == (2, f"error: {named} already exists\nhint: use --force to overwrite it\n")
+    assert named.read_text() == broken
+
+    code, out, err = invoke("init", "--sandbox", "-c", str(named), "--force")
+    assert (code, out) == (0, "")
+    assert err.splitlines()[1:] == [
+        f"warning: {named}: {reason}: not read, as --force overwrites it",
+        f"wrote {named}",
+        "The API token is not in the file. Set it in the environment:",
+        "  export PIPEDRIVE_API_TOKEN=<your Pipedrive API token>",
+    ]
+    fresh = tmp_path / "fresh.toml"
+    assert invoke("init", "--sandbox", "-c", str(fresh), "-q")[0] == 0
+    assert named.read_text() == fresh.read_text()
+
+    # Not the file written (-o elsewhere): the config read stays an error.
+    named.write_text(broken)
+    code, _, err = invoke("init", "--sandbox", "-c", str(named), "-o", str(fresh), "--force")
+    assert (code, err.splitlines()[0]) == (2, f"error: {named}: {reason}")

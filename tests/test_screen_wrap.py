@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import logging
 import os
 import pty
 import re
@@ -27,6 +28,7 @@ from rich.text import Text
 from rudder_pipedrive_cli.cli.exits import print_error
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say, wrap, wrap_text
+from rudder_pipedrive_cli.cli.send_cmd import debug_log
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.tally import Tally
 
@@ -129,6 +131,33 @@ def test_the_send_reports_lines_stay_one_line_each_in_a_log() -> None:
     ]
 
 
+RETRY = ("GET /api/v2/itemSearch/field", "connection failed (ConnectTimeout) to the server", 0.33)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_debug_line_of_send_v_wraps_on_a_terminal_only(terminal: bool) -> None:
+    # It went out through a logging.StreamHandler, whole at 88 columns on an 80-column terminal.
+    shown, sink = console(terminal=terminal)
+    with debug_log(shown, enabled=True):
+        logging.getLogger("rudder_pipedrive_cli.http.client").debug(
+            "%s: %s; retrying in %.2fs", *RETRY
+        )
+    logging.getLogger("rudder_pipedrive_cli.http.client").debug("after the run: not shown")
+
+    line = (
+        "debug: GET /api/v2/itemSearch/field: connection failed (ConnectTimeout) to the server; "
+        "retrying in 0.33s"
+    )
+    assert sink.getvalue().splitlines() == (
+        [
+            "debug: GET /api/v2/itemSearch/field: connection failed (ConnectTimeout) to the",
+            "  server; retrying in 0.33s",
+        ]
+        if terminal
+        else [line]
+    )
+
+
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -164,17 +193,21 @@ def test_an_error_in_a_file_stays_one_line(monkeypatch: pytest.MonkeyPatch) -> N
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def in_a_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
+def in_a_terminal(
+    *args: str, columns: int = 80, typed: tuple[str, bytes] | None = None
+) -> tuple[int, list[str]]:
     """Run `rpd ARGS` with a pseudo-terminal of `columns` columns as stdout and stderr: its
     exit code and the lines it showed, without the escape sequences of colours and styles (a
-    dumb terminal would have none, but rich takes one to be 80 columns whatever it is)."""
+    dumb terminal would have none, but rich takes one to be 80 columns whatever it is).
+    With `typed` (AFTER, KEYS) the terminal is its stdin too: KEYS are typed once AFTER has
+    been shown (the terminal echoes them)."""
     main, child = pty.openpty()
     fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
     env.update(PYTHONPATH=str(ROOT), TERM="xterm-256color", PIPEDRIVE_API_TOKEN="")
     process = subprocess.Popen(
         [sys.executable, "-m", "rudder_pipedrive_cli", *args],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if typed is None else child,
         stdout=child,
         stderr=child,
         cwd=ROOT,
@@ -194,6 +227,9 @@ def in_a_terminal(*args: str, columns: int = 80) -> tuple[int, list[str]]:
         if not chunk:
             break
         shown += chunk
+        if typed is not None and typed[0] in ESCAPES.sub("", shown.decode(errors="replace")):
+            os.write(main, typed[1])
+            typed = None
     os.close(main)
     text = ESCAPES.sub("", shown.decode()).replace("\r\n", "\n")
     return process.wait(), text.splitlines()
@@ -218,6 +254,54 @@ def test_rpd_check_in_an_80_column_terminal_wraps_between_words() -> None:
         "all 15 checks passed",
     ]
     assert max(len(line) for line in lines) <= 80
+
+
+IDENTIFY = b'{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}'
+
+
+@pytest.mark.parametrize("command", ["dry-run", "send"])
+def test_events_read_from_a_terminal_are_asked_for_once_with_how_to_end(command: str) -> None:
+    # `rpd dry-run -` at a terminal waited without a word.
+    code, lines = in_a_terminal(
+        command,
+        "-",
+        "--config",
+        "config.example.toml",
+        "--sandbox",
+        "-q",
+        typed=(" (Ctrl-C cancels)", IDENTIFY + b"\n\x04"),
+    )
+
+    assert code == 0, lines
+    note = [
+        "reading events from standard input (-): paste or type them, then press Ctrl-D on",
+        "  a new line to end (Ctrl-C cancels)",
+    ]
+    search = "&field=fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48&match=exact"
+    planned = [
+        "-:1  identify  planned",
+        f"    GET /api/v2/itemSearch/field?term=u-1&entity_type=person{search}",
+        "      # search person by userId u-1",
+        "    POST /api/v2/persons  # create person u-1 (not found)",
+    ]
+    # The note, the event as the terminal echoed it, and (-q) nothing more but a dry-run's plan.
+    assert lines == [*note, IDENTIFY.decode(), *(planned if command == "dry-run" else [])]
+
+
+CFG = ("--config", "config.example.toml")
+
+
+def test_events_piped_in_get_no_note() -> None:
+    piped = subprocess.run(
+        [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", "-", "-q", "-f", "ndjson", *CFG],
+        input=IDENTIFY,
+        capture_output=True,
+        cwd=ROOT,
+        env=os.environ | {"PYTHONPATH": str(ROOT), "PIPEDRIVE_API_TOKEN": ""},
+        check=False,
+    )
+    assert (piped.returncode, piped.stderr) == (0, b"")
+    assert json.loads(piped.stdout)["outcome"] == "planned"
 
 
 def test_a_styled_line_wraps_as_plain_text_does_and_keeps_its_styles() -> None:

@@ -652,7 +652,9 @@ def test_a_running_rpd_holds_the_file(path: Path) -> None:
         assert caught.value.message == (
             f"state file {path} is in use by another rpd process (pid {os.getpid()})"
         )
-        assert caught.value.hint == "wait for it to finish, or use --state"
+        assert caught.value.hint == (
+            "wait for it to finish, or give another state file with --state FILE"
+        )
         with pytest.raises(UsageError, match="in use by another rpd process"):
             discard_state(path)
         assert path.read_bytes() == before

@@ -483,7 +483,7 @@ def test_clear_refuses_while_another_rpd_runs() -> None:
     assert (result.exit_code, result.output) == (
         2,
         f"error: state file s.sqlite is in use by another rpd process (pid {os.getpid()})\n"
-        "hint: wait for it to finish, or use --state\n",
+        "hint: wait for it to finish, or give another state file with --state FILE\n",
     )
     assert Path("s.sqlite").exists()
 
@@ -599,7 +599,7 @@ def test_clear_through_a_link_refuses_while_the_real_file_is_in_use(link: str) -
     assert (result.exit_code, result.output) == (
         2,
         f"error: state file l.sqlite is in use by another rpd process (pid {os.getpid()})\n"
-        "hint: wait for it to finish, or use --state\n",
+        "hint: wait for it to finish, or give another state file with --state FILE\n",
     )
     assert sorted(p.name for p in Path("real").iterdir()) == ["s.sqlite"]
 
@@ -651,6 +651,19 @@ def test_a_state_whose_header_was_destroyed_is_damaged_and_clear_removes_it() ->
         "removed s.sqlite: it is damaged (its header is not SQLite's); nothing in it can be read\n",
     )
     assert not Path("s.sqlite").exists()
+
+
+def test_clear_of_a_damaged_state_on_a_terminal_indents_the_wrapped_line() -> None:
+    # Its next line started in column 1, as if it were a line of its own.
+    fill(Path("s.sqlite"))
+    Path("s.sqlite").write_bytes(bytes(4096) + Path("s.sqlite").read_bytes()[4096:])
+    terminal = ENV | {"COLUMNS": "80", "TTY_COMPATIBLE": "1"}  # rich: stdout is a terminal
+    cleared = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=terminal)
+    assert (cleared.exit_code, cleared.output) == (
+        0,
+        "removed s.sqlite: it is damaged (its header is not SQLite's); nothing in it can\n"
+        "  be read\n",
+    )
 
 
 def test_show_names_an_account_by_its_url_company_and_token() -> None:

@@ -21,7 +21,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     rule_findings,
 )
 from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
-from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError
+from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint
 
@@ -136,7 +136,11 @@ def check_command(
         checks = Checklist(env)
         checks.add(config_finding(env))
         plan_config = env.settings.plan_config()
-        with account_client(env) as client:
+        try:
+            client = account_client(env)
+        except UsageError as error:  # no token: the token's row says it, under the config's
+            raise typer.Exit(int(stop(checks, error))) from None
+        with client:
             try:
                 me = client.send(USERS_ME_REQUEST)
                 checks.add(token_finding(me))

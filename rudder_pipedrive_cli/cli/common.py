@@ -126,12 +126,19 @@ def command_env(
     say_no_config: bool = True,
     state: Path | None = None,
     config_to_be_made: bool = False,
+    config_overwritten: bool = False,
 ) -> Iterator[Env]:
     """Settings (flag > env > file > default) and, with --sandbox, a running emulator. No config
     file found is said in one line (`say_no_config=False`: the command says it its own way);
     `state` is the --state of a command that keeps one (said to do nothing useful with
-    --sandbox); `config_to_be_made`: the config named is the one `rpd init` writes."""
-    settings = load_settings(config, overrides=overrides, to_be_made=config_to_be_made)
+    --sandbox); `config_to_be_made`: the config named is the one `rpd init` writes;
+    `config_overwritten`: the one `rpd init --force` writes over (left out when invalid)."""
+    settings = load_settings(
+        config,
+        overrides=overrides,
+        to_be_made=config_to_be_made,
+        overwritten=config_overwritten,
+    )
     base_url = (overrides or {}).get("pipedrive.base_url")
     if sandbox and base_url:  # which one was meant cannot be known: a send would go to one
         raise UsageError(
@@ -255,6 +262,26 @@ def handle_errors() -> Callable[[Callable[P, R]], Callable[P, R]]:
         return wrapper
 
     return decorate
+
+
+def stdin_is_interactive() -> bool:
+    """Standard input is a terminal: a person types there (a prompt may ask, `-` waits for
+    them)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+# `rpd send -` / `dry-run -` at a terminal waited without a word for events to be typed.
+READING_A_TERMINAL = (
+    "reading events from standard input (-): paste or type them, then press Ctrl-D on a new "
+    "line to end (Ctrl-C cancels)"
+)
+
+
+def note_reading_a_terminal(env: Env, paths: Container[str]) -> None:
+    """Say, once, that events are read from the terminal and how to end them: only when `-`
+    is among the inputs and standard input is a terminal (never for a pipe or a file)."""
+    if "-" in paths and stdin_is_interactive():
+        say(env.err, READING_A_TERMINAL, indent=MORE)
 
 
 def note_finished_objects(env: Env, reader: EventReader) -> None:

@@ -23,6 +23,7 @@ from rudder_pipedrive_cli.cli.common import (
     events_holding_token_refused,
     handle_errors,
     note_finished_objects,
+    note_reading_a_terminal,
     without_token,
     without_token_in,
 )
@@ -267,6 +268,7 @@ def dry_run_command(
             warn=env.warn,
         )
         note_finished_objects(env, reader)
+        note_reading_a_terminal(env, paths)
         token = settings.api_token.pattern()
         items = events_holding_token_refused(intake(reader, event_filter, limit), token)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done

@@ -218,6 +218,7 @@ def init_command(
             overrides={"pipedrive.base_url": base_url},
             say_no_config=False,
             config_to_be_made=target == named,
+            config_overwritten=force and target == named,
         ) as env:
             err = env.err
             text = from_account(env)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
@@ -26,6 +26,7 @@ from rudder_pipedrive_cli.cli.common import (
     events_holding_token_refused,
     handle_errors,
     note_finished_objects,
+    note_reading_a_terminal,
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
@@ -104,9 +105,25 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class SayHandler(logging.Handler):
+    """Each log line said as rpd's other lines are (`say`): wrapped between words on a
+    terminal, its next lines indented; whole in a file or a pipe."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            say(self.console, self.format(record), indent=MORE)
+        except Exception:  # logging's own way: report it, never raise
+            self.handleError(record)
+
+
 @contextmanager
-def debug_log(*, enabled: bool) -> Iterator[None]:
-    """With -v, rpd's own debug lines (each retry and its wait) go to stderr during the run.
+def debug_log(console: Console, *, enabled: bool) -> Iterator[None]:
+    """With -v, rpd's own debug lines (each retry and its wait) go to `console` (stderr)
+    during the run.
 
     Only the `rudder_pipedrive_cli` logger: httpx and httpcore stay silent, so no request detail
     beyond an endpoint and a reason is ever printed.
@@ -115,7 +132,7 @@ def debug_log(*, enabled: bool) -> Iterator[None]:
         yield
         return
     logger = logging.getLogger("rudder_pipedrive_cli")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = SayHandler(console)
     handler.setFormatter(logging.Formatter("debug: %(message)s"))
     level = logger.level
     logger.addHandler(handler)
@@ -205,7 +222,7 @@ def send_command(
             overrides=overrides,
             state=state,
         ) as env,
-        debug_log(enabled=verbose),
+        debug_log(env.err, enabled=verbose),
     ):
         job = SendJob(
             paths=tuple(paths),
@@ -411,6 +428,7 @@ def run_send(
         tally.not_attempted += 1
 
     tally.driving = True  # from here a stop may leave writes made by events never counted
+    note_reading_a_terminal(env, job.paths)
     try:
         with progress:
             taken = intake(reader, job.event_filter, job.limit)

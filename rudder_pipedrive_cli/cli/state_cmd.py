@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from typing import Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import MORE, command_env, handle_errors, stdin_is_interactive
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -29,10 +28,6 @@ state_app = typer.Typer(
 
 # What send and dry-run do with --sandbox and no --state, said for the state commands.
 NO_SANDBOX_STATE = "no state: --sandbox without --state keeps none (give --state to see a file)"
-
-
-def stdin_is_interactive() -> bool:
-    return sys.stdin.isatty()
 
 
 def namespace_title(summary: NamespaceSummary) -> str:
@@ -178,7 +173,7 @@ def clear_command(
                 return
         discarded = discard_state(path)
         if discarded.unreadable:
-            say(env.out, f"removed {path}: it {discarded.unreadable}")
+            say(env.out, f"removed {path}: it {discarded.unreadable}", indent=MORE)
             return
         if not discarded.namespaces:
             say(env.out, f"cleared {path} (it was empty)")

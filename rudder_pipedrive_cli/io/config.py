@@ -13,7 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -429,16 +429,37 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     to_be_made: bool = False,
+    overwritten: bool = False,
 ) -> Settings:
     """Merge flags (`overrides`, by 'section.name', None = not given), environment and file.
-    `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error."""
+    `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error;
+    `overwritten`: the one `rpd init --force` writes over, so an invalid one is left out (and
+    said in a warning), not an error."""
+    try:
+        return _load_settings(config, overrides=overrides, env=env, to_be_made=to_be_made)
+    except ConfigError as error:
+        if not overwritten:
+            raise
+        left_out = f"{error.message}: not read, as --force overwrites it"
+    settings = _load_settings(config, overrides=overrides, env=env, read_file=False)
+    return replace(settings, warnings=(*settings.warnings, left_out))
+
+
+def _load_settings(
+    config: str | None,
+    *,
+    overrides: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    to_be_made: bool = False,
+    read_file: bool = True,
+) -> Settings:
     env = os.environ if env is None else env
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
-    if path.exists() or (named and not to_be_made):
+    if read_file and (path.exists() or (named and not to_be_made)):
         file_values, fields = _file_values(path, _read_toml(path))
         used_path = path
         if file_values.get("pipedrive.api_token") and _readable_by_others(path):

@@ -84,7 +84,7 @@ class FileLock:
                 os.close(handle)
                 raise UsageError(
                     f"state file {self.state_path} is in use by another rpd process (pid {pid})",
-                    hint="wait for it to finish, or use --state",
+                    hint="wait for it to finish, or give another state file with --state FILE",
                 ) from None
             # The file may have been removed (rpd state clear) between open and flock: then the
             # lock is on an orphan, so take it again on the file now at that path.

@@ -366,6 +366,8 @@ def test_the_three_examples_build_exactly_the_expected_crm(
         # Alone, batch.json names persons that only events.ndjson creates (with their names).
         ("batch.json", 1, {"read": 5, "sent": 0, "skipped": 1, "failed": 4}),
         ("archive.ndjson.gz", 0, {"read": 4, "sent": 3, "skipped": 1, "failed": 0}),
+        # Alone, external-ids.json names by Pipedrive id records only events.ndjson creates.
+        ("external-ids.json", 1, {"read": 5, "sent": 0, "skipped": 0, "failed": 5}),
     ],
 )
 def test_each_example_alone_is_accounted_for(
@@ -382,6 +384,21 @@ def test_each_example_alone_is_accounted_for(
     held = holdings(sandbox)
     assert all(n == 1 for n in held.user_ids().values())
     assert all(n == 1 for n in held.origin_ids().values())
+
+
+def test_the_examples_that_need_events_ndjson_first_pass_after_it_in_one_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # README's Quick start: batch.json and external-ids.json fail alone (above), not after it.
+    names = ("events.ndjson", "batch.json", "external-ids.json")
+    run = rpd_send(sandbox, tmp_path, *(EXAMPLES / name for name in names))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"]["failed"] == 0
+    assert run.report["events"]["read"] == 25 + 5 + 5
+    assert not run.dead_letters
 
 
 def test_a_rerun_with_the_state_sends_nothing_again(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -465,6 +482,6 @@ def test_a_state_file_in_use_by_another_run_is_exit_2(sandbox: Sandbox, tmp_path
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
         f"error: state file {state} is in use by another rpd process (pid {os.getpid()})",
-        "hint: wait for it to finish, or use --state",
+        "hint: wait for it to finish, or give another state file with --state FILE",
     ]
     assert sandbox.stats()["requests"] == {}

@@ -122,7 +122,7 @@ def test_a_state_file_held_by_another_rpd_is_refused(
             other,
             state,
             f"state file {state} is in use by another rpd process (pid {holder.pid})",
-            "wait for it to finish, or use --state",
+            "wait for it to finish, or give another state file with --state FILE",
         )
     finally:
         holder.kill()
@@ -193,7 +193,7 @@ def test_a_state_file_held_through_another_name_is_refused(
             other,
             state,
             f"state file {other_name} is in use by another rpd process (pid {holder.pid})",
-            "wait for it to finish, or use --state",
+            "wait for it to finish, or give another state file with --state FILE",
         )
     finally:
         holder.kill()
