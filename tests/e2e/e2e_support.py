@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.io.config import KEYS
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
+from rudder_pipedrive_cli.sandbox.seed import Field
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -119,6 +121,13 @@ def write_config(tmp_path: Path, *, name: str = "rpd.toml", **replacements: str)
 def example_without_rules() -> str:
     """config.example.toml without its [[track]] rules: a run that lists only the fields."""
     return EXAMPLE_CONFIG.read_text().split("\n[[track]]", 1)[0]
+
+
+def add_sandbox_fields(monkeypatch: pytest.MonkeyPatch, entity: str, *added: Field) -> None:
+    """Give the sandbox's `entity` more fields for one test: its seed's and its listing's."""
+    fields = {**seed.FIELDS, entity: (*seed.FIELDS[entity], *added)}
+    monkeypatch.setattr(seed, "FIELDS", fields)
+    monkeypatch.setattr(routes, "FIELDS", fields)  # the listing's own reference
 
 
 def write_events(path: Path, events: list[dict[str, Any]]) -> Path:

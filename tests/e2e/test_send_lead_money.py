@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from e2e_support import EXAMPLE_CONFIG, holdings, rpd_send, track, write_events
+from e2e_support import EXAMPLE_CONFIG, add_sandbox_fields, holdings, rpd_send, track, write_events
 
-from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
+from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import Field
 
 BUDGET = "b0d9e7c1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7"
@@ -17,10 +17,8 @@ BUDGET = "b0d9e7c1a2f3e4d5c6b7a8f9e0d1c2b3a4f5e6d7"
 
 @pytest.fixture
 def budget_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    deal = (*seed.FIELDS["deal"], Field(code=BUDGET, name="Budget", type="monetary", custom=True))
-    fields = {**seed.FIELDS, "deal": deal}
-    monkeypatch.setattr(seed, "FIELDS", fields)
-    monkeypatch.setattr(routes, "FIELDS", fields)  # the listing's own reference
+    budget = Field(code=BUDGET, name="Budget", type="monetary", custom=True)
+    add_sandbox_fields(monkeypatch, "deal", budget)
 
 
 def test_a_monetary_lead_field_is_sent_flat_and_kept(

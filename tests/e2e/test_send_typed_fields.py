@@ -9,9 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from e2e_support import EXAMPLE_CONFIG, holdings, identify, rpd_send, track, write_events
+from e2e_support import (
+    EXAMPLE_CONFIG,
+    add_sandbox_fields,
+    holdings,
+    identify,
+    rpd_send,
+    track,
+    write_events,
+)
 
-from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
+from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import Field
 
 FIELDS = {  # trait = (key, type)
@@ -27,9 +35,7 @@ FIELDS = {  # trait = (key, type)
 @pytest.fixture
 def typed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     added = tuple(Field(code=k, name=n, type=t, custom=True) for n, (k, t) in FIELDS.items())
-    fields = {**seed.FIELDS, "person": (*seed.FIELDS["person"], *added)}
-    monkeypatch.setattr(seed, "FIELDS", fields)
-    monkeypatch.setattr(routes, "FIELDS", fields)  # the listing's own reference
+    add_sandbox_fields(monkeypatch, "person", *added)
 
 
 def test_converted_values_of_every_type_are_taken(
@@ -85,10 +91,9 @@ def test_the_sandbox_refuses_other_shapes(
 @pytest.fixture
 def lead_address(monkeypatch: pytest.MonkeyPatch) -> str:
     key = "a7" * 20
-    added = Field(code=key, name="Site", type="address", custom=True)
-    fields = {**seed.FIELDS, "deal": (*seed.FIELDS["deal"], added)}
-    monkeypatch.setattr(seed, "FIELDS", fields)
-    monkeypatch.setattr(routes, "FIELDS", fields)
+    add_sandbox_fields(
+        monkeypatch, "deal", Field(code=key, name="Site", type="address", custom=True)
+    )
     return key
 
 
