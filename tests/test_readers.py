@@ -266,6 +266,16 @@ def test_one_broken_pretty_printed_value_keeps_each_line_s_own_reason(tmp_path: 
     ]
 
 
+def test_a_value_nested_too_deep_spread_over_lines_fails_line_by_line(tmp_path: Path) -> None:
+    # The check for values spread over lines used Python's json, whose decoder recurses: 1,100
+    # levels were a RecursionError, exit 70, and the files after it never read (session 14).
+    data = b'{"a":\n' * 1100 + b"1\n" + b"}\n" * 1100
+    path = write(tmp_path / "e.json", data)
+    items = read(path)
+    assert [item.source for item in items] == [f"{path}:{n}" for n in range(1, 2202)]
+    assert items[0].error == "not valid JSON: unexpected end of data at column 6"
+
+
 def test_ndjson_whose_first_line_only_orjson_refuses_keeps_its_reason(tmp_path: Path) -> None:
     # Python's json takes a lone surrogate where orjson does not: no "spread" values then.
     path = write(tmp_path / "e.ndjson", b'{"name": "\\ud83d"}\n{\n"type": "x"}\n' + ndjson(A))

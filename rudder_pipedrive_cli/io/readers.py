@@ -508,7 +508,7 @@ def _one_after_another(data: bytes) -> bool:
         try:
             _, end = decode(text, start)
             orjson.loads(text[start:end])  # as strict as rpd's reading (no lone surrogates)
-        except ValueError:
+        except (ValueError, RecursionError):  # Python's decoder recurses: ~1,000 levels
             return False
         count += 1
         spread = spread or "\n" in text[start:end]
