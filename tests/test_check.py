@@ -302,6 +302,21 @@ def test_missing_token_is_a_failed_token_check(make_sandbox: MakeSandbox, tmp_pa
     assert account.stats()["requests"] == {}
 
 
+def test_an_unusable_proxy_is_an_error_not_the_token_s_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The token's row took every error of making the client (session 14's review).
+    monkeypatch.setenv("HTTPS_PROXY", "ftp://127.0.0.1:1")
+    path = write_config(tmp_path / "rpd.toml", "https://api.pipedrive.com")
+    code, out, err = invoke("check", "--config", path)
+    assert (code, out) == (2, f"ok    config: {path} is valid\n")
+    assert err.splitlines() == [
+        "error: cannot use the proxy in $HTTPS_PROXY: not a proxy URL (http://, https:// or "
+        "socks5://HOST:PORT)",
+        "hint: correct it, or unset it",
+    ]
+
+
 @pytest.mark.parametrize("name", ["PIPEDRIVE_TOKEN", "pipedrive_api_token", "RPD_API_KEY"])
 @pytest.mark.parametrize("command", [["check"], ["map-fields"], ["send", "e.ndjson"]])
 def test_a_token_in_a_variable_of_another_name_is_named_never_shown(

@@ -23,7 +23,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
 from rudder_pipedrive_cli.core.protocol import ApiResponse
-from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint
+from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint, require_token
 
 SEARCH, CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"  # the usual costs
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
@@ -137,9 +137,10 @@ def check_command(
         checks.add(config_finding(env))
         plan_config = env.settings.plan_config()
         try:
-            client = account_client(env)
+            require_token(env.settings)
         except UsageError as error:  # no token: the token's row says it, under the config's
             raise typer.Exit(int(stop(checks, error))) from None
+        client = account_client(env)  # an unusable proxy is no token's fault: an error line
         with client:
             try:
                 me = client.send(USERS_ME_REQUEST)
