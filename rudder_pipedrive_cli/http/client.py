@@ -18,6 +18,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -152,7 +153,24 @@ def serving_proxy(url: httpx.URL) -> tuple[str | None, list[str]]:
     if not names:
         return None, []
     proxies = urllib.request.getproxies()  # the lower-case variable wins, as in urllib
-    return proxies.get(url.scheme) or proxies.get("all"), names
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:  # `proxy.corp:3128`: http://, as curl, pip and httpx take it
+        proxy = f"http://{proxy}"
+    return proxy, names
+
+
+def trusted_tls() -> ssl.SSLContext:
+    """The TLS context of every lane: certificates verified, against $SSL_CERT_FILE or
+    $SSL_CERT_DIR when set (as httpx reads them); one that cannot be read is a usage error."""
+    try:
+        return httpx.create_ssl_context()
+    except (OSError, ssl.SSLError) as error:
+        named = [f"${n}" for n in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(n)]
+        where = " / ".join(named) or "the system's certificates"
+        raise UsageError(
+            f"cannot load the TLS certificates of {where}: {error.strerror or error}",
+            hint="point it at a readable PEM file (or folder), or unset it",
+        ) from None
 
 
 def unusable_proxy(error: Exception, names: list[str] | None = None) -> UsageError:
@@ -268,7 +286,7 @@ class PipedriveClient:
         # httpcore's pool rescans every connection for every queued request, which profiled at
         # half of a send's CPU at concurrency 32. Lanes share one TLS context (building one per
         # client costs ~20 ms).
-        tls = httpx.create_ssl_context()  # verification stays on
+        tls = trusted_tls()  # verification stays on
         # The proxy from the environment that serves base_url, if any; the sandbox is local.
         url = httpx.URL(self.base_url)
         proxy, through = (None, []) if is_loopback(url.host) else serving_proxy(url)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -338,13 +339,20 @@ def test_a_proxy_variable_that_does_not_serve_base_url_is_not_read(
     run(client.aclose())
 
 
-def test_a_connection_failure_through_a_proxy_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("name", "scheme"), [("HTTPS_PROXY", "http://"), ("HTTPS_PROXY", ""), ("ALL_PROXY", "")]
+)
+def test_a_connection_failure_through_a_proxy_says_so(
+    monkeypatch: pytest.MonkeyPatch, name: str, scheme: str
+) -> None:
     # A proxy where nothing listens, over real loopback: the proxy is what cannot be reached,
-    # which the reason says (it named only api.pipedrive.com's connection).
+    # which the reason says (it named only api.pipedrive.com's connection). A proxy given
+    # without a scheme (`proxy.corp:3128`) is an http:// one, as curl and pip take it: it was
+    # refused as no proxy URL, exit 2, in every command (review of session 14).
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv(name, f"{scheme}127.0.0.1:{port}")
 
     async def scenario() -> None:
         client = PipedriveClient(
@@ -357,7 +365,7 @@ def test_a_connection_failure_through_a_proxy_says_so(monkeypatch: pytest.Monkey
         run(scenario())
     assert caught.value.reason == (
         "GET /v1/users/me: ConnectError: All connection attempts failed (through the proxy in "
-        "$HTTPS_PROXY) after 1 attempts"
+        f"${name}) after 1 attempts"
     )
 
 
@@ -386,3 +394,19 @@ def test_plan_unlimited_against_a_limited_account_learns_the_limit_from_the_firs
     stats = sandbox.stats()
     assert 0 < stats["rate_limited"] <= 16  # the first burst only
     assert stats["forbidden"] == 0
+
+
+@pytest.mark.parametrize("base_url", ["https://api.pipedrive.com", "http://127.0.0.1:9"])
+def test_certificates_that_cannot_be_read_are_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, base_url: str
+) -> None:
+    # A missing $SSL_CERT_FILE was `internal error: FileNotFoundError (a bug in rpd)`, exit 70,
+    # in every command, --sandbox too (session 14's review).
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    with pytest.raises(UsageError) as caught:
+        PipedriveClient(token="t" * 40, base_url=base_url)
+    assert caught.value.message == (
+        "cannot load the TLS certificates of $SSL_CERT_FILE: No such file or directory"
+    )
+    assert caught.value.hint == "point it at a readable PEM file (or folder), or unset it"
