@@ -226,6 +226,15 @@ def test_output_file(tmp_path: Path) -> None:
     assert len(target.read_bytes().splitlines()) == 25
 
 
+def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `-o -` wrote a file named `-` (session 14's review): it is standard output, as without -o.
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-o", "-", "-q")
+    assert code == 0
+    assert out == dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-q")[1]
+    assert len(out.splitlines()) == 25 and list(tmp_path.iterdir()) == []
+
+
 def test_bad_lines_fail_alone_and_the_rest_is_planned(tmp_path: Path) -> None:
     path = write_events(tmp_path, IDENTIFY, extra='{"type": "track", oops\n[1, 2]\n')
     code, out, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")

@@ -217,6 +217,8 @@ def dry_run_command(
         ExitStack() as stack,
     ):
         settings = env.settings
+        if output == Path("-"):  # `-o -`: standard output, as without -o (not a file named -)
+            output = None
         if output is not None:
             check_output_path(output, "--output", tuple(paths), env.kept_files(state))
         plan_config = settings.plan_config()

@@ -135,6 +135,11 @@ def check_output_path(
     """Refuse, before anything is sent, a path rpd could not write or must not write to: a
     directory, an input, or a file it must keep (`keep`: what it is -> its path), such as the
     replay state, the config or another output of the same run."""
+    if path == Path("-"):  # a file named `-`, which `rpd send -` would take for standard input
+        raise UsageError(
+            f"{option} - would be a file named '-' (as an input, - is standard input)",
+            hint=f"give {option} a file name",
+        )
     if path.is_dir():
         raise UsageError(f"{option} {path} is a directory", hint=f"give {option} a file path")
     for name in inputs:

@@ -261,6 +261,25 @@ def test_an_output_file_that_is_also_an_input_is_refused_in_one_line_before_send
     assert events.read_text().count("\n") == 1
 
 
+@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
+def test_an_output_named_dash_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str
+) -> None:
+    # It wrote a file named `-`, which the advice to send it again (`rpd send -`) read as
+    # standard input (session 14's review).
+    events = tmp_path / "events.ndjson"
+    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+
+    run = rpd_send(sandbox, tmp_path, events, args=(option, "-"))
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        f"error: {option} - would be a file named '-' (as an input, - is standard input)",
+        f"hint: give {option} a file name",
+    ]
+    assert sandbox.stats()["requests"] == {}
+
+
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
     sandbox: Sandbox, tmp_path: Path, kind: str
