@@ -243,41 +243,33 @@ def test_outputs_in_folders_that_do_not_exist_yet_are_written_there(
 
 
 @pytest.mark.parametrize("option", ["--dead-letter", "--report"])
-def test_an_output_file_that_is_also_an_input_is_refused_in_one_line_before_sending(
-    sandbox: Sandbox, tmp_path: Path, option: str
+@pytest.mark.parametrize("target", ["the input", "-"])
+def test_an_output_that_would_destroy_or_hide_events_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str, target: str
 ) -> None:
-    # QA: the refusal says what is wrong (writing there destroys events) and what to do.
+    # QA: the refusal says what is wrong (writing there destroys events) and what to do. A file
+    # named `-` (session 14's review) was written, which the advice to send it again
+    # (`rpd send -`) read as standard input.
     events = tmp_path / "events.ndjson"
     events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
+    path = str(events) if target == "the input" else target
 
-    run = rpd_send(sandbox, tmp_path, events, args=(option, str(events)))
+    run = rpd_send(sandbox, tmp_path, events, args=(option, path))
 
     assert run.exit_code == 2
-    assert run.stderr.splitlines() == [
-        f"error: {option} {events} is one of the input files, and writing there would destroy "
-        f"the events it holds: give {option} another file (nothing was sent)"
-    ]
+    assert run.stderr.splitlines() == (
+        [
+            f"error: {option} {events} is one of the input files, and writing there would "
+            f"destroy the events it holds: give {option} another file (nothing was sent)"
+        ]
+        if target == "the input"
+        else [
+            f"error: {option} - would be a file named '-' (as an input, - is standard input)",
+            f"hint: give {option} a file name",
+        ]
+    )
     assert sandbox.stats()["requests"] == {}
     assert events.read_text().count("\n") == 1
-
-
-@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
-def test_an_output_named_dash_is_refused_before_sending(
-    sandbox: Sandbox, tmp_path: Path, option: str
-) -> None:
-    # It wrote a file named `-`, which the advice to send it again (`rpd send -`) read as
-    # standard input (session 14's review).
-    events = tmp_path / "events.ndjson"
-    events.write_text('{"type": "identify", "messageId": "m-1", "userId": "u-1"}\n')
-
-    run = rpd_send(sandbox, tmp_path, events, args=(option, "-"))
-
-    assert run.exit_code == 2
-    assert run.stderr.splitlines() == [
-        f"error: {option} - would be a file named '-' (as an input, - is standard input)",
-        f"hint: give {option} a file name",
-    ]
-    assert sandbox.stats()["requests"] == {}
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory"])
