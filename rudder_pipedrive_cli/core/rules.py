@@ -42,8 +42,9 @@ MAX_NAMES = 10_000  # event names whose rule a run remembers at once
 NO_RULE = "no rule (lead)"
 MARKER_PREFIX = "rpd:"
 # The characters a marker keeps as they are: an event id is quoted into one word of HTML-safe
-# text, so it can be found again in what Pipedrive stores (`markers`).
-_MARKER_SAFE = "-._~:@!$'()*+,;=/?#[]"
+# text, so it can be found again in what Pipedrive stores (`markers`). Not `'`, which an HTML
+# sanitizer may store as `&#39;` (Pipedrive sanitizes a note's HTML).
+_MARKER_SAFE = "-._~:@!$()*+,;=/?#[]"
 MARKER = re.compile(r"rpd:([^\s<>&\"]+)")
 
 # Template roots: a bare name, or a prefix followed by a path.
@@ -143,7 +144,10 @@ def markers(text: Any) -> set[str]:
     """The markers in a stored text (an activity's note, a note's content)."""
     if not isinstance(text, str) or MARKER_PREFIX not in text:
         return set()
-    return {MARKER_PREFIX + found for found in MARKER.findall(text)}
+    if "&" in text:  # what a sanitizer escaped (`&#39;` for `'`) reads as it was written
+        text = html.unescape(text)
+    # Written by an rpd that kept `'` as it is, or found as written: the marker rpd writes now.
+    return {MARKER_PREFIX + found.replace("'", "%27") for found in MARKER.findall(text)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

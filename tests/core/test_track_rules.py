@@ -634,6 +634,17 @@ def test_markers_are_found_again_in_stored_html_whatever_the_event_id() -> None:
     assert markers("rpd:one and rpd:two<br>") == {"rpd:one", "rpd:two"}
 
 
+def test_a_marker_holds_no_quote_a_sanitizer_could_escape_and_old_ones_are_found() -> None:
+    """An event id with `'`: the marker quotes it, so an HTML sanitizer that stores `&#39;`
+    leaves it as it is; one an earlier rpd wrote with `'` (as stored, or escaped) is found as
+    the same event's."""
+    mark = marker("it's-1")
+    assert mark == "rpd:it%27s-1"
+    for stored in ("<p>rpd:it%27s-1</p>", "<p>rpd:it's-1</p>", "<p>rpd:it&#39;s-1</p>"):
+        assert markers(stored) == {mark}
+    assert markers("rpd:a&amp;b") == {"rpd:a"}  # an escaped & ends a marker, as & itself does
+
+
 def test_a_rule_with_an_unresolved_name_offline_shows_a_placeholder() -> None:
     config = replace(CONFIG, default_currency="EUR", track_rules=RULES)
     outcome = run(
