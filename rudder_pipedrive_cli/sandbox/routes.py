@@ -82,35 +82,57 @@ def _limit(req: Request, default: int, maximum: int) -> int:
     return limit
 
 
-def _cursor_offset(req: Request) -> int:
-    cursor = req.query.get("cursor")
-    if not cursor:
-        return 0
+SortKey = Callable[[Any], tuple[Any, ...]]
+
+
+def _by(sort_by: str) -> SortKey:
+    """v2's order: by `sort_by` (nulls last), ties by id."""
+    return lambda row: (row[sort_by] is None, row[sort_by], row["id"])
+
+
+BY_ID = _by("id")
+
+
+def _cursor_page(
+    req: Request,
+    rows: list[Any],
+    *,
+    view: Callable[[Any], Any] | None = None,
+    key: SortKey = BY_ID,
+    order: tuple[str, str] = ("id", "asc"),
+) -> Answer:
+    """One page of `rows` (sorted by `key` and `order`: field, asc or desc) after the request's
+    cursor, with v2's `additional_data.next_cursor` (null on the last page). As Pipedrive's does,
+    the cursor holds where its page ended (the last row's key), not how many rows came before:
+    a record added or deleted before it while a client pages (a merge) moves no other record
+    off the next page."""
+    limit = _limit(req, 100, MAX_LIMIT)
+    if req.query.get("cursor"):
+        after = _cursor_key(req.query["cursor"], order)
+        descending = order[1] == "desc"
+        try:
+            rows = [row for row in rows if (key(row) < after if descending else key(row) > after)]
+        except TypeError:  # a key of another shape: not a cursor this listing gave
+            raise ApiError(400, "cursor: invalid cursor") from None
+    page = rows[:limit]
+    cursor = None
+    if len(rows) > limit:
+        mark = {"order": order, "after": key(page[-1])}
+        cursor = base64.urlsafe_b64encode(orjson.dumps(mark)).decode()
+    return success(page if view is None else [view(row) for row in page], {"next_cursor": cursor})
+
+
+def _cursor_key(cursor: str, order: tuple[str, str]) -> tuple[Any, ...]:
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
         raise ApiError(400, "cursor: invalid cursor") from None
-    if not isinstance(decoded, dict) or not isinstance(decoded.get("offset"), int):
+    if not isinstance(decoded, dict) or decoded.get("order") != list(order):
         raise ApiError(400, "cursor: invalid cursor")
-    return int(decoded["offset"])
-
-
-def _cursor_page(
-    req: Request, rows: list[Any], *, view: Callable[[Any], Any] | None = None
-) -> Answer:
-    """One page of `rows` with v2's `additional_data.next_cursor` (null on the last page)."""
-    limit = _limit(req, 100, MAX_LIMIT)
-    offset = _cursor_offset(req)
-    page = rows[offset : offset + limit]
-    if view is not None:
-        page = [view(row) for row in page]
-    more = offset + limit < len(rows)
-    cursor = (
-        base64.urlsafe_b64encode(orjson.dumps({"offset": offset + limit})).decode()
-        if more
-        else None
-    )
-    return success(page, {"next_cursor": cursor})
+    after = decoded.get("after")
+    if not isinstance(after, list):
+        raise ApiError(400, "cursor: invalid cursor")
+    return tuple(after)
 
 
 def _time_query(req: Request, name: str) -> float | None:
@@ -139,19 +161,22 @@ def _body(req: Request) -> Mapping[str, Any]:
 _SORTABLE = ("id", "update_time", "add_time")
 
 
-def _v2_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
-    """v2's `sort_by` (default id) and `sort_direction` (default asc); ties by id."""
+def _v2_sorted_page(
+    req: Request,
+    rows: list[Record],
+    sortable: Sequence[str],
+    view: Callable[[Record], Record] | None = None,
+) -> Answer:
+    """A page of `rows` by v2's `sort_by` (default id) and `sort_direction` (default asc)."""
     sort_by = req.query.get("sort_by", "id")
     if sort_by not in sortable:
         raise ApiError(400, f"sort_by: must be one of {', '.join(sortable)}")
     direction = req.query.get("sort_direction", "asc")
     if direction not in ("asc", "desc"):
         raise ApiError(400, "sort_direction: must be asc or desc")
-
-    def key(row: Record) -> tuple[bool, Any, Any]:
-        return row[sort_by] is None, row[sort_by], row["id"]
-
-    return sorted(rows, key=key, reverse=direction == "desc")
+    key = _by(sort_by)
+    rows = sorted(rows, key=key, reverse=direction == "desc")
+    return _cursor_page(req, rows, view=view, key=key, order=(sort_by, direction))
 
 
 def _v2_listing(
@@ -172,7 +197,7 @@ def _v2_listing(
         updated_since=_time_query(req, "updated_since"),
         updated_until=_time_query(req, "updated_until"),
     )
-    return _cursor_page(req, _v2_sorted(req, rows, sortable), view=view)
+    return _v2_sorted_page(req, rows, sortable, view)
 
 
 def _lister(entity: Entity) -> Handler:
@@ -428,7 +453,11 @@ def _field_listing(entity: Entity) -> Handler:
         extras = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
         if any(e not in FIELD_EXTRAS for e in extras):
             raise ApiError(400, f"include_fields: must be some of {', '.join(FIELD_EXTRAS)}")
-        return _cursor_page(req, [f.listing(extras) for f in FIELDS[entity]])
+        # Fields list in the order they were made (the seed's): their place is their key.
+        place = {f.code: (i,) for i, f in enumerate(FIELDS[entity])}
+        rows = [f.listing(extras) for f in FIELDS[entity]]
+        key: SortKey = lambda row: place[row["field_code"]]  # noqa: E731
+        return _cursor_page(req, rows, key=key, order=("place", "asc"))
 
     return handle
 
@@ -501,7 +530,7 @@ def _list_notes(store: Store, req: Request) -> Answer:
 def _list_stages(store: Store, req: Request) -> Answer:
     pipeline_id = _query_int(req, "pipeline_id")
     rows = [dict(s) for s in STAGES if pipeline_id is None or s["pipeline_id"] == pipeline_id]
-    return _cursor_page(req, _v2_sorted(req, rows, (*_SORTABLE, "order_nr")))
+    return _v2_sorted_page(req, rows, (*_SORTABLE, "order_nr"))
 
 
 ROUTES: Mapping[tuple[str, str], Handler] = {
@@ -536,8 +565,8 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
         store.sales.create_note(_v1_body(req), req.now)
     ),
     ("GET", "/v1/notes"): _list_notes,
-    ("GET", "/api/v2/pipelines"): lambda store, req: _cursor_page(
-        req, _v2_sorted(req, [dict(p) for p in PIPELINES], _SORTABLE)
+    ("GET", "/api/v2/pipelines"): lambda store, req: _v2_sorted_page(
+        req, [dict(p) for p in PIPELINES], _SORTABLE
     ),
     ("GET", "/api/v2/stages"): _list_stages,
     ("GET", "/v1/activityTypes"): lambda store, req: success([dict(t) for t in ACTIVITY_TYPES]),

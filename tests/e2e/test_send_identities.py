@@ -326,7 +326,8 @@ def test_a_listing_whose_cursor_repeats_stops_and_identities_go_by_search(
     searches instead; the person already there is found, not duplicated."""
     add_person(api, "u-1")
     cursor_page = routes._cursor_page
-    again = base64.urlsafe_b64encode(orjson.dumps({"offset": 0})).decode()  # the first page
+    first = {"order": ["id", "asc"], "after": [False, 0, 0]}  # before every person: page 1
+    again = base64.urlsafe_b64encode(orjson.dumps(first)).decode()
     pages: list[None] = []
 
     def repeating(req: routes.Request, rows: list[Any], **kwargs: Any) -> Answer:

@@ -108,6 +108,44 @@ def test_custom_fields_and_filters_hold_across_cursor_pages(api: httpx.Client) -
     assert seen == [(i + 1, {USER_ID_FIELD: f"u-{i}"}) for i in reversed(range(5))]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "merged", "expected"),
+    [
+        ("/api/v2/persons", {"limit": 2}, (1, 2), [1, 2, 3, 4]),
+        ("/api/v2/persons", {"limit": 2, "sort_direction": "desc"}, (4, 3), [4, 3, 2, 1]),
+        (
+            "/api/v2/itemSearch/field",
+            {"term": "x", "entity_type": "person", "field": ROLE_FIELD, "limit": 2},
+            (1, 2),
+            [1, 2, 3, 4],
+        ),
+    ],
+)
+def test_a_cursor_names_where_its_page_ended_not_how_many_rows_came_before(
+    api: httpx.Client,
+    path: str,
+    params: dict[str, Any],
+    merged: tuple[int, int],
+    expected: list[int],
+) -> None:
+    """Pipedrive's cursor holds the last row's sort value and id (v2.yaml's example decodes to
+    {"field": "id", "fieldValue": 7, "sortDirection": "asc", "id": 7}): a record merged away
+    from the first page while a client pages (an alias event during an identity index listing)
+    moves no other record off the next one. An offset cursor skipped the third row here."""
+    for i in range(4):
+        create_person(api, name=f"P{i}", custom_fields={ROLE_FIELD: "x"})
+    first = api.get(path, params=params).json()
+    seen = [row["id"] for row in first["data"]]
+    merge = api.put(f"/v1/persons/{merged[0]}/merge", json={"merge_with_id": merged[1]})
+    assert merge.status_code == 200, merge.text
+    cursor = first["additional_data"]["next_cursor"]
+    while cursor is not None:
+        body = api.get(path, params={**params, "cursor": cursor}).json()
+        seen += [row["id"] for row in body["data"]]
+        cursor = body["additional_data"]["next_cursor"]
+    assert seen == expected
+
+
 @pytest.mark.parametrize("path", ["/api/v2/persons", "/api/v2/organizations"])
 @pytest.mark.parametrize(
     ("params", "message"),
@@ -130,7 +168,14 @@ def test_custom_fields_and_filters_hold_across_cursor_pages(api: httpx.Client) -
         ),
         ({"sort_by": "name"}, "sort_by: must be one of id, update_time, add_time"),
         ({"sort_direction": "up"}, "sort_direction: must be asc or desc"),
-        ({"cursor": "WzFd"}, "cursor: invalid cursor"),  # JSON, but no offset in it
+        ({"cursor": "WzFd"}, "cursor: invalid cursor"),  # JSON, but no cursor the sandbox gave
+        (  # a cursor of the id order, ascending, given to the descending one
+            {
+                "cursor": "eyJvcmRlciI6WyJpZCIsImFzYyJdLCJhZnRlciI6W2ZhbHNlLDEsMV19",
+                "sort_direction": "desc",
+            },
+            "cursor: invalid cursor",
+        ),
         ({"name": "Ann"}, "name: not a parameter of GET {path}"),
     ],
 )
