@@ -141,6 +141,8 @@ def _check_enum(field: Field, value: Any, kind: str) -> str | None:
 def _check_set(field: Field, value: Any, kind: str) -> str | None:
     if kind != "array" or not all(json_type(v) == "integer" for v in value):
         return "expected a list of option ids (integers) for a set field"
+    if not value:  # v2.yaml: "sending an empty array [] is not supported": null clears a set
+        return "an empty list is not a set field's value: null clears it"
     unknown = [v for v in value if v not in field.option_ids]
     return f"{unknown[0]} is not an option of {field.name!r}" if unknown else None
 

@@ -130,3 +130,49 @@ def test_rpd_sends_a_lead_its_address_field_as_text(
 
     assert run.exit_code == 0, (run.stderr, run.dead_letters)
     assert holdings(sandbox).lead("rpd:m-1")[lead_address] == "Main 1, Tallinn"
+
+
+@pytest.fixture
+def tags_field(monkeypatch: pytest.MonkeyPatch) -> str:
+    key = "a8" * 20
+    tags = Field(code=key, name="Tags", type="set", custom=True, options=((1, "A"), (2, "B")))
+    add_sandbox_fields(monkeypatch, "person", tags)
+    return key
+
+
+def test_a_set_field_is_cleared_with_null_never_with_an_empty_list(
+    tags_field: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """v2.yaml (custom_fields): "For multi-option fields (field type `set`), use `null` to clear
+    the selection: sending an empty array `[]` is not supported and will result in a validation
+    error". The sandbox took [] (so an rpd that sent it would pass here and fail on Pipedrive);
+    rpd sends null for a trait that selects no option."""
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": "sandbox-token"}) as api:
+        refused = api.post("/api/v2/persons", json={"name": "A", "custom_fields": {tags_field: []}})
+        taken = api.post("/api/v2/persons", json={"name": "B", "custom_fields": {tags_field: [2]}})
+        cleared = api.patch("/api/v2/persons/1", json={"custom_fields": {tags_field: None}})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == (
+        f"custom_fields.{tags_field}: an empty list is not a set field's value: null clears it"
+    )
+    assert (taken.status_code, cleared.status_code) == (200, 200), (taken.text, cleared.text)
+
+    config = tmp_path / "rpd.toml"
+    config.write_text(
+        EXAMPLE_CONFIG.read_text().replace(
+            "[fields.persons]", f'[fields.persons]\ntags = "{tags_field}"'
+        )
+    )
+    events = [
+        identify("m-1", "u-1", name="Ann", tags=[]),
+        identify("m-2", "u-2", name="Bo", tags="B"),
+    ]
+    run = rpd_send(
+        sandbox, tmp_path, write_events(tmp_path / "events.ndjson", events), config=config
+    )
+    assert run.exit_code == 0, (run.stderr, run.dead_letters)
+    held = holdings(sandbox)
+    assert (
+        held.person("u-1")["custom_fields"][tags_field],
+        held.person("u-2")["custom_fields"][tags_field],
+    ) == (None, [2])
