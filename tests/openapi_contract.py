@@ -4,7 +4,8 @@
 (v1 under `/v1`, v2 under `/api/v2`), the request's `endpoint` is that operation's path template,
 path and query parameters are declared and fit their schemas, required ones are present, and the
 body validates against the request schema (OpenAPI 3.0 `nullable` honoured; undeclared top-level
-keys allowed only when they look like custom field keys, as v1 lead bodies use them).
+keys allowed only in v1 bodies and only when they look like custom field keys, as v1 leads take
+them: v2 bodies hold custom fields in `custom_fields`).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def check(
     properties = schema.get("properties")
     if isinstance(properties, Mapping) and isinstance(body, Mapping):
         for key in body:
-            if key not in properties and not CUSTOM_KEY.match(str(key)):
+            custom = path.startswith("/v1/") and CUSTOM_KEY.match(str(key))
+            if key not in properties and not custom:
                 raise ContractError(f"{where} body: {key!r} is not a field of this operation")
 
 

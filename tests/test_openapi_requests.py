@@ -84,6 +84,21 @@ REFUSED: list[tuple[str, str, dict[str, Any], Any, str]] = [
     ("GET", "/v1/leads", {"person_id": "abc"}, None, "not an integer"),
     ("PATCH", "/api/v2/persons/abc", {}, {"name": "x"}, "not an integer"),
     ("PATCH", "/api/v2/persons/5", {}, {"email": "a@b.c"}, "'email' is not a field"),
+    # A custom field key at the top level: v1 leads take that, v2 bodies only in custom_fields.
+    (
+        "PATCH",
+        "/api/v2/persons/5",
+        {},
+        {"6098b979cd7506a9c2b183a7814c70e8a6a08a3f": "x"},
+        "is not a",
+    ),
+    (
+        "POST",
+        "/api/v2/deals",
+        {},
+        {"title": "t", "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e": "x"},
+        "is not a",
+    ),
     ("POST", "/api/v2/persons", {}, {"visible_to": "3"}, "is not of type 'integer'"),
     ("POST", "/api/v2/organizations", {}, {"visible_to": 3}, "'name' is a required property"),
     ("POST", "/v1/leads", {}, {"title": "t", "value": {"amount": 5}}, "'currency' is a required"),
