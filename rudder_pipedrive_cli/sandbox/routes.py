@@ -123,14 +123,14 @@ def _cursor_page(
 
 
 def _cursor_key(cursor: str, order: tuple[str, str]) -> tuple[Any, ...]:
+    """The key a cursor of this `order` ended its page at."""
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise ApiError(400, "cursor: invalid cursor") from None
+        decoded = None
     if not isinstance(decoded, dict) or decoded.get("order") != list(order):
         raise ApiError(400, "cursor: invalid cursor")
-    after = decoded.get("after")
-    if not isinstance(after, list):
+    if not isinstance(after := decoded.get("after"), list):
         raise ApiError(400, "cursor: invalid cursor")
     return tuple(after)
 
@@ -456,8 +456,9 @@ def _field_listing(entity: Entity) -> Handler:
         # Fields list in the order they were made (the seed's): their place is their key.
         place = {f.code: (i,) for i, f in enumerate(FIELDS[entity])}
         rows = [f.listing(extras) for f in FIELDS[entity]]
-        key: SortKey = lambda row: place[row["field_code"]]  # noqa: E731
-        return _cursor_page(req, rows, key=key, order=("place", "asc"))
+        return _cursor_page(
+            req, rows, key=lambda row: place[row["field_code"]], order=("place", "asc")
+        )
 
     return handle
 
