@@ -403,7 +403,10 @@ def run_send(
         known.list_origins(identities.origins, identities.listed)
 
     def done(item: Event, outcome: Outcome) -> None:
-        reader.item_done(item.source, outcome.status)  # an object's last event finishes it
+        # An object's last event finishes it. One whose events --type, --since or --until left
+        # out is not finished: a later run without them would skip it unread.
+        left_out = item.decided is not None and job.event_filter.skip_reason(item) is not None
+        reader.item_done(item.source, "failed" if left_out else outcome.status)
         progress.tick()
 
     replay = Replay(

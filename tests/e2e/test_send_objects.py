@@ -19,6 +19,7 @@ from objects_support import (
     APRIL_28,
     B_08,
     IN_WINDOW,
+    MAY_1,
     NOT_LAYOUT,
     OUTSIDE,
     S3,
@@ -32,8 +33,10 @@ from objects_support import (
     error_xml,
     expected_sources,
     identify,
+    key,
     moto_s3,
     object_gets,
+    stamp,
 )
 from rich.console import Console
 from typer.testing import CliRunner
@@ -125,6 +128,37 @@ def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
         "skipped": 1,  # b-08, done in the first run
         "failed": 1,
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "first_sent"),
+    [(("--type", "track"), []), (("--until", "2024-05-01T09:30:00Z"), ["Person early"])],
+    ids=["type", "until"],
+)
+def test_an_object_whose_events_a_filter_left_out_is_read_again_without_it(
+    sandbox: Sandbox, tmp_path: Path, args: tuple[str, ...], first_sent: list[str]
+) -> None:
+    """An event that --type, --since or --until leaves out is not done: its object is not
+    recorded finished (it was, and a rerun without the filter skipped the object unread, so
+    its other events were never sent)."""
+    root = tmp_path / "backup"
+    path = root / key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        archive(identify("early"), {**identify("late"), "timestamp": "2024-05-01T10:00:00Z"})
+    )
+
+    first = rpd_send(sandbox, tmp_path, root, args=args)
+    assert first.exit_code == 0, first.stderr
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == first_sent
+
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming" not in again.stderr
+    assert again.report is not None
+    assert again.report["events"]["read"] == 2
+    names = sorted(p["name"] for p in holdings(sandbox).persons)
+    assert names == ["Person early", "Person late"]
 
 
 def test_an_object_whose_name_is_not_utf8_is_finished_and_skipped_by_the_rerun(
