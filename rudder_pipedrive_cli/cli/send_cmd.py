@@ -488,7 +488,12 @@ def run_send(
             indent=MORE,
         )
     if job.report is not None:
-        write_report(job.report, document)
+        try:
+            write_report(job.report, document)
+        except RpdError as error:
+            if stopped is None:
+                raise
+            env.warn(error.message)  # the run's own stop is the exit, and what to do next
     if stopped is not None:
         raise stopped
     if interrupted is not None:

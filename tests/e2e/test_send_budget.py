@@ -65,3 +65,23 @@ def test_the_report_counts_only_the_tokens_pipedrive_charged(
     assert run.report is not None
     assert run.report["rate_limited"] >= 1
     assert run.report["tokens"] == sandbox.stats()["tokens"] - spent_before
+
+
+def test_a_report_that_cannot_be_written_does_not_hide_why_the_run_stopped(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """The run's own stop stays the exit (4: rerun later) and its message the last; the report
+    that could not be written is said before it (it replaced both: exit 2, and only the advice
+    to choose another --report path)."""
+    sandbox = make_sandbox(plan="growth")
+    exhaust_budget(sandbox, leave=330)
+
+    stopped = rpd_send(
+        sandbox, tmp_path, *ALL_EXAMPLES, args=("--plan", "growth", "--report", "/dev/full")
+    )
+
+    assert stopped.exit_code == 4, stopped.stderr
+    lines = stopped.stderr.splitlines()
+    assert lines[-3] == "warning: cannot write the report to /dev/full: No space left on device"
+    assert lines[-2].startswith("error: daily API token budget spent (HTTP 429")
+    assert lines[-1] == "hint: rerun the same command later to resume"
