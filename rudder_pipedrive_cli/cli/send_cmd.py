@@ -44,6 +44,7 @@ from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey
 from rudder_pipedrive_cli.core.intake import intake
+from rudder_pipedrive_cli.core.plans import HANDLERS
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
@@ -403,9 +404,14 @@ def run_send(
         known.list_origins(identities.origins, identities.listed)
 
     def done(item: Event, outcome: Outcome) -> None:
-        # An object's last event finishes it. One whose events --type, --since or --until left
-        # out is not finished: a later run without them would skip it unread.
-        left_out = item.decided is not None and job.event_filter.skip_reason(item) is not None
+        # An object's last event finishes it; not one with an event that --type, --since or
+        # --until left out and that a run without them would send (a page is skipped either
+        # way): a later run without them would skip that object unread.
+        left_out = (
+            item.decided is not None
+            and item.type in HANDLERS
+            and job.event_filter.skip_reason(item) is not None
+        )
         reader.item_done(item.source, "failed" if left_out else outcome.status)
         progress.tick()
 

@@ -161,6 +161,24 @@ def test_an_object_whose_events_a_filter_left_out_is_read_again_without_it(
     assert names == ["Person early", "Person late"]
 
 
+def test_an_object_whose_only_events_left_out_are_pages_is_finished(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A page that --type leaves out would be skipped without it too: its object is finished,
+    and the rerun does not read it again."""
+    root = tmp_path / "backup"
+    path = root / key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+    path.parent.mkdir(parents=True)
+    page = {**identify("page"), "type": "page", "name": "Home"}
+    path.write_bytes(archive(identify("early"), page))
+
+    first = rpd_send(sandbox, tmp_path, root, args=("--type", "identify"))
+    assert first.exit_code == 0, first.stderr
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
+    assert again.report is not None and again.report["events"]["read"] == 0
+
+
 def test_an_object_whose_name_is_not_utf8_is_finished_and_skipped_by_the_rerun(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
