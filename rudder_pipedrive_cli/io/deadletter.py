@@ -148,6 +148,12 @@ def check_output_path(
                 f"{option} {path} is one of the input files, and writing there would destroy "
                 f"the events it holds: give {option} another file (nothing was sent)"
             )
+        if name != "-" and os.path.isdir(name) and _listed_below(path, Path(name)):
+            raise UsageError(
+                f"{option} {path} is inside the input folder {name}: the next run over that "
+                "folder would read it as events",
+                hint=f"give {option} a path outside {name} (nothing was sent)",
+            )
     for what, other in (keep or {}).items():
         if other is not None and same_file(path, other):
             raise UsageError(
@@ -159,6 +165,16 @@ def check_output_path(
     except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
         hint = f"choose another {option} path; nothing was sent"
         raise output_error(path, option, hint, error) from None
+
+
+def _listed_below(path: Path, folder: Path) -> bool:
+    """Whether a backup folder's listing would hold `path` (io/objects.py leaves hidden names
+    out: `.rpd/state.sqlite` is not read)."""
+    try:
+        below = path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):  # elsewhere, or a loop of links
+        return False
+    return not any(part.startswith(".") for part in below.parts)
 
 
 def probe_writable(path: Path) -> None:

@@ -272,6 +272,35 @@ def test_an_output_that_would_destroy_or_hide_events_is_refused_before_sending(
     assert events.read_text().count("\n") == 1
 
 
+@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
+def test_an_output_inside_an_input_folder_is_refused_before_sending(
+    sandbox: Sandbox, tmp_path: Path, option: str
+) -> None:
+    """A backup folder's next run would read rpd's outputs there as events (a report failed
+    as "no type", dead letters piled up and were read again each run); hidden names are
+    never listed, so an output under `.rpd/` is fine."""
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "events.ndjson").write_text(
+        '{"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "One"}}\n'
+    )
+    inside = folder / "runs" / "out.json"
+
+    run = rpd_send(sandbox, tmp_path, folder, args=(option, str(inside)))
+
+    assert run.exit_code == 2
+    assert run.stderr.splitlines() == [
+        f"error: {option} {inside} is inside the input folder {folder}: the next run over that "
+        "folder would read it as events",
+        f"hint: give {option} a path outside {folder} (nothing was sent)",
+    ]
+    assert sandbox.stats()["requests"] == {}
+    assert not (folder / "runs").exists()
+
+    hidden = folder / ".rpd" / "out.json"
+    assert rpd_send(sandbox, tmp_path, folder, args=(option, str(hidden))).exit_code == 0
+
+
 @pytest.mark.parametrize("kind", ["missing", "directory"])
 def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
     sandbox: Sandbox, tmp_path: Path, kind: str
