@@ -57,6 +57,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     default_dead_letter_path,
     open_output,
     output_error,
+    refuse_inside_input_folders,
 )
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
@@ -277,6 +278,8 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
     if job.report is not None:
         keep["the --dead-letter file"] = job.dead_letter
         check_output_path(job.report, "--report", job.paths, keep)
+    if (state_path := keep["the replay state"]) is not None:
+        refuse_inside_input_folders(state_path, "--state", job.paths)
     token = require_token(env.settings)
     tally = Tally()
     try:

@@ -148,12 +148,7 @@ def check_output_path(
                 f"{option} {path} is one of the input files, and writing there would destroy "
                 f"the events it holds: give {option} another file (nothing was sent)"
             )
-        if name != "-" and os.path.isdir(name) and _listed_below(path, Path(name)):
-            raise UsageError(
-                f"{option} {path} is inside the input folder {name}: the next run over that "
-                "folder would read it as events",
-                hint=f"give {option} a path outside {name} (nothing was sent)",
-            )
+    refuse_inside_input_folders(path, option, inputs)
     for what, other in (keep or {}).items():
         if other is not None and same_file(path, other):
             raise UsageError(
@@ -165,6 +160,18 @@ def check_output_path(
     except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
         hint = f"choose another {option} path; nothing was sent"
         raise output_error(path, option, hint, error) from None
+
+
+def refuse_inside_input_folders(path: Path, option: str, inputs: tuple[str, ...]) -> None:
+    """A file rpd writes (an output, the state) must not be where an input folder's listing
+    finds it: that run or the next would read it as events."""
+    for name in inputs:
+        if name != "-" and os.path.isdir(name) and _listed_below(path, Path(name)):
+            raise UsageError(
+                f"{option} {path} is inside the input folder {name}: a run over that folder "
+                "would read it as events",
+                hint=f"give {option} a path outside {name} (nothing was sent)",
+            )
 
 
 def _listed_below(path: Path, folder: Path) -> bool:

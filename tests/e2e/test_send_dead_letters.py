@@ -272,13 +272,14 @@ def test_an_output_that_would_destroy_or_hide_events_is_refused_before_sending(
     assert events.read_text().count("\n") == 1
 
 
-@pytest.mark.parametrize("option", ["--dead-letter", "--report"])
+@pytest.mark.parametrize("option", ["--dead-letter", "--report", "--state"])
 def test_an_output_inside_an_input_folder_is_refused_before_sending(
     sandbox: Sandbox, tmp_path: Path, option: str
 ) -> None:
-    """A backup folder's next run would read rpd's outputs there as events (a report failed
-    as "no type", dead letters piled up and were read again each run); hidden names are
-    never listed, so an output under `.rpd/` is fine."""
+    """A run over a backup folder would read rpd's files there as events (a report failed as
+    "no type", dead letters piled up and were read again each run, the state's own bytes were
+    hundreds of failed lines); hidden names are never listed, so a file under `.rpd/` is
+    fine."""
     folder = tmp_path / "backup"
     folder.mkdir()
     (folder / "events.ndjson").write_text(
@@ -290,8 +291,8 @@ def test_an_output_inside_an_input_folder_is_refused_before_sending(
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
-        f"error: {option} {inside} is inside the input folder {folder}: the next run over that "
-        "folder would read it as events",
+        f"error: {option} {inside} is inside the input folder {folder}: a run over that folder "
+        "would read it as events",
         f"hint: give {option} a path outside {folder} (nothing was sent)",
     ]
     assert sandbox.stats()["requests"] == {}
