@@ -30,6 +30,8 @@ from objects_support import (
     error,
     expected_sources,
     identify,
+    key,
+    stamp,
 )
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
@@ -300,6 +302,43 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
     ]
     good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
+
+
+class Creeping(Spy):
+    """Its first `times` opens of `name` are reset, each a `step` of bytes further than the one
+    before (a long read cut again and again: a slow replay, a large object)."""
+
+    def __init__(self, fs: Any, name: str, times: int, step: int) -> None:
+        super().__init__(fs)
+        self.name, self.times, self.step, self.opened = name, times, step, 0
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("open", path))
+        handle = self.fs.open(path, *args, **kwargs)
+        if path.endswith(self.name) and self.opened < self.times:
+            self.opened += 1
+            reset = ConnectionResetError(104, "reset by peer")
+            return FlakyFile(handle, self.step * self.opened, reset)
+        return handle
+
+
+def test_an_object_cut_again_and_again_but_further_each_time_is_read_to_its_end(
+    tmp_path: Path,
+) -> None:
+    """The tries of an object are counted since it last gave new bytes: one that moves on
+    after each cut is read whole (it was a failed item after six cuts, however far each got,
+    and the rest of it was left for a rerun)."""
+    name = key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+    events = [identify(f"c-{n}") for n in range(40)]
+    data = archive(*events)
+    assert len(data) > 10 * 40  # every cut is before the end
+    write_folder(tmp_path, {name: data})
+    creeping = Creeping(fsspec.filesystem("file"), name, times=10, step=40)
+    reader = EventReader(
+        [str(tmp_path)], resolver=lambda _: (creeping, str(tmp_path)), sleep=lambda _: None
+    )
+    assert [message for _, message in rows(reader)] == [e["messageId"] for e in events]
+    assert creeping.paths("open").count(f"{tmp_path}/{name}") == 11
 
 
 def test_a_missing_object_is_a_failed_item_with_its_url(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ in order on a thread of its own, a bounded number of chunks ahead of the reader:
 is being fetched while the current one is read and sent, and memory stays flat (nothing is
 downloaded whole). A transient read error (timeout, 5xx, reset: an OSError that is not "missing"
 or "denied") is retried with backoff: the object is opened and read again from its start, and
-the bytes already handed out are skipped, so no event is read twice. A missing or unreadable
+the bytes already handed out are skipped, so no event is read twice; the tries are counted
+since the object last gave new bytes (a long read may be cut many times). A missing or unreadable
 object is a failed item named by its URL; one that fails mid-way, a failed item at its line.
 
 Resume: the reader counts the items each object gave and the outcomes that come back
@@ -268,14 +269,16 @@ class Feed:
         """Put the object's chunks, then _END or the error that ended it; False when stopped."""
         path = stored.path
         handed_out = 0
-        tries = 0
+        tries = 0  # failed in a row since the object last gave new bytes
+        moved_on_at = 0  # bytes handed out when it last did
+        reopened = False
         while True:
             try:
                 # No cache in the store's file ("none"): the queue is the read-ahead, and
                 # fsspec's default ("readahead") would fetch a block more than each read and keep
                 # it, another 1-2 MiB a file.
                 with self._fs.open(path, "rb", block_size=self._chunk, cache_type="none") as handle:
-                    if tries:
+                    if reopened:
                         self._check_unchanged(path, stored, handle)
                         _skip(handle, handed_out, self._chunk)  # read again from the start
                     while chunk := handle.read(self._chunk):
@@ -290,11 +293,14 @@ class Feed:
                 # unless the store says it is not (io/s3.py's S3Error.transient)
                 if not getattr(error, "transient", True):
                     return self._put((index, ObjectReadError(_why(error))))
+                if handed_out > moved_on_at:  # a long read cut once more: a new fault
+                    tries, moved_on_at = 0, handed_out
                 if tries >= len(RETRY_DELAYS):
                     tried = f"{tries + 1} tries"
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
                 self._sleep(RETRY_DELAYS[tries])
                 tries += 1
+                reopened = True
                 self.retries += 1
 
     def _check_unchanged(self, path: str, stored: StoredObject, handle: Any) -> None:
