@@ -500,7 +500,7 @@ def run_send(
         try:
             write_report(job.report, document)
         except RpdError as error:
-            if stopped is None:
+            if stopped is None and interrupted is None:
                 raise
             env.warn(error.message)  # the run's own stop is the exit, and what to do next
     if stopped is not None:

@@ -42,14 +42,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def start_send(sandbox: Sandbox, tmp_path: Path, events: Path) -> subprocess.Popen[bytes]:
-    """`rpd send` as a subprocess (so it can be sent signals), report.json and state.sqlite in
-    `tmp_path`."""
+def start_send(
+    sandbox: Sandbox, tmp_path: Path, events: Path, report: str = "report.json"
+) -> subprocess.Popen[bytes]:
+    """`rpd send` as a subprocess (so it can be sent signals), report.json (or `report`) and
+    state.sqlite in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     env["PIPEDRIVE_API_TOKEN"] = TOKEN
     command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
     command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
-    command += ["--concurrency", "4", "--report", str(tmp_path / "report.json")]
+    command += ["--concurrency", "4", "--report", str(tmp_path / report)]
     command += ["--state", str(tmp_path / "state.sqlite")]
     command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
     return subprocess.Popen(
@@ -154,6 +156,35 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
 
     sandbox.set_faults(latency_ms=0)
     assert_resumed(sandbox, tmp_path, events, state, done=sent)
+
+
+def test_a_report_that_cannot_be_written_leaves_a_stop_signal_its_exit(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """SIGTERM, then a --report the disk refuses: the report's error is a warning and the exit
+    stays 143 with what to do (it was exit 2, the advice to resume not said)."""
+    sandbox = make_sandbox(plan="unlimited", latency_ms=150)
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS)],
+    )
+    process = start_send(sandbox, tmp_path, events, report="/dev/full")
+    try:
+        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = stderr.decode().splitlines()
+
+    assert process.returncode == 143, lines
+    assert lines[-2:] == [
+        "warning: cannot write the report to /dev/full: No space left on device",
+        "terminated (SIGTERM): no new events were started and those in flight were finished; "
+        "rerun the same command to resume",
+    ]
 
 
 def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
