@@ -285,10 +285,15 @@ def note_reading_a_terminal(env: Env, paths: Container[str]) -> None:
 
 
 def note_finished_objects(env: Env, reader: EventReader) -> None:
-    """Say how many objects a resumed run does not read again (SPEC 2)."""
+    """Say how many objects a resumed run does not read again (SPEC 2), or that the window
+    leaves no object of a backup to read (mistyped dates read nothing, and said nothing)."""
+    from rudder_pipedrive_cli.io.objects import is_object_path
+
     if reader.objects_skipped and not env.quiet:
         objects = plural(reader.objects_skipped, "object")
         say(env.err, f"resuming: {objects} finished by an earlier run not read again")
+    elif not reader.objects_total and any(is_object_path(path) for path in reader.paths):
+        env.warn("no backup object meets --since/--until: none was read (check the dates)")
 
 
 def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:

@@ -179,6 +179,22 @@ def test_an_object_whose_only_events_left_out_are_pages_is_finished(
     assert again.report is not None and again.report["events"]["read"] == 0
 
 
+def test_a_window_that_meets_no_object_says_so(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A mistyped year read nothing and said nothing: an empty report, exit 0."""
+    root = tmp_path / "backup"
+    path = root / key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(archive(identify("early")))
+
+    run = rpd_send(sandbox, tmp_path, root, args=("--since", "2042-05-01"))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.splitlines()[0] == (
+        "warning: no backup object meets --since/--until: none was read (check the dates)"
+    )
+    assert run.report is not None and run.report["events"]["read"] == 0
+
+
 def test_an_object_whose_name_is_not_utf8_is_finished_and_skipped_by_the_rerun(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
