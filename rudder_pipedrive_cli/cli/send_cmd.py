@@ -348,12 +348,15 @@ def run_send(
         max_retries=job.max_retries,
         tally=tally,
     )
+    # Objects an earlier run finished are read by neither pass: their events are done, and what
+    # they taught (identities, merges) is in the state.
+    finished = replay_state.object_finished if replay_state is not None else None
     reader = EventReader(
         job.paths,
         strict=job.strict,
         max_item_bytes=job.max_item_bytes,
         window=job.event_filter.window,
-        finished=replay_state.object_finished if replay_state is not None else None,
+        finished=finished,
         on_finished=replay_state.finish_object if replay_state is not None else None,
         warn=env.warn,
     )
@@ -381,7 +384,10 @@ def run_send(
         first_pass = events_holding_token_refused(
             intake(
                 EventReader(
-                    job.paths, max_item_bytes=job.max_item_bytes, window=job.event_filter.window
+                    job.paths,
+                    max_item_bytes=job.max_item_bytes,
+                    window=job.event_filter.window,
+                    finished=finished,
                 ),
                 job.event_filter,
                 job.limit,

@@ -80,10 +80,13 @@ def test_send_from_s3_then_a_rerun_reads_no_finished_object(
         f"Person {message}" for _, message in expected_sources("x")
     )
 
+    s3.proxy.recorder.requests.clear()
     again = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS, name="rerun")
     assert again.exit_code == 0, again.stderr
     assert "resuming: 6 objects finished by an earlier run not read again" in again.stderr
     assert again.report is not None and again.report["events"]["read"] == 0
+    # Not by the first pass either (aliases, identities to resolve): it downloaded them all.
+    assert list(object_gets(s3.proxy.recorder.requests, "backups")) == []
     assert holdings(sandbox).persons == persons
 
 
