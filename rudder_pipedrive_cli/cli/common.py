@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
@@ -33,6 +32,7 @@ from rudder_pipedrive_cli.io.config import (
     REDACTED,
     Secret,
     Settings,
+    TokenPattern,
     load_settings,
     refused_token_hint,
 )
@@ -296,7 +296,7 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
         env.warn("no backup object meets --since/--until: none was read (check the dates)")
 
 
-def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
+def without_token(tally: Tally, token: TokenPattern | None) -> None:
     """Counts kept under event data that holds the API token (an event's type, a dropped trait's
     path) move under REDACTED in its place, before the report, its JSON and the state's record of
     the run show them (SPEC 8)."""
@@ -316,7 +316,7 @@ def without_token(tally: Tally, token: re.Pattern[str] | None) -> None:
 
 
 def without_token_in(
-    records: Iterator[dict[str, Any]], token: re.Pattern[str]
+    records: Iterator[dict[str, Any]], token: TokenPattern
 ) -> Iterator[dict[str, Any]]:
     """`records` (JSON values) as they are, but one that holds the API token (event data that
     does) with REDACTED in its place: what a dry-run shows (SPEC 8)."""
@@ -326,7 +326,7 @@ def without_token_in(
 
 
 def events_holding_token_refused(
-    items: Iterable[Event], token: re.Pattern[str] | None
+    items: Iterable[Event], token: TokenPattern | None
 ) -> Iterable[Event]:
     """`items`, an event that holds the API token failed before it is planned: its messageId,
     userId, groupId and previousId are the state's keys (journal, identity cache), and any value
@@ -340,7 +340,7 @@ def events_holding_token_refused(
     return _refusing(items, token)
 
 
-def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]:
+def _refusing(items: Iterable[Event], token: TokenPattern) -> Iterator[Event]:
     from rudder_pipedrive_cli.core.plans import HANDLERS  # the planned types (not at start-up)
 
     for item in items:
@@ -351,7 +351,7 @@ def _refusing(items: Iterable[Event], token: re.Pattern[str]) -> Iterator[Event]
         yield item
 
 
-def _refusal(item: Event, token: re.Pattern[str], planned: Container[str]) -> str | None:
+def _refusal(item: Event, token: TokenPattern, planned: Container[str]) -> str | None:
     if item.type not in planned:  # skipped unplanned: its journal entry is all rpd keeps
         return TOKEN_HELD.format("messageId") if token.search(item.id) else None
     try:

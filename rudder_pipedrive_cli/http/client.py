@@ -53,6 +53,7 @@ from rudder_pipedrive_cli.http.server_clock import ServerClock, utc_now
 from rudder_pipedrive_cli.io.config import (
     LONG_TOKEN,
     REDACTED,
+    TokenPattern,
     is_loopback,
     redact_strings,
     resolve_base_url,
@@ -203,7 +204,7 @@ def envelope(
     if len(token) >= LONG_TOKEN and body is not None:
         # In the decoded strings, not the raw bytes: JSON escapes ("\/") cannot hide it there,
         # and numbers or the document's syntax are never touched.
-        body = redact_strings(body, re.compile(re.escape(token), re.IGNORECASE))
+        body = redact_strings(body, TokenPattern(token))
     if not isinstance(body, Mapping):
         if 200 <= status < 300:
             problem = not_an_envelope(content, is_json, body)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,7 @@ import orjson
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.io.config import REDACTED
+from rudder_pipedrive_cli.io.config import REDACTED, TokenPattern
 
 
 def default_dead_letter_path(now: float | None = None) -> Path:
@@ -74,7 +73,7 @@ DEAD_LETTERS = ("dead letters to", "choose another --dead-letter path; rerun to 
 class DeadLetters:
     """Appends records to `path`, creating the file only when the first failure arrives."""
 
-    def __init__(self, path: Path, token: re.Pattern[str] | None = None) -> None:
+    def __init__(self, path: Path, token: TokenPattern | None = None) -> None:
         self.path = path
         self.count = 0
         self._handle: IO[bytes] | None = None
