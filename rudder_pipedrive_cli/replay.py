@@ -49,7 +49,8 @@ def input_aliases(
     alias of each previousId): what send's first pass over its files gives the plans
     (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
     The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
-    into `aliases` (a new dict by default; a bounded table for the CLI)."""
+    into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
+    reads those of its finished objects from, else a bounded table)."""
     aliases = {} if aliases is None else aliases
     for item in items:
         event = item.event

@@ -494,6 +494,56 @@ def test_clear_all_namespaces(path: Path) -> None:
     assert rows(path, "SELECT ns, event_id FROM journal") == [(NS, "e2")]
 
 
+def test_the_input_aliases_are_kept_the_first_of_each_previous_id(path: Path) -> None:
+    """send's first pass writes them (replay.py's `input_aliases`); a resumed run reads those of
+    the objects it finished from here. The table is made on first use: a file without it (an
+    older rpd's) reads as holding none."""
+    with open_state(path, batch_size=1000) as state:
+        aliases = state.input_aliases()
+        assert ("u-old" in aliases, aliases.get("u-old"), len(aliases), list(aliases)) == (
+            False,
+            None,
+            0,
+            [],
+        )
+        assert rows(path, "SELECT name FROM sqlite_master WHERE name = 'input_aliases'") == []
+        aliases.setdefault("u-old", "u-new")
+        aliases.setdefault("u-old", "u-other")  # a later alias of the previousId: the first stays
+        aliases.setdefault("u-new", "u-last")
+        # In the open batch, with the object they were read from: committed with it or before.
+        state.finish_object("s3://b/k.json.gz", "etag:abc")
+        made = "SELECT name FROM sqlite_master WHERE name IN ('input_aliases', 'objects_done')"
+        assert rows(path, made) == []  # neither committed yet
+        state.flush()
+        assert rows(path, "SELECT * FROM input_aliases ORDER BY previous_id") == [
+            (NS, "u-new", "u-last"),
+            (NS, "u-old", "u-new"),
+        ]
+    with open_state(path) as state:
+        assert dict(state.input_aliases()) == {"u-old": "u-new", "u-new": "u-last"}
+    with open_state(path, OTHER_NS) as other:
+        assert dict(other.input_aliases()) == {}
+
+
+def test_the_input_aliases_go_with_their_namespace_and_are_cleared_with_it(path: Path) -> None:
+    with open_state(path, OTHER_NS) as sandbox:
+        sandbox.input_aliases()["u-a"] = "u-b"
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        aliases = state.input_aliases()
+        aliases["u-old"] = "u-new"
+        # Keyed on the account once Pipedrive says which: what was keyed on the URL moves in.
+        state.use_account("42", "https://api.pipedrive.com", TOKEN)
+        assert dict(aliases) == {"u-old": "u-new"}
+        moved = rows(path, "SELECT DISTINCT ns FROM input_aliases")
+        assert sorted(moved) == sorted([(OTHER_NS,), (account_namespace("42", TOKEN),)])
+        state.clear(state.namespace)
+        assert dict(aliases) == {}
+        assert rows(path, "SELECT ns, previous_id FROM input_aliases") == [(OTHER_NS, "u-a")]
+        state.clear()
+        assert rows(path, "SELECT count(*) FROM input_aliases") == [(0,)]
+
+
 @pytest.mark.parametrize("namespace", [None, OTHER_NS])
 def test_cleared_data_is_gone_from_the_bytes(path: Path, namespace: str | None) -> None:
     with open_state(path, OTHER_NS) as sandbox:

@@ -66,6 +66,7 @@ def fill(path: Path) -> None:
             Outcome(status="failed", reason="HTTP 500", pending_creates={("person", "u3"): STAMP}),
         )
         state.begin_write("e3", LEAD, STAMP)
+        state.input_aliases()["u0"] = "u1"  # kept for resumed runs; not shown
         state.finish_run(REPORT)
     with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
         state.record_outcome("s1", "demo.ndjson:1", Outcome(status="unchanged"))

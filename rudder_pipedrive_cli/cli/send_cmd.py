@@ -349,7 +349,7 @@ def run_send(
         tally=tally,
     )
     # Objects an earlier run finished are read by neither pass: their events are done, and what
-    # they taught (identities, merges) is in the state.
+    # they taught (identities, merges, the input's aliases) is in the state.
     finished = replay_state.object_finished if replay_state is not None else None
     reader = EventReader(
         job.paths,
@@ -394,7 +394,10 @@ def run_send(
             ),
             token_pattern,
         )
-        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, spill.table()))
+        # With a state, the aliases are kept there: a resumed run knows those of the objects
+        # it finished and no longer reads.
+        table = spill.table() if replay_state is None else replay_state.input_aliases()
+        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, table))
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     with lists() as listing:
         identities = prepare(

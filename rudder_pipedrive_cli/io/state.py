@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.io.state_accounts import (
     token_fingerprint,
     url_key,
 )
+from rudder_pipedrive_cli.io.state_aliases import AliasRows
 from rudder_pipedrive_cli.io.state_file import FileLock, Guarded, open_file, transaction
 from rudder_pipedrive_cli.io.state_identities import (
     LeadRows,
@@ -51,6 +52,7 @@ from rudder_pipedrive_cli.io.state_identities import (
 from rudder_pipedrive_cli.io.state_index import IndexTable
 from rudder_pipedrive_cli.io.state_journal import InFlight
 from rudder_pipedrive_cli.io.state_schema import (
+    ALIASES_TABLE,
     INDEX_MARKS,
     INDEX_TABLE,
     OBJECTS_TABLE,
@@ -66,7 +68,7 @@ from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, 
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
 # Every table that holds rows of a namespace: what clearing one deletes.
-NAMESPACED = (*TABLES, "objects_done", RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
+NAMESPACED = (*TABLES, "objects_done", ALIASES_TABLE, RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
 
 
 def utc_stamp() -> str:
@@ -259,6 +261,11 @@ class ReplayState(IdentityStore, Closing):
                 "finished_at = excluded.finished_at",
                 (store.ns, name, version, store.now()),
             )
+
+    def input_aliases(self) -> AliasRows:
+        """The input's aliases send's first passes found (replay.py's `input_aliases`), kept so
+        that a resumed run knows those of the objects it no longer reads (io/state_aliases.py)."""
+        return AliasRows(self._store)
 
     # -- runs (when each started and finished, and its counts) and the field listing cache ------
 

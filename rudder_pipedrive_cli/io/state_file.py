@@ -25,6 +25,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
+    ALIASES_SCHEMA,
     INDEX_SCHEMA,
     OBJECTS_TABLE,
     RECENCY_SCHEMA,
@@ -341,7 +342,7 @@ def _columns(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
 def _rpd_columns() -> dict[str, tuple[str, ...]]:
     """Every table rpd writes (also those added since schema 1) with its columns, in order."""
     connection = _empty_in_memory()
-    for statement in (RECENCY_SCHEMA, OBJECTS_TABLE, *INDEX_SCHEMA):
+    for statement in (RECENCY_SCHEMA, OBJECTS_TABLE, ALIASES_SCHEMA, *INDEX_SCHEMA):
         connection.execute(statement)
     names = [row[0] for row in connection.execute(TABLE_NAMES)]
     columns = {name: _columns(connection, name) for name in names}

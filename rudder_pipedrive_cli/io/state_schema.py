@@ -64,6 +64,16 @@ CREATE TABLE IF NOT EXISTS objects_done (
     PRIMARY KEY (ns, name)
 ) WITHOUT ROWID
 """
+# The input's aliases (previousId -> userId, the first of each previousId) that send's first pass
+# found (replay.py's `input_aliases`), kept so that a resumed run, which reads no finished object
+# again, still knows those in them. Created on first use, as objects_done.
+ALIASES_TABLE = "input_aliases"
+ALIASES_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (
+    ns TEXT NOT NULL, previous_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    PRIMARY KEY (ns, previous_id)
+) WITHOUT ROWID
+"""
 
 # The identity index (core/index.py): one row per listed record with its identity value, and per
 # kind the field it was listed by and the Pipedrive-clock time its next refresh lists from.

@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
+MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 WINDOW_ARGS = ("--since", SINCE, "--until", UNTIL)
 EVENTS = len(expected_sources("x"))  # 7: six objects in the window, one outside the layout
 
@@ -180,6 +181,97 @@ def test_an_object_whose_only_events_left_out_are_pages_is_finished(
     again = rpd_send(sandbox, tmp_path, root, name="rerun")
     assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
     assert again.report is not None and again.report["events"]["read"] == 0
+
+
+# An alias whose previous person Pipedrive does not hold, while its current one is found (by
+# external id: person 1, created just before) though not by its userId: the alias updates that
+# person, caches it for the userId and caches nothing for the previousId (SPEC 4 alias).
+ALIAS = {
+    "type": "alias",
+    "messageId": "a-1",
+    "previousId": "user-old",
+    "userId": "user-new",
+    "timestamp": "2024-05-01T09:05:00Z",
+    "context": {"externalId": [{"type": "curr_person_id", "id": 1}]},
+    "traits": {},
+}
+ALIAS_OBJECT = key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(9, 10))
+ALIASED = archive(identify("cur"), ALIAS)
+# A later object: an event of that previousId, whose person the input's alias says is person 1.
+LATER_OBJECT = key("src-a", MAY_1, 10, "i-1", stamp(10), stamp(10, 10))
+LATER = archive({**identify("old"), "timestamp": "2024-05-01T10:00:00Z"})
+ALIASED_AWAY = (  # the report's warning line, once
+    "  1  a userId not found is taken as the person of the userId the input aliases it to (an "
+    "earlier alias merged or re-keyed it)"
+)
+
+
+def backup_folder(root: Path, objects: dict[str, bytes]) -> Path:
+    for name, data in objects.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def persons_by_user(sandbox: Sandbox) -> list[tuple[str, str]]:
+    people = holdings(sandbox)
+    return sorted((people.user_of(p["id"]), p["name"]) for p in people.persons)
+
+
+def test_a_resumed_send_knows_the_aliases_of_the_objects_it_no_longer_reads(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """A resumed run (or the next one over a bucket that grew) reads no finished object again,
+    its first pass neither: the aliases in those objects come from the state, so an event of a
+    previousId an alias moved goes to the person it moved to, as in one uninterrupted run (it
+    created a second person)."""
+    whole = make_sandbox()
+    root = backup_folder(tmp_path / "whole", {ALIAS_OBJECT: ALIASED, LATER_OBJECT: LATER})
+    once = rpd_send(whole, tmp_path, root, state=tmp_path / "once.sqlite", name="once")
+    assert once.exit_code == 0, once.stderr
+    assert ALIASED_AWAY in once.stderr.splitlines()
+    assert persons_by_user(whole) == [("user-cur", "Person old")]
+
+    # What a run killed once the first object finished leaves: that object finished, in the
+    # state with its alias; the second is read by the resumed run only.
+    resumed = make_sandbox()
+    root = backup_folder(tmp_path / "grown", {ALIAS_OBJECT: ALIASED})
+    first = rpd_send(resumed, tmp_path, root, name="first")
+    assert first.exit_code == 0, first.stderr
+    backup_folder(root, {LATER_OBJECT: LATER})
+    again = rpd_send(resumed, tmp_path, root, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
+    assert again.report is not None and again.report["events"]["read"] == 1
+    assert ALIASED_AWAY in again.stderr.splitlines()
+    assert persons_by_user(resumed) == persons_by_user(whole)
+
+
+def test_a_state_file_without_the_aliases_table_resumes(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A state file written before rpd kept the input's aliases has no table for them: it opens,
+    reads as holding none, and the first alias a run meets creates it."""
+    state = tmp_path / "state.sqlite"
+    root = backup_folder(tmp_path / "backup", {ALIAS_OBJECT: archive(identify("cur"))})
+    first = rpd_send(sandbox, tmp_path, root, name="first")
+    assert first.exit_code == 0, first.stderr
+    with sqlite3.connect(state) as db:
+        assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'input_aliases'").fetchall()
+
+    backup_folder(root, {LATER_OBJECT: archive(ALIAS)})
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 1,
+        "sent": 0,
+        "unchanged": 1,  # only its current person found, no trait to write
+        "skipped": 0,
+        "failed": 0,
+    }
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT previous_id, user_id FROM input_aliases").fetchall()
+    assert rows == [("user-old", "user-new")]
 
 
 def test_a_window_that_meets_no_object_says_so(sandbox: Sandbox, tmp_path: Path) -> None:

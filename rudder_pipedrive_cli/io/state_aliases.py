@@ -1,0 +1,74 @@
+"""The input's aliases kept in the replay state: previousId -> userId, the first alias of each
+previousId that send's first pass met (replay.py's `input_aliases`). A resumed run reads no
+finished object again (SPEC 2), so what the aliases in those objects moved is known from here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+
+from rudder_pipedrive_cli.io.state_schema import ALIASES_SCHEMA, ALIASES_TABLE
+from rudder_pipedrive_cli.io.state_store import Store
+
+
+class AliasRows(MutableMapping[str, str]):
+    """The aliases of the store's namespace (the one it has at each call). Writes go into the
+    state's open batch, so an alias is committed no later than the finished object it came from
+    (the first pass writes it before any event is sent). A file older than the table reads as
+    holding none; the first write creates it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._stored = store.has_table(ALIASES_TABLE)
+
+    def __getitem__(self, previous_id: str) -> str:
+        store, row = self._store, None
+        if self._stored:
+            with store.mutex:
+                row = store.db.execute(
+                    f"SELECT user_id FROM {ALIASES_TABLE} WHERE ns = ? AND previous_id = ?",
+                    (store.ns, previous_id),
+                ).fetchone()
+        if row is None:
+            raise KeyError(previous_id)
+        return str(row[0])
+
+    def __setitem__(self, previous_id: str, user_id: str) -> None:
+        store = self._store
+        with store.writing():
+            if not self._stored:
+                store.db.execute(ALIASES_SCHEMA)
+                self._stored = True
+            store.db.execute(
+                f"INSERT INTO {ALIASES_TABLE} (ns, previous_id, user_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (ns, previous_id) DO UPDATE SET user_id = excluded.user_id",
+                (store.ns, previous_id, user_id),
+            )
+
+    def __delitem__(self, previous_id: str) -> None:
+        self[previous_id]  # KeyError when there is none, as a dict
+        store = self._store
+        with store.writing():
+            store.db.execute(
+                f"DELETE FROM {ALIASES_TABLE} WHERE ns = ? AND previous_id = ?",
+                (store.ns, previous_id),
+            )
+
+    def __iter__(self) -> Iterator[str]:
+        if not self._stored:
+            return iter(())
+        store = self._store
+        with store.mutex:  # read whole: a write while iterating would disturb the cursor
+            rows = store.db.execute(
+                f"SELECT previous_id FROM {ALIASES_TABLE} WHERE ns = ?", (store.ns,)
+            ).fetchall()
+        return iter([str(row[0]) for row in rows])
+
+    def __len__(self) -> int:
+        if not self._stored:
+            return 0
+        store = self._store
+        with store.mutex:
+            row = store.db.execute(
+                f"SELECT count(*) FROM {ALIASES_TABLE} WHERE ns = ?", (store.ns,)
+            ).fetchone()
+        return int(row[0])
