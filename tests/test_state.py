@@ -553,6 +553,7 @@ def test_cleared_data_is_gone_from_the_bytes(path: Path, namespace: str | None) 
                 f"customers.ndjson:{number}",
                 Outcome(status="sent", identities={("person", f"ada{number}@example.com"): 1}),
             )
+            sandbox.input_aliases()[f"anon{number}@example.com"] = f"ada{number}@example.com"
     with open_state(path) as state:
         state.record_outcome("e1", "f:1", SENT)
         state.clear(namespace)
