@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
-from rudder_pipedrive_cli.io import state_file
+from rudder_pipedrive_cli.io import state_aliases, state_file
 from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -523,6 +523,22 @@ def test_the_input_aliases_are_kept_the_first_of_each_previous_id(path: Path) ->
         assert dict(state.input_aliases()) == {"u-old": "u-new", "u-new": "u-last"}
     with open_state(path, OTHER_NS) as other:
         assert dict(other.input_aliases()) == {}
+
+
+def test_the_input_aliases_are_read_whole_a_page_at_a_time(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_aliases, "PAGE", 2)
+    with open_state(path) as state:
+        aliases = state.input_aliases()
+        kept = {"": "u-0", "a": "u-1", "b": "u-2", "c": "u-3", "d": "u-4"}
+        for previous_id, user_id in kept.items():
+            aliases[previous_id] = user_id
+        assert (dict(aliases.items()), sorted(aliases), len(aliases)) == (kept, sorted(kept), 5)
+        del aliases["a"]
+        with pytest.raises(KeyError):
+            del aliases["a"]
+        assert dict(aliases) == {k: v for k, v in kept.items() if k != "a"}
 
 
 def test_the_input_aliases_go_with_their_namespace_and_are_cleared_with_it(path: Path) -> None:

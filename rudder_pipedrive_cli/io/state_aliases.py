@@ -4,10 +4,12 @@ finished object again (SPEC 2), so what the aliases in those objects moved is kn
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import ItemsView, Iterator, MutableMapping
 
 from rudder_pipedrive_cli.io.state_schema import ALIASES_SCHEMA, ALIASES_TABLE
 from rudder_pipedrive_cli.io.state_store import Store
+
+PAGE = 1000  # rows read at once when iterating
 
 
 class AliasRows(MutableMapping[str, str]):
@@ -54,14 +56,27 @@ class AliasRows(MutableMapping[str, str]):
             )
 
     def __iter__(self) -> Iterator[str]:
-        if not self._stored:
-            return iter(())
-        store = self._store
-        with store.mutex:  # read whole: a write while iterating would disturb the cursor
-            rows = store.db.execute(
-                f"SELECT previous_id FROM {ALIASES_TABLE} WHERE ns = ?", (store.ns,)
-            ).fetchall()
-        return iter([str(row[0]) for row in rows])
+        return (previous_id for previous_id, _ in self._rows())
+
+    def items(self) -> ItemsView[str, str]:
+        """One read of each row (OrderKeys links them all when a run starts), not one a key."""
+        return _Items(self)
+
+    def _rows(self) -> Iterator[tuple[str, str]]:
+        """Every row, by previousId, a page at a time: bounded memory whatever the table holds,
+        and no cursor left open across a write."""
+        store, after, above = self._store, "", ">="  # from the first, "" too
+        while self._stored:
+            with store.mutex:
+                page = store.db.execute(
+                    f"SELECT previous_id, user_id FROM {ALIASES_TABLE} "
+                    f"WHERE ns = ? AND previous_id {above} ? ORDER BY previous_id LIMIT ?",
+                    (store.ns, after, PAGE),
+                ).fetchall()
+            yield from page
+            if len(page) < PAGE:
+                return
+            after, above = page[-1][0], ">"
 
     def __len__(self) -> int:
         if not self._stored:
@@ -72,3 +87,10 @@ class AliasRows(MutableMapping[str, str]):
                 f"SELECT count(*) FROM {ALIASES_TABLE} WHERE ns = ?", (store.ns,)
             ).fetchone()
         return int(row[0])
+
+
+class _Items(ItemsView[str, str]):
+    _mapping: AliasRows
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return self._mapping._rows()
