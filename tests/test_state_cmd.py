@@ -319,8 +319,14 @@ def state_altered(*statements: str) -> None:
         ),
         # A table gone (QA: an internal error, exit 70, and clear could not remove it).
         (["DROP TABLE journal"], "its tables are not all there); readable: 1 identity for ns"),
+        # One of those made on first use too (a send's first pass would fail on it, exit 70).
+        (
+            ["CREATE TABLE input_aliases (a TEXT)"],
+            "its table input_aliases does not have rpd's columns); readable: 0 journal entries and "
+            "1 identity for ns",
+        ),
     ],
-    ids=["a table of other columns", "a table gone"],
+    ids=["a table of other columns", "a table gone", "an aliases table of other columns"],
 )
 def test_rpds_own_damaged_file_is_shown_so_and_clear_removes_it(
     statements: list[str], detail: str
