@@ -1010,3 +1010,27 @@ def test_what_a_send_would_refuse_to_start_on_is_said_before_the_plan(
         f"warning: {said}: every event that needs it would fail, so `rpd send` would not start ("
     )
     assert warnings[0].endswith("; `rpd check` runs every check)")
+
+
+def test_a_state_file_inside_the_input_folder_is_refused(tmp_path: Path) -> None:
+    """A dry-run over a backup folder would read the state's own bytes there as events, as a
+    send would (which refuses it too); a state path there that holds no file reads nothing."""
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "events.ndjson").write_text(json.dumps(IDENTIFY) + "\n")
+    state = folder / "state.sqlite"
+    state.write_bytes(b"SQLite format 3\x00")
+
+    code, stdout, stderr = dry_run(str(folder), "-c", CONFIG, "--state", str(state))
+
+    assert code == 2
+    assert stdout == ""
+    assert stderr.splitlines() == [
+        f"error: --state {state} is inside the input folder {folder}: a run over that folder "
+        "would read it as events",
+        f"hint: give --state a path outside {folder} (nothing was sent)",
+    ]
+    state.unlink()
+    code, stdout, _ = dry_run(str(folder), "-c", CONFIG, "--state", str(state), "-f", "ndjson")
+    assert code == 0
+    assert [record["id"] for record in records(stdout)] == ["m-1"]

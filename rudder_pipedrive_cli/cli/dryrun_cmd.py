@@ -43,7 +43,12 @@ from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
-from rudder_pipedrive_cli.io.deadletter import check_output_path, open_output, output_error
+from rudder_pipedrive_cli.io.deadletter import (
+    check_output_path,
+    open_output,
+    output_error,
+    refuse_inside_input_folders,
+)
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     STDIN,
@@ -221,6 +226,8 @@ def dry_run_command(
             output = None
         if output is not None:
             check_output_path(output, "--output", tuple(paths), env.kept_files(state))
+        if (state_path := env.replay_state_path(state)) is not None and state_path.exists():
+            refuse_inside_input_folders(state_path, "--state", tuple(paths))  # read as events
         plan_config = settings.plan_config()
         tally = Tally()
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
