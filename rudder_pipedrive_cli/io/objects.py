@@ -431,7 +431,7 @@ class ObjectLedger:
         if tally.read and tally.done >= tally.items:
             del self._active[tally.stored.name]
             if tally.clean and self.on_finished is not None:
-                self.on_finished(tally.stored.name, tally.stored.version)
+                self.on_finished(ledger_name(tally.stored), tally.stored.version)
 
 
 def unfinished(
@@ -440,4 +440,11 @@ def unfinished(
     """The objects an earlier run did not finish (all, without a state)."""
     if finished is None:
         return objects
-    return [stored for stored in objects if not finished(stored.name, stored.version)]
+    return [stored for stored in objects if not finished(ledger_name(stored), stored.version)]
+
+
+def ledger_name(stored: StoredObject) -> str:
+    """The name the state records a finished object under: its URL, or a folder's file by its
+    absolute path, so that a resume finds it however the folder is spelled (`backup`,
+    `./backup/`, `/home/me/backup`) while its sources keep the name given."""
+    return stored.name if url_scheme(stored.name) is not None else source_name(stored.path)

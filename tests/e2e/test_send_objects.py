@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
@@ -394,3 +395,28 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
             ("HEAD", "/b/rs"),
             ("GET", "/b?delimiter=%2F&encoding-type=url&list-type=2&max-keys=1&prefix=rs%2F"),
         ] * 2
+
+
+def test_a_backup_folder_resumes_however_its_path_is_spelled(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state records a folder's finished files by their absolute paths: a rerun that names
+    the folder another way (relative, `./` and a slash, absolute) reads none of them again,
+    where it read them all (the journal kept their events from being sent twice)."""
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    for number in (1, 2):
+        event = {"type": "identify", "messageId": f"m-{number}", "userId": f"u-{number}",
+                 "traits": {"name": f"Person {number}"}}  # fmt: skip
+        (folder / f"day{number}.ndjson").write_bytes(orjson.dumps(event) + b"\n")
+    monkeypatch.chdir(tmp_path)
+    first = rpd_send(sandbox, tmp_path, "backup")
+    assert first.exit_code == 0, first.stderr
+    assert first.report is not None and first.report["events"]["sent"] == 2
+
+    for number, spelled in enumerate(("./backup/", str(folder)), 1):
+        again = rpd_send(sandbox, tmp_path, spelled, name=f"again{number}")
+        assert again.exit_code == 0, again.stderr
+        assert "resuming: 2 objects finished by an earlier run not read again" in again.stderr
+        assert again.report is not None and again.report["events"]["read"] == 0
+    assert len(holdings(sandbox).persons) == 2
