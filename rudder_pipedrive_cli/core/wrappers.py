@@ -53,25 +53,20 @@ def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
     if "event" in value and "error" in value:
         event = _decoded(value["event"])
         if not isinstance(event, dict):  # the dead letter of input that held no event
-            return [invalid(source, event, _failed_again(value, event), "read")]
+            return [_failed_again(value, event, source)]
         return unwrap(event, source, depth + 1)
     return [take(value, source)]
 
 
-FIRST_READ = " (first read at "
-
-
-def _failed_again(record: dict[str, Any], event: Any) -> str:
-    """Why the dead letter of input that held no event (a line not JSON, an object that could
-    not be read) fails again: as it first did, and where, so no generation of dead letters loses
-    either."""
-    error, origin = record["error"], record.get("source")
+def _failed_again(record: dict[str, Any], event: Any, source: str) -> Event:
+    """The dead letter of input that held no event (a line not JSON, an object that could not
+    be read), read again: it fails for the reason it first did (counted with its like), at its
+    line here, whose record names where it was first read."""
+    error = record["error"]
     reason = error.get("reason") if isinstance(error, dict) else None
     if not isinstance(reason, str) or not reason:
-        return f"expected a JSON object, got {json_kind(event)}"
-    if FIRST_READ in reason or not isinstance(origin, str):
-        return reason
-    return f"{reason}{FIRST_READ}{origin})"
+        reason = f"expected a JSON object, got {json_kind(event)}"
+    return invalid(source, event, reason, "read")
 
 
 def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[Event]:
