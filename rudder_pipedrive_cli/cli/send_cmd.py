@@ -379,25 +379,30 @@ def run_send(
     survey: Survey | None = None
     if STDIN not in job.paths:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
-        # resolve that `--identities auto` weighs (core/index.py).
+        # resolve that `--identities auto` weighs (core/index.py). With a state, the aliases
+        # are kept there: once they are complete, a resumed run knows those of the objects it
+        # finished and does not read them again (SPEC 2); until then, it reads them for those.
         survey = Survey(rules=plan_config.track_rules)
+        kept = replay_state.input_aliases() if replay_state is not None else None
         first_pass = events_holding_token_refused(
             intake(
                 EventReader(
                     job.paths,
                     max_item_bytes=job.max_item_bytes,
                     window=job.event_filter.window,
-                    finished=finished,
+                    finished=finished if kept is not None and kept.complete else None,
                 ),
                 job.event_filter,
                 job.limit,
             ),
             token_pattern,
         )
-        # With a state, the aliases are kept there: a resumed run knows those of the objects
-        # it finished and no longer reads.
-        table = spill.table() if replay_state is None else replay_state.input_aliases()
+        table = spill.table() if kept is None else kept
         plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, table))
+        if kept is not None:
+            kept.complete = True
+    elif replay_state is not None:  # the objects it finishes leave no aliases in the state
+        replay_state.input_aliases().complete = False
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     with lists() as listing:
         identities = prepare(

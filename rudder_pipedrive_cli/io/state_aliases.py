@@ -10,6 +10,9 @@ from rudder_pipedrive_cli.io.state_schema import ALIASES_SCHEMA, ALIASES_TABLE
 from rudder_pipedrive_cli.io.state_store import Store
 
 PAGE = 1000  # rows read at once when iterating
+# A meta key, + the namespace: a first pass that read every object, finished or not, kept its
+# aliases here; only then may a later first pass leave the finished objects unread.
+COMPLETE = "input_aliases_complete:"
 
 
 class AliasRows(MutableMapping[str, str]):
@@ -77,6 +80,32 @@ class AliasRows(MutableMapping[str, str]):
             if len(page) < PAGE:
                 return
             after, above = page[-1][0], ">"
+
+    @property
+    def complete(self) -> bool:
+        """Whether the aliases of every object finished in this namespace are here. Not in a
+        file an older rpd finished objects in (it kept no aliases), nor after a run without a
+        first pass (standard input among its inputs) that finished some."""
+        store = self._store
+        with store.mutex:
+            row = store.db.execute(
+                "SELECT 1 FROM meta WHERE key = ?", (COMPLETE + store.ns,)
+            ).fetchone()
+        return row is not None
+
+    @complete.setter
+    def complete(self, complete: bool) -> None:
+        """Said once a first pass over every object kept their aliases (committed with them),
+        or unsaid by a run that finishes objects without one."""
+        store = self._store
+        with store.writing(commit=True):
+            if complete:
+                store.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')",
+                    (COMPLETE + store.ns,),
+                )
+            else:
+                store.db.execute("DELETE FROM meta WHERE key = ?", (COMPLETE + store.ns,))
 
     def __len__(self) -> int:
         if not self._stored:

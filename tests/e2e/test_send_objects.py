@@ -248,6 +248,46 @@ def test_a_resumed_send_knows_the_aliases_of_the_objects_it_no_longer_reads(
     assert persons_by_user(resumed) == persons_by_user(whole)
 
 
+def test_a_state_an_older_rpd_finished_objects_in_is_read_once_more_for_their_aliases(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """Review: objects finished by an rpd that kept no aliases (or by a run from standard input,
+    which has no first pass) hold aliases the state does not: the next first pass reads them
+    again for those (not the main pass), so an event of an aliased previousId goes to the person
+    it moved to, as in one uninterrupted run; from then on they are not read again."""
+    whole = make_sandbox()
+    root = backup_folder(tmp_path / "whole", {ALIAS_OBJECT: ALIASED, LATER_OBJECT: LATER})
+    once = rpd_send(whole, tmp_path, root, state=tmp_path / "once.sqlite", name="once")
+    assert once.exit_code == 0, once.stderr
+
+    resumed = make_sandbox()
+    state = tmp_path / "state.sqlite"
+    root = backup_folder(tmp_path / "grown", {ALIAS_OBJECT: ALIASED})
+    first = rpd_send(resumed, tmp_path, root, name="first")
+    assert first.exit_code == 0, first.stderr
+    with sqlite3.connect(state) as db:  # as an older rpd left it: no aliases, nothing said
+        db.execute("DROP TABLE input_aliases")
+        db.execute("DELETE FROM meta WHERE key LIKE 'input_aliases_complete:%'")
+    backup_folder(root, {LATER_OBJECT: LATER})
+    again = rpd_send(resumed, tmp_path, root, name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
+    assert again.report is not None and again.report["events"]["read"] == 1
+    assert ALIASED_AWAY in again.stderr.splitlines()
+    assert persons_by_user(resumed) == persons_by_user(whole)
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT previous_id, user_id FROM input_aliases").fetchall()
+        said = db.execute("SELECT count(*) FROM meta WHERE key LIKE 'input_aliases_%'").fetchone()
+    assert rows == [("user-old", "user-new")] and said == (1,)
+
+    # A run with standard input among its inputs has no first pass: it unsays it.
+    stdin = rpd_send(resumed, tmp_path, "-", root, name="stdin", stdin=b"")
+    assert stdin.exit_code == 0, stdin.stderr
+    with sqlite3.connect(state) as db:
+        said = db.execute("SELECT count(*) FROM meta WHERE key LIKE 'input_aliases_%'").fetchone()
+    assert said == (0,)
+
+
 def test_a_state_file_without_the_aliases_table_resumes(sandbox: Sandbox, tmp_path: Path) -> None:
     """A state file written before rpd kept the input's aliases has no table for them: it opens,
     reads as holding none, and the first alias a run meets creates it."""
