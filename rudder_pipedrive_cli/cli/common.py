@@ -289,9 +289,10 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
     leaves no object of a backup to read (mistyped dates read nothing, and said nothing)."""
     from rudder_pipedrive_cli.io.objects import is_object_path
 
-    if reader.objects_skipped and not env.quiet:
-        objects = plural(reader.objects_skipped, "object")
-        say(env.err, f"resuming: {objects} finished by an earlier run not read again")
+    if reader.objects_skipped:
+        if not env.quiet:
+            objects = plural(reader.objects_skipped, "object")
+            say(env.err, f"resuming: {objects} finished by an earlier run not read again")
     elif not reader.objects_total and any(is_object_path(path) for path in reader.paths):
         env.warn("no backup object meets --since/--until: none was read (check the dates)")
 
