@@ -477,9 +477,10 @@ def run_send(
         try:
             letters.close()
         except RpdError as error:  # the report still comes first, then this error
-            if stopped is not None:  # the run's own stop is the exit: say this one too
+            if stopped is None and interrupted is None:
+                stopped = error
+            else:  # the run's own stop is the exit, and what to do next: say this one too
                 env.warn(error.message)
-            stopped = stopped or error
     duration = time.monotonic() - started
     without_token(tally, env.settings.api_token.pattern())
     document = tally.to_json(duration_s=duration, dead_letter=letters.written)

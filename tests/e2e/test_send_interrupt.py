@@ -43,17 +43,21 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 def start_send(
-    sandbox: Sandbox, tmp_path: Path, events: Path, report: str = "report.json"
+    sandbox: Sandbox,
+    tmp_path: Path,
+    events: Path,
+    report: str = "report.json",
+    dead_letter: str = "failed.ndjson",
 ) -> subprocess.Popen[bytes]:
-    """`rpd send` as a subprocess (so it can be sent signals), report.json (or `report`) and
-    state.sqlite in `tmp_path`."""
+    """`rpd send` as a subprocess (so it can be sent signals), report.json (or `report`),
+    failed.ndjson (or `dead_letter`) and state.sqlite in `tmp_path`."""
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     env["PIPEDRIVE_API_TOKEN"] = TOKEN
     command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
     command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
     command += ["--concurrency", "4", "--report", str(tmp_path / report)]
     command += ["--state", str(tmp_path / "state.sqlite")]
-    command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
+    command += ["--dead-letter", str(tmp_path / dead_letter)]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
     )
@@ -185,6 +189,34 @@ def test_a_report_that_cannot_be_written_leaves_a_stop_signal_its_exit(
         "terminated (SIGTERM): no new events were started and those in flight were finished; "
         "rerun the same command to resume",
     ]
+
+
+def test_dead_letters_that_cannot_be_written_leave_a_stop_signal_its_exit(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """SIGTERM, then dead letters the disk refuses as they are closed: their error is a warning
+    and the exit stays 143 with what to do (it was exit 2, the advice to resume not said; the
+    state's journal holds the failed events, which the rerun tries again)."""
+    sandbox = make_sandbox(plan="unlimited", latency_ms=150)
+    nameless = [identify(f"m-{n}", f"u-{n}") for n in range(20)]  # each fails: no name
+    events = write_events(tmp_path / "events.ndjson", nameless)
+    process = start_send(sandbox, tmp_path, events, dead_letter="/dev/full")
+    try:
+        wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/itemSearch/field", 0) >= 4)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = stderr.decode().splitlines()
+
+    assert process.returncode == 143, lines
+    assert "warning: cannot write dead letters to /dev/full: No space left on device" in lines
+    assert lines[-1] == (
+        "terminated (SIGTERM): no new events were started and those in flight were finished; "
+        "rerun the same command to resume"
+    )
 
 
 def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
