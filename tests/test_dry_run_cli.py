@@ -410,7 +410,7 @@ def test_a_named_pipe_is_read_whole_not_probed_first(tmp_path: Path) -> None:
     assert json.loads(out)["events"]["read"] == 1
 
 
-def test_a_folder_s_named_pipe_and_link_to_a_device_are_named_and_not_opened(
+def test_a_folder_s_named_pipe_and_links_to_a_device_or_folder_are_named_and_not_opened(
     tmp_path: Path,
 ) -> None:
     # Review: a folder holding a fifo (or a link to /dev/zero) hung: only a PATH given on the
@@ -425,6 +425,7 @@ def test_a_folder_s_named_pipe_and_link_to_a_device_are_named_and_not_opened(
     write_events(folder, IDENTIFY)
     os.mkfifo(folder / "events.fifo")
     (day / "1714557600_1714557900_ws.json.gz").symlink_to("/dev/zero")
+    (folder / "elsewhere").symlink_to(tmp_path)  # review: read as a file, it failed each run
     command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", str(folder)]
     command += ["--config", CONFIG, "-f", "json"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -432,6 +433,8 @@ def test_a_folder_s_named_pipe_and_link_to_a_device_are_named_and_not_opened(
     assert json.loads(run.stdout)["events"]["read"] == 1
     warnings = [line for line in run.stderr.splitlines() if "not a file" in line]
     assert warnings == [
+        f"warning: {folder}/elsewhere is a link to a folder, not a file: not read (only a "
+        "folder's files are)",
         f"warning: {folder}/events.fifo is a named pipe, not a file: not read (only a folder's "
         "files are)",
         f"warning: {day}/1714557600_1714557900_ws.json.gz is a device, not a file: not read "

@@ -191,6 +191,8 @@ def _not_a_file(path: str) -> str | None:
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
+    if stat.S_ISDIR(mode):  # not followed: it may lead back up (a loop), or anywhere
+        return "a link to a folder"
     return None
 
 
