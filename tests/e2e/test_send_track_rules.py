@@ -236,3 +236,37 @@ def test_without_any_listing_the_events_of_a_rule_naming_a_pipeline_fail_retryab
     rerun = rpd_send(sandbox, tmp_path, run.dead_letter, name="rerun")
     assert rerun.exit_code == 0, rerun.stderr
     assert [deal["origin_id"] for deal in sandbox.state()["deals"]] == ["rpd:m-2"]
+
+
+def test_an_event_a_skip_rule_takes_is_skipped_whatever_its_identity(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """QA (rules15): `Page Viewed` events the config skips failed when their identity was
+    missing or unusable, or when an earlier event of their userId had failed (each "waits for
+    it"): dead letters and exit 1 for events the user asked rpd to leave alone, which
+    RudderStack's event filtering drops before looking at them."""
+    sandbox = make_sandbox(plan="unlimited")
+    sandbox.set_faults(fail_5xx=1.0)  # the deal rule's listings fail: its event fails, retryable
+    demo = {**EVENTS[2], "context": {"traits": {"name": "Ada Lovelace"}}}
+    page = {"type": "track", "event": "Page Viewed", "properties": {"path": "/"}}
+    events = [
+        demo,
+        {**page, "messageId": "p-1", "userId": "u-1"},  # u-1's deal failed before it
+        {**page, "messageId": "p-2"},  # no identity at all
+        {**page, "messageId": "p-3", "userId": {"id": 1}},  # not an identity value
+        {**page, "messageId": "p-4", "context": {"externalId": [{"type": "person_id", "id": "x"}]}},
+        {**page, "messageId": "p-5", "anonymousId": "a-1"},
+    ]
+
+    run = rpd_send(
+        sandbox,
+        tmp_path,
+        write_events(tmp_path / "in.ndjson", events),
+        args=("--max-retries", "0"),
+    )
+
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {"read": 6, "sent": 0, "unchanged": 0, "skipped": 5, "failed": 1}
+    assert run.report["skipped_by_reason"] == {"track rule: skip": 5}
+    assert [letter["event"]["messageId"] for letter in run.dead_letters] == ["m-2"]

@@ -18,6 +18,7 @@ Where SPEC 4 is silent, the plans choose:
   unknown label name is warned about and left out (the lead matters more than its label).
 - group looks up both records and validates both bodies before its first write, so an event that
   must fail (unnamed organization, person not creatable) has no side effects.
+- A track event a `skip` rule takes is skipped before its identity is looked at.
 - A 404/410 on an id from the cache forgets it and plans the event again; a
   link refused (400/404) while the organization came from the cache is taken as a stale org.
 """
@@ -60,6 +61,12 @@ def plan_event(
     With an identity `index`, identities it covers are resolved from it, not by search."""
     if (kind := event.type) not in HANDLERS:
         return UNSUPPORTED
+    # A track event its rule skips is left alone whatever its identity (missing, refused, held
+    # back), as RudderStack's event filtering drops it before looking at it.
+    if kind == "track":
+        rule = config.track_rules.match(event.raw.get("event"))
+        if rule is not None and rule.create == "skip":
+            return track.SKIPPED
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return event.refused
     has_identity = (

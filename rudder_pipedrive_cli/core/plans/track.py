@@ -98,9 +98,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         name = text(event.raw.get("event"))
         if name is None:
             return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
-        rule = ctx.config.track_rules.match(name)
-        if rule is not None and rule.create == "skip":
-            return SKIPPED
+        rule = ctx.config.track_rules.match(name)  # not a skip rule's (plan_event skipped it)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
