@@ -341,7 +341,8 @@ SURVEY_CAP = 100_000
 @dataclass(slots=True)
 class Survey:
     """What send's first pass over its files counts for `auto` (SPEC 5): the userIds and groupIds
-    no external id resolves, and the userIds of track events by the kind of record their rule
+    no external id resolves (of the events that resolve any: not a page, nor a track its rule
+    skips), and the userIds of track events by the kind of record their rule
     creates (whose leads, deals, activities or notes may need listing)."""
 
     rules: TrackRules = field(default_factory=TrackRules)
@@ -350,6 +351,12 @@ class Survey:
     tracked: dict[str, set[str]] = field(default_factory=dict)
 
     def add(self, event: Event) -> None:
+        kind = None
+        if event.type == "track":
+            if (kind := self.kind_of(event)) is None:  # skipped by its rule, or unnamed: failed
+                return
+        elif event.type not in ("identify", "group", "alias"):  # page, screen: skipped
+            return
         external = event.external
         user = event.user_id
         if "person_id" in external or "curr_person_id" in external:
@@ -359,10 +366,9 @@ class Survey:
         for found, into in ((user, self.persons), (previous, self.persons), (group, self.orgs)):
             if found is not None and len(into) < SURVEY_CAP:
                 into.add(found)
-        if event.type == "track" and user is not None:
-            kind = self.kind_of(event)
-            tracked = self.tracked.setdefault(kind, set()) if kind is not None else None
-            if tracked is not None and len(tracked) < SURVEY_CAP:
+        if kind is not None and user is not None:
+            tracked = self.tracked.setdefault(kind, set())
+            if len(tracked) < SURVEY_CAP:
                 tracked.add(user)
 
     def kind_of(self, event: Event) -> str | None:

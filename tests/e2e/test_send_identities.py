@@ -352,3 +352,21 @@ def test_a_listing_whose_cursor_repeats_stops_and_identities_go_by_search(
         "malformed (HTTP 200: its next_cursor was given before)"
     ) in " ".join(run.stderr.split())
     assert holdings(sandbox).user_ids() == {"u-1": 1, "u-2": 1}
+
+
+def test_auto_counts_no_identity_of_an_event_that_resolves_none(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """QA (rules15): page views a track rule skips, and page events, resolve no identity, yet
+    send's first pass counted their userIds: 400 of them took auto to the index (a listing of
+    the whole account) while dry-run said a send would search its one identity."""
+    skipped = [track(f"t-{n}", f"u-{n}", "Page Viewed") for n in range(200)]
+    pages = [{"type": "page", "messageId": f"p-{n}", "userId": f"p-{n}"} for n in range(200)]
+    events = [*skipped, *pages, identify("m-1", "u-1", name="One")]
+
+    run = send_by(sandbox, tmp_path, events, "auto")
+
+    assert run.report is not None
+    assert run.report["identities"] == "search"
+    assert run.report["requests"][SEARCH] == 1
+    assert "GET /api/v2/persons" not in run.report["requests"]
