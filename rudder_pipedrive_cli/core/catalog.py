@@ -108,12 +108,16 @@ class Catalog:
                 hint=_nearest(str(rule.stage), names)
                 + f"stages{in_pipeline}: {', '.join(names) or 'none'}",
             )
-        if len(chosen) > 1:
+        pipelines = list(dict.fromkeys(s.pipeline_id for s in chosen))
+        if len(pipelines) > 1:
             raise ConfigError(
-                f"{rule.where}: stage {rule.stage!r} is in {len(chosen)} pipelines",
+                f"{rule.where}: stage {rule.stage!r} is in {len(pipelines)} pipelines",
                 hint="name its pipeline too: pipeline = "
-                + " or ".join(repr(self.pipelines.get(s.pipeline_id, "")) for s in chosen),
+                + " or ".join(repr(self.pipelines.get(p, "")) for p in pipelines),
             )
+        if len(chosen) > 1:
+            within = f" in pipeline {self.pipelines.get(pipelines[0], pipelines[0])!r}"
+            raise _twins(rule.where, "stage", rule.stage, [s.id for s in chosen], within)
         return chosen[0].pipeline_id, chosen[0].id
 
     def activity_type(self, rule: TrackRule) -> str | None:
@@ -155,12 +159,26 @@ def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> 
     exact = [i for i, name in named.items() if name == value] or [
         i for i, name in named.items() if name.casefold() == value.casefold()
     ]
+    if len(exact) > 1:
+        raise _twins(where, noun, value, exact)
     if exact:
         return exact[0]
     raise ConfigError(
         f"{where}: {noun} {value!r}: the account has no such {noun}",
         hint=_nearest(value, list(named.values()))
         + f"{noun}s: {', '.join(named.values()) or 'none'}",
+    )
+
+
+def _twins(
+    where: str, noun: str, value: str | int, ids: list[int], within: str = ""
+) -> ConfigError:
+    """A name the account gives to several pipelines (or stages of one pipeline): taking one of
+    them would be a guess."""
+    return ConfigError(
+        f"{where}: {noun} {value!r} names {len(ids)} {noun}s{within} "
+        f"(ids {', '.join(map(str, ids))})",
+        hint="give its id: " + " or ".join(f"{noun} = {i}" for i in ids),
     )
 
 

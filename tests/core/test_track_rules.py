@@ -593,6 +593,50 @@ def test_an_unknown_pipeline_or_stage_is_a_config_error_with_the_nearest_name(
     assert (raised.value.message, raised.value.hint) == (message, hint)
 
 
+# QA (rules15): a name two pipelines (or two stages of one pipeline) share took the lowest id
+# silently, and two stages of one pipeline were said to be "in 2 pipelines".
+TWINS = Catalog(
+    pipelines={1: "Sales", 2: "Partners", 3: "Sales"},
+    stages=(
+        Stage(id=1, name="Qualified", pipeline_id=1),
+        Stage(id=2, name="Demo", pipeline_id=2),
+        Stage(id=5, name="Demo", pipeline_id=2),
+        Stage(id=6, name="Demo", pipeline_id=3),
+    ),
+)
+TWIN_ERRORS = [
+    (
+        {"pipeline": "sales"},
+        "track #1: pipeline 'sales' names 2 pipelines (ids 1, 3)",
+        "give its id: pipeline = 1 or pipeline = 3",
+    ),
+    (
+        {"pipeline": "Partners", "stage": "Demo"},
+        "track #1: stage 'Demo' names 2 stages in pipeline 'Partners' (ids 2, 5)",
+        "give its id: stage = 2 or stage = 5",
+    ),
+    (
+        {"stage": "Demo"},
+        "track #1: stage 'Demo' is in 2 pipelines",
+        "name its pipeline too: pipeline = 'Partners' or 'Sales'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("settings", "message", "hint"), TWIN_ERRORS)
+def test_a_name_the_account_gives_to_two_pipelines_or_stages_is_a_config_error(
+    settings: dict[str, Any], message: str, hint: str
+) -> None:
+    rules = parse_rules([{"events": ["x"], "create": "deal", **settings}], "rpd.toml")
+    with pytest.raises(ConfigError) as raised:
+        TWINS.apply(PlanConfig(track_rules=rules))
+    assert (raised.value.message, raised.value.hint) == (message, hint)
+    # By id, each is found.
+    exact = parse_rules([{"events": ["x"], "create": "deal", "pipeline": 3, "stage": 6}], "f")
+    (rule,) = TWINS.apply(PlanConfig(track_rules=exact)).track_rules.rules
+    assert (rule.pipeline_id, rule.stage_id) == (3, 6)
+
+
 def test_an_unknown_activity_type_is_a_config_error_with_the_nearest_name() -> None:
     rules = parse_rules([{"events": ["x"], "create": "activity", "type": "cal"}], "rpd.toml")
     with pytest.raises(ConfigError) as raised:
