@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from resume_support import ROLE_FIELD, Event, Rig, run_send, send_command
+import pytest
+from resume_support import (
+    ROLE_FIELD,
+    Event,
+    Rig,
+    kill_when,
+    run_send,
+    send_command,
+    served_at_least,
+)
+from resume_support import group as timeless_group
 from resume_support import identify as timeless_identify
+from resume_support import track as timeless_track
 
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -233,3 +244,35 @@ def test_clearing_a_namespace_forgets_its_times_only(tmp_path: Path) -> None:
         assert state.times_at(("person", 7)) == {"name": "2026-10-01T09:00:00.000000Z"}
         state.clear()
         assert state.times_at(("person", 7)) is None
+
+
+# Events that create a person from context.traits and do not update one they find.
+CREATING = {
+    "track": timeless_track("t2", "u-1", "Signed Up"),
+    "group": timeless_group("t2", "u-1", "g-1", name="Org One"),
+}
+
+
+@pytest.mark.parametrize("kind", CREATING)
+def test_a_create_left_in_flight_by_a_killed_run_keeps_its_fields_newer_than_older_events(
+    make_sandbox: MakeSandbox, tmp_path: Path, kind: str
+) -> None:
+    # A track or group (newer) creates the person from context.traits; an identify (older)
+    # follows in the file. Killed after the sandbox applied the create, before rpd heard of it,
+    # the rerun reconciles the create and must end as an undisturbed run does: the newer name.
+    created = {**CREATING[kind], "timestamp": T2, "context": {"traits": {"name": "Ann New"}}}
+    older = identify("e1", "u-1", T1, name="Ann Old", email="old@example.com")
+    sandbox = make_sandbox(plan="unlimited")
+    rig = Rig.make(sandbox, tmp_path, tmp_path / "state.sqlite")
+    sandbox.set_faults(latency_ms=300)
+    killed = rig.start([created, older], "killed")
+    assert kill_when(killed, served_at_least(sandbox, 1, "POST /api/v2/persons"))
+    sandbox.set_faults(latency_ms=0)
+
+    rerun = rig.send([created, older], "rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    assert persons(sandbox) == [("u-1", "Ann New", ["old@example.com"], None)]
+    undisturbed = make_sandbox(plan="unlimited")
+    Rig.make(undisturbed, tmp_path / "undisturbed", None).send([created, older], "run")
+    assert persons(undisturbed) == persons(sandbox)

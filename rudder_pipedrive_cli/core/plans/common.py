@@ -614,7 +614,9 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
                 pages.take((yield asked))
             ctx.learning().pending_creates[slot] = None
             if pages.result is not None:
-                ref = Ref(id=pages.result, via="search", key=key)
+                # A person's landed create is this event's (`landed_create_fields`), as a create
+                # that reconciles its own lost answer is; an organization's is refreshed by group.
+                ref = Ref(id=pages.result, via="created" if entity is PERSON else "search", key=key)
                 ctx.learn(entity, key, ref)
                 return ref
     field_key, longest, _ = config.compiled.get(entity.setting) or identity_field(config, entity)
@@ -1078,6 +1080,17 @@ def updated(
     ctx.updates += ((entity.kind, ref.id, body),)
     wrote_fields(ctx, entity, ref.id, body)
     return SETTLED
+
+
+def landed_create_fields(ctx: Ctx, person: Ref, user_id: str) -> None:
+    """`person` is one whose create, left in flight by an earlier event, `find` found made (via
+    "created"): its fields are taken as this event's create wrote them (field recency), as
+    `create` takes those of a create whose answer it lost, so an older event does not overwrite
+    them where an undisturbed run would not. Track and group, which do not update a person they
+    find, call it."""
+    body = person_create_body(ctx, user_id)
+    if type(body) is not Outcome:
+        wrote_fields(ctx, PERSON, person.id, body)
 
 
 def person_create_body(

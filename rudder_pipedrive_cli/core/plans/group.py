@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     entity_body,
     find,
     known_ref,
+    landed_create_fields,
     person_create_body,
     refresh,
     require_field,
@@ -48,6 +49,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             if type(created) is Outcome:  # it cannot be created
                 return created
             new_person = created
+        elif person.via == "created" and user_id is not None:  # an earlier event's create
+            landed_create_fields(ctx, person, user_id)
         if org is None:
             assert group_id is not None  # find() answers None only after searching a groupId
             org_body = entity_body(ctx, ORG, (TRAITS,), create=True)

@@ -46,6 +46,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     find,
     gone,
     known_ref,
+    landed_create_fields,
     listed,
     person_create_body,
 )
@@ -116,6 +117,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             if type(created) is Outcome:  # it cannot be created
                 return created
             person = yield from create(ctx, PERSON, user_id, created)
+        elif person.via == "created" and user_id is not None:  # an earlier event's create
+            landed_create_fields(ctx, person, user_id)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
         if key in ctx.lead_origins:  # this event's (a person it created or merged, a listing)
