@@ -18,7 +18,14 @@ from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
+from rudder_pipedrive_cli.core.protocol import (
+    LEFT_IN_FLIGHT,
+    ApiRequest,
+    ApiResponse,
+    Outcome,
+    Plan,
+    Planned,
+)
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
@@ -76,7 +83,7 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
         if not request.is_write:
             response = yield request  # a transport failure too: an answer, `failed` set
         elif (left_in_flight := journal.pending_write(event_id, request)) is not None:
-            response = ApiResponse(status=0, sent_at=left_in_flight)
+            response = ApiResponse(status=0, error=LEFT_IN_FLIGHT, sent_at=left_in_flight)
         else:
             journal.begin_write(event_id, request, now())
             response = yield request

@@ -118,6 +118,10 @@ class ApiResponse:
         return self.status == 0
 
 
+# The `error` of the unknown answer the journal gives a write an earlier run left in flight
+# (replay.py): it was not sent by this run, so it is no attempt of this run's (WriteOnce).
+LEFT_IN_FLIGHT = "left in flight by an earlier run"
+
 OutcomeStatus = Literal["sent", "unchanged", "skipped", "failed"]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from resume_support import (
+    ROLE_FIELD,
     Event,
     Rig,
     alias,
@@ -241,4 +242,34 @@ def test_a_create_left_in_flight_is_settled_by_another_event_of_its_identity(
         case.holds["persons"],
         case.holds["organizations"],
     )
+    assert inflight_count(rig.state) == 0
+
+
+def test_a_rerun_without_retries_sends_again_an_update_left_in_flight(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """An update a killed run left in flight is answered "outcome unknown" from the state, not
+    sent: that answer is no attempt of the rerun's. With --max-retries 0 (one attempt) it took
+    the only one, so every rerun failed the event without sending the PATCH (found by the
+    differential send tests: reruns after faults never converged)."""
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
+    assert rig.send([identify("m-1", "u-1", name="One")], "before").exit_code == 0
+    target = [identify("m-2", "u-1", role="CTO")]
+    rig.sandbox.set_faults(latency_ms=SLOW_MS)
+    killed = rig.start(target, "killed")
+    assert kill_when(killed, served_at_least(rig.sandbox, 1, "PATCH /api/v2/persons/{id}"))
+    assert rig.state is not None
+    assert inflight_count(rig.state) == 1
+    rig.sandbox.set_faults(latency_ms=0)
+    before = Counter(rig.sandbox.stats()["requests"])
+
+    rerun = rig.send(target, "rerun", "--max-retries", "0")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    assert rerun.report is not None
+    assert rerun.report["events"]["sent"] == 1
+    requests = Counter(rig.sandbox.stats()["requests"]) - before
+    assert requests["PATCH /api/v2/persons/{id}"] == 1
+    (person,) = rig.sandbox.state()["persons"]
+    assert person["custom_fields"][ROLE_FIELD] == "CTO"
     assert inflight_count(rig.state) == 0

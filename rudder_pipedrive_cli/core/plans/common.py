@@ -28,6 +28,7 @@ from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
+    LEFT_IN_FLIGHT,
     ApiRequest,
     ApiResponse,
     Outcome,
@@ -902,6 +903,8 @@ class WriteOnce(Probe):
     ) -> None:
         self.ctx, self.write, self.answered, self.settle = ctx, write, answered, settle
         self.left, self.what, self.lost, self.tries = left, what, "", ctx.config.unknown_tries
+        if response.error == LEFT_IN_FLIGHT:  # not sent by this run: no attempt of its own
+            self.tries += 1
         self.probe: Probe | None = None
         super().__init__()
         self.take(response)
