@@ -8,7 +8,7 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
@@ -29,16 +29,31 @@ def persons_named(known: IdentityStore, *users: str | None) -> list[PdId]:
     return [p for user in users if user is not None and (p := known.person_id(user)) is not None]
 
 
-def identities_of(event: Event, known: IdentityStore) -> frozenset[tuple[str, str]]:
+def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
+    """The userIds the input aliases `key` to, in turn: a chain of aliases, without cycles."""
+    seen = {key}
+    target = aliases.get(key)
+    while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
+        seen.add(target)
+        yield target
+        target = aliases.get(target)
+
+
+def identities_of(
+    event: Event, known: IdentityStore, aliases: Mapping[str, str]
+) -> frozenset[tuple[str, str]]:
     """The (kind, key) identities an event is about, asked only while one is held back or when it
     failed and may yet succeed: its userId, previousId, groupId and id (a messageId repeated is
-    one event to the journal), and the persons its userIds name once merges are known."""
+    one event to the journal), the userIds the input aliases its userIds to (a rerun may take
+    one's person for theirs, plans/common.aliased_away: their later events wait as theirs do),
+    and the persons its userIds name once merges are known."""
     user_id, previous_id, group_id = event.user_id, event.previous_id, event.group_id
     found = [("event", event.id)]
-    if user_id is not None:
-        found.append(("person", user_id))
-    if previous_id is not None:
-        found.append(("person", previous_id))
+    for user in (user_id, previous_id):
+        if user is not None:
+            found.append(("person", user))
+            if user in aliases:
+                found += [("person", target) for target in aliased_to(aliases, user)]
     if group_id is not None:
         found.append(("org", group_id))
     found += [("person_id", str(person)) for person in persons_named(known, user_id, previous_id)]

@@ -261,3 +261,39 @@ def test_a_messageid_repeated_for_another_user_is_one_event(
     leads = holdings(sandbox).leads
     assert sorted(lead["origin_id"] for lead in leads) == sorted(f"rpd:tr-{n}" for n in range(20))
     assert all(lead["title"] == "Order" for lead in leads)  # the first of each pair, in order
+
+
+def test_an_event_of_a_previousid_that_failed_holds_back_the_userid_it_is_aliased_to(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """u-a's identify fails (a 5xx, no retries) before u-b's track creates u-b; the alias
+    u-a -> u-b that follows waits for u-a. The rerun must end as an undisturbed run does: u-a's
+    person made, then merged into u-b's. u-b's track ran on, so the rerun found u-b for u-a (the
+    input aliases u-a to it: `aliased_away`) and wrote u-a's fields on u-b's person, merging
+    nothing (found by the differential send tests: reruns after 5xx faults, 3 merges short)."""
+    config = tmp_path / "rpd.toml"
+    config.write_text(example_without_rules())
+    config.chmod(0o600)
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [
+            identify("a-1", "u-a", name="Ann A", email="a@example.com"),
+            {**track("b-1", "u-b", "Signed Up"), "context": {"traits": {"name": "Bob B"}}},
+            alias("ab", "u-a", "u-b"),
+        ],
+    )
+    # Seeded so that the five listings pass, u-a's search fails and u-b's requests pass.
+    sandbox = make_sandbox(plan="unlimited", fail_5xx=0.5, fault_seed=407)
+    args = ("--max-retries", "0", "--concurrency", "1")
+    first = rpd_send(sandbox, tmp_path, events, config=config, args=args, name="first")
+    assert first.exit_code == 1, first.stderr
+    assert [letter["event"]["messageId"] for letter in first.dead_letters][:1] == ["a-1"]
+    sandbox.set_faults(fail_5xx=0.0)
+
+    rerun = rpd_send(sandbox, tmp_path, events, config=config, args=args, name="rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    held = holdings(sandbox)
+    assert held.user_ids() == {"u-b": 1}
+    assert len(held.merges) == 1
+    assert held.person("u-b")["name"] == "Bob B"

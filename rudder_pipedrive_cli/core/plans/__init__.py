@@ -86,7 +86,7 @@ def plan_event(
             )
         return Outcome(status="failed", reason=reason, stage="validate")
     if known.holding:  # an identity is held back: is this event about one?
-        about = identities_of(event, known)
+        about = identities_of(event, known, config.aliases)
         waiting = [slot for slot in about if known.held_back(*slot)]
         if waiting:
             # An earlier event of this identity failed and may yet succeed: a rerun retries it

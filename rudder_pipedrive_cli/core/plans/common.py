@@ -4,7 +4,7 @@ survive unknown outcomes (SPEC 5), and reading Pipedrive's answers."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -23,7 +23,11 @@ from rudder_pipedrive_cli.core.fields import (
     parse_time,
     rfc3339,
 )
-from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, identities_of
+from rudder_pipedrive_cli.core.identity_cache import (
+    IdentityStore,
+    aliased_to,
+    identities_of,
+)
 from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
@@ -216,7 +220,11 @@ class Ctx:
         else:
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
-            held_back = identities_of(self.event, self.known) if retryable else HELD_NONE
+            held_back = (
+                identities_of(self.event, self.known, self.config.aliases)
+                if retryable
+                else HELD_NONE
+            )
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
             status, reason, stage, http_status, retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
@@ -710,16 +718,6 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
     what = f"refresh the {entity.noun} index" if start is not None else f"index {entity.plural}"
     stage, note = f"index {entity.plural}", f"{what} by {entity.identity}"
     return Pages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
-
-
-def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
-    """The userIds the input aliases `key` to, in turn: a chain of aliases, without cycles."""
-    seen = {key}
-    target = aliases.get(key)
-    while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
-        seen.add(target)
-        yield target
-        target = aliases.get(target)
 
 
 def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId]) -> Ref:
