@@ -297,3 +297,26 @@ def test_an_event_of_a_previousid_that_failed_holds_back_the_userid_it_is_aliase
     assert held.user_ids() == {"u-b": 1}
     assert len(held.merges) == 1
     assert held.person("u-b")["name"] == "Bob B"
+
+
+def test_an_alias_whose_previousid_is_found_nowhere_updates_the_current_person(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """SPEC 4, alias, only current found: update it with the mapped traits. Sent from a file,
+    whose first pass collects the input's aliases, the alias took its own previousId for the
+    current person (`aliased_away`: "an earlier alias merged it"), found one person and counted
+    itself unchanged, its traits dropped; from standard input (no first pass) it updated them
+    (found by the differential send tests: a file and stdin ended with other plans)."""
+    sandbox = make_sandbox(plan="unlimited")
+    events = [
+        identify("i-1", "u-1", name="One", role="Buyer"),
+        alias("a-1", "anon-1", "u-1", role="CTO"),
+    ]
+    path = write_events(tmp_path / "events.ndjson", events)
+
+    run = rpd_send(sandbox, tmp_path, path)
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert run.report["by_type"]["alias"] == {"sent": 1}
+    assert holdings(sandbox).person("u-1")["custom_fields"][ROLE_FIELD] == "CTO"

@@ -45,7 +45,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             why = "alias needs a userId or a curr_person_id external id"
             return ctx.outcome(failure=PlanFailure(why, stage="validate"))
         previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
-            yield from find(ctx, PERSON, previous_id)
+            yield from find(ctx, PERSON, previous_id, aliased=False)
         )
         current = known_ref(ctx, PERSON, user_id, "curr_person_id") or (
             yield from find(ctx, PERSON, user_id)

@@ -583,10 +583,12 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     return Ref(cached, "cache", key)
 
 
-def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
+def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> Step[Ref | None]:
     """What `known_ref` did not know, asked of Pipedrive: a merge left unknown settled, a create
-    left unknown reconciled, else the index or itemSearch. None: not found (a failed lookup
-    raises; it is never taken as "not found")."""
+    left unknown reconciled, else the index or itemSearch; a person not found, under the userIds
+    the input aliases it to (`aliased_away`) unless not `aliased` (an alias's own previousId:
+    that alias is what links it). None: not found (a failed lookup raises; it is never taken as
+    "not found")."""
     if key is None:
         return None
     known, config = ctx.known, ctx.config
@@ -655,7 +657,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None) -> Step[Ref | None]:
             probe.take((yield asked))
         ids = probe.result
     if not ids:
-        if entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
+        if aliased and entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
             for target in aliased_to(config.aliases, key):
                 cached = ctx.known.person_id(target)
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
