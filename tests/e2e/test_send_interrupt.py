@@ -162,47 +162,35 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
     assert_resumed(sandbox, tmp_path, events, state, done=sent)
 
 
-def test_a_report_that_cannot_be_written_leaves_a_stop_signal_its_exit(
-    make_sandbox: MakeSandbox, tmp_path: Path
+@pytest.mark.parametrize(
+    ("output", "named", "served", "warning"),
+    [
+        ("report", True, "POST /api/v2/persons", "the report"),
+        ("dead_letter", False, "GET /api/v2/itemSearch/field", "dead letters"),
+    ],
+    ids=["report", "dead letters"],
+)  # fmt: skip
+def test_an_output_the_disk_refuses_leaves_a_stop_signal_its_exit(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    output: str,
+    named: bool,
+    served: str,
+    warning: str,
 ) -> None:
-    """SIGTERM, then a --report the disk refuses: the report's error is a warning and the exit
-    stays 143 with what to do (it was exit 2, the advice to resume not said)."""
+    """SIGTERM, then a --report (or dead letters, as they are closed) the disk refuses: its error
+    is a warning and the exit stays 143 with what to do (it was exit 2, the advice to resume not
+    said; the state's journal holds the failed events, which the rerun tries again)."""
     sandbox = make_sandbox(plan="unlimited", latency_ms=150)
-    events = write_events(
-        tmp_path / "events.ndjson",
-        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS)],
-    )
-    process = start_send(sandbox, tmp_path, events, report="/dev/full")
-    try:
-        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    lines = stderr.decode().splitlines()
-
-    assert process.returncode == 143, lines
-    assert lines[-2:] == [
-        "warning: cannot write the report to /dev/full: No space left on device",
-        "terminated (SIGTERM): no new events were started and those in flight were finished; "
-        "rerun the same command to resume",
+    # Named users are created; nameless ones fail, each a dead letter.
+    users = [
+        identify(f"m-{n}", f"u-{n}", **({"name": f"User {n}"} if named else {}))
+        for n in range(EVENTS if named else 20)
     ]
-
-
-def test_dead_letters_that_cannot_be_written_leave_a_stop_signal_its_exit(
-    make_sandbox: MakeSandbox, tmp_path: Path
-) -> None:
-    """SIGTERM, then dead letters the disk refuses as they are closed: their error is a warning
-    and the exit stays 143 with what to do (it was exit 2, the advice to resume not said; the
-    state's journal holds the failed events, which the rerun tries again)."""
-    sandbox = make_sandbox(plan="unlimited", latency_ms=150)
-    nameless = [identify(f"m-{n}", f"u-{n}") for n in range(20)]  # each fails: no name
-    events = write_events(tmp_path / "events.ndjson", nameless)
-    process = start_send(sandbox, tmp_path, events, dead_letter="/dev/full")
+    events = write_events(tmp_path / "events.ndjson", users)
+    process = start_send(sandbox, tmp_path, events, **{output: "/dev/full"})
     try:
-        wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/itemSearch/field", 0) >= 4)
+        wait_for(lambda: sandbox.stats()["requests"].get(served, 0) >= 4)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
@@ -212,7 +200,9 @@ def test_dead_letters_that_cannot_be_written_leave_a_stop_signal_its_exit(
     lines = stderr.decode().splitlines()
 
     assert process.returncode == 143, lines
-    assert "warning: cannot write dead letters to /dev/full: No space left on device" in lines
+    said = lines.index(f"warning: cannot write {warning} to /dev/full: No space left on device")
+    if output == "report":  # the last before the stop's line (dead letters': as they close)
+        assert said == len(lines) - 2
     assert lines[-1] == (
         "terminated (SIGTERM): no new events were started and those in flight were finished; "
         "rerun the same command to resume"
