@@ -368,3 +368,17 @@ class Item(NamedTuple):
 
 def viewed(items: Iterable[Event]) -> list[Item]:
     return [Item(item.source, item.raw, error(item)) for item in items]
+
+
+# An alias whose previous person Pipedrive does not hold, while its current one is found (by
+# external id: person 1, created just before) though not by its userId: the alias updates that
+# person, caches it for the userId and caches nothing for the previousId (SPEC 4 alias).
+ALIAS: dict[str, Any] = {
+    "type": "alias",
+    "messageId": "a-1",
+    "previousId": "user-old",
+    "userId": "user-new",
+    "timestamp": "2024-05-01T09:05:00Z",
+    "context": {"externalId": [{"type": "curr_person_id", "id": 1}]},
+    "traits": {},
+}

@@ -17,6 +17,7 @@ import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
+    ALIAS,
     APRIL_28,
     B_08,
     IN_WINDOW,
@@ -184,18 +185,6 @@ def test_an_object_whose_only_events_left_out_are_pages_is_finished(
     assert again.report is not None and again.report["events"]["read"] == 0
 
 
-# An alias whose previous person Pipedrive does not hold, while its current one is found (by
-# external id: person 1, created just before) though not by its userId: the alias updates that
-# person, caches it for the userId and caches nothing for the previousId (SPEC 4 alias).
-ALIAS = {
-    "type": "alias",
-    "messageId": "a-1",
-    "previousId": "user-old",
-    "userId": "user-new",
-    "timestamp": "2024-05-01T09:05:00Z",
-    "context": {"externalId": [{"type": "curr_person_id", "id": 1}]},
-    "traits": {},
-}
 ALIAS_OBJECT = key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(9, 10))
 ALIASED = archive(identify("cur"), ALIAS)
 # A later object: an event of that previousId, whose person the input's alias says is person 1.

@@ -7,9 +7,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from objects_support import MAY_1, archive, identify, key, stamp
+from objects_support import ALIAS, MAY_1, archive, identify, key, stamp
 from resume_support import (
     kill_when,
     normalised,
@@ -23,18 +22,6 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 
-# An alias whose previous person Pipedrive does not hold, while its current one is found (by
-# external id: person 1, created just before) though not by its userId: the alias updates that
-# person, caches it for the userId and caches nothing for the previousId (SPEC 4 alias).
-ALIAS: dict[str, Any] = {
-    "type": "alias",
-    "messageId": "a-1",
-    "previousId": "user-old",
-    "userId": "user-new",
-    "timestamp": "2024-05-01T09:05:00Z",
-    "context": {"externalId": [{"type": "curr_person_id", "id": 1}]},
-    "traits": {},
-}
 # Then, in a later object and after others (time for the kill to land), an event of that
 # previousId: the input's alias says its person is person 1.
 OBJECTS = {
