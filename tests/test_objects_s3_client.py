@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from objects_support import Answer, CannedS3, Seen, archive, error, error_xml, identify, listing_xml
 
-from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 from rudder_pipedrive_cli.io.objects import ObjectChanged
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.s3 import (
@@ -529,6 +529,44 @@ def test_the_feed_tries_a_5xx_get_again_but_not_a_400(canned: tuple[CannedS3, li
     ]
     assert slept == [0.5]
     assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 1}
+
+
+def test_credentials_refused_mid_run_stop_the_read_at_that_object(
+    canned: tuple[CannedS3, list[Any]],
+) -> None:
+    """A session token that expires mid-run (hours into a backfill): every object after it
+    would fail alike, each a failed item and a dead letter holding no event. The read stops at
+    that object instead (StoppedEarly: the run stops, exit 4, and a rerun resumes there); the
+    objects after it are not asked for."""
+    server, script = canned
+    line = b'{"type": "identify", "userId": "u", "messageId": "m"}\n'
+    keys = {"rs/a.json": line, "rs/b.json": line, "rs/c.json": line}
+
+    def answer(seen: Seen) -> Answer:
+        if seen.method == "HEAD":
+            return Answer(404)
+        if "list-type" in seen.path:
+            return Answer(200, {}, listing_xml("b", keys))
+        if seen.path == "/b/rs/b.json":
+            return Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
+        return Answer(200, {"ETag": '"e"'}, line)
+
+    script.append(answer)
+    fs = fs_for(server)
+    reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=[].append)
+    read: list[tuple[str, str]] = []
+    with pytest.raises(StoppedEarly) as caught:
+        read.extend((item.source, error(item)) for item in reader)
+    assert read == [("s3://b/rs/a.json:1", "")]
+    assert caught.value.message == (
+        "cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken) for "
+        "s3://b/rs/b.json"
+    )
+    assert caught.value.hint == (
+        "renew the credentials, then rerun the same command: it resumes at this object"
+    )
+    assert "/b/rs/c.json" not in [seen.path for seen in server.seen]
+    assert TOKEN not in caught.value.message and SECRET not in caught.value.message
 
 
 def test_a_broken_aws_config_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:

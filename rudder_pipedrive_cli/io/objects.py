@@ -214,6 +214,15 @@ class ObjectChanged(ObjectReadError):
     """The object changed between two tries: reading on would mix two versions."""
 
 
+class CredentialsRefused(PermissionError):
+    """The store refused the credentials themselves (an expired session token, a key it does
+    not know), not one object: every object after it would fail alike."""
+
+
+class StoreRefused(ObjectReadError):
+    """What the reader hears of `CredentialsRefused`: the run stops (io/readers.py)."""
+
+
 _END = object()  # after an object's last chunk
 
 
@@ -288,6 +297,9 @@ class Feed:
                             return False
                         handed_out += len(chunk)
                 return self._put((index, _END))
+            except CredentialsRefused as error:  # no later object can be read: stop here
+                self._put((index, StoreRefused(str(error))))
+                return False
             except (*PERMANENT, ObjectChanged) as error:
                 return self._put((index, ObjectReadError(_why(error))))
             except Exception as error:  # timeouts, resets, the store library's own errors

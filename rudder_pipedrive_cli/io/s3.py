@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.objects import RETRY_DELAYS, ObjectChanged
+from rudder_pipedrive_cli.io.objects import RETRY_DELAYS, CredentialsRefused, ObjectChanged
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # every request rpd sends has an empty body
 NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -145,11 +145,19 @@ class S3Error(OSError):
         self.transient = transient
 
 
+# S3's error codes for credentials it no longer takes (a session token that expired mid-run):
+CREDENTIALS_GONE = frozenset(
+    ("ExpiredToken", "TokenRefreshRequired", "InvalidToken", "InvalidAccessKeyId")
+)
+
+
 def answer_error(status: int, body: bytes, what: str) -> OSError:
     """The error an S3 answer other than 2xx stands for."""
     code, message = _error_fields(body)
     if status == 404 or code in ("NoSuchKey", "NoSuchBucket"):
         return FileNotFoundError(f"no such bucket or object: {what}")
+    if code in CREDENTIALS_GONE:  # the credentials, not this object: nothing more can be read
+        return CredentialsRefused(f"S3 refused the credentials ({code}) for {what}")
     if status == 403:
         return PermissionError(f"access denied to {what} ({code or 'HTTP 403'})")
     if status == 412:

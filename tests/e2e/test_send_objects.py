@@ -14,7 +14,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, assert_report_adds_up, holdings, rpd_send
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    TOKEN,
+    assert_report_adds_up,
+    holdings,
+    rpd_send,
+)
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     ALIAS,
@@ -30,12 +37,14 @@ from objects_support import (
     UNTIL,
     Answer,
     CannedS3,
+    Seen,
     archive,
     backup_objects,
     error_xml,
     expected_sources,
     identify,
     key,
+    listing_xml,
     moto_s3,
     object_gets,
     stamp,
@@ -406,6 +415,65 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
             ("HEAD", "/b/rs"),
             ("GET", "/b?delimiter=%2F&encoding-type=url&list-type=2&max-keys=1&prefix=rs%2F"),
         ] * 2
+
+
+def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An S3 session token that expires hours into a backfill: the send stops at the object it
+    could not read (exit 4, what to do said), with what it sent in the report and no failed
+    event or dead letter for the objects it did not read; they wait for the rerun."""
+    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    keys = {"rs/a.json": line, "rs/b.json": line.replace(b"1", b"2").replace(b'"A"', b'"B"')}
+
+    def answer(seen: Seen) -> Answer:
+        if seen.method == "HEAD":
+            return Answer(404)
+        if "list-type" in seen.path:
+            return Answer(200, {}, listing_xml("b", keys))
+        gets[seen.path] = gets.get(seen.path, 0) + 1
+        if seen.path == "/b/rs/b.json" and gets[seen.path] > 1:  # after the first pass read it
+            return Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
+        return Answer(200, {"ETag": '"e"'}, keys[seen.path.removeprefix("/b/")])
+
+    def ok(seen: Seen) -> Answer:
+        return Answer(200, {"ETag": '"e"'}, keys[seen.path.removeprefix("/b/")])
+
+    gets: dict[str, int] = {}
+    with CannedS3(answer) as server:
+        env = {
+            **CLEAN_ENV,
+            "PIPEDRIVE_API_TOKEN": TOKEN,
+            "AWS_ACCESS_KEY_ID": "AKID",
+            "AWS_SECRET_ACCESS_KEY": "secret-key-never-shown",
+            "AWS_SESSION_TOKEN": "session-token-never-shown",
+            "AWS_ENDPOINT_URL": server.url,
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        }
+        report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
+        command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--base-url"]
+        command += [sandbox.url, "--plan", "unlimited", "--report", str(report)]
+        command += ["--dead-letter", str(letters), "--state", str(tmp_path / "state.sqlite")]
+        result = CliRunner().invoke(app, command, env=env)
+
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "error: cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken) for "
+        "s3://b/rs/b.json",
+        "hint: renew the credentials, then rerun the same command: it resumes at this object",
+    ]
+    assert "never-shown" not in result.output + result.stderr
+    events = orjson.loads(report.read_bytes())["events"]
+    assert events["failed"] == 0 and events["read"] == events["sent"] + events["not_attempted"]
+    assert not letters.exists()
+
+    renewed = {**env, "AWS_SESSION_TOKEN": "renewed"}
+    gets.clear()  # its first pass reads b.json once more: answered this time
+    with CannedS3(lambda seen: answer(seen) if seen.path != "/b/rs/b.json" else ok(seen)) as fixed:
+        again = CliRunner().invoke(app, command, env={**renewed, "AWS_ENDPOINT_URL": fixed.url})
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
 
 
 def test_a_backup_folder_resumes_however_its_path_is_spelled(
