@@ -9,7 +9,7 @@ import gzip
 import http.client
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -328,6 +328,28 @@ class CannedS3(LoopbackServer):
             do_GET = do_HEAD = _answer
 
         super().__init__(Handler)
+
+
+def bucket(
+    name: str,
+    keys: dict[str, bytes],
+    fault: Callable[[Seen, int], Answer | None] = lambda seen, get: None,
+) -> tuple[Callable[[Seen], Answer], dict[str, int]]:
+    """A CannedS3 answer for bucket `name` holding `keys` (a HEAD finds no object, a listing
+    lists them all, a GET gives the object) unless `fault(seen, n)` answers the n-th GET of
+    its path otherwise; and the GETs made, by path."""
+    gets: dict[str, int] = {}
+
+    def answer(seen: Seen) -> Answer:
+        if seen.method == "HEAD":
+            return Answer(404)
+        if "list-type" in seen.path:
+            return Answer(200, {}, listing_xml(name, keys))
+        gets[seen.path] = gets.get(seen.path, 0) + 1
+        key = seen.path.removeprefix(f"/{name}/")
+        return fault(seen, gets[seen.path]) or Answer(200, {"ETag": f'"e-{key}"'}, keys[key])
+
+    return answer, gets
 
 
 def listing_xml(bucket: str, keys: dict[str, bytes]) -> bytes:

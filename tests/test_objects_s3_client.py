@@ -15,7 +15,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from objects_support import Answer, CannedS3, Seen, archive, error, error_xml, identify, listing_xml
+from objects_support import (
+    Answer,
+    CannedS3,
+    Seen,
+    archive,
+    bucket,
+    error,
+    error_xml,
+    identify,
+    listing_xml,
+)
 
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 from rudder_pipedrive_cli.io.objects import ObjectChanged
@@ -502,20 +512,15 @@ def test_the_feed_tries_a_5xx_get_again_but_not_a_400(canned: tuple[CannedS3, li
     server, script = canned
     keys = {"rs/a.json": b'{"type": "identify", "userId": "u", "messageId": "m"}\n'}
     keys["rs/b.json"] = keys["rs/a.json"]
-    gets: dict[str, int] = {}
 
-    def answer(seen: Seen) -> Answer:
-        if seen.method == "HEAD":
-            return Answer(404)
-        if "list-type" in seen.path:
-            return Answer(200, {}, listing_xml("b", keys))
-        gets[seen.path] = gets.get(seen.path, 0) + 1
-        if seen.path == "/b/rs/a.json" and gets[seen.path] == 1:
+    def fault(seen: Seen, get: int) -> Answer | None:
+        if seen.path == "/b/rs/a.json" and get == 1:
             return Answer(503, {}, error_xml("SlowDown", "Please reduce your request rate."))
         if seen.path == "/b/rs/b.json":
             return Answer(400, {}, error_xml("InvalidRequest", "no"))
-        return Answer(200, {"ETag": '"e-rs/a.json"'}, keys["rs/a.json"])
+        return None
 
+    answer, gets = bucket("b", keys, fault)
     script.append(answer)
     slept: list[float] = []
     fs = fs_for(server)
@@ -542,15 +547,8 @@ def test_credentials_refused_mid_run_stop_the_read_at_that_object(
     line = b'{"type": "identify", "userId": "u", "messageId": "m"}\n'
     keys = {"rs/a.json": line, "rs/b.json": line, "rs/c.json": line}
 
-    def answer(seen: Seen) -> Answer:
-        if seen.method == "HEAD":
-            return Answer(404)
-        if "list-type" in seen.path:
-            return Answer(200, {}, listing_xml("b", keys))
-        if seen.path == "/b/rs/b.json":
-            return Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
-        return Answer(200, {"ETag": '"e"'}, line)
-
+    expired = Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
+    answer, _ = bucket("b", keys, lambda seen, _: expired if seen.path == "/b/rs/b.json" else None)
     script.append(answer)
     fs = fs_for(server)
     reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=[].append)

@@ -37,14 +37,13 @@ from objects_support import (
     UNTIL,
     Answer,
     CannedS3,
-    Seen,
     archive,
     backup_objects,
+    bucket,
     error_xml,
     expected_sources,
     identify,
     key,
-    listing_xml,
     moto_s3,
     object_gets,
     stamp,
@@ -426,20 +425,12 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
     keys = {"rs/a.json": line, "rs/b.json": line.replace(b"1", b"2").replace(b'"A"', b'"B"')}
 
-    def answer(seen: Seen) -> Answer:
-        if seen.method == "HEAD":
-            return Answer(404)
-        if "list-type" in seen.path:
-            return Answer(200, {}, listing_xml("b", keys))
-        gets[seen.path] = gets.get(seen.path, 0) + 1
-        if seen.path == "/b/rs/b.json" and gets[seen.path] > 1:  # after the first pass read it
-            return Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
-        return Answer(200, {"ETag": '"e"'}, keys[seen.path.removeprefix("/b/")])
-
-    def ok(seen: Seen) -> Answer:
-        return Answer(200, {"ETag": '"e"'}, keys[seen.path.removeprefix("/b/")])
-
-    gets: dict[str, int] = {}
+    expired = Answer(400, {}, error_xml("ExpiredToken", "The provided token has expired."))
+    # b.json is read by the first pass, then refused to the main pass.
+    answer, _ = bucket(
+        "b", keys, lambda seen, get: expired if seen.path == "/b/rs/b.json" and get > 1 else None
+    )
+    ok, _ = bucket("b", keys)
     with CannedS3(answer) as server:
         env = {
             **CLEAN_ENV,
@@ -469,8 +460,8 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     assert not letters.exists()
 
     renewed = {**env, "AWS_SESSION_TOKEN": "renewed"}
-    gets.clear()  # its first pass reads b.json once more: answered this time
-    with CannedS3(lambda seen: answer(seen) if seen.path != "/b/rs/b.json" else ok(seen)) as fixed:
+    # Renewed: its first pass and its main pass read b.json, answered this time.
+    with CannedS3(ok) as fixed:
         again = CliRunner().invoke(app, command, env={**renewed, "AWS_ENDPOINT_URL": fixed.url})
     assert again.exit_code == 0, again.stderr
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
