@@ -109,15 +109,20 @@ def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
         assert state.person_org(5) == 77
         assert state.person_org("5") == "x"  # 5 and "5" are different ids
         assert state.person_org(6) is None
+        assert state.org_this_run(5) == 77  # this run learned it
     with open_state(path) as state:
         assert state.person_id("u-1") == 5
         assert state.person_id("u-2") == "{person:u-2}"
         assert state.org_id("g-1") == 77
         assert state.org_id("123") == "9"
         assert state.person_id("g-1") is None  # kinds do not mix
-        # Memberships are this run's belief only: Pipedrive may have moved the person since.
-        assert state.person_org(5) is None
+        # A person's organization is kept for later runs' deals, activities and notes, while a
+        # group links again what an earlier run linked (Pipedrive may have moved the person).
+        assert (state.person_org(5), state.person_org("5")) == (77, "x")
+        assert state.org_this_run(5) is None
     assert sorted(rows(path, "SELECT kind, key, pd_id, updated_at FROM identities")) == [
+        ("member", "i:5", "i:77", STAMP),
+        ("member", "s:5", "s:x", STAMP),
         ("org", "123", "s:9", STAMP),
         ("org", "g-1", "i:77", STAMP),
         ("person", "u-1", "i:5", STAMP),
@@ -452,6 +457,7 @@ def test_runs_and_summary(path: Path) -> None:
                 base_url="https://api.pipedrive.com",
                 fingerprint="7f87dc59a5ac3bce",
                 identities={"person": 1, "org": 1},
+                memberships=1,
                 leads_listed={"lead": 1, "deal": 0, "activity": 0, "note": 0},
                 lead_origins={"lead": 2, "deal": 0, "activity": 0, "note": 0},
                 journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
@@ -485,11 +491,12 @@ def test_clear_all_namespaces(path: Path) -> None:
     with open_state(path, OTHER_NS) as sandbox:
         sandbox.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 1}))
     with open_state(path) as state:
-        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 2}))
+        taught = Outcome(status="sent", identities={("org", "g"): 2}, memberships={5: 2})
+        state.record_outcome("e1", "f:1", taught)
         cleared = state.clear()
         assert sorted(summary.namespace for summary in cleared) == sorted([NS, OTHER_NS])
         assert state.summary() == []
-        assert state.org_id("g") is None
+        assert (state.org_id("g"), state.person_org(5), state.org_this_run(5)) == (None,) * 3
         state.record_outcome("e2", "f:2", SENT)  # still usable
     assert rows(path, "SELECT ns, event_id FROM journal") == [(NS, "e2")]
 

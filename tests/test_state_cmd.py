@@ -102,7 +102,7 @@ def test_show_table() -> None:
         "└────────────┴──────────────────────────────────────────┘\n"
         "https://api.pipedrive.com (token 7f87dc59a5ac3bce)\n"
         "┌────────────┬────────────────────────────────────────────────────────────────────────┐\n"
-        "│ identities │ 2 persons, 1 organization                                              │\n"
+        "│ identities │ 2 persons, 1 organization, 1 membership                                │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
         "│ in flight  │ 1 write; 1 create or merge to settle                                   │\n"
@@ -167,6 +167,7 @@ def test_last_run_counts_are_in_words() -> None:
         base_url="https://api.pipedrive.com",
         fingerprint="7f87dc59a5ac3bce",
         identities={},
+        memberships=0,
         leads_listed={},
         lead_origins={},
         journal={},
@@ -192,6 +193,7 @@ def test_show_json() -> None:
         "company_id": None,
         "fingerprint": "7f87dc59a5ac3bce",
         "identities": {"person": 2, "org": 1},
+        "memberships": 1,
         "leads_listed": {"lead": 1, "deal": 0, "activity": 0, "note": 0},
         "lead_origins": {"lead": 1, "deal": 0, "activity": 0, "note": 0},
         "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},

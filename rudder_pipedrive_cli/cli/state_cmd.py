@@ -44,9 +44,10 @@ def namespace_table(summary: NamespaceSummary) -> Table:
     table.add_column("what")
     table.add_column("count")
     ids = summary.identities
+    members = f", {plural(summary.memberships, 'membership')}" if summary.memberships else ""
     table.add_row(
         "identities",
-        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}",
+        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}{members}",
     )
     for what, text in origin_rows(summary):
         table.add_row(what, text)

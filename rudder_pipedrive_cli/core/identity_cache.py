@@ -186,13 +186,15 @@ class IdentityStore:
     merge it went through), `org_id(groupId)`, `lead_origins(origins_key)` (the `origin_id`s of
     a person's leads, deals, activities or notes; None when nobody has looked yet),
     `has_origin(origins_key, origin)` (whether one is there, None when nobody has looked yet),
-    `person_org(person)`, `pending_create`, `merging_into`, `held_back` (each asked only while
-    `pending` or `holding` says there may be one) and `times_at((kind, record))` (field recency:
-    None when no time is known); `merges` says whether two userIds may name one person. Its
-    tables are made by `tables` (dicts by default; bounded ones for a CLI run, io/scratch.py),
-    except those given in `stored`: the replay state (io/state.py) gives the rows of its file for
-    all but memberships and identities held back (this run's, in memory always), and `merges`
-    and `pending` as the file says.
+    `person_org(person)` (its organization as last learned, in this run or, with the replay
+    state, an earlier one), `org_this_run(person)` (as this run learned it: group links again a
+    person an earlier run linked, Pipedrive may have moved it since), `pending_create`,
+    `merging_into`, `held_back` (each asked only while `pending` or `holding` says there may be
+    one) and `times_at((kind, record))` (field recency: None when no time is known); `merges`
+    says whether two userIds may name one person. Its tables are made by `tables` (dicts by
+    default; bounded ones for a CLI run, io/scratch.py), except those given in `stored`: the
+    replay state (io/state.py) gives the rows of its file for all but this run's memberships and
+    identities held back (in memory always), and `merges` and `pending` as the file says.
     """
 
     # One listing of the account's records of some kinds behind the cache (`list_origins`): set
@@ -225,7 +227,10 @@ class IdentityStore:
         self.leads: Origins = OriginSets(tables()) if leads is None else leads
         # Field recency: stored values are never changed in place, only replaced.
         self.times: Table = table("times")
-        self.memberships: MutableMapping[PdId, PdId] = tables()  # person: organization
+        # Person: organization. `memberships` as last learned (the replay state's rows, kept
+        # across runs); `run_memberships` as this run learned them (the same table in memory).
+        self.memberships: Table = table("memberships")
+        self.run_memberships = tables() if "memberships" in given else self.memberships
         # Identities held back (an event of theirs failed).
         self.held: MutableMapping[tuple[str, str], bool] = tables()
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
@@ -238,6 +243,7 @@ class IdentityStore:
         self.lead_origins: Callable[[PdId], AbstractSet[str] | None]
         self.has_origin: Callable[[PdId, str], bool | None]
         self.person_org: Callable[[PdId], PdId | None]
+        self.org_this_run: Callable[[PdId], PdId | None]
         # Field recency by (kind, record), with no call of ours: None when no time is known.
         self.times_at: Callable[[tuple[str, PdId]], Mapping[str, str] | None]
         self._bind()
@@ -254,6 +260,7 @@ class IdentityStore:
         self.lead_origins = self._listed_origins if listed else self.leads.get
         self.has_origin = self._listed_has if listed else self.leads.has
         self.person_org = table_get(self.memberships, bind)
+        self.org_this_run = table_get(self.run_memberships, bind)
         self.times_at = table_get(self.times, bind)
 
     def list_origins(self, origins: Mapping[PdId, set[str]], kinds: Iterable[str]) -> None:
@@ -353,10 +360,12 @@ class IdentityStore:
                     self.pending_creates.pop(slot, None)
         if not (pending_creates or outcome.memberships or merged or pending_merges):
             return  # most outcomes teach identities and field times only
-        learned: tuple[tuple[Any, Mapping[Any, Any]], ...] = (
+        learned: list[tuple[Any, Mapping[Any, Any]]] = [
             (self.pending_creates, pending_creates), (self.memberships, outcome.memberships),
             (self.merged, merged), (self.pending_merges, pending_merges),
-        )  # fmt: skip
+        ]  # fmt: skip
+        if self.run_memberships is not self.memberships:  # the replay state's: this run's too
+            learned.append((self.run_memberships, outcome.memberships))
         for table, taught in learned:
             for name, value in taught.items():  # None forgets
                 if value is None:

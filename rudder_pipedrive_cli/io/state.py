@@ -1,7 +1,8 @@
 """The replay store (SPEC 5) of one namespace in the state file: the identity store
-(core/identity_cache.py) over its rows, identities, pending creates and merges, lead origins and
-field recency (io/state_identities.py); the writes in flight (io/state_journal.py); the journal,
-runs, field listings and objects read (here); and the identity index (io/state_index.py).
+(core/identity_cache.py) over its rows, identities, merges, memberships, pending creates and
+merges, lead origins and field recency (io/state_identities.py); the writes in flight
+(io/state_journal.py); the journal, runs, field listings and objects read (here); and the
+identity index (io/state_index.py).
 io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
 
 One file holds any number of namespaces, one per Pipedrive account and token
@@ -85,8 +86,8 @@ class ReplayState(IdentityStore, Closing):
     exclusive lock for their lifetime; a read-only open (dry-run, `state show`) takes none, never
     writes and, when the file is absent, behaves as an empty state. What a read-only state learns
     stays in memory, bounded by `cache_entries` per table (the rest in a temporary file), as do
-    this run's memberships and failures. `summary()` and `clear(None)` cover every namespace of
-    the file.
+    the memberships as this run learned them and its failures. `summary()` and `clear(None)`
+    cover every namespace of the file.
     """
 
     def __init__(self, store: Store, lock: FileLock | None, cache_entries: int) -> None:

@@ -1,5 +1,6 @@
-"""The replay state's rows as tables of its `IdentityStore` (core/identity_cache.py): identities
-and the creates and merges left pending (the identities table), lead origins, field recency.
+"""The replay state's rows as tables of its `IdentityStore` (core/identity_cache.py): identities,
+merges, memberships and the creates and merges left pending (the identities table), lead origins,
+field recency.
 
 Each is a `Table` of one namespace: `get`, `__setitem__`, `pop`, written inside the state's open
 batch. A read-only state (dry-run) never writes its file: what the run learns is kept in a bounded
@@ -17,6 +18,7 @@ from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.io.scratch import Lru, Spill
 from rudder_pipedrive_cli.io.state_schema import (
+    MEMBER,
     MERGED,
     PENDING_CREATE,
     PENDING_MERGE,
@@ -44,9 +46,10 @@ class _Rows:
 
 class IdentityRows(_Rows):
     """One kind of row of the identities table: the person of a userId ("person"), the
-    organization of a groupId ("org"), the person a merged one went into (MERGED), the send time
-    of a create left unknown (PENDING_CREATE, by its identity) and the person a merge left unknown
-    was into (PENDING_MERGE, by the person merged), SPEC 5. `row` gives a key's (kind, key) row.
+    organization of a groupId ("org"), the person a merged one went into (MERGED), a person's
+    organization (MEMBER), the send time of a create left unknown (PENDING_CREATE, by its
+    identity) and the person a merge left unknown was into (PENDING_MERGE, by the person
+    merged), SPEC 5. `row` gives a key's (kind, key) row.
     Answers go through a bounded read cache that every write keeps true (the state is its
     namespace's only writer)."""
 
@@ -105,6 +108,7 @@ def identity_rows(store: Store, spill: Spill, cache_entries: int) -> dict[str, T
         "persons": lambda user_id: ("person", user_id),
         "orgs": lambda group_id: ("org", group_id),
         "merged": lambda person: (MERGED, encode_id(person)),
+        "memberships": lambda person: (MEMBER, encode_id(person)),
         "pending_creates": lambda slot: (PENDING_CREATE[slot[0]], slot[1]),
         "pending_merges": lambda person: (PENDING_MERGE, encode_id(person)),
     }

@@ -5,7 +5,11 @@ from __future__ import annotations
 from rudder_pipedrive_cli.core.protocol import PdId
 
 SCHEMA_VERSION = 1
-KINDS = ("person", "org")  # memberships are kept for the run only, never stored
+KINDS = ("person", "org")
+# Identity rows of this kind map a person (key) to its organization as last learned (a group's
+# link, a create or an answer that names it), so a later run's deals, activities and notes carry
+# it (SPEC 4 track rules). Files from before it hold none: read as none known.
+MEMBER = "member"
 # Identity rows of this kind map a person merged away (key) to the person it went into.
 MERGED = "merged"
 # Identity rows of these kinds hold the send time of a create of a person or an organization

@@ -13,6 +13,7 @@ from rudder_pipedrive_cli.core.index import counts_by_kind
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
     KINDS,
+    MEMBER,
     PENDING_CREATE,
     PENDING_MERGE,
     STATUSES,
@@ -37,6 +38,7 @@ class NamespaceSummary:
     base_url: str
     fingerprint: str
     identities: Mapping[str, int]  # by kind: person, org
+    memberships: int  # persons whose organization is known
     # By kind (lead, deal, activity, note): persons whose records were listed, origins known.
     leads_listed: Mapping[str, int]
     lead_origins: Mapping[str, int]
@@ -54,6 +56,7 @@ class NamespaceSummary:
             "company_id": self.company_id or None,
             "fingerprint": self.fingerprint,
             "identities": dict(self.identities),
+            "memberships": self.memberships,
             "leads_listed": dict(self.leads_listed),
             "lead_origins": dict(self.lead_origins),
             "journal": dict(self.journal),
@@ -86,12 +89,14 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         company_id = base_url.removeprefix(ACCOUNT)
         shown = db.execute("SELECT value FROM meta WHERE key = ?", (url_key(ns),)).fetchone()
         base_url = "" if shown is None else str(shown[0])
-    identities = dict.fromkeys(KINDS, 0) | dict(
+    identities = dict.fromkeys((*KINDS, MEMBER), 0) | dict(
         db.execute(
-            "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?) GROUP BY kind",
-            (ns, *KINDS),
+            "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?) "
+            "GROUP BY kind",
+            (ns, *KINDS, MEMBER),
         ).fetchall()
     )
+    memberships = identities.pop(MEMBER)
     journal = dict.fromkeys(STATUSES, 0) | dict(
         db.execute(
             "SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,)
@@ -118,6 +123,7 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         fingerprint=fingerprint,
         company_id=company_id,
         identities=identities,
+        memberships=memberships,
         leads_listed=by_kind("leads_listed"),
         lead_origins=by_kind("lead_origins"),
         journal=journal,

@@ -70,8 +70,9 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             # A new person joins the organization in its create: no second request.
             yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})
         elif person is not None and (
-            ctx.memberships.get(person.id, ctx.known.person_org(person.id)) != org.id
-        ):  # link the person, not known to belong there already
+            ctx.memberships.get(person.id, ctx.known.org_this_run(person.id)) != org.id
+        ):  # link the person, not known to belong there already (an earlier run's link is not
+            # trusted: Pipedrive may have moved the person since, and a PATCH is idempotent)
             note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
             try:
                 body = {"org_id": org.id}
