@@ -91,6 +91,19 @@ def test_state_implements_known() -> None:
         reads(state)
 
 
+def test_a_persons_organization_is_replaced_and_forgotten_as_answers_say(path: Path) -> None:
+    with open_state(path) as state:
+        state.learn(Outcome(status="sent", memberships={5: 77, 6: 78}))
+    with open_state(path) as state:
+        state.learn(Outcome(status="sent", memberships={5: 79, 6: None}))  # moved; in none
+        assert (state.person_org(5), state.person_org(6)) == (79, None)
+    with open_state(path) as state:
+        assert (state.person_org(5), state.person_org(6)) == (79, None)
+    assert rows(path, "SELECT key, pd_id FROM identities WHERE kind = 'member'") == [
+        ("i:5", "i:79")
+    ]
+
+
 def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
     with open_state(path) as state:
         state.learn(

@@ -154,8 +154,9 @@ class Outcome:
     to the `origin_id`s of that person's leads as far as this event learned them (a listing: the
     whole list; core/identity_cache.py's `Added`: only what its create added), or to None
     when its list is no longer complete (a merge moved leads nobody listed onto it). `memberships`
-    maps a person id to the organization it now belongs to (so a later group event can skip the
-    link). `merged` maps a person merged away to the person it was merged into: every identity
+    maps a person id to the organization it now belongs to (its deals, activities and notes take
+    it; a later group event of the run skips the link), or to None when it belongs to none.
+    `merged` maps a person merged away to the person it was merged into: every identity
     still cached to the first now means the second (an alias chain u-a -> u-b -> u-c).
     `pending_creates` maps (kind, key) to the send time of a create of that identity whose outcome
     stays unknown (its answer was lost and no reconciliation could tell), or to None once it is
@@ -180,7 +181,7 @@ class Outcome:
     dropped: tuple[str, ...] = ()
     identities: Mapping[tuple[str, str], PdId | None] = EMPTY
     lead_origins: Mapping[PdId, frozenset[str] | None] = EMPTY
-    memberships: Mapping[PdId, PdId] = EMPTY
+    memberships: Mapping[PdId, PdId | None] = EMPTY
     merged: Mapping[PdId, PdId] = EMPTY
     pending_creates: Mapping[tuple[str, str], str | None] = EMPTY
     pending_merges: Mapping[PdId, PdId | None] = EMPTY

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from e2e_support import (
@@ -151,3 +152,24 @@ def test_a_dry_run_over_the_state_plans_the_deal_with_the_persons_organization(
         held.org("g-1")["id"],
     )
     assert state.read_bytes() == before  # read-only
+
+
+def test_an_answer_naming_another_organization_replaces_the_one_kept(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    first = rpd_send(sandbox, tmp_path, write_events(tmp_path / "a.ndjson", LINKED), state=state)
+    assert first.exit_code == 0, first.stderr
+    person = holdings(sandbox).person("u-1")["id"]
+    with httpx.Client(base_url=sandbox.url, headers={"x-api-token": TOKEN}) as api:
+        created = api.post("/api/v2/organizations", json={"name": "Elsewhere"})
+        elsewhere = created.raise_for_status().json()["data"]["id"]
+        api.patch(f"/api/v2/persons/{person}", json={"org_id": elsewhere}).raise_for_status()
+
+    # The identify's PATCH is answered with the person as it is now: in Elsewhere.
+    later = [identify("m-6", "u-1", name="Ada King"), TRACKS[0]]
+    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "b.ndjson", later), state=state)
+
+    assert run.exit_code == 0, run.stderr
+    (deal,) = sandbox.state()["deals"]
+    assert (deal["person_id"], deal["org_id"]) == (person, elsewhere)

@@ -151,7 +151,7 @@ class Ctx:
     identities: dict[tuple[str, str], PdId | None]
     resolved: dict[tuple[str, str], Ref | None]  # None: forgotten
     lead_origins: dict[PdId, frozenset[str] | None]
-    memberships: dict[PdId, PdId]
+    memberships: dict[PdId, PdId | None]
     merged: dict[PdId, PdId]
     pending_creates: dict[tuple[str, str], str | None]
     pending_merges: dict[PdId, PdId | None]
@@ -1077,6 +1077,8 @@ def updated(
         org = org_of(data)
         if org is not None:
             ctx.learning().memberships[ref.id] = org
+    elif entity is PERSON and "org_id" in data and ctx.known.person_org(ref.id) is not None:
+        ctx.learning().memberships[ref.id] = None  # in none now: the organization known is not
     body = request.body
     assert body is not None  # a PATCH always has one
     ctx.made(entity.updated)
