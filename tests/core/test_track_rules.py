@@ -28,7 +28,7 @@ from rudder_pipedrive_cli.core.catalog import Catalog, Stage
 from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import PdId
+from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
 from rudder_pipedrive_cli.core.rules import (
     NO_RULE,
     compile_template,
@@ -149,6 +149,14 @@ DEMO = track(
 CALL = track("Call Scheduled", {"topic": "Enterprise <pricing>", "page": "/pricing?a=1&b=<2>"})
 TICKET = track("Support Ticket Opened", {"subject": "Export to <CSV> fails", "priority": "high"})
 
+# A deal of person 42, without its organization.
+SIGNED = {
+    "title": "Contract Signed",
+    "custom_fields": {SOURCE: "Pro"},
+    "origin_id": "rpd:m-1",
+    "person_id": 42,
+}
+
 CASES = [
     Case(
         name="deal: found person, its deals listed once, posted with pipeline, stage, value",
@@ -188,6 +196,28 @@ CASES = [
             )
         ],
         expect={"status": "sent", "lead_origins": {"deal:42": frozenset({"rpd:m-1"})}},
+    ),
+    Case(
+        name="deal: its organization known but gone (refused): forgotten, posted without it",
+        raw=track("Contract Signed", {"plan": "Pro"}),
+        config=RULED,
+        persons={"u-1": 42},
+        memberships={42: 500},
+        leads={"deal:42": frozenset()},
+        calls=[
+            post(
+                "/api/v2/deals",
+                {**SIGNED, "org_id": 500},
+                ApiResponse(status=400, error="org_id: organization 500 not found"),
+            ),
+            post("/api/v2/deals", SIGNED, ok({"id": 9, **SIGNED}, status=201)),
+        ],
+        expect={
+            "status": "sent",
+            "memberships": {42: None},
+            "warnings": ["organization 500 of person 42 not found: deal made without it"],
+            "lead_origins": {"deal:42": frozenset({"rpd:m-1"})},
+        },
     ),
     Case(
         name="deal already among the person's deals (by origin_id): skipped",

@@ -173,3 +173,33 @@ def test_an_answer_naming_another_organization_replaces_the_one_kept(
     assert run.exit_code == 0, run.stderr
     (deal,) = sandbox.state()["deals"]
     assert (deal["person_id"], deal["org_id"]) == (person, elsewhere)
+
+
+def test_an_organization_kept_that_pipedrive_no_longer_has_is_forgotten_not_a_failure(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    first = rpd_send(sandbox, tmp_path, write_events(tmp_path / "a.ndjson", LINKED), state=state)
+    assert first.exit_code == 0, first.stderr
+    # The organization deleted or merged away behind rpd's back (the sandbox deletes none).
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE identities SET pd_id = 'i:999999' WHERE kind = 'member'")
+
+    later = rpd_send(
+        sandbox, tmp_path, write_events(tmp_path / "b.ndjson", TRACKS), state=state, name="b"
+    )
+
+    assert later.exit_code == 0, later.stderr
+    assert later.report is not None
+    assert later.report["events"]["sent"] == 3
+    assert made(holdings(sandbox)) == {kind: [("u-1", None)] for kind in KINDS}
+    # One refusal: the first record's; the organization is forgotten for the others and later runs.
+    assert later.report["requests"]["POST /api/v2/deals"] == 2
+    assert (
+        later.report["requests"]["POST /api/v2/activities"],
+        later.report["requests"]["POST /v1/notes"],
+    ) == (1, 1)
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT count(*) FROM identities WHERE kind = 'member'").fetchone() == (
+            0,
+        )

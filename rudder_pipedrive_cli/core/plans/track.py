@@ -343,6 +343,19 @@ def create_record(
     note = f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})"
     request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
     response = yield request
+    if response.status == 400 and "org_id" in body and "organization" in response.error.lower():
+        # The person's organization as known (perhaps by an earlier run) is gone: deleted or
+        # merged away behind rpd's back. Forgotten, and the record made without it.
+        org = body["org_id"]
+        ctx.learning().memberships[person.id] = None
+        ctx.warnings.append(
+            Warned(
+                f"organization {org} of person {person.id} not found: {kind.name} made without it"
+            )
+        )
+        body = {k: v for k, v in body.items() if k != "org_id"}
+        request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
+        response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
         record_made(person, stage, response)
     else:  # its functions made only now: most creates need none
