@@ -75,7 +75,8 @@ def on_day(event: dict[str, Any], day: str) -> dict[str, Any]:
     return {**event, "timestamp": f"2026-10-0{day}T09:00:00Z"}
 
 
-# The same input cut two ways: two files, or one file read a day at a time (`--since` windows).
+# The same input cut three ways: two files, one file read a day at a time (`--since` windows),
+# and a run cut short (`--limit`: stopped after the group) resumed over the whole file.
 DAYS = [*(on_day(e, "1") for e in LINKED), *(on_day(e, "2") for e in TRACKS)]
 SPLITS: dict[str, Callable[[Path], list[tuple[Path, tuple[str, ...]]]]] = {
     "two files": lambda d: [
@@ -85,6 +86,10 @@ SPLITS: dict[str, Callable[[Path], list[tuple[Path, tuple[str, ...]]]]] = {
     "since windows": lambda d: [
         (write_events(d / "all.ndjson", DAYS), ("--until", "2026-10-02")),
         (d / "all.ndjson", ("--since", "2026-10-02")),
+    ],
+    "resumed": lambda d: [
+        (write_events(d / "all.ndjson", DAYS), ("--limit", "2")),
+        (d / "all.ndjson", ()),
     ],
 }
 
