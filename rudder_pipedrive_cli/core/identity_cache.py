@@ -227,8 +227,9 @@ class IdentityStore:
         self.leads: Origins = OriginSets(tables()) if leads is None else leads
         # Field recency: stored values are never changed in place, only replaced.
         self.times: Table = table("times")
-        # Person: organization. `memberships` as last learned (the replay state's rows, kept
-        # across runs); `run_memberships` as this run learned them (the same table in memory).
+        # Person: organization. `memberships` as last learned (with the replay state, its rows,
+        # kept across runs); `run_memberships` as this run learned them (without the replay
+        # state, the same table).
         self.memberships: Table = table("memberships")
         self.run_memberships = tables() if "memberships" in given else self.memberships
         # Identities held back (an event of theirs failed).

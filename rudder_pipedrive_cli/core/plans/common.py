@@ -1078,7 +1078,7 @@ def updated(
         if org is not None:
             ctx.learning().memberships[ref.id] = org
     elif entity is PERSON and "org_id" in data and ctx.known.person_org(ref.id) is not None:
-        ctx.learning().memberships[ref.id] = None  # in none now: the organization known is not
+        ctx.learning().memberships[ref.id] = None  # in no organization now: forget the one known
     body = request.body
     assert body is not None  # a PATCH always has one
     ctx.made(entity.updated)
