@@ -18,6 +18,7 @@ from e2e_support import (
     EXAMPLE_CONFIG,
     TOKEN,
     Holdings,
+    alias,
     group,
     holdings,
     identify,
@@ -208,3 +209,26 @@ def test_an_organization_kept_that_pipedrive_no_longer_has_is_forgotten_not_a_fa
         assert db.execute("SELECT count(*) FROM identities WHERE kind = 'member'").fetchone() == (
             0,
         )
+
+
+def test_a_person_merged_away_gives_its_organization_to_no_survivor(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.sqlite"
+    linked = [
+        identify("m-1", "u-a", name="Ada"),
+        identify("m-2", "u-b", name="Bea"),
+        group("m-3", "u-a", "g-a", name="A Corp"),
+        group("m-4", "u-b", "g-b", name="B Corp"),
+    ]
+    first = rpd_send(sandbox, tmp_path, write_events(tmp_path / "a.ndjson", linked), state=state)
+    assert first.exit_code == 0, first.stderr
+
+    # u-a's person merged into u-b's, which keeps its own organization (SPEC 1: its data wins).
+    later = [alias("m-5", "u-a", "u-b"), track("m-6", "u-a", "Demo Requested", campaign="x")]
+    run = rpd_send(sandbox, tmp_path, write_events(tmp_path / "b.ndjson", later), state=state)
+
+    assert run.exit_code == 0, run.stderr
+    held = holdings(sandbox)
+    assert held.group_of(held.person("u-b")["org_id"]) == "g-b"
+    assert made(held)["deals"] == [("u-b", "g-b")]
