@@ -476,7 +476,7 @@ def test_runs_and_summary(path: Path) -> None:
                 journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
                 inflight=1,
                 pending_creates=0,
-                last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None),
+                last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None, latest=True),
             )
         ]
     assert rows(path, "SELECT ns, started_at, finished_at, counts_json FROM runs") == [

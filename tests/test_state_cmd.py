@@ -497,6 +497,27 @@ def test_clear_refuses_while_another_rpd_runs() -> None:
     assert Path("s.sqlite").exists()
 
 
+def test_show_says_in_progress_only_of_the_run_that_holds_the_file() -> None:
+    # One run at a time holds the file: the latest; another unfinished one was stopped (killed).
+    path = Path("s.sqlite")
+    with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
+        state.start_run()
+    with ReplayState.open(path, NS, now=lambda: "2026-01-02T04:00:00Z") as state:
+        state.start_run()
+        result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    rows = [line for line in result.output.splitlines() if "last run" in line]
+    assert (result.exit_code, rows) == (
+        0,
+        [
+            "│ last run   │ started 2026-01-02T03:04:05Z, did not finish │",
+            f"│ last run   │ started 2026-01-02T04:00:00Z, in progress (pid {os.getpid()}) │",
+        ],
+    )
+    after = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert "in progress" not in after.output
+    assert after.output.count("did not finish") == 2
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [

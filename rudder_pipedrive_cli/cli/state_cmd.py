@@ -17,7 +17,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.objects import source_name
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.io.state_file import check_state_path, discard_state
+from rudder_pipedrive_cli.io.state_file import check_state_path, discard_state, lock_holder
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
 
 state_app = typer.Typer(
@@ -39,7 +39,7 @@ def namespace_title(summary: NamespaceSummary) -> str:
     return f"{summary.base_url or '?'} ({company}token {summary.fingerprint})"
 
 
-def namespace_table(summary: NamespaceSummary) -> Table:
+def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Table:
     table = Table(show_header=False)
     table.add_column("what")
     table.add_column("count")
@@ -56,7 +56,7 @@ def namespace_table(summary: NamespaceSummary) -> Table:
         f"; {summary.pending_creates} create or merge to settle" if summary.pending_creates else ""
     )
     table.add_row("in flight", plural(summary.inflight, "write") + pending_creates)
-    table.add_row("last run", plain(last_run_text(summary)))
+    table.add_row("last run", plain(last_run_text(summary, holder)))
     return table
 
 
@@ -76,11 +76,15 @@ def origin_rows(summary: NamespaceSummary) -> list[tuple[str, str]]:
     return rows
 
 
-def last_run_text(summary: NamespaceSummary) -> str:
+def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
+    """The namespace's last run; `holder` is the pid of the rpd that holds the file's lock, whose
+    run is the file's latest (one run at a time holds it)."""
     run = summary.last_run
     if run is None:
         return "none"
     if run.finished_at is None:
+        if holder is not None and run.latest:
+            return f"started {run.started_at}, in progress (pid {holder})"
         return f"started {run.started_at}, did not finish"
     # `rpd send` stores its whole report: its nonzero event counts say what the run did.
     events = (run.counts or {}).get("events")
@@ -121,7 +125,10 @@ def show_command(
             return
         check_state_path(path)  # a symlink loop is no "no state"
         summaries: list[NamespaceSummary] = []
+        holder = None
         if path.exists():
+            # Before reading: a run that ends in between is shown finished, not "did not finish".
+            holder = lock_holder(path)
             with ReplayState.open(path, "", readonly=True) as replay_state:
                 summaries = replay_state.summary()
         if format == "json":
@@ -138,7 +145,7 @@ def show_command(
             say(env.out, f"state at {path}")
             for summary in summaries:  # the title on a line of its own: never wrapped
                 say(env.out, namespace_title(summary))
-                env.out.print(namespace_table(summary))
+                env.out.print(namespace_table(summary, holder))
 
 
 @state_app.command("clear", short_help="Delete the state file: start from scratch.")

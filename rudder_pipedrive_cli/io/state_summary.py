@@ -30,6 +30,7 @@ class RunSummary:
     started_at: str
     finished_at: str | None
     counts: Mapping[str, Any] | None
+    latest: bool = False  # the file's most recent run: the only one a running rpd can be making
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,8 +114,8 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         return counts_by_kind((decode_id(key), n) for key, n in rows)
 
     run = db.execute(
-        "SELECT started_at, finished_at, counts_json FROM runs WHERE ns = ? "
-        "ORDER BY id DESC LIMIT 1",
+        "SELECT started_at, finished_at, counts_json, id = (SELECT max(id) FROM runs) "
+        "FROM runs WHERE ns = ? ORDER BY id DESC LIMIT 1",
         (ns,),
     ).fetchone()
     return NamespaceSummary(
@@ -140,5 +141,6 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
             started_at=run[0],
             finished_at=run[1],
             counts=None if run[2] is None else orjson.loads(run[2]),
+            latest=bool(run[3]),
         ),
     )

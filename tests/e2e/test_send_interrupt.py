@@ -27,8 +27,10 @@ from e2e_support import (
     rpd_send,
     write_events,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import send_cmd
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -270,3 +272,42 @@ def test_a_stop_of_a_sandbox_run_without_state_does_not_promise_a_resume(tmp_pat
             "keeps no state, so a rerun starts over in a new, empty sandbox"
         )
     )
+
+
+def test_state_show_during_a_send_says_its_run_is_in_progress(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    """`rpd state show` while a send holds the state file: its run is in progress (it said "did
+    not finish"), and the show neither waits for the send nor breaks it; once the send is done,
+    the run's summary."""
+    sandbox = make_sandbox(plan="unlimited", latency_ms=200)
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS // 3)],
+    )
+    state = tmp_path / "state.sqlite"
+    show = ["state", "show", "--state", str(state)]
+    env = {**CLEAN_ENV, "COLUMNS": "200"}
+
+    def last_run() -> str:
+        result = CliRunner().invoke(app, show, env=env)
+        assert result.exit_code == 0, result.output
+        (row,) = [line for line in result.output.splitlines() if "last run" in line]
+        return row.split("│")[2].strip()
+
+    process = start_send(sandbox, tmp_path, events)
+    try:
+        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 1)
+        with sqlite3.connect(state) as db:
+            (started,) = db.execute("SELECT started_at FROM runs").fetchone()
+        assert last_run() == f"started {started}, in progress (pid {process.pid})"
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 0, stderr.decode()
+    with sqlite3.connect(state) as db:
+        (finished,) = db.execute("SELECT finished_at FROM runs").fetchone()
+    assert last_run() == f"{started} to {finished}: read 40, sent 40"
