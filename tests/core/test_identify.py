@@ -17,6 +17,7 @@ from helpers_core import (
     ok,
     patch,
     patch_person,
+    post,
     search_person,
 )
 
@@ -48,6 +49,8 @@ LISTED = replace(
     },
 )
 
+UNLISTED = replace(CONFIG, field_types={})  # send's field listing failed, none saved
+PRO_ANN = {**ANN, "custom_fields": {USER_FIELD: "u-1", PLAN: "Pro"}}
 SIGNED_UP = replace(CONFIG, person_fields={"signed_up_at": "add_time"})
 
 
@@ -548,6 +551,41 @@ CASES = [
             "stage": "create person",
             "http_status": 400,
             "retryable": False,
+        },
+    ),
+    Case(
+        name="no field listing: a refused create of a mapped value is retryable (a rerun with "
+        "the listing converts it) and holds its userId back",
+        raw=identify({"name": "Ann", "plan": "Pro"}),
+        config=UNLISTED,
+        calls=[
+            search_person("u-1"),
+            post("/api/v2/persons", PRO_ANN, ApiResponse(status=400, error="plan: not an id")),
+        ],
+        expect={
+            "status": "failed",
+            "reason": "create person refused: HTTP 400: plan: not an id; its mapped values were "
+            "sent without type conversion (the field listing failed): rerun once the listing "
+            "works",
+            "redacted": "create person refused: HTTP 400; its mapped values were sent without "
+            "type conversion (the field listing failed): rerun once the listing works",
+            "http_status": 400,
+            "retryable": True,
+            "held_back": frozenset({("event", "m-1"), ("person", "u-1")}),
+        },
+    ),
+    Case(
+        name="no field listing: a refused create without a mapped value stays not retryable",
+        raw=identify({"name": "Ann", "role": None}),
+        config=UNLISTED,
+        calls=[
+            search_person("u-1"),
+            post("/api/v2/persons", ANN, ApiResponse(status=400, error="name: too long")),
+        ],
+        expect={
+            "reason": "create person refused: HTTP 400: name: too long",
+            "retryable": False,
+            "held_back": frozenset(),
         },
     ),
     Case(

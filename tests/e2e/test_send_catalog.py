@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from e2e_support import (
     LISTINGS,
     PLAN_FIELD,
@@ -18,7 +20,8 @@ from e2e_support import (
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, routes
+from rudder_pipedrive_cli.sandbox.replies import ApiError
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 SAVED = "using the field listing the state saved last time"
@@ -113,3 +116,62 @@ def test_the_report_s_duration_includes_the_field_listings(
     assert run.report is not None
     assert run.report["requests"] == LISTINGS
     assert run.report["duration_s"] >= 0.25
+
+
+class Unlisted(dict[str, Any]):
+    """The sandbox's fields, whose listings fail (HTTP 503) while its writes check values."""
+
+    def __getitem__(self, entity: str) -> Any:
+        raise ApiError(503, "field listings are unavailable")
+
+
+def test_a_write_refused_for_a_value_no_listing_converted_is_retryable_and_holds_back(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without any field listing an enum's label goes out as it is, where Pipedrive needs its
+    option id: the 400 is retryable (it was not: the identity's next event went out before it),
+    its reason says why, and the rerun, the listing back, sends both in order."""
+    sandbox = make_sandbox(plan="unlimited")
+    monkeypatch.setattr(routes, "FIELDS", Unlisted())
+    config = tmp_path / "rpd.toml"
+    config.write_text(example_without_rules())
+    state = tmp_path / "state.sqlite"
+    events = write_events(
+        tmp_path / "e.ndjson",
+        [
+            identify("m-1", "u-1", name="Ann", plan="Pro"),
+            identify("m-2", "u-1", name="Ann Lee"),
+            identify("m-3", "u-2", name="Bob"),
+        ],
+    )
+
+    run = rpd_send(
+        sandbox, tmp_path, events, config=config, state=state, args=("--max-retries", "0")
+    )
+
+    assert run.exit_code == 1, run.stderr
+    assert f"after 1 attempts; {NONE}" in run.stderr
+    first, second = run.dead_letters
+    assert first["error"] == {
+        "reason": f"create person refused: HTTP 400: custom_fields.{PLAN_FIELD}: expected an "
+        "option id (integer) for an enum field, got string (Please check "
+        "developers.pipedrive.com for more information about Pipedrive API.); its mapped values "
+        "were sent without type conversion (the field listing failed): rerun once the listing "
+        "works",
+        "stage": "create person",
+        "status": 400,
+        "retryable": True,
+    }
+    assert second["event"]["messageId"] == "m-2"
+    assert second["error"]["reason"] == (
+        "an earlier event of userId u-1 failed: this one waits for it (a rerun tries that one "
+        "first)"
+    )
+    assert set(holdings(sandbox).user_ids()) == {"u-2"}
+
+    monkeypatch.undo()
+    rerun = rpd_send(sandbox, tmp_path, events, config=config, state=state, name="rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    person = holdings(sandbox).person("u-1")
+    assert (person["name"], person["custom_fields"][PLAN_FIELD]) == ("Ann Lee", 102)

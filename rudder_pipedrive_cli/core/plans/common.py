@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import Event, get_parts, path_parts
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
     ORG_KIND,
@@ -218,6 +218,8 @@ class Ctx:
                 status = "sent" if self.writes else "unchanged"
                 reason = SUPERSEDED if self.superseded and not self.writes else ""
         else:
+            if failure.status == 400 and not self.config.field_types:  # no listing: see there
+                failure = unconverted(self, failure)
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
             held_back = (
@@ -250,6 +252,45 @@ class Ctx:
         if self._at is None:
             self._at = stamp(self.event)
         return self._at
+
+
+# A write refused for a value no listing converted: what a rerun with the listing may send.
+UNCONVERTED = (
+    "; its mapped values were sent without type conversion (the field listing failed): rerun "
+    "once the listing works"
+)
+WRITES = ("create ", "update ")  # the stages of the writes whose bodies hold mapped values
+
+
+def unconverted(ctx: Ctx, failure: PlanFailure) -> PlanFailure:
+    """`failure`, retryable when it is a write's 400 and the event holds a mapped value while
+    no field listing gave types (send's listing failed, with none saved: cli/send_catalog.py):
+    the value went out as it was (an enum's label, not its option id), which the listing
+    would have converted. Its identity's later events then wait for it (SPEC 5)."""
+    config, raw = ctx.config, ctx.event.raw
+    if not failure.stage.startswith(WRITES):
+        return failure
+    mappings = (config.person_fields, config.org_fields, config.lead_fields, config.deal_fields)
+    rules = (rule.fields for rule in config.track_rules.rules if rule.fields)
+    sources = [
+        source
+        for source in (raw.get("traits"), get_parts(raw, CONTEXT_TRAITS), raw.get("properties"))
+        if isinstance(source, Mapping)
+    ]
+    if not any(
+        source.get(path) is not None or get_parts(source, path_parts(path)) is not None
+        for mapping in (*mappings, *rules)
+        for path in mapping
+        for source in sources
+    ):
+        return failure
+    return PlanFailure(
+        failure.reason + UNCONVERTED,
+        stage=failure.stage,
+        status=failure.status,
+        retryable=True,
+        redacted=None if failure.redacted is None else failure.redacted + UNCONVERTED,
+    )
 
 
 # --- field recency ---------------------------------------------------------------------------
