@@ -374,6 +374,63 @@ def error_xml(code: str, message: str, **more: str) -> bytes:
     ).encode()
 
 
+# Look-alikes of the errors gcsfs and adlfs raise for refused credentials (neither is installed
+# here, and rpd knows them by class name): the same names, bases and attributes.
+class HttpError(Exception):
+    """gcsfs.retry.HttpError: `code` and `message` from Google's error answer."""
+
+    def __init__(self, code: int | str, message: str) -> None:
+        super().__init__(f"{message}, {code}")
+        self.code, self.message = code, message
+
+
+class GoogleAuthError(Exception):
+    """google.auth.exceptions.GoogleAuthError."""
+
+
+class RefreshError(GoogleAuthError):
+    """google.auth.exceptions.RefreshError: the credentials could not be refreshed."""
+
+
+class AzureError(Exception):
+    """azure.core.exceptions.AzureError."""
+
+
+class HttpResponseError(AzureError):
+    """azure.core.exceptions.HttpResponseError: `status_code`, and `error_code` (the answer's
+    x-ms-error-code)."""
+
+    def __init__(self, message: str, status_code: int, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.status_code, self.error_code = status_code, error_code
+
+
+class ClientAuthenticationError(HttpResponseError):
+    """azure.core.exceptions.ClientAuthenticationError."""
+
+
+# Each with what rpd says of it: the store refused the credentials, so the run stops.
+CREDENTIALS_REFUSED = [
+    (
+        HttpError(401, "Invalid Credentials"),
+        "Google Cloud Storage refused the credentials (HTTP 401)",
+    ),
+    (
+        RefreshError("invalid_grant: Token has been expired or revoked."),
+        "Google refused to refresh the credentials (RefreshError)",
+    ),
+    (
+        ClientAuthenticationError("Server failed to authenticate the request.", 401),
+        "Azure refused the credentials (HTTP 401)",
+    ),
+    (
+        HttpResponseError("Signature not valid in the specified time frame", 403,
+                          "AuthenticationFailed"),
+        "Azure refused the credentials (AuthenticationFailed)",
+    ),
+]  # fmt: skip
+
+
 def error(item: Event) -> str:
     """Why a reader's item is not an event ("" for an event)."""
     return item.decided.reason if item.decided is not None else ""

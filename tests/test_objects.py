@@ -19,11 +19,14 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     APRIL_28,
+    CREDENTIALS_REFUSED,
     MAY_1,
     MAY_2,
     NOT_LAYOUT,
     TIME_ORDER,
     WINDOW,
+    HttpError,
+    HttpResponseError,
     Spy,
     archive,
     backup_objects,
@@ -35,8 +38,8 @@ from objects_support import (
 )
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
-from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.objects import resolve
+from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
+from rudder_pipedrive_cli.io.objects import CredentialsRefused, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -302,6 +305,57 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
     ]
     good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        *CREDENTIALS_REFUSED,
+        (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
+    ],
+    ids=["gcs-401", "google-refresh", "azure-401", "azure-403-sas", "s3"],
+)
+def test_credentials_refused_mid_object_stop_the_read_there(
+    tmp_path: Path, refusal: Exception, said: str
+) -> None:
+    """Refused mid-way through an object (a read after its first bytes): the reader stops at
+    that object. (It waited for ever for the next object, which the feed, stopped, never
+    gave; GCS and Azure refusals were retried as transient, then failed each object.)"""
+    root, flaky, target = flaky_folder(tmp_path, 99, refusal)
+    reader = EventReader(
+        [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+    )
+    read: list[tuple[str, str]] = []
+    with pytest.raises(StoppedEarly) as stopped:
+        read.extend((item.source, item.raw["messageId"]) for item in reader)
+    assert stopped.value.message == f"cannot read {root}/{target}: {said or refusal}"
+    assert stopped.value.hint == (
+        "renew the credentials, then rerun the same command: it resumes at this object"
+    )
+    assert read == expected_sources(str(root))[:2]  # the objects before it
+    assert flaky.paths("open").count(f"{root}/{target}") == 1  # never tried again
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        HttpError(503, "Backend Error"),
+        HttpResponseError("This request is not authorized", 403, "AuthorizationPermissionMismatch"),
+    ],
+    ids=["gcs-503", "azure-403-no-permission"],
+)
+def test_a_store_error_not_about_the_credentials_fails_that_object_only(
+    tmp_path: Path, failure: Exception
+) -> None:
+    root, flaky, target = flaky_folder(tmp_path, 99, failure)
+    items = list(
+        EventReader(
+            [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+        )
+    )
+    assert [(item.source, error(item)) for item in items if error(item)] == [
+        (f"{root}/{target}:1", f"cannot read object: {type(failure).__name__}: {failure} (6 tries)")
+    ]
 
 
 class Creeping(Spy):

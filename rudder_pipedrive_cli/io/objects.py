@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder
-from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -220,7 +220,34 @@ class CredentialsRefused(PermissionError):
 
 
 class StoreRefused(ObjectReadError):
-    """What the reader hears of `CredentialsRefused`: the run stops (io/readers.py)."""
+    """What the feed says of refused credentials (`refused_credentials`): the object's stream
+    stops the run there, at its opening or mid-way (`ObjectStream`)."""
+
+
+# Azure's error codes for credentials it does not take (a SAS past its expiry: 403).
+AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticationInfo"))
+
+
+def refused_credentials(error: Exception) -> str | None:
+    """What to say when the store refused the credentials themselves, not one object, else None:
+    S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401 and google-auth's RefreshError;
+    azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403 whose code says
+    so. Those two are optional extras, not imported here: their errors are known by class name."""
+    if isinstance(error, CredentialsRefused):
+        return str(error)
+    names = {kind.__name__ for kind in type(error).__mro__}
+    if "RefreshError" in names:
+        return "Google refused to refresh the credentials (RefreshError)"
+    if "HttpError" in names and str(getattr(error, "code", "")) == "401":
+        return "Google Cloud Storage refused the credentials (HTTP 401)"
+    status = getattr(error, "status_code", None)
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code)  # azure-storage's codes are an enum of str
+    if "ClientAuthenticationError" in names or (
+        "HttpResponseError" in names and status in (401, 403) and code in AZURE_CREDENTIALS_GONE
+    ):
+        return f"Azure refused the credentials ({code or f'HTTP {status}'})"
+    return None
 
 
 _END = object()  # after an object's last chunk
@@ -255,7 +282,7 @@ class Feed:
         self._thread.join()
 
     def stream(self, index: int) -> ObjectStream:
-        return ObjectStream(self._queue, index)
+        return ObjectStream(self._queue, index, self._objects[index].name)
 
     def _put(self, item: tuple[int, Any]) -> bool:
         while not self._stop.is_set():
@@ -297,14 +324,16 @@ class Feed:
                             return False
                         handed_out += len(chunk)
                 return self._put((index, _END))
-            except CredentialsRefused as error:  # no later object can be read: stop here
-                self._put((index, StoreRefused(str(error))))
-                return False
-            except (*PERMANENT, ObjectChanged) as error:
-                return self._put((index, ObjectReadError(_why(error))))
-            except Exception as error:  # timeouts, resets, the store library's own errors
-                # (aiohttp's, Google's, Azure's): a transient failure until the tries run out,
-                # unless the store says it is not (io/s3.py's S3Error.transient)
+            except Exception as error:
+                refused = refused_credentials(error)
+                if refused is not None:  # no later object can be read: stop here
+                    self._put((index, StoreRefused(refused)))
+                    return False
+                if isinstance(error, (*PERMANENT, ObjectChanged)):
+                    return self._put((index, ObjectReadError(_why(error))))
+                # Timeouts, resets, the store library's own errors (aiohttp's, Google's,
+                # Azure's): a transient failure until the tries run out, unless the store says
+                # it is not (io/s3.py's S3Error.transient).
                 if not getattr(error, "transient", True):
                     return self._put((index, ObjectReadError(_why(error))))
                 if handed_out > moved_on_at:  # a long read cut once more: a new fault
@@ -350,10 +379,11 @@ def _why(error: Exception) -> str:
 class ObjectStream(io.RawIOBase):
     """The bytes of one object, as the feed hands them over."""
 
-    def __init__(self, chunks: queue.Queue[tuple[int, Any]], index: int) -> None:
+    def __init__(self, chunks: queue.Queue[tuple[int, Any]], index: int, name: str) -> None:
         super().__init__()
         self._chunks = chunks
         self._index = index
+        self._name = name
         self._pending = b""
         self._ended = False
 
@@ -399,6 +429,13 @@ class ObjectStream(io.RawIOBase):
     def _next(self) -> Any:
         index, payload = self._chunks.get()
         assert index == self._index, f"object {index} read as {self._index}"  # a bug if not
+        if isinstance(payload, StoreRefused):  # the feed stopped: no later object can be read
+            self._ended = True
+            raise StoppedEarly(
+                f"cannot read {self._name}: {payload}",
+                hint="renew the credentials, then rerun the same command: it resumes at this "
+                "object",
+            )
         return payload
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
-from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
+from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.objects import (
@@ -46,7 +46,6 @@ from rudder_pipedrive_cli.io.objects import (
     ObjectLedger,
     ObjectReadError,
     Resolver,
-    StoreRefused,
     is_object_path,
     list_objects,
     resolve,
@@ -214,13 +213,7 @@ class EventReader:
             for index, stored in enumerate(objects):
                 stream = feed.stream(index)
                 tally = self._ledger.start(stored)
-                error = stream.opening_error()
-                if isinstance(error, StoreRefused):  # every object after it would fail alike
-                    raise StoppedEarly(
-                        f"cannot read {stored.name}: {error}",
-                        hint="renew the credentials, then rerun the same command: it resumes "
-                        "at this object",
-                    )
+                error = stream.opening_error()  # refused credentials stop the run (StoppedEarly)
                 if error is not None:
                     tally.items += 1
                     why = f"cannot read object: {error}"

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -22,11 +23,13 @@ from e2e_support import (
     holdings,
     rpd_send,
 )
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     ALIAS,
     APRIL_28,
     B_08,
+    CREDENTIALS_REFUSED,
     IN_WINDOW,
     MAY_1,
     NOT_LAYOUT,
@@ -463,6 +466,71 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     # Renewed: its first pass and its main pass read b.json, answered this time.
     with CannedS3(ok) as fixed:
         again = CliRunner().invoke(app, command, env={**renewed, "AWS_ENDPOINT_URL": fixed.url})
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
+
+
+class RefusingBucket(MemoryFileSystem):
+    """A GCS or Azure bucket (fsspec's memory filesystem, of its own) whose object `refused`
+    raises `refusal` when opened after its first open (the send's first pass), as gcsfs or
+    adlfs would once the credentials expire."""
+
+    protocol = ("gs", "az")
+    store: ClassVar[dict[str, Any]] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+    refused = ""
+    refusal: Exception | None = None
+    opened: ClassVar[list[str]] = []
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return "/" + path.split("://", 1)[-1].strip("/")
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        self.opened.append(path)
+        if self.refusal is not None and self.opened.count(self.refused) > 1:
+            raise self.refusal
+        return super()._open(path, mode, **kwargs)
+
+
+@pytest.mark.parametrize(("refusal", "said"), CREDENTIALS_REFUSED)
+@pytest.mark.parametrize("scheme", ["gs", "az"])
+def test_gcs_or_azure_credentials_refused_mid_run_stop_the_send_with_exit_4(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+    refusal: Exception,
+    said: str,
+) -> None:
+    """As S3's: gcsfs's and adlfs's errors for refused credentials (look-alikes: neither is
+    installed here) stop the send at the object refused, exit 4 (they were retried as
+    transient for 15 s, then each object a failed item and a dead letter holding no event)."""
+    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    RefusingBucket.store = {
+        "/b/rs/a.json": MemoryFile(None, None, line),
+        "/b/rs/b.json": MemoryFile(None, None, line.replace(b"1", b"2").replace(b'"A"', b'"B"')),
+    }
+    monkeypatch.setattr(RefusingBucket, "refused", "/b/rs/b.json")
+    monkeypatch.setattr(RefusingBucket, "refusal", refusal)
+    monkeypatch.setattr(RefusingBucket, "opened", [])
+    monkeypatch.setitem(_registry, scheme, RefusingBucket)
+    letters = tmp_path / "failed.ndjson"
+
+    run = rpd_send(sandbox, tmp_path, f"{scheme}://b/rs", dead_letter=letters)
+
+    assert run.exit_code == 4, run.stderr
+    assert run.stderr.splitlines()[-2:] == [
+        f"error: cannot read {scheme}://b/rs/b.json: {said}",
+        "hint: renew the credentials, then rerun the same command: it resumes at this object",
+    ]
+    assert run.report is not None
+    events = run.report["events"]
+    assert events["failed"] == 0 and events["read"] == events["sent"] + events["not_attempted"]
+    assert not letters.exists()
+
+    monkeypatch.setattr(RefusingBucket, "refusal", None)  # renewed
+    again = rpd_send(sandbox, tmp_path, f"{scheme}://b/rs", name="again")
     assert again.exit_code == 0, again.stderr
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
 
