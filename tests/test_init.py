@@ -426,6 +426,47 @@ def test_event_filtering_becomes_track_rules(tmp_path: Path, option: str) -> Non
     assert {r["reason"] for r in records if r["id"] in outcomes} <= {"", "track rule: skip"}
 
 
+STARRED = ("Trial*", "*", "Trial Started", "Other")  # two names RudderStack lists, two it does not
+
+
+@pytest.mark.parametrize(
+    ("option", "listed", "other"),
+    [
+        ("whitelistedEvents", ("planned", "track #1 (lead)"), ("skipped", "track #2 (skip)")),
+        ("blacklistedEvents", ("skipped", "track #1 (skip)"), ("planned", "no rule (lead)")),
+    ],
+)
+def test_listed_names_ending_in_a_star_stay_exact_names(
+    tmp_path: Path, option: str, listed: tuple[str, str], other: tuple[str, str]
+) -> None:
+    """RudderStack's lists name events exactly, a `*` too: "Trial*" is the event of that name
+    only, "*" the event named "*" (they were written as rpd's prefix and any-event patterns: an
+    allowlist of "Trial*" made a lead of every trial event, one of "*" of every event)."""
+    names = [{"eventName": name} for name in STARRED[:2]]
+    source = destination(tmp_path, eventFilteringOption=option, **{option: names})
+    code, out, err = invoke("init", "--from-rudderstack", str(source), "-o", "-")
+    assert (code, err.splitlines()) == (0, HINT)
+    assert 'events = ["Trial\\\\*", "\\\\*"]\n' in out
+    (tmp_path / "rpd.toml").write_text(out)
+    tracks = tmp_path / "tracks.ndjson"
+    tracks.write_text(
+        "".join(
+            json.dumps(
+                {"type": "track", "messageId": f"t-{n}", "userId": f"u-{n}", "event": name}
+                | {"context": {"traits": {"name": "Ann"}}}
+            )
+            + "\n"
+            for n, name in enumerate(STARRED)
+        )
+    )
+    code, out, err = invoke(
+        "dry-run", str(tracks), "--config", str(tmp_path / "rpd.toml"), "-f", "ndjson"
+    )
+    assert code == 0, err
+    seen = [(r["outcome"], r["rule"]) for r in map(json.loads, out.splitlines())]
+    assert seen == [listed, listed, other, other]
+
+
 @pytest.mark.parametrize(
     ("changes", "rules", "warning"),
     [

@@ -11,6 +11,8 @@ with `whitelistedEvents` / `blacklistedEvents` lists of `{"eventName"}` rows) be
 rules (SPEC 4): an allowlist a lead rule for its names and a final skip rule for every other
 event; a denylist a skip rule for its names (every other event stays a lead). An allowlist with
 no names lets no track event through in RudderStack: one skip rule for every event, warned about.
+RudderStack matches those names exactly, a `*` in them too: a name ending in `*` is written as
+the exact pattern rpd reads so (core/rules.py `exact_pattern`), not as a prefix.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.rules import exact_pattern
 
 # RudderStack setting -> rpd [fields.*] table.
 MAPS: tuple[tuple[str, str], ...] = (
@@ -154,7 +157,7 @@ def track_rules(
             "blacklistedEvents; no event filtering converted"
         )
         return ()
-    names = event_names(option, config.get(option), warnings)
+    names = tuple(exact_pattern(name) for name in event_names(option, config.get(option), warnings))
     if option == "blacklistedEvents":
         return ((names, "skip"),) if names else ()
     if not names:

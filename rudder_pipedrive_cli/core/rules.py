@@ -12,6 +12,9 @@ Where SPEC is silent:
 - `fields` applies to lead and deal rules (notes and activities have no custom fields).
 - A template value that is an object or a list renders as its compact JSON; true/false as such.
 - `{{` and `}}` are literal braces.
+- An event name that ends in `*` itself is written with `\\*` for that `*` (TOML
+  `"Trial\\\\*"`): the exact name `Trial*`, not a prefix. RudderStack's event filtering
+  lists exact names, and `rpd init --from-rudderstack` writes them so (`exact_pattern`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.events import Event, get_parts, identity_value, json_text, path_parts
 
 KINDS = ("lead", "deal", "activity", "note", "skip")
+STAR = "\\*"  # an event pattern's last `*` as a literal star: the exact name ending in `*`
 RULE_KEYS = ("events", "create", "title", "content", "pipeline", "stage", "type", "done", "fields")
 # The keys each kind takes besides `events` and `create`.
 KIND_KEYS: Mapping[str, frozenset[str]] = {
@@ -175,6 +179,11 @@ class TrackRule:
         return f"track #{self.number}"
 
 
+def exact_pattern(name: str) -> str:
+    """The event pattern that matches the event named `name` and no other."""
+    return name[:-1] + STAR if name.endswith("*") else name
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackRules:
     """The rules, and a table to find the first that matches an event name."""
@@ -200,6 +209,8 @@ class TrackRules:
             for pattern in rule.events:
                 if pattern == "*":
                     every = index if every is None else every
+                elif pattern.endswith(STAR):
+                    exact.setdefault(pattern[: -len(STAR)] + "*", index)
                 elif pattern.endswith("*"):
                     prefixes.append((index, pattern[:-1]))
                 else:
