@@ -3,12 +3,14 @@ per namespace, never the token, and refuses files it must not touch without chan
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1083,3 +1085,20 @@ def test_clearing_an_account_forgets_the_urls_that_led_to_it(path: Path) -> None
         state.clear(account_namespace("42", TOKEN))
         assert state.accounts_for("http://127.0.0.1:8787", TOKEN) == []
     assert rows(path, "SELECT key FROM meta") == [("schema_version",)]
+
+
+def test_a_send_starting_while_state_show_probes_the_lock_waits_it_out(path: Path) -> None:
+    """`rpd state show` probes the lock shared for an instant (state_file.lock_holder); a send
+    opening the file in that instant takes the lock once the probe lets go, instead of failing
+    with "in use by another rpd process"."""
+    with open_state(path) as first:
+        first.record_outcome("e1", "f:1", SENT)
+    probe = os.open(path, os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the probe, caught mid-instant
+    releaser = threading.Timer(0.05, os.close, (probe,))
+    releaser.start()
+    try:
+        with open_state(path) as running:
+            assert running.journal_status("e1") == "sent"
+    finally:
+        releaser.join()

@@ -17,6 +17,7 @@ import mmap
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,23 @@ def _holder_pid(real: Path, handle: int) -> str:
     return "unknown"
 
 
+# How long taking the lock waits out a holder that lets go at once: `lock_holder` (`rpd state
+# show` beside a starting send) holds it shared for an instant.
+LOCK_PATIENCE = (0.01,) * 30
+
+
+def _flock_soon(handle: int) -> None:
+    """Take the exclusive lock, trying again over a moment before BlockingIOError."""
+    for pause in (*LOCK_PATIENCE, None):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if pause is None:
+                raise
+            time.sleep(pause)
+
+
 class FileLock:
     """An exclusive `flock` on the database file itself (symlinks resolved), so every name of the
     file, symlink or hard link, meets the same lock; the kernel drops it when the process dies, so
@@ -79,7 +97,7 @@ class FileLock:
         while True:
             handle = os.open(self.real, flags, 0o600)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _flock_soon(handle)
             except BlockingIOError:
                 pid = _holder_pid(self.real, handle)
                 os.close(handle)
