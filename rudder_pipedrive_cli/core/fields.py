@@ -86,6 +86,12 @@ def show(value: Any) -> str:
     return value if isinstance(value, str) else json_text(value)
 
 
+def bad_value(path: str, value: Any, said: str) -> Warned:
+    """A warning that the value at `path` is unusable (`said`: why, and what happens to it):
+    quoting the value, and in redacted words without it."""
+    return Warned(f"{path} = {show(value)} {said}", f"{path} {said}")
+
+
 # --- standard values -------------------------------------------------------------------------
 
 
@@ -100,12 +106,7 @@ def name_text(value: Any, path: str, warnings: list[str]) -> str | None:
         return value.strip() or None
     found = text(value)
     if found is None and value is not None:
-        warnings.append(
-            Warned(
-                f"{path} = {show(value)} is not a name (a string); dropped",
-                f"{path} is not a name (a string); dropped",
-            )
-        )
+        warnings.append(bad_value(path, value, "is not a name (a string); dropped"))
     return found
 
 
@@ -167,12 +168,7 @@ def emails(value: Any, where: str, warnings: list[str]) -> list[dict[str, Any]]:
         if type(address) is str and EMAIL.fullmatch(address):
             found.append(address)
         else:
-            warnings.append(
-                Warned(
-                    f"{where} = {show(entry)} is not an email address; dropped",
-                    f"{where} is not an email address; dropped",
-                )
-            )
+            warnings.append(bad_value(where, entry, "is not an email address; dropped"))
     return contact_array(found)
 
 
@@ -180,12 +176,7 @@ def visible_to(value: Any, where: str, warnings: list[str]) -> int | None:
     number = as_number(value)
     if isinstance(number, int) and number in VISIBLE_TO:
         return number
-    warnings.append(
-        Warned(
-            f"visible_to = {show(value)} is not one of 1, 3, 5, 7; dropped",
-            "visible_to is not one of 1, 3, 5, 7; dropped",
-        )
-    )
+    warnings.append(bad_value("visible_to", value, "is not one of 1, 3, 5, 7; dropped"))
     return None
 
 
@@ -265,20 +256,10 @@ def add_time(given: Any, raw: Mapping[str, Any], warnings: list[str]) -> str | N
                 unreadable.append((path, value))
     if given is not None:
         instead = "using the event time" if used else "left out"
-        warnings.append(
-            Warned(
-                f"add_time = {show(given)} is not a date or time; {instead}",
-                f"add_time is not a date or time; {instead}",
-            )
-        )
+        warnings.append(bad_value("add_time", given, f"is not a date or time; {instead}"))
     for path, value in unreadable:
         instead = f"add_time from {used}" if used else "add_time left out"
-        warnings.append(
-            Warned(
-                f"{path} = {show(value)} is not a date or time; {instead}",
-                f"{path} is not a date or time; {instead}",
-            )
-        )
+        warnings.append(bad_value(path, value, f"is not a date or time; {instead}"))
     return text if used else None
 
 
@@ -992,10 +973,7 @@ def own_value(
         amount = as_number(given)
         if amount is None:
             warnings.append(
-                Warned(
-                    f"{path} = {show(given)} is not a number; ignored for the {noun} value",
-                    f"{path} is not a number; ignored for the {noun} value",
-                )
+                bad_value(path, given, f"is not a number; ignored for the {noun} value")
             )
             continue
         code = None if currency is None or currency == "" else currency_code(currency)
@@ -1025,12 +1003,7 @@ def close_date(value: Any, currency: Any, config: PlanConfig, warnings: list[str
     """A lead's or deal's own expected_close_date: a date, else left out with a warning."""
     day = date_part(value)
     if day is None:
-        warnings.append(
-            Warned(
-                f"expected_close_date = {show(value)} is not a date; left out",
-                "expected_close_date is not a date; left out",
-            )
-        )
+        warnings.append(bad_value("expected_close_date", value, "is not a date; left out"))
     return day
 
 
