@@ -790,14 +790,14 @@ def mapped_values(
                 moment = add_time(value, raw, last)
             if moment is not None:
                 body["add_time"] = moment
+    if currency is None or currency == "":  # the event's, else default_currency
+        currency = config.default_currency
     failed: PlanFailure | None = None  # the shapes' first refusal
     if rows:  # the rows that are neither plain custom fields nor standard traits
         late: list[str] = []
         owned: set[str] | None = None  # the keys the body's own rows set, at the first OWNED one
         added: dict[str, Any] | None = None  # mapped emails or phones to add to the own ones
         identity = False  # a value mapped to the identity field
-        if currency is None or currency == "":
-            currency = config.default_currency
         for path, key, how, convert, info, parts, shape, holder, others in rows:
             if parts:
                 value = trait(sources, path, parts)
@@ -869,8 +869,6 @@ def mapped_values(
             items = list(body.items())
             body = dict([*items[:at], ("add_time", moment), *items[at:]])
     if own and failed is None:  # a lead's or deal's own values, after its mapped fields
-        if currency is None or currency == "":
-            currency = config.default_currency
         for path, key, how, _, info, _, shape, holder, others in own:
             if how == TITLE:
                 body[key] = title
@@ -1124,17 +1122,17 @@ def _labels(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) 
     return lead_labels(value, config.lead_labels, warnings, listed=listed) or None
 
 
-# A mapped value takes the shape its standard trait has (one table per entity: the rows above).
-PERSON_SHAPES: Mapping[str, Shape] = {
-    "name": _name,
-    **{key: mapped_shape(shape, key) for _, key, shape, _ in PERSON_STANDARD},
-    "add_time": _created,
-}
-ORG_SHAPES: Mapping[str, Shape] = {
-    "name": _name,
-    **{key: mapped_shape(shape, key) for _, key, shape, _ in ORG_STANDARD},
-    "add_time": _created,
-}
+def standard_shapes(rows: tuple[StandardRow, ...]) -> Mapping[str, Shape]:
+    """A mapped value takes the shape its standard trait has (one table per entity: `rows`)."""
+    return {
+        "name": _name,
+        **{key: mapped_shape(shape, key) for _, key, shape, _ in rows},
+        "add_time": _created,
+    }
+
+
+PERSON_SHAPES = standard_shapes(PERSON_STANDARD)
+ORG_SHAPES = standard_shapes(ORG_STANDARD)
 LEAD_SHAPES: Mapping[str, Shape] = {
     "value": _lead_value,
     "expected_close_date": lambda value, currency, config, warnings: date_part(value),
