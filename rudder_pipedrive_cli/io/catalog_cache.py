@@ -5,7 +5,7 @@ types track rules name, when they were listed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
@@ -30,27 +30,14 @@ class FieldStore(Protocol):
     def put_fields(self, entity: str, payload: Any) -> None: ...
 
 
-def _field_json(info: FieldInfo) -> dict[str, Any]:
-    return {
-        "key": info.key,
-        "name": info.name,
-        "field_type": info.field_type,
-        "options": dict(info.options),
-        "is_custom": info.is_custom,
-    }
-
-
 def save_catalog(store: FieldStore, catalog: Catalog) -> None:
     for entity, fields in catalog.fields.items():
-        store.put_fields(entity, [_field_json(info) for info in fields])
+        store.put_fields(entity, [asdict(info) for info in fields])
     store.put_fields(LABELS, dict(catalog.labels))
     if catalog.pipelines is not None:
         store.put_fields(PIPELINES, [{"id": i, "name": n} for i, n in catalog.pipelines.items()])
     if catalog.stages is not None:
-        store.put_fields(
-            STAGES,
-            [{"id": s.id, "name": s.name, "pipeline_id": s.pipeline_id} for s in catalog.stages],
-        )
+        store.put_fields(STAGES, [asdict(stage) for stage in catalog.stages])
     if catalog.activity_types is not None:
         store.put_fields(ACTIVITY_TYPES, dict(catalog.activity_types))
 
