@@ -261,8 +261,7 @@ class Tally:
     def causes(self) -> list[tuple[str, int]]:
         """Failure reasons with the failures each caused in all (its own and those of later
         events of the same users), the most first."""
-        totals = self.failures + self.knock_ons
-        return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+        return ranked(self.failures + self.knock_ons)
 
 
 def estimated_seconds(tally: Tally, plan: str) -> float:
