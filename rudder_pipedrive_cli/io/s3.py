@@ -66,6 +66,7 @@ CHAIN_ENV = (
 EXTRA_HINT = "pip install 'rudder_pipedrive_cli[s3]'"
 PROXY = frozenset({"HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"})
 T = TypeVar("T")
+Query = Sequence[tuple[str, str]]  # a request's query parameters, as (name, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +81,7 @@ class Credentials:
 # -- signing (pure) ------------------------------------------------------------------------------
 
 
-def canonical_query(query: Sequence[tuple[str, str]]) -> str:
+def canonical_query(query: Query) -> str:
     """The query string as SigV4 signs it (and as it is sent): each name and value
     percent-encoded (all but letters, digits and `-_.~`), sorted."""
     pairs = sorted((quote(name, safe=""), quote(value, safe="")) for name, value in query)
@@ -419,7 +420,8 @@ class S3FileSystem:
             else:
                 size = int(headers.get("content-length") or 0)
                 return {"name": path, "type": "file", "size": size, "ETag": headers.get("etag")}
-        entries, _ = self._retrying(partial(self._list_page, bucket, _prefix(key), "/", None, 1))
+        one = [("delimiter", "/"), ("max-keys", "1")]
+        entries, _ = self._retrying(partial(self._list_page, bucket, _prefix(key), one))
         if key and not entries:
             raise denied or FileNotFoundError(f"no such bucket, prefix or object: {path}")
         return {"name": path.rstrip("/"), "type": "directory", "size": 0}
@@ -427,14 +429,14 @@ class S3FileSystem:
     def ls(self, path: str, detail: bool = True) -> list[dict[str, Any]]:
         """The objects and the folders (common prefixes) right below `path`."""
         bucket, key = _split(path)
-        return list(self._list(bucket, _prefix(key), "/"))
+        return list(self._list(bucket, _prefix(key), [("delimiter", "/")]))
 
     def find(self, path: str, detail: bool = True) -> dict[str, dict[str, Any]]:
         """Every object below `path`, at any depth (not folder markers: keys ending in `/`)."""
         bucket, key = _split(path)
         return {
             entry["name"]: entry
-            for entry in self._list(bucket, _prefix(key), None)
+            for entry in self._list(bucket, _prefix(key), [])
             if not entry["name"].endswith("/")
         }
 
@@ -466,32 +468,21 @@ class S3FileSystem:
         connection.close()
         return {name.lower(): value for name, value in response.getheaders()}
 
-    def _list(self, bucket: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+    def _list(self, bucket: str, prefix: str, query: Query) -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
-            entries, token = self._retrying(
-                partial(self._list_page, bucket, prefix, delimiter, token, None)
-            )
+            page = query if token is None else [*query, ("continuation-token", token)]
+            entries, token = self._retrying(partial(self._list_page, bucket, prefix, page))
             yield from entries
             if token is None:
                 return
 
     def _list_page(
-        self,
-        bucket: str,
-        prefix: str,
-        delimiter: str | None,
-        token: str | None,
-        max_keys: int | None,
+        self, bucket: str, prefix: str, query: Query
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of ListObjectsV2: the entries, and the continuation token if there is more."""
-        query = [("list-type", "2"), ("prefix", prefix), ("encoding-type", "url")]
-        if delimiter is not None:
-            query.append(("delimiter", delimiter))
-        if token is not None:
-            query.append(("continuation-token", token))
-        if max_keys is not None:
-            query.append(("max-keys", str(max_keys)))
+        """One page of ListObjectsV2 (`query`: its parameters besides the prefix): the entries,
+        and the continuation token if there is more."""
+        query = [("list-type", "2"), ("prefix", prefix), ("encoding-type", "url"), *query]
         connection, response = self._send("GET", bucket, "", query)
         try:
             body = response.read()
@@ -504,7 +495,7 @@ class S3FileSystem:
         method: str,
         bucket: str,
         key: str,
-        query: Sequence[tuple[str, str]] = (),
+        query: Query = (),
     ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """Send a signed request; the connection and the 2xx answer, its body unread. An answer
         naming the bucket's own region (x-amz-bucket-region) is signed again for it."""
@@ -533,10 +524,9 @@ class S3FileSystem:
                 raise
             connection.close()
             moved = response.getheader("x-amz-bucket-region") or _error_region(body)
-            if response.status in (301, 307, 400) and moved and moved != region:
-                self._regions[bucket] = moved
-                continue
-            raise answer_error(response.status, body, what)
+            if response.status not in (301, 307, 400) or not moved or moved == region:
+                break
+            self._regions[bucket] = moved  # and signed again for it, once
         raise answer_error(response.status, body, what)
 
     def _target(self, bucket: str, region: str) -> tuple[str, str, int, str]:
