@@ -22,7 +22,7 @@ from __future__ import annotations
 import difflib
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
@@ -301,15 +301,20 @@ def parse_rules(tables: Any, where: str) -> TrackRules:
     return TrackRules.of(tuple(_rule(table, n, where) for n, table in enumerate(tables, 1)))
 
 
+def nearest(name: str, candidates: Sequence[str]) -> str:
+    """The hint for an unknown config key or section `name`: the nearest of `candidates`, else
+    all of them."""
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(candidates)}"
+
+
 def _rule(table: Any, number: int, file: str) -> TrackRule:
     where = f"{file}: track #{number}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table ([[track]])")
     for key in table:
         if key not in RULE_KEYS:
-            near = difflib.get_close_matches(key, RULE_KEYS, n=1, cutoff=0.5)
-            hint = f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(RULE_KEYS)}"
-            raise ConfigError(f"{where}: unknown key {key!r}", hint=hint)
+            raise ConfigError(f"{where}: unknown key {key!r}", hint=nearest(key, RULE_KEYS))
     create = table.get("create")
     if create not in KINDS:
         shown = "missing" if create is None else repr(create)

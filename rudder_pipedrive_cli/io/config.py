@@ -6,7 +6,6 @@ environment variable. Loading, validation, `config.example.toml` and the README 
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -22,7 +21,7 @@ from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.rules import TrackRules, parse_rules
+from rudder_pipedrive_cli.core.rules import TrackRules, nearest, parse_rules
 
 ON_INVALID = ("fail", "drop")
 IDENTITIES = ("auto", "search", "index")  # how identities are resolved (SPEC 5, core/index.py)
@@ -262,11 +261,6 @@ def _shown(value: str) -> str:
     return cut[0] + ("..." if len(cut) > 1 else "")
 
 
-def _nearest(name: str, candidates: list[str]) -> str:
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f"did you mean {match[0]!r}?" if match else f"valid keys: {', '.join(candidates)}"
-
-
 def _coerce(key: Key, value: Any, where: str) -> Any:
     if key.kind is bool:
         if isinstance(value, bool):
@@ -410,7 +404,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
                     hint=f"put it under [{homes[0]}]",
                 )
             raise ConfigError(
-                f"{path}: unknown section [{section}]", hint=_nearest(section, sections)
+                f"{path}: unknown section [{section}]", hint=nearest(section, sections)
             )
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {section} must be a table ([{section}])")
@@ -421,7 +415,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
                 if name not in FIELD_SECTIONS:
                     raise ConfigError(
                         f"{path}: unknown section [fields.{name}]",
-                        hint=_nearest(name, list(FIELD_SECTIONS)),
+                        hint=nearest(name, FIELD_SECTIONS),
                     )
                 fields[name] = _field_table(path, name, value)
                 continue
@@ -429,7 +423,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
                 _field_table(path, name, value)
             if key is None:
                 homes = [k.section for k in KEYS if k.name == name]
-                hint = f"{name} belongs under [{homes[0]}]" if homes else _nearest(name, names)
+                hint = f"{name} belongs under [{homes[0]}]" if homes else nearest(name, names)
                 raise ConfigError(f"{path}: unknown key {section}.{name}", hint=hint)
             values[f"{section}.{name}"] = _coerce(key, value, str(path))
     return values, fields
