@@ -222,6 +222,12 @@ class Profile:
             config=_section(config_file, titles),
         )
 
+    def setting(self, env: Mapping[str, str], key: str, *names: str) -> str | None:
+        """The first of the environment variables `names` that is set, else the config file's
+        `key` of the profile, else None."""
+        given = next((env[name] for name in names if env.get(name)), None)
+        return given or self.config.get(key) or None
+
     def uses_chain(self) -> bool:
         """Whether the profile names a way only botocore's chain knows (SSO, a role, ...)."""
         return any(
@@ -378,23 +384,14 @@ class S3FileSystem:
         `options` as the constructor's (sleep, delays, clock, timeouts)."""
         env = os.environ if env is None else env
         profile = Profile.load(env)
-        region = (
-            env.get("AWS_REGION")
-            or env.get("AWS_DEFAULT_REGION")
-            or profile.config.get("region")
-            or DEFAULT_REGION
-        )
-        endpoint = (
-            env.get("AWS_ENDPOINT_URL_S3")
-            or env.get("AWS_ENDPOINT_URL")
-            or profile.config.get("endpoint_url")
-            or None
-        )
+        region = profile.setting(env, "region", "AWS_REGION", "AWS_DEFAULT_REGION")
         return cls(
             credential_source(env, profile),
-            region=region,
-            endpoint=endpoint,
-            ca_bundle=env.get("AWS_CA_BUNDLE") or profile.config.get("ca_bundle") or None,
+            region=region or DEFAULT_REGION,
+            endpoint=profile.setting(
+                env, "endpoint_url", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"
+            ),
+            ca_bundle=profile.setting(env, "ca_bundle", "AWS_CA_BUNDLE"),
             env=env,
             **options,
         )
