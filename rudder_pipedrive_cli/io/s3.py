@@ -154,7 +154,7 @@ CREDENTIALS_GONE = frozenset(
 
 def answer_error(status: int, body: bytes, what: str) -> OSError:
     """The error an S3 answer other than 2xx stands for."""
-    code, message = _error_fields(body)
+    code, message = _error_text(body, "Code"), " ".join(_error_text(body, "Message").split())[:200]
     if status == 404 or code in ("NoSuchKey", "NoSuchBucket"):
         return FileNotFoundError(f"no such bucket or object: {what}")
     if code in CREDENTIALS_GONE:  # the credentials, not this object: nothing more can be read
@@ -169,20 +169,15 @@ def answer_error(status: int, body: bytes, what: str) -> OSError:
     return S3Error(text, transient=transient)
 
 
-def _error_xml(body: bytes) -> ElementTree.Element | None:
-    """An error answer's XML document, or None when its body is none (a HEAD's, an HTML page)."""
+def _error_text(body: bytes, name: str) -> str:
+    """The element `name` of an error answer's XML document (the Code, the Message; the Region
+    that AuthorizationHeaderMalformed names), "" without one or without a document (a HEAD's
+    body, an HTML page)."""
     try:
-        return ElementTree.fromstring(body) if body else None
+        root = ElementTree.fromstring(body) if body else None
     except ElementTree.ParseError:
-        return None
-
-
-def _error_fields(body: bytes) -> tuple[str, str]:
-    root = _error_xml(body)
-    if root is None:
-        return "", ""
-    code, message = root.findtext("Code") or "", root.findtext("Message") or ""
-    return code, " ".join(message.split())[:200]
+        return ""
+    return "" if root is None else root.findtext(name) or ""
 
 
 def is_transient(error: BaseException) -> bool:
@@ -520,7 +515,7 @@ class S3FileSystem:
                 connection.close()
                 raise
             connection.close()
-            moved = response.getheader("x-amz-bucket-region") or _error_region(body)
+            moved = response.getheader("x-amz-bucket-region") or _error_text(body, "Region")
             if response.status not in (301, 307, 400) or not moved or moved == region:
                 break
             self._regions[bucket] = moved  # and signed again for it, once
@@ -573,12 +568,6 @@ def _split(path: str) -> tuple[str, str]:
 
 def _prefix(key: str) -> str:
     return key.rstrip("/") + "/" if key else ""
-
-
-def _error_region(body: bytes) -> str | None:
-    """The region S3 names in an error's body (AuthorizationHeaderMalformed says it there)."""
-    root = _error_xml(body)
-    return None if root is None else root.findtext("Region") or None
 
 
 def parse_listing(body: bytes, bucket: str) -> tuple[list[dict[str, Any]], str | None]:
