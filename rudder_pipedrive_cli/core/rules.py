@@ -83,14 +83,9 @@ class Template:
 
 
 def template_text(value: Any) -> str:
-    """A value as a template shows it: missing renders empty."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json_text(value)
+    """A value as a template shows it: missing renders empty, a string as it is, anything else
+    as its JSON (true, 5, {"a": 1})."""
+    return "" if value is None else value if isinstance(value, str) else json_text(value)
 
 
 def compile_template(text: str, where: str) -> Template:
