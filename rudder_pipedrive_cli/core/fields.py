@@ -401,15 +401,20 @@ def option_id(value: Any, info: FieldInfo) -> int:
     raise Unconvertible("one of " + ", ".join(info.options))
 
 
+def items_of(value: Any) -> Sequence[Any]:
+    """The items of a value that may hold several (a set field's, the lead labels): a list, a
+    comma-separated string, else the one value."""
+    if isinstance(value, str):
+        return value.split(",")
+    return value if isinstance(value, list | tuple) else [value]
+
+
 def to_options(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str) and value.strip() in info.options:  # a label that holds a comma
         return [info.options[value.strip()]]
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        items = [items]
     chosen = [
         option_id(item.strip() if isinstance(item, str) else item, info)
-        for item in items
+        for item in items_of(value)
         if not (isinstance(item, str) and not item.strip())
     ]
     # Pipedrive refuses [] for a set field: null clears the selection.
@@ -1012,12 +1017,9 @@ def lead_labels(
     written in lower case and, once the labels were listed, must be one of them. An unknown
     label is dropped with a warning (a label is not worth the lead). `listed` is False when the
     account's labels were never listed (an offline dry-run): UUIDs then pass unchecked."""
-    items: Sequence[Any] = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        items = [items]
     folded = {name.lower(): uid for name, uid in known.items()}
     labels: list[str] = []
-    for item in items:
+    for item in items_of(value):
         name = text(item)
         if name is None:
             continue
