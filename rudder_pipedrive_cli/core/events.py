@@ -96,8 +96,7 @@ def identity_value(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int | float | str):
-        text = str(value).strip()
-        return text or None
+        return str(value).strip() or None
     return None
 
 

@@ -146,10 +146,7 @@ def contact_entries(value: Any) -> list[Any]:
 
 def contact_array(entries: Iterable[str | None]) -> list[dict[str, Any]]:
     """v2 `emails`/`phones`: each entry once, the first primary."""
-    values: list[str] = []
-    for entry in entries:
-        if entry is not None and entry not in values:
-            values.append(entry)
+    values = dict.fromkeys(entry for entry in entries if entry is not None)
     return [
         {"value": entry, "primary": index == 0, "label": CONTACT_LABEL}
         for index, entry in enumerate(values)
