@@ -25,7 +25,8 @@ if TYPE_CHECKING:  # imported when ids first move out: a short dry-run needs no 
     import sqlite3
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
-TABLE_FILTER_BITS = 1 << 23  # 1 MiB per SpillTable, allocated when it first moves keys out
+# 1 MiB per SpillTable, allocated when it first moves keys out (a power of two: `_Bits`)
+TABLE_FILTER_BITS = 1 << 23
 CACHE_KIB = 1024  # SQLite's page cache for the temporary database
 # The default budget of a `SpillTable`: keys kept in memory (a few hundred bytes each), per table.
 CACHE_ENTRIES = 10_000
@@ -53,8 +54,6 @@ class _Bits:
     __slots__ = ("bits", "mask")
 
     def __init__(self, size: int) -> None:
-        if size < 1 or size & (size - 1):
-            raise ValueError("a filter's size must be a power of two")
         self.mask = size - 1
         self.bits = bytearray((size + 7) // 8)
 
