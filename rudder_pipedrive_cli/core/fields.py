@@ -24,17 +24,6 @@ from rudder_pipedrive_cli.core.events import (
 if TYPE_CHECKING:  # plans import this module: keep the import one-way at run time
     from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 
-# Trait keys a plan reads for a standard field or an identity: never reported as dropped.
-IDENTITY_KEYS = frozenset({"userId", "id", "previousId", "groupId", "anonymousId"})
-PERSON_STANDARD_KEYS = frozenset(
-    {"name", "firstName", "first_name", "lastName", "last_name", "email", "phone"}
-    | {"visible_to", "add_time"}
-)
-ORG_STANDARD_KEYS = frozenset({"name", "visible_to", "add_time"})
-LEAD_STANDARD_KEYS = frozenset(
-    {"revenue", "value", "total", "amount", "currency", "expected_close_date", "label_ids"}
-)
-
 # Where an event holds the values of a body, as `entity_body` reads them.
 TRAITS = ("traits",)
 CONTEXT_TRAITS = ("context", "traits")
@@ -44,6 +33,12 @@ LAST_NAME_PATHS = ("lastName", "last_name")
 NAME_KEYS = frozenset({"name", *FIRST_NAME_PATHS, *LAST_NAME_PATHS})
 # The lead's value: the first present of these properties is the amount.
 AMOUNT_PATHS = ("revenue", "value", "total", "amount")
+
+# Trait keys a plan reads for a standard field or an identity: never reported as dropped.
+IDENTITY_KEYS = frozenset({"userId", "id", "previousId", "groupId", "anonymousId"})
+PERSON_STANDARD_KEYS = NAME_KEYS | {"email", "phone", "visible_to", "add_time"}
+ORG_STANDARD_KEYS = frozenset({"name", "visible_to", "add_time"})
+LEAD_STANDARD_KEYS = frozenset({*AMOUNT_PATHS, "currency", "expected_close_date", "label_ids"})
 # add_time falls back to the event's own times, in this order.
 EVENT_TIME_PATHS = ("originalTimestamp", "timestamp")
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
