@@ -25,8 +25,7 @@ if TYPE_CHECKING:  # imported when ids first move out: a short dry-run needs no 
     import sqlite3
 
 RECENT = 8192  # ids kept in memory before they move to the temporary database
-# 1 MiB per SpillTable, allocated when it first moves keys out (a power of two: `_Bits`)
-TABLE_FILTER_BITS = 1 << 23
+TABLE_FILTER_BITS = 1 << 23  # 1 MiB per SpillTable, allocated when it first moves keys out
 CACHE_KIB = 1024  # SQLite's page cache for the temporary database
 # The default budget of a `SpillTable`: keys kept in memory (a few hundred bytes each), per table.
 CACHE_ENTRIES = 10_000
@@ -47,25 +46,11 @@ def open_scratch_db() -> sqlite3.Connection:
     return db
 
 
-class _Bits:
-    """A one-hash Bloom filter: a key whose bit (taken from its hash) is clear was never added.
-    `size` (bits) is a power of two."""
-
-    __slots__ = ("bits", "mask")
-
-    def __init__(self, size: int) -> None:
-        self.mask = size - 1
-        self.bits = bytearray((size + 7) // 8)
-
-    def add_all(self, hashes: Iterable[int]) -> None:
-        bits, mask = self.bits, self.mask
-        for hashed in hashes:
-            bit = hashed & mask
-            bits[bit >> 3] |= 1 << (bit & 7)
-
-    def __contains__(self, hashed: int) -> bool:
-        bit = hashed & self.mask
-        return bool(self.bits[bit >> 3] & (1 << (bit & 7)))
+def _may_hold(bits: bytearray, key: Hashable) -> bool:
+    """Whether a one-hash Bloom filter of TABLE_FILTER_BITS (`SpillTable._bits`) may hold `key`:
+    a key whose bit (taken from its hash) is clear was never added."""
+    bit = hash(key) & (TABLE_FILTER_BITS - 1)
+    return bool(bits[bit >> 3] & (1 << (bit & 7)))
 
 
 class Closing(ABC):
@@ -181,14 +166,15 @@ class SpillTable(MutableMapping[K, V]):
         self.on_move: Callable[[], None] | None = None
         self._moving: dict[K, V] = {}  # evicted, not yet written
         self._db: sqlite3.Connection | None = None
-        self._filter: _Bits | None = None  # the hashes of the keys ever written to the database
+        # A Bloom filter of the keys ever written to the database (`_may_hold`); empty before.
+        self._bits = bytearray()
         self._stored = 0  # keys written to the database, not counting deletions (an upper bound)
 
     # -- the hot path ------------------------------------------------------------------------------
 
     def get(self, key: K, default: Any = None) -> Any:
         value = self.hot.get(key, _ABSENT)
-        if value is _ABSENT and (self._moving or self._filter is not None):  # keys moved out
+        if value is _ABSENT and (self._moving or self._bits):  # keys moved out
             value = self._cold(key)
         return default if value is _ABSENT else value
 
@@ -215,7 +201,7 @@ class SpillTable(MutableMapping[K, V]):
         value = self.hot.pop(key, _ABSENT)
         if value is _ABSENT and self._moving:
             value = self._moving.pop(key, _ABSENT)
-        if self._filter is not None and hash(key) in self._filter:
+        if self._bits and _may_hold(self._bits, key):
             stored = self._load(key)
             if stored is not _ABSENT:
                 assert self._db is not None
@@ -249,7 +235,7 @@ class SpillTable(MutableMapping[K, V]):
         self._moving.clear()
         if self._db is not None:
             self._db.execute(f"DELETE FROM {self._name}")
-        self._filter = None
+        self._bits = bytearray()
         self._stored = 0
 
     @property
@@ -265,7 +251,7 @@ class SpillTable(MutableMapping[K, V]):
             if value is not _ABSENT:
                 self[key] = value
                 return value
-        if self._filter is None or hash(key) not in self._filter:
+        if not self._bits or not _may_hold(self._bits, key):
             return _ABSENT
         value = self._load(key)
         if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out
@@ -282,7 +268,7 @@ class SpillTable(MutableMapping[K, V]):
     @property
     def moved(self) -> bool:
         """Whether keys ever left `hot` (and it alone may no longer answer)."""
-        return bool(self._moving) or self._filter is not None
+        return bool(self._moving or self._bits)
 
     def _evict(self) -> None:
         hot, moving = self.hot, self._moving
@@ -301,9 +287,10 @@ class SpillTable(MutableMapping[K, V]):
             return
         if self._db is None:
             self._db = self._spill.db(self._name)
-        if self._filter is None:  # the first move out, or the first since clear()
-            self._filter = _Bits(TABLE_FILTER_BITS)
-        self._filter.add_all(map(hash, moving))
+        # Made at the first move out, or the first since clear().
+        bits = self._bits = self._bits or bytearray(TABLE_FILTER_BITS >> 3)
+        for bit in map((TABLE_FILTER_BITS - 1).__and__, map(hash, moving)):
+            bits[bit >> 3] |= 1 << (bit & 7)
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
         rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]
         rows.sort()
