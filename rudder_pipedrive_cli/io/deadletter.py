@@ -117,10 +117,8 @@ class DeadLetters:
 def _ends_mid_line(handle: IO[bytes]) -> bool:
     """Whether the file open for appending is not empty and does not end with a newline."""
     try:
-        status = os.fstat(handle.fileno())
-        if status.st_size == 0:
-            return False
-        return os.pread(handle.fileno(), 1, status.st_size - 1) != b"\n"
+        size = os.fstat(handle.fileno()).st_size
+        return size > 0 and os.pread(handle.fileno(), 1, size - 1) != b"\n"
     except OSError:  # not a regular file (a pipe, /dev/stdout): nothing to look at
         return False
 
