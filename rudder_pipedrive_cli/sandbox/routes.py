@@ -66,8 +66,8 @@ def _int(value: str, name: str) -> int:
     return int(value)
 
 
-def _query_int(req: Request, name: str, default: int | None = None) -> int | None:
-    return _int(req.query[name], name) if name in req.query else default
+def _query_int(req: Request, name: str) -> int | None:
+    return _int(req.query[name], name) if name in req.query else None
 
 
 def _path_id(req: Request) -> int:
@@ -75,8 +75,7 @@ def _path_id(req: Request) -> int:
 
 
 def _limit(req: Request, default: int, maximum: int) -> int:
-    limit = _query_int(req, "limit", default)
-    assert limit is not None
+    limit = _int(req.query.get("limit", str(default)), "limit")
     if not 1 <= limit <= maximum:
         raise ApiError(400, f"limit: must be between 1 and {maximum}")
     return limit
@@ -386,14 +385,8 @@ _LEAD_SORTABLE = (
 
 
 def _v1_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> list[Record]:
-    """Rows sorted by v1's `sort` (unsorted: as they are, the order they were added)."""
-    for key, descending in reversed(_v1_sort(req, sortable)):  # stable sorts, last key first
-        rows = sorted(rows, key=lambda r: (r[key] is None, r[key]), reverse=descending)
-    return rows
-
-
-def _v1_sort(req: Request, sortable: Sequence[str]) -> list[tuple[str, bool]]:
-    """v1's `sort`: "field_1 ASC, field_2 DESC" -> [(field, descending)]."""
+    """Rows sorted by v1's `sort`, "field_1 ASC, field_2 DESC" (unsorted: as they are, the order
+    they were added)."""
     keys: list[tuple[str, bool]] = []
     for part in req.query.get("sort", "").split(","):
         if not part.strip():
@@ -405,13 +398,14 @@ def _v1_sort(req: Request, sortable: Sequence[str]) -> list[tuple[str, bool]]:
                 400, f"sort: expected 'field ASC|DESC, ...' with fields {', '.join(sortable)}"
             )
         keys.append((name, direction == "DESC"))
-    return keys
+    for key, descending in reversed(keys):  # stable sorts, last key first
+        rows = sorted(rows, key=lambda r: (r[key] is None, r[key]), reverse=descending)
+    return rows
 
 
 def _v1_page(req: Request, rows: list[Any]) -> Answer:
     """One page of `rows` by v1's `start` and `limit`, with its pagination."""
-    start = _query_int(req, "start", 0)
-    assert start is not None
+    start = _int(req.query.get("start", "0"), "start")
     if start < 0:
         raise ApiError(400, "start: must not be negative")
     limit = _limit(req, 100, V1_MAX_LIMIT)
