@@ -15,7 +15,7 @@ import heapq
 import itertools
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
@@ -147,21 +147,18 @@ class Store:
 
     def check_links(self, body: Mapping[str, Any]) -> None:
         """Every id a body links to names a record the company has."""
-        tables: dict[str, Callable[[Any], bool]] = {
-            "person_id": lambda i: i in self.persons,
-            "org_id": lambda i: i in self.organizations,
-            "organization_id": lambda i: i in self.organizations,
-            "deal_id": lambda i: i in self.sales.deals,
-            "lead_id": lambda i: i in self.leads,
-            "owner_id": lambda i: i == USER_ID,
-            "user_id": lambda i: i == USER_ID,
+        tables: dict[str, tuple[str, Container[Any]]] = {
+            "person_id": ("person", self.persons),
+            "org_id": ("organization", self.organizations),
+            "organization_id": ("organization", self.organizations),
+            "deal_id": ("deal", self.sales.deals),
+            "lead_id": ("lead", self.leads),
+            "owner_id": ("user", {USER_ID}),
+            "user_id": ("user", {USER_ID}),
         }
-        for key, exists in tables.items():
+        for key, (what, table) in tables.items():
             value = body.get(key)
-            if value is not None and not exists(value):
-                what = {"org_id": "organization", "owner_id": "user", "user_id": "user"}.get(
-                    key, key.removesuffix("_id")
-                )
+            if value is not None and value not in table:
                 raise ApiError(400, f"{key}: {what} {value} not found")
 
     # ---- persons and organizations ----------------------------------------------------------
