@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
-from rudder_pipedrive_cli.sandbox.sales import matching
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
@@ -32,6 +31,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     searchable_field,
 )
 from rudder_pipedrive_cli.sandbox.store import MATCH_MODES, Record, Store
+from rudder_pipedrive_cli.sandbox.times import epoch
 from rudder_pipedrive_cli.sandbox.validation import (
     check_schema,
     is_date,
@@ -178,6 +178,29 @@ def _v2_sorted_page(
     return _cursor_page(req, rows, view=view, key=key, order=(sort_by, direction))
 
 
+def _matching(
+    records: Iterable[Record],
+    *,
+    filters: Mapping[str, Any],
+    updated_since: float | None,
+    updated_until: float | None = None,
+    ids: frozenset[int] | None = None,
+) -> list[Record]:
+    """The records a listing shows: of `ids`, equal to `filters`, updated in the window (lists
+    never lag)."""
+
+    def keep(record: Record) -> bool:
+        updated = epoch(record["update_time"])
+        return (
+            (ids is None or record["id"] in ids)
+            and all(record[key] == value for key, value in filters.items())
+            and (updated_since is None or updated >= int(updated_since))
+            and (updated_until is None or updated < updated_until)
+        )
+
+    return [record for record in records if keep(record)]
+
+
 def _v2_listing(
     req: Request,
     records: Iterable[Record],
@@ -189,7 +212,7 @@ def _v2_listing(
 ) -> Answer:
     """A page of a v2 listing: `records` of `ids`, equal to `filters`, in `updated_since` and
     `updated_until`, sorted by `sort_by` and `sort_direction`."""
-    rows = matching(
+    rows = _matching(
         records,
         ids=ids,
         filters=filters,
@@ -508,17 +531,19 @@ def _list_notes(store: Store, req: Request) -> Answer:
             if req.query[flag] not in ("0", "1"):
                 raise ApiError(400, f"{flag}: must be 0 or 1")
             filters[flag] = req.query[flag] == "1"
-    dates = {}
     for name in ("start_date", "end_date"):
         if name in req.query and not is_date(req.query[name]):
             raise ApiError(400, f"{name}: must be a date (YYYY-MM-DD)")
-        dates[name] = req.query.get(name)
-    rows = store.sales.note_listing(
-        filters=filters,
-        start_date=dates["start_date"],
-        end_date=dates["end_date"],
-        updated_since=_time_query(req, "updated_since"),
+    start, end = req.query.get("start_date"), req.query.get("end_date")
+    notes = _matching(
+        store.sales.notes.values(), filters=filters, updated_since=_time_query(req, "updated_since")
     )
+    rows = [
+        note
+        for note in notes
+        if (start is None or note["add_time"][:10] >= start)
+        and (end is None or note["add_time"][:10] <= end)
+    ]
     return _v1_page(req, _v1_sorted(req, rows, (*_NOTE_SORTABLE, "update_time")))
 
 

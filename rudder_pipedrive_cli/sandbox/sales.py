@@ -9,7 +9,7 @@ refuses. Bodies arrive checked against the request schemas; this checks what nee
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     USER_ME,
     custom_fields,
 )
-from rudder_pipedrive_cli.sandbox.times import clock_time, epoch, parse_time, rfc3339, v1_seconds
+from rudder_pipedrive_cli.sandbox.times import clock_time, parse_time, rfc3339, v1_seconds
 from rudder_pipedrive_cli.sandbox.validation import check_custom_fields, is_date
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class Sales:
         return deal
 
     def deal_listing(self, statuses: Sequence[str] | None) -> list[Record]:
-        """getDeals' deals before its other filters (`matching`): not archived, not deleted
+        """getDeals' deals before its other filters (routes' `_matching`): not archived, not deleted
         unless `statuses` has "deleted"."""
 
         def status_ok(deal: Record) -> bool:
@@ -279,26 +279,6 @@ class Sales:
         self.notes[note["id"]] = note
         return note
 
-    def note_listing(
-        self,
-        *,
-        filters: Mapping[str, Any],
-        start_date: str | None,
-        end_date: str | None,
-        updated_since: float | None,
-    ) -> list[Record]:
-        def keep(note: Record) -> bool:
-            day = note["add_time"][:10]
-            updated = epoch(note["update_time"])
-            return (
-                all(note[key] == value for key, value in filters.items())
-                and (start_date is None or day >= start_date)
-                and (end_date is None or day <= end_date)
-                and (updated_since is None or updated >= int(updated_since))
-            )
-
-        return [note for note in self.notes.values() if keep(note)]
-
     # ---- merges ----------------------------------------------------------------------------
 
     def reassign_person(self, merged_id: int, survivor_id: int, now: float) -> None:
@@ -322,29 +302,6 @@ class Sales:
 
 def _named(table: Mapping[Any, Record], record_id: Any, key: str) -> dict[str, Any] | None:
     return None if record_id is None else {key: table[record_id][key]}
-
-
-def matching(
-    records: Iterable[Record],
-    *,
-    ids: frozenset[int] | None,
-    filters: Mapping[str, Any],
-    updated_since: float | None,
-    updated_until: float | None,
-) -> list[Record]:
-    """The records a v2 listing shows: of `ids`, equal to `filters`, updated in the window (lists
-    never lag)."""
-
-    def keep(record: Record) -> bool:
-        updated = epoch(record["update_time"])
-        return (
-            (ids is None or record["id"] in ids)
-            and all(record[key] == value for key, value in filters.items())
-            and (updated_since is None or updated >= int(updated_since))
-            and (updated_until is None or updated < updated_until)
-        )
-
-    return [record for record in records if keep(record)]
 
 
 def _pipeline_and_stage(pipeline_id: int | None, stage_id: int | None) -> tuple[int, int]:
