@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     USER_ME,
     custom_fields,
 )
-from rudder_pipedrive_cli.sandbox.times import clock_time, parse_time, rfc3339, v1_seconds
+from rudder_pipedrive_cli.sandbox.times import clock_time, parse_time, rfc3339, v1_seconds, v1_time
 from rudder_pipedrive_cli.sandbox.validation import check_custom_fields, is_date
 
 if TYPE_CHECKING:
@@ -282,8 +282,9 @@ class Sales:
     # ---- merges ----------------------------------------------------------------------------
 
     def reassign_person(self, merged_id: int, survivor_id: int, now: float) -> None:
-        """A merge moves the merged person's deals, activities and notes to the survivor."""
-        for table, stamp in ((self.deals, rfc3339), (self.activities, rfc3339)):
+        """A merge moves the merged person's leads, deals, activities and notes to the survivor."""
+        tables = ((self.store.leads, v1_time), (self.deals, rfc3339), (self.activities, rfc3339))
+        for table, stamp in tables:
             for record in table.values():
                 if record["person_id"] == merged_id:
                     record["person_id"] = survivor_id

@@ -264,10 +264,6 @@ class Store:
             if into == merged_id:
                 self.merged_into[merged_from] = survivor_id
         self.merges.append({"merged_id": merged_id, "survivor_id": survivor_id})
-        for lead in self.leads.values():
-            if lead["person_id"] == merged_id:
-                lead["person_id"] = survivor_id
-                lead["update_time"] = v1_time(now)
         self.sales.reassign_person(merged_id, survivor_id, now)
         self._queue("person", merged_id, None, now)
         self._reindex("person", survivor, now)
