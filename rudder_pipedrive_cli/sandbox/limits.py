@@ -68,7 +68,7 @@ class Limiter:
         self.search = _Window(SEARCH_LIMIT if self.plan else UNLIMITED_BURST)
         self.spent = 0
         self.day = -1
-        self.strikes: deque[float] = deque()
+        self.strikes = _Window(EDGE_STRIKES)  # the 429s served in the last window
         self.blocked_until = 0.0
 
     def admit(self, *, now: float, search: bool, cost: int) -> Verdict:
@@ -79,14 +79,16 @@ class Limiter:
             return Verdict(refused="edge", headers={})
         full = next((w for w in (self.burst, window) if w.used(now) >= w.limit), None)
         if full is not None:
-            return self._refuse("search" if full is self.search else "burst", full, now)
+            return self._refuse(
+                "search" if full is self.search else "burst", full.headers(now), now
+            )
         today = int(now // _DAY_S)
         if today != self.day:
             self.day, self.spent = today, 0
         if self.spent + cost > self.budget:
             headers = window.headers(now)
             headers["x-ratelimit-reset"] = str(math.ceil((today + 1) * _DAY_S - now))
-            return self._refuse("daily", None, now, headers)
+            return self._refuse("daily", headers, now)
         return self._admitted(window, now, search, cost)
 
     def _admitted(self, window: _Window, now: float, search: bool, cost: int) -> Verdict:
@@ -101,23 +103,12 @@ class Limiter:
             headers["x-ratelimit-remaining"] = "1"
         return headers
 
-    def _refuse(
-        self,
-        reason: Refusal,
-        window: _Window | None,
-        now: float,
-        headers: dict[str, str] | None = None,
-    ) -> Verdict:
-        while self.strikes and self.strikes[0] <= now - WINDOW_S:
-            self.strikes.popleft()
-        self.strikes.append(now)
-        if len(self.strikes) > EDGE_STRIKES:
+    def _refuse(self, reason: Refusal, headers: Mapping[str, str], now: float) -> Verdict:
+        if self.strikes.used(now) >= EDGE_STRIKES:  # this 429 would be one more than the edge takes
             self.blocked_until = now + EDGE_BLOCK_S
-            self.strikes.clear()
+            self.strikes.stamps.clear()
             return Verdict(refused="edge", headers={})
-        if headers is None:
-            assert window is not None
-            headers = window.headers(now)
+        self.strikes.stamps.append(now)
         return Verdict(refused=reason, headers=headers)
 
     def headers(self, *, now: float, search: bool) -> dict[str, str]:
