@@ -448,15 +448,18 @@ def _unmodelled(req: Request, *names: str) -> None:
 
 
 def _lead_lister(*, archived: bool) -> Handler:
+    """getLeads (`archived` False) or getArchivedLeads, unsorted in the order they were added."""
+
     def handle(store: Store, req: Request) -> Answer:
         _unmodelled(req, "filter_id")
-        rows = store.lead_listing(
-            archived=archived,
-            person_id=_query_int(req, "person_id"),
-            org_id=_query_int(req, "organization_id"),
-            owner_id=_query_int(req, "owner_id"),
-            updated_since=None if archived else _time_query(req, "updated_since"),
-        )
+        filters = _int_filters(req, "person_id", "organization_id", "owner_id")
+        since = None if archived else _time_query(req, "updated_since")
+        rows = [
+            lead
+            for lead in _matching(store.leads.values(), filters=filters, updated_since=None)
+            if lead["is_archived"] == archived
+            and (since is None or epoch(lead["update_time"]) >= since)  # to the millisecond
+        ]
         return _v1_page(req, _v1_sorted(req, rows, _LEAD_SORTABLE))
 
     return handle

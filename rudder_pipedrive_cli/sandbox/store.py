@@ -27,7 +27,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     Field,
     custom_fields,
 )
-from rudder_pipedrive_cli.sandbox.times import epoch, rfc3339, v1_time
+from rudder_pipedrive_cli.sandbox.times import rfc3339, v1_time
 from rudder_pipedrive_cli.sandbox.validation import (
     check_custom_fields,
     check_field_value,
@@ -329,26 +329,6 @@ class Store:
         custom = _lead_custom_fields(body)
         lead |= {key: copy.deepcopy(body[key]) for key in _LEAD_KEPT if key in body}
         lead |= custom
-
-    def lead_listing(
-        self,
-        *,
-        archived: bool,
-        person_id: int | None,
-        org_id: int | None,
-        owner_id: int | None,
-        updated_since: float | None,
-    ) -> list[Record]:
-        """getLeads (`archived` False) or getArchivedLeads, in the order they were added."""
-        return [
-            lead
-            for lead in self.leads.values()
-            if lead["is_archived"] == archived
-            and (person_id is None or lead["person_id"] == person_id)
-            and (org_id is None or lead["organization_id"] == org_id)
-            and (owner_id is None or lead["owner_id"] == owner_id)
-            and (updated_since is None or epoch(lead["update_time"]) >= updated_since)
-        ]
 
     # ---- search --------------------------------------------------------------------------
 
