@@ -40,8 +40,7 @@ from rudder_pipedrive_cli.sandbox.validation import (
     parse_rfc3339,
 )
 
-MAX_LIMIT = 500
-V1_MAX_LIMIT = 500
+MAX_LIMIT = 500  # v1's and v2's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,10 +73,10 @@ def _path_id(req: Request) -> int:
     return _int(req.params["id"], "id")
 
 
-def _limit(req: Request, default: int, maximum: int) -> int:
-    limit = _int(req.query.get("limit", str(default)), "limit")
-    if not 1 <= limit <= maximum:
-        raise ApiError(400, f"limit: must be between 1 and {maximum}")
+def _limit(req: Request) -> int:
+    limit = _int(req.query.get("limit", "100"), "limit")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, f"limit: must be between 1 and {MAX_LIMIT}")
     return limit
 
 
@@ -105,7 +104,7 @@ def _cursor_page(
     the cursor holds where its page ended (the last row's key), not how many rows came before:
     a record added or deleted before it while a client pages (a merge) moves no other record
     off the next page."""
-    limit = _limit(req, 100, MAX_LIMIT)
+    limit = _limit(req)
     if req.query.get("cursor"):
         after = _cursor_key(req.query["cursor"], order)
         descending = order[1] == "desc"
@@ -431,7 +430,7 @@ def _v1_page(req: Request, rows: list[Any]) -> Answer:
     start = _int(req.query.get("start", "0"), "start")
     if start < 0:
         raise ApiError(400, "start: must not be negative")
-    limit = _limit(req, 100, V1_MAX_LIMIT)
+    limit = _limit(req)
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
     if more:
