@@ -106,8 +106,7 @@ class SandboxApp:
         answer = failure(413, f"Request body too large: at most {cap} bytes")
         if not url.path.startswith("/_sandbox/"):
             with self.lock:
-                route = match_route(url.path)
-                self.requests[f"{method} {route[0] if route else '(unknown)'}"] += 1
+                self.requests[_routed(method, url.path)[1]] += 1
                 self.statuses["413"] += 1
         return answer
 
@@ -151,17 +150,14 @@ class SandboxApp:
         query: dict[str, str],
         token: str | None,
         body: bytes,
-        twice: str | None = None,
+        twice: str | None,
     ) -> Answer:
-        route = match_route(path)
-        template = route[0] if route else "(unknown)"
-        key = f"{method} {template}"
+        route, key = _routed(method, path)
         self.requests[key] += 1
         if token != self.options.token:
             return failure(401, "unauthorized access")
         now = self.clock()
-        search = "/itemSearch" in template
-        verdict = self.limiter.admit(now=now, search=search, cost=token_cost(key))
+        verdict = self.limiter.admit(now=now, search="/itemSearch" in key, cost=token_cost(key))
         if verdict.refused == "edge":
             return edge_forbidden()
         if verdict.refused:
@@ -214,6 +210,12 @@ class SandboxApp:
                 self.mangled += 1
                 return mangled(kind, answer)
         return answer
+
+
+def _routed(method: str, path: str) -> tuple[tuple[str, dict[str, str]] | None, str]:
+    """The route `path` matches (None: none) and the "METHOD template" it is counted under."""
+    route = match_route(path)
+    return route, f"{method} {route[0] if route else '(unknown)'}"
 
 
 def _token(query: str, headers: Mapping[str, str]) -> str | None:
