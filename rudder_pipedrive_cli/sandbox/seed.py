@@ -18,6 +18,8 @@ SEARCHABLE_TYPES = frozenset(
 )
 
 SEED_TIME = "2026-01-05T09:00:00Z"
+# When every seeded row (lead label, pipeline, stage, activity type) was made and last changed.
+_SEEDED = {"add_time": SEED_TIME, "update_time": SEED_TIME}
 
 
 # The parts of an address field (v2.yaml's address objects), listed as its subfields.
@@ -208,7 +210,7 @@ def searchable_field(entity: Entity, code: str) -> Field | None:
 
 
 LEAD_LABELS: tuple[dict[str, str], ...] = tuple(
-    {"id": label_id, "name": name, "color": color, "add_time": SEED_TIME, "update_time": SEED_TIME}
+    {"id": label_id, "name": name, "color": color} | _SEEDED
     for label_id, name, color in (
         ("894a5e59-22f4-5b36-a557-3d4b8fe1cbfa", "Hot", "red"),
         ("5d17ffad-6b12-5006-b8d6-314a56d08b1a", "Warm", "yellow"),
@@ -254,9 +256,8 @@ PIPELINES: tuple[dict[str, Any], ...] = tuple(
         "order_nr": pipeline_id,
         "is_deleted": False,
         "is_deal_probability_enabled": False,
-        "add_time": SEED_TIME,
-        "update_time": SEED_TIME,
     }
+    | _SEEDED
     for pipeline_id, name in ((1, "Sales"), (2, "Partners"))
 )
 STAGES: tuple[dict[str, Any], ...] = tuple(
@@ -269,9 +270,8 @@ STAGES: tuple[dict[str, Any], ...] = tuple(
         "pipeline_id": pipeline_id,
         "is_deal_rot_enabled": False,
         "days_to_rotten": None,
-        "add_time": SEED_TIME,
-        "update_time": SEED_TIME,
     }
+    | _SEEDED
     for stage_id, order_nr, name, pipeline_id in (
         (1, 1, "Qualified", 1),
         (2, 2, "Demo", 1),
@@ -291,8 +291,7 @@ ACTIVITY_TYPES: tuple[dict[str, Any], ...] = tuple(
         "active_flag": True,
         "color": None,
         "is_custom_flag": False,
-        "add_time": SEED_TIME,
-        "update_time": SEED_TIME,
     }
+    | _SEEDED
     for type_id, key in enumerate(("call", "meeting", "task", "deadline", "email", "lunch"), 1)
 )
