@@ -339,18 +339,18 @@ class Store:
         self._catch_up(now)
         if match == "exact":
             found = self._exact.get((entity, field.code, term), set())
-            return [self._hit(entity, record_id) for record_id in sorted(found)]
-        matches = _MATCHERS[match]
-        hits = [
-            record_id
-            for (kind, record_id), snapshot in self._visible.items()
-            if kind == entity
-            and any(matches(t, term) for t in _search_terms(snapshot.get(field.code)))
+        else:
+            matches = _MATCHERS[match]
+            found = {
+                record_id
+                for (kind, record_id), snapshot in self._visible.items()
+                if kind == entity
+                and any(matches(t, term) for t in _search_terms(snapshot.get(field.code)))
+            }
+        return [
+            {"id": record_id, "name": self._visible[(entity, record_id)].get("name", "")}
+            for record_id in sorted(found)
         ]
-        return [self._hit(entity, record_id) for record_id in sorted(hits)]
-
-    def _hit(self, entity: Entity, record_id: int) -> Record:
-        return {"id": record_id, "name": self._visible[(entity, record_id)].get("name", "")}
 
     def _reindex(self, entity: Entity, record: Record, now: float) -> None:
         snapshot = {"name": record["name"], **record["custom_fields"]}
@@ -366,8 +366,7 @@ class Store:
     def _catch_up(self, now: float) -> None:
         while self._pending and self._pending[0][0] <= now:
             _, _, entity, record_id, snapshot = heapq.heappop(self._pending)
-            old = self._visible.pop((entity, record_id), None)
-            for key in _index_keys(entity, old):
+            for key in _index_keys(entity, self._visible.pop((entity, record_id), {})):
                 self._exact[key].discard(record_id)
             if snapshot is not None:
                 self._visible[(entity, record_id)] = snapshot
@@ -375,9 +374,7 @@ class Store:
                     self._exact.setdefault(key, set()).add(record_id)
 
 
-def _index_keys(entity: Entity, snapshot: Snapshot | None) -> list[tuple[Entity, str, str]]:
-    if snapshot is None:
-        return []
+def _index_keys(entity: Entity, snapshot: Snapshot) -> list[tuple[Entity, str, str]]:
     return [
         (entity, code, term) for code, value in snapshot.items() for term in _search_terms(value)
     ]
