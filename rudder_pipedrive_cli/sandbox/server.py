@@ -57,11 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         app = self.server.app
         refused = app.screen(self.command, self.path, headers, int(length))
-        if refused is not None and length != "0":
-            # The body stays unread: the connection cannot carry another request.
-            self._refuse(refused)
-            return
-        if refused is not None:  # nothing unread: the connection stays open
+        if refused is not None:
+            # A body left unread: the connection cannot carry another request (none: it stays open).
+            self.close_connection |= length != "0"
             self.wfile.write(_encode(refused, close=self.close_connection, now=app.clock()))
             return
         body = self.rfile.read(int(length)) if length != "0" else b""
@@ -77,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return
-        self.wfile.write(_encode(answer, close=self.close_connection, now=self.server.app.clock()))
+        self.wfile.write(_encode(answer, close=self.close_connection, now=app.clock()))
 
     def _refuse(self, answer: Answer) -> None:
         self.close_connection = True
@@ -95,12 +93,12 @@ def http_date(second: int) -> str:
     return formatdate(second, usegmt=True)
 
 
-def _encode(answer: Answer, *, close: bool, now: float | None = None) -> bytes:
+def _encode(answer: Answer, *, close: bool, now: float) -> bytes:
     """The whole response. `Date` is the app's clock, the one that stamps update_time, as a real
     server's Date and record times share one clock (clients use it to reconcile)."""
     lines = [
         f"HTTP/1.1 {answer.status} {_REASONS.get(answer.status, 'Unknown')}",
-        f"Date: {http_date(int(time.time() if now is None else now))}",
+        f"Date: {http_date(int(now))}",
         f"Content-Type: {answer.content_type}",
         f"Content-Length: {len(answer.body)}",
         "Connection: close" if close else "Connection: keep-alive",
