@@ -20,6 +20,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.sales import Sales
+from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     LEAD_LABEL_IDS,
     USER_ID,
@@ -54,20 +55,12 @@ _PASSTHROUGH = {
 }
 # The survivor's identity and names are its own even where empty (SPEC 1: its data wins).
 _KEPT_ON_MERGE = frozenset({"id", "name", "first_name", "last_name", "add_time", "update_time"})
-# addLead/updateLead properties kept as given (after the checks in `Store._apply_lead`).
-_LEAD_KEPT = (
-    "title",
-    "owner_id",
-    "label_ids",
-    "person_id",
-    "organization_id",
-    "is_archived",
-    "value",
-    "expected_close_date",
-    "visible_to",
-    "was_seen",
-    "channel",
-    "channel_id",
+# A lead keeps every property addLead and updateLead declare as given (after the checks in
+# `Store._apply_lead`).
+_LEAD_KEPT = frozenset(
+    name
+    for op in ("POST /v1/leads", "PATCH /v1/leads/{id}")
+    for name in REQUEST_SCHEMAS[op]["properties"]
 )
 
 
@@ -282,7 +275,7 @@ class Store:
             "organization_id": None,
             "source_name": "API",
             "origin": "API",
-            "origin_id": body.get("origin_id"),
+            "origin_id": None,
             "channel": None,
             "channel_id": None,
             "is_archived": False,
@@ -327,7 +320,7 @@ class Store:
         if unknown_labels:
             raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
         custom = _lead_custom_fields(body)
-        lead |= {key: copy.deepcopy(body[key]) for key in _LEAD_KEPT if key in body}
+        lead |= {key: copy.deepcopy(value) for key, value in body.items() if key in _LEAD_KEPT}
         lead |= custom
 
     # ---- search --------------------------------------------------------------------------
