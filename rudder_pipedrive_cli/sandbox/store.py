@@ -209,16 +209,14 @@ class Store:
             raise ApiError(400, "add_time: must be RFC 3339 date and time (2020-02-02T00:23:09Z)")
         return rfc3339(parsed.timestamp())
 
-    def _check(self, entity: Entity, body: Mapping[str, Any]) -> None:
+    def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
+        """Checks `body` against the company's records and fields, then writes it into `record`."""
         problem = check_custom_fields(custom_fields(entity), body.get("custom_fields") or {})
         if problem:
             raise ApiError(400, problem)
         self.check_links(body)
         if body.get("label_ids"):  # the sandbox company has no person or organization labels
             raise ApiError(400, f"label_ids: unknown {entity} label {body['label_ids'][0]}")
-
-    def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
-        self._check(entity, body)
         for key in ("name", "owner_id", "visible_to", "label_ids", *_PASSTHROUGH[entity]):
             if key in body:
                 record[key] = copy.deepcopy(body[key])
