@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
+from rudder_pipedrive_cli.sandbox.sales import PINS
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
@@ -518,9 +519,7 @@ def _list_activities(store: Store, req: Request) -> Answer:
 
 
 _NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")
-_PIN_FLAGS = tuple(
-    f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
-)
+_PIN_FLAGS = tuple(f"pinned_to_{pin}_flag" for pin in (*PINS, "project"))
 
 
 def _list_notes(store: Store, req: Request) -> Answer:

@@ -69,7 +69,8 @@ _ACTIVITY_KEPT = (
     "priority",
     "note",
 )
-_PINS = ("lead", "deal", "organization", "person")
+# What a note may be pinned to (projects and tasks: not in the sandbox).
+PINS = ("lead", "deal", "organization", "person")
 
 
 class Sales:
@@ -263,7 +264,7 @@ class Sales:
                 "name": USER_ME["name"],
             },
         }
-        for pin in (*_PINS, "project", "task"):
+        for pin in (*PINS, "project", "task"):
             flag = body.get(f"pinned_to_{pin}_flag", 0)
             if pin in ("project", "task") and flag:
                 raise ApiError(400, f"pinned_to_{pin}_flag: the sandbox has no {pin}s")
