@@ -112,19 +112,17 @@ class Reachability:
         self.failures += 1
         self.last = reason
 
-    @property
-    def lost(self) -> bool:
-        if self.failures >= UNREACHABLE_FAILURES:
-            return True
-        return self.failures > 1 and self._clock() - self.since >= UNREACHABLE_SECONDS
-
-    def stop(self, base_url: str) -> Unreachable:
+    def check(self, base_url: str) -> None:
+        """Stop the run (`Unreachable`) once the streak makes Pipedrive look unreachable."""
+        if self.failures < 2:
+            return
         elapsed = self._clock() - self.since
-        return Unreachable(
-            f"Pipedrive is unreachable at {base_url}: {self.failures} connection failures in a "
-            f"row over {elapsed:.1f} s, no answer between them (last: {self.last})",
-            hint=UNREACHABLE_HINT,
-        )
+        if self.failures >= UNREACHABLE_FAILURES or elapsed >= UNREACHABLE_SECONDS:
+            raise Unreachable(
+                f"Pipedrive is unreachable at {base_url}: {self.failures} connection failures "
+                f"in a row over {elapsed:.1f} s, no answer between them (last: {self.last})",
+                hint=UNREACHABLE_HINT,
+            )
 
 
 def _json_default(value: Any) -> Any:
@@ -135,23 +133,14 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
-def proxy_variables(url: httpx.URL | None = None, *, scheme: str = "") -> list[str]:
-    """The proxy variables set in the environment (httpx reads them as urllib does): those of
-    `scheme` and ALL_PROXY that apply to `url` (not bypassed by NO_PROXY), else all of them."""
-    kinds = (scheme, "all") if scheme else ("http", "https", "all")
-    names = [f"{kind}_proxy" for kind in kinds]
-    names = [name for lower in names for name in (lower.upper(), lower) if os.environ.get(name)]
-    if url is not None and urllib.request.proxy_bypass(url.host):  # NO_PROXY
-        return []
-    return names
-
-
 def serving_proxy(url: httpx.URL) -> tuple[str | None, list[str]]:
     """The proxy that serves `url`, as urllib (and httpx) choose it: its scheme's variable,
-    else ALL_PROXY, none where NO_PROXY bypasses the host; and the variables that may hold it.
-    Only it is used: another variable, usable or not, is no business of this client."""
-    names = proxy_variables(url, scheme=url.scheme)
-    if not names:
+    else ALL_PROXY, none where NO_PROXY bypasses the host; and the variables set in the
+    environment that may hold it. Only it is used: another variable, usable or not, is no
+    business of this client."""
+    lowers = (f"{url.scheme}_proxy", "all_proxy")
+    names = [name for lower in lowers for name in (lower.upper(), lower) if os.environ.get(name)]
+    if not names or urllib.request.proxy_bypass(url.host):  # NO_PROXY
         return None, []
     proxies = urllib.request.getproxies()  # the lower-case variable wins, as in urllib
     proxy = proxies.get(url.scheme) or proxies.get("all")
@@ -174,9 +163,8 @@ def trusted_tls() -> ssl.SSLContext:
         ) from None
 
 
-def unusable_proxy(error: Exception, names: list[str] | None = None) -> UsageError:
+def unusable_proxy(error: Exception, names: list[str]) -> UsageError:
     """A proxy variable httpx cannot use (its value is not shown: it may hold a password)."""
-    names = proxy_variables() if names is None else names
     named = " / ".join(f"${name}" for name in names) or "the proxy settings"
     if isinstance(error, ImportError):
         why, hint = "a SOCKS proxy needs the socksio package", "pip install 'httpx[socks]'"
@@ -281,7 +269,6 @@ class PipedriveClient:
         self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.reach = reach if reach is not None else Reachability(clock)
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
-        self._now = now
         self.server_clock = ServerClock(now, clock)  # send times on Pipedrive's clock
         # One single-connection client per lane, not one pool of `concurrency` connections:
         # httpcore's pool rescans every connection for every queued request, which profiled at
@@ -366,8 +353,7 @@ class PipedriveClient:
             self._idle.put_nowait(lane)
 
     async def _attempt(self, request: ApiRequest, attempts: Attempts) -> ApiResponse:
-        if self.reach.lost:  # another request found it so: try no more
-            raise self.reach.stop(self.base_url)
+        self.reach.check(self.base_url)  # another request may have found it so: try no more
         ticket = await self.pacer.acquire(request)
         attempts.sent += 1
         sent_at = self.server_clock.stamp()
@@ -409,8 +395,7 @@ class PipedriveClient:
         """A connection failure: counted, and the run stopped once they make Pipedrive look
         unreachable (the write left unknown, if any, stays in flight for the rerun)."""
         self.reach.failed(reason)
-        if self.reach.lost:
-            raise self.reach.stop(self.base_url)
+        self.reach.check(self.base_url)
 
     def _answer(
         self, request: ApiRequest, response: httpx.Response, sent_at: str, attempts: Attempts
