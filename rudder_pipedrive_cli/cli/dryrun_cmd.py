@@ -125,22 +125,19 @@ def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
 def write_lines(sink: IO[bytes], lines: Iterator[bytes], batch: int = LINES_PER_WRITE) -> None:
     """Write `lines`, `batch` at a time joined in C (a write each cost more than a line's
     `orjson.dumps`); what came before an error (`--strict`, Ctrl-C) is written, then it raised.
-    A batch is forgotten only once written, and a write that failed (or was interrupted) is not
+    A batch is forgotten as its write starts, so a write that failed (or was interrupted) is not
     made again: its lines may be out, in part or whole."""
     made: list[bytes] = []
-    writing = False
     try:
         while True:
             made.extend(islice(lines, batch))  # it keeps what came before an error
             if not made:
                 return
             chunk = b"".join(made)
-            writing = True
-            sink.write(chunk)
             made.clear()
-            writing = False
+            sink.write(chunk)
     except BaseException:
-        if made and not writing:
+        if made:
             sink.write(b"".join(made))
         raise
 

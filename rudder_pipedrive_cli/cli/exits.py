@@ -54,20 +54,15 @@ def internal_error(error: BaseException) -> RpdError:
     )
 
 
-def render_error(error: RpdError) -> str:
-    """One or two lines: 'error: MESSAGE' and, when there is one, 'hint: WHAT TO DO'; a file
-    name or a value the message quotes shows no control character (screen.py)."""
-    lines = [f"error: {printable(error.message)}"]
-    if error.hint:
-        lines.append(f"hint: {printable(error.hint)}")
-    return "\n".join(lines)
-
-
 def print_error(error: RpdError, stream: TextIO | None = None) -> None:
-    """`render_error`'s lines on stderr (or `stream`): on a terminal, wrapped between words to
-    its width ($COLUMNS, else the terminal's); in a file or a pipe, one line each, for grep."""
+    """One or two lines on stderr (or `stream`): 'error: MESSAGE' and, when there is one, 'hint:
+    WHAT TO DO'; a file name or a value the message quotes shows no control character
+    (screen.py). On a terminal, wrapped between words to its width ($COLUMNS, else the
+    terminal's); in a file or a pipe, one line each, for grep."""
     stream = stream or sys.stderr
-    text = render_error(error)
+    text = f"error: {printable(error.message)}"
+    if error.hint:
+        text += f"\nhint: {printable(error.hint)}"
     if stream.isatty():
         text = wrap(text, shutil.get_terminal_size().columns, indent="  ")
     print(text, file=stream)

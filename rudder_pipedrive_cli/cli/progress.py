@@ -19,7 +19,7 @@ from rich.text import Text
 
 from rudder_pipedrive_cli.cli.screen import plural
 from rudder_pipedrive_cli.core.eta import Estimate, Mark, estimate, mark
-from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ MIN_BAR = 10  # narrower than this, a bar says nothing: the line goes without it
 MAX_BAR = 60  # wider, it only pushes the numbers away from the eye
 PACE_WINDOW = 30.0  # seconds: the ETA follows the pace of about the last half minute
 MARK_EVERY = 5.0
-LONG_LABELS = ("sent", "unchanged", "skipped", "failed", "retries", "429 waits")
+LONG_LABELS = (*OUTCOMES, "retries", "429 waits")
 SHORT_LABELS = ("sent", "unch", "skip", "fail", "retry", "429")
 
 
@@ -60,16 +60,8 @@ def done_text(at: Estimate, *, short: bool = False) -> str:
 
 def counts(tally: Tally, *, short: bool = False) -> list[str]:
     """`sent 12`, `unchanged 3`, ... (`LONG_LABELS`'s order): the outcomes, then the waits."""
-    o = tally.outcomes
     labels = SHORT_LABELS if short else LONG_LABELS
-    values = (
-        o["sent"],
-        o["unchanged"],
-        o["skipped"],
-        o["failed"],
-        tally.retries,
-        tally.rate_limited,
-    )
+    values = (*(tally.outcomes[name] for name in OUTCOMES), tally.retries, tally.rate_limited)
     return [f"{label} {value:,}" for label, value in zip(labels, values, strict=True)]
 
 

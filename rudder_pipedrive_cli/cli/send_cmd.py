@@ -525,7 +525,5 @@ def run_send(
         if replay_state is None:  # nothing to resume from
             message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]))
-        if interrupted is signal.SIGTERM:
-            return ExitStatus.TERMINATED
-        return ExitStatus.INTERRUPTED
+        return ExitStatus(128 + interrupted)  # INTERRUPTED (Ctrl-C) or TERMINATED (SIGTERM)
     return exit_status_for_run(tally.outcomes["failed"])
