@@ -101,16 +101,6 @@ class RetryPolicy:
     sleep: Sleep = field(default=asyncio.sleep)
     random: Callable[[], float] = field(default=random.random)
 
-    def backoff(self, failures: int) -> float:
-        """Exponential backoff with 'equal jitter': half fixed, half random."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2.0 ** max(failures - 1, 0))
-        return ceiling / 2 + self.random() * ceiling / 2
-
-    def wait_for(self, retry: Retry, attempts: Attempts) -> float:
-        if retry.rate_wait is not None:
-            return retry.rate_wait + self.random() * self.rate_jitter
-        return self.backoff(attempts.failures)
-
     def retrying(
         self, attempts: Attempts, on_retry: Callable[[Retry, float], None]
     ) -> AsyncRetrying:
@@ -120,10 +110,16 @@ class RetryPolicy:
             return attempts.failures > self.max_retries
 
         def wait(state: RetryCallState) -> float:
-            retry = _retry_of(state)
-            seconds = self.wait_for(retry, attempts)
-            attempts.last_wait = retry.rate_wait if retry.rate_wait is not None else seconds
-            return seconds
+            rate_wait = _retry_of(state).rate_wait
+            if rate_wait is not None:  # as long as the server says, plus a little jitter
+                attempts.last_wait = rate_wait
+                return rate_wait + self.random() * self.rate_jitter
+            # Exponential backoff with 'equal jitter': half fixed, half random.
+            ceiling = min(
+                self.backoff_cap, self.backoff_base * 2.0 ** max(attempts.failures - 1, 0)
+            )
+            attempts.last_wait = ceiling / 2 + self.random() * ceiling / 2
+            return attempts.last_wait
 
         def before_sleep(state: RetryCallState) -> None:
             on_retry(_retry_of(state), state.upcoming_sleep)
