@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.io.paths import default_state_path
 
 if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
     from rudder_pipedrive_cli.core.events import Event
+    from rudder_pipedrive_cli.core.filters import EventFilter
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
@@ -326,16 +327,23 @@ def without_token_in(
         yield orjson.loads(token.sub(REDACTED, text)) if token.search(text) else record
 
 
-def events_holding_token_refused(
-    items: Iterable[Event], token: TokenPattern | None
+def taken_events(
+    reader: Iterable[Event],
+    event_filter: EventFilter,
+    limit: int | None,
+    token: TokenPattern | None,
 ) -> Iterable[Event]:
-    """`items`, an event that holds the API token failed before it is planned: its messageId,
+    """What a run takes of `reader`'s items: those the filters and the limit let through
+    (core/intake.py), an event that holds the API token failed before it is planned: its messageId,
     userId, groupId and previousId are the state's keys (journal, identity cache), and any value
     goes into Pipedrive and, while its write is in flight, into the state, where no rewriting
     could keep the token out (SPEC 8). Its reason names the key or path, never the token; its
     dead letter has the token redacted (DeadLetters). An event holding REDACTED (such a dead
     letter, sent again) fails too: that text would go into Pipedrive in the token's place. An
     event of a type rpd skips is refused only for its messageId, the one value kept of it."""
+    from rudder_pipedrive_cli.core.intake import intake  # send and dry-run's (not at start-up)
+
+    items = intake(reader, event_filter, limit)
     if token is None:
         return items
     return _refusing(items, token)

@@ -20,10 +20,10 @@ from rudder_pipedrive_cli.cli.common import (
     NO_SPACE,
     Env,
     command_env,
-    events_holding_token_refused,
     handle_errors,
     note_finished_objects,
     note_reading_a_terminal,
+    taken_events,
     without_token,
     without_token_in,
 )
@@ -38,7 +38,6 @@ from rudder_pipedrive_cli.core.catalog_findings import Finding, send_refuses, un
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
@@ -276,7 +275,7 @@ def dry_run_command(
         note_finished_objects(env, reader)
         note_reading_a_terminal(env, paths)
         token = settings.api_token.pattern()
-        items = events_holding_token_refused(intake(reader, event_filter, limit), token)
+        items = taken_events(reader, event_filter, limit, token)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(

@@ -23,10 +23,10 @@ from rudder_pipedrive_cli.cli.common import (
     MORE,
     Env,
     command_env,
-    events_holding_token_refused,
     handle_errors,
     note_finished_objects,
     note_reading_a_terminal,
+    taken_events,
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
@@ -43,7 +43,6 @@ from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey
-from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.plans import HANDLERS
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
@@ -384,21 +383,15 @@ def run_send(
         # finished and does not read them again (SPEC 2); until then, it reads them for those.
         survey = Survey(rules=plan_config.track_rules)
         kept = replay_state.input_aliases() if replay_state is not None else None
-        first_pass = events_holding_token_refused(
-            intake(
-                EventReader(
-                    job.paths,
-                    max_item_bytes=job.max_item_bytes,
-                    window=job.event_filter.window,
-                    finished=finished if kept is not None and kept.complete else None,
-                ),
-                job.event_filter,
-                job.limit,
-            ),
-            token_pattern,
+        first_pass = EventReader(
+            job.paths,
+            max_item_bytes=job.max_item_bytes,
+            window=job.event_filter.window,
+            finished=finished if kept is not None and kept.complete else None,
         )
+        events = taken_events(first_pass, job.event_filter, job.limit, token_pattern)
         table = spill.table() if kept is None else kept
-        plan_config = replace(plan_config, aliases=input_aliases(first_pass, survey, table))
+        plan_config = replace(plan_config, aliases=input_aliases(events, survey, table))
         if kept is not None:
             kept.complete = True
     elif replay_state is not None:  # the objects it finishes leave no aliases in the state
@@ -457,8 +450,8 @@ def run_send(
     note_reading_a_terminal(env, job.paths)
     try:
         with progress:
-            taken = intake(reader, job.event_filter, job.limit)
-            items = progress.counted(events_holding_token_refused(taken, token_pattern))
+            taken = taken_events(reader, job.event_filter, job.limit, token_pattern)
+            items = progress.counted(taken)
             interrupted = drive_all(
                 read_in_thread(items) if STDIN in job.paths else items,
                 start=replay.start,
