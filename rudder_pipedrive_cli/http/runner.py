@@ -237,11 +237,7 @@ async def run_plans(
     try:
         while True:
             await slots.acquire()
-            if halted():
-                slots.release()
-                break
-            item = await pull()
-            if isinstance(item, _End):
+            if halted() or isinstance(item := await pull(), _End):  # no item read once halted
                 slots.release()
                 break
             item_keys = keys(item)
