@@ -140,8 +140,7 @@ def check_command(
             require_token(env.settings)
         except UsageError as error:  # no token: the token's row says it, under the config's
             raise typer.Exit(int(stop(checks, error))) from None
-        client = account_client(env)  # an unusable proxy is no token's fault: an error line
-        with client:
+        with account_client(env) as client:  # an unusable proxy is no token's fault: an error line
             try:
                 me = client.send(USERS_ME_REQUEST)
                 checks.add(token_finding(me))
@@ -150,8 +149,7 @@ def check_command(
             except (AuthRefused, PlanFailure) as error:
                 if isinstance(error, AuthRefused):  # said with where the token came from
                     error.hint = refused_token_hint(env.settings)
-                status = stop(checks, error)
-                raise typer.Exit(int(status)) from None
+                raise typer.Exit(int(stop(checks, error))) from None
         for findings in (identity_findings, mapping_findings, rule_findings):
             for finding in findings(catalog, plan_config):
                 checks.add(finding)

@@ -12,7 +12,6 @@ import errno
 import os
 import shlex
 import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -27,16 +26,6 @@ from rudder_pipedrive_cli.io.config import load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
 from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN
-
-
-def _announcer(sandbox: Sandbox, *, quiet: bool) -> Callable[[str], None]:
-    def announce(url: str) -> None:
-        # The warning first: whoever waits for the first line has it by then.
-        if sandbox.beyond_loopback and sandbox.options.token == DEFAULT_TOKEN:
-            print(for_stderr(EXPOSED_WARNING), file=sys.stderr, flush=True)
-        print(announcement(url, sandbox.options.token, quiet=quiet), flush=True)
-
-    return announce
 
 
 def for_stderr(text: str) -> str:
@@ -174,8 +163,15 @@ def sandbox_command(
     except ValueError as error:
         raise UsageError(str(error), hint="see `rpd sandbox --help`") from None
     sandbox = Sandbox(options)
+
+    def announce(url: str) -> None:
+        # The warning first: whoever waits for the first line has it by then.
+        if sandbox.beyond_loopback and token == DEFAULT_TOKEN:
+            print(for_stderr(EXPOSED_WARNING), file=sys.stderr, flush=True)
+        print(announcement(url, token, quiet=quiet), flush=True)
+
     try:  # until Ctrl-C or SIGTERM
-        sandbox.serve_forever(on_ready=_announcer(sandbox, quiet=quiet))
+        sandbox.serve_forever(on_ready=announce)
     except OSError as error:
         raise UsageError(
             f"cannot listen on {host}:{port}: {error.strerror or error}", hint=_bind_hint(error)
