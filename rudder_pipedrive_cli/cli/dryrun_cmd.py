@@ -241,8 +241,7 @@ def dry_run_command(
             for problem in unknown_keys(catalog, plan_config):
                 env.warn(problem)
             plan_config = applied(env, catalog, plan_config)
-            live = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
-            respond = live
+            respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
             warn_what_send_refuses(env, send_refuses(Catalog(), plan_config, listed=False))
             for request in catalog_requests(sales_listings(plan_config.track_rules)):

@@ -61,8 +61,6 @@ from rudder_pipedrive_cli.io.config import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PipedriveClient", "envelope", "resolve_base_url"]
-
 DEFAULT_BASE_URL = "https://api.pipedrive.com"
 AUTH_HINT = "check PIPEDRIVE_API_TOKEN / [pipedrive] api_token"
 # A write these methods make may have been applied even when no answer came back: the plan
