@@ -92,8 +92,7 @@ class LiveView:
             f" {done_text(at, short=True)}  {rate}  {eta}",
         )
         line = Text("sending", style="bold", no_wrap=True, overflow="ellipsis")
-        room, tail = 0, tails[-1]
-        for tail in tails:
+        for tail in tails:  # the last one if none leaves room enough
             room = min(width - len(line) - 1 - len(tail), MAX_BAR)
             if room >= MIN_BAR:
                 break

@@ -98,8 +98,7 @@ def print_warnings_and_failures(
     _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
     # A cause first by all it failed: its own events and later ones of the same users.
-    causes = dict(tally.causes())
-    _print_counted(console, Counter(causes), failed, later=tally.knock_ons)
+    _print_counted(console, Counter(dict(tally.causes())), failed, later=tally.knock_ons)
 
 
 def _print_counted(
