@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -40,7 +41,7 @@ from rudder_pipedrive_cli.io.paths import default_state_path
 
 if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no server
     from rudder_pipedrive_cli.core.events import Event
-    from rudder_pipedrive_cli.core.filters import EventFilter
+    from rudder_pipedrive_cli.core.filters import EventFilter, LateEvents
     from rudder_pipedrive_cli.core.tally import Tally
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
@@ -296,6 +297,30 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
             say(env.err, f"resuming: {objects} finished by an earlier run not read again")
     elif not reader.objects_total and any(is_object_path(path) for path in reader.paths):
         env.warn("no backup object meets --since/--until: none was read (check the dates)")
+
+
+def late_events(paths: Iterable[str], event_filter: EventFilter) -> LateEvents | None:
+    """What counts the late events `--since` leaves out of a backup among `paths`
+    (core/filters.py), or None: without --since, or without a backup (a file's events are all
+    read by every window, stdin's by every run)."""
+    from rudder_pipedrive_cli.core.filters import LateEvents
+    from rudder_pipedrive_cli.core.plans import HANDLERS
+    from rudder_pipedrive_cli.io.objects import is_object_path
+
+    if event_filter.since is None or not any(map(is_object_path, paths)):
+        return None
+    return LateEvents(since=event_filter.since, planned=HANDLERS)
+
+
+def note_late_events(env: Env, late: LateEvents | None) -> None:
+    """Say, at the end, how many late events --since left out and which --since sends them: the
+    objects holding them are not finished, so that rerun with the same state reads them again
+    and sends only those (the journal skips the rest)."""
+    if late is not None and late.earliest is not None:
+        day = late.earliest.astimezone(UTC).date()
+        env.warn(
+            f"{plural(late.count, 'late event')} before --since left out: rerun with --since {day}"
+        )
 
 
 def without_token(tally: Tally, token: TokenPattern | None) -> None:

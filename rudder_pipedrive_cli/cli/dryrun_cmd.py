@@ -21,7 +21,9 @@ from rudder_pipedrive_cli.cli.common import (
     Env,
     command_env,
     handle_errors,
+    late_events,
     note_finished_objects,
+    note_late_events,
     note_reading_a_terminal,
     taken_events,
     without_token,
@@ -225,7 +227,7 @@ def dry_run_command(
         if (state_path := env.replay_state_path(state)) is not None and state_path.exists():
             refuse_inside_input_folders(state_path, "--state", tuple(paths))  # read as events
         plan_config = settings.plan_config()
-        tally = Tally()
+        tally = Tally(late=late_events(paths, event_filter))
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
         if lookups:
             # The lookups are counted apart: the plan counts each search it would make, and a
@@ -323,4 +325,5 @@ def dry_run_command(
                 seconds=seconds,
                 identities=ways.line(),
             )
+        note_late_events(env, tally.late)
     raise typer.Exit(int(exit_status_for_run(tally.outcomes["failed"])))

@@ -24,7 +24,9 @@ from rudder_pipedrive_cli.cli.common import (
     Env,
     command_env,
     handle_errors,
+    late_events,
     note_finished_objects,
+    note_late_events,
     note_reading_a_terminal,
     taken_events,
     without_token,
@@ -280,7 +282,7 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
     if (state_path := keep["the replay state"]) is not None:
         refuse_inside_input_folders(state_path, "--state", job.paths)
     token = require_token(env.settings)
-    tally = Tally()
+    tally = Tally(late=late_events(job.paths, job.event_filter))
     try:
         replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
         with (
@@ -504,6 +506,7 @@ def run_send(
             f"{'it' if failed == 1 else 'them'} again",
             indent=MORE,
         )
+    note_late_events(env, tally.late)
     if job.report is not None:
         try:
             write_report(job.report, document)

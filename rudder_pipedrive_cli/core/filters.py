@@ -11,15 +11,21 @@ A year (`2021`) or a month (`2021-06`) names a period: `--since` starts at its f
 `--until` takes all of it (it ends where the next period starts), so `--since 2021-01 --until
 2021-06` is January to June. A date or a time is an instant, as above (`--until 2021-06-30`
 excludes June 30).
+
+A late event (a mobile SDK queued it offline for days) is received, and so filed in a backup's
+objects (core/backups.py), long after its time: a window that reads its object leaves it out as
+before --since, and the window of its time does not read that object. `LateEvents` counts those
+a run left out, for a warning saying which --since would send them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from rudder_pipedrive_cli.core.backups import Window
+from rudder_pipedrive_cli.core.backups import OBJECT, Window
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
 from rudder_pipedrive_cli.core.fields import known_time
@@ -29,6 +35,7 @@ from rudder_pipedrive_cli.core.fields import known_time
 EVENT_TYPES = ("identify", "group", "alias", "track", "page", "screen")
 
 
+BEFORE_SINCE = "filtered out: before --since"
 PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -97,7 +104,7 @@ class EventFilter:
                 return "filtered out: timestamp is not a date or time"
             return "filtered out: no timestamp"
         if self.since is not None and when < self.since:
-            return "filtered out: before --since"
+            return BEFORE_SINCE
         if self.until is not None and when >= self.until:
             return "filtered out: not before --until"
         return None
@@ -113,6 +120,32 @@ class EventFilter:
                 hint="--since is inclusive and --until exclusive: give a later --until",
             )
         return cls(types=_option_types(types), since=start, until=end)
+
+
+@dataclass(slots=True, kw_only=True)
+class LateEvents:
+    """The late events a run left out: of a type rpd sends (`planned`: a page is skipped either
+    way), left out as before `since`, from a backup's object (its source names its key)
+    received at or after `since` (FIRST in its key), so that no window ending at `since` reads
+    it. One received before `since` is not counted: the window before reads that object too (a
+    day's last upload holds events of both days), and says so if the event is older than that
+    window as well."""
+
+    since: datetime
+    planned: Container[str]
+    count: int = 0
+    earliest: datetime | None = None
+
+    def add(self, event: Event, reason: str) -> None:
+        """Count `event`, skipped for `reason`, if it is a late event."""
+        if reason != BEFORE_SINCE or event.type not in self.planned:
+            return
+        key = OBJECT.search(event.source)
+        when = event_time(event)
+        if key is None or when is None or int(key.group(2)) < self.since.timestamp():
+            return
+        self.count += 1
+        self.earliest = when if self.earliest is None else min(self.earliest, when)
 
 
 def _option_types(text: str | None) -> frozenset[str] | None:

@@ -17,13 +17,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import redacted_warning
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import table_get
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+
+if TYPE_CHECKING:
+    from rudder_pipedrive_cli.core.filters import LateEvents
 
 OUTCOMES = ("sent", "unchanged", "skipped", "failed")
 # Distinct failure reasons (and warnings) counted one by one; past this many, the rest are
@@ -98,6 +101,7 @@ class Tally:
     driving: bool = False  # a send began to drive events (a stop after says so, not "no event")
     writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
+    late: LateEvents | None = None  # counts the late events --since leaves out of a backup
     # The first failure of each userId (a bounded table for a CLI run, issue 18: `keep_roots`);
     # events of one userId end in input order (the runner orders them), so the first failure
     # seen is the first in the input.
@@ -209,6 +213,8 @@ class Tally:
                 key = UNSUPPORTED_KEYS.get(event_type) or f"{UNSUPPORTED}: {event_type}"
             else:
                 filtered = reason.startswith("filtered out")
+                if filtered and self.late is not None and event is not None:
+                    self.late.add(event, reason)
                 key = FILTERED if filtered else reason or "(no reason given)"
             counted = self.skips
             counted[key if key in counted or len(counted) < MAX_REASONS else OTHER_REASONS] += 1

@@ -1,0 +1,132 @@
+"""Late events in a windowed backfill of a backup: an event a mobile SDK queued offline for days
+is filed in an object received long after its time, so the window that reads the object leaves
+it out as before --since, and the window of its time does not read that object. The run says
+how many it left and which --since sends them; that rerun, with the same state, sends only them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, holdings, rpd_send
+from objects_support import APRIL_30_2350, MAY_1, archive, identify, key, stamp
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+
+def dated(message_id: str, when: str, **more: Any) -> dict[str, Any]:
+    return {**identify(message_id), "timestamp": when, **more}
+
+
+# Received on May 1 from 09:00: two late identifies (the earliest of April 28), one on time, and
+# a late page (a page is skipped either way: not counted).
+LATE_OBJECT = key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+LATE = archive(
+    dated("late-1", "2024-04-29T10:00:00Z"),
+    identify("on-time"),
+    dated("late-2", "2024-04-28T12:00:00Z"),
+    dated("page", "2024-04-27T12:00:00Z", type="page", name="Home"),
+)
+# A day's last upload, received from April 30 23:50: an event of each day, none late (the window
+# of April 30 reads this object too).
+MIDNIGHT_OBJECT = key("src-b", MAY_1, 0, "i-9", APRIL_30_2350, stamp(0, 10))
+MIDNIGHT = archive(dated("eve", "2024-04-30T23:55:00Z"), dated("dawn", "2024-05-01T00:05:00Z"))
+APRIL_30 = ("--since", "2024-04-30", "--until", "2024-05-01")
+MAY_1_WINDOW = ("--since", "2024-05-01", "--until", "2024-05-02")
+WARNING = "warning: 2 late events before --since left out: rerun with --since 2024-04-28"
+
+
+def backup(tmp_path: Path) -> Path:
+    root = tmp_path / "backup"
+    for name, data in {LATE_OBJECT: LATE, MIDNIGHT_OBJECT: MIDNIGHT}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def names(sandbox: Sandbox) -> list[str]:
+    return sorted(person["name"] for person in holdings(sandbox).persons)
+
+
+def test_a_day_by_day_backfill_says_which_since_sends_its_late_events_and_that_rerun_does(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    root = backup(tmp_path)
+    april_30 = rpd_send(sandbox, tmp_path, root, args=APRIL_30, name="april-30")
+    assert april_30.exit_code == 0, april_30.stderr
+    assert "late" not in april_30.stderr  # dawn is left out by --until: the next day sends it
+    assert names(sandbox) == ["Person eve"]
+
+    may_1 = rpd_send(sandbox, tmp_path, root, args=MAY_1_WINDOW, name="may-1")
+    assert may_1.exit_code == 0, may_1.stderr
+    assert may_1.stderr.splitlines()[-1] == WARNING  # eve is not late: April 30 sent it
+    assert names(sandbox) == ["Person dawn", "Person eve", "Person on-time"]
+    assert may_1.report is not None
+    assert may_1.report["skipped_by_reason"] == {"filtered": 4}  # the report JSON is as before
+
+    rerun = rpd_send(
+        sandbox, tmp_path, root, args=("--since", "2024-04-28", "--until", "2024-05-02"), name="re"
+    )
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "late" not in rerun.stderr
+    assert rerun.report is not None
+    assert rerun.report["events"] == {
+        "read": 6,
+        "sent": 2,
+        "unchanged": 0,
+        "skipped": 4,  # eve, dawn and on-time already done; the page
+        "failed": 0,
+    }
+    assert names(sandbox) == [
+        "Person dawn",
+        "Person eve",
+        "Person late-1",
+        "Person late-2",
+        "Person on-time",
+    ]
+
+
+def test_send_quiet_hides_the_warning(sandbox: Sandbox, tmp_path: Path) -> None:
+    run = rpd_send(sandbox, tmp_path, backup(tmp_path), args=(*MAY_1_WINDOW, "--quiet"))
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "plain", "said"),
+    [
+        (MAY_1_WINDOW, False, WARNING),
+        # Counted as read: the limit stops at on-time, before late-2 is read.
+        (
+            (*MAY_1_WINDOW, "--limit", "2"),
+            False,
+            "warning: 1 late event before --since left out: rerun with --since 2024-04-29",
+        ),
+        # Left out by --type: a rerun with an earlier --since would leave them out too.
+        ((*MAY_1_WINDOW, "--type", "track"), False, None),
+        (APRIL_30, False, None),
+        # The object given as a file: every window reads all of it.
+        (MAY_1_WINDOW, True, None),
+        ((*MAY_1_WINDOW, "--quiet"), False, None),
+    ],
+    ids=["window", "limit", "type", "none late", "plain file", "quiet"],
+)
+def test_dry_run_says_how_many_late_events_it_left_and_which_since_takes_them(
+    tmp_path: Path, args: tuple[str, ...], plain: bool, said: str | None
+) -> None:
+    root = backup(tmp_path)
+    path = root / LATE_OBJECT if plain else root
+    command = ["dry-run", str(path), "--config", str(EXAMPLE_CONFIG), "-f", "json"]
+    command += ["--state", str(tmp_path / "none.sqlite"), *args]
+    result = CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["skipped_by_reason"]["filtered"] > 0
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if "late" in line] == ([said] if said else [])
+    if said:
+        assert lines[-1] == said
