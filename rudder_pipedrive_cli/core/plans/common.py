@@ -27,8 +27,9 @@ from rudder_pipedrive_cli.core.identity_cache import (
     IdentityStore,
     aliased_to,
     identities_of,
+    origins_key,
 )
-from rudder_pipedrive_cli.core.index import IdentityIndex, identity_of, origins_key, record_key
+from rudder_pipedrive_cli.core.index import IdentityIndex, id_order, identity_of, record_key
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
@@ -377,7 +378,7 @@ def hit_ids(response: ApiResponse, stage: str) -> list[PdId]:
 
 
 def lowest(ids: list[PdId]) -> PdId:
-    return min(ids, key=lambda i: (0, i, "") if isinstance(i, int) else (1, 0, i))
+    return min(ids, key=id_order)  # as the identity index orders them
 
 
 def next_cursor(additional: Any) -> str | None:

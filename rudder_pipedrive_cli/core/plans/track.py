@@ -50,7 +50,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     listed,
     person_create_body,
 )
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import (
     SKIP_REASON,
     TrackRule,
@@ -137,7 +137,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             done = origin in origins
         if done:
             return ctx.outcome("skipped", "already done")
-        body = {**body, **PERSON_LINKS[kind.name](ctx, person)}
+        body = {**body, **person_links(ctx, kind.name, person)}
         yield from create_record(ctx, kind, person, body, origin, name)
         return ctx.finish()
     except (Stale, PlanFailure) as signal:
@@ -277,27 +277,20 @@ BODIES: Mapping[str, Callable[[Ctx, TrackRule | None, str], tuple[dict[str, Any]
 }
 
 
-def org_known(ctx: Ctx, person: Ref) -> PdId | None:
-    """The person's organization when this run knows it (no request is made to learn it)."""
-    org = ctx.memberships.get(person.id)
-    return org if org is not None else ctx.known.person_org(person.id)
-
-
-def _with_org(ctx: Ctx, person: Ref, links: dict[str, Any]) -> dict[str, Any]:
-    org = org_known(ctx, person)
-    if org is not None:
-        links["org_id"] = org
+def person_links(ctx: Ctx, kind: str, person: Ref) -> dict[str, Any]:
+    """How a record of `kind` names its person; a deal, activity or note also the person's
+    organization when this run knows it (no request is made to learn it)."""
+    if kind == "activity":
+        links: dict[str, Any] = {"participants": [{"person_id": person.id, "primary": True}]}
+    else:
+        links = {"person_id": person.id}
+    if kind != "lead":
+        org = ctx.memberships.get(person.id)
+        if org is None:
+            org = ctx.known.person_org(person.id)
+        if org is not None:
+            links["org_id"] = org
     return links
-
-
-PERSON_LINKS: Mapping[str, Callable[[Ctx, Ref], dict[str, Any]]] = {
-    "lead": lambda ctx, person: {"person_id": person.id},
-    "deal": lambda ctx, person: _with_org(ctx, person, {"person_id": person.id}),
-    "activity": lambda ctx, person: _with_org(
-        ctx, person, {"participants": [{"person_id": person.id, "primary": True}]}
-    ),
-    "note": lambda ctx, person: _with_org(ctx, person, {"person_id": person.id}),
-}
 
 
 # --- exactly once ----------------------------------------------------------------------------
