@@ -214,8 +214,8 @@ def activity_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str
         body["type"] = kind
     when = event_time(event)
     if when is not None:
-        body["due_date"] = f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
-        body["due_time"] = f"{when.hour:02d}:{when.minute:02d}"
+        body["due_date"] = when.date().isoformat()  # YYYY-MM-DD, a year below 1000 too
+        body["due_time"] = f"{when:%H:%M}"
     else:
         unreadable_time(ctx, "the activity has no due date")
     if rule.done is not None:
@@ -235,11 +235,8 @@ def note_body(ctx: Ctx, rule: TrackRule | None, name: str) -> tuple[dict[str, An
         content = default_note(name, event.raw.get("properties"))
     body: dict[str, Any] = {"content": with_marker(content, mark)}
     when = event_time(event)
-    if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC
-        body["add_time"] = (
-            f"{when.year:04d}-{when.month:02d}-{when.day:02d} "
-            f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
-        )
+    if when is not None:  # v1 notes: "YYYY-MM-DD HH:MM:SS" in UTC (no offset, no fraction)
+        body["add_time"] = when.isoformat(" ", "seconds")[:19]
     else:
         unreadable_time(ctx, "the note is dated when it is sent")
     return body, mark
