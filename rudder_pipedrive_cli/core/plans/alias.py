@@ -40,10 +40,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         previous_id, user_id = event.previous_id, event.user_id
         if previous_id is None and "prev_person_id" not in event.external:
             why = "alias needs a previousId or a prev_person_id external id"
-            return ctx.outcome(failure=PlanFailure(why, stage="validate"))
+            return ctx.outcome("failed", why, "validate")
         if user_id is None and "curr_person_id" not in event.external:
             why = "alias needs a userId or a curr_person_id external id"
-            return ctx.outcome(failure=PlanFailure(why, stage="validate"))
+            return ctx.outcome("failed", why, "validate")
         previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
             yield from find(ctx, PERSON, previous_id, aliased=False)
         )
