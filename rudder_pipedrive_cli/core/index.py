@@ -221,8 +221,7 @@ class IdentityIndex:
         self._listed_at: dict[str, float] = {}
 
     def covers(self, kind: str) -> bool:
-        field_key = self.fields.get(kind)
-        return field_key is not None and self.rows.since(kind, field_key) is not None
+        return self.since(kind) is not None
 
     def lookup(self, kind: str, key: str) -> list[PdId]:
         return self.rows.ids(kind, key)

@@ -29,7 +29,7 @@ from rudder_pipedrive_cli.core.identity_cache import (
     identities_of,
     origins_key,
 )
-from rudder_pipedrive_cli.core.index import IdentityIndex, id_order, identity_of, record_key
+from rudder_pipedrive_cli.core.index import IdentityIndex, id_order, identity_rows, record_key
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
@@ -1027,12 +1027,8 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
     note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
 
     def read(response: ApiResponse, stage: str) -> list[PdId]:  # the ids holding `key`
-        matches: list[PdId] = []
-        for record in listed(response, stage):
-            found = pd_id(record.get("id"))
-            if found is not None and identity_of(record, field_key) == key:
-                matches.append(found)
-        return matches
+        rows = identity_rows(listed(response, stage), field_key)  # as the index reads them
+        return [found for found, value in rows if value == key]
 
     return Pages(
         entity.collection, query, stage=stage, note=note, read=read,
