@@ -25,6 +25,7 @@ import math
 from bisect import insort
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Literal, Protocol
 
 from rudder_pipedrive_cli.core.events import Event, identity_value
@@ -384,10 +385,5 @@ class Survey:
         """The identities of `kind` the identity cache does not resolve either, counted up to
         `enough` (a choice needs no more)."""
         cached = known.person_id if kind == "person" else known.org_id
-        count = 0
-        for key in self.persons if kind == "person" else self.orgs:
-            if cached(key) is None:
-                count += 1
-                if count == enough:
-                    break
-        return count
+        keys = self.persons if kind == "person" else self.orgs
+        return sum(1 for _ in islice((key for key in keys if cached(key) is None), enough))
