@@ -128,7 +128,7 @@ class Recorder:
         return response
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class WayEstimate:
     way: Way
     requests: int
@@ -154,12 +154,6 @@ def identity_estimates(
     """The replay's cost by search (the plan as shown) and by index: its searches replaced by
     listing each kind searched (its known size, else the records the searches found, at least
     a page), plus a refresh page before creates every 10 s of the index way's duration."""
-    by_search = WayEstimate(
-        way="search",
-        requests=sum(tally.requests.values()),
-        tokens=tally.tokens,
-        duration_s=estimated_seconds(tally, plan),
-    )
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
@@ -174,12 +168,15 @@ def identity_estimates(
         more = min(index.requests[CREATE_KEYS[kind]], rounds)
         index.requests[LISTING_KEYS[kind]] += more
         refreshes += more
-    by_index = WayEstimate(
-        way="index",
-        requests=sum(index.requests.values()),
-        tokens=index.tokens,
-        duration_s=estimated_seconds(index, plan),
-        pages=built + refreshes,
-        refreshes=refreshes,
+    by_index = way_estimate("index", index, plan, built + refreshes, refreshes)
+    return way_estimate("search", tally, plan), by_index
+
+
+def way_estimate(
+    way: Way, tally: Tally, plan: str, pages: int = 0, refreshes: int = 0
+) -> WayEstimate:
+    """A way's requests as `tally` counts them, their tokens and duration at `plan`'s rates."""
+    requests = sum(tally.requests.values())
+    return WayEstimate(
+        way, requests, tally.tokens, estimated_seconds(tally, plan), pages, refreshes
     )
-    return by_search, by_index
