@@ -80,31 +80,25 @@ class IndexRows(Protocol):
 
     def ids(self, kind: str, value: str) -> list[PdId]:
         """The ids of the records holding `value`, lowest first."""
-        ...
 
     def put(self, kind: str, rows: Iterable[tuple[PdId, str | None]]) -> None:
         """Each record's current value (None: it holds none, so it is dropped)."""
-        ...
 
     def add(self, kind: str, record: PdId, value: str) -> None:
         """A record rpd made: kept unless the record is known already."""
-        ...
 
     def drop(self, kind: str, record: PdId) -> None: ...
 
     def since(self, kind: str, field_key: str) -> str | None:
         """The Pipedrive-clock time from which a refresh of the index of `field_key` lists
         records; None when no build of it for that field completed."""
-        ...
 
     def mark(self, kind: str, field_key: str, since: str) -> None:
         """The index of `kind` holds what `field_key` held as listed from `since` on ("": a
         build of it has begun, not ended)."""
-        ...
 
     def forget(self, kind: str) -> None:
         """Drop every row of `kind` (a build starts from none)."""
-        ...
 
     def size(self, kind: str) -> int: ...
 
@@ -352,8 +346,11 @@ class Survey:
 
     def add(self, event: Event) -> None:
         kind = None
-        if event.type == "track":
-            if (kind := self.kind_of(event)) is None:  # skipped by its rule, or unnamed: failed
+        if event.type == "track":  # what it creates by the first rule its name matches
+            name = text(event.raw.get("event"))
+            rule = None if name is None else self.rules.match(name)
+            kind = "lead" if rule is None else rule.create
+            if name is None or kind == "skip":  # unnamed (failed), or skipped by its rule
                 return
         elif event.type not in ("identify", "group", "alias"):  # page, screen: skipped
             return
@@ -370,16 +367,6 @@ class Survey:
             tracked = self.tracked.setdefault(kind, set())
             if len(tracked) < SURVEY_CAP:
                 tracked.add(user)
-
-    def kind_of(self, event: Event) -> str | None:
-        """What a track event creates by the first rule its name matches (None: nothing, it is
-        skipped or has no name)."""
-        name = text(event.raw.get("event"))
-        if name is None:
-            return None
-        rule = self.rules.match(name)
-        kind = "lead" if rule is None else rule.create
-        return None if kind == "skip" else kind
 
     def unknown(self, kind: str, known: IdentityStore, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
