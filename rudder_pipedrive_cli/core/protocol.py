@@ -187,9 +187,8 @@ class Outcome:
     pending_merges: Mapping[PdId, PdId | None] = EMPTY
     held_back: frozenset[tuple[str, str]] = frozenset()
     recency: Mapping[tuple[str, PdId], Mapping[str, str]] = EMPTY
-    redacted: str | None = (
-        None  # the reason without the event data it quotes (PlanFailure.redacted)
-    )
+    # The reason without the event data it quotes (PlanFailure.redacted).
+    redacted: str | None = None
     # What each write of the event made, by kind ("persons created", "deals created", "persons
     # updated", "merges"): the report counts writes by kind.
     writes: tuple[str, ...] = ()
