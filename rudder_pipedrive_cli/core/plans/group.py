@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
@@ -42,13 +40,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
         )
-        new_person: dict[str, Any] | None = None
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
-            created = person_create_body(ctx, user_id)
-            if type(created) is Outcome:  # it cannot be created
-                return created
-            new_person = created
+            new_person = person_create_body(ctx, user_id)
+            if type(new_person) is Outcome:  # it cannot be created
+                return new_person
         elif person.via == "created" and user_id is not None:  # an earlier event's create
             landed_create_fields(ctx, person, user_id)
         if org is None:
@@ -66,13 +62,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                     once.take((yield asked))
             if org.via == "external" and group_id is not None:  # once Pipedrive took the update
                 ctx.learn(ORG, group_id, org)  # the groupId its external id names
-        if person is None and new_person is not None and user_id is not None:
-            # A new person joins the organization in its create: no second request.
+        if person is None:  # a new person joins the organization in its create: no second request
+            assert user_id is not None and type(new_person) is not Outcome  # as made above
             yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})
-        elif person is not None and (
-            ctx.memberships.get(person.id, ctx.known.org_this_run(person.id)) != org.id
-        ):  # link the person, not known to belong there already (an earlier run's link is not
-            # trusted: Pipedrive may have moved the person since, and a PATCH is idempotent)
+        elif ctx.memberships.get(person.id, ctx.known.org_this_run(person.id)) != org.id:
+            # Link the person, not known to belong there already (an earlier run's link is not
+            # trusted: Pipedrive may have moved the person since, and a PATCH is idempotent).
             note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"
             try:
                 body = {"org_id": org.id}
