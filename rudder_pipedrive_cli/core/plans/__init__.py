@@ -92,7 +92,7 @@ def plan_event(
             # An earlier event of this identity failed and may yet succeed: a rerun retries it
             # first, then this one, so the two take effect in input order (SPEC 5).
             kind, key = min(waiting)  # the same one named whatever the set's order
-            waits = Outcome(
+            return Outcome(
                 status="failed",
                 reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
                 "(a rerun tries that one first)",
@@ -101,5 +101,4 @@ def plan_event(
                 retryable=True,
                 held_back=about,
             )
-            return waits
     return HANDLERS[kind](Ctx(event, config, known, index))
