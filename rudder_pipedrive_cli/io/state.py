@@ -1,8 +1,8 @@
 """The replay store (SPEC 5) of one namespace in the state file: the identity store
 (core/identity_cache.py) over its rows, identities, merges, memberships, pending creates and
-merges, lead origins and field recency (io/state_identities.py); the writes in flight
-(io/state_journal.py); the journal, runs, field listings and objects read (here); and the
-identity index (io/state_index.py).
+merges, lead origins and field recency (io/state_identities.py); the journal, the writes in
+flight, runs, field listings and objects read (here); and the identity index
+(io/state_index.py).
 io/state_file.py keeps the file safe; its tables are in io/state_schema.py.
 
 One file holds any number of namespaces, one per Pipedrive account and token
@@ -51,7 +51,6 @@ from rudder_pipedrive_cli.io.state_identities import (
     identity_rows,
 )
 from rudder_pipedrive_cli.io.state_index import IndexTable
-from rudder_pipedrive_cli.io.state_journal import InFlight
 from rudder_pipedrive_cli.io.state_schema import (
     ALIASES_TABLE,
     INDEX_MARKS,
@@ -102,7 +101,8 @@ class ReplayState(IdentityStore, Closing):
         self._spill = Spill(cache_entries)
         self._cache_entries = cache_entries
         self._use(store.ns)
-        self._inflight = InFlight(store)
+        # The writes in flight (event id, method, endpoint, path) this state began or handed out.
+        self._begun: set[tuple[str, str, str, str]] = set()
         self._run: int | None = None  # the id of the run started and not finished
 
     @classmethod
@@ -192,7 +192,11 @@ class ReplayState(IdentityStore, Closing):
                 (store.ns, event_id, outcome.status, outcome.redacted_reason, source, store.now()),
             )
             IdentityStore.learn(self, outcome)
-            self._inflight.settle(event_id, outcome.status)
+            if outcome.status != "failed":
+                self._db.execute(
+                    "DELETE FROM inflight WHERE ns = ? AND event_id = ?", (store.ns, event_id)
+                )
+            self._begun = {write for write in self._begun if write[0] != event_id}
             store.buffered()
 
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
@@ -206,7 +210,13 @@ class ReplayState(IdentityStore, Closing):
         with self._mutex:  # as store.writing(commit=True) does, without its generator
             store.writable()
             store.open_batch()
-            self._inflight.begin(event_id, request, sent_at)
+            key = _write_key(event_id, request)
+            self._db.execute(
+                "INSERT OR IGNORE INTO inflight (ns, event_id, method, endpoint, path, sent_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (store.ns, *key, sent_at),
+            )
+            self._begun.add(key)
             # Left to settle until the event's outcome says how it went: the in-flight row is
             # found again only by this event, while after a kill -9 another event (another file)
             # may meet the identity first, search, miss the new record (index lag) and create it
@@ -227,12 +237,26 @@ class ReplayState(IdentityStore, Closing):
         Writes begun by this state object are not returned: the plan that sent them already knows
         their outcome (or got an unknown answer from the transport and reconciles it).
         """
+        key = _write_key(event_id, request)
         with self._mutex:
-            return self._inflight.pending(event_id, request)
+            if self.readonly or key in self._begun:
+                return None
+            row = self._db.execute(
+                "SELECT sent_at FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "
+                "AND endpoint = ? AND path = ?",
+                (self._store.ns, *key),
+            ).fetchone()
+            if row is None:
+                return None
+            self._begun.add(key)
+            return str(row[0])
 
     def inflight_count(self) -> int:
         with self._mutex:
-            return self._inflight.count()
+            row = self._db.execute(
+                "SELECT count(*) FROM inflight WHERE ns = ?", (self._store.ns,)
+            ).fetchone()
+        return int(row[0])
 
     # -- objects read to the end ------------------------------------------------------------------
 
@@ -438,7 +462,7 @@ class ReplayState(IdentityStore, Closing):
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("PRAGMA secure_delete = OFF")
             self._use(self.namespace)
-            self._inflight.reset()
+            self._begun = set()
             self._run = None
             return cleared
 
@@ -446,3 +470,7 @@ class ReplayState(IdentityStore, Closing):
         """Commit what is buffered."""
         with self._mutex:
             self._store.commit()
+
+
+def _write_key(event_id: str, request: ApiRequest) -> tuple[str, str, str, str]:
+    return (event_id, request.method, request.endpoint, request.path)
