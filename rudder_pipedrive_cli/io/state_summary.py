@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,6 +37,7 @@ class RunSummary:
 class NamespaceSummary:
     namespace: str
     base_url: str
+    company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
     fingerprint: str
     identities: Mapping[str, int]  # by kind: person, org
     memberships: int  # persons whose organization is known
@@ -47,30 +48,16 @@ class NamespaceSummary:
     inflight: int
     pending_creates: int  # creates whose outcome stayed unknown: the next event of each lists first
     last_run: RunSummary | None
-    company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
 
     def as_json(self) -> dict[str, Any]:
-        run = self.last_run
-        return {
-            "namespace": self.namespace,
-            "base_url": self.base_url,
-            "company_id": self.company_id or None,
-            "fingerprint": self.fingerprint,
-            "identities": dict(self.identities),
-            "memberships": self.memberships,
-            "leads_listed": dict(self.leads_listed),
-            "lead_origins": dict(self.lead_origins),
-            "journal": dict(self.journal),
-            "inflight": self.inflight,
-            "unsettled": self.pending_creates,
-            "last_run": None
-            if run is None
-            else {
-                "started_at": run.started_at,
-                "finished_at": run.finished_at,
-                "counts": None if run.counts is None else dict(run.counts),
-            },
-        }
+        """As `rpd state show --format json` prints it: the fields in order, the pending creates
+        as "unsettled", no company as null, and a run without `latest` (what `state show` says)."""
+        renamed = {"pending_creates": "unsettled"}
+        document = {renamed.get(key, key): value for key, value in asdict(self).items()}
+        document["company_id"] = self.company_id or None
+        if document["last_run"] is not None:
+            del document["last_run"]["latest"]
+        return document
 
 
 def namespaces(db: sqlite3.Connection | Guarded) -> list[str]:
