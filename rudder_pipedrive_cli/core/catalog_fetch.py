@@ -4,7 +4,7 @@ name things from) and returns the catalog."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
@@ -20,13 +20,6 @@ FIELD_ENDPOINTS: Mapping[str, str] = {
     "leads": "/api/v2/dealFields",  # leads use deal fields
 }
 LABELS_ENDPOINT = "/v1/leadLabels"
-# What deal and activity rules name (SPEC 4 track rules): listed once at start when a rule needs
-# them, kept in the state like the field listings.
-SALES_ENDPOINTS: Mapping[str, str] = {
-    "pipelines": "/api/v2/pipelines",
-    "stages": "/api/v2/stages",
-    "activity_types": "/v1/activityTypes",
-}
 PAGE_SIZE = 500  # the v2 listings' maximum
 
 
@@ -54,16 +47,6 @@ def field_info(item: Mapping[str, Any]) -> FieldInfo:
         options=options,
         is_custom=bool(item.get("is_custom_field", False)),
     )
-
-
-def fetch_fields(
-    entity: str, *, page_size: int = PAGE_SIZE
-) -> Generator[ApiRequest, ApiResponse, tuple[FieldInfo, ...]]:
-    """Every field of `entity`, following `next_cursor` to the last page."""
-    items = yield from fetch_listing(
-        FIELD_ENDPOINTS[entity], f"{entity} fields", page_size=page_size
-    )
-    return tuple(field_info(item) for item in items)
 
 
 def fetch_listing(
@@ -113,6 +96,35 @@ def _ids(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [i for i in items if isinstance(i.get("id"), int) and not isinstance(i["id"], bool)]
 
 
+def _pipelines(items: list[Mapping[str, Any]]) -> dict[int, str]:
+    return {int(p["id"]): str(p.get("name", "")) for p in _ids(items)}
+
+
+def _stages(items: list[Mapping[str, Any]]) -> tuple[Stage, ...]:
+    return tuple(
+        Stage(id=int(s["id"]), name=str(s.get("name", "")), pipeline_id=s["pipeline_id"])
+        for s in _ids(items)
+        if isinstance(s.get("pipeline_id"), int)
+    )
+
+
+def _activity_types(items: list[Mapping[str, Any]]) -> dict[str, str]:
+    return {
+        str(t["key_string"]): str(t.get("name", ""))
+        for t in items
+        if isinstance(t.get("key_string"), str) and t.get("active_flag", True) is not False
+    }
+
+
+# What deal and activity rules name (SPEC 4 track rules), by the `Catalog` field each fills:
+# listed once at start when a rule needs them, kept in the state like the field listings.
+SALES_LISTINGS: Mapping[str, tuple[str, Callable[[list[Mapping[str, Any]]], Any]]] = {
+    "pipelines": ("/api/v2/pipelines", _pipelines),
+    "stages": ("/api/v2/stages", _stages),
+    "activity_types": ("/v1/activityTypes", _activity_types),
+}
+
+
 def fetch_catalog(
     entities: tuple[str, ...] = ENTITIES,
     *,
@@ -122,36 +134,17 @@ def fetch_catalog(
 ) -> Generator[ApiRequest, ApiResponse, Catalog]:
     """The field listings and lead labels, and the `sales` listings (`sales_listings`)."""
     fields = {}
-    for entity in entities:
-        fields[entity] = yield from fetch_fields(entity, page_size=page_size)
+    for entity in entities:  # every page of each
+        what = f"{entity} fields"
+        items = yield from fetch_listing(FIELD_ENDPOINTS[entity], what, page_size=page_size)
+        fields[entity] = tuple(field_info(item) for item in items)
     found_labels = (yield from fetch_labels()) if labels else {}
-    pipelines = stages = types = None
-    if "pipelines" in sales:
-        listed = yield from fetch_listing(
-            SALES_ENDPOINTS["pipelines"], "pipelines", page_size=page_size
-        )
-        pipelines = {int(p["id"]): str(p.get("name", "")) for p in _ids(listed)}
-    if "stages" in sales:
-        listed = yield from fetch_listing(SALES_ENDPOINTS["stages"], "stages", page_size=page_size)
-        stages = tuple(
-            Stage(id=int(s["id"]), name=str(s.get("name", "")), pipeline_id=s["pipeline_id"])
-            for s in _ids(listed)
-            if isinstance(s.get("pipeline_id"), int)
-        )
-    if "activity_types" in sales:
-        listed = yield from fetch_listing(SALES_ENDPOINTS["activity_types"], "activity types")
-        types = {
-            str(t["key_string"]): str(t.get("name", ""))
-            for t in listed
-            if isinstance(t.get("key_string"), str) and t.get("active_flag", True) is not False
-        }
-    return Catalog(
-        fields=fields,
-        labels=found_labels,
-        pipelines=pipelines,
-        stages=stages,
-        activity_types=types,
-    )
+    listed = {}
+    for name, (endpoint, read) in SALES_LISTINGS.items():
+        if name in sales:
+            what = name.replace("_", " ")
+            listed[name] = read((yield from fetch_listing(endpoint, what, page_size=page_size)))
+    return Catalog(fields=fields, labels=found_labels, **listed)
 
 
 def catalog_requests(sales: frozenset[str] = frozenset()) -> list[ApiRequest]:
