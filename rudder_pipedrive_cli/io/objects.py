@@ -412,7 +412,6 @@ class ObjectStream(io.RawIOBase):
         if self._pending or self._ended:
             return
         payload = self._next()
-        self._ended = payload is _END or isinstance(payload, ObjectReadError)
         if isinstance(payload, ObjectReadError):
             raise payload
         if not self._ended:
@@ -423,10 +422,10 @@ class ObjectStream(io.RawIOBase):
         object's chunks come next."""
         self._pending = b""
         while not self._ended:
-            payload = self._next()
-            self._ended = payload is _END or isinstance(payload, ObjectReadError)
+            self._next()
 
     def _next(self) -> Any:
+        """The next chunk, _END or the error that ended the object (which ends it here)."""
         index, payload = self._chunks.get()
         assert index == self._index, f"object {index} read as {self._index}"  # a bug if not
         if isinstance(payload, StoreRefused):  # the feed stopped: no later object can be read
@@ -436,6 +435,7 @@ class ObjectStream(io.RawIOBase):
                 hint="renew the credentials, then rerun the same command: it resumes at this "
                 "object",
             )
+        self._ended = payload is _END or isinstance(payload, ObjectReadError)
         return payload
 
 
