@@ -49,8 +49,13 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
         "identities",
         f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}{members}",
     )
-    for what, text in origin_rows(summary):
-        table.add_row(what, text)
+    # What the state knows of the records track events made, by kind: leads always (as rpd
+    # without track rules makes them), deals, activities and notes when it knows any.
+    for kind, origins in summary.lead_origins.items():
+        persons = summary.leads_listed.get(kind, 0)
+        if kind == "lead" or origins or persons:
+            known = f"{plural(origins, ORIGIN_WORDS[kind])} known for {plural(persons, 'person')}"
+            table.add_row(KINDS[kind].plural, known)
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
     pending_creates = (
         f"; {summary.pending_creates} create or merge to settle" if summary.pending_creates else ""
@@ -62,18 +67,6 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
 
 # What finds a record a track event made again (SPEC 4 track rules).
 ORIGIN_WORDS = {"lead": "origin id", "deal": "origin id", "activity": "marker", "note": "marker"}
-
-
-def origin_rows(summary: NamespaceSummary) -> list[tuple[str, str]]:
-    """What the state knows of the records track events made, by kind: leads always (as rpd
-    without track rules makes them), deals, activities and notes when it knows any."""
-    rows = []
-    for kind, origins in summary.lead_origins.items():
-        persons = summary.leads_listed.get(kind, 0)
-        if kind == "lead" or origins or persons:
-            known = f"{plural(origins, ORIGIN_WORDS[kind])} known for {plural(persons, 'person')}"
-            rows.append((KINDS[kind].plural, known))
-    return rows
 
 
 def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
@@ -124,13 +117,10 @@ def show_command(
                 say(env.out, NO_SANDBOX_STATE)
             return
         check_state_path(path)  # a symlink loop is no "no state"
-        summaries: list[NamespaceSummary] = []
-        holder = None
-        if path.exists():
-            # Before reading: a run that ends in between is shown finished, not "did not finish".
-            holder = lock_holder(path)
-            with ReplayState.open(path, "", readonly=True) as replay_state:
-                summaries = replay_state.summary()
+        # Before reading: a run that ends in between is shown finished, not "did not finish".
+        holder = lock_holder(path)  # None when there is no file, which reads as empty
+        with ReplayState.open(path, "", readonly=True) as replay_state:
+            summaries = replay_state.summary()
         if format == "json":
             # A path that is not UTF-8 (no JSON can hold it) as its sources name such a file.
             shown = source_name(str(path))
