@@ -44,9 +44,7 @@ class Store:
     def delete(self, tables: Iterable[str], namespace: str | None) -> None:
         """Delete the rows of one namespace (None: every row) from those of `tables` the file
         has."""
-        for table in tables:
-            if not self.has_table(table):
-                continue
+        for table in filter(self.has_table, tables):
             if namespace is None:
                 self.db.execute(f"DELETE FROM {table}")
             else:
@@ -55,10 +53,9 @@ class Store:
     def move(self, tables: Iterable[str], old: str, new: str) -> None:
         """Rows of namespace `old` into `new` in those of `tables` the file has; a row whose key
         `new` holds already stays `new`'s."""
-        for table in tables:
-            if self.has_table(table):
-                self.db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
-                self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
+        for table in filter(self.has_table, tables):
+            self.db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
+            self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
     def writable(self) -> None:
         if self.readonly:
