@@ -562,7 +562,6 @@ def transaction(connection: sqlite3.Connection | Guarded) -> Iterator[None]:
 class Discarded:
     """What `discard_state` removed: the namespaces it held, or why it could not read them."""
 
-    path: Path
     namespaces: list[NamespaceSummary]
     unreadable: str = ""  # why it was not readable, e.g. "was written by a newer rpd (schema 2)"
 
@@ -603,6 +602,6 @@ def discard_state(path: Path) -> Discarded:
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 real.with_name(real.name + suffix).unlink()
-        return Discarded(path=path, namespaces=namespaces, unreadable=unreadable)
+        return Discarded(namespaces=namespaces, unreadable=unreadable)
     finally:
         lock.release()
