@@ -70,12 +70,8 @@ def destination_config(document: Any) -> Mapping[str, Any]:
             "the RudderStack destination config must be a JSON object",
             hint='expected {"userIdToken", "personsMap", ...} or a destination with "config"',
         )
-    settings = document
-    for wrapper in ("config", "Config"):
-        inner = document.get(wrapper)
-        if isinstance(inner, Mapping):
-            settings = inner
-            break
+    wrapped = (document.get(wrapper) for wrapper in ("config", "Config"))
+    settings = next((inner for inner in wrapped if isinstance(inner, Mapping)), document)
     if not SETTINGS & set(settings):  # another destination's config: the wrong file
         raise UsageError(
             "the document holds no Pipedrive destination setting (userIdToken, groupIdToken, "
