@@ -184,10 +184,8 @@ class ReplayState(IdentityStore, Closing):
             store.writable()
             store.open_batch()
             self._db.execute(
-                "INSERT INTO journal (ns, event_id, status, reason, source, finished_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ns, event_id) DO UPDATE SET "
-                "status = excluded.status, reason = excluded.reason, source = excluded.source, "
-                "finished_at = excluded.finished_at",
+                "INSERT OR REPLACE INTO journal (ns, event_id, status, reason, source, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?)",
                 # The reason without event data: the state keeps no personal data (SPEC 8).
                 (store.ns, event_id, outcome.status, outcome.redacted_reason, source, store.now()),
             )
@@ -281,9 +279,8 @@ class ReplayState(IdentityStore, Closing):
         with store.writing():
             self._db.execute(OBJECTS_TABLE)
             self._db.execute(
-                "INSERT INTO objects_done (ns, name, version, finished_at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (ns, name) DO UPDATE SET version = excluded.version, "
-                "finished_at = excluded.finished_at",
+                "INSERT OR REPLACE INTO objects_done (ns, name, version, finished_at) "
+                "VALUES (?, ?, ?, ?)",
                 (store.ns, name, version, store.now()),
             )
 
@@ -326,9 +323,8 @@ class ReplayState(IdentityStore, Closing):
         store = self._store
         with store.writing(commit=True):
             self._db.execute(
-                "INSERT INTO fields (ns, entity, fetched_at, payload_json) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (ns, entity) DO UPDATE SET fetched_at = excluded.fetched_at, "
-                "payload_json = excluded.payload_json",
+                "INSERT OR REPLACE INTO fields (ns, entity, fetched_at, payload_json) "
+                "VALUES (?, ?, ?, ?)",
                 (store.ns, entity, store.now(), orjson.dumps(payload).decode()),
             )
 
@@ -351,15 +347,13 @@ class ReplayState(IdentityStore, Closing):
             with transaction(self._db):
                 for old in self._keyed_on_url(base_url, fingerprint):
                     self._move(old, namespace)
-                for key, value in (
-                    (alias_key(base_url, fingerprint), namespace),
-                    (url_key(namespace), normalised_url(base_url)),
-                ):
-                    self._db.execute(
-                        "INSERT INTO meta (key, value) VALUES (?, ?) "
-                        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                        (key, value),
-                    )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [
+                        (alias_key(base_url, fingerprint), namespace),
+                        (url_key(namespace), normalised_url(base_url)),
+                    ],
+                )
             self._use(namespace)
 
     def accounts_for(self, base_url: str, token: str) -> list[str]:

@@ -44,8 +44,8 @@ class AliasRows(MutableMapping[str, str]):
                 store.db.execute(ALIASES_SCHEMA)
                 self._stored = True
             store.db.execute(
-                f"INSERT INTO {ALIASES_TABLE} (ns, previous_id, user_id) VALUES (?, ?, ?) "
-                "ON CONFLICT (ns, previous_id) DO UPDATE SET user_id = excluded.user_id",
+                f"INSERT OR REPLACE INTO {ALIASES_TABLE} (ns, previous_id, user_id) "
+                "VALUES (?, ?, ?)",
                 (store.ns, previous_id, user_id),
             )
 

@@ -90,9 +90,8 @@ class IdentityRows(_Rows):
                 )
                 return
             store.db.execute(
-                "INSERT INTO identities (ns, kind, key, pd_id, updated_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (ns, kind, key) DO UPDATE SET pd_id = excluded.pd_id, "
-                "updated_at = excluded.updated_at",
+                "INSERT OR REPLACE INTO identities (ns, kind, key, pd_id, updated_at) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (store.ns, *slot, encode_id(value), store.now()),
             )
 
