@@ -404,18 +404,8 @@ def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
     if readonly and not path.exists():
         return _empty_in_memory(), False
     try:
-        if readonly:
-            connection = _connect_readonly(path, "mode=rw")
-        else:
-            connection = sqlite3.connect(
-                path.resolve(), isolation_level=None, check_same_thread=False
-            )
-    except sqlite3.Error as error:
-        raise _unreadable(path, error) from None
-    try:
-        exists = _check_schema(connection, path)
+        connection, exists = _checked(path, "mode=rw" if readonly else None)
     except UsageError:
-        connection.close()
         if not readonly or os.access(path.parent, os.W_OK):
             raise
         # A folder rpd cannot write (a read-only mount, another user's): SQLite cannot make
@@ -428,21 +418,30 @@ def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
                 f"changes in {wal.name} that only a writable folder lets SQLite read",
                 hint="copy the state file with its -wal to a folder you can write, and use that",
             ) from None
-        try:
-            connection = _connect_readonly(path, "mode=ro&immutable=1")
-            exists = _check_schema(connection, path)
-        except sqlite3.Error as error:
-            raise _unreadable(path, error) from None
-        except BaseException:
-            connection.close()
-            raise
-    except BaseException:
-        connection.close()
-        raise
+        connection, exists = _checked(path, "mode=ro&immutable=1")
     if readonly and not exists:
         connection.close()
         return _empty_in_memory(), False
     return connection, not exists
+
+
+def _checked(path: Path, readonly_mode: str | None) -> tuple[sqlite3.Connection, bool]:
+    """A connection to the file, writable or (`readonly_mode`) read-only, and whether it holds
+    rpd's schema (`_check_schema`); closed again when the file is not one rpd can use."""
+    try:
+        if readonly_mode is None:
+            connection = sqlite3.connect(
+                path.resolve(), isolation_level=None, check_same_thread=False
+            )
+        else:
+            connection = _connect_readonly(path, readonly_mode)
+    except sqlite3.Error as error:
+        raise _unreadable(path, error) from None
+    try:
+        return connection, _check_schema(connection, path)
+    except BaseException:
+        connection.close()
+        raise
 
 
 def _connect_readonly(path: Path, mode: str) -> sqlite3.Connection:
