@@ -508,23 +508,21 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
     """The state file checked, locked (unless read-only), connected and, when writable, prepared
     (WAL, the schema): an autocommit connection and the lock to release when done."""
     check_state_path(path)
-    lock = None if readonly else lock_for_writing(path)
+    if readonly:
+        return connect(path, readonly=True)[0], None
+    lock = lock_for_writing(path)
     try:
-        connection, empty = connect(path, readonly)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        raise
-    if not readonly:
+        connection, empty = connect(path, readonly=False)
         try:
             prepare(connection, empty=empty)
-        except BaseException as error:
+        except BaseException:
             connection.close()
-            if lock is not None:
-                lock.release()
-            if isinstance(error, sqlite3.DatabaseError):
-                raise (state_failure(path, error) or error) from None
             raise
+    except BaseException as error:
+        lock.release()
+        if isinstance(error, sqlite3.DatabaseError):
+            raise (state_failure(path, error) or error) from None
+        raise
     return connection, lock
 
 
