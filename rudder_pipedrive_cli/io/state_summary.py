@@ -77,23 +77,13 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         company_id = base_url.removeprefix(ACCOUNT)
         shown = db.execute("SELECT value FROM meta WHERE key = ?", (url_key(ns),)).fetchone()
         base_url = "" if shown is None else str(shown[0])
-    identities = dict.fromkeys((*KINDS, MEMBER), 0) | dict(
-        db.execute(
-            "SELECT kind, count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?) "
-            "GROUP BY kind",
-            (ns, *KINDS, MEMBER),
-        ).fetchall()
+    # Identity rows by kind: persons, organizations, memberships, creates and merges pending.
+    kinds = dict(
+        db.execute("SELECT kind, count(*) FROM identities WHERE ns = ? GROUP BY kind", (ns,))
     )
-    memberships = identities.pop(MEMBER)
     journal = dict.fromkeys(STATUSES, 0) | dict(
-        db.execute(
-            "SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,)
-        ).fetchall()
+        db.execute("SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,))
     )
-
-    def count(table: str) -> int:
-        sql = f"SELECT count(*) FROM {table} WHERE ns = ?"
-        return int(db.execute(sql, (ns,)).fetchone()[0])
 
     def by_kind(table: str) -> dict[str, int]:  # rows are per person and kind (origins_key)
         sql = f"SELECT person_id, count(*) FROM {table} WHERE ns = ? GROUP BY person_id"
@@ -110,17 +100,14 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         base_url=base_url if fingerprint else ns,
         fingerprint=fingerprint,
         company_id=company_id,
-        identities=identities,
-        memberships=memberships,
+        identities={kind: kinds.get(kind, 0) for kind in KINDS},
+        memberships=kinds.get(MEMBER, 0),
         leads_listed=by_kind("leads_listed"),
         lead_origins=by_kind("lead_origins"),
         journal=journal,
-        inflight=count("inflight"),
-        pending_creates=int(
-            db.execute(
-                "SELECT count(*) FROM identities WHERE ns = ? AND kind IN (?, ?, ?)",
-                (ns, *PENDING_CREATE.values(), PENDING_MERGE),
-            ).fetchone()[0]
+        inflight=int(db.execute("SELECT count(*) FROM inflight WHERE ns = ?", (ns,)).fetchone()[0]),
+        pending_creates=sum(
+            kinds.get(kind, 0) for kind in (*PENDING_CREATE.values(), PENDING_MERGE)
         ),
         last_run=None
         if run is None
