@@ -208,10 +208,7 @@ class LeadRows(_Rows):
         with store.mutex:
             if not self._listed(person):
                 return False
-            store.db.executemany(
-                "INSERT OR IGNORE INTO lead_origins (ns, person_id, origin_id) VALUES (?, ?, ?)",
-                [(store.ns, person, origin) for origin in sorted(origins)],
-            )
+            self._insert(person, origins)
         return True
 
     def put(self, person_id: PdId, origins: Iterable[str]) -> None:
@@ -219,18 +216,21 @@ class LeadRows(_Rows):
         store, person = self._store, encode_id(person_id)
         if self._learned is not None:
             learned = self._memory(person)
-            learned = {*(() if learned is _UNKNOWN else learned), *origins}
-            self._learned[person] = learned
+            self._learned[person] = {*(() if learned is _UNKNOWN else learned), *origins}
             return
         with store.mutex:
             store.db.execute(
                 "INSERT OR IGNORE INTO leads_listed (ns, person_id) VALUES (?, ?)",
                 (store.ns, person),
             )
-            store.db.executemany(
-                "INSERT OR IGNORE INTO lead_origins (ns, person_id, origin_id) VALUES (?, ?, ?)",
-                [(store.ns, person, origin) for origin in sorted(origins)],
-            )
+            self._insert(person, origins)
+
+    def _insert(self, person: str, origins: Iterable[str]) -> None:
+        store = self._store
+        store.db.executemany(
+            "INSERT OR IGNORE INTO lead_origins (ns, person_id, origin_id) VALUES (?, ?, ?)",
+            [(store.ns, person, origin) for origin in sorted(origins)],
+        )
 
     def pop(self, person_id: PdId) -> None:
         """The person's list is no longer complete, while its stored origins stay true."""
