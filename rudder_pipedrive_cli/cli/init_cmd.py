@@ -99,13 +99,11 @@ def converted_tables(converted: Converted) -> list[Table]:
 
 
 def read_destination(path: Path) -> object:
+    hint = "check the --from-rudderstack path"
     try:
-        hint = "check the --from-rudderstack path"
         return orjson.loads(read_small(path, "a RudderStack destination's export", hint))
     except OSError as error:
-        raise UsageError(
-            f"cannot read {path}: {error.strerror}", hint="check the --from-rudderstack path"
-        ) from None
+        raise UsageError(f"cannot read {path}: {error.strerror}", hint=hint) from None
     except orjson.JSONDecodeError as error:
         raise UsageError(f"{path}: not valid JSON: {error}", hint="export it again") from None
 
