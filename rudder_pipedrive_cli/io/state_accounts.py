@@ -6,6 +6,7 @@ The token itself is never stored: only the first 16 hex characters of a salted s
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from urllib.parse import urlsplit
 
 from rudder_pipedrive_cli.io.config import is_loopback
@@ -43,14 +44,8 @@ def normalised_url(url: str) -> str:
     host = f"[{host}]" if ":" in host else host
     port = parts.port
     netloc = host if port in (None, DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
-    segments: list[str] = []
-    for segment in parts.path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment not in ("", "."):
-            segments.append(segment)
-    return f"{scheme}://{netloc}" + "".join(f"/{segment}" for segment in segments)
+    path = posixpath.normpath("/" + parts.path.lstrip("/")).rstrip("/")  # "/" alone is ""
+    return f"{scheme}://{netloc}{path}"
 
 
 def place_of(url: str) -> str:
