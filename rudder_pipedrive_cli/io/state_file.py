@@ -258,7 +258,7 @@ def _what_it_held(path: Path) -> str:
         connection = _connect_readonly(path, "mode=ro")
     except sqlite3.Error:
         return "nothing in it can be read"
-    try:
+    with contextlib.closing(connection):
         for table, one, many in (
             ("journal", "journal entry", "journal entries"),
             ("identities", "identity", "identities"),
@@ -271,8 +271,6 @@ def _what_it_held(path: Path) -> str:
             count = sum(int(row[1]) for row in rows)
             counts.append(f"{count} {one if count == 1 else many}")
             accounts.update(_account_shown(connection, str(row[0])) for row in rows)
-    finally:
-        connection.close()
     if not counts:
         return "nothing in it can be read"
     where = f" for {', '.join(sorted(accounts))}" if accounts else ""
@@ -585,11 +583,8 @@ def discard_state(path: Path) -> Discarded:
         unreadable = ""
         try:
             connection, _ = open_file(path, readonly=True)
-            db = Guarded(connection, path)
-            try:
+            with contextlib.closing(Guarded(connection, path)) as db:
                 namespaces = summaries(db)
-            finally:
-                db.close()
         except ForeignFile:
             raise
         except UsageError as error:
