@@ -160,8 +160,7 @@ def lock_for_writing(path: Path) -> FileLock:
     try:
         lock.real.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-    except OSError as error:
-        lock.release()
+    except OSError as error:  # acquire holds nothing when it fails: nothing to release
         raise UsageError(
             f"cannot open state file {path}: {error.strerror or error}",
             hint="check the directory's permissions, or use another --state",
