@@ -67,7 +67,8 @@ from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, 
 # loses (re-runs, reconciled) at most 100 outcomes; events with a write commit at `begin_write`.
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
-# Every table that holds rows of a namespace: what clearing one deletes.
+# Every table that holds rows of a namespace: what clearing one deletes and moving one moves
+# (of those the file has: an older file lacks some).
 NAMESPACED = (*TABLES, "objects_done", ALIASES_TABLE, RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
 
 
@@ -420,7 +421,9 @@ class ReplayState(IdentityStore, Closing):
             "(SELECT event_id FROM journal WHERE ns = ? AND status != 'failed')",
             (new, old),
         )
-        self._store.move(NAMESPACED, old, new)
+        for table in filter(self._store.has_table, NAMESPACED):  # a row `new` holds stays
+            self._db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
+            self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
     # -- the identity index ----------------------------------------------------------------------
 
@@ -444,7 +447,11 @@ class ReplayState(IdentityStore, Closing):
             self._store.commit()
             self._db.execute("PRAGMA secure_delete = ON")
             with transaction(self._db):
-                self._store.delete(NAMESPACED, namespace)
+                for table in filter(self._store.has_table, NAMESPACED):
+                    if namespace is None:
+                        self._db.execute(f"DELETE FROM {table}")
+                    else:
+                        self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
                 # The accounts remembered: every one, or this namespace's.
                 self._db.execute(
                     "DELETE FROM meta WHERE (key >= 'account:' AND key < 'account;' "

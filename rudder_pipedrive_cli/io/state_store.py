@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from rudder_pipedrive_cli.io.state_file import Guarded
 
@@ -40,22 +40,6 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).fetchone()
         return row is not None
-
-    def delete(self, tables: Iterable[str], namespace: str | None) -> None:
-        """Delete the rows of one namespace (None: every row) from those of `tables` the file
-        has."""
-        for table in filter(self.has_table, tables):
-            if namespace is None:
-                self.db.execute(f"DELETE FROM {table}")
-            else:
-                self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
-
-    def move(self, tables: Iterable[str], old: str, new: str) -> None:
-        """Rows of namespace `old` into `new` in those of `tables` the file has; a row whose key
-        `new` holds already stays `new`'s."""
-        for table in filter(self.has_table, tables):
-            self.db.execute(f"UPDATE OR IGNORE {table} SET ns = ? WHERE ns = ?", (new, old))
-            self.db.execute(f"DELETE FROM {table} WHERE ns = ?", (old,))
 
     def writable(self) -> None:
         if self.readonly:
