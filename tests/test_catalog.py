@@ -450,6 +450,21 @@ def test_a_name_two_fields_share_is_a_warning() -> None:
     )
 
 
+def test_a_name_two_deal_fields_share_is_a_warning_for_fields_deals_too() -> None:
+    """[fields.deals] is judged against the deal fields' listing (filed as "leads"), as the
+    fields themselves are: the two fields named "Source" were not counted there."""
+    catalog = Catalog(
+        fields={"leads": listing((key(1), "Source", "varchar"), (key(2), "Source", "text"))}
+    )
+    config = PlanConfig(lead_fields={}, deal_fields={"src": "Source"})
+    (finding,) = mapping_findings(catalog, config)
+    assert (finding.level, finding.line) == (
+        "warn",
+        "fields.deals.src = 'Source': 2 deal fields have this name; rpd uses the first, "
+        f'"Source" (varchar) (key {key(1)})',
+    )
+
+
 def test_suggested_traits_are_snake_case_and_unique() -> None:
     catalog = Catalog(
         fields={

@@ -156,7 +156,8 @@ def mapping_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
 
 
 def _named(catalog: Catalog, entity: str, name: str) -> int:
-    return sum(1 for info in catalog.fields.get(entity, ()) if info.name == name)
+    listed = catalog.fields.get(LISTING_OF.get(entity, entity), ())
+    return sum(1 for info in listed if info.name == name)
 
 
 def suggest_traits(
