@@ -220,6 +220,31 @@ CASES = [
         },
     ),
     Case(
+        name="deal: its organization gone, the first answer lost: refused when posted again, "
+        "then posted without it",
+        raw=track("Contract Signed", {"plan": "Pro"}),
+        config=RULED,
+        persons={"u-1": 42},
+        memberships={42: 500},
+        leads={"deal:42": frozenset()},
+        calls=[
+            post("/api/v2/deals", {**SIGNED, "org_id": 500}, UNKNOWN),
+            list_v2("/api/v2/deals", 42, []),
+            post(
+                "/api/v2/deals",
+                {**SIGNED, "org_id": 500},
+                ApiResponse(status=400, error="org_id: organization 500 not found"),
+            ),
+            post("/api/v2/deals", SIGNED, ok({"id": 9, **SIGNED}, status=201)),
+        ],
+        expect={
+            "status": "sent",
+            "memberships": {42: None},
+            "warnings": ["organization 500 of person 42 not found: deal made without it"],
+            "lead_origins": {"deal:42": frozenset({"rpd:m-1"})},
+        },
+    ),
+    Case(
         name="deal already among the person's deals (by origin_id): skipped",
         raw=DEMO,
         config=RULED,
