@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from rudder_pipedrive_cli.core import fields
@@ -331,48 +330,55 @@ def create_record(
     kind and looking for its origin."""
     stage, key = f"create {kind.name}", origins_key(kind.name, person.id)
     note = f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})"
-    request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
-    response = yield request
-    if response.status == 400 and "org_id" in body and "organization" in response.error.lower():
-        # The person's organization as known (perhaps by an earlier run) is gone: deleted or
-        # merged away behind rpd's back. Forgotten, and the record made without it.
-        org = body["org_id"]
+
+    def answered(response: ApiResponse, _lost: str = "") -> bool:
+        """Made, or (False) refused for the person's organization as known: gone, deleted or
+        merged away behind rpd's back (perhaps known from an earlier run)."""
+        if response.status == 400 and "org_id" in body and "organization" in response.error.lower():
+            return False
+        return record_made(person, stage, response)
+
+    while True:  # twice at most: the second time without the organization
+        request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
+        response = yield request
+        if response.status and response.failed is None:  # answered at once: most creates
+            made = answered(response)
+        else:  # its functions made only now: most creates need none
+
+            def landed(found: list[str]) -> bool | None:
+                listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
+                ctx.learning().lead_origins[key] = (
+                    frozenset(found) if listed is None else listed.union(found)
+                )
+                return True if origin in found else None
+
+            def settle(_sent_at: str) -> Pages[str]:
+                note = (
+                    f"create {kind.name} outcome unknown: look for {origin} among the "
+                    f"person's {kind.plural}"
+                )
+                stage = f"reconcile {kind.name}"
+                return list_origins(kind, person, stage=stage, note=note, ended=landed)
+
+            def left(_lost: str) -> None:  # its records are not known any more: the next lists
+                ctx.learning().lead_origins[key] = None
+
+            what = f"no {kind.name} with {origin} appeared"
+            once = WriteOnce(ctx, request, response, answered, settle, left, what)
+            while (asked := once.request) is not None:
+                once.take((yield asked))
+            made = once.result
+        if made:
+            break
+        # Forgotten, for later events and runs, and the record made without it.
         ctx.learning().memberships[person.id] = None
         ctx.warnings.append(
             Warned(
-                f"organization {org} of person {person.id} not found: {kind.name} made without it"
+                f"organization {body['org_id']} of person {person.id} not found: {kind.name} "
+                "made without it"
             )
         )
         body = {k: v for k, v in body.items() if k != "org_id"}
-        request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
-        response = yield request
-    if response.status and response.failed is None:  # answered at once: most creates
-        record_made(person, stage, response)
-    else:  # its functions made only now: most creates need none
-
-        def landed(found: list[str]) -> bool | None:
-            listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
-            ctx.learning().lead_origins[key] = (
-                frozenset(found) if listed is None else listed.union(found)
-            )
-            return True if origin in found else None
-
-        def settle(_sent_at: str) -> Pages[str]:
-            note = (
-                f"create {kind.name} outcome unknown: look for {origin} among the person's "
-                f"{kind.plural}"
-            )
-            stage = f"reconcile {kind.name}"
-            return list_origins(kind, person, stage=stage, note=note, ended=landed)
-
-        def left(_lost: str) -> None:  # its records are not known any more: the next track lists
-            ctx.learning().lead_origins[key] = None
-
-        answered = partial(record_made, person, stage)
-        what = f"no {kind.name} with {origin} appeared"
-        once = WriteOnce(ctx, request, response, answered, settle, left, what)
-        while (asked := once.request) is not None:
-            once.take((yield asked))
     ctx.made(f"{kind.plural} created")
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
