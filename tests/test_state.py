@@ -3,6 +3,7 @@ per namespace, never the token, and refuses files it must not touch without chan
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -1102,3 +1103,16 @@ def test_a_send_starting_while_state_show_probes_the_lock_waits_it_out(path: Pat
             assert running.journal_status("e1") == "sent"
     finally:
         releaser.join()
+
+
+def test_state_show_probing_a_filesystem_without_flock_says_nothing_of_a_holder(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_state(path) as first:
+        first.record_outcome("e1", "f:1", SENT)
+
+    def no_locks(handle: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(state_file.fcntl, "flock", no_locks)
+    assert state_file.lock_holder(path) is None

@@ -149,6 +149,8 @@ def lock_holder(path: Path) -> str | None:
         fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return _holder_pid(real, handle)
+    except OSError:  # a filesystem without flock (ENOLCK): nothing to tell, `state show` goes on
+        return None
     finally:
         os.close(handle)  # which drops the shared lock, if it took it
     return None
