@@ -7,13 +7,14 @@ This module only wires them: which plan an item gets, and what happens when it e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
-from rudder_pipedrive_cli.core.index import IdentityIndex, Survey
+from rudder_pipedrive_cli.core.index import IdentityIndex
+from rudder_pipedrive_cli.core.index import input_aliases as input_aliases  # send's first pass
 from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -45,29 +46,6 @@ class Journal(Protocol):
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None: ...
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
-
-
-def input_aliases(
-    items: Iterable[Event],
-    survey: Survey | None = None,
-    aliases: MutableMapping[str, str] | None = None,
-) -> MutableMapping[str, str]:
-    """previousId -> userId of the alias events among `items` that will be planned (the first
-    alias of each previousId): what send's first pass over its files gives the plans
-    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
-    The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
-    into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
-    reads those of its finished objects from, else a bounded table)."""
-    aliases = {} if aliases is None else aliases
-    for item in items:
-        event = item.event
-        if event is None or item.decided is not None:
-            continue
-        if survey is not None:
-            survey.add(event)
-        if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
-            aliases.setdefault(event.previous_id, event.user_id)
-    return aliases
 
 
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:

@@ -6,6 +6,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -40,6 +41,7 @@ from rudder_pipedrive_cli.core.catalog_findings import Finding, send_refuses, un
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
@@ -54,6 +56,7 @@ from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     STDIN,
     EventReader,
+    read_once,
     require_readable,
 )
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
@@ -276,6 +279,15 @@ def dry_run_command(
         note_finished_objects(env, reader)
         note_reading_a_terminal(env, paths)
         token = settings.api_token.pattern()
+        if not read_once(paths):  # send's first pass: what the input's aliases move
+            aliases = spill.table()
+            if replay_state is not None:  # and those an earlier send kept
+                aliases.update(replay_state.input_aliases())
+            first_pass = EventReader(
+                paths, max_item_bytes=max_item_bytes, window=event_filter.window
+            )
+            taken = taken_events(first_pass, event_filter, limit, token)
+            plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))
         items = taken_events(reader, event_filter, limit, token)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way

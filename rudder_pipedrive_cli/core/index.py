@@ -374,3 +374,26 @@ class Survey:
         cached = known.person_id if kind == "person" else known.org_id
         keys = self.persons if kind == "person" else self.orgs
         return sum(1 for _ in islice((key for key in keys if cached(key) is None), enough))
+
+
+def input_aliases(
+    items: Iterable[Event],
+    survey: Survey | None = None,
+    aliases: MutableMapping[str, str] | None = None,
+) -> MutableMapping[str, str]:
+    """previousId -> userId of the alias events among `items` that will be planned (the first
+    alias of each previousId): what send's first pass over its files gives the plans
+    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
+    The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
+    into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
+    reads those of its finished objects from, else a bounded table)."""
+    aliases = {} if aliases is None else aliases
+    for item in items:
+        event = item.event
+        if event is None or item.decided is not None:
+            continue
+        if survey is not None:
+            survey.add(event)
+        if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
+            aliases.setdefault(event.previous_id, event.user_id)
+    return aliases

@@ -288,6 +288,22 @@ def require_readable(paths: Sequence[str]) -> None:
             ) from None
 
 
+def read_once(paths: Sequence[str]) -> bool:
+    """Whether an input can be read only once: standard input, or a named pipe (`<(zcat ...)`
+    too). Then there is no first pass over the input (its aliases, the identities to resolve),
+    which would consume what the run itself is to read."""
+    for path in paths:
+        if path == STDIN:
+            return True
+        if url_scheme(path) is None:
+            try:
+                if stat.S_ISFIFO(os.stat(path).st_mode):
+                    return True
+            except OSError:  # require_readable said what cannot be read
+                continue
+    return False
+
+
 def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
     """The items of one stream: a JSON document when it starts with `[` or parses as one whole,
     else NDJSON line by line. No line or document larger than `cap` bytes is held in memory."""

@@ -1,0 +1,179 @@
+"""Does the preview tell the truth? `rpd dry-run --lookups` and `rpd send` of one input against
+one sandbox, compared event by event (SPEC 6: the preview says what the send will do): the same
+requests in order (method, path, query, body; ids made by writes compared as "<id>", since
+dry-run names them by placeholder), the same outcome, reason, warnings and dropped keys.
+
+The dry-run runs first (it writes nothing), then the send, on the same account. What send
+requested for each event is taken from the plan it ran (`Replay.start`), and its outcome as the
+report tells it (`Replay.on_done`), both in-process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    TOKEN,
+    SendRun,
+    alias,
+    identify,
+    rpd_send,
+    write_events,
+)
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
+from rudder_pipedrive_cli.replay import Replay
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+ID = "<id>"
+PLACEHOLDER = re.compile(r"\{[a-z]+:[^}]*\}")  # dry-run's id of a record a write would make
+ID_IN_PATH = re.compile(r"/(\d+|[0-9a-f-]{36})(?=/|$)")
+ID_KEYS = frozenset({"id", "person_id", "org_id", "merge_with_id"})
+ID_IN_TEXT = re.compile(r"\b(person|organization) \d+")
+
+
+def told(text: str) -> str:
+    """A reason or warning, the ids in it named "<id>"."""
+    return ID_IN_TEXT.sub(rf"\1 {ID}", PLACEHOLDER.sub(ID, text))
+
+
+def dry_run(sandbox: Sandbox, tmp_path: Path, *inputs: Path, args: tuple[str, ...] = ()) -> Any:
+    """`rpd dry-run --lookups --format ndjson` in-process: its records, one per event."""
+    out = tmp_path / "dry.ndjson"
+    command = ["dry-run", *map(str, inputs), "--config", str(EXAMPLE_CONFIG), "--lookups"]
+    command += ["--base-url", sandbox.url, "--plan", "unlimited", "--format", "ndjson"]
+    command += ["-o", str(out), *args]
+    result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.stderr
+    return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def recorded(plan: Planned, requests: list[ApiRequest]) -> Planned:
+    if type(plan) is Outcome:
+        return plan
+    return _recording(plan, requests)
+
+
+def _recording(
+    plan: Generator[ApiRequest, ApiResponse, Outcome], requests: list[ApiRequest]
+) -> Generator[ApiRequest, ApiResponse, Outcome]:
+    answer: Any = None
+    while True:
+        try:
+            request = plan.send(answer)
+        except StopIteration as stop:
+            outcome: Outcome = stop.value
+            return outcome
+        requests.append(request)
+        answer = yield request
+
+
+def send(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path, *inputs: Path, **kw: Any
+) -> tuple[SendRun, dict[str, dict[str, Any]]]:
+    """`rpd send` in-process, one event at a time; by source, what each event requested and its
+    outcome as the report tells it."""
+    events: dict[str, dict[str, Any]] = {}
+    start, done = Replay.start, Replay.done
+
+    def start_recorded(replay: Replay, item: Event) -> Planned:
+        events[item.source] = {"requests": []}
+        return recorded(start(replay, item), events[item.source]["requests"])
+
+    def done_recorded(replay: Replay, item: Event, outcome: Outcome) -> None:
+        told = replay.on_done
+
+        def tell(item: Event, outcome: Outcome) -> None:
+            events[item.source]["outcome"] = outcome
+            if told is not None:
+                told(item, outcome)
+
+        replay.on_done = tell
+        try:
+            done(replay, item, outcome)
+        finally:
+            replay.on_done = told
+
+    monkeypatch.setattr(Replay, "start", start_recorded)
+    monkeypatch.setattr(Replay, "done", done_recorded)
+    args = ("--identities", "search", "--concurrency", "1", *kw.pop("args", ()))
+    run = rpd_send(sandbox, tmp_path, *inputs, args=args, **kw)
+    monkeypatch.undo()
+    return run, events
+
+
+def ids_named(value: Any, key: str | None = None) -> Any:
+    if isinstance(value, dict):
+        return {k: ids_named(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [ids_named(v, key) for v in value]
+    if key in ID_KEYS and value is not None:
+        return ID
+    return value
+
+
+def shown(request: dict[str, Any]) -> tuple[Any, ...]:
+    path = ID_IN_PATH.sub("/" + ID, PLACEHOLDER.sub(ID, request["path"]))
+    return (request["method"], path, ids_named(request["query"]), ids_named(request["body"]))
+
+
+def disagreements(
+    planned: list[dict[str, Any]], sent: dict[str, dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Each event where the dry-run's record and the send disagree: (source, what, dry, send)."""
+    found: list[tuple[Any, ...]] = []
+    for record in planned:
+        source = record["source"]
+        event = sent.get(source, {})
+        outcome: Outcome | None = event.get("outcome")
+        status = "sent" if record["outcome"] == "planned" else record["outcome"]
+        dry = (status, told(record["reason"]), [told(w) for w in record["warnings"]])
+        said = outcome and (
+            outcome.status,
+            told(outcome.reason),
+            [told(w) for w in outcome.warnings],
+        )
+        if said != dry or outcome is None or list(outcome.dropped) != record["dropped"]:
+            found.append((source, "outcome", (*dry, record["dropped"]), said))
+        dry_requests = [shown(r) for r in record["requests"]]
+        sent_requests = [shown(r) for r in event.get("requests", ())]
+        if dry_requests != sent_requests:
+            found.append((source, "requests", dry_requests, sent_requests))
+    return found
+
+
+def test_an_event_of_a_previous_id_the_input_aliases_later_is_planned_as_send_runs_it(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """send's first pass reads the input's aliases: an identify of u-old (no name: it cannot
+    create) before the alias u-old -> u-new updates u-new's person, and the alias then finds
+    both on that person (unchanged). dry-run planned without the aliases: the identify failed
+    ('cannot create person without a name') and the alias updated u-new's person."""
+    events = write_events(
+        tmp_path / "in.ndjson",
+        [
+            identify("m-1", "u-new", name="Ada"),
+            identify("m-2", "u-old", role="CTO"),
+            alias("m-3", "u-old", "u-new", role="CEO"),
+        ],
+    )
+    planned = dry_run(sandbox, tmp_path, events)
+    run, sent = send(monkeypatch, sandbox, tmp_path, events)
+
+    assert run.exit_code == 0, run.stderr
+    assert [(r["outcome"], r["reason"]) for r in planned] == [
+        ("planned", ""),
+        ("planned", ""),
+        ("unchanged", ""),
+    ]
+    assert disagreements(planned, sent) == []
