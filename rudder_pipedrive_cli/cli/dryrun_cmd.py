@@ -54,7 +54,6 @@ from rudder_pipedrive_cli.io.deadletter import (
 )
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
-    STDIN,
     EventReader,
     read_once,
     require_readable,
@@ -322,7 +321,7 @@ def dry_run_command(
             None if replay_state is None else replay_state.index_rows(),
             plan_config,
             plan=settings.plan,
-            stdin=STDIN in paths,
+            stdin=read_once(paths),
         )
         if format == "json":
             report = tally.to_json(duration_s=seconds, dead_letter=None)

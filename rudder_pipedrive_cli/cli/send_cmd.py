@@ -62,8 +62,8 @@ from rudder_pipedrive_cli.io.deadletter import (
 )
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
-    STDIN,
     EventReader,
+    read_once,
     require_readable,
 )
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
@@ -378,7 +378,8 @@ def run_send(
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, lists=lists, store=replay_state)
     survey: Survey | None = None
-    if STDIN not in job.paths:
+    once = read_once(job.paths)  # standard input, a named pipe: no first pass, read in a thread
+    if not once:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py). With a state, the aliases
         # are kept there: once they are complete, a resumed run knows those of the objects it
@@ -455,7 +456,7 @@ def run_send(
             taken = taken_events(reader, job.event_filter, job.limit, token_pattern)
             items = progress.counted(taken)
             interrupted = drive_all(
-                read_in_thread(items) if STDIN in job.paths else items,
+                read_in_thread(items) if once else items,
                 start=replay.start,
                 keys=replay.keys,
                 sender=client,

@@ -3,10 +3,21 @@ dead-lettered item with its source, and every other line is still sent."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
-from e2e_support import assert_report_adds_up, holdings, identify, rpd_send
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    TOKEN,
+    assert_report_adds_up,
+    holdings,
+    identify,
+    rpd_send,
+)
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -45,3 +56,28 @@ def test_a_line_over_max_item_bytes_is_dead_lettered_and_the_rest_sent(
         }
     ]
     assert holdings(sandbox).user_ids() == {"u-1": 1, "u-3": 1}
+
+
+def test_a_named_pipe_is_read_once_as_standard_input_is(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A named pipe (`<(zcat ...)` too) can be read only once: send's first pass (the input's
+    aliases, the identities to count) read it whole, and the run itself then waited for ever
+    for a writer (SIGTERM did not end it). It is read as standard input is: once, no first pass."""
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    report = tmp_path / "report.json"
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(fifo), "-q"]
+    command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
+    command += ["--report", str(report), "--state", str(tmp_path / "state.sqlite")]
+    env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
+    process = subprocess.Popen(
+        command, env={**env, "PIPEDRIVE_API_TOKEN": TOKEN}, stderr=subprocess.PIPE
+    )
+    try:
+        with open(fifo, "wb") as writer:  # opens once rpd opens the fifo to read it
+            writer.write(orjson.dumps(identify("m-1", "u-1", name="One")) + b"\n")
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert orjson.loads(report.read_bytes())["events"]["sent"] == 1
+    assert holdings(sandbox).user_ids() == {"u-1": 1}
