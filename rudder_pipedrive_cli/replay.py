@@ -48,9 +48,11 @@ class Journal(Protocol):
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
 
 
-def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str]) -> Plan:
+def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str] | None) -> Plan:
     """Record each write before it is sent; a write an interrupted run left in flight is not
-    sent again but answered as unknown, so the plan reconciles it (SPEC 5, exactly-once)."""
+    sent again but answered as unknown, so the plan reconciles it (SPEC 5, exactly-once).
+    Without `now` (dry-run over a read-only state) nothing is recorded: the plan shows what the
+    rerun would do."""
     response: Any = None  # what a plan is sent first
     while True:
         try:
@@ -63,7 +65,8 @@ def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str
         elif (left_in_flight := journal.pending_write(event_id, request)) is not None:
             response = ApiResponse(status=0, error=LEFT_IN_FLIGHT, sent_at=left_in_flight)
         else:
-            journal.begin_write(event_id, request, now())
+            if now is not None:
+                journal.begin_write(event_id, request, now())
             response = yield request
 
 

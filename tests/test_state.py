@@ -643,7 +643,9 @@ def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -
         assert (dry.person_id("v"), dry.person_id("w"), dry.person_org(5)) == (6, 7, 3)
         assert dry.lead_origins(5) == frozenset({"rpd:a", "rpd:b"})
         assert dry.lead_origins(8) == frozenset()
-        assert dry.pending_write("e2", LEAD) is None  # a dry run sends nothing, consumes nothing
+        # dry-run shows the rerun reconciling it (once), and writes nothing of that either.
+        assert dry.pending_write("e2", LEAD) == STAMP
+        assert dry.pending_write("e2", LEAD) is None
         assert dry.inflight_count() == 1
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]  # no -wal, -shm left

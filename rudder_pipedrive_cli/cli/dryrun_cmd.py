@@ -256,10 +256,13 @@ def dry_run_command(
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
         known: IdentityStore = IdentityStore(spill.table)
-        journal_status = None
+        journal_status, resume = None, None
         if replay_state is not None:
+            from rudder_pipedrive_cli.replay import journaled
+
             stack.enter_context(replay_state)
             known, journal_status = replay_state, replay_state.journal_status
+            resume = partial(journaled, journal=replay_state, now=None)  # writes in flight
             from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
 
             # With lookups the catalog was listed above; else the one the last send saved.
@@ -291,7 +294,7 @@ def dry_run_command(
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
-            items, plan_config, recorder, known, journal_status, finished, spill.table
+            items, plan_config, recorder, known, journal_status, finished, spill.table, resume
         )
         if token is not None:  # event data that holds the API token is shown without it
             planned = without_token_in(planned, token)

@@ -16,7 +16,7 @@ from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import UNSUPPORTED, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
 # One value each for every event they end: outcomes are immutable by convention (protocol.py).
@@ -32,6 +32,7 @@ def preview(
     journal_status: Callable[[str], str | None] | None = None,
     finished_ids: IdSet | None = None,
     tables: Tables = dict,
+    resume: Callable[[Plan, str], Plan] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Plan each event in input order; what an event would create is known to the next ones.
     `send` answers each request and counts it, and each outcome is counted, in `send.tally`.
@@ -43,7 +44,9 @@ def preview(
     already finished (the same messageId again), as send's journal skips it, with a state file
     or without one. `Finished` keeps those ids in a set, moving older ones to `finished_ids`
     when given (the CLI's bounded store, io/scratch.py); `tables` makes the run's own tables
-    (dicts by default; bounded ones for the CLI, io/scratch.py).
+    (dicts by default; bounded ones for the CLI, io/scratch.py). `resume` runs a plan through
+    the writes an earlier run left in flight (send's `replay.journaled`, recording none): the
+    rerun reconciles them before writing again.
     """
     finished = Finished(journal_status, finished_ids)
     done, add_done = finished.has, finished.add
@@ -67,6 +70,8 @@ def preview(
                 if planned is not UNSUPPORTED:  # the common one, which teaches nothing
                     learn(planned)
             else:
+                if resume is not None:
+                    planned = resume(planned, event_id)
                 send.requests = requests = []
                 outcome = drive(planned, answer)
                 learn(outcome)

@@ -234,11 +234,13 @@ class ReplayState(IdentityStore, Closing):
         The row stays until the event's outcome is recorded as done: if this run's reconciliation
         fails or the run dies first, the next run must reconcile it again, never resend blindly.
         Writes begun by this state object are not returned: the plan that sent them already knows
-        their outcome (or got an unknown answer from the transport and reconciles it).
+        their outcome (or got an unknown answer from the transport and reconciles it). A
+        read-only state hands them out too (once, in memory): dry-run shows the rerun
+        reconciling them.
         """
         key = _write_key(event_id, request)
         with self._mutex:
-            if self.readonly or key in self._begun:
+            if key in self._begun:
                 return None
             row = self._db.execute(
                 "SELECT sent_at FROM inflight WHERE ns = ? AND event_id = ? AND method = ? "

@@ -25,6 +25,7 @@ from e2e_support import (
     alias,
     identify,
     rpd_send,
+    track,
     write_events,
 )
 from typer.testing import CliRunner
@@ -176,6 +177,31 @@ def test_an_event_of_a_previous_id_the_input_aliases_later_is_planned_as_send_ru
         ("planned", ""),
         ("planned", ""),
         ("unchanged", ""),
+    ]
+    assert disagreements(planned, sent) == []
+
+
+def test_a_rerun_with_the_state_plans_the_reconciling_of_a_write_left_in_flight(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A failed event keeps its writes in flight in the state (one may have landed): a rerun
+    lists the person's deals before creating the deal again. dry-run --state did not look at
+    the writes in flight, so it showed the create alone."""
+    deal = track("m-1", "u-a", "Demo Requested")  # person 1 does not exist yet: refused
+    deal["context"] = {"externalId": [{"type": "person_id", "id": 1}]}
+    events = write_events(tmp_path / "in.ndjson", [deal, identify("m-2", "u-b", name="B")])
+    state = tmp_path / "state.sqlite"
+    first = rpd_send(sandbox, tmp_path, events, state=state, args=("--concurrency", "1"))
+    assert first.report is not None
+    assert first.report["events"]["failed"] == 1
+
+    planned = dry_run(sandbox, tmp_path, events, args=("--state", str(state)))
+    run, sent = send(monkeypatch, sandbox, tmp_path, events, state=state)
+
+    assert run.exit_code == 0, run.stderr
+    assert [(r["method"], r["path"]) for r in planned[0]["requests"]] == [
+        ("GET", "/api/v2/deals"),
+        ("POST", "/api/v2/deals"),
     ]
     assert disagreements(planned, sent) == []
 
