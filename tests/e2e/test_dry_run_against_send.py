@@ -181,6 +181,28 @@ def test_an_event_of_a_previous_id_the_input_aliases_later_is_planned_as_send_ru
     assert disagreements(planned, sent) == []
 
 
+def test_dry_run_with_the_state_plans_with_the_aliases_an_earlier_send_kept(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The state keeps the aliases of every input a send read (its first pass): a later send of
+    another file takes u-old for u-new's person by an alias of the first file (that failed:
+    neither person existed then), and dry-run --state plans that too."""
+    first = write_events(tmp_path / "first.ndjson", [alias("m-1", "u-old", "u-new")])
+    state = tmp_path / "state.sqlite"
+    earlier = rpd_send(sandbox, tmp_path, first, state=state, name="first")
+    assert earlier.report is not None
+    assert earlier.report["events"]["failed"] == 1
+    later = [identify("m-2", "u-new", name="Ada"), identify("m-3", "u-old", role="CTO")]
+    events = write_events(tmp_path / "later.ndjson", later)
+
+    planned = dry_run(sandbox, tmp_path, events, args=("--state", str(state)))
+    run, sent = send(monkeypatch, sandbox, tmp_path, events, state=state)
+
+    assert run.exit_code == 0, run.stderr
+    assert [r["outcome"] for r in planned] == ["planned", "planned"]
+    assert disagreements(planned, sent) == []
+
+
 def test_a_rerun_with_the_state_plans_the_reconciling_of_a_write_left_in_flight(
     monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
 ) -> None:
