@@ -77,14 +77,53 @@ class OfflineResponder:
 class LiveLookups:
     """`dry-run --lookups`: reads go to Pipedrive, writes (and reads of records that a write in
     this dry-run would have made, named by placeholder) are answered offline. It has no
-    `canned` answers: every read goes to Pipedrive."""
+    `canned` answers: every read goes to Pipedrive.
+
+    A write that gives an existing record another identity (an update setting its identity
+    field: an external id with another userId, a re-key) is not made, so Pipedrive still finds
+    the record under its old one: a search for that one leaves it out (`moved`), as the
+    replay's search would not find it."""
 
     def __init__(
         self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]
     ) -> None:
         self.offline = offline
         self.live = live
+        config = offline.config
+        # A PATCH path's collection: the kind of record and its identity field.
+        self.fields = {
+            "persons": ("person", config.user_id_field),
+            "organizations": ("org", config.group_id_field),
+        }
+        self.moved: dict[tuple[str, str], str] = {}  # (kind, id): the identity a write gave it
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         placeholder = "{" in request.path or any("{" in str(v) for v in request.query.values())
-        return (self.offline if request.is_write or placeholder else self.live)(request)
+        if request.is_write or placeholder:
+            if request.method == "PATCH":
+                self.note_moved(request)
+            return self.offline(request)
+        answer = self.live(request)
+        if self.moved and request.key == SEARCH_KEY and answer.ok and type(answer.data) is list:
+            kind = ENTITY.get(str(request.query.get("entity_type")), "person")
+            term = str(request.query.get("term"))
+            moved = self.moved
+            hits = [hit for hit in answer.data if moved.get((kind, hit_id(hit)), term) == term]
+            answer = ApiResponse(
+                status=answer.status, data=hits, additional_data=answer.additional_data
+            )
+        return answer
+
+    def note_moved(self, request: ApiRequest) -> None:
+        _, collection, record = request.path.rsplit("/", 2)
+        custom = (request.body or {}).get("custom_fields")
+        if collection in self.fields and isinstance(custom, Mapping):
+            kind, field_key = self.fields[collection]
+            if field_key and (identity := custom.get(field_key)) is not None:
+                self.moved[(kind, record)] = str(identity)
+
+
+def hit_id(hit: object) -> str:
+    """An itemSearch hit's id as text (both shapes, SPEC 1); "" for a hit of neither."""
+    item = hit.get("item", hit) if isinstance(hit, Mapping) else None
+    return str(item.get("id")) if isinstance(item, Mapping) else ""
