@@ -49,14 +49,23 @@ def told(text: str) -> str:
     return ID_IN_TEXT.sub(rf"\1 {ID}", PLACEHOLDER.sub(ID, text))
 
 
-def dry_run(sandbox: Sandbox, tmp_path: Path, *inputs: Path, args: tuple[str, ...] = ()) -> Any:
-    """`rpd dry-run --lookups --format ndjson` in-process: its records, one per event."""
-    out = tmp_path / "dry.ndjson"
+def dry_run(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    *inputs: Path,
+    args: tuple[str, ...] = (),
+    form: str = "ndjson",
+) -> Any:
+    """`rpd dry-run --lookups` in-process: its records, one per event (`--format ndjson`), or
+    its summary (`form="json"`)."""
+    out = tmp_path / f"dry.{form}"
     command = ["dry-run", *map(str, inputs), "--config", str(EXAMPLE_CONFIG), "--lookups"]
-    command += ["--base-url", sandbox.url, "--plan", "unlimited", "--format", "ndjson"]
+    command += ["--base-url", sandbox.url, "--plan", "unlimited", "--format", form]
     command += ["-o", str(out), *args]
     result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.stderr
+    if form == "json":
+        return orjson.loads(out.read_bytes())
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
 
 
@@ -280,8 +289,17 @@ def test_the_mixed_workload_is_planned_as_send_runs_it_over_an_account_holding_s
     events.write_bytes(b"".join(mixed_events(1500, seed)))
 
     planned = dry_run(sandbox, tmp_path, events, args=("--identities", "search"))
+    # Its summary: as the send's, which has a state (so it asks who the account is).
+    state = ("--state", str(tmp_path / "state.sqlite"))
+    summary = dry_run(
+        sandbox, tmp_path, events, args=("--identities", "search", *state), form="json"
+    )
     run, sent = send(monkeypatch, sandbox, tmp_path, events)
 
     assert run.exit_code == 1, run.stderr  # bad values fail events, alike
     assert len(planned) == len(sent) == 1500
     assert disagreements(planned, sent) == []
+    assert run.report is not None
+    for key in ("events", "by_type", "skipped_by_reason", "failed_by_reason", "requests", "tokens"):
+        assert summary[key] == run.report[key], key
+    assert summary["identities"]["way"] == run.report["identities"]
