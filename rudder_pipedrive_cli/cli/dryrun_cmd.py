@@ -282,11 +282,17 @@ def dry_run_command(
         note_reading_a_terminal(env, paths)
         token = settings.api_token.pattern()
         if not read_once(paths):  # send's first pass: what the input's aliases move
-            aliases = spill.table()
+            aliases, finished_read = spill.table(), None
             if replay_state is not None:  # and those an earlier send kept
-                aliases.update(replay_state.input_aliases())
+                kept = replay_state.input_aliases()
+                aliases.update(kept)
+                if kept.complete:  # with those of the objects it finished: not read again
+                    finished_read = replay_state.object_finished
             first_pass = EventReader(
-                paths, max_item_bytes=max_item_bytes, window=event_filter.window
+                paths,
+                max_item_bytes=max_item_bytes,
+                window=event_filter.window,
+                finished=finished_read,
             )
             taken = taken_events(first_pass, event_filter, limit, token)
             plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))

@@ -28,12 +28,15 @@ from e2e_support import (
     track,
     write_events,
 )
+from objects_support import archive, key, stamp
 from typer.testing import CliRunner
 
 from benchmarks.golden import mixed_events
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.backups import StoredObject
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
+from rudder_pipedrive_cli.io.objects import Feed
 from rudder_pipedrive_cli.replay import Replay
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -300,6 +303,52 @@ def test_the_mixed_workload_is_planned_as_send_runs_it_over_an_account_holding_s
     assert len(planned) == len(sent) == 1500
     assert disagreements(planned, sent) == []
     assert run.report is not None
-    for key in ("events", "by_type", "skipped_by_reason", "failed_by_reason", "requests", "tokens"):
-        assert summary[key] == run.report[key], key
+    for part in (
+        "events",
+        "by_type",
+        "skipped_by_reason",
+        "failed_by_reason",
+        "requests",
+        "tokens",
+    ):
+        assert summary[part] == run.report[part], part
     assert summary["identities"]["way"] == run.report["identities"]
+
+
+def test_dry_run_with_the_state_reads_no_finished_object_for_its_aliases(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """As send's first pass: the state holds the aliases of the objects an earlier send
+    finished, so dry-run --state over the backup reads only the objects it did not finish
+    (a bucket's finished objects are not downloaded again), and plans as the send does."""
+    folder = tmp_path / "backup"
+
+    def put(hour: int, *events: dict[str, Any]) -> str:
+        first = stamp(hour)
+        name = key("src", "2024-05-01", hour, "i-1", first, first + 60)
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(archive(*events))
+        return name
+
+    put(7, identify("m-1", "u-new", name="Ada"))
+    put(8, alias("m-2", "u-old", "u-new"))
+    state = tmp_path / "state.sqlite"
+    earlier = rpd_send(sandbox, tmp_path, folder, state=state, name="first")
+    assert earlier.exit_code == 0, earlier.stderr
+    later = put(9, identify("m-3", "u-old", role="CTO"))
+    fetched: list[str] = []
+    fetch = Feed._fetch
+
+    def fetch_recorded(feed: Feed, index: int, stored: StoredObject) -> bool:
+        fetched.append(stored.name)
+        return fetch(feed, index, stored)
+
+    monkeypatch.setattr(Feed, "_fetch", fetch_recorded)
+    planned = dry_run(sandbox, tmp_path, folder, args=("--state", str(state)))
+    monkeypatch.undo()
+    run, sent = send(monkeypatch, sandbox, tmp_path, folder, state=state)
+
+    assert run.exit_code == 0, run.stderr
+    assert fetched == [str(folder / later)] * 2  # the first pass, then the plan
+    assert [r["outcome"] for r in planned] == ["planned"]
+    assert disagreements(planned, sent) == []
