@@ -352,3 +352,33 @@ def test_dry_run_with_the_state_reads_no_finished_object_for_its_aliases(
     assert fetched == [str(folder / later)] * 2  # the first pass, then the plan
     assert [r["outcome"] for r in planned] == ["planned"]
     assert disagreements(planned, sent) == []
+
+
+@pytest.mark.xfail(strict=True, reason="the identity index does not learn a re-key: not fixed")
+def test_a_send_by_index_does_not_take_a_user_id_an_earlier_event_moved_off_its_person(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """dry-run plans by search (and says so): after an identify with a person_id external id
+    writes u-new into u-old's person, u-old's next event finds nobody and fails. A send by
+    index took the index's row (person 1 holds u-old, as listed before the run) and wrote the
+    event's role into u-new's person: the index learns what events create and merge, not what
+    an update writes into the identity field."""
+    earlier = rpd_send(
+        sandbox,
+        tmp_path,
+        write_events(tmp_path / "seed.ndjson", [identify("s-1", "u-old", name="Old")]),
+        state=tmp_path / "seed.sqlite",
+        name="seed",
+    )
+    assert earlier.exit_code == 0, earlier.stderr
+    moved = identify("m-1", "u-new", role="CEO")
+    moved["context"] = {"externalId": [{"type": "person_id", "id": 1}]}
+    events = write_events(tmp_path / "in.ndjson", [moved, identify("m-2", "u-old", role="CTO")])
+
+    planned = dry_run(sandbox, tmp_path, events, args=("--identities", "index"))
+    run, sent = send(monkeypatch, sandbox, tmp_path, events, args=("--identities", "index"))
+
+    assert run.report is not None
+    assert run.report["identities"] == "index"
+    assert planned[1]["reason"] == "cannot create person without a name"
+    assert sent[str(events) + ":2"]["outcome"].status == "failed"
