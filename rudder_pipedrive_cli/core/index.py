@@ -260,12 +260,19 @@ class IdentityIndex:
         self.stats.refreshes += refresh
 
     def learn(self, outcome: Outcome) -> None:
-        """What an event made: its new records go in, persons merged away go out."""
+        """What an event made: its new records go in, persons merged away go out, and a record
+        an update gave another identity is found by that one only."""
         for (kind, key), record in outcome.identities.items():
             if record is not None and self.covers(kind):
                 self.rows.add(kind, record, key)
         for person in outcome.merged:
             self.rows.drop("person", person)
+        for kind, record, body in outcome.updates:
+            custom = body.get("custom_fields")
+            if isinstance(custom, Mapping) and self.covers(kind):
+                value = identity_value(custom.get(self.fields[kind]))
+                if value is not None:
+                    self.rows.put(kind, [(record, value)])
 
 
 # --- choosing a way (auto) and estimating both -------------------------------------------------

@@ -192,6 +192,9 @@ class Outcome:
     # What each write of the event made, by kind ("persons created", "deals created", "persons
     # updated", "merges"): the report counts writes by kind.
     writes: tuple[str, ...] = ()
+    # The updates that landed: (kind, id, body). The identity index takes in an identity an
+    # update wrote (an external id's record given the event's userId, a re-key).
+    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
 
     @property
     def redacted_reason(self) -> str:

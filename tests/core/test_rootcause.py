@@ -148,6 +148,7 @@ def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
         "recency": {("person", 7): {"name": "2026-12-05T00:00:00Z"}},
         "redacted": "cannot create person without a name",
         "writes": ("persons updated",),
+        "updates": (("person", 7, {"name": "Ada"}),),
     }
     assert set(values) == set(Outcome.__slots__)
     tally = Tally()

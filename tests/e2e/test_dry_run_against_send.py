@@ -354,14 +354,13 @@ def test_dry_run_with_the_state_reads_no_finished_object_for_its_aliases(
     assert disagreements(planned, sent) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the identity index does not learn a re-key: not fixed")
 def test_a_send_by_index_does_not_take_a_user_id_an_earlier_event_moved_off_its_person(
     monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """dry-run plans by search (and says so): after an identify with a person_id external id
     writes u-new into u-old's person, u-old's next event finds nobody and fails. A send by
     index took the index's row (person 1 holds u-old, as listed before the run) and wrote the
-    event's role into u-new's person: the index learns what events create and merge, not what
+    event's role into u-new's person: the index learned what events create and merge, not what
     an update writes into the identity field."""
     earlier = rpd_send(
         sandbox,

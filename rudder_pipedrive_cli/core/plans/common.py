@@ -207,7 +207,7 @@ class Ctx:
             # A plan re-run after a stale cache hit says the same things twice: say them once.
             tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
             self.identities, self.lead_origins, self.memberships, self.merged, self.pending_creates,
-            self.pending_merges, held_back, self.recency, redacted, self.writes,
+            self.pending_merges, held_back, self.recency, redacted, self.writes, self.updates,
         )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
