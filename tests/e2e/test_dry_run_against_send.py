@@ -270,12 +270,11 @@ def test_a_rerun_with_the_state_plans_the_reconciling_of_a_write_left_in_flight(
     assert disagreements(planned, sent) == []
 
 
-@pytest.mark.parametrize("seed", [12, 14])
-def test_the_mixed_workload_is_planned_as_send_runs_it_over_an_account_holding_some_users(
-    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path, seed: int
-) -> None:
-    """80 persons exist (u-0..u-79, ids 1..80: what the workload's person_id external ids
-    name): lookups find them, every other identity is created. Every event alike."""
+def mixed_workload(sandbox: Sandbox, tmp_path: Path, seed: int) -> Path:
+    """benchmarks/golden.py's mixed workload (every event kind and [[track]] rule kind of
+    config.example.toml, merges and re-keys, external ids, bad values, repeated and missing
+    messageIds, lines that are not events), 1,500 lines, over an account holding 80 of its
+    persons (u-0..u-79, ids 1..80: those its person_id external ids name)."""
     known = [identify(f"s-{n}", f"u-{n}", name=f"Seed {n}") for n in range(80)]
     earlier = rpd_send(
         sandbox,
@@ -285,11 +284,18 @@ def test_the_mixed_workload_is_planned_as_send_runs_it_over_an_account_holding_s
         state=tmp_path / "seed.sqlite",
     )
     assert earlier.exit_code == 0, earlier.stderr
-    # benchmarks/golden.py's mixed workload: every event kind and [[track]] rule kind of
-    # config.example.toml, merges and re-keys, external ids, bad values, repeated and missing
-    # messageIds, lines that are not events.
     events = tmp_path / "mixed.ndjson"
     events.write_bytes(b"".join(mixed_events(1500, seed)))
+    return events
+
+
+@pytest.mark.parametrize("seed", [12, 14])
+def test_the_mixed_workload_is_planned_as_send_runs_it_over_an_account_holding_some_users(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path, seed: int
+) -> None:
+    """Lookups find the 80 persons the account holds; every other identity is created. Every
+    event alike, and the summary."""
+    events = mixed_workload(sandbox, tmp_path, seed)
 
     planned = dry_run(sandbox, tmp_path, events, args=("--identities", "search"))
     # Its summary: as the send's, which has a state (so it asks who the account is).
@@ -381,3 +387,18 @@ def test_a_send_by_index_does_not_take_a_user_id_an_earlier_event_moved_off_its_
     assert run.report["identities"] == "index"
     assert planned[1]["reason"] == "cannot create person without a name"
     assert sent[str(events) + ":2"]["outcome"].status == "failed"
+
+
+def test_the_mixed_workload_ends_alike_when_the_send_resolves_identities_by_index(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """dry-run plans by search, whatever way the send takes (it says which, and what each
+    costs): by index, a send's requests differ, but every event ends as planned."""
+    events = mixed_workload(sandbox, tmp_path, 14)
+
+    planned = dry_run(sandbox, tmp_path, events, args=("--identities", "index"))
+    run, sent = send(monkeypatch, sandbox, tmp_path, events, args=("--identities", "index"))
+
+    assert run.report is not None
+    assert run.report["identities"] == "index"
+    assert [d for d in disagreements(planned, sent) if d[1] == "outcome"] == []
