@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import tempfile
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -12,13 +13,14 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from objects_support import Item, error, viewed
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.wrappers import unwrap
-from rudder_pipedrive_cli.io.readers import BOM, BUFFER_SIZE, EventReader
+from rudder_pipedrive_cli.io import readers
+from rudder_pipedrive_cli.io.readers import ALIAS_MENTIONS, BOM, BUFFER_SIZE, EventReader
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}
 B = {"type": "track", "messageId": "b", "userId": "u-1", "event": "Signed Up"}
@@ -811,3 +813,77 @@ def test_an_oversized_blank_first_line_keeps_the_line_numbers(tmp_path: Path) ->
         Item(source=f"{path}:1", error=TOO_LARGE_LINE),
         ok(f"{path}:2", A),
     ]
+
+
+def test_a_pass_for_aliases_parses_only_lines_that_may_hold_one(tmp_path: Path) -> None:
+    """dry-run's first pass wants the input's aliases only (io/readers.py ALIAS_MENTIONS): every
+    spelling of an alias event's type is kept (any case, padded, a JSON escape, in a batch or a
+    backup envelope), other lines are passed over unparsed, even broken ones."""
+    lines = [
+        {"type": "identify", "userId": "u1", "messageId": "m1"},
+        {"type": "alias", "userId": "u2", "previousId": "p2", "messageId": "m2"},
+        {"type": " ALIAS ", "userId": "u3", "previousId": "p3", "messageId": "m3"},
+        {"type": "track", "userId": "u4", "event": "Aliased", "messageId": "m4"},
+        {"batch": [{"type": "Alias", "userId": "u5", "previousId": "p5", "messageId": "m5"}]},
+        {"userId": "u6", "payload": {"type": "aLiAs", "userId": "u6", "previousId": "p6"}},
+    ]
+    path = tmp_path / "events.ndjson"
+    path.write_bytes(
+        b"".join(orjson.dumps(line) + b"\n" for line in lines)
+        + b'{"type": "\\u0061lias", "userId": "u7", "previousId": "p7", "messageId": "m7"}\n'
+        + b'{"type": "page", "broken\n'
+    )
+    read = list(EventReader([str(path)], mentioning=ALIAS_MENTIONS))
+    assert [(item.source, item.event and item.event.type) for item in read] == [
+        (f"{path}:1", "identify"),  # the first line decides the layout: always parsed
+        (f"{path}:2", "alias"),
+        (f"{path}:3", "alias"),
+        (f"{path}:4", "track"),  # "Aliased" in its name: parsed, harmlessly
+        (f"{path}:5#1", "alias"),
+        (f"{path}:6", "alias"),
+        (f"{path}:7", "alias"),
+    ]
+
+
+KINDS = st.sampled_from(["alias", "ALIAS", "identify", "track", "page"])
+
+
+@settings(max_examples=200, deadline=None)
+@example(kinds=[("alias", 0), ("identify", 40), ("alias", 0)], block=10, cap=60, blank=0, end=1)
+@given(
+    kinds=st.lists(st.tuples(KINDS, st.integers(min_value=0, max_value=300)), max_size=12),
+    block=st.integers(min_value=1, max_value=300),
+    cap=st.integers(min_value=60, max_value=400),
+    blank=st.booleans(),
+    end=st.booleans(),
+)
+def test_the_alias_pass_finds_the_aliases_a_full_read_finds(
+    kinds: list[tuple[str, int]], block: int, cap: int, blank: bool, end: bool
+) -> None:
+    """Searched a block at a time (blocks of any size against lines of any length, lines over
+    the cap, blank lines, no final newline), the alias pass gives each alias event a full read
+    gives, under the same source, in the same order."""
+    lines = [
+        orjson.dumps({"type": kind, "userId": f"u{n}", "previousId": f"p{n}", "pad": "x" * pad})
+        for n, (kind, pad) in enumerate(kinds)
+    ]
+    data = (b"\n\n" if blank else b"\n").join(lines) + (b"\n" if end else b"")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.ndjson"
+        path.write_bytes(data)
+
+        def aliases(**options: Any) -> list[tuple[str, Any]]:
+            items = EventReader([str(path)], max_item_bytes=cap, **options)
+            return [
+                (item.source, item.event.raw)
+                for item in items
+                if item.event is not None and item.event.type == "alias"
+            ]
+
+        full = aliases()
+        original = readers.SCAN_SIZE
+        readers.SCAN_SIZE = block
+        try:
+            assert aliases(mentioning=ALIAS_MENTIONS) == full
+        finally:
+            readers.SCAN_SIZE = original

@@ -53,6 +53,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     refuse_inside_input_folders,
 )
 from rudder_pipedrive_cli.io.readers import (
+    ALIAS_MENTIONS,
     DEFAULT_MAX_ITEM_BYTES,
     EventReader,
     read_once,
@@ -293,6 +294,9 @@ def dry_run_command(
                 max_item_bytes=max_item_bytes,
                 window=event_filter.window,
                 finished=finished_read,
+                # Only aliases are wanted (no survey here): other lines go unparsed, unless
+                # --limit counts every event.
+                mentioning=ALIAS_MENTIONS if limit is None else (),
             )
             taken = taken_events(first_pass, event_filter, limit, token)
             plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))

@@ -62,6 +62,7 @@ STDIN = "-"
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 BUFFER_SIZE = 1 << 18
+SCAN_SIZE = 1 << 20  # what `_mentioning` searches at a time
 SKIP_CHUNK = 1 << 16
 # The largest line or JSON document read (--max-item-bytes): hostile or broken input (a stream
 # with no newline, /dev/zero) must not take the memory of the machine.
@@ -96,8 +97,10 @@ class EventReader:
         warn: Callable[[str], None] | None = None,
         resolver: Resolver = resolve,
         sleep: Callable[[float], None] = time.sleep,
+        mentioning: tuple[bytes, ...] = (),
     ) -> None:
         self.paths = tuple(paths)
+        self._mentioning = mentioning
         self.strict = strict
         self.max_item_bytes = max_item_bytes
         self._stdin = stdin
@@ -157,7 +160,7 @@ class EventReader:
                 continue
             source = self._current = _RawSource(inner)
             try:
-                yield _read_stream(source, source_name(path), self.max_item_bytes)
+                yield _read_stream(source, source_name(path), self.max_item_bytes, self._mentioning)
             finally:
                 self._finished_bytes += source.count
                 self._current = None
@@ -221,7 +224,9 @@ class EventReader:
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
-                        for item in _read_stream(source, stored.name, self.max_item_bytes):
+                        for item in _read_stream(
+                            source, stored.name, self.max_item_bytes, self._mentioning
+                        ):
                             tally.items += 1
                             yield item
                     finally:
@@ -304,9 +309,14 @@ def read_once(paths: Sequence[str]) -> bool:
     return False
 
 
-def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
+def _read_stream(
+    source: _RawSource, name: str, cap: int, mentioning: tuple[bytes, ...] = ()
+) -> Iterator[Event]:
     """The items of one stream: a JSON document when it starts with `[` or parses as one whole,
-    else NDJSON line by line. No line or document larger than `cap` bytes is held in memory."""
+    else NDJSON line by line. No line or document larger than `cap` bytes is held in memory.
+    `mentioning`: only the NDJSON lines that hold one of these words, compared lower-cased, are
+    read (a pass that wants some events only, e.g. `ALIAS_MENTIONS`), found a block at a time
+    (`_mentioning`), the others passed over unparsed."""
     number = 0  # the last physical line read, so a read error can say where it happened
     try:
         stream: io.BufferedIOBase = io.BufferedReader(source, BUFFER_SIZE)
@@ -371,6 +381,9 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
         for held_number, held_line in held:
             yield from _line(name, held_number, held_line, cap, spread)
         del held
+        if mentioning:
+            yield from _mentioning(stream, source, name, number, cap, mentioning)
+            return
         loads = orjson.loads
         # Whether the last line held a wrapper (or no event): the next one is unwrapped first, not
         # made an Event first (a file's lines are of one shape: no exception for each of them).
@@ -399,6 +412,54 @@ def _read_stream(source: _RawSource, name: str, cap: int) -> Iterator[Event]:
                 yield item
     except READ_ERRORS as exc:
         yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
+
+
+# The words a line holding an alias event holds: its type in any case, or a JSON escape (which
+# may spell it). A first pass that reads only the input's aliases parses no other line.
+ALIAS_MENTIONS = (b"alias", b"\\u")
+
+
+def _mentioning(
+    stream: io.BufferedIOBase,
+    source: _RawSource,
+    name: str,
+    number: int,
+    cap: int,
+    words: tuple[bytes, ...],
+) -> Iterator[Event]:
+    """The items of the NDJSON lines after line `number` that hold one of `words` (lower case;
+    each block compared lower-cased), in order: the bytes are searched a block at a time, and
+    only those lines are parsed. A line over `cap` is passed over (the main pass tells of it)."""
+    rest, skipping = b"", False
+    while chunk := stream.read(SCAN_SIZE):
+        source.consumed += len(chunk)
+        block = rest + chunk
+        if skipping:  # the end of a line over the cap
+            cut = block.find(b"\n") + 1
+            block, skipping = (b"", True) if not cut else (block[cut:], False)
+            number += 1 if cut else 0
+        end = block.rfind(b"\n") + 1
+        block, rest = block[:end], block[end:]
+        if len(rest) > cap + 2:
+            rest, skipping = b"", True
+        lower = block.lower()
+        starts = set()
+        for word in words:
+            at = lower.find(word)
+            while at >= 0:
+                start = block.rfind(b"\n", 0, at) + 1
+                starts.add(start)
+                at = lower.find(word, block.find(b"\n", at) + 1 or len(block))
+        counted = 0
+        for start in sorted(starts):
+            number += block.count(b"\n", counted, start)
+            counted = start
+            line = block[start : block.find(b"\n", start) + 1]
+            if not _oversized(line, cap):
+                yield from _line(name, number + 1, line, cap)
+        number += block.count(b"\n", counted)
+    if any(word in rest.lower() for word in words) and not _oversized(rest, cap):
+        yield from _line(name, number + 1, rest, cap)
 
 
 def _line(
