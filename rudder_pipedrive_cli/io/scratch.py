@@ -184,6 +184,11 @@ class SpillTable(MutableMapping[K, V]):
             raise KeyError(key)
         return value  # type: ignore[no-any-return]
 
+    def __contains__(self, key: object) -> bool:  # no KeyError raised and caught (Mapping's way)
+        if key in self.hot:
+            return True
+        return bool(self._moving or self._bits) and self._cold(key) is not _ABSENT  # type: ignore[arg-type]
+
     def __setitem__(self, key: K, value: V) -> None:
         hot = self.hot
         hot[key] = value
