@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import orjson
@@ -85,5 +87,28 @@ def test_standard_input_with_auto_would_search(tmp_path: Path) -> None:
     assert result.exit_code == 0
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("identities by")]
     assert line.endswith(
-        "a send would resolve them by search (auto: standard input is not counted first)"
+        "a send would resolve them by search (auto: standard input or a pipe is not counted first)"
+    )
+
+
+def test_a_named_pipe_with_auto_would_search(tmp_path: Path) -> None:
+    """A named pipe is read once, as standard input is (no first pass to count identities)."""
+    data = identifies(tmp_path / "in.ndjson", 250).read_bytes()
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open(fifo, "wb") as writer:  # opens once rpd opens the fifo to read it
+            writer.write(data)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    result = CliRunner().invoke(
+        app, ["dry-run", str(fifo), "--config", CONFIG, "-o", str(tmp_path / "plan")]
+    )
+    writer.join(timeout=10)
+    assert result.exit_code == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("identities by")]
+    assert line.endswith(
+        "a send would resolve them by search (auto: standard input or a pipe is not counted first)"
     )

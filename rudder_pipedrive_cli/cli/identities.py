@@ -130,7 +130,7 @@ def identity_ways(
     if mode != "auto":
         way, why = "index" if mode == "index" else "search", f"--identities {mode}"
     elif stdin:
-        way, why = "search", "auto: standard input is not counted first"
+        way, why = "search", "auto: standard input or a pipe is not counted first"
     else:
         chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
         known = [k for k in searched.searches if accounts.get(k) is not None]
