@@ -185,9 +185,13 @@ class SpillTable(MutableMapping[K, V]):
         return value  # type: ignore[no-any-return]
 
     def __contains__(self, key: object) -> bool:  # no KeyError raised and caught (Mapping's way)
-        if key in self.hot:
+        if key in self.hot or key in self._moving:
             return True
-        return bool(self._moving or self._bits) and self._cold(key) is not _ABSENT  # type: ignore[arg-type]
+        bits = self._bits  # the filter inline: most keys asked of a big table are in none
+        if not bits:
+            return False
+        bit = hash(key) & (TABLE_FILTER_BITS - 1)
+        return bool(bits[bit >> 3] & (1 << (bit & 7))) and self._load(key) is not _ABSENT  # type: ignore[arg-type]
 
     def __setitem__(self, key: K, value: V) -> None:
         hot = self.hot
