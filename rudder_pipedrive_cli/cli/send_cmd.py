@@ -440,6 +440,8 @@ def run_send(
         index=identities.index,
         tables=spill.table,
     )
+    if tally.late is not None:  # a late event the journal has done was sent: not left out
+        tally.late.done = replay.finished.has
     if replay_state is not None:
         replay_state.start_run()
     stopped: RpdError | None = None

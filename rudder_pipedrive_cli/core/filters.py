@@ -21,7 +21,7 @@ a run left out, for a warning saying which --since would send them.
 from __future__ import annotations
 
 import re
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -129,10 +129,11 @@ class LateEvents:
     received at or after `since` (FIRST in its key), so that no window ending at `since` reads
     it. One received before `since` is not counted: the window before reads that object too (a
     day's last upload holds events of both days), and says so if the event is older than that
-    window as well."""
+    window as well. Nor is one `done` (the journal's: an earlier run sent it)."""
 
     since: datetime
     planned: Container[str]
+    done: Callable[[str], bool] = lambda _: False
     count: int = 0
     earliest: datetime | None = None
 
@@ -143,6 +144,8 @@ class LateEvents:
         key = OBJECT.search(event.source)
         when = event_time(event)
         if key is None or when is None or int(key.group(2)) < self.since.timestamp():
+            return
+        if self.done(event.id):
             return
         self.count += 1
         self.earliest = when if self.earliest is None else min(self.earliest, when)

@@ -130,3 +130,30 @@ def test_dry_run_says_how_many_late_events_it_left_and_which_since_takes_them(
     assert [line for line in lines if "late" in line] == ([said] if said else [])
     if said:
         assert lines[-1] == said
+
+
+def test_late_events_an_earlier_run_sent_are_not_said_to_be_left_out_again(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The late object also holds an event that fails (no name), so no run finishes it and every
+    # May 1 window reads it again: after the rerun the warning asked for sent the late events,
+    # they are done, and a window that leaves them out must not send the user to that rerun again.
+    nameless = {**identify("nameless"), "traits": {}}
+    root = tmp_path / "backup"
+    (root / LATE_OBJECT).parent.mkdir(parents=True)
+    (root / LATE_OBJECT).write_bytes(
+        archive(dated("late-1", "2024-04-29T10:00:00Z"), identify("on-time"), nameless)
+    )
+    first = rpd_send(sandbox, tmp_path, root, args=MAY_1_WINDOW, name="first")
+    assert first.exit_code == 1, first.stderr
+    late = "warning: 1 late event before --since left out: rerun with --since 2024-04-29"
+    assert late in first.stderr.splitlines()
+    rerun = rpd_send(sandbox, tmp_path, root, args=("--since", "2024-04-29"), name="rerun")
+    assert rerun.exit_code == 1, rerun.stderr
+    assert names(sandbox) == ["Person late-1", "Person on-time"]
+
+    again = rpd_send(sandbox, tmp_path, root, args=MAY_1_WINDOW, name="again")
+    assert again.exit_code == 1, again.stderr
+    assert not [line for line in again.stderr.splitlines() if "late event" in line]
+    assert again.report is not None
+    assert again.report["skipped_by_reason"] == {"already done": 1, "filtered": 1}
