@@ -53,6 +53,8 @@ def preview(
     rules = config.track_rules if config.track_rules.rules else None
     tally = send.tally  # as send counts and explains events: only a failure may have a root
     tally.keep_roots(tables())
+    if tally.late is not None:  # a late event the journal has done was sent: not left out
+        tally.late.done = done
     add_outcome, by_rule = tally.add_outcome, tally.rules
     learn, answer = known.learn, send.record
     requests: Sequence[ApiRequest]  # an event planned without a request has none

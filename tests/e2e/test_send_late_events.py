@@ -157,3 +157,11 @@ def test_late_events_an_earlier_run_sent_are_not_said_to_be_left_out_again(
     assert not [line for line in again.stderr.splitlines() if "late event" in line]
     assert again.report is not None
     assert again.report["skipped_by_reason"] == {"already done": 1, "filtered": 1}
+    # dry-run over that state plans the window as send ran it: without the warning either.
+    command = ["dry-run", str(root), "--config", str(EXAMPLE_CONFIG), "-f", "json", *MAY_1_WINDOW]
+    command += ["--state", str(tmp_path / "state.sqlite"), "--base-url", sandbox.url]
+    env = {**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": "sandbox-token"}
+    planned = CliRunner().invoke(app, command, env=env)
+    assert planned.exit_code == 1, planned.stderr  # the nameless event
+    assert orjson.loads(planned.stdout)["skipped_by_reason"] == {"already done": 1, "filtered": 1}
+    assert not [line for line in planned.stderr.splitlines() if "late event" in line]
