@@ -4,7 +4,8 @@ organization links included (SPEC 5): undisturbed and sequential; at concurrency
 resumed; with the field listings failing on the first try, then rerun; and as a backup folder
 backfilled in day windows with a late deal, the rerun its warning names included. Every report
 adds up (dead letters = failed), and a rerun with the same state sends nothing. A compact form of
-the differential harness that found the bugs of issue 16's and 17's sessions."""
+the differential harness (until now only in /tmp) that found organization links lost after a kill.
+The events' timestamps follow input order, so recency and input order agree."""
 
 from __future__ import annotations
 
