@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env
-from rudder_pipedrive_cli.core.catalog import Catalog
-from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
+from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import SALES_LISTINGS, fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import (
     Finding,
     needs_listing,
@@ -18,7 +18,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     unknown_keys,
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
-from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.base import LABELS, PlanConfig
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
 
@@ -47,22 +47,45 @@ def with_catalog(
     catalog, failure = sourced.catalog, sourced.failure
     if catalog is None:  # the listing failed, and no earlier send saved one
         reason = failure.reason if failure is not None else "no field listing"
-        unresolved = needs_listing(config)
-        if unresolved:  # sent as they are, those values would be lost or refused
-            more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
-            raise PlanFailure(
-                f"{reason}; without it {unresolved[0]}{more} cannot be resolved",
-                status=failure.status if failure is not None else None,  # what the hint says
-                retryable=True,
-            ) from None
+        stop_unless_resolved(config, ENTITIES, reason, failure)
         env.warn(f"{reason}; values will be sent without type conversion")
         return with_unresolvable(env, config, reason)
     if failure is not None:
         env.warn(f"{failure.reason}; using the field listing the state saved last time")
+    for failed in sourced.saved.values():  # listed on its own: the others are used
+        env.warn(f"{failed.reason}; using the one the state saved last time")
+    for name, failed in catalog.failed.items():
+        stop_unless_resolved(config, (name,), failed.reason, failed)
+        env.warn(f"{failed.reason}; {LEFT.get(name, FIELDS_LEFT)}")
     refuse_what_can_only_fail(env, send_refuses(catalog, config, listed=True))
     for problem in unknown_keys(catalog, config):
         env.warn(problem)
-    return applied(env, catalog, config)
+    resolved = applied(env, catalog, config)
+    sales = [failed.reason for name, failed in catalog.failed.items() if name in SALES_LISTINGS]
+    return with_unresolvable(env, resolved, sales[0]) if sales else resolved
+
+
+# What a send does without one listing (`Catalog.failed`): a field listing's, else these.
+FIELDS_LEFT = "the values of its fields will be sent without type conversion"
+LEFT = {
+    LABELS: "lead labels will be left out",
+    **dict.fromkeys(SALES_LISTINGS, "what track rules name from it cannot be resolved"),
+}
+
+
+def stop_unless_resolved(
+    config: PlanConfig, entities: tuple[str, ...], reason: str, failure: PlanFailure | None
+) -> None:
+    """Stop before any event when the config maps a field of `entities` that only their
+    listing, which failed, resolves: sent as they are, those values would be lost or refused."""
+    unresolved = needs_listing(config, entities)
+    if unresolved:
+        more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
+        raise PlanFailure(
+            f"{reason}; without it {unresolved[0]}{more} cannot be resolved",
+            status=failure.status if failure is not None else None,  # what the hint says
+            retryable=True,
+        ) from None
 
 
 def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
@@ -98,4 +121,4 @@ def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
     """The account's catalog, listed now: the field listings, lead labels and what the track
     rules name."""
     with client as blocking:
-        return blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules)))
+        return blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules), each=True))

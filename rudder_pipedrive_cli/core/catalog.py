@@ -13,8 +13,8 @@ import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from rudder_pipedrive_cli.core.errors import ConfigError
-from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
+from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.rules import TrackRule
 
 ENTITIES = ("persons", "organizations", "leads")
@@ -37,6 +37,9 @@ class Catalog:
     pipelines: Mapping[int, str] | None = None  # id -> name
     stages: tuple[Stage, ...] | None = None
     activity_types: Mapping[str, str] | None = None  # key -> name
+    # The listings that failed (a send lists each on its own), by name: an entity of
+    # `fields`, LABELS or a sales listing; what they fill is left out.
+    failed: Mapping[str, PlanFailure] = field(default_factory=dict)
 
     def field(self, entity: str, key_or_name: str) -> FieldInfo | None:
         """A field by its key, else by its name as Pipedrive shows it (never for an empty
@@ -60,6 +63,8 @@ class Catalog:
             deal_fields=self._resolve("leads", config.deal_fields),
             track_rules=rules.with_rules(tuple(self.resolve_rule(rule) for rule in rules.rules)),
             field_types={f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())},
+            unlisted=frozenset(e for e in ENTITIES if e not in self.fields)
+            | (self.failed.keys() & {LABELS}),
             lead_labels={**self.labels, **config.lead_labels},
             user_id_field=self._key("persons", config.user_id_field),
             group_id_field=self._key("organizations", config.group_id_field),

@@ -5,11 +5,11 @@ name things from) and returns the catalog."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 from rudder_pipedrive_cli.core.plans.common import Pages, probe_steps
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.rules import TrackRules
@@ -21,6 +21,8 @@ FIELD_ENDPOINTS: Mapping[str, str] = {
 }
 LABELS_ENDPOINT = "/v1/leadLabels"
 PAGE_SIZE = 500  # the v2 listings' maximum
+T = TypeVar("T")
+Listed = Generator[ApiRequest, ApiResponse, T]
 
 
 def _expect_ok(response: ApiResponse, what: str) -> Any:
@@ -131,20 +133,41 @@ def fetch_catalog(
     labels: bool = True,
     page_size: int = PAGE_SIZE,
     sales: frozenset[str] = frozenset(),
+    each: bool = False,
 ) -> Generator[ApiRequest, ApiResponse, Catalog]:
-    """The field listings and lead labels, and the `sales` listings (`sales_listings`)."""
+    """The field listings and lead labels, and the `sales` listings (`sales_listings`). With
+    `each` (a send) a failed listing is left out and kept in the catalog's `failed`, and the
+    others are still made, unless every one fails (the first failure is raised)."""
+    failed: dict[str, PlanFailure] = {}
+
+    def listing(name: str, exchange: Generator[ApiRequest, ApiResponse, T]) -> Listed[T | None]:
+        try:
+            return (yield from exchange)
+        except PlanFailure as error:
+            if not each:
+                raise
+            failed[name] = error
+            return None
+
     fields = {}
     for entity in entities:  # every page of each
         what = f"{entity} fields"
-        items = yield from fetch_listing(FIELD_ENDPOINTS[entity], what, page_size=page_size)
-        fields[entity] = tuple(field_info(item) for item in items)
-    found_labels = (yield from fetch_labels()) if labels else {}
+        items = yield from listing(
+            entity, fetch_listing(FIELD_ENDPOINTS[entity], what, page_size=page_size)
+        )
+        if items is not None:
+            fields[entity] = tuple(field_info(item) for item in items)
+    found_labels = (yield from listing(LABELS, fetch_labels())) if labels else {}
     listed = {}
     for name, (endpoint, read) in SALES_LISTINGS.items():
         if name in sales:
             what = name.replace("_", " ")
-            listed[name] = read((yield from fetch_listing(endpoint, what, page_size=page_size)))
-    return Catalog(fields=fields, labels=found_labels, **listed)
+            items = yield from listing(name, fetch_listing(endpoint, what, page_size=page_size))
+            if items is not None:
+                listed[name] = read(items)
+    if failed and not fields and not listed and (found_labels is None or not labels):
+        raise next(iter(failed.values()))
+    return Catalog(fields=fields, labels=found_labels or {}, failed=failed, **listed)
 
 
 def catalog_requests(sales: frozenset[str] = frozenset()) -> list[ApiRequest]:

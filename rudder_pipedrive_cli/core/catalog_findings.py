@@ -85,11 +85,14 @@ def identity_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
 
 def send_refuses(catalog: Catalog, config: PlanConfig, *, listed: bool) -> list[Finding]:
     """The identity findings a send refuses to start on, as every event that needs the field
-    would fail; without a listing (`listed` False) only what needs none: an unset field."""
+    would fail; without a listing (`listed` False, or its entity's failed) only what needs none:
+    an unset field."""
+    unlisted = {f"identity.{s}" for s, entity in IDENTITY_FIELDS if entity not in catalog.fields}
     return [
         finding
         for finding in identity_findings(catalog, config)
-        if finding.level == "fail" and (listed or not finding.value)
+        if finding.level == "fail"
+        and ((listed and finding.subject not in unlisted) or not finding.value)
     ]
 
 
@@ -111,6 +114,8 @@ def mapping_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     findings = []
     settings = {entity: setting for setting, entity in IDENTITY_FIELDS}
     for table, entity, mapping in mapped_tables(config):
+        if LISTING_OF.get(entity, entity) not in catalog.fields:  # its listing failed (a send)
+            continue
         setting = settings.get(entity, "")
         identity = catalog.field(entity, getattr(config, setting)) if setting else None
         noun = NOUNS[entity]
@@ -286,13 +291,14 @@ def is_searchable(info: FieldInfo) -> bool:
     return info.field_type in SEARCHABLE_TYPES and (info.is_custom or info.key == "name")
 
 
-def needs_listing(config: PlanConfig) -> list[str]:
-    """Mapped entries only the account's field listing can resolve or check: a value that is
+def needs_listing(config: PlanConfig, listings: Sequence[str] = ENTITIES) -> list[str]:
+    """Mapped entries only the account's field `listings` can resolve or check: a value that is
     neither a custom field key (40 hex) nor a standard field a write takes, such as a field's
     name ("Role")."""
     return [
         f"{table}.{trait} = {key!r}"
         for table, entity, mapping in mapped_tables(config)
+        if LISTING_OF.get(entity, entity) in listings
         for trait, key in mapping.items()
         if not CUSTOM_KEY.match(key) and not writable(entity, key)
     ]

@@ -1112,7 +1112,8 @@ def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[st
 
 
 def _labels(value: Any, currency: Any, config: PlanConfig, warnings: list[str]) -> Any:
-    listed = bool(config.field_types)  # without the field listing (offline) labels were not listed
+    # Without the field listing (offline) labels were not listed; nor when their listing failed.
+    listed = bool(config.field_types) and "lead_labels" not in config.unlisted  # base.LABELS
     return lead_labels(value, config.lead_labels, warnings, listed=listed) or None
 
 

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.common import malformed
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.client import PipedriveClient
@@ -43,13 +44,18 @@ class BlockingClient:
         answer that is not Pipedrive's envelope (an HTML page, an empty or cut body) fails the
         exchange: read as it is, a field listing was an account without fields (QA: `rpd check`
         and `map-fields` said the identity fields did not exist, `map-fields` listed nothing and
-        exited 0)."""
+        exited 0). A request that fails (its retries spent) fails in the exchange, which may go
+        on without it (a send's listings: `fetch_catalog`)."""
         try:
             request = next(steps)
             while True:
-                response = self.send(request)
-                if response.malformed:
-                    raise malformed(response, request.stage, response.malformed)
+                try:
+                    response = self.send(request)
+                    if response.malformed:
+                        raise malformed(response, request.stage, response.malformed)
+                except PlanFailure as failure:
+                    request = steps.throw(failure)
+                    continue
                 request = steps.send(response)
         except StopIteration as stop:
             result: T = stop.value

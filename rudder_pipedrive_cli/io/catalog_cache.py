@@ -4,15 +4,14 @@ types track rules name, when they were listed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 
-LABELS = "lead_labels"
 PIPELINES, STAGES, ACTIVITY_TYPES = "pipelines", "stages", "activity_types"
 
 
@@ -33,7 +32,8 @@ class FieldStore(Protocol):
 def save_catalog(store: FieldStore, catalog: Catalog) -> None:
     for entity, fields in catalog.fields.items():
         store.put_fields(entity, [asdict(info) for info in fields])
-    store.put_fields(LABELS, dict(catalog.labels))
+    if LABELS not in catalog.failed:
+        store.put_fields(LABELS, dict(catalog.labels))
     if catalog.pipelines is not None:
         store.put_fields(PIPELINES, [{"id": i, "name": n} for i, n in catalog.pipelines.items()])
     if catalog.stages is not None:
@@ -100,6 +100,8 @@ class Sourced:
     catalog: Catalog | None  # None: neither listed now nor saved by an earlier send
     live: bool = False
     failure: PlanFailure | None = None
+    # The listings of a live catalog that failed and were taken from `store` instead, by name.
+    saved: Mapping[str, PlanFailure] = field(default_factory=dict)
 
 
 def live_or_cached(
@@ -107,7 +109,8 @@ def live_or_cached(
 ) -> Sourced:
     """The account's catalog, live or cached, decided here only: listed now by `fetch` (kept in
     `store` when `keep`: a send's state), else, when the listing failed or there is none to make
-    (`fetch` None: an offline dry-run), the one `store` saved last, else none."""
+    (`fetch` None: an offline dry-run), the one `store` saved last, else none; a live one whose
+    listings failed in part takes those from `store` (`with_saved`)."""
     failure = None
     if fetch is not None:
         try:
@@ -117,6 +120,31 @@ def live_or_cached(
         else:
             if keep and store is not None:
                 save_catalog(store, catalog)
+            if catalog.failed and store is not None:
+                return with_saved(catalog, store)
             return Sourced(catalog=catalog, live=True)
     cached = load_catalog(store) if store is not None else None
     return Sourced(catalog=cached, failure=failure)
+
+
+def with_saved(live: Catalog, store: FieldStore) -> Sourced:
+    """`live` with each listing that failed (`Catalog.failed`) taken from `store` when an
+    earlier send saved it; those that were are `Sourced.saved`."""
+    cached = load_catalog(store) or Catalog()
+    fields = {e: f for e, f in cached.fields.items() if e in live.failed}
+    sales = {
+        name: getattr(cached, name)
+        for name in (PIPELINES, STAGES, ACTIVITY_TYPES)
+        if name in live.failed and getattr(cached, name) is not None
+    }
+    labels = LABELS in live.failed and store.get_fields(LABELS) is not None
+    saved = {*fields, *sales, *([LABELS] if labels else [])}
+    catalog = replace(
+        live,
+        fields={**live.fields, **fields},
+        labels=cached.labels if labels else live.labels,
+        failed={name: f for name, f in live.failed.items() if name not in saved},
+        **sales,
+    )
+    found = {name: f for name, f in live.failed.items() if name in saved}
+    return Sourced(catalog=catalog, live=True, saved=found)

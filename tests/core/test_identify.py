@@ -50,6 +50,15 @@ LISTED = replace(
 )
 
 UNLISTED = replace(CONFIG, field_types={})  # send's field listing failed, none saved
+# Send's person field listing alone failed (the others gave types), or the organizations' alone.
+PERSONS_UNLISTED = replace(
+    CONFIG,
+    field_types={k: v for k, v in CONFIG.field_types.items() if k != PLAN},  # Industry, Employees
+    unlisted=frozenset({"persons"}),
+)
+ORGS_UNLISTED = replace(  # Plan untyped all the same: what the gate is, not the value
+    PERSONS_UNLISTED, unlisted=frozenset({"organizations"})
+)
 PRO_ANN = {**ANN, "custom_fields": {USER_FIELD: "u-1", PLAN: "Pro"}}
 SIGNED_UP = replace(CONFIG, person_fields={"signed_up_at": "add_time"})
 
@@ -572,6 +581,38 @@ CASES = [
             "http_status": 400,
             "retryable": True,
             "held_back": frozenset({("event", "m-1"), ("person", "u-1")}),
+        },
+    ),
+    Case(
+        name="the person field listing failed, the others did not: a refused create of a "
+        "mapped value is retryable all the same",
+        raw=identify({"name": "Ann", "plan": "Pro"}),
+        config=PERSONS_UNLISTED,
+        calls=[
+            search_person("u-1"),
+            post("/api/v2/persons", PRO_ANN, ApiResponse(status=400, error="plan: not an id")),
+        ],
+        expect={
+            "reason": "create person refused: HTTP 400: plan: not an id; its mapped values were "
+            "sent without type conversion (the field listing failed): rerun once the listing "
+            "works",
+            "retryable": True,
+            "held_back": frozenset({("event", "m-1"), ("person", "u-1")}),
+        },
+    ),
+    Case(
+        name="only the organization field listing failed: a person's refused create stays not "
+        "retryable (its values were typed)",
+        raw=identify({"name": "Ann", "plan": "Pro"}),
+        config=ORGS_UNLISTED,
+        calls=[
+            search_person("u-1"),
+            post("/api/v2/persons", PRO_ANN, ApiResponse(status=400, error="plan: not an id")),
+        ],
+        expect={
+            "reason": "create person refused: HTTP 400: plan: not an id",
+            "retryable": False,
+            "held_back": frozenset(),
         },
     ),
     Case(

@@ -9,23 +9,29 @@ from typing import Any
 
 import pytest
 from e2e_support import (
+    HOT,
+    INDUSTRY_FIELD,
     LISTINGS,
     PLAN_FIELD,
     example_without_rules,
+    group,
     holdings,
     identify,
     rpd_send,
+    track,
+    write_config,
     write_events,
 )
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.sandbox import Sandbox, routes
+from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
 from rudder_pipedrive_cli.sandbox.replies import ApiError
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 SAVED = "using the field listing the state saved last time"
 NONE = "values will be sent without type conversion"
+FIELDS_LEFT = "the values of its fields will be sent without type conversion"  # one listing
 
 
 def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
@@ -99,7 +105,14 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
     )
     assert hint == "hint: try again later"
     assert run.report is None
-    assert sandbox.stats()["requests"] == {"GET /v1/users/me": 1, "GET /api/v2/personFields": 1}
+    # Each listing is tried on its own (all fail here); no event's request.
+    assert sandbox.stats()["requests"] == {
+        "GET /v1/users/me": 1,
+        "GET /api/v2/personFields": 1,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/dealFields": 1,
+        "GET /v1/leadLabels": 1,
+    }
 
 
 def test_the_report_s_duration_includes_the_field_listings(
@@ -150,7 +163,10 @@ def test_a_write_refused_for_a_value_no_listing_converted_is_retryable_and_holds
     )
 
     assert run.exit_code == 1, run.stderr
-    assert f"after 1 attempts; {NONE}" in run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
+        f"warning: GET {endpoint}: HTTP 503 after 1 attempts; {FIELDS_LEFT}"
+        for endpoint in ("/api/v2/personFields", "/api/v2/organizationFields", "/api/v2/dealFields")
+    ]
     first, second = run.dead_letters
     assert first["error"] == {
         "reason": f"create person refused: HTTP 400: custom_fields.{PLAN_FIELD}: expected an "
@@ -175,3 +191,60 @@ def test_a_write_refused_for_a_value_no_listing_converted_is_retryable_and_holds
     assert rerun.exit_code == 0, rerun.stderr
     person = holdings(sandbox).person("u-1")
     assert (person["name"], person["custom_fields"][PLAN_FIELD]) == ("Ann Lee", 102)
+
+
+class PersonsUnlisted(dict[str, Any]):
+    """The sandbox's fields, whose person field listing alone fails (HTTP 503)."""
+
+    def __getitem__(self, entity: str) -> Any:
+        if entity == "person":
+            raise ApiError(503, "person fields are unavailable")
+        return seed.FIELDS[entity]
+
+
+def test_one_failed_listing_leaves_the_others_in_use(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """personFields failing (QA: it discarded the whole catalog, so the deal rule failed naming
+    personFields and the lead's label went unresolved): only person values go unconverted (a
+    refused one is retryable); organization values are converted, the deal goes to its rule's
+    pipeline and stage, the lead label is resolved, and the listing is saved for what it held."""
+    sandbox = make_sandbox(plan="unlimited")
+    monkeypatch.setattr(routes, "FIELDS", PersonsUnlisted())
+    config = write_config(tmp_path)
+    state = tmp_path / "state.sqlite"
+    events = write_events(
+        tmp_path / "e.ndjson",
+        [
+            identify("m-1", "u-1", name="Ann"),
+            group("m-2", "u-1", "g-1", name="Acme", industry="Software"),
+            track("m-3", "u-1", "Demo Requested", campaign="autumn"),
+            track("m-4", "u-1", "Trial Started", label_ids=["Hot"]),
+            identify("m-5", "u-2", name="Bob", plan="Pro"),
+        ],
+    )
+
+    run = rpd_send(
+        sandbox, tmp_path, events, config=config, state=state, args=("--max-retries", "0")
+    )
+
+    assert run.exit_code == 1, run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
+        f"warning: GET /api/v2/personFields: HTTP 503 after 1 attempts; {FIELDS_LEFT}"
+    ]
+    (dead,) = run.dead_letters
+    assert (dead["event"]["messageId"], dead["error"]["retryable"]) == ("m-5", True)
+    assert dead["error"]["reason"].endswith(
+        "; its mapped values were sent without type conversion (the field listing failed): "
+        "rerun once the listing works"
+    )
+    crm = holdings(sandbox)
+    assert crm.org("g-1")["custom_fields"][INDUSTRY_FIELD] == 201  # "Software"'s option id
+    (deal,) = crm.state["deals"]
+    assert (deal["origin_id"], deal["pipeline_id"], deal["stage_id"]) == ("rpd:m-3", 1, 2)
+    assert crm.lead("rpd:m-4")["label_ids"] == [HOT]
+    with ReplayState.open(state, "", readonly=True) as s:
+        s.use_remembered(sandbox.url, "sandbox-token")
+        saved = load_catalog(s)
+    assert saved is not None
+    assert sorted(saved.fields) == ["leads", "organizations"]

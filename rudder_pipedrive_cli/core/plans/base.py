@@ -20,6 +20,9 @@ class FieldInfo:
     is_custom: bool = True
 
 
+LABELS = "lead_labels"  # the lead labels' listing, as `Catalog.failed` and the state name it
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanConfig:
     user_id_field: str = ""
@@ -34,6 +37,9 @@ class PlanConfig:
     track_rules: TrackRules = field(default_factory=TrackRules)  # [[track]] (core/rules.py)
     lead_labels: Mapping[str, str] = field(default_factory=dict)  # label name -> label UUID
     field_types: Mapping[str, FieldInfo] = field(default_factory=dict)  # field key -> info
+    # The field listings (persons, organizations, leads) that gave no types (values are sent as
+    # they are), and LABELS when the lead labels' listing failed.
+    unlisted: frozenset[str] = frozenset()
     # How often a write whose outcome stays unknown is tried (reconciled in between): the
     # transport's retries + 1, so `--max-retries` bounds these too.
     unknown_tries: int = 7

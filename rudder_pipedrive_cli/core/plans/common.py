@@ -193,7 +193,7 @@ class Ctx:
                 status = "sent" if self.writes else "unchanged"
                 reason = SUPERSEDED if self.superseded and not self.writes else ""
         else:
-            if failure.status == 400 and not self.config.field_types:  # no listing: see there
+            if failure.status == 400:  # sent without its field listing?: see there
                 failure = unconverted(self, failure)
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
@@ -234,19 +234,31 @@ UNCONVERTED = (
     "; its mapped values were sent without type conversion (the field listing failed): rerun "
     "once the listing works"
 )
-WRITES = ("create ", "update ")  # the stages of the writes whose bodies hold mapped values
+WRITES = ("create", "update")  # the verbs of the writes whose bodies hold mapped values
+# A write's noun (its stage: "create deal") -> the field listing typing its body, and its table.
+TYPED_BY: Mapping[str, tuple[str, str]] = {
+    "person": ("persons", "person_fields"),
+    "organization": ("organizations", "org_fields"),
+    "lead": ("leads", "lead_fields"),
+    "deal": ("leads", "deal_fields"),
+}
 
 
 def unconverted(ctx: Ctx, failure: PlanFailure) -> PlanFailure:
-    """`failure`, retryable when it is a write's 400 and the event holds a mapped value while
-    no field listing gave types (send's listing failed, with none saved: cli/send_catalog.py):
-    the value went out as it was (an enum's label, not its option id), which the listing
-    would have converted. Its identity's later events then wait for it (SPEC 5)."""
+    """`failure`, retryable when it is a write's 400 and the event holds a value mapped for the
+    written entity while its field listing gave no types (send's listing of it failed, with
+    none saved: cli/send_catalog.py): the value went out as it was (an enum's label, not its
+    option id), which the listing would have converted. Its identity's later events then wait
+    for it (SPEC 5)."""
     config, raw = ctx.config, ctx.event.raw
-    if not failure.stage.startswith(WRITES):
+    verb, _, noun = failure.stage.partition(" ")
+    listing, table = TYPED_BY.get(noun, ("", ""))
+    if verb not in WRITES or not listing:
         return failure
-    mappings = (config.person_fields, config.org_fields, config.lead_fields, config.deal_fields)
-    rules = (rule.fields for rule in config.track_rules.rules if rule.fields)
+    if config.field_types and listing not in config.unlisted:  # listed: its values were typed
+        return failure
+    mappings = (getattr(config, table),)
+    rules = (r.fields for r in config.track_rules.rules if r.create == noun and r.fields)
     sources = [
         source
         for source in (raw.get("traits"), get_parts(raw, CONTEXT_TRAITS), raw.get("properties"))
