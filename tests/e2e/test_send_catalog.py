@@ -248,3 +248,85 @@ def test_one_failed_listing_leaves_the_others_in_use(
         saved = load_catalog(s)
     assert saved is not None
     assert sorted(saved.fields) == ["leads", "organizations"]
+
+
+def test_a_failed_listing_is_taken_from_the_state_the_others_listed_now(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """personFields failing where an earlier send saved it: the saved person fields convert
+    person values, and the warning says that one listing came from the state (it said the whole
+    catalog did)."""
+    sandbox = make_sandbox(plan="unlimited")
+    config = tmp_path / "rpd.toml"
+    config.write_text(example_without_rules())
+    state = tmp_path / "state.sqlite"
+    first = write_events(tmp_path / "a.ndjson", [identify("m-1", "u-1", name="One", plan="Pro")])
+    assert rpd_send(sandbox, tmp_path, first, state=state, config=config).exit_code == 0
+
+    monkeypatch.setattr(routes, "FIELDS", PersonsUnlisted())
+    later = write_events(
+        tmp_path / "b.ndjson",
+        [
+            identify("m-2", "u-2", name="Two", plan="Free"),
+            group("m-3", "u-2", "g-1", name="Acme", industry="Retail"),
+        ],
+    )
+    run = rpd_send(
+        sandbox, tmp_path, later, state=state, config=config, args=("--max-retries", "0"), name="b"
+    )
+
+    assert run.exit_code == 0, run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
+        "warning: GET /api/v2/personFields: HTTP 503 after 1 attempts; using the one the state "
+        "saved last time"
+    ]
+    crm = holdings(sandbox)
+    assert crm.person("u-2")["custom_fields"][PLAN_FIELD] == 101  # "Free"'s option id
+    assert crm.org("g-1")["custom_fields"][INDUSTRY_FIELD] == 202  # "Retail"'s
+
+
+class Unavailable(tuple[Any, ...]):
+    """A sandbox listing that fails (HTTP 503)."""
+
+    def __iter__(self) -> Any:
+        raise ApiError(503, "unavailable")
+
+
+def test_a_failed_sales_listing_fails_only_the_rules_that_name_from_it(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """activityTypes failing: the activity rule's events fail (retryable) naming that listing;
+    the deal rule's pipeline and stage are still resolved, and the person's values converted."""
+    sandbox = make_sandbox(plan="unlimited")
+    monkeypatch.setattr(routes, "ACTIVITY_TYPES", Unavailable())
+    events = write_events(
+        tmp_path / "e.ndjson",
+        [
+            identify("m-1", "u-1", name="Ann", plan="Pro"),
+            track("m-2", "u-1", "Call Scheduled", topic="pricing"),
+            identify("m-3", "u-2", name="Bob"),
+            track("m-4", "u-2", "Demo Requested", campaign="autumn"),
+        ],
+    )
+
+    run = rpd_send(
+        sandbox, tmp_path, events, config=write_config(tmp_path), args=("--max-retries", "0")
+    )
+
+    assert run.exit_code == 1, run.stderr
+    assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
+        "warning: GET /v1/activityTypes: HTTP 503 after 1 attempts; what track rules name from "
+        "it cannot be resolved",
+        "warning: track #3.type = 'call' cannot be resolved without the listings: the events of "
+        "those track rules fail (retryable)",
+    ]
+    (dead,) = run.dead_letters
+    assert (dead["event"]["messageId"], dead["error"]["retryable"]) == ("m-2", True)
+    assert dead["error"]["reason"] == (
+        "track #3: type = 'call' cannot be resolved: GET /v1/activityTypes: HTTP 503 after 1 "
+        "attempts; retry later"
+    )
+    crm = holdings(sandbox)
+    assert crm.person("u-1")["custom_fields"][PLAN_FIELD] == 102
+    (deal,) = crm.state["deals"]
+    assert (deal["origin_id"], deal["pipeline_id"], deal["stage_id"]) == ("rpd:m-4", 1, 2)
