@@ -36,7 +36,10 @@ def with_catalog(
     Without any listing values are sent as they are (Pipedrive then refuses what it cannot take,
     and those events are dead-lettered), so a failed listing is a warning, not a stop; unless
     the config maps a field that only a listing resolves (by its name): the run then stops before
-    any event, as those values would be dropped from events journaled as done.
+    any event, as those values would be dropped from events journaled as done. Each listing
+    stands alone: one that fails (`Catalog.failed`) is taken from the state when it saved one,
+    else leaves out only what needs it (its entity's values unconverted, the track rules naming
+    from it unresolved); the others are used.
 
     The listings go through `lists()`, an `account_client`: through the events' pacer they spend
     the same burst window (a pacer that did not know of them would meet one 429 per listing in
