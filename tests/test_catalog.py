@@ -555,6 +555,32 @@ def test_live_or_cached_falls_back_to_the_saved_catalog_saying_why() -> None:
     assert live_or_cached(None, Store(), keep=False) == Sourced(catalog=None)
 
 
+def test_a_live_catalog_failed_in_part_takes_those_listings_from_the_state_alone() -> None:
+    """Each failed listing is taken from the state when it saved one (the lead labels too,
+    saved by a send whose field listings all failed), and stays failed when it did not; what
+    was listed now is saved, what failed is not overwritten."""
+    persons = PlanFailure("listing persons fields failed: HTTP 503", retryable=True)
+    labels = PlanFailure("listing lead labels failed: HTTP 503", retryable=True)
+    orgs = (FieldInfo(key="industry", name="Industry", field_type="enum"),)
+    live = Catalog(
+        fields={"organizations": orgs}, failed={"persons": persons, "lead_labels": labels}
+    )
+    store = Store()
+    store.put_fields("lead_labels", {"Hot": HOT})  # the only listing an earlier send saved
+
+    sourced = live_or_cached(lambda: live, store, keep=True)
+
+    assert sourced == Sourced(
+        catalog=Catalog(
+            fields={"organizations": orgs}, labels={"Hot": HOT}, failed={"persons": persons}
+        ),
+        live=True,
+        saved={"lead_labels": labels},
+    )
+    assert sorted(store.saved) == ["lead_labels", "organizations"]
+    assert store.saved["lead_labels"].payload == {"Hot": HOT}
+
+
 def test_a_listing_pages_by_cursor_and_a_refused_page_names_the_listing() -> None:
     """The catalog lists through the plans' one paged-listing helper: the exact requests of a
     cursor-paged field listing, and the failure a refused page becomes (stage, words, retry)."""

@@ -140,7 +140,7 @@ def fetch_catalog(
     others are still made, unless every one fails (the first failure is raised)."""
     failed: dict[str, PlanFailure] = {}
 
-    def listing(name: str, exchange: Generator[ApiRequest, ApiResponse, T]) -> Listed[T | None]:
+    def listing(name: str, exchange: Listed[T]) -> Listed[T | None]:
         try:
             return (yield from exchange)
         except PlanFailure as error:

@@ -137,12 +137,12 @@ def with_saved(live: Catalog, store: FieldStore) -> Sourced:
         for name in (PIPELINES, STAGES, ACTIVITY_TYPES)
         if name in live.failed and getattr(cached, name) is not None
     }
-    labels = LABELS in live.failed and store.get_fields(LABELS) is not None
-    saved = {*fields, *sales, *([LABELS] if labels else [])}
+    labels = _names(store, LABELS) if LABELS in live.failed else None
+    saved = {*fields, *sales, *([LABELS] if labels is not None else [])}
     catalog = replace(
         live,
         fields={**live.fields, **fields},
-        labels=cached.labels if labels else live.labels,
+        labels=live.labels if labels is None else labels,
         failed={name: f for name, f in live.failed.items() if name not in saved},
         **sales,
     )
