@@ -136,15 +136,16 @@ def fetch_catalog(
     each: bool = False,
 ) -> Generator[ApiRequest, ApiResponse, Catalog]:
     """The field listings and lead labels, and the `sales` listings (`sales_listings`). With
-    `each` (a send) a failed listing is left out and kept in the catalog's `failed`, and the
-    others are still made, unless every one fails (the first failure is raised)."""
+    `each` (a send) a listing Pipedrive refused (an HTTP error, its retries spent) is left out
+    and kept in the catalog's `failed`, and the others are still made, unless every one fails
+    (the first failure is raised); one that got no answer (unreachable) is raised at once."""
     failed: dict[str, PlanFailure] = {}
 
     def listing(name: str, exchange: Listed[T]) -> Listed[T | None]:
         try:
             return (yield from exchange)
         except PlanFailure as error:
-            if not each:
+            if not each or error.status is None:  # no answer at all: Pipedrive unreachable
                 raise
             failed[name] = error
             return None
