@@ -108,6 +108,20 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def sigterm_held(heard: list[signal.Signals]) -> Iterator[None]:
+    """A SIGTERM while the report is made is put in `heard`, not raised: raised, it ended the
+    run with no report (kept in the state, printed, written), though SPEC 6 exits after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: heard.append(signal.SIGTERM))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class SayHandler(logging.Handler):
     """Each log line said as rpd's other lines are (`say`): wrapped between words on a
     terminal, its next lines indented; whole in a file or a pipe."""
@@ -479,44 +493,47 @@ def run_send(
                 stopped = error
             else:  # the run's own stop is the exit, and what to do next: say this one too
                 env.warn(error.message)
-    duration = time.monotonic() - started
-    without_token(tally, env.settings.api_token.pattern())
-    document = tally.to_json(duration_s=duration, dead_letter=letters.written)
-    document.update(identities.report())
-    if replay_state is not None:
-        try:
-            replay_state.finish_run(document)
-        except StateUnusable as error:  # its disk is full: the report still comes first
-            stopped = stopped or error
-    if not env.quiet:
-        print_send_report(
-            env.err,
-            tally,
-            duration_s=duration,
-            dead_letter=letters.written,
-            identities=identities.line(),
-        )
-        if env.sandbox is not None:
-            # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
-            on_terminal = env.err.is_terminal and env.err.file.isatty()
-            print_sandbox_holdings(env.err, env.sandbox.state(), records=on_terminal)
-    elif letters.written:  # -q: only errors, and failed events are (where they went is said)
-        failed = tally.outcomes["failed"]
-        say(
-            env.err,
-            f"{failed:,} {'event' if failed == 1 else 'events'} failed, written to "
-            f"{letters.written}: fix the cause, then `rpd send {letters.written}` to send "
-            f"{'it' if failed == 1 else 'them'} again",
-            indent=MORE,
-        )
-    note_late_events(env, tally.late)
-    if job.report is not None:
-        try:
-            write_report(job.report, document)
-        except RpdError as error:
-            if stopped is None and interrupted is None:
-                raise
-            env.warn(error.message)  # the run's own stop is the exit, and what to do next
+    heard: list[signal.Signals] = []
+    with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
+        duration = time.monotonic() - started
+        without_token(tally, env.settings.api_token.pattern())
+        document = tally.to_json(duration_s=duration, dead_letter=letters.written)
+        document.update(identities.report())
+        if replay_state is not None:
+            try:
+                replay_state.finish_run(document)
+            except StateUnusable as error:  # its disk is full: the report still comes first
+                stopped = stopped or error
+        if not env.quiet:
+            print_send_report(
+                env.err,
+                tally,
+                duration_s=duration,
+                dead_letter=letters.written,
+                identities=identities.line(),
+            )
+            if env.sandbox is not None:
+                # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
+                on_terminal = env.err.is_terminal and env.err.file.isatty()
+                print_sandbox_holdings(env.err, env.sandbox.state(), records=on_terminal)
+        elif letters.written:  # -q: only errors, and failed events are (where they went is said)
+            failed = tally.outcomes["failed"]
+            say(
+                env.err,
+                f"{failed:,} {'event' if failed == 1 else 'events'} failed, written to "
+                f"{letters.written}: fix the cause, then `rpd send {letters.written}` to send "
+                f"{'it' if failed == 1 else 'them'} again",
+                indent=MORE,
+            )
+        note_late_events(env, tally.late)
+        if job.report is not None:
+            try:
+                write_report(job.report, document)
+            except RpdError as error:
+                if stopped is None and interrupted is None:
+                    raise
+                env.warn(error.message)  # the run's own stop is the exit, and what to do next
+    interrupted = interrupted or (heard[0] if heard else None)
     if stopped is not None:
         raise stopped
     if interrupted is not None:

@@ -211,6 +211,28 @@ def test_an_output_the_disk_refuses_leaves_a_stop_signal_its_exit(
     )
 
 
+def test_a_sigterm_while_the_report_is_made_still_writes_it_then_exits_143(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SPEC 6: exit 143 after the report. A SIGTERM that came as the run ended, while its report
+    # was made (kept in the state, printed, written), raised there: exit 143 with no report.
+    made = send_cmd.without_token  # the first step of the report
+
+    def sigterm_then(*args: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        made(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(send_cmd, "without_token", sigterm_then)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events)
+    assert run.exit_code == 143
+    assert run.report is not None and run.report["events"]["sent"] == 1
+    assert run.stderr.strip().endswith(
+        "terminated (SIGTERM): no new events were started and those in flight were finished; "
+        "rerun the same command to resume"
+    )
+
+
 def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
