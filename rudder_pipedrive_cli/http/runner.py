@@ -277,6 +277,7 @@ def drive_all(
     one cancels them and raises KeyboardInterrupt (Terminated, for a SIGTERM).
     """
     stopped_by: list[signal.Signals] = []
+    heard: list[signal.Signals] = []  # every signal, heard by the loop or not (its last turn)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -300,6 +301,8 @@ def drive_all(
                 except RuntimeError:
                     continue
                 installed[signum] = previous
+                # The loop hears a signal on its next turn: one after its last is kept here.
+                signal.signal(signum, lambda got, _frame: heard.append(signal.Signals(got)))
         try:
             async with sender as opened:
                 await run_plans(
@@ -324,4 +327,5 @@ def drive_all(
         asyncio.run(main())
     except asyncio.CancelledError:
         raise (Terminated if stopped_by[-1:] == [signal.SIGTERM] else KeyboardInterrupt) from None
-    return stopped_by[0] if stopped_by else None
+    signals = stopped_by or heard
+    return signals[0] if signals else None

@@ -5,6 +5,7 @@ duplicating nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -231,6 +232,29 @@ def test_a_sigterm_while_the_report_is_made_still_writes_it_then_exits_143(
         "terminated (SIGTERM): no new events were started and those in flight were finished; "
         "rerun the same command to resume"
     )
+
+
+def test_a_sigterm_as_the_last_event_ends_is_not_lost(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGTERM after the event loop's last turn, before its handlers were removed, was heard by
+    # nobody: the loop never read it again, and the send exited as if never signalled.
+    loop_class = asyncio.SelectorEventLoop  # asyncio.run's on Unix
+    remove = loop_class.remove_signal_handler
+    signalled: list[int] = []
+
+    def sigterm_then(self: asyncio.AbstractEventLoop, signum: int) -> bool:
+        if not signalled:
+            signalled.append(signum)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return remove(self, signum)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop_class, "remove_signal_handler", sigterm_then)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events)
+    assert signalled
+    assert run.exit_code == 143
+    assert run.report is not None and run.report["events"]["sent"] == 1
 
 
 def test_a_stop_while_the_report_is_written_never_says_nothing_was_sent(
