@@ -467,6 +467,7 @@ def run_send(
 
     tally.driving = True  # from here a stop may leave writes made by events never counted
     note_reading_a_terminal(env, job.paths)
+    heard: list[signal.Signals] = []  # a SIGTERM once the events are driven (`sigterm_held`)
     try:
         with progress:
             taken = taken_events(reader, job.event_filter, job.limit, token_pattern)
@@ -486,14 +487,14 @@ def run_send(
         interrupted = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
         cancelled = True
     finally:
-        try:
-            letters.close()
-        except RpdError as error:  # the report still comes first, then this error
-            if stopped is None and interrupted is None:
-                stopped = error
-            else:  # the run's own stop is the exit, and what to do next: say this one too
-                env.warn(error.message)
-    heard: list[signal.Signals] = []
+        with sigterm_held(heard):  # as the report's, below: a SIGTERM here still has its report
+            try:
+                letters.close()
+            except RpdError as error:  # the report still comes first, then this error
+                if stopped is None and interrupted is None:
+                    stopped = error
+                else:  # the run's own stop is the exit, and what to do next: say this one too
+                    env.warn(error.message)
     with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
         duration = time.monotonic() - started
         without_token(tally, env.settings.api_token.pattern())

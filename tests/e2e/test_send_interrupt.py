@@ -234,6 +234,24 @@ def test_a_sigterm_while_the_report_is_made_still_writes_it_then_exits_143(
     )
 
 
+def test_a_sigterm_while_the_dead_letters_are_closed_still_writes_the_report_then_exits_143(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dead letters are closed just before the report is made: a SIGTERM there raised with
+    # no report, as one during the report did.
+    close = send_cmd.DeadLetters.close
+
+    def sigterm_then(self: send_cmd.DeadLetters) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        close(self)
+
+    monkeypatch.setattr(send_cmd.DeadLetters, "close", sigterm_then)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events)
+    assert run.exit_code == 143
+    assert run.report is not None and run.report["events"]["sent"] == 1
+
+
 def test_a_sigterm_as_the_last_event_ends_is_not_lost(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
