@@ -10,7 +10,6 @@ import traceback
 from collections.abc import Callable, Container, Iterable, Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -300,27 +299,31 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
 
 
 def late_events(paths: Iterable[str], event_filter: EventFilter) -> LateEvents | None:
-    """What counts the late events `--since` leaves out of a backup among `paths`
-    (core/filters.py), or None: without --since, or without a backup (a file's events are all
-    read by every window, stdin's by every run)."""
+    """What counts the events `--since` and `--until` leave out of a backup among `paths` that no
+    other window sends (core/filters.py), or None: without either, or without a backup (a file's
+    events are all read by every window, stdin's by every run)."""
     from rudder_pipedrive_cli.core.filters import LateEvents
     from rudder_pipedrive_cli.core.plans import HANDLERS
     from rudder_pipedrive_cli.io.objects import is_object_path
 
-    if event_filter.since is None or not any(map(is_object_path, paths)):
+    since, until = event_filter.since, event_filter.until
+    if (since is None and until is None) or not any(map(is_object_path, paths)):
         return None
-    return LateEvents(since=event_filter.since, planned=HANDLERS)
+    return LateEvents(since=since, until=until, planned=HANDLERS)
 
 
 def note_late_events(env: Env, late: LateEvents | None) -> None:
-    """Say, at the end, how many late events --since left out and which --since sends them: the
-    objects holding them are not finished, so that rerun with the same state reads them again
-    and sends only those (the journal skips the rest)."""
-    if late is not None and late.earliest is not None:
-        day = late.earliest.astimezone(UTC).date()
-        env.warn(
-            f"{plural(late.count, 'late event')} before --since left out: rerun with --since {day}"
-        )
+    """Say, at the end, how many events --since and --until left out that no other window sends,
+    and the rerun that sends them: the objects holding them are not finished, so that rerun with
+    the same state reads them again and sends only those (the journal skips the rest)."""
+    if late is None or (rerun := late.rerun()) is None:
+        return
+    kinds = (
+        (late.before.count, "late event", "before --since"),
+        (late.after.count, "future-dated event", "at or after --until"),
+    )
+    said = " and ".join(f"{plural(count, noun)} {bound}" for count, noun, bound in kinds if count)
+    env.warn(f"{said} left out: rerun {rerun}")
 
 
 def without_token(tally: Tally, token: TokenPattern | None) -> None:

@@ -14,16 +14,19 @@ excludes June 30).
 
 A late event (a mobile SDK queued it offline for days) is received, and so filed in a backup's
 objects (core/backups.py), long after its time: a window that reads its object leaves it out as
-before --since, and the window of its time does not read that object. `LateEvents` counts those
-a run left out, for a warning saying which --since would send them.
+before --since, and the window of its time does not read that object. The mirror is a
+future-dated event (a device whose clock runs ahead): filed before its time, left out as not
+before --until by a window that reads its object, never read by the window of its time.
+`LateEvents` counts both kinds a run left out, for a warning saying which --since and --until
+would send them.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Container
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from rudder_pipedrive_cli.core.backups import OBJECT, Window
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -36,6 +39,7 @@ EVENT_TYPES = ("identify", "group", "alias", "track", "page", "screen")
 
 
 BEFORE_SINCE = "filtered out: before --since"
+NOT_BEFORE_UNTIL = "filtered out: not before --until"
 PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -106,7 +110,7 @@ class EventFilter:
         if self.since is not None and when < self.since:
             return BEFORE_SINCE
         if self.until is not None and when >= self.until:
-            return "filtered out: not before --until"
+            return NOT_BEFORE_UNTIL
         return None
 
     @classmethod
@@ -123,32 +127,84 @@ class EventFilter:
 
 
 @dataclass(slots=True, kw_only=True)
-class LateEvents:
-    """The late events a run left out: of a type rpd sends (`planned`: a page is skipped either
-    way), left out as before `since`, from a backup's object (its source names its key)
-    received at or after `since` (FIRST in its key), so that no window ending at `since` reads
-    it. One received before `since` is not counted: the window before reads that object too (a
-    day's last upload holds events of both days), and says so if the event is older than that
-    window as well. Nor is one `done` (the journal's: an earlier run sent it)."""
+class LeftOut:
+    """The events of one kind (late, or future-dated) a run left out that no window sends: how
+    many, and the earliest and latest of their times (what a rerun's --since or --until needs)."""
 
-    since: datetime
-    planned: Container[str]
-    done: Callable[[str], bool] = lambda _: False
     count: int = 0
     earliest: datetime | None = None
+    latest: datetime | None = None
+
+    def add(self, when: datetime) -> None:
+        self.count += 1
+        self.earliest = when if self.earliest is None else min(self.earliest, when)
+        self.latest = when if self.latest is None else max(self.latest, when)
+
+
+@dataclass(slots=True, kw_only=True)
+class LateEvents:
+    """The events a run left out of a backup's objects (their sources name their keys) that no
+    window of a day-by-day backfill sends, each counted by exactly one of consecutive windows; of
+    a type rpd sends (`planned`: a page is skipped either way), and not `done` (the journal's: an
+    earlier run sent it).
+
+    - `before` (late events): left out as before `since`, from an object received at or after
+      `since` (FIRST in its key), so that no window ending at `since` reads it. One received
+      before `since` is not counted: the window before reads that object too (a day's last
+      upload holds events of both days), and says so if the event is older than that window.
+    - `after` (future-dated events): left out as not before `until`, from an object received
+      wholly before `until` (LAST in its key), so that no window starting at `until` reads it.
+      One whose LAST is at or after `until` is not counted: the window after reads that object
+      too, and sends the event, or says so if the event is past that window as well.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    planned: Container[str]
+    done: Callable[[str], bool] = lambda _: False
+    before: LeftOut = field(default_factory=LeftOut)
+    after: LeftOut = field(default_factory=LeftOut)
+    # The windows on the other side of each bound, that the counted objects must not meet.
+    _earlier: Window = field(init=False)
+    _later: Window = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._earlier = Window(until=self.since)
+        self._later = Window(since=self.until)
 
     def add(self, event: Event, reason: str) -> None:
-        """Count `event`, skipped for `reason`, if it is a late event."""
-        if reason != BEFORE_SINCE or event.type not in self.planned:
+        """Count `event`, skipped for `reason`, if no other window sends it."""
+        if reason == BEFORE_SINCE and self.since is not None:
+            left_out, others = self.before, self._earlier
+        elif reason == NOT_BEFORE_UNTIL and self.until is not None:
+            left_out, others = self.after, self._later
+        else:
+            return
+        if event.type not in self.planned:
             return
         key = OBJECT.search(event.source)
         when = event_time(event)
-        if key is None or when is None or int(key.group(2)) < self.since.timestamp():
+        if key is None or when is None or others.meets(int(key.group(2)), int(key.group(3))):
             return
         if self.done(event.id):
             return
-        self.count += 1
-        self.earliest = when if self.earliest is None else min(self.earliest, when)
+        left_out.add(when)
+
+    def rerun(self) -> str | None:
+        """How the same command, with the same state, sends the events counted (None: none):
+        `with --since` the earliest late event's day, `--until` the day after the latest
+        future-dated one's (--until is exclusive), or `without --until` when no day follows."""
+        options, without = [], []
+        if self.before.earliest is not None:
+            options.append(f"--since {self.before.earliest.astimezone(UTC).date()}")
+        if self.after.latest is not None:
+            day = self.after.latest.astimezone(UTC).date()
+            if day < date.max:
+                options.append(f"--until {day + timedelta(days=1)}")
+            else:
+                without.append("without --until")
+        rerun = ([f"with {' '.join(options)}"] if options else []) + without
+        return " and ".join(rerun) or None
 
 
 def _option_types(text: str | None) -> frozenset[str] | None:

@@ -101,7 +101,7 @@ class Tally:
     driving: bool = False  # a send began to drive events (a stop after says so, not "no event")
     writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
-    late: LateEvents | None = None  # counts the late events --since leaves out of a backup
+    late: LateEvents | None = None  # what --since/--until leave out of a backup, no window sends
     # The first failure of each userId (a bounded table for a CLI run, issue 18: `keep_roots`);
     # events of one userId end in input order (the runner orders them), so the first failure
     # seen is the first in the input.

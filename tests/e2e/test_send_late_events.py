@@ -2,10 +2,13 @@
 is filed in an object received long after its time, so the window that reads the object leaves
 it out as before --since, and the window of its time does not read that object. The run says
 how many it left and which --since sends them; that rerun, with the same state, sends only them.
+The mirror, a future-dated event (a device's clock running ahead), is filed before its time: the
+run says which --until sends it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +44,9 @@ MAY_1_WINDOW = ("--since", "2024-05-01", "--until", "2024-05-02")
 WARNING = "warning: 2 late events before --since left out: rerun with --since 2024-04-28"
 
 
-def backup(tmp_path: Path) -> Path:
+def backup(tmp_path: Path, objects: dict[str, bytes] | None = None) -> Path:
     root = tmp_path / "backup"
-    for name, data in {LATE_OBJECT: LATE, MIDNIGHT_OBJECT: MIDNIGHT}.items():
+    for name, data in (objects or {LATE_OBJECT: LATE, MIDNIGHT_OBJECT: MIDNIGHT}).items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     return root
@@ -165,3 +168,79 @@ def test_late_events_an_earlier_run_sent_are_not_said_to_be_left_out_again(
     assert planned.exit_code == 1, planned.stderr  # the nameless event
     assert orjson.loads(planned.stdout)["skipped_by_reason"] == {"already done": 1, "filtered": 1}
     assert not [line for line in planned.stderr.splitlines() if "late event" in line]
+
+
+# The mirror: a device whose clock runs ahead dates its events after their upload. Uploaded on
+# April 30 from 10:00 to 10:30 (the May 1 window does not read this object): one on time, two
+# dated May 1 (the April 30 window leaves them out as not before --until), and a page dated May 1
+# (skipped either way: not counted).
+APRIL_30_10 = int(datetime(2024, 4, 30, 10, tzinfo=UTC).timestamp())
+AHEAD_OBJECT = key("src-a", "2024-04-30", 10, "i-1", APRIL_30_10, APRIL_30_10 + 1800)
+AHEAD = archive(
+    dated("apr-30", "2024-04-30T10:00:00Z"),
+    dated("ahead-1", "2024-05-01T08:00:00Z"),
+    dated("ahead-2", "2024-05-01T20:00:00Z"),
+    dated("ahead-page", "2024-05-01T09:00:00Z", type="page", name="Home"),
+)
+# The day's last upload again, with an event dated ahead too (May 1 noon): the May 1 window reads
+# this object and sends it, so the April 30 window must not count it.
+SPANNING = archive(
+    dated("eve", "2024-04-30T23:55:00Z"),
+    dated("dawn", "2024-05-01T00:05:00Z"),
+    dated("skew", "2024-05-01T12:00:00Z"),
+)
+AHEAD_WARNING = (
+    "warning: 2 future-dated events at or after --until left out: rerun with --until 2024-05-02"
+)
+
+
+def test_a_day_by_day_backfill_says_which_until_sends_its_future_dated_events_and_that_rerun_does(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    root = backup(tmp_path, {AHEAD_OBJECT: AHEAD, MIDNIGHT_OBJECT: SPANNING})
+    april_30 = rpd_send(sandbox, tmp_path, root, args=APRIL_30, name="april-30")
+    assert april_30.exit_code == 0, april_30.stderr
+    assert april_30.stderr.splitlines()[-1] == AHEAD_WARNING  # not dawn or skew: May 1 sends them
+    assert [line for line in april_30.stderr.splitlines() if "left out" in line] == [AHEAD_WARNING]
+    assert april_30.report is not None
+    assert april_30.report["skipped_by_reason"] == {"filtered": 5}  # the report JSON is as before
+    assert names(sandbox) == ["Person apr-30", "Person eve"]
+
+    may_1 = rpd_send(sandbox, tmp_path, root, args=MAY_1_WINDOW, name="may-1")
+    assert may_1.exit_code == 0, may_1.stderr
+    assert "left out" not in may_1.stderr  # it warns of nothing April 30 warned of
+    # ahead-1 and ahead-2 are in neither window's send: only the warning tells of them.
+    assert names(sandbox) == ["Person apr-30", "Person dawn", "Person eve", "Person skew"]
+
+    rerun = rpd_send(
+        sandbox, tmp_path, root, args=("--since", "2024-04-30", "--until", "2024-05-02"), name="re"
+    )
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "left out" not in rerun.stderr
+    assert rerun.report is not None
+    assert rerun.report["events"] == {
+        "read": 7,
+        "sent": 2,
+        "unchanged": 0,
+        "skipped": 5,  # apr-30, eve, dawn and skew already done; the page
+        "failed": 0,
+    }
+    assert names(sandbox) == [
+        "Person ahead-1",
+        "Person ahead-2",
+        "Person apr-30",
+        "Person dawn",
+        "Person eve",
+        "Person skew",
+    ]
+
+
+def test_dry_run_says_which_until_takes_the_future_dated_events(tmp_path: Path) -> None:
+    root = backup(tmp_path, {AHEAD_OBJECT: AHEAD})
+    command = ["dry-run", str(root), "--config", str(EXAMPLE_CONFIG), "-f", "json", *APRIL_30]
+    command += ["--state", str(tmp_path / "none.sqlite")]
+    result = CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout)["skipped_by_reason"] == {"filtered": 3}
+    assert [line for line in result.stderr.splitlines() if "left out" in line] == [AHEAD_WARNING]
+    assert result.stderr.splitlines()[-1] == AHEAD_WARNING
