@@ -16,7 +16,7 @@ import orjson
 import pytest
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, holdings, rpd_send
 from objects_support import APRIL_30_2350, MAY_1, archive, identify, key, stamp
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -54,6 +54,13 @@ def backup(tmp_path: Path, objects: dict[str, bytes] | None = None) -> Path:
 
 def names(sandbox: Sandbox) -> list[str]:
     return sorted(person["name"] for person in holdings(sandbox).persons)
+
+
+def dry_run(tmp_path: Path, path: Path, *args: str) -> Result:
+    """`rpd dry-run PATH -f json ARGS` offline, with a state file that does not exist."""
+    command = ["dry-run", str(path), "--config", str(EXAMPLE_CONFIG), "-f", "json"]
+    command += ["--state", str(tmp_path / "none.sqlite"), *args]
+    return CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
 
 
 def test_a_day_by_day_backfill_says_which_since_sends_its_late_events_and_that_rerun_does(
@@ -124,9 +131,7 @@ def test_dry_run_says_how_many_late_events_it_left_and_which_since_takes_them(
 ) -> None:
     root = backup(tmp_path)
     path = root / LATE_OBJECT if plain else root
-    command = ["dry-run", str(path), "--config", str(EXAMPLE_CONFIG), "-f", "json"]
-    command += ["--state", str(tmp_path / "none.sqlite"), *args]
-    result = CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
+    result = dry_run(tmp_path, path, *args)
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout)["skipped_by_reason"]["filtered"] > 0
     lines = result.stderr.splitlines()
@@ -237,10 +242,27 @@ def test_a_day_by_day_backfill_says_which_until_sends_its_future_dated_events_an
 
 def test_dry_run_says_which_until_takes_the_future_dated_events(tmp_path: Path) -> None:
     root = backup(tmp_path, {AHEAD_OBJECT: AHEAD})
-    command = ["dry-run", str(root), "--config", str(EXAMPLE_CONFIG), "-f", "json", *APRIL_30]
-    command += ["--state", str(tmp_path / "none.sqlite")]
-    result = CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
+    result = dry_run(tmp_path, root, *APRIL_30)
     assert result.exit_code == 0, result.stderr
     assert orjson.loads(result.stdout)["skipped_by_reason"] == {"filtered": 3}
     assert [line for line in result.stderr.splitlines() if "left out" in line] == [AHEAD_WARNING]
     assert result.stderr.splitlines()[-1] == AHEAD_WARNING
+
+
+def test_late_and_future_dated_events_of_one_window_make_one_line_and_one_rerun(
+    tmp_path: Path,
+) -> None:
+    both = archive(
+        dated("late-1", "2024-04-29T10:00:00Z"),
+        identify("on-time"),
+        dated("late-2", "2024-04-28T12:00:00Z"),
+        dated("ahead", "2024-05-02T06:00:00Z"),  # uploaded May 1 from 09:00 to 10:00
+    )
+    root = backup(tmp_path, {LATE_OBJECT: both})
+    result = dry_run(tmp_path, root, *MAY_1_WINDOW)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "warning: 2 late events before --since and 1 future-dated event at or after --until "
+        "left out: rerun with --since 2024-04-28 --until 2024-05-03"
+    )
+    assert len([line for line in result.stderr.splitlines() if "left out" in line]) == 1
