@@ -431,6 +431,23 @@ CREDENTIALS_REFUSED = [
 ]  # fmt: skip
 
 
+def gcs_forbidden(message: str, path: str = "b/backups/o/rs%2Fb.json") -> OSError:
+    """The error gcsfs raises for a 403, as gcsfs.retry.validate_response makes it: a plain
+    OSError, no errno, no code; `path` the API's, `message` Google's error answer's."""
+    return OSError(f"Forbidden: {path}\n{message}")
+
+
+GCS_DENIED = (
+    "rpd@acme.iam.gserviceaccount.com does not have storage.objects.get access to the Google "
+    "Cloud Storage object. Permission 'storage.objects.get' denied on resource."
+)
+# gcsfs's 403, with what rpd says of it (only gcsfs raises it: a GCS case, not Azure's).
+GCS_FORBIDDEN = (
+    gcs_forbidden(GCS_DENIED),
+    f"Google Cloud Storage refused access (HTTP 403): {GCS_DENIED}",
+)
+
+
 def error(item: Event) -> str:
     """Why a reader's item is not an event ("" for an event)."""
     return item.decided.reason if item.decided is not None else ""

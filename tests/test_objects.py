@@ -8,18 +8,22 @@ moto's server on loopback).
 
 from __future__ import annotations
 
+import errno
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fsspec
+import orjson
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.registry import _registry  # the classes fsspec imported, by scheme
 from objects_support import (
     APRIL_28,
     CREDENTIALS_REFUSED,
+    GCS_DENIED,
+    GCS_FORBIDDEN,
     MAY_1,
     MAY_2,
     NOT_LAYOUT,
@@ -32,6 +36,7 @@ from objects_support import (
     backup_objects,
     error,
     expected_sources,
+    gcs_forbidden,
     identify,
     key,
     stamp,
@@ -39,7 +44,7 @@ from objects_support import (
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
-from rudder_pipedrive_cli.io.objects import CredentialsRefused, resolve
+from rudder_pipedrive_cli.io.objects import CredentialsRefused, refused_credentials, resolve
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -311,9 +316,10 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
     ("refusal", "said"),
     [
         *CREDENTIALS_REFUSED,
+        GCS_FORBIDDEN,
         (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
     ],
-    ids=["gcs-401", "google-refresh", "azure-401", "azure-403-sas", "s3"],
+    ids=["gcs-401", "google-refresh", "azure-401", "azure-403-sas", "gcs-403", "s3"],
 )
 def test_credentials_refused_mid_object_stop_the_read_there(
     tmp_path: Path, refusal: Exception, said: str
@@ -356,6 +362,84 @@ def test_a_store_error_not_about_the_credentials_fails_that_object_only(
     assert [(item.source, error(item)) for item in items if error(item)] == [
         (f"{root}/{target}:1", f"cannot read object: {type(failure).__name__}: {failure} (6 tries)")
     ]
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        GCS_FORBIDDEN,
+        (gcs_forbidden(""), "Google Cloud Storage refused access (HTTP 403)"),
+        (  # Google's words on one line, at most 200 characters of them
+            gcs_forbidden("The billing account for the owning project\nis disabled " + "x" * 300),
+            "Google Cloud Storage refused access (HTTP 403): The billing account for the owning "
+            "project is disabled " + "x" * 145,
+        ),
+        # Ordinary transient errors stay transient (retried): no 403 among them.
+        (TimeoutError("timed out"), None),
+        (OSError(errno.ETIMEDOUT, "Connection timed out"), None),  # made a TimeoutError
+        (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), None),
+        (OSError("Server disconnected"), None),
+        (OSError("Cannot connect to host: Forbidden words later"), None),
+        (HttpError(503, "Backend Error"), None),
+        (HttpError(500, "Forbidden"), None),
+        # A local file's denial (or S3's AccessDenied, io/s3.py) is that object's, not a stop.
+        (PermissionError(errno.EACCES, "Forbidden: permission denied"), None),
+    ],
+    ids=[
+        "gcs-403",
+        "gcs-403-no-words",
+        "gcs-403-long",
+        "timeout",
+        "etimedout",
+        "reset",
+        "plain-oserror",
+        "plain-oserror-forbidden-later",
+        "gcs-503",
+        "gcs-500-forbidden-words",
+        "permission-error",
+    ],
+)
+def test_gcsfs_403_is_refused_credentials_and_transient_oserrors_are_not(
+    error: Exception, said: str | None
+) -> None:
+    """gcsfs raises a 403 as a plain OSError (`Forbidden: PATH` and Google's words): it was
+    retried as transient for 15 s, then each object failed alike. It now stops the run as
+    HttpError 401 does; an OSError of other words, or one of its subclasses, does not."""
+    assert refused_credentials(error) == said
+
+
+def test_a_plain_oserror_mid_object_is_still_retried(tmp_path: Path) -> None:
+    root, flaky, target = flaky_folder(tmp_path, 1, OSError("Server disconnected"))
+    reader = EventReader(
+        [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+    )
+    assert rows(reader) == expected_sources(str(root))
+    assert flaky.paths("open").count(f"{root}/{target}") == 2
+
+
+def test_gcsfs_own_errors_are_told_apart() -> None:
+    """The errors gcsfs itself makes of Google's answers (gcsfs.retry.validate_response; it is
+    an optional extra, so this runs where it is installed): its 403 and its 401 stop the run,
+    its 5xx (HttpError, or requests' ProxyError for a 502) stay transient."""
+    retry = pytest.importorskip("gcsfs.retry")
+
+    def raised(status: int, body: bytes) -> Exception:
+        with pytest.raises(Exception) as caught:
+            retry.validate_response(status, body, "b/{}/o/{}", ("backups", "rs/b.json"))
+        return caught.value
+
+    def google(code: int, message: str) -> bytes:
+        return orjson.dumps({"error": {"code": code, "message": message, "errors": []}})
+
+    forbidden = raised(403, google(403, GCS_DENIED))
+    assert type(forbidden) is OSError
+    assert str(forbidden) == f"Forbidden: b/backups/o/rs%2Fb.json\n{GCS_DENIED}"
+    assert refused_credentials(forbidden) == GCS_FORBIDDEN[1]
+    assert refused_credentials(raised(401, google(401, "Invalid Credentials"))) == (
+        "Google Cloud Storage refused the credentials (HTTP 401)"
+    )
+    for status, body in [(500, google(500, "Backend Error")), (503, b"Unavailable"), (502, b"")]:
+        assert refused_credentials(raised(status, body)) is None
 
 
 class Creeping(Spy):

@@ -230,9 +230,10 @@ AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticati
 
 def refused_credentials(error: Exception) -> str | None:
     """What to say when the store refused the credentials themselves, not one object, else None:
-    S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401 and google-auth's RefreshError;
-    azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403 whose code says
-    so. Those two are optional extras, not imported here: their errors are known by class name."""
+    S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401, its 403 and google-auth's
+    RefreshError; azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403
+    whose code says so. Those two are optional extras, not imported here: their errors are known
+    by class name, and gcsfs's 403 by its words (`gcs_forbidden`)."""
     if isinstance(error, CredentialsRefused):
         return str(error)
     names = {kind.__name__ for kind in type(error).__mro__}
@@ -240,6 +241,8 @@ def refused_credentials(error: Exception) -> str | None:
         return "Google refused to refresh the credentials (RefreshError)"
     if "HttpError" in names and str(getattr(error, "code", "")) == "401":
         return "Google Cloud Storage refused the credentials (HTTP 401)"
+    if (said := gcs_forbidden(error)) is not None:
+        return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
     status = getattr(error, "status_code", None)
     code = getattr(error, "error_code", None)
     code = getattr(code, "value", code)  # azure-storage's codes are an enum of str
@@ -248,6 +251,20 @@ def refused_credentials(error: Exception) -> str | None:
     ):
         return f"Azure refused the credentials ({code or f'HTTP {status}'})"
     return None
+
+
+def gcs_forbidden(error: Exception) -> str | None:
+    """What Google said of a 403 that gcsfs raised (one line, at most 200 characters; "" when it
+    said nothing), else None. gcsfs answers every 403 (credentials it no longer takes, a
+    principal without the storage.objects permissions, a disabled billing account: none of them
+    an object's own) with a plain `OSError(f"Forbidden: {path}\n{message}")`, no errno, no code
+    (gcsfs.retry.validate_response), and knows it again by those first words itself
+    (GCSFileSystem._info). Only that plain OSError: a timeout, a reset (OSError's subclasses) or
+    an OSError of other words is no 403."""
+    if type(error) is not OSError or not str(error).startswith("Forbidden"):
+        return None
+    said = str(error).partition("\n")[2]
+    return " ".join(said.split())[:200]
 
 
 _END = object()  # after an object's last chunk

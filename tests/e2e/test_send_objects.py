@@ -30,6 +30,7 @@ from objects_support import (
     APRIL_28,
     B_08,
     CREDENTIALS_REFUSED,
+    GCS_FORBIDDEN,
     IN_WINDOW,
     MAY_1,
     NOT_LAYOUT,
@@ -493,8 +494,17 @@ class RefusingBucket(MemoryFileSystem):
         return super()._open(path, mode, **kwargs)
 
 
-@pytest.mark.parametrize(("refusal", "said"), CREDENTIALS_REFUSED)
-@pytest.mark.parametrize("scheme", ["gs", "az"])
+@pytest.mark.parametrize(
+    ("scheme", "refusal", "said"),
+    [
+        *[
+            pytest.param(scheme, *refused, id=f"{scheme}-{type(refused[0]).__name__}-{n}")
+            for scheme in ("gs", "az")
+            for n, refused in enumerate(CREDENTIALS_REFUSED)
+        ],
+        pytest.param("gs", *GCS_FORBIDDEN, id="gs-gcsfs-403"),  # a plain OSError
+    ],
+)
 def test_gcs_or_azure_credentials_refused_mid_run_stop_the_send_with_exit_4(
     sandbox: Sandbox,
     tmp_path: Path,
