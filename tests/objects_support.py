@@ -140,6 +140,7 @@ class Recorder:
     ranges: list[tuple[str, str | None]] = field(default_factory=list)  # GETs: path, Range
     cut: dict[str, int] = field(default_factory=dict)
     cuts_made: list[str] = field(default_factory=list)
+    refused: set[str] = field(default_factory=set)  # keys whose GETs S3 answers ExpiredToken
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -167,7 +168,8 @@ class LoopbackServer:
 
 class S3Proxy(LoopbackServer):
     """A loopback HTTP proxy in front of moto's server: records requests; for a GET of a key in
-    `recorder.cut`, sends the headers and half the body, then resets the connection."""
+    `recorder.cut`, sends the headers and half the body, then resets the connection; a GET of a
+    key in `recorder.refused` it answers as S3 answers a session token that expired."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.recorder = Recorder()
@@ -186,6 +188,18 @@ class S3Proxy(LoopbackServer):
                     recorder.requests.append((self.command, self.path))
                     if self.command == "GET":
                         recorder.ranges.append((self.path, self.headers.get("Range")))
+                    target = self.path.split("?")[0]
+                    refused = self.command == "GET" and any(
+                        target.endswith(f"/{name}") for name in recorder.refused
+                    )
+                if refused:
+                    body = error_xml("ExpiredToken", "The provided token has expired.")
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 upstream = http.client.HTTPConnection(host, port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
                 upstream.request(self.command, self.path, body=body, headers=headers)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import count
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +34,7 @@ from rudder_pipedrive_cli.cli.common import (
     without_token,
 )
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
-from rudder_pipedrive_cli.cli.identities import prepare
+from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
@@ -40,7 +42,7 @@ from rudder_pipedrive_cli.cli.send_catalog import refuse_what_can_only_fail, wit
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, Terminated
+from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, StoppedEarly, Terminated
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -60,6 +62,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     output_error,
     refuse_inside_input_folders,
 )
+from rudder_pipedrive_cli.io.objects import RENEW
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     EventReader,
@@ -408,7 +411,20 @@ def run_send(
         )
         events = taken_events(first_pass, job.event_filter, job.limit, token_pattern)
         table = spill.table() if kept is None else kept
-        plan_config = replace(plan_config, aliases=input_aliases(events, survey, table))
+        read = count()  # the items the first pass took (zip takes one of it after each)
+        counted = map(itemgetter(0), zip(events, read, strict=False))
+        try:
+            aliases = input_aliases(counted, survey, table)
+        except StoppedEarly as error:  # the store refused the credentials (io/objects.py)
+            # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
+            # the pass read before that object as read, not attempted; the rerun reads it all.
+            tally.not_attempted = next(read)
+            if replay_state is not None:
+                replay_state.start_run()
+            hint = f"{RENEW}: no event was sent, so it starts from the first object"
+            stop = StoppedEarly(error.message, hint=hint)
+            return end_run(env, job, tally, letters, replay_state, started=started, stopped=stop)
+        plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:
             kept.complete = True
     elif replay_state is not None:  # the objects it finishes leave no aliases in the state
@@ -495,11 +511,44 @@ def run_send(
                     stopped = error
                 else:  # the run's own stop is the exit, and what to do next: say this one too
                     env.warn(error.message)
+    return end_run(
+        env,
+        job,
+        tally,
+        letters,
+        replay_state,
+        started=started,
+        identities=identities,
+        stopped=stopped,
+        interrupted=interrupted,
+        cancelled=cancelled,
+        heard=heard,
+    )
+
+
+def end_run(
+    env: Env,
+    job: SendJob,
+    tally: Tally,
+    letters: DeadLetters,
+    replay_state: ReplayState | None,
+    *,
+    started: float,
+    identities: Identities | None = None,
+    stopped: RpdError | None = None,
+    interrupted: signal.Signals | None = None,
+    cancelled: bool = False,
+    heard: list[signal.Signals] | None = None,
+) -> ExitStatus:
+    """The run's report (kept in the state, printed, written), then its exit: the error that
+    stopped it raised, or 130/143 when interrupted, else 0 or 1. `identities` is None when the
+    run stopped before it chose how to resolve them (the report says none)."""
+    heard = [] if heard is None else heard
     with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
         duration = time.monotonic() - started
         without_token(tally, env.settings.api_token.pattern())
         document = tally.to_json(duration_s=duration, dead_letter=letters.written)
-        document.update(identities.report())
+        document.update({"identities": None} if identities is None else identities.report())
         if replay_state is not None:
             try:
                 replay_state.finish_run(document)
@@ -511,7 +560,7 @@ def run_send(
                 tally,
                 duration_s=duration,
                 dead_letter=letters.written,
-                identities=identities.line(),
+                identities="" if identities is None else identities.line(),
             )
             if env.sandbox is not None:
                 # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).

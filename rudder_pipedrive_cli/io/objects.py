@@ -224,6 +224,8 @@ class StoreRefused(ObjectReadError):
     stops the run there, at its opening or mid-way (`ObjectStream`)."""
 
 
+RENEW = "renew the credentials, then rerun the same command"  # what to do when they are refused
+
 # Azure's error codes for credentials it does not take (a SAS past its expiry: 403).
 AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticationInfo"))
 
@@ -448,9 +450,7 @@ class ObjectStream(io.RawIOBase):
         if isinstance(payload, StoreRefused):  # the feed stopped: no later object can be read
             self._ended = True
             raise StoppedEarly(
-                f"cannot read {self._name}: {payload}",
-                hint="renew the credentials, then rerun the same command: it resumes at this "
-                "object",
+                f"cannot read {self._name}: {payload}", hint=f"{RENEW}: it resumes at this object"
             )
         self._ended = payload is _END or isinstance(payload, ObjectReadError)
         return payload

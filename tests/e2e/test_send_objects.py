@@ -471,6 +471,99 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
 
 
+# What a send of the example config lists before its first pass (its rules' pipelines, stages
+# and activity types too), 10 API tokens each.
+CATALOG_LISTINGS = (
+    "/api/v2/dealFields",
+    "/api/v2/organizationFields",
+    "/api/v2/personFields",
+    "/api/v2/pipelines",
+    "/api/v2/stages",
+    "/v1/activityTypes",
+    "/v1/leadLabels",
+)
+
+
+def test_credentials_refused_in_the_first_pass_stop_the_send_with_its_report(
+    sandbox: Sandbox, tmp_path: Path, s3: S3
+) -> None:
+    """Refused while the first pass reads the input for its aliases, before any event is sent:
+    the send stops at that object with exit 4 and a refusal's message, and writes its report
+    (it wrote none): nothing sent, the events the first pass read before it read and not
+    attempted (as a stop mid-run counts the events it read and did not finish), the objects
+    after it not read. The rerun, renewed, sends every event once."""
+    refused = B_08  # the fourth object in time order
+    s3.proxy.recorder.refused.add(refused)
+
+    run = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS)
+
+    assert run.exit_code == 4, run.stderr
+    url = f"s3://backups/rs/{refused}"
+    assert run.stderr.splitlines()[-2:] == [
+        f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}",
+        "hint: renew the credentials, then rerun the same command: no event was sent, so it "
+        "starts from the first object",
+    ]
+    assert "not attempted: 4 events were read but not finished when the run stopped" in run.stderr
+    read = TIME_ORDER[: TIME_ORDER.index(refused)]  # by the first pass: 4 events
+    assert list(object_gets(s3.proxy.recorder.requests, "backups")) == [
+        f"rs/{name}" for name in [*read, refused]
+    ]
+    assert run.report is not None
+    assert {**run.report, "duration_s": 0} == {
+        "events": {
+            "read": 4,
+            "sent": 0,
+            "unchanged": 0,
+            "skipped": 0,
+            "failed": 0,
+            "not_attempted": 4,
+        },
+        "by_type": {},
+        "skipped_by_reason": {},
+        "requests": {  # who the token is, and the listings made before the first pass
+            "GET /v1/users/me": 1,
+            **{f"GET {path}": 1 for path in CATALOG_LISTINGS},
+        },
+        "retries": 0,
+        "rate_limited": 0,
+        "tokens": 2 + 10 * len(CATALOG_LISTINGS),
+        "duration_s": 0,
+        "dead_letter": None,
+        "identities": None,  # none was chosen: no identity was resolved
+    }
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+    try:  # the state keeps it as the run's, as it keeps a stop mid-run's
+        assert db.execute("SELECT counts_json FROM runs").fetchall() == [
+            (orjson.dumps(run.report).decode(),)
+        ]
+    finally:
+        db.close()
+    assert holdings(sandbox).persons == []
+    assert not run.dead_letter.exists()
+
+    s3.proxy.recorder.refused.clear()  # renewed
+    again = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS, name="again")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None and again.report["events"]["sent"] == EVENTS
+    assert len(holdings(sandbox).persons) == EVENTS
+
+
+def test_dry_run_whose_first_pass_is_refused_stops_as_send_does(tmp_path: Path, s3: S3) -> None:
+    """dry-run makes send's first pass too: refused there, it stops with send's exit 4 and
+    error, before any event is planned (it writes nothing, so it has no report to keep)."""
+    s3.proxy.recorder.refused.add(B_08)
+    command = ["dry-run", "s3://backups/rs", "--config", str(EXAMPLE_CONFIG), *WINDOW_ARGS]
+    for output in (["-f", "table"], ["-f", "json"]):
+        result = CliRunner().invoke(app, [*command, *output], env=dict(CLEAN_ENV))
+        assert result.exit_code == 4, result.stderr
+        url = f"s3://backups/rs/{B_08}"
+        assert result.stderr.splitlines()[-2] == (
+            f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}"
+        )
+        assert result.stdout == ""
+
+
 class RefusingBucket(MemoryFileSystem):
     """A GCS or Azure bucket (fsspec's memory filesystem, of its own) whose object `refused`
     raises `refusal` when opened after its first open (the send's first pass), as gcsfs or
