@@ -205,6 +205,48 @@ def test_gcs_and_azure_urls_read_through_the_same_code(url: str) -> None:
     assert len(warnings) == 1
 
 
+class Refusing:
+    """A store whose listing raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def info(self, path: str) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("refusal", "said"),
+    [
+        *CREDENTIALS_REFUSED,
+        (gcs_forbidden(GCS_DENIED, "b/bucket/o"), GCS_FORBIDDEN[1]),
+        (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
+        (PermissionError(errno.EACCES, "Access Denied"), "access denied"),
+        (HttpError(503, "Backend Error"), "HttpError: Backend Error, 503"),
+    ],
+    ids=[
+        "gcs-401",
+        "google-refresh",
+        "azure-401",
+        "azure-403-sas",
+        "gcs-403",
+        "s3",
+        "denied",
+        "5xx",
+    ],
+)
+def test_a_listing_refused_says_so_as_a_read_refused_does(refusal: Exception, said: str) -> None:
+    """A usage error before anything is read (exit 2): refused credentials in the words an
+    object's read uses (gcsfs's 403 read `Forbidden: b/bucket/o rpd@...`, its 401 `HttpError:
+    Invalid Credentials, 401`, S3's expired token `access denied`)."""
+    with pytest.raises(UsageError) as caught:
+        EventReader(["gs://bucket/backups"], resolver=lambda _: (Refusing(refusal), "/b"))
+    assert caught.value.message == f"cannot list gs://bucket/backups: {said or refusal}"
+    assert caught.value.hint == (
+        "check the URL and the provider's credentials (nothing was read or sent)"
+    )
+
+
 @pytest.mark.parametrize(
     ("url", "extra", "package"),
     [

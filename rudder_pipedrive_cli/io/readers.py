@@ -48,6 +48,7 @@ from rudder_pipedrive_cli.io.objects import (
     Resolver,
     is_object_path,
     list_objects,
+    refused_credentials,
     resolve,
     source_name,
     unfinished,
@@ -610,7 +611,12 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
 
 
 def listing_error(error: Exception) -> str:
-    """Why a store could not be listed, in one line (no credentials are ever in it)."""
+    """Why a store could not be listed, in one line (no credentials are ever in it): refused
+    credentials as an object's read says them (gcsfs's 403 was its API path and Google's words
+    run together: `Forbidden: b/BUCKET/o ...`)."""
+    refused = refused_credentials(error)
+    if refused is not None:
+        return refused
     if isinstance(error, PermissionError):
         return "access denied"
     text = " ".join(str(error).split()) or type(error).__name__
