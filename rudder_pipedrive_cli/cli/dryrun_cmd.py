@@ -34,10 +34,11 @@ from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
+from rudder_pipedrive_cli.cli.send_catalog import list_catalog, warn_what_send_refuses, with_catalog
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Catalog
-from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, fetch_catalog, sales_listings
-from rudder_pipedrive_cli.core.catalog_findings import Finding, send_refuses, unknown_keys
+from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
+from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -113,17 +114,6 @@ def open_readonly_state(
         f"{path} holds nothing for {who}, so every event is planned as new; it holds: {accounts}"
     )
     return None
-
-
-def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
-    """What `rpd send` refuses to start on (an identity field that fails every event needing it,
-    send_catalog.py), said once before the plan: each event of the plan still shows its end."""
-    if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        env.warn(
-            f"{failed[0].line}{more}: every event that needs it would fail, so `rpd send` would "
-            f"not start ({failed[0].hint}; `rpd check` runs every check)"
-        )
 
 
 def write_lines(sink: IO[bytes], lines: Iterator[bytes], batch: int = LINES_PER_WRITE) -> None:
@@ -232,6 +222,9 @@ def dry_run_command(
         plan_config = settings.plan_config()
         tally = Tally(late=late_events(paths, event_filter))
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
+        replay_state = open_readonly_state(env, state, cache_entries)
+        if replay_state is not None:
+            stack.enter_context(replay_state)
         if lookups:
             # The lookups are counted apart: the plan counts each search it would make, and a
             # lookup that answers one is that same search, made now. A preview at a terminal:
@@ -240,12 +233,12 @@ def dry_run_command(
 
             made = Tally()
             client = stack.enter_context(account_client(env, tally=made))
-            catalog = client.exchange(fetch_catalog(sales=sales_listings(plan_config.track_rules)))
+            # As a send: each listing on its own, a failed one from the state when it saved one.
+            listing = partial(list_catalog, client, plan_config)
+            plan_config = with_catalog(
+                env, plan_config, listing=listing, store=replay_state, preview=True
+            )
             tally.add_requests(made)  # a send lists the catalog too
-            warn_what_send_refuses(env, send_refuses(catalog, plan_config, listed=True))
-            for problem in unknown_keys(catalog, plan_config):
-                env.warn(problem)
-            plan_config = applied(env, catalog, plan_config)
             respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
             warn_what_send_refuses(env, send_refuses(Catalog(), plan_config, listed=False))
@@ -253,7 +246,6 @@ def dry_run_command(
                 tally.add_request(request)
         if env.replay_state_path(state) is not None:  # a send with a state asks who it is
             tally.add_request(USERS_ME_REQUEST)
-        replay_state = open_readonly_state(env, state, cache_entries)
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
         known: IdentityStore = IdentityStore(spill.table)
@@ -261,7 +253,6 @@ def dry_run_command(
         if replay_state is not None:
             from rudder_pipedrive_cli.replay import journaled
 
-            stack.enter_context(replay_state)
             known, journal_status = replay_state, replay_state.journal_status
             resume = partial(journaled, journal=replay_state, now=None)  # writes in flight
             from rudder_pipedrive_cli.io.catalog_cache import live_or_cached

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env
@@ -19,16 +20,19 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
 from rudder_pipedrive_cli.core.plans.base import LABELS, PlanConfig
-from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
+
+if TYPE_CHECKING:  # dry-run, offline, imports this module and no httpx
+    from rudder_pipedrive_cli.http.blocking import BlockingClient
 
 
 def with_catalog(
     env: Env,
     config: PlanConfig,
     *,
-    lists: Callable[[], BlockingClient],
+    listing: Callable[[], Catalog],
     store: FieldStore | None,
+    preview: bool = False,
 ) -> PlanConfig:
     """The config with the account's field types and lead labels, fetched once per run and kept
     in the state (`store`) for dry-run and for the next send whose listing fails.
@@ -41,15 +45,23 @@ def with_catalog(
     else leaves out only what needs it (its entity's values unconverted, the track rules naming
     from it unresolved); the others are used.
 
-    The listings go through `lists()`, an `account_client`: through the events' pacer they spend
-    the same burst window (a pacer that did not know of them would meet one 429 per listing in
-    the first window); their connection failures count towards the events' (Pipedrive
-    unreachable stops the run).
+    A send's `listing` (`listed_with`) goes through an `account_client`: through the events'
+    pacer they spend the same burst window (a pacer that did not know of them would meet one 429
+    per listing in the first window); their connection failures count towards the events'
+    (Pipedrive unreachable stops the run).
+
+    `rpd dry-run --lookups` (`preview`) plans with the same catalog, warnings and unresolved
+    rules: it keeps nothing in the state, warns of what a send refuses to start on instead of
+    refusing it, and stops when the listing got no answer at all (its lookups would get none).
     """
-    sourced = live_or_cached(lambda: list_catalog(lists(), config), store, keep=True)
+    refuse = warn_what_send_refuses if preview else refuse_what_can_only_fail
+    sourced = live_or_cached(listing, store, keep=not preview)
     catalog, failure = sourced.catalog, sourced.failure
+    if preview and failure is not None and failure.status is None:  # Pipedrive unreachable
+        raise failure
     if catalog is None:  # the listing failed, and no earlier send saved one
         reason = failure.reason if failure is not None else "no field listing"
+        refuse(env, send_refuses(Catalog(), config, listed=False))  # a send refused it at start
         stop_unless_resolved(config, ENTITIES, reason, failure)
         env.warn(f"{reason}; values will be sent without type conversion")
         return with_unresolvable(env, config, reason)
@@ -60,7 +72,7 @@ def with_catalog(
     for name, failed in catalog.failed.items():
         stop_unless_resolved(config, (name,), failed.reason, failed)
         env.warn(f"{failed.reason}; {LEFT.get(name, FIELDS_LEFT)}")
-    refuse_what_can_only_fail(env, send_refuses(catalog, config, listed=True))
+    refuse(env, send_refuses(catalog, config, listed=True))
     for problem in unknown_keys(catalog, config):
         env.warn(problem)
     resolved = applied(env, catalog, config)
@@ -120,8 +132,33 @@ def refuse_what_can_only_fail(env: Env, failed: list[Finding]) -> None:
     )
 
 
+def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
+    """What `rpd send` refuses to start on (`refuse_what_can_only_fail`), said once by dry-run
+    before the plan: each event of the plan still shows its end."""
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        env.warn(
+            f"{failed[0].line}{more}: every event that needs it would fail, so `rpd send` would "
+            f"not start ({failed[0].hint}; `rpd check` runs every check)"
+        )
+
+
 def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
-    """The account's catalog, listed now: the field listings, lead labels and what the track
-    rules name."""
-    with client as blocking:
-        return blocking.exchange(fetch_catalog(sales=sales_listings(config.track_rules), each=True))
+    """The account's catalog, listed now through `client` (left open): the field listings, lead
+    labels and what the track rules name, each on its own; when every one failed, the first
+    failure (the state's saved catalog is then taken whole: `live_or_cached`)."""
+    catalog = client.exchange(fetch_catalog(sales=sales_listings(config.track_rules), each=True))
+    sales = (catalog.pipelines, catalog.stages, catalog.activity_types)
+    if LABELS in catalog.failed and not catalog.fields and all(s is None for s in sales):
+        raise next(iter(catalog.failed.values()))
+    return catalog
+
+
+def listed_with(lists: Callable[[], BlockingClient], config: PlanConfig) -> Callable[[], Catalog]:
+    """`list_catalog` through a client of its own, closed after: a send's."""
+
+    def listing() -> Catalog:
+        with lists() as client:
+            return list_catalog(client, config)
+
+    return listing

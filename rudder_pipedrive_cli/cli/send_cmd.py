@@ -38,7 +38,11 @@ from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.cli.send_catalog import refuse_what_can_only_fail, with_catalog
+from rudder_pipedrive_cli.cli.send_catalog import (
+    listed_with,
+    refuse_what_can_only_fail,
+    with_catalog,
+)
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
@@ -393,7 +397,7 @@ def run_send(
     letters = DeadLetters(job.dead_letter, token_pattern)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
-    plan_config = with_catalog(env, config, lists=lists, store=replay_state)
+    plan_config = with_catalog(env, config, listing=listed_with(lists, config), store=replay_state)
     survey: Survey | None = None
     once = read_once(job.paths)  # standard input, a named pipe: no first pass, read in a thread
     if not once:

@@ -12,7 +12,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 from rudder_pipedrive_cli.core.plans.common import Pages, probe_steps
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
-from rudder_pipedrive_cli.core.rules import TrackRules
+from rudder_pipedrive_cli.core.rules import TrackRule, TrackRules
 
 FIELD_ENDPOINTS: Mapping[str, str] = {
     "persons": "/api/v2/personFields",
@@ -83,15 +83,18 @@ def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:
 
 
 def sales_listings(rules: TrackRules) -> frozenset[str]:
-    """The listings the rules name things from: pipelines and stages for deal rules, activity
-    types for activity rules that name a type."""
-    needed: set[str] = set()
-    for rule in rules.rules:
-        if rule.create == "deal" and (rule.pipeline is not None or rule.stage is not None):
-            needed.update(("pipelines", "stages"))
-        if rule.create == "activity" and rule.type is not None:
-            needed.add("activity_types")
-    return frozenset(needed)
+    """The listings the rules name things from (`rule_listings`)."""
+    return frozenset(name for rule in rules.rules for name in rule_listings(rule))
+
+
+def rule_listings(rule: TrackRule) -> tuple[str, ...]:
+    """The listings a rule names things from: pipelines and stages for a deal rule naming
+    either, activity types for an activity rule that names a type."""
+    if rule.create == "deal" and (rule.pipeline is not None or rule.stage is not None):
+        return ("pipelines", "stages")
+    if rule.create == "activity" and rule.type is not None:
+        return ("activity_types",)
+    return ()
 
 
 def _ids(items: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -136,9 +139,10 @@ def fetch_catalog(
     each: bool = False,
 ) -> Generator[ApiRequest, ApiResponse, Catalog]:
     """The field listings and lead labels, and the `sales` listings (`sales_listings`). With
-    `each` (a send) a listing Pipedrive refused (an HTTP error, its retries spent) is left out
-    and kept in the catalog's `failed`, and the others are still made, unless every one fails
-    (the first failure is raised); one that got no answer (unreachable) is raised at once."""
+    `each` (send, check, map-fields, dry-run --lookups) a listing Pipedrive refused (an HTTP
+    error, its retries spent) is left out and kept in the catalog's `failed`, and the others
+    are still made (what to do when every one failed is the caller's); one that got no answer
+    (unreachable) is raised at once."""
     failed: dict[str, PlanFailure] = {}
 
     def listing(name: str, exchange: Listed[T]) -> Listed[T | None]:
@@ -166,8 +170,6 @@ def fetch_catalog(
             items = yield from listing(name, fetch_listing(endpoint, what, page_size=page_size))
             if items is not None:
                 listed[name] = read(items)
-    if failed and not fields and not listed and (found_labels is None or not labels):
-        raise next(iter(failed.values()))
     return Catalog(fields=fields, labels=found_labels or {}, failed=failed, **listed)
 
 

@@ -20,6 +20,8 @@ import pytest
 from e2e_support import (
     CLEAN_ENV,
     EXAMPLE_CONFIG,
+    HOT,
+    PLAN_FIELD,
     TOKEN,
     SendRun,
     alias,
@@ -29,6 +31,7 @@ from e2e_support import (
     write_events,
 )
 from objects_support import archive, key, stamp
+from test_send_catalog import PersonsUnlisted, Unavailable
 from typer.testing import CliRunner
 
 from benchmarks.golden import mixed_events
@@ -38,7 +41,7 @@ from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
 from rudder_pipedrive_cli.io.objects import Feed
 from rudder_pipedrive_cli.replay import Replay
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, routes
 
 ID = "<id>"
 PLACEHOLDER = re.compile(r"\{[a-z]+:[^}]*\}")  # dry-run's id of a record a write would make
@@ -58,18 +61,25 @@ def dry_run(
     *inputs: Path,
     args: tuple[str, ...] = (),
     form: str = "ndjson",
+    said: list[str] | None = None,
 ) -> Any:
     """`rpd dry-run --lookups` in-process: its records, one per event (`--format ndjson`), or
-    its summary (`form="json"`)."""
+    its summary (`form="json"`); its warnings go to `said` when given."""
     out = tmp_path / f"dry.{form}"
     command = ["dry-run", *map(str, inputs), "--config", str(EXAMPLE_CONFIG), "--lookups"]
     command += ["--base-url", sandbox.url, "--plan", "unlimited", "--format", form]
     command += ["-o", str(out), *args]
     result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
     assert result.exception is None or isinstance(result.exception, SystemExit), result.stderr
+    if said is not None:
+        said.extend(warnings(result.stderr))
     if form == "json":
         return orjson.loads(out.read_bytes())
     return [orjson.loads(line) for line in out.read_bytes().splitlines()]
+
+
+def warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning: ")]
 
 
 def recorded(plan: Planned, requests: list[ApiRequest]) -> Planned:
@@ -402,3 +412,100 @@ def test_the_mixed_workload_ends_alike_when_the_send_resolves_identities_by_inde
     assert run.report is not None
     assert run.report["identities"] == "index"
     assert [d for d in disagreements(planned, sent) if d[1] == "outcome"] == []
+
+
+@pytest.mark.parametrize(
+    ("refused", "said"),
+    [
+        (
+            ("FIELDS", PersonsUnlisted()),
+            [
+                "warning: GET /api/v2/personFields: HTTP 503 after 3 attempts; the values of its "
+                "fields will be sent without type conversion"
+            ],
+        ),
+        (
+            ("ACTIVITY_TYPES", Unavailable()),
+            [
+                "warning: GET /v1/activityTypes: HTTP 503 after 3 attempts; what track rules name "
+                "from it cannot be resolved",
+                "warning: track #3.type = 'call' cannot be resolved without the listings: the "
+                "events of those track rules fail (retryable)",
+            ],
+        ),
+    ],
+    ids=["personFields", "activityTypes"],
+)
+def test_a_listing_pipedrive_refuses_is_planned_without_as_send_goes_on_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    refused: tuple[str, Any],
+    said: list[str],
+) -> None:
+    """One listing answering 503 (its retries spent): send goes on without it (only what needs
+    it goes unconverted or unresolved); dry-run --lookups stopped at it with an error and no
+    plan. Now it plans as the send runs: the same warnings, the person's values as they are
+    (person fields) or the activity rule's events failed, retryable, naming the listing
+    (activity types), the other listings used (the deal's pipeline and stage, the lead's label).
+    The send is retried as the dry-run (twice) so that their reasons agree."""
+    monkeypatch.setattr(routes, *refused)
+    events = write_events(
+        tmp_path / "in.ndjson",
+        [
+            identify("m-1", "u-1", name="Ann", role="CTO"),
+            track("m-2", "u-1", "Demo Requested", campaign="autumn"),
+            track("m-3", "u-1", "Trial Started", label_ids=["Hot"]),
+            track("m-4", "u-1", "Call Scheduled", topic="pricing"),  # last: none waits for it
+        ],
+    )
+    dry_said: list[str] = []
+
+    planned = dry_run(sandbox, tmp_path, events, said=dry_said)
+    run, sent = send(monkeypatch, sandbox, tmp_path, events, args=("--max-retries", "2"))
+
+    assert (dry_said, warnings(run.stderr)) == (said, said)
+    assert disagreements(planned, sent) == []
+    failed = [(r["source"].rsplit(":", 1)[1], r["reason"]) for r in planned if r["reason"]]
+    if refused[0] == "ACTIVITY_TYPES":
+        assert failed == [
+            (
+                "4",
+                "track #3: type = 'call' cannot be resolved: GET /v1/activityTypes: HTTP 503 "
+                "after 3 attempts; retry later",
+            )
+        ]
+        assert run.exit_code == 1, run.stderr
+    else:
+        assert failed == []
+        assert run.exit_code == 0, run.stderr
+    assert planned[1]["requests"][-1]["body"]["stage_id"] == 2  # "Demo" in "Sales"
+    assert planned[2]["requests"][-1]["body"]["label_ids"] == [HOT]
+
+
+def test_a_refused_listing_the_state_saved_is_planned_from_it_as_send_takes_it(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """personFields answering 503 where an earlier send saved it: send converts the person's
+    values with the saved listing and says so; dry-run --lookups --state does the same (the
+    plan's body holds the enum's option id, not its label)."""
+    state = tmp_path / "state.sqlite"
+    first = write_events(tmp_path / "first.ndjson", [identify("m-1", "u-1", name="One")])
+    assert rpd_send(sandbox, tmp_path, first, state=state, name="first").exit_code == 0
+    monkeypatch.setattr(routes, "FIELDS", PersonsUnlisted())
+    events = write_events(tmp_path / "in.ndjson", [identify("m-2", "u-2", name="Two", plan="Pro")])
+    dry_said: list[str] = []
+
+    planned = dry_run(sandbox, tmp_path, events, args=("--state", str(state)), said=dry_said)
+    run, sent = send(
+        monkeypatch, sandbox, tmp_path, events, state=state, args=("--max-retries", "2")
+    )
+
+    said = [
+        "warning: GET /api/v2/personFields: HTTP 503 after 3 attempts; using the one the state "
+        "saved last time"
+    ]
+    assert (dry_said, warnings(run.stderr)) == (said, said)
+    assert run.exit_code == 0, run.stderr
+    assert disagreements(planned, sent) == []
+    assert planned[0]["requests"][-1]["body"]["custom_fields"][PLAN_FIELD] == 102  # "Pro"
