@@ -19,6 +19,7 @@ from test_map_fields import (
     MakeSandbox,
     clean_env,  # noqa: F401 - autouse fixture
     invoke,
+    refuse_listing,
     start_account,
     write_config,
 )
@@ -500,3 +501,110 @@ create = "note"
         UNLIMITED,
         "4 of 13 checks failed",
     ]
+
+
+def test_a_refused_listing_is_a_failed_check_of_its_own_and_every_other_check_is_made(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """personFields answering 503 (its retries spent): check stopped there ("FAIL  pipedrive:
+    GET /api/v2/personFields: ..."), checking nothing else, though a send goes on without that
+    one listing. Now that listing is a failed check naming what it leaves unchecked, every
+    other check is made, and the exit status is 1: the checks could not all be made, and those
+    made passed."""
+    account = start_account(make_sandbox)
+    refuse_listing(monkeypatch, "person")
+    code, lines, err = check(tmp_path, account.url, fields=FIELDS)
+    assert (code, err) == (1, "")
+    assert lines == [
+        f"ok    config: {tmp_path / 'rpd.toml'} is valid",
+        TOKEN_OK,
+        "FAIL  pipedrive: GET /api/v2/personFields: HTTP 503 after 3 attempts; not checked: "
+        "identity.user_id_field, fields.persons",
+        "      hint: try again later",
+        GROUP_OK,
+        f"ok    fields.organizations.industry = '{INDUSTRY}': \"Industry\" (enum: Software, "
+        "Retail, Finance)",
+        f"ok    fields.leads.utm.source = '{SOURCE}': \"Source\" (varchar)",
+        UNLIMITED,
+        "1 of 6 checks failed",
+    ]
+    assert account.stats()["requests"] == {
+        "GET /v1/users/me": 1,
+        "GET /api/v2/personFields": 3,
+        "GET /api/v2/organizationFields": 1,
+        "GET /api/v2/dealFields": 1,
+        "GET /v1/leadLabels": 1,
+    }
+
+
+RULES = """
+[[track]]
+events = ["Demo Requested"]
+create = "deal"
+pipeline = "Partners"
+stage = "Intro"
+
+[[track]]
+events = ["Call Scheduled"]
+create = "activity"
+type = "Meeting"
+"""
+
+
+@pytest.mark.parametrize(
+    ("refused", "identity", "code", "lines"),
+    [
+        (
+            # The rule naming from the refused listings is not judged (it said "a deal in the
+            # default pipeline"); the other is.
+            "STAGES",
+            None,
+            1,
+            [
+                "FAIL  pipedrive: GET /api/v2/stages: HTTP 503 after 3 attempts; not checked: "
+                "track #1",
+                "      hint: try again later",
+                USER_OK,
+                GROUP_OK,
+                "ok    track #2: an activity of type 'meeting' for 'Call Scheduled'",
+                UNLIMITED,
+                "1 of 6 checks failed",
+            ],
+        ),
+        (
+            # A check that was made failed as well: the config's fault comes first (exit 2).
+            "LEAD_LABELS",
+            f'user_id_field = "{"0" * 40}"\ngroup_id_field = "{GROUP_FIELD}"\n',
+            2,
+            [
+                "FAIL  pipedrive: GET /v1/leadLabels: HTTP 503 after 3 attempts",
+                "      hint: try again later",
+                f"FAIL  identity.user_id_field = '{'0' * 40}': the account has no such person "
+                "field",
+                "      hint: create a person custom field for it, or pick one from `rpd "
+                "map-fields --entity persons`",
+                GROUP_OK,
+                "ok    track #1: a deal in pipeline 'Partners' (2), stage 'Intro' (4) for "
+                "'Demo Requested'",
+                "ok    track #2: an activity of type 'meeting' for 'Call Scheduled'",
+                UNLIMITED,
+                "2 of 7 checks failed",
+            ],
+        ),
+    ],
+)
+def test_a_refused_sales_or_labels_listing_leaves_only_what_needs_it_unchecked(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    refused: str,
+    identity: str | None,
+    code: int,
+    lines: list[str],
+) -> None:
+    account = start_account(make_sandbox)
+    refuse_listing(monkeypatch, refused)
+    path = write_config(tmp_path / "rpd.toml", account.url, identity=identity, fields=RULES)
+    got, out, err = invoke("check", "--config", path)
+    assert (got, err) == (code, "")
+    assert out.splitlines()[2:] == lines

@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
-from rudder_pipedrive_cli.sandbox import Sandbox, routes
+from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
+from rudder_pipedrive_cli.sandbox.replies import ApiError
 
 MakeSandbox = Callable[..., Sandbox]  # the make_sandbox fixture of conftest.py
 
@@ -68,6 +69,34 @@ def write_config(
 def invoke(*args: str, token: str = TOKEN) -> tuple[int, str, str]:
     result = CliRunner().invoke(app, list(args), env={"PIPEDRIVE_API_TOKEN": token})
     return result.exit_code, result.stdout, result.stderr
+
+
+class RefusedFields(dict[str, Any]):
+    """The sandbox's fields, whose listing for one entity ("person", "organization", "deal")
+    answers HTTP 503."""
+
+    def __init__(self, entity: str) -> None:
+        super().__init__(seed.FIELDS)
+        self.entity = entity
+
+    def __getitem__(self, entity: str) -> Any:
+        if entity == self.entity:
+            raise ApiError(503, f"{entity} fields are unavailable")
+        return super().__getitem__(entity)
+
+
+class Refused(tuple[Any, ...]):
+    """A sandbox listing (LEAD_LABELS, PIPELINES, STAGES, ACTIVITY_TYPES) answering HTTP 503."""
+
+    def __iter__(self) -> Any:
+        raise ApiError(503, "unavailable")
+
+
+def refuse_listing(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The sandbox's listing `name` (a field entity or a table of routes) answers HTTP 503; the
+    others answer as ever."""
+    refused = RefusedFields(name) if name in seed.FIELDS else Refused()
+    monkeypatch.setattr(routes, "FIELDS" if name in seed.FIELDS else name, refused)
 
 
 def map_fields(account: Sandbox, tmp_path: Path, *args: str, **config: Any) -> tuple[int, str, str]:
@@ -223,6 +252,80 @@ def test_custom_only_and_entity_narrow_the_listing(account: Sandbox, tmp_path: P
         "Employees",
     ]
     assert account.stats()["requests"] == {"GET /api/v2/organizationFields": 1}
+
+
+@pytest.mark.parametrize(
+    ("refused", "entity", "listed", "requests"),
+    [
+        (
+            "person",
+            "all",
+            ["organizations", "leads", "lead_labels"],
+            {
+                "GET /api/v2/personFields": 3,
+                "GET /api/v2/organizationFields": 1,
+                "GET /api/v2/dealFields": 1,
+                "GET /v1/leadLabels": 1,
+            },
+        ),
+        (
+            "LEAD_LABELS",
+            "leads",
+            ["leads"],
+            {"GET /api/v2/dealFields": 1, "GET /v1/leadLabels": 3},
+        ),
+    ],
+)
+def test_a_listing_pipedrive_refuses_is_said_and_the_others_are_listed_exit_1(
+    account: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    refused: str,
+    entity: str,
+    listed: list[str],
+    requests: dict[str, int],
+) -> None:
+    """One listing answering 503 (its retries spent): map-fields listed nothing ("error: GET
+    /api/v2/personFields: HTTP 503 after 3 attempts"), as send no longer does. Now what answered
+    is listed, with no identity warning about the unlisted entity, and the one that failed is
+    said last; exit 1 (it could not list everything)."""
+    refuse_listing(monkeypatch, refused)
+    code, out, err = map_fields(account, tmp_path, "-f", "json", "-e", entity)
+    endpoint, what = {
+        "person": ("/api/v2/personFields", "person fields"),
+        "LEAD_LABELS": ("/v1/leadLabels", "lead labels"),
+    }[refused]
+    assert err.splitlines() == [
+        f"warning: GET {endpoint}: HTTP 503 after 3 attempts; {what} not listed"
+    ]
+    assert code == 1
+    assert list(json.loads(out)) == listed
+    assert account.stats()["requests"] == requests
+
+
+def test_every_listing_refused_is_one_error_and_exit_1(
+    account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_listing(monkeypatch, "organization")
+    code, out, err = map_fields(account, tmp_path, "-e", "organizations")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "error: GET /api/v2/organizationFields: HTTP 503 after 3 attempts",
+        "hint: try again later",
+    ]
+
+
+def test_toml_leaves_out_the_entity_whose_listing_was_refused(
+    account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_listing(monkeypatch, "deal")
+    code, out, err = map_fields(account, tmp_path, "-f", "toml")
+    assert code == 1
+    assert (
+        err
+        == "warning: GET /api/v2/dealFields: HTTP 503 after 3 attempts; deal fields not listed\n"
+    )
+    assert list(tomllib.loads(out)["fields"]) == ["persons", "organizations"]
 
 
 def test_listings_are_paged_to_the_end(account: Sandbox, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listing
 from rudder_pipedrive_cli.core.catalog_findings import (
     Finding,
     identity_findings,
+    listing_findings,
     mapping_findings,
     rule_findings,
 )
@@ -123,7 +124,9 @@ def check_command(
 
     Exit 0 when every check passes; 2 when the config is invalid or a check fails (a missing or
     unsearchable identity field, an unknown mapped key); 3 when Pipedrive refuses the token;
-    4 when rate limited; 1 when Pipedrive could not be reached to finish the checks.
+    4 when rate limited; 1 when Pipedrive could not be reached to finish the checks, or refused
+    a listing (each such listing is a failed check of its own, and what needs it is not
+    checked; every other check is made and shown) while every check it could make passed.
     """
     with command_env(
         config=config,
@@ -145,17 +148,21 @@ def check_command(
                 me = client.send(USERS_ME_REQUEST)
                 checks.add(token_finding(me))
                 sales = sales_listings(plan_config.track_rules)
-                catalog = client.exchange(fetch_catalog(sales=sales))
+                catalog = client.exchange(fetch_catalog(sales=sales, each=True))
             except (AuthRefused, PlanFailure) as error:
                 if isinstance(error, AuthRefused):  # said with where the token came from
                     error.hint = refused_token_hint(env.settings)
                 raise typer.Exit(int(stop(checks, error))) from None
-        for findings in (identity_findings, mapping_findings, rule_findings):
+        judged = (listing_findings, identity_findings, mapping_findings, rule_findings)
+        for findings in judged:
             for finding in findings(catalog, plan_config):
                 checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())
-    raise typer.Exit(int(ExitStatus.USAGE if checks.failed else ExitStatus.OK))
+    if checks.failed > len(catalog.failed):  # a check that was made failed: the config's fault
+        raise typer.Exit(int(ExitStatus.USAGE))
+    incomplete = next(iter(catalog.failed.values()), None)  # a listing Pipedrive refused
+    raise typer.Exit(int(ExitStatus.OK if incomplete is None else exit_status_for(incomplete)))
 
 
 def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:

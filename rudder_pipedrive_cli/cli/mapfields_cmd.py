@@ -13,6 +13,7 @@ from rich.table import Table as RichTable
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.exits import exit_status_for
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
@@ -22,7 +23,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     is_searchable,
 )
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.plans.base import FieldInfo
+from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 from rudder_pipedrive_cli.io.tomlwrite import render
 
 FORMATS = ("table", "json", "toml")
@@ -30,6 +31,13 @@ TITLES = {
     "persons": "Person fields",
     "organizations": "Organization fields",
     "leads": "Deal fields",
+}
+# What a failed listing leaves out of the listing, by its name in `Catalog.failed`.
+UNLISTED = {
+    "persons": "person fields",
+    "organizations": "organization fields",
+    "leads": "deal fields",
+    LABELS: "lead labels",
 }
 TOML_HEADER = (
     "Paste into rpd.toml: event trait path = Pipedrive field key.",
@@ -58,7 +66,9 @@ def field_json(info: FieldInfo) -> dict[str, Any]:
     }
 
 
-def catalog_json(catalog: Catalog, entities: Sequence[str], *, custom_only: bool) -> bytes:
+def catalog_json(
+    catalog: Catalog, entities: Sequence[str], *, custom_only: bool, labels: bool
+) -> bytes:
     document: dict[str, Any] = {
         entity: [
             field_json(info)
@@ -67,14 +77,16 @@ def catalog_json(catalog: Catalog, entities: Sequence[str], *, custom_only: bool
         ]
         for entity in entities
     }
-    if "leads" in entities:
+    if labels:
         document["lead_labels"] = [
             {"id": lid, "name": name} for name, lid in catalog.labels.items()
         ]
     return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_only: bool) -> None:
+def print_tables(
+    env: Env, catalog: Catalog, entities: Sequence[str], *, custom_only: bool, labels: bool
+) -> None:
     for entity in entities:
         listed = [f for f in catalog.fields.get(entity, ()) if f.is_custom or not custom_only]
         title = f"{TITLES[entity]} ({len(listed)})"
@@ -82,13 +94,13 @@ def print_tables(env: Env, catalog: Catalog, entities: Sequence[str], *, custom_
         if env.out.is_terminal and wanted_width(env, table) > env.out.width:
             table = narrow_fields_table(title, listed)  # an 80-column terminal: keys kept whole
         env.out.print(table)
-    if "leads" in entities:
-        labels = RichTable(title=f"Lead labels ({len(catalog.labels)})", title_justify="left")
-        labels.add_column("name")
-        labels.add_column("id", no_wrap=True)
+    if labels:
+        label_table = RichTable(title=f"Lead labels ({len(catalog.labels)})", title_justify="left")
+        label_table.add_column("name")
+        label_table.add_column("id", no_wrap=True)
         for name, lid in catalog.labels.items():
-            labels.add_row(plain(name), plain(lid))
-        env.out.print(labels)
+            label_table.add_row(plain(name), plain(lid))
+        env.out.print(label_table)
 
 
 def wanted_width(env: Env, table: RichTable) -> int:
@@ -162,7 +174,10 @@ def map_fields_command(
     quiet: opt.QuietOpt = False,
     sandbox: opt.SandboxOpt = False,
 ) -> None:
-    """List the account's person, organization and deal (lead) fields, and the lead labels."""
+    """List the account's person, organization and deal (lead) fields, and the lead labels.
+
+    A listing Pipedrive refuses (its retries spent) is said, and the others are listed; the
+    exit status is then 1. One that gets no answer at all stops it at once."""
     if format not in FORMATS:
         raise UsageError(f"unknown --format {format!r}", hint="use table, json or toml")
     entities = entities_for(entity)
@@ -172,15 +187,25 @@ def map_fields_command(
     ) as env:
         with account_client(env) as client:
             catalog = client.exchange(
-                fetch_catalog(entities, labels="leads" in entities, page_size=page_size)
+                fetch_catalog(entities, labels="leads" in entities, page_size=page_size, each=True)
             )
+        # Each listing stands alone, as in a send: what answered is listed.
+        listed = tuple(entity for entity in entities if entity in catalog.fields)
+        labels = "leads" in entities and LABELS not in catalog.failed
+        failures = list(catalog.failed.values())
+        if failures and not listed and not labels:  # nothing to list: one error, as before
+            raise failures[0]
         plan_config = env.settings.plan_config()
-        for warning in identity_warnings(catalog, plan_config, entities):
+        for warning in identity_warnings(catalog, plan_config, listed):
             env.warn(warning)
         if format == "json":
-            write_document(catalog_json(catalog, entities, custom_only=custom_only))
+            write_document(catalog_json(catalog, listed, custom_only=custom_only, labels=labels))
         elif format == "toml":
-            tables = field_tables(catalog, plan_config, entities)
+            tables = field_tables(catalog, plan_config, listed)
             write_document(render(tables, header=TOML_HEADER).encode())
         else:
-            print_tables(env, catalog, entities, custom_only=custom_only)
+            print_tables(env, catalog, listed, custom_only=custom_only, labels=labels)
+        for name, failure in catalog.failed.items():
+            env.warn(f"{failure.reason}; {UNLISTED.get(name, name)} not listed")
+    if failures:
+        raise typer.Exit(int(exit_status_for(failures[0])))

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Literal
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, LISTING_OF, Catalog
+from rudder_pipedrive_cli.core.catalog_fetch import rule_listings
 from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.fields import CUSTOM_KEY, writable
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -76,10 +77,12 @@ def unknown_keys(catalog: Catalog, config: PlanConfig) -> list[str]:
 
 
 def identity_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
-    """Each identity field: set, a field of the right entity, custom, of a searchable type."""
+    """Each identity field: set, a field of the right entity, custom, of a searchable type.
+    One set for an entity whose listing the catalog lacks (it failed) is not judged."""
     return [
         _identity_finding(catalog, setting, entity, getattr(config, setting))
         for setting, entity in IDENTITY_FIELDS
+        if entity in catalog.fields or not getattr(config, setting)
     ]
 
 
@@ -87,13 +90,39 @@ def send_refuses(catalog: Catalog, config: PlanConfig, *, listed: bool) -> list[
     """The identity findings a send refuses to start on, as every event that needs the field
     would fail; without a listing (`listed` False, or its entity's failed) only what needs none:
     an unset field."""
-    unlisted = {f"identity.{s}" for s, entity in IDENTITY_FIELDS if entity not in catalog.fields}
     return [
         finding
         for finding in identity_findings(catalog, config)
-        if finding.level == "fail"
-        and ((listed and finding.subject not in unlisted) or not finding.value)
+        if finding.level == "fail" and (listed or not finding.value)
     ]
+
+
+def listing_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
+    """A failed finding per listing that failed (`Catalog.failed`: Pipedrive refused it, its
+    retries spent), naming what of the config could not be checked without it."""
+    findings = []
+    for name, failure in catalog.failed.items():
+        unchecked = [
+            f"identity.{setting}"
+            for setting, entity in IDENTITY_FIELDS
+            if entity == name and getattr(config, setting)
+        ]
+        unchecked += [
+            table
+            for table, entity, mapping in mapped_tables(config)
+            if LISTING_OF.get(entity, entity) == name and mapping
+        ]
+        unchecked += [r.where for r in config.track_rules.rules if name in rule_listings(r)]
+        findings.append(
+            Finding(
+                level="fail",
+                subject="pipedrive",
+                message=failure.reason
+                + (f"; not checked: {', '.join(unchecked)}" if unchecked else ""),
+                hint="try again later" if failure.retryable else "",
+            )
+        )
+    return findings
 
 
 def identity_warnings(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[str]:
@@ -246,9 +275,12 @@ def _elsewhere(catalog: Catalog, key: str, entity: str) -> str:
 
 def rule_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     """Each `[[track]]` rule: what it makes, and whether the pipeline, stage and activity
-    type it names are the account's (its mapped fields are `mapping_findings`)."""
+    type it names are the account's (its mapped fields are `mapping_findings`); not one whose
+    listing failed."""
     findings = []
     for rule in config.track_rules.rules:
+        if any(name in catalog.failed for name in rule_listings(rule)):
+            continue  # its listing failed: `listing_findings` names it
         events = ", ".join(repr(e) for e in rule.events)
         try:
             resolved = catalog.resolve_rule(rule)
