@@ -27,6 +27,7 @@ from test_map_fields import (
     MakeSandbox,
     clean_env,  # noqa: F401 - autouse fixture
     invoke,
+    refuse_listing,
     start_account,
     write_config,
 )
@@ -309,6 +310,26 @@ def test_init_from_the_account_keeps_configured_identity(
         "employees": EMPLOYEES,
     }
     assert TOKEN not in out + err
+
+
+@pytest.mark.parametrize("refused", ["person", "LEAD_LABELS"])
+def test_a_listing_pipedrive_refuses_writes_no_config(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    """Unlike send, map-fields and check, init does not go on without a listing: the config it
+    writes from part of the account would say the account has no such fields ("the account has
+    no person custom fields") and guess no identity field. One error, exit 1, no file."""
+    account = start_account(make_sandbox)
+    refuse_listing(monkeypatch, refused)
+    config = write_config(tmp_path / "current.toml", account.url)
+    code, out, err = invoke("init", "--config", config, "-o", str(tmp_path / "new.toml"))
+    endpoint = {"person": "/api/v2/personFields", "LEAD_LABELS": "/v1/leadLabels"}[refused]
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"error: GET {endpoint}: HTTP 503 after 3 attempts",
+        "hint: try again later",
+    ]
+    assert not (tmp_path / "new.toml").exists()
 
 
 def test_init_with_sandbox_guesses_identity_fields_and_passes_check(tmp_path: Path) -> None:

@@ -126,7 +126,9 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
 
 def from_account(env: Env) -> str:
     """The configured (or --sandbox) account's fields as a config; identity fields kept from the
-    settings, else guessed from field names (and said so)."""
+    settings, else guessed from field names (and said so). All or nothing, unlike a send's
+    listings: a listing Pipedrive refuses stops it with no file written, as a config made
+    without it would say the account has none of those fields and guess no identity field."""
     settings = env.settings
     with account_client(env) as client:
         catalog = client.exchange(fetch_catalog())
