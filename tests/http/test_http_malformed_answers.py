@@ -156,4 +156,10 @@ def test_a_malformed_field_listing_is_no_account_without_fields(
         f"error: list fields: Pipedrive's answer is malformed (HTTP 200: {why}); not taken as "
         "no records: retry later\nhint: try again later\n",
     )
-    assert server.seen == ["GET /api/v2/personFields"]
+    # Each listing stands alone, as in a send: all four were tried, and all malformed.
+    assert server.seen == [
+        "GET /api/v2/personFields",
+        "GET /api/v2/organizationFields",
+        "GET /api/v2/dealFields",
+        "GET /v1/leadLabels",
+    ]
