@@ -378,7 +378,7 @@ def test_credentials_refused_mid_object_stop_the_read_there(
         read.extend((item.source, item.raw["messageId"]) for item in reader)
     assert stopped.value.message == f"cannot read {root}/{target}: {said or refusal}"
     assert stopped.value.hint == (
-        "renew the credentials, then rerun the same command: it resumes at this object"
+        "renew the credentials, then rerun the same command"  # what it does: the command's
     )
     assert read == expected_sources(str(root))[:2]  # the objects before it
     assert flaky.paths("open").count(f"{root}/{target}") == 1  # never tried again

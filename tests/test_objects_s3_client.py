@@ -561,7 +561,7 @@ def test_credentials_refused_mid_run_stop_the_read_at_that_object(
         "s3://b/rs/b.json"
     )
     assert caught.value.hint == (
-        "renew the credentials, then rerun the same command: it resumes at this object"
+        "renew the credentials, then rerun the same command"  # what it does: the command's
     )
     assert "/b/rs/c.json" not in [seen.path for seen in server.seen]
     assert TOKEN not in caught.value.message and SECRET not in caught.value.message

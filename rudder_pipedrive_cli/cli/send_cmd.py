@@ -46,7 +46,12 @@ from rudder_pipedrive_cli.cli.send_catalog import (
 from rudder_pipedrive_cli.core.account import fetch_account
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError, StoppedEarly, Terminated
+from rudder_pipedrive_cli.core.errors import (
+    PlanFailure,
+    ReadingRefused,
+    RpdError,
+    Terminated,
+)
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -419,14 +424,14 @@ def run_send(
         counted = map(itemgetter(0), zip(events, read, strict=False))
         try:
             aliases = input_aliases(counted, survey, table)
-        except StoppedEarly as error:  # the store refused the credentials (io/objects.py)
+        except ReadingRefused as error:  # the store's (io/objects.py)
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
             # the pass read before that object as read, not attempted; the rerun reads it all.
             tally.not_attempted = next(read)
             if replay_state is not None:
                 replay_state.start_run()
             hint = f"{RENEW}: no event was sent, so it starts from the first object"
-            stop = StoppedEarly(error.message, hint=hint)
+            stop = ReadingRefused(error.message, hint=hint)
             return end_run(env, job, tally, letters, replay_state, started=started, stopped=stop)
         plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:
@@ -501,6 +506,9 @@ def run_send(
                 concurrency=job.concurrency,
                 left=left,
             )
+    except ReadingRefused as error:  # the store's (io/objects.py): what the rerun does
+        rerun = "it resumes at this object" if replay_state is not None else NO_STATE_RERUN
+        stopped = ReadingRefused(error.message, hint=f"{error.hint}: {rerun}")
     except RpdError as error:  # auth refused, budget, unreachable, state unusable: report, exit
         stopped = error
     except KeyboardInterrupt as stop:  # a second Ctrl-C or SIGTERM: in flight were cancelled

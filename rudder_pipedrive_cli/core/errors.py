@@ -32,6 +32,11 @@ class RateLimitStop(StoppedEarly):
     """The daily budget is spent, or the edge blocked us: stop, keep state, exit 4."""
 
 
+class ReadingRefused(StoppedEarly):
+    """The object store refused the credentials: no later object can be read, exit 4. Its hint
+    says to renew them and rerun; what that rerun does is the command's to add."""
+
+
 class Unreachable(StoppedEarly):
     """Pipedrive has not answered for a run of connection failures: stop, keep state, exit 4."""
 

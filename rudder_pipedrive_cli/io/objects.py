@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder
-from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
+from rudder_pipedrive_cli.core.errors import ReadingRefused, UsageError
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -449,9 +449,7 @@ class ObjectStream(io.RawIOBase):
         assert index == self._index, f"object {index} read as {self._index}"  # a bug if not
         if isinstance(payload, StoreRefused):  # the feed stopped: no later object can be read
             self._ended = True
-            raise StoppedEarly(
-                f"cannot read {self._name}: {payload}", hint=f"{RENEW}: it resumes at this object"
-            )
+            raise ReadingRefused(f"cannot read {self._name}: {payload}", hint=RENEW)
         self._ended = payload is _END or isinstance(payload, ObjectReadError)
         return payload
 

@@ -420,8 +420,17 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
         ] * 2
 
 
+@pytest.mark.parametrize(
+    ("with_state", "rerun"),
+    [
+        (True, "it resumes at this object"),
+        # The built-in sandbox without --state keeps nothing: no resume to promise.
+        (False, "--sandbox keeps no state, so a rerun starts over in a new, empty sandbox"),
+    ],
+    ids=["state", "sandbox-without-state"],
+)
 def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path, with_state: bool, rerun: str
 ) -> None:
     """An S3 session token that expires hours into a backfill: the send stops at the object it
     could not read (exit 4, what to do said), with what it sent in the report and no failed
@@ -447,21 +456,27 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
             "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         }
         report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
-        command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--base-url"]
-        command += [sandbox.url, "--plan", "unlimited", "--report", str(report)]
-        command += ["--dead-letter", str(letters), "--state", str(tmp_path / "state.sqlite")]
+        command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
+        command += ["--dead-letter", str(letters)]
+        if with_state:
+            command += ["--base-url", sandbox.url, "--plan", "unlimited"]
+            command += ["--state", str(tmp_path / "state.sqlite")]
+        else:
+            command += ["--sandbox"]
         result = CliRunner().invoke(app, command, env=env)
 
     assert result.exit_code == 4, result.stderr
     assert result.stderr.splitlines()[-2:] == [
         "error: cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken) for "
         "s3://b/rs/b.json",
-        "hint: renew the credentials, then rerun the same command: it resumes at this object",
+        f"hint: renew the credentials, then rerun the same command: {rerun}",
     ]
     assert "never-shown" not in result.output + result.stderr
     events = orjson.loads(report.read_bytes())["events"]
     assert events["failed"] == 0 and events["read"] == events["sent"] + events["not_attempted"]
     assert not letters.exists()
+    if not with_state:
+        return
 
     renewed = {**env, "AWS_SESSION_TOKEN": "renewed"}
     # Renewed: its first pass and its main pass read b.json, answered this time.
@@ -558,9 +573,10 @@ def test_dry_run_whose_first_pass_is_refused_stops_as_send_does(tmp_path: Path, 
         result = CliRunner().invoke(app, [*command, *output], env=dict(CLEAN_ENV))
         assert result.exit_code == 4, result.stderr
         url = f"s3://backups/rs/{B_08}"
-        assert result.stderr.splitlines()[-2] == (
-            f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}"
-        )
+        assert result.stderr.splitlines()[-2:] == [
+            f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}",
+            "hint: renew the credentials, then rerun the same command",  # it keeps nothing
+        ]
         assert result.stdout == ""
 
 
