@@ -527,9 +527,7 @@ def _load_settings(
         token_origin=origin.get("api_token", ""),
         **resolved,
     )
-    token = settings.api_token.reveal()
-    if not token.isprintable() or not token.isascii():
-        # Sent in a header, which holds printable ASCII only: the value is never repeated.
+    if not fits_a_header(settings.api_token.reveal()):  # the value is never repeated
         raise ConfigError(
             f"{origin['api_token']}: api_token holds a control or a non-ASCII character",
             hint=f"a Pipedrive API token is 40 hex digits: copy it again into ${TOKEN_ENV}",
@@ -540,6 +538,11 @@ def _load_settings(
         where = origin["base_url" if settings.base_url else "company_domain"]
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
     return settings
+
+
+def fits_a_header(token: str) -> bool:
+    """Whether `token` can be sent: in the x-api-token header, which holds printable ASCII only."""
+    return token.isprintable() and token.isascii()
 
 
 def _precedence(where: str) -> int:

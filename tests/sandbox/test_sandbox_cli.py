@@ -80,6 +80,20 @@ def test_bad_options_are_usage_errors() -> None:
     )
 
 
+@pytest.mark.parametrize("token", ["ab\x1b[2Jc", "t\u00f6k\u00e9n", "tab\there"])
+def test_a_token_no_client_could_send_is_a_usage_error(sandbox: Sandbox, token: str) -> None:
+    # Newcomer: it was taken and printed raw (an escape sequence ran on the terminal), while
+    # rpd refuses such a token as a config error: a sandbox no rpd command could use. Said
+    # before listening (on a busy port here, so that a sandbox that would start fails fast).
+    port = str(httpx.URL(sandbox.url).port)
+    result = CliRunner().invoke(app, ["sandbox", "--port", port, "--token", token])
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: --token holds a control or a non-ASCII character: no client could send it\n"
+        "hint: choose a token of printable ASCII characters\n",
+    )
+
+
 def test_a_busy_port_is_a_usage_error(sandbox: Sandbox) -> None:
     port = str(httpx.URL(sandbox.url).port)
     result = CliRunner().invoke(app, ["sandbox", "--port", port])
