@@ -516,6 +516,43 @@ def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> No
             "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
             "fix the syntax",
         ),
+        # Newcomer: `create_persons = True` (Python's spelling) was told to write "True" in
+        # quotes, and `role == "x"` to make its value the text `= "x"`.
+        (
+            "[identity]\ncreate_persons = True\n",
+            "invalid TOML: Invalid value (at line 2, column 18)",
+            "a boolean is true or false, in lower case: create_persons = true",
+        ),
+        (
+            "[identity]\ncreate_persons = yes\n",
+            "invalid TOML: Invalid value (at line 2, column 18)",
+            "a boolean is true or false, in lower case: create_persons = true",
+        ),
+        (
+            '[[track]]\nevents = ["Call"]\ncreate = "activity"\ndone = No\n',
+            "invalid TOML: Invalid value (at line 4, column 8)",
+            "a boolean is true or false, in lower case: done = false",
+        ),
+        (
+            "[identity]\nuser_id_field = yes\n",  # a text key: yes may be its value
+            "invalid TOML: Invalid value (at line 2, column 17)",
+            'text needs quotes: user_id_field = "yes"',
+        ),
+        (
+            '[identity]\nuser_id_field == "abc"\n',
+            "invalid TOML: Invalid value (at line 2, column 16)",
+            'one "=" between key and value: user_id_field = "abc"',
+        ),
+        (
+            "[identity]\nuser_id_field = = abc\n",
+            "invalid TOML: Invalid value (at line 2, column 17)",
+            'one "=" between key and value: user_id_field = "abc"',
+        ),
+        (
+            "[identity]\nrole = =\n",
+            "invalid TOML: Invalid value (at line 2, column 8)",
+            "fix the syntax",
+        ),
     ],
 )
 def test_config_errors_name_the_file_rule_and_key(
@@ -525,6 +562,18 @@ def test_config_errors_name_the_file_rule_and_key(
     with pytest.raises(ConfigError) as raised:
         load_settings(str(path), env={})
     assert (raised.value.message, raised.value.hint) == (f"{path}: {message}", hint)
+
+
+def test_a_python_boolean_in_the_config_is_one_error_with_the_line_to_write(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "[identity]\ncreate_persons = True\n")
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: {path}: invalid TOML: Invalid value (at line 2, column 18)\n"
+        "hint: a boolean is true or false, in lower case: create_persons = true\n",
+    )
 
 
 @pytest.mark.parametrize(

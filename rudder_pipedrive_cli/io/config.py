@@ -340,16 +340,44 @@ UNQUOTED = re.compile(r"""\s*([\w.-]+)\s*=\s*([^\s"'\[{#][^#]*?)\s*(#.*)?""")
 TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
 
+# Keys that take true or false (`create_persons`, a track rule's `done`), and what people write
+# for them from other languages (Python's True, YAML's yes): TOML has only lower-case true/false.
+BOOLEAN_KEYS = frozenset({key.name for key in KEYS if key.kind is bool} | {"done"})
+BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "on"), "true"),
+    **dict.fromkeys(("false", "no", "off"), "false"),
+}
+
+
 def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:
-    """What to do about a TOML syntax error: quotes for a bare text value, else fix it."""
+    """What to do about a TOML syntax error: the line as it was probably meant, else fix it."""
     at = TOML_POSITION.search(str(error))
     lines = text.splitlines()
     if at and int(at.group(1)) <= len(lines):
-        unquoted = UNQUOTED.fullmatch(lines[int(at.group(1)) - 1])
-        if unquoted:
-            key, value = unquoted.group(1), unquoted.group(2).replace('"', '\\"')
-            return f'text needs quotes: {key} = "{value}"'
+        meant = _line_meant(lines[int(at.group(1)) - 1])
+        if meant:
+            return f"{meant[0]}: {meant[1]}"
     return "fix the syntax"
+
+
+def _line_meant(line: str) -> tuple[str, str] | None:
+    """Why TOML could not read `key = value` with a bare value, and the line as it was meant."""
+    unquoted = UNQUOTED.fullmatch(line)
+    if not unquoted:
+        return None
+    key, value = unquoted.group(1), unquoted.group(2)
+    if value.startswith("="):  # `key == "x"`: quoting it all would make the value `= "x"`
+        rest = value.lstrip("= \t")
+        if not rest:
+            return None
+        meant = _line_meant(f"{key} = {rest}")
+        return ('one "=" between key and value', meant[1] if meant else f"{key} = {rest}")
+    word = BOOLEAN_WORDS.get(value.lower())
+    if word and (value.lower() in ("true", "false") or key.rsplit(".")[-1] in BOOLEAN_KEYS):
+        # Quoting `True` would make it text, which only some keys take for true.
+        return ("a boolean is true or false, in lower case", f"{key} = {word}")
+    quoted = value.replace('"', '\\"')
+    return ("text needs quotes", f'{key} = "{quoted}"')
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
