@@ -427,18 +427,45 @@ def test_show_an_empty_state_file() -> None:
     assert (result.exit_code, result.output) == (0, "state at s.sqlite is empty\n")
 
 
-def test_clear_with_yes() -> None:
+@pytest.mark.parametrize(
+    ("env", "lines"),
+    [
+        (
+            ENV,
+            "  http://127.0.0.1:8787 (token 28cb449547fa309b): 0 identities, 1 journal entry, "
+            "0 writes in flight\n"
+            "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 3 identities, 2 journal "
+            "entries, 1 write in flight\n",
+        ),
+        # Newcomer, at 80 columns: an account's line went on in the column the next account's
+        # started in, so where one ended could not be seen.
+        (
+            ENV | {"COLUMNS": "80", "TTY_COMPATIBLE": "1"},  # rich: stdout is a terminal
+            "  http://127.0.0.1:8787 (token 28cb449547fa309b): 0 identities, 1 journal entry,\n"
+            "    0 writes in flight\n"
+            "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 3 identities, 2 journal\n"
+            "    entries, 1 write in flight\n",
+        ),
+    ],
+    ids=["pipe", "terminal"],
+)
+def test_clear_with_yes(env: dict[str, str], lines: str) -> None:
     fill(Path("s.sqlite"))
-    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
-    assert (result.exit_code, result.output) == (
-        0,
-        "cleared s.sqlite:\n"
-        "  http://127.0.0.1:8787 (token 28cb449547fa309b): 0 identities, 1 journal entry, "
-        "0 writes in flight\n"
-        "  https://api.pipedrive.com (token 7f87dc59a5ac3bce): 3 identities, 2 journal entries, "
-        "1 write in flight\n",
-    )
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=env)
+    assert (result.exit_code, result.output) == (0, "cleared s.sqlite:\n" + lines)
     assert sorted(p.name for p in Path().iterdir()) == []
+
+
+def test_show_on_a_narrow_terminal_indents_the_wrapped_title_lines() -> None:
+    fill(Path("s.sqlite"))
+    terminal = ENV | {"COLUMNS": "30", "TTY_COMPATIBLE": "1"}
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=terminal)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        "state at s.sqlite",
+        "http://127.0.0.1:8787 (token",
+        "  28cb449547fa309b)",
+    ]
 
 
 def test_clear_without_yes_refuses_when_not_interactive() -> None:

@@ -132,9 +132,9 @@ def show_command(
         elif not summaries:
             say(env.out, f"state at {path} is empty")
         else:
-            say(env.out, f"state at {path}")
-            for summary in summaries:  # the title on a line of its own: never wrapped
-                say(env.out, namespace_title(summary))
+            say(env.out, f"state at {path}", indent=MORE)
+            for summary in summaries:  # the title on a line of its own, above its table
+                say(env.out, namespace_title(summary), indent=MORE)
                 env.out.print(namespace_table(summary, holder))
 
 
@@ -184,4 +184,5 @@ def clear_command(
                 f"{plural(sum(summary.identities.values()), 'identity', 'identities')}, "
                 f"{plural(sum(summary.journal.values()), 'journal entry', 'journal entries')}, "
                 f"{plural(summary.inflight, 'write')} in flight",
+                indent=MORE,  # under its account, not in line with the next one
             )
