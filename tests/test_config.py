@@ -468,6 +468,13 @@ def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> No
     assert load_settings(str(path), env={}).plan_config().deal_fields == {"plan": "k2"}
 
 
+NOT_TOML = "not an rpd config: it holds JSON, and rpd's config is TOML"
+NOT_TOML_HINT = (
+    "check --config / $RPD_CONFIG; `rpd init --from-rudderstack FILE` converts a RudderStack "
+    "destination's JSON"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message", "hint"),
     [
@@ -553,6 +560,10 @@ def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> No
             "invalid TOML: Invalid value (at line 2, column 8)",
             "fix the syntax",
         ),
+        # Newcomer: the events, or the RudderStack destination's JSON, given as --config were
+        # "invalid TOML: Invalid statement (at line 1, column 1)", hint "fix the syntax".
+        ('{"type": "identify", "userId": "u-1"}\n', NOT_TOML, NOT_TOML_HINT),
+        ('[\n  {"config": {"apiToken": ""}}\n]\n', NOT_TOML, NOT_TOML_HINT),
     ],
 )
 def test_config_errors_name_the_file_rule_and_key(
@@ -562,6 +573,16 @@ def test_config_errors_name_the_file_rule_and_key(
     with pytest.raises(ConfigError) as raised:
         load_settings(str(path), env={})
     assert (raised.value.message, raised.value.hint) == (f"{path}: {message}", hint)
+
+
+def test_a_boolean_from_the_environment_is_shown_as_the_line_to_export(tmp_path: Path) -> None:
+    # It was `e.g. create_persons = true`, the config file's line, which no shell takes.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(write(tmp_path, "")), env={"RPD_CREATE_PERSONS": "maybe"})
+    assert (caught.value.message, caught.value.hint) == (
+        "$RPD_CREATE_PERSONS: identity.create_persons must be true or false, got 'maybe'",
+        "e.g. RPD_CREATE_PERSONS=true",
+    )
 
 
 def test_a_python_boolean_in_the_config_is_one_error_with_the_line_to_write(

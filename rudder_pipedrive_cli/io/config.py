@@ -282,7 +282,9 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
     kind = TOML_TYPES.get(type(value), "value")
     got = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if key.secret else repr(value)
     if key.kind is bool:
-        wanted, hint = "true or false", f"e.g. {key.name} = true"
+        # From the environment, the line to export: `create_persons = true` is no shell's.
+        example = f"{key.env}=true" if where == f"${key.env}" else f"{key.name} = true"
+        wanted, hint = "true or false", f"e.g. {example}"
     else:
         wanted = "a string (in quotes)"
         hint = f"use one of: {', '.join(key.choices)}" if key.choices else ""
@@ -326,6 +328,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
             f"cannot read config {path}: {exc.strerror}", hint="check --config / $RPD_CONFIG"
         ) from None
     except tomllib.TOMLDecodeError as exc:
+        if LOOKS_LIKE_JSON.match(text):  # a destination's export, or events, named as the config
+            raise ConfigError(
+                f"{path}: not an rpd config: it holds JSON, and rpd's config is TOML",
+                hint="check --config / $RPD_CONFIG; `rpd init --from-rudderstack FILE` converts "
+                "a RudderStack destination's JSON",
+            ) from None
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_syntax_hint(text, exc)) from None
     except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
         line = bytes(exc.object[: exc.start]).count(b"\n") + 1
@@ -338,6 +346,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 # `key = some words` (a value TOML cannot read, with no quotes): the most common slip.
 UNQUOTED = re.compile(r"""\s*([\w.-]+)\s*=\s*([^\s"'\[{#][^#]*?)\s*(#.*)?""")
 TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+# A JSON object (or NDJSON), or an array of them: a TOML file starts no other way with "{".
+LOOKS_LIKE_JSON = re.compile(r"\s*\[?\s*\{")
 
 
 # Keys that take true or false (`create_persons`, a track rule's `done`), and what people write
