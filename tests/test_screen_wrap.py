@@ -432,3 +432,20 @@ def test_the_sandbox_holdings_at_80_columns_keep_emails_whole() -> None:
         ["", "Johnson", "", "", ""],
     ]
     assert max(len(line) for line in shown.getvalue().splitlines()) <= 80
+
+
+def test_the_sandbox_holdings_counts_wrapped_at_80_columns_go_on_indented() -> None:
+    # Newcomer: with every kind of record the line passes 80 columns, and went on in column 1,
+    # as if it were a line of its own.
+    terminal, shown = console(terminal=True)
+    state = {
+        kind: [{"id": n} for n in range(1000)]
+        for kind in ("persons", "organizations", "leads", "deals", "activities", "notes", "merges")
+    }
+
+    print_sandbox_holdings(terminal, state, records=False)
+
+    assert shown.getvalue() == (
+        "1,000 persons, 1,000 organizations, 1,000 leads, 1,000 deals, 1,000 activities,\n"
+        "  1,000 notes, 1,000 merges\n"
+    )

@@ -217,7 +217,7 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
         *made,
         plural(len(state.get("merges", [])), "merge"),
     )
-    say(console, ", ".join(counts))
+    say(console, ", ".join(counts), indent=PROSE)
 
 
 def _holdings_table(console: Console, state: dict[str, Any]) -> None:
