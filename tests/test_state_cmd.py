@@ -558,10 +558,18 @@ def test_show_says_in_progress_only_of_the_run_that_holds_the_file() -> None:
 )
 def test_sandbox_without_state_touches_no_state_file(command: list[str], expected: str) -> None:
     # Like send and dry-run: --sandbox without --state keeps no state, so there is none to clear.
+    # Newcomer: nor is an emulator started, which said `sandbox: Pipedrive emulator at URL`.
     fill(Path(".rpd") / "state.sqlite")
     result = runner.invoke(app, ["state", *command, "--sandbox"], env=ENV)
-    assert (result.exit_code, result.stdout) == (0, expected)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, expected, "")
     assert (Path(".rpd") / "state.sqlite").exists()
+
+
+def test_sandbox_with_state_shows_that_file_and_starts_no_emulator() -> None:
+    fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite", "--sandbox"], env=ENV)
+    plain = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, plain.stdout, "")
 
 
 @pytest.fixture

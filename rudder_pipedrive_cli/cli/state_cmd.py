@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -10,7 +12,13 @@ import typer
 from rich.table import Table
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import MORE, command_env, handle_errors, stdin_is_interactive
+from rudder_pipedrive_cli.cli.common import (
+    MORE,
+    Env,
+    command_env,
+    handle_errors,
+    stdin_is_interactive,
+)
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -90,6 +98,18 @@ def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
     return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
 
 
+def state_env(config: str | None, verbose: bool, quiet: bool) -> ContextManager[Env]:
+    """The state file is all these commands need of the config (its default place): no word on
+    a missing one, and no emulator: `--sandbox` names no state file, and the commands talk to
+    no Pipedrive (one started said `sandbox: Pipedrive emulator at URL` for nothing)."""
+    return command_env(config=config, verbose=verbose, quiet=quiet, say_no_config=False)
+
+
+def state_path(env: Env, state: Path | None, *, sandbox: bool) -> Path | None:
+    """The state file send and dry-run would keep: none for `--sandbox` without `--state`."""
+    return state if sandbox else env.replay_state_path(state)
+
+
 @state_app.command("show", short_help="Show what the state holds, per account.")
 @handle_errors()
 def show_command(
@@ -105,11 +125,8 @@ def show_command(
     """Show what the state holds, per namespace (Pipedrive account and token fingerprint)."""
     if format not in ("table", "json"):
         raise UsageError(f"unknown --format {format!r}", hint="use table or json")
-    # The state file is all it needs of the config (its default place): no word on a missing one.
-    with command_env(
-        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
-    ) as env:
-        path = env.replay_state_path(state)
+    with state_env(config, verbose, quiet) as env:
+        path = state_path(env, state, sandbox=sandbox)
         if path is None:
             if format == "json":
                 write_document(orjson.dumps({"path": None, "namespaces": []}) + b"\n")
@@ -149,11 +166,8 @@ def clear_command(
     sandbox: opt.SandboxOpt = False,
 ) -> None:
     """Delete the state file (every namespace): the next send starts from scratch."""
-    # The state file is all it needs of the config (its default place): no word on a missing one.
-    with command_env(
-        config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, say_no_config=False
-    ) as env:
-        path = env.replay_state_path(state)
+    with state_env(config, verbose, quiet) as env:
+        path = state_path(env, state, sandbox=sandbox)
         if path is None:
             say(env.out, NO_SANDBOX_STATE)
             return
