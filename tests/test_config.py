@@ -62,8 +62,14 @@ def test_config_path_from_env_and_default_file(
 
 
 def test_named_config_must_exist(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"cannot read config .*missing.toml"):
-        load_settings(str(tmp_path / "missing.toml"), env={})
+    # Newcomer: `rpd check -c rpd.toml` before `rpd init` was told only to check --config.
+    missing = tmp_path / "my config.toml"
+    result = CliRunner().invoke(app, ["check", "--config", str(missing)])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: cannot read config {missing}: No such file or directory\n"
+        f"hint: check --config / $RPD_CONFIG, or write it: `rpd init --config '{missing}'`\n",
+    )
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -324,9 +325,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         text = data.removeprefix(BOM).decode()
         return tomllib.loads(text)
     except OSError as exc:
-        raise ConfigError(
-            f"cannot read config {path}: {exc.strerror}", hint="check --config / $RPD_CONFIG"
-        ) from None
+        hint = "check --config / $RPD_CONFIG"
+        if isinstance(exc, FileNotFoundError):  # named before `rpd init` wrote it, say
+            hint += f", or write it: `rpd init --config {shlex.quote(str(path))}`"
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}", hint=hint) from None
     except tomllib.TOMLDecodeError as exc:
         if LOOKS_LIKE_JSON.match(text):  # a destination's export, or events, named as the config
             raise ConfigError(
