@@ -73,7 +73,7 @@ def sandbox_command(
         int, typer.Option(metavar="PORT", help="Port to listen on (0: any free port).")
     ] = 8787,
     token: Annotated[
-        str, typer.Option(metavar="TOKEN", help="The API token clients must send.")
+        str, typer.Option(metavar="TOKEN", help="The token clients must send.")
     ] = SANDBOX_TOKEN,
     plan: Annotated[
         str | None,

@@ -162,6 +162,17 @@ def test_help_documents_the_mangled_answers() -> None:
     assert "--mangle-kind KIND Only this malformed body for --fail-mangle (repeatable): " in text
 
 
+def test_help_at_80_columns_keeps_the_default_token_whole() -> None:
+    # Newcomer: the --token row passed 80 columns and click broke it at its hyphen,
+    # `[default: sandbox-` / `token]`, a token no one could copy.
+    result = CliRunner().invoke(app, ["sandbox", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert (
+        "  --token TOKEN       The token clients must send.  [default: sandbox-token]"
+        in result.output.splitlines()
+    )
+
+
 def test_the_second_line_gives_the_token_to_use() -> None:
     process, url = start("--token", "t-2")
     try:
