@@ -134,6 +134,8 @@ def test_usage_errors_have_rpd_s_error_style(args: list[str], message: str, wher
         (["-v", "send", "x.ndjson"], "-v", "rpd send"),
         (["--config", "rpd.toml", "dry-run", "x"], "--config", "rpd dry-run"),
         (["--sandbox", "check"], "--sandbox", "rpd check"),
+        # Newcomer: click added "(Possible options: --version)", rpd's only option of its own.
+        (["--verbose", "send", "x.ndjson"], "--verbose", "rpd send"),
     ],
 )
 def test_an_option_before_the_command_is_said_to_go_after_it(
@@ -145,6 +147,17 @@ def test_an_option_before_the_command_is_said_to_go_after_it(
         "",
         f"error: No such option: {option}\nhint: options go after the command: "
         f"`{where} {option} ...`\n",
+    )
+
+
+@pytest.mark.parametrize("option", ["--verbose", "-q"])
+def test_an_option_of_the_commands_without_a_command_is_said_to_go_after_one(option: str) -> None:
+    # `rpd --verbose` was "No such option: --verbose (Possible options: --version)".
+    assert rpd(option) == (
+        2,
+        "",
+        f"error: No such option: {option}\nhint: options go after the command: "
+        f"`rpd COMMAND {option} ...` (`rpd --help` lists the commands)\n",
     )
 
 

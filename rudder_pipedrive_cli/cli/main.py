@@ -88,10 +88,14 @@ def usage_error(error: click.ClickException, args: Sequence[str]) -> RpdError:
     if (
         isinstance(error, click.exceptions.NoSuchOption)
         and where == "rpd"
-        and named != "rpd"
         and error.option_name in COMMAND_OPTIONS
     ):
-        hint = f"options go after the command: `{named} {error.option_name} ...`"
+        # Not click's "(Possible options: --version)" for --verbose: it goes after a command.
+        command = named if named != "rpd" else "rpd COMMAND"
+        hint = f"options go after the command: `{command} {error.option_name} ...`"
+        if named == "rpd":
+            hint += " (`rpd --help` lists the commands)"
+        return RpdError(f"No such option: {error.option_name}", hint=hint)
     return RpdError(error.format_message(), hint=hint)
 
 
