@@ -345,3 +345,26 @@ def test_sandbox_and_base_url_together_are_a_usage_error(
         "emulator it starts\nhint: drop --base-url to use the sandbox, or --sandbox to use that "
         "URL\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "command"),
+    [
+        (["check", "--config", ""], "'--config' / '-c'", "rpd check"),
+        (["send", "x.ndjson", "-c", " "], "'--config' / '-c'", "rpd send"),
+        # (a host it cannot listen on: a sandbox that would start fails fast)
+        (["sandbox", "--host", "nosuch.invalid", "-c", ""], "'--config' / '-c'", "rpd sandbox"),
+        (["send", "x.ndjson", "--state", ""], "'--state'", "rpd send"),
+        (["state", "clear", "--state", ""], "'--state'", "rpd state clear"),
+        (["dry-run", "x.ndjson", "-o", ""], "'--output' / '-o'", "rpd dry-run"),
+    ],
+)
+def test_an_empty_path_is_a_usage_error(args: list[str], option: str, command: str) -> None:
+    # Newcomer: `-c "$CONFIG"` with the variable unset read ./rpd.toml, which may be another
+    # account's, and `--state ""` was "--state . is a directory".
+    assert rpd(*args) == (
+        2,
+        "",
+        f"error: Invalid value for {option}: an empty path: give a file, or leave the option "
+        f"out\nhint: see `{command} --help`\n",
+    )

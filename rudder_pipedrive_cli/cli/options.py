@@ -10,11 +10,25 @@ import typer
 
 from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_size
 
+
+def given(text: str) -> str:
+    """A path given on the command line: an empty one (`-c "$CONFIG"` with the variable unset)
+    names no file, and was taken as none given (./rpd.toml read instead) or as `.`."""
+    if not text.strip():
+        raise typer.BadParameter("an empty path: give a file, or leave the option out")
+    return text
+
+
+def given_file(text: str) -> Path:
+    return Path(given(text))
+
+
 ConfigOpt = Annotated[
     str | None,
     typer.Option(
         "--config",
         "-c",
+        parser=given,
         metavar="FILE",
         help="Config TOML (default: $RPD_CONFIG, else ./rpd.toml).",
     ),
@@ -72,12 +86,14 @@ BaseUrlOpt = Annotated[
     str | None, typer.Option("--base-url", metavar="URL", help="Override the API base URL.")
 ]
 OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", metavar="FILE", help="Write output here.")
+    Path | None,
+    typer.Option("--output", "-o", parser=given_file, metavar="FILE", help="Write output here."),
 ]
 StateOpt = Annotated[
     Path | None,
     typer.Option(
         "--state",
+        parser=given_file,
         metavar="FILE",
         help="Replay state file (default: .rpd/state.sqlite beside the config).",
     ),

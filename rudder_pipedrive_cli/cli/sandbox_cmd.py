@@ -129,6 +129,7 @@ def sandbox_command(
         typer.Option(
             "--config",
             "-c",
+            parser=opt.given,
             metavar="FILE",
             help="Emulate the plan this config names (pipedrive.plan).",
         ),
