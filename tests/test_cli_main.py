@@ -368,3 +368,15 @@ def test_an_empty_path_is_a_usage_error(args: list[str], option: str, command: s
         f"error: Invalid value for {option}: an empty path: give a file, or leave the option "
         f"out\nhint: see `{command} --help`\n",
     )
+
+
+@pytest.mark.parametrize("command", ["send", "check"])
+def test_an_empty_base_url_is_a_usage_error(command: str) -> None:
+    # It was no --base-url given: requests went to https://api.pipedrive.com.
+    args = [command, "x.ndjson"] if command == "send" else [command]
+    assert rpd(*args, "--base-url", "") == (
+        2,
+        "",
+        "error: Invalid value for '--base-url': an empty URL: give one, or leave the option "
+        f"out\nhint: see `rpd {command} --help`\n",
+    )

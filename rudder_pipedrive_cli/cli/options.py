@@ -11,16 +11,21 @@ import typer
 from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_size
 
 
-def given(text: str) -> str:
+def given(text: str, what: str = "path: give a file") -> str:
     """A path given on the command line: an empty one (`-c "$CONFIG"` with the variable unset)
     names no file, and was taken as none given (./rpd.toml read instead) or as `.`."""
     if not text.strip():
-        raise typer.BadParameter("an empty path: give a file, or leave the option out")
+        raise typer.BadParameter(f"an empty {what}, or leave the option out")
     return text
 
 
 def given_file(text: str) -> Path:
     return Path(given(text))
+
+
+def given_url(text: str) -> str:
+    """`--base-url ""` was no URL given: requests went to https://api.pipedrive.com."""
+    return given(text, "URL: give one")
 
 
 ConfigOpt = Annotated[
@@ -83,7 +88,8 @@ IdentitiesOpt = Annotated[
     ),
 ]
 BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", metavar="URL", help="Override the API base URL.")
+    str | None,
+    typer.Option("--base-url", parser=given_url, metavar="URL", help="Override the API base URL."),
 ]
 OutputOpt = Annotated[
     Path | None,
