@@ -380,3 +380,14 @@ def test_an_empty_base_url_is_a_usage_error(command: str) -> None:
         "error: Invalid value for '--base-url': an empty URL: give one, or leave the option "
         f"out\nhint: see `rpd {command} --help`\n",
     )
+
+
+@pytest.mark.parametrize("command", ["send", "dry-run"])
+def test_an_empty_input_path_is_a_usage_error(command: str) -> None:
+    # It was `cannot read : No such file or directory`, the empty name unseen.
+    assert rpd(command, "x.ndjson", "") == (
+        2,
+        "",
+        "error: Invalid value for 'PATH...': an empty path: name a file, a folder or a bucket "
+        f"URL, or '-' for standard input\nhint: see `rpd {command} --help`\n",
+    )

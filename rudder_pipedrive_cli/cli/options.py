@@ -11,12 +11,17 @@ import typer
 from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_size
 
 
-def given(text: str, what: str = "path: give a file") -> str:
+def given(text: str, what: str = "path: give a file, or leave the option out") -> str:
     """A path given on the command line: an empty one (`-c "$CONFIG"` with the variable unset)
     names no file, and was taken as none given (./rpd.toml read instead) or as `.`."""
     if not text.strip():
-        raise typer.BadParameter(f"an empty {what}, or leave the option out")
+        raise typer.BadParameter(f"an empty {what}")
     return text
+
+
+def given_input(text: str) -> str:
+    """An input PATH: an empty one was `cannot read : No such file or directory`."""
+    return given(text, "path: name a file, a folder or a bucket URL, or '-' for standard input")
 
 
 def given_file(text: str) -> Path:
@@ -25,7 +30,7 @@ def given_file(text: str) -> Path:
 
 def given_url(text: str) -> str:
     """`--base-url ""` was no URL given: requests went to https://api.pipedrive.com."""
-    return given(text, "URL: give one")
+    return given(text, "URL: give one, or leave the option out")
 
 
 ConfigOpt = Annotated[
@@ -47,6 +52,7 @@ SandboxOpt = Annotated[
 PathsArg = Annotated[
     list[str],
     typer.Argument(
+        parser=given_input,
         metavar="PATH...",
         help="Event files (JSON, NDJSON, gzip); '-' reads stdin; a backup folder or bucket URL "
         "(s3://, gs://, az://, abfs://) is read in time order.",
