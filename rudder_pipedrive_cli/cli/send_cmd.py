@@ -102,22 +102,39 @@ STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM
 
 
 @contextmanager
-def sigterm_as_ctrl_c() -> Iterator[None]:
+def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
     """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
     the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
-    KeyboardInterrupt, so a send stopped while it starts or reports still exits 143."""
+    KeyboardInterrupt, so a send stopped while it starts or reports still exits 143. Each SIGTERM
+    is also kept in the list it gives: a `Terminated` that code in its way swallowed (a finalizer,
+    a task whose error nobody read) is still a SIGTERM heard (`deliver`)."""
+    heard: list[signal.Signals] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield heard
         return
 
     def terminate(signum: int, frame: object) -> None:
+        heard.append(signal.SIGTERM)
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        yield
+        yield heard
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stop_in(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM `error` is, or holds: anyio's task groups (httpx connects through
+    one) wrap what is raised in their body in a BaseExceptionGroup, which no `except
+    KeyboardInterrupt` catches (a SIGTERM there ended a send in a traceback, exit 1, no report).
+    None when it is neither."""
+    while isinstance(error, BaseExceptionGroup):
+        stops = error.split(KeyboardInterrupt)[0]
+        if stops is None:
+            return None
+        error = stops.exceptions[0]
+    return error if isinstance(error, KeyboardInterrupt) else None
 
 
 @contextmanager
@@ -242,7 +259,7 @@ def send_command(
         "pipedrive.identities": identities,
     }
     with (
-        sigterm_as_ctrl_c(),
+        sigterm_as_ctrl_c() as heard,
         command_env(
             config=config,
             verbose=verbose,
@@ -266,7 +283,7 @@ def send_command(
             max_item_bytes=max_item_bytes,
             cache_entries=cache_entries,
         )
-        status = deliver(env, job)
+        status = deliver(env, job, heard)
     raise typer.Exit(int(status))
 
 
@@ -299,7 +316,9 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
         raise output_error(path, *REPORT, error) from None
 
 
-def deliver(env: Env, job: SendJob) -> ExitStatus:
+def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
+    """Send `job`: its exit status. `heard`: the SIGTERMs heard (`sigterm_as_ctrl_c`), where the
+    run's holds (`sigterm_held`) keep theirs too."""
     keep = env.kept_files(job.state)
     check_output_path(job.dead_letter, "--dead-letter", job.paths, keep)
     if job.report is not None:
@@ -315,10 +334,15 @@ def deliver(env: Env, job: SendJob) -> ExitStatus:
             replay_state if replay_state is not None else nullcontext(),
             Spill(job.cache_entries) as spill,
         ):
-            return run_send(env, job, tally, token=token, replay_state=replay_state, spill=spill)
-    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM outside the run's own handlers
-        if tally.driving:  # events were driven, some maybe cancelled: said by handle_errors
+            return run_send(
+                env, job, tally, token=token, replay_state=replay_state, spill=spill, heard=heard
+            )
+    except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # outside the run's own handlers
+        stop = stop_in(caught)  # Ctrl-C or SIGTERM, perhaps inside a task group's error
+        if stop is None:
             raise
+        if tally.driving:  # events were driven, some maybe cancelled: said by handle_errors
+            raise stop from None
         # Before the first event: the report would be all zeros; what to do is the line to say
         # (QA: a plain "terminated" said neither what was done nor what to do).
         what = STOPPED_BY[signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT]
@@ -358,6 +382,7 @@ def run_send(
     token: str,
     replay_state: ReplayState | None,
     spill: Spill,
+    heard: list[signal.Signals],
 ) -> ExitStatus:
     settings = env.settings
     # The run's duration includes the field listings and the first pass over the input: under
@@ -490,9 +515,10 @@ def run_send(
     def left(_item: object) -> None:
         tally.not_attempted += 1
 
+    if heard:  # a SIGTERM while starting whose `Terminated` was swallowed on its way
+        raise Terminated
     tally.driving = True  # from here a stop may leave writes made by events never counted
     note_reading_a_terminal(env, job.paths)
-    heard: list[signal.Signals] = []  # a SIGTERM once the events are driven (`sigterm_held`)
     try:
         with progress:
             taken = taken_events(reader, job.event_filter, job.limit, token_pattern)
@@ -511,9 +537,11 @@ def run_send(
         stopped = ReadingRefused(error.message, hint=f"{error.hint}: {rerun}")
     except RpdError as error:  # auth refused, budget, unreachable, state unusable: report, exit
         stopped = error
-    except KeyboardInterrupt as stop:  # a second Ctrl-C or SIGTERM: in flight were cancelled
+    except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # a second Ctrl-C or SIGTERM
+        if (stop := stop_in(caught)) is None:
+            raise
         interrupted = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-        cancelled = True
+        cancelled = True  # in flight were cancelled
     finally:
         with sigterm_held(heard):  # as the report's, below: a SIGTERM here still has its report
             try:
