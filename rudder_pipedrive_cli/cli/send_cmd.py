@@ -456,8 +456,8 @@ def run_send(
             if replay_state is not None:
                 replay_state.start_run()
             hint = f"{RENEW}: no event was sent, so it starts from the first object"
-            stop = ReadingRefused(error.message, hint=hint)
-            return end_run(env, job, tally, letters, replay_state, started=started, stopped=stop)
+            refusal = ReadingRefused(error.message, hint=hint)
+            return end_run(env, job, tally, letters, replay_state, started=started, stopped=refusal)
         plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:
             kept.complete = True
