@@ -51,6 +51,7 @@ from rudder_pipedrive_cli.core.errors import (
     ReadingRefused,
     RpdError,
     Terminated,
+    stop_in,
 )
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -122,19 +123,6 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
         yield heard
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def stop_in(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl-C or SIGTERM `error` is, or holds: anyio's task groups (httpx connects through
-    one) wrap what is raised in their body in a BaseExceptionGroup, which no `except
-    KeyboardInterrupt` catches (a SIGTERM there ended a send in a traceback, exit 1, no report).
-    None when it is neither."""
-    while isinstance(error, BaseExceptionGroup):
-        stops = error.split(KeyboardInterrupt)[0]
-        if stops is None:
-            return None
-        error = stops.exceptions[0]
-    return error if isinstance(error, KeyboardInterrupt) else None
 
 
 @contextmanager

@@ -45,6 +45,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (where Ctrl-C raises KeyboardInterrupt, this): exit 143."""
 
 
+def stop_in(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM `error` is, or holds: anyio's task groups (httpx connects through
+    one) wrap what is raised in their body in a BaseExceptionGroup, which no `except
+    KeyboardInterrupt` catches (a SIGTERM there ended a send in a traceback, exit 1, no report).
+    None when it is neither."""
+    while isinstance(error, BaseExceptionGroup):
+        stops = error.split(KeyboardInterrupt)[0]
+        if stops is None:
+            return None
+        error = stops.exceptions[0]
+    return error if isinstance(error, KeyboardInterrupt) else None
+
+
 class PlanFailure(Exception):
     """Raised inside a plan (or by a transport) to fail the current event, not the run.
 

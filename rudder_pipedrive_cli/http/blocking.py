@@ -7,12 +7,20 @@ import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, stop_in
 from rudder_pipedrive_cli.core.plans.common import malformed
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.client import PipedriveClient
 
 T = TypeVar("T")
+
+
+def _unless_stopped(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's report of a task's unread error, unless the error is the Ctrl-C or SIGTERM the
+    command is already stopping on (said in its one line): a request's task left mid-connect
+    printed "Task exception was never retrieved" and a traceback after it, without -v."""
+    if stop_in(context.get("exception") or Exception()) is None:
+        loop.default_exception_handler(context)
 
 
 class BlockingClient:
@@ -23,6 +31,7 @@ class BlockingClient:
 
     def __init__(self, **client_options: Any) -> None:
         self._runner = asyncio.Runner()
+        self._runner.get_loop().set_exception_handler(_unless_stopped)
         self._client = PipedriveClient(**client_options)
 
     def __enter__(self) -> BlockingClient:

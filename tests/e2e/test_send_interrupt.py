@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sqlite3
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from anyio._backends import _asyncio as backend
 from anyio._core import _sockets as sockets
 from e2e_support import (
     CLEAN_ENV,
@@ -283,6 +285,34 @@ def test_a_sigterm_inside_a_connection_attempt_while_starting_exits_143(
         "start again\n"
     )
     assert sandbox.state()["persons"] == []
+
+
+def test_a_sigterm_inside_a_connection_task_leaves_no_traceback_after_its_line(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The SIGTERM in the connection attempt's own task (anyio's connect_tcp): exit 143 and the
+    # line, then asyncio's "Task exception was never retrieved" and a traceback (no -v), as the
+    # request's task, left with the SIGTERM in its error, was collected.
+    connect = backend.AsyncIOBackend.connect_tcp.__func__  # type: ignore[attr-defined]
+    signalled: list[float] = []
+
+    async def sigterm_then(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        if not signalled:
+            signalled.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGTERM)
+        return await connect(cls, *args, **kwargs)
+
+    monkeypatch.setattr(backend.AsyncIOBackend, "connect_tcp", classmethod(sigterm_then))
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events)
+    gc.collect()  # the task's unread error is said as it is collected
+    assert signalled
+    assert (run.exit_code, run.exception, run.report) == (143, None, None)
+    assert run.stderr.startswith("terminated (SIGTERM) while starting")
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
 def swallowed_sigterm() -> None:
