@@ -255,6 +255,9 @@ def _what_it_held(path: Path) -> str:
     """What can still be read from a damaged state file, in a few words."""
     counts: list[str] = []
     accounts: set[str] = set()
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:  # SQLite would delete its -wal (check_journal_kept)
+            return "nothing in it can be read"
     try:
         connection = _connect_readonly(path, "mode=ro")
     except sqlite3.Error:
@@ -290,6 +293,30 @@ def _account_shown(connection: sqlite3.Connection, namespace: str) -> str:
         if shown is not None:
             return str(shown[0])
     return f"company {namespace.removeprefix(ACCOUNT).rpartition('#')[0]}"
+
+
+def check_journal_kept(path: Path) -> None:
+    """An empty state file (0 bytes) is an empty state, unless its -wal holds writes.
+
+    rpd itself leaves an empty file only before its first write: killed between creating the
+    file and `PRAGMA journal_mode = WAL`, which writes SQLite's header into the file before any
+    -wal exists (the schema and every journal entry go after it), or by `rpd state clear` under
+    a hard link's other name. But an empty file beside a -wal that holds writes is a journal's
+    file emptied after a killed run (`: > FILE`, a full disk): SQLite would delete that -wal
+    without a word, and the journal of what was sent with it. It is refused before SQLite
+    opens it."""
+    real = path.resolve()
+    wal = real.with_name(real.name + "-wal")
+    try:
+        if real.stat().st_size or not (held := wal.stat().st_size):
+            return
+    except OSError:  # no file yet, or no -wal: nothing to lose
+        return
+    raise damaged(
+        path,
+        f"it is empty, but {wal.name} beside it holds {held:,} bytes of its journal, which "
+        "SQLite would discard",
+    )
 
 
 def looks_like_state(path: Path) -> bool:
@@ -507,6 +534,7 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
     """The state file checked, locked (unless read-only), connected and, when writable, prepared
     (WAL, the schema): an autocommit connection and the lock to release when done."""
     check_state_path(path)
+    check_journal_kept(path)
     if readonly:
         return connect(path, readonly=True)[0], None
     lock = lock_for_writing(path)

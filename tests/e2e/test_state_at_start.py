@@ -1,0 +1,83 @@
+"""What a command says of its state file before it reads an event: a state file emptied beside
+the -wal that holds its journal, a --state under a file, a base URL that is not Pipedrive's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
+from typer.testing import CliRunner
+
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.io.state import ReplayState
+from rudder_pipedrive_cli.io.state_accounts import account_namespace
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+EVENTS = EXAMPLES / "events.ndjson"
+
+
+def emptied_after_a_killed_run(tmp_path: Path) -> tuple[Path, bytes]:
+    """A state file as a killed run leaves it (its journal in the -wal, not yet checkpointed into
+    the file), then emptied (`: > FILE`): the file and what its -wal holds."""
+    live = tmp_path / "live.sqlite"
+    with ReplayState.open(live, account_namespace("1", TOKEN)) as state:
+        state.record_outcome("e1", "in.ndjson:1", Outcome(status="sent"))
+        state.flush()
+        path = tmp_path / "st.sqlite"
+        shutil.copyfile(live, path)
+        shutil.copyfile(f"{live}-wal", f"{path}-wal")
+    path.write_bytes(b"")
+    return path, Path(f"{path}-wal").read_bytes()
+
+
+def refusal(path: Path, wal: bytes) -> list[str]:
+    return [
+        f"error: state file {path} is damaged (it is empty, but st.sqlite-wal beside it holds "
+        f"{len(wal):,} bytes of its journal, which SQLite would discard); nothing in it can be "
+        "read",
+        f"hint: `rpd state clear --state {path}` starts over (events already sent are then found "
+        "by their lookups, not created again), or restore a copy of the file",
+    ]
+
+
+def test_an_emptied_state_beside_its_journal_is_refused_by_send(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Before: SQLite deleted the -wal on open and the send started over from an empty state,
+    # exit 0: the journal of what had been sent was lost without a word.
+    path, wal = emptied_after_a_killed_run(tmp_path)
+
+    run = rpd_send(sandbox, tmp_path, EVENTS, state=path)
+
+    assert (run.exit_code, run.stderr.splitlines()) == (2, refusal(path, wal))
+    assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == (b"", wal)
+    assert sandbox.stats()["requests"] == {}
+
+
+def test_an_emptied_state_beside_its_journal_is_refused_by_dry_run_and_show(
+    tmp_path: Path,
+) -> None:
+    path, wal = emptied_after_a_killed_run(tmp_path)
+    for command in (
+        ["dry-run", str(EVENTS), "--config", str(EXAMPLE_CONFIG), "--state", str(path)],
+        ["state", "show", "--state", str(path)],
+    ):
+        result = CliRunner().invoke(app, command, env=CLEAN_ENV)
+        assert (result.exit_code, result.stderr.splitlines()) == (2, refusal(path, wal)), command
+        assert result.stdout == ""
+        assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == (b"", wal)
+
+
+def test_an_empty_state_file_alone_is_an_empty_state(sandbox: Sandbox, tmp_path: Path) -> None:
+    # rpd leaves one itself when killed before its first write (it writes SQLite's header before
+    # any -wal exists), and `rpd state clear` under a hard link's other name: nothing was lost.
+    path = tmp_path / "st.sqlite"
+    path.write_bytes(b"")
+    Path(f"{path}-wal").write_bytes(b"")  # an empty -wal holds nothing either
+
+    run = rpd_send(sandbox, tmp_path, EVENTS, state=path)
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None and run.report["events"]["sent"] > 0
