@@ -788,8 +788,14 @@ def test_a_state_path_that_cannot_be_created_is_a_usage_error(tmp_path: Path) ->
     path = tmp_path / "file" / "state.sqlite"
     with pytest.raises(UsageError) as caught:
         ReplayState.open(path, NS)
-    assert caught.value.message == f"cannot open state file {path}: File exists"
-    assert caught.value.hint == "check the directory's permissions, or use another --state"
+    assert (
+        caught.value.message
+        == f"cannot open state file {path}: {path.parent} is a file, not a folder"
+    )
+    assert caught.value.hint == (
+        "give --state a path under folders, not under a file (rpd makes the folders that are "
+        "missing)"
+    )
 
 
 def test_a_newer_schema_is_refused_untouched(path: Path) -> None:

@@ -163,11 +163,27 @@ def lock_for_writing(path: Path) -> FileLock:
         lock.real.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except OSError as error:  # acquire holds nothing when it fails: nothing to release
+        blocking = _file_among_folders(path)
+        if blocking is not None:  # mkdir says only "File exists" or "Not a directory"
+            raise UsageError(
+                f"cannot open state file {path}: {blocking} is a file, not a folder",
+                hint="give --state a path under folders, not under a file (rpd makes the "
+                "folders that are missing)",
+            ) from None
         raise UsageError(
             f"cannot open state file {path}: {error.strerror or error}",
             hint="check the directory's permissions, or use another --state",
         ) from None
     return lock
+
+
+def _file_among_folders(path: Path) -> Path | None:
+    """The nearest of the folders a state path names that exists as something else (a --state
+    under the events file), else None."""
+    for folder in path.parents:
+        if folder.exists():
+            return None if folder.is_dir() else folder
+    return None
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"

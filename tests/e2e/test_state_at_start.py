@@ -81,3 +81,23 @@ def test_an_empty_state_file_alone_is_an_empty_state(sandbox: Sandbox, tmp_path:
 
     assert run.exit_code == 0, run.stderr
     assert run.report is not None and run.report["events"]["sent"] > 0
+
+
+def test_a_state_path_under_a_file_names_that_file(sandbox: Sandbox, tmp_path: Path) -> None:
+    # Before: "cannot open state file …: File exists" (or "Not a directory" a folder deeper),
+    # hinted "check the directory's permissions": mkdir's words for the events file in the way.
+    events = tmp_path / "events.ndjson"
+    shutil.copyfile(EVENTS, events)
+    for state in (events / "st.sqlite", events / "runs" / "st.sqlite"):
+        run = rpd_send(sandbox, tmp_path, events, state=state)
+
+        assert (run.exit_code, run.stderr.splitlines()) == (
+            2,
+            [
+                f"error: cannot open state file {state}: {events} is a file, not a folder",
+                "hint: give --state a path under folders, not under a file (rpd makes the "
+                "folders that are missing)",
+            ],
+        )
+        assert events.read_bytes() == EVENTS.read_bytes()
+    assert sandbox.stats()["requests"] == {}
