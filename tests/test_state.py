@@ -798,6 +798,16 @@ def test_a_state_path_that_cannot_be_created_is_a_usage_error(tmp_path: Path) ->
     )
 
 
+def test_a_state_name_too_long_is_a_usage_error(tmp_path: Path) -> None:
+    # Before: exit 70, "internal error: OSError" (Path.is_dir raises ENAMETOOLONG).
+    long = tmp_path / ("s" * 300)
+    for readonly in (False, True):
+        with pytest.raises(UsageError) as caught:
+            ReplayState.open(long, NS, readonly=readonly)
+        assert caught.value.message == f"--state {long}: File name too long"
+        assert caught.value.hint == "give --state a file path it can reach"
+
+
 def test_a_newer_schema_is_refused_untouched(path: Path) -> None:
     with open_state(path) as state:
         state.record_outcome("e1", "f:1", SENT)

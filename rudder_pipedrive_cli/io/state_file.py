@@ -202,7 +202,7 @@ def check_state_path(path: Path) -> None:
     try:
         os.stat(path)
     except OSError as error:  # a symlink loop was "no state at" it, or exit 70 (resolve)
-        if error.errno == errno.ELOOP:
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):  # a loop, a name too long
             raise UsageError(
                 f"--state {path}: {error.strerror}", hint="give --state a file path it can reach"
             ) from None
