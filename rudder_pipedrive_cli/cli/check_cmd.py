@@ -12,7 +12,7 @@ from rudder_pipedrive_cli.cli.account import account_client
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST
+from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST, not_pipedrive
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import (
     Finding,
@@ -146,6 +146,15 @@ def check_command(
         with account_client(env) as client:  # an unusable proxy is no token's fault: an error line
             try:
                 me = client.send(USERS_ME_REQUEST)
+                settings = env.settings
+                wrong = not_pipedrive(
+                    me.status,
+                    settings.api_url,
+                    base_url=settings.base_url,
+                    company_domain=settings.company_domain,
+                )
+                if wrong is not None:  # every listing would answer 404 too: said once, as send
+                    raise typer.Exit(int(stop(checks, wrong, "pipedrive")))
                 checks.add(token_finding(me))
                 sales = sales_listings(plan_config.track_rules)
                 catalog = client.exchange(fetch_catalog(sales=sales, each=True))
@@ -165,10 +174,11 @@ def check_command(
     raise typer.Exit(int(ExitStatus.OK if incomplete is None else exit_status_for(incomplete)))
 
 
-def stop(checks: Checklist, error: RpdError | PlanFailure) -> ExitStatus:
-    """The check that could not go on, and the exit status it leads to."""
+def stop(checks: Checklist, error: RpdError | PlanFailure, subject: str = "token") -> ExitStatus:
+    """The check that could not go on (`subject`, for one of rpd's errors), and the exit status
+    it leads to."""
     if isinstance(error, RpdError):
-        subject, message, hint = "token", error.message, error.hint
+        message, hint = error.message, error.hint
     else:
         subject, message, hint = "pipedrive", error.reason, ""
         if error.retryable:

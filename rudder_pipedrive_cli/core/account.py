@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 
-from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 USERS_ME = "/v1/users/me"
@@ -46,3 +46,30 @@ def fetch_account() -> Generator[ApiRequest, ApiResponse, Account]:
             retryable=response.status >= 500,
         )
     return account
+
+
+NOT_FOUND = 404
+
+
+def not_pipedrive(
+    status: int | None, url: str, *, base_url: str, company_domain: str
+) -> UsageError | None:
+    """What `GET /v1/users/me` answering 404 means, else None: every Pipedrive account has that
+    route, so the URL does not lead to Pipedrive's API (most often a path after its host, such as
+    /api/v2 or /v1, which rpd adds itself), and every request of the run would fail the same way.
+    `base_url` and `company_domain` are the config's, to name the one that gave the URL."""
+    if status != NOT_FOUND:
+        return None
+    if company_domain and not base_url:
+        setting = f"company_domain {company_domain!r} ({url})"
+        hint = "check company_domain: COMPANY in https://COMPANY.pipedrive.com, nothing more"
+    else:
+        setting = f"base_url {url}"
+        hint = (
+            "give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+            "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and "
+            "/api/v2 itself"
+        )
+    return UsageError(
+        f"{setting} is not Pipedrive's API: {USERS_ME} answered HTTP 404 there", hint=hint
+    )

@@ -101,3 +101,44 @@ def test_a_state_path_under_a_file_names_that_file(sandbox: Sandbox, tmp_path: P
         )
         assert events.read_bytes() == EVENTS.read_bytes()
     assert sandbox.stats()["requests"] == {}
+
+
+def wrong_base_url(url: str) -> list[str]:
+    return [
+        f"base_url {url} is not Pipedrive's API: /v1/users/me answered HTTP 404 there",
+        "hint: give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+        "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 "
+        "itself",
+    ]
+
+
+def test_a_base_url_with_a_path_stops_send_before_any_event(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Before: a warning that /v1/users/me answered HTTP 404, then 21 events failed with "lookup
+    # person refused: HTTP 404" (exit 1), each on /api/v2/api/v2/itemSearch/field.
+    url = f"{sandbox.url}/api/v2"
+
+    run = rpd_send(None, tmp_path, EVENTS, args=("--base-url", url))
+
+    message, hint = wrong_base_url(url)
+    assert (run.exit_code, run.stderr.splitlines()) == (2, [f"error: {message}", hint])
+    assert run.report is None and not run.dead_letter.exists()
+    assert sum(sandbox.stats()["requests"].values()) == 1  # /api/v2/v1/users/me alone
+
+
+def test_check_says_the_same_of_a_base_url_with_a_path(sandbox: Sandbox) -> None:
+    # Before: the 404 was the token's failed check, with four listings failing after it.
+    url = f"{sandbox.url}/api/v2"
+    command = ["check", "--config", str(EXAMPLE_CONFIG), "--base-url", url]
+
+    result = CliRunner().invoke(app, command, env=CLEAN_ENV | {"PIPEDRIVE_API_TOKEN": TOKEN})
+
+    message, hint = wrong_base_url(url)
+    assert (result.exit_code, result.stderr) == (2, "")
+    assert result.stdout.splitlines() == [
+        f"ok    config: {EXAMPLE_CONFIG} is valid",
+        f"FAIL  pipedrive: {message}",
+        f"      {hint}",
+        "1 of 2 checks failed",
+    ]
