@@ -445,7 +445,7 @@ CREDENTIALS_REFUSED = [
 ]  # fmt: skip
 
 
-def gcs_forbidden(message: str, path: str = "b/backups/o/rs%2Fb.json") -> OSError:
+def gcsfs_403(message: str, path: str = "b/backups/o/rs%2Fb.json") -> OSError:
     """The error gcsfs raises for a 403, as gcsfs.retry.validate_response makes it: a plain
     OSError, no errno, no code; `path` the API's, `message` Google's error answer's."""
     return OSError(f"Forbidden: {path}\n{message}")
@@ -457,7 +457,7 @@ GCS_DENIED = (
 )
 # gcsfs's 403, with what rpd says of it (only gcsfs raises it: a GCS case, not Azure's).
 GCS_FORBIDDEN = (
-    gcs_forbidden(GCS_DENIED),
+    gcsfs_403(GCS_DENIED),
     f"Google Cloud Storage refused access (HTTP 403): {GCS_DENIED}",
 )
 

@@ -36,7 +36,7 @@ from objects_support import (
     backup_objects,
     error,
     expected_sources,
-    gcs_forbidden,
+    gcsfs_403,
     identify,
     key,
     stamp,
@@ -44,7 +44,12 @@ from objects_support import (
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
-from rudder_pipedrive_cli.io.objects import CredentialsRefused, refused_credentials, resolve
+from rudder_pipedrive_cli.io.objects import (
+    CredentialsRefused,
+    gcs_forbidden,
+    refused_credentials,
+    resolve,
+)
 from rudder_pipedrive_cli.io.readers import EventReader
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -219,7 +224,7 @@ class Refusing:
     ("refusal", "said"),
     [
         *CREDENTIALS_REFUSED,
-        (gcs_forbidden(GCS_DENIED, "b/bucket/o"), GCS_FORBIDDEN[1]),
+        (gcsfs_403(GCS_DENIED, "b/bucket/o"), GCS_FORBIDDEN[1]),
         (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
         (PermissionError(errno.EACCES, "Access Denied"), "access denied"),
         (HttpError(503, "Backend Error"), "HttpError: Backend Error, 503"),
@@ -358,10 +363,9 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
     ("refusal", "said"),
     [
         *CREDENTIALS_REFUSED,
-        GCS_FORBIDDEN,
         (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
     ],
-    ids=["gcs-401", "google-refresh", "azure-401", "azure-403-sas", "gcs-403", "s3"],
+    ids=["gcs-401", "google-refresh", "azure-401", "azure-403-sas", "s3"],
 )
 def test_credentials_refused_mid_object_stop_the_read_there(
     tmp_path: Path, refusal: Exception, said: str
@@ -406,13 +410,35 @@ def test_a_store_error_not_about_the_credentials_fails_that_object_only(
     ]
 
 
+def test_gcsfs_403_fails_that_object_only_not_retried_and_later_objects_are_read(
+    tmp_path: Path,
+) -> None:
+    """GCS's 403 is a permission denied (an object's ACL, a CMEK key the reader may not use),
+    not credentials gone (those answer 401): it fails that object, as S3's AccessDenied does,
+    once, in Google's words, and the objects after it are read. (It stopped the whole run, so
+    every rerun stopped at that same object; before that it was retried as transient.)"""
+    root, flaky, target = flaky_folder(tmp_path, 99, GCS_FORBIDDEN[0])
+    items = list(
+        EventReader(
+            [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=lambda _: None
+        )
+    )
+    assert [(item.source, error(item)) for item in items if error(item)] == [
+        (f"{root}/{target}:1", f"cannot read object: {GCS_FORBIDDEN[1]}")
+    ]
+    good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
+    assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
+    assert good[-1] == expected_sources(str(root))[-1]  # the objects after it: read
+    assert flaky.paths("open").count(f"{root}/{target}") == 1  # never tried again
+
+
 @pytest.mark.parametrize(
     ("error", "said"),
     [
         GCS_FORBIDDEN,
-        (gcs_forbidden(""), "Google Cloud Storage refused access (HTTP 403)"),
+        (gcsfs_403(""), "Google Cloud Storage refused access (HTTP 403)"),
         (  # Google's words on one line, at most 200 characters of them
-            gcs_forbidden("The billing account for the owning project\nis disabled " + "x" * 300),
+            gcsfs_403("The billing account for the owning project\nis disabled " + "x" * 300),
             "Google Cloud Storage refused access (HTTP 403): The billing account for the owning "
             "project is disabled " + "x" * 145,
         ),
@@ -441,13 +467,15 @@ def test_a_store_error_not_about_the_credentials_fails_that_object_only(
         "permission-error",
     ],
 )
-def test_gcsfs_403_is_refused_credentials_and_transient_oserrors_are_not(
+def test_gcsfs_403_is_told_apart_from_transient_oserrors(
     error: Exception, said: str | None
 ) -> None:
     """gcsfs raises a 403 as a plain OSError (`Forbidden: PATH` and Google's words): it was
-    retried as transient for 15 s, then each object failed alike. It now stops the run as
-    HttpError 401 does; an OSError of other words, or one of its subclasses, does not."""
-    assert refused_credentials(error) == said
+    retried as transient for 15 s. It is now known, in Google's words, as one object's
+    denial, and never as refused credentials; an OSError of other words, or one of its
+    subclasses, is no 403."""
+    assert gcs_forbidden(error) == said
+    assert refused_credentials(error) is None
 
 
 def test_a_plain_oserror_mid_object_is_still_retried(tmp_path: Path) -> None:
@@ -461,8 +489,8 @@ def test_a_plain_oserror_mid_object_is_still_retried(tmp_path: Path) -> None:
 
 def test_gcsfs_own_errors_are_told_apart() -> None:
     """The errors gcsfs itself makes of Google's answers (gcsfs.retry.validate_response; it is
-    an optional extra, so this runs where it is installed): its 403 and its 401 stop the run,
-    its 5xx (HttpError, or requests' ProxyError for a 502) stay transient."""
+    an optional extra, so this runs where it is installed): its 401 stops the run, its 403
+    fails one object, its 5xx (HttpError, or requests' ProxyError for a 502) stay transient."""
     retry = pytest.importorskip("gcsfs.retry")
 
     def raised(status: int, body: bytes) -> Exception:
@@ -476,12 +504,14 @@ def test_gcsfs_own_errors_are_told_apart() -> None:
     forbidden = raised(403, google(403, GCS_DENIED))
     assert type(forbidden) is OSError
     assert str(forbidden) == f"Forbidden: b/backups/o/rs%2Fb.json\n{GCS_DENIED}"
-    assert refused_credentials(forbidden) == GCS_FORBIDDEN[1]
+    assert gcs_forbidden(forbidden) == GCS_FORBIDDEN[1]
+    assert refused_credentials(forbidden) is None
     assert refused_credentials(raised(401, google(401, "Invalid Credentials"))) == (
         "Google Cloud Storage refused the credentials (HTTP 401)"
     )
     for status, body in [(500, google(500, "Backend Error")), (503, b"Unavailable"), (502, b"")]:
         assert refused_credentials(raised(status, body)) is None
+        assert gcs_forbidden(raised(status, body)) is None
 
 
 class Creeping(Spy):

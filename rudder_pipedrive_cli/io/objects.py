@@ -232,10 +232,10 @@ AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticati
 
 def refused_credentials(error: Exception) -> str | None:
     """What to say when the store refused the credentials themselves, not one object, else None:
-    S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401, its 403 and google-auth's
-    RefreshError; azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403
-    whose code says so. Those two are optional extras, not imported here: their errors are known
-    by class name, and gcsfs's 403 by its words (`gcs_forbidden`)."""
+    S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401 and google-auth's RefreshError;
+    azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403 whose code says
+    so. Those two are optional extras, not imported here: their errors are known by class name.
+    GCS's 403 is no refusal of the credentials (`gcs_forbidden`)."""
     if isinstance(error, CredentialsRefused):
         return str(error)
     names = {kind.__name__ for kind in type(error).__mro__}
@@ -243,8 +243,6 @@ def refused_credentials(error: Exception) -> str | None:
         return "Google refused to refresh the credentials (RefreshError)"
     if "HttpError" in names and str(getattr(error, "code", "")) == "401":
         return "Google Cloud Storage refused the credentials (HTTP 401)"
-    if (said := gcs_forbidden(error)) is not None:
-        return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
     status = getattr(error, "status_code", None)
     code = getattr(error, "error_code", None)
     code = getattr(code, "value", code)  # azure-storage's codes are an enum of str
@@ -256,17 +254,18 @@ def refused_credentials(error: Exception) -> str | None:
 
 
 def gcs_forbidden(error: Exception) -> str | None:
-    """What Google said of a 403 that gcsfs raised (one line, at most 200 characters; "" when it
-    said nothing), else None. gcsfs answers every 403 (credentials it no longer takes, a
-    principal without the storage.objects permissions, a disabled billing account: none of them
-    an object's own) with a plain `OSError(f"Forbidden: {path}\n{message}")`, no errno, no code
+    """What to say of a 403 that gcsfs raised, with Google's words (one line, at most 200
+    characters), else None. For GCS, credentials it no longer takes answer 401
+    (`refused_credentials`); a 403 is a permission denied, often of one object (its ACL, a CMEK
+    key the reader may not use): that object fails, as S3's AccessDenied does, and the run reads
+    on. gcsfs raises it as a plain `OSError(f"Forbidden: {path}\n{message}")`, no errno, no code
     (gcsfs.retry.validate_response), and knows it again by those first words itself
     (GCSFileSystem._info). Only that plain OSError: a timeout, a reset (OSError's subclasses) or
-    an OSError of other words is no 403."""
+    an OSError of other words is no 403, and stays transient."""
     if type(error) is not OSError or not str(error).startswith("Forbidden"):
         return None
-    said = str(error).partition("\n")[2]
-    return " ".join(said.split())[:200]
+    said = " ".join(str(error).partition("\n")[2].split())[:200]
+    return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
 
 
 _END = object()  # after an object's last chunk
@@ -348,7 +347,7 @@ class Feed:
                 if refused is not None:  # no later object can be read: stop here
                     self._put((index, StoreRefused(refused)))
                     return False
-                if isinstance(error, (*PERMANENT, ObjectChanged)):
+                if isinstance(error, (*PERMANENT, ObjectChanged)) or gcs_forbidden(error):
                     return self._put((index, ObjectReadError(_why(error))))
                 # Timeouts, resets, the store library's own errors (aiohttp's, Google's,
                 # Azure's): a transient failure until the tries run out, unless the store says
@@ -385,6 +384,8 @@ def _skip(handle: Any, size: int, chunk: int) -> None:
 def _why(error: Exception) -> str:
     if isinstance(error, ObjectReadError):
         return str(error)
+    if (forbidden := gcs_forbidden(error)) is not None:
+        return forbidden
     if isinstance(error, FileNotFoundError):
         return "no such object"
     if isinstance(error, PermissionError):

@@ -46,6 +46,7 @@ from rudder_pipedrive_cli.io.objects import (
     ObjectLedger,
     ObjectReadError,
     Resolver,
+    gcs_forbidden,
     is_object_path,
     list_objects,
     refused_credentials,
@@ -612,9 +613,9 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
 
 def listing_error(error: Exception) -> str:
     """Why a store could not be listed, in one line (no credentials are ever in it): refused
-    credentials as an object's read says them (gcsfs's 403 was its API path and Google's words
-    run together: `Forbidden: b/BUCKET/o ...`)."""
-    refused = refused_credentials(error)
+    credentials, or GCS's 403, as an object's read says them (gcsfs's 403 was its API path and
+    Google's words run together: `Forbidden: b/BUCKET/o ...`)."""
+    refused = refused_credentials(error) or gcs_forbidden(error)
     if refused is not None:
         return refused
     if isinstance(error, PermissionError):

@@ -598,7 +598,7 @@ class RefusingBucket(MemoryFileSystem):
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         self.opened.append(path)
-        if self.refusal is not None and self.opened.count(self.refused) > 1:
+        if self.refusal is not None and path == self.refused and self.opened.count(path) > 1:
             raise self.refusal
         return super()._open(path, mode, **kwargs)
 
@@ -611,7 +611,6 @@ class RefusingBucket(MemoryFileSystem):
             for scheme in ("gs", "az")
             for n, refused in enumerate(CREDENTIALS_REFUSED)
         ],
-        pytest.param("gs", *GCS_FORBIDDEN, id="gs-gcsfs-403"),  # a plain OSError
     ],
 )
 def test_gcs_or_azure_credentials_refused_mid_run_stop_the_send_with_exit_4(
@@ -652,6 +651,64 @@ def test_gcs_or_azure_credentials_refused_mid_run_stop_the_send_with_exit_4(
     again = rpd_send(sandbox, tmp_path, f"{scheme}://b/rs", name="again")
     assert again.exit_code == 0, again.stderr
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
+
+
+@pytest.mark.parametrize(
+    ("denial", "said"),
+    [
+        pytest.param(*GCS_FORBIDDEN, id="gcsfs-403"),  # a plain OSError
+        # io/s3.py's AccessDenied on one object, for the same bucket: the run GCS's 403 matches
+        pytest.param(
+            PermissionError("access denied to s3://b/rs/b.json (AccessDenied)"),
+            "access denied (check the credentials)",
+            id="s3-access-denied",
+        ),
+    ],
+)
+def test_gcs_403_fails_that_object_only_and_the_send_reads_on(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    denial: Exception,
+    said: str,
+) -> None:
+    """GCS's 403 is one object's permission denied (its ACL, a CMEK key), not credentials gone
+    (a 401): that object is a failed item, as S3's AccessDenied is, not tried again, and the
+    objects after it are read and sent; exit 1. (It stopped the whole run with exit 4, so every
+    rerun stopped at that same object and never read the ones after it.)"""
+    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    RefusingBucket.store = {
+        f"/b/rs/{name.lower()}.json": MemoryFile(
+            None, None, line.replace(b"1", n).replace(b"A", name.encode())
+        )
+        for n, name in ((b"1", "A"), (b"2", "B"), (b"3", "C"))
+    }
+    monkeypatch.setattr(RefusingBucket, "refused", "/b/rs/b.json")
+    monkeypatch.setattr(RefusingBucket, "refusal", denial)
+    monkeypatch.setattr(RefusingBucket, "opened", [])
+    monkeypatch.setitem(_registry, "gs", RefusingBucket)
+    letters = tmp_path / "failed.ndjson"
+
+    run = rpd_send(sandbox, tmp_path, "gs://b/rs", dead_letter=letters)
+
+    assert run.exit_code == 1, run.stderr
+    assert "renew the credentials" not in run.stderr
+    assert run.report is not None
+    assert run.report["events"]["failed"] == 1 and run.report["events"]["sent"] == 2
+    assert [orjson.loads(row) for row in letters.read_bytes().splitlines()] == [
+        {
+            "event": None,
+            "error": {
+                "reason": f"cannot read object: {said}",
+                "stage": "read",
+                "status": None,
+                "retryable": False,
+            },
+            "source": "gs://b/rs/b.json",
+        }
+    ]
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "C"]
+    assert RefusingBucket.opened.count("/b/rs/b.json") == 2  # the first pass's, then once
 
 
 def test_a_backup_folder_resumes_however_its_path_is_spelled(
