@@ -85,8 +85,9 @@ class Env:
             "the config file": self.settings.path,
         }
 
-    def warn(self, message: str) -> None:
-        if not self.quiet:
+    def warn(self, message: str, *, even_quiet: bool = False) -> None:
+        """A warning on stderr; -q hides it unless `even_quiet` (what no rerun would tell)."""
+        if even_quiet or not self.quiet:
             say(self.err, f"warning: {message}", indent=MORE)
 
 
@@ -315,7 +316,8 @@ def late_events(paths: Iterable[str], event_filter: EventFilter) -> LateEvents |
 def note_late_events(env: Env, late: LateEvents | None) -> None:
     """Say, at the end, how many events --since and --until left out that no other window sends,
     and the rerun that sends them: the objects holding them are not finished, so that rerun with
-    the same state reads them again and sends only those (the journal skips the rest)."""
+    the same state reads them again and sends only those (the journal skips the rest). Said
+    under -q too, as the failed events are: no later window sends them, and -q is the cron's."""
     if late is None or (rerun := late.rerun()) is None:
         return
     kinds = (
@@ -323,7 +325,7 @@ def note_late_events(env: Env, late: LateEvents | None) -> None:
         (late.after.count, "future-dated event", "at or after --until"),
     )
     said = " and ".join(f"{plural(count, noun)} {bound}" for count, noun, bound in kinds if count)
-    env.warn(f"{said} left out: rerun {rerun}")
+    env.warn(f"{said} left out: rerun {rerun}", even_quiet=True)
 
 
 def without_token(tally: Tally, token: TokenPattern | None) -> None:
