@@ -328,6 +328,29 @@ def test_toml_leaves_out_the_entity_whose_listing_was_refused(
     assert list(tomllib.loads(out)["fields"]) == ["persons", "organizations"]
 
 
+@pytest.mark.parametrize("entity", ["all", "leads"])
+def test_toml_keeps_the_lead_labels_that_answered_when_the_deal_fields_were_refused(
+    account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entity: str
+) -> None:
+    """The labels were said only inside [fields.leads], which a refused dealFields leaves out:
+    they were lost, though Pipedrive listed them. They are said under the header instead (an
+    empty [fields.leads] would claim the account has no deal custom fields)."""
+    refuse_listing(monkeypatch, "deal")
+    code, out, err = map_fields(account, tmp_path, "-f", "toml", "-e", entity)
+    assert code == 1
+    assert (
+        err
+        == "warning: GET /api/v2/dealFields: HTTP 503 after 3 attempts; deal fields not listed\n"
+    )
+    labels = "# lead labels (names work in label_ids): Hot, Warm, Cold\n"
+    header, _, tables = TOML.partition("\n\n")  # the header's lines, then the tables
+    if entity == "all":
+        assert out == f"{header}\n{labels}\n{tables.partition(chr(10) + '[fields.leads]')[0]}"
+        assert list(tomllib.loads(out)["fields"]) == ["persons", "organizations"]
+    else:
+        assert out == f"{header}\n{labels}"
+
+
 def test_listings_are_paged_to_the_end(account: Sandbox, tmp_path: Path) -> None:
     code, out, _ = map_fields(account, tmp_path, "-f", "json", "--page-size", "3")
     assert code == 0

@@ -52,8 +52,8 @@ def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) 
             for info in catalog.fields.get(entity, ())
             if info.key in identity and info.key
         ]
-        if entity == "leads" and catalog.labels:
-            footer.append("lead labels (names work in label_ids): " + ", ".join(catalog.labels))
+        if entity == "leads" and (note := labels_note(catalog)):
+            footer.append(note)
         tables.append(
             Table(
                 name=f"fields.{entity}",
@@ -64,3 +64,10 @@ def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) 
             )
         )
     return tables
+
+
+def labels_note(catalog: Catalog) -> str:
+    """The comment line naming the account's lead labels ("" when it has none)."""
+    if not catalog.labels:
+        return ""
+    return "lead labels (names work in label_ids): " + ", ".join(catalog.labels)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table as RichTable
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client, field_tables
+from rudder_pipedrive_cli.cli.account import account_client, field_tables, labels_note
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for
 from rudder_pipedrive_cli.cli.render import plain
@@ -202,7 +202,12 @@ def map_fields_command(
             write_document(catalog_json(catalog, listed, custom_only=custom_only, labels=labels))
         elif format == "toml":
             tables = field_tables(catalog, plan_config, listed)
-            write_document(render(tables, header=TOML_HEADER).encode())
+            header: tuple[str, ...] = TOML_HEADER
+            # The labels that answered, with no [fields.leads] to hold them (the deal fields
+            # were refused): said under the header, not lost.
+            if labels and "leads" not in listed and (note := labels_note(catalog)):
+                header = (*TOML_HEADER, note)
+            write_document(render(tables, header=header).encode())
         else:
             print_tables(env, catalog, listed, custom_only=custom_only, labels=labels)
         for name, failure in catalog.failed.items():
