@@ -94,6 +94,12 @@ INTERRUPTED_MESSAGE = (
     "rerun the same command to resume"
 )
 # --sandbox without --state keeps nothing to resume: a rerun starts a new, empty emulator.
+# What the rerun does after credentials refused in the first pass, by whether earlier runs
+# finished objects (which it does not read again).
+FIRST_PASS_RERUN = {
+    False: "no event was sent by this run, so the rerun starts from the first object",
+    True: "no event was sent by this run; the rerun reads on from the objects not yet finished",
+}
 NO_STATE_RERUN = "--sandbox keeps no state, so a rerun starts over in a new, empty sandbox"
 STARTING_MESSAGE = (
     "{what} while starting (reading the config, the state, the account's fields or a first pass "
@@ -445,12 +451,13 @@ def run_send(
             aliases = input_aliases(counted, survey, table)
         except ReadingRefused as error:  # the store's (io/objects.py)
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
-            # the pass read before that object as read, not attempted; the rerun reads it all.
+            # the pass read before that object as read, not attempted; the rerun reads it all,
+            # but for the objects earlier runs finished.
             tally.not_attempted = next(read)
             if replay_state is not None:
                 replay_state.start_run()
-            hint = f"{RENEW}: no event was sent, so it starts from the first object"
-            refusal = ReadingRefused(error.message, hint=hint)
+            rerun = FIRST_PASS_RERUN[bool(reader.objects_skipped)]
+            refusal = ReadingRefused(error.message, hint=f"{RENEW}: {rerun}")
             return end_run(env, job, tally, letters, replay_state, started=started, stopped=refusal)
         plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:

@@ -516,8 +516,8 @@ def test_credentials_refused_in_the_first_pass_stop_the_send_with_its_report(
     url = f"s3://backups/rs/{refused}"
     assert run.stderr.splitlines()[-2:] == [
         f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}",
-        "hint: renew the credentials, then rerun the same command: no event was sent, so it "
-        "starts from the first object",
+        "hint: renew the credentials, then rerun the same command: no event was sent by this "
+        "run, so the rerun starts from the first object",
     ]
     assert "not attempted: 4 events were read but not finished when the run stopped" in run.stderr
     read = TIME_ORDER[: TIME_ORDER.index(refused)]  # by the first pass: 4 events
@@ -582,8 +582,8 @@ def test_dry_run_whose_first_pass_is_refused_stops_as_send_does(tmp_path: Path, 
 
 class RefusingBucket(MemoryFileSystem):
     """A GCS or Azure bucket (fsspec's memory filesystem, of its own) whose object `refused`
-    raises `refusal` when opened after its first open (the send's first pass), as gcsfs or
-    adlfs would once the credentials expire."""
+    raises `refusal` when opened after its first `answered` opens (by default the send's first
+    pass's), as gcsfs or adlfs would once the credentials expire."""
 
     protocol = ("gs", "az")
     store: ClassVar[dict[str, Any]] = {}
@@ -591,6 +591,7 @@ class RefusingBucket(MemoryFileSystem):
     refused = ""
     refusal: Exception | None = None
     opened: ClassVar[list[str]] = []
+    answered = 1  # opens of `refused` answered before it is refused
 
     @classmethod
     def _strip_protocol(cls, path: str) -> str:
@@ -598,7 +599,8 @@ class RefusingBucket(MemoryFileSystem):
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         self.opened.append(path)
-        if self.refusal is not None and path == self.refused and self.opened.count(path) > 1:
+        refused = path == self.refused and self.opened.count(path) > self.answered
+        if refused and self.refusal is not None:
             raise self.refusal
         return super()._open(path, mode, **kwargs)
 
@@ -709,6 +711,51 @@ def test_gcs_403_fails_that_object_only_and_the_send_reads_on(
     ]
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "C"]
     assert RefusingBucket.opened.count("/b/rs/b.json") == 2  # the first pass's, then once
+
+
+def test_credentials_refused_in_a_resumed_runs_first_pass_say_it_reads_on_from_there(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resumed run (its state holds objects an earlier run finished) refused in its first
+    pass: its hint said the rerun "starts from the first object", which it does not (it skips
+    those objects). It now says the rerun reads on from the objects not yet finished."""
+    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    RefusingBucket.store = {
+        "/b/rs/a.json": MemoryFile(None, None, line),
+        "/b/rs/b.json": MemoryFile(None, None, line.replace(b"1", b"2").replace(b'"A"', b'"B"')),
+    }
+    refusal, said = CREDENTIALS_REFUSED[0]  # gcsfs's 401
+    monkeypatch.setattr(RefusingBucket, "refused", "/b/rs/c.json")
+    monkeypatch.setattr(RefusingBucket, "answered", 0)
+    monkeypatch.setattr(RefusingBucket, "refusal", refusal)
+    monkeypatch.setattr(RefusingBucket, "opened", [])
+    monkeypatch.setitem(_registry, "gs", RefusingBucket)
+    renew = "hint: renew the credentials, then rerun the same command"
+
+    first = rpd_send(sandbox, tmp_path, "gs://b/rs", name="first")  # finishes a.json, b.json
+    assert first.exit_code == 0, first.stderr
+    RefusingBucket.store["/b/rs/c.json"] = MemoryFile(
+        None, None, line.replace(b"1", b"3").replace(b'"A"', b'"C"')
+    )  # uploaded since; refused from its first read
+
+    opened = len(RefusingBucket.opened)
+    run = rpd_send(sandbox, tmp_path, "gs://b/rs", name="resumed")
+    assert run.exit_code == 4, run.stderr
+    assert "resuming: 2 objects finished by an earlier run not read again" in run.stderr
+    assert run.stderr.splitlines()[-2:] == [
+        f"error: cannot read gs://b/rs/c.json: {said}",
+        f"{renew}: no event was sent by this run; the rerun reads on from the objects not yet "
+        "finished",
+    ]
+    assert RefusingBucket.opened[opened:] == ["/b/rs/c.json"]  # by the first pass
+    assert run.report is not None and run.report["events"]["sent"] == 0
+
+    monkeypatch.setattr(RefusingBucket, "refusal", None)  # renewed
+    opened = len(RefusingBucket.opened)
+    again = rpd_send(sandbox, tmp_path, "gs://b/rs", name="again")
+    assert again.exit_code == 0, again.stderr
+    assert RefusingBucket.opened[opened:] == ["/b/rs/c.json", "/b/rs/c.json"]  # both passes
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B", "C"]
 
 
 def test_a_backup_folder_resumes_however_its_path_is_spelled(
