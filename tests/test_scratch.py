@@ -123,8 +123,9 @@ KEYS: list[Any] = [
 
 @pytest.mark.parametrize(("entries", "batch"), [(1, 1), (3, 2), (7, 64), (1000, 1024)])
 def test_a_spill_table_answers_as_a_dict_does(entries: int, batch: int) -> None:
-    """Random operations on a dict and on a table whose memory holds only `entries` keys: the
-    same answers at every step, and never more than `entries` + `batch` keys in memory."""
+    """Random operations on a dict and on a table whose memory holds only `entries` keys (its
+    own `in` and `setdefault` too): the same answers at every step, and never more than
+    `entries` + `batch` keys in memory."""
     chance = random.Random(entries)
     expected: dict[Any, Any] = {}
     with Spill(entries, batch=batch) as spill:
@@ -141,6 +142,8 @@ def test_a_spill_table_answers_as_a_dict_does(entries: int, batch: int) -> None:
             elif action < 0.65 and key in expected:
                 del table[key]
                 del expected[key]
+            elif action < 0.7:  # the input's aliases: the first of each key stays
+                assert table.setdefault(key, step) == expected.setdefault(key, step)
             elif action < 0.8:
                 assert (key in table) == (key in expected)
             else:

@@ -202,6 +202,14 @@ class SpillTable(MutableMapping[K, V]):
         if len(hot) > self._limit:
             self._evict()
 
+    def setdefault(self, key: K, default: Any = None) -> Any:
+        """As a dict's: no KeyError raised and caught for a new key (Mapping's way), the common
+        case of the input's aliases (core/index.py `input_aliases`)."""
+        if key in self:
+            return self[key]
+        self[key] = default
+        return default
+
     def __delitem__(self, key: K) -> None:
         if self.pop(key, _ABSENT) is _ABSENT:
             raise KeyError(key)
