@@ -20,7 +20,13 @@ from objects_support import Item, error, viewed
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io import readers
-from rudder_pipedrive_cli.io.readers import ALIAS_MENTIONS, BOM, BUFFER_SIZE, EventReader
+from rudder_pipedrive_cli.io.readers import (
+    ALIAS_MENTIONS,
+    BOM,
+    BUFFER_SIZE,
+    DEFAULT_MAX_ITEM_BYTES,
+    EventReader,
+)
 
 A = {"type": "identify", "messageId": "a", "userId": "u-1"}
 B = {"type": "track", "messageId": "b", "userId": "u-1", "event": "Signed Up"}
@@ -887,3 +893,76 @@ def test_the_alias_pass_finds_the_aliases_a_full_read_finds(
             assert aliases(mentioning=ALIAS_MENTIONS) == full
         finally:
             readers.SCAN_SIZE = original
+
+
+# Lines that mention "alias" but are not all bare events: a wrapper, a value that is no object, a
+# type that is no string, broken JSON, a BOM, an identity that cannot be one, a JSON escape.
+MENTIONING = st.sampled_from(
+    [
+        b'{"type": "alias", "userId": "u", "previousId": "p", "messageId": "m"}',
+        b'{"type": "Alias ", "userId": 7, "previousId": "p"}',
+        b'{"type": "alias", "userId": {"alias": 1}, "previousId": "p", "messageId": "m"}',
+        b'{"type": "track", "event": "Aliased", "userId": "u"}',
+        b'{"batch": [{"type": "alias", "userId": "u", "previousId": "p"}, 3]}',
+        b'{"payload": {"type": "ALIAS", "userId": "u", "previousId": "p"}}',
+        b'{"type": ["alias"], "userId": "u"}',
+        b'["alias"]',
+        b'"alias"',
+        b'{"type": "alias", "userId": "u", broken',
+        BOM + b'{"type": "alias", "userId": "u", "previousId": "p"}',
+        b'{"type": "\\u0061lias", "userId": "u", "previousId": "p"}',
+        b'{"type": "alias", "userId": "u", "previousId": "\\ud800"}',
+        b'{"type": "identify", "userId": "u"}',
+        b'{"type": "\\u0061lias", "userId": "u", "previousId": "p", "pad": "' + b"x" * 300 + b'"}',
+        b'{"type": "alias", "note": "\\"quoted\\" \\\\u", "userId": "u", "previousId": "p"}',
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(MENTIONING, min_size=1, max_size=10),
+    block=st.integers(1, 200),
+    cap=st.sampled_from([DEFAULT_MAX_ITEM_BYTES, 200]),
+)
+def test_each_item_of_the_alias_pass_is_the_full_reads_item(
+    lines: list[bytes], block: int, cap: int
+) -> None:
+    """The alias pass makes a line's event at once and hands any other line to the full read's
+    rules: every item it gives (events, wrappers' events, failed items and their reasons) is the
+    item a full read gives under that source, whatever the block size and the cap (a line over
+    it is passed over)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.ndjson"
+        path.write_bytes(b'{"type": "page"}\n' + b"\n".join(lines) + b"\n")
+
+        def items(**options: Any) -> list[tuple[Any, ...]]:
+            return [
+                (
+                    item.source,
+                    item.type,
+                    item.raw,
+                    item.id,
+                    item.user_id,
+                    item.previous_id,
+                    item.decided,
+                    item.refused,
+                )
+                for item in EventReader([str(path)], max_item_bytes=cap, **options)
+            ]
+
+        full = {item[0]: item for item in items()}
+        original = readers.SCAN_SIZE
+        readers.SCAN_SIZE = block
+        try:
+            passed = items(mentioning=ALIAS_MENTIONS)
+        finally:
+            readers.SCAN_SIZE = original
+        assert passed == [full[item[0]] for item in passed]
+        # every line but the identify (and the first, always read) is read by the pass
+        wanted = {
+            f"{path}:{n}"
+            for n, line in enumerate(lines, 2)
+            if b"identify" not in line and len(line) < cap
+        }
+        assert wanted <= {item[0].split("#")[0] for item in passed}
