@@ -55,3 +55,20 @@ def module_sandbox() -> Iterator[Sandbox]:
     """One sandbox for a whole test module (plan unlimited, no faults); `reset()` it as needed."""
     with Sandbox(SandboxOptions(plan="unlimited")) as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run in-process (CliRunner) print as on an 80-column terminal without colours:
+    what `say` wraps is wrapped, as a pty would show it (tests/test_screen_wrap.py)."""
+    from rudder_pipedrive_cli.cli import common, init_cmd
+
+    def terminal_consoles() -> tuple[common.PipeConsole, common.PipeConsole]:
+        options: dict[str, Any] = {"force_terminal": True, "width": 80, "color_system": None}
+        return (
+            common.PipeConsole(highlight=False, **options),
+            common.PipeConsole(stderr=True, highlight=False, **options),
+        )
+
+    monkeypatch.setattr(common, "make_consoles", terminal_consoles)
+    monkeypatch.setattr(init_cmd, "make_consoles", terminal_consoles)

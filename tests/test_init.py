@@ -585,3 +585,20 @@ def test_init_force_overwrites_a_config_it_cannot_read(
     named.write_text(broken)
     code, _, err = invoke("init", "--sandbox", "-c", str(named), "-o", str(fresh), "--force")
     assert (code, err.splitlines()[0]) == (2, f"error: {named}: {reason}")
+
+
+@pytest.mark.usefixtures("on_a_terminal")
+def test_a_conversion_warning_wrapped_on_a_terminal_goes_on_indented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 80 columns its second half went on in column 1, as if it were a warning of its own.
+    destination(tmp_path, personsMap=[{"from": "role", "to": ROLE}, {"from": "role", "to": PLAN}])
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("init", "--from-rudderstack", "destination.json", "-o", "-")
+    assert (code, err.splitlines()[:2]) == (
+        0,
+        [
+            "warning: destination.json: personsMap[1]: 'role' is mapped again; the last row",
+            "  wins, as in RudderStack",
+        ],
+    )

@@ -19,18 +19,22 @@ import sys
 import termios
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
+from rudder_pipedrive_cli.cli.common import Env, note_finished_objects
 from rudder_pipedrive_cli.cli.exits import print_error
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say, wrap, wrap_text
 from rudder_pipedrive_cli.cli.send_cmd import debug_log
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io.readers import EventReader
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_LINE = (
@@ -449,3 +453,17 @@ def test_the_sandbox_holdings_counts_wrapped_at_80_columns_go_on_indented() -> N
         "1,000 persons, 1,000 organizations, 1,000 leads, 1,000 deals, 1,000 activities,\n"
         "  1,000 notes, 1,000 merges\n"
     )
+
+
+def test_the_resuming_line_wrapped_on_a_terminal_goes_on_indented() -> None:
+    # It went on in column 1, as if its end were a line of its own.
+    sink = io.StringIO()
+    narrow = Console(file=sink, width=40, force_terminal=True, color_system=None)
+    env = SimpleNamespace(err=narrow, quiet=False)
+    reader = SimpleNamespace(objects_skipped=1_234, objects_total=7, paths=("backup",))
+    note_finished_objects(cast(Env, env), cast(EventReader, reader))
+
+    assert sink.getvalue().splitlines() == [
+        "resuming: 1,234 objects finished by an",
+        "  earlier run not read again",
+    ]

@@ -294,7 +294,11 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
     if reader.objects_skipped:
         if not env.quiet:
             objects = plural(reader.objects_skipped, "object")
-            say(env.err, f"resuming: {objects} finished by an earlier run not read again")
+            say(
+                env.err,
+                f"resuming: {objects} finished by an earlier run not read again",
+                indent=MORE,
+            )
     elif not reader.objects_total and any(is_object_path(path) for path in reader.paths):
         env.warn("no backup object meets --since/--until: none was read (check the dates)")
 

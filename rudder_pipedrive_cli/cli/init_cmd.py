@@ -15,7 +15,7 @@ from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client, field_tables
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors, make_consoles
+from rudder_pipedrive_cli.cli.common import MORE, Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.screen import say, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
@@ -116,7 +116,7 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
         raise UsageError(f"{path}: {error.message}", hint=error.hint) from None
     if not quiet:
         for warning in converted.warnings:
-            say(err, f"warning: {path}: {warning}")
+            say(err, f"warning: {path}: {warning}", indent=MORE)
     header = [
         f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
         "Check it against the account with `rpd check`.",

@@ -346,7 +346,7 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         # Before the first event: the report would be all zeros; what to do is the line to say
         # (QA: a plain "terminated" said neither what was done nor what to do).
         what = STOPPED_BY[signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT]
-        say(env.err, STARTING_MESSAGE.format(what=what))
+        say(env.err, STARTING_MESSAGE.format(what=what), indent=MORE)
         return exit_status_for(stop)
 
 
@@ -631,6 +631,6 @@ def end_run(
         message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
         if replay_state is None:  # nothing to resume from
             message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
-        say(env.err, message.format(what=STOPPED_BY[interrupted]))
+        say(env.err, message.format(what=STOPPED_BY[interrupted]), indent=MORE)
         return ExitStatus(128 + interrupted)  # INTERRUPTED (Ctrl-C) or TERMINATED (SIGTERM)
     return exit_status_for_run(tally.outcomes["failed"])

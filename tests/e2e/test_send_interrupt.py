@@ -482,3 +482,55 @@ def test_state_show_during_a_send_says_its_run_is_in_progress(
     with sqlite3.connect(state) as db:
         (finished,) = db.execute("SELECT finished_at FROM runs").fetchone()
     assert last_run() == f"{started} to {finished}: read 40, sent 40"
+
+
+def sigterm_as_the_report_is_made(
+    *args: object, made: Callable[..., None] = send_cmd.without_token
+) -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    made(*args)
+
+
+def ctrl_c_as_the_fields_are_listed(*_args: object, **_kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.usefixtures("on_a_terminal")
+@pytest.mark.parametrize(
+    ("step", "stop", "exit_code", "said"),
+    [
+        (
+            "without_token",
+            sigterm_as_the_report_is_made,
+            143,
+            [
+                "terminated (SIGTERM): no new events were started and those in flight were",
+                "  finished; rerun the same command to resume",
+            ],
+        ),
+        (
+            "with_catalog",
+            ctrl_c_as_the_fields_are_listed,
+            130,
+            [
+                "interrupted while starting (reading the config, the state, the account's fields",
+                "  or a first pass over the input): no event was sent; rerun the same command to",
+                "  start again",
+            ],
+        ),
+    ],
+)
+def test_a_stop_wrapped_on_a_terminal_goes_on_indented(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    stop: Callable[..., None],
+    exit_code: int,
+    said: list[str],
+) -> None:
+    # At 80 columns the line went on in column 1, as if its end were a line of its own.
+    monkeypatch.setattr(send_cmd, step, stop)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events, args=("-q",))
+    assert (run.exit_code, run.stderr.splitlines()) == (exit_code, said)
