@@ -541,7 +541,7 @@ def test_live_or_cached_lists_live_and_keeps_it_only_when_asked() -> None:
 
 
 def test_live_or_cached_falls_back_to_the_saved_catalog_saying_why() -> None:
-    failure = PlanFailure("listing persons fields failed: HTTP 503", retryable=True)
+    failure = PlanFailure("listing person fields failed: HTTP 503", retryable=True)
 
     def fails() -> Catalog:
         raise failure
@@ -559,7 +559,7 @@ def test_a_live_catalog_failed_in_part_takes_those_listings_from_the_state_alone
     """Each failed listing is taken from the state when it saved one (the lead labels too,
     saved by a send whose field listings all failed), and stays failed when it did not; what
     was listed now is saved, what failed is not overwritten."""
-    persons = PlanFailure("listing persons fields failed: HTTP 503", retryable=True)
+    persons = PlanFailure("listing person fields failed: HTTP 503", retryable=True)
     labels = PlanFailure("listing lead labels failed: HTTP 503", retryable=True)
     orgs = (FieldInfo(key="industry", name="Industry", field_type="enum"),)
     live = Catalog(
@@ -590,18 +590,18 @@ def test_a_listing_pages_by_cursor_and_a_refused_page_names_the_listing() -> Non
     page = ApiResponse(status=200, data=[{"field_code": "name"}], additional_data=more)
     second = exchange.send(page)
     assert [(r.method, r.path, r.query, r.stage, r.note) for r in (first, second)] == [
-        ("GET", "/api/v2/personFields", {"limit": 500}, "list fields", "list persons fields"),
+        ("GET", "/api/v2/personFields", {"limit": 500}, "list fields", "list person fields"),
         (
             "GET",
             "/api/v2/personFields",
             {"limit": 500, "cursor": "c2"},
             "list fields",
-            "list persons fields",
+            "list person fields",
         ),
     ]
     with pytest.raises(PlanFailure) as refused:
         exchange.send(ApiResponse(status=503, error="Service Unavailable"))
-    assert str(refused.value) == "listing persons fields failed: HTTP 503 Service Unavailable"
+    assert str(refused.value) == "listing person fields failed: HTTP 503 Service Unavailable"
     assert (refused.value.stage, refused.value.status, refused.value.retryable) == (
         "list fields",
         503,

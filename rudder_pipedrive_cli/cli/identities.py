@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rudder_pipedrive_cli.cli.screen import plural
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -79,10 +80,10 @@ class Identities:
         stats = self.index.stats
         listed = [(stats.lead_pages, "leads")] if stats.lead_pages else []
         listed += [(n, KINDS[kind].plural) for kind, n in stats.track_pages.items()]
-        records = "".join(f", {n} of {plural}" for n, plural in listed)
+        records = "".join(f", {n} of {kinds}" for n, kinds in listed)
         return (
-            f"identities: by index ({stats.pages} listing pages{records}; "
-            f"{stats.refreshes} refreshes)"
+            f"identities: by index ({plural(stats.pages, 'listing page')}{records}; "
+            f"{plural(stats.refreshes, 'refresh', 'refreshes')})"
         )
 
 
@@ -102,8 +103,9 @@ class Ways:
         search, index = self.search, self.index
         return (
             f"identities by search: {search.tokens} API tokens, {search.duration_s:.1f} s; "
-            f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s ({index.pages} "
-            f"listing pages; {index.refreshes} refreshes); a send would resolve them by "
+            f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s "
+            f"({plural(index.pages, 'listing page')}; "
+            f"{plural(index.refreshes, 'refresh', 'refreshes')}); a send would resolve them by "
             f"{self.way} ({self.why})"
         )
 

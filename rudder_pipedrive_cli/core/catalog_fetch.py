@@ -156,7 +156,7 @@ def fetch_catalog(
 
     fields = {}
     for entity in entities:  # every page of each
-        what = f"{entity} fields"
+        what = f"{entity.removesuffix('s')} fields"  # "person fields", as Pipedrive says
         items = yield from listing(
             entity, fetch_listing(FIELD_ENDPOINTS[entity], what, page_size=page_size)
         )

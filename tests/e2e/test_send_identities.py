@@ -174,6 +174,7 @@ def test_the_index_is_kept_in_the_state_and_a_later_run_refreshes_it(
     # Not listed whole again: u-3 missing, the person index is refreshed from the first run's
     # listing (updated_since); the organization index is not needed.
     assert second.report["identity_index"] == {"pages": 1, "refreshes": 1, "lead_pages": 0}
+    assert "identities: by index (1 listing page; 1 refresh)" in second.stderr.splitlines()
     assert second.report["requests"]["GET /api/v2/persons"] == 1
     assert "GET /api/v2/organizations" not in second.report["requests"]
     assert holdings(sandbox).user_ids() == {"u-1": 1, "u-2": 1, "u-3": 1}

@@ -196,5 +196,5 @@ def test_dry_run_by_index_with_lookups_is_the_same_byte_for_byte_with_a_tiny_cac
     }
     assert (
         "identities by search: 502 API tokens, 0.0 s; by index: 472 API tokens, 0.0 s (1 listing "
-        "pages; 0 refreshes); a send would resolve them by index (--identities index)"
+        "page; 0 refreshes); a send would resolve them by index (--identities index)"
     ) in outputs[1][1].splitlines()
