@@ -357,6 +357,14 @@ def test_sandbox_and_base_url_together_are_a_usage_error(
         (["send", "x.ndjson", "--state", ""], "'--state'", "rpd send"),
         (["state", "clear", "--state", ""], "'--state'", "rpd state clear"),
         (["dry-run", "x.ndjson", "-o", ""], "'--output' / '-o'", "rpd dry-run"),
+        # These were "--dead-letter . is a directory", "--report . is a directory", ". already
+        # exists" (with --force, "cannot write .: Is a directory") and "cannot read .: Is a
+        # directory": a `.` the user never typed.
+        (["send", "x.ndjson", "--dead-letter", ""], "'--dead-letter'", "rpd send"),
+        (["send", "x.ndjson", "--report", " "], "'--report'", "rpd send"),
+        (["init", "-o", ""], "'--output' / '-o'", "rpd init"),
+        (["init", "--force", "--output", ""], "'--output' / '-o'", "rpd init"),
+        (["init", "--from-rudderstack", "", "-o", "-"], "'--from-rudderstack'", "rpd init"),
     ],
 )
 def test_an_empty_path_is_a_usage_error(args: list[str], option: str, command: str) -> None:

@@ -176,6 +176,7 @@ def init_command(
         Path | None,
         typer.Option(
             "--from-rudderstack",
+            parser=opt.given_file,
             metavar="FILE",
             help="Convert this RudderStack Pipedrive destination config (JSON).",
         ),
@@ -185,6 +186,7 @@ def init_command(
         typer.Option(
             "--output",
             "-o",
+            parser=opt.given,
             metavar="FILE",
             help="Write the config here ('-' for stdout). Default: where the other commands "
             "read it (-c, else $RPD_CONFIG, else ./rpd.toml).",

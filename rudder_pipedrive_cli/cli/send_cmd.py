@@ -217,13 +217,19 @@ def send_command(
         Path | None,
         typer.Option(
             "--dead-letter",
+            parser=opt.given_file,
             metavar="FILE",
             help="Failed events go here (default rpd-failed-*.ndjson).",
         ),
     ] = None,
     report: Annotated[
         Path | None,
-        typer.Option("--report", metavar="FILE", help="Also write the report as JSON here."),
+        typer.Option(
+            "--report",
+            parser=opt.given_file,
+            metavar="FILE",
+            help="Also write the report as JSON here.",
+        ),
     ] = None,
     concurrency: Annotated[
         int,
