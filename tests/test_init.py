@@ -367,6 +367,32 @@ def test_an_output_init_cannot_write_is_a_usage_error(where: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("named", "hint"),
+    [
+        (
+            ("-c", "events.ndjson/rpd.toml"),
+            "give --config a file in an existing, writable folder, or -o - for stdout",
+        ),
+        ((), "set $RPD_CONFIG to a file in an existing, writable folder, or give -o - for stdout"),
+    ],
+)
+def test_a_config_init_cannot_write_is_hinted_with_the_option_that_named_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: tuple[str, ...], hint: str
+) -> None:
+    # Newcomer: `rpd init -c events.ndjson/r.toml` was hinted "give -o a file", an option not
+    # given, as if -c had not been.
+    (tmp_path / "events.ndjson").write_text("{}\n")
+    if not named:
+        monkeypatch.setenv("RPD_CONFIG", "events.ndjson/rpd.toml")
+    code, out, err = invoke("init", "--from-rudderstack", str(EXAMPLE), *named)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: cannot write events.ndjson/rpd.toml: Not a directory",
+        f"hint: {hint}",
+    ]
+
+
 def test_a_destination_that_is_no_object_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "destination.json"
     path.write_text("[1, 2]")

@@ -170,6 +170,17 @@ def from_account(env: Env) -> str:
     return render(tables, header=header)
 
 
+def elsewhere(output: str | None, config: str | None) -> str:
+    """Where to write instead, said with the option (or the variable) that named the file: a
+    `-c` under a file was hinted `give -o a file`, an option the user never gave."""
+    folder = "a file in an existing, writable folder"
+    if output is not None or (config is None and not os.environ.get("RPD_CONFIG")):
+        return f"give -o {folder} (or '-' for stdout)"
+    if config is not None:
+        return f"give --config {folder}, or -o - for stdout"
+    return f"set $RPD_CONFIG to {folder}, or give -o - for stdout"
+
+
 @handle_errors()
 def init_command(
     from_rudderstack_path: Annotated[
@@ -233,7 +244,7 @@ def init_command(
         except OSError as error:
             raise UsageError(
                 f"cannot write {target}: {error.strerror or error}",
-                hint="give -o a file in an existing, writable folder (or '-' for stdout)",
+                hint=elsewhere(output, config),
             ) from None
     if not quiet:
         lines = [f"wrote {target}"] if target is not None else []
