@@ -337,6 +337,25 @@ def test_lookups_count_each_search_once_and_the_catalog_listing_a_send_makes_too
     assert report["tokens"] == 4 * 10 + 2 * 20 + 2 * 5 + 2 * 5 + 20
 
 
+def test_an_input_with_no_events_is_said_in_one_warning_and_exits_0(tmp_path: Path) -> None:
+    # It was planned as "0 events" with no word of why.
+    (tmp_path / "empty.ndjson").write_bytes(b"\n\n")
+    code, out, err = dry_run("empty.ndjson", "--config", CONFIG, "-f", "ndjson")
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert (code, out, warnings) == (0, "", ["warning: empty.ndjson holds no events"])
+    assert err.splitlines()[0] == warnings[0]  # before the summary of what was planned
+
+
+def test_an_empty_folder_is_said_to_hold_no_files(tmp_path: Path) -> None:
+    (tmp_path / "backup").mkdir()
+    code, out, err = dry_run("backup", "--config", CONFIG)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: cannot read backup: it holds no files",
+        "hint: check the path (nothing was read or sent)",
+    ]
+
+
 def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.ndjson"
     code, out, err = dry_run(EVENTS, str(missing), "--config", CONFIG)

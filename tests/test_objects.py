@@ -181,8 +181,18 @@ def test_archive_lines_with_a_bare_event_payload(tmp_path: Path) -> None:
 def test_an_empty_folder_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
         EventReader([str(tmp_path)])
-    assert caught.value.message == f"cannot read {tmp_path}: it holds no objects"
+    # A folder's are files: "holds no objects" was the words of a bucket.
+    assert caught.value.message == f"cannot read {tmp_path}: it holds no files"
     assert caught.value.hint == "check the path (nothing was read or sent)"
+
+
+def test_an_empty_bucket_prefix_holds_no_objects() -> None:
+    memory = MemoryFileSystem(skip_instance_cache=True)
+    memory.store, memory.pseudo_dirs = {}, [""]
+    memory.mkdir("/bucket/backups")
+    with pytest.raises(UsageError) as caught:
+        EventReader(["gs://bucket/backups"], resolver=lambda _: (memory, "/bucket/backups"))
+    assert caught.value.message == "cannot read gs://bucket/backups: it holds no objects"
 
 
 def test_hidden_files_are_left_out(tmp_path: Path) -> None:

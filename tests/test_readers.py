@@ -200,6 +200,19 @@ def test_stdin_json_document() -> None:
     assert read("-", stdin=stdin) == [ok("-#1", A), ok("-#2", B)]
 
 
+@pytest.mark.parametrize(
+    "data", [b"", b"\n\n  \n", b"\xef\xbb\xbf\n", b"[]", b'{"batch": []}', gzip.compress(b"")]
+)
+def test_a_file_or_stdin_with_no_events_is_said_once_each(tmp_path: Path, data: bytes) -> None:
+    # `rpd send empty.ndjson` ended with "0 of 0 events", exit 0, and never said why.
+    path = write(tmp_path / "empty.ndjson", data)
+    full = write(tmp_path / "e.ndjson", ndjson(A))
+    warnings: list[str] = []
+    reader = EventReader([path, full, "-"], stdin=io.BytesIO(data), warn=warnings.append)
+    assert viewed(reader) == [ok(f"{full}:1", A)]
+    assert warnings == [f"{path} holds no events", "standard input (-) held no events"]
+
+
 def test_malformed_line_in_the_middle(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", dumps(A) + b'\n{"type": "track",\n' + dumps(B) + b"\n")
     assert read(path) == [

@@ -83,7 +83,7 @@ class EventReader:
     what `window` can touch, minus the objects `finished` says an earlier run finished. Its
     objects are then read in time order as files are; `item_done` hears each item's outcome, and
     `on_finished` gets each object read to its end whose items all ended well. `warn` hears what
-    the user should know (objects outside the backup layout).
+    the user should know (objects outside the backup layout, a file or stdin with no events).
     """
 
     def __init__(
@@ -107,6 +107,7 @@ class EventReader:
         self.max_item_bytes = max_item_bytes
         self._stdin = stdin
         self._sleep = sleep
+        self._warn = warn
         self._finished_bytes = 0
         self._current: _RawSource | None = None
         self._ledger = ObjectLedger(on_finished)
@@ -161,8 +162,17 @@ class EventReader:
                 yield [invalid(source_name(path), None, why, "read")]
                 continue
             source = self._current = _RawSource(inner)
+            name = source_name(path)
             try:
-                yield _read_stream(source, source_name(path), self.max_item_bytes, self._mentioning)
+                items = _read_stream(source, name, self.max_item_bytes, self._mentioning)
+                if self._warn is not None:  # an empty file ended the run with "0 of 0 events"
+                    first = next(items, None)
+                    if first is None:
+                        said = "standard input (-) held" if path == STDIN else f"{name} holds"
+                        self._warn(f"{said} no events")
+                        continue
+                    items = chain((first,), items)
+                yield items
             finally:
                 self._finished_bytes += source.count
                 self._current = None
@@ -196,7 +206,7 @@ class EventReader:
                 warn(f"{name} is {kind}, not a file: not read (only a folder's files are)")
         if not listed and window == Window():
             raise UsageError(
-                f"cannot read {path}: it holds no objects",
+                f"cannot read {path}: it holds no {'objects' if url_scheme(path) else 'files'}",
                 hint="check the path (nothing was read or sent)",
             )
         timed, others = reading_order(listed, window)

@@ -320,7 +320,7 @@ def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
     if kind == "directory":
         wrong.mkdir()
     # A folder is read as a backup folder (SPEC 2): an empty one has nothing to read.
-    why = "No such file or directory" if kind == "missing" else "it holds no objects"
+    why = "No such file or directory" if kind == "missing" else "it holds no files"
 
     run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", wrong)
 

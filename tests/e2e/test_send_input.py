@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from e2e_support import (
     CLEAN_ENV,
     EXAMPLE_CONFIG,
@@ -17,6 +18,7 @@ from e2e_support import (
     holdings,
     identify,
     rpd_send,
+    write_events,
 )
 
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -80,4 +82,23 @@ def test_a_named_pipe_is_read_once_as_standard_input_is(sandbox: Sandbox, tmp_pa
         process.kill()
     assert process.returncode == 0, err
     assert orjson.loads(report.read_bytes())["events"]["sent"] == 1
+    assert holdings(sandbox).user_ids() == {"u-1": 1}
+
+
+@pytest.mark.parametrize("data", [b"", b"\n  \n\n"])
+def test_an_input_with_no_events_is_said_in_one_warning_and_exits_0(
+    sandbox: Sandbox, tmp_path: Path, data: bytes
+) -> None:
+    # `rpd send empty.ndjson` ended with "0 of 0 events", exit 0, and never said why.
+    empty = tmp_path / "empty.ndjson"
+    empty.write_bytes(data)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    run = rpd_send(sandbox, tmp_path, empty, events)
+
+    assert run.exit_code == 0  # SPEC 6: no event failed
+    warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [f"warning: {empty} holds no events"]  # the first pass says nothing
+    assert run.report is not None
+    assert (run.report["events"]["read"], run.report["events"]["sent"]) == (1, 1)
     assert holdings(sandbox).user_ids() == {"u-1": 1}
