@@ -199,7 +199,7 @@ def test_an_output_onto_the_state_or_the_config_is_refused(tmp_path: Path) -> No
     state.write_bytes(b"SQLite format 3\x00 kept")
     for target, what in ((state, "the replay state"), (Path(CONFIG), "the config file")):
         kept = target.read_bytes()
-        code, _, err = dry_run(events, "--config", CONFIG, "--state", state, "-o", target)
+        code, _, err = dry_run(events, "--config", CONFIG, "--state", str(state), "-o", str(target))
         assert code == 2
         assert err.splitlines() == [
             f"error: --output {target} is also {what}: rpd would overwrite it",
