@@ -113,22 +113,24 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
     """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
     the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
     KeyboardInterrupt, so a send stopped while it starts or reports still exits 143. Each SIGTERM
-    is also kept in the list it gives: a `Terminated` that code in its way swallowed (a finalizer,
-    a task whose error nobody read) is still a SIGTERM heard (`deliver`)."""
+    and Ctrl-C is also kept in the list it gives: a `Terminated` or KeyboardInterrupt that code in
+    its way swallowed (a finalizer, a task whose error nobody read) is still a stop heard
+    (`run_send`)."""
     heard: list[signal.Signals] = []
     if threading.current_thread() is not threading.main_thread():
         yield heard
         return
 
-    def terminate(signum: int, frame: object) -> None:
-        heard.append(signal.SIGTERM)
-        raise Terminated
+    def stop(signum: int, frame: object) -> None:
+        heard.append(signal.Signals(signum))
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {signum: signal.signal(signum, stop) for signum in STOPPED_BY}
     try:
         yield heard
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager
@@ -513,6 +515,8 @@ def run_send(
     )
     if tally.late is not None:  # a late event the journal has done was sent: not left out
         tally.late.done = replay.finished.has
+    if heard:  # a stop while starting that was swallowed on its way: before the run is begun
+        raise Terminated if heard[0] == signal.SIGTERM else KeyboardInterrupt
     if replay_state is not None:
         replay_state.start_run()
     stopped: RpdError | None = None
@@ -522,8 +526,6 @@ def run_send(
     def left(_item: object) -> None:
         tally.not_attempted += 1
 
-    if heard:  # a SIGTERM while starting whose `Terminated` was swallowed on its way
-        raise Terminated
     tally.driving = True  # from here a stop may leave writes made by events never counted
     note_reading_a_terminal(env, job.paths)
     try:

@@ -315,29 +315,46 @@ def test_a_sigterm_inside_a_connection_task_leaves_no_traceback_after_its_line(
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
-def swallowed_sigterm() -> None:
-    """A SIGTERM whose `Terminated` is swallowed on its way, as in a finalizer (`Exception
-    ignored in`) or a task whose error nobody reads: seen under load, the send went on."""
+def swallowed_sigterm(signum: signal.Signals = signal.SIGTERM) -> None:
+    """A SIGTERM (or Ctrl-C) whose `Terminated` is swallowed on its way, as in a finalizer
+    (`Exception ignored in`) or a task whose error nobody reads: seen under load, the send went
+    on."""
     with contextlib.suppress(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
 
 
-def test_a_sigterm_swallowed_while_starting_still_stops_before_any_event(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
 ) -> None:
-    # The first pass over the input, before any event: the send went on and sent everything.
+    # The first pass over the input, before any event: the send went on and sent everything
+    # (a swallowed Ctrl-C too, once the SIGTERM was heard); and stopped after the state's run
+    # was begun, `state show` said of it "did not finish", as of a run killed.
     first_pass = send_cmd.input_aliases
 
-    def sigterm_then(*args: Any) -> Any:
-        swallowed_sigterm()
+    def stop_then(*args: Any) -> Any:
+        swallowed_sigterm(signum)
         return first_pass(*args)
 
-    monkeypatch.setattr(send_cmd, "input_aliases", sigterm_then)
+    monkeypatch.setattr(send_cmd, "input_aliases", stop_then)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
     run = rpd_send(sandbox, tmp_path, events)
-    assert (run.exit_code, run.exception, run.report) == (143, None, None)
-    assert run.stderr.startswith("terminated (SIGTERM) while starting")
+    assert (run.exit_code, run.exception, run.report) == (exit_code, None, None)
+    assert run.stderr.startswith(f"{said} while starting")
     assert sandbox.state()["persons"] == []
+    db = sqlite3.connect(tmp_path / "state.sqlite")
+    try:  # no run begun: nothing of it to finish
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
+    finally:
+        db.close()
 
 
 def test_a_sigterm_swallowed_after_the_last_event_still_exits_143_after_the_report(
