@@ -451,6 +451,16 @@ def test_a_malformed_token_from_the_environment_names_the_variable() -> None:
     )
 
 
+def test_a_token_read_with_spaces_at_its_ends_is_sent_without_them(tmp_path: Path) -> None:
+    # The one rule (header_fault) `rpd sandbox --token` refuses such a token by: the header loses
+    # those spaces, so the config strips them, and a sandbox never waits for a token with them.
+    token = "tok-DISTINCTIVE-4242"
+    settings = load_settings(None, env={"PIPEDRIVE_API_TOKEN": f" {token}\n"})
+    assert require_token(settings) == token
+    path = write(tmp_path, f'[pipedrive]\napi_token = " {token} "\n')
+    assert require_token(load_settings(str(path), env={})) == token
+
+
 def test_deal_fields_default_to_lead_fields_and_rules_load(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.cli.common import MORE, SANDBOX_TOKEN, handle_errors
 from rudder_pipedrive_cli.cli.screen import wrap
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.config import fits_a_header, load_settings
+from rudder_pipedrive_cli.io.config import header_fault, load_settings
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 from rudder_pipedrive_cli.sandbox.faults import MANGLE_KINDS
 from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN
@@ -142,11 +142,13 @@ def sandbox_command(
     The first line is always `listening on http://HOST:PORT` (scripts wait for it), the second
     the token to use; `-q` prints the first line only.
     """
-    if not fits_a_header(token):
-        # No client could send it (rpd refuses such a token), and the lines below would show it.
+    fault = header_fault(token)
+    if fault:
+        # No client could send it (a header holds no control character and loses the spaces at
+        # its ends: every request would get 401), and the lines below would show it.
         raise UsageError(
-            "--token holds a control or a non-ASCII character: no client could send it",
-            hint="choose a token of printable ASCII characters",
+            f"--token {fault}: no client could send it",
+            hint="choose a token of printable ASCII characters, with no space at either end",
         )
     if plan is None:
         # Only a config named here: an rpd.toml that happens to sit in the folder is not read.

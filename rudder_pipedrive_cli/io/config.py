@@ -567,9 +567,10 @@ def _load_settings(
         token_origin=origin.get("api_token", ""),
         **resolved,
     )
-    if not fits_a_header(settings.api_token.reveal()):  # the value is never repeated
+    fault = header_fault(settings.api_token.reveal())  # the value is never repeated
+    if fault:
         raise ConfigError(
-            f"{origin['api_token']}: api_token holds a control or a non-ASCII character",
+            f"{origin['api_token']}: api_token {fault}",
             hint=f"a Pipedrive API token is 40 hex digits: copy it again into ${TOKEN_ENV}",
         )
     try:
@@ -580,9 +581,16 @@ def _load_settings(
     return settings
 
 
-def fits_a_header(token: str) -> bool:
-    """Whether `token` can be sent: in the x-api-token header, which holds printable ASCII only."""
-    return token.isprintable() and token.isascii()
+def header_fault(token: str) -> str:
+    """What keeps `token` from being sent as it is in the x-api-token header ("" when nothing): a
+    header holds printable ASCII only, and loses the white space at its ends (" tok " arrives as
+    "tok"). A token read from the config or the environment is stripped first (`_coerce`), so
+    only `rpd sandbox --token`, the token a server waits for, can start or end with a space."""
+    if not (token.isprintable() and token.isascii()):
+        return "holds a control or a non-ASCII character"
+    if token != token.strip():
+        return "starts or ends with a space"
+    return ""
 
 
 def _precedence(where: str) -> int:
