@@ -12,6 +12,7 @@ from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.io.config import (
     KEYS,
+    REDACTED,
     Secret,
     load_settings,
     require_token,
@@ -629,3 +630,117 @@ def test_a_bad_flag_value_is_named_as_the_flag_typed(
         load_settings(str(path), overrides=dict([override]), env={})
     assert caught.value.message == message
     assert caught.value.hint.startswith(f"use one of: {hint}")
+
+
+LEAKED = "4f9d2c1e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"  # a token as long as a real one
+NOT_A_STRING = "invalid TOML: Expected newline or end of document after a statement"
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message", "hint"),
+    [
+        # Reviewer: the hint repeated the token it told to quote, and `==` did as well.
+        (
+            f"[pipedrive]\napi_token = {LEAKED}\n",
+            {},
+            f"FILE: {NOT_A_STRING} (at line 2, column 14)",
+            'text needs quotes: api_token = "..."',
+        ),
+        (
+            f"[pipedrive]\napi_token = {LEAKED}  # mine\n",
+            {},
+            f"FILE: {NOT_A_STRING} (at line 2, column 14)",
+            'text needs quotes: api_token = "..."',
+        ),
+        (
+            f'[pipedrive]\napi_token == "{LEAKED}"\n',
+            {},
+            "FILE: invalid TOML: Invalid value (at line 2, column 12)",
+            'one "=" between key and value: api_token = "..."',
+        ),
+        (
+            f"pipedrive.api_token = {LEAKED}\n",
+            {},
+            f"FILE: {NOT_A_STRING} (at line 1, column 24)",
+            'text needs quotes: pipedrive.api_token = "..."',
+        ),
+        (  # a misspelled key holds the token just as well
+            f"[pipedrive]\napi-token = {LEAKED}\n",
+            {},
+            f"FILE: {NOT_A_STRING} (at line 2, column 14)",
+            'text needs quotes: api-token = "..."',
+        ),
+        # The token put in another key or variable too: known, so never repeated.
+        (
+            f'[pipedrive]\napi_token = "{LEAKED}"\nplan = "{LEAKED}"\n',
+            {},
+            "FILE: unknown plan '[token redacted]'",
+            "use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        (
+            f'[pipedrive]\napi_token = "{LEAKED}"\nbase_url = "{LEAKED}"\n',
+            {},
+            "FILE: base_url '[token redacted]' is not an http(s) URL",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            "",
+            {"RPD_PLAN": LEAKED},
+            "$RPD_PLAN: unknown plan '[token redacted]'",
+            "use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        (
+            "",
+            {"RPD_IDENTITIES": LEAKED.upper()},  # in any letter case
+            "$RPD_IDENTITIES: unknown identities '[token redacted]'",
+            "use one of: auto, search, index",
+        ),
+        (
+            "",
+            {"RPD_BASE_URL": LEAKED},
+            "$RPD_BASE_URL: base_url '[token redacted]' is not an http(s) URL",
+            "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+        ),
+        (
+            "",
+            {"RPD_COMPANY_DOMAIN": f"{LEAKED}."},
+            "$RPD_COMPANY_DOMAIN: company_domain '[token redacted].' is not a Pipedrive company "
+            "domain",
+            'give the name before .pipedrive.com (letters, digits and hyphens), e.g. "acme" for '
+            "https://acme.pipedrive.com",
+        ),
+        (
+            "",
+            {"RPD_CREATE_PERSONS": LEAKED},
+            "$RPD_CREATE_PERSONS: identity.create_persons must be true or false, got "
+            "'[token redacted]'",
+            "e.g. RPD_CREATE_PERSONS=true",
+        ),
+        (
+            "",
+            {"RPD_DEFAULT_CURRENCY": LEAKED},
+            f"$RPD_DEFAULT_CURRENCY: default_currency '{REDACTED}' is not a 3-letter currency code",
+            'give an ISO 4217 code, e.g. default_currency = "USD"',
+        ),
+    ],
+)
+def test_a_config_error_never_shows_the_token(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str, hint: str
+) -> None:
+    # SPEC 8: not in any error or hint, wherever the token was given (file, environment).
+    path = write(tmp_path, text)
+    env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+    if environ:
+        env |= {"PIPEDRIVE_API_TOKEN": LEAKED, **environ}
+    result = CliRunner().invoke(app, ["check", "--config", str(path)], env=env)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {message.replace('FILE', str(path))}\nhint: {hint}\n"
+    assert LEAKED not in result.output.lower()
+
+
+def test_a_config_init_force_overwrites_is_said_without_the_token(tmp_path: Path) -> None:
+    path = write(tmp_path, f'[pipedrive]\napi_token = "{LEAKED}"\nplan = "{LEAKED}"\n')
+    settings = load_settings(str(path), env={}, overwritten=True)
+    assert settings.warnings == (
+        f"{path}: unknown plan '[token redacted]': not read, as --force overwrites it",
+    )

@@ -378,18 +378,32 @@ def _line_meant(line: str) -> tuple[str, str] | None:
     if not unquoted:
         return None
     key, value = unquoted.group(1), unquoted.group(2)
+    secret = _secret_name(key.rsplit(".")[-1])
     if value.startswith("="):  # `key == "x"`: quoting it all would make the value `= "x"`
         rest = value.lstrip("= \t")
         if not rest:
             return None
         meant = _line_meant(f"{key} = {rest}")
-        return ('one "=" between key and value', meant[1] if meant else f"{key} = {rest}")
+        shown = meant[1] if meant else f"{key} = {rest}"
+        return ('one "=" between key and value', f'{key} = "..."' if secret else shown)
+    if secret:  # the line as meant, without its value (SPEC 8)
+        return ("text needs quotes", f'{key} = "..."')
     word = BOOLEAN_WORDS.get(value.lower())
     if word and (value.lower() in ("true", "false") or key.rsplit(".")[-1] in BOOLEAN_KEYS):
         # Quoting `True` would make it text, which only some keys take for true.
         return ("a boolean is true or false, in lower case", f"{key} = {word}")
     quoted = value.replace('"', '\\"')
     return ("text needs quotes", f'{key} = "{quoted}"')
+
+
+# A secret key's name (api_token), or one it may be misspelled as (api-token, token, apiKey): the
+# value of such a line is never shown, not even in the hint that says how to write it.
+SECRET_NAMES = frozenset(key.name for key in KEYS if key.secret)
+_SECRET_LIKE = re.compile(r"token|secret|passw|api_?key", re.IGNORECASE)
+
+
+def _secret_name(name: str) -> bool:
+    return name in SECRET_NAMES or _SECRET_LIKE.search(name) is not None
 
 
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
@@ -490,14 +504,32 @@ def load_settings(
     `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error;
     `overwritten`: the one `rpd init --force` writes over, so an invalid one is left out (and
     said in a warning), not an error."""
+    tokens: list[str] = []  # the token wherever it was given: no error repeats it (SPEC 8)
     try:
-        return _load_settings(config, overrides=overrides, env=env, to_be_made=to_be_made)
+        try:
+            return _load_settings(
+                config, overrides=overrides, env=env, to_be_made=to_be_made, tokens=tokens
+            )
+        except ConfigError as error:
+            if not overwritten:
+                raise
+            left_out = f"{_without(tokens, error).message}: not read, as --force overwrites it"
+        settings = _load_settings(config, overrides=overrides, env=env, read_file=False)
     except ConfigError as error:
-        if not overwritten:
-            raise
-        left_out = f"{error.message}: not read, as --force overwrites it"
-    settings = _load_settings(config, overrides=overrides, env=env, read_file=False)
+        raise _without(tokens, error) from None
     return replace(settings, warnings=(*settings.warnings, left_out))
+
+
+def _without(tokens: list[str], error: ConfigError) -> ConfigError:
+    """`error` with each of `tokens` (those as long as a real one's, Secret.pattern) in its message
+    and hint replaced by REDACTED: a value shown there (an unknown plan, a base_url, a path) may be
+    the token, put in the wrong variable or key."""
+    message, hint = error.message, error.hint
+    for token in tokens:
+        pattern = Secret(token.strip()).pattern()
+        if pattern is not None:
+            message, hint = pattern.sub(REDACTED, message), pattern.sub(REDACTED, hint)
+    return error if (message, hint) == (error.message, error.hint) else ConfigError(message, hint)
 
 
 def _load_settings(
@@ -507,15 +539,23 @@ def _load_settings(
     env: Mapping[str, str] | None,
     to_be_made: bool = False,
     read_file: bool = True,
+    tokens: list[str] | None = None,
 ) -> Settings:
+    """load_settings' work; `tokens` gets the token from each place that gives it, as read."""
     env = os.environ if env is None else env
+    tokens = [] if tokens is None else tokens
+    tokens += [env.get(TOKEN_ENV, ""), str((overrides or {}).get("pipedrive.api_token") or "")]
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
     if read_file and (path.exists() or (named and not to_be_made)):
-        file_values, fields = _file_values(path, _read_toml(path))
+        data = _read_toml(path)
+        section = data.get("pipedrive")
+        if isinstance(section, dict) and isinstance(section.get("api_token"), str):
+            tokens.append(section["api_token"])
+        file_values, fields = _file_values(path, data)
         used_path = path
         if file_values.get("pipedrive.api_token") and _readable_by_others(path):
             warnings.append(
