@@ -146,13 +146,7 @@ def check_command(
         with account_client(env) as client:  # an unusable proxy is no token's fault: an error line
             try:
                 me = client.send(USERS_ME_REQUEST)
-                settings = env.settings
-                wrong = not_pipedrive(
-                    me.status,
-                    settings.api_url,
-                    base_url=settings.base_url,
-                    company_domain=settings.company_domain,
-                )
+                wrong = not_pipedrive(me.status, env.settings.api_url)
                 if wrong is not None:  # every listing would answer 404 too: said once, as send
                     raise typer.Exit(int(stop(checks, wrong, "pipedrive")))
                 checks.add(token_finding(me))

@@ -192,16 +192,14 @@ def enter_account(
     """Key the state on the account the token is in (SPEC 5), whatever the URL's spelling, as
     `GET /v1/users/me` says; until then (and when Pipedrive cannot say) it stays keyed as
     `open_state` guessed, and a later run that can ask moves a guess on the URL into the
-    account's namespace. A 404 says the URL is not Pipedrive's: the run stops before any event."""
+    account's namespace. A 404 at a URL with a path says it is not Pipedrive's: the run stops
+    before any event."""
     url = env.settings.api_url
     try:
         with lists() as blocking:
             account = blocking.exchange(fetch_account())
     except PlanFailure as failure:
-        settings = env.settings
-        wrong = not_pipedrive(
-            failure.status, url, base_url=settings.base_url, company_domain=settings.company_domain
-        )
+        wrong = not_pipedrive(failure.status, url)
         if wrong is not None:  # before any event: each would fail with the same 404
             raise wrong from None
         if replay_state.namespace.startswith(ACCOUNT):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -51,25 +52,17 @@ def fetch_account() -> Generator[ApiRequest, ApiResponse, Account]:
 NOT_FOUND = 404
 
 
-def not_pipedrive(
-    status: int | None, url: str, *, base_url: str, company_domain: str
-) -> UsageError | None:
-    """What `GET /v1/users/me` answering 404 means, else None: every Pipedrive account has that
-    route, so the URL does not lead to Pipedrive's API (most often a path after its host, such as
-    /api/v2 or /v1, which rpd adds itself), and every request of the run would fail the same way.
-    `base_url` and `company_domain` are the config's, to name the one that gave the URL."""
-    if status != NOT_FOUND:
+def not_pipedrive(status: int | None, url: str) -> UsageError | None:
+    """What `GET /v1/users/me` answering 404 at `url` (the API's base URL) means, else None.
+    Every Pipedrive account has that route, so at a URL with a path after its host (such as
+    /api/v2 or /v1, which rpd adds itself) the path is the slip, and every request of the run would
+    fail the same way. At an origin (any company_domain's URL) nothing says so: a gateway may
+    forward every route but that one, so the caller goes on as when Pipedrive cannot say."""
+    if status != NOT_FOUND or not urlsplit(url).path:
         return None
-    if company_domain and not base_url:
-        setting = f"company_domain {company_domain!r} ({url})"
-        hint = "check company_domain: COMPANY in https://COMPANY.pipedrive.com, nothing more"
-    else:
-        setting = f"base_url {url}"
-        hint = (
-            "give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
-            "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and "
-            "/api/v2 itself"
-        )
     return UsageError(
-        f"{setting} is not Pipedrive's API: {USERS_ME} answered HTTP 404 there", hint=hint
+        f"base_url {url} is not Pipedrive's API: {USERS_ME} answered HTTP 404 there",
+        hint="give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+        "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 "
+        "itself",
     )

@@ -4,8 +4,13 @@ the -wal that holds its journal, a --state under a file, a base URL that is not 
 from __future__ import annotations
 
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
 from typer.testing import CliRunner
 
@@ -142,3 +147,85 @@ def test_check_says_the_same_of_a_base_url_with_a_path(sandbox: Sandbox) -> None
         f"      {hint}",
         "1 of 2 checks failed",
     ]
+
+
+NO_ROUTE = b'{"success": false, "error": "no route"}'
+
+
+@contextmanager
+def gateway_without_users_me(sandbox: Sandbox) -> Iterator[str]:
+    """A loopback gateway, at an origin, that forwards every request to the sandbox but answers
+    `/v1/users/me` with 404 (a proxy in front of Pipedrive that routes only what it knows)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else None
+            if self.path.split("?")[0] == "/v1/users/me":
+                self.send_response(404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(NO_ROUTE)))
+                self.end_headers()
+                self.wfile.write(NO_ROUTE)
+                return
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            answer = httpx.request(
+                self.command, sandbox.url + self.path, content=body, headers=headers
+            )
+            self.send_response(answer.status_code)
+            for key, value in answer.headers.items():
+                if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(key, value)
+            self.send_header("content-length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_gateway_at_an_origin_without_users_me_still_sends(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A 404 for /v1/users/me at an origin is not the path slip: as before the 404 stopped sends
+    # (e3ccf2e), the state stays keyed on the URL and every event is sent. With that change this
+    # was exit 2, hinting to drop a path the URL does not have.
+    with gateway_without_users_me(sandbox) as url:
+        run = rpd_send(None, tmp_path, EVENTS, args=("--base-url", url))
+
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.splitlines()[0] == (
+        f"warning: /v1/users/me answered HTTP 404 no route; the state is kept for {url} until it "
+        "can say"
+    )
+    assert run.report is not None
+    assert run.report["events"]["failed"] == 0 and run.report["events"]["sent"] > 0
+    assert not run.dead_letter.exists()
+    assert sandbox.state()["persons"]
+
+
+def test_check_through_a_gateway_at_an_origin_fails_only_the_token_row(sandbox: Sandbox) -> None:
+    # As send: not "not Pipedrive's API" (the listings answer), the token's check fails alone.
+    with gateway_without_users_me(sandbox) as url:
+        command = ["check", "--config", str(EXAMPLE_CONFIG), "--base-url", url]
+        result = CliRunner().invoke(app, command, env=CLEAN_ENV | {"PIPEDRIVE_API_TOKEN": TOKEN})
+
+    assert (result.exit_code, result.stderr) == (2, "")
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"ok    config: {EXAMPLE_CONFIG} is valid",
+        "FAIL  token: /v1/users/me answered HTTP 404 no route",
+        "      hint: check base_url / company_domain",
+    ]
+    assert [line for line in lines if line.startswith("FAIL")] == [lines[1]]  # listings answer
+    assert lines[-1] == "1 of 15 checks failed"
