@@ -35,11 +35,11 @@ from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import list_catalog, warn_what_send_refuses, with_catalog
-from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
+from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST, fetch_account, not_pipedrive
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
-from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import input_aliases
@@ -233,6 +233,12 @@ def dry_run_command(
 
             made = Tally()
             client = stack.enter_context(account_client(env, tally=made))
+            if state_path is not None:  # a send with a state asks who it is first: as it, stop
+                try:  # where each lookup would answer 404, else go on (send's enter_account)
+                    client.exchange(fetch_account())
+                except PlanFailure as failure:
+                    if (wrong := not_pipedrive(failure.status, settings.api_url)) is not None:
+                        raise wrong from None
             # As a send: each listing on its own, a failed one from the state when it saved one.
             listing = partial(list_catalog, client, plan_config)
             plan_config = with_catalog(
@@ -244,8 +250,8 @@ def dry_run_command(
             warn_what_send_refuses(env, send_refuses(Catalog(), plan_config, listed=False))
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
-        if env.replay_state_path(state) is not None:  # a send with a state asks who it is
-            tally.add_request(USERS_ME_REQUEST)
+        if state_path is not None and not lookups:  # a send with a state asks who it is
+            tally.add_request(USERS_ME_REQUEST)  # (--lookups asked above, counted in `made`)
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
         known: IdentityStore = IdentityStore(spill.table)

@@ -11,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import orjson
+from click.testing import Result
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
 from typer.testing import CliRunner
 
@@ -229,3 +231,39 @@ def test_check_through_a_gateway_at_an_origin_fails_only_the_token_row(sandbox: 
     ]
     assert [line for line in lines if line.startswith("FAIL")] == [lines[1]]  # listings answer
     assert lines[-1] == "1 of 15 checks failed"
+
+
+def dry_run_lookups(url: str, tmp_path: Path, *args: str) -> Result:
+    """`rpd dry-run EVENTS --lookups --base-url URL` with a state file (none there yet)."""
+    command = ["dry-run", str(EVENTS), "--config", str(EXAMPLE_CONFIG), "--lookups"]
+    command += ["--base-url", url, "--state", str(tmp_path / "state.sqlite"), *args]
+    return CliRunner().invoke(app, command, env=CLEAN_ENV | {"PIPEDRIVE_API_TOKEN": TOKEN})
+
+
+def test_dry_run_lookups_stop_as_send_at_a_base_url_with_a_path(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Before: each event was planned "failed (lookup person refused: HTTP 404 ...)", exit 1,
+    # where the send it previews stops before any event with exit 2.
+    url = f"{sandbox.url}/api/v2"
+
+    result = dry_run_lookups(url, tmp_path)
+
+    message, hint = wrong_base_url(url)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"error: {message}", hint]
+    assert sandbox.stats()["requests"] == {"GET (unknown)": 1}  # /api/v2/v1/users/me alone
+    assert not (tmp_path / "state.sqlite").exists()
+
+
+def test_dry_run_lookups_go_on_through_a_gateway_at_an_origin(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # As send: a 404 for users/me at an origin stops nothing; it is counted once in the estimate.
+    with gateway_without_users_me(sandbox) as url:
+        result = dry_run_lookups(url, tmp_path, "-f", "json")
+
+    assert result.exit_code == 0, result.stderr
+    report = orjson.loads(result.stdout)
+    assert report["events"]["failed"] == 0
+    assert report["requests"]["GET /v1/users/me"] == 1
