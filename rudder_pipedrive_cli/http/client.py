@@ -180,7 +180,9 @@ def envelope(
     status: int, content: bytes, is_json: bool, sent_at: str, token: str = ""
 ) -> ApiResponse:
     """The plan-facing response for a definitive answer, from Pipedrive's envelope; `token` is
-    redacted from its error text (and from all of it when it is `LONG_TOKEN` long)."""
+    redacted from its error text (and from all of it when it is `LONG_TOKEN` long). The error
+    text is Pipedrive's own words, empty when it gave none: every message that shows it says
+    the status already ("HTTP 404: ..."), which it once said twice ("HTTP 404 HTTP 404")."""
     body: Any = None
     if is_json and content:
         try:
@@ -195,13 +197,11 @@ def envelope(
         if 200 <= status < 300:
             problem = not_an_envelope(content, is_json, body)
             return ApiResponse(status=status, data=body, sent_at=sent_at, malformed=problem)
-        return ApiResponse(status=status, data=body, error=f"HTTP {status}", sent_at=sent_at)
+        return ApiResponse(status=status, data=body, sent_at=sent_at)
     error = str(body.get("error") or "")
     info = str(body.get("error_info") or "")
     if info and info != error:
         error = f"{error} ({info})" if error else info
-    if not error and not 200 <= status < 300:
-        error = f"HTTP {status}"
     if token:
         error = re.sub(re.escape(token), REDACTED, error, flags=re.IGNORECASE)
     malformed = ""

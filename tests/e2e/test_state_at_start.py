@@ -155,9 +155,10 @@ NO_ROUTE = b'{"success": false, "error": "no route"}'
 
 
 @contextmanager
-def gateway_without_users_me(sandbox: Sandbox) -> Iterator[str]:
+def gateway_without_users_me(sandbox: Sandbox, said: bytes = NO_ROUTE) -> Iterator[str]:
     """A loopback gateway, at an origin, that forwards every request to the sandbox but answers
-    `/v1/users/me` with 404 (a proxy in front of Pipedrive that routes only what it knows)."""
+    `/v1/users/me` with 404 and the body `said` (a proxy in front of Pipedrive that routes only
+    what it knows)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -169,9 +170,9 @@ def gateway_without_users_me(sandbox: Sandbox) -> Iterator[str]:
             if self.path.split("?")[0] == "/v1/users/me":
                 self.send_response(404)
                 self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(NO_ROUTE)))
+                self.send_header("content-length", str(len(said)))
                 self.end_headers()
-                self.wfile.write(NO_ROUTE)
+                self.wfile.write(said)
                 return
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
             answer = httpx.request(
@@ -230,6 +231,22 @@ def test_check_through_a_gateway_at_an_origin_fails_only_the_token_row(sandbox: 
         "      hint: check base_url / company_domain",
     ]
     assert [line for line in lines if line.startswith("FAIL")] == [lines[1]]  # listings answer
+    assert lines[-1] == "1 of 15 checks failed"
+
+
+def test_check_says_an_empty_404_s_status_once(sandbox: Sandbox) -> None:
+    # Before: "answered HTTP 404 HTTP 404", the client's stand-in for Pipedrive's missing words
+    # after the status the message already gave.
+    with gateway_without_users_me(sandbox, said=b"") as url:
+        command = ["check", "--config", str(EXAMPLE_CONFIG), "--base-url", url]
+        result = CliRunner().invoke(app, command, env=CLEAN_ENV | {"PIPEDRIVE_API_TOKEN": TOKEN})
+
+    assert (result.exit_code, result.stderr) == (2, "")
+    lines = result.stdout.splitlines()
+    assert lines[1:3] == [
+        "FAIL  token: /v1/users/me answered HTTP 404",
+        "      hint: check base_url / company_domain",
+    ]
     assert lines[-1] == "1 of 15 checks failed"
 
 

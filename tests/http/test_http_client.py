@@ -99,10 +99,14 @@ def test_a_definitive_4xx_goes_to_the_plan_after_one_attempt(status: int) -> Non
     assert len(script.seen) == 1 and time.sleeps == []
 
 
-def test_envelope_without_json_names_the_status() -> None:
-    assert envelope(404, b"nope", False, "").error == "HTTP 404"
+def test_an_envelope_without_pipedrive_s_words_has_no_error_text() -> None:
+    # Every message shows the status itself: "HTTP 404" here made it "answered HTTP 404 HTTP 404".
+    assert envelope(404, b"nope", False, "").error == ""
+    assert envelope(404, b"", True, "").error == ""
     assert envelope(200, b"", True, "").error == ""
-    assert envelope(400, b"{not json", True, "").error == "HTTP 400"
+    assert envelope(400, b"{not json", True, "").error == ""
+    assert envelope(404, b'{"success": false}', True, "").error == ""
+    assert envelope(404, b'{"error": "no route"}', True, "").error == "no route"
 
 
 @pytest.mark.parametrize("answer", [error(401, "unauthorized access"), error(403, "forbidden")])
