@@ -461,6 +461,19 @@ GCS_FORBIDDEN = (
     f"Google Cloud Storage refused access (HTTP 403): {GCS_DENIED}",
 )
 
+# azure-core's 403 for a permission the credentials lack (storage's words run on with the
+# request's id and time), with what rpd says of it: that object fails, as GCS's 403.
+AZURE_FORBIDDEN = (
+    HttpResponseError(
+        "This request is not authorized to perform this operation using this permission.\n"
+        "RequestId:5d4e1f2a-001e-0042-3a1b-000000000000\nTime:2026-12-07T00:30:00.0000000Z",
+        403,
+        "AuthorizationPermissionMismatch",
+    ),
+    "Azure refused access (AuthorizationPermissionMismatch): This request is not authorized to "
+    "perform this operation using this permission.",
+)
+
 
 def error(item: Event) -> str:
     """Why a reader's item is not an event ("" for an event)."""

@@ -235,7 +235,8 @@ def refused_credentials(error: Exception) -> str | None:
     S3's `CredentialsRefused` (io/s3.py); gcsfs's HttpError 401 and google-auth's RefreshError;
     azure-core's ClientAuthenticationError, or an HttpResponseError of 401 or 403 whose code says
     so. Those two are optional extras, not imported here: their errors are known by class name.
-    GCS's 403 is no refusal of the credentials (`gcs_forbidden`)."""
+    GCS's 403, and Azure's 403 of any other code, are no refusal of the credentials
+    (`forbidden`)."""
     if isinstance(error, CredentialsRefused):
         return str(error)
     names = {kind.__name__ for kind in type(error).__mro__}
@@ -244,8 +245,7 @@ def refused_credentials(error: Exception) -> str | None:
     if "HttpError" in names and str(getattr(error, "code", "")) == "401":
         return "Google Cloud Storage refused the credentials (HTTP 401)"
     status = getattr(error, "status_code", None)
-    code = getattr(error, "error_code", None)
-    code = getattr(code, "value", code)  # azure-storage's codes are an enum of str
+    code = _azure_code(error)
     if "ClientAuthenticationError" in names or (
         "HttpResponseError" in names and status in (401, 403) and code in AZURE_CREDENTIALS_GONE
     ):
@@ -266,6 +266,33 @@ def gcs_forbidden(error: Exception) -> str | None:
         return None
     said = " ".join(str(error).partition("\n")[2].split())[:200]
     return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
+
+
+def azure_forbidden(error: Exception) -> str | None:
+    """What to say of a 403 that azure-core raised (an HttpResponseError) for a permission the
+    credentials lack, with Azure's code and the first line of its words (at most 200
+    characters), else None. AuthorizationPermissionMismatch (a role with no data access),
+    AuthorizationFailure (a firewall, a SAS without the permission), or any other code but
+    those of credentials gone (`AZURE_CREDENTIALS_GONE`, which `refused_credentials` takes
+    first): no retry mends it, so the object fails at once, as GCS's 403 does."""
+    names = {kind.__name__ for kind in type(error).__mro__}
+    if "HttpResponseError" not in names or getattr(error, "status_code", None) != 403:
+        return None
+    code = _azure_code(error)
+    said = " ".join(str(getattr(error, "message", None) or error).partition("\n")[0].split())
+    return f"Azure refused access ({code or 'HTTP 403'})" + (f": {said[:200]}" if said else "")
+
+
+def _azure_code(error: Exception) -> str | None:
+    """An Azure HttpResponseError's error code (its answer's x-ms-error-code), if any."""
+    code = getattr(error, "error_code", None)
+    return getattr(code, "value", code)  # azure-storage's codes are an enum of str
+
+
+def forbidden(error: Exception) -> str | None:
+    """What to say of a store's 403 that denies one object (`gcs_forbidden`,
+    `azure_forbidden`), else None."""
+    return gcs_forbidden(error) or azure_forbidden(error)
 
 
 _END = object()  # after an object's last chunk
@@ -347,7 +374,7 @@ class Feed:
                 if refused is not None:  # no later object can be read: stop here
                     self._put((index, StoreRefused(refused)))
                     return False
-                if isinstance(error, (*PERMANENT, ObjectChanged)) or gcs_forbidden(error):
+                if isinstance(error, (*PERMANENT, ObjectChanged)) or forbidden(error):
                     return self._put((index, ObjectReadError(_why(error))))
                 # Timeouts, resets, the store library's own errors (aiohttp's, Google's,
                 # Azure's): a transient failure until the tries run out, unless the store says
@@ -384,8 +411,8 @@ def _skip(handle: Any, size: int, chunk: int) -> None:
 def _why(error: Exception) -> str:
     if isinstance(error, ObjectReadError):
         return str(error)
-    if (forbidden := gcs_forbidden(error)) is not None:
-        return forbidden
+    if (denied := forbidden(error)) is not None:
+        return denied
     if isinstance(error, FileNotFoundError):
         return "no such object"
     if isinstance(error, PermissionError):

@@ -46,7 +46,7 @@ from rudder_pipedrive_cli.io.objects import (
     ObjectLedger,
     ObjectReadError,
     Resolver,
-    gcs_forbidden,
+    forbidden,
     is_object_path,
     list_objects,
     refused_credentials,
@@ -637,9 +637,9 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
 
 def listing_error(error: Exception) -> str:
     """Why a store could not be listed, in one line (no credentials are ever in it): refused
-    credentials, or GCS's 403, as an object's read says them (gcsfs's 403 was its API path and
-    Google's words run together: `Forbidden: b/BUCKET/o ...`)."""
-    refused = refused_credentials(error) or gcs_forbidden(error)
+    credentials, or GCS's or Azure's 403, as an object's read says them (gcsfs's 403 was its API
+    path and Google's words run together: `Forbidden: b/BUCKET/o ...`)."""
+    refused = refused_credentials(error) or forbidden(error)
     if refused is not None:
         return refused
     if isinstance(error, PermissionError):
