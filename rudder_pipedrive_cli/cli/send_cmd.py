@@ -102,9 +102,18 @@ FIRST_PASS_RERUN = {
 }
 NO_STATE_RERUN = "--sandbox keeps no state, so a rerun starts over in a new, empty sandbox"
 STARTING_MESSAGE = (
-    "{what} while starting (reading the config, the state, the account's fields or a first pass "
-    "over the input): no event was sent; rerun the same command to start again"
+    "{what} while starting (reading the config, the state or the account's fields): no event "
+    "was sent; rerun the same command to start again"
 )
+# A stop in the first pass: its line, after the report, by whether earlier runs finished objects.
+FIRST_PASS_STOPPED = {
+    resumed: "{what} in the first pass over the input: no event was sent by this run; rerun the "
+    f"same command to {rerun}"
+    for resumed, rerun in (
+        (False, "start again"),
+        (True, "read on from the objects not yet finished"),
+    )
+}
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
@@ -453,18 +462,35 @@ def run_send(
         table = spill.table() if kept is None else kept
         read = count()  # the items the first pass took (zip takes one of it after each)
         counted = map(itemgetter(0), zip(events, read, strict=False))
+        resumed = bool(reader.objects_skipped)
+        stop_heard_before_it(heard)
         try:
             aliases = input_aliases(counted, survey, table)
         except ReadingRefused as error:  # the store's (io/objects.py)
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
             # the pass read before that object as read, not attempted; the rerun reads it all,
             # but for the objects earlier runs finished.
-            tally.not_attempted = next(read)
-            if replay_state is not None:
-                replay_state.start_run()
-            rerun = FIRST_PASS_RERUN[bool(reader.objects_skipped)]
-            refusal = ReadingRefused(error.message, hint=f"{RENEW}: {rerun}")
-            return end_run(env, job, tally, letters, replay_state, started=started, stopped=refusal)
+            refusal = ReadingRefused(error.message, hint=f"{RENEW}: {FIRST_PASS_RERUN[resumed]}")
+            return end_first_pass(
+                env, job, tally, letters, replay_state, next(read), started, stopped=refusal
+            )
+        except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
+            if (stop := stop_in(caught)) is None:
+                raise
+            if not heard:  # each handler's is heard already
+                heard.append(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+        if heard:  # stopped in the pass, or a stop there swallowed on its way: before any event
+            return end_first_pass(
+                env,
+                job,
+                tally,
+                letters,
+                replay_state,
+                next(read),
+                started,
+                heard=heard,
+                message=FIRST_PASS_STOPPED[resumed],
+            )
         plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:
             kept.complete = True
@@ -513,8 +539,7 @@ def run_send(
     )
     if tally.late is not None:  # a late event the journal has done was sent: not left out
         tally.late.done = replay.finished.has
-    if heard:  # a stop while starting that was swallowed on its way: before the run is begun
-        raise Terminated if heard[0] == signal.SIGTERM else KeyboardInterrupt
+    stop_heard_before_it(heard)
     if replay_state is not None:
         replay_state.start_run()
     stopped: RpdError | None = None
@@ -573,6 +598,32 @@ def run_send(
     )
 
 
+def stop_heard_before_it(heard: list[signal.Signals]) -> None:
+    """A stop while starting that was swallowed on its way (`sigterm_as_ctrl_c`) raised again,
+    before the state's run is begun: the send says it stopped while starting."""
+    if heard:
+        raise Terminated if heard[0] == signal.SIGTERM else KeyboardInterrupt
+
+
+def end_first_pass(
+    env: Env,
+    job: SendJob,
+    tally: Tally,
+    letters: DeadLetters,
+    replay_state: ReplayState | None,
+    read: int,
+    started: float,
+    **ending: Any,
+) -> ExitStatus:
+    """A run stopped in its first pass, before any event (credentials refused, Ctrl-C, SIGTERM):
+    the `read` items the pass took are counted as read, not attempted, and the state's run is
+    begun, so that the report is kept there as a stop mid-run's is (`end_run`, with `ending`)."""
+    tally.not_attempted = read
+    if replay_state is not None:
+        replay_state.start_run()
+    return end_run(env, job, tally, letters, replay_state, started=started, **ending)
+
+
 def end_run(
     env: Env,
     job: SendJob,
@@ -586,10 +637,12 @@ def end_run(
     interrupted: signal.Signals | None = None,
     cancelled: bool = False,
     heard: list[signal.Signals] | None = None,
+    message: str | None = None,
 ) -> ExitStatus:
     """The run's report (kept in the state, printed, written), then its exit: the error that
-    stopped it raised, or 130/143 when interrupted, else 0 or 1. `identities` is None when the
-    run stopped before it chose how to resolve them (the report says none)."""
+    stopped it raised, or 130/143 when interrupted, with `message` (else the mid-run one), else
+    0 or 1. `identities` is None when the run stopped before it chose how to resolve them (the
+    report says none)."""
     heard = [] if heard is None else heard
     with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
         duration = time.monotonic() - started
@@ -634,7 +687,8 @@ def end_run(
     if stopped is not None:
         raise stopped
     if interrupted is not None:
-        message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+        if message is None:
+            message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
         if replay_state is None:  # nothing to resume from
             message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]), indent=MORE)

@@ -97,9 +97,8 @@ def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
     assert (process.returncode, stdout, stderr.decode()) == (
         exit_code,
         b"",
-        f"{said} while starting (reading the config, the state, the account's "
-        "fields or a first pass over the input): no event was sent; rerun the same command to "
-        "start again\n",
+        f"{said} while starting (reading the config, the state or the account's fields): no "
+        "event was sent; rerun the same command to start again\n",
     )
     assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
 
@@ -280,9 +279,8 @@ def test_a_sigterm_inside_a_connection_attempt_while_starting_exits_143(
     assert signalled
     assert (run.exit_code, run.exception, run.report) == (143, None, None)
     assert run.stderr == (
-        "terminated (SIGTERM) while starting (reading the config, the state, the account's "
-        "fields or a first pass over the input): no event was sent; rerun the same command to "
-        "start again\n"
+        "terminated (SIGTERM) while starting (reading the config, the state or the account's "
+        "fields): no event was sent; rerun the same command to start again\n"
     )
     assert sandbox.state()["persons"] == []
 
@@ -323,10 +321,13 @@ def swallowed_sigterm(signum: signal.Signals = signal.SIGTERM) -> None:
         os.kill(os.getpid(), signum)
 
 
-@pytest.mark.parametrize(
+STOPS = pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted")],
 )
+
+
+@STOPS
 def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
     sandbox: Sandbox,
     tmp_path: Path,
@@ -335,26 +336,136 @@ def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
     exit_code: int,
     said: str,
 ) -> None:
-    # The first pass over the input, before any event: the send went on and sent everything
-    # (a swallowed Ctrl-C too, once the SIGTERM was heard); and stopped after the state's run
-    # was begun, `state show` said of it "did not finish", as of a run killed.
-    first_pass = send_cmd.input_aliases
+    # The field listings, before the first pass: the send went on and sent everything (a
+    # swallowed Ctrl-C too, once the SIGTERM was heard); and stopped after the state's run was
+    # begun, `state show` said of it "did not finish", as of a run killed.
+    listed = send_cmd.with_catalog
 
-    def stop_then(*args: Any) -> Any:
+    def stop_then(*args: Any, **kwargs: Any) -> Any:
         swallowed_sigterm(signum)
-        return first_pass(*args)
+        return listed(*args, **kwargs)
 
-    monkeypatch.setattr(send_cmd, "input_aliases", stop_then)
+    monkeypatch.setattr(send_cmd, "with_catalog", stop_then)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
     run = rpd_send(sandbox, tmp_path, events)
     assert (run.exit_code, run.exception, run.report) == (exit_code, None, None)
-    assert run.stderr.startswith(f"{said} while starting")
+    assert run.stderr == (
+        f"{said} while starting (reading the config, the state or the account's fields): no "
+        "event was sent; rerun the same command to start again\n"
+    )
     assert sandbox.state()["persons"] == []
     db = sqlite3.connect(tmp_path / "state.sqlite")
     try:  # no run begun: nothing of it to finish
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
     finally:
         db.close()
+
+
+FIRST_PASS_EVENTS = [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(5)]
+
+
+def stop_in_the_first_pass(
+    monkeypatch: pytest.MonkeyPatch, signum: signal.Signals, *, swallowed: bool = False
+) -> None:
+    """The signal as the first pass takes its third item (of FIRST_PASS_EVENTS), raised there
+    by the handler, or (`swallowed`) lost on its way and the pass read to its end."""
+    first_pass = send_cmd.input_aliases
+
+    def stop_then(items: Any, *args: Any) -> Any:
+        def taken() -> Any:
+            for n, item in enumerate(items):
+                if n == 2:
+                    swallowed_sigterm(signum) if swallowed else os.kill(os.getpid(), signum)
+                yield item
+
+        return first_pass(taken(), *args)
+
+    monkeypatch.setattr(send_cmd, "input_aliases", stop_then)
+
+
+def assert_stopped_in_the_first_pass(
+    run: Any, tmp_path: Path, sandbox: Sandbox, exit_code: int, said: str, read: int
+) -> None:
+    """The report counts the `read` items of the pass as read, not attempted, and is kept in the
+    state as a finished run's; the stop's line comes last; no event was sent."""
+    assert (run.exit_code, run.exception) == (exit_code, None), run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {
+        "read": read,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+        "not_attempted": read,
+    }
+    lines = run.stderr.splitlines()
+    assert lines[-2:] == [
+        f"not attempted: {read} events were read but not finished when the run stopped (not "
+        "failed, not dead-lettered; the rest of the input was not read): a rerun of the same "
+        "command sends them",
+        f"{said} in the first pass over the input: no event was sent by this run; rerun the "
+        "same command to start again",
+    ]
+    assert "while starting" not in run.stderr
+    assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:  # begun and finished, with its report
+        rows = db.execute("SELECT finished_at IS NOT NULL FROM runs").fetchall()
+    assert rows == [(1,)]
+
+
+@STOPS
+@pytest.mark.parametrize(
+    ("swallowed", "read"), [(False, 3), (True, 5)], ids=["raised", "swallowed"]
+)
+def test_a_stop_signal_in_the_first_pass_ends_with_the_report_then_its_exit(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
+    swallowed: bool,
+    read: int,
+) -> None:
+    # SPEC 6: 130/143 after the report. A stop in the first pass (minutes over a large bucket)
+    # said only "while starting (... a first pass over the input)", with no report, where
+    # credentials refused there end with it. Swallowed on its way (a finalizer, a task's unread
+    # error), the stop is still heard once the pass ends (the send went on and sent everything):
+    # it ends the same way, before any event.
+    stop_in_the_first_pass(monkeypatch, signum, swallowed=swallowed)
+    events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
+    run = rpd_send(sandbox, tmp_path, events)
+    assert_stopped_in_the_first_pass(run, tmp_path, sandbox, exit_code, said, read=read)
+
+    monkeypatch.undo()
+    assert_resumed(sandbox, tmp_path, events, tmp_path / "state.sqlite", done=0)
+
+
+def test_a_stop_in_a_resumed_runs_first_pass_says_the_rerun_reads_on(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As credentials refused there say (FIRST_PASS_RERUN): the rerun skips the objects earlier
+    # runs finished, it does not start again from the first.
+    root = tmp_path / "backup"
+    root.mkdir()
+    write_events(root / "a.ndjson", [identify("m-a", "u-a", name="A")])
+    first = rpd_send(sandbox, tmp_path, root, name="first")
+    assert first.exit_code == 0, first.stderr
+    write_events(root / "b.ndjson", FIRST_PASS_EVENTS)  # arrived since
+    stop_in_the_first_pass(monkeypatch, signal.SIGINT)
+    run = rpd_send(sandbox, tmp_path, root)
+    assert run.exit_code == 130, run.stderr
+    assert run.stderr.splitlines()[-1] == (
+        "interrupted in the first pass over the input: no event was sent by this run; rerun the "
+        "same command to read on from the objects not yet finished"
+    )
+    assert run.report is not None and run.report["events"]["not_attempted"] == 3
+
+    monkeypatch.undo()
+    again = rpd_send(sandbox, tmp_path, root, name="again")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None and again.report["events"]["sent"] == 5
+    assert holdings(sandbox).user_ids() == {"u-a": 1} | {f"u-{n}": 1 for n in range(5)}
 
 
 def test_a_sigterm_swallowed_after_the_last_event_still_exits_143_after_the_report(
@@ -530,9 +641,8 @@ def ctrl_c_as_the_fields_are_listed(*_args: object, **_kwargs: object) -> None:
             ctrl_c_as_the_fields_are_listed,
             130,
             [
-                "interrupted while starting (reading the config, the state, the account's fields",
-                "  or a first pass over the input): no event was sent; rerun the same command to",
-                "  start again",
+                "interrupted while starting (reading the config, the state or the account's",
+                "  fields): no event was sent; rerun the same command to start again",
             ],
         ),
     ],
