@@ -32,6 +32,7 @@ from test_map_fields import (
     write_config,
 )
 
+from rudder_pipedrive_cli.cli import common, init_cmd
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
 from rudder_pipedrive_cli.io.config import load_settings
@@ -626,5 +627,45 @@ def test_a_conversion_warning_wrapped_on_a_terminal_goes_on_indented(
         [
             "warning: destination.json: personsMap[1]: 'role' is mapped again; the last row",
             "  wins, as in RudderStack",
+        ],
+    )
+
+
+@pytest.mark.usefixtures("on_a_terminal")
+def test_the_closing_lines_wrapped_on_a_terminal_go_on_indented_and_the_export_stays_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At 80 columns `wrote PATH` went on in column 1, as if its end were a line of its own; the
+    # export line, a command to copy, is printed whole at any width (wrapped, a copy of it
+    # would be two commands).
+    destination(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    folder = "configs for the weekly replay of the marketing team's RudderStack events"
+    (tmp_path / folder).mkdir()
+    code, _, err = invoke(
+        "init", "--from-rudderstack", "destination.json", "-o", f"{folder}/rpd.toml"
+    )
+    assert (code, err.splitlines()) == (
+        0,
+        [
+            "wrote configs for the weekly replay of the marketing team's RudderStack",
+            "  events/rpd.toml",
+            *HINT,
+        ],
+    )
+
+    # A narrower terminal: the export line still whole, wider than the terminal.
+    def narrow() -> tuple[common.PipeConsole, common.PipeConsole]:
+        options: dict[str, Any] = {"force_terminal": True, "width": 50, "color_system": None}
+        return common.PipeConsole(**options), common.PipeConsole(stderr=True, **options)
+
+    monkeypatch.setattr(init_cmd, "make_consoles", narrow)
+    code, _, err = invoke("init", "--from-rudderstack", "destination.json", "-o", "-")
+    assert (code, err.splitlines()) == (
+        0,
+        [
+            "The API token is not in the file. Set it in the",
+            "  environment:",
+            "  export PIPEDRIVE_API_TOKEN=<the token from your RudderStack destination>",
         ],
     )

@@ -16,7 +16,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client, field_tables
 from rudder_pipedrive_cli.cli.common import MORE, Env, command_env, handle_errors, make_consoles
-from rudder_pipedrive_cli.cli.screen import say, write_document
+from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
@@ -246,10 +246,8 @@ def init_command(
                 f"cannot write {target}: {error.strerror or error}",
                 hint=elsewhere(output, config),
             ) from None
-    if not quiet:
-        lines = [f"wrote {target}"] if target is not None else []
-        lines += [
-            "The API token is not in the file. Set it in the environment:",
-            f"  export {TOKEN_ENV}=<{token_source}>",
-        ]
-        say(err, "\n".join(lines))
+    if not quiet:  # on a terminal, wrapped lines go on indented as rpd's others do
+        if target is not None:
+            say(err, f"wrote {target}", indent=MORE)
+        say(err, "The API token is not in the file. Set it in the environment:", indent=MORE)
+        show(err, f"  export {TOKEN_ENV}=<{token_source}>")  # a command to copy: never wrapped
