@@ -468,6 +468,21 @@ def test_a_stop_in_a_resumed_runs_first_pass_says_the_rerun_reads_on(
     assert holdings(sandbox).user_ids() == {"u-a": 1} | {f"u-{n}": 1 for n in range(5)}
 
 
+def test_a_stop_in_the_first_pass_of_a_sandbox_run_without_state_does_not_promise_a_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a stop mid-run says (NO_STATE_RERUN): a rerun starts a new, empty sandbox.
+    stop_in_the_first_pass(monkeypatch, signal.SIGINT)
+    events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
+    command = ["send", str(events), "--sandbox", "--config", str(EXAMPLE_CONFIG)]
+    result = CliRunner().invoke(app, command, env=dict(CLEAN_ENV))
+    assert result.exit_code == 130, result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "interrupted in the first pass over the input: no event was sent by this run; --sandbox "
+        "keeps no state, so a rerun starts over in a new, empty sandbox"
+    )
+
+
 def test_a_sigterm_swallowed_after_the_last_event_still_exits_143_after_the_report(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
