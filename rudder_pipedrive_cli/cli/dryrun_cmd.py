@@ -82,7 +82,12 @@ def open_readonly_state(
     empty one (a send the token was refused to leaves one) is no news: planning is as without.
     """
     path = env.replay_state_path(state)
-    if path is None or not path.exists():
+    if path is None:
+        return None
+    from rudder_pipedrive_cli.io.state_path import check_state_path
+
+    check_state_path(path)  # a path under a file, a symlink loop: no "no state"
+    if not path.exists():
         return None
     from rudder_pipedrive_cli.cli.state_cmd import namespace_title
     from rudder_pipedrive_cli.io.state import ReplayState

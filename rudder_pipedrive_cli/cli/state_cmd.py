@@ -25,7 +25,8 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.objects import source_name
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.io.state_file import check_state_path, discard_state, lock_holder
+from rudder_pipedrive_cli.io.state_file import discard_state, lock_holder
+from rudder_pipedrive_cli.io.state_path import check_state_path
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
 
 state_app = typer.Typer(

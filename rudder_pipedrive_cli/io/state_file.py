@@ -10,7 +10,6 @@ whatever names they were given; the kernel releases it when the process dies, so
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import mmap
@@ -25,6 +24,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
+from rudder_pipedrive_cli.io.state_path import check_state_path, under_a_file
 from rudder_pipedrive_cli.io.state_schema import (
     ALIASES_SCHEMA,
     INDEX_SCHEMA,
@@ -163,27 +163,14 @@ def lock_for_writing(path: Path) -> FileLock:
         lock.real.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except OSError as error:  # acquire holds nothing when it fails: nothing to release
-        blocking = _file_among_folders(path)
-        if blocking is not None:  # mkdir says only "File exists" or "Not a directory"
-            raise UsageError(
-                f"cannot open state file {path}: {blocking} is a file, not a folder",
-                hint="give --state a path under folders, not under a file (rpd makes the "
-                "folders that are missing)",
-            ) from None
+        under = under_a_file(path)
+        if under is not None:  # mkdir says only "File exists" or "Not a directory"
+            raise under from None
         raise UsageError(
             f"cannot open state file {path}: {error.strerror or error}",
             hint="check the directory's permissions, or use another --state",
         ) from None
     return lock
-
-
-def _file_among_folders(path: Path) -> Path | None:
-    """The nearest of the folders a state path names that exists as something else (a --state
-    under the events file), else None."""
-    for folder in path.parents:
-        if folder.exists():
-            return None if folder.is_dir() else folder
-    return None
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -194,25 +181,6 @@ def is_sqlite(path: Path) -> bool:
     with path.open("rb") as handle:
         head = handle.read(len(SQLITE_HEADER))
     return head in (b"", SQLITE_HEADER)
-
-
-def check_state_path(path: Path) -> None:
-    """A state path must be a regular file, or not exist yet (rpd creates it): not a directory,
-    and not a device such as /dev/null, where SQLite fails in ways that say nothing useful."""
-    try:
-        os.stat(path)
-    except OSError as error:  # a symlink loop was "no state at" it, or exit 70 (resolve)
-        if error.errno not in (errno.ENOENT, errno.ENOTDIR):  # a loop, a name too long
-            raise UsageError(
-                f"--state {path}: {error.strerror}", hint="give --state a file path it can reach"
-            ) from None
-    if path.is_dir():
-        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
-    if path.exists() and not path.is_file():
-        raise UsageError(
-            f"--state {path} is not a regular file",
-            hint="give --state a file path (rpd creates it if it is not there)",
-        )
 
 
 class ForeignFile(UsageError):

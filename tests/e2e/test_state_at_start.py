@@ -110,6 +110,29 @@ def test_a_state_path_under_a_file_names_that_file(sandbox: Sandbox, tmp_path: P
     assert sandbox.stats()["requests"] == {}
 
 
+def test_show_and_dry_run_of_a_state_path_under_a_file_name_that_file(tmp_path: Path) -> None:
+    # Before: state show said "no state at" the path, dry-run planned without a state, exit 0.
+    events = tmp_path / "events.ndjson"
+    shutil.copyfile(EVENTS, events)
+    for state in (events / "st.sqlite", events / "runs" / "st.sqlite"):
+        for command in (
+            ["dry-run", str(events), "--config", str(EXAMPLE_CONFIG), "--state", str(state)],
+            ["state", "show", "--state", str(state)],
+        ):
+            result = CliRunner().invoke(app, command, env=CLEAN_ENV)
+
+            assert (result.exit_code, result.stderr.splitlines(), result.stdout) == (
+                2,
+                [
+                    f"error: cannot open state file {state}: {events} is a file, not a folder",
+                    "hint: give --state a path under folders, not under a file (rpd makes the "
+                    "folders that are missing)",
+                ],
+                "",
+            ), command
+    assert events.read_bytes() == EVENTS.read_bytes()
+
+
 def wrong_base_url(url: str) -> list[str]:
     return [
         f"base_url {url} is not Pipedrive's API: /v1/users/me answered HTTP 404 there",

@@ -1,0 +1,49 @@
+"""What a state path names, checked before the state file is opened (no sqlite3 here: an offline
+dry-run checks its --state without loading a database): a file, a folder, a device, a path under
+a file."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from rudder_pipedrive_cli.core.errors import UsageError
+
+
+def check_state_path(path: Path) -> None:
+    """A state path must be a regular file, or not exist yet (rpd creates it): not a directory,
+    not a device such as /dev/null, where SQLite fails in ways that say nothing useful, and not
+    a path under a file."""
+    try:
+        os.stat(path)
+    except OSError as error:  # a symlink loop was "no state at" it, or exit 70 (resolve)
+        under = under_a_file(path) if error.errno == errno.ENOTDIR else None
+        if under is not None:  # was "no state at" it (state show), or no state (dry-run)
+            raise under from None
+        if error.errno not in (errno.ENOENT, errno.ENOTDIR):  # a loop, a name too long
+            raise UsageError(
+                f"--state {path}: {error.strerror}", hint="give --state a file path it can reach"
+            ) from None
+    if path.is_dir():
+        raise UsageError(f"--state {path} is a directory", hint="give --state the state file")
+    if path.exists() and not path.is_file():
+        raise UsageError(
+            f"--state {path} is not a regular file",
+            hint="give --state a file path (rpd creates it if it is not there)",
+        )
+
+
+def under_a_file(path: Path) -> UsageError | None:
+    """What to say of a state path under a file (a --state under the events file): the nearest
+    of the folders it names exists as something else; else None."""
+    for folder in path.parents:
+        if folder.exists():
+            if folder.is_dir():
+                return None
+            return UsageError(
+                f"cannot open state file {path}: {folder} is a file, not a folder",
+                hint="give --state a path under folders, not under a file (rpd makes the "
+                "folders that are missing)",
+            )
+    return None
