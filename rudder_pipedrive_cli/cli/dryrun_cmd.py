@@ -84,9 +84,10 @@ def open_readonly_state(
     path = env.replay_state_path(state)
     if path is None:
         return None
-    from rudder_pipedrive_cli.io.state_path import check_state_path
+    from rudder_pipedrive_cli.io.state_path import check_not_orphaned, check_state_path
 
     check_state_path(path)  # a path under a file, a symlink loop: no "no state"
+    check_not_orphaned(path)
     if not path.exists():
         return None
     from rudder_pipedrive_cli.cli.state_cmd import namespace_title

@@ -24,7 +24,12 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
-from rudder_pipedrive_cli.io.state_path import check_state_path, under_a_file
+from rudder_pipedrive_cli.io.state_path import (
+    beside,
+    check_not_orphaned,
+    check_state_path,
+    under_a_file,
+)
 from rudder_pipedrive_cli.io.state_schema import (
     ALIASES_SCHEMA,
     INDEX_SCHEMA,
@@ -289,8 +294,7 @@ def check_journal_kept(path: Path) -> None:
     file emptied after a killed run (`: > FILE`, a full disk): SQLite would delete that -wal
     without a word, and the journal of what was sent with it. It is refused before SQLite
     opens it."""
-    real = path.resolve()
-    wal = real.with_name(real.name + "-wal")
+    real, wal = path.resolve(), beside(path, "-wal")
     try:
         if real.stat().st_size or not (held := wal.stat().st_size):
             return
@@ -519,6 +523,7 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
     (WAL, the schema): an autocommit connection and the lock to release when done."""
     check_state_path(path)
     check_journal_kept(path)
+    check_not_orphaned(path)
     if readonly:
         return connect(path, readonly=True)[0], None
     lock = lock_for_writing(path)

@@ -1,6 +1,6 @@
 """What a state path names, checked before the state file is opened (no sqlite3 here: an offline
 dry-run checks its --state without loading a database): a file, a folder, a device, a path under
-a file."""
+a file, or a state file that is gone beside the -wal that holds its journal."""
 
 from __future__ import annotations
 
@@ -47,3 +47,29 @@ def under_a_file(path: Path) -> UsageError | None:
                 "folders that are missing)",
             )
     return None
+
+
+def beside(path: Path, suffix: str) -> Path:
+    """The file SQLite keeps beside the real state file (symlinks resolved): -wal, -shm."""
+    real = path.resolve()
+    return real.with_name(real.name + suffix)
+
+
+def check_not_orphaned(path: Path) -> None:
+    """A state file that is gone beside a -wal that holds writes is refused: a run killed, then
+    its file deleted (`rm`), leaves the journal of what it sent in that -wal, which SQLite deletes
+    without a word when it makes a new file, so a rerun would create leads and deals again. An
+    empty -wal (or a -shm alone) holds nothing: no state, as with neither."""
+    wal = beside(path, "-wal")
+    try:
+        if path.exists() or not (held := wal.stat().st_size):
+            return
+    except OSError:  # no -wal: nothing to lose
+        return
+    raise UsageError(
+        f"state file {path} is not there, but {wal.name} beside it holds {held:,} bytes of its "
+        "journal, which SQLite would discard",
+        hint="restore the state file beside it, or `rpd state clear --state "
+        f"{path}` removes {wal.name} to start over (events already sent are then found by their "
+        "lookups, not created again)",
+    )

@@ -1,5 +1,6 @@
-"""What a command says of its state file before it reads an event: a state file emptied beside
-the -wal that holds its journal, a --state under a file, a base URL that is not Pipedrive's."""
+"""What a command says of its state file before it reads an event: a state file emptied or
+deleted beside the -wal that holds its journal, a --state under a file, a base URL that is not
+Pipedrive's."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from click.testing import Result
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
 from typer.testing import CliRunner
@@ -49,32 +51,68 @@ def refusal(path: Path, wal: bytes) -> list[str]:
     ]
 
 
-def test_an_emptied_state_beside_its_journal_is_refused_by_send(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
-    # Before: SQLite deleted the -wal on open and the send started over from an empty state,
-    # exit 0: the journal of what had been sent was lost without a word.
+def deleted_after_a_killed_run(tmp_path: Path) -> tuple[Path, bytes]:
+    """A state file as a killed run leaves it, then deleted (`rm FILE`): its -wal and -shm stay."""
     path, wal = emptied_after_a_killed_run(tmp_path)
+    path.unlink()
+    Path(f"{path}-shm").write_bytes(b"\0" * 32768)
+    return path, wal
+
+
+def orphan_refusal(path: Path, wal: bytes) -> list[str]:
+    return [
+        f"error: state file {path} is not there, but st.sqlite-wal beside it holds "
+        f"{len(wal):,} bytes of its journal, which SQLite would discard",
+        f"hint: restore the state file beside it, or `rpd state clear --state {path}` removes "
+        "st.sqlite-wal to start over (events already sent are then found by their lookups, not "
+        "created again)",
+    ]
+
+
+# A state file after a killed run, emptied or deleted beside its -wal: what each is refused with,
+# and the file it leaves (None: none).
+LOST = {
+    "emptied": (emptied_after_a_killed_run, refusal, b""),
+    "deleted": (deleted_after_a_killed_run, orphan_refusal, None),
+}
+
+
+def left(path: Path) -> tuple[bytes | None, bytes]:
+    """The state file's bytes (None: not there) and its -wal's."""
+    return (path.read_bytes() if path.exists() else None, Path(f"{path}-wal").read_bytes())
+
+
+@pytest.mark.parametrize("how", LOST)
+def test_a_state_lost_beside_its_journal_is_refused_by_send(
+    sandbox: Sandbox, tmp_path: Path, how: str
+) -> None:
+    # Before: SQLite deleted the -wal on open (or when it made the file again) and the send
+    # started over from an empty state, exit 0: the journal of what had been sent was lost.
+    lose, refused, file_left = LOST[how]
+    path, wal = lose(tmp_path)
 
     run = rpd_send(sandbox, tmp_path, EVENTS, state=path)
 
-    assert (run.exit_code, run.stderr.splitlines()) == (2, refusal(path, wal))
-    assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == (b"", wal)
+    assert (run.exit_code, run.stderr.splitlines()) == (2, refused(path, wal))
+    assert left(path) == (file_left, wal)
     assert sandbox.stats()["requests"] == {}
 
 
-def test_an_emptied_state_beside_its_journal_is_refused_by_dry_run_and_show(
-    tmp_path: Path,
+@pytest.mark.parametrize("how", LOST)
+def test_a_state_lost_beside_its_journal_is_refused_by_dry_run_and_show(
+    tmp_path: Path, how: str
 ) -> None:
-    path, wal = emptied_after_a_killed_run(tmp_path)
+    # Before, for a deleted file: dry-run planned without a state, state show said "no state at".
+    lose, refused, file_left = LOST[how]
+    path, wal = lose(tmp_path)
     for command in (
         ["dry-run", str(EVENTS), "--config", str(EXAMPLE_CONFIG), "--state", str(path)],
         ["state", "show", "--state", str(path)],
     ):
         result = CliRunner().invoke(app, command, env=CLEAN_ENV)
-        assert (result.exit_code, result.stderr.splitlines()) == (2, refusal(path, wal)), command
+        assert (result.exit_code, result.stderr.splitlines()) == (2, refused(path, wal)), command
         assert result.stdout == ""
-        assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == (b"", wal)
+        assert left(path) == (file_left, wal)
 
 
 def test_an_empty_state_file_alone_is_an_empty_state(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -108,29 +146,6 @@ def test_a_state_path_under_a_file_names_that_file(sandbox: Sandbox, tmp_path: P
         )
         assert events.read_bytes() == EVENTS.read_bytes()
     assert sandbox.stats()["requests"] == {}
-
-
-def test_show_and_dry_run_of_a_state_path_under_a_file_name_that_file(tmp_path: Path) -> None:
-    # Before: state show said "no state at" the path, dry-run planned without a state, exit 0.
-    events = tmp_path / "events.ndjson"
-    shutil.copyfile(EVENTS, events)
-    for state in (events / "st.sqlite", events / "runs" / "st.sqlite"):
-        for command in (
-            ["dry-run", str(events), "--config", str(EXAMPLE_CONFIG), "--state", str(state)],
-            ["state", "show", "--state", str(state)],
-        ):
-            result = CliRunner().invoke(app, command, env=CLEAN_ENV)
-
-            assert (result.exit_code, result.stderr.splitlines(), result.stdout) == (
-                2,
-                [
-                    f"error: cannot open state file {state}: {events} is a file, not a folder",
-                    "hint: give --state a path under folders, not under a file (rpd makes the "
-                    "folders that are missing)",
-                ],
-                "",
-            ), command
-    assert events.read_bytes() == EVENTS.read_bytes()
 
 
 def wrong_base_url(url: str) -> list[str]:
@@ -307,3 +322,36 @@ def test_dry_run_lookups_go_on_through_a_gateway_at_an_origin(
     report = orjson.loads(result.stdout)
     assert report["events"]["failed"] == 0
     assert report["requests"]["GET /v1/users/me"] == 1
+
+
+def test_an_empty_wal_left_by_a_deleted_state_is_no_state(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "st.sqlite"
+    Path(f"{path}-wal").write_bytes(b"")
+
+    run = rpd_send(sandbox, tmp_path, EVENTS, state=path)
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None and run.report["events"]["sent"] > 0
+
+
+def test_show_and_dry_run_of_a_state_path_under_a_file_name_that_file(tmp_path: Path) -> None:
+    # Before: state show said "no state at" the path, dry-run planned without a state, exit 0.
+    events = tmp_path / "events.ndjson"
+    shutil.copyfile(EVENTS, events)
+    for state in (events / "st.sqlite", events / "runs" / "st.sqlite"):
+        for command in (
+            ["dry-run", str(events), "--config", str(EXAMPLE_CONFIG), "--state", str(state)],
+            ["state", "show", "--state", str(state)],
+        ):
+            result = CliRunner().invoke(app, command, env=CLEAN_ENV)
+
+            assert (result.exit_code, result.stderr.splitlines(), result.stdout) == (
+                2,
+                [
+                    f"error: cannot open state file {state}: {events} is a file, not a folder",
+                    "hint: give --state a path under folders, not under a file (rpd makes the "
+                    "folders that are missing)",
+                ],
+                "",
+            ), command
+    assert events.read_bytes() == EVENTS.read_bytes()
