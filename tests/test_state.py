@@ -28,7 +28,7 @@ from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
-from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_state
+from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_leftovers, discard_state
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 from rudder_pipedrive_cli.replay import journaled
 
@@ -861,6 +861,25 @@ def test_discard_removes_an_unreadable_file(path: Path) -> None:
         "is damaged (SQLite: file is not a database); nothing in it can be read",
     )
     assert list(path.parent.iterdir()) == []
+
+
+def test_discarding_leftovers_keeps_a_state_file_made_meanwhile(path: Path) -> None:
+    # `rpd state clear` found no state file beside a -wal, then a send made one and finished
+    # before clear took the lock: that -wal is the send's now, and stays.
+    path.parent.mkdir()
+    path.write_bytes(b"SQLite format 3\x00")
+    Path(f"{path}-wal").write_bytes(b"journal")
+    with pytest.raises(UsageError) as caught:
+        discard_leftovers(path)
+    assert (caught.value.message, caught.value.hint) == (
+        f"state file {path} was made while clearing",
+        f"run `rpd state clear --state {path}` again",
+    )
+    assert (path.read_bytes(), Path(f"{path}-wal").read_bytes()) == (
+        b"SQLite format 3\x00",
+        b"journal",
+    )
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, f"{path.name}-wal"]
 
 
 KILLED_WRITER = textwrap.dedent(

@@ -25,8 +25,8 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.io.objects import source_name
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.io.state_file import discard_state, lock_holder
-from rudder_pipedrive_cli.io.state_path import check_state_path
+from rudder_pipedrive_cli.io.state_file import discard_leftovers, discard_state, lock_holder
+from rudder_pipedrive_cli.io.state_path import check_state_path, leftovers
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary
 
 state_app = typer.Typer(
@@ -173,7 +173,9 @@ def clear_command(
             say(env.out, NO_SANDBOX_STATE)
             return
         check_state_path(path)
-        if not path.exists():
+        # A run killed, then its file deleted, leaves its journal in the -wal: send refuses it.
+        left = leftovers(path)
+        if not path.exists() and not left:
             say(env.out, f"no state at {path}")
             return
         if not yes:
@@ -184,6 +186,10 @@ def clear_command(
             if not typer.confirm(f"Delete the replay state in {path}?"):
                 say(env.out, f"kept {path}")
                 return
+        if left:
+            names = " and ".join(name.name for name in discard_leftovers(path))
+            say(env.out, f"no state at {path}: removed {names} left beside it")
+            return
         discarded = discard_state(path)
         if discarded.unreadable:
             say(env.out, f"removed {path}: it {discarded.unreadable}", indent=MORE)

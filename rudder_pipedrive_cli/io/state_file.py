@@ -588,15 +588,7 @@ def discard_state(path: Path) -> Discarded:
     check_state_path(path)
     if not is_sqlite(path) and not looks_like_state(path):
         raise _foreign(path, "not an SQLite database")
-    lock = FileLock(path)
-    try:
-        lock.acquire(create=False)
-    except OSError as error:  # a read-only folder: nothing there can be removed either
-        raise UsageError(
-            f"cannot remove state file {path}: {error.strerror or error}",
-            hint="check the directory's permissions",
-        ) from None
-    try:
+    with _locked_to_remove(path, create=False) as lock:
         namespaces: list[NamespaceSummary] = []
         unreadable = ""
         try:
@@ -607,11 +599,49 @@ def discard_state(path: Path) -> Discarded:
             raise
         except UsageError as error:
             unreadable = error.message.removeprefix(f"state file {path} ")
-        real = lock.real
-        os.truncate(real, 0)
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                real.with_name(real.name + suffix).unlink()
+        os.truncate(lock.real, 0)
+        _remove(lock.real, "", "-wal", "-shm")
         return Discarded(namespaces=namespaces, unreadable=unreadable)
+
+
+def discard_leftovers(path: Path) -> list[Path]:
+    """Remove the -wal and -shm a state file that is not there left beside it (a run killed,
+    then its file deleted), for `rpd state clear`: under the lock of a file made at the path for
+    the moment, so no send starts on that path meanwhile. The names removed."""
+    with _locked_to_remove(path, create=True) as lock:
+        if lock.real.stat().st_size:  # a send made the file and finished before the lock
+            raise UsageError(
+                f"state file {path} was made while clearing",
+                hint=f"run `rpd state clear --state {path}` again",
+            )
+        removed = _remove(lock.real, "-wal", "-shm")
+        _remove(lock.real, "")
+        return removed
+
+
+@contextlib.contextmanager
+def _locked_to_remove(path: Path, *, create: bool) -> Iterator[FileLock]:
+    """The state file's lock, held while `rpd state clear` removes what is there."""
+    lock = FileLock(path)
+    try:
+        lock.acquire(create=create)
+    except OSError as error:  # a read-only folder: nothing there can be removed either
+        raise UsageError(
+            f"cannot remove state file {path}: {error.strerror or error}",
+            hint="check the directory's permissions",
+        ) from None
+    try:
+        yield lock
     finally:
         lock.release()
+
+
+def _remove(real: Path, *suffixes: str) -> list[Path]:
+    """Remove the real state file (suffix "") and those SQLite keeps beside it: those removed."""
+    removed: list[Path] = []
+    for suffix in suffixes:
+        name = real.with_name(real.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            name.unlink()
+            removed.append(name)
+    return removed

@@ -73,3 +73,10 @@ def check_not_orphaned(path: Path) -> None:
         f"{path}` removes {wal.name} to start over (events already sent are then found by their "
         "lookups, not created again)",
     )
+
+
+def leftovers(path: Path) -> list[Path]:
+    """The -wal and -shm a state file that is not there left beside it (`rpd state clear`)."""
+    if path.exists():
+        return []
+    return [name for suffix in ("-wal", "-shm") if (name := beside(path, suffix)).exists()]

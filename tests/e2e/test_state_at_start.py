@@ -324,6 +324,27 @@ def test_dry_run_lookups_go_on_through_a_gateway_at_an_origin(
     assert report["requests"]["GET /v1/users/me"] == 1
 
 
+def test_state_clear_removes_what_a_deleted_state_left(sandbox: Sandbox, tmp_path: Path) -> None:
+    # Before: "no state at" the path, and the -wal stayed: every send went on refusing.
+    path, _ = deleted_after_a_killed_run(tmp_path)
+    Path(f"{path}.lock").write_text("4242")  # the killed run's pid, for others' messages
+    command = ["state", "clear", "--state", str(path)]
+
+    refused = CliRunner().invoke(app, command, env=CLEAN_ENV)
+    assert (refused.exit_code, refused.stderr.splitlines()[0]) == (
+        2,
+        f"error: refusing to clear {path} without confirmation",
+    )
+    result = CliRunner().invoke(app, [*command, "--yes"], env=CLEAN_ENV)
+
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        f"no state at {path}: removed st.sqlite-wal and st.sqlite-shm left beside it"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["live.sqlite"]
+    assert rpd_send(sandbox, tmp_path, EVENTS, state=path).exit_code == 0
+
+
 def test_an_empty_wal_left_by_a_deleted_state_is_no_state(sandbox: Sandbox, tmp_path: Path) -> None:
     path = tmp_path / "st.sqlite"
     Path(f"{path}-wal").write_bytes(b"")
