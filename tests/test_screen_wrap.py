@@ -467,3 +467,13 @@ def test_the_resuming_line_wrapped_on_a_terminal_goes_on_indented() -> None:
         "resuming: 1,234 objects finished by an",
         "  earlier run not read again",
     ]
+
+
+@pytest.mark.parametrize(("count", "said"), [(1, "1 event was"), (86_078, "86,078 events were")])
+def test_the_not_attempted_line_groups_thousands_as_the_report_s_other_counts(
+    count: int, said: str
+) -> None:
+    # A first pass over a big input stopped: "86078 events were read", unlike every other count.
+    from rudder_pipedrive_cli.cli.render import not_attempted_line
+
+    assert not_attempted_line(count).startswith(f"not attempted: {said} read but not finished")

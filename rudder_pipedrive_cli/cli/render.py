@@ -190,7 +190,7 @@ def counted_line(heading: str, counts: Counter[str]) -> str:
 
 
 def not_attempted_line(count: int) -> str:
-    events = "1 event was" if count == 1 else f"{count} events were"
+    events = "1 event was" if count == 1 else f"{count:,} events were"
     return (
         f"not attempted: {events} read but not finished when the run stopped (not failed, not "
         "dead-lettered; the rest of the input was not read): a rerun of the same command sends "
