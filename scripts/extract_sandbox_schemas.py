@@ -115,7 +115,8 @@ def extract(openapi_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def extract_query(openapi_dir: Path) -> dict[str, tuple[str, ...]]:
-    """The query parameters each operation documents, in the description's order."""
+    """The query parameters each operation documents, in the description's order (an operation
+    that documents none is left out: it takes none)."""
     docs = _load(openapi_dir)
     out: dict[str, tuple[str, ...]] = {}
     for key, (file, path, method) in OPERATIONS.items():
@@ -126,7 +127,8 @@ def extract_query(openapi_dir: Path) -> dict[str, tuple[str, ...]]:
                 parameter = _resolve_ref(doc, parameter["$ref"])
             if parameter["in"] == "query":
                 names.append(parameter["name"])
-        out[key] = tuple(names)
+        if names:
+            out[key] = tuple(names)
     return out
 
 

@@ -187,7 +187,8 @@ class SandboxApp:
         handler = ROUTES.get((method, route[0])) if route else None
         if route is None or handler is None:
             return failure(404, f"Unknown method {key}")
-        unknown = next((name for name in query if name not in QUERY_PARAMETERS[key]), None)
+        known = QUERY_PARAMETERS.get(key, ())  # an operation not listed takes none
+        unknown = next((name for name in query if name not in known), None)
         if unknown is not None:
             return failure(400, f"{unknown}: not a parameter of {key}")
         try:

@@ -324,8 +324,6 @@ QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
     ),
     "GET /api/v2/pipelines": ("sort_by", "sort_direction", "limit", "cursor"),
     "GET /api/v2/stages": ("pipeline_id", "sort_by", "sort_direction", "limit", "cursor"),
-    "GET /v1/activityTypes": (),
-    "GET /v1/leadLabels": (),
     "GET /v1/leads": (
         "limit",
         "start",
@@ -345,7 +343,6 @@ QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
         "filter_id",
         "sort",
     ),
-    "GET /v1/leads/{id}": (),
     "GET /v1/notes": (
         "user_id",
         "lead_id",
@@ -367,15 +364,4 @@ QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
         "pinned_to_project_flag",
         "pinned_to_task_flag",
     ),
-    "GET /v1/users/me": (),
-    "PATCH /api/v2/organizations/{id}": (),
-    "PATCH /api/v2/persons/{id}": (),
-    "PATCH /v1/leads/{id}": (),
-    "POST /api/v2/activities": (),
-    "POST /api/v2/deals": (),
-    "POST /api/v2/organizations": (),
-    "POST /api/v2/persons": (),
-    "POST /v1/leads": (),
-    "POST /v1/notes": (),
-    "PUT /v1/persons/{id}/merge": (),
 }
