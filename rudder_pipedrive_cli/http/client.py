@@ -194,10 +194,8 @@ def envelope(
         # and numbers or the document's syntax are never touched.
         body = redact_strings(body, TokenPattern(token))
     if not isinstance(body, Mapping):
-        if 200 <= status < 300:
-            problem = not_an_envelope(content, is_json, body)
-            return ApiResponse(status=status, data=body, sent_at=sent_at, malformed=problem)
-        return ApiResponse(status=status, data=body, sent_at=sent_at)
+        problem = not_an_envelope(content, is_json, body) if 200 <= status < 300 else ""
+        return ApiResponse(status=status, data=body, sent_at=sent_at, malformed=problem)
     error = str(body.get("error") or "")
     info = str(body.get("error_info") or "")
     if info and info != error:
