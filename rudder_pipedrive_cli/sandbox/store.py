@@ -371,13 +371,13 @@ def _index_keys(entity: Entity, snapshot: Snapshot) -> list[tuple[Entity, str, s
     ]
 
 
+# The partial matches, which scan the index; an exact one looks its term up (`Store._exact`).
 _MATCHERS: Mapping[str, Callable[[str, str], bool]] = {
-    "exact": lambda value, term: value == term,
     # "The search is case sensitive" (v2.yaml, searchItemByField), whatever the match.
     "beginning": lambda value, term: value.startswith(term),
     "middle": lambda value, term: term in value,
 }
-MATCH_MODES = tuple(_MATCHERS)
+MATCH_MODES = ("exact", *_MATCHERS)
 
 
 def _lead_custom_fields(body: Mapping[str, Any]) -> Record:
