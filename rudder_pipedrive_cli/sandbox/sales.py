@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.sandbox.replies import ApiError
+from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
     STAGES,
@@ -39,35 +40,16 @@ _STATUS_TIMES = {
     "lost_time": ("lost",),
     "close_time": ("won", "lost"),
 }
-_DEAL_KEPT = (
-    "title",
-    "person_id",
-    "org_id",
-    "value",
-    "currency",
-    "is_deleted",
-    "is_archived",
-    "status",
-    "probability",
-    "lost_reason",
-    "visible_to",
-    "expected_close_date",
-    "origin_id",
+# Deal times a body may give in either format: kept in RFC 3339.
+_DEAL_TIMES = ("archive_time", "close_time", "won_time", "lost_time")
+# A deal or an activity keeps as given every property its create declares but those the create
+# works out: a deal's pipeline and stage, owner, labels, times and custom fields; an activity's
+# person and participants, owner, times of day and project (refused).
+_DEAL_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/deals"]["properties"]).difference(
+    ("pipeline_id", "stage_id", "owner_id", "label_ids", "custom_fields", *_DEAL_TIMES)
 )
-_ACTIVITY_KEPT = (
-    "subject",
-    "type",
-    "deal_id",
-    "lead_id",
-    "org_id",
-    "due_date",
-    "busy",
-    "done",
-    "location",
-    "attendees",
-    "public_description",
-    "priority",
-    "note",
+_ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]).difference(
+    ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
 )
 # What a note may be pinned to (projects and tasks: not in the sandbox).
 PINS = ("lead", "deal", "organization", "person")
@@ -100,7 +82,7 @@ class Sales:
             raise ApiError(400, problem)
         times = {
             key: rfc3339(parse_time(body[key], key))
-            for key in ("archive_time", "close_time", "won_time", "lost_time")
+            for key in _DEAL_TIMES
             if body.get(key) is not None
         }
         deal: Record = {
