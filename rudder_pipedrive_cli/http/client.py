@@ -358,15 +358,14 @@ class PipedriveClient:
             if event.endswith("send_request_body.complete"):
                 self.pacer.sent(ticket)
 
+        body = None if request.body is None else orjson.dumps(request.body, default=_json_default)
         try:
             response = await self._on_a_lane(
                 request.method,
                 request.path,
                 params=dict(request.query) or None,
-                content=None
-                if request.body is None
-                else orjson.dumps(request.body, default=_json_default),
-                headers={"content-type": "application/json"} if request.body is not None else None,
+                content=body,
+                headers=None if body is None else {"content-type": "application/json"},
                 extensions={"trace": trace},
             )
         except NOT_SENT as error:
