@@ -227,7 +227,7 @@ def _lister(entity: Entity) -> Handler:
         _unmodelled(req, "filter_id")
         view = _record_view(entity, req)
         ids = _ids(req)
-        deal_id = _query_int(req, "deal_id") if entity == "person" else None
+        deal_id = _query_int(req, "deal_id")  # GET persons only, as org_id below
         if deal_id is not None:  # the persons linked to that deal
             deal = store.sales.deals.get(deal_id)
             linked = {deal["person_id"]} if deal and deal["person_id"] is not None else set()
