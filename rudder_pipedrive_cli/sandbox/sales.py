@@ -246,12 +246,11 @@ class Sales:
                 "name": USER_ME["name"],
             },
         }
-        for pin in (*PINS, "project", "task"):
-            flag = body.get(f"pinned_to_{pin}_flag", 0)
-            if pin in ("project", "task") and flag:
+        for pin in ("project", "task"):
+            if body.get(f"pinned_to_{pin}_flag"):
                 raise ApiError(400, f"pinned_to_{pin}_flag: the sandbox has no {pin}s")
-            note[f"pinned_to_{pin}_flag"] = bool(flag)
-        note.pop("pinned_to_task_flag")
+        for pin in (*PINS, "project"):  # a v1 note has no task flag
+            note[f"pinned_to_{pin}_flag"] = bool(body.get(f"pinned_to_{pin}_flag"))
         self.notes[note["id"]] = note
         return note
 
