@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
-from rudder_pipedrive_cli.sandbox.sales import PINS
+from rudder_pipedrive_cli.sandbox.sales import PIN_FLAGS
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
@@ -519,7 +519,6 @@ def _list_activities(store: Store, req: Request) -> Answer:
 
 
 _NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")
-_PIN_FLAGS = tuple(f"pinned_to_{pin}_flag" for pin in (*PINS, "project"))
 
 
 def _list_notes(store: Store, req: Request) -> Answer:
@@ -527,7 +526,7 @@ def _list_notes(store: Store, req: Request) -> Answer:
     filters = _int_filters(req, "user_id", "deal_id", "person_id", "org_id")
     if "lead_id" in req.query:
         filters["lead_id"] = req.query["lead_id"]
-    for flag in _PIN_FLAGS:
+    for flag in PIN_FLAGS:
         if flag in req.query:
             if req.query[flag] not in ("0", "1"):
                 raise ApiError(400, f"{flag}: must be 0 or 1")

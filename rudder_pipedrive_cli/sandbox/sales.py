@@ -51,8 +51,11 @@ _DEAL_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/deals"]["properties"]).diff
 _ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]).difference(
     ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
 )
-# What a note may be pinned to (projects and tasks: not in the sandbox).
-PINS = ("lead", "deal", "organization", "person")
+# The pin flags a note carries and getNotes filters by (projects: never pinned, the sandbox has
+# none; a v1 note has no task flag).
+PIN_FLAGS = tuple(
+    f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
+)
 
 
 class Sales:
@@ -249,8 +252,7 @@ class Sales:
         for pin in ("project", "task"):
             if body.get(f"pinned_to_{pin}_flag"):
                 raise ApiError(400, f"pinned_to_{pin}_flag: the sandbox has no {pin}s")
-        for pin in (*PINS, "project"):  # a v1 note has no task flag
-            note[f"pinned_to_{pin}_flag"] = bool(body.get(f"pinned_to_{pin}_flag"))
+        note |= {flag: bool(body.get(flag)) for flag in PIN_FLAGS}
         self.notes[note["id"]] = note
         return note
 
