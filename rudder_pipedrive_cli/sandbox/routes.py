@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from rudder_pipedrive_cli.sandbox.replies import Answer, ApiError, success
-from rudder_pipedrive_cli.sandbox.sales import PIN_FLAGS
+from rudder_pipedrive_cli.sandbox.sales import DEAL_STATUSES, PIN_FLAGS
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
@@ -486,7 +486,7 @@ def _field_listing(entity: Entity) -> Handler:
 # ---- deals, activities, notes, pipelines, stages, activity types ------------------------------
 
 
-_DEAL_STATUSES = ("open", "won", "lost", "deleted")
+_DEAL_STATUSES = (*DEAL_STATUSES, "deleted")  # a deleted deal is listed when asked for
 
 
 def _list_deals(store: Store, req: Request) -> Answer:
