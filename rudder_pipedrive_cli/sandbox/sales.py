@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
+    DEFAULT_VISIBLE_TO,
     STAGES,
     USER_ID,
     USER_ME,
@@ -108,7 +109,7 @@ class Sales:
             "is_deleted": False,
             "probability": None,
             "lost_reason": None,
-            "visible_to": 3,
+            "visible_to": DEFAULT_VISIBLE_TO,
             "close_time": None,
             "won_time": None,
             "lost_time": None,

@@ -221,6 +221,8 @@ LEAD_LABEL_IDS = frozenset(label["id"] for label in LEAD_LABELS)
 
 USER_ID = 7000001
 COMPANY_ID = 7000
+# The visible_to of a new person, organization, lead or deal whose body gives none.
+DEFAULT_VISIBLE_TO = 3
 
 USER_ME: Mapping[str, Any] = {
     "id": USER_ID,

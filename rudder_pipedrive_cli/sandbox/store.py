@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.sales import Sales
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
+    DEFAULT_VISIBLE_TO,
     LEAD_LABEL_IDS,
     USER_ID,
     Entity,
@@ -40,7 +41,6 @@ from rudder_pipedrive_cli.sandbox.validation import (
 Record = dict[str, Any]
 Snapshot = Mapping[str, Any]
 
-DEFAULT_VISIBLE_TO = 3
 # v2 properties a person or organization body may set that the store keeps as given.
 _PASSTHROUGH = {
     "person": ("postal_address", "notes", "im", "birthday", "job_title", "marketing_status"),
