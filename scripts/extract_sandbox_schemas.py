@@ -44,6 +44,7 @@ OPERATIONS: dict[str, tuple[str, str, str]] = {
     "GET /v1/users/me": ("v1.yaml", "/users/me", "get"),
     "POST /api/v2/deals": ("v2.yaml", "/deals", "post"),
     "GET /api/v2/deals": ("v2.yaml", "/deals", "get"),
+    "GET /api/v2/deals/archived": ("v2.yaml", "/deals/archived", "get"),
     "POST /api/v2/activities": ("v2.yaml", "/activities", "post"),
     "GET /api/v2/activities": ("v2.yaml", "/activities", "get"),
     "POST /v1/notes": ("v1.yaml", "/notes", "post"),

@@ -59,14 +59,21 @@ def test_the_account_deals_are_listed_by_cursor_without_a_person() -> None:
                 data=[{"id": 3, "person_id": 7, "origin_id": "rpd:m-2"}],
                 additional_data={"next_cursor": None},
             ),
+            # Archived deals: only in their own listing (GET /api/v2/deals omits them).
+            ApiResponse(
+                status=200,
+                data=[{"id": 4, "person_id": 9, "origin_id": "rpd:m-3"}],
+                additional_data={"next_cursor": None},
+            ),
         ],
     )
     assert requests == [
         ("GET", "/api/v2/deals", {"limit": 500}, "list deals", note),
         ("GET", "/api/v2/deals", {"limit": 500, "cursor": "c2"}, "list deals", note),
+        ("GET", "/api/v2/deals/archived", {"limit": 500}, "list deals", note),
     ]
-    assert origins == {"deal:7": {"rpd:m-1", "rpd:m-2"}}
-    assert index.stats.track_pages == {"deal": 2}
+    assert origins == {"deal:7": {"rpd:m-1", "rpd:m-2"}, "deal:9": {"rpd:m-3"}}
+    assert index.stats.track_pages == {"deal": 3}
     assert index.stats.lead_pages == 0
 
 
@@ -229,6 +236,7 @@ def test_send_lists_for_the_account_the_kinds_it_pays_for_and_says_why_not_the_o
     answers = {
         "/api/v2/persons": [page(*persons)],
         "/api/v2/deals": [page({"id": 5, "person_id": 2, "origin_id": "rpd:m-1"})],
+        "/api/v2/deals/archived": [page()],
         # More activities than persons: a second page would cost what two persons' cost.
         "/api/v2/activities": [page({"id": 1, "person_id": 1, "note": "rpd:m-2"}, cursor="c")],
         "/v1/notes": [ApiResponse(status=500, error="Internal error")],
@@ -247,7 +255,13 @@ def test_send_lists_for_the_account_the_kinds_it_pays_for_and_says_why_not_the_o
     # Deals: two persons to list, one page of the account's: listed. Activities: two persons,
     # but more pages than that. Notes: two persons (u-9 is not in the account), but the listing
     # failed. Leads: one person against one page: equal, so that person's own.
-    assert asked == ["/api/v2/persons", "/api/v2/deals", "/api/v2/activities", "/v1/notes"]
+    assert asked == [
+        "/api/v2/persons",
+        "/api/v2/deals",
+        "/api/v2/deals/archived",
+        "/api/v2/activities",
+        "/v1/notes",
+    ]
     assert identities.listed == ["deal"]
     assert identities.origins == {"deal:2": {"rpd:m-1"}}
     assert identities.notes == [
@@ -258,5 +272,6 @@ def test_send_lists_for_the_account_the_kinds_it_pays_for_and_says_why_not_the_o
         "each person's notes are listed when needed",
     ]
     assert identities.index is not None
-    # The refused page is not counted; the page of activities read is.
-    assert identities.index.stats.track_pages == {"deal": 1, "activity": 1}
+    # The refused page is not counted; the pages of deals (and archived deals) and activities
+    # read are.
+    assert identities.index.stats.track_pages == {"deal": 2, "activity": 1}

@@ -61,6 +61,7 @@ def test_the_scenarios_cover_every_operation_the_plans_use() -> None:
         "GET /v1/leads/archived",
         "POST /api/v2/deals",
         "GET /api/v2/deals",
+        "GET /api/v2/deals/archived",
         "POST /api/v2/activities",
         "GET /api/v2/activities",
         "POST /v1/notes",

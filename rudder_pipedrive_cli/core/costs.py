@@ -61,6 +61,7 @@ TOKEN_COST: Mapping[str, int] = {
     "GET /v1/users/me": 2,
     "POST /api/v2/deals": 5,
     "GET /api/v2/deals": 10,
+    "GET /api/v2/deals/archived": 20,
     "POST /api/v2/activities": 5,
     "GET /api/v2/activities": 10,
     "POST /v1/notes": 10,

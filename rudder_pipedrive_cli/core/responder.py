@@ -35,7 +35,10 @@ NONE_V2 = ApiResponse(status=200, data=[], additional_data={"next_cursor": None}
 # The answers that are the same whatever the request, by "METHOD endpoint" (`ApiRequest.key`).
 LISTED = {f"GET {path}": NONE_V1 for path in ("/v1/leads", "/v1/leads/archived", "/v1/notes")}
 LISTED.update(
-    {f"GET /api/v2/{kind}": NONE_V2 for kind in ("persons", "organizations", "deals", "activities")}
+    {
+        f"GET /api/v2/{kind}": NONE_V2
+        for kind in ("persons", "organizations", "deals", "deals/archived", "activities")
+    }
 )
 CANNED: Mapping[Assume, Mapping[str, ApiResponse]] = {
     "missing": {**LISTED, SEARCH_KEY: NO_HITS},

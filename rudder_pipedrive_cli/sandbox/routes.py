@@ -489,17 +489,23 @@ def _field_listing(entity: Entity) -> Handler:
 _DEAL_STATUSES = (*DEAL_STATUSES, "deleted")  # a deleted deal is listed when asked for
 
 
-def _list_deals(store: Store, req: Request) -> Answer:
-    _unmodelled(req, "filter_id")
-    view = _record_view("deal", req)
-    statuses = None
-    if "status" in req.query:
-        statuses = [s.strip() for s in req.query["status"].split(",")]
-        if not all(s in _DEAL_STATUSES for s in statuses):
-            raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
-    ids = _ids(req)
-    filters = _int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
-    return _v2_listing(req, store.sales.deal_listing(statuses), filters, ids=ids, view=view)
+def _deal_lister(*, archived: bool) -> Handler:
+    """getDeals (`archived` False) or getArchivedDeals: the same filters, each its own deals."""
+
+    def handle(store: Store, req: Request) -> Answer:
+        _unmodelled(req, "filter_id")
+        view = _record_view("deal", req)
+        statuses = None
+        if "status" in req.query:
+            statuses = [s.strip() for s in req.query["status"].split(",")]
+            if not all(s in _DEAL_STATUSES for s in statuses):
+                raise ApiError(400, f"status: must be some of {', '.join(_DEAL_STATUSES)}")
+        ids = _ids(req)
+        filters = _int_filters(req, "owner_id", "person_id", "org_id", "pipeline_id", "stage_id")
+        deals = store.sales.deal_listing(statuses, archived=archived)
+        return _v2_listing(req, deals, filters, ids=ids, view=view)
+
+    return handle
 
 
 def _int_filters(req: Request, *names: str) -> dict[str, Any]:
@@ -576,7 +582,8 @@ ROUTES: Mapping[tuple[str, str], Handler] = {
     ("POST", "/api/v2/deals"): lambda store, req: success(
         store.sales.create_deal(_body(req), req.now)
     ),
-    ("GET", "/api/v2/deals"): _list_deals,
+    ("GET", "/api/v2/deals"): _deal_lister(archived=False),
+    ("GET", "/api/v2/deals/archived"): _deal_lister(archived=True),
     ("POST", "/api/v2/activities"): lambda store, req: success(
         store.sales.create_activity(_body(req), req.now)
     ),
@@ -602,6 +609,7 @@ LOOKUPS = frozenset(
         "GET /v1/leads",
         "GET /v1/leads/archived",
         "GET /api/v2/deals",
+        "GET /api/v2/deals/archived",
         "GET /api/v2/activities",
         "GET /v1/notes",
     }

@@ -136,16 +136,22 @@ class Sales:
         self.deals[deal["id"]] = deal
         return deal
 
-    def deal_listing(self, statuses: Sequence[str] | None) -> list[Record]:
-        """getDeals' deals before its other filters (routes' `_matching`): not archived, not deleted
-        unless `statuses` has "deleted"."""
+    def deal_listing(
+        self, statuses: Sequence[str] | None, *, archived: bool = False
+    ) -> list[Record]:
+        """getDeals' deals (getArchivedDeals': `archived`) before its other filters (routes'
+        `_matching`): not deleted unless `statuses` has "deleted"."""
 
         def status_ok(deal: Record) -> bool:
             if deal["is_deleted"]:
                 return statuses is not None and "deleted" in statuses
             return statuses is None or deal["status"] in statuses
 
-        return [deal for deal in self.deals.values() if not deal["is_archived"] and status_ok(deal)]
+        return [
+            deal
+            for deal in self.deals.values()
+            if deal["is_archived"] == archived and status_ok(deal)
+        ]
 
     # ---- activities ------------------------------------------------------------------------
 

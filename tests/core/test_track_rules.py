@@ -107,6 +107,15 @@ def list_v2(path: str, pid: PdId, records: list[dict[str, Any]], cursor: str = "
     )
 
 
+def deals_of(
+    pid: PdId, records: list[dict[str, Any]], archived: list[dict[str, Any]] | None = None
+) -> tuple[Call, Call]:
+    """A person's whole deal listing: its deals, then its archived deals (as leads, SPEC 1)."""
+    return list_v2("/api/v2/deals", pid, records), list_v2(
+        "/api/v2/deals/archived", pid, archived or []
+    )
+
+
 def list_notes(pid: PdId, records: list[dict[str, Any]]) -> Call:
     return Call(
         method="GET",
@@ -164,7 +173,7 @@ CASES = [
         config=RULED,
         calls=[
             search_person("u-1", 42),
-            list_v2("/api/v2/deals", 42, [{"id": 7, "origin_id": "rpd:other"}, {"id": 8}]),
+            *deals_of(42, [{"id": 7, "origin_id": "rpd:other"}, {"id": 8}]),
             post("/api/v2/deals", DEAL, ok({"id": 9, **DEAL}, status=201)),
         ],
         expect={
@@ -229,7 +238,7 @@ CASES = [
         leads={"deal:42": frozenset()},
         calls=[
             post("/api/v2/deals", {**SIGNED, "org_id": 500}, UNKNOWN),
-            list_v2("/api/v2/deals", 42, []),
+            *deals_of(42, []),
             post(
                 "/api/v2/deals",
                 {**SIGNED, "org_id": 500},
@@ -250,7 +259,19 @@ CASES = [
         config=RULED,
         calls=[
             search_person("u-1", 42),
-            list_v2("/api/v2/deals", 42, [{"id": 7, "origin_id": "rpd:m-1"}]),
+            *deals_of(42, [{"id": 7, "origin_id": "rpd:m-1"}]),
+        ],
+        expect={"status": "skipped", "reason": "already done"},
+    ),
+    Case(
+        name="deal archived in Pipedrive (only in the archived listing): skipped, not made again",
+        raw=DEMO,
+        config=RULED,
+        calls=[
+            search_person("u-1", 42),
+            *deals_of(
+                42, [{"id": 8, "origin_id": "rpd:other"}], [{"id": 7, "origin_id": "rpd:m-1"}]
+            ),
         ],
         expect={"status": "skipped", "reason": "already done"},
     ),
@@ -262,7 +283,7 @@ CASES = [
         leads={"deal:42": frozenset()},
         calls=[
             post("/api/v2/deals", DEAL, UNKNOWN),
-            list_v2("/api/v2/deals", 42, [{"id": 9, "origin_id": "rpd:m-1"}]),
+            *deals_of(42, [{"id": 9, "origin_id": "rpd:m-1"}]),
         ],
         expect={"status": "sent", "lead_origins": {"deal:42": frozenset({"rpd:m-1"})}},
     ),
@@ -750,7 +771,7 @@ def test_a_rule_with_an_unresolved_name_offline_shows_a_placeholder() -> None:
         DEMO,
         [
             search_person("u-1", 42),
-            list_v2("/api/v2/deals", 42, []),
+            *deals_of(42, []),
             post(
                 "/api/v2/deals",
                 body := {

@@ -275,6 +275,7 @@ def test_a_rerun_with_the_state_plans_the_reconciling_of_a_write_left_in_flight(
     assert run.exit_code == 0, run.stderr
     assert [(r["method"], r["path"]) for r in planned[0]["requests"]] == [
         ("GET", "/api/v2/deals"),
+        ("GET", "/api/v2/deals/archived"),
         ("POST", "/api/v2/deals"),
     ]
     assert disagreements(planned, sent) == []

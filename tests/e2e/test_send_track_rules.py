@@ -272,3 +272,40 @@ def test_an_event_a_skip_rule_takes_is_skipped_whatever_its_identity(
     assert run.report["events"] == {"read": 6, "sent": 0, "unchanged": 0, "skipped": 5, "failed": 1}
     assert run.report["skipped_by_reason"] == {"track rule: skip": 5}
     assert [letter["event"]["messageId"] for letter in run.dead_letters] == ["m-2"]
+
+
+def test_a_deal_archived_in_pipedrive_is_not_created_again_by_a_fresh_state_replay(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # GET /api/v2/deals lists only deals not archived: a deal a sales rep archived after rpd
+    # made it is found in /api/v2/deals/archived, as an archived lead is in /v1/leads/archived.
+    events = write_events(tmp_path / "in.ndjson", [EVENTS[0], EVENTS[2]])
+    first = rpd_send(sandbox, tmp_path, events, state=tmp_path / "one.sqlite", name="one")
+    assert first.exit_code == 0, first.stderr
+    (made,) = records(sandbox)["deals"]
+    with sandbox.app.lock:  # archived in Pipedrive's web app: the sandbox has no route for it
+        sandbox.app.store.sales.deals[made["id"]]["is_archived"] = True
+
+    again = rpd_send(sandbox, tmp_path, events, state=tmp_path / "two.sqlite", name="two")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 2,
+        "sent": 1,  # the identify: a PATCH of the person found
+        "unchanged": 0,
+        "skipped": 1,
+        "failed": 0,
+    }
+    assert again.report["skipped_by_reason"] == {"already done": 1}
+    assert [
+        (deal["id"], deal["origin_id"], deal["is_archived"]) for deal in records(sandbox)["deals"]
+    ] == [(made["id"], "rpd:m-2", True)]
+    requests = again.report["requests"]
+    assert {
+        key: requests.get(key) for key in ("GET /api/v2/deals", "GET /api/v2/deals/archived")
+    } == {
+        "GET /api/v2/deals": 1,
+        "GET /api/v2/deals/archived": 1,
+    }
+    assert "POST /api/v2/deals" not in requests

@@ -105,6 +105,11 @@ class World:
             "/api/v2/deals",
             {"title": "D2", "person_id": 3, "pipeline_id": 2, "status": "won"},
         )
+        for deal in (  # archived: listed only by /api/v2/deals/archived
+            {"title": "D3", "person_id": 2, "stage_id": 2, "custom_fields": {SOURCE_FIELD: "web"}},
+            {"title": "D4", "person_id": 3, "org_id": 2, "pipeline_id": 2, "status": "won"},
+        ):
+            post("/api/v2/deals", {**deal, "is_archived": True})
         post(
             "/api/v2/activities", {"type": "task", "person_id": 3, "lead_id": self.l1, "org_id": 2}
         )
@@ -284,6 +289,23 @@ QUERY_PROBES: dict[str, dict[str, Probe]] = {
         custom_fields=({}, SOURCE_FIELD, custom(), [{SOURCE_FIELD: "web"}, {SOURCE_FIELD: None}]),
         # Honoured, but the sandbox's deal fields have no options to show as labels.
         include_option_labels=({}, "true", custom(), None),
+    ),
+    "GET /api/v2/deals/archived": _v2(
+        {
+            "updated_since": [3],  # D3 moved to Ann by the merge (C)
+            "updated_until": [4],
+            "sort_by": [4, 3],
+            "sort_direction": [4, 3],
+            "limit": [3],
+            "cursor": [4],
+        },
+        ids=({}, "4", ids, [4]),
+        person_id=({}, 1, ids, [3]),
+        org_id=({}, 2, ids, [4]),
+        pipeline_id=({}, 2, ids, [4]),
+        stage_id=({}, 2, ids, [3]),
+        status=({}, "won", ids, [4]),
+        custom_fields=({}, SOURCE_FIELD, custom(), [{SOURCE_FIELD: "web"}, {SOURCE_FIELD: None}]),
     ),
     "GET /api/v2/activities": _v2(
         {

@@ -84,9 +84,9 @@ def _marked(key: str) -> Callable[[Mapping[str, Any]], set[str]]:  # activities'
 
 
 LEADS, DEALS, ACTIVITIES, NOTES = "/v1/leads", "/api/v2/deals", "/api/v2/activities", "/v1/notes"
-KINDS: Mapping[str, Kind] = {  # archived leads are only in the second listing
+KINDS: Mapping[str, Kind] = {  # archived leads and deals are only in the second listing
     "lead": Kind("lead", "leads", LEADS, (LEADS, "/v1/leads/archived"), True, _origin_id),
-    "deal": Kind("deal", "deals", DEALS, (DEALS,), False, _origin_id),
+    "deal": Kind("deal", "deals", DEALS, (DEALS, "/api/v2/deals/archived"), False, _origin_id),
     "activity": Kind("activity", "activities", ACTIVITIES, (ACTIVITIES,), False, _marked("note")),
     "note": Kind("note", "notes", NOTES, (NOTES,), True, _marked("content")),
 }
