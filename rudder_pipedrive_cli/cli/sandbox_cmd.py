@@ -136,6 +136,10 @@ def sandbox_command(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     quiet: opt.QuietOpt = False,
+    _sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Taken as every command takes it: this is the emulator."),
+    ] = False,
 ) -> None:
     """Run the Pipedrive emulator in the foreground; Ctrl-C stops it (exit 0).
 

@@ -51,6 +51,19 @@ def test_config_names_the_plan_and_quiet_keeps_only_the_first_line(tmp_path: Pat
     assert (process.returncode, out, err) == (0, "", "")
 
 
+def test_it_accepts_sandbox_as_every_command_does() -> None:
+    # SPEC 6: all commands accept --sandbox; this one is the emulator it starts. Before: "No
+    # such option: --sandbox", exit 2.
+    process, url = start("--sandbox", "-q")
+    try:
+        me = httpx.get(f"{url}/v1/users/me", headers={"x-api-token": "sandbox-token"})
+        assert me.status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    assert (process.returncode, out, err) == (0, "", "")
+
+
 def test_the_default_plan_is_growth() -> None:
     process, url = start()
     try:
