@@ -333,9 +333,10 @@ class PipedriveClient:
                     return await self._attempt(request, attempts)
         except RetryError:
             pass
-        last = attempts.last
+        last, sent = attempts.last, attempts.sent
         raise PlanFailure(
-            f"{request.key}: {last.reason if last else 'no answer'} after {attempts.sent} attempts",
+            f"{request.key}: {last.reason if last else 'no answer'} after {sent} attempt"
+            + ("" if sent == 1 else "s"),
             stage=request.stage,
             status=last.status if last else None,
             retryable=True,

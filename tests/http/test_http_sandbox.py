@@ -365,7 +365,7 @@ def test_a_connection_failure_through_a_proxy_says_so(
         run(scenario())
     assert caught.value.reason == (
         "GET /v1/users/me: ConnectError: All connection attempts failed (through the proxy in "
-        f"${name}) after 1 attempts"
+        f"${name}) after 1 attempt"
     )
 
 

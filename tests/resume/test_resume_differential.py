@@ -83,7 +83,7 @@ def test_field_listings_failing_on_the_first_try_then_a_rerun(
     assert first.report is not None and first.report["failed_by_reason"] == {
         "cannot create person without a name": {"events": 1, "later_events": 0}
     }
-    assert first.stderr.count("HTTP 503 after 1 attempts; the values of its fields will") == 3
+    assert first.stderr.count("HTTP 503 after 1 attempt; the values of its fields will") == 3
     monkeypatch.undo()
     way.send()
     assert way.converged() == expected
