@@ -110,7 +110,7 @@ def token_finding(response: ApiResponse) -> Finding:
     )
 
 
-@handle_errors()
+@handle_errors
 def check_command(
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,

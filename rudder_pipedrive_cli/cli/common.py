@@ -216,54 +216,51 @@ def stdout_to_devnull() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def handle_errors() -> Callable[[Callable[P, R]], Callable[P, R]]:
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
 
-    def decorate(command: Callable[P, R]) -> Callable[P, R]:
-        @wraps(command)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            verbose = bool(kwargs.get("verbose"))
-            try:
-                return command(*args, **kwargs)
-            except (typer.Exit, typer.Abort):
-                raise
-            except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
-                status = exit_status_for(stop)
-                terminated = status is ExitStatus.TERMINATED
-                print("terminated" if terminated else "interrupted", file=sys.stderr)
-                raise typer.Exit(int(status)) from None
-            except BrokenPipeError:
-                # The reader of our output is gone: stop quietly, as `cmd | head` expects.
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+            status = exit_status_for(stop)
+            terminated = status is ExitStatus.TERMINATED
+            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            raise typer.Exit(int(status)) from None
+        except BrokenPipeError:
+            # The reader of our output is gone: stop quietly, as `cmd | head` expects.
+            stdout_to_devnull()
+            raise typer.Exit(int(ExitStatus.PIPE_CLOSED)) from None
+        except Exception as error:  # the traceback only with -v
+            if verbose:
+                traceback.print_exc()
+            if isinstance(error, RpdError):
+                shown, status = error, exit_status_for(error)
+            elif isinstance(error, OSError) and error.errno in NO_SPACE:
+                # A full disk under what rpd writes to (stdout, --output): say so (SPEC 6).
                 stdout_to_devnull()
-                raise typer.Exit(int(ExitStatus.PIPE_CLOSED)) from None
-            except Exception as error:  # the traceback only with -v
-                if verbose:
-                    traceback.print_exc()
-                if isinstance(error, RpdError):
-                    shown, status = error, exit_status_for(error)
-                elif isinstance(error, OSError) and error.errno in NO_SPACE:
-                    # A full disk under what rpd writes to (stdout, --output): say so (SPEC 6).
-                    stdout_to_devnull()
-                    shown, status = no_space(error), ExitStatus.USAGE
-                elif scratch_full(error):
-                    shown, status = SCRATCH_FULL, ExitStatus.USAGE
-                elif isinstance(error, PlanFailure):
-                    # A request outside any event (a field listing, a lookup) that Pipedrive
-                    # refused or that could not get through: its reason, exit 1 like a failed check.
-                    # No answer at all (a refused connection, a name that does not resolve, a
-                    # timeout) is more often a wrong address than a passing fault.
-                    hint = "try again later" if error.retryable else ""
-                    if error.retryable and error.status is None:
-                        hint = NO_ANSWER_HINT
-                    shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
-                else:  # a bug: say so in two lines
-                    shown, status = internal_error(error), ExitStatus.INTERNAL
-                print_error(shown)
-                raise typer.Exit(int(status)) from None
+                shown, status = no_space(error), ExitStatus.USAGE
+            elif scratch_full(error):
+                shown, status = SCRATCH_FULL, ExitStatus.USAGE
+            elif isinstance(error, PlanFailure):
+                # A request outside any event (a field listing, a lookup) that Pipedrive
+                # refused or that could not get through: its reason, exit 1 like a failed check.
+                # No answer at all (a refused connection, a name that does not resolve, a
+                # timeout) is more often a wrong address than a passing fault.
+                hint = "try again later" if error.retryable else ""
+                if error.retryable and error.status is None:
+                    hint = NO_ANSWER_HINT
+                shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
+            else:  # a bug: say so in two lines
+                shown, status = internal_error(error), ExitStatus.INTERNAL
+            print_error(shown)
+            raise typer.Exit(int(status)) from None
 
-        return wrapper
-
-    return decorate
+    return wrapper
 
 
 def stdin_is_interactive() -> bool:

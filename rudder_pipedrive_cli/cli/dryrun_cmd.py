@@ -157,7 +157,7 @@ def named_on_error(sink: IO[bytes], output: Path) -> Iterator[None]:
         raise output_error(output, "--output", OUTPUT[1], error) from None
 
 
-@handle_errors()
+@handle_errors
 def dry_run_command(
     paths: opt.PathsArg,
     format: Annotated[

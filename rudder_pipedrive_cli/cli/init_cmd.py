@@ -181,7 +181,7 @@ def elsewhere(output: str | None, config: str | None) -> str:
     return f"set $RPD_CONFIG to {folder}, or give -o - for stdout"
 
 
-@handle_errors()
+@handle_errors
 def init_command(
     from_rudderstack_path: Annotated[
         Path | None,

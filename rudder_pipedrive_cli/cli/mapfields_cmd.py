@@ -145,7 +145,7 @@ def options_text(info: FieldInfo) -> str:
     return ", ".join(f"{label}={oid}" for label, oid in info.options.items())
 
 
-@handle_errors()
+@handle_errors
 def map_fields_command(
     entity: Annotated[
         str,

@@ -66,7 +66,7 @@ def _rate(flag: str, help: str) -> Any:
     return typer.Option(flag, min=0.0, max=1.0, metavar="RATE", help=help)
 
 
-@handle_errors()
+@handle_errors
 def sandbox_command(
     host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[

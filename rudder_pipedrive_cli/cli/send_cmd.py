@@ -219,7 +219,7 @@ def enter_account(
     replay_state.use_account(account.company_id, url, token)
 
 
-@handle_errors()
+@handle_errors
 def send_command(
     paths: opt.PathsArg,
     dead_letter: Annotated[

@@ -112,7 +112,7 @@ def state_path(env: Env, state: Path | None, *, sandbox: bool) -> Path | None:
 
 
 @state_app.command("show", short_help="Show what the state holds, per account.")
-@handle_errors()
+@handle_errors
 def show_command(
     state: opt.StateOpt = None,
     format: Annotated[
@@ -157,7 +157,7 @@ def show_command(
 
 
 @state_app.command("clear", short_help="Delete the state file: start from scratch.")
-@handle_errors()
+@handle_errors
 def clear_command(
     state: opt.StateOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
