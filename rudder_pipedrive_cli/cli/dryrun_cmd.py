@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST, fetch_account, n
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
-from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import input_aliases
@@ -196,11 +196,8 @@ def dry_run_command(
     cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Plan a replay without writing: which requests each event would make, and why."""
-    if format not in ("table", "json", "ndjson"):
-        raise UsageError(f"unknown --format {format!r}", hint="use table, json or ndjson")
-    assumption = ASSUMPTIONS.get(assume)
-    if assumption is None:
-        raise UsageError(f"unknown --assume {assume!r}", hint="use missing or existing")
+    opt.one_of("--format", format, ("table", "json", "ndjson"))
+    assumption = ASSUMPTIONS[opt.one_of("--assume", assume, tuple(ASSUMPTIONS))]
     event_filter = EventFilter.from_options(types, since, until)
     require_readable(paths)  # before a sandbox starts: a missing file is said first
     with (

@@ -22,7 +22,6 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     identity_warnings,
     is_searchable,
 )
-from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 from rudder_pipedrive_cli.io.tomlwrite import render
 
@@ -43,16 +42,6 @@ TOML_HEADER = (
     "Paste into rpd.toml: event trait path = Pipedrive field key.",
     "Trait names are made from the field names: rename them to your events' traits.",
 )
-
-
-def entities_for(entity: str) -> tuple[str, ...]:
-    if entity == "all":
-        return ENTITIES
-    if entity not in ENTITIES:
-        raise UsageError(
-            f"unknown --entity {entity!r}", hint="use persons, organizations, leads or all"
-        )
-    return (entity,)
 
 
 def field_json(info: FieldInfo) -> dict[str, Any]:
@@ -178,9 +167,9 @@ def map_fields_command(
 
     A listing Pipedrive refuses (its retries spent) is said, and the others are listed; the
     exit status is then 1. One that gets no answer at all stops it at once."""
-    if format not in FORMATS:
-        raise UsageError(f"unknown --format {format!r}", hint="use table, json or toml")
-    entities = entities_for(entity)
+    opt.one_of("--format", format, FORMATS)
+    opt.one_of("--entity", entity, (*ENTITIES, "all"))
+    entities = ENTITIES if entity == "all" else (entity,)
     overrides = {"pipedrive.base_url": base_url}
     with command_env(
         config=config, verbose=verbose, quiet=quiet, sandbox=sandbox, overrides=overrides

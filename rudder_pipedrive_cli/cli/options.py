@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.readers import DEFAULT_MAX_ITEM_BYTES, describe_size
 
 
@@ -22,6 +24,15 @@ def given(text: str, what: str = "path: give a file, or leave the option out") -
 def given_input(text: str) -> str:
     """An input PATH: an empty one was `cannot read : No such file or directory`."""
     return given(text, "path: name a file, a folder or a bucket URL, or '-' for standard input")
+
+
+def one_of(option: str, value: str, choices: Sequence[str]) -> str:
+    """`value` of `option` (`--format`), when it is one of `choices`; else a usage error that
+    lists them ("use table, json or ndjson")."""
+    if value not in choices:
+        listed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise UsageError(f"unknown {option} {value!r}", hint=f"use {listed}")
+    return value
 
 
 def given_file(text: str) -> Path:

@@ -124,8 +124,7 @@ def show_command(
     sandbox: opt.SandboxOpt = False,
 ) -> None:
     """Show what the state holds, per namespace (Pipedrive account and token fingerprint)."""
-    if format not in ("table", "json"):
-        raise UsageError(f"unknown --format {format!r}", hint="use table or json")
+    opt.one_of("--format", format, ("table", "json"))
     with state_env(config, verbose, quiet) as env:
         path = state_path(env, state, sandbox=sandbox)
         if path is None:
