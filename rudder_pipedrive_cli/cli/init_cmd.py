@@ -185,10 +185,8 @@ def elsewhere(output: str | None, config: str | None) -> str:
 def init_command(
     from_rudderstack_path: Annotated[
         Path | None,
-        typer.Option(
+        opt.file_option(
             "--from-rudderstack",
-            parser=opt.given_file,
-            metavar="FILE",
             help="Convert this RudderStack Pipedrive destination config (JSON).",
         ),
     ] = None,

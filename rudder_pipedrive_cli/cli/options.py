@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +37,11 @@ def one_of(option: str, value: str, choices: Sequence[str]) -> str:
 
 def given_file(text: str) -> Path:
     return Path(given(text))
+
+
+def file_option(*flags: str, help: str) -> Any:
+    """An option that names a file (an empty path refused: `given`)."""
+    return typer.Option(*flags, parser=given_file, metavar="FILE", help=help)
 
 
 def given_url(text: str) -> str:
@@ -108,17 +113,11 @@ BaseUrlOpt = Annotated[
     str | None,
     typer.Option("--base-url", parser=given_url, metavar="URL", help="Override the API base URL."),
 ]
-OutputOpt = Annotated[
-    Path | None,
-    typer.Option("--output", "-o", parser=given_file, metavar="FILE", help="Write output here."),
-]
+OutputOpt = Annotated[Path | None, file_option("--output", "-o", help="Write output here.")]
 StateOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--state",
-        parser=given_file,
-        metavar="FILE",
-        help="Replay state file (default: .rpd/state.sqlite beside the config).",
+    file_option(
+        "--state", help="Replay state file (default: .rpd/state.sqlite beside the config)."
     ),
 ]
 

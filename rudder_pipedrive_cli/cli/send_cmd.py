@@ -224,21 +224,12 @@ def send_command(
     paths: opt.PathsArg,
     dead_letter: Annotated[
         Path | None,
-        typer.Option(
-            "--dead-letter",
-            parser=opt.given_file,
-            metavar="FILE",
-            help="Failed events go here (default rpd-failed-*.ndjson).",
+        opt.file_option(
+            "--dead-letter", help="Failed events go here (default rpd-failed-*.ndjson)."
         ),
     ] = None,
     report: Annotated[
-        Path | None,
-        typer.Option(
-            "--report",
-            parser=opt.given_file,
-            metavar="FILE",
-            help="Also write the report as JSON here.",
-        ),
+        Path | None, opt.file_option("--report", help="Also write the report as JSON here.")
     ] = None,
     concurrency: Annotated[
         int,
