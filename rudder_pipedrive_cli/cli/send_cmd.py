@@ -6,8 +6,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from itertools import count
@@ -118,6 +118,26 @@ STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM
 
 
 @contextmanager
+def handled(signums: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for `signums` while in it, the handlers before it again after; on a thread
+    other than the main one (where Python takes no handler), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def signal_of(stop: BaseException) -> signal.Signals:
+    """The signal a stop came from: SIGTERM for `Terminated`, else Ctrl-C's SIGINT."""
+    return signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+
+
+@contextmanager
 def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
     """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
     the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
@@ -126,34 +146,19 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
     its way swallowed (a finalizer, a task whose error nobody read) is still a stop heard
     (`run_send`)."""
     heard: list[signal.Signals] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield heard
-        return
 
     def stop(signum: int, frame: object) -> None:
         heard.append(signal.Signals(signum))
         raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, stop) for signum in STOPPED_BY}
-    try:
+    with handled(STOPPED_BY, stop):
         yield heard
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
-@contextmanager
-def sigterm_held(heard: list[signal.Signals]) -> Iterator[None]:
+def sigterm_held(heard: list[signal.Signals]) -> AbstractContextManager[None]:
     """A SIGTERM while the report is made is put in `heard`, not raised: raised, it ended the
     run with no report (kept in the state, printed, written), though SPEC 6 exits after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: heard.append(signal.SIGTERM))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return handled((signal.SIGTERM,), lambda *_: heard.append(signal.SIGTERM))
 
 
 class SayHandler(logging.Handler):
@@ -351,7 +356,7 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
             raise stop from None
         # Before the first event: the report would be all zeros; what to do is the line to say
         # (QA: a plain "terminated" said neither what was done nor what to do).
-        what = STOPPED_BY[signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT]
+        what = STOPPED_BY[signal_of(stop)]
         say(env.err, STARTING_MESSAGE.format(what=what), indent=MORE)
         return exit_status_for(stop)
 
@@ -469,7 +474,7 @@ def run_send(
             if (stop := stop_in(caught)) is None:
                 raise
             if not heard:  # each handler's is heard already
-                heard.append(signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+                heard.append(signal_of(stop))
         if heard:  # stopped in the pass, or a stop there swallowed on its way: before any event
             return end_first_pass(
                 env,
@@ -563,7 +568,7 @@ def run_send(
     except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # a second Ctrl-C or SIGTERM
         if (stop := stop_in(caught)) is None:
             raise
-        interrupted = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        interrupted = signal_of(stop)
         cancelled = True  # in flight were cancelled
     finally:
         with sigterm_held(heard):  # as the report's, below: a SIGTERM here still has its report
