@@ -4,7 +4,7 @@ refused before any event."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -88,6 +88,11 @@ LEFT = {
 }
 
 
+def and_more(items: Sized) -> str:
+    """What follows the first of `items` named: ` (and 2 more)`, or nothing for one."""
+    return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+
+
 def stop_unless_resolved(
     config: PlanConfig, entities: tuple[str, ...], reason: str, failure: PlanFailure | None
 ) -> None:
@@ -95,9 +100,8 @@ def stop_unless_resolved(
     listing, which failed, resolves: sent as they are, those values would be lost or refused."""
     unresolved = needs_listing(config, entities)
     if unresolved:
-        more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
         raise PlanFailure(
-            f"{reason}; without it {unresolved[0]}{more} cannot be resolved",
+            f"{reason}; without it {unresolved[0]}{and_more(unresolved)} cannot be resolved",
             status=failure.status if failure is not None else None,  # what the hint says
             retryable=True,
         ) from None
@@ -109,10 +113,9 @@ def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
     unresolved = config.track_rules.unresolved()
     if not unresolved:
         return config
-    more = f" (and {len(unresolved) - 1} more)" if len(unresolved) > 1 else ""
     env.warn(
-        f"{unresolved[0]}{more} cannot be resolved without the listings: the events of those "
-        "track rules fail (retryable)"
+        f"{unresolved[0]}{and_more(unresolved)} cannot be resolved without the listings: the "
+        "events of those track rules fail (retryable)"
     )
     return replace(config, track_rules=config.track_rules.unresolvable(why))
 
@@ -124,10 +127,9 @@ def refuse_what_can_only_fail(env: Env, failed: list[Finding]) -> None:
     if not failed:
         return
     where = env.settings.path or "settings (no config file)"
-    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
     first = failed[0]
     raise ConfigError(
-        f"{where}: {first.line}{more}: every event that needs it would fail",
+        f"{where}: {first.line}{and_more(failed)}: every event that needs it would fail",
         hint=f"{first.hint}; `rpd check` runs every check",
     )
 
@@ -136,10 +138,9 @@ def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
     """What `rpd send` refuses to start on (`refuse_what_can_only_fail`), said once by dry-run
     before the plan: each event of the plan still shows its end."""
     if failed:
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         env.warn(
-            f"{failed[0].line}{more}: every event that needs it would fail, so `rpd send` would "
-            f"not start ({failed[0].hint}; `rpd check` runs every check)"
+            f"{failed[0].line}{and_more(failed)}: every event that needs it would fail, so `rpd "
+            f"send` would not start ({failed[0].hint}; `rpd check` runs every check)"
         )
 
 
