@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rudder_pipedrive_cli.cli.common import Env
+from rudder_pipedrive_cli.core.account import Account, fetch_account, not_pipedrive
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, NOUNS, suggest_traits
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.io.config import require_token
@@ -37,6 +39,18 @@ def account_client(
         max_retries=max_retries,
         **shared,
     )
+
+
+def ask_account(client: BlockingClient, url: str) -> Account | PlanFailure:
+    """The account the token is in (`GET /v1/users/me`), or why Pipedrive did not say. A 404 at
+    `url` with a path stops the command (`not_pipedrive`): every request would answer it."""
+    try:
+        return client.exchange(fetch_account())
+    except PlanFailure as failure:
+        wrong = not_pipedrive(failure.status, url)
+        if wrong is not None:
+            raise wrong from None
+        return failure
 
 
 def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:

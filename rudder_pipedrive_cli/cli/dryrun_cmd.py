@@ -35,11 +35,10 @@ from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import list_catalog, warn_what_send_refuses, with_catalog
-from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST, fetch_account, not_pipedrive
+from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
-from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import input_aliases
@@ -232,16 +231,12 @@ def dry_run_command(
             # The lookups are counted apart: the plan counts each search it would make, and a
             # lookup that answers one is that same search, made now. A preview at a terminal:
             # retried as map-fields and check are (cli/account.py), not for a send's 25 s.
-            from rudder_pipedrive_cli.cli.account import account_client
+            from rudder_pipedrive_cli.cli.account import account_client, ask_account
 
             made = Tally()
             client = stack.enter_context(account_client(env, tally=made))
             if state_path is not None:  # a send with a state asks who it is first: as it, stop
-                try:  # where each lookup would answer 404, else go on (send's enter_account)
-                    client.exchange(fetch_account())
-                except PlanFailure as failure:
-                    if (wrong := not_pipedrive(failure.status, settings.api_url)) is not None:
-                        raise wrong from None
+                ask_account(client, settings.api_url)  # where each lookup would answer 404
             # As a send: each listing on its own, a failed one from the state when it saved one.
             listing = partial(list_catalog, client, plan_config)
             plan_config = with_catalog(

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client
+from rudder_pipedrive_cli.cli.account import account_client, ask_account
 from rudder_pipedrive_cli.cli.common import (
     MORE,
     Env,
@@ -43,7 +43,6 @@ from rudder_pipedrive_cli.cli.send_catalog import (
     refuse_what_can_only_fail,
     with_catalog,
 )
-from rudder_pipedrive_cli.core.account import fetch_account, not_pipedrive
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.errors import (
@@ -209,19 +208,15 @@ def enter_account(
     account's namespace. A 404 at a URL with a path says it is not Pipedrive's: the run stops
     before any event."""
     url = env.settings.api_url
-    try:
-        with lists() as blocking:
-            account = blocking.exchange(fetch_account())
-    except PlanFailure as failure:
-        wrong = not_pipedrive(failure.status, url)
-        if wrong is not None:  # before any event: each would fail with the same 404
-            raise wrong from None
+    with lists() as blocking:  # a 404 raised: before any event, each would fail with it
+        answer = ask_account(blocking, url)
+    if isinstance(answer, PlanFailure):
         if replay_state.namespace.startswith(ACCOUNT):
-            env.warn(f"{failure.reason}; using the state of the account {url} led to last time")
+            env.warn(f"{answer.reason}; using the state of the account {url} led to last time")
         else:
-            env.warn(f"{failure.reason}; the state is kept for {url} until it can say")
+            env.warn(f"{answer.reason}; the state is kept for {url} until it can say")
         return
-    replay_state.use_account(account.company_id, url, token)
+    replay_state.use_account(answer.company_id, url, token)
 
 
 @handle_errors
