@@ -16,7 +16,6 @@ import orjson
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import (
     NO_SPACE,
     Env,
@@ -34,7 +33,12 @@ from rudder_pipedrive_cli.cli.exits import exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
-from rudder_pipedrive_cli.cli.send_catalog import list_catalog, warn_what_send_refuses, with_catalog
+from rudder_pipedrive_cli.cli.send_catalog import (
+    applied,
+    list_catalog,
+    warn_what_send_refuses,
+    with_catalog,
+)
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings

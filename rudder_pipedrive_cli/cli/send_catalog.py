@@ -1,6 +1,6 @@
 """A send's catalog before its first event: listed live or, when the listing fails, the one the
-state saved (io/catalog_cache.py `live_or_cached`), applied to the config, and what can only fail
-refused before any event."""
+state saved (io/catalog_cache.py `live_or_cached`), applied to the config (as dry-run applies the
+one the state saved), and what can only fail refused before any event."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections.abc import Callable, Sized
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from rudder_pipedrive_cli.cli.applied import applied
 from rudder_pipedrive_cli.cli.common import Env
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import SALES_LISTINGS, fetch_catalog, sales_listings
@@ -78,6 +77,22 @@ def with_catalog(
     resolved = applied(env, catalog, config)
     sales = [failed.reason for name, failed in catalog.failed.items() if name in SALES_LISTINGS]
     return with_unresolvable(env, resolved, sales[0]) if sales else resolved
+
+
+def applied(env: Env, catalog: Catalog, config: PlanConfig, *, listed: bool = True) -> PlanConfig:
+    """The config with the catalog applied. A track rule naming a pipeline, stage or activity
+    type the account does not have is a config error; one whose listing the catalog lacks
+    (`listed`: a send) fails its events, retryable. An offline dry-run (`listed` False) shows
+    such names as placeholders instead."""
+    try:
+        resolved = catalog.apply(config)
+    except ConfigError as error:
+        where = env.settings.path or "settings (no config file)"
+        raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
+    if listed and resolved.track_rules.unresolved():  # the state saved a listing without them
+        why = "the listing the state saved holds no pipelines, stages or activity types"
+        return replace(resolved, track_rules=resolved.track_rules.unresolvable(why))
+    return resolved
 
 
 # What a send does without one listing (`Catalog.failed`): a field listing's, else these.
