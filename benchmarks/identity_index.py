@@ -28,10 +28,9 @@ from benchmarks.delivery import CONFIG, SEARCH, sandbox, send, total
 from benchmarks.send_efficiency import TOKEN
 from benchmarks.verdict import check, main_for, result
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.index import Survey
+from rudder_pipedrive_cli.core.index import Survey, input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.io.readers import EventReader
-from rudder_pipedrive_cli.replay import input_aliases
 
 PLAN = "premium"
 USER_ID_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"

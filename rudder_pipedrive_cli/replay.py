@@ -14,7 +14,6 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.index import input_aliases as input_aliases  # send's first pass
 from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event

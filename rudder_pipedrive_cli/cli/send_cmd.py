@@ -55,7 +55,7 @@ from rudder_pipedrive_cli.core.errors import (
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey
+from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey, input_aliases
 from rudder_pipedrive_cli.core.plans import HANDLERS
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
@@ -82,7 +82,7 @@ from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateUnusable
-from rudder_pipedrive_cli.replay import Replay, input_aliases
+from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
     "{what} twice: events in flight were cancelled mid-way; rerun the same command to "

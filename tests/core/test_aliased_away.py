@@ -22,9 +22,9 @@ from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.replay import input_aliases
 
 ALIASED = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
 IDENTIFY_A: dict[str, Any] = {"type": "identify", "userId": "u-a", "traits": {"name": "A"}}
