@@ -69,15 +69,20 @@ def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) 
         if entity == "leads" and (note := labels_note(catalog)):
             footer.append(note)
         tables.append(
-            Table(
-                name=f"fields.{entity}",
-                entries=[Entry(key=s.trait, value=s.key, comment=s.comment) for s in suggestions],
-                comment="leads use deal fields" if entity == "leads" else "",
+            toml_fields_table(
+                entity,
+                [Entry(key=s.trait, value=s.key, comment=s.comment) for s in suggestions],
                 notes=() if suggestions else [f"the account has no {NOUNS[entity]} custom fields"],
                 footer=footer,
             )
         )
     return tables
+
+
+def toml_fields_table(entity: str, entries: list[Entry], **more: Any) -> Table:
+    """The `[fields.ENTITY]` table of `entries` (trait = field key), with `more` of `Table`."""
+    comment = "leads use deal fields" if entity == "leads" else ""
+    return Table(name=f"fields.{entity}", entries=entries, comment=comment, **more)
 
 
 def labels_note(catalog: Catalog) -> str:

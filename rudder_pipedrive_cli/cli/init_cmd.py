@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client, field_tables
+from rudder_pipedrive_cli.cli.account import account_client, field_tables, toml_fields_table
 from rudder_pipedrive_cli.cli.common import MORE, Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
@@ -72,14 +72,9 @@ def converted_tables(converted: Converted) -> list[Table]:
             },
         ),
     ]
-    for table, mapping in converted.fields.items():
-        tables.append(
-            Table(
-                name=f"fields.{table}",
-                entries=[Entry(key=trait, value=key) for trait, key in mapping.items()],
-                comment="leads use deal fields" if table == "leads" else "",
-            )
-        )
+    for entity, mapping in converted.fields.items():
+        entries = [Entry(key=trait, value=key) for trait, key in mapping.items()]
+        tables.append(toml_fields_table(entity, entries))
     for events, create in converted.track:
         if create == "lead":
             comment = "whitelistedEvents: these track events become leads"
