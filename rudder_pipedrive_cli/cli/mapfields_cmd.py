@@ -18,26 +18,13 @@ from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import PAGE_SIZE, fetch_catalog
-from rudder_pipedrive_cli.core.catalog_findings import (
-    identity_warnings,
-    is_searchable,
-)
+from rudder_pipedrive_cli.core.catalog_findings import NOUNS, identity_warnings, is_searchable
 from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
 from rudder_pipedrive_cli.io.tomlwrite import render
 
 FORMATS = ("table", "json", "toml")
-TITLES = {
-    "persons": "Person fields",
-    "organizations": "Organization fields",
-    "leads": "Deal fields",
-}
-# What a failed listing leaves out of the listing, by its name in `Catalog.failed`.
-UNLISTED = {
-    "persons": "person fields",
-    "organizations": "organization fields",
-    "leads": "deal fields",
-    LABELS: "lead labels",
-}
+# What each listing lists ("deal fields": leads use them), by its name in `Catalog.failed`.
+LISTS = {**{entity: f"{NOUNS[entity]} fields" for entity in ENTITIES}, LABELS: "lead labels"}
 TOML_HEADER = (
     "Paste into rpd.toml: event trait path = Pipedrive field key.",
     "Trait names are made from the field names: rename them to your events' traits.",
@@ -78,7 +65,7 @@ def print_tables(
 ) -> None:
     for entity in entities:
         listed = [f for f in catalog.fields.get(entity, ()) if f.is_custom or not custom_only]
-        title = f"{TITLES[entity]} ({len(listed)})"
+        title = f"{LISTS[entity].capitalize()} ({len(listed)})"
         table = fields_table(title, listed)
         if env.out.is_terminal and wanted_width(env, table) > env.out.width:
             table = narrow_fields_table(title, listed)  # an 80-column terminal: keys kept whole
@@ -200,6 +187,6 @@ def map_fields_command(
         else:
             print_tables(env, catalog, listed, custom_only=custom_only, labels=labels)
         for name, failure in catalog.failed.items():
-            env.warn(f"{failure.reason}; {UNLISTED.get(name, name)} not listed")
+            env.warn(f"{failure.reason}; {LISTS.get(name, name)} not listed")
     if failures:
         raise typer.Exit(int(exit_status_for(failures[0])))
