@@ -213,3 +213,35 @@ def test_dry_run_reads_the_account_a_send_reached_by_another_spelling(
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["outcome"] == "skipped"
     assert "warning" not in result.stderr
+
+
+def test_an_offline_dry_run_says_what_a_send_refuses_in_the_catalog_the_state_saved(
+    env: None, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """An identity field the account lacks stops a send before any event (exit 2); an offline
+    dry-run with a state plans with the catalog the last send saved, which says so too: it
+    warns, as dry-run --lookups does, where it planned every event without a word, exit 0."""
+    config = config_for(tmp_path, sandbox.url)
+    state = str(tmp_path / "state.sqlite")
+    seed = event_file(tmp_path, "seed.ndjson", IDENTIFY)
+    sent = CliRunner().invoke(app, ["send", seed, "--config", str(config), "--state", state, "-q"])
+    assert sent.exit_code == 0, sent.stderr
+    user_id_field = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
+    config.write_text(config.read_text().replace(user_id_field, "0" * 40))
+    args = [seed, "--config", str(config), "--state", state]
+
+    planned = CliRunner().invoke(app, ["dry-run", *args, "-f", "ndjson", "-o", "plan.ndjson"])
+    refused = CliRunner().invoke(app, ["send", *args])
+
+    missing = f"identity.user_id_field = '{'0' * 40}': the account has no such person field"
+    hint = "create a person custom field for it, or pick one from `rpd map-fields --entity persons`"
+    assert planned.exit_code == 0, planned.stderr
+    assert planned.stderr.splitlines()[0] == (
+        f"warning: {missing}: every event that needs it would fail, so `rpd send` would not start "
+        f"({hint}; `rpd check` runs every check)"
+    )
+    assert refused.exit_code == 2
+    assert refused.stderr == (
+        f"error: {config}: {missing}: every event that needs it would fail\n"
+        f"hint: {hint}; `rpd check` runs every check\n"
+    )

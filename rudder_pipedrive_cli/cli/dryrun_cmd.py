@@ -50,6 +50,7 @@ from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
+from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
 from rudder_pipedrive_cli.io.deadletter import (
     check_output_path,
     open_output,
@@ -229,6 +230,7 @@ def dry_run_command(
         tally = Tally(late=late_events(paths, event_filter))
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
         replay_state = open_readonly_state(env, state, cache_entries)
+        cached: Catalog | None = None  # the catalog the last send saved, when not listed now
         if replay_state is not None:
             stack.enter_context(replay_state)
         if lookups:
@@ -249,7 +251,12 @@ def dry_run_command(
             tally.add_requests(made)  # a send lists the catalog too
             respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
-            warn_what_send_refuses(env, send_refuses(Catalog(), plan_config, listed=False))
+            # What it refuses to start on, as the catalog the last send saved (if any) says.
+            if replay_state is not None:
+                cached = live_or_cached(None, replay_state, keep=False).catalog
+            catalog = Catalog() if cached is None else cached
+            refused = send_refuses(catalog, plan_config, listed=cached is not None)
+            warn_what_send_refuses(env, refused)
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
         if state_path is not None and not lookups:  # a send with a state asks who it is
@@ -263,10 +270,7 @@ def dry_run_command(
 
             known, journal_status = replay_state, replay_state.journal_status
             resume = partial(journaled, journal=replay_state, now=None)  # writes in flight
-            from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
-
             # With lookups the catalog was listed above; else the one the last send saved.
-            cached = None if lookups else live_or_cached(None, replay_state, keep=False).catalog
             if cached is not None:
                 plan_config = applied(env, cached, plan_config, listed=False)
                 respond = OfflineResponder(plan_config, assumption)
