@@ -45,7 +45,6 @@ if TYPE_CHECKING:  # imported when a command starts one: `rpd --help` needs no s
     from rudder_pipedrive_cli.io.readers import EventReader
     from rudder_pipedrive_cli.sandbox import Sandbox
 
-SANDBOX_TOKEN = "sandbox-token"
 SANDBOX_STATE = (
     "--sandbox starts a new, empty account each run: --state {state} cannot resume an earlier "
     "--sandbox run (to keep one, run `rpd sandbox` and point --base-url at it)"
@@ -156,14 +155,9 @@ def command_env(
         if sandbox:
             from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
-            server = stack.enter_context(
-                Sandbox(
-                    SandboxOptions(
-                        host="127.0.0.1", port=0, token=SANDBOX_TOKEN, plan=settings.plan
-                    )
-                )
-            )
-            settings = replace(settings, base_url=server.url, api_token=Secret(SANDBOX_TOKEN))
+            options = SandboxOptions(host="127.0.0.1", port=0, plan=settings.plan)
+            server = stack.enter_context(Sandbox(options))
+            settings = replace(settings, base_url=server.url, api_token=Secret(options.token))
             if not quiet:
                 err.print(f"sandbox: Pipedrive emulator at {server.url}", markup=False)
         env = Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet, sandbox=server)

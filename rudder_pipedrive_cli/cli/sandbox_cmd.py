@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import typer
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.common import MORE, SANDBOX_TOKEN, handle_errors
+from rudder_pipedrive_cli.cli.common import MORE, handle_errors
 from rudder_pipedrive_cli.cli.screen import wrap
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
@@ -74,7 +74,7 @@ def sandbox_command(
     ] = 8787,
     token: Annotated[
         str, typer.Option(metavar="TOKEN", help="The token clients must send.")
-    ] = SANDBOX_TOKEN,
+    ] = DEFAULT_TOKEN,
     plan: Annotated[
         str | None,
         typer.Option(
