@@ -230,7 +230,6 @@ def dry_run_command(
         tally = Tally(late=late_events(paths, event_filter))
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)
         replay_state = open_readonly_state(env, state, cache_entries)
-        cached: Catalog | None = None  # the catalog the last send saved, when not listed now
         if replay_state is not None:
             stack.enter_context(replay_state)
         if lookups:
@@ -252,6 +251,7 @@ def dry_run_command(
             respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
             # What it refuses to start on, as the catalog the last send saved (if any) says.
+            cached: Catalog | None = None
             if replay_state is not None:
                 cached = live_or_cached(None, replay_state, keep=False).catalog
             catalog = Catalog() if cached is None else cached
@@ -259,8 +259,11 @@ def dry_run_command(
             warn_what_send_refuses(env, refused)
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
-        if state_path is not None and not lookups:  # a send with a state asks who it is
-            tally.add_request(USERS_ME_REQUEST)  # (--lookups asked above, counted in `made`)
+            if state_path is not None:  # a send with a state asks who it is
+                tally.add_request(USERS_ME_REQUEST)  # (--lookups asked above, counted in `made`)
+            if cached is not None:  # planned with the catalog the last send saved
+                plan_config = applied(env, cached, plan_config, listed=False)
+                respond = OfflineResponder(plan_config, assumption)
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
         known: IdentityStore = IdentityStore(spill.table)
@@ -270,10 +273,6 @@ def dry_run_command(
 
             known, journal_status = replay_state, replay_state.journal_status
             resume = partial(journaled, journal=replay_state, now=None)  # writes in flight
-            # With lookups the catalog was listed above; else the one the last send saved.
-            if cached is not None:
-                plan_config = applied(env, cached, plan_config, listed=False)
-                respond = OfflineResponder(plan_config, assumption)
         reader = EventReader(
             paths,
             strict=strict,
