@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import (
     applied,
     list_catalog,
-    warn_what_send_refuses,
+    refuse_what_can_only_fail,
     with_catalog,
 )
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
@@ -256,7 +256,7 @@ def dry_run_command(
                 cached = live_or_cached(None, replay_state, keep=False).catalog
             catalog = Catalog() if cached is None else cached
             refused = send_refuses(catalog, plan_config, listed=cached is not None)
-            warn_what_send_refuses(env, refused)
+            refuse_what_can_only_fail(env, refused, preview=True)
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
             if state_path is not None:  # a send with a state asks who it is

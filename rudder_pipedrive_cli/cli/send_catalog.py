@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sized
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rudder_pipedrive_cli.cli.common import Env
@@ -53,7 +54,7 @@ def with_catalog(
     rules: it keeps nothing in the state, warns of what a send refuses to start on instead of
     refusing it, and stops when the listing got no answer at all (its lookups would get none).
     """
-    refuse = warn_what_send_refuses if preview else refuse_what_can_only_fail
+    refuse = partial(refuse_what_can_only_fail, preview=preview)
     sourced = live_or_cached(listing, store, keep=not preview)
     catalog, failure = sourced.catalog, sourced.failure
     if preview and failure is not None and failure.status is None:  # Pipedrive unreachable
@@ -135,28 +136,21 @@ def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
     return replace(config, track_rules=config.track_rules.unresolvable(why))
 
 
-def refuse_what_can_only_fail(env: Env, failed: list[Finding]) -> None:
+def refuse_what_can_only_fail(env: Env, failed: list[Finding], *, preview: bool = False) -> None:
     """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
     standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
-    failed with HTTP 400 and 420 API tokens were spent where `check` said no): `send_refuses`."""
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no): `send_refuses`.
+    A dry-run (`preview`) says what a send refuses once, as a warning, before the plan: each
+    event of the plan still shows its end."""
     if not failed:
         return
+    what = f"{failed[0].line}{and_more(failed)}: every event that needs it would fail"
+    hint = f"{failed[0].hint}; `rpd check` runs every check"
+    if preview:
+        env.warn(f"{what}, so `rpd send` would not start ({hint})")
+        return
     where = env.settings.path or "settings (no config file)"
-    first = failed[0]
-    raise ConfigError(
-        f"{where}: {first.line}{and_more(failed)}: every event that needs it would fail",
-        hint=f"{first.hint}; `rpd check` runs every check",
-    )
-
-
-def warn_what_send_refuses(env: Env, failed: list[Finding]) -> None:
-    """What `rpd send` refuses to start on (`refuse_what_can_only_fail`), said once by dry-run
-    before the plan: each event of the plan still shows its end."""
-    if failed:
-        env.warn(
-            f"{failed[0].line}{and_more(failed)}: every event that needs it would fail, so `rpd "
-            f"send` would not start ({failed[0].hint}; `rpd check` runs every check)"
-        )
+    raise ConfigError(f"{where}: {what}", hint=hint)
 
 
 def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
