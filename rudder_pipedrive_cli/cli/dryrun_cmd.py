@@ -74,9 +74,7 @@ OUTPUT = ("--output", "choose another --output path")
 LINES_PER_WRITE = 64  # NDJSON records joined per write of the output (about 32 KiB)
 
 
-def open_readonly_state(
-    env: Env, state: Path | None, cache_entries: int = CACHE_ENTRIES
-) -> ReplayState | None:
+def open_readonly_state(env: Env, state: Path | None, cache_entries: int) -> ReplayState | None:
     """The replay state, read-only: its identity cache, journal and field catalog.
 
     dry-run asks Pipedrive nothing, so the namespace is the account a send with this base URL

@@ -305,9 +305,9 @@ class SendJob:
     max_retries: int
     dead_letter: Path
     report: Path | None
-    state: Path | None = None
-    max_item_bytes: int = DEFAULT_MAX_ITEM_BYTES
-    cache_entries: int = CACHE_ENTRIES  # per table of what the run remembers (io/scratch.py)
+    state: Path | None
+    max_item_bytes: int
+    cache_entries: int  # per table of what the run remembers (io/scratch.py)
 
 
 REPORT = ("the report to", "the report above is complete; choose another --report path next time")
@@ -356,9 +356,7 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         return exit_status_for(stop)
 
 
-def open_state(
-    env: Env, state: Path | None, *, cache_entries: int = CACHE_ENTRIES
-) -> ReplayState | None:
+def open_state(env: Env, state: Path | None, *, cache_entries: int) -> ReplayState | None:
     """The durable replay state (SPEC 5), locked and checked before any request; it is keyed on
     the account (`enter_account`) once Pipedrive says which. Its read cache keeps at most
     `cache_entries` identities (io/scratch.py)."""
