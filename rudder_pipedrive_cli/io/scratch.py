@@ -354,15 +354,6 @@ class Lru(Generic[K, V]):
         if len(hot) > self._entries:
             hot.popitem(last=False)
 
-    def discard(self, key: K) -> None:
-        self._hot.pop(key, None)
-
-    def clear(self) -> None:
-        self._hot.clear()
-
-    def __len__(self) -> int:
-        return len(self._hot)
-
 
 def _decode_key(value: Any) -> Any:
     """A stored key back as the key it was (JSON arrays were tuples)."""
