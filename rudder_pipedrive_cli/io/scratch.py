@@ -68,15 +68,35 @@ class Closing(ABC):
         self.close()
 
 
-class ScratchIds(Closing):
+class _Scratch(Closing):
+    """A holder of SQLite's private temporary database (`open_scratch_db`), opened when first
+    needed and closed with it."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self) -> None:
+        self._db: sqlite3.Connection | None = None
+
+    def _opened(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = open_scratch_db()
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class ScratchIds(_Scratch):
     """The older ids of `core.intake.Finished`, moved here `recent` at a time: a set of strings
     (`in`, `move`) whose memory does not grow with its size (`Finished` keeps the filter that
     tells which ids may be here)."""
 
-    __slots__ = ("_db", "recent")
+    __slots__ = ("recent",)
 
     def __init__(self, recent: int = RECENT) -> None:
-        self._db: sqlite3.Connection | None = None
+        super().__init__()
         self.recent = recent
 
     def __contains__(self, event_id: str) -> bool:
@@ -89,26 +109,19 @@ class ScratchIds(Closing):
     def move(self, ids: Iterable[str]) -> None:
         """Store `ids` sorted (the B-tree takes them fastest so; ids in input order that grow with
         it sort in one pass), in one statement that reads them from one JSON array."""
-        db = self._db
-        if db is None:
-            db = self._db = open_scratch_db()
-            db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        db = self._opened()
+        db.execute("CREATE TABLE IF NOT EXISTS ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
         batch = sorted(ids)
         if b"\\u0000" in (array := orjson.dumps(batch)):  # SQLite's JSON ends a string at a NUL
             db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", zip(batch))  # (or a false alarm)
         else:
             db.execute("INSERT OR IGNORE INTO ids SELECT value FROM json_each(?)", (array,))
 
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
 
 _ABSENT: Any = object()
 
 
-class Spill(Closing):
+class Spill(_Scratch):
     """The temporary database that the `SpillTable`s of one run share, opened when first needed;
     `table()` makes one with the run's budget."""
 
@@ -120,9 +133,9 @@ class Spill(Closing):
     ) -> None:
         if entries < 1:
             raise ValueError("a cache needs room for at least one entry")
+        super().__init__()
         self.entries = entries
         self.batch = max(1, min(batch, entries))
-        self._db: sqlite3.Connection | None = None
         self._tables = 0
 
     def table(self) -> SpillTable[Any, Any]:
@@ -130,17 +143,9 @@ class Spill(Closing):
         return SpillTable(self, f"t{self._tables}")
 
     def db(self, name: str) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = open_scratch_db()
-        self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID"
-        )
-        return self._db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        db = self._opened()
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+        return db
 
 
 def _key(key: Hashable) -> bytes:
