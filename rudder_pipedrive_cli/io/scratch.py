@@ -240,17 +240,12 @@ class SpillTable(MutableMapping[K, V]):
         return bool(self.hot) or bool(self._moving) or self._stored > 0
 
     def __len__(self) -> int:
-        return len(self.hot) + len(self._moving) + self._count_stored()
+        return len(self.hot) + len(self._moving) + sum(1 for _ in self._stored_keys())
 
     def __iter__(self) -> Iterator[K]:
         self._write_moving()
         yield from list(self.hot)
-        if self._db is not None:
-            hot = self.hot
-            for (raw,) in self._db.execute(f"SELECT k FROM {self._name}").fetchall():
-                key = _decode_key(orjson.loads(raw))
-                if key not in hot:
-                    yield key
+        yield from self._stored_keys()
 
     def clear(self) -> None:
         self.hot.clear()
@@ -323,16 +318,15 @@ class SpillTable(MutableMapping[K, V]):
         self._stored += len(rows)
         moving.clear()
 
-    def _count_stored(self) -> int:
+    def _stored_keys(self) -> Iterator[K]:
+        """The keys in the database that are not also in memory."""
         if self._db is None:
-            return 0
-        hot = self.hot
-        moving = self._moving
-        return sum(
-            1
-            for (raw,) in self._db.execute(f"SELECT k FROM {self._name}")
-            if (key := _decode_key(orjson.loads(raw))) not in hot and key not in moving
-        )
+            return
+        hot, moving = self.hot, self._moving
+        for (raw,) in self._db.execute(f"SELECT k FROM {self._name}").fetchall():
+            key = _decode_key(orjson.loads(raw))
+            if key not in hot and key not in moving:
+                yield key
 
 
 class Lru(Generic[K, V]):
