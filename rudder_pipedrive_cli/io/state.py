@@ -166,11 +166,7 @@ class ReplayState(IdentityStore, Closing):
 
     def journal_status(self, event_id: str) -> str | None:
         """The latest outcome of the event: "sent", "unchanged", "skipped" (done) or "failed"."""
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT status FROM journal WHERE ns = ? AND event_id = ?",
-                (self._store.ns, event_id),
-            ).fetchone()
+        row = self._store.row("SELECT status FROM journal WHERE ns = ? AND event_id = ?", event_id)
         return None if row is None else str(row[0])
 
     def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None:
@@ -253,11 +249,7 @@ class ReplayState(IdentityStore, Closing):
             return str(row[0])
 
     def inflight_count(self) -> int:
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT count(*) FROM inflight WHERE ns = ?", (self._store.ns,)
-            ).fetchone()
-        return int(row[0])
+        return int(self._store.row("SELECT count(*) FROM inflight WHERE ns = ?")[0])
 
     # -- objects read to the end ------------------------------------------------------------------
 
@@ -266,15 +258,15 @@ class ReplayState(IdentityStore, Closing):
 
     def object_finished(self, name: str, version: str) -> bool:
         """Whether an earlier run finished this version of the object (io/objects.py)."""
-        with self._mutex:
-            try:
-                row = self._db.execute(
-                    "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
-                    (self._store.ns, name, version),
-                ).fetchone()
-            except sqlite3.OperationalError:  # no such table: nothing finished yet
-                return False
-            return row is not None
+        try:
+            row = self._store.row(
+                "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
+                name,
+                version,
+            )
+        except sqlite3.OperationalError:  # no such table: nothing finished yet
+            return False
+        return row is not None
 
     def finish_object(self, name: str, version: str) -> None:
         """Record the object as finished, with the outcomes of its events (one batch)."""
@@ -313,11 +305,9 @@ class ReplayState(IdentityStore, Closing):
 
     def get_fields(self, entity: str) -> CachedFields | None:
         """Each entity's last field listing (io/catalog_cache.py), and when it was fetched."""
-        with self._mutex:
-            row = self._db.execute(
-                "SELECT fetched_at, payload_json FROM fields WHERE ns = ? AND entity = ?",
-                (self._store.ns, entity),
-            ).fetchone()
+        row = self._store.row(
+            "SELECT fetched_at, payload_json FROM fields WHERE ns = ? AND entity = ?", entity
+        )
         return (
             None if row is None else CachedFields(fetched_at=row[0], payload=orjson.loads(row[1]))
         )

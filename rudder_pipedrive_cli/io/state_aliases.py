@@ -26,13 +26,11 @@ class AliasRows(MutableMapping[str, str]):
         self._stored = store.has_table(ALIASES_TABLE)
 
     def __getitem__(self, previous_id: str) -> str:
-        store, row = self._store, None
+        row = None
         if self._stored:
-            with store.mutex:
-                row = store.db.execute(
-                    f"SELECT user_id FROM {ALIASES_TABLE} WHERE ns = ? AND previous_id = ?",
-                    (store.ns, previous_id),
-                ).fetchone()
+            row = self._store.row(
+                f"SELECT user_id FROM {ALIASES_TABLE} WHERE ns = ? AND previous_id = ?", previous_id
+            )
         if row is None:
             raise KeyError(previous_id)
         return str(row[0])
@@ -110,12 +108,7 @@ class AliasRows(MutableMapping[str, str]):
     def __len__(self) -> int:
         if not self._stored:
             return 0
-        store = self._store
-        with store.mutex:
-            row = store.db.execute(
-                f"SELECT count(*) FROM {ALIASES_TABLE} WHERE ns = ?", (store.ns,)
-            ).fetchone()
-        return int(row[0])
+        return int(self._store.row(f"SELECT count(*) FROM {ALIASES_TABLE} WHERE ns = ?")[0])
 
 
 class _Items(ItemsView[str, str]):

@@ -66,12 +66,9 @@ class IdentityRows(_Rows):
         if found is _UNKNOWN:
             found = self._cache.get(slot, _UNKNOWN)
         if found is _UNKNOWN:
-            store = self._store
-            with store.mutex:
-                row = store.db.execute(
-                    "SELECT pd_id FROM identities WHERE ns = ? AND kind = ? AND key = ?",
-                    (store.ns, *slot),
-                ).fetchone()
+            row = self._store.row(
+                "SELECT pd_id FROM identities WHERE ns = ? AND kind = ? AND key = ?", *slot
+            )
             found = None if row is None else decode_id(row[0])
             self._cache.put(slot, found)
         return default if found is None else found

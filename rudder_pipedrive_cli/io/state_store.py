@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from rudder_pipedrive_cli.io.state_file import Guarded
 
@@ -40,6 +41,12 @@ class Store:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).fetchone()
         return row is not None
+
+    def row(self, sql: str, *parameters: Any) -> Any:
+        """The first row (None: none) of a query of this namespace, under the mutex: `sql`'s
+        first parameter is the namespace, then `parameters`."""
+        with self.mutex:
+            return self.db.execute(sql, (self.ns, *parameters)).fetchone()
 
     def writable(self) -> None:
         if self.readonly:
