@@ -5,6 +5,9 @@ Durability: WAL with `synchronous=NORMAL`, so a commit needs no fsync and surviv
 being killed (not a power cut of the last few commits). An exclusive `flock` on the database file
 itself (symlinks resolved), held while the state is open for writing, keeps two runs off one file
 whatever names they were given; the kernel releases it when the process dies, so no stale locks.
+A state path is used resolved (`Path.resolve`, symlinks followed): the file locked, opened and
+removed is the real one, so SQLite's -wal and -shm, and the PATH.lock where a running rpd leaves
+its pid for others' messages, always sit beside it (`beside`) whatever name a run was given.
 """
 
 from __future__ import annotations
@@ -42,15 +45,6 @@ from rudder_pipedrive_cli.io.state_schema import (
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
 
 
-# A state path is used resolved (`Path.resolve`, symlinks followed): the file locked, opened and
-# removed is the real one, so SQLite's -wal and -shm always sit beside it whatever name a run was
-# given.
-def lock_path(path: Path) -> Path:
-    """Where a running rpd leaves its pid for others' messages (the lock itself is on the file)."""
-    real = path.resolve()
-    return real.with_name(real.name + ".lock")
-
-
 def _holder_pid(real: Path, handle: int) -> str:
     """The pid of the process holding a `flock` on the file: from /proc/locks (Linux), which sees
     a holder that came in through another name (a hard link), else from its lock file."""
@@ -62,7 +56,7 @@ def _holder_pid(real: Path, handle: int) -> str:
             if fields[1:2] == ["FLOCK"] and fields[3:4] == ["WRITE"] and fields[5:6] == [device]:
                 return fields[4]
     with contextlib.suppress(OSError):
-        return lock_path(real).read_text().strip() or "unknown"
+        return beside(real, ".lock").read_text().strip() or "unknown"
     return "unknown"
 
 
@@ -92,7 +86,7 @@ class FileLock:
     def __init__(self, state_path: Path) -> None:
         self.state_path = state_path
         self.real = state_path.resolve()
-        self.path = lock_path(state_path)
+        self.path = beside(state_path, ".lock")
         self._handle: int | None = None
 
     def acquire(self, *, create: bool = True) -> None:

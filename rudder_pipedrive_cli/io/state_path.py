@@ -50,7 +50,8 @@ def under_a_file(path: Path) -> UsageError | None:
 
 
 def beside(path: Path, suffix: str) -> Path:
-    """The file SQLite keeps beside the real state file (symlinks resolved): -wal, -shm."""
+    """The file kept beside the real state file (symlinks resolved): SQLite's -wal and -shm,
+    rpd's .lock."""
     real = path.resolve()
     return real.with_name(real.name + suffix)
 
