@@ -5,6 +5,7 @@ proxy, and no secret in any output. Requests go over loopback HTTP to a canned s
 from __future__ import annotations
 
 import calendar
+import http.client
 import socket
 import sys
 import threading
@@ -35,6 +36,7 @@ from rudder_pipedrive_cli.io.s3 import (
     Profile,
     S3Error,
     S3FileSystem,
+    S3Object,
     canonical_query,
     credential_source,
     proxy_for,
@@ -612,3 +614,41 @@ def test_a_server_that_never_answers_times_out_and_is_tried_again() -> None:
     with silent, pytest.raises(TimeoutError):
         fs.info("b/k")
     assert slept == [0.5, 1.0]  # three tries, each timed out
+
+
+class _CutAnswer:
+    """A GET's answer of 10 bytes whose stream ends after `given` bytes: at the end of the
+    body (`read` answers b"") or in a read (http.client's IncompleteRead, with `partial`)."""
+
+    def __init__(self, given: bytes, partial: bytes | None) -> None:
+        self._reads = [given, partial]
+
+    def getheader(self, name: str) -> str | None:
+        return {"Content-Length": "10", "ETag": '"e1"'}.get(name)
+
+    def read(self, size: int | None = None) -> bytes:
+        data = self._reads.pop(0)
+        if data is None:
+            return b""
+        if not self._reads:
+            raise http.client.IncompleteRead(data, 10)
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("partial", "said"),
+    [(None, "after 6 of 10 bytes"), (b"abc", "after 9 of 10 bytes")],
+    ids=["stream-ends", "incomplete-read"],
+)
+def test_an_object_whose_connection_closes_early_says_how_far_it_got(
+    partial: bytes | None, said: str
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1")
+    stream = S3Object(connection, _CutAnswer(b"abcdef", partial))  # type: ignore[arg-type]
+    assert stream.read(6) == b"abcdef"
+    with pytest.raises(ConnectionResetError) as raised:
+        stream.read(4)
+    assert str(raised.value) == f"the connection closed {said}"
