@@ -617,15 +617,13 @@ class S3Object:
         self._given = 0
 
     def read(self, size: int = -1) -> bytes:
+        cut = False  # the server closed the stream early
         try:
             data = self._response.read(None if size < 0 else size)
         except http.client.IncompleteRead as error:
-            given = self._given + len(error.partial)
-            raise ConnectionResetError(
-                f"the connection closed after {given:,} of {self.size:,} bytes"
-            ) from None
+            data, cut = error.partial, True
         self._given += len(data)
-        if not data and 0 <= self.size != self._given:  # the server closed the stream early
+        if cut or (not data and 0 <= self.size != self._given):
             raise ConnectionResetError(
                 f"the connection closed after {self._given:,} of {self.size:,} bytes"
             )
