@@ -58,6 +58,7 @@ KEYS: tuple[Key, ...] = (
     Key("fields", "on_invalid", str, "fail", "RPD_ON_INVALID", ON_INVALID),
 )
 KEY_BY_PATH = {f"{k.section}.{k.name}": k for k in KEYS}
+SECTION_OF = {k.name: k.section for k in KEYS}  # where a key belongs, for the hint when it is not
 
 
 REDACTED = "[token redacted]"
@@ -451,11 +452,10 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
             fields[TRACK] = _track_rules(path, table)
             continue
         if section not in sections:
-            homes = [k.section for k in KEYS if k.name == section]
-            if homes and not isinstance(table, dict):  # a key written above every section
+            if section in SECTION_OF and not isinstance(table, dict):  # above every section
                 raise ConfigError(
                     f"{path}: {section} is outside any section",
-                    hint=f"put it under [{homes[0]}]",
+                    hint=f"put it under [{SECTION_OF[section]}]",
                 )
             raise ConfigError(
                 f"{path}: unknown section [{section}]", hint=nearest(section, sections)
@@ -476,8 +476,8 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
             if section == "fields" and name in FIELD_SECTIONS:  # not a table: say what it must be
                 _field_table(path, name, value)
             if key is None:
-                homes = [k.section for k in KEYS if k.name == name]
-                hint = f"{name} belongs under [{homes[0]}]" if homes else nearest(name, names)
+                home = SECTION_OF.get(name)
+                hint = f"{name} belongs under [{home}]" if home else nearest(name, names)
                 raise ConfigError(f"{path}: unknown key {section}.{name}", hint=hint)
             values[f"{section}.{name}"] = _coerce(key, value, str(path))
     return values, fields
