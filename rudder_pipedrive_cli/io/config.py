@@ -182,10 +182,7 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     if base_url:
         parts = _url_parts(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"base_url {_shown(base_url)!r} is not an http(s) URL",
-                hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
-            )
+            raise ConfigError(f"base_url {_shown(base_url)!r} is not an http(s) URL", hint=URL_HINT)
         if "@" in parts.netloc or parts.query or parts.fragment:
             raise ConfigError(
                 f"base_url for {parts.hostname} holds credentials, a query or a fragment",
@@ -210,6 +207,7 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
     return "https://api.pipedrive.com"
 
 
+URL_HINT = "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787"
 # What a host may spell: a DNS name in ASCII (a non-ASCII one in its xn-- form), or an IP address.
 HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 
@@ -231,15 +229,11 @@ def _url_parts(base_url: str) -> SplitResult:
         httpx.URL(base_url)  # the client's own parser: urlsplit lets `[::1];` and `1127.0.0.1` by
     except (ValueError, httpx.InvalidURL):
         raise ConfigError(
-            f"base_url {_shown(base_url)!r} is not a valid URL (its host or port)",
-            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
+            f"base_url {_shown(base_url)!r} is not a valid URL (its host or port)", hint=URL_HINT
         ) from None
     host = parts.hostname or ""
     if host and not HOST_NAME.fullmatch(host) and _ip(host) is None:
-        raise ConfigError(
-            f"base_url {_shown(base_url)!r} has no valid host name",
-            hint="use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
-        )
+        raise ConfigError(f"base_url {_shown(base_url)!r} has no valid host name", hint=URL_HINT)
     return parts
 
 
