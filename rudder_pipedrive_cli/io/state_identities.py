@@ -113,10 +113,8 @@ def identity_rows(store: Store, spill: Spill, cache_entries: int) -> dict[str, T
 
 def has_kind(store: Store, *kinds: str) -> bool:
     marks = ", ".join("?" for _ in kinds)
-    row = store.db.execute(
-        f"SELECT 1 FROM identities WHERE ns = ? AND kind IN ({marks}) LIMIT 1", (store.ns, *kinds)
-    ).fetchone()
-    return row is not None
+    sql = f"SELECT 1 FROM identities WHERE ns = ? AND kind IN ({marks}) LIMIT 1"
+    return store.row(sql, *kinds) is not None
 
 
 def has_pending(store: Store) -> bool:
@@ -129,12 +127,11 @@ def has_merges(store: Store) -> bool:
     userIds (an alias re-keyed it)."""
     if has_kind(store, MERGED):
         return True
-    row = store.db.execute(
+    sql = (
         "SELECT 1 FROM identities WHERE ns = ? AND kind = 'person' "
-        "GROUP BY pd_id HAVING COUNT(*) > 1 LIMIT 1",
-        (store.ns,),
-    ).fetchone()
-    return row is not None
+        "GROUP BY pd_id HAVING COUNT(*) > 1 LIMIT 1"
+    )
+    return store.row(sql) is not None
 
 
 class LeadRows(_Rows):
@@ -147,11 +144,8 @@ class LeadRows(_Rows):
     file's do)."""
 
     def _listed(self, person: str) -> bool:
-        store = self._store
-        row = store.db.execute(
-            "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?", (store.ns, person)
-        ).fetchone()
-        return row is not None
+        sql = "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?"
+        return self._store.row(sql, person) is not None
 
     def get(self, person_id: PdId, default: Any = None) -> Any:
         store, person = self._store, encode_id(person_id)
@@ -195,9 +189,8 @@ class LeadRows(_Rows):
             if type(learned) is frozenset:
                 return False
             if learned is _UNKNOWN:
-                with store.mutex:
-                    if not self._listed(person):
-                        return False
+                if not self._listed(person):
+                    return False
                 learned = set()
             learned.update(origins)
             self._learned[person] = learned
