@@ -47,7 +47,7 @@ from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folde
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 from rudder_pipedrive_cli.io.objects import (
     CredentialsRefused,
-    gcs_forbidden,
+    forbidden,
     refused_credentials,
     resolve,
 )
@@ -514,7 +514,7 @@ def test_gcsfs_403_is_told_apart_from_transient_oserrors(
     retried as transient for 15 s. It is now known, in Google's words, as one object's
     denial, and never as refused credentials; an OSError of other words, or one of its
     subclasses, is no 403."""
-    assert gcs_forbidden(error) == said
+    assert forbidden(error) == said
     assert refused_credentials(error) is None
 
 
@@ -541,17 +541,17 @@ def test_gcsfs_own_errors_are_told_apart() -> None:
     def google(code: int, message: str) -> bytes:
         return orjson.dumps({"error": {"code": code, "message": message, "errors": []}})
 
-    forbidden = raised(403, google(403, GCS_DENIED))
-    assert type(forbidden) is OSError
-    assert str(forbidden) == f"Forbidden: b/backups/o/rs%2Fb.json\n{GCS_DENIED}"
-    assert gcs_forbidden(forbidden) == GCS_FORBIDDEN[1]
-    assert refused_credentials(forbidden) is None
+    denied = raised(403, google(403, GCS_DENIED))
+    assert type(denied) is OSError
+    assert str(denied) == f"Forbidden: b/backups/o/rs%2Fb.json\n{GCS_DENIED}"
+    assert forbidden(denied) == GCS_FORBIDDEN[1]
+    assert refused_credentials(denied) is None
     assert refused_credentials(raised(401, google(401, "Invalid Credentials"))) == (
         "Google Cloud Storage refused the credentials (HTTP 401)"
     )
     for status, body in [(500, google(500, "Backend Error")), (503, b"Unavailable"), (502, b"")]:
         assert refused_credentials(raised(status, body)) is None
-        assert gcs_forbidden(raised(status, body)) is None
+        assert forbidden(raised(status, body)) is None
 
 
 class Creeping(Spy):

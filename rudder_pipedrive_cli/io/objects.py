@@ -253,28 +253,26 @@ def refused_credentials(error: Exception) -> str | None:
     return None
 
 
-def gcs_forbidden(error: Exception) -> str | None:
-    """What to say of a 403 that gcsfs raised, with Google's words (one line, at most 200
-    characters), else None. For GCS, credentials it no longer takes answer 401
-    (`refused_credentials`); a 403 is a permission denied, often of one object (its ACL, a CMEK
-    key the reader may not use): that object fails, as S3's AccessDenied does, and the run reads
-    on. gcsfs raises it as a plain `OSError(f"Forbidden: {path}\n{message}")`, no errno, no code
+def forbidden(error: Exception) -> str | None:
+    """What to say of a store's 403 that denies one object, with the store's words (one line, at
+    most 200 characters), else None: no retry mends it, so the object fails at once, as S3's
+    AccessDenied does, and the run reads on.
+
+    GCS: credentials it no longer takes answer 401 (`refused_credentials`); a 403 is a
+    permission denied, often of one object (its ACL, a CMEK key the reader may not use). gcsfs
+    raises it as a plain `OSError(f"Forbidden: {path}\n{message}")`, no errno, no code
     (gcsfs.retry.validate_response), and knows it again by those first words itself
     (GCSFileSystem._info). Only that plain OSError: a timeout, a reset (OSError's subclasses) or
-    an OSError of other words is no 403, and stays transient."""
-    if type(error) is not OSError or not str(error).startswith("Forbidden"):
-        return None
-    said = " ".join(str(error).partition("\n")[2].split())[:200]
-    return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
+    an OSError of other words is no 403, and stays transient.
 
-
-def azure_forbidden(error: Exception) -> str | None:
-    """What to say of a 403 that azure-core raised (an HttpResponseError) for a permission the
-    credentials lack, with Azure's code and the first line of its words (at most 200
-    characters), else None. AuthorizationPermissionMismatch (a role with no data access),
-    AuthorizationFailure (a firewall, a SAS without the permission), or any other code but
-    those of credentials gone (`AZURE_CREDENTIALS_GONE`, which `refused_credentials` takes
-    first): no retry mends it, so the object fails at once, as GCS's 403 does."""
+    Azure: a 403 that azure-core raised (an HttpResponseError) for a permission the credentials
+    lack, with Azure's code and the first line of its words. AuthorizationPermissionMismatch (a
+    role with no data access), AuthorizationFailure (a firewall, a SAS without the permission),
+    or any other code but those of credentials gone (`AZURE_CREDENTIALS_GONE`, which
+    `refused_credentials` takes first)."""
+    if type(error) is OSError and str(error).startswith("Forbidden"):
+        said = " ".join(str(error).partition("\n")[2].split())[:200]
+        return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
     names = {kind.__name__ for kind in type(error).__mro__}
     if "HttpResponseError" not in names or getattr(error, "status_code", None) != 403:
         return None
@@ -287,12 +285,6 @@ def _azure_code(error: Exception) -> str | None:
     """An Azure HttpResponseError's error code (its answer's x-ms-error-code), if any."""
     code = getattr(error, "error_code", None)
     return getattr(code, "value", code)  # azure-storage's codes are an enum of str
-
-
-def forbidden(error: Exception) -> str | None:
-    """What to say of a store's 403 that denies one object (`gcs_forbidden`,
-    `azure_forbidden`), else None."""
-    return gcs_forbidden(error) or azure_forbidden(error)
 
 
 _END = object()  # after an object's last chunk
