@@ -508,7 +508,7 @@ def load_settings(
             if not overwritten:
                 raise
             left_out = f"{_without(tokens, error).message}: not read, as --force overwrites it"
-        settings = _load_settings(config, overrides=overrides, env=env, read_file=False)
+        settings = _load_settings(config, overrides=overrides, env=env, read_file=False, tokens=[])
     except ConfigError as error:
         raise _without(tokens, error) from None
     return replace(settings, warnings=(*settings.warnings, left_out))
@@ -533,11 +533,10 @@ def _load_settings(
     env: Mapping[str, str] | None,
     to_be_made: bool = False,
     read_file: bool = True,
-    tokens: list[str] | None = None,
+    tokens: list[str],
 ) -> Settings:
     """load_settings' work; `tokens` gets the token from each place that gives it, as read."""
     env = os.environ if env is None else env
-    tokens = [] if tokens is None else tokens
     tokens += [env.get(TOKEN_ENV, ""), str((overrides or {}).get("pipedrive.api_token") or "")]
     path, named = config_path(config, env)
     file_values: dict[str, Any] = {}
