@@ -420,15 +420,13 @@ class S3FileSystem:
 
     def ls(self, path: str, detail: bool = True) -> list[dict[str, Any]]:
         """The objects and the folders (common prefixes) right below `path`."""
-        bucket, key = _split(path)
-        return list(self._list(bucket, _prefix(key), [("delimiter", "/")]))
+        return list(self._list(path, [("delimiter", "/")]))
 
     def find(self, path: str, detail: bool = True) -> dict[str, dict[str, Any]]:
         """Every object below `path`, at any depth (not folder markers: keys ending in `/`)."""
-        bucket, key = _split(path)
         return {
             entry["name"]: entry
-            for entry in self._list(bucket, _prefix(key), [])
+            for entry in self._list(path, [])
             if not entry["name"].endswith("/")
         }
 
@@ -460,11 +458,13 @@ class S3FileSystem:
         connection.close()
         return {name.lower(): value for name, value in response.getheaders()}
 
-    def _list(self, bucket: str, prefix: str, query: Query) -> Iterator[dict[str, Any]]:
+    def _list(self, path: str, query: Query) -> Iterator[dict[str, Any]]:
+        """Every entry of ListObjectsV2 below `path` (a page at a time)."""
+        bucket, key = _split(path)
         token: str | None = None
         while True:
             page = query if token is None else [*query, ("continuation-token", token)]
-            entries, token = self._retrying(partial(self._list_page, bucket, prefix, page))
+            entries, token = self._retrying(partial(self._list_page, bucket, _prefix(key), page))
             yield from entries
             if token is None:
                 return
