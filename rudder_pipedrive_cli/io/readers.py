@@ -115,9 +115,7 @@ class EventReader:
         self.objects_total = self.objects_read = self.objects_skipped = 0
         for path in self.paths:
             if path != STDIN and is_object_path(path) and path not in self._listings:
-                self._listings[path] = self._list(
-                    path, window or Window(), finished, warn, resolver
-                )
+                self._listings[path] = self._list(path, window or Window(), finished, resolver)
         self.total_bytes: int | None = (
             None
             if STDIN in self.paths
@@ -184,10 +182,10 @@ class EventReader:
         path: str,
         window: Window,
         finished: Callable[[str, str], bool] | None,
-        warn: Callable[[str], None] | None,
         resolver: Resolver,
     ) -> tuple[AbstractFileSystem, list[StoredObject]]:
         fs, root = resolver(path)
+        warn = self._warn
         not_files: list[tuple[str, str]] = []
         try:
             listed = list_objects(fs, root, path, window, not_files)
