@@ -999,41 +999,93 @@ def test_a_full_temporary_database_is_an_environment_error_not_a_bug(
     ]
 
 
-@pytest.mark.parametrize(
-    ("identity", "lookups", "said"),
-    [
-        (
-            "",
-            [],
-            "identity.user_id_field: not set: only events with external ids can be replayed",
-        ),
-        (
-            'user_id_field = "deadbeef"',
-            ["--sandbox", "--lookups"],
-            "identity.user_id_field = 'deadbeef': the account has no such person field",
-        ),
-    ],
-    ids=["unset", "not a field of the account"],
-)
-def test_what_a_send_would_refuse_to_start_on_is_said_before_the_plan(
-    tmp_path: Path, identity: str, lookups: list[str], said: str
-) -> None:
-    # The plan showed each event failing (with --lookups, on the account's HTTP 400) where `rpd
-    # send` refuses to start, exit 2: the preview did not say the replay would never begin.
+def test_what_a_send_would_refuse_to_start_on_is_said_before_the_plan(tmp_path: Path) -> None:
+    # The plan showed each event failing (on the account's HTTP 400) where `rpd send` refuses
+    # to start, exit 2: the preview did not say the replay would never begin.
     config = tmp_path / "rpd.toml"
-    config.write_text(f"[identity]\n{identity}\ncreate_persons = true\n")
+    config.write_text('[identity]\nuser_id_field = "deadbeef"\ncreate_persons = true\n')
     events = tmp_path / "e.ndjson"
     events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
 
-    code, out, err = dry_run(str(events), "--config", str(config), *lookups, "-f", "ndjson")
+    code, out, err = dry_run(
+        str(events), "--config", str(config), "--sandbox", "--lookups", "-f", "ndjson"
+    )
 
     assert code == 1
     assert records(out)[0]["outcome"] == "failed"  # each event still shows its end
     warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
     assert warnings[0].startswith(
-        f"warning: {said}: every event that needs it would fail, so `rpd send` would not start ("
+        "warning: identity.user_id_field = 'deadbeef': the account has no such person field: "
+        "every event that needs it would fail, so `rpd send` would not start ("
     )
     assert warnings[0].endswith("; `rpd check` runs every check)")
+
+
+UNSET = "warning: identity.user_id_field: not set: only events with external ids can be replayed: "
+UNSET_HINT = (
+    "(set it to the key of a searchable person custom field (`rpd map-fields --entity "
+    "persons`); `rpd check` runs every check"
+)
+BY_PERSON_ID = {
+    "type": "identify",
+    "traits": {"name": "Ada"},
+    "context": {"externalId": [{"type": "person_id", "id": 7}]},
+}
+BY_USER_ID = {"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}
+NOT_SET = ("failed", "[identity] user_id_field is not set: cannot look up userId u-1")
+
+
+@pytest.mark.parametrize(
+    ("events", "stdin", "outcomes", "said"),
+    [
+        (
+            [BY_PERSON_ID, BY_USER_ID],
+            False,
+            [("planned", ""), NOT_SET],
+            f"{UNSET}the events that need it fail {UNSET_HINT})",
+        ),
+        (
+            [BY_USER_ID],
+            False,
+            [NOT_SET],
+            f"{UNSET}every event that needs it would fail, so `rpd send` would not start "
+            f"{UNSET_HINT})",
+        ),
+        (
+            [BY_PERSON_ID, BY_USER_ID],
+            True,
+            [("planned", ""), NOT_SET],
+            f"{UNSET}every event that needs it would fail, so `rpd send` would not start "
+            f"{UNSET_HINT}; from a file (not standard input or a pipe), events with external ids "
+            "go without it)",
+        ),
+    ],
+    ids=["some with external ids", "none with external ids", "standard input"],
+)
+def test_an_unset_user_id_field_is_said_as_send_would_judge_the_input(
+    tmp_path: Path,
+    events: list[dict[str, object]],
+    stdin: bool,
+    outcomes: list[tuple[str, str]],
+    said: str,
+) -> None:
+    # SPEC 4: identify needs user_id_field unless the external id is given. `rpd send` sends
+    # the events with external ids after a warning, and refuses to start (exit 2) when its first
+    # pass finds none, or when there is no first pass (standard input): the preview says which.
+    # Before, it warned of neither (those with external ids), or always (send would not start).
+    config = tmp_path / "rpd.toml"
+    config.write_text("[identity]\ncreate_persons = true\n")
+    lines = "".join(json.dumps(event) + "\n" for event in events)
+    path = tmp_path / "e.ndjson"
+    path.write_text(lines)
+    args = ["dry-run", "-" if stdin else str(path), "--config", str(config), "-f", "ndjson"]
+
+    result = CliRunner().invoke(app, args, input=lines if stdin else None)
+
+    assert result.exit_code == 1
+    assert [(r["outcome"], r["reason"]) for r in records(result.stdout)] == outcomes
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [said]
 
 
 def test_a_state_file_inside_the_input_folder_is_refused(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_s
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import (
     applied,
+    judge_unset_identity,
     list_catalog,
     refuse_what_can_only_fail,
     with_catalog,
@@ -45,7 +46,7 @@ from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_list
 from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.index import input_aliases
+from rudder_pipedrive_cli.core.index import Survey, input_aliases, surveyed
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResponder
@@ -248,13 +249,13 @@ def dry_run_command(
             tally.add_requests(made)  # a send lists the catalog too
             respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
-            # What it refuses to start on, as the catalog the last send saved (if any) says.
+            # What it refuses to start on, as the catalog the last send saved (if any) says;
+            # an unset identity field is judged after the plan, as send judges it after its pass.
             cached: Catalog | None = None
             if replay_state is not None:
                 cached = live_or_cached(None, replay_state, keep=False).catalog
-            catalog = Catalog() if cached is None else cached
-            refused = send_refuses(catalog, plan_config, listed=cached is not None)
-            refuse_what_can_only_fail(env, refused, preview=True)
+            if cached is not None:
+                refuse_what_can_only_fail(env, send_refuses(cached, plan_config), preview=True)
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
             if state_path is not None:  # a send with a state asks who it is
@@ -300,7 +301,10 @@ def dry_run_command(
             )
             taken = taken_events(first_pass, event_filter, limit, token)
             plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))
-        items = taken_events(reader, event_filter, limit, token)
+        # Whether an event has an external id, noted as it is planned: with user_id_field unset,
+        # send starts only then (it refuses to without a first pass: standard input, a pipe).
+        survey = Survey(rules=plan_config.track_rules, cap=0)
+        items = surveyed(taken_events(reader, event_filter, limit, token), survey)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
@@ -341,6 +345,8 @@ def dry_run_command(
             report["identities"] = ways.record()
             sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         sink.flush()
+        external = None if read_once(paths) else survey.external  # as send would judge it
+        judge_unset_identity(env, plan_config, external=external, preview=True)
         if not quiet:
             print_dry_run_summary(
                 summary_console,

@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     needs_listing,
     send_refuses,
     unknown_keys,
+    unset_identity,
 )
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
 from rudder_pipedrive_cli.core.plans.base import LABELS, PlanConfig
@@ -61,7 +62,6 @@ def with_catalog(
         raise failure
     if catalog is None:  # the listing failed, and no earlier send saved one
         reason = failure.reason if failure is not None else "no field listing"
-        refuse(env, send_refuses(Catalog(), config, listed=False))  # a send refused it at start
         stop_unless_resolved(config, ENTITIES, reason, failure)
         env.warn(f"{reason}; values will be sent without type conversion")
         return with_unresolvable(env, config, reason)
@@ -72,7 +72,7 @@ def with_catalog(
     for name, failed in catalog.failed.items():
         stop_unless_resolved(config, (name,), failed.reason, failed)
         env.warn(f"{failed.reason}; {LEFT.get(name, FIELDS_LEFT)}")
-    refuse(env, send_refuses(catalog, config, listed=True))
+    refuse(env, send_refuses(catalog, config))
     for problem in unknown_keys(catalog, config):
         env.warn(problem)
     resolved = applied(env, catalog, config)
@@ -136,21 +136,48 @@ def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
     return replace(config, track_rules=config.track_rules.unresolvable(why))
 
 
-def refuse_what_can_only_fail(env: Env, failed: list[Finding], *, preview: bool = False) -> None:
+def refuse_what_can_only_fail(
+    env: Env, failed: list[Finding], *, preview: bool = False, also: str = ""
+) -> None:
     """`rpd check`'s identity checks, before the first event: an identity field unset, missing,
     standard, unsearchable or numeric fails every event that needs it (issue 14 item 8: 17 events
-    failed with HTTP 400 and 420 API tokens were spent where `check` said no): `send_refuses`.
-    A dry-run (`preview`) says what a send refuses once, as a warning, before the plan: each
-    event of the plan still shows its end."""
+    failed with HTTP 400 and 420 API tokens were spent where `check` said no): `send_refuses`,
+    and `judge_unset_identity`. A dry-run (`preview`) says what a send refuses once, as a
+    warning: each event of the plan still shows its end. `also`: more of the hint."""
     if not failed:
         return
     what = f"{failed[0].line}{and_more(failed)}: every event that needs it would fail"
-    hint = f"{failed[0].hint}; `rpd check` runs every check"
+    hint = f"{failed[0].hint}; `rpd check` runs every check{also}"
     if preview:
         env.warn(f"{what}, so `rpd send` would not start ({hint})")
         return
     where = env.settings.path or "settings (no config file)"
     raise ConfigError(f"{where}: {what}", hint=hint)
+
+
+# Without a first pass (standard input, a named pipe) send cannot tell whether any event names
+# its person by an external id before it sends: it refuses an unset user_id_field then.
+FROM_A_FILE = "; from a file (not standard input or a pipe), events with external ids go without it"
+
+
+def judge_unset_identity(
+    env: Env, config: PlanConfig, *, external: bool | None, preview: bool = False
+) -> None:
+    """An unset identity field (`unset_identity`), judged by whether any event to be planned names
+    its person by an external id (`external`, from send's first pass, `Survey`; None without
+    one). With none, every event that needs it would fail: send refuses to start, dry-run
+    (`preview`) says it would not. With one, both say once that the events that need it fail,
+    and send sends those with external ids (SPEC 4: identify needs no user_id_field for them)."""
+    unset = unset_identity(config)
+    if not external:
+        also = FROM_A_FILE if external is None else ""
+        refuse_what_can_only_fail(env, unset, preview=preview, also=also)
+        return
+    for finding in unset:
+        env.warn(
+            f"{finding.line}: the events that need it fail ({finding.hint}; `rpd check` runs "
+            "every check)"
+        )
 
 
 def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:

@@ -38,13 +38,7 @@ from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
 from rudder_pipedrive_cli.cli.screen import say
-from rudder_pipedrive_cli.cli.send_catalog import (
-    listed_with,
-    refuse_what_can_only_fail,
-    with_catalog,
-)
-from rudder_pipedrive_cli.core.catalog import Catalog
-from rudder_pipedrive_cli.core.catalog_findings import send_refuses
+from rudder_pipedrive_cli.cli.send_catalog import judge_unset_identity, listed_with, with_catalog
 from rudder_pipedrive_cli.core.errors import (
     PlanFailure,
     ReadingRefused,
@@ -394,8 +388,9 @@ def run_send(
     started = time.monotonic()
     # A write whose outcome stays unknown is tried as often as any request: --max-retries.
     config = replace(settings.plan_config(), unknown_tries=job.max_retries + 1)
-    # What needs no listing is refused before any request (an unset identity field).
-    refuse_what_can_only_fail(env, send_refuses(Catalog(), config, listed=False))
+    once = read_once(job.paths)  # standard input, a named pipe: no first pass, read in a thread
+    if once:  # before any request: no first pass tells whether any event has external ids
+        judge_unset_identity(env, config, external=None)
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -433,7 +428,6 @@ def run_send(
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, listing=listed_with(lists, config), store=replay_state)
     survey: Survey | None = None
-    once = read_once(job.paths)  # standard input, a named pipe: no first pass, read in a thread
     if not once:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
         # resolve that `--identities auto` weighs (core/index.py). With a state, the aliases
@@ -480,6 +474,9 @@ def run_send(
                 heard=heard,
                 message=FIRST_PASS_STOPPED[resumed],
             )
+        # An unset user_id_field: refused (exit 2, nothing written yet) unless an event has an
+        # external id; then said once. Judged after the listings, at the cost of their requests.
+        judge_unset_identity(env, plan_config, external=survey.external)
         plan_config = replace(plan_config, aliases=aliases)
         if kept is not None:
             kept.complete = True

@@ -86,14 +86,26 @@ def identity_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
     ]
 
 
-def send_refuses(catalog: Catalog, config: PlanConfig, *, listed: bool) -> list[Finding]:
-    """The identity findings a send refuses to start on, as every event that needs the field
-    would fail; without a listing (`listed` False, or its entity's failed) only what needs none:
-    an unset field."""
+def send_refuses(catalog: Catalog, config: PlanConfig) -> list[Finding]:
+    """The identity findings a send refuses to start on, from the account's listing: a field set
+    but unusable (missing, standard, unsearchable, numeric), as every event that needs it would
+    fail. An unset one is not refused: events with external ids need none (SPEC 4); see
+    `unset_identity`."""
     return [
         finding
         for finding in identity_findings(catalog, config)
-        if finding.level == "fail" and (listed or not finding.value)
+        if finding.level == "fail" and finding.value
+    ]
+
+
+def unset_identity(config: PlanConfig) -> list[Finding]:
+    """The unset identity fields whose events fail (user_id_field): send refuses to start on them
+    unless an event of its input names its person by an external id (its first pass says), and
+    then warns once and sends those (cli/send_catalog.py `judge_unset_identity`)."""
+    return [
+        finding
+        for finding in identity_findings(Catalog(), config)
+        if finding.level == "fail" and not finding.value
     ]
 
 

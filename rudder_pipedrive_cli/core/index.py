@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from bisect import insort
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Literal, Protocol
@@ -337,6 +337,8 @@ def counts_by_kind(rows: Iterable[tuple[PdId, int]]) -> dict[str, int]:
 # Distinct identities a first pass keeps to count; past this many the count is a lower bound
 # (every choice is made long before), and memory stays bounded.
 SURVEY_CAP = 100_000
+# The external ids that name a person: identify needs no user_id_field for one (SPEC 4).
+PERSON_EXTERNAL_IDS = frozenset({"person_id", "curr_person_id", "prev_person_id"})
 
 
 @dataclass(slots=True)
@@ -344,12 +346,17 @@ class Survey:
     """What send's first pass over its files counts for `auto` (SPEC 5): the userIds and groupIds
     no external id resolves (of the events that resolve any: not a page, nor a track its rule
     skips), and the userIds of track events by the kind of record their rule
-    creates (whose leads, deals, activities or notes may need listing)."""
+    creates (whose leads, deals, activities or notes may need listing). Also whether any of those
+    events names a person by an external id (`external`): with user_id_field unset, send sends
+    them, and refuses to start without one (every event would fail). Each count keeps at most
+    `cap` identities (dry-run's, 0: only `external`)."""
 
     rules: TrackRules = field(default_factory=TrackRules)
     persons: set[str] = field(default_factory=set)
     orgs: set[str] = field(default_factory=set)
     tracked: dict[str, set[str]] = field(default_factory=dict)
+    external: bool = False
+    cap: int = SURVEY_CAP
 
     def add(self, event: Event) -> None:
         kind = None
@@ -362,17 +369,19 @@ class Survey:
         elif event.type not in ("identify", "group", "alias"):  # page, screen: skipped
             return
         external = event.external
+        if not self.external and external:
+            self.external = not PERSON_EXTERNAL_IDS.isdisjoint(external)
         user = event.user_id
         if "person_id" in external or "curr_person_id" in external:
             user = None
         previous = None if "prev_person_id" in external else event.previous_id
         group = event.group_id if event.type == "group" and "org_id" not in external else None
         for found, into in ((user, self.persons), (previous, self.persons), (group, self.orgs)):
-            if found is not None and len(into) < SURVEY_CAP:
+            if found is not None and len(into) < self.cap:
                 into.add(found)
         if kind is not None and user is not None:
             tracked = self.tracked.setdefault(kind, set())
-            if len(tracked) < SURVEY_CAP:
+            if len(tracked) < self.cap:
                 tracked.add(user)
 
     def unknown(self, kind: str, known: IdentityStore, enough: int | None = None) -> int:
@@ -396,11 +405,26 @@ def input_aliases(
     reads those of its finished objects from, else a bounded table)."""
     aliases = {} if aliases is None else aliases
     for item in items:
-        event = item.event
-        if event is None or item.decided is not None:
+        event = to_plan(item)
+        if event is None:
             continue
         if survey is not None:
             survey.add(event)
         if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
             aliases.setdefault(event.previous_id, event.user_id)
     return aliases
+
+
+def to_plan(item: Event) -> Event | None:
+    """The event `item` is when it will be planned: not input that is not an event, nor an event
+    a filter decided."""
+    return item.event if item.decided is None else None
+
+
+def surveyed(items: Iterable[Event], survey: Survey) -> Iterator[Event]:
+    """`items` as they come, those that will be planned noted in `survey` on their way: dry-run
+    notes, as it plans them, what send's first pass does (`input_aliases`)."""
+    for item in items:
+        if (event := to_plan(item)) is not None:
+            survey.add(event)
+        yield item

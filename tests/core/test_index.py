@@ -31,9 +31,11 @@ from rudder_pipedrive_cli.core.index import (
     account_listing_pays,
     choose,
     identity_rows,
+    input_aliases,
     origins_key,
     origins_kind,
     rpd_origins,
+    surveyed,
     worth_counting,
 )
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
@@ -343,6 +345,43 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
     known.persons["u-1"] = 1
     assert survey.unknown("person", known) == 3
     assert survey.unknown("org", known) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "external"),
+    [
+        ({"type": "identify", "userId": "u-1"}, False),
+        ({"type": "group", "groupId": "g-1", "ids": [("org_id", 5)]}, False),
+        ({"type": "page", "ids": [("person_id", 6)]}, False),  # no plan resolves it
+        ({"type": "track", "event": "Page Viewed", "ids": [("person_id", 6)]}, False),  # skipped
+        ({"type": "track", "ids": [("person_id", 6)]}, False),  # unnamed: it fails
+        ({"type": "identify", "ids": [("person_id", 6)]}, True),
+        ({"type": "track", "event": "Signed Up", "ids": [("person_id", 6)]}, True),
+        ({"type": "alias", "ids": [("prev_person_id", 2), ("curr_person_id", 3)]}, True),
+        ({"type": "alias", "userId": "u-1", "ids": [("prev_person_id", 2)]}, True),
+    ],
+)
+def test_the_survey_notes_an_event_to_plan_that_names_a_person_by_an_external_id(
+    raw: dict[str, Any], external: bool
+) -> None:
+    # With user_id_field unset, send sends such events (SPEC 4) and refuses to start without one.
+    rules = parse_rules([{"events": ["Page *"], "create": "skip"}], "rpd.toml")
+    entries = [{"type": kind, "id": value} for kind, value in raw.pop("ids", [])]
+    event = parse_event({"messageId": "m-1", **raw, "context": {"externalId": entries}}, "f:1")
+    survey = Survey(rules=rules, cap=0)
+    assert list(surveyed([event], survey)) == [event]
+    assert survey.external is external
+    assert survey.persons == set()  # dry-run's: it keeps no identity
+
+
+def test_a_filtered_out_event_is_not_noted() -> None:
+    raw = {"messageId": "m-1", "type": "identify", "userId": "u-1"}
+    raw["context"] = {"externalId": [{"type": "person_id", "id": 6}]}
+    event = parse_event(raw, "f:1")
+    event.decided = Outcome(status="skipped", reason="filtered out")
+    survey = Survey()
+    assert input_aliases([event], survey) == {}
+    assert not survey.external
 
 
 def test_without_an_index_the_plan_searches_as_before() -> None:
