@@ -73,10 +73,10 @@ def test_a_failed_listing_falls_back_to_the_one_the_state_saved(
     assert account.startswith("warning: GET /v1/users/me: HTTP 5")
     assert account.endswith(f"using the state of the account {sandbox.url} led to last time")
     assert listing.startswith("warning: GET /api/v2/personFields: HTTP 5")
-    assert listing.endswith(f"after 1 attempts; {SAVED}")
+    assert listing.endswith(f"after 1 attempt; {SAVED}")
     account, listing = [line for line in fresh.stderr.splitlines() if line.startswith("warning: ")]
     assert account.endswith(f"the state is kept for {sandbox.url} until it can say")
-    assert listing.endswith(f"after 1 attempts; {NONE}")
+    assert listing.endswith(f"after 1 attempt; {NONE}")
     assert holdings(sandbox).person("u-1")["custom_fields"][PLAN_FIELD] == 102
 
 
@@ -101,7 +101,7 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
     error, hint = run.stderr.splitlines()[-2:]
     assert error.startswith("error: GET /api/v2/personFields: HTTP 5")
     assert error.endswith(
-        "after 1 attempts; without it fields.persons.job = 'Role' cannot be resolved"
+        "after 1 attempt; without it fields.persons.job = 'Role' cannot be resolved"
     )
     assert hint == "hint: try again later"
     assert run.report is None
@@ -164,7 +164,7 @@ def test_a_write_refused_for_a_value_no_listing_converted_is_retryable_and_holds
 
     assert run.exit_code == 1, run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
-        f"warning: GET {endpoint}: HTTP 503 after 1 attempts; {FIELDS_LEFT}"
+        f"warning: GET {endpoint}: HTTP 503 after 1 attempt; {FIELDS_LEFT}"
         for endpoint in ("/api/v2/personFields", "/api/v2/organizationFields", "/api/v2/dealFields")
     ]
     first, second = run.dead_letters
@@ -230,7 +230,7 @@ def test_one_failed_listing_leaves_the_others_in_use(
 
     assert run.exit_code == 1, run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
-        f"warning: GET /api/v2/personFields: HTTP 503 after 1 attempts; {FIELDS_LEFT}"
+        f"warning: GET /api/v2/personFields: HTTP 503 after 1 attempt; {FIELDS_LEFT}"
     ]
     (dead,) = run.dead_letters
     assert (dead["event"]["messageId"], dead["error"]["retryable"]) == ("m-5", True)
@@ -277,7 +277,7 @@ def test_a_failed_listing_is_taken_from_the_state_the_others_listed_now(
 
     assert run.exit_code == 0, run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
-        "warning: GET /api/v2/personFields: HTTP 503 after 1 attempts; using the one the state "
+        "warning: GET /api/v2/personFields: HTTP 503 after 1 attempt; using the one the state "
         "saved last time"
     ]
     crm = holdings(sandbox)
@@ -315,7 +315,7 @@ def test_a_failed_sales_listing_fails_only_the_rules_that_name_from_it(
 
     assert run.exit_code == 1, run.stderr
     assert [line for line in run.stderr.splitlines() if line.startswith("warning: ")] == [
-        "warning: GET /v1/activityTypes: HTTP 503 after 1 attempts; what track rules name from "
+        "warning: GET /v1/activityTypes: HTTP 503 after 1 attempt; what track rules name from "
         "it cannot be resolved",
         "warning: track #3.type = 'call' cannot be resolved without the listings: the events of "
         "those track rules fail (retryable)",
@@ -324,7 +324,7 @@ def test_a_failed_sales_listing_fails_only_the_rules_that_name_from_it(
     assert (dead["event"]["messageId"], dead["error"]["retryable"]) == ("m-2", True)
     assert dead["error"]["reason"] == (
         "track #3: type = 'call' cannot be resolved: GET /v1/activityTypes: HTTP 503 after 1 "
-        "attempts; retry later"
+        "attempt; retry later"
     )
     crm = holdings(sandbox)
     assert crm.person("u-1")["custom_fields"][PLAN_FIELD] == 102

@@ -227,7 +227,7 @@ def test_without_any_listing_the_events_of_a_rule_naming_a_pipeline_fail_retryab
         "track #2: pipeline = 'Sales', stage = 'Demo' cannot be resolved: GET "
         "/api/v2/personFields: HTTP 5"
     )
-    assert reason.endswith("after 1 attempts; retry later")
+    assert reason.endswith("after 1 attempt; retry later")
     assert (letter["error"]["stage"], letter["error"]["retryable"]) == ("validate", True)
     served = sandbox.stats()["requests"]
     # The account (the state's namespace) and each listing, tried on its own; the event asked
