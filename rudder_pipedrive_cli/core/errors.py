@@ -58,6 +58,12 @@ def stop_in(error: BaseException) -> KeyboardInterrupt | None:
     return error if isinstance(error, KeyboardInterrupt) else None
 
 
+def after_attempts(tries: int) -> str:
+    """How a request or a write given up says how often it was tried: `after 1 attempt` (as
+    under --max-retries 0), `after 7 attempts`."""
+    return f"after {tries} attempt" + ("" if tries == 1 else "s")
+
+
 class PlanFailure(Exception):
     """Raised inside a plan (or by a transport) to fail the current event, not the run.
 

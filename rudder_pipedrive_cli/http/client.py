@@ -37,6 +37,7 @@ from rudder_pipedrive_cli.core.errors import (
     RateLimitStop,
     Unreachable,
     UsageError,
+    after_attempts,
 )
 from rudder_pipedrive_cli.core.plans.common import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -333,10 +334,9 @@ class PipedriveClient:
                     return await self._attempt(request, attempts)
         except RetryError:
             pass
-        last, sent = attempts.last, attempts.sent
+        last, tried = attempts.last, after_attempts(attempts.sent)
         raise PlanFailure(
-            f"{request.key}: {last.reason if last else 'no answer'} after {sent} attempt"
-            + ("" if sent == 1 else "s"),
+            f"{request.key}: {last.reason if last else 'no answer'} {tried}",
             stage=request.stage,
             status=last.status if last else None,
             retryable=True,

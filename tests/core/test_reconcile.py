@@ -127,6 +127,18 @@ CASES = [
         },
     ),
     Case(
+        name="--max-retries 0: one try of a write whose outcome stays unknown, 'after 1 attempt'",
+        raw=IDENTIFY,
+        config=replace(CONFIG, unknown_tries=1),
+        calls=[search_person("u-1"), UNKNOWN_PERSON, listing("persons", [])],
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create person: outcome unknown after 1 attempt "
+            "(no person with userId u-1 appeared); retry later",
+            "stage": "create person",
+        },
+    ),
+    Case(
         name="unknown outcome without a send time: fails retryable, not repeated",
         raw=IDENTIFY,
         calls=[search_person("u-1"), post("/api/v2/persons", ANN, ApiResponse(status=0))],

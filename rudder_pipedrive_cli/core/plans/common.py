@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
-from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
+from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, after_attempts
 from rudder_pipedrive_cli.core.events import Event, get_parts, path_parts
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
@@ -527,8 +527,8 @@ def external_id(value: str, kind: str) -> PdId:
 def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
     tries = ctx.config.unknown_tries
     return PlanFailure(
-        f"{stage}: outcome unknown after {tries} attempts ({what}); retry later",
-        redacted=f"{stage}: outcome unknown after {tries} attempts; retry later",
+        f"{stage}: outcome unknown {after_attempts(tries)} ({what}); retry later",
+        redacted=f"{stage}: outcome unknown {after_attempts(tries)}; retry later",
         stage=stage,
         retryable=True,
     )
