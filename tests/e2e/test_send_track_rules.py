@@ -325,3 +325,48 @@ def test_a_deal_archived_in_pipedrive_is_not_created_again_by_a_fresh_state_repl
         "GET /api/v2/deals/archived": 1,
     }
     assert "POST /api/v2/deals" not in requests
+
+
+def test_an_event_a_skip_rule_took_is_decided_again_by_a_rerun_with_the_state(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A skip rule writes nothing: its event is not journaled as done, so a rerun with the same
+    # state reads the rules again. The same rules skip it again (as a rule skip, not "already
+    # done"); rules changed since make what they now say, once.
+    events = write_events(tmp_path / "in.ndjson", EVENTS[:2])  # Ada, and her Page Viewed
+    state = tmp_path / "state.sqlite"
+    first = rpd_send(sandbox, tmp_path, events, state=state, name="one")
+    assert first.exit_code == 0, first.stderr
+    assert first.report is not None
+    assert first.report["skipped_by_reason"] == {"track rule: skip": 1}
+
+    again = rpd_send(sandbox, tmp_path, events, state=state, name="two")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["skipped_by_reason"] == {"already done": 1, "track rule: skip": 1}
+    config = tmp_path / "rpd.toml"
+    skip = 'events = ["Page Viewed", "Button Clicked"]      # clicks and page views are not sales'
+    note = 'events = ["Page Viewed"]\ncreate = "note"\ncontent = "Viewed {properties.path}"'
+    example = EXAMPLE_CONFIG.read_text()
+    assert f'{skip}\ncreate = "skip"' in example
+    config.write_text(example.replace(f'{skip}\ncreate = "skip"', note))
+    config.chmod(0o600)
+
+    changed = rpd_send(sandbox, tmp_path, events, state=state, config=config, name="three")
+
+    assert changed.exit_code == 0, changed.stderr
+    assert changed.report is not None
+    assert changed.report["events"] == {
+        "read": 2,
+        "sent": 1,
+        "unchanged": 0,
+        "skipped": 1,
+        "failed": 0,
+    }
+    assert changed.report["skipped_by_reason"] == {"already done": 1}
+    assert [note["content"] for note in records(sandbox)["notes"]] == ["Viewed /docs<p>rpd:m-1</p>"]
+    last = rpd_send(sandbox, tmp_path, events, state=state, config=config, name="four")
+    assert last.report is not None
+    assert last.report["skipped_by_reason"] == {"already done": 2}
+    assert len(records(sandbox)["notes"]) == 1
