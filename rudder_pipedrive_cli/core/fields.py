@@ -39,6 +39,8 @@ IDENTITY_KEYS = frozenset({"userId", "id", "previousId", "groupId", "anonymousId
 PERSON_STANDARD_KEYS = NAME_KEYS | {"email", "phone", "visible_to", "add_time"}
 ORG_STANDARD_KEYS = frozenset({"name", "visible_to", "add_time"})
 LEAD_STANDARD_KEYS = frozenset({*AMOUNT_PATHS, "currency", "expected_close_date", "label_ids"})
+# A deal takes no lead labels (its labels are other ids): a label_ids property is dropped, said.
+DEAL_STANDARD_KEYS = LEAD_STANDARD_KEYS - {"label_ids"}
 # add_time falls back to the event's own times, in this order.
 EVENT_TIME_PATHS = ("originalTimestamp", "timestamp")
 GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
@@ -1193,7 +1195,7 @@ PERSON_KIND = Kind(
 )
 ORG_KIND = Kind(ORG_STANDARD, ORG_STANDARD_KEYS, ORG_SHAPES, ORG_WRITABLE, name=org_name)
 LEAD_KIND = Kind((), LEAD_STANDARD_KEYS, LEAD_SHAPES, LEAD_WRITABLE, LEAD_OWN, flat_money=True)
-DEAL_KIND = Kind((), LEAD_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE, DEAL_OWN)
+DEAL_KIND = Kind((), DEAL_STANDARD_KEYS, DEAL_SHAPES, DEAL_WRITABLE, DEAL_OWN)
 
 
 WRITABLE: Mapping[str, frozenset[str]] = {

@@ -183,6 +183,19 @@ CASES = [
         },
     ),
     Case(
+        name="deal: a label_ids property (lead labels) is no deal's: left out, listed as dropped",
+        raw=track("Demo Requested", {**DEMO["properties"], "label_ids": ["Hot"]}),
+        config=RULED,
+        persons={"u-1": 42},
+        leads={"deal:42": frozenset()},
+        calls=[post("/api/v2/deals", DEAL, ok({"id": 9, **DEAL}, status=201))],
+        expect={
+            "status": "sent",
+            "lead_origins": {"deal:42": frozenset({"rpd:m-1"})},
+            "dropped": ["campaign", "label_ids"],
+        },
+    ),
+    Case(
         name="deal: its organization when known, the default pipeline without one in the rule",
         raw=track("Contract Signed", {"plan": "Pro", "total": 12000, "currency": "usd"}),
         config=RULED,
