@@ -236,6 +236,12 @@ class Holdings:
         return found
 
 
+def archive_deal(sandbox: Sandbox, deal_id: int) -> None:
+    """Archive a deal as Pipedrive's web app does (the sandbox has no route for it)."""
+    with sandbox.app.lock:
+        sandbox.app.store.sales.deals[deal_id]["is_archived"] = True
+
+
 def holdings(sandbox: Sandbox) -> Holdings:
     return Holdings(sandbox.state())
 

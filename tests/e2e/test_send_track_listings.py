@@ -16,6 +16,7 @@ from e2e_support import (
     TOKEN,
     USER_ID_FIELD,
     SendRun,
+    archive_deal,
     assert_report_adds_up,
     rpd_send,
     track,
@@ -234,4 +235,30 @@ def test_an_account_with_more_activities_than_pages_worth_lists_each_persons_ins
     assert sorted(a["note"].rsplit("<p>", 1)[-1] for a in mine) == [
         "rpd:A-u-1</p>",
         "rpd:A-u-2</p>",
+    ]
+
+
+def test_a_deal_archived_in_pipedrive_is_found_by_the_account_listing_too(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    for user in USERS:
+        add_person(api, user)
+    events = [track(f"D-{user}", user, DEAL) for user in USERS]
+    send(sandbox, tmp_path, events, "one")
+    before = held(sandbox)["deals"]
+    archive_deal(sandbox, before[0]["id"])
+
+    again = send(sandbox, tmp_path, events, "two")
+
+    report = again.report
+    assert report is not None
+    assert report["by_type"] == {"track": {"skipped": 3}}
+    assert report["requests"] == LISTINGS | INDEX | {
+        "GET /api/v2/deals": 1,
+        "GET /api/v2/deals/archived": 1,
+    }
+    assert [(deal["origin_id"], deal["is_archived"]) for deal in held(sandbox)["deals"]] == [
+        ("rpd:D-u-1", True),
+        ("rpd:D-u-2", False),
+        ("rpd:D-u-3", False),
     ]

@@ -13,6 +13,7 @@ from e2e_support import (
     CAMPAIGN_FIELD,
     EXAMPLE_CONFIG,
     LISTINGS,
+    archive_deal,
     assert_report_adds_up,
     holdings,
     identify,
@@ -299,8 +300,7 @@ def test_a_deal_archived_in_pipedrive_is_not_created_again_by_a_fresh_state_repl
     first = rpd_send(sandbox, tmp_path, events, state=tmp_path / "one.sqlite", name="one")
     assert first.exit_code == 0, first.stderr
     (made,) = records(sandbox)["deals"]
-    with sandbox.app.lock:  # archived in Pipedrive's web app: the sandbox has no route for it
-        sandbox.app.store.sales.deals[made["id"]]["is_archived"] = True
+    archive_deal(sandbox, made["id"])
 
     again = rpd_send(sandbox, tmp_path, events, state=tmp_path / "two.sqlite", name="two")
 
