@@ -514,16 +514,6 @@ def org_of(data: Any) -> PdId | None:
     return pd_id(org)
 
 
-def external_id(value: str, kind: str) -> PdId:
-    if value.isascii() and value.isdigit():  # not "①", which isdigit() but int() refuses
-        return int(value)
-    raise PlanFailure(
-        f"external id {kind} = {value!r} is not a numeric Pipedrive id",
-        redacted=f"external id {kind} is not a numeric Pipedrive id",
-        stage="validate",
-    )
-
-
 def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
     tries = ctx.config.unknown_tries
     return PlanFailure(
@@ -592,7 +582,8 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     it, else as cached. None: `find` must ask. A plain function, so a plan written
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
     if ctx.event.external and (raw := ctx.event.external.get(external)) is not None:
-        return Ref(id=external_id(raw, external), via="external", key=key, external=external)
+        # Event.external holds each id as its decimal digits (core/events.py `pipedrive_id`).
+        return Ref(id=int(raw), via="external", key=key, external=external)
     if key is None:
         return None
     if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
