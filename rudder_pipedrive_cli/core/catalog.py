@@ -61,7 +61,7 @@ class Catalog:
             org_fields=self._resolve("organizations", config.org_fields),
             lead_fields=self._resolve("leads", config.lead_fields),
             deal_fields=self._resolve("leads", config.deal_fields),
-            track_rules=rules.with_rules(tuple(self.resolve_rule(rule) for rule in rules.rules)),
+            track_rules=replace(rules, rules=tuple(map(self.resolve_rule, rules.rules))),
             field_types={f.key: f for entity in ENTITIES for f in self.fields.get(entity, ())},
             unlisted=frozenset(e for e in ENTITIES if e not in self.fields)
             | (self.failed.keys() & {LABELS}),

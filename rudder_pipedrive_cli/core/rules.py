@@ -256,8 +256,9 @@ class TrackRules:
     def unresolvable(self, why: str) -> TrackRules:
         """The rules, those with a name no listing resolved marked so their events fail
         (retryable) with `why`; the other rules, and the other events, go on."""
-        return self.with_rules(
-            tuple(
+        return replace(
+            self,
+            rules=tuple(
                 replace(
                     rule,
                     unresolvable=f"{rule.where}: {', '.join(names)} cannot be resolved: {why}; "
@@ -266,11 +267,8 @@ class TrackRules:
                 if (names := _unresolved(rule))
                 else rule
                 for rule in self.rules
-            )
+            ),
         )
-
-    def with_rules(self, rules: tuple[TrackRule, ...]) -> TrackRules:
-        return replace(self, rules=rules)
 
 
 def _unresolved(rule: TrackRule) -> list[str]:

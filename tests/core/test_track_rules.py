@@ -526,7 +526,7 @@ def test_each_name_is_matched_once_in_a_bounded_table_and_labels_stay_the_same(
     assert bounded.matched == {"Trial 4": (bounded.rules[0], "track #1 (skip)")}
     # Rules resolved anew (`replace`) remember nothing of the old ones.
     renumbered = tuple(replace(rule, number=rule.number + 10) for rule in bounded.rules)
-    again = bounded.with_rules(renumbered)
+    again = replace(bounded, rules=renumbered)
     assert again.matched == {}
     assert again.label("Trial 4") == "track #11 (skip)"
 
