@@ -247,9 +247,7 @@ def unreadable_time(ctx: Ctx, instead: str) -> None:
     for path in TIME_PATHS:
         value = ctx.event.raw.get(path)
         if value is not None and value != "" and fields.time_text(value) is None:
-            shown = fields.show(value)
-            said = f"{path} is not a date or time; {instead}"
-            ctx.warnings.append(Warned(f"{path} = {shown} is not a date or time; {instead}", said))
+            ctx.warnings.append(fields.bad_value(path, value, f"is not a date or time; {instead}"))
             return
 
 
