@@ -48,11 +48,15 @@ ORIGIN_PREFIX = "rpd:"
 
 def identity_of(record: Mapping[str, Any], field_key: str) -> str | None:
     """The identity value a listed record holds in `field_key`, as a string (SPEC 4); None when
-    it holds none. Some field types answer `{"value": ...}`."""
+    it holds none. Some field types answer `{"value": ...}`. Text is taken as it is, spaces and
+    all, as itemSearch's exact match takes it: a record keyed 'u-1 ' is not u-1's by search, so
+    not by index either (the way taken must not change which person is updated)."""
     custom = record.get("custom_fields")
     value = custom.get(field_key) if isinstance(custom, Mapping) else None
     if isinstance(value, Mapping):
         value = value.get("value")
+    if type(value) is str:
+        return value or None
     return identity_value(value)
 
 

@@ -89,8 +89,12 @@ def test_rows_read_identities_as_strings_and_records_without_one() -> None:
         {"id": 3, "custom_fields": {USER_FIELD: None}},
         {"id": 4, "custom_fields": {}},
         {"name": "no id", "custom_fields": {USER_FIELD: "u-5"}},
+        {"id": 6, "custom_fields": {USER_FIELD: " u-6 "}},  # as itemSearch's exact match has it
+        {"id": 7, "custom_fields": {USER_FIELD: ""}},
     ]
-    assert identity_rows(records, USER_FIELD) == [(1, "123"), (2, "u-2"), (3, None), (4, None)]
+    assert identity_rows(records, USER_FIELD) == [
+        (1, "123"), (2, "u-2"), (3, None), (4, None), (6, " u-6 "), (7, None),
+    ]  # fmt: skip
 
 
 def test_a_found_person_is_updated_without_a_search() -> None:

@@ -371,3 +371,21 @@ def test_auto_counts_no_identity_of_an_event_that_resolves_none(
     assert run.report["identities"] == "search"
     assert run.report["requests"][SEARCH] == 1
     assert "GET /api/v2/persons" not in run.report["requests"]
+
+
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_a_value_with_spaces_around_is_not_the_user_id_by_index_either(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
+) -> None:
+    """A person another client keyed 'u-1 ' (a trailing space, as an import leaves it) is not
+    u-1's: itemSearch's exact match does not find it, so by search u-1's person is created; the
+    index read the value trimmed and updated that person instead, so the CRM a send left
+    depended on the way auto took. Both ways now create u-1 and leave 'u-1 ' as it was."""
+    spaced = add_person(api, "u-1 ", name="Imported")
+    run = send_by(sandbox, tmp_path, [identify("m-1", "u-1", name="One")], way)
+    assert run.report is not None
+    assert run.report["requests"]["POST /api/v2/persons"] == 1
+    persons = {
+        p["id"]: (p["custom_fields"][USER_ID_FIELD], p["name"]) for p in holdings(sandbox).persons
+    }
+    assert persons == {spaced: ("u-1 ", "Imported"), spaced + 1: ("u-1", "One")}
