@@ -112,3 +112,15 @@ def test_a_named_pipe_with_auto_would_search(tmp_path: Path) -> None:
     assert line.endswith(
         "a send would resolve them by search (auto: standard input or a pipe is not counted first)"
     )
+
+
+def test_the_index_estimate_counts_refreshes_before_updates_too(tmp_path: Path) -> None:
+    """200 users all found (`--assume existing`): by index, each lookup over 10 s after the
+    listing before refreshes it, found or not (a record may have been re-keyed meanwhile), as a
+    send does; the estimate counted refreshes before creates only, and said none here."""
+    path = identifies(tmp_path / "in.ndjson", 200)
+    args = ("--config", CONFIG, "--format", "json", "-q", "--assume", "existing")
+    code, out, _ = dry_run(str(path), *args)
+    assert code == 0
+    index = orjson.loads(out)["identities"]["index"]
+    assert (index["pages"], index["refreshes"]) == (3, 2)

@@ -237,8 +237,8 @@ def prepare(
     exchange: Exchange,
 ) -> Identities:
     """Choose the way and, by index, build what the state does not hold yet (`exchange` runs a
-    pure exchange against Pipedrive); an index an earlier run kept is refreshed when a lookup
-    first misses, so a rerun with nothing left to do lists nothing. A listing that fails leaves
+    pure exchange against Pipedrive); an index an earlier run kept is refreshed before its
+    first lookup, so a rerun with nothing left to do lists nothing. A listing that fails leaves
     those identities to search, with a note."""
     chosen = chosen_fields(mode, config, survey, known, rows)
     if not chosen:
@@ -247,7 +247,7 @@ def prepare(
     identities = Identities(way="index", index=index)
     for kind in chosen:
         entity = ENTITIES[kind]
-        if index.covers(kind):  # kept from an earlier run: refreshed before its first create
+        if index.covers(kind):  # kept from an earlier run: refreshed before its first lookup
             continue
         try:
             exchange(probe_steps(index_listing(index, entity)))

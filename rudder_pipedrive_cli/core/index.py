@@ -8,8 +8,9 @@ records with one value are ambiguous as two search hits are (the plans take the 
 warn). Its rows live in an `IndexRows`: `MemoryIndexRows` for a run without a state file, the
 state file's own table otherwise (io/state_index.py), so later runs reuse it.
 
-Freshness: "not in the index" must be as safe as a search's "not found" (whose own index lags
-by seconds). So a lookup that finds nothing, when the index was last refreshed more than
+Freshness: the index must be as safe as a search (whose own index lags by seconds): "not in
+the index" as "not found", and a record found in it as one found, not one someone has since given
+another identity. So a lookup, found or not, when the index was last refreshed more than
 `MAX_AGE_S` ago (on this run's clock), refreshes it first with `updated_since` (on Pipedrive's
 clock: the send time of the listing before, as reconciliation has it) and looks again. Records
 rpd creates go in as they are made (`learn`); a merged-away person goes out.

@@ -100,7 +100,6 @@ def preview(
 # --- identities: the search way and the index way (SPEC 5, issue 15) ---------------------------
 
 LISTING_KEYS = {"person": "GET /api/v2/persons", "org": "GET /api/v2/organizations"}
-CREATE_KEYS = {"person": "POST /api/v2/persons", "org": "POST /api/v2/organizations"}
 
 
 class Recorder:
@@ -161,7 +160,8 @@ def identity_estimates(
 ) -> tuple[WayEstimate, WayEstimate]:
     """The replay's cost by search (the plan as shown) and by index: its searches replaced by
     listing each kind searched (its known size, else the records the searches found, at least
-    a page), plus a refresh page before creates every 10 s of the index way's duration."""
+    a page), plus a refresh page before lookups (a found record may have been re-keyed, a missing
+    one made) every 10 s of the index way's duration."""
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
@@ -173,7 +173,7 @@ def identity_estimates(
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
     refreshes = 0
     for kind in searched.searches:
-        more = min(index.requests[CREATE_KEYS[kind]], rounds)
+        more = min(searched.searches[kind], rounds)
         index.requests[LISTING_KEYS[kind]] += more
         refreshes += more
     by_index = way_estimate("index", index, plan, built + refreshes, refreshes)

@@ -121,8 +121,8 @@ def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
 ) -> None:
     add_person(api, "u-1")
     made: list[int] = []
-    # Readings: 1 and 2 when the two indexes are listed; 3 when u-late is not in the index and a
-    # refresh is weighed: the other client has just made u-late, 11 s after the listing.
+    # Readings: 1 and 2 when the two indexes are listed; 3 when u-1's lookup weighs a refresh:
+    # the other client has just made u-late, 11 s after the listing.
     clock = SteppedClock(11.0, at=3, then=lambda: made.append(add_person(api, "u-late")))
     monkeypatch.setattr(identities, "CLOCK", clock)
     events = [
@@ -138,9 +138,10 @@ def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
     assert found.person("u-late")["name"] == "Late"  # rpd's identify updated it
     report = run.report
     assert report is not None
-    # u-late: a refresh (updated_since) found it; u-new: 11 s later again, another refresh.
-    assert report["identity_index"] == {"pages": 4, "refreshes": 2, "lead_pages": 0}
-    assert report["requests"]["GET /api/v2/persons"] == 3
+    # Each lookup 11 s after the listing before refreshes it (updated_since), found or not:
+    # u-1's found u-late, then u-late's and u-new's.
+    assert report["identity_index"] == {"pages": 5, "refreshes": 3, "lead_pages": 0}
+    assert report["requests"]["GET /api/v2/persons"] == 4
     assert report["requests"]["POST /api/v2/persons"] == 1
     assert report["requests"]["PATCH /api/v2/persons/{id}"] == 2
     assert SEARCH not in report["requests"]
@@ -389,3 +390,60 @@ def test_a_value_with_spaces_around_is_not_the_user_id_by_index_either(
         p["id"]: (p["custom_fields"][USER_ID_FIELD], p["name"]) for p in holdings(sandbox).persons
     }
     assert persons == {spaced: ("u-1 ", "Imported"), spaced + 1: ("u-1", "One")}
+
+
+def rekey(api: httpx.Client, person: int, value: str | None) -> None:
+    """Another client gives a person another userId (None: clears it)."""
+    response = api.patch(
+        f"/api/v2/persons/{person}", json={"custom_fields": {USER_ID_FIELD: value}}
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("value", ["u-9", None])
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_a_person_another_client_re_keys_after_an_earlier_run_is_not_the_user_id_any_more(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str, value: str | None
+) -> None:
+    """The index an earlier run kept said u-1 is person P; another client then gave P userId u-9
+    (or none). The index was refreshed only when a lookup missed it, so u-1's identify updated P,
+    now u-9's person, with u-1's name and made no u-1 person, where a search finds none and
+    creates it. A lookup refreshes a kept index first, found or not, as it does a missing one."""
+    other = add_person(api, "u-1", name="Other")
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-2", name="Two")], way, state=state, name="a")
+    rekey(api, other, value)
+    run = send_by(
+        sandbox, tmp_path, [identify("m-1", "u-1", name="One")], way, state=state, name="b"
+    )
+    assert run.report is not None
+    assert run.report["requests"]["POST /api/v2/persons"] == 1
+    assert "PATCH /api/v2/persons/{id}" not in run.report["requests"]
+    persons = {
+        p["id"]: (p["custom_fields"][USER_ID_FIELD], p["name"]) for p in holdings(sandbox).persons
+    }
+    assert persons == {
+        other: (value, "Other"),
+        other + 1: ("u-2", "Two"),
+        other + 2: ("u-1", "One"),
+    }
+
+
+def test_a_person_another_client_re_keys_during_the_run_is_not_the_user_id_any_more(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within a run too: u-1's person, listed at the start, given userId u-9 by another client
+    11 s later, is no longer taken for u-1's: the lookup, found in an index over 10 s old,
+    refreshes it first and creates u-1's person as a search would."""
+    other = add_person(api, "u-1", name="Other")
+    # Readings: 1 and 2 when the two indexes are listed; 3 when u-1's lookup weighs a refresh.
+    monkeypatch.setattr(
+        identities, "CLOCK", SteppedClock(11.0, at=3, then=lambda: rekey(api, other, "u-9"))
+    )
+    run = send_by(sandbox, tmp_path, [identify("m-1", "u-1", name="One")])
+    assert run.report is not None
+    assert run.report["identity_index"] == {"pages": 3, "refreshes": 1, "lead_pages": 0}
+    persons = {
+        p["id"]: (p["custom_fields"][USER_ID_FIELD], p["name"]) for p in holdings(sandbox).persons
+    }
+    assert persons == {other: ("u-9", "Other"), other + 1: ("u-1", "One")}

@@ -703,15 +703,16 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
 def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
     """The ids of the records holding `key` (`result`, once its requests are answered), as `find`
     asks: from the identity index when it covers the entity (core/index.py; refreshed first when
-    it finds none and its last listing is over 10 s old, so "not in the index" is as safe as a
-    search's "not found"), else by itemSearch (`find` makes its own search itself)."""
+    its last listing is over 10 s old, found or not, so what it says is as safe as a search's
+    answer), else by itemSearch (`find` makes its own search itself)."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
         request = search_request(entity, field_key, key)
         return Pages(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
-    ids = index.lookup(entity.kind, key)
-    return index_listing(index, entity, key) if not ids and index.due(entity.kind) else Probe(ids)
+    if index.due(entity.kind):  # found or not: a record someone re-keyed is no longer key's
+        return index_listing(index, entity, key)
+    return Probe(index.lookup(entity.kind, key))
 
 
 def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) -> Pages[None]:
