@@ -447,3 +447,28 @@ def test_a_person_another_client_re_keys_during_the_run_is_not_the_user_id_any_m
         p["id"]: (p["custom_fields"][USER_ID_FIELD], p["name"]) for p in holdings(sandbox).persons
     }
     assert persons == {other: ("u-9", "Other"), other + 1: ("u-1", "One")}
+
+
+def test_a_duplicate_merged_away_by_another_client_is_no_ambiguity_and_leaves_the_index(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """The index an earlier run kept holds two persons with userId u-1; another client then
+    merged the lower into the higher, so one is left. A listing shows no deleted record: u-1's
+    identify took the lowest, got 404 and searched, right, but the report still warned that
+    several persons have one userId, and the gone person stayed in the index for every later
+    run to try and warn about again. The 404 takes it out of the index; no ambiguity is said."""
+    low, high = add_person(api, "u-1", name="Low"), add_person(api, "u-1", name="High")
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-2", name="Two")], state=state, name="a")
+    merged = api.put(f"/v1/persons/{low}/merge", json={"merge_with_id": high})
+    assert merged.status_code == 200, merged.text
+    run = send_by(sandbox, tmp_path, [identify("m-1", "u-1", name="One")], state=state, name="b")
+    assert run.report is not None
+    assert "ambiguous" not in run.stderr
+    assert run.report["requests"]["PATCH /api/v2/persons/{id}"] == 2  # the gone one's 404, then
+    assert run.report["requests"][SEARCH] == 1  # the person the search finds
+    assert holdings(sandbox).person("u-1") | {"name": "One"} == holdings(sandbox).person("u-1")
+    assert holdings(sandbox).person("u-1")["id"] == high
+    with sqlite3.connect(state) as db:
+        rows = db.execute("SELECT pd_id, value FROM identity_index ORDER BY value").fetchall()
+    assert rows == [(f"i:{high}", "u-1"), (f"i:{high + 1}", "u-2")]  # the gone person left

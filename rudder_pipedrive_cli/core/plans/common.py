@@ -103,12 +103,14 @@ HOW = {"cache": "cached", "index": "found in the index", "search": "found", "cre
 
 
 class Stale(Exception):  # a signal between plan steps, not an error the user sees
-    """A cached id is gone (404/410): forget it and plan the event again."""
+    """A cached id is gone (404/410): forget it and plan the event again. `listed`: the gone
+    record, when the identity index gave it (a listing shows no deleted record: it goes out)."""
 
-    def __init__(self, entity: Entity, key: str) -> None:
+    def __init__(self, entity: Entity, key: str, listed: PdId | None = None) -> None:
         super().__init__(f"cached {entity.noun} for {entity.identity} {key} is gone")
         self.entity = entity
         self.key = key
+        self.listed = listed
 
 
 class Ctx:
@@ -217,7 +219,13 @@ class Ctx:
         from the cache again, so a few rounds at most): the plan runs again with what it
         learned; else the failed outcome (`outcome`)."""
         if isinstance(signal, Stale):
-            self.learn(signal.entity, signal.key, None)
+            entity, key = signal.entity, signal.key
+            self.learn(entity, key, None)
+            if signal.listed is not None and self.index is not None:
+                self.index.rows.drop(entity.kind, signal.listed)
+            # Its record's ambiguity was the gone one's: the search planned next says its own.
+            said = ambiguity(entity, key, "")
+            self.warnings = [w for w in self.warnings if not w.endswith(said)]
             return None
         return self.outcome(failure=signal)
 
@@ -527,7 +535,7 @@ def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
 def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Exception:
     """What a 404/410 on a resolved record means: a stale cache, a bad external id, or a race."""
     if ref.via in ("cache", "index") and ref.key is not None:
-        return Stale(entity, ref.key)
+        return Stale(entity, ref.key, ref.id if ref.via == "index" else None)
     if ref.via == "external":
         return PlanFailure(
             f"{entity.noun} {ref.id} ({ref.external} external id) not found",
@@ -687,17 +695,20 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
         return None
     chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
-        ctx.warnings.append(
-            Warned(
-                f"ambiguous identity: {len(ids)} {entity.plural} have {entity.identity} {key}; "
-                "using the lowest id",
-                f"ambiguous identity: several {entity.plural} have one {entity.identity}; "
-                "using the lowest id",
-            )
-        )
+        ctx.warnings.append(ambiguity(entity, key, f"ambiguous identity: {len(ids)}"))
     ref = Ref(id=chosen, via=via, key=key)
     ctx.learn(entity, key, ref)
     return ref
+
+
+def ambiguity(entity: Entity, key: str, lead: str) -> Warned:
+    """The warning that several records hold `key`, its text led by `lead` ("ambiguous
+    identity: 3"); whatever the lead, it ends as `ambiguity(entity, key, "")` does."""
+    return Warned(
+        f"{lead} {entity.plural} have {entity.identity} {key}; using the lowest id",
+        f"ambiguous identity: several {entity.plural} have one {entity.identity}; "
+        "using the lowest id",
+    )
 
 
 def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
