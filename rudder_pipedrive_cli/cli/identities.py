@@ -237,8 +237,9 @@ def prepare(
     exchange: Exchange,
 ) -> Identities:
     """Choose the way and, by index, build what the state does not hold yet (`exchange` runs a
-    pure exchange against Pipedrive); an index an earlier run kept is refreshed before its
-    first lookup, so a rerun with nothing left to do lists nothing. A listing that fails leaves
+    pure exchange against Pipedrive); an index an earlier run kept is refreshed, before the
+    first event when the first pass counted identities to look up, else before its first
+    lookup, so a rerun with nothing left to do lists nothing. A listing that fails leaves
     those identities to search, with a note."""
     chosen = chosen_fields(mode, config, survey, known, rows)
     if not chosen:
@@ -247,7 +248,10 @@ def prepare(
     identities = Identities(way="index", index=index)
     for kind in chosen:
         entity = ENTITIES[kind]
-        if index.covers(kind):  # kept from an earlier run: refreshed before its first lookup
+        # Kept from an earlier run: refreshed here when the first pass counted identities to
+        # look up (else each of the first events, a concurrency's worth, would list the same
+        # records updated since), and otherwise before its first lookup, if any.
+        if index.covers(kind) and (survey is None or not survey.unknown(kind, known, 1)):
             continue
         try:
             exchange(probe_steps(index_listing(index, entity)))

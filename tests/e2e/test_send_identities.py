@@ -472,3 +472,26 @@ def test_a_duplicate_merged_away_by_another_client_is_no_ambiguity_and_leaves_th
     with sqlite3.connect(state) as db:
         rows = db.execute("SELECT pd_id, value FROM identity_index ORDER BY value").fetchall()
     assert rows == [(f"i:{high}", "u-1"), (f"i:{high + 1}", "u-2")]  # the gone person left
+
+
+def test_an_index_an_earlier_run_kept_is_refreshed_once_before_the_events_not_by_each(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept index is not fresh: each of the first events (8 at a time) found it due and made
+    its own refresh of everything updated since the earlier run (600 persons another client
+    made: 2 pages each, 16 in all). When the first pass counted identities to look up, it is
+    refreshed once before the first event, as a build is made."""
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], state=state, name="a")
+    for n in range(600):
+        add_person(api, f"x-{n}")
+    monkeypatch.setattr(identities, "CLOCK", SteppedClock(0.01))  # never 10 s old in the run
+    events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(1, 21)]
+    run = send_by(sandbox, tmp_path, events, state=state, name="b")
+    assert run.report is not None
+    assert run.report["identity_index"] == {"pages": 2, "refreshes": 1, "lead_pages": 0}
+    assert run.report["requests"]["GET /api/v2/persons"] == 2
+    assert "GET /api/v2/organizations" not in run.report["requests"]  # no groupId to look up
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(21)} | {
+        f"x-{n}": 1 for n in range(600)
+    }
