@@ -159,15 +159,15 @@ def identity_estimates(
     tally: Tally, searched: Recorder, accounts: Mapping[str, int | None], plan: str
 ) -> tuple[WayEstimate, WayEstimate]:
     """The replay's cost by search (the plan as shown) and by index: its searches replaced by
-    listing each kind searched (its known size, else the records the searches found, at least
-    a page), plus a refresh page before lookups (a found record may have been re-keyed, a missing
-    one made) every 10 s of the index way's duration."""
+    listing each kind searched (the records the searches found, at least a page; none for an
+    index the state keeps, of known size in `accounts`: a send only refreshes it), plus a
+    refresh page before lookups (a found record may have been re-keyed, a missing one made)
+    every 10 s of the index way's duration."""
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
     for kind in searched.searches:  # the kinds searched (a Counter holds those counted)
-        size = accounts.get(kind)
-        listed = pages(size if size is not None else searched.found[kind])
+        listed = 0 if accounts.get(kind) is not None else pages(searched.found[kind])
         index.requests[LISTING_KEYS[kind]] += listed
         built += listed
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)

@@ -15,6 +15,8 @@ import httpx
 import orjson
 import pytest
 from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
     GROUP_ID_FIELD,
     LISTINGS,
     TOKEN,
@@ -28,8 +30,10 @@ from e2e_support import (
     track,
     write_events,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import identities
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox, routes
 from rudder_pipedrive_cli.sandbox.replies import Answer
 
@@ -495,3 +499,24 @@ def test_an_index_an_earlier_run_kept_is_refreshed_once_before_the_events_not_by
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(21)} | {
         f"x-{n}": 1 for n in range(600)
     }
+
+
+def test_dry_run_estimates_no_listing_of_an_index_the_state_keeps_only_its_refreshes(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path
+) -> None:
+    """With the state of a send that listed 1,200 persons, dry-run's estimate of the index way
+    counted those 3 pages again as if listed whole, where a send only refreshes a kept index: a
+    page before lookups every 10 s, 1 for 50 new users at the example's growth plan."""
+    for n in range(1200):
+        add_person(api, f"x-{n}")
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], state=state, name="a")
+    events = write_events(
+        tmp_path / "b.ndjson", [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(1, 51)]
+    )
+    command = ["dry-run", str(events), "--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url]
+    command += ["--state", str(state), "--format", "json", "-q"]
+    result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
+    assert result.exit_code == 0, result.stderr
+    estimate = orjson.loads(result.stdout)["identities"]["index"]
+    assert (estimate["pages"], estimate["refreshes"]) == (1, 1)
