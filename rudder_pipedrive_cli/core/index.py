@@ -71,12 +71,15 @@ def record_key(value: Any) -> PdId | None:
 def identity_rows(
     records: Iterable[Mapping[str, Any]], field_key: str
 ) -> list[tuple[PdId, str | None]]:
-    """(id, identity value or None) of each listed record that has an id."""
+    """(id, identity value or None) of each listed record that has an id. A record the listing
+    shows deleted (`is_deleted`, as an updated_since listing after a delete may) holds none: a
+    search never finds it, so neither may the index."""
     rows: list[tuple[PdId, str | None]] = []
     for record in records:
         found = record_key(record.get("id"))
         if found is not None:
-            rows.append((found, identity_of(record, field_key)))
+            deleted = record.get("is_deleted") is True
+            rows.append((found, None if deleted else identity_of(record, field_key)))
     return rows
 
 

@@ -178,6 +178,21 @@ def test_a_malformed_refresh_is_never_taken_as_not_found() -> None:
     assert "malformed" in outcome.reason
 
 
+def test_a_record_a_listing_shows_deleted_holds_no_identity() -> None:
+    """A listing may show a deleted record (`is_deleted`, in v2's person and organization
+    schemas), as an updated_since refresh after a delete can: it held u-1 and was taken as u-1's
+    person, to be updated though deleted, where a search (which finds no deleted record) has
+    none and creates it. It goes out of the index; a lost create's reconciling reads it so too."""
+    clock = FakeClock()
+    index = built(person_record(7, "u-1"), clock=clock)
+    clock.now = 11.0
+    deleted = person_record(7, "u-1") | {"is_deleted": True}
+    body = {"name": "Ann", "custom_fields": {ROLE: "Dev", USER_FIELD: "u-1"}}
+    outcome = run(IDENTIFY, [refresh([deleted]), create_person(body, 100)], index=index)
+    check(outcome, status="sent")
+    assert identity_rows([deleted, person_record(8, "u-2")], USER_FIELD) == [(7, None), (8, "u-2")]
+
+
 def test_an_indexed_id_that_is_gone_is_searched_again() -> None:
     index = built(person_record(7, "u-1"))
     body = {"name": "Ann", "custom_fields": {ROLE: "Dev"}}
