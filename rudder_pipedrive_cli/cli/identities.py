@@ -59,6 +59,7 @@ class Identities:
     origins: dict[PdId, set[str]] = field(default_factory=dict)
     listed: list[str] = field(default_factory=list)  # those kinds: lead, deal, activity, note
     notes: list[str] = field(default_factory=list)  # warnings for the user
+    searched: list[str] = field(default_factory=list)  # kinds whose index could not be listed
 
     def report(self) -> dict[str, Any]:
         """The keys send's report adds: the way used, and what the index cost."""
@@ -81,9 +82,11 @@ class Identities:
         listed = [(stats.lead_pages, "leads")] if stats.lead_pages else []
         listed += [(n, KINDS[kind].plural) for kind, n in stats.track_pages.items()]
         records = "".join(f", {n} of {kinds}" for n, kinds in listed)
+        searched = " and ".join(f"{ENTITIES[kind].identity}s" for kind in self.searched)
         return (
             f"identities: by index ({plural(stats.pages, 'listing page')}{records}; "
             f"{plural(stats.refreshes, 'refresh', 'refreshes')})"
+            + (f"; {searched} by search: their index could not be listed" if searched else "")
         )
 
 
@@ -261,6 +264,7 @@ def prepare(
                 f"{entity.identity}s are resolved by search"
             )
             del index.fields[kind]
+            identities.searched.append(kind)
     if not index.fields:
         return Identities(notes=identities.notes)
     if "person" in index.fields and survey is not None:

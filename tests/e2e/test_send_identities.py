@@ -358,6 +358,12 @@ def test_a_listing_whose_cursor_repeats_stops_and_identities_go_by_search(
         "malformed (HTTP 200: its next_cursor was given before)"
     ) in " ".join(run.stderr.split())
     assert holdings(sandbox).user_ids() == {"u-1": 1, "u-2": 1}
+    # The report's last line says so too, not only the warning before the first event: it said
+    # 'identities: by index (3 listing pages; 0 refreshes)' of a run that searched every userId.
+    assert run.stderr.splitlines()[-1] == (
+        "identities: by index (3 listing pages; 0 refreshes); userIds by search: their index "
+        "could not be listed"
+    )
 
 
 def test_auto_counts_no_identity_of_an_event_that_resolves_none(
