@@ -160,9 +160,10 @@ def identity_estimates(
 ) -> tuple[WayEstimate, WayEstimate]:
     """The replay's cost by search (the plan as shown) and by index: its searches replaced by
     listing each kind searched (the records the searches found, at least a page; none for an
-    index the state keeps, of known size in `accounts`: a send only refreshes it), plus a
-    refresh page before lookups (a found record may have been re-keyed, a missing one made)
-    every 10 s of the index way's duration."""
+    index the state keeps, of known size in `accounts`: a send refreshes it before the first
+    event instead), plus a refresh page before lookups (a found record may have been re-keyed,
+    a missing one made) every 10 s of the index way's duration, at least that one for a kept
+    index."""
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
     built = 0
@@ -173,7 +174,8 @@ def identity_estimates(
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
     refreshes = 0
     for kind in searched.searches:
-        more = min(searched.searches[kind], rounds)
+        kept = accounts.get(kind) is not None  # refreshed before the first event
+        more = min(searched.searches[kind], max(rounds, 1 if kept else 0))
         index.requests[LISTING_KEYS[kind]] += more
         refreshes += more
     by_index = way_estimate("index", index, plan, built + refreshes, refreshes)
