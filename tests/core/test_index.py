@@ -16,6 +16,7 @@ from helpers_core import (
     Call,
     check,
     create_person,
+    ok,
     patch_person,
     person_record,
     run,
@@ -191,6 +192,28 @@ def test_a_record_a_listing_shows_deleted_holds_no_identity() -> None:
     outcome = run(IDENTIFY, [refresh([deleted]), create_person(body, 100)], index=index)
     check(outcome, status="sent")
     assert identity_rows([deleted, person_record(8, "u-2")], USER_FIELD) == [(7, None), (8, "u-2")]
+
+
+def test_an_alias_whose_survivor_the_index_gave_is_gone_searches_it_again() -> None:
+    """The index (which a listing never tells of a deleted record) gave the survivor of an
+    alias's merge, 8, that someone else has merged away: Pipedrive refuses the merge with 400
+    naming merge_with_id. That failed the event for good, though a search finds u-new's person,
+    as it does for a survivor the cache gave: the index's is stale too, searched again."""
+    index = built(person_record(7, "old"), person_record(8, "new"))
+    gone = ApiResponse(status=400, error="merge_with_id: person 8 was merged")
+    calls = [
+        Call(method="PUT", path="/v1/persons/7/merge", body={"merge_with_id": 8}, response=gone),
+        search_person("new", 9),
+        Call(
+            method="PUT",
+            path="/v1/persons/7/merge",
+            body={"merge_with_id": 9},
+            response=ok({"id": 9}),
+        ),
+    ]
+    outcome = run({"type": "alias", "previousId": "old", "userId": "new"}, calls, index=index)
+    check(outcome, status="sent")
+    assert index.lookup("person", "new") == []  # the gone person is out of the index
 
 
 def test_an_indexed_id_that_is_gone_is_searched_again() -> None:

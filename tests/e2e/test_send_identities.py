@@ -22,6 +22,7 @@ from e2e_support import (
     TOKEN,
     USER_ID_FIELD,
     SendRun,
+    alias,
     assert_report_adds_up,
     group,
     holdings,
@@ -526,3 +527,31 @@ def test_dry_run_estimates_no_listing_of_an_index_the_state_keeps_only_its_refre
     assert result.exit_code == 0, result.stderr
     estimate = orjson.loads(result.stdout)["identities"]["index"]
     assert (estimate["pages"], estimate["refreshes"]) == (1, 1)
+
+
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_an_alias_whose_previous_person_another_client_merged_away_merges_where_it_went(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
+) -> None:
+    """u-old's person, in the index an earlier run kept, was merged by another client into a
+    person without a userId, which took u-old from it. By index, the alias's merge of the gone
+    person got 404 and was taken as rpd's own merge of an earlier run ('merged in an earlier
+    run', unchanged): u-old's person was left unmerged beside u-new's, where a search finds it
+    and merges it. A 404 for a person the index gave is a stale index, searched again."""
+    old, new = add_person(api, "u-old", name="Old"), add_person(api, "u-new", name="New")
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], way, state=state, name="a")
+    plain = api.post("/api/v2/persons", json={"name": "Plain"}).json()["data"]["id"]
+    merged = api.put(f"/v1/persons/{old}/merge", json={"merge_with_id": plain})
+    assert merged.status_code == 200, merged.text
+    run = send_by(sandbox, tmp_path, [alias("m-1", "u-old", "u-new")], way, state=state, name="b")
+    assert run.report is not None
+    assert run.report["events"]["sent"] == 1
+    # By index, the gone person's merge answers 404 first.
+    assert run.report["requests"]["PUT /v1/persons/{id}/merge"] == {"search": 1, "index": 2}[way]
+    assert "ambiguous" not in run.stderr
+    assert {m["merged_id"]: m["survivor_id"] for m in sandbox.state()["merges"]} == {
+        old: plain,
+        plain: new,
+    }
+    assert holdings(sandbox).user_ids() == {"u-0": 1, "u-new": 1}

@@ -31,6 +31,7 @@ NEITHER = "alias: neither previous nor current person found"
 # The merge this alias asks for was found done, not made now: by a run that was killed or whose
 # answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
 MERGED_BEFORE = "merged in an earlier run"
+KEPT = ("cache", "index")  # where a resolved person comes from that may be out of date
 MERGE = "/v1/persons/{id}/merge"
 
 
@@ -97,14 +98,16 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
             ctx.learning().pending_merges[previous.id] = None
         # Which person is missing: the survivor when the answer names merge_with_id (the sandbox
         # says so with a 400), else the person in the URL.
+        # The cache and the identity index may be long out of date: a person they gave that is
+        # gone is planned again (plans/__init__), as someone else may have merged it elsewhere.
         survivor_missing = "merge_with_id" in response.error and (
-            response.status in GONE or (response.status == 400 and current.via == "cache")
+            response.status in GONE or (response.status == 400 and current.via in KEPT)
         )
         if survivor_missing:
             raise gone(PERSON, current, response, stage)
-        if response.status in GONE and previous.via != "cache":
-            return False  # gone though a search just found it (the index lags a merge): below
-        if response.status in GONE:  # a stale cache: planned again (plans/__init__)
+        if response.status in GONE and previous.via not in KEPT:
+            return False  # gone though a search just found it (its index lags a merge): below
+        if response.status in GONE:
             raise gone(PERSON, previous, response, stage)
         expect(response, stage)
         return True
