@@ -17,9 +17,11 @@ from helpers_core import (
     check,
     create_person,
     ok,
+    patch,
     patch_person,
     person_record,
     run,
+    search_org,
     search_person,
 )
 
@@ -39,7 +41,7 @@ from rudder_pipedrive_cli.core.index import (
     surveyed,
     worth_counting,
 )
-from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
+from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, index_listing, probe_steps
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import parse_rules
@@ -214,6 +216,29 @@ def test_an_alias_whose_survivor_the_index_gave_is_gone_searches_it_again() -> N
     outcome = run({"type": "alias", "previousId": "old", "userId": "new"}, calls, index=index)
     check(outcome, status="sent")
     assert index.lookup("person", "new") == []  # the gone person is out of the index
+
+
+def test_a_link_to_an_organization_the_index_gave_refused_searches_it_again() -> None:
+    """The organization index gave g-1's organization, 500, which someone else has deleted
+    since (a listing never says): linking the person to it is refused, and that failed the
+    event for good, where an organization the cache gave is searched again. So is this one."""
+    index = built(person_record(42, "u-1"))
+    index.fields["org"] = GROUP_FIELD
+    steps = probe_steps(index_listing(index, ORG))
+    next(steps)
+    org = {"id": 500, "name": "Acme", "custom_fields": {GROUP_FIELD: "g-1"}}
+    with pytest.raises(StopIteration):
+        steps.send(ApiResponse(status=200, data=[org], sent_at=LISTED_AT))
+    refused = ApiResponse(status=400, error="org_id: organization 500 not found")
+    calls = [
+        patch("persons", 42, {"org_id": 500}, refused),
+        search_org("g-1", 501),
+        patch("persons", 42, {"org_id": 501}, ok({"id": 42, "org_id": 501})),
+    ]
+    raw = {"type": "group", "userId": "u-1", "groupId": "g-1", "traits": {}}
+    outcome = run(raw, calls, index=index)
+    check(outcome, status="sent")
+    assert index.lookup("org", "g-1") == []  # the gone organization is out of the index
 
 
 def test_an_indexed_id_that_is_gone_is_searched_again() -> None:

@@ -529,6 +529,18 @@ def test_dry_run_estimates_no_listing_of_an_index_the_state_keeps_only_its_refre
     assert (estimate["pages"], estimate["refreshes"]) == (1, 1)
 
 
+def merged_away_after_a_run(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str, state: Path, person: int
+) -> int:
+    """A send of one identify keeps its state (and by index, the index), then another client
+    merges `person` into a person it makes without a userId (which takes `person`'s): its id."""
+    send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], way, state=state, name="a")
+    plain = int(api.post("/api/v2/persons", json={"name": "Plain"}).json()["data"]["id"])
+    merged = api.put(f"/v1/persons/{person}/merge", json={"merge_with_id": plain})
+    assert merged.status_code == 200, merged.text
+    return plain
+
+
 @pytest.mark.parametrize("way", ["search", "index"])
 def test_an_alias_whose_previous_person_another_client_merged_away_merges_where_it_went(
     sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
@@ -540,10 +552,7 @@ def test_an_alias_whose_previous_person_another_client_merged_away_merges_where_
     and merges it. A 404 for a person the index gave is a stale index, searched again."""
     old, new = add_person(api, "u-old", name="Old"), add_person(api, "u-new", name="New")
     state = tmp_path / "state.sqlite"
-    send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], way, state=state, name="a")
-    plain = api.post("/api/v2/persons", json={"name": "Plain"}).json()["data"]["id"]
-    merged = api.put(f"/v1/persons/{old}/merge", json={"merge_with_id": plain})
-    assert merged.status_code == 200, merged.text
+    plain = merged_away_after_a_run(sandbox, api, tmp_path, way, state, old)
     run = send_by(sandbox, tmp_path, [alias("m-1", "u-old", "u-new")], way, state=state, name="b")
     assert run.report is not None
     assert run.report["events"]["sent"] == 1
@@ -555,3 +564,20 @@ def test_an_alias_whose_previous_person_another_client_merged_away_merges_where_
         plain: new,
     }
     assert holdings(sandbox).user_ids() == {"u-0": 1, "u-new": 1}
+
+
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_a_track_whose_person_another_client_merged_away_goes_to_where_it_went(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
+) -> None:
+    """u-1's person, in the index an earlier run kept, was merged by another client into a
+    person without a userId, which took u-1 from it. By index, the lead for the gone person was
+    refused (400 naming the person) and the event failed for good, where a search finds the
+    person it went to and the lead is made there; a person the index gave is searched again."""
+    state = tmp_path / "state.sqlite"
+    plain = merged_away_after_a_run(sandbox, api, tmp_path, way, state, add_person(api, "u-1"))
+    run = send_by(sandbox, tmp_path, [track("t-1", "u-1", "Signed Up")], way, state=state, name="b")
+    assert run.report is not None
+    assert run.report["events"]["sent"] == 1
+    assert "ambiguous" not in run.stderr
+    assert holdings(sandbox).lead("rpd:t-1")["person_id"] == plain

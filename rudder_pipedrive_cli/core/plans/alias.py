@@ -6,6 +6,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
+    KEPT,
     PERSON,
     Ctx,
     MergeCheck,
@@ -31,7 +32,6 @@ NEITHER = "alias: neither previous nor current person found"
 # The merge this alias asks for was found done, not made now: by a run that was killed or whose
 # answer was lost (issue 14 item 11: a resumed run reported such an alias `sent`, no write made).
 MERGED_BEFORE = "merged in an earlier run"
-KEPT = ("cache", "index")  # where a resolved person comes from that may be out of date
 MERGE = "/v1/persons/{id}/merge"
 
 

@@ -99,6 +99,9 @@ class Ref:
         return f"{self.external} external id" if self.via == "external" else HOW[self.via]
 
 
+# Where a resolved record may come from long out of date: the identity cache, and the identity
+# index (a listing never shows a deleted record). Gone, it is searched again (`stale`).
+KEPT = ("cache", "index")
 HOW = {"cache": "cached", "index": "found in the index", "search": "found", "created": "created"}
 
 
@@ -532,10 +535,16 @@ def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
     )
 
 
+def stale(entity: Entity, key: str, ref: Ref) -> Stale:
+    """`ref`, which the cache or the index gave for `key`, is gone: forget it (out of the index
+    too) and plan the event again."""
+    return Stale(entity, key, ref.id if ref.via == "index" else None)
+
+
 def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Exception:
     """What a 404/410 on a resolved record means: a stale cache, a bad external id, or a race."""
-    if ref.via in ("cache", "index") and ref.key is not None:
-        return Stale(entity, ref.key, ref.id if ref.via == "index" else None)
+    if ref.via in KEPT and ref.key is not None:
+        return stale(entity, ref.key, ref)
     if ref.via == "external":
         return PlanFailure(
             f"{entity.noun} {ref.id} ({ref.external} external id) not found",

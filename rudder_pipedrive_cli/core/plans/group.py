@@ -5,6 +5,7 @@ from __future__ import annotations
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.fields import TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
+    KEPT,
     ORG,
     PERSON,
     Ctx,
@@ -18,6 +19,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_create_body,
     refresh,
     require_field,
+    stale,
     update,
     updated,
     with_identity,
@@ -79,9 +81,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                         once.take((yield asked))
                     ctx.learning().memberships[person.id] = org.id
             except PlanFailure as failure:
-                # Refused while the organization came from the cache: it may be gone; search again.
-                if org.via == "cache" and org.key is not None and failure.status in (400, 404, 410):
-                    raise Stale(ORG, org.key) from failure
+                # Refused while the organization came from the cache or the index: it may be gone;
+                # search again.
+                if org.via in KEPT and org.key is not None and failure.status in (400, 404, 410):
+                    raise stale(ORG, org.key, org) from failure
                 raise
         return ctx.finish()
     except (Stale, PlanFailure) as signal:

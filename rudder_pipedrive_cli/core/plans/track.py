@@ -32,6 +32,7 @@ from rudder_pipedrive_cli.core.identity_cache import Added
 from rudder_pipedrive_cli.core.index import origins_key
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
+    KEPT,
     LIST_LIMIT,
     PERSON,
     Ctx,
@@ -391,7 +392,7 @@ def record_made(person: Ref, stage: str, response: ApiResponse, _lost: str = "")
     # A cached person merged or deleted behind our back: Pipedrive's answer for a record on a
     # missing person is not documented (the sandbox: a 400 naming person_id).
     refused_person = response.status == 400 and "person" in response.error.lower()
-    if response.status in GONE or (refused_person and person.via == "cache"):
+    if response.status in GONE or (refused_person and person.via in KEPT):
         raise gone(PERSON, person, response, stage)
     expect(response, stage)
     return True
