@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 
 from rudder_pipedrive_cli.core.events import INVALID, Event, invalid, take
 from rudder_pipedrive_cli.core.filters import EventFilter
@@ -109,6 +110,37 @@ def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> 
 def test_default_dead_letter_name() -> None:
     assert default_dead_letter_path(0).name.startswith("rpd-failed-19")
     assert default_dead_letter_path(0).suffix == ".ndjson"
+
+
+@pytest.fixture
+def taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default dead-letter name of second 0, which a file in the working folder has."""
+    monkeypatch.chdir(tmp_path)
+    path = default_dead_letter_path(0)
+    path.write_bytes(b"theirs\n")
+    return path
+
+
+def test_the_default_dead_letter_name_is_one_no_file_has(taken: Path) -> None:
+    # The name holds the second the run started: a second run started in it added its failures
+    # to the first run's file.
+    assert default_dead_letter_path(0) == Path(f"{taken.stem}-2.ndjson")
+    Path(f"{taken.stem}-2.ndjson").symlink_to("nowhere")  # a link, even a dangling one, is taken
+    assert default_dead_letter_path(0) == Path(f"{taken.stem}-3.ndjson")
+
+
+def test_a_default_dead_letter_file_made_since_its_name_was_chosen_is_left_alone(
+    taken: Path,
+) -> None:
+    # A run started in the same second, in parallel, made the file after this one chose the name:
+    # appending there mixed the two runs' records (each buffering its writes, cut into each other).
+    letters = DeadLetters(taken, renamed=lambda: default_dead_letter_path(0))
+    failure = Outcome(status="failed", reason="boom", stage="send")
+    letters.add(next(intake([take(IDENTIFY, "in:1")], EventFilter())), failure)
+    letters.close()
+    assert taken.read_bytes() == b"theirs\n"
+    assert letters.written == f"{taken.stem}-2.ndjson"
+    assert orjson.loads(Path(letters.written).read_bytes())["source"] == "in:1"
 
 
 def test_dead_letters_after_a_record_cut_mid_way_start_on_a_new_line(tmp_path: Path) -> None:

@@ -278,6 +278,7 @@ def send_command(
             concurrency=concurrency,
             max_retries=max_retries,
             dead_letter=dead_letter or default_dead_letter_path(),
+            own_dead_letter=dead_letter is None,
             report=report,
             state=state,
             max_item_bytes=max_item_bytes,
@@ -298,6 +299,7 @@ class SendJob:
     concurrency: int
     max_retries: int
     dead_letter: Path
+    own_dead_letter: bool  # `dead_letter` is rpd's default name: made new, never appended to
     report: Path | None
     state: Path | None
     max_item_bytes: int
@@ -423,7 +425,8 @@ def run_send(
     if replay_state is not None:
         enter_account(env, replay_state, lists, token)
     token_pattern = settings.api_token.pattern()  # the token as it may appear in event data
-    letters = DeadLetters(job.dead_letter, token_pattern)
+    renamed = default_dead_letter_path if job.own_dead_letter else None
+    letters = DeadLetters(job.dead_letter, token_pattern, renamed)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     plan_config = with_catalog(env, config, listing=listed_with(lists, config), store=replay_state)

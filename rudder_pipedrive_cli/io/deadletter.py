@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from itertools import chain, count
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,8 +19,12 @@ from rudder_pipedrive_cli.io.config import REDACTED, TokenPattern
 
 
 def default_dead_letter_path(now: float | None = None) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    return Path(f"rpd-failed-{stamp}.ndjson")
+    """`rpd-failed-YYYYmmdd-HHMMSS.ndjson`, numbered (`-2`, `-3`...) past the names files have: a
+    run started in the second another one started neither adds its failures to that one's file
+    nor, re-sending it (`rpd send rpd-failed-*.ndjson`), is refused for writing into its input."""
+    stem = time.strftime("rpd-failed-%Y%m%d-%H%M%S", time.localtime(now))
+    names = chain([f"{stem}.ndjson"], (f"{stem}-{number}.ndjson" for number in count(2)))
+    return Path(next(name for name in names if not os.path.lexists(name)))
 
 
 def dead_letter_record(item: Event, outcome: Outcome) -> dict[str, Any]:
@@ -71,13 +76,22 @@ DEAD_LETTERS = ("dead letters to", "choose another --dead-letter path; rerun to 
 
 
 class DeadLetters:
-    """Appends records to `path`, creating the file only when the first failure arrives."""
+    """Appends records to `path`, creating the file only when the first failure arrives.
+    `renamed`, given when `path` is rpd's own default name: the file is then made new, and one
+    that appeared since the name was chosen (a run started in the same second) is left alone for
+    a name `renamed` gives."""
 
-    def __init__(self, path: Path, token: TokenPattern | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        token: TokenPattern | None = None,
+        renamed: Callable[[], Path] | None = None,
+    ) -> None:
         self.path = path
         self.count = 0
         self._handle: IO[bytes] | None = None
         self._token = token  # the API token (Secret.pattern): never written, even as event data
+        self._renamed = renamed
 
     def add(self, item: Event, outcome: Outcome) -> None:
         line = dead_letter_line(dead_letter_record(item, outcome))
@@ -86,7 +100,7 @@ class DeadLetters:
             # REDACTED in its place (SPEC 8), which JSON text takes as it is.
             line = self._token.sub(REDACTED, text).encode()
         if self._handle is None:
-            self._handle = open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end
+            self._handle = self._open()
             if _ends_mid_line(self._handle):
                 # An earlier run stopped mid-record (a full disk): the new records start on a
                 # line of their own, so they and the earlier whole ones all read back. The cut
@@ -97,6 +111,16 @@ class DeadLetters:
         except OSError as error:
             raise output_error(self.path, *DEAD_LETTERS, error) from None
         self.count += 1
+
+    def _open(self) -> IO[bytes]:
+        while self._renamed is not None:
+            try:
+                return self.path.open("xb+")
+            except FileExistsError:
+                self.path = self._renamed()
+            except OSError as error:
+                raise output_error(self.path, *DEAD_LETTERS, error) from None
+        return open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the

@@ -4,6 +4,7 @@ the cause is fixed, delivers them with no duplicates and exit 0."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -24,8 +25,9 @@ from e2e_support import (
 from test_send_examples import ALL_EXAMPLES, assert_example_holdings
 from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli import send_cmd
 from rudder_pipedrive_cli.cli.main import app
-from rudder_pipedrive_cli.io.deadletter import probe_writable
+from rudder_pipedrive_cli.io.deadletter import default_dead_letter_path, probe_writable
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 NO_CREATE = "person not found and create_persons is off"
@@ -526,3 +528,28 @@ def test_quiet_says_only_where_the_failed_events_went(sandbox: Sandbox, tmp_path
     )
     quiet = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", args=("-q",), name="ok")
     assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+
+
+def test_dead_letters_sent_again_in_the_second_they_were_named_go_to_a_file_of_their_own(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default name holds the second a run started: `rpd send rpd-failed-*.ndjson` run in the
+    second of the run that wrote it was refused ('--dead-letter ... is one of the input files',
+    exit 2, with no --dead-letter given), as its default was that very file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(send_cmd, "default_dead_letter_path", partial(default_dead_letter_path, 0))
+    write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1")])  # no name: cannot be created
+    command = ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
+    command += ["--state", "state.sqlite"]  # not the default, beside the example config
+    env = {**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN}
+    first = default_dead_letter_path(0)
+
+    wrote = CliRunner().invoke(app, ["send", "e.ndjson", *command], env=env)
+    again = CliRunner().invoke(app, ["send", str(first), *command], env=env)
+
+    assert (wrote.exit_code, again.exit_code) == (1, 1), again.stderr
+    second = Path(f"{first.stem}-2.ndjson")
+    assert f"failed events written to {second}" in " ".join(again.stderr.split())
+    records = [orjson.loads(line) for line in first.read_bytes().splitlines()]
+    assert [record["source"] for record in records] == ["e.ndjson:1"]
+    assert orjson.loads(second.read_bytes())["source"] == f"{first}:1"
