@@ -110,6 +110,11 @@ CASES: list[tuple[str, Any, list[Item]]] = [
     ),
     ("array value", [IDENTIFY], [bad("f:1", [IDENTIFY], "expected a JSON object, got list")]),
     ("string value", "x", [bad("f:1", "x", "expected a JSON object, got str")]),
+    (  # its dead letter, sent again, was decoded and sent: what failed for good, with no fix
+        "string value holding an event's JSON",
+        orjson.dumps(IDENTIFY).decode(),
+        [bad("f:1", orjson.dumps(IDENTIFY).decode(), "expected a JSON object, got str")],
+    ),
     ("number value", 1.5, [bad("f:1", 1.5, "expected a JSON object, got float")]),
     ("boolean value", True, [bad("f:1", True, "expected a JSON object, got bool")]),
     # An object that is neither an event nor a wrapper goes on: parse_event names the problem.

@@ -51,7 +51,7 @@ def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
     if "payload" in value:
         return _unwrap_archive(value, source, depth)
     if "event" in value and "error" in value:
-        event = _decoded(value["event"])
+        event = value["event"]  # as it was read: a string there is one (not decoded: it failed)
         if not isinstance(event, dict):  # the dead letter of input that held no event
             return [_failed_again(value, event, source)]
         return unwrap(event, source, depth + 1)
