@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,6 +142,29 @@ def test_a_default_dead_letter_file_made_since_its_name_was_chosen_is_left_alone
     assert taken.read_bytes() == b"theirs\n"
     assert letters.written == f"{taken.stem}-2.ndjson"
     assert orjson.loads(Path(letters.written).read_bytes())["source"] == "in:1"
+
+
+@pytest.mark.parametrize("default_name", [False, True])
+def test_a_new_dead_letter_file_is_readable_by_its_owner_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_name: bool
+) -> None:
+    # Dead letters hold whole events, names and emails (SPEC 8): a new file was made readable by
+    # everyone (0644 under umask 022), where the state, which holds only ids, is owner-only.
+    monkeypatch.chdir(tmp_path)
+    old_mask = os.umask(0o022)
+    try:
+        path = default_dead_letter_path(0) if default_name else Path("runs/failed.ndjson")
+        letters = DeadLetters(path, renamed=default_dead_letter_path if default_name else None)
+        failure = Outcome(status="failed", reason="boom", stage="send")
+        letters.add(next(intake([take(IDENTIFY, "in:1")], EventFilter())), failure)
+        letters.close()
+        kept = Path("kept.ndjson")  # an existing file keeps the mode its owner gave it
+        kept.write_bytes(b"")
+        kept.chmod(0o640)
+        DeadLetters(kept).add(next(intake([take(IDENTIFY, "in:2")], EventFilter())), failure)
+    finally:
+        os.umask(old_mask)
+    assert (path.stat().st_mode & 0o777, kept.stat().st_mode & 0o777) == (0o600, 0o640)
 
 
 def test_dead_letters_after_a_record_cut_mid_way_start_on_a_new_line(tmp_path: Path) -> None:

@@ -58,12 +58,23 @@ def dead_letter_line(record: dict[str, Any]) -> bytes:
 TOO_DEEP = "; the event is nested too deeply to be written here: find it at its source"
 
 
-def open_output(path: Path, mode: str, what: str, hint: str) -> IO[bytes]:
+Opener = Callable[[str, int], int]
+
+
+def owner_only(name: str, flags: int) -> int:
+    """open()'s opener for a file of personal data (SPEC 8): one it makes is readable and writable
+    by its owner only, as the state is; one that exists keeps the mode it has."""
+    return os.open(name, flags, 0o600)
+
+
+def open_output(
+    path: Path, mode: str, what: str, hint: str, opener: Opener | None = None
+) -> IO[bytes]:
     """An output file (dead letters, report, dry-run output), created with its folders; one rpd
     cannot write is a usage error: "cannot write WHAT PATH: why", then `hint`."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.open(mode)
+        return open(path, mode, opener=opener)
     except OSError as error:
         raise output_error(path, what, hint, error) from None
 
@@ -115,12 +126,12 @@ class DeadLetters:
     def _open(self) -> IO[bytes]:
         while self._renamed is not None:
             try:
-                return self.path.open("xb+")
+                return open(self.path, "xb+", opener=owner_only)
             except FileExistsError:
                 self.path = self._renamed()
             except OSError as error:
                 raise output_error(self.path, *DEAD_LETTERS, error) from None
-        return open_output(self.path, "ab+", *DEAD_LETTERS)  # + : read its end
+        return open_output(self.path, "ab+", *DEAD_LETTERS, owner_only)  # + : read its end
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
