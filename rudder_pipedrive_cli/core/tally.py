@@ -14,6 +14,7 @@ earlier (cannot convert plan ...)`) and the report counts it under the root's re
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.core.costs import BURST_LIMITS, SEARCH_LIMIT, WINDOW_S, token_cost
 from rudder_pipedrive_cli.core.errors import redacted_warning
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import INVALID, Event
 from rudder_pipedrive_cli.core.identity_cache import table_get
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
 
@@ -37,6 +38,14 @@ OTHER_WARNINGS = "(other warnings)"
 OTHER_TRAITS = "(other traits)"
 FILTERED = "filtered"
 UNSUPPORTED = "unsupported type"
+# The types counted by name: RudderStack's, and INVALID (input that was not an event). Any other
+# "type" is event data that may hold anything, a name or an email (SPEC 8: not for the report): it
+# is named only when it reads as a type name, and only while fewer than MAX_OTHER_TYPES are (one
+# row per distinct value otherwise); the rest are counted together as OTHER_TYPE.
+KNOWN_TYPES = frozenset({"identify", "track", "group", "alias", "page", "screen", INVALID})
+TYPE_NAME = re.compile(r"[a-z][a-z0-9_.-]{0,39}")
+MAX_OTHER_TYPES = 20
+OTHER_TYPE = "(other type)"
 # RudderStack's unsupported types, as their skips are counted: made once.
 UNSUPPORTED_KEYS = {kind: f"{UNSUPPORTED}: {kind}" for kind in ("page", "screen")}
 # Where a plan fails for want of a person, decided by rpd itself (no answer from Pipedrive):
@@ -174,6 +183,8 @@ class Tally:
         root or be one. An alias is about two users and never creates: its reason is its own,
         unless it waits for a failure of either."""
         status, retold = outcome.status, None
+        if event_type not in KNOWN_TYPES:
+            event_type = self._shown_type(event_type)
         self.by_type[event_type][status] += 1
         # Each reason (and warning) counted under itself, or under "other" once MAX_REASONS
         # distinct ones are: no call for one already counted, most of them.
@@ -233,6 +244,17 @@ class Tally:
                     path if path in counted or len(counted) < MAX_REASONS else OTHER_TRAITS
                 ] += 1
         return retold
+
+    def _shown_type(self, event_type: str) -> str:
+        """The name a type rpd does not know is counted under (KNOWN_TYPES)."""
+        if event_type in self.by_type:
+            return event_type
+        others = len(self.by_type.keys() - KNOWN_TYPES)
+        return (
+            event_type
+            if others < MAX_OTHER_TYPES and TYPE_NAME.fullmatch(event_type)
+            else OTHER_TYPE
+        )
 
     def to_json(self, *, duration_s: float, dead_letter: str | None) -> dict[str, Any]:
         events: dict[str, int] = {"read": self.read + self.not_attempted}

@@ -14,7 +14,7 @@ from rudder_pipedrive_cli.cli.render import print_warnings_and_failures
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
-from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
+from rudder_pipedrive_cli.core.tally import MAX_OTHER_TYPES, OTHER_TYPE, Tally, estimated_seconds
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,24 @@ def test_skip_reasons(reason: str, event_type: str, counted_as: str) -> None:
     tally = Tally()
     tally.add_outcome(event_type, Outcome(status="skipped", reason=reason))
     assert tally.skips == {counted_as: 1}
+
+
+def test_a_type_rpd_does_not_know_is_named_only_when_it_reads_as_one() -> None:
+    # A malformed export's "type" may hold anything, a name or an email (SPEC 8: event data goes
+    # to dead letters and dry-run only): it went by name into the report table, the --report
+    # JSON and the state's last run, one row per distinct value.
+    tally = Tally()
+    unsupported = Outcome(status="skipped", reason="unsupported type")
+    for event_type in ("audiencelist", "alice smith <alice@example.com>", "bob@example.com"):
+        tally.add_outcome(event_type, unsupported)
+    for number in range(MAX_OTHER_TYPES + 5):  # a type per event: rows past the first ones go
+        tally.add_outcome(f"custom_{number}", unsupported)
+    tally.add_outcome("identify", Outcome(status="sent"))
+    named = [f"custom_{number}" for number in range(MAX_OTHER_TYPES - 2)]
+    assert list(tally.by_type) == ["audiencelist", OTHER_TYPE, *named, "identify"]
+    assert tally.by_type[OTHER_TYPE] == {"skipped": 9}  # the two of event data, 7 past the rows
+    assert tally.skips[f"unsupported type: {OTHER_TYPE}"] == 9
+    assert sum(tally.skips.values()) == tally.read - 1 == MAX_OTHER_TYPES + 8
 
 
 def test_skips_are_counted_by_reason_most_common_first() -> None:
