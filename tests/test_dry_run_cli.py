@@ -588,7 +588,7 @@ def test_max_item_bytes_fails_a_larger_line_and_plans_the_rest(tmp_path: Path) -
         "type": "invalid",
         "outcome": "failed",
         "reason": "line larger than --max-item-bytes (2 KiB): split it into smaller lines or "
-        "raise --max-item-bytes",
+        "raise --max-item-bytes, then send its file again (a dead letter cannot hold it)",
         "warnings": [],
         "dropped": [],
         "requests": [],

@@ -521,9 +521,12 @@ def _skip_line(head: bytes, readline: Callable[[int], bytes], source: _RawSource
 
 
 def _too_large(what: str, cap: int) -> str:
+    """Why an item over the cap failed: none of it is held, so its dead letter has no event, and
+    the file is what to send again (the dead letter, sent after raising the cap, failed again)."""
     return (
         f"{what} larger than --max-item-bytes ({describe_size(cap)}): "
-        "split it into smaller lines or raise --max-item-bytes"
+        "split it into smaller lines or raise --max-item-bytes, "
+        "then send its file again (a dead letter cannot hold it)"
     )
 
 

@@ -49,7 +49,8 @@ def test_a_line_over_max_item_bytes_is_dead_lettered_and_the_rest_sent(
             "event": None,
             "error": {
                 "reason": "line larger than --max-item-bytes (4 KiB): split it into smaller "
-                "lines or raise --max-item-bytes",
+                "lines or raise --max-item-bytes, then send its file again (a dead letter "
+                "cannot hold it)",
                 "stage": "read",
                 "status": None,
                 "retryable": False,
