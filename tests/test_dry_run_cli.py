@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,6 +227,23 @@ def test_output_file(tmp_path: Path) -> None:
     code, out, _ = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-o", str(target), "-q")
     assert code == 0 and out == ""
     assert len(target.read_bytes().splitlines()) == 25
+
+
+def test_a_new_output_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # The plan shows whole events, names and emails (SPEC 8), as dead letters do: a new file was
+    # made readable by everyone (0644 under umask 022); an existing one keeps its owner's mode.
+    target, kept = tmp_path / "plan.ndjson", tmp_path / "kept.ndjson"
+    kept.write_bytes(b"")
+    kept.chmod(0o640)
+    old_mask = os.umask(0o022)
+    try:
+        for path in (target, kept):
+            code, _, _ = dry_run(EVENTS, "--config", CONFIG, "-f", "ndjson", "-o", str(path), "-q")
+            assert code == 0
+    finally:
+        os.umask(old_mask)
+    assert (target.stat().st_mode & 0o777, kept.stat().st_mode & 0o777) == (0o600, 0o640)
+    assert len(kept.read_bytes().splitlines()) == 25
 
 
 def test_output_dash_is_standard_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

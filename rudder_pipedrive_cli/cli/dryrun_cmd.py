@@ -56,6 +56,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     check_output_path,
     open_output,
     output_error,
+    owner_only,
     refuse_inside_input_folders,
 )
 from rudder_pipedrive_cli.io.readers import (
@@ -314,7 +315,7 @@ def dry_run_command(
             planned = without_token_in(planned, token)
         sink: IO[bytes] = sys.stdout.buffer
         if output is not None:  # created with its folders, like send's report
-            sink = stack.enter_context(open_output(output, "wb", *OUTPUT))
+            sink = stack.enter_context(open_output(output, "wb", *OUTPUT, owner_only))
             stack.enter_context(named_on_error(sink, output))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
