@@ -17,9 +17,11 @@ from objects_support import (
     S3,
     TIME_ORDER,
     WINDOW,
+    archive,
     backup_objects,
     error,
     expected_sources,
+    identify,
     moto_s3,
 )
 
@@ -245,6 +247,39 @@ def test_an_object_rewritten_while_it_is_read_is_a_failed_item_not_a_mix(s3: S3)
         )
     ]
     assert "other" not in str([item.raw for item in items])
+
+
+@pytest.mark.parametrize("cuts", [0, 1])
+def test_an_object_rewritten_after_its_listing_is_read_and_finished_as_the_version_its_get_gave(
+    s3: S3, cuts: int
+) -> None:
+    # Listed in one version, rewritten before its GET: what is read is the GET's version, whole
+    # (read again after a cut: it did not change while read), and that version is recorded as
+    # finished, not the listing's, which this run never read (the rerun would read it again).
+    target = TIME_ORDER[2]
+    finished: list[tuple[str, str]] = []
+    reader = EventReader(
+        ["s3://backups/rs"],
+        window=WINDOW,
+        sleep=lambda _: None,
+        on_finished=lambda name, version: finished.append((name, version)),
+    )
+    messages = ["a-0730", "a-0735", "a-0736"]
+    rewritten = archive(*map(identify, messages))
+    s3.client.put_object(Bucket=s3.bucket, Key=f"rs/{target}", Body=rewritten)
+    s3.proxy.recorder.cut = {f"rs/{target}": cuts}
+    read = []
+    for item in reader:
+        read.append((item.source, (item.raw or {}).get("messageId"), error(item)))
+        reader.item_done(item.source, "sent")
+    url = f"s3://backups/rs/{target}"
+    assert [row for row in read if row[0].startswith(url)] == [
+        (f"{url}:{line}#1", message, "") for line, message in enumerate(messages, 1)
+    ]
+    assert s3.proxy.recorder.cuts_made == [f"rs/{target}"] * cuts
+    tag = s3.client.head_object(Bucket=s3.bucket, Key=f"rs/{target}")["ETag"].strip('"')
+    assert [row for row in finished if row[0] == url] == [(url, f"etag:{tag}")]
+    assert len(finished) == len(TIME_ORDER) + len(NOT_LAYOUT)
 
 
 def test_reading_s3_imports_neither_fsspec_nor_botocore_nor_httpx(s3: S3) -> None:

@@ -30,7 +30,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder
@@ -308,6 +308,7 @@ class Feed:
         self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=READ_AHEAD)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rpd-object-feed", daemon=True)
+        self._read_as: dict[int, str] = {}  # object -> the version its first open gave
         self.retries = 0
 
     def __enter__(self) -> Feed:
@@ -320,6 +321,13 @@ class Feed:
 
     def stream(self, index: int) -> ObjectStream:
         return ObjectStream(self._queue, index, self._objects[index].name)
+
+    def read_as(self, index: int) -> StoredObject:
+        """The object as it was read, once its stream ended: the version its first open gave
+        (an S3 GET's ETag: it may be newer than the listing's), else the listing's."""
+        stored = self._objects[index]
+        version = self._read_as.pop(index, stored.version)
+        return stored if version == stored.version else replace(stored, version=version)
 
     def _put(self, item: tuple[int, Any]) -> bool:
         while not self._stop.is_set():
@@ -346,15 +354,18 @@ class Feed:
         handed_out = 0
         tries = 0  # failed in a row since the object last gave new bytes
         moved_on_at = 0  # bytes handed out when it last did
-        reopened = False
+        version: str | None = None  # what its first open gave: what every later one must give
         while True:
             try:
                 # No cache in the store's file ("none"): the queue is the read-ahead, and
                 # fsspec's default ("readahead") would fetch a block more than each read and keep
                 # it, another 1-2 MiB a file.
                 with self._fs.open(path, "rb", block_size=self._chunk, cache_type="none") as handle:
-                    if reopened:
-                        self._check_unchanged(path, stored, handle)
+                    if version is None:  # it may have changed since it was listed: asking
+                        # `info` would cost a request an object, an S3 GET says it for nothing
+                        version = self._read_as[index] = _given(handle) or stored.version
+                    else:
+                        self._check_unchanged(path, version, handle)
                         _skip(handle, handed_out, self._chunk)  # read again from the start
                     while chunk := handle.read(self._chunk):
                         if not self._put((index, chunk)):
@@ -380,16 +391,20 @@ class Feed:
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
                 self._sleep(RETRY_DELAYS[tries])
                 tries += 1
-                reopened = True
                 self.retries += 1
 
-    def _check_unchanged(self, path: str, stored: StoredObject, handle: Any) -> None:
-        """The object read again is the version listed: the ETag its GET answered with (S3's
-        objects carry it, io/s3.py), else the one its `info` gives."""
-        tag = getattr(handle, "etag", None)
-        entry = {"ETag": tag} if tag else self._fs.info(path)
-        if _version(entry) != stored.version:
+    def _check_unchanged(self, path: str, version: str, handle: Any) -> None:
+        """The object read again is the version first read: the ETag its GET answered with
+        (S3's objects carry it, io/s3.py), else the one its `info` gives."""
+        if (_given(handle) or _version(self._fs.info(path))) != version:
             raise ObjectChanged("it changed while being read: rerun to read the new version")
+
+
+def _given(handle: Any) -> str | None:
+    """The version an open object gives: its GET's ETag, where the store's file carries one
+    (S3's do, io/s3.py), else None."""
+    tag = getattr(handle, "etag", None)
+    return _version({"ETag": tag}) if tag else None
 
 
 def _skip(handle: Any, size: int, chunk: int) -> None:
@@ -497,8 +512,10 @@ class ObjectLedger:
             self._active[stored.name] = tally
         return tally
 
-    def read_to_end(self, tally: _Tally) -> None:
+    def read_to_end(self, tally: _Tally, read_as: StoredObject) -> None:
+        """The object's stream ended; `read_as`: its version read, which `on_finished` records."""
         with self._lock:
+            tally.stored = read_as
             tally.read = True
             self._settle(tally)
 

@@ -244,7 +244,7 @@ class EventReader:
                         self._current = None
                     stream.drain()
                 self.objects_read += 1
-                self._ledger.read_to_end(tally)
+                self._ledger.read_to_end(tally, feed.read_as(index))
 
     def _open(self, path: str) -> BinaryIO:
         if path == STDIN:
