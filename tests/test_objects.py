@@ -43,7 +43,13 @@ from objects_support import (
     stamp,
 )
 
-from rudder_pipedrive_cli.core.backups import StoredObject, Window, is_day_folder, reading_order
+from rudder_pipedrive_cli.core.backups import (
+    OBJECT,
+    StoredObject,
+    Window,
+    is_day_folder,
+    reading_order,
+)
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 from rudder_pipedrive_cli.io.objects import (
     CredentialsRefused,
@@ -124,6 +130,23 @@ def test_reading_order_is_first_last_key_and_others_after() -> None:
     timed, others = reading_order([stored(name) for name in names], Window())
     assert [s.name for s in timed] == [names[4], names[2], names[1], names[0]]
     assert [s.name for s in others] == ["x/aa.json", "x/zz.json"]
+
+
+def test_a_name_that_goes_on_after_json_gz_is_outside_the_layout() -> None:
+    # A download's temporary file in a synced folder (aws s3 sync writes NAME.1a2b3c4d, rclone
+    # NAME.1a2b3c4d.partial, then renames it) is no backup object: read after a warning, not
+    # placed in time as the object it will become.
+    name = "x/src/gw/2024-05-01/7/a/100_200_w.json.gz"
+    objects = [
+        StoredObject(name=name + suffix, path=name + suffix, size=1, version="size:1")
+        for suffix in ("", ".1a2b3c4d", ".1a2b3c4d.partial")
+    ]
+    timed, others = reading_order(objects, Window())
+    assert [s.name for s in timed] == [name]
+    assert [s.name for s in others] == [name + ".1a2b3c4d", name + ".1a2b3c4d.partial"]
+    # Its events' sources are told apart alike (late and future-dated events, core/filters.py).
+    sources = [name + ":3#1", name + "#2#1", name + ".1a2b3c4d:3#1"]
+    assert [OBJECT.search(source) is not None for source in sources] == [True, True, False]
 
 
 def test_day_folder_names() -> None:

@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-OBJECT = re.compile(r"(?:^|/)[^/]+/gw/(\d{4}-\d{2}-\d{2})/[^/]+/[^/]+/(\d+)_(\d+)_[^/]+\.json\.gz")
+# A name, or an event's source (NAME:LINE#N, NAME#N#K), to its end: NAME.json.gz.1a2b3c4d (a
+# download's temporary file) is no backup object.
+OBJECT = re.compile(
+    r"(?:^|/)[^/]+/gw/(\d{4}-\d{2}-\d{2})/[^/]+/[^/]+/(\d+)_(\d+)_[^/]+\.json\.gz(?:[:#]\d+)*\Z"
+)
 MARGIN = timedelta(days=1)
 
 
