@@ -244,6 +244,45 @@ def test_gcs_and_azure_urls_read_through_the_same_code(url: str) -> None:
     assert len(warnings) == 1
 
 
+class FolderMarkers:
+    """A store whose `find` lists folder placeholders as gcsfs's does: 0-byte objects named with
+    a trailing slash (the GCS console's "Create folder", Hadoop's GCS connector, copies of S3's
+    console folders), which no open finds under the name without it."""
+
+    def __init__(self, fs: MemoryFileSystem, markers: list[str]) -> None:
+        self.fs, self.markers = fs, markers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fs, name)
+
+    def find(self, path: str, detail: bool = True) -> dict[str, dict[str, Any]]:
+        found = self.fs.find(path, detail=True)
+        for marker in self.markers:
+            if marker.startswith(path.rstrip("/") + "/"):
+                found[marker] = {"name": marker, "type": "file", "size": 0}
+        return found
+
+
+def test_folder_placeholders_in_a_day_folder_are_no_objects() -> None:
+    memory = MemoryFileSystem(skip_instance_cache=True)
+    memory.store, memory.pseudo_dirs = {}, [""]
+    root = "/bucket/backups"
+    for name, data in backup_objects().items():
+        memory.pipe(f"{root}/{name}", data)
+    day = f"{root}/src-a/gw/{MAY_1}/"
+    store = FolderMarkers(memory, [day, f"{day}7/", f"{day}7/i-1/"])
+    warnings: list[str] = []
+    url = "gs://bucket/backups"
+    reader = EventReader(
+        [url], window=WINDOW, warn=warnings.append, resolver=lambda _: (store, root)
+    )
+    items = list(reader)
+    assert [(item.source, error(item)) for item in items if error(item)] == []
+    assert [(item.source, item.raw["messageId"]) for item in items] == expected_sources(url)
+    [not_layout] = NOT_LAYOUT
+    assert warnings == [LAYOUT_WARNING.format(name=f"{url}/{not_layout}")]
+
+
 class Refusing:
     """A store whose listing raises `error`."""
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 from objects_support import (
     APRIL_28,
+    MAY_1,
     NOT_LAYOUT,
     S3,
     TIME_ORDER,
@@ -280,6 +281,16 @@ def test_an_object_rewritten_after_its_listing_is_read_and_finished_as_the_versi
     tag = s3.client.head_object(Bucket=s3.bucket, Key=f"rs/{target}")["ETag"].strip('"')
     assert [row for row in finished if row[0] == url] == [(url, f"etag:{tag}")]
     assert len(finished) == len(TIME_ORDER) + len(NOT_LAYOUT)
+
+
+def test_folder_markers_in_a_day_folder_are_no_objects(s3: S3) -> None:
+    # S3's console makes a folder as an empty object named with a trailing slash.
+    s3.upload({f"src-a/gw/{MAY_1}/": b"", f"src-a/gw/{MAY_1}/7/": b""})
+    items = list(EventReader(["s3://backups/rs"], window=WINDOW))
+    assert [(item.source, error(item)) for item in items if error(item)] == []
+    assert [(item.source, item.raw["messageId"]) for item in items] == expected_sources(
+        "s3://backups/rs"
+    )
 
 
 def test_reading_s3_imports_neither_fsspec_nor_botocore_nor_httpx(s3: S3) -> None:

@@ -159,7 +159,9 @@ def list_objects(
         if is_day_folder(path):
             if window.day_may_touch(path.rpartition("/")[2]):
                 for entry in fs.find(path, detail=True).values():
-                    if not _hidden(entry["name"], path):
+                    # A name ending in / is a folder's placeholder (S3's and GCS's consoles make
+                    # them), no object: opened without its slash, it is not found.
+                    if not _hidden(entry["name"], path) and not entry["name"].endswith("/"):
                         add(entry)
             return
         for entry in fs.ls(path, detail=True):

@@ -423,12 +423,9 @@ class S3FileSystem:
         return list(self._list(path, [("delimiter", "/")]))
 
     def find(self, path: str, detail: bool = True) -> dict[str, dict[str, Any]]:
-        """Every object below `path`, at any depth (not folder markers: keys ending in `/`)."""
-        return {
-            entry["name"]: entry
-            for entry in self._list(path, [])
-            if not entry["name"].endswith("/")
-        }
+        """Every object below `path`, at any depth (folder markers too, keys ending in `/`, as
+        gcsfs lists them: io/objects.py leaves them out)."""
+        return {entry["name"]: entry for entry in self._list(path, [])}
 
     def open(
         self, path: str, mode: str = "rb", block_size: int | None = None, **_: Any
