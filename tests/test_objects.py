@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,62 @@ def test_a_transient_error_mid_read_reads_the_object_again_from_the_start(
     assert rows(reader) == expected_sources(str(root))  # every event once, in order
     assert slept == [0.5, 1.0]  # backoff between the tries
     assert flaky.paths("open").count(f"{root}/{target}") == 3
+
+
+class Stalled(Spy):
+    """Opens `name` as a connection that stops giving bytes: its read waits until `released`,
+    then fails as a read timeout does; `stalled` is set once a read waits."""
+
+    def __init__(self, fs: Any, name: str) -> None:
+        super().__init__(fs)
+        self.name, self.stalled, self.released = name, threading.Event(), threading.Event()
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("open", path))
+        handle = self.fs.open(path, *args, **kwargs)
+        if not path.endswith(self.name):
+            return handle
+        stalled, released = self.stalled, self.released
+
+        class StalledFile(FlakyFile):
+            def read(self, size: int = -1) -> bytes:
+                stalled.set()
+                released.wait()
+                raise TimeoutError("timed out")
+
+        return StalledFile(handle, 0, TimeoutError())
+
+
+def test_a_reader_stopped_while_a_read_stalls_neither_waits_for_it_nor_tries_it_again(
+    tmp_path: Path,
+) -> None:
+    # Ctrl-C in a send's first pass while the next object's connection had stalled: the stop
+    # waited for the read's timeout (a minute), then for each try again of it (six minutes).
+    write_folder(tmp_path, backup_objects())
+    target = TIME_ORDER[1]  # read ahead while the reader holds the first object's event
+    store = Stalled(fsspec.filesystem("file"), target)
+    slept: list[float] = []
+    reader = EventReader(
+        [str(tmp_path)],
+        window=WINDOW,
+        resolver=lambda _: (store, str(tmp_path)),
+        sleep=slept.append,
+    )
+    held = [iter(reader)]
+    assert next(held[0]).raw["messageId"] == "b-00"
+    assert store.stalled.wait(30)
+    stopping = threading.Thread(target=held.clear)  # as --limit, Ctrl-C or SIGTERM drop it
+    stopping.start()
+    stopping.join(30)  # a bound on a hang, not a measure: it returns well before
+    waited = stopping.is_alive()
+    store.released.set()  # the stalled read times out now
+    stopping.join()
+    feeds = [thread for thread in threading.enumerate() if thread.name == "rpd-object-feed"]
+    for feed in feeds:
+        feed.join()
+    assert not waited
+    assert store.paths("open").count(f"{tmp_path}/{target}") == 1
+    assert slept == []
 
 
 def test_a_store_library_error_is_retried_too(tmp_path: Path) -> None:

@@ -55,6 +55,7 @@ URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 CHUNK = 1 << 20  # one read from a store, and one entry of the read-ahead queue
 READ_AHEAD = 8  # chunks fetched ahead of the reader, across object boundaries
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a failed object
+STOP_WAIT = 1.0  # seconds a stopped reader waits for the feed's read in progress to end
 # Errors that no retry mends: the object is gone, not allowed, or not an object.
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
@@ -319,7 +320,9 @@ class Feed:
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join()
+        # Not waited for beyond that: a read of a connection that stalled ends at the store's
+        # read timeout (a minute). The feed, a daemon with nothing left to hand over, ends then.
+        self._thread.join(STOP_WAIT)
 
     def stream(self, index: int) -> ObjectStream:
         return ObjectStream(self._queue, index, self._objects[index].name)
@@ -375,6 +378,8 @@ class Feed:
                         handed_out += len(chunk)
                 return self._put((index, _END))
             except Exception as error:
+                if self._stop.is_set():  # the reader is gone: no try again, no one to tell
+                    return False
                 refused = refused_credentials(error)
                 if refused is not None:  # no later object can be read: stop here
                     self._put((index, StoreRefused(refused)))
