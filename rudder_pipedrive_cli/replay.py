@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.intake import Finished, decided_again
+from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -111,13 +111,7 @@ class Replay:
             outcome = root.retell(outcome)
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
-        # A planned event, but not one a skip rule took: a rerun decides it again.
-        if (
-            item.id
-            and item.decided is None
-            and outcome is not JOURNALED
-            and not decided_again(outcome)
-        ):
+        if item.id and item.decided is None and outcome is not JOURNALED:  # a planned event
             if self.index is not None:  # the records it made go in, merged persons out
                 self.index.learn(outcome)
             if self.journal is not None:

@@ -504,35 +504,6 @@ def test_a_repeated_message_id_is_already_done_without_a_state_as_send_has_it(
     assert (first["id"], repeat["id"]) == ("same-1", "same-1")
 
 
-def test_a_message_id_a_skip_rule_took_is_not_done_for_its_repeat_in_dry_run_nor_in_send(
-    tmp_path: Path,
-) -> None:
-    """A skip rule writes nothing: an event of the same messageId after it is planned on its own
-    (a lead here), in dry-run as in `send --sandbox` (no state: the run itself remembers)."""
-    skipped = {
-        "type": "track",
-        "messageId": "same-2",
-        "userId": "u-1",
-        "event": "Page Viewed",
-        "context": {"traits": {"name": "Ada"}},
-    }
-    events = write_events(tmp_path, skipped, skipped | {"event": "Trial Started"})
-    code, out, err = dry_run(events, "--config", CONFIG, "-f", "ndjson")
-    assert code == 0, err
-    assert [(r["outcome"], r["reason"], r["rule"]) for r in records(out)] == [
-        ("skipped", "track rule: skip", "track #1 (skip)"),
-        ("planned", "", "track #5 (lead)"),
-    ]
-    report = tmp_path / "report.json"
-    args = ["send", events, "--config", CONFIG, "--sandbox", "--report", str(report), "-q"]
-    result = CliRunner().invoke(app, args, env={"PIPEDRIVE_API_TOKEN": ""})
-    assert result.exit_code == 0, result.stderr
-    sent = json.loads(report.read_text())
-    assert sent["events"] == {"read": 2, "sent": 1, "unchanged": 0, "skipped": 1, "failed": 0}
-    assert sent["skipped_by_reason"] == {"track rule: skip": 1}
-    assert sent["requests"]["POST /v1/leads"] == 1
-
-
 def test_send_without_a_state_skips_a_repeated_message_id_as_dry_run_plans_it(
     tmp_path: Path,
 ) -> None:

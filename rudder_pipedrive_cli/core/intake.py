@@ -8,17 +8,8 @@ from typing import Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.rules import SKIP_REASON
 
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
-
-
-def decided_again(outcome: Outcome) -> bool:
-    """Whether an event so ended is left out of what is done (the journal, a run's `Finished`):
-    a skip rule's. It wrote nothing, and a rerun decides it again at no cost by the rules then in
-    force: the same ones skip it again, ones changed since make what they now say (it was never
-    `already done`)."""
-    return outcome.reason == SKIP_REASON and outcome.status == "skipped"
 
 
 # 2 MiB, a bit per id: with a million ids moved, 6% of the ids never seen still ask SQLite (a

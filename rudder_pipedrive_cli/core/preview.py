@@ -12,7 +12,7 @@ from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
-from rudder_pipedrive_cli.core.intake import Finished, IdSet, decided_again
+from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import UNSUPPORTED, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
@@ -77,8 +77,7 @@ def preview(
                 send.requests = requests = []
                 outcome = drive(planned, answer)
                 learn(outcome)
-            if not decided_again(outcome):  # as send's journal keeps it
-                add_done(event_id, outcome.status)
+            add_done(event_id, outcome.status)
         root = add_outcome(kind, outcome, item)  # a knock-on's reason names its root
         status = outcome.status
         record = {
