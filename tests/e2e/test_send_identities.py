@@ -581,3 +581,26 @@ def test_a_track_whose_person_another_client_merged_away_goes_to_where_it_went(
     assert run.report["events"]["sent"] == 1
     assert "ambiguous" not in run.stderr
     assert holdings(sandbox).lead("rpd:t-1")["person_id"] == plain
+
+
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_a_user_id_the_input_aliases_to_a_person_another_client_merged_away_goes_where_it_went(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
+) -> None:
+    """u-a has no person; the input aliases it to u-b (issue 20), whose person, in the index an
+    earlier run kept, another client merged into a person without a userId, which took u-b. By
+    search, u-b's person is found where it went and u-a's identify updates it. By index, the gone
+    person was taken (labelled found by search, so its 404 was no stale index): 'person N no
+    longer exists (HTTP 404)', the alias held back behind it, on every rerun. A person the index
+    gives for the userId an alias names is searched again when gone, as any the index gives."""
+    state = tmp_path / "state.sqlite"
+    plain = merged_away_after_a_run(sandbox, api, tmp_path, way, state, add_person(api, "u-b"))
+    events = [identify("m-2", "u-a", name="Ada"), alias("m-1", "u-a", "u-b")]
+    run = send_by(sandbox, tmp_path, events, way, state=state, name="b")
+    assert run.report is not None
+    assert run.report["events"]["failed"] == 0
+    assert "POST /api/v2/persons" not in run.report["requests"]
+    assert holdings(sandbox).person("u-b")["id"] == plain
+    assert holdings(sandbox).person("u-b")["name"] == "Ada"
+    # Said once, of the person taken, not also of the gone one.
+    assert "warnings: 1 a userId not found is taken as the person" in " ".join(run.stderr.split())

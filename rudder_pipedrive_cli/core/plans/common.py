@@ -226,9 +226,12 @@ class Ctx:
             self.learn(entity, key, None)
             if signal.listed is not None and self.index is not None:
                 self.index.rows.drop(entity.kind, signal.listed)
-            # Its record's ambiguity was the gone one's: the search planned next says its own.
-            said = ambiguity(entity, key, "")
-            self.warnings = [w for w in self.warnings if not w.endswith(said)]
+            # What was said of the gone record (its ambiguity; taken for a userId the input
+            # aliases): the plan planned next says its own.
+            said, taken = ambiguity(entity, key, ""), aliased_lead(key)
+            self.warnings = [
+                w for w in self.warnings if not (w.endswith(said) or w.startswith(taken))
+            ]
             return None
         return self.outcome(failure=signal)
 
@@ -700,7 +703,9 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
                 while (asked := probe.request) is not None:
                     probe.take((yield asked))
                 if probe.result:
-                    return aliased_away(ctx, key, target, probe.result)
+                    # From the index, a gone one is searched again, as any the index gives.
+                    listed = cached is None and index is not None and index.covers(PERSON.kind)
+                    return aliased_away(ctx, key, target, probe.result, listed)
         return None
     chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
@@ -762,17 +767,19 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
     return Pages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
 
 
-def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId]) -> Ref:
+def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], listed: bool) -> Ref:
     """The person of a userId Pipedrive does not find while the input aliases it to another
     (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
     was aliased to (`target`, whose records are `ids`), which keeps its own userId. Found
     (cached or by search, following a chain of aliases: `find`), that person is the userId's: no
     second person is created, no lead is made twice (that person's leads are listed) and the
-    alias merges nothing again. Not found either, the userId's person is created as usual."""
-    ref = Ref(id=lowest(ids), via="search", key=key)
+    alias merges nothing again. Not found either, the userId's person is created as usual.
+    `listed`: the identity index gave `ids`, which may hold a person someone has since merged
+    or deleted (a listing never shows one): gone, it leaves the index and is searched again."""
+    ref = Ref(id=lowest(ids), via="index" if listed else "search", key=key)
     ctx.warnings.append(
         Warned(
-            f"userId {key} not found: the input aliases it to {target}, whose person "
+            f"{aliased_lead(key)}{target}, whose person "
             f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
             "a userId not found is taken as the person of the userId the input aliases "
             "it to (an earlier alias merged or re-keyed it)",
@@ -780,6 +787,11 @@ def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId]) -> Ref:
     )
     ctx.learn(PERSON, key, ref)
     return ref
+
+
+def aliased_lead(key: str) -> str:
+    """How `aliased_away`'s warning for userId `key` begins."""
+    return f"userId {key} not found: the input aliases it to "
 
 
 LISTED = ("emails", "phones")  # a person's fields that hold lists
