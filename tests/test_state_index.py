@@ -14,7 +14,7 @@ KEY = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
 
 def build(state: ReplayState, rows: list[tuple[int, str]], at: str) -> IdentityIndex:
     index = IdentityIndex(state.index_rows(), {"person": KEY}, clock=lambda: 0.0)
-    index.begin("person")
+    index.begin("person", 0.0)
     index.take("person", [{"id": i, "custom_fields": {KEY: v}} for i, v in rows])
     index.end("person", at, refresh=False, started=0.0)
     return index

@@ -220,8 +220,10 @@ class IdentityIndex:
         self.fields = {kind: key for kind, key in fields.items() if key}
         self.clock = clock
         self.stats = IndexStats()
-        # This run's clock when the last listing of each kind that ended was started.
+        # This run's clock when the last listing of each kind that ended was started, and when
+        # the last one was started, ended or not.
         self._listed_at: dict[str, float] = {}
+        self._begun_at: dict[str, float] = {}
 
     def covers(self, kind: str) -> bool:
         return self.since(kind) is not None
@@ -234,19 +236,26 @@ class IdentityIndex:
         field_key = self.fields.get(kind)
         return None if field_key is None else self.rows.since(kind, field_key)
 
-    def due(self, kind: str) -> bool:
+    def due(self, kind: str, *, found: bool = False) -> bool:
         """Whether a refresh of `kind` is due: the last listing of it that ended was started
         more than MAX_AGE_S ago (or by an earlier run). While one is in flight, another event
-        that needs it makes its own (a plan cannot wait for another's answer, and it must not
-        take an older index as fresh): a page of 10 tokens, at most once per event."""
+        that needs it before a create makes its own (a plan cannot wait for another's answer,
+        and it must not take an older index as "not found"), at most once per event. A lookup
+        that `found` its identity, in an index this run listed, takes it while a listing begun
+        under MAX_AGE_S ago is in flight: a record someone re-keyed meanwhile is rare, where
+        each event in flight listing again what that one lists (all rpd updated since) is not."""
         if not self.covers(kind):
             return False
         last = self._listed_at.get(kind)
+        if last is not None and found:
+            last = max(last, self._begun_at.get(kind, last))
         return last is None or self.clock() - last > MAX_AGE_S
 
-    def begin(self, kind: str) -> str | None:
-        """Start a listing of `kind`: a refresh from the time returned when the index of its
-        field was built, else (None) a build, which starts from no rows."""
+    def begin(self, kind: str, started: float) -> str | None:
+        """Start a listing of `kind` at `started` (this run's clock): a refresh from the time
+        returned when the index of its field was built, else (None) a build, which starts from no
+        rows."""
+        self._begun_at[kind] = max(started, self._begun_at.get(kind, started))
         since = self.since(kind)
         if since is None:
             self.rows.mark(kind, self.fields[kind], "")

@@ -735,17 +735,18 @@ def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
     if index is None or not index.covers(entity.kind):
         request = search_request(entity, field_key, key)
         return Pages(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
-    if index.due(entity.kind):  # found or not: a record someone re-keyed is no longer key's
+    ids = index.lookup(entity.kind, key)
+    if index.due(entity.kind, found=bool(ids)):  # found too: one re-keyed is no longer key's
         return index_listing(index, entity, key)
-    return Probe(index.lookup(entity.kind, key))
+    return Probe(ids)
 
 
 def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) -> Pages[None]:
     """List `entity`'s records into the index, page by page: all of them (a build), or those
     updated since its last listing was sent (a refresh), on Pipedrive's clock less the
     reconciliation slack. Its `result`: the ids of `key` then."""
-    since = index.begin(entity.kind)
     started = index.clock()
+    since = index.begin(entity.kind, started)
     field_key = index.fields[entity.kind]
     query: dict[str, str | int] = {"custom_fields": field_key, "limit": LIST_LIMIT}
     start = None if since is None else parse_time(since)
