@@ -17,10 +17,12 @@ from helpers_core import (
     Call,
     check,
     create_person,
+    leads_of,
     ok,
     patch,
     patch_person,
     person_record,
+    post,
     run,
     search_org,
     search_person,
@@ -244,17 +246,22 @@ def test_an_alias_whose_survivor_the_index_gave_is_gone_searches_it_again() -> N
     assert index.lookup("person", "new") == []  # the gone person is out of the index
 
 
-def test_a_link_to_an_organization_the_index_gave_refused_searches_it_again() -> None:
-    """The organization index gave g-1's organization, 500, which someone else has deleted
-    since (a listing never says): linking the person to it is refused, and that failed the
-    event for good, where an organization the cache gave is searched again. So is this one."""
-    index = built(person_record(42, "u-1"))
+def with_acme(index: IdentityIndex) -> IdentityIndex:
+    """`index` with an organization index built from one page: g-1's organization, 500."""
     index.fields["org"] = GROUP_FIELD
     steps = probe_steps(index_listing(index, ORG))
     next(steps)
     org = {"id": 500, "name": "Acme", "custom_fields": {GROUP_FIELD: "g-1"}}
     with pytest.raises(StopIteration):
         steps.send(ApiResponse(status=200, data=[org], sent_at=LISTED_AT))
+    return index
+
+
+def test_a_link_to_an_organization_the_index_gave_refused_searches_it_again() -> None:
+    """The organization index gave g-1's organization, 500, which someone else has deleted
+    since (a listing never says): linking the person to it is refused, and that failed the
+    event for good, where an organization the cache gave is searched again. So is this one."""
+    index = with_acme(built(person_record(42, "u-1")))
     refused = ApiResponse(status=400, error="org_id: organization 500 not found")
     calls = [
         patch("persons", 42, {"org_id": 500}, refused),
@@ -265,6 +272,39 @@ def test_a_link_to_an_organization_the_index_gave_refused_searches_it_again() ->
     outcome = run(raw, calls, index=index)
     check(outcome, status="sent")
     assert index.lookup("org", "g-1") == []  # the gone organization is out of the index
+
+
+def test_a_link_refused_for_its_gone_person_leaves_the_organization_in_the_index() -> None:
+    """The person a search found for u-1 is gone: its link answers 404 (the URL's person),
+    while g-1's organization, which the index gave, is there. The refusal is taken as a stale
+    organization too (searched again, as one the cache gave), and it left the index at once:
+    its search failing (503), the event failed with the organization out of the index, and a
+    later event of g-1, not finding it there, would create it a second time. It leaves the
+    index only once the search has answered."""
+    index = with_acme(IdentityIndex(MemoryIndexRows(), {}, clock=FakeClock()))
+    gone = ApiResponse(status=404, error="person not found")
+    failing = replace(search_org("g-1"), response=ApiResponse(status=503, error="HTTP 503"))
+    calls = [search_person("u-1", 42), patch("persons", 42, {"org_id": 500}, gone), failing]
+    raw = {"type": "group", "userId": "u-1", "groupId": "g-1", "traits": {}}
+    check(run(raw, calls, index=index), status="failed", retryable=True)
+    assert index.lookup("org", "g-1") == [500]
+
+
+def test_a_person_the_index_gave_stays_in_it_when_its_search_again_fails() -> None:
+    """A lead for u-1's person, 42, which the index gave, refused with a 400 naming a person
+    (here a person-type field's value, not 42): taken as 42 gone, as for a person the cache
+    gives, and searched again. 42 left the index at once, so when that search failed (503)
+    the event failed with u-1's person, which is there, out of the state's index, and u-1's
+    next identify, not finding it there, would create a second one. It leaves the index only
+    once the search has answered: here it stays."""
+    index = built(person_record(42, "u-1"))
+    lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
+    refused = ApiResponse(status=400, error="Referrer: not a person id")
+    failing = replace(search_person("u-1"), response=ApiResponse(status=503, error="HTTP 503"))
+    calls = [*leads_of(42), post("/v1/leads", lead, refused), failing]
+    raw = {"type": "track", "event": "Signed Up", "userId": "u-1"}
+    check(run(raw, calls, index=index), status="failed", retryable=True)
+    assert index.lookup("person", "u-1") == [42]
 
 
 def test_an_indexed_id_that_is_gone_is_searched_again() -> None:

@@ -107,7 +107,8 @@ HOW = {"cache": "cached", "index": "found in the index", "search": "found", "cre
 
 class Stale(Exception):  # a signal between plan steps, not an error the user sees
     """A cached id is gone (404/410): forget it and plan the event again. `listed`: the gone
-    record, when the identity index gave it (a listing shows no deleted record: it goes out)."""
+    record, when the identity index gave it (a listing shows no deleted record: it goes out,
+    once the search planned next has answered: `find`)."""
 
     def __init__(self, entity: Entity, key: str, listed: PdId | None = None) -> None:
         super().__init__(f"cached {entity.noun} for {entity.identity} {key} is gone")
@@ -122,7 +123,7 @@ class Ctx:
     origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
     until the first write makes its tables (`learning`): most events learn nothing."""
 
-    __slots__ = ("_at", "config", "dropped", "event", "identities", "index", "known",
+    __slots__ = ("_at", "config", "dropped", "event", "gone", "identities", "index", "known",
                  "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
                  "recency", "resolved", "superseded", "updates", "warnings",
                  "writes")  # fmt: skip
@@ -139,6 +140,7 @@ class Ctx:
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
+    gone: tuple[tuple[str, str, PdId], ...]  # (kind, key, record the index gave) found gone
     _at: str | None  # the event's recency stamp, once read (`at`)
 
     def __init__(
@@ -152,7 +154,7 @@ class Ctx:
         self.warnings, self.dropped = [], []
         self.identities = self.resolved = self.lead_origins = self.memberships = EMPTY
         self.merged = self.pending_creates = self.pending_merges = self.recency = EMPTY
-        self.updates = self.writes = ()
+        self.updates = self.writes = self.gone = ()
         self.superseded, self._at = False, None
 
     def learning(self) -> Ctx:
@@ -224,8 +226,8 @@ class Ctx:
         if isinstance(signal, Stale):
             entity, key = signal.entity, signal.key
             self.learn(entity, key, None)
-            if signal.listed is not None and self.index is not None:
-                self.index.rows.drop(entity.kind, signal.listed)
+            if signal.listed is not None:  # out of the index once searched (`find`)
+                self.gone += ((entity.kind, key, signal.listed),)
             # What was said of the gone record (its ambiguity; taken for a userId the input
             # aliases): the plan planned next says its own.
             said, taken = ambiguity(entity, key, ""), aliased_lead(key)
@@ -689,6 +691,13 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
             while (asked := pages.request) is not None:
                 pages.take((yield asked))
             ids += pages.result
+        # Searched: a record the index gave for it, found gone, leaves the index now, not
+        # before (a stale signal taken wrongly, then a failed search, would leave a record that
+        # is there out of the index, for the next event not finding it to create it again).
+        if ctx.gone and index is not None:
+            for kind, gone_key, record in ctx.gone:
+                if kind == entity.kind and gone_key == key:
+                    index.rows.drop(kind, record)
     else:
         via = "index"
         probe = lookup(ctx, entity, key)
