@@ -834,6 +834,20 @@ def test_a_full_disk_under_output_is_an_error_naming_it(tmp_path: Path, form: st
     ]
 
 
+def test_an_output_that_cannot_be_made_is_refused_before_planning(tmp_path: Path) -> None:
+    """Said before the plan, in dry-run's words: it never sends (it said "nothing was sent")."""
+    events = write_events(tmp_path, IDENTIFY)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "out.ndjson"
+    code, stdout, stderr = dry_run(events, "--config", CONFIG, "-f", "ndjson", "-o", str(out))
+    assert (code, stdout) == (2, "")
+    assert stderr.splitlines() == [
+        f"error: cannot write --output {out}: Not a directory",
+        "hint: choose another --output path; nothing was planned",
+    ]
+
+
 @pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
 def test_a_full_disk_under_standard_output_is_an_environment_error_exit_2(tmp_path: Path) -> None:
     import subprocess
@@ -1123,7 +1137,7 @@ def test_a_state_file_inside_the_input_folder_is_refused(tmp_path: Path) -> None
     assert stderr.splitlines() == [
         f"error: --state {state} is inside the input folder {folder}: a run over that folder "
         "would read it as events",
-        f"hint: give --state a path outside {folder} (nothing was sent)",
+        f"hint: give --state a path outside {folder} (nothing was planned)",
     ]
     state.unlink()
     code, stdout, _ = dry_run(str(folder), "-c", CONFIG, "--state", str(state), "-f", "ndjson")

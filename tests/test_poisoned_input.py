@@ -191,7 +191,7 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
     assert code == 2
     assert err.splitlines() == [
         f"error: --output {events} is one of the input files, and writing there would destroy "
-        "the events it holds: give --output another file (nothing was sent)"
+        "the events it holds: give --output another file (nothing was planned)"
     ]
 
 

@@ -53,6 +53,7 @@ from rudder_pipedrive_cli.core.responder import Assume, LiveLookups, OfflineResp
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 from rudder_pipedrive_cli.io.catalog_cache import live_or_cached
 from rudder_pipedrive_cli.io.deadletter import (
+    NOTHING_PLANNED,
     check_output_path,
     open_output,
     output_error,
@@ -223,9 +224,11 @@ def dry_run_command(
         if output == Path("-"):  # `-o -`: standard output, as without -o (not a file named -)
             output = None
         if output is not None:
-            check_output_path(output, "--output", tuple(paths), env.kept_files(state))
+            keep = env.kept_files(state)
+            check_output_path(output, "--output", tuple(paths), keep, NOTHING_PLANNED)
         if (state_path := env.replay_state_path(state)) is not None and state_path.exists():
-            refuse_inside_input_folders(state_path, "--state", tuple(paths))  # read as events
+            # a state where the input folder's listing finds it would be read as events
+            refuse_inside_input_folders(state_path, "--state", tuple(paths), NOTHING_PLANNED)
         plan_config = settings.plan_config()
         tally = Tally(late=late_events(paths, event_filter))
         respond: Callable[[ApiRequest], ApiResponse] = OfflineResponder(plan_config, assumption)

@@ -158,15 +158,21 @@ def _ends_mid_line(handle: IO[bytes]) -> bool:
         return False
 
 
+NOTHING_SENT = "nothing was sent"  # what a refusal before the run spared: send's words
+NOTHING_PLANNED = "nothing was planned"  # dry-run's: it never sends
+
+
 def check_output_path(
     path: Path,
     option: str,
     inputs: tuple[str, ...] = (),
     keep: Mapping[str, Path | None] | None = None,
+    untouched: str = NOTHING_SENT,
 ) -> None:
     """Refuse, before anything is sent, a path rpd could not write or must not write to: a
     directory, an input, or a file it must keep (`keep`: what it is -> its path), such as the
-    replay state, the config or another output of the same run."""
+    replay state, the config or another output of the same run. `untouched` says what the
+    refusal spared: a send's NOTHING_SENT, a dry-run's NOTHING_PLANNED."""
     if path == Path("-"):  # a file named `-`, which `rpd send -` would take for standard input
         raise UsageError(
             f"{option} - would be a file named '-' (as an input, - is standard input)",
@@ -178,9 +184,9 @@ def check_output_path(
         if name != "-" and path.exists() and Path(name).exists() and path.samefile(name):
             raise UsageError(  # one line: what is wrong, and what to do
                 f"{option} {path} is one of the input files, and writing there would destroy "
-                f"the events it holds: give {option} another file (nothing was sent)"
+                f"the events it holds: give {option} another file ({untouched})"
             )
-    refuse_inside_input_folders(path, option, inputs)
+    refuse_inside_input_folders(path, option, inputs, untouched)
     for what, other in (keep or {}).items():
         if other is not None and same_file(path, other):
             raise UsageError(
@@ -190,11 +196,13 @@ def check_output_path(
     try:
         probe_writable(path)
     except OSError as error:  # found now, not after everything was sent (issue 14 item 9)
-        hint = f"choose another {option} path; nothing was sent"
+        hint = f"choose another {option} path; {untouched}"
         raise output_error(path, option, hint, error) from None
 
 
-def refuse_inside_input_folders(path: Path, option: str, inputs: tuple[str, ...]) -> None:
+def refuse_inside_input_folders(
+    path: Path, option: str, inputs: tuple[str, ...], untouched: str = NOTHING_SENT
+) -> None:
     """A file rpd writes (an output, the state) must not be where an input folder's listing
     finds it: that run or the next would read it as events."""
     for name in inputs:
@@ -202,7 +210,7 @@ def refuse_inside_input_folders(path: Path, option: str, inputs: tuple[str, ...]
             raise UsageError(
                 f"{option} {path} is inside the input folder {name}: a run over that folder "
                 "would read it as events",
-                hint=f"give {option} a path outside {name} (nothing was sent)",
+                hint=f"give {option} a path outside {name} ({untouched})",
             )
 
 
