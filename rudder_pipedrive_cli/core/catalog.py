@@ -110,7 +110,8 @@ class Catalog:
             names = list(dict.fromkeys(s.name for s in stages))
             raise ConfigError(
                 f"{rule.where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
-                hint=_nearest(str(rule.stage), names)
+                hint=_as_id(rule.stage, {s.id: s.name for s in stages}, "stage")
+                + _nearest(str(rule.stage), names)
                 + f"stages{in_pipeline}: {', '.join(names) or 'none'}",
             )
         pipelines = list(dict.fromkeys(s.pipeline_id for s in chosen))
@@ -170,9 +171,20 @@ def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> 
         return exact[0]
     raise ConfigError(
         f"{where}: {noun} {value!r}: the account has no such {noun}",
-        hint=_nearest(value, list(named.values()))
+        hint=_as_id(value, named, noun)
+        + _nearest(value, list(named.values()))
         + f"{noun}s: {', '.join(named.values()) or 'none'}",
     )
+
+
+def _as_id(value: str | int, named: Mapping[int, str], noun: str) -> str:
+    """`an id is written as a number: pipeline = 2 ('Partners'); ` for a name that is the digits
+    of one of `named`'s ids (id -> name): TOML's `pipeline = "2"` is a name."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        name = named.get(int(value))
+        if name is not None:
+            return f"an id is written as a number: {noun} = {int(value)} ({name!r}); "
+    return ""
 
 
 def _twins(

@@ -669,6 +669,23 @@ NAME_ERRORS = [
         "track #1: stage 'Dmo': the account has no such stage",
         "did you mean 'Demo'? stages: Qualified, Demo, Intro",
     ),
+    # An id written as a string is a name: said as such, with the one it would be as a number.
+    (
+        {"pipeline": "2"},
+        "track #1: pipeline '2': the account has no such pipeline",
+        "an id is written as a number: pipeline = 2 ('Partners'); pipelines: Sales, Partners",
+    ),
+    (
+        {"pipeline": "Sales", "stage": "2"},
+        "track #1: stage '2': the account has no such stage in pipeline 'Sales'",
+        "an id is written as a number: stage = 2 ('Demo'); stages in pipeline 'Sales': "
+        "Qualified, Demo",
+    ),
+    (
+        {"pipeline": "Sales", "stage": "4"},  # stage 4 is in another pipeline: no hint of it
+        "track #1: stage '4': the account has no such stage in pipeline 'Sales'",
+        "stages in pipeline 'Sales': Qualified, Demo",
+    ),
 ]
 
 
