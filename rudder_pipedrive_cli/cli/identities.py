@@ -60,9 +60,11 @@ class Identities:
     listed: list[str] = field(default_factory=list)  # those kinds: lead, deal, activity, note
     notes: list[str] = field(default_factory=list)  # warnings for the user
     searched: list[str] = field(default_factory=list)  # kinds whose index could not be listed
+    unchosen: list[str] = field(default_factory=list)  # kinds `auto` left to search
 
     def report(self) -> dict[str, Any]:
-        """The keys send's report adds: the way used, and what the index cost."""
+        """The keys send's report adds: the way used, what the index cost, and by index the
+        identities that went by search all the same (`by_search`)."""
         document: dict[str, Any] = {"identities": self.way}
         if self.index is not None:
             stats = self.index.stats
@@ -72,7 +74,14 @@ class Identities:
                 "lead_pages": stats.lead_pages,
                 **{f"{kind}_pages": n for kind, n in stats.track_pages.items()},
             }
+            document["identities_by_search"] = self.by_search()
         return document
+
+    def by_search(self) -> list[str]:
+        """The identities (userId, groupId) searched for on an index's run: their index could
+        not be listed, or `auto` found searching them cheaper."""
+        searched = {*self.searched, *self.unchosen}
+        return [entity.identity for kind, entity in ENTITIES.items() if kind in searched]
 
     def line(self) -> str:
         """The report's line about it."""
@@ -248,7 +257,8 @@ def prepare(
     if not chosen:
         return Identities()
     index = IdentityIndex(rows, chosen, clock=CLOCK)
-    identities = Identities(way="index", index=index)
+    unchosen = [kind for kind, key in identity_fields(config).items() if key and kind not in chosen]
+    identities = Identities(way="index", index=index, unchosen=unchosen)
     for kind in chosen:
         entity = ENTITIES[kind]
         # Kept from an earlier run: refreshed here when the first pass counted identities to

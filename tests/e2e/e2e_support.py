@@ -249,9 +249,11 @@ def holdings(sandbox: Sandbox) -> Holdings:
 def assert_report_adds_up(report: dict[str, Any]) -> None:
     """SPEC 6's shape, and counts that add up."""
     # failed_by_reason: only when events failed (a cause, then the later events it failed);
-    # identity_index: only when identities went by index (its pages and refreshes).
-    # writes: only when something was written.
-    assert set(report) - {"failed_by_reason", "identity_index", "writes"} == {
+    # identity_index, identities_by_search: only when identities went by index (its pages and
+    # refreshes; the identities searched for all the same). writes: only when something was
+    # written.
+    by_index = {"identity_index", "identities_by_search"}
+    assert set(report) - {"failed_by_reason", "writes", *by_index} == {
         "identities",
         "events",
         "by_type",
@@ -280,7 +282,8 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     assert report["tokens"] == priced if report["rate_limited"] == 0 else report["tokens"] < priced
     assert isinstance(report["duration_s"], float | int)
     assert report["identities"] in ("search", "index")
-    assert ("identity_index" in report) == (report["identities"] == "index")
+    assert by_index & set(report) == (by_index if report["identities"] == "index" else set())
+    assert set(report.get("identities_by_search", ())) <= {"userId", "groupId"}
     causes = report.get("failed_by_reason", {})
     assert bool(causes) == (events["failed"] > 0)
     assert sum(c["events"] + c["later_events"] for c in causes.values()) == events["failed"]

@@ -105,7 +105,7 @@ def test_index_way_lists_once_and_never_searches(
     run = send_by(sandbox, tmp_path, events, "index")
     report = run.report
     assert report is not None
-    assert report["identities"] == "index"
+    assert (report["identities"], report["identities_by_search"]) == ("index", [])
     assert report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
     assert report["requests"] == LISTINGS | {
         "GET /api/v2/organizations": 1,  # the organization index: one (empty) page
@@ -219,6 +219,8 @@ def test_auto_takes_the_index_from_200_unknown_identities(
     run = send_by(sandbox, tmp_path, events, "auto")
     assert run.report is not None
     assert run.report["identities"] == way
+    # By index, the groupIds (none counted) went by search: it said "index" alone (small18).
+    assert run.report.get("identities_by_search") == (["groupId"] if way == "index" else None)
     assert run.report["requests"].get(SEARCH, 0) == (users if way == "search" else 0)
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(users)}
 
@@ -354,6 +356,8 @@ def test_a_listing_whose_cursor_repeats_stops_and_identities_go_by_search(
     assert report["requests"]["GET /api/v2/persons"] == 2  # the first page, and its repeat
     assert report["requests"][SEARCH] == 2
     assert report["events"]["sent"] == 2
+    # The JSON says so too: it said "identities": "index" alone (small18).
+    assert (report["identities"], report["identities_by_search"]) == ("index", ["userId"])
     assert (
         "warning: the person index could not be listed (index persons: Pipedrive's answer is "
         "malformed (HTTP 200: its next_cursor was given before)"
