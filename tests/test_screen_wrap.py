@@ -194,6 +194,27 @@ def test_an_error_in_a_file_stays_one_line(monkeypatch: pytest.MonkeyPatch) -> N
     assert written.getvalue().splitlines() == [f"error: {ERROR.message}", f"hint: {ERROR.hint}"]
 
 
+def test_an_error_is_wrapped_to_the_width_of_the_terminal_it_is_shown_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`rpd send ... > out.txt` on a 132-column terminal: the error goes to stderr, that
+    terminal; it was wrapped at 80 columns, the guess for a stdout that is no terminal."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(sys, "__stdout__", io.StringIO())  # stdout: a file
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 132, 0, 0))
+    try:
+        with open(child, "w", closefd=False) as stderr:
+            print_error(ERROR, stderr)
+        shown = os.read(main, 4096).decode().replace("\r\n", "\n")
+    finally:
+        os.close(child)
+        os.close(main)
+
+    assert shown.splitlines() == [f"error: {ERROR.message}", f"hint: {ERROR.hint}"]
+    assert len(f"error: {ERROR.message}") == 121  # wider than 80, within 132
+
+
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import enum
-import shutil
 import sys
 from typing import TextIO
 
-from rudder_pipedrive_cli.cli.screen import printable, wrap
+from rudder_pipedrive_cli.cli.screen import columns, printable, wrap
 from rudder_pipedrive_cli.core.errors import (
     AuthRefused,
     RpdError,
@@ -57,12 +56,12 @@ def internal_error(error: BaseException) -> RpdError:
 def print_error(error: RpdError, stream: TextIO | None = None) -> None:
     """One or two lines on stderr (or `stream`): 'error: MESSAGE' and, when there is one, 'hint:
     WHAT TO DO'; a file name or a value the message quotes shows no control character
-    (screen.py). On a terminal, wrapped between words to its width ($COLUMNS, else the
-    terminal's); in a file or a pipe, one line each, for grep."""
+    (screen.py). On a terminal, wrapped between words to its width (screen.columns: $COLUMNS,
+    else that terminal's); in a file or a pipe, one line each, for grep."""
     stream = stream or sys.stderr
     text = f"error: {printable(error.message)}"
     if error.hint:
         text += f"\nhint: {printable(error.hint)}"
-    if stream.isatty():
-        text = wrap(text, shutil.get_terminal_size().columns, indent="  ")
+    if width := columns(stream):
+        text = wrap(text, width, indent="  ")
     print(text, file=stream)

@@ -9,7 +9,6 @@ The default plan is `growth`, so a first try meets the rate limits a real accoun
 from __future__ import annotations
 
 import errno
-import os
 import shlex
 import sys
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import MORE, handle_errors
-from rudder_pipedrive_cli.cli.screen import wrap
+from rudder_pipedrive_cli.cli.screen import columns, wrap
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.config import header_fault, load_settings
@@ -31,11 +30,8 @@ from rudder_pipedrive_cli.sandbox.options import DEFAULT_TOKEN
 def for_stderr(text: str) -> str:
     """`text` wrapped between words to the width of a terminal on stderr (as rpd's other
     warnings are); one line, whole, in a file or a pipe."""
-    try:
-        columns = os.get_terminal_size(sys.stderr.fileno()).columns if sys.stderr.isatty() else 0
-    except (OSError, ValueError):  # no file descriptor, or a terminal that tells no size
-        columns = 0
-    return wrap(text, columns, indent=MORE) if columns else text
+    width = columns(sys.stderr)
+    return wrap(text, width, indent=MORE) if width else text
 
 
 def announcement(url: str, token: str, *, quiet: bool) -> str:

@@ -9,8 +9,9 @@ machine outputs (NDJSON, JSON, TOML written for a file) keep the data as it is.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.cells import cell_len
@@ -67,6 +68,28 @@ def say_text(console: Console, text: Text, *, indent: str = "") -> None:
     if console.is_terminal:
         text = wrap_text(text, console.width, indent=indent)
     console.print(text, soft_wrap=True)
+
+
+FALLBACK_COLUMNS = 80  # a terminal that tells no width: rich's guess (and shutil's)
+
+
+def columns(stream: TextIO) -> int:
+    """The width text for people written to `stream` is wrapped to: 0 (never wrapped) in a file
+    or a pipe; on a terminal $COLUMNS when set, else that terminal's own width (not stdout's:
+    `rpd send ... > out.txt` shows its errors on the terminal stderr is), as rpd's rich
+    consoles take it."""
+    try:
+        if not stream.isatty():
+            return 0
+    except ValueError:  # closed
+        return 0
+    setting = os.environ.get("COLUMNS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    try:
+        return os.get_terminal_size(stream.fileno()).columns or FALLBACK_COLUMNS
+    except (OSError, ValueError):  # no file descriptor, or a terminal that tells no size
+        return FALLBACK_COLUMNS
 
 
 WORD = re.compile(r" *[^ ]+")  # a word and the spaces before it
