@@ -67,6 +67,8 @@ def fill(path: Path) -> None:
         )
         state.begin_write("e3", LEAD, STAMP)
         state.input_aliases()["u0"] = "u1"  # kept for resumed runs; not shown
+        for name in ("s3://b/rs/2026/01/02/a.json.gz", "s3://b/rs/2026/01/02/b.json.gz"):
+            state.finish_object(name, "etag")  # a resumed run reads past them
         state.finish_run(REPORT)
     with ReplayState.open(path, SANDBOX_NS, now=lambda: STAMP) as state:
         state.record_outcome("s1", "demo.ndjson:1", Outcome(status="unchanged"))
@@ -105,6 +107,7 @@ def test_show_table() -> None:
         "│ identities │ 2 persons, 1 organization, 1 membership                                │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
+        "│ objects    │ 2 finished, not read again                                             │\n"
         "│ in flight  │ 1 write; 1 create or merge to settle                                   │\n"
         "│ last run   │ 2026-01-02T03:04:05Z to 2026-01-02T03:04:05Z: read 3, sent 1, failed 1 │\n"
         "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
@@ -204,8 +207,10 @@ def test_show_json() -> None:
             "finished_at": STAMP,
             "counts": REPORT,
         },
+        "objects_finished": 2,
     }
     assert [ns["namespace"] for ns in document["namespaces"]] == [SANDBOX_NS, NS]
+    assert document["namespaces"][0]["objects_finished"] == 0
 
 
 def test_show_json_without_a_state_file() -> None:

@@ -66,6 +66,8 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
             known = f"{plural(origins, ORIGIN_WORDS[kind])} known for {plural(persons, 'person')}"
             table.add_row(KINDS[kind].plural, known)
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
+    if summary.objects_finished:  # a resumed run of a bucket or backup folder reads past them
+        table.add_row("objects", f"{summary.objects_finished} finished, not read again")
     pending_creates = (
         f"; {summary.pending_creates} create or merge to settle" if summary.pending_creates else ""
     )

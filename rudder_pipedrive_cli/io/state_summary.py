@@ -48,6 +48,8 @@ class NamespaceSummary:
     inflight: int
     pending_creates: int  # creates whose outcome stayed unknown: the next event of each lists first
     last_run: RunSummary | None
+    # Objects of a bucket or backup folder recorded finished: a resumed run does not read them.
+    objects_finished: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """As `rpd state show --format json` prints it: the fields in order, the pending creates
@@ -90,6 +92,10 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         rows = db.execute(sql, (ns,))
         return counts_by_kind((decode_id(key), n) for key, n in rows)
 
+    try:
+        finished = db.execute("SELECT count(*) FROM objects_done WHERE ns = ?", (ns,)).fetchone()[0]
+    except sqlite3.OperationalError:  # no such table (made on first use): none finished
+        finished = 0
     run = db.execute(
         "SELECT started_at, finished_at, counts_json, id = (SELECT max(id) FROM runs) "
         "FROM runs WHERE ns = ? ORDER BY id DESC LIMIT 1",
@@ -117,4 +123,5 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
             counts=None if run[2] is None else orjson.loads(run[2]),
             latest=bool(run[3]),
         ),
+        objects_finished=int(finished),
     )
