@@ -409,6 +409,38 @@ def test_a_transient_error_mid_read_reads_the_object_again_from_the_start(
     assert flaky.paths("open").count(f"{root}/{target}") == 3
 
 
+class Tagged(Spy):
+    """Opens every object as one carrying the ETag its GET gave, as rpd's S3 objects do, while
+    its listing gives none (a store that leaves ETag out of ListObjectsV2)."""
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        handle = self.fs.open(path, *args, **kwargs)
+        handle.etag = '"d41d8cd98f00b204e9800998ecf8427e"'
+        return handle
+
+
+def test_an_object_listed_without_an_etag_is_recorded_finished_as_its_listing_gives_it(
+    tmp_path: Path,
+) -> None:
+    # The version recorded finished is what the rerun's listing is matched against: one its
+    # listing gives no ETag for is its size there, and recorded as the GET's ETag it never
+    # matched, so every rerun read every object of the bucket again.
+    write_folder(tmp_path, backup_objects())
+    store = Tagged(fsspec.filesystem("file"))
+    finished: list[tuple[str, str]] = []
+    reader = EventReader(
+        [str(tmp_path)],
+        window=WINDOW,
+        resolver=lambda _: (store, str(tmp_path)),
+        on_finished=lambda name, version: finished.append((name, version)),
+    )
+    for item in reader:
+        reader.item_done(item.source, "sent")
+    sizes = {str(path): f"size:{path.stat().st_size}" for path in tmp_path.rglob("*.gz")}
+    assert finished
+    assert dict(finished) == {name: sizes[name] for name, _ in finished}
+
+
 class Stalled(Spy):
     """Opens `name` as a connection that stops giving bytes: its read waits until `released`,
     then fails as a read timeout does; `stalled` is set once a read waits."""

@@ -55,6 +55,7 @@ URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 CHUNK = 1 << 20  # one read from a store, and one entry of the read-ahead queue
 READ_AHEAD = 8  # chunks fetched ahead of the reader, across object boundaries
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a failed object
+ETAG = "etag:"  # how a version that is an ETag begins (`_version`)
 STOP_WAIT = 1.0  # seconds a stopped reader waits for the feed's read in progress to end
 # Errors that no retry mends: the object is gone, not allowed, or not an object.
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -202,7 +203,7 @@ def _not_a_file(path: str) -> str | None:
 def _version(entry: dict[str, Any]) -> str:
     """What tells one version of an object from another: its ETag, else its size."""
     tag = entry.get("ETag") or entry.get("etag")
-    return f"etag:{str(tag).strip(chr(34))}" if tag else f"size:{entry['size']}"
+    return f"{ETAG}{str(tag).strip(chr(34))}" if tag else f"size:{entry['size']}"
 
 
 def _hidden(name: str, below: str) -> bool:
@@ -329,10 +330,13 @@ class Feed:
 
     def read_as(self, index: int) -> StoredObject:
         """The object as it was read, once its stream ended: the version its first open gave
-        (an S3 GET's ETag: it may be newer than the listing's), else the listing's."""
+        (an S3 GET's ETag: it may be newer than the listing's), else the listing's. A listing
+        that gave no ETag gives the size again: that is what the rerun matches, so it stays."""
         stored = self._objects[index]
         version = self._read_as.pop(index, stored.version)
-        return stored if version == stored.version else replace(stored, version=version)
+        if version == stored.version or not stored.version.startswith(ETAG):
+            return stored
+        return replace(stored, version=version)
 
     def _put(self, item: tuple[int, Any]) -> bool:
         while not self._stop.is_set():
