@@ -307,8 +307,11 @@ def dry_run_command(
             plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))
         # Whether an event has an external id, noted as it is planned: with user_id_field unset,
         # send starts only then (it refuses to without a first pass: standard input, a pipe).
+        # Only then: noting it is a call and a rule match an event (8% of a dry-run's time).
         survey = Survey(rules=plan_config.track_rules, cap=0)
-        items = surveyed(taken_events(reader, event_filter, limit, token), survey)
+        items = taken_events(reader, event_filter, limit, token)
+        if not plan_config.user_id_field:
+            items = surveyed(items, survey)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
         planned = preview(
