@@ -65,7 +65,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     output_error,
     refuse_inside_input_folders,
 )
-from rudder_pipedrive_cli.io.objects import RENEW
+from rudder_pipedrive_cli.io.objects import RENEW, url_scheme
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     EventReader,
@@ -544,8 +544,11 @@ def run_send(
         with progress:
             taken = taken_events(reader, job.event_filter, job.limit, token_pattern)
             items = progress.counted(taken)
+            # A bucket's read may wait as stdin does (a stalled connection: a minute a try):
+            # read in a thread, the event loop hears a stop at once.
+            blocking = once or any(url_scheme(path) for path in job.paths)
             interrupted = drive_all(
-                read_in_thread(items) if once else items,
+                read_in_thread(items) if blocking else items,
                 start=replay.start,
                 keys=replay.keys,
                 sender=client,
