@@ -308,9 +308,10 @@ def dry_run_command(
         # Whether an event has an external id, noted as it is planned: with user_id_field unset,
         # send starts only then (it refuses to without a first pass: standard input, a pipe).
         # Only then: noting it is a call and a rule match an event (8% of a dry-run's time).
-        survey = Survey(rules=plan_config.track_rules, cap=0)
         items = taken_events(reader, event_filter, limit, token)
+        survey: Survey | None = None
         if not plan_config.user_id_field:
+            survey = Survey(rules=plan_config.track_rules, cap=0)
             items = surveyed(items, survey)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way
@@ -352,8 +353,9 @@ def dry_run_command(
             report["identities"] = ways.record()
             sink.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
         sink.flush()
-        external = None if read_once(paths) else survey.external  # as send would judge it
-        judge_unset_identity(env, plan_config, external=external, preview=True)
+        if survey is not None:  # user_id_field unset: said as send would judge it
+            external = None if read_once(paths) else survey.external
+            judge_unset_identity(env, plan_config, external=external, preview=True)
         if not quiet:
             print_dry_run_summary(
                 summary_console,

@@ -136,6 +136,9 @@ def with_unresolvable(env: Env, config: PlanConfig, why: str) -> PlanConfig:
     return replace(config, track_rules=config.track_rules.unresolvable(why))
 
 
+CHECK_ALL = "; `rpd check` runs every check"  # the end of each identity refusal's hint
+
+
 def refuse_what_can_only_fail(
     env: Env, failed: list[Finding], *, preview: bool = False, also: str = ""
 ) -> None:
@@ -147,7 +150,7 @@ def refuse_what_can_only_fail(
     if not failed:
         return
     what = f"{failed[0].line}{and_more(failed)}: every event that needs it would fail"
-    hint = f"{failed[0].hint}; `rpd check` runs every check{also}"
+    hint = f"{failed[0].hint}{CHECK_ALL}{also}"
     if preview:
         env.warn(f"{what}, so `rpd send` would not start ({hint})")
         return
@@ -174,10 +177,7 @@ def judge_unset_identity(
         refuse_what_can_only_fail(env, unset, preview=preview, also=also)
         return
     for finding in unset:
-        env.warn(
-            f"{finding.line}: the events that need it fail ({finding.hint}; `rpd check` runs "
-            "every check)"
-        )
+        env.warn(f"{finding.line}: the events that need it fail ({finding.hint}{CHECK_ALL})")
 
 
 def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
