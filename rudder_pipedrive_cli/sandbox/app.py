@@ -180,8 +180,9 @@ class SandboxApp:
         if fault.kind == "5xx":
             return server_error(fault.status)
         if fault.kind == "429":
-            self.limiter.spent -= token_cost(key)  # refused, so not charged: like a real 429
-            headers = self.limiter.headers(now=now, search="/itemSearch" in key)
+            search = "/itemSearch" in key
+            self.limiter.unadmit(search=search, cost=token_cost(key))  # like a real 429
+            headers = self.limiter.headers(now=now, search=search)
             headers |= {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"}
             return replace(failure(429, _RATE_LIMITED["burst"]), headers=headers)
         handler = ROUTES.get((method, route[0])) if route else None

@@ -98,6 +98,14 @@ class Limiter:
         self.spent += cost
         return Verdict(refused="", headers=self._clamped(window.headers(now)))
 
+    def unadmit(self, *, search: bool, cost: int) -> None:
+        """Take back the request `admit` let through last: answered with a fault's 429, it was
+        never served, so it leaves the windows and the day's budget as a real 429 does."""
+        self.burst.stamps.pop()
+        if search:
+            self.search.stamps.pop()
+        self.spent -= cost
+
     def _clamped(self, headers: dict[str, str]) -> dict[str, str]:
         if self.plan is None and headers["x-ratelimit-remaining"] == "0":
             headers["x-ratelimit-remaining"] = "1"

@@ -50,6 +50,22 @@ def test_spurious_429s_have_full_window_headers_and_do_not_apply(
     assert (sandbox.stats()["rate_limited"], sandbox.stats()["statuses"]) == (1, {"429": 1})
 
 
+def test_spurious_429s_leave_the_rate_windows_as_they_were(
+    make_sandbox: Callable[..., Sandbox], client_for: Client
+) -> None:
+    # A 429 is an answer Pipedrive did not serve: a fault's must not fill the burst window or
+    # the search window, else a client told to wait 1 s meets a real 429 the next moment.
+    sandbox = make_sandbox(plan="lite", fail_429=1.0, clock=FakeClock(START))
+    api = client_for(sandbox)
+    faulted = [api.get("/v1/users/me") for _ in range(20)] + [search(api, "u-1") for _ in range(10)]
+    assert [r.status_code for r in faulted] == [429] * 30
+    sandbox.set_faults(fail_429=0.0)
+    searches = [search(api, "u-1") for _ in range(10)]
+    others = [api.get("/v1/users/me") for _ in range(10)]
+    assert [r.status_code for r in searches + others] == [200] * 20
+    assert (others[-1].headers["x-ratelimit-remaining"], sandbox.stats()["tokens"]) == ("0", 220)
+
+
 def test_a_reset_applies_the_write_then_drops_the_connection(
     sandbox: Sandbox, api: httpx.Client
 ) -> None:
