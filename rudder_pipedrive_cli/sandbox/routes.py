@@ -84,9 +84,15 @@ def _limit(req: Request) -> int:
 SortKey = Callable[[Any], tuple[Any, ...]]
 
 
+def _nulls_lowest(value: Any) -> tuple[bool, Any]:
+    """A sort key of `value` as MySQL, which holds a company's data, orders it: NULL below every
+    value, so first ascending and last descending."""
+    return value is not None, value
+
+
 def _by(sort_by: str) -> SortKey:
-    """v2's order: by `sort_by` (nulls last), ties by id."""
-    return lambda row: (row[sort_by] is None, row[sort_by], row["id"])
+    """v2's order: by `sort_by` (null lowest), ties by id."""
+    return lambda row: (*_nulls_lowest(row[sort_by]), row["id"])
 
 
 BY_ID = _by("id")
@@ -422,7 +428,7 @@ def _v1_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> lis
             )
         keys.append((name, direction == "DESC"))
     for key, descending in reversed(keys):  # stable sorts, last key first
-        rows = sorted(rows, key=lambda r: (r[key] is None, r[key]), reverse=descending)
+        rows = sorted(rows, key=lambda r: _nulls_lowest(r[key]), reverse=descending)
     return rows
 
 

@@ -324,6 +324,33 @@ def test_invalid_activities_are_400s(
     assert sandbox.state()["activities"] == []
 
 
+def test_a_null_sorts_below_every_value_as_in_mysql(api: httpx.Client) -> None:
+    # Pipedrive keeps a company's data in MySQL (Percona Server), where NULL is less than any
+    # value: first ascending, last descending, in v2's sort_by as in v1's sort.
+    create_person(api)
+    for due in ("2026-06-02", None, "2026-06-01"):
+        body = {"subject": "S", "type": "call", "person_id": 1, "due_date": due}
+        ok(api.post("/api/v2/activities", json={k: v for k, v in body.items() if v}))
+    by_due = {"sort_by": "due_date", "limit": 2}
+    first = api.get("/api/v2/activities", params=by_due).json()
+    cursor = {"cursor": first["additional_data"]["next_cursor"]}
+    rest = ok(api.get("/api/v2/activities", params=by_due | cursor))
+    assert [a["id"] for a in first["data"] + rest] == [2, 3, 1]
+    by_due |= {"sort_direction": "desc"}
+    first = api.get("/api/v2/activities", params=by_due).json()
+    cursor = {"cursor": first["additional_data"]["next_cursor"]}
+    rest = ok(api.get("/api/v2/activities", params=by_due | cursor))
+    assert [a["id"] for a in first["data"] + rest] == [1, 3, 2]
+    ok(api.post("/api/v2/deals", json={"title": "D", "person_id": 1}))
+    ok(api.post("/v1/notes", json={"content": "a", "person_id": 1}))
+    ok(api.post("/v1/notes", json={"content": "b", "deal_id": 1}))
+    notes = {d: ok(api.get("/v1/notes", params={"sort": f"deal_id {d}"})) for d in ("ASC", "DESC")}
+    assert {d: [n["content"] for n in rows] for d, rows in notes.items()} == {
+        "ASC": ["a", "b"],
+        "DESC": ["b", "a"],
+    }
+
+
 # ---- notes ---------------------------------------------------------------------------------
 
 
