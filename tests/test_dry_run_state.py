@@ -215,19 +215,26 @@ def test_dry_run_reads_the_account_a_send_reached_by_another_spelling(
     assert "warning" not in result.stderr
 
 
+def sent_then_unknown(tmp_path: Path, sandbox: Sandbox, key: str) -> tuple[Path, str, str]:
+    """The config, state and events of a send to `sandbox`, after which the config's `key` is
+    replaced by one the account lacks (forty zeros)."""
+    config = config_for(tmp_path, sandbox.url)
+    state = str(tmp_path / "state.sqlite")
+    seed = event_file(tmp_path, "seed.ndjson", IDENTIFY)
+    sent = CliRunner().invoke(app, ["send", seed, "--config", str(config), "--state", state, "-q"])
+    assert sent.exit_code == 0, sent.stderr
+    config.write_text(config.read_text().replace(key, "0" * 40))
+    return config, state, seed
+
+
 def test_an_offline_dry_run_says_what_a_send_refuses_in_the_catalog_the_state_saved(
     env: None, tmp_path: Path, sandbox: Sandbox
 ) -> None:
     """An identity field the account lacks stops a send before any event (exit 2); an offline
     dry-run with a state plans with the catalog the last send saved, which says so too: it
     warns, as dry-run --lookups does, where it planned every event without a word, exit 0."""
-    config = config_for(tmp_path, sandbox.url)
-    state = str(tmp_path / "state.sqlite")
-    seed = event_file(tmp_path, "seed.ndjson", IDENTIFY)
-    sent = CliRunner().invoke(app, ["send", seed, "--config", str(config), "--state", state, "-q"])
-    assert sent.exit_code == 0, sent.stderr
     user_id_field = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
-    config.write_text(config.read_text().replace(user_id_field, "0" * 40))
+    config, state, seed = sent_then_unknown(tmp_path, sandbox, user_id_field)
     args = [seed, "--config", str(config), "--state", state]
 
     planned = CliRunner().invoke(app, ["dry-run", *args, "-f", "ndjson", "-o", "plan.ndjson"])
@@ -245,3 +252,28 @@ def test_an_offline_dry_run_says_what_a_send_refuses_in_the_catalog_the_state_sa
         f"error: {config}: {missing}: every event that needs it would fail\n"
         f"hint: {hint}; `rpd check` runs every check\n"
     )
+
+
+def test_an_offline_dry_run_warns_of_unknown_field_keys_as_send_does_with_the_saved_catalog(
+    env: None, tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mapped field the account lacks: send warns of it once before its first event, with the
+    catalog it listed or the one the state saved; an offline dry-run planning with that saved
+    catalog said nothing of it (its values are dropped from every event)."""
+    role = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
+    config, state, _ = sent_then_unknown(tmp_path, sandbox, role)
+    later = {**IDENTIFY, "messageId": "m-2"}
+    args = [event_file(tmp_path, "later.ndjson", later), "--config", str(config), "--state", state]
+
+    monkeypatch.delenv("PIPEDRIVE_API_TOKEN")  # offline: only the state's catalog
+    planned = CliRunner().invoke(app, ["dry-run", *args, "-f", "ndjson", "-o", "plan.ndjson"])
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "sandbox-token")
+    sent = CliRunner().invoke(app, ["send", *args])
+
+    unknown = (
+        f"warning: fields.persons.role = '{'0' * 40}': the account has no such person field "
+        "(run `rpd map-fields` to list them)"
+    )
+    assert (planned.exit_code, sent.exit_code) == (0, 0), planned.stderr + sent.stderr
+    said = [[line for line in r.stderr.splitlines() if "fields." in line] for r in (sent, planned)]
+    assert said == [[unknown], [unknown]]

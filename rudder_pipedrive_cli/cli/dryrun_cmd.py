@@ -35,15 +35,14 @@ from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_s
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import (
     applied,
+    judge_config,
     judge_unset_identity,
     list_catalog,
-    refuse_what_can_only_fail,
     with_catalog,
 )
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
-from rudder_pipedrive_cli.core.catalog_findings import send_refuses
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import Survey, input_aliases, surveyed
@@ -253,13 +252,14 @@ def dry_run_command(
             tally.add_requests(made)  # a send lists the catalog too
             respond = LiveLookups(OfflineResponder(plan_config, assumption), client.send)
         else:  # a send lists the catalog before its first event: part of the estimate
-            # What it refuses to start on, as the catalog the last send saved (if any) says;
-            # an unset identity field is judged after the plan, as send judges it after its pass.
+            # What it refuses to start on and warns of, as the catalog the last send saved (if
+            # any) says; an unset identity field is judged after the plan, as send judges it
+            # after its pass.
             cached: Catalog | None = None
             if replay_state is not None:
                 cached = live_or_cached(None, replay_state, keep=False).catalog
             if cached is not None:
-                refuse_what_can_only_fail(env, send_refuses(cached, plan_config), preview=True)
+                judge_config(env, cached, plan_config, preview=True)
             for request in catalog_requests(sales_listings(plan_config.track_rules)):
                 tally.add_request(request)
             if state_path is not None:  # a send with a state asks who it is

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sized
 from dataclasses import replace
-from functools import partial
 from typing import TYPE_CHECKING
 
 from rudder_pipedrive_cli.cli.common import Env
@@ -55,7 +54,6 @@ def with_catalog(
     rules: it keeps nothing in the state, warns of what a send refuses to start on instead of
     refusing it, and stops when the listing got no answer at all (its lookups would get none).
     """
-    refuse = partial(refuse_what_can_only_fail, preview=preview)
     sourced = live_or_cached(listing, store, keep=not preview)
     catalog, failure = sourced.catalog, sourced.failure
     if preview and failure is not None and failure.status is None:  # Pipedrive unreachable
@@ -72,12 +70,19 @@ def with_catalog(
     for name, failed in catalog.failed.items():
         stop_unless_resolved(config, (name,), failed.reason, failed)
         env.warn(f"{failed.reason}; {LEFT.get(name, FIELDS_LEFT)}")
-    refuse(env, send_refuses(catalog, config))
-    for problem in unknown_keys(catalog, config):
-        env.warn(problem)
+    judge_config(env, catalog, config, preview=preview)
     resolved = applied(env, catalog, config)
     sales = [failed.reason for name, failed in catalog.failed.items() if name in SALES_LISTINGS]
     return with_unresolvable(env, resolved, sales[0]) if sales else resolved
+
+
+def judge_config(env: Env, catalog: Catalog, config: PlanConfig, *, preview: bool) -> None:
+    """What a send says of the config against `catalog`, live or saved, before its first event:
+    an identity field set but unusable refused (`refuse_what_can_only_fail`; a dry-run,
+    `preview`, says send would not start) and a warning per mapped field the account lacks."""
+    refuse_what_can_only_fail(env, send_refuses(catalog, config), preview=preview)
+    for problem in unknown_keys(catalog, config):
+        env.warn(problem)
 
 
 def applied(env: Env, catalog: Catalog, config: PlanConfig, *, listed: bool = True) -> PlanConfig:
