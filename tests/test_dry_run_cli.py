@@ -1066,6 +1066,12 @@ BY_PERSON_ID = {
 }
 BY_USER_ID = {"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}
 NOT_SET = ("failed", "[identity] user_id_field is not set: cannot look up userId u-1")
+# Its previous person by external id, its current one by userId: it needs the field too.
+BY_PREV_PERSON_ID = {
+    "type": "alias",
+    "userId": "u-1",
+    "context": {"externalId": [{"type": "prev_person_id", "id": 7}]},
+}
 
 
 @pytest.mark.parametrize(
@@ -1092,8 +1098,20 @@ NOT_SET = ("failed", "[identity] user_id_field is not set: cannot look up userId
             f"{UNSET_HINT}; from a file (not standard input or a pipe), events with external ids "
             "go without it)",
         ),
+        (
+            [BY_PREV_PERSON_ID],
+            False,
+            [NOT_SET],
+            f"{UNSET}every event that needs it would fail, so `rpd send` would not start "
+            f"{UNSET_HINT})",
+        ),
     ],
-    ids=["some with external ids", "none with external ids", "standard input"],
+    ids=[
+        "some with external ids",
+        "none with external ids",
+        "standard input",
+        "an alias with a userId to look up",
+    ],
 )
 def test_an_unset_user_id_field_is_said_as_send_would_judge_the_input(
     tmp_path: Path,

@@ -311,7 +311,7 @@ def dry_run_command(
         items = taken_events(reader, event_filter, limit, token)
         survey: Survey | None = None
         if not plan_config.user_id_field:
-            survey = Survey(rules=plan_config.track_rules, cap=0)
+            survey = Survey(rules=plan_config.track_rules, cap=0, journal_status=journal_status)
             items = surveyed(items, survey)
         finished = stack.enter_context(ScratchIds())  # a repeated messageId: already done
         recorder = Recorder(respond, tally)  # its searches give the estimate of the index way

@@ -436,7 +436,8 @@ def run_send(
         # resolve that `--identities auto` weighs (core/index.py). With a state, the aliases
         # are kept there: once they are complete, a resumed run knows those of the objects it
         # finished and does not read them again (SPEC 2); until then, it reads them for those.
-        survey = Survey(rules=plan_config.track_rules)
+        journal = replay_state.journal_status if replay_state is not None else None
+        survey = Survey(rules=plan_config.track_rules, journal_status=journal)
         kept = replay_state.input_aliases() if replay_state is not None else None
         first_pass = EventReader(
             job.paths,

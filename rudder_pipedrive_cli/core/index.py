@@ -34,6 +34,7 @@ from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, origins_kind
 from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
+from rudder_pipedrive_cli.core.intake import DONE
 from rudder_pipedrive_cli.core.protocol import Outcome, PdId
 from rudder_pipedrive_cli.core.rules import TrackRules
 
@@ -364,7 +365,8 @@ class Survey:
     no external id resolves (of the events that resolve any: not a page, nor a track its rule
     skips), and the userIds of track events by the kind of record their rule
     creates (whose leads, deals, activities or notes may need listing). Also whether any of those
-    events names a person by an external id (`external`): with user_id_field unset, send sends
+    events that the journal (`journal_status`, the replay state's) has not done names every
+    person it looks up by an external id (`external`): with user_id_field unset, send sends
     them, and refuses to start without one (every event would fail). Each count keeps at most
     `cap` identities (dry-run's, 0: only `external`)."""
 
@@ -374,6 +376,7 @@ class Survey:
     tracked: dict[str, set[str]] = field(default_factory=dict)
     external: bool = False
     cap: int = SURVEY_CAP
+    journal_status: Callable[[str], str | None] | None = None
 
     def add(self, event: Event) -> None:
         kind = None
@@ -386,12 +389,21 @@ class Survey:
         elif event.type not in ("identify", "group", "alias"):  # page, screen: skipped
             return
         external = event.external
-        if not self.external and external:
-            self.external = not PERSON_EXTERNAL_IDS.isdisjoint(external)
         user = event.user_id
         if "person_id" in external or "curr_person_id" in external:
             user = None
-        previous = None if "prev_person_id" in external else event.previous_id
+        # Only an alias looks its previousId up.
+        previous = event.previous_id if event.type == "alias" else None
+        if "prev_person_id" in external:
+            previous = None
+        if (
+            not self.external
+            and user is None
+            and previous is None
+            and not PERSON_EXTERNAL_IDS.isdisjoint(external)
+        ):  # no userId to look up: it goes without user_id_field, unless an earlier run did it
+            status = self.journal_status
+            self.external = status is None or status(event.id) not in DONE
         group = event.group_id if event.type == "group" and "org_id" not in external else None
         for found, into in ((user, self.persons), (previous, self.persons), (group, self.orgs)):
             if found is not None and len(into) < self.cap:

@@ -468,6 +468,7 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
                 "externalId": [{"type": "org_id", "id": 5}, {"type": "person_id", "id": 6}]
             },
         },
+        {"type": "identify", "userId": "u-1", "previousId": "u-5"},  # only an alias looks it up
     ]
     for n, raw in enumerate(raws):
         survey.add(parse_event({"messageId": f"m-{n}", **raw}, f"f:{n}"))
@@ -491,7 +492,10 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
         ({"type": "identify", "ids": [("person_id", 6)]}, True),
         ({"type": "track", "event": "Signed Up", "ids": [("person_id", 6)]}, True),
         ({"type": "alias", "ids": [("prev_person_id", 2), ("curr_person_id", 3)]}, True),
-        ({"type": "alias", "userId": "u-1", "ids": [("prev_person_id", 2)]}, True),
+        # A userId or previousId left to look up needs user_id_field all the same.
+        ({"type": "alias", "userId": "u-1", "ids": [("prev_person_id", 2)]}, False),
+        ({"type": "alias", "previousId": "u-0", "ids": [("curr_person_id", 3)]}, False),
+        ({"type": "identify", "previousId": "u-0", "ids": [("person_id", 6)]}, True),
     ],
 )
 def test_the_survey_notes_an_event_to_plan_that_names_a_person_by_an_external_id(
@@ -505,6 +509,17 @@ def test_the_survey_notes_an_event_to_plan_that_names_a_person_by_an_external_id
     assert list(surveyed([event], survey)) == [event]
     assert survey.external is external
     assert survey.persons == set()  # dry-run's: it keeps no identity
+
+
+def test_an_event_the_journal_has_done_is_not_noted_as_having_an_external_id() -> None:
+    # A rerun does not plan it: with user_id_field unset, only the events left decide.
+    journal = {"m-1": "sent", "m-2": "failed"}
+    survey = Survey(journal_status=journal.get)
+    by_person_id = {"type": "identify", "context": {"externalId": [{"type": "person_id", "id": 6}]}}
+    survey.add(parse_event({"messageId": "m-1", **by_person_id}, "f:1"))
+    assert not survey.external
+    survey.add(parse_event({"messageId": "m-2", **by_person_id}, "f:2"))
+    assert survey.external
 
 
 def test_a_filtered_out_event_is_not_noted() -> None:

@@ -115,6 +115,34 @@ def test_an_unset_user_id_field_is_said_and_the_events_with_external_ids_are_sen
     assert run.report is not None
     assert run.report["events"] == {"read": 2, "sent": 1, "unchanged": 0, "skipped": 0, "failed": 1}
 
+    # The rerun plans only u-2's, which fails: the event with an external id is done (journaled),
+    # so the rerun is refused as an input without one is, and its dry-run says so. Before, both
+    # let it start, for an event the journal skips.
+    state = tmp_path / "unset.sqlite"
+    rerun = rpd_send(sandbox, tmp_path, events, config=config, state=state, name="rerun")
+    env = {**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN}
+    planned = CliRunner().invoke(
+        app,
+        [
+            "dry-run",
+            str(events),
+            "-c",
+            str(config),
+            "--base-url",
+            sandbox.url,
+            "--state",
+            str(state),
+        ],
+        env=env,
+    )
+
+    assert (rerun.exit_code, rerun.stderr.splitlines()) == (2, unset_refused(str(config)))
+    assert planned.exit_code == 1, planned.stderr
+    assert planned.stderr.splitlines()[0] == (
+        f"warning: {UNSET}: every event that needs it would fail, so `rpd send` would not start "
+        f"({UNSET_HINT})"
+    )
+
 
 ONE = ("--concurrency", "1")
 
