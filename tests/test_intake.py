@@ -13,7 +13,11 @@ from rudder_pipedrive_cli.core.events import INVALID, Event, invalid, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.io.deadletter import DeadLetters, default_dead_letter_path
+from rudder_pipedrive_cli.io.deadletter import (
+    DeadLetters,
+    check_output_path,
+    default_dead_letter_path,
+)
 from rudder_pipedrive_cli.io.readers import EventReader
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "A"}}
@@ -142,6 +146,28 @@ def test_a_default_dead_letter_file_made_since_its_name_was_chosen_is_left_alone
     assert taken.read_bytes() == b"theirs\n"
     assert letters.written == f"{taken.stem}-2.ndjson"
     assert orjson.loads(Path(letters.written).read_bytes())["source"] == "in:1"
+
+
+def test_a_dead_letter_file_made_while_its_name_is_probed_is_no_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run started in the same second made the default file (or its own probe of it) between
+    # this run's probe looking for it and making it: this run stopped, exit 2, "cannot write
+    # --dead-letter rpd-failed-...ndjson: File exists". It is probed as the file it now is (the
+    # run's first dead letter takes the next name), and left as it was.
+    monkeypatch.chdir(tmp_path)
+    path = default_dead_letter_path(0)
+    looked = Path.is_symlink
+
+    def made_meanwhile(self: Path) -> bool:  # asked right after `exists` said no
+        if self == path and not self.exists():
+            self.write_bytes(b"theirs\n")
+        return looked(self)
+
+    monkeypatch.setattr(Path, "is_symlink", made_meanwhile)
+    check_output_path(path, "--dead-letter")
+    assert path.read_bytes() == b"theirs\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 @pytest.mark.parametrize("default_name", [False, True])

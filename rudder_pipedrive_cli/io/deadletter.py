@@ -227,18 +227,31 @@ def _listed_below(path: Path, folder: Path) -> bool:
 def probe_writable(path: Path) -> None:
     """Raise the OSError that writing `path` would meet, changing nothing: an existing file is
     opened for appending (nothing written), a new one (and its missing folders) is made and
-    removed again. (A full disk shows only when writing: that stays an error after the report.)"""
-    if path.exists() or path.is_symlink():  # a link that leads nowhere fails as writing would
-        path.open("ab").close()
-        return
+    removed again. (A full disk shows only when writing: that stays an error after the report.)
+    A file made there meanwhile (a run started in the same second, on the default name, or its
+    own probe) is probed as it then is: it is no reason to refuse."""
+    while not path.exists() and not path.is_symlink():  # a link that leads nowhere: as below
+        if _made_and_removed(path):
+            return
+    path.open("ab").close()  # a link that leads nowhere fails as writing would
+
+
+def _made_and_removed(path: Path) -> bool:
+    """Make the new file `path` (and its missing folders) and remove it again: False when a file
+    was made there since it was looked for (left as it is, and the folders with it)."""
     missing = [folder for folder in path.parents if not folder.exists()]
     made: list[Path] = []
     try:
         for folder in reversed(missing):
             folder.mkdir()
             made.append(folder)
-        path.open("xb").close()
+        try:
+            path.open("xb").close()
+        except FileExistsError:
+            made.clear()  # they hold that file now
+            return False
         path.unlink()
+        return True
     finally:
         for folder in reversed(made):
             folder.rmdir()
