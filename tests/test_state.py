@@ -722,6 +722,44 @@ def test_a_read_only_state_answers_as_the_writable_one_after_the_same_outcomes(
     )
 
 
+@pytest.mark.parametrize("link_folder_writable", [True, False])
+def test_a_symlinked_state_in_a_folder_rpd_cannot_write_is_judged_by_the_real_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, link_folder_writable: bool
+) -> None:
+    # SQLite resolves a symlinked database's name (3.40: the -wal and -shm of names/state.sqlite
+    # -> real/state.sqlite are made in real/), and rpd opens it resolved. A read-only open in a
+    # folder rpd cannot write reads the file as it is unless its -wal holds changes; that was
+    # judged by the link's folder: writable, the open failed with SQLite's error instead; not,
+    # the -wal was looked for beside the link, and the state was read without its last changes.
+    real = tmp_path / "real" / "state.sqlite"
+    open_state(real).close()
+    (tmp_path / "real" / "state.sqlite-wal").write_bytes(b"\0" * 4096)  # a killed run's
+    link = tmp_path / "names" / "state.sqlite"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    shut = {real.parent} | (set() if link_folder_writable else {link.parent})
+    access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda name, mode: Path(name) not in shut and access(name, mode)
+    )
+    checked = state_file._checked
+
+    def without_a_shm(path: Path, readonly_mode: str | None) -> tuple[sqlite3.Connection, bool]:
+        if readonly_mode == "mode=rw":  # as SQLite fails, root or not, in a folder it cannot write
+            raise state_file.damaged(path, "SQLite: unable to open database file")
+        return checked(path, readonly_mode)
+
+    monkeypatch.setattr(state_file, "_checked", without_a_shm)
+
+    with pytest.raises(UsageError) as refused:
+        state_file.connect(link, readonly=True)
+    assert (refused.value.message, refused.value.hint) == (
+        f"state file {link} is in a folder rpd cannot write, and its last run left changes in "
+        "state.sqlite-wal that only a writable folder lets SQLite read",
+        "copy the state file with its -wal to a folder you can write, and use that",
+    )
+
+
 def test_readonly_reads_an_empty_file_as_an_empty_state(path: Path) -> None:
     path.parent.mkdir()
     path.touch()

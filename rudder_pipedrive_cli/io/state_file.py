@@ -414,12 +414,13 @@ def connect(path: Path, readonly: bool) -> tuple[sqlite3.Connection, bool]:
     try:
         connection, exists = _checked(path, "mode=rw" if readonly else None)
     except UsageError:
-        if not readonly or os.access(path.parent, os.W_OK):
+        # The real file's folder (symlinks resolved), where SQLite keeps the -wal and -shm.
+        if not readonly or os.access(path.resolve().parent, os.W_OK):
             raise
         # A folder rpd cannot write (a read-only mount, another user's): SQLite cannot make
         # the -shm a WAL file needs to be read. Read the file as it is instead, unless a run
         # left changes in its -wal (killed): read without them, it would look older than it is.
-        wal = path.with_name(path.name + "-wal")
+        wal = beside(path, "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             raise UsageError(
                 f"state file {path} is in a folder rpd cannot write, and its last run left "
