@@ -1191,3 +1191,35 @@ def test_state_show_probing_a_filesystem_without_flock_says_nothing_of_a_holder(
 
     monkeypatch.setattr(state_file.fcntl, "flock", no_locks)
     assert state_file.lock_holder(path) is None
+
+
+def test_a_file_from_before_the_index_and_listing_fixes_forgets_them_once(path: Path) -> None:
+    # An older rpd kept index values trimmed and marked a person's listing complete without its
+    # archived deals: read now, a lookup would miss or a deal be made twice. The first writable
+    # open lists them anew (the index rows and marks, the complete marks go); what is still true
+    # stays (origins found, the journal, identities), and a later open forgets nothing.
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("person", "u"): 5}))
+        state.index_rows().put("person", [(5, "u")])
+        state.index_rows().mark("person", "email", "2024-05-01 12:00:00")
+    assert rows(path, "PRAGMA user_version") == [(1,)]  # a new file is marked at once
+    older = sqlite3.connect(path)
+    with older:
+        older.execute("INSERT INTO leads_listed (ns, person_id) VALUES (?, 'i:5')", (NS,))
+        older.execute("INSERT INTO lead_origins VALUES (?, 'i:5', 'deal:1')", (NS,))
+        older.execute("PRAGMA user_version = 0")
+    older.close()
+    with open_state(path, readonly=True) as state:  # a read-only open changes nothing
+        assert state.index_rows().ids("person", "u") == [5]
+    assert rows(path, "PRAGMA user_version") == [(0,)]
+    with open_state(path) as state:
+        assert state.index_rows().ids("person", "u") == []
+        assert state.index_rows().since("person", "email") is None
+        assert state.journal_status("e1") == "sent"
+        assert state.person_id("u") == 5
+        state.index_rows().put("person", [(6, "v")])
+    assert rows(path, "SELECT * FROM leads_listed") == []
+    assert rows(path, "SELECT person_id, origin_id FROM lead_origins") == [("i:5", "deal:1")]
+    assert rows(path, "PRAGMA user_version") == [(1,)]
+    with open_state(path) as state:
+        assert state.index_rows().ids("person", "v") == [6]

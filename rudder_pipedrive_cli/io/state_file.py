@@ -35,9 +35,11 @@ from rudder_pipedrive_cli.io.state_path import (
 )
 from rudder_pipedrive_cli.io.state_schema import (
     ALIASES_SCHEMA,
+    FORGOTTEN,
     INDEX_SCHEMA,
     OBJECTS_TABLE,
     RECENCY_SCHEMA,
+    REVISION,
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
@@ -538,7 +540,8 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
 
 
 def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
-    """WAL, in a new file the schema, and the tables added since schema 1 (field recency)."""
+    """WAL, in a new file the schema, the tables added since schema 1 (field recency), and in an
+    older file the forgetting of what it holds that rpd would now misread (`FORGOTTEN`)."""
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
     if empty:
@@ -549,9 +552,17 @@ def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+            connection.execute(f"PRAGMA user_version = {REVISION}")
     connection.execute(RECENCY_SCHEMA)
     for statement in INDEX_SCHEMA:
         connection.execute(statement)
+    revision = connection.execute("PRAGMA user_version").fetchone()[0]
+    if revision < REVISION:
+        with transaction(connection):
+            for after in range(revision + 1, REVISION + 1):
+                for statement in FORGOTTEN[after]:
+                    connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {REVISION}")
 
 
 @contextlib.contextmanager

@@ -95,6 +95,17 @@ INDEX_SCHEMA = (
 ) WITHOUT ROWID""",
 )
 
+# What a file written before a fix holds that the fixed code would misread, and so forgets once:
+# when the file is first opened for writing, in one transaction with its mark (SQLite's
+# `user_version`, 0 in files from before the marks; a new file is marked at once). Revision 1:
+# index values were kept trimmed (a lookup is of the exact value) and a person's listing was
+# marked complete without its archived deals: the index is listed anew and each person's
+# records listed again when next needed (the origins learned stay: they are still true).
+REVISION = 1
+FORGOTTEN = {
+    1: (f"DELETE FROM {INDEX_TABLE}", f"DELETE FROM {INDEX_MARKS}", "DELETE FROM leads_listed"),
+}
+
 
 def encode_id(pd_id: PdId) -> str:
     """A Pipedrive id as text with a type tag, so 5 and "5" stay distinct and come back as sent."""
