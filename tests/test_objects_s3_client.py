@@ -652,3 +652,45 @@ def test_an_object_whose_connection_closes_early_says_how_far_it_got(
     with pytest.raises(ConnectionResetError) as raised:
         stream.read(4)
     assert str(raised.value) == f"the connection closed {said}"
+
+
+@pytest.mark.parametrize(
+    ("listed", "got"),
+    [
+        ("E7B1D0A4C2F3", '"e7b1d0a4c2f3"'),  # a proxy that unquotes and upper-cases the listing
+        ("&quot;e7b1d0a4c2f3-2&quot;", '"E7B1D0A4C2F3-2"'),  # a store whose GET upper-cases
+        ("&quot;e7b1d0a4c2f3&quot;", 'W/"e7b1d0a4c2f3"'),  # a proxy that made the GET's weak
+    ],
+    ids=["listing-unquoted-upper", "get-upper-multipart", "get-weak"],
+)
+def test_an_etag_spelled_otherwise_by_the_get_than_by_the_listing_is_one_version(
+    canned: tuple[CannedS3, list[Any]], listed: str, got: str
+) -> None:
+    # What the run records finished (the GET's ETag) is what the rerun matches its listing's
+    # against: spelled otherwise (quotes, case, weak), every rerun read every object again.
+    server, script = canned
+    [name] = KEYS
+    listing = listing_xml("b", KEYS).replace(f"&quot;e-{name}&quot;".encode(), listed.encode())
+
+    def answer(seen: Seen) -> Answer:
+        if seen.method == "HEAD":  # no object named b/rs: a prefix
+            return Answer(404)
+        if "list-type" in seen.path:
+            return Answer(200, {}, listing)
+        return Answer(200, {"ETag": got}, OBJECT)
+
+    script.append(answer)
+    fs = fs_for(server)
+    finished: dict[str, str] = {}
+    first = EventReader(
+        ["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), on_finished=finished.__setitem__
+    )
+    for item in first:
+        first.item_done(item.source, "sent")
+    assert list(finished) == [f"s3://b/{name}"]
+    again = EventReader(
+        ["s3://b/rs"],
+        resolver=lambda _: (fs, "b/rs"),
+        finished=lambda name, version: finished.get(name) == version,
+    )
+    assert (again.objects_skipped, again.objects_total) == (1, 0)

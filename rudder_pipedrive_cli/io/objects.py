@@ -56,6 +56,7 @@ CHUNK = 1 << 20  # one read from a store, and one entry of the read-ahead queue
 READ_AHEAD = 8  # chunks fetched ahead of the reader, across object boundaries
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a failed object
 ETAG = "etag:"  # how a version that is an ETag begins (`_version`)
+HEX_ETAG = re.compile(r"[0-9A-Fa-f]+(-[0-9]+)?")  # S3's: an MD5, or a multipart one's and -N
 STOP_WAIT = 1.0  # seconds a stopped reader waits for the feed's read in progress to end
 # Errors that no retry mends: the object is gone, not allowed, or not an object.
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
@@ -203,7 +204,17 @@ def _not_a_file(path: str) -> str | None:
 def _version(entry: dict[str, Any]) -> str:
     """What tells one version of an object from another: its ETag, else its size."""
     tag = entry.get("ETag") or entry.get("etag")
-    return f"{ETAG}{str(tag).strip(chr(34))}" if tag else f"size:{entry['size']}"
+    return ETAG + _etag_text(str(tag)) if tag else f"size:{entry['size']}"
+
+
+def _etag_text(tag: str) -> str:
+    """An ETag as one version has one spelling of it, in a listing and in a GET alike: a proxy
+    or an S3-compatible store may give it unquoted or quoted, weak (`W/`, a proxy that
+    compressed it), its hex upper or lower case. Only a hex one (S3's MD5, `-N` after a
+    multipart one's) is lower-cased: other stores' (GCS's, Azure's) are case-sensitive."""
+    text = tag.strip()
+    text = text.removeprefix("W/").strip('"')
+    return text.lower() if HEX_ETAG.fullmatch(text) else text
 
 
 def _hidden(name: str, below: str) -> bool:
