@@ -9,6 +9,8 @@ moto's server on loopback).
 from __future__ import annotations
 
 import errno
+import gzip
+import os
 import sys
 import threading
 from datetime import UTC, datetime
@@ -436,9 +438,12 @@ def test_an_object_listed_without_an_etag_is_recorded_finished_as_its_listing_gi
     )
     for item in reader:
         reader.item_done(item.source, "sent")
-    sizes = {str(path): f"size:{path.stat().st_size}" for path in tmp_path.rglob("*.gz")}
+    listed = {
+        str(path): f"size:{path.stat().st_size} mtime_ns:{path.stat().st_mtime_ns}"
+        for path in tmp_path.rglob("*.gz")
+    }
     assert finished
-    assert dict(finished) == {name: sizes[name] for name, _ in finished}
+    assert dict(finished) == {name: listed[name] for name, _ in finished}
 
 
 class Stalled(Spy):
@@ -780,19 +785,23 @@ def test_a_reader_stopped_early_stops_the_feed(tmp_path: Path) -> None:
 # -- resume -----------------------------------------------------------------------------------
 
 
+def read_through(root: Path, state: ReplayState, failing: str = "") -> EventReader:
+    """Read `root` within WINDOW as send does with `state`: each item ends sent, or failed where
+    its event mentions `failing`."""
+    reader = EventReader(
+        [str(root)], window=WINDOW, finished=state.object_finished, on_finished=state.finish_object
+    )
+    for item in reader:
+        reader.item_done(item.source, "failed" if failing and failing in str(item.raw) else "sent")
+    return reader
+
+
 def test_finished_objects_are_recorded_and_skipped_on_rerun(tmp_path: Path) -> None:
     root = tmp_path / "backup"
     write_folder(root, backup_objects())
     with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
-        first = EventReader(
-            [str(root)],
-            window=WINDOW,
-            finished=state.object_finished,
-            on_finished=state.finish_object,
-        )
-        for item in first:
-            # The object of A_0730 has a failed event: it is not finished, the rest are.
-            first.item_done(item.source, "failed" if "a-0735" in str(item.raw) else "sent")
+        # The object of A_0730 has a failed event: it is not finished, the rest are.
+        first = read_through(root, state, failing="a-0735")
         assert (first.objects_skipped, first.objects_total) == (0, 6)
     with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
         again = EventReader([str(root)], window=WINDOW, finished=state.object_finished)
@@ -808,6 +817,39 @@ def test_finished_objects_are_recorded_and_skipped_on_rerun(tmp_path: Path) -> N
     with ReplayState.open(tmp_path / "state.sqlite", "other") as state:
         assert not state.object_finished(f"{root}/{TIME_ORDER[1]}", "size:1")
         assert EventReader([str(root)], finished=state.object_finished).objects_skipped == 0
+
+
+def test_a_folder_s_file_rewritten_with_the_same_size_is_read_again(tmp_path: Path) -> None:
+    # A corrected backup file of the same size (another messageId of the same length): by its
+    # size alone it was the version finished, and never read again.
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    corrected = root / TIME_ORDER[0]
+    corrected.write_bytes(gzip.decompress(archive(identify("b-00"))))  # no gzip: sizes alike
+    before = corrected.stat()
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        read_through(root, state)
+        corrected.write_bytes(gzip.decompress(archive(identify("b-99"))))
+        os.utime(corrected, ns=(before.st_atime_ns, before.st_mtime_ns + 1))
+        assert corrected.stat().st_size == before.st_size
+        again = EventReader([str(root)], window=WINDOW, finished=state.object_finished)
+        assert (again.objects_skipped, again.objects_total) == (5, 1)
+        assert rows(again) == [(f"{root}/{TIME_ORDER[0]}:1#1", "b-99")]
+
+
+def test_a_folder_s_files_an_older_rpd_recorded_by_size_alone_are_read_again(
+    tmp_path: Path,
+) -> None:
+    # Its record says nothing of the mtime: matched, a file rewritten with the same size before
+    # this rpd's first run would never be read; read again, the journal skips its events done.
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        for path in root.rglob("*.gz"):
+            state.finish_object(str(path), f"size:{path.stat().st_size}")
+        again = EventReader([str(root)], window=WINDOW, finished=state.object_finished)
+        assert (again.objects_skipped, again.objects_total) == (0, 6)
+        assert rows(again) == expected_sources(str(root))
 
 
 def test_an_object_is_finished_only_when_its_last_outcome_arrives(tmp_path: Path) -> None:

@@ -202,9 +202,27 @@ def _not_a_file(path: str) -> str | None:
 
 
 def _version(entry: dict[str, Any]) -> str:
-    """What tells one version of an object from another: its ETag, else its size."""
+    """What tells one version of an object from another: its ETag, else its size, and a local
+    file's mtime too (`_mtime_ns`)."""
     tag = entry.get("ETag") or entry.get("etag")
-    return ETAG + _etag_text(str(tag)) if tag else f"size:{entry['size']}"
+    if tag:
+        return ETAG + _etag_text(str(tag))
+    mtime = _mtime_ns(entry)
+    return f"size:{entry['size']}" + ("" if mtime is None else f" mtime_ns:{mtime}")
+
+
+def _mtime_ns(entry: dict[str, Any]) -> int | None:
+    """A folder's file's mtime in nanoseconds, as make and rsync tell a rewritten file: one
+    rewritten with the same size (a corrected backup file) is another version. Not a hash of
+    its content: that would read every file of the folder at each run to skip them unread.
+    Only fsspec's local filesystem gives an entry its inode; its own `mtime` is a float (not
+    every nanosecond) and a link's, not its file's: the file's is asked here (followed)."""
+    if "ino" not in entry:
+        return None
+    try:
+        return os.stat(entry["name"]).st_mtime_ns
+    except OSError:
+        return None  # gone: reading it fails, and says so
 
 
 def _etag_text(tag: str) -> str:
@@ -342,7 +360,7 @@ class Feed:
     def read_as(self, index: int) -> StoredObject:
         """The object as it was read, once its stream ended: the version its first open gave
         (an S3 GET's ETag: it may be newer than the listing's), else the listing's. A listing
-        that gave no ETag gives the size again: that is what the rerun matches, so it stays."""
+        that gave no ETag gives its size (and mtime) again: what the rerun matches, so it stays."""
         stored = self._objects[index]
         version = self._read_as.pop(index, stored.version)
         if version == stored.version or not stored.version.startswith(ETAG):
