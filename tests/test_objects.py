@@ -46,6 +46,7 @@ from objects_support import (
     stamp,
 )
 
+from rudder_pipedrive_cli.cli.progress import objects_text
 from rudder_pipedrive_cli.core.backups import (
     OBJECT,
     StoredObject,
@@ -184,7 +185,7 @@ def test_a_backup_folder_is_read_in_time_order_within_the_window(tmp_path: Path)
         *TIME_ORDER,
         not_layout,
     ]
-    assert (reader.objects_total, reader.objects_read) == (6, 6)
+    assert reader.objects_total == 6
     assert reader.bytes_read == reader.total_bytes
 
 
@@ -860,6 +861,24 @@ def test_an_object_is_finished_only_when_its_last_outcome_arrives(tmp_path: Path
     assert recorded == []
     reader.item_done(items[0].source, "skipped")
     assert recorded == [f"{tmp_path}/s/gw/2024-05-01/1/i/10_20_w.json.gz"]
+
+
+def test_progress_counts_an_object_once_its_events_ended_not_once_it_was_read(
+    tmp_path: Path,
+) -> None:
+    # Read ahead of the sending (8 events in flight, a feed 8 MiB ahead), the objects read ran
+    # ahead of the events done: "objects 6/6" while events of them were still to be sent.
+    write_folder(tmp_path, backup_objects())
+    reader = EventReader([str(tmp_path)], window=WINDOW)
+    items = list(reader)  # every object read to its end, no event of them ended yet
+    assert objects_text(reader) == "; objects 0/6"
+    for item in items[:-2]:  # all but those of the last two objects
+        reader.item_done(item.source, "sent")
+    assert objects_text(reader) == "; objects 4/6"
+    reader.item_done(items[-2].source, "failed")  # ended too: done, though not finished
+    assert objects_text(reader) == "; objects 5/6"
+    reader.item_done(items[-1].source, "skipped")
+    assert objects_text(reader) == "; objects 6/6"
 
 
 def test_state_clear_forgets_finished_objects(tmp_path: Path) -> None:

@@ -105,9 +105,10 @@ class LiveView:
 
 
 def objects_text(reading: Reading) -> str:
-    """Objects read of a bucket or backup folder, when the input has any (SPEC 2)."""
+    """Objects done of a bucket or backup folder (their events all ended, not only read), when
+    the input has any (SPEC 2)."""
     total = getattr(reading, "objects_total", 0)
-    return f"; objects {getattr(reading, 'objects_read', 0)}/{total}" if total else ""
+    return f"; objects {getattr(reading, 'objects_done', 0)}/{total}" if total else ""
 
 
 class SendProgress:

@@ -540,9 +540,11 @@ class _Tally:
 
 @dataclass(slots=True)
 class ObjectLedger:
-    """Which objects are read to their end with every item done: those `on_finished` records."""
+    """Which objects are read to their end with every item done: those `on_finished` records
+    (every item ended well), and those `done` counts (any way: what progress shows)."""
 
     on_finished: Callable[[str, str], None] | None = None
+    done: int = 0
     _active: dict[str, _Tally] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -573,6 +575,7 @@ class ObjectLedger:
     def _settle(self, tally: _Tally) -> None:
         if tally.read and tally.done >= tally.items:
             del self._active[tally.stored.name]
+            self.done += 1
             if tally.clean and self.on_finished is not None:
                 self.on_finished(ledger_name(tally.stored), tally.stored.version)
 

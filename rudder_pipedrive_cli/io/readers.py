@@ -112,7 +112,7 @@ class EventReader:
         self._current: _RawSource | None = None
         self._ledger = ObjectLedger(on_finished)
         self._listings: dict[str, tuple[AbstractFileSystem, list[StoredObject]]] = {}
-        self.objects_total = self.objects_read = self.objects_skipped = 0
+        self.objects_total = self.objects_skipped = 0
         for path in self.paths:
             if path != STDIN and is_object_path(path) and path not in self._listings:
                 self._listings[path] = self._list(path, window or Window(), finished, resolver)
@@ -136,6 +136,12 @@ class EventReader:
         if source is None:
             return self._finished_bytes
         return self._finished_bytes + (source.consumed if source.plain else source.count)
+
+    @property
+    def objects_done(self) -> int:
+        """Objects read to their end whose items all ended (well or not): not those read
+        ahead of the sending, whose events are still to be sent."""
+        return self._ledger.done
 
     def item_done(self, source: str, status: str) -> None:
         """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
@@ -243,7 +249,6 @@ class EventReader:
                         self._finished_bytes += source.count
                         self._current = None
                     stream.drain()
-                self.objects_read += 1
                 self._ledger.read_to_end(tally, feed.read_as(index))
 
     def _open(self, path: str) -> BinaryIO:

@@ -370,12 +370,12 @@ def test_a_bucket_url_without_its_extra_is_a_usage_error(
     ]
 
 
-def test_plain_progress_counts_objects_read() -> None:
+def test_plain_progress_counts_objects_done() -> None:
     @dataclass
     class Reading:  # a reader of a bucket: bytes and objects
         bytes_read: int = 250
         total_bytes: int | None = 1000
-        objects_read: int = 2
+        objects_done: int = 2
         objects_total: int = 6
 
     sink = io.StringIO()
