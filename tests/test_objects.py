@@ -197,6 +197,57 @@ def test_a_relative_folder_keeps_its_spelling_in_sources(
     assert rows(EventReader(["bk/"])) == [("bk/s/gw/2024-05-01/1/i/10_20_w.json.gz:1#1", "x")]
 
 
+@pytest.mark.parametrize(
+    ("again", "said"),
+    [
+        ("{root}", "{again} is given twice: read once"),
+        ("{root}/", "{again} was given before, through {root}: read once, there"),
+        ("{root}/../backup/.", "{again} was given before, through {root}: read once, there"),
+        ("{root}/src-a", "{again} was given before, through {root}: read once, there"),
+    ],
+    ids=["same", "slash", "dots", "within"],
+)
+def test_a_folder_given_again_is_read_once(tmp_path: Path, again: str, said: str) -> None:
+    # Read twice, a failed event of it was tried twice (two dead letters), each event was
+    # counted read twice (the second time 'already done'), and each reading of an object took
+    # the other's outcomes for its own (one tally a name).
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    again = again.format(root=root)
+    warnings: list[str] = []
+    reader = EventReader([str(root), again], window=WINDOW, warn=warnings.append)
+    assert rows(reader) == expected_sources(str(root))
+    assert warnings[1:] == [said.format(again=again, root=root)]
+    assert reader.objects_total == 6
+    assert reader.total_bytes == sum(
+        (root / name).stat().st_size for name in [*TIME_ORDER, *NOT_LAYOUT]
+    )
+
+
+def test_a_file_given_with_its_folder_is_read_once_where_first_given(tmp_path: Path) -> None:
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    file = f"{root}/{TIME_ORDER[1]}"
+    warnings: list[str] = []
+    first = EventReader([file, str(root)], window=WINDOW, warn=warnings.append)
+    assert rows(first) == [
+        (f"{file}:1#1", "a-0700"),  # a file given as one: no window, no object
+        *(row for row in expected_sources(str(root)) if not row[0].startswith(file)),
+    ]
+    assert warnings[0] == (
+        f"1 object of {root} was given before, through {file} (e.g. {file}): each read once, there"
+    )
+    assert first.objects_total == 5
+    warnings.clear()
+    after = EventReader([str(root), file], window=WINDOW, warn=warnings.append)
+    assert rows(after) == expected_sources(str(root))
+    assert warnings[1:] == [f"{file} was given before, through {root}: read once, there"]
+    warnings.clear()
+    twice = EventReader([file, file], warn=warnings.append)
+    assert rows(twice) == [(f"{file}:1#1", "a-0700")]
+    assert warnings == [f"{file} is given twice: read once"]
+
+
 def test_archive_lines_with_a_bare_event_payload(tmp_path: Path) -> None:
     write_folder(
         tmp_path, {"s/gw/2024-05-01/1/i/10_20_w.json.gz": archive(identify("x"), batch=False)}

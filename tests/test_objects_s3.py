@@ -24,6 +24,7 @@ from objects_support import (
     expected_sources,
     identify,
     moto_s3,
+    object_gets,
 )
 
 from rudder_pipedrive_cli.core.backups import Window
@@ -281,6 +282,25 @@ def test_an_object_rewritten_after_its_listing_is_read_and_finished_as_the_versi
     tag = s3.client.head_object(Bucket=s3.bucket, Key=f"rs/{target}")["ETag"].strip('"')
     assert [row for row in finished if row[0] == url] == [(url, f"etag:{tag}")]
     assert len(finished) == len(TIME_ORDER) + len(NOT_LAYOUT)
+
+
+def test_a_prefix_given_again_or_within_another_is_fetched_once(s3: S3) -> None:
+    warnings: list[str] = []
+    source = "s3://backups/rs/src-a"
+    paths = [source, "s3://backups/rs", "s3://backups/rs/"]
+    reader = EventReader(paths, window=WINDOW, warn=warnings.append)
+    every = expected_sources("s3://backups/rs")
+    assert rows(reader) == [
+        *(row for row in every if row[0].startswith(source)),
+        *(row for row in every if not row[0].startswith(source)),
+    ]
+    assert [warning for warning in warnings if "given before" in warning] == [
+        f"4 objects of s3://backups/rs were given before, through {source} "
+        f"(e.g. {source}/{TIME_ORDER[1].removeprefix('src-a/')}): each read once, there",
+        "s3://backups/rs/ was given before, through s3://backups/rs: read once, there",
+    ]
+    gets = list(object_gets(s3.proxy.recorder.requests, "backups"))
+    assert sorted(gets) == sorted({*gets}) and len(gets) == len(TIME_ORDER) + len(NOT_LAYOUT)
 
 
 def test_folder_markers_in_a_day_folder_are_no_objects(s3: S3) -> None:

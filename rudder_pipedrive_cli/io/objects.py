@@ -107,9 +107,9 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
         return S3FileSystem.from_environment(), path.split("://", 1)[1].strip("/")
     import fsspec
 
-    if scheme is None:
+    if scheme is None:  # `..`, `.` and `//` resolved: a folder's files have one name each
         local = fsspec.filesystem("file")
-        return local, local._strip_protocol(path)
+        return local, local._strip_protocol(os.path.abspath(path))
     extra = SCHEMES[scheme]
     try:
         # A new instance each time: fsspec's cache would keep an endpoint or credentials from

@@ -48,6 +48,7 @@ from rudder_pipedrive_cli.io.objects import (
     Resolver,
     forbidden,
     is_object_path,
+    ledger_name,
     list_objects,
     refused_credentials,
     resolve,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
 STDIN = "-"
+Listing = tuple["AbstractFileSystem", list[StoredObject]]  # a bucket's or folder's store, objects
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 BUFFER_SIZE = 1 << 18
@@ -111,19 +113,35 @@ class EventReader:
         self._finished_bytes = 0
         self._current: _RawSource | None = None
         self._ledger = ObjectLedger(on_finished)
-        self._listings: dict[str, tuple[AbstractFileSystem, list[StoredObject]]] = {}
         self.objects_total = self.objects_skipped = 0
+        # The paths to read in order, each with its listing (None: a file or stdin). What was
+        # given before (a path again, a file also given through its folder, a folder within
+        # another) is read where it was first given, once: read twice, its failed events were
+        # tried twice, and its object's two readings counted each other's events as their own.
+        self._inputs: list[tuple[str, Listing | None]] = []
+        given: dict[str, str] = {}  # each object's `ledger_name`, a file's: the path giving it
+        taken: set[str] = set()  # the paths as written (a shell's glob may give thousands)
         for path in self.paths:
-            if path != STDIN and is_object_path(path) and path not in self._listings:
-                self._listings[path] = self._list(path, window or Window(), finished, resolver)
+            if path == STDIN:  # each time: a read takes what the one before left, if anything
+                self._inputs.append((path, None))
+            elif path in taken:
+                self._tell(f"{path} is given twice: read once")
+            elif is_object_path(path):
+                taken.add(path)
+                listing = self._list(path, window or Window(), finished, resolver, given)
+                self._inputs.append((path, listing))
+            elif (name := source_name(os.path.abspath(path))) in given:
+                self._tell(f"{path} was given before, through {given[name]}: read once, there")
+            else:
+                taken.add(path)
+                given[name] = path
+                self._inputs.append((path, None))
         self.total_bytes: int | None = (
             None
             if STDIN in self.paths
             else sum(
-                sum(stored.size for stored in self._listings[path][1])
-                if path in self._listings
-                else _file_size(path)
-                for path in self.paths
+                _file_size(path) if listing is None else sum(stored.size for stored in listing[1])
+                for path, listing in self._inputs
             )
         )
 
@@ -152,12 +170,16 @@ class EventReader:
         items = chain.from_iterable(self._sources())
         return _strict(items) if self.strict else items
 
+    def _tell(self, warning: str) -> None:
+        if self._warn is not None:
+            self._warn(warning)
+
     def _sources(self) -> Iterator[Iterable[Event]]:
         """The items of each path in turn; a file is closed once its items were all taken."""
-        for path in self.paths:
-            listing = self._listings.get(path)
-            if listing:
-                yield self._read_objects(*listing)
+        for path, listing in self._inputs:
+            if listing is not None:
+                if listing[1]:
+                    yield self._read_objects(*listing)
                 continue
             try:
                 inner = self._open(path)
@@ -189,7 +211,8 @@ class EventReader:
         window: Window,
         finished: Callable[[str, str], bool] | None,
         resolver: Resolver,
-    ) -> tuple[AbstractFileSystem, list[StoredObject]]:
+        given: dict[str, str],
+    ) -> Listing:
         fs, root = resolver(path)
         warn = self._warn
         not_files: list[tuple[str, str]] = []
@@ -214,6 +237,14 @@ class EventReader:
                 hint="check the path (nothing was read or sent)",
             )
         timed, others = reading_order(listed, window)
+        again = [stored for stored in (*timed, *others) if ledger_name(stored) in given]
+        if again:
+            timed, others = (
+                [stored for stored in part if ledger_name(stored) not in given]
+                for part in (timed, others)
+            )
+            self._tell(_given_before(path, again, given, left=len(timed) + len(others)))
+        given.update((ledger_name(stored), path) for stored in (*timed, *others))
         if others and warn is not None:
             noun = "object does" if len(others) == 1 else "objects do"
             warn(
@@ -259,6 +290,15 @@ class EventReader:
             # far, and no buffer lock is held by a reader thread waiting at shutdown.
             return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
+
+
+def _given_before(path: str, again: list[StoredObject], given: dict[str, str], left: int) -> str:
+    """What to say of the objects of `path` given before it (`again`), `left` others read."""
+    earlier = given[ledger_name(again[0])]
+    if not left:
+        return f"{path} was given before, through {earlier}: read once, there"
+    some = f"1 object of {path} was" if len(again) == 1 else f"{len(again)} objects of {path} were"
+    return f"{some} given before, through {earlier} (e.g. {again[0].name}): each read once, there"
 
 
 NULL_DEVICE = os.stat(os.devnull).st_rdev

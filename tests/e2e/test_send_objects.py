@@ -122,9 +122,9 @@ def test_send_never_opens_an_object_outside_the_window_nor_lists_a_day_it_cannot
     assert not any(APRIL_28 in path for _, path in requests)  # that day was never listed
 
 
-def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
+def folder_with_a_nameless_event(tmp_path: Path) -> Path:
+    """The backup's objects within the window in a folder; B_08's second event, nameless, fails
+    (a person cannot be created without a name)."""
     root = tmp_path / "backup"
     nameless = {**identify("no-name"), "traits": {}}
     objects = {name: archive(*events) for name, events in IN_WINDOW.items()}
@@ -132,6 +132,13 @@ def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
     for name, data in objects.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
+    return root
+
+
+def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    root = folder_with_a_nameless_event(tmp_path)
 
     first = rpd_send(sandbox, tmp_path, root)
     assert first.exit_code == 1, first.stderr
@@ -149,6 +156,29 @@ def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
         "skipped": 1,  # b-08, done in the first run
         "failed": 1,
     }
+
+
+def test_a_folder_given_twice_is_sent_once_and_its_failed_event_tried_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Read twice, the report said 14 events read (6 of them 'already done') and 2 failed, with
+    # two dead letters of one event: its failure was tried twice.
+    root = folder_with_a_nameless_event(tmp_path)
+
+    run = rpd_send(sandbox, tmp_path, root, f"{root}/")
+    assert run.exit_code == 1, run.stderr
+    assert f"warning: {root}/ was given before, through {root}: read once, there" in run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {
+        "read": 7,
+        "sent": 6,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 1,
+    }
+    assert [letter["source"] for letter in run.dead_letters] == [f"{root}/{TIME_ORDER[3]}:2#1"]
+    again = rpd_send(sandbox, tmp_path, root, name="rerun")
+    assert "resuming: 4 objects finished by an earlier run not read again" in again.stderr
 
 
 @pytest.mark.parametrize(
