@@ -144,6 +144,8 @@ class LeadRows(_Rows):
     file's do)."""
 
     def _listed(self, person: str) -> bool:
+        if self._store.outdated:  # its marks are to be forgotten (state_schema.FORGOTTEN)
+            return False
         sql = "SELECT 1 FROM leads_listed WHERE ns = ? AND person_id = ?"
         return self._store.row(sql, person) is not None
 
@@ -178,7 +180,7 @@ class LeadRows(_Rows):
                 "WHERE ns = ?1 AND person_id = ?2 AND origin_id = ?3)",
                 (store.ns, person, origin),
             ).fetchone()
-        if learned is _UNKNOWN and not listed:
+        if learned is _UNKNOWN and (store.outdated or not listed):
             return None
         return bool(there)
 

@@ -19,10 +19,11 @@ class IndexTable:
         self._store = store
         self._db = store.db
         self._ns = store.ns
-        self._stored = store.has_table(INDEX_MARKS)
+        # Not in a file older than the index, nor read-only where its rows are to be forgotten.
+        self._stored = store.has_table(INDEX_MARKS) and not store.outdated
 
     def ids(self, kind: str, value: str) -> list[PdId]:
-        if not self._stored:  # a read-only open of a file older than the index
+        if not self._stored:
             return []
         with self._store.mutex:
             rows = self._db.execute(

@@ -100,7 +100,9 @@ INDEX_SCHEMA = (
 # `user_version`, 0 in files from before the marks; a new file is marked at once). Revision 1:
 # index values were kept trimmed (a lookup is of the exact value) and a person's listing was
 # marked complete without its archived deals: the index is listed anew and each person's
-# records listed again when next needed (the origins learned stay: they are still true).
+# records listed again when next needed (the origins learned stay: they are still true). A
+# read-only open of a file not yet marked reads it as forgotten already (state_store.py's
+# `outdated`: the index and the leads_listed marks), so a dry-run plans as the send will.
 REVISION = 1
 FORGOTTEN = {
     1: (f"DELETE FROM {INDEX_TABLE}", f"DELETE FROM {INDEX_MARKS}", "DELETE FROM leads_listed"),

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rudder_pipedrive_cli.io.state_file import Guarded
+from rudder_pipedrive_cli.io.state_schema import REVISION
 
 
 class Store:
@@ -31,6 +32,9 @@ class Store:
         self.batch_seconds = batch_seconds
         self.clock = clock
         self.now = now
+        # A file an older rpd wrote, open read-only (a dry-run before the first send): read as
+        # its first writable open leaves it, without what that open forgets (FORGOTTEN).
+        self.outdated = db.execute("PRAGMA user_version").fetchone()[0] < REVISION
         self.mutex = threading.RLock()
         self._size = 0  # outcomes in the open batch
         self._opened_at = 0.0
