@@ -170,6 +170,36 @@ def test_a_dead_letter_file_made_while_its_name_is_probed_is_no_refusal(
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+def test_a_dead_letter_file_removed_while_its_name_is_probed_is_not_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another run's probe made the default file and removed it again: seen there by this
+    # probe's look, it was gone by its open, which, to append, made it anew and left it, an
+    # empty dead-letter file that no run wrote. It is looked for again and probed as it then is.
+    monkeypatch.chdir(tmp_path)
+    path = default_dead_letter_path(0)
+    looked, exists = Path.is_symlink, Path.exists
+    theirs = ["made", "removed"]
+
+    def made_meanwhile(self: Path) -> bool:  # their probe made it after this one looked
+        if self == path and theirs[:1] == ["made"] and not exists(self):
+            self.write_bytes(b"")
+            theirs.pop(0)
+        return looked(self)
+
+    def removed_meanwhile(self: Path) -> bool:  # and removed it after this one saw it there
+        there = exists(self)
+        if self == path and there and theirs == ["removed"]:
+            self.unlink()
+            theirs.pop(0)
+        return there
+
+    monkeypatch.setattr(Path, "is_symlink", made_meanwhile)
+    monkeypatch.setattr(Path, "exists", removed_meanwhile)
+    check_output_path(path, "--dead-letter")
+    assert (theirs, list(tmp_path.iterdir())) == ([], [])
+
+
 @pytest.mark.parametrize("default_name", [False, True])
 def test_a_new_dead_letter_file_is_readable_by_its_owner_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, default_name: bool

@@ -229,11 +229,27 @@ def probe_writable(path: Path) -> None:
     opened for appending (nothing written), a new one (and its missing folders) is made and
     removed again. (A full disk shows only when writing: that stays an error after the report.)
     A file made there meanwhile (a run started in the same second, on the default name, or its
-    own probe) is probed as it then is: it is no reason to refuse."""
-    while not path.exists() and not path.is_symlink():  # a link that leads nowhere: as below
-        if _made_and_removed(path):
+    own probe) is probed as it then is: it is no reason to refuse; one removed since it was seen
+    (that probe's) is looked for again, not made anew and left behind, empty."""
+    while True:
+        if not path.exists() and not path.is_symlink():  # a link that leads nowhere: as below
+            if _made_and_removed(path):
+                return
+        elif _opened_to_append(path):
             return
-    path.open("ab").close()  # a link that leads nowhere fails as writing would
+
+
+def _opened_to_append(path: Path) -> bool:
+    """Open the file at `path` to append, writing nothing: False when it is gone (removed since it
+    was seen). A link that leads nowhere is followed and fails as writing would."""
+    if path.is_symlink():
+        path.open("ab").close()
+        return True
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC))
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _made_and_removed(path: Path) -> bool:
