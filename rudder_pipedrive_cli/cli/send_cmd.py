@@ -55,6 +55,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.index_waits import waiting
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.deadletter import (
@@ -557,7 +558,7 @@ def run_send(
                 read_in_thread(items) if blocking else items,
                 start=replay.start,
                 keys=replay.keys,
-                sender=client,
+                sender=waiting(client, identities.index),  # misses wait for a refresh
                 done=replay.done,
                 concurrency=job.concurrency,
                 left=left,

@@ -35,7 +35,7 @@ from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, origins_kind
 from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
 from rudder_pipedrive_cli.core.intake import DONE
-from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
 from rudder_pipedrive_cli.core.rules import TrackRules
 
 Way = Literal["search", "index"]
@@ -207,6 +207,18 @@ class IndexStats:
     track_pages: dict[str, int] = field(default_factory=dict)
 
 
+class IndexWait(ApiRequest):
+    """Not sent to Pipedrive: a lookup's wait for the listing of `kind` in flight
+    (`IdentityIndex.awaited`), answered by the shell that runs plans side by side once a listing
+    of that kind ends or fails, or at `until` (the index's clock), whichever comes first."""
+
+    __slots__ = ("kind", "until")
+
+    def __init__(self, kind: str, until: float, stage: str, note: str) -> None:
+        super().__init__("GET", "", "wait", stage, None, None, note)
+        self.kind, self.until = kind, until
+
+
 class IdentityIndex:
     """The index of the kinds ("person", "org") whose identity field is given in `fields`."""
 
@@ -225,6 +237,10 @@ class IdentityIndex:
         # the last one was started, ended or not.
         self._listed_at: dict[str, float] = {}
         self._begun_at: dict[str, float] = {}
+        # Told the kind of each listing that ends (or fails): the shell that runs plans side by
+        # side and answers their `IndexWait` (http/index_waits.py). None: no plan waits (dry-run
+        # and the synchronous driver run one plan at a time, so none is ever in flight).
+        self.notify: Callable[[str], None] | None = None
 
     def covers(self, kind: str) -> bool:
         return self.since(kind) is not None
@@ -240,8 +256,8 @@ class IdentityIndex:
     def due(self, kind: str, *, found: bool = False) -> bool:
         """Whether a refresh of `kind` is due: the last listing of it that ended was started
         more than MAX_AGE_S ago (or by an earlier run). While one is in flight, another event
-        that needs it before a create makes its own (a plan cannot wait for another's answer,
-        and it must not take an older index as "not found"), at most once per event. A lookup
+        that misses waits for it where a shell answers waits (`awaited`), else makes its own
+        (it must not take an older index as "not found"), at most once per event. A lookup
         that `found` its identity, in an index this run listed, takes it while a listing begun
         under MAX_AGE_S ago is in flight: a record someone re-keyed meanwhile is rare, where
         each event in flight listing again what that one lists (all rpd updated since) is not."""
@@ -251,6 +267,18 @@ class IdentityIndex:
         if last is not None and found:
             last = max(last, self._begun_at.get(kind, last))
         return last is None or self.clock() - last > MAX_AGE_S
+
+    def awaited(self, kind: str) -> float | None:
+        """Until when (this run's clock) a lookup that misses, its refresh due, may wait for the
+        listing of `kind` in flight instead of making its own: one begun after the last that
+        ended, under MAX_AGE_S ago, so that once it ends the index is as fresh as `due` asks
+        (the lookup asks `due` again then; a record made after that listing began is left to
+        the next refresh, as after any listing). None: no such listing, or no shell waits."""
+        begun, listed = self._begun_at.get(kind), self._listed_at.get(kind)
+        if self.notify is None or begun is None or (listed is not None and begun <= listed):
+            return None
+        until = begun + MAX_AGE_S
+        return until if self.clock() < until else None
 
     def begin(self, kind: str, started: float) -> str | None:
         """Start a listing of `kind` at `started` (this run's clock): a refresh from the time
@@ -276,6 +304,19 @@ class IdentityIndex:
             self.rows.mark(kind, self.fields[kind], sent_at)
         self._listed_at[kind] = max(started, self._listed_at.get(kind, started))
         self.stats.refreshes += refresh
+        if self.notify is not None:
+            self.notify(kind)
+
+    def failed(self, kind: str, started: float) -> None:
+        """The listing of `kind` begun at `started` failed: a lookup waits for it no more."""
+        if self._begun_at.get(kind) == started:
+            listed = self._listed_at.get(kind)
+            if listed is None:
+                del self._begun_at[kind]
+            else:
+                self._begun_at[kind] = listed
+        if self.notify is not None:
+            self.notify(kind)
 
     def learn(self, outcome: Outcome) -> None:
         """What an event made: its new records go in, persons merged away go out, and a record

@@ -28,10 +28,12 @@ from helpers_core import (
     search_person,
 )
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import (
     IdentityIndex,
+    IndexWait,
     MemoryIndexRows,
     Survey,
     account_listing_pays,
@@ -44,7 +46,14 @@ from rudder_pipedrive_cli.core.index import (
     surveyed,
     worth_counting,
 )
-from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, index_listing, probe_steps
+from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.common import (
+    ORG,
+    PERSON,
+    Step,
+    index_listing,
+    probe_steps,
+)
 from rudder_pipedrive_cli.core.plans.track import KINDS
 from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import parse_rules
@@ -197,6 +206,93 @@ def test_a_found_identity_is_taken_while_a_refresh_begun_under_10s_ago_is_in_fli
     again = replace(again, query={**again.query, "updated_since": "2026-11-28T10:00:14Z"})
     check(run(IDENTIFY, [again, update], index=index), status="sent")
     assert (index.stats.pages, index.stats.refreshes) == (3, 2)
+
+
+MISSING = {"type": "identify", "userId": "u-3", "traits": {"name": "Cy"}}
+
+
+def waiting_index(told: list[str]) -> tuple[FakeClock, IdentityIndex, Step[Any]]:
+    """An index listed at 0 s whose shell answers waits (`told` each listing's end), and another
+    event's refresh of it, begun at 11 s and in flight (its first page asked)."""
+    clock = FakeClock()
+    index = built(clock=clock)
+    index.notify = told.append
+    clock.now = 11.0
+    in_flight = probe_steps(index_listing(index, PERSON))
+    assert next(in_flight).query["updated_since"] == "2026-11-28T10:00:03Z"
+    return clock, index, in_flight
+
+
+def planned(raw: dict[str, Any], index: IdentityIndex) -> Step[Outcome]:
+    event = parse_event({"messageId": "m-1", **raw}, "test.ndjson:1")
+    plan = plan_event(event, CONFIG, IdentityStore(), index)
+    assert not isinstance(plan, Outcome)
+    return plan
+
+
+def test_a_miss_waits_for_the_refresh_in_flight_and_answers_from_it_while_under_10s_old() -> None:
+    """A lookup that missed while another event's refresh was in flight made its own, each
+    listing again every record updated since: 15,000 new userIds over the sandbox made 16
+    refreshes of 241 pages. It waits for that refresh instead and looks again: u-3, made by
+    another client meanwhile and listed by that refresh, is updated, not made twice, and no
+    listing of its own is made."""
+    told: list[str] = []
+    clock, index, in_flight = waiting_index(told)
+    clock.now = 12.0
+    plan = planned(MISSING, index)
+    wait = next(plan)
+    assert type(wait) is IndexWait and (wait.kind, wait.until) == ("person", 21.0)
+    assert (wait.stage, wait.note) == (
+        "index persons",
+        "wait for the person index's refresh in flight",
+    )
+    with pytest.raises(StopIteration):
+        in_flight.send(ok([person_record(9, "u-3")], additional={"next_cursor": None}))
+    assert told == ["person"]
+    clock.now = 20.5  # the refresh began 9.5 s ago: as fresh as a lookup trusts
+    update = plan.send(ok())
+    assert (update.method, update.path) == ("PATCH", "/api/v2/persons/9")
+    with pytest.raises(StopIteration) as stop:
+        plan.send(ok({"id": 9}))
+    check(stop.value.value, status="sent", identities={("person", "u-3"): 9})
+    assert (index.stats.pages, index.stats.refreshes) == (2, 1)
+
+
+def test_a_miss_that_waited_past_10s_after_the_refresh_began_makes_its_own() -> None:
+    """The refresh in flight ended, but 10 s after it began: a record made since may be missing
+    from it, so the lookup that waited refreshes the index itself (SPEC 5's 10 s, kept exact),
+    and a refresh begun over 10 s ago is not waited for at all."""
+    told: list[str] = []
+    clock, index, in_flight = waiting_index(told)
+    clock.now = 15.0
+    plan = planned(MISSING, index)
+    assert type(next(plan)) is IndexWait
+    clock.now = 21.5
+    with pytest.raises(StopIteration):
+        in_flight.send(ok([], additional={"next_cursor": None}))
+    own = plan.send(ok())
+    assert (own.method, own.query.get("updated_since")) == ("GET", "2026-11-28T10:00:03Z")
+    late = probe_steps(index_listing(index, PERSON))  # begun at 21.5 s, in flight
+    next(late)
+    clock.now = 31.6
+    again = next(planned(MISSING, index))
+    assert (again.method, again.path) == ("GET", "/api/v2/persons")  # 10.1 s old: its own
+
+
+def test_a_miss_stops_waiting_for_a_refresh_that_failed() -> None:
+    """The refresh in flight failed (its page malformed): the index tells the shell, which wakes
+    the lookups waiting for it, and they make their own; later misses wait for none."""
+    told: list[str] = []
+    clock, index, in_flight = waiting_index(told)
+    clock.now = 12.0
+    plan = planned(MISSING, index)
+    assert type(next(plan)) is IndexWait
+    with pytest.raises(PlanFailure):
+        in_flight.send(ok({"not": "a list"}))
+    assert told == ["person"]
+    assert index.awaited("person") is None  # no later miss waits for it
+    own = plan.send(ok())
+    assert (own.method, own.path) == ("GET", "/api/v2/persons")
 
 
 def test_a_malformed_refresh_is_never_taken_as_not_found() -> None:

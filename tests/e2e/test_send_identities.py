@@ -163,6 +163,25 @@ def test_a_fresh_index_is_not_listed_again_before_each_create(
     assert run.report["requests"]["POST /api/v2/persons"] == 5
 
 
+def test_misses_while_a_refresh_is_in_flight_wait_for_it_instead_of_each_listing_again(
+    make_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index listed at 0 s, every lookup after at 100 s: the first miss refreshes it, and
+    the others in flight (8 at once, each answer 50 ms away) made one refresh each, listing
+    again what that one lists (15,000 new userIds: 16 refreshes, 241 pages). They wait for it
+    and answer from it: one refresh, and every userId still made once."""
+    sandbox = make_sandbox(plan="unlimited", latency_ms=50)
+    readings = iter([0.0, 0.0])  # the person and organization indexes built
+    monkeypatch.setattr(identities, "CLOCK", lambda: next(readings, 100.0))
+    events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(16)]
+    run = send_by(sandbox, tmp_path, events, "index", args=("--concurrency", "8"))
+    assert run.report is not None
+    assert run.report["identity_index"] == {"pages": 3, "refreshes": 1, "lead_pages": 0}
+    assert run.report["requests"]["GET /api/v2/persons"] == 2
+    assert run.report["requests"]["POST /api/v2/persons"] == 16
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(16)}
+
+
 def test_the_index_is_kept_in_the_state_and_a_later_run_refreshes_it(
     sandbox: Sandbox, api: httpx.Client, tmp_path: Path
 ) -> None:

@@ -29,7 +29,13 @@ from rudder_pipedrive_cli.core.identity_cache import (
     identities_of,
     origins_key,
 )
-from rudder_pipedrive_cli.core.index import IdentityIndex, id_order, identity_rows, record_key
+from rudder_pipedrive_cli.core.index import (
+    IdentityIndex,
+    IndexWait,
+    id_order,
+    identity_rows,
+    record_key,
+)
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
@@ -734,11 +740,12 @@ def ambiguity(entity: Entity, key: str, lead: str) -> Warned:
     )
 
 
-def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
+def lookup(ctx: Ctx, entity: Entity, key: str, *, waited: bool = False) -> Probe:
     """The ids of the records holding `key` (`result`, once its requests are answered), as `find`
     asks: from the identity index when it covers the entity (core/index.py; refreshed first when
     its last listing is over 10 s old, found or not, so what it says is as safe as a search's
-    answer), else by itemSearch (`find` makes its own search itself)."""
+    answer; a miss waits, once, for a refresh in flight that will be fresh enough instead:
+    `ListingWait`), else by itemSearch (`find` makes its own search itself)."""
     field_key = require_field(ctx, entity, key)
     index = ctx.index
     if index is None or not index.covers(entity.kind):
@@ -746,8 +753,52 @@ def lookup(ctx: Ctx, entity: Entity, key: str) -> Probe:
         return Pages(SEARCH, request.query, stage=request.stage, note=request.note, read=hit_ids)
     ids = index.lookup(entity.kind, key)
     if index.due(entity.kind, found=bool(ids)):  # found too: one re-keyed is no longer key's
+        if not ids and not waited and (until := index.awaited(entity.kind)) is not None:
+            return ListingWait(ctx, entity, key, until)
         return index_listing(index, entity, key)
     return Probe(ids)
+
+
+class ListingWait(Probe):
+    """A lookup that missed while another event's refresh of the index is in flight, begun under
+    10 s ago: each event in flight listing again what that one lists (every record updated
+    since, rpd's own writes among them) made 15,000 new userIds 16 refreshes. It waits for that
+    refresh (`IndexWait`), then looks again (`lookup`), not waiting twice: the index is due or
+    not as at any lookup, so it answers from that refresh only while it is under 10 s old, as
+    SPEC 5 trusts an index, and makes its own otherwise."""
+
+    __slots__ = ("ctx", "entity", "key", "then")
+
+    def __init__(self, ctx: Ctx, entity: Entity, key: str, until: float) -> None:
+        super().__init__()
+        self.ctx, self.entity, self.key = ctx, entity, key
+        self.then: Probe | None = None
+        note = f"wait for the {entity.noun} index's refresh in flight"
+        self.request = IndexWait(entity.kind, until, f"index {entity.plural}", note)
+
+    def take(self, response: ApiResponse) -> None:
+        if self.then is None:  # the wait is over
+            self.then = lookup(self.ctx, self.entity, self.key, waited=True)
+        else:
+            self.then.take(response)
+        self.request, self.result = self.then.request, self.then.result
+
+
+class IndexPages(Pages[None]):
+    """The pages of a listing into the identity index, which is told when it fails, so that no
+    lookup waits for it (`ListingWait`)."""
+
+    __slots__ = ("index", "kind", "started")
+    index: IdentityIndex
+    kind: str
+    started: float  # the index's clock when it began
+
+    def take(self, response: ApiResponse) -> None:
+        try:
+            super().take(response)
+        except BaseException:
+            self.index.failed(self.kind, self.started)
+            raise
 
 
 def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) -> Pages[None]:
@@ -774,7 +825,9 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
 
     what = f"refresh the {entity.noun} index" if start is not None else f"index {entity.plural}"
     stage, note = f"index {entity.plural}", f"{what} by {entity.identity}"
-    return Pages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
+    pages = IndexPages(entity.collection, query, stage=stage, note=note, read=take, ended=ended)
+    pages.index, pages.kind, pages.started = index, entity.kind, started
+    return pages
 
 
 def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], listed: bool) -> Ref:
