@@ -71,6 +71,42 @@ def test_a_cached_target_is_not_searched() -> None:
     check(run(IDENTIFY_A, calls, config=ALIASED, known=known), status="sent")
 
 
+def test_a_cached_target_found_gone_is_forgotten_and_searched_again() -> None:
+    """u-b's cached person 42 is gone (410): u-a's identify failed retryable ('person 42 no
+    longer exists'), on every rerun, as the cache kept it. Gone, it is forgotten for u-b (the
+    cache drops it) and for u-a, both are searched again, and said of nothing."""
+    known = IdentityStore()
+    known.persons["u-b"] = 42
+    c_body = {"name": "A", "custom_fields": {USER_FIELD: "u-a"}}
+    calls = [
+        search_person("u-a"),
+        patch_person(42, {"name": "A"}, status=410),
+        search_person("u-a"),
+        search_person("u-b"),
+        search_person("u-c", 7),
+        patch_person(7, {"name": "A"}),
+    ]
+    outcome = run(IDENTIFY_A, calls, config=ALIASED, known=known)
+    check(
+        outcome,
+        status="sent",
+        identities={("person", "u-a"): 7, ("person", "u-b"): None},
+        warnings=[warning("u-c", 7)],
+    )
+    looped = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-a"})
+    calls = [search_person("u-a"), patch_person(42, {"name": "A"}, status=410)]
+    calls += [search_person("u-a"), search_person("u-b"), create_person(c_body, pid=9)]
+    outcome = run(IDENTIFY_A, calls, config=looped, known=known)
+    check(
+        outcome,
+        status="sent",
+        identities={("person", "u-a"): 9, ("person", "u-b"): None},
+        warnings=[],
+    )
+    known.learn(outcome)
+    assert known.person_id("u-b") is None
+
+
 def test_found_nowhere_it_is_created_as_usual() -> None:
     looped = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-a"})
     body = {"name": "A", "custom_fields": {USER_FIELD: "u-a"}}

@@ -627,3 +627,33 @@ def test_a_user_id_the_input_aliases_to_a_person_another_client_merged_away_goes
     assert holdings(sandbox).person("u-b")["name"] == "Ada"
     # Said once, of the person taken, not also of the gone one.
     assert "warnings: 1 a userId not found is taken as the person" in " ".join(run.stderr.split())
+
+
+@pytest.mark.parametrize("way", ["search", "index"])
+def test_a_user_id_the_input_aliases_to_a_cached_person_that_is_gone_is_searched_again(
+    sandbox: Sandbox, api: httpx.Client, tmp_path: Path, way: str
+) -> None:
+    """u-b's person, in the identity cache an earlier run kept, is gone: another client merged
+    it into u-z's person, which keeps its own userId, so no person holds u-b (the sandbox has no
+    delete). u-a has no person and the input aliases it to u-b (issue 20): u-a's identify took
+    u-b's cached person, 'person N no longer exists (HTTP 410)', failed retryable and held its
+    alias back, on every rerun. The gone person is forgotten, u-b's cache entry with it, and
+    searched again as any kept id found gone: u-a's person is made and the alias re-keys it."""
+    state = tmp_path / "state.sqlite"
+    send_by(sandbox, tmp_path, [identify("m-0", "u-b", name="Bee")], way, state=state, name="a")
+    gone = holdings(sandbox).person("u-b")["id"]
+    merged = api.put(f"/v1/persons/{gone}/merge", json={"merge_with_id": add_person(api, "u-z")})
+    assert merged.status_code == 200, merged.text
+    events = [identify("m-2", "u-a", name="Ada"), alias("m-1", "u-a", "u-b")]
+    run = send_by(sandbox, tmp_path, events, way, state=state, name="b")
+    assert run.report is not None
+    assert run.report["events"]["sent"] == 2
+    # The gone person, then the re-key; by index the index gives the gone person too (a listing
+    # never shows one merged away), which is then searched again as any it gives.
+    patches = run.report["requests"]["PATCH /api/v2/persons/{id}"]
+    assert patches == {"search": 2, "index": 3}[way]
+    assert holdings(sandbox).user_ids() == {"u-b": 1, "u-z": 1}
+    assert holdings(sandbox).person("u-b")["name"] == "Ada"
+    again = send_by(sandbox, tmp_path, events, way, state=state, name="c")
+    assert again.report is not None
+    assert again.report["events"]["skipped"] == 2  # already done

@@ -93,7 +93,8 @@ ORG = Entity("org", "organization", "organizations", "groupId", "group_id_field"
 
 @dataclass(slots=True)  # immutable by convention: see protocol.py; made by position when hot
 class Ref:
-    """A resolved record: its id, how it was found, and the identity it was resolved for."""
+    """A resolved record: its id, how it was found, and the identity it was resolved for (from
+    the cache: the one the cache keeps it under, which a gone record is forgotten for)."""
 
     id: PdId
     via: Via
@@ -112,14 +113,16 @@ HOW = {"cache": "cached", "index": "found in the index", "search": "found", "cre
 
 
 class Stale(Exception):  # a signal between plan steps, not an error the user sees
-    """A cached id is gone (404/410): forget it and plan the event again. `listed`: the gone
-    record, when the identity index gave it (a listing shows no deleted record: it goes out,
-    once the search planned next has answered: `find`)."""
+    """`record`, which the cache or the index kept for `key`, is gone (404/410): forget it, for
+    every identity this event took it for, and plan the event again. `listed`: the identity
+    index gave it (a listing shows no deleted record: it goes out, once the search planned next
+    has answered: `find`)."""
 
-    def __init__(self, entity: Entity, key: str, listed: PdId | None = None) -> None:
+    def __init__(self, entity: Entity, key: str, record: PdId, listed: bool = False) -> None:
         super().__init__(f"cached {entity.noun} for {entity.identity} {key} is gone")
         self.entity = entity
         self.key = key
+        self.record = record
         self.listed = listed
 
 
@@ -230,16 +233,24 @@ class Ctx:
         from the cache again, so a few rounds at most): the plan runs again with what it
         learned; else the failed outcome (`outcome`)."""
         if isinstance(signal, Stale):
-            entity, key = signal.entity, signal.key
-            self.learn(entity, key, None)
-            if signal.listed is not None:  # out of the index once searched (`find`)
-                self.gone += ((entity.kind, key, signal.listed),)
-            # What was said of the gone record (its ambiguity; taken for a userId the input
-            # aliases): the plan planned next says its own.
-            said, taken = ambiguity(entity, key, ""), aliased_lead(key)
-            self.warnings = [
-                w for w in self.warnings if not (w.endswith(said) or w.startswith(taken))
-            ]
+            entity, record = signal.entity, signal.record
+            if signal.listed:  # out of the index once searched (`find`)
+                self.gone += ((entity.kind, signal.key, record),)
+            # Every identity it was taken for: the one it was kept for, and a userId the input
+            # aliases to that one, which took that one's cached person (`aliased_away`).
+            keys = {signal.key} | {
+                key
+                for (kind, key), ref in self.resolved.items()
+                if kind == entity.kind and ref is not None and ref.id == record
+            }
+            for key in sorted(keys):
+                self.learn(entity, key, None)
+                # What was said of the gone record (its ambiguity; taken for a userId the input
+                # aliases): the plan planned next says its own.
+                said, taken = ambiguity(entity, key, ""), aliased_lead(key)
+                self.warnings = [
+                    w for w in self.warnings if not (w.endswith(said) or w.startswith(taken))
+                ]
             return None
         return self.outcome(failure=signal)
 
@@ -549,7 +560,7 @@ def unknown_failure(ctx: Ctx, stage: str, what: str) -> PlanFailure:
 def stale(entity: Entity, key: str, ref: Ref) -> Stale:
     """`ref`, which the cache or the index gave for `key`, is gone: forget it (out of the index
     too) and plan the event again."""
-    return Stale(entity, key, ref.id if ref.via == "index" else None)
+    return Stale(entity, key, ref.id, ref.via == "index")
 
 
 def gone(entity: Entity, ref: Ref, response: ApiResponse, stage: str) -> Exception:
@@ -713,14 +724,17 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
     if not ids:
         if aliased and entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
             for target in aliased_to(config.aliases, key):
-                cached = ctx.known.person_id(target)
+                # What this event knows of it first (None: its cached person found gone).
+                slot = (PERSON.kind, target)
+                cached = ctx.identities[slot] if slot in ctx.identities else known.person_id(target)
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
                 while (asked := probe.request) is not None:
                     probe.take((yield asked))
                 if probe.result:
-                    # From the index, a gone one is searched again, as any the index gives.
-                    listed = cached is None and index is not None and index.covers(PERSON.kind)
-                    return aliased_away(ctx, key, target, probe.result, listed)
+                    # Kept (cached, or from the index), a gone one is searched again.
+                    listed = index is not None and index.covers(PERSON.kind)
+                    how: Via = "cache" if cached is not None else "index" if listed else "search"
+                    return aliased_away(ctx, key, target, probe.result, how)
         return None
     chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
@@ -830,16 +844,17 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
     return pages
 
 
-def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], listed: bool) -> Ref:
+def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], via: Via) -> Ref:
     """The person of a userId Pipedrive does not find while the input aliases it to another
     (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
     was aliased to (`target`, whose records are `ids`), which keeps its own userId. Found
     (cached or by search, following a chain of aliases: `find`), that person is the userId's: no
     second person is created, no lead is made twice (that person's leads are listed) and the
     alias merges nothing again. Not found either, the userId's person is created as usual.
-    `listed`: the identity index gave `ids`, which may hold a person someone has since merged
-    or deleted (a listing never shows one): gone, it leaves the index and is searched again."""
-    ref = Ref(id=lowest(ids), via="index" if listed else "search", key=key)
+    `via`: how `ids` were found. Kept ("cache": `target`'s cached person; "index": the identity
+    index's), they may hold a person someone has since merged or deleted: gone, it is forgotten
+    (the cache's for `target`, the index's once `key` is searched) and searched again."""
+    ref = Ref(id=lowest(ids), via=via, key=target if via == "cache" else key)
     ctx.warnings.append(
         Warned(
             f"{aliased_lead(key)}{target}, whose person "
