@@ -16,6 +16,7 @@ from helpers_core import (
     USER_FIELD,
     Call,
     check,
+    create_lead,
     create_person,
     leads_of,
     ok,
@@ -401,6 +402,25 @@ def test_a_person_the_index_gave_stays_in_it_when_its_search_again_fails() -> No
     raw = {"type": "track", "event": "Signed Up", "userId": "u-1"}
     check(run(raw, calls, index=index), status="failed", retryable=True)
     assert index.lookup("person", "u-1") == [42]
+
+
+def test_a_person_the_index_gave_stays_in_it_when_its_search_again_finds_it_among_others() -> None:
+    """The lead's 400 naming a person is taken as u-1's person, 42 (the index's), gone, and u-1
+    is searched again: the search finds 42, there all along, and 5, another client's, with
+    u-1 too. The lowest, 5, is taken (ambiguous, as any two hits) and goes into the index, and
+    42 left it: the index no longer said u-1 was ambiguous, and once 5 lost u-1 (re-keyed,
+    merged away) it would say u-1 has no person, and the next event would make a second. A
+    record the search finds is there: it stays."""
+    index = built(person_record(42, "u-1"))
+    lead = {"title": "Signed Up", "origin_id": "rpd:m-1", "person_id": 42}
+    refused = ApiResponse(status=400, error="Referrer: not a person id")
+    calls = [*leads_of(42), post("/v1/leads", lead, refused), search_person("u-1", 42, 5)]
+    calls += [*leads_of(5), create_lead({**lead, "person_id": 5})]
+    raw = {"type": "track", "event": "Signed Up", "userId": "u-1"}
+    outcome = run(raw, calls, index=index)
+    check(outcome, status="sent", identities={("person", "u-1"): 5})
+    index.learn(outcome)
+    assert index.lookup("person", "u-1") == [5, 42]
 
 
 def test_an_indexed_id_that_is_gone_is_searched_again() -> None:

@@ -710,10 +710,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
             ids += pages.result
         # Searched: a record the index gave for it, found gone, leaves the index now, not
         # before (a stale signal taken wrongly, then a failed search, would leave a record that
-        # is there out of the index, for the next event not finding it to create it again).
+        # is there out of the index, for the next event not finding it to create it again),
+        # and not when the search finds it: it is there (another hit may be taken, the lowest).
         if ctx.gone and index is not None:
             for kind, gone_key, record in ctx.gone:
-                if kind == entity.kind and gone_key == key:
+                if kind == entity.kind and gone_key == key and record not in ids:
                     index.rows.drop(kind, record)
     else:
         via = "index"
