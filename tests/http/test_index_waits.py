@@ -1,0 +1,61 @@
+"""http/index_waits.py: send's sender answers a lookup's wait for the index's refresh in flight
+(core/index.py `IndexWait`) itself, never sending it, and passes every other request on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fakes import FakeClock
+
+from rudder_pipedrive_cli.core.index import IdentityIndex, IndexWait, MemoryIndexRows
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.http.index_waits import WAITED, IndexWaits, waiting
+
+
+class Recorder:
+    """A sender that records what it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[ApiRequest] = []
+        self.closed = False
+
+    async def __aenter__(self) -> Recorder:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        self.closed = True
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        self.sent.append(request)
+        return ApiResponse(status=201)
+
+
+def test_a_wait_ends_when_a_listing_of_its_kind_ends_and_is_never_sent() -> None:
+    clock = FakeClock(5.0)
+    index = IdentityIndex(MemoryIndexRows(), {"person": "key"}, clock=clock)
+    recorder = Recorder()
+    wait = IndexWait("person", 1_000.0, "index persons", "wait")
+    get = ApiRequest("GET", "/api/v2/persons", "/api/v2/persons", "index persons")
+
+    async def main() -> list[Any]:
+        async with IndexWaits(recorder, index) as sender:
+            waiter = asyncio.ensure_future(sender.send(wait))
+            await asyncio.sleep(0)
+            assert not waiter.done()
+            assert index.notify is not None
+            index.notify("org")  # another kind's listing: still waiting
+            await asyncio.sleep(0)
+            assert not waiter.done()
+            index.notify("person")
+            past = await sender.send(IndexWait("person", 4.0, "index persons", "wait"))
+            return [await waiter, past, await sender.send(get)]
+
+    assert asyncio.run(main()) == [WAITED, WAITED, ApiResponse(status=201)]
+    assert recorder.sent == [get] and recorder.closed
+    assert index.notify is None  # no plan waits once the sender is closed
+
+
+def test_without_an_index_the_sender_is_the_client_itself() -> None:
+    recorder = Recorder()
+    assert waiting(recorder, None) is recorder
