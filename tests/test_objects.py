@@ -932,6 +932,26 @@ def test_progress_counts_an_object_once_its_events_ended_not_once_it_was_read(
     assert objects_text(reader) == "; objects 6/6"
 
 
+@pytest.mark.parametrize("after", [":2", "#2"])
+def test_an_object_is_not_finished_by_the_events_of_one_whose_name_goes_on_from_its_own(
+    tmp_path: Path, after: str
+) -> None:
+    # Objects `a` and `a:2` (a key or file name may hold ':' or '#'): the event of `a:2`, whose
+    # source is `a:2:1`, was counted as `a`'s (a name, then ':'), so `a` was recorded finished
+    # while its own event was still in flight: that event failed, or the run was stopped or
+    # killed before it ended, and the rerun skipped `a` unread, the event never sent again.
+    one = orjson.dumps(identify("m-1")) + b"\n"
+    write_folder(tmp_path, {"a": one, f"a{after}": one.replace(b"m-1", b"m-2")})
+    recorded: list[str] = []
+    reader = EventReader([str(tmp_path)], on_finished=lambda name, _: recorded.append(name))
+    own, other = list(reader)  # both read to their end
+    assert (own.source, other.source) == (f"{tmp_path}/a:1", f"{tmp_path}/a{after}:1")
+    reader.item_done(other.source, "sent")
+    assert recorded == [f"{tmp_path}/a{after}"]
+    reader.item_done(own.source, "failed")
+    assert recorded == [f"{tmp_path}/a{after}"]
+
+
 def test_state_clear_forgets_finished_objects(tmp_path: Path) -> None:
     with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
         state.finish_object("s3://b/k.json.gz", "etag:abc")

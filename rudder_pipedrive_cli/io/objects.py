@@ -321,6 +321,9 @@ def _azure_code(error: Exception) -> str | None:
 
 
 _END = object()  # after an object's last chunk
+# What an item's source adds to its object's name (io/readers.py): `:LINE`, then `#N` for each
+# batch or array it is in (`name:3#2`, `name#4`), or nothing (a whole-file event).
+POSITION = re.compile(r"(?::\d+)?(?:#\d+)*")
 
 
 class Feed:
@@ -565,12 +568,22 @@ class ObjectLedger:
         if not self._active:
             return
         with self._lock:
-            for name, tally in self._active.items():
-                if source.startswith(name) and source[len(name) : len(name) + 1] in ("", ":", "#"):
-                    tally.done += 1
-                    tally.clean = tally.clean and ok
-                    self._settle(tally)
-                    return
+            # The object the source names, then a position in it (io/readers.py): `a:2:1` is
+            # an item of `a:2`, not of `a`. One that fits two (`a:2`: the event that is all of
+            # `a:2`, or line 2 of `a`) is the longer name's.
+            owner = ""
+            for name in self._active:
+                if (
+                    len(name) > len(owner)
+                    and source.startswith(name)
+                    and POSITION.fullmatch(source, len(name))
+                ):
+                    owner = name
+            if owner:
+                tally = self._active[owner]
+                tally.done += 1
+                tally.clean = tally.clean and ok
+                self._settle(tally)
 
     def _settle(self, tally: _Tally) -> None:
         if tally.read and tally.done >= tally.items:

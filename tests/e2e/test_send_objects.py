@@ -12,9 +12,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import orjson
 import pytest
@@ -587,6 +588,42 @@ def test_a_stop_is_heard_at_once_while_the_main_pass_waits_for_an_object(
         "skipped": 0,
         "failed": 0,
     }
+
+
+def test_an_object_whose_event_fails_is_read_again_though_a_later_ones_name_goes_on_from_it(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Objects `a` and `a:2` (a key may hold ':'): the page of `a:2` (source `a:2:1`) ended while
+    `a`'s event was still in flight and was counted as `a`'s, so `a` was recorded finished; its
+    event then failed, and the rerun skipped `a` unread: the person was never sent."""
+    person = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    page = b'{"type": "page", "userId": "u-9", "messageId": "p-1", "name": "Home"}\n'
+    keys = {"rs/a": person, "rs/a:2": page}
+
+    def slow_then_failing(seen: Any, get: int) -> None:  # once the main pass reads `a`
+        if seen.path == "/b/rs/a" and get == 2:
+            sandbox.set_faults(fail_5xx=1.0, latency_ms=1000)
+
+    answer, _ = bucket("b", keys, slow_then_failing)
+
+    def unquoted(seen: Any) -> Answer:  # the GET of rs/a:2 asks for rs/a%3A2
+        return answer(replace(seen, path=unquote(seen.path)))
+
+    command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url]
+    command += ["--plan", "unlimited", "--max-retries", "0", "--state", str(tmp_path / "state")]
+    command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
+    with CannedS3(unquoted) as server:
+        env = {**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN, "AWS_ENDPOINT_URL": server.url}
+        env |= {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret"}
+        env |= {"AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code == 1, result.stderr
+        with sqlite3.connect(tmp_path / "state") as db:
+            assert db.execute("SELECT name FROM objects_done").fetchall() == [("s3://b/rs/a:2",)]
+        sandbox.set_faults(fail_5xx=0.0, latency_ms=0)
+        again = CliRunner().invoke(app, command, env=env)
+    assert again.exit_code == 0, again.stderr
+    assert [p["name"] for p in holdings(sandbox).persons] == ["A"]
 
 
 def test_credentials_refused_in_the_first_pass_stop_the_send_with_its_report(
