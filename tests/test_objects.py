@@ -554,6 +554,31 @@ def test_a_reader_stopped_while_a_read_stalls_neither_waits_for_it_nor_tries_it_
     assert slept == []
 
 
+def test_a_reader_stopped_while_the_feed_waits_to_try_again_does_not_try_again(
+    tmp_path: Path,
+) -> None:
+    # Dropped (--limit, Ctrl-C, SIGTERM) while the feed waited to try a cut object again (up to
+    # 8 s), the feed still opened the object again once it woke: a GET for no one.
+    root, flaky, target = flaky_folder(tmp_path, 1, ConnectionResetError(104, "reset by peer"))
+    waiting, woken = threading.Event(), threading.Event()
+
+    def wait(_: float) -> None:
+        waiting.set()
+        woken.wait(30)
+
+    reader = EventReader(
+        [str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)), sleep=wait
+    )
+    held = [iter(reader)]
+    assert next(held[0]).raw["messageId"] == "b-00"
+    assert waiting.wait(30)  # the target, read ahead, was cut: the feed waits to try again
+    held.clear()  # the feed is told to stop, and not waited for beyond STOP_WAIT
+    woken.set()
+    for feed in [thread for thread in threading.enumerate() if thread.name == "rpd-object-feed"]:
+        feed.join()
+    assert flaky.paths("open").count(f"{root}/{target}") == 1
+
+
 def test_a_store_library_error_is_retried_too(tmp_path: Path) -> None:
     class PayloadError(Exception):  # like aiohttp.ClientPayloadError: not an OSError
         pass

@@ -28,7 +28,6 @@ import queue
 import re
 import stat
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -327,22 +326,23 @@ POSITION = re.compile(r"(?::\d+)?(?:#\d+)*")
 
 
 class Feed:
-    """Fetches `objects` in order on its own thread, at most READ_AHEAD chunks ahead."""
+    """Fetches `objects` in order on its own thread, at most READ_AHEAD chunks ahead. It waits
+    `sleep(seconds)` before each try again; by default, until then or until it is stopped."""
 
     def __init__(
         self,
         fs: AbstractFileSystem,
         objects: Sequence[StoredObject],
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         chunk: int = CHUNK,
     ) -> None:
         self._fs = fs
         self._objects = tuple(objects)
-        self._sleep = sleep
         self._chunk = chunk
         self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=READ_AHEAD)
         self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
         self._thread = threading.Thread(target=self._run, name="rpd-object-feed", daemon=True)
         self._read_as: dict[int, str] = {}  # object -> the version its first open gave
         self.retries = 0
@@ -433,6 +433,8 @@ class Feed:
                     tried = f"{tries + 1} tries"
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
                 self._sleep(RETRY_DELAYS[tries])
+                if self._stop.is_set():  # stopped while it waited: no one to try again for
+                    return False
                 tries += 1
                 self.retries += 1
 

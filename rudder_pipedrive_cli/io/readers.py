@@ -28,7 +28,6 @@ import json
 import os
 import stat
 import sys
-import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
@@ -100,7 +99,7 @@ class EventReader:
         on_finished: Callable[[str, str], None] | None = None,
         warn: Callable[[str], None] | None = None,
         resolver: Resolver = resolve,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         mentioning: tuple[bytes, ...] = (),
     ) -> None:
         self.paths = tuple(paths)
