@@ -248,6 +248,30 @@ def test_a_file_given_with_its_folder_is_read_once_where_first_given(tmp_path: P
     assert warnings == [f"{file} is given twice: read once"]
 
 
+def test_a_folder_or_file_given_also_through_a_link_is_read_once(tmp_path: Path) -> None:
+    # A link to the folder (or a file through it) is the same files: read twice, their failed
+    # events were tried twice and dead-lettered twice, as for a folder spelled twice.
+    root = tmp_path / "backup"
+    write_folder(root, backup_objects())
+    link = tmp_path / "link"
+    link.symlink_to(root, target_is_directory=True)
+    warnings: list[str] = []
+    reader = EventReader([str(root), str(link)], window=WINDOW, warn=warnings.append)
+    assert rows(reader) == expected_sources(str(root))
+    assert warnings[1:] == [f"{link} was given before, through {root}: read once, there"]
+    assert reader.objects_total == 6
+    file = f"{link}/{TIME_ORDER[1]}"
+    warnings.clear()
+    after = EventReader([str(root), file], window=WINDOW, warn=warnings.append)
+    assert rows(after) == expected_sources(str(root))
+    assert warnings[1:] == [f"{file} was given before, through {root}: read once, there"]
+    warnings.clear()
+    first = EventReader([f"{root}/{TIME_ORDER[1]}", str(link)], window=WINDOW, warn=warnings.append)
+    assert [source for source, _ in rows(first)][1:] == [
+        source for source, _ in expected_sources(str(link)) if TIME_ORDER[1] not in source
+    ]
+
+
 def test_archive_lines_with_a_bare_event_payload(tmp_path: Path) -> None:
     write_folder(
         tmp_path, {"s/gw/2024-05-01/1/i/10_20_w.json.gz": archive(identify("x"), batch=False)}
