@@ -14,6 +14,7 @@ import contextlib
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.index import IdentityIndex, IndexWait
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.runner import Send, Sender
@@ -35,6 +36,14 @@ class IndexWaits:
         if event is not None:
             event.set()
 
+    def stopped(self) -> None:
+        """A request stopped the run (AuthRefused, RateLimitStop, a cancel): its plan is closed,
+        and a listing of it would neither end nor fail, its waits waiting out their `until`
+        (up to 10 s more before the run stops). Each wait ends, and no plan waits any more."""
+        self.index.notify = None
+        for kind in list(self.listed):
+            self.ended(kind)
+
     async def __aenter__(self) -> IndexWaits:
         self.forward = (await self.sender.__aenter__()).send
         return self
@@ -46,7 +55,13 @@ class IndexWaits:
     async def send(self, request: ApiRequest) -> ApiResponse:
         if type(request) is not IndexWait:
             assert self.forward is not None
-            return await self.forward(request)
+            try:
+                return await self.forward(request)
+            except PlanFailure:  # its plan hears it: a listing's fails (`IndexPages`)
+                raise
+            except BaseException:
+                self.stopped()
+                raise
         event = self.listed.setdefault(request.kind, asyncio.Event())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), max(0.0, request.until - self.index.clock()))

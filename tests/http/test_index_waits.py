@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from fakes import FakeClock
 
+from rudder_pipedrive_cli.core.errors import RateLimitStop
 from rudder_pipedrive_cli.core.index import IdentityIndex, IndexWait, MemoryIndexRows
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.index_waits import WAITED, IndexWaits, waiting
@@ -59,3 +61,34 @@ def test_a_wait_ends_when_a_listing_of_its_kind_ends_and_is_never_sent() -> None
 def test_without_an_index_the_sender_is_the_client_itself() -> None:
     recorder = Recorder()
     assert waiting(recorder, None) is recorder
+
+
+class Refusing(Recorder):
+    """A sender whose every request stops the run, as a refused token or a spent budget does."""
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        raise RateLimitStop("the daily budget is spent")
+
+
+def test_a_request_that_stops_the_run_ends_every_wait() -> None:
+    # The plan whose listing page stopped the run is closed: its listing neither ends nor fails,
+    # and the events in flight that waited for it waited out their 10 s before the run stopped.
+    clock = FakeClock(5.0)
+    index = IdentityIndex(MemoryIndexRows(), {"person": "key"}, clock=clock)
+    page = ApiRequest("GET", "/api/v2/persons", "/api/v2/persons", "index persons")
+
+    async def main() -> list[Any]:
+        async with IndexWaits(Refusing(), index) as sender:
+            index.begin("person", clock())  # another event's build, in flight
+            until = index.awaited("person")
+            assert until == 15.0
+            waiter = asyncio.ensure_future(sender.send(IndexWait("person", until, "", "wait")))
+            await asyncio.sleep(0)
+            assert not waiter.done()
+            with pytest.raises(RateLimitStop):
+                await sender.send(page)
+            for _ in range(3):  # the wait's own turns of the loop, no time
+                await asyncio.sleep(0)
+            return [waiter.done() and waiter.result(), index.awaited("person")]
+
+    assert asyncio.run(main()) == [WAITED, None]  # and no event in flight waits any more
