@@ -172,16 +172,26 @@ def command_env(
             raise
 
 
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's quota
+# A full disk, the user's quota, or a file grown past the size limit (`ulimit -f`: Python
+# ignores SIGXFSZ, so the write fails with EFBIG instead of the process dying).
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+MAKE_ROOM = "free some space (or write the output elsewhere)"
+# What a refusal adds to its reason, and what to do: a quota's reason says it all.
+NO_SPACE_SAID = {
+    errno.ENOSPC: (" (the disk is full)", MAKE_ROOM),
+    errno.EFBIG: (
+        " (over the largest file this process may write: `ulimit -f`)",
+        "write the output elsewhere (or raise the limit)",
+    ),
+}
 
 
 def no_space(error: OSError) -> RpdError:
     """A write refused for want of space, as an environment error saying what to do."""
     where = error.filename or "the output"
-    full = " (the disk is full)" if error.errno == errno.ENOSPC else ""  # else: over a quota
+    why, hint = NO_SPACE_SAID.get(error.errno or 0, ("", MAKE_ROOM))
     return RpdError(
-        f"cannot write {where}: {error.strerror or error}{full}",
-        hint="free some space (or write the output elsewhere), then run it again",
+        f"cannot write {where}: {error.strerror or error}{why}", hint=f"{hint}, then run it again"
     )
 
 
