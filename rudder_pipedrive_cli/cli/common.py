@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli.exits import (
+    NO_SPACE,
     ExitStatus,
     exit_status_for,
     internal_error,
@@ -172,9 +173,6 @@ def command_env(
             raise
 
 
-# A full disk, the user's quota, or a file grown past the size limit (`ulimit -f`: Python
-# ignores SIGXFSZ, so the write fails with EFBIG instead of the process dying).
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 MAKE_ROOM = "free some space (or write the output elsewhere)"
 # What a refusal adds to its reason, and what to do: a quota's reason says it all.
 NO_SPACE_SAID = {

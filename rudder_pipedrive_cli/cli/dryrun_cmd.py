@@ -17,7 +17,6 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import (
-    NO_SPACE,
     Env,
     command_env,
     handle_errors,
@@ -29,7 +28,7 @@ from rudder_pipedrive_cli.cli.common import (
     without_token,
     without_token_in,
 )
-from rudder_pipedrive_cli.cli.exits import exit_status_for_run
+from rudder_pipedrive_cli.cli.exits import NO_SPACE, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import errno
+import io
+import os
 import sys
 from typing import TextIO
 
@@ -13,6 +16,10 @@ from rudder_pipedrive_cli.core.errors import (
     StoppedEarly,
     Terminated,
 )
+
+# A full disk, the user's quota, or a file grown past the size limit (`ulimit -f`: Python
+# ignores SIGXFSZ, so the write fails with EFBIG instead of the process dying).
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 class ExitStatus(enum.IntEnum):
@@ -65,3 +72,44 @@ def print_error(error: RpdError, stream: TextIO | None = None) -> None:
     if width := columns(stream):
         text = wrap(text, width, indent="  ")
     print(text, file=stream)
+
+
+class Stderr(io.TextIOWrapper):
+    """Standard error as `rpd` (__main__.py) writes it. A write refused for want of space (a log
+    on a full disk, the size limit) does not stop the command where it happened (a send's
+    progress line stopped the send mid-run, and its report file was never written): the first
+    such refusal is kept in `unsaid`, stderr is /dev/null from then on, and the exit says it
+    (`exit_status_said`)."""
+
+    unsaid: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as error:
+            self._refused(error)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as error:
+            self._refused(error)
+
+    def _refused(self, error: OSError) -> None:
+        if error.errno not in NO_SPACE and error.errno != errno.EPIPE:
+            raise error
+        # What is still buffered, and all that follows, goes where it cannot fail again (the
+        # last flush, as the interpreter exits, would: exit 120).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.fileno())
+        if error.errno == errno.EPIPE:  # its reader is gone: rpd stops, exit 141 (handle_errors)
+            raise error
+        self.unsaid = self.unsaid or error
+
+
+def exit_status_said(status: int) -> int:
+    """`status`, or USAGE (an environment error, SPEC 6) for a command that ended as it would
+    (0 or 1) while what it had to say on stderr was refused for want of space: the one way
+    left to tell that its report and errors were never seen."""
+    unsaid = getattr(sys.stderr, "unsaid", None)
+    return ExitStatus.USAGE if unsaid is not None and status in (0, 1) else status

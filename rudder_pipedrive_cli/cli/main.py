@@ -20,7 +20,7 @@ from typer import _click as click  # typer 0.26 carries click inside (pyproject 
 from typer.core import TyperCommand, TyperGroup
 
 from rudder_pipedrive_cli import __version__
-from rudder_pipedrive_cli.cli.exits import ExitStatus, print_error
+from rudder_pipedrive_cli.cli.exits import NO_SPACE, ExitStatus, exit_status_said, print_error
 from rudder_pipedrive_cli.core.errors import RpdError
 
 HELP_OPTIONS = ["-h", "--help"]
@@ -151,6 +151,28 @@ class LazyGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         try:
+            code = self.exit_status(args, prog_name, complete_var, **extra)
+        except OSError as error:  # help or version to a full disk (commands: handle_errors)
+            if error.errno not in NO_SPACE:
+                raise
+            from rudder_pipedrive_cli.cli.common import no_space, stdout_to_devnull
+
+            stdout_to_devnull()
+            print_error(no_space(error))
+            code = ExitStatus.USAGE
+        code = exit_status_said(code)
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+    def exit_status(
+        self,
+        args: Sequence[str] | None,
+        prog_name: str | None,
+        complete_var: str | None,
+        **extra: Any,
+    ) -> int:
+        try:
             code = super().main(
                 args, prog_name or "rpd", complete_var, standalone_mode=False, **extra
             )
@@ -163,9 +185,7 @@ class LazyGroup(TyperGroup):
         except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
             print("interrupted", file=sys.stderr)
             code = ExitStatus.INTERRUPTED
-        if not standalone_mode:
-            return code
-        sys.exit(int(code or 0))
+        return int(code or 0)
 
 
 def show_version(value: bool) -> None:
