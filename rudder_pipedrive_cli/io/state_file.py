@@ -13,6 +13,7 @@ its pid for others' messages, always sit beside it (`beside`) whatever name a ru
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import mmap
@@ -169,9 +170,23 @@ def lock_for_writing(path: Path) -> FileLock:
             raise under from None
         raise UsageError(
             f"cannot open state file {path}: {error.strerror or error}",
-            hint="check the directory's permissions, or use another --state",
+            hint=open_refused(lock.real, error),
         ) from None
     return lock
+
+
+def open_refused(real: Path, error: OSError) -> str:
+    """What to look at when the state file (`real`: links resolved) could not be opened for
+    writing: a file that is there refused by its own mode (chmod a-w, a copy from a read-only
+    backup), a read-only file system, else the folder that should hold it."""
+    if error.errno == errno.EROFS:
+        return "give --state a path on a disk rpd can write to"
+    if error.errno in (errno.EACCES, errno.EPERM) and real.is_file():
+        return (
+            f"the file is read-only to you: check its permissions (chmod u+w {real}), or use "
+            "another --state"
+        )
+    return "check the directory's permissions, or use another --state"
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
