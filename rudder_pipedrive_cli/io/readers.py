@@ -223,10 +223,7 @@ class EventReader:
                 hint="check the path (nothing was read or sent)",
             ) from None
         except Exception as error:  # the store's own errors: credentials, network, denied
-            raise UsageError(
-                f"cannot list {path}: {listing_error(error)}",
-                hint="check the URL and the provider's credentials (nothing was read or sent)",
-            ) from None
+            raise listing_refused(path, error) from None
         if warn is not None:
             for name, kind in sorted(not_files):
                 warn(f"{name} is {kind}, not a file: not read (only a folder's files are)")
@@ -700,6 +697,22 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
         return f"not valid UTF-8: byte 0x{data[bad.start]:02x} at {where}"
     where = f"line {exc.lineno} column {exc.colno}" if whole else f"column {exc.colno}"
     return f"not valid JSON: {exc.msg} at {where}"
+
+
+def listing_refused(path: str, error: Exception) -> UsageError:
+    """`path` could not be listed: a store's refusal names its credentials; a local folder's (a
+    subfolder rpd may not open) names the folder refused and its permissions (it was 'access
+    denied', and the hint asked for a URL's and a provider's credentials)."""
+    if url_scheme(path) is None and isinstance(error, OSError):
+        refused = f" ({error.filename})" if error.filename and error.filename != path else ""
+        return UsageError(
+            f"cannot list {path}: {error.strerror or error}{refused}",
+            hint="check the folder's permissions (nothing was read or sent)",
+        )
+    return UsageError(
+        f"cannot list {path}: {listing_error(error)}",
+        hint="check the URL and the provider's credentials (nothing was read or sent)",
+    )
 
 
 def listing_error(error: Exception) -> str:
