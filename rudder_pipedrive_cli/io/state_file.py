@@ -218,6 +218,9 @@ class StateUnusable(UsageError):
 
 # SQLite's primary result codes (sqlite3.h) that say the file or its disk failed, not rpd.
 SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 10, 11, 13, 26
+# The -shm file (WAL's index, beside the state) could not be grown: on a disk with no room left
+# for it, SQLite's way of saying that disk is full as rpd opens the state (an extended code).
+SQLITE_IOERR_SHMSIZE = SQLITE_IOERR | 19 << 8
 # A namespace as rpd writes it into every row ("...#" and a 16-hex token fingerprint): how a file
 # whose first page (SQLite's header) was destroyed is still known to be rpd's, so clear removes it.
 NAMESPACE_MARK = re.compile(rb"#[0-9a-f]{16}")
@@ -226,8 +229,9 @@ PAGE_MIN = 512  # SQLite's smallest page: every database file is a whole number 
 
 def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
     """What a failure of SQLite under the state means for the user, or None for a bug in rpd."""
-    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
-    if code == SQLITE_FULL:
+    extended = getattr(error, "sqlite_errorcode", 0)
+    code = extended & 0xFF
+    if code == SQLITE_FULL or extended == SQLITE_IOERR_SHMSIZE:
         return StateUnusable(
             f"disk full: state file {path}",
             hint="free space on its disk, then rerun the same command: it resumes where this "
