@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from itertools import chain, count
@@ -131,7 +132,10 @@ class DeadLetters:
                 self.path = self._renamed()
             except OSError as error:
                 raise output_error(self.path, *DEAD_LETTERS, error) from None
-        return open_output(self.path, "ab+", *DEAD_LETTERS, owner_only)  # + : read its end
+        # + : read its end (_ends_mid_line), which a pipe (/dev/stdout, >(gzip ...), a fifo)
+        # cannot be read back for: opened "ab+", one stopped the send at its first dead letter.
+        mode = "ab+" if _regular_or_new(self.path) else "ab"
+        return open_output(self.path, mode, *DEAD_LETTERS, owner_only)
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
@@ -147,6 +151,13 @@ class DeadLetters:
     @property
     def written(self) -> str | None:
         return str(self.path) if self.count else None
+
+
+def _regular_or_new(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # not there yet (or not to be looked at: opening it says why)
+        return True
 
 
 def _ends_mid_line(handle: IO[bytes]) -> bool:
