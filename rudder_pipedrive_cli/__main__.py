@@ -22,7 +22,11 @@ def whole_writes(stream: io.TextIOWrapper, kind: type[io.TextIOWrapper]) -> io.T
     raw file, whose write may take part of what it is given (a disk filling up, the size limit)
     and say so only by its count, which print, rich and rpd never look at: the output was cut
     short without a word, exit 0."""
-    buffered = open(stream.fileno(), "wb", closefd=False)  # noqa: SIM115 (as long as the process)
+    try:
+        descriptor = stream.fileno()
+    except (OSError, ValueError):  # a stream with no descriptor (embedded, tests): as it is
+        return stream
+    buffered = open(descriptor, "wb", closefd=False)  # noqa: SIM115 (as long as the process)
     return kind(buffered, encoding=stream.encoding, errors=stream.errors, line_buffering=True)
 
 

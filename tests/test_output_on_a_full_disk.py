@@ -78,3 +78,13 @@ def test_help_or_version_to_a_full_disk_is_said_exit_2(
             "hint: free some space (or write the output elsewhere), then run it again",
         ],
     )
+
+
+def test_a_stream_without_a_descriptor_is_kept_as_it_is() -> None:
+    import io
+
+    from rudder_pipedrive_cli.__main__ import whole_writes
+    from rudder_pipedrive_cli.cli.exits import Stderr
+
+    stream = io.TextIOWrapper(io.BytesIO())
+    assert whole_writes(stream, Stderr) is stream
