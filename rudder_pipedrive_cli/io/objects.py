@@ -22,6 +22,7 @@ its events that were done.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import queue
@@ -57,7 +58,8 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each new try of a fai
 ETAG = "etag:"  # how a version that is an ETag begins (`_version`)
 HEX_ETAG = re.compile(r"[0-9A-Fa-f]+(-[0-9]+)?")  # S3's: an MD5, or a multipart one's and -N
 STOP_WAIT = 1.0  # seconds a stopped reader waits for the feed's read in progress to end
-# Errors that no retry mends: the object is gone, not allowed, or not an object.
+# Errors that no retry mends: the object is gone, not allowed, or not an object; and a folder's
+# link loop (ELOOP, which has no class of its own).
 PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 Resolver = Callable[[str], "tuple[AbstractFileSystem, str]"]
@@ -420,7 +422,8 @@ class Feed:
                 if refused is not None:  # no later object can be read: stop here
                     self._put((index, StoreRefused(refused)))
                     return False
-                if isinstance(error, (*PERMANENT, ObjectChanged)) or forbidden(error):
+                looped = isinstance(error, OSError) and error.errno == errno.ELOOP
+                if isinstance(error, (*PERMANENT, ObjectChanged)) or forbidden(error) or looped:
                     return self._put((index, ObjectReadError(_why(error))))
                 # Timeouts, resets, the store library's own errors (aiohttp's, Google's,
                 # Azure's): a transient failure until the tries run out, unless the store says
