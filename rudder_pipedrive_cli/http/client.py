@@ -172,6 +172,21 @@ def unusable_proxy(error: Exception, names: list[str]) -> UsageError:
     return UsageError(f"cannot use the proxy in {named}: {why}", hint=f"{hint}, or unset it")
 
 
+def untrusted_certificate(error: BaseException, base_url: str) -> UsageError | None:
+    """A certificate that did not verify, as the error to stop with: no retry mends it, and
+    counted as a connection failure it made every run wait 40 s to say 'unreachable, rerun'."""
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return None
+    return UsageError(
+        f"the TLS certificate of {base_url} is not trusted: {cause.verify_message}",
+        hint="behind a proxy that inspects TLS, point $SSL_CERT_FILE at its CA certificates "
+        "(PEM); else check base_url / company_domain",
+    )
+
+
 def _describe(error: Exception) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -370,6 +385,8 @@ class PipedriveClient:
                 extensions={"trace": trace},
             )
         except NOT_SENT as error:
+            if (refused := untrusted_certificate(error, self.base_url)) is not None:
+                raise refused from None
             reason = _describe(error) + self._via
             self._no_answer(reason)
             raise attempts.failed(reason) from error
