@@ -4,6 +4,7 @@ or listed from the configured account's fields. The API token is never written t
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -233,7 +234,7 @@ def init_command(
         write_document(text.encode())
     else:
         try:
-            target.write_text(text, encoding="utf-8")
+            write_whole(target, text)
         except OSError as error:
             raise UsageError(
                 f"cannot write {target}: {error.strerror or error}",
@@ -244,3 +245,28 @@ def init_command(
             say(err, f"wrote {target}", indent=MORE)
         say(err, "The API token is not in the file. Set it in the environment:", indent=MORE)
         show(err, f"  export {TOKEN_ENV}=<{token_source}>")  # a command to copy: never wrapped
+
+
+def write_whole(target: Path, text: str) -> None:
+    """Write `target` whole or leave what was there: into a file beside it, then renamed over
+    it (through a link to it; a file that was there keeps its mode). Written in place, a full
+    disk or the size limit cut the file, `--force` destroying the config it replaced, a first
+    init leaving an empty one that the rerun refused as 'already exists'. What is no regular
+    file (-o /dev/stdout, a pipe) is written as it is."""
+    real = Path(os.path.realpath(target))
+    try:
+        mode: int | None = os.stat(real).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        target.write_text(text, encoding="utf-8")
+        return
+    beside = real.with_name(f".{real.name}.rpd-{os.getpid()}")
+    try:
+        beside.write_text(text, encoding="utf-8")
+        if mode is not None:
+            os.chmod(beside, stat.S_IMODE(mode))
+        os.replace(beside, real)
+    except BaseException:
+        beside.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,56 @@
+"""`rpd init` whose config cannot be written whole (a full disk, the file size limit) leaves
+what was there: it truncated the file, then failed, so `--force` over a config destroyed it (an
+empty or cut file), and a first init left an empty rpd.toml that the rerun refused as 'already
+exists' and every other command read as a valid, empty config."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DESTINATION = str(ROOT / "examples" / "rudderstack-destination.json")
+LIMIT = 512  # bytes: the config init writes from that destination is about 1 KiB
+KEPT = '# my config, as I left it\n[pipedrive]\nplan = "lite"\n'
+
+
+def limited_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
+
+
+def init(folder: Path, *args: str) -> tuple[int, list[str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "init", "-q"]
+    run = subprocess.run(
+        [*command, "--from-rudderstack", DESTINATION, "-o", "rpd.toml", *args],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        cwd=folder,
+        env=env,
+        preexec_fn=limited_file_size,
+        timeout=60,
+        check=False,
+    )
+    return run.returncode, run.stderr.decode().splitlines()
+
+
+@pytest.mark.parametrize("before", [None, KEPT])
+def test_a_config_that_cannot_be_written_whole_leaves_what_was_there(
+    tmp_path: Path, before: str | None
+) -> None:
+    config = tmp_path / "rpd.toml"
+    if before is not None:
+        config.write_text(before)
+    code, stderr = init(tmp_path, *(["--force"] if before else []))
+    assert code == 2
+    assert stderr[0] == "error: cannot write rpd.toml: File too large"
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["rpd.toml"] if before else [])
+    if before is not None:
+        assert config.read_text() == before
