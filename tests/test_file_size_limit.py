@@ -6,15 +6,12 @@ error: OSError (a bug in rpd)", exit 70."""
 from __future__ import annotations
 
 import json
-import os
-import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from process_support import ROOT, rpd_process
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "config.example.toml")
 LIMIT = 4096  # bytes: the plan of the events below is several times larger
 
@@ -29,26 +26,16 @@ def write_events(tmp_path: Path) -> str:
     return str(path)
 
 
-def limited_file_size() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
-
-
 def dry_run(
     tmp_path: Path, *args: str, stdout: int | None = None, unbuffered: str = ""
 ) -> tuple[int, list[str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": unbuffered}
-    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
-        env.pop(name, None)
-    command = [sys.executable, "-m", "rudder_pipedrive_cli", "dry-run", write_events(tmp_path)]
-    run = subprocess.run(
-        [*command, "--config", CONFIG, "-q", *args],
+    run = rpd_process(
+        tmp_path,
+        *("dry-run", write_events(tmp_path), "--config", CONFIG, "-q", *args),
+        file_size=LIMIT,
+        env={"PYTHONUNBUFFERED": unbuffered},
         stdout=stdout,
         stderr=subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
-        preexec_fn=limited_file_size,
-        timeout=60,
-        check=False,
     )
     return run.returncode, run.stderr.decode().splitlines()
 

@@ -5,38 +5,24 @@ exists' and every other command read as a valid, empty config."""
 
 from __future__ import annotations
 
-import os
-import resource
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from process_support import ROOT, rpd_process
 
-ROOT = Path(__file__).resolve().parents[1]
 DESTINATION = str(ROOT / "examples" / "rudderstack-destination.json")
 LIMIT = 512  # bytes: the config init writes from that destination is about 1 KiB
 KEPT = '# my config, as I left it\n[pipedrive]\nplan = "lite"\n'
 
 
-def limited_file_size() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (LIMIT, LIMIT))
-
-
 def init(folder: Path, *args: str) -> tuple[int, list[str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
-        env.pop(name, None)
-    command = [sys.executable, "-m", "rudder_pipedrive_cli", "init", "-q"]
-    run = subprocess.run(
-        [*command, "--from-rudderstack", DESTINATION, "-o", "rpd.toml", *args],
-        stderr=subprocess.PIPE,
+    run = rpd_process(
+        folder,
+        *("init", "-q", "--from-rudderstack", DESTINATION, "-o", "rpd.toml", *args),
+        file_size=LIMIT,
         stdout=subprocess.DEVNULL,
-        cwd=folder,
-        env=env,
-        preexec_fn=limited_file_size,
-        timeout=60,
-        check=False,
+        stderr=subprocess.PIPE,
     )
     return run.returncode, run.stderr.decode().splitlines()
 

@@ -6,14 +6,11 @@ a traceback."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from process_support import ROOT, rpd_process
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "config.example.toml")
 EVENTS = str(ROOT / "examples" / "events.ndjson")
 FULL = Path("/dev/full")  # every write to it fails with ENOSPC
@@ -22,14 +19,7 @@ pytestmark = pytest.mark.skipif(not FULL.exists(), reason="needs /dev/full")
 
 
 def rpd(cwd: Path, *args: str, stdout: int | None = None, stderr: int | None = None) -> int:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
-        env.pop(name, None)
-    command = [sys.executable, "-m", "rudder_pipedrive_cli", *args]
-    run = subprocess.run(
-        command, stdout=stdout, stderr=stderr, cwd=cwd, env=env, timeout=120, check=False
-    )
-    return run.returncode
+    return rpd_process(cwd, *args, stdout=stdout, stderr=stderr).returncode
 
 
 def test_a_send_whose_stderr_is_on_a_full_disk_writes_its_report_file_and_exits_2(

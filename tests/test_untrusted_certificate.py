@@ -92,9 +92,9 @@ def test_an_untrusted_certificate_stops_at_once_exit_2(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIPEDRIVE_API_TOKEN", TOKEN)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        app, ["send", EVENTS, "--config", CONFIG, "--base-url", untrusted.url, "-q"]
-    )
+    state = str(tmp_path / "state.sqlite")  # not the default one, beside the example config
+    send = ["send", EVENTS, "--config", CONFIG, "--base-url", untrusted.url, "--state", state]
+    result = CliRunner().invoke(app, [*send, "-q"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"error: the TLS certificate of {untrusted.url} is not trusted: self-signed certificate",
