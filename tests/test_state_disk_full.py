@@ -1,24 +1,55 @@
-"""A state file on a disk with no room left for SQLite's -shm file (WAL's index, made as the state
-is opened) is said as a full disk: it was 'could not be read or written (SQLite: disk I/O
-error)', hint 'check its disk', though nothing was wrong with the disk but its room."""
+"""What SQLite says of the state file's surroundings, as what the user should do. A disk with no
+room left for SQLite's -shm file (WAL's index, made as the state is opened) is a full disk: it
+was 'could not be read or written (SQLite: disk I/O error)', hint 'check its disk'. A -shm or
+-wal that cannot be opened or written (another user's, a folder in its place) was 'damaged;
+nothing in it can be read', hint 'rpd state clear starts over', for a state whose every byte
+was fine, or (SQLite falling back to reading only) exit 70, 'internal error: OperationalError'."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from rudder_pipedrive_cli.io.state_file import state_failure
 
-SQLITE_IOERR_SHMSIZE = 4874  # sqlite3.h: SQLITE_IOERR | (19 << 8)
+RESUMES = "then rerun the same command: it resumes where this run stopped"
+BESIDE = (
+    "check that you may write state.sqlite-wal and state.sqlite-shm beside it (left by another "
+    f"user?), {RESUMES}"
+)
 
 
-def test_no_room_for_the_shm_file_is_a_full_disk() -> None:
-    error = sqlite3.OperationalError("disk I/O error")
-    error.sqlite_errorcode = SQLITE_IOERR_SHMSIZE  # as SQLite sets it
+@pytest.mark.parametrize(
+    ("code", "said", "message", "hint"),
+    [
+        (
+            4874,  # SQLITE_IOERR_SHMSIZE: SQLITE_IOERR | (19 << 8)
+            "disk I/O error",
+            "disk full: state file rpd/state.sqlite",
+            f"free space on its disk, {RESUMES} (what it sent is recorded)",
+        ),
+        (
+            8,  # SQLITE_READONLY
+            "attempt to write a readonly database",
+            "state file rpd/state.sqlite cannot be written (SQLite: attempt to write a readonly "
+            "database)",
+            BESIDE,
+        ),
+        (
+            14,  # SQLITE_CANTOPEN
+            "unable to open database file",
+            "state file rpd/state.sqlite cannot be opened (SQLite: unable to open database file)",
+            BESIDE,
+        ),
+    ],
+)
+def test_what_sqlite_says_of_the_state_is_said_as_what_to_do(
+    code: int, said: str, message: str, hint: str
+) -> None:
+    error = sqlite3.OperationalError(said)
+    error.sqlite_errorcode = code  # as SQLite sets it
     failure = state_failure(Path("rpd/state.sqlite"), error)
     assert failure is not None
-    assert (failure.message, failure.hint) == (
-        "disk full: state file rpd/state.sqlite",
-        "free space on its disk, then rerun the same command: it resumes where this run stopped "
-        "(what it sent is recorded)",
-    )
+    assert (failure.message, failure.hint) == (message, hint)

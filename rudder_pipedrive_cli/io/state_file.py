@@ -217,7 +217,8 @@ class StateUnusable(UsageError):
 
 
 # SQLite's primary result codes (sqlite3.h) that say the file or its disk failed, not rpd.
-SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB = 10, 11, 13, 26
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL = 8, 10, 11, 13
+SQLITE_CANTOPEN, SQLITE_NOTADB = 14, 26
 # The -shm file (WAL's index, beside the state) could not be grown: on a disk with no room left
 # for it, SQLite's way of saying that disk is full as rpd opens the state (an extended code).
 SQLITE_IOERR_SHMSIZE = SQLITE_IOERR | 19 << 8
@@ -243,6 +244,15 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
         return StateUnusable(
             f"state file {path} could not be read or written (SQLite: {error})",
             hint="check its disk, then rerun the same command: it resumes where this run stopped",
+        )
+    if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
+        # The file itself opened (its lock did): its -wal or -shm could not be, and SQLite
+        # failed or fell back to reading only. Nothing is damaged: never 'clear it'.
+        could_not = "be opened" if code == SQLITE_CANTOPEN else "be written"
+        return StateUnusable(
+            f"state file {path} cannot {could_not} (SQLite: {error})",
+            hint=f"check that you may write {path.name}-wal and {path.name}-shm beside it (left "
+            "by another user?), then rerun the same command: it resumes where this run stopped",
         )
     return None
 
