@@ -156,6 +156,26 @@ def test_toml_without_identity_fields_suggests_every_custom_field(
     ]
 
 
+def test_toml_offers_an_entitys_field_that_the_other_entitys_identity_setting_names(
+    account: Sandbox, tmp_path: Path
+) -> None:
+    # user_id_field set, by mistake, to the organizations' groupId field: rpd fills it on
+    # persons only, so the organizations' table still offers that field, and no footer says
+    # rpd fills it there (the warning says what is wrong with the setting).
+    swapped = f'user_id_field = "{GROUP_FIELD}"\ngroup_id_field = "{USER_FIELD}"\n'
+    code, out, _ = map_fields(
+        account, tmp_path, "-f", "toml", "-q", "-e", "organizations", identity=swapped
+    )
+    assert code == 0
+    assert out.split("\n\n")[1:] == [
+        f"""[fields.organizations]
+rudder_stack_group_id = "{GROUP_FIELD}"  # "RudderStack groupId" (varchar)
+industry = "{INDUSTRY}"               # "Industry" (enum: Software, Retail, Finance)
+employees = "{EMPLOYEES}"              # "Employees" (double)
+"""
+    ]
+
+
 def test_pasted_toml_makes_a_config_that_passes_check(account: Sandbox, tmp_path: Path) -> None:
     _, out, _ = map_fields(account, tmp_path, "-f", "toml")
     config = write_config(tmp_path / "pasted.toml", account.url, fields=out)

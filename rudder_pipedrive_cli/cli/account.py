@@ -55,11 +55,17 @@ def ask_account(client: BlockingClient, url: str) -> Account | PlanFailure:
 
 def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:
     """`[fields.*]` tables of every custom field; the identity fields are left to rpd (given by
-    key or by name: the catalog resolves names to keys)."""
+    key or by name: the catalog resolves names to keys), each in its own entity's table only: a
+    user_id_field set to an organization field's key (check fails it) is no reason to leave that
+    field out of [fields.organizations]."""
     resolved = catalog.apply(config)
-    identity = {getattr(resolved, setting): setting for setting, _ in IDENTITY_FIELDS}
     tables = []
     for entity in entities:
+        identity = {
+            getattr(resolved, setting): setting
+            for setting, owner in IDENTITY_FIELDS
+            if owner == entity
+        }
         suggestions = suggest_traits(catalog, entity, exclude=identity)
         footer = [
             f'"{info.name}" is identity.{identity[info.key]}: rpd fills it'
