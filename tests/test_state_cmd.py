@@ -461,6 +461,16 @@ def test_clear_with_yes(env: dict[str, str], lines: str) -> None:
     assert sorted(p.name for p in Path().iterdir()) == []
 
 
+@pytest.mark.parametrize("filled", [True, False], ids=["a state", "none"])
+def test_clear_quiet_says_nothing_but_errors(filled: bool) -> None:
+    # -q is "Only errors": a script's `rpd state clear -y -q` printed what it cleared.
+    if filled:
+        fill(Path("s.sqlite"))
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "-y", "-q"], env=ENV)
+    assert (result.exit_code, result.output) == (0, "")
+    assert sorted(p.name for p in Path().iterdir()) == []
+
+
 def test_show_on_a_narrow_terminal_indents_the_wrapped_title_lines() -> None:
     fill(Path("s.sqlite"))
     terminal = ENV | {"COLUMNS": "30", "TTY_COMPATIBLE": "1"}

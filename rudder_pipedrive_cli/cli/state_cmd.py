@@ -169,6 +169,7 @@ def clear_command(
 ) -> None:
     """Delete the state file (every namespace): the next send starts from scratch."""
     with state_env(config, verbose, quiet) as env:
+        env.out.quiet = quiet  # -q: only errors (and the question, which is click's)
         path = state_path(env, state, sandbox=sandbox)
         if path is None:
             say(env.out, NO_SANDBOX_STATE)
