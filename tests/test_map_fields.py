@@ -537,6 +537,28 @@ def test_output_never_holds_the_token(account: Sandbox, tmp_path: Path) -> None:
         assert TOKEN not in out + err
 
 
+def test_a_base_url_with_a_path_is_said_as_check_and_send_say_it_exit_2(
+    account: Sandbox, tmp_path: Path
+) -> None:
+    # Before: "error: listing person fields failed: HTTP 404 Unknown method GET (unknown) (...)",
+    # no hint, exit 1 ("try again"), where check and send name base_url and the slip, exit 2.
+    url = f"{account.url}/api/v2"
+    path = write_config(tmp_path / "rpd.toml", url)
+    for command in (["map-fields"], ["init", "-o", "-"]):
+        code, out, err = invoke(*command, "--config", path)
+        assert (code, out, err.splitlines()) == (
+            2,
+            "",
+            [
+                f"error: base_url {url} is not Pipedrive's API: /v1/users/me answered HTTP 404 "
+                "there",
+                "hint: give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+                "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and "
+                "/api/v2 itself",
+            ],
+        )
+
+
 def test_a_listing_that_cannot_get_through_is_one_error_and_exit_1(tmp_path: Path) -> None:
     # A port where nothing listens, over real loopback: no answer at all is more often a wrong
     # address than a passing fault, so the hint says where to look, as send's does. QA: dry-run

@@ -15,14 +15,19 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client, field_tables, toml_fields_table
+from rudder_pipedrive_cli.cli.account import (
+    account_client,
+    field_tables,
+    listing_refused,
+    toml_fields_table,
+)
 from rudder_pipedrive_cli.cli.common import MORE, Env, command_env, handle_errors, make_consoles
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
-from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
 from rudder_pipedrive_cli.io.config import TOKEN_ENV, config_path, read_small
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
@@ -127,7 +132,10 @@ def from_account(env: Env) -> str:
     without it would say the account has none of those fields and guess no identity field."""
     settings = env.settings
     with account_client(env) as client:
-        catalog = client.exchange(fetch_catalog())
+        try:
+            catalog = client.exchange(fetch_catalog())
+        except PlanFailure as failure:
+            raise listing_refused(client, settings.api_url, failure) from None
     guessed = guess_identity(catalog)
     identity: dict[str, str] = {}
     comments: dict[str, str] = {}

@@ -11,7 +11,12 @@ import typer
 from rich.table import Table as RichTable
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client, field_tables, labels_note
+from rudder_pipedrive_cli.cli.account import (
+    account_client,
+    field_tables,
+    labels_note,
+    listing_refused,
+)
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for
 from rudder_pipedrive_cli.cli.render import plain
@@ -165,12 +170,12 @@ def map_fields_command(
             catalog = client.exchange(
                 fetch_catalog(entities, labels="leads" in entities, page_size=page_size, each=True)
             )
-        # Each listing stands alone, as in a send: what answered is listed.
-        listed = tuple(entity for entity in entities if entity in catalog.fields)
-        labels = "leads" in entities and LABELS not in catalog.failed
-        failures = list(catalog.failed.values())
-        if failures and not listed and not labels:  # nothing to list: one error, as before
-            raise failures[0]
+            # Each listing stands alone, as in a send: what answered is listed.
+            listed = tuple(entity for entity in entities if entity in catalog.fields)
+            labels = "leads" in entities and LABELS not in catalog.failed
+            failures = list(catalog.failed.values())
+            if failures and not listed and not labels:  # nothing to list: one error, as before
+                raise listing_refused(client, env.settings.api_url, failures[0])
         plan_config = env.settings.plan_config()
         for warning in identity_warnings(catalog, plan_config, listed):
             env.warn(warning)
