@@ -357,9 +357,12 @@ def test_trait_paths_and_odd_characters_survive_the_toml(tmp_path: Path) -> None
     assert tomllib.loads(out)["fields"]["leads"] == {"utm.campaign": CAMPAIGN, 'say "hi"\\': "Tag"}
 
 
+@pytest.mark.parametrize("force", [("--force",), ()], ids=["force", "no force"])
 @pytest.mark.parametrize("where", ["no-such-folder/rpd.toml", "."])
-def test_an_output_init_cannot_write_is_a_usage_error(where: str) -> None:
-    code, out, err = invoke("init", "--from-rudderstack", str(EXAMPLE), "-o", where, "--force")
+def test_an_output_init_cannot_write_is_a_usage_error(where: str, force: tuple[str, ...]) -> None:
+    # Before, a folder without --force was "error: . already exists" / "hint: use --force to
+    # overwrite it", a hint that --force then refused ("Is a directory").
+    code, out, err = invoke("init", "--from-rudderstack", str(EXAMPLE), "-o", where, *force)
     reason = "No such file or directory" if "/" in where else "Is a directory"
     assert (code, out) == (2, "")
     assert err.splitlines() == [

@@ -3,6 +3,7 @@ or listed from the configured account's fields. The API token is never written t
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Mapping
@@ -185,6 +186,10 @@ def elsewhere(output: str | None, config: str | None) -> str:
     return f"set $RPD_CONFIG to {folder}, or give -o - for stdout"
 
 
+def cannot_write(target: Path, reason: str, output: str | None, config: str | None) -> UsageError:
+    return UsageError(f"cannot write {target}: {reason}", hint=elsewhere(output, config))
+
+
 @handle_errors
 def init_command(
     from_rudderstack_path: Annotated[
@@ -218,6 +223,8 @@ def init_command(
     # new.toml`, or $RPD_CONFIG naming a new file): it was read first, "cannot read config".
     named, _ = config_path(config, os.environ)
     target = None if output == "-" else Path(output) if output is not None else named
+    if target is not None and target.is_dir():  # no --force overwrites a folder: not hinted so
+        raise cannot_write(target, os.strerror(errno.EISDIR), output, config)
     if target is not None and target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="use --force to overwrite it")
     if from_rudderstack_path is not None:
@@ -244,10 +251,7 @@ def init_command(
         try:
             write_whole(target, text)
         except OSError as error:
-            raise UsageError(
-                f"cannot write {target}: {error.strerror or error}",
-                hint=elsewhere(output, config),
-            ) from None
+            raise cannot_write(target, error.strerror or str(error), output, config) from None
     if not quiet:  # on a terminal, wrapped lines go on indented as rpd's others do
         if target is not None:
             say(err, f"wrote {target}", indent=MORE)
