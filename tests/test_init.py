@@ -113,6 +113,36 @@ def test_converts_a_destination_to_exact_toml_without_the_token(tmp_path: Path) 
     assert SECRET not in written + out + err
 
 
+def test_a_base_url_given_to_a_conversion_is_written_into_it(tmp_path: Path) -> None:
+    # Before: --base-url was taken and left out of the file without a word, so the config made
+    # for that URL went to api.pipedrive.com.
+    source = destination(tmp_path)
+    url = "https://pipedrive.proxy.example.com"
+    code, out, _ = invoke("init", "--from-rudderstack", str(source), "--base-url", url, "-o", "-")
+    assert code == 0
+    plans = "# lite | growth | premium | ultimate | unlimited"
+    assert out == CONVERTED.replace(
+        f'plan = "growth"  {plans}\n',
+        f'plan = "growth"                                   {plans}\nbase_url = "{url}"\n',
+    )
+
+
+def test_a_base_url_given_to_a_conversion_is_checked_as_anywhere(tmp_path: Path) -> None:
+    source = destination(tmp_path)
+    url = "http://pipedrive.example.com"
+    code, out, err = invoke("init", "--from-rudderstack", str(source), "--base-url", url)
+    assert (code, out, err.splitlines()) == (
+        2,
+        "",
+        [
+            f"error: --base-url: base_url {url} uses http:// to a non-loopback host: the token "
+            "would travel in clear text",
+            "hint: use https://, or http:// only for 127.0.0.1, ::1 or localhost",
+        ],
+    )
+    assert not (tmp_path / "rpd.toml").exists()
+
+
 def test_the_converted_file_loads_as_the_destination_said(tmp_path: Path) -> None:
     invoke("init", "--from-rudderstack", str(destination(tmp_path)))
     settings = load_settings(str(tmp_path / "rpd.toml"), env={})

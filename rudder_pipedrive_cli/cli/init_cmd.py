@@ -28,9 +28,9 @@ from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
-from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
+from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import TOKEN_ENV, config_path, read_small
+from rudder_pipedrive_cli.io.config import TOKEN_ENV, config_path, read_small, resolve_base_url
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
@@ -66,9 +66,9 @@ def identity_table(
     )
 
 
-def converted_tables(converted: Converted) -> list[Table]:
+def converted_tables(converted: Converted, base_url: str = "") -> list[Table]:
     tables = [
-        pipedrive_table(plan="growth"),
+        pipedrive_table(plan="growth", base_url=base_url),
         identity_table(
             user_id_field=converted.user_id_field,
             group_id_field=converted.group_id_field,
@@ -110,7 +110,13 @@ def read_destination(path: Path) -> object:
         raise UsageError(f"{path}: not valid JSON: {error}", hint="export it again") from None
 
 
-def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
+def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | None) -> str:
+    """The destination in `path` as a config; `base_url` (--base-url) written into it, checked
+    as any base_url is (a conversion asks no account, so nothing else would)."""
+    try:
+        url = resolve_base_url(base_url, "") if base_url else ""
+    except ConfigError as error:
+        raise ConfigError(f"--base-url: {error.message}", hint=error.hint) from None
     document = read_destination(path)
     try:
         converted = convert(document)
@@ -123,7 +129,7 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool) -> str:
         f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
         "Check it against the account with `rpd check`.",
     ]
-    return render(converted_tables(converted), header=header)
+    return render(converted_tables(converted, url), header=header)
 
 
 def from_account(env: Env) -> str:
@@ -229,7 +235,7 @@ def init_command(
         raise UsageError(f"{target} already exists", hint="use --force to overwrite it")
     if from_rudderstack_path is not None:
         _, err = make_consoles()
-        text = from_rudderstack(from_rudderstack_path, err, quiet=quiet)
+        text = from_rudderstack(from_rudderstack_path, err, quiet=quiet, base_url=base_url)
         token_source = "the token from your RudderStack destination"
     else:
         with command_env(
