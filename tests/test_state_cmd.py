@@ -88,6 +88,27 @@ def test_show_uses_the_directory_of_the_config(tmp_path: Path) -> None:
     assert result.output == f"no state at {tmp_path}/jobs/.rpd/state.sqlite\n"
 
 
+@pytest.mark.parametrize("command", ["show", "clear"])
+def test_the_state_commands_read_no_setting_of_the_config_or_the_environment(
+    tmp_path: Path, command: str
+) -> None:
+    # Before: "error: jobs/rpd.toml: unknown key pipedrive.plna" (or "$RPD_PLAN: unknown plan"),
+    # exit 2, even with --state: a config send would refuse kept its state from being shown or
+    # cleared, though only the config's place says where the state is.
+    config = Path("jobs/rpd.toml")
+    config.parent.mkdir()
+    config.write_text('[pipedrive]\nplna = "lite"\n')
+    fill(Path("jobs/.rpd/state.sqlite"))
+    args = ["state", command, "--config", str(config)] + (["--yes"] if command == "clear" else [])
+    result = runner.invoke(app, args, env=ENV | {"RPD_PLAN": "gold"})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        "state at jobs/.rpd/state.sqlite"
+        if command == "show"
+        else "cleared jobs/.rpd/state.sqlite:"
+    )
+
+
 def test_show_table() -> None:
     fill(Path("s.sqlite"))
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)

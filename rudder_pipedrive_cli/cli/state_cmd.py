@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +19,14 @@ from rudder_pipedrive_cli.cli.common import (
     Env,
     command_env,
     handle_errors,
+    make_consoles,
     stdin_is_interactive,
 )
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
+from rudder_pipedrive_cli.io.config import Settings, config_path
 from rudder_pipedrive_cli.io.objects import source_name
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_file import discard_leftovers, discard_state, lock_holder
@@ -104,8 +108,16 @@ def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
 def state_env(config: str | None, verbose: bool, quiet: bool) -> ContextManager[Env]:
     """The state file is all these commands need of the config (its default place): no word on
     a missing one, and no emulator: `--sandbox` names no state file, and the commands talk to
-    no Pipedrive (one started said `sandbox: Pipedrive emulator at URL` for nothing)."""
-    return command_env(config=config, verbose=verbose, quiet=quiet, say_no_config=False)
+    no Pipedrive (one started said `sandbox: Pipedrive emulator at URL` for nothing). Nor is
+    what the config holds read, or the environment's settings: one a send refuses (an unknown
+    key, $RPD_PLAN=gold) is no reason to refuse to show or clear the state. A config named
+    that is not a file is said as every command says it."""
+    path, named = config_path(config, os.environ)
+    if named and not path.is_file():
+        return command_env(config=config, verbose=verbose, quiet=quiet, say_no_config=False)
+    out, err = make_consoles()
+    settings = Settings(path=path if path.is_file() else None)
+    return nullcontext(Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet))
 
 
 def state_path(env: Env, state: Path | None, *, sandbox: bool) -> Path | None:
