@@ -401,6 +401,21 @@ def test_an_output_init_cannot_write_is_a_usage_error(where: str, force: tuple[s
     ]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_said_with_what_to_do(tmp_path: Path) -> None:
+    # Before: "hint: give -o a file in an existing, writable folder (or '-' for stdout)", as
+    # if the folder were wrong (SPEC 6: a full disk, what to do is said).
+    os.symlink("/dev/full", tmp_path / "full.toml")
+    code, out, err = invoke(
+        "init", "--from-rudderstack", str(EXAMPLE), "-o", "full.toml", "--force"
+    )
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: cannot write full.toml: No space left on device (the disk is full)",
+        "hint: free some space (or write the output elsewhere), then run it again",
+    ]
+
+
 @pytest.mark.parametrize(
     ("named", "hint"),
     [

@@ -22,7 +22,15 @@ from rudder_pipedrive_cli.cli.account import (
     listing_refused,
     toml_fields_table,
 )
-from rudder_pipedrive_cli.cli.common import MORE, Env, command_env, handle_errors, make_consoles
+from rudder_pipedrive_cli.cli.common import (
+    MORE,
+    NO_SPACE,
+    Env,
+    command_env,
+    handle_errors,
+    make_consoles,
+    no_space,
+)
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
@@ -257,6 +265,8 @@ def init_command(
         try:
             write_whole(target, text)
         except OSError as error:
+            if error.errno in NO_SPACE:  # a full disk: room helps, not another folder
+                raise no_space(OSError(error.errno, error.strerror, str(target))) from None
             raise cannot_write(target, error.strerror or str(error), output, config) from None
     if not quiet:  # on a terminal, wrapped lines go on indented as rpd's others do
         if target is not None:
