@@ -343,6 +343,26 @@ def test_init_from_the_account_keeps_configured_identity(
     assert TOKEN not in out + err
 
 
+def test_init_from_the_account_warns_of_a_kept_identity_field_it_lacks(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Before: group_id_field = "nope" was written back without a word, commented as the
+    # "organization field holding the groupId", though the account has none (map-fields warns).
+    account = start_account(make_sandbox)
+    identity = f'user_id_field = "{USER_FIELD}"\ngroup_id_field = "nope"\n'
+    config = write_config(tmp_path / "current.toml", account.url, identity=identity)
+    code, out, err = invoke("init", "--config", config, "-o", "-")
+    assert code == 0
+    assert 'group_id_field = "nope"' in out
+    assert err.splitlines() == [
+        "warning: identity.group_id_field = 'nope': the account has no such organization field",
+        "hint: create an organization custom field for it, or pick one from `rpd map-fields "
+        "--entity organizations`",
+        "The API token is not in the file. Set it in the environment:",
+        "  export PIPEDRIVE_API_TOKEN=<your Pipedrive API token>",
+    ]
+
+
 @pytest.mark.parametrize("refused", ["person", "LEAD_LABELS"])
 def test_a_listing_pipedrive_refuses_writes_no_config(
     make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: str

@@ -34,7 +34,12 @@ from rudder_pipedrive_cli.cli.common import (
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
-from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, describe, guess_identity
+from rudder_pipedrive_cli.core.catalog_findings import (
+    IDENTITY_FIELDS,
+    describe,
+    guess_identity,
+    identity_warnings,
+)
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
@@ -166,6 +171,8 @@ def from_account(env: Env) -> str:
         user_id_field=identity["user_id_field"],
         group_id_field=identity["group_id_field"],
     )
+    for warning in identity_warnings(catalog, plan_config, ENTITIES):  # kept, as map-fields says
+        env.warn(warning)
     tables = [
         pipedrive_table(
             plan=settings.plan,
