@@ -36,7 +36,11 @@ def test_a_config_that_cannot_be_written_whole_leaves_what_was_there(
         config.write_text(before)
     code, stderr = init(tmp_path, *(["--force"] if before else []))
     assert code == 2
-    assert stderr[0] == "error: cannot write rpd.toml: File too large"
+    assert stderr == [
+        "error: cannot write rpd.toml: File too large (over the largest file this process may "
+        "write: `ulimit -f`)",
+        "hint: write the output elsewhere (or raise the limit), then run it again",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == (["rpd.toml"] if before else [])
     if before is not None:
         assert config.read_text() == before

@@ -24,13 +24,13 @@ from rudder_pipedrive_cli.cli.account import (
 )
 from rudder_pipedrive_cli.cli.common import (
     MORE,
-    NO_SPACE,
     Env,
     command_env,
     handle_errors,
     make_consoles,
     no_space,
 )
+from rudder_pipedrive_cli.cli.exits import NO_SPACE
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
