@@ -299,8 +299,6 @@ class Store:
     def update_lead(self, lead_id: str, body: Mapping[str, Any], now: float) -> Record:
         """updateLead: only the given properties change; `is_archived` archives or restores."""
         lead = self.get_lead(lead_id)
-        if "title" in body and not body["title"]:
-            raise ApiError(400, "title: a lead needs a title")
         changed = copy.deepcopy(lead)
         self._apply_lead(changed, body)
         changed["update_time"] = v1_time(now)
@@ -309,6 +307,8 @@ class Store:
 
     def _apply_lead(self, lead: Record, body: Mapping[str, Any]) -> None:
         """Checks `body` against the company's records and fields, then writes it into `lead`."""
+        if "title" in body and not body["title"]:  # addLead's and updateLead's alike
+            raise ApiError(400, "title: a lead needs a title")
         person_id = body.get("person_id", lead["person_id"])
         org_id = body.get("organization_id", lead["organization_id"])
         if person_id is None and org_id is None:

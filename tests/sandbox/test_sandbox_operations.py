@@ -227,6 +227,8 @@ BAD_BODIES = [
         {"title": "T", "person_id": 1, "label_ids": ["00000000-0000-4000-8000-000000000000"]},
         "label_ids: unknown lead label 00000000-0000-4000-8000-000000000000",
     ),
+    # addLead requires a title, and updateLead refuses to empty it: a create may not either.
+    ("/v1/leads", {"title": "", "person_id": 1}, "title: a lead needs a title"),
     ("/v1/leads", {"title": "T"}, "A lead must be linked to a person or an organization"),
     ("/v1/leads", {"title": "T", "person_id": 42}, "person_id: person 42 not found"),
     (
