@@ -23,7 +23,7 @@ from rudder_pipedrive_cli.sandbox.seed import (
     custom_fields,
 )
 from rudder_pipedrive_cli.sandbox.times import clock_time, parse_time, rfc3339, v1_seconds, v1_time
-from rudder_pipedrive_cli.sandbox.validation import check_custom_fields, is_date
+from rudder_pipedrive_cli.sandbox.validation import check_custom_fields, check_visibility, is_date
 
 if TYPE_CHECKING:
     from rudder_pipedrive_cli.sandbox.store import Store
@@ -81,7 +81,9 @@ class Sales:
                 raise ApiError(400, f"{key}: can only be set if status is {' or '.join(statuses)}")
         if body.get("label_ids"):
             raise ApiError(400, f"label_ids: unknown deal label {body['label_ids'][0]}")
-        problem = check_custom_fields(custom_fields("deal"), body.get("custom_fields") or {})
+        problem = check_visibility(body) or check_custom_fields(
+            custom_fields("deal"), body.get("custom_fields") or {}
+        )
         if problem:
             raise ApiError(400, problem)
         times = {

@@ -33,6 +33,7 @@ from rudder_pipedrive_cli.sandbox.times import rfc3339, v1_time
 from rudder_pipedrive_cli.sandbox.validation import (
     check_custom_fields,
     check_field_value,
+    check_visibility,
     json_type,
     looks_like_field_key,
     parse_rfc3339,
@@ -211,7 +212,9 @@ class Store:
 
     def _apply(self, entity: Entity, record: Record, body: Mapping[str, Any]) -> None:
         """Checks `body` against the company's records and fields, then writes it into `record`."""
-        problem = check_custom_fields(custom_fields(entity), body.get("custom_fields") or {})
+        problem = check_visibility(body) or check_custom_fields(
+            custom_fields(entity), body.get("custom_fields") or {}
+        )
         if problem:
             raise ApiError(400, problem)
         self.check_links(body)

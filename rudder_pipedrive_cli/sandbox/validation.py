@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rudder_pipedrive_cli.core.fields import TEXT_LIMITS
+from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import ADDRESS_PARTS, Field
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -197,6 +198,22 @@ _FIELD_CHECKS = {
     "time": _check_time,
     "address": _check_address,
 }
+
+
+# Pipedrive's visibility groups: v1.yaml enumerates them for leads (as text), the one write whose
+# schema does; v2's persons, organizations and deals take the same groups as integers.
+VISIBILITY_GROUPS = tuple(
+    int(group)
+    for group in REQUEST_SCHEMAS["POST /v1/leads"]["properties"]["visible_to"]["allOf"][0]["enum"]
+)
+
+
+def check_visibility(body: Mapping[str, Any]) -> str | None:
+    """A v2 body's `visible_to` (already an integer, by its schema) names a visibility group."""
+    group = body.get("visible_to")
+    if group is None or group in VISIBILITY_GROUPS:
+        return None
+    return f"visible_to: must be one of {', '.join(map(str, VISIBILITY_GROUPS))}"
 
 
 def check_custom_fields(fields: Mapping[str, Field], values: Mapping[str, Any]) -> str | None:
