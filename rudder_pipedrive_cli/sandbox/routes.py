@@ -311,7 +311,7 @@ def _updater(entity: Entity) -> Handler:
 
 
 def _merge(store: Store, req: Request) -> Answer:
-    survivor_id = _body(req)["merge_with_id"]
+    survivor_id = _v1_body(req)["merge_with_id"]
     merged_id = _path_id(req)
     survivor = store.merge(merged_id, survivor_id, req.now)
     return success(_v1_person(survivor, merged_id, store.company_id))

@@ -466,6 +466,21 @@ def test_merge_needs_an_integer_merge_with_id(api: httpx.Client) -> None:
     )
 
 
+def test_merge_refuses_a_property_mergepersons_does_not_have(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    """As addLead, updateLead and addNote do: a misspelt key is a 400, not a merge without it."""
+    create_person(api)
+    create_person(api)
+    before = sandbox.state()
+    response = api.put("/v1/persons/1/merge", json={"merge_with_id": 2, "merge_what_id": 1})
+    assert (response.status_code, response.json()) == (
+        400,
+        error("Validation failed: merge_what_id: unknown property"),
+    )
+    assert sandbox.state() == before
+
+
 # ---- search --------------------------------------------------------------------------------
 
 
