@@ -386,10 +386,14 @@ def _lead_body(req: Request) -> Mapping[str, Any]:
     return _v1_body(req, lambda key: looks_like_field_key(key.removesuffix("_currency")))
 
 
+def _uuid(value: str, name: str) -> str:
+    if not is_uuid(value):
+        raise ApiError(400, f"{name}: must be a UUID, got {value!r}")
+    return value
+
+
 def _lead_id(req: Request) -> str:
-    if not is_uuid(req.params["id"]):
-        raise ApiError(400, f"id: must be a UUID, got {req.params['id']!r}")
-    return req.params["id"]
+    return _uuid(req.params["id"], "id")
 
 
 def _create_lead(store: Store, req: Request) -> Answer:
@@ -536,8 +540,8 @@ _NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", 
 def _list_notes(store: Store, req: Request) -> Answer:
     _unmodelled(req, "project_id", "task_id", "pinned_to_task_flag")
     filters = _int_filters(req, "user_id", "deal_id", "person_id", "org_id")
-    if "lead_id" in req.query:
-        filters["lead_id"] = req.query["lead_id"]
+    if "lead_id" in req.query:  # getNotes' is a UUID (getActivities' is any string)
+        filters["lead_id"] = _uuid(req.query["lead_id"], "lead_id")
     for flag in PIN_FLAGS:
         if flag in req.query:
             if req.query[flag] not in ("0", "1"):

@@ -441,6 +441,22 @@ def test_invalid_notes_are_400s(
     assert sandbox.state()["notes"] == []
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        # getNotes' lead_id is a UUID (format: uuid), as the lead ids it matches are.
+        ({"lead_id": "42"}, "lead_id: must be a UUID, got '42'"),
+        ({"start_date": "2026-5-1"}, "start_date: must be a date (YYYY-MM-DD)"),
+        ({"pinned_to_person_flag": "true"}, "pinned_to_person_flag: must be 0 or 1"),
+    ],
+)
+def test_invalid_note_listings_are_400s(
+    api: httpx.Client, params: dict[str, str], message: str
+) -> None:
+    response = api.get("/v1/notes", params=params)
+    assert (response.status_code, response.json()) == (400, error(message))
+
+
 # ---- merges, state, reset, costs ---------------------------------------------------------------
 
 
