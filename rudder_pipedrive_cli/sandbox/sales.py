@@ -131,6 +131,10 @@ class Sales:
         deal |= times
         if deal["is_archived"] and deal["archive_time"] is None:
             deal["archive_time"] = rfc3339(now)
+        if status != "open":  # closed now, as archived now above, unless the body says when
+            closed = deal[f"{status}_time"] or deal["close_time"] or rfc3339(now)
+            deal[f"{status}_time"] = deal[f"{status}_time"] or closed
+            deal["close_time"] = deal["close_time"] or closed
         for key in ("won", "lost", "close"):
             stamp = deal[f"{key}_time"]
             deal[f"local_{key}_date"] = stamp[:10] if stamp else None

@@ -177,6 +177,30 @@ def test_won_and_lost_deals_carry_their_times(api: httpx.Client) -> None:
     assert ok(api.get("/api/v2/deals", params={"status": "open"})) == []
 
 
+@pytest.mark.parametrize("status", ["won", "lost"])
+def test_a_deal_made_won_or_lost_was_closed_now_unless_a_time_is_given(
+    timed: httpx.Client, status: str
+) -> None:
+    """A closed deal has a close time: as archive_time is when is_archived comes alone (addDeal),
+    the time of the status and close_time are the request's when the body gives neither."""
+    create_person(timed)
+    deal = ok(timed.post("/api/v2/deals", json={"title": "D", "person_id": 1, "status": status}))
+    closed = {
+        f"{status}_time": "2026-05-28T20:26:40Z",
+        "close_time": "2026-05-28T20:26:40Z",
+        f"local_{status}_date": "2026-05-28",
+        "local_close_date": "2026-05-28",
+    }
+    assert {key: deal[key] for key in closed} == closed
+    given = {f"{status}_time": "2026-05-01 10:00:00"}
+    deal = ok(timed.post("/api/v2/deals", json={"title": "D", "status": status, **given}))
+    assert (deal[f"{status}_time"], deal["close_time"]) == ("2026-05-01T10:00:00Z",) * 2
+    given = {"close_time": "2026-05-02 10:00:00"}
+    deal = ok(timed.post("/api/v2/deals", json={"title": "D", "status": status, **given}))
+    assert (deal[f"{status}_time"], deal["close_time"]) == ("2026-05-02T10:00:00Z",) * 2
+    assert ok(timed.post("/api/v2/deals", json={"title": "D"}))["close_time"] is None
+
+
 def test_archived_and_deleted_deals_are_listed_as_documented(api: httpx.Client) -> None:
     create_person(api)
     api.post("/api/v2/deals", json={"title": "A", "person_id": 1, "is_archived": True})
