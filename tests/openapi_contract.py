@@ -111,11 +111,20 @@ def find_operation(method: str, path: str) -> Operation:
 
 
 def fits(value: Any, schema: Mapping[str, Any], where: str) -> None:
-    """Path and query values travel as text: an integer parameter takes an int or digits."""
+    """Path and query values travel as text: an integer parameter takes an int or digits, a
+    number one a number's text, a boolean one true or false."""
     if schema.get("type") == "integer" and isinstance(value, str):
         if not re.fullmatch(r"-?\d+", value):
             raise ContractError(f"{where} = {value!r} is not an integer")
         value = int(value)
+    if schema.get("type") == "number" and isinstance(value, str):
+        if not re.fullmatch(r"-?\d+(\.\d+)?", value):
+            raise ContractError(f"{where} = {value!r} is not a number")
+        value = float(value) if "." in value else int(value)
+    if schema.get("type") == "boolean" and isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ContractError(f"{where} = {value!r} is not true or false")
+        value = value == "true"
     if schema.get("type") == "string" and isinstance(value, int):
         value = str(value)
     validate(value, schema, where)
@@ -181,6 +190,30 @@ def check(
             custom = path.startswith("/v1/") and CUSTOM_KEY.match(str(key))
             if key not in properties and not custom:
                 raise ContractError(f"{where} body: {key!r} is not a field of this operation")
+            if key in properties:
+                no_unknown_keys(body[key], properties[key], f"{where} body/{key}")
+
+
+def no_unknown_keys(value: Any, schema: Mapping[str, Any], where: str) -> None:
+    """Within a body's values too (an email's keys, an address's parts, a participant's), a key
+    is one its object lists, unless the object takes any (`additionalProperties`, as
+    custom_fields does): JSON Schema lets any other pass, so a misspelt key would."""
+    parts = [schema, *schema.get("allOf", ()), *schema.get("anyOf", ())]
+    if isinstance(value, list):
+        for part in parts:
+            if isinstance(part.get("items"), Mapping):
+                for i, item in enumerate(value):
+                    no_unknown_keys(item, part["items"], f"{where}/{i}")
+        return
+    if not isinstance(value, Mapping) or any(p.get("additionalProperties") for p in parts):
+        return
+    known = {name: sub for part in parts for name, sub in part.get("properties", {}).items()}
+    if not known:  # an object the description leaves open ("type": "object" alone)
+        return
+    for key, item in value.items():
+        if key not in known:
+            raise ContractError(f"{where}: {key!r} is not a field of this object")
+        no_unknown_keys(item, known[key], f"{where}/{key}")
 
 
 def check_request(request: ApiRequest) -> None:

@@ -112,6 +112,31 @@ REFUSED: list[tuple[str, str, dict[str, Any], Any, str]] = [
     ("PATCH", "/api/v2/deals/5", {}, {"origin_id": "rpd:1"}, "'origin_id' is not a"),
     ("POST", "/api/v2/deals", {}, {"title": "t", "origin_id": 5}, "is not of type 'string'"),
     ("POST", "/api/v2/deals", {}, {"title": "t", "origin": "rpd:1"}, "'origin' is not a field"),
+    # Nested objects list their keys too: a misspelt one is no field of its object.
+    (
+        "POST",
+        "/api/v2/persons",
+        {},
+        {"name": "n", "emails": [{"value": "a@b.c", "kind": "work"}]},
+        "body/emails/0: 'kind' is not a field of this object",
+    ),
+    (
+        "POST",
+        "/api/v2/organizations",
+        {},
+        {"name": "n", "address": {"value": "Tallinn", "city": "Tallinn"}},
+        "body/address: 'city' is not a field of this object",
+    ),
+    (
+        "POST",
+        "/api/v2/activities",
+        {},
+        {"participants": [{"person": 1, "primary": True}]},
+        "body/participants/0: 'person' is not a field of this object",
+    ),
+    # Query values are text: a boolean or number parameter's text is read as one.
+    ("GET", "/api/v2/activities", {"done": "yes"}, None, "'yes' is not true or false"),
+    ("GET", "/v1/notes", {"pinned_to_deal_flag": "2"}, None, "2 is not one of [0, 1]"),
 ]
 
 
@@ -125,6 +150,18 @@ def test_contract_refuses(
 
 def test_contract_accepts_a_deals_origin_id() -> None:
     check("POST", "/api/v2/deals", {}, {"title": "t", "origin_id": "rpd:m-1"})
+
+
+def test_contract_accepts_query_text_and_open_nested_objects() -> None:
+    """On the wire every query value is text; custom_fields takes any key (additionalProperties)."""
+    check("GET", "/api/v2/activities", {"done": "true", "person_id": "5"}, None)
+    check("GET", "/v1/notes", {"pinned_to_deal_flag": "1"}, None)
+    check(
+        "POST",
+        "/api/v2/persons",
+        {},
+        {"name": "n", "emails": [{"value": "a@b.c"}], "custom_fields": {"f" * 40: {"any": 1}}},
+    )
 
 
 def test_contract_accepts_nullable_and_custom_keys() -> None:
