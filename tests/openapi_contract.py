@@ -5,7 +5,9 @@
 path and query parameters are declared and fit their schemas, required ones are present, and the
 body validates against the request schema (OpenAPI 3.0 `nullable` honoured; undeclared top-level
 keys allowed only in v1 bodies and only when they look like custom field keys, as v1 leads take
-them: v2 bodies hold custom fields in `custom_fields`).
+them: v2 bodies hold custom fields in `custom_fields`; nested objects list their keys too), and
+what the descriptions require only in words holds (`within_the_prose`, `PROSE`: limits, the
+search term's length, a lead's or note's link).
 """
 
 from __future__ import annotations
@@ -143,6 +145,21 @@ def check(
     method: str, path: str, query: Mapping[str, Any], body: Any, endpoint: str | None = None
 ) -> None:
     operation = find_operation(method, path)
+    fits_the_schemas(operation, method, path, query, body, endpoint)
+    rule = PROSE.get(f"{method} {operation.template}")
+    problem = rule(query, body) if rule is not None else None
+    if problem:
+        raise ContractError(f"{method} {path}: {problem}")
+
+
+def fits_the_schemas(
+    operation: Operation,
+    method: str,
+    path: str,
+    query: Mapping[str, Any],
+    body: Any,
+    endpoint: str | None,
+) -> None:
     if endpoint is not None and endpoint != operation.template:
         raise ContractError(f"endpoint {endpoint!r} should be {operation.template!r}")
     where = f"{method} {path}"
@@ -170,6 +187,8 @@ def check(
     for (place, name), param in declared.items():
         if place == "query" and param.get("required") and name not in query:
             raise ContractError(f"{where}: required query parameter {name!r} missing")
+        if place == "query" and name in query:
+            within_the_prose(name, str(query[name]), param.get("description", ""), where)
     request_body = operation.op.get("requestBody")
     if request_body is None:
         if body is not None:
@@ -192,6 +211,47 @@ def check(
                 raise ContractError(f"{where} body: {key!r} is not a field of this operation")
             if key in properties:
                 no_unknown_keys(body[key], properties[key], f"{where} body/{key}")
+
+
+def within_the_prose(name: str, value: str, description: str, where: str) -> None:
+    """The bounds a parameter's description states in words: "a maximum value of 500" (limit),
+    "up to 100 entity ids" (ids), "A maximum of 15 keys" (custom_fields)."""
+    bounds = (
+        (r"maximum value of (\d+)", lambda: int(value) if value.lstrip("-").isdigit() else 0),
+        (r"up to (\d+) entity ids", lambda: len(value.split(","))),
+        (r"maximum of (\d+) keys", lambda: len(value.split(","))),
+    )
+    for pattern, size in bounds:
+        found = re.search(pattern, description)
+        if found and size() > int(found[1]):
+            raise ContractError(f"{where} query {name}: more than {found[1]} ({value!r})")
+
+
+def _search_term(query: Mapping[str, Any], body: Any) -> str | None:
+    """searchItemByField: "Minimum 2 characters (or 1 if `match` is `exact`)"."""
+    least = 1 if query.get("match", "exact") == "exact" else 2
+    term = str(query.get("term", ""))
+    return None if len(term) >= least else f"term {term!r} is under {least} character(s)"
+
+
+def _linked(*keys: str) -> Any:
+    """A write that needs one of `keys` ("A lead always has to be linked to a person or an
+    organization"; a note's link "is required unless one of ... is specified")."""
+
+    def linked(query: Mapping[str, Any], body: Any) -> str | None:
+        if isinstance(body, Mapping) and any(body.get(key) is not None for key in keys):
+            return None
+        return f"the body links to none of {', '.join(keys)}"
+
+    return linked
+
+
+# What an operation's descriptions require in words, which its schemas cannot say.
+PROSE: Mapping[str, Any] = {
+    "GET /api/v2/itemSearch/field": _search_term,
+    "POST /v1/leads": _linked("person_id", "organization_id"),
+    "POST /v1/notes": _linked("lead_id", "deal_id", "person_id", "org_id", "project_id", "task_id"),
+}
 
 
 def no_unknown_keys(value: Any, schema: Mapping[str, Any], where: str) -> None:

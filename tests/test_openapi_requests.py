@@ -134,6 +134,26 @@ REFUSED: list[tuple[str, str, dict[str, Any], Any, str]] = [
         {"participants": [{"person": 1, "primary": True}]},
         "body/participants/0: 'person' is not a field of this object",
     ),
+    # What the descriptions require in words.
+    ("GET", "/api/v2/persons", {"limit": "501"}, None, "limit: more than 500 ('501')"),
+    ("GET", "/api/v2/persons", {"ids": ",".join("1" * 101)}, None, "ids: more than 100"),
+    ("GET", "/api/v2/persons", {"custom_fields": ",".join("k" * 16)}, None, "more than 15"),
+    (
+        "GET",
+        "/api/v2/itemSearch/field",
+        {"term": "", "entity_type": "person", "field": "k"},
+        None,
+        "term '' is under 1 character(s)",
+    ),
+    (
+        "GET",
+        "/api/v2/itemSearch/field",
+        {"term": "u", "entity_type": "person", "field": "k", "match": "beginning"},
+        None,
+        "term 'u' is under 2 character(s)",
+    ),
+    ("POST", "/v1/leads", {}, {"title": "t"}, "links to none of person_id, organization_id"),
+    ("POST", "/v1/notes", {}, {"content": "c"}, "links to none of lead_id"),
     # Query values are text: a boolean or number parameter's text is read as one.
     ("GET", "/api/v2/activities", {"done": "yes"}, None, "'yes' is not true or false"),
     ("GET", "/v1/notes", {"pinned_to_deal_flag": "2"}, None, "2 is not one of [0, 1]"),
@@ -156,6 +176,13 @@ def test_contract_accepts_query_text_and_open_nested_objects() -> None:
     """On the wire every query value is text; custom_fields takes any key (additionalProperties)."""
     check("GET", "/api/v2/activities", {"done": "true", "person_id": "5"}, None)
     check("GET", "/v1/notes", {"pinned_to_deal_flag": "1"}, None)
+    check("GET", "/api/v2/persons", {"limit": "500", "ids": "1,2", "custom_fields": "k"}, None)
+    check(
+        "GET",
+        "/api/v2/itemSearch/field",
+        {"term": "u", "entity_type": "person", "field": "k"},
+        None,
+    )
     check(
         "POST",
         "/api/v2/persons",
@@ -171,6 +198,7 @@ def test_contract_accepts_nullable_and_custom_keys() -> None:
         {},
         {
             "title": "t",
+            "person_id": 1,
             "value": None,
             "origin_id": None,
             "01bc2d5edda1b591f488b8eb969bde67eb7dcf5e": 1,
