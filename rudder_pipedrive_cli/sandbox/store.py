@@ -322,7 +322,13 @@ class Store:
             raise ApiError(400, f"label_ids: unknown lead label {unknown_labels[0]}")
         custom = _lead_custom_fields(body)
         lead |= {key: copy.deepcopy(value) for key, value in body.items() if key in _LEAD_KEPT}
-        lead |= custom
+        # "If a custom field's value hasn't been set for the lead, it won't appear" (v1.yaml):
+        # null clears one, so it leaves the lead.
+        for key, value in custom.items():
+            if value is None:
+                lead.pop(key, None)
+            else:
+                lead[key] = value
 
     # ---- search --------------------------------------------------------------------------
 

@@ -124,6 +124,22 @@ def test_an_invalid_update_is_a_400_and_changes_nothing(
     assert sandbox.state()["leads"] == [lead]
 
 
+def test_a_custom_field_cleared_or_never_set_is_not_shown(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    """v1.yaml (addLead, getLead): "If a custom field's value hasn't been set for the lead, it
+    won't appear in the response"; null is how a client clears one."""
+    create_person(api)
+    lead = add_lead(api, **{SOURCE_FIELD: "web"})
+    assert lead[SOURCE_FIELD] == "web"
+    response = api.patch(f"/v1/leads/{lead['id']}", json={SOURCE_FIELD: None})
+    assert response.status_code == 200
+    assert SOURCE_FIELD not in response.json()["data"]
+    assert SOURCE_FIELD not in api.get(f"/v1/leads/{lead['id']}").json()["data"]
+    assert SOURCE_FIELD not in add_lead(api, **{SOURCE_FIELD: None})
+    assert [SOURCE_FIELD in x for x in sandbox.state()["leads"]] == [False, False]
+
+
 def test_update_of_a_missing_lead_is_a_404(api: httpx.Client) -> None:
     response = api.patch("/v1/leads/00000000-0000-4000-8000-000000000000", json={"title": "X"})
     assert (response.status_code, response.json()) == (404, error("Lead not found"))
