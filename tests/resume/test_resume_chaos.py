@@ -134,8 +134,6 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
         assert runs[-1].exit_code in (0, 1), runs[-1].stderr  # 1: an event failed; rerun
     last = runs[-1]
 
-    # (A kill while a rerun reconciles a write an earlier kill left can still duplicate a lead:
-    # see the xfails in test_resume_reconcile.py. Seen here about once in 30 runs.)
     assert normalised(faulty.state()) == expected
     stats = faulty.stats()
     assert stats["resets"] > 0 and stats["rate_limited"] > 0
