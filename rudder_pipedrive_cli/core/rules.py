@@ -140,13 +140,16 @@ def marker(event_id: str) -> str:
 
 
 def markers(text: Any) -> set[str]:
-    """The markers in a stored text (an activity's note, a note's content)."""
+    """The marker rpd wrote into a stored text (an activity's note, a note's content): the last
+    one, where rpd puts it (SPEC 4). One before it came with the event's data (a property quoting
+    another event's marker): taken as that event's, it would skip that event unsent."""
     if not isinstance(text, str) or MARKER_PREFIX not in text:
         return set()
     if "&" in text:  # what a sanitizer escaped (`&#39;` for `'`) reads as it was written
         text = html.unescape(text)
+    found = MARKER.findall(text)
     # Written by an rpd that kept `'` as it is, or found as written: the marker rpd writes now.
-    return {MARKER_PREFIX + found.replace("'", "%27") for found in MARKER.findall(text)}
+    return {MARKER_PREFIX + found[-1].replace("'", "%27")} if found else set()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

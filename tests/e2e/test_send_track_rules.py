@@ -325,3 +325,40 @@ def test_a_deal_archived_in_pipedrive_is_not_created_again_by_a_fresh_state_repl
         "GET /api/v2/deals/archived": 1,
     }
     assert "POST /api/v2/deals" not in requests
+
+
+def test_a_marker_an_events_data_quotes_does_not_stand_for_that_event(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # m-4's subject quotes m-6's marker: its note holds "rpd:m-6" before its own marker. A replay
+    # with a fresh state that lists the person's notes took m-6 as made, and skipped it unsent.
+    quoting = track("m-4", "Support Ticket Opened", subject="same as rpd:m-6 below", priority="low")
+    later = {
+        **track("m-6", "Support Ticket Opened", subject="s"),
+        "timestamp": "2026-10-05T09:00:00Z",
+    }
+    events = write_events(tmp_path / "in.ndjson", [EVENTS[0], quoting, later])
+    first = rpd_send(
+        sandbox, tmp_path, events, state=tmp_path / "one.sqlite", name="one",
+        args=("--until", "2026-10-05"),
+    )  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert [note["content"] for note in records(sandbox)["notes"]] == [
+        "Support ticket (low): same as rpd:m-6 below<p>rpd:m-4</p>"
+    ]
+
+    again = rpd_send(sandbox, tmp_path, events, state=tmp_path / "two.sqlite", name="two")
+
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 3,
+        "sent": 2,  # the identify (a PATCH of the person found) and m-6's note
+        "unchanged": 0,
+        "skipped": 1,  # m-4's note, found by its own marker
+        "failed": 0,
+    }
+    assert [note["content"] for note in records(sandbox)["notes"]] == [
+        "Support ticket (low): same as rpd:m-6 below<p>rpd:m-4</p>",
+        "Support ticket (): s<p>rpd:m-6</p>",
+    ]
