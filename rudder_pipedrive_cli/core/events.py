@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -130,6 +131,31 @@ def json_text(value: Any) -> str:
         return repr(value)
 
 
+# A value a message quotes is cut after this many characters, its length said: a reason is one
+# line (a 5 MB trait made a 5 MB reason, in the dead letter beside the event that holds it).
+QUOTED_CHARS = 60
+# What would break a message's line, or rewrite it on a terminal: C0 and C1 controls, DEL, and
+# Unicode's own line and paragraph separators. orjson escapes C0 itself; the others as JSON does.
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), 0x2028, 0x2029)}
+
+
+def quoted(value: Any) -> str:
+    """A value as the user wrote it, for a one-line message: a string as it is, unless it holds
+    a line break or another control character (then as JSON, escaped), anything else as JSON;
+    cut after QUOTED_CHARS characters, with its length."""
+    if type(value) is str and not _BREAKS.search(value):
+        return clipped(value)
+    return clipped(json_text(value).translate(_ESCAPES))
+
+
+def clipped(text: str) -> str:
+    """`text` cut after QUOTED_CHARS characters, its length said, when it is longer."""
+    if len(text) <= QUOTED_CHARS:
+        return text
+    return f"{text[:QUOTED_CHARS]}... ({len(text):,} characters)"
+
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, Mapping):
         return "an object"
@@ -197,7 +223,7 @@ def pipedrive_id(value: Any, name: str) -> str:
         if digits.isascii() and digits.isdigit() and len(digits) <= MAX_ID_DIGITS:
             number = int(digits)
     if number is None or not 0 < number < 2**63:
-        shown = json_text(value)
+        shown = clipped(json_text(value))
         raise EventError(
             f"external id {name} = {shown} is not a Pipedrive id (a whole number from 1 up)",
             redacted=f"external id {name} is not a Pipedrive id (a whole number from 1 up)",

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
 from rudder_pipedrive_cli.core.events import (
     EXACT_FLOAT_INT,
+    clipped,
     get_parts,
     identity_value,
-    json_text,
     path_parts,
+    quoted,
 )
 
 if TYPE_CHECKING:  # plans import this module: keep the import one-way at run time
@@ -78,15 +79,10 @@ def trait(sources: Iterable[Mapping[str, Any]], path: str, parts: tuple[str, ...
     return None
 
 
-def show(value: Any) -> str:
-    """A value as the user wrote it, for messages."""
-    return value if isinstance(value, str) else json_text(value)
-
-
 def bad_value(path: str, value: Any, said: str) -> Warned:
     """A warning that the value at `path` is unusable (`said`: why, and what happens to it):
     quoting the value, and in redacted words without it."""
-    return Warned(f"{path} = {show(value)} {said}", f"{path} {said}")
+    return Warned(f"{path} = {quoted(value)} {said}", f"{path} {said}")
 
 
 # --- standard values -------------------------------------------------------------------------
@@ -434,7 +430,7 @@ def money(value: Any, currency: Any) -> tuple[int | float, str]:
         raise Unconvertible(expected)
     checked = currency_code(code)  # never another currency instead: that would change the sum
     if checked is None:
-        raise Unconvertible(f"a 3-letter currency code, not {show(code)}")
+        raise Unconvertible(f"a 3-letter currency code, not {quoted(code)}")
     return amount, checked
 
 
@@ -528,7 +524,7 @@ def unconvertible(
 ) -> PlanFailure:
     """Why the value at `path` cannot be what field `key` (of `info`'s type) takes."""
     return PlanFailure(
-        f"cannot convert {path} = {show(value)} for field {info.name or key} "
+        f"cannot convert {path} = {quoted(value)} for field {info.name or key} "
         f"({info.field_type}): expected {error}",
         redacted=f"cannot convert {path} for field {info.name or key} ({info.field_type})",
         stage="validate",
@@ -766,7 +762,7 @@ def mapped_values(
         elif entry is not None and len(warnings) == warned:  # no entry said why
             warnings.append(
                 Warned(
-                    f"{path} = {show(value)} holds no {path} (give a string, a list of "
+                    f"{path} = {quoted(value)} holds no {path} (give a string, a list of "
                     'strings, or objects with a "value"); left out',
                     f"{path} holds no {path}; left out",
                 )
@@ -987,7 +983,7 @@ def own_value(
             )
         else:
             failure = PlanFailure(
-                f"currency = {show(currency)} is not a 3-letter currency code",
+                f"currency = {quoted(currency)} is not a 3-letter currency code",
                 redacted="currency is not a 3-letter currency code",
                 stage="validate",
             )
@@ -1026,15 +1022,15 @@ def lead_labels(
         if uid is None and not listed:
             warnings.append(
                 Warned(
-                    f"lead label {name!r} cannot be resolved without the account's label listing "
-                    "(dry-run: --lookups, or the state of an earlier send); left out",
+                    f"lead label {clipped(repr(name))} cannot be resolved without the account's "
+                    "label listing (dry-run: --lookups, or the state of an earlier send); left out",
                     "a lead label cannot be resolved without the account's label listing; left out",
                 )
             )
         elif uid is None:
             warnings.append(
                 Warned(
-                    f"lead label {name!r} is not a label of this account; dropped",
+                    f"lead label {clipped(repr(name))} is not a label of this account; dropped",
                     "a lead label is not a label of this account; dropped",
                 )
             )
@@ -1104,7 +1100,7 @@ def _lead_value(value: Any, currency: Any, config: PlanConfig, warnings: list[st
         amount, code = money(value, currency)
     except Unconvertible as error:
         failure = PlanFailure(
-            f"cannot convert {show(value)} for the lead's value: expected {error}",
+            f"cannot convert {quoted(value)} for the lead's value: expected {error}",
             redacted="cannot convert a mapped value for the lead's value",
             stage="validate",
         )

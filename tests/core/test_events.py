@@ -15,6 +15,7 @@ from rudder_pipedrive_cli.core.events import (
     EventError,
     invalid,
     parse_event,
+    quoted,
     take,
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -197,3 +198,22 @@ def test_ordering_keys_name_every_identity_of_the_event() -> None:
         {"type": "track", "messageId": "m-2", "anonymousId": "a"}, "f:2"
     ).identities == (frozenset())
     assert parse_event({"type": "alias", "userId": "u-1"}, "f:3").identities == {EVERY}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("José 😀", "José 😀"),  # as written: no quotes, no escapes
+        (5, "5"),
+        ({"a": [1, None]}, '{"a":[1,null]}'),
+        ("a\nb", '"a\\nb"'),  # a line break would begin a line of its own
+        ("a\r\x1b[2K", '"a\\r\\u001b[2K"'),  # nor rewrite the line on a terminal
+        ("a\u2028b\x7f\x85", '"a\\u2028b\\u007f\\u0085"'),
+        ("é" * 61, "é" * 60 + "... (61 characters)"),
+        (["x" * 100], '["' + "x" * 58 + "... (104 characters)"),
+    ],
+)
+def test_a_quoted_value_is_one_line_of_at_most_60_characters_and_its_length(
+    value: object, shown: str
+) -> None:
+    assert quoted(value) == shown

@@ -141,6 +141,8 @@ def test_coerce_failure_names_trait_field_and_what_fits(
     with pytest.raises(PlanFailure) as raised:
         coerce("traits.x", value, "k" * 40, config(field_type))
     shown = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    if len(shown) > 60:  # a long value is quoted by its start and its length
+        shown = f"{shown[:60]}... ({len(shown):,} characters)"
     assert raised.value.reason == (
         f"cannot convert traits.x = {shown} for field Field ({field_type}): expected {expected}"
     )

@@ -159,8 +159,8 @@ CASES = [
         calls=[search_person("u-1")],
         expect={
             "status": "failed",
-            "reason": f"cannot convert role = {'r' * 300} for field Role (varchar): "
-            "expected at most 255 characters, not 300",
+            "reason": f"cannot convert role = {'r' * 60}... (300 characters) for field Role "
+            "(varchar): expected at most 255 characters, not 300",
             "stage": "validate",
         },
     ),

@@ -221,3 +221,44 @@ def test_a_dropped_value_is_warned_about_in_words_without_it() -> None:
     (warning,) = outcome.warnings
     assert warning.redacted == "cannot convert plan for field Plan (enum); dropped"  # type: ignore[attr-defined]
     assert PLAN not in warning and EMPLOYEES not in warning and USER_FIELD not in warning
+
+
+# A value a message quotes is shown on one line and at most QUOTED characters long: a 5 MB
+# trait made a 5 MB reason (in the dead letter beside the event that holds it, in each dry-run
+# line), and a line break in one began a line of its own in dry-run's output and send's -v.
+HUGE = "x" * 300_000
+QUOTED_CASES = [
+    Case(
+        name="a huge value that cannot be converted: the reason quotes its start and its length",
+        raw={"type": "identify", "userId": "u-1", "traits": {"name": "Ann", "plan": HUGE}},
+        config=FAIL,
+        calls=[search_person("u-1", 42)],
+        expect=refused(
+            f"cannot convert plan = {'x' * 60}... (300,000 characters) for field Plan (enum): "
+            "expected one of Free, Pro, Enterprise",
+            "cannot convert plan for field Plan (enum)",
+        ),
+    ),
+    Case(
+        name="a value with a line break in a warning is quoted as JSON, on one line",
+        raw={
+            "type": "identify",
+            "userId": "u-1",
+            "traits": {"name": "Ann", "email": "a@b.io\nBcc: c@d.io", "plan": "Pro"},
+        },
+        config=FAIL,
+        calls=[
+            search_person("u-1", 42),
+            patch_person(42, {"name": "Ann", "custom_fields": {PLAN: 2}}),
+        ],
+        expect={
+            "status": "sent",
+            "warnings": ('email = "a@b.io\\nBcc: c@d.io" is not an email address; dropped',),
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("case", QUOTED_CASES, ids=lambda c: c.name)
+def test_a_quoted_value_is_one_short_line(case: Case) -> None:
+    case.verify()

@@ -230,6 +230,17 @@ CASES = [
         expect={"warnings": ["lead label 'Lukewarm' is not a label of this account; dropped"]},
     ),
     known_person(
+        "label_ids: an unknown label of 300,000 characters is quoted by its start and length",
+        {"label_ids": ["L" * 300_000]},
+        lead(),
+        expect={
+            "warnings": [
+                f"lead label '{'L' * 59}... (300,002 characters) is not a label of this "
+                "account; dropped"
+            ]
+        },
+    ),
+    known_person(
         "label_ids: a UUID in upper case is written in lower case; one not listed is dropped",
         {"label_ids": [HOT.upper(), "00000000-0000-4000-8000-000000000000"]},
         lead(label_ids=[HOT]),
