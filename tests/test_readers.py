@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import tempfile
@@ -76,6 +77,36 @@ def test_bom_before_a_json_document(tmp_path: Path, gap: bytes) -> None:
     # A BOM, then blank lines, then `[`: a document all the same (the case hypothesis found).
     path = write(tmp_path / "e.json", b"\xef\xbb\xbf" + gap + orjson.dumps([A, B]))
     assert read(path) == [ok(f"{path}#1", A), ok(f"{path}#2", B)]
+
+
+# Windows PowerShell's `>` and Out-File, and Notepad's "Unicode", write UTF-16 with a byte order
+# mark: read as the same text in UTF-8, not every line failing as "not valid JSON".
+WIDE = [("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE)]
+WIDE += [("utf-32-le", codecs.BOM_UTF32_LE), ("utf-32-be", codecs.BOM_UTF32_BE)]
+ZOE = {**A, "traits": {"name": "Zoë 😀"}}
+
+
+@pytest.mark.parametrize(("encoding", "bom"), WIDE)
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_file_in_utf16_or_utf32_with_its_byte_order_mark(
+    tmp_path: Path, encoding: str, bom: bytes, gzipped: bool
+) -> None:
+    text = (dumps(ZOE) + b"\r\n\r\n" + dumps(B) + b"\r\n").decode()
+    data = bom + text.encode(encoding)
+    path = write(tmp_path / "e.ndjson", gzip.compress(data) if gzipped else data)
+    reader = EventReader([path])
+    assert viewed(reader) == [ok(f"{path}:1", ZOE), ok(f"{path}:3", B)]
+    assert reader.bytes_read == reader.total_bytes  # progress by the bytes stored
+    pretty = orjson.dumps([ZOE, B], option=orjson.OPT_INDENT_2).decode()
+    path = write(tmp_path / "e.json", bom + pretty.encode(encoding))
+    assert read(path) == [ok(f"{path}#1", ZOE), ok(f"{path}#2", B)]
+
+
+def test_a_utf16_file_cut_short_fails_where_it_ends_after_its_whole_lines(tmp_path: Path) -> None:
+    data = codecs.BOM_UTF16_LE + (dumps(A) + b"\n" + dumps(B)).decode().encode("utf-16-le")
+    path = write(tmp_path / "e.ndjson", data[:-1])
+    reason = "cannot read file: not valid UTF-16-LE: truncated data"
+    assert read(path) == [ok(f"{path}:1", A), Item(source=f"{path}:2", error=reason)]
 
 
 def test_last_line_without_newline(tmp_path: Path) -> None:
@@ -654,6 +685,7 @@ def test_every_non_blank_line_is_an_event_or_a_failed_line(
     heads = (line.removeprefix(b"\xef\xbb\xbf").lstrip() for line in lines)
     assume(not next((head for head in heads if head), b"").startswith(b"["))
     assume(not data.startswith(b"\x1f\x8b"))  # gzip's magic: a gzip stream, corrupt (SPEC 2)
+    assume(readers._wide(data[: readers.WIDE_HEAD]) is None)  # a UTF-16 or UTF-32 stream
     try:
         orjson.loads(data)
     except orjson.JSONDecodeError:

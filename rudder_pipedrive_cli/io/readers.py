@@ -396,9 +396,15 @@ def _read_stream(
         if source.head(len(GZIP_MAGIC)) == GZIP_MAGIC:
             # Read directly, not behind another buffer: a buffer's large reads would drop the
             # lines decompressed just before a truncated or corrupt part.
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+            unzipped = gzip.GzipFile(fileobj=stream, mode="rb")
+            stream, head = unzipped, unzipped.peek(WIDE_HEAD)[:WIDE_HEAD]
         else:
             source.plain = True  # lines are the stored bytes: count them as they are handed out
+            head = source.head(WIDE_HEAD)
+        encoding = _wide(head)
+        if encoding is not None:  # read as UTF-8; progress by the bytes stored, as for gzip
+            source.plain = False
+            stream = io.BufferedReader(_Utf8(stream, encoding), BUFFER_SIZE)
         # A line may end in \r\n: two bytes past the cap tell an oversized line from a full one.
         readline, limit = stream.readline, cap + 2
         while True:  # to the first non-blank line, which decides the layout
@@ -737,6 +743,75 @@ def _read_error(exc: BaseException) -> str:
         return f"corrupt gzip stream: {exc}"
     assert isinstance(exc, OSError)
     return f"cannot read file: {exc.strerror or exc}"
+
+
+# Byte order marks of the encodings read as UTF-8 (`_Utf8`); each as long as a code unit.
+WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+WIDE_HEAD = 8  # a UTF-32 BOM and the character after it
+
+
+def _wide(head: bytes) -> str | None:
+    """The encoding of a stream in UTF-16 or UTF-32, by its byte order mark and the character
+    after it, which must be ASCII in that encoding (JSON starts with `{`, `[` or a blank), or
+    none (an empty file): Windows PowerShell's `>` and Out-File, and Notepad's "Unicode", write
+    UTF-16. Bytes that only start as a mark does (a line of binary) are read as UTF-8 lines."""
+    for bom, encoding in WIDE_BOMS:
+        if head.startswith(bom):
+            first = head[len(bom) : 2 * len(bom)]
+            if not first:
+                return encoding
+            try:
+                return encoding if first.decode(encoding).isascii() else None
+            except UnicodeDecodeError:  # a part of a character: the stream is shorter than one
+                return None
+    return None
+
+
+class _Utf8(io.RawIOBase):
+    """A UTF-16 or UTF-32 stream (with its byte order mark) as UTF-8 bytes. The lines decoded
+    before a read error (a truncated gzip) or text that is not the encoding (an odd byte at the
+    end) are handed out first, then the error is raised, as an OSError for the latter; a lone
+    surrogate passes through, to fail as the line's bad UTF-8."""
+
+    def __init__(self, inner: io.BufferedIOBase, encoding: str) -> None:
+        super().__init__()
+        self._read = inner.read
+        self._decode = codecs.getincrementaldecoder(encoding)("surrogatepass").decode
+        self._encoding = encoding
+        self._pending = b""
+        self._error: BaseException | None = None
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        while not self._pending:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return 0
+            try:
+                chunk = self._read(BUFFER_SIZE)
+                text = self._decode(chunk, not chunk)
+            except UnicodeDecodeError as exc:
+                self._error = OSError(f"not valid {self._encoding.upper()}: {exc.reason}")
+                continue
+            except READ_ERRORS as exc:
+                self._error = exc
+                continue
+            self._ended = not chunk
+            self._pending = text.encode("utf-8", "surrogatepass")
+        view = memoryview(buffer).cast("B")
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _strict(items: Iterable[Event]) -> Iterator[Event]:
