@@ -468,15 +468,17 @@ def test_a_shape_of_many_keys_is_planned_each_time_not_kept() -> None:
 
 def test_a_body_reads_the_objects_at_its_paths_and_passes_over_what_is_no_object() -> None:
     """An identify's person: its top-level traits over context.traits, each only when an object
-    (traits given as a string are no source: the role comes from context.traits)."""
+    (traits given as a string are no source: the role comes from context.traits, and a warning
+    says the traits were not read; null traits are none, unsaid)."""
     from helpers_core import ROLE, patch_person, run, search_person
 
     context = {"traits": {"role": "Eng", "junk": 1}}
-    for traits in ("x", ["role"], None):
+    for traits, said in (("x", "a string"), (["role"], "a list"), (None, "")):
         raw = {"type": "identify", "userId": "u-1", "traits": traits, "context": context}
         calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "Eng"}})]
         outcome = run(raw, calls)
-        assert (outcome.status, outcome.warnings, outcome.dropped) == ("sent", (), ("junk",))
+        warnings = (f"traits is {said}, not an object: none of its values is read",) if said else ()
+        assert (outcome.status, outcome.warnings, outcome.dropped) == ("sent", warnings, ("junk",))
     raw = {"type": "identify", "userId": "u-1", "traits": {"role": "CTO"}, "context": context}
     calls = [search_person("u-1", 42), patch_person(42, {"custom_fields": {ROLE: "CTO"}})]
     assert run(raw, calls).dropped == ("junk",)

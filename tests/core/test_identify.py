@@ -343,6 +343,41 @@ CASES = [
         calls=[search_person("u-1", 42)],
         expect={"status": "unchanged", "dropped": ["junk"]},
     ),
+    # traits or context.traits that is not an object holds no field: said, not a silent
+    # `unchanged` (README: nothing silently dropped).
+    Case(
+        name="traits that are not an object: unchanged, with a warning saying so",
+        raw={**identify(), "traits": "Ann <ann@example.com>"},
+        calls=[search_person("u-1", 42)],
+        expect={
+            "status": "unchanged",
+            "warnings": ("traits is a string, not an object: none of its values is read",),
+        },
+    ),
+    Case(
+        name="context.traits that are not an object: the top-level traits are read all the same",
+        raw=identify({"name": "Ann"}, context={"traits": [{"name": "Ctx"}]}),
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"})],
+        expect={
+            "status": "sent",
+            "warnings": ("context.traits is a list, not an object: none of its values is read",),
+        },
+    ),
+    Case(
+        name="context that is not an object: said as such; null or empty is no traits, unsaid",
+        raw=identify({"name": "Ann"}, context=7),
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"})],
+        expect={
+            "status": "sent",
+            "warnings": ("context is a number, not an object: none of its values is read",),
+        },
+    ),
+    Case(
+        name="context null and traits empty: nothing to say",
+        raw={**identify({"name": "Ann"}, context=None), "traits": {"name": "Ann"}},
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"})],
+        expect={"status": "sent", "warnings": ()},
+    ),
     Case(
         name="top-level traits win over context.traits, field by field",
         raw=identify({"name": "Top"}, context={"traits": {"name": "Ctx", "role": "ctx-role"}}),

@@ -229,6 +229,17 @@ CASES = [
         lead(label_ids=[HOT, WARM, COLD]),
         expect={"warnings": ["lead label 'Lukewarm' is not a label of this account; dropped"]},
     ),
+    Case(
+        name="properties that are not an object: the lead goes from the event's name, and says so",
+        raw={**track(), "properties": [{"revenue": 5}]},
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[create_lead(lead())],
+        expect={
+            "status": "sent",
+            "warnings": ("properties is a list, not an object: none of its values is read",),
+        },
+    ),
     known_person(
         "label_ids: an unknown label of 300,000 characters is quoted by its start and length",
         {"label_ids": ["L" * 300_000]},

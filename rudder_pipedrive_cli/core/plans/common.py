@@ -398,6 +398,15 @@ def json_word(value: Any) -> str:
     return JSON_WORDS.get(kind, "a number" if kind in ("int", "float") else kind)
 
 
+def not_an_object(path: str, value: Any) -> Warned:
+    """The warning that the event's `path` holds `value`, which is not an object: none of the
+    fields there is read (an identify would end `unchanged` with nothing said of them)."""
+    return Warned(
+        f"{path} is {json_word(value)}, not an object: none of its values is read",
+        f"{path} is not an object: none of its values is read",
+    )
+
+
 def malformed(response: ApiResponse, stage: str, why: str) -> PlanFailure:
     return PlanFailure(
         f"{stage}: Pipedrive's answer is malformed (HTTP {response.status}: {why}); not taken "
@@ -992,6 +1001,9 @@ def entity_body(
         for part in parts:  # one call to type() for each object read, not two
             found = found.get(part)
             if type(found) is not dict and not isinstance(found, Mapping):
+                if found is not None and found != "":  # null or "": none there, nothing to say
+                    where = ".".join(parts[: parts.index(part) + 1])
+                    ctx.warnings.append(not_an_object(where, found))
                 break
         else:
             sources += (found,)

@@ -48,6 +48,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     known_ref,
     landed_create_fields,
     listed,
+    not_an_object,
     person_create_body,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
@@ -163,6 +164,8 @@ def properties_body(
     config = ctx.config
     found = ctx.event.raw.get("properties")
     properties = found if type(found) is dict or isinstance(found, Mapping) else NOTHING
+    if properties is NOTHING and found is not None and found != "":
+        ctx.warnings.append(not_an_object("properties", found))
     mapping = getattr(config, setting) if rule is None or rule.fields is None else rule.fields
     key = (setting, id(mapping))
     table = config.compiled.get(key) or compiled_mapping(mapping, config, kind, key)
