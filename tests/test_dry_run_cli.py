@@ -263,7 +263,7 @@ def test_bad_lines_fail_alone_and_the_rest_is_planned(tmp_path: Path) -> None:
     assert first["outcome"] == "planned"
     assert bad["source"] == f"{path}:2" and bad["outcome"] == "failed"
     assert str(bad["reason"]).startswith("not valid JSON")
-    assert not_object["reason"] == "expected a JSON object, got list"
+    assert not_object["reason"] == "expected a JSON object, got a list"
 
 
 def test_failed_plans_exit_1_with_reason(tmp_path: Path) -> None:

@@ -41,16 +41,16 @@ CASES: list[tuple[str, Any, list[Item]]] = [
     (
         "batch that is not a list",
         {"batch": {"type": "track"}},
-        [bad("f:1", {"batch": {"type": "track"}}, '"batch" is not a list (got dict)')],
+        [bad("f:1", {"batch": {"type": "track"}}, '"batch" is not a list (got an object)')],
     ),
     (
         "non-object inside a batch",
         {"batch": [IDENTIFY, 5, None, ["x"]]},
         [
             ok("f:1#1", IDENTIFY),
-            bad("f:1#2", 5, "expected a JSON object, got int"),
+            bad("f:1#2", 5, "expected a JSON object, got a number"),
             bad("f:1#3", None, "expected a JSON object, got null"),
-            bad("f:1#4", ["x"], "expected a JSON object, got list"),
+            bad("f:1#4", ["x"], "expected a JSON object, got a list"),
         ],
     ),
     (
@@ -81,7 +81,7 @@ CASES: list[tuple[str, Any, list[Item]]] = [
     (
         "archive payload that is not an object",
         {"payload": "hello", "messageId": "m-1"},
-        [bad("f:1", "hello", "expected a JSON object, got str")],
+        [bad("f:1", "hello", "expected a JSON object, got a string")],
     ),
     (
         "legacy backup row",
@@ -106,17 +106,17 @@ CASES: list[tuple[str, Any, list[Item]]] = [
     (
         "dead-letter record whose event is not an object, without a reason",
         {"event": [1], "error": None, "source": "a:3"},
-        [bad("f:1", [1], "expected a JSON object, got list")],
+        [bad("f:1", [1], "expected a JSON object, got a list")],
     ),
-    ("array value", [IDENTIFY], [bad("f:1", [IDENTIFY], "expected a JSON object, got list")]),
-    ("string value", "x", [bad("f:1", "x", "expected a JSON object, got str")]),
+    ("array value", [IDENTIFY], [bad("f:1", [IDENTIFY], "expected a JSON object, got a list")]),
+    ("string value", "x", [bad("f:1", "x", "expected a JSON object, got a string")]),
     (  # its dead letter, sent again, was decoded and sent: what failed for good, with no fix
         "string value holding an event's JSON",
         orjson.dumps(IDENTIFY).decode(),
-        [bad("f:1", orjson.dumps(IDENTIFY).decode(), "expected a JSON object, got str")],
+        [bad("f:1", orjson.dumps(IDENTIFY).decode(), "expected a JSON object, got a string")],
     ),
-    ("number value", 1.5, [bad("f:1", 1.5, "expected a JSON object, got float")]),
-    ("boolean value", True, [bad("f:1", True, "expected a JSON object, got bool")]),
+    ("number value", 1.5, [bad("f:1", 1.5, "expected a JSON object, got a number")]),
+    ("boolean value", True, [bad("f:1", True, "expected a JSON object, got a boolean")]),
     # An object that is neither an event nor a wrapper goes on: parse_event names the problem.
     (
         "object without a type: taken as an event, which fails",
@@ -151,8 +151,8 @@ def test_object_without_type_fails_in_parse_event() -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        ({"type": 5, "userId": "u"}, 'event "type" is not a string (got int)'),
-        ({"type": ["identify"]}, 'event "type" is not a string (got list)'),
+        ({"type": 5, "userId": "u"}, 'event "type" is not a string (got a number)'),
+        ({"type": ["identify"]}, 'event "type" is not a string (got a list)'),
         ({"type": "  "}, 'event has no "type"'),
         ({"type": None}, 'event has no "type"'),
     ],

@@ -344,11 +344,11 @@ def test_truncated_json_array(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "error"),
     [
-        (b"[1, 2]", "expected a JSON object, got list"),
-        (b'"text"', "expected a JSON object, got str"),
-        (b"42", "expected a JSON object, got int"),
+        (b"[1, 2]", "expected a JSON object, got a list"),
+        (b'"text"', "expected a JSON object, got a string"),
+        (b"42", "expected a JSON object, got a number"),
         (b"null", "expected a JSON object, got null"),
-        (b'{"batch": {"type": "track"}}', '"batch" is not a list (got dict)'),
+        (b'{"batch": {"type": "track"}}', '"batch" is not a list (got an object)'),
     ],
 )
 def test_values_that_are_not_events(tmp_path: Path, line: bytes, error: str) -> None:
@@ -394,7 +394,7 @@ def test_non_objects_inside_a_batch_line(tmp_path: Path) -> None:
     path = write(tmp_path / "e.ndjson", ndjson({"batch": [A, "x", B]}))
     assert read(path) == [
         ok(f"{path}:1#1", A),
-        Item(source=f"{path}:1#2", raw="x", error="expected a JSON object, got str"),
+        Item(source=f"{path}:1#2", raw="x", error="expected a JSON object, got a string"),
         ok(f"{path}:1#3", B),
     ]
 
@@ -480,9 +480,9 @@ def test_dead_letter_file_round_trip(tmp_path: Path) -> None:
 
 
 def test_dead_letter_record_without_an_object_stays_an_error(tmp_path: Path) -> None:
-    record = {"event": [1], "error": {"reason": "expected a JSON object, got list"}, "source": "x"}
+    error = "expected a JSON object, got a list"
+    record = {"event": [1], "error": {"reason": error}, "source": "x"}
     path = write(tmp_path / "dead.ndjson", ndjson(record))
-    error = "expected a JSON object, got list"
     assert read(path) == [Item(source=f"{path}:1", raw=[1], error=error)]
 
 
@@ -492,7 +492,7 @@ def test_strict_raises_on_the_first_bad_line(tmp_path: Path) -> None:
     assert viewed([next(items)]) == [ok(f"{path}:1", A)]
     with pytest.raises(UsageError) as caught:
         next(items)
-    assert caught.value.message == f"{path}:2: expected a JSON object, got list"
+    assert caught.value.message == f"{path}:2: expected a JSON object, got a list"
     assert caught.value.hint == (
         "fix the input or run without --strict to dead-letter bad lines and continue"
     )

@@ -112,7 +112,7 @@ def exact_identity(value: Any, path: str = "identity") -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        got = ("true" if value else "false") if isinstance(value, bool) else _kind_of(value)
+        got = ("true" if value else "false") if isinstance(value, bool) else json_word(value)
         raise EventError(f"{path} is not a string or number (got {got})")
     if type(value) is float and abs(value) >= EXACT_FLOAT_INT:
         raise EventError(
@@ -156,7 +156,17 @@ def clipped(text: str) -> str:
     return f"{text[:QUOTED_CHARS]}... ({len(text):,} characters)"
 
 
-def _kind_of(value: Any) -> str:
+def json_word(value: Any) -> str:
+    """A decoded JSON value's kind in JSON's words, for messages: "an object", "a list",
+    "a string", "a number", "a boolean", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, Mapping):
         return "an object"
     if isinstance(value, list | tuple):
@@ -258,14 +268,12 @@ class Event:
 
     def __init__(self, raw: Any, source: str) -> None:
         if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
-            raise EventError(f"expected a JSON object, got {type(raw).__name__}")
+            raise EventError(f"expected a JSON object, got {json_word(raw)}")
         try:
             kind = _TYPES[raw["type"]]
         except (KeyError, TypeError):  # none, or not as most input spells it
             if (name := raw.get("type")) is not None and not isinstance(name, str):
-                raise EventError(
-                    f'event "type" is not a string (got {type(name).__name__})'
-                ) from None
+                raise EventError(f'event "type" is not a string (got {json_word(name)})') from None
             if not (kind := name.strip().lower() if name is not None else ""):
                 raise EventError('event has no "type"') from None
         self.type = self.kind = kind

@@ -24,22 +24,17 @@ from typing import Any
 
 import orjson
 
-from rudder_pipedrive_cli.core.events import Event, invalid, take
+from rudder_pipedrive_cli.core.events import Event, invalid, json_word, take
 
 # Wrappers nest at most a few levels in real data; the bound keeps hostile input off the stack.
 MAX_DEPTH = 8
-
-
-def json_kind(value: Any) -> str:
-    """The Python type name of a decoded JSON value, as `parse_event` names it; None is null."""
-    return "null" if value is None else type(value).__name__
 
 
 def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
     """The items of the events `value` holds, each with its source; a single failed item when
     none (`invalid`, at the "read" stage)."""
     if not isinstance(value, dict):
-        return [invalid(source, value, f"expected a JSON object, got {json_kind(value)}", "read")]
+        return [invalid(source, value, f"expected a JSON object, got {json_word(value)}", "read")]
     if isinstance(value.get("type"), str):
         return [take(value, source)]
     if depth >= MAX_DEPTH:
@@ -65,14 +60,14 @@ def _failed_again(record: dict[str, Any], event: Any, source: str) -> Event:
     error = record["error"]
     reason = error.get("reason") if isinstance(error, dict) else None
     if not isinstance(reason, str) or not reason:
-        reason = f"expected a JSON object, got {json_kind(event)}"
+        reason = f"expected a JSON object, got {json_word(event)}"
     return invalid(source, event, reason, "read")
 
 
 def _unwrap_batch(wrapper: dict[str, Any], source: str, depth: int) -> list[Event]:
     batch = wrapper["batch"]
     if not isinstance(batch, list):
-        return [invalid(source, wrapper, f'"batch" is not a list (got {json_kind(batch)})', "read")]
+        return [invalid(source, wrapper, f'"batch" is not a list (got {json_word(batch)})', "read")]
     items: list[Event] = []
     for number, element in enumerate(batch, 1):
         items.extend(unwrap(element, f"{source}#{number}", depth + 1))

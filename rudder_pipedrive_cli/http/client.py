@@ -39,7 +39,7 @@ from rudder_pipedrive_cli.core.errors import (
     UsageError,
     after_attempts,
 )
-from rudder_pipedrive_cli.core.plans.common import json_word
+from rudder_pipedrive_cli.core.events import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.pacing import Clock, Pacer, RateHeaders, Sleep

@@ -119,10 +119,10 @@ def test_ids_type_and_anonymous_id() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ([1], "expected a JSON object, got list"),
+        ([1], "expected a JSON object, got a list"),
         ({"userId": "u-1"}, 'event has no "type"'),
         ({"type": "  "}, 'event has no "type"'),
-        ({"type": 3}, 'event "type" is not a string (got int)'),
+        ({"type": 3}, 'event "type" is not a string (got a number)'),
     ],
 )
 def test_not_an_event(raw: Any, message: str) -> None:

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, after_attempts
-from rudder_pipedrive_cli.core.events import Event, get_parts, path_parts
+from rudder_pipedrive_cli.core.events import Event, get_parts, json_word, path_parts
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
     ORG_KIND,
@@ -47,7 +47,6 @@ from rudder_pipedrive_cli.core.protocol import (
     PdId,
 )
 from rudder_pipedrive_cli.core.recency import CUSTOM, UNTIMED, fresh, newest, stamp
-from rudder_pipedrive_cli.core.wrappers import json_kind
 
 T = TypeVar("T")
 Step = Generator[ApiRequest, ApiResponse, T]
@@ -387,15 +386,6 @@ def listed(response: ApiResponse, stage: str) -> list[Mapping[str, Any]]:
         if type(item) is not dict and not isinstance(item, Mapping):  # dicts: no ABC check
             raise malformed(response, stage, f'an item of "data" is {json_word(item)}')
     return data
-
-
-JSON_WORDS = {"dict": "an object", "list": "a list", "str": "a string", "bool": "a boolean"}
-
-
-def json_word(value: Any) -> str:
-    """A decoded JSON value's kind in JSON's words: "an object", "a number", "null"."""
-    kind = json_kind(value)
-    return JSON_WORDS.get(kind, "a number" if kind in ("int", "float") else kind)
 
 
 def not_an_object(path: str, value: Any) -> Warned:
