@@ -137,8 +137,16 @@ WINDOW = EventFilter.from_options(None, "2024-05-01", "2024-05-02T00:00:00Z")
             None,
         ),
         ({}, "filtered out: no timestamp"),
-        ({"timestamp": "last tuesday"}, "filtered out: timestamp is not a date or time"),
-        ({"timestamp": True}, "filtered out: timestamp is not a date or time"),
+        # The reason names the key and quotes its value (an archive's events carry one of three).
+        (
+            {"timestamp": "last tuesday"},
+            "filtered out: timestamp = last tuesday is not a date or time",
+        ),
+        ({"timestamp": True}, "filtered out: timestamp = true is not a date or time"),
+        (
+            {"originalTimestamp": "2024-02-30T00:00:00Z", "sentAt": [1]},
+            "filtered out: originalTimestamp = 2024-02-30T00:00:00Z is not a date or time",
+        ),
         ({"timestamp": 1714560000000}, None),  # epoch ms: 2024-05-01T10:40:00Z
         ({"timestamp": 1714600000}, None),  # epoch seconds: 2024-05-01T21:46:40Z
         ({"timestamp": 1714700000}, "filtered out: not before --until"),
@@ -150,7 +158,10 @@ WINDOW = EventFilter.from_options(None, "2024-05-01", "2024-05-02T00:00:00Z")
         ({"timestamp": "soon", "sentAt": "2024-04-01T00:00:00Z"}, "filtered out: before --since"),
         # Go's zero time is a time nobody set: the next one is read (review).
         ({"timestamp": "0001-01-01T00:00:00Z", "originalTimestamp": "2024-05-01T09:00:00Z"}, None),
-        ({"timestamp": "0001-01-01T00:00:00Z"}, "filtered out: timestamp is not a date or time"),
+        (
+            {"timestamp": "0001-01-01T00:00:00Z"},
+            "filtered out: timestamp = 0001-01-01T00:00:00Z is Go's zero time, a time never set",
+        ),
     ],
 )
 def test_time_window(fields: dict[str, Any], reason: str | None) -> None:

@@ -30,8 +30,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from rudder_pipedrive_cli.core.backups import OBJECT, Window
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.core.events import TIME_PATHS, Event
-from rudder_pipedrive_cli.core.fields import known_time
+from rudder_pipedrive_cli.core.events import TIME_PATHS, Event, quoted
+from rudder_pipedrive_cli.core.fields import known_time, parse_time
 
 # The RudderStack event types a user may name in --type: the four rpd delivers, and the two it
 # counts as skipped but that archives are full of.
@@ -40,6 +40,7 @@ EVENT_TYPES = ("identify", "group", "alias", "track", "page", "screen")
 
 BEFORE_SINCE = "filtered out: before --since"
 NOT_BEFORE_UNTIL = "filtered out: not before --until"
+NEVER_SET = "is Go's zero time, a time never set"  # read as no time (fields.known_time)
 PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
 
 
@@ -103,9 +104,11 @@ class EventFilter:
         if self.since is None and self.until is None:
             return None
         when = event_time(event)
-        if when is None:
-            if any(event.raw.get(path) not in (None, "") for path in TIME_PATHS):
-                return "filtered out: timestamp is not a date or time"
+        if when is None:  # the first time there names why: none of them could be read
+            for path in TIME_PATHS:
+                if (value := event.raw.get(path)) not in (None, ""):
+                    why = NEVER_SET if parse_time(value) is not None else "is not a date or time"
+                    return f"filtered out: {path} = {quoted(value)} {why}"
             return "filtered out: no timestamp"
         if self.since is not None and when < self.since:
             return BEFORE_SINCE
