@@ -734,11 +734,21 @@ def listing_error(error: Exception) -> str:
     return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
 
 
+TRAILING_GARBAGE = (
+    "corrupt gzip stream: what follows its last whole member is not gzip (trailing garbage, or a "
+    "member whose start is damaged); the lines before were read"
+)
+
+
 def _read_error(exc: BaseException) -> str:
     if isinstance(exc, ObjectReadError):
         return f"cannot read object: {exc}"
     if isinstance(exc, EOFError):
         return f"truncated gzip stream: {exc}"
+    if isinstance(exc, gzip.BadGzipFile) and str(exc).startswith("Not a gzipped file"):
+        # Only after a whole member (the stream began with gzip's magic): Python's words, with
+        # the next bytes' repr, read as if the file were no gzip at all.
+        return TRAILING_GARBAGE
     if isinstance(exc, gzip.BadGzipFile | zlib.error):
         return f"corrupt gzip stream: {exc}"
     assert isinstance(exc, OSError)
