@@ -291,15 +291,15 @@ class Event:
         user, group, previous = raw.get("userId"), raw.get("groupId"), raw.get("previousId")
         try:
             if type(user) is not str or not (user := user.strip()):
-                user = _identity(user, 0, traits, nested)
+                user = _identity(user, 0, traits, nested, kind)
             if (group is not None or "groupId" in traits) and (
                 type(group) is not str or not (group := group.strip())
             ):
-                group = _identity(group, 1, traits, nested)
+                group = _identity(group, 1, traits, nested, kind)
             if (previous is not None or "previousId" in traits or "previousId" in nested) and (
                 type(previous) is not str or not (previous := previous.strip())
             ):
-                previous = _identity(previous, 2, traits, nested)
+                previous = _identity(previous, 2, traits, nested, kind)
             entries = context.get("externalId")
             self.external = _EMPTY if entries is None else external_ids(entries)
             self.user_id, self.group_id, self.previous_id = user, group, previous
@@ -339,20 +339,36 @@ class Event:
 
 
 def _identity(
-    value: Any, slot: int, traits: Mapping[str, Any], nested: Mapping[str, Any]
+    value: Any, slot: int, traits: Mapping[str, Any], nested: Mapping[str, Any], kind: str
 ) -> str | None:
     """Identity `slot` (userId, groupId, previousId) when its top-level `value` is not a
     non-empty string: that value checked (a number is an identity; an object raises
     `EventError`), else the first present, non-empty value of its fallbacks in `traits` and
-    `nested` (context.traits)."""
+    `nested` (context.traits). An event of a `kind` that does not use the identity takes a
+    value that cannot be one as none (an identify whose traits.groupId lists the user's
+    groups is still that user's identify)."""
     top, paths = _FALLBACKS[slot]
-    if value is not None and (value := exact_identity(value, top)) is not None:
-        return value
-    for in_context, key, path in paths:
-        value = (nested if in_context else traits).get(key)
-        if value is not None and (value := exact_identity(value, path)) is not None:
+    try:
+        if value is not None and (value := exact_identity(value, top)) is not None:
             return value
+        for in_context, key, path in paths:
+            value = (nested if in_context else traits).get(key)
+            if value is not None and (value := exact_identity(value, path)) is not None:
+                return value
+    except EventError:
+        if kind in _UNUSED[slot]:
+            return None
+        raise
     return None
+
+
+# The delivered types that do not use each identity (userId, groupId, previousId): a groupId is a
+# group's, a previousId an alias's. Other types are refused as ever (and skipped all the same).
+_UNUSED: tuple[frozenset[str], ...] = (
+    frozenset(),
+    frozenset({"identify", "track", "alias"}),
+    frozenset({"identify", "track", "group"}),
+)
 
 
 ALIAS_KEYS = frozenset({EVERY})

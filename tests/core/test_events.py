@@ -21,8 +21,8 @@ from rudder_pipedrive_cli.core.events import (
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 
-def identities(**raw: Any) -> tuple[Any, ...]:
-    event = parse_event({"type": "identify", "messageId": "m-1", **raw}, "f:1")
+def identities(kind: str = "identify", **raw: Any) -> tuple[Any, ...]:
+    event = parse_event({"type": kind, "messageId": "m-1", **raw}, "f:1")
     refused = event.refused.reason if event.refused is not None else None
     return event.user_id, event.group_id, event.previous_id, dict(event.external), refused
 
@@ -58,11 +58,11 @@ def identities(**raw: Any) -> tuple[Any, ...]:
             (None, None, None, {}, "traits.userId is not a string or number (got true)"),
         ),
         (
-            {"userId": "u-1", "groupId": {"id": 1}},
+            {"kind": "group", "userId": "u-1", "groupId": {"id": 1}},
             (None, None, None, {}, "groupId is not a string or number (got an object)"),
         ),
         (
-            {"userId": "u-1", "context": {"traits": {"previousId": [1]}}},
+            {"kind": "alias", "userId": "u-1", "context": {"traits": {"previousId": [1]}}},
             (
                 None,
                 None,
@@ -70,6 +70,22 @@ def identities(**raw: Any) -> tuple[Any, ...]:
                 {},
                 "context.traits.previousId is not a string or number (got a list)",
             ),
+        ),
+        # ... but only an identity its type uses: a groupId only a group's, a previousId only
+        # an alias's. An identify whose traits list the user's groups is still that user's.
+        (
+            {"userId": "u-1", "traits": {"groupId": ["g-1", "g-2"]}},
+            ("u-1", None, None, {}, None),
+        ),
+        (
+            {"kind": "track", "userId": "u-1", "context": {"traits": {"previousId": {"id": 1}}}},
+            ("u-1", None, None, {}, None),
+        ),
+        ({"kind": "alias", "userId": "u-1", "groupId": True}, ("u-1", None, None, {}, None)),
+        ({"kind": "group", "userId": "u-1", "previousId": [2]}, ("u-1", None, None, {}, None)),
+        (  # a type rpd skips is refused as before (skipped all the same)
+            {"kind": "page", "userId": "u-1", "groupId": True},
+            (None, None, None, {}, "groupId is not a string or number (got true)"),
         ),
     ],
 )

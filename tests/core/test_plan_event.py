@@ -223,6 +223,12 @@ IDENTITY_CASES = [
         )
     ),
     Case(
+        name="an identify whose traits.groupId is a list (the user's groups) goes: not its id",
+        raw={"type": "identify", "userId": "u-1", "traits": {"name": "Ann", "groupId": ["g", "h"]}},
+        calls=[search_person("u-1", 42), patch_person(42, {"name": "Ann"})],
+        expect={"status": "sent"},
+    ),
+    Case(
         name="a null or empty userId is absent: the next path is read",
         raw={"type": "identify", "userId": None, "traits": {"userId": "", "id": 9, "name": "Ann"}},
         calls=[search_person("9", 42), patch_person(42, {"name": "Ann"})],
