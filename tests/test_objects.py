@@ -57,6 +57,7 @@ from rudder_pipedrive_cli.core.backups import (
 from rudder_pipedrive_cli.core.errors import StoppedEarly, UsageError
 from rudder_pipedrive_cli.io.objects import (
     CredentialsRefused,
+    ObjectLedger,
     forbidden,
     refused_credentials,
     resolve,
@@ -999,6 +1000,45 @@ def test_an_object_is_not_finished_by_the_events_of_one_whose_name_goes_on_from_
     assert recorded == [f"{tmp_path}/a{after}"]
     reader.item_done(own.source, "failed")
     assert recorded == [f"{tmp_path}/a{after}"]
+
+
+# Each source shape rpd reads (io/readers.py) with the objects in flight it could be an item
+# of: the one it names followed by a position (`:LINE`, then `#N` a batch or array), longest first.
+@pytest.mark.parametrize(
+    ("names", "source", "owner"),
+    [
+        (["a", "a:2"], "a:7", "a"),  # an NDJSON line
+        (["a", "a:2"], "a:2:1", "a:2"),  # a line of `a:2`, not line 2 of `a`
+        (["a", "a:2"], "a:2#3#1", "a:2"),
+        (["a", "a:2"], "a:3#2#1", "a"),  # a batch in a batch on line 3
+        (["a", "a#2"], "a#2#1", "a#2"),
+        (["a", "a#2"], "a#3#1", "a"),  # a JSON array's element, a batch in it
+        (["a", "a#2"], "a#2:1", "a#2"),  # a `#` in a name, then a line
+        (["a"], "a#2:1", None),  # a line comes before any batch
+        (["a"], "a", "a"),  # a whole-file event, or an object that could not be read
+        (["a"], "a:", None),
+        (["a"], "a#", None),
+        (["a"], "a:1:2", None),
+        (["a1", "a12"], "a12:3", "a12"),  # names ending in digits
+        (["a1"], "a12:3", None),
+        (["a1"], "a1\u0663", None),  # a position's digits are ASCII
+        (["s3://b/k.json.gz"], "s3://b/k.json.gz:5#2", "s3://b/k.json.gz"),
+        (["C:\\b\\a.json"], "C:\\b\\a.json:9", "C:\\b\\a.json"),
+        (["/b/x?versionId=3"], "/b/x?versionId=3:1", "/b/x?versionId=3"),
+    ],
+)
+def test_an_items_object_is_the_one_its_source_names_before_its_position(
+    names: list[str], source: str, owner: str | None
+) -> None:
+    ledger = ObjectLedger()
+    tallies = {}
+    for name in names:
+        tallies[name] = ledger.start(StoredObject(name=name, path=name, size=1, version="size:1"))
+        tallies[name].items = 2
+    ledger.item_done(source, True)
+    assert {name: tally.done for name, tally in tallies.items()} == {
+        name: int(name == owner) for name in names
+    }
 
 
 def test_state_clear_forgets_finished_objects(tmp_path: Path) -> None:

@@ -322,9 +322,7 @@ def _azure_code(error: Exception) -> str | None:
 
 
 _END = object()  # after an object's last chunk
-# What an item's source adds to its object's name (io/readers.py): `:LINE`, then `#N` for each
-# batch or array it is in (`name:3#2`, `name#4`), or nothing (a whole-file event).
-POSITION = re.compile(r"(?::\d+)?(?:#\d+)*")
+DIGITS = "0123456789"
 
 
 class Feed:
@@ -573,22 +571,21 @@ class ObjectLedger:
         if not self._active:
             return
         with self._lock:
-            # The object the source names, then a position in it (io/readers.py): `a:2:1` is
-            # an item of `a:2`, not of `a`. One that fits two (`a:2`: the event that is all of
-            # `a:2`, or line 2 of `a`) is the longer name's.
-            owner = ""
-            for name in self._active:
-                if (
-                    len(name) > len(owner)
-                    and source.startswith(name)
-                    and POSITION.fullmatch(source, len(name))
-                ):
-                    owner = name
-            if owner:
-                tally = self._active[owner]
-                tally.done += 1
-                tally.clean = tally.clean and ok
-                self._settle(tally)
+            # The object the source names, then a position in it (io/readers.py): `:LINE`, then
+            # `#N` for each batch or array it is in (`a:3#2`, `a#4`), or nothing (a whole-file
+            # event). `a:2:1` is an item of `a:2`, not of `a`; one that fits two (`a:2`: the event
+            # that is all of `a:2`, or line 2 of `a`) is the longer name's. Looked up by name,
+            # a position peeled off at a time: not a scan of every object in flight per event.
+            name, marks = source, "#:"
+            while (tally := self._active.get(name)) is None:
+                head = name.rstrip(DIGITS)
+                if head == name or not head or head[-1] not in marks:
+                    return
+                marks = "" if head[-1] == ":" else marks  # nothing comes before `:LINE`
+                name = head[:-1]
+            tally.done += 1
+            tally.clean = tally.clean and ok
+            self._settle(tally)
 
     def _settle(self, tally: _Tally) -> None:
         if tally.read and tally.done >= tally.items:
