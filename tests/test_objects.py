@@ -1002,6 +1002,26 @@ def test_an_object_is_not_finished_by_the_events_of_one_whose_name_goes_on_from_
     assert recorded == [f"{tmp_path}/a{after}"]
 
 
+def test_objects_whose_items_a_source_may_name_alike_are_not_recorded_finished(
+    tmp_path: Path,
+) -> None:
+    # Line 2 of `a` a batch, `a:2` a JSON array: both first events' source is `a:2#1`. The one
+    # of `a` sent was counted as `a:2`'s, which was recorded finished while its own event was in
+    # flight; that event failed, and the rerun skipped `a:2` unread. Whose outcome a source
+    # tells cannot be known there: neither object is recorded, so a rerun reads both again.
+    event = orjson.dumps(identify("m-1"))
+    batch = b'{"batch": [' + event.replace(b"m-1", b"m-2") + b"]}"
+    write_folder(tmp_path, {"a": event + b"\n" + batch + b"\n", "a:2": b"[" + event + b"]"})
+    recorded: list[str] = []
+    reader = EventReader([str(tmp_path)], on_finished=lambda name, _: recorded.append(name))
+    first, batched, other = list(reader)  # both read to their end
+    assert batched.source == other.source == f"{tmp_path}/a:2#1"
+    reader.item_done(batched.source, "sent")
+    reader.item_done(other.source, "failed")
+    reader.item_done(first.source, "sent")
+    assert (recorded, reader.objects_done) == ([], 2)
+
+
 # Each source shape rpd reads (io/readers.py) with the objects in flight it could be an item
 # of: the one it names followed by a position (`:LINE`, then `#N` a batch or array), longest first.
 @pytest.mark.parametrize(

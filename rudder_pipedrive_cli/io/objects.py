@@ -573,18 +573,28 @@ class ObjectLedger:
         with self._lock:
             # The object the source names, then a position in it (io/readers.py): `:LINE`, then
             # `#N` for each batch or array it is in (`a:3#2`, `a#4`), or nothing (a whole-file
-            # event). `a:2:1` is an item of `a:2`, not of `a`; one that fits two (`a:2`: the event
-            # that is all of `a:2`, or line 2 of `a`) is the longer name's. Looked up by name,
-            # a position peeled off at a time: not a scan of every object in flight per event.
+            # event). `a:2:1` is an item of `a:2`, not of `a`. Looked up by name, a position
+            # peeled off at a time: not a scan of every object in flight per event.
+            fits: list[_Tally] = []
             name, marks = source, "#:"
-            while (tally := self._active.get(name)) is None:
+            while True:
+                if (tally := self._active.get(name)) is not None:
+                    fits.append(tally)
                 head = name.rstrip(DIGITS)
                 if head == name or not head or head[-1] not in marks:
-                    return
+                    break
                 marks = "" if head[-1] == ":" else marks  # nothing comes before `:LINE`
                 name = head[:-1]
+            if not fits:
+                return
+            # One that fits two (`a:2#1`: in the array `a:2`, or in line 2's batch of `a`) is
+            # counted the longer name's, and neither is recorded finished: whose outcome it
+            # tells is not known, so a rerun reads both again (the journal skips what was done).
+            tally = fits[0]
             tally.done += 1
-            tally.clean = tally.clean and ok
+            tally.clean = tally.clean and ok and len(fits) == 1
+            for other in fits[1:]:
+                other.clean = False
             self._settle(tally)
 
     def _settle(self, tally: _Tally) -> None:
