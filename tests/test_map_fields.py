@@ -335,6 +335,30 @@ def test_every_listing_refused_is_one_error_and_exit_1(
     ]
 
 
+def test_a_listing_refused_404_at_an_origin_asks_nothing_more(
+    account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 404 at a base URL with no path says nothing of the URL (not_pipedrive): the users/me
+    # that e99c10e asked after it there was a request for nothing, its answer thrown away.
+    class Gone(RefusedFields):
+        def __getitem__(self, entity: str) -> Any:
+            if entity == self.entity:
+                raise ApiError(404, "Not found")
+            return super().__getitem__(entity)
+
+    monkeypatch.setattr(routes, "FIELDS", Gone("organization"))
+    code, out, err = map_fields(account, tmp_path, "-e", "organizations")
+    assert (code, out, err.splitlines()) == (
+        1,
+        "",
+        [
+            "error: listing organization fields failed: HTTP 404 Not found (Please check "
+            "developers.pipedrive.com for more information about Pipedrive API.)"
+        ],
+    )
+    assert account.stats()["requests"] == {"GET /api/v2/organizationFields": 1}
+
+
 def test_toml_leaves_out_the_entity_whose_listing_was_refused(
     account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rudder_pipedrive_cli.cli.common import Env
-from rudder_pipedrive_cli.core.account import NOT_FOUND, Account, fetch_account, not_pipedrive
+from rudder_pipedrive_cli.core.account import Account, fetch_account, not_pipedrive
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, NOUNS, suggest_traits
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -54,9 +54,10 @@ def ask_account(client: BlockingClient, url: str) -> Account | PlanFailure:
 
 
 def listing_refused(client: BlockingClient, url: str, failure: PlanFailure) -> PlanFailure:
-    """`failure`, a listing's, to raise; a 404 first asks `GET /v1/users/me`, so a base URL
-    with a path stops the command with `not_pipedrive`'s words, as check and send do."""
-    if failure.status == NOT_FOUND:
+    """`failure`, a listing's, to raise; a 404 at a base URL with a path first asks `GET
+    /v1/users/me`, so that such a URL stops the command with `not_pipedrive`'s words, as check
+    and send do. At an origin a 404 says nothing of the URL: nothing more is asked there."""
+    if not_pipedrive(failure.status, url) is not None:  # a 404, and a path to blame for it
         ask_account(client, url)
     return failure
 
