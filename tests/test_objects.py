@@ -604,6 +604,31 @@ def test_a_reader_stopped_while_the_feed_waits_to_try_again_does_not_try_again(
     assert flaky.paths("open").count(f"{root}/{target}") == 1
 
 
+def test_a_reader_stopped_while_the_feed_waits_to_try_again_ends_that_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The feed's own wait (no sleep given, as send and dry-run give none) is its stop's: it
+    # slept on through a stop, up to 8 s, the reader waiting STOP_WAIT for it in vain.
+    monkeypatch.setattr("rudder_pipedrive_cli.io.objects.RETRY_DELAYS", (3600.0,))
+    waits = threading.Event()
+
+    class Reset(ConnectionResetError):
+        @property
+        def transient(self) -> bool:  # asked just before the feed waits to try again
+            waits.set()
+            return True
+
+    root, flaky, _ = flaky_folder(tmp_path, 1, Reset(104, "reset by peer"))
+    reader = EventReader([str(root)], window=WINDOW, resolver=lambda _: (flaky, str(root)))
+    held = [iter(reader)]
+    assert next(held[0]).raw["messageId"] == "b-00"
+    assert waits.wait(30)
+    held.clear()  # the feed is told to stop
+    for feed in [thread for thread in threading.enumerate() if thread.name == "rpd-object-feed"]:
+        feed.join(30)
+        assert not feed.is_alive()
+
+
 def test_a_store_library_error_is_retried_too(tmp_path: Path) -> None:
     class PayloadError(Exception):  # like aiohttp.ClientPayloadError: not an OSError
         pass
