@@ -44,3 +44,29 @@ def test_a_config_that_cannot_be_written_whole_leaves_what_was_there(
     assert sorted(p.name for p in tmp_path.iterdir()) == (["rpd.toml"] if before else [])
     if before is not None:
         assert config.read_text() == before
+
+
+def test_a_config_in_a_folder_rpd_may_not_write_is_written_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--force` over a config rpd may write, in a folder it may not (no file can be made beside
+    # it): written in place as before the write-whole change, not refused 'Permission denied'.
+    # The tests run as root, which every folder lets write: the refusal is stood in for.
+    from rudder_pipedrive_cli.cli.init_cmd import write_whole
+
+    config = tmp_path / "rpd.toml"
+    config.write_text(KEPT)
+    write_text = Path.write_text
+
+    def refused_beside(self: Path, *args: object, **kwargs: object) -> int:
+        if self.name.startswith("."):
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", refused_beside)
+    write_whole(config, "[pipedrive]\\n")
+    assert config.read_text() == "[pipedrive]\\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["rpd.toml"]
+    with pytest.raises(PermissionError):  # a new file there: nothing to write in place
+        write_whole(tmp_path / "new.toml", "[pipedrive]\\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["rpd.toml"]

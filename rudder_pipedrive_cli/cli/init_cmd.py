@@ -299,6 +299,15 @@ def write_whole(target: Path, text: str) -> None:
     beside = real.with_name(f".{real.name}.rpd-{os.getpid()}")
     try:
         beside.write_text(text, encoding="utf-8")
+    except PermissionError:  # a folder rpd may not write: a config there it may is written in
+        if mode is None:  # place, as before (not whole, the one way left)
+            raise
+        target.write_text(text, encoding="utf-8")
+        return
+    except BaseException:
+        beside.unlink(missing_ok=True)
+        raise
+    try:
         if mode is not None:
             os.chmod(beside, stat.S_IMODE(mode))
         os.replace(beside, real)
