@@ -37,7 +37,7 @@ from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_sta
 from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
-from rudder_pipedrive_cli.cli.screen import say
+from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.cli.send_catalog import judge_unset_identity, listed_with, with_catalog
 from rudder_pipedrive_cli.core.errors import (
     PlanFailure,
@@ -623,6 +623,20 @@ def end_first_pass(
     return end_run(env, job, tally, letters, replay_state, started=started, **ending)
 
 
+def note_left_to_settle(env: Env, events: int) -> None:
+    """Say, at the end, how many events outside this run have writes an earlier run left to
+    settle (a create or merge whose answer was lost, a run killed): only a run of their input
+    settles them. Said under -q too, as late events are: a cron's run of other files would
+    leave them unsettled for ever without a word."""
+    if events:
+        have, them = ("has", "it") if events == 1 else ("have", "them")
+        env.warn(
+            f"{plural(events, 'event')} outside this run {have} writes left to settle: "
+            f"send {them} again",
+            even_quiet=True,
+        )
+
+
 def end_run(
     env: Env,
     job: SendJob,
@@ -648,6 +662,11 @@ def end_run(
         without_token(tally, env.settings.api_token.pattern())
         document = tally.to_json(duration_s=duration, dead_letter=letters.written)
         document.update({"identities": None} if identities is None else identities.report())
+        # Said only when every event read was planned: a stopped run's rerun plans the rest.
+        whole = stopped is None and interrupted is None and not heard and not tally.not_attempted
+        unsettled = replay_state.left_to_settle() if replay_state is not None and whole else 0
+        if unsettled:  # only a run that leaves some has the key
+            document["left_to_settle"] = unsettled
         if replay_state is not None:
             try:
                 replay_state.finish_run(document)
@@ -675,6 +694,7 @@ def end_run(
                 indent=MORE,
             )
         note_late_events(env, tally.late)
+        note_left_to_settle(env, unsettled)
         if job.report is not None:
             try:
                 write_report(job.report, document)

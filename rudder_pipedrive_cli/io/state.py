@@ -105,6 +105,9 @@ class ReplayState(IdentityStore, Closing):
         # The writes in flight (event id, method, endpoint, path) this state began or handed out.
         self._begun: set[tuple[str, str, str, str]] = set()
         self._run: int | None = None  # the id of the run started and not finished
+        # The events earlier runs left writes in flight for that this run has not yet ended
+        # failed (one ended done has none left): bounded by what is in flight (`left_to_settle`).
+        self._left: set[str] = set()
 
     @classmethod
     def open(
@@ -191,6 +194,8 @@ class ReplayState(IdentityStore, Closing):
                 self._db.execute(
                     "DELETE FROM inflight WHERE ns = ? AND event_id = ?", (store.ns, event_id)
                 )
+            else:  # planned by this run, and left to settle by its rerun
+                self._left.discard(event_id)
             self._begun = {write for write in self._begun if write[0] != event_id}
             store.buffered()
 
@@ -251,6 +256,21 @@ class ReplayState(IdentityStore, Closing):
     def inflight_count(self) -> int:
         return int(self._store.row("SELECT count(*) FROM inflight WHERE ns = ?")[0])
 
+    def left_to_settle(self) -> int:
+        """How many events an earlier run left writes in flight for that this run did not plan
+        (not in its input, or left out by its filters): only a run of their input settles them.
+        Meant for a run that ended every event it read (each planned one ends done, its writes
+        forgotten, or failed); one the journal has done (a namespace moved into another) is not
+        counted, as no run would plan it again."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT DISTINCT event_id FROM inflight AS i WHERE ns = ? AND NOT EXISTS "
+                "(SELECT 1 FROM journal AS j WHERE j.ns = i.ns AND j.event_id = i.event_id "
+                "AND j.status != 'failed')",
+                (self._store.ns,),
+            )
+            return sum(1 for (event_id,) in rows if event_id in self._left)
+
     # -- objects read to the end ------------------------------------------------------------------
 
     # The objects of a bucket or backup folder read to the end with every event done (SPEC 2,
@@ -292,6 +312,12 @@ class ReplayState(IdentityStore, Closing):
             self._run = self._db.execute(
                 "INSERT INTO runs (ns, started_at) VALUES (?, ?)", (store.ns, store.now())
             ).lastrowid
+            self._left = {
+                str(event_id)
+                for (event_id,) in self._db.execute(
+                    "SELECT DISTINCT event_id FROM inflight WHERE ns = ?", (store.ns,)
+                )
+            }
 
     def finish_run(self, counts: Mapping[str, Any]) -> None:
         if self._run is None:
