@@ -273,3 +273,33 @@ def test_a_rerun_without_retries_sends_again_an_update_left_in_flight(
     (person,) = rig.sandbox.state()["persons"]
     assert person["custom_fields"][ROLE_FIELD] == "CTO"
     assert inflight_count(rig.state) == 0
+
+
+def test_a_write_a_killed_run_left_is_said_by_a_send_of_other_files_and_settled_by_its_own(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Only a run of its own event settles it: one of other files says so (SPEC 5, README).
+    case = CASES["person create"]
+    rig = prepared(make_sandbox, tmp_path, case)
+    rig.sandbox.set_faults(latency_ms=SLOW_MS)
+    killed = rig.start(case.target, "killed")
+    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    assert rig.state is not None and inflight_count(rig.state) == 1
+    rig.sandbox.set_faults(latency_ms=0)
+
+    other = rig.send([identify("m-9", "u-9", name="Nine")], "other")
+
+    assert other.exit_code == 0, other.stderr
+    assert other.stderr.endswith(
+        "warning: 1 event outside this run has writes left to settle: send it again\n"
+    )
+    assert other.report is not None and other.report["left_to_settle"] == 1
+    assert inflight_count(rig.state) == 1
+
+    rerun = rig.send(case.target, "rerun")
+
+    assert rerun.exit_code == 0, rerun.stderr
+    assert "outside this run" not in rerun.stderr
+    assert rerun.report is not None and "left_to_settle" not in rerun.report
+    assert census(rig.sandbox.state())["persons"] == Counter({"u-1": 1, "u-9": 1})
+    assert inflight_count(rig.state) == 0
