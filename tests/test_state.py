@@ -480,6 +480,7 @@ def test_runs_and_summary(path: Path) -> None:
                 inflight=1,
                 pending_creates=0,
                 last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None, latest=True),
+                inflight_events=1,
             )
         ]
     assert rows(path, "SELECT ns, started_at, finished_at, counts_json FROM runs") == [

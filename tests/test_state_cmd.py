@@ -129,7 +129,7 @@ def test_show_table() -> None:
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
         "│ objects    │ 2 finished, not read again                                             │\n"
-        "│ in flight  │ 1 write; 1 create or merge to settle                                   │\n"
+        "│ in flight  │ 1 write of 1 event; 1 create or merge to settle                        │\n"
         "│ last run   │ 2026-01-02T03:04:05Z to 2026-01-02T03:04:05Z: read 3, sent 1, failed 1 │\n"
         "└────────────┴────────────────────────────────────────────────────────────────────────┘\n"
     )
@@ -177,6 +177,26 @@ def test_show_counts_the_origins_of_each_kind_track_rules_make() -> None:
         {"lead": 2, "deal": 1, "activity": 0, "note": 3},
         {"lead": 1, "deal": 2, "activity": 0, "note": 2},
     )
+
+
+def test_show_counts_the_events_of_the_writes_in_flight() -> None:
+    # The events a send of other files says are left to settle: writes alone did not say how
+    # many events those were, and "2 create or merge to settle" was no English.
+    def create(user: str) -> ApiRequest:
+        path = "/api/v2/persons"
+        return ApiRequest(
+            method="POST", path=path, endpoint=path, stage="create person", creates=("person", user)
+        )
+
+    with ReplayState.open(Path("s.sqlite"), NS, now=lambda: STAMP) as state:
+        state.start_run()
+        state.begin_write("e1", create("u1"), STAMP)
+        state.begin_write("e1", LEAD, STAMP)
+        state.begin_write("e2", create("u2"), STAMP)
+    result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.output.splitlines() if "in flight" in line]
+    assert row.split("│")[2].strip() == "3 writes of 2 events; 2 creates or merges to settle"
 
 
 def test_last_run_counts_are_in_words() -> None:
@@ -229,6 +249,7 @@ def test_show_json() -> None:
             "counts": REPORT,
         },
         "objects_finished": 2,
+        "inflight_events": 1,
     }
     assert [ns["namespace"] for ns in document["namespaces"]] == [SANDBOX_NS, NS]
     assert document["namespaces"][0]["objects_finished"] == 0

@@ -72,10 +72,14 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
     table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
     if summary.objects_finished:  # a resumed run of a bucket or backup folder reads past them
         table.add_row("objects", f"{summary.objects_finished} finished, not read again")
-    pending_creates = (
-        f"; {summary.pending_creates} create or merge to settle" if summary.pending_creates else ""
-    )
-    table.add_row("in flight", plural(summary.inflight, "write") + pending_creates)
+    # The writes, and the events whose send settles them (as send's warning counts them).
+    writes = plural(summary.inflight, "write")
+    if summary.inflight:
+        writes += f" of {plural(summary.inflight_events, 'event')}"
+    if summary.pending_creates:
+        settle = plural(summary.pending_creates, "create or merge", "creates or merges")
+        writes += f"; {settle} to settle"
+    table.add_row("in flight", writes)
     table.add_row("last run", plain(last_run_text(summary, holder)))
     return table
 

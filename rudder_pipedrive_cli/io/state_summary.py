@@ -50,6 +50,8 @@ class NamespaceSummary:
     last_run: RunSummary | None
     # Objects of a bucket or backup folder recorded finished: a resumed run does not read them.
     objects_finished: int = 0
+    # The events the writes in flight are of: each is settled by a send of its own event.
+    inflight_events: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """As `rpd state show --format json` prints it: the fields in order, the pending creates
@@ -96,6 +98,9 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         finished = db.execute("SELECT count(*) FROM objects_done WHERE ns = ?", (ns,)).fetchone()[0]
     except sqlite3.OperationalError:  # no such table (made on first use): none finished
         finished = 0
+    inflight = db.execute(
+        "SELECT count(*), count(DISTINCT event_id) FROM inflight WHERE ns = ?", (ns,)
+    ).fetchone()
     run = db.execute(
         "SELECT started_at, finished_at, counts_json, id = (SELECT max(id) FROM runs) "
         "FROM runs WHERE ns = ? ORDER BY id DESC LIMIT 1",
@@ -111,7 +116,7 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         leads_listed=by_kind("leads_listed"),
         lead_origins=by_kind("lead_origins"),
         journal=journal,
-        inflight=int(db.execute("SELECT count(*) FROM inflight WHERE ns = ?", (ns,)).fetchone()[0]),
+        inflight=int(inflight[0]),
         pending_creates=sum(
             kinds.get(kind, 0) for kind in (*PENDING_CREATE.values(), PENDING_MERGE)
         ),
@@ -124,4 +129,5 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
             latest=bool(run[3]),
         ),
         objects_finished=int(finished),
+        inflight_events=int(inflight[1]),
     )
