@@ -148,7 +148,10 @@ def test_killed_under_high_fault_rates_every_record_is_made_once(
     assert expected["merges"] == ["None", "u-2"]
 
     faults: dict[str, Any] = {"fail_5xx": 0.1, "fail_429": 0.01, "fail_reset": 0.2}
-    sandbox = make_sandbox(plan="unlimited", latency_ms=30, fault_seed=19, **faults)
+    # Seed 109 answers the third request, a read at the start, with a 429, so the last assert
+    # holds whatever order the run's requests come in (a write draws 3 numbers, a read 2); at 1%
+    # over ~250 requests from a seed without one there, about 1 order in 30 met no 429.
+    sandbox = make_sandbox(plan="unlimited", latency_ms=30, fault_seed=109, **faults)
     way = way_to(sandbox, tmp_path / "faulty", events)
     kills = left_in_flight = 0
     for write, more in KILLED_AFTER.items():  # just applied: its answer 30 ms away
