@@ -7,6 +7,7 @@ on requests it must refuse.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import sys
@@ -16,7 +17,12 @@ from typing import Any
 import pytest
 from openapi_contract import ContractError, check, check_request
 
+from rudder_pipedrive_cli.cli.identities import account_listing
 from rudder_pipedrive_cli.core.costs import TOKEN_COST
+from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
+from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, index_listing
+from rudder_pipedrive_cli.core.plans.track import KINDS
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 
 sys.path.insert(0, str(Path(__file__).parent / "core"))
 helpers_core = importlib.import_module("helpers_core")
@@ -29,6 +35,7 @@ CASE_MODULES = (
     "test_reconcile",
     "test_track_rules",
 )
+SENT = "2026-10-01T00:00:00Z"
 CASES = [case for name in CASE_MODULES for case in importlib.import_module(name).CASES]
 
 
@@ -66,6 +73,43 @@ def test_the_scenarios_cover_every_operation_the_plans_use() -> None:
         "GET /api/v2/activities",
         "POST /v1/notes",
         "GET /v1/notes",
+    }
+
+
+def test_every_listing_around_the_plans_conforms() -> None:
+    """The listings rpd makes around the plans, which tests/core's scenarios never make: the
+    account's records of each kind a track makes (archived leads and deals too, no person_id)
+    and the identity index's build and refresh of persons and organizations."""
+    index = IdentityIndex(
+        MemoryIndexRows(), {"person": "k" * 40, "org": "o" * 40}, clock=lambda: 0.0
+    )
+    last = ApiResponse(status=200, data=[], additional_data={"next_cursor": None}, sent_at=SENT)
+    asked: list[ApiRequest] = []
+    for kind in KINDS.values():
+        steps = account_listing(index, kind)
+        request = next(steps)
+        with contextlib.suppress(StopIteration):
+            while True:
+                asked.append(request)
+                request = steps.send(last)
+    for entity in (PERSON, ORG, PERSON, ORG):  # a build, then a refresh (updated_since)
+        pages = index_listing(index, entity)
+        while pages.request is not None:
+            asked.append(pages.request)
+            pages.take(last)
+    for request in asked:
+        check_request(request)
+    assert {(r.path, tuple(sorted(r.query or {}))) for r in asked} == {
+        ("/v1/leads", ("limit", "start")),
+        ("/v1/leads/archived", ("limit", "start")),
+        ("/api/v2/deals", ("limit",)),
+        ("/api/v2/deals/archived", ("limit",)),
+        ("/api/v2/activities", ("limit",)),
+        ("/v1/notes", ("limit", "start")),
+        ("/api/v2/persons", ("custom_fields", "limit")),
+        ("/api/v2/organizations", ("custom_fields", "limit")),
+        ("/api/v2/persons", ("custom_fields", "limit", "updated_since")),
+        ("/api/v2/organizations", ("custom_fields", "limit", "updated_since")),
     }
 
 
