@@ -143,7 +143,10 @@ _ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), 0x2028, 0x20
 def quoted(value: Any) -> str:
     """A value as the user wrote it, for a one-line message: a string as it is, unless it holds
     a line break or another control character (then as JSON, escaped), anything else as JSON;
-    cut after QUOTED_CHARS characters, with its length."""
+    cut after QUOTED_CHARS characters, with its length. Most values a message names (a userId
+    in a search's note, one per event) are short and printable: those are returned at once."""
+    if type(value) is str and len(value) <= QUOTED_CHARS and value.isprintable():
+        return value  # isprintable() is False for every character _BREAKS matches
     if type(value) is str and not _BREAKS.search(value):
         return clipped(value)
     return clipped(json_text(value).translate(_ESCAPES))

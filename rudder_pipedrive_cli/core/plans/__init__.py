@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts
+from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts, quoted
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
@@ -94,8 +94,8 @@ def plan_event(
             kind, key = min(waiting)  # the same one named whatever the set's order
             return Outcome(
                 status="failed",
-                reason=f"an earlier event of {NAMES[kind]} {key} failed: this one waits for it "
-                "(a rerun tries that one first)",
+                reason=f"an earlier event of {NAMES[kind]} {quoted(key)} failed: this one waits "
+                "for it (a rerun tries that one first)",
                 redacted=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
                 stage="order",
                 retryable=True,

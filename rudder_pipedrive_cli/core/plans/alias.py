@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import quoted
 from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
@@ -67,7 +68,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                     return ctx.outcome("failed", NEITHER, "lookup person")  # without asking
                 body = with_identity(body, require_field(ctx, PERSON, user_id), user_id)
                 survivor = previous
-                note = f"re-key person {previous.id} ({previous.how}) to userId {user_id}"
+                note = f"re-key person {previous.id} ({previous.how}) to userId {quoted(user_id)}"
             else:
                 survivor = current
                 note = f"update person {current.id} ({current.how}; previous not found)"

@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any, Generic, Literal, TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned, after_attempts
-from rudder_pipedrive_cli.core.events import Event, get_parts, json_word, path_parts
+from rudder_pipedrive_cli.core.events import Event, get_parts, json_word, path_parts, quoted
 from rudder_pipedrive_cli.core.fields import (
     CONTEXT_TRAITS,
     ORG_KIND,
@@ -590,14 +590,15 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
     field_key, limit, info = config.compiled.get(entity.setting) or identity_field(config, entity)
     if not field_key:
         raise PlanFailure(
-            f"[identity] {entity.setting} is not set: cannot look up {entity.identity} {key}",
+            f"[identity] {entity.setting} is not set: cannot look up {entity.identity} "
+            + quoted(key),
             redacted=f"[identity] {entity.setting} is not set: cannot look up {entity.identity}s",
             stage="validate",
         )
     if info is not None and len(key) > limit:
         raise PlanFailure(
-            f"{entity.identity} {key[:20]}... is {len(key)} characters: the {entity.noun} field "
-            f"{info.name} ({info.field_type}) holds at most {limit}",
+            f"{entity.identity} {quoted(key[:20])}... is {len(key)} characters: the "
+            f"{entity.noun} field {info.name} ({info.field_type}) holds at most {limit}",
             redacted=f"a {entity.identity} is longer than the {limit} characters its field holds",
             stage="validate",
         )
@@ -748,7 +749,7 @@ def ambiguity(entity: Entity, key: str, lead: str) -> Warned:
     """The warning that several records hold `key`, its text led by `lead` ("ambiguous
     identity: 3"); whatever the lead, it ends as `ambiguity(entity, key, "")` does."""
     return Warned(
-        f"{lead} {entity.plural} have {entity.identity} {key}; using the lowest id",
+        f"{lead} {entity.plural} have {entity.identity} {quoted(key)}; using the lowest id",
         f"ambiguous identity: several {entity.plural} have one {entity.identity}; "
         "using the lowest id",
     )
@@ -857,7 +858,7 @@ def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], via: Via) -> 
     ref = Ref(id=lowest(ids), via=via, key=target if via == "cache" else key)
     ctx.warnings.append(
         Warned(
-            f"{aliased_lead(key)}{target}, whose person "
+            f"{aliased_lead(key)}{quoted(target)}, whose person "
             f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
             "a userId not found is taken as the person of the userId the input aliases "
             "it to (an earlier alias merged or re-keyed it)",
@@ -869,7 +870,7 @@ def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], via: Via) -> 
 
 def aliased_lead(key: str) -> str:
     """How `aliased_away`'s warning for userId `key` begins."""
-    return f"userId {key} not found: the input aliases it to "
+    return f"userId {quoted(key)} not found: the input aliases it to "
 
 
 LISTED = ("emails", "phones")  # a person's fields that hold lists
@@ -954,7 +955,7 @@ def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     request["method"], request["path"] = "GET", SEARCH
     request["query"] = {"term": term, "entity_type": entity.noun, "field": field_key,
                         "match": "exact"}  # fmt: skip
-    request["body"], request["note"] = None, entity.searched + term
+    request["body"], request["note"] = None, entity.searched + quoted(term)
     request.endpoint, request.stage, request.key = SEARCH, entity.lookup, SEARCH_KEY
     request.creates = request.merges = None
     return request
@@ -1079,13 +1080,13 @@ class WriteOnce(Probe):
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     """POST a record not found (its note says so); an unknown outcome is reconciled first."""
     stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
-    note = f"{stage} {key} (not found)"
+    note = f"{stage} {quoted(key)} (not found)"
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
     response = yield request
     if response.status and response.failed is None:  # answered at once: most creates
         found = created(ctx, slot, stage, response, "")
     else:
-        what = f"no {entity.noun} with {entity.identity} {key} appeared"
+        what = f"no {entity.noun} with {entity.identity} {quoted(key)} appeared"
         settle = partial(reconcile_create, ctx, entity, key)
         answered = partial(created, ctx, slot, stage)
         left = partial(ctx.learning().pending_creates.__setitem__, slot)  # it may have landed
@@ -1141,7 +1142,7 @@ def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[
         "sort_direction": "desc",
         "limit": LIST_LIMIT,
     }
-    note = f"create {entity.noun} {key}: outcome unknown, look among recent {entity.plural}"
+    note = f"create {entity.noun} {quoted(key)}: outcome unknown, look among recent {entity.plural}"
 
     def read(response: ApiResponse, stage: str) -> list[PdId]:  # the ids holding `key`
         rows = identity_rows(listed(response, stage), field_key)  # as the index reads them
