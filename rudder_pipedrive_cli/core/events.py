@@ -188,35 +188,48 @@ def stable_id(raw: Mapping[str, Any]) -> str:
     return "sha1:" + hashlib.sha1(canonical).hexdigest()
 
 
-def external_ids(entries: Any) -> dict[str, str]:
+def external_ids(entries: Any, kind: str = "") -> dict[str, str]:
     """Of the entries of `context.externalId`, those of known types, by rpd's canonical type
     name, each id as its decimal digits. The list may also come as one `{"type", "id"}` object.
     Entries of other types are other destinations' (RudderStack keeps them all in one list) and
     are passed over; an entry of a Pipedrive type whose id cannot be a Pipedrive id, or two
-    different ids of one type, raise `EventError`: which record the event means is not known."""
+    different ids of one type, raise `EventError`: which record the event means is not known.
+    For an event of a `kind` that does not use that type (an identify's org_id), such ids read
+    as absent, as its groupId or previousId would (`_identity`)."""
     if isinstance(entries, Mapping):
         entries = [entries]
     elif not isinstance(entries, list):
         return {}
     found: dict[str, str] = {}
     written: dict[str, str] = {}  # canonical type -> the entry that gave it, for messages
+    unread: set[str] = set()  # types of unused ids that conflict: neither is taken
     for entry in entries:
         if not isinstance(entry, Mapping):
             continue
         name = entry.get("type")
-        if not isinstance(name, str) or (kind := EXTERNAL_ID_TYPES.get(name)) is None:
+        if not isinstance(name, str) or (canonical := EXTERNAL_ID_TYPES.get(name)) is None:
             continue
-        value = pipedrive_id(entry.get("id"), name)
-        have = found.get(kind)
+        try:
+            value = pipedrive_id(entry.get("id"), name)
+        except EventError:
+            if kind in _EXTERNAL_UNUSED[canonical]:
+                continue  # reads as absent
+            raise
+        have = found.get(canonical)
         if have is None:
-            found[kind] = value
-            written[kind] = f"{name} = {value}"
+            found[canonical] = value
+            written[canonical] = f"{name} = {value}"
         elif have != value:
+            if kind in _EXTERNAL_UNUSED[canonical]:
+                unread.add(canonical)
+                continue
             raise EventError(
-                f"context.externalId names two different {kind} ids: {written[kind]} and "
-                f"{name} = {value}",
-                redacted=f"context.externalId names two different {kind} ids",
+                f"context.externalId names two different {canonical} ids: "
+                f"{written[canonical]} and {name} = {value}",
+                redacted=f"context.externalId names two different {canonical} ids",
             )
+    for canonical in unread:
+        del found[canonical]
     return found
 
 
@@ -304,7 +317,7 @@ class Event:
             ):
                 previous = _identity(previous, 2, traits, nested, kind)
             entries = context.get("externalId")
-            self.external = _EMPTY if entries is None else external_ids(entries)
+            self.external = _EMPTY if entries is None else external_ids(entries, kind)
             self.user_id, self.group_id, self.previous_id = user, group, previous
         except EventError as error:  # an event still, of its type: it fails when planned
             self.user_id = self.group_id = self.previous_id = None
@@ -372,6 +385,14 @@ _UNUSED: tuple[frozenset[str], ...] = (
     frozenset({"identify", "track", "alias"}),
     frozenset({"identify", "track", "group"}),
 )
+# And each external id type: an org_id is a group's as a groupId is, prev_person_id and
+# curr_person_id an alias's as its previousId, person_id the person of every other type.
+_EXTERNAL_UNUSED: Mapping[str, frozenset[str]] = {
+    "person_id": frozenset({"alias"}),
+    "org_id": _UNUSED[1],
+    "prev_person_id": _UNUSED[2],
+    "curr_person_id": _UNUSED[2],
+}
 
 
 ALIAS_KEYS = frozenset({EVERY})

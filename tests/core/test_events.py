@@ -20,6 +20,10 @@ from rudder_pipedrive_cli.core.events import (
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
 
+CURR_0, ORG_5 = {"type": "curr_person_id", "id": 0}, {"type": "org_id", "id": 5}
+PERSON_X, ORG_6 = {"type": "person_id", "id": "x"}, {"type": "pipedriveGroupId", "id": "6"}
+WHOLE, ORGS = " (a whole number from 1 up)", "org_id = 5 and pipedriveGroupId = 6"
+
 
 def identities(kind: str = "identify", **raw: Any) -> tuple[Any, ...]:
     event = parse_event({"type": kind, "messageId": "m-1", **raw}, "f:1")
@@ -86,6 +90,24 @@ def identities(kind: str = "identify", **raw: Any) -> tuple[Any, ...]:
         (  # a type rpd skips is refused as before (skipped all the same)
             {"kind": "page", "userId": "u-1", "groupId": True},
             (None, None, None, {}, "groupId is not a string or number (got true)"),
+        ),
+        # So is an external id: an org_id is a group's, prev_ and curr_person_id an alias's,
+        # person_id every other type's.
+        (
+            {"kind": "track", "userId": "u-1", "context": {"externalId": {"type": "org_id"}}},
+            ("u-1", None, None, {}, None),
+        ),
+        (
+            {"kind": "group", "userId": "u-1", "context": {"externalId": [CURR_0, ORG_5]}},
+            ("u-1", None, None, {"org_id": "5"}, None),
+        ),
+        (
+            {"kind": "alias", "userId": "u-1", "context": {"externalId": [PERSON_X, CURR_0]}},
+            (None, None, None, {}, "external id curr_person_id = 0 is not a Pipedrive id" + WHOLE),
+        ),
+        (
+            {"kind": "group", "userId": "u-1", "context": {"externalId": [ORG_5, CURR_0, ORG_6]}},
+            (None, None, None, {}, "context.externalId names two different org_id ids: " + ORGS),
         ),
     ],
 )

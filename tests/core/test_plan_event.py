@@ -30,7 +30,7 @@ from helpers_core import (
     search_person,
 )
 
-from rudder_pipedrive_cli.core.events import parse_event
+from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
 from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
@@ -118,11 +118,12 @@ CASES = [
 ]
 
 
-def ext(*entries: object) -> dict[str, object]:
-    """An identify of u-1 whose context.externalId is `entries` (one entry: the object alone)."""
+def ext(*entries: object, kind: str = "identify") -> dict[str, object]:
+    """An identify (or `kind`) of u-1 whose context.externalId is `entries` (one entry: the
+    object alone)."""
     external = entries[0] if len(entries) == 1 else list(entries)
     return {
-        "type": "identify",
+        "type": kind,
         "userId": "u-1",
         "traits": {"name": "Ann"},
         "context": {"externalId": external},
@@ -130,6 +131,13 @@ def ext(*entries: object) -> dict[str, object]:
 
 
 NOT_AN_ID = "external id {} = {} is not a Pipedrive id (a whole number from 1 up)"
+# The event type that reads each external id type (SPEC 4): refused there for a bad id.
+USED_BY = {
+    "person_id": "identify",
+    "org_id": "group",
+    "prev_person_id": "alias",
+    "curr_person_id": "alias",
+}
 PATCH_ANN = patch_person(261, {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}})
 
 # Issue 20 items 3 and 4: external ids in unexpected shapes are used or refused, never ignored.
@@ -155,7 +163,7 @@ EXTERNAL_ID_CASES = [
     *(
         Case(
             name=f"external id {shown[:24]} of a Pipedrive type fails the event, no request",
-            raw=ext({"type": kind, "id": value}),
+            raw=ext({"type": kind, "id": value}, kind=USED_BY[EXTERNAL_ID_TYPES[kind]]),
             expect=refused(
                 NOT_AN_ID.format(kind, shown),
                 f"external id {kind} is not a Pipedrive id (a whole number from 1 up)",
@@ -196,6 +204,42 @@ EXTERNAL_ID_CASES = [
             "pipedrivePersonId = 262",
             "context.externalId names two different person_id ids",
         ),
+    ),
+    *(
+        Case(
+            name=f"{what} of an identify, which reads none, is none",
+            raw=ext(*entries, {"type": "person_id", "id": 261}),
+            calls=[PATCH_ANN],
+            expect={"status": "sent", "identities": {("person", "u-1"): 261}},
+        )
+        for what, entries in (
+            *(
+                (f"a bad {kind} external id", ({"type": kind, "id": "x"},))
+                for kind in ("org_id", "pipedrivePreviousId", "curr_person_id")
+            ),
+            (
+                "two different org_id external ids",
+                ({"type": "org_id", "id": 5}, {"type": "pipedriveGroupId", "id": 6}),
+            ),
+        )
+    ),
+    Case(
+        name="a bad person_id external id of an alias, which reads prev and curr ids, is none",
+        raw=ext(
+            {"type": "person_id", "id": 0},
+            {"type": "prev_person_id", "id": 7},
+            {"type": "curr_person_id", "id": 261},
+            kind="alias",
+        ),
+        calls=[
+            Call(
+                method="PUT",
+                path="/v1/persons/7/merge",
+                body={"merge_with_id": 261},
+                response=ok({"id": 261}),
+            )
+        ],
+        expect={"status": "sent"},
     ),
     Case(
         name="a bad external id on an unsupported type: still skipped, not failed",
