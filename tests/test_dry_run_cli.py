@@ -691,12 +691,39 @@ def test_terminal_escapes_in_event_data_never_reach_the_screen(tmp_path: Path) -
     shown = table + summary
     for control in ("\x1b", "\x9b", "\x07"):
         assert control not in shown
-    assert "term=u-1\\x1b[1A\\x1b[2K&" in table
+    assert 'term="u-1\\u001b[1A\\u001b[2K"&' in table  # as JSON, as its note quotes it
     assert "dropped: shoe\\x1b[1A\\x1b[2K" in table
     # The machine output keeps the data as it is.
     (record,) = records(ndjson)
     assert record["requests"][0]["query"]["term"] == f"u-1{ESCAPES}"  # type: ignore[index]
     assert record["dropped"] == [f"shoe{ESCAPES}"]
+
+
+def test_a_userid_with_a_line_break_or_100_kb_is_one_short_quote_in_each_table_line(
+    tmp_path: Path,
+) -> None:
+    long = "u" * 100_000
+    broken = {**IDENTIFY, "userId": "u-1\nBcc: x@y.io"}
+    path = write_events(tmp_path, broken, {**IDENTIFY, "messageId": "m-2", "userId": long})
+
+    code, table, _ = dry_run(path, "--config", CONFIG)
+    _, ndjson, _ = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 0
+    shown, cut = '"u-1\\nBcc: x@y.io"', "u" * 60 + "... (100,000 characters)"
+    field = f"&entity_type=person&field={USER_FIELD}&match=exact"
+    assert table.splitlines()[:7] == [
+        f"{path}:1  identify  planned",
+        f"    GET /api/v2/itemSearch/field?term={shown}{field}  # search person by userId {shown}",
+        f"    POST /api/v2/persons  # create person {shown} (not found)",
+        "    dropped: shoe",
+        f"{path}:2  identify  planned",
+        f"    GET /api/v2/itemSearch/field?term={cut}{field}  # search person by userId {cut}",
+        f"    POST /api/v2/persons  # create person {cut} (not found)",
+    ]
+    # The requests themselves hold the userIds whole.
+    terms = [r["requests"][0]["query"]["term"] for r in records(ndjson)]  # type: ignore[index]
+    assert terms == [broken["userId"], long]
 
 
 def test_emoji_codes_in_event_data_are_shown_as_they_are(tmp_path: Path) -> None:

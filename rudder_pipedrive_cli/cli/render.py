@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rudder_pipedrive_cli.cli.screen import plural, printable, say
+from rudder_pipedrive_cli.core.events import quoted
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally, ranked
 
 STYLE = {
@@ -43,7 +44,8 @@ def planned_line(record: dict[str, Any]) -> Text:
     for request in record["requests"]:
         line.append(f"\n    {request['method']} {printable(request['path'])}", style="cyan")
         if query := request["query"]:
-            line.append(printable("?" + "&".join(f"{k}={v}" for k, v in query.items())))
+            # A value as messages quote it: a userId's line break or 100 kB stay out of the line.
+            line.append(printable("?" + "&".join(f"{k}={quoted(v)}" for k, v in query.items())))
         if request["note"]:
             line.append(f"  # {printable(request['note'])}", style="dim")
     for warning in record["warnings"]:
