@@ -139,6 +139,21 @@ CASES = [
         },
     ),
     Case(
+        name="a userId with a line break is quoted in the reason, as JSON",
+        raw={**IDENTIFY, "userId": "u-1\nx"},
+        config=replace(CONFIG, unknown_tries=1),
+        calls=[
+            search_person("u-1\nx"),
+            post("/api/v2/persons", {**ANN, "custom_fields": {USER_FIELD: "u-1\nx"}}, UNKNOWN),
+            listing("persons", []),
+        ],
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create person: outcome unknown after 1 attempt "
+            '(no person with userId "u-1\\nx" appeared); retry later',
+        },
+    ),
+    Case(
         name="unknown outcome without a send time: fails retryable, not repeated",
         raw=IDENTIFY,
         calls=[search_person("u-1"), post("/api/v2/persons", ANN, ApiResponse(status=0))],
@@ -192,6 +207,19 @@ CASES = [
         leads={42: frozenset()},
         calls=[UNKNOWN_LEAD, *leads_of(42)] * UNKNOWN_TRIES,
         expect={**OUTCOME_UNKNOWN, "stage": "create lead"},
+    ),
+    Case(
+        name="a messageId with a line break is quoted in the reason, its origin_id sent whole",
+        raw={**TRACK, "messageId": "m\n1"},
+        config=replace(CONFIG, unknown_tries=1),
+        persons={"u-1": 42},
+        leads={42: frozenset()},
+        calls=[post("/v1/leads", {**LEAD, "origin_id": "rpd:m\n1"}, UNKNOWN), *leads_of(42)],
+        expect={
+            **OUTCOME_UNKNOWN,
+            "reason": "create lead: outcome unknown after 1 attempt "
+            '(no lead with "rpd:m\\n1" appeared); retry later',
+        },
     ),
     Case(
         name="unknown merge, previous person gone while the survivor is there: the merge is done",

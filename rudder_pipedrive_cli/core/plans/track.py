@@ -18,7 +18,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core import fields
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
-from rudder_pipedrive_cli.core.events import TIME_PATHS
+from rudder_pipedrive_cli.core.events import TIME_PATHS, quoted
 from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
     LEAD_KIND,
@@ -356,7 +356,7 @@ def create_record(
 
             def settle(_sent_at: str) -> Pages[str]:
                 note = (
-                    f"create {kind.name} outcome unknown: look for {origin} among the "
+                    f"create {kind.name} outcome unknown: look for {quoted(origin)} among the "
                     f"person's {kind.plural}"
                 )
                 stage = f"reconcile {kind.name}"
@@ -365,7 +365,7 @@ def create_record(
             def left(_lost: str) -> None:  # its records are not known any more: the next lists
                 ctx.learning().lead_origins[key] = None
 
-            what = f"no {kind.name} with {origin} appeared"
+            what = f"no {kind.name} with {quoted(origin)} appeared"
             once = WriteOnce(ctx, request, response, answered, settle, left, what)
             while (asked := once.request) is not None:
                 once.take((yield asked))
