@@ -22,11 +22,14 @@ LONG_SHOWN = "u" * 60 + "... (100,000 characters)"
 
 
 def drive(
-    raw: dict[str, Any], answers: list[ApiResponse], config: PlanConfig = CONFIG
+    raw: dict[str, Any],
+    answers: list[ApiResponse],
+    config: PlanConfig = CONFIG,
+    known: IdentityStore | None = None,
 ) -> tuple[list[ApiRequest], Outcome]:
     """The requests the plan of `raw` makes, each answered in turn by `answers`, and its end."""
     event = parse_event({"messageId": "m-1", "type": "identify", **raw}, "test.ndjson:1")
-    plan = plan_event(event, config, IdentityStore(), None)
+    plan = plan_event(event, config, known or IdentityStore(), None)
     if isinstance(plan, Outcome):
         return [], plan
     requests: list[ApiRequest] = []
@@ -69,4 +72,30 @@ def test_a_long_userid_is_quoted_short_in_its_search_note_and_ambiguity_warning(
     assert requests[0].query["term"] == LONG
     assert outcome.warnings == (
         f"ambiguous identity: 2 persons have userId {LONG_SHOWN}; using the lowest id",
+    )
+
+
+def test_an_alias_quotes_both_userids_in_its_notes_and_re_keys_to_the_whole_one() -> None:
+    previous = "p-1\t" + "p" * 100
+    requests, outcome = drive(
+        {"type": "alias", "previousId": previous, "userId": BROKEN},
+        [ok([{"id": 7}]), ok(None), ok({"id": 7})],
+    )
+    assert [r.note for r in requests] == [
+        'search person by userId "p-1\\t' + "p" * 54 + "... (107 characters)",
+        f"search person by userId {SHOWN}",
+        f"re-key person 7 (found) to userId {SHOWN}",
+    ]
+    assert requests[2].body == {"custom_fields": {USER_FIELD: BROKEN}}
+    assert outcome.status == "sent"
+
+
+def test_an_event_held_back_quotes_the_userid_it_waits_for() -> None:
+    known = IdentityStore()
+    known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", LONG)})))
+    _, outcome = drive({"userId": LONG}, [], known=known)
+    assert (outcome.status, outcome.reason) == (
+        "failed",
+        f"an earlier event of userId {LONG_SHOWN} failed: this one waits for it (a rerun tries "
+        "that one first)",
     )
