@@ -70,3 +70,56 @@ def test_a_config_in_a_folder_rpd_may_not_write_is_written_in_place(
     with pytest.raises(PermissionError):  # a new file there: nothing to write in place
         write_whole(tmp_path / "new.toml", "[pipedrive]\\n")
     assert [p.name for p in tmp_path.iterdir()] == ["rpd.toml"]
+
+
+def test_a_config_to_standard_output_through_its_device_name_is_written_to_a_pipe(
+    tmp_path: Path,
+) -> None:
+    # -o /dev/stdout into a pipe (`rpd init -o /dev/stdout --force | ...`): the link's real path
+    # is no file (/proc/PID/fd/pipe:[N]), so the file beside it could not be made: 'cannot
+    # write /dev/stdout: No such file or directory', exit 2, where it wrote the config.
+    run = rpd_process(
+        tmp_path,
+        *("init", "-q", "--from-rudderstack", DESTINATION, "-o", "/dev/stdout", "--force"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert run.stdout.decode().startswith("# rpd config converted from the RudderStack")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def read_only_folder(folder: Path) -> None:
+    """`folder` made one no file can be made in (files in it still writable), or the test
+    skipped: as root, mode bits are not enough, and `chattr +i` may be refused."""
+    folder.chmod(0o555)
+    try:
+        (folder / ".probe").touch()
+    except PermissionError:
+        return
+    (folder / ".probe").unlink()
+    folder.chmod(0o755)
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False).returncode:
+        pytest.skip("no way here to make a folder read-only")
+
+
+def test_a_writable_config_in_a_read_only_folder_is_written_in_place(tmp_path: Path) -> None:
+    # The file beside it cannot be made there: 'cannot write rpd.toml: Permission denied', exit
+    # 2, for a config rpd may write (init wrote it in place before d453120).
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    config = folder / "rpd.toml"
+    config.write_text(KEPT)
+    read_only_folder(folder)
+    try:
+        run = rpd_process(
+            folder,
+            *("init", "-q", "--from-rudderstack", DESTINATION, "-o", "rpd.toml", "--force"),
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+        folder.chmod(0o755)
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert config.read_text().startswith("# rpd config converted from the RudderStack")
+    assert sorted(p.name for p in folder.iterdir()) == ["rpd.toml"]

@@ -287,30 +287,25 @@ def write_whole(target: Path, text: str) -> None:
     it (through a link to it; a file that was there keeps its mode). Written in place, a full
     disk or the size limit cut the file, `--force` destroying the config it replaced, a first
     init leaving an empty one that the rerun refused as 'already exists'. What is no regular
-    file (-o /dev/stdout, a pipe) is written as it is."""
-    real = Path(os.path.realpath(target))
+    file (-o /dev/stdout, a pipe: what the link leads to, whose real path may be no path,
+    /proc/PID/fd/pipe:[N]) is written as it is, and so is a file in a folder rpd may not make
+    or replace a file in (the file itself writable: init wrote it so before)."""
     try:
-        mode: int | None = os.stat(real).st_mode
+        mode: int | None = os.stat(target).st_mode
     except FileNotFoundError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         target.write_text(text, encoding="utf-8")
         return
+    real = Path(os.path.realpath(target))
     beside = real.with_name(f".{real.name}.rpd-{os.getpid()}")
     try:
         beside.write_text(text, encoding="utf-8")
-    except PermissionError:  # a folder rpd may not write: a config there it may is written in
-        if mode is None:  # place, as before (not whole, the one way left)
-            raise
-        target.write_text(text, encoding="utf-8")
-        return
-    except BaseException:
-        beside.unlink(missing_ok=True)
-        raise
-    try:
         if mode is not None:
             os.chmod(beside, stat.S_IMODE(mode))
         os.replace(beside, real)
-    except BaseException:
+    except BaseException as error:
         beside.unlink(missing_ok=True)
-        raise
+        if mode is None or not isinstance(error, PermissionError):
+            raise
+        target.write_text(text, encoding="utf-8")  # a folder no file can be made in
