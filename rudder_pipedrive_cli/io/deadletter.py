@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -252,7 +253,14 @@ def probe_writable(path: Path) -> None:
 
 def _opened_to_append(path: Path) -> bool:
     """Open the file at `path` to append, writing nothing: False when it is gone (removed since it
-    was seen). A link that leads nowhere is followed and fails as writing would."""
+    was seen). A link that leads nowhere is followed and fails as writing would. A named pipe is
+    not opened, only asked whether it may be written: opened and closed, it told its reader the
+    end (`cat dead.fifo > failed.ndjson` exited), and the first dead letter's open then waited
+    for a reader forever, deaf to SIGTERM."""
+    if _named_pipe(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return True
     if path.is_symlink():
         path.open("ab").close()
         return True
@@ -261,6 +269,13 @@ def _opened_to_append(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _named_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:  # not there, or a link that leads nowhere: opening it says so
+        return False
 
 
 def _made_and_removed(path: Path) -> bool:
