@@ -5,18 +5,26 @@ for appending and reading (to look at its end), which a pipe cannot be."""
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import threading
 from pathlib import Path
 
 import orjson
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.cli.render import print_send_report
 from rudder_pipedrive_cli.core.events import take
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, probe_writable
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "A"}}
+CONFIG = str(Path(__file__).resolve().parents[1] / "config.example.toml")
 FAILED = Outcome(status="failed", reason="person not found", stage="lookup person")
 
 
@@ -53,3 +61,42 @@ def test_the_probe_of_a_named_pipe_does_not_open_it(tmp_path: Path) -> None:
         assert watch.poll(0) == []  # POLLHUP: a writer came and went
     finally:
         os.close(reader)
+
+
+def test_a_send_with_dead_letters_to_a_pipe_says_how_to_send_them_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hint was `rpd send dead.fifo` (`rpd send /dev/stdout`), which reads the pipe again,
+    # not what was written to it.
+    for name in ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    events = tmp_path / "in.ndjson"
+    events.write_bytes(orjson.dumps({"type": "identify", "messageId": "m-1"}) + b"\n")
+    pipe = tmp_path / "dead.fifo"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    args = ["send", str(events), "--config", CONFIG, "--sandbox", "--state", "s.sqlite"]
+    result = CliRunner().invoke(app, [*args, "--dead-letter", str(pipe), "-q"])
+    reader.join(timeout=10)
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1,
+        [
+            f"1 event failed, written to {pipe}: fix the cause, then `rpd send` what it "
+            "received to send it again",
+        ],
+    )
+    assert [orjson.loads(line)["event"]["messageId"] for line in received[0].splitlines()] == [
+        "m-1"
+    ]
+
+
+def test_a_report_of_dead_letters_to_a_pipe_says_how_to_send_them_again() -> None:
+    out = Console(file=io.StringIO(), width=200)
+    print_send_report(out, Tally(), duration_s=1.0, dead_letter="/dev/stdout", readable=False)
+    assert out.file.getvalue().splitlines()[-1] == (  # type: ignore[attr-defined]
+        "failed events written to /dev/stdout: fix the cause, then `rpd send` what it "
+        "received to send them again"
+    )

@@ -153,6 +153,7 @@ def print_send_report(
     duration_s: float,
     dead_letter: str | None,
     identities: str = "",
+    readable: bool = True,
 ) -> None:
     console.print(events_table(tally, title="Events"))
     console.print(requests_table(tally, title="Requests"))
@@ -181,9 +182,15 @@ def print_send_report(
         say(
             console,
             f"failed events written to {dead_letter}: fix the cause, then "
-            f"`rpd send {dead_letter}` to send them again",
+            f"{send_again(dead_letter, readable)} to send them again",
             indent=PROSE,
         )
+
+
+def send_again(dead_letter: str, readable: bool) -> str:
+    """The command that sends the dead letters again: `rpd send` of their file, or of what a
+    pipe they were written to (/dev/stdout, a fifo) received, which its name cannot read back."""
+    return f"`rpd send {dead_letter}`" if readable else "`rpd send` what it received"
 
 
 def counted_line(heading: str, counts: Counter[str]) -> str:

@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.cli.common import (
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
 from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
-from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report
+from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report, send_again
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.cli.send_catalog import judge_unset_identity, listed_with, with_catalog
 from rudder_pipedrive_cli.core.errors import (
@@ -679,6 +679,7 @@ def end_run(
                 duration_s=duration,
                 dead_letter=letters.written,
                 identities="" if identities is None else identities.line(),
+                readable=letters.a_file,
             )
             if env.sandbox is not None:
                 # A real terminal, not one rich assumes (FORCE_COLOR, TTY_COMPATIBLE into a log).
@@ -689,7 +690,8 @@ def end_run(
             say(
                 env.err,
                 f"{failed:,} {'event' if failed == 1 else 'events'} failed, written to "
-                f"{letters.written}: fix the cause, then `rpd send {letters.written}` to send "
+                f"{letters.written}: fix the cause, then "
+                f"{send_again(letters.written, letters.a_file)} to send "
                 f"{'it' if failed == 1 else 'them'} again",
                 indent=MORE,
             )

@@ -105,6 +105,7 @@ class DeadLetters:
         self._handle: IO[bytes] | None = None
         self._token = token  # the API token (Secret.pattern): never written, even as event data
         self._renamed = renamed
+        self.a_file = True  # False: a pipe (/dev/stdout, a fifo), whose name cannot be read back
 
     def add(self, item: Event, outcome: Outcome) -> None:
         line = dead_letter_line(dead_letter_record(item, outcome))
@@ -135,8 +136,8 @@ class DeadLetters:
                 raise output_error(self.path, *DEAD_LETTERS, error) from None
         # + : read its end (_ends_mid_line), which a pipe (/dev/stdout, >(gzip ...), a fifo)
         # cannot be read back for: opened "ab+", one stopped the send at its first dead letter.
-        mode = "ab+" if _regular_or_new(self.path) else "ab"
-        return open_output(self.path, mode, *DEAD_LETTERS, owner_only)
+        self.a_file = _regular_or_new(self.path)
+        return open_output(self.path, "ab+" if self.a_file else "ab", *DEAD_LETTERS, owner_only)
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
