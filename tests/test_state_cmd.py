@@ -804,3 +804,27 @@ def test_show_names_an_account_by_its_url_company_and_token() -> None:
         "http://localhost:8787",
         "42",
     )
+
+
+@pytest.mark.parametrize("filled", [True, False], ids=["a state", "leftovers"])
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", ".lock"])
+def test_clear_refuses_a_directory_where_a_companion_should_be_and_removes_nothing(
+    suffix: str, filled: bool
+) -> None:
+    # Reported: the state file was removed, then IsADirectoryError ended the clear (exit 70),
+    # the -wal directory left beside a state gone.
+    if filled:
+        fill(Path("s.sqlite"))
+    else:  # a run killed, then its file deleted, left its -wal (clear removes such leftovers)
+        Path("s.sqlite-wal" if suffix != "-wal" else "s.sqlite-shm").write_bytes(b"x")
+    Path(f"s.sqlite{suffix}").mkdir()
+    before = sorted(p.name for p in Path().iterdir())
+    result = runner.invoke(app, ["state", "clear", "--state", "s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: cannot clear s.sqlite: s.sqlite{suffix} beside it is a directory\n"
+        "hint: move that directory away (the name is for the state file's own "
+        f"{suffix} file), then clear again\n",
+    )
+    assert sorted(p.name for p in Path().iterdir()) == before
+    assert not filled or Path("s.sqlite").stat().st_size

@@ -20,6 +20,7 @@ import mmap
 import os
 import re
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -623,6 +624,7 @@ def discard_state(path: Path) -> Discarded:
     check_state_path(path)
     if not is_sqlite(path) and not looks_like_state(path):
         raise _foreign(path, "not an SQLite database")
+    _check_companions(path)
     with _locked_to_remove(path, create=False) as lock:
         namespaces: list[NamespaceSummary] = []
         unreadable = ""
@@ -643,6 +645,7 @@ def discard_leftovers(path: Path) -> list[Path]:
     """Remove the -wal and -shm a state file that is not there left beside it (a run killed,
     then its file deleted), for `rpd state clear`: under the lock of a file made at the path for
     the moment, so no send starts on that path meanwhile. The names removed."""
+    _check_companions(path)
     with _locked_to_remove(path, create=True) as lock:
         if lock.real.stat().st_size:  # a send made the file and finished before the lock
             raise UsageError(
@@ -652,6 +655,20 @@ def discard_leftovers(path: Path) -> list[Path]:
         removed = _remove(lock.real, "-wal", "-shm")
         _remove(lock.real, "")
         return removed
+
+
+def _check_companions(path: Path) -> None:
+    """A directory where the state file's -wal, -shm or .lock should be is refused before
+    anything is removed: unlinking it failed after the file itself was gone (exit 70)."""
+    for suffix in ("-wal", "-shm", ".lock"):
+        name = beside(path, suffix)
+        with contextlib.suppress(OSError):  # not there: nothing in the way
+            if stat.S_ISDIR(name.lstat().st_mode):
+                raise UsageError(
+                    f"cannot clear {path}: {name.name} beside it is a directory",
+                    hint=f"move that directory away (the name is for the state file's own "
+                    f"{suffix} file), then clear again",
+                )
 
 
 @contextlib.contextmanager
