@@ -469,6 +469,8 @@ def _why(error: Exception) -> str:
     if isinstance(error, FileNotFoundError):
         return "no such object"
     if isinstance(error, PermissionError):
+        if error.filename is not None:  # the OS refused a local folder's file: no credentials
+            return f"{error.strerror or 'Permission denied'} (check the file's permissions)"
         return "access denied (check the credentials)"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
