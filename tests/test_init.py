@@ -31,8 +31,10 @@ from test_map_fields import (
     start_account,
     write_config,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import common, init_cmd
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
 from rudder_pipedrive_cli.io.config import load_settings
@@ -259,6 +261,32 @@ def test_a_destination_larger_than_a_mib_is_refused_unread(tmp_path: Path) -> No
         "error: /dev/zero: larger than 1 MiB, so not a RudderStack destination's export",
         "hint: check the --from-rudderstack path",
     ]
+
+
+def test_a_destination_is_read_from_stdin_given_as_dash(tmp_path: Path) -> None:
+    # `--from-rudderstack -` opened a file named "-": 'cannot read -: No such file or directory'.
+    # As `rpd send -` reads events, `-` is standard input.
+    source = destination(tmp_path).read_bytes()
+    result = CliRunner().invoke(
+        app,
+        ["init", "--from-rudderstack", "-", "-o", "-"],
+        env={"PIPEDRIVE_API_TOKEN": TOKEN},
+        input=source,
+    )
+    assert (result.exit_code, result.stdout) == (
+        0,
+        CONVERTED.replace("in destination.json.", "read from standard input."),
+    )
+    large = CliRunner().invoke(
+        app, ["init", "--from-rudderstack", "-", "-o", "-"], input=b" " * (1 << 20) + b"{}"
+    )
+    assert (large.exit_code, large.stderr.splitlines()) == (
+        2,
+        [
+            "error: -: larger than 1 MiB, so not a RudderStack destination's export",
+            "hint: check the --from-rudderstack path",
+        ],
+    )
 
 
 def test_missing_destination_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -113,10 +114,14 @@ def converted_tables(converted: Converted, base_url: str = "") -> list[Table]:
     return tables
 
 
+STDIN = Path("-")  # `--from-rudderstack -`: standard input, as `rpd send -` reads events
+
+
 def read_destination(path: Path) -> object:
     hint = "check the --from-rudderstack path"
+    stream = sys.stdin.buffer if path == STDIN else None
     try:
-        return orjson.loads(read_small(path, "a RudderStack destination's export", hint))
+        return orjson.loads(read_small(path, "a RudderStack destination's export", hint, stream))
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}", hint=hint) from None
     except orjson.JSONDecodeError as error:
@@ -139,7 +144,8 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | N
         for warning in converted.warnings:
             say(err, f"warning: {path}: {warning}", indent=MORE)
     header = [
-        f"rpd config converted from the RudderStack Pipedrive destination in {path.name}.",
+        "rpd config converted from the RudderStack Pipedrive destination "
+        + ("read from standard input." if path == STDIN else f"in {path.name}."),
         "Check it against the account with `rpd check`.",
     ]
     return render(converted_tables(converted, url), header=header)
@@ -217,7 +223,7 @@ def init_command(
         Path | None,
         opt.file_option(
             "--from-rudderstack",
-            help="Convert this RudderStack Pipedrive destination config (JSON).",
+            help="Convert this RudderStack Pipedrive destination config (JSON; '-' for stdin).",
         ),
     ] = None,
     output: Annotated[

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urlsplit
 
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
@@ -305,10 +305,14 @@ SMALL_FILE_CAP = 1 << 20
 BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
 
 
-def read_small(path: Path, what: str, hint: str) -> bytes:
-    """The bytes of `path`, a small file: one larger than SMALL_FILE_CAP is not `what`."""
-    with path.open("rb") as file:
-        data = file.read(SMALL_FILE_CAP + 1)
+def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None) -> bytes:
+    """The bytes of `path`, a small file (or of `stream`, read in its place: standard input,
+    `path` its name): one larger than SMALL_FILE_CAP is not `what`."""
+    if stream is not None:
+        data = stream.read(SMALL_FILE_CAP + 1)
+    else:
+        with path.open("rb") as file:
+            data = file.read(SMALL_FILE_CAP + 1)
     if len(data) > SMALL_FILE_CAP:
         raise ConfigError(f"{path}: larger than 1 MiB, so not {what}", hint=hint)
     return data
