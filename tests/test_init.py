@@ -145,6 +145,34 @@ def test_a_base_url_given_to_a_conversion_is_checked_as_anywhere(tmp_path: Path)
     assert not (tmp_path / "rpd.toml").exists()
 
 
+@pytest.mark.parametrize("path", ["/api/v2", "/v1/", "/api/v1"])
+def test_a_base_url_ending_in_a_path_rpd_adds_is_refused_by_a_conversion(
+    tmp_path: Path, path: str
+) -> None:
+    # It was written, and every send and check then stopped at 'GET /v1/users/me answered HTTP
+    # 404' (https://x/api/v2/v1/users/me); a conversion asks no account, so nothing else says it.
+    source = destination(tmp_path)
+    url = f"https://acme.pipedrive.com{path}"
+    code, out, err = invoke("init", "--from-rudderstack", str(source), "--base-url", url)
+    assert (code, out, err.splitlines()) == (
+        2,
+        "",
+        [
+            f"error: --base-url: base_url {url.rstrip('/')} is not Pipedrive's API: it ends in "
+            f"{path.rstrip('/')}, which rpd adds to it",
+            "hint: give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+            "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 "
+            "itself",
+        ],
+    )
+    assert not (tmp_path / "rpd.toml").exists()
+    gateway = "https://gateway.example.com/pipedrive"  # a path of its own: written as before
+    code, out, _ = invoke(
+        "init", "--from-rudderstack", str(source), "--base-url", gateway, "-o", "-"
+    )
+    assert code == 0 and f'base_url = "{gateway}"' in out
+
+
 def test_the_converted_file_loads_as_the_destination_said(tmp_path: Path) -> None:
     invoke("init", "--from-rudderstack", str(destination(tmp_path)))
     settings = load_settings(str(tmp_path / "rpd.toml"), env={})

@@ -33,6 +33,7 @@ from rudder_pipedrive_cli.cli.common import (
 )
 from rudder_pipedrive_cli.cli.exits import NO_SPACE
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
+from rudder_pipedrive_cli.core.account import ends_in_an_api_path
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import (
@@ -133,7 +134,9 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | N
     as any base_url is (a conversion asks no account, so nothing else would)."""
     try:
         url = resolve_base_url(base_url, "") if base_url else ""
-    except ConfigError as error:
+        if slip := ends_in_an_api_path(url):
+            raise slip
+    except UsageError as error:
         raise ConfigError(f"--base-url: {error.message}", hint=error.hint) from None
     document = read_destination(path)
     try:

@@ -62,7 +62,27 @@ def not_pipedrive(status: int | None, url: str) -> UsageError | None:
         return None
     return UsageError(
         f"base_url {url} is not Pipedrive's API: {USERS_ME} answered HTTP 404 there",
-        hint="give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
-        "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 "
-        "itself",
+        hint=ORIGIN_ONLY,
+    )
+
+
+ORIGIN_ONLY = (
+    "give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+    "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 itself"
+)
+API_PATHS = ("/api/v1", "/api/v2", "/v1")  # what rpd puts after base_url: none ends it
+
+
+def ends_in_an_api_path(url: str) -> UsageError | None:
+    """A base URL whose path ends in one rpd adds itself (https://x/api/v2, whose requests go to
+    /api/v2/v1/users/me) is no Pipedrive API, whatever answers there, else None: said before any
+    request, where none is made (a conversion) to find it as `not_pipedrive` does. Any other
+    path (a gateway's prefix) may be right."""
+    path = urlsplit(url).path.rstrip("/")
+    ending = next((api for api in API_PATHS if path.endswith(api)), None)
+    if ending is None:
+        return None
+    return UsageError(
+        f"base_url {url} is not Pipedrive's API: it ends in {ending}, which rpd adds to it",
+        hint=ORIGIN_ONLY,
     )
