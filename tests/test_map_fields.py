@@ -353,7 +353,10 @@ def test_a_listing_refused_404_at_an_origin_asks_nothing_more(
         "",
         [
             "error: listing organization fields failed: HTTP 404 Not found (Please check "
-            "developers.pipedrive.com for more information about Pipedrive API.)"
+            "developers.pipedrive.com for more information about Pipedrive API.)",
+            # It said no more (SPEC 6: an error says what to do).
+            "hint: check base_url and company_domain: every Pipedrive account answers this "
+            "listing, so they may name another server (`rpd check` asks the account there)",
         ],
     )
     assert account.stats()["requests"] == {"GET /api/v2/organizationFields": 1}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rudder_pipedrive_cli.cli.common import Env
-from rudder_pipedrive_cli.core.account import Account, fetch_account, not_pipedrive
+from rudder_pipedrive_cli.core.account import NOT_FOUND, Account, fetch_account, not_pipedrive
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, NOUNS, suggest_traits
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -56,10 +56,19 @@ def ask_account(client: BlockingClient, url: str) -> Account | PlanFailure:
 def listing_refused(client: BlockingClient, url: str, failure: PlanFailure) -> PlanFailure:
     """`failure`, a listing's, to raise; a 404 at a base URL with a path first asks `GET
     /v1/users/me`, so that such a URL stops the command with `not_pipedrive`'s words, as check
-    and send do. At an origin a 404 says nothing of the URL: nothing more is asked there."""
+    and send do. At an origin a 404 proves nothing of the URL (a gateway may forward every
+    route but one): nothing more is asked there, and the hint names what to check."""
     if not_pipedrive(failure.status, url) is not None:  # a 404, and a path to blame for it
         ask_account(client, url)
+    elif failure.status == NOT_FOUND:
+        failure.hint = LISTING_NOT_FOUND
     return failure
+
+
+LISTING_NOT_FOUND = (
+    "check base_url and company_domain: every Pipedrive account answers this listing, so they "
+    "may name another server (`rpd check` asks the account there)"
+)
 
 
 def field_tables(catalog: Catalog, config: PlanConfig, entities: Sequence[str]) -> list[Table]:

@@ -253,7 +253,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 # refused or that could not get through: its reason, exit 1 like a failed check.
                 # No answer at all (a refused connection, a name that does not resolve, a
                 # timeout) is more often a wrong address than a passing fault.
-                hint = "try again later" if error.retryable else ""
+                hint = error.hint or ("try again later" if error.retryable else "")
                 if error.retryable and error.status is None:
                     hint = NO_ANSWER_HINT
                 shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)

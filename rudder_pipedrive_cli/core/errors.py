@@ -80,6 +80,7 @@ class PlanFailure(Exception):
         status: int | None = None,
         retryable: bool = False,
         redacted: str | None = None,
+        hint: str = "",
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -87,6 +88,7 @@ class PlanFailure(Exception):
         self.status = status
         self.retryable = retryable
         self.redacted = redacted
+        self.hint = hint  # what to do, when one outside any event stops a command
 
 
 class Warned(str):
