@@ -1230,3 +1230,15 @@ def test_a_file_from_before_the_index_and_listing_fixes_forgets_them_once(path: 
     assert rows(path, "PRAGMA user_version") == [(1,)]
     with open_state(path) as state:
         assert state.index_rows().ids("person", "v") == [6]
+
+
+def test_a_folder_where_the_pid_file_goes_is_left_as_it_is(path: Path) -> None:
+    # A folder named STATE.lock (the pid file's name, only for messages): the send went on, then
+    # ended 'internal error: IsADirectoryError', exit 70, as the state closed and unlinked it.
+    path.parent.mkdir(parents=True)
+    (path.parent / "state.sqlite.lock").mkdir()
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+    assert (path.parent / "state.sqlite.lock").is_dir()
+    with open_state(path, readonly=True) as state:
+        assert state.journal_status("e1") == "sent"

@@ -92,6 +92,7 @@ class FileLock:
         self.real = state_path.resolve()
         self.path = beside(state_path, ".lock")
         self._handle: int | None = None
+        self._wrote = False  # the pid file
 
     def acquire(self, *, create: bool = True) -> None:
         """Lock the file, creating it (owner-only: the journal holds user ids and event sources,
@@ -123,6 +124,7 @@ class FileLock:
             self._handle = handle
             with contextlib.suppress(OSError):  # only for messages: a read-only folder is fine
                 self.path.write_text(str(os.getpid()))
+                self._wrote = True
             return
 
     @property
@@ -134,8 +136,10 @@ class FileLock:
         """Remove the pid file while still holding the lock, then drop the lock."""
         if self._handle is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if self._wrote:  # not what is there when it could not be written (a folder, say)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._wrote = False
         os.close(self._handle)
         self._handle = None
 
