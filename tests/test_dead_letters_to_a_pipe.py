@@ -100,3 +100,16 @@ def test_a_report_of_dead_letters_to_a_pipe_says_how_to_send_them_again() -> Non
         "failed events written to /dev/stdout: fix the cause, then `rpd send` what it "
         "received to send them again"
     )
+
+
+def test_dead_letters_to_a_descriptor_leading_to_a_file_are_not_sent_again_by_its_name(
+    tmp_path: Path,
+) -> None:
+    # `--dead-letter /dev/stdout > failed.ndjson`: the descriptor leads to a regular file, but
+    # `rpd send /dev/stdout` reads the next command's own standard output, not the letters.
+    with (tmp_path / "failed.ndjson").open("wb") as file:
+        letters = DeadLetters(Path(f"/dev/fd/{file.fileno()}"))
+        letters.add(take(IDENTIFY, "in.ndjson:1"), FAILED)
+        letters.close()
+    assert orjson.loads((tmp_path / "failed.ndjson").read_bytes())["source"] == "in.ndjson:1"
+    assert letters.a_file is False

@@ -105,7 +105,7 @@ class DeadLetters:
         self._handle: IO[bytes] | None = None
         self._token = token  # the API token (Secret.pattern): never written, even as event data
         self._renamed = renamed
-        self.a_file = True  # False: a pipe (/dev/stdout, a fifo), whose name cannot be read back
+        self.a_file = True  # False: a pipe, /dev/stdout: its name reads no letters back
 
     def add(self, item: Event, outcome: Outcome) -> None:
         line = dead_letter_line(dead_letter_record(item, outcome))
@@ -136,8 +136,9 @@ class DeadLetters:
                 raise output_error(self.path, *DEAD_LETTERS, error) from None
         # + : read its end (_ends_mid_line), which a pipe (/dev/stdout, >(gzip ...), a fifo)
         # cannot be read back for: opened "ab+", one stopped the send at its first dead letter.
-        self.a_file = _regular_or_new(self.path)
-        return open_output(self.path, "ab+" if self.a_file else "ab", *DEAD_LETTERS, owner_only)
+        regular = _regular_or_new(self.path)
+        self.a_file = regular and not _a_descriptor(self.path)
+        return open_output(self.path, "ab+" if regular else "ab", *DEAD_LETTERS, owner_only)
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
@@ -153,6 +154,14 @@ class DeadLetters:
     @property
     def written(self) -> str | None:
         return str(self.path) if self.count else None
+
+
+def _a_descriptor(path: Path) -> bool:
+    """Whether `path` names one of rpd's open descriptors (/dev/stdout, /dev/fd/N, /proc/...):
+    led to a regular file (`--dead-letter /dev/stdout > failed.ndjson`), it is written as one,
+    but a later `rpd send` of that name reads its own descriptor, not the letters."""
+    name = os.path.abspath(path)
+    return name in ("/dev/stdout", "/dev/stderr") or name.startswith(("/dev/fd/", "/proc/"))
 
 
 def _regular_or_new(path: Path) -> bool:
