@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.render import print_send_report
+from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import take
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
@@ -113,3 +114,26 @@ def test_dead_letters_to_a_descriptor_leading_to_a_file_are_not_sent_again_by_it
         letters.close()
     assert orjson.loads((tmp_path / "failed.ndjson").read_bytes())["source"] == "in.ndjson:1"
     assert letters.a_file is False
+
+
+def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(tmp_path: Path) -> None:
+    # The probe no longer opens a named pipe (c2243e3), so the first dead letter's open was the
+    # first to meet a pipe nobody reads: it waited for a reader forever, mid-run, deaf to
+    # SIGTERM. It is now a write refused, which stops the send as any other is.
+    pipe = tmp_path / "dead.fifo"
+    os.mkfifo(pipe)
+    letters = DeadLetters(pipe)
+    refused: list[str] = []
+
+    def add() -> None:
+        try:
+            letters.add(take(IDENTIFY, "in.ndjson:1"), FAILED)
+        except UsageError as error:
+            refused.append(error.message)
+
+    writer = threading.Thread(target=add, daemon=True)
+    writer.start()
+    writer.join(timeout=30)
+    if writer.is_alive():  # waiting for a reader: give it one, so the thread ends
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+    assert refused == [f"cannot write dead letters to {pipe}: no process reads this named pipe"]

@@ -138,7 +138,9 @@ class DeadLetters:
         # cannot be read back for: opened "ab+", one stopped the send at its first dead letter.
         regular = _regular_or_new(self.path)
         self.a_file = regular and not _a_descriptor(self.path)
-        return open_output(self.path, "ab+" if regular else "ab", *DEAD_LETTERS, owner_only)
+        if regular:
+            return open_output(self.path, "ab+", *DEAD_LETTERS, owner_only)
+        return open_output(self.path, "ab", *DEAD_LETTERS, _read_now)
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
@@ -154,6 +156,20 @@ class DeadLetters:
     @property
     def written(self) -> str | None:
         return str(self.path) if self.count else None
+
+
+def _read_now(name: str, flags: int) -> int:
+    """open()'s opener for what is no regular file: a named pipe no process reads is refused at
+    once, where the open waited for a reader forever, mid-run and deaf to SIGTERM (Python opens
+    again after a signal); what is opened is written as ever, waiting when the reader lags."""
+    try:
+        handle = os.open(name, flags | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a pipe's write end, with no read end open
+            raise OSError(errno.ENXIO, "no process reads this named pipe", name) from None
+        raise
+    os.set_blocking(handle, True)
+    return handle
 
 
 def _a_descriptor(path: Path) -> bool:
