@@ -317,6 +317,20 @@ def test_a_destination_is_read_from_stdin_given_as_dash(tmp_path: Path) -> None:
     )
 
 
+def test_a_destination_read_from_a_terminal_says_how_to_end_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--from-rudderstack -` at a terminal waited without a word, as `rpd send -` did.
+    monkeypatch.setattr(init_cmd, "stdin_is_interactive", lambda: True)
+    source = destination(tmp_path).read_bytes()
+    result = CliRunner().invoke(app, ["init", "--from-rudderstack", "-", "-o", "-"], input=source)
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        0,
+        "reading the destination's JSON from standard input (-): paste or type it, then press "
+        "Ctrl-D on a new line to end (Ctrl-C cancels)",
+    )
+
+
 def test_missing_destination_file(tmp_path: Path) -> None:
     code, _, err = invoke("init", "--from-rudderstack", str(tmp_path / "nope.json"))
     assert code == 2

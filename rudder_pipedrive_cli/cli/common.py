@@ -271,9 +271,10 @@ def stdin_is_interactive() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
 
-# `rpd send -` / `dry-run -` at a terminal waited without a word for events to be typed.
+# `rpd send -` / `dry-run -` (`init --from-rudderstack -`: the destination's JSON, it) at a
+# terminal waited without a word for events to be typed.
 READING_A_TERMINAL = (
-    "reading events from standard input (-): paste or type them, then press Ctrl-D on a new "
+    "reading {} from standard input (-): paste or type {}, then press Ctrl-D on a new "
     "line to end (Ctrl-C cancels)"
 )
 
@@ -282,7 +283,7 @@ def note_reading_a_terminal(env: Env, paths: Container[str]) -> None:
     """Say, once, that events are read from the terminal and how to end them: only when `-`
     is among the inputs and standard input is a terminal (never for a pipe or a file)."""
     if "-" in paths and stdin_is_interactive():
-        say(env.err, READING_A_TERMINAL, indent=MORE)
+        say(env.err, READING_A_TERMINAL.format("events", "them"), indent=MORE)
 
 
 def note_finished_objects(env: Env, reader: EventReader) -> None:

@@ -25,11 +25,13 @@ from rudder_pipedrive_cli.cli.account import (
 )
 from rudder_pipedrive_cli.cli.common import (
     MORE,
+    READING_A_TERMINAL,
     Env,
     command_env,
     handle_errors,
     make_consoles,
     no_space,
+    stdin_is_interactive,
 )
 from rudder_pipedrive_cli.cli.exits import NO_SPACE
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
@@ -138,6 +140,8 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | N
             raise slip
     except UsageError as error:
         raise ConfigError(f"--base-url: {error.message}", hint=error.hint) from None
+    if path == STDIN and stdin_is_interactive():  # as `rpd send -` says it
+        say(err, READING_A_TERMINAL.format("the destination's JSON", "it"), indent=MORE)
     document = read_destination(path)
     try:
         converted = convert(document)
