@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import take
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io import deadletter
 from rudder_pipedrive_cli.io.deadletter import DeadLetters, probe_writable
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "A"}}
@@ -116,10 +117,13 @@ def test_dead_letters_to_a_descriptor_leading_to_a_file_are_not_sent_again_by_it
     assert letters.a_file is False
 
 
-def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(tmp_path: Path) -> None:
+def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The probe no longer opens a named pipe (c2243e3), so the first dead letter's open was the
     # first to meet a pipe nobody reads: it waited for a reader forever, mid-run, deaf to
     # SIGTERM. It is now a write refused, which stops the send as any other is.
+    monkeypatch.setattr(deadletter, "READER_WAIT", 0.0)  # a reader starting late: none here
     pipe = tmp_path / "dead.fifo"
     os.mkfifo(pipe)
     letters = DeadLetters(pipe)
@@ -137,3 +141,17 @@ def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(tmp_path: P
     if writer.is_alive():  # waiting for a reader: give it one, so the thread ends
         os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
     assert refused == [f"cannot write dead letters to {pipe}: no process reads this named pipe"]
+
+
+def test_dead_letters_to_a_socket_are_refused_in_the_systems_words(tmp_path: Path) -> None:
+    # Not 'no process reads this named pipe': a socket is none, and the system says why.
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "dead.sock"))
+        letters = DeadLetters(tmp_path / "dead.sock")
+        with pytest.raises(UsageError) as refused:
+            letters.add(take(IDENTIFY, "in.ndjson:1"), FAILED)
+    assert refused.value.message == (
+        f"cannot write dead letters to {tmp_path / 'dead.sock'}: No such device or address"
+    )

@@ -158,18 +158,28 @@ class DeadLetters:
         return str(self.path) if self.count else None
 
 
+READER_WAIT = 10.0  # seconds a named pipe's reader may take to open it (one starting late)
+
+
 def _read_now(name: str, flags: int) -> int:
-    """open()'s opener for what is no regular file: a named pipe no process reads is refused at
-    once, where the open waited for a reader forever, mid-run and deaf to SIGTERM (Python opens
-    again after a signal); what is opened is written as ever, waiting when the reader lags."""
-    try:
-        handle = os.open(name, flags | os.O_NONBLOCK)
-    except OSError as error:
-        if error.errno == errno.ENXIO:  # a pipe's write end, with no read end open
-            raise OSError(errno.ENXIO, "no process reads this named pipe", name) from None
-        raise
-    os.set_blocking(handle, True)
-    return handle
+    """open()'s opener for what is no regular file: a named pipe no process reads is refused
+    after READER_WAIT, where the open waited for a reader forever, mid-run and deaf to SIGTERM
+    (Python opens again after a signal); what is opened is written as ever, waiting when the
+    reader lags."""
+    waited = 0.0
+    while True:
+        try:
+            handle = os.open(name, flags | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ENXIO or not _named_pipe(Path(name)):
+                raise
+            if waited >= READER_WAIT:  # no read end open
+                raise OSError(errno.ENXIO, "no process reads this named pipe", name) from None
+            time.sleep(0.05)
+            waited += 0.05
+            continue
+        os.set_blocking(handle, True)
+        return handle
 
 
 def _a_descriptor(path: Path) -> bool:
