@@ -53,3 +53,29 @@ def test_what_sqlite_says_of_the_state_is_said_as_what_to_do(
     failure = state_failure(Path("rpd/state.sqlite"), error)
     assert failure is not None
     assert (failure.message, failure.hint) == (message, hint)
+
+
+@pytest.mark.parametrize("gone", ["deleted", "moved"])
+def test_a_state_file_moved_or_deleted_during_the_run_is_said_so(tmp_path: Path, gone: str) -> None:
+    # SQLite's own error (SQLITE_READONLY_DBMOVED, 1032), raised as it writes to a file no longer
+    # at its name: it was 'cannot be written', hint '-wal and -shm beside it', for a file whose
+    # -wal and -shm were never at fault. (WAL, the state's mode, does not check on a write.)
+    path = tmp_path / "state.sqlite"
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode = DELETE")
+    connection.execute("CREATE TABLE t (x)")
+    if gone == "deleted":
+        path.unlink()
+    else:
+        path.rename(tmp_path / "elsewhere.sqlite")
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        connection.execute("INSERT INTO t VALUES (1)")
+    connection.close()
+    failure = state_failure(path, caught.value)
+    assert failure is not None
+    assert (failure.message, failure.hint) == (
+        f"state file {path} was moved or deleted during the run (SQLite: attempt to write a "
+        "readonly database)",
+        f"put it back at {path}, or rerun the same command with --state where it is now: it "
+        "resumes where this run stopped",
+    )

@@ -227,6 +227,9 @@ SQLITE_CANTOPEN, SQLITE_NOTADB = 14, 26
 # The -shm file (WAL's index, beside the state) could not be grown: on a disk with no room left
 # for it, SQLite's way of saying that disk is full as rpd opens the state (an extended code).
 SQLITE_IOERR_SHMSIZE = SQLITE_IOERR | 19 << 8
+# The state file was moved or deleted while this run had it open: SQLite stops writing to a file
+# no longer at its name (an extended code of SQLITE_READONLY: no -wal or -shm is at fault).
+SQLITE_READONLY_DBMOVED = SQLITE_READONLY | 4 << 8
 # A namespace as rpd writes it into every row ("...#" and a 16-hex token fingerprint): how a file
 # whose first page (SQLite's header) was destroyed is still known to be rpd's, so clear removes it.
 NAMESPACE_MARK = re.compile(rb"#[0-9a-f]{16}")
@@ -249,6 +252,12 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
         return StateUnusable(
             f"state file {path} could not be read or written (SQLite: {error})",
             hint="check its disk, then rerun the same command: it resumes where this run stopped",
+        )
+    if extended == SQLITE_READONLY_DBMOVED:
+        return StateUnusable(
+            f"state file {path} was moved or deleted during the run (SQLite: {error})",
+            hint=f"put it back at {path}, or rerun the same command with --state where it is "
+            "now: it resumes where this run stopped",
         )
     if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
         # The file itself opened (its lock did): its -wal or -shm could not be, and SQLite
