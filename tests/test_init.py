@@ -305,16 +305,40 @@ def test_a_destination_is_read_from_stdin_given_as_dash(tmp_path: Path) -> None:
         0,
         CONVERTED.replace("in destination.json.", "read from standard input."),
     )
-    large = CliRunner().invoke(
-        app, ["init", "--from-rudderstack", "-", "-o", "-"], input=b" " * (1 << 20) + b"{}"
-    )
-    assert (large.exit_code, large.stderr.splitlines()) == (
-        2,
-        [
-            "error: -: larger than 1 MiB, so not a RudderStack destination's export",
-            "hint: check the --from-rudderstack path",
-        ],
-    )
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "said"),
+    [
+        (
+            b" " * (1 << 20) + b"{}",
+            2,
+            "error: standard input (-): larger than 1 MiB, so not a RudderStack destination's "
+            "export",
+        ),
+        (b"{not json", 2, "error: standard input (-): not valid JSON: "),
+        (
+            b"[1, 2]",
+            2,
+            "error: standard input (-): the RudderStack destination config must be a JSON object",
+        ),
+        (
+            b'{"config": {"userIdToken": "", "customMapping": true}}',
+            0,
+            "warning: standard input (-): customMapping is not a Pipedrive destination setting; "
+            "ignored",
+        ),
+    ],
+    ids=["large", "not-json", "not-an-object", "warning"],
+)
+def test_a_destination_from_stdin_is_named_standard_input(
+    source: bytes, code: int, said: str
+) -> None:
+    # Its errors and warnings named a file '-' ('error: -: larger than 1 MiB'), where
+    # `rpd send -` says 'standard input (-)'.
+    result = CliRunner().invoke(app, ["init", "--from-rudderstack", "-", "-o", "-"], input=source)
+    assert result.exit_code == code
+    assert result.stderr.splitlines()[0].startswith(said)
 
 
 def test_a_destination_read_from_a_terminal_says_how_to_end_it(

@@ -47,7 +47,13 @@ from rudder_pipedrive_cli.core.catalog_findings import (
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure, UsageError
 from rudder_pipedrive_cli.core.rudderstack import Converted, convert
-from rudder_pipedrive_cli.io.config import TOKEN_ENV, config_path, read_small, resolve_base_url
+from rudder_pipedrive_cli.io.config import (
+    STDIN_SHOWN,
+    TOKEN_ENV,
+    config_path,
+    read_small,
+    resolve_base_url,
+)
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
 TOKEN_NOTE = f"api_token: not written here; set ${TOKEN_ENV} in the environment instead"
@@ -120,15 +126,21 @@ def converted_tables(converted: Converted, base_url: str = "") -> list[Table]:
 STDIN = Path("-")  # `--from-rudderstack -`: standard input, as `rpd send -` reads events
 
 
+def shown(path: Path) -> str:
+    """How a message names the destination's file: `-` is standard input, as in `rpd send -`."""
+    return STDIN_SHOWN if path == STDIN else str(path)
+
+
 def read_destination(path: Path) -> object:
     hint = "check the --from-rudderstack path"
     stream = sys.stdin.buffer if path == STDIN else None
+    name = shown(path)
     try:
         return orjson.loads(read_small(path, "a RudderStack destination's export", hint, stream))
     except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}", hint=hint) from None
+        raise UsageError(f"cannot read {name}: {error.strerror}", hint=hint) from None
     except orjson.JSONDecodeError as error:
-        raise UsageError(f"{path}: not valid JSON: {error}", hint="export it again") from None
+        raise UsageError(f"{name}: not valid JSON: {error}", hint="export it again") from None
 
 
 def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | None) -> str:
@@ -146,10 +158,10 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | N
     try:
         converted = convert(document)
     except UsageError as error:  # what the document holds is wrong: name the file
-        raise UsageError(f"{path}: {error.message}", hint=error.hint) from None
+        raise UsageError(f"{shown(path)}: {error.message}", hint=error.hint) from None
     if not quiet:
         for warning in converted.warnings:
-            say(err, f"warning: {path}: {warning}", indent=MORE)
+            say(err, f"warning: {shown(path)}: {warning}", indent=MORE)
     header = [
         "rpd config converted from the RudderStack Pipedrive destination "
         + ("read from standard input." if path == STDIN else f"in {path.name}."),

@@ -302,19 +302,21 @@ TOML_TYPES = {
 # A config (or a destination's export, `rpd init`) is a few kilobytes: read no more than this,
 # so `--config /dev/zero` (or a large file named by mistake) is an error, not all the memory.
 SMALL_FILE_CAP = 1 << 20
+STDIN_SHOWN = "standard input (-)"  # how a message names `-` (read as `rpd send -` reads events)
 BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
 
 
 def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None) -> bytes:
-    """The bytes of `path`, a small file (or of `stream`, read in its place: standard input,
-    `path` its name): one larger than SMALL_FILE_CAP is not `what`."""
+    """The bytes of `path`, a small file (or of `stream`, standard input, read in its place and
+    named as such): one larger than SMALL_FILE_CAP is not `what`."""
+    name = STDIN_SHOWN if stream is not None else str(path)
     if stream is not None:
         data = stream.read(SMALL_FILE_CAP + 1)
     else:
         with path.open("rb") as file:
             data = file.read(SMALL_FILE_CAP + 1)
     if len(data) > SMALL_FILE_CAP:
-        raise ConfigError(f"{path}: larger than 1 MiB, so not {what}", hint=hint)
+        raise ConfigError(f"{name}: larger than 1 MiB, so not {what}", hint=hint)
     return data
 
 
