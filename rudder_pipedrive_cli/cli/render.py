@@ -171,12 +171,14 @@ def print_send_report(
     if tally.not_attempted:
         say(console, not_attempted_line(tally.not_attempted), indent=PROSE)
     # send counts failures in words without the event data a reason may quote (SPEC 8): each
-    # event's full reason is in its dead letter.
+    # event's full reason is in its dead letter, when the letters were written (none is when
+    # their write failed: a full disk, a named pipe nobody reads, which stopped the send).
+    in_letters = " (each event's full reason is in its dead letter)" if dead_letter else ""
     print_warnings_and_failures(
         console,
         tally,
         skipped="why events were skipped",
-        failed="why events failed (each event's full reason is in its dead letter)",
+        failed=f"why events failed{in_letters}",
     )
     if dead_letter:
         say(
