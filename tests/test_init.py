@@ -341,6 +341,26 @@ def test_a_destination_from_stdin_is_named_standard_input(
     assert result.stderr.splitlines()[0].startswith(said)
 
 
+def test_a_destination_from_a_closed_standard_input_is_a_usage_error(tmp_path: Path) -> None:
+    # `rpd init --from-rudderstack - <&-` was 'internal error: AttributeError (a bug in rpd)'.
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "init", "--from-rudderstack", "-"]
+    run = subprocess.run(
+        [*command, "-o", str(tmp_path / "rpd.toml")],
+        capture_output=True,
+        preexec_fn=lambda: os.close(0),
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stderr.decode().splitlines()) == (
+        2,
+        [
+            "error: cannot read standard input (-): it is closed",
+            "hint: pipe the destination's JSON in, or give its file (nothing was written)",
+        ],
+    )
+    assert not (tmp_path / "rpd.toml").exists()
+
+
 def test_a_destination_read_from_a_terminal_says_how_to_end_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -133,8 +133,13 @@ def shown(path: Path) -> str:
 
 def read_destination(path: Path) -> object:
     hint = "check the --from-rudderstack path"
-    stream = sys.stdin.buffer if path == STDIN else None
     name = shown(path)
+    if path == STDIN and sys.stdin is None:  # `rpd init --from-rudderstack - <&-`
+        raise UsageError(
+            f"cannot read {name}: it is closed",
+            hint="pipe the destination's JSON in, or give its file (nothing was written)",
+        )
+    stream = sys.stdin.buffer if path == STDIN else None
     try:
         return orjson.loads(read_small(path, "a RudderStack destination's export", hint, stream))
     except OSError as error:
