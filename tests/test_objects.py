@@ -249,6 +249,43 @@ def test_a_file_given_with_its_folder_is_read_once_where_first_given(tmp_path: P
     assert warnings == [f"{file} is given twice: read once"]
 
 
+def test_a_file_given_and_linked_to_from_a_folder_or_hard_linked_is_read_once(
+    tmp_path: Path,
+) -> None:
+    # A link inside a folder, or a hard link, names a file given too by another name: keyed by
+    # its name (links of the folder's path followed), it was read twice, its failed events tried
+    # and dead-lettered twice. A file is known by its (st_dev, st_ino), links followed.
+    files = {name: tmp_path / f"{name}.json" for name in ("a", "b")}
+    for name, file in files.items():
+        file.write_bytes(orjson.dumps(identify(name)) + b"\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "sym.json").symlink_to(files["a"])
+    os.link(files["b"], folder / "hard.json")
+    (folder / "own.json").write_bytes(orjson.dumps(identify("own")) + b"\n")
+    a, b = str(files["a"]), str(files["b"])
+    warnings: list[str] = []
+    files_first = EventReader([a, b, str(folder)], warn=warnings.append)
+    assert rows(files_first) == [(f"{a}:1", "a"), (f"{b}:1", "b"), (f"{folder}/own.json:1", "own")]
+    assert warnings == [
+        f"2 objects of {folder} were given before, through {b} (e.g. {folder}/hard.json): "
+        "each read once, there",
+        LAYOUT_WARNING.format(name=f"{folder}/own.json"),
+    ]
+    assert files_first.objects_total == 1
+    warnings.clear()
+    folder_first = EventReader([str(folder), a, b], warn=warnings.append)
+    assert rows(folder_first) == [
+        (f"{folder}/hard.json:1", "b"),
+        (f"{folder}/own.json:1", "own"),
+        (f"{folder}/sym.json:1", "a"),
+    ]
+    assert warnings[1:] == [
+        f"{a} was given before, through {folder}: read once, there",
+        f"{b} was given before, through {folder}: read once, there",
+    ]
+
+
 def test_a_folder_or_file_given_also_through_a_link_is_read_once(tmp_path: Path) -> None:
     # A link to the folder (or a file through it) is the same files: read twice, their failed
     # events were tried twice and dead-lettered twice, as for a folder spelled twice.

@@ -34,12 +34,13 @@ MARGIN = timedelta(days=1)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoredObject:
     """One object of a listing: its name as shown (URL or path), its path in its store, size
-    and version."""
+    and version; a local file's (st_dev, st_ino), links followed, what tells it given twice."""
 
     name: str
     path: str
     size: int
     version: str  # "etag:..." where the store gives one, else "size:N"
+    identity: tuple[int, int] | None = None
 
     @property
     def times(self) -> tuple[int, int] | None:

@@ -146,8 +146,14 @@ def list_objects(
 
     def stored(entry: dict[str, Any]) -> StoredObject:
         name = entry["name"].rstrip("/")
-        size = int(entry["size"])
-        return StoredObject(name=shown(entry), path=name, size=size, version=_version(entry))
+        size, status = int(entry["size"]), _followed(entry)
+        return StoredObject(
+            name=shown(entry),
+            path=name,
+            size=size,
+            version=_version(entry, status),
+            identity=None if status is None else identity(status),
+        )
 
     found: list[StoredObject] = []
 
@@ -202,28 +208,36 @@ def _not_a_file(path: str) -> str | None:
     return None
 
 
-def _version(entry: dict[str, Any]) -> str:
+def _version(entry: dict[str, Any], status: os.stat_result | None) -> str:
     """What tells one version of an object from another: its ETag, else its size, and a local
-    file's mtime too (`_mtime_ns`)."""
+    file's mtime too (its `_followed` `status`), in nanoseconds, as make and rsync tell a
+    rewritten file: one rewritten with the same size (a corrected backup file) is another
+    version. Not a hash of its content: that would read every file of the folder at each run to
+    skip them unread."""
     tag = entry.get("ETag") or entry.get("etag")
     if tag:
         return ETAG + _etag_text(str(tag))
-    mtime = _mtime_ns(entry)
-    return f"size:{entry['size']}" + ("" if mtime is None else f" mtime_ns:{mtime}")
+    mtime = "" if status is None else f" mtime_ns:{status.st_mtime_ns}"
+    return f"size:{entry['size']}{mtime}"
 
 
-def _mtime_ns(entry: dict[str, Any]) -> int | None:
-    """A folder's file's mtime in nanoseconds, as make and rsync tell a rewritten file: one
-    rewritten with the same size (a corrected backup file) is another version. Not a hash of
-    its content: that would read every file of the folder at each run to skip them unread.
+def _followed(entry: dict[str, Any]) -> os.stat_result | None:
+    """A folder's file's status, links followed (one stat a file, for its version and its
+    identity); None for a store's object, or a file gone (reading it fails, and says so).
     Only fsspec's local filesystem gives an entry its inode; its own `mtime` is a float (not
-    every nanosecond) and a link's, not its file's: the file's is asked here (followed)."""
+    every nanosecond) and a link's, not its file's, as its `ino` is."""
     if "ino" not in entry:
         return None
     try:
-        return os.stat(entry["name"]).st_mtime_ns
+        return os.stat(entry["name"])
     except OSError:
-        return None  # gone: reading it fails, and says so
+        return None
+
+
+def identity(status: os.stat_result) -> tuple[int, int]:
+    """A local file as one file, whatever names it (a link, a hard link, a bind mount): given
+    twice through them, it is read once."""
+    return status.st_dev, status.st_ino
 
 
 def _etag_text(tag: str) -> str:
@@ -442,7 +456,7 @@ class Feed:
     def _check_unchanged(self, path: str, version: str, handle: Any) -> None:
         """The object read again is the version first read: the ETag its GET answered with
         (S3's objects carry it, io/s3.py), else the one its `info` gives."""
-        if (_given(handle) or _version(self._fs.info(path))) != version:
+        if (_given(handle) or _version(info := self._fs.info(path), _followed(info))) != version:
             raise ObjectChanged("it changed while being read: rerun to read the new version")
 
 
@@ -450,7 +464,7 @@ def _given(handle: Any) -> str | None:
     """The version an open object gives: its GET's ETag, where the store's file carries one
     (S3's do, io/s3.py), else None."""
     tag = getattr(handle, "etag", None)
-    return _version({"ETag": tag}) if tag else None
+    return _version({"ETag": tag}, None) if tag else None
 
 
 def _skip(handle: Any, size: int, chunk: int) -> None:

@@ -46,6 +46,7 @@ from rudder_pipedrive_cli.io.objects import (
     ObjectReadError,
     Resolver,
     forbidden,
+    identity,
     is_object_path,
     ledger_name,
     list_objects,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
 
 STDIN = "-"
 Listing = tuple["AbstractFileSystem", list[StoredObject]]  # a bucket's or folder's store, objects
+Key = str | tuple[int, int]  # what tells an input read before: a name, a local file's identity
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
 BUFFER_SIZE = 1 << 18
@@ -118,7 +120,7 @@ class EventReader:
         # another) is read where it was first given, once: read twice, its failed events were
         # tried twice, and its object's two readings counted each other's events as their own.
         self._inputs: list[tuple[str, Listing | None]] = []
-        given: dict[str, str] = {}  # each object's `_real` name, a file's: the path giving it
+        given: dict[Key, str] = {}  # each object's `_key`, a file's: the path giving it
         taken: set[str] = set()  # the paths as written (a shell's glob may give thousands)
         for path in self.paths:
             if path == STDIN:  # each time: a read takes what the one before left, if anything
@@ -129,11 +131,11 @@ class EventReader:
                 taken.add(path)
                 listing = self._list(path, window or Window(), finished, resolver, given)
                 self._inputs.append((path, listing))
-            elif (name := _real(path)) in given:
-                self._tell(f"{path} was given before, through {given[name]}: read once, there")
+            elif (key := _key(path)) in given:
+                self._tell(f"{path} was given before, through {given[key]}: read once, there")
             else:
                 taken.add(path)
-                given[name] = path
+                given[key] = path
                 self._inputs.append((path, None))
         self.total_bytes: int | None = (
             None
@@ -210,7 +212,7 @@ class EventReader:
         window: Window,
         finished: Callable[[str, str], bool] | None,
         resolver: Resolver,
-        given: dict[str, str],
+        given: dict[Key, str],
     ) -> Listing:
         fs, root = resolver(path)
         warn = self._warn
@@ -233,15 +235,15 @@ class EventReader:
                 hint="check the path (nothing was read or sent)",
             )
         timed, others = reading_order(listed, window)
-        real = _real_names(path, root)
-        again = [stored for stored in (*timed, *others) if real(stored) in given]
+        key = _keys(path, root)
+        again = [stored for stored in (*timed, *others) if key(stored) in given]
         if again:
             timed, others = (
-                [stored for stored in part if real(stored) not in given] for part in (timed, others)
+                [stored for stored in part if key(stored) not in given] for part in (timed, others)
             )
-            earlier, left = given[real(again[0])], len(timed) + len(others)
+            earlier, left = given[key(again[0])], len(timed) + len(others)
             self._tell(_given_before(path, again, earlier, left=left))
-        given.update((real(stored), path) for stored in (*timed, *others))
+        given.update((key(stored), path) for stored in (*timed, *others))
         if others and warn is not None:
             noun = "object does" if len(others) == 1 else "objects do"
             warn(
@@ -298,25 +300,32 @@ def _given_before(path: str, again: list[StoredObject], earlier: str, left: int)
     return f"{some} given before, through {earlier} (e.g. {again[0].name}): each read once, there"
 
 
-def _real(path: str) -> str:
-    """A local file by its real name, links followed: given also through a link to it or to
-    its folder, it is one input (read twice, its failed events were tried twice)."""
-    return source_name(os.path.realpath(path))
+def _key(path: str) -> Key:
+    """A local file given by its path as `given` holds it: its `identity`, so that given also
+    through a link to it or to its folder, a hard link or a bind mount, it is one input (read
+    twice, its failed events were tried twice); else (it cannot be read) its real name."""
+    try:
+        return identity(os.stat(path))
+    except OSError:
+        return source_name(os.path.realpath(path))
 
 
-def _real_names(path: str, root: str) -> Callable[[StoredObject], str]:
-    """The name `given` holds for each object listed from `path` (its store's `root`): a URL's
-    `ledger_name`, a folder's file's `_real` one, its folder's links followed once (not a
-    realpath a file: 5,000 of them took 67 ms, more than their listing)."""
+def _keys(path: str, root: str) -> Callable[[StoredObject], Key]:
+    """The key `given` holds for each object listed from `path` (its store's `root`): a URL's
+    `ledger_name`, a folder's file's `identity` from its listing's stat, else (gone, a broken
+    link) its real name, its folder's links followed once (not a realpath a file: 5,000 of them
+    took 67 ms, more than their listing)."""
     if url_scheme(path) is not None:
         return ledger_name
     real = os.path.realpath(root)
 
-    def name(stored: StoredObject) -> str:
+    def key(stored: StoredObject) -> Key:
+        if stored.identity is not None:
+            return stored.identity
         inside = stored.path.startswith(root)
         return source_name(real + stored.path[len(root) :]) if inside else ledger_name(stored)
 
-    return name
+    return key
 
 
 NULL_DEVICE = os.stat(os.devnull).st_rdev
