@@ -59,6 +59,7 @@ from rudder_pipedrive_cli.io.objects import (
     CredentialsRefused,
     ObjectLedger,
     forbidden,
+    identity,
     refused_credentials,
     resolve,
 )
@@ -1131,3 +1132,13 @@ def test_state_clear_forgets_finished_objects(tmp_path: Path) -> None:
         assert not state.object_finished("s3://b/k.json.gz", "etag:other")
         state.clear("ns")
         assert not state.object_finished("s3://b/k.json.gz", "etag:abc")
+
+
+def test_files_of_a_filesystem_without_inodes_are_told_apart_by_name() -> None:
+    # Some FUSE and network mounts give every file inode 0: keyed by (device, inode), two
+    # different files given together would be taken for one, and the second never read.
+    def status(inode: int) -> os.stat_result:
+        return os.stat_result((0o100644, inode, 42, 1, 0, 0, 10, 0, 0, 0))
+
+    assert identity(status(7)) == (42, 7)
+    assert identity(status(0)) is None

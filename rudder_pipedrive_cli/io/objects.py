@@ -234,10 +234,11 @@ def _followed(entry: dict[str, Any]) -> os.stat_result | None:
         return None
 
 
-def identity(status: os.stat_result) -> tuple[int, int]:
+def identity(status: os.stat_result) -> tuple[int, int] | None:
     """A local file as one file, whatever names it (a link, a hard link, a bind mount): given
-    twice through them, it is read once."""
-    return status.st_dev, status.st_ino
+    twice through them, it is read once. None where the filesystem gives no inode (0: some
+    FUSE and network mounts), whose files are told apart by name instead."""
+    return (status.st_dev, status.st_ino) if status.st_ino else None
 
 
 def _etag_text(tag: str) -> str:

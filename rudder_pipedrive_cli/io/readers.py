@@ -305,9 +305,10 @@ def _key(path: str) -> Key:
     through a link to it or to its folder, a hard link or a bind mount, it is one input (read
     twice, its failed events were tried twice); else (it cannot be read) its real name."""
     try:
-        return identity(os.stat(path))
+        key = identity(os.stat(path))
     except OSError:
-        return source_name(os.path.realpath(path))
+        key = None
+    return source_name(os.path.realpath(path)) if key is None else key
 
 
 def _keys(path: str, root: str) -> Callable[[StoredObject], Key]:
