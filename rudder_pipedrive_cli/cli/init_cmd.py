@@ -53,6 +53,7 @@ from rudder_pipedrive_cli.io.config import (
     config_path,
     read_small,
     resolve_base_url,
+    stdin_closed,
 )
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table, render
 
@@ -135,10 +136,7 @@ def read_destination(path: Path) -> object:
     hint = "check the --from-rudderstack path"
     name = shown(path)
     if path == STDIN and sys.stdin is None:  # `rpd init --from-rudderstack - <&-`
-        raise UsageError(
-            f"cannot read {name}: it is closed",
-            hint="pipe the destination's JSON in, or give its file (nothing was written)",
-        )
+        raise stdin_closed("pipe the destination's JSON in, or give its file (nothing was written)")
     stream = sys.stdin.buffer if path == STDIN else None
     try:
         return orjson.loads(read_small(path, "a RudderStack destination's export", hint, stream))

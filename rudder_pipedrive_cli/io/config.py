@@ -303,6 +303,13 @@ TOML_TYPES = {
 # so `--config /dev/zero` (or a large file named by mistake) is an error, not all the memory.
 SMALL_FILE_CAP = 1 << 20
 STDIN_SHOWN = "standard input (-)"  # how a message names `-` (read as `rpd send -` reads events)
+
+
+def stdin_closed(hint: str) -> UsageError:
+    """`-` given with standard input closed (`rpd send - <&-`): `hint` says what to give."""
+    return UsageError(f"cannot read {STDIN_SHOWN}: it is closed", hint=hint)
+
+
 BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
 
 

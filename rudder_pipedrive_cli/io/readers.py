@@ -39,6 +39,7 @@ from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_orde
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
+from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
 from rudder_pipedrive_cli.io.objects import (
     URL,
     Feed,
@@ -195,7 +196,7 @@ class EventReader:
                 if self._warn is not None:  # an empty file ended the run with "0 of 0 events"
                     first = next(items, None)
                     if first is None:
-                        said = "standard input (-) held" if path == STDIN else f"{name} holds"
+                        said = f"{STDIN_SHOWN} held" if path == STDIN else f"{name} holds"
                         self._warn(f"{said} no events")
                         continue
                     items = chain((first,), items)
@@ -338,10 +339,7 @@ def require_readable(paths: Sequence[str]) -> None:
     replayed. A file that goes away during the run is still a failed item (`EventReader`)."""
     for path in paths:
         if path == STDIN and sys.stdin is None:  # `rpd send - <&-`
-            raise UsageError(
-                "cannot read standard input (-): it is closed",
-                hint="pipe the events in, or give their files (nothing was read or sent)",
-            )
+            raise stdin_closed("pipe the events in, or give their files (nothing was read or sent)")
         if path == STDIN or url_scheme(path) is not None:
             continue  # a bucket URL is listed before anything is read (EventReader)
         try:
