@@ -293,8 +293,11 @@ def mixed_workload(sandbox: Sandbox, tmp_path: Path, seed: int) -> Path:
         write_events(tmp_path / "seed.ndjson", known),
         name="seed",
         state=tmp_path / "seed.sqlite",
+        args=("--concurrency", "1"),  # ids in the order of the lines, whatever the timing
     )
     assert earlier.exit_code == 0, earlier.stderr
+    persons = {person["id"]: person["name"] for person in sandbox.state()["persons"]}
+    assert persons == {n + 1: f"Seed {n}" for n in range(80)}
     events = tmp_path / "mixed.ndjson"
     events.write_bytes(b"".join(mixed_events(1500, seed)))
     return events

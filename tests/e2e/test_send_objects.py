@@ -581,13 +581,14 @@ def test_a_stop_is_heard_at_once_while_the_main_pass_waits_for_an_object(
             process.communicate()
     assert stderr is not None, "the send did not stop while it waited for b.json"
     assert process.returncode == 143, stderr.decode()[-2000:]
-    assert orjson.loads(report.read_bytes())["events"] == {
-        "read": 1,
-        "sent": 1,
-        "unchanged": 0,
-        "skipped": 0,
-        "failed": 0,
-    }
+    # a.json's event may be answered before the signal or not yet sent (the feed reads ahead
+    # of the sends): accounted for either way, never failed.
+    events = orjson.loads(report.read_bytes())["events"]
+    attempted = {"sent": 1} if events["sent"] else {"sent": 0, "not_attempted": 1}
+    assert events == {"read": 1, "unchanged": 0, "skipped": 0, "failed": 0, **attempted}
+    names = [person["name"] for person in holdings(sandbox).persons]
+    # Not yet answered, the create may still have reached Pipedrive: the next run reconciles it.
+    assert names == ["A"] if events["sent"] else names in ([], ["A"])
 
 
 def test_an_object_whose_event_fails_is_read_again_though_a_later_ones_name_goes_on_from_it(
