@@ -670,8 +670,11 @@ def end_run(
         if replay_state is not None:
             try:
                 replay_state.finish_run(document)
-            except StateUnusable as error:  # its disk is full: the report still comes first
-                stopped = stopped or error
+            except StateUnusable as error:  # its disk full, the file gone: the report first
+                if stopped is None:
+                    stopped = error
+                else:  # the run's own stop is the exit, and what to do next: say this one too
+                    env.warn(error.message, even_quiet=True)
         if not env.quiet:
             print_send_report(
                 env.err,

@@ -42,7 +42,13 @@ from rudder_pipedrive_cli.io.state_accounts import (
     url_key,
 )
 from rudder_pipedrive_cli.io.state_aliases import AliasRows
-from rudder_pipedrive_cli.io.state_file import FileLock, Guarded, open_file, transaction
+from rudder_pipedrive_cli.io.state_file import (
+    FileLock,
+    Guarded,
+    check_in_place,
+    open_file,
+    transaction,
+)
 from rudder_pipedrive_cli.io.state_identities import (
     LeadRows,
     RecencyRows,
@@ -322,12 +328,15 @@ class ReplayState(IdentityStore, Closing):
     def finish_run(self, counts: Mapping[str, Any]) -> None:
         if self._run is None:
             raise RuntimeError("finish_run() without start_run()")
-        with self._store.writing(commit=True):
-            self._db.execute(
-                "UPDATE runs SET finished_at = ?, counts_json = ? WHERE id = ?",
-                (self._store.now(), orjson.dumps(dict(counts)).decode(), self._run),
-            )
-            self._run = None
+        with self._mutex:
+            with self._store.writing(commit=True):
+                self._db.execute(
+                    "UPDATE runs SET finished_at = ?, counts_json = ? WHERE id = ?",
+                    (self._store.now(), orjson.dumps(dict(counts)).decode(), self._run),
+                )
+                self._run = None
+            if self._lock is not None:  # once a run, not once an event
+                check_in_place(self._db, self._lock)
 
     def get_fields(self, entity: str) -> CachedFields | None:
         """Each entity's last field listing (io/catalog_cache.py), and when it was fetched."""

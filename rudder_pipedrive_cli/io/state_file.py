@@ -132,6 +132,21 @@ class FileLock:
         """How many names (hard links) the locked file has."""
         return 0 if self._handle is None else os.fstat(self._handle).st_nlink
 
+    def gone(self) -> str | None:
+        """Whether the locked file has left its path while held: "deleted" (it has no name left,
+        so what was written to it goes when it is closed), "moved" (renamed, or another file put
+        in its place), else None. Two system calls: asked once, at the run's end."""
+        if self._handle is None:
+            return None
+        held = os.fstat(self._handle)
+        if held.st_nlink == 0:
+            return "deleted"
+        try:
+            there = os.stat(self.real)
+        except OSError:
+            return "moved"
+        return None if (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino) else "moved"
+
     def release(self) -> None:
         """Remove the pid file while still holding the lock, then drop the lock."""
         if self._handle is None:
@@ -254,11 +269,7 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
             hint="check its disk, then rerun the same command: it resumes where this run stopped",
         )
     if extended == SQLITE_READONLY_DBMOVED:
-        return StateUnusable(
-            f"state file {path} was moved or deleted during the run (SQLite: {error})",
-            hint=f"put it back at {path}, or rerun the same command with --state where it is "
-            "now: it resumes where this run stopped",
-        )
+        return moved(path, f" (SQLite: {error})")
     if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
         # The file itself opened (its lock did): its -wal or -shm could not be, and SQLite
         # failed or fell back to reading only. Nothing is damaged: never 'clear it'.
@@ -269,6 +280,25 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
             "by another user?), then rerun the same command: it resumes where this run stopped",
         )
     return None
+
+
+def moved(path: Path, detail: str = "") -> StateUnusable:
+    """The state file left its path while a run had it open (renamed, or SQLite cannot tell
+    renamed from deleted)."""
+    return StateUnusable(
+        f"state file {path} was moved or deleted during the run{detail}",
+        hint=f"put it back at {path}, or rerun the same command with --state where it is "
+        "now: it resumes where this run stopped",
+    )
+
+
+def deleted(path: Path) -> StateUnusable:
+    """The state file was deleted while a run had it open: what the run wrote went with it."""
+    return StateUnusable(
+        f"state file {path} was deleted during the run: the journal of this run is lost with it",
+        hint="rerun the same command to start a new one: it checks every event against "
+        "Pipedrive again, and its lookups still prevent duplicates",
+    )
 
 
 def damaged(path: Path, detail: str) -> StateUnusable:
@@ -556,6 +586,21 @@ class Guarded:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
         return failure
+
+
+def check_in_place(db: Guarded, lock: FileLock) -> None:
+    """At a run's end, a state file moved or deleted while the run had it open is said: in WAL,
+    its mode, SQLite does not check, and the run wrote on to the file wherever it went (a
+    deleted one: nowhere anyone can read). What its -wal, left at the path, holds is first
+    moved into the file itself: a moved file then holds the whole run, a file put in its place
+    is never read with this run's changes, and a deleted one's -wal, of no use without it, is
+    left empty, so it does not refuse the next run (`check_not_orphaned`)."""
+    gone = lock.gone()
+    if gone is None:
+        return
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.failure = deleted(db.path) if gone == "deleted" else moved(db.path)
+    raise db.failure
 
 
 def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLock | None]:
