@@ -190,8 +190,9 @@ class IdentityStore:
     state, an earlier one), `org_this_run(person)` (as this run learned it: group links again a
     person an earlier run linked, Pipedrive may have moved it since), `pending_create`,
     `merging_into`, `held_back` (each asked only while `pending` or `holding` says there may be
-    one) and `times_at((kind, record))` (field recency: None when no time is known); `merges`
-    says whether two userIds may name one person. Its tables are made by `tables` (dicts by
+    one), `survivor(person)` (the person merges known done moved it into, else itself) and
+    `times_at((kind, record))` (field recency: None when no time is known); `merges` says
+    whether two userIds may name one person. Its tables are made by `tables` (dicts by
     default; bounded ones for a CLI run, io/scratch.py), except those given in `stored`: the
     replay state (io/state.py) gives the rows of its file for all but this run's memberships and
     identities held back (in memory always), and `merges` and `pending` as the file says.
@@ -304,9 +305,16 @@ class IdentityStore:
 
     def _survivor_of(self, user_id: str) -> PdId | None:  # `person_id` once merges are known
         person: PdId | None = self._person_of(user_id)
+        if person is None or self._merged_into(person) is None:  # most: merged into none, no call
+            return person
+        return self.survivor(person)
+
+    def survivor(self, person: PdId) -> PdId:
+        """The person `person` is now, by the merges known done: itself when it was merged into
+        none (a merge left unknown, `merging_into`, is not one)."""
         merged_into = self._merged_into
         for _ in range(MAX_MERGE_HOPS):  # u-a into u-b, then u-b into u-c: u-a is u-c
-            into = None if person is None else merged_into(person)
+            into = merged_into(person)
             if into is None:
                 return person
             person = into

@@ -11,6 +11,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
     Ctx,
     MergeCheck,
+    MergedAway,
     Ref,
     Stale,
     Step,
@@ -46,13 +47,24 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if user_id is None and "curr_person_id" not in event.external:
             why = "alias needs a userId or a curr_person_id external id"
             return ctx.outcome("failed", why, "validate")
-        previous = known_ref(ctx, PERSON, previous_id, "prev_person_id") or (
-            yield from find(ctx, PERSON, previous_id, aliased=False)
-        )
+        merged_before, away = False, None
+        try:
+            previous = known_ref(ctx, PERSON, previous_id, "prev_person_id")
+        except MergedAway as merged_away:
+            # Its previous person is merged already: the merge an alias asks for is done, as its
+            # PUT refused 404 said when it was made (`merge`), now without asking.
+            previous, away = None, merged_away
+        if "curr_person_id" in event.external:  # refused before any request if merged away
+            known_ref(ctx, PERSON, user_id, "curr_person_id")
+        if away is None:
+            previous = previous or (yield from find(ctx, PERSON, previous_id, aliased=False))
         current = known_ref(ctx, PERSON, user_id, "curr_person_id") or (
             yield from find(ctx, PERSON, user_id)
         )
-        merged_before = False
+        if away is not None:
+            if current is None:  # nothing to take the previous person's userId: refused
+                raise away
+            previous, merged_before = current, True
         if previous is not None and current is not None:
             if previous.id != current.id:
                 merged_before = not (yield from merge(ctx, previous, current))

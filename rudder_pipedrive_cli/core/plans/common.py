@@ -622,7 +622,10 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     `known_ref(...) or (yield from find(...))` makes no generator when the cache answers."""
     if ctx.event.external and (raw := ctx.event.external.get(external)) is not None:
         # Event.external holds each id as its decimal digits (core/events.py `pipedrive_id`).
-        return Ref(id=int(raw), via="external", key=key, external=external)
+        named = Ref(id=int(raw), via="external", key=key, external=external)
+        if entity is PERSON and (ctx.known.merges or ctx.merged):
+            not_merged_away(ctx, named)
+        return named
     if key is None:
         return None
     if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
@@ -639,6 +642,33 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
         return None
     return Ref(cached, "cache", key)
+
+
+class MergedAway(PlanFailure):
+    """An external id names a person that a merge known done moved into `survivor`
+    (`not_merged_away`)."""
+
+    def __init__(self, ref: Ref, survivor: PdId) -> None:
+        super().__init__(
+            f"person {ref.id} ({ref.how}) was merged into person {survivor} by an earlier alias; "
+            f"point the event at person {survivor}",
+            # Refused for its data, a cause of its own: not "lookup person", which the tally
+            # tells as a knock-on of an earlier failure of its userId (core/tally.py).
+            stage="validate",
+        )
+        self.survivor = survivor
+
+
+def not_merged_away(ctx: Ctx, ref: Ref) -> None:
+    """Refuse a person's external id naming one that a merge known done (this event's, or one the
+    cache learned, in this run or an earlier one) moved into another: the external id wins over
+    every lookup (SPEC 4), so it is not followed to the survivor, and Pipedrive would refuse the
+    person as not found. Refused before any request, in send and dry-run alike (whose planned
+    merges are in its cache as a send's are); a merge left unknown is not taken as done."""
+    into = ctx.merged.get(ref.id) if ctx.merged else None
+    survivor = ctx.known.survivor(ref.id if into is None else into)
+    if survivor != ref.id:
+        raise MergedAway(ref, survivor)
 
 
 def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> Step[Ref | None]:

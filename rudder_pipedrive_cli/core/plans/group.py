@@ -38,10 +38,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             needs = "group needs a person: a userId or a person_id external id"
             return ctx.outcome("failed", needs, "validate")
         # Look up and validate everything before writing, so an event that must fail has no effects.
-        org = known_ref(ctx, ORG, group_id, "org_id") or (yield from find(ctx, ORG, group_id))
-        person = known_ref(ctx, PERSON, user_id, "person_id") or (
-            yield from find(ctx, PERSON, user_id)
-        )
+        # What is known without asking first: a person's external id a merge moved away refuses
+        # the event before the organization is searched.
+        known_org = known_ref(ctx, ORG, group_id, "org_id")
+        person = known_ref(ctx, PERSON, user_id, "person_id")
+        org = known_org or (yield from find(ctx, ORG, group_id))
+        person = person or (yield from find(ctx, PERSON, user_id))
         if person is None:
             assert user_id is not None  # find() answers None only after searching a userId
             new_person = person_create_body(ctx, user_id)
