@@ -16,10 +16,7 @@ from rudder_pipedrive_cli.core.errors import (
     StoppedEarly,
     Terminated,
 )
-
-# A full disk, the user's quota, or a file grown past the size limit (`ulimit -f`: Python
-# ignores SIGXFSZ, so the write fails with EFBIG instead of the process dying).
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+from rudder_pipedrive_cli.io.paths import NO_SPACE as NO_SPACE  # where io meets it too
 
 
 class ExitStatus(enum.IntEnum):

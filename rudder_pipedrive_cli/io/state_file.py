@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.paths import NO_SPACE
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_path import (
     beside,
@@ -93,6 +94,7 @@ class FileLock:
         self.path = beside(state_path, ".lock")
         self._handle: int | None = None
         self._wrote = False  # the pid file
+        self.full = False  # the pid file could not be written for want of space
 
     def acquire(self, *, create: bool = True) -> None:
         """Lock the file, creating it (owner-only: the journal holds user ids and event sources,
@@ -122,10 +124,32 @@ class FileLock:
                 os.close(handle)
                 continue
             self._handle = handle
-            with contextlib.suppress(OSError):  # only for messages: a read-only folder is fine
-                self.path.write_text(str(os.getpid()))
-                self._wrote = True
+            self._write_pid()
             return
+
+    def _write_pid(self) -> None:
+        """This process's pid into the pid file, for others' messages. A folder rpd may not
+        write is fine (nothing is made there); a pid that could not be written whole (a full
+        disk) is not left behind as an empty or cut file, and `full` says why. An older run's
+        file, empty or not, is written over: no run waits on it (the lock is the `flock`)."""
+        try:
+            handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as error:  # a read-only folder, a folder in its place: nothing made
+            self.full = error.errno in NO_SPACE
+            return
+        data = str(os.getpid()).encode()
+        try:
+            try:
+                while data:  # a short write (`ulimit -f`), then the rest is refused
+                    data = data[os.write(handle, data) :]
+            finally:
+                os.close(handle)
+        except OSError as error:
+            self.full = error.errno in NO_SPACE
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            return
+        self._wrote = True
 
     @property
     def links(self) -> int:
@@ -185,6 +209,8 @@ def lock_for_writing(path: Path) -> FileLock:
         lock.real.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except OSError as error:  # acquire holds nothing when it fails: nothing to release
+        if error.errno in NO_SPACE:
+            raise disk_full(path) from None
         under = under_a_file(path)
         if under is not None:  # mkdir says only "File exists" or "Not a directory"
             raise under from None
@@ -192,6 +218,9 @@ def lock_for_writing(path: Path) -> FileLock:
             f"cannot open state file {path}: {error.strerror or error}",
             hint=open_refused(lock.real, error),
         ) from None
+    if lock.full:  # said now, before SQLite needs room too (`rpd state clear` goes on: it frees)
+        lock.release()
+        raise disk_full(path)
     return lock
 
 
@@ -256,11 +285,7 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
     extended = getattr(error, "sqlite_errorcode", 0)
     code = extended & 0xFF
     if code == SQLITE_FULL or extended == SQLITE_IOERR_SHMSIZE:
-        return StateUnusable(
-            f"disk full: state file {path}",
-            hint="free space on its disk, then rerun the same command: it resumes where this "
-            "run stopped (what it sent is recorded)",
-        )
+        return disk_full(path)
     if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
         return damaged(path, f"SQLite: {error}")
     if code == SQLITE_IOERR:
@@ -280,6 +305,14 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
             "by another user?), then rerun the same command: it resumes where this run stopped",
         )
     return None
+
+
+def disk_full(path: Path) -> StateUnusable:
+    return StateUnusable(
+        f"disk full: state file {path}",
+        hint="free space on its disk, then rerun the same command: it resumes where this "
+        "run stopped (what it sent is recorded)",
+    )
 
 
 def moved(path: Path, detail: str = "") -> StateUnusable:
