@@ -38,6 +38,9 @@ from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox, routes
 from rudder_pipedrive_cli.sandbox.replies import Answer
 
+# The counts of a fast run; tests of a slow one set a SteppedClock.
+pytestmark = pytest.mark.usefixtures("index_clock_stopped")
+
 SEARCH = "GET /api/v2/itemSearch/field"
 
 

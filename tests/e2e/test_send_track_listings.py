@@ -25,6 +25,8 @@ from e2e_support import (
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
+pytestmark = pytest.mark.usefixtures("index_clock_stopped")  # the counts of a fast run
+
 USERS = ("u-1", "u-2", "u-3")
 # config.example.toml's rules: a deal, an activity and a note.
 DEAL, ACTIVITY, NOTE = "Demo Requested", "Call Scheduled", "Support Ticket Opened"
