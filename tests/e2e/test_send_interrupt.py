@@ -33,6 +33,7 @@ from e2e_support import (
     rpd_send,
     write_events,
 )
+from process_support import answers_held
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import send_cmd
@@ -41,6 +42,7 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 EVENTS = 120
+FIELDS = "GET /api/v2/personFields"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -71,6 +73,30 @@ def start_send(
     )
 
 
+def acted_on(
+    sandbox: Sandbox,
+    key: str,
+    count: int,
+    start: Callable[[], subprocess.Popen[bytes]],
+    act: Callable[[subprocess.Popen[bytes]], object],
+) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
+    """The send `start()` starts, `act` on once the sandbox has served `count` requests of `key`
+    ("METHOD /template"), whose answers wait for it (however late the test acts; the latency of
+    those after them leaves rpd the time to hear a signal); and its stdout and stderr."""
+    with answers_held(sandbox, key) as release:
+        process = start()
+        try:
+            wait_for(lambda: sandbox.stats()["requests"].get(key, 0) >= count)
+            act(process)
+            release()
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return process, stdout, stderr
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
@@ -84,15 +110,13 @@ def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", latency_ms=400)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
-    process = start_send(sandbox, tmp_path, events)
-    try:  # while the field listings are fetched, before any event
-        wait_for(lambda: sandbox.stats()["requests"].get("GET /api/v2/personFields", 0) >= 1)
-        process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    process, stdout, stderr = acted_on(  # while the field listings are fetched, before any event
+        sandbox,
+        FIELDS,
+        1,
+        lambda: start_send(sandbox, tmp_path, events),
+        lambda process: process.send_signal(signum),
+    )
 
     assert (process.returncode, stdout, stderr.decode()) == (
         exit_code,
@@ -195,15 +219,13 @@ def test_an_output_the_disk_refuses_leaves_a_stop_signal_its_exit(
         for n in range(EVENTS if named else 20)
     ]
     events = write_events(tmp_path / "events.ndjson", users)
-    process = start_send(sandbox, tmp_path, events, **{output: "/dev/full"})
-    try:
-        wait_for(lambda: sandbox.stats()["requests"].get(served, 0) >= 4)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    process, _, stderr = acted_on(  # four events in flight at the signal
+        sandbox,
+        served,
+        4,
+        lambda: start_send(sandbox, tmp_path, events, **{output: "/dev/full"}),
+        lambda process: process.send_signal(signal.SIGTERM),
+    )
     lines = stderr.decode().splitlines()
 
     assert process.returncode == 143, lines
@@ -594,7 +616,7 @@ def test_state_show_during_a_send_says_its_run_is_in_progress(
     """`rpd state show` while a send holds the state file: its run is in progress (it said "did
     not finish"), and the show neither waits for the send nor breaks it; once the send is done,
     the run's summary."""
-    sandbox = make_sandbox(plan="unlimited", latency_ms=200)
+    sandbox = make_sandbox(plan="unlimited")
     events = write_events(
         tmp_path / "events.ndjson",
         [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS // 3)],
@@ -609,22 +631,24 @@ def test_state_show_during_a_send_says_its_run_is_in_progress(
         (row,) = [line for line in result.output.splitlines() if "last run" in line]
         return row.split("│")[2].strip()
 
-    process = start_send(sandbox, tmp_path, events)
-    try:
-        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 1)
+    def in_progress(process: subprocess.Popen[bytes]) -> None:
         with sqlite3.connect(state) as db:
-            (started,) = db.execute("SELECT started_at FROM runs").fetchone()
-        assert last_run() == f"started {started}, in progress (pid {process.pid})"
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+            started.extend(db.execute("SELECT started_at FROM runs").fetchone())
+        assert last_run() == f"started {started[0]}, in progress (pid {process.pid})"
+
+    started: list[str] = []  # the send waits for its first creates' answers until then
+    process, _, stderr = acted_on(
+        sandbox,
+        "POST /api/v2/persons",
+        1,
+        lambda: start_send(sandbox, tmp_path, events),
+        in_progress,
+    )
 
     assert process.returncode == 0, stderr.decode()
     with sqlite3.connect(state) as db:
         (finished,) = db.execute("SELECT finished_at FROM runs").fetchone()
-    assert last_run() == f"{started} to {finished}: read 40, sent 40"
+    assert last_run() == f"{started[0]} to {finished}: read 40, sent 40"
 
 
 def sigterm_as_the_report_is_made(

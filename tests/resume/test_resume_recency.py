@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from process_support import answers_held
 from resume_support import (
     ROLE_FIELD,
     Event,
@@ -265,8 +266,9 @@ def test_a_create_left_in_flight_by_a_killed_run_keeps_its_fields_newer_than_old
     sandbox = make_sandbox(plan="unlimited")
     rig = Rig.make(sandbox, tmp_path, tmp_path / "state.sqlite")
     sandbox.set_faults(latency_ms=300)
-    killed = rig.start([created, older], "killed")
-    assert kill_when(killed, served_at_least(sandbox, 1, "POST /api/v2/persons"))
+    with answers_held(sandbox, "POST /api/v2/persons"):
+        killed = rig.start([created, older], "killed")
+        assert kill_when(killed, served_at_least(sandbox, 1, "POST /api/v2/persons"))
     sandbox.set_faults(latency_ms=0)
 
     rerun = rig.send([created, older], "rerun")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from process_support import answers_held
 from resume_support import (
     ROLE_FIELD,
     Event,
@@ -120,8 +121,9 @@ def test_a_write_left_in_flight_by_a_killed_run_is_reconciled(
     rig = prepared(make_sandbox, tmp_path, case)
     before = Counter(rig.sandbox.stats()["requests"])
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(case.target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    with answers_held(rig.sandbox, case.write):
+        killed = rig.start(case.target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     assert rig.state is not None
     assert inflight_count(rig.state) == 1
     rig.sandbox.set_faults(latency_ms=0)
@@ -165,8 +167,9 @@ def test_a_reconciliation_that_fails_keeps_the_write_in_flight_for_the_next_run(
     rig = prepared(make_sandbox, tmp_path, case)
     assert rig.state is not None
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(case.target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    with answers_held(rig.sandbox, case.write):
+        killed = rig.start(case.target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     rig.sandbox.set_faults(latency_ms=0, fail_5xx=1.0)  # the reconciling listing fails
 
     failed = rig.send(case.target, "failed", "--max-retries", "0")
@@ -192,17 +195,19 @@ def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
     update = {**other, "messageId": "m-10", "traits": {"name": "Nine Again"}}
     update["context"] = {"externalId": [{"type": "pipedrivePersonId", "id": nine}]}
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(case.target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    with answers_held(rig.sandbox, case.write):
+        killed = rig.start(case.target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     assert inflight_count(rig.state) == 1
 
     # The rerun hands the lead's write to its plan, which lists the person's leads (slowly);
     # meanwhile the update begins its write, committing the state: kill then.
     patches = rig.sandbox.stats()["requests"].get("PATCH /api/v2/persons/{id}", 0)
-    interrupted = rig.start([*case.target, update], "interrupted")
-    assert kill_when(
-        interrupted, served_at_least(rig.sandbox, patches + 1, "PATCH /api/v2/persons/{id}")
-    )
+    with answers_held(rig.sandbox, "PATCH /api/v2/persons/{id}"):
+        interrupted = rig.start([*case.target, update], "interrupted")
+        assert kill_when(
+            interrupted, served_at_least(rig.sandbox, patches + 1, "PATCH /api/v2/persons/{id}")
+        )
     rig.sandbox.set_faults(latency_ms=0)
 
     rerun = rig.send(case.target, "rerun")
@@ -221,8 +226,9 @@ def test_a_create_left_in_flight_is_settled_by_another_event_of_its_identity(
     rig = prepared(make_sandbox, tmp_path, case)
     assert rig.state is not None
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(case.target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    with answers_held(rig.sandbox, case.write):
+        killed = rig.start(case.target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     rig.sandbox.set_faults(latency_ms=0)
     before = Counter(rig.sandbox.stats()["requests"])
 
@@ -256,8 +262,9 @@ def test_a_rerun_without_retries_sends_again_an_update_left_in_flight(
     assert rig.send([identify("m-1", "u-1", name="One")], "before").exit_code == 0
     target = [identify("m-2", "u-1", role="CTO")]
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, "PATCH /api/v2/persons/{id}"))
+    with answers_held(rig.sandbox, "PATCH /api/v2/persons/{id}"):
+        killed = rig.start(target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, "PATCH /api/v2/persons/{id}"))
     assert rig.state is not None
     assert inflight_count(rig.state) == 1
     rig.sandbox.set_faults(latency_ms=0)
@@ -282,8 +289,9 @@ def test_a_write_a_killed_run_left_is_said_by_a_send_of_other_files_and_settled_
     case = CASES["person create"]
     rig = prepared(make_sandbox, tmp_path, case)
     rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    killed = rig.start(case.target, "killed")
-    assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
+    with answers_held(rig.sandbox, case.write):
+        killed = rig.start(case.target, "killed")
+        assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     assert rig.state is not None and inflight_count(rig.state) == 1
     rig.sandbox.set_faults(latency_ms=0)
 
