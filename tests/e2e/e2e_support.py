@@ -47,6 +47,10 @@ LISTINGS = {  # what a send with config.example.toml asks before its first event
     "GET /v1/activityTypes": 1,
 }
 
+# One event at a time: records made in the order of the input's lines, so with the ids an input
+# names them by (at the default concurrency, which event's create lands first is timing's).
+ONE = ("--concurrency", "1")
+
 # The environment a run sees: none of the caller's rpd settings leak in.
 CLEAN_ENV: dict[str, str | None] = {key.env: None for key in KEYS}
 CLEAN_ENV["RPD_CONFIG"] = None

@@ -14,6 +14,7 @@ from e2e_support import (
     EXAMPLE_CONFIG,
     EXAMPLES,
     LISTINGS,
+    ONE,
     PLAN_FIELD,
     ROLE_FIELD,
     TOKEN,
@@ -142,9 +143,6 @@ def test_an_unset_user_id_field_is_said_and_the_events_with_external_ids_are_sen
         f"warning: {UNSET}: every event that needs it would fail, so `rpd send` would not start "
         f"({UNSET_HINT})"
     )
-
-
-ONE = ("--concurrency", "1")
 
 
 def timeless(value: Any) -> Any:
