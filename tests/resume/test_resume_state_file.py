@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from process_support import answers_held
 from resume_support import (
     TOKEN,
     Rig,
@@ -23,7 +24,6 @@ from resume_support import (
     census,
     identify,
     journal,
-    requests_served,
     rpd_env,
     run_send,
     served_at_least,
@@ -37,6 +37,7 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 
+ACCOUNT = "GET /v1/users/me"  # a send's first request, the state already open and locked
 EVENTS = [
     identify("m-1", "u-1", name="One"),
     track("m-2", "u-1", "Signed Up", revenue=5, currency="EUR"),
@@ -111,22 +112,24 @@ def test_a_state_file_held_by_another_rpd_is_refused(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     state = tmp_path / "state.sqlite"
-    # The holder opens (and locks) the state before its first request, whose answer then takes a
-    # second: meanwhile it writes nothing to the file.
-    slow = Rig.make(make_sandbox(plan="unlimited", latency_ms=1000), tmp_path / "slow", state)
-    holder = slow.start(EVENTS, "holder")
-    try:
-        assert wait_for(served_at_least(slow.sandbox, 1))
-        other = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "other", state)
-        assert_refused_untouched(
-            other,
-            state,
-            f"state file {state} is in use by another rpd process (pid {holder.pid})",
-            "wait for it to finish, or give another state file with --state FILE",
-        )
-    finally:
-        holder.kill()
-        holder.wait()
+    # The holder opens (and locks) the state before its first request, whose answer then waits
+    # until the other run is refused: meanwhile it writes nothing to the file (a latency of 1 s
+    # raced the other run's start on a slow machine).
+    slow = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "slow", state)
+    with answers_held(slow.sandbox, ACCOUNT):
+        holder = slow.start(EVENTS, "holder")
+        try:
+            assert wait_for(served_at_least(slow.sandbox, 1, ACCOUNT))
+            other = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "other", state)
+            assert_refused_untouched(
+                other,
+                state,
+                f"state file {state} is in use by another rpd process (pid {holder.pid})",
+                "wait for it to finish, or give another state file with --state FILE",
+            )
+        finally:
+            holder.kill()
+            holder.wait()
 
 
 def test_a_corrupt_state_file_is_refused_and_left_as_it_was(
@@ -181,23 +184,23 @@ def test_a_state_file_held_through_another_name_is_refused(
     state = tmp_path / "state.sqlite"
     other_name = tmp_path / "elsewhere" / "link.sqlite"
     other_name.parent.mkdir()
-    slow = Rig.make(make_sandbox(plan="unlimited", latency_ms=1000), tmp_path / "slow", state)
+    slow = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "slow", state)
     assert slow.send(EVENTS[:1], "first").exit_code == 0  # the file exists: a hard link needs it
     (os.symlink if link == "symlink" else os.link)(state, other_name)
     other = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "other", other_name)
-    holder = slow.start(EVENTS, "holder")
-    try:
-        served = requests_served(slow.sandbox)
-        assert wait_for(served_at_least(slow.sandbox, served + 1))
-        assert_refused_untouched(
-            other,
-            state,
-            f"state file {other_name} is in use by another rpd process (pid {holder.pid})",
-            "wait for it to finish, or give another state file with --state FILE",
-        )
-    finally:
-        holder.kill()
-        holder.wait()
+    with answers_held(slow.sandbox, ACCOUNT):  # as above: the holder waits at its first request
+        holder = slow.start(EVENTS, "holder")
+        try:
+            assert wait_for(served_at_least(slow.sandbox, 2, ACCOUNT))
+            assert_refused_untouched(
+                other,
+                state,
+                f"state file {other_name} is in use by another rpd process (pid {holder.pid})",
+                "wait for it to finish, or give another state file with --state FILE",
+            )
+        finally:
+            holder.kill()
+            holder.wait()
 
     # Once the holder is gone (killed: the kernel dropped its lock), the other name may run; a
     # second hard link is worth a warning (a killed run's -wal sits beside the name it used).
