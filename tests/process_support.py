@@ -1,6 +1,6 @@
 """rpd in a process of its own (`python -m rudder_pipedrive_cli`: the streams __main__.py sets
 up), with no rpd settings from the environment, optionally under a file size limit; and a
-sandbox that holds its answers to one kind of request while a test signals such a process."""
+sandbox that holds its answers from a given request on while a test signals such a process."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from rudder_pipedrive_cli.sandbox import Sandbox
-from rudder_pipedrive_cli.sandbox.routes import match_route
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("RPD_CONFIG", "PIPEDRIVE_API_TOKEN", "RPD_PLAN", "RPD_BASE_URL")
@@ -51,26 +49,41 @@ def rpd_process(
 
 
 @contextmanager
-def answers_held(sandbox: Sandbox, key: str) -> Iterator[Callable[[], None]]:
-    """Requests of `key` ("METHOD /template") are applied and counted as ever, and their answers
-    held until the block ends (or the function it gives is called): a run killed or signalled
-    meanwhile still waits for them,
-    however late the signal lands. A latency alone raced it: a test process that acted later
-    than the latency (a loaded machine) found the run past that point (no write left in flight,
-    or the run over)."""
-    app, release = sandbox.app, threading.Event()
-    handle = app.handle
+def answers_held(
+    sandbox: Sandbox, key: str | None, more: float = 1
+) -> Iterator[Callable[[], None]]:
+    """From the `more`-th request of `key` ("METHOD /template"; None: of any kind) the sandbox
+    serves from now on, every request is applied and counted as ever and its answer held until
+    the block ends (or the function it gives is called): a run killed or signalled at that point
+    is still there, however late the signal lands. A latency alone raced it: a test process
+    that acted later than the latency (a loaded machine) found the run past that point (no write
+    left in flight, the run over, or the next run's point passed by this one)."""
+    app, release, this = sandbox.app, threading.Event(), threading.local()
+    api, handle = app._api, app.handle
 
-    def holding(method: str, target: str, headers: Any, body: bytes) -> Any:
-        answer = handle(method, target, headers, body)
-        route = match_route(urlsplit(target).path)
-        if route is not None and f"{method} {route[0]}" == key:
+    def served() -> int:
+        return sum(app.requests.values()) if key is None else app.requests[key]
+
+    with app.lock:
+        at, reached = served() + more, False
+
+    def counted(method: str, path: str, *rest: Any) -> Any:  # under the app's lock
+        nonlocal reached
+        answer = api(method, path, *rest)
+        reached |= served() >= at
+        this.held = reached
+        return answer
+
+    def holding(*args: Any) -> Any:
+        this.held = False
+        answer = handle(*args)
+        if this.held:
             release.wait()
         return answer
 
-    app.handle = holding  # type: ignore[method-assign]
+    app._api, app.handle = counted, holding  # type: ignore[method-assign]
     try:
         yield release.set
     finally:
-        app.handle = handle  # type: ignore[method-assign]
+        app._api, app.handle = api, handle  # type: ignore[method-assign]
         release.set()

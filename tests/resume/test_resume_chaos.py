@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from process_support import answers_held
 from resume_support import (
     Finished,
     Rig,
@@ -104,8 +105,12 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
     for share, signum in KILL_AT:
         report = rig.directory / "run-report.json"
         report.unlink(missing_ok=True)
-        process = rig.start(events, "run", *by, *cache)
-        stopped = signal_when(process, served_at_least(faulty, share * full_run), signum)
+        at = share * full_run
+        # The answers from there on wait for the signal: a test late to send it (a loaded
+        # machine) let this run go on past the next run's point, which then stopped at its start.
+        with answers_held(faulty, None, at - requests_served(faulty)):
+            process = rig.start(events, "run", *by, *cache)
+            stopped = signal_when(process, served_at_least(faulty, at), signum)
         assert stopped, f"the run ended before {share:.0%} of the requests"
         ended = finish(process, report)
         if signum is signal.SIGKILL:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from differential_support import Way
+from process_support import answers_held
 from resume_support import (
     Event,
     alias,
@@ -154,12 +155,13 @@ def test_killed_under_high_fault_rates_every_record_is_made_once(
     sandbox = make_sandbox(plan="unlimited", latency_ms=30, fault_seed=109, **faults)
     way = way_to(sandbox, tmp_path / "faulty", events)
     kills = left_in_flight = 0
-    for write, more in KILLED_AFTER.items():  # just applied: its answer 30 ms away
+    for write, more in KILLED_AFTER.items():  # just applied, answers held from it to the kill
         served = sandbox.stats()["requests"].get(write, 0)
-        process = start_send(way.command(), way.directory)
-        at = served_at_least(sandbox, served + more, write)
-        if signal_when(process, at, signal.SIGKILL):
-            kills += 1
+        with answers_held(sandbox, write, more):
+            process = start_send(way.command(), way.directory)
+            at = served_at_least(sandbox, served + more, write)
+            if signal_when(process, at, signal.SIGKILL):
+                kills += 1
         finish(process, None)
         left_in_flight += inflight_count(way.directory / "state.sqlite")
     # Each kill landed, and some left writes in flight, or the reruns prove nothing about them.

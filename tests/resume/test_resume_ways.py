@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from differential_support import Way, assert_adds_up, backup, undisturbed, workload
+from process_support import answers_held
 from resume_support import (
     finish,
     requests_served,
@@ -101,9 +102,12 @@ def test_killed_at_seeded_request_counts_under_faults_then_resumed(
     way = Way(sandbox, tmp_path, write_events(tmp_path / "w.ndjson", workload()))
     draw = random.Random(17)
     for signum, most in ((signal.SIGKILL, 80), (signal.SIGTERM, 50)):
-        count = requests_served(sandbox) + draw.randint(25, most)
-        process = start_send(way.command("--concurrency", "64", "--identities", "index"), tmp_path)
-        assert signal_when(process, served_at_least(sandbox, count), signum), count
+        more = draw.randint(25, most)
+        count = requests_served(sandbox) + more
+        with answers_held(sandbox, None, more):  # from there on, until the signal
+            command = way.command("--concurrency", "64", "--identities", "index")
+            process = start_send(command, tmp_path)
+            assert signal_when(process, served_at_least(sandbox, count), signum), count
         ended = finish(process, tmp_path / f"run-{way.runs}.json")
         if signum is signal.SIGKILL:
             assert ended.exit_code == -9
