@@ -81,9 +81,10 @@ def acted_on(
     act: Callable[[subprocess.Popen[bytes]], object],
 ) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
     """The send `start()` starts, `act` on once the sandbox has served `count` requests of `key`
-    ("METHOD /template"), whose answers wait for it (however late the test acts; the latency of
-    those after them leaves rpd the time to hear a signal); and its stdout and stderr."""
-    with answers_held(sandbox, key) as release:
+    ("METHOD /template"): from that one on, the answers wait for it (however late the test acts;
+    the latency of those after them leaves rpd the time to hear a signal); and its stdout and
+    stderr."""
+    with answers_held(sandbox, key, count) as release:
         process = start()
         try:
             wait_for(lambda: sandbox.stats()["requests"].get(key, 0) >= count)
@@ -149,15 +150,13 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
     )
     report = tmp_path / "report.json"
     state = tmp_path / "state.sqlite"
-    process = start_send(sandbox, tmp_path, events)
-    try:
-        wait_for(lambda: sandbox.stats()["requests"].get("POST /api/v2/persons", 0) >= 4)
-        process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    process, stdout, stderr = acted_on(
+        sandbox,
+        "POST /api/v2/persons",
+        4,
+        lambda: start_send(sandbox, tmp_path, events),
+        lambda process: process.send_signal(signum),
+    )
     text = stderr.decode()
 
     assert process.returncode == exit_code, text
@@ -219,7 +218,7 @@ def test_an_output_the_disk_refuses_leaves_a_stop_signal_its_exit(
         for n in range(EVENTS if named else 20)
     ]
     events = write_events(tmp_path / "events.ndjson", users)
-    process, _, stderr = acted_on(  # four events in flight at the signal
+    process, _, stderr = acted_on(  # the run held at its fourth event's request
         sandbox,
         served,
         4,
