@@ -108,23 +108,47 @@ def test_a_state_file_moved_or_replaced_during_a_send_keeps_the_run_where_it_wen
     assert rerun.report["events"]["sent"] == 0  # each one journaled as done
 
 
-def test_a_send_stopped_early_whose_state_file_was_deleted_says_both(
-    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def moved_away(state: Path) -> None:
+    state.rename(state.with_name("moved.sqlite"))
+
+
+@pytest.mark.parametrize(
+    ("away", "said"),
+    [
+        (
+            Path.unlink,
+            "was deleted during the run: the journal of this run is lost with it; rerun the same "
+            "command to start a new one: it checks every event against Pipedrive again, and its "
+            "lookups still prevent duplicates",
+        ),
+        (
+            moved_away,
+            "was moved or deleted during the run; put it back at {path}, or rerun the same "
+            "command with --state where it is now: it resumes where this run stopped",
+        ),
+    ],
+    ids=["deleted", "moved"],
+)
+def test_a_send_stopped_early_whose_state_file_went_says_both_and_what_to_do_with_it(
+    make_sandbox: MakeSandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    away: Callable[[Path], None],
+    said: str,
 ) -> None:
     # The run's own stop stays the exit (4: rerun later, still true) and its words the last; the
-    # lost journal is said too, where it went unsaid (only the first stop was kept).
+    # state's loss is said too, where it went unsaid (only the first stop was kept), with what to
+    # do about it: "rerun the same command later to resume" alone would start a new journal at
+    # the path, every event checked again on a budget already spent, the moved file unused.
     sandbox = make_sandbox(plan="growth")
     exhaust_budget(sandbox, leave=330)
     path = tmp_path / "st.sqlite"
-    gone_after_the_first_event(monkeypatch, path, Path.unlink)
+    gone_after_the_first_event(monkeypatch, path, away)
 
     stopped = rpd_send(sandbox, tmp_path, *ALL_EXAMPLES, args=("--plan", "growth"), state=path)
 
     assert stopped.exit_code == 4, stopped.stderr
     lines = stopped.stderr.splitlines()
-    assert (
-        f"warning: state file {path} was deleted during the run: the journal of this run is "
-        "lost with it"
-    ) in lines
+    assert f"warning: state file {path} {said.format(path=path)}" in lines
     assert lines[-2].startswith("error: daily API token budget spent (HTTP 429")
     assert lines[-1] == "hint: rerun the same command later to resume"
