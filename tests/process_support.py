@@ -60,6 +60,9 @@ def answers_held(
     left in flight, the run over, or the next run's point passed by this one)."""
     app, release, this = sandbox.app, threading.Event(), threading.local()
     api, handle = app._api, app.handle
+    # What the instance had of its own (an outer answers_held's), put back at the end: none, so
+    # the class's methods again, or one a test patches on the class later would not be called.
+    own = {name: vars(app)[name] for name in ("_api", "handle") if name in vars(app)}
 
     def served() -> int:
         return sum(app.requests.values()) if key is None else app.requests[key]
@@ -67,16 +70,16 @@ def answers_held(
     with app.lock:
         at, reached = served() + more, False
 
-    def counted(method: str, path: str, *rest: Any) -> Any:  # under the app's lock
+    def counted(*args: Any, **kwargs: Any) -> Any:  # under the app's lock
         nonlocal reached
-        answer = api(method, path, *rest)
+        answer = api(*args, **kwargs)
         reached |= served() >= at
         this.held = reached
         return answer
 
-    def holding(*args: Any) -> Any:
+    def holding(*args: Any, **kwargs: Any) -> Any:
         this.held = False
-        answer = handle(*args)
+        answer = handle(*args, **kwargs)
         if this.held:
             release.wait()
         return answer
@@ -85,5 +88,7 @@ def answers_held(
     try:
         yield release.set
     finally:
-        app._api, app.handle = api, handle  # type: ignore[method-assign]
+        for name in ("_api", "handle"):
+            vars(app).pop(name, None)
+        vars(app).update(own)
         release.set()
