@@ -9,7 +9,11 @@ then name one person:
   order (both write the same person);
 - across runs, the identity cache knows which person a userId names now (after merges): each
   userId also gives the key of its cached person, as a `person_id` external id would;
-- an event's id is a key too: the journal takes two events with one id as one.
+- an event's id is a key too: the journal takes two events with one id as one;
+- an event with an external id orders against every other (`EVERY`), as an alias does: it names
+  a record by its Pipedrive id, and which userId or groupId names that record is known only once
+  looked up (an identify naming person 6 with userId u-9 re-keys u-5's person to u-9, and u-5's
+  next identify, run beside it, could find person 6 before the re-key and write u-9's person).
 
 Keys are computed as events are read, in input order, so the links are those of earlier aliases
 only, as the input says. Extra keys only ever add waiting; they never let events overlap.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import EVERY, Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, persons_named
 
 
@@ -46,6 +50,8 @@ class OrderKeys:
         keys.update(
             f"p:{person}" for person in persons_named(self.known, event.user_id, event.previous_id)
         )
+        if event.external:
+            keys.add(EVERY)
         if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
             self._link(event.previous_id, event.user_id)
         return frozenset(keys)

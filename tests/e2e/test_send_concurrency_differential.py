@@ -210,20 +210,16 @@ def held_until(sandbox: Sandbox, held: bytes, until: bytes, most_s: float = 1.0)
     app.handle = ordered  # type: ignore[method-assign]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an event naming a person by external id and one naming it by userId share no"
-    " ordering key before the cache knows the userId's person (core/ordering.py persons_named"
-    " keys only once merges are known), so at concurrency 8 they race",
-)
 def test_a_re_key_by_external_id_and_events_of_the_user_id_it_takes_from_keep_input_order(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     """Person 6 is u-5's. An identify naming person 6 by its person_id external id with userId
     u-9 re-keys it to u-9 (SPEC 4); u-5's identifies after it, in input order, find no u-5 and
-    create one (--concurrency 1). At 8 the first u-5 identify may look u-5 up before the re-key
-    lands: it then writes person 6 (now u-9's), the cache maps u-5 to it, and u-5's later events
-    write u-9's person too: u-5 has no person, and both events are reported sent."""
+    create one. They share no ordering key while the cache does not know u-5's person, so at
+    concurrency 8 the first u-5 identify looked u-5 up before the re-key landed (held here until
+    then): it wrote person 6, the cache mapped u-5 to it, and u-5's email went to u-9's person,
+    u-5 was left without one and both events were reported sent. An event with an external id
+    now orders against every other (core/ordering.py), as an alias does."""
 
     def seeded(sandbox: Sandbox, folder: Path) -> Path:
         known = [identify(f"s-{n}", f"u-{n}", name=f"Seed {n}") for n in range(10)]
