@@ -1217,6 +1217,35 @@ def refresh(
     return update(ctx, entity, ref, body, stage, f"{stage} {ref.id} ({ref.how})")
 
 
+def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> None:
+    """`ref`, which an external id found, is `key`'s record now that Pipedrive took its update
+    (`refresh` wrote `key` into its identity field): learned so, and when the cache or the
+    identity index (no request) knows `key` as another record's, a warning naming both, as both
+    hold it now (SPEC 4: the external id wins, so the update is not refused; the later lookups
+    of `key` without the cache would take the lowest id as an ambiguous identity)."""
+    if ref.via != "external" or key is None:
+        return
+    if getattr(ctx.config, entity.setting):
+        holders = {ctx.known.person_id(key) if entity is PERSON else ctx.known.org_id(key)}
+        if (index := ctx.index) is not None and index.covers(entity.kind):
+            holders.update(index.lookup(entity.kind, key))
+        others = sorted((h for h in holders if h is not None and h != ref.id), key=id_order)
+        if others:
+            *more, last = [str(other) for other in others]
+            also = f"{entity.noun} {last} holds"
+            if more:
+                also = f"{entity.plural} {', '.join(more)} and {last} hold"
+            ctx.warnings.append(
+                Warned(
+                    f"{entity.noun} {ref.id} ({ref.how}) now holds {entity.identity} "
+                    f"{quoted(key)}, which {also} too: merge them or clear it from one",
+                    f"an external id's {entity.noun} now holds a {entity.identity} another "
+                    f"{entity.noun} holds too: merge them or clear it from one",
+                )
+            )
+    ctx.learn(entity, key, ref)
+
+
 def updated(
     ctx: Ctx, entity: Entity, ref: Ref, request: ApiRequest, response: ApiResponse, _lost: str = ""
 ) -> Probe:

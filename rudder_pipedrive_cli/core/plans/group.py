@@ -16,6 +16,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     find,
     known_ref,
     landed_create_fields,
+    named_by_external,
     person_create_body,
     refresh,
     require_field,
@@ -64,8 +65,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
                 once = updated(ctx, ORG, org, request, (yield request))
                 while (asked := once.request) is not None:
                     once.take((yield asked))
-            if org.via == "external" and group_id is not None:  # once Pipedrive took the update
-                ctx.learn(ORG, group_id, org)  # the groupId its external id names
+            named_by_external(ctx, ORG, org, group_id)  # once Pipedrive took the update
         if person is None:  # a new person joins the organization in its create: no second request
             assert user_id is not None and type(new_person) is not Outcome  # as made above
             yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})

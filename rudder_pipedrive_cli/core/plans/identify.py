@@ -12,6 +12,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     create,
     find,
     known_ref,
+    named_by_external,
     person_create_body,
     refresh,
     updated,
@@ -41,10 +42,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             once = updated(ctx, PERSON, person, request, (yield request))
             while (asked := once.request) is not None:
                 once.take((yield asked))
-        if person.via == "external" and user_id is not None:
-            # The external id names this userId's person (now that Pipedrive took the update):
-            # record it there and in the cache.
-            ctx.learn(PERSON, user_id, person)
+        named_by_external(ctx, PERSON, person, user_id)  # once Pipedrive took the update
         return ctx.finish()
     except (Stale, PlanFailure) as signal:
         return ctx.ended(signal) or (yield from plan(ctx))
