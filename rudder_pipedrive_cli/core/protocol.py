@@ -170,6 +170,9 @@ class Outcome:
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
+    `holders` maps a record, ("person" or "org", id), to the identity an external id wrote into
+    its identity field: another identity cached for it is no longer found there by Pipedrive,
+    so it is searched, not taken from the cache (core/identity_cache.py `IdentityStore.owns`).
     """
 
     status: OutcomeStatus
@@ -195,6 +198,7 @@ class Outcome:
     # The updates that landed: (kind, id, body). The identity index takes in an identity an
     # update wrote (an external id's record given the event's userId, a re-key).
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
+    holders: Mapping[tuple[str, PdId], str] = EMPTY
 
     @property
     def redacted_reason(self) -> str:

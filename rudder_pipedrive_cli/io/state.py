@@ -52,6 +52,7 @@ from rudder_pipedrive_cli.io.state_file import (
 from rudder_pipedrive_cli.io.state_identities import (
     LeadRows,
     RecencyRows,
+    has_holders,
     has_merges,
     has_pending,
     identity_rows,
@@ -420,7 +421,12 @@ class ReplayState(IdentityStore, Closing):
             "times": RecencyRows(store, spill),
         }
         IdentityStore.__init__(
-            self, spill.table, stored, merges=has_merges(store), pending=has_pending(store)
+            self,
+            spill.table,
+            stored,
+            merges=has_merges(store),
+            pending=has_pending(store),
+            rekeyed=has_holders(store),
         )
 
     def _keyed_on_url(self, base_url: str, fingerprint: str | None) -> list[str]:

@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.io.scratch import Lru, Spill
 from rudder_pipedrive_cli.io.state_schema import (
+    HOLDER,
     MEMBER,
     MERGED,
     PENDING_CREATE,
@@ -107,6 +108,7 @@ def identity_rows(store: Store, spill: Spill, cache_entries: int) -> dict[str, T
         "memberships": lambda person: (MEMBER, encode_id(person)),
         "pending_creates": lambda slot: (PENDING_CREATE[slot[0]], slot[1]),
         "pending_merges": lambda person: (PENDING_MERGE, encode_id(person)),
+        "holders": lambda slot: (HOLDER[slot[0]], encode_id(slot[1])),
     }
     return {name: IdentityRows(store, spill, cache_entries, row) for name, row in rows.items()}
 
@@ -120,6 +122,11 @@ def has_kind(store: Store, *kinds: str) -> bool:
 def has_pending(store: Store) -> bool:
     """Whether a create or merge is pending: only then is one looked for."""
     return has_kind(store, *PENDING_CREATE.values(), PENDING_MERGE)
+
+
+def has_holders(store: Store) -> bool:
+    """Whether an external id wrote an identity into a record (`IdentityStore.owned`)."""
+    return has_kind(store, *HOLDER.values())
 
 
 def has_merges(store: Store) -> bool:

@@ -12,13 +12,18 @@ from typing import Any
 from helpers_core import (
     CONFIG,
     GROUP_FIELD,
+    ROLE,
     USER_FIELD,
     check,
+    create_org,
+    create_person,
     ok,
     patch,
     patch_org,
     patch_person,
     run,
+    search_org,
+    search_person,
 )
 from test_index import built
 
@@ -133,3 +138,45 @@ def test_a_group_naming_another_organization_than_its_cached_groupid_s_warns_nam
         ],
         identities={("org", "g-1"): 7},
     )
+
+
+def test_a_userid_whose_person_an_external_id_gave_another_is_searched_not_cached() -> None:
+    """Person 25 was u-5's (this run created it); an identify names it by person_id with userId
+    u-99, which writes u-99 into its userId field: Pipedrive no longer finds it for u-5. u-5's
+    next identify must not PATCH it (its email would land on u-99's person, u-5 left with none,
+    all reported sent) but search u-5 as a run without the cache does, and create its person."""
+    store = known({"u-5": 25})
+    rekey = {**IDENTIFY, "userId": "u-99", "context": ext("person_id", 25)}
+    outcome = run(
+        rekey,
+        [patch_person(25, {"name": "Ann", "custom_fields": {USER_FIELD: "u-99"}})],
+        known=store,
+    )
+    store.learn(outcome)
+    five = {"type": "identify", "userId": "u-5", "traits": {"name": "Five", "email": "f@x.io"}}
+    body = {
+        "name": "Five",
+        "emails": [{"value": "f@x.io", "primary": True, "label": "work"}],
+        "custom_fields": {USER_FIELD: "u-5"},
+    }
+    later = run(five, [search_person("u-5"), create_person(body, 26)], known=store)
+    check(later, status="sent", identities={("person", "u-5"): 26})
+    # u-99, which the external id gave it, is still taken from the cache: no search.
+    ninety = {"type": "identify", "userId": "u-99", "traits": {"role": "CTO"}}
+    role = patch_person(25, {"custom_fields": {ROLE: "CTO"}})
+    check(run(ninety, [role], known=store), status="sent", identities={})
+
+
+def test_a_groupid_whose_organization_an_external_id_gave_another_is_searched() -> None:
+    store = known({"u-1": 42}, {"g-2": 7})
+    raw = {"type": "group", "userId": "u-1", "groupId": "g-1", "context": ext("org_id", 7)}
+    link = patch("persons", 42, {"org_id": 7}, ok({"id": 42, "org_id": 7}))
+    rekey = patch_org(7, {"custom_fields": {GROUP_FIELD: "g-1"}})
+    store.learn(run({**raw, "traits": {}}, [rekey, link], known=store))
+    later = {"type": "group", "userId": "u-1", "groupId": "g-2", "traits": {"name": "Two"}}
+    body = {"name": "Two", "custom_fields": {GROUP_FIELD: "g-2"}}
+    made = create_org(body, 8)
+    outcome = run(
+        later, [search_org("g-2"), made, patch("persons", 42, {"org_id": 8}, ok())], known=store
+    )
+    check(outcome, status="sent", identities={("org", "g-2"): 8})

@@ -131,9 +131,9 @@ class Ctx:
     origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
     until the first write makes its tables (`learning`): most events learn nothing."""
 
-    __slots__ = ("_at", "config", "dropped", "event", "gone", "identities", "index", "known",
-                 "lead_origins", "memberships", "merged", "pending_creates", "pending_merges",
-                 "recency", "resolved", "superseded", "updates", "warnings",
+    __slots__ = ("_at", "config", "dropped", "event", "gone", "holders", "identities", "index",
+                 "known", "lead_origins", "memberships", "merged", "pending_creates",
+                 "pending_merges", "recency", "resolved", "superseded", "updates", "warnings",
                  "writes")  # fmt: skip
     warnings: list[str]
     dropped: list[str]
@@ -145,6 +145,7 @@ class Ctx:
     pending_creates: dict[tuple[str, str], str | None]
     pending_merges: dict[PdId, PdId | None]
     recency: dict[tuple[str, PdId], dict[str, str]]
+    holders: dict[tuple[str, PdId], str]  # Outcome.holders
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
@@ -162,6 +163,7 @@ class Ctx:
         self.warnings, self.dropped = [], []
         self.identities = self.resolved = self.lead_origins = self.memberships = EMPTY
         self.merged = self.pending_creates = self.pending_merges = self.recency = EMPTY
+        self.holders = EMPTY
         self.updates = self.writes = self.gone = ()
         self.superseded, self._at = False, None
 
@@ -223,6 +225,7 @@ class Ctx:
             tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
             self.identities, self.lead_origins, self.memberships, self.merged, self.pending_creates,
             self.pending_merges, held_back, self.recency, redacted, self.writes, self.updates,
+            self.holders,
         )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
@@ -636,8 +639,12 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     known = ctx.known
     if entity is not PERSON:
         cached = known.org_id(key)
+        if known.rekeyed:
+            cached = known.owned(entity.kind, key, cached)
         return None if cached is None else Ref(cached, "cache", key)
     cached = known.person_id(key)
+    if known.rekeyed:  # an external id has given a cached person another userId since?
+        cached = known.owned(PERSON.kind, key, cached)
     # A merge left unknown (or settled by this event) may have moved it: `find` asks.
     if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
         return None
@@ -684,7 +691,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
     # index that gave it. Most events learned nothing, and nothing is pending: straight to search.
     stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
     if (known.pending or ctx.merged) and not stale and entity is PERSON:
-        cached = known.person_id(key)
+        cached = known.owned(PERSON.kind, key, known.person_id(key))
         if cached is not None:  # known_ref left it: a merge may have moved it
             if cached in ctx.merged:  # settled earlier in this event
                 cached = ctx.merged[cached]
@@ -757,7 +764,11 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
             for target in aliased_to(config.aliases, key):
                 # What this event knows of it first (None: its cached person found gone).
                 slot = (PERSON.kind, target)
-                cached = ctx.identities[slot] if slot in ctx.identities else known.person_id(target)
+                cached = (
+                    ctx.identities[slot]
+                    if slot in ctx.identities
+                    else known.owned(PERSON.kind, target, known.person_id(target))
+                )
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
                 while (asked := probe.request) is not None:
                     probe.take((yield asked))
@@ -1243,6 +1254,9 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
                     f"{entity.noun} holds too: merge them or clear it from one",
                 )
             )
+        if ctx.holders is EMPTY:
+            ctx.holders = {}
+        ctx.holders[(entity.kind, ref.id)] = key  # what else is cached for it: not its own now
     ctx.learn(entity, key, ref)
 
 
