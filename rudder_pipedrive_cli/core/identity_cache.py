@@ -373,8 +373,11 @@ class IdentityStore:
         pending = self.pending or pending_creates or pending_merges  # truthy: may be pending
         if outcome.holders:
             self.rekeyed = True
-            for slot, key in outcome.holders.items():
-                self.holders[slot] = key
+            for record, holder in outcome.holders.items():
+                if holder is None:
+                    self.holders.pop(record, None)
+                else:
+                    self.holders[record] = holder
         if outcome.held_back:
             self.holding = True
             for slot in outcome.held_back:

@@ -172,7 +172,8 @@ class Outcome:
     its time (core/recency.py): a later write from an older event leaves those fields alone.
     `holders` maps a record, ("person" or "org", id), to the identity an external id wrote into
     its identity field: another identity cached for it is no longer found there by Pipedrive,
-    so it is searched, not taken from the cache (core/identity_cache.py `IdentityStore.owns`).
+    so it is searched, not taken from the cache (core/identity_cache.py `IdentityStore.owned`);
+    or to None once an alias has made every identity cached for it its own again.
     """
 
     status: OutcomeStatus
@@ -198,7 +199,7 @@ class Outcome:
     # The updates that landed: (kind, id, body). The identity index takes in an identity an
     # update wrote (an external id's record given the event's userId, a re-key).
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
-    holders: Mapping[tuple[str, PdId], str] = EMPTY
+    holders: Mapping[tuple[str, PdId], str | None] = EMPTY
 
     @property
     def redacted_reason(self) -> str:

@@ -180,3 +180,22 @@ def test_a_groupid_whose_organization_an_external_id_gave_another_is_searched() 
         later, [search_org("g-2"), made, patch("persons", 42, {"org_id": 8}, ok())], known=store
     )
     check(outcome, status="sent", identities={("org", "g-2"): 8})
+
+
+def test_an_alias_makes_the_userids_it_names_the_person_s_own_again() -> None:
+    """u-5 aliased to u-99 after the external id gave person 25 to u-99: the alias says they are
+    one person, so u-5's later events take person 25 from the cache, with no search."""
+    store = known({"u-5": 25})
+    rekey = {**IDENTIFY, "userId": "u-99", "context": ext("person_id", 25)}
+    patched = patch_person(25, {"name": "Ann", "custom_fields": {USER_FIELD: "u-99"}})
+    store.learn(run(rekey, [patched], known=store))
+    aliased = run(
+        {"type": "alias", "previousId": "u-5", "userId": "u-99"},
+        [search_person("u-5")],
+        known=store,
+    )
+    check(aliased, status="unchanged", holders={("person", 25): None})
+    store.learn(aliased)
+    five = {"type": "identify", "userId": "u-5", "traits": {"role": "CTO"}}
+    role = patch_person(25, {"custom_fields": {ROLE: "CTO"}})
+    check(run(five, [role], known=store), status="sent")

@@ -93,6 +93,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         for key in (previous_id, user_id):
             if key is not None and (previous is not None or key == user_id):
                 ctx.learn(PERSON, key, survivor)
+        if ctx.known.rekeyed:  # its userIds are one person's: each cached for it is its own again
+            ctx.holders = {(PERSON.kind, survivor.id): None}
         if merged_before and not ctx.writes:
             return ctx.outcome("unchanged", MERGED_BEFORE)
         return ctx.finish()

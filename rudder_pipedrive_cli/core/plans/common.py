@@ -145,7 +145,7 @@ class Ctx:
     pending_creates: dict[tuple[str, str], str | None]
     pending_merges: dict[PdId, PdId | None]
     recency: dict[tuple[str, PdId], dict[str, str]]
-    holders: dict[tuple[str, PdId], str]  # Outcome.holders
+    holders: dict[tuple[str, PdId], str | None]  # Outcome.holders
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
