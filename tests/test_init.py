@@ -483,13 +483,14 @@ def test_a_listing_pipedrive_refuses_writes_no_config(
 ) -> None:
     """Unlike send, map-fields and check, init does not go on without a listing: the config it
     writes from part of the account would say the account has no such fields ("the account has
-    no person custom fields") and guess no identity field. One error, exit 1, no file."""
+    no person custom fields") and guess no identity field. One error, exit 4 (a 503, its retries
+    spent: a rerun later may list it; it was 1, no code of SPEC 6's), no file."""
     account = start_account(make_sandbox)
     refuse_listing(monkeypatch, refused)
     config = write_config(tmp_path / "current.toml", account.url)
     code, out, err = invoke("init", "--config", config, "-o", str(tmp_path / "new.toml"))
     endpoint = {"person": "/api/v2/personFields", "LEAD_LABELS": "/v1/leadLabels"}[refused]
-    assert (code, out) == (1, "")
+    assert (code, out) == (4, "")
     assert err.splitlines() == [
         f"error: GET {endpoint}: HTTP 503 after 3 attempts",
         "hint: try again later",

@@ -9,7 +9,7 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_read_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST, not_pipedrive
@@ -110,7 +110,7 @@ def token_finding(response: ApiResponse) -> Finding:
     )
 
 
-@handle_errors
+@handle_read_errors
 def check_command(
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
@@ -124,9 +124,11 @@ def check_command(
 
     Exit 0 when every check passes; 2 when the config is invalid or a check fails (a missing or
     unsearchable identity field, an unknown mapped key); 3 when Pipedrive refuses the token;
-    4 when rate limited; 1 when Pipedrive could not be reached to finish the checks, or refused
-    a listing (each such listing is a failed check of its own, and what needs it is not
-    checked; every other check is made and shown) while every check it could make passed.
+    4 when Pipedrive could not be reached, kept failing (5xx, 429: its retries spent) or gave
+    an answer that is not its own, or the rate limit stopped it. A listing that failed is a
+    failed check of its own (what needs it is not checked; every other check is made and
+    shown): while every check it could make passed, its failure is the exit (4; 2 when
+    Pipedrive refused it for good, a 4xx).
     """
     with command_env(
         config=config,
@@ -165,7 +167,8 @@ def check_command(
     if checks.failed > len(catalog.failed):  # a check that was made failed: the config's fault
         raise typer.Exit(int(ExitStatus.USAGE))
     incomplete = next(iter(catalog.failed.values()), None)  # a listing Pipedrive refused
-    raise typer.Exit(int(ExitStatus.OK if incomplete is None else exit_status_for(incomplete)))
+    status = ExitStatus.OK if incomplete is None else exit_status_for(incomplete, reading=True)
+    raise typer.Exit(int(status))
 
 
 def stop(checks: Checklist, error: RpdError | PlanFailure, subject: str = "token") -> ExitStatus:
@@ -180,4 +183,4 @@ def stop(checks: Checklist, error: RpdError | PlanFailure, subject: str = "token
             hint = f"is {where} and reachable? then try again"
     checks.add(Finding(level="fail", subject=subject, message=message, hint=hint))
     say(checks.env.out, checks.summary())
-    return exit_status_for(error)
+    return exit_status_for(error, reading=True)

@@ -220,7 +220,16 @@ def stdout_to_devnull() -> None:
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
+    return _handled(command, reading=False)
 
+
+def handle_read_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """`handle_errors` for a command that only reads Pipedrive (check, map-fields, init,
+    dry-run): a request that failed outside any event exits as `exits.request_failed` says."""
+    return _handled(command, reading=True)
+
+
+def _handled(command: Callable[P, R], *, reading: bool) -> Callable[P, R]:
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         verbose = bool(kwargs.get("verbose"))
@@ -250,13 +259,14 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 shown, status = SCRATCH_FULL, ExitStatus.USAGE
             elif isinstance(error, PlanFailure):
                 # A request outside any event (a field listing, a lookup) that Pipedrive
-                # refused or that could not get through: its reason, exit 1 like a failed check.
+                # refused or that could not get through: its reason (the exit: exits.py).
                 # No answer at all (a refused connection, a name that does not resolve, a
                 # timeout) is more often a wrong address than a passing fault.
                 hint = error.hint or ("try again later" if error.retryable else "")
                 if error.retryable and error.status is None:
                     hint = NO_ANSWER_HINT
-                shown, status = RpdError(error.reason, hint=hint), exit_status_for(error)
+                status = exit_status_for(error, reading=reading)
+                shown = RpdError(error.reason, hint=hint)
             else:  # a bug: say so in two lines
                 shown, status = internal_error(error), ExitStatus.INTERNAL
             print_error(shown)

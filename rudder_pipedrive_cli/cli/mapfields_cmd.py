@@ -17,7 +17,7 @@ from rudder_pipedrive_cli.cli.account import (
     labels_note,
     listing_refused,
 )
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_read_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import write_document
@@ -126,7 +126,7 @@ def options_text(info: FieldInfo) -> str:
     return ", ".join(f"{label}={oid}" for label, oid in info.options.items())
 
 
-@handle_errors
+@handle_read_errors
 def map_fields_command(
     entity: Annotated[
         str,
@@ -158,7 +158,8 @@ def map_fields_command(
     """List the account's person, organization and deal (lead) fields, and the lead labels.
 
     A listing Pipedrive refuses (its retries spent) is said, and the others are listed; the
-    exit status is then 1. One that gets no answer at all stops it at once."""
+    exit status is then 4 (2 for a 4xx, which no rerun mends). One that gets no answer at all
+    stops it at once (4)."""
     opt.one_of("--format", format, FORMATS)
     opt.one_of("--entity", entity, (*ENTITIES, "all"))
     entities = ENTITIES if entity == "all" else (entity,)
@@ -194,4 +195,4 @@ def map_fields_command(
         for name, failure in catalog.failed.items():
             env.warn(f"{failure.reason}; {LISTS.get(name, name)} not listed")
     if failures:
-        raise typer.Exit(int(exit_status_for(failures[0])))
+        raise typer.Exit(int(exit_status_for(failures[0], reading=True)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers_http import run
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.events import Event, parse_event
@@ -51,6 +51,7 @@ def test_a_success_envelope_is_not_malformed() -> None:
 
 class Server(ThreadingHTTPServer):
     answer: tuple[bytes, str] = (b"", JSON)
+    me: bytes = b""  # GET /v1/users/me's answer, when not `answer`
     seen: list[str]
 
 
@@ -60,6 +61,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.seen.append(f"GET {self.path.split('?')[0]}")
         content, kind = self.server.answer
+        if self.server.me and self.path == "/v1/users/me":
+            content, kind = self.server.me, JSON
         self.send_response(200)
         self.send_header("content-type", kind)
         self.send_header("content-length", str(len(content)))
@@ -138,20 +141,14 @@ def test_a_malformed_field_listing_is_no_account_without_fields(
 ) -> None:
     # QA: an HTML page, an empty or cut body answering the field listings (200) was read as an
     # account without fields: `map-fields` listed nothing and exited 0, and `check`, `dry-run
-    # --lookups` and `send` said the identity fields did not exist.
+    # --lookups` and `send` said the identity fields did not exist. Exit 4, as its words say
+    # "retry later" (it was 1: SPEC 6 has no such code for a command without events).
     content, kind, why = SHAPES[shape]
     server.answer = (content, kind)
     monkeypatch.chdir(tmp_path)
-    config = tmp_path / "rpd.toml"
-    config.write_text(
-        f'[pipedrive]\nbase_url = "http://127.0.0.1:{server.server_address[1]}"\n'
-        f'plan = "unlimited"\n\n[identity]\nuser_id_field = "{CONFIG.user_id_field}"\n'
-    )
-    result = CliRunner().invoke(
-        app, ["map-fields", "--config", str(config)], env={"PIPEDRIVE_API_TOKEN": "t-1"}
-    )
+    result = invoke_at(server, tmp_path, "map-fields")
     assert (result.exit_code, result.stdout, result.stderr) == (
-        1,
+        4,
         "",
         f"error: list fields: Pipedrive's answer is malformed (HTTP 200: {why}); not taken as "
         "no records: retry later\nhint: try again later\n",
@@ -163,3 +160,99 @@ def test_a_malformed_field_listing_is_no_account_without_fields(
         "GET /api/v2/dealFields",
         "GET /v1/leadLabels",
     ]
+
+
+def invoke_at(server: Server, folder: Path, *command: str) -> Result:
+    """`rpd COMMAND` with a config in `folder` pointing at `server`."""
+    config = folder / "rpd.toml"
+    config.write_text(
+        f'[pipedrive]\nbase_url = "http://127.0.0.1:{server.server_address[1]}"\n'
+        f'plan = "unlimited"\n\n[identity]\nuser_id_field = "{CONFIG.user_id_field}"\n'
+    )
+    return CliRunner().invoke(
+        app, [*command, "--config", str(config)], env={"PIPEDRIVE_API_TOKEN": "t-1"}
+    )
+
+
+ME = b'{"success": true, "data": {"id": 1, "name": "Ann", "company_id": 7}}'
+HTML = SHAPES["html page"][:2]
+MALFORMED = (
+    "list {}: Pipedrive's answer is malformed (HTTP 200: not JSON); not taken as no records: "
+    "retry later"
+)
+
+
+def test_check_and_init_stop_on_listings_answered_with_an_html_page_exit_4(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """users/me answers as Pipedrive does, every listing with an HTML page (a proxy's): check
+    makes each listing a failed check of its own and init writes nothing; both exit 4, as their
+    words say "retry later" (it was 1, a code for failed events: SPEC 6)."""
+    server.answer, server.me = HTML, ME
+    monkeypatch.chdir(tmp_path)
+    fields, labels = MALFORMED.format("fields"), MALFORMED.format("lead labels")
+    checked = invoke_at(server, tmp_path, "check")
+    assert (checked.exit_code, checked.stderr) == (4, "")
+    assert checked.stdout.splitlines() == [
+        f"ok    config: {tmp_path / 'rpd.toml'} is valid",
+        'ok    token: accepted: Ann, company "?"',
+        f"FAIL  pipedrive: {fields}; not checked: identity.user_id_field",
+        "      hint: try again later",
+        f"FAIL  pipedrive: {fields}",
+        "      hint: try again later",
+        f"FAIL  pipedrive: {fields}",
+        "      hint: try again later",
+        f"FAIL  pipedrive: {labels}",
+        "      hint: try again later",
+        "warn  identity.group_id_field: not set: only events with external ids can be replayed",
+        "      hint: set it to the key of a searchable organization custom field (`rpd "
+        "map-fields --entity organizations`)",
+        "info  plan unlimited: no pacing (for the sandbox; a real account has limits)",
+        "4 of 7 checks failed (1 with a warning)",
+    ]
+    made = invoke_at(server, tmp_path, "init", "-o", str(tmp_path / "new.toml"))
+    assert (made.exit_code, made.stdout, made.stderr) == (
+        4,
+        "",
+        f"error: {fields}\nhint: try again later\n",
+    )
+    assert not (tmp_path / "new.toml").exists()
+
+
+def test_check_of_a_server_answering_html_everywhere_fails_the_token_row_exit_2(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """users/me answered with an HTML page too (base_url names a web site, not the API): the
+    token's row fails, a check made that failed, naming base_url to check: exit 2 (SPEC 6, the
+    config's), as any users/me answer that names no user."""
+    server.answer = HTML
+    monkeypatch.chdir(tmp_path)
+    checked = invoke_at(server, tmp_path, "check")
+    assert (checked.exit_code, checked.stderr) == (2, "")
+    assert checked.stdout.splitlines()[1:3] == [
+        "FAIL  token: /v1/users/me answered HTTP 200",
+        "      hint: check base_url / company_domain",
+    ]
+
+
+def test_a_dry_run_whose_lookups_answer_html_plans_the_event_failing_exit_1(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its listings are warned of, as a send's are, and a lookup's malformed answer fails the
+    event that needs it (retryable), as in the send: a dry-run's exit 1, some events would fail
+    (SPEC 6), not a stop."""
+    server.answer, server.me = HTML, ME
+    monkeypatch.chdir(tmp_path)
+    events = tmp_path / "in.ndjson"
+    events.write_text(
+        '{"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ada"}}\n'
+    )
+    planned = invoke_at(server, tmp_path, "dry-run", "--lookups", str(events))
+    assert planned.exit_code == 1, planned.output
+    lookup = MALFORMED.replace("list {}", "lookup person")
+    assert planned.stdout.splitlines()[0] == f"{events}:1  identify  failed  ({lookup})"
+    assert planned.stdout.splitlines()[-2:] == ["why events would fail:", f"  1  {lookup}"]
+    assert planned.stderr.splitlines() == [
+        f"warning: {MALFORMED.format('fields')}; values will be sent without type conversion"
+    ]
+    assert server.seen[-1] == "GET /api/v2/itemSearch/field"
