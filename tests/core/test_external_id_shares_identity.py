@@ -102,6 +102,13 @@ def test_no_warning_when_the_userid_is_its_own_or_unknown_or_not_written() -> No
     check(outcome, status="sent", warnings=[])
 
 
+def test_a_cached_person_an_external_id_gave_another_userid_is_not_named() -> None:
+    store = known({"u-9": 10})
+    store.holders[("person", 10)] = "u-7"  # an external id wrote u-7 into person 10
+    store.rekeyed = True
+    check(run(IDENTIFY, [PATCH_6], known=store), status="sent", warnings=[])
+
+
 def test_a_failed_update_says_nothing_of_both_holding_it() -> None:
     outcome = run(
         IDENTIFY,

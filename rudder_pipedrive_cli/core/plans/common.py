@@ -1237,7 +1237,9 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
     if ref.via != "external" or key is None:
         return
     if getattr(ctx.config, entity.setting):
-        holders = {ctx.known.person_id(key) if entity is PERSON else ctx.known.org_id(key)}
+        known = ctx.known
+        cached = known.person_id(key) if entity is PERSON else known.org_id(key)
+        holders = {known.owned(entity.kind, key, cached)}  # not one given another identity since
         if (index := ctx.index) is not None and index.covers(entity.kind):
             holders.update(index.lookup(entity.kind, key))
         others = sorted((h for h in holders if h is not None and h != ref.id), key=id_order)
