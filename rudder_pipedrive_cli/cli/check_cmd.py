@@ -102,10 +102,13 @@ def config_finding(env: Env) -> Finding:
 def token_finding(response: ApiResponse) -> Finding:
     if response.ok and isinstance(response.data, Mapping):
         return Finding(level="ok", subject="token", message=who(response.data))
+    answer = f"HTTP {response.status} {response.error}".rstrip()
+    if response.malformed:  # a page that is not Pipedrive's (a web site at base_url): say why
+        answer += f", not Pipedrive's answer ({response.malformed})"
     return Finding(
         level="fail",
         subject="token",
-        message=f"{USERS_ME} answered HTTP {response.status} {response.error}".rstrip(),
+        message=f"{USERS_ME} answered {answer}",
         hint="check base_url / company_domain",
     )
 

@@ -224,13 +224,14 @@ def test_check_of_a_server_answering_html_everywhere_fails_the_token_row_exit_2(
 ) -> None:
     """users/me answered with an HTML page too (base_url names a web site, not the API): the
     token's row fails, a check made that failed, naming base_url to check: exit 2 (SPEC 6, the
-    config's), as any users/me answer that names no user."""
+    config's), as any users/me answer that names no user. It said 'answered HTTP 200', not
+    what was wrong with that."""
     server.answer = HTML
     monkeypatch.chdir(tmp_path)
     checked = invoke_at(server, tmp_path, "check")
     assert (checked.exit_code, checked.stderr) == (2, "")
     assert checked.stdout.splitlines()[1:3] == [
-        "FAIL  token: /v1/users/me answered HTTP 200",
+        "FAIL  token: /v1/users/me answered HTTP 200, not Pipedrive's answer (not JSON)",
         "      hint: check base_url / company_domain",
     ]
 
