@@ -66,7 +66,8 @@ _LEAD_KEPT = frozenset(
 
 
 def _contact_list(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Emails/phones as Pipedrive keeps them: the first is primary unless one says so."""
+    """Emails, phones and instant messaging accounts as Pipedrive keeps them: the first is
+    primary unless one says so."""
     items = list(items)
     any_primary = any(item.get("primary") for item in items)
     return [
@@ -229,7 +230,7 @@ class Store:
                 record["first_name"], record["last_name"] = first, last
             if "org_id" in body:
                 record["org_id"] = body["org_id"]
-            for key in ("emails", "phones"):
+            for key in ("emails", "phones", "im"):
                 if key in body:
                     record[key] = _contact_list(body[key])
         record["custom_fields"].update(copy.deepcopy(body.get("custom_fields") or {}))

@@ -501,7 +501,7 @@ _PERSON = {
     ),
     "im": (
         {"im": [{"value": "pat", "label": "skype"}]},
-        {"im": [{"value": "pat", "label": "skype"}]},
+        {"im": [{"value": "pat", "primary": True, "label": "skype"}]},
     ),
     "job_title": ({"job_title": "CTO"}, {"job_title": "CTO"}),
     "marketing_status": ({"marketing_status": "subscribed"}, {"marketing_status": "subscribed"}),
