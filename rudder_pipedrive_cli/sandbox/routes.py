@@ -480,9 +480,11 @@ def _lead_lister(*, archived: bool) -> Handler:
 
 def _field_listing(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
-        extras = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
-        if any(e not in FIELD_EXTRAS for e in extras):
-            raise ApiError(400, f"include_fields: must be some of {', '.join(FIELD_EXTRAS)}")
+        names = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
+        known = FIELD_EXTRAS[entity]
+        if any(name not in known for name in names):
+            raise ApiError(400, f"include_fields: must be some of {', '.join(known)}")
+        extras = {name: known[name] for name in names}
         # Fields list in the order they were made (the seed's): their place is their key.
         place = {f.code: (i,) for i, f in enumerate(FIELDS[entity])}
         rows = [f.listing(extras) for f in FIELDS[entity]]

@@ -34,17 +34,37 @@ ADDRESS_PARTS = (
     "postal_code",
     "subpremise",
 )
-# What `include_fields` adds to a field listing's items (v2.yaml, getDealFields' example): the
-# sandbox's fields are all visible, none important or required.
-FIELD_EXTRAS: Mapping[str, Any] = {
-    "ui_visibility": {
-        "add_visible_flag": True,
-        "details_visible_flag": True,
-        "projects_detail_visible_flag": False,
-        "show_in_pipelines": {"show_in_all": True, "pipeline_ids": []},
+# What `include_fields` adds to a field listing's items, each entity's own shape (v2.yaml,
+# getPersonFields', getOrganizationFields' and getDealFields' schemas and examples): the
+# sandbox's fields are all visible, none in an add dialog, none important or required.
+_NOT_IN_DIALOG = {"show": False, "order": None}
+_VISIBLE = {"add_visible_flag": True, "details_visible_flag": True}
+_NOT_IMPORTANT = {"enabled": False, "stage_ids": []}
+FIELD_EXTRAS: Mapping[Entity, Mapping[str, Any]] = {
+    "person": {
+        "ui_visibility": _VISIBLE | {"show_in_add_deal_dialog": _NOT_IN_DIALOG},
+        "important_fields": _NOT_IMPORTANT,
+        "required_fields": {"enabled": False},
     },
-    "important_fields": {"enabled": False, "stage_ids": []},
-    "required_fields": {"enabled": False, "stage_ids": [], "statuses": {}},
+    "organization": {
+        "ui_visibility": _VISIBLE
+        | dict.fromkeys(
+            ("org_detail_visible_flag", "person_detail_visible_flag", "deal_detail_visible_flag"),
+            True,
+        )
+        | {"show_in_add_deal_dialog": _NOT_IN_DIALOG, "show_in_add_person_dialog": _NOT_IN_DIALOG},
+        "important_fields": _NOT_IMPORTANT,
+        "required_fields": {"enabled": False},
+    },
+    "deal": {
+        "ui_visibility": _VISIBLE
+        | {
+            "projects_detail_visible_flag": False,
+            "show_in_pipelines": {"show_in_all": True, "pipeline_ids": []},
+        },
+        "important_fields": _NOT_IMPORTANT,
+        "required_fields": {"enabled": False, "stage_ids": [], "statuses": {}},
+    },
 }
 
 
@@ -57,8 +77,9 @@ class Field:
     options: tuple[tuple[int, str], ...] = ()
     description: str = ""
 
-    def listing(self, extras: tuple[str, ...] = ()) -> dict[str, Any]:
-        """The field as the v2 field listings return it, with the `include_fields` extras."""
+    def listing(self, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The field as the v2 field listings return it, with the `include_fields` extras (its
+        entity's FIELD_EXTRAS asked for, by name)."""
         item: dict[str, Any] = {
             "field_code": self.code,
             "field_name": self.name,
@@ -71,7 +92,7 @@ class Field:
         }
         if self.type in ("enum", "set"):
             item["options"] = [{"id": oid, "label": label} for oid, label in self.options]
-        return item | {name: FIELD_EXTRAS[name] for name in extras}
+        return item | dict(extras or {})
 
     def _subfields(self) -> list[dict[str, str]] | None:
         """A monetary field's amount and currency; an address's parts."""

@@ -226,3 +226,20 @@ def test_answers_of_the_track_rule_operations_match_the_response_schemas(
     for response, file, path, method in checks:
         assert response.status_code == 200, (path, response.text)
         assert_valid(response, file, path, method)
+
+
+def test_the_field_listings_extras_have_each_entitys_documented_shape(api: httpx.Client) -> None:
+    """include_fields adds ui_visibility, important_fields and required_fields in the shape the
+    listing's own schema gives (a person field's ui_visibility has show_in_add_deal_dialog, an
+    organization field's the detail flags and both dialogs, a deal field's show_in_pipelines)."""
+    extras = ("ui_visibility", "important_fields", "required_fields")
+    for kind in ("person", "organization", "deal"):
+        path = f"/{kind}Fields"
+        data = response_schema("v2.yaml", path, "get", "200")["properties"]["data"]
+        documented = data["anyOf"][0]["items"]["properties"]
+        response = api.get(f"/api/v2{path}", params={"include_fields": ",".join(extras)})
+        for field in response.json()["data"]:
+            shapes = {name: sorted(field[name]) for name in extras}
+            assert shapes == {
+                name: sorted(documented[name]["anyOf"][0]["properties"]) for name in extras
+            }, (kind, field["field_code"])
