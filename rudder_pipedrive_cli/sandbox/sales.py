@@ -53,7 +53,7 @@ _ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["propertie
     ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
 )
 # The pin flags a note carries and getNotes filters by (projects: never pinned, the sandbox has
-# none; a v1 note has no task flag).
+# none; its pinned_to_task_flag, which getNotes does not filter by here, is always false).
 PIN_FLAGS = tuple(
     f"pinned_to_{pin}_flag" for pin in ("lead", "deal", "organization", "person", "project")
 )
@@ -249,12 +249,14 @@ class Sales:
             "person_id": body.get("person_id"),
             "org_id": body.get("org_id"),
             "project_id": None,
+            "task_id": None,
             "user_id": USER_ID,
             "last_update_user_id": USER_ID,
             "deal": _named(self.deals, body.get("deal_id"), "title"),
             "person": _named(store.persons, body.get("person_id"), "name"),
             "organization": _named(store.organizations, body.get("org_id"), "name"),
             "project": None,
+            "task": None,
             "user": {
                 "email": USER_ME["email"],
                 "icon_url": None,
@@ -265,7 +267,7 @@ class Sales:
         for pin in ("project", "task"):
             if body.get(f"pinned_to_{pin}_flag"):
                 raise ApiError(400, f"pinned_to_{pin}_flag: the sandbox has no {pin}s")
-        note |= {flag: bool(body.get(flag)) for flag in PIN_FLAGS}
+        note |= {flag: bool(body.get(flag)) for flag in PIN_FLAGS} | {"pinned_to_task_flag": False}
         self.notes[note["id"]] = note
         return note
 

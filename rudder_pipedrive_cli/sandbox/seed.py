@@ -91,7 +91,10 @@ class Field:
             "is_optional_response_field": False,
         }
         if self.type in ("enum", "set"):
-            item["options"] = [{"id": oid, "label": label} for oid, label in self.options]
+            # Every option documents its color (null: none) and times (made with the company).
+            item["options"] = [
+                {"id": oid, "label": label, "color": None} | _SEEDED for oid, label in self.options
+            ]
         return item | dict(extras or {})
 
     def _subfields(self) -> list[dict[str, str]] | None:
@@ -252,15 +255,18 @@ USER_ME: Mapping[str, Any] = {
     "locale": "en_US",
     "lang": 1,
     "email": "sandbox@example.com",
+    "phone": None,
     "activated": True,
     "last_login": "2026-01-05 09:00:00",
     "created": "2026-01-05 09:00:00",
+    "modified": "2026-01-05 09:00:00",
     "has_created_company": True,
     "access": [{"app": "sales", "admin": True, "permission_set_id": "sandbox-admin"}],
     "active_flag": True,
     "timezone_name": "Europe/Tallinn",
     "timezone_offset": "+02:00",
     "role_id": 1,
+    "icon_url": None,
     "is_you": True,
     "is_deleted": False,
     "company_id": COMPANY_ID,

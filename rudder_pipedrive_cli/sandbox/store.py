@@ -185,9 +185,13 @@ class Store:
             "label_ids": [],
             "custom_fields": dict.fromkeys(fields),
         }
+        # What a v2 answer always holds, null until set (the contact sync fields of a person,
+        # "included if contact sync is enabled", only once given).
         if entity == "person":
-            record |= {"first_name": "", "last_name": "", "org_id": None}
+            record |= {"first_name": "", "last_name": "", "org_id": None, "picture_id": None}
             record |= {"emails": [], "phones": []}
+        else:
+            record |= dict.fromkeys(_PASSTHROUGH["organization"])
         self._apply(entity, record, body)
         self._next_id[entity] += 1
         self.table(entity)[record["id"]] = record
@@ -280,6 +284,7 @@ class Store:
             "origin_id": None,
             "channel": None,
             "channel_id": None,
+            "source_deal_id": None,  # made here, not converted from a deal
             "is_archived": False,
             "was_seen": False,
             "value": None,

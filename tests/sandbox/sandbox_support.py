@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 from openapi_contract import load
 
 TOKEN = "sandbox-token"
@@ -84,3 +87,130 @@ def extract_script() -> Any:
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     return script
+
+
+# ---- answers against the documented response schemas -------------------------------------------
+
+
+def _resolve(doc: dict[str, Any], node: Any) -> Any:
+    """Inline $refs and turn OpenAPI 3.0 `nullable` into JSON Schema's null type.
+
+    Pipedrive's descriptions rarely mark `nullable`, while the API answers null for an unset
+    optional value (a person without an organization has `"org_id": null`): so a property that is
+    not `required` may be null too.
+    """
+    if isinstance(node, list):
+        return [_resolve(doc, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target: Any = doc
+        for part in node["$ref"].split("/")[1:]:
+            target = target[part]
+        return _resolve(doc, target)
+    out = {k: _resolve(doc, v) for k, v in node.items() if k not in ("example", "nullable")}
+    if node.get("nullable") and "type" in out:
+        out["type"] = [out["type"], "null"]
+    if "properties" in out:
+        required = set(out.get("required", ()))
+        out["properties"] = {
+            name: sub if name in required else {"anyOf": [sub, {"type": "null"}]}
+            for name, sub in out["properties"].items()
+        }
+    return out
+
+
+def response_schema(file: str, path: str, method: str, status: str) -> dict[str, Any]:
+    doc = load_openapi(file)
+    response = doc["paths"][path][method]["responses"][status]
+    schema: dict[str, Any] = _resolve(doc, response)["content"]["application/json"]["schema"]
+    return schema
+
+
+def assert_valid(response: httpx.Response, file: str, path: str, method: str) -> None:
+    schema = response_schema(file, path, method, str(response.status_code))
+    jsonschema.validate(response.json(), schema, format_checker=jsonschema.FormatChecker())
+
+
+# Keys a record's response schema lists that an answer may leave out, by where the descriptions
+# say so in words ("included if contact sync is enabled", "only included when requested via
+# include_fields", "Only available in Growth and above plans"), and these, by name:
+ABSENT_BY_DESCRIPTION = re.compile(r"included if|only included|Only available in")
+MAY_BE_ABSENT: Mapping[str, str] = {
+    # The field listings' other include_fields namespaces (getDealFields' include_fields).
+    "important_fields": "only with include_fields",
+    "required_fields": "only with include_fields",
+    # searchItemByField's schema is itemSearch's (result_score, item); its example and the API
+    # answer {id, name} per item, which is what the sandbox answers and rpd reads.
+    "result_score": "searchItemByField answers {id, name}",
+    "item": "searchItemByField answers {id, name}",
+}
+# Objects whose parts are the client's own, kept as given (an address's parts, an attendee).
+AS_GIVEN = frozenset({"address", "postal_address", "location", "attendees"})
+
+
+def _properties(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The properties an (allOf or nullable anyOf) object schema lists, all parts together."""
+    found: dict[str, Any] = {}
+    for part in (schema, *schema.get("allOf", ()), *schema.get("anyOf", ())):
+        if isinstance(part, Mapping) and part is not schema:
+            found |= _properties(part)
+    return found | dict(schema.get("properties", {}))
+
+
+def _items(schema: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for part in (schema, *schema.get("anyOf", ())):
+        if isinstance(part, Mapping) and isinstance(part.get("items"), Mapping):
+            items: Mapping[str, Any] = part["items"]
+            return items
+    return None
+
+
+def missing_keys(value: Any, schema: Mapping[str, Any], where: str = "") -> list[str]:
+    """Where `value` lacks a key its schema documents (as Pipedrive answers every documented key,
+    null when unset), but for those the descriptions make conditional (above)."""
+    if isinstance(value, list):
+        items = _items(schema)
+        return [
+            m for i, v in enumerate(value) for m in missing_keys(v, items or {}, f"{where}[{i}]")
+        ]
+    properties = _properties(schema)
+    if not isinstance(value, Mapping) or not properties:
+        return []
+    missing = [
+        f"{where}.{name}"
+        for name, sub in properties.items()
+        if name not in value
+        and name not in MAY_BE_ABSENT
+        and not ABSENT_BY_DESCRIPTION.search(_description(sub))
+    ]
+    for name, item in value.items():
+        if name in properties and name not in AS_GIVEN:
+            missing += missing_keys(item, properties[name], f"{where}.{name}")
+    return missing
+
+
+def _description(schema: Mapping[str, Any]) -> str:
+    return " ".join(
+        str(part.get("description", ""))
+        for part in (schema, *schema.get("anyOf", ()))
+        if isinstance(part, Mapping)
+    )
+
+
+def assert_documented(
+    response: httpx.Response, file: str, path: str, method: str, *, complete: bool = True
+) -> None:
+    """An answer validates against its documented schema and leaves out no documented key of
+    its data (`missing_keys`; not checked unless `complete`); a status the operation does not
+    document is not checked here."""
+    responses = load_openapi(file)["paths"][path][method]["responses"]
+    if str(response.status_code) not in responses:
+        return
+    assert_valid(response, file, path, method)
+    schema = response_schema(file, path, method, str(response.status_code))
+    data = _properties(schema).get("data")
+    if complete and response.status_code < 300 and data is not None:
+        missing = missing_keys(response.json()["data"], data, "data")
+        shown = list(dict.fromkeys(missing))  # once, not once per row
+        assert not missing, f"{response.request.method} {response.request.url}: no {shown}"

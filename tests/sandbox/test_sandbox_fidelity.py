@@ -27,6 +27,7 @@ from sandbox_support import (
     SOURCE_FIELD,
     START,
     USER_ID_FIELD,
+    assert_documented,
     extract_script,
 )
 
@@ -163,6 +164,11 @@ MODELLED_QUERY = {
     *((op, "include_fields") for op in QUERY if op.endswith("Fields")),
     ("GET /v1/notes", "pinned_to_project_flag"),
 }
+
+# Operations whose answers leave out keys their schema documents: mergePersons answers v1's
+# person, with some 25 counts, mail times and next activities the sandbox does not keep (rpd reads
+# its id). Every other answer a probe gets holds each documented key (sandbox_support.missing_keys).
+INCOMPLETE = {"PUT /v1/persons/{id}/merge"}
 
 # ---- query probes -------------------------------------------------------------------------------
 
@@ -439,6 +445,7 @@ def answer(api: httpx.Client, op: str, query: dict[str, Any], world: World) -> A
     method, template = op.split(" ", 1)
     path = PATHS.get(op, template.replace("{id}", world.l1))
     response = api.request(method, path, params={k: fill(v, world) for k, v in query.items()})
+    assert_documented(response, *SCRIPT.OPERATIONS[op], complete=op not in INCOMPLETE)
     return response.json() if response.status_code == 200 else ("error", response.status_code)
 
 
@@ -658,7 +665,9 @@ BODY_PROBES: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
 
 def _send(api: httpx.Client, op: str, body: dict[str, Any], w: World) -> httpx.Response:
     path = TARGETS[op][0].replace(L1, w.l1)
-    return api.request(op.split()[0], path, json={k: fill(v, w) for k, v in body.items()})
+    response = api.request(op.split()[0], path, json={k: fill(v, w) for k, v in body.items()})
+    assert_documented(response, *SCRIPT.OPERATIONS[op], complete=op not in INCOMPLETE)
+    return response
 
 
 def _stored(api: httpx.Client, kind: str, data: Any) -> Any:

@@ -6,16 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import jsonschema
 from openapi_contract import specs_dir
 from sandbox_support import (
     GROUP_ID_FIELD,
     HOT,
     SOURCE_FIELD,
     USER_ID_FIELD,
+    assert_documented,
+    assert_valid,
     create_person,
     extract_script,
     load_openapi,
+    response_schema,
     search,
 )
 
@@ -46,46 +48,6 @@ def test_each_operation_costs_its_documented_x_token_cost() -> None:
 
 
 # ---- response schemas ----------------------------------------------------------------------
-
-
-def _resolve(doc: dict[str, Any], node: Any) -> Any:
-    """Inline $refs and turn OpenAPI 3.0 `nullable` into JSON Schema's null type.
-
-    Pipedrive's descriptions rarely mark `nullable`, while the API answers null for an unset
-    optional value (a person without an organization has `"org_id": null`): so a property that is
-    not `required` may be null too.
-    """
-    if isinstance(node, list):
-        return [_resolve(doc, item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        target: Any = doc
-        for part in node["$ref"].split("/")[1:]:
-            target = target[part]
-        return _resolve(doc, target)
-    out = {k: _resolve(doc, v) for k, v in node.items() if k not in ("example", "nullable")}
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    if "properties" in out:
-        required = set(out.get("required", ()))
-        out["properties"] = {
-            name: sub if name in required else {"anyOf": [sub, {"type": "null"}]}
-            for name, sub in out["properties"].items()
-        }
-    return out
-
-
-def response_schema(file: str, path: str, method: str, status: str) -> dict[str, Any]:
-    doc = load_openapi(file)
-    response = doc["paths"][path][method]["responses"][status]
-    schema: dict[str, Any] = _resolve(doc, response)["content"]["application/json"]["schema"]
-    return schema
-
-
-def assert_valid(response: httpx.Response, file: str, path: str, method: str) -> None:
-    schema = response_schema(file, path, method, str(response.status_code))
-    jsonschema.validate(response.json(), schema, format_checker=jsonschema.FormatChecker())
 
 
 def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) -> None:
@@ -156,7 +118,8 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
     ]
     for response, file, path, method in checks:
         assert response.is_success, (path, response.text)
-        assert_valid(response, file, path, method)
+        # mergePersons' v1 person lacks counts the sandbox does not keep (test_sandbox_fidelity).
+        assert_documented(response, file, path, method, complete=path != "/persons/{id}/merge")
 
 
 def test_the_documented_success_status_of_each_write(api: httpx.Client) -> None:
@@ -225,7 +188,7 @@ def test_answers_of_the_track_rule_operations_match_the_response_schemas(
     ]
     for response, file, path, method in checks:
         assert response.status_code == 200, (path, response.text)
-        assert_valid(response, file, path, method)
+        assert_documented(response, file, path, method)
 
 
 def test_the_field_listings_extras_have_each_entitys_documented_shape(api: httpx.Client) -> None:

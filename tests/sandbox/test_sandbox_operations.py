@@ -56,6 +56,7 @@ def test_create_person_returns_the_v2_record(timed: httpx.Client) -> None:
             "is_deleted": False,
             "visible_to": 7,
             "label_ids": [],
+            "picture_id": None,
             "emails": [
                 {"value": "ann@example.com", "primary": True, "label": "work"},
                 {"value": "a@x.io", "primary": False, "label": "home"},
@@ -323,6 +324,12 @@ def test_create_and_update_organization(timed: httpx.Client, clock: FakeClock) -
         "is_deleted": False,
         "visible_to": 3,
         "label_ids": [],
+        "address": None,
+        "website": None,
+        "linkedin": None,
+        "industry": None,
+        "annual_revenue": None,
+        "employee_count": None,
         "custom_fields": {GROUP_ID_FIELD: "g-1", INDUSTRY_FIELD: 201, EMPLOYEES_FIELD: 12.5},
     }
     clock.advance(1)
@@ -601,6 +608,7 @@ def test_create_lead_returns_201_and_the_v1_record(timed: httpx.Client) -> None:
         "origin_id": "rpd:m-1",
         "channel": None,
         "channel_id": None,
+        "source_deal_id": None,
         "is_archived": False,
         "was_seen": False,
         "value": {"amount": 49.5, "currency": "EUR"},
@@ -696,10 +704,15 @@ def test_person_standard_fields_and_option_ids(api: httpx.Client) -> None:
     items, _ = all_pages(api, "/api/v2/personFields", limit=100)
     by_code = {f["field_code"]: f for f in items}
     assert {"name", "emails", "phones", "org_id", "visible_to", "add_time"} <= set(by_code)
+    seeded = {
+        "color": None,
+        "add_time": "2026-01-05T09:00:00Z",
+        "update_time": "2026-01-05T09:00:00Z",
+    }
     assert by_code[PLAN_FIELD]["options"] == [
-        {"id": 101, "label": "Free"},
-        {"id": 102, "label": "Pro"},
-        {"id": 103, "label": "Enterprise"},
+        {"id": 101, "label": "Free", **seeded},
+        {"id": 102, "label": "Pro", **seeded},
+        {"id": 103, "label": "Enterprise", **seeded},
     ]
 
 

@@ -403,12 +403,14 @@ def test_create_a_note_and_list_it_by_person(timed: httpx.Client) -> None:
         "person_id": 1,
         "org_id": None,
         "project_id": None,
+        "task_id": None,
         "user_id": 7000001,
         "last_update_user_id": 7000001,
         "deal": None,
         "person": {"name": "Ann Lee"},
         "organization": None,
         "project": None,
+        "task": None,
         "user": {
             "email": "sandbox@example.com",
             "icon_url": None,
@@ -420,6 +422,7 @@ def test_create_a_note_and_list_it_by_person(timed: httpx.Client) -> None:
         "pinned_to_organization_flag": False,
         "pinned_to_person_flag": True,
         "pinned_to_project_flag": False,
+        "pinned_to_task_flag": False,
     }
     timed.post("/v1/notes", json={"content": "other", "person_id": 2})
     listed = timed.get("/v1/notes", params={"person_id": 1}).json()
