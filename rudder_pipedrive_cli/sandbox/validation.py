@@ -51,8 +51,10 @@ def looks_like_field_key(key: str) -> bool:
 def check_schema(
     schema: Mapping[str, Any], value: Any, path: str = "", *, extra_ok: bool = True
 ) -> str | None:
-    """The first way `value` breaks `schema`, or None. `extra_ok=False` rejects unknown keys,
-    in nested objects too."""
+    """The first way `value` breaks `schema`, or None. `extra_ok` lets the object at the top take
+    keys the schema does not list (a v1 body's custom fields: the routes check those keys);
+    nested objects never do (a lead's value is {amount, currency}), but those that declare
+    additionalProperties (custom_fields)."""
     where = path or "body"
     if value is None:
         return None if schema.get("nullable") else f"{where}: must not be null"
@@ -76,7 +78,7 @@ def check_schema(
         return _check_object(schema, value, path, extra_ok=extra_ok)
     if actual == "array" and "items" in schema:
         for i, item in enumerate(value):
-            problem = check_schema(schema["items"], item, f"{path}[{i}]", extra_ok=extra_ok)
+            problem = check_schema(schema["items"], item, f"{path}[{i}]", extra_ok=False)
             if problem:
                 return problem
     return None
@@ -90,12 +92,12 @@ def _check_object(
         if name not in value:
             return f"{prefix}{name}: is required"
     properties: Mapping[str, Any] = schema.get("properties", {})
-    # Strict all the way down (an address's parts, an email's keys), but for objects that
-    # declare additionalProperties (custom_fields).
+    # Strict all the way down (an address's parts, an email's keys, a lead's value), but for
+    # objects that declare additionalProperties (custom_fields).
     open_ended = extra_ok or bool(schema.get("additionalProperties"))
     for name, item in value.items():
         if name in properties:
-            problem = check_schema(properties[name], item, prefix + name, extra_ok=extra_ok)
+            problem = check_schema(properties[name], item, prefix + name, extra_ok=False)
             if problem:
                 return problem
         elif not open_ended:

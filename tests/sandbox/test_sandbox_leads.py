@@ -111,6 +111,10 @@ def test_update_changes_only_the_given_properties(timed: httpx.Client, clock: Fa
         ({"owner_id": 5}, "owner_id: user 5 not found"),
         ({"archived": True}, "Validation failed: archived: unknown property"),
         ({"origin_id": "x"}, "Validation failed: origin_id: unknown property"),
+        (
+            {"value": {"amount": 5, "currency": "EUR", "code": "EUR"}},
+            "Validation failed: value.code: unknown property",
+        ),
         ({"visible_to": "2"}, "Validation failed: visible_to: must be one of '1', '3', '5', '7'"),
     ],
 )

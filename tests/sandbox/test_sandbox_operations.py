@@ -208,6 +208,11 @@ BAD_BODIES = [
         {"title": "T", "person_id": 1, "value": {"amount": "5", "currency": "EUR"}},
         "Validation failed: value.amount: expected number, got string",
     ),
+    (  # v1 takes custom fields at a body's top level, never inside its objects
+        "/v1/leads",
+        {"title": "T", "person_id": 1, "value": {"amount": 5, "currency": "EUR", "vat": 1}},
+        "Validation failed: value.vat: unknown property",
+    ),
     (
         "/v1/leads",
         {"title": "T", "person_id": 1, "label_ids": ["hot"]},
