@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from openapi_contract import specs_dir
+import pytest
+from openapi_contract import ContractError, check, find_operation, resolve, specs_dir
 from sandbox_support import (
     GROUP_ID_FIELD,
     HOT,
     SOURCE_FIELD,
+    TOKEN,
     USER_ID_FIELD,
     assert_documented,
     assert_valid,
@@ -22,6 +24,7 @@ from sandbox_support import (
 )
 
 from rudder_pipedrive_cli.core.costs import TOKEN_COST
+from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.routes import ROUTES
 from rudder_pipedrive_cli.sandbox.schemas import QUERY_PARAMETERS, REQUEST_SCHEMAS
 
@@ -206,3 +209,141 @@ def test_the_field_listings_extras_have_each_entitys_documented_shape(api: httpx
             assert shapes == {
                 name: sorted(documented[name]["anyOf"][0]["properties"]) for name in extras
             }, (kind, field["field_code"])
+
+
+# ---- what Pipedrive's descriptions refuse, the sandbox refuses ---------------------------------
+
+# A value of each JSON type but the one a schema declares ("integer" takes neither 1.5 nor True).
+_OTHER_TYPES: dict[str, tuple[Any, ...]] = {
+    "integer": ("7", 1.5, True, [1], {"a": 1}),
+    "number": ("7", True, [1]),
+    "string": (7, True, ["a"], {"a": "b"}),
+    "boolean": ("true", 1, [True]),
+    "array": ("a", 1, {"a": 1}),
+    "object": ("a", 1, [1]),
+}
+_QUERY_BREAKERS: dict[str, tuple[str, ...]] = {
+    "integer": ("abc", "1.5", ""),
+    "number": ("abc",),
+    "boolean": ("yes", "1"),
+}
+# A valid body of each write, and the path it goes to (the world of `_refusal_world`).
+_WRITES: dict[str, tuple[str, dict[str, Any]]] = {
+    "POST /api/v2/persons": ("/api/v2/persons", {"name": "P"}),
+    "PATCH /api/v2/persons/{id}": ("/api/v2/persons/1", {}),
+    "POST /api/v2/organizations": ("/api/v2/organizations", {"name": "O"}),
+    "PATCH /api/v2/organizations/{id}": ("/api/v2/organizations/1", {}),
+    "POST /v1/leads": ("/v1/leads", {"title": "T", "person_id": 1}),
+    "PATCH /v1/leads/{id}": ("/v1/leads/{lead}", {}),
+    "POST /api/v2/deals": ("/api/v2/deals", {"title": "D"}),
+    "POST /api/v2/activities": ("/api/v2/activities", {"subject": "S"}),
+    "POST /v1/notes": ("/v1/notes", {"content": "c", "person_id": 1}),
+    "PUT /v1/persons/{id}/merge": ("/v1/persons/2/merge", {"merge_with_id": 1}),
+}
+
+
+def _declared(schema: dict[str, Any]) -> list[str]:
+    """The JSON types a (resolved, possibly nullable) schema declares."""
+    declared = schema.get("type", [])
+    return [declared] if isinstance(declared, str) else list(declared)
+
+
+def _breakers(schema: dict[str, Any]) -> list[Any]:
+    """Values `schema` refuses, by type, enum, format, or an unlisted key of an object."""
+    declared = _declared(schema)
+    values = [v for t in declared for v in _OTHER_TYPES.get(t, ()) if _type(v) not in declared]
+    if "enum" in schema:
+        values.append("no-such-option")
+    if schema.get("format") in ("date", "date-time", "uuid"):
+        values.append("not-a-" + schema["format"])
+    if "object" in declared and schema.get("properties") and not schema.get("additionalProperties"):
+        values.append({**_least(schema), "no_such_key": 1})
+    items = schema.get("items", {})
+    if "array" in declared and items.get("properties") and not items.get("additionalProperties"):
+        values.append([{**_least(items), "no_such_key": 1}])
+    return values
+
+
+_LEAST = {"integer": 1, "number": 1, "string": "a", "boolean": True, "array": []}
+
+
+def _least(schema: dict[str, Any]) -> Any:
+    """The least value `schema` takes: an object of its required properties only (so that an
+    unlisted key added to it is the one thing wrong)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    declared = _declared(schema)
+    if "object" in declared:
+        properties = schema.get("properties", {})
+        return {name: _least(properties[name]) for name in schema.get("required", ())}
+    return next((_LEAST[t] for t in declared if t in _LEAST), None)
+
+
+def _type(value: Any) -> str:
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+    return names.get(type(value), "object")
+
+
+def _refusal_cases() -> list[tuple[str, str, Any]]:
+    """(operation, where: "body NAME" or "query NAME", value) for every documented body property
+    and query parameter of every served operation, each value one its schema refuses."""
+    cases: list[tuple[str, str, Any]] = []
+    for op in extract_script().OPERATIONS:
+        method, template = op.split(" ", 1)
+        operation = find_operation(method, template.replace("{id}", "1"))
+        for param in operation.params:
+            if param["in"] == "query":
+                schema = param.get("schema", {})
+                breakers = [*_QUERY_BREAKERS.get(schema.get("type", ""), ())]
+                breakers += ["no-such-option"] if "enum" in schema else []
+                breakers += ["yesterday"] if schema.get("format") else []
+                cases += [(op, f"query {param['name']}", v) for v in breakers]
+        body = operation.op.get("requestBody")
+        if body is not None:
+            schema = resolve(operation.spec, body)["content"]["application/json"]["schema"]
+            properties = {
+                name: sub
+                for part in (schema, *schema.get("allOf", ()))
+                for name, sub in part.get("properties", {}).items()
+            }
+            for name, sub in properties.items():
+                cases += [(op, f"body {name}", v) for v in _breakers(sub)]
+    return cases
+
+
+@pytest.fixture(scope="module")
+def refusal_world(module_sandbox: Sandbox) -> tuple[httpx.Client, str]:
+    """Persons 1 and 2, organization 1, a lead of person 1 (its id returned)."""
+    module_sandbox.reset()
+    api = httpx.Client(base_url=module_sandbox.url, headers={"x-api-token": TOKEN}, timeout=5.0)
+    create_person(api)
+    create_person(api, name="Bo")
+    api.post("/api/v2/organizations", json={"name": "Acme"})
+    lead = api.post("/v1/leads", json={"title": "T", "person_id": 1}).json()["data"]["id"]
+    return api, str(lead)
+
+
+@pytest.mark.parametrize(("op", "where", "value"), _refusal_cases(), ids=repr)
+def test_what_the_descriptions_refuse_the_sandbox_refuses(
+    refusal_world: tuple[httpx.Client, str], op: str, where: str, value: Any
+) -> None:
+    """Each documented body property and query parameter, given a value its schema refuses (the
+    request contract says so first), is a 400 with Pipedrive's error envelope, nothing written."""
+    api, lead = refusal_world
+    method, template = op.split(" ", 1)
+    place, name = where.split(" ")
+    path, body = _WRITES.get(op, (template.replace("{id}", lead if "leads" in op else "1"), None))
+    path = path.replace("{lead}", lead)
+    query = {"term": "Ann", "entity_type": "person", "field": "name"} if "itemSearch" in op else {}
+    if place == "query":
+        query[name] = value
+    else:
+        body = {**(body or {}), name: value}
+    with pytest.raises(ContractError):
+        check(method, path, query, body)
+    before = api.get("/_sandbox/state").json()
+    response = api.request(method, path, params=query, json=body)
+    assert response.status_code == 400, response.text
+    assert set(response.json()) >= {"success", "error", "error_info", "data"}
+    assert response.json()["success"] is False
+    assert api.get("/_sandbox/state").json() == before
