@@ -439,7 +439,17 @@ class PipedriveClient:
             if request.method in UNKNOWN_WHEN_LOST:
                 return ApiResponse(status=0, error=f"HTTP {status}", sent_at=sent_at)
             raise attempts.failed(f"HTTP {status}", status)
-        return envelope(status, response.content, is_json, sent_at, self._token)
+        answer = envelope(status, response.content, is_json, sent_at, self._token)
+        if answer.malformed and request.method != "GET":
+            # A write's 2xx that is not Pipedrive's envelope (a proxy's or the edge's page, a cut
+            # body) says nothing of whether it was applied: taken as done, a PATCH, a lead or a
+            # merge the proxy never passed on was reported sent and journalled, and the rerun
+            # skipped it. Unknown, as a lost answer is: reconciled, or (PATCH) sent again.
+            reason = f"HTTP {status} with a malformed answer ({answer.malformed})"
+            if request.method in UNKNOWN_WHEN_LOST:
+                return ApiResponse(status=0, error=reason, sent_at=sent_at)
+            raise attempts.failed(reason, status)
+        return answer
 
     def _refused(
         self,

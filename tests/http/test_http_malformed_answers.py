@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
-from helpers_http import run
+from fakes import FakeClock
+from helpers_http import Script, client_for, ok, run, send_with, write
 from typer.testing import CliRunner, Result
 
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -257,3 +260,47 @@ def test_a_dry_run_whose_lookups_answer_html_plans_the_event_failing_exit_1(
         f"warning: {MALFORMED.format('fields')}; values will be sent without type conversion"
     ]
     assert server.seen[-1] == "GET /api/v2/itemSearch/field"
+
+
+# --- writes: a 2xx that is not the envelope says nothing of whether the write was applied -------
+
+
+def shaped(shape: str) -> httpx.Response:
+    content, kind, _why = SHAPES[shape]
+    return httpx.Response(200, content=content, headers={"content-type": kind})
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_a_malformed_answer_to_a_create_or_merge_is_an_unknown_outcome(
+    shape: str, method: str
+) -> None:
+    # QA: taken as a success, a lead or a merge a proxy answered (200, its own page) was reported
+    # sent and journalled as done though Pipedrive never saw it, and the rerun skipped it.
+    script, time = Script([shaped(shape)]), FakeClock(1000.0)
+    response = run(send_with(client_for(script, time), write(method)))
+    assert (response.status, response.error, response.sent_at) == (
+        0,
+        f"HTTP 200 with a malformed answer ({SHAPES[shape][2]})",
+        "2026-11-28T13:00:05Z",
+    )
+    assert len(script.seen) == 1 and time.sleeps == []  # never repeated blindly: reconciled
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_malformed_answer_to_an_update_is_sent_again(shape: str) -> None:
+    script, time = Script([shaped(shape), ok({"id": 3, "name": "Ada"})]), FakeClock(1000.0)
+    response = run(send_with(client_for(script, time), write("PATCH")))
+    assert (response.status, response.data, len(script.seen)) == (200, {"id": 3, "name": "Ada"}, 2)
+
+
+def test_an_update_answered_malformed_every_time_fails_retryably() -> None:
+    script, time = Script([shaped("html page")] * 2), FakeClock(1000.0)
+    with pytest.raises(PlanFailure) as caught:
+        run(send_with(client_for(script, time, max_retries=1), write("PATCH")))
+    failure = caught.value
+    assert (failure.reason, failure.status, failure.retryable) == (
+        "PATCH /api/v2/persons/{id}: HTTP 200 with a malformed answer (not JSON) after 2 attempts",
+        200,
+        True,
+    )
