@@ -582,6 +582,8 @@ def run_send(
                     stopped = error
                 else:  # the run's own stop is the exit, and what to do next: say this one too
                     env.warn(error.message)
+    if stopped is None and interrupted is None:  # an input cut while read: not all was sent
+        stopped = reader.shrunk
     return end_run(
         env,
         job,

@@ -138,11 +138,21 @@ class EventReader:
                 taken.add(path)
                 given[key] = path
                 self._inputs.append((path, None))
+        # Each file's size now, before any pass reads it: one that ends short of it was cut
+        # while rpd read it (`shrunk`).
+        self._sizes = {
+            path: _file_size(path)
+            for path, listing in self._inputs
+            if listing is None and path != STDIN
+        }
+        self.shrunk: UsageError | None = None  # the first file cut short while it was read
         self.total_bytes: int | None = (
             None
             if STDIN in self.paths
             else sum(
-                _file_size(path) if listing is None else sum(stored.size for stored in listing[1])
+                self._sizes.get(path, 0)
+                if listing is None
+                else sum(stored.size for stored in listing[1])
                 for path, listing in self._inputs
             )
         )
@@ -198,14 +208,37 @@ class EventReader:
                     if first is None:
                         said = f"{STDIN_SHOWN} held" if path == STDIN else f"{name} holds"
                         self._warn(f"{said} no events")
-                        continue
-                    items = chain((first,), items)
+                    items = iter(()) if first is None else chain((first,), items)
                 yield items
+                self._read_whole(path, name, inner, source.count)
             finally:
                 self._finished_bytes += source.count
                 self._current = None
                 if path != STDIN:
                     inner.close()
+
+    def _read_whole(self, path: str, name: str, inner: BinaryIO, read: int) -> None:
+        """Say a file read to its end short of the size it had when the run began: it was cut
+        (truncated, rewritten shorter) while rpd read it, and the events it held past that point
+        were never read, nor counted anywhere. Warned at once; a send exits 2 on it (`shrunk`),
+        as its 0 or 1 would tell a cron the whole input was replayed."""
+        size = self._sizes.get(path, 0)
+        if read >= size:  # every file but one cut short, and stdin or a pipe (size 0)
+            return
+        try:
+            now = os.fstat(inner.fileno()).st_size
+        except OSError:
+            return
+        if now >= size:  # not shorter (a gzip with bytes after its end: an item says so)
+            return
+        what = f"{name} shrank while it was read (from {size:,} bytes to {now:,})"
+        lost = f"what it held past byte {read:,} was not read"
+        self._tell(f"{what}: {lost}")
+        if self.shrunk is None:
+            self.shrunk = UsageError(
+                f"{what}: the events it held past byte {read:,} were not read or sent",
+                hint="send it again once it is whole: what this run sent is not sent twice",
+            )
 
     def _list(
         self,
