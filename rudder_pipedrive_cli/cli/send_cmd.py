@@ -675,8 +675,9 @@ def end_run(
             except StateUnusable as error:  # its disk full, the file gone: the report first
                 if stopped is None:
                     stopped = error
-                else:  # the run's own stop is the exit and its words last: this one's are
-                    # said too, with what to do about it (its rerun alone would not resume)
+                elif error.message != stopped.message:  # the same (a full disk): said once
+                    # The run's own stop is the exit and its words last: this one's are
+                    # said too, with what to do about it (its rerun alone would not resume).
                     env.warn(f"{error.message}; {error.hint}", even_quiet=True)
         if not env.quiet:
             print_send_report(

@@ -293,6 +293,9 @@ def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
     full = run_send(command, rig.directory)
 
     assert full.exit_code == 2, full.stderr
+    assert [line for line in full.stderr.splitlines() if "disk full" in line] == [
+        f"error: disk full: state file {state}",  # said once: not warned as well
+    ]
     assert full.stderr.splitlines()[-2:] == [
         f"error: disk full: state file {state}",
         "hint: free space on its disk, then rerun the same command: it resumes where this run "
