@@ -9,6 +9,7 @@ import io
 import os
 import select
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.render import print_send_report
+from rudder_pipedrive_cli.cli.send_cmd import write_report
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.events import take
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -117,30 +119,42 @@ def test_dead_letters_to_a_descriptor_leading_to_a_file_are_not_sent_again_by_it
     assert letters.a_file is False
 
 
-def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A named pipe no process reads, refused at once (no READER_WAIT for a late reader)."""
+    monkeypatch.setattr(deadletter, "READER_WAIT", 0.0)
+    made = tmp_path / "unread.fifo"
+    os.mkfifo(made)
+    return made
+
+
+def test_dead_letters_to_a_named_pipe_no_process_reads_stop_the_send(pipe: Path) -> None:
     # The probe no longer opens a named pipe (c2243e3), so the first dead letter's open was the
     # first to meet a pipe nobody reads: it waited for a reader forever, mid-run, deaf to
     # SIGTERM. It is now a write refused, which stops the send as any other is.
-    monkeypatch.setattr(deadletter, "READER_WAIT", 0.0)  # a reader starting late: none here
-    pipe = tmp_path / "dead.fifo"
-    os.mkfifo(pipe)
     letters = DeadLetters(pipe)
+    refused = refusal(pipe, lambda: letters.add(take(IDENTIFY, "in.ndjson:1"), FAILED))
+    assert refused == [f"cannot write dead letters to {pipe}: no process reads this named pipe"]
+
+
+def refusal(pipe: Path, write: Callable[[], None]) -> list[str]:
+    """What `write` to the named pipe `pipe`, which no process reads, was refused for: run in a
+    thread, given a reader if it is still waiting for one after a while (so the thread ends)."""
     refused: list[str] = []
 
-    def add() -> None:
+    def attempt() -> None:
         try:
-            letters.add(take(IDENTIFY, "in.ndjson:1"), FAILED)
+            write()
         except UsageError as error:
             refused.append(error.message)
 
-    writer = threading.Thread(target=add, daemon=True)
+    writer = threading.Thread(target=attempt, daemon=True)
     writer.start()
     writer.join(timeout=30)
     if writer.is_alive():  # waiting for a reader: give it one, so the thread ends
         os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
-    assert refused == [f"cannot write dead letters to {pipe}: no process reads this named pipe"]
+        writer.join(timeout=30)
+    return refused
 
 
 def test_dead_letters_to_a_socket_are_refused_in_the_systems_words(tmp_path: Path) -> None:
@@ -155,3 +169,31 @@ def test_dead_letters_to_a_socket_are_refused_in_the_systems_words(tmp_path: Pat
     assert refused.value.message == (
         f"cannot write dead letters to {tmp_path / 'dead.sock'}: No such device or address"
     )
+
+
+def test_a_report_to_a_named_pipe_no_process_reads_is_refused(pipe: Path) -> None:
+    # `send --report PIPE` with no reader: the run ended, then waited for one forever, deaf to
+    # SIGTERM (the report is written while a SIGTERM is held for it), and never exited.
+    refused = refusal(pipe, lambda: write_report(pipe, {"events": {}}))
+    assert refused == [f"cannot write the report to {pipe}: no process reads this named pipe"]
+
+
+def test_a_report_is_written_to_a_named_pipe_and_to_a_new_file(tmp_path: Path) -> None:
+    pipe = tmp_path / "report.fifo"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # a reader already there
+    try:
+        write_report(pipe, {"events": {"read": 1}})
+        assert orjson.loads(os.read(reader, 4096)) == {"events": {"read": 1}}
+    finally:
+        os.close(reader)
+    made = tmp_path / "report.json"
+    write_report(made, {"events": {"read": 1}})
+    assert orjson.loads(made.read_bytes()) == {"events": {"read": 1}}
+    assert made.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # as open() makes it
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

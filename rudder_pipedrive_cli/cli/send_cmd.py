@@ -64,6 +64,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     default_dead_letter_path,
     open_output,
     output_error,
+    read_now,
     refuse_inside_input_folders,
 )
 from rudder_pipedrive_cli.io.objects import RENEW, url_scheme
@@ -313,7 +314,9 @@ REPORT = ("the report to", "the report above is complete; choose another --repor
 def write_report(path: Path, document: dict[str, Any]) -> None:
     data = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     try:
-        with open_output(path, "wb", *REPORT) as sink:
+        # A named pipe no process reads is refused after a while (read_now), where the open
+        # waited for a reader forever, deaf to SIGTERM (the report is written under its hold).
+        with open_output(path, "wb", *REPORT, read_now) as sink:
             sink.write(data)
     except OSError as error:  # writing or closing: opening is open_output's
         raise output_error(path, *REPORT, error) from None

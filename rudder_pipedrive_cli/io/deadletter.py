@@ -140,7 +140,7 @@ class DeadLetters:
         self.a_file = regular and not _a_descriptor(self.path)
         if regular:
             return open_output(self.path, "ab+", *DEAD_LETTERS, owner_only)
-        return open_output(self.path, "ab", *DEAD_LETTERS, _read_now)
+        return open_output(self.path, "ab", *DEAD_LETTERS, read_now)
 
     def close(self) -> None:
         """Close the file; what could not be flushed (a full disk) is a `UsageError`, and the
@@ -161,15 +161,15 @@ class DeadLetters:
 READER_WAIT = 10.0  # seconds a named pipe's reader may take to open it (one starting late)
 
 
-def _read_now(name: str, flags: int) -> int:
-    """open()'s opener for what is no regular file: a named pipe no process reads is refused
+def read_now(name: str, flags: int) -> int:
+    """open()'s opener for what may be no regular file: a named pipe no process reads is refused
     after READER_WAIT, where the open waited for a reader forever, mid-run and deaf to SIGTERM
     (Python opens again after a signal); what is opened is written as ever, waiting when the
-    reader lags."""
+    reader lags. A file it makes has open()'s own mode (0o666 less the umask)."""
     waited = 0.0
     while True:
         try:
-            handle = os.open(name, flags | os.O_NONBLOCK)
+            handle = os.open(name, flags | os.O_NONBLOCK, 0o666)
         except OSError as error:
             if error.errno != errno.ENXIO or not _named_pipe(Path(name)):
                 raise
