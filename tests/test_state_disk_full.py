@@ -38,6 +38,14 @@ BESIDE = (
             BESIDE,
         ),
         (
+            1544,  # SQLITE_READONLY_DIRECTORY: SQLITE_READONLY | (6 << 8), its folder read-only
+            "attempt to write a readonly database",
+            "state file rpd/state.sqlite cannot be written: SQLite keeps state.sqlite-wal and "
+            "state.sqlite-shm beside it, and its folder rpd may not be written to",
+            f"make rpd writable for you, or give --state a file in a folder you may write to, "
+            f"{RESUMES}",
+        ),
+        (
             14,  # SQLITE_CANTOPEN
             "unable to open database file",
             "state file rpd/state.sqlite cannot be opened (SQLite: unable to open database file)",

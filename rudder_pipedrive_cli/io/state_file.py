@@ -274,6 +274,8 @@ SQLITE_IOERR_SHMSIZE = SQLITE_IOERR | 19 << 8
 # The state file was moved or deleted while this run had it open: SQLite stops writing to a file
 # no longer at its name (an extended code of SQLITE_READONLY: no -wal or -shm is at fault).
 SQLITE_READONLY_DBMOVED = SQLITE_READONLY | 4 << 8
+# Its folder may not be written to: SQLite cannot make the -wal (or -shm) beside it there.
+SQLITE_READONLY_DIRECTORY = SQLITE_READONLY | 6 << 8
 # A namespace as rpd writes it into every row ("...#" and a 16-hex token fingerprint): how a file
 # whose first page (SQLite's header) was destroyed is still known to be rpd's, so clear removes it.
 NAMESPACE_MARK = re.compile(rb"#[0-9a-f]{16}")
@@ -295,6 +297,14 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
         )
     if extended == SQLITE_READONLY_DBMOVED:
         return moved(path, f" (SQLite: {error})")
+    if extended == SQLITE_READONLY_DIRECTORY:  # not another user's -wal: none is there to blame
+        folder = path.parent
+        return StateUnusable(
+            f"state file {path} cannot be written: SQLite keeps {path.name}-wal and "
+            f"{path.name}-shm beside it, and its folder {folder} may not be written to",
+            hint=f"make {folder} writable for you, or give --state a file in a folder you may "
+            "write to, then rerun the same command: it resumes where this run stopped",
+        )
     if code in (SQLITE_READONLY, SQLITE_CANTOPEN):
         # The file itself opened (its lock did): its -wal or -shm could not be, and SQLite
         # failed or fell back to reading only. Nothing is damaged: never 'clear it'.
