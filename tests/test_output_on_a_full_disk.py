@@ -78,3 +78,23 @@ def test_a_stream_without_a_descriptor_is_kept_as_it_is() -> None:
 
     stream = io.TextIOWrapper(io.BytesIO())
     assert whole_writes(stream, Stderr) is stream
+
+
+@pytest.mark.parametrize(
+    ("quiet", "hint"),
+    [
+        ((), "the report above is complete; choose another --report path next time"),
+        # -q prints no report: there is none above to point to
+        (("-q",), "choose another --report path next time"),
+    ],
+)
+def test_a_report_file_on_a_full_disk_is_said_after_the_run_exit_2(
+    tmp_path: Path, quiet: tuple[str, ...], hint: str
+) -> None:
+    args = ["send", EVENTS, "--config", CONFIG, "--sandbox", "--report", str(FULL), *quiet]
+    done = rpd_process(tmp_path, *args, "--state", "state.sqlite", capture_output=True)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines()[-2:] == [
+        f"error: cannot write the report to {FULL}: No space left on device",
+        f"hint: {hint}",
+    ]

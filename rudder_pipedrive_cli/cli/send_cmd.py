@@ -308,18 +308,21 @@ class SendJob:
     cache_entries: int  # per table of what the run remembers (io/scratch.py)
 
 
-REPORT = ("the report to", "the report above is complete; choose another --report path next time")
+REPORT_HINT = "choose another --report path next time"
+REPORT = ("the report to", f"the report above is complete; {REPORT_HINT}")
 
 
-def write_report(path: Path, document: dict[str, Any]) -> None:
+def write_report(path: Path, document: dict[str, Any], *, shown: bool = True) -> None:
+    """Write the --report file; `shown`: whether the report was printed above (not under -q)."""
+    report = REPORT if shown else (REPORT[0], REPORT_HINT)
     data = orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
     try:
         # A named pipe no process reads is refused after a while (read_now), where the open
         # waited for a reader forever, deaf to SIGTERM (the report is written under its hold).
-        with open_output(path, "wb", *REPORT, read_now) as sink:
+        with open_output(path, "wb", *report, read_now) as sink:
             sink.write(data)
     except OSError as error:  # writing or closing: opening is open_output's
-        raise output_error(path, *REPORT, error) from None
+        raise output_error(path, *report, error) from None
 
 
 def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
@@ -709,7 +712,7 @@ def end_run(
         note_left_to_settle(env, unsettled)
         if job.report is not None:
             try:
-                write_report(job.report, document)
+                write_report(job.report, document, shown=not env.quiet)
             except RpdError as error:
                 if stopped is None and interrupted is None:
                     raise
