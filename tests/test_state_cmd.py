@@ -663,7 +663,7 @@ def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
     assert (cleared.exit_code, cleared.output) == (
         2,
         f"error: cannot remove state file {view / 's.sqlite'}: Read-only file system\n"
-        "hint: check the directory's permissions\n",
+        "hint: its file system is mounted read-only: remount it writable, then clear again\n",
     )
     assert (source / "s.sqlite").exists()
 

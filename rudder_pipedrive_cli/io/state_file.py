@@ -781,7 +781,10 @@ def _locked_to_remove(path: Path, *, create: bool) -> Iterator[FileLock]:
     except OSError as error:  # a read-only folder: nothing there can be removed either
         raise UsageError(
             f"cannot remove state file {path}: {error.strerror or error}",
-            hint="check the directory's permissions",
+            # its permissions are not at fault on a read-only mount: they were hinted at
+            hint="its file system is mounted read-only: remount it writable, then clear again"
+            if error.errno == errno.EROFS
+            else "check the directory's permissions",
         ) from None
     try:
         yield lock
