@@ -25,7 +25,7 @@ from rudder_pipedrive_cli.core.events import take
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io import deadletter
-from rudder_pipedrive_cli.io.deadletter import DeadLetters, probe_writable
+from rudder_pipedrive_cli.io.deadletter import DeadLetters, open_output, owner_only, probe_writable
 
 IDENTIFY = {"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "A"}}
 CONFIG = str(Path(__file__).resolve().parents[1] / "config.example.toml")
@@ -197,3 +197,18 @@ def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_dry_run_output_to_a_named_pipe_no_process_reads_is_refused(pipe: Path) -> None:
+    # `rpd dry-run -o PIPE` with no reader waited for one for ever, without a word.
+    def plan() -> None:
+        open_output(pipe, "wb", "--output", "choose another --output path", owner_only).close()
+
+    refused = refusal(pipe, plan)
+    assert refused == [f"cannot write --output {pipe}: no process reads this named pipe"]
+
+
+def test_a_file_made_for_personal_data_is_its_owner_s_only(tmp_path: Path) -> None:
+    made = tmp_path / "plan.ndjson"
+    open_output(made, "wb", "--output", "choose another --output path", owner_only).close()
+    assert made.stat().st_mode & 0o777 == 0o600

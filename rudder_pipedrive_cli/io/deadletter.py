@@ -65,8 +65,9 @@ Opener = Callable[[str, int], int]
 
 def owner_only(name: str, flags: int) -> int:
     """open()'s opener for a file of personal data (SPEC 8): one it makes is readable and writable
-    by its owner only, as the state is; one that exists keeps the mode it has."""
-    return os.open(name, flags, 0o600)
+    by its owner only, as the state is; one that exists keeps the mode it has. A named pipe no
+    process reads is refused after READER_WAIT (`read_now`): `dry-run -o PIPE` waited for ever."""
+    return read_now(name, flags, 0o600)
 
 
 def open_output(
@@ -161,15 +162,15 @@ class DeadLetters:
 READER_WAIT = 10.0  # seconds a named pipe's reader may take to open it (one starting late)
 
 
-def read_now(name: str, flags: int) -> int:
+def read_now(name: str, flags: int, mode: int = 0o666) -> int:
     """open()'s opener for what may be no regular file: a named pipe no process reads is refused
     after READER_WAIT, where the open waited for a reader forever, mid-run and deaf to SIGTERM
     (Python opens again after a signal); what is opened is written as ever, waiting when the
-    reader lags. A file it makes has open()'s own mode (0o666 less the umask)."""
+    reader lags. A file it makes has `mode` (less the umask): by default open()'s own."""
     waited = 0.0
     while True:
         try:
-            handle = os.open(name, flags | os.O_NONBLOCK, 0o666)
+            handle = os.open(name, flags | os.O_NONBLOCK, mode)
         except OSError as error:
             if error.errno != errno.ENXIO or not _named_pipe(Path(name)):
                 raise
