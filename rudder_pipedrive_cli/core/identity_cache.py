@@ -236,8 +236,8 @@ class IdentityStore:
         self.run_memberships = tables() if "memberships" in given else self.memberships
         # Identities held back (an event of theirs failed).
         self.held: MutableMapping[tuple[str, str], bool] = tables()
-        # (kind, record): the identity an external id wrote into its identity field
-        # (Outcome.holders), and whether one is known (the guard of `owned`).
+        # (kind, record): the identities it holds since an external id wrote one into its identity
+        # field (Outcome.holders), and whether one is known (the guard of `owned`).
         self.holders: Table = table("holders")
         self.rekeyed = rekeyed
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
@@ -327,14 +327,15 @@ class IdentityStore:
 
     def owned(self, kind: str, key: str, record: PdId | None) -> PdId | None:
         """`record`, cached for identity `key`, unless an external id has since written another
-        identity into its identity field (Outcome.holders): Pipedrive no longer finds it for
+        identity into its identity field and no alias has named `key` its own since
+        (Outcome.holders): Pipedrive no longer finds it for
         `key`, so it is searched as a run without the cache would (None), where taking it would
         write `key`'s traits onto the other identity's record (issue: identify person_id 6 with
         userId u-9, then an identify of u-5, person 6's before)."""
         if record is None or not self.rekeyed:
             return record
-        holder = self.holders.get((kind, record))
-        return record if holder is None or holder == key else None
+        held = self.holders.get((kind, record))
+        return record if held is None or key in held else None
 
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.pending_creates.get((kind, key)) if self.pending else None
@@ -373,11 +374,8 @@ class IdentityStore:
         pending = self.pending or pending_creates or pending_merges  # truthy: may be pending
         if outcome.holders:
             self.rekeyed = True
-            for record, holder in outcome.holders.items():
-                if holder is None:
-                    self.holders.pop(record, None)
-                else:
-                    self.holders[record] = holder
+            for record, held in outcome.holders.items():
+                self.holders[record] = held
         if outcome.held_back:
             self.holding = True
             for slot in outcome.held_back:

@@ -170,10 +170,10 @@ class Outcome:
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
-    `holders` maps a record, ("person" or "org", id), to the identity an external id wrote into
-    its identity field: another identity cached for it is no longer found there by Pipedrive,
-    so it is searched, not taken from the cache (core/identity_cache.py `IdentityStore.owned`);
-    or to None once an alias has made every identity cached for it its own again.
+    `holders` maps a record, ("person" or "org", id), to the identities it holds: the one an
+    external id wrote into its identity field, and those an alias of it named since. Another
+    identity cached for it is no longer found there by Pipedrive, so it is searched, not taken
+    from the cache (core/identity_cache.py `IdentityStore.owned`).
     """
 
     status: OutcomeStatus
@@ -199,7 +199,7 @@ class Outcome:
     # The updates that landed: (kind, id, body). The identity index takes in an identity an
     # update wrote (an external id's record given the event's userId, a re-key).
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
-    holders: Mapping[tuple[str, PdId], str | None] = EMPTY
+    holders: Mapping[tuple[str, PdId], tuple[str, ...]] = EMPTY
 
     @property
     def redacted_reason(self) -> str:

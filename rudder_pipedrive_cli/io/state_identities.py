@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 
+import orjson
+
 from rudder_pipedrive_cli.core.identity_cache import Table
 from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.core.recency import newest
@@ -55,11 +57,17 @@ class IdentityRows(_Rows):
     namespace's only writer)."""
 
     def __init__(
-        self, store: Store, spill: Spill, cache_entries: int, row: Callable[[Any], tuple[str, str]]
+        self,
+        store: Store,
+        spill: Spill,
+        cache_entries: int,
+        row: Callable[[Any], tuple[str, str]],
+        codec: tuple[Callable[[Any], str], Callable[[str], Any]] = (encode_id, decode_id),
     ) -> None:
         super().__init__(store, spill)
         self._row = row
-        self._cache: Lru[tuple[str, str], PdId | None] = Lru(cache_entries)
+        self._encode, self._decode = codec  # a value as its row's text, and back
+        self._cache: Lru[tuple[str, str], Any] = Lru(cache_entries)
 
     def get(self, key: Any, default: Any = None) -> Any:
         slot = self._row(key)
@@ -70,11 +78,11 @@ class IdentityRows(_Rows):
             row = self._store.row(
                 "SELECT pd_id FROM identities WHERE ns = ? AND kind = ? AND key = ?", *slot
             )
-            found = None if row is None else decode_id(row[0])
+            found = None if row is None else self._decode(row[0])
             self._cache.put(slot, found)
         return default if found is None else found
 
-    def __setitem__(self, key: Any, value: PdId | None) -> None:
+    def __setitem__(self, key: Any, value: Any) -> None:
         slot, store = self._row(key), self._store
         if self._learned is not None:
             self._learned[slot] = value
@@ -90,7 +98,7 @@ class IdentityRows(_Rows):
             store.db.execute(
                 "INSERT OR REPLACE INTO identities (ns, kind, key, pd_id, updated_at) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (store.ns, *slot, encode_id(value), store.now()),
+                (store.ns, *slot, self._encode(value), store.now()),
             )
 
     def pop(self, key: Any, default: Any = None) -> Any:
@@ -108,9 +116,20 @@ def identity_rows(store: Store, spill: Spill, cache_entries: int) -> dict[str, T
         "memberships": lambda person: (MEMBER, encode_id(person)),
         "pending_creates": lambda slot: (PENDING_CREATE[slot[0]], slot[1]),
         "pending_merges": lambda person: (PENDING_MERGE, encode_id(person)),
-        "holders": lambda slot: (HOLDER[slot[0]], encode_id(slot[1])),
     }
-    return {name: IdentityRows(store, spill, cache_entries, row) for name, row in rows.items()}
+    tables: dict[str, Table] = {
+        name: IdentityRows(store, spill, cache_entries, row) for name, row in rows.items()
+    }
+    tables["holders"] = IdentityRows(store, spill, cache_entries, holder_row, HELD)
+    return tables
+
+
+def holder_row(slot: tuple[str, PdId]) -> tuple[str, str]:
+    return HOLDER[slot[0]], encode_id(slot[1])
+
+
+# A record's identities (Outcome.holders) as its row's text, a JSON array, and back.
+HELD = (lambda held: orjson.dumps(held).decode(), lambda text: tuple(orjson.loads(text)))
 
 
 def has_kind(store: Store, *kinds: str) -> bool:

@@ -17,8 +17,8 @@ MERGED = "merged"
 PENDING_CREATE = {"person": "unsettled:person", "org": "unsettled:org"}
 # Identity rows of this kind map a person (key) to the one a merge left unknown was into.
 PENDING_MERGE = "merging"
-# Identity rows of these kinds map a person or an organization (key) to the identity an external
-# id wrote into its identity field (Outcome.holders), as a string id.
+# Identity rows of these kinds map a person or an organization (key) to the identities it holds
+# since an external id wrote one into its identity field (Outcome.holders), a JSON array.
 HOLDER = {"person": "holds:person", "org": "holds:org"}
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 

@@ -104,7 +104,7 @@ def test_no_warning_when_the_userid_is_its_own_or_unknown_or_not_written() -> No
 
 def test_a_cached_person_an_external_id_gave_another_userid_is_not_named() -> None:
     store = known({"u-9": 10})
-    store.holders[("person", 10)] = "u-7"  # an external id wrote u-7 into person 10
+    store.holders[("person", 10)] = ("u-7",)  # an external id wrote u-7 into person 10
     store.rekeyed = True
     check(run(IDENTIFY, [PATCH_6], known=store), status="sent", warnings=[])
 
@@ -189,20 +189,44 @@ def test_a_groupid_whose_organization_an_external_id_gave_another_is_searched() 
     check(outcome, status="sent", identities={("org", "g-2"): 8})
 
 
-def test_an_alias_makes_the_userids_it_names_the_person_s_own_again() -> None:
-    """u-5 aliased to u-99 after the external id gave person 25 to u-99: the alias says they are
-    one person, so u-5's later events take person 25 from the cache, with no search."""
+def given_u99() -> IdentityStore:
+    """Person 25, u-5's, given userId u-99 by a person_id external id."""
     store = known({"u-5": 25})
     rekey = {**IDENTIFY, "userId": "u-99", "context": ext("person_id", 25)}
     patched = patch_person(25, {"name": "Ann", "custom_fields": {USER_FIELD: "u-99"}})
     store.learn(run(rekey, [patched], known=store))
+    return store
+
+
+def test_an_alias_makes_the_userids_it_names_the_person_s_own_again() -> None:
+    """u-5 aliased to u-99 after the external id gave person 25 to u-99: the alias says they are
+    one person, so u-5's later events take person 25 from the cache, with no search."""
+    store = given_u99()
     aliased = run(
         {"type": "alias", "previousId": "u-5", "userId": "u-99"},
         [search_person("u-5")],
         known=store,
     )
-    check(aliased, status="unchanged", holders={("person", 25): None})
+    check(aliased, status="unchanged", holders={("person", 25): ("u-99", "u-5")})
     store.learn(aliased)
     five = {"type": "identify", "userId": "u-5", "traits": {"role": "CTO"}}
     role = patch_person(25, {"custom_fields": {ROLE: "CTO"}})
     check(run(five, [role], known=store), status="sent")
+
+
+def test_an_alias_of_the_userid_the_external_id_gave_leaves_the_earlier_userid_searched() -> None:
+    """u-5's person 25 given u-99 by an external id, then u-99 aliased to u-7 (a re-key of person
+    25): the alias names u-99 and u-7, not u-5, which Pipedrive still does not find there. u-5's
+    next identify must search it and make its own person, not PATCH u-7's."""
+    store = given_u99()
+    aliased = run(
+        {"type": "alias", "previousId": "u-99", "userId": "u-7"},
+        [search_person("u-7"), patch_person(25, {"custom_fields": {USER_FIELD: "u-7"}})],
+        known=store,
+    )
+    check(aliased, status="sent", holders={("person", 25): ("u-99", "u-7")})
+    store.learn(aliased)
+    five = {"type": "identify", "userId": "u-5", "traits": {"name": "Five"}}
+    body = {"name": "Five", "custom_fields": {USER_FIELD: "u-5"}}
+    later = run(five, [search_person("u-5"), create_person(body, 26)], known=store)
+    check(later, status="sent", identities={("person", "u-5"): 26})

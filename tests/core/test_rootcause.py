@@ -149,7 +149,7 @@ def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
         "redacted": "cannot create person without a name",
         "writes": ("persons updated",),
         "updates": (("person", 7, {"name": "Ada"}),),
-        "holders": {("person", 7): "u-1"},
+        "holders": {("person", 7): ("u-1",)},
     }
     assert set(values) == set(Outcome.__slots__)
     tally = Tally()

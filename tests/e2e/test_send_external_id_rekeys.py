@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from e2e_support import identify, rpd_send, write_events
+from e2e_support import alias, identify, rpd_send, write_events
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import USER_ID_FIELD
@@ -56,3 +56,21 @@ def test_and_in_a_later_send_that_carries_the_state(sandbox: Sandbox, tmp_path: 
     run = rpd_send(sandbox, tmp_path, later, state=state, name="later")
     assert run.exit_code == 0, run.stderr
     assert persons(sandbox) == EXPECTED
+
+
+def test_an_alias_of_the_userid_it_gave_leaves_the_earlier_userid_its_own_person_later(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """u-99 (the userId the external id gave person 1, u-5's) aliased to u-7 re-keys person 1:
+    the alias names u-99 and u-7 that person's, not u-5, which a later send carrying the state
+    still searches (making its own person), and u-99 is still taken as u-7's person."""
+    state = tmp_path / "state.sqlite"
+    first = write_events(tmp_path / "first.ndjson", [*FIRST, alias("m-4", "u-99", "u-7")])
+    made = rpd_send(
+        sandbox, tmp_path, first, state=state, name="first", args=("--concurrency", "1")
+    )
+    assert made.exit_code == 0, made.stderr
+    later = write_events(tmp_path / "later.ndjson", [LATER, identify("m-5", "u-99", name="Seven")])
+    run = rpd_send(sandbox, tmp_path, later, state=state, name="later", args=("--concurrency", "1"))
+    assert run.exit_code == 0, run.stderr
+    assert persons(sandbox) == [(1, "Seven", "u-7", []), (2, "Five", "u-5", ["five@example.com"])]

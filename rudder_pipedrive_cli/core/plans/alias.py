@@ -95,8 +95,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         for key in (previous_id, user_id):
             if key is not None and (previous is not None or key == user_id):
                 ctx.learn(PERSON, key, survivor)
-        if ctx.known.rekeyed:  # its userIds are one person's: each cached for it is its own again
-            ctx.holders = {(PERSON.kind, survivor.id): None}
+        slot = (PERSON.kind, survivor.id)
+        if ctx.known.rekeyed and (held := ctx.known.holders.get(slot)):
+            # Its userIds are one person's: each is its survivor's own (SPEC 5), beside those the
+            # mark named; not another the mark left searched (`IdentityStore.owned`).
+            named = (key for key in (*held, previous_id, user_id) if key is not None)
+            ctx.holders = {slot: tuple(dict.fromkeys(named))}
         if merged_before and not ctx.writes:
             return ctx.outcome("unchanged", MERGED_BEFORE)
         return ctx.finish()

@@ -145,7 +145,7 @@ class Ctx:
     pending_creates: dict[tuple[str, str], str | None]
     pending_merges: dict[PdId, PdId | None]
     recency: dict[tuple[str, PdId], dict[str, str]]
-    holders: dict[tuple[str, PdId], str | None]  # Outcome.holders
+    holders: dict[tuple[str, PdId], tuple[str, ...]]  # Outcome.holders
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
@@ -1258,7 +1258,7 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
             )
         if ctx.holders is EMPTY:
             ctx.holders = {}
-        ctx.holders[(entity.kind, ref.id)] = key  # what else is cached for it: not its own now
+        ctx.holders[(entity.kind, ref.id)] = (key,)  # what else is cached for it: not its own now
     ctx.learn(entity, key, ref)
 
 
