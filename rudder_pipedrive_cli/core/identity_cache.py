@@ -328,14 +328,21 @@ class IdentityStore:
     def owned(self, kind: str, key: str, record: PdId | None) -> PdId | None:
         """`record`, cached for identity `key`, unless an external id has since written another
         identity into its identity field and no alias has named `key` its own since
-        (Outcome.holders): Pipedrive no longer finds it for
-        `key`, so it is searched as a run without the cache would (None), where taking it would
-        write `key`'s traits onto the other identity's record (issue: identify person_id 6 with
-        userId u-9, then an identify of u-5, person 6's before)."""
+        (Outcome.holders): Pipedrive no longer finds it for `key`, so it is searched as a run
+        without the cache would (None), where taking it would write `key`'s traits onto the
+        other identity's record (issue: identify person_id 6 with userId u-9, then an identify
+        of u-5, person 6's before). A person `key` is cached for, merged into `record` since,
+        is asked the same: its mark went nowhere with the merge."""
         if record is None or not self.rekeyed:
             return record
         held = self.holders.get((kind, record))
-        return record if held is None or key in held else None
+        if held is not None and key not in held:
+            return None
+        cached = self._person_of(key) if kind == "person" and self.merges else record
+        if cached is not None and cached != record:
+            held = self.holders.get((kind, cached))
+            return record if held is None or key in held else None
+        return record
 
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.pending_creates.get((kind, key)) if self.pending else None

@@ -25,6 +25,7 @@ from helpers_core import (
     search_org,
     search_person,
 )
+from test_alias import merge
 from test_index import built
 
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -230,3 +231,26 @@ def test_an_alias_of_the_userid_the_external_id_gave_leaves_the_earlier_userid_s
     body = {"name": "Five", "custom_fields": {USER_FIELD: "u-5"}}
     later = run(five, [search_person("u-5"), create_person(body, 26)], known=store)
     check(later, status="sent", identities={("person", "u-5"): 26})
+
+
+def test_an_alias_merging_that_person_into_another_leaves_the_earlier_userid_searched() -> None:
+    """u-99 (given person 25, u-5's, by an external id) aliased to u-c, whose person 30 exists:
+    person 25 is merged into 30. u-5, cached for person 25, follows the merge to person 30 in
+    the cache, but Pipedrive finds it nowhere (person 25 held u-99, and is gone): its next
+    identify searches it and makes its own person, not PATCH u-c's."""
+    store = given_u99()
+    store.persons["u-c"] = 30
+    store.learn(
+        run({"type": "alias", "previousId": "u-99", "userId": "u-c"}, [merge(25, 30)], known=store)
+    )
+    five = {"type": "identify", "userId": "u-5", "traits": {"name": "Five"}}
+    body = {"name": "Five", "custom_fields": {USER_FIELD: "u-5"}}
+    later = run(five, [search_person("u-5"), create_person(body, 26)], known=store)
+    check(later, status="sent", identities={("person", "u-5"): 26})
+    # u-99 and u-c are person 30's: from the cache, no search.
+    for user_id in ("u-99", "u-c"):
+        role = {"type": "identify", "userId": user_id, "traits": {"role": "CTO"}}
+        check(
+            run(role, [patch_person(30, {"custom_fields": {ROLE: "CTO"}})], known=store),
+            status="sent",
+        )
