@@ -335,18 +335,21 @@ def test_every_listing_refused_is_one_error_and_exit_4(
     ]
 
 
+class GoneFields(RefusedFields):
+    """The sandbox's fields, whose listing for one entity answers HTTP 404."""
+
+    def __getitem__(self, entity: str) -> Any:
+        if entity == self.entity:
+            raise ApiError(404, "Not found")
+        return super().__getitem__(entity)
+
+
 def test_a_listing_refused_404_at_an_origin_asks_nothing_more_exit_2(
     account: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A 404 at a base URL with no path says nothing of the URL (not_pipedrive): the users/me
     # that e99c10e asked after it there was a request for nothing, its answer thrown away.
-    class Gone(RefusedFields):
-        def __getitem__(self, entity: str) -> Any:
-            if entity == self.entity:
-                raise ApiError(404, "Not found")
-            return super().__getitem__(entity)
-
-    monkeypatch.setattr(routes, "FIELDS", Gone("organization"))
+    monkeypatch.setattr(routes, "FIELDS", GoneFields("organization"))
     code, out, err = map_fields(account, tmp_path, "-e", "organizations")
     # Exit 2 (SPEC 6: the config's to change, which the hint names; no rerun mends a 404): it
     # was 1, a code for failed events.

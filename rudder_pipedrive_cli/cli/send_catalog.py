@@ -118,13 +118,16 @@ def stop_unless_resolved(
     config: PlanConfig, entities: tuple[str, ...], reason: str, failure: PlanFailure | None
 ) -> None:
     """Stop before any event when the config maps a field of `entities` that only their
-    listing, which failed, resolves: sent as they are, those values would be lost or refused."""
+    listing, which failed, resolves: sent as they are, those values would be lost or refused.
+    A rerun later may get past it as it may get past `failure` (a 4xx, no: dry-run's exit 2,
+    not 4, and no "try again later")."""
     unresolved = needs_listing(config, entities)
     if unresolved:
         raise PlanFailure(
             f"{reason}; without it {unresolved[0]}{and_more(unresolved)} cannot be resolved",
             status=failure.status if failure is not None else None,  # what the hint says
-            retryable=True,
+            retryable=failure is None or failure.retryable,
+            hint="" if failure is None else failure.hint,
         ) from None
 
 

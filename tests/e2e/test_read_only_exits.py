@@ -15,12 +15,15 @@ from pathlib import Path
 import pytest
 from test_map_fields import (
     TOKEN,
+    GoneFields,
     MakeSandbox,
     clean_env,  # noqa: F401 - autouse fixture: no RPD_* variables, in tmp_path
     invoke,
     write_config,
 )
 from test_send_security import exhaust_budget
+
+from rudder_pipedrive_cli.sandbox import routes
 
 COMMANDS = {
     "check": ["check"],
@@ -32,14 +35,14 @@ CONFIG_OK = "ok    config: rpd.toml is valid"
 NO_ANSWER = "hint: check the network and base_url / company_domain (or --base-url), then try again"
 
 
-def run(command: str, url: str, *, token: str = TOKEN) -> tuple[int, str]:
-    """`rpd COMMAND` against `url` (in tmp_path: clean_env): its exit code, and its stdout and
-    stderr as one text (in that order; check writes its rows to stdout), a 5xx's drawn status
-    said as 5xx."""
+def run(command: str, url: str, *, token: str = TOKEN, fields: str = "") -> tuple[int, str]:
+    """`rpd COMMAND` against `url` (in tmp_path: clean_env; `fields`: the config's field tables):
+    its exit code, and its stdout and stderr as one text (in that order; check writes its rows
+    to stdout), a 5xx's drawn status said as 5xx."""
     Path("in.ndjson").write_text(
         '{"type": "identify", "messageId": "m-1", "userId": "u-1", "traits": {"name": "Ada"}}\n'
     )
-    config = write_config(Path("rpd.toml"), url)
+    config = write_config(Path("rpd.toml"), url, fields=fields)
     code, out, err = invoke(*COMMANDS[command], "--config", config, token=token)
     assert token not in out + err
     return code, re.sub(r"HTTP 50[0-9]", "HTTP 5xx", out + err)
@@ -123,3 +126,22 @@ def test_a_refused_token_exits_3(make_sandbox: MakeSandbox, command: str) -> Non
             "1 of 2 checks failed",
         ]
     assert run(command, sandbox.url, token="tok-not-the-one") == (3, "\n".join(expected) + "\n")
+
+
+def test_a_listing_refused_404_that_a_mapped_name_needs_stops_dry_run_exit_2(
+    make_sandbox: MakeSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person fields' listing answers 404 and the config maps a trait to a field by its name,
+    which only that listing resolves: dry-run --lookups stops before any event, as send does.
+    A 404 is the config's to change (base_url naming another server), no rerun mends it: exit 2
+    and no "try again later", as map-fields, check and init say of it (it said 4 with that hint,
+    the stop taken as one a rerun later may get past)."""
+    sandbox = make_sandbox(plan="unlimited", token=TOKEN)
+    monkeypatch.setattr(routes, "FIELDS", GoneFields("person"))
+    fields = '[fields.persons]\njob = "Role"\n'
+    assert run("dry-run", sandbox.url, fields=fields) == (
+        2,
+        "error: listing person fields failed: HTTP 404 Not found (Please check "
+        "developers.pipedrive.com for more information about Pipedrive API.); without it "
+        "fields.persons.job = 'Role' cannot be resolved\n",
+    )
