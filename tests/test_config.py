@@ -744,3 +744,19 @@ def test_a_config_init_force_overwrites_is_said_without_the_token(tmp_path: Path
     assert settings.warnings == (
         f"{path}: unknown plan '[token redacted]': not read, as --force overwrites it",
     )
+
+
+def test_a_relative_config_not_found_names_the_folder_it_was_looked_for_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Newcomer: `rpd check -c config.example.toml` run from another folder than the file's was
+    # told only "No such file or directory", with nothing saying where rpd looked.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--config", "config.example.toml"])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: cannot read config config.example.toml ({tmp_path / 'config.example.toml'}): "
+        "No such file or directory\n"
+        "hint: check --config / $RPD_CONFIG, or write it: "
+        "`rpd init --config config.example.toml`\n",
+    )

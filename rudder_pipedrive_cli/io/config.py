@@ -336,7 +336,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         hint = "check --config / $RPD_CONFIG"
         if isinstance(exc, FileNotFoundError):  # named before `rpd init` wrote it, say
             hint += f", or write it: `rpd init --config {shlex.quote(str(path))}`"
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}", hint=hint) from None
+        # A relative path is read from the current folder: name where it was looked for, as a
+        # command run from another folder (cron, a script's cd) reads the same words elsewhere.
+        shown = path if path.is_absolute() else f"{path} ({Path.cwd() / path})"
+        raise ConfigError(f"cannot read config {shown}: {exc.strerror}", hint=hint) from None
     except tomllib.TOMLDecodeError as exc:
         if LOOKS_LIKE_JSON.match(text):  # a destination's export, or events, named as the config
             raise ConfigError(
