@@ -399,3 +399,18 @@ def test_an_empty_input_path_is_a_usage_error(command: str) -> None:
         "error: Invalid value for 'PATH...': an empty path: name a file, a folder or a bucket "
         f"URL, or '-' for standard input\nhint: see `rpd {command} --help`\n",
     )
+
+
+def test_dry_run_s_help_says_what_assume_missing_and_existing_mean() -> None:
+    # Newcomer: "--assume missing|existing  Offline lookups: missing | existing." named the
+    # two words again and said nothing of what either does to the plan.
+    _, out, _ = rpd("dry-run", "-h")
+
+    entries = re.split(r"\n  (?=-)", out.split("Options:\n")[1])
+    said = {e.split()[0]: " ".join(e.split()) for e in entries}
+    assert said["--assume"] == (
+        "--assume missing|existing Offline, an identity the state does not hold is missing "
+        "(the plan creates it) or existing (updated by a placeholder id, {person:u-1}). "
+        "[default: missing]"
+    )
+    assert all(len(line) <= 80 for line in out.splitlines())

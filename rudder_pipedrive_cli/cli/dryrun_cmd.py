@@ -176,7 +176,10 @@ def dry_run_command(
     assume: Annotated[
         str,
         typer.Option(
-            "--assume", metavar="missing|existing", help="Offline lookups: missing | existing."
+            "--assume",
+            metavar="missing|existing",
+            help="Offline, an identity the state does not hold is missing (the plan creates "
+            "it) or existing (updated by a placeholder id, {person:u-1}).",
         ),
     ] = "missing",
     lookups: Annotated[
