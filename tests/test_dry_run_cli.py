@@ -1188,3 +1188,15 @@ def test_a_state_file_inside_the_input_folder_is_refused(tmp_path: Path) -> None
     code, stdout, _ = dry_run(str(folder), "-c", CONFIG, "--state", str(state), "-f", "ndjson")
     assert code == 0
     assert [record["id"] for record in records(stdout)] == ["m-1"]
+
+
+@pytest.mark.parametrize("pattern", ["*.nomatch", "backup/2024-0?-*.ndjson", "ev[12].json"])
+def test_a_shell_pattern_that_matched_no_file_is_said_so(pattern: str) -> None:
+    # Newcomer: `rpd dry-run *.nomatch`, which the shell passes as it is when nothing matches,
+    # read "cannot read *.nomatch: No such file or directory", as if a file were so named.
+    code, out, err = dry_run(EVENTS, pattern, "--config", CONFIG)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        f"error: cannot read {pattern}: no file matches this pattern",
+        "hint: check the folder and the pattern (nothing was read or sent)",
+    ]

@@ -401,6 +401,13 @@ def require_readable(paths: Sequence[str]) -> None:
                     f"gs://, az://, abfs://), not {scheme.group(0)} URLs",
                     hint="download it first, then give the file (nothing was read or sent)",
                 ) from None
+            if isinstance(exc, FileNotFoundError) and any(c in path for c in "*?["):
+                # The shell gives a pattern that matches no file as it is: say that, not the
+                # path, which the user never typed as one.
+                raise UsageError(
+                    f"cannot read {path}: no file matches this pattern",
+                    hint="check the folder and the pattern (nothing was read or sent)",
+                ) from None
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
                 hint="check the path (nothing was read or sent)",
