@@ -760,3 +760,26 @@ def test_a_relative_config_not_found_names_the_folder_it_was_looked_for_in(
         "hint: check --config / $RPD_CONFIG, or write it: "
         "`rpd init --config config.example.toml`\n",
     )
+
+
+def test_a_token_in_the_file_that_the_environment_overrides_is_warned_about(
+    tmp_path: Path,
+) -> None:
+    # Newcomer: a stale $PIPEDRIVE_API_TOKEN (another account's) silently won over the token
+    # just put in the file; `rpd check` said "ok token: accepted" for the other company.
+    path = write(tmp_path, '[pipedrive]\napi_token = "file-token-0123456789"\n')
+    os.chmod(path, 0o600)
+    env = {"PIPEDRIVE_API_TOKEN": "env-token-9876543210"}
+    assert load_settings(str(path), env=env).warnings == (
+        f"{path}'s api_token is not used: $PIPEDRIVE_API_TOKEN holds another token, "
+        "and wins (unset it to use the file's)",
+    )
+    same = {"PIPEDRIVE_API_TOKEN": "file-token-0123456789"}
+    assert load_settings(str(path), env=same).warnings == ()  # one token: nothing to say
+    result = CliRunner().invoke(app, ["dry-run", "-", "--config", str(path)], input="", env=env)
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[0] == (
+        f"warning: {path}'s api_token is not used: $PIPEDRIVE_API_TOKEN holds another token, "
+        "and wins (unset it to use the file's)"
+    )
+    assert "file-token" not in result.output and "env-token" not in result.output

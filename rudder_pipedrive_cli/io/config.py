@@ -585,6 +585,14 @@ def _load_settings(
         else:
             origin[key.name] = str(path)
             resolved[key.name] = file_values.get(dotted, key.default)
+    shadowed = file_values.get("pipedrive.api_token")
+    if shadowed and origin["api_token"] != str(path) and shadowed != resolved["api_token"]:
+        # A stale variable hides a new token in the file: the run would go to the variable's
+        # account, perhaps another company's CRM, without a word (both values never shown).
+        warnings.append(
+            f"{path}'s api_token is not used: {origin['api_token']} holds another token, "
+            "and wins (unset it to use the file's)"
+        )
     # base_url and company_domain both say where requests go: the one given where precedence
     # is higher wins (a $RPD_COMPANY_DOMAIN beats the file's base_url); given in one place,
     # base_url wins.
