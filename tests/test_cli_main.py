@@ -414,3 +414,12 @@ def test_dry_run_s_help_says_what_assume_missing_and_existing_mean() -> None:
         "[default: missing]"
     )
     assert all(len(line) <= 80 for line in out.splitlines())
+
+
+def test_dry_run_s_quiet_help_says_the_plan_is_still_written() -> None:
+    # Newcomer: `rpd dry-run -q` printed every event's plan under a help that read "Only errors."
+    _, out, _ = rpd("dry-run", "-h")
+
+    entries = re.split(r"\n  (?=-)", out.split("Options:\n")[1])
+    said = {e.split()[0]: " ".join(e.split()) for e in entries}
+    assert said["-q,"] == "-q, --quiet Only the plan (or -f's output) and errors: no summary."

@@ -197,7 +197,14 @@ def dry_run_command(
     state: opt.StateOpt = None,
     config: opt.ConfigOpt = None,
     verbose: opt.VerboseOpt = False,
-    quiet: opt.QuietOpt = False,
+    quiet: Annotated[  # the plan is dry-run's output: -q keeps it ("Only errors." did not say)
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Only the plan (or -f's output) and errors: no summary.",
+        ),
+    ] = False,
     sandbox: opt.SandboxOpt = False,
     cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
