@@ -85,7 +85,9 @@ class LiveLookups:
     A write that gives an existing record another identity (an update setting its identity
     field: an external id with another userId, a re-key) is not made, so Pipedrive still finds
     the record under its old one: a search for that one leaves it out (`moved`), as the
-    replay's search would not find it."""
+    replay's search would not find it, and a search for the new one adds it (`given`), as a
+    record this dry-run created is added to a search for its identity: the replay's search
+    finds those."""
 
     def __init__(
         self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]
@@ -99,31 +101,50 @@ class LiveLookups:
             "organizations": ("org", config.group_id_field),
         }
         self.moved: dict[tuple[str, str], str] = {}  # (kind, id): the identity a write gave it
+        # (kind, identity): the records a write gave it, in the order given (a dict as a set).
+        self.given: dict[tuple[str, str], dict[str, None]] = {}
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         placeholder = "{" in request.path or any("{" in str(v) for v in request.query.values())
         if request.is_write or placeholder:
-            if request.method == "PATCH":
-                self.note_moved(request)
-            return self.offline(request)
+            answer = self.offline(request)
+            if request.is_write:
+                self.note_written(request, answer)
+            return answer
         answer = self.live(request)
-        if self.moved and request.key == SEARCH_KEY and answer.ok and type(answer.data) is list:
+        data = answer.data
+        if self.given and request.key == SEARCH_KEY and answer.ok and type(data or []) is list:
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             term = str(request.query.get("term"))
             moved = self.moved
-            hits = [hit for hit in answer.data if moved.get((kind, hit_id(hit)), term) == term]
-            answer = ApiResponse(
-                status=answer.status, data=hits, additional_data=answer.additional_data
-            )
+            hits = [h for h in data or () if moved.get((kind, hit_id(h)), term) == term]
+            seen = {hit_id(hit) for hit in hits}
+            for record in self.given.get((kind, term), ()):
+                if moved.get((kind, record), term) == term and record not in seen:
+                    hits.append({"id": int(record) if record.isdigit() else record})
+            if hits != (data or []):
+                answer = ApiResponse(
+                    status=answer.status, data=hits, additional_data=answer.additional_data
+                )
         return answer
 
-    def note_moved(self, request: ApiRequest) -> None:
-        _, collection, record = request.path.rsplit("/", 2)
+    def note_written(self, request: ApiRequest, answer: ApiResponse) -> None:
+        """The identity a create or an update gives the record it writes."""
+        method, parts = request.method, request.path.rsplit("/", 2)
+        if method == "POST" and isinstance(answer.data, Mapping):
+            collection, record = parts[-1], str(answer.data.get("id"))
+        elif method == "PATCH":
+            collection, record = parts[-2], parts[-1]
+        else:
+            return
         custom = (request.body or {}).get("custom_fields")
         if collection in self.fields and isinstance(custom, Mapping):
             kind, field_key = self.fields[collection]
             if field_key and (identity := custom.get(field_key)) is not None:
-                self.moved[(kind, record)] = str(identity)
+                identity = str(identity)
+                if method == "PATCH":  # a created record is under its own (the placeholder's)
+                    self.moved[(kind, record)] = identity
+                self.given.setdefault((kind, identity), {})[record] = None
 
 
 def hit_id(hit: object) -> str:

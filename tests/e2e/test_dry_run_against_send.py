@@ -513,3 +513,33 @@ def test_a_refused_listing_the_state_saved_is_planned_from_it_as_send_takes_it(
     assert run.exit_code == 0, run.stderr
     assert disagreements(planned, sent) == []
     assert planned[0]["requests"][-1]["body"]["custom_fields"][PLAN_FIELD] == 102  # "Pro"
+
+
+def test_a_person_the_dry_run_created_is_found_again_when_its_user_id_is_searched(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """u-1's person is created (m-1); an external id gives person 1 u-1 too (m-2: the cache maps
+    u-1 to it), then u-2 (m-3), so u-1's next identify searches u-1 again: the send finds the
+    person m-1 created and updates it. dry-run's search went to Pipedrive alone, which holds no
+    u-1, and planned the event failing ('cannot create person without a name'; mixed workload
+    seed 3, line 927). A search now adds the records the dry-run's writes gave that identity."""
+    seeding = write_events(tmp_path / "seed.ndjson", [identify("s-1", "u-0", name="Zero")])
+    earlier = rpd_send(sandbox, tmp_path, seeding, state=tmp_path / "seed.sqlite", name="seed")
+    assert earlier.exit_code == 0, earlier.stderr
+    to_one, to_two = identify("m-2", "u-1", role="CTO"), identify("m-3", "u-2", role="CEO")
+    to_one["context"] = to_two["context"] = {"externalId": [{"type": "person_id", "id": 1}]}
+    events = write_events(
+        tmp_path / "in.ndjson",
+        [identify("m-1", "u-1", name="One"), to_one, to_two, identify("m-4", "u-1", role="Buyer")],
+    )
+
+    planned = dry_run(sandbox, tmp_path, events)
+    run, sent = send(monkeypatch, sandbox, tmp_path, events)
+
+    assert run.exit_code == 0, run.stderr
+    assert [(r["outcome"], r["reason"]) for r in planned] == [("planned", "")] * 4
+    assert [(r["method"], r["path"]) for r in planned[3]["requests"]] == [
+        ("GET", "/api/v2/itemSearch/field"),
+        ("PATCH", "/api/v2/persons/{person:u-1}"),
+    ]
+    assert disagreements(planned, sent) == []
