@@ -87,7 +87,8 @@ class LiveLookups:
     the record under its old one: a search for that one leaves it out (`moved`), as the
     replay's search would not find it, and a search for the new one adds it (`given`), as a
     record this dry-run created is added to a search for its identity: the replay's search
-    finds those."""
+    finds those. A person a merge takes away is found under no identity (the replay's
+    search does not find it)."""
 
     def __init__(
         self, offline: OfflineResponder, live: Callable[[ApiRequest], ApiResponse]
@@ -113,7 +114,8 @@ class LiveLookups:
             return answer
         answer = self.live(request)
         data = answer.data
-        if self.given and request.key == SEARCH_KEY and answer.ok and type(data or []) is list:
+        written = self.moved or self.given
+        if written and request.key == SEARCH_KEY and answer.ok and type(data or []) is list:
             kind = ENTITY.get(str(request.query.get("entity_type")), "person")
             term = str(request.query.get("term"))
             moved = self.moved
@@ -129,8 +131,11 @@ class LiveLookups:
         return answer
 
     def note_written(self, request: ApiRequest, answer: ApiResponse) -> None:
-        """The identity a create or an update gives the record it writes."""
+        """The identity a create or an update gives the record it writes; a merge, none."""
         method, parts = request.method, request.path.rsplit("/", 2)
+        if method == "PUT" and parts[-1] == "merge":  # /v1/persons/{id}/merge: it is gone
+            self.moved[("person", parts[-2])] = GONE
+            return
         if method == "POST" and isinstance(answer.data, Mapping):
             collection, record = parts[-1], str(answer.data.get("id"))
         elif method == "PATCH":
@@ -145,6 +150,9 @@ class LiveLookups:
                 if method == "PATCH":  # a created record is under its own (the placeholder's)
                     self.moved[(kind, record)] = identity
                 self.given.setdefault((kind, identity), {})[record] = None
+
+
+GONE = ""  # the identity of a person merged away: no search's term (a search needs one)
 
 
 def hit_id(hit: object) -> str:

@@ -21,6 +21,7 @@ from e2e_support import (
     CLEAN_ENV,
     EXAMPLE_CONFIG,
     HOT,
+    ONE,
     PLAN_FIELD,
     TOKEN,
     SendRun,
@@ -541,5 +542,36 @@ def test_a_person_the_dry_run_created_is_found_again_when_its_user_id_is_searche
     assert [(r["method"], r["path"]) for r in planned[3]["requests"]] == [
         ("GET", "/api/v2/itemSearch/field"),
         ("PATCH", "/api/v2/persons/{person:u-1}"),
+    ]
+    assert disagreements(planned, sent) == []
+
+
+def test_a_person_the_dry_run_merged_away_is_not_found_by_its_user_id(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The alias merges u-1's person (2) into u-2's (3); an external id then gives person 3
+    u-9, so u-1's identify searches u-1 and u-2 again: the send finds neither (person 2 is gone,
+    3 holds u-9) and fails the event. dry-run's search found person 2 in Pipedrive, where the
+    merge was not made, and planned an update of it (mixed workload seed 49, line 884)."""
+    known = [identify(f"s-{n}", f"u-{n}", name=f"Seed {n}") for n in range(3)]
+    seeding = write_events(tmp_path / "seed.ndjson", known)
+    state = tmp_path / "seed.sqlite"
+    earlier = rpd_send(sandbox, tmp_path, seeding, state=state, name="seed", args=ONE)
+    assert earlier.exit_code == 0, earlier.stderr
+    nine = identify("m-2", "u-9", role="CEO")
+    nine["context"] = {"externalId": [{"type": "person_id", "id": 3}]}
+    events = write_events(
+        tmp_path / "in.ndjson",
+        [alias("m-1", "u-1", "u-2"), nine, identify("m-3", "u-1", role="CTO")],
+    )
+
+    planned = dry_run(sandbox, tmp_path, events)
+    run, sent = send(monkeypatch, sandbox, tmp_path, events)
+
+    assert run.exit_code == 1, run.stderr
+    assert [(r["outcome"], r["reason"]) for r in planned] == [
+        ("planned", ""),
+        ("planned", ""),
+        ("failed", "cannot create person without a name"),
     ]
     assert disagreements(planned, sent) == []
