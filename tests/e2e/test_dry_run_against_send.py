@@ -11,7 +11,7 @@ report tells it (`Replay.on_done`), both in-process.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -153,20 +153,23 @@ def shown(request: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def disagreements(
-    planned: list[dict[str, Any]], sent: dict[str, dict[str, Any]]
+    planned: list[dict[str, Any]],
+    sent: dict[str, dict[str, Any]],
+    heeded: Callable[[str], bool] = lambda warning: True,
 ) -> list[tuple[Any, ...]]:
-    """Each event where the dry-run's record and the send disagree: (source, what, dry, send)."""
+    """Each event where the dry-run's record and the send disagree: (source, what, dry, send);
+    of the warnings, those `heeded`."""
     found: list[tuple[Any, ...]] = []
     for record in planned:
         source = record["source"]
         event = sent.get(source, {})
         outcome: Outcome | None = event.get("outcome")
         status = "sent" if record["outcome"] == "planned" else record["outcome"]
-        dry = (status, told(record["reason"]), [told(w) for w in record["warnings"]])
+        dry = (status, told(record["reason"]), [told(w) for w in record["warnings"] if heeded(w)])
         said = outcome and (
             outcome.status,
             told(outcome.reason),
-            [told(w) for w in outcome.warnings],
+            [told(w) for w in outcome.warnings if heeded(w)],
         )
         if said != dry or outcome is None or list(outcome.dropped) != record["dropped"]:
             found.append((source, "outcome", (*dry, record["dropped"]), said))
@@ -404,19 +407,28 @@ def test_a_send_by_index_does_not_take_a_user_id_an_earlier_event_moved_off_its_
     assert sent[str(events) + ":2"]["outcome"].status == "failed"
 
 
+HELD_TOO = re.compile(r"\) now holds (userId|groupId) .*, which .* too: merge them")
+
+
+@pytest.mark.parametrize("seed", [3, 14])
 def test_the_mixed_workload_ends_alike_when_the_send_resolves_identities_by_index(
-    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path, seed: int
 ) -> None:
     """dry-run plans by search, whatever way the send takes (it says which, and what each
-    costs): by index, a send's requests differ, but every event ends as planned."""
-    events = mixed_workload(sandbox, tmp_path, 14)
+    costs): by index, a send's requests differ, but every event ends as planned. But for one
+    warning: that the record an external id gave a userId is not the only one holding it
+    (named_by_external) is said from the cache and the index alone, and the index knows every
+    holder the account had, the dry-run (as a send by search) only those it learned (seed 3,
+    line 887: person 65 holds u-64 since before the run, and no event before looked u-64 up)."""
+    events = mixed_workload(sandbox, tmp_path, seed)
 
     planned = dry_run(sandbox, tmp_path, events, args=("--identities", "index"))
     run, sent = send(monkeypatch, sandbox, tmp_path, events, args=("--identities", "index"))
 
     assert run.report is not None
     assert run.report["identities"] == "index"
-    assert [d for d in disagreements(planned, sent) if d[1] == "outcome"] == []
+    found = disagreements(planned, sent, heeded=lambda warning: not HELD_TOO.search(warning))
+    assert [d for d in found if d[1] == "outcome"] == []
 
 
 @pytest.mark.parametrize(
