@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.common import command_env
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.io.config import (
@@ -783,3 +784,20 @@ def test_a_token_in_the_file_that_the_environment_overrides_is_warned_about(
         "and wins (unset it to use the file's)"
     )
     assert "file-token" not in result.output and "env-token" not in result.output
+
+
+def test_a_token_the_environment_overrides_is_not_warned_about_under_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --sandbox uses the emulator's own token: the warning's "$PIPEDRIVE_API_TOKEN ... wins" was
+    # false there (neither token is used, no CRM is written to), noise before every sandbox run.
+    path = write(tmp_path, '[pipedrive]\napi_token = "file-token-0123456789"\n')
+    os.chmod(path, 0o600)
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "env-token-9876543210")
+    with command_env(config=str(path), verbose=False, quiet=True, sandbox=True) as sandboxed:
+        assert sandboxed.settings.warnings == ()
+    with command_env(config=str(path), verbose=False, quiet=True) as plain:  # as before
+        assert plain.settings.warnings == (
+            f"{path}'s api_token is not used: $PIPEDRIVE_API_TOKEN holds another token, "
+            "and wins (unset it to use the file's)",
+        )

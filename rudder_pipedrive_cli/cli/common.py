@@ -140,6 +140,7 @@ def command_env(
         overrides=overrides,
         to_be_made=config_to_be_made,
         overwritten=config_overwritten,
+        emulated=sandbox,
     )
     base_url = (overrides or {}).get("pipedrive.base_url")
     if sandbox and base_url:  # which one was meant cannot be known: a send would go to one

@@ -509,16 +509,23 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     to_be_made: bool = False,
     overwritten: bool = False,
+    emulated: bool = False,
 ) -> Settings:
     """Merge flags (`overrides`, by 'section.name', None = not given), environment and file.
     `to_be_made`: the config is the one `rpd init` writes, so a missing one is no error;
     `overwritten`: the one `rpd init --force` writes over, so an invalid one is left out (and
-    said in a warning), not an error."""
+    said in a warning), not an error; `emulated`: --sandbox, whose own token replaces the one
+    configured, so which configured token wins is not said."""
     tokens: list[str] = []  # the token wherever it was given: no error repeats it (SPEC 8)
     try:
         try:
             return _load_settings(
-                config, overrides=overrides, env=env, to_be_made=to_be_made, tokens=tokens
+                config,
+                overrides=overrides,
+                env=env,
+                to_be_made=to_be_made,
+                tokens=tokens,
+                emulated=emulated,
             )
         except ConfigError as error:
             if not overwritten:
@@ -550,6 +557,7 @@ def _load_settings(
     to_be_made: bool = False,
     read_file: bool = True,
     tokens: list[str],
+    emulated: bool = False,
 ) -> Settings:
     """load_settings' work; `tokens` gets the token from each place that gives it, as read."""
     env = os.environ if env is None else env
@@ -586,7 +594,12 @@ def _load_settings(
             origin[key.name] = str(path)
             resolved[key.name] = file_values.get(dotted, key.default)
     shadowed = file_values.get("pipedrive.api_token")
-    if shadowed and origin["api_token"] != str(path) and shadowed != resolved["api_token"]:
+    if (
+        shadowed
+        and not emulated
+        and origin["api_token"] != str(path)
+        and shadowed != resolved["api_token"]
+    ):
         # A stale variable hides a new token in the file: the run would go to the variable's
         # account, perhaps another company's CRM, without a word (both values never shown).
         warnings.append(
