@@ -212,3 +212,15 @@ def test_a_file_made_for_personal_data_is_its_owner_s_only(tmp_path: Path) -> No
     made = tmp_path / "plan.ndjson"
     open_output(made, "wb", "--output", "choose another --output path", owner_only).close()
     assert made.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_report_to_a_descriptor_appending_to_a_file_keeps_what_the_file_held(
+    tmp_path: Path,
+) -> None:
+    # Cron: `rpd send ... --report /dev/stdout >> runs.log` kept only the last run's report: the
+    # descriptor was opened again "wb", which truncated runs.log, each run's report over the last.
+    log = tmp_path / "runs.log"
+    log.write_bytes(b"the report of an earlier run\n")
+    with log.open("ab") as file:
+        write_report(Path(f"/dev/fd/{file.fileno()}"), {"sent": 1})
+    assert log.read_bytes() == b'the report of an earlier run\n{\n  "sent": 1\n}\n'

@@ -74,7 +74,12 @@ def open_output(
     path: Path, mode: str, what: str, hint: str, opener: Opener | None = None
 ) -> IO[bytes]:
     """An output file (dead letters, report, dry-run output), created with its folders; one rpd
-    cannot write is a usage error: "cannot write WHAT PATH: why", then `hint`."""
+    cannot write is a usage error: "cannot write WHAT PATH: why", then `hint`. One of rpd's own
+    descriptors (/dev/stdout, /dev/fd/N) is written at its end, not truncated: opened again,
+    "w" emptied the file the shell's `>>` gave it (`--report /dev/stdout >> runs.log` kept the
+    last run's report alone), and `>` emptied it already."""
+    if mode.startswith("w") and _a_descriptor(path):
+        mode = "a" + mode[1:]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return open(path, mode, opener=opener)
