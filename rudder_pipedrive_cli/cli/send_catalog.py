@@ -18,7 +18,7 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     unknown_keys,
     unset_identity,
 )
-from rudder_pipedrive_cli.core.errors import ConfigError, PlanFailure
+from rudder_pipedrive_cli.core.errors import ConfigError, NeverConnected, PlanFailure, StoppedEarly
 from rudder_pipedrive_cli.core.plans.base import LABELS, PlanConfig
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
 
@@ -199,11 +199,22 @@ def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
     return catalog
 
 
-def listed_with(lists: Callable[[], BlockingClient], config: PlanConfig) -> Callable[[], Catalog]:
-    """`list_catalog` through a client of its own, closed after: a send's."""
+def listed_with(
+    lists: Callable[[], BlockingClient],
+    config: PlanConfig,
+    unreachable: Callable[[], StoppedEarly],
+) -> Callable[[], Catalog]:
+    """`list_catalog` through a client of its own, closed after: a send's. A listing that never
+    connected stops the send (`unreachable`, exit 4) before its first event, where the state's
+    saved listing and a warning would have let each event meet the dead port in turn until the
+    streak of them (http/client.py `Reachability`) stopped it; one that connected and then lost
+    its answer is a failed listing as before."""
 
     def listing() -> Catalog:
         with lists() as client:
-            return list_catalog(client, config)
+            try:
+                return list_catalog(client, config)
+            except NeverConnected:
+                raise unreachable() from None
 
     return listing

@@ -40,10 +40,13 @@ from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_r
 from rudder_pipedrive_cli.cli.screen import plural, say
 from rudder_pipedrive_cli.cli.send_catalog import judge_unset_identity, listed_with, with_catalog
 from rudder_pipedrive_cli.core.errors import (
+    NeverConnected,
     PlanFailure,
     ReadingRefused,
     RpdError,
+    StoppedEarly,
     Terminated,
+    Unreachable,
     stop_in,
 )
 from rudder_pipedrive_cli.core.events import Event
@@ -196,16 +199,23 @@ def debug_log(console: Console, *, enabled: bool) -> Iterator[None]:
 
 
 def enter_account(
-    env: Env, replay_state: ReplayState, lists: Callable[[], BlockingClient], token: str
+    env: Env,
+    replay_state: ReplayState,
+    lists: Callable[[], BlockingClient],
+    token: str,
+    unreachable: Callable[[], StoppedEarly],
 ) -> None:
     """Key the state on the account the token is in (SPEC 5), whatever the URL's spelling, as
     `GET /v1/users/me` says; until then (and when Pipedrive cannot say) it stays keyed as
     `open_state` guessed, and a later run that can ask moves a guess on the URL into the
     account's namespace. A 404 at a URL with a path says it is not Pipedrive's: the run stops
-    before any event."""
+    before any event; so does one that never connected (`unreachable`: exit 4, as the field
+    listing's, send_catalog.py `listed_with`)."""
     url = env.settings.api_url
     with lists() as blocking:  # a 404 raised: before any event, each would fail with it
         answer = ask_account(blocking, url)
+    if isinstance(answer, NeverConnected):
+        raise unreachable()
     if isinstance(answer, PlanFailure):
         if replay_state.namespace.startswith(ACCOUNT):
             env.warn(f"{answer.reason}; using the state of the account {url} led to last time")
@@ -429,14 +439,19 @@ def run_send(
         pacer=client.pacer,
         reach=client.reach,
     )
-    if replay_state is not None:
-        enter_account(env, replay_state, lists, token)
     token_pattern = settings.api_token.pattern()  # the token as it may appear in event data
     renamed = default_dead_letter_path if job.own_dead_letter else None
     letters = DeadLetters(job.dead_letter, token_pattern, renamed)
+    unreachable = partial(client.reach.unreachable, settings.api_url)
+    try:
+        if replay_state is not None:
+            enter_account(env, replay_state, lists, token, unreachable)
+        listed = listed_with(lists, config, unreachable)
+        plan_config = with_catalog(env, config, listing=listed, store=replay_state)
+    except Unreachable as error:  # before the first pass: its report and state as mid-run's
+        return end_first_pass(env, job, tally, letters, replay_state, 0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
-    plan_config = with_catalog(env, config, listing=listed_with(lists, config), store=replay_state)
     survey: Survey | None = None
     if not once:
         # A first pass: what the input's aliases moved (replay.py), and the identities to
@@ -622,7 +637,8 @@ def end_first_pass(
     started: float,
     **ending: Any,
 ) -> ExitStatus:
-    """A run stopped in its first pass, before any event (credentials refused, Ctrl-C, SIGTERM):
+    """A run stopped in its first pass or before it, before any event (credentials refused,
+    Pipedrive unreachable, Ctrl-C, SIGTERM):
     the `read` items the pass took are counted as read, not attempted, and the state's run is
     begun, so that the report is kept there as a stop mid-run's is (`end_run`, with `ending`)."""
     tally.not_attempted = read

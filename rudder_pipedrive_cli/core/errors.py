@@ -91,6 +91,13 @@ class PlanFailure(Exception):
         self.hint = hint  # what to do, when one outside any event stops a command
 
 
+class NeverConnected(PlanFailure):
+    """A request no attempt of which made a connection (refused, no route, a name that does not
+    resolve, timed out connecting): it never reached Pipedrive, where a reset or an answer lost
+    after connecting may have. Raised by the client (http/client.py `UNCONNECTED`); a send stops
+    on one before its first event (Pipedrive unreachable), all else takes it as a PlanFailure."""
+
+
 class Warned(str):
     """A warning: its text, which may quote event data (dry-run shows it), and `redacted`, the same
     in words holding none: what send's summary counts (SPEC 8). A plain `str` warning counts as

@@ -33,6 +33,7 @@ from rudder_pipedrive_cli import __version__
 from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import (
     AuthRefused,
+    NeverConnected,
     PlanFailure,
     RateLimitStop,
     Unreachable,
@@ -76,6 +77,9 @@ NOT_SENT: tuple[type[Exception], ...] = (
     httpx.LocalProtocolError,
     httpx.ProxyError,
 )
+# Of those, the failures to make the connection at all (refused, no route, DNS, timed out
+# connecting): a request whose every attempt failed so raises `NeverConnected`.
+UNCONNECTED: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
 
 
 # Pipedrive is unreachable after this many connection failures in a row (every lane, every
@@ -117,11 +121,17 @@ class Reachability:
             return
         elapsed = self._clock() - self.since
         if self.failures >= UNREACHABLE_FAILURES or elapsed >= UNREACHABLE_SECONDS:
-            raise Unreachable(
-                f"Pipedrive is unreachable at {base_url}: {self.failures} connection failures "
-                f"in a row over {elapsed:.1f} s, no answer between them (last: {self.last})",
-                hint=UNREACHABLE_HINT,
-            )
+            raise self.unreachable(base_url)
+
+    def unreachable(self, base_url: str) -> Unreachable:
+        """The stop the streak so far says: `check`'s, and a send's whose first requests never
+        connected (`NeverConnected`), which need not wait for the rest of the streak."""
+        elapsed = self._clock() - self.since
+        return Unreachable(
+            f"Pipedrive is unreachable at {base_url}: {self.failures} connection failures "
+            f"in a row over {elapsed:.1f} s, no answer between them (last: {self.last})",
+            hint=UNREACHABLE_HINT,
+        )
 
 
 def _json_default(value: Any) -> Any:
@@ -350,7 +360,8 @@ class PipedriveClient:
         except RetryError:
             pass
         last, tried = attempts.last, after_attempts(attempts.sent)
-        raise PlanFailure(
+        failure = NeverConnected if attempts.unconnected == attempts.sent else PlanFailure
+        raise failure(
             f"{request.key}: {last.reason if last else 'no answer'} {tried}",
             stage=request.stage,
             status=last.status if last else None,
@@ -387,6 +398,7 @@ class PipedriveClient:
         except NOT_SENT as error:
             if (refused := untrusted_certificate(error, self.base_url)) is not None:
                 raise refused from None
+            attempts.unconnected += isinstance(error, UNCONNECTED)
             reason = _describe(error) + self._via
             self._no_answer(reason)
             raise attempts.failed(reason) from error

@@ -44,6 +44,7 @@ class Attempts:
     """What happened so far to one logical request."""
 
     sent: int = 0
+    unconnected: int = 0  # attempts that made no connection (http/client.py `UNCONNECTED`)
     failures: int = 0
     limited: int = 0
     strikes: int = 0

@@ -9,19 +9,30 @@ import re
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
+import pytest
 from e2e_support import (
+    TOKEN,
     assert_report_adds_up,
     assert_resumed,
+    holdings,
     identify,
     rpd_send,
     write_events,
 )
 
-from rudder_pipedrive_cli.http.client import UNREACHABLE_FAILURES, UNREACHABLE_HINT
+from rudder_pipedrive_cli.cli.send_catalog import listed_with
+from rudder_pipedrive_cli.core.catalog import Catalog
+from rudder_pipedrive_cli.core.errors import NeverConnected, PlanFailure, Unreachable
+from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.http.client import UNREACHABLE_FAILURES, UNREACHABLE_HINT, Reachability
 from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox.replies import Answer
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 EVENTS = 200
@@ -60,37 +71,118 @@ def journal_and_inflight(state: Path) -> tuple[int, int]:
     return int(journaled), int(inflight)
 
 
-def test_a_dead_port_stops_the_run_with_exit_4_and_nothing_dead_lettered(tmp_path: Path) -> None:
-    # Before: 7 attempts per event, each dead-lettered; 3,000 events took hours.
-    url = f"http://127.0.0.1:{free_port()}"
+def test_a_dead_port_stops_the_send_at_its_first_request_and_the_rerun_sends_all(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Before: the account's and the field listing's failures were warnings, then the events met
+    # the dead port until 20 connection failures in a row stopped the run (52 s by default).
+    # Now the first request that never connected stops it there: nothing read, nothing begun.
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
     events = write_events(
         tmp_path / "events.ndjson",
         [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(EVENTS)],
     )
     state = tmp_path / "state.sqlite"
     run = rpd_send(
-        None, tmp_path, events, state=state, args=("--base-url", url, "--max-retries", "3")
+        None, tmp_path, events, state=state, args=("--base-url", url, "--max-retries", "1", "-q")
     )
 
     assert run.exit_code == 4, run.stderr
-    assert unreachable_error(url).search(run.stderr), run.stderr
+    assert re.fullmatch(
+        rf"error: Pipedrive is unreachable at {re.escape(url)}: 2 connection failures in a row "
+        r"over \d+\.\d s, no answer between them \(last: ConnectError: [^\n]*\)\n"
+        rf"hint: {re.escape(UNREACHABLE_HINT)}\n",
+        run.stderr,
+    ), run.stderr
     assert run.report is not None
-    assert_report_adds_up(run.report)
-    left = run.report["events"]["not_attempted"]
-    # The events in flight and those read ahead: nothing else was read.
-    assert 0 < left <= 8 * 4
+    assert run.report["identities"] is None  # stopped before it chose how to resolve them
     assert run.report["events"] == {
-        "read": left,
+        "read": 0,
         "sent": 0,
         "unchanged": 0,
         "skipped": 0,
         "failed": 0,
-        "not_attempted": left,
     }
     assert run.report["requests"] == {} and run.report["tokens"] == 0
     assert run.report["dead_letter"] is None and not run.dead_letter.exists()
-    assert f"not attempted: {left} events were read but not finished" in run.stderr
-    assert journal_and_inflight(state) == (0, 0)  # lookups only: no write was begun
+    assert journal_and_inflight(state) == (0, 0)
+
+    sandbox = make_sandbox(plan="unlimited", port=port)  # Pipedrive up at last
+    assert_resumed(sandbox, tmp_path, events, state, done=0)
+    assert journal_and_inflight(state) == (EVENTS, 0)
+
+
+LISTINGS = ("/v1/users/me", "Fields", "/leadLabels", "/pipelines", "/stages", "/activityTypes")
+
+
+def listings_dropped(sandbox: Sandbox) -> Sandbox:
+    """`sandbox` closing the connection of each listing (the account's too) without an answer,
+    as `fail_reset` drops a write's: connected, then the answer lost."""
+    handle = sandbox.app.handle
+
+    def dropping(method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        answer = handle(method, target, headers, body)
+        listing = method == "GET" and any(part in target for part in LISTINGS)
+        return replace(answer, drop=True) if listing else answer
+
+    sandbox.app.handle = dropping  # type: ignore[method-assign]
+    return sandbox
+
+
+def sends_listing(url: str) -> Callable[[], Catalog]:
+    """A send's field listing (`listed_with`) at `url`, each request tried once."""
+    reach = Reachability()
+    lists = partial(BlockingClient, token=TOKEN, base_url=url, max_retries=0, reach=reach)
+    return listed_with(lists, PlanConfig(), partial(reach.unreachable, url))
+
+
+def test_a_send_s_listing_that_never_connected_stops_it(tmp_path: Path) -> None:
+    # The account's request comes first and stops a send at a dead port; this one stops a send
+    # whose account answered and whose listing then met a closed port.
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(Unreachable) as stopped:
+        sends_listing(url)()
+    assert re.fullmatch(
+        rf"Pipedrive is unreachable at {re.escape(url)}: \d+ connection failures in a row "
+        r"over \d+\.\d s, no answer between them \(last: ConnectError: [^\n]*\)",
+        stopped.value.message,
+    ), stopped.value.message
+    assert stopped.value.hint == UNREACHABLE_HINT
+
+
+def test_a_send_s_listing_whose_answer_was_lost_is_a_failed_listing(
+    make_sandbox: MakeSandbox,
+) -> None:
+    sandbox = listings_dropped(make_sandbox(plan="unlimited"))
+    with pytest.raises(PlanFailure) as failed:
+        sends_listing(sandbox.url)()
+    assert not isinstance(failed.value, NeverConnected)
+    assert failed.value.reason == (
+        "GET /api/v2/personFields: RemoteProtocolError: Server disconnected without sending a "
+        "response. after 1 attempt"
+    )
+
+
+def test_listings_whose_answers_are_lost_are_warned_and_the_send_goes_on(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Connected, then the connection closed without an answer: Pipedrive may be there, so the
+    # send goes on without the listings, as before.
+    sandbox = listings_dropped(make_sandbox(plan="unlimited"))
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(10)],
+    )
+    run = rpd_send(sandbox, tmp_path, events, args=("--max-retries", "1"))
+
+    assert run.exit_code == 0, run.stderr
+    assert (
+        "warning: GET /api/v2/personFields: RemoteProtocolError: Server disconnected without "
+        "sending a response. after 2 attempts; values will be sent without type conversion\n"
+    ) in run.stderr
+    assert run.report is not None and run.report["events"]["sent"] == 10
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(10)}
 
 
 def test_pipedrive_stopped_mid_run_stops_it_and_the_rerun_resumes(
