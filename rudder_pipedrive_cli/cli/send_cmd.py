@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import account_client, ask_account
+from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES, account_client, ask_account
 from rudder_pipedrive_cli.cli.common import (
     MORE,
     Env,
@@ -445,7 +445,11 @@ def run_send(
     unreachable = partial(client.reach.unreachable, settings.api_url)
     try:
         if replay_state is not None:
-            enter_account(env, replay_state, lists, token, unreachable)
+            # Asked as map-fields and check ask (INTERACTIVE_RETRIES): nothing is sent yet, and
+            # a dead base_url (the sandbox not started) stops the run in a second, not after
+            # the 25 s of retries that carry the events through a network blip.
+            asks = partial(lists, max_retries=min(job.max_retries, INTERACTIVE_RETRIES))
+            enter_account(env, replay_state, asks, token, unreachable)
         listed = listed_with(lists, config, unreachable)
         plan_config = with_catalog(env, config, listing=listed, store=replay_state)
     except Unreachable as error:  # before the first pass: its report and state as mid-run's

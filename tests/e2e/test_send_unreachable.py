@@ -25,6 +25,7 @@ from e2e_support import (
     write_events,
 )
 
+from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES
 from rudder_pipedrive_cli.cli.send_catalog import listed_with
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.errors import NeverConnected, PlanFailure, Unreachable
@@ -111,6 +112,25 @@ def test_a_dead_port_stops_the_send_at_its_first_request_and_the_rerun_sends_all
     sandbox = make_sandbox(plan="unlimited", port=port)  # Pipedrive up at last
     assert_resumed(sandbox, tmp_path, events, state, done=0)
     assert journal_and_inflight(state) == (EVENTS, 0)
+
+
+def test_the_account_request_before_any_event_is_asked_as_check_asks_it(tmp_path: Path) -> None:
+    # Before: with the default --max-retries (6) the account's request was tried 7 times, about
+    # 25 s of back-off, before a dead base_url (the sandbox not started) stopped the send. It is
+    # tried as check and map-fields try theirs (INTERACTIVE_RETRIES): nothing is sent yet.
+    url = f"http://127.0.0.1:{free_port()}"
+    events = write_events(tmp_path / "events.ndjson", [identify("m-0", "u-0", name="User 0")])
+    state = tmp_path / "state.sqlite"
+    run = rpd_send(None, tmp_path, events, state=state, args=("--base-url", url, "-q"))
+
+    assert run.exit_code == 4, run.stderr
+    tries = INTERACTIVE_RETRIES + 1
+    assert re.match(
+        rf"error: Pipedrive is unreachable at {re.escape(url)}: {tries} connection failures in a "
+        r"row over \d+\.\d s",
+        run.stderr,
+    ), run.stderr
+    assert journal_and_inflight(state) == (0, 0)
 
 
 LISTINGS = ("/v1/users/me", "Fields", "/leadLabels", "/pipelines", "/stages", "/activityTypes")
