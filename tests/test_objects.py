@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gzip
 import os
+import socket
 import sys
 import threading
 from datetime import UTC, datetime
@@ -720,6 +721,62 @@ def test_credentials_refused_mid_object_stop_the_read_there(
     )
     assert read == expected_sources(str(root))[:2]  # the objects before it
     assert flaky.paths("open").count(f"{root}/{target}") == 1  # never tried again
+
+
+class Gone(Spy):
+    """A store that cannot be reached from the object `name` on (its endpoint went down):
+    every open from then raises `error`, as connecting does."""
+
+    def __init__(self, fs: Any, name: str, error: Exception) -> None:
+        super().__init__(fs)
+        self.name, self.error, self.down = name, error, False
+
+    def open(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(("open", path))
+        self.down = self.down or path.endswith(self.name)
+        if self.down:
+            raise self.error
+        return self.fs.open(path, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "Connection refused"),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+         "Name or service not known"),
+        (OSError(errno.EHOSTUNREACH, "No route to host"), "No route to host"),
+    ],
+    ids=["refused", "dns", "no-route"],
+)  # fmt: skip
+def test_a_store_that_cannot_be_reached_once_an_objects_tries_run_out_stops_the_read_there(
+    tmp_path: Path, failure: Exception, said: str
+) -> None:
+    """Its endpoint down mid-run (MinIO restarted, a VPN dropped): no connection at all for an
+    object's six tries stops the reader there, as refused credentials do, so the run stops
+    (exit 4) and its rerun reads on from that object. (Each object after it was tried six
+    times, 15.5 s, and failed, a dead letter holding no event: a backfill of thousands went on
+    failing for hours, exit 1.)"""
+    write_folder(tmp_path, backup_objects())
+    target = TIME_ORDER[2]
+    gone = Gone(fsspec.filesystem("file"), target, failure)
+    slept: list[float] = []
+    reader = EventReader(
+        [str(tmp_path)], window=WINDOW, resolver=lambda _: (gone, str(tmp_path)), sleep=slept.append
+    )
+    read: list[tuple[str, str]] = []
+    with pytest.raises(StoppedEarly) as stopped:
+        read.extend((item.source, error(item) or item.raw["messageId"]) for item in reader)
+    assert stopped.value.message == (
+        f"cannot read {tmp_path}/{target}: the store cannot be reached ({said}, 6 tries)"
+    )
+    assert (
+        stopped.value.hint
+        == "check the network and the store's endpoint, then rerun the same command"
+    )
+    assert read == expected_sources(str(tmp_path))[:2]  # the objects before it
+    assert gone.paths("open")[2:] == [f"{tmp_path}/{target}"] * 6  # none after it
+    assert slept == [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 @pytest.mark.parametrize(

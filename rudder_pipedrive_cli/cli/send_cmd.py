@@ -70,7 +70,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     read_now,
     refuse_inside_input_folders,
 )
-from rudder_pipedrive_cli.io.objects import RENEW, url_scheme
+from rudder_pipedrive_cli.io.objects import url_scheme
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     EventReader,
@@ -488,7 +488,9 @@ def run_send(
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
             # the pass read before that object as read, not attempted; the rerun reads it all,
             # but for the objects earlier runs finished.
-            refusal = ReadingRefused(error.message, hint=f"{RENEW}: {FIRST_PASS_RERUN[resumed]}")
+            refusal = ReadingRefused(
+                error.message, hint=f"{error.hint}: {FIRST_PASS_RERUN[resumed]}"
+            )
             return end_first_pass(
                 env, job, tally, letters, replay_state, next(read), started, stopped=refusal
             )

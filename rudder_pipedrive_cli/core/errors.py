@@ -33,8 +33,9 @@ class RateLimitStop(StoppedEarly):
 
 
 class ReadingRefused(StoppedEarly):
-    """The object store refused the credentials: no later object can be read, exit 4. Its hint
-    says to renew them and rerun; what that rerun does is the command's to add."""
+    """The object store refused the credentials, or could not be reached for an object's every
+    try: no later object can be read, exit 4. Its hint says what to mend and to rerun; what
+    that rerun does is the command's to add."""
 
 
 class Unreachable(StoppedEarly):

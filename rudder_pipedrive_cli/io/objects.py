@@ -27,6 +27,7 @@ import io
 import os
 import queue
 import re
+import socket
 import stat
 import threading
 from collections.abc import Callable, Sequence
@@ -269,11 +270,20 @@ class CredentialsRefused(PermissionError):
 
 
 class StoreRefused(ObjectReadError):
-    """What the feed says of refused credentials (`refused_credentials`): the object's stream
-    stops the run there, at its opening or mid-way (`ObjectStream`)."""
+    """What the feed says of refused credentials (`refused_credentials`), or of a store it could
+    not connect to for an object's every try (`UNREACHABLE`): the object's stream stops the run
+    there, at its opening or mid-way (`ObjectStream`), with `hint`."""
+
+    def __init__(self, text: str, hint: str) -> None:
+        super().__init__(text)
+        self.hint = hint
 
 
 RENEW = "renew the credentials, then rerun the same command"  # what to do when they are refused
+REACH = "check the network and the store's endpoint, then rerun the same command"
+# No connection made at all (refused, no route, a name that does not resolve): not the object's
+# fault, so once its tries ran out every later object would fail alike.
+UNREACHABLE = frozenset((errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH))
 
 # Azure's error codes for credentials it does not take (a SAS past its expiry: 403).
 AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticationInfo"))
@@ -433,7 +443,7 @@ class Feed:
                     return False
                 refused = refused_credentials(error)
                 if refused is not None:  # no later object can be read: stop here
-                    self._put((index, StoreRefused(refused)))
+                    self._put((index, StoreRefused(refused, RENEW)))
                     return False
                 looped = isinstance(error, OSError) and error.errno == errno.ELOOP
                 if isinstance(error, (*PERMANENT, ObjectChanged)) or forbidden(error) or looped:
@@ -447,6 +457,10 @@ class Feed:
                     tries, moved_on_at = 0, handed_out
                 if tries >= len(RETRY_DELAYS):
                     tried = f"{tries + 1} tries"
+                    if _unreachable(error):  # no later object can be read either: stop here
+                        gone = f"the store cannot be reached ({_why(error)}, {tried})"
+                        self._put((index, StoreRefused(gone, REACH)))
+                        return False
                     return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
                 self._sleep(RETRY_DELAYS[tries])
                 if self._stop.is_set():  # stopped while it waited: no one to try again for
@@ -466,6 +480,12 @@ def _given(handle: Any) -> str | None:
     (S3's do, io/s3.py), else None."""
     tag = getattr(handle, "etag", None)
     return _version({"ETag": tag}, None) if tag else None
+
+
+def _unreachable(error: Exception) -> bool:
+    return isinstance(error, socket.gaierror) or (
+        isinstance(error, OSError) and error.errno in UNREACHABLE
+    )
 
 
 def _skip(handle: Any, size: int, chunk: int) -> None:
@@ -547,7 +567,7 @@ class ObjectStream(io.RawIOBase):
         assert index == self._index, f"object {index} read as {self._index}"  # a bug if not
         if isinstance(payload, StoreRefused):  # the feed stopped: no later object can be read
             self._ended = True
-            raise ReadingRefused(f"cannot read {self._name}: {payload}", hint=RENEW)
+            raise ReadingRefused(f"cannot read {self._name}: {payload}", hint=payload.hint)
         self._ended = payload is _END or isinstance(payload, ObjectReadError)
         return payload
 

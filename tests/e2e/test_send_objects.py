@@ -63,6 +63,7 @@ from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.io.s3 import S3FileSystem
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -454,6 +455,19 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
         ] * 2
 
 
+def canned_s3_env(server: CannedS3) -> dict[str, str]:
+    """What rpd's environment holds for a send from `server` (no config file of the machine
+    read): its credentials must never be shown."""
+    return {
+        "PIPEDRIVE_API_TOKEN": TOKEN,
+        "AWS_ACCESS_KEY_ID": "AKID",
+        "AWS_SECRET_ACCESS_KEY": "secret-key-never-shown",
+        "AWS_ENDPOINT_URL": server.url,
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    }
+
+
 @pytest.mark.parametrize(
     ("with_state", "rerun"),
     [
@@ -481,13 +495,8 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     with CannedS3(answer) as server:
         env = {
             **CLEAN_ENV,
-            "PIPEDRIVE_API_TOKEN": TOKEN,
-            "AWS_ACCESS_KEY_ID": "AKID",
-            "AWS_SECRET_ACCESS_KEY": "secret-key-never-shown",
+            **canned_s3_env(server),
             "AWS_SESSION_TOKEN": "session-token-never-shown",
-            "AWS_ENDPOINT_URL": server.url,
-            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         }
         report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
         command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
@@ -519,6 +528,58 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
         again = CliRunner().invoke(app, command, env={**renewed, "AWS_ENDPOINT_URL": fixed.url})
     assert again.exit_code == 0, again.stderr
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
+
+
+def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_the_rerun_resumes(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 endpoint goes down after a.json's events are sent (a MinIO restarted, a VPN
+    dropped): b.json's six tries find no one to connect to, and the send stops there (exit 4,
+    what to do said), a.json sent, no failed event and no dead letter; the rerun reads b.json
+    and sends it, a.json not again. (b.json and every object after it failed, each after six
+    tries, 15.5 s: exit 1, dead letters holding no event, a backfill failing for hours.)"""
+    monkeypatch.setattr("rudder_pipedrive_cli.io.objects.RETRY_DELAYS", (0.0,) * 5)
+    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+    keys = {"rs/a.json": line, "rs/b.json": line.replace(b"1", b"2").replace(b'"A"', b'"B"')}
+    down = threading.Event()
+
+    def goes_down(seen: Any, get: int) -> None:
+        if seen.path == "/b/rs/a.json" and get == 2:  # the main pass reads it: the last answer
+            down.set()
+
+    def connect(self: Any, *args: Any) -> Any:
+        if down.is_set():
+            raise ConnectionRefusedError(111, "Connection refused")
+        return real_connect(self, *args)
+
+    real_connect = S3FileSystem._connect
+    monkeypatch.setattr(S3FileSystem, "_connect", connect)
+    answer, gets = bucket("b", keys, goes_down)
+    with CannedS3(answer) as server:
+        env = {**CLEAN_ENV, **canned_s3_env(server)}
+        report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
+        command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
+        command += ["--dead-letter", str(letters), "--base-url", sandbox.url]
+        command += ["--plan", "unlimited", "--state", str(tmp_path / "state.sqlite")]
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr.splitlines()[-2:] == [
+            "error: cannot read s3://b/rs/b.json: the store cannot be reached (Connection "
+            "refused, 6 tries)",
+            "hint: check the network and the store's endpoint, then rerun the same command: it "
+            "resumes at this object",
+        ]
+        assert "never-shown" not in result.output + result.stderr
+        events = orjson.loads(report.read_bytes())["events"]
+        assert (events["read"], events["sent"], events["failed"]) == (1, 1, 0)
+        assert not letters.exists()
+        assert [p["name"] for p in holdings(sandbox).persons] == ["A"]
+
+        down.clear()  # back up
+        again = CliRunner().invoke(app, command, env=env)
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
+    assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 3}  # the rerun reads b.json alone
 
 
 # What a send of the example config lists before its first pass (its rules' pipelines, stages
@@ -558,14 +619,7 @@ def test_a_stop_is_heard_at_once_while_the_main_pass_waits_for_an_object(
     command += ["--state", str(tmp_path / "state.sqlite")]
     with CannedS3(answer) as server:
         env = {name: value for name, value in os.environ.items() if name not in CLEAN_ENV}
-        env |= {
-            "PIPEDRIVE_API_TOKEN": TOKEN,
-            "AWS_ACCESS_KEY_ID": "AKID",
-            "AWS_SECRET_ACCESS_KEY": "secret-key-never-shown",
-            "AWS_ENDPOINT_URL": server.url,
-            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-        }
+        env |= canned_s3_env(server)
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert stalled.wait(60), "the main pass never asked for b.json"
