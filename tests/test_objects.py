@@ -447,6 +447,33 @@ def test_a_listing_refused_says_so_as_a_read_refused_does(refusal: Exception, sa
 
 
 @pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
+         "[Errno 111] Connection refused"),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+         "[Errno -2] Name or service not known"),
+    ],
+    ids=["refused", "dns"],
+)  # fmt: skip
+def test_a_listing_that_cannot_reach_the_store_stops_early_and_names_the_network(
+    failure: Exception, said: str
+) -> None:
+    """No connection for the listing's tries (the endpoint down, a name that does not resolve):
+    stopped early (exit 4), as Pipedrive unreachable is, the network and the endpoint to check,
+    where it was a usage error (exit 2) whose hint was the URL and the credentials."""
+    with pytest.raises(StoppedEarly) as caught:
+        EventReader(["s3://bucket/backups"], resolver=lambda _: (Refusing(failure), "/b"))
+    assert caught.value.message == (
+        f"cannot list s3://bucket/backups: the store cannot be reached ({said})"
+    )
+    assert caught.value.hint == (
+        "check the network and the store's endpoint, then rerun the same command (nothing was "
+        "read or sent)"
+    )
+
+
+@pytest.mark.parametrize(
     ("url", "extra", "package"),
     [
         ("gs://b/p", "gcs", "gcsfs"),

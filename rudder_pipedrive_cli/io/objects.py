@@ -457,7 +457,7 @@ class Feed:
                     tries, moved_on_at = 0, handed_out
                 if tries >= len(RETRY_DELAYS):
                     tried = f"{tries + 1} tries"
-                    if _unreachable(error):  # no later object can be read either: stop here
+                    if unreachable(error):  # no later object can be read either: stop here
                         gone = f"the store cannot be reached ({_why(error)}, {tried})"
                         self._put((index, StoreRefused(gone, REACH)))
                         return False
@@ -482,7 +482,8 @@ def _given(handle: Any) -> str | None:
     return _version({"ETag": tag}, None) if tag else None
 
 
-def _unreachable(error: Exception) -> bool:
+def unreachable(error: Exception) -> bool:
+    """No connection was made at all (`UNREACHABLE`, or a name that does not resolve)."""
     return isinstance(error, socket.gaierror) or (
         isinstance(error, OSError) and error.errno in UNREACHABLE
     )

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
-from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.errors import ReadingRefused, UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
 from rudder_pipedrive_cli.io.objects import (
+    REACH,
     URL,
     Feed,
     ObjectLedger,
@@ -55,6 +56,7 @@ from rudder_pipedrive_cli.io.objects import (
     resolve,
     source_name,
     unfinished,
+    unreachable,
     url_scheme,
 )
 
@@ -753,10 +755,16 @@ def _json_error(data: bytes, exc: orjson.JSONDecodeError, *, whole: bool) -> str
     return f"not valid JSON: {exc.msg} at {where}"
 
 
-def listing_refused(path: str, error: Exception) -> UsageError:
+def listing_refused(path: str, error: Exception) -> UsageError | ReadingRefused:
     """`path` could not be listed: a store's refusal names its credentials; a local folder's (a
     subfolder rpd may not open) names the folder refused and its permissions (it was 'access
-    denied', and the hint asked for a URL's and a provider's credentials)."""
+    denied', and the hint asked for a URL's and a provider's credentials); a store that could
+    not be reached stops the command early (exit 4), as Pipedrive unreachable does."""
+    if unreachable(error):  # nothing wrong with the URL or the credentials: a rerun may do
+        return ReadingRefused(
+            f"cannot list {path}: the store cannot be reached ({listing_error(error)})",
+            hint=f"{REACH} (nothing was read or sent)",
+        )
     if url_scheme(path) is None and isinstance(error, OSError):
         refused = f" ({error.filename})" if error.filename and error.filename != path else ""
         return UsageError(

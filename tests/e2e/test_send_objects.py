@@ -7,6 +7,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -455,14 +456,40 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
         ] * 2
 
 
-def canned_s3_env(server: CannedS3) -> dict[str, str]:
-    """What rpd's environment holds for a send from `server` (no config file of the machine
-    read): its credentials must never be shown."""
+@pytest.mark.parametrize("command", ["dry-run", "send"])
+def test_a_store_unreachable_at_the_listing_stops_early_with_exit_4(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: str
+) -> None:
+    """AWS_ENDPOINT_URL naming a store that is down (a port nobody listens on): one error
+    naming the network, exit 4, nothing read or sent and no secret shown, where it was exit 2
+    with the hint to check the URL and the credentials, which were right."""
+    monkeypatch.setitem(S3FileSystem.__init__.__kwdefaults__, "delays", ())  # no backoff
+    with socket.socket() as closed:  # bound, not listening: a connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        env = {**CLEAN_ENV, **canned_s3_env(f"http://127.0.0.1:{port}")}
+        args = [command, "s3://b/rs", "--config", str(EXAMPLE_CONFIG)]
+        if command == "send":
+            args += ["--sandbox", "--report", str(tmp_path / "report.json")]
+        result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 4, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "error: cannot list s3://b/rs: the store cannot be reached ([Errno 111] Connection "
+        "refused)",
+        "hint: check the network and the store's endpoint, then rerun the same command (nothing "
+        "was read or sent)",
+    ]
+    assert "never-shown" not in result.output + result.stderr
+
+
+def canned_s3_env(endpoint: str) -> dict[str, str]:
+    """What rpd's environment holds for a send from the S3 at `endpoint` (no config file of the
+    machine read): its credentials must never be shown."""
     return {
         "PIPEDRIVE_API_TOKEN": TOKEN,
         "AWS_ACCESS_KEY_ID": "AKID",
         "AWS_SECRET_ACCESS_KEY": "secret-key-never-shown",
-        "AWS_ENDPOINT_URL": server.url,
+        "AWS_ENDPOINT_URL": endpoint,
         "AWS_CONFIG_FILE": "/nonexistent/aws-config",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     }
@@ -495,7 +522,7 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     with CannedS3(answer) as server:
         env = {
             **CLEAN_ENV,
-            **canned_s3_env(server),
+            **canned_s3_env(server.url),
             "AWS_SESSION_TOKEN": "session-token-never-shown",
         }
         report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
@@ -556,7 +583,7 @@ def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_th
     monkeypatch.setattr(S3FileSystem, "_connect", connect)
     answer, gets = bucket("b", keys, goes_down)
     with CannedS3(answer) as server:
-        env = {**CLEAN_ENV, **canned_s3_env(server)}
+        env = {**CLEAN_ENV, **canned_s3_env(server.url)}
         report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
         command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
         command += ["--dead-letter", str(letters), "--base-url", sandbox.url]
@@ -619,7 +646,7 @@ def test_a_stop_is_heard_at_once_while_the_main_pass_waits_for_an_object(
     command += ["--state", str(tmp_path / "state.sqlite")]
     with CannedS3(answer) as server:
         env = {name: value for name, value in os.environ.items() if name not in CLEAN_ENV}
-        env |= canned_s3_env(server)
+        env |= canned_s3_env(server.url)
         process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert stalled.wait(60), "the main pass never asked for b.json"
