@@ -335,3 +335,25 @@ def test_keys_that_need_encoding_are_listed_and_read(s3: S3) -> None:
     [item] = EventReader(["s3://backups/enc"])
     assert (item.source, error(item)) == ("s3://backups/enc/a b+ü/x=y&z.json:1", "")
     assert s3.proxy.recorder.requests[-1] == ("GET", "/backups/enc/a%20b%2B%C3%BC/x%3Dy%26z.json")
+
+
+def test_keys_with_an_empty_folder_name_are_listed_and_read(s3: S3) -> None:
+    """A key holding `//` (a backup prefix given with a trailing slash: `rudder//src/gw/...`)
+    is below a folder whose name is empty, which no path names by itself: its objects were
+    left out without a word (only c.json read; of the backup below, nothing)."""
+    s3.upload(backup_objects(), prefix="lay/")  # lay//src-a/gw/2024-05-01/...
+    read = [
+        (item.source, item.raw["messageId"])
+        for item in EventReader(["s3://backups/lay"], window=WINDOW)
+    ]
+    assert read == expected_sources("s3://backups/lay/")  # in time order, the window's only
+
+    line = b'{"type": "identify", "userId": "u", "messageId": "%s"}\n'
+    names = {"/x.json": line % b"x", "a//b.json": line % b"b", "c.json": line % b"c"}
+    s3.upload(names, prefix="dbl")
+    items = list(EventReader(["s3://backups/dbl"]))
+    assert [(item.source, error(item) or item.raw["messageId"]) for item in items] == [
+        ("s3://backups/dbl//x.json:1", "x"),
+        ("s3://backups/dbl/a//b.json:1", "b"),
+        ("s3://backups/dbl/c.json:1", "c"),
+    ]

@@ -166,20 +166,28 @@ def list_objects(
         elif not_files is not None:
             not_files.append((shown(entry), kind))
 
+    def every(path: str, below: str) -> None:
+        """Each object `fs.find(path)` lists whose name begins with `below`."""
+        for entry in fs.find(path, detail=True).values():
+            name = entry["name"]
+            # A name ending in / is a folder's placeholder (S3's and GCS's consoles make them),
+            # no object: opened without its slash, it is not found.
+            if name.startswith(below) and not _hidden(name, path) and not name.endswith("/"):
+                add(entry)
+
     def visit(path: str) -> None:
         if is_day_folder(path):
             if window.day_may_touch(path.rpartition("/")[2]):
-                for entry in fs.find(path, detail=True).values():
-                    # A name ending in / is a folder's placeholder (S3's and GCS's consoles make
-                    # them), no object: opened without its slash, it is not found.
-                    if not _hidden(entry["name"], path) and not entry["name"].endswith("/"):
-                        add(entry)
+                every(path, path)
             return
         for entry in fs.ls(path, detail=True):
             name = entry["name"].rstrip("/")
-            if name == path or _hidden(name, path):
+            if _hidden(name, path):
                 continue
-            if entry["type"] == "directory":
+            if name == path:  # the folder itself, or a folder below it whose name is empty
+                if entry["type"] == "directory":  # keys holding // (a prefix given as rs/):
+                    every(path, path + "//")  # no path names it, so all below it, unpruned
+            elif entry["type"] == "directory":
                 visit(name)
             else:
                 add(entry)
