@@ -569,6 +569,56 @@ def test_credentials_refused_mid_run_stop_the_read_at_that_object(
     assert TOKEN not in caught.value.message and SECRET not in caught.value.message
 
 
+SKEWED = Answer(
+    403,
+    {},
+    error_xml(
+        "RequestTimeTooSkewed",
+        "The difference between the request time and the current time is too large.",
+        RequestTime="20261207T103000Z",
+        ServerTime="2026-12-07T10:00:00Z",
+        MaxAllowedSkewMilliseconds="900000",
+    ),
+)
+CLOCK = "set this machine's clock right (NTP), then rerun the same command"
+
+
+def test_a_clock_s3_finds_too_far_from_its_own_is_said_at_the_listing_and_stops_a_read(
+    canned: tuple[CannedS3, list[Any]],
+) -> None:
+    """S3 refuses every request signed more than 15 minutes from its time (a VM or container
+    whose clock drifted): said as such, what to do the clock, where it read 'access denied',
+    the credentials' hint (a data engineer checked IAM), and each object failed alike."""
+    server, script = canned
+    script.append(SKEWED)
+    fs = fs_for(server)
+    with pytest.raises(UsageError) as listing:
+        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
+    assert (listing.value.message, listing.value.hint) == (
+        "cannot list s3://b/rs: S3 refused the request for s3://b/rs/: this machine's clock is "
+        "wrong (S3's time is 2026-12-07T10:00:00Z, more than 15 minutes away) "
+        "(RequestTimeTooSkewed)",
+        f"{CLOCK} (nothing was read or sent)",
+    )
+
+    line = b'{"type": "identify", "userId": "u", "messageId": "m"}\n'
+    keys = {"rs/a.json": line, "rs/b.json": line, "rs/c.json": line}
+    answer, _ = bucket("b", keys, lambda seen, _: SKEWED if seen.path == "/b/rs/b.json" else None)
+    script[:] = [answer]
+    reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=[].append)
+    read: list[tuple[str, str]] = []
+    with pytest.raises(StoppedEarly) as stopped:
+        read.extend((item.source, error(item)) for item in reader)
+    assert read == [("s3://b/rs/a.json:1", "")]
+    assert (stopped.value.message, stopped.value.hint) == (
+        "cannot read s3://b/rs/b.json: S3 refused the request for s3://b/rs/b.json: this "
+        "machine's clock is wrong (S3's time is 2026-12-07T10:00:00Z, more than 15 minutes "
+        "away) (RequestTimeTooSkewed)",
+        CLOCK,
+    )
+    assert "/b/rs/c.json" not in [seen.path for seen in server.seen]
+
+
 def test_a_broken_aws_config_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
     config = write(tmp_path / "config", "[profile x\nregion = eu-west-1\n")
     with pytest.raises(UsageError) as caught:

@@ -272,9 +272,21 @@ class ObjectChanged(ObjectReadError):
     """The object changed between two tries: reading on would mix two versions."""
 
 
+RENEW = "renew the credentials, then rerun the same command"  # what to do when they are refused
+
+
 class CredentialsRefused(PermissionError):
     """The store refused the credentials themselves (an expired session token, a key it does
-    not know), not one object: every object after it would fail alike."""
+    not know), not one object: every object after it would fail alike; `hint` says what to do."""
+
+    hint = RENEW
+
+
+class ClockSkewed(CredentialsRefused):
+    """The store refused a request signed at a time too far from its own (S3: 15 minutes):
+    this machine's clock is wrong, and every later request would be refused alike."""
+
+    hint = "set this machine's clock right (NTP), then rerun the same command"
 
 
 class StoreRefused(ObjectReadError):
@@ -287,7 +299,6 @@ class StoreRefused(ObjectReadError):
         self.hint = hint
 
 
-RENEW = "renew the credentials, then rerun the same command"  # what to do when they are refused
 REACH = "check the network and the store's endpoint, then rerun the same command"
 # No connection made at all (refused, no route, a name that does not resolve): not the object's
 # fault, so once its tries ran out every later object would fail alike.
@@ -451,7 +462,8 @@ class Feed:
                     return False
                 refused = refused_credentials(error)
                 if refused is not None:  # no later object can be read: stop here
-                    self._put((index, StoreRefused(refused, RENEW)))
+                    hint = error.hint if isinstance(error, CredentialsRefused) else RENEW
+                    self._put((index, StoreRefused(refused, hint)))
                     return False
                 looped = isinstance(error, OSError) and error.errno == errno.ELOOP
                 if isinstance(error, (*PERMANENT, ObjectChanged)) or forbidden(error) or looped:

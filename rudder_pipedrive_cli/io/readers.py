@@ -43,6 +43,7 @@ from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
 from rudder_pipedrive_cli.io.objects import (
     REACH,
     URL,
+    ClockSkewed,
     Feed,
     ObjectLedger,
     ObjectReadError,
@@ -771,9 +772,13 @@ def listing_refused(path: str, error: Exception) -> UsageError | ReadingRefused:
             f"cannot list {path}: {error.strerror or error}{refused}",
             hint="check the folder's permissions (nothing was read or sent)",
         )
+    todo = (
+        error.hint
+        if isinstance(error, ClockSkewed)
+        else "check the URL and the provider's credentials"
+    )
     return UsageError(
-        f"cannot list {path}: {listing_error(error)}",
-        hint="check the URL and the provider's credentials (nothing was read or sent)",
+        f"cannot list {path}: {listing_error(error)}", hint=f"{todo} (nothing was read or sent)"
     )
 
 

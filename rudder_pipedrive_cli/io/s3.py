@@ -41,7 +41,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote_plus, urlsplit
 
 from rudder_pipedrive_cli.core.errors import UsageError
-from rudder_pipedrive_cli.io.objects import RETRY_DELAYS, CredentialsRefused, ObjectChanged
+from rudder_pipedrive_cli.io.objects import (
+    RETRY_DELAYS,
+    ClockSkewed,
+    CredentialsRefused,
+    ObjectChanged,
+)
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # every request rpd sends has an empty body
 NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
@@ -157,6 +162,13 @@ def answer_error(status: int, body: bytes, what: str) -> OSError:
     code, message = _error_text(body, "Code"), " ".join(_error_text(body, "Message").split())[:200]
     if status == 404 or code in ("NoSuchKey", "NoSuchBucket"):
         return FileNotFoundError(f"no such bucket or object: {what}")
+    if code == "RequestTimeTooSkewed":  # said as access denied, it sent people to their IAM
+        server = _error_text(body, "ServerTime")
+        said = f"S3's time is {server}, " if server else ""
+        return ClockSkewed(
+            f"S3 refused the request for {what}: this machine's clock is wrong ({said}more than "
+            "15 minutes away) (RequestTimeTooSkewed)"
+        )
     if code in CREDENTIALS_GONE:  # the credentials, not this object: nothing more can be read
         return CredentialsRefused(f"S3 refused the credentials ({code}) for {what}")
     if status == 403:
