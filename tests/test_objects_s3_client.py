@@ -666,6 +666,31 @@ def test_a_server_that_never_answers_times_out_and_is_tried_again() -> None:
     assert slept == [0.5, 1.0]  # three tries, each timed out
 
 
+def test_a_connection_not_made_in_time_is_a_store_unreachable_not_a_read_s_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A firewall that drops the packets (no S3 endpoint or NAT in the VPC): the connect
+    timeout, after the listing's tries, stops early (exit 4) naming the network, where it was
+    'timed out', exit 2, and the hint the URL and the credentials. A read's timeout (a server
+    that accepted and never answers) stays one, above."""
+
+    def connect(self: http.client.HTTPConnection) -> None:
+        raise TimeoutError("timed out")  # what socket.create_connection raises then
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", connect)
+    fs = S3FileSystem(
+        lambda: Credentials("AKID", SECRET), endpoint="http://s3.internal", sleep=[].append
+    )
+    with pytest.raises(StoppedEarly) as caught:
+        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
+    assert (caught.value.message, caught.value.hint) == (
+        "cannot list s3://b/rs: the store cannot be reached ([Errno 110] connecting to "
+        "s3.internal timed out)",
+        "check the network and the store's endpoint, then rerun the same command (nothing was "
+        "read or sent)",
+    )
+
+
 class _CutAnswer:
     """A GET's answer of 10 bytes whose stream ends after `given` bytes: at the end of the
     body (`read` answers b"") or in a read (http.client's IncompleteRead, with `partial`)."""

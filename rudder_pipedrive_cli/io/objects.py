@@ -300,9 +300,11 @@ class StoreRefused(ObjectReadError):
 
 
 REACH = "check the network and the store's endpoint, then rerun the same command"
-# No connection made at all (refused, no route, a name that does not resolve): not the object's
-# fault, so once its tries ran out every later object would fail alike.
-UNREACHABLE = frozenset((errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH))
+# No connection made at all (refused, no route, none in time, a name that does not resolve):
+# not the object's fault, so once its tries ran out every later object would fail alike.
+UNREACHABLE = frozenset(
+    (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT)
+)
 
 # Azure's error codes for credentials it does not take (a SAS past its expiry: 403).
 AZURE_CREDENTIALS_GONE = frozenset(("AuthenticationFailed", "InvalidAuthenticationInfo"))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import errno
 import hashlib
 import hmac
 import http.client
@@ -564,6 +565,13 @@ class S3FileSystem:
             connection.connect()
             if connection.sock is not None:
                 connection.sock.settimeout(read_timeout)
+        except TimeoutError as error:
+            connection.close()
+            if error.errno is not None:
+                raise
+            # The socket's own timeout ('timed out', no errno) is also a read's: this one made
+            # no connection (a firewall dropping packets), so it is the kernel's ETIMEDOUT.
+            raise TimeoutError(errno.ETIMEDOUT, f"connecting to {host} timed out") from None
         except BaseException:
             connection.close()
             raise
