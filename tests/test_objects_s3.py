@@ -357,3 +357,34 @@ def test_keys_with_an_empty_folder_name_are_listed_and_read(s3: S3) -> None:
         ("s3://backups/dbl/a//b.json:1", "b"),
         ("s3://backups/dbl/c.json:1", "c"),
     ]
+
+
+def test_an_archived_object_says_it_must_be_restored_and_is_not_tried_again(s3: S3) -> None:
+    """An old backup a lifecycle rule moved to Glacier: S3 answers its GET 403
+    InvalidObjectState, which read 'access denied (check the credentials)', the credentials
+    that had just listed it. The object fails, once, and the others are read."""
+    line = b'{"type": "identify", "userId": "u", "messageId": "%s"}\n'
+    for name, storage in [
+        ("a.json", "STANDARD"),
+        ("b.json", "GLACIER"),
+        ("c.json", "DEEP_ARCHIVE"),
+    ]:
+        s3.client.put_object(
+            Bucket="backups", Key=f"gl/{name}", Body=line % name[:1].encode(), StorageClass=storage
+        )
+    items = list(EventReader(["s3://backups/gl"], sleep=[].append))
+    archived = (
+        "cannot read object: it is archived (a Glacier storage class: S3's InvalidObjectState) "
+        "and must be restored before it can be read: restore it (aws s3api restore-object), "
+        "then rerun"
+    )
+    assert [(item.source, error(item) or item.raw["messageId"]) for item in items] == [
+        ("s3://backups/gl/a.json:1", "a"),
+        ("s3://backups/gl/b.json", archived),
+        ("s3://backups/gl/c.json", archived),
+    ]
+    assert sorted(object_gets(s3.proxy.recorder.requests, "backups")) == [
+        "gl/a.json",
+        "gl/b.json",
+        "gl/c.json",
+    ]

@@ -158,6 +158,13 @@ CREDENTIALS_GONE = frozenset(
 )
 
 
+# A GET of an object a lifecycle rule moved to Glacier Flexible Retrieval or Deep Archive.
+ARCHIVED = (
+    "it is archived (a Glacier storage class: S3's InvalidObjectState) and must be restored "
+    "before it can be read: restore it (aws s3api restore-object), then rerun"
+)
+
+
 def answer_error(status: int, body: bytes, what: str) -> OSError:
     """The error an S3 answer other than 2xx stands for."""
     code, message = _error_text(body, "Code"), " ".join(_error_text(body, "Message").split())[:200]
@@ -170,6 +177,8 @@ def answer_error(status: int, body: bytes, what: str) -> OSError:
             f"S3 refused the request for {what}: this machine's clock is wrong ({said}more than "
             "15 minutes away) (RequestTimeTooSkewed)"
         )
+    if code == "InvalidObjectState":  # 403, said as access denied: it sent people to their IAM
+        return S3Error(ARCHIVED, transient=False)
     if code in CREDENTIALS_GONE:  # the credentials, not this object: nothing more can be read
         return CredentialsRefused(f"S3 refused the credentials ({code}) for {what}")
     if status == 403:
