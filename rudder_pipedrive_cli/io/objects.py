@@ -184,9 +184,11 @@ def list_objects(
             name = entry["name"].rstrip("/")
             if _hidden(name, path):
                 continue
-            if name == path:  # the folder itself, or a folder below it whose name is empty
-                if entry["type"] == "directory":  # keys holding // (a prefix given as rs/):
-                    every(path, path + "//")  # no path names it, so all below it, unpruned
+            if name == path:  # the folder itself, or (named PATH/) a folder below it whose name
+                # is empty, keys holding // (a prefix set as rs/): no path names it by itself,
+                # so all below it, unpruned by the window.
+                if entry["type"] == "directory" and entry["name"] == path + "/":
+                    every(path, path + "//")
             elif entry["type"] == "directory":
                 visit(name)
             else:

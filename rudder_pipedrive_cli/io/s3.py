@@ -608,8 +608,14 @@ def parse_listing(body: bytes, bucket: str) -> tuple[list[dict[str, Any]], str |
         value = node.findtext(f"{NAMESPACE}{name}") or ""
         return unquote_plus(value) if encoded else value
 
+    # A folder named without its delimiter: rs// (a folder whose name is empty, below rs) is
+    # BUCKET/rs/, not BUCKET/rs, the folder listed (io/objects.py list_objects).
     entries: list[dict[str, Any]] = [
-        {"name": f"{bucket}/{text(node, 'Prefix').rstrip('/')}", "type": "directory", "size": 0}
+        {
+            "name": f"{bucket}/{text(node, 'Prefix').removesuffix('/')}",
+            "type": "directory",
+            "size": 0,
+        }
         for node in root.iterfind(f"{NAMESPACE}CommonPrefixes")
     ]
     for node in root.iterfind(f"{NAMESPACE}Contents"):
