@@ -87,12 +87,20 @@ UNCONNECTED: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTim
 # (exit 4) instead of trying every event 7 times (a dead port took hours for 3,000 events).
 UNREACHABLE_FAILURES = 20
 UNREACHABLE_SECONDS = 60.0
+
+
 # Said by every command (map-fields, check and init too): what resumes is a send's.
-UNREACHABLE_HINT = (
-    "check the network and base_url / company_domain, then rerun the same command (a send "
-    "resumes: events not attempted are sent then; writes left in flight are reconciled, not "
-    "repeated)"
-)
+def unreachable_hint(proxy: str = "") -> str:
+    """What to check, the proxy first when the clients connect through one (its variable)."""
+    through = f"the proxy in ${proxy}, " if proxy else ""
+    return (
+        f"check {through}the network and base_url / company_domain, then rerun the same command "
+        "(a send resumes: events not attempted are sent then; writes left in flight are "
+        "reconciled, not repeated)"
+    )
+
+
+UNREACHABLE_HINT = unreachable_hint()
 
 
 class Reachability:
@@ -105,6 +113,9 @@ class Reachability:
         self.failures = 0
         self.since = 0.0  # when the streak began
         self.last = ""
+        # The variable naming the proxy the clients connect through (PipedriveClient sets it):
+        # a connection never made is then the proxy's, which the stop names.
+        self.proxy = ""
 
     def answered(self) -> None:
         self.failures = 0
@@ -127,10 +138,11 @@ class Reachability:
         """The stop the streak so far says: `check`'s, and a send's whose first requests never
         connected (`NeverConnected`), which need not wait for the rest of the streak."""
         elapsed = self._clock() - self.since
+        via = f" through the proxy in ${self.proxy}" if self.proxy else ""
         return Unreachable(
-            f"Pipedrive is unreachable at {base_url}: {self.failures} connection failures "
+            f"Pipedrive is unreachable at {base_url}{via}: {self.failures} connection failures "
             f"in a row over {elapsed:.1f} s, no answer between them (last: {self.last})",
-            hint=UNREACHABLE_HINT,
+            hint=unreachable_hint(self.proxy),
         )
 
 
@@ -302,6 +314,8 @@ class PipedriveClient:
         proxy, through = (None, []) if is_loopback(url.host) else serving_proxy(url)
         # A connection failure through a proxy says so: the proxy may be what is unreachable.
         self._via = f" (through the proxy in ${through[0]})" if through else ""
+        if through:
+            self.reach.proxy = through[0]
         try:
             self._lanes = [
                 httpx.AsyncClient(

@@ -157,6 +157,32 @@ def sends_listing(url: str) -> Callable[[], Catalog]:
     return listed_with(lists, PlanConfig(), partial(reach.unreachable, url))
 
 
+def test_a_proxy_that_cannot_be_reached_is_named_in_the_stop_and_its_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: 'Pipedrive is unreachable at URL', hint 'check the network and base_url /
+    # company_domain', both right: a send through a proxy connects to the proxy alone, so a
+    # connection never made is the proxy's (one that cannot reach Pipedrive answers 502).
+    for name in ("https_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
+    url = "https://acme.pipedrive.com"
+    events = write_events(tmp_path / "events.ndjson", [identify("m-0", "u-0", name="User 0")])
+    run = rpd_send(None, tmp_path, events, args=("--base-url", url, "-q"))
+
+    assert run.exit_code == 4, run.stderr
+    tries = INTERACTIVE_RETRIES + 1
+    assert re.fullmatch(
+        rf"error: Pipedrive is unreachable at {re.escape(url)} through the proxy in \$HTTPS_PROXY: "
+        rf"{tries} connection failures in a row over \d+\.\d s, no answer between them \(last: "
+        r"ConnectError: [^\n]*\(through the proxy in \$HTTPS_PROXY\)\)\n"
+        r"hint: check the proxy in \$HTTPS_PROXY, the network and base_url / company_domain, "
+        r"then rerun the same command \(a send resumes: [^\n]*\)\n",
+        run.stderr,
+    ), run.stderr
+    assert run.report is not None and run.report["events"]["read"] == 0
+
+
 def test_a_send_s_listing_that_never_connected_stops_it(tmp_path: Path) -> None:
     # The account's request comes first and stops a send at a dead port; this one stops a send
     # whose account answered and whose listing then met a closed port.
