@@ -473,6 +473,16 @@ def test_https_proxy_unless_no_proxy_names_the_host() -> None:
     assert caught.value.message == "HTTPS_PROXY must be an http:// proxy URL (got scheme 'socks5')"
 
 
+def through_a_proxy(port: int) -> S3FileSystem:
+    """S3 on AWS through a loopback proxy at `port`, with credentials in its URL; no retries."""
+    return S3FileSystem(
+        lambda: Credentials("AKID", SECRET),
+        region="eu-west-1",
+        env={"HTTPS_PROXY": f"http://user:pw@127.0.0.1:{port}"},
+        delays=(),
+    )
+
+
 def test_an_https_endpoint_is_reached_through_the_proxy_s_tunnel() -> None:
     # A loopback "proxy" that records the CONNECT, accepts it, then closes: the TLS handshake
     # fails, but the tunnel was asked for the bucket's host on AWS.
@@ -491,12 +501,7 @@ def test_an_https_endpoint_is_reached_through_the_proxy_s_tunnel() -> None:
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    fs = S3FileSystem(
-        lambda: Credentials("AKID", SECRET),
-        region="eu-west-1",
-        env={"HTTPS_PROXY": f"http://user:pw@127.0.0.1:{port}"},
-        delays=(),
-    )
+    fs = through_a_proxy(port)
     with pytest.raises(OSError):
         fs.open("backups/k")
     thread.join(5)
@@ -505,6 +510,20 @@ def test_an_https_endpoint_is_reached_through_the_proxy_s_tunnel() -> None:
     lines = request.decode().split("\r\n")
     assert lines[0] == "CONNECT backups.s3.eu-west-1.amazonaws.com:443 HTTP/1.0"
     assert "Proxy-Authorization: Basic dXNlcjpwdw==" in lines
+
+
+def test_a_proxy_that_cannot_be_reached_is_named_as_what_the_store_cannot_be_reached_by() -> None:
+    """$HTTPS_PROXY on a port nothing listens at: the listing stops early (exit 4) saying the
+    connection refused was the proxy's, where it read 'the store cannot be reached ([Errno 111]
+    Connection refused)' and a data engineer checked the store's endpoint, which was right."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert listing_stopped(through_a_proxy(port)) == (
+        "cannot list s3://b/rs: the store cannot be reached ([Errno 111] Connection refused, "
+        "connecting to the proxy in $HTTPS_PROXY)",
+        UNREACHABLE_LISTING_HINT,
+    )
 
 
 # -- the feed over S3's answers ------------------------------------------------------------------
@@ -681,14 +700,24 @@ def test_a_connection_not_made_in_time_is_a_store_unreachable_not_a_read_s_timeo
     fs = S3FileSystem(
         lambda: Credentials("AKID", SECRET), endpoint="http://s3.internal", sleep=[].append
     )
-    with pytest.raises(StoppedEarly) as caught:
-        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
-    assert (caught.value.message, caught.value.hint) == (
+    assert listing_stopped(fs) == (
         "cannot list s3://b/rs: the store cannot be reached ([Errno 110] connecting to "
         "s3.internal timed out)",
-        "check the network and the store's endpoint, then rerun the same command (nothing was "
-        "read or sent)",
+        UNREACHABLE_LISTING_HINT,
     )
+
+
+UNREACHABLE_LISTING_HINT = (
+    "check the network and the store's endpoint, then rerun the same command (nothing was read "
+    "or sent)"
+)
+
+
+def listing_stopped(fs: S3FileSystem) -> tuple[str, str]:
+    """What the stop says of reading s3://b/rs from `fs`: its message and hint."""
+    with pytest.raises(StoppedEarly) as caught:
+        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
+    return caught.value.message, caught.value.hint
 
 
 class _CutAnswer:

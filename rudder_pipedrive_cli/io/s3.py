@@ -557,6 +557,7 @@ class S3FileSystem:
     def _connect(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         connect_timeout, read_timeout = self._timeouts
         connection: http.client.HTTPConnection
+        proxy = None  # http:// endpoints (a MinIO) are reached directly
         if scheme == "https":
             if self._context is None:
                 self._context = ssl.create_default_context(cafile=self._ca_bundle)
@@ -574,17 +575,26 @@ class S3FileSystem:
             connection.connect()
             if connection.sock is not None:
                 connection.sock.settimeout(read_timeout)
-        except TimeoutError as error:
+        except BaseException as error:
+            # No socket yet through a proxy: it is the proxy that was not reached, not the store.
+            unmade = connection.sock is None and proxy is not None
             connection.close()
-            if error.errno is not None:
+            if not isinstance(error, OSError):
                 raise
-            # The socket's own timeout ('timed out', no errno) is also a read's: this one made
-            # no connection (a firewall dropping packets), so it is the kernel's ETIMEDOUT.
-            raise TimeoutError(errno.ETIMEDOUT, f"connecting to {host} timed out") from None
-        except BaseException:
-            connection.close()
+            what = f"the proxy in ${_proxy_variable(self._env)}" if unmade else host
+            if isinstance(error, TimeoutError) and error.errno is None:
+                # The socket's own timeout ('timed out', no errno) is also a read's: this one
+                # made no connection (a firewall dropping packets): the kernel's ETIMEDOUT.
+                raise TimeoutError(errno.ETIMEDOUT, f"connecting to {what} timed out") from None
+            if unmade and error.errno is not None:
+                raise type(error)(error.errno, f"{error.strerror}, connecting to {what}") from None
             raise
         return connection
+
+
+def _proxy_variable(env: Mapping[str, str]) -> str:
+    """The variable `proxy_for` took the proxy from."""
+    return "HTTPS_PROXY" if env.get("HTTPS_PROXY") else "https_proxy"
 
 
 def _split(path: str) -> tuple[str, str]:
