@@ -325,6 +325,11 @@ class IdentityStore:
             person = into
         return person
 
+    def cached_for(self, kind: str, key: str) -> PdId | None:
+        """The record cached for identity `key` ("person": after merges, "org") that still holds
+        it (`owned`). `known_ref`, once an event, reads the two itself behind `rekeyed`."""
+        return self.owned(kind, key, self.person_id(key) if kind == "person" else self.org_id(key))
+
     def owned(self, kind: str, key: str, record: PdId | None) -> PdId | None:
         """`record`, cached for identity `key`, unless an external id has since written another
         identity into its identity field and no alias has named `key` its own since

@@ -691,7 +691,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
     # index that gave it. Most events learned nothing, and nothing is pending: straight to search.
     stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
     if (known.pending or ctx.merged) and not stale and entity is PERSON:
-        cached = known.owned(PERSON.kind, key, known.person_id(key))
+        cached = known.cached_for(PERSON.kind, key)
         if cached is not None:  # known_ref left it: a merge may have moved it
             if cached in ctx.merged:  # settled earlier in this event
                 cached = ctx.merged[cached]
@@ -767,7 +767,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
                 cached = (
                     ctx.identities[slot]
                     if slot in ctx.identities
-                    else known.owned(PERSON.kind, target, known.person_id(target))
+                    else known.cached_for(PERSON.kind, target)
                 )
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
                 while (asked := probe.request) is not None:
@@ -1238,8 +1238,7 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
         return
     if getattr(ctx.config, entity.setting):
         known = ctx.known
-        cached = known.person_id(key) if entity is PERSON else known.org_id(key)
-        holders = {known.owned(entity.kind, key, cached)}  # not one given another identity since
+        holders = {known.cached_for(entity.kind, key)}  # not one given another identity since
         if (index := ctx.index) is not None and index.covers(entity.kind):
             holders.update(index.lookup(entity.kind, key))
         others = sorted((h for h in holders if h is not None and h != ref.id), key=id_order)
