@@ -9,7 +9,7 @@ import typer
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import account_client
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_read_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for
 from rudder_pipedrive_cli.cli.screen import say
 from rudder_pipedrive_cli.core.account import USERS_ME, USERS_ME_REQUEST, not_pipedrive
@@ -113,7 +113,7 @@ def token_finding(response: ApiResponse) -> Finding:
     )
 
 
-@handle_read_errors
+@handle_errors
 def check_command(
     plan: opt.PlanOpt = None,
     base_url: opt.BaseUrlOpt = None,
@@ -170,7 +170,7 @@ def check_command(
     if checks.failed > len(catalog.failed):  # a check that was made failed: the config's fault
         raise typer.Exit(int(ExitStatus.USAGE))
     incomplete = next(iter(catalog.failed.values()), None)  # a listing Pipedrive refused
-    status = ExitStatus.OK if incomplete is None else exit_status_for(incomplete, reading=True)
+    status = ExitStatus.OK if incomplete is None else exit_status_for(incomplete)
     raise typer.Exit(int(status))
 
 
@@ -186,4 +186,4 @@ def stop(checks: Checklist, error: RpdError | PlanFailure, subject: str = "token
             hint = f"is {where} and reachable? then try again"
     checks.add(Finding(level="fail", subject=subject, message=message, hint=hint))
     say(checks.env.out, checks.summary())
-    return exit_status_for(error, reading=True)
+    return exit_status_for(error)

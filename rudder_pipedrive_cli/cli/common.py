@@ -220,17 +220,9 @@ def stdout_to_devnull() -> None:
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Render rpd's errors as one or two lines and exit with the right code (SPEC 6)."""
-    return _handled(command, reading=False)
+    """Render rpd's errors as one or two lines and exit with the right code (SPEC 6); a request
+    that failed outside any event exits as `exits.request_failed` says."""
 
-
-def handle_read_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """`handle_errors` for a command that only reads Pipedrive (check, map-fields, init,
-    dry-run): a request that failed outside any event exits as `exits.request_failed` says."""
-    return _handled(command, reading=True)
-
-
-def _handled(command: Callable[P, R], *, reading: bool) -> Callable[P, R]:
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         verbose = bool(kwargs.get("verbose"))
@@ -266,7 +258,7 @@ def _handled(command: Callable[P, R], *, reading: bool) -> Callable[P, R]:
                 hint = error.hint or ("try again later" if error.retryable else "")
                 if error.retryable and error.status is None:
                     hint = NO_ANSWER_HINT
-                status = exit_status_for(error, reading=reading)
+                status = exit_status_for(error)
                 shown = RpdError(error.reason, hint=hint)
             else:  # a bug: say so in two lines
                 shown, status = internal_error(error), ExitStatus.INTERNAL

@@ -19,7 +19,7 @@ from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.common import (
     Env,
     command_env,
-    handle_read_errors,
+    handle_errors,
     late_events,
     note_finished_objects,
     note_late_events,
@@ -160,7 +160,7 @@ def named_on_error(sink: IO[bytes], output: Path) -> Iterator[None]:
         raise output_error(output, "--output", OUTPUT[1], error) from None
 
 
-@handle_read_errors
+@handle_errors
 def dry_run_command(
     paths: opt.PathsArg,
     format: Annotated[

@@ -32,10 +32,8 @@ class ExitStatus(enum.IntEnum):
     PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away (`rpd dry-run ... | head`)
 
 
-def exit_status_for(error: BaseException, *, reading: bool = False) -> ExitStatus:
-    """The exit status of a command `error` stopped; `reading`: a command that only reads
-    Pipedrive (check, map-fields, init, dry-run), where a request that failed outside any event
-    is `request_failed`'s, not a send's."""
+def exit_status_for(error: BaseException) -> ExitStatus:
+    """The exit status of a command `error` stopped."""
     if isinstance(error, Terminated):
         return ExitStatus.TERMINATED
     if isinstance(error, KeyboardInterrupt):
@@ -44,20 +42,21 @@ def exit_status_for(error: BaseException, *, reading: bool = False) -> ExitStatu
         return ExitStatus.AUTH_REFUSED
     if isinstance(error, StoppedEarly):
         return ExitStatus.STOPPED_EARLY
-    if reading and isinstance(error, PlanFailure):
+    if isinstance(error, PlanFailure):  # a request outside any event: no event failed
         return request_failed(error)
-    # Any other of rpd's errors (UsageError, ConfigError) is a usage error; a PlanFailure outside
-    # any event of a send (a listing it cannot start without) fails as events do.
+    # Any other of rpd's errors (UsageError, ConfigError) is a usage error.
     return ExitStatus.USAGE if isinstance(error, RpdError) else ExitStatus.EVENTS_FAILED
 
 
 def request_failed(failure: PlanFailure) -> ExitStatus:
-    """A request that failed outside any event of a command that only reads Pipedrive: it has no
-    event to fail (1). One a rerun later may get through (no answer at all, a 5xx, 408 or 429
-    with its retries spent, a 2xx answer that is not Pipedrive's envelope: `retryable`) stopped
-    it early, as Pipedrive unreachable stops a send (4); one Pipedrive refused for good (a 4xx:
-    a listing the server at base_url does not have) is the config's or the account's to change
-    (2), as a check that fails on what Pipedrive answered is."""
+    """A request that failed outside any event, stopping the command before it had an event to
+    fail (not 1): in check, map-fields, init and dry-run --lookups, and a send's listing it
+    cannot start without (a field mapped by its name). One a rerun later may get through (no
+    answer at all, a 5xx, 408 or 429 with its retries spent, a 2xx answer that is not
+    Pipedrive's envelope: `retryable`) stopped it early, as Pipedrive unreachable does (4); one
+    Pipedrive refused for good (a 4xx: a listing the server at base_url does not have) is the
+    config's or the account's to change (2), as a check that fails on what Pipedrive answered
+    is."""
     return ExitStatus.STOPPED_EARLY if failure.retryable else ExitStatus.USAGE
 
 

@@ -28,7 +28,7 @@ from rudder_pipedrive_cli.cli.common import (
     READING_A_TERMINAL,
     Env,
     command_env,
-    handle_read_errors,
+    handle_errors,
     make_consoles,
     no_space,
     stdin_is_interactive,
@@ -239,7 +239,7 @@ def cannot_write(target: Path, reason: str, output: str | None, config: str | No
     return UsageError(f"cannot write {target}: {reason}", hint=elsewhere(output, config))
 
 
-@handle_read_errors
+@handle_errors
 def init_command(
     from_rudderstack_path: Annotated[
         Path | None,

@@ -17,7 +17,7 @@ from rudder_pipedrive_cli.cli.account import (
     labels_note,
     listing_refused,
 )
-from rudder_pipedrive_cli.cli.common import Env, command_env, handle_read_errors
+from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for
 from rudder_pipedrive_cli.cli.render import plain
 from rudder_pipedrive_cli.cli.screen import write_document
@@ -126,7 +126,7 @@ def options_text(info: FieldInfo) -> str:
     return ", ".join(f"{label}={oid}" for label, oid in info.options.items())
 
 
-@handle_read_errors
+@handle_errors
 def map_fields_command(
     entity: Annotated[
         str,
@@ -195,4 +195,4 @@ def map_fields_command(
         for name, failure in catalog.failed.items():
             env.warn(f"{failure.reason}; {LISTS.get(name, name)} not listed")
     if failures:
-        raise typer.Exit(int(exit_status_for(failures[0], reading=True)))
+        raise typer.Exit(int(exit_status_for(failures[0])))

@@ -2,7 +2,7 @@
 init from the account), by SPEC 6, over real loopback HTTP: 4 when Pipedrive is unreachable (a
 closed port), keeps failing (5xx, its retries spent) or the daily budget is spent; 3 when it
 refuses the token. Each says the one line it said when all of them exited 1, a code for failed
-events these commands do not have (send's stop before any event keeps it:
+events these commands do not have (as send's stop on a listing before any event now exits:
 tests/e2e/test_send_catalog.py). An answer that is not Pipedrive's envelope (an HTML page):
 tests/http/test_http_malformed_answers.py."""
 

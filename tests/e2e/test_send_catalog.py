@@ -22,6 +22,7 @@ from e2e_support import (
     write_config,
     write_events,
 )
+from test_map_fields import GoneFields
 
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -97,7 +98,9 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
 
     run = rpd_send(sandbox, tmp_path, events, config=config, args=("--max-retries", "0"))
 
-    assert run.exit_code == 1
+    # SPEC 6: stopped early, a rerun later may get past the 5xx (exit 4, as check, map-fields,
+    # init and dry-run --lookups stop on it); it was 1, a code for failed events, none failed.
+    assert run.exit_code == 4
     error, hint = run.stderr.splitlines()[-2:]
     assert error.startswith("error: GET /api/v2/personFields: HTTP 5")
     assert error.endswith(
@@ -113,6 +116,34 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
         "GET /api/v2/dealFields": 1,
         "GET /v1/leadLabels": 1,
     }
+
+
+def test_a_listing_refused_for_good_that_a_mapped_name_needs_stops_the_run_exit_2(
+    make_sandbox: MakeSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The person fields' listing answers 404: no rerun gets past it, the config's base_url is
+    to check (exit 2, as check, map-fields, init and dry-run --lookups say of it); it was 1, a
+    code for failed events, though none was sent."""
+    sandbox = make_sandbox(plan="unlimited")
+    monkeypatch.setattr(routes, "FIELDS", GoneFields("person"))
+    config = tmp_path / "by-name.toml"
+    config.write_text(
+        example_without_rules().replace("[fields.persons]", '[fields.persons]\njob = "Role"')
+    )
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann", job="CTO")])
+
+    run = rpd_send(sandbox, tmp_path, events, config=config)
+
+    assert (run.exit_code, run.stderr.splitlines()[-1:]) == (
+        2,
+        [
+            "error: listing person fields failed: HTTP 404 Not found (Please check "
+            "developers.pipedrive.com for more information about Pipedrive API.); without it "
+            "fields.persons.job = 'Role' cannot be resolved"
+        ],
+    )
+    assert run.report is None
+    assert not {"POST", "PATCH", "PUT"} & {key.split()[0] for key in sandbox.stats()["requests"]}
 
 
 def test_the_report_s_duration_includes_the_field_listings(
