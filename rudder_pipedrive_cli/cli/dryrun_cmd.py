@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from functools import partial
 from itertools import islice
@@ -33,10 +33,11 @@ from rudder_pipedrive_cli.cli.identities import identity_ways
 from rudder_pipedrive_cli.cli.render import PROSE, planned_line, print_dry_run_summary
 from rudder_pipedrive_cli.cli.screen import say_text
 from rudder_pipedrive_cli.cli.send_catalog import (
+    account_reached,
     applied,
     judge_config,
     judge_unset_identity,
-    list_catalog,
+    listed_with,
     with_catalog,
 )
 from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
@@ -247,14 +248,19 @@ def dry_run_command(
             # The lookups are counted apart: the plan counts each search it would make, and a
             # lookup that answers one is that same search, made now. A preview at a terminal:
             # retried as map-fields and check are (cli/account.py), not for a send's 25 s.
-            from rudder_pipedrive_cli.cli.account import account_client, ask_account
+            from rudder_pipedrive_cli.cli.account import account_client
+            from rudder_pipedrive_cli.http.client import Reachability
 
-            made = Tally()
-            client = stack.enter_context(account_client(env, tally=made))
-            if state_path is not None:  # a send with a state asks who it is first: as it, stop
-                ask_account(client, settings.api_url)  # where each lookup would answer 404
+            made, reach = Tally(), Reachability()
+            client = stack.enter_context(account_client(env, tally=made, reach=reach))
+            # Where a send stops before its first event, so does its preview: a request that
+            # never connected (Pipedrive unreachable, exit 4), in the send's words.
+            unreachable = partial(reach.unreachable, settings.api_url)
+            if state_path is not None:  # a send with a state asks who it is first: as it,
+                # stop where each lookup would answer 404, or never connect
+                account_reached(client, settings.api_url, unreachable)
             # As a send: each listing on its own, a failed one from the state when it saved one.
-            listing = partial(list_catalog, client, plan_config)
+            listing = listed_with(lambda: nullcontext(client), plan_config, unreachable)
             plan_config = with_catalog(
                 env, plan_config, listing=listing, store=replay_state, preview=True
             )

@@ -5,6 +5,7 @@ one the state saved), and what can only fail refused before any event."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sized
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from rudder_pipedrive_cli.core.plans.base import LABELS, PlanConfig
 from rudder_pipedrive_cli.io.catalog_cache import FieldStore, live_or_cached
 
 if TYPE_CHECKING:  # dry-run, offline, imports this module and no httpx
+    from rudder_pipedrive_cli.core.account import Account
     from rudder_pipedrive_cli.http.blocking import BlockingClient
 
 
@@ -51,13 +53,12 @@ def with_catalog(
     (Pipedrive unreachable stops the run).
 
     `rpd dry-run --lookups` (`preview`) plans with the same catalog, warnings and unresolved
-    rules: it keeps nothing in the state, warns of what a send refuses to start on instead of
-    refusing it, and stops when the listing got no answer at all (its lookups would get none).
+    rules, and stops where a send stops (a listing that never connected: its `listed_with`): it
+    keeps nothing in the state and warns of what a send refuses to start on instead of refusing
+    it.
     """
     sourced = live_or_cached(listing, store, keep=not preview)
     catalog, failure = sourced.catalog, sourced.failure
-    if preview and failure is not None and failure.status is None:  # Pipedrive unreachable
-        raise failure
     if catalog is None:  # the listing failed, and no earlier send saved one
         reason = failure.reason if failure is not None else "no field listing"
         stop_unless_resolved(config, ENTITIES, reason, failure)
@@ -199,16 +200,31 @@ def list_catalog(client: BlockingClient, config: PlanConfig) -> Catalog:
     return catalog
 
 
+def account_reached(
+    client: BlockingClient, url: str, unreachable: Callable[[], StoppedEarly]
+) -> Account | PlanFailure:
+    """`ask_account`'s answer; a request that never connected stops the command before any
+    event (`unreachable`, exit 4), as `listed_with`'s listing does: a send's, and dry-run
+    --lookups' with a state (a send with one asks it first)."""
+    from rudder_pipedrive_cli.cli.account import ask_account  # httpx: not for an offline dry-run
+
+    answer = ask_account(client, url)
+    if isinstance(answer, NeverConnected):
+        raise unreachable()
+    return answer
+
+
 def listed_with(
-    lists: Callable[[], BlockingClient],
+    lists: Callable[[], AbstractContextManager[BlockingClient]],
     config: PlanConfig,
     unreachable: Callable[[], StoppedEarly],
 ) -> Callable[[], Catalog]:
-    """`list_catalog` through a client of its own, closed after: a send's. A listing that never
-    connected stops the send (`unreachable`, exit 4) before its first event, where the state's
-    saved listing and a warning would have let each event meet the dead port in turn until the
-    streak of them (http/client.py `Reachability`) stopped it; one that connected and then lost
-    its answer is a failed listing as before."""
+    """`list_catalog` through the client `lists` gives: a send's, of its own, closed after;
+    dry-run --lookups', its lookups' too. A listing that never connected stops the send
+    (`unreachable`, exit 4) before its first event, where the state's saved listing and a
+    warning would have let each event meet the dead port in turn until the streak of them
+    (http/client.py `Reachability`) stopped it; one that connected and then lost its answer is
+    a failed listing as before (a warning, and the send goes on)."""
 
     def listing() -> Catalog:
         with lists() as client:

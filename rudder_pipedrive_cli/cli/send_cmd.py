@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import options as opt
-from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES, account_client, ask_account
+from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES, account_client
 from rudder_pipedrive_cli.cli.common import (
     MORE,
     Env,
@@ -38,9 +38,13 @@ from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report, send_again
 from rudder_pipedrive_cli.cli.screen import plural, say
-from rudder_pipedrive_cli.cli.send_catalog import judge_unset_identity, listed_with, with_catalog
+from rudder_pipedrive_cli.cli.send_catalog import (
+    account_reached,
+    judge_unset_identity,
+    listed_with,
+    with_catalog,
+)
 from rudder_pipedrive_cli.core.errors import (
-    NeverConnected,
     PlanFailure,
     ReadingRefused,
     RpdError,
@@ -213,9 +217,7 @@ def enter_account(
     listing's, send_catalog.py `listed_with`)."""
     url = env.settings.api_url
     with lists() as blocking:  # a 404 raised: before any event, each would fail with it
-        answer = ask_account(blocking, url)
-    if isinstance(answer, NeverConnected):
-        raise unreachable()
+        answer = account_reached(blocking, url, unreachable)
     if isinstance(answer, PlanFailure):
         if replay_state.namespace.startswith(ACCOUNT):
             env.warn(f"{answer.reason}; using the state of the account {url} led to last time")

@@ -23,6 +23,7 @@ from test_map_fields import (
 )
 from test_send_security import exhaust_budget
 
+from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT
 from rudder_pipedrive_cli.sandbox import routes
 
 COMMANDS = {
@@ -67,9 +68,19 @@ def test_pipedrive_unreachable_exits_4_with_the_same_line(command: str) -> None:
             "1 of 2 checks failed",
         ],
     }
-    for other in ("map-fields", "dry-run", "init"):
+    for other in ("map-fields", "init"):
         said[other] = [f"error: GET /api/v2/personFields: {refused}", NO_ANSWER]
-    assert run(command, url) == (4, "\n".join(said[command]) + "\n")
+    # dry-run --lookups stops as the send it previews does, in its words (the seconds vary).
+    said["dry-run"] = [
+        f"error: Pipedrive is unreachable at {url}: 3 connection failures in a row over 9.9 s, "
+        "no answer between them (last: ConnectError: All connection attempts failed)",
+        f"hint: {UNREACHABLE_HINT}",
+    ]
+    code, text = run(command, url)
+    assert (code, re.sub(r"over \d+\.\d s", "over 9.9 s", text)) == (
+        4,
+        "\n".join(said[command]) + "\n",
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -14,8 +14,11 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import orjson
 import pytest
 from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
     TOKEN,
     assert_report_adds_up,
     assert_resumed,
@@ -24,14 +27,17 @@ from e2e_support import (
     rpd_send,
     write_events,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.send_catalog import listed_with
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.errors import NeverConnected, PlanFailure, Unreachable
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import UNREACHABLE_FAILURES, UNREACHABLE_HINT, Reachability
+from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.replies import Answer
 
@@ -229,6 +235,63 @@ def test_listings_whose_answers_are_lost_are_warned_and_the_send_goes_on(
     ) in run.stderr
     assert run.report is not None and run.report["events"]["sent"] == 10
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(10)}
+
+
+def dry_run_lookups(url: str, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """`rpd dry-run --lookups` of ten identifies at `url` in-process: its exit and stderr."""
+    events = write_events(
+        tmp_path / "events.ndjson",
+        [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(10)],
+    )
+    command = ["dry-run", str(events), "--config", str(EXAMPLE_CONFIG), "--lookups"]
+    command += ["--base-url", url, "--plan", "unlimited", "-o", str(tmp_path / "plan"), *args]
+    result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize("state", [(), ("--state", "state.sqlite")])
+def test_dry_run_lookups_at_a_dead_port_stops_with_the_send_s_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: tuple[str, ...]
+) -> None:
+    # Before: 'error: GET /api/v2/personFields: ConnectError: ... after 3 attempts' (with a
+    # state, after the account's 3 attempts, its failure unsaid), hint 'check the network and
+    # base_url / company_domain (or --base-url), then try again': the send's stop in other words.
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}"
+    if state:
+        ReplayState.open(tmp_path / "state.sqlite", "").close()
+    code, stderr = dry_run_lookups(url, tmp_path, *state)
+
+    assert code == 4, stderr
+    tries = INTERACTIVE_RETRIES + 1  # the first request's: the account's with a state
+    assert re.fullmatch(
+        rf"error: Pipedrive is unreachable at {re.escape(url)}: {tries} connection failures in a "
+        r"row over \d+\.\d s, no answer between them \(last: ConnectError: [^\n]*\)\n"
+        rf"hint: {re.escape(UNREACHABLE_HINT)}\n",
+        stderr,
+    ), stderr
+
+
+def test_dry_run_lookups_whose_listings_answers_are_lost_plans_as_the_send_goes_on(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Before: stopped at the first listing, exit 4, no plan ('error: GET /api/v2/personFields:
+    # RemoteProtocolError: ...'), where the send warns and sends every event (the test above).
+    sandbox = listings_dropped(make_sandbox(plan="unlimited"))
+    code, stderr = dry_run_lookups(sandbox.url, tmp_path, "--format", "ndjson")
+
+    warned = [line for line in stderr.splitlines() if line.startswith(("warning", "error"))]
+    assert (code, warned) == (
+        0,
+        [
+            "warning: GET /api/v2/personFields: RemoteProtocolError: Server disconnected without "
+            "sending a response. after 3 attempts; values will be sent without type conversion",
+            "warning: track #2.pipeline = 'Sales' (and 2 more) cannot be resolved without the "
+            "listings: the events of those track rules fail (retryable)",
+        ],
+    )
+    planned = [orjson.loads(line) for line in (tmp_path / "plan").read_bytes().splitlines()]
+    assert [record["outcome"] for record in planned] == ["planned"] * 10
 
 
 def test_pipedrive_stopped_mid_run_stops_it_and_the_rerun_resumes(
