@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable, Mapping
 from typing import Literal
 
+from rudder_pipedrive_cli.core.plans.alias import MERGE
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -29,6 +30,7 @@ CREATED = {
     "POST /api/v2/activities": "activity",
     "POST /v1/notes": "note",
 }
+MERGED = "PUT " + MERGE  # a merge's `ApiRequest.key`
 # A person's records listed offline: none (v1 listings page by offset, v2 by cursor).
 NONE_V1 = ApiResponse(status=200, data=[], additional_data={"pagination": {}})
 NONE_V2 = ApiResponse(status=200, data=[], additional_data={"next_cursor": None})
@@ -64,7 +66,12 @@ class OfflineResponder:
             placeholder = f"{{{entity}:{request.query.get('term')}}}"
             return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
         body = request.body or {}
-        if (kind := CREATED.get(key)) is None:  # updates, merges, single-record reads: echoed
+        if key == MERGED:  # the survivor, as v1 answers; its organization unknown here: no
+            # org_id, so the plan takes the one its cache knows (plans/common.joined_org)
+            merged = request.path.rsplit("/", 2)[-2]  # /v1/persons/{id}/merge
+            survivor = {"id": body.get("merge_with_id"), "merge_what_id": merged}
+            return ApiResponse(status=200, data=survivor)
+        if (kind := CREATED.get(key)) is None:  # updates, single-record reads: echoed
             return ApiResponse(status=200, data={"id": request.path.rsplit("/", 1)[-1], **body})
         if kind != "person" and kind != "org":
             return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})

@@ -14,12 +14,12 @@ def alias(**fields: object) -> dict[str, object]:
     return {"type": "alias", "previousId": "old", "userId": "new", **fields}
 
 
-def merge(previous: int, survivor: int, status: int = 200) -> Call:
+def merge(previous: int, survivor: int, status: int = 200, **answer: object) -> Call:
     return Call(
         method="PUT",
         path=f"/v1/persons/{previous}/merge",
         body={"merge_with_id": survivor},
-        response=ok({"id": survivor}, status=status),
+        response=ok({"id": survivor, **answer}, status=status),
     )
 
 
@@ -45,6 +45,39 @@ CASES = [
             "identities": MERGED,
             "lead_origins": {8: frozenset({"rpd:a", "rpd:b"})},
         },
+    ),
+    Case(
+        name="merge: the survivor is in the organization its answer names (the merged one's)",
+        raw=alias(),
+        persons={"old": 7, "new": 8},
+        memberships={7: 500},
+        calls=[merge(7, 8, org_id=500, merge_what_id=7)],
+        expect={"status": "sent", "identities": MERGED, "memberships": {8: 500}},
+    ),
+    Case(
+        name="merge: an answer naming no organization forgets the one known of the survivor",
+        raw=alias(),
+        persons={"old": 7, "new": 8},
+        memberships={8: 300},
+        calls=[merge(7, 8, org_id=None)],
+        expect={"status": "sent", "memberships": {8: None}},
+    ),
+    Case(
+        name="merge: an answer that does not say (offline) gives a survivor in none the merged "
+        "person's organization",
+        raw=alias(),
+        persons={"old": 7, "new": 8},
+        memberships={7: 500},
+        calls=[merge(7, 8)],
+        expect={"status": "sent", "memberships": {8: 500}},
+    ),
+    Case(
+        name="merge: an answer that does not say leaves the survivor's own organization",
+        raw=alias(),
+        persons={"old": 7, "new": 8},
+        memberships={7: 500, 8: 300},
+        calls=[merge(7, 8)],
+        expect={"status": "sent", "memberships": {}},
     ),
     Case(
         name="only previous found: re-keyed to the userId, with mapped traits",

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from rudder_pipedrive_cli.core.plans.alias import MERGE
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH
 from rudder_pipedrive_cli.core.protocol import ApiRequest
@@ -75,3 +76,11 @@ def test_searches_find_nothing_or_a_placeholder_and_listings_are_empty() -> None
     for responder in (missing, existing):
         assert responder(ApiRequest("GET", "/v1/notes", "/v1/notes", "s")) is NONE_V1
         assert responder(ApiRequest("GET", "/api/v2/deals", "/api/v2/deals", "s")) is NONE_V2
+
+
+def test_a_merge_answers_with_the_survivor_and_no_organization_which_it_cannot_know() -> None:
+    merge = ApiRequest(
+        "PUT", "/v1/persons/7/merge", MERGE, "merge persons", None, {"merge_with_id": 8}
+    )
+    merged = OfflineResponder(CONFIG)(merge)
+    assert (merged.status, merged.data) == (200, {"id": 8, "merge_what_id": "7"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import quoted
 from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
@@ -113,6 +115,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     still there (gone: the merge is done). False: not made now, found done before (the previous
     person, found by search, is gone while the survivor is there: SPEC 5's done)."""
     stage = "merge persons"
+    said: list[Any] = [None]  # the merged person, as a merge made now answers it
 
     def answered(response: ApiResponse, lost: str) -> bool:
         if not lost:  # answered, never in doubt: no mark is left to settle
@@ -130,7 +133,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
             return False  # gone though a search just found it (its index lags a merge): below
         if response.status in GONE:
             raise gone(PERSON, previous, response, stage)
-        expect(response, stage)
+        said[0] = expect(response, stage).data
         return True
 
     path, body = f"/v1/persons/{previous.id}/merge", {"merge_with_id": current.id}
@@ -164,5 +167,5 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         if there.status in GONE:
             raise gone(PERSON, current, there, stage)
         expect(there, "reconcile merge")
-    merge_done(ctx, previous.id, current.id)
+    merge_done(ctx, previous.id, current.id, said[0])
     return bool(made)

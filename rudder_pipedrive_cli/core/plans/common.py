@@ -917,12 +917,14 @@ def aliased_lead(key: str) -> str:
 LISTED = ("emails", "phones")  # a person's fields that hold lists
 
 
-def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
+def merge_done(ctx: Ctx, previous: PdId, current: PdId, merged: Any = None) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
-    nobody listed may have moved there)."""
+    nobody listed may have moved there). Its organization: as `merged` (the merge's answer, the
+    survivor) names it (`joined_org`)."""
     ctx.learning()
     ctx.merged[previous] = current
+    joined_org(ctx, previous, current, merged)
     origins = ctx.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
@@ -945,6 +947,27 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId) -> None:
             times[key] = gone[key]
     if times:
         ctx.recency[("person", current)] = times
+
+
+def joined_org(ctx: Ctx, previous: PdId, current: PdId, merged: Any) -> None:
+    """The survivor's organization after a merge, for the deals, activities and notes made for
+    it next: as the merge's answer (the merged person, v1 `org_id`) names it; an answer that
+    does not say (dry-run's offline one, a merge settled without its answer) leaves it as known,
+    the survivor's own, else the merged person's, which Pipedrive gives a survivor without one
+    (SPEC 1: the survivor's values win, the merged person's fill its empty ones)."""
+    memberships, known = ctx.memberships, ctx.known
+    own = memberships.get(current, known.person_org(current))
+    if type(merged) is dict and "org_id" in merged:
+        org = org_of(merged)
+        if org is None and own is None:
+            return
+    elif own is None:
+        org = memberships.get(previous, known.person_org(previous))
+        if org is None:
+            return
+    else:
+        return
+    memberships[current] = org  # None: in no organization now, the one known forgotten
 
 
 class MergeCheck(Probe):
