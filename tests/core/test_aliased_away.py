@@ -9,6 +9,7 @@ from typing import Any
 
 from helpers_core import (
     CONFIG,
+    ROLE,
     USER_FIELD,
     check,
     create_person,
@@ -33,7 +34,7 @@ IDENTIFY_A: dict[str, Any] = {"type": "identify", "userId": "u-a", "traits": {"n
 def warning(target: str, pid: int) -> str:
     return (
         f"userId u-a not found: the input aliases it to {target}, whose person {pid} is taken "
-        "as its own (an earlier alias merged or re-keyed it)"
+        "as its own (the alias makes them one person: none is created for it)"
     )
 
 
@@ -48,9 +49,28 @@ def test_its_person_is_the_one_of_the_userid_it_was_aliased_to() -> None:
     )
     assert isinstance(outcome.warnings[0], Warned)
     assert outcome.warnings[0].redacted == (
-        "a userId not found is taken as the person of the userId the input aliases it to (an "
-        "earlier alias merged or re-keyed it)"
+        "a userId not found is taken as the person of the userId the input aliases it to (the "
+        "alias makes them one person: none is created for it)"
     )
+
+
+def test_on_a_first_run_its_warning_claims_no_earlier_alias_but_the_one_to_come() -> None:
+    """identify u-b, identify u-a, alias u-a -> u-b, on a first run: u-a's identify takes u-b's
+    person, as a rerun without the state must (no second person), where no alias had merged or
+    re-keyed anything yet; its warning said one had. The alias then finds one person."""
+    aliased = replace(CONFIG, aliases={"u-a": "u-b"})
+    known = IdentityStore()
+    b_body = {"name": "B", "custom_fields": {USER_FIELD: "u-b"}}
+    identify_b = {"type": "identify", "userId": "u-b", "traits": {"name": "B"}}
+    known.learn(run(identify_b, [search_person("u-b"), create_person(b_body, 42)], config=aliased))
+    a_traits = {"type": "identify", "userId": "u-a", "traits": {"role": "CTO"}}
+    calls = [search_person("u-a"), patch_person(42, {"custom_fields": {ROLE: "CTO"}})]
+    taken = run(a_traits, calls, config=aliased, known=known)
+    check(taken, status="sent", warnings=[warning("u-b", 42)])
+    assert "earlier" not in taken.warnings[0] and "earlier" not in taken.warnings[0].redacted
+    known.learn(taken)
+    alias = {"type": "alias", "previousId": "u-a", "userId": "u-b"}
+    check(run(alias, [], config=aliased, known=known), status="unchanged", warnings=[])
 
 
 def test_a_chain_of_aliases_is_followed() -> None:

@@ -239,8 +239,8 @@ ALIASED = archive(identify("cur"), ALIAS)
 LATER_OBJECT = key("src-a", MAY_1, 10, "i-1", stamp(10), stamp(10, 10))
 LATER = archive({**identify("old"), "timestamp": "2024-05-01T10:00:00Z"})
 ALIASED_AWAY = (  # the report's warning line, once
-    "  1  a userId not found is taken as the person of the userId the input aliases it to (an "
-    "earlier alias merged or re-keyed it)"
+    "  1  a userId not found is taken as the person of the userId the input aliases it to (the "
+    "alias makes them one person: none is created for it)"
 )
 
 

@@ -888,8 +888,9 @@ def index_listing(index: IdentityIndex, entity: Entity, key: str | None = None) 
 
 def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], via: Via) -> Ref:
     """The person of a userId Pipedrive does not find while the input aliases it to another
-    (issue 20): an earlier run's alias merged or re-keyed it into the person of the userId it
-    was aliased to (`target`, whose records are `ids`), which keeps its own userId. Found
+    (issue 20): that alias makes it the person of the userId it is aliased to (`target`, whose
+    records are `ids`), which keeps its own userId; a rerun without the state finds it merged or
+    re-keyed there by the alias's earlier run, a first run before the alias has run. Found
     (cached or by search, following a chain of aliases: `find`), that person is the userId's: no
     second person is created, no lead is made twice (that person's leads are listed) and the
     alias merges nothing again. Not found either, the userId's person is created as usual.
@@ -899,14 +900,19 @@ def aliased_away(ctx: Ctx, key: str, target: str, ids: list[PdId], via: Via) -> 
     ref = Ref(id=lowest(ids), via=via, key=target if via == "cache" else key)
     ctx.warnings.append(
         Warned(
-            f"{aliased_lead(key)}{quoted(target)}, whose person "
-            f"{ref.id} is taken as its own (an earlier alias merged or re-keyed it)",
-            "a userId not found is taken as the person of the userId the input aliases "
-            "it to (an earlier alias merged or re-keyed it)",
+            f"{aliased_lead(key)}{quoted(target)}, whose person {ref.id} is taken as its own "
+            f"{ALIAS_MAKES}",
+            f"a userId not found is taken as the person of the userId the input aliases it to "
+            f"{ALIAS_MAKES}",
         )
     )
     ctx.learn(PERSON, key, ref)
     return ref
+
+
+# Why (true whether the alias comes later in this run or ran before: a claim that an earlier
+# alias had merged or re-keyed it was false on a first run, where none had).
+ALIAS_MAKES = "(the alias makes them one person: none is created for it)"
 
 
 def aliased_lead(key: str) -> str:
