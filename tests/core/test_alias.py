@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers_core import ROLE, USER_FIELD, Call, Case, ok, patch_person, search_person
+from helpers_core import ROLE, USER_FIELD, Call, Case, check, ok, patch_person, run, search_person
 
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
@@ -222,3 +222,23 @@ def test_memory_known_forgets_a_lead_list_made_incomplete() -> None:
     known.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
     known.learn(Outcome(status="sent", lead_origins={5: None}))
     assert known.lead_origins(5) is None
+
+
+def test_an_alias_of_a_previous_id_merged_before_merges_the_person_it_was_merged_into() -> None:
+    """identify a, identify b, alias a -> b (a's person 1 merged into b's 2), identify c, alias
+    a -> c: a's person is 2 now (the cache follows the merge, SPEC 4: it maps previousId and userId
+    to the survivor), so 2 is merged into c's 3, b's userId with it; not `unchanged`."""
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+    from rudder_pipedrive_cli.core.protocol import Outcome
+
+    known = IdentityStore()
+    known.learn(Outcome(status="sent", identities={("person", "a"): 1, ("person", "b"): 2}))
+    known.learn(Outcome(status="sent", identities={("person", "a"): 2}, merged={1: 2}))
+    known.learn(Outcome(status="sent", identities={("person", "c"): 3}))
+    raw = {"type": "alias", "previousId": "a", "userId": "c"}
+    outcome = run(raw, [merge(2, 3)], known=known)
+    check(
+        outcome, status="sent", identities={("person", "a"): 3, ("person", "c"): 3}, merged={2: 3}
+    )
+    known.learn(outcome)
+    assert [known.person_id(user) for user in "abc"] == [3, 3, 3]
