@@ -256,6 +256,19 @@ def test_the_next_event_of_the_merged_away_person_settles_the_merge_and_follows_
     assert (known.person_id("A"), known.merging_into(1)) == (2, None)
 
 
+def test_a_merge_settled_by_a_later_event_puts_the_survivor_where_its_read_says() -> None:
+    """The survivor's organization (a merge may give it the merged person's) as the read that
+    found it there names it: the deals, activities and notes made for it next name it too."""
+    known = IdentityStore()
+    lost_merge(known)
+    next_run(known)
+    raw, lead_calls = track_of_a(2)
+    there = Call(method="GET", path="/api/v2/persons/2", response=ok({"id": 2, "org_id": 300}))
+    outcome = replay(raw, [person(1, 410), there, *lead_calls], known)
+    assert (outcome.status, outcome.memberships) == ("sent", {2: 300})
+    assert known.person_org(2) == 300
+
+
 def test_a_merge_that_did_not_land_leaves_the_person_as_it_was() -> None:
     known = IdentityStore()
     lost_merge(known)

@@ -24,6 +24,7 @@ from helpers_core import (
     search_person,
 )
 
+from rudder_pipedrive_cli.core.plans.alias import MERGED_BEFORE
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 
@@ -227,6 +228,30 @@ CASES = [
         persons={"old": 7, "new": 8},
         calls=[merge(UNKNOWN), get_previous(404), get_survivor(200)],
         expect={"status": "sent"},
+    ),
+    Case(
+        name="unknown merge found done: the survivor's organization as its read gives it",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        persons={"old": 7, "new": 8},
+        memberships={7: 500},
+        calls=[
+            merge(UNKNOWN),
+            get_previous(404),
+            Call(method="GET", path="/api/v2/persons/8", response=ok({"id": 8, "org_id": 300})),
+        ],
+        expect={"status": "sent", "memberships": {8: 300}},
+    ),
+    Case(
+        name="merge refused 404 for a person a search found, done before: the survivor's "
+        "organization as its read gives it",
+        raw={"type": "alias", "previousId": "old", "userId": "new"},
+        calls=[
+            search_person("old", 7),
+            search_person("new", 8),
+            merge(404),
+            Call(method="GET", path="/api/v2/persons/8", response=ok({"id": 8, "org_id": 300})),
+        ],
+        expect={"status": "unchanged", "reason": MERGED_BEFORE, "memberships": {8: 300}},
     ),
     Case(
         name="unknown merge, both persons gone: the cached survivor is stale, looked up again",

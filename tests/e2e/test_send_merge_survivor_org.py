@@ -5,6 +5,8 @@ only the merge answer's id: the survivor's organization stayed unknown to it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from e2e_support import ONE, alias, group, identify, rpd_send, track, write_even
 from test_dry_run_against_send import disagreements, dry_run, mixed_workload, send
 
 from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox.replies import Answer
 
 # config.example.toml's [[track]] rules: a deal, an activity, a note and (any other name) a lead.
 MADE = {
@@ -25,6 +28,18 @@ MADE = {
 
 def tracks_of(user_id: str) -> list[dict[str, Any]]:
     return [track(f"m-t{n}", user_id, name) for n, name in enumerate(MADE)]
+
+
+def old_in_an_organization(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An earlier run (another state): u-old's person 1 in organization 1, u-new's 2 in none."""
+    known = [
+        identify("s-1", "u-old", name="Old"),
+        identify("s-2", "u-new", name="New"),
+        group("s-3", "u-old", "g-1", name="Acme"),
+    ]
+    seeding = write_events(tmp_path / "seed.ndjson", known)
+    earlier = rpd_send(sandbox, tmp_path, seeding, state=tmp_path / "seed.sqlite", args=ONE)
+    assert earlier.exit_code == 0, earlier.stderr
 
 
 def created(sent: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -44,14 +59,7 @@ def test_records_made_for_a_merge_survivor_name_the_organization_the_merge_gave_
     in none. The merge's answer names the survivor's organization, the one thing that tells
     this run of it: the deal, activity and note name it; a lead names its person alone, as
     every lead rpd makes (SPEC 4)."""
-    known = [
-        identify("s-1", "u-old", name="Old"),
-        identify("s-2", "u-new", name="New"),
-        group("s-3", "u-old", "g-1", name="Acme"),
-    ]
-    seeding = write_events(tmp_path / "seed.ndjson", known)
-    earlier = rpd_send(sandbox, tmp_path, seeding, state=tmp_path / "seed.sqlite", args=ONE)
-    assert earlier.exit_code == 0, earlier.stderr
+    old_in_an_organization(sandbox, tmp_path)
     events = write_events(
         tmp_path / "in.ndjson", [alias("m-1", "u-old", "u-new"), *tracks_of("u-new")]
     )
@@ -66,6 +74,38 @@ def test_records_made_for_a_merge_survivor_name_the_organization_the_merge_gave_
         None,
         None,
     ]
+
+
+def test_a_merge_whose_answer_was_lost_is_found_done_with_the_organization_it_gave(
+    monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The merge is made and its answer lost (the connection closed): rpd finds it done (the
+    merged person gone, the survivor there) and reads the survivor's organization from the
+    read that found it, as it would have from the merge's answer."""
+    old_in_an_organization(sandbox, tmp_path)
+    handle = sandbox.app.handle
+
+    def dropping(method: str, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        answer = handle(method, target, headers, body)
+        return replace(answer, drop=True) if target.endswith("/merge") else answer
+
+    monkeypatch.setattr(sandbox.app, "handle", dropping)
+    deal = track("m-2", "u-new", "Demo Requested")
+    events = write_events(tmp_path / "in.ndjson", [alias("m-1", "u-old", "u-new"), deal])
+
+    run, sent = send(monkeypatch, sandbox, tmp_path, events)
+
+    assert run.exit_code == 0, run.stderr
+    assert sandbox.state()["merges"] == [{"merged_id": 1, "survivor_id": 2}]
+    merge = [(r.method, r.path) for r in sent[f"{events}:1"]["requests"]]
+    assert merge == [
+        ("GET", "/api/v2/itemSearch/field"),
+        ("GET", "/api/v2/itemSearch/field"),
+        ("PUT", "/v1/persons/1/merge"),
+        ("GET", "/api/v2/persons/1"),
+        ("GET", "/api/v2/persons/2"),
+    ]
+    assert created(sent)["/api/v2/deals"]["org_id"] == 1
 
 
 def test_the_dry_run_plans_the_organization_a_merge_gives_its_survivor_as_the_send_takes_it(

@@ -115,7 +115,8 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     still there (gone: the merge is done). False: not made now, found done before (the previous
     person, found by search, is gone while the survivor is there: SPEC 5's done)."""
     stage = "merge persons"
-    said: list[Any] = [None]  # the merged person, as a merge made now answers it
+    # The survivor as Pipedrive gives it: the merge's answer, or the `MergeCheck` that read it.
+    said: list[Any] = [None]
 
     def answered(response: ApiResponse, lost: str) -> bool:
         if not lost:  # answered, never in doubt: no mark is left to settle
@@ -146,7 +147,10 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     else:  # its functions made only now: most merges need none
 
         def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
-            return MergeCheck(*pair, lambda gone_too: gone(PERSON, current, gone_too, stage))
+            check = said[0] = MergeCheck(
+                *pair, lambda gone_too: gone(PERSON, current, gone_too, stage)
+            )
+            return check
 
         def left(_lost: str) -> None:  # later events that find the previous person settle it first
             ctx.learning().pending_merges[previous.id] = current.id
@@ -166,6 +170,8 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
             raise there.failed
         if there.status in GONE:
             raise gone(PERSON, current, there, stage)
-        expect(there, "reconcile merge")
+        said[0] = expect(there, "reconcile merge").data
+    if type(said[0]) is MergeCheck:  # found done: not answered again since
+        said[0] = said[0].survivor
     merge_done(ctx, previous.id, current.id, said[0])
     return bool(made)

@@ -703,7 +703,7 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
                     check.take((yield asked))
                 ctx.learning().pending_merges[cached] = None
                 if check.result:
-                    merge_done(ctx, cached, into)
+                    merge_done(ctx, cached, into, check.survivor)
                 # Not done: still itself; done: the survivor; both gone: None.
                 cached = cached if check.result is None else into if check.result else None
             if cached is not None:
@@ -926,8 +926,8 @@ LISTED = ("emails", "phones")  # a person's fields that hold lists
 def merge_done(ctx: Ctx, previous: PdId, current: PdId, merged: Any = None) -> None:
     """Record that `previous` was merged into `current`. Its leads now belong to the survivor,
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
-    nobody listed may have moved there). Its organization: as `merged` (the merge's answer, the
-    survivor) names it (`joined_org`)."""
+    nobody listed may have moved there). Its organization: as `merged` (the survivor as the
+    merge's answer or a read of it gives it) names it (`joined_org`)."""
     ctx.learning()
     ctx.merged[previous] = current
     joined_org(ctx, previous, current, merged)
@@ -957,10 +957,11 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId, merged: Any = None) -> N
 
 def joined_org(ctx: Ctx, previous: PdId, current: PdId, merged: Any) -> None:
     """The survivor's organization after a merge, for the deals, activities and notes made for
-    it next: as the merge's answer (the merged person, v1 `org_id`) names it; an answer that
-    does not say (dry-run's offline one, a merge settled without its answer) leaves it as known,
-    the survivor's own, else the merged person's, which Pipedrive gives a survivor without one
-    (SPEC 1: the survivor's values win, the merged person's fill its empty ones)."""
+    it next: as `merged` names it (the merge's answer, v1, or a read of the survivor once a
+    merge left unknown is found done, v2: its `org_id`); one that does not say (dry-run's
+    offline answers) leaves it as known, the survivor's own, else the merged person's, which
+    Pipedrive gives a survivor without one (SPEC 1: the survivor's values win, the merged
+    person's fill its empty ones)."""
     memberships, known = ctx.memberships, ctx.known
     own = memberships.get(current, known.person_org(current))
     if type(merged) is dict and "org_id" in merged:
@@ -979,9 +980,10 @@ def joined_org(ctx: Ctx, previous: PdId, current: PdId, merged: Any) -> None:
 class MergeCheck(Probe):
     """Did merging `previous` into `current` land? Done when the previous person is gone while
     the survivor is there (SPEC 5). `result`: None, not done (`previous` is still there); True,
-    done; False, the survivor is gone too, unless `gone_as` makes that an exception."""
+    done; False, the survivor is gone too, unless `gone_as` makes that an exception. `survivor`:
+    the survivor as its read answered, once done (its organization: `joined_org`)."""
 
-    __slots__ = ("current", "gone_as", "previous")
+    __slots__ = ("current", "gone_as", "previous", "survivor")
 
     def __init__(
         self,
@@ -990,6 +992,7 @@ class MergeCheck(Probe):
         gone_as: Callable[[ApiResponse], Exception] | None = None,
     ) -> None:
         self.previous, self.current, self.gone_as = previous, current, gone_as
+        self.survivor: Any = None
         note = f"merge outcome unknown: is person {previous} still there?"
         self.request, self.result = person_check(previous, note), None
 
@@ -1009,6 +1012,8 @@ class MergeCheck(Probe):
             if self.gone_as is not None:
                 raise self.gone_as(response)
             self.result = False
+        elif self.result:
+            self.survivor = response.data
 
 
 def person_check(person: PdId, note: str) -> ApiRequest:
