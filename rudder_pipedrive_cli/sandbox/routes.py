@@ -20,6 +20,7 @@ from rudder_pipedrive_cli.sandbox.sales import DEAL_STATUSES, PIN_FLAGS
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
     ACTIVITY_TYPES,
+    CC_EMAIL,
     FIELD_EXTRAS,
     FIELD_LISTINGS,
     FIELDS,
@@ -314,16 +315,21 @@ def _merge(store: Store, req: Request) -> Answer:
     survivor_id = _v1_body(req)["merge_with_id"]
     merged_id = _path_id(req)
     survivor = store.merge(merged_id, survivor_id, req.now)
-    return success(_v1_person(survivor, merged_id, store.company_id))
+    return success(_v1_person(store, survivor, merged_id))
 
 
-def _v1_person(person: Mapping[str, Any], merged_id: int, company_id: int) -> dict[str, Any]:
-    """The v1 shape mergePersons answers with."""
+def _v1_person(store: Store, person: Mapping[str, Any], merged_id: int) -> dict[str, Any]:
+    """The v1 shape mergePersons answers with (mergePersonItem: every key it documents).
+    `org_id` is the organization's id (an integer, null without one), as that schema has it,
+    with its name beside it in `org_name`; the counts are `Sales.person_summary`'s."""
+    org = store.organizations.get(person["org_id"]) if person["org_id"] is not None else None
     return {
         "id": person["id"],
-        "company_id": company_id,
+        "company_id": store.company_id,
         "owner_id": person["owner_id"],
+        "owner_name": USER_ME["name"],
         "org_id": person["org_id"],
+        "org_name": None if org is None else org["name"],
         "merge_what_id": merged_id,
         "name": person["name"],
         "first_name": person["first_name"],
@@ -335,8 +341,11 @@ def _v1_person(person: Mapping[str, Any], merged_id: int, company_id: int) -> di
         "add_time": person["add_time"].replace("T", " ").rstrip("Z"),
         "update_time": person["update_time"].replace("T", " ").rstrip("Z"),
         "visible_to": str(person["visible_to"]),
+        "picture_id": person["picture_id"],
+        "label": None,  # the sandbox has no person labels (label_ids is [])
         "label_ids": person["label_ids"],
-        "owner_name": USER_ME["name"],
+        "cc_email": CC_EMAIL,
+        **store.sales.person_summary(person["id"]),
         **person["custom_fields"],
     }
 

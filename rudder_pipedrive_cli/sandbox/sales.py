@@ -52,6 +52,15 @@ _DEAL_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/deals"]["properties"]).diff
 _ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]).difference(
     ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
 )
+# A person's counts of what the sandbox does not keep (Sales.person_summary).
+_NOT_KEPT_COUNTS = (
+    "email_messages_count",
+    "files_count",
+    "followers_count",
+    "participant_open_deals_count",
+    "participant_closed_deals_count",
+    *(f"related_{status}_deals_count" for status in ("open", "closed", "won", "lost")),
+)
 # The pin flags a note carries and getNotes filters by (projects: never pinned, the sandbox has
 # none; its pinned_to_task_flag, which getNotes does not filter by here, is always false).
 PIN_FLAGS = tuple(
@@ -271,6 +280,45 @@ class Sales:
         self.notes[note["id"]] = note
         return note
 
+    # ---- what v1 says of a person ------------------------------------------------------------
+
+    def person_summary(self, person_id: int) -> dict[str, Any]:
+        """The counts and activity links v1 gives beside a person (mergePersons' answer), from
+        the person's deals, activities (those it takes part in) and notes. The sandbox keeps no
+        mail, files, followers or deal participants, nor deals related through an organization:
+        those count 0 and the mail times are null."""
+        deals = [
+            d for d in self.deals.values() if d["person_id"] == person_id and not d["is_deleted"]
+        ]
+        activities = [
+            a
+            for a in self.activities.values()
+            if not a["is_deleted"] and any(p["person_id"] == person_id for p in a["participants"])
+        ]
+        done = [a for a in activities if a["done"]]
+        dated = [a for a in activities if a["due_date"] is not None]
+        upcoming = min((a for a in dated if not a["done"]), key=_activity_when, default={})
+        last = max((a for a in dated if a["done"]), key=_activity_when, default={})
+        statuses = [d["status"] for d in deals]
+        return {
+            "activities_count": len(activities),
+            "done_activities_count": len(done),
+            "undone_activities_count": len(activities) - len(done),
+            "notes_count": sum(n["person_id"] == person_id for n in self.notes.values()),
+            "open_deals_count": statuses.count("open"),
+            "closed_deals_count": len(statuses) - statuses.count("open"),
+            "won_deals_count": statuses.count("won"),
+            "lost_deals_count": statuses.count("lost"),
+            **dict.fromkeys(_NOT_KEPT_COUNTS, 0),
+            "last_incoming_mail_time": None,
+            "last_outgoing_mail_time": None,
+            "next_activity_id": upcoming.get("id"),
+            "next_activity_date": upcoming.get("due_date"),
+            "next_activity_time": upcoming.get("due_time"),
+            "last_activity_id": last.get("id"),
+            "last_activity_date": last.get("due_date"),
+        }
+
     # ---- merges ----------------------------------------------------------------------------
 
     def reassign_person(self, merged_id: int, survivor_id: int, now: float) -> None:
@@ -314,3 +362,9 @@ def _pipeline_and_stage(pipeline_id: int | None, stage_id: int | None) -> tuple[
     if not stages:
         raise ApiError(400, f"pipeline_id: pipeline {pipeline_id} not found")
     return pipeline_id, int(stages[0]["id"])
+
+
+def _activity_when(activity: Record) -> tuple[str, str, int]:
+    """When an activity is due, to order a person's next and last: its date, then its time (an
+    activity without one first in its day), then its id."""
+    return activity["due_date"], activity["due_time"] or "", activity["id"]

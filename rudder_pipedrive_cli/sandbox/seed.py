@@ -245,6 +245,8 @@ LEAD_LABEL_IDS = frozenset(label["id"] for label in LEAD_LABELS)
 
 USER_ID = 7000001
 COMPANY_ID = 7000
+# The BCC address of the company's mailbox: a lead's and a person's cc_email.
+CC_EMAIL = "sandbox@pipedrivemail.com"
 # The visible_to of a new person, organization, lead or deal whose body gives none.
 DEFAULT_VISIBLE_TO = 3
 

@@ -22,6 +22,7 @@ from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.sales import Sales
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
+    CC_EMAIL,
     DEFAULT_VISIBLE_TO,
     LEAD_LABEL_IDS,
     USER_ID,
@@ -293,7 +294,7 @@ class Store:
             "add_time": v1_time(now),
             "update_time": v1_time(now),
             "visible_to": str(DEFAULT_VISIBLE_TO),
-            "cc_email": "sandbox@pipedrivemail.com",
+            "cc_email": CC_EMAIL,
         }
         self._apply_lead(lead, body)
         self.leads[lead["id"]] = lead

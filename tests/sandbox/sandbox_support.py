@@ -198,19 +198,16 @@ def _description(schema: Mapping[str, Any]) -> str:
     )
 
 
-def assert_documented(
-    response: httpx.Response, file: str, path: str, method: str, *, complete: bool = True
-) -> None:
+def assert_documented(response: httpx.Response, file: str, path: str, method: str) -> None:
     """An answer validates against its documented schema and leaves out no documented key of
-    its data (`missing_keys`; not checked unless `complete`); a status the operation does not
-    document is not checked here."""
+    its data (`missing_keys`); a status the operation does not document is not checked here."""
     responses = load_openapi(file)["paths"][path][method]["responses"]
     if str(response.status_code) not in responses:
         return
     assert_valid(response, file, path, method)
     schema = response_schema(file, path, method, str(response.status_code))
     data = _properties(schema).get("data")
-    if complete and response.status_code < 300 and data is not None:
+    if response.status_code < 300 and data is not None:
         missing = missing_keys(response.json()["data"], data, "data")
         shown = list(dict.fromkeys(missing))  # once, not once per row
         assert not missing, f"{response.request.method} {response.request.url}: no {shown}"

@@ -121,8 +121,7 @@ def test_answers_to_rpds_requests_match_the_response_schemas(api: httpx.Client) 
     ]
     for response, file, path, method in checks:
         assert response.is_success, (path, response.text)
-        # mergePersons' v1 person lacks counts the sandbox does not keep (test_sandbox_fidelity).
-        assert_documented(response, file, path, method, complete=path != "/persons/{id}/merge")
+        assert_documented(response, file, path, method)
 
 
 def test_the_documented_success_status_of_each_write(api: httpx.Client) -> None:

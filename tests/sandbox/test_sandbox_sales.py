@@ -508,6 +508,76 @@ def test_a_merge_moves_deals_activities_and_notes_to_the_survivor(
     assert [d["id"] for d in ok(timed.get("/api/v2/deals", params={"person_id": 2}))] == [1]
 
 
+def test_the_merge_answer_counts_the_survivor_s_deals_activities_and_notes(
+    api: httpx.Client,
+) -> None:
+    """mergePersons' answer holds every key mergePersonItem documents: the counts from what the
+    survivor now has (the merged person's too), its next undone and last done activity, and its
+    organization as v1.yaml's schema gives it there: `org_id` the id, `org_name` its name."""
+    org = ok(api.post("/api/v2/organizations", json={"name": "Acme"}))
+    create_person(api, name="Old")
+    create_person(api, name="Ann Lee", org_id=org["id"])
+    api.post("/api/v2/deals", json={"title": "Open", "person_id": 1})
+    api.post("/api/v2/deals", json={"title": "Lost", "person_id": 1, "status": "lost"})
+    api.post("/api/v2/deals", json={"title": "Won", "person_id": 2, "status": "won"})
+    later = {"person_id": 1, "due_date": "2026-06-02", "due_time": "09:00"}
+    api.post("/api/v2/activities", json=later)
+    api.post("/api/v2/activities", json={"person_id": 2, "due_date": "2026-06-01"})
+    api.post("/api/v2/activities", json={"person_id": 1, "due_date": "2026-05-01", "done": True})
+    api.post("/v1/notes", json={"content": "N", "person_id": 1})
+    api.post("/v1/notes", json={"content": "M", "person_id": 2})
+    data = ok(api.put("/v1/persons/1/merge", json={"merge_with_id": 2}))
+    counts = {key: value for key, value in data.items() if key.endswith("_count")}
+    assert counts == {
+        "activities_count": 3,
+        "done_activities_count": 1,
+        "undone_activities_count": 2,
+        "notes_count": 2,
+        "open_deals_count": 1,
+        "closed_deals_count": 2,
+        "won_deals_count": 1,
+        "lost_deals_count": 1,
+        "email_messages_count": 0,
+        "files_count": 0,
+        "followers_count": 0,
+        "participant_open_deals_count": 0,
+        "participant_closed_deals_count": 0,
+        "related_open_deals_count": 0,
+        "related_closed_deals_count": 0,
+        "related_won_deals_count": 0,
+        "related_lost_deals_count": 0,
+    }
+    activities = {key: value for key, value in data.items() if "activity_" in key}
+    assert activities == {
+        "next_activity_id": 2,
+        "next_activity_date": "2026-06-01",
+        "next_activity_time": None,
+        "last_activity_id": 3,
+        "last_activity_date": "2026-05-01",
+    }
+    shown = ("id", "merge_what_id", "org_id", "org_name", "label", "picture_id", "cc_email")
+    assert {key: data[key] for key in shown} == {
+        "id": 2,
+        "merge_what_id": 1,
+        "org_id": org["id"],
+        "org_name": "Acme",
+        "label": None,
+        "picture_id": None,
+        "cc_email": "sandbox@pipedrivemail.com",
+    }
+    assert (data["last_incoming_mail_time"], data["last_outgoing_mail_time"]) == (None, None)
+
+
+def test_a_merge_answer_without_an_organization_has_null_org_id_and_org_name(
+    api: httpx.Client,
+) -> None:
+    create_person(api, name="Old")
+    create_person(api, name="Ann Lee")
+    data = ok(api.put("/v1/persons/1/merge", json={"merge_with_id": 2}))
+    assert (data["org_id"], data["org_name"], data["activities_count"]) == (None, None, 0)
+    assert (data["next_activity_id"], data["last_activity_id"]) == (None, None)
+
+
 def test_reset_clears_the_new_kinds_and_ids_start_again(
     api: httpx.Client, sandbox: Sandbox
 ) -> None:
