@@ -42,7 +42,9 @@ from rudder_pipedrive_cli.sandbox.validation import (
     parse_rfc3339,
 )
 
-MAX_LIMIT = 500  # v1's and v2's
+# v2 listings' `limit` ("Please note that a maximum value of 500 is allowed"); v1's getLeads,
+# getArchivedLeads and getNotes document none.
+V2_MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,10 +77,13 @@ def _path_id(req: Request) -> int:
     return _int(req.params["id"], "id")
 
 
-def _limit(req: Request) -> int:
+def _limit(req: Request, maximum: int | None) -> int:
+    """The page size asked for (default 100): at least 1, and at most `maximum` if there is one."""
     limit = _int(req.query.get("limit", "100"), "limit")
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, f"limit: must be between 1 and {MAX_LIMIT}")
+    if maximum is not None and not 1 <= limit <= maximum:
+        raise ApiError(400, f"limit: must be between 1 and {maximum}")
+    if limit < 1:
+        raise ApiError(400, "limit: must be at least 1")
     return limit
 
 
@@ -112,7 +117,7 @@ def _cursor_page(
     the cursor holds where its page ended (the last row's key), not how many rows came before:
     a record added or deleted before it while a client pages (a merge) moves no other record
     off the next page."""
-    limit = _limit(req)
+    limit = _limit(req, V2_MAX_LIMIT)
     if req.query.get("cursor"):
         after = _cursor_key(req.query["cursor"], order)
         descending = order[1] == "desc"
@@ -450,7 +455,7 @@ def _v1_page(req: Request, rows: list[Any]) -> Answer:
     start = _int(req.query.get("start", "0"), "start")
     if start < 0:
         raise ApiError(400, "start: must not be negative")
-    limit = _limit(req)
+    limit = _limit(req, None)
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
     if more:

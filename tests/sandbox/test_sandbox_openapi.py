@@ -3,6 +3,7 @@ answers to rpd's requests validate against the documented response schemas."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -346,3 +347,37 @@ def test_what_the_descriptions_refuse_the_sandbox_refuses(
     assert set(response.json()) >= {"success", "error", "error_info", "data"}
     assert response.json()["success"] is False
     assert api.get("/_sandbox/state").json() == before
+
+
+def _documented_limits() -> list[tuple[str, int | None]]:
+    """Each served listing that takes `limit`, and the maximum its description states (None: it
+    states none, as v1's getLeads, getArchivedLeads and getNotes)."""
+    found: list[tuple[str, int | None]] = []
+    for op in extract_script().OPERATIONS:
+        method, template = op.split(" ", 1)
+        for param in find_operation(method, template).params:
+            if (param["in"], param["name"]) == ("query", "limit"):
+                stated = re.search(r"maximum value of (\d+)", param.get("description", ""))
+                found.append((op, int(stated[1]) if stated else None))
+    return found
+
+
+@pytest.mark.parametrize(("op", "maximum"), _documented_limits(), ids=repr)
+def test_a_listing_s_limit_is_refused_above_its_documented_maximum_only(
+    api: httpx.Client, op: str, maximum: int | None
+) -> None:
+    """A v2 listing refuses a limit above the 500 its description states; v1's, which state no
+    maximum, take it (and answer that limit). A limit below 1 is refused by both."""
+    path = op.split(" ", 1)[1]
+    query = {"term": "Ann", "entity_type": "person", "field": "name"} if "itemSearch" in op else {}
+    above = api.get(path, params={**query, "limit": (maximum or 500) + 1})
+    if maximum is None:
+        assert above.status_code == 200, above.text
+        assert above.json()["additional_data"]["limit"] == 501
+    else:
+        assert (above.status_code, above.json()["error"]) == (
+            400,
+            f"limit: must be between 1 and {maximum}",
+        )
+    below = api.get(path, params={**query, "limit": 0})
+    assert below.status_code == 400, below.text
