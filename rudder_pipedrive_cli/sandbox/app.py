@@ -47,7 +47,7 @@ class SandboxApp:
         self.clock = clock
         self.lock = threading.Lock()
         self.faults = Faults(options.fault_settings(), options.fault_seed)
-        self.store = Store(index_lag_ms=options.index_lag_ms)
+        self.store = Store(index_lag_ms=options.index_lag_ms, plan=options.plan)
         self.limiter = Limiter(options.plan, options.seats)
         self._clear_stats()
 

@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.sandbox.replies import ApiError
 from rudder_pipedrive_cli.sandbox.schemas import REQUEST_SCHEMAS
 from rudder_pipedrive_cli.sandbox.seed import (
@@ -52,6 +53,11 @@ _DEAL_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/deals"]["properties"]).diff
 _ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]).difference(
     ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
 )
+# A deal's recurring revenue: "Only available in Growth and above plans ... Null if there are no
+# products attached to the deal" (v2.yaml's deal), and the sandbox has no products. "unlimited",
+# the sandbox's plan without rate limits, is above them all.
+_RECURRING = ("arr", "mrr", "acv")
+_GROWTH_AND_ABOVE = PLAN_NAMES[PLAN_NAMES.index("growth") :]
 # A person's counts of what the sandbox does not keep (Sales.person_summary).
 _NOT_KEPT_COUNTS = (
     "email_messages_count",
@@ -136,6 +142,8 @@ class Sales:
             "source_lead_id": None,
             "custom_fields": dict.fromkeys(custom_fields("deal")),
         }
+        if self.store.plan in _GROWTH_AND_ABOVE:
+            deal |= dict.fromkeys(_RECURRING)
         deal |= {key: copy.deepcopy(body[key]) for key in _DEAL_KEPT if key in body}
         deal |= times
         if deal["is_archived"] and deal["archive_time"] is None:

@@ -102,8 +102,9 @@ def _search_terms(value: Any) -> tuple[str, ...]:
 
 
 class Store:
-    def __init__(self, *, index_lag_ms: int = 0) -> None:
+    def __init__(self, *, index_lag_ms: int = 0, plan: str = "unlimited") -> None:
         self.index_lag_ms = index_lag_ms
+        self.plan = plan  # the company's Pipedrive plan (core.costs.PLANS), as SandboxOptions'
         self.clear()
 
     def clear(self) -> None:

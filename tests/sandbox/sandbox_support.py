@@ -134,8 +134,9 @@ def assert_valid(response: httpx.Response, file: str, path: str, method: str) ->
 
 # Keys a record's response schema lists that an answer may leave out, by where the descriptions
 # say so in words ("included if contact sync is enabled", "only included when requested via
-# include_fields", "Only available in Growth and above plans"), and these, by name:
-ABSENT_BY_DESCRIPTION = re.compile(r"included if|only included|Only available in")
+# include_fields"), and these, by name. ("Only available in Growth and above plans" is not one:
+# the walks' sandboxes are "unlimited", above every plan, so a deal has arr, mrr and acv.)
+ABSENT_BY_DESCRIPTION = re.compile(r"included if|only included")
 MAY_BE_ABSENT: Mapping[str, str] = {
     # The field listings' other include_fields namespaces (getDealFields' include_fields).
     "important_fields": "only with include_fields",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from sandbox_support import CAMPAIGN_FIELD, SOURCE_FIELD, create_person, error
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 NOW = "2026-05-28T20:26:40Z"
+_ABOVE_LITE = ("growth", "premium", "ultimate", "unlimited")
 
 
 def ok(response: httpx.Response) -> Any:
@@ -124,6 +126,9 @@ def test_create_a_deal_with_origin_id_and_list_it_by_person(timed: httpx.Client)
         "channel_id": None,
         "source_lead_id": None,
         "custom_fields": {SOURCE_FIELD: "web", CAMPAIGN_FIELD: None},
+        "arr": None,
+        "mrr": None,
+        "acv": None,
     }
     other = ok(timed.post("/api/v2/deals", json={"title": "Other", "person_id": 2}))
     assert (other["pipeline_id"], other["stage_id"], other["currency"], other["value"]) == (
@@ -506,6 +511,26 @@ def test_a_merge_moves_deals_activities_and_notes_to_the_survivor(
     ]
     assert [(n["person_id"], n["person"]) for n in state["notes"]] == [(2, {"name": "Survivor"})]
     assert [d["id"] for d in ok(timed.get("/api/v2/deals", params={"person_id": 2}))] == [1]
+
+
+@pytest.mark.parametrize(
+    ("plan", "recurring"),
+    [("lite", {}), *((plan, {"arr": None, "mrr": None, "acv": None}) for plan in _ABOVE_LITE)],
+)
+def test_a_deal_has_arr_mrr_and_acv_on_growth_and_above_null_without_products(
+    make_sandbox: Callable[..., Sandbox],
+    client_for: Callable[..., httpx.Client],
+    plan: str,
+    recurring: dict[str, None],
+) -> None:
+    """v2.yaml's deal: arr, mrr and acv are "Only available in Growth and above plans" and "Null
+    if there are no products attached to the deal" (the sandbox has no products); a Lite
+    company's deals do not have them. In the answer to addDeal and in getDeals'."""
+    api = client_for(make_sandbox(plan=plan))
+    created = ok(api.post("/api/v2/deals", json={"title": "D"}))
+    listed = ok(api.get("/api/v2/deals"))
+    for deal in (created, *listed):
+        assert {key: deal[key] for key in ("arr", "mrr", "acv") if key in deal} == recurring
 
 
 def test_the_merge_answer_counts_the_survivor_s_deals_activities_and_notes(
