@@ -46,13 +46,18 @@ _STATUS_TIMES = {
 _DEAL_TIMES = ("archive_time", "close_time", "won_time", "lost_time")
 # A deal or an activity keeps as given every property its create declares but those the create
 # works out: a deal's pipeline and stage, owner, labels, times and custom fields; an activity's
-# person and participants, owner, times of day and project (refused).
+# person and participants, attendees (each with every key), owner, times of day and project
+# (refused).
 _DEAL_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/deals"]["properties"]).difference(
     ("pipeline_id", "stage_id", "owner_id", "label_ids", "custom_fields", *_DEAL_TIMES)
 )
-_ACTIVITY_KEPT = frozenset(REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]).difference(
-    ("person_id", "participants", "owner_id", "due_time", "duration", "project_id")
+_ADD_ACTIVITY = REQUEST_SCHEMAS["POST /api/v2/activities"]["properties"]
+_ACTIVITY_KEPT = frozenset(_ADD_ACTIVITY).difference(
+    ("person_id", "participants", "attendees", "owner_id", "due_time", "duration", "project_id")
 )
+# An attendee's keys, which addActivity's body and answer both list: an answer holds each, null
+# where the body gave none.
+_ATTENDEE_KEYS = tuple(_ADD_ACTIVITY["attendees"]["items"]["properties"])
 # A deal's recurring revenue: "Only available in Growth and above plans ... Null if there are no
 # products attached to the deal" (v2.yaml's deal), and the sandbox has no products. "unlimited",
 # the sandbox's plan without rate limits, is above them all.
@@ -225,7 +230,10 @@ class Sales:
             "marked_as_done_time": rfc3339(now) if done else None,
             "location": None,
             "participants": participants,
-            "attendees": [],
+            "attendees": [
+                {key: copy.deepcopy(attendee.get(key)) for key in _ATTENDEE_KEYS}
+                for attendee in body.get("attendees") or ()
+            ],
             "conference_meeting_client": None,
             "conference_meeting_url": None,
             "conference_meeting_id": None,

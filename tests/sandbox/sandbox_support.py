@@ -146,8 +146,8 @@ MAY_BE_ABSENT: Mapping[str, str] = {
     "result_score": "searchItemByField answers {id, name}",
     "item": "searchItemByField answers {id, name}",
 }
-# Objects whose parts are the client's own, kept as given (an address's parts, an attendee).
-AS_GIVEN = frozenset({"address", "postal_address", "location", "attendees"})
+# Objects whose parts are the client's own, kept as given (an address's parts).
+AS_GIVEN = frozenset({"address", "postal_address", "location"})
 
 
 def _properties(schema: Mapping[str, Any]) -> dict[str, Any]:

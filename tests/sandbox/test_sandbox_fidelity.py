@@ -560,6 +560,8 @@ _LEAD = {
     "was_seen": ({"was_seen": True}, {"was_seen": True}),
 }
 WON = "2026-05-01T10:00:00Z"
+# addActivity's answer lists every key of an attendee, null where the body gave none.
+NO_ATTENDEE_KEYS = dict.fromkeys(("status", "is_organizer", "person_id", "user_id"))
 BODY_PROBES: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "POST /api/v2/persons": _PERSON | {"add_time": ADD_TIME},
     "PATCH /api/v2/persons/{id}": _PERSON,
@@ -615,7 +617,7 @@ BODY_PROBES: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "POST /api/v2/activities": {
         "attendees": (
             {"attendees": [{"email": "a@x.io", "name": "A"}]},
-            {"attendees": [{"email": "a@x.io", "name": "A"}]},
+            {"attendees": [{"email": "a@x.io", "name": "A"} | NO_ATTENDEE_KEYS]},
         ),
         "busy": ({"busy": True}, {"busy": True}),
         "deal_id": ({"deal_id": 2}, {"deal_id": 2}),
