@@ -450,18 +450,22 @@ def _v1_sorted(req: Request, rows: list[Record], sortable: Sequence[str]) -> lis
     return rows
 
 
-def _v1_page(req: Request, rows: list[Any]) -> Answer:
-    """One page of `rows` by v1's `start` and `limit`, with its pagination."""
+def _v1_page(req: Request, rows: list[Any], *, nested: bool) -> Answer:
+    """One page of `rows` by v1's `start` and `limit`, its paging where the listing's description
+    puts it: getNotes' under `additional_data.pagination`, with `next_start` when there are more
+    (`nested`); getLeads' and getArchivedLeads' at the top of `additional_data`, which they give
+    no `next_start` (the next page starts after this one's rows)."""
     start = _int(req.query.get("start", "0"), "start")
     if start < 0:
         raise ApiError(400, "start: must not be negative")
     limit = _limit(req, None)
     more = start + limit < len(rows)
     pagination: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
-    if more:
+    if more and nested:
         pagination["next_start"] = start + limit
-    # v1 lists page in `additional_data.pagination`; the OpenAPI puts the same keys one level up.
-    return success(rows[start : start + limit], {**pagination, "pagination": pagination})
+    return success(
+        rows[start : start + limit], {"pagination": pagination} if nested else pagination
+    )
 
 
 def _unmodelled(req: Request, *names: str) -> None:
@@ -484,7 +488,7 @@ def _lead_lister(*, archived: bool) -> Handler:
             if lead["is_archived"] == archived
             and (since is None or epoch(lead["update_time"]) >= since)  # to the millisecond
         ]
-        return _v1_page(req, _v1_sorted(req, rows, _LEAD_SORTABLE))
+        return _v1_page(req, _v1_sorted(req, rows, _LEAD_SORTABLE), nested=False)
 
     return handle
 
@@ -576,7 +580,7 @@ def _list_notes(store: Store, req: Request) -> Answer:
         if (start is None or note["add_time"][:10] >= start)
         and (end is None or note["add_time"][:10] <= end)
     ]
-    return _v1_page(req, _v1_sorted(req, rows, (*_NOTE_SORTABLE, "update_time")))
+    return _v1_page(req, _v1_sorted(req, rows, (*_NOTE_SORTABLE, "update_time")), nested=True)
 
 
 def _list_stages(store: Store, req: Request) -> Answer:

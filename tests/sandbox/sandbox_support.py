@@ -145,6 +145,8 @@ MAY_BE_ABSENT: Mapping[str, str] = {
     # answer {id, name} per item, which is what the sandbox answers and rpd reads.
     "result_score": "searchItemByField answers {id, name}",
     "item": "searchItemByField answers {id, name}",
+    # getNotes' pagination: the next page's start, when there is one (more_items_in_collection).
+    "next_start": "only when there are more",
 }
 # Objects whose parts are the client's own, kept as given (an address's parts).
 AS_GIVEN = frozenset({"address", "postal_address", "location"})
@@ -201,14 +203,35 @@ def _description(schema: Mapping[str, Any]) -> str:
 
 def assert_documented(response: httpx.Response, file: str, path: str, method: str) -> None:
     """An answer validates against its documented schema and leaves out no documented key of
-    its data (`missing_keys`); a status the operation does not document is not checked here."""
+    its `data` and `additional_data` (`missing_keys`), and its `additional_data` (the paging) has
+    no key the description does not list for it (`undocumented_keys`); a status the operation
+    does not document is not checked here."""
     responses = load_openapi(file)["paths"][path][method]["responses"]
     if str(response.status_code) not in responses:
         return
     assert_valid(response, file, path, method)
     schema = response_schema(file, path, method, str(response.status_code))
-    data = _properties(schema).get("data")
-    if response.status_code < 300 and data is not None:
-        missing = missing_keys(response.json()["data"], data, "data")
-        shown = list(dict.fromkeys(missing))  # once, not once per row
-        assert not missing, f"{response.request.method} {response.request.url}: no {shown}"
+    if response.status_code >= 300:
+        return
+    body = response.json()
+    missing = missing_keys(body, schema)
+    extra = undocumented_keys(
+        body.get("additional_data"), _properties(schema).get("additional_data") or {}
+    )
+    shown = list(dict.fromkeys(missing))  # once, not once per row
+    assert not missing, f"{response.request.method} {response.request.url}: no {shown}"
+    assert not extra, f"{response.request.method} {response.request.url}: undocumented {extra}"
+
+
+def undocumented_keys(
+    value: Any, schema: Mapping[str, Any], where: str = "additional_data"
+) -> list[str]:
+    """Where `value`, an object, has a key its schema does not list (within listed objects too)."""
+    properties = _properties(schema)
+    if not isinstance(value, Mapping) or not properties:
+        return []
+    found = [f"{where}.{name}" for name in value if name not in properties]
+    for name, item in value.items():
+        if name in properties:
+            found += undocumented_keys(item, properties[name], f"{where}.{name}")
+    return found

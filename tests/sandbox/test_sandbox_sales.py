@@ -432,7 +432,12 @@ def test_create_a_note_and_list_it_by_person(timed: httpx.Client) -> None:
     timed.post("/v1/notes", json={"content": "other", "person_id": 2})
     listed = timed.get("/v1/notes", params={"person_id": 1}).json()
     assert listed["data"] == [note]
-    assert listed["additional_data"]["pagination"]["more_items_in_collection"] is False
+    # getNotes' paging is under additional_data.pagination, next_start only when there are more.
+    paging = {"start": 0, "limit": 100, "more_items_in_collection": False}
+    assert listed["additional_data"] == {"pagination": paging}
+    first = timed.get("/v1/notes", params={"limit": 1}).json()["additional_data"]
+    paging = {"start": 0, "limit": 1, "more_items_in_collection": True, "next_start": 1}
+    assert first == {"pagination": paging}
     assert [n["id"] for n in ok(timed.get("/v1/notes", params={"sort": "id DESC"}))] == [2, 1]
     dates = {"start_date": "2026-05-02", "end_date": "2026-05-31"}
     assert [n["id"] for n in ok(timed.get("/v1/notes", params=dates))] == [2]
