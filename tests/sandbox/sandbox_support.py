@@ -235,3 +235,35 @@ def undocumented_keys(
         if name in properties:
             found += undocumented_keys(item, properties[name], f"{where}.{name}")
     return found
+
+
+# ---- error answers ---------------------------------------------------------------------------
+
+# The error envelope of Pipedrive's descriptions, for a status an operation documents no answer
+# for (most document none: no 400 or 429 anywhere among them): a 401's is unathorizedResponse
+# (success, error, errorCode), any other's LeadNotFoundResponse's (success, error, error_info,
+# data, additional_data), the shape the descriptions' call log, conversion and lead errors share.
+ERROR_ENVELOPES: Mapping[int, tuple[str, str, str, str]] = {
+    401: ("v1.yaml", "/users/me", "get", "401"),
+    0: ("v1.yaml", "/leads/{id}", "get", "404"),
+}
+
+
+def assert_documented_error(response: httpx.Response, file: str, path: str, method: str) -> None:
+    """An error answer is JSON in the schema the operation documents for its status, else in
+    the descriptions' error envelope (ERROR_ENVELOPES), with every key that schema lists, and
+    says it failed."""
+    status = response.status_code
+    documented = load_openapi(file)["paths"][path][method]["responses"]
+    where = (
+        (file, path, method, str(status))
+        if str(status) in documented
+        else ERROR_ENVELOPES.get(status, ERROR_ENVELOPES[0])
+    )
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    schema = response_schema(*where)
+    body = response.json()
+    jsonschema.validate(body, schema, format_checker=jsonschema.FormatChecker())
+    missing = missing_keys(body, schema)
+    assert not missing, f"{response.request.method} {response.request.url} {status}: no {missing}"
+    assert body["success"] is False and isinstance(body["error"], str), body

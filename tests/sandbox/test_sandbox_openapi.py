@@ -16,6 +16,7 @@ from sandbox_support import (
     TOKEN,
     USER_ID_FIELD,
     assert_documented,
+    assert_documented_error,
     assert_valid,
     create_person,
     extract_script,
@@ -344,8 +345,7 @@ def test_what_the_descriptions_refuse_the_sandbox_refuses(
     before = api.get("/_sandbox/state").json()
     response = api.request(method, path, params=query, json=body)
     assert response.status_code == 400, response.text
-    assert set(response.json()) >= {"success", "error", "error_info", "data"}
-    assert response.json()["success"] is False
+    assert_documented_error(response, *extract_script().OPERATIONS[op])
     assert api.get("/_sandbox/state").json() == before
 
 
@@ -382,3 +382,41 @@ def test_a_listing_s_limit_is_refused_above_its_documented_maximum_only(
         )
     below = api.get(path, params={**query, "limit": 0})
     assert below.status_code == 400, below.text
+
+
+# ---- error answers ---------------------------------------------------------------------------
+
+_NO_LEAD = "leads/00000000-0000-4000-8000-000000000000"  # a lead id the company does not have
+
+
+def _error_cases() -> list[tuple[str, str]]:
+    """(operation, what provokes the error) for every served operation: no token (401), a query
+    parameter it does not have (400), the rate limit (429), and for one of a record, a record
+    the company does not have (404)."""
+    cases = []
+    for op in extract_script().OPERATIONS:
+        kinds = ("401", "400", "429", *(("404",) if "{id}" in op else ()))
+        cases += [(op, kind) for kind in kinds]
+    return cases
+
+
+@pytest.mark.parametrize(("op", "kind"), _error_cases(), ids=repr)
+def test_every_operation_s_error_answers_are_in_the_documented_error_shape(
+    make_sandbox: Any, op: str, kind: str
+) -> None:
+    """Each error the sandbox answers an operation with, a 401, 400, 429 or 404, is in the schema
+    the operation documents for that status (a lead's 404, users/me's 401) or else in the
+    descriptions' error envelope, every key of it given."""
+    method, template = op.split(" ", 1)
+    sandbox = make_sandbox(fail_429=1.0 if kind == "429" else 0.0)
+    path = template.replace("leads/{id}", _NO_LEAD).replace("{id}", "999" if kind == "404" else "1")
+    query = {"term": "Ann", "entity_type": "person", "field": "name"} if "itemSearch" in op else {}
+    headers = {} if kind == "401" else {"x-api-token": TOKEN}
+    if kind == "400":
+        query["no_such_parameter"] = "1"
+    body = _WRITES[op][1] if op in _WRITES else None
+    response = httpx.request(
+        method, f"{sandbox.url}{path}", params=query, json=body, headers=headers, timeout=5.0
+    )
+    assert response.status_code == int(kind), response.text
+    assert_documented_error(response, *extract_script().OPERATIONS[op])
