@@ -493,16 +493,21 @@ def _lead_lister(*, archived: bool) -> Handler:
     return handle
 
 
+def _include_fields(req: Request, known: Sequence[str]) -> tuple[str, ...]:
+    """The additional fields `include_fields` asks for, each one of `known`."""
+    names = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
+    if any(name not in known for name in names):
+        raise ApiError(400, f"include_fields: must be some of {', '.join(known)}")
+    return names
+
+
 # ---- fields, labels, user ----------------------------------------------------------------------
 
 
 def _field_listing(entity: Entity) -> Handler:
     def handle(store: Store, req: Request) -> Answer:
-        names = tuple(e.strip() for e in req.query.get("include_fields", "").split(",") if e)
         known = FIELD_EXTRAS[entity]
-        if any(name not in known for name in names):
-            raise ApiError(400, f"include_fields: must be some of {', '.join(known)}")
-        extras = {name: known[name] for name in names}
+        extras = {name: known[name] for name in _include_fields(req, tuple(known))}
         # Fields list in the order they were made (the seed's): their place is their key.
         place = {f.code: (i,) for i, f in enumerate(FIELDS[entity])}
         rows = [f.listing(extras) for f in FIELDS[entity]]
@@ -543,15 +548,27 @@ def _int_filters(req: Request, *names: str) -> dict[str, Any]:
     return {name: _query_int(req, name) for name in names if name in req.query}
 
 
+# getActivities' include_fields ("additional fields to include"): attendees, which a listing
+# leaves out unless asked (addActivity's answer has them).
+_ACTIVITY_EXTRAS = ("attendees",)
+
+
+def _activity_view(req: Request) -> Callable[[Record], Record]:
+    hidden = set(_ACTIVITY_EXTRAS).difference(_include_fields(req, _ACTIVITY_EXTRAS))
+    return lambda record: {key: value for key, value in record.items() if key not in hidden}
+
+
 def _list_activities(store: Store, req: Request) -> Answer:
-    _unmodelled(req, "filter_id", "include_fields")
+    _unmodelled(req, "filter_id")
+    view = _activity_view(req)
     filters = _int_filters(req, "owner_id", "deal_id", "person_id", "org_id")
     if "lead_id" in req.query:
         filters["lead_id"] = req.query["lead_id"]
     if "done" in req.query:
         filters["done"] = _query_bool(req, "done")
     ids, sortable = _ids(req), (*_SORTABLE, "due_date")
-    return _v2_listing(req, store.sales.activities.values(), filters, ids=ids, sortable=sortable)
+    activities = store.sales.activities.values()
+    return _v2_listing(req, activities, filters, ids=ids, sortable=sortable, view=view)
 
 
 _NOTE_SORTABLE = ("id", "user_id", "deal_id", "person_id", "org_id", "content", "add_time")

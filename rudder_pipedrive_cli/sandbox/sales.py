@@ -144,7 +144,8 @@ class Sales:
             "origin_id": None,
             "channel": None,
             "channel_id": None,
-            "source_lead_id": None,
+            # source_lead_id: "Only included when requested via include_fields parameter", which
+            # the sandbox refuses on deals (and none of its deals was a lead).
             "custom_fields": dict.fromkeys(custom_fields("deal")),
         }
         if self.store.plan in _GROWTH_AND_ABOVE:

@@ -133,14 +133,11 @@ def assert_valid(response: httpx.Response, file: str, path: str, method: str) ->
 
 
 # Keys a record's response schema lists that an answer may leave out, by where the descriptions
-# say so in words ("included if contact sync is enabled", "only included when requested via
-# include_fields"), and these, by name. ("Only available in Growth and above plans" is not one:
+# say so in words ("included if contact sync is enabled"; those only include_fields brings are
+# `only_if_asked`), and these, by name. ("Only available in Growth and above plans" is not one:
 # the walks' sandboxes are "unlimited", above every plan, so a deal has arr, mrr and acv.)
-ABSENT_BY_DESCRIPTION = re.compile(r"included if|only included")
+ABSENT_BY_DESCRIPTION = re.compile(r"included if")
 MAY_BE_ABSENT: Mapping[str, str] = {
-    # The field listings' other include_fields namespaces (getDealFields' include_fields).
-    "important_fields": "only with include_fields",
-    "required_fields": "only with include_fields",
     # searchItemByField's schema is itemSearch's (result_score, item); its example and the API
     # answer {id, name} per item, which is what the sandbox answers and rpd reads.
     "result_score": "searchItemByField answers {id, name}",
@@ -203,9 +200,10 @@ def _description(schema: Mapping[str, Any]) -> str:
 
 def assert_documented(response: httpx.Response, file: str, path: str, method: str) -> None:
     """An answer validates against its documented schema and leaves out no documented key of
-    its `data` and `additional_data` (`missing_keys`), and its `additional_data` (the paging) has
-    no key the description does not list for it (`undocumented_keys`); a status the operation
-    does not document is not checked here."""
+    its `data` and `additional_data` (`missing_keys`) but those include_fields brings, which it
+    has only if asked for (`only_if_asked`), and its `additional_data` (the paging) has no key
+    the description does not list for it (`undocumented_keys`); a status the operation does not
+    document is not checked here."""
     responses = load_openapi(file)["paths"][path][method]["responses"]
     if str(response.status_code) not in responses:
         return
@@ -218,9 +216,38 @@ def assert_documented(response: httpx.Response, file: str, path: str, method: st
     extra = undocumented_keys(
         body.get("additional_data"), _properties(schema).get("additional_data") or {}
     )
+    asked_for = only_if_asked(response, file, path, method, _properties(schema).get("data") or {})
+    missing = [m for m in missing if m.rpartition(".")[2] not in asked_for]
+    rows = body["data"] if isinstance(body["data"], list) else [body["data"]]
+    unasked = sorted({k for row in rows if isinstance(row, Mapping) for k in row if k in asked_for})
     shown = list(dict.fromkeys(missing))  # once, not once per row
     assert not missing, f"{response.request.method} {response.request.url}: no {shown}"
     assert not extra, f"{response.request.method} {response.request.url}: undocumented {extra}"
+    assert not unasked, f"{response.request.method} {response.request.url}: not asked {unasked}"
+
+
+_ASKED_FOR = re.compile(r"only included when requested via include_fields", re.IGNORECASE)
+
+
+def only_if_asked(
+    response: httpx.Response, file: str, path: str, method: str, data: Mapping[str, Any]
+) -> set[str]:
+    """The keys of an answer's records that come only when `include_fields` asks for them (the
+    names its values list, "additional fields to include", and keys whose description says "Only
+    included when requested via include_fields parameter") and that the request did not ask for."""
+    operation = load_openapi(file)["paths"][path][method]
+    enum = [
+        param.get("schema", {}).get("enum", ())
+        for param in operation.get("parameters", ())
+        if param.get("name") == "include_fields"
+    ]
+    record = _items(data) or data
+    conditional = {
+        name for name, sub in _properties(record).items() if _ASKED_FOR.search(_description(sub))
+    }
+    asked = set(",".join(response.request.url.params.get_list("include_fields")).split(","))
+    named = {name for values in enum for value in values for name in value.split(",")}
+    return (named | conditional) - asked
 
 
 def undocumented_keys(

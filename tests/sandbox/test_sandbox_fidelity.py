@@ -111,9 +111,8 @@ class World:
             {"title": "D4", "person_id": 3, "org_id": 2, "pipeline_id": 2, "status": "won"},
         ):
             post("/api/v2/deals", {**deal, "is_archived": True})
-        post(
-            "/api/v2/activities", {"type": "task", "person_id": 3, "lead_id": self.l1, "org_id": 2}
-        )
+        task = {"type": "task", "person_id": 3, "lead_id": self.l1, "org_id": 2}
+        post("/api/v2/activities", task | {"attendees": [{"email": "a@x.io"}]})
         post(
             "/v1/notes",
             {
@@ -155,13 +154,15 @@ NOT_MODELLED: dict[str, tuple[Any, str]] = {
     "pinned_to_task_flag": (1, "no tasks to pin a note to"),
 }
 # Where a name of NOT_MODELLED is modelled after all: lead labels exist; owner_id and user_id
-# filter listings; the field listings' include_fields adds the visibility namespaces; notes filter
-# on pinned_to_project_flag (no note is pinned to a project).
+# filter listings; the field listings' include_fields adds the visibility namespaces, and
+# getActivities' the attendees; notes filter on pinned_to_project_flag (no note is pinned to a
+# project).
 MODELLED_BODY = {("POST /v1/leads", "label_ids"), ("PATCH /v1/leads/{id}", "label_ids")}
 MODELLED_QUERY = {
     *((op, name) for op, names in QUERY.items() for name in names if name.endswith("user_id")),
     *((op, "owner_id") for op in QUERY),
     *((op, "include_fields") for op in QUERY if op.endswith("Fields")),
+    ("GET /api/v2/activities", "include_fields"),
     ("GET /v1/notes", "pinned_to_project_flag"),
 }
 
@@ -182,6 +183,11 @@ def codes(data: Any) -> Any:
     return [f["field_code"] for f in data]
 
 
+def attendees(data: Any) -> Any:
+    """Each activity's attendees, or None where the answer leaves them out."""
+    return [r.get("attendees") for r in data]
+
+
 def custom(field: str | None = None) -> Project:
     def project(data: Any) -> Any:
         rows = data if isinstance(data, list) else [data]
@@ -196,6 +202,8 @@ def custom(field: str | None = None) -> Project:
 # (operation, parameter) -> (base query, the parameter's value, projection, expected)
 Probe = tuple[dict[str, Any], Any, Project, Any]
 L1 = "{l1}"  # the first lead's id, filled in from the world
+# addActivity's answer lists every key of an attendee, null where the body gave none.
+NO_ATTENDEE_KEYS = dict.fromkeys(("status", "is_organizer", "person_id", "user_id"))
 
 _LIST_V2 = {
     "ids": ({}, "2", ids, [2]),
@@ -322,6 +330,12 @@ QUERY_PROBES: dict[str, dict[str, Probe]] = {
         person_id=({}, 3, ids, [2]),
         org_id=({}, 2, ids, [2]),
         done=({}, "true", ids, [1]),
+        include_fields=(
+            {},
+            "attendees",
+            attendees,
+            [[], [{"email": "a@x.io", "name": None} | NO_ATTENDEE_KEYS]],
+        ),
     ),
     "GET /api/v2/itemSearch/field": {
         "term": ({"entity_type": "person", "field": USER_ID_FIELD}, "u-1", ids, [1]),
@@ -560,8 +574,6 @@ _LEAD = {
     "was_seen": ({"was_seen": True}, {"was_seen": True}),
 }
 WON = "2026-05-01T10:00:00Z"
-# addActivity's answer lists every key of an attendee, null where the body gave none.
-NO_ATTENDEE_KEYS = dict.fromkeys(("status", "is_organizer", "person_id", "user_id"))
 BODY_PROBES: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
     "POST /api/v2/persons": _PERSON | {"add_time": ADD_TIME},
     "PATCH /api/v2/persons/{id}": _PERSON,
