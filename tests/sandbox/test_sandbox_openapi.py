@@ -420,3 +420,91 @@ def test_every_operation_s_error_answers_are_in_the_documented_error_shape(
     )
     assert response.status_code == int(kind), response.text
     assert_documented_error(response, *extract_script().OPERATIONS[op])
+
+
+# ---- every operation's success answer -------------------------------------------------------
+
+_LEAD = "{lead}"  # the world's lead, filled in
+# operation -> (path, query, body) of a request that succeeds in `_success_world`, its listings
+# each finding a record.
+_SUCCEEDS: dict[str, tuple[str, dict[str, Any], Any]] = {
+    "GET /api/v2/itemSearch/field": (
+        "/api/v2/itemSearch/field",
+        {"term": "u-1", "entity_type": "person", "field": USER_ID_FIELD},
+        None,
+    ),
+    "GET /api/v2/persons": ("/api/v2/persons", {}, None),
+    "POST /api/v2/persons": ("/api/v2/persons", {}, {"name": "Cy"}),
+    "GET /api/v2/persons/{id}": ("/api/v2/persons/1", {}, None),
+    "PATCH /api/v2/persons/{id}": ("/api/v2/persons/1", {}, {"job_title": "CTO"}),
+    "GET /api/v2/organizations": ("/api/v2/organizations", {}, None),
+    "POST /api/v2/organizations": ("/api/v2/organizations", {}, {"name": "Beta"}),
+    "GET /api/v2/organizations/{id}": ("/api/v2/organizations/1", {}, None),
+    "PATCH /api/v2/organizations/{id}": ("/api/v2/organizations/1", {}, {"website": "x.io"}),
+    "GET /api/v2/personFields": ("/api/v2/personFields", {}, None),
+    "GET /api/v2/organizationFields": ("/api/v2/organizationFields", {}, None),
+    "GET /api/v2/dealFields": ("/api/v2/dealFields", {}, None),
+    "PUT /v1/persons/{id}/merge": ("/v1/persons/2/merge", {}, {"merge_with_id": 1}),
+    "POST /v1/leads": ("/v1/leads", {}, {"title": "L", "organization_id": 1}),
+    "GET /v1/leads": ("/v1/leads", {}, None),
+    "GET /v1/leads/archived": ("/v1/leads/archived", {}, None),
+    "GET /v1/leads/{id}": (f"/v1/leads/{_LEAD}", {}, None),
+    "PATCH /v1/leads/{id}": (f"/v1/leads/{_LEAD}", {}, {"was_seen": True}),
+    "GET /v1/leadLabels": ("/v1/leadLabels", {}, None),
+    "GET /v1/users/me": ("/v1/users/me", {}, None),
+    "POST /api/v2/deals": ("/api/v2/deals", {}, {"title": "D", "status": "won"}),
+    "GET /api/v2/deals": ("/api/v2/deals", {}, None),
+    "GET /api/v2/deals/archived": ("/api/v2/deals/archived", {}, None),
+    "POST /api/v2/activities": ("/api/v2/activities", {}, {"subject": "S", "person_id": 1}),
+    "GET /api/v2/activities": ("/api/v2/activities", {"include_fields": "attendees"}, None),
+    "POST /v1/notes": ("/v1/notes", {}, {"content": "c", "deal_id": 1}),
+    "GET /v1/notes": ("/v1/notes", {}, None),
+    "GET /api/v2/pipelines": ("/api/v2/pipelines", {}, None),
+    "GET /api/v2/stages": ("/api/v2/stages", {}, None),
+    "GET /v1/activityTypes": ("/v1/activityTypes", {}, None),
+}
+
+
+def _success_world(api: httpx.Client) -> str:
+    """Persons 1 (of organization 1, with an email and u-1) and 2, a lead of person 1 (valued,
+    labelled) and an archived one, an archived deal and an open one, an activity with an
+    attendee and a place, a note pinned to the person; the first lead's id."""
+    api.post("/api/v2/organizations", json={"name": "Acme"})
+    emails = [{"value": "ann@example.com", "primary": True, "label": "work"}]
+    fields = {USER_ID_FIELD: "u-1"}
+    create_person(api, org_id=1, emails=emails, custom_fields=fields)
+    create_person(api, name="Bo")
+    value = {"amount": 5, "currency": "EUR"}
+    lead = api.post(
+        "/v1/leads", json={"title": "T", "person_id": 1, "value": value, "label_ids": [HOT]}
+    ).json()["data"]["id"]
+    archived = api.post("/v1/leads", json={"title": "A", "person_id": 1}).json()["data"]["id"]
+    api.patch(f"/v1/leads/{archived}", json={"is_archived": True})
+    api.post("/api/v2/deals", json={"title": "Open", "person_id": 1, "org_id": 1})
+    api.post("/api/v2/deals", json={"title": "Old", "person_id": 1, "is_archived": True})
+    activity = {"person_id": 1, "due_date": "2026-06-01", "location": {"value": "Tallinn"}}
+    api.post("/api/v2/activities", json=activity | {"attendees": [{"email": "a@x.io"}]})
+    api.post("/v1/notes", json={"content": "N", "person_id": 1, "pinned_to_person_flag": 1})
+    return str(lead)
+
+
+@pytest.mark.parametrize("op", list(extract_script().OPERATIONS), ids=str)
+def test_every_operation_s_success_answer_is_documented(api: httpx.Client, op: str) -> None:
+    """Every operation the sandbox serves (each one rpd sends: the token costs list them), asked
+    what succeeds, answers its documented success status in its documented schema, every key
+    given, include_fields' only when asked, paging in its documented shape (assert_documented),
+    listings holding a record each."""
+    lead = _success_world(api)
+    path, query, body = _SUCCEEDS[op]
+    response = api.request(op.split(" ", 1)[0], path.replace(_LEAD, lead), params=query, json=body)
+    file, template, method = extract_script().OPERATIONS[op]
+    documented = load_openapi(file)["paths"][template][method]["responses"]
+    assert [str(response.status_code)] == [c for c in documented if c.startswith("2")], (
+        response.text
+    )
+    assert_documented(response, file, template, method)
+    assert response.json()["data"], "a listing that finds nothing checks no record's shape"
+
+
+def test_each_served_operation_has_a_request_that_succeeds() -> None:
+    assert list(_SUCCEEDS) == list(extract_script().OPERATIONS)
