@@ -418,7 +418,6 @@ class Refusing:
         *CREDENTIALS_REFUSED,
         (gcsfs_403(GCS_DENIED, "b/bucket/o"), GCS_FORBIDDEN[1]),
         AZURE_FORBIDDEN,
-        (CredentialsRefused("S3 refused the credentials (ExpiredToken) for it"), ""),
         (PermissionError(errno.EACCES, "Access Denied"), "access denied"),
         (HttpError(503, "Backend Error"), "HttpError: Backend Error, 503"),
     ],
@@ -429,7 +428,6 @@ class Refusing:
         "azure-403-sas",
         "gcs-403",
         "azure-403-no-permission",
-        "s3",
         "denied",
         "5xx",
     ],
@@ -437,7 +435,7 @@ class Refusing:
 def test_a_listing_refused_says_so_as_a_read_refused_does(refusal: Exception, said: str) -> None:
     """A usage error before anything is read (exit 2): refused credentials in the words an
     object's read uses (gcsfs's 403 read `Forbidden: b/bucket/o rpd@...`, its 401 `HttpError:
-    Invalid Credentials, 401`, S3's expired token `access denied`)."""
+    Invalid Credentials, 401`). S3's, in its words: test_objects_s3_client.py."""
     with pytest.raises(UsageError) as caught:
         EventReader(["gs://bucket/backups"], resolver=lambda _: (Refusing(refusal), "/b"))
     assert caught.value.message == f"cannot list gs://bucket/backups: {said or refusal}"

@@ -388,3 +388,59 @@ def test_an_archived_object_says_it_must_be_restored_and_is_not_tried_again(s3: 
         "gl/b.json",
         "gl/c.json",
     ]
+
+
+def test_moto_s_refusals_are_said_in_s3_s_words_and_no_secret_is_shown(
+    s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto checking signatures and permissions (IAM's): a key S3 does not know, a wrong secret
+    key and an object the key may not read all read 'access denied', S3's words dropped. Said
+    now with S3's code and Message, and the hint fitting each; no secret is shown."""
+    import boto3
+    from moto import settings
+
+    iam = boto3.client("iam", endpoint_url=s3.client.meta.endpoint_url, region_name="us-east-1")
+    iam.create_user(UserName="rpd")  # no policy: it may read nothing
+    made = iam.create_access_key(UserName="rpd")["AccessKey"]
+    key, secret = made["AccessKeyId"], made["SecretAccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    url = f"s3://backups/rs/{TIME_ORDER[0]}"
+    reader = EventReader([url], sleep=[].append)  # listed before moto checks anything
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # from here it checks all
+    [denied] = list(reader)
+    assert (denied.source, error(denied)) == (
+        url,
+        "cannot read object: S3 refused access (AccessDenied): Access Denied; check the URL, "
+        "the credentials' permissions and the bucket's policy",
+    )
+    shown = [error(denied)]
+
+    for key_id, secret_key, said, hint in [
+        (
+            "AKIAUNKNOWNEXAMPLE00",
+            secret,
+            "InvalidAccessKeyId): The AWS Access Key Id you provided does not exist in our "
+            "records.",
+            "check the access key id (AWS_ACCESS_KEY_ID, or the profile's aws_access_key_id): S3 "
+            "knows no such key (mistyped, deleted, or another store's)",
+        ),
+        (
+            key,
+            secret[::-1],
+            "SignatureDoesNotMatch): The request signature we calculated does not match the "
+            "signature you provided. Check your key and signing method.",
+            "check the secret access key (AWS_SECRET_ACCESS_KEY, or the profile's "
+            "aws_secret_access_key): it is not the one of the access key id",
+        ),
+    ]:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret_key)
+        with pytest.raises(UsageError) as caught:
+            EventReader(["s3://backups/rs"])
+        assert (caught.value.message, caught.value.hint) == (
+            f"cannot list s3://backups/rs: S3 refused the credentials ({said}",
+            f"{hint}, then rerun the same command (nothing was read or sent)",
+        )
+        shown += [caught.value.message, caught.value.hint]
+    assert not any(secret in text or secret[::-1] in text for text in shown)

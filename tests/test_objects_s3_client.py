@@ -443,7 +443,7 @@ def test_no_secret_in_a_repr_or_an_error(canned: tuple[CannedS3, list[Any]]) -> 
     with pytest.raises(PermissionError) as caught:
         fs.info("b/k")
     # The HEAD of k was denied (no body), then the listing of k/ (AccessDenied)
-    assert str(caught.value) == "access denied to s3://b/k/ (AccessDenied)"
+    assert str(caught.value) == "S3 refused access (AccessDenied): no"
     for shown in (repr(fs), repr(vars(fs)), repr(fs._credentials()), repr(caught.value)):
         assert SECRET not in shown and TOKEN not in shown
 
@@ -578,14 +578,184 @@ def test_credentials_refused_mid_run_stop_the_read_at_that_object(
         read.extend((item.source, error(item)) for item in reader)
     assert read == [("s3://b/rs/a.json:1", "")]
     assert caught.value.message == (
-        "cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken) for "
-        "s3://b/rs/b.json"
+        "cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken): The provided "
+        "token has expired."
     )
-    assert caught.value.hint == (
-        "renew the credentials, then rerun the same command"  # what it does: the command's
+    assert caught.value.hint == (  # what it does: the command's
+        "renew the credentials: their session token expired (aws sso login, or a new session), "
+        "then rerun the same command"
     )
     assert "/b/rs/c.json" not in [seen.path for seen in server.seen]
     assert TOKEN not in caught.value.message and SECRET not in caught.value.message
+
+
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SIGNED = "AWS4-HMAC-SHA256\n20261207T103000Z\n20261207/us-east-1/s3/aws4_request\n0123abcd"
+KMS_SAID = (
+    "User: arn:aws:iam::111122223333:user/rpd is not authorized to perform: kms:Decrypt on "
+    "resource: arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab "
+    "because no identity-based policy allows the kms:Decrypt action"
+)
+DENIED_SAID = (
+    "User: arn:aws:iam::111122223333:user/rpd is not authorized to perform: s3:GetObject on "
+    'resource: "arn:aws:s3:::acme-kms-backups/rs/b.json" because no identity-based policy allows '
+    "the s3:GetObject action"
+)
+DENIED = "check the URL, the credentials' permissions and the bucket's policy"
+KMS = (
+    "the object is encrypted with a KMS key these credentials may not use: allow them "
+    "kms:Decrypt in the key's policy (and check the key is enabled)"
+)
+# S3's 403s (and 400s) as S3 answers them, with the elements beside the Message that must never
+# be shown (the access key id, the string signed, the token), and what rpd says and hints: the
+# credentials refused stop the read (True), one object denied fails alone (False).
+S3_REFUSALS = {
+    "wrong-secret": (
+        Answer(403, {}, error_xml(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method.",
+            AWSAccessKeyId=ACCESS_KEY, StringToSign=SIGNED, SignatureProvided="0badc0de",
+        )),
+        True,
+        "S3 refused the credentials (SignatureDoesNotMatch): The request signature we "
+        "calculated does not match the signature you provided. Check your key and signing "
+        "method.",
+        "check the secret access key (AWS_SECRET_ACCESS_KEY, or the profile's "
+        "aws_secret_access_key): it is not the one of the access key id, then rerun the same "
+        "command",
+    ),
+    "unknown-key": (
+        Answer(403, {}, error_xml(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            AWSAccessKeyId=ACCESS_KEY,
+        )),
+        True,
+        "S3 refused the credentials (InvalidAccessKeyId): The AWS Access Key Id you provided "
+        "does not exist in our records.",
+        "check the access key id (AWS_ACCESS_KEY_ID, or the profile's aws_access_key_id): S3 "
+        "knows no such key (mistyped, deleted, or another store's), then rerun the same command",
+    ),
+    "expired-token": (
+        Answer(400, {}, error_xml(
+            "ExpiredToken", "The provided token has expired.", **{"Token-0": TOKEN}
+        )),
+        True,
+        "S3 refused the credentials (ExpiredToken): The provided token has expired.",
+        "renew the credentials: their session token expired (aws sso login, or a new session), "
+        "then rerun the same command",
+    ),
+    "token-echoed": (  # a store whose words echo the key and the token: neither is shown
+        Answer(400, {}, error_xml(
+            "InvalidToken", f"The token {TOKEN} of {ACCESS_KEY} is malformed."
+        )),
+        True,
+        "S3 refused the credentials (InvalidToken): The token (hidden) of (hidden) is malformed.",
+        "check the session token (AWS_SESSION_TOKEN, or the profile's aws_session_token): S3 "
+        "cannot read it, or it is not the access key id's, then rerun the same command",
+    ),
+    "all-access-disabled": (
+        Answer(403, {}, error_xml(
+            "AllAccessDisabled", "All access to this object has been disabled"
+        )),
+        True,
+        "S3 refused access (AllAccessDisabled): All access to this object has been disabled",
+        "ask the bucket's owner: AWS disabled all access to it (an account suspended or "
+        "closed), which no credentials of rpd's mend, then rerun the same command",
+    ),
+    "kms-denied": (
+        Answer(403, {}, error_xml("AccessDenied", KMS_SAID)),
+        False,
+        f"S3 refused access (AccessDenied): {KMS_SAID[:200]}",
+        KMS,
+    ),
+    "kms-key-disabled": (
+        Answer(400, {}, error_xml(
+            "KMS.DisabledException",
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd is disabled.",
+        )),
+        False,
+        "S3 refused access (KMS.DisabledException): arn:aws:kms:us-east-1:111122223333:key/"
+        "1234abcd is disabled.",
+        KMS,
+    ),
+    "denied-in-a-bucket-named-kms": (  # AWS's words of a policy: no KMS key in them
+        Answer(403, {}, error_xml("AccessDenied", DENIED_SAID)),
+        False,
+        f"S3 refused access (AccessDenied): {DENIED_SAID[:200]}",
+        DENIED,
+    ),
+    "access-denied": (
+        Answer(403, {}, error_xml("AccessDenied", "Access Denied")),
+        False,
+        "S3 refused access (AccessDenied): Access Denied",
+        DENIED,
+    ),
+}  # fmt: skip
+
+
+def refused_listing_then_b(
+    canned: tuple[CannedS3, list[Any]], refusal: Answer, **env: str
+) -> tuple[UsageError, EventReader]:
+    """The error of a listing of s3://b/rs that `refusal` answers (its HEAD, which has no body
+    to say why, then the listing), and a reader of rs/a.json, rs/b.json and rs/c.json whose GET
+    of b.json `refusal` answers."""
+    server, script = canned
+    script.append(refusal)
+    fs = fs_for(server, **env)
+    with pytest.raises(UsageError) as listing:
+        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
+    line = b'{"type": "identify", "userId": "u", "messageId": "m"}\n'
+    keys = {"rs/a.json": line, "rs/b.json": line, "rs/c.json": line}
+    answer, _ = bucket("b", keys, lambda seen, _: refusal if seen.path == "/b/rs/b.json" else None)
+    script[:] = [answer]
+    return listing.value, EventReader(
+        ["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=[].append
+    )
+
+
+@pytest.mark.parametrize(
+    ("refusal", "stops", "said", "hint"), S3_REFUSALS.values(), ids=S3_REFUSALS.keys()
+)
+def test_s3_s_refusals_are_said_in_its_words_with_what_to_do_and_no_secret(
+    canned: tuple[CannedS3, list[Any]], refusal: Answer, stops: bool, said: str, hint: str
+) -> None:
+    """S3's 403s all read 'access denied' (and 'check the credentials'), its words dropped: a
+    wrong secret key, an unknown key id, an expired token, a KMS key the credentials may not
+    use, a bucket AWS disabled. Said now with S3's code and Message, and what to do about each:
+    at the listing (exit 2), and at an object's read, where refused credentials stop the read
+    there and a denied object fails alone, the others read. Nothing beside the Message is
+    shown, and a Message echoing the key or the token has them hidden."""
+    server, _ = canned
+    listing, reader = refused_listing_then_b(canned, refusal, AWS_ACCESS_KEY_ID=ACCESS_KEY)
+    assert (listing.message, listing.hint) == (
+        f"cannot list s3://b/rs: {said}",
+        f"{hint} (nothing was read or sent)",
+    )
+    read: list[tuple[str, str]] = []
+    shown = [listing.message, listing.hint]
+    if stops:
+        with pytest.raises(StoppedEarly) as stopped:
+            read.extend((item.source, error(item)) for item in reader)
+        assert read == [("s3://b/rs/a.json:1", "")]
+        assert (stopped.value.message, stopped.value.hint) == (
+            f"cannot read s3://b/rs/b.json: {said}",
+            hint,
+        )
+        assert "/b/rs/c.json" not in [seen.path for seen in server.seen]
+        shown += [stopped.value.message, stopped.value.hint]
+    else:
+        read.extend((item.source, error(item)) for item in reader)
+        assert read == [
+            ("s3://b/rs/a.json:1", ""),
+            ("s3://b/rs/b.json", f"cannot read object: {said}; {hint}"),
+            ("s3://b/rs/c.json:1", ""),
+        ]
+        shown += [why for _, why in read]
+    for secret in (SECRET, TOKEN, ACCESS_KEY, SIGNED.split("\n")[-1], "0badc0de"):
+        assert not any(secret in text for text in shown)
+    assert [seen.path for seen in server.seen].count("/b/rs/b.json") == 1  # not tried again
 
 
 SKEWED = Answer(
@@ -608,23 +778,14 @@ def test_a_clock_s3_finds_too_far_from_its_own_is_said_at_the_listing_and_stops_
     """S3 refuses every request signed more than 15 minutes from its time (a VM or container
     whose clock drifted): said as such, what to do the clock, where it read 'access denied',
     the credentials' hint (a data engineer checked IAM), and each object failed alike."""
-    server, script = canned
-    script.append(SKEWED)
-    fs = fs_for(server)
-    with pytest.raises(UsageError) as listing:
-        EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"))
-    assert (listing.value.message, listing.value.hint) == (
+    server, _ = canned
+    listing, reader = refused_listing_then_b(canned, SKEWED)
+    assert (listing.message, listing.hint) == (
         "cannot list s3://b/rs: S3 refused the request for s3://b/rs/: this machine's clock is "
         "wrong (S3's time is 2026-12-07T10:00:00Z, more than 15 minutes away) "
         "(RequestTimeTooSkewed)",
         f"{CLOCK} (nothing was read or sent)",
     )
-
-    line = b'{"type": "identify", "userId": "u", "messageId": "m"}\n'
-    keys = {"rs/a.json": line, "rs/b.json": line, "rs/c.json": line}
-    answer, _ = bucket("b", keys, lambda seen, _: SKEWED if seen.path == "/b/rs/b.json" else None)
-    script[:] = [answer]
-    reader = EventReader(["s3://b/rs"], resolver=lambda _: (fs, "b/rs"), sleep=[].append)
     read: list[tuple[str, str]] = []
     with pytest.raises(StoppedEarly) as stopped:
         read.extend((item.source, error(item)) for item in reader)

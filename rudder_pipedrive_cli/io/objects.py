@@ -274,7 +274,8 @@ class ObjectChanged(ObjectReadError):
     """The object changed between two tries: reading on would mix two versions."""
 
 
-RENEW = "renew the credentials, then rerun the same command"  # what to do when they are refused
+RERUN = "then rerun the same command"  # how each stop's hint ends
+RENEW = f"renew the credentials, {RERUN}"  # what to do when they are refused
 
 
 class CredentialsRefused(PermissionError):
@@ -283,12 +284,27 @@ class CredentialsRefused(PermissionError):
 
     hint = RENEW
 
+    def __init__(self, text: str, hint: str | None = None) -> None:
+        super().__init__(text)
+        if hint is not None:
+            self.hint = hint
+
+
+class AccessRefused(PermissionError):
+    """A store's refusal of one object or prefix in its own words (S3's code and message, with
+    no credential in them): no retry mends it, the object fails at once and the run reads on;
+    `hint` says what to do (at a listing, its hint; of an object, after its words)."""
+
+    def __init__(self, text: str, hint: str) -> None:
+        super().__init__(text)
+        self.hint = hint
+
 
 class ClockSkewed(CredentialsRefused):
     """The store refused a request signed at a time too far from its own (S3: 15 minutes):
     this machine's clock is wrong, and every later request would be refused alike."""
 
-    hint = "set this machine's clock right (NTP), then rerun the same command"
+    hint = f"set this machine's clock right (NTP), {RERUN}"
 
 
 class StoreRefused(ObjectReadError):
@@ -301,7 +317,7 @@ class StoreRefused(ObjectReadError):
         self.hint = hint
 
 
-REACH = "check the network and the store's endpoint, then rerun the same command"
+REACH = f"check the network and the store's endpoint, {RERUN}"
 # No connection made at all (refused, no route, none in time, a name that does not resolve):
 # not the object's fault, so once its tries ran out every later object would fail alike.
 UNREACHABLE = frozenset(
@@ -351,7 +367,11 @@ def forbidden(error: Exception) -> str | None:
     lack, with Azure's code and the first line of its words. AuthorizationPermissionMismatch (a
     role with no data access), AuthorizationFailure (a firewall, a SAS without the permission),
     or any other code but those of credentials gone (`AZURE_CREDENTIALS_GONE`, which
-    `refused_credentials` takes first)."""
+    `refused_credentials` takes first).
+
+    S3: io/s3.py's `AccessRefused`, in S3's words."""
+    if isinstance(error, AccessRefused):
+        return str(error)
     if type(error) is OSError and str(error).startswith("Forbidden"):
         said = " ".join(str(error).partition("\n")[2].split())[:200]
         return "Google Cloud Storage refused access (HTTP 403)" + (f": {said}" if said else "")
@@ -524,6 +544,8 @@ def _skip(handle: Any, size: int, chunk: int) -> None:
 def _why(error: Exception) -> str:
     if isinstance(error, ObjectReadError):
         return str(error)
+    if isinstance(error, AccessRefused):
+        return f"{error}; {error.hint}"
     if (denied := forbidden(error)) is not None:
         return denied
     if isinstance(error, FileNotFoundError):

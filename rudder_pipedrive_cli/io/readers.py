@@ -43,7 +43,8 @@ from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
 from rudder_pipedrive_cli.io.objects import (
     REACH,
     URL,
-    ClockSkewed,
+    AccessRefused,
+    CredentialsRefused,
     Feed,
     ObjectLedger,
     ObjectReadError,
@@ -774,7 +775,7 @@ def listing_refused(path: str, error: Exception) -> UsageError | ReadingRefused:
         )
     todo = (
         error.hint
-        if isinstance(error, ClockSkewed)
+        if isinstance(error, CredentialsRefused | AccessRefused)
         else "check the URL and the provider's credentials"
     )
     return UsageError(

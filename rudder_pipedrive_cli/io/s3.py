@@ -32,10 +32,11 @@ import hashlib
 import hmac
 import http.client
 import os
+import re
 import ssl
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -43,7 +44,9 @@ from urllib.parse import quote, unquote_plus, urlsplit
 
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.io.objects import (
+    RERUN,
     RETRY_DELAYS,
+    AccessRefused,
     ClockSkewed,
     CredentialsRefused,
     ObjectChanged,
@@ -152,10 +155,43 @@ class S3Error(OSError):
         self.transient = transient
 
 
-# S3's error codes for credentials it no longer takes (a session token that expired mid-run):
-CREDENTIALS_GONE = frozenset(
-    ("ExpiredToken", "TokenRefreshRequired", "InvalidToken", "InvalidAccessKeyId")
+# S3's error codes that refuse the credentials themselves, not one object (every later request
+# would be refused alike: the run stops there): what is refused, and what to do before the rerun.
+CREDENTIALS_GONE = {
+    "SignatureDoesNotMatch": (
+        "the credentials",
+        "check the secret access key (AWS_SECRET_ACCESS_KEY, or the profile's "
+        "aws_secret_access_key): it is not the one of the access key id",
+    ),
+    "InvalidAccessKeyId": (
+        "the credentials",
+        "check the access key id (AWS_ACCESS_KEY_ID, or the profile's aws_access_key_id): S3 "
+        "knows no such key (mistyped, deleted, or another store's)",
+    ),
+    "ExpiredToken": (
+        "the credentials",
+        "renew the credentials: their session token expired (aws sso login, or a new session)",
+    ),
+    "TokenRefreshRequired": ("the credentials", "renew the credentials"),
+    "InvalidToken": (
+        "the credentials",
+        "check the session token (AWS_SESSION_TOKEN, or the profile's aws_session_token): S3 "
+        "cannot read it, or it is not the access key id's",
+    ),
+    "AllAccessDisabled": (
+        "access",
+        "ask the bucket's owner: AWS disabled all access to it (an account suspended or "
+        "closed), which no credentials of rpd's mend",
+    ),
+}
+# A 403 of one object: what to do, and of one encrypted with a KMS key the credentials may not
+# use (S3's AccessDenied naming KMS, or a KMS.* code: a key disabled, deleted, not allowed).
+DENIED = "check the URL, the credentials' permissions and the bucket's policy"
+KMS_DENIED = (
+    "the object is encrypted with a KMS key these credentials may not use: allow them "
+    "kms:Decrypt in the key's policy (and check the key is enabled)"
 )
+KMS_WORDS = ("kms:", "kms key", "customer master key")  # not "kms": a bucket may be acme-kms
 
 
 # A GET of an object a lifecycle rule moved to Glacier Flexible Retrieval or Deep Archive.
@@ -165,9 +201,16 @@ ARCHIVED = (
 )
 
 
-def answer_error(status: int, body: bytes, what: str) -> OSError:
-    """The error an S3 answer other than 2xx stands for."""
-    code, message = _error_text(body, "Code"), " ".join(_error_text(body, "Message").split())[:200]
+def answer_error(status: int, body: bytes, what: str, hidden: Iterable[str] = ()) -> OSError:
+    """The error an S3 answer other than 2xx stands for, in S3's words: its code, and its
+    Message (alone of the document's elements: SignatureDoesNotMatch's StringToSign and
+    AWSAccessKeyId, InvalidToken's Token-0 are never read), with any of `hidden` (the access key,
+    the secret key, the session token) it echoes taken out."""
+    code, message = _error_text(body, "Code"), _error_text(body, "Message")
+    for secret in filter(None, hidden):  # anywhere; a short one as a word ("x" leaves "exist")
+        echo = re.escape(secret) if len(secret) >= 8 else rf"(?<!\w){re.escape(secret)}(?!\w)"
+        message = re.sub(echo, "(hidden)", message)
+    message = " ".join(message.split())[:200]
     if status == 404 or code in ("NoSuchKey", "NoSuchBucket"):
         return FileNotFoundError(f"no such bucket or object: {what}")
     if code == "RequestTimeTooSkewed":  # said as access denied, it sent people to their IAM
@@ -179,10 +222,13 @@ def answer_error(status: int, body: bytes, what: str) -> OSError:
         )
     if code == "InvalidObjectState":  # 403, said as access denied: it sent people to their IAM
         return S3Error(ARCHIVED, transient=False)
+    words = f"({code or f'HTTP {status}'})" + (f": {message}" if message else "")
     if code in CREDENTIALS_GONE:  # the credentials, not this object: nothing more can be read
-        return CredentialsRefused(f"S3 refused the credentials ({code}) for {what}")
-    if status == 403:
-        return PermissionError(f"access denied to {what} ({code or 'HTTP 403'})")
+        refused, todo = CREDENTIALS_GONE[code]
+        return CredentialsRefused(f"S3 refused {refused} {words}", f"{todo}, {RERUN}")
+    kms = code.startswith("KMS.") or any(word in message.lower() for word in KMS_WORDS)
+    if status == 403 or (kms and status == 400):  # a KMS key disabled or deleted: 400
+        return AccessRefused(f"S3 refused access {words}", KMS_DENIED if kms else DENIED)
     if status == 412:
         return ObjectChanged("it changed while being read: rerun to read the new version")
     said = f"{code}: {message}" if code and message else code or message
@@ -423,13 +469,17 @@ class S3FileSystem:
         """The object `path` names (its size and ETag), else the prefix `path/` if it holds
         anything, else FileNotFoundError (also for a missing bucket)."""
         bucket, key = _split(path)
-        denied: PermissionError | None = None
+        denied: OSError | None = None
         if key:
             try:
                 headers = self._retrying(partial(self._head, bucket, key))
             except FileNotFoundError:
                 pass
-            except PermissionError as error:  # S3's answer to a missing key without ListBucket
+            except (PermissionError, S3Error) as error:
+                # A HEAD's answer has no body to say why (S3's answer to a missing key without
+                # ListBucket, or a 400: ExpiredToken, InvalidToken): the listing's says it.
+                if isinstance(error, S3Error) and error.transient:
+                    raise
                 denied = error
             else:
                 size = int(headers.get("content-length") or 0)
@@ -518,10 +568,10 @@ class S3FileSystem:
             query_string = canonical_query(query)
             default_port = 443 if scheme == "https" else 80
             host_header = host if port == default_port else f"{host}:{port}"
+            credentials = self._credentials()
             headers = signed_headers(
-                method, host_header, path, query_string, {}, self._credentials(), region,
-                self._clock(),
-            )  # fmt: skip
+                method, host_header, path, query_string, {}, credentials, region, self._clock()
+            )
             connection = self._connect(scheme, host, port)
             try:
                 target = path + ("?" + query_string if query_string else "")
@@ -538,7 +588,8 @@ class S3FileSystem:
             if response.status not in (301, 307, 400) or not moved or moved == region:
                 break
             self._regions[bucket] = moved  # and signed again for it, once
-        raise answer_error(response.status, body, what)
+        secrets = (credentials.access_key, credentials.secret_key, credentials.token or "")
+        raise answer_error(response.status, body, what, secrets)
 
     def _target(self, bucket: str, region: str) -> tuple[str, str, int, str]:
         """(scheme, host, port, path before the key) of a request to `bucket`: path-style on a

@@ -427,9 +427,42 @@ def test_plain_progress_counts_objects_done() -> None:
     )
 
 
-def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_shown() -> None:
-    secret, token = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLE-token"
-    denied = Answer(403, {}, error_xml("AccessDenied", "Access Denied"))
+SECRET_KEY, SESSION_TOKEN = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "FwoGZXIvYXdzEXAMPLE-token"
+
+
+@pytest.mark.parametrize(
+    ("denied", "said"),
+    [
+        (
+            Answer(403, {}, error_xml("AccessDenied", "Access Denied")),
+            [
+                "error: cannot list s3://b/rs: S3 refused access (AccessDenied): Access Denied",
+                "hint: check the URL, the credentials' permissions and the bucket's policy "
+                "(nothing was read or sent)",
+            ],
+        ),
+        (  # S3's answer holds the string it signed, the key id and (some stores) the token
+            Answer(403, {}, error_xml(
+                "SignatureDoesNotMatch",
+                f"The request signature we calculated does not match ({SESSION_TOKEN}).",
+                AWSAccessKeyId="AKID", StringToSign=f"AWS4-HMAC-SHA256 {SECRET_KEY}",
+                SignatureProvided="0badc0de",
+            )),
+            [
+                "error: cannot list s3://b/rs: S3 refused the credentials (SignatureDoesNotMatch): "
+                "The request signature we calculated does not match ((hidden)).",
+                "hint: check the secret access key (AWS_SECRET_ACCESS_KEY, or the profile's "
+                "aws_secret_access_key): it is not the one of the access key id, then rerun the "
+                "same command (nothing was read or sent)",
+            ],
+        ),
+    ],
+    ids=["access-denied", "wrong-secret"],
+)  # fmt: skip
+def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_shown(
+    denied: Answer, said: list[str]
+) -> None:
+    secret, token = SECRET_KEY, SESSION_TOKEN
     with CannedS3(lambda _: denied) as server:
         env = {
             **CLEAN_ENV,
@@ -444,12 +477,9 @@ def test_a_bucket_that_denies_the_listing_is_a_usage_error_and_no_secret_is_show
             command = ["dry-run", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), *verbose]
             result = CliRunner().invoke(app, command, env=env)
             assert result.exit_code == 2
-            assert result.stderr.splitlines()[-2:] == [
-                "error: cannot list s3://b/rs: access denied",
-                "hint: check the URL and the provider's credentials (nothing was read or sent)",
-            ]
-            assert secret not in result.output + result.stderr
-            assert token not in result.output + result.stderr
+            assert result.stderr.splitlines()[-2:] == said
+            for hidden in (secret, token, "0badc0de", "AKID"):
+                assert hidden not in result.output + result.stderr
         assert [(seen.method, seen.path) for seen in server.seen] == [
             ("HEAD", "/b/rs"),
             ("GET", "/b?delimiter=%2F&encoding-type=url&list-type=2&max-keys=1&prefix=rs%2F"),
@@ -495,6 +525,11 @@ def canned_s3_env(endpoint: str) -> dict[str, str]:
     }
 
 
+# What rpd says of S3's ExpiredToken, and hints.
+EXPIRED_SAID = "S3 refused the credentials (ExpiredToken): The provided token has expired."
+EXPIRED = "renew the credentials: their session token expired (aws sso login, or a new session)"
+
+
 @pytest.mark.parametrize(
     ("with_state", "rerun"),
     [
@@ -537,9 +572,8 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
 
     assert result.exit_code == 4, result.stderr
     assert result.stderr.splitlines()[-2:] == [
-        "error: cannot read s3://b/rs/b.json: S3 refused the credentials (ExpiredToken) for "
-        "s3://b/rs/b.json",
-        f"hint: renew the credentials, then rerun the same command: {rerun}",
+        f"error: cannot read s3://b/rs/b.json: {EXPIRED_SAID}",
+        f"hint: {EXPIRED}, then rerun the same command: {rerun}",
     ]
     assert "never-shown" not in result.output + result.stderr
     events = orjson.loads(report.read_bytes())["events"]
@@ -724,9 +758,9 @@ def test_credentials_refused_in_the_first_pass_stop_the_send_with_its_report(
     assert run.exit_code == 4, run.stderr
     url = f"s3://backups/rs/{refused}"
     assert run.stderr.splitlines()[-2:] == [
-        f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}",
-        "hint: renew the credentials, then rerun the same command: no event was sent by this "
-        "run, so the rerun starts from the first object",
+        f"error: cannot read {url}: {EXPIRED_SAID}",
+        f"hint: {EXPIRED}, then rerun the same command: no event was sent by this run, so the "
+        "rerun starts from the first object",
     ]
     assert "not attempted: 4 events were read but not finished when the run stopped" in run.stderr
     read = TIME_ORDER[: TIME_ORDER.index(refused)]  # by the first pass: 4 events
@@ -783,8 +817,8 @@ def test_dry_run_whose_first_pass_is_refused_stops_as_send_does(tmp_path: Path, 
         assert result.exit_code == 4, result.stderr
         url = f"s3://backups/rs/{B_08}"
         assert result.stderr.splitlines()[-2:] == [
-            f"error: cannot read {url}: S3 refused the credentials (ExpiredToken) for {url}",
-            "hint: renew the credentials, then rerun the same command",  # it keeps nothing
+            f"error: cannot read {url}: {EXPIRED_SAID}",
+            f"hint: {EXPIRED}, then rerun the same command",  # it keeps nothing
         ]
         assert result.stdout == ""
 
