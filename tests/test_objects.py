@@ -342,7 +342,37 @@ def test_hidden_files_are_left_out(tmp_path: Path) -> None:
     write_folder(tmp_path, {".DS_Store": b"\x00\x01", ".sync/x.json.gz": b"junk", "a.ndjson": b""})
     warnings: list[str] = []
     assert list(EventReader([str(tmp_path)], warn=warnings.append)) == []
-    assert warnings == [LAYOUT_WARNING.format(name=f"{tmp_path}/a.ndjson")]
+    assert warnings == [
+        LAYOUT_WARNING.format(name=f"{tmp_path}/a.ndjson"),
+        f"{tmp_path} holds no events",
+    ]
+
+
+@pytest.mark.parametrize(
+    "empty", [b"", gzip.compress(b""), b"\n \n"], ids=["0-bytes", "gzip", "blank"]
+)
+def test_a_folder_or_prefix_of_empty_files_is_said_to_hold_no_events_as_an_empty_file_is(
+    tmp_path: Path, empty: bytes
+) -> None:
+    """A folder or a bucket's prefix whose files are all empty (0 bytes, a gzip of nothing) read
+    nothing and said nothing, where an empty file given alone is said to hold no events: said
+    alike now, once for the folder. One with an event among its empty files says nothing."""
+    names = [key("s", MAY_1, hour, "i", stamp(hour), stamp(hour, 5)) for hour in (1, 2)]
+    write_folder(tmp_path / "empty", dict.fromkeys(names, empty))
+    write_folder(tmp_path / "one", {names[0]: empty, names[1]: archive(identify("x"))})
+    memory = MemoryFileSystem(skip_instance_cache=True)
+    memory.store, memory.pseudo_dirs = {}, [""]
+    for name in names:
+        memory.pipe(f"/bucket/rs/{name}", empty)
+    folders = [str(tmp_path / "empty"), "gs://bucket/rs", str(tmp_path / "one")]
+    warnings: list[str] = []
+    reader = EventReader(
+        folders,
+        warn=warnings.append,
+        resolver=lambda path: (memory, "/bucket/rs") if path.startswith("gs:") else resolve(path),
+    )
+    assert rows(reader) == [(f"{tmp_path}/one/{names[1]}:1#1", "x")]
+    assert warnings == [f"{folders[0]} holds no events", f"{folders[1]} holds no events"]
 
 
 # -- GCS and Azure through fsspec's interface (its memory filesystem) ------------------------

@@ -194,8 +194,8 @@ class EventReader:
         """The items of each path in turn; a file is closed once its items were all taken."""
         for path, listing in self._inputs:
             if listing is not None:
-                if listing[1]:
-                    yield self._read_objects(*listing)
+                if listing[1]:  # a folder or prefix of empty files is said as an empty file is
+                    yield self._said_if_empty(self._read_objects(*listing), source_name(path))
                 continue
             try:
                 inner = self._open(path)
@@ -207,19 +207,26 @@ class EventReader:
             name = source_name(path)
             try:
                 items = _read_stream(source, name, self.max_item_bytes, self._mentioning)
-                if self._warn is not None:  # an empty file ended the run with "0 of 0 events"
-                    first = next(items, None)
-                    if first is None:
-                        said = f"{STDIN_SHOWN} held" if path == STDIN else f"{name} holds"
-                        self._warn(f"{said} no events")
-                    items = iter(()) if first is None else chain((first,), items)
-                yield items
+                yield self._said_if_empty(items, name, path == STDIN)
                 self._read_whole(path, name, inner, source.count)
             finally:
                 self._finished_bytes += source.count
                 self._current = None
                 if path != STDIN:
                     inner.close()
+
+    def _said_if_empty(
+        self, items: Iterator[Event], name: str, stdin: bool = False
+    ) -> Iterator[Event]:
+        """`items`, warning that `name` holds no events when they are none: an empty file ended
+        the run with "0 of 0 events" and no word why."""
+        if self._warn is None:
+            return items
+        first = next(items, None)
+        if first is None:
+            self._warn(f"{STDIN_SHOWN} held no events" if stdin else f"{name} holds no events")
+            return iter(())
+        return chain((first,), items)
 
     def _read_whole(self, path: str, name: str, inner: BinaryIO, read: int) -> None:
         """Say a file read to its end short of the size it had when the run began: it was cut
