@@ -477,6 +477,7 @@ def run_send(
             max_item_bytes=job.max_item_bytes,
             window=job.event_filter.window,
             finished=finished if kept is not None and kept.complete else None,
+            listed=reader.listed,  # not listed again: a store gone since stops at an object
         )
         events = taken_events(first_pass, job.event_filter, job.limit, token_pattern)
         table = spill.table() if kept is None else kept

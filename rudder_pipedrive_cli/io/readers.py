@@ -29,7 +29,7 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -68,6 +68,10 @@ if TYPE_CHECKING:
 
 STDIN = "-"
 Listing = tuple["AbstractFileSystem", list[StoredObject]]  # a bucket's or folder's store, objects
+# What listing a path within a window found: its store, its root there, the objects, and the
+# folder's entries that are no files (`list_objects`); kept by (path, window) in
+# `EventReader.listed`, for another reader of the same input not to list it again.
+Listed = tuple["AbstractFileSystem", str, list[StoredObject], list[tuple[str, str]]]
 Key = str | tuple[int, int]  # what tells an input read before: a name, a local file's identity
 GZIP_MAGIC = b"\x1f\x8b"
 BOM = b"\xef\xbb\xbf"
@@ -108,8 +112,14 @@ class EventReader:
         resolver: Resolver = resolve,
         sleep: Callable[[float], object] | None = None,
         mentioning: tuple[bytes, ...] = (),
+        listed: Mapping[tuple[str, Window], Listed] | None = None,
     ) -> None:
         self.paths = tuple(paths)
+        # The listings made (or, from `listed`, another reader's taken): send's first pass
+        # reads the main pass's, so that a store gone between the two listings cannot stop it
+        # before its first object, where it would stop with no report (and a bucket of
+        # thousands of objects is listed once).
+        self.listed: dict[tuple[str, Window], Listed] = dict(listed or {})
         self._mentioning = mentioning
         self.strict = strict
         self.max_item_bytes = max_item_bytes
@@ -259,18 +269,10 @@ class EventReader:
         resolver: Resolver,
         given: dict[Key, str],
     ) -> Listing:
-        fs, root = resolver(path)
+        if (path, window) not in self.listed:
+            self.listed[path, window] = _listed(path, window, resolver)
+        fs, root, listed, not_files = self.listed[path, window]
         warn = self._warn
-        not_files: list[tuple[str, str]] = []
-        try:
-            listed = list_objects(fs, root, path, window, not_files)
-        except FileNotFoundError:
-            raise UsageError(
-                f"cannot read {path}: no such bucket, prefix or folder",
-                hint="check the path (nothing was read or sent)",
-            ) from None
-        except Exception as error:  # the store's own errors: credentials, network, denied
-            raise listing_refused(path, error) from None
         if warn is not None:
             for name, kind in sorted(not_files):
                 warn(f"{name} is {kind}, not a file: not read (only a folder's files are)")
@@ -334,6 +336,22 @@ class EventReader:
             # far, and no buffer lock is held by a reader thread waiting at shutdown.
             return getattr(sys.stdin.buffer, "raw", sys.stdin.buffer)
         return open(path, "rb", buffering=0)
+
+
+def _listed(path: str, window: Window, resolver: Resolver) -> Listed:
+    """What listing `path` finds within `window`, or the error that says why it cannot be."""
+    fs, root = resolver(path)
+    not_files: list[tuple[str, str]] = []
+    try:
+        found = list_objects(fs, root, path, window, not_files)
+    except FileNotFoundError:
+        raise UsageError(
+            f"cannot read {path}: no such bucket, prefix or folder",
+            hint="check the path (nothing was read or sent)",
+        ) from None
+    except Exception as error:  # the store's own errors: credentials, network, denied
+        raise listing_refused(path, error) from None
+    return fs, root, found, not_files
 
 
 def _given_before(path: str, again: list[StoredObject], earlier: str, left: int) -> str:

@@ -591,6 +591,36 @@ def test_credentials_that_expire_mid_run_stop_the_send_with_exit_4(
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
 
 
+LINE_A = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
+A_AND_B = {"rs/a.json": LINE_A, "rs/b.json": LINE_A.replace(b"1", b"2").replace(b'"A"', b'"B"')}
+
+
+def store_goes_down(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event that, while set, has every connection to the S3 endpoint refused (a MinIO
+    restarted, a VPN dropped); the feed's tries of an object made at once."""
+    monkeypatch.setattr("rudder_pipedrive_cli.io.objects.RETRY_DELAYS", (0.0,) * 5)
+    down = threading.Event()
+    real_connect = S3FileSystem._connect
+
+    def connect(self: Any, *args: Any) -> Any:
+        if down.is_set():
+            raise ConnectionRefusedError(111, "Connection refused")
+        return real_connect(self, *args)
+
+    monkeypatch.setattr(S3FileSystem, "_connect", connect)
+    return down
+
+
+def send_with_state(sandbox: Sandbox, tmp_path: Path) -> tuple[list[str], Path, Path]:
+    """`rpd send s3://b/rs` to the sandbox with a state: the command, its report, its dead
+    letters."""
+    report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
+    command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
+    command += ["--dead-letter", str(letters), "--base-url", sandbox.url]
+    command += ["--plan", "unlimited", "--state", str(tmp_path / "state.sqlite")]
+    return command, report, letters
+
+
 def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_the_rerun_resumes(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -599,29 +629,16 @@ def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_th
     what to do said), a.json sent, no failed event and no dead letter; the rerun reads b.json
     and sends it, a.json not again. (b.json and every object after it failed, each after six
     tries, 15.5 s: exit 1, dead letters holding no event, a backfill failing for hours.)"""
-    monkeypatch.setattr("rudder_pipedrive_cli.io.objects.RETRY_DELAYS", (0.0,) * 5)
-    line = b'{"type": "identify", "userId": "u-1", "messageId": "m-1", "traits": {"name": "A"}}\n'
-    keys = {"rs/a.json": line, "rs/b.json": line.replace(b"1", b"2").replace(b'"A"', b'"B"')}
-    down = threading.Event()
+    down = store_goes_down(monkeypatch)
 
     def goes_down(seen: Any, get: int) -> None:
         if seen.path == "/b/rs/a.json" and get == 2:  # the main pass reads it: the last answer
             down.set()
 
-    def connect(self: Any, *args: Any) -> Any:
-        if down.is_set():
-            raise ConnectionRefusedError(111, "Connection refused")
-        return real_connect(self, *args)
-
-    real_connect = S3FileSystem._connect
-    monkeypatch.setattr(S3FileSystem, "_connect", connect)
-    answer, gets = bucket("b", keys, goes_down)
+    answer, gets = bucket("b", A_AND_B, goes_down)
     with CannedS3(answer) as server:
         env = {**CLEAN_ENV, **canned_s3_env(server.url)}
-        report, letters = tmp_path / "report.json", tmp_path / "failed.ndjson"
-        command = ["send", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "--report", str(report)]
-        command += ["--dead-letter", str(letters), "--base-url", sandbox.url]
-        command += ["--plan", "unlimited", "--state", str(tmp_path / "state.sqlite")]
+        command, report, letters = send_with_state(sandbox, tmp_path)
         result = CliRunner().invoke(app, command, env=env)
         assert result.exit_code == 4, result.stderr
         assert result.stderr.splitlines()[-2:] == [
@@ -641,6 +658,52 @@ def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_th
     assert again.exit_code == 0, again.stderr
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
     assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 3}  # the rerun reads b.json alone
+
+
+def test_a_store_that_goes_unreachable_after_the_listing_stops_the_first_pass_with_its_report(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 endpoint goes down once the input is listed, before the first pass reads it (the
+    account's and the catalog's requests come between): the send listed the input again for its
+    first pass, and stopped there, exit 4, 'cannot list', with no report. It lists it once now,
+    and stops at the first pass's first object as a store gone mid-run does: its report (none
+    read), what to do and what the rerun does; the rerun sends every event."""
+    down, went_down = store_goes_down(monkeypatch), threading.Event()
+    monkeypatch.setitem(S3FileSystem.__init__.__kwdefaults__, "delays", ())  # no backoff
+    answer, gets = bucket("b", A_AND_B)
+
+    def listed_then_down(seen: Any) -> Answer:
+        if "list-type" in seen.path and "max-keys" not in seen.path and not went_down.is_set():
+            down.set()  # after the first run's listing of the folder
+            went_down.set()
+        return answer(seen)
+
+    with CannedS3(listed_then_down) as server:
+        env = {**CLEAN_ENV, **canned_s3_env(server.url)}
+        command, report, _ = send_with_state(sandbox, tmp_path)
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code == 4, result.stderr
+        assert result.stderr.splitlines()[-2:] == [
+            "error: cannot read s3://b/rs/a.json: the store cannot be reached (Connection "
+            "refused, 6 tries)",
+            "hint: check the network and the store's endpoint, then rerun the same command: no "
+            "event was sent by this run, so the rerun starts from the first object",
+        ]
+        # The report, printed: its last line
+        assert any(
+            line.startswith("retries: 0; 429 waits: 0;") for line in result.stderr.split("\n")
+        )
+        events = orjson.loads(report.read_bytes())["events"]
+        assert events == {"read": 0, "sent": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+        assert holdings(sandbox).persons == []
+        listings = [seen.path for seen in server.seen if "list-type" in seen.path]
+        assert len(listings) == 2  # the prefix's probe and its listing: once
+
+        down.clear()  # back up
+        again = CliRunner().invoke(app, command, env=env)
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["A", "B"]
+    assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 2}  # the rerun's two passes
 
 
 # What a send of the example config lists before its first pass (its rules' pipelines, stages
