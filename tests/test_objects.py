@@ -356,7 +356,7 @@ def test_a_folder_or_prefix_of_empty_files_is_said_to_hold_no_events_as_an_empty
 ) -> None:
     """A folder or a bucket's prefix whose files are all empty (0 bytes, a gzip of nothing) read
     nothing and said nothing, where an empty file given alone is said to hold no events: said
-    alike now, once for the folder. One with an event among its empty files says nothing."""
+    alike now, once for the folder. One with an event among its empty files names those."""
     names = [key("s", MAY_1, hour, "i", stamp(hour), stamp(hour, 5)) for hour in (1, 2)]
     write_folder(tmp_path / "empty", dict.fromkeys(names, empty))
     write_folder(tmp_path / "one", {names[0]: empty, names[1]: archive(identify("x"))})
@@ -372,7 +372,24 @@ def test_a_folder_or_prefix_of_empty_files_is_said_to_hold_no_events_as_an_empty
         resolver=lambda path: (memory, "/bucket/rs") if path.startswith("gs:") else resolve(path),
     )
     assert rows(reader) == [(f"{tmp_path}/one/{names[1]}:1#1", "x")]
-    assert warnings == [f"{folders[0]} holds no events", f"{folders[1]} holds no events"]
+    assert warnings == [
+        f"{folders[0]} holds no events",
+        f"{folders[1]} holds no events",
+        f"{folders[2]}/{names[0]} holds no events",
+    ]
+
+
+def test_empty_objects_among_others_are_said_in_one_line(tmp_path: Path) -> None:
+    """Objects of 0 bytes named as the layout names a backup (a cut upload, a writer that
+    failed) among objects with events were read as nothing, without a word: said in one line
+    (one alone as an empty file is: the test above)."""
+    names = [key("s", MAY_1, hour, "i", stamp(hour), stamp(hour, 5)) for hour in (1, 2, 3)]
+    empty, gzipped, full = b"", gzip.compress(b""), archive(identify("y"))
+    write_folder(tmp_path, dict(zip(names, [empty, gzipped, full], strict=True)))
+    warnings: list[str] = []
+    reader = EventReader([str(tmp_path)], warn=warnings.append)
+    assert rows(reader) == [(f"{tmp_path}/{names[2]}:1#1", "y")]
+    assert warnings == [f"2 objects of {tmp_path} hold no events, e.g. {tmp_path}/{names[0]}"]
 
 
 # -- GCS and Azure through fsspec's interface (its memory filesystem) ------------------------

@@ -205,7 +205,8 @@ class EventReader:
         for path, listing in self._inputs:
             if listing is not None:
                 if listing[1]:  # a folder or prefix of empty files is said as an empty file is
-                    yield self._said_if_empty(self._read_objects(*listing), source_name(path))
+                    name = source_name(path)
+                    yield self._said_if_empty(self._read_objects(*listing, name), name)
                 continue
             try:
                 inner = self._open(path)
@@ -304,7 +305,10 @@ class EventReader:
         self.objects_total += len(chosen)
         return fs, chosen
 
-    def _read_objects(self, fs: AbstractFileSystem, objects: list[StoredObject]) -> Iterator[Event]:
+    def _read_objects(
+        self, fs: AbstractFileSystem, objects: list[StoredObject], path: str
+    ) -> Iterator[Event]:
+        empty: list[str] = []  # objects read whole that held no event (0 bytes: a cut upload)
         with Feed(fs, objects, sleep=self._sleep) as feed:
             for index, stored in enumerate(objects):
                 stream = feed.stream(index)
@@ -326,7 +330,13 @@ class EventReader:
                         self._finished_bytes += source.count
                         self._current = None
                     stream.drain()
+                    if not tally.items:
+                        empty.append(stored.name)
                 self._ledger.read_to_end(tally, feed.read_as(index))
+        # Said of each as of an empty file (all of them: `_said_if_empty` says it of `path`).
+        if empty and len(empty) < len(objects):
+            some = f"{len(empty)} objects of {path} hold" if empty[1:] else f"{empty[0]} holds"
+            self._tell(f"{some} no events" + (f", e.g. {empty[0]}" if empty[1:] else ""))
 
     def _open(self, path: str) -> BinaryIO:
         if path == STDIN:
