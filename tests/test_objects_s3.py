@@ -444,3 +444,26 @@ def test_moto_s_refusals_are_said_in_s3_s_words_and_no_secret_is_shown(
         )
         shown += [caught.value.message, caught.value.hint]
     assert not any(secret in text or secret[::-1] in text for text in shown)
+
+
+def test_an_empty_object_named_as_the_prefix_is_its_folder_s_marker_and_the_prefix_is_read(
+    s3: S3,
+) -> None:
+    """s3fs-fuse and older tools mark a folder with an object of 0 bytes of its name, no slash:
+    `rpd send s3://backups/rs` (and `.../rs/`, whose slash is not kept) read that empty object
+    alone and nothing of the backup below it, exit 0. The prefix is read; an empty object with
+    no folder of its name is still that object."""
+    s3.client.put_object(
+        Bucket="backups", Key="rs", Body=b"", ContentType="application/x-directory"
+    )
+    for url in ("s3://backups/rs", "s3://backups/rs/"):
+        assert rows(EventReader([url], window=WINDOW)) == expected_sources("s3://backups/rs")
+    s3.client.put_object(Bucket="backups", Key="alone", Body=b"")
+    warnings: list[str] = []
+    assert list(EventReader(["s3://backups/alone"], warn=warnings.append)) == []
+    assert warnings == [
+        "1 object does not follow RudderStack's backup layout "
+        "(SOURCE/gw/YYYY-MM-DD/HOUR/INSTANCE/FIRST_LAST_WORKSPACE.json.gz), e.g. "
+        "s3://backups/alone: read in key order after the others, not by time",
+        "s3://backups/alone holds no events",
+    ]

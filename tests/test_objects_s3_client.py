@@ -436,6 +436,17 @@ def test_listing_and_head_try_again_after_5xx_slowdown_and_resets(
     assert caught.value.transient and slept == [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
+def test_an_empty_object_is_what_its_url_names_to_credentials_that_may_not_list(
+    canned: tuple[CannedS3, list[Any]],
+) -> None:
+    """An object of 0 bytes may be a folder's marker (the prefix of its name is then read), which
+    a listing tells: credentials that may not list are given the object, as before."""
+    server, script = canned
+    script[:] = [Answer(200, {"Content-Length": "0", "ETag": '"e"'}), DENIED_ANSWER]
+    assert fs_for(server).info("b/k") == {"name": "b/k", "type": "file", "size": 0, "ETag": '"e"'}
+    assert [seen.method for seen in server.seen] == ["HEAD", "GET"]
+
+
 def test_no_secret_in_a_repr_or_an_error(canned: tuple[CannedS3, list[Any]]) -> None:
     server, script = canned
     script.append(Answer(403, {}, error_xml("AccessDenied", "no")))
@@ -602,6 +613,7 @@ DENIED_SAID = (
     "the s3:GetObject action"
 )
 DENIED = "check the URL, the credentials' permissions and the bucket's policy"
+DENIED_ANSWER = Answer(403, {}, error_xml("AccessDenied", "Access Denied"))
 KMS = (
     "the object is encrypted with a KMS key these credentials may not use: allow them "
     "kms:Decrypt in the key's policy (and check the key is enabled)"
@@ -687,7 +699,7 @@ S3_REFUSALS = {
         DENIED,
     ),
     "access-denied": (
-        Answer(403, {}, error_xml("AccessDenied", "Access Denied")),
+        DENIED_ANSWER,
         False,
         "S3 refused access (AccessDenied): Access Denied",
         DENIED,

@@ -467,9 +467,12 @@ class S3FileSystem:
 
     def info(self, path: str) -> dict[str, Any]:
         """The object `path` names (its size and ETag), else the prefix `path/` if it holds
-        anything, else FileNotFoundError (also for a missing bucket)."""
+        anything, else FileNotFoundError (also for a missing bucket). An object of 0 bytes
+        named as a prefix that holds anything is that folder's marker (s3fs-fuse's, older
+        consoles'): the prefix is meant, as `path/` means it, whose slash is not kept."""
         bucket, key = _split(path)
         denied: OSError | None = None
+        marker: dict[str, Any] | None = None
         if key:
             try:
                 headers = self._retrying(partial(self._head, bucket, key))
@@ -483,10 +486,20 @@ class S3FileSystem:
                 denied = error
             else:
                 size = int(headers.get("content-length") or 0)
-                return {"name": path, "type": "file", "size": size, "ETag": headers.get("etag")}
+                found = {"name": path, "type": "file", "size": size, "ETag": headers.get("etag")}
+                if size:
+                    return found
+                marker = found
         one = [("delimiter", "/"), ("max-keys", "1")]
-        entries, _ = self._retrying(partial(self._list_page, bucket, _prefix(key), one))
+        try:
+            entries, _ = self._retrying(partial(self._list_page, bucket, _prefix(key), one))
+        except PermissionError:  # no ListBucket: the empty object it may read is what is named
+            if marker is None:
+                raise
+            return marker
         if key and not entries:
+            if marker is not None:
+                return marker
             raise denied or FileNotFoundError(f"no such bucket, prefix or object: {path}")
         return {"name": path.rstrip("/"), "type": "directory", "size": 0}
 
