@@ -17,7 +17,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
-from rudder_pipedrive_cli.cli.screen import plural
+from rudder_pipedrive_cli.cli.screen import clock_text, plural
 from rudder_pipedrive_cli.core.eta import Estimate, Mark, estimate, mark
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
@@ -37,14 +37,6 @@ class Reading(Protocol):
     def bytes_read(self) -> int: ...
 
     total_bytes: int | None
-
-
-def clock_text(seconds: float | None) -> str:
-    """`H:MM:SS`, or `-:--:--` when not known yet."""
-    if seconds is None:
-        return "-:--:--"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def done_text(at: Estimate, *, short: bool = False) -> str:

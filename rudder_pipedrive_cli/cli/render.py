@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rudder_pipedrive_cli.cli.screen import plural, printable, say
+from rudder_pipedrive_cli.cli.screen import plural, printable, say, seconds_text
 from rudder_pipedrive_cli.core.events import quoted
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally, ranked
 
@@ -64,10 +64,11 @@ def events_table(tally: Tally, *, title: str, sent_label: str = "sent") -> Table
     table.add_column("total", justify="right")
     for kind, counts in sorted(tally.by_type.items()):
         table.add_row(
-            plain(kind), *(str(counts[name]) for name in OUTCOMES), str(sum(counts.values()))
+            plain(kind), *(f"{counts[name]:,}" for name in OUTCOMES), f"{sum(counts.values()):,}"
         )
+    outcomes = tally.outcomes
     table.add_row(
-        "all", *(str(tally.outcomes[name]) for name in OUTCOMES), str(tally.read), style="bold"
+        "all", *(f"{outcomes[name]:,}" for name in OUTCOMES), f"{tally.read:,}", style="bold"
     )
     return table
 
@@ -78,8 +79,8 @@ def requests_table(tally: Tally, *, title: str) -> Table:
     table.add_column("count", justify="right")
     table.add_column("API tokens", justify="right")
     for key, count in sorted(tally.requests.items()):
-        table.add_row(plain(key), str(count), str(tally.tokens_by[key]))  # a refused 429 costs none
-    table.add_row("all", str(sum(tally.requests.values())), str(tally.tokens), style="bold")
+        table.add_row(plain(key), f"{count:,}", f"{tally.tokens_by[key]:,}")  # a 429 costs none
+    table.add_row("all", f"{sum(tally.requests.values()):,}", f"{tally.tokens:,}", style="bold")
     return table
 
 
@@ -95,7 +96,7 @@ def print_warnings_and_failures(
     that still went on. All in words without event data (SPEC 8): one line per cause. First,
     the unmapped traits left out, the most common ten."""
     if tally.dropped:
-        dropped = ", ".join(f"{k} ({n})" for k, n in ranked(tally.dropped, 10))
+        dropped = ", ".join(f"{k} ({n:,})" for k, n in ranked(tally.dropped, 10))
         say(console, f"unmapped traits dropped: {dropped}", indent=PROSE)
     _print_counted(console, tally.skips, skipped)
     _print_counted(console, tally.warnings, "warnings")
@@ -109,15 +110,15 @@ def _print_counted(
     if not counts:
         return
     top = ranked(counts, TOP_REASONS)
-    width = len(str(top[0][1]))
+    width = len(f"{top[0][1]:,}")
     shown = f"top {len(top)} of {len(counts)}" if len(counts) > len(top) else ""
     lines = [f"{heading}{f' ({shown})' if shown else ''}:"]
     for reason, count in top:
         knock_ons = later[reason] if later else 0
-        lines.append(f"  {count - knock_ons:>{width}}  {reason or '(no reason given)'}")
+        lines.append(f"  {count - knock_ons:>{width},}  {reason or '(no reason given)'}")
         if knock_ons:
             events = "event" if knock_ons == 1 else "events"
-            lines.append(f"  {'':>{width}}  +{knock_ons} later {events} of the same users")
+            lines.append(f"  {'':>{width}}  +{knock_ons:,} later {events} of the same users")
     say(console, "\n".join(lines), indent=" " * (width + 2))
 
 
@@ -129,7 +130,8 @@ def print_dry_run_summary(
     pace = f"at the {plan} plan's rate limit" if plan != "unlimited" else "(no rate limit)"
     say(
         console,
-        f"estimated API tokens: {tally.tokens}; estimated duration {pace}: {seconds:.1f} s",
+        f"estimated API tokens: {tally.tokens:,}; estimated duration {pace}: "
+        f"{seconds_text(seconds)}",
         indent=PROSE,
     )
     if tally.rules:
@@ -160,8 +162,8 @@ def print_send_report(
     rate = tally.read / duration_s if duration_s > 0 else 0.0
     say(
         console,
-        f"retries: {tally.retries}; 429 waits: {tally.rate_limited}; API tokens: {tally.tokens}; "
-        f"duration: {duration_s:.1f} s; {rate:.1f} events/s",
+        f"retries: {tally.retries:,}; 429 waits: {tally.rate_limited:,}; API tokens: "
+        f"{tally.tokens:,}; duration: {seconds_text(duration_s)}; {rate:,.1f} events/s",
         indent=PROSE,
     )
     if tally.writes:
@@ -197,7 +199,7 @@ def send_again(dead_letter: str, readable: bool) -> str:
 
 def counted_line(heading: str, counts: Counter[str]) -> str:
     """`heading: a (2), b (1)`, in the order of the kinds' names."""
-    return f"{heading}: " + ", ".join(f"{key} {n}" for key, n in sorted(counts.items()))
+    return f"{heading}: " + ", ".join(f"{key} {n:,}" for key, n in sorted(counts.items()))
 
 
 def not_attempted_line(count: int) -> str:

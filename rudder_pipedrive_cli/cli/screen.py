@@ -145,6 +145,21 @@ def _breaks(line: str, width: int, indent: str) -> tuple[list[tuple[int, int]], 
     return spans, more
 
 
+def clock_text(seconds: float | None) -> str:
+    """`H:MM:SS`, or `-:--:--` when not known yet."""
+    if seconds is None:
+        return "-:--:--"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def seconds_text(seconds: float) -> str:
+    """`2.4 s`; from a minute on with its time on a clock too, `5,432.1 s (1:30:32)`: a run (or
+    a replay's estimate) of hours read as `98765.4 s` said nothing at a glance."""
+    shown = f"{seconds:,.1f} s"
+    return f"{shown} ({clock_text(seconds)})" if seconds >= 60 else shown
+
+
 def plural(count: int, word: str, words: str = "") -> str:
     """`1 merge`, `2 merges`, `1,000 identities` (`words` when adding an s is not the plural)."""
     return f"{count:,} {word if count == 1 else (words or word + 's')}"
