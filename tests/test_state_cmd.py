@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import state_cmd
@@ -223,6 +225,40 @@ def test_last_run_counts_are_in_words() -> None:
     assert state_cmd.last_run_text(summary) == (
         f"{STAMP} to {STAMP}: read 21, skipped 1, not attempted 20"
     )
+
+
+def test_show_groups_the_thousands_of_a_backfill_s_counts() -> None:
+    # A state a million events filled read "1198000 sent" beside "1,200,000 persons".
+    run = RunSummary(
+        started_at=STAMP,
+        finished_at=STAMP,
+        counts={"events": {"read": 1_234_567, "sent": 1_198_000, "failed": 1_500}},
+    )
+    summary = NamespaceSummary(
+        namespace=NS,
+        base_url="https://api.pipedrive.com",
+        fingerprint="7f87dc59a5ac3bce",
+        identities={"person": 1_200_000, "org": 34_567},
+        memberships=0,
+        leads_listed={"lead": 1_000},
+        lead_origins={"lead": 1_001},
+        journal={"sent": 1_198_000, "unchanged": 34_567, "skipped": 500, "failed": 1_500},
+        inflight=0,
+        pending_creates=0,
+        last_run=run,
+        objects_finished=12_345,
+    )
+    shown = io.StringIO()
+    Console(file=shown, width=160, color_system=None).print(state_cmd.namespace_table(summary))
+
+    assert [line.split("│")[2].strip() for line in shown.getvalue().splitlines()[1:-1]] == [
+        "1,200,000 persons, 34,567 organizations",
+        "1,001 origin ids known for 1,000 persons",
+        "1,198,000 sent, 34,567 unchanged, 500 skipped, 1,500 failed",
+        "12,345 finished, not read again",
+        "0 writes",
+        f"{STAMP} to {STAMP}: read 1,234,567, sent 1,198,000, failed 1,500",
+    ]
 
 
 def test_show_json() -> None:

@@ -69,9 +69,9 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
         if kind == "lead" or origins or persons:
             known = f"{plural(origins, ORIGIN_WORDS[kind])} known for {plural(persons, 'person')}"
             table.add_row(KINDS[kind].plural, known)
-    table.add_row("journal", ", ".join(f"{n} {status}" for status, n in summary.journal.items()))
+    table.add_row("journal", ", ".join(f"{n:,} {status}" for status, n in summary.journal.items()))
     if summary.objects_finished:  # a resumed run of a bucket or backup folder reads past them
-        table.add_row("objects", f"{summary.objects_finished} finished, not read again")
+        table.add_row("objects", f"{summary.objects_finished:,} finished, not read again")
     # The writes, and the events whose send settles them (as send's warning counts them).
     writes = plural(summary.inflight, "write")
     if summary.inflight:
@@ -102,7 +102,8 @@ def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
     events = (run.counts or {}).get("events")
     shown = events if isinstance(events, Mapping) else (run.counts or {})
     counts = ", ".join(
-        f"{key.replace('_', ' ')} {value}"  # the report's `not_attempted`, in words
+        # The report's `not_attempted` in words, its counts grouped as the report's are.
+        f"{key.replace('_', ' ')} {f'{value:,}' if isinstance(value, int) else value}"
         for key, value in shown.items()
         if isinstance(value, int | float | str) and value != 0
     )
