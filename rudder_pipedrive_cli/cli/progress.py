@@ -39,15 +39,22 @@ class Reading(Protocol):
     total_bytes: int | None
 
 
+def part_done(done: int, total: int, whole: int = 100) -> int:
+    """`done` of `total` events as a part of `whole` (a percent, the bar's cells), rounded down:
+    all of it only once every event is done (999,999 of 1,000,000 read `(100%)` under a full
+    bar while the run went on)."""
+    return min(whole * done // total, whole) if total else whole
+
+
 def done_text(at: Estimate, *, short: bool = False) -> str:
     """`412 of ~1,000 events (41%)` (`412/~1,000 (41%)` when `short`): `~` while the total is
     estimated from the bytes read."""
     if at.total is None or at.share is None:
         return f"{at.done:,}" if short else plural(at.done, "event")
-    about = "" if at.exact else "~"
+    about, share = "" if at.exact else "~", part_done(at.done, at.total)
     if short:
-        return f"{at.done:,}/{about}{at.total:,} ({100 * at.share:.0f}%)"
-    return f"{at.done:,} of {about}{at.total:,} events ({100 * at.share:.0f}%)"
+        return f"{at.done:,}/{about}{at.total:,} ({share}%)"
+    return f"{at.done:,} of {about}{at.total:,} events ({share}%)"
 
 
 def counts(tally: Tally, *, short: bool = False) -> list[str]:
@@ -88,8 +95,8 @@ class LiveView:
             room = min(width - len(line) - 1 - len(tail), MAX_BAR)
             if room >= MIN_BAR:
                 break
-        if at.share is not None and room >= MIN_BAR:
-            filled = round(room * at.share)
+        if at.total is not None and room >= MIN_BAR:
+            filled = part_done(at.done, at.total, room)
             line.append(" " + BAR * filled, style="bar.complete")
             line.append(BACK * (room - filled), style="bar.back")
         line.append(tail)
@@ -188,7 +195,8 @@ class SendProgress:
             done = f"{plural(at.done, 'event')} done"
         else:
             about = "" if at.exact else "~"
-            done = f"{100 * at.share:.0f}% of events done ({at.done:,} of {about}{at.total:,})"
+            share = part_done(at.done, at.total)
+            done = f"{share}% of events done ({at.done:,} of {about}{at.total:,})"
         left = f", {clock_text(at.eta)} left" if at.eta is not None else ""
         told = counts(self.tally)
         outcomes, waits = ", ".join(told[:4]), ", ".join(told[4:])

@@ -15,7 +15,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.core.tally import Counts, Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 
@@ -131,7 +131,8 @@ def test_the_live_view_fits_the_terminal_with_bar_eta_and_every_count(width: int
     assert len(bar) <= width
     room = min(width - 8 - len(tail), 60)
     assert room >= 10 and bar.endswith(tail)
-    assert bar == "sending " + "━" * round(room * 0.412) + "─" * (room - round(room * 0.412)) + tail
+    filled = room * 412 // 1000  # rounded down: full only once every event is done
+    assert bar == "sending " + "━" * filled + "─" * (room - filled) + tail
     assert counts == "sent 400  unchanged 0  skipped 10  failed 2  retries 3  429 waits 1"
 
 
@@ -147,9 +148,21 @@ def test_large_counts_still_fit_80_columns() -> None:
 
     # The time taken gives way to the bar; the ETA stays.
     assert bar == (
-        "sending ────────────── 1,370,368 of ~90,000,000 events (2%)  38/s  eta 646:45:28"
+        "sending ────────────── 1,370,368 of ~90,000,000 events (1%)  38/s  eta 646:45:28"
     )
     assert counts == "sent 1,234,567  unch 0  skip 123,456  fail 12,345  retry 123,456  429 12,345"
+
+
+def test_one_event_short_of_a_million_is_99_percent_done_under_a_bar_not_yet_full() -> None:
+    # It read "(100%)" under a full bar, and "100% of events done", while the run went on.
+    tally = Tally()
+    tally.by_type["identify"] = Counts({"sent": 999_998, "failed": 1})
+    progress = progress_at(tally, taken=1_000_000, bytes_read=10**8, total_bytes=10**8, seconds=1)
+
+    bar, _ = live_lines(progress, 80)
+    tail = " 999,999 of 1,000,000 events (99%)  999,999/s  eta 0:00:00"
+    assert bar == "sending " + "━" * 13 + "─" + tail  # of 14 cells, 13.99999 rounded down
+    assert progress.line().startswith("progress: 99% of events done (999,999 of 1,000,000), ")
 
 
 def test_without_a_known_size_the_live_view_has_counts_and_no_bar() -> None:
@@ -198,7 +211,8 @@ def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
         progress.refresh()
 
     output = sink.getvalue()
-    assert "sending ━━━━━━━━───" in output  # 1 of ~8 events (2 read, 250 of 1000 bytes)
+    # 1 of ~8 events (2 read, 250 of 1000 bytes): 7 of the bar's 60 cells, rounded down
+    assert "sending " + "━" * 7 + "───" in output
     assert "sent 1  unchanged 0  skipped 0  failed 0  retries 0  429 waits 2" in output
     assert "progress:" not in output
     assert output.endswith("\x1b[2K")  # transient: the view is erased at the end
