@@ -373,12 +373,16 @@ def test_rpd_dry_run_in_an_80_column_terminal_wraps_notes_not_urls() -> None:
     }
 
 
+def person_fields(*, columns: int) -> tuple[int, list[str]]:
+    """`rpd map-fields -e persons` of the sandbox in a terminal of `columns` columns."""
+    args = ("map-fields", "--config", "config.example.toml", "--sandbox", "-q", "-e", "persons")
+    return in_a_terminal(*args, columns=columns)
+
+
 def test_rpd_map_fields_in_an_80_column_terminal_keeps_keys_and_names_whole() -> None:
     # The six columns would cut names to `Rud…` and headers to `cus…`: at 80 columns the key
     # keeps its column, whole, and the field is said in words beside it.
-    code, lines = in_a_terminal(
-        "map-fields", "--config", "config.example.toml", "--sandbox", "-q", "-e", "persons"
-    )
+    code, lines = person_fields(columns=80)
 
     rows = [
         [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
@@ -400,17 +404,33 @@ def test_rpd_map_fields_in_an_80_column_terminal_keeps_keys_and_names_whole() ->
     assert max(len(line) for line in lines) <= 80
 
 
+def test_rpd_map_fields_in_a_40_column_pane_keeps_every_key_whole_and_its_field() -> None:
+    # Even the two-column table did not fit: keys were cut to `fee6cb40e6895dcf1bb7a95a3ccc8f9a3d…`
+    # and the field column, squeezed to nothing, was gone. Now a line each, a key whole.
+    code, lines = person_fields(columns=40)
+
+    assert code == 0
+    assert lines[:3] == [
+        "Person fields (16)",
+        "  name: field Name; varchar, searchable",
+        "  first_name: field First name; varchar",
+    ]
+    assert lines[-9:] == [
+        "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48",
+        "    field RudderStack userId; varchar,",
+        "    custom, searchable",
+        "6098b979cd7506a9c2b183a7814c70e8a6a08a3f",
+        "    field Role; varchar, custom,",
+        "    searchable",
+        "2166d04123ea6d974ed242877a8d769fe934c896",
+        "    field Plan; enum, custom; Free=101,",
+        "    Pro=102, Enterprise=103",
+    ]
+    assert max(len(line) for line in lines) <= 40
+
+
 def test_rpd_map_fields_in_a_wide_terminal_keeps_its_six_columns() -> None:
-    code, lines = in_a_terminal(
-        "map-fields",
-        "--config",
-        "config.example.toml",
-        "--sandbox",
-        "-q",
-        "-e",
-        "persons",
-        columns=140,
-    )
+    code, lines = person_fields(columns=140)
 
     header = [cell.strip() for cell in re.split("[┃]", lines[2])[1:-1]]
     assert code == 0

@@ -19,7 +19,7 @@ from rudder_pipedrive_cli.cli.account import (
 )
 from rudder_pipedrive_cli.cli.common import Env, command_env, handle_errors
 from rudder_pipedrive_cli.cli.exits import exit_status_for
-from rudder_pipedrive_cli.cli.render import plain
+from rudder_pipedrive_cli.cli.render import plain, print_table, wanted_width
 from rudder_pipedrive_cli.cli.screen import write_document
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import PAGE_SIZE, fetch_catalog
@@ -72,22 +72,16 @@ def print_tables(
         listed = [f for f in catalog.fields.get(entity, ()) if f.is_custom or not custom_only]
         title = f"{LISTS[entity].capitalize()} ({len(listed)})"
         table = fields_table(title, listed)
-        if env.out.is_terminal and wanted_width(env, table) > env.out.width:
+        if env.out.is_terminal and wanted_width(env.out, table) > env.out.width:
             table = narrow_fields_table(title, listed)  # an 80-column terminal: keys kept whole
-        env.out.print(table)
+        print_table(env.out, table)  # narrower still (40 columns): a line each
     if labels:
         label_table = RichTable(title=f"Lead labels ({len(catalog.labels)})", title_justify="left")
         label_table.add_column("name")
         label_table.add_column("id", no_wrap=True)
         for name, lid in catalog.labels.items():
             label_table.add_row(plain(name), plain(lid))
-        env.out.print(label_table)
-
-
-def wanted_width(env: Env, table: RichTable) -> int:
-    """How wide `table` must be to cut no word (rich measures it for any width): wrapped
-    between words a cell still reads well; cut to `Nam…` it does not."""
-    return env.out.measure(table, options=env.out.options.update_width(10_000)).minimum
+        print_table(env.out, label_table)
 
 
 def fields_table(title: str, listed: Sequence[FieldInfo]) -> RichTable:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from rudder_pipedrive_cli.cli.screen import plural, printable, say, seconds_text
+from rudder_pipedrive_cli.cli.screen import plural, printable, say, seconds_text, show, wrap
 from rudder_pipedrive_cli.core.events import quoted
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally, ranked
 
+PROSE = "  "  # how much further a wrapped line of the report goes on (screen.wrap)
 STYLE = {
     "planned": "green",
     "sent": "green",
@@ -27,6 +29,48 @@ def plain(value: object) -> Text:
     never read as Rich markup ("[/x]" would raise, "[bold]" would vanish), and with no control
     character that would move the cursor or erase what is on the screen."""
     return Text(printable(str(value)))
+
+
+def wanted_width(console: Console, table: Table) -> int:
+    """How wide `table` must be to cut no word (rich measures it for any width): wrapped
+    between words a cell still reads well; cut to `Nam…` it does not."""
+    return console.measure(table, options=console.options.update_width(10_000)).minimum
+
+
+UNBROKEN = "\u00a0"  # a space `wrap` does not break at: a count kept with its name
+
+
+def print_table(console: Console, table: Table) -> None:
+    """`table`; on a terminal too narrow for it to cut no word (a tmux pane: rich cut `unchang…`
+    at 60 columns, `ide…` and `/api/v2/organi…` at 40), its rows as lines under its title,
+    each wrapped between words, never between a column's name and its cell's first word:
+    `identify: sent 7, unchanged 0, skipped 1, failed 0, total 8`."""
+    if not console.is_terminal or wanted_width(console, table) <= console.width:
+        console.print(table)
+        return
+    indent = ""
+    if table.title:
+        say(console, cell_text(table.title))
+        indent = PROSE
+    names = [cell_text(column.header) if table.show_header else "" for column in table.columns]
+    for row in zip(*(column.cells for column in table.columns), strict=True):
+        first, *rest = map(cell_text, row)
+        told = ", ".join(
+            f"{name.replace(' ', UNBROKEN)}{UNBROKEN}{cell}" if name else cell
+            for name, cell in zip(names[1:], rest, strict=True)
+            if cell
+        )
+        line, more = f"{indent}{first}" + (f": {told}" if told else ""), PROSE
+        if told and cell_len(f"{indent}{first}:") > console.width:  # a 40-character key at 40
+            show(console, first)  # columns: whole on a line of its own, the rest under it
+            line, more = f"{indent}{PROSE}{told}", ""
+        wrapped = wrap(printable(line), console.width, indent=more, pair=False)
+        show(console, wrapped.replace(UNBROKEN, " "))
+
+
+def cell_text(cell: RenderableType) -> str:
+    """What a cell (a title, a header) says, its lines as one."""
+    return (cell.plain if isinstance(cell, Text) else str(cell)).replace("\n", "; ")
 
 
 def planned_line(record: dict[str, Any]) -> Text:
@@ -85,7 +129,6 @@ def requests_table(tally: Tally, *, title: str) -> Table:
 
 
 TOP_REASONS = 5
-PROSE = "  "  # how much further a wrapped line of the report goes on (screen.wrap)
 
 
 def print_warnings_and_failures(
@@ -125,8 +168,8 @@ def _print_counted(
 def print_dry_run_summary(
     console: Console, tally: Tally, *, plan: str, seconds: float, identities: str = ""
 ) -> None:
-    console.print(events_table(tally, title="Planned events", sent_label="planned"))
-    console.print(requests_table(tally, title="Requests a replay would make"))
+    print_table(console, events_table(tally, title="Planned events", sent_label="planned"))
+    print_table(console, requests_table(tally, title="Requests a replay would make"))
     pace = f"at the {plan} plan's rate limit" if plan != "unlimited" else "(no rate limit)"
     say(
         console,
@@ -157,8 +200,8 @@ def print_send_report(
     identities: str = "",
     readable: bool = True,
 ) -> None:
-    console.print(events_table(tally, title="Events"))
-    console.print(requests_table(tally, title="Requests"))
+    print_table(console, events_table(tally, title="Events"))
+    print_table(console, requests_table(tally, title="Requests"))
     rate = tally.read / duration_s if duration_s > 0 else 0.0
     say(
         console,
@@ -254,4 +297,4 @@ def _holdings_table(console: Console, state: dict[str, Any]) -> None:
             plain(orgs.get(person.get("org_id"), "")),
             plain(", ".join(leads.get(person.get("id"), []))),
         )
-    console.print(table)
+    print_table(console, table)

@@ -95,13 +95,14 @@ def columns(stream: TextIO) -> int:
 WORD = re.compile(r" *[^ ]+")  # a word and the spaces before it
 
 
-def wrap(text: str, width: int, *, indent: str = "") -> str:
+def wrap(text: str, width: int, *, indent: str = "", pair: bool = True) -> str:
     """`text` with each line wider than `width` columns broken between words, never inside one:
     the lines it continues on start with the line's own leading spaces plus `indent`. A word
-    wider than the room (a long path, a URL) is kept whole on a line of its own."""
+    wider than the room (a long path, a URL) is kept whole on a line of its own. A line's first
+    word stays with its second unless not `pair`."""
     lines = []
     for line in text.split("\n"):
-        spans, more = _breaks(line, width, indent)
+        spans, more = _breaks(line, width, indent, pair)
         lines += [line[:end] if at == 0 else more + line[at:end] for at, end in spans]
     return "\n".join(lines)
 
@@ -120,7 +121,9 @@ def wrap_text(text: Text, width: int, *, indent: str = "") -> Text:
     return wrapped
 
 
-def _breaks(line: str, width: int, indent: str) -> tuple[list[tuple[int, int]], str]:
+def _breaks(
+    line: str, width: int, indent: str, pair: bool = True
+) -> tuple[list[tuple[int, int]], str]:
     """Where `line` is cut: the (start, end) of each piece (a piece after the first starts at a
     word, its spaces before dropped), and what the pieces after the first start with."""
     rest = line.lstrip(" ")
@@ -130,7 +133,7 @@ def _breaks(line: str, width: int, indent: str) -> tuple[list[tuple[int, int]], 
         return [(0, len(line))], more
     spans: list[tuple[int, int]] = []
     first = WORD.search(line)  # a line's first word stays with its second: `GET` with its path,
-    keep = first.end() if first else len(line)  # a check's mark with what it says
+    keep = first.end() if first and pair else len(lead)  # a check's mark with what it says
     start, end, used = 0, len(lead), cell_len(lead)
     for match in WORD.finditer(line, len(lead)):
         token = match.group()

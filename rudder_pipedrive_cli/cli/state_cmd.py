@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.cli.common import (
     make_consoles,
     stdin_is_interactive,
 )
-from rudder_pipedrive_cli.cli.render import plain
+from rudder_pipedrive_cli.cli.render import plain, print_table
 from rudder_pipedrive_cli.cli.screen import document_for_screen, plural, say, write_document
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.plans.track import KINDS
@@ -171,7 +171,7 @@ def show_command(
             say(env.out, f"state at {path}", indent=MORE)
             for summary in summaries:  # the title on a line of its own, above its table
                 say(env.out, namespace_title(summary), indent=MORE)
-                env.out.print(namespace_table(summary, holder))
+                print_table(env.out, namespace_table(summary, holder))
 
 
 @state_app.command("clear", short_help="Delete the state file: start from scratch.")
