@@ -131,7 +131,9 @@ class SendProgress:
         self.console = console
         self.tally = tally
         self.reading = reading
-        self.mode = mode
+        # A dumb terminal (TERM=dumb: Emacs' shell, M-x compile) moves no cursor: rich's live
+        # view draws nothing there, a transient one not even at the end. It gets plain lines.
+        self.mode = "plain" if mode == "rich" and console.is_dumb_terminal else mode
         self.plan = plan
         self.interval = interval
         self.clock = clock

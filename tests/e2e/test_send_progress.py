@@ -198,8 +198,8 @@ def test_the_total_is_counted_once_every_byte_is_read() -> None:
     assert (at.total, at.exact, at.share, at.eta) == (25, True, 0.4, 1.5)
 
 
-def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
-    console, sink = recording_console(terminal=True)
+def one_of_about_eight(console: Console) -> None:
+    """A send's progress on `console` 5 s into it: 2 events read of about 8, 1 done."""
     tally, reading, clock = Tally(), FakeReading(), FakeClock(100.0)
     with SendProgress(console, tally, reading, mode="rich", clock=clock) as progress:
         for _ in progress.counted(range(2)):
@@ -207,8 +207,14 @@ def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
         tally.add_outcome("identify", Outcome(status="sent"))
         tally.rate_limited = 2
         reading.bytes_read = 250
-        clock.now = 101.0
+        clock.now = 105.0
+        progress.tick()  # a plain line is due
         progress.refresh()
+
+
+def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
+    console, sink = recording_console(terminal=True)
+    one_of_about_eight(console)
 
     output = sink.getvalue()
     # 1 of ~8 events (2 read, 250 of 1000 bytes): 7 of the bar's 60 cells, rounded down
@@ -216,6 +222,19 @@ def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
     assert "sent 1  unchanged 0  skipped 0  failed 0  retries 0  429 waits 2" in output
     assert "progress:" not in output
     assert output.endswith("\x1b[2K")  # transient: the view is erased at the end
+
+
+def test_a_dumb_terminal_gets_plain_lines() -> None:
+    # TERM=dumb (Emacs' shell and M-x compile, some CI runners' ttys): rich's live view draws
+    # nothing there, and a transient one nothing at the end either: a send of hours showed no
+    # progress at all.
+    sink = io.StringIO()
+    one_of_about_eight(Console(file=sink, force_terminal=True, _environ={"TERM": "dumb"}))
+
+    assert sink.getvalue() == (
+        "progress: 12% of events done (1 of ~8), 0/s, 0:00:35 left; sent 1, unchanged 0, "
+        "skipped 0, failed 0; retries 0, 429 waits 2\n"
+    )
 
 
 def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
