@@ -449,6 +449,37 @@ def test_rpd_state_show_json_in_an_80_column_terminal_is_never_wrapped(tmp_path:
     assert json.loads("\n".join(lines)) == {"path": str(state), "namespaces": []}
 
 
+def test_rpd_state_show_s_one_line_answers_go_on_indented_in_a_40_column_pane(
+    tmp_path: Path,
+) -> None:
+    # They went on in column 1, as if their ends were lines of their own.
+    state = tmp_path / "backfill.sqlite"
+    shown = [
+        in_a_terminal("state", "show", *args, columns=40)
+        for args in (("--state", str(state)), ("--sandbox",))
+    ]
+
+    assert shown == [
+        (0, ["no state at", f"  {state}"]),
+        (
+            0,
+            [
+                "no state: --sandbox without --state",
+                "  keeps none (give --state to see a",
+                "  file)",
+            ],
+        ),
+    ]
+
+
+def test_the_sandbox_line_goes_on_indented_in_a_40_column_pane() -> None:
+    code, lines = in_a_terminal("check", "--config", "config.example.toml", "--sandbox", columns=40)
+
+    assert code == 0
+    assert lines[0] == "sandbox: Pipedrive emulator at"
+    assert re.fullmatch(r"  http://127\.0\.0\.1:\d+", lines[1])
+
+
 def test_the_sandbox_holdings_at_80_columns_keep_emails_whole() -> None:
     terminal, shown = console(terminal=True)
     persons = [

@@ -161,7 +161,7 @@ def command_env(
             server = stack.enter_context(Sandbox(options))
             settings = replace(settings, base_url=server.url, api_token=Secret(options.token))
             if not quiet:
-                err.print(f"sandbox: Pipedrive emulator at {server.url}", markup=False)
+                say(err, f"sandbox: Pipedrive emulator at {server.url}", indent=MORE)
         env = Env(settings=settings, out=out, err=err, verbose=verbose, quiet=quiet, sandbox=server)
         for warning in settings.warnings:
             env.warn(warning)

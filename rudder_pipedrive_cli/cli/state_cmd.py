@@ -150,7 +150,7 @@ def show_command(
             if format == "json":
                 write_document(orjson.dumps({"path": None, "namespaces": []}) + b"\n")
             else:
-                say(env.out, NO_SANDBOX_STATE)
+                say(env.out, NO_SANDBOX_STATE, indent=MORE)
             return
         check_state_path(path)  # a symlink loop is no "no state"
         # Before reading: a run that ends in between is shown finished, not "did not finish".
@@ -164,9 +164,9 @@ def show_command(
             data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
             write_document(document_for_screen(data))
         elif not path.exists():
-            say(env.out, f"no state at {path}")
+            say(env.out, f"no state at {path}", indent=MORE)
         elif not summaries:
-            say(env.out, f"state at {path} is empty")
+            say(env.out, f"state at {path} is empty", indent=MORE)
         else:
             say(env.out, f"state at {path}", indent=MORE)
             for summary in summaries:  # the title on a line of its own, above its table
@@ -189,13 +189,13 @@ def clear_command(
         env.out.quiet = quiet  # -q: only errors (and the question, which is click's)
         path = state_path(env, state, sandbox=sandbox)
         if path is None:
-            say(env.out, NO_SANDBOX_STATE)
+            say(env.out, NO_SANDBOX_STATE, indent=MORE)
             return
         check_state_path(path)
         # A run killed, then its file deleted, leaves its journal in the -wal: send refuses it.
         left = leftovers(path)
         if not path.exists() and not left:
-            say(env.out, f"no state at {path}")
+            say(env.out, f"no state at {path}", indent=MORE)
             return
         if not yes:
             if not stdin_is_interactive():
@@ -203,18 +203,18 @@ def clear_command(
                     f"refusing to clear {path} without confirmation", hint="pass --yes"
                 )
             if not typer.confirm(f"Delete the replay state in {path}?"):
-                say(env.out, f"kept {path}")
+                say(env.out, f"kept {path}", indent=MORE)
                 return
         if left:
             names = " and ".join(name.name for name in discard_leftovers(path))
-            say(env.out, f"no state at {path}: removed {names} left beside it")
+            say(env.out, f"no state at {path}: removed {names} left beside it", indent=MORE)
             return
         discarded = discard_state(path)
         if discarded.unreadable:
             say(env.out, f"removed {path}: it {discarded.unreadable}", indent=MORE)
             return
         if not discarded.namespaces:
-            say(env.out, f"cleared {path} (it was empty)")
+            say(env.out, f"cleared {path} (it was empty)", indent=MORE)
             return
         say(env.out, f"cleared {path}:")
         for summary in discarded.namespaces:
