@@ -11,7 +11,9 @@ from collections.abc import Callable
 import pytest
 from rich.console import Console
 
+from rudder_pipedrive_cli.cli.identities import Ways
 from rudder_pipedrive_cli.cli.render import print_dry_run_summary, print_send_report
+from rudder_pipedrive_cli.core.preview import WayEstimate
 from rudder_pipedrive_cli.core.tally import Counts, Tally
 
 
@@ -113,3 +115,21 @@ def test_a_dry_run_summary_of_a_million_events_groups_thousands_and_says_its_hou
         "why events would fail:",
         *FAILED,
     ]
+
+
+def test_the_dry_run_s_line_of_both_identity_ways_groups_thousands_and_says_its_hours() -> None:
+    ways = Ways(
+        search=WayEstimate(way="search", requests=2_200_000, tokens=44_000_000, duration_s=96_000),
+        index=WayEstimate(
+            way="index", requests=12_000, tokens=120_000, duration_s=1_234.5, pages=12_000
+        ),
+        way="index",
+        why="auto: 1,100,000 identities to resolve, the index from 200 on",
+    )
+
+    assert ways.line() == (
+        "identities by search: 44,000,000 API tokens, 96,000.0 s (26:40:00); by index: "
+        "120,000 API tokens, 1,234.5 s (0:20:34) (12,000 listing pages; 0 refreshes); a send "
+        "would resolve them by index (auto: 1,100,000 identities to resolve, the index from "
+        "200 on)"
+    )

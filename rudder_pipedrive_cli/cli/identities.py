@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rudder_pipedrive_cli.cli.screen import plural
+from rudder_pipedrive_cli.cli.screen import plural, seconds_text
 from rudder_pipedrive_cli.core.costs import token_cost
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -90,7 +90,7 @@ class Identities:
         stats = self.index.stats
         listed = [(stats.lead_pages, "leads")] if stats.lead_pages else []
         listed += [(n, KINDS[kind].plural) for kind, n in stats.track_pages.items()]
-        records = "".join(f", {n} of {kinds}" for n, kinds in listed)
+        records = "".join(f", {n:,} of {kinds}" for n, kinds in listed)
         searched = " and ".join(f"{ENTITIES[kind].identity}s" for kind in self.searched)
         return (
             f"identities: by index ({plural(stats.pages, 'listing page')}{records}; "
@@ -114,8 +114,9 @@ class Ways:
     def line(self) -> str:
         search, index = self.search, self.index
         return (
-            f"identities by search: {search.tokens} API tokens, {search.duration_s:.1f} s; "
-            f"by index: {index.tokens} API tokens, {index.duration_s:.1f} s "
+            f"identities by search: {search.tokens:,} API tokens, "
+            f"{seconds_text(search.duration_s)}; by index: {index.tokens:,} API tokens, "
+            f"{seconds_text(index.duration_s)} "
             f"({plural(index.pages, 'listing page')}; "
             f"{plural(index.refreshes, 'refresh', 'refreshes')}); a send would resolve them by "
             f"{self.way} ({self.why})"
@@ -151,7 +152,7 @@ def identity_ways(
         rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
         unknown = sum(searched.searches.values())
         way = "index" if chosen else "search"
-        why = f"auto: {unknown} identities to resolve, the index {rule}"
+        why = f"auto: {unknown:,} identities to resolve, the index {rule}"
     return Ways(search=search, index=index, way=way, why=why)
 
 
