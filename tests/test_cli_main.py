@@ -44,6 +44,48 @@ def test_h_is_help_and_lists_every_command_in_80_columns() -> None:
     assert all(len(line) <= 80 for line in out.splitlines())
 
 
+def help_in(columns: int, *words: str) -> list[str]:
+    """`rpd WORDS -h` in a terminal of `columns` columns (click reads $COLUMNS, as
+    shutil.get_terminal_size does; CliRunner forces 80)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "rudder_pipedrive_cli", *words, "-h"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return shown.stdout.splitlines()
+
+
+def test_a_narrow_terminal_s_help_wraps_each_summary_whole() -> None:
+    # At 60 columns click cut them to fit one line: 'Plan a replay without writing:...',
+    # 'Check the config, token and fields...' (a tmux pane).
+    listed = "\n".join(help_in(60)).split("Commands:\n")[1]
+
+    assert listed.splitlines() == [
+        "  send        Replay events to Pipedrive.",
+        "  dry-run     Plan a replay without writing: requests,",
+        "              outcomes.",
+        "  sandbox     Run the Pipedrive emulator.",
+        "  map-fields  List the account's fields and lead labels.",
+        "  check       Check the config, token and fields against",
+        "              the account.",
+        "  init        Write a starting rpd.toml.",
+        "  state       Inspect or reset the replay state.",
+    ]
+
+
+@pytest.mark.parametrize("words", [[], *COMMAND_HELPS], ids=" ".join)
+def test_help_in_a_40_column_pane_stays_within_it(words: list[str]) -> None:
+    # click lays help out for 50 columns at least: at 40 its lines ran past the pane's edge,
+    # where the terminal broke them mid-word.
+    lines = help_in(40, *words)
+
+    assert max(map(len, lines)) <= 40, [line for line in lines if len(line) > 40]
+    assert "..." not in "\n".join(lines).replace("PATH...", "").replace("[ARGS]...", "")
+
+
 @pytest.mark.parametrize("words", COMMAND_HELPS, ids=" ".join)
 def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
     code, out, _ = rpd(*words, "-h")

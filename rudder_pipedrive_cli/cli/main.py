@@ -9,6 +9,7 @@ rendered as rpd's errors are: `error:` and `hint:` lines, exit 2.
 from __future__ import annotations
 
 import gc
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +71,10 @@ def load_command(name: str) -> click.Command:
     if not gc.isenabled():  # started by `rpd` (__main__.py): start-up is over
         gc.freeze()
         gc.enable()
-    return group.commands[name]
+    command = group.commands[name]
+    for each in (command, *getattr(command, "commands", {}).values()):  # state's show, clear
+        each.context_class = HelpContext
+    return command
 
 
 # The options every command takes, given before the command (`rpd -v send`) by habit.
@@ -110,8 +114,39 @@ def command_named(args: Sequence[str]) -> str:
     return f"rpd {words[0]}"
 
 
+LEAST_HELP_WIDTH = 50  # click lays help out for this many columns at least, whatever the terminal
+
+
+def help_width() -> int | None:
+    """The width help is laid out for on a terminal narrower than click's least: at 40 columns
+    its lines ran past the pane's edge, broken there mid-word. None: click's own (80 columns at
+    most; CliRunner's forced 80)."""
+    if click.formatting.FORCED_WIDTH is not None:
+        return None
+    width = shutil.get_terminal_size().columns - 2  # as click leaves
+    return width if width < LEAST_HELP_WIDTH else None
+
+
+class NarrowHelp(click.HelpFormatter):
+    def write_dl(
+        self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        """On a terminal narrower than click's least, an option (`-f, --format
+        table|json|ndjson`) takes a third of the width at most, its text going on under it
+        where it has room, not squeezed into 10 columns and cut there mid-word (`o/rganizatio`)."""
+        if self.width < LEAST_HELP_WIDTH:
+            col_max = min(col_max, self.width // 3)
+        super().write_dl(rows, col_max, col_spacing)
+
+
+class HelpContext(click.Context):
+    formatter_class = NarrowHelp
+
+
 class LazyGroup(TyperGroup):
     """Lists its commands from `COMMANDS`; imports one only when it is run or its help shown."""
+
+    context_class = HelpContext
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -122,7 +157,10 @@ class LazyGroup(TyperGroup):
             return loaded
         # For the list in `rpd --help`: a stand-in with the summary. Running the command (or
         # asking for its help) resolves it, and that loads the real one (resolve_command).
-        return TyperCommand(cmd_name, help=COMMANDS[cmd_name].summary)
+        # Its short help, not click's cut of its help to one line ('Plan a replay without
+        # writing:...' at 60 columns): wrapped whole.
+        summary = COMMANDS[cmd_name].summary
+        return TyperCommand(cmd_name, help=summary, short_help=summary)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -172,6 +210,7 @@ class LazyGroup(TyperGroup):
         complete_var: str | None,
         **extra: Any,
     ) -> int:
+        extra.setdefault("terminal_width", help_width())
         try:
             code = super().main(
                 args, prog_name or "rpd", complete_var, standalone_mode=False, **extra
