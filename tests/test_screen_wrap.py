@@ -527,6 +527,16 @@ def test_the_sandbox_holdings_counts_wrapped_at_80_columns_go_on_indented() -> N
     )
 
 
+def test_a_sandbox_that_holds_no_person_shows_no_empty_table() -> None:
+    # A send of nothing (an empty file, every event skipped) showed the table's title and
+    # header above no row, then the counts.
+    terminal, shown = console(terminal=True)
+
+    print_sandbox_holdings(terminal, {"persons": [], "organizations": []}, records=True)
+
+    assert shown.getvalue() == "0 persons, 0 organizations, 0 leads, 0 merges\n"
+
+
 def test_the_resuming_line_wrapped_on_a_terminal_goes_on_indented() -> None:
     # It went on in column 1, as if its end were a line of its own.
     sink = io.StringIO()

@@ -259,7 +259,7 @@ def print_sandbox_holdings(console: Console, state: dict[str, Any], *, records: 
     Names and emails are event data (SPEC 8): the records are shown (`records`) on a terminal,
     where someone is looking, but not written into a log or a file; there, the counts only."""
     persons = state.get("persons", [])
-    if records:
+    if records and persons:  # none: the counts say so, not a header above no row
         _holdings_table(console, state)
     made = [  # what track rules make, when they made any
         plural(len(state[kind]), noun, kind)
