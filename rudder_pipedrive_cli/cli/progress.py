@@ -3,7 +3,8 @@
 The live view is two lines laid out for the console's width (80 columns and up): the bar with the
 events done of the total, the share, the rate, the time taken and the time left; then the counts.
 Nothing is cut: the bar takes the room the rest leaves, and the counts take short labels when the
-long ones do not fit. What the numbers mean is core/eta.py's.
+long ones do not fit; narrower still (a 40-column pane), each goes on more lines. What the numbers
+mean is core/eta.py's.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class LiveView:
         objects = objects_text(self.progress.reading)
         told = "  ".join(counts(self.progress.tally)) + objects
         if len(told) > width:
-            told = "  ".join(counts(self.progress.tally, short=True)) + objects
+            *told_first, last = counts(self.progress.tally, short=True)
+            told = rows([*told_first, last + objects], width)
         yield Text(told, no_wrap=True, overflow="ellipsis")
 
     def bar_line(self, at: Estimate, width: int) -> Text:
@@ -95,12 +97,28 @@ class LiveView:
             room = min(width - len(line) - 1 - len(tail), MAX_BAR)
             if room >= MIN_BAR:
                 break
+        if len(line) + len(tail) > width:  # a narrow pane (40 columns): on lines, not cut
+            lines = Text(rows([line.plain, *tail.strip().split("  ")], width), no_wrap=True)
+            lines.stylize("bold", 0, len(line))
+            return lines
         if at.total is not None and room >= MIN_BAR:
             filled = part_done(at.done, at.total, room)
             line.append(" " + BAR * filled, style="bar.complete")
             line.append(BACK * (room - filled), style="bar.back")
         line.append(tail)
         return line
+
+
+def rows(items: list[str], width: int) -> str:
+    """`items` two spaces apart, on as few lines of `width` as they fit on: on a narrow pane
+    the live view goes on a line rather than cut its ETA or counts (`eta 0:0…`)."""
+    lines = [items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) > width:
+            lines.append(item)
+        else:
+            lines[-1] += f"  {item}"
+    return "\n".join(lines)
 
 
 def objects_text(reading: Reading) -> str:

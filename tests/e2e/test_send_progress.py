@@ -153,6 +153,20 @@ def test_large_counts_still_fit_80_columns() -> None:
     assert counts == "sent 1,234,567  unch 0  skip 123,456  fail 12,345  retry 123,456  429 12,345"
 
 
+def test_in_a_40_column_pane_the_live_view_goes_on_a_line_rather_than_cut_its_eta() -> None:
+    # It cut what did not fit: 'sending 412/~1,000 (41%)  12/s  eta 0:0…' and
+    # 'sent 400  unch 0  skip 10  fail 2  retr…' (the retries and 429 waits gone).
+    tally = a_run(sent=400, skipped=10, failed=2)
+    progress = progress_at(tally, taken=412, bytes_read=412_000, total_bytes=1_000_000, seconds=34)
+
+    assert live_lines(progress, 40) == [
+        "sending  412/~1,000 (41%)  12/s",
+        "eta 0:00:49",
+        "sent 400  unch 0  skip 10  fail 2",
+        "retry 3  429 1",
+    ]
+
+
 def test_one_event_short_of_a_million_is_99_percent_done_under_a_bar_not_yet_full() -> None:
     # It read "(100%)" under a full bar, and "100% of events done", while the run went on.
     tally = Tally()
