@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar
+from typing import IO, Protocol, TypeVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
@@ -121,6 +121,13 @@ def rows(items: list[str], width: int) -> str:
     return "\n".join(lines)
 
 
+def is_a_tty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except ValueError:  # closed
+        return False
+
+
 def objects_text(reading: Reading) -> str:
     """Objects done of a bucket or backup folder (their events all ended, not only read), when
     the input has any (SPEC 2)."""
@@ -150,8 +157,11 @@ class SendProgress:
         self.tally = tally
         self.reading = reading
         # A dumb terminal (TERM=dumb: Emacs' shell, M-x compile) moves no cursor: rich's live
-        # view draws nothing there, a transient one not even at the end. It gets plain lines.
-        self.mode = "plain" if mode == "rich" and console.is_dumb_terminal else mode
+        # view draws nothing there, a transient one not even at the end. A file rich takes for
+        # a terminal (FORCE_COLOR, TTY_COMPATIBLE: a CI log) would get it redrawn four times a
+        # second. Both get plain lines.
+        live = not console.is_dumb_terminal and is_a_tty(console.file)
+        self.mode = "plain" if mode == "rich" and not live else mode
         self.plan = plan
         self.interval = interval
         self.clock = clock

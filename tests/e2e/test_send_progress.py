@@ -25,8 +25,13 @@ class FakeReading:
     total_bytes: int | None = 1000
 
 
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def recording_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
-    sink = io.StringIO()
+    sink = Tty() if terminal else io.StringIO()
     return Console(file=sink, width=200, force_terminal=terminal, color_system=None), sink
 
 
@@ -238,12 +243,19 @@ def test_a_terminal_gets_a_live_view_that_goes_away() -> None:
     assert output.endswith("\x1b[2K")  # transient: the view is erased at the end
 
 
-def test_a_dumb_terminal_gets_plain_lines() -> None:
-    # TERM=dumb (Emacs' shell and M-x compile, some CI runners' ttys): rich's live view draws
-    # nothing there, and a transient one nothing at the end either: a send of hours showed no
-    # progress at all.
-    sink = io.StringIO()
-    one_of_about_eight(Console(file=sink, force_terminal=True, _environ={"TERM": "dumb"}))
+@pytest.mark.parametrize(
+    "sink, environ",
+    [(Tty(), {"TERM": "dumb"}), (io.StringIO(), {"TERM": "xterm", "FORCE_COLOR": "1"})],
+    ids=["dumb terminal", "forced into a file"],
+)
+def test_a_dumb_terminal_or_a_file_rich_takes_for_one_gets_plain_lines(
+    sink: io.StringIO, environ: dict[str, str]
+) -> None:
+    # TERM=dumb (Emacs' shell and M-x compile): rich's live view draws nothing there, and a
+    # transient one nothing at the end either: a send of hours showed no progress at all.
+    # FORCE_COLOR=1 (a CI job's setting) with stderr a log: the view was redrawn into it four
+    # times a second, escape sequences and all, 1.2 kB a second.
+    one_of_about_eight(Console(file=sink, force_terminal=True, _environ=environ))
 
     assert sink.getvalue() == (
         "progress: 12% of events done (1 of ~8), 0/s, 0:00:35 left; sent 1, unchanged 0, "
