@@ -25,6 +25,9 @@ from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 T = TypeVar("T")
 
 BAR, BACK = "━", "─"  # done, to do: told apart without colour too (NO_COLOR, a capture)
+# For a terminal that cannot show those (PYTHONIOENCODING=ascii, a Latin-1 locale): written as
+# `\u2500`, each cell of the bar took six columns, past the terminal's edge.
+ASCII_BAR, ASCII_BACK = "#", "-"
 MIN_BAR = 10  # narrower than this, a bar says nothing: the line goes without it
 MAX_BAR = 60  # wider, it only pushes the numbers away from the eye
 PACE_WINDOW = 30.0  # seconds: the ETA follows the pace of about the last half minute
@@ -74,7 +77,7 @@ class LiveView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
         at = self.progress.estimate()
-        yield self.bar_line(at, width)
+        yield self.bar_line(at, width, ascii_only=options.ascii_only)
         objects = objects_text(self.progress.reading)
         told = "  ".join(counts(self.progress.tally)) + objects
         if len(told) > width:
@@ -82,7 +85,7 @@ class LiveView:
             told = rows([*told_first, last + objects], width)
         yield Text(told, no_wrap=True, overflow="ellipsis")
 
-    def bar_line(self, at: Estimate, width: int) -> Text:
+    def bar_line(self, at: Estimate, width: int, *, ascii_only: bool = False) -> Text:
         """The bar, then the rest in the first of its forms (fullest first) that leaves the bar
         room enough; the time taken goes first, then words, never the ETA."""
         rate, eta = f"{at.rate:,.0f}/s", f"eta {clock_text(at.eta)}"
@@ -103,8 +106,9 @@ class LiveView:
             return lines
         if at.total is not None and room >= MIN_BAR:
             filled = part_done(at.done, at.total, room)
-            line.append(" " + BAR * filled, style="bar.complete")
-            line.append(BACK * (room - filled), style="bar.back")
+            bar, back = (ASCII_BAR, ASCII_BACK) if ascii_only else (BAR, BACK)
+            line.append(" " + bar * filled, style="bar.complete")
+            line.append(back * (room - filled), style="bar.back")
         line.append(tail)
         return line
 

@@ -172,6 +172,23 @@ def test_in_a_40_column_pane_the_live_view_goes_on_a_line_rather_than_cut_its_et
     ]
 
 
+class AsciiTty(Tty):
+    encoding = "ascii"  # PYTHONIOENCODING=ascii, a Latin-1 locale's terminal
+
+
+def test_a_terminal_that_cannot_show_the_bar_s_characters_gets_ascii_ones() -> None:
+    # Each cell of the bar came out as `\u2500`, six columns: the line ran past the terminal's
+    # edge, and the view, redrawn a line short, left its frames on the screen.
+    tally = a_run(sent=400, skipped=10, failed=2)
+    progress = progress_at(tally, taken=412, bytes_read=412_000, total_bytes=1_000_000, seconds=34)
+    sink = AsciiTty()
+
+    Console(file=sink, width=80, force_terminal=True, color_system=None).print(LiveView(progress))
+
+    tail = " 412 of ~1,000 events (41%)  12/s  0:00:34  eta 0:00:49"
+    assert sink.getvalue().splitlines()[0] == "sending " + "#" * 7 + "-" * 10 + tail
+
+
 def test_one_event_short_of_a_million_is_99_percent_done_under_a_bar_not_yet_full() -> None:
     # It read "(100%)" under a full bar, and "100% of events done", while the run went on.
     tally = Tally()
