@@ -801,3 +801,34 @@ def test_a_token_the_environment_overrides_is_not_warned_about_under_sandbox(
             f"{path}'s api_token is not used: $PIPEDRIVE_API_TOKEN holds another token, "
             "and wins (unset it to use the file's)",
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "got", "hint"),
+    [
+        ('"yes"', "'yes'", "write create_persons = true, without quotes"),
+        ('"true"', "'true'", "write create_persons = true, without quotes"),
+        ('"no"', "'no'", "write create_persons = false, without quotes"),
+        ('""', "''", "e.g. create_persons = true"),
+    ],
+)
+@pytest.mark.parametrize("command", [["send", "-", "--sandbox"], ["dry-run", "-"], ["check"]])
+def test_text_for_a_boolean_in_the_config_is_an_error_naming_the_key_and_what_it_holds(
+    tmp_path: Path, value: str, got: str, hint: str, command: list[str]
+) -> None:
+    # Newcomer: `create_persons = "yes"` was taken as true, "no" as false, and "" as false: the
+    # spellings $RPD_CREATE_PERSONS takes, read from a file whose booleans are true and false.
+    path = write(tmp_path, f"[identity]\ncreate_persons = {value}\n")
+    env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+    result = CliRunner().invoke(app, [*command, "--config", str(path)], input="", env=env)
+    assert (result.exit_code, result.stdout) == (2, "")  # before a sandbox starts: nothing sent
+    assert result.stderr == (
+        f"error: {path}: identity.create_persons must be true or false, got {got}\nhint: {hint}\n"
+    )
+
+
+def test_text_for_a_boolean_is_still_read_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "[identity]\ncreate_persons = false\n")
+    for text, expected in (("yes", True), ("on", True), ("1", True), ("no", False), ("", False)):
+        env = {"RPD_CREATE_PERSONS": text}
+        assert load_settings(str(path), env=env).create_persons is expected, text

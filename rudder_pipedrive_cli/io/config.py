@@ -257,13 +257,17 @@ def _shown(value: str) -> str:
     return cut[0] + ("..." if len(cut) > 1 else "")
 
 
-def _coerce(key: Key, value: Any, where: str) -> Any:
+def _coerce(key: Key, value: Any, where: str, *, from_file: bool = False) -> Any:
+    """`value` as `key` takes it, given `where` (the file, a $VARIABLE, the command line). Text
+    spells a boolean only outside the file (`RPD_CREATE_PERSONS=yes`): TOML has true and false,
+    and `create_persons = "no"` taken as text would be one step from being taken as true."""
     if key.kind is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        text = value.strip().lower() if isinstance(value, str) and not from_file else None
+        if text in ("1", "true", "yes", "on"):
             return True
-        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        if text in ("0", "false", "no", "off", ""):
             return False
     elif isinstance(value, str):
         if key.choices and value.strip() not in key.choices:
@@ -278,9 +282,16 @@ def _coerce(key: Key, value: Any, where: str) -> Any:
     kind = TOML_TYPES.get(type(value), "value")
     got = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if key.secret else repr(value)
     if key.kind is bool:
-        # From the environment, the line to export: `create_persons = true` is no shell's.
-        example = f"{key.env}=true" if where == f"${key.env}" else f"{key.name} = true"
-        wanted, hint = "true or false", f"e.g. {example}"
+        # From the environment, the line to export: `create_persons = true` is no shell's. From
+        # the file, text that spells a boolean (`"yes"`) is shown as the line it meant.
+        word = BOOLEAN_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+        if where == f"${key.env}":
+            hint = f"e.g. {key.env}=true"
+        elif word:
+            hint = f"write {key.name} = {word}, without quotes"
+        else:
+            hint = f"e.g. {key.name} = true"
+        wanted = "true or false"
     else:
         wanted = "a string (in quotes)"
         hint = f"use one of: {', '.join(key.choices)}" if key.choices else ""
@@ -489,7 +500,7 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
                 home = SECTION_OF.get(name)
                 hint = f"{name} belongs under [{home}]" if home else nearest(name, names)
                 raise ConfigError(f"{path}: unknown key {section}.{name}", hint=hint)
-            values[f"{section}.{name}"] = _coerce(key, value, str(path))
+            values[f"{section}.{name}"] = _coerce(key, value, str(path), from_file=True)
     return values, fields
 
 
