@@ -119,18 +119,24 @@ def _placeholder(name: str, text: str, where: str) -> tuple[str, ...]:
     for root in TEMPLATE_ROOTS:
         if name.startswith(root) and len(name) > len(root) and "" not in name.split("."):
             return path_parts(name)
-    head, _, rest = name.partition(".")
-    candidates = [*TEMPLATE_NAMES, *(r.rstrip(".") for r in TEMPLATE_ROOTS)]
-    near = difflib.get_close_matches(head, candidates, n=1, cutoff=0.5)
-    suggestion = ""
-    if near and near[0] in TEMPLATE_NAMES:
-        suggestion = f"did you mean {{{near[0]}}}? "
-    elif near and rest:
-        suggestion = f"did you mean {{{near[0]}.{rest}}}? "
+    meant = _placeholder_meant(name)
     raise ConfigError(
         f"{where}: {{{name}}} in template {text!r} refers to nothing an event holds",
-        hint=suggestion + TEMPLATE_HINT,
+        hint=(f"did you mean {{{meant}}}? " if meant else "") + TEMPLATE_HINT,
     )
+
+
+def _placeholder_meant(name: str) -> str | None:
+    """The placeholder nearest to `name`, whole: its root put right where the first one, two or
+    more of its parts misspell it ({propertes.x}, {context.trait.x}: not {context.traits.trait.x},
+    which a root matched against the first part alone gave), or a bare name ({Event})."""
+    if f"{name}." in TEMPLATE_ROOTS:  # {properties}: a path is missing, said by the hint
+        return None
+    parts = name.split(".")
+    guesses = [*TEMPLATE_NAMES]
+    guesses += [root + ".".join(parts[k:]) for root in TEMPLATE_ROOTS for k in range(1, len(parts))]
+    near = difflib.get_close_matches(name, guesses, n=1, cutoff=0.5)
+    return near[0] if near else None
 
 
 def marker(event_id: str) -> str:

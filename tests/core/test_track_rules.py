@@ -552,6 +552,30 @@ TEMPLATE_ERRORS = [
         "{context.x} in template '{context.x}' refers to nothing an event holds",
         "did you mean {context.traits.x}? ",
     ),
+    # Newcomer: {context.trait.topic} was told "did you mean {context.traits.trait.topic}?", the
+    # root matched against `context` alone and the misspelled `trait` kept.
+    (
+        "{context.trait.topic}",
+        "{context.trait.topic} in template '{context.trait.topic}' refers to nothing an event "
+        "holds",
+        "did you mean {context.traits.topic}? ",
+    ),
+    (
+        "{contxt.traits.company}",
+        "{contxt.traits.company} in template '{contxt.traits.company}' refers to nothing an "
+        "event holds",
+        "did you mean {context.traits.company}? ",
+    ),
+    (
+        "{context.page.url}",  # not in the traits: the path is kept whole, the root put in front
+        "{context.page.url} in template '{context.page.url}' refers to nothing an event holds",
+        "did you mean {context.traits.page.url}? ",
+    ),
+    (
+        "{context.traits}",
+        "{context.traits} in template '{context.traits}' refers to nothing an event holds",
+        "",
+    ),
     ("a } b", "unmatched '}' in template 'a } b'", None),
 ]
 
