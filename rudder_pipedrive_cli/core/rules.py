@@ -310,6 +310,27 @@ def nearest(name: str, candidates: Sequence[str]) -> str:
     return f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(candidates)}"
 
 
+# What people write for true and false from other languages (YAML's yes, Python's True): TOML
+# has only lower-case true and false; the config's hints say the line as it was meant.
+BOOLEAN_WORDS = {
+    **dict.fromkeys(("true", "yes", "on"), "true"),
+    **dict.fromkeys(("false", "no", "off"), "false"),
+}
+# A text rule key's example, for the hint when it holds something else.
+TEXT_EXAMPLES = {
+    "title": "{event} via {properties.campaign}",
+    "content": "Booked from {properties.page}",
+    "type": "call",
+}
+
+
+def boolean_hint(name: str, value: Any) -> str:
+    """The hint for `name = value` where true or false belongs: the line meant when `value` is
+    text that spells a boolean (`"yes"`, `"true"`), else an example."""
+    word = BOOLEAN_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
+    return f"write {name} = {word}, without quotes" if word else f"e.g. {name} = true"
+
+
 def _rule(table: Any, number: int, file: str) -> TrackRule:
     where = f"{file}: track #{number}"
     if not isinstance(table, dict):
@@ -320,8 +341,11 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
     create = table.get("create")
     if create not in KINDS:
         shown = "missing" if create is None else repr(create)
+        near = difflib.get_close_matches(str(create).strip().lower(), KINDS, n=1, cutoff=0.6)
+        meant = f"did you mean create = {near[0]!r}? " if near and create is not None else ""
         raise ConfigError(
-            f"{where}: create is {shown}", hint=f"create = one of {', '.join(map(repr, KINDS))}"
+            f"{where}: create is {shown}",
+            hint=f"{meant}create = one of {', '.join(map(repr, KINDS))}",
         )
     for key in table:
         if key not in ("events", "create") and key not in KIND_KEYS[create]:
@@ -343,9 +367,12 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
             hint='e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
             '"*" any event)',
         )
-    for name in ("title", "content", "type"):
+    for name, example in TEXT_EXAMPLES.items():
         if name in table and not isinstance(table[name], str):
-            raise ConfigError(f"{where}: {name} must be a string")
+            raise ConfigError(
+                f"{where}: {name} must be text (a string), got {table[name]!r}",
+                hint=f'write it in quotes, e.g. {name} = "{example}"',
+            )
     for name in ("pipeline", "stage"):
         value = table.get(name)
         if value is not None and (
@@ -356,7 +383,10 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
                 hint=f'e.g. {name} = "{"Sales" if name == "pipeline" else "Qualified"}"',
             )
     if "done" in table and not isinstance(table["done"], bool):
-        raise ConfigError(f"{where}: done must be true or false")
+        raise ConfigError(
+            f"{where}: done must be true or false, got {table['done']!r}",
+            hint=boolean_hint("done", table["done"]),
+        )
     fields = table.get("fields")
     if fields is not None and (
         not isinstance(fields, dict)

@@ -22,7 +22,13 @@ from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.rules import TrackRules, nearest, parse_rules
+from rudder_pipedrive_cli.core.rules import (
+    BOOLEAN_WORDS,
+    TrackRules,
+    boolean_hint,
+    nearest,
+    parse_rules,
+)
 
 ON_INVALID = ("fail", "drop")
 IDENTITIES = ("auto", "search", "index")  # how identities are resolved (SPEC 5, core/index.py)
@@ -284,13 +290,8 @@ def _coerce(key: Key, value: Any, where: str, *, from_file: bool = False) -> Any
     if key.kind is bool:
         # From the environment, the line to export: `create_persons = true` is no shell's. From
         # the file, text that spells a boolean (`"yes"`) is shown as the line it meant.
-        word = BOOLEAN_WORDS.get(value.strip().lower()) if isinstance(value, str) else None
-        if where == f"${key.env}":
-            hint = f"e.g. {key.env}=true"
-        elif word:
-            hint = f"write {key.name} = {word}, without quotes"
-        else:
-            hint = f"e.g. {key.name} = true"
+        from_env = where == f"${key.env}"
+        hint = f"e.g. {key.env}=true" if from_env else boolean_hint(key.name, value)
         wanted = "true or false"
     else:
         wanted = "a string (in quotes)"
@@ -374,13 +375,9 @@ TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 LOOKS_LIKE_JSON = re.compile(r"\s*\[?\s*\{")
 
 
-# Keys that take true or false (`create_persons`, a track rule's `done`), and what people write
-# for them from other languages (Python's True, YAML's yes): TOML has only lower-case true/false.
+# Keys that take true or false (`create_persons`, a track rule's `done`): their lines' bare
+# yes/no/on/off (BOOLEAN_WORDS) are hinted as the boolean meant, not as text to quote.
 BOOLEAN_KEYS = frozenset({key.name for key in KEYS if key.kind is bool} | {"done"})
-BOOLEAN_WORDS = {
-    **dict.fromkeys(("true", "yes", "on"), "true"),
-    **dict.fromkeys(("false", "no", "off"), "false"),
-}
 
 
 def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:

@@ -650,10 +650,48 @@ RULE_ERRORS = [
         'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
         '"*" any event)',
     ),
+    # Newcomer: done = "true" (and "yes", 1) read "done must be true or false" with no hint,
+    # not what it held nor that the quotes were the trouble.
     (
         {"events": ["x"], "create": "activity", "done": "yes"},
-        "track #1: done must be true or false",
-        "",
+        "track #1: done must be true or false, got 'yes'",
+        "write done = true, without quotes",
+    ),
+    (
+        {"events": ["x"], "create": "activity", "done": "false"},
+        "track #1: done must be true or false, got 'false'",
+        "write done = false, without quotes",
+    ),
+    (
+        {"events": ["x"], "create": "activity", "done": 1},
+        "track #1: done must be true or false, got 1",
+        "e.g. done = true",
+    ),
+    (
+        {"events": ["x"], "create": "activity", "type": 5},
+        "track #1: type must be text (a string), got 5",
+        'write it in quotes, e.g. type = "call"',
+    ),
+    (
+        {"events": ["x"], "create": "deal", "title": ["{event}"]},
+        "track #1: title must be text (a string), got ['{event}']",
+        'write it in quotes, e.g. title = "{event} via {properties.campaign}"',
+    ),
+    (
+        {"events": ["x"], "create": "note", "content": {"text": "x"}},
+        "track #1: content must be text (a string), got {'text': 'x'}",
+        'write it in quotes, e.g. content = "Booked from {properties.page}"',
+    ),
+    (  # a typo, or a capital: the kind meant is named
+        {"events": ["x"], "create": "deals"},
+        "track #1: create is 'deals'",
+        "did you mean create = 'deal'? create = one of 'lead', 'deal', 'activity', 'note', 'skip'",
+    ),
+    (
+        {"events": ["x"], "create": "Activity"},
+        "track #1: create is 'Activity'",
+        "did you mean create = 'activity'? create = one of 'lead', 'deal', 'activity', 'note', "
+        "'skip'",
     ),
     (
         {"events": ["x"], "create": "deal", "stage": True},
