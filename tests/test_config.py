@@ -327,8 +327,9 @@ def test_on_invalid_is_read_from_fields_with_its_tables(tmp_path: Path) -> None:
         (
             '[fields]\npersons = "k"\n',
             {},
-            "FILE: [fields.persons] must be a table of trait = field key",
-            "",
+            "FILE: [fields.persons] must be a table of trait = field key, got a string",
+            "write [fields.persons] on a line of its own (one pair of brackets), then "
+            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
         ),
         (
             '[identity]\ndefault_currency = "US Dollars"\n',
@@ -832,3 +833,43 @@ def test_text_for_a_boolean_is_still_read_from_the_environment(tmp_path: Path) -
     for text, expected in (("yes", True), ("on", True), ("1", True), ("no", False), ("", False)):
         env = {"RPD_CREATE_PERSONS": text}
         assert load_settings(str(path), env=env).create_persons is expected, text
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        # Newcomer: [[fields.persons]] (as [[track]] is written) and `identity = []` read "must be
+        # a table" with no hint, neither what the file held nor how to write a table.
+        (
+            '[[fields.persons]]\nrole = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"\n',
+            "[fields.persons] must be a table of trait = field key, got an array of tables "
+            "([[...]])",
+            "write [fields.persons] on a line of its own (one pair of brackets), then "
+            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
+        ),
+        (
+            '[fields]\ndeals = ["01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"]\n',
+            "[fields.deals] must be a table of trait = field key, got an array",
+            "write [fields.deals] on a line of its own (one pair of brackets), then "
+            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
+        ),
+        (
+            "identity = []\n",
+            "identity must be a table ([identity]), got an array",
+            "write [identity] on a line of its own (one pair of brackets), its keys below it",
+        ),
+        (  # its kind, not its value: it may be the token
+            'pipedrive = "growth"\n',
+            "pipedrive must be a table ([pipedrive]), got a string",
+            "write [pipedrive] on a line of its own (one pair of brackets), its keys below it",
+        ),
+    ],
+)
+def test_a_value_where_a_table_belongs_says_what_it_holds_and_how_to_write_the_table(
+    tmp_path: Path, text: str, message: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+    result = CliRunner().invoke(app, ["check", "--config", str(path)], env=env)
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {path}: {message}\nhint: {hint}\n"

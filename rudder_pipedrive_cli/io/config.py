@@ -285,8 +285,7 @@ def _coerce(key: Key, value: Any, where: str, *, from_file: bool = False) -> Any
                 hint=f"use one of: {', '.join(key.choices)}",
             )
         return value.strip()
-    kind = TOML_TYPES.get(type(value), "value")
-    got = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" if key.secret else repr(value)
+    got = _held(value) if key.secret else repr(value)
     if key.kind is bool:
         # From the environment, the line to export: `create_persons = true` is no shell's. From
         # the file, text that spells a boolean (`"yes"`) is shown as the line it meant.
@@ -425,11 +424,24 @@ def _secret_name(name: str) -> bool:
     return name in SECRET_NAMES or _SECRET_LIKE.search(name) is not None
 
 
+def _held(value: Any) -> str:
+    """What a value holds by its TOML kind, never the value (a section or secret given the token
+    by mistake): "a string", "an integer", "an array of tables ([[...]])"."""
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return "an array of tables ([[...]])"
+    kind = TOML_TYPES.get(type(value), "value")
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
 def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
     """Trait path -> field key. An unquoted dotted trait (`address.city = "..."`) is a nested
     table in TOML: it reads as the dotted path it spells, like the quoted form."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [fields.{section}] must be a table of trait = field key")
+        raise ConfigError(
+            f"{path}: [fields.{section}] must be a table of trait = field key, got {_held(table)}",
+            hint=f"write [fields.{section}] on a line of its own (one pair of brackets), then "
+            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
+        )
     mapping: dict[str, str] = {}
     for trait, key in table.items():
         if isinstance(key, dict):
@@ -479,7 +491,11 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
                 f"{path}: unknown section [{section}]", hint=nearest(section, sections)
             )
         if not isinstance(table, dict):
-            raise ConfigError(f"{path}: {section} must be a table ([{section}])")
+            raise ConfigError(
+                f"{path}: {section} must be a table ([{section}]), got {_held(table)}",
+                hint=f"write [{section}] on a line of its own (one pair of brackets), its keys "
+                "below it",
+            )
         names = [k.name for k in KEYS if k.section == section]
         for name, value in table.items():
             key = KEY_BY_PATH.get(f"{section}.{name}")
