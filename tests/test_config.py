@@ -835,41 +835,80 @@ def test_text_for_a_boolean_is_still_read_from_the_environment(tmp_path: Path) -
         assert load_settings(str(path), env=env).create_persons is expected, text
 
 
-@pytest.mark.parametrize(
-    ("text", "message", "hint"),
-    [
-        # Newcomer: [[fields.persons]] (as [[track]] is written) and `identity = []` read "must be
-        # a table" with no hint, neither what the file held nor how to write a table.
-        (
-            '[[fields.persons]]\nrole = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"\n',
-            "[fields.persons] must be a table of trait = field key, got an array of tables "
-            "([[...]])",
-            "write [fields.persons] on a line of its own (one pair of brackets), then "
-            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
-        ),
-        (
-            '[fields]\ndeals = ["01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"]\n',
-            "[fields.deals] must be a table of trait = field key, got an array",
-            "write [fields.deals] on a line of its own (one pair of brackets), then "
-            'trait = "field key" lines: `rpd map-fields --format toml` prints them',
-        ),
-        (
-            "identity = []\n",
-            "identity must be a table ([identity]), got an array",
-            "write [identity] on a line of its own (one pair of brackets), its keys below it",
-        ),
-        (  # its kind, not its value: it may be the token
-            'pipedrive = "growth"\n',
-            "pipedrive must be a table ([pipedrive]), got a string",
-            "write [pipedrive] on a line of its own (one pair of brackets), its keys below it",
-        ),
-    ],
-)
-def test_a_value_where_a_table_belongs_says_what_it_holds_and_how_to_write_the_table(
-    tmp_path: Path, text: str, message: str, hint: str
-) -> None:
-    path = write(tmp_path, text)
+def assert_check_refuses(path: Path, message: str, hint: str) -> None:
+    """`rpd check --config path`, no setting from the environment, exits 2 with this one error."""
     env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
     result = CliRunner().invoke(app, ["check", "--config", str(path)], env=env)
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"error: {path}: {message}\nhint: {hint}\n"
+
+
+NOT_A_TABLE = [
+    # Newcomer: [[fields.persons]] (as [[track]] is written) and `identity = []` read "must be
+    # a table" with no hint, neither what the file held nor how to write a table.
+    (
+        '[[fields.persons]]\nrole = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"\n',
+        "[fields.persons] must be a table of trait = field key, got an array of tables ([[...]])",
+        "write [fields.persons] on a line of its own (one pair of brackets), then "
+        'trait = "field key" lines: `rpd map-fields --format toml` prints them',
+    ),
+    (
+        '[fields]\ndeals = ["01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"]\n',
+        "[fields.deals] must be a table of trait = field key, got an array",
+        "write [fields.deals] on a line of its own (one pair of brackets), then "
+        'trait = "field key" lines: `rpd map-fields --format toml` prints them',
+    ),
+    (
+        "identity = []\n",
+        "identity must be a table ([identity]), got an array",
+        "write [identity] on a line of its own (one pair of brackets), its keys below it",
+    ),
+    (  # its kind, not its value: it may be the token
+        'pipedrive = "growth"\n',
+        "pipedrive must be a table ([pipedrive]), got a string",
+        "write [pipedrive] on a line of its own (one pair of brackets), its keys below it",
+    ),
+]
+
+
+GIVEN_TWICE = [
+    # Newcomer: a key or table given twice (a line pasted from the example) read tomllib's
+    # words with "fix the syntax", which sent them looking for a typo on a correct line.
+    (
+        '[pipedrive]\nplan = "growth"\nplan = "lite"\n',
+        "invalid TOML: Cannot overwrite a value (at line 3, column 14)",
+        "plan is set twice in its table: keep one of the two lines",
+    ),
+    (
+        '[identity]\ncreate_persons = true\n[fields]\n[identity]\nuser_id_field = "k"\n',
+        "invalid TOML: Cannot declare ('identity',) twice (at line 4, column 10)",
+        "[identity] is written twice: put all its keys under one [identity]",
+    ),
+    (
+        '[fields.persons]\nrole = "k"\n[fields.persons]\nplan = "k"\n',
+        "invalid TOML: Cannot declare ('fields', 'persons') twice (at line 3, column 16)",
+        "[fields.persons] is written twice: put all its keys under one [fields.persons]",
+    ),
+    (
+        '[track]\nevents = ["a"]\ncreate = "skip"\n[[track]]\n',
+        "invalid TOML: Cannot overwrite a value (at line 4, column 8)",
+        "write every rule as [[track]] (two pairs of brackets), the first one too",
+    ),
+    (
+        '[[track]]\nevents = ["a"]\ncreate = "skip"\n[track]\n',
+        "invalid TOML: Cannot declare ('track',) twice (at line 4, column 7)",
+        "write every rule as [[track]] (two pairs of brackets), the first one too",
+    ),
+    (
+        "[identity]\ncreate_persons.x = 1\ncreate_persons = true\n",
+        "invalid TOML: Cannot overwrite a value (at line 3, column 22)",
+        "this line sets again what an earlier line set: keep one of them",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), NOT_A_TABLE + GIVEN_TWICE)
+def test_a_table_mistake_says_what_the_file_holds_and_how_to_write_it(
+    tmp_path: Path, text: str, message: str, hint: str
+) -> None:
+    assert_check_refuses(write(tmp_path, text), message, hint)

@@ -380,14 +380,40 @@ BOOLEAN_KEYS = frozenset({key.name for key in KEYS if key.kind is bool} | {"done
 
 
 def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:
-    """What to do about a TOML syntax error: the line as it was probably meant, else fix it."""
+    """What to do about a TOML syntax error: a table or key given twice, which one; the line as
+    it was probably meant; else fix it."""
     at = TOML_POSITION.search(str(error))
+    number = int(at.group(1)) if at else 0
     lines = text.splitlines()
-    if at and int(at.group(1)) <= len(lines):
-        meant = _line_meant(lines[int(at.group(1)) - 1])
-        if meant:
-            return f"{meant[0]}: {meant[1]}"
-    return "fix the syntax"
+    line = lines[number - 1] if 0 < number <= len(lines) else ""
+    twice = DECLARED_TWICE.match(str(error))
+    overwritten = str(error).startswith(OVERWRITTEN)
+    # tomllib names the table as a Python tuple: ('fields', 'persons')
+    name = ".".join(re.findall(r"'((?:[^'\\]|\\.)*)'", twice.group(1))) if twice else ""
+    if (twice or overwritten) and (name == TRACK or line.replace(" ", "") in TRACK_HEADERS):
+        return "write every rule as [[track]] (two pairs of brackets), the first one too"
+    if name:
+        return f"[{name}] is written twice: put all its keys under one [{name}]"
+    if overwritten:
+        key = _key_of(line)
+        if key and key in map(_key_of, lines[: number - 1]):
+            return f"{key} is set twice in its table: keep one of the two lines"
+        return "this line sets again what an earlier line set: keep one of them"
+    meant = _line_meant(line) if line else None
+    return f"{meant[0]}: {meant[1]}" if meant else "fix the syntax"
+
+
+# tomllib's words for a table declared twice, and for a key (or a table over a key) set twice.
+DECLARED_TWICE = re.compile(r"Cannot declare \(([^)]*)\) twice")
+OVERWRITTEN = "Cannot overwrite a value"
+TRACK_HEADERS = ("[track]", "[[track]]")  # a rule's header, in either form
+KEY_LINE = re.compile(r"""\s*([^\s=\[#][^=#]*?)\s*=""")
+
+
+def _key_of(line: str) -> str | None:
+    """The key a `key = value` line sets, without quotes; None for any other line."""
+    key = KEY_LINE.match(line)
+    return key.group(1).strip("\"'") if key else None
 
 
 def _line_meant(line: str) -> tuple[str, str] | None:
