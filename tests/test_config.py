@@ -912,3 +912,26 @@ def test_a_table_mistake_says_what_the_file_holds_and_how_to_write_it(
     tmp_path: Path, text: str, message: str, hint: str
 ) -> None:
     assert_check_refuses(write(tmp_path, text), message, hint)
+
+
+def test_a_config_that_is_a_link_leading_nowhere_is_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Newcomer: rpd.toml linked to a dotfiles checkout not there read "No such file or
+    # directory" beside the link they could see, with a hint to write it; unnamed (./rpd.toml),
+    # it was no config at all: defaults, and a warning that there was none.
+    link = tmp_path / "rpd.toml"
+    link.symlink_to(tmp_path / "dotfiles" / "rpd.toml")
+    why = f"it is a symbolic link to {tmp_path}/dotfiles/rpd.toml, which does not exist"
+    hint = "check --config / $RPD_CONFIG and where the link points"
+    with pytest.raises(ConfigError) as named:
+        load_settings(str(link), env={})
+    assert (named.value.message, named.value.hint) == (f"cannot read config {link}: {why}", hint)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as default:
+        load_settings(None, env={})
+    assert (default.value.message, default.value.hint) == (
+        f"cannot read config rpd.toml ({link}): {why}",
+        hint,
+    )
+    assert load_settings(None, env={}, to_be_made=True).path is None  # `rpd init` writes it

@@ -345,12 +345,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except OSError as exc:
         hint = "check --config / $RPD_CONFIG"
-        if isinstance(exc, FileNotFoundError):  # named before `rpd init` wrote it, say
-            hint += f", or write it: `rpd init --config {shlex.quote(str(path))}`"
         # A relative path is read from the current folder: name where it was looked for, as a
         # command run from another folder (cron, a script's cd) reads the same words elsewhere.
         shown = path if path.is_absolute() else f"{path} ({Path.cwd() / path})"
-        raise ConfigError(f"cannot read config {shown}: {exc.strerror}", hint=hint) from None
+        why = exc.strerror
+        if isinstance(exc, FileNotFoundError) and path.is_symlink():
+            # A link to a config elsewhere (a dotfiles checkout, a volume not mounted): the link
+            # is there, what it names is not; `rpd init` would write through it, or fail.
+            why = f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            hint += " and where the link points"
+        elif isinstance(exc, FileNotFoundError):  # named before `rpd init` wrote it, say
+            hint += f", or write it: `rpd init --config {shlex.quote(str(path))}`"
+        raise ConfigError(f"cannot read config {shown}: {why}", hint=hint) from None
     except tomllib.TOMLDecodeError as exc:
         if LOOKS_LIKE_JSON.match(text):  # a destination's export, or events, named as the config
             raise ConfigError(
@@ -617,7 +623,10 @@ def _load_settings(
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
-    if read_file and (path.exists() or (named and not to_be_made)):
+    # ./rpd.toml a link that leads nowhere is a config that cannot be read, not no config (for
+    # `rpd init`, which writes it, it is one still to be made).
+    unreadable = (named or path.is_symlink()) and not to_be_made
+    if read_file and (path.exists() or unreadable):
         data = _read_toml(path)
         section = data.get("pipedrive")
         if isinstance(section, dict) and isinstance(section.get("api_token"), str):
