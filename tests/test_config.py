@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -935,3 +936,61 @@ def test_a_config_that_is_a_link_leading_nowhere_is_said_so(
         hint,
     )
     assert load_settings(None, env={}, to_be_made=True).path is None  # `rpd init` writes it
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        # Newcomer: a rule for an event an earlier rule matches did nothing, without a word
+        # ("Demo Requested" made a deal, not the activity the second rule said).
+        (
+            [("Demo Requested", "deal"), ("Call Scheduled", "Demo Requested", "activity")],
+            "track #2: 'Demo Requested' in events is matched by track #1 first, so never by this "
+            "rule",
+        ),
+        (
+            [("Trial *", "skip"), ("Trial Started", "lead")],
+            "track #2: 'Trial Started' in events is matched by track #1 first, so never by this "
+            "rule",
+        ),
+        (
+            [("Trial *", "skip"), ("Trial Sta*", "lead")],
+            "track #2: 'Trial Sta*' in events is matched by track #1 first, so never by this rule",
+        ),
+        (
+            [("*", "lead"), ("Page Viewed", "skip")],
+            "track #2: 'Page Viewed' in events is matched by track #1 first, so never by this rule",
+        ),
+    ],
+)
+def test_a_rule_pattern_an_earlier_rule_always_matches_first_is_a_config_error(
+    tmp_path: Path, rules: list[tuple[str, ...]], message: str
+) -> None:
+    text = "".join(
+        f"[[track]]\nevents = {json.dumps(names)}\ncreate = {json.dumps(create)}\n"
+        for *names, create in rules
+    )
+    assert_check_refuses(
+        write(tmp_path, text),
+        message,
+        "the first rule that matches an event wins: take the name out of one of the two rules, "
+        "or put the rule it is meant for first",
+    )
+
+
+def test_rules_the_first_match_leaves_something_to_are_read(tmp_path: Path) -> None:
+    text = (
+        '[[track]]\nevents = ["Trial Started"]\ncreate = "deal"\n'  # an exception before its prefix
+        '[[track]]\nevents = ["Trial *", "Demo"]\ncreate = "skip"\n'
+        '[[track]]\nevents = ["Tri*", "Demo *", "*"]\ncreate = "lead"\n'  # "Demo x" is left
+    )
+    rules = load_settings(str(write(tmp_path, text)), env={}).track_rules
+    names = ("Trial Started", "Trial Ended", "Demo", "Demo x", "Trip", "Other")
+    assert [rules.label(name) for name in names] == [
+        "track #1 (deal)",
+        "track #2 (skip)",
+        "track #2 (skip)",
+        "track #3 (lead)",
+        "track #3 (lead)",
+        "track #3 (lead)",
+    ]

@@ -11,7 +11,7 @@ with `whitelistedEvents` / `blacklistedEvents` lists of `{"eventName"}` rows) be
 rules (SPEC 4): an allowlist a lead rule for its names and a final skip rule for every other
 event; a denylist a skip rule for its names (every other event stays a lead). An allowlist with
 no names lets no track event through in RudderStack: one skip rule for every event, warned about.
-RudderStack matches those names exactly, a `*` in them too: a name ending in `*` is written as
+RudderStack matches those names exactly, a `*` in them too: a name holding a `*` is written as
 the exact pattern rpd reads so (core/rules.py `exact_pattern`), not as a prefix.
 """
 

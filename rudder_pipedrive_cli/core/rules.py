@@ -12,9 +12,13 @@ Where SPEC is silent:
 - `fields` applies to lead and deal rules (notes and activities have no custom fields).
 - A template value that is an object or a list renders as its compact JSON; true/false as such.
 - `{{` and `}}` are literal braces.
-- An event name that ends in `*` itself is written with `\\*` for that `*` (TOML
-  `"Trial\\\\*"`): the exact name `Trial*`, not a prefix. RudderStack's event filtering
-  lists exact names, and `rpd init --from-rudderstack` writes them so (`exact_pattern`).
+- A `*` that is part of an event name is written `\\*` (TOML `"Trial\\\\*"`): the exact name
+  `Trial*`, not a prefix. RudderStack's event filtering lists exact names, and `rpd init
+  --from-rudderstack` writes them so (`exact_pattern`). A `*` before a pattern's end unescaped
+  (`"Support * Ticket"`, `"*Ticket"`) is a config error: patterns match by prefix only, so it
+  would be an exact name no event is likely to have, and match nothing without a word.
+- A pattern an earlier rule always matches first (`"Demo Requested"` after `"Demo *"`, anything
+  after `"*"`) is a config error: the first rule that matches wins, so it would do nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.events import Event, get_parts, identity_value, json_text, path_parts
 
 KINDS = ("lead", "deal", "activity", "note", "skip")
-STAR = "\\*"  # an event pattern's last `*` as a literal star: the exact name ending in `*`
+STAR = "\\*"  # a `*` that is part of an event name, in a pattern: `Trial\*` is the name Trial*
 RULE_KEYS = ("events", "create", "title", "content", "pipeline", "stage", "type", "done", "fields")
 # The keys each kind takes besides `events` and `create`.
 KIND_KEYS: Mapping[str, frozenset[str]] = {
@@ -185,7 +189,20 @@ class TrackRule:
 
 def exact_pattern(name: str) -> str:
     """The event pattern that matches the event named `name` and no other."""
-    return name[:-1] + STAR if name.endswith("*") else name
+    return name.replace("*", STAR)
+
+
+def prefix_of(pattern: str) -> str | None:
+    """What the names a pattern matches start with, for a prefix pattern (`"Trial *"`: `Trial `,
+    `"*"`: every name); None for an exact name. `\\*` is a `*` of the name."""
+    if pattern.endswith("*") and not pattern.endswith(STAR):
+        return pattern[:-1].replace(STAR, "*")
+    return None
+
+
+def literal(pattern: str) -> str:
+    """The event name an exact pattern names (`Trial\\*`: Trial*)."""
+    return pattern.replace(STAR, "*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,14 +228,13 @@ class TrackRules:
         every: int | None = None
         for index, rule in enumerate(rules):
             for pattern in rule.events:
+                prefix = prefix_of(pattern)
                 if pattern == "*":
                     every = index if every is None else every
-                elif pattern.endswith(STAR):
-                    exact.setdefault(pattern[: -len(STAR)] + "*", index)
-                elif pattern.endswith("*"):
-                    prefixes.append((index, pattern[:-1]))
+                elif prefix is not None:
+                    prefixes.append((index, prefix))
                 else:
-                    exact.setdefault(pattern, index)
+                    exact.setdefault(literal(pattern), index)
         others = {rule.create for rule in rules} - {"lead", "skip"}
         creates = ("lead", *(kind for kind in KINDS if kind in others))
         return cls(rules=rules, exact=exact, prefixes=tuple(prefixes), every=every, creates=creates)
@@ -303,6 +319,38 @@ def parse_rules(tables: Any, where: str) -> TrackRules:
     return TrackRules.of(tuple(_rule(table, n, where) for n, table in enumerate(tables, 1)))
 
 
+def refuse_unreachable(rules: TrackRules, where: str) -> None:
+    """A ConfigError for the first event pattern an earlier rule always matches first: the first
+    rule that matches wins, so it would do nothing (as a key that does not apply would)."""
+    for index, rule in enumerate(rules.rules):
+        for pattern in rule.events:
+            first = _matched_before(rules, index, pattern)
+            if first is not None:
+                raise ConfigError(
+                    f"{where}: {rule.where}: {pattern!r} in events is matched by {first.where} "
+                    "first, so never by this rule",
+                    hint="the first rule that matches an event wins: take the name out of one "
+                    "of the two rules, or put the rule it is meant for first",
+                )
+
+
+def _matched_before(rules: TrackRules, index: int, pattern: str) -> TrackRule | None:
+    """The rule before `rules.rules[index]` that matches every event `pattern` matches, if any."""
+    if rules.every is not None and rules.every < index:
+        return rules.rules[rules.every]
+    if pattern == "*":
+        return None
+    prefix = prefix_of(pattern)
+    names = literal(pattern) if prefix is None else prefix  # what every name matched starts with
+    for earlier, start in rules.prefixes:
+        if earlier >= index:
+            break
+        if names.startswith(start):
+            return rules.rules[earlier]
+    earlier = rules.exact.get(names, index) if prefix is None else index
+    return rules.rules[earlier] if earlier < index else None
+
+
 def nearest(name: str, candidates: Sequence[str]) -> str:
     """The hint for an unknown config key or section `name`: the nearest of `candidates`, else
     all of them."""
@@ -322,6 +370,11 @@ TEXT_EXAMPLES = {
     "content": "Booked from {properties.page}",
     "type": "call",
 }
+
+
+def _before_end(pattern: str) -> str:
+    """A pattern without its trailing prefix `*`, if it has one."""
+    return pattern[:-1] if prefix_of(pattern) is not None else pattern
 
 
 def boolean_hint(name: str, value: Any) -> str:
@@ -367,6 +420,13 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
             hint='e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
             '"*" any event)',
         )
+    for pattern in events:
+        if isinstance(pattern, str) and "*" in _before_end(pattern.strip()).replace(STAR, ""):
+            raise ConfigError(
+                f"{where}: {pattern.strip()!r} in events has a * before its end",
+                hint='a * matches only at the end (e.g. "Trial *": every name starting "Trial "); '
+                "write \\\\* for a * that is part of the name",
+            )
     for name, example in TEXT_EXAMPLES.items():
         if name in table and not isinstance(table[name], str):
             raise ConfigError(

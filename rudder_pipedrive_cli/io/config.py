@@ -28,6 +28,7 @@ from rudder_pipedrive_cli.core.rules import (
     boolean_hint,
     nearest,
     parse_rules,
+    refuse_unreachable,
 )
 
 ON_INVALID = ("fail", "drop")
@@ -500,7 +501,9 @@ def _track_rules(path: Path, tables: Any) -> TrackRules:
             else table
             for n, table in enumerate(tables, 1)
         ]
-    return parse_rules(tables, str(path))
+    rules = parse_rules(tables, str(path))
+    refuse_unreachable(rules, str(path))
+    return rules
 
 
 def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -32,6 +32,7 @@ from rudder_pipedrive_cli.core.protocol import ApiResponse, PdId
 from rudder_pipedrive_cli.core.rules import (
     NO_RULE,
     compile_template,
+    exact_pattern,
     marker,
     markers,
     parse_rules,
@@ -682,6 +683,20 @@ RULE_ERRORS = [
         "track #1: content must be text (a string), got {'text': 'x'}",
         'write it in quotes, e.g. content = "Booked from {properties.page}"',
     ),
+    # Newcomer: "Support * Ticket" and "*Ticket" were exact names no event has: their events
+    # became leads (no rule) without a word. A * that is part of a name is written \\*.
+    (
+        {"events": ["Support * Ticket"], "create": "note"},
+        "track #1: 'Support * Ticket' in events has a * before its end",
+        'a * matches only at the end (e.g. "Trial *": every name starting "Trial "); write \\\\* '
+        "for a * that is part of the name",
+    ),
+    (
+        {"events": ["Demo", " *Ticket "], "create": "note"},
+        "track #1: '*Ticket' in events has a * before its end",
+        'a * matches only at the end (e.g. "Trial *": every name starting "Trial "); write \\\\* '
+        "for a * that is part of the name",
+    ),
     (  # a typo, or a capital: the kind meant is named
         {"events": ["x"], "create": "deals"},
         "track #1: create is 'deals'",
@@ -708,6 +723,32 @@ def test_a_rule_that_cannot_work_is_a_config_error(
     with pytest.raises(ConfigError) as raised:
         parse_rules([table], "rpd.toml")
     assert (raised.value.message, raised.value.hint) == (f"rpd.toml: {message}", hint)
+
+
+def test_a_star_that_is_part_of_a_name_is_written_escaped_anywhere_in_it() -> None:
+    """`\\*` is a * of the name wherever it stands: RudderStack's exact names holding one
+    (`rpd init` writes them so, `exact_pattern`) and prefixes holding one match as written."""
+    assert [exact_pattern(name) for name in ("A*B", "Trial*", "*", "Plain")] == [
+        "A\\*B",
+        "Trial\\*",
+        "\\*",
+        "Plain",
+    ]
+    rules = parse_rules(
+        [
+            {"events": [exact_pattern("A*B"), exact_pattern("*")], "create": "skip"},
+            {"events": ["Rated 5\\* *"], "create": "note"},
+        ],
+        "rpd.toml",
+    )
+    names = ("A*B", "AxB", "*", "Rated 5* by Ann", "Rated 5 by Ann")
+    assert [rules.label(name) for name in names] == [
+        "track #1 (skip)",
+        NO_RULE,
+        "track #1 (skip)",
+        "track #2 (note)",
+        NO_RULE,
+    ]
 
 
 NAME_ERRORS = [
