@@ -994,3 +994,42 @@ def test_rules_the_first_match_leaves_something_to_are_read(tmp_path: Path) -> N
         "track #3 (lead)",
         "track #3 (lead)",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        # Newcomer: a field name mistyped, or a key copied in capitals or with a space, was
+        # told only to list the fields, 40-hex keys among them to compare by eye.
+        ("Rolle", "did you mean 'Role'? run `rpd map-fields` to list them"),
+        (
+            "6098B979CD7506A9C2B183A7814C70E8A6A08A3F",
+            "did you mean '6098b979cd7506a9c2b183a7814c70e8a6a08a3f', the key of \"Role\" "
+            "(varchar)? run `rpd map-fields` to list them",
+        ),
+        (
+            "6098b979cd75 06a9c2b183a7814c70e8a6a08a3f",
+            "did you mean '6098b979cd7506a9c2b183a7814c70e8a6a08a3f', the key of \"Role\" "
+            "(varchar)? run `rpd map-fields` to list them",
+        ),
+        ("Something Else", "run `rpd map-fields` to list them"),  # nothing near: no guess
+    ],
+)
+def test_a_mapped_field_the_account_lacks_is_hinted_with_the_one_meant(
+    tmp_path: Path, value: str, hint: str
+) -> None:
+    text = EXAMPLE.read_text().replace(
+        'role = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"', f'role = "{value}"'
+    )
+    path = write(tmp_path, text)
+    env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+    result = CliRunner().invoke(app, ["check", "--sandbox", "--config", str(path)], env=env)
+    lines = result.stdout.splitlines()
+    failed = next(n for n, line in enumerate(lines) if line.startswith("FAIL"))
+    assert (result.exit_code, lines[failed : failed + 2]) == (
+        2,
+        [
+            f"FAIL  fields.persons.role = '{value}': the account has no such person field",
+            f"      hint: {hint}",
+        ],
+    )

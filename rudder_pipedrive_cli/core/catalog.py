@@ -111,7 +111,7 @@ class Catalog:
             raise ConfigError(
                 f"{rule.where}: stage {rule.stage!r}: the account has no such stage{in_pipeline}",
                 hint=_as_id(rule.stage, {s.id: s.name for s in stages}, "stage")
-                + _nearest(str(rule.stage), names)
+                + nearest_name(str(rule.stage), names)
                 + f"stages{in_pipeline}: {', '.join(names) or 'none'}",
             )
         pipelines = list(dict.fromkeys(s.pipeline_id for s in chosen))
@@ -139,7 +139,7 @@ class Catalog:
         candidates = [*self.activity_types, *self.activity_types.values()]
         raise ConfigError(
             f"{rule.where}: type {rule.type!r}: the account has no such activity type",
-            hint=_nearest(rule.type, candidates)
+            hint=nearest_name(rule.type, candidates)
             + f"activity types: {', '.join(self.activity_types)}",
         )
 
@@ -172,7 +172,7 @@ def _pick(value: str | int, named: Mapping[int, str], where: str, noun: str) -> 
     raise ConfigError(
         f"{where}: {noun} {value!r}: the account has no such {noun}",
         hint=_as_id(value, named, noun)
-        + _nearest(value, list(named.values()))
+        + nearest_name(value, list(named.values()))
         + f"{noun}s: {', '.join(named.values()) or 'none'}",
     )
 
@@ -199,7 +199,7 @@ def _twins(
     )
 
 
-def _nearest(name: str, names: list[str]) -> str:
+def nearest_name(name: str, names: list[str]) -> str:
     """`did you mean 'NAME'? ` for the account's name nearest a mistyped one, if any is near."""
     near = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     return f"did you mean {near[0]!r}? " if near else ""

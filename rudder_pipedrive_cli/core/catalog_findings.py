@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
-from rudder_pipedrive_cli.core.catalog import ENTITIES, LISTING_OF, Catalog
+from rudder_pipedrive_cli.core.catalog import ENTITIES, LISTING_OF, Catalog, nearest_name
 from rudder_pipedrive_cli.core.catalog_fetch import rule_listings
 from rudder_pipedrive_cli.core.errors import ConfigError
 from rudder_pipedrive_cli.core.fields import CUSTOM_KEY, writable
@@ -172,11 +172,12 @@ def mapping_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
                     hint="map the trait to another field, or remove it",
                 )
             elif info is None:
+                elsewhere = _elsewhere(catalog, key, entity)
                 finding = judged(
                     level="fail",
-                    message=f"the account has no such {noun} field"
-                    + _elsewhere(catalog, key, entity),
-                    hint="run `rpd map-fields` to list them",
+                    message=f"the account has no such {noun} field{elsewhere}",
+                    hint=("" if elsewhere else _field_meant(catalog, entity, key))
+                    + "run `rpd map-fields` to list them",
                 )
             elif info.key != key and _named(catalog, entity, key) > 1:
                 finding = judged(
@@ -199,6 +200,17 @@ def mapping_findings(catalog: Catalog, config: PlanConfig) -> list[Finding]:
                 finding = judged(level="ok", message=describe(info) + via)
             findings.append(finding)
     return findings
+
+
+def _field_meant(catalog: Catalog, entity: str, key: str) -> str:
+    """`did you mean ...? ` for a mapped value that is no field of `entity`: a key written with
+    capitals or spaces (Pipedrive's are lower-case hex), or the nearest field name."""
+    listed = catalog.fields.get(LISTING_OF.get(entity, entity), ())
+    squeezed = "".join(key.split()).lower()
+    same = next((info for info in listed if info.key == squeezed), None)
+    if same is not None:
+        return f"did you mean {same.key!r}, the key of {describe(same)}? "
+    return nearest_name(key, [info.name for info in listed])
 
 
 def _named(catalog: Catalog, entity: str, name: str) -> int:
