@@ -436,10 +436,15 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
     for name in ("pipeline", "stage"):
         value = table.get(name)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, str | int) or value == ""
+            isinstance(value, bool)
+            or not isinstance(value, str | int)
+            or value == ""
+            or (isinstance(value, int) and value < 1)  # Pipedrive's ids count from 1
         ):
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)  # TOML's
             raise ConfigError(
-                f"{where}: {name} must be a name (a string) or an id (an integer)",
+                f"{where}: {name} must be a name (a string) or an id (an integer from 1), "
+                f"got {shown}",
                 hint=f'e.g. {name} = "{"Sales" if name == "pipeline" else "Qualified"}"',
             )
     if "done" in table and not isinstance(table["done"], bool):

@@ -710,8 +710,25 @@ RULE_ERRORS = [
     ),
     (
         {"events": ["x"], "create": "deal", "stage": True},
-        "track #1: stage must be a name (a string) or an id (an integer)",
+        "track #1: stage must be a name (a string) or an id (an integer from 1), got true",
         'e.g. stage = "Qualified"',
+    ),
+    # Newcomer: pipeline = 0 and -1 (and 1.0) were taken as ids no account has: a dry-run
+    # planned deals into them, and only a send or check found out.
+    (
+        {"events": ["x"], "create": "deal", "pipeline": 0},
+        "track #1: pipeline must be a name (a string) or an id (an integer from 1), got 0",
+        'e.g. pipeline = "Sales"',
+    ),
+    (
+        {"events": ["x"], "create": "deal", "stage": -1},
+        "track #1: stage must be a name (a string) or an id (an integer from 1), got -1",
+        'e.g. stage = "Qualified"',
+    ),
+    (
+        {"events": ["x"], "create": "deal", "pipeline": 1.0},
+        "track #1: pipeline must be a name (a string) or an id (an integer from 1), got 1.0",
+        'e.g. pipeline = "Sales"',
     ),
 ]
 
