@@ -396,6 +396,16 @@ def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
             "FILE: line 2 is not UTF-8 text (byte 23 of the file)",
             "save the file as UTF-8",
         ),
+        (  # the mark counted: byte 26 of the file, where 23 was said (of the text after it)
+            b'\xef\xbb\xbf[pipedrive]\nplan = "gr\xffowth"\n',
+            "FILE: line 2 is not UTF-8 text (byte 26 of the file)",
+            "save the file as UTF-8",
+        ),
+        (  # UTF-16 (its mark says so) holding a lone low surrogate
+            b"\xff\xfe" + '[pipedrive]\nplan = "gr'.encode("utf-16-le") + b"\x00\xdc",
+            "FILE: line 2 is not UTF-16 text (byte 47 of the file)",
+            "save the file as UTF-8",
+        ),
         (
             '[pipedrive]\napi_token = "t\u00e9-SECRET"\n'.encode(),
             "FILE: api_token holds a control or a non-ASCII character",
@@ -428,6 +438,19 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "rpd.toml"
     path.write_bytes(b'\xef\xbb\xbf[pipedrive]\nplan = "premium"\n')
     assert load_settings(str(path), env={}).plan == "premium"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_config_in_utf_16_or_32_with_its_mark_is_read_as_the_same_text(
+    tmp_path: Path, encoding: str
+) -> None:
+    # Newcomer on Windows: `rpd init -o - > rpd.toml` in PowerShell writes UTF-16 with its mark,
+    # then every command said "rpd.toml: line 1 is not UTF-8 text" (events so written are read).
+    path = tmp_path / "rpd.toml"
+    text = '[pipedrive]\nplan = "premium"  # café\n[identity]\ncreate_persons = true\n'
+    path.write_bytes(("\ufeff" + text).encode(encoding))
+    settings = load_settings(str(path), env={})
+    assert (settings.plan, settings.create_persons) == ("premium", True)
 
 
 @pytest.mark.parametrize("size", [(1 << 20) + 1, None], ids=["large-file", "dev-zero"])

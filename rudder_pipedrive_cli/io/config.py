@@ -6,6 +6,7 @@ environment variable. Loading, validation, `config.example.toml` and the README 
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import os
 import re
@@ -322,7 +323,14 @@ def stdin_closed(hint: str) -> UsageError:
     return UsageError(f"cannot read {STDIN_SHOWN}: it is closed", hint=hint)
 
 
-BOM = b"\xef\xbb\xbf"  # Windows editors save UTF-8 with one: TOML's reader refuses it
+# What a config's bytes start with (a byte order mark) -> its encoding; else UTF-8, a mark left
+# out (utf-8-sig: Windows editors save UTF-8 with one, and TOML's reader refuses it). Windows
+# PowerShell's `>` and Out-File write UTF-16 (`rpd init -o - > rpd.toml`): read as the same text,
+# as events are (io/readers.py). UTF-32's marks first: UTF-16-LE's starts UTF-32-LE's.
+ENCODING_MARKS = (
+    ((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE), "utf-32"),
+    ((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE), "utf-16"),
+)
 
 
 def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None) -> bytes:
@@ -342,7 +350,8 @@ def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None)
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         data = read_small(path, "an rpd config", "check --config / $RPD_CONFIG")
-        text = data.removeprefix(BOM).decode()
+        encoding = next((name for marks, name in ENCODING_MARKS if data.startswith(marks)), "")
+        text = data.decode(encoding or "utf-8-sig")
         return tomllib.loads(text)
     except OSError as exc:
         hint = "check --config / $RPD_CONFIG"
@@ -366,10 +375,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
                 "a RudderStack destination's JSON",
             ) from None
         raise ConfigError(f"{path}: invalid TOML: {exc}", hint=_syntax_hint(text, exc)) from None
-    except UnicodeDecodeError as exc:  # TOML is UTF-8: say where the first bad byte is
-        line = bytes(exc.object[: exc.start]).count(b"\n") + 1
+    except UnicodeDecodeError as exc:  # say where the first bad byte is (after a mark, if any)
+        read = bytes(exc.object[: exc.start]).decode(exc.encoding)
+        byte = len(data) - len(exc.object) + exc.start + 1
         raise ConfigError(
-            f"{path}: line {line} is not UTF-8 text (byte {exc.start + 1} of the file)",
+            f"{path}: line {read.count(chr(10)) + 1} is not {(encoding or 'utf-8').upper()} text "
+            f"(byte {byte} of the file)",
             hint="save the file as UTF-8",
         ) from None
 
