@@ -1056,3 +1056,22 @@ def test_a_mapped_field_the_account_lacks_is_hinted_with_the_one_meant(
             f"      hint: {hint}",
         ],
     )
+
+
+def test_a_blank_variable_is_unset_as_an_empty_one_is(tmp_path: Path) -> None:
+    # A `.env` line `RPD_USER_ID_FIELD= ` (a space after =) unset the file's identity field
+    # without a word, `RPD_CREATE_PERSONS= ` turned creation off, and a blank token hid the
+    # file's, warned about as "another token" before "no Pipedrive API token configured".
+    path = write(
+        tmp_path,
+        f'[pipedrive]\napi_token = "{LEAKED}"\nplan = "lite"\n'
+        '[identity]\nuser_id_field = "k"\ncreate_persons = true\n',
+    )
+    blank = {key.env: " \t" for key in KEYS}
+    settings = load_settings(str(path), env=blank)
+    assert (settings.api_token.reveal(), settings.plan, settings.user_id_field) == (
+        LEAKED,
+        "lite",
+        "k",
+    )
+    assert (settings.create_persons, settings.warnings) == (True, ())

@@ -660,7 +660,7 @@ def _load_settings(
         if flag_value is not None:
             origin[key.name] = "command line"
             resolved[key.name] = _coerce(key, flag_value, origin[key.name])
-        elif env.get(key.env, "") != "":
+        elif env.get(key.env, "").strip():  # a blank variable is unset, as an empty one is
             origin[key.name] = f"${key.env}"
             resolved[key.name] = _coerce(key, env[key.env], origin[key.name])
         else:
