@@ -1075,3 +1075,51 @@ def test_a_blank_variable_is_unset_as_an_empty_one_is(tmp_path: Path) -> None:
         "k",
     )
     assert (settings.create_persons, settings.warnings) == (True, ())
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "overrides", "message", "hint"),
+    [
+        # Newcomer: plan = "Growth", as Pipedrive's pages spell it, and identities = "Index".
+        (
+            '[pipedrive]\nplan = "Growth"\n',
+            {},
+            {},
+            "FILE: unknown plan 'Growth'",
+            'did you mean plan = "growth"? use one of: lite, growth, premium, ultimate, unlimited',
+        ),
+        (
+            '[pipedrive]\nidentities = "Index"\n',
+            {},
+            {},
+            "FILE: unknown identities 'Index'",
+            'did you mean identities = "index"? use one of: auto, search, index',
+        ),
+        (
+            "",
+            {"RPD_ON_INVALID": "DROP"},
+            {},
+            "$RPD_ON_INVALID: unknown on_invalid 'DROP'",
+            "did you mean RPD_ON_INVALID=drop? use one of: fail, drop",
+        ),
+        (
+            "",
+            {},
+            {"pipedrive.plan": "Premium"},
+            "unknown --plan 'Premium'",
+            "did you mean --plan premium? use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+    ],
+)
+def test_a_setting_in_capitals_is_hinted_as_it_is_meant_where_it_was_given(
+    tmp_path: Path,
+    text: str,
+    env: dict[str, str],
+    overrides: dict[str, str],
+    message: str,
+    hint: str,
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env=env, overrides=overrides)
+    assert (caught.value.message, caught.value.hint) == (message.replace("FILE", str(path)), hint)

@@ -282,9 +282,20 @@ def _coerce(key: Key, value: Any, where: str, *, from_file: bool = False) -> Any
             # From the command line, the flag as it was typed: unknown --plan 'gold'.
             flag = where == "command line"
             name = f"--{key.name.replace('_', '-')}" if flag else key.name
+            # A capital (Pipedrive's pages say "Growth"): the setting meant, as it is written
+            # where it was given.
+            meant = next((c for c in key.choices if c == value.strip().lower()), None)
+            if meant is None:
+                spelled = ""
+            elif flag:
+                spelled = f"did you mean {name} {meant}? "
+            elif where == f"${key.env}":
+                spelled = f"did you mean {key.env}={meant}? "
+            else:
+                spelled = f'did you mean {name} = "{meant}"? '
             raise ConfigError(
                 f"{'' if flag else where + ': '}unknown {name} {value.strip()!r}",
-                hint=f"use one of: {', '.join(key.choices)}",
+                hint=f"{spelled}use one of: {', '.join(key.choices)}",
             )
         return value.strip()
     got = _held(value) if key.secret else repr(value)
