@@ -109,7 +109,7 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
         ('[pipedrive]\nplan = "gold"\n', "unknown plan 'gold'", "lite, growth"),
         (
             "[fields.persons]\nrole = 5\n",
-            "fields.persons.role must be a Pipedrive field key",
+            "fields.persons.role must be a Pipedrive field key (a string), got 5",
             "rpd map-fields",
         ),
         ("[pipedrive\n", "invalid TOML", "fix the syntax"),
@@ -241,7 +241,7 @@ def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
     assert caught.value.message == (
-        f"{path}: fields.persons.address.geo.lat must be a Pipedrive field key (a string)"
+        f"{path}: fields.persons.address.geo.lat must be a Pipedrive field key (a string), got 5"
     )
 
 
@@ -528,7 +528,7 @@ NOT_TOML_HINT = (
         ),
         (
             '[[track]]\nevents = ["x"]\ncreate = "deal"\nfields = { plan = 5 }\n',
-            "track #1.fields.plan must be a Pipedrive field key (a string)",
+            "track #1.fields.plan must be a Pipedrive field key (a string), got 5",
             "run `rpd map-fields --format toml` to list the keys",
         ),
         (
@@ -1123,3 +1123,26 @@ def test_a_setting_in_capitals_is_hinted_as_it_is_meant_where_it_was_given(
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env=env, overrides=overrides)
     assert (caught.value.message, caught.value.hint) == (message.replace("FILE", str(path)), hint)
+
+
+@pytest.mark.parametrize(
+    ("table", "trait"),
+    [
+        # Newcomer: each mapped a trait no event holds, and its values were dropped as unmapped
+        # (dry-run listed `role` among the unmapped traits, beside the mapping for it).
+        ('[fields.persons]\n"role " = "k"\n', "role "),
+        ('[fields.persons]\n"" = "k"\n', ""),
+        ('[fields.organizations]\n"address..city" = "k"\n', "address..city"),
+        ('[fields.persons]\naddress." city" = "k"\n', "address. city"),
+    ],
+)
+def test_a_trait_path_no_event_can_hold_is_a_config_error(
+    tmp_path: Path, table: str, trait: str
+) -> None:
+    named = table[1 : table.index("]")]
+    assert_check_refuses(
+        write(tmp_path, table),
+        f"{named}: the trait path {trait!r} has an empty part or a part with a space at an end, "
+        "so it matches no trait",
+        'write it as events hold it, dots between its parts: e.g. address.city = "..."',
+    )

@@ -498,17 +498,25 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
             'trait = "field key" lines: `rpd map-fields --format toml` prints them',
         )
     mapping: dict[str, str] = {}
+    # A rule's `fields` ("track #2") is named as rpd check names it.
+    named = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
     for trait, key in table.items():
         if isinstance(key, dict):
             mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
             continue
         if not isinstance(key, str) or not key.strip():
-            # A rule's `fields` ("track #2") is named as rpd check names it.
-            table = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
-            where = f"{table}.{prefix}{trait}"
             raise ConfigError(
-                f"{path}: {where} must be a Pipedrive field key (a string)",
+                f"{path}: {named}.{prefix}{trait} must be a Pipedrive field key (a string), "
+                f"got {key!r}",
                 hint="run `rpd map-fields --format toml` to list the keys",
+            )
+        if any(part != part.strip() or not part for part in f"{prefix}{trait}".split(".")):
+            # `"" = ...`, `"role " = ...`, `"address..city" = ...`: a path no event holds.
+            raise ConfigError(
+                f"{path}: {named}: the trait path {prefix + trait!r} has an empty part or a "
+                "part with a space at an end, so it matches no trait",
+                hint="write it as events hold it, dots between its parts: "
+                'e.g. address.city = "..."',
             )
         mapping[prefix + trait] = key.strip()
     return mapping
