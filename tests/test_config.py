@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -1145,4 +1146,30 @@ def test_a_trait_path_no_event_can_hold_is_a_config_error(
         f"{named}: the trait path {trait!r} has an empty part or a part with a space at an end, "
         "so it matches no trait",
         'write it as events hold it, dots between its parts: e.g. address.city = "..."',
+    )
+
+
+def test_a_config_that_is_a_folder_or_unreadable_says_what_to_give_or_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Newcomer: --config naming the project's folder, and a config root wrote (mode 600), were
+    # told to "check --config / $RPD_CONFIG", which named the path they meant.
+    with pytest.raises(ConfigError) as folder:
+        load_settings(str(tmp_path), env={})
+    assert (folder.value.message, folder.value.hint) == (
+        f"cannot read config {tmp_path}: Is a directory",
+        f"give --config / $RPD_CONFIG the file, e.g. {tmp_path}/rpd.toml",
+    )
+    path = write(tmp_path, "")
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> Any:  # as for another user's 600 file
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", refused)
+    with pytest.raises(ConfigError) as unreadable:
+        load_settings(str(path), env={})
+    assert (unreadable.value.message, unreadable.value.hint) == (
+        f"cannot read config {path}: Permission denied",
+        f"check its owner and mode (`ls -l {path}`): the user running rpd must be able to read "
+        "it (`chmod 600` keeps others out)",
     )

@@ -377,6 +377,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
             hint += " and where the link points"
         elif isinstance(exc, FileNotFoundError):  # named before `rpd init` wrote it, say
             hint += f", or write it: `rpd init --config {shlex.quote(str(path))}`"
+        elif isinstance(exc, IsADirectoryError):  # the project's folder, named for its config
+            hint = f"give --config / $RPD_CONFIG the file, e.g. {path / DEFAULT_CONFIG}"
+        elif isinstance(exc, PermissionError):  # a file another user (root, a deploy) wrote
+            hint = (
+                f"check its owner and mode (`ls -l {shlex.quote(str(path))}`): the user "
+                "running rpd must be able to read it (`chmod 600` keeps others out)"
+            )
         raise ConfigError(f"cannot read config {shown}: {why}", hint=hint) from None
     except tomllib.TOMLDecodeError as exc:
         if LOOKS_LIKE_JSON.match(text):  # a destination's export, or events, named as the config
