@@ -410,13 +410,14 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
     events = table.get("events")
     if isinstance(events, str):
         events = [events]
-    if (
-        not isinstance(events, list)
-        or not events
-        or not all(isinstance(e, str) and e.strip() for e in events)
-    ):
+    if isinstance(events, list):
+        bad = next((e for e in events if not isinstance(e, str) or not e.strip()), None)
+        held = "it is empty" if not events else "" if bad is None else f"it holds {bad!r}"
+    else:
+        held = "it is missing" if events is None else f"it is {events!r}"
+    if held or not isinstance(events, list):
         raise ConfigError(
-            f"{where}: events must be a non-empty list of event names",
+            f"{where}: events must be a non-empty list of event names; {held}",
             hint='e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
             '"*" any event)',
         )

@@ -647,7 +647,32 @@ RULE_ERRORS = [
     ),
     (
         {"events": [], "create": "skip"},
-        "track #1: events must be a non-empty list of event names",
+        "track #1: events must be a non-empty list of event names; it is empty",
+        'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+        '"*" any event)',
+    ),
+    # What events held was not said: a number among 30 names was a search by eye.
+    (
+        {"events": ["Demo", "Trial *", 5], "create": "skip"},
+        "track #1: events must be a non-empty list of event names; it holds 5",
+        'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+        '"*" any event)',
+    ),
+    (
+        {"events": ["Demo", " "], "create": "skip"},
+        "track #1: events must be a non-empty list of event names; it holds ' '",
+        'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+        '"*" any event)',
+    ),
+    (
+        {"create": "skip"},
+        "track #1: events must be a non-empty list of event names; it is missing",
+        'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
+        '"*" any event)',
+    ),
+    (
+        {"events": {"name": "Demo"}, "create": "skip"},
+        "track #1: events must be a non-empty list of event names; it is {'name': 'Demo'}",
         'e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
         '"*" any event)',
     ),
