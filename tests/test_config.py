@@ -1173,3 +1173,41 @@ def test_a_config_that_is_a_folder_or_unreadable_says_what_to_give_or_check(
         f"check its owner and mode (`ls -l {path}`): the user running rpd must be able to read "
         "it (`chmod 600` keeps others out)",
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        # A newcomer pasting one 40-hex string for the other: `rpd check` showed the token in its
+        # "FAIL  fields.persons.role = '<token>': the account has no such person field".
+        (
+            f'[pipedrive]\napi_token = "{LEAKED}"\n[fields.persons]\nrole = "{LEAKED}"\n',
+            {},
+            "FILE: fields.persons.role holds the API token, not a field key",
+        ),
+        (
+            "[identity]\ncreate_persons = true\n",
+            {"PIPEDRIVE_API_TOKEN": LEAKED, "RPD_USER_ID_FIELD": LEAKED.upper()},
+            "$RPD_USER_ID_FIELD: identity.user_id_field holds the API token, not a field key",
+        ),
+        (
+            f'[[track]]\nevents = ["Demo"]\ncreate = "deal"\nfields = {{ plan = "{LEAKED}" }}\n',
+            {"PIPEDRIVE_API_TOKEN": LEAKED},
+            "FILE: track #1.fields.plan holds the API token, not a field key",
+        ),
+    ],
+)
+def test_a_field_key_that_is_the_token_is_refused_without_showing_it(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    path = write(tmp_path, text)
+    env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+    result = CliRunner().invoke(
+        app, ["check", "--sandbox", "--config", str(path)], env={**env, **environ}
+    )
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {message.replace('FILE', str(path))}\nhint: both are 40 hex digits: give the "
+        "field's key (`rpd map-fields` lists them), and the token in $PIPEDRIVE_API_TOKEN\n"
+    )
+    assert LEAKED not in result.output.lower()

@@ -747,7 +747,43 @@ def _load_settings(
     except ConfigError as error:
         where = origin["base_url" if settings.base_url else "company_domain"]
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
+    _refuse_token_as_field(settings, tokens, origin)
     return settings
+
+
+def _refuse_token_as_field(
+    settings: Settings, tokens: list[str], origin: Mapping[str, str]
+) -> None:
+    """A ConfigError for a field key that is the API token (both are 40 hex digits: a newcomer
+    pastes one for the other), never showing it: it would be sent as a key, and `rpd check` and
+    send's warnings show a key the account lacks (SPEC 8)."""
+    patterns = [p for token in tokens if (p := Secret(token.strip()).pattern()) is not None]
+    if not patterns:
+        return
+    fields: list[tuple[str, str, str]] = [  # where it came from, its name, the key
+        (origin[name], f"identity.{name}", getattr(settings, name))
+        for name in ("user_id_field", "group_id_field")
+    ]
+    where = str(settings.path)
+    tables = [
+        ("fields.persons", settings.person_fields),
+        ("fields.organizations", settings.org_fields),
+        ("fields.leads", settings.lead_fields),
+        ("fields.deals", settings.deal_fields or {}),
+        *((f"{rule.where}.fields", rule.fields or {}) for rule in settings.track_rules.rules),
+    ]
+    fields += [
+        (where, f"{table}.{trait}", key)
+        for table, mapping in tables
+        for trait, key in mapping.items()
+    ]
+    for source, name, key in fields:
+        if any(pattern.search(key) for pattern in patterns):
+            raise ConfigError(
+                f"{source}: {name} holds the API token, not a field key",
+                hint="both are 40 hex digits: give the field's key (`rpd map-fields` lists them), "
+                f"and the token in ${TOKEN_ENV}",
+            )
 
 
 def header_fault(token: str) -> str:
