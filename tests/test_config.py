@@ -962,8 +962,27 @@ def test_a_config_that_is_a_link_leading_nowhere_is_said_so(
     assert load_settings(None, env={}, to_be_made=True).path is None  # `rpd init` writes it
 
 
+SHADOWED_HINT = (
+    "hint: the first rule that matches an event wins: take the name out of one of the two rules, "
+    "or put the rule it is meant for first"
+)
+NO_SETTING: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
+IDENTITY = (  # the sandbox's identity fields: nothing else to say
+    '[identity]\nuser_id_field = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"\n'
+    'group_id_field = "872513dc3f908b99275edf2d09fcc9a467df9fa5"\n'
+)
+
+
+def rules_text(rules: list[tuple[str, ...]]) -> str:
+    """`[[track]]` rules, each (event name, ..., create)."""
+    return "".join(
+        f"[[track]]\nevents = {json.dumps(names)}\ncreate = {json.dumps(create)}\n"
+        for *names, create in rules
+    )
+
+
 @pytest.mark.parametrize(
-    ("rules", "message"),
+    ("rules", "message", "first"),
     [
         # Newcomer: a rule for an event an earlier rule matches did nothing, without a word
         # ("Demo Requested" made a deal, not the activity the second rule said).
@@ -971,35 +990,65 @@ def test_a_config_that_is_a_link_leading_nowhere_is_said_so(
             [("Demo Requested", "deal"), ("Call Scheduled", "Demo Requested", "activity")],
             "track #2: 'Demo Requested' in events is matched by track #1 first, so never by this "
             "rule",
+            ("Demo Requested", "track #1 (deal)"),
         ),
         (
             [("Trial *", "skip"), ("Trial Started", "lead")],
             "track #2: 'Trial Started' in events is matched by track #1 first, so never by this "
             "rule",
+            ("Trial Started", "track #1 (skip)"),
         ),
         (
             [("Trial *", "skip"), ("Trial Sta*", "lead")],
             "track #2: 'Trial Sta*' in events is matched by track #1 first, so never by this rule",
+            ("Trial Stage", "track #1 (skip)"),
         ),
         (
             [("*", "lead"), ("Page Viewed", "skip")],
             "track #2: 'Page Viewed' in events is matched by track #1 first, so never by this rule",
+            ("Page Viewed", "track #1 (lead)"),
         ),
     ],
 )
-def test_a_rule_pattern_an_earlier_rule_always_matches_first_is_a_config_error(
-    tmp_path: Path, rules: list[tuple[str, ...]], message: str
+def test_a_rule_pattern_an_earlier_rule_always_matches_first_is_warned_about_and_kept(
+    tmp_path: Path, rules: list[tuple[str, ...]], message: str, first: tuple[str, str]
 ) -> None:
-    text = "".join(
-        f"[[track]]\nevents = {json.dumps(names)}\ncreate = {json.dumps(create)}\n"
-        for *names, create in rules
+    # SPEC 4's "first match wins" makes such a rule legal (a test of that rule may hold one on
+    # purpose): it was a config error, exit 2, refusing a config SPEC allows. Now said once, as
+    # a warning, and the rules are used as SPEC says: the earlier rule takes the event.
+    path = write(tmp_path, IDENTITY + rules_text(rules))
+    result = CliRunner().invoke(
+        app, ["dry-run", "-", "--config", str(path)], input="", env=NO_SETTING
     )
-    assert_check_refuses(
-        write(tmp_path, text),
-        message,
-        "the first rule that matches an event wins: take the name out of one of the two rules, "
-        "or put the rule it is meant for first",
+    assert (result.exit_code, result.stderr) == (
+        0,
+        f"warning: {path}: {message}\n{SHADOWED_HINT}\n"
+        "warning: standard input (-) held no events\n",
     )
+    name, label = first
+    assert load_settings(str(path), env={}).track_rules.label(name) == label
+
+
+def test_rpd_check_passes_a_rule_set_it_warns_about(tmp_path: Path) -> None:
+    # `rpd check` exits 0 where nothing else is wrong; the warning is said once, as every
+    # command loading the config says it (before check's rows, which judge the account).
+    rules = [("Demo Requested", "deal"), ("Support * Ticket", "Demo Requested", "note")]
+    path = write(tmp_path, IDENTITY + rules_text(rules))
+    result = CliRunner().invoke(app, ["check", "--sandbox", "--config", str(path)], env=NO_SETTING)
+    said = [line for line in result.stderr.splitlines() if not line.startswith("sandbox: ")]
+    assert (result.exit_code, said) == (
+        0,
+        [
+            f"warning: {path}: track #2: 'Support * Ticket' in events has a * before its end: it "
+            "stands for a * in the event's name, not for any text",
+            'hint: a * matches a prefix only at the end (e.g. "Trial *": every name starting '
+            '"Trial "); if the * is part of the name, write it \\\\* to say so',
+            f"warning: {path}: track #2: 'Demo Requested' in events is matched by track #1 first, "
+            "so never by this rule",
+            SHADOWED_HINT,
+        ],
+    )
+    assert result.stdout.splitlines()[-1] == "all 6 checks passed"
 
 
 def test_rules_the_first_match_leaves_something_to_are_read(tmp_path: Path) -> None:
@@ -1008,7 +1057,9 @@ def test_rules_the_first_match_leaves_something_to_are_read(tmp_path: Path) -> N
         '[[track]]\nevents = ["Trial *", "Demo"]\ncreate = "skip"\n'
         '[[track]]\nevents = ["Tri*", "Demo *", "*"]\ncreate = "lead"\n'  # "Demo x" is left
     )
-    rules = load_settings(str(write(tmp_path, text)), env={}).track_rules
+    settings = load_settings(str(write(tmp_path, text)), env={})
+    assert settings.warnings == ()  # every pattern matches some event first
+    rules = settings.track_rules
     names = ("Trial Started", "Trial Ended", "Demo", "Demo x", "Trip", "Other")
     assert [rules.label(name) for name in names] == [
         "track #1 (deal)",
@@ -1211,3 +1262,4 @@ def test_a_field_key_that_is_the_token_is_refused_without_showing_it(
         "field's key (`rpd map-fields` lists them), and the token in $PIPEDRIVE_API_TOKEN\n"
     )
     assert LEAKED not in result.output.lower()
+

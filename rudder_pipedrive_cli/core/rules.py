@@ -15,10 +15,11 @@ Where SPEC is silent:
 - A `*` that is part of an event name is written `\\*` (TOML `"Trial\\\\*"`): the exact name
   `Trial*`, not a prefix. RudderStack's event filtering lists exact names, and `rpd init
   --from-rudderstack` writes them so (`exact_pattern`). A `*` before a pattern's end unescaped
-  (`"Support * Ticket"`, `"*Ticket"`) is a config error: patterns match by prefix only, so it
-  would be an exact name no event is likely to have, and match nothing without a word.
+  (`"Support * Ticket"`, `"*Ticket"`) is read as SPEC reads it, part of an exact name, and
+  warned about (`rule_warnings`): a prefix is matched only by a trailing `*`, so it is likely a
+  pattern meant that matches no event.
 - A pattern an earlier rule always matches first (`"Demo Requested"` after `"Demo *"`, anything
-  after `"*"`) is a config error: the first rule that matches wins, so it would do nothing.
+  after `"*"`) is kept, as SPEC's "first match wins" says, and warned about: it never matches.
 """
 
 from __future__ import annotations
@@ -319,19 +320,30 @@ def parse_rules(tables: Any, where: str) -> TrackRules:
     return TrackRules.of(tuple(_rule(table, n, where) for n, table in enumerate(tables, 1)))
 
 
-def refuse_unreachable(rules: TrackRules, where: str) -> None:
-    """A ConfigError for the first event pattern an earlier rule always matches first: the first
-    rule that matches wins, so it would do nothing (as a key that does not apply would)."""
+def rule_warnings(rules: TrackRules, where: str) -> list[str]:
+    """A warning (its hint on a line of its own) per event pattern SPEC reads otherwise than it
+    likely means: a `*` before its end (a `*` of the name, no wildcard), and a pattern an earlier
+    rule always matches first (the first rule that matches wins: it never matches). Both are
+    legal (SPEC 3, 4): a shadowed rule may be there on purpose, and `A*B` is an exact name."""
+    warnings = []
     for index, rule in enumerate(rules.rules):
         for pattern in rule.events:
+            if "*" in _before_end(pattern).replace(STAR, ""):
+                warnings.append(
+                    f"{where}: {rule.where}: {pattern!r} in events has a * before its end: it "
+                    "stands for a * in the event's name, not for any text\nhint: a * matches a "
+                    'prefix only at the end (e.g. "Trial *": every name starting "Trial "); if '
+                    "the * is part of the name, write it \\\\* to say so"
+                )
             first = _matched_before(rules, index, pattern)
             if first is not None:
-                raise ConfigError(
+                warnings.append(
                     f"{where}: {rule.where}: {pattern!r} in events is matched by {first.where} "
-                    "first, so never by this rule",
-                    hint="the first rule that matches an event wins: take the name out of one "
-                    "of the two rules, or put the rule it is meant for first",
+                    "first, so never by this rule\nhint: the first rule that matches an event "
+                    "wins: take the name out of one of the two rules, or put the rule it is meant "
+                    "for first"
                 )
+    return warnings
 
 
 def _matched_before(rules: TrackRules, index: int, pattern: str) -> TrackRule | None:
@@ -421,13 +433,6 @@ def _rule(table: Any, number: int, file: str) -> TrackRule:
             hint='e.g. events = ["Demo Requested", "Trial *"] (a trailing * matches a prefix; '
             '"*" any event)',
         )
-    for pattern in events:
-        if isinstance(pattern, str) and "*" in _before_end(pattern.strip()).replace(STAR, ""):
-            raise ConfigError(
-                f"{where}: {pattern.strip()!r} in events has a * before its end",
-                hint='a * matches only at the end (e.g. "Trial *": every name starting "Trial "); '
-                "write \\\\* for a * that is part of the name",
-            )
     for name, example in TEXT_EXAMPLES.items():
         if name in table and not isinstance(table[name], str):
             raise ConfigError(

@@ -29,7 +29,7 @@ from rudder_pipedrive_cli.core.rules import (
     boolean_hint,
     nearest,
     parse_rules,
-    refuse_unreachable,
+    rule_warnings,
 )
 
 ON_INVALID = ("fail", "drop")
@@ -538,9 +538,7 @@ def _track_rules(path: Path, tables: Any) -> TrackRules:
             else table
             for n, table in enumerate(tables, 1)
         ]
-    rules = parse_rules(tables, str(path))
-    refuse_unreachable(rules, str(path))
-    return rules
+    return parse_rules(tables, str(path))
 
 
 def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -748,7 +746,10 @@ def _load_settings(
         where = origin["base_url" if settings.base_url else "company_domain"]
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
     _refuse_token_as_field(settings, tokens, origin)
-    return settings
+    if settings.path is None:  # no file: no rules
+        return settings
+    said = rule_warnings(settings.track_rules, str(settings.path))
+    return replace(settings, warnings=(*settings.warnings, *said)) if said else settings
 
 
 def _refuse_token_as_field(

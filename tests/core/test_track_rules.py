@@ -36,6 +36,7 @@ from rudder_pipedrive_cli.core.rules import (
     marker,
     markers,
     parse_rules,
+    rule_warnings,
 )
 
 RULES = parse_rules(
@@ -708,20 +709,6 @@ RULE_ERRORS = [
         "track #1: content must be text (a string), got {'text': 'x'}",
         'write it in quotes, e.g. content = "Booked from {properties.page}"',
     ),
-    # Newcomer: "Support * Ticket" and "*Ticket" were exact names no event has: their events
-    # became leads (no rule) without a word. A * that is part of a name is written \\*.
-    (
-        {"events": ["Support * Ticket"], "create": "note"},
-        "track #1: 'Support * Ticket' in events has a * before its end",
-        'a * matches only at the end (e.g. "Trial *": every name starting "Trial "); write \\\\* '
-        "for a * that is part of the name",
-    ),
-    (
-        {"events": ["Demo", " *Ticket "], "create": "note"},
-        "track #1: '*Ticket' in events has a * before its end",
-        'a * matches only at the end (e.g. "Trial *": every name starting "Trial "); write \\\\* '
-        "for a * that is part of the name",
-    ),
     (  # a typo, or a capital: the kind meant is named
         {"events": ["x"], "create": "deals"},
         "track #1: create is 'deals'",
@@ -790,6 +777,41 @@ def test_a_star_that_is_part_of_a_name_is_written_escaped_anywhere_in_it() -> No
         "track #1 (skip)",
         "track #2 (note)",
         NO_RULE,
+    ]
+
+
+MID_STAR_HINT = (
+    'hint: a * matches a prefix only at the end (e.g. "Trial *": every name starting "Trial "); '
+    "if the * is part of the name, write it \\\\* to say so"
+)
+
+
+def test_a_star_before_a_patterns_end_is_an_exact_name_warned_about() -> None:
+    """SPEC 3: "exact names; a trailing * matches a prefix": `Support * Ticket` and `*Ticket` are
+    exact names, legal, so read as such (they were config errors, exit 2), and warned about:
+    a prefix meant there matches no event (a newcomer's support tickets became leads)."""
+    rules = parse_rules(
+        [
+            {"events": ["Demo", " *Ticket "], "create": "skip"},
+            {"events": ["Support * Ticket", "Rated 5\\* *", "Sup*port *"], "create": "note"},
+        ],
+        "rpd.toml",
+    )
+    warning = (
+        "in events has a * before its end: it stands for a * in the event's name, not for any text"
+    )
+    assert rule_warnings(rules, "rpd.toml") == [
+        f"rpd.toml: track #1: '*Ticket' {warning}\n{MID_STAR_HINT}",
+        f"rpd.toml: track #2: 'Support * Ticket' {warning}\n{MID_STAR_HINT}",
+        f"rpd.toml: track #2: 'Sup*port *' {warning}\n{MID_STAR_HINT}",  # a prefix holding one
+    ]
+    names = ("*Ticket", "Big Ticket", "Support * Ticket", "Support X Ticket", "Sup*port me")
+    assert [rules.label(name) for name in names] == [
+        "track #1 (skip)",
+        NO_RULE,
+        "track #2 (note)",
+        NO_RULE,
+        "track #2 (note)",
     ]
 
 
