@@ -1263,3 +1263,70 @@ def test_a_field_key_that_is_the_token_is_refused_without_showing_it(
     )
     assert LEAKED not in result.output.lower()
 
+
+ROLE, CAMPAIGN = (
+    "6098b979cd7506a9c2b183a7814c70e8a6a08a3f",
+    "0ad278b60b7e6b783e51a7f5b9cef17d732fe978",
+)
+SHARED_HINT = (
+    "hint: a field takes one value: take out the trait not meant, or list the one meant to win last"
+)
+
+
+def test_traits_of_one_table_mapped_to_one_field_are_warned_about_naming_the_one_sent(
+    tmp_path: Path,
+) -> None:
+    # SPEC 3 allows it, and which of the two an event holding both sends was said nowhere: the
+    # one listed last (a later row's value replaces an earlier one's, core/fields.py), whether
+    # it is nested, or held in context.traits while the other is in traits.
+    path = write(
+        tmp_path,
+        IDENTITY
+        + "create_persons = true\n"
+        + f'[fields.persons]\nrole = "{ROLE}"\n"company.job" = "{ROLE}"\n'
+        + f'[fields.leads]\nutm = "{CAMPAIGN}"\ncampaign = "{CAMPAIGN}"\nsource = "{CAMPAIGN}"\n'
+        + f'[[track]]\nevents = ["Demo"]\ncreate = "deal"\nfields = {{ a = "{ROLE}", b = "x" }}\n',
+    )
+    persons = (
+        f"warning: {path}: fields.persons: 'role' and 'company.job' are both mapped to '{ROLE}': "
+        "an event holding both sends the value of 'company.job'"
+    )
+    leads = (
+        f"warning: {path}: fields.leads: 'utm', 'campaign' and 'source' are all mapped to "
+        f"'{CAMPAIGN}': an event holding several sends the value of the one listed last of those "
+        "it holds"
+    )
+    job = {"company": {"job": "J"}}
+    events = "".join(
+        json.dumps(event) + "\n"
+        for event in (
+            {"type": "identify", "userId": "u1", "traits": {"name": "A", "role": "R", **job}},
+            {
+                "type": "identify",
+                "userId": "u2",
+                "traits": {"name": "B", **job},
+                "context": {"traits": {"role": "R"}},
+            },
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "Other",
+                "properties": {"utm": "U", "campaign": "C"},
+            },
+        )
+    )
+    result = CliRunner().invoke(
+        app,
+        ["dry-run", "-", "--config", str(path), "--format", "ndjson"],
+        input=events,
+        env=NO_SETTING,
+    )
+    said = [line for line in result.stderr.splitlines() if line.startswith(("warning: ", "hint: "))]
+    assert (result.exit_code, said) == (0, [persons, SHARED_HINT, leads, SHARED_HINT])
+    sent = [
+        request["body"].get("custom_fields", request["body"]).get(key)
+        for line, key in zip(result.stdout.splitlines(), (ROLE, ROLE, CAMPAIGN), strict=True)
+        for request in json.loads(line)["requests"]
+        if request["method"] == "POST"
+    ]
+    assert sent == ["J", "J", "C"]

@@ -746,10 +746,51 @@ def _load_settings(
         where = origin["base_url" if settings.base_url else "company_domain"]
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
     _refuse_token_as_field(settings, tokens, origin)
-    if settings.path is None:  # no file: no rules
+    if settings.path is None:  # no file: no rules, no mapping tables
         return settings
     said = rule_warnings(settings.track_rules, str(settings.path))
+    said += shared_fields(settings)
     return replace(settings, warnings=(*settings.warnings, *said)) if said else settings
+
+
+def mapping_tables(settings: Settings) -> list[tuple[str, Mapping[str, str]]]:
+    """Each trait -> field key table of the config, named as messages name it."""
+    return [
+        ("fields.persons", settings.person_fields),
+        ("fields.organizations", settings.org_fields),
+        ("fields.leads", settings.lead_fields),
+        ("fields.deals", settings.deal_fields or {}),
+        *((f"{rule.where}.fields", rule.fields or {}) for rule in settings.track_rules.rules),
+    ]
+
+
+def shared_fields(settings: Settings) -> list[str]:
+    """A warning per field key that traits of one table share (`role = "KEY"`, `job = "KEY"`):
+    legal, as SPEC 3 says nothing against it, but a field takes one value, and which one an
+    event holding both sends is not what a reader guesses. The table's rows go in its order, so
+    the trait listed last wins (core/fields.py `mapped_values`: a later row's value replaces
+    an earlier one's)."""
+    warnings = []
+    for table, mapping in mapping_tables(settings):
+        traits: dict[str, list[str]] = {}
+        for trait, key in mapping.items():
+            traits.setdefault(key, []).append(trait)
+        for key, names in traits.items():
+            if len(names) < 2:
+                continue
+            *others, last = (repr(name) for name in names)
+            said = (
+                f"{others[0]} and {last} are both mapped to {key!r}: an event holding both "
+                f"sends the value of {last}"
+                if len(others) == 1
+                else f"{', '.join(others)} and {last} are all mapped to {key!r}: an event "
+                "holding several sends the value of the one listed last of those it holds"
+            )
+            warnings.append(
+                f"{settings.path}: {table}: {said}\nhint: a field takes one value: take out the "
+                "trait not meant, or list the one meant to win last"
+            )
+    return warnings
 
 
 def _refuse_token_as_field(
@@ -766,16 +807,9 @@ def _refuse_token_as_field(
         for name in ("user_id_field", "group_id_field")
     ]
     where = str(settings.path)
-    tables = [
-        ("fields.persons", settings.person_fields),
-        ("fields.organizations", settings.org_fields),
-        ("fields.leads", settings.lead_fields),
-        ("fields.deals", settings.deal_fields or {}),
-        *((f"{rule.where}.fields", rule.fields or {}) for rule in settings.track_rules.rules),
-    ]
     fields += [
         (where, f"{table}.{trait}", key)
-        for table, mapping in tables
+        for table, mapping in mapping_tables(settings)
         for trait, key in mapping.items()
     ]
     for source, name, key in fields:
