@@ -390,7 +390,7 @@ def test_convert_accepts_a_bare_config_and_both_wrappers() -> None:
     config = {
         "apiToken": SECRET,
         "userIdToken": f" {USER_FIELD} ",
-        "enableUserCreation": "true",
+        "enableUserCreation": True,
         "organizationMap": [{"from": "industry", "to": "Industry"}, {"from": "", "to": ""}],
     }
     expected = Converted(
@@ -413,6 +413,22 @@ def test_convert_reads_flags_and_nested_paths() -> None:
     assert converted.create_persons is False
     assert converted.fields["leads"] == {"utm.campaign": CAMPAIGN}
     assert converted.warnings == ("leadsMap[0]: rpd reads 'utm.campaign' as a nested trait path",)
+
+
+@pytest.mark.parametrize("value", ["yes", "true", "false", 1])
+def test_enable_user_creation_that_is_no_boolean_is_warned_about_and_left_false(value: Any) -> None:
+    # RudderStack's dashboard stores the checkbox as a JSON boolean: "yes" was read as true
+    # without a word (and "false" as false), guessing at a value RudderStack never writes.
+    converted = convert({"userIdToken": USER_FIELD, "enableUserCreation": value})
+    assert (converted.create_persons, converted.warnings) == (
+        False,
+        (
+            f"enableUserCreation is {value!r}, not true or false (a checkbox in RudderStack): "
+            "create_persons left false; set it to true in the file if rpd is to create persons",
+        ),
+    )
+    for unset in (None, ""):  # no checkbox value at all: false, as RudderStack's default
+        assert convert({"userIdToken": USER_FIELD, "enableUserCreation": unset}).warnings == ()
 
 
 def test_convert_refuses_what_is_not_an_object() -> None:

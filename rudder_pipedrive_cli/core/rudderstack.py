@@ -2,9 +2,10 @@
 
 The destination's settings (seed: "Pipedrive Configuration Settings in RudderStack") map one to
 one: `userIdToken` and `groupIdToken` are the identity field keys, `enableUserCreation` is
-`create_persons`, and `personsMap`, `organizationMap` and `leadsMap` are lists of `{from, to}`
-rows, from an event trait name to a Pipedrive field key (or name). The `apiToken` is never carried
-over: the caller only learns whether there was one, so it can tell the user where tokens go.
+`create_persons` (a boolean: text or a number there is warned about and left false), and
+`personsMap`, `organizationMap` and `leadsMap` are lists of `{from, to}` rows, from an event trait
+name to a Pipedrive field key (or name). The `apiToken` is never carried over: the caller only
+learns whether there was one, so it can tell the user where tokens go.
 
 Event filtering (`eventFilteringOption`: "disable", "whitelistedEvents" or "blacklistedEvents",
 with `whitelistedEvents` / `blacklistedEvents` lists of `{"eventName"}` rows) becomes `[[track]]`
@@ -85,10 +86,18 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return value is True
+def _create_persons(value: Any, warnings: list[str]) -> bool:
+    """`enableUserCreation`: a JSON boolean, as RudderStack's dashboard stores it (a checkbox,
+    default false); unset or "" is false. Anything else ("yes", "true", 1) is no value RudderStack
+    writes: warned about and left false, the side a reviewer can still turn on (persons created
+    by mistake are not taken back)."""
+    if isinstance(value, bool) or value in (None, ""):
+        return value is True
+    warnings.append(
+        f"enableUserCreation is {value!r}, not true or false (a checkbox in RudderStack): "
+        "create_persons left false; set it to true in the file if rpd is to create persons"
+    )
+    return False
 
 
 def _listed(name: str, rows: Any, shape: str, warnings: list[str]) -> list[Any]:
@@ -179,6 +188,7 @@ def convert(document: Any) -> Converted:
         value = config.get(key)
         if value is not None and not isinstance(value, str):
             warnings.append(f"{key} is not a field key (a string): left empty")
+    create_persons = _create_persons(config.get("enableUserCreation"), warnings)
     user_id_field = _text(config.get("userIdToken"))
     group_id_field = _text(config.get("groupIdToken"))
     if not user_id_field:
@@ -186,7 +196,7 @@ def convert(document: Any) -> Converted:
     return Converted(
         user_id_field=user_id_field,
         group_id_field=group_id_field,
-        create_persons=_flag(config.get("enableUserCreation")),
+        create_persons=create_persons,
         fields=fields,
         track=rules,
         warnings=tuple(warnings),
