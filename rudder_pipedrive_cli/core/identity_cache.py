@@ -39,6 +39,25 @@ def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
         target = aliases.get(target)
 
 
+def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str) -> None:
+    """Note the input's alias `previous_id` -> `user_id` in `aliases`, where the aliases before
+    it are: a chain from each userId to the one whose person its events end with once the
+    input's aliases have run (`aliased_to`). The alias merges the person its previousId's chain
+    ends at into the one `user_id`'s ends at (or re-keys it there), so that end now leads on:
+    a -> b, then a -> c, chain a to b to c, b's person going with a's; a -> b, then b -> c, a to b
+    to c. Each link goes in input order, as the merges it stands for, and is written once, at a
+    chain's end (an alias of two userIds one person already writes nothing): a chain's first
+    person still there is the furthest its merges got (`find`)."""
+    away, into = _chain_end(aliases, previous_id), _chain_end(aliases, user_id)
+    if away != into and away not in aliases:  # in: a chain cut at MAX_MERGE_HOPS
+        aliases[away] = into
+
+
+def _chain_end(aliases: Mapping[str, str], key: str) -> str:
+    """The userId whose person `key`'s events end with, as the input's aliases so far say."""
+    return (key, *aliased_to(aliases, key))[-1]
+
+
 def identities_of(
     event: Event, known: IdentityStore, aliases: Mapping[str, str]
 ) -> frozenset[tuple[str, str]]:

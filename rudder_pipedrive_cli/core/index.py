@@ -32,7 +32,12 @@ from typing import Any, Literal, Protocol
 from rudder_pipedrive_cli.core.events import Event, identity_value
 from rudder_pipedrive_cli.core.fields import text
 from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables, origins_kind
+from rudder_pipedrive_cli.core.identity_cache import (
+    IdentityStore,
+    Tables,
+    alias_into,
+    origins_kind,
+)
 from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
 from rudder_pipedrive_cli.core.intake import DONE
 from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome, PdId
@@ -467,9 +472,10 @@ def input_aliases(
     survey: Survey | None = None,
     aliases: MutableMapping[str, str] | None = None,
 ) -> MutableMapping[str, str]:
-    """previousId -> userId of the alias events among `items` that will be planned (the first
-    alias of each previousId): what send's first pass over its files gives the plans
-    (PlanConfig.aliases), so a replay without the state duplicates nothing an alias moved.
+    """Where the alias events among `items` that will be planned lead each userId they name
+    (`alias_into`: every alias of a previousId, in input order, and chains of them): what send's
+    first pass over its files gives the plans (PlanConfig.aliases), so a replay without the
+    state duplicates nothing an alias moved.
     The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
     into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
     reads those of its finished objects from, else a bounded table)."""
@@ -481,7 +487,7 @@ def input_aliases(
         if survey is not None:
             survey.add(event)
         if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
-            aliases.setdefault(event.previous_id, event.user_id)
+            alias_into(aliases, event.previous_id, event.user_id)
     return aliases
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from helpers_core import (
     CONFIG,
     ROLE,
@@ -22,7 +23,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, aliased_to
 from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -152,17 +153,52 @@ def items(*raws: dict[str, Any]) -> list[Event]:
     return list(intake(raw_items, EventFilter(types=frozenset({"alias", "identify"}))))
 
 
-def test_the_first_pass_collects_the_aliases_that_will_run() -> None:
+def alias(number: int, previous_id: str, user_id: str) -> dict[str, Any]:
+    return {"type": "alias", "messageId": str(number), "previousId": previous_id, "userId": user_id}
+
+
+def test_the_first_pass_collects_where_the_aliases_that_will_run_lead() -> None:
+    """Every alias of a previousId, in input order, and chains of them (`alias_into`): u-a -> u-b
+    then u-a -> u-x leads u-a on through u-b, and u-b (merged as u-a's person into u-x's) with
+    it; it kept the first alias of u-a alone, so a rerun without the state found neither u-a nor
+    u-b (their persons merged into u-x's) and created both again."""
     found = input_aliases(
         items(
-            {"type": "alias", "messageId": "1", "previousId": "u-a", "userId": "u-b"},
-            {"type": "alias", "messageId": "2", "previousId": "u-a", "userId": "u-x"},
+            alias(1, "u-a", "u-b"),
+            alias(2, "u-a", "u-x"),  # u-a's person is u-b's: it goes into u-x's
             {"type": "alias", "messageId": "3", "previousId": "u-c"},  # no userId
             {"type": "track", "messageId": "4", "userId": "u-d", "event": "E"},  # filtered out
             {"type": "identify", "messageId": "5", "userId": "u-e"},
+            alias(6, "u-b", "u-a"),  # one person already: nothing
+            alias(7, "u-y", "u-a"),  # into u-a's person, which ends at u-x's
+            alias(8, "u-x", "u-z"),
         )
     )
-    assert found == {"u-a": "u-b"}
+    assert found == {"u-a": "u-b", "u-b": "u-x", "u-y": "u-x", "u-x": "u-z"}
+    assert list(aliased_to(found, "u-a")) == ["u-b", "u-x", "u-z"]
+
+
+RERUN = replace(
+    CONFIG, aliases=input_aliases(items(alias(1, "u-a", "u-b"), alias(2, "u-a", "u-c")))
+)
+
+
+@pytest.mark.parametrize("user", ["u-a", "u-b"])
+def test_a_rerun_takes_each_userid_as_the_person_its_aliases_lead_to(user: str) -> None:
+    """identify u-a, identify u-b, alias u-a -> u-b, alias u-a -> u-c sent, then again with a
+    fresh state: neither u-a nor u-b is found (merged into u-c's person); each takes u-c's, the
+    first person Pipedrive still has where the aliases lead it (tests/e2e's
+    test_send_alias_twice_rerun_fresh.py: a track of u-a's made its lead twice)."""
+    calls = [search_person(user)]
+    calls += [search_person("u-b")] if user == "u-a" else []
+    calls += [search_person("u-c", 3), patch_person(3, {"name": "A"})]
+    outcome = run({**IDENTIFY_A, "userId": user}, calls, config=RERUN)
+    check(
+        outcome,
+        status="sent",
+        identities={("person", user): 3},
+        warnings=[warning("u-c", 3).replace("u-a", user)],
+    )
 
 
 def test_events_of_userids_the_input_aliases_keep_their_order_from_the_start() -> None:

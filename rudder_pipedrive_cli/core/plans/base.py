@@ -43,8 +43,9 @@ class PlanConfig:
     # How often a write whose outcome stays unknown is tried (reconciled in between): the
     # transport's retries + 1, so `--max-retries` bounds these too.
     unknown_tries: int = 7
-    # previousId -> userId of the input's alias events (send's first pass over its files): a
-    # userId Pipedrive does not find may be one an earlier run's alias merged or re-keyed away.
+    # Where the input's alias events lead each userId they name, a chain of userIds
+    # (`identity_cache.alias_into`, from send's first pass over its files): a userId Pipedrive
+    # does not find may be one an earlier run's aliases merged or re-keyed away.
     aliases: Mapping[str, str] = field(default_factory=dict)
     # Its mappings' tables (`compiled_mapping`), made at first use; `replace` starts new ones.
     compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
