@@ -210,3 +210,37 @@ def test_events_of_userids_the_input_aliases_keep_their_order_from_the_start() -
         OrderKeys(IdentityStore())(parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1")) & {"u:u-b"}
         == frozenset()
     )
+
+
+ALIAS_A_B = {"type": "alias", "previousId": "u-a", "userId": "u-b"}
+
+
+def test_an_alias_whose_userid_the_aliases_lead_to_its_previous_person_is_unchanged() -> None:
+    """identify u-a, alias u-a -> u-b (a re-key), alias u-a -> u-c (a merge) sent, then again
+    with a fresh state: u-a's identify took u-c's person 3; its alias to u-b, not found, re-keyed
+    that person to u-b (u-c's identify then made another person). The aliases lead u-b to
+    person 3, u-a's own: one person already."""
+    known = IdentityStore()
+    known.persons["u-a"] = 3
+    calls = [search_person("u-b"), search_person("u-c", 3)]
+    outcome = run(ALIAS_A_B, calls, config=RERUN, known=known)
+    check(
+        outcome,
+        status="unchanged",
+        identities={("person", "u-a"): 3, ("person", "u-b"): 3},
+        warnings=[warning("u-c", 3).replace("u-a", "u-b")],
+    )
+
+
+def test_an_alias_whose_userid_the_aliases_lead_to_another_person_re_keys_its_previous() -> None:
+    """A first run (tests/e2e/test_send_alias_chain_order.py): u-b is new, the alias re-keys
+    u-a's person to it; that u-b's aliases lead on to u-c's person is for a later alias."""
+    known = IdentityStore()
+    known.persons["u-a"] = 1
+    calls = [
+        search_person("u-b"),
+        search_person("u-c", 3),
+        patch_person(1, {"custom_fields": {USER_FIELD: "u-b"}}),
+    ]
+    outcome = run(ALIAS_A_B, calls, config=RERUN, known=known)
+    check(outcome, status="sent", identities={("person", "u-a"): 1, ("person", "u-b"): 1})

@@ -1,12 +1,15 @@
-"""identify a, identify b, track a, alias a -> b, identify c, alias a -> c sent twice, the second
-time with a fresh state (SPEC 5: a replay creates each record exactly once, with or without the
-state file). The first run leaves one person, c's (a's merged into b's, that one into c's), who
-holds a's lead. The rerun finds neither a nor b (their persons merged away) and must take both
-as c's person, where the input's aliases lead them (a -> b, then a -> c: b's person went with
-a's), not create persons again, make a second lead of origin rpd:m-3 and merge them into c's:
-the look-ahead (core/plans/common.py `aliased_away`) kept only the first alias of a previousId
-(a -> b), and b's person was gone; persons 4 and 5 were made, and merged into 3 with their
-lead."""
+"""An alias of a previousId aliased before, sent twice, the second time with a fresh state
+(SPEC 5: a replay creates each record exactly once, with or without the state file). The first
+run leaves one person, c's, holding a's lead. The rerun finds neither a nor b (their persons
+merged away or re-keyed) and must take both as c's person, where the input's aliases lead them
+(a -> b, then a -> c: b's person went with a's), not create persons again, make a second lead
+of origin rpd:m-3 and merge them into c's:
+- identify a, identify b, track a, alias a -> b, identify c, alias a -> c: the look-ahead
+  (core/plans/common.py `aliased_away`) kept only the first alias of a previousId (a -> b), and
+  b's person was gone; persons 4 and 5 were made, and merged into 3 with their lead;
+- the same without identify b (a's person re-keyed to b, then merged into c's): the rerun's
+  alias a -> b found a's person (c's) and took b, not found, as new: it re-keyed c's person to
+  b, so identify c made person 3 and alias a -> c merged 2 into it."""
 
 from __future__ import annotations
 
@@ -32,6 +35,12 @@ CASES = {
         3,
         [{"merged_id": 1, "survivor_id": 2}, {"merged_id": 2, "survivor_id": 3}],
         {"alias": {"unchanged": 2}, "identify": {"sent": 3}, "track": {"skipped": 1}},
+    ),
+    "b never identified": (
+        EVENTS[:1] + EVENTS[2:],
+        2,
+        [{"merged_id": 1, "survivor_id": 2}],
+        {"alias": {"unchanged": 2}, "identify": {"sent": 2}, "track": {"skipped": 1}},
     ),
 }
 

@@ -60,10 +60,12 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             known_ref(ctx, PERSON, user_id, "curr_person_id")
         if away is None:
             previous = previous or (yield from find(ctx, PERSON, previous_id, aliased=False))
-        # Its previous person found, this alias has not taken effect yet: its userId not found is
-        # new (it re-keys that person), not one a later alias of the input merged away.
+        # Its previous person found, its userId not found is new (this alias re-keys that person),
+        # not one a later alias of the input merged away into another person; unless the input's
+        # aliases lead it to that very person (a rerun without the state: they made them one).
+        into = None if previous is None else previous.id
         current = known_ref(ctx, PERSON, user_id, "curr_person_id") or (
-            yield from find(ctx, PERSON, user_id, aliased=previous is None)
+            yield from find(ctx, PERSON, user_id, into=into)
         )
         if away is not None:
             if current is None:  # nothing to take the previous person's userId: refused

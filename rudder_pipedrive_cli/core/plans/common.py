@@ -678,12 +678,15 @@ def not_merged_away(ctx: Ctx, ref: Ref) -> None:
         raise MergedAway(ref, survivor)
 
 
-def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> Step[Ref | None]:
+def find(
+    ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True, into: PdId | None = None
+) -> Step[Ref | None]:
     """What `known_ref` did not know, asked of Pipedrive: a merge left unknown settled, a create
     left unknown reconciled, else the index or itemSearch; a person not found, under the userIds
     the input aliases it to (`aliased_away`) unless not `aliased` (an alias's own previousId:
-    that alias is what links it). None: not found (a failed lookup raises; it is never taken as
-    "not found")."""
+    that alias is what links it), and then only if that is person `into` when one is given (an
+    alias's userId, its previous person found: `alias.plan`). None: not found (a failed lookup
+    raises; it is never taken as "not found")."""
     if key is None:
         return None
     known, config = ctx.known, ctx.config
@@ -773,6 +776,8 @@ def find(ctx: Ctx, entity: Entity, key: str | None, *, aliased: bool = True) -> 
                 while (asked := probe.request) is not None:
                     probe.take((yield asked))
                 if probe.result:
+                    if into is not None and lowest(probe.result) != into:
+                        return None  # another person: the aliases have not made them one yet
                     # Kept (cached, or from the index), a gone one is searched again.
                     listed = index is not None and index.covers(PERSON.kind)
                     how: Via = "cache" if cached is not None else "index" if listed else "search"
