@@ -48,8 +48,13 @@ def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str
     to c. Each link goes in input order, as the merges it stands for, and is written once, at a
     chain's end (an alias of two userIds one person already writes nothing): a chain's first
     person still there is the furthest its merges got (`find`)."""
-    away, into = _chain_end(aliases, previous_id), _chain_end(aliases, user_id)
-    if away != into and away not in aliases:  # in: a chain cut at MAX_MERGE_HOPS
+    away = previous_id  # most aliases: a new previousId, to a userId no alias named before
+    if previous_id in aliases:
+        away = _chain_end(aliases, previous_id)
+        if away in aliases:  # a chain cut at MAX_MERGE_HOPS: not linked on
+            return
+    into = _chain_end(aliases, user_id) if user_id in aliases else user_id
+    if away != into:
         aliases[away] = into
 
 

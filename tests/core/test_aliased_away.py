@@ -23,7 +23,7 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, aliased_to
+from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, aliased_to
 from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -244,3 +244,13 @@ def test_an_alias_whose_userid_the_aliases_lead_to_another_person_re_keys_its_pr
     ]
     outcome = run(ALIAS_A_B, calls, config=RERUN, known=known)
     check(outcome, status="sent", identities={("person", "u-a"): 1, ("person", "u-b"): 1})
+
+
+def test_an_alias_of_a_chain_longer_than_is_followed_links_nothing() -> None:
+    """A chain of aliases is followed MAX_MERGE_HOPS userIds deep (a loop in corrupt data else):
+    an alias of a userId further along is not linked at a userId inside the chain, whose link
+    it would replace."""
+    chain = [alias(n, f"u-{n}", f"u-{n + 1}") for n in range(MAX_MERGE_HOPS + 5)]
+    found = input_aliases(items(*chain))
+    assert len(found) == MAX_MERGE_HOPS + 5
+    assert input_aliases(items(alias(99, "u-0", "u-x")), None, dict(found)) == found
