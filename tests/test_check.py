@@ -4,6 +4,7 @@ failing: a listing or users/me with no answer, or a 5xx, its retries spent)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from typer.testing import CliRunner
 from rudder_pipedrive_cli.cli.check_cmd import plan_limits
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT
 from rudder_pipedrive_cli.io.config import Settings, require_token
 
 FIELDS = f"""
@@ -418,8 +420,15 @@ def test_a_refused_connection_fails_after_two_retries_over_real_loopback_exit_4(
         port = probe.getsockname()[1]
     code, out, _ = check(tmp_path, f"http://127.0.0.1:{port}")
     assert code == 4  # SPEC 6: Pipedrive unreachable (it was 1)
-    assert out[-3].startswith("FAIL  pipedrive: GET /v1/users/me: ConnectError")
-    assert out[-3].endswith("after 3 attempts")
+    # In a send's words (it said 'FAIL  pipedrive: GET /v1/users/me: ConnectError: ... after 3
+    # attempts', hint 'is URL right (base_url, company_domain) and reachable? then try again').
+    assert re.fullmatch(
+        rf"FAIL  pipedrive: Pipedrive is unreachable at http://127\.0\.0\.1:{port}: 3 connection "
+        r"failures in a row over \d+\.\d s, no answer between them \(last: ConnectError: All "
+        r"connection attempts failed\)",
+        out[-3],
+    ), out
+    assert out[-2] == f"      hint: {UNREACHABLE_HINT}"
     assert out[-1] == "1 of 2 checks failed"
 
 

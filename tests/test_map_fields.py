@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT
 from rudder_pipedrive_cli.sandbox import Sandbox, routes, seed
 from rudder_pipedrive_cli.sandbox.replies import ApiError
 
@@ -604,10 +605,13 @@ def test_a_listing_that_cannot_get_through_is_one_error_and_exit_4(tmp_path: Pat
     for command in (["map-fields"], ["init", "-o", "-"], ["dry-run", "--lookups", str(events)]):
         code, out, err = invoke(*command, "--config", path)
         assert (code, out) == (4, ""), err  # SPEC 6: Pipedrive unreachable (it was 1)
-        assert err.splitlines() == [
-            "error: GET /api/v2/personFields: ConnectError: All connection attempts failed "
-            "after 3 attempts",
-            "hint: check the network and base_url / company_domain (or --base-url), then try again",
+        # In a send's words (map-fields and init said 'GET /api/v2/personFields: ConnectError:
+        # All connection attempts failed after 3 attempts', hint '... then try again').
+        assert re.sub(r"over \d+\.\d s", "over 9.9 s", err).splitlines() == [
+            f"error: Pipedrive is unreachable at http://127.0.0.1:{port}: 3 connection failures "
+            "in a row over 9.9 s, no answer between them (last: ConnectError: All connection "
+            "attempts failed)",
+            f"hint: {UNREACHABLE_HINT}",
         ]
 
 

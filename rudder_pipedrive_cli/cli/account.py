@@ -14,6 +14,7 @@ from rudder_pipedrive_cli.core.catalog_findings import IDENTITY_FIELDS, NOUNS, s
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.http.blocking import BlockingClient
+from rudder_pipedrive_cli.http.client import Reachability
 from rudder_pipedrive_cli.io.config import require_token
 from rudder_pipedrive_cli.io.tomlwrite import Entry, Table
 
@@ -22,23 +23,44 @@ from rudder_pipedrive_cli.io.tomlwrite import Entry, Table
 # six times over some 25 s that carry a long send through a network blip. Rate limits are waited
 # out either way (they are not failures).
 INTERACTIVE_RETRIES = 2
+# And each attempt waits this long for its connection and its answer, not a send's 30 s: a
+# server that accepts the connection and never answers (a wedged proxy, a firewall that drops
+# the answers) stopped them after some 92 s (30 s read timeouts, then the 60 s streak a send
+# rides out). Pipedrive answers these requests (the account, a page of 500 fields) in well under
+# a second; 4 s is several times that, and the 3 tries with their back-off (at most 1.5 s) stop
+# within 13.5 s, about what a person waits before thinking the command hung. A request none of
+# whose tries got an answer then stops the command in a send's words (`Unreachable`, exit 4).
+INTERACTIVE_TIMEOUT = 4.0
 
 
 def account_client(
-    env: Env, *, max_retries: int = INTERACTIVE_RETRIES, **shared: Any
+    env: Env, *, max_retries: int = INTERACTIVE_RETRIES, interactive: bool = True, **shared: Any
 ) -> BlockingClient:
-    """A client for the few ordered requests of map-fields, check and init; and for the listings
-    a send makes before its first event (fields, the identity index), with its --max-retries and
-    `shared` with its events (PipedriveClient's tally, pacer and reach: counted in the run's
-    tally, through the events' pacer and reachability)."""
+    """A client for the few ordered requests of map-fields, check, init and dry-run --lookups
+    (`interactive`: `INTERACTIVE_TIMEOUT`, and a request never answered stops the command); and
+    for the listings a send makes before its first event (fields, the identity index), with its
+    --max-retries, a send's patience, and `shared` with its events (PipedriveClient's tally,
+    pacer and reach: counted in the run's tally, through the events' pacer and reachability)."""
     settings = env.settings
+    patience: dict[str, Any] = {}
+    if interactive:
+        patience = {"timeout": INTERACTIVE_TIMEOUT, "unanswered_stops": True}
     return BlockingClient(
         token=require_token(settings),
         base_url=settings.api_url,
         plan=settings.plan,
         max_retries=max_retries,
-        **shared,
+        **(patience | shared),
     )
+
+
+def interactive_reach() -> Reachability:
+    """The reachability of dry-run --lookups, which previews a send: it stops where its send
+    would, but at `INTERACTIVE_TIMEOUT`'s pace. A send stops on a streak of 60 s, two of its
+    30 s timeouts after the first: a server that never answers, at the third try; this streak
+    is two of the shorter timeouts. A listing whose answers are lost (no timeout) goes on, as
+    in the send."""
+    return Reachability(seconds=2 * INTERACTIVE_TIMEOUT)
 
 
 def ask_account(client: BlockingClient, url: str) -> Account | PlanFailure:

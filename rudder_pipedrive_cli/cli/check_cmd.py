@@ -22,7 +22,13 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     rule_findings,
 )
 from rudder_pipedrive_cli.core.costs import DAILY_TOKENS, PLANS, SEARCH_LIMIT, WINDOW_S, token_cost
-from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
+from rudder_pipedrive_cli.core.errors import (
+    AuthRefused,
+    PlanFailure,
+    RpdError,
+    Unreachable,
+    UsageError,
+)
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint, require_token
 
@@ -161,6 +167,8 @@ def check_command(
                 if isinstance(error, AuthRefused):  # said with where the token came from
                     error.hint = refused_token_hint(env.settings)
                 raise typer.Exit(int(stop(checks, error))) from None
+            except Unreachable as error:  # no answer to any try: in every command's words
+                raise typer.Exit(int(stop(checks, error, "pipedrive"))) from None
         judged = (listing_findings, identity_findings, mapping_findings, rule_findings)
         for findings in judged:
             for finding in findings(catalog, plan_config):

@@ -247,12 +247,14 @@ def dry_run_command(
         if lookups:
             # The lookups are counted apart: the plan counts each search it would make, and a
             # lookup that answers one is that same search, made now. A preview at a terminal:
-            # retried as map-fields and check are (cli/account.py), not for a send's 25 s.
-            from rudder_pipedrive_cli.cli.account import account_client
-            from rudder_pipedrive_cli.http.client import Reachability
+            # retried and timed as map-fields and check are (cli/account.py), not for a send's
+            # 25 s and 30 s, but stopped where the send would stop (`interactive_reach`).
+            from rudder_pipedrive_cli.cli.account import account_client, interactive_reach
 
-            made, reach = Tally(), Reachability()
-            client = stack.enter_context(account_client(env, tally=made, reach=reach))
+            made, reach = Tally(), interactive_reach()
+            client = stack.enter_context(
+                account_client(env, tally=made, reach=reach, unanswered_stops=False)
+            )
             # Where a send stops before its first event, so does its preview: a request that
             # never connected (Pipedrive unreachable, exit 4), in the send's words.
             unreachable = partial(reach.unreachable, settings.api_url)

@@ -437,6 +437,7 @@ def run_send(
         account_client,
         env,
         max_retries=job.max_retries,
+        interactive=False,  # a send's patience: a backfill rides out a slow Pipedrive
         tally=tally,
         pacer=client.pacer,
         reach=client.reach,

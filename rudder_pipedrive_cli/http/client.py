@@ -108,8 +108,9 @@ class Reachability:
 
     Any HTTP answer (a 5xx or a 429 too) proves Pipedrive reachable and ends the streak."""
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    def __init__(self, clock: Clock = time.monotonic, seconds: float = UNREACHABLE_SECONDS) -> None:
         self._clock = clock
+        self.seconds = seconds  # the streak's length that stops the run (a shorter timeout's)
         self.failures = 0
         self.since = 0.0  # when the streak began
         self.last = ""
@@ -131,7 +132,7 @@ class Reachability:
         if self.failures < 2:
             return
         elapsed = self._clock() - self.since
-        if self.failures >= UNREACHABLE_FAILURES or elapsed >= UNREACHABLE_SECONDS:
+        if self.failures >= UNREACHABLE_FAILURES or elapsed >= self.seconds:
             raise self.unreachable(base_url)
 
     def unreachable(self, base_url: str) -> Unreachable:
@@ -291,6 +292,7 @@ class PipedriveClient:
         now: Callable[[], datetime] = utc_now,
         pacer: Pacer | None = None,  # share one with another client of the same run
         reach: Reachability | None = None,  # likewise
+        unanswered_stops: bool = False,
     ) -> None:
         # Header values are ASCII: anything else is no Pipedrive token (and httpx would fail).
         if not token.strip() or not token.isprintable() or not token.isascii():
@@ -302,6 +304,10 @@ class PipedriveClient:
         self.tally = tally if tally is not None else Tally()
         self.pacer = pacer if pacer is not None else Pacer(plan, clock=clock, sleep=sleep)
         self.reach = reach if reach is not None else Reachability(clock)
+        # A request none of whose attempts got an answer stops the command (`Unreachable`), as
+        # the streak of them stops a send: for a person at a terminal (cli/account.py), who
+        # needs no patience for a blip and has nothing to go on with.
+        self.unanswered_stops = unanswered_stops
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self.server_clock = ServerClock(now, clock)  # send times on Pipedrive's clock
         # One single-connection client per lane, not one pool of `concurrency` connections:
@@ -357,8 +363,9 @@ class PipedriveClient:
     async def send(self, request: ApiRequest) -> ApiResponse:
         """One logical request, with pacing and retries; see the module doc for the outcomes.
 
-        Raises `AuthRefused`, `RateLimitStop`, `Unreachable` (stop the run) or `PlanFailure`
-        (fail the event).
+        Raises `AuthRefused`, `RateLimitStop`, `Unreachable` (stop the run; with
+        `unanswered_stops`, also when no attempt got an answer) or `PlanFailure` (fail the
+        event).
         """
         attempts = Attempts()
 
@@ -373,6 +380,8 @@ class PipedriveClient:
                     return await self._attempt(request, attempts)
         except RetryError:
             pass
+        if self.unanswered_stops and attempts.unanswered == attempts.sent:
+            raise self.reach.unreachable(self.base_url)
         last, tried = attempts.last, after_attempts(attempts.sent)
         failure = NeverConnected if attempts.unconnected == attempts.sent else PlanFailure
         raise failure(
@@ -413,6 +422,7 @@ class PipedriveClient:
             if (refused := untrusted_certificate(error, self.base_url)) is not None:
                 raise refused from None
             attempts.unconnected += isinstance(error, UNCONNECTED)
+            attempts.unanswered += 1
             reason = _describe(error) + self._via
             self._no_answer(reason)
             raise attempts.failed(reason) from error
@@ -420,6 +430,7 @@ class PipedriveClient:
             # The request may have reached Pipedrive: count it, and never blindly repeat a write.
             self.pacer.sent(ticket)
             self.tally.add_request(request)
+            attempts.unanswered += 1
             reason = _describe(error) + self._via
             self._no_answer(reason)
             if request.method in UNKNOWN_WHEN_LOST:

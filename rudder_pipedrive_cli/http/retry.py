@@ -45,6 +45,7 @@ class Attempts:
 
     sent: int = 0
     unconnected: int = 0  # attempts that made no connection (http/client.py `UNCONNECTED`)
+    unanswered: int = 0  # attempts that got no answer at all (those, timeouts, resets)
     failures: int = 0
     limited: int = 0
     strikes: int = 0

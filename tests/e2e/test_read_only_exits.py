@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,8 @@ from test_map_fields import (
 )
 from test_send_security import exhaust_budget
 
+from rudder_pipedrive_cli.cli import account
+from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES
 from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT
 from rudder_pipedrive_cli.sandbox import routes
 
@@ -33,7 +37,6 @@ COMMANDS = {
     "init": ["init", "-o", "-"],
 }
 CONFIG_OK = "ok    config: rpd.toml is valid"
-NO_ANSWER = "hint: check the network and base_url / company_domain (or --base-url), then try again"
 
 
 def run(command: str, url: str, *, token: str = TOKEN, fields: str = "") -> tuple[int, str]:
@@ -56,31 +59,95 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def unreachable_said(command: str, url: str, last: str) -> str:
+    """What every command says of Pipedrive unreachable at `url` (the seconds as 9.9): a
+    send's words and hint; check in its FAIL row."""
+    stop = (
+        f"Pipedrive is unreachable at {url}: 3 connection failures in a row over 9.9 s, no "
+        f"answer between them (last: {last})"
+    )
+    if command == "check":
+        said = [CONFIG_OK, f"FAIL  pipedrive: {stop}", f"      hint: {UNREACHABLE_HINT}"]
+        return "\n".join([*said, "1 of 2 checks failed"]) + "\n"
+    return f"error: {stop}\nhint: {UNREACHABLE_HINT}\n"
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_pipedrive_unreachable_exits_4_with_the_same_line(command: str) -> None:
+    # Before: check said 'FAIL  pipedrive: GET /v1/users/me: ConnectError: All connection
+    # attempts failed after 3 attempts' (hint 'is URL right ... and reachable? then try
+    # again'), map-fields and init 'error: GET /api/v2/personFields: ConnectError: ...' where
+    # send and dry-run --lookups said Pipedrive unreachable: every command now says that.
     url = f"http://127.0.0.1:{free_port()}"
-    refused = "ConnectError: All connection attempts failed after 3 attempts"
-    said = {
-        "check": [
-            CONFIG_OK,
-            f"FAIL  pipedrive: GET /v1/users/me: {refused}",
-            f"      hint: is {url} right (base_url, company_domain) and reachable? then try again",
-            "1 of 2 checks failed",
-        ],
-    }
-    for other in ("map-fields", "init"):
-        said[other] = [f"error: GET /api/v2/personFields: {refused}", NO_ANSWER]
-    # dry-run --lookups stops as the send it previews does, in its words (the seconds vary).
-    said["dry-run"] = [
-        f"error: Pipedrive is unreachable at {url}: 3 connection failures in a row over 9.9 s, "
-        "no answer between them (last: ConnectError: All connection attempts failed)",
-        f"hint: {UNREACHABLE_HINT}",
-    ]
     code, text = run(command, url)
     assert (code, re.sub(r"over \d+\.\d s", "over 9.9 s", text)) == (
         4,
-        "\n".join(said[command]) + "\n",
+        unreachable_said(command, url, "ConnectError: All connection attempts failed"),
     )
+
+
+@contextmanager
+def never_answering() -> Iterator[tuple[str, Callable[[], int]]]:
+    """A loopback server that takes connections and never answers: a listening socket no one
+    accepts on (the kernel completes each connection and the request waits in it, unread); its
+    URL, and how many connections were made to it (taken from its queue, once they are made)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        taken: list[socket.socket] = []
+
+        def connections() -> int:
+            listener.setblocking(False)
+            with suppress(BlockingIOError):
+                while True:
+                    taken.append(listener.accept()[0])
+            return len(taken)
+
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}", connections
+        finally:
+            for connection in taken:
+                connection.close()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_server_that_never_answers_stops_each_command_at_its_third_try(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: each try waited a send's 30 s for its answer, and the 60 s streak a send rides
+    # out stopped the command after some 92 s. Now each waits INTERACTIVE_TIMEOUT (shortened
+    # here; the timeout itself: the next test), and check, map-fields and init stop when the
+    # request's third try is unanswered: 3 connections. dry-run --lookups stops where its send
+    # would, on a streak of two timeouts after the first (`interactive_reach`), which the
+    # back-off's jitter may stretch past the second try: 2 or 3. Every one in a send's words.
+    monkeypatch.setattr(account, "INTERACTIVE_TIMEOUT", 1.0)
+    with never_answering() as (url, connections):
+        code, text = run(command, url)
+        made = connections()
+    if command == "dry-run":
+        assert made in (2, 3), text
+        text = text.replace(f"{made} connection failures", "3 connection failures")
+    else:
+        assert made == INTERACTIVE_RETRIES + 1
+    assert (code, re.sub(r"over \d+\.\d s", "over 9.9 s", text)) == (
+        4,
+        unreachable_said(command, url, "ReadTimeout"),
+    )
+    streak = re.search(r"in a row over (\d+\.\d) s", text)
+    assert streak is not None and float(streak[1]) < 30, text  # not a send's 60 s streak
+
+
+def test_check_waits_for_an_answer_that_never_comes_as_long_as_a_person_does() -> None:
+    # The timeout chosen (cli/account.py INTERACTIVE_TIMEOUT, 4 s a try: about 13 s in all);
+    # it was 30 s a try, and the streak that stopped check lasted over 60 s (92 s in all).
+    assert account.INTERACTIVE_TIMEOUT == 4.0
+    with never_answering() as (url, connections):
+        code, text = run("check", url)
+        streak = re.search(r"in a row over (\d+\.\d) s", text)
+        assert code == 4 and streak is not None, text
+        # Between the first try's timeout and the last's: two tries and their back-off.
+        assert 2 * account.INTERACTIVE_TIMEOUT <= float(streak[1]) < 30, text
+        assert connections() == INTERACTIVE_RETRIES + 1
 
 
 @pytest.mark.parametrize("command", COMMANDS)
