@@ -316,6 +316,7 @@ def dry_run_command(
                 max_item_bytes=max_item_bytes,
                 window=event_filter.window,
                 finished=finished_read,
+                listed=reader.listed,  # listed once, as send's (a bucket of thousands of objects)
                 # Only aliases are wanted (no survey here): other lines go unparsed, unless
                 # --limit counts every event.
                 mentioning=ALIAS_MENTIONS if limit is None else (),

@@ -660,6 +660,25 @@ def test_a_store_that_goes_unreachable_mid_run_stops_the_send_with_exit_4_and_th
     assert gets == {"/b/rs/a.json": 2, "/b/rs/b.json": 3}  # the rerun reads b.json alone
 
 
+def test_dry_run_lists_a_folder_once_as_send_does(tmp_path: Path) -> None:
+    """dry-run's first pass (the input's aliases) reads the main pass's listing of s3://b/rs,
+    as send's does (listed=reader.listed): it listed the folder twice, a bucket of thousands of
+    objects paged through twice, and two views of a store written meanwhile."""
+    answer, _ = bucket("b", A_AND_B)
+    with CannedS3(answer) as server:
+        env = {**CLEAN_ENV, **canned_s3_env(server.url)}
+        command = ["dry-run", "s3://b/rs", "--config", str(EXAMPLE_CONFIG), "-f", "ndjson"]
+        result = CliRunner().invoke(
+            app, [*command, "--state", str(tmp_path / "none.sqlite")], env=env
+        )
+        assert result.exit_code == 0, result.stderr
+        listings = [seen.path for seen in server.seen if "list-type" in seen.path]
+    assert len(result.stdout.splitlines()) == 2  # both events planned
+    assert [path for path in listings if "max-keys" not in path] == [
+        "/b?delimiter=%2F&encoding-type=url&list-type=2&prefix=rs%2F"
+    ], listings
+
+
 def test_a_store_that_goes_unreachable_after_the_listing_stops_the_first_pass_with_its_report(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
