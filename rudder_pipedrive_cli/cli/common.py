@@ -291,7 +291,9 @@ def note_reading_a_terminal(env: Env, paths: Container[str]) -> None:
 
 def note_finished_objects(env: Env, reader: EventReader) -> None:
     """Say how many objects a resumed run does not read again (SPEC 2), or that the window
-    leaves no object of a backup to read (mistyped dates read nothing, and said nothing)."""
+    leaves no object of a backup to read (mistyped dates read nothing, and said nothing): under
+    -q too, as the events left out are (`note_late_events`), since no rerun would tell it and a
+    run that read nothing is no success to keep quiet about."""
     from rudder_pipedrive_cli.io.objects import is_object_path
 
     if reader.objects_skipped:
@@ -303,7 +305,10 @@ def note_finished_objects(env: Env, reader: EventReader) -> None:
                 indent=MORE,
             )
     elif not reader.objects_total and any(is_object_path(path) for path in reader.paths):
-        env.warn("no backup object meets --since/--until: none was read (check the dates)")
+        env.warn(
+            "no backup object meets --since/--until: none was read (check the dates)",
+            even_quiet=True,
+        )
 
 
 def late_events(paths: Iterable[str], event_filter: EventFilter) -> LateEvents | None:

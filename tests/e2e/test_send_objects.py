@@ -350,6 +350,27 @@ def test_a_window_that_meets_no_object_says_so(sandbox: Sandbox, tmp_path: Path)
     assert run.report is not None and run.report["events"]["read"] == 0
 
 
+@pytest.mark.parametrize("command", ["dry-run", "send"])
+def test_a_window_that_meets_no_object_says_so_under_q(
+    sandbox: Sandbox, tmp_path: Path, command: str
+) -> None:
+    """-q keeps the warning that nothing was read: no rerun would tell it, and a cron's -q run
+    whose dates are mistyped read nothing, said nothing (stdout and stderr empty) and exited 0."""
+    root = tmp_path / "backup"
+    path = root / key("src-a", MAY_1, 9, "i-1", stamp(9), stamp(10))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(archive(identify("early")))
+    args = [command, str(root), "--config", str(EXAMPLE_CONFIG), "--since", "2042-05-01", "-q"]
+    args += ["--base-url", sandbox.url, "--state", str(tmp_path / "state.sqlite")]
+    result = CliRunner().invoke(app, args, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
+
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "",
+        "warning: no backup object meets --since/--until: none was read (check the dates)\n",
+    )
+
+
 def test_an_object_whose_name_is_not_utf8_is_finished_and_skipped_by_the_rerun(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
