@@ -455,7 +455,9 @@ def run_send(
             enter_account(env, replay_state, asks, token, unreachable)
         listed = listed_with(lists, config, unreachable)
         plan_config = with_catalog(env, config, listing=listed, store=replay_state)
-    except Unreachable as error:  # before the first pass: its report and state as mid-run's
+    except (Unreachable, PlanFailure) as error:  # before the first pass (Pipedrive unreachable,
+        # a listing the config needs: exit 4 or 2): its report and state as mid-run's, so a
+        # scheduler reading the report sees why nothing was sent
         return end_first_pass(env, job, tally, letters, replay_state, 0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
@@ -648,7 +650,7 @@ def end_first_pass(
     **ending: Any,
 ) -> ExitStatus:
     """A run stopped in its first pass or before it, before any event (credentials refused,
-    Pipedrive unreachable, Ctrl-C, SIGTERM):
+    Pipedrive unreachable, a listing the config needs, Ctrl-C, SIGTERM):
     the `read` items the pass took are counted as read, not attempted, and the state's run is
     begun, so that the report is kept there as a stop mid-run's is (`end_run`, with `ending`)."""
     tally.not_attempted = read
@@ -680,16 +682,16 @@ def end_run(
     *,
     started: float,
     identities: Identities | None = None,
-    stopped: RpdError | None = None,
+    stopped: RpdError | PlanFailure | None = None,
     interrupted: signal.Signals | None = None,
     cancelled: bool = False,
     heard: list[signal.Signals] | None = None,
     message: str | None = None,
 ) -> ExitStatus:
     """The run's report (kept in the state, printed, written), then its exit: the error that
-    stopped it raised, or 130/143 when interrupted, with `message` (else the mid-run one), else
-    0 or 1. `identities` is None when the run stopped before it chose how to resolve them (the
-    report says none)."""
+    stopped it raised (a PlanFailure: a request it could not start without), or 130/143 when
+    interrupted, with `message` (else the mid-run one), else 0 or 1. `identities` is None when
+    the run stopped before it chose how to resolve them (the report says none)."""
     heard = [] if heard is None else heard
     with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
         duration = time.monotonic() - started
@@ -707,7 +709,7 @@ def end_run(
             except StateUnusable as error:  # its disk full, the file gone: the report first
                 if stopped is None:
                     stopped = error
-                elif error.message != stopped.message:  # the same (a full disk): said once
+                elif error.message != str(stopped):  # the same (a full disk): said once
                     # The run's own stop is the exit and its words last: this one's are
                     # said too, with what to do about it (its rerun alone would not resume).
                     env.warn(f"{error.message}; {error.hint}", even_quiet=True)

@@ -13,6 +13,7 @@ from e2e_support import (
     INDUSTRY_FIELD,
     LISTINGS,
     PLAN_FIELD,
+    SendRun,
     example_without_rules,
     group,
     holdings,
@@ -107,7 +108,7 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
         "after 1 attempt; without it fields.persons.job = 'Role' cannot be resolved"
     )
     assert hint == "hint: try again later"
-    assert run.report is None
+    assert_stopped_before_any_event(run)
     # Each listing is tried on its own (all fail here); no event's request.
     assert sandbox.stats()["requests"] == {
         "GET /v1/users/me": 1,
@@ -116,6 +117,15 @@ def test_without_any_listing_a_field_mapped_by_name_stops_the_run_before_sending
         "GET /api/v2/dealFields": 1,
         "GET /v1/leadLabels": 1,
     }
+
+
+def assert_stopped_before_any_event(run: SendRun) -> None:
+    """The report of a send a listing stopped before any event, written to --report (it was
+    not, where Pipedrive unreachable's was: a scheduler reading it saw nothing of the stop):
+    nothing read or sent, no dead letter."""
+    assert run.report is not None
+    assert run.report["events"] == {"read": 0, "sent": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    assert run.report["dead_letter"] is None and not run.dead_letter.exists()
 
 
 def test_a_listing_refused_for_good_that_a_mapped_name_needs_stops_the_run_exit_2(
@@ -142,7 +152,7 @@ def test_a_listing_refused_for_good_that_a_mapped_name_needs_stops_the_run_exit_
             "fields.persons.job = 'Role' cannot be resolved"
         ],
     )
-    assert run.report is None
+    assert_stopped_before_any_event(run)
     assert not {"POST", "PATCH", "PUT"} & {key.split()[0] for key in sandbox.stats()["requests"]}
 
 
