@@ -50,7 +50,6 @@ from rudder_pipedrive_cli.core.errors import (
     RpdError,
     StoppedEarly,
     Terminated,
-    Unreachable,
     stop_in,
 )
 from rudder_pipedrive_cli.core.events import Event
@@ -455,9 +454,9 @@ def run_send(
             enter_account(env, replay_state, asks, token, unreachable)
         listed = listed_with(lists, config, unreachable)
         plan_config = with_catalog(env, config, listing=listed, store=replay_state)
-    except (Unreachable, PlanFailure) as error:  # before the first pass (Pipedrive unreachable,
-        # a listing the config needs: exit 4 or 2): its report and state as mid-run's, so a
-        # scheduler reading the report sees why nothing was sent
+    except (StoppedEarly, PlanFailure) as error:  # before the first pass (Pipedrive
+        # unreachable, the budget spent, a listing the config needs: exit 4 or 2): its report and
+        # state as mid-run's, so a scheduler reading the report sees why nothing was sent
         return end_first_pass(env, job, tally, letters, replay_state, 0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
@@ -526,16 +525,22 @@ def run_send(
     elif replay_state is not None:  # the objects it finishes leave no aliases in the state
         replay_state.input_aliases().complete = False
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
-    with lists() as listing:
-        identities = prepare(
-            settings.identities,
-            plan_config,
-            survey=survey,
-            known=known,
-            rows=MemoryIndexRows(spill.table)
-            if replay_state is None
-            else replay_state.index_rows(),
-            exchange=listing.exchange,
+    try:
+        with lists() as listing:
+            identities = prepare(
+                settings.identities,
+                plan_config,
+                survey=survey,
+                known=known,
+                rows=MemoryIndexRows(spill.table)
+                if replay_state is None
+                else replay_state.index_rows(),
+                exchange=listing.exchange,
+            )
+    except StoppedEarly as error:  # the index's listing: the first pass's items not attempted
+        pass_read = 0 if survey is None else next(read)
+        return end_first_pass(
+            env, job, tally, letters, replay_state, pass_read, started, stopped=error
         )
     for note in identities.notes:
         env.warn(note)
@@ -650,7 +655,7 @@ def end_first_pass(
     **ending: Any,
 ) -> ExitStatus:
     """A run stopped in its first pass or before it, before any event (credentials refused,
-    Pipedrive unreachable, a listing the config needs, Ctrl-C, SIGTERM):
+    Pipedrive unreachable, the budget spent, a listing the config needs, Ctrl-C, SIGTERM):
     the `read` items the pass took are counted as read, not attempted, and the state's run is
     begun, so that the report is kept there as a stop mid-run's is (`end_run`, with `ending`)."""
     tally.not_attempted = read
