@@ -517,14 +517,6 @@ def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict
                 f"got {key!r}",
                 hint="run `rpd map-fields --format toml` to list the keys",
             )
-        if any(part != part.strip() or not part for part in f"{prefix}{trait}".split(".")):
-            # `"" = ...`, `"role " = ...`, `"address..city" = ...`: a path no event holds.
-            raise ConfigError(
-                f"{path}: {named}: the trait path {prefix + trait!r} has an empty part or a "
-                "part with a space at an end, so it matches no trait",
-                hint="write it as events hold it, dots between its parts: "
-                'e.g. address.city = "..."',
-            )
         mapping[prefix + trait] = key.strip()
     return mapping
 
@@ -749,7 +741,7 @@ def _load_settings(
     if settings.path is None:  # no file: no rules, no mapping tables
         return settings
     said = rule_warnings(settings.track_rules, str(settings.path))
-    said += shared_fields(settings)
+    said += shared_fields(settings) + odd_trait_paths(settings)
     return replace(settings, warnings=(*settings.warnings, *said)) if said else settings
 
 
@@ -791,6 +783,22 @@ def shared_fields(settings: Settings) -> list[str]:
                 "trait not meant, or list the one meant to win last"
             )
     return warnings
+
+
+def odd_trait_paths(settings: Settings) -> list[str]:
+    """A warning per trait path with an empty part or a part with a space at an end (`"role "`,
+    `""`, `"address..city"`): mapped as written, as SPEC 3 reads a path (case sensitive, dots for
+    nesting), so it maps a trait an event holds so (`{"role ": ...}`, a key a form or a CSV
+    import wrote with its space), and a config that maps one keeps working; but such a path is
+    more often a typo that maps nothing, so it is said."""
+    return [
+        f"{settings.path}: {table}: the trait path {trait!r} has an empty part or a part with a "
+        "space at an end: it maps only a trait named exactly so\nhint: if events do not hold it "
+        'so, write it as they do, dots between its parts: e.g. address.city = "..."'
+        for table, mapping in mapping_tables(settings)
+        for trait in mapping
+        if any(part != part.strip() or not part for part in trait.split("."))
+    ]
 
 
 def _refuse_token_as_field(
