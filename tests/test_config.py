@@ -1347,3 +1347,26 @@ def test_traits_of_one_table_mapped_to_one_field_are_warned_about_naming_the_one
         if request["method"] == "POST"
     ]
     assert sent == ["J", "J", "C"]
+
+
+def test_the_config_s_warnings_never_show_the_token_pasted_as_a_trait_or_an_event_name(
+    tmp_path: Path,
+) -> None:
+    # The token pasted where a trait or an event name goes (SPEC 8: never in any output): the
+    # warnings of a shared field and of a shadowed rule showed it, where every error hides it.
+    path = write(
+        tmp_path,
+        f'[fields.persons]\n"{LEAKED}" = "{ROLE}"\nrole = "{ROLE}"\n"{LEAKED} " = "{CAMPAIGN}"\n'
+        f'[[track]]\nevents = ["{LEAKED.upper()}"]\ncreate = "skip"\n'
+        f'[[track]]\nevents = ["{LEAKED.upper()}"]\ncreate = "lead"\n',
+    )
+    settings = load_settings(str(path), env={"PIPEDRIVE_API_TOKEN": LEAKED})
+    hidden = "[token redacted]"
+    assert [warning.partition("\n")[0] for warning in settings.warnings] == [
+        f"{path}: track #2: '{hidden}' in events is matched by track #1 first, so never by this "
+        "rule",
+        f"{path}: fields.persons: '{hidden}' and 'role' are both mapped to '{ROLE}': an event "
+        "holding both sends the value of 'role'",
+        f"{path}: fields.persons: the trait path '{hidden} ' has an empty part or a part with a "
+        "space at an end: it maps only a trait named exactly so",
+    ]

@@ -627,12 +627,18 @@ def _without(tokens: list[str], error: ConfigError) -> ConfigError:
     """`error` with each of `tokens` (those as long as a real one's, Secret.pattern) in its message
     and hint replaced by REDACTED: a value shown there (an unknown plan, a base_url, a path) may be
     the token, put in the wrong variable or key."""
-    message, hint = error.message, error.hint
+    message, hint = _hidden(tokens, error.message), _hidden(tokens, error.hint)
+    return error if (message, hint) == (error.message, error.hint) else ConfigError(message, hint)
+
+
+def _hidden(tokens: list[str], text: str) -> str:
+    """`text` with each of `tokens` (those as long as a real one's, Secret.pattern) replaced by
+    REDACTED."""
     for token in tokens:
         pattern = Secret(token.strip()).pattern()
         if pattern is not None:
-            message, hint = pattern.sub(REDACTED, message), pattern.sub(REDACTED, hint)
-    return error if (message, hint) == (error.message, error.hint) else ConfigError(message, hint)
+            text = pattern.sub(REDACTED, text)
+    return text
 
 
 def _load_settings(
@@ -740,8 +746,13 @@ def _load_settings(
     _refuse_token_as_field(settings, tokens, origin)
     if settings.path is None:  # no file: no rules, no mapping tables
         return settings
-    said = rule_warnings(settings.track_rules, str(settings.path))
-    said += shared_fields(settings) + odd_trait_paths(settings)
+    # Warnings that show the config's own names (a trait, an event name): the token, pasted
+    # there by mistake, is not shown, as no error shows it.
+    found = rule_warnings(settings.track_rules, str(settings.path))
+    said = [
+        _hidden(tokens, text)
+        for text in (*found, *shared_fields(settings), *odd_trait_paths(settings))
+    ]
     return replace(settings, warnings=(*settings.warnings, *said)) if said else settings
 
 
