@@ -26,11 +26,12 @@ INTERACTIVE_RETRIES = 2
 # And each attempt waits this long for its connection and its answer, not a send's 30 s: a
 # server that accepts the connection and never answers (a wedged proxy, a firewall that drops
 # the answers) stopped them after some 92 s (30 s read timeouts, then the 60 s streak a send
-# rides out). Pipedrive answers these requests (the account, a page of 500 fields) in well under
-# a second; 4 s is several times that, and the 3 tries with their back-off (at most 1.5 s) stop
-# within 13.5 s, about what a person waits before thinking the command hung. A request none of
-# whose tries got an answer then stops the command in a send's words (`Unreachable`, exit 4).
-INTERACTIVE_TIMEOUT = 4.0
+# rides out). Pipedrive answers these requests (the account, a page of 500 fields, a search of
+# dry-run --lookups) in about a second, a big account's search in a few; 10 s leaves a slow but
+# live account room, and the 3 tries with their back-off (at most 1.5 s) stop within about
+# 32 s, a third of before. A request none of whose tries got an answer then stops the command
+# in a send's words (`Unreachable`, exit 4).
+INTERACTIVE_TIMEOUT = 10.0
 
 
 def account_client(
