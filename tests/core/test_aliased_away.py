@@ -12,9 +12,11 @@ from helpers_core import (
     CONFIG,
     ROLE,
     USER_FIELD,
+    Call,
     check,
     create_person,
     leads_of,
+    ok,
     patch_person,
     run,
     search_person,
@@ -254,3 +256,20 @@ def test_an_alias_of_a_chain_longer_than_is_followed_links_nothing() -> None:
     found = input_aliases(items(*chain))
     assert len(found) == MAX_MERGE_HOPS + 5
     assert input_aliases(items(alias(99, "u-0", "u-x")), None, dict(found)) == found
+
+
+def test_both_persons_of_a_merge_left_unknown_gone_it_is_taken_as_the_aliases_persons() -> None:
+    """u-a's cached person 7 has a merge into 8 left unknown, and both are gone (8 merged on,
+    by u-b's alias in another run): u-a, searched and not found, is taken as the person the
+    input's aliases lead it to (u-b's, 42), not created again. `find` named the merge's survivor
+    `into` too, the name of the person an alias's userId must lead to: 8, so 42 was refused and
+    u-a's identify created a second person."""
+    known = IdentityStore(pending=True)
+    known.persons.update({"u-a": 7, "u-b": 42})
+    known.pending_merges[7] = 8
+    gets = [
+        Call(method="GET", path=f"/api/v2/persons/{pid}", response=ok({}, 404)) for pid in (7, 8)
+    ]
+    calls = [*gets, search_person("u-a"), patch_person(42, {"name": "A"})]
+    outcome = run(IDENTIFY_A, calls, config=replace(CONFIG, aliases={"u-a": "u-b"}), known=known)
+    check(outcome, status="sent", warnings=[warning("u-b", 42)])

@@ -698,17 +698,17 @@ def find(
         if cached is not None:  # known_ref left it: a merge may have moved it
             if cached in ctx.merged:  # settled earlier in this event
                 cached = ctx.merged[cached]
-            elif (into := known.merging_into(cached)) is not None and (
+            elif (merging := known.merging_into(cached)) is not None and (
                 cached not in ctx.pending_merges
             ):
-                check = MergeCheck(cached, into)  # a merge of it left unknown: settled first
+                check = MergeCheck(cached, merging)  # a merge of it left unknown: settled first
                 while (asked := check.request) is not None:
                     check.take((yield asked))
                 ctx.learning().pending_merges[cached] = None
                 if check.result:
-                    merge_done(ctx, cached, into, check.survivor)
+                    merge_done(ctx, cached, merging, check.survivor)
                 # Not done: still itself; done: the survivor; both gone: None.
-                cached = cached if check.result is None else into if check.result else None
+                cached = cached if check.result is None else merging if check.result else None
             if cached is not None:
                 return Ref(cached, "cache", key)
             ctx.learn(entity, key, None)  # both persons of a merge left unknown are gone: search
