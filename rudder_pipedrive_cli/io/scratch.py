@@ -6,9 +6,10 @@ deletes when the connection closes, its page cache bounded), opened only once me
   in memory and moves them here in batches, stored sorted; its fixed-size Bloom filter of their
   hashes answers most "not seen" questions without a query, and a query confirms the rest, so
   an id is never taken as "already done" by mistake.
-- `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`,
-  ordering's alias groups) that keeps its `entries` most recently written keys in memory and the
-  rest in the database, moved out in batches, with the same answers as a dict.
+- `SpillTable`: a mapping (the identity cache of `core.identity_cache.IdentityStore`, the
+  input's aliases of send's and dry-run's first pass, the identity index's rows, ordering's
+  alias groups) that keeps its `entries` most recently written keys in memory and the rest in
+  the database, moved out in batches, with the same answers as a dict.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ class SpillTable(MutableMapping[K, V]):
             self._evict()
 
     def setdefault(self, key: K, default: Any = None) -> Any:
-        """As a dict's: no KeyError raised and caught for a new key (Mapping's way), the common
-        case of the input's aliases (core/index.py `input_aliases`)."""
+        """As a dict's: no KeyError raised and caught for a new key (Mapping's way). The input's
+        aliases no longer come this way: `core.identity_cache.alias_into` asks `in` and writes."""
         if key in self:
             return self[key]
         self[key] = default

@@ -1,6 +1,8 @@
-"""The input's aliases kept in the replay state: previousId -> userId, the first alias of each
-previousId that send's first pass met (replay.py's `input_aliases`). A resumed run reads no
-finished object again (SPEC 2), so what the aliases in those objects moved is known from here."""
+"""The input's aliases kept in the replay state, as send's first pass notes them (core/index.py
+`input_aliases`, by `core.identity_cache.alias_into`): one row per alias that links a chain's
+end to another's, userId -> the userId its person's events lead to next (for most aliases its
+previousId -> its userId). A resumed run reads no finished object again (SPEC 2), so what the
+aliases in those objects moved is known from here."""
 
 from __future__ import annotations
 
