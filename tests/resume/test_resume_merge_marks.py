@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,13 @@ CACHED = Outcome(
 
 
 def replay(
-    state: ReplayState, raw: dict[str, Any], send: Callable[[ApiRequest], ApiResponse]
+    state: ReplayState,
+    raw: dict[str, Any],
+    send: Callable[[ApiRequest], ApiResponse],
+    config: PlanConfig = CONFIG,
 ) -> Outcome:
     event = parse_event(raw, "f:1")
-    plan = journaled(plan_event(event, CONFIG, state), event.id, state, lambda: STAMP)
+    plan = journaled(plan_event(event, config, state), event.id, state, lambda: STAMP)
     outcome = drive(plan, send)
     state.record_outcome(event.id, "f:1", outcome)
     return outcome
@@ -131,3 +135,40 @@ def test_an_alias_whose_previous_person_search_still_finds_merged_is_unchanged(
         assert state.merging_into(1) is None
         (summary,) = state.summary()
         assert summary.pending_creates == 0
+
+
+def test_a_merge_left_by_a_kill_whose_survivor_merged_on_leaves_its_user_to_the_aliases_person(
+    tmp_path: Path,
+) -> None:
+    """Killed mid-merge of u-a's person 1 into u-b's 2; a later run (the same state, the next
+    day's file) merges 2 into u-c's 3 by alias u-b -> u-c before anything of u-a comes. u-a's
+    identify then finds its merge left to settle with both persons gone, no u-a by search, and
+    the input's aliases leading it to u-b, now person 3: it updates 3. It created a person for
+    u-a: the merge's survivor 2 was taken as the person an alias's userId must lead to."""
+    pd = FakePipedrive({1: "u-a", 2: "u-b", 3: "u-c"})
+    pd.kill_after_merge.add((1, 2))
+    path = tmp_path / "s.sqlite"
+    with open_state(path) as state:
+        state.learn(CACHED)
+        with pytest.raises(Killed):
+            replay(state, alias("m-1", "u-a", "u-b"), pd)
+    config = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
+    with open_state(path) as state:
+        assert replay(state, alias("m-2", "u-b", "u-c"), pd, config).status == "sent"
+        assert pd.persons == {3: "u-c"}
+        pd.seen.clear()
+        identify = {
+            "type": "identify",
+            "messageId": "m-3",
+            "userId": "u-a",
+            "traits": {"name": "A"},
+        }
+        outcome = replay(state, identify, pd, config)
+        assert outcome.status == "sent"
+        assert pd.seen == [
+            "GET /api/v2/persons/1",  # the merge left to settle: both gone
+            "GET /api/v2/persons/2",
+            "GET /api/v2/itemSearch/field",  # u-a: not found
+            "PATCH /api/v2/persons/3",  # u-b's person, where the aliases lead
+        ]
+        assert state.person_id("u-a") == 3
