@@ -50,8 +50,11 @@ def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str
     person still there is the furthest its merges got (`find`)."""
     away = previous_id  # most aliases: a new previousId, to a userId no alias named before
     if previous_id in aliases:
-        away = _chain_end(aliases, previous_id)
-        if away in aliases:  # a chain cut at MAX_MERGE_HOPS: not linked on
+        chain = (previous_id, *aliased_to(aliases, previous_id))
+        away = chain[-1]
+        # Still leading on: a chain cut at MAX_MERGE_HOPS, not linked on; else a loop a state
+        # kept by an older rpd holds (its first alias of each previousId), linked on at its end.
+        if away in aliases and len(chain) > MAX_MERGE_HOPS:
             return
     into = _chain_end(aliases, user_id) if user_id in aliases else user_id
     if away != into:

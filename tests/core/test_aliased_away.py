@@ -273,3 +273,15 @@ def test_both_persons_of_a_merge_left_unknown_gone_it_is_taken_as_the_aliases_pe
     calls = [*gets, search_person("u-a"), patch_person(42, {"name": "A"})]
     outcome = run(IDENTIFY_A, calls, config=replace(CONFIG, aliases={"u-a": "u-b"}), known=known)
     check(outcome, status="sent", warnings=[warning("u-b", 42)])
+
+
+def test_an_alias_of_a_loop_an_older_rpd_kept_is_linked_on_from_it() -> None:
+    """A state kept by an rpd before alias_into holds the first alias of each previousId, loops
+    too (a -> b, then b -> a). An alias of a userId in the loop (a -> c) leads it on to c: it
+    was taken for a chain cut at MAX_MERGE_HOPS and linked nothing, so a rerun without those
+    userIds' persons cached looked for them at a and b alone."""
+    kept = {"u-a": "u-b", "u-b": "u-a"}
+    found = input_aliases(items(alias(1, "u-a", "u-c")), None, dict(kept))
+    assert found == {"u-a": "u-b", "u-b": "u-c"}
+    assert list(aliased_to(found, "u-a")) == ["u-b", "u-c"]
+    assert input_aliases(items(alias(2, "u-b", "u-a")), None, dict(kept)) == kept
