@@ -462,8 +462,8 @@ def run_send(
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
     survey: Survey | None = None
     if not once:
-        # A first pass: what the input's aliases moved (replay.py), and the identities to
-        # resolve that `--identities auto` weighs (core/index.py). With a state, the aliases
+        # A first pass: what the input's aliases moved (`input_aliases`), and the identities
+        # to resolve that `--identities auto` weighs (both core/index.py). With a state, the aliases
         # are kept there: once they are complete, a resumed run knows those of the objects it
         # finished and does not read them again (SPEC 2); until then, it reads them for those.
         # The journal tells an unset user_id_field's verdict (`external`) the events left to

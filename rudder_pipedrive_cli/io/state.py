@@ -307,7 +307,7 @@ class ReplayState(IdentityStore, Closing):
             )
 
     def input_aliases(self) -> AliasRows:
-        """The input's aliases send's first passes found (replay.py's `input_aliases`), kept so
+        """The input's aliases send's first passes found (core/index.py `input_aliases`), kept so
         that a resumed run knows those of the objects it no longer reads (io/state_aliases.py)."""
         return AliasRows(self._store)
 

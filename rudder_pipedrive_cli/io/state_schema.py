@@ -71,9 +71,9 @@ CREATE TABLE IF NOT EXISTS objects_done (
     PRIMARY KEY (ns, name)
 ) WITHOUT ROWID
 """
-# The input's aliases (previousId -> userId, the first of each previousId) that send's first pass
-# found (replay.py's `input_aliases`), kept so that a resumed run, which reads no finished object
-# again, still knows those in them. Created on first use, as objects_done.
+# The input's aliases (previousId -> userId, linked on along chains: `alias_into`) that send's
+# first pass found (core/index.py `input_aliases`), kept so that a resumed run, which reads no
+# finished object again, still knows those in them. Created on first use, as objects_done.
 ALIASES_TABLE = "input_aliases"
 ALIASES_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {ALIASES_TABLE} (
