@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -155,6 +156,15 @@ def signal_when(
 
 def requests_served(sandbox: Sandbox) -> int:
     return sum(sandbox.stats()["requests"].values())
+
+
+def sandbox_idle() -> bool:
+    """A condition: no sandbox of this process is handling a request. A run killed with requests
+    in flight leaves some in the server, sent before the kill and applied (and counted) after it:
+    a count taken before they end is short, and the next run's stop point, counted from it, can
+    be reached by them before that run has even set its signal handlers (SIGTERM then ends it
+    -15, not 143). A killed run's connections are closed, so its handler threads end."""
+    return not any(t.name.endswith("(process_request_thread)") for t in threading.enumerate())
 
 
 def served_at_least(sandbox: Sandbox, count: float, key: str | None = None) -> Callable[[], bool]:

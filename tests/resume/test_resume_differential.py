@@ -17,7 +17,15 @@ from typing import Any
 import pytest
 from differential_support import Way, backup, undisturbed, workload
 from process_support import answers_held
-from resume_support import finish, served_at_least, signal_when, start_send, write_events
+from resume_support import (
+    finish,
+    sandbox_idle,
+    served_at_least,
+    signal_when,
+    start_send,
+    wait_for,
+    write_events,
+)
 
 from rudder_pipedrive_cli.sandbox import Sandbox, routes
 from rudder_pipedrive_cli.sandbox.replies import ApiError
@@ -59,6 +67,7 @@ def test_killed_between_group_events_and_deals_then_resumed(
         ("PATCH /api/v2/persons/{id}", 4, signal.SIGKILL),
         ("POST /api/v2/deals", 3, signal.SIGKILL),
     ):
+        assert wait_for(sandbox_idle), "the last run's requests still in the sandbox"
         count = sandbox.stats()["requests"].get(key, 0) + more
         # That write's answer and all after it wait for the signal: the run stops there, however
         # late the test is (at 64 events in flight and 3 ms latency, a test 0.3 s late found the
