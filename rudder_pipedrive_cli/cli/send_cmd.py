@@ -63,7 +63,7 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.index_waits import waiting
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.config import require_token
+from rudder_pipedrive_cli.io.config import REDACTED, require_token
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
@@ -678,6 +678,25 @@ def note_left_to_settle(env: Env, events: int) -> None:
         )
 
 
+def stop_said(
+    stopped: RpdError | PlanFailure | None, interrupted: signal.Signals | None, env: Env
+) -> dict[str, Any] | None:
+    """What stopped a run, for its report and the state's record of it: its exit and its words
+    (none of the API token), so that a scheduler reading --report tells a run stopped before
+    its first event (0 read, 0 sent) from one of an empty input, whose counts are the same."""
+    if stopped is not None:
+        status = exit_status_for(stopped)
+        reason = stopped.message if isinstance(stopped, RpdError) else stopped.redacted
+        reason = reason or str(stopped)
+    elif interrupted is not None:
+        status = ExitStatus.TERMINATED if interrupted == signal.SIGTERM else ExitStatus.INTERRUPTED
+        reason = STOPPED_BY[interrupted]
+    else:
+        return None
+    token = env.settings.api_token.pattern()
+    return {"exit": int(status), "reason": reason if token is None else token.sub(REDACTED, reason)}
+
+
 def end_run(
     env: Env,
     job: SendJob,
@@ -708,6 +727,8 @@ def end_run(
         unsettled = replay_state.left_to_settle() if replay_state is not None and whole else 0
         if unsettled:  # only a run that leaves some has the key
             document["left_to_settle"] = unsettled
+        if said := stop_said(stopped, interrupted or (heard[0] if heard else None), env):
+            document["stopped"] = said  # only a run that stopped early has the key
         if replay_state is not None:
             try:
                 replay_state.finish_run(document)

@@ -107,6 +107,9 @@ def last_run_text(summary: NamespaceSummary, holder: str | None = None) -> str:
         for key, value in shown.items()
         if isinstance(value, int | float | str) and value != 0
     )
+    stopped = (run.counts or {}).get("stopped")  # send's report of a run that stopped early
+    if isinstance(stopped, Mapping):
+        counts = ", ".join(filter(None, (counts, f"stopped early (exit {stopped.get('exit')})")))
     return f"{run.started_at} to {run.finished_at}" + (f": {counts}" if counts else "")
 
 

@@ -256,8 +256,10 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     # identity_index, identities_by_search: only when identities went by index (its pages and
     # refreshes; the identities searched for all the same). writes: only when something was
     # written. left_to_settle: only when events outside the run have writes left in flight.
+    # stopped: only a run that stopped early (its exit and words).
     by_index = {"identity_index", "identities_by_search"}
-    optional = {"failed_by_reason", "writes", "left_to_settle", *by_index}
+    optional = {"failed_by_reason", "writes", "left_to_settle", "stopped", *by_index}
+    assert set(report.get("stopped", {"exit": 4, "reason": ""})) == {"exit", "reason"}
     assert set(report) - optional == {
         "identities",
         "events",

@@ -113,6 +113,15 @@ def test_a_dead_port_stops_the_send_at_its_first_request_and_the_rerun_sends_all
     }
     assert run.report["requests"] == {} and run.report["tokens"] == 0
     assert run.report["dead_letter"] is None and not run.dead_letter.exists()
+    # Its counts are an empty input's: what stopped it is said, as the state's last run says.
+    stopped = run.report["stopped"]
+    assert (
+        stopped["exit"] == 4 and stopped["reason"] == run.stderr.splitlines()[0][len("error: ") :]
+    )
+    shown = CliRunner().invoke(app, ["state", "show", "--state", str(state)], env=CLEAN_ENV)
+    assert re.search(r"last run +│ \S+ to \S+: stopped early \(exit 4\) +│", shown.output), (
+        shown.output
+    )
     assert journal_and_inflight(state) == (0, 0)
 
     sandbox = make_sandbox(plan="unlimited", port=port)  # Pipedrive up at last
