@@ -419,6 +419,7 @@ def assert_stopped_in_the_first_pass(
         "failed": 0,
         "not_attempted": read,
     }
+    assert run.report["stopped"] == {"exit": exit_code, "reason": said}
     lines = run.stderr.splitlines()
     assert lines[-2:] == [
         f"not attempted: {read} events were read but not finished when the run stopped (not "
