@@ -735,6 +735,7 @@ def end_run(
             except StateUnusable as error:  # its disk full, the file gone: the report first
                 if stopped is None:
                     stopped = error
+                    document["stopped"] = stop_said(error, None, env)  # --report's, below
                 elif error.message != str(stopped):  # the same (a full disk): said once
                     # The run's own stop is the exit and its words last: this one's are
                     # said too, with what to do about it (its rerun alone would not resume).
