@@ -892,6 +892,7 @@ def test_credentials_refused_in_the_first_pass_stop_the_send_with_its_report(
         "duration_s": 0,
         "dead_letter": None,
         "identities": None,  # none was chosen: no identity was resolved
+        "stopped": {"exit": 4, "reason": f"cannot read {url}: {EXPIRED_SAID}"},
     }
     db = sqlite3.connect(tmp_path / "state.sqlite")
     try:  # the state keeps it as the run's, as it keeps a stop mid-run's
