@@ -115,6 +115,11 @@ FIRST_PASS_STOPPED = {
         (True, "read on from the objects not yet finished"),
     )
 }
+# A stop while the identity index is listed (after the first pass; minutes on a big account).
+INDEX_STOPPED = (
+    "{what} while listing the identity index: no event was sent by this run; rerun the same "
+    "command to start again"
+)
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
@@ -541,6 +546,23 @@ def run_send(
         pass_read = 0 if survey is None else next(read)
         return end_first_pass(
             env, job, tally, letters, replay_state, pass_read, started, stopped=error
+        )
+    except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
+        if (stop := stop_in(caught)) is None:
+            raise
+        if not heard:  # each handler's is heard already
+            heard.append(signal_of(stop))
+    if heard:  # stopped while the index was listed, or a stop there swallowed: before any event
+        return end_first_pass(
+            env,
+            job,
+            tally,
+            letters,
+            replay_state,
+            0 if survey is None else next(read),
+            started,
+            heard=heard,
+            message=INDEX_STOPPED,
         )
     for note in identities.notes:
         env.warn(note)

@@ -405,7 +405,13 @@ def stop_in_the_first_pass(
 
 
 def assert_stopped_in_the_first_pass(
-    run: Any, tmp_path: Path, sandbox: Sandbox, exit_code: int, said: str, read: int
+    run: Any,
+    tmp_path: Path,
+    sandbox: Sandbox,
+    exit_code: int,
+    said: str,
+    read: int,
+    where: str = "in the first pass over the input",
 ) -> None:
     """The report counts the `read` items of the pass as read, not attempted, and is kept in the
     state as a finished run's; the stop's line comes last; no event was sent."""
@@ -425,8 +431,7 @@ def assert_stopped_in_the_first_pass(
         f"not attempted: {read} events were read but not finished when the run stopped (not "
         "failed, not dead-lettered; the rest of the input was not read): a rerun of the same "
         "command sends them",
-        f"{said} in the first pass over the input: no event was sent by this run; rerun the "
-        "same command to start again",
+        f"{said} {where}: no event was sent by this run; rerun the same command to start again",
     ]
     assert "while starting" not in run.stderr
     assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
@@ -458,6 +463,35 @@ def test_a_stop_signal_in_the_first_pass_ends_with_the_report_then_its_exit(
     events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
     run = rpd_send(sandbox, tmp_path, events)
     assert_stopped_in_the_first_pass(run, tmp_path, sandbox, exit_code, said, read=read)
+
+    monkeypatch.undo()
+    assert_resumed(sandbox, tmp_path, events, tmp_path / "state.sqlite", done=0)
+
+
+@STOPS
+def test_a_stop_while_the_identity_index_is_listed_ends_with_the_report_then_its_exit(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
+) -> None:
+    # After the first pass, the identity index is listed (minutes on a big account). A stop
+    # there said "while starting (reading the config, the state or the account's fields)", with
+    # no report, though the pass had read every event: now it ends as a stop in the pass does.
+    prepare = send_cmd.prepare
+
+    def stop_then(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signum)
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(send_cmd, "prepare", stop_then)
+    events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
+    run = rpd_send(sandbox, tmp_path, events)
+    assert_stopped_in_the_first_pass(
+        run, tmp_path, sandbox, exit_code, said, read=5, where="while listing the identity index"
+    )
 
     monkeypatch.undo()
     assert_resumed(sandbox, tmp_path, events, tmp_path / "state.sqlite", done=0)
