@@ -143,6 +143,16 @@ def signal_of(stop: BaseException) -> signal.Signals:
     return signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
 
 
+def hear(caught: BaseException, heard: list[signal.Signals]) -> None:
+    """A Ctrl-C or SIGTERM caught before any event (in the first pass, or while the identity
+    index is listed), noted in `heard` for the run's end (each handler's is there already);
+    anything else `caught` raised again."""
+    if (stop := stop_in(caught)) is None:
+        raise caught
+    if not heard:
+        heard.append(signal_of(stop))
+
+
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
     """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
@@ -505,10 +515,7 @@ def run_send(
                 env, job, tally, letters, replay_state, next(read), started, stopped=refusal
             )
         except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
-            if (stop := stop_in(caught)) is None:
-                raise
-            if not heard:  # each handler's is heard already
-                heard.append(signal_of(stop))
+            hear(caught, heard)
         if heard:  # stopped in the pass, or a stop there swallowed on its way: before any event
             return end_first_pass(
                 env,
@@ -548,10 +555,7 @@ def run_send(
             env, job, tally, letters, replay_state, pass_read, started, stopped=error
         )
     except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
-        if (stop := stop_in(caught)) is None:
-            raise
-        if not heard:  # each handler's is heard already
-            heard.append(signal_of(stop))
+        hear(caught, heard)
     if heard:  # stopped while the index was listed, or a stop there swallowed: before any event
         return end_first_pass(
             env,

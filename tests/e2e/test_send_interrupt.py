@@ -348,6 +348,18 @@ STOPS = pytest.mark.parametrize(
 )
 
 
+def stop_before(monkeypatch: pytest.MonkeyPatch, name: str, stop: Callable[[], None]) -> None:
+    """`stop()` (a signal raised, or one swallowed on its way) each time send_cmd calls `name`,
+    before it runs."""
+    called = getattr(send_cmd, name)
+
+    def stop_then(*args: Any, **kwargs: Any) -> Any:
+        stop()
+        return called(*args, **kwargs)
+
+    monkeypatch.setattr(send_cmd, name, stop_then)
+
+
 @STOPS
 def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
     sandbox: Sandbox,
@@ -360,13 +372,7 @@ def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
     # The field listings, before the first pass: the send went on and sent everything (a
     # swallowed Ctrl-C too, once the SIGTERM was heard); and stopped after the state's run was
     # begun, `state show` said of it "did not finish", as of a run killed.
-    listed = send_cmd.with_catalog
-
-    def stop_then(*args: Any, **kwargs: Any) -> Any:
-        swallowed_sigterm(signum)
-        return listed(*args, **kwargs)
-
-    monkeypatch.setattr(send_cmd, "with_catalog", stop_then)
+    stop_before(monkeypatch, "with_catalog", lambda: swallowed_sigterm(signum))
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
     run = rpd_send(sandbox, tmp_path, events)
     assert (run.exit_code, run.exception, run.report) == (exit_code, None, None)
@@ -480,13 +486,7 @@ def test_a_stop_while_the_identity_index_is_listed_ends_with_the_report_then_its
     # After the first pass, the identity index is listed (minutes on a big account). A stop
     # there said "while starting (reading the config, the state or the account's fields)", with
     # no report, though the pass had read every event: now it ends as a stop in the pass does.
-    prepare = send_cmd.prepare
-
-    def stop_then(*args: Any, **kwargs: Any) -> Any:
-        os.kill(os.getpid(), signum)
-        return prepare(*args, **kwargs)
-
-    monkeypatch.setattr(send_cmd, "prepare", stop_then)
+    stop_before(monkeypatch, "prepare", lambda: os.kill(os.getpid(), signum))
     events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
     run = rpd_send(sandbox, tmp_path, events)
     assert_stopped_in_the_first_pass(
