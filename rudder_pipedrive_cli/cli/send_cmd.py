@@ -45,6 +45,7 @@ from rudder_pipedrive_cli.cli.send_catalog import (
     with_catalog,
 )
 from rudder_pipedrive_cli.core.errors import (
+    AuthRefused,
     PlanFailure,
     ReadingRefused,
     RpdError,
@@ -363,6 +364,7 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         refuse_inside_input_folders(state_path, "--state", job.paths)
     token = require_token(env.settings)
     tally = Tally(late=late_events(job.paths, job.event_filter))
+    started = time.monotonic()
     try:
         replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
         with (
@@ -379,10 +381,31 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         if tally.driving:  # events were driven, some maybe cancelled: said by handle_errors
             raise stop from None
         # Before the first event: the report would be all zeros; what to do is the line to say
-        # (QA: a plain "terminated" said neither what was done nor what to do).
+        # (QA: a plain "terminated" said neither what was done nor what to do). The --report
+        # file still says the stop: an earlier run's left there read as this run's.
+        with sigterm_held(heard):
+            said = stop_said(None, signal_of(stop), env)
+            report_stop_while_starting(env, job, tally, said, started)
         what = STOPPED_BY[signal_of(stop)]
         say(env.err, STARTING_MESSAGE.format(what=what), indent=MORE)
         return exit_status_for(stop)
+
+
+def report_stop_while_starting(
+    env: Env, job: SendJob, tally: Tally, said: dict[str, Any] | None, started: float
+) -> None:
+    """The --report file of a send stopped while starting (Ctrl-C, SIGTERM, the token refused):
+    nothing read, what stopped it (`said`), so that an earlier run's report left at its path is
+    not read as this run's. Only written: the stop's own lines say it and what to do, and the
+    state begins no run. One it cannot write is said in a line (the stop is the exit)."""
+    if job.report is None:
+        return
+    document = report_of(env, tally, time.monotonic() - started, None, None)
+    document["stopped"] = said
+    try:
+        write_report(job.report, document, shown=False)
+    except RpdError as error:  # under -q too: a scheduler's run would find no report, unsaid
+        env.warn(error.message, even_quiet=True)
 
 
 def open_state(env: Env, state: Path | None, *, cache_entries: int) -> ReplayState | None:
@@ -469,6 +492,9 @@ def run_send(
             enter_account(env, replay_state, asks, token, unreachable)
         listed = listed_with(lists, config, unreachable)
         plan_config = with_catalog(env, config, listing=listed, store=replay_state)
+    except AuthRefused as refused:  # the token refused (exit 3): its two lines, and the report
+        report_stop_while_starting(env, job, tally, stop_said(refused, None, env), started)
+        raise
     except (StoppedEarly, PlanFailure) as error:  # before the first pass (Pipedrive
         # unreachable, the budget spent, a listing the config needs: exit 4 or 2): its report and
         # state as mid-run's, so a scheduler reading the report sees why nothing was sent
@@ -549,7 +575,8 @@ def run_send(
                 else replay_state.index_rows(),
                 exchange=listing.exchange,
             )
-    except StoppedEarly as error:  # the index's listing: the first pass's items not attempted
+    except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
+        # not attempted
         pass_read = 0 if survey is None else next(read)
         return end_first_pass(
             env, job, tally, letters, replay_state, pass_read, started, stopped=error
@@ -723,6 +750,17 @@ def stop_said(
     return {"exit": int(status), "reason": reason if token is None else token.sub(REDACTED, reason)}
 
 
+def report_of(
+    env: Env, tally: Tally, duration: float, dead_letter: str | None, identities: Identities | None
+) -> dict[str, Any]:
+    """The report's document, none of the API token in it; `identities` None when the run
+    stopped before it chose how to resolve them (the report says none)."""
+    without_token(tally, env.settings.api_token.pattern())
+    document = tally.to_json(duration_s=duration, dead_letter=dead_letter)
+    document.update({"identities": None} if identities is None else identities.report())
+    return document
+
+
 def end_run(
     env: Env,
     job: SendJob,
@@ -745,9 +783,7 @@ def end_run(
     heard = [] if heard is None else heard
     with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
         duration = time.monotonic() - started
-        without_token(tally, env.settings.api_token.pattern())
-        document = tally.to_json(duration_s=duration, dead_letter=letters.written)
-        document.update({"identities": None} if identities is None else identities.report())
+        document = report_of(env, tally, duration, letters.written, identities)
         # Said only when every event read was planned: a stopped run's rerun plans the rest.
         whole = stopped is None and interrupted is None and not heard and not tally.not_attempted
         unsettled = replay_state.left_to_settle() if replay_state is not None and whole else 0

@@ -250,6 +250,20 @@ def holdings(sandbox: Sandbox) -> Holdings:
     return Holdings(sandbox.state())
 
 
+# A report an earlier run left at --report: a send stopped while starting (Ctrl-C, SIGTERM, the
+# token refused) wrote none, and a script reading the path after the run took the earlier run's
+# 9 sent for this one's.
+STALE_REPORT = b'{"events": {"read": 9, "sent": 9}}\n'
+
+
+def assert_stopped_while_starting(report: dict[str, Any] | None, exit_code: int, said: str) -> None:
+    """The --report of a send stopped while starting: nothing read, its stop's exit and words."""
+    assert report is not None
+    assert report["events"] == {"read": 0, "sent": 0, "unchanged": 0, "skipped": 0, "failed": 0}
+    assert (report["identities"], report["dead_letter"]) == (None, None)
+    assert report["stopped"] == {"exit": exit_code, "reason": said}
+
+
 def assert_report_adds_up(report: dict[str, Any]) -> None:
     """SPEC 6's shape, and counts that add up."""
     # failed_by_reason: only when events failed (a cause, then the later events it failed);

@@ -26,8 +26,10 @@ from anyio._core import _sockets as sockets
 from e2e_support import (
     CLEAN_ENV,
     EXAMPLE_CONFIG,
+    STALE_REPORT,
     TOKEN,
     assert_resumed,
+    assert_stopped_while_starting,
     holdings,
     identify,
     rpd_send,
@@ -111,6 +113,7 @@ def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
 ) -> None:
     sandbox = make_sandbox(plan="unlimited", latency_ms=400)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    (tmp_path / "report.json").write_bytes(STALE_REPORT)  # an earlier run's
     process, stdout, stderr = acted_on(  # while the field listings are fetched, before any event
         sandbox,
         FIELDS,
@@ -125,6 +128,8 @@ def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
         f"{said} while starting (reading the config, the state or the account's fields): no "
         "event was sent; rerun the same command to start again\n",
     )
+    report = orjson.loads((tmp_path / "report.json").read_bytes())
+    assert_stopped_while_starting(report, exit_code, said)
     assert not any(key.startswith("POST") for key in sandbox.stats()["requests"])
 
 
@@ -296,9 +301,11 @@ def test_a_sigterm_inside_a_connection_attempt_while_starting_exits_143(
 
     monkeypatch.setattr(sockets, "move_on_after", sigterm_then)
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
     run = rpd_send(sandbox, tmp_path, events)
     assert signalled
-    assert (run.exit_code, run.exception, run.report) == (143, None, None)
+    assert (run.exit_code, run.exception) == (143, None)
+    assert_stopped_while_starting(run.report, 143, "terminated (SIGTERM)")
     assert run.stderr == (
         "terminated (SIGTERM) while starting (reading the config, the state or the account's "
         "fields): no event was sent; rerun the same command to start again\n"
@@ -329,7 +336,8 @@ def test_a_sigterm_inside_a_connection_task_leaves_no_traceback_after_its_line(
     run = rpd_send(sandbox, tmp_path, events)
     gc.collect()  # the task's unread error is said as it is collected
     assert signalled
-    assert (run.exit_code, run.exception, run.report) == (143, None, None)
+    assert (run.exit_code, run.exception) == (143, None)
+    assert_stopped_while_starting(run.report, 143, "terminated (SIGTERM)")
     assert run.stderr.startswith("terminated (SIGTERM) while starting")
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
@@ -374,8 +382,10 @@ def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
     # begun, `state show` said of it "did not finish", as of a run killed.
     stop_before(monkeypatch, "with_catalog", lambda: swallowed_sigterm(signum))
     events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
     run = rpd_send(sandbox, tmp_path, events)
-    assert (run.exit_code, run.exception, run.report) == (exit_code, None, None)
+    assert (run.exit_code, run.exception) == (exit_code, None)
+    assert_stopped_while_starting(run.report, exit_code, said)
     assert run.stderr == (
         f"{said} while starting (reading the config, the state or the account's fields): no "
         "event was sent; rerun the same command to start again\n"
@@ -386,6 +396,29 @@ def test_a_stop_swallowed_while_starting_still_stops_before_any_event(
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
     finally:
         db.close()
+
+
+def test_a_stop_while_starting_whose_report_cannot_be_written_says_so_in_a_line(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The report's folder made a file after the path was checked: a line says the report was
+    # not written, under -q too; the stop's line and exit follow, no traceback (exit 70).
+    (tmp_path / "out").mkdir()
+
+    def folder_gone_then_ctrl_c() -> None:
+        (tmp_path / "out").rmdir()
+        (tmp_path / "out").write_bytes(b"")
+        raise KeyboardInterrupt
+
+    stop_before(monkeypatch, "with_catalog", folder_gone_then_ctrl_c)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events, name="out/run", args=("-q",))
+    assert (run.exit_code, run.exception, run.report) == (130, None, None)
+    assert run.stderr == (
+        f"warning: cannot write the report to {tmp_path}/out/run-report.json: File exists\n"
+        "interrupted while starting (reading the config, the state or the account's fields): no "
+        "event was sent; rerun the same command to start again\n"
+    )
 
 
 FIRST_PASS_EVENTS = [identify(f"m-{n}", f"u-{n}", name=f"User {n}") for n in range(5)]

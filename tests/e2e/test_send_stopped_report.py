@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import identify, rpd_send, write_events
+from e2e_support import (
+    STALE_REPORT,
+    assert_stopped_while_starting,
+    identify,
+    rpd_send,
+    write_events,
+)
 
+from rudder_pipedrive_cli.cli import send_cmd
+from rudder_pipedrive_cli.core.errors import AuthRefused
+from rudder_pipedrive_cli.http.client import AUTH_HINT
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_file import StateUnusable
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -32,3 +41,58 @@ def test_a_run_whose_state_cannot_keep_its_report_says_it_stopped_in_the_report(
     assert run.exit_code == 2, run.stderr
     assert run.report is not None and run.report["events"]["sent"] == 1
     assert run.report["stopped"] == {"exit": 2, "reason": REFUSED}
+
+
+def test_a_refused_token_replaces_an_earlier_run_s_report_with_its_stop(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Refused at the account's request (exit 3), the send wrote no report: the one an earlier
+    # run left at --report stayed, and a script reading it after the run took 9 sent as this
+    # run's. Now the refusal writes its report as Pipedrive unreachable's does: nothing read.
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    run = rpd_send(sandbox, tmp_path, events, token="not-the-token")
+
+    assert run.exit_code == 3, run.stderr
+    assert_stopped_while_starting(run.report, 3, "Pipedrive refused the API token (401)")
+    assert run.stderr.splitlines()[-2:] == [
+        "error: Pipedrive refused the API token (401)",
+        "hint: check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] api_token)",
+    ]
+    assert b"not-the-token" not in (tmp_path / "run-report.json").read_bytes()
+    assert sandbox.state()["persons"] == []
+
+
+def test_a_token_refused_as_the_identity_index_is_listed_reports_what_the_first_pass_read(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After the first pass (the token revoked since the field listings): exit 3 with no report,
+    # where a stop of the index's listing (unreachable, the budget) reports the pass's items
+    # as read, not attempted.
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise AuthRefused("Pipedrive refused the API token (401)", hint=AUTH_HINT)
+
+    monkeypatch.setattr(send_cmd, "prepare", refused)
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
+    events = write_events(
+        tmp_path / "e.ndjson", [identify(f"m-{n}", f"u-{n}", name="Ann") for n in range(3)]
+    )
+
+    run = rpd_send(sandbox, tmp_path, events)
+
+    assert run.exit_code == 3, run.stderr
+    assert run.report is not None
+    assert run.report["events"] == {
+        "read": 3,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "failed": 0,
+        "not_attempted": 3,
+    }
+    assert run.report["stopped"] == {"exit": 3, "reason": "Pipedrive refused the API token (401)"}
+    assert run.stderr.splitlines()[-2:] == [
+        "error: Pipedrive refused the API token (401)",
+        "hint: check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] api_token)",
+    ]
