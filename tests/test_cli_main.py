@@ -86,6 +86,19 @@ def test_help_in_a_40_column_pane_stays_within_it(words: list[str]) -> None:
     assert "..." not in "\n".join(lines).replace("PATH...", "").replace("[ARGS]...", "")
 
 
+@pytest.mark.parametrize("columns", [46, 50])
+@pytest.mark.parametrize("words", [[], *COMMAND_HELPS], ids=" ".join)
+def test_help_in_a_narrow_pane_breaks_no_word_at_its_hyphens(
+    words: list[str], columns: int
+) -> None:
+    # click wraps with textwrap's break_on_hyphens: `(default rpd-` / `failed-*.ndjson)`,
+    # `[default: sandbox-` / `token]` (a token no one could copy), `--fault-` / `seed`, and
+    # `no-` / `data` in the mangle kinds, between 40 and 60 columns.
+    lines = help_in(columns, *words)
+
+    assert [line for line in lines if re.search(r"\w-$", line)] == []
+
+
 @pytest.mark.parametrize("words", COMMAND_HELPS, ids=" ".join)
 def test_every_command_s_help_shows_real_metavars(words: list[str]) -> None:
     code, out, _ = rpd(*words, "-h")

@@ -127,7 +127,16 @@ def help_width() -> int | None:
     return width if width < LEAST_HELP_WIDTH else None
 
 
+# Held in place of each hyphen while click wraps help: its textwrap breaks words at hyphens, and
+# has no setting to stop it (click's wrap_text makes its own TextWrapper), so at 40 to 60 columns
+# an option named in a help (`--fault-` / `seed`), a default (`[default: sandbox-` / `token]`)
+# or a file name (`rpd-` / `failed-*.ndjson`) was split. One character wide, as the hyphen is.
+HELD_HYPHEN = "\u2011"  # NON-BREAKING HYPHEN, never in rpd's help itself
+
+
 class NarrowHelp(click.HelpFormatter):
+    """click's help, its words never broken at their hyphens (`HELD_HYPHEN`)."""
+
     def write_dl(
         self, rows: Sequence[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
     ) -> None:
@@ -136,7 +145,14 @@ class NarrowHelp(click.HelpFormatter):
         where it has room, not squeezed into 10 columns and cut there mid-word (`o/rganizatio`)."""
         if self.width < LEAST_HELP_WIDTH:
             col_max = min(col_max, self.width // 3)
-        super().write_dl(rows, col_max, col_spacing)
+        held = [(term, text.replace("-", HELD_HYPHEN)) for term, text in rows]
+        super().write_dl(held, col_max, col_spacing)
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", HELD_HYPHEN))
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(HELD_HYPHEN, "-")
 
 
 class HelpContext(click.Context):

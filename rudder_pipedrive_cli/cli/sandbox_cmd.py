@@ -112,8 +112,8 @@ def sandbox_command(
             "--mangle-kind",
             metavar="KIND",
             help="Only this malformed body for --fail-mangle (repeatable): "
-            + "|".join(MANGLE_KINDS)
-            + " (default: any, drawn with --fault-seed).",
+            + ", ".join(MANGLE_KINDS[:-1])
+            + f" or {MANGLE_KINDS[-1]} (default: any, drawn with --fault-seed).",
         ),
     ] = None,
     fault_seed: Annotated[
