@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import replace
 from functools import partial
-from itertools import islice
+from itertools import islice, repeat
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -124,6 +124,12 @@ def open_readonly_state(env: Env, state: Path | None, cache_entries: int) -> Rep
         f"{path} holds nothing for {who}, so every event is planned as new; it holds: {accounts}"
     )
     return None
+
+
+def ndjson_lines(records: Iterable[Any]) -> Iterator[bytes]:
+    """Each record as its NDJSON line. orjson's arguments are given by position, repeated: a
+    `partial` holding `option=` copies its keyword dict for every line."""
+    return map(orjson.dumps, records, repeat(None), repeat(orjson.OPT_APPEND_NEWLINE))
 
 
 def write_lines(sink: IO[bytes], lines: Iterator[bytes], batch: int = LINES_PER_WRITE) -> None:
@@ -344,7 +350,7 @@ def dry_run_command(
             stack.enter_context(named_on_error(sink, output))
         summary_console = env.err if (format != "table" or output) else env.out
         if format == "ndjson":
-            write_lines(sink, map(partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE), planned))
+            write_lines(sink, ndjson_lines(planned))
         elif format == "table":
             for item in planned:
                 line = planned_line(item)
