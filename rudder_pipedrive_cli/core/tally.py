@@ -68,11 +68,23 @@ MAX_ROOTS = 100_000
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    """The first failure of a userId, as the later failures it explains tell it (made once)."""
+    """The first failure of a userId, as the later failures it explains tell it. Their words are
+    made when a knock-on asks for them: most roots explain no later event."""
 
     redacted: str  # its reason in words holding no event data: what its knock-ons count under
-    told: str  # a knock-on's reason, which may quote event data: for the record, the dead letter
-    told_redacted: str  # a knock-on's reason in words holding none: for the report
+    user: str
+    type: str  # its event's
+    reason: str  # its reason as its record and dead letter told it, which may quote event data
+
+    @property
+    def told(self) -> str:
+        """A knock-on's reason, which may quote event data: for the record, the dead letter."""
+        return f"no person for {self.user}: its {self.type} failed earlier ({self.reason})"
+
+    @property
+    def told_redacted(self) -> str:
+        """A knock-on's reason in words holding none: for the report."""
+        return f"no person for its userId: its {self.type} failed earlier ({self.redacted})"
 
     def retell(self, outcome: Outcome) -> Outcome:
         """A knock-on's outcome told by this root (send's dead letter and journal)."""
@@ -197,11 +209,8 @@ class Tally:
                         root = root_of(user) or root_of(event.previous_id or "")
                 elif (root := root_of(user)) is None:
                     if self.roots_kept < MAX_ROOTS:
-                        why, redacted = f"its {event.type} failed earlier", outcome.redacted_reason
-                        told = f"no person for {user}: {why} ({outcome.reason})"
-                        self.roots[user] = Root(
-                            redacted, told, f"no person for its userId: {why} ({redacted})"
-                        )
+                        redacted = outcome.redacted_reason
+                        self.roots[user] = Root(redacted, user, event.type, outcome.reason)
                         self.roots_kept += 1
                 elif (stage := outcome.stage) == WAITING_STAGE:
                     pass  # its reason says so already: grouped only
