@@ -145,21 +145,25 @@ class Spill(_Scratch):
 
     def db(self, name: str) -> sqlite3.Connection:
         db = self._opened()
-        db.execute(f"CREATE TABLE IF NOT EXISTS {name} (k BLOB PRIMARY KEY, v BLOB) WITHOUT ROWID")
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} (k TEXT PRIMARY KEY, v BLOB) WITHOUT ROWID")
         return db
 
 
-def _key(key: Hashable) -> bytes:
-    """A key as stored: the same bytes for equal keys (str, int, tuples of them); 5 and "5"
-    differ."""
-    return orjson.dumps(key)
+def _key(key: Hashable) -> str:
+    """A key as stored, its JSON text: the same for equal keys (str, int, tuples of them); 5 and
+    "5" differ. Text, as a value a `bytearray`: sqlite3 binds those as they are, where it asks a
+    `bytes` object for an adapter first (two attribute lookups that fail: a third of a row's
+    cost)."""
+    return orjson.dumps(key).decode()
 
 
 class SpillTable(MutableMapping[K, V]):
-    """A dict whose memory is bounded: its `spill.entries` most recently written keys are held in
-    memory (reads reorder nothing), older ones move to the spill's database `spill.batch` at a
-    time and come back when asked for. Values are stored as pickles: what goes in comes out
-    equal, not identical, so a value must not be changed in place once stored (store a new one).
+    """A dict whose memory is bounded: at least its `spill.entries` most recently written keys
+    are held in memory (reads reorder nothing); once `spill.batch` more are, the `batch` written
+    longest ago move to the spill's database at once (one transaction, no call of ours per key
+    before then) and come back when asked for. Values are stored as pickles: what goes in comes
+    out equal, not identical, so a value must not be changed in place once stored (store a new
+    one).
 
     Until keys first move out, `hot` holds them all and its own `get` answers with no call of
     ours (as the identity cache reads it); `on_move` is called once, when that stops being true."""
@@ -167,10 +171,9 @@ class SpillTable(MutableMapping[K, V]):
     def __init__(self, spill: Spill, name: str) -> None:
         self._spill = spill
         self._name = name
-        self._limit = spill.entries
+        self._full = spill.entries + spill.batch  # keys in memory that move a batch out
         self.hot: OrderedDict[K, V] = OrderedDict()
         self.on_move: Callable[[], None] | None = None
-        self._moving: dict[K, V] = {}  # evicted, not yet written
         self._db: sqlite3.Connection | None = None
         # A Bloom filter of the keys ever written to the database (`_may_hold`); empty before.
         self._bits = bytearray()
@@ -180,7 +183,7 @@ class SpillTable(MutableMapping[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         value = self.hot.get(key, _ABSENT)
-        if value is _ABSENT and (self._moving or self._bits):  # keys moved out
+        if value is _ABSENT and self._bits:  # keys moved out
             value = self._cold(key)
         return default if value is _ABSENT else value
 
@@ -191,7 +194,7 @@ class SpillTable(MutableMapping[K, V]):
         return value  # type: ignore[no-any-return]
 
     def __contains__(self, key: object) -> bool:  # no KeyError raised and caught (Mapping's way)
-        if key in self.hot or key in self._moving:
+        if key in self.hot:
             return True
         bits = self._bits  # the filter inline: most keys asked of a big table are in none
         if not bits:
@@ -203,10 +206,8 @@ class SpillTable(MutableMapping[K, V]):
         hot = self.hot
         hot[key] = value
         hot.move_to_end(key)
-        if self._moving:
-            self._moving.pop(key, None)
-        if len(hot) > self._limit:
-            self._evict()
+        if len(hot) >= self._full:
+            self._move_out()
 
     def setdefault(self, key: K, default: Any = None) -> Any:
         """As a dict's: no KeyError raised and caught for a new key (Mapping's way). The input's
@@ -222,8 +223,6 @@ class SpillTable(MutableMapping[K, V]):
 
     def pop(self, key: K, default: Any = _ABSENT) -> Any:
         value = self.hot.pop(key, _ABSENT)
-        if value is _ABSENT and self._moving:
-            value = self._moving.pop(key, _ABSENT)
         if self._bits and _may_hold(self._bits, key):
             stored = self._load(key)
             if stored is not _ABSENT:
@@ -238,19 +237,17 @@ class SpillTable(MutableMapping[K, V]):
 
     def __bool__(self) -> bool:
         """False only when the table is surely empty (a guard before lookups; cheap)."""
-        return bool(self.hot) or bool(self._moving) or self._stored > 0
+        return bool(self.hot) or self._stored > 0
 
     def __len__(self) -> int:
-        return len(self.hot) + len(self._moving) + sum(1 for _ in self._stored_keys())
+        return len(self.hot) + sum(1 for _ in self._stored_keys())
 
     def __iter__(self) -> Iterator[K]:
-        self._write_moving()
         yield from list(self.hot)
         yield from self._stored_keys()
 
     def clear(self) -> None:
         self.hot.clear()
-        self._moving.clear()
         if self._db is not None:
             self._db.execute(f"DELETE FROM {self._name}")
         self._bits = bytearray()
@@ -258,24 +255,20 @@ class SpillTable(MutableMapping[K, V]):
 
     @property
     def in_memory(self) -> int:
-        """Keys held in memory now (at most the budget plus one batch being moved)."""
-        return len(self.hot) + len(self._moving)
+        """Keys held in memory now (fewer than the budget plus one batch)."""
+        return len(self.hot)
 
     # -- moving out and back -----------------------------------------------------------------------
 
     def _cold(self, key: K) -> Any:
-        if self._moving:
-            value = self._moving.pop(key, _ABSENT)
-            if value is not _ABSENT:
-                self[key] = value
-                return value
-        if not self._bits or not _may_hold(self._bits, key):
+        if not _may_hold(self._bits, key):
             return _ABSENT
         value = self._load(key)
         if value is not _ABSENT:  # back in memory; its row stays, rewritten when it moves out
-            self.hot[key] = value
-            if len(self.hot) > self._limit:
-                self._evict()
+            hot = self.hot
+            hot[key] = value
+            if len(hot) >= self._full:
+                self._move_out()
         return value
 
     def _load(self, key: K) -> Any:
@@ -286,23 +279,12 @@ class SpillTable(MutableMapping[K, V]):
     @property
     def moved(self) -> bool:
         """Whether keys ever left `hot` (and it alone may no longer answer)."""
-        return bool(self._moving or self._bits)
+        return bool(self._bits)
 
-    def _evict(self) -> None:
-        hot, moving = self.hot, self._moving
-        while len(hot) > self._limit:
-            key, value = hot.popitem(last=False)
-            moving[key] = value
-        if self.on_move is not None:
-            on_move, self.on_move = self.on_move, None
-            on_move()
-        if len(moving) >= self._spill.batch:
-            self._write_moving()
-
-    def _write_moving(self) -> None:
-        moving = self._moving
-        if not moving:
-            return
+    def _move_out(self) -> None:
+        """Move the `batch` keys written longest ago to the database, in one transaction."""
+        hot = self.hot
+        moving = dict(hot.popitem(last=False) for _ in range(self._spill.batch))
         if self._db is None:
             self._db = self._spill.db(self._name)
         # Made at the first move out, or the first since clear().
@@ -310,23 +292,25 @@ class SpillTable(MutableMapping[K, V]):
         for bit in map((TABLE_FILTER_BITS - 1).__and__, map(hash, moving)):
             bits[bit >> 3] |= 1 << (bit & 7)
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
-        rows = [(_key(key), dumps(value, protocol)) for key, value in moving.items()]
+        rows = [(_key(key), bytearray(dumps(value, protocol))) for key, value in moving.items()]
         rows.sort()
         db = self._db
         db.execute("BEGIN")
         db.executemany(f"INSERT OR REPLACE INTO {self._name} (k, v) VALUES (?, ?)", rows)
         db.execute("COMMIT")
         self._stored += len(rows)
-        moving.clear()
+        if self.on_move is not None:  # after the move: `moved` says so
+            on_move, self.on_move = self.on_move, None
+            on_move()
 
     def _stored_keys(self) -> Iterator[K]:
         """The keys in the database that are not also in memory."""
         if self._db is None:
             return
-        hot, moving = self.hot, self._moving
+        hot = self.hot
         for (raw,) in self._db.execute(f"SELECT k FROM {self._name}").fetchall():
             key = _decode_key(orjson.loads(raw))
-            if key not in hot and key not in moving:
+            if key not in hot:
                 yield key
 
 
