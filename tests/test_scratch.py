@@ -11,6 +11,7 @@ import pytest
 from rudder_pipedrive_cli.core.events import parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import Finished, intake
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
@@ -274,3 +275,24 @@ def test_an_outcome_writing_two_records_as_keys_first_move_out_keeps_both_record
 
         assert dict(store.times_at(person)) == {"name": "2024-01-03", "email": "2024-01-05"}
         assert dict(store.times_at(org)) == {"name": "2024-01-02"}
+
+
+@pytest.mark.parametrize("entries", [3, 100])
+def test_the_input_s_aliases_read_after_the_first_pass_answer_as_the_table_does(
+    entries: int,
+) -> None:
+    """input_aliases gives the plans its table `settled`: its memory while every alias is there
+    (3 aliases in a budget of 100), else the table (moved out past a budget of 3)."""
+    lines = [
+        {"type": "alias", "messageId": f"a-{n}", "previousId": f"old-{n}", "userId": f"u-{n}"}
+        for n in range(6)
+    ]
+    with Spill(entries, batch=1) as spill:
+        table = spill.table()
+        aliases = input_aliases((take(line, "in") for line in lines), None, table)
+        assert (aliases is table) == (entries == 3)
+        assert [(f"old-{n}" in aliases, aliases.get(f"old-{n}")) for n in range(7)] == [
+            *((True, f"u-{n}") for n in range(6)),
+            (False, None),
+        ]
+        assert "u-0" not in aliases and dict(aliases) == dict(table)

@@ -194,17 +194,31 @@ class OriginSets:
 Tables = Callable[[], MutableMapping[Any, Any]]
 
 
-def table_get(table: Any, rebind: Callable[[], None]) -> Callable[[Any], Any]:
-    """`table.get`; for a bounded table (io/scratch.py's SpillTable) while all its keys are in
-    memory, its memory's `get` (no call of ours per read), `rebind` called when keys first move
-    out (to take `table.get` again)."""
+def _in_memory(table: Any) -> MutableMapping[Any, Any] | None:
+    """A bounded table's memory (io/scratch.py's SpillTable) while it holds all its keys: a dict
+    that answers as the table does, with no call of ours. None for any other table."""
     hot = getattr(table, "hot", None)
-    if hot is None or table.moved:
+    return None if hot is None or table.moved else hot
+
+
+def table_get(table: Any, rebind: Callable[[], None]) -> Callable[[Any], Any]:
+    """`table.get`; for a bounded table while all its keys are in memory, its memory's `get`
+    (`_in_memory`), `rebind` called when keys first move out (to take `table.get` again)."""
+    hot = _in_memory(table)
+    if hot is None:
         lookup: Callable[[Any], Any] = table.get
     else:
         lookup = hot.get
         table.on_move = rebind
     return lookup
+
+
+def settled(table: MutableMapping[Any, Any]) -> MutableMapping[Any, Any]:
+    """A table nobody writes any more (the input's aliases once the first pass has read them),
+    for reading: a bounded one that holds all its keys in memory as that memory (`_in_memory`),
+    so that `in` and `get` (a plan's, about every event) are no call of ours; else as it is."""
+    hot = _in_memory(table)
+    return table if hot is None else hot
 
 
 class IdentityStore:

@@ -37,6 +37,7 @@ from rudder_pipedrive_cli.core.identity_cache import (
     Tables,
     alias_into,
     origins_kind,
+    settled,
 )
 from rudder_pipedrive_cli.core.identity_cache import origins_key as origins_key
 from rudder_pipedrive_cli.core.intake import DONE
@@ -478,7 +479,8 @@ def input_aliases(
     state duplicates nothing an alias moved.
     The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
     into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
-    reads those of its finished objects from, else a bounded table)."""
+    reads those of its finished objects from, else a bounded table), returned to be read from
+    then on (`settled`: a bounded table that holds them all in memory, as that memory)."""
     aliases = {} if aliases is None else aliases
     for item in items:
         event = to_plan(item)
@@ -488,7 +490,7 @@ def input_aliases(
             survey.add(event)
         if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
             alias_into(aliases, event.previous_id, event.user_id)
-    return aliases
+    return settled(aliases)
 
 
 def to_plan(item: Event) -> Event | None:
