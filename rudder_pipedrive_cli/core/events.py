@@ -342,16 +342,18 @@ class Event:
         return self if self.id else None
 
     @property
-    def identities(self) -> frozenset[str]:
+    def identities(self) -> set[str]:
         """Keys that order events: two events sharing one take effect in input order (`EVERY`
-        orders an event against all others)."""
+        orders an event against all others). A new set each time, the caller's to add to (the
+        ordering keys, core/ordering.py, are these and more)."""
         if self.type == "alias":
-            return ALIAS_KEYS
+            return {EVERY}
         keys = {"u:" + user for user in (self.user_id, self.previous_id) if user is not None}
         if self.group_id is not None:
             keys.add("g:" + self.group_id)
-        keys.update(("o:" if k == "org_id" else "p:") + v for k, v in self.external.items())
-        return frozenset(keys)
+        if self.external:
+            keys.update(("o:" if k == "org_id" else "p:") + v for k, v in self.external.items())
+        return keys
 
 
 def _identity(
@@ -395,7 +397,6 @@ _EXTERNAL_UNUSED: Mapping[str, frozenset[str]] = {
 }
 
 
-ALIAS_KEYS = frozenset({EVERY})
 # The event types as most input spells them, each to itself: those skip the check, strip and
 # lower-casing, and their events share one string for the type (compared by identity at once).
 _TYPES = {kind: kind for kind in ("identify", "track", "group", "alias", "page", "screen")}

@@ -42,14 +42,16 @@ class OrderKeys:
             self._link(previous, user)
 
     def __call__(self, event: Event) -> frozenset[str]:
-        keys = set(event.identities)
+        keys = event.identities  # a new set: the keys are made in it, frozen once
         # Two events with one id (a messageId repeated for another user) are one event to the
         # journal: the second must start after the first is journaled, to be skipped as done.
         keys.add("e:" + event.id)
-        keys.update("u:" + self._group(user) for user in (event.user_id, event.previous_id) if user)
-        keys.update(
-            f"p:{person}" for person in persons_named(self.known, event.user_id, event.previous_id)
-        )
+        users = (event.user_id, event.previous_id)
+        for user in users:
+            if user is not None:
+                keys.add("u:" + self._group(user))
+        if self.known.merges:  # else no two userIds name one person (`persons_named`)
+            keys.update(f"p:{person}" for person in persons_named(self.known, *users))
         if event.external:
             keys.add(EVERY)
         if event.type == "alias" and event.user_id is not None and event.previous_id is not None:
