@@ -150,10 +150,10 @@ class Spill(_Scratch):
 
 
 def _key(key: Hashable) -> str:
-    """A key as stored, its JSON text: the same for equal keys (str, int, tuples of them); 5 and
-    "5" differ. Text, as a value a `bytearray`: sqlite3 binds those as they are, where it asks a
-    `bytes` object for an adapter first (two attribute lookups that fail: a third of a row's
-    cost)."""
+    """A key as stored: its JSON text, the same for equal keys (str, int, tuples of them); 5 and
+    "5" differ. Text (and a value a `bytearray`, `_move_out`): sqlite3 binds those as they are,
+    where it first asks a `bytes` parameter for an adapter (two attribute lookups that fail: a
+    quarter of a row's cost)."""
     return orjson.dumps(key).decode()
 
 
