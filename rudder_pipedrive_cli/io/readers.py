@@ -1,7 +1,8 @@
 """Reading input files into events (SPEC 2): gzip and layout are sniffed, never trusted by name.
 
 Each path (or `-` for stdin) is opened in binary. Gzip is recognised by its magic bytes. The
-decompressed content is one JSON document (loaded whole) when it starts with `[` or parses as one
+decompressed content is one JSON document (loaded whole) when it starts with `[` (unless its first
+line is a whole value and another line follows: NDJSON whose first line is a list) or parses as one
 whole (an event or a `{"batch": [...]}` body spread over lines); otherwise it is NDJSON, streamed
 line by line (memory stays flat), whatever its first line holds. Deciding costs nothing when the
 first line is JSON on its own (a one-line object file is the same either way); when it is not,
@@ -513,7 +514,9 @@ def _read_stream(
                 yield invalid(name, None, _too_large("JSON document", cap), "read")
                 return
             held = [(number, None)]
-        elif first.lstrip().startswith(b"["):
+        elif first.lstrip().startswith(b"[") and not (
+            _decodes(first) and _value_follows(held, readline, limit, cap, source)
+        ):
             rest = stream.read(cap + 1 - len(first))
             source.consumed += len(rest)
             if len(first) + len(rest) > cap:
@@ -544,6 +547,7 @@ def _read_stream(
                     held.append((number, None))
                 else:
                     held.append((number, line))
+        number = held[-1][0]
         for held_number, held_line in held:
             yield from _line(name, held_number, held_line, cap, spread)
         del held
@@ -692,6 +696,30 @@ def describe_size(size: int) -> str:
         if size >= 1 << shift and size % (1 << shift) == 0:
             return f"{size >> shift} {unit}"
     return f"{size:,} bytes"
+
+
+def _value_follows(
+    held: list[tuple[int, bytes | None]],
+    readline: Callable[[int], bytes],
+    limit: int,
+    cap: int,
+    source: _RawSource,
+) -> bool:
+    """Whether a non-blank line follows the `held` ones, read into `held` up to it: a first line
+    that is a whole value, a list, followed by another is NDJSON whose first line is a list (a
+    stray line fails alone), not one JSON document (whose failure would take every event after
+    it, unsendable, into one failed item)."""
+    while line := readline(limit):
+        source.consumed += len(line)
+        number = held[-1][0] + 1
+        if _oversized(line, cap):
+            _skip_line(line, readline, source)
+            held.append((number, None))
+            return True
+        held.append((number, line))
+        if line.strip():
+            return True
+    return False
 
 
 def _decodes(line: bytes) -> bool:

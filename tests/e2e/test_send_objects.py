@@ -3,6 +3,7 @@ every event once, in time order, sources `URL:LINE#N`; a rerun skips the finishe
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -1129,3 +1130,23 @@ def test_a_backup_folder_resumes_however_its_path_is_spelled(
         assert "resuming: 2 objects finished by an earlier run not read again" in again.stderr
         assert again.report is not None and again.report["events"]["read"] == 0
     assert len(holdings(sandbox).persons) == 2
+
+
+def test_an_object_whose_first_line_is_a_list_fails_that_line_alone_and_sends_the_rest(
+    sandbox: Sandbox, tmp_path: Path, s3: S3
+) -> None:
+    """A backup object is NDJSON: a stray first line that is a whole JSON list (`[1, 2]`) made it
+    one JSON document that failed whole, every event after it unsent in one dead letter holding
+    none of them (a 300,000-event backfill lost 1,199 events so)."""
+    lines = [b"[1, 2]\n", *(orjson.dumps(identify(name)) + b"\n" for name in ("s-1", "s-2"))]
+    s3.upload({B_08: gzip.compress(b"".join(lines))})
+    run = rpd_send(sandbox, tmp_path, f"s3://backups/rs/{B_08}")
+    assert run.exit_code == 1, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    events = run.report["events"]
+    assert events == {"read": 3, "sent": 2, "unchanged": 0, "skipped": 0, "failed": 1}
+    [letter] = run.dead_letters
+    assert letter["source"] == f"s3://backups/rs/{B_08}:1"
+    assert letter["error"]["reason"] == "expected a JSON object, got a list"
+    assert sorted(p["name"] for p in holdings(sandbox).persons) == ["Person s-1", "Person s-2"]
