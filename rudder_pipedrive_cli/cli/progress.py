@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import IO, Protocol, TypeVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -208,6 +209,12 @@ class SendProgress:
             )
             self._live.start()
         return self
+
+    def preparing(self, what: str) -> AbstractContextManager[object]:
+        """On a terminal, a transient spinner saying `what` send does before its first event (the
+        first pass over the input, the identity index's listing: a minute and more over a large
+        bucket or account, where the screen stayed blank as if rpd hung); elsewhere nothing."""
+        return self.console.status(what) if self.mode == "rich" else nullcontext()
 
     def tick(self) -> None:
         if self.mode != "plain":

@@ -121,6 +121,9 @@ INDEX_STOPPED = (
     "{what} while listing the identity index: no event was sent by this run; rerun the same "
     "command to start again"
 )
+# On a terminal, what send does before its first event (progress.preparing), under 80 columns.
+READING_FIRST = "reading the input first: its aliases and the identities to look up"
+LISTING_INDEX = "listing the identity index (the account's persons, organizations, leads)"
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
@@ -529,7 +532,8 @@ def run_send(
         resumed = bool(reader.objects_skipped)
         stop_heard_before_it(heard)
         try:
-            aliases = input_aliases(counted, survey, table)
+            with progress.preparing(READING_FIRST):
+                aliases = input_aliases(counted, survey, table)
         except ReadingRefused as error:  # the store's (io/objects.py)
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
             # the pass read before that object as read, not attempted; the rerun reads it all,
@@ -564,7 +568,7 @@ def run_send(
         replay_state.input_aliases().complete = False
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     try:
-        with lists() as listing:
+        with lists() as listing, progress.preparing(LISTING_INDEX):
             identities = prepare(
                 settings.identities,
                 plan_config,
