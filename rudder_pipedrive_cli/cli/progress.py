@@ -155,6 +155,7 @@ class SendProgress:
         *,
         mode: str,  # "rich" | "plain" | "none"
         plan: str = "unlimited",
+        limit: int | None = None,
         interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -168,6 +169,7 @@ class SendProgress:
         live = not console.is_dumb_terminal and is_a_tty(console.file)
         self.mode = "plain" if mode == "rich" and not live else mode
         self.plan = plan
+        self.limit = limit
         self.interval = interval
         self.clock = clock
         self.taken = 0
@@ -199,6 +201,7 @@ class SendProgress:
             elapsed=elapsed,
             plan=self.plan,
             since=marks[0],
+            limit=self.limit,
         )
 
     def __enter__(self) -> SendProgress:

@@ -503,7 +503,7 @@ def run_send(
         # state as mid-run's, so a scheduler reading the report sees why nothing was sent
         return end_first_pass(env, job, tally, letters, replay_state, 0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
-    progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan)
+    progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan, limit=job.limit)
     survey: Survey | None = None
     if not once:
         # A first pass: what the input's aliases moved (`input_aliases`), and the identities

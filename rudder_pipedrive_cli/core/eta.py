@@ -56,9 +56,11 @@ def estimate(
     elapsed: float,
     plan: str,
     since: Mark | None = None,
+    limit: int | None = None,
 ) -> Estimate:
     """`taken`: events taken from the reader (done or in flight); `bytes_read` of `total_bytes`;
-    the pace is measured `since` a mark (default: the start)."""
+    the pace is measured `since` a mark (default: the start); `limit`: --limit's, whose reading
+    stops at its Nth event (bad lines on the way, not counted by it, taken beyond)."""
     done = tally.read
     total: int | None = None
     exact = False
@@ -67,6 +69,8 @@ def estimate(
             total, exact = taken, True
         elif taken and bytes_read:
             total = max(taken, round(total_bytes * taken / bytes_read))
+        if limit is not None and total is not None and not exact:
+            total = min(total, max(limit, taken))
     rate = done / elapsed if elapsed > 0 else 0.0
     eta: float | None = None
     base = since if since is not None and since.done < done else Mark()

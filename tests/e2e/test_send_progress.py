@@ -6,13 +6,14 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_support import EXAMPLES, holdings, identify, rpd_send, write_events
 from fakes import FakeClock
 from rich.console import Console
 
-from rudder_pipedrive_cli.cli import common
+from rudder_pipedrive_cli.cli import common, send_cmd
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -100,11 +101,19 @@ def test_no_progress_at_all_in_mode_none() -> None:
 
 
 def progress_at(
-    tally: Tally, *, taken: int, bytes_read: int, total_bytes: int | None, seconds: float
+    tally: Tally,
+    *,
+    taken: int,
+    bytes_read: int,
+    total_bytes: int | None,
+    seconds: float,
+    limit: int | None = None,
 ) -> SendProgress:
     clock = FakeClock(100.0)
     reading = FakeReading(bytes_read=bytes_read, total_bytes=total_bytes)
-    progress = SendProgress(Console(), tally, reading, mode="none", plan="growth", clock=clock)
+    progress = SendProgress(
+        Console(), tally, reading, mode="none", plan="growth", limit=limit, clock=clock
+    )
     progress.taken = taken
     clock.now += seconds
     return progress
@@ -233,6 +242,49 @@ def test_the_total_is_counted_once_every_byte_is_read() -> None:
     at = progress.estimate()
 
     assert (at.total, at.exact, at.share, at.eta) == (25, True, 0.4, 1.5)
+
+
+def test_with_a_limit_the_total_is_the_limit_not_the_input_s() -> None:
+    """`send --limit 3000` over a 300,000-event backup ended on 'sending 3,018 of ~263,748 events
+    (1%)  79/s  eta 0:57:29': the total was the input's, from its bytes, where reading stops at
+    the 3,000th event (bad lines on the way are taken beyond it: 18 here)."""
+
+    def limited(sent: int, failed: int, seconds: float) -> tuple[int | None, float | None]:
+        done = sent + failed  # 100 bytes each of a 30 MB input
+        tally = a_run(sent=sent, skipped=0, failed=failed)
+        progress = progress_at(
+            tally,
+            taken=done,
+            bytes_read=done * 100,
+            total_bytes=30_000_000,
+            seconds=seconds,
+            limit=3000,
+        )
+        at = progress.estimate()
+        return at.total, at.eta
+
+    assert limited(1000, 0, seconds=10) == (3000, 20.0)
+    assert limited(3000, 18, seconds=38) == (3018, 0.0)
+
+
+def test_send_gives_its_limit_to_the_progress(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits: list[int | None] = []
+
+    class Recording(SendProgress):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            limits.append(options.get("limit"))
+            super().__init__(*args, **options)
+
+    monkeypatch.setattr(send_cmd, "SendProgress", Recording)
+    events = [identify(f"m-{n}", f"u-{n}", name="One") for n in range(2)]
+
+    source = write_events(tmp_path / "in.ndjson", events)
+    run = rpd_send(sandbox, tmp_path, source, args=("--limit", "1"))
+
+    assert run.exit_code == 0, run.stderr
+    assert limits == [1]
 
 
 def one_of_about_eight(console: Console) -> None:
