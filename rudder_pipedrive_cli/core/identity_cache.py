@@ -41,13 +41,15 @@ def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
 
 def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str) -> None:
     """Note the input's alias `previous_id` -> `user_id` in `aliases`, where the aliases before
-    it are: a chain from each userId to the one whose person its events end with once the
-    input's aliases have run (`aliased_to`). The alias merges the person its previousId's chain
-    ends at into the one `user_id`'s ends at (or re-keys it there), so that end now leads on:
-    a -> b, then a -> c, chain a to b to c, b's person going with a's; a -> b, then b -> c, a to b
-    to c. Each link goes in input order, as the merges it stands for, and is written once, at a
-    chain's end (an alias of two userIds one person already writes nothing): a chain's first
-    person still there is the furthest its merges got (`find`)."""
+    it are: a chain from each userId through the ones its person went to, to the one whose person
+    its events end with once the input's aliases have run (`aliased_to`). The alias merges the
+    person its previousId's chain ends at into `user_id`'s (or re-keys it there), so that end now
+    leads on to `user_id`: a -> b, then a -> c, chain a to b to c, b's person going with a's;
+    a -> b, then b -> c, a to b to c; a -> b, c -> d, then a -> c, a to b to c to d (c's person
+    is d's only if c -> d found one). Each link goes in input order, as the merges it stands
+    for, and is written once, at a chain's end (an alias of two userIds one person already
+    writes nothing): a chain's first person still there is the furthest its merges got
+    (`find`)."""
     away = previous_id  # most aliases: a new previousId, to a userId no alias named before
     if previous_id in aliases:
         chain = (previous_id, *aliased_to(aliases, previous_id))
@@ -56,9 +58,12 @@ def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str
         # kept by an older rpd holds (its first alias of each previousId), linked on at its end.
         if away in aliases and len(chain) > MAX_MERGE_HOPS:
             return
+    # Linked to the userId itself, not its chain's end: its own aliases before this one may not
+    # have moved its person (neither found, they failed), so its person is where this one's goes,
+    # and the chain walks on from there to where the later ones took it.
     into = _chain_end(aliases, user_id) if user_id in aliases else user_id
-    if away != into:
-        aliases[away] = into
+    if away != into and away != user_id:
+        aliases[away] = user_id
 
 
 def _chain_end(aliases: Mapping[str, str], key: str) -> str:

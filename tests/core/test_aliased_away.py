@@ -176,8 +176,22 @@ def test_the_first_pass_collects_where_the_aliases_that_will_run_lead() -> None:
             alias(8, "u-x", "u-z"),
         )
     )
-    assert found == {"u-a": "u-b", "u-b": "u-x", "u-y": "u-x", "u-x": "u-z"}
+    assert found == {"u-a": "u-b", "u-b": "u-x", "u-y": "u-a", "u-x": "u-z"}
     assert list(aliased_to(found, "u-a")) == ["u-b", "u-x", "u-z"]
+    assert list(aliased_to(found, "u-y")) == ["u-a", "u-b", "u-x", "u-z"]
+
+
+def test_an_alias_to_a_userid_an_earlier_alias_named_leads_through_that_userid() -> None:
+    """a -> b, c -> d, then a -> c: b's person (a's) goes where c's person is, which is c's own
+    when c -> d failed (neither person found: tests/e2e's
+    test_send_alias_after_a_failed_alias_rerun_fresh.py), else d's. b was linked to d, the end of
+    c's chain, so a rerun without the state looked for b's person at d alone, found none (it was
+    c's), and made b's person and its lead again."""
+    found = input_aliases(
+        items(alias(1, "u-a", "u-b"), alias(2, "u-c", "u-d"), alias(3, "u-a", "u-c"))
+    )
+    assert found == {"u-a": "u-b", "u-c": "u-d", "u-b": "u-c"}
+    assert list(aliased_to(found, "u-b")) == ["u-c", "u-d"]
 
 
 RERUN = replace(
