@@ -30,7 +30,7 @@ import orjson
 
 from benchmarks.measure import ROOT, measured
 from rudder_pipedrive_cli.core.identity_cache import Added
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
 
@@ -68,7 +68,7 @@ def tracks_into(state: ReplayState, tracks: int) -> None:
         event_id, origin = f"t-{n}", f"rpd:t-{n}"
         state.journal_status(event_id)
         assert state.has_origin(PERSON, origin) is False
-        done = Outcome(status="sent", lead_origins={PERSON: Added((origin,))})
+        done = Outcome(status="sent", learned=Learned(lead_origins={PERSON: Added((origin,))}))
         state.record_outcome(event_id, f"input.ndjson:{n + 2}", done)
 
 
@@ -76,7 +76,8 @@ def state_file(work: Path, tracks: int) -> tuple[float, float]:
     """CPU seconds of `tracks` tracks into a state file, then of as many over it read-only."""
     path = work / f"state-{tracks}.sqlite"
     with ReplayState.open(path, NAMESPACE) as state:
-        state.learn(Outcome(status="sent", lead_origins={PERSON: frozenset()}))  # listed: none
+        listed = Learned(lead_origins={PERSON: frozenset()})  # listed: none
+        state.learn(Outcome(status="sent", learned=listed))
         started = time.process_time()
         tracks_into(state, tracks)
         written = time.process_time() - started
@@ -85,7 +86,9 @@ def state_file(work: Path, tracks: int) -> tuple[float, float]:
         for n in range(tracks):  # other events of the same person, learned in memory
             origin = f"rpd:again-{n}"
             assert dry.has_origin(PERSON, origin) is False
-            dry.learn(Outcome(status="sent", lead_origins={PERSON: Added((origin,))}))
+            dry.learn(
+                Outcome(status="sent", learned=Learned(lead_origins={PERSON: Added((origin,))}))
+            )
         read_only = time.process_time() - started
     return written, read_only
 

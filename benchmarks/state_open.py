@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace
 
@@ -32,8 +32,9 @@ def fill(path: Path, events: int) -> None:
                 f"events.ndjson:{number + 1}",
                 Outcome(
                     status="sent",
-                    identities={("person", f"user-{number}"): number},
-                    lead_origins=origins,
+                    learned=Learned(
+                        identities={("person", f"user-{number}"): number}, lead_origins=origins
+                    ),
                 ),
             )
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Learned, Outcome
 from rudder_pipedrive_cli.io.state import BATCH_SIZE, ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
 
@@ -31,12 +31,16 @@ NAMESPACE = namespace_key("https://api.pipedrive.com", "benchmark-token")
 
 def outcome(number: int) -> Outcome:
     if number % 4:
-        return Outcome(status="sent", identities={("person", f"user-{number}"): number})
+        return Outcome(
+            status="sent", learned=Learned(identities={("person", f"user-{number}"): number})
+        )
     return Outcome(
         status="sent",
-        identities={("person", f"user-{number}"): number},
-        memberships={number: number % 300},
-        lead_origins={number: frozenset({f"rpd:msg-{number:09d}"})},
+        learned=Learned(
+            identities={("person", f"user-{number}"): number},
+            lead_origins={number: frozenset({f"rpd:msg-{number:09d}"})},
+            memberships={number: number % 300},
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.plans.base import FieldInfo
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io.catalog_cache import load_catalog, save_catalog
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key, token_fingerprint
@@ -102,7 +102,9 @@ def test_dry_run_without_token_picks_the_base_urls_only_namespace(
     config = str(config_for(tmp_path, url))
     state = tmp_path / "state.sqlite"
     with ReplayState.open(state, namespace_key(url, "tok-1")) as replay_state:
-        replay_state.learn(Outcome(status="sent", identities={("person", "u-1"): 77}))
+        replay_state.learn(
+            Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 77}))
+        )
         save_catalog(
             replay_state,
             Catalog(

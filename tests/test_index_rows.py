@@ -12,7 +12,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows, id_order
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing, probe_steps
-from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Learned, Outcome, PdId
 from rudder_pipedrive_cli.io.scratch import Spill, SpillTable
 
 KEY = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
@@ -155,7 +155,12 @@ def test_a_listing_of_many_pages_in_a_tiny_budget_finds_every_record() -> None:
         assert index.stats.pages == 3 and index.rows.size("person") == 1500
         assert index.lookup("person", "u-7") == [7, 1407]  # two records hold u-7
         assert index.lookup("person", "u-1399") == [1399]
-        index.learn(Outcome(status="sent", identities={("person", "u-new"): 1501}, merged={7: 8}))
+        index.learn(
+            Outcome(
+                status="sent",
+                learned=Learned(identities={("person", "u-new"): 1501}, merged={7: 8}),
+            )
+        )
         assert (index.lookup("person", "u-new"), index.lookup("person", "u-7")) == ([1501], [1407])
         assert index.rows.size("person") == 1500
 

@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import Finished, intake
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.preview import Recorder, preview
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.scratch import Lru, ScratchIds, Spill, SpillTable
@@ -265,11 +265,17 @@ def test_an_outcome_writing_two_records_as_keys_first_move_out_keeps_both_record
     with Spill(1, batch=1) as spill:
         store = IdentityStore(spill.table)
         store.learn(
-            Outcome(status="sent", recency={person: {"name": "2024-01-01", "email": "2024-01-05"}})
+            Outcome(
+                status="sent",
+                learned=Learned(recency={person: {"name": "2024-01-01", "email": "2024-01-05"}}),
+            )
         )
         store.learn(
             Outcome(
-                status="sent", recency={org: {"name": "2024-01-02"}, person: {"name": "2024-01-03"}}
+                status="sent",
+                learned=Learned(
+                    recency={org: {"name": "2024-01-02"}, person: {"name": "2024-01-03"}}
+                ),
             )
         )
 

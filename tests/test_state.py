@@ -22,7 +22,7 @@ from fakes import FakeClock
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome, Plan
 from rudder_pipedrive_cli.io import state_aliases, state_file
 from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.paths import default_state_path
@@ -96,9 +96,10 @@ def test_state_implements_known() -> None:
 
 def test_a_persons_organization_is_replaced_and_forgotten_as_answers_say(path: Path) -> None:
     with open_state(path) as state:
-        state.learn(Outcome(status="sent", memberships={5: 77, 6: 78}))
+        state.learn(Outcome(status="sent", learned=Learned(memberships={5: 77, 6: 78})))
     with open_state(path) as state:
-        state.learn(Outcome(status="sent", memberships={5: 79, 6: None}))  # moved; in none
+        # Moved; in none.
+        state.learn(Outcome(status="sent", learned=Learned(memberships={5: 79, 6: None})))
         assert (state.person_org(5), state.person_org(6)) == (79, None)
     with open_state(path) as state:
         assert (state.person_org(5), state.person_org(6)) == (79, None)
@@ -112,13 +113,15 @@ def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
         state.learn(
             Outcome(
                 status="sent",
-                identities={
-                    ("person", "u-1"): 5,
-                    ("person", "u-2"): "{person:u-2}",
-                    ("org", "g-1"): 77,
-                    ("org", "123"): "9",
-                },
-                memberships={5: 77, "5": "x"},
+                learned=Learned(
+                    identities={
+                        ("person", "u-1"): 5,
+                        ("person", "u-2"): "{person:u-2}",
+                        ("org", "g-1"): 77,
+                        ("org", "123"): "9",
+                    },
+                    memberships={5: 77, "5": "x"},
+                ),
             )
         )
         assert state.person_id("u-1") == 5  # visible before the batch is committed
@@ -147,11 +150,19 @@ def test_identities_round_trip_with_int_and_string_ids(path: Path) -> None:
 
 
 def test_learning_none_forgets_and_a_new_id_replaces(state: ReplayState) -> None:
-    state.learn(Outcome(status="sent", identities={("person", "u"): 5, ("person", "v"): 6}))
-    state.learn(Outcome(status="sent", identities={("person", "u"): None, ("person", "v"): 8}))
+    state.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "u"): 5, ("person", "v"): 6}))
+    )
+    state.learn(
+        Outcome(
+            status="sent", learned=Learned(identities={("person", "u"): None, ("person", "v"): 8})
+        )
+    )
     assert state.person_id("u") is None
     assert state.person_id("v") == 8
-    state.learn(Outcome(status="sent", identities={("person", "never-known"): None}))
+    state.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "never-known"): None}))
+    )
     assert state.person_id("never-known") is None
 
 
@@ -162,12 +173,18 @@ def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> Non
         state.learn(
             Outcome(
                 status="sent",
-                identities={("person", "u-a"): 2, ("person", "u-b"): 2, ("person", "u-c"): 3},
-                merged={1: 2},
+                learned=Learned(
+                    identities={("person", "u-a"): 2, ("person", "u-b"): 2, ("person", "u-c"): 3},
+                    merged={1: 2},
+                ),
             )
         )
     with open_state(path, readonly=readonly) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-b"): 3}, merged={2: 3}))
+        state.learn(
+            Outcome(
+                status="sent", learned=Learned(identities={("person", "u-b"): 3}, merged={2: 3})
+            )
+        )
         assert [state.person_id(u) for u in ("u-a", "u-b", "u-c")] == [3, 3, 3]
         assert state.summary()[0].identities == {"person": 3, "org": 0}  # merges not counted
     with open_state(path) as state:
@@ -177,9 +194,19 @@ def test_identities_follow_merges_across_runs(path: Path, readonly: bool) -> Non
 def test_a_re_key_counts_as_a_merge_for_ordering_in_this_run_and_the_next(path: Path) -> None:
     # An alias that re-keyed u-a's person to u-b (no merge): both name person 6 from now on.
     with open_state(path) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-a"): 6, ("person", "u-c"): 7}))
+        state.learn(
+            Outcome(
+                status="sent",
+                learned=Learned(identities={("person", "u-a"): 6, ("person", "u-c"): 7}),
+            )
+        )
         assert not state.merges
-        state.learn(Outcome(status="sent", identities={("person", "u-a"): 6, ("person", "u-b"): 6}))
+        state.learn(
+            Outcome(
+                status="sent",
+                learned=Learned(identities={("person", "u-a"): 6, ("person", "u-b"): 6}),
+            )
+        )
         assert state.merges
     with open_state(path) as state:
         assert state.merges
@@ -191,14 +218,22 @@ def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, reado
     sent = "2026-11-28T10:00:05Z"
     with open_state(path) as state:
         assert state.pending_create("person", "u-1") is None
-        state.learn(Outcome(status="failed", reason="x", pending_creates={("person", "u-1"): sent}))
+        state.learn(
+            Outcome(
+                status="failed",
+                reason="x",
+                learned=Learned(pending_creates={("person", "u-1"): sent}),
+            )
+        )
         assert state.pending_create("person", "u-1") == sent
     with open_state(path, readonly=readonly) as state:
         assert state.pending_create("person", "u-1") == sent
         assert state.pending_create("org", "u-1") is None  # kinds do not mix
         assert state.person_id("u-1") is None  # not an identity
         assert state.summary()[0].identities == {"person": 0, "org": 0}
-        state.learn(Outcome(status="sent", pending_creates={("person", "u-1"): None}))
+        state.learn(
+            Outcome(status="sent", learned=Learned(pending_creates={("person", "u-1"): None}))
+        )
         assert state.pending_create("person", "u-1") is None
     with open_state(path) as state:
         assert state.pending_create("person", "u-1") == (sent if readonly else None)
@@ -206,8 +241,16 @@ def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, reado
 
 def test_learning_the_record_settles_an_unsettled_create(state: ReplayState) -> None:
     sent = "2026-11-28T10:00:05Z"
-    state.learn(Outcome(status="failed", reason="x", pending_creates={("org", "g-1"): sent}))
-    state.learn(Outcome(status="sent", identities={("org", "g-1"): 9, ("person", "g-1"): 3}))
+    state.learn(
+        Outcome(
+            status="failed", reason="x", learned=Learned(pending_creates={("org", "g-1"): sent})
+        )
+    )
+    state.learn(
+        Outcome(
+            status="sent", learned=Learned(identities={("org", "g-1"): 9, ("person", "g-1"): 3})
+        )
+    )
     assert state.pending_create("org", "g-1") is None
     assert state.org_id("g-1") == 9
 
@@ -215,27 +258,41 @@ def test_learning_the_record_settles_an_unsettled_create(state: ReplayState) -> 
 @pytest.mark.parametrize("readonly", [False, True])
 def test_a_lead_list_made_incomplete_is_listed_again(path: Path, readonly: bool) -> None:
     with open_state(path) as state:
-        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
+        state.learn(
+            Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:m1"})}))
+        )
     with open_state(path, readonly=readonly) as state:
-        state.learn(Outcome(status="sent", lead_origins={5: None}))  # a merge moved leads in
+        # A merge moved leads in.
+        state.learn(Outcome(status="sent", learned=Learned(lead_origins={5: None})))
         assert state.lead_origins(5) is None
-        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m2"})}))  # listed
+        # Listed.
+        state.learn(
+            Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:m2"})}))
+        )
         assert state.lead_origins(5) == {"rpd:m1", "rpd:m2"}
 
 
 def test_a_loop_of_merges_in_corrupt_data_ends(state: ReplayState) -> None:
-    state.learn(Outcome(status="sent", identities={("person", "u"): 1}, merged={1: 2, 2: 1}))
+    state.learn(
+        Outcome(
+            status="sent", learned=Learned(identities={("person", "u"): 1}, merged={1: 2, 2: 1})
+        )
+    )
     assert state.person_id("u") in (1, 2)
 
 
 def test_lead_origins_distinguish_never_listed_from_no_leads(path: Path) -> None:
     with open_state(path) as state:
         assert state.lead_origins(5) is None
-        state.learn(Outcome(status="sent", lead_origins={5: frozenset()}))
+        state.learn(Outcome(status="sent", learned=Learned(lead_origins={5: frozenset()})))
         assert state.lead_origins(5) == frozenset()
-        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:a", "rpd:b"})}))
-        state.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:c"})}))
-        state.learn(Outcome(status="sent", lead_origins={"5": frozenset({"rpd:z"})}))
+        state.learn(
+            Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:a", "rpd:b"})}))
+        )
+        state.learn(Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:c"})})))
+        state.learn(
+            Outcome(status="sent", learned=Learned(lead_origins={"5": frozenset({"rpd:z"})}))
+        )
     with open_state(path) as state:
         assert state.lead_origins(5) == frozenset({"rpd:a", "rpd:b", "rpd:c"})
         assert state.lead_origins("5") == frozenset({"rpd:z"})
@@ -265,9 +322,11 @@ def test_record_outcome_learns_what_the_event_taught(state: ReplayState) -> None
         "f:1",
         Outcome(
             status="sent",
-            identities={("person", "u"): 5},
-            lead_origins={5: frozenset({"rpd:e1"})},
-            memberships={5: 9},
+            learned=Learned(
+                identities={("person", "u"): 5},
+                lead_origins={5: frozenset({"rpd:e1"})},
+                memberships={5: 9},
+            ),
         ),
     )
     assert (state.person_id("u"), state.person_org(5)) == (5, 9)
@@ -302,14 +361,16 @@ def test_a_create_or_merge_begun_is_left_to_settle_until_its_outcome_is_known(pa
     with open_state(path) as state:  # the run was killed: nothing more was recorded
         assert state.pending_create("person", "u-1") == "2026-01-02T03:04:00Z"
         assert state.merging_into(1) == 2
-        state.record_outcome("e1", "f", Outcome(status="sent", identities={("person", "u-1"): 7}))
-        state.record_outcome("e2", "f", Outcome(status="sent", merged={1: 2}))
+        state.record_outcome(
+            "e1", "f", Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 7}))
+        )
+        state.record_outcome("e2", "f", Outcome(status="sent", learned=Learned(merged={1: 2})))
         assert (state.pending_create("person", "u-1"), state.merging_into(1)) == (None, None)
         state.begin_write("e3", creating("u-3"), STAMP)
         refused = Outcome(
             status="failed",
             reason="create person refused",
-            pending_creates={("person", "u-3"): None},
+            learned=Learned(pending_creates={("person", "u-3"): None}),
         )
         state.record_outcome("e3", "f", refused)  # refused: never made, nothing to settle
         assert state.pending_create("person", "u-3") is None
@@ -382,7 +443,7 @@ def test_a_write_left_in_flight_is_handed_back_once(path: Path) -> None:
 def test_outcomes_are_batched_by_count(path: Path) -> None:
     with open_state(path, batch_size=3, batch_seconds=1e9) as state:
         state.record_outcome("e1", "f:1", SENT)
-        state.learn(Outcome(status="sent", identities={("person", "u"): 1}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u"): 1})))
         assert rows(path, "SELECT count(*) FROM journal") == [(0,)]
         state.record_outcome("e2", "f:2", SENT)
         assert rows(path, "SELECT count(*) FROM journal") == [(2,)]
@@ -427,7 +488,9 @@ def test_the_file_is_private_and_the_lock_goes_with_the_run(path: Path) -> None:
 
 def test_two_namespaces_in_one_file_never_see_each_other(path: Path) -> None:
     with open_state(path, NS) as prod:
-        prod.record_outcome("e1", "f:1", Outcome(status="sent", identities={("person", "u"): 5}))
+        prod.record_outcome(
+            "e1", "f:1", Outcome(status="sent", learned=Learned(identities={("person", "u"): 5}))
+        )
         prod.begin_write("e2", LEAD, STAMP)
         prod.put_fields("persons", [{"key": "a"}])
     with open_state(path, OTHER_NS) as sandbox:
@@ -437,7 +500,7 @@ def test_two_namespaces_in_one_file_never_see_each_other(path: Path) -> None:
         assert sandbox.inflight_count() == 0
         assert sandbox.get_fields("persons") is None
         sandbox.record_outcome("e1", "f:1", Outcome(status="failed", reason="x"))
-        sandbox.learn(Outcome(status="sent", identities={("person", "u"): 1}))
+        sandbox.learn(Outcome(status="sent", learned=Learned(identities={("person", "u"): 1})))
     with open_state(path, NS) as prod:
         assert prod.person_id("u") == 5
         assert prod.journal_status("e1") == "sent"
@@ -457,9 +520,11 @@ def test_runs_and_summary(path: Path) -> None:
             "f:1",
             Outcome(
                 status="sent",
-                identities={("person", "u"): 5, ("org", "g"): 9},
-                lead_origins={5: frozenset({"rpd:e1", "rpd:old"})},
-                memberships={5: 9},
+                learned=Learned(
+                    identities={("person", "u"): 5, ("org", "g"): 9},
+                    lead_origins={5: frozenset({"rpd:e1", "rpd:old"})},
+                    memberships={5: 9},
+                ),
             ),
         )
         state.record_outcome("e2", "f:2", Outcome(status="failed", reason="HTTP 500"))
@@ -506,9 +571,13 @@ def test_field_listing_cache_round_trip(path: Path) -> None:
 
 def test_clear_all_namespaces(path: Path) -> None:
     with open_state(path, OTHER_NS) as sandbox:
-        sandbox.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 1}))
+        sandbox.record_outcome(
+            "e1", "f:1", Outcome(status="sent", learned=Learned(identities={("org", "g"): 1}))
+        )
     with open_state(path) as state:
-        taught = Outcome(status="sent", identities={("org", "g"): 2}, memberships={5: 2})
+        taught = Outcome(
+            status="sent", learned=Learned(identities={("org", "g"): 2}, memberships={5: 2})
+        )
         state.record_outcome("e1", "f:1", taught)
         cleared = state.clear()
         assert sorted(summary.namespace for summary in cleared) == sorted([NS, OTHER_NS])
@@ -591,7 +660,10 @@ def test_cleared_data_is_gone_from_the_bytes(path: Path, namespace: str | None) 
             sandbox.record_outcome(
                 f"evt-{number}",
                 f"customers.ndjson:{number}",
-                Outcome(status="sent", identities={("person", f"ada{number}@example.com"): 1}),
+                Outcome(
+                    status="sent",
+                    learned=Learned(identities={("person", f"ada{number}@example.com"): 1}),
+                ),
             )
             sandbox.input_aliases()[f"anon{number}@example.com"] = f"ada{number}@example.com"
     with open_state(path) as state:
@@ -608,7 +680,9 @@ def test_readonly_never_creates_the_file_and_starts_empty(tmp_path: Path) -> Non
         assert state.person_id("u") is None
         assert state.journal_status("e1") is None
         assert state.summary() == []
-        state.learn(Outcome(status="sent", identities={("person", "u"): "{person:u}"}))
+        state.learn(
+            Outcome(status="sent", learned=Learned(identities={("person", "u"): "{person:u}"}))
+        )
         assert state.person_id("u") == "{person:u}"
         with pytest.raises(RuntimeError, match="is open read-only"):
             state.record_outcome("e1", "f:1", SENT)
@@ -624,8 +698,10 @@ def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -
             "f:1",
             Outcome(
                 status="sent",
-                identities={("person", "u"): 5, ("person", "v"): 6},
-                lead_origins={5: frozenset({"rpd:a"})},
+                learned=Learned(
+                    identities={("person", "u"): 5, ("person", "v"): 6},
+                    lead_origins={5: frozenset({"rpd:a"})},
+                ),
             ),
         )
         state.begin_write("e2", LEAD, STAMP)
@@ -635,9 +711,11 @@ def test_readonly_reads_the_file_learns_in_memory_and_never_writes(path: Path) -
         dry.learn(
             Outcome(
                 status="sent",
-                identities={("person", "u"): None, ("person", "w"): 7},
-                lead_origins={5: frozenset({"rpd:b"}), 8: frozenset()},
-                memberships={5: 3},
+                learned=Learned(
+                    identities={("person", "u"): None, ("person", "w"): 7},
+                    lead_origins={5: frozenset({"rpd:b"}), 8: frozenset()},
+                    memberships={5: 3},
+                ),
             )
         )
         assert dry.person_id("u") is None  # forgotten in memory shadows the file
@@ -668,23 +746,27 @@ def test_a_read_only_state_answers_as_the_writable_one_after_the_same_outcomes(
             "f:1",
             Outcome(
                 status="sent",
-                identities={("person", "u"): 5, ("person", "v"): 6},
-                lead_origins={5: frozenset({"rpd:a"}), 6: frozenset({"rpd:z"})},
-                recency={("person", 5): {"name": "2024-05-01T12:00:00Z"}},
-                pending_creates={("org", "g"): STAMP},
-                pending_merges={6: 9},
+                learned=Learned(
+                    identities={("person", "u"): 5, ("person", "v"): 6},
+                    lead_origins={5: frozenset({"rpd:a"}), 6: frozenset({"rpd:z"})},
+                    pending_creates={("org", "g"): STAMP},
+                    pending_merges={6: 9},
+                    recency={("person", 5): {"name": "2024-05-01T12:00:00Z"}},
+                ),
             ),
         )
     copy = path.with_name("copy.sqlite")
     copy.write_bytes(path.read_bytes())
     taught = [
-        Outcome(status="sent", lead_origins={5: None}),
-        Outcome(status="sent", lead_origins={5: frozenset({"rpd:b"})}),
+        Outcome(status="sent", learned=Learned(lead_origins={5: None})),
+        Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:b"})})),
         Outcome(
             status="sent",
-            recency={("person", 5): {"name": "2024-04-01T00:00:00Z", "email": "2024-06-01Z"}},
+            learned=Learned(
+                recency={("person", 5): {"name": "2024-04-01T00:00:00Z", "email": "2024-06-01Z"}}
+            ),
         ),
-        Outcome(status="sent", identities={("org", "g"): 11}, merged={5: 6}),
+        Outcome(status="sent", learned=Learned(identities={("org", "g"): 11}, merged={5: 6})),
     ]
 
     def answers(store: IdentityStore) -> tuple[object, ...]:
@@ -871,7 +953,9 @@ def test_the_token_never_reaches_the_file(path: Path) -> None:
             state.record_outcome(
                 f"e{number}",
                 f"in.ndjson:{number}",
-                Outcome(status="sent", identities={("person", f"u{number}"): number}),
+                Outcome(
+                    status="sent", learned=Learned(identities={("person", f"u{number}"): number})
+                ),
             )
         state.put_fields("persons", [{"key": "k"}])
         state.finish_run({"read": 50})
@@ -884,7 +968,9 @@ def test_the_token_never_reaches_the_file(path: Path) -> None:
 
 def test_discard_removes_the_file_and_says_what_it_held(path: Path) -> None:
     with open_state(path) as state:
-        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("org", "g"): 1}))
+        state.record_outcome(
+            "e1", "f:1", Outcome(status="sent", learned=Learned(identities={("org", "g"): 1}))
+        )
     discarded = discard_state(path)
     assert [summary.namespace for summary in discarded.namespaces] == [NS]
     assert discarded.unreadable == ""
@@ -925,7 +1011,7 @@ KILLED_WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+    from rudder_pipedrive_cli.core.protocol import ApiRequest, Learned, Outcome
     from rudder_pipedrive_cli.io.state import ReplayState
 
     state = ReplayState.open(Path(sys.argv[1]), "ns", batch_size=10, batch_seconds=1e9)
@@ -936,7 +1022,8 @@ KILLED_WRITER = textwrap.dedent(
     state.begin_write("w", lead, "2026-01-02T03:04:05Z")  # commits the 5 with it
     for number in range(7):
         state.record_outcome(f"b{number}", "f", Outcome(status="sent"))
-    state.record_outcome("w", "f", Outcome(status="sent", identities={("person", "u"): 1}))
+    learned = Learned(identities={("person", "u"): 1})
+    state.record_outcome("w", "f", Outcome(status="sent", learned=learned))
     print("ready", flush=True)
     time.sleep(60)
     """
@@ -985,17 +1072,21 @@ def test_a_device_is_no_state_file(readonly: bool) -> None:
 def test_a_merge_left_unknown_is_kept_until_settled(path: Path, readonly: bool) -> None:
     with open_state(path) as state:
         assert state.merging_into(1) is None
-        state.learn(Outcome(status="failed", reason="x", pending_merges={1: 2}))
+        state.learn(Outcome(status="failed", reason="x", learned=Learned(pending_merges={1: 2})))
     with open_state(path, readonly=readonly) as state:
         assert state.merging_into(1) == 2
         assert state.summary()[0].pending_creates == 1
-        state.learn(Outcome(status="sent", merged={1: 2}))  # settled: it landed
+        state.learn(Outcome(status="sent", learned=Learned(merged={1: 2})))  # settled: it landed
         assert state.merging_into(1) is None
 
 
 def test_failed_identities_are_kept_for_the_run(path: Path) -> None:
     with open_state(path) as state:
-        state.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "A")})))
+        state.learn(
+            Outcome(
+                status="failed", reason="x", learned=Learned(held_back=frozenset({("person", "A")}))
+            )
+        )
         assert state.held_back("person", "A") and not state.held_back("org", "A")
     with open_state(path) as state:
         assert not state.held_back("person", "A")  # the next run retries that event first
@@ -1104,13 +1195,13 @@ def test_the_namespace_remembered_for_a_url_and_token_is_used_only_when_there_is
     first = namespace_key("http://127.0.0.1:8787", TOKEN)
     second = namespace_key("http://localhost:8787", TOKEN)
     with open_state(path, first) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u"): 5}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u"): 5})))
     with ReplayState.open(path, "", readonly=True) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u"): 9}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u"): 9})))
         assert state.use_remembered("http://localhost:8787", TOKEN) == [first]
         assert (state.namespace, state.person_id("u")) == (first, 5)
     with open_state(path, second) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u"): 6}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u"): 6})))
     with ReplayState.open(path, "", readonly=True) as state:
         assert state.use_remembered("http://localhost:8787", TOKEN) == sorted([first, second])
         assert (state.namespace, state.person_id("u")) == ("", None)
@@ -1127,7 +1218,9 @@ def test_an_older_rpds_namespaces_for_the_url_move_into_the_account(path: Path) 
     elsewhere = namespace_key("https://api.pipedrive.com", TOKEN)
     with open_state(path, first) as state:
         state.record_outcome("e1", "f:1", Outcome(status="failed", reason="HTTP 500"))
-        state.record_outcome("e2", "f:2", Outcome(status="sent", identities={("person", "u"): 5}))
+        state.record_outcome(
+            "e2", "f:2", Outcome(status="sent", learned=Learned(identities={("person", "u"): 5}))
+        )
         state.begin_write("e3", LEAD, STAMP)
         state.index_rows().put("person", [(5, "u")])
         state.index_rows().mark("person", "email", "2024-05-01 12:00:00")
@@ -1200,7 +1293,9 @@ def test_a_file_from_before_the_index_and_listing_fixes_forgets_them_once(path: 
     # open lists them anew (the index rows and marks, the complete marks go); what is still true
     # stays (origins found, the journal, identities), and a later open forgets nothing.
     with open_state(path) as state:
-        state.record_outcome("e1", "f:1", Outcome(status="sent", identities={("person", "u"): 5}))
+        state.record_outcome(
+            "e1", "f:1", Outcome(status="sent", learned=Learned(identities={("person", "u"): 5}))
+        )
         state.index_rows().put("person", [(5, "u")])
         state.index_rows().mark("person", "email", "2024-05-01 12:00:00")
     assert rows(path, "PRAGMA user_version") == [(1,)]  # a new file is marked at once

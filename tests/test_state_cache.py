@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
 
@@ -45,7 +45,7 @@ def identities_selects(state: ReplayState) -> list[str]:
 
 def test_a_repeated_lookup_is_answered_from_the_cache(path: Path) -> None:
     with open_state(path) as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 5}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 5})))
     with open_state(path, cache_entries=2) as state:
         queries = identities_selects(state)
         assert [state.person_id("u-1") for _ in range(3)] == [5, 5, 5]
@@ -60,20 +60,28 @@ def test_a_repeated_lookup_is_answered_from_the_cache(path: Path) -> None:
 def test_every_write_keeps_the_cache_true(path: Path, entries: int) -> None:
     with open_state(path, cache_entries=entries) as state:
         for n, user in enumerate(USERS):
-            state.learn(Outcome(status="sent", identities={("person", user): n}))
+            state.learn(Outcome(status="sent", learned=Learned(identities={("person", user): n})))
         assert [state.person_id(user) for user in USERS] == list(range(len(USERS)))
-        state.learn(Outcome(status="sent", identities={("person", "u-3"): None}))  # forgotten
-        state.learn(Outcome(status="sent", identities={("person", "u-4"): 40}))  # replaced
+        # Forgotten.
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-3"): None})))
+        # Replaced.
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-4"): 40})))
         assert [state.person_id(u) for u in ("u-3", "u-4", "u-5")] == [None, 40, 5]
         # Another create left to settle: from now on pending_create() asks (and caches) its answers.
-        state.learn(Outcome(status="failed", reason="x", pending_creates={("org", "g"): STAMP}))
+        state.learn(
+            Outcome(
+                status="failed", reason="x", learned=Learned(pending_creates={("org", "g"): STAMP})
+            )
+        )
         assert state.pending_create("person", "u-new") is None
         state.begin_write("e1", CREATE, "2026-11-28T10:00:05Z")  # left to settle, until...
         assert state.pending_create("person", "u-new") == "2026-11-28T10:00:05Z"
         state.begin_write("e1", CREATE, "2026-11-28T10:09:00Z")  # a repeat keeps its first time
         assert state.pending_create("person", "u-new") == "2026-11-28T10:00:05Z"
         state.record_outcome(
-            "e1", "f:1", Outcome(status="sent", identities={("person", "u-new"): 99})
+            "e1",
+            "f:1",
+            Outcome(status="sent", learned=Learned(identities={("person", "u-new"): 99})),
         )
         assert (state.pending_create("person", "u-new"), state.person_id("u-new")) == (None, 99)
         state.clear(NS)
@@ -88,8 +96,9 @@ def test_a_read_only_state_remembers_what_it_learned_past_its_budget(
         state.learn(
             Outcome(
                 status="sent",
-                identities={("person", "u-0"): 100},
-                lead_origins={100: frozenset({"rpd:a"})},
+                learned=Learned(
+                    identities={("person", "u-0"): 100}, lead_origins={100: frozenset({"rpd:a"})}
+                ),
             )
         )
     before = path.read_bytes()
@@ -98,18 +107,22 @@ def test_a_read_only_state_remembers_what_it_learned_past_its_budget(
             dry.learn(
                 Outcome(
                     status="sent",
-                    identities={("person", user): n},
-                    lead_origins={n: frozenset({f"rpd:{n}"})},
-                    memberships={n: 1000 + n},
-                    recency={("person", n): {"name": f"2026-10-01T09:00:{n:02d}Z"}},
-                    held_back=frozenset({("person", user)}),
+                    learned=Learned(
+                        identities={("person", user): n},
+                        lead_origins={n: frozenset({f"rpd:{n}"})},
+                        memberships={n: 1000 + n},
+                        held_back=frozenset({("person", user)}),
+                        recency={("person", n): {"name": f"2026-10-01T09:00:{n:02d}Z"}},
+                    ),
                 )
             )
         dry.learn(
             Outcome(
                 status="sent",
-                identities={("person", "u-0"): None},
-                lead_origins={100: frozenset({"rpd:b"}), 7: None},
+                learned=Learned(
+                    identities={("person", "u-0"): None},
+                    lead_origins={100: frozenset({"rpd:b"}), 7: None},
+                ),
             )
         )
         assert dry.person_id("u-0") is None  # forgotten in memory shadows the file

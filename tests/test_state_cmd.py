@@ -21,7 +21,7 @@ from rudder_pipedrive_cli.cli.common import NO_CONFIG
 from rudder_pipedrive_cli.cli.main import app as rpd
 from rudder_pipedrive_cli.cli.state_cmd import state_app
 from rudder_pipedrive_cli.core.index import origins_key
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
@@ -57,15 +57,21 @@ def fill(path: Path) -> None:
             "in.ndjson:1",
             Outcome(
                 status="sent",
-                identities={("person", "u1"): 5, ("person", "u2"): 6, ("org", "g"): 9},
-                lead_origins={5: frozenset({"rpd:e1"})},
-                memberships={5: 9},
+                learned=Learned(
+                    identities={("person", "u1"): 5, ("person", "u2"): 6, ("org", "g"): 9},
+                    lead_origins={5: frozenset({"rpd:e1"})},
+                    memberships={5: 9},
+                ),
             ),
         )
         state.record_outcome(
             "e2",
             "in.ndjson:2",
-            Outcome(status="failed", reason="HTTP 500", pending_creates={("person", "u3"): STAMP}),
+            Outcome(
+                status="failed",
+                reason="HTTP 500",
+                learned=Learned(pending_creates={("person", "u3"): STAMP}),
+            ),
         )
         state.begin_write("e3", LEAD, STAMP)
         state.input_aliases()["u0"] = "u1"  # kept for resumed runs; not shown
@@ -146,14 +152,16 @@ def test_show_counts_the_origins_of_each_kind_track_rules_make() -> None:
             "in.ndjson:1",
             Outcome(
                 status="sent",
-                lead_origins={
-                    5: frozenset({"rpd:e1"}),
-                    6: frozenset(),
-                    origins_key("deal", 5): frozenset({"rpd:e2", "rpd:e3"}),
-                    origins_key("note", 5): frozenset({"rpd:e4"}),
-                    origins_key("note", 6): frozenset({"rpd:e5"}),
-                    origins_key("note", 7): frozenset(),
-                },
+                learned=Learned(
+                    lead_origins={
+                        5: frozenset({"rpd:e1"}),
+                        6: frozenset(),
+                        origins_key("deal", 5): frozenset({"rpd:e2", "rpd:e3"}),
+                        origins_key("note", 5): frozenset({"rpd:e4"}),
+                        origins_key("note", 6): frozenset({"rpd:e5"}),
+                        origins_key("note", 7): frozenset(),
+                    }
+                ),
             ),
         )
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
@@ -387,7 +395,7 @@ def test_another_programs_database_with_tables_named_like_rpds_is_left_alone(
 def state_altered(*statements: str) -> None:
     """s.sqlite: rpd's state of one identity, then `statements` run on it."""
     with ReplayState.open(Path("s.sqlite"), "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 1})))
     with sqlite3.connect("s.sqlite") as altered:
         for statement in statements:
             altered.execute(statement)
@@ -690,7 +698,7 @@ def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
     # QA: show called a valid state unreadable and advised removing it; clear crashed (exit 70).
     source, view = read_only_folder
     with ReplayState.open(source / "s.sqlite", "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 1})))
     shown = runner.invoke(app, ["state", "show", "--state", str(view / "s.sqlite")], env=ENV)
     assert shown.exit_code == 0, shown.output
     assert "1 person, 0 organizations" in shown.output
@@ -712,7 +720,7 @@ def test_a_read_only_state_with_changes_left_in_its_wal_is_not_read_without_them
     source, view = read_only_folder
     path, wal = source / "s.sqlite", source / "s.sqlite-wal"
     with ReplayState.open(path, "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 1})))
     before = path.read_bytes()
     writer = sqlite3.connect(path)  # a run that commits to the -wal and is then killed
     writer.execute("PRAGMA journal_mode = WAL")
@@ -730,7 +738,7 @@ def test_a_read_only_state_with_changes_left_in_its_wal_is_not_read_without_them
 
 def test_rpds_own_file_without_its_meta_table_is_damaged_not_foreign() -> None:
     with ReplayState.open(Path("s.sqlite"), "ns") as state:
-        state.learn(Outcome(status="sent", identities={("person", "u-1"): 1}))
+        state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 1})))
     with sqlite3.connect("s.sqlite") as damaged:
         damaged.execute("DROP TABLE meta")
     shown = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)

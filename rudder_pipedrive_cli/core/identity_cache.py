@@ -283,7 +283,7 @@ class IdentityStore:
         # Identities held back (an event of theirs failed).
         self.held: MutableMapping[tuple[str, str], bool] = tables()
         # (kind, record): the identities it holds since an external id wrote one into its identity
-        # field (Outcome.holders), and whether one is known (the guard of `owned`).
+        # field (Learned.holders), and whether one is known (the guard of `owned`).
         self.holders: Table = table("holders")
         self.rekeyed = rekeyed
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
@@ -379,7 +379,7 @@ class IdentityStore:
     def owned(self, kind: str, key: str, record: PdId | None) -> PdId | None:
         """`record`, cached for identity `key`, unless an external id has since written another
         identity into its identity field and no alias has named `key` its own since
-        (Outcome.holders): Pipedrive no longer finds it for `key`, so it is searched as a run
+        (Learned.holders): Pipedrive no longer finds it for `key`, so it is searched as a run
         without the cache would (None), where taking it would write `key`'s traits onto the
         other identity's record (issue: identify person_id 6 with userId u-9, then an identify
         of u-5, person 6's before). A person `key` is cached for, merged into `record` since,
@@ -405,15 +405,17 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def learn(self, outcome: Outcome) -> None:
-        if recency := outcome.recency:  # its dicts are the outcome's own: stored, not copied
+        if (out := outcome.learned) is None:  # most outcomes: it taught nothing
+            return
+        if recency := out.recency:  # its dicts are the outcome's own: stored, not copied
             times = self.times
             for record, written in recency.items():
                 # `times_at` read each time: a write here may move keys out of a bounded table
                 # for the first time, which binds it again (to a lookup that finds them there).
                 before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
-        identities, merged, out = outcome.identities, outcome.merged, outcome
-        # Most failed, skipped and unchanged events teach nothing more, nor most updates:
+        identities, merged = out.identities, out.merged
+        # Most that teach something teach identities or field times only:
         if not (identities or merged or out.lead_origins or out.held_back or out.memberships
                 or out.pending_creates or out.pending_merges):  # fmt: skip
             return
@@ -428,15 +430,15 @@ class IdentityStore:
         # replay state's: identities held back; identities (a pending create of one whose record
         # is now known is settled); pending creates; memberships; merges; pending merges (a
         # merge known done is settled).
-        pending_creates, pending_merges = outcome.pending_creates, outcome.pending_merges
+        pending_creates, pending_merges = out.pending_creates, out.pending_merges
         pending = self.pending or pending_creates or pending_merges  # truthy: may be pending
-        if outcome.holders:
+        if out.holders:
             self.rekeyed = True
-            for record, held in outcome.holders.items():
+            for record, held in out.holders.items():
                 self.holders[record] = held
-        if outcome.held_back:
+        if out.held_back:
             self.holding = True
-            for slot in outcome.held_back:
+            for slot in out.held_back:
                 self.held[slot] = True
         for slot, pd_id in identities.items():
             table = self.persons if slot[0] == "person" else self.orgs
@@ -446,15 +448,15 @@ class IdentityStore:
                 table[slot[1]] = pd_id
                 if pending and slot not in pending_creates:
                     self.pending_creates.pop(slot, None)
-        if not (pending_creates or outcome.memberships or merged or pending_merges):
+        if not (pending_creates or out.memberships or merged or pending_merges):
             return  # most outcomes teach identities and field times only
-        learned: list[tuple[Any, Mapping[Any, Any]]] = [
-            (self.pending_creates, pending_creates), (self.memberships, outcome.memberships),
+        tables: list[tuple[Any, Mapping[Any, Any]]] = [
+            (self.pending_creates, pending_creates), (self.memberships, out.memberships),
             (self.merged, merged), (self.pending_merges, pending_merges),
         ]  # fmt: skip
         if self.run_memberships is not self.memberships:  # the replay state's: this run's too
-            learned.append((self.run_memberships, outcome.memberships))
-        for table, taught in learned:
+            tables.append((self.run_memberships, out.memberships))
+        for table, taught in tables:
             for name, value in taught.items():  # None forgets
                 if value is None:
                     table.pop(name, None)

@@ -327,12 +327,14 @@ class IdentityIndex:
     def learn(self, outcome: Outcome) -> None:
         """What an event made: its new records go in, persons merged away go out, and a record
         an update gave another identity is found by that one only."""
-        for (kind, key), record in outcome.identities.items():
+        if (learned := outcome.learned) is None:
+            return
+        for (kind, key), record in learned.identities.items():
             if record is not None and self.covers(kind):
                 self.rows.add(kind, record, key)
-        for person in outcome.merged:
+        for person in learned.merged:
             self.rows.drop("person", person)
-        for kind, record, body in outcome.updates:
+        for kind, record, body in learned.updates:
             custom = body.get("custom_fields")
             if isinstance(custom, Mapping) and self.covers(kind):
                 value = identity_value(custom.get(self.fields[kind]))

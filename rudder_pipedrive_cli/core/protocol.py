@@ -126,9 +126,9 @@ OutcomeStatus = Literal["sent", "unchanged", "skipped", "failed"]
 
 
 class _Empty(dict[Any, Any]):
-    """The one empty mapping of every outcome that learned nothing (`EMPTY`): a dict that refuses
-    writes, so reads stay the dict's own (no Python call), and hashable, so a dataclass takes it
-    as a default."""
+    """The one empty mapping of every table a plan (`Ctx`) or a `Learned` did not fill: a dict
+    that refuses writes, so reads stay the dict's own (no Python call), and hashable, so a
+    dataclass takes it as a default."""
 
     def __hash__(self) -> int:  # type: ignore[override]
         return 0
@@ -144,10 +144,11 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
-@final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
 @dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
-class Outcome:
-    """How one event ended, and what it taught us about identities.
+class Learned:
+    """What one event taught us about identities: its outcome's `learned`, None when it taught
+    nothing (most events: a refusal, a skip, an update of a cached person that wrote no field
+    time), so that outcome costs a few stores to make and nothing to apply.
 
     `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
@@ -170,19 +171,14 @@ class Outcome:
     order, before what came after it), a later event must not take its record's absence as fact.
     `recency` maps a record, ("person" or "org", id), to the fields this event wrote there and
     its time (core/recency.py): a later write from an older event leaves those fields alone.
+    `updates` holds the updates that landed: (kind, id, body). The identity index takes in an
+    identity an update wrote (an external id's record given the event's userId, a re-key).
     `holders` maps a record, ("person" or "org", id), to the identities it holds: the one an
     external id wrote into its identity field, and those an alias of it named since. Another
     identity cached for it is no longer found there by Pipedrive, so it is searched, not taken
     from the cache (core/identity_cache.py `IdentityStore.owned`).
     """
 
-    status: OutcomeStatus
-    reason: str = ""  # a failed outcome has one (its PlanFailure's, or a fixed text)
-    stage: str = ""
-    http_status: int | None = None
-    retryable: bool = False
-    warnings: tuple[str, ...] = ()
-    dropped: tuple[str, ...] = ()
     identities: Mapping[tuple[str, str], PdId | None] = EMPTY
     lead_origins: Mapping[PdId, frozenset[str] | None] = EMPTY
     memberships: Mapping[PdId, PdId | None] = EMPTY
@@ -191,15 +187,29 @@ class Outcome:
     pending_merges: Mapping[PdId, PdId | None] = EMPTY
     held_back: frozenset[tuple[str, str]] = frozenset()
     recency: Mapping[tuple[str, PdId], Mapping[str, str]] = EMPTY
+    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
+    holders: Mapping[tuple[str, PdId], tuple[str, ...]] = EMPTY
+
+
+@final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
+@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
+class Outcome:
+    """How one event ended, and what it taught us about identities (`learned`: None when it
+    taught nothing)."""
+
+    status: OutcomeStatus
+    reason: str = ""  # a failed outcome has one (its PlanFailure's, or a fixed text)
+    stage: str = ""
+    http_status: int | None = None
+    retryable: bool = False
+    warnings: tuple[str, ...] = ()
+    dropped: tuple[str, ...] = ()
     # The reason without the event data it quotes (PlanFailure.redacted).
     redacted: str | None = None
     # What each write of the event made, by kind ("persons created", "deals created", "persons
     # updated", "merges"): the report counts writes by kind.
     writes: tuple[str, ...] = ()
-    # The updates that landed: (kind, id, body). The identity index takes in an identity an
-    # update wrote (an external id's record given the event's userId, a re-key).
-    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
-    holders: Mapping[tuple[str, PdId], tuple[str, ...]] = EMPTY
+    learned: Learned | None = None
 
     @property
     def redacted_reason(self) -> str:

@@ -1,7 +1,7 @@
 """Field-level recency (issue 13 item 6): a write from an older event leaves newer fields alone.
 
 The state remembers, per Pipedrive record and field, the time of the event whose value rpd last
-wrote there (`Outcome.recency`, `IdentityStore.times_at`). A write keeps only the fields no later
+wrote there (`Learned.recency`, `IdentityStore.times_at`). A write keeps only the fields no later
 event wrote, so reruns, dead-letter resends and archives read out of time order all end with the
 newest value of every field. Emails and phones are one field each: an older event's list never
 replaces a newer one.

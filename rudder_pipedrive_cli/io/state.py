@@ -166,6 +166,8 @@ class ReplayState(IdentityStore, Closing):
 
     def learn(self, outcome: Outcome) -> None:
         """`IdentityStore.learn`, as one outcome of the open batch (in memory when read-only)."""
+        if outcome.learned is None:  # it taught nothing: nothing to write
+            return
         with self._mutex:
             if not self.readonly:
                 self._store.open_batch()

@@ -128,7 +128,7 @@ def holder_row(slot: tuple[str, PdId]) -> tuple[str, str]:
     return HOLDER[slot[0]], encode_id(slot[1])
 
 
-# A record's identities (Outcome.holders) as its row's text, a JSON array, and back.
+# A record's identities (Learned.holders) as its row's text, a JSON array, and back.
 HELD = (lambda held: orjson.dumps(held).decode(), lambda text: tuple(orjson.loads(text)))
 
 

@@ -13,12 +13,12 @@ MEMBER = "member"
 # Identity rows of this kind map a person merged away (key) to the person it went into.
 MERGED = "merged"
 # Identity rows of these kinds hold the send time of a create of a person or an organization
-# whose outcome stays unknown (Outcome.pending_creates), as a string id.
+# whose outcome stays unknown (Learned.pending_creates), as a string id.
 PENDING_CREATE = {"person": "unsettled:person", "org": "unsettled:org"}
 # Identity rows of this kind map a person (key) to the one a merge left unknown was into.
 PENDING_MERGE = "merging"
 # Identity rows of these kinds map a person or an organization (key) to the identities it holds
-# since an external id wrote one into its identity field (Outcome.holders), a JSON array.
+# since an external id wrote one into its identity field (Learned.holders), a JSON array.
 HOLDER = {"person": "holds:person", "org": "holds:org"}
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 

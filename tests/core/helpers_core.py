@@ -5,7 +5,7 @@ and on a script that was not used up."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import parse_event
@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome, PdId
 
 # The sandbox's seeded keys (SPEC 7), so these cases read like the real account.
 USER_FIELD = "fee6cb40e6895dcf1bb7a95a3ccc8f9a3d205d48"
@@ -198,9 +198,21 @@ def run(
         return outcome
 
 
+NOTHING = Learned()  # what an outcome that taught nothing (`learned` None) taught
+LEARNED = frozenset(f.name for f in fields(Learned))
+
+
+def taught(outcome: Outcome) -> Learned:
+    """What the outcome taught: its `learned`, or `NOTHING` (every table empty)."""
+    return NOTHING if outcome.learned is None else outcome.learned
+
+
 def check(outcome: Outcome, **expected: Any) -> None:
-    """Outcome fields as expected; `warnings`/`dropped` compare as tuples."""
-    actual = {name: getattr(outcome, name) for name in expected}
+    """Outcome fields, and fields of what it taught (`Learned`), as expected;
+    `warnings`/`dropped` compare as tuples."""
+    actual = {
+        name: getattr(taught(outcome) if name in LEARNED else outcome, name) for name in expected
+    }
     for name in ("warnings", "dropped"):
         if name in expected:
             expected[name] = tuple(expected[name])

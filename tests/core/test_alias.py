@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers_core import ROLE, USER_FIELD, Call, Case, check, ok, patch_person, run, search_person
 
-from rudder_pipedrive_cli.core.protocol import ApiResponse
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Learned
 
 MERGED = {("person", "old"): 8, ("person", "new"): 8}
 
@@ -207,8 +207,12 @@ def test_memory_known_follows_merges_and_alias_events_order_against_all() -> Non
     from rudder_pipedrive_cli.core.protocol import Outcome
 
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "u-a"): 2}, merged={1: 2}))
-    known.learn(Outcome(status="sent", identities={("person", "u-b"): 3}, merged={2: 3}))
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "u-a"): 2}, merged={1: 2}))
+    )
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "u-b"): 3}, merged={2: 3}))
+    )
     assert (known.person_id("u-a"), known.person_id("u-b"), known.person_id("u-x")) == (3, 3, None)
     alias = parse_event({"type": "alias", "previousId": "u-a", "userId": "u-b"}, "f:1")
     assert alias.identities == frozenset({EVERY})
@@ -219,8 +223,8 @@ def test_memory_known_forgets_a_lead_list_made_incomplete() -> None:
     from rudder_pipedrive_cli.core.protocol import Outcome
 
     known = IdentityStore()
-    known.learn(Outcome(status="sent", lead_origins={5: frozenset({"rpd:m1"})}))
-    known.learn(Outcome(status="sent", lead_origins={5: None}))
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={5: frozenset({"rpd:m1"})})))
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={5: None})))
     assert known.lead_origins(5) is None
 
 
@@ -232,9 +236,13 @@ def test_an_alias_of_a_previous_id_merged_before_merges_the_person_it_was_merged
     from rudder_pipedrive_cli.core.protocol import Outcome
 
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "a"): 1, ("person", "b"): 2}))
-    known.learn(Outcome(status="sent", identities={("person", "a"): 2}, merged={1: 2}))
-    known.learn(Outcome(status="sent", identities={("person", "c"): 3}))
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "a"): 1, ("person", "b"): 2}))
+    )
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "a"): 2}, merged={1: 2}))
+    )
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "c"): 3})))
     raw = {"type": "alias", "previousId": "a", "userId": "c"}
     outcome = run(raw, [merge(2, 3)], known=known)
     check(

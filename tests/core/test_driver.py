@@ -12,7 +12,14 @@ import pytest
 
 from rudder_pipedrive_cli.core.driver import drive, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
+from rudder_pipedrive_cli.core.protocol import (
+    ApiRequest,
+    ApiResponse,
+    Learned,
+    Outcome,
+    Plan,
+    Planned,
+)
 from rudder_pipedrive_cli.http.runner import drive_async
 
 LOOKUP = ApiRequest(method="GET", path="/v1/users/me", endpoint="/v1/users/me", stage="probe")
@@ -92,14 +99,14 @@ def test_a_plan_failing_in_its_own_words_keeps_them(run: Callable[[Plan], Outcom
             status="failed",
             reason=response.failed.reason,
             stage="probe",
-            identities={("person", "u-1"): 7},
+            learned=Learned(identities={("person", "u-1"): 7}),
         )
 
     assert run(plan()) == Outcome(
         status="failed",
         reason="GET /v1/users/me: HTTP 503 after 7 attempts",
         stage="probe",
-        identities={("person", "u-1"): 7},
+        learned=Learned(identities={("person", "u-1"): 7}),
     )
 
 

@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome
 
 BROKEN = "u-1\nBcc: x@y.io"  # a line break within: a dry-run table line of its own
 SHOWN = '"u-1\\nBcc: x@y.io"'  # as quoted: JSON, escaped
@@ -92,7 +92,11 @@ def test_an_alias_quotes_both_userids_in_its_notes_and_re_keys_to_the_whole_one(
 
 def test_an_event_held_back_quotes_the_userid_it_waits_for() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", LONG)})))
+    known.learn(
+        Outcome(
+            status="failed", reason="x", learned=Learned(held_back=frozenset({("person", LONG)}))
+        )
+    )
     _, outcome = drive({"userId": LONG}, [], known=known)
     assert (outcome.status, outcome.reason) == (
         "failed",

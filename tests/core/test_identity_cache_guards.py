@@ -19,7 +19,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_create_body,
     wrote_fields,
 )
-from rudder_pipedrive_cli.core.protocol import EMPTY, Outcome
+from rudder_pipedrive_cli.core.protocol import EMPTY, Learned, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -33,15 +33,17 @@ def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
             Outcome(
                 status="failed",
                 reason="create person: outcome unknown",
-                held_back=frozenset({("person", "u-1")}),
-                pending_creates={("person", "u-2"): "2024-05-01T12:00:00Z"},
+                learned=Learned(
+                    pending_creates={("person", "u-2"): "2024-05-01T12:00:00Z"},
+                    held_back=frozenset({("person", "u-1")}),
+                ),
             )
         )
         assert known.held_back("person", "u-1")
         assert not known.held_back("person", "u-3")
         assert known.pending_create("person", "u-2") == "2024-05-01T12:00:00Z"
         # The create is settled once its record is known: nothing left to reconcile.
-        known.learn(Outcome(status="sent", identities={("person", "u-2"): 7}))
+        known.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-2"): 7})))
         assert known.pending_create("person", "u-2") is None
         assert known.person_id("u-2") == 7
 
@@ -49,14 +51,17 @@ def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
 def test_merges_is_set_by_a_learned_merge_or_rekey_and_person_id_follows_it() -> None:
     with Spill(2) as spill:
         merged = IdentityStore(spill.table)
-        merged.learn(Outcome(status="sent", identities={("person", "u-a"): 1}))
+        merged.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-a"): 1})))
         assert (merged.merges, merged.person_id("u-a")) == (False, 1)
         # u-a's person 1 merged into 2: u-a now names 2, and two userIds may name one person.
-        merged.learn(Outcome(status="sent", merged={1: 2}))
+        merged.learn(Outcome(status="sent", learned=Learned(merged={1: 2})))
         assert (merged.merges, merged.person_id("u-a")) == (True, 2)
         rekeyed = IdentityStore(spill.table)
         rekeyed.learn(
-            Outcome(status="sent", identities={("person", "u-a"): 3, ("person", "u-b"): 3})
+            Outcome(
+                status="sent",
+                learned=Learned(identities={("person", "u-a"): 3, ("person", "u-b"): 3}),
+            )
         )
         assert (rekeyed.merges, rekeyed.person_id("u-b")) == (True, 3)
 
@@ -67,9 +72,16 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
     known = IdentityStore()
     known.learn(Outcome(status="failed", reason="x", stage="validate"))
     assert (known.times, known.held, known.holding) == ({}, {}, False)
-    known.learn(Outcome(status="sent", recency={("person", 1): {"name": "2024-05-01T12:00:00Z"}}))
+    known.learn(
+        Outcome(
+            status="sent",
+            learned=Learned(recency={("person", 1): {"name": "2024-05-01T12:00:00Z"}}),
+        )
+    )
     assert known.times_at(("person", 1)) == {"name": "2024-05-01T12:00:00Z"}
-    known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("org", "g-1")})))
+    known.learn(
+        Outcome(status="failed", reason="x", learned=Learned(held_back=frozenset({("org", "g-1")})))
+    )
     assert known.held_back("org", "g-1")
     assert (known.persons, known.orgs, known.merges) == ({}, {}, False)
 
@@ -87,38 +99,31 @@ def test_each_ledger_has_containers_of_its_own() -> None:
     first.learning().memberships[1] = 2
     first.made("persons created")
     outcome = second.finish()
-    assert (outcome.status, outcome.warnings, outcome.identities, outcome.writes) == (
+    assert (outcome.status, outcome.warnings, outcome.learned, outcome.writes) == (
         "unchanged",
         (),
-        {},
+        None,
         (),
     )
     done = first.finish()
-    assert (done.writes, done.identities, done.memberships) == (
+    assert done.learned is not None
+    assert (done.writes, done.learned.identities, done.learned.memberships) == (
         ("persons created",),
         {("person", "u-1"): 1},
         {1: 2},
     )
 
 
-def test_an_outcome_that_learned_nothing_shares_one_refusing_empty() -> None:
-    # No container is made per event for what it did not learn: the learned parts of an
-    # outcome (and of a ledger until its first write) are the one shared EMPTY, which refuses
-    # writes so that no event can teach every other one by mistake.
-    quiet = plan_of("u-1").finish()
-    learned_parts = (
-        quiet.identities,
-        quiet.lead_origins,
-        quiet.memberships,
-        quiet.merged,
-        quiet.pending_creates,
-        quiet.pending_merges,
-        quiet.recency,
-    )
-    assert all(part is EMPTY for part in learned_parts)
-    assert Outcome(status="skipped").identities is EMPTY
+def test_an_outcome_that_learned_nothing_has_nothing_learned() -> None:
+    # Nothing is made per event for what it did not learn: an outcome that taught nothing has
+    # no `Learned` (None: a few stores to make, nothing to apply), even when its plan made its
+    # tables and wrote none; a ledger's tables are the one shared EMPTY until its first write,
+    # which refuses writes so that no event can teach every other one by mistake.
+    assert plan_of("u-1").finish().learned is None
+    assert plan_of("u-1").learning().finish().learned is None
+    assert Outcome(status="skipped").learned is None
     with pytest.raises(TypeError, match="EMPTY is shared"):
-        quiet.memberships[1] = 2  # type: ignore[index]
+        Learned().memberships[1] = 2  # type: ignore[index]
     with pytest.raises(TypeError, match="EMPTY is shared"):
         EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
     assert EMPTY == {} and plan_of("u-1").merged is EMPTY
@@ -131,15 +136,16 @@ def test_a_plan_makes_only_the_tables_it_writes() -> None:
     wrote_fields(updating, PERSON, 7, {"name": "Ann", "add_time": "2024-05-01 00:00:00"})
     finding.learn(PERSON, "u-1", Ref(3, "search", "u-1"))
     finding.learn(PERSON, "u-2", None)  # forgotten: its cached id is gone
-    updated, found = updating.finish(), finding.finish()
+    updated, found = updating.finish().learned, finding.finish().learned
+    assert updated is not None and found is not None
     assert (updated.recency, updated.identities) == ({("person", 7): {"name": ""}}, EMPTY)
     assert (found.identities, found.recency) == (
         {("person", "u-1"): 3, ("person", "u-2"): None},
         EMPTY,
     )
-    for outcome in (updated, found):
-        rare = (outcome.lead_origins, outcome.memberships, outcome.merged, outcome.pending_creates)
-        assert all(part is EMPTY for part in (*rare, outcome.pending_merges))
+    for learned in (updated, found):
+        rare = (learned.lead_origins, learned.memberships, learned.merged, learned.pending_creates)
+        assert all(part is EMPTY for part in (*rare, learned.pending_merges, learned.holders))
     assert updated.identities is EMPTY and found.recency is EMPTY
 
 
@@ -149,18 +155,21 @@ SETTLING = [
     Outcome(
         status="failed",
         reason="x",
-        pending_creates={("person", "u-1"): "2024-05-01T12:00:00Z"},
-        pending_merges={5: 6},
+        learned=Learned(
+            pending_creates={("person", "u-1"): "2024-05-01T12:00:00Z"}, pending_merges={5: 6}
+        ),
     ),
     # ...settled by the next: u-1's record is known, 5 is known merged into 6 (even though this
     # event, too, left a merge of 5 unknown before it learned that: merged wins).
     Outcome(
         status="sent",
-        identities={("person", "u-1"): 9, ("person", "u-5"): 5},
-        merged={5: 6},
-        pending_merges={5: 6},
-        memberships={9: 40},
-        held_back=frozenset({("org", "g-1")}),
+        learned=Learned(
+            identities={("person", "u-1"): 9, ("person", "u-5"): 5},
+            memberships={9: 40},
+            merged={5: 6},
+            pending_merges={5: 6},
+            held_back=frozenset({("org", "g-1")}),
+        ),
     ),
 ]
 
@@ -208,7 +217,11 @@ def test_an_event_asks_nothing_about_held_back_identities_while_none_is_held() -
     event = parse_event({"type": "identify", "messageId": "m-1", "userId": "u-1"}, "t:1")
     plan = plan_event(event, PlanConfig(user_id_field="uid"), known)
     assert not isinstance(plan, Outcome) and next(plan).endpoint == "/api/v2/itemSearch/field"
-    known.learn(Outcome(status="failed", reason="x", held_back=frozenset({("person", "u-2")})))
+    known.learn(
+        Outcome(
+            status="failed", reason="x", learned=Learned(held_back=frozenset({("person", "u-2")}))
+        )
+    )
     with pytest.raises(AssertionError, match="held_back"):
         plan_event(event, PlanConfig(user_id_field="uid"), known)
 
@@ -217,12 +230,17 @@ def test_an_event_asks_nothing_about_held_back_identities_while_none_is_held() -
 def test_person_id_follows_a_chain_of_merges_and_stops_on_a_loop(entries: int) -> None:
     with Spill(entries, batch=1) as spill:
         known = IdentityStore(spill.table)
-        known.learn(Outcome(status="sent", identities={("person", "u-a"): 1, ("person", "u-l"): 4}))
-        known.learn(Outcome(status="sent", merged={1: 2}))
-        known.learn(Outcome(status="sent", merged={2: 3}))
+        known.learn(
+            Outcome(
+                status="sent",
+                learned=Learned(identities={("person", "u-a"): 1, ("person", "u-l"): 4}),
+            )
+        )
+        known.learn(Outcome(status="sent", learned=Learned(merged={1: 2})))
+        known.learn(Outcome(status="sent", learned=Learned(merged={2: 3})))
         assert [known.person_id(user) for user in ("u-a", "u-x")] == [3, None]
         # Corrupt data: 4 into 5 into 4. The chain is followed MAX_MERGE_HOPS (64) times only.
-        known.learn(Outcome(status="sent", merged={4: 5, 5: 4}))
+        known.learn(Outcome(status="sent", learned=Learned(merged={4: 5, 5: 4})))
         assert known.person_id("u-l") == 4
 
 
@@ -231,12 +249,14 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
     (several have the same type, so a field order mistake would pass mypy and teach the store
     the wrong thing), and a retryable failure holds back the event's identities."""
     ctx = plan_of("u-1").learning()
+    ctx.holders = {}
     tables = (
         "identities", "lead_origins", "memberships", "merged", "pending_creates",
-        "pending_merges", "recency",
+        "pending_merges", "recency", "holders",
     )  # fmt: skip
     for name in tables:
         getattr(ctx, name)[name] = name  # each table holds its own name
+    ctx.updates = (("person", 1, {"name": "Ann"}),)
     ctx.warnings.extend(["w-1", "w-1", "w-2"])
     ctx.dropped.append("label")
     ctx.made("persons created")
@@ -248,16 +268,19 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
         redacted="create person refused: HTTP 503",
     )
     outcome = ctx.outcome(failure=failure)
-    assert {name: dict(getattr(outcome, name)) for name in tables} == {
+    learned = outcome.learned
+    assert learned is not None
+    assert {name: dict(getattr(learned, name)) for name in tables} == {
         name: {name: name} for name in tables
     }
     assert (
         outcome.status, outcome.reason, outcome.stage, outcome.http_status, outcome.retryable,
-        outcome.redacted, outcome.warnings, outcome.dropped, outcome.writes, outcome.held_back,
+        outcome.redacted, outcome.warnings, outcome.dropped, outcome.writes, learned.held_back,
+        learned.updates,
     ) == (
         "failed", "create person refused: HTTP 503: busy", "create person", 503, True,
         "create person refused: HTTP 503", ("w-1", "w-2"), ("label",), ("persons created",),
-        frozenset({("person", "u-1"), ("event", "m-1")}),
+        frozenset({("person", "u-1"), ("event", "m-1")}), (("person", 1, {"name": "Ann"}),),
     )  # fmt: skip
     assert ctx.finish().status == "sent"  # the plan's end after a write that landed
 
@@ -279,7 +302,7 @@ def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exce
         reason="cannot create person without a name",
         stage="create person",
         dropped=("shoe",),
-        identities={("org", "g-1"): 5},
+        learned=Learned(identities={("org", "g-1"): 5}),
     )
     off = Ctx(event, PlanConfig(user_id_field="f" * 40), IdentityStore())
     assert person_create_body(off, "u-1") == Outcome(

@@ -27,6 +27,7 @@ from helpers_core import (
     run,
     search_org,
     search_person,
+    taught,
 )
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
@@ -56,7 +57,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     probe_steps,
 )
 from rudder_pipedrive_cli.core.plans.track import KINDS
-from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Learned, Outcome
 from rudder_pipedrive_cli.core.rules import parse_rules
 
 LISTED_AT = "2026-11-28T10:00:05Z"
@@ -119,7 +120,7 @@ def test_a_found_person_is_updated_without_a_search() -> None:
         IDENTIFY, [patch_person(7, {"name": "Ann", "custom_fields": {ROLE: "Dev"}})], index=index
     )
     check(outcome, status="sent", warnings=())
-    assert outcome.identities == {("person", "u-1"): 7}
+    assert taught(outcome).identities == {("person", "u-1"): 7}
 
 
 def test_two_persons_with_one_user_id_take_the_lowest_id_with_a_warning() -> None:
@@ -432,12 +433,14 @@ def test_an_indexed_id_that_is_gone_is_searched_again() -> None:
         index=index,
     )
     check(outcome, status="sent")
-    assert outcome.identities == {("person", "u-1"): 9}
+    assert taught(outcome).identities == {("person", "u-1"): 9}
 
 
 def test_a_merge_takes_the_merged_person_out_and_a_changed_identity_moves() -> None:
     index = built(person_record(7, "u-1"), person_record(8, "u-2"))
-    index.learn(Outcome(status="sent", merged={7: 8}, identities={("person", "u-1"): 8}))
+    index.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 8}, merged={7: 8}))
+    )
     assert index.lookup("person", "u-1") == []  # the survivor keeps its own userId
     assert index.lookup("person", "u-2") == [8]
     index.begin("person", 0.0)
@@ -532,7 +535,11 @@ def test_listed_origins_answer_for_the_kinds_listed_only() -> None:
     # Activities and notes were not listed for the account: each person's are listed first.
     assert listed.lead_origins(origins_key("activity", 7)) is None
     assert listed.lead_origins(origins_key("note", 7)) is None
-    known.learn(Outcome(status="sent", lead_origins={origins_key("deal", 7): frozenset({"x"})}))
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(lead_origins={origins_key("deal", 7): frozenset({"x"})})
+        )
+    )
     assert listed.lead_origins(origins_key("deal", 7)) == frozenset({"x"})  # the cache's first
 
 

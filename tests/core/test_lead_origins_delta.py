@@ -20,11 +20,12 @@ from helpers_core import (
     post,
     run,
     search_person,
+    taught,
 )
 
 from rudder_pipedrive_cli.core.identity_cache import Added, IdentityStore
 from rudder_pipedrive_cli.core.index import origins_key
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import namespace_key
@@ -47,12 +48,12 @@ def lead(message_id: str) -> dict[str, object]:
 
 def test_a_create_for_a_person_whose_list_is_known_teaches_only_its_origin() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "u-1"): 42}))
-    known.learn(Outcome(status="sent", lead_origins={42: frozenset({"rpd:old"})}))
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 42})))
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={42: frozenset({"rpd:old"})})))
     outcome = run(track("m-1"), [create_lead(lead("m-1"))], known=known)
     assert outcome.status == "sent"
-    assert dict(outcome.lead_origins) == {42: {"rpd:m-1"}}
-    assert type(outcome.lead_origins[42]) is Added  # a delta, not the list
+    assert dict(taught(outcome).lead_origins) == {42: {"rpd:m-1"}}
+    assert type(taught(outcome).lead_origins[42]) is Added  # a delta, not the list
     known.learn(outcome)
     assert known.lead_origins(42) == {"rpd:old", "rpd:m-1"}
     assert (known.has_origin(42, "rpd:m-1"), known.has_origin(42, "rpd:m-2")) == (True, False)
@@ -65,8 +66,9 @@ def test_a_create_after_this_events_listing_teaches_the_whole_list() -> None:
         track("m-1"),
         [search_person("u-1", 42), *leads_of(42, "rpd:old", None), create_lead(lead("m-1"))],
     )
-    assert dict(outcome.lead_origins) == {42: {"rpd:old", "rpd:m-1"}}
-    assert type(outcome.lead_origins[42]) is frozenset  # complete: the cache may take it whole
+    assert dict(taught(outcome).lead_origins) == {42: {"rpd:old", "rpd:m-1"}}
+    # Complete: the cache may take it whole.
+    assert type(taught(outcome).lead_origins[42]) is frozenset
     known = IdentityStore()
     known.learn(outcome)
     assert known.lead_origins(42) == {"rpd:old", "rpd:m-1"}
@@ -74,16 +76,16 @@ def test_a_create_after_this_events_listing_teaches_the_whole_list() -> None:
 
 def test_a_reconcile_listing_after_a_lost_answer_is_a_complete_listing() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "u-1"): 42}))
-    known.learn(Outcome(status="sent", lead_origins={42: frozenset({"rpd:old"})}))
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 42})))
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={42: frozenset({"rpd:old"})})))
     outcome = run(
         track("m-1"),
         [post("/v1/leads", lead("m-1"), UNKNOWN), *leads_of(42, "rpd:listed", "rpd:m-1")],
         known=known,
     )
     assert outcome.status == "sent"
-    assert dict(outcome.lead_origins) == {42: {"rpd:listed", "rpd:m-1"}}
-    assert type(outcome.lead_origins[42]) is frozenset
+    assert dict(taught(outcome).lead_origins) == {42: {"rpd:listed", "rpd:m-1"}}
+    assert type(taught(outcome).lead_origins[42]) is frozenset
     known.learn(outcome)
     assert known.lead_origins(42) == {"rpd:old", "rpd:listed", "rpd:m-1"}
 
@@ -97,8 +99,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdentitySt
     were once and no longer are, 7's never were. A bounded table of one entry moves keys out
     at every other key; a read-only state learns over its file's rows."""
     known: list[Outcome] = [
-        Outcome(status="sent", lead_origins={5: frozenset({"rpd:a"}), 6: frozenset({"rpd:z"})}),
-        Outcome(status="sent", lead_origins={origins_key("deal", 5): frozenset(), 6: None}),
+        Outcome(
+            status="sent",
+            learned=Learned(lead_origins={5: frozenset({"rpd:a"}), 6: frozenset({"rpd:z"})}),
+        ),
+        Outcome(
+            status="sent",
+            learned=Learned(lead_origins={origins_key("deal", 5): frozenset(), 6: None}),
+        ),
     ]
     if request.param in ("dict", "bounded"):
         with Spill(entries=1, batch=1) as spill:
@@ -117,7 +125,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IdentitySt
 
 def learn(store: IdentityStore, **origins: frozenset[str] | None) -> None:
     keys = {"p5": 5, "p6": 6, "p7": 7, "d5": origins_key("deal", 5), "d7": DEAL_7}
-    store.learn(Outcome(status="sent", lead_origins={keys[k]: v for k, v in origins.items()}))
+    store.learn(
+        Outcome(
+            status="sent", learned=Learned(lead_origins={keys[k]: v for k, v in origins.items()})
+        )
+    )
 
 
 def test_a_delta_is_added_where_the_list_is_complete_and_only_there(store: IdentityStore) -> None:
@@ -208,9 +220,10 @@ def test_a_lead_made_before_a_merge_is_not_made_again_when_its_listing_lacks_it(
     again, and the lead of m-1 (deleted in Pipedrive since) is not there; a replay of m-1 is
     still `already done`, not a second lead."""
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "u-1"): 42}))
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 42})))
     known.learn(run(track("m-1"), [*leads_of(42, None), create_lead(lead("m-1"))], known=known))
-    known.learn(Outcome(status="sent", lead_origins={42: None}))  # a merge with an unlisted side
+    # A merge with an unlisted side.
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={42: None})))
     listed_again = [*leads_of(42, "rpd:other"), create_lead(lead("m-2"))]
     known.learn(run(track("m-2"), listed_again, known=known))
     assert known.lead_origins(42) == {"rpd:m-1", "rpd:other", "rpd:m-2"}
@@ -220,16 +233,24 @@ def test_a_lead_made_before_a_merge_is_not_made_again_when_its_listing_lacks_it(
 
 def test_a_merge_joins_lists_grown_by_deltas() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "old"): 7, ("person", "new"): 8}))
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(identities={("person", "old"): 7, ("person", "new"): 8})
+        )
+    )
     learn(known, p7=frozenset({"rpd:a"}))
-    known.learn(Outcome(status="sent", lead_origins={8: frozenset()}))
-    known.learn(Outcome(status="sent", lead_origins={7: Added({"rpd:b"}), 8: Added({"rpd:c"})}))
+    known.learn(Outcome(status="sent", learned=Learned(lead_origins={8: frozenset()})))
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(lead_origins={7: Added({"rpd:b"}), 8: Added({"rpd:c"})})
+        )
+    )
     alias = {"type": "alias", "previousId": "old", "userId": "new"}
     merge = Call(
         method="PUT", path="/v1/persons/7/merge", body={"merge_with_id": 8}, response=ok({"id": 8})
     )
     outcome = run(alias, [merge], config=CONFIG, known=known)
-    assert dict(outcome.lead_origins) == {8: {"rpd:a", "rpd:b", "rpd:c"}}
+    assert dict(taught(outcome).lead_origins) == {8: {"rpd:a", "rpd:b", "rpd:c"}}
     known.learn(outcome)
     assert known.lead_origins(8) == {"rpd:a", "rpd:b", "rpd:c"}
 

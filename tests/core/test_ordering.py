@@ -7,7 +7,7 @@ from typing import Any
 from rudder_pipedrive_cli.core.events import EVERY, parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 
 
 def event(kind: str, **fields: Any) -> Any:
@@ -37,10 +37,12 @@ def test_an_alias_links_its_ids_for_the_events_after_it() -> None:
 
 def test_a_cached_person_is_a_key_like_a_person_id_external_id() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "a"): 6, ("person", "b"): 7}))
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "a"): 6, ("person", "b"): 7}))
+    )
     keys = IdentityKeys(known)
     assert keys(event("identify", userId="a")) == {"u:a"}  # no merge known: no lookup
-    known.learn(Outcome(status="sent", merged={6: 7}))  # a's person went into b's
+    known.learn(Outcome(status="sent", learned=Learned(merged={6: 7})))  # a's person went into b's
     assert keys(event("identify", userId="a")) == {"u:a", "p:7"}
     assert keys(event("identify", userId="b")) == {"u:b", "p:7"}
     external = event("identify", context={"externalId": [{"type": "person_id", "id": 7}]})
@@ -51,9 +53,11 @@ def test_a_re_key_links_two_userids_to_one_person_across_runs_too() -> None:
     # QA: `alias a -> b` with b unknown gives a's person the userId b, no merge; a later run
     # (same state) sent a's and b's events concurrently and an older identify landed last.
     known = IdentityStore()
-    known.learn(Outcome(status="sent", identities={("person", "a"): 6}))
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "a"): 6})))
     assert not known.merges
-    known.learn(Outcome(status="sent", identities={("person", "a"): 6, ("person", "b"): 6}))
+    known.learn(
+        Outcome(status="sent", learned=Learned(identities={("person", "a"): 6, ("person", "b"): 6}))
+    )
     assert known.merges
     keys = IdentityKeys(known)  # a new run: no alias in its input
     assert keys(event("identify", userId="a")) & keys(event("identify", userId="b")) == {"p:6"}

@@ -23,6 +23,7 @@ from helpers_core import (
     person_record,
     post,
     search_person,
+    taught,
 )
 
 from rudder_pipedrive_cli.core.driver import drive, gave_up
@@ -30,7 +31,7 @@ from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome
 
 ANN = {"name": "Ann", "custom_fields": {USER_FIELD: "u-1"}}
 LOST = post("/api/v2/persons", ANN, ApiResponse(status=0, sent_at=SENT_AT))
@@ -86,7 +87,7 @@ def test_a_create_left_unknown_fails_retryable_and_is_remembered() -> None:
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.stage == "reconcile person"
     assert outcome.reason == OUTAGE.reason
-    assert outcome.pending_creates == {("person", "u-1"): SENT_AT}
+    assert taught(outcome).pending_creates == {("person", "u-1"): SENT_AT}
     assert known.pending_create("person", "u-1") == SENT_AT
 
 
@@ -100,7 +101,7 @@ def test_a_failed_answer_is_never_read_as_the_writes_own_whatever_its_status() -
         identify(), [search_person("u-1"), post("/api/v2/persons", ANN, gave_up)], known
     )
     assert (outcome.status, outcome.reason, outcome.retryable) == ("failed", OUTAGE.reason, True)
-    assert ("person", "u-1") not in outcome.pending_creates  # not settled as refused
+    assert ("person", "u-1") not in taught(outcome).pending_creates  # not settled as refused
 
 
 def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() -> None:
@@ -113,7 +114,7 @@ def test_the_next_event_lists_first_and_takes_the_record_the_lost_create_made() 
         known,
     )
     assert outcome.status == "sent"
-    assert outcome.identities == {("person", "u-1"): 7}
+    assert taught(outcome).identities == {("person", "u-1"): 7}
     assert known.pending_create("person", "u-1") is None
     assert known.person_id("u-1") == 7
 
@@ -176,7 +177,7 @@ def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> N
         "failed",
         "person 999 (person_id external id) not found",
     )
-    assert outcome.identities == {}
+    assert taught(outcome).identities == {}
     assert known.person_id("u-1") == 5  # left as it was
 
 
@@ -206,7 +207,7 @@ def test_a_record_learned_another_way_settles_the_mark() -> None:
     known = IdentityStore()
     lost_create(known)
     next_run(known)
-    known.learn(Outcome(status="sent", identities={("person", "u-1"): 12}))
+    known.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 12})))
     assert known.pending_create("person", "u-1") is None
 
 
@@ -241,7 +242,7 @@ def test_a_merge_left_unknown_is_remembered() -> None:
     known = IdentityStore()
     outcome = lost_merge(known)
     assert (outcome.status, outcome.stage, outcome.retryable) == ("failed", "reconcile merge", True)
-    assert outcome.pending_merges == {1: 2}
+    assert taught(outcome).pending_merges == {1: 2}
     assert known.merging_into(1) == 2
     assert known.person_id("A") == 1  # not forgotten: the next event settles it
 
@@ -265,7 +266,7 @@ def test_a_merge_settled_by_a_later_event_puts_the_survivor_where_its_read_says(
     raw, lead_calls = track_of_a(2)
     there = Call(method="GET", path="/api/v2/persons/2", response=ok({"id": 2, "org_id": 300}))
     outcome = replay(raw, [person(1, 410), there, *lead_calls], known)
-    assert (outcome.status, outcome.memberships) == ("sent", {2: 300})
+    assert (outcome.status, taught(outcome).memberships) == ("sent", {2: 300})
     assert known.person_org(2) == 300
 
 
@@ -285,7 +286,7 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
     three in input order (SPEC 5). QA found an alias journaled "unchanged" and A never merged."""
     known = IdentityStore()
     failed = replay(identify("A"), [OUTAGE], known)
-    assert failed.held_back == {("person", "A"), ("event", "i-A")}
+    assert taught(failed).held_back == {("person", "A"), ("event", "i-A")}
     known.persons["B"] = 2
     for raw in (ALIAS, {"type": "track", "messageId": "t-1", "userId": "A", "event": "T"}):
         outcome = replay(raw, [], known)  # no request at all
@@ -305,7 +306,10 @@ def test_after_a_retryable_failure_the_identitys_later_events_wait_for_its_retry
 def test_a_failure_that_a_retry_cannot_fix_holds_nothing_up() -> None:
     known = IdentityStore()
     failed = replay({"type": "identify", "userId": "A", "traits": {}}, [search_person("A")], known)
-    assert (failed.reason, failed.held_back) == ("cannot create person without a name", frozenset())
+    assert (failed.reason, taught(failed).held_back) == (
+        "cannot create person without a name",
+        frozenset(),
+    )
     assert not known.held_back("person", "A")
 
 
@@ -315,10 +319,13 @@ def test_after_a_merge_a_failure_of_either_userid_holds_back_the_others_events()
     older ua update after it, leaving the older value in the CRM."""
     known = IdentityStore()
     known.learn(
-        Outcome(status="sent", identities={("person", "ua"): 2, ("person", "ub"): 2}, merged={1: 2})
+        Outcome(
+            status="sent",
+            learned=Learned(identities={("person", "ua"): 2, ("person", "ub"): 2}, merged={1: 2}),
+        )
     )
     failed = replay(identify("ua"), [OUTAGE], known)
-    assert failed.held_back == {("person", "ua"), ("person_id", "2"), ("event", "i-ua")}
+    assert taught(failed).held_back == {("person", "ua"), ("person_id", "2"), ("event", "i-ua")}
     outcome = replay(identify("ub"), [], known)  # no request at all
     assert (outcome.status, outcome.retryable, outcome.stage) == ("failed", True, "order")
     assert outcome.reason == (
@@ -358,7 +365,7 @@ def test_creates_and_merges_say_what_they_leave_to_settle_and_a_refusal_settles_
 
     outcome = drive(plan_event(parse_event(identify("A"), "t:1"), CONFIG, known), send)
     assert [r.creates for r in seen] == [None, ("person", "A")]
-    assert (outcome.status, outcome.pending_creates) == ("failed", {("person", "A"): None})
+    assert (outcome.status, taught(outcome).pending_creates) == ("failed", {("person", "A"): None})
     known.persons.update({"A": 1, "B": 2})
     merge = drive(plan_event(parse_event(ALIAS, "t:2"), CONFIG, known), send)
     assert (merge.status, seen[-1].merges) == ("sent", (1, 2))

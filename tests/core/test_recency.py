@@ -23,7 +23,7 @@ from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.filters import event_time
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans.common import SUPERSEDED
-from rudder_pipedrive_cli.core.protocol import ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiResponse, Learned, Outcome
 from rudder_pipedrive_cli.core.recency import fresh, newest, stamp
 
 T1 = "2026-10-01T09:00:00.000000Z"
@@ -230,12 +230,24 @@ def test_an_organization_created_records_its_fields() -> None:
 
 def test_the_learned_times_keep_the_later_of_each_field() -> None:
     known = IdentityStore()
-    known.learn(Outcome(status="sent", recency={("person", 42): {"name": T2, "emails": T1}}))
-    known.learn(Outcome(status="sent", recency={("person", 42): {"name": T1, "emails": T3}}))
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(recency={("person", 42): {"name": T2, "emails": T1}})
+        )
+    )
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(recency={("person", 42): {"name": T1, "emails": T3}})
+        )
+    )
     assert known.times_at(("person", 42)) == {"name": T2, "emails": T3}
     # A write no older than every field's time (most: one event's) takes all it wrote, and keeps
     # the fields it did not write; on a tie, the later write's.
-    known.learn(Outcome(status="sent", recency={("person", 42): {"name": T3, "phones": T3}}))
+    known.learn(
+        Outcome(
+            status="sent", learned=Learned(recency={("person", 42): {"name": T3, "phones": T3}})
+        )
+    )
     assert known.times_at(("person", 42)) == {"name": T3, "emails": T3, "phones": T3}
     assert newest({"a": T1, "b": T2}, {"b": T2, "c": T2}) == {"a": T1, "b": T2, "c": T2}
     assert newest({}, {"a": T1}) == {"a": T1} and newest({"a": T1}, {}) == {"a": T1}

@@ -10,7 +10,7 @@ import pytest
 
 from rudder_pipedrive_cli.core.errors import UNSHOWN, Warned
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.scratch import Spill
 
@@ -138,18 +138,20 @@ def test_a_knock_on_keeps_every_field_of_its_outcome_but_the_reason() -> None:
         "retryable": True,
         "warnings": ("w",),
         "dropped": ("d",),
-        "identities": {("person", "u-1"): 7},
-        "lead_origins": {7: frozenset({"rpd:m-1"})},
-        "memberships": {7: 8},
-        "merged": {6: 7},
-        "pending_creates": {("org", "g-1"): "2026-12-05T00:00:00Z"},
-        "pending_merges": {5: 7},
-        "held_back": frozenset({("person", "u-1")}),
-        "recency": {("person", 7): {"name": "2026-12-05T00:00:00Z"}},
         "redacted": "cannot create person without a name",
         "writes": ("persons updated",),
-        "updates": (("person", 7, {"name": "Ada"}),),
-        "holders": {("person", 7): ("u-1",)},
+        "learned": Learned(
+            identities={("person", "u-1"): 7},
+            lead_origins={7: frozenset({"rpd:m-1"})},
+            memberships={7: 8},
+            merged={6: 7},
+            pending_creates={("org", "g-1"): "2026-12-05T00:00:00Z"},
+            pending_merges={5: 7},
+            held_back=frozenset({("person", "u-1")}),
+            recency={("person", 7): {"name": "2026-12-05T00:00:00Z"}},
+            updates=(("person", 7, {"name": "Ada"}),),
+            holders={("person", 7): ("u-1",)},
+        ),
     }
     assert set(values) == set(Outcome.__slots__)
     tally = Tally()

@@ -13,7 +13,7 @@ import pytest
 from helpers_http import run
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, UsageError
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.runner import run_plans
@@ -63,7 +63,9 @@ def ensure_person(user_id: str) -> Plan:
     if not found.ok:
         raise PlanFailure(f"lookup failed: {found.error}", stage="find person")
     if ids := hit_ids(found):
-        return Outcome(status="unchanged", identities={("person", user_id): min(ids)})
+        return Outcome(
+            status="unchanged", learned=Learned(identities={("person", user_id): min(ids)})
+        )
     for _ in range(12):  # many tries: this test is about duplicates, not a budget of tries
         created = yield ApiRequest(
             method="POST",
@@ -73,12 +75,16 @@ def ensure_person(user_id: str) -> Plan:
             body={"name": f"Person {user_id}", "custom_fields": {USER_ID_FIELD: user_id}},
         )
         if created.ok:
-            return Outcome(status="sent", identities={("person", user_id): created.data["id"]})
+            return Outcome(
+                status="sent", learned=Learned(identities={("person", user_id): created.data["id"]})
+            )
         if not created.unknown:
             raise PlanFailure(created.error, stage="create person", status=created.status)
         again = yield find_person(user_id)
         if again.ok and (ids := hit_ids(again)):
-            return Outcome(status="sent", identities={("person", user_id): min(ids)})
+            return Outcome(
+                status="sent", learned=Learned(identities={("person", user_id): min(ids)})
+            )
     raise PlanFailure("could not create person", stage="create person", retryable=True)
 
 

@@ -133,7 +133,7 @@ def test_a_send_by_index_without_a_state_file_says_the_same_with_a_tiny_cache(
         outputs.append((stdout, lines, document))
         # The index's tables (each value's ids), as the run ended: persons merged away (1, 2, 4)
         # are out; u-6's and u-7's re-keys are in, taken from the PATCHes that wrote them
-        # (Outcome.updates; u-7's came after the last refresh).
+        # (Learned.updates; u-7's came after the last refresh).
         held = [(c, n) for c, n in Kept.kept if c and all(type(v) is tuple for v in c.values())]
         persons = {"u-1": (3,), "u-3": (5,), "u-5": (7,), "u-6-new": (6,), "u-7-new": (8,)}
         persons |= {f"u-{n}": (n + 1,) for n in range(8, 20)}

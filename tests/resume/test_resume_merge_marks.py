@@ -20,7 +20,7 @@ from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.replay import journaled
 
@@ -30,7 +30,7 @@ STAMP = "2026-01-02T03:04:05Z"
 
 CACHED = Outcome(
     status="sent",
-    identities={("person", "u-a"): 1, ("person", "u-b"): 2, ("person", "u-c"): 3},
+    learned=Learned(identities={("person", "u-a"): 1, ("person", "u-b"): 2, ("person", "u-c"): 3}),
 )
 
 

@@ -25,7 +25,7 @@ from resume_support import group as timeless_group
 from resume_support import identify as timeless_identify
 from resume_support import track as timeless_track
 
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import USER_ID_FIELD
@@ -215,10 +215,15 @@ def test_a_state_file_from_before_field_recency_reads_as_knowing_no_times(
 ) -> None:
     path = tmp_path / "state.sqlite"
     with ReplayState.open(path, "ns") as state:
-        state.record_outcome("m-1", "f:1", Outcome(status="sent", identities={("person", "u"): 7}))
+        state.record_outcome(
+            "m-1", "f:1", Outcome(status="sent", learned=Learned(identities={("person", "u"): 7}))
+        )
     with sqlite3.connect(path) as db:  # as rpd wrote it before the table existed
         db.execute("DROP TABLE field_recency")
-    times = Outcome(status="sent", recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}})
+    times = Outcome(
+        status="sent",
+        learned=Learned(recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}}),
+    )
 
     with ReplayState.open(path, "ns", readonly=True) as state:
         assert state.times_at(("person", 7)) is None
@@ -234,7 +239,10 @@ def test_a_state_file_from_before_field_recency_reads_as_knowing_no_times(
 
 def test_clearing_a_namespace_forgets_its_times_only(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
-    times = Outcome(status="sent", recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}})
+    times = Outcome(
+        status="sent",
+        learned=Learned(recency={("person", 7): {"name": "2026-10-01T09:00:00.000000Z"}}),
+    )
     for namespace in ("a", "b"):
         with ReplayState.open(path, namespace) as state:
             state.record_outcome("m-1", "f:1", times)

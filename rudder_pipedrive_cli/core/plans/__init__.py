@@ -33,7 +33,7 @@ from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx, Step
-from rudder_pipedrive_cli.core.protocol import Outcome, Planned
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome, Planned
 
 __all__ = ["identities_of", "plan_event"]
 
@@ -99,6 +99,6 @@ def plan_event(
                 redacted=f"an earlier event of its {NAMES[kind]} failed: this one waits for it",
                 stage="order",
                 retryable=True,
-                held_back=about,
+                learned=Learned(held_back=about),
             )
     return HANDLERS[kind](Ctx(event, config, known, index))

@@ -42,6 +42,7 @@ from rudder_pipedrive_cli.core.protocol import (
     LEFT_IN_FLIGHT,
     ApiRequest,
     ApiResponse,
+    Learned,
     Outcome,
     OutcomeStatus,
     PdId,
@@ -72,7 +73,7 @@ class Entity:
     def __init__(
         self, kind: str, noun: str, plural: str, identity: str, setting: str, body: Kind
     ) -> None:
-        self.kind = kind  # the kind in Outcome.identities
+        self.kind = kind  # the kind in Learned.identities
         self.noun, self.plural = noun, plural  # itemSearch's entity_type is the noun
         self.identity = identity  # the RudderStack identity it is found by
         self.setting = setting  # the [identity] key naming its field (a PlanConfig attribute)
@@ -129,7 +130,8 @@ class Ctx:
     """One event's plan: the event, what it is planned with (config, cache, index), and what it
     has learned and decided so far, which becomes its Outcome. What it learned (identities, lead
     origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
-    until the first write makes its tables (`learning`): most events learn nothing."""
+    until the first write makes its tables (`learning`): most events learn nothing, and their
+    outcome no `Learned` (`outcome`)."""
 
     __slots__ = ("_at", "config", "dropped", "event", "gone", "holders", "identities", "index",
                  "known", "lead_origins", "memberships", "merged", "pending_creates",
@@ -145,7 +147,7 @@ class Ctx:
     pending_creates: dict[tuple[str, str], str | None]
     pending_merges: dict[PdId, PdId | None]
     recency: dict[tuple[str, PdId], dict[str, str]]
-    holders: dict[tuple[str, PdId], tuple[str, ...]]  # Outcome.holders
+    holders: dict[tuple[str, PdId], tuple[str, ...]]  # Learned.holders
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
@@ -219,13 +221,24 @@ class Ctx:
                 if retryable
                 else HELD_NONE
             )
+        # Learned only when it taught something: most outcomes then cost a few stores to make
+        # and nothing to apply (IdentityStore.learn, the identity index).
+        learned = (
+            Learned(
+                self.identities, self.lead_origins, self.memberships, self.merged,
+                self.pending_creates, self.pending_merges, held_back, self.recency, self.updates,
+                self.holders,
+            )
+            if self.identities or self.recency or self.updates or self.holders or held_back
+            or self.lead_origins or self.memberships or self.merged or self.pending_creates
+            or self.pending_merges
+            else None
+        )  # fmt: skip
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
             status, reason, stage, http_status, retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
             tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
-            self.identities, self.lead_origins, self.memberships, self.merged, self.pending_creates,
-            self.pending_merges, held_back, self.recency, redacted, self.writes, self.updates,
-            self.holders,
+            redacted, self.writes, learned,
         )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
