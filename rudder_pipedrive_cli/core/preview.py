@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet
-from rudder_pipedrive_cli.core.plans import UNSUPPORTED, plan_event
+from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -69,13 +69,12 @@ def preview(
             planned = plan_event(item, config, known)
             if type(planned) is Outcome:  # it needs no request
                 outcome, requests = planned, ()
-                if planned is not UNSUPPORTED:  # the common one, which teaches nothing
-                    learn(planned)
             else:
                 if resume is not None:
                     planned = resume(planned, event_id)
                 send.requests = requests = []
                 outcome = drive(planned, answer)
+            if outcome.learned is not None:  # most outcomes taught nothing
                 learn(outcome)
             add_done(event_id, outcome.status)
         root = add_outcome(kind, outcome, item)  # a knock-on's reason names its root
