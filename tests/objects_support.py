@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Self
 
 import orjson
 import pytest
+from loopback import serve_in_thread
 
 from rudder_pipedrive_cli.core.backups import Window
 from rudder_pipedrive_cli.core.events import Event
@@ -150,7 +151,6 @@ class LoopbackServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
@@ -158,7 +158,7 @@ class LoopbackServer:
         return f"http://{host}:{port}"
 
     def __enter__(self) -> Self:
-        self.thread.start()
+        serve_in_thread(self.server)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -269,12 +269,15 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
     """Start moto's server on a free loopback port and the proxy before it; point AWS_* there
     (credentials are moto's dummies; no config file of the machine is read)."""
     import boto3
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    # moto's ThreadedMotoServer, served as the other loopback servers are (stopped at once).
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), True)
+    serve_in_thread(server)
+    host, port = str(server.server_address[0]), server.server_address[1]
     try:
-        with S3Proxy(server.get_host_and_port()) as proxy:
+        with S3Proxy((host, port)) as proxy:
             for name, value in {
                 "AWS_ENDPOINT_URL": proxy.url,
                 "AWS_ACCESS_KEY_ID": "testing",
@@ -285,13 +288,13 @@ def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
             }.items():
                 monkeypatch.setenv(name, value)
             monkeypatch.delenv("AWS_PROFILE", raising=False)
-            host, port = server.get_host_and_port()
             client = boto3.client("s3", endpoint_url=f"http://{host}:{port}")
             s3 = S3(proxy=proxy, client=client)
             client.create_bucket(Bucket=s3.bucket)
             yield s3
     finally:
-        server.stop()
+        server.shutdown()
+        server.server_close()
 
 
 @dataclass

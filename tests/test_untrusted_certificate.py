@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime
 import http.server
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from loopback import serve_in_thread
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
@@ -73,13 +73,12 @@ class Handshakes:
 
         self.server = Refusing(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
 
 @pytest.fixture
 def untrusted(tmp_path: Path) -> Iterator[Handshakes]:
     server = Handshakes(tmp_path)
-    server.thread.start()
+    serve_in_thread(server.server)
     yield server
     server.server.shutdown()
     server.server.server_close()

@@ -18,6 +18,7 @@ from e2e_support import (
     write_config,
     write_events,
 )
+from loopback import serve_in_thread
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -309,7 +310,6 @@ class _Echo400:
     def __enter__(self) -> str:
         shout, me = self.shout, self.me
         import json
-        import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         class Handler(BaseHTTPRequestHandler):
@@ -342,7 +342,7 @@ class _Echo400:
             do_POST = do_PATCH = do_GET
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        serve_in_thread(self.server)
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __exit__(self, *exc: object) -> None:

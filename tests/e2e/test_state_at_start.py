@@ -5,7 +5,6 @@ Pipedrive's."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ import orjson
 import pytest
 from click.testing import Result
 from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
+from loopback import serve_in_thread
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
@@ -227,7 +227,7 @@ def gateway_without_users_me(sandbox: Sandbox, said: bytes = NO_ROUTE) -> Iterat
         do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

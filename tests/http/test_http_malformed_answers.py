@@ -4,7 +4,6 @@ why (ApiResponse.malformed), and the plan fails the event, retryably, with no cr
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 from fakes import FakeClock
 from helpers_http import Script, client_for, ok, run, send_with, write
+from loopback import serve_in_thread
 from typer.testing import CliRunner, Result
 
 from rudder_pipedrive_cli.cli.main import app
@@ -85,8 +85,7 @@ class Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[Server]:
     httpd = Server(("127.0.0.1", 0), Handler)
     httpd.seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(httpd)
     try:
         yield httpd
     finally:
