@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 MakeSandbox = Callable[..., Sandbox]
@@ -55,6 +57,21 @@ def module_sandbox() -> Iterator[Sandbox]:
     """One sandbox for a whole test module (plan unlimited, no faults); `reset()` it as needed."""
     with Sandbox(SandboxOptions(plan="unlimited")) as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries and 429 waits take no time, and their jitter is fixed: a PipedriveClient made
+    without a sleep of its own (every command's) is handed each wait and goes on at once. For
+    runs against a sandbox whose faults come from its seed, not from the clock, so a run's
+    outcome does not depend on how fast it goes (the waits' lengths: tests/http's fake clocks)."""
+
+    async def no_wait(seconds: float) -> None:
+        await asyncio.sleep(0)
+
+    defaults = PipedriveClient.__init__.__kwdefaults__
+    monkeypatch.setitem(defaults, "sleep", no_wait)
+    monkeypatch.setitem(defaults, "random", lambda: 0.5)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ HYPOTHESIS_PROFILE=explore python -m pytest -q tests/e2e/test_accounting_propert
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import os
 from collections import Counter
@@ -39,7 +38,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from rudder_pipedrive_cli.core.rules import markers
-from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
@@ -331,19 +329,6 @@ def assert_made_once(sandbox: Sandbox) -> None:
     origins += [m for a in state["activities"] for m in markers(a.get("note"))]
     origins += [m for note in state["notes"] for m in markers(note.get("content"))]
     assert {key: n for key, n in Counter(origins).items() if n > 1} == {}
-
-
-@pytest.fixture
-def no_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries and 429 waits take no time (the sandbox's faults come from its seed, not from
-    the clock): a run's outcome does not depend on how fast it goes, and it goes fast."""
-
-    async def no_wait(seconds: float) -> None:
-        await asyncio.sleep(0)
-
-    defaults = PipedriveClient.__init__.__kwdefaults__
-    monkeypatch.setitem(defaults, "sleep", no_wait)
-    monkeypatch.setitem(defaults, "random", lambda: 0.5)
 
 
 @settings(

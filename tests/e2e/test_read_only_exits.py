@@ -38,6 +38,10 @@ COMMANDS = {
 }
 CONFIG_OK = "ok    config: rpd.toml is valid"
 
+# Retries go on at once (their waits' lengths are tests/http's, on fake clocks): what a command
+# says and its exit do not depend on them; a try's timeout is still waited in full.
+pytestmark = pytest.mark.usefixtures("no_waits")
+
 
 def run(command: str, url: str, *, token: str = TOKEN, fields: str = "") -> tuple[int, str]:
     """`rpd COMMAND` against `url` (in tmp_path: clean_env; `fields`: the config's field tables):
@@ -120,7 +124,7 @@ def test_a_server_that_never_answers_stops_each_command_at_its_third_try(
     # request's third try is unanswered: 3 connections. dry-run --lookups stops where its send
     # would, on a streak of two timeouts after the first (`interactive_reach`), which the
     # back-off's jitter may stretch past the second try: 2 or 3. Every one in a send's words.
-    monkeypatch.setattr(account, "INTERACTIVE_TIMEOUT", 1.0)
+    monkeypatch.setattr(account, "INTERACTIVE_TIMEOUT", 0.5)
     with never_answering() as (url, connections):
         code, text = run(command, url)
         made = connections()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from e2e_support import (
     ROLE_FIELD,
     alias,
@@ -24,6 +25,10 @@ from e2e_support import (
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
+
+# The sandbox's faults come from its seed: a retry or a 429 waited out in no time meets the same
+# faults (the report counts the waits; their lengths are tests/http's, on fake clocks).
+pytestmark = pytest.mark.usefixtures("no_waits")
 
 USERS = 24
 GROUPS = 4
