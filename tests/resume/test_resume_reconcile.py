@@ -29,8 +29,9 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 
-# The answer to the write comes this late, so the run is killed after the sandbox applied it and
-# before rpd hears of it (the kill follows the sandbox's request count, polled every few ms).
+# The lead listing a rerun reconciles with is answered this late, so another event's write
+# begins while it is under way. (A run killed after the sandbox applied a write and before rpd
+# hears of it is held there by answers_held, not by a latency.)
 SLOW_MS = 300
 # Search does not see new records for this long: a rerun cannot find the record by itemSearch,
 # so only reconciliation stands between it and a duplicate.
@@ -120,13 +121,11 @@ def test_a_write_left_in_flight_by_a_killed_run_is_reconciled(
     case = CASES[name]
     rig = prepared(make_sandbox, tmp_path, case)
     before = Counter(rig.sandbox.stats()["requests"])
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     assert rig.state is not None
     assert inflight_count(rig.state) == 1
-    rig.sandbox.set_faults(latency_ms=0)
 
     rerun = rig.send(case.target, "rerun")
 
@@ -166,11 +165,10 @@ def test_a_reconciliation_that_fails_keeps_the_write_in_flight_for_the_next_run(
     case = CASES["lead create"]
     rig = prepared(make_sandbox, tmp_path, case)
     assert rig.state is not None
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
-    rig.sandbox.set_faults(latency_ms=0, fail_5xx=1.0)  # the reconciling listing fails
+    rig.sandbox.set_faults(fail_5xx=1.0)  # the reconciling listing fails
 
     failed = rig.send(case.target, "failed", "--max-retries", "0")
 
@@ -194,7 +192,6 @@ def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
     # An update by external id: a write from its first step, no lookup before it.
     update = {**other, "messageId": "m-10", "traits": {"name": "Nine Again"}}
     update["context"] = {"externalId": [{"type": "pipedrivePersonId", "id": nine}]}
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
@@ -203,6 +200,7 @@ def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
     # The rerun hands the lead's write to its plan, which lists the person's leads (slowly);
     # meanwhile the update begins its write, committing the state: kill then.
     patches = rig.sandbox.stats()["requests"].get("PATCH /api/v2/persons/{id}", 0)
+    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, "PATCH /api/v2/persons/{id}"):
         interrupted = rig.start([*case.target, update], "interrupted")
         assert kill_when(
@@ -225,11 +223,9 @@ def test_a_create_left_in_flight_is_settled_by_another_event_of_its_identity(
     case = CASES[name]
     rig = prepared(make_sandbox, tmp_path, case)
     assert rig.state is not None
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
-    rig.sandbox.set_faults(latency_ms=0)
     before = Counter(rig.sandbox.stats()["requests"])
 
     # Another event of the same userId (and groupId): another messageId, another file.
@@ -261,13 +257,11 @@ def test_a_rerun_without_retries_sends_again_an_update_left_in_flight(
     rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
     assert rig.send([identify("m-1", "u-1", name="One")], "before").exit_code == 0
     target = [identify("m-2", "u-1", role="CTO")]
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, "PATCH /api/v2/persons/{id}"):
         killed = rig.start(target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, "PATCH /api/v2/persons/{id}"))
     assert rig.state is not None
     assert inflight_count(rig.state) == 1
-    rig.sandbox.set_faults(latency_ms=0)
     before = Counter(rig.sandbox.stats()["requests"])
 
     rerun = rig.send(target, "rerun", "--max-retries", "0")
@@ -288,12 +282,10 @@ def test_a_write_a_killed_run_left_is_said_by_a_send_of_other_files_and_settled_
     # Only a run of its own event settles it: one of other files says so (SPEC 5, README).
     case = CASES["person create"]
     rig = prepared(make_sandbox, tmp_path, case)
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
     assert rig.state is not None and inflight_count(rig.state) == 1
-    rig.sandbox.set_faults(latency_ms=0)
 
     other = rig.send([identify("m-9", "u-9", name="Nine")], "other")
 
