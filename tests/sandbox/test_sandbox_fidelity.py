@@ -9,8 +9,10 @@ descriptions gain fails here until it gets a probe.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,14 @@ from sandbox_support import (
     ROLE_FIELD,
     SOURCE_FIELD,
     START,
+    TOKEN,
     USER_ID_FIELD,
     assert_documented,
     extract_script,
 )
 
-from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
+from rudder_pipedrive_cli.sandbox.store import Store
 
 SCRIPT = extract_script()
 QUERY = SCRIPT.extract_query(specs_dir())
@@ -129,13 +133,41 @@ class World:
         clock.advance(100)
 
 
-@pytest.fixture
-def world(
-    make_sandbox: Callable[..., Sandbox], client_for: Callable[..., httpx.Client]
-) -> Iterator[tuple[httpx.Client, World]]:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The module's sandbox, the clock it runs on and a client of it (an httpx.Client costs a
+    probe more to make, its SSL context, than its probe takes)."""
+
+    sandbox: Sandbox
+    clock: FakeClock
+    api: httpx.Client
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
     clock = FakeClock(START)
-    api = client_for(make_sandbox(clock=clock))
-    yield api, World(api, clock)
+    with (
+        Sandbox(SandboxOptions(), clock=clock) as sandbox,
+        httpx.Client(base_url=sandbox.url, headers={"x-api-token": TOKEN}, timeout=5.0) as api,
+    ):
+        yield Served(sandbox, clock, api)
+
+
+@pytest.fixture(scope="module")
+def built(served: Served) -> tuple[Store, float, World]:
+    """The world written once over HTTP: a copy of the sandbox's records, its clock's time."""
+    world = World(served.api, served.clock)
+    return copy.deepcopy(served.sandbox.app.store), served.clock.now, world
+
+
+@pytest.fixture
+def world(served: Served, built: tuple[Store, float, World]) -> tuple[httpx.Client, World]:
+    """The sandbox holding the world each probe starts from, as written (a copy: probes write),
+    at the time it was written, with no stats or rate-limit windows from earlier probes."""
+    store, now, world = built
+    served.sandbox.reset()
+    served.sandbox.app.store, served.clock.now = copy.deepcopy(store), now
+    return served.api, world
 
 
 # ---- what the sandbox deliberately does not model --------------------------------------------
