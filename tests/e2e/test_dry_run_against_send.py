@@ -50,6 +50,10 @@ ID_IN_PATH = re.compile(r"/(\d+|[0-9a-f-]{36})(?=/|$)")
 ID_KEYS = frozenset({"id", "person_id", "org_id", "merge_with_id"})
 ID_IN_TEXT = re.compile(r"\b(person|organization) \d+")
 
+# A listing answered 503 is retried at once by both commands (the back-off's lengths are
+# tests/http's, on fake clocks): what each says and plans or sends does not depend on them.
+pytestmark = pytest.mark.usefixtures("no_waits")
+
 
 def told(text: str) -> str:
     """A reason or warning, the ids in it named "<id>"."""
