@@ -130,7 +130,7 @@ def first_pass_share(path: Path, work: Path) -> dict[str, Any]:
 def run(quick: bool) -> dict[str, Any]:
     """Identities by search against by index; the first pass against a dry-run."""
     started = time.perf_counter()
-    users = 60 if quick else 1200
+    users = 20 if quick else 1200
     existing = users // 2
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
