@@ -516,7 +516,11 @@ def run_send(
         journal = None
         if replay_state is not None and not plan_config.user_id_field:
             journal = replay_state.journal_status
-        survey = Survey(rules=plan_config.track_rules, journal_status=journal)
+        # Asked after the pass, of the few aliases' previousIds no person has (Survey.unknown).
+        aliases_done = None if replay_state is None else replay_state.journal_status
+        survey = Survey(
+            rules=plan_config.track_rules, journal_status=journal, alias_journal=aliases_done
+        )
         kept = replay_state.input_aliases() if replay_state is not None else None
         first_pass = EventReader(
             job.paths,

@@ -26,7 +26,7 @@ import math
 from bisect import insort
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, Literal, Protocol
 
 from rudder_pipedrive_cli.core.events import Event, identity_value
@@ -417,7 +417,11 @@ class Survey:
     events that the journal (`journal_status`, the replay state's) has not done names every
     person it looks up by an external id (`external`): with user_id_field unset, send sends
     them, and refuses to start without one (every event would fail). Each count keeps at most
-    `cap` identities (dry-run's, 0: only `external`)."""
+    `cap` identities (dry-run's, 0: only `external`).
+    An alias's previousId is kept apart (`aliased`, with its alias events' ids): one that never
+    was a person (an anonymousId) is never resolved, and `unknown` counts it only while one of
+    those events is not done (`alias_journal`, asked after the pass, for those few only), so a
+    rerun with nothing to do does not refresh the index for it."""
 
     rules: TrackRules = field(default_factory=TrackRules)
     persons: set[str] = field(default_factory=set)
@@ -426,6 +430,8 @@ class Survey:
     external: bool = False
     cap: int = SURVEY_CAP
     journal_status: Callable[[str], str | None] | None = None
+    aliased: dict[str, list[str]] = field(default_factory=dict)
+    alias_journal: Callable[[str], str | None] | None = None
 
     def add(self, event: Event) -> None:
         kind = None
@@ -454,9 +460,11 @@ class Survey:
             status = self.journal_status
             self.external = status is None or status(event.id) not in DONE
         group = event.group_id if event.type == "group" and "org_id" not in external else None
-        for found, into in ((user, self.persons), (previous, self.persons), (group, self.orgs)):
+        for found, into in ((user, self.persons), (group, self.orgs)):
             if found is not None and len(into) < self.cap:
                 into.add(found)
+        if previous is not None and (previous in self.aliased or len(self.aliased) < self.cap):
+            self.aliased.setdefault(previous, []).append(event.id)
         if kind is not None and user is not None:
             tracked = self.tracked.setdefault(kind, set())
             if len(tracked) < self.cap:
@@ -464,10 +472,25 @@ class Survey:
 
     def unknown(self, kind: str, known: IdentityStore, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
-        `enough` (a choice needs no more)."""
+        `enough` (a choice needs no more); a previousId only an alias names, only while one of
+        its aliases is not done."""
         cached = known.person_id if kind == "person" else known.org_id
-        keys = self.persons if kind == "person" else self.orgs
-        return sum(1 for _ in islice((key for key in keys if cached(key) is None), enough))
+        unknown: Iterable[str] = (key for key in self.orgs if cached(key) is None)
+        if kind == "person":
+            unknown = chain(
+                (key for key in self.persons if cached(key) is None),
+                (
+                    key
+                    for key in self.aliased
+                    if key not in self.persons and cached(key) is None and not self.done(key)
+                ),
+            )
+        return sum(1 for _ in islice(unknown, enough))
+
+    def done(self, previous: str) -> bool:
+        """Whether the journal holds every alias naming `previous` as done."""
+        status = self.alias_journal
+        return status is not None and all(status(id) in DONE for id in self.aliased[previous])
 
 
 def input_aliases(

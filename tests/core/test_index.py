@@ -595,13 +595,34 @@ def test_the_survey_counts_what_no_external_id_resolves() -> None:
     ]
     for n, raw in enumerate(raws):
         survey.add(parse_event({"messageId": f"m-{n}", **raw}, f"f:{n}"))
-    assert survey.persons == {"u-0", "u-1", "u-2", "u-3"}
+    assert survey.persons == {"u-1", "u-2", "u-3"}
+    assert survey.aliased == {"u-0": ["m-2"]}  # a previousId: apart, with its aliases
     assert survey.orgs == {"g-1"}
     assert survey.tracked == {"lead": {"u-2"}}
     known = IdentityStore()
     known.persons["u-1"] = 1
     assert survey.unknown("person", known) == 3
     assert survey.unknown("org", known) == 1
+
+
+@pytest.mark.parametrize(("done", "unknown"), [(set(), 2), ({"m-1"}, 2), ({"m-1", "m-3"}, 1)])
+def test_a_previous_id_no_person_has_is_unknown_until_its_every_alias_is_done(
+    done: set[str], unknown: int
+) -> None:
+    """An anonymousId an alias names is never a person: counted only while an alias naming it
+    is left to do, so a rerun with nothing to do refreshes no index for it. One that is also a
+    userId is counted as such."""
+    survey = Survey(alias_journal=lambda id: "sent" if id in done else None)
+    raws = [
+        {"type": "alias", "userId": "u-1", "previousId": "anon-1"},
+        {"type": "alias", "userId": "u-2", "previousId": "u-1"},
+        {"type": "alias", "userId": "u-2", "previousId": "anon-1"},
+    ]
+    for n, raw in enumerate(raws, 1):
+        survey.add(parse_event({"messageId": f"m-{n}", **raw}, f"f:{n}"))
+    known = IdentityStore()
+    known.persons["u-2"] = 2
+    assert survey.unknown("person", known) == unknown  # u-1 always; anon-1 till m-1, m-3 done
 
 
 @pytest.mark.parametrize(

@@ -660,3 +660,37 @@ def test_a_user_id_the_input_aliases_to_a_cached_person_that_is_gone_is_searched
     again = send_by(sandbox, tmp_path, events, way, state=state, name="c")
     assert again.report is not None
     assert again.report["events"]["skipped"] == 2  # already done
+
+
+def test_a_rerun_with_nothing_to_do_lists_nothing_though_an_alias_s_previous_id_never_existed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An alias's previousId that never was a person (an anonymousId) is never resolved: every
+    rerun counted it an identity to look up and refreshed the index before its first event (a
+    300,000-event backfill's rerun with nothing to do: 5 listing pages, 1 refresh). Its only
+    events done, it needs no lookup: the rerun lists nothing."""
+    state = tmp_path / "state.sqlite"
+    events = [identify("m-1", "u-1", name="One"), alias("m-2", "anon-1", "u-1")]
+    first = send_by(sandbox, tmp_path, events, state=state, name="a")
+    assert first.report is not None
+    assert first.report["identity_index"] == {"pages": 2, "refreshes": 0, "lead_pages": 0}
+    second = send_by(sandbox, tmp_path, events, state=state, name="b")
+    assert second.report is not None
+    assert second.report["identity_index"] == {"pages": 0, "refreshes": 0, "lead_pages": 0}
+    assert "identities: by index (0 listing pages; 0 refreshes)" in second.stderr.splitlines()
+    assert "GET /api/v2/persons" not in second.report["requests"]
+    assert holdings(sandbox).user_ids() == {"u-1": 1}
+
+
+def test_a_rerun_still_refreshes_for_an_alias_s_previous_id_whose_alias_is_not_done(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The alias not done yet (added since), its previousId is still one to look up: the kept
+    index is refreshed once before the first event."""
+    state = tmp_path / "state.sqlite"
+    events = [identify("m-1", "u-1", name="One")]
+    send_by(sandbox, tmp_path, events, state=state, name="a")
+    events.append(alias("m-2", "anon-1", "u-1"))
+    second = send_by(sandbox, tmp_path, events, state=state, name="b")
+    assert second.report is not None
+    assert second.report["identity_index"] == {"pages": 1, "refreshes": 1, "lead_pages": 0}
