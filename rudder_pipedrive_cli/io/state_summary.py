@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from rudder_pipedrive_cli.core.identity_cache import origins_kind
 from rudder_pipedrive_cli.core.index import counts_by_kind
+from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
     KINDS,
@@ -94,6 +96,17 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         rows = db.execute(sql, (ns,))
         return counts_by_kind((decode_id(key), n) for key, n in rows)
 
+    def origins_by_kind() -> dict[str, int]:
+        # Each record once: a merge gives the survivor the merged person's origins, which the
+        # merged person's rows keep too (both true), so one lead is held by two persons.
+        held: dict[tuple[str, str], PdId] = {}
+        for key, origin in db.execute(
+            "SELECT person_id, origin_id FROM lead_origins WHERE ns = ?", (ns,)
+        ):
+            person = decode_id(key)
+            held.setdefault((origins_kind(person), origin), person)
+        return counts_by_kind((person, 1) for person in held.values())
+
     try:
         finished = db.execute("SELECT count(*) FROM objects_done WHERE ns = ?", (ns,)).fetchone()[0]
     except sqlite3.OperationalError:  # no such table (made on first use): none finished
@@ -114,7 +127,7 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         identities={kind: kinds.get(kind, 0) for kind in KINDS},
         memberships=kinds.get(MEMBER, 0),
         leads_listed=by_kind("leads_listed"),
-        lead_origins=by_kind("lead_origins"),
+        lead_origins=origins_by_kind(),
         journal=journal,
         inflight=int(inflight[0]),
         pending_creates=sum(

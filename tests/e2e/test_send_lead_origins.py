@@ -9,16 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from e2e_support import (
+    CLEAN_ENV,
     LISTINGS,
     TOKEN,
     USER_ID_FIELD,
+    alias,
     assert_report_adds_up,
+    identify,
     rpd_send,
     track,
     write_events,
 )
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 EVENT = "Order Completed"  # config.example.toml: a lead (no track rule)
@@ -104,3 +110,29 @@ def test_rpds_lead_after_a_full_page_of_leads_by_hand_is_found_by_a_run_without_
         assert run.report["requests"]["GET /v1/leads"] == pages
     made = [lead.get("origin_id") for lead in sandbox.state()["leads"]]
     assert (len(made), made.count("rpd:m-1")) == (501, 1)
+
+
+def test_state_show_counts_once_the_leads_of_two_persons_merged(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A merge gives the survivor the merged person's lead origins, which the merged person's
+    rows keep too: `rpd state show` counted a lead once per person holding it (68,887 origin ids
+    shown for a backfill's 65,986 leads). Two persons with a lead each, merged: 2, not 3."""
+    events = [
+        identify("m-1", "u-1", name="One"),
+        track("t-1", "u-1", EVENT),
+        identify("m-2", "u-2", name="Two"),
+        track("t-2", "u-2", EVENT),
+        alias("m-3", "u-1", "u-2"),  # u-1's person merged into u-2's
+    ]
+    report = send(sandbox, tmp_path, events, "a")
+    assert report["requests"]["PUT /v1/persons/{id}/merge"] == 1
+    assert origins(sandbox) == ["rpd:t-1", "rpd:t-2"]
+    show = ["state", "show", "--state", str(tmp_path / "state.sqlite")]
+    shown = CliRunner().invoke(app, [*show, "-f", "json"], env=CLEAN_ENV)
+    assert shown.exit_code == 0, shown.output
+    (namespace,) = orjson.loads(shown.stdout)["namespaces"]
+    assert namespace["lead_origins"]["lead"] == 2
+    table = CliRunner().invoke(app, show, env={**CLEAN_ENV, "COLUMNS": "200"})
+    (row,) = [line for line in table.stdout.splitlines() if "│ leads" in line]
+    assert row.split("│")[2].strip().startswith("2 origin ids known for ")
