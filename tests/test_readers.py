@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from objects_support import Item, error, viewed
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.core.events import fails_again
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io import readers
 from rudder_pipedrive_cli.io.readers import (
@@ -1019,3 +1020,31 @@ def test_each_item_of_the_alias_pass_is_the_full_reads_item(
             if b"identify" not in line and len(line) < cap
         }
         assert wanted <= {item[0].split("#")[0] for item in passed}
+
+
+def test_input_that_is_no_event_fails_again_whatever_the_config_a_read_that_failed_not(
+    tmp_path: Path,
+) -> None:
+    """What keeps a backup object unfinished (io/objects.py): not a line that is no event, which
+    reading it again fails again (dead-lettered once, by the run that read it), but a line over
+    --max-item-bytes (a higher cap reads it) or a store's error (SPEC 2)."""
+    lines = [
+        dumps(A),
+        b"{not json",
+        b"42",
+        b'{"type": "\xff"}',
+        dumps({"batch": 5}),
+        dumps({"messageId": "no-type"}),
+        dumps({**B, "properties": {"x": "y" * 200}}),
+    ]
+    path = write(tmp_path / "e.ndjson", b"\n".join(lines) + b"\n")
+    items = list(EventReader([path], max_item_bytes=128))
+    assert [(item.source.rsplit(":", 1)[1], fails_again(item)) for item in items] == [
+        ("1", False),  # an event
+        ("2", True),
+        ("3", True),
+        ("4", True),
+        ("5", True),
+        ("6", True),
+        ("7", False),  # larger than the cap
+    ]

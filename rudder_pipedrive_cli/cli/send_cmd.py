@@ -53,7 +53,7 @@ from rudder_pipedrive_cli.core.errors import (
     Terminated,
     stop_in,
 )
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import Event, fails_again
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey, input_aliases
@@ -617,7 +617,10 @@ def run_send(
             and item.type in HANDLERS
             and job.event_filter.skip_reason(item) is not None
         )
-        reader.item_done(item.source, "failed" if left_out else outcome.status)
+        # Input that is no event fails again whenever read: it is dead-lettered by the run that
+        # read it, and does not keep its object unfinished (read again by each rerun for nothing).
+        status = "failed" if left_out else outcome.status
+        reader.item_done(item.source, status, lasting=fails_again(item))
         progress.tick()
 
     replay = Replay(

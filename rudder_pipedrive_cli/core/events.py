@@ -411,16 +411,41 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 parse_event = Event
 
 
-def invalid(source: str, raw: Any, reason: str, stage: str, redacted: str | None = None) -> Event:
+class NoEvent(Event):
+    """Input that is not an event (`invalid`)."""
+
+    # Whether reading the input again fails it again whatever the config (SPEC 2: a line not
+    # JSON, not UTF-8, a value not an object or no event): not so a read that failed (a store's
+    # error, a size over --max-item-bytes), whose object is read again (io/objects.py).
+    lasting: bool
+    __slots__ = ("lasting",)
+
+
+def invalid(
+    source: str,
+    raw: Any,
+    reason: str,
+    stage: str,
+    redacted: str | None = None,
+    *,
+    lasting: bool = True,
+) -> Event:
     """The item of input that is not an event: counted as INVALID, failed at `stage` ("read":
-    not an event value at all; "parse": a value `Event` refuses), `raw` for its dead letter."""
-    item = Event.__new__(Event)
+    not an event value at all; "parse": a value `Event` refuses), `raw` for its dead letter;
+    `lasting` as NoEvent's."""
+    item = NoEvent.__new__(NoEvent)
+    item.lasting = lasting
     item.id, item.type = "", INVALID
     item.kind, item.source, item.raw = INVALID, source, raw
     item.user_id = item.group_id = item.previous_id = None
     item.external, item.refused = _EMPTY, None
     item.decided = Outcome(status="failed", reason=reason, stage=stage, redacted=redacted)
     return item
+
+
+def fails_again(item: Event) -> bool:
+    """Whether `item` is input that fails each time it is read, whatever the config (NoEvent)."""
+    return isinstance(item, NoEvent) and item.lasting
 
 
 def take(value: Any, source: str) -> Event:

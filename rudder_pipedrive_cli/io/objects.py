@@ -17,7 +17,9 @@ Resume: the reader counts the items each object gave and the outcomes that come 
 (`item_done`); once an object is read to its end and every item of it ended sent, unchanged or
 skipped, `on_finished(name, version)` records it (io/state.py), and a later run skips it unread.
 An object with a failed item is not recorded: the rerun reads it again, and the journal skips
-its events that were done.
+its events that were done. But for input that is no event whatever the config (a line not JSON,
+not UTF-8, a value not an object: core/events.py `fails_again`), which would fail again: it
+stays in the dead letters of the run that read it.
 """
 
 from __future__ import annotations

@@ -188,9 +188,10 @@ class EventReader:
         ahead of the sending, whose events are still to be sent."""
         return self._ledger.done
 
-    def item_done(self, source: str, status: str) -> None:
-        """An item of this reader ended `status` (sent, unchanged, skipped or failed)."""
-        self._ledger.item_done(source, status != "failed")
+    def item_done(self, source: str, status: str, *, lasting: bool = False) -> None:
+        """An item of this reader ended `status` (sent, unchanged, skipped or failed); a failure
+        that is `lasting` (core/events.py `fails_again`) does not keep its object unfinished."""
+        self._ledger.item_done(source, status != "failed" or lasting)
 
     def __iter__(self) -> Iterator[Event]:
         # Chained in C: a file's items come from its stream's generator, no level above it.
@@ -213,7 +214,7 @@ class EventReader:
                 inner = self._open(path)
             except OSError as exc:
                 why = f"cannot read file: {exc.strerror or exc}"
-                yield [invalid(source_name(path), None, why, "read")]
+                yield [_unread(source_name(path), why)]
                 continue
             source = self._current = _RawSource(inner)
             name = source_name(path)
@@ -318,7 +319,7 @@ class EventReader:
                 if error is not None:
                     tally.items += 1
                     why = f"cannot read object: {error}"
-                    yield invalid(stored.name, None, why, "read")
+                    yield _unread(stored.name, why)
                 else:
                     source = self._current = _RawSource(cast(BinaryIO, stream))
                     try:
@@ -511,7 +512,7 @@ def _read_stream(
         if _oversized(first, cap):
             _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
-                yield invalid(name, None, _too_large("JSON document", cap), "read")
+                yield _unread(name, _too_large("JSON document", cap))
                 return
             held = [(number, None)]
         elif first.lstrip().startswith(b"[") and not (
@@ -520,7 +521,7 @@ def _read_stream(
             rest = stream.read(cap + 1 - len(first))
             source.consumed += len(rest)
             if len(first) + len(rest) > cap:
-                yield invalid(name, None, _too_large("JSON document", cap), "read")
+                yield _unread(name, _too_large("JSON document", cap))
                 return
             yield from _document(first + rest, name)
             return
@@ -581,7 +582,7 @@ def _read_stream(
             else:
                 yield item
     except READ_ERRORS as exc:
-        yield invalid(f"{name}:{number + 1}", None, _read_error(exc), "read")
+        yield _unread(f"{name}:{number + 1}", _read_error(exc))
 
 
 # The words a line holding an alias event holds: its type in any case, or a JSON escape (which
@@ -653,7 +654,7 @@ def _line(
     `spread`: the file's lines are those of values pretty-printed one after another."""
     source = f"{name}:{number}"
     if line is None:
-        yield invalid(source, None, _too_large("line", cap), "read")
+        yield _unread(source, _too_large("line", cap))
         return
     if line.startswith(BOM):  # files joined with `cat` carry a BOM at the start of a line
         line = line[len(BOM) :]
@@ -678,6 +679,12 @@ def _skip_line(head: bytes, readline: Callable[[int], bytes], source: _RawSource
     while chunk and not chunk.endswith(b"\n"):
         chunk = readline(SKIP_CHUNK)
         source.consumed += len(chunk)
+
+
+def _unread(source: str, why: str) -> Event:
+    """The failed item of input that could not be read (`why`: an error reading it, a size over
+    the cap): not lasting, its object is read again by a rerun, unlike a line that is no event."""
+    return invalid(source, None, why, "read", lasting=False)
 
 
 def _too_large(what: str, cap: int) -> str:

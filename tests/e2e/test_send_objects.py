@@ -81,6 +81,17 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
         yield store
 
 
+@pytest.fixture
+def empty_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3]:
+    """moto's bucket with no object (its store outlives a server: another test's are removed)."""
+    pytest.importorskip("moto")
+    with moto_s3(monkeypatch) as store:
+        listed = store.client.list_objects_v2(Bucket=store.bucket).get("Contents", [])
+        for found in listed:
+            store.client.delete_object(Bucket=store.bucket, Key=found["Key"])
+        yield store
+
+
 def test_send_from_s3_then_a_rerun_reads_no_finished_object(
     sandbox: Sandbox, tmp_path: Path, s3: S3
 ) -> None:
@@ -160,6 +171,69 @@ def test_an_object_with_a_failed_event_is_read_again_by_the_rerun(
         "skipped": 1,  # b-08, done in the first run
         "failed": 1,
     }
+
+
+def with_lines(data: bytes, *extra: bytes) -> bytes:
+    """A gzipped object with `extra` lines put after its first."""
+    first, rest = gzip.decompress(data).split(b"\n", 1)
+    return gzip.compress(b"\n".join([first, *extra, rest]))
+
+
+def test_an_object_whose_lines_are_no_event_is_finished_and_not_read_again(
+    sandbox: Sandbox, tmp_path: Path, empty_s3: S3
+) -> None:
+    """A line that is no event whatever the config (not JSON, not an object, not UTF-8) fails
+    again each time it is read: it kept its object unfinished, so a 300,000-event backup with
+    one in each object was downloaded whole again by every rerun (its two passes) and its bad
+    lines dead-lettered again. It is dead-lettered by the run that read it and its object is
+    finished; an object with an event Pipedrive failed, or a line over --max-item-bytes, is
+    read again (SPEC 2, 5)."""
+    s3, nameless = empty_s3, {**identify("no-name"), "traits": {}}
+    good = archive(identify("a-1"), identify("a-2"))
+    big = {**identify("big"), "traits": {"name": "Big", "bio": "x" * 5000}}
+    s3.upload(
+        {
+            TIME_ORDER[1]: with_lines(good, b"{not json", b"42", b'{"type": "\xff"}'),
+            TIME_ORDER[3]: archive(identify("b-08"), nameless),
+            TIME_ORDER[4]: with_lines(archive(identify("c-1")), orjson.dumps(big)),
+        }
+    )
+    args = ("--max-item-bytes", "4096")
+    first = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=args)
+    assert first.exit_code == 1, first.stderr
+    assert sorted(letter["source"] for letter in first.dead_letters) == sorted(
+        [
+            *(f"s3://backups/rs/{TIME_ORDER[1]}:{n}" for n in (2, 3, 4)),
+            f"s3://backups/rs/{TIME_ORDER[3]}:2#1",
+            f"s3://backups/rs/{TIME_ORDER[4]}:2",
+        ]
+    )
+    persons = holdings(sandbox).persons
+    assert len(persons) == 4  # a-1, a-2, b-08, c-1
+
+    s3.proxy.recorder.requests.clear()
+    again = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=args, name="rerun")
+    assert again.exit_code == 1, again.stderr
+    assert "resuming: 1 object finished by an earlier run not read again" in again.stderr
+    # The other two by each pass: the first (aliases, identities) and the send.
+    gets = sorted(object_gets(s3.proxy.recorder.requests, "backups"))
+    assert gets == sorted(2 * [f"rs/{TIME_ORDER[3]}", f"rs/{TIME_ORDER[4]}"])
+    assert again.report is not None
+    assert again.report["events"] == {
+        "read": 4,
+        "sent": 0,
+        "unchanged": 0,
+        "skipped": 2,  # b-08 and c-1, done in the first run
+        "failed": 2,
+    }
+    letters = {letter["source"]: letter["error"]["reason"] for letter in again.dead_letters}
+    assert letters == {
+        f"s3://backups/rs/{TIME_ORDER[3]}:2#1": "cannot create person without a name",
+        f"s3://backups/rs/{TIME_ORDER[4]}:2": "line larger than --max-item-bytes (4 KiB): split "
+        "it into smaller lines or raise --max-item-bytes, then send its file again (a dead "
+        "letter cannot hold it)",
+    }
+    assert holdings(sandbox).persons == persons
 
 
 def test_a_folder_given_twice_is_sent_once_and_its_failed_event_tried_once(
