@@ -1,0 +1,126 @@
+"""A previousId aliased twice, its first alias having failed (neither person found), sent twice,
+the second time with a fresh state (SPEC 5: a replay creates each record exactly once, with or
+without the state file; dup23's case-chain-first-found.ndjson, narrowed from the mixed workload):
+- alias a -> b (neither found: fails), track a (a note: a not found, nor b nor c, so a's person 1
+  is created and the note rpd:m-2 made on it), identify b (b's own person 2), alias a -> c (a is
+  person 1, c not found: re-keyed to c). Person 1 ends the first run as c's, with the note;
+  person 2, b's, has none.
+The rerun's track a finds no a. The first pass chained a's aliases a -> b -> c (as if a -> b had
+moved a's person to b's), so a was taken as the first person found along it, b's person 2, and the
+note was made again there. a's last alias, a -> c, is where a's person went: c's person 1.
+Not fixed (xfail): the first pass's chains cannot say where a's events stand among a's aliases.
+Leading a to its last alias's userId first (a -> c, b -> c) fixes this rerun but breaks a first
+run whose event of a comes before a's earlier aliases (the second test). A fix needs, for each
+event, a's aliases that come after it: the first person found along those (here a -> c
+alone: c's person 1, not b's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from e2e_support import ONE, SendRun, alias, holdings, identify, rpd_send, track, write_events
+
+from rudder_pipedrive_cli.core.rules import markers
+from rudder_pipedrive_cli.sandbox import Sandbox
+
+EVENTS = [
+    alias("m-1", "u-a", "u-b"),
+    {
+        **track("m-2", "u-a", "Support Ticket Opened", subject="s", priority="high"),
+        "context": {"traits": {"name": "A"}},
+    },
+    identify("m-3", "u-b", name="B"),
+    alias("m-4", "u-a", "u-c"),
+]
+
+
+def sent(sandbox: Sandbox, tmp_path: Path, events: Path, name: str) -> SendRun:
+    """A send of `events` one at a time, with a state of its own."""
+    return rpd_send(
+        sandbox, tmp_path, events, state=tmp_path / f"{name}.sqlite", args=ONE, name=name
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed: the look-ahead takes the first person found along a -> b -> c, b's own; "
+    "leading a to its last alias's userId first duplicates on first runs instead (the test below)",
+)
+def test_a_rerun_with_a_fresh_state_makes_the_note_once_on_the_last_alias_s_person(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "in.ndjson", EVENTS)
+
+    def holds() -> None:
+        people = holdings(sandbox)
+        assert [(p["id"], people.user_of(p["id"])) for p in people.persons] == [
+            (1, "u-c"),
+            (2, "u-b"),
+        ]
+        notes = people.state["notes"]
+        assert [(markers(note["content"]), note["person_id"]) for note in notes] == [
+            ({"rpd:m-2"}, 1)
+        ]
+        assert people.leads == []
+        assert people.merges == []
+
+    first = sent(sandbox, tmp_path, events, "first")
+    assert first.exit_code == 1, first.stderr  # the alias that finds neither person
+    assert first.report is not None
+    assert first.report["by_type"] == {
+        "alias": {"sent": 1, "failed": 1},
+        "track": {"sent": 1},
+        "identify": {"sent": 1},
+    }
+    holds()
+
+    again = sent(sandbox, tmp_path, events, "again")  # a fresh state
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    # a -> b finds b's person alone now: nothing to merge, no traits (unchanged); a is taken as c's
+    # person 1, whose note is listed there (skipped); identify b PATCHes b's person 2 again (a
+    # fresh state knows none of its values: updates are idempotent); a -> c of one person.
+    assert again.report["by_type"] == {
+        "alias": {"unchanged": 2},
+        "track": {"skipped": 1},
+        "identify": {"sent": 1},
+    }
+    writes = {key: n for key, n in again.report["requests"].items() if not key.startswith("GET")}
+    assert writes == {"PATCH /api/v2/persons/{id}": 1}
+    holds()
+
+
+# A first run must follow a previousId's aliases in input order: u-a's track comes before u-a ->
+# u-y (whose chain leads to u-b's person 1) and u-a -> u-e (u-e's person 2). Taking u-e's person 2
+# for the track, where u-a's LAST alias leads, made u-a -> u-y re-key person 2 to u-y (u-y led to
+# person 1, another), so u-e's person was gone and a fresh rerun made u-a's lead again. Taking the
+# first found along u-a -> u-y -> u-x -> u-b -> u-e (person 1, merged into 2 by u-a -> u-e) does
+# not (dup23's seed 31 workload, narrowed).
+IN_ORDER = [
+    identify("m-1", "u-b", name="B"),
+    identify("m-2", "u-e", name="E"),
+    alias("m-3", "u-x", "u-b"),
+    {**track("m-4", "u-a", "Order Completed"), "context": {"traits": {"name": "A"}}},
+    alias("m-5", "u-y", "u-x"),
+    alias("m-6", "u-a", "u-y"),
+    alias("m-7", "u-a", "u-e"),
+]
+
+
+def test_a_previousid_s_aliases_are_followed_in_order_on_a_first_run_and_its_rerun(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "in.ndjson", IN_ORDER)
+
+    def holds() -> None:
+        people = holdings(sandbox)
+        assert people.user_ids() == {"u-e": 1}
+        assert [
+            (lead["origin_id"], people.user_of(lead["person_id"])) for lead in people.leads
+        ] == [("rpd:m-4", "u-e")]
+
+    for name in ("first", "again"):  # the second with a fresh state
+        run = sent(sandbox, tmp_path, events, name)
+        assert run.exit_code == 0, run.stderr
+        holds()
