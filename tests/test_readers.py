@@ -1048,3 +1048,23 @@ def test_input_that_is_no_event_fails_again_whatever_the_config_a_read_that_fail
         ("6", True),
         ("7", False),  # larger than the cap
     ]
+
+
+def test_a_document_spread_over_lines_past_the_cap_does_not_fail_for_good(tmp_path: Path) -> None:
+    """A file whose first line is not JSON is one document if the whole parses (held up to
+    --max-item-bytes): past the cap it is not tried, and its lines fail, not JSON. A higher cap
+    would read its events, so its first line's failure is not lasting (its object is read
+    again); NDJSON with a broken first line (a later line decodes) fails for good."""
+    spread = orjson.dumps({"batch": [A, B]}, option=orjson.OPT_INDENT_2) + b"\n"
+    ndjson = b"{not json\n" + b"\n".join([dumps(A), b"{also not", dumps(B)]) + b"\n"
+    cap = 100
+    assert len(spread) > cap and len(ndjson) > cap
+    for name, data, wanted in (
+        ("spread", spread, [False] + [True] * (spread.count(b"\n") - 1)),
+        ("ndjson", ndjson, [True, False, True, False]),
+    ):
+        path = write(tmp_path / f"{name}.json", data)
+        items = list(EventReader([path], max_item_bytes=cap))
+        assert [fails_again(item) for item in items] == wanted, name
+        whole = list(EventReader([path], max_item_bytes=len(data)))
+        assert sum(item.type == "invalid" for item in whole) == (name == "ndjson") * 2

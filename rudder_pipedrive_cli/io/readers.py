@@ -508,7 +508,7 @@ def _read_stream(
                 break
         held: list[tuple[int, bytes | None]] = [(number, first)]
         # Values pretty-printed one after another (`jq .`): no document, and no line an event.
-        spread = False
+        spread = cut = False
         if _oversized(first, cap):
             _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
@@ -548,9 +548,13 @@ def _read_stream(
                     held.append((number, None))
                 else:
                     held.append((number, line))
+            else:  # past the cap, not tried whole: a document spread over lines, if none decodes
+                # (a higher --max-item-bytes reads its events: its object is not finished)
+                cut = not any(line is not None and _decodes(line) for _, line in held[1:])
         number = held[-1][0]
         for held_number, held_line in held:
-            yield from _line(name, held_number, held_line, cap, spread)
+            yield from _line(name, held_number, held_line, cap, spread, lasting=not cut)
+            cut = False
         del held
         if mentioning:
             yield from _mentioning(stream, source, name, number, cap, mentioning)
@@ -648,10 +652,17 @@ def _mentioning(
 
 
 def _line(
-    name: str, number: int, line: bytes | None, cap: int, spread: bool = False
+    name: str,
+    number: int,
+    line: bytes | None,
+    cap: int,
+    spread: bool = False,
+    *,
+    lasting: bool = True,
 ) -> Iterator[Event]:
     """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none.
-    `spread`: the file's lines are those of values pretty-printed one after another."""
+    `spread`: the file's lines are those of values pretty-printed one after another; `lasting`:
+    whether the line, not JSON, fails whatever the config (core/events.py `NoEvent`)."""
     source = f"{name}:{number}"
     if line is None:
         yield _unread(source, _too_large("line", cap))
@@ -663,7 +674,7 @@ def _line(
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        yield _bad_line(source, line, exc, spread)
+        yield _bad_line(source, line, exc, spread, lasting)
         return
     yield from unwrap(value, source)
 
@@ -772,7 +783,9 @@ UNREADABLE = "rpd-unreadable"
 codecs.register_error(UNREADABLE, _unreadable)
 
 
-def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError, spread: bool) -> Event:
+def _bad_line(
+    source: str, line: bytes, exc: orjson.JSONDecodeError, spread: bool, lasting: bool
+) -> Event:
     content = line.rstrip(b"\r\n")
     try:
         orjson.loads(content)  # again without the line ending, which orjson counts as a new line
@@ -782,7 +795,7 @@ def _bad_line(source: str, line: bytes, exc: orjson.JSONDecodeError, spread: boo
     reason = _json_error(content, exc, whole=False)
     if spread and reason.startswith("not valid JSON"):  # one reason for all, said in the report
         reason = SPREAD
-    return invalid(source, text, reason, "read")
+    return invalid(source, text, reason, "read", lasting=lasting)
 
 
 SPREAD = (

@@ -236,6 +236,35 @@ def test_an_object_whose_lines_are_no_event_is_finished_and_not_read_again(
     assert holdings(sandbox).persons == persons
 
 
+def test_an_object_of_one_pretty_printed_document_over_the_cap_is_read_again_with_a_higher_one(
+    sandbox: Sandbox, tmp_path: Path, empty_s3: S3
+) -> None:
+    """A batch body pretty-printed over lines (`jq .`) and larger than --max-item-bytes is not
+    tried whole: each of its lines fails, not JSON. Those failures are not lasting: the rerun
+    with a higher cap reads its events (SPEC 2, 5), where its object was finished, skipped
+    unread by every later run, its events lost."""
+    s3 = empty_s3
+    body = {"batch": [identify("p-1"), identify("p-2")]}
+    s3.upload({TIME_ORDER[1]: gzip.compress(json.dumps(body, indent=2).encode() + b"\n")})
+    small = rpd_send(
+        sandbox, tmp_path, "s3://backups/rs", args=("--max-item-bytes", "200"), name="small"
+    )
+    assert small.exit_code == 1, small.stderr
+    assert small.report is not None
+    assert small.report["events"]["sent"] == 0
+    assert holdings(sandbox).persons == []
+
+    again = rpd_send(sandbox, tmp_path, "s3://backups/rs", name="rerun")
+    assert again.exit_code == 0, again.stderr
+    assert "resuming" not in again.stderr
+    assert again.report is not None
+    assert again.report["events"]["sent"] == 2
+    assert sorted(person["name"] for person in holdings(sandbox).persons) == [
+        "Person p-1",
+        "Person p-2",
+    ]
+
+
 def test_a_folder_given_twice_is_sent_once_and_its_failed_event_tried_once(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
