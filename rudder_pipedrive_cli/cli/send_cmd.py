@@ -620,7 +620,9 @@ def run_send(
         # Input that is no event fails again whenever read: it is dead-lettered by the run that
         # read it, and does not keep its object unfinished (read again by each rerun for nothing).
         status = "failed" if left_out else outcome.status
-        reader.item_done(item.source, status, lasting=fails_again(item))
+        if lasting := fails_again(item):  # its dead letter on disk before its object is finished
+            letters.flush()
+        reader.item_done(item.source, status, lasting=lasting)
         progress.tick()
 
     replay = Replay(

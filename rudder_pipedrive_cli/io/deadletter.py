@@ -132,6 +132,15 @@ class DeadLetters:
             raise output_error(self.path, *DEAD_LETTERS, error) from None
         self.count += 1
 
+    def flush(self) -> None:
+        """Hand what is written to the system: a record that is the only trace of its input (a
+        line that is no event, in an object recorded finished) outlives a kill of the process."""
+        if self._handle is not None:
+            try:
+                self._handle.flush()
+            except OSError as error:
+                raise output_error(self.path, *DEAD_LETTERS, error) from None
+
     def _open(self) -> IO[bytes]:
         while self._renamed is not None:
             try:

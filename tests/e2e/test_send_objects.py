@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +59,7 @@ from objects_support import (
     object_gets,
     stamp,
 )
+from process_support import answers_held
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -262,6 +264,50 @@ def test_an_object_of_one_pretty_printed_document_over_the_cap_is_read_again_wit
     assert sorted(person["name"] for person in holdings(sandbox).persons) == [
         "Person p-1",
         "Person p-2",
+    ]
+
+
+def test_a_killed_run_keeps_the_dead_letter_of_a_finished_object_s_line_that_is_no_event(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A line that is no event does not keep its object unfinished: its dead letter is then
+    the only trace of it, so it is on disk before the state records the object finished. It
+    sat in the dead letters' buffer while the next event's write committed the finish: a run
+    killed there (SIGKILL, the OOM killer) left the object finished and the line in no dead
+    letter, and every rerun skipped the object unread (SPEC 2, 5)."""
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    (folder / "a.json").write_bytes(b"{not json\n")
+    person = b'{"type": "identify", "userId": "u-2", "messageId": "m-2", "traits": {"name": "B"}}\n'
+    (folder / "b.json").write_bytes(person)
+    env = {name: value for name, value in os.environ.items() if name not in CLEAN_ENV}
+    env["PIPEDRIVE_API_TOKEN"] = TOKEN
+    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(folder)]
+    command += ["--config", str(EXAMPLE_CONFIG), "--base-url", sandbox.url, "--plan", "unlimited"]
+    command += ["--concurrency", "1", "--state", str(tmp_path / "state.sqlite")]
+    command += ["--dead-letter", str(tmp_path / "failed.ndjson")]
+    create = "POST /api/v2/persons"
+    with answers_held(sandbox, create):  # b's person is made, its answer held: the run waits
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60  # a bound on a hang, not a measure
+            while not sandbox.stats()["requests"].get(create):
+                assert time.monotonic() < deadline, "b's person was never created"
+                assert process.poll() is None, process.communicate()[1].decode()
+                time.sleep(0.02)
+            process.kill()
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        finished = [name for (name,) in db.execute("SELECT name FROM objects_done")]
+    assert finished == [str(folder / "a.json")]
+    letters = [
+        orjson.loads(line) for line in (tmp_path / "failed.ndjson").read_bytes().splitlines()
+    ]
+    assert [(letter["source"], letter["event"]) for letter in letters] == [
+        (f"{folder / 'a.json'}:1", "{not json")
     ]
 
 
