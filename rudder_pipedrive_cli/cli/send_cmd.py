@@ -175,10 +175,12 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
         yield heard
 
 
-def sigterm_held(heard: list[signal.Signals]) -> AbstractContextManager[None]:
-    """A SIGTERM while the report is made is put in `heard`, not raised: raised, it ended the
-    run with no report (kept in the state, printed, written), though SPEC 6 exits after it."""
-    return handled((signal.SIGTERM,), lambda *_: heard.append(signal.SIGTERM))
+def stops_held(heard: list[signal.Signals]) -> AbstractContextManager[None]:
+    """A SIGTERM or Ctrl-C while the report is made is put in `heard`, not raised: raised, it
+    ended the run with no report (kept in the state, printed, written), though SPEC 6 exits
+    after it; and a Ctrl-C there as a first-pass stop ended reached `deliver` as a stop while
+    starting, which wrote a report of nothing over the pass's."""
+    return handled(STOPPED_BY, lambda signum, _: heard.append(signal.Signals(signum)))
 
 
 class SayHandler(logging.Handler):
@@ -357,7 +359,7 @@ def write_report(path: Path, document: dict[str, Any], *, shown: bool = True) ->
 
 def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
     """Send `job`: its exit status. `heard`: the SIGTERMs heard (`sigterm_as_ctrl_c`), where the
-    run's holds (`sigterm_held`) keep theirs too."""
+    run's holds (`stops_held`) keep theirs too."""
     keep = env.kept_files(job.state)
     check_output_path(job.dead_letter, "--dead-letter", job.paths, keep)
     if job.report is not None:
@@ -381,12 +383,13 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         stop = stop_in(caught)  # Ctrl-C or SIGTERM, perhaps inside a task group's error
         if stop is None:
             raise
-        if tally.driving:  # events were driven, some maybe cancelled: said by handle_errors
+        if tally.driving or tally.reported:  # events were driven, some maybe cancelled, or
+            # the report was made (a stop after it): said by handle_errors
             raise stop from None
         # Before the first event: the report would be all zeros; what to do is the line to say
         # (QA: a plain "terminated" said neither what was done nor what to do). The --report
         # file still says the stop: an earlier run's left there read as this run's.
-        with sigterm_held(heard):
+        with stops_held(heard):
             said = stop_said(None, signal_of(stop), env)
             report_stop_while_starting(env, job, tally, said, started)
         what = STOPPED_BY[signal_of(stop)]
@@ -678,7 +681,7 @@ def run_send(
         interrupted = signal_of(stop)
         cancelled = True  # in flight were cancelled
     finally:
-        with sigterm_held(heard):  # as the report's, below: a SIGTERM here still has its report
+        with stops_held(heard):  # as the report's, below: a stop here still has its report
             try:
                 letters.close()
             except RpdError as error:  # the report still comes first, then this error
@@ -794,7 +797,8 @@ def end_run(
     interrupted, with `message` (else the mid-run one), else 0 or 1. `identities` is None when
     the run stopped before it chose how to resolve them (the report says none)."""
     heard = [] if heard is None else heard
-    with sigterm_held(heard):  # SPEC 6: a SIGTERM now still has its report, then exit 143
+    tally.reported = True  # a stop from here on is not one while starting (`deliver`)
+    with stops_held(heard):  # SPEC 6: a stop now still has its report, then its exit
         duration = time.monotonic() - started
         document = report_of(env, tally, duration, letters.written, identities)
         # Said only when every event read was planned: a stopped run's rerun plans the rest.

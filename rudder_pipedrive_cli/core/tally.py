@@ -120,6 +120,7 @@ class Tally:
     # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
     not_attempted: int = 0
     driving: bool = False  # a send began to drive events (a stop after says so, not "no event")
+    reported: bool = False  # a send began its report (a stop after is not one while starting)
     writes: Counter[str] = field(default_factory=Counts)  # Outcome.writes, summed
     rules: Counter[str] = field(default_factory=Counts)  # track events by rule (dry-run)
     late: LateEvents | None = None  # what --since/--until leave out of a backup, no window sends

@@ -530,6 +530,43 @@ def test_a_stop_while_the_identity_index_is_listed_ends_with_the_report_then_its
     assert_resumed(sandbox, tmp_path, events, tmp_path / "state.sqlite", done=0)
 
 
+@pytest.mark.parametrize(
+    ("step", "exit_code", "last"),
+    [
+        (
+            "print_send_report",  # in the report: held until it is written, then the exit
+            143,
+            "terminated (SIGTERM) in the first pass over the input: no event was sent by this "
+            "run; rerun the same command to start again",
+        ),
+        ("say", 130, "interrupted"),  # after the report, as the stop's line is said
+    ],
+    ids=["in-the-report", "after-the-report"],
+)
+def test_a_ctrl_c_as_a_first_pass_stop_ends_keeps_its_report(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    step: str,
+    exit_code: int,
+    last: str,
+) -> None:
+    # A SIGTERM in the first pass, then a Ctrl-C as its report is made or after it (the hold
+    # took SIGTERM alone): the Ctrl-C reached the stop-while-starting handler, which wrote a
+    # report of nothing over the pass's ("stopped": 130, "interrupted") and said "interrupted
+    # while starting", though the state kept the pass's run and its report.
+    stop_in_the_first_pass(monkeypatch, signal.SIGTERM)
+    stop_before(monkeypatch, step, lambda: os.kill(os.getpid(), signal.SIGINT))
+    events = write_events(tmp_path / "events.ndjson", FIRST_PASS_EVENTS)
+    run = rpd_send(sandbox, tmp_path, events)
+    assert (run.exit_code, run.exception) == (exit_code, None), run.stderr
+    assert run.report is not None
+    assert run.report["events"]["not_attempted"] == 3
+    assert run.report["stopped"] == {"exit": 143, "reason": "terminated (SIGTERM)"}
+    assert run.stderr.splitlines()[-1] == last
+    assert "while starting" not in run.stderr
+
+
 def test_a_stop_in_a_resumed_runs_first_pass_says_the_rerun_reads_on(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
