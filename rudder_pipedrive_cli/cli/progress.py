@@ -23,7 +23,16 @@ from rudder_pipedrive_cli.cli.screen import clock_text, plural
 from rudder_pipedrive_cli.core.eta import Estimate, Mark, estimate, mark
 from rudder_pipedrive_cli.core.tally import OUTCOMES, Tally
 
-T = TypeVar("T")
+
+class Taken(Protocol):
+    """An item taken from the reader: `decided` already (a filter skipped it, not an event) is
+    one --limit does not count."""
+
+    @property
+    def decided(self) -> object: ...
+
+
+E = TypeVar("E", bound=Taken)
 
 BAR, BACK = "━", "─"  # done, to do: told apart without colour too (NO_COLOR, a capture)
 # For a terminal that cannot show those (PYTHONIOENCODING=ascii, a Latin-1 locale): written as
@@ -173,14 +182,19 @@ class SendProgress:
         self.interval = interval
         self.clock = clock
         self.taken = 0
+        self.limited = (
+            0  # of them, the events --limit counts: not those filters skip, not bad lines
+        )
         self.started = clock()
         self._last_line = self.started
         self._live: Live | None = None
         self._marks: deque[Mark] = deque([Mark()])
 
-    def counted(self, items: Iterable[T]) -> Iterator[T]:
+    def counted(self, items: Iterable[E]) -> Iterator[E]:
         for item in items:
             self.taken += 1
+            if item.decided is None:  # one --limit counts (core/intake.py), as far as it knows
+                self.limited += 1
             yield item
 
     def elapsed(self) -> float:
@@ -201,8 +215,17 @@ class SendProgress:
             elapsed=elapsed,
             plan=self.plan,
             since=marks[0],
-            limit=self.limit,
+            limit=self.items_to_limit(),
         )
+
+    def items_to_limit(self) -> int | None:
+        """The items reading takes before --limit's Nth event, at the pace they came so far:
+        those the filters skip and bad lines come between the events it counts (the total was
+        capped at N, so `--type identify --limit 100` over one identify in ten said 500 of ~500
+        (100%) 500 items in, to its end); None before its first event (nothing to go by)."""
+        if self.limit is None or not self.limited:
+            return None
+        return round(self.limit * self.taken / self.limited)
 
     def __enter__(self) -> SendProgress:
         self.started = self._last_line = self.clock()  # the run starts now, not at set-up

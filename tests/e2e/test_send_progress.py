@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import EXAMPLES, holdings, identify, rpd_send, write_events
+from e2e_support import EXAMPLES, holdings, identify, rpd_send, track, write_events
 from fakes import FakeClock
 from rich.console import Console
 
 from rudder_pipedrive_cli.cli import common, send_cmd
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
+from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.filters import EventFilter
+from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Counts, Tally
 from rudder_pipedrive_cli.sandbox import Sandbox
@@ -25,6 +29,11 @@ from rudder_pipedrive_cli.sandbox import Sandbox
 class FakeReading:
     bytes_read: int = 0
     total_bytes: int | None = 1000
+
+
+def events_of(count: int) -> list[Event]:
+    """`count` events as the reader gives them: none decided, each one --limit counts."""
+    return [Event(identify(f"m-{n}", f"u-{n}"), "in") for n in range(count)]
 
 
 class Tty(io.StringIO):
@@ -43,7 +52,7 @@ def test_plain_lines_come_at_most_once_per_interval() -> None:
     progress = SendProgress(console, tally, reading, mode="plain", interval=5.0, clock=clock)
 
     with progress:
-        events = progress.counted(range(4))
+        events = progress.counted(events_of(4))
         next(events)
         tally.add_outcome("identify", Outcome(status="sent"))
         clock.now = 104.9
@@ -78,7 +87,7 @@ def test_plain_lines_without_a_known_size_leave_out_the_share() -> None:
         console, tally, FakeReading(total_bytes=None), mode="plain", interval=1.0, clock=clock
     )
     with progress:
-        for _ in progress.counted(range(20)):
+        for _ in progress.counted(events_of(20)):
             tally.add_outcome("identify", Outcome(status="sent"))
         clock.now = 102.0
         progress.tick()
@@ -108,13 +117,16 @@ def progress_at(
     total_bytes: int | None,
     seconds: float,
     limit: int | None = None,
+    limited: int | None = None,
 ) -> SendProgress:
+    """`taken` items read, `limited` of them (default: all) events --limit counts."""
     clock = FakeClock(100.0)
     reading = FakeReading(bytes_read=bytes_read, total_bytes=total_bytes)
     progress = SendProgress(
         Console(), tally, reading, mode="none", plan="growth", limit=limit, clock=clock
     )
     progress.taken = taken
+    progress.limited = taken if limited is None else limited
     clock.now += seconds
     return progress
 
@@ -259,12 +271,37 @@ def test_with_a_limit_the_total_is_the_limit_not_the_input_s() -> None:
             total_bytes=30_000_000,
             seconds=seconds,
             limit=3000,
+            limited=sent,
         )
         at = progress.estimate()
         return at.total, at.eta
 
     assert limited(1000, 0, seconds=10) == (3000, 20.0)
     assert limited(3000, 18, seconds=38) == (3018, 0.0)
+
+
+def test_with_a_limit_and_a_filter_the_total_counts_the_items_the_filter_skips() -> None:
+    """`send --type identify --limit 100` over an input of one identify in ten: reading stops at
+    the 100th identify, about 1,000 items in, where the total was capped at max(limit, taken):
+    at 500 items taken (50 identifies) the progress said 500 of ~500 (100%), eta 0:00:00, as it
+    did all the way to the end. The items --limit lets by (skipped by the filter, bad lines) are
+    counted in the total at the pace they came so far."""
+    events = [
+        Event(identify(f"m-{n}", "u-1") if n % 10 == 0 else track(f"m-{n}", "u-1", "x"), "in")
+        for n in range(2000)
+    ]
+    clock, reading = FakeClock(100.0), FakeReading(bytes_read=50_000, total_bytes=200_000)
+    tally = a_run(sent=50, skipped=450, failed=0)
+    progress = SendProgress(
+        Console(), tally, reading, mode="none", plan="unlimited", limit=100, clock=clock
+    )
+    taken = progress.counted(intake(events, EventFilter.from_options("identify", None, None), 100))
+    assert sum(1 for _ in islice(taken, 500)) == 500
+    clock.now += 10
+
+    at = progress.estimate()
+
+    assert (at.done, at.total, at.exact, at.share, at.eta) == (500, 1000, False, 0.5, 10.0)
 
 
 def test_send_gives_its_limit_to_the_progress(
@@ -291,7 +328,7 @@ def one_of_about_eight(console: Console) -> None:
     """A send's progress on `console` 5 s into it: 2 events read of about 8, 1 done."""
     tally, reading, clock = Tally(), FakeReading(), FakeClock(100.0)
     with SendProgress(console, tally, reading, mode="rich", clock=clock) as progress:
-        for _ in progress.counted(range(2)):
+        for _ in progress.counted(events_of(2)):
             pass
         tally.add_outcome("identify", Outcome(status="sent"))
         tally.rate_limited = 2
