@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rudder_pipedrive_cli.core.identity_cache import origins_kind
+from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS, origins_key, origins_kind
 from rudder_pipedrive_cli.core.index import counts_by_kind
 from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, url_key
 from rudder_pipedrive_cli.io.state_schema import (
     KINDS,
     MEMBER,
+    MERGED,
     PENDING_CREATE,
     PENDING_MERGE,
     STATUSES,
@@ -91,10 +92,19 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         db.execute("SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,))
     )
 
-    def by_kind(table: str) -> dict[str, int]:  # rows are per person and kind (origins_key)
-        sql = f"SELECT person_id, count(*) FROM {table} WHERE ns = ? GROUP BY person_id"
-        rows = db.execute(sql, (ns,))
-        return counts_by_kind((decode_id(key), n) for key, n in rows)
+    def listed_by_kind() -> dict[str, int]:  # rows are per person and kind (origins_key)
+        # But for the persons merged away: their rows stay (the survivor took their origins),
+        # though Pipedrive has them no more ('2 origin ids known for 2 persons' of one person).
+        merged = "SELECT key FROM identities WHERE ns = ? AND kind = ?"
+        gone = {
+            origins_key(kind, decode_id(key))
+            for (key,) in db.execute(merged, (ns, MERGED))
+            for kind in ("lead", *TRACK_KINDS)
+        }
+        rows = db.execute("SELECT person_id FROM leads_listed WHERE ns = ?", (ns,))
+        return counts_by_kind(
+            (person, 1) for (key,) in rows if (person := decode_id(key)) not in gone
+        )
 
     def origins_by_kind() -> dict[str, int]:
         # Each record once: a merge gives the survivor the merged person's origins, which the
@@ -126,7 +136,7 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         company_id=company_id,
         identities={kind: kinds.get(kind, 0) for kind in KINDS},
         memberships=kinds.get(MEMBER, 0),
-        leads_listed=by_kind("leads_listed"),
+        leads_listed=listed_by_kind(),
         lead_origins=origins_by_kind(),
         journal=journal,
         inflight=int(inflight[0]),

@@ -117,7 +117,9 @@ def test_state_show_counts_once_the_leads_of_two_persons_merged(
 ) -> None:
     """A merge gives the survivor the merged person's lead origins, which the merged person's
     rows keep too: `rpd state show` counted a lead once per person holding it (68,887 origin ids
-    shown for a backfill's 65,986 leads). Two persons with a lead each, merged: 2, not 3."""
+    shown for a backfill's 65,986 leads). Two persons with a lead each, merged: 2, not 3. Nor
+    is the person merged away counted among those whose records were listed (its rows stay):
+    '2 origin ids known for 2 persons' where Pipedrive holds one, and so for each kind."""
     events = [
         identify("m-1", "u-1", name="One"),
         track("t-1", "u-1", EVENT),
@@ -133,6 +135,7 @@ def test_state_show_counts_once_the_leads_of_two_persons_merged(
     assert shown.exit_code == 0, shown.output
     (namespace,) = orjson.loads(shown.stdout)["namespaces"]
     assert namespace["lead_origins"]["lead"] == 2
+    assert namespace["leads_listed"] == {"lead": 1, "deal": 1, "activity": 1, "note": 1}
     table = CliRunner().invoke(app, show, env={**CLEAN_ENV, "COLUMNS": "200"})
     (row,) = [line for line in table.stdout.splitlines() if "│ leads" in line]
-    assert row.split("│")[2].strip().startswith("2 origin ids known for ")
+    assert row.split("│")[2].strip() == "2 origin ids known for 1 person"
