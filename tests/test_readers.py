@@ -842,6 +842,75 @@ def test_a_stream_without_newlines_is_read_in_bounded_chunks() -> None:
     assert peak < 2 << 20  # the cap and read buffers, not the 16 MiB
 
 
+def escaped_one_error_at_a_time(error: UnicodeError) -> tuple[str, int]:
+    """io/readers.py's handler as it was: called for each bad byte, escaping just that one."""
+    assert isinstance(error, UnicodeDecodeError)
+    data, start = error.object, error.start
+    before = start
+    while before and data[before - 1] == 0x5C:
+        before -= 1
+    escaped = "".join(f"\\x{byte:02x}" for byte in data[start : error.end])
+    return ("\x1a" + escaped if (start - before) % 2 else escaped), error.end
+
+
+codecs.register_error("test-one-error-at-a-time", escaped_one_error_at_a_time)
+
+UTF8_PIECES = st.sampled_from(
+    [
+        b"a",
+        b"\\",  # backslashes: an odd run before a bad byte takes a SUB
+        b"\\\\",
+        b"\\x",
+        b"\xc3\xa9",  # valid: 2, 3 and 4 bytes
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xf4\x8f\xbf\xbf",  # U+10FFFF, the last
+        b"\xc3",  # truncated: the start of 2, 3 and 4-byte forms
+        b"\xe2\x82",
+        b"\xf0\x9f\x98",
+        b"\x80",  # lone continuation bytes
+        b"\xbf",
+        b"\xed\xa0\xbd",  # a surrogate (U+D83D) encoded in UTF-8
+        b"\xed\xbf\xbf",
+        b"\xc0\xaf",  # overlong forms of /
+        b"\xe0\x80\xaf",
+        b"\xf0\x80\x80\xaf",
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\xf8\x88\x80\x80\x80",  # 5 and 6-byte forms
+        b"\xfc\x84\x80\x80\x80\x80",
+        b"\xfe",
+        b"\xff",
+        b"\x1a",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.lists(UTF8_PIECES | st.binary(max_size=8), max_size=16).map(b"".join))
+@example(data=b"\\\xff\\\\\xfe\\\\\\\x80x\\\xc3")
+@example(data=Random(13).randbytes(64 << 10))
+def test_bytes_that_are_not_utf_8_are_escaped_as_one_error_at_a_time_did(data: bytes) -> None:
+    # The handler escapes the rest of a line at its first bad byte, not one error a call.
+    expected = data.decode("utf-8", "test-one-error-at-a-time")
+    assert data.decode("utf-8", readers.UNREADABLE) == expected
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (b"\xff\xfe", "\\xff\\xfe"),
+        (b"a\xe2\x82b\xc3", "a\\xe2\\x82b\\xc3"),  # truncated, the last at the end
+        (b"\xed\xa0\xbd\xc0\xaf", "\\xed\\xa0\\xbd\\xc0\\xaf"),  # a surrogate, an overlong /
+        (b"\xc3\xa9\x80\xe2\x82\xac", "\xe9\\x80\u20ac"),  # a lone continuation between
+        (b"\\\xff", "\\\x1a\\xff"),  # an odd run of backslashes: a SUB goes first
+        (b"\\\\\xff", "\\\\\\xff"),
+        (b"\xff\\\xfe\\\\\x80", "\\xff\\\x1a\\xfe\\\\\\x80"),  # after the first
+    ],
+)
+def test_bytes_that_are_not_utf_8_are_escaped(data: bytes, text: str) -> None:
+    assert data.decode("utf-8", readers.UNREADABLE) == text
+
+
 def test_random_bytes_every_non_blank_line_accounted_for() -> None:
     # Like /dev/urandom: random lines, some longer than the cap, each a failed line.
     data = Random(13).randbytes(4 << 20)
