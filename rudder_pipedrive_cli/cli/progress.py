@@ -33,6 +33,8 @@ class Taken(Protocol):
 
 
 E = TypeVar("E", bound=Taken)
+T = TypeVar("T")
+R = TypeVar("R")
 
 BAR, BACK = "━", "─"  # done, to do: told apart without colour too (NO_COLOR, a capture)
 # For a terminal that cannot show those (PYTHONIOENCODING=ascii, a Latin-1 locale): written as
@@ -236,11 +238,37 @@ class SendProgress:
             self._live.start()
         return self
 
-    def preparing(self, what: str) -> AbstractContextManager[object]:
+    def preparing(self, what: str, *, said: bool = True) -> AbstractContextManager[object]:
         """On a terminal, a transient spinner saying `what` send does before its first event (the
         first pass over the input, the identity index's listing: a minute and more over a large
-        bucket or account, where the screen stayed blank as if rpd hung); elsewhere nothing."""
-        return self.console.status(what) if self.mode == "rich" else nullcontext()
+        bucket or account, where the screen stayed blank as if rpd hung); in a log or a pipe,
+        `what` on a line as it starts (unless not `said` here: see `said_at_first`); with -q
+        nothing."""
+        if self.mode == "rich":
+            return self.console.status(what)
+        if self.mode == "plain" and said:
+            self.say(what)
+        return nullcontext()
+
+    def said_at_first(self, what: str, step: Callable[[T], R]) -> Callable[[T], R]:
+        """`step`, which in a log or a pipe says `what` on a line before its first call only: the
+        identity index is listed only when chosen and not kept fresh, and a log's line saying it
+        was listed when it was not would be wrong (a terminal's spinner is gone in a blink)."""
+        if self.mode != "plain":
+            return step
+        said = False
+
+        def first_said(argument: T) -> R:
+            nonlocal said
+            if not said:
+                said = True
+                self.say(what)
+            return step(argument)
+
+        return first_said
+
+    def say(self, line: str) -> None:
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def tick(self) -> None:
         if self.mode != "plain":
@@ -248,7 +276,7 @@ class SendProgress:
         now = self.clock()
         if now - self._last_line >= self.interval:
             self._last_line = now
-            self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+            self.say(self.line())
 
     def refresh(self) -> None:
         if self._live is not None:

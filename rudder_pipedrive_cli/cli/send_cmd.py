@@ -121,7 +121,8 @@ INDEX_STOPPED = (
     "{what} while listing the identity index: no event was sent by this run; rerun the same "
     "command to start again"
 )
-# On a terminal, what send does before its first event (progress.preparing), under 80 columns.
+# What send does before its first event (progress.preparing): a terminal's spinner (under 80
+# columns), a log's line.
 READING_FIRST = "reading the input first: its aliases and the identities to look up"
 LISTING_INDEX = "listing the identity index (the account's persons, organizations, leads)"
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
@@ -575,7 +576,7 @@ def run_send(
         replay_state.input_aliases().complete = False
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     try:
-        with lists() as listing, progress.preparing(LISTING_INDEX):
+        with lists() as listing, progress.preparing(LISTING_INDEX, said=False):
             identities = prepare(
                 settings.identities,
                 plan_config,
@@ -584,7 +585,7 @@ def run_send(
                 rows=MemoryIndexRows(spill.table)
                 if replay_state is None
                 else replay_state.index_rows(),
-                exchange=listing.exchange,
+                exchange=progress.said_at_first(LISTING_INDEX, listing.exchange),
             )
     except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
         # not attempted

@@ -392,6 +392,28 @@ def test_a_terminal_is_told_what_send_does_before_its_first_event(
     assert reading < listing < told.index("sending ")
 
 
+@pytest.mark.parametrize(
+    ("way", "listed"), [("index", True), ("search", False)], ids=["index", "search"]
+)
+def test_a_log_is_told_what_send_does_before_its_first_event(
+    sandbox: Sandbox, tmp_path: Path, way: str, *, listed: bool
+) -> None:
+    """On a log or a pipe, the first pass and the index's listing were minutes of silence on a
+    real account: each says so on a line as it starts; the listing only when it is made."""
+    events = write_events(tmp_path / "in.ndjson", [identify("m-1", "u-1", name="One")])
+
+    run = rpd_send(sandbox, tmp_path, events, args=("--identities", way))
+
+    assert run.exit_code == 0, run.stderr
+    told = run.stderr.splitlines()
+    listing = ["listing the identity index (the account's persons, organizations, leads)"]
+    assert told[: 1 + listed] == [
+        "reading the input first: its aliases and the identities to look up",
+        *(listing if listed else []),
+    ]
+    assert listing[0] not in told[1 + listed :]
+
+
 def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     run = rpd_send(sandbox, tmp_path, EXAMPLES / "events.ndjson", args=("-q",))
 

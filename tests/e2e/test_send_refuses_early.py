@@ -68,6 +68,7 @@ UNSET_HINT = (
     "`rpd check` runs every check"
 )
 UNSET_WARNING = f"warning: {UNSET}: the events that need it fail ({UNSET_HINT})"
+FIRST_PASS = "reading the input first: its aliases and the identities to look up"  # its log line
 
 
 def unset_refused(where: str, also: str = "") -> list[str]:
@@ -137,7 +138,10 @@ def test_an_unset_user_id_field_is_said_and_the_events_with_external_ids_are_sen
         env=env,
     )
 
-    assert (rerun.exit_code, rerun.stderr.splitlines()) == (2, unset_refused(str(config)))
+    assert (rerun.exit_code, rerun.stderr.splitlines()) == (
+        2,
+        [FIRST_PASS, *unset_refused(str(config))],
+    )
     assert planned.exit_code == 1, planned.stderr
     assert planned.stderr.splitlines()[0] == (
         f"warning: {UNSET}: every event that needs it would fail, so `rpd send` would not start "
@@ -202,7 +206,7 @@ def test_no_config_file_is_said_and_the_unset_identity_field_refused(
     warning, started, *refused = result.stderr.splitlines()
     assert warning == NO_CONFIG
     assert started.startswith("sandbox: Pipedrive emulator at http://127.0.0.1:")
-    assert refused == unset_refused("settings (no config file)")
+    assert refused == [FIRST_PASS, *unset_refused("settings (no config file)")]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["events.ndjson"]
 
 
@@ -219,7 +223,11 @@ def test_an_unset_user_id_field_with_no_event_of_external_ids_writes_nothing(
     result = CliRunner().invoke(app, [*command, "--plan", "unlimited"], env=env)
 
     assert result.exit_code == 2, result.stderr
-    assert result.stderr.splitlines() == [NO_CONFIG, *unset_refused("settings (no config file)")]
+    assert result.stderr.splitlines() == [
+        NO_CONFIG,
+        FIRST_PASS,
+        *unset_refused("settings (no config file)"),
+    ]
     assert not any(sandbox.state().values())  # no person, organization, lead, merge, deal...
     assert sandbox.stats()["requests"] == {  # the account, the listings: no event's
         "GET /v1/users/me": 1,
