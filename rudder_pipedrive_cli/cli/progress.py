@@ -184,6 +184,7 @@ class SendProgress:
         self.interval = interval
         self.clock = clock
         self.taken = 0
+        self.total: int | None = None  # the items a first pass over the same input took
         self.limited = (
             0  # of them, the events --limit counts: not those filters skip, not bad lines
         )
@@ -218,6 +219,7 @@ class SendProgress:
             plan=self.plan,
             since=marks[0],
             limit=self.items_to_limit(),
+            counted=self.total,
         )
 
     def items_to_limit(self) -> int | None:

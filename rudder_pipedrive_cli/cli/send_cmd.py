@@ -509,6 +509,7 @@ def run_send(
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan, limit=job.limit)
     survey: Survey | None = None
+    pass_read = 0  # the items the first pass took
     if not once:
         # A first pass: what the input's aliases moved (`input_aliases`), and the identities
         # to resolve that `--identities auto` weighs (both core/index.py). With a state, the aliases
@@ -538,6 +539,9 @@ def run_send(
         read = count()  # the items the first pass took (zip takes one of it after each)
         counted = map(itemgetter(0), zip(events, read, strict=False))
         resumed = bool(reader.objects_skipped)
+        # It reads the objects earlier runs finished, which the run does not, until the state
+        # holds their aliases; else it takes the run's items: their count is the total.
+        counts_the_run = kept is None or kept.complete or not resumed
         stop_heard_before_it(heard)
         try:
             with progress.preparing(READING_FIRST):
@@ -570,6 +574,9 @@ def run_send(
         # external id; then said once. Judged after the listings, at the cost of their requests.
         judge_unset_identity(env, plan_config, external=survey.external)
         plan_config = replace(plan_config, aliases=aliases)
+        pass_read = next(read)
+        if counts_the_run:
+            progress.total = pass_read
         if kept is not None:
             kept.complete = True
     elif replay_state is not None:  # the objects it finishes leave no aliases in the state
@@ -589,7 +596,6 @@ def run_send(
             )
     except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
         # not attempted
-        pass_read = 0 if survey is None else next(read)
         return end_first_pass(
             env, job, tally, letters, replay_state, pass_read, started, stopped=error
         )
@@ -602,7 +608,7 @@ def run_send(
             tally,
             letters,
             replay_state,
-            0 if survey is None else next(read),
+            pass_read,
             started,
             heard=heard,
             message=INDEX_STOPPED,

@@ -1,14 +1,14 @@
 """How far a send is, and how long the rest will take: events done against the (estimated) total,
 at the pace rpd is allowed.
 
-The total is known exactly once every file is read; before that, when the input's size is known,
-it is estimated from the bytes each event took so far (the reader hands out whole lines, so the
-bytes read and the events taken from it move together). The time left is the events left at the
-slower of two paces: the one seen lately, and the one the plan's rate limit allows for the
-requests an event has needed lately (a first burst is faster than the limit lets a run go on).
-"Lately" is since a `Mark` the caller keeps (about the last half minute): the first events of a
-backfill each need a search (5 a second), the later ones of the same users none, and a pace taken
-over the whole run would stay as slow as the start.
+The total is known exactly once a first pass over the input counted it or every file is read;
+before that, when the input's size is known, it is estimated from the bytes each event took so far
+(the reader hands out whole lines, so the bytes read and the events taken from it move together).
+The time left is the events left at the slower of two paces: the one seen lately, and the one the
+plan's rate limit allows for the requests an event has needed lately (a first burst is faster than
+the limit lets a run go on). "Lately" is since a `Mark` the caller keeps (about the last half
+minute): the first events of a backfill each need a search (5 a second), the later ones of the same
+users none, and a pace taken over the whole run would stay as slow as the start.
 """
 
 from __future__ import annotations
@@ -57,14 +57,18 @@ def estimate(
     plan: str,
     since: Mark | None = None,
     limit: int | None = None,
+    counted: int | None = None,
 ) -> Estimate:
     """`taken`: events taken from the reader (done or in flight); `bytes_read` of `total_bytes`;
     the pace is measured `since` a mark (default: the start); `limit`: --limit's, whose reading
-    stops at its Nth event (bad lines on the way, not counted by it, taken beyond)."""
+    stops at its Nth event (bad lines on the way, not counted by it, taken beyond); `counted`:
+    the items a first pass over the same input took (limit and filters alike), the total."""
     done = tally.read
     total: int | None = None
     exact = False
-    if total_bytes is not None:
+    if counted is not None and counted >= taken:  # fewer: the input grew since; estimated
+        total, exact = counted, True
+    elif total_bytes is not None:
         if bytes_read >= total_bytes:
             total, exact = taken, True
         elif taken and bytes_read:

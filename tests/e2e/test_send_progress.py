@@ -256,6 +256,51 @@ def test_the_total_is_counted_once_every_byte_is_read() -> None:
     assert (at.total, at.exact, at.share, at.eta) == (25, True, 0.4, 1.5)
 
 
+def test_the_total_a_first_pass_counted_is_exact_from_the_start() -> None:
+    """A 290,850-event backfill said '~290,850' to its end though its first pass had taken every
+    item: that count is the total, no `~`. Fewer than taken (the input grew since): estimated."""
+    tally = a_run(sent=3, skipped=0, failed=0)
+    progress = progress_at(tally, taken=3, bytes_read=300, total_bytes=1000, seconds=3)
+    progress.total = 8
+
+    at = progress.estimate()
+
+    assert (at.total, at.exact, at.eta) == (8, True, 5.0)
+    assert progress.line().startswith("progress: 37% of events done (3 of 8), 1/s, 0:00:05 left;")
+    progress.total = 2
+    assert (progress.estimate().total, progress.estimate().exact) == (10, False)
+
+
+def test_send_gives_the_first_pass_s_count_to_the_progress(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Filters, --limit and bad lines alike in both passes: the count is the items the run takes;
+    stdin has no first pass, so no count."""
+    made: list[SendProgress] = []
+
+    class Recording(SendProgress):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            super().__init__(*args, **options)
+            made.append(self)
+
+    monkeypatch.setattr(send_cmd, "SendProgress", Recording)
+    events = [identify(f"m-{n}", f"u-{n}", name="One") for n in range(4)]
+    source = write_events(tmp_path / "in.ndjson", events)
+    with source.open("a") as lines:
+        lines.write("not json\n")
+
+    whole = rpd_send(sandbox, tmp_path, source, name="whole")
+    limited = rpd_send(sandbox, tmp_path, source, args=("--limit", "2"), name="limited")
+    piped = rpd_send(sandbox, tmp_path, "-", stdin=source.read_bytes(), name="piped")
+
+    assert [whole.exit_code, limited.exit_code, piped.exit_code] == [1, 0, 1], whole.stderr
+    assert [(progress.total, progress.taken) for progress in made] == [
+        (5, 5),
+        (2, 2),
+        (None, 5),
+    ]
+
+
 def test_with_a_limit_the_total_is_the_limit_not_the_input_s() -> None:
     """`send --limit 3000` over a 300,000-event backup ended on 'sending 3,018 of ~263,748 events
     (1%)  79/s  eta 0:57:29': the total was the input's, from its bytes, where reading stops at
