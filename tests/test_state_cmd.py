@@ -125,7 +125,7 @@ def test_show_table() -> None:
         "state at s.sqlite\n"
         "http://127.0.0.1:8787 (token 28cb449547fa309b)\n"
         "┌────────────┬──────────────────────────────────────────┐\n"
-        "│ identities │ 0 persons, 0 organizations               │\n"
+        "│ identities │ 0 userIds, 0 groupIds                    │\n"
         "│ leads      │ 0 origin ids known for 0 persons         │\n"
         "│ journal    │ 0 sent, 1 unchanged, 0 skipped, 0 failed │\n"
         "│ in flight  │ 0 writes                                 │\n"
@@ -133,7 +133,7 @@ def test_show_table() -> None:
         "└────────────┴──────────────────────────────────────────┘\n"
         "https://api.pipedrive.com (token 7f87dc59a5ac3bce)\n"
         "┌────────────┬────────────────────────────────────────────────────────────────────────┐\n"
-        "│ identities │ 2 persons, 1 organization, 1 membership                                │\n"
+        "│ identities │ 2 userIds, 1 groupId, 1 membership                                     │\n"
         "│ leads      │ 1 origin id known for 1 person                                         │\n"
         "│ journal    │ 1 sent, 0 unchanged, 0 skipped, 1 failed                               │\n"
         "│ objects    │ 2 finished, not read again                                             │\n"
@@ -170,7 +170,7 @@ def test_show_counts_the_origins_of_each_kind_track_rules_make() -> None:
         "state at s.sqlite\n"
         "https://api.pipedrive.com (token 7f87dc59a5ac3bce)\n"
         "┌────────────┬──────────────────────────────────────────┐\n"
-        "│ identities │ 0 persons, 0 organizations               │\n"
+        "│ identities │ 0 userIds, 0 groupIds                    │\n"
         "│ leads      │ 1 origin id known for 2 persons          │\n"
         "│ deals      │ 2 origin ids known for 1 person          │\n"
         "│ notes      │ 2 markers known for 3 persons            │\n"
@@ -260,7 +260,7 @@ def test_show_groups_the_thousands_of_a_backfill_s_counts() -> None:
     Console(file=shown, width=160, color_system=None).print(state_cmd.namespace_table(summary))
 
     assert [line.split("│")[2].strip() for line in shown.getvalue().splitlines()[1:-1]] == [
-        "1,200,000 persons, 34,567 organizations",
+        "1,200,000 userIds, 34,567 groupIds",
         "1,001 origin ids known for 1,000 persons",
         "1,198,000 sent, 34,567 unchanged, 500 skipped, 1,500 failed",
         "12,345 finished, not read again",
@@ -451,7 +451,7 @@ def test_a_state_whose_tables_have_more_columns_is_rpds_still(change: str) -> No
     state_altered(change)
     result = runner.invoke(app, ["state", "show", "--state", "s.sqlite"], env=ENV)
     assert result.exit_code == 0, result.output
-    assert "│ identities │ 1 person" in result.output
+    assert "│ identities │ 1 userId" in result.output
 
 
 @pytest.mark.parametrize("command", ["show", "clear"])
@@ -701,7 +701,7 @@ def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
         state.learn(Outcome(status="sent", learned=Learned(identities={("person", "u-1"): 1})))
     shown = runner.invoke(app, ["state", "show", "--state", str(view / "s.sqlite")], env=ENV)
     assert shown.exit_code == 0, shown.output
-    assert "1 person, 0 organizations" in shown.output
+    assert "1 userId, 0 groupIds" in shown.output
     args = ["state", "clear", "--state", str(view / "s.sqlite"), "--yes"]
     cleared = runner.invoke(app, args, env=ENV)
     assert (cleared.exit_code, cleared.output) == (

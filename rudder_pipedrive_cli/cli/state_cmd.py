@@ -58,9 +58,10 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
     table.add_column("count")
     ids = summary.identities
     members = f", {plural(summary.memberships, 'membership')}" if summary.memberships else ""
+    # What the rows are: a person per userId, an organization per groupId. Persons they were:
+    # two userIds merged into one person are 2 here where Pipedrive holds 1.
     table.add_row(
-        "identities",
-        f"{plural(ids['person'], 'person')}, {plural(ids['org'], 'organization')}{members}",
+        "identities", f"{plural(ids['person'], 'userId')}, {plural(ids['org'], 'groupId')}{members}"
     )
     # What the state knows of the records track events made, by kind: leads always (as rpd
     # without track rules makes them), deals, activities and notes when it knows any.

@@ -42,7 +42,8 @@ class NamespaceSummary:
     base_url: str
     company_id: str = ""  # the account's; "" in a namespace keyed on a URL (an older rpd)
     fingerprint: str
-    identities: Mapping[str, int]  # by kind: person, org
+    # By kind: userIds known ("person"), groupIds ("org"); not persons: two userIds merged are 2.
+    identities: Mapping[str, int]
     memberships: int  # persons whose organization is known
     # By kind (lead, deal, activity, note): persons whose records were listed, origins known.
     leads_listed: Mapping[str, int]

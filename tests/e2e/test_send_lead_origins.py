@@ -139,3 +139,7 @@ def test_state_show_counts_once_the_leads_of_two_persons_merged(
     table = CliRunner().invoke(app, show, env={**CLEAN_ENV, "COLUMNS": "200"})
     (row,) = [line for line in table.stdout.splitlines() if "│ leads" in line]
     assert row.split("│")[2].strip() == "2 origin ids known for 1 person"
+    # The identities are u-1 and u-2's: said as 2 persons, where Pipedrive holds 1.
+    assert namespace["identities"] == {"person": 2, "org": 0}
+    (ids,) = [line for line in table.stdout.splitlines() if "│ identities" in line]
+    assert ids.split("│")[2].strip() == "2 userIds, 0 groupIds"
