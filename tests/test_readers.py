@@ -1154,3 +1154,27 @@ def test_a_document_spread_over_lines_past_the_cap_does_not_fail_for_good(tmp_pa
         assert [fails_again(item) for item in items] == wanted, name
         whole = list(EventReader([path], max_item_bytes=len(data)))
         assert sum(item.type == "invalid" for item in whole) == (name == "ndjson") * 2
+
+
+def test_a_document_spread_over_lines_past_the_cap_says_to_raise_it(tmp_path: Path) -> None:
+    """Its lines failed as 'not valid JSON: unexpected end of data at column 2' and the like,
+    none saying the file may be one document (a `jq .` batch body) over --max-item-bytes: each
+    now says so, one reason for all; NDJSON with a broken first line keeps its lines' own."""
+    spread = orjson.dumps({"batch": [A, B]}, option=orjson.OPT_INDENT_2) + b"\n"
+    ndjson = b"{not json\n" + b"\n".join([dumps(A), b"{also not", dumps(B)]) + b"\n"
+    assert len(spread) > 100 and len(ndjson) > 100
+    path = write(tmp_path / "spread.json", spread)
+
+    assert {item.error for item in read(path, max_item_bytes=100)} == {
+        "not valid JSON: the file may be one document spread over lines larger than "
+        "--max-item-bytes (100 bytes), not read whole: raise --max-item-bytes, then send its "
+        "file again"
+    }
+    assert [
+        item.error for item in read(write(tmp_path / "e.ndjson", ndjson), max_item_bytes=100)
+    ] == [
+        "not valid JSON: unexpected character, expected a string key at column 2",
+        "",
+        "not valid JSON: unexpected character, expected a string key at column 2",
+        "",
+    ]

@@ -508,8 +508,10 @@ def _read_stream(
             if first.strip() or _oversized(first, cap):  # too large: a failed item, blank or not
                 break
         held: list[tuple[int, bytes | None]] = [(number, first)]
-        # Values pretty-printed one after another (`jq .`): no document, and no line an event.
-        spread = cut = False
+        # Values pretty-printed one after another (`jq .`), or what may be one document over the
+        # cap: each line not JSON fails with this reason (one for all, said in the report).
+        spread: str | None = None
+        cut = False
         if _oversized(first, cap):
             _skip_line(first, readline, source)
             if first.lstrip().startswith(b"["):
@@ -537,7 +539,7 @@ def _read_stream(
                     try:
                         value = orjson.loads(data)
                     except orjson.JSONDecodeError:
-                        spread = _one_after_another(data)
+                        spread = SPREAD if _one_after_another(data) else None
                         break
                     yield from _document_items(value, name)
                     return
@@ -552,6 +554,7 @@ def _read_stream(
             else:  # past the cap, not tried whole: a document spread over lines, if none decodes
                 # (a higher --max-item-bytes reads its events: its object is not finished)
                 cut = not any(line is not None and _decodes(line) for _, line in held[1:])
+                spread = _cut(cap) if cut else None
         number = held[-1][0]
         for held_number, held_line in held:
             yield from _line(name, held_number, held_line, cap, spread, lasting=not cut)
@@ -657,13 +660,14 @@ def _line(
     number: int,
     line: bytes | None,
     cap: int,
-    spread: bool = False,
+    spread: str | None = None,
     *,
     lasting: bool = True,
 ) -> Iterator[Event]:
     """The items of one NDJSON line (None: it was larger than `cap`); a blank line has none.
-    `spread`: the file's lines are those of values pretty-printed one after another; `lasting`:
-    whether the line, not JSON, fails whatever the config (core/events.py `NoEvent`)."""
+    `spread`: the reason a line not JSON fails with when the file's lines are parts of values
+    spread over them (`SPREAD`, `_cut`); `lasting`: whether the line, not JSON, fails whatever
+    the config (core/events.py `NoEvent`)."""
     source = f"{name}:{number}"
     if line is None:
         yield _unread(source, _too_large("line", cap))
@@ -797,7 +801,7 @@ codecs.register_error(UNREADABLE, _unreadable)
 
 
 def _bad_line(
-    source: str, line: bytes, exc: orjson.JSONDecodeError, spread: bool, lasting: bool
+    source: str, line: bytes, exc: orjson.JSONDecodeError, spread: str | None, lasting: bool
 ) -> Event:
     content = line.rstrip(b"\r\n")
     try:
@@ -807,7 +811,7 @@ def _bad_line(
     text = content.decode("utf-8", errors=UNREADABLE)
     reason = _json_error(content, exc, whole=False)
     if spread and reason.startswith("not valid JSON"):  # one reason for all, said in the report
-        reason = SPREAD
+        reason = spread
     return invalid(source, text, reason, "read", lasting=lasting)
 
 
@@ -815,6 +819,16 @@ SPREAD = (
     "not valid JSON: part of values spread over lines, one after another (as `jq .` prints "
     "them): give one value a line (`jq -c`) or one JSON array"
 )
+
+
+def _cut(cap: int) -> str:
+    """Why each line fails of a file whose first line is not JSON, held to the cap, no line after
+    it JSON: one document spread over lines (`jq .` of a batch body), not tried whole past it."""
+    return (
+        "not valid JSON: the file may be one document spread over lines larger than "
+        f"--max-item-bytes ({describe_size(cap)}), not read whole: raise --max-item-bytes, "
+        "then send its file again"
+    )
 
 
 def _one_after_another(data: bytes) -> bool:
