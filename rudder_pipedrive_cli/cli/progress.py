@@ -90,11 +90,13 @@ class LiveView:
         width = options.max_width
         at = self.progress.estimate()
         yield self.bar_line(at, width, ascii_only=options.ascii_only)
-        objects = objects_text(self.progress.reading)
-        told = "  ".join(counts(self.progress.tally)) + objects
-        if len(told) > width:
-            *told_first, last = counts(self.progress.tally, short=True)
-            told = rows([*told_first, last + objects], width)
+        told = "  ".join(counts(self.progress.tally)) + objects_text(self.progress.reading)
+        if len(told) > width:  # `obj`: a backfill's six-digit counts and objects on one line
+            objects = objects_done(self.progress.reading)
+            short = counts(self.progress.tally, short=True) + (
+                [f"obj {objects}"] if objects else []
+            )
+            told = rows(short, width)
         yield Text(told, no_wrap=True, overflow="ellipsis")
 
     def bar_line(self, at: Estimate, width: int, *, ascii_only: bool = False) -> Text:
@@ -144,11 +146,17 @@ def is_a_tty(stream: IO[str]) -> bool:
         return False
 
 
-def objects_text(reading: Reading) -> str:
-    """Objects done of a bucket or backup folder (their events all ended, not only read), when
-    the input has any (SPEC 2)."""
+def objects_done(reading: Reading) -> str:
+    """Objects done of a bucket or backup folder (their events all ended, not only read), `4/6`,
+    when the input has any (SPEC 2); else empty."""
     total = getattr(reading, "objects_total", 0)
-    return f"; objects {getattr(reading, 'objects_done', 0)}/{total}" if total else ""
+    return f"{getattr(reading, 'objects_done', 0)}/{total}" if total else ""
+
+
+def objects_text(reading: Reading) -> str:
+    """`; objects 4/6`, the end of a progress line, when the input has objects."""
+    objects = objects_done(reading)
+    return f"; objects {objects}" if objects else ""
 
 
 class SendProgress:

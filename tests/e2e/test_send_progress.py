@@ -180,6 +180,22 @@ def test_large_counts_still_fit_80_columns() -> None:
     assert counts == "sent 1,234,567  unch 0  skip 123,456  fail 12,345  retry 123,456  429 12,345"
 
 
+def test_a_backfill_s_six_digit_counts_and_its_objects_fit_two_lines_at_80_columns() -> None:
+    # A 300,000-event backfill from a bucket: '; objects 47/48' went on a third line, under
+    # 'sent 115,791  unch 7,476  skip 174,947  fail 1,786  retry 0'.
+    tally = Tally(retries=0, rate_limited=0)
+    tally.by_type["track"] = Counts({"sent": 115_791, "unchanged": 7_476, "skipped": 174_946})
+    tally.by_type["identify"] = Counts({"failed": 1_786})
+    progress = progress_at(tally, taken=300_000, bytes_read=10**8, total_bytes=10**8, seconds=240)
+    progress.reading.objects_done, progress.reading.objects_total = 47, 48  # type: ignore[attr-defined]
+
+    bar, counts = live_lines(progress, 80)
+
+    # README's example
+    assert bar == "sending " + "━" * 17 + "─ 299,999 of 300,000 events (99%)  1,250/s  eta 0:00:00"
+    assert counts == "sent 115,791  unch 7,476  skip 174,946  fail 1,786  retry 0  429 0  obj 47/48"
+
+
 def test_in_a_40_column_pane_the_live_view_goes_on_a_line_rather_than_cut_its_eta() -> None:
     # It cut what did not fit: 'sending 412/~1,000 (41%)  12/s  eta 0:0…' and
     # 'sent 400  unch 0  skip 10  fail 2  retr…' (the retries and 429 waits gone).
