@@ -215,7 +215,10 @@ class SendProgress:
         elapsed = self.elapsed()
         marks = self._marks
         if elapsed - marks[-1].elapsed >= MARK_EVERY:
-            marks.append(mark(self.tally, elapsed=elapsed, plan=self.plan))
+            now = mark(self.tally, elapsed=elapsed, plan=self.plan)
+            if not now.done:  # none sent yet (a resumed run skipping): its pace starts later
+                marks.clear()
+            marks.append(now)
         while len(marks) > 1 and elapsed - marks[1].elapsed >= PACE_WINDOW:
             marks.popleft()  # the oldest mark still at least a window back is the base
         return estimate(

@@ -8,13 +8,17 @@ The time left is the events left at the slower of two paces: the one seen lately
 plan's rate limit allows for the requests an event has needed lately (a first burst is faster than
 the limit lets a run go on). "Lately" is since a `Mark` the caller keeps (about the last half
 minute): the first events of a backfill each need a search (5 a second), the later ones of the same
-users none, and a pace taken over the whole run would stay as slow as the start.
+users none, and a pace taken over the whole run would stay as slow as the start. The events skipped
+as already done are not in the pace: a resumed run skips those it did before at thousands a second,
+a pace its sending never keeps (it said `0:00:25 left`, then minutes); until it sends one, no time
+left is told.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rudder_pipedrive_cli.core.preview import ALREADY_DONE
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 
@@ -23,12 +27,18 @@ class Mark:
     """Where a run was at one moment: what the pace since then is measured from."""
 
     elapsed: float = 0.0
-    done: int = 0
+    done: int = 0  # events done, not counting those skipped as already done (`worked`)
     allowed_s: float = 0.0  # seconds the plan's rate limit allowed for the requests made by then
 
 
+def worked(tally: Tally) -> int:
+    """Events done, but those skipped as already done (done by an earlier run, or the same
+    messageId earlier in the input): what the pace is measured in."""
+    return tally.read - tally.skips.get(ALREADY_DONE.reason, 0)
+
+
 def mark(tally: Tally, *, elapsed: float, plan: str) -> Mark:
-    return Mark(elapsed=elapsed, done=tally.read, allowed_s=estimated_seconds(tally, plan))
+    return Mark(elapsed=elapsed, done=worked(tally), allowed_s=estimated_seconds(tally, plan))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,8 +87,9 @@ def estimate(
             total = min(total, max(limit, taken))
     rate = done / elapsed if elapsed > 0 else 0.0
     eta: float | None = None
-    base = since if since is not None and since.done < done else Mark()
-    lately = done - base.done
+    went = worked(tally)
+    base = since if since is not None and since.done < went else Mark()
+    lately = went - base.done
     if total is not None and lately and elapsed > base.elapsed:
         seen = (elapsed - base.elapsed) / lately
         allowed = (estimated_seconds(tally, plan) - base.allowed_s) / lately

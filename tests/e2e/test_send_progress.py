@@ -263,6 +263,31 @@ def test_the_eta_is_events_left_at_the_pace_the_plan_allows() -> None:
     assert slow.estimate().eta == 450.0
 
 
+def test_a_resumed_run_s_time_left_is_not_reckoned_at_the_pace_it_skips_what_it_did() -> None:
+    # A resumed 300,000-event backfill skipped its 250,000 events already done at 10,000 a
+    # second and said '0:00:25 left' (the events left at that pace), then jumped to minutes.
+    tally, clock = Tally(), FakeClock(100.0)
+    progress = SendProgress(
+        Console(), tally, FakeReading(), mode="none", plan="growth", clock=clock
+    )
+    progress.total = 300_000  # its first pass counted them
+    etas = []
+    with progress:
+        for second in range(5, 30, 5):  # skipping, an estimate (the live view's) every 5 s
+            clock.now = 100.0 + second
+            progress.taken = skipped = 10_000 * second
+            tally.by_type["identify"] = Counts({"skipped": skipped})
+            tally.skips["already done"] = skipped
+            etas.append(progress.estimate().eta)
+        clock.now += 2.0  # 20 sent in 2 s: 0.1 s each
+        progress.taken += 20
+        tally.by_type["track"] = Counts({"sent": 20})
+        etas.append(progress.estimate().eta)
+
+    # No time left until an event is sent; then the 49,980 left at the pace of those sent.
+    assert etas == [None, None, None, None, None, 4998.0]
+
+
 def test_the_total_is_counted_once_every_byte_is_read() -> None:
     tally = a_run(sent=10, skipped=0, failed=0)
     progress = progress_at(tally, taken=25, bytes_read=1000, total_bytes=1000, seconds=1)
