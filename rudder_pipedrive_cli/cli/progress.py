@@ -193,9 +193,8 @@ class SendProgress:
         self.clock = clock
         self.taken = 0
         self.total: int | None = None  # the items a first pass over the same input took
-        self.limited = (
-            0  # of them, the events --limit counts: not those filters skip, not bad lines
-        )
+        # Of them, the events --limit counts: not those filters skip, not bad lines.
+        self.limited = 0
         self.started = clock()
         self._last_line = self.started
         self._live: Live | None = None

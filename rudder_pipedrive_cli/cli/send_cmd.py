@@ -490,6 +490,8 @@ def run_send(
     renamed = default_dead_letter_path if job.own_dead_letter else None
     letters = DeadLetters(job.dead_letter, token_pattern, renamed)
     unreachable = partial(client.reach.unreachable, settings.api_url)
+    # A stop before any event: the items the first pass `read`, then how it ended.
+    stopped_before = partial(end_first_pass, env, job, tally, letters, replay_state)
     try:
         if replay_state is not None:
             # Asked as map-fields and check ask (INTERACTIVE_RETRIES): nothing is sent yet, and
@@ -505,7 +507,7 @@ def run_send(
     except (StoppedEarly, PlanFailure) as error:  # before the first pass (Pipedrive
         # unreachable, the budget spent, a listing the config needs: exit 4 or 2): its report and
         # state as mid-run's, so a scheduler reading the report sees why nothing was sent
-        return end_first_pass(env, job, tally, letters, replay_state, 0, started, stopped=error)
+        return stopped_before(0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan, limit=job.limit)
     survey: Survey | None = None
@@ -553,23 +555,12 @@ def run_send(
             refusal = ReadingRefused(
                 error.message, hint=f"{error.hint}: {FIRST_PASS_RERUN[resumed]}"
             )
-            return end_first_pass(
-                env, job, tally, letters, replay_state, next(read), started, stopped=refusal
-            )
+            return stopped_before(next(read), started, stopped=refusal)
         except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
             hear(caught, heard)
         if heard:  # stopped in the pass, or a stop there swallowed on its way: before any event
-            return end_first_pass(
-                env,
-                job,
-                tally,
-                letters,
-                replay_state,
-                next(read),
-                started,
-                heard=heard,
-                message=FIRST_PASS_STOPPED[resumed],
-            )
+            message = FIRST_PASS_STOPPED[resumed]
+            return stopped_before(next(read), started, heard=heard, message=message)
         # An unset user_id_field: refused (exit 2, nothing written yet) unless an event has an
         # external id; then said once. Judged after the listings, at the cost of their requests.
         judge_unset_identity(env, plan_config, external=survey.external)
@@ -596,23 +587,11 @@ def run_send(
             )
     except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
         # not attempted
-        return end_first_pass(
-            env, job, tally, letters, replay_state, pass_read, started, stopped=error
-        )
+        return stopped_before(pass_read, started, stopped=error)
     except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
         hear(caught, heard)
     if heard:  # stopped while the index was listed, or a stop there swallowed: before any event
-        return end_first_pass(
-            env,
-            job,
-            tally,
-            letters,
-            replay_state,
-            pass_read,
-            started,
-            heard=heard,
-            message=INDEX_STOPPED,
-        )
+        return stopped_before(pass_read, started, heard=heard, message=INDEX_STOPPED)
     for note in identities.notes:
         env.warn(note)
     if identities.listed:
