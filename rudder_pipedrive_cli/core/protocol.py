@@ -5,7 +5,7 @@ an `Outcome`. The same plans run live (httpx), in dry-run (an offline responder)
 
 These values, and the others every event makes (`Event`, `Ref`), are slotted classes that are
 immutable by convention: nothing assigns to a field after construction; make a new value
-instead (a plan's `Ctx` is the exception: what the plan learns, until its outcome is made).
+instead (a plan's `Ctx` and its `Learned` are the exception: until its outcome is made).
 They are not `frozen=True` because a frozen dataclass sets each field through
 `object.__setattr__`: construction measured 3.5x slower (1.2 us against 0.35 us for ten
 fields), about ten are made per event, and that was 15% of `rpd dry-run` in the profile
@@ -144,11 +144,12 @@ class _Empty(dict[Any, Any]):
 EMPTY: Any = _Empty()
 
 
-@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
+@dataclass(slots=True)  # immutable by convention once its outcome holds it (protocol.py)
 class Learned:
     """What one event taught us about identities: its outcome's `learned`, None when it taught
     nothing (most events: a refusal, a skip, an update of a cached person that wrote no field
-    time), so that outcome costs a few stores to make and nothing to apply.
+    time), so that outcome costs a few stores to make and nothing to apply. A plan (`Ctx`)
+    writes into its own from its first write on (`NOTHING_LEARNED` till then) and hands it over.
 
     `identities` maps (kind, key) to a Pipedrive id, or to None to forget a cached id: kind is
     "person" (key: userId or previousId) or "org" (key: groupId). `lead_origins` maps a person id
@@ -179,16 +180,21 @@ class Learned:
     from the cache (core/identity_cache.py `IdentityStore.owned`).
     """
 
-    identities: Mapping[tuple[str, str], PdId | None] = EMPTY
-    lead_origins: Mapping[PdId, frozenset[str] | None] = EMPTY
-    memberships: Mapping[PdId, PdId | None] = EMPTY
-    merged: Mapping[PdId, PdId] = EMPTY
-    pending_creates: Mapping[tuple[str, str], str | None] = EMPTY
-    pending_merges: Mapping[PdId, PdId | None] = EMPTY
+    identities: dict[tuple[str, str], PdId | None] = EMPTY
+    lead_origins: dict[PdId, frozenset[str] | None] = EMPTY
+    memberships: dict[PdId, PdId | None] = EMPTY
+    merged: dict[PdId, PdId] = EMPTY
+    pending_creates: dict[tuple[str, str], str | None] = EMPTY
+    pending_merges: dict[PdId, PdId | None] = EMPTY
     held_back: frozenset[tuple[str, str]] = frozenset()
-    recency: Mapping[tuple[str, PdId], Mapping[str, str]] = EMPTY
+    recency: dict[tuple[str, PdId], Mapping[str, str]] = EMPTY
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
-    holders: Mapping[tuple[str, PdId], tuple[str, ...]] = EMPTY
+    holders: dict[tuple[str, PdId], tuple[str, ...]] = EMPTY
+
+
+# What a plan (`Ctx`) learned before its first write: shared, never written (its tables EMPTY),
+# never handed over (its outcome's `learned` is None).
+NOTHING_LEARNED = Learned()
 
 
 @final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)

@@ -19,7 +19,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     person_create_body,
     wrote_fields,
 )
-from rudder_pipedrive_cli.core.protocol import EMPTY, Learned, Outcome
+from rudder_pipedrive_cli.core.protocol import EMPTY, NOTHING_LEARNED, Learned, Outcome
 from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 
@@ -116,17 +116,21 @@ def test_each_ledger_has_containers_of_its_own() -> None:
 
 def test_an_outcome_that_learned_nothing_has_nothing_learned() -> None:
     # Nothing is made per event for what it did not learn: an outcome that taught nothing has
-    # no `Learned` (None: a few stores to make, nothing to apply), even when its plan made its
-    # tables and wrote none; a ledger's tables are the one shared EMPTY until its first write,
-    # which refuses writes so that no event can teach every other one by mistake.
+    # no `Learned` (None: a few stores to make, nothing to apply); a plan's `Learned` is the one
+    # shared NOTHING_LEARNED until its first write makes its own, and its tables the one shared
+    # EMPTY, which refuses writes so that no event can teach every other one by mistake.
     assert plan_of("u-1").finish().learned is None
-    assert plan_of("u-1").learning().finish().learned is None
     assert Outcome(status="skipped").learned is None
     with pytest.raises(TypeError, match="EMPTY is shared"):
-        Learned().memberships[1] = 2  # type: ignore[index]
+        Learned().memberships[1] = 2
     with pytest.raises(TypeError, match="EMPTY is shared"):
-        EMPTY.setdefault(1, 2)  # type: ignore[attr-defined]
-    assert EMPTY == {} and plan_of("u-1").merged is EMPTY
+        EMPTY.setdefault(1, 2)
+    plan = plan_of("u-1")
+    assert EMPTY == {} and plan.learned is NOTHING_LEARNED and NOTHING_LEARNED.merged is EMPTY
+    plan.learning().memberships[1] = 2
+    assert plan.learned is not NOTHING_LEARNED and NOTHING_LEARNED.memberships is EMPTY
+    assert Learned() == NOTHING_LEARNED
+    assert plan.finish().learned == Learned({}, {}, {1: 2}, {}, {}, {}, frozenset(), {}, (), EMPTY)
 
 
 def test_a_plan_makes_only_the_tables_it_writes() -> None:
@@ -248,15 +252,16 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
     """`Ctx.outcome` builds the Outcome by position: each learned table lands in its own field
     (several have the same type, so a field order mistake would pass mypy and teach the store
     the wrong thing), and a retryable failure holds back the event's identities."""
-    ctx = plan_of("u-1").learning()
-    ctx.holders = {}
+    ctx = plan_of("u-1")
+    taught = ctx.learning()
+    taught.holders = {}
     tables = (
         "identities", "lead_origins", "memberships", "merged", "pending_creates",
         "pending_merges", "recency", "holders",
     )  # fmt: skip
     for name in tables:
-        getattr(ctx, name)[name] = name  # each table holds its own name
-    ctx.updates = (("person", 1, {"name": "Ann"}),)
+        getattr(taught, name)[name] = name  # each table holds its own name
+    taught.updates = (("person", 1, {"name": "Ann"}),)
     ctx.warnings.extend(["w-1", "w-1", "w-2"])
     ctx.dropped.append("label")
     ctx.made("persons created")

@@ -74,7 +74,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if previous is not None and current is not None:
             if previous.id != current.id:
                 merged_before = not (yield from merge(ctx, previous, current))
-            elif current.id in ctx.merged.values():
+            elif current.id in ctx.learned.merged.values():
                 # One person because a merge into it, left unknown (by this alias in a run that was
                 # killed, say), was found done just now: the merge this alias asks for.
                 merged_before = True
@@ -104,7 +104,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             # Its userIds are one person's: each is its survivor's own (SPEC 5), beside those the
             # mark named; not another the mark left searched (`IdentityStore.owned`).
             named = (key for key in (*held, previous_id, user_id) if key is not None)
-            ctx.holders = {slot: tuple(dict.fromkeys(named))}
+            ctx.taught().holders = {slot: tuple(dict.fromkeys(named))}
         if merged_before and not ctx.writes:
             return ctx.outcome("unchanged", MERGED_BEFORE)
         return ctx.finish()

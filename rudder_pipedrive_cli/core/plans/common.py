@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
     LEFT_IN_FLIGHT,
+    NOTHING_LEARNED,
     ApiRequest,
     ApiResponse,
     Learned,
@@ -60,7 +61,6 @@ LIST_LIMIT = 500
 SEARCH = "/api/v2/itemSearch/field"
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
-HELD_NONE: frozenset[tuple[str, str]] = frozenset()  # an outcome that holds nothing back
 
 
 class Entity:
@@ -128,27 +128,17 @@ class Stale(Exception):  # a signal between plan steps, not an error the user se
 
 class Ctx:
     """One event's plan: the event, what it is planned with (config, cache, index), and what it
-    has learned and decided so far, which becomes its Outcome. What it learned (identities, lead
-    origins, memberships, merges, pending creates and merges, recency) stays the shared `EMPTY`
-    until the first write makes its tables (`learning`): most events learn nothing, and their
-    outcome no `Learned` (`outcome`)."""
+    has learned and decided so far, which becomes its Outcome. What it learned is the `Learned`
+    its outcome hands over (`learned`), the shared `NOTHING_LEARNED` until its first write makes
+    one of its own (`learning`, `taught`): most events learn nothing, and their outcome none."""
 
-    __slots__ = ("_at", "config", "dropped", "event", "gone", "holders", "identities", "index",
-                 "known", "lead_origins", "memberships", "merged", "pending_creates",
-                 "pending_merges", "recency", "resolved", "superseded", "updates", "warnings",
-                 "writes")  # fmt: skip
+    __slots__ = ("_at", "config", "dropped", "event", "gone", "index", "known", "learned",
+                 "resolved", "superseded", "warnings", "writes")  # fmt: skip
     warnings: list[str]
     dropped: list[str]
-    identities: dict[tuple[str, str], PdId | None]
-    resolved: dict[tuple[str, str], Ref | None]  # None: forgotten
-    lead_origins: dict[PdId, frozenset[str] | None]
-    memberships: dict[PdId, PdId | None]
-    merged: dict[PdId, PdId]
-    pending_creates: dict[tuple[str, str], str | None]
-    pending_merges: dict[PdId, PdId | None]
-    recency: dict[tuple[str, PdId], dict[str, str]]
-    holders: dict[tuple[str, PdId], tuple[str, ...]]  # Learned.holders
-    updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...]  # the PATCHes made
+    learned: Learned  # NOTHING_LEARNED, or this plan's own: its outcome's `learned`
+    # The identities resolved (None: forgotten), by the keys of `learned.identities`, made with it.
+    resolved: dict[tuple[str, str], Ref | None]
     writes: tuple[str, ...]  # what each write made (Outcome.writes)
     superseded: bool  # a write was left out whole: a later event wrote its fields
     gone: tuple[tuple[str, str, PdId], ...]  # (kind, key, record the index gave) found gone
@@ -163,29 +153,35 @@ class Ctx:
     ) -> None:
         self.event, self.config, self.known, self.index = event, config, known, index
         self.warnings, self.dropped = [], []
-        self.identities = self.resolved = self.lead_origins = self.memberships = EMPTY
-        self.merged = self.pending_creates = self.pending_merges = self.recency = EMPTY
-        self.holders = EMPTY
-        self.updates = self.writes = self.gone = ()
+        self.learned, self.resolved = NOTHING_LEARNED, EMPTY
+        self.writes = self.gone = ()
         self.superseded, self._at = False, None
 
-    def learning(self) -> Ctx:
-        """This plan, its tables its own to write to, the rarer at once (`merged` EMPTY till then);
-        identities and field times, most events' only, are made alone too (learn, wrote_fields)."""
-        if self.merged is EMPTY:
-            self.lead_origins, self.memberships, self.merged = {}, {}, {}
-            self.pending_creates, self.pending_merges = {}, {}
-        if self.identities is EMPTY:
-            self.identities, self.resolved = {}, {}
-        if self.recency is EMPTY:
-            self.recency = {}
-        return self
+    def taught(self) -> Learned:
+        """This plan's own `Learned`, its tables still EMPTY till made (a write made it)."""
+        if self.learned is NOTHING_LEARNED:
+            self.learned = Learned()
+        return self.learned
+
+    def learning(self) -> Learned:
+        """This plan's `Learned`, its tables its own to write to, the rarer at once (`merged`
+        EMPTY till then); identities and field times, most events' only, are made alone too
+        (learn, wrote_fields). Called at a write: a Learned made is handed over, empty or not."""
+        learned = self.taught()
+        if learned.merged is EMPTY:
+            learned.lead_origins, learned.memberships, learned.merged = {}, {}, {}
+            learned.pending_creates, learned.pending_merges = {}, {}
+        if learned.identities is EMPTY:
+            learned.identities, self.resolved = {}, {}
+        if learned.recency is EMPTY:
+            learned.recency = {}
+        return learned
 
     def learn(self, entity: Entity, key: str, ref: Ref | None) -> None:
         """What this event found of an identity; None: forgotten (its cached id is gone)."""
-        if self.identities is EMPTY:
-            self.identities, self.resolved = {}, {}
-        self.identities[(entity.kind, key)] = None if ref is None else ref.id
+        if self.resolved is EMPTY:
+            self.taught().identities, self.resolved = {}, {}
+        self.learned.identities[(entity.kind, key)] = None if ref is None else ref.id
         self.resolved[(entity.kind, key)] = ref
 
     def made(self, kind: str) -> None:
@@ -202,12 +198,12 @@ class Ctx:
         """The Outcome, with what this plan learned whatever the status (an id it created, a
         stale id: failed too); a plan refuses as a value ("failed", `reason`, `stage`); with a
         `failure`, failed, and when a retry could succeed, later events of its identities wait
-        for it. Without either, the plan's end: "sent" when a write landed, else "unchanged"
-        (superseded when a write was left out whole). Its containers are handed over, not
-        copied: the plan is over when its outcome is made."""
+        for it (held back). Without either, the plan's end: "sent" when a write landed, else
+        "unchanged" (superseded when a write was left out whole). Its `Learned` is handed over,
+        not copied: the plan is over when its outcome is made."""
         warnings, dropped = self.warnings, self.dropped
         if failure is None:
-            held_back, http_status, retryable, redacted = HELD_NONE, None, False, None
+            http_status, retryable, redacted = None, False, None
             if status is None:
                 status = "sent" if self.writes else "unchanged"
                 reason = SUPERSEDED if self.superseded and not self.writes else ""
@@ -216,29 +212,16 @@ class Ctx:
                 failure = unconverted(self, failure)
             status, reason, stage = "failed", failure.reason, failure.stage
             http_status, retryable, redacted = failure.status, failure.retryable, failure.redacted
-            held_back = (
-                identities_of(self.event, self.known, self.config.aliases)
-                if retryable
-                else HELD_NONE
-            )
-        # Learned only when it taught something: most outcomes then cost a few stores to make
-        # and nothing to apply (IdentityStore.learn, the identity index).
-        learned = (
-            Learned(
-                self.identities, self.lead_origins, self.memberships, self.merged,
-                self.pending_creates, self.pending_merges, held_back, self.recency, self.updates,
-                self.holders,
-            )
-            if self.identities or self.recency or self.updates or self.holders or held_back
-            or self.lead_origins or self.memberships or self.merged or self.pending_creates
-            or self.pending_merges
-            else None
-        )  # fmt: skip
+            if retryable:
+                self.taught().held_back = identities_of(self.event, self.known, self.config.aliases)
+        # None when it taught nothing: most outcomes then cost a few stores to make and nothing
+        # to apply (IdentityStore.learn, the identity index).
+        learned = self.learned
         return Outcome(  # by position, in the order of Outcome's fields (protocol.py)
             status, reason, stage, http_status, retryable,
             # A plan re-run after a stale cache hit says the same things twice: say them once.
             tuple(dict.fromkeys(warnings)) if warnings else (), tuple(dropped) if dropped else (),
-            redacted, self.writes, learned,
+            redacted, self.writes, None if learned is NOTHING_LEARNED else learned,
         )  # fmt: skip
 
     finish = outcome  # the plan's end: ctx.finish()
@@ -334,7 +317,7 @@ def unconverted(ctx: Ctx, failure: PlanFailure) -> PlanFailure:
 def times_of(ctx: Ctx, kind: str, record: PdId) -> Mapping[str, str]:
     """When each field of the record was last written: by this event, else as known (to read)."""
     slot = (kind, record)
-    known, learned = ctx.known.times_at(slot), ctx.recency.get(slot)
+    known, learned = ctx.known.times_at(slot), ctx.learned.recency.get(slot)
     return (known or EMPTY) if learned is None else newest(known or EMPTY, learned)
 
 
@@ -350,8 +333,8 @@ def wrote_fields(ctx: Ctx, entity: Entity, record: PdId, body: Mapping[str, Any]
                     written[name] = at
         elif key != identity and key != UNTIMED:
             written[key] = at
-    if (recency := ctx.recency) is EMPTY:  # made alone: most events learn nothing else
-        recency = ctx.recency = {}
+    if (recency := ctx.learned.recency) is EMPTY:  # made alone: most events learn nothing else
+        recency = ctx.taught().recency = {}
     times = recency.get(slot)  # most records: none written yet this event
     recency[slot] = written if times is None else newest(times, written)
 
@@ -639,15 +622,15 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     if ctx.event.external and (raw := ctx.event.external.get(external)) is not None:
         # Event.external holds each id as its decimal digits (core/events.py `pipedrive_id`).
         named = Ref(id=int(raw), via="external", key=key, external=external)
-        if entity is PERSON and (ctx.known.merges or ctx.merged):
+        if entity is PERSON and (ctx.known.merges or ctx.learned.merged):
             not_merged_away(ctx, named)
         return named
     if key is None:
         return None
-    if ctx.identities is not EMPTY:  # this event resolved or forgot identities: those first
+    if ctx.resolved is not EMPTY:  # this event resolved or forgot identities: those first
         slot = (entity.kind, key)
         ref = ctx.resolved.get(slot)
-        if ref is not None or slot in ctx.identities:  # present as None: forgotten as stale
+        if ref is not None or slot in ctx.resolved:  # present as None: forgotten as stale
             return ref
     known = ctx.known
     if entity is not PERSON:
@@ -659,7 +642,7 @@ def known_ref(ctx: Ctx, entity: Entity, key: str | None, external: str) -> Ref |
     if known.rekeyed:  # an external id has given a cached person another userId since?
         cached = known.owned(PERSON.kind, key, cached)
     # A merge left unknown (or settled by this event) may have moved it: `find` asks.
-    if cached is None or ctx.merged or (known.pending and known.merging_into(cached)):
+    if cached is None or ctx.learned.merged or (known.pending and known.merging_into(cached)):
         return None
     return Ref(cached, "cache", key)
 
@@ -685,7 +668,7 @@ def not_merged_away(ctx: Ctx, ref: Ref) -> None:
     every lookup (SPEC 4), so it is not followed to the survivor, and Pipedrive would refuse the
     person as not found. Refused before any request, in send and dry-run alike (whose planned
     merges are in its cache as a send's are); a merge left unknown is not taken as done."""
-    into = ctx.merged.get(ref.id) if ctx.merged else None
+    into = merged.get(ref.id) if (merged := ctx.learned.merged) else None
     survivor = ctx.known.survivor(ref.id if into is None else into)
     if survivor != ref.id:
         raise MergedAway(ref, survivor)
@@ -705,14 +688,14 @@ def find(
     known, config = ctx.known, ctx.config
     # Forgotten as stale (gone: 404/410) by this event: searched, not taken from the cache nor the
     # index that gave it. Most events learned nothing, and nothing is pending: straight to search.
-    stale = ctx.identities is not EMPTY and (entity.kind, key) in ctx.identities
-    if (known.pending or ctx.merged) and not stale and entity is PERSON:
+    stale = ctx.resolved is not EMPTY and (entity.kind, key) in ctx.resolved
+    if (known.pending or ctx.learned.merged) and not stale and entity is PERSON:
         cached = known.cached_for(PERSON.kind, key)
         if cached is not None:  # known_ref left it: a merge may have moved it
-            if cached in ctx.merged:  # settled earlier in this event
-                cached = ctx.merged[cached]
+            if cached in (merged := ctx.learned.merged):  # settled earlier in this event
+                cached = merged[cached]
             elif (merging := known.merging_into(cached)) is not None and (
-                cached not in ctx.pending_merges
+                cached not in ctx.learned.pending_merges
             ):
                 check = MergeCheck(cached, merging)  # a merge of it left unknown: settled first
                 while (asked := check.request) is not None:
@@ -726,7 +709,7 @@ def find(
                 return Ref(cached, "cache", key)
             ctx.learn(entity, key, None)  # both persons of a merge left unknown are gone: search
             stale = True
-    if known.pending and (slot := (entity.kind, key)) not in ctx.pending_creates:
+    if known.pending and (slot := (entity.kind, key)) not in ctx.learned.pending_creates:
         sent_at = known.pending_create(entity.kind, key)
         if sent_at is not None:
             # An earlier event's create of this identity may have landed: a listing (no index
@@ -781,8 +764,8 @@ def find(
                 # What this event knows of it first (None: its cached person found gone).
                 slot = (PERSON.kind, target)
                 cached = (
-                    ctx.identities[slot]
-                    if slot in ctx.identities
+                    ctx.learned.identities[slot]
+                    if slot in ctx.resolved
                     else known.cached_for(PERSON.kind, target)
                 )
                 probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
@@ -946,10 +929,10 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId, merged: Any = None) -> N
     whose lead list is complete only when both were; otherwise the next track lists it (a lead
     nobody listed may have moved there). Its organization: as `merged` (the survivor as the
     merge's answer or a read of it gives it) names it (`joined_org`)."""
-    ctx.learning()
-    ctx.merged[previous] = current
+    learned = ctx.learning()
+    learned.merged[previous] = current
     joined_org(ctx, previous, current, merged)
-    origins = ctx.lead_origins
+    origins = learned.lead_origins
     for kind in ctx.config.track_rules.creates:  # deals, activities, notes move there too
         into, away = origins_key(kind, current), origins_key(kind, previous)
         survivor = origins.get(into, ctx.known.lead_origins(into))
@@ -970,7 +953,7 @@ def merge_done(ctx: Ctx, previous: PdId, current: PdId, merged: Any = None) -> N
         if gone.get(key, "") > own.get(key, ""):
             times[key] = gone[key]
     if times:
-        ctx.recency[("person", current)] = times
+        learned.recency[("person", current)] = times
 
 
 def joined_org(ctx: Ctx, previous: PdId, current: PdId, merged: Any) -> None:
@@ -980,7 +963,7 @@ def joined_org(ctx: Ctx, previous: PdId, current: PdId, merged: Any) -> None:
     offline answers) leaves it as known, the survivor's own, else the merged person's, which
     Pipedrive gives a survivor without one (SPEC 1: the survivor's values win, the merged
     person's fill its empty ones)."""
-    memberships, known = ctx.memberships, ctx.known
+    memberships, known = ctx.learned.memberships, ctx.known
     own = memberships.get(current, known.person_org(current))
     if type(merged) is dict and "org_id" in merged:
         org = org_of(merged)
@@ -1182,7 +1165,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
         what = f"no {entity.noun} with {entity.identity} {quoted(key)} appeared"
         settle = partial(reconcile_create, ctx, entity, key)
         answered = partial(created, ctx, slot, stage)
-        left = partial(ctx.learning().pending_creates.__setitem__, slot)  # it may have landed
+        left = partial(pending_create, ctx, slot)  # it may have landed
         once = WriteOnce(ctx, request, response, answered, settle, left, what)
         while (asked := once.request) is not None:
             once.take((yield asked))
@@ -1193,12 +1176,12 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
-        ctx.learning()
+        learned = ctx.learning()
         for kind in ctx.config.track_rules.creates:
-            ctx.lead_origins[origins_key(kind, found)] = frozenset()
+            learned.lead_origins[origins_key(kind, found)] = frozenset()
         org = pd_id(body.get("org_id"))
         if org is not None:
-            ctx.memberships[found] = org
+            learned.memberships[found] = org
     return ref
 
 
@@ -1207,13 +1190,18 @@ def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, 
     if made and type(data) is dict and (found := pd_id(data.get("id"))) is not None:
         return found  # most answers: the record's id, read at once
     if not made and not lost:  # refused, never made: nothing to settle
-        ctx.learning().pending_creates[slot] = None
+        pending_create(ctx, slot, None)
     try:
         return record_id(expect(response, stage), stage)
     except PlanFailure:
         if made:  # it was made, even if its answer cannot be read: later events must
-            ctx.learning().pending_creates[slot] = lost or response.sent_at  # not create blindly
+            pending_create(ctx, slot, lost or response.sent_at)  # not create blindly
         raise
+
+
+def pending_create(ctx: Ctx, slot: tuple[str, str], sent_at: str | None) -> None:
+    """A create of identity `slot` left pending, sent at `sent_at` (None: settled)."""
+    ctx.learning().pending_creates[slot] = sent_at
 
 
 def reconcile_create(ctx: Ctx, entity: Entity, key: str, sent_at: str) -> Pages[PdId]:
@@ -1260,7 +1248,7 @@ def update(
         if not body:
             ctx.superseded = ctx.superseded or left_out
             return None
-    if ctx.updates and (entity.kind, ref.id, body) in ctx.updates:
+    if (made := ctx.learned.updates) and (entity.kind, ref.id, body) in made:
         return None
     path = f"{entity.collection}/{ref.id}"
     return ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
@@ -1307,9 +1295,9 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
                     f"{entity.noun} holds too: merge them or clear it from one",
                 )
             )
-        if ctx.holders is EMPTY:
-            ctx.holders = {}
-        ctx.holders[(entity.kind, ref.id)] = (key,)  # what else is cached for it: not its own now
+        if (marks := ctx.learned.holders) is EMPTY:
+            marks = ctx.taught().holders = {}
+        marks[(entity.kind, ref.id)] = (key,)  # what else is cached for it: not its own now
     ctx.learn(entity, key, ref)
 
 
@@ -1338,7 +1326,7 @@ def updated(
     body = request.body
     assert body is not None  # a PATCH always has one
     ctx.made(entity.updated)
-    ctx.updates += ((entity.kind, ref.id, body),)
+    ctx.taught().updates += ((entity.kind, ref.id, body),)
     wrote_fields(ctx, entity, ref.id, body)
     return SETTLED
 

@@ -69,7 +69,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if person is None:  # a new person joins the organization in its create: no second request
             assert user_id is not None and type(new_person) is not Outcome  # as made above
             yield from create(ctx, PERSON, user_id, {**new_person, "org_id": org.id})
-        elif ctx.memberships.get(person.id, ctx.known.org_this_run(person.id)) != org.id:
+        elif ctx.learned.memberships.get(person.id, ctx.known.org_this_run(person.id)) != org.id:
             # Link the person, not known to belong there already (an earlier run's link is not
             # trusted: Pipedrive may have moved the person since, and a PATCH is idempotent).
             note = f"link person {person.id} ({person.how}) to organization {org.id} ({org.how})"

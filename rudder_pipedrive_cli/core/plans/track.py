@@ -122,8 +122,8 @@ def plan(ctx: Ctx) -> Step[Outcome]:
             landed_create_fields(ctx, person, user_id)
         # Its records' origins: from this event, the state, or one listing.
         key = origins_key(kind.name, person.id)
-        if key in ctx.lead_origins:  # this event's (a person it created or merged, a listing)
-            here = ctx.lead_origins[key]
+        if key in (origins := ctx.learned.lead_origins):  # this event's (created, merged, listed)
+            here = origins[key]
             done = None if here is None else origin in here
         else:
             done = ctx.known.has_origin(key, origin)  # None: nobody has listed them yet
@@ -283,7 +283,7 @@ def person_links(ctx: Ctx, kind: str, person: Ref) -> dict[str, Any]:
     else:
         links = {"person_id": person.id}
     if kind != "lead":
-        org = ctx.memberships.get(person.id)
+        org = ctx.learned.memberships.get(person.id)
         if org is None:
             org = ctx.known.person_org(person.id)
         if org is not None:
@@ -348,10 +348,9 @@ def create_record(
         else:  # its functions made only now: most creates need none
 
             def landed(found: list[str]) -> bool | None:
-                listed = ctx.lead_origins.get(key)  # a complete listing: this event's list now
-                ctx.learning().lead_origins[key] = (
-                    frozenset(found) if listed is None else listed.union(found)
-                )
+                origins = ctx.learning().lead_origins
+                listed = origins.get(key)  # a complete listing: this event's list now
+                origins[key] = frozenset(found) if listed is None else listed.union(found)
                 return True if origin in found else None
 
             def settle(_sent_at: str) -> Pages[str]:
@@ -384,8 +383,9 @@ def create_record(
     ctx.made(f"{kind.plural} created")
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
-    listed = ctx.lead_origins.get(key)
-    ctx.learning().lead_origins[key] = Added((origin,)) if listed is None else listed | {origin}
+    origins = ctx.learning().lead_origins
+    listed = origins.get(key)
+    origins[key] = Added((origin,)) if listed is None else listed | {origin}
 
 
 def record_made(person: Ref, stage: str, response: ApiResponse, _lost: str = "") -> bool:
