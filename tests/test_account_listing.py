@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rudder_pipedrive_cli.cli.identities import Dearer, account_listing, prepare
+from rudder_pipedrive_cli.core.driver import drive_exchange
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
@@ -178,16 +179,11 @@ def answering(answers: dict[str, list[ApiResponse]], asked: list[str]) -> Any:
     """An exchange with Pipedrive answering from `answers` (by path, in turn), noting each
     request's path in `asked`."""
 
-    def exchange(steps: Any) -> Any:
-        try:
-            request = next(steps)
-            while True:
-                asked.append(request.path)
-                request = steps.send(answers[request.path].pop(0))
-        except StopIteration as stop:
-            return stop.value
+    def answer(request: ApiRequest) -> ApiResponse:
+        asked.append(request.path)
+        return answers[request.path].pop(0)
 
-    return exchange
+    return lambda steps: drive_exchange(steps, answer)
 
 
 def page(*records: dict[str, Any], cursor: str | None = None) -> ApiResponse:

@@ -33,11 +33,12 @@ from rudder_pipedrive_cli.core.catalog_findings import (
     suggest_traits,
     unknown_keys,
 )
-from rudder_pipedrive_cli.core.driver import drive
+from rudder_pipedrive_cli.core.driver import drive, drive_exchange, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans.base import LABELS as LABELS_LISTING
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.responder import OfflineResponder
@@ -607,3 +608,42 @@ def test_a_listing_pages_by_cursor_and_a_refused_page_names_the_listing() -> Non
         503,
         True,
     )
+
+
+def test_a_listing_whose_request_failed_hears_it_as_an_answer_and_the_others_are_listed() -> None:
+    """Issue 12 item 2: the exchange hears a transport failure as an answer (`gave_up`), never
+    thrown into it. A send's catalog (`each`) leaves out the listings whose request failed (a
+    field listing at its second page, the lead labels), each kept in `failed` as the transport
+    said it, and lists the others (before, the lead labels' failure heard as an answer was
+    'HTTP 0' with no status, taken for an unreachable Pipedrive and raised)."""
+    persons = PlanFailure("GET /api/v2/personFields: HTTP 503 after 7 attempts", status=503)
+    labels = PlanFailure("GET /v1/leadLabels: HTTP 502 after 7 attempts", status=502)
+    field = {"field_code": "name", "field_name": "Name", "field_type": "varchar"}
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def send(request: ApiRequest) -> ApiResponse:
+        asked.append((request.path, dict(request.query)))
+        if request.path == "/api/v2/personFields":
+            if "cursor" in request.query:
+                return gave_up(persons, request.stage)
+            return ApiResponse(status=200, data=[field], additional_data={"next_cursor": "c2"})
+        if request.path == "/v1/leadLabels":
+            return gave_up(labels, request.stage)
+        return ApiResponse(status=200, data=[field])
+
+    catalog = drive_exchange(fetch_catalog(each=True), send)
+    assert asked == [
+        ("/api/v2/personFields", {"limit": 500}),
+        ("/api/v2/personFields", {"limit": 500, "cursor": "c2"}),
+        ("/api/v2/organizationFields", {"limit": 500}),
+        ("/api/v2/dealFields", {"limit": 500}),
+        ("/v1/leadLabels", {}),
+    ]
+    name = FieldInfo(key="name", name="Name", field_type="varchar", options={}, is_custom=False)
+    assert catalog == Catalog(
+        fields={"organizations": (name,), "leads": (name,)}, labels={}, failed=catalog.failed
+    )
+    assert {name: (f.reason, f.stage, f.status) for name, f in catalog.failed.items()} == {
+        "persons": ("GET /api/v2/personFields: HTTP 503 after 7 attempts", "list fields", 503),
+        LABELS_LISTING: ("GET /v1/leadLabels: HTTP 502 after 7 attempts", "list lead labels", 502),
+    }

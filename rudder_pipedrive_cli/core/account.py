@@ -36,6 +36,8 @@ def account_of(response: ApiResponse) -> Account | None:
 
 def fetch_account() -> Generator[ApiRequest, ApiResponse, Account]:
     response = yield USERS_ME_REQUEST
+    if response.failed is not None:  # no answer to read (`ApiResponse.failed`)
+        raise response.failed
     account = account_of(response)
     if account is None:
         answer = f"HTTP {response.status} {response.error}".rstrip()

@@ -4,13 +4,14 @@ name things from) and returns the catalog."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from rudder_pipedrive_cli.core.catalog import ENTITIES, Catalog, Stage
+from rudder_pipedrive_cli.core.driver import drive_exchange
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.plans.base import LABELS, FieldInfo
-from rudder_pipedrive_cli.core.plans.common import Pages, probe_steps
+from rudder_pipedrive_cli.core.plans.common import Pages, Step, probe_steps
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.rules import TrackRule, TrackRules
 
@@ -22,18 +23,6 @@ FIELD_ENDPOINTS: Mapping[str, str] = {
 LABELS_ENDPOINT = "/v1/leadLabels"
 PAGE_SIZE = 500  # the v2 listings' maximum
 T = TypeVar("T")
-Listed = Generator[ApiRequest, ApiResponse, T]
-
-
-def _expect_ok(response: ApiResponse, what: str) -> Any:
-    if not response.ok:
-        raise PlanFailure(
-            f"listing {what} failed: HTTP {response.status} {response.error}".rstrip(),
-            stage="list fields",
-            status=response.status or None,
-            retryable=response.status == 0 or response.status >= 500,
-        )
-    return response.data
 
 
 def field_info(item: Mapping[str, Any]) -> FieldInfo:
@@ -52,34 +41,30 @@ def field_info(item: Mapping[str, Any]) -> FieldInfo:
 
 
 def fetch_listing(
-    endpoint: str, what: str, *, page_size: int = PAGE_SIZE
-) -> Generator[ApiRequest, ApiResponse, list[Mapping[str, Any]]]:
+    endpoint: str, what: str, *, page_size: int = PAGE_SIZE, stage: str = "list fields"
+) -> Step[list[Mapping[str, Any]]]:
     """Every object of a listing, through the plans' one paged-listing helper: v2 ones follow
-    `next_cursor` to the last page; v1 ones (activity types) are one page."""
+    `next_cursor` to the last page; v1 ones (activity types, lead labels) are one page."""
 
-    def objects(response: ApiResponse, _stage: str) -> list[Mapping[str, Any]]:
-        return [item for item in _expect_ok(response, what) or () if isinstance(item, Mapping)]
+    def objects(response: ApiResponse, _: str) -> list[Mapping[str, Any]]:
+        if not response.ok:
+            raise PlanFailure(
+                f"listing {what} failed: HTTP {response.status} {response.error}".rstrip(),
+                stage=stage,
+                status=response.status or None,
+                retryable=response.status == 0 or response.status >= 500,
+            )
+        return [item for item in response.data or () if isinstance(item, Mapping)]
 
     query = {"limit": page_size} if endpoint.startswith("/api/v2/") else {}
-    pages = Pages(endpoint, query, stage="list fields", note=f"list {what}", read=objects)
+    pages = Pages(endpoint, query, stage=stage, note=f"list {what}", read=objects)
     items: list[Mapping[str, Any]] = yield from probe_steps(pages)
     return items
 
 
-def fetch_labels() -> Generator[ApiRequest, ApiResponse, dict[str, str]]:
-    response = yield ApiRequest(
-        method="GET",
-        path=LABELS_ENDPOINT,
-        endpoint=LABELS_ENDPOINT,
-        stage="list lead labels",
-        note="list lead labels",
-    )
-    data = _expect_ok(response, "lead labels")
-    return {
-        str(label["name"]): str(label["id"])
-        for label in data or ()
-        if isinstance(label, Mapping) and "name" in label and "id" in label
-    }
+def fetch_labels() -> Step[dict[str, str]]:
+    labels = yield from fetch_listing(LABELS_ENDPOINT, "lead labels", stage="list lead labels")
+    return {str(x["name"]): str(x["id"]) for x in labels if "name" in x and "id" in x}
 
 
 def sales_listings(rules: TrackRules) -> frozenset[str]:
@@ -137,7 +122,7 @@ def fetch_catalog(
     page_size: int = PAGE_SIZE,
     sales: frozenset[str] = frozenset(),
     each: bool = False,
-) -> Generator[ApiRequest, ApiResponse, Catalog]:
+) -> Step[Catalog]:
     """The field listings and lead labels, and the `sales` listings (`sales_listings`). With
     `each` (send, check, map-fields, dry-run --lookups) a listing Pipedrive refused (an HTTP
     error, its retries spent) is left out and kept in the catalog's `failed`, and the others
@@ -145,7 +130,7 @@ def fetch_catalog(
     (unreachable) is raised at once."""
     failed: dict[str, PlanFailure] = {}
 
-    def listing(name: str, exchange: Listed[T]) -> Listed[T | None]:
+    def listing(name: str, exchange: Step[T]) -> Step[T | None]:
         try:
             return (yield from exchange)
         except PlanFailure as error:
@@ -176,12 +161,11 @@ def fetch_catalog(
 def catalog_requests(sales: frozenset[str] = frozenset()) -> list[ApiRequest]:
     """The listings a send makes before its first event (`fetch_catalog`, one page each): what
     dry-run adds to its estimate when it lists nothing itself."""
-    exchange = fetch_catalog(sales=sales)
     requests: list[ApiRequest] = []
-    try:
-        request = next(exchange)
-        while True:
-            requests.append(request)
-            request = exchange.send(ApiResponse(status=200, data=[]))
-    except StopIteration:
-        return requests
+
+    def none_listed(request: ApiRequest) -> ApiResponse:
+        requests.append(request)
+        return ApiResponse(status=200, data=[])
+
+    drive_exchange(fetch_catalog(sales=sales), none_listed)
+    return requests

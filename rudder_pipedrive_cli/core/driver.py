@@ -1,11 +1,14 @@
-"""Run a plan against a synchronous `send` function. The async runner mirrors this loop."""
+"""Run a plan or an exchange against a synchronous `send`. The async runner mirrors `drive`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
+
+T = TypeVar("T")
 
 
 def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
@@ -57,6 +60,21 @@ def drive(plan: Planned, send: Callable[[ApiRequest], ApiResponse]) -> Outcome:
         answer = send(request)
         if answer.failed is not None:
             return heard_failure(plan, answer, request.stage)
+
+
+def drive_exchange(
+    steps: Generator[ApiRequest, ApiResponse, T], send: Callable[[ApiRequest], ApiResponse]
+) -> T:
+    """`drive` for a pure exchange (the catalog's, the account's, the index's listings), to its
+    value: `send` answers each request with a value, a failure too (`gave_up`), which the
+    exchange may go on without (`fetch_catalog`) or raise to the caller."""
+    answer = None
+    try:
+        while True:
+            answer = send(steps.send(answer))  # type: ignore[arg-type]  # None starts it
+    except StopIteration as stop:
+        result: T = stop.value
+        return result
 
 
 def heard_failure(plan: Plan, answer: ApiResponse, stage: str) -> Outcome:

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
+from rudder_pipedrive_cli.core.driver import drive_exchange, gave_up
 from rudder_pipedrive_cli.core.errors import PlanFailure, stop_in
 from rudder_pipedrive_cli.core.plans.common import malformed
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -47,25 +48,17 @@ class BlockingClient:
         return self._runner.run(self._client.send(request))
 
     def exchange(self, steps: Generator[ApiRequest, ApiResponse, T]) -> T:
-        """Run a pure exchange (such as `fetch_catalog()`) to its return value.
+        """Run a pure exchange (such as `fetch_catalog()`) to its value (`drive_exchange`)."""
+        return drive_exchange(steps, self.answer)
 
-        Its requests are listings and gets whose answer is read for what it holds, so a 2xx
-        answer that is not Pipedrive's envelope (an HTML page, an empty or cut body) fails the
-        exchange: read as it is, a field listing was an account without fields (QA: `rpd check`
-        and `map-fields` said the identity fields did not exist, `map-fields` listed nothing and
-        exited 0). A request that fails (its retries spent) fails in the exchange, which may go
-        on without it (a send's listings: `fetch_catalog`)."""
+    def answer(self, request: ApiRequest) -> ApiResponse:
+        """`send`'s answer as an exchange hears it: a request that failed (retries spent), or a
+        2xx that is not Pipedrive's envelope (HTML, an empty or cut body), as a failure (QA: read
+        as it was, a field listing was an account without fields, and `map-fields` exited 0)."""
         try:
-            request = next(steps)
-            while True:
-                try:
-                    response = self.send(request)
-                    if response.malformed:
-                        raise malformed(response, request.stage, response.malformed)
-                except PlanFailure as failure:
-                    request = steps.throw(failure)
-                    continue
-                request = steps.send(response)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
+            response = self.send(request)
+        except PlanFailure as failure:
+            return gave_up(failure, request.stage)
+        if response.malformed:
+            return gave_up(malformed(response, request.stage, response.malformed), request.stage)
+        return response

@@ -10,8 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from rudder_pipedrive_cli.core.driver import drive, gave_up
-from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
+from rudder_pipedrive_cli.core.account import fetch_account
+from rudder_pipedrive_cli.core.driver import drive, drive_exchange, gave_up
+from rudder_pipedrive_cli.core.errors import NeverConnected, PlanFailure, RpdError
 from rudder_pipedrive_cli.core.protocol import (
     ApiRequest,
     ApiResponse,
@@ -182,3 +183,15 @@ def test_an_rpd_error_from_a_plan_stops_the_run(run: Callable[..., Outcome]) -> 
     with pytest.raises(RpdError, match="disk full"):
         run(plan(), sent)
     assert sent == [LOOKUP]
+
+
+def test_an_exchange_hears_the_failure_as_an_answer_and_raises_it_as_the_transport_said() -> None:
+    """The account's exchange (`fetch_account`) hears a request that never connected as an
+    answer and raises that failure itself, its type kept: a send stops on it (exit 4,
+    send_catalog.py `account_reached`), where before it read the answer as 'HTTP 0'."""
+    never = NeverConnected(
+        "GET /v1/users/me: connection refused after 7 attempts", stage="check token"
+    )
+    with pytest.raises(NeverConnected) as stopped:
+        drive_exchange(fetch_account(), lambda request: gave_up(never, request.stage))
+    assert stopped.value is never
