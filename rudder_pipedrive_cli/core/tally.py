@@ -53,6 +53,14 @@ UNSUPPORTED_KEYS = {kind: f"{UNSUPPORTED}: {kind}" for kind in ("page", "screen"
 NO_PERSON_STAGES = frozenset({"lookup person", "create person"})
 
 
+def charged(status: int, *, is_json: bool) -> bool:
+    """Whether Pipedrive charges a request it answered `status` its x-token-cost: not one it
+    refused before doing anything, as the sandbox does not: a token it knows no account of
+    (401: no budget to charge; a send refused at the start reported 2 tokens spent), a 429
+    (the limits), the edge's HTML 403 (a client blocked for ignoring 429s)."""
+    return status != 401 and status != 429 and (status != 403 or is_json)
+
+
 def ranked(counts: Counter[str], top: int | None = None) -> list[tuple[str, int]]:
     """The most common first, ties by text: the same order for the same counts, however the
     events finished (send ends events concurrently; `most_common` keeps first-seen order)."""
@@ -157,7 +165,7 @@ class Tally:
         return sum(self.outcomes.values())
 
     def add_request(self, request: ApiRequest, *, charged: bool = True) -> None:
-        """Count a request that reached Pipedrive; a refused one (429) costs no API tokens."""
+        """Count a request that reached Pipedrive; one it refused (`charged`) costs no tokens."""
         key = request.key
         self.requests[key] += 1
         if not charged:

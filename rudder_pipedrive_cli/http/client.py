@@ -42,7 +42,7 @@ from rudder_pipedrive_cli.core.errors import (
 )
 from rudder_pipedrive_cli.core.events import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
-from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.core.tally import Tally, charged
 from rudder_pipedrive_cli.http.pacing import Clock, Pacer, RateHeaders, Sleep
 from rudder_pipedrive_cli.http.retry import (
     DEFAULT_MAX_RETRIES,
@@ -438,8 +438,9 @@ class PipedriveClient:
             raise attempts.failed(reason) from error
         self.reach.answered()
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
-        self.tally.add_request(request, charged=response.status_code != 429)
-        return self._answer(request, response, sent_at, attempts)
+        is_json = "json" in response.headers.get("content-type", "").lower()
+        self.tally.add_request(request, charged=charged(response.status_code, is_json=is_json))
+        return self._answer(request, response, sent_at, attempts, is_json)
 
     def _no_answer(self, reason: str) -> None:
         """A connection failure: counted, and the run stopped once they make Pipedrive look
@@ -448,13 +449,17 @@ class PipedriveClient:
         self.reach.check(self.base_url)
 
     def _answer(
-        self, request: ApiRequest, response: httpx.Response, sent_at: str, attempts: Attempts
+        self,
+        request: ApiRequest,
+        response: httpx.Response,
+        sent_at: str,
+        attempts: Attempts,
+        is_json: bool,
     ) -> ApiResponse:
         self.server_clock.observe(response.headers.get("date"))
         headers = RateHeaders.parse(response.headers)
         self.pacer.observe(request, headers)
         status = response.status_code
-        is_json = "json" in response.headers.get("content-type", "").lower()
         if status == 401 or (status == 403 and is_json):
             raise AuthRefused(f"Pipedrive refused the API token ({status})", hint=AUTH_HINT)
         if status == 429:

@@ -62,6 +62,10 @@ def test_a_refused_token_replaces_an_earlier_run_s_report_with_its_stop(
     ]
     assert b"not-the-token" not in (tmp_path / "run-report.json").read_bytes()
     assert sandbox.state()["persons"] == []
+    # The one request it made, which Pipedrive refused unspent (a token of no account): the
+    # report said 2 tokens (users/me's x-token-cost) where the sandbox charged none.
+    assert (run.report["requests"], run.report["tokens"]) == ({"GET /v1/users/me": 1}, 0)
+    assert sandbox.stats()["tokens"] == 0
 
 
 def test_a_token_refused_as_the_identity_index_is_listed_reports_what_the_first_pass_read(

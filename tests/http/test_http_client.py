@@ -276,6 +276,8 @@ def test_the_edge_html_403_backs_off_a_window_and_is_not_an_auth_error() -> None
     response = run(send_with(client_for(script, time, tally=tally), get()))
     assert response.status == 200 and time.sleeps == [2 + RATE_JITTER]
     assert tally.rate_limited == 1
+    # Two requests, one charged: the edge spends none of the budget (nor does the sandbox's).
+    assert (sum(tally.requests.values()), sum(tally.uncharged.values())) == (2, 1)
 
 
 def test_a_repeated_edge_403_stops_the_run() -> None:
