@@ -29,6 +29,7 @@ from rudder_pipedrive_cli.core.errors import (
     Unreachable,
     UsageError,
 )
+from rudder_pipedrive_cli.core.plans.common import malformed
 from rudder_pipedrive_cli.core.protocol import ApiResponse
 from rudder_pipedrive_cli.io.config import DEFAULT_CONFIG, refused_token_hint, require_token
 
@@ -105,18 +106,22 @@ def config_finding(env: Env) -> Finding:
     return Finding(level="ok", subject="config", message=f"{path} is valid")
 
 
-def token_finding(response: ApiResponse) -> Finding:
+def token_finding(response: ApiResponse, url: str) -> Finding:
     if response.ok and isinstance(response.data, Mapping):
         return Finding(level="ok", subject="token", message=who(response.data))
     answer = f"HTTP {response.status} {response.error}".rstrip()
+    hint = "check base_url / company_domain"
     if response.malformed:  # a page that is not Pipedrive's (a web site at base_url): say why
         answer += f", not Pipedrive's answer ({response.malformed})"
+        hint = try_again(url)  # as exit 4 says: a portal's page goes away, a wrong URL does not
     return Finding(
-        level="fail",
-        subject="token",
-        message=f"{USERS_ME} answered {answer}",
-        hint="check base_url / company_domain",
+        level="fail", subject="token", message=f"{USERS_ME} answered {answer}", hint=hint
     )
+
+
+def try_again(url: str) -> str:
+    """The hint of a request that may get through later, or at a corrected URL."""
+    return f"is {url} right (base_url, company_domain) and reachable? then try again"
 
 
 @handle_errors
@@ -160,7 +165,13 @@ def check_command(
                 wrong = not_pipedrive(me.status, env.settings.api_url)
                 if wrong is not None:  # every listing would answer 404 too: said once, as send
                     raise typer.Exit(int(stop(checks, wrong, "pipedrive")))
-                checks.add(token_finding(me))
+                checks.add(token_finding(me, env.settings.api_url))
+                # An answer that is not Pipedrive's (a web page at base_url, a portal's): no
+                # check of the config failed, the request did, as a listing's answer alike does
+                # (map-fields', init's): the same exit (exits.request_failed), not the config's.
+                unmade = (
+                    [malformed(me, USERS_ME_REQUEST.stage, me.malformed)] if me.malformed else []
+                )
                 sales = sales_listings(plan_config.track_rules)
                 catalog = client.exchange(fetch_catalog(sales=sales, each=True))
             except (AuthRefused, PlanFailure) as error:
@@ -175,10 +186,10 @@ def check_command(
                 checks.add(finding)
         checks.say("info", plan_limits(env.settings.plan))
         say(checks.env.out, checks.summary())
-    if checks.failed > len(catalog.failed):  # a check that was made failed: the config's fault
+    unmade += catalog.failed.values()  # the listings Pipedrive refused or did not answer
+    if checks.failed > len(unmade):  # a check that was made failed: the config's fault
         raise typer.Exit(int(ExitStatus.USAGE))
-    incomplete = next(iter(catalog.failed.values()), None)  # a listing Pipedrive refused
-    status = ExitStatus.OK if incomplete is None else exit_status_for(incomplete)
+    status = exit_status_for(unmade[0]) if unmade else ExitStatus.OK
     raise typer.Exit(int(status))
 
 
@@ -190,8 +201,7 @@ def stop(checks: Checklist, error: RpdError | PlanFailure, subject: str = "token
     else:
         subject, message, hint = "pipedrive", error.reason, ""
         if error.retryable:
-            where = f"{checks.env.settings.api_url} right (base_url, company_domain)"
-            hint = f"is {where} and reachable? then try again"
+            hint = try_again(checks.env.settings.api_url)
     checks.add(Finding(level="fail", subject=subject, message=message, hint=hint))
     say(checks.env.out, checks.summary())
     return exit_status_for(error)

@@ -221,21 +221,28 @@ def test_check_and_init_stop_on_listings_answered_with_an_html_page_exit_4(
     assert not (tmp_path / "new.toml").exists()
 
 
-def test_check_of_a_server_answering_html_everywhere_fails_the_token_row_exit_2(
+def test_check_and_map_fields_of_a_server_answering_html_everywhere_both_exit_4(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """users/me answered with an HTML page too (base_url names a web site, not the API): the
-    token's row fails, a check made that failed, naming base_url to check: exit 2 (SPEC 6, the
-    config's), as any users/me answer that names no user. It said 'answered HTTP 200', not
-    what was wrong with that."""
+    """users/me answered with an HTML page too (base_url names a web site, not the API, or a
+    portal answers in its place): the token's row fails, naming base_url to check. No check of
+    the config failed, the request did, with the answer map-fields stopped on with exit 4
+    (exits.request_failed: not Pipedrive's answer, retryable): check exits 4 too, not 2 (the
+    two disagreed on one server). It said 'answered HTTP 200', not what was wrong with that."""
     server.answer = HTML
     monkeypatch.chdir(tmp_path)
     checked = invoke_at(server, tmp_path, "check")
-    assert (checked.exit_code, checked.stderr) == (2, "")
+    assert (checked.exit_code, checked.stderr) == (4, "")
+    url = f"http://127.0.0.1:{server.server_address[1]}"
     assert checked.stdout.splitlines()[1:3] == [
         "FAIL  token: /v1/users/me answered HTTP 200, not Pipedrive's answer (not JSON)",
-        "      hint: check base_url / company_domain",
+        f"      hint: is {url} right (base_url, company_domain) and reachable? then try again",
     ]
+    listed = invoke_at(server, tmp_path, "map-fields")
+    assert (listed.exit_code, listed.stderr.splitlines()) == (
+        4,
+        [f"error: {MALFORMED.format('fields')}", "hint: try again later"],
+    )
 
 
 def test_a_dry_run_whose_lookups_answer_html_plans_the_event_failing_exit_1(
