@@ -220,6 +220,11 @@ def test_table_output_and_summary() -> None:
         "estimated API tokens: 482; estimated duration at the growth plan's rate limit: 2.4 s"
         in out
     )
+    # Not a terminal: each title a line of its own, as it reads (rich padded it with spaces to
+    # its table's width: 'Planned events' and 47 more).
+    lines = out.splitlines()
+    assert {"Planned events", "Requests a replay would make"} <= set(lines)
+    assert [line for line in lines if line.endswith(" ")] == []
 
 
 def test_output_file(tmp_path: Path) -> None:

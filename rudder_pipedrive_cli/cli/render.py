@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from copy import copy
 from typing import Any
 
 from rich.cells import cell_len
@@ -44,8 +45,17 @@ def print_table(console: Console, table: Table) -> None:
     """`table`; on a terminal too narrow for it to cut no word (a tmux pane: rich cut `unchang…`
     at 60 columns, `ide…` and `/api/v2/organi…` at 40), its rows as lines under its title,
     each wrapped between words, never between a column's name and its cell's first word:
-    `identify: sent 7, unchanged 0, skipped 1, failed 0, total 8`."""
-    if not console.is_terminal or wanted_width(console, table) <= console.width:
+    `identify: sent 7, unchanged 0, skipped 1, failed 0, total 8`. In a file or a pipe, its
+    title is a line of its own, as a terminal shows it: rich pads a title to the table's width,
+    and `grep 'Deal fields (11)$'` found nothing."""
+    if not console.is_terminal:
+        if table.title:
+            say(console, cell_text(table.title))
+            table = copy(table)
+            table.title = None
+        console.print(table)
+        return
+    if wanted_width(console, table) <= console.width:
         console.print(table)
         return
     indent = ""
