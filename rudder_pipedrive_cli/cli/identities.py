@@ -47,6 +47,15 @@ from rudder_pipedrive_cli.core.tally import Tally
 ENTITIES = {"person": PERSON, "org": ORG}
 CLOCK: Callable[[], float] = time.monotonic  # the index's age is on it (tests set their own)
 Exchange = Callable[[Step[Any]], Any]  # runs a pure exchange against Pipedrive, to its value
+# What a send says as each listing before its first event starts (progress.steps), in words a
+# terminal's 80 columns hold: only those made are said.
+LISTING = "listing the identity index: the account's {}"
+REFRESHING = "refreshing the identity index: the {} changed since its last listing"
+LISTING_RECORDS = "listing the account's {}: those rpd sent before"
+
+
+def nothing_said(_what: str) -> None:
+    pass
 
 
 @dataclass(slots=True)
@@ -248,12 +257,13 @@ def prepare(
     known: IdentityStore,
     rows: IndexRows,
     exchange: Exchange,
+    doing: Callable[[str], None] = nothing_said,
 ) -> Identities:
     """Choose the way and, by index, build what the state does not hold yet (`exchange` runs a
     pure exchange against Pipedrive); an index an earlier run kept is refreshed, before the
     first event when the first pass counted identities to look up, else before its first
     lookup, so a rerun with nothing left to do lists nothing. A listing that fails leaves
-    those identities to search, with a note."""
+    those identities to search, with a note. `doing` is told each listing as it starts."""
     chosen = chosen_fields(mode, config, survey, known, rows)
     if not chosen:
         return Identities()
@@ -267,6 +277,7 @@ def prepare(
         # records updated since), and otherwise before its first lookup, if any.
         if index.covers(kind) and (survey is None or not survey.unknown(kind, known, 1)):
             continue
+        doing((REFRESHING if index.covers(kind) else LISTING).format(entity.plural))
         try:
             exchange(probe_steps(index_listing(index, entity)))
         except PlanFailure as failure:
@@ -280,7 +291,9 @@ def prepare(
         return Identities(notes=identities.notes)
     if "person" in index.fields and survey is not None:
         for kind in (kind for kind in KINDS if kind in survey.tracked):  # in a fixed order
-            origins = listed_origins(index, KINDS[kind], survey, known, exchange, identities.notes)
+            origins = listed_origins(
+                index, KINDS[kind], survey, known, exchange, doing, identities.notes
+            )
             if origins is not None:
                 identities.origins.update(origins)
                 identities.listed.append(kind)
@@ -293,6 +306,7 @@ def listed_origins(
     survey: Survey,
     known: IdentityStore,
     exchange: Exchange,
+    doing: Callable[[str], None],
     notes: list[str],
 ) -> dict[PdId, set[str]] | None:
     """The origins of the account's rpd records of `kind`, listed once when that is cheaper than
@@ -307,6 +321,7 @@ def listed_origins(
     if not account_listing_pays(to_list, index.rows.size("person")):
         return None
     budget = to_list * sum(token_cost(f"GET {path}") for path in kind.listings)
+    doing(LISTING_RECORDS.format(kind.plural))
     try:
         origins: dict[PdId, set[str]] = exchange(account_listing(index, kind, budget))
     except PlanFailure as failure:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import IO, Protocol, TypeVar
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
+from rich.status import Status
 from rich.text import Text
 
 from rudder_pipedrive_cli.cli.screen import clock_text, plural
@@ -33,8 +34,6 @@ class Taken(Protocol):
 
 
 E = TypeVar("E", bound=Taken)
-T = TypeVar("T")
-R = TypeVar("R")
 
 BAR, BACK = "━", "─"  # done, to do: told apart without colour too (NO_COLOR, a capture)
 # For a terminal that cannot show those (PYTHONIOENCODING=ascii, a Latin-1 locale): written as
@@ -250,34 +249,41 @@ class SendProgress:
             self._live.start()
         return self
 
-    def preparing(self, what: str, *, said: bool = True) -> AbstractContextManager[object]:
+    def preparing(self, what: str) -> AbstractContextManager[object]:
         """On a terminal, a transient spinner saying `what` send does before its first event (the
-        first pass over the input, the identity index's listing: a minute and more over a large
-        bucket or account, where the screen stayed blank as if rpd hung); in a log or a pipe,
-        `what` on a line as it starts (unless not `said` here: see `said_at_first`); with -q
+        first pass over the input: a minute and more over a large bucket, where the screen
+        stayed blank as if rpd hung); in a log or a pipe, `what` on a line as it starts; with -q
         nothing."""
         if self.mode == "rich":
             return self.console.status(what)
-        if self.mode == "plain" and said:
+        if self.mode == "plain":
             self.say(what)
         return nullcontext()
 
-    def said_at_first(self, what: str, step: Callable[[T], R]) -> Callable[[T], R]:
-        """`step`, which in a log or a pipe says `what` on a line before its first call only: the
-        identity index is listed only when chosen and not kept fresh, and a log's line saying it
-        was listed when it was not would be wrong (a terminal's spinner is gone in a blink)."""
-        if self.mode != "plain":
-            return step
-        said = False
+    @contextmanager
+    def steps(self) -> Iterator[Callable[[str], None]]:
+        """`doing(what)`, called as each step starts, says it as `preparing` does (a terminal's
+        spinner then takes the new words): called only for a step that is made, so nothing is
+        said of one that is not (the identity index is listed only when chosen, refreshed
+        when kept: a terminal's spinner said it was listed while a search run chose, a log that
+        it was listed when it was refreshed)."""
+        status: Status | None = None
 
-        def first_said(argument: T) -> R:
-            nonlocal said
-            if not said:
-                said = True
+        def doing(what: str) -> None:
+            nonlocal status
+            if self.mode == "plain":
                 self.say(what)
-            return step(argument)
+            elif self.mode == "rich" and status is None:
+                status = self.console.status(what)
+                status.start()
+            elif status is not None:
+                status.update(what)
 
-        return first_said
+        try:
+            yield doing
+        finally:
+            if status is not None:
+                status.stop()
 
     def say(self, line: str) -> None:
         self.console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -122,9 +122,8 @@ INDEX_STOPPED = (
     "command to start again"
 )
 # What send does before its first event (progress.preparing): a terminal's spinner (under 80
-# columns), a log's line.
+# columns), a log's line. Those of the identity index: cli/identities.py.
 READING_FIRST = "reading the input first: its aliases and the identities to look up"
-LISTING_INDEX = "listing the identity index (the account's persons, organizations, leads)"
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
 
 
@@ -574,7 +573,7 @@ def run_send(
         replay_state.input_aliases().complete = False
     known: IdentityStore = replay_state if replay_state is not None else IdentityStore(spill.table)
     try:
-        with lists() as listing, progress.preparing(LISTING_INDEX, said=False):
+        with lists() as listing, progress.steps() as doing:
             identities = prepare(
                 settings.identities,
                 plan_config,
@@ -583,7 +582,8 @@ def run_send(
                 rows=MemoryIndexRows(spill.table)
                 if replay_state is None
                 else replay_state.index_rows(),
-                exchange=progress.said_at_first(LISTING_INDEX, listing.exchange),
+                exchange=listing.exchange,
+                doing=doing,
             )
     except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
         # not attempted

@@ -456,12 +456,14 @@ def test_a_dumb_terminal_or_a_file_rich_takes_for_one_gets_plain_lines(
     )
 
 
+@pytest.mark.parametrize("way", ["index", "search"])
 def test_a_terminal_is_told_what_send_does_before_its_first_event(
-    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
 ) -> None:
     """The first pass over the input and the identity index's listing took a minute of a
     300,000-event backfill from S3 into an account of 46,000 persons, the terminal blank as if
-    rpd hung: a transient line says which is under way, then the live view comes."""
+    rpd hung: a transient line says which is under way, then the live view comes. The index's
+    only when it is listed: a run by search showed 'listing the identity index' as it chose."""
     terminal = Tty()
     err = Console(
         file=terminal, width=80, force_terminal=True, color_system=None, _environ={"TERM": "xterm"}
@@ -469,20 +471,32 @@ def test_a_terminal_is_told_what_send_does_before_its_first_event(
     monkeypatch.setattr(common, "make_consoles", lambda: (Console(file=io.StringIO()), err))
     events = write_events(tmp_path / "in.ndjson", [identify("m-1", "u-1", name="One")])
 
-    run = rpd_send(sandbox, tmp_path, events, args=("--identities", "index"))
+    run = rpd_send(sandbox, tmp_path, events, args=("--identities", way))
 
     assert run.exit_code == 0
     told = terminal.getvalue()
     reading = told.index("reading the input first: its aliases and the identities to look up")
-    listing = told.index("listing the identity index (the account's persons, organizations, ")
+    if way == "search":
+        assert "identity index" not in told
+        assert reading < told.index("sending ")
+        return
+    # The spinner shows its words as it refreshes (4 times a second) and as it stops: those of
+    # the persons' listing may be replaced before they are shown, the organizations' are not.
+    listing = told.index("listing the identity index: the account's organizations")
     assert reading < listing < told.index("sending ")
 
 
+LISTED = [
+    "listing the identity index: the account's persons",
+    "listing the identity index: the account's organizations",
+]
+
+
 @pytest.mark.parametrize(
-    ("way", "listed"), [("index", True), ("search", False)], ids=["index", "search"]
+    ("way", "said"), [("index", LISTED), ("search", [])], ids=["index", "search"]
 )
 def test_a_log_is_told_what_send_does_before_its_first_event(
-    sandbox: Sandbox, tmp_path: Path, way: str, *, listed: bool
+    sandbox: Sandbox, tmp_path: Path, way: str, said: list[str]
 ) -> None:
     """On a log or a pipe, the first pass and the index's listing were minutes of silence on a
     real account: each says so on a line as it starts; the listing only when it is made."""
@@ -492,12 +506,35 @@ def test_a_log_is_told_what_send_does_before_its_first_event(
 
     assert run.exit_code == 0, run.stderr
     told = run.stderr.splitlines()
-    listing = ["listing the identity index (the account's persons, organizations, leads)"]
-    assert told[: 1 + listed] == [
+    assert told[: 1 + len(said)] == [
         "reading the input first: its aliases and the identities to look up",
-        *(listing if listed else []),
+        *said,
     ]
-    assert listing[0] not in told[1 + listed :]
+    assert [line for line in told if "identity index" in line] == said
+
+
+def test_a_log_is_told_the_index_kept_is_refreshed_not_listed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A rerun whose state keeps the index lists only the persons changed since (updated_since):
+    its log said 'listing the identity index (the account's persons, organizations, leads)', as
+    the first run's, where it listed one page of changes, and no organization at all (the input
+    names none rpd does not know)."""
+    first = write_events(tmp_path / "first.ndjson", [identify("m-1", "u-1", name="One")])
+    assert rpd_send(sandbox, tmp_path, first, args=("--identities", "index")).exit_code == 0
+    later = write_events(tmp_path / "later.ndjson", [identify("m-2", "u-2", name="Two")])
+
+    run = rpd_send(sandbox, tmp_path, later, args=("--identities", "index"), name="later")
+
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None and run.report["identity_index"]["refreshes"] == 1
+    assert run.stderr.splitlines()[:2] == [
+        "reading the input first: its aliases and the identities to look up",
+        "refreshing the identity index: the persons changed since its last listing",
+    ]
+    assert [line for line in run.stderr.splitlines() if "identity index" in line] == [
+        "refreshing the identity index: the persons changed since its last listing"
+    ]
 
 
 def test_quiet_send_prints_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
