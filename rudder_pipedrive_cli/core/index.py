@@ -421,7 +421,11 @@ class Survey:
     An alias's previousId is kept apart (`aliased`, with its alias events' ids): one that never
     was a person (an anonymousId) is never resolved, and `unknown` counts it only while one of
     those events is not done (`alias_journal`, asked after the pass, for those few only), so a
-    rerun with nothing to do does not refresh the index for it."""
+    rerun with nothing to do does not refresh the index for it. Those ids are kept up to `cap`
+    in all (`alias_ids`), as each count keeps its identities: they grew with the input (an
+    anonymousId aliased at each login: 400,000 aliases of 1,000 previousIds kept 400,000 ids).
+    A previousId whose ids no longer fit keeps None, its aliases taken as not done (counted
+    while no person has it: at worst a refresh of the index for nothing)."""
 
     rules: TrackRules = field(default_factory=TrackRules)
     persons: set[str] = field(default_factory=set)
@@ -430,8 +434,9 @@ class Survey:
     external: bool = False
     cap: int = SURVEY_CAP
     journal_status: Callable[[str], str | None] | None = None
-    aliased: dict[str, list[str]] = field(default_factory=dict)
+    aliased: dict[str, list[str] | None] = field(default_factory=dict)
     alias_journal: Callable[[str], str | None] | None = None
+    alias_ids: int = 0  # the ids `aliased` keeps: at most `cap`
 
     def add(self, event: Event) -> None:
         kind = None
@@ -464,11 +469,26 @@ class Survey:
             if found is not None and len(into) < self.cap:
                 into.add(found)
         if previous is not None and (previous in self.aliased or len(self.aliased) < self.cap):
-            self.aliased.setdefault(previous, []).append(event.id)
+            self._aliased(previous, event.id)
         if kind is not None and user is not None:
             tracked = self.tracked.setdefault(kind, set())
             if len(tracked) < self.cap:
                 tracked.add(user)
+
+    def _aliased(self, previous: str, id: str) -> None:
+        """Keep the id of an alias of `previous`, while the ids kept are fewer than `cap`; else
+        none of its aliases' ids (None: not all known to be done)."""
+        aliased = self.aliased
+        ids = aliased.get(previous, [])
+        if ids is None:
+            return
+        if self.alias_ids < self.cap:
+            ids.append(id)
+            aliased[previous] = ids
+            self.alias_ids += 1
+        else:
+            aliased[previous] = None
+            self.alias_ids -= len(ids)
 
     def unknown(self, kind: str, known: IdentityStore, enough: int | None = None) -> int:
         """The identities of `kind` the identity cache does not resolve either, counted up to
@@ -489,8 +509,8 @@ class Survey:
 
     def done(self, previous: str) -> bool:
         """Whether the journal holds every alias naming `previous` as done."""
-        status = self.alias_journal
-        return status is not None and all(status(id) in DONE for id in self.aliased[previous])
+        status, ids = self.alias_journal, self.aliased[previous]
+        return status is not None and ids is not None and all(status(id) in DONE for id in ids)
 
 
 def input_aliases(

@@ -625,6 +625,28 @@ def test_a_previous_id_no_person_has_is_unknown_until_its_every_alias_is_done(
     assert survey.unknown("person", known) == unknown  # u-1 always; anon-1 till m-1, m-3 done
 
 
+def test_the_survey_keeps_at_most_its_cap_of_alias_ids_and_takes_the_rest_as_not_done() -> None:
+    """An anonymousId aliased at each login: the ids of its aliases grew with the input, past
+    the cap every count keeps (400,000 aliases of 1,000 previousIds kept 400,000). Past it, a
+    previousId keeps none and is counted as not done: unknown while no person has it."""
+    survey = Survey(cap=3, alias_journal=lambda id: "sent")  # every alias done
+    raws = [("anon-1", "u-1"), ("anon-2", "u-2"), ("anon-1", "u-3"), ("anon-1", "u-4")]
+    raws += [("anon-2", "u-5"), ("anon-3", "u-6")]
+    for n, (previous, user) in enumerate(raws, 1):
+        raw = {"messageId": f"m-{n}", "type": "alias", "userId": user, "previousId": previous}
+        survey.add(parse_event(raw, f"f:{n}"))
+    # anon-1's fourth alias found the cap reached: its ids went, and anon-2's next and anon-3's
+    # first fit again.
+    assert survey.aliased == {"anon-1": None, "anon-2": ["m-2", "m-5"], "anon-3": ["m-6"]}
+    assert survey.alias_ids == 3
+    known = IdentityStore()
+    for n, user in enumerate(("u-1", "u-2", "u-3", "u-4", "u-5", "u-6"), 1):
+        known.persons[user] = n
+    assert survey.unknown("person", known) == 1  # anon-1: not known to be done
+    known.persons["anon-1"] = 9
+    assert survey.unknown("person", known) == 0
+
+
 @pytest.mark.parametrize(
     ("raw", "external"),
     [
