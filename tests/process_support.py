@@ -50,14 +50,16 @@ def rpd_process(
 
 @contextmanager
 def answers_held(
-    sandbox: Sandbox, key: str | None, more: float = 1
+    sandbox: Sandbox, key: str | None, more: float = 1, *, only: bool = False
 ) -> Iterator[Callable[[], None]]:
     """From the `more`-th request of `key` ("METHOD /template"; None: of any kind) the sandbox
     serves from now on, every request is applied and counted as ever and its answer held until
     the block ends (or the function it gives is called): a run killed or signalled at that point
     is still there, however late the signal lands. A latency alone raced it: a test process
     that acted later than the latency (a loaded machine) found the run past that point (no write
-    left in flight, the run over, or the next run's point passed by this one)."""
+    left in flight, the run over, or the next run's point passed by this one). `only`: the
+    answers of `key`'s requests alone are held, the others' go (two such holds, nested, release
+    one step of a run while another stays held)."""
     app, release, this = sandbox.app, threading.Event(), threading.local()
     api, handle = app._api, app.handle
     # What the instance had of its own (an outer answers_held's), put back at the end: none, so
@@ -72,9 +74,10 @@ def answers_held(
 
     def counted(*args: Any, **kwargs: Any) -> Any:  # under the app's lock
         nonlocal reached
+        before = served()
         answer = api(*args, **kwargs)
         reached |= served() >= at
-        this.held = reached
+        this.held = reached and (not only or served() > before)
         return answer
 
     def holding(*args: Any, **kwargs: Any) -> Any:

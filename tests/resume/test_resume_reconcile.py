@@ -4,6 +4,7 @@ the sandbox applied it, or answered by a dropped connection."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,23 +21,22 @@ from resume_support import (
     group,
     identify,
     inflight_count,
+    journal,
     kill_when,
     served_at_least,
     track,
+    wait_for,
 )
 
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 
-# The lead listing a rerun reconciles with is answered this late, so another event's write
-# begins while it is under way. (A run killed after the sandbox applied a write and before rpd
-# hears of it is held there by answers_held, not by a latency.)
-SLOW_MS = 300
 # Search does not see new records for this long: a rerun cannot find the record by itemSearch,
 # so only reconciliation stands between it and a duplicate.
 INDEX_LAG_MS = 600_000
 WRITES = ("POST", "PUT", "PATCH")
+SEARCH, PERSON_CREATE = "GET /api/v2/itemSearch/field", "POST /api/v2/persons"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,35 +183,56 @@ def test_a_reconciliation_that_fails_keeps_the_write_in_flight_for_the_next_run(
 def test_a_kill_while_a_left_write_is_reconciled_keeps_it_in_flight(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
+    """A rerun killed while it reconciles a lead create an earlier kill left in flight (the
+    person's leads asked for, no answer yet), after another event's write committed the state
+    meanwhile: the write stays in flight, and the next run reconciles it (lists the leads,
+    finds its origin) rather than create the lead again. Before, a latency was to order the
+    steps: the listing answered before the other write began (a loaded machine, or the
+    rerun's order), so the kill came after the reconciliation had ended, and the test passed
+    with a state that let the in-flight row go as it handed it out (tried)."""
     case = CASES["lead create"]
     rig = prepared(make_sandbox, tmp_path, case)
     assert rig.state is not None
-    other = identify("m-9", "u-9", name="Nine")
-    assert rig.send([other], "other").exit_code == 0
-    (nine,) = [p["id"] for p in rig.sandbox.state()["persons"] if p["name"] == "Nine"]
-    # An update by external id: a write from its first step, no lookup before it.
-    update = {**other, "messageId": "m-10", "traits": {"name": "Nine Again"}}
-    update["context"] = {"externalId": [{"type": "pipedrivePersonId", "id": nine}]}
     with answers_held(rig.sandbox, case.write):
         killed = rig.start(case.target, "killed")
         assert kill_when(killed, served_at_least(rig.sandbox, 1, case.write))
-    assert inflight_count(rig.state) == 1
+    assert inflight(rig.state) == [("m-2", "POST", "/v1/leads")]
 
-    # The rerun hands the lead's write to its plan, which lists the person's leads (slowly);
-    # meanwhile the update begins its write, committing the state: kill then.
-    patches = rig.sandbox.stats()["requests"].get("PATCH /api/v2/persons/{id}", 0)
-    rig.sandbox.set_faults(latency_ms=SLOW_MS)
-    with answers_held(rig.sandbox, "PATCH /api/v2/persons/{id}"):
-        interrupted = rig.start([*case.target, update], "interrupted")
-        assert kill_when(
-            interrupted, served_at_least(rig.sandbox, patches + 1, "PATCH /api/v2/persons/{id}")
-        )
-    rig.sandbox.set_faults(latency_ms=0)
+    # The rerun reconciles the lead (its listing's answer held) while a new person's search
+    # waits too; once the listing was asked for, the search is answered, and that person's
+    # create begins its write, committing the state: kill then, the reconciliation unfinished.
+    served = rig.sandbox.stats()["requests"]
+    searches, creates = served.get(SEARCH, 0), served.get(PERSON_CREATE, 0)
+    listings = served.get(case.settle, 0)
+    other = identify("m-10", "u-10", name="Ten")
+    with (
+        answers_held(rig.sandbox, SEARCH, only=True) as answer_search,
+        answers_held(rig.sandbox, case.settle, only=True),
+    ):
+        interrupted = rig.start([*case.target, other], "interrupted")
+        assert wait_for(served_at_least(rig.sandbox, listings + 1, case.settle), timeout=30)
+        assert wait_for(served_at_least(rig.sandbox, searches + 1, SEARCH), timeout=30)
+        answer_search()
+        assert kill_when(interrupted, served_at_least(rig.sandbox, creates + 1, PERSON_CREATE))
+    assert "m-2" not in journal(rig.state)  # killed before the lead's outcome
+    assert ("m-2", "POST", "/v1/leads") in inflight(rig.state)
+    before = Counter(rig.sandbox.stats()["requests"])
 
     rerun = rig.send(case.target, "rerun")
 
     assert rerun.exit_code == 0, rerun.stderr
+    assert rerun.report is not None and rerun.report["events"]["sent"] == 1
+    requests = Counter(rig.sandbox.stats()["requests"]) - before
+    assert (requests[case.write], requests[case.settle]) == (0, 1)
     assert census(rig.sandbox.state())["leads"] == Counter({"rpd:m-2": 1})
+    assert ("m-2", "POST", "/v1/leads") not in inflight(rig.state)
+
+
+def inflight(state: Path) -> list[tuple[str, str, str]]:
+    """The writes the state holds in flight: (event id, method, endpoint)."""
+    with sqlite3.connect(f"{state.resolve().as_uri()}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT event_id, method, endpoint FROM inflight ORDER BY event_id")
+        return [(str(a), str(b), str(c)) for a, b, c in rows]
 
 
 @pytest.mark.parametrize("name", ["person create", "organization create"])
