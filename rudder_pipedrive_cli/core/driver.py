@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from copy import copy
 from typing import TypeVar
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, RpdError
@@ -24,15 +25,11 @@ def failed_outcome(failure: PlanFailure, stage: str) -> Outcome:
 
 def gave_up(failure: PlanFailure, stage: str) -> ApiResponse:
     """The answer a plan hears when the transport gave up on its request (`ApiResponse.failed`),
-    the failure naming the request's stage when the transport did not."""
+    the failure naming the request's stage when the transport did not: a copy, its type
+    (`NeverConnected`) and hint kept."""
     if not failure.stage:
-        failure = PlanFailure(
-            failure.reason,
-            stage=stage,
-            status=failure.status,
-            retryable=failure.retryable,
-            redacted=failure.redacted,
-        )
+        failure = copy(failure)
+        failure.stage = stage
     return ApiResponse(status=0, failed=failure)
 
 

@@ -127,6 +127,18 @@ def test_gave_up_names_the_stage_only_when_the_transport_did_not() -> None:
     assert (unnamed.reason, unnamed.stage, unnamed.redacted) == ("timed out", "probe", "timed out")
 
 
+def test_gave_up_naming_the_stage_keeps_the_failure_s_type_and_hint() -> None:
+    """A failure the transport gave without a stage is named with the request's, as what it
+    was: a `NeverConnected` (a send stops on one before its first event, exit 4) with its hint,
+    where it was rebuilt as a plain `PlanFailure` without either. The transport's own is left
+    as it was."""
+    never = NeverConnected("GET /v1/users/me: connection refused after 1 attempt", hint="h")
+    heard = gave_up(never, "check token").failed
+    assert type(heard) is NeverConnected
+    assert (heard.reason, heard.stage, heard.hint) == (never.reason, "check token", "h")
+    assert never.stage == ""
+
+
 OK = ApiResponse(status=200, data={"id": 7})
 
 
