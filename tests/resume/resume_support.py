@@ -26,6 +26,8 @@ from rudder_pipedrive_cli.sandbox.seed import GROUP_ID_FIELD, USER_ID_FIELD
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = ROOT / "config.example.toml"
+# `rpd` with its retries' waits a hundredth as long (tests/short_waits.py)
+RPD = (sys.executable, str(ROOT / "tests" / "short_waits.py"))
 TOKEN = "sandbox-token"
 
 ROLE_FIELD = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"
@@ -67,7 +69,7 @@ def send_command(
     concurrency: int = 8,
     extra: tuple[str, ...] = (),
 ) -> list[str]:
-    command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
+    command = [*RPD, "send", str(events)]
     command += ["--config", str(config), "--concurrency", str(concurrency)]
     command += ["--report", str(report), "--dead-letter", str(report.with_suffix(".failed"))]
     if state is not None:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from process_support import answers_held
 from resume_support import (
+    RPD,
     TOKEN,
     Rig,
     alias,
@@ -289,7 +290,7 @@ def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
     events = [event for n in range(60) for event in user_story(n, tracks=2, groups=4)]
     assert rig.send(events[:1], "warm-up").exit_code == 0  # the schema and field listings
     command = rig.command(events, "full")
-    command[1:3] = ["-c", SMALL_DISK, "3"]
+    command[: len(RPD)] = [sys.executable, "-c", SMALL_DISK, "3"]
     full = run_send(command, rig.directory)
 
     assert full.exit_code == 2, full.stderr
