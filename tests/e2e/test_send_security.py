@@ -45,6 +45,7 @@ def every_output(tmp_path: Path, *texts: str) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.usefixtures("no_waits")  # its retries go on at once (-v still says each): 2 s waited
 def test_the_token_never_appears_in_output_reports_dead_letters_or_state(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
