@@ -22,6 +22,7 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -80,6 +81,14 @@ NOT_SENT: tuple[type[Exception], ...] = (
 # Of those, the failures to make the connection at all (refused, no route, DNS, timed out
 # connecting): a request whose every attempt failed so raises `NeverConnected`.
 UNCONNECTED: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+# The most of an answer's body rpd reads (decoded): Pipedrive's largest, a page of 500 records or
+# a field listing with its options, is a few MB. An endless one (a proxy's, a wrong base_url's)
+# was read whole, then held several times over: a 400 MB body took a send to 4.2 GB.
+MAX_ANSWER_BYTES = 64 << 20
+# How long one answer may take to arrive whole. httpx's timeout bounds each read only, so a body
+# that trickled in (a byte every few seconds: a stalled proxy) never ended, nor did the run: a
+# stop signal waited for it too.
+ANSWER_DEADLINE_S = 120.0
 
 
 # Pipedrive is unreachable after this many connection failures in a row (every lane, every
@@ -210,6 +219,26 @@ def untrusted_certificate(error: BaseException, base_url: str) -> UsageError | N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer as read: `over` when its body passed MAX_ANSWER_BYTES (then not kept)."""
+
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    over: bool = False
+
+
+async def read_answer(response: httpx.Response, most: int) -> Answer:
+    """`response`'s body, read until it ends or passes `most` bytes (then left unread)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > most:
+            return Answer(response.status_code, response.headers, b"", over=True)
+    return Answer(response.status_code, response.headers, bytes(body))
+
+
 def _describe(error: Exception) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
@@ -293,6 +322,8 @@ class PipedriveClient:
         pacer: Pacer | None = None,  # share one with another client of the same run
         reach: Reachability | None = None,  # likewise
         unanswered_stops: bool = False,
+        most_answer_bytes: int = MAX_ANSWER_BYTES,
+        answer_deadline: float = ANSWER_DEADLINE_S,
     ) -> None:
         # Header values are ASCII: anything else is no Pipedrive token (and httpx would fail).
         if not token.strip() or not token.isprintable() or not token.isascii():
@@ -308,6 +339,8 @@ class PipedriveClient:
         # the streak of them stops a send: for a person at a terminal (cli/account.py), who
         # needs no patience for a blip and has nothing to go on with.
         self.unanswered_stops = unanswered_stops
+        self.most_answer_bytes = most_answer_bytes
+        self.answer_deadline = answer_deadline
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self.server_clock = ServerClock(now, clock)  # send times on Pipedrive's clock
         # One single-connection client per lane, not one pool of `concurrency` connections:
@@ -391,10 +424,14 @@ class PipedriveClient:
             retryable=True,
         )
 
-    async def _on_a_lane(self, method: str, path: str, **options: Any) -> httpx.Response:
+    async def _on_a_lane(self, method: str, path: str, **options: Any) -> Answer:
         lane = await self._idle.get()
         try:
-            return await lane.request(method, path, **options)
+            async with asyncio.timeout(self.answer_deadline):
+                async with lane.stream(method, path, **options) as response:
+                    return await read_answer(response, self.most_answer_bytes)
+        except TimeoutError:  # a transport error, as httpx's own timeouts are
+            raise httpx.ReadTimeout(f"no whole answer in {self.answer_deadline:g} s") from None
         finally:
             self._idle.put_nowait(lane)
 
@@ -439,7 +476,7 @@ class PipedriveClient:
         self.reach.answered()
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
         is_json = "json" in response.headers.get("content-type", "").lower()
-        self.tally.add_request(request, charged=charged(response.status_code, is_json=is_json))
+        self.tally.add_request(request, charged=charged(response.status, is_json=is_json))
         return self._answer(request, response, sent_at, attempts, is_json)
 
     def _no_answer(self, reason: str) -> None:
@@ -451,7 +488,7 @@ class PipedriveClient:
     def _answer(
         self,
         request: ApiRequest,
-        response: httpx.Response,
+        response: Answer,
         sent_at: str,
         attempts: Attempts,
         is_json: bool,
@@ -459,7 +496,7 @@ class PipedriveClient:
         self.server_clock.observe(response.headers.get("date"))
         headers = RateHeaders.parse(response.headers)
         self.pacer.observe(request, headers)
-        status = response.status_code
+        status = response.status
         if status == 401 or (status == 403 and is_json):
             raise AuthRefused(f"Pipedrive refused the API token ({status})", hint=AUTH_HINT)
         if status == 429:
@@ -482,6 +519,8 @@ class PipedriveClient:
                 return ApiResponse(status=0, error=f"HTTP {status}", sent_at=sent_at)
             raise attempts.failed(f"HTTP {status}", status)
         answer = envelope(status, response.content, is_json, sent_at, self._token)
+        if response.over and 200 <= status < 300:
+            answer = replace(answer, malformed=f"larger than {self.most_answer_bytes:,} bytes")
         if answer.malformed and request.method != "GET":
             # A write's 2xx that is not Pipedrive's envelope (a proxy's or the edge's page, a cut
             # body) says nothing of whether it was applied: taken as done, a PATCH, a lead or a
