@@ -555,6 +555,8 @@ def run_send(
                 error.message, hint=f"{error.hint}: {FIRST_PASS_RERUN[resumed]}"
             )
             return stopped_before(next(read), started, stopped=refusal)
+        except StateUnusable as error:  # its disk full (the input's aliases): as mid-run's
+            return stopped_before(next(read), started, stopped=error)
         except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
             hear(caught, heard)
         if heard:  # stopped in the pass, or a stop there swallowed on its way: before any event
@@ -715,7 +717,13 @@ def end_first_pass(
     begun, so that the report is kept there as a stop mid-run's is (`end_run`, with `ending`)."""
     tally.not_attempted = read
     if replay_state is not None:
-        replay_state.start_run()
+        try:
+            replay_state.start_run()
+        except StateUnusable as error:  # its disk full: the report all the same, not kept there
+            stopped = ending.setdefault("stopped", error)
+            if error.message != str(stopped):  # the run's own stop is the exit: this said too
+                env.warn(f"{error.message}; {error.hint}", even_quiet=True)
+            replay_state = None
     return end_run(env, job, tally, letters, replay_state, started=started, **ending)
 
 

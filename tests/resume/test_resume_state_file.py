@@ -20,6 +20,8 @@ from process_support import answers_held
 from resume_support import (
     RPD,
     TOKEN,
+    Event,
+    Finished,
     Rig,
     alias,
     census,
@@ -280,6 +282,27 @@ app(prog_name="rpd")
 """
 
 
+def sent_on_a_small_disk(rig: Rig, events: list[Event], *, pages: int) -> Finished:
+    """`events` sent (as "full") with room for `pages` more pages in the state, after a send of
+    the first alone (the schema and the field listings)."""
+    assert rig.send(events[:1], "warm-up").exit_code == 0
+    command = rig.command(events, "full")
+    command[: len(RPD)] = [sys.executable, "-c", SMALL_DISK, str(pages)]
+    return run_send(command, rig.directory)
+
+
+def assert_stopped_by_a_full_disk(finished: Finished, state: Path) -> None:
+    assert finished.exit_code == 2, finished.stderr
+    assert [line for line in finished.stderr.splitlines() if "disk full" in line] == [
+        f"error: disk full: state file {state}",  # said once: not warned as well
+    ]
+    assert finished.stderr.splitlines()[-2:] == [
+        f"error: disk full: state file {state}",
+        "hint: free space on its disk, then rerun the same command: it resumes where this run "
+        "stopped (what it sent is recorded)",
+    ]
+
+
 def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
@@ -288,20 +311,9 @@ def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(
     state = tmp_path / "state.sqlite"
     rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, state)
     events = [event for n in range(60) for event in user_story(n, tracks=2, groups=4)]
-    assert rig.send(events[:1], "warm-up").exit_code == 0  # the schema and field listings
-    command = rig.command(events, "full")
-    command[: len(RPD)] = [sys.executable, "-c", SMALL_DISK, "3"]
-    full = run_send(command, rig.directory)
+    full = sent_on_a_small_disk(rig, events, pages=3)
 
-    assert full.exit_code == 2, full.stderr
-    assert [line for line in full.stderr.splitlines() if "disk full" in line] == [
-        f"error: disk full: state file {state}",  # said once: not warned as well
-    ]
-    assert full.stderr.splitlines()[-2:] == [
-        f"error: disk full: state file {state}",
-        "hint: free space on its disk, then rerun the same command: it resumes where this run "
-        "stopped (what it sent is recorded)",
-    ]
+    assert_stopped_by_a_full_disk(full, state)
     assert full.report is not None  # the report was written, and printed before the error
     assert "events" in full.stderr.split("error: disk full")[0]
     finished = full.report["events"]
@@ -411,3 +423,28 @@ def test_a_state_keyed_on_the_url_by_an_older_rpd_is_moved_into_the_account(
         "GET /v1/leadLabels",
     }
     assert len(namespaces(state)) == 1 and namespaces(state)[0].startswith("company:")
+
+
+def test_a_disk_full_in_the_first_pass_still_writes_the_report_and_the_rerun_sends_all(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # Its input's aliases fill the disk before any event: it said the disk full, exit 2, but
+    # wrote no --report, so a scheduler read the last run's report at that path as this one's.
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
+    events = [event for n in range(20) for event in user_story(n, tracks=1, groups=2)]
+    events += [alias(f"al-{n}", f"v-{n}", f"u-{n}") for n in range(20)]
+    full, state = sent_on_a_small_disk(rig, events, pages=0), rig.state
+
+    assert_stopped_by_a_full_disk(full, state)
+    assert full.report is not None
+    assert full.report["stopped"] == {"exit": 2, "reason": f"disk full: state file {state}"}
+    finished = full.report["events"]
+    assert finished["read"] == finished["not_attempted"] > 0
+    assert finished["sent"] == finished["failed"] == 0
+    assert rig.sandbox.state()["persons"] == [rig.sandbox.state()["persons"][0]]  # the warm-up's
+
+    again = rig.send(events, "full")
+    assert again.exit_code == 0, again.stderr
+    assert again.report is not None
+    assert again.report["events"]["failed"] == 0
+    assert census(rig.sandbox.state())["persons"] == Counter({f"u-{n}": 1 for n in range(20)})
