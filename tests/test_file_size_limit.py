@@ -71,3 +71,27 @@ def test_standard_output_over_the_file_size_limit_is_an_environment_error(
             "hint: write the output elsewhere (or raise the limit), then run it again",
         ],
     )
+
+
+# SQLite tells EFBIG as a full disk (its -shm not grown, at the open) or as a disk I/O error (a
+# page of the -wal not written): the send said 'disk full: ... free space on its disk' or
+# 'could not be read or written ... check its disk', where the disk had room.
+@pytest.mark.parametrize("limit", [LIMIT, 65536])
+def test_a_state_file_over_the_file_size_limit_says_the_limit(tmp_path: Path, limit: int) -> None:
+    state = tmp_path / "state.sqlite"
+    run = rpd_process(
+        tmp_path,
+        *("send", write_events(tmp_path), "--config", CONFIG, "--sandbox", "-q"),
+        *("--state", str(state)),
+        file_size=limit,
+        stderr=subprocess.PIPE,
+    )
+    assert (run.returncode, run.stderr.decode().splitlines()) == (
+        2,
+        [
+            f"error: state file {state} cannot grow: over the largest file this process may "
+            f"write (`ulimit -f`: {limit:,} bytes)",
+            "hint: raise the limit, then rerun the same command: it resumes where this run "
+            "stopped (what it sent is recorded)",
+        ],
+    )

@@ -19,6 +19,7 @@ import functools
 import mmap
 import os
 import re
+import resource
 import sqlite3
 import stat
 import time
@@ -286,6 +287,8 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
     """What a failure of SQLite under the state means for the user, or None for a bug in rpd."""
     extended = getattr(error, "sqlite_errorcode", 0)
     code = extended & 0xFF
+    if code in (SQLITE_FULL, SQLITE_IOERR) and (limit := size_limit_met(path)) is not None:
+        return size_limited(path, limit)
     if code == SQLITE_FULL or extended == SQLITE_IOERR_SHMSIZE:
         return disk_full(path)
     if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
@@ -322,6 +325,33 @@ def disk_full(path: Path) -> StateUnusable:
         f"disk full: state file {path}",
         hint="free space on its disk, then rerun the same command: it resumes where this "
         "run stopped (what it sent is recorded)",
+    )
+
+
+# The most SQLite writes to a file at once: a page (64 KiB at most) and a WAL frame's header.
+MOST_WRITTEN_AT_ONCE = 65536 + 24
+
+
+def size_limit_met(path: Path) -> int | None:
+    """The largest file this process may write (`ulimit -f`), when one of the state's files is
+    within a write of it: what refused the write, which SQLite tells only as a full disk or an
+    I/O error (EFBIG), not the disk. None without a limit, or with the files well below it."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return None
+    sizes = [0]
+    for name in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+        with contextlib.suppress(OSError):
+            sizes.append(name.stat().st_size)
+    return limit if max(sizes) + MOST_WRITTEN_AT_ONCE > limit else None
+
+
+def size_limited(path: Path, limit: int) -> StateUnusable:
+    return StateUnusable(
+        f"state file {path} cannot grow: over the largest file this process may write "
+        f"(`ulimit -f`: {limit:,} bytes)",
+        hint="raise the limit, then rerun the same command: it resumes where this run stopped "
+        "(what it sent is recorded)",
     )
 
 
