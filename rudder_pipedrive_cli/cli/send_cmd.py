@@ -587,8 +587,8 @@ def run_send(
                 exchange=listing.exchange,
                 doing=doing,
             )
-    except (StoppedEarly, AuthRefused) as error:  # the index's listing: the first pass's items
-        # not attempted
+    except (StoppedEarly, AuthRefused, StateUnusable) as error:  # the index's listing (its rows
+        # kept in the state: its disk full): the first pass's items not attempted
         return stopped_before(pass_read, started, stopped=error)
     except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # Ctrl-C or SIGTERM (SPEC 6)
         hear(caught, heard)

@@ -282,11 +282,16 @@ app(prog_name="rpd")
 """
 
 
-def sent_on_a_small_disk(rig: Rig, events: list[Event], *, pages: int) -> Finished:
-    """`events` sent (as "full") with room for `pages` more pages in the state, after a send of
-    the first alone (the schema and the field listings)."""
+INDEX = ("--identities", "index")
+
+
+def sent_on_a_small_disk(
+    rig: Rig, events: list[Event], *, pages: int, more: tuple[str, ...] = ()
+) -> Finished:
+    """`events` sent (as "full", with `more` options) with room for `pages` more pages in the
+    state, after a send of the first alone (the schema and the field listings)."""
     assert rig.send(events[:1], "warm-up").exit_code == 0
-    command = rig.command(events, "full")
+    command = rig.command(events, "full", *more)
     command[: len(RPD)] = [sys.executable, "-c", SMALL_DISK, str(pages)]
     return run_send(command, rig.directory)
 
@@ -448,3 +453,27 @@ def test_a_disk_full_in_the_first_pass_still_writes_the_report_and_the_rerun_sen
     assert again.report is not None
     assert again.report["events"]["failed"] == 0
     assert census(rig.sandbox.state())["persons"] == Counter({f"u-{n}": 1 for n in range(20)})
+
+
+def test_a_disk_full_while_the_index_is_listed_still_writes_the_report_and_the_rerun_sends_all(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # The index's rows, kept in the state, fill its disk before any event: no --report either.
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
+    events = [event for n in range(300) for event in user_story(n, tracks=0, groups=4)]
+    assert rig.send(events[:300], "warm-up").exit_code == 0  # 150 persons for the index to list
+    full = sent_on_a_small_disk(rig, events, pages=0, more=INDEX)
+
+    assert_stopped_by_a_full_disk(full, rig.state)
+    assert "listing the identity index" in full.stderr
+    assert full.report is not None
+    assert full.report["stopped"] == {"exit": 2, "reason": f"disk full: state file {rig.state}"}
+    assert full.report["events"] == {
+        "read": 600,
+        **{outcome: 0 for outcome in ("sent", "unchanged", "skipped", "failed")},
+        "not_attempted": 600,
+    }
+
+    again = rig.send(events, "full", *INDEX)
+    assert again.exit_code == 0, again.stderr
+    assert census(rig.sandbox.state())["persons"] == Counter({f"u-{n}": 1 for n in range(300)})
