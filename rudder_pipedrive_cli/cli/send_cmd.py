@@ -503,9 +503,10 @@ def run_send(
     except AuthRefused as refused:  # the token refused (exit 3): its two lines, and the report
         report_stop_while_starting(env, job, tally, stop_said(refused, None, env), started)
         raise
-    except (StoppedEarly, PlanFailure) as error:  # before the first pass (Pipedrive
-        # unreachable, the budget spent, a listing the config needs: exit 4 or 2): its report and
-        # state as mid-run's, so a scheduler reading the report sees why nothing was sent
+    except (StoppedEarly, PlanFailure, StateUnusable) as error:  # before the first pass
+        # (Pipedrive unreachable, the budget spent, a listing the config needs, the state's disk
+        # full: exit 4 or 2): its report and state as mid-run's, so a scheduler reading the
+        # report sees why nothing was sent
         return stopped_before(0, started, stopped=error)
     mode = "none" if env.quiet else ("rich" if env.err.is_terminal else "plain")
     progress = SendProgress(env.err, tally, reader, mode=mode, plan=settings.plan, limit=job.limit)

@@ -286,11 +286,11 @@ INDEX = ("--identities", "index")
 
 
 def sent_on_a_small_disk(
-    rig: Rig, events: list[Event], *, pages: int, more: tuple[str, ...] = ()
+    rig: Rig, events: list[Event], *, pages: int, more: tuple[str, ...] = (), warm: bool = True
 ) -> Finished:
     """`events` sent (as "full", with `more` options) with room for `pages` more pages in the
-    state, after a send of the first alone (the schema and the field listings)."""
-    assert rig.send(events[:1], "warm-up").exit_code == 0
+    state, after a send of the first alone (`warm`: the schema and the field listings)."""
+    assert not warm or rig.send(events[:1], "warm-up").exit_code == 0
     command = rig.command(events, "full", *more)
     command[: len(RPD)] = [sys.executable, "-c", SMALL_DISK, str(pages)]
     return run_send(command, rig.directory)
@@ -477,3 +477,25 @@ def test_a_disk_full_while_the_index_is_listed_still_writes_the_report_and_the_r
     again = rig.send(events, "full", *INDEX)
     assert again.exit_code == 0, again.stderr
     assert census(rig.sandbox.state())["persons"] == Counter({f"u-{n}": 1 for n in range(300)})
+
+
+def test_a_disk_full_before_the_first_pass_still_writes_the_report_and_the_rerun_sends_all(
+    make_sandbox: MakeSandbox, tmp_path: Path
+) -> None:
+    # A new state's first writes (the account users/me named, the field listings) fill its disk:
+    # exit 2 and its two lines, but no --report, before the first pass.
+    rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
+    events = [event for n in range(10) for event in user_story(n, tracks=0, groups=4)]
+    full = sent_on_a_small_disk(rig, events, pages=0, warm=False)
+
+    assert_stopped_by_a_full_disk(full, rig.state)
+    assert full.report is not None
+    assert full.report["stopped"] == {"exit": 2, "reason": f"disk full: state file {rig.state}"}
+    assert full.report["events"] == {
+        **{outcome: 0 for outcome in ("read", "sent", "unchanged", "skipped", "failed")},
+    }
+    assert rig.sandbox.state()["persons"] == []
+
+    again = rig.send(events, "full")
+    assert again.exit_code == 0, again.stderr
+    assert census(rig.sandbox.state())["persons"] == Counter({f"u-{n}": 1 for n in range(10)})
