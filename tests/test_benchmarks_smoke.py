@@ -88,3 +88,17 @@ def test_the_person_origins_benchmark_runs_and_prints_each_measurement() -> None
         ["20", "read-only"],
         ["40", "read-only"],
     ]
+
+
+def test_the_state_size_benchmark_prints_each_table_s_bytes_per_event() -> None:
+    """`benchmarks.state_size`: a state filled with 40 events, each table and index, VACUUM."""
+    lines = printed("benchmarks.state_size", "--events", "40", "--vacuum")
+    assert lines[0].startswith("filled with 40 events: ")
+    assert lines[0].split(", ")[1] == "40 events journaled"
+    assert lines[1].split()[3:] == ["rows", "bytes", "share", "B/event", "payload", "unused"]
+    shown = {line.split()[0]: line.split()[1] for line in lines[2:-2]}
+    assert shown["journal"] == "40"
+    assert shown["identities"] == "40"
+    assert shown["lead_origins"] == "10"
+    assert lines[-2].split()[:2] == ["free", "pages"]
+    assert lines[-1].startswith("  VACUUM: ")
