@@ -100,5 +100,6 @@ def test_the_state_size_benchmark_prints_each_table_s_bytes_per_event() -> None:
     assert shown["journal"] == "40"
     assert shown["identities"] == "40"
     assert shown["lead_origins"] == "10"
+    assert shown["source_files"] == "1"
     assert lines[-2].split()[:2] == ["free", "pages"]
     assert lines[-1].startswith("  VACUUM: ")

@@ -36,6 +36,8 @@ TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
 NS = namespace_key("https://api.pipedrive.com", TOKEN)
 OTHER_NS = namespace_key("http://127.0.0.1:8787", "sandbox-token")
 STAMP = "2026-01-02T03:04:05Z"
+# The journal with each row's source spelled out again (schema 2 keeps its file's name apart).
+JOURNALED, SOURCE = "journal JOIN source_files ON id = file", "name || place"
 LEAD = ApiRequest(
     method="POST", path="/v1/leads", endpoint="/v1/leads", stage="create lead", body={"title": "t"}
 )
@@ -309,7 +311,7 @@ def test_record_outcome_journals_the_latest_outcome(path: Path) -> None:
         state.record_outcome("e2", "in.ndjson:2", Outcome(status="skipped", reason="anonymous"))
         assert state.journal_status("e1") == "unchanged"
     assert sorted(
-        rows(path, "SELECT event_id, status, reason, source, finished_at FROM journal")
+        rows(path, f"SELECT event_id, status, reason, {SOURCE}, finished_at FROM {JOURNALED}")
     ) == [
         ("e1", "unchanged", "", "retry.ndjson:4", STAMP),
         ("e2", "skipped", "anonymous", "in.ndjson:2", STAMP),
@@ -933,14 +935,14 @@ def test_a_newer_schema_is_refused_untouched(path: Path) -> None:
     with open_state(path) as state:
         state.record_outcome("e1", "f:1", SENT)
     newer = sqlite3.connect(path)
-    newer.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    newer.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     newer.commit()
     newer.close()
     before = path.read_bytes()
     for readonly in (False, True):
         with pytest.raises(UsageError) as caught:
             ReplayState.open(path, NS, readonly=readonly)
-        assert caught.value.message == f"state file {path} was written by a newer rpd (schema 2)"
+        assert caught.value.message == f"state file {path} was written by a newer rpd (schema 3)"
         assert caught.value.hint == "upgrade rpd or use another --state"
         assert path.read_bytes() == before
 

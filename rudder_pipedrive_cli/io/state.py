@@ -64,7 +64,9 @@ from rudder_pipedrive_cli.io.state_schema import (
     INDEX_TABLE,
     OBJECTS_TABLE,
     RECENCY_TABLE,
+    SOURCE_FILES,
     TABLES,
+    split_source,
 )
 from rudder_pipedrive_cli.io.state_store import Store
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, summaries
@@ -115,6 +117,8 @@ class ReplayState(IdentityStore, Closing):
         # The events earlier runs left writes in flight for that this run has not yet ended
         # failed (one ended done has none left): bounded by what is in flight (`left_to_settle`).
         self._left: set[str] = set()
+        # The ids of the source files' names this state journaled under (`_file_id`).
+        self._files: dict[str, int] = {}
 
     @classmethod
     def open(
@@ -192,11 +196,20 @@ class ReplayState(IdentityStore, Closing):
         with self._mutex:  # as store.writing() does, without its generator: once per event
             store.writable()
             store.open_batch()
+            name, place = split_source(source)
             self._db.execute(
-                "INSERT OR REPLACE INTO journal (ns, event_id, status, reason, source, "
-                "finished_at) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO journal (ns, event_id, status, reason, file, place, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 # The reason without event data: the state keeps no personal data (SPEC 8).
-                (store.ns, event_id, outcome.status, outcome.redacted_reason, source, store.now()),
+                (
+                    store.ns,
+                    event_id,
+                    outcome.status,
+                    outcome.redacted_reason,
+                    self._files.get(name) or self._file_id(name),
+                    place,
+                    store.now(),
+                ),
             )
             IdentityStore.learn(self, outcome)
             if outcome.status != "failed":
@@ -207,6 +220,13 @@ class ReplayState(IdentityStore, Closing):
                 self._left.discard(event_id)
             self._begun = {write for write in self._begun if write[0] != event_id}
             store.buffered()
+
+    def _file_id(self, name: str) -> int:
+        """The id of a source file's name in `source_files`, added in the open batch if new."""
+        self._db.execute(f"INSERT OR IGNORE INTO {SOURCE_FILES} (name) VALUES (?)", (name,))
+        row = self._db.execute(f"SELECT id FROM {SOURCE_FILES} WHERE name = ?", (name,))
+        self._files[name] = file = int(row.fetchone()[0])
+        return file
 
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
         """Record a write about to be sent, durably (committed, with the buffer) before returning,
@@ -487,6 +507,10 @@ class ReplayState(IdentityStore, Closing):
                         self._db.execute(f"DELETE FROM {table}")
                     else:
                         self._db.execute(f"DELETE FROM {table} WHERE ns = ?", (namespace,))
+                # The names of the files only the journal rows deleted came from.
+                self._db.execute(
+                    f"DELETE FROM {SOURCE_FILES} WHERE id NOT IN (SELECT file FROM journal)"
+                )
                 # The accounts remembered: every one, or this namespace's.
                 self._db.execute(
                     "DELETE FROM meta WHERE (key >= 'account:' AND key < 'account;' "
@@ -499,6 +523,7 @@ class ReplayState(IdentityStore, Closing):
             self._db.execute("PRAGMA secure_delete = OFF")
             self._use(self.namespace)
             self._begun = set()
+            self._files = {}
             self._run = None
             return cleared
 

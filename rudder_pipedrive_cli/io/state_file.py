@@ -39,6 +39,7 @@ from rudder_pipedrive_cli.io.state_path import (
 )
 from rudder_pipedrive_cli.io.state_schema import (
     ALIASES_SCHEMA,
+    EARLIER_COLUMNS,
     FORGOTTEN,
     INDEX_SCHEMA,
     OBJECTS_TABLE,
@@ -46,7 +47,11 @@ from rudder_pipedrive_cli.io.state_schema import (
     REVISION,
     SCHEMA,
     SCHEMA_VERSION,
+    SOURCE_NAME,
+    SOURCE_PLACE,
     TABLES,
+    UPGRADES,
+    split_source,
 )
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
 
@@ -484,9 +489,7 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
         tables = {row[0] for row in connection.execute(TABLE_NAMES)}
         expected = _rpd_columns()
         named = tables & expected.keys()
-        reshaped = sorted(
-            name for name in named if not set(expected[name]) <= set(_columns(connection, name))
-        )
+        reshaped = sorted(name for name in named if not _rpd_shaped(connection, name, expected))
         if not named - {"meta", *reshaped}:  # a mistyped --state, or a file of views only
             raise _foreign(path, "an SQLite database without rpd's tables")
         if "meta" not in tables:  # rpd's, damaged
@@ -523,6 +526,15 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
 
 
 TABLE_NAMES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+
+def _rpd_shaped(
+    connection: sqlite3.Connection, table: str, expected: dict[str, tuple[str, ...]]
+) -> bool:
+    """Whether the table has rpd's columns, now's or an earlier schema's (`EARLIER_COLUMNS`)."""
+    columns = set(_columns(connection, table))
+    shapes = (expected[table], EARLIER_COLUMNS.get(table))
+    return any(shape is not None and set(shape) <= columns for shape in shapes)
 
 
 def _columns(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
@@ -701,8 +713,9 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
 
 
 def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
-    """WAL, in a new file the schema, the tables added since schema 1 (field recency), and in an
-    older file the forgetting of what it holds that rpd would now misread (`FORGOTTEN`)."""
+    """WAL, in a new file the schema, the tables added since schema 1 (field recency), in an
+    older file the forgetting of what it holds that rpd would now misread (`FORGOTTEN`), and in a
+    file of an earlier schema its upgrade (`upgrade`)."""
     connection.execute("PRAGMA journal_mode = WAL")
     connection.execute("PRAGMA synchronous = NORMAL")
     if empty:
@@ -724,6 +737,27 @@ def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
                 for statement in FORGOTTEN[after]:
                     connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {REVISION}")
+    upgrade(connection)
+
+
+def upgrade(connection: sqlite3.Connection) -> None:
+    """A file of an earlier schema brought to this one (`UPGRADES`), in one transaction with its
+    version, then vacuumed: the pages the old tables held go back to the disk at once."""
+    version = int(
+        connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    )
+    if version == SCHEMA_VERSION:
+        return
+    connection.create_function(SOURCE_NAME, 1, lambda s: split_source(s)[0], deterministic=True)
+    connection.create_function(SOURCE_PLACE, 1, lambda s: split_source(s)[1], deterministic=True)
+    with transaction(connection):
+        for after in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in UPGRADES[after]:
+                connection.execute(statement)
+        connection.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+    connection.execute("VACUUM")
 
 
 @contextlib.contextmanager

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from rudder_pipedrive_cli.core.protocol import PdId
 
-SCHEMA_VERSION = 1
+# Schema 2: the journal keeps each event's source as the id of its file's name (`source_files`)
+# and its place in that file, not the whole "FILE:LINE" text: a bucket object's URL was 84 of the
+# ~190 bytes each event took in the journal. A file of schema 1 is rewritten so (`UPGRADES`) when
+# first opened for writing; an older rpd then refuses it ("written by a newer rpd (schema 2)").
+SCHEMA_VERSION = 2
 KINDS = ("person", "org")
 # Identity rows of this kind map a person (key) to its organization as last learned (a group's
 # link, a create or an answer that names it), so a later run's deals, activities and notes carry
@@ -22,7 +26,19 @@ PENDING_MERGE = "merging"
 HOLDER = {"person": "holds:person", "org": "holds:org"}
 STATUSES = ("sent", "unchanged", "skipped", "failed")
 
-SCHEMA = """
+# Each event's source ("FILE:LINE", "FILE:LINE#N") is the name of its file, kept once in
+# `source_files`, and its place: `split_source`; a journal row's source is name || place:
+# SELECT name || place FROM journal JOIN source_files ON id = file
+SOURCE_FILES = "source_files"
+SOURCE_FILES_SCHEMA = (
+    f"CREATE TABLE {SOURCE_FILES} (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"
+)
+JOURNAL_COLUMNS = """(
+    ns TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
+    file INTEGER NOT NULL, place TEXT NOT NULL, finished_at TEXT NOT NULL,
+    PRIMARY KEY (ns, event_id)
+) WITHOUT ROWID"""
+SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE identities (
     ns TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, pd_id TEXT NOT NULL,
@@ -35,10 +51,8 @@ CREATE TABLE lead_origins (
 CREATE TABLE leads_listed (
     ns TEXT NOT NULL, person_id TEXT NOT NULL, PRIMARY KEY (ns, person_id)
 ) WITHOUT ROWID;
-CREATE TABLE journal (
-    ns TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
-    source TEXT NOT NULL, finished_at TEXT NOT NULL, PRIMARY KEY (ns, event_id)
-) WITHOUT ROWID;
+CREATE TABLE journal {JOURNAL_COLUMNS};
+{SOURCE_FILES_SCHEMA};
 CREATE TABLE inflight (
     ns TEXT NOT NULL, event_id TEXT NOT NULL, method TEXT NOT NULL, endpoint TEXT NOT NULL,
     path TEXT NOT NULL, sent_at TEXT NOT NULL, PRIMARY KEY (ns, event_id, method, endpoint, path)
@@ -53,6 +67,28 @@ CREATE TABLE fields (
 ) WITHOUT ROWID;
 """
 TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
+# Columns a table had in an earlier schema, read as rpd's until the file is upgraded: a
+# read-only open (a dry-run) of a file of schema 1 reads its journal as it is.
+EARLIER_COLUMNS = {
+    "journal": ("ns", "event_id", "status", "reason", "source", "finished_at"),
+}
+# The statements that bring a file of the schema before each version to it, in one transaction
+# with the version's mark (state_file.py `prepare`); SOURCE_NAME and SOURCE_PLACE are
+# `split_source`'s halves as SQL functions.
+SOURCE_NAME, SOURCE_PLACE = "rpd_source_name", "rpd_source_place"
+UPGRADES = {
+    2: (
+        SOURCE_FILES_SCHEMA,
+        f"CREATE TABLE journal_2 {JOURNAL_COLUMNS}",
+        f"INSERT INTO {SOURCE_FILES} (name) "
+        f"SELECT DISTINCT {SOURCE_NAME}(source) FROM journal ORDER BY 1",
+        f"INSERT INTO journal_2 SELECT j.ns, j.event_id, j.status, j.reason, f.id, "
+        f"{SOURCE_PLACE}(j.source), j.finished_at FROM journal AS j "
+        f"JOIN {SOURCE_FILES} AS f ON f.name = {SOURCE_NAME}(j.source)",
+        "DROP TABLE journal",
+        "ALTER TABLE journal_2 RENAME TO journal",
+    ),
+}
 # Field recency (core/recency.py): per record and field, the time of the event whose value rpd
 # last wrote. Added to files of schema 1 when first opened for writing; read as empty until then.
 RECENCY_TABLE = "field_recency"
@@ -110,6 +146,13 @@ REVISION = 1
 FORGOTTEN = {
     1: (f"DELETE FROM {INDEX_TABLE}", f"DELETE FROM {INDEX_MARKS}", "DELETE FROM leads_listed"),
 }
+
+
+def split_source(source: str) -> tuple[str, str]:
+    """An event's source as its file's name, up to its last colon, and its place after it:
+    "in.ndjson:4" is ("in.ndjson:", "4"), "s3://b/k.json.gz:7#2" ("s3://b/k.json.gz:", "7#2")."""
+    cut = source.rfind(":") + 1
+    return source[:cut], source[cut:]
 
 
 def encode_id(pd_id: PdId) -> str:
