@@ -418,8 +418,29 @@ def state_altered(*statements: str) -> None:
             "its table input_aliases does not have rpd's columns); readable: 0 journal entries and "
             "1 identity for ns",
         ),
+        # Schema 2's file with what only a file of schema 1, not yet upgraded, may hold: a
+        # journal spelling each source out, no source_files (a send would fail on it, exit 70).
+        (
+            [
+                "DROP TABLE journal",
+                "CREATE TABLE journal (ns TEXT, event_id TEXT, status TEXT, reason TEXT, "
+                "source TEXT, finished_at TEXT)",
+            ],
+            "its table journal does not have rpd's columns); readable: 0 journal entries and "
+            "1 identity for ns",
+        ),
+        (
+            ["DROP TABLE source_files"],
+            "its tables are not all there); readable: 0 journal entries and 1 identity for ns",
+        ),
     ],
-    ids=["a table of other columns", "a table gone", "an aliases table of other columns"],
+    ids=[
+        "a table of other columns",
+        "a table gone",
+        "an aliases table of other columns",
+        "a journal of schema 1 in schema 2",
+        "the source file names gone",
+    ],
 )
 def test_rpds_own_damaged_file_is_shown_so_and_clear_removes_it(
     statements: list[str], detail: str

@@ -47,6 +47,7 @@ from rudder_pipedrive_cli.io.state_schema import (
     REVISION,
     SCHEMA,
     SCHEMA_VERSION,
+    SOURCE_FILES,
     SOURCE_NAME,
     SOURCE_PLACE,
     TABLES,
@@ -489,7 +490,7 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
         tables = {row[0] for row in connection.execute(TABLE_NAMES)}
         expected = _rpd_columns()
         named = tables & expected.keys()
-        reshaped = sorted(name for name in named if not _rpd_shaped(connection, name, expected))
+        reshaped = _reshaped(connection, named, expected, earlier=True)
         if not named - {"meta", *reshaped}:  # a mistyped --state, or a file of views only
             raise _foreign(path, "an SQLite database without rpd's tables")
         if "meta" not in tables:  # rpd's, damaged
@@ -509,7 +510,11 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
             f"state file {path} was written by a newer rpd (schema {version})",
             hint="upgrade rpd or use another --state",
         )
-    if not set(TABLES) <= tables:  # rpd's, damaged: a table is gone
+    needed = set(TABLES)
+    if version == SCHEMA_VERSION:  # its tables as this rpd writes them, not as an older did
+        reshaped = _reshaped(connection, named, expected, earlier=False)
+        needed.add(SOURCE_FILES)
+    if not needed <= tables:  # rpd's, damaged: a table is gone
         raise _unreadable(path, "its tables are not all there")
     if reshaped:  # rpd's, damaged: a table replaced by one of other columns (QA: exit 70)
         raise _unreadable(path, f"its table {reshaped[0]} does not have rpd's columns")
@@ -528,13 +533,22 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
 TABLE_NAMES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
 
-def _rpd_shaped(
-    connection: sqlite3.Connection, table: str, expected: dict[str, tuple[str, ...]]
-) -> bool:
-    """Whether the table has rpd's columns, now's or an earlier schema's (`EARLIER_COLUMNS`)."""
-    columns = set(_columns(connection, table))
-    shapes = (expected[table], EARLIER_COLUMNS.get(table))
-    return any(shape is not None and set(shape) <= columns for shape in shapes)
+def _reshaped(
+    connection: sqlite3.Connection,
+    named: set[str],
+    expected: dict[str, tuple[str, ...]],
+    *,
+    earlier: bool,
+) -> list[str]:
+    """The tables of rpd's names without rpd's columns: now's, or (`earlier`) an earlier
+    schema's (`EARLIER_COLUMNS`, a file not yet upgraded)."""
+    reshaped = []
+    for name in sorted(named):
+        columns = set(_columns(connection, name))
+        shapes = (expected[name], EARLIER_COLUMNS.get(name) if earlier else None)
+        if not any(shape is not None and set(shape) <= columns for shape in shapes):
+            reshaped.append(name)
+    return reshaped
 
 
 def _columns(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
