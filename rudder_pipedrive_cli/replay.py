@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
+from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.intake import Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -83,10 +83,12 @@ class Replay:
     index: IdentityIndex | None = None  # identities by index (core/index.py), else by search
     tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
+    read: AliasesRead | None = field(init=False)  # the aliases read so far (`AliasesRead`)
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
+        self.read = AliasesRead.of(self.config.aliases_of, self.config.aliases, self.tables)
         self.finished = Finished(None if self.journal is None else self.journal.journal_status)
         self.tally.keep_roots(self.tables())  # each failure's root, explaining later ones
 
@@ -104,7 +106,11 @@ class Replay:
 
     def keys(self, item: Event) -> frozenset[str]:
         """The keys ordering this item against others (read in input order)."""
-        return self.order(item.event) if item.event is not None else frozenset()
+        if (event := item.event) is None:
+            return frozenset()
+        if self.read is not None and item.decided is None:  # one to plan (done or not), as the
+            self.read(event)  # first pass took it
+        return self.order(event)
 
     def done(self, item: Event, outcome: Outcome) -> None:
         if root := self.tally.add_outcome(item.kind, outcome, item):  # a knock-on's, told by it

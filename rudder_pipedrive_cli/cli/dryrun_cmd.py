@@ -44,7 +44,7 @@ from rudder_pipedrive_cli.core.account import USERS_ME_REQUEST
 from rudder_pipedrive_cli.core.catalog import Catalog
 from rudder_pipedrive_cli.core.catalog_fetch import catalog_requests, sales_listings
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, settled
 from rudder_pipedrive_cli.core.index import Survey, input_aliases, surveyed
 from rudder_pipedrive_cli.core.preview import Recorder, preview
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
@@ -328,7 +328,13 @@ def dry_run_command(
                 mentioning=ALIAS_MENTIONS if limit is None else (),
             )
             taken = taken_events(first_pass, event_filter, limit, token)
-            plan_config = replace(plan_config, aliases=input_aliases(taken, None, aliases))
+            direct = spill.table()
+            chains = input_aliases(taken, None, aliases, direct)
+            # Each previousId's own aliases only when the pass took the items the run takes (as
+            # send: core.identity_cache.AliasesRead counts them as the run reads).
+            same = finished_read is not None or not reader.objects_skipped
+            own = settled(direct) if same else {}
+            plan_config = replace(plan_config, aliases=chains, aliases_of=own)
         # Whether an event has an external id, noted as it is planned: with user_id_field unset,
         # send starts only then (it refuses to without a first pass: standard input, a pipe).
         # Only then: noting it is a call and a rule match an event (8% of a dry-run's time).

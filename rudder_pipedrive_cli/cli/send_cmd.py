@@ -55,7 +55,7 @@ from rudder_pipedrive_cli.core.errors import (
 )
 from rudder_pipedrive_cli.core.events import Event, fails_again
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.identity_cache import IdentityStore, settled
 from rudder_pipedrive_cli.core.index import MemoryIndexRows, Survey, input_aliases
 from rudder_pipedrive_cli.core.plans import HANDLERS
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -537,7 +537,7 @@ def run_send(
             listed=reader.listed,  # not listed again: a store gone since stops at an object
         )
         events = taken_events(first_pass, job.event_filter, job.limit, token_pattern)
-        table = spill.table() if kept is None else kept
+        table, direct = spill.table() if kept is None else kept, spill.table()
         read = count()  # the items the first pass took (zip takes one of it after each)
         counted = map(itemgetter(0), zip(events, read, strict=False))
         resumed = bool(reader.objects_skipped)
@@ -547,7 +547,7 @@ def run_send(
         stop_heard_before_it(heard)
         try:
             with progress.preparing(READING_FIRST):
-                aliases = input_aliases(counted, survey, table)
+                aliases = input_aliases(counted, survey, table, direct)
         except ReadingRefused as error:  # the store's (io/objects.py)
             # Nothing was sent: the report still comes, as after a stop mid-run, and counts what
             # the pass read before that object as read, not attempted; the rerun reads it all,
@@ -566,7 +566,10 @@ def run_send(
         # An unset user_id_field: refused (exit 2, nothing written yet) unless an event has an
         # external id; then said once. Judged after the listings, at the cost of their requests.
         judge_unset_identity(env, plan_config, external=survey.external)
-        plan_config = replace(plan_config, aliases=aliases)
+        # Each previousId's own aliases only when the pass took the items the run takes: their
+        # counts as the run reads (core.identity_cache.AliasesRead) are then the pass's.
+        own = settled(direct) if counts_the_run else {}
+        plan_config = replace(plan_config, aliases=aliases, aliases_of=own)
         pass_read = next(read)
         if counts_the_run:
             progress.total = pass_read

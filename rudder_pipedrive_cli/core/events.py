@@ -280,6 +280,11 @@ class Event:
     # be one (`userId: true`, an external id of 0). A supported type fails with it (plan_event).
     refused: Outcome | None
     decided: Outcome | None  # set when no request is needed (not an event, filtered out)
+    # Set (by the planning pass, as it reads the input in order: identity_cache.AliasesRead) only
+    # on an event of a userId that comes between two of that userId's own aliases: how many of
+    # them come before it, and the userIds along its chain of aliases an earlier event named.
+    # Unset on every other event (read with getattr's default).
+    among_aliases: tuple[int, tuple[str, ...]]
     __slots__ = tuple(__annotations__)
 
     def __init__(self, raw: Any, source: str) -> None:

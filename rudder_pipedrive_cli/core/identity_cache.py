@@ -66,6 +66,98 @@ def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str
         aliases[away] = user_id
 
 
+def alias_of(direct: MutableMapping[str, tuple[str, ...]], previous_id: str, user_id: str) -> None:
+    """Note the input's alias `previous_id` -> `user_id` among `previous_id`'s own aliases, in
+    input order (`direct`: one row per previousId, each alias of it, whatever `alias_into` links),
+    so that an event of `previous_id` between two of them knows those after it (`ahead_of`)."""
+    direct[previous_id] = (*direct.get(previous_id, ()), user_id)
+
+
+def ahead_of(
+    aliases: Mapping[str, str], direct: Mapping[str, tuple[str, ...]], key: str, event: Event
+) -> Iterator[str]:
+    """The userIds to look for `key`'s person at, in turn, for an `event` of `key`: `key`'s chain
+    (`aliased_to`), unless the event comes between two of `key`'s own aliases (`AliasesRead`
+    marked it). Then the order depends on nothing that differs between a first run and a rerun
+    without the state (the input, not what Pipedrive holds), so that both take one person: first
+    the userIds along the chain that an event before this one named (not an alias: an alias
+    creates no person), in chain order, as a first run found their persons there; then the
+    others, those of `key`'s aliases after the event first (each followed along its chain): a
+    first run found none of them, so the event's person is where the aliases after it took it.
+    alias a -> b (neither found), track a, identify b, alias a -> c: the rerun's track looks at
+    c first, where a -> c re-keyed the track's person, not at b's own person (b named after)."""
+    among = getattr(event, "among_aliases", None) if key == event.user_id else None
+    if among is None:
+        yield from aliased_to(aliases, key)
+        return
+    before, named = among
+    yield from named
+    seen = {key, *named}
+    ahead = direct.get(key, ())[before:]
+    later = (way for target in ahead for way in (target, *aliased_to(aliases, target)))
+    for target in (*later, *aliased_to(aliases, key)):
+        if target not in seen:
+            seen.add(target)
+            yield target
+
+
+class AliasesRead:
+    """What the planning pass (send's, dry-run's) reads of the input's aliases, in input order, for
+    `ahead_of`: each previousId's aliases read so far (its own, `direct`, from the first pass:
+    `alias_of`), and which userIds its aliases lead to an event other than an alias has named so
+    far. An event of a userId that comes between two of its own aliases is marked with how many
+    come before it and the userIds along its chain (`aliases`) named before it
+    (`Event.among_aliases`). The pass must read the items the first pass read: a resumed run that
+    reads objects its first pass did not (or the reverse) is given no `direct`."""
+
+    __slots__ = ("_aliases", "_direct", "_named", "_named_get", "_read")
+
+    def __init__(
+        self,
+        direct: Mapping[str, tuple[str, ...]],
+        aliases: Mapping[str, str],
+        tables: Tables = dict,
+    ) -> None:
+        self._direct, self._aliases = direct, aliases
+        self._read: MutableMapping[str, int] = tables()
+        # The userIds the aliases lead to: False until an event other than an alias names one.
+        self._named: MutableMapping[str, bool] = tables()
+        for targets in direct.values():
+            for target in targets:
+                self._named[target] = False
+        self._bind()
+
+    @classmethod
+    def of(
+        cls, direct: Mapping[str, tuple[str, ...]], aliases: Mapping[str, str], tables: Tables
+    ) -> AliasesRead | None:
+        """One for a run whose input aliases a previousId twice or more, else None: no event
+        comes between two aliases of its userId, and none needs reading (most inputs)."""
+        if any(len(targets) > 1 for targets in direct.values()):
+            return cls(direct, aliases, tables)
+        return None
+
+    def _bind(self) -> None:
+        self._named_get = table_get(self._named, self._bind)
+
+    def __call__(self, event: Event) -> None:
+        """Note `event`, the next planned one in input order."""
+        user = event.user_id
+        if user is None:
+            return
+        if (own := self._direct.get(user)) is not None:
+            read = self._read.get(user, 0)
+            if 0 < read < len(own):  # between two of its aliases
+                named = self._named_get
+                chain = aliased_to(self._aliases, user)
+                event.among_aliases = (read, tuple(t for t in chain if named(t)))
+        if event.type != "alias":
+            if self._named_get(user) is False:
+                self._named[user] = True
+        elif (previous := event.previous_id) is not None and previous in self._direct:
+            self._read[previous] = self._read.get(previous, 0) + 1  # `input_aliases` noted it
+
+
 def _chain_end(aliases: Mapping[str, str], key: str) -> str:
     """The userId whose person `key`'s events end with, as the input's aliases so far say."""
     return (key, *aliased_to(aliases, key))[-1]

@@ -36,6 +36,7 @@ from rudder_pipedrive_cli.core.identity_cache import (
     IdentityStore,
     Tables,
     alias_into,
+    alias_of,
     origins_kind,
     settled,
 )
@@ -517,6 +518,7 @@ def input_aliases(
     items: Iterable[Event],
     survey: Survey | None = None,
     aliases: MutableMapping[str, str] | None = None,
+    direct: MutableMapping[str, tuple[str, ...]] | None = None,
 ) -> MutableMapping[str, str]:
     """Where the alias events among `items` that will be planned lead each userId they name
     (`alias_into`: every alias of a previousId, in input order, and chains of them): what send's
@@ -525,7 +527,9 @@ def input_aliases(
     The same pass counts, in `survey`, the identities `--identities auto` weighs. The aliases go
     into `aliases` (a new dict by default; for the CLI, the replay state's, which a resumed run
     reads those of its finished objects from, else a bounded table), returned to be read from
-    then on (`settled`: a bounded table that holds them all in memory, as that memory)."""
+    then on (`settled`: a bounded table that holds them all in memory, as that memory).
+    `direct`, when given, gets each previousId's own aliases (`alias_of`: PlanConfig.aliases_of,
+    `settled` by the caller)."""
     aliases = {} if aliases is None else aliases
     for item in items:
         event = to_plan(item)
@@ -535,6 +539,8 @@ def input_aliases(
             survey.add(event)
         if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
             alias_into(aliases, event.previous_id, event.user_id)
+            if direct is not None:
+                alias_of(direct, event.previous_id, event.user_id)
     return settled(aliases)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore, Tables
+from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
@@ -58,9 +58,12 @@ def preview(
     add_outcome, by_rule = tally.add_outcome, tally.rules
     learn, answer = known.learn, send.record
     requests: Sequence[ApiRequest]  # an event planned without a request has none
+    read = AliasesRead.of(config.aliases_of, config.aliases, tables)
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind
+        if read is not None and event_id and item.decided is None:  # done or not, as send's
+            read(item)  # planning pass counts it
         if (decided := item.decided) is not None or not event_id:
             outcome, requests = decided or NOT_AN_EVENT, ()
         elif done(event_id):

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rudder_pipedrive_cli.core.events import parse_event
-from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
@@ -172,9 +172,13 @@ def run(
     config: PlanConfig = CONFIG,
     known: IdentityStore | None = None,
     index: IdentityIndex | None = None,
+    read: AliasesRead | None = None,
 ) -> Outcome:
-    """Drive the plan of `raw` through `calls` and return its outcome."""
+    """Drive the plan of `raw` through `calls` and return its outcome; `read`, when given, reads
+    the event first (the input's aliases read before it, as the planning pass counts them)."""
     event = parse_event({"messageId": "m-1", **raw}, "test.ndjson:1")
+    if read is not None:
+        read(event)
     plan = plan_event(event, config, known if known is not None else IdentityStore(), index)
     if isinstance(plan, Outcome):  # decided without a request
         assert not calls, f"no request made, {len(calls)} expected"

@@ -25,7 +25,13 @@ from helpers_core import (
 from rudder_pipedrive_cli.core.errors import Warned
 from rudder_pipedrive_cli.core.events import Event, parse_event, take
 from rudder_pipedrive_cli.core.filters import EventFilter
-from rudder_pipedrive_cli.core.identity_cache import MAX_MERGE_HOPS, IdentityStore, aliased_to
+from rudder_pipedrive_cli.core.identity_cache import (
+    MAX_MERGE_HOPS,
+    AliasesRead,
+    IdentityStore,
+    ahead_of,
+    aliased_to,
+)
 from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
@@ -192,6 +198,80 @@ def test_an_alias_to_a_userid_an_earlier_alias_named_leads_through_that_userid()
     )
     assert found == {"u-a": "u-b", "u-c": "u-d", "u-b": "u-c"}
     assert list(aliased_to(found, "u-b")) == ["u-c", "u-d"]
+
+
+def test_the_first_pass_notes_each_previousid_s_own_aliases_in_input_order() -> None:
+    """Beside the chains (`alias_into`), each alias of a previousId, whatever the chains link
+    (u-a -> u-c links u-b on to u-c): an event between two of them follows the later first."""
+    direct: dict[str, tuple[str, ...]] = {}
+    found = input_aliases(
+        items(
+            alias(1, "u-a", "u-b"),
+            {"type": "alias", "messageId": "2", "previousId": "u-a"},  # no userId
+            alias(3, "u-x", "u-a"),
+            alias(4, "u-a", "u-c"),
+        ),
+        None,
+        None,
+        direct,
+    )
+    assert found == {"u-a": "u-b", "u-x": "u-a", "u-b": "u-c"}
+    assert direct == {"u-a": ("u-b", "u-c"), "u-x": ("u-a",)}
+
+
+def test_an_event_between_two_of_its_userid_s_aliases_is_marked_with_those_before_it() -> None:
+    """As the planning pass reads the input in order: an event of u-a after u-a -> u-b and before
+    u-a -> u-c (1 before it), with the userIds along u-a's chain that an event before it named
+    (not an alias: u-a -> u-b names u-b, but makes no person); before all, or after all, it is
+    not marked (its chain alone)."""
+    chains = {"u-a": "u-b", "u-b": "u-c"}
+    read = AliasesRead({"u-a": ("u-b", "u-c")}, chains)
+    events = [
+        parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"),
+        parse_event(alias(2, "u-a", "u-b"), "f:2"),
+        parse_event({**IDENTIFY_A, "messageId": "3"}, "f:3"),
+        parse_event({**IDENTIFY_A, "messageId": "4", "userId": "u-c"}, "f:4"),
+        parse_event(alias(5, "u-y", "u-a"), "f:5"),  # not one of u-a's own
+        parse_event({**IDENTIFY_A, "messageId": "6"}, "f:6"),
+        parse_event(alias(7, "u-a", "u-c"), "f:7"),
+        parse_event({**IDENTIFY_A, "messageId": "8"}, "f:8"),
+    ]
+    for event in events:
+        read(event)
+    assert [getattr(event, "among_aliases", None) for event in events] == [
+        None, None, (1, ()), None, (1, ("u-c",)), (1, ("u-c",)), None, None,
+    ]  # fmt: skip
+    direct = {"u-a": ("u-b", "u-c")}
+    orders = [list(ahead_of(chains, direct, "u-a", events[at])) for at in (0, 2, 5, 7)]
+    assert orders == [["u-b", "u-c"], ["u-c", "u-b"], ["u-c", "u-b"], ["u-b", "u-c"]]
+    named = parse_event({**IDENTIFY_A, "messageId": "9"}, "f:9")
+    named.among_aliases = (1, ("u-b",))  # u-b's person was there when it ran: taken first
+    assert list(ahead_of(chains, direct, "u-a", named)) == ["u-b", "u-c"]
+
+
+REALIASED = replace(
+    CONFIG,
+    aliases={"u-a": "u-b", "u-b": "u-c"},  # alias u-a -> u-b, then u-a -> u-c
+    aliases_of={"u-a": ("u-b", "u-c")},
+)
+
+
+def test_an_event_between_two_of_its_userid_s_aliases_looks_where_the_later_lead_first() -> None:
+    """alias u-a -> u-b (neither found), track u-a (u-a's person 1), identify u-b (person 2),
+    alias u-a -> u-c (person 1 re-keyed to u-c), sent again with a fresh state: the event of u-a
+    between its two aliases took u-b's person 2, the first found along u-a -> u-b -> u-c, where
+    u-a -> u-c took its person: u-c's 1 (tests/e2e's
+    test_send_realias_after_a_failed_alias_rerun_fresh.py, a note made twice)."""
+    read = AliasesRead(REALIASED.aliases_of, REALIASED.aliases)
+    read(parse_event(alias(1, "u-a", "u-b"), "f:1"))
+    calls = [search_person("u-a"), search_person("u-c", 1), patch_person(1, {"name": "A"})]
+    outcome = run(IDENTIFY_A, calls, config=REALIASED, read=read)
+    check(outcome, status="sent", identities={("person", "u-a"): 1}, warnings=[warning("u-c", 1)])
+    # Before both (unread), it follows u-a's chain as ever: u-b's person first.
+    calls = [search_person("u-a"), search_person("u-b", 2), patch_person(2, {"name": "A"})]
+    unread = AliasesRead(REALIASED.aliases_of, REALIASED.aliases)
+    before = run(IDENTIFY_A, calls, config=REALIASED, read=unread)
+    check(before, status="sent", identities={("person", "u-a"): 2}, warnings=[warning("u-b", 2)])
 
 
 RERUN = replace(

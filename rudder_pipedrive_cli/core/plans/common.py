@@ -25,7 +25,7 @@ from rudder_pipedrive_cli.core.fields import (
 )
 from rudder_pipedrive_cli.core.identity_cache import (
     IdentityStore,
-    aliased_to,
+    ahead_of,
     identities_of,
     origins_key,
 )
@@ -760,7 +760,7 @@ def find(
         ids = probe.result
     if not ids:
         if aliased and entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
-            for target in aliased_to(config.aliases, key):
+            for target in ahead_of(config.aliases, config.aliases_of, key, ctx.event):
                 # What this event knows of it first (None: its cached person found gone).
                 slot = (PERSON.kind, target)
                 cached = (
