@@ -286,7 +286,7 @@ def test_invalid_config_is_a_config_error(tmp_path: Path) -> None:
     code, out, err = invoke("check", "--config", str(path))
     assert (code, out) == (2, "")
     assert err == (
-        f"error: {path}: unknown key identity.user_id_feld\nhint: did you mean 'user_id_field'?\n"
+        f"error: {path}:2: unknown key identity.user_id_feld\nhint: did you mean 'user_id_field'?\n"
     )
 
 

@@ -119,13 +119,104 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
 def test_bad_config_names_file_key_and_hint(
     tmp_path: Path, text: str, message: str, hint: str
 ) -> None:
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_settings(str(path), env={})
-    assert message in caught.value.message
-    assert hint in caught.value.hint
+    error = config_error(tmp_path, text)
+    assert message in error.message
+    assert hint in error.hint
     if "unknown" in message or "must be" in message or "TOML" in message:
-        assert str(path) in caught.value.message
+        assert str(tmp_path / "rpd.toml") in error.message
+
+
+def config_error(tmp_path: Path, text: str) -> ConfigError:
+    """The error reading `text` as rpd.toml in `tmp_path` (no setting from the environment)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(write(tmp_path, text)), env={})
+    return caught.value
+
+
+# A newcomer's slips in a config of some length (what `rpd init` writes is 30 lines): the error
+# named the file and the key but not the line, so an editor had to search for it. Each now says
+# FILE:LINE, as rpd's event sources and compilers do (editors and terminals jump to it).
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        (
+            '[pipedrive]\nplan = "growth"\n\n[identity]\nuser_id_feild = "k"\n',
+            "FILE:5: unknown key identity.user_id_feild",
+            "did you mean 'user_id_field'?",
+        ),
+        (
+            '[pipedrive]\nplan = "growth"\n\n[ identiy ]  # who is who\nuser_id_field = "k"\n',
+            "FILE:4: unknown section [identiy]",
+            "did you mean 'identity'?",
+        ),
+        (
+            '# rpd\n\nplan = "growth"\n[pipedrive]\n',
+            "FILE:3: plan is outside any section",
+            "put it under [pipedrive]",
+        ),
+        (
+            '[fields.deal]\nplan = "k"\n',
+            "FILE:1: unknown section [fields.deal]",
+            "did you mean 'deals'?",
+        ),
+        (
+            '[fields]\non_invalid = "drop"\nperson.role = "k"\n',
+            "FILE:3: unknown section [fields.person]",
+            "did you mean 'persons'?",
+        ),
+        (
+            '[identity]\n# create_persons = "yes"\ncreate_persons = "yes"\n',
+            "FILE:3: identity.create_persons must be true or false, got 'yes'",
+            "write create_persons = true, without quotes",
+        ),
+        (
+            '[pipedrive]\nbase_url = "https://x"\nplan = "grwoth"\n',
+            "FILE:3: unknown plan 'grwoth'",
+            "use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        (  # a header within a multi-line string is text, not a table
+            '[pipedrive]\nbase_url = """\n[identity]\n"""\nplna = "x"\n',
+            "FILE:5: unknown key pipedrive.plna",
+            "did you mean 'plan'?",
+        ),
+        (
+            '[fields.persons]\nrole = "k"\n"job title" = 5\n',
+            "FILE:3: fields.persons.job title must be a Pipedrive field key (a string), got 5",
+            "run `rpd map-fields --format toml` to list the keys",
+        ),
+        # A key of no section at the top (the [pipedrive] line left out, or a typo there) is a
+        # key, not a section: it was "unknown section [api_tokn]", hint "valid keys: fields,
+        # identity, pipedrive, track".
+        (
+            'api_tokn = "x"\n[pipedrive]\n',
+            "FILE:1: unknown key api_tokn, outside any section",
+            "did you mean 'api_token'? it goes under [pipedrive]",
+        ),
+        (
+            '# rpd\ncolour = "red"\n',
+            "FILE:2: unknown key colour, outside any section",
+            "keys go under a section: [fields], [identity], [pipedrive]",
+        ),
+    ],
+)
+def test_a_config_error_names_the_line_of_its_key(
+    tmp_path: Path, text: str, message: str, hint: str
+) -> None:
+    error = config_error(tmp_path, text)
+    assert (error.message, error.hint) == (
+        message.replace("FILE", str(tmp_path / "rpd.toml")),
+        hint,
+    )
+
+
+def test_check_names_the_line_of_an_unknown_key(tmp_path: Path) -> None:
+    path = write(tmp_path, '[pipedrive]\nplan = "growth"\n\n[identity]\nuser_id_feild = "k"\n')
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert (result.exit_code, result.output) == (
+        2,
+        f"error: {path}:5: unknown key identity.user_id_feild\n"
+        "hint: did you mean 'user_id_field'?\n",
+    )
 
 
 @pytest.mark.parametrize(
@@ -242,7 +333,7 @@ def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
     assert caught.value.message == (
-        f"{path}: fields.persons.address.geo.lat must be a Pipedrive field key (a string), got 5"
+        f"{path}:2: fields.persons.address.geo.lat must be a Pipedrive field key (a string), got 5"
     )
 
 
@@ -287,7 +378,7 @@ def test_a_key_in_another_section_is_pointed_to_its_section(tmp_path: Path) -> N
     path = write(tmp_path, '[pipedrive]\nuser_id_field = "abc"\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
-    assert caught.value.message == f"{path}: unknown key pipedrive.user_id_field"
+    assert caught.value.message == f"{path}:2: unknown key pipedrive.user_id_field"
     assert caught.value.hint == "user_id_field belongs under [identity]"
 
 
@@ -308,28 +399,28 @@ def test_on_invalid_is_read_from_fields_with_its_tables(tmp_path: Path) -> None:
         (
             '[fields]\non_invalids = "drop"\n',
             {},
-            "FILE: unknown key fields.on_invalids",
+            "FILE:2: unknown key fields.on_invalids",
             "did you mean 'on_invalid'?",
         ),
         (
             '[identity]\non_invalid = "drop"\n',
             {},
-            "FILE: unknown key identity.on_invalid",
+            "FILE:2: unknown key identity.on_invalid",
             "on_invalid belongs under [fields]",
         ),
-        ('on_invalid = "drop"\n', {}, "FILE: on_invalid is outside any section", "[fields]"),
-        ('[fields]\non_invalid = "skip"\n', {}, "FILE: unknown on_invalid 'skip'", "fail, drop"),
+        ('on_invalid = "drop"\n', {}, "FILE:1: on_invalid is outside any section", "[fields]"),
+        ('[fields]\non_invalid = "skip"\n', {}, "FILE:2: unknown on_invalid 'skip'", "fail, drop"),
         ("", {"RPD_ON_INVALID": "ignore"}, "$RPD_ON_INVALID: unknown on_invalid 'ignore'", "drop"),
         (
             '[fields]\nperson = {role = "k"}\n',
             {},
-            "FILE: unknown section [fields.person]",
+            "FILE:2: unknown section [fields.person]",
             "did you mean 'persons'?",
         ),
         (
             '[fields]\npersons = "k"\n',
             {},
-            "FILE: [fields.persons] must be a table of trait = field key, got a string",
+            "FILE:2: [fields.persons] must be a table of trait = field key, got a string",
             "write [fields.persons] on a line of its own (one pair of brackets), then "
             'trait = "field key" lines: `rpd map-fields --format toml` prints them',
         ),
@@ -544,7 +635,6 @@ NOT_TOML_HINT = (
             "track #1: unknown key 'event'",
             "did you mean 'events'?",
         ),
-        ('[fields.deal]\nplan = "k"\n', "unknown section [fields.deal]", "did you mean 'deals'?"),
         # QA: `plan = growth` is the first slip of someone new to TOML; "fix the syntax" left
         # them to find out what is wrong with it.
         (
@@ -701,7 +791,7 @@ NOT_A_STRING = "invalid TOML: Expected newline or end of document after a statem
         (
             f'[pipedrive]\napi_token = "{LEAKED}"\nplan = "{LEAKED}"\n',
             {},
-            "FILE: unknown plan '[token redacted]'",
+            "FILE:3: unknown plan '[token redacted]'",
             "use one of: lite, growth, premium, ultimate, unlimited",
         ),
         (
@@ -769,7 +859,7 @@ def test_a_config_init_force_overwrites_is_said_without_the_token(tmp_path: Path
     path = write(tmp_path, f'[pipedrive]\napi_token = "{LEAKED}"\nplan = "{LEAKED}"\n')
     settings = load_settings(str(path), env={}, overwritten=True)
     assert settings.warnings == (
-        f"{path}: unknown plan '[token redacted]': not read, as --force overwrites it",
+        f"{path}:3: unknown plan '[token redacted]': not read, as --force overwrites it",
     )
 
 
@@ -849,7 +939,7 @@ def test_text_for_a_boolean_in_the_config_is_an_error_naming_the_key_and_what_it
     result = CliRunner().invoke(app, [*command, "--config", str(path)], input="", env=env)
     assert (result.exit_code, result.stdout) == (2, "")  # before a sandbox starts: nothing sent
     assert result.stderr == (
-        f"error: {path}: identity.create_persons must be true or false, got {got}\nhint: {hint}\n"
+        f"error: {path}:2: identity.create_persons must be true or false, got {got}\nhint: {hint}\n"
     )
 
 
@@ -865,7 +955,7 @@ def assert_check_refuses(path: Path, message: str, hint: str) -> None:
     env: dict[str, str | None] = {key.env: None for key in KEYS} | {"RPD_CONFIG": None}
     result = CliRunner().invoke(app, ["check", "--config", str(path)], env=env)
     assert (result.exit_code, result.stdout) == (2, "")
-    assert result.stderr == f"error: {path}: {message}\nhint: {hint}\n"
+    assert result.stderr == f"error: {message.replace('FILE', str(path))}\nhint: {hint}\n"
 
 
 NOT_A_TABLE = [
@@ -873,24 +963,25 @@ NOT_A_TABLE = [
     # a table" with no hint, neither what the file held nor how to write a table.
     (
         '[[fields.persons]]\nrole = "6098b979cd7506a9c2b183a7814c70e8a6a08a3f"\n',
-        "[fields.persons] must be a table of trait = field key, got an array of tables ([[...]])",
+        "FILE:1: [fields.persons] must be a table of trait = field key, got an array of tables "
+        "([[...]])",
         "write [fields.persons] on a line of its own (one pair of brackets), then "
         'trait = "field key" lines: `rpd map-fields --format toml` prints them',
     ),
     (
         '[fields]\ndeals = ["01bc2d5edda1b591f488b8eb969bde67eb7dcf5e"]\n',
-        "[fields.deals] must be a table of trait = field key, got an array",
+        "FILE:2: [fields.deals] must be a table of trait = field key, got an array",
         "write [fields.deals] on a line of its own (one pair of brackets), then "
         'trait = "field key" lines: `rpd map-fields --format toml` prints them',
     ),
     (
         "identity = []\n",
-        "identity must be a table ([identity]), got an array",
+        "FILE:1: identity must be a table ([identity]), got an array",
         "write [identity] on a line of its own (one pair of brackets), its keys below it",
     ),
     (  # its kind, not its value: it may be the token
         'pipedrive = "growth"\n',
-        "pipedrive must be a table ([pipedrive]), got a string",
+        "FILE:1: pipedrive must be a table ([pipedrive]), got a string",
         "write [pipedrive] on a line of its own (one pair of brackets), its keys below it",
     ),
 ]
@@ -901,32 +992,32 @@ GIVEN_TWICE = [
     # words with "fix the syntax", which sent them looking for a typo on a correct line.
     (
         '[pipedrive]\nplan = "growth"\nplan = "lite"\n',
-        "invalid TOML: Cannot overwrite a value (at line 3, column 14)",
+        "FILE: invalid TOML: Cannot overwrite a value (at line 3, column 14)",
         "plan is set twice in its table: keep one of the two lines",
     ),
     (
         '[identity]\ncreate_persons = true\n[fields]\n[identity]\nuser_id_field = "k"\n',
-        "invalid TOML: Cannot declare ('identity',) twice (at line 4, column 10)",
+        "FILE: invalid TOML: Cannot declare ('identity',) twice (at line 4, column 10)",
         "[identity] is written twice: put all its keys under one [identity]",
     ),
     (
         '[fields.persons]\nrole = "k"\n[fields.persons]\nplan = "k"\n',
-        "invalid TOML: Cannot declare ('fields', 'persons') twice (at line 3, column 16)",
+        "FILE: invalid TOML: Cannot declare ('fields', 'persons') twice (at line 3, column 16)",
         "[fields.persons] is written twice: put all its keys under one [fields.persons]",
     ),
     (
         '[track]\nevents = ["a"]\ncreate = "skip"\n[[track]]\n',
-        "invalid TOML: Cannot overwrite a value (at line 4, column 8)",
+        "FILE: invalid TOML: Cannot overwrite a value (at line 4, column 8)",
         "write every rule as [[track]] (two pairs of brackets), the first one too",
     ),
     (
         '[[track]]\nevents = ["a"]\ncreate = "skip"\n[track]\n',
-        "invalid TOML: Cannot declare ('track',) twice (at line 4, column 7)",
+        "FILE: invalid TOML: Cannot declare ('track',) twice (at line 4, column 7)",
         "write every rule as [[track]] (two pairs of brackets), the first one too",
     ),
     (
         "[identity]\ncreate_persons.x = 1\ncreate_persons = true\n",
-        "invalid TOML: Cannot overwrite a value (at line 3, column 22)",
+        "FILE: invalid TOML: Cannot overwrite a value (at line 3, column 22)",
         "this line sets again what an earlier line set: keep one of them",
     ),
 ]
@@ -1137,14 +1228,14 @@ def test_a_blank_variable_is_unset_as_an_empty_one_is(tmp_path: Path) -> None:
             '[pipedrive]\nplan = "Growth"\n',
             {},
             {},
-            "FILE: unknown plan 'Growth'",
+            "FILE:2: unknown plan 'Growth'",
             'did you mean plan = "growth"? use one of: lite, growth, premium, ultimate, unlimited',
         ),
         (
             '[pipedrive]\nidentities = "Index"\n',
             {},
             {},
-            "FILE: unknown identities 'Index'",
+            "FILE:2: unknown identities 'Index'",
             'did you mean identities = "index"? use one of: auto, search, index',
         ),
         (

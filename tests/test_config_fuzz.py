@@ -76,8 +76,9 @@ VALUES = st.one_of(
 )
 
 
-def config_with(directory: Path, dotted: str, value: Any) -> Path:
-    """config.example.toml with `dotted`'s line replaced by `value` (the first such line)."""
+def config_with(directory: Path, dotted: str, value: Any) -> tuple[Path, int]:
+    """config.example.toml with `dotted`'s line replaced by `value` (the first such line), and
+    that line's number."""
     name = dotted.rsplit(".", 1)[1]
     section = dotted.rsplit(".", 1)[0]
     lines = EXAMPLE.read_text().splitlines()
@@ -93,7 +94,7 @@ def config_with(directory: Path, dotted: str, value: Any) -> Path:
     path = directory / "rpd.toml"
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
-    return path
+    return path, number + 1
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +104,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-def assert_named(text: str, path: Path, dotted: str) -> None:
-    """A config error: one `error:` line naming the file and the key, perhaps a hint."""
+def assert_named(text: str, path: Path, line: int, dotted: str) -> None:
+    """A config error: one `error:` line naming the file (and the key's `line`, when it names
+    one) and the key, perhaps a hint."""
     lines = text.strip().splitlines()
-    assert lines[0].startswith(f"error: {path}: "), text
+    assert lines[0].startswith((f"error: {path}: ", f"error: {path}:{line}: ")), text
     assert dotted.rsplit(".", 1)[1] in lines[0], text
     assert len(lines) <= 2 and (len(lines) == 1 or lines[1].startswith("hint: ")), text
 
@@ -119,7 +121,7 @@ def assert_named(text: str, path: Path, dotted: str) -> None:
 )
 @given(value=VALUES)
 def test_no_config_value_exits_70(workdir: Path, dotted: str, value: Any) -> None:
-    path = config_with(workdir, dotted, value)
+    path, line = config_with(workdir, dotted, value)
     result = CliRunner().invoke(
         app,
         [
@@ -136,12 +138,12 @@ def test_no_config_value_exits_70(workdir: Path, dotted: str, value: Any) -> Non
     )
     assert result.exit_code in (0, 1, 2), result.stderr
     if result.exit_code == 2:
-        assert_named(result.stderr, path, dotted)
+        assert_named(result.stderr, path, line, dotted)
     if dotted in CONNECTION_KEYS:
         try:
             loaded = load_settings(str(path), env={"PIPEDRIVE_API_TOKEN": "sandbox-token"})
         except ConfigError as error:
-            assert_named(f"error: {error.message}", path, dotted)
+            assert_named(f"error: {error.message}", path, line, dotted)
             return
         # The client rpd would talk with: made without an error, to the host the rules checked.
         token = loaded.api_token.reveal() or "sandbox-token"

@@ -22,7 +22,7 @@ def test_identities_is_read_from_flag_environment_and_file_with_hints(tmp_path: 
     try:
         load_settings(str(path), env={})
     except ConfigError as error:
-        assert error.message == f"{path}: unknown identities 'indexed'"
+        assert error.message == f"{path}:2: unknown identities 'indexed'"
         assert error.hint == "use one of: auto, search, index"
     else:
         raise AssertionError("a bad identities value is a config error")

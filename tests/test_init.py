@@ -780,9 +780,9 @@ def test_init_writes_the_config_the_other_commands_will_read(
     [
         (
             "[pipedrive\nplan = growth\n",
-            "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
+            ": invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
         ),
-        ('[identity]\nuser_id_feld = "x"\n', "unknown key identity.user_id_feld"),
+        ('[identity]\nuser_id_feld = "x"\n', ":2: unknown key identity.user_id_feld"),
     ],
 )
 def test_init_force_overwrites_a_config_it_cannot_read(
@@ -798,7 +798,7 @@ def test_init_force_overwrites_a_config_it_cannot_read(
     code, out, err = invoke("init", "--sandbox", "-c", str(named), "--force")
     assert (code, out) == (0, "")
     assert err.splitlines()[1:] == [
-        f"warning: {named}: {reason}: not read, as --force overwrites it",
+        f"warning: {named}{reason}: not read, as --force overwrites it",
         f"wrote {named}",
         "The API token is not in the file. Set it in the environment:",
         "  export PIPEDRIVE_API_TOKEN=<your Pipedrive API token>",
@@ -810,7 +810,7 @@ def test_init_force_overwrites_a_config_it_cannot_read(
     # Not the file written (-o elsewhere): the config read stays an error.
     named.write_text(broken)
     code, _, err = invoke("init", "--sandbox", "-c", str(named), "-o", str(fresh), "--force")
-    assert (code, err.splitlines()[0]) == (2, f"error: {named}: {reason}")
+    assert (code, err.splitlines()[0]) == (2, f"error: {named}{reason}")
 
 
 @pytest.mark.usefixtures("on_a_terminal")

@@ -363,11 +363,17 @@ def _matched_before(rules: TrackRules, index: int, pattern: str) -> TrackRule | 
     return rules.rules[earlier] if earlier < index else None
 
 
+def closest(name: str, candidates: Sequence[str]) -> str | None:
+    """The one of `candidates` `name` is most likely a misspelling of, if any."""
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return near[0] if near else None
+
+
 def nearest(name: str, candidates: Sequence[str]) -> str:
     """The hint for an unknown config key or section `name`: the nearest of `candidates`, else
     all of them."""
-    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f"did you mean {near[0]!r}?" if near else f"valid keys: {', '.join(candidates)}"
+    near = closest(name, candidates)
+    return f"did you mean {near!r}?" if near else f"valid keys: {', '.join(candidates)}"
 
 
 # What people write for true and false from other languages (YAML's yes, Python's True): TOML

@@ -13,8 +13,9 @@ import re
 import shlex
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urlsplit
@@ -27,6 +28,7 @@ from rudder_pipedrive_cli.core.rules import (
     BOOLEAN_WORDS,
     TrackRules,
     boolean_hint,
+    closest,
     nearest,
     parse_rules,
     rule_warnings,
@@ -358,12 +360,13 @@ def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None)
     return data
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The config's text, and the TOML document it holds."""
     try:
         data = read_small(path, "an rpd config", "check --config / $RPD_CONFIG")
         encoding = next((name for marks, name in ENCODING_MARKS if data.startswith(marks)), "")
         text = data.decode(encoding or "utf-8-sig")
-        return tomllib.loads(text)
+        return text, tomllib.loads(text)
     except OSError as exc:
         hint = "check --config / $RPD_CONFIG"
         # A relative path is read from the current folder: name where it was looked for, as a
@@ -446,6 +449,37 @@ TRACK_HEADERS = ("[track]", "[[track]]")  # a rule's header, in either form
 KEY_LINE = re.compile(r"""\s*([^\s=\[#][^=#]*?)\s*=""")
 
 
+HEADER = re.compile(r"\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?")  # [table] or [[table]], its name
+NAME_PART = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[^."\'\s]+')  # a dotted name's part
+STRING_BLOCKS = ('"""', "'''")  # what opens and closes a multi-line string
+
+
+def _dotted(name: str) -> str:
+    """A TOML key or table name as the document's keys spell it: `"a" . b` is a.b."""
+    return ".".join(part.strip("\"'") for part in NAME_PART.findall(name))
+
+
+def _place(path: Path, text: str, dotted: str) -> str:
+    """Where a message about the key or table `dotted` (`identity.user_id_feild`, `identiy`)
+    points: `FILE:LINE` at the first line that declares or sets it or a key within it (as rpd's
+    event sources, and compilers, name a line; editors jump to it), else the file alone."""
+    table = ""
+    block = ""  # within a multi-line string, its delimiter: its lines are text, not keys
+    for number, line in enumerate(text.splitlines(), 1):
+        if block:
+            block = "" if line.count(block) % 2 else block
+            continue
+        header = HEADER.fullmatch(line)
+        key = None if header else KEY_LINE.match(line)
+        if header:
+            table = _dotted(header.group(1))
+        named = table if header else f"{table}.{_dotted(key.group(1))}".lstrip(".") if key else ""
+        if named and (named == dotted or named.startswith(dotted + ".")):
+            return f"{path}:{number}"
+        block = next((mark for mark in STRING_BLOCKS if line.count(mark) % 2), "")
+    return str(path)
+
+
 def _key_of(line: str) -> str | None:
     """The key a `key = value` line sets, without quotes; None for any other line."""
     key = KEY_LINE.match(line)
@@ -495,26 +529,30 @@ def _held(value: Any) -> str:
     return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
-def _field_table(path: Path, section: str, table: Any, prefix: str = "") -> dict[str, str]:
+def _field_table(
+    at: Callable[[str], str], section: str, table: Any, prefix: str = ""
+) -> dict[str, str]:
     """Trait path -> field key. An unquoted dotted trait (`address.city = "..."`) is a nested
-    table in TOML: it reads as the dotted path it spells, like the quoted form."""
+    table in TOML: it reads as the dotted path it spells, like the quoted form. `at` names where
+    a key is (`_place`)."""
+    # A rule's `fields` ("track #2") is named as rpd check names it.
+    named = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
     if not isinstance(table, dict):
         raise ConfigError(
-            f"{path}: [fields.{section}] must be a table of trait = field key, got {_held(table)}",
+            f"{at(named)}: [fields.{section}] must be a table of trait = field key, got "
+            f"{_held(table)}",
             hint=f"write [fields.{section}] on a line of its own (one pair of brackets), then "
             'trait = "field key" lines: `rpd map-fields --format toml` prints them',
         )
     mapping: dict[str, str] = {}
-    # A rule's `fields` ("track #2") is named as rpd check names it.
-    named = f"{section}.fields" if section.startswith("track #") else f"fields.{section}"
     for trait, key in table.items():
         if isinstance(key, dict):
-            mapping.update(_field_table(path, section, key, f"{prefix}{trait}."))
+            mapping.update(_field_table(at, section, key, f"{prefix}{trait}."))
             continue
         if not isinstance(key, str) or not key.strip():
+            dotted = f"{named}.{prefix}{trait}"
             raise ConfigError(
-                f"{path}: {named}.{prefix}{trait} must be a Pipedrive field key (a string), "
-                f"got {key!r}",
+                f"{at(dotted)}: {dotted} must be a Pipedrive field key (a string), got {key!r}",
                 hint="run `rpd map-fields --format toml` to list the keys",
             )
         mapping[prefix + trait] = key.strip()
@@ -525,7 +563,8 @@ def _track_rules(path: Path, tables: Any) -> TrackRules:
     """`[[track]]` rules; a rule's `fields` read as `[fields.*]` tables are (dotted paths)."""
     if isinstance(tables, list):
         tables = [
-            {**table, "fields": _field_table(path, f"track #{n}", table["fields"])}
+            # A rule's line is not looked for: its keys' names are those of every rule.
+            {**table, "fields": _field_table(lambda _: str(path), f"track #{n}", table["fields"])}
             if isinstance(table, dict) and isinstance(table.get("fields"), dict)
             else table
             for n, table in enumerate(tables, 1)
@@ -533,9 +572,12 @@ def _track_rules(path: Path, tables: Any) -> TrackRules:
     return parse_rules(tables, str(path))
 
 
-def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Validate the TOML document; return (settings by 'section.name', field tables; the
-    `[[track]]` rules under TRACK)."""
+def _file_values(
+    path: Path, text: str, data: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate the TOML document (`text` read); return (settings by 'section.name', field
+    tables; the `[[track]]` rules under TRACK)."""
+    at = partial(_place, path, text)
     values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     sections = sorted({k.section for k in KEYS} | {TRACK})
@@ -546,15 +588,24 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
         if section not in sections:
             if section in SECTION_OF and not isinstance(table, dict):  # above every section
                 raise ConfigError(
-                    f"{path}: {section} is outside any section",
+                    f"{at(section)}: {section} is outside any section",
                     hint=f"put it under [{SECTION_OF[section]}]",
                 )
+            if not isinstance(table, dict):  # a key, not a section: a typo, or one misplaced
+                near = closest(section, list(SECTION_OF))
+                raise ConfigError(
+                    f"{at(section)}: unknown key {section}, outside any section",
+                    hint=f"did you mean {near!r}? it goes under [{SECTION_OF[near]}]"
+                    if near
+                    else "keys go under a section: "
+                    + ", ".join(f"[{name}]" for name in sorted(set(SECTION_OF.values()))),
+                )
             raise ConfigError(
-                f"{path}: unknown section [{section}]", hint=nearest(section, sections)
+                f"{at(section)}: unknown section [{section}]", hint=nearest(section, sections)
             )
         if not isinstance(table, dict):
             raise ConfigError(
-                f"{path}: {section} must be a table ([{section}]), got {_held(table)}",
+                f"{at(section)}: {section} must be a table ([{section}]), got {_held(table)}",
                 hint=f"write [{section}] on a line of its own (one pair of brackets), its keys "
                 "below it",
             )
@@ -564,18 +615,19 @@ def _file_values(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any], dict
             if section == "fields" and key is None and isinstance(value, dict):  # [fields.persons]
                 if name not in FIELD_SECTIONS:
                     raise ConfigError(
-                        f"{path}: unknown section [fields.{name}]",
+                        f"{at(f'fields.{name}')}: unknown section [fields.{name}]",
                         hint=nearest(name, FIELD_SECTIONS),
                     )
-                fields[name] = _field_table(path, name, value)
+                fields[name] = _field_table(at, name, value)
                 continue
             if section == "fields" and name in FIELD_SECTIONS:  # not a table: say what it must be
-                _field_table(path, name, value)
+                _field_table(at, name, value)
+            where = at(f"{section}.{name}")
             if key is None:
                 home = SECTION_OF.get(name)
                 hint = f"{name} belongs under [{home}]" if home else nearest(name, names)
-                raise ConfigError(f"{path}: unknown key {section}.{name}", hint=hint)
-            values[f"{section}.{name}"] = _coerce(key, value, str(path), from_file=True)
+                raise ConfigError(f"{where}: unknown key {section}.{name}", hint=hint)
+            values[f"{section}.{name}"] = _coerce(key, value, where, from_file=True)
     return values, fields
 
 
@@ -663,11 +715,11 @@ def _load_settings(
     # `rpd init`, which writes it, it is one still to be made).
     unreadable = (named or path.is_symlink()) and not to_be_made
     if read_file and (path.exists() or unreadable):
-        data = _read_toml(path)
+        text, data = _read_toml(path)
         section = data.get("pipedrive")
         if isinstance(section, dict) and isinstance(section.get("api_token"), str):
             tokens.append(section["api_token"])
-        file_values, fields = _file_values(path, data)
+        file_values, fields = _file_values(path, text, data)
         used_path = path
         if file_values.get("pipedrive.api_token") and _readable_by_others(path):
             warnings.append(
