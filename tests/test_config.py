@@ -172,7 +172,7 @@ def config_error(tmp_path: Path, text: str) -> ConfigError:
         (
             '[pipedrive]\nbase_url = "https://x"\nplan = "grwoth"\n',
             "FILE:3: unknown plan 'grwoth'",
-            "use one of: lite, growth, premium, ultimate, unlimited",
+            'did you mean plan = "growth"? use one of: lite, growth, premium, ultimate, unlimited',
         ),
         (  # a header within a multi-line string is text, not a table
             '[pipedrive]\nbase_url = """\n[identity]\n"""\nplna = "x"\n',
@@ -1251,6 +1251,29 @@ def test_a_blank_variable_is_unset_as_an_empty_one_is(tmp_path: Path) -> None:
             {"pipedrive.plan": "Premium"},
             "unknown --plan 'Premium'",
             "did you mean --plan premium? use one of: lite, growth, premium, ultimate, unlimited",
+        ),
+        # Newcomer: a typo (plan = "grwoth") was hinted with the list alone, the capitals' 'did
+        # you mean' only for a value spelled right.
+        (
+            '[pipedrive]\nplan = "grwoth"\n',
+            {},
+            {},
+            "FILE:2: unknown plan 'grwoth'",
+            'did you mean plan = "growth"? use one of: lite, growth, premium, ultimate, unlimited',
+        ),
+        (
+            "",
+            {"RPD_IDENTITIES": "Serach"},
+            {},
+            "$RPD_IDENTITIES: unknown identities 'Serach'",
+            "did you mean RPD_IDENTITIES=search? use one of: auto, search, index",
+        ),
+        (
+            "",
+            {},
+            {"pipedrive.identities": "indx"},
+            "unknown --identities 'indx'",
+            "did you mean --identities index? use one of: auto, search, index",
         ),
     ],
 )

@@ -23,6 +23,6 @@ def test_identities_is_read_from_flag_environment_and_file_with_hints(tmp_path: 
         load_settings(str(path), env={})
     except ConfigError as error:
         assert error.message == f"{path}:2: unknown identities 'indexed'"
-        assert error.hint == "use one of: auto, search, index"
+        assert error.hint == 'did you mean identities = "index"? use one of: auto, search, index'
     else:
         raise AssertionError("a bad identities value is a config error")

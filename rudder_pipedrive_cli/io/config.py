@@ -284,9 +284,9 @@ def _coerce(key: Key, value: Any, where: str, *, from_file: bool = False) -> Any
             # From the command line, the flag as it was typed: unknown --plan 'gold'.
             flag = where == "command line"
             name = f"--{key.name.replace('_', '-')}" if flag else key.name
-            # A capital (Pipedrive's pages say "Growth"): the setting meant, as it is written
-            # where it was given.
-            meant = next((c for c in key.choices if c == value.strip().lower()), None)
+            # A capital (Pipedrive's pages say "Growth") or a typo ("grwoth"): the setting
+            # meant, as it is written where it was given.
+            meant = closest(value.strip().lower(), key.choices)
             if meant is None:
                 spelled = ""
             elif flag:
