@@ -113,7 +113,7 @@ def test_named_config_must_exist(tmp_path: Path) -> None:
             "fields.persons.role must be a Pipedrive field key (a string), got 5",
             "rpd map-fields",
         ),
-        ("[pipedrive\n", "invalid TOML", "fix the syntax"),
+        ("[pipedrive\n", "invalid TOML", "a table's name is closed by ]"),
     ],
 )
 def test_bad_config_names_file_key_and_hint(
@@ -655,7 +655,54 @@ NOT_TOML_HINT = (
         (
             "[pipedrive\n",
             "invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 11)",
-            "fix the syntax",
+            "a table's name is closed by ]: [pipedrive], or [[track]] for a rule",
+        ),
+        # Newcomer: the other first slips in TOML were "fix the syntax" too, tomllib's words
+        # alone: a string left open, YAML's or JSON's colon, an array left open or without its
+        # commas, quotes within quotes, a Windows path's backslashes, a value left out.
+        (
+            '[pipedrive]\nplan = "growth   # the pacing\n',
+            "invalid TOML: Illegal character '\\n' (at line 2, column 30)",
+            "a string ends on its line: close it with the quote it opens with",
+        ),
+        (
+            '[pipedrive]\nplan = "growth',
+            "invalid TOML: Unterminated string (at end of document)",
+            "a string ends on its line: close it with the quote it opens with",
+        ),
+        (
+            "[fields.persons]\nrole: '6098b979cd7506a9c2b183a7814c70e8a6a08a3f'\n",
+            "invalid TOML: Expected '=' after a key in a key/value pair (at line 2, column 5)",
+            'a key is set with "=", not ":": key = value (a key holding a space or a colon '
+            'goes in quotes: "user id" = ...)',
+        ),
+        (
+            '[[track]]\nevents = ["Trial Started" "Trial Ended"]\n',
+            "invalid TOML: Unclosed array (at line 2, column 27)",
+            'an array is written ["A", "B"]: its values separated by commas, then ]',
+        ),
+        (
+            '[[track]]\nevents = ["Trial Started"\ncreate = "deal"\n',
+            "invalid TOML: Unclosed array (at line 3, column 1)",
+            'an array is written ["A", "B"]: its values separated by commas, then ]',
+        ),
+        (
+            '[[track]]\ncontent = "a "quoted" word"\n',
+            "invalid TOML: Expected newline or end of document after a statement (at line 2, "
+            "column 15)",
+            'one key = value a line; a " within a string is written \\", or the string quoted '
+            "with '...'",
+        ),
+        (
+            '[[track]]\ntitle = "C:\\temp\\{event}"\n',
+            "invalid TOML: Unescaped '\\' in a string (at line 2, column 19)",
+            'a backslash within "..." starts an escape: write it \\\\, or quote the text with '
+            "'...'",
+        ),
+        (
+            "[pipedrive]\nplan =\n",
+            "invalid TOML: Invalid value (at line 2, column 7)",
+            'a value is text in quotes ("..."), true or false, a number or an array [...]',
         ),
         # Newcomer: `create_persons = True` (Python's spelling) was told to write "True" in
         # quotes, and `role == "x"` to make its value the text `= "x"`.
@@ -692,7 +739,7 @@ NOT_TOML_HINT = (
         (
             "[identity]\nrole = =\n",
             "invalid TOML: Invalid value (at line 2, column 8)",
-            "fix the syntax",
+            'a value is text in quotes ("..."), true or false, a number or an array [...]',
         ),
         # Newcomer: the events, or the RudderStack destination's JSON, given as --config were
         # "invalid TOML: Invalid statement (at line 1, column 1)", hint "fix the syntax".

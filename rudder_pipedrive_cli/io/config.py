@@ -439,7 +439,42 @@ def _syntax_hint(text: str, error: tomllib.TOMLDecodeError) -> str:
             return f"{key} is set twice in its table: keep one of the two lines"
         return "this line sets again what an earlier line set: keep one of them"
     meant = _line_meant(line) if line else None
-    return f"{meant[0]}: {meant[1]}" if meant else "fix the syntax"
+    if meant:
+        return f"{meant[0]}: {meant[1]}"
+    return next((hint for words, hint in TOML_SLIPS if str(error).startswith(words)), SYNTAX)
+
+
+SYNTAX = "fix the syntax"
+OPEN_STRING = "a string ends on its line: close it with the quote it opens with"
+ESCAPE = "a backslash within \"...\" starts an escape: write it \\\\, or quote the text with '...'"
+# tomllib's words for the first slips in TOML -> what to do (no line of the file repeated: it
+# may hold the token).
+TOML_SLIPS = (
+    ("Illegal character '\\n'", OPEN_STRING),  # in a string: it ran to the end of its line
+    ("Unterminated string", OPEN_STRING),
+    ('Expected "\'"', OPEN_STRING),
+    (
+        "Expected '=' after a key",  # YAML's or JSON's `key: value`, or a key with a space
+        'a key is set with "=", not ":": key = value (a key holding a space or a colon goes in '
+        'quotes: "user id" = ...)',
+    ),
+    ("Unclosed array", 'an array is written ["A", "B"]: its values separated by commas, then ]'),
+    (
+        "Expected newline or end of document after a statement",  # "a "quoted" word"
+        'one key = value a line; a " within a string is written \\", or the string quoted '
+        "with '...'",
+    ),
+    (
+        "Expected ']' at the end of a table declaration",
+        "a table's name is closed by ]: [pipedrive], or [[track]] for a rule",
+    ),
+    ("Unescaped '\\'", ESCAPE),  # a Windows path: "C:\temp"
+    ("Invalid hex value", ESCAPE),  # "C:\Users": \U starts a code point
+    (
+        "Invalid value",
+        'a value is text in quotes ("..."), true or false, a number or an array [...]',
+    ),
+)
 
 
 # tomllib's words for a table declared twice, and for a key (or a table over a key) set twice.
