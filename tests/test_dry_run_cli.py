@@ -633,6 +633,27 @@ def test_why_events_would_fail_is_grouped_by_cause_without_event_data(tmp_path: 
     assert "p-0" not in err and "top " not in err
 
 
+def test_track_calls_bodies_without_a_type_are_said_to_need_one(tmp_path: Path) -> None:
+    # Newcomer: events saved from another tool, or the bodies posted to /v1/track, hold an
+    # "event" but no "type" (the endpoint was the type); each failed with 'event has no "type"'
+    # alone, which said nothing of what to add.
+    bodies = [
+        {"event": "Order Completed", "userId": f"u-{n}", "properties": {"total": 5}}
+        for n in range(2)
+    ]
+    path = write_events(tmp_path, *bodies, {"userId": "u-1", "traits": {"name": "Ada"}})
+
+    code, _, err = dry_run(path, "--config", CONFIG, "-f", "ndjson")
+
+    assert code == 1
+    assert err.endswith(
+        "why events would fail:\n"
+        '  2  event has no "type" (it names an "event", as a track call\'s body does: add '
+        '"type": "track")\n'
+        '  1  event has no "type"\n'
+    )
+
+
 def test_failures_an_earlier_one_caused_are_counted_under_it_as_send_does(tmp_path: Path) -> None:
     # QA: send said "2 cannot convert plan ... +2 later events of the same users" where dry-run
     # said "2 cannot convert plan ..." and "2 cannot create person without a name".

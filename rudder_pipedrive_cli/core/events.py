@@ -159,6 +159,12 @@ def clipped(text: str) -> str:
     return f"{text[:QUOTED_CHARS]}... ({len(text):,} characters)"
 
 
+NO_TYPE = 'event has no "type"'
+NO_TYPE_TRACK = (
+    f'{NO_TYPE} (it names an "event", as a track call\'s body does: add "type": "track")'
+)
+
+
 def json_word(value: Any) -> str:
     """A decoded JSON value's kind in JSON's words, for messages: "an object", "a list",
     "a string", "a number", "a boolean", "null"."""
@@ -296,7 +302,10 @@ class Event:
             if (name := raw.get("type")) is not None and not isinstance(name, str):
                 raise EventError(f'event "type" is not a string (got {json_word(name)})') from None
             if not (kind := name.strip().lower() if name is not None else ""):
-                raise EventError('event has no "type"') from None
+                # A track call's body (another tool's export, what was posted to /v1/track)
+                # names its event and took its type from the endpoint: say what to add.
+                named = isinstance(raw.get("event"), str)
+                raise EventError(NO_TYPE_TRACK if named else NO_TYPE) from None
         self.type = self.kind = kind
         self.source = source
         self.raw = raw

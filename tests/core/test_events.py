@@ -154,12 +154,21 @@ def test_ids_type_and_anonymous_id() -> None:
     assert parse_event({"type": "track", "messageId": 0}, "f:4").id == "0"
 
 
+TRACK_BODY = (
+    'event has no "type" (it names an "event", as a track call\'s body does: add "type": "track")'
+)
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
         ([1], "expected a JSON object, got a list"),
         ({"userId": "u-1"}, 'event has no "type"'),
         ({"type": "  "}, 'event has no "type"'),
+        # A track call's body (Segment's, RudderStack's /v1/track): its endpoint was its type.
+        ({"event": "Order Completed", "userId": "u-1"}, TRACK_BODY),
+        ({"type": "", "event": "Order Completed"}, TRACK_BODY),
+        ({"event": 5, "userId": "u-1"}, 'event has no "type"'),  # no event name: no guess
         ({"type": 3}, 'event "type" is not a string (got a number)'),
     ],
 )
