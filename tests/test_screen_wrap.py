@@ -74,6 +74,27 @@ def test_wrap_keeps_a_word_wider_than_the_line_whole_on_its_own_line() -> None:
     ]
 
 
+def test_wrap_keeps_a_command_in_backticks_whole_when_it_fits() -> None:
+    # At 80 columns (newcomer): the readable-config warning cut its command, "run `chmod" on one
+    # line and "600 tok2.toml`" on the next, which a copy of either line does not run.
+    line = (
+        "warning: tok2.toml holds an API token and is readable by other users: run `chmod 600 "
+        "tok2.toml` or use $PIPEDRIVE_API_TOKEN instead"
+    )
+    assert wrap(line, 80, indent="  ").split("\n") == [
+        "warning: tok2.toml holds an API token and is readable by other users: run",
+        "  `chmod 600 tok2.toml` or use $PIPEDRIVE_API_TOKEN instead",
+    ]
+    # One wider than the room is still broken between its words, not run past the width.
+    command = "`rpd send " + " ".join(["a-long-file-name.ndjson"] * 4) + "`"
+    assert wrap(f"then {command} again", 40, indent="  ").split("\n") == [
+        "then `rpd send a-long-file-name.ndjson",
+        "  a-long-file-name.ndjson",
+        "  a-long-file-name.ndjson",
+        "  a-long-file-name.ndjson` again",
+    ]
+
+
 def test_wrap_leaves_a_line_that_fits_as_it_is_spaces_included() -> None:
     assert wrap("ok    a  b   ", 80) == "ok    a  b   "
 

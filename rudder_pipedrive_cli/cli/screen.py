@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 import typer
@@ -93,6 +94,9 @@ def columns(stream: TextIO) -> int:
 
 
 WORD = re.compile(r" *[^ ]+")  # a word and the spaces before it
+# A command in backticks (`chmod 600 rpd.toml`) and what follows it to the next space, or a word:
+# a command cut across lines is one a copy of either line does not run.
+PHRASE = re.compile(r" *(?:`[^`]*`[^ ]*|[^ ]+)")
 
 
 def wrap(text: str, width: int, *, indent: str = "", pair: bool = True) -> str:
@@ -135,7 +139,7 @@ def _breaks(
     first = WORD.search(line)  # a line's first word stays with its second: `GET` with its path,
     keep = first.end() if first and pair else len(lead)  # a check's mark with what it says
     start, end, used = 0, len(lead), cell_len(lead)
-    for match in WORD.finditer(line, len(lead)):
+    for match in _words(line, len(lead), width - cell_len(more)):
         token = match.group()
         if end > keep and used + cell_len(token) > width:
             spans.append((start, end))
@@ -146,6 +150,16 @@ def _breaks(
         end = match.end()
     spans.append((start, end))
     return spans, more
+
+
+def _words(line: str, start: int, room: int) -> Iterator[re.Match[str]]:
+    """The words of `line` from `start`, a command in backticks as one when it fits in `room`
+    columns (else its own words: none runs past the width)."""
+    for match in PHRASE.finditer(line, start):
+        if " " in match.group().lstrip(" ") and cell_len(match.group().lstrip(" ")) > room:
+            yield from WORD.finditer(line, match.start(), match.end())
+        else:
+            yield match
 
 
 def clock_text(seconds: float | None) -> str:
