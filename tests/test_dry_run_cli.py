@@ -390,6 +390,26 @@ def test_an_input_that_cannot_be_read_is_a_usage_error(tmp_path: Path) -> None:
     ]
 
 
+def test_a_mistyped_input_file_is_hinted_with_the_file_meant(tmp_path: Path) -> None:
+    # Newcomer: `rpd dry-run events.ndjosn` said "check the path" beside events.ndjson.
+    (tmp_path / "events.ndjson").write_text("")
+    (tmp_path / "notes.txt").write_text("")
+    code, out, err = dry_run("events.ndjosn", "--config", CONFIG)
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: cannot read events.ndjosn: No such file or directory",
+        "hint: did you mean events.ndjson? (nothing was read or sent)",
+    ]
+    code, _, err = dry_run(f"{tmp_path}/evnets.ndjson", "--config", CONFIG)
+    assert (code, err.splitlines()[1]) == (
+        2,
+        f"hint: did you mean {tmp_path}/events.ndjson? (nothing was read or sent)",
+    )
+    # Another name that shares only the extension is no typo of it.
+    code, _, err = dry_run("failed.ndjson", "--config", CONFIG)
+    assert (code, err.splitlines()[1]) == (2, "hint: check the path (nothing was read or sent)")
+
+
 @pytest.mark.parametrize("url", ["https://example.com/e.ndjson", "ftp://h/e.ndjson"])
 def test_a_url_rpd_cannot_read_is_said_so(url: str) -> None:
     # A newcomer's https:// link was "No such file or directory".

@@ -363,9 +363,10 @@ def _matched_before(rules: TrackRules, index: int, pattern: str) -> TrackRule | 
     return rules.rules[earlier] if earlier < index else None
 
 
-def closest(name: str, candidates: Sequence[str]) -> str | None:
-    """The one of `candidates` `name` is most likely a misspelling of, if any."""
-    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+def closest(name: str, candidates: Sequence[str], cutoff: float = 0.5) -> str | None:
+    """The one of `candidates` `name` is most likely a misspelling of, if any (`cutoff`: how
+    alike, 0 to 1, they must be at least)."""
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=cutoff)
     return near[0] if near else None
 
 

@@ -40,6 +40,7 @@ import orjson
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import ReadingRefused, UsageError
 from rudder_pipedrive_cli.core.events import Event, EventError, invalid
+from rudder_pipedrive_cli.core.rules import closest
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
 from rudder_pipedrive_cli.io.objects import (
@@ -450,10 +451,33 @@ def require_readable(paths: Sequence[str]) -> None:
                     f"cannot read {path}: no file matches this pattern",
                     hint="check the folder and the pattern (nothing was read or sent)",
                 ) from None
+            meant = _meant(path) if isinstance(exc, FileNotFoundError) else ""
             raise UsageError(
                 f"cannot read {path}: {exc.strerror or exc}",
-                hint="check the path (nothing was read or sent)",
+                hint=f"did you mean {meant}? (nothing was read or sent)"
+                if meant
+                else "check the path (nothing was read or sent)",
             ) from None
+
+
+NEIGHBOURS = 1000  # the names beside a missing file looked at for the one meant: a backup
+# folder may hold many thousands, and this is said before anything is read
+# How alike a name must be to be hinted: names of one folder share their extension, so
+# config keys' 0.5 would take failed.ndjson for events.ndjson (0.62); a typo is above 0.9.
+ALIKE = 0.8
+
+
+def _meant(path: str) -> str:
+    """The file beside a missing `path` whose name is nearest to its own (a typo: events.ndjosn
+    beside events.ndjson), as `path` would name it; "" when none is near."""
+    folder, name = os.path.split(path)
+    try:
+        with os.scandir(folder or ".") as entries:
+            names = [entry.name for entry, _ in zip(entries, range(NEIGHBOURS), strict=False)]
+    except OSError:
+        return ""
+    near = closest(name, names, ALIKE)
+    return os.path.join(folder, near) if near else ""
 
 
 def read_once(paths: Sequence[str]) -> bool:
