@@ -133,6 +133,20 @@ def config_error(tmp_path: Path, text: str) -> ConfigError:
     return caught.value
 
 
+KINDS = "create = one of 'lead', 'deal', 'activity', 'note', 'skip'"
+RULES = """[pipedrive]
+plan = "growth"
+
+[[track]]
+events = ["Demo Requested"]
+create = "deal"
+
+[[track]]   # trials
+events = ["Trial *"]
+create = "activty"
+"""
+
+
 # A newcomer's slips in a config of some length (what `rpd init` writes is 30 lines): the error
 # named the file and the key but not the line, so an editor had to search for it. Each now says
 # FILE:LINE, as rpd's event sources and compilers do (editors and terminals jump to it).
@@ -196,6 +210,46 @@ def config_error(tmp_path: Path, text: str) -> ConfigError:
             '# rpd\ncolour = "red"\n',
             "FILE:2: unknown key colour, outside any section",
             "keys go under a section: [fields], [identity], [pipedrive]",
+        ),
+        # Newcomer: 'rpd.toml: track #2: create is ...' left the second [[track]] to be counted:
+        # a rule's error names the line of its [[track]].
+        (
+            RULES,
+            "FILE:8: track #2: create is 'activty'",
+            f"did you mean create = 'activity'? {KINDS}",
+        ),
+        (
+            RULES.replace('create = "deal"', 'create = "deal"\nstgae = "Demo"'),
+            "FILE:4: track #1: unknown key 'stgae'",
+            "did you mean 'stage'?",
+        ),
+        (  # a rule's table within a multi-line string is text, not a rule
+            '[[track]]\nevents = ["a"]\ncreate = "note"\ncontent = """\n[[track]]\n"""\n'
+            '[[track]]\nevents = ["b"]\ncreate = "nope"\n',
+            "FILE:7: track #2: create is 'nope'",
+            f"did you mean create = 'note'? {KINDS}",
+        ),
+        (
+            '[[track]]\nevents = ["x"]\ncreate = "deal"\nfields = { plan = 5 }\n',
+            "FILE:1: track #1.fields.plan must be a Pipedrive field key (a string), got 5",
+            "run `rpd map-fields --format toml` to list the keys",
+        ),
+        (
+            '[[track]]\nevents = ["x"]\ncreate = "note"\ncontent = "{propertes.x}"\n',
+            "FILE:1: track #1: content: {propertes.x} in template '{propertes.x}' refers to "
+            "nothing an event holds",
+            "did you mean {properties.x}? use {event}, {userId}, {properties.PATH}, "
+            "{context.traits.PATH} or {traits.PATH}",
+        ),
+        (
+            '[[track]]\nevent = ["x"]\ncreate = "skip"\n',
+            "FILE:1: track #1: unknown key 'event'",
+            "did you mean 'events'?",
+        ),
+        (  # rules written inline: no header to name
+            'track = [{events = ["a"], create = "nope"}]\n',
+            "FILE: track #1: create is 'nope'",
+            f"did you mean create = 'note'? {KINDS}",
         ),
     ],
 )
@@ -617,23 +671,6 @@ NOT_TOML_HINT = (
             '[track]\nevents = ["x"]\ncreate = "deal"\n',
             "track must be an array of tables ([[track]])",
             'write each rule as [[track]] with events = [...] and create = "..."',
-        ),
-        (
-            '[[track]]\nevents = ["x"]\ncreate = "deal"\nfields = { plan = 5 }\n',
-            "track #1.fields.plan must be a Pipedrive field key (a string), got 5",
-            "run `rpd map-fields --format toml` to list the keys",
-        ),
-        (
-            '[[track]]\nevents = ["x"]\ncreate = "note"\ncontent = "{propertes.x}"\n',
-            "track #1: content: {propertes.x} in template '{propertes.x}' refers to nothing an "
-            "event holds",
-            "did you mean {properties.x}? use {event}, {userId}, {properties.PATH}, "
-            "{context.traits.PATH} or {traits.PATH}",
-        ),
-        (
-            '[[track]]\nevent = ["x"]\ncreate = "skip"\n',
-            "track #1: unknown key 'event'",
-            "did you mean 'events'?",
         ),
         # QA: `plan = growth` is the first slip of someone new to TOML; "fix the syntax" left
         # them to find out what is wrong with it.

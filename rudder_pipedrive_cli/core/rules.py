@@ -310,14 +310,21 @@ def _unresolved(rule: TrackRule) -> list[str]:
     return found
 
 
-def parse_rules(tables: Any, where: str) -> TrackRules:
-    """`[[track]]` tables as read from TOML, validated; `where` names the file in errors."""
+def parse_rules(tables: Any, where: str, *, places: Sequence[str] = ()) -> TrackRules:
+    """`[[track]]` tables as read from TOML, validated; `where` names the file in errors, and
+    `places` each rule's place in it (`rpd.toml:12`, its header's line) when known."""
     if not isinstance(tables, list):
         raise ConfigError(
             f"{where}: track must be an array of tables ([[track]])",
             hint='write each rule as [[track]] with events = [...] and create = "..."',
         )
-    return TrackRules.of(tuple(_rule(table, n, where) for n, table in enumerate(tables, 1)))
+    places = places or [where] * len(tables)
+    return TrackRules.of(
+        tuple(
+            _rule(table, n, place)
+            for n, (table, place) in enumerate(zip(tables, places, strict=True), 1)
+        )
+    )
 
 
 def rule_warnings(rules: TrackRules, where: str) -> list[str]:

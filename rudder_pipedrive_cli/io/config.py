@@ -13,7 +13,7 @@ import re
 import shlex
 import stat
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -494,12 +494,12 @@ def _dotted(name: str) -> str:
     return ".".join(part.strip("\"'") for part in NAME_PART.findall(name))
 
 
-def _place(path: Path, text: str, dotted: str) -> str:
-    """Where a message about the key or table `dotted` (`identity.user_id_feild`, `identiy`)
-    points: `FILE:LINE` at the first line that declares or sets it or a key within it (as rpd's
-    event sources, and compilers, name a line; editors jump to it), else the file alone."""
+def _named_lines(text: str) -> Iterator[tuple[int, str, bool]]:
+    """Each line of a TOML text that declares a table or sets a key: its number, the dotted name
+    it declares or sets (`identity`, `identity.user_id_field`), and whether it is a header. The
+    lines of a multi-line string are text, not keys."""
     table = ""
-    block = ""  # within a multi-line string, its delimiter: its lines are text, not keys
+    block = ""  # within a multi-line string, its delimiter
     for number, line in enumerate(text.splitlines(), 1):
         if block:
             block = "" if line.count(block) % 2 else block
@@ -508,10 +508,19 @@ def _place(path: Path, text: str, dotted: str) -> str:
         key = None if header else KEY_LINE.match(line)
         if header:
             table = _dotted(header.group(1))
-        named = table if header else f"{table}.{_dotted(key.group(1))}".lstrip(".") if key else ""
-        if named and (named == dotted or named.startswith(dotted + ".")):
-            return f"{path}:{number}"
+            yield number, table, True
+        elif key:
+            yield number, f"{table}.{_dotted(key.group(1))}".lstrip("."), False
         block = next((mark for mark in STRING_BLOCKS if line.count(mark) % 2), "")
+
+
+def _place(path: Path, text: str, dotted: str) -> str:
+    """Where a message about the key or table `dotted` (`identity.user_id_feild`, `identiy`)
+    points: `FILE:LINE` at the first line that declares or sets it or a key within it (as rpd's
+    event sources, and compilers, name a line; editors jump to it), else the file alone."""
+    for number, named, _ in _named_lines(text):
+        if named == dotted or named.startswith(dotted + "."):
+            return f"{path}:{number}"
     return str(path)
 
 
@@ -594,17 +603,27 @@ def _field_table(
     return mapping
 
 
-def _track_rules(path: Path, tables: Any) -> TrackRules:
-    """`[[track]]` rules; a rule's `fields` read as `[fields.*]` tables are (dotted paths)."""
-    if isinstance(tables, list):
-        tables = [
-            # A rule's line is not looked for: its keys' names are those of every rule.
-            {**table, "fields": _field_table(lambda _: str(path), f"track #{n}", table["fields"])}
-            if isinstance(table, dict) and isinstance(table.get("fields"), dict)
-            else table
-            for n, table in enumerate(tables, 1)
-        ]
-    return parse_rules(tables, str(path))
+def _fixed(place: str) -> Callable[[str], str]:
+    """`_field_table`'s `at` for a place known already (its rule's line), whatever key is asked."""
+    return lambda _: place
+
+
+def _track_rules(path: Path, text: str, tables: Any) -> TrackRules:
+    """`[[track]]` rules; a rule's `fields` read as `[fields.*]` tables are (dotted paths). An
+    error names the line of its rule's `[[track]]` (rules written inline have none)."""
+    headers = [number for number, named, header in _named_lines(text) if header and named == TRACK]
+    places = [f"{path}:{number}" for number in headers]
+    if not isinstance(tables, list):
+        return parse_rules(tables, str(path))
+    if len(places) != len(tables):  # written inline (track = [{...}]): no header to name
+        places = [str(path)] * len(tables)
+    tables = [
+        {**table, "fields": _field_table(_fixed(place), f"track #{n}", table["fields"])}
+        if isinstance(table, dict) and isinstance(table.get("fields"), dict)
+        else table
+        for n, (table, place) in enumerate(zip(tables, places, strict=True), 1)
+    ]
+    return parse_rules(tables, str(path), places=places)
 
 
 def _file_values(
@@ -618,7 +637,7 @@ def _file_values(
     sections = sorted({k.section for k in KEYS} | {TRACK})
     for section, table in data.items():
         if section == TRACK:
-            fields[TRACK] = _track_rules(path, table)
+            fields[TRACK] = _track_rules(path, text, table)
             continue
         if section not in sections:
             if section in SECTION_OF and not isinstance(table, dict):  # above every section
