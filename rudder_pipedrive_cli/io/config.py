@@ -610,13 +610,22 @@ def _fixed(place: str) -> Callable[[str], str]:
 
 def _track_rules(path: Path, text: str, tables: Any) -> TrackRules:
     """`[[track]]` rules; a rule's `fields` read as `[fields.*]` tables are (dotted paths). An
-    error names the line of its rule's `[[track]]` (rules written inline have none)."""
-    headers = [number for number, named, header in _named_lines(text) if header and named == TRACK]
-    places = [f"{path}:{number}" for number in headers]
+    error names the line of its rule's `[[track]]` (rules written inline have none): the text is
+    walked for those lines only then, so a run's start does not pay for it."""
+    try:
+        return _rules(path, tables, [])
+    except ConfigError:
+        headers = [n for n, named, header in _named_lines(text) if header and named == TRACK]
+        if isinstance(tables, list) and len(headers) == len(tables):
+            _rules(path, tables, [f"{path}:{number}" for number in headers])  # raises it again
+        raise
+
+
+def _rules(path: Path, tables: Any, places: list[str]) -> TrackRules:
+    """`_track_rules`' work, each rule's errors named at its place (`places`; none: the file)."""
     if not isinstance(tables, list):
         return parse_rules(tables, str(path))
-    if len(places) != len(tables):  # written inline (track = [{...}]): no header to name
-        places = [str(path)] * len(tables)
+    places = places or [str(path)] * len(tables)
     tables = [
         {**table, "fields": _field_table(_fixed(place), f"track #{n}", table["fields"])}
         if isinstance(table, dict) and isinstance(table.get("fields"), dict)
@@ -676,12 +685,17 @@ def _file_values(
                 continue
             if section == "fields" and name in FIELD_SECTIONS:  # not a table: say what it must be
                 _field_table(at, name, value)
-            where = at(f"{section}.{name}")
             if key is None:
                 home = SECTION_OF.get(name)
                 hint = f"{name} belongs under [{home}]" if home else nearest(name, names)
-                raise ConfigError(f"{where}: unknown key {section}.{name}", hint=hint)
-            values[f"{section}.{name}"] = _coerce(key, value, where, from_file=True)
+                raise ConfigError(
+                    f"{at(f'{section}.{name}')}: unknown key {section}.{name}", hint=hint
+                )
+            try:
+                values[f"{section}.{name}"] = _coerce(key, value, str(path), from_file=True)
+            except ConfigError:  # said again at its line: the text is walked for errors only
+                _coerce(key, value, at(f"{section}.{name}"), from_file=True)
+                raise
     return values, fields
 
 
