@@ -102,3 +102,42 @@ def test_an_untrusted_certificate_stops_at_once_exit_2(
     ]
     assert untrusted.tried == 1
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_an_https_url_of_a_plain_http_server_stops_at_once_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--base-url https://...` of `rpd sandbox` (plain HTTP): the handshake's answer is HTTP,
+    which no retry mends; it was retried as a connection failure, then 'Pipedrive is unreachable ...
+    [SSL: WRONG_VERSION_NUMBER]', exit 4, with no word of the scheme."""
+    for name in ("RPD_CONFIG", "RPD_PLAN", "RPD_BASE_URL", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", TOKEN)
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+
+    class Plain(http.server.BaseHTTPRequestHandler):
+        def handle_one_request(self) -> None:
+            asked.append("a connection")
+            super().handle_one_request()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Plain)
+    serve_in_thread(server)
+    try:
+        url = f"https://127.0.0.1:{server.server_address[1]}"
+        state = str(tmp_path / "state.sqlite")
+        send = ["send", EVENTS, "--config", CONFIG, "--base-url", url, "--state", state, "-q"]
+        result = CliRunner().invoke(app, send)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {url} answered a TLS handshake in plain HTTP: it is not an https:// server",
+        "hint: if it is `rpd sandbox` or a local proxy, write its URL with http://",
+    ]
+    assert asked == ["a connection"]
+    assert TOKEN not in result.stdout + result.stderr

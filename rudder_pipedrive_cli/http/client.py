@@ -205,18 +205,25 @@ def unusable_proxy(error: Exception, names: list[str]) -> UsageError:
 
 
 def untrusted_certificate(error: BaseException, base_url: str) -> UsageError | None:
-    """A certificate that did not verify, as the error to stop with: no retry mends it, and
-    counted as a connection failure it made every run wait 40 s to say 'unreachable, rerun'."""
+    """A TLS handshake no retry mends, as the error to stop with: counted as a connection
+    failure it made every run wait 40 s to say 'unreachable, rerun'. A certificate that did not
+    verify; or an https:// base_url whose server speaks plain HTTP (`rpd sandbox`'s, a local
+    proxy's), which said only '[SSL: WRONG_VERSION_NUMBER]'."""
     cause: BaseException | None = error
-    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+    while cause is not None and not isinstance(cause, ssl.SSLError):
         cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return None
-    return UsageError(
-        f"the TLS certificate of {base_url} is not trusted: {cause.verify_message}",
-        hint="behind a proxy that inspects TLS, point $SSL_CERT_FILE at its CA certificates "
-        "(PEM); else check base_url / company_domain",
-    )
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return UsageError(
+            f"the TLS certificate of {base_url} is not trusted: {cause.verify_message}",
+            hint="behind a proxy that inspects TLS, point $SSL_CERT_FILE at its CA certificates "
+            "(PEM); else check base_url / company_domain",
+        )
+    if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
+        return UsageError(
+            f"{base_url} answered a TLS handshake in plain HTTP: it is not an https:// server",
+            hint="if it is `rpd sandbox` or a local proxy, write its URL with http://",
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
