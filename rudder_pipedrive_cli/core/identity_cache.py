@@ -31,15 +31,59 @@ def persons_named(known: IdentityStore, *users: str | None) -> list[PdId]:
 
 def aliased_to(aliases: Mapping[str, str], key: str) -> Iterator[str]:
     """The userIds the input aliases `key` to, in turn: a chain of aliases, without cycles."""
-    seen = {key}
-    target = aliases.get(key)
+    return _aliased_on(aliases, key, {key})
+
+
+def _aliased_on(aliases: Mapping[str, str], last: str, seen: set[str]) -> Iterator[str]:
+    """`aliased_to` on from `last`, the userIds in `seen` (`last` among them) walked so far."""
+    target = aliases.get(last)
     while target is not None and target not in seen and len(seen) <= MAX_MERGE_HOPS:
         seen.add(target)
         yield target
         target = aliases.get(target)
 
 
-def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str) -> None:
+# The chains `Walked` keeps (the longest, most recently walked): about 65 userIds each at most.
+WALKED = 4096
+
+
+class Walked:
+    """The chains the first pass walked (`alias_into`), each from its start: a previousId aliased
+    again and again (an anonymousId at every login) walks its chain on from where it ended, not
+    from its start, up to MAX_MERGE_HOPS lookups each time in a table that may be SQLite's
+    (200,000 aliases of 1,000 previousIds: 2 minutes). A chain walked is still the start of its
+    chain as long as no link along it changes: `alias_into` writes a link only at a chain's end
+    (its previousId, or a userId no alias leads on from), but in a loop, which it says (`forget`).
+    At most WALKED chains, the oldest walked forgotten first; a chain of one or two userIds is
+    not kept (walking it costs as little)."""
+
+    __slots__ = ("_chains",)
+
+    def __init__(self) -> None:
+        self._chains: dict[str, tuple[str, ...]] = {}
+
+    def chain(self, aliases: Mapping[str, str], key: str) -> tuple[str, ...]:
+        """`key` and the userIds the input aliases it to, in turn (`aliased_to`)."""
+        chains = self._chains
+        walked = chains.pop(key, None)
+        if walked is None:
+            found = (key, *aliased_to(aliases, key))
+        else:
+            found = (*walked, *_aliased_on(aliases, walked[-1], set(walked)))
+        if len(found) > 2:
+            if len(chains) >= WALKED:
+                del chains[next(iter(chains))]
+            chains[key] = found
+        return found
+
+    def forget(self) -> None:
+        """A link along a chain changed: none walked is known to be the start of its chain."""
+        self._chains.clear()
+
+
+def alias_into(
+    aliases: MutableMapping[str, str], previous_id: str, user_id: str, walked: Walked
+) -> None:
     """Note the input's alias `previous_id` -> `user_id` in `aliases`, where the aliases before
     it are: a chain from each userId through the ones its person went to, to the one whose person
     its events end with once the input's aliases have run (`aliased_to`). The alias merges the
@@ -49,20 +93,25 @@ def alias_into(aliases: MutableMapping[str, str], previous_id: str, user_id: str
     is d's only if c -> d found one). Each link goes in input order, as the merges it stands
     for, and is written once, at a chain's end (an alias of two userIds one person already
     writes nothing): a chain's first person still there is the furthest its merges got
-    (`find`)."""
+    (`find`). `walked`: the chains walked so far, of this `aliases` (`Walked`)."""
     away = previous_id  # most aliases: a new previousId, to a userId no alias named before
+    looped = False
     if previous_id in aliases:
-        chain = (previous_id, *aliased_to(aliases, previous_id))
+        chain = walked.chain(aliases, previous_id)
         away = chain[-1]
         # Still leading on: a chain cut at MAX_MERGE_HOPS, not linked on; else a loop a state
         # kept by an older rpd holds (its first alias of each previousId), linked on at its end.
-        if away in aliases and len(chain) > MAX_MERGE_HOPS:
-            return
+        if away in aliases:
+            if len(chain) > MAX_MERGE_HOPS:
+                return
+            looped = True
     # Linked to the userId itself, not its chain's end: its own aliases before this one may not
     # have moved its person (neither found, they failed), so its person is where this one's goes,
     # and the chain walks on from there to where the later ones took it.
-    into = _chain_end(aliases, user_id) if user_id in aliases else user_id
+    into = walked.chain(aliases, user_id)[-1] if user_id in aliases else user_id
     if away != into and away != user_id:
+        if looped:  # a link that was there changes: chains through it with it
+            walked.forget()
         aliases[away] = user_id
 
 
@@ -156,11 +205,6 @@ class AliasesRead:
                 self._named[user] = True
         elif (previous := event.previous_id) is not None and previous in self._direct:
             self._read[previous] = self._read.get(previous, 0) + 1  # `input_aliases` noted it
-
-
-def _chain_end(aliases: Mapping[str, str], key: str) -> str:
-    """The userId whose person `key`'s events end with, as the input's aliases so far say."""
-    return (key, *aliased_to(aliases, key))[-1]
 
 
 def identities_of(

@@ -35,6 +35,7 @@ from rudder_pipedrive_cli.core.identity_cache import TRACK_KINDS as TRACK_KINDS
 from rudder_pipedrive_cli.core.identity_cache import (
     IdentityStore,
     Tables,
+    Walked,
     alias_into,
     alias_of,
     origins_kind,
@@ -531,6 +532,7 @@ def input_aliases(
     `direct`, when given, gets each previousId's own aliases (`alias_of`: PlanConfig.aliases_of,
     `settled` by the caller)."""
     aliases = {} if aliases is None else aliases
+    walked = Walked()
     for item in items:
         event = to_plan(item)
         if event is None:
@@ -538,7 +540,7 @@ def input_aliases(
         if survey is not None:
             survey.add(event)
         if event.type == "alias" and event.previous_id is not None and event.user_id is not None:
-            alias_into(aliases, event.previous_id, event.user_id)
+            alias_into(aliases, event.previous_id, event.user_id, walked)
             if direct is not None:
                 alias_of(direct, event.previous_id, event.user_id)
     return settled(aliases)

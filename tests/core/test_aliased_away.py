@@ -4,6 +4,7 @@ aliased to. A replay without the state then creates no second person, lead or me
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from rudder_pipedrive_cli.core.identity_cache import (
     MAX_MERGE_HOPS,
     AliasesRead,
     IdentityStore,
+    Walked,
     ahead_of,
     aliased_to,
 )
@@ -219,6 +221,66 @@ def test_the_first_pass_notes_each_previousid_s_own_aliases_in_input_order() -> 
     assert direct == {"u-a": ("u-b", "u-c"), "u-x": ("u-a",)}
 
 
+class Asked(dict[str, Any]):
+    """A table that counts the lookups made of it, and keeps each value written."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked = 0
+        self.written: list[Any] = []
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked += 1
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked += 1
+        return super().__contains__(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(value)
+        super().__setitem__(key, value)
+
+
+def test_a_previousid_aliased_again_walks_its_chain_on_from_where_it_ended() -> None:
+    """An anonymousId aliased at every login: each alias of it asks the table a few times (is
+    it there, where its chain ended leads, is the userId there), not once for each userId along
+    its chain (up to MAX_MERGE_HOPS; 200,000 aliases of 1,000 previousIds took 2 minutes, each
+    lookup SQLite's once the table was past its memory): the first 2, the second 5 (a chain of
+    two userIds is walked from its start), the third 6, each on to the chain's cut at
+    MAX_MERGE_HOPS 5 (is the previousId there, where the chain's end leads now, and on from
+    there, is the end there, is the userId there), each past it 3."""
+    aliases = Asked()
+    input_aliases(
+        items(*(alias(n, "anon", f"u-{n}") for n in range(MAX_MERGE_HOPS + 10))), None, aliases
+    )
+    assert aliases.asked == 2 + 5 + 6 + 5 * (MAX_MERGE_HOPS - 2) + 3 * 9
+    assert aliases == {"anon": "u-0", **{f"u-{n}": f"u-{n + 1}" for n in range(MAX_MERGE_HOPS)}}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chains_walked_on_from_where_they_ended_are_the_chains_walked_from_their_start(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pass keeps the chains it walked (`Walked`) and walks them on from their end:
+    what it links is what walking each from its start links, loops an older rpd kept and chains
+    cut at MAX_MERGE_HOPS too."""
+    rnd = random.Random(seed)
+    users = [f"u-{n}" for n in range(rnd.choice((4, 12, 90)))]
+    kept = {
+        a: b
+        for a, b in zip(users, rnd.sample(users, len(users)), strict=True)
+        if rnd.random() < 0.2
+    }
+    ring = rnd.sample(users, rnd.randint(2, 4))  # a loop an older rpd kept
+    kept.update(zip(ring, ring[1:] + ring[:1], strict=True))
+    pairs = [(rnd.choice(users), rnd.choice(users)) for _ in range(400)]
+    events = items(*(alias(n, a, b) for n, (a, b) in enumerate(pairs)))
+    walked = input_aliases(events, None, dict(kept))
+    monkeypatch.setattr(Walked, "chain", lambda _, aliases, key: (key, *aliased_to(aliases, key)))
+    assert walked == input_aliases(events, None, dict(kept))
+
+
 def test_an_event_between_two_of_its_userid_s_aliases_is_marked_with_those_before_it() -> None:
     """As the planning pass reads the input in order: an event of u-a after u-a -> u-b and before
     u-a -> u-c (1 before it), with the userIds along u-a's chain that an event before it named
@@ -379,3 +441,13 @@ def test_an_alias_of_a_loop_an_older_rpd_kept_is_linked_on_from_it() -> None:
     assert found == {"u-a": "u-b", "u-b": "u-c"}
     assert list(aliased_to(found, "u-a")) == ["u-b", "u-c"]
     assert input_aliases(items(alias(2, "u-b", "u-a")), None, dict(kept)) == kept
+
+
+def test_a_loop_linked_on_in_the_middle_of_a_chain_walked_is_walked_again() -> None:
+    """u-z -> u-b walks u-b's chain through the loop an older rpd kept (u-b, u-c, u-a); u-a -> u-d
+    links the loop on at u-c, so u-b's chain is u-b, u-c, u-d from then on: u-b -> u-e links u-d
+    on, not u-a (as the chain walked before said)."""
+    kept = {"u-a": "u-b", "u-b": "u-c", "u-c": "u-a"}
+    events = items(alias(1, "u-z", "u-b"), alias(2, "u-a", "u-d"), alias(3, "u-b", "u-e"))
+    found = input_aliases(events, None, dict(kept))
+    assert found == {"u-a": "u-b", "u-b": "u-c", "u-c": "u-d", "u-z": "u-b", "u-d": "u-e"}
