@@ -519,7 +519,7 @@ def input_aliases(
     items: Iterable[Event],
     survey: Survey | None = None,
     aliases: MutableMapping[str, str] | None = None,
-    direct: MutableMapping[str, tuple[str, ...]] | None = None,
+    direct: MutableMapping[str, list[str]] | None = None,
 ) -> MutableMapping[str, str]:
     """Where the alias events among `items` that will be planned lead each userId they name
     (`alias_into`: every alias of a previousId, in input order, and chains of them): what send's

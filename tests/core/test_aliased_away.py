@@ -205,7 +205,7 @@ def test_an_alias_to_a_userid_an_earlier_alias_named_leads_through_that_userid()
 def test_the_first_pass_notes_each_previousid_s_own_aliases_in_input_order() -> None:
     """Beside the chains (`alias_into`), each alias of a previousId, whatever the chains link
     (u-a -> u-c links u-b on to u-c): an event between two of them follows the later first."""
-    direct: dict[str, tuple[str, ...]] = {}
+    direct: dict[str, list[str]] = {}
     found = input_aliases(
         items(
             alias(1, "u-a", "u-b"),
@@ -218,7 +218,7 @@ def test_the_first_pass_notes_each_previousid_s_own_aliases_in_input_order() -> 
         direct,
     )
     assert found == {"u-a": "u-b", "u-x": "u-a", "u-b": "u-c"}
-    assert direct == {"u-a": ("u-b", "u-c"), "u-x": ("u-a",)}
+    assert direct == {"u-a": ["u-b", "u-c"], "u-x": ["u-a"]}
 
 
 class Asked(dict[str, Any]):
@@ -256,6 +256,14 @@ def test_a_previousid_aliased_again_walks_its_chain_on_from_where_it_ended() -> 
     )
     assert aliases.asked == 2 + 5 + 6 + 5 * (MAX_MERGE_HOPS - 2) + 3 * 9
     assert aliases == {"anon": "u-0", **{f"u-{n}": f"u-{n + 1}" for n in range(MAX_MERGE_HOPS)}}
+
+
+def test_a_previousid_s_own_aliases_grow_one_list_not_a_copy_each() -> None:
+    """100,000 aliases of one previousId copied 5e9 userIds when each made a new tuple."""
+    direct = Asked()
+    input_aliases(items(*(alias(n, "anon", f"u-{n}") for n in range(5))), None, None, direct)
+    assert direct == {"anon": [f"u-{n}" for n in range(5)]}
+    assert all(value is direct["anon"] for value in direct.written)
 
 
 @pytest.mark.parametrize("seed", range(40))

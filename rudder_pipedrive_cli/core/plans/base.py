@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,6 @@ class PlanConfig:
     aliases: Mapping[str, str] = field(default_factory=dict)
     # Each previousId's own aliases, their userIds in input order (`identity_cache.alias_of`): an
     # event between two of them is looked for in an order of its own (`ahead_of`).
-    aliases_of: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    aliases_of: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # Its mappings' tables (`compiled_mapping`), made at first use; `replace` starts new ones.
     compiled: dict[Any, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
