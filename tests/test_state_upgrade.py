@@ -69,7 +69,7 @@ def test_a_schema_1_file_is_read_as_it_is_and_upgraded_when_first_written(tmp_pa
         (NS, "e5", "sent", "", "in.ndjson:3", STAMP),
     ]
     assert rows(path, "SELECT id, name FROM source_files ORDER BY id") == [
-        (1, ""),
+        (1, "-"),
         (2, "in.ndjson:"),
         (3, "s3://b/gw/k.json.gz:"),
     ]
@@ -100,4 +100,32 @@ def test_clearing_a_namespace_forgets_the_file_names_only_its_journal_held(
     assert rows(path, f"SELECT ns, event_id, {SOURCE} FROM {JOURNALED} ORDER BY ns") == [
         (OTHER_NS, "e1", "shared.ndjson:1"),
         (NS, "e3", "/home/ada/private.ndjson:2"),
+    ]
+
+
+def test_the_elements_of_a_json_document_keep_their_file_s_name_once(tmp_path: Path) -> None:
+    # A JSON array's or whole-file batch's events are FILE#N (io/readers.py): cut at the last
+    # colon, each row kept the whole path ('' and '/data/export.json#1'), or from a colon in it.
+    path = tmp_path / "state.sqlite"
+    sources = [
+        "/data/export.json#1",
+        "/data/export.json#2",
+        "C:\\exports\\all.json#1#2",
+        "C:\\exports\\all.json#2",
+        "s3://b/k:12.ndjson.gz:7#2",
+        "a:b.ndjson:12",
+        "-",
+    ]
+    with ReplayState.open(path, NS, now=lambda: STAMP) as state:
+        for number, source in enumerate(sources):
+            state.record_outcome(f"e{number}", source, Outcome(status="sent"))
+    assert rows(path, "SELECT name FROM source_files ORDER BY id") == [
+        ("/data/export.json",),
+        ("C:\\exports\\all.json",),
+        ("s3://b/k:12.ndjson.gz:",),
+        ("a:b.ndjson:",),
+        ("-",),
+    ]
+    assert rows(path, f"SELECT {SOURCE} FROM {JOURNALED} ORDER BY event_id") == [
+        (source,) for source in sources
     ]

@@ -149,9 +149,16 @@ FORGOTTEN = {
 
 
 def split_source(source: str) -> tuple[str, str]:
-    """An event's source as its file's name, up to its last colon, and its place after it:
-    "in.ndjson:4" is ("in.ndjson:", "4"), "s3://b/k.json.gz:7#2" ("s3://b/k.json.gz:", "7#2")."""
-    cut = source.rfind(":") + 1
+    """An event's source as its file's name and its place in it (io/readers.py: ":LINE", then
+    "#N" for each batch it is in): "in.ndjson:4" is ("in.ndjson:", "4"), "s3://b/k.json.gz:7#2"
+    ("s3://b/k.json.gz:", "7#2"), "C:\\x\\all.json#3" ("C:\\x\\all.json", "#3"). Not up to the
+    last colon: an array's elements, "FILE#N", then kept the whole path in each row (or from a
+    colon in it on); the name || the place is the source as given, however it is cut."""
+    head = source
+    while (split := head.rpartition("#"))[1] and split[2].isdigit():
+        head = split[0]
+    colon = head.rfind(":")
+    cut = colon + 1 if colon >= 0 and head[colon + 1 :].isdigit() else len(head)
     return source[:cut], source[cut:]
 
 
