@@ -4,14 +4,22 @@ names a clear leaves no journal row for forgotten with it."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_state import JOURNALED, NS, OTHER_NS, SOURCE, STAMP, rows
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_schema import REVISION, SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
 
 JOURNAL_1 = """CREATE TABLE journal (
     ns TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
@@ -129,3 +137,110 @@ def test_the_elements_of_a_json_document_keep_their_file_s_name_once(tmp_path: P
     assert rows(path, f"SELECT {SOURCE} FROM {JOURNALED} ORDER BY event_id") == [
         (source,) for source in sources
     ]
+
+
+def test_an_upgrade_on_a_full_disk_says_the_room_it_takes_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 63 MB file of schema 1 with 30 MB free: every run said 'disk full: state file', exit 2,
+    # no word of the upgrade that takes the room, nor of how much (it took 142 MB). SQLite's
+    # max_page_count stands in for the full disk: the upgrade's first new page is refused.
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    upgrade = state_file.upgrade
+
+    def on_a_full_disk(connection: sqlite3.Connection) -> None:
+        used = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {used}")
+        upgrade(connection)
+
+    monkeypatch.setattr(state_file, "upgrade", on_a_full_disk)
+    for name in ("RPD_CONFIG", "RPD_PLAN", "RPD_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "0123456789abcdef0123456789abcdef01234567")
+    monkeypatch.chdir(tmp_path)
+    config, events = ROOT / "config.example.toml", ROOT / "examples" / "events.ndjson"
+    send = ["send", str(events), "--config", str(config), "--state", str(path), "-q"]
+    # No request is made: the state is opened before any (nothing listens at this URL).
+    result = CliRunner().invoke(app, [*send, "--base-url", "http://127.0.0.1:9"])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: disk full: upgrading state file {path} to this rpd's schema needs about 1 MB "
+        "free on its disk",
+        "hint: free space there, then rerun the same command: the file is as it was, and "
+        "nothing was sent",
+    ]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+    assert rows(path, "SELECT * FROM journal ORDER BY event_id") == ROWS_1
+
+
+def test_the_room_an_upgrade_takes_is_said_from_the_file_s_size(tmp_path: Path) -> None:
+    # Measured: a 63,332,352-byte file of schema 1 took 141.7 MB more at its peak (the file grown
+    # to 102.3 MB beside a -wal of 102.7 MB).
+    path = tmp_path / "state.sqlite"
+    with path.open("wb") as handle:
+        os.truncate(handle.fileno(), 63_332_352)
+    assert state_file.no_room_to_upgrade(path).message == (
+        f"disk full: upgrading state file {path} to this rpd's schema needs about 143 MB free "
+        "on its disk"
+    )
+
+
+class VacuumStopped:
+    """The state's connection, but its VACUUM stops with `stop`: a disk full by then (SQLite's
+    SQLITE_FULL), or the run killed."""
+
+    def __init__(self, connection: sqlite3.Connection, stop: BaseException) -> None:
+        self._connection = connection
+        self._stop = stop
+
+    def execute(self, sql: str, *parameters: Any) -> sqlite3.Cursor:
+        if sql == "VACUUM":
+            raise self._stop
+        return self._connection.execute(sql, *parameters)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def disk_full() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database or disk is full")
+    error.sqlite_errorcode = 13  # SQLITE_FULL, as SQLite sets it
+    return error
+
+
+@pytest.mark.parametrize("stop", [disk_full, KeyboardInterrupt])
+def test_a_vacuum_the_upgrade_did_not_finish_is_done_at_the_next_open_for_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Any
+) -> None:
+    # A VACUUM after the upgrade committed that met a full disk failed the run ('disk full',
+    # exit 2, the upgrade done all the same); one killed left the file big for good: at schema 2
+    # already, no later open vacuumed it.
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    upgrade = state_file.upgrade
+    monkeypatch.setattr(
+        state_file, "upgrade", lambda connection: upgrade(VacuumStopped(connection, stop()))
+    )
+    if stop is disk_full:  # the run goes on: the upgrade is done
+        with ReplayState.open(path, NS, now=lambda: STAMP) as state:
+            state.record_outcome("e5", "in.ndjson:3", Outcome(status="sent"))
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            ReplayState.open(path, NS)
+    due = "SELECT key, value FROM meta WHERE key <> 'schema_version'"
+    assert rows(path, due) == [("vacuum_due", "1")]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "PRAGMA freelist_count")[0][0] > 0
+    journaled = rows(path, SELECTED)
+    assert journaled[:4] == ROWS_1  # exactly readable as upgraded
+
+    monkeypatch.setattr(state_file, "upgrade", upgrade)
+    with ReplayState.open(path, NS, readonly=True):  # a dry-run vacuums nothing
+        pass
+    assert rows(path, due) == [("vacuum_due", "1")]
+    with ReplayState.open(path, NS) as state:
+        assert state.journal_status("e1") == "sent"
+    assert rows(path, due) == []
+    assert rows(path, "PRAGMA freelist_count") == [(0,)]
+    assert rows(path, SELECTED) == journaled

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import math
 import mmap
 import os
 import re
@@ -51,7 +52,9 @@ from rudder_pipedrive_cli.io.state_schema import (
     SOURCE_NAME,
     SOURCE_PLACE,
     TABLES,
+    UPGRADE_ROOM,
     UPGRADES,
+    VACUUM_DUE,
     split_source,
 )
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, summaries
@@ -324,6 +327,23 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
             "by another user?), then rerun the same command: it resumes where this run stopped",
         )
     return None
+
+
+def no_room_to_upgrade(path: Path) -> StateUnusable:
+    """The upgrade of a file of an earlier schema met a full disk: it is as it was (rolled back).
+    Said with the room it takes (`UPGRADE_ROOM`): a plain 'disk full' left the user freeing a
+    few MB for a run that needs more than twice the file's size. (Or `ulimit -f` refused it.)"""
+    if (limit := size_limit_met(path)) is not None:
+        return size_limited(path, limit)
+    with contextlib.suppress(OSError):
+        needed = math.ceil(path.stat().st_size * UPGRADE_ROOM / 1_000_000)
+        return StateUnusable(
+            f"disk full: upgrading state file {path} to this rpd's schema needs about {needed:,} "
+            "MB free on its disk",
+            hint="free space there, then rerun the same command: the file is as it was, and "
+            "nothing was sent",
+        )
+    return disk_full(path)
 
 
 def disk_full(path: Path) -> StateUnusable:
@@ -720,6 +740,8 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
             raise
     except BaseException as error:
         lock.release()
+        if isinstance(error, NoRoomToUpgrade):
+            raise no_room_to_upgrade(path) from None
         if isinstance(error, sqlite3.DatabaseError):
             raise (state_failure(path, error) or error) from None
         raise
@@ -754,24 +776,60 @@ def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
     upgrade(connection)
 
 
+class NoRoomToUpgrade(Exception):
+    """The upgrade's transaction met a full disk, and was rolled back (`no_room_to_upgrade`)."""
+
+
+def _full(error: sqlite3.DatabaseError) -> bool:
+    return getattr(error, "sqlite_errorcode", 0) & 0xFF == SQLITE_FULL
+
+
 def upgrade(connection: sqlite3.Connection) -> None:
     """A file of an earlier schema brought to this one (`UPGRADES`), in one transaction with its
-    version, then vacuumed: the pages the old tables held go back to the disk at once."""
-    version = int(
-        connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-    )
-    if version == SCHEMA_VERSION:
-        return
-    connection.create_function(SOURCE_NAME, 1, lambda s: split_source(s)[0], deterministic=True)
-    connection.create_function(SOURCE_PLACE, 1, lambda s: split_source(s)[1], deterministic=True)
-    with transaction(connection):
-        for after in range(version + 1, SCHEMA_VERSION + 1):
-            for statement in UPGRADES[after]:
-                connection.execute(statement)
+    version and a vacuum due (`VACUUM_DUE`), then vacuumed (`vacuum`): the pages the old tables
+    held go back to the disk. A vacuum still due (killed, or its disk full) is done now."""
+    known = dict(
         connection.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+            "SELECT key, value FROM meta WHERE key IN ('schema_version', ?)", (VACUUM_DUE,)
+        ).fetchall()
+    )
+    version = int(known["schema_version"])
+    if version == SCHEMA_VERSION and VACUUM_DUE not in known:
+        return
+    if version < SCHEMA_VERSION:
+        connection.create_function(SOURCE_NAME, 1, lambda s: split_source(s)[0], deterministic=True)
+        connection.create_function(
+            SOURCE_PLACE, 1, lambda s: split_source(s)[1], deterministic=True
         )
-    connection.execute("VACUUM")
+        try:
+            with transaction(connection):
+                for after in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in UPGRADES[after]:
+                        connection.execute(statement)
+                connection.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+                connection.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
+                )
+        except sqlite3.DatabaseError as error:
+            if _full(error):
+                raise NoRoomToUpgrade from None
+            raise
+    vacuum(connection)
+
+
+def vacuum(connection: sqlite3.Connection) -> None:
+    """The file vacuumed, and no longer due. On a full disk it stays due, for the next open for
+    writing, and the run goes on: the upgrade is done, and the file only holds free pages."""
+    try:
+        connection.execute("VACUUM")
+    except sqlite3.DatabaseError as error:
+        if _full(error):
+            return
+        raise
+    connection.execute("DELETE FROM meta WHERE key = ?", (VACUUM_DUE,))
 
 
 @contextlib.contextmanager
