@@ -8,6 +8,7 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
@@ -141,7 +142,9 @@ def ahead_of(
     others, those of `key`'s aliases after the event first (each followed along its chain): a
     first run found none of them, so the event's person is where the aliases after it took it.
     alias a -> b (neither found), track a, identify b, alias a -> c: the rerun's track looks at
-    c first, where a -> c re-keyed the track's person, not at b's own person (b named after)."""
+    c first, where a -> c re-keyed the track's person, not at b's own person (b named after).
+    Walked as they are asked for: `find` stops at the first person found, and an event among n
+    aliases of its userId copied and walked all those after it first (their chains too)."""
     among = getattr(event, "among_aliases", None) if key == event.user_id else None
     if among is None:
         yield from aliased_to(aliases, key)
@@ -149,9 +152,13 @@ def ahead_of(
     before, named = among
     yield from named
     seen = {key, *named}
-    ahead = direct.get(key, ())[before:]
-    later = (way for target in ahead for way in (target, *aliased_to(aliases, target)))
-    for target in (*later, *aliased_to(aliases, key)):
+    ahead = direct.get(key, ())
+    later = (
+        way
+        for at in range(before, len(ahead))
+        for way in itertools.chain((ahead[at],), aliased_to(aliases, ahead[at]))
+    )
+    for target in itertools.chain(later, aliased_to(aliases, key)):
         if target not in seen:
             seen.add(target)
             yield target

@@ -266,14 +266,9 @@ def test_a_previousid_s_own_aliases_grow_one_list_not_a_copy_each() -> None:
     assert all(value is direct["anon"] for value in direct.written)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_chains_walked_on_from_where_they_ended_are_the_chains_walked_from_their_start(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first pass keeps the chains it walked (`Walked`) and walks them on from their end:
-    what it links is what walking each from its start links, loops an older rpd kept and chains
-    cut at MAX_MERGE_HOPS too."""
-    rnd = random.Random(seed)
+def random_aliases(rnd: random.Random) -> tuple[dict[str, str], list[Event]]:
+    """400 aliases among a few or many userIds at random, and the links an older rpd kept before
+    them (a loop among them)."""
     users = [f"u-{n}" for n in range(rnd.choice((4, 12, 90)))]
     kept = {
         a: b
@@ -283,7 +278,17 @@ def test_chains_walked_on_from_where_they_ended_are_the_chains_walked_from_their
     ring = rnd.sample(users, rnd.randint(2, 4))  # a loop an older rpd kept
     kept.update(zip(ring, ring[1:] + ring[:1], strict=True))
     pairs = [(rnd.choice(users), rnd.choice(users)) for _ in range(400)]
-    events = items(*(alias(n, a, b) for n, (a, b) in enumerate(pairs)))
+    return kept, items(*(alias(n, a, b) for n, (a, b) in enumerate(pairs)))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_chains_walked_on_from_where_they_ended_are_the_chains_walked_from_their_start(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first pass keeps the chains it walked (`Walked`) and walks them on from their end:
+    what it links is what walking each from its start links, loops an older rpd kept and chains
+    cut at MAX_MERGE_HOPS too."""
+    kept, events = random_aliases(random.Random(seed))
     walked = input_aliases(events, None, dict(kept))
     monkeypatch.setattr(Walked, "chain", lambda _, aliases, key: (key, *aliased_to(aliases, key)))
     assert walked == input_aliases(events, None, dict(kept))
@@ -317,6 +322,69 @@ def test_an_event_between_two_of_its_userid_s_aliases_is_marked_with_those_befor
     named = parse_event({**IDENTIFY_A, "messageId": "9"}, "f:9")
     named.among_aliases = (1, ("u-b",))  # u-b's person was there when it ran: taken first
     assert list(ahead_of(chains, direct, "u-a", named)) == ["u-b", "u-c"]
+
+
+def listed_ahead_of(
+    aliases: dict[str, str], direct: dict[str, list[str]], key: str, event: Event
+) -> list[str]:
+    """`ahead_of`'s order as it was built before it was walked lazily: the whole list at once."""
+    among = getattr(event, "among_aliases", None) if key == event.user_id else None
+    if among is None:
+        return list(aliased_to(aliases, key))
+    before, named = among
+    found, seen = [*named], {key, *named}
+    ahead = direct.get(key, [])[before:]
+    later = (way for target in ahead for way in (target, *aliased_to(aliases, target)))
+    for target in (*later, *aliased_to(aliases, key)):
+        if target not in seen:
+            seen.add(target)
+            found.append(target)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_userids_ahead_of_an_event_among_aliases_come_in_the_order_listed_before(
+    seed: int,
+) -> None:
+    """Walked lazily, `ahead_of` gives the userIds the whole list gave, in its order: random
+    aliases (the chains the first pass links, over a loop an older rpd kept), an event of each
+    previousId before, between and after each two of its aliases, with some of its chain named
+    before it."""
+    rnd = random.Random(seed)
+    kept, events = random_aliases(rnd)
+    direct: dict[str, list[str]] = {}
+    aliases = input_aliases(events, None, dict(kept), direct)
+    compared = 0
+    for key, own in direct.items():
+        chain = list(aliased_to(aliases, key))
+        for before in range(len(own) + 1):
+            event = parse_event({**IDENTIFY_A, "userId": key}, "f:1")
+            event.among_aliases = (
+                before,
+                tuple(rnd.sample(chain, min(len(chain), rnd.randint(0, 3)))),
+            )
+            assert list(ahead_of(aliases, direct, key, event)) == listed_ahead_of(
+                aliases, direct, key, event
+            )
+            compared += 1
+    assert compared > len(direct)
+
+
+def test_the_userids_ahead_of_an_event_among_aliases_are_walked_as_they_are_asked_for() -> None:
+    """`find` stops at the first person found: an event of u-a after the first of its 40 aliases
+    (u-a -> u-0 ... u-a -> u-39: chain u-a to u-0 to ... u-39) is given u-1 before any chain is
+    read (the whole list read the chain of each of the 39 aliases after it and u-a's own first:
+    821 lookups, before any search), u-2 after one lookup (where u-1 leads), all after 821."""
+    direct: dict[str, list[str]] = {}
+    aliases = Asked()
+    input_aliases(items(*(alias(n, "u-a", f"u-{n}") for n in range(40))), None, aliases, direct)
+    event = parse_event(IDENTIFY_A, "f:1")
+    event.among_aliases = (1, ())
+    aliases.asked = 0
+    order = ahead_of(aliases, direct, "u-a", event)
+    assert (next(order), aliases.asked) == ("u-1", 0)
+    assert (next(order), aliases.asked) == ("u-2", 1)
+    assert [*order, aliases.asked] == [*(f"u-{n}" for n in range(3, 40)), "u-0", 821]
 
 
 REALIASED = replace(
