@@ -19,6 +19,7 @@ import functools
 import math
 import mmap
 import os
+import pwd
 import re
 import resource
 import sqlite3
@@ -36,6 +37,7 @@ from rudder_pipedrive_cli.io.state_path import (
     beside,
     check_not_orphaned,
     check_state_path,
+    folder_refused,
     under_a_file,
 )
 from rudder_pipedrive_cli.io.state_schema import (
@@ -224,6 +226,8 @@ def lock_for_writing(path: Path) -> FileLock:
         under = under_a_file(path)
         if under is not None:  # mkdir says only "File exists" or "Not a directory"
             raise under from None
+        if error.errno in REFUSED and not lock.real.is_file():
+            raise folder_refused(path) from None
         raise UsageError(
             f"cannot open state file {path}: {error.strerror or error}",
             hint=open_refused(lock.real, error),
@@ -234,13 +238,31 @@ def lock_for_writing(path: Path) -> FileLock:
     return lock
 
 
+# What a folder or a file's mode refuses (EPERM: an attribute, a security module).
+REFUSED = (errno.EACCES, errno.EPERM)
+
+
+def user_name(uid: int) -> str:
+    """A user's login name, else its uid (a user the password database does not know)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def open_refused(real: Path, error: OSError) -> str:
     """What to look at when the state file (`real`: links resolved) could not be opened for
     writing: a file that is there refused by its own mode (chmod a-w, a copy from a read-only
     backup), a read-only file system, else the folder that should hold it."""
     if error.errno == errno.EROFS:
         return "give --state a path on a disk rpd can write to"
-    if error.errno in (errno.EACCES, errno.EPERM) and real.is_file():
+    if error.errno in REFUSED and real.is_file():
+        owner = os.stat(real).st_uid
+        if owner != os.geteuid():  # chmod is the owner's (or root's) to run, not this user's
+            return (
+                f"the file belongs to another user ({user_name(owner)}): use --state elsewhere, "
+                "or ask its owner to let you write it"
+            )
         return (
             f"the file is read-only to you: check its permissions (chmod u+w {real}), or use "
             "another --state"

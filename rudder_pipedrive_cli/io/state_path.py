@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rudder_pipedrive_cli.core.errors import UsageError
+from rudder_pipedrive_cli.io.paths import STATE_DIR, STATE_FILE
 
 
 def check_state_path(path: Path) -> None:
@@ -37,16 +38,41 @@ def check_state_path(path: Path) -> None:
 def under_a_file(path: Path) -> UsageError | None:
     """What to say of a state path under a file (a --state under the events file): the nearest
     of the folders it names exists as something else; else None."""
-    for folder in path.parents:
-        if folder.exists():
-            if folder.is_dir():
-                return None
-            return UsageError(
-                f"cannot open state file {path}: {folder} is a file, not a folder",
-                hint="give --state a path under folders, not under a file (rpd makes the "
-                "folders that are missing)",
-            )
-    return None
+    folder = nearest_there(path)
+    if folder is None or os.path.isdir(folder):
+        return None
+    return UsageError(
+        f"cannot open state file {path}: {folder} is a file, not a folder",
+        hint="give --state a path under folders, not under a file (rpd makes the "
+        "folders that are missing)",
+    )
+
+
+def nearest_there(path: Path) -> Path | None:
+    """The nearest of the folders a path names that is there (a folder or not): the one a
+    missing folder is made in, or the state file's own folder. A folder rpd may not look into
+    counts as not there (os.path, not Path, whose exists raises on EACCES)."""
+    return next((folder for folder in path.parents if os.path.exists(folder)), None)
+
+
+def folder_refused(path: Path) -> UsageError:
+    """What to say of a state file not there yet that its folder refused (EACCES, EPERM, as the
+    default `.rpd/state.sqlite` beside a config in a read-only folder): the folder rpd could not
+    create or write in, and --state, since the default place is beside the config. It was
+    'Permission denied' and 'check the directory's permissions', naming no folder."""
+    folder = nearest_there(path) or Path()
+    missing = next((f for f in path.parents if f.parent == folder != f), None)
+    what = f"cannot write in folder {folder}" if missing is None else f"cannot create {missing}"
+    default = path.name == STATE_FILE and path.parent.name == STATE_DIR
+    return UsageError(
+        f"cannot open state file {path}: {what} (permission denied)",
+        hint=(
+            f"the state goes in {STATE_DIR}/ beside the config by default: "
+            if default
+            else f"check {folder}'s permissions, or "
+        )
+        + "give --state PATH a file in a folder you can write to",
+    )
 
 
 def beside(path: Path, suffix: str) -> Path:
