@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -1568,3 +1569,40 @@ def test_the_config_s_warnings_never_show_the_token_pasted_as_a_trait_or_an_even
         f"{path}: fields.persons: the trait path '{hidden} ' has an empty part or a part with a "
         "space at an end: it maps only a trait named exactly so",
     ]
+
+
+@pytest.mark.parametrize("api_path", ["/api/v1", "/api/v2/", "/v1"])
+def test_a_base_url_ending_in_an_api_path_is_refused_as_it_is_read(
+    tmp_path: Path, api_path: str
+) -> None:
+    # https://x.pipedrive.com/api/v1 (Pipedrive's docs' URL) on a host that did not answer was
+    # 'Pipedrive is unreachable' (exit 4, after three tries), naming no path: only init said it.
+    # Now every command that reads it says so before any request, wherever it was given.
+    with socket.socket() as probe:  # a loopback port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        origin = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    url = origin + api_path
+    path = write(tmp_path, f'[pipedrive]\nbase_url = "{url}"\nplan = "unlimited"\n')
+    events = tmp_path / "in.ndjson"
+    events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
+    token = {"PIPEDRIVE_API_TOKEN": "0" * 40}
+    runs = [
+        (str(path), ["send", str(events)], token),
+        ("command line", ["dry-run", "--lookups", str(events), "--base-url", url], token),
+        ("$RPD_BASE_URL", ["check"], token | {"RPD_BASE_URL": url}),
+        (str(path), ["map-fields"], token),
+    ]
+    for where, command, env in runs:
+        result = CliRunner().invoke(app, [*command, "--config", str(path)], env=env)
+        assert (result.exit_code, result.stdout, result.stderr.splitlines()) == (
+            2,
+            "",
+            [
+                f"error: {where}: base_url {url.rstrip('/')} is not Pipedrive's API: it ends in "
+                f"{api_path.rstrip('/')}, which rpd adds to it",
+                "hint: give base_url (--base-url, $RPD_BASE_URL) the origin only, with no path: "
+                "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and "
+                "/api/v2 itself",
+            ],
+        ), command
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ndjson", "rpd.toml"]

@@ -35,7 +35,6 @@ from rudder_pipedrive_cli.cli.common import (
 )
 from rudder_pipedrive_cli.cli.exits import NO_SPACE
 from rudder_pipedrive_cli.cli.screen import say, show, write_document
-from rudder_pipedrive_cli.core.account import ends_in_an_api_path
 from rudder_pipedrive_cli.core.catalog import ENTITIES
 from rudder_pipedrive_cli.core.catalog_fetch import fetch_catalog
 from rudder_pipedrive_cli.core.catalog_findings import (
@@ -150,9 +149,7 @@ def from_rudderstack(path: Path, err: Console, *, quiet: bool, base_url: str | N
     """The destination in `path` as a config; `base_url` (--base-url) written into it, checked
     as any base_url is (a conversion asks no account, so nothing else would)."""
     try:
-        url = resolve_base_url(base_url, "") if base_url else ""
-        if slip := ends_in_an_api_path(url):
-            raise slip
+        url = resolve_base_url(base_url, "") if base_url else ""  # an API path too
     except UsageError as error:
         raise ConfigError(f"--base-url: {error.message}", hint=error.hint) from None
     if path == STDIN and stdin_is_interactive():  # as `rpd send -` says it

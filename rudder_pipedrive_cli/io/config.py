@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import SplitResult, urlsplit
 
+from rudder_pipedrive_cli.core.account import ends_in_an_api_path
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
 from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
@@ -205,6 +206,11 @@ def resolve_base_url(base_url: str, company_domain: str) -> str:
                 "in clear text",
                 hint="use https://, or http:// only for 127.0.0.1, ::1 or localhost",
             )
+        # A path rpd adds itself (https://x.pipedrive.com/api/v1, copied from Pipedrive's docs)
+        # is said where the URL is read: on a host that did not answer it was 'unreachable'
+        # (exit 4), naming no path, and init alone said it.
+        if slip := ends_in_an_api_path(base_url.rstrip("/")):
+            raise ConfigError(slip.message, hint=slip.hint)
         return base_url.rstrip("/")
     if company_domain:
         if not COMPANY_DOMAIN.fullmatch(company_domain):
