@@ -58,10 +58,10 @@ def test_a_refused_folder_is_named_relative_as_given(
             "check .'s permissions, or give --state PATH a file in a folder you can write to",
         ),
         "roc/.rpd/state.sqlite": (
-            "cannot open state file roc/.rpd/state.sqlite: cannot create roc/.rpd (permission "
-            "denied)",
-            "the state goes in .rpd/ beside the config by default: give --state PATH a file in "
-            "a folder you can write to",
+            "cannot open state file roc/.rpd/state.sqlite: cannot create folder roc/.rpd "
+            "(permission denied)",
+            "the state goes in .rpd/ beside the config by default (in the working directory "
+            "without one): give --state PATH a file in a folder you can write to",
         ),
         "roc/st.sqlite": (
             "cannot open state file roc/st.sqlite: cannot write in folder roc (permission denied)",

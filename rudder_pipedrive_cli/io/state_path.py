@@ -62,12 +62,15 @@ def folder_refused(path: Path) -> UsageError:
     'Permission denied' and 'check the directory's permissions', naming no folder."""
     folder = nearest_there(path) or Path()
     missing = next((f for f in path.parents if f.parent == folder != f), None)
-    what = f"cannot write in folder {folder}" if missing is None else f"cannot create {missing}"
+    what = (
+        f"cannot write in folder {folder}" if missing is None else f"cannot create folder {missing}"
+    )
     default = path.name == STATE_FILE and path.parent.name == STATE_DIR
     return UsageError(
         f"cannot open state file {path}: {what} (permission denied)",
         hint=(
-            f"the state goes in {STATE_DIR}/ beside the config by default: "
+            f"the state goes in {STATE_DIR}/ beside the config by default (in the working "
+            "directory without one): "
             if default
             else f"check {folder}'s permissions, or "
         )

@@ -50,9 +50,10 @@ def test_the_default_state_in_a_folder_rpd_cannot_write_names_it_and_offers_stat
     state = roc / ".rpd" / "state.sqlite"
 
     assert refused_before_sending(sandbox, tmp_path, state) == [
-        f"error: cannot open state file {state}: cannot create {roc / '.rpd'} (permission denied)",
-        "hint: the state goes in .rpd/ beside the config by default: give --state PATH a "
-        "file in a folder you can write to",
+        f"error: cannot open state file {state}: cannot create folder {roc / '.rpd'} "
+        "(permission denied)",
+        "hint: the state goes in .rpd/ beside the config by default (in the working directory "
+        "without one): give --state PATH a file in a folder you can write to",
     ]
 
 
