@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -27,6 +28,7 @@ from rudder_pipedrive_cli.cli.common import (
     command_env,
     handle_errors,
     late_events,
+    make_consoles,
     note_finished_objects,
     note_late_events,
     note_reading_a_terminal,
@@ -64,7 +66,14 @@ from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.index_waits import waiting
 from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
-from rudder_pipedrive_cli.io.config import REDACTED, require_token
+from rudder_pipedrive_cli.io.config import (
+    REDACTED,
+    TOKEN_ENV,
+    Secret,
+    TokenPattern,
+    config_path,
+    require_token,
+)
 from rudder_pipedrive_cli.io.deadletter import (
     DeadLetters,
     check_output_path,
@@ -75,6 +84,7 @@ from rudder_pipedrive_cli.io.deadletter import (
     refuse_inside_input_folders,
 )
 from rudder_pipedrive_cli.io.objects import url_scheme
+from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.readers import (
     DEFAULT_MAX_ITEM_BYTES,
     EventReader,
@@ -285,40 +295,49 @@ def send_command(
     cache_entries: opt.CacheEntriesOpt = CACHE_ENTRIES,
 ) -> None:
     """Replay events to Pipedrive: create/update persons and organizations, merge, create leads."""
-    event_filter = EventFilter.from_options(types, since, until)
-    require_readable(paths)  # before a sandbox starts: a missing file is said first
-    overrides = {
-        "pipedrive.plan": plan,
-        "pipedrive.base_url": base_url,
-        "pipedrive.identities": identities,
-    }
-    with (
-        sigterm_as_ctrl_c() as heard,
-        command_env(
-            config=config,
-            verbose=verbose,
-            quiet=quiet,
-            sandbox=sandbox,
-            overrides=overrides,
-            state=state,
-        ) as env,
-        debug_log(env.err, enabled=verbose),
-    ):
-        job = SendJob(
-            paths=tuple(paths),
-            event_filter=event_filter,
-            limit=limit,
-            strict=strict,
-            concurrency=concurrency,
-            max_retries=max_retries,
-            dead_letter=dead_letter or default_dead_letter_path(),
-            own_dead_letter=dead_letter is None,
-            report=report,
-            state=state,
-            max_item_bytes=max_item_bytes,
-            cache_entries=cache_entries,
-        )
-        status = deliver(env, job, heard)
+    tally, started = Tally(), time.monotonic()
+    env: Env | None = None
+    try:
+        event_filter = EventFilter.from_options(types, since, until)
+        require_readable(paths)  # before a sandbox starts: a missing file is said first
+        overrides = {
+            "pipedrive.plan": plan,
+            "pipedrive.base_url": base_url,
+            "pipedrive.identities": identities,
+        }
+        with (
+            sigterm_as_ctrl_c() as heard,
+            command_env(
+                config=config,
+                verbose=verbose,
+                quiet=quiet,
+                sandbox=sandbox,
+                overrides=overrides,
+                state=state,
+            ) as env,
+            debug_log(env.err, enabled=verbose),
+        ):
+            job = SendJob(
+                paths=tuple(paths),
+                event_filter=event_filter,
+                limit=limit,
+                strict=strict,
+                concurrency=concurrency,
+                max_retries=max_retries,
+                dead_letter=dead_letter or default_dead_letter_path(),
+                own_dead_letter=dead_letter is None,
+                report=report,
+                state=state,
+                max_item_bytes=max_item_bytes,
+                cache_entries=cache_entries,
+            )
+            tally.late = late_events(job.paths, event_filter)
+            status = deliver(env, job, heard, tally)
+    except RpdError as error:  # a usage or config error, the state in use or damaged: exit 2
+        if report is not None and not tally.reported:
+            kept = Refused(paths=tuple(paths), config=config, state=state, dead_letter=dead_letter)
+            report_refusal(report, error, tally, started, env, kept)
+        raise
     raise typer.Exit(int(status))
 
 
@@ -357,9 +376,10 @@ def write_report(path: Path, document: dict[str, Any], *, shown: bool = True) ->
         raise output_error(path, *report, error) from None
 
 
-def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
+def deliver(env: Env, job: SendJob, heard: list[signal.Signals], tally: Tally) -> ExitStatus:
     """Send `job`: its exit status. `heard`: the SIGTERMs heard (`sigterm_as_ctrl_c`), where the
-    run's holds (`stops_held`) keep theirs too."""
+    run's holds (`stops_held`) keep theirs too; `tally`: the run's counts, `reported` once its
+    report is begun (a refusal before it writes its own: `report_refusal`)."""
     keep = env.kept_files(job.state)
     check_output_path(job.dead_letter, "--dead-letter", job.paths, keep)
     if job.report is not None:
@@ -368,7 +388,6 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
     if (state_path := keep["the replay state"]) is not None:
         refuse_inside_input_folders(state_path, "--state", job.paths)
     token = require_token(env.settings)
-    tally = Tally(late=late_events(job.paths, job.event_filter))
     started = time.monotonic()
     try:
         replay_state = open_state(env, job.state, cache_entries=job.cache_entries)
@@ -390,7 +409,7 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals]) -> ExitStatus:
         # (QA: a plain "terminated" said neither what was done nor what to do). The --report
         # file still says the stop: an earlier run's left there read as this run's.
         with stops_held(heard):
-            said = stop_said(None, signal_of(stop), env)
+            said = stop_said(None, signal_of(stop), env.settings.api_token.pattern())
             report_stop_while_starting(env, job, tally, said, started)
         what = STOPPED_BY[signal_of(stop)]
         say(env.err, STARTING_MESSAGE.format(what=what), indent=MORE)
@@ -406,12 +425,60 @@ def report_stop_while_starting(
     state begins no run. One it cannot write is said in a line (the stop is the exit)."""
     if job.report is None:
         return
-    document = report_of(env, tally, time.monotonic() - started, None, None)
+    tally.reported = True  # written here: not again as a refusal's (`send_command`)
+    token = env.settings.api_token.pattern()
+    document = report_of(token, tally, time.monotonic() - started, None, None)
     document["stopped"] = said
     try:
         write_report(job.report, document, shown=False)
     except RpdError as error:  # under -q too: a scheduler's run would find no report, unsaid
         env.warn(error.message, even_quiet=True)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """What a send refused before its report knew of its files, as given: what its --report must
+    not overwrite (`report_refusal`) when the config, and so the state's default, is unread."""
+
+    paths: tuple[str, ...]
+    config: str | None
+    state: Path | None
+    dead_letter: Path | None
+
+    def kept_files(self, env: Env | None) -> dict[str, Path | None]:
+        """Env.kept_files, from what was given when the settings were not read."""
+        if env is not None:
+            keep = env.kept_files(self.state)
+        else:
+            config = config_path(self.config, os.environ)[0]
+            keep = {
+                "the replay state": self.state or default_state_path(config),
+                "the config file": config,
+            }
+        return keep | {"the --dead-letter file": self.dead_letter}
+
+
+def report_refusal(
+    report: Path, error: RpdError, tally: Tally, started: float, env: Env | None, given: Refused
+) -> None:
+    """The --report file of a send refused before its run's report (a config error, an input
+    missing, the state in use or damaged: exit 2): what it counted (nothing read), its
+    `"stopped"`, so that an earlier run's report left at that path is not read as this run's.
+    Not when --report itself is refused (a directory, an input, a folder it cannot write): that
+    is `error`, or a line after it. One it cannot write is said in a line (`error` is the exit),
+    under -q too: a scheduler's run would read the earlier report, unsaid."""
+    secret = env.settings.api_token if env is not None else Secret(os.environ.get(TOKEN_ENV, ""))
+    token = secret.pattern()
+    err = env.err if env is not None else make_consoles()[1]
+    try:
+        check_output_path(report, "--report", given.paths, given.kept_files(env))
+        document = report_of(token, tally, time.monotonic() - started, None, None)
+        document["stopped"] = stop_said(error, None, token)
+        write_report(report, document, shown=False)
+    except RpdError as refused:
+        if refused.message != error.message:  # not --report's own refusal, said already
+            said = refused.message if token is None else token.sub(REDACTED, refused.message)
+            say(err, f"warning: {said}", indent=MORE)
 
 
 def open_state(env: Env, state: Path | None, *, cache_entries: int) -> ReplayState | None:
@@ -501,7 +568,8 @@ def run_send(
         listed = listed_with(lists, config, unreachable)
         plan_config = with_catalog(env, config, listing=listed, store=replay_state)
     except AuthRefused as refused:  # the token refused (exit 3): its two lines, and the report
-        report_stop_while_starting(env, job, tally, stop_said(refused, None, env), started)
+        said = stop_said(refused, None, env.settings.api_token.pattern())
+        report_stop_while_starting(env, job, tally, said, started)
         raise
     except (StoppedEarly, PlanFailure, StateUnusable) as error:  # before the first pass
         # (Pipedrive unreachable, the budget spent, a listing the config needs, the state's disk
@@ -746,7 +814,9 @@ def note_left_to_settle(env: Env, events: int) -> None:
 
 
 def stop_said(
-    stopped: RpdError | PlanFailure | None, interrupted: signal.Signals | None, env: Env
+    stopped: RpdError | PlanFailure | None,
+    interrupted: signal.Signals | None,
+    token: TokenPattern | None,
 ) -> dict[str, Any] | None:
     """What stopped a run, for its report and the state's record of it: its exit and its words
     (none of the API token), so that a scheduler reading --report tells a run stopped before
@@ -760,16 +830,19 @@ def stop_said(
         reason = STOPPED_BY[interrupted]
     else:
         return None
-    token = env.settings.api_token.pattern()
     return {"exit": int(status), "reason": reason if token is None else token.sub(REDACTED, reason)}
 
 
 def report_of(
-    env: Env, tally: Tally, duration: float, dead_letter: str | None, identities: Identities | None
+    token: TokenPattern | None,
+    tally: Tally,
+    duration: float,
+    dead_letter: str | None,
+    identities: Identities | None,
 ) -> dict[str, Any]:
     """The report's document, none of the API token in it; `identities` None when the run
     stopped before it chose how to resolve them (the report says none)."""
-    without_token(tally, env.settings.api_token.pattern())
+    without_token(tally, token)
     document = tally.to_json(duration_s=duration, dead_letter=dead_letter)
     document.update({"identities": None} if identities is None else identities.report())
     return document
@@ -798,13 +871,14 @@ def end_run(
     tally.reported = True  # a stop from here on is not one while starting (`deliver`)
     with stops_held(heard):  # SPEC 6: a stop now still has its report, then its exit
         duration = time.monotonic() - started
-        document = report_of(env, tally, duration, letters.written, identities)
+        token = env.settings.api_token.pattern()
+        document = report_of(token, tally, duration, letters.written, identities)
         # Said only when every event read was planned: a stopped run's rerun plans the rest.
         whole = stopped is None and interrupted is None and not heard and not tally.not_attempted
         unsettled = replay_state.left_to_settle() if replay_state is not None and whole else 0
         if unsettled:  # only a run that leaves some has the key
             document["left_to_settle"] = unsettled
-        if said := stop_said(stopped, interrupted or (heard[0] if heard else None), env):
+        if said := stop_said(stopped, interrupted or (heard[0] if heard else None), token):
             document["stopped"] = said  # only a run that stopped early has the key
         if replay_state is not None:
             try:
@@ -812,7 +886,7 @@ def end_run(
             except StateUnusable as error:  # its disk full, the file gone: the report first
                 if stopped is None:
                     stopped = error
-                    document["stopped"] = stop_said(error, None, env)  # --report's, below
+                    document["stopped"] = stop_said(error, None, token)  # --report's, below
                 elif error.message != str(stopped):  # the same (a full disk): said once
                     # The run's own stop is the exit and its words last: this one's are
                     # said too, with what to do about it (its rerun alone would not resume).

@@ -15,6 +15,7 @@ from e2e_support import (
     EXAMPLES,
     TOKEN,
     assert_report_adds_up,
+    assert_stopped_while_starting,
     holdings,
     identify,
     rpd_send,
@@ -332,7 +333,7 @@ def test_an_input_that_cannot_be_read_is_a_usage_error_before_sending(
         "hint: check the path (nothing was read or sent)",
     ]
     assert sandbox.stats()["requests"] == {}
-    assert run.report is None
+    assert_stopped_while_starting(run.report, 2, f"cannot read {wrong}: {why}")
     assert not run.dead_letter.exists()
 
 
@@ -458,9 +459,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_sending(
         command += ["--state", str(tmp_path / "state.sqlite")]
         result = CliRunner().invoke(app, command, env={**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN})
         exit_code, stderr = result.exit_code, result.stderr
+        written = []  # --report itself refused: none written, as the error says
     else:
         run = rpd_send(sandbox, tmp_path, events, dead_letter=path)
         exit_code, stderr = run.exit_code, run.stderr
+        # --dead-letter refused: the --report file says so (an earlier one is not left as this)
+        assert_stopped_while_starting(run.report, 2, f"cannot write {option} {path}: {error}")
+        written = ["run-report.json"]
 
     assert exit_code == 2, stderr
     assert stderr.splitlines() == [
@@ -468,7 +473,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_sending(
         f"hint: choose another {option} path; nothing was sent",
     ]
     assert sandbox.stats()["requests"] == {}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "events.ndjson"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE", "events.ndjson", *written]
 
 
 def test_probing_an_output_changes_nothing(tmp_path: Path) -> None:

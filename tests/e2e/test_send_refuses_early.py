@@ -19,6 +19,7 @@ from e2e_support import (
     ROLE_FIELD,
     TOKEN,
     USER_ID_FIELD,
+    assert_stopped_while_starting,
     holdings,
     identify,
     rpd_send,
@@ -59,7 +60,9 @@ def test_an_enum_identity_field_is_refused_before_any_event(
     ]
     # The account (which keys the state) and the listing only: no event was tried.
     assert sandbox.stats()["requests"] == LISTINGS | {"GET /v1/users/me": 1}
-    assert run.report is None and not run.dead_letter.exists()
+    assert not run.dead_letter.exists()
+    # Its --report says the refusal (an earlier run's left there is not read as this run's).
+    assert_stopped_while_starting(run.report, 2, run.stderr.splitlines()[0][7:])
 
 
 UNSET = "identity.user_id_field: not set: only events with external ids can be replayed"
@@ -255,7 +258,8 @@ def test_standard_input_with_the_user_id_field_unset_is_refused_before_any_reque
         "; from a file (not standard input or a pipe), events with external ids go without it",
     )
     assert sandbox.stats()["requests"] == {}
-    assert run.report is None and not run.dead_letter.exists()
+    assert not run.dead_letter.exists()
+    assert_stopped_while_starting(run.report, 2, run.stderr.splitlines()[0][7:])
 
 
 @pytest.mark.parametrize(

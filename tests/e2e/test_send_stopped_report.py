@@ -3,6 +3,8 @@ run that ended with an error tells it from one that finished."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,114 @@ def test_a_token_refused_as_the_identity_index_is_listed_reports_what_the_first_
         "error: Pipedrive refused the API token (401)",
         "hint: check $PIPEDRIVE_API_TOKEN, the token sent (it wins over [pipedrive] api_token)",
     ]
+
+
+def refused_report(reason: str) -> dict[str, Any]:
+    """The whole --report of a send refused before it read anything (exit 2); its duration
+    aside."""
+    return {
+        "events": {"read": 0, "sent": 0, "unchanged": 0, "skipped": 0, "failed": 0},
+        "by_type": {},
+        "skipped_by_reason": {},
+        "requests": {},
+        "retries": 0,
+        "rate_limited": 0,
+        "tokens": 0,
+        "dead_letter": None,
+        "identities": None,
+        "stopped": {"exit": 2, "reason": reason},
+    }
+
+
+def without_duration(report: dict[str, Any] | None) -> dict[str, Any]:
+    assert report is not None
+    assert isinstance(report.pop("duration_s"), float)
+    return report
+
+
+@pytest.mark.parametrize("wrong", ["config typo", "missing input"])
+def test_a_send_refused_for_its_usage_replaces_an_earlier_run_s_report_with_its_stop(
+    sandbox: Sandbox, tmp_path: Path, wrong: str
+) -> None:
+    # Refused with exit 2 (an unknown config key, an input not there), the send left the report
+    # an earlier run wrote at --report: a scheduler reading it took 9 sent as this run's.
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+    config = tmp_path / "typo.toml"
+    config.write_text('[pipedrive]\nplann = "gold"\n')
+    if wrong == "config typo":
+        run = rpd_send(sandbox, tmp_path, events, config=config)
+        said = [f"error: {config}:2: unknown key pipedrive.plann", "hint: did you mean 'plan'?"]
+    else:
+        run = rpd_send(sandbox, tmp_path, events, tmp_path / "day2.ndjosn")
+        said = [
+            f"error: cannot read {tmp_path / 'day2.ndjosn'}: No such file or directory",
+            "hint: check the path (nothing was read or sent)",
+        ]
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == said
+    assert without_duration(run.report) == refused_report(said[0].removeprefix("error: "))
+    assert sandbox.stats()["requests"] == {}
+
+
+def test_a_send_refused_as_another_process_holds_its_state_replaces_an_earlier_report(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Another run holding the state (its lock) refused this one, exit 2, with the earlier
+    # run's report left at --report as this one's.
+    state = tmp_path / "state.sqlite"
+    hold = (
+        "import sys; from pathlib import Path; from rudder_pipedrive_cli.io.state_file import "
+        f"FileLock; FileLock(Path({str(state)!r})).acquire(); print('held', flush=True); "
+        "sys.stdin.read()"
+    )
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+    with subprocess.Popen(
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline() == b"held\n"  # the lock taken: no time waited
+            run = rpd_send(sandbox, tmp_path, events, state=state)
+        finally:
+            holder.stdin.close()
+    assert holder.returncode == 0
+
+    message = f"state file {state} is in use by another rpd process (pid {holder.pid})"
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"error: {message}",
+        "hint: wait for it to finish, or give another state file with --state FILE",
+    ]
+    assert without_duration(run.report) == refused_report(message)
+    assert sandbox.stats()["requests"] == {}
+
+
+@pytest.mark.parametrize("where", ["an input", "a full disk"])
+def test_a_refused_send_whose_report_cannot_be_written_there_says_so_in_a_line(
+    sandbox: Sandbox, tmp_path: Path, where: str
+) -> None:
+    # The config refused before --report was checked: the refusal's report is not written over
+    # the events it names, and a line says why none was written (as one on a full disk).
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+    before = events.read_bytes()
+    config = tmp_path / "typo.toml"
+    config.write_text('[pipedrive]\nplann = "gold"\n')
+    report = events if where == "an input" else Path("/dev/full")
+    said = {
+        "an input": f"--report {events} is one of the input files, and writing there would "
+        "destroy the events it holds: give --report another file (nothing was sent)",
+        "a full disk": "cannot write the report to /dev/full: No space left on device",
+    }[where]
+
+    run = rpd_send(sandbox, tmp_path, events, config=config, args=("--report", str(report)))
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"warning: {said}",
+        f"error: {config}:2: unknown key pipedrive.plann",
+        "hint: did you mean 'plan'?",
+    ]
+    assert events.read_bytes() == before

@@ -14,7 +14,14 @@ import httpx
 import orjson
 import pytest
 from click.testing import Result
-from e2e_support import CLEAN_ENV, EXAMPLE_CONFIG, EXAMPLES, TOKEN, rpd_send
+from e2e_support import (
+    CLEAN_ENV,
+    EXAMPLE_CONFIG,
+    EXAMPLES,
+    TOKEN,
+    assert_stopped_while_starting,
+    rpd_send,
+)
 from loopback import serve_in_thread
 from typer.testing import CliRunner
 
@@ -170,7 +177,8 @@ def test_a_base_url_with_a_path_stops_send_before_any_event(
 
     message, hint = wrong_base_url(url)
     assert (run.exit_code, run.stderr.splitlines()) == (2, [f"error: {message}", hint])
-    assert run.report is None and not run.dead_letter.exists()
+    assert not run.dead_letter.exists()
+    assert_stopped_while_starting(run.report, 2, message)
     assert sum(sandbox.stats()["requests"].values()) == 1  # /crm/v1/users/me alone
 
 

@@ -98,7 +98,8 @@ def test_two_accounts_in_one_state_file_see_only_their_own_cache(
 
 
 def assert_refused_untouched(rig: Rig, state: Path, message: str, hint: str) -> None:
-    """The send stops with exit 2 and the two lines, before any request; the file is as it was."""
+    """The send stops with exit 2 and the two lines, before any request, its --report saying so
+    (nothing read); the file is as it was."""
     content = state.read_bytes()
     served = rig.sandbox.stats()["requests"]
 
@@ -106,7 +107,11 @@ def assert_refused_untouched(rig: Rig, state: Path, message: str, hint: str) -> 
 
     assert refused.exit_code == 2
     assert refused.stderr.splitlines() == [f"error: {message}", f"hint: {hint}"]
-    assert refused.report is None
+    assert refused.report is not None
+    assert (refused.report["events"]["read"], refused.report["stopped"]) == (
+        0,
+        {"exit": 2, "reason": message},
+    )
     assert rig.sandbox.stats()["requests"] == served
     assert state.read_bytes() == content
 
