@@ -32,13 +32,30 @@ class Sender(Protocol):
     async def send(self, request: ApiRequest) -> ApiResponse: ...
 
 
-async def drive_async(plan: Planned, send: Send) -> Outcome:
+def stopped_unknown(stage: str) -> PlanFailure:
+    """What a plan hears for the request it asks after the write of `stage` lost its answer,
+    once the run is stopping: no more is sent for it (a reconciling listing, the write again)."""
+    return PlanFailure(
+        f"{stage}: outcome unknown when the run was stopped; left in flight, the next run "
+        "reconciles it",
+        stage=stage,
+        retryable=True,
+    )
+
+
+async def drive_async(plan: Planned, send: Send, stopping: asyncio.Event | None = None) -> Outcome:
     """`core.driver.drive` with an async `send`, whose `PlanFailure` (the transport gave up) the
     plan hears as an answer (`gave_up`): it fails this event only. The same loop (httpx's model):
-    a shared step would cost a call per request. An outcome (no request needed) is returned."""
+    a shared step would cost a call per request. An outcome (no request needed) is returned.
+
+    Once `stopping` is set, a plan that had a write's answer lost (status 0: unknown) sends nothing
+    more: it hears `stopped_unknown` instead, so the write stays in flight for the next run
+    (its send is journalled) rather than be reconciled and sent again, up to `unknown_tries`
+    times, each bounded only by the answer deadline: a stop waited 10 minutes for them."""
     if type(plan) is Outcome:
         return plan
     request, answer = None, None
+    lost: str = ""  # the stage of the write whose answer was lost, if any
     try:
         while True:
             try:
@@ -48,12 +65,17 @@ async def drive_async(plan: Planned, send: Send) -> Outcome:
                 return outcome
             except Exception as error:  # a bug fails its event, not the whole run (`raised`)
                 return raised(error, "" if request is None else request.stage)
-            try:
-                answer = await send(request)
-            except PlanFailure as failure:
-                answer = gave_up(failure, request.stage)
+            if lost and stopping is not None and stopping.is_set():
+                answer = gave_up(stopped_unknown(lost), request.stage)
+            else:
+                try:
+                    answer = await send(request)
+                except PlanFailure as failure:
+                    answer = gave_up(failure, request.stage)
             if answer.failed is not None:
                 return heard_failure(plan, answer, request.stage)
+            if not (lost or answer.status):  # a write's answer lost: its outcome unknown
+                lost = request.stage
     finally:
         # After AuthRefused, RateLimitStop or a cancellation: end the plan now.
         plan.close()
@@ -220,7 +242,7 @@ async def run_plans(
             async with running:
                 if halted():
                     return
-                outcome = await drive_async(start(item), send)
+                outcome = await drive_async(start(item), send, stop)
                 finished_item = True
                 done(item, outcome)
         except Exception as error:

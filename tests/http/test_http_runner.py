@@ -411,3 +411,65 @@ def test_any_mix_of_identities_keeps_order_and_finishes_everything(
         for earlier in items[: later.index]:
             if earlier.keys & later.keys or EVERY in earlier.keys | later.keys:
                 assert world.position("done", earlier.index) < world.position("start", later.index)
+
+
+CREATE = ApiRequest("POST", "/api/v2/persons", "/api/v2/persons", "create person", None, {})
+LISTING = ApiRequest("GET", "/api/v2/persons", "/api/v2/persons", "reconcile person")
+
+
+def resending_plan() -> Plan:
+    """A write whose answer is lost, reconciled and sent again up to 7 times (WriteOnce's loop)."""
+    for _ in range(7):
+        answer = yield CREATE
+        if answer.failed is not None:
+            raise answer.failed
+        if answer.status:
+            return Outcome(status="sent")
+        listed = yield LISTING
+        if listed.failed is not None:
+            raise listed.failed
+    raise PlanFailure("create person: outcome unknown after 7 attempts", retryable=True)
+
+
+@pytest.mark.parametrize("stopped_while", ["the write", "its reconciliation"])
+def test_a_stop_sends_nothing_more_for_a_write_whose_answer_was_lost(stopped_while: str) -> None:
+    """The stop comes while the write (or the listing after its lost answer) is under way: that
+    request ends as it would, and the plan then hears the stop, not the server (before: the write
+    was reconciled and sent again, each attempt bounded only by the 120 s answer deadline)."""
+    stop = asyncio.Event()
+    sent: list[str] = []
+    outcomes: list[Outcome] = []
+
+    async def send(request: ApiRequest) -> ApiResponse:
+        sent.append(request.stage)
+        if request.stage == (
+            "create person" if stopped_while == "the write" else "reconcile person"
+        ):
+            stop.set()  # Ctrl-C while this request waits for its answer
+        return ApiResponse(status=0 if request.method == "POST" else 200, data=[])
+
+    run(
+        run_plans(
+            [1, 2],
+            start=lambda _item: resending_plan(),
+            keys=lambda _item: frozenset({"u:1"}),
+            send=send,
+            done=lambda _item, outcome: outcomes.append(outcome),
+            concurrency=1,
+            stop=stop,
+        )
+    )
+    asked = {
+        "the write": ["create person"],
+        "its reconciliation": ["create person", "reconcile person"],
+    }
+    assert sent == asked[stopped_while]  # the second item is never started either
+    assert outcomes == [
+        Outcome(
+            status="failed",
+            reason="create person: outcome unknown when the run was stopped; left in flight, "
+            "the next run reconciles it",
+            stage="create person",
+            retryable=True,
+        )
+    ]
