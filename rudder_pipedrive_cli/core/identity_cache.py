@@ -116,20 +116,6 @@ def alias_into(
         aliases[away] = user_id
 
 
-def alias_of(direct: MutableMapping[str, list[str]], previous_id: str, user_id: str) -> None:
-    """Note the input's alias `previous_id` -> `user_id` among `previous_id`'s own aliases, in
-    input order (`direct`: one row per previousId, each alias of it, whatever `alias_into` links),
-    so that an event of `previous_id` between two of them knows those after it (`ahead_of`).
-    A list grown in place and put back (a bounded table keeps what it was given last), not a
-    tuple copied: 100,000 aliases of one previousId were 5e9 userIds copied."""
-    own = direct.get(previous_id)
-    if own is None:
-        direct[previous_id] = [user_id]
-    else:
-        own.append(user_id)
-        direct[previous_id] = own
-
-
 def ahead_of(
     aliases: Mapping[str, str], direct: Mapping[str, Sequence[str]], key: str, event: Event
 ) -> Iterator[str]:
@@ -167,9 +153,9 @@ def ahead_of(
 class AliasesRead:
     """What the planning pass (send's, dry-run's) reads of the input's aliases, in input order, for
     `ahead_of`: each previousId's aliases read so far (its own, `direct`, from the first pass:
-    `alias_of`), and which userIds its aliases lead to an event other than an alias has named so
-    far. An event of a userId that comes between two of its own aliases is marked with how many
-    come before it and the userIds along its chain (`aliases`) named before it
+    `index.input_aliases`), and which userIds its aliases lead to an event other than an alias
+    has named so far. An event of a userId that comes between two of its own aliases is marked
+    with how many come before it and the userIds along its chain (`aliases`) named before it
     (`Event.among_aliases`). The pass must read the items the first pass read: a resumed run that
     reads objects its first pass did not (or the reverse) is given no `direct`."""
 

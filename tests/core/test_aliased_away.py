@@ -37,6 +37,7 @@ from rudder_pipedrive_cli.core.identity_cache import (
 from rudder_pipedrive_cli.core.index import input_aliases
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.ordering import OrderKeys
+from rudder_pipedrive_cli.io.scratch import Spill
 
 ALIASED = replace(CONFIG, aliases={"u-a": "u-b", "u-b": "u-c"})
 IDENTIFY_A: dict[str, Any] = {"type": "identify", "userId": "u-a", "traits": {"name": "A"}}
@@ -264,6 +265,23 @@ def test_a_previousid_s_own_aliases_grow_one_list_not_a_copy_each() -> None:
     input_aliases(items(*(alias(n, "anon", f"u-{n}") for n in range(5))), None, None, direct)
     assert direct == {"anon": [f"u-{n}" for n in range(5)]}
     assert all(value is direct["anon"] for value in direct.written)
+
+
+def test_a_bounded_table_moving_rows_out_mid_pass_keeps_each_previousid_s_own_aliases() -> None:
+    """The first pass reads a bounded table's memory while it holds all its keys (`table_get`),
+    and the table once rows move out: each previousId's own aliases, in input order, as a dict
+    takes them (30 previousIds, 2 rows in memory)."""
+    rnd = random.Random(7)
+    pairs = [(f"p-{rnd.randrange(30)}", f"u-{rnd.randrange(50)}") for _ in range(300)]
+    events = items(*(alias(n, a, b) for n, (a, b) in enumerate(pairs)))
+    expected: dict[str, list[str]] = {}
+    for previous, user in pairs:
+        expected.setdefault(previous, []).append(user)
+    with Spill(2, batch=2) as spill:
+        direct = spill.table()
+        input_aliases(events, None, spill.table(), direct)
+        assert direct.moved
+        assert {key: direct[key] for key in direct} == expected
 
 
 def random_aliases(rnd: random.Random) -> tuple[dict[str, str], list[Event]]:

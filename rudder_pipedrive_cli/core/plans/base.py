@@ -47,7 +47,7 @@ class PlanConfig:
     # (`identity_cache.alias_into`, from send's first pass over its files): a userId Pipedrive
     # does not find may be one an earlier run's aliases merged or re-keyed away.
     aliases: Mapping[str, str] = field(default_factory=dict)
-    # Each previousId's own aliases, their userIds in input order (`identity_cache.alias_of`): an
+    # Each previousId's own aliases, their userIds in input order (`index.input_aliases`): an
     # event between two of them is looked for in an order of its own (`ahead_of`).
     aliases_of: Mapping[str, Sequence[str]] = field(default_factory=dict)
     # Its mappings' tables (`compiled_mapping`), made at first use; `replace` starts new ones.
