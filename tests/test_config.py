@@ -1571,7 +1571,7 @@ def test_the_config_s_warnings_never_show_the_token_pasted_as_a_trait_or_an_even
     ]
 
 
-@pytest.mark.parametrize("api_path", ["/api/v1", "/api/v2/", "/v1"])
+@pytest.mark.parametrize("api_path", ["/api/v1", "/api/v2/"])
 def test_a_base_url_ending_in_an_api_path_is_refused_as_it_is_read(
     tmp_path: Path, api_path: str
 ) -> None:
@@ -1606,3 +1606,31 @@ def test_a_base_url_ending_in_an_api_path_is_refused_as_it_is_read(
             ],
         ), command
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ndjson", "rpd.toml"]
+
+
+@pytest.mark.parametrize(
+    ("url", "ending"),
+    [
+        ("https://gw.example.com/pipedrive/v1", None),  # a gateway's own version
+        ("https://gw.example.com/v1/", None),
+        ("https://acme.pipedrive.com/v1", "/v1"),  # Pipedrive's own host: rpd's path
+        ("https://api.pipedrive.com/v1/", "/v1"),
+        ("https://gw.example.com/pipedrive/api/v1", "/api/v1"),
+    ],
+)
+def test_a_gateway_s_own_v1_is_not_refused_as_pipedrive_s_path(
+    tmp_path: Path, url: str, ending: str | None
+) -> None:
+    # A gateway versioned by path (https://gw.example.com/pipedrive/v1, forwarding to Pipedrive's
+    # origin: its requests go to .../pipedrive/v1/v1/users/me) was refused, exit 2, with no way
+    # round: only on Pipedrive's own host is /v1 certainly the path rpd adds itself.
+    path = write(tmp_path, f'[pipedrive]\nbase_url = "{url}"\nplan = "unlimited"\n')
+    if ending is None:
+        assert load_settings(str(path), env={}).api_url == url.rstrip("/")
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(path), env={})
+    assert caught.value.message == (
+        f"{path}: base_url {url.rstrip('/')} is not Pipedrive's API: it ends in {ending}, which "
+        "rpd adds to it"
+    )

@@ -73,15 +73,22 @@ ORIGIN_ONLY = (
     "https://COMPANY.pipedrive.com or https://api.pipedrive.com; rpd adds /v1 and /api/v2 itself"
 )
 API_PATHS = ("/api/v1", "/api/v2", "/v1")  # what rpd puts after base_url: none ends it
+# A gateway's own version (https://gw.example.com/pipedrive/v1, forwarding to Pipedrive's
+# origin) ends in /v1 too: only on Pipedrive's own host is that path certainly the slip.
+PIPEDRIVE_DOMAIN = "pipedrive.com"
 
 
 def ends_in_an_api_path(url: str) -> UsageError | None:
     """A base URL whose path ends in one rpd adds itself (https://x/api/v2, whose requests go to
     /api/v2/v1/users/me) is no Pipedrive API, whatever answers there, else None: said before any
     request, where none is made (a conversion) to find it as `not_pipedrive` does. Any other
-    path (a gateway's prefix) may be right."""
-    path = urlsplit(url).path.rstrip("/")
+    path (a gateway's prefix, and its /v1 off Pipedrive's host) may be right."""
+    parts = urlsplit(url)
+    path, host = parts.path.rstrip("/"), (parts.hostname or "").rstrip(".")
+    own = host == PIPEDRIVE_DOMAIN or host.endswith(f".{PIPEDRIVE_DOMAIN}")
     ending = next((api for api in API_PATHS if path.endswith(api)), None)
+    if ending == "/v1" and not own:
+        return None  # a gateway's /v1: its 404 says it, where it is wrong (`not_pipedrive`)
     if ending is None:
         return None
     return UsageError(
