@@ -94,7 +94,7 @@ from rudder_pipedrive_cli.io.readers import (
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
-from rudder_pipedrive_cli.io.state_file import StateUnusable
+from rudder_pipedrive_cli.io.state_file import StateInUse, StateUnusable
 from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
@@ -458,6 +458,9 @@ class Refused:
         return keep | {"the --dead-letter file": self.dead_letter}
 
 
+HELD_REPORT = "the run holding the state may have written its own report there"
+
+
 def report_refusal(
     report: Path, error: RpdError, tally: Tally, started: float, env: Env | None, given: Refused
 ) -> None:
@@ -466,10 +469,15 @@ def report_refusal(
     `"stopped"`, so that an earlier run's report left at that path is not read as this run's.
     Not when --report itself is refused (a directory, an input, a folder it cannot write): that
     is `error`, or a line after it. One it cannot write is said in a line (`error` is the exit),
-    under -q too: a scheduler's run would read the earlier report, unsaid."""
+    under -q too: a scheduler's run would read the earlier report, unsaid. Nor when another
+    process holds the state: a scheduled run's overlap shares its --report, which that run may
+    have written already (between its report and its unlock), and would lose (said in a line)."""
     secret = env.settings.api_token if env is not None else Secret(os.environ.get(TOKEN_ENV, ""))
     token = secret.pattern()
     err = env.err if env is not None else make_consoles()[1]
+    if isinstance(error, StateInUse):  # its --report may be the running run's, written already
+        say(err, f"warning: --report {report} left as it was: {HELD_REPORT}", indent=MORE)
+        return
     try:
         check_output_path(report, "--report", given.paths, given.kept_files(env))
         document = report_of(token, tally, time.monotonic() - started, None, None)

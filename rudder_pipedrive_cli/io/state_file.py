@@ -94,6 +94,10 @@ def _flock_soon(handle: int) -> None:
             time.sleep(pause)
 
 
+class StateInUse(UsageError):
+    """The state file is locked by another rpd process (`FileLock.acquire`): exit 2."""
+
+
 class FileLock:
     """An exclusive `flock` on the database file itself (symlinks resolved), so every name of the
     file, symlink or hard link, meets the same lock; the kernel drops it when the process dies, so
@@ -119,7 +123,7 @@ class FileLock:
             except BlockingIOError:
                 pid = _holder_pid(self.real, handle)
                 os.close(handle)
-                raise UsageError(
+                raise StateInUse(
                     f"state file {self.state_path} is in use by another rpd process (pid {pid})",
                     hint="wait for it to finish, or give another state file with --state FILE",
                 ) from None

@@ -24,6 +24,7 @@ from e2e_support import (
     rpd_send,
 )
 
+from rudder_pipedrive_cli.cli.send_cmd import HELD_REPORT
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -488,6 +489,7 @@ def test_a_state_file_in_use_by_another_run_is_exit_2(sandbox: Sandbox, tmp_path
 
     assert run.exit_code == 2
     assert run.stderr.splitlines() == [
+        f"warning: --report {tmp_path / 'run-report.json'} left as it was: {HELD_REPORT}",
         f"error: state file {state} is in use by another rpd process (pid {os.getpid()})",
         "hint: wait for it to finish, or give another state file with --state FILE",
     ]

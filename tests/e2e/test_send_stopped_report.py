@@ -153,18 +153,20 @@ def test_a_send_refused_for_its_usage_replaces_an_earlier_run_s_report_with_its_
     assert sandbox.stats()["requests"] == {}
 
 
-def test_a_send_refused_as_another_process_holds_its_state_replaces_an_earlier_report(
+def test_a_send_refused_as_another_process_holds_its_state_leaves_that_run_s_report(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    # Another run holding the state (its lock) refused this one, exit 2, with the earlier
-    # run's report left at --report as this one's.
+    # Another run holding the state (its lock) refused this one, exit 2: a scheduled run's
+    # overlap shares its --report, which that run writes before it lets go of the state. The
+    # refusal's report was written over it (ef76f77): that run's counts were lost.
     state = tmp_path / "state.sqlite"
+    report = tmp_path / "run-report.json"
     hold = (
         "import sys; from pathlib import Path; from rudder_pipedrive_cli.io.state_file import "
-        f"FileLock; FileLock(Path({str(state)!r})).acquire(); print('held', flush=True); "
+        f"FileLock; FileLock(Path({str(state)!r})).acquire(); "
+        f"Path({str(report)!r}).write_bytes({STALE_REPORT!r}); print('held', flush=True); "
         "sys.stdin.read()"
     )
-    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
     events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
     with subprocess.Popen(
         [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -177,13 +179,14 @@ def test_a_send_refused_as_another_process_holds_its_state_replaces_an_earlier_r
             holder.stdin.close()
     assert holder.returncode == 0
 
-    message = f"state file {state} is in use by another rpd process (pid {holder.pid})"
     assert run.exit_code == 2, run.stderr
     assert run.stderr.splitlines() == [
-        f"error: {message}",
+        f"warning: --report {report} left as it was: the run holding the state may have written "
+        "its own report there",
+        f"error: state file {state} is in use by another rpd process (pid {holder.pid})",
         "hint: wait for it to finish, or give another state file with --state FILE",
     ]
-    assert without_duration(run.report) == refused_report(message)
+    assert report.read_bytes() == STALE_REPORT
     assert sandbox.stats()["requests"] == {}
 
 

@@ -35,6 +35,7 @@ from resume_support import (
     wait_for,
 )
 
+from rudder_pipedrive_cli.cli.send_cmd import HELD_REPORT
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, token_fingerprint
 from rudder_pipedrive_cli.sandbox import Sandbox
 
@@ -97,21 +98,30 @@ def test_two_accounts_in_one_state_file_see_only_their_own_cache(
     }
 
 
-def assert_refused_untouched(rig: Rig, state: Path, message: str, hint: str) -> None:
+def assert_refused_untouched(
+    rig: Rig, state: Path, message: str, hint: str, *, held: bool = False
+) -> None:
     """The send stops with exit 2 and the two lines, before any request, its --report saying so
-    (nothing read); the file is as it was."""
+    (nothing read), but when another process holds the state (`held`: a line says that run's
+    report is left); the file is as it was."""
     content = state.read_bytes()
     served = rig.sandbox.stats()["requests"]
 
     refused = rig.send(EVENTS, "refused")
 
     assert refused.exit_code == 2
-    assert refused.stderr.splitlines() == [f"error: {message}", f"hint: {hint}"]
-    assert refused.report is not None
-    assert (refused.report["events"]["read"], refused.report["stopped"]) == (
-        0,
-        {"exit": 2, "reason": message},
-    )
+    left = [
+        f"warning: --report {rig.directory / 'refused-report.json'} left as it was: {HELD_REPORT}"
+    ]
+    assert refused.stderr.splitlines() == [*left[:held], f"error: {message}", f"hint: {hint}"]
+    if held:
+        assert refused.report is None
+    else:
+        assert refused.report is not None
+        assert (refused.report["events"]["read"], refused.report["stopped"]) == (
+            0,
+            {"exit": 2, "reason": message},
+        )
     assert rig.sandbox.stats()["requests"] == served
     assert state.read_bytes() == content
 
@@ -134,6 +144,7 @@ def test_a_state_file_held_by_another_rpd_is_refused(
                 state,
                 f"state file {state} is in use by another rpd process (pid {holder.pid})",
                 "wait for it to finish, or give another state file with --state FILE",
+                held=True,
             )
         finally:
             holder.kill()
@@ -205,6 +216,7 @@ def test_a_state_file_held_through_another_name_is_refused(
                 state,
                 f"state file {other_name} is in use by another rpd process (pid {holder.pid})",
                 "wait for it to finish, or give another state file with --state FILE",
+                held=True,
             )
         finally:
             holder.kill()
