@@ -194,6 +194,11 @@ create = "activty"
             "FILE:5: unknown key pipedrive.plna",
             "did you mean 'plan'?",
         ),
+        (  # an escaped quote before three closes no multi-line string: line 3 is its text
+            '[identity]\nuser_id_field = """a\\"""\nuser_id_feld = 1\n"""\nuser_id_feld = "a"\n',
+            "FILE:5: unknown key identity.user_id_feld",
+            "did you mean 'user_id_field'?",
+        ),
         (
             '[fields.persons]\nrole = "k"\n"job title" = 5\n',
             "FILE:3: fields.persons.job title must be a Pipedrive field key (a string), got 5",

@@ -493,6 +493,12 @@ KEY_LINE = re.compile(r"""\s*([^\s=\[#][^=#]*?)\s*=""")
 HEADER = re.compile(r"\s*\[\[?([^\[\]]+)\]\]?\s*(?:#.*)?")  # [table] or [[table]], its name
 NAME_PART = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[^."\'\s]+')  # a dotted name's part
 STRING_BLOCKS = ('"""', "'''")  # what opens and closes a multi-line string
+BASIC_ESCAPE = re.compile(r"\\.")  # a basic string's escape: its \" closes no string
+
+
+def _delimits(line: str, mark: str) -> bool:
+    """Whether `line` opens or closes a multi-line string delimited by `mark` (an odd count)."""
+    return (BASIC_ESCAPE.sub("", line) if mark == '"""' else line).count(mark) % 2 == 1
 
 
 def _dotted(name: str) -> str:
@@ -508,7 +514,7 @@ def _named_lines(text: str) -> Iterator[tuple[int, str, bool]]:
     block = ""  # within a multi-line string, its delimiter
     for number, line in enumerate(text.splitlines(), 1):
         if block:
-            block = "" if line.count(block) % 2 else block
+            block = "" if _delimits(line, block) else block
             continue
         header = HEADER.fullmatch(line)
         key = None if header else KEY_LINE.match(line)
@@ -517,7 +523,7 @@ def _named_lines(text: str) -> Iterator[tuple[int, str, bool]]:
             yield number, table, True
         elif key:
             yield number, f"{table}.{_dotted(key.group(1))}".lstrip("."), False
-        block = next((mark for mark in STRING_BLOCKS if line.count(mark) % 2), "")
+        block = next((mark for mark in STRING_BLOCKS if _delimits(line, mark)), "")
 
 
 def _place(path: Path, text: str, dotted: str) -> str:
