@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -530,6 +531,7 @@ def run_send(
     once = read_once(job.paths)  # standard input, a named pipe: no first pass, read in a thread
     if once:  # before any request: no first pass tells whether any event has external ids
         judge_unset_identity(env, config, external=None)
+    run_stop = asyncio.Event()  # set by drive_all's Ctrl-C, SIGTERM
     client = PipedriveClient(
         token=token,
         base_url=settings.api_url,
@@ -537,6 +539,7 @@ def run_send(
         concurrency=job.concurrency,
         max_retries=job.max_retries,
         tally=tally,
+        stopping=run_stop,  # a stopped run retries no request
     )
     # Objects an earlier run finished are read by neither pass: their events are done, and what
     # they taught (identities, merges, the input's aliases) is in the state.
@@ -737,6 +740,7 @@ def run_send(
                 done=replay.done,
                 concurrency=job.concurrency,
                 left=left,
+                stop=run_stop,
             )
     except ReadingRefused as error:  # the store's (io/objects.py): what the rerun does
         rerun = "it resumes at this object" if replay_state is not None else NO_STATE_RERUN

@@ -51,6 +51,7 @@ from rudder_pipedrive_cli.http.retry import (
     Attempts,
     Retry,
     RetryPolicy,
+    stopped,
 )
 from rudder_pipedrive_cli.http.server_clock import ServerClock, utc_now
 from rudder_pipedrive_cli.io.config import (
@@ -331,6 +332,7 @@ class PipedriveClient:
         unanswered_stops: bool = False,
         most_answer_bytes: int = MAX_ANSWER_BYTES,
         answer_deadline: float = ANSWER_DEADLINE_S,
+        stopping: asyncio.Event | None = None,  # the run's stop (`drive_all`'s): retry no more
     ) -> None:
         # Header values are ASCII: anything else is no Pipedrive token (and httpx would fail).
         if not token.strip() or not token.isprintable() or not token.isascii():
@@ -348,6 +350,7 @@ class PipedriveClient:
         self.unanswered_stops = unanswered_stops
         self.most_answer_bytes = most_answer_bytes
         self.answer_deadline = answer_deadline
+        self.stopping = stopping
         self.policy = RetryPolicy(max_retries=max_retries, sleep=sleep, random=random)
         self.server_clock = ServerClock(now, clock)  # send times on Pipedrive's clock
         # One single-connection client per lane, not one pool of `concurrency` connections:
@@ -413,10 +416,12 @@ class PipedriveClient:
             self.tally.retries += 1
             log.debug("%s: %s; retrying in %.2fs", request.key, retry.reason, wait)
 
-        retrying = self.policy.retrying(attempts, on_retry)
+        retrying = self.policy.retrying(attempts, on_retry, self.stopping)
         try:
             async for attempt in retrying:
                 with attempt:
+                    if attempts.last is not None and stopped(self.stopping):
+                        raise attempts.last  # stopped during the back-off: no attempt more
                     return await self._attempt(request, attempts)
         except RetryError:
             pass

@@ -104,12 +104,17 @@ class RetryPolicy:
     random: Callable[[], float] = field(default=random.random)
 
     def retrying(
-        self, attempts: Attempts, on_retry: Callable[[Retry, float], None]
+        self,
+        attempts: Attempts,
+        on_retry: Callable[[Retry, float], None],
+        stopping: asyncio.Event | None = None,
     ) -> AsyncRetrying:
-        """A tenacity loop for one logical request whose progress is kept in `attempts`."""
+        """A tenacity loop for one logical request whose progress is kept in `attempts`. Once
+        `stopping` is set (the run's stop: Ctrl-C, SIGTERM), a failed attempt is the last: no
+        back-off, no attempt more (each up to the answer deadline), the request fails with it."""
 
         def stop(state: RetryCallState) -> bool:
-            return attempts.failures > self.max_retries
+            return attempts.failures > self.max_retries or stopped(stopping)
 
         def wait(state: RetryCallState) -> float:
             rate_wait = _retry_of(state).rate_wait
@@ -133,6 +138,11 @@ class RetryPolicy:
             retry=retry_if_exception_type(Retry),
             before_sleep=before_sleep,
         )
+
+
+def stopped(stopping: asyncio.Event | None) -> bool:
+    """Whether the run was told to stop: no request is tried again then."""
+    return stopping is not None and stopping.is_set()
 
 
 def _retry_of(state: RetryCallState) -> Retry:

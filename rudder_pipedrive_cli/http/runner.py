@@ -291,18 +291,21 @@ def drive_all(
     concurrency: int = 8,
     handle_sigint: bool = True,
     left: Callable[[T], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> signal.Signals | None:
     """`run_plans` in its own event loop, for the CLI. Returns the signal that stopped the run
     (SIGINT for Ctrl-C, SIGTERM), None when it ran to its end.
 
     The first Ctrl-C or SIGTERM stops taking new events and lets running plans finish; a second
-    one cancels them and raises KeyboardInterrupt (Terminated, for a SIGTERM).
+    one cancels them and raises KeyboardInterrupt (Terminated, for a SIGTERM). `stop` is the
+    event they set, if the caller shares it (the client's: no request is retried once it is set).
     """
+    run_stop = stop if stop is not None else asyncio.Event()
     stopped_by: list[signal.Signals] = []
     heard: list[signal.Signals] = []  # every signal, heard by the loop or not (its last turn)
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop = run_stop
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         installed: dict[signal.Signals, Any] = {}

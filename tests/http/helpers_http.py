@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -61,12 +61,13 @@ def edge_403() -> httpx.Response:
 
 
 def client_for(
-    script: Script,
+    script: Callable[[httpx.Request], httpx.Response],  # a `Script`, mostly
     time: FakeClock,
     *,
     plan: str = "unlimited",
     max_retries: int = 6,
     tally: Tally | None = None,
+    stopping: asyncio.Event | None = None,
 ) -> PipedriveClient:
     return PipedriveClient(
         token=TOKEN,
@@ -79,6 +80,7 @@ def client_for(
         sleep=time.sleep,
         random=lambda: 0.5,
         now=lambda: SENT_AT,
+        stopping=stopping,
     )
 
 

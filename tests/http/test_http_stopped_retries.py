@@ -1,0 +1,117 @@
+"""A stop (Ctrl-C, SIGTERM: the run's `stop` event, shared with the client) ends a request's
+retries (SPEC 6: stop taking new events, finish writes in flight): the attempt under way ends as
+it would, then no back-off and no attempt more; the request fails with its last error, retryable,
+and its event is failed and dead-lettered as other stopped failures. Before, a GET answered 5xx
+or 408, or a PATCH whose answer was lost, was still tried up to max-retries + 1 (7) times after
+the stop, each with its back-off and up to the 120 s answer deadline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+import httpx
+import pytest
+from fakes import FakeClock
+from helpers_http import Script, client_for, error, get, ok, run, send_with, write
+
+from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.protocol import Outcome, Plan
+from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.runner import drive_all
+
+CASES = {
+    "GET 503": (get(), lambda: error(503), "GET /api/v2/persons/{id}: HTTP 503", 503),
+    "GET 408": (get(), lambda: error(408), "GET /api/v2/persons/{id}: HTTP 408", 408),
+    "PATCH lost": (
+        write("PATCH"),
+        lambda: httpx.ReadError("connection reset"),
+        "PATCH /api/v2/persons/{id}: ReadError: connection reset",
+        None,
+    ),
+}
+
+
+class Stopping:
+    """A transport answering every request with `answer()`, the run's stop set while the first
+    waits for its answer (Ctrl-C then)."""
+
+    def __init__(self, answer: Callable[[], httpx.Response | Exception]) -> None:
+        self.stop = asyncio.Event()
+        self.answer = answer
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        self.stop.set()
+        step = self.answer()
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_request_is_not_retried_once_the_run_is_stopped(case: str) -> None:
+    request, answer, reason, status = CASES[case]
+    stopping, time, tally = Stopping(answer), FakeClock(1000.0), Tally()
+    client = client_for(stopping, time, tally=tally, stopping=stopping.stop)
+    with pytest.raises(PlanFailure) as caught:
+        run(send_with(client, request))
+    failure = caught.value
+    assert failure.reason == f"{reason} after 1 attempt"  # one request, not seven
+    assert (failure.status, failure.retryable) == (status, True)
+    assert len(stopping.seen) == 1 and time.sleeps == [] and tally.retries == 0
+
+
+def test_a_stop_during_the_back_off_sends_no_attempt_more() -> None:
+    """Ctrl-C while the client waits to try a GET again: the wait ends as it would, and the
+    request fails with the error it had, no attempt more."""
+    script, time = Script([error(503), ok({"id": 7})]), FakeClock(1000.0)
+    stop = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        await time.sleep(seconds)
+        stop.set()
+
+    client = client_for(script, time, stopping=stop)
+    client.policy = replace(client.policy, sleep=sleep)
+    with pytest.raises(PlanFailure) as caught:
+        run(send_with(client, get()))
+    assert caught.value.reason == "GET /api/v2/persons/{id}: HTTP 503 after 1 attempt"
+    assert len(script.seen) == 1 and time.sleeps == [0.375]
+
+
+def reading_plan() -> Plan:
+    answer = yield get()
+    if answer.failed is not None:
+        raise answer.failed
+    return Outcome(status="sent")
+
+
+def test_a_stopped_run_fails_the_event_whose_request_it_retries_no_more() -> None:
+    """Through drive_all, whose stop the client shares (as `rpd send` gives it both): the event
+    under way fails retryably with its request's last error, the next one is never started."""
+    stopping, time = Stopping(lambda: error(503)), FakeClock(1000.0)
+    outcomes: list[Outcome] = []
+    signalled = drive_all(
+        [1, 2],
+        start=lambda _item: reading_plan(),
+        keys=lambda _item: frozenset({"u:1"}),
+        sender=client_for(stopping, time, stopping=stopping.stop),
+        done=lambda _item, outcome: outcomes.append(outcome),
+        concurrency=1,
+        handle_sigint=False,
+        stop=stopping.stop,
+    )
+    assert signalled is None  # set by the test, not by a signal
+    assert [request.url.path for request in stopping.seen] == ["/api/v2/persons/7"]
+    assert outcomes == [
+        Outcome(
+            status="failed",
+            reason="GET /api/v2/persons/{id}: HTTP 503 after 1 attempt",
+            stage="get person",
+            http_status=503,
+            retryable=True,
+        )
+    ]
