@@ -20,6 +20,7 @@ from rich.console import Console
 
 from rudder_pipedrive_cli.cli.exits import (
     NO_SPACE,
+    STOP_WORD,
     ExitStatus,
     exit_status_for,
     internal_error,
@@ -230,10 +231,9 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated)
+        except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM (Terminated), SIGHUP (HungUp)
             status = exit_status_for(stop)
-            terminated = status is ExitStatus.TERMINATED
-            print("terminated" if terminated else "interrupted", file=sys.stderr)
+            print(STOP_WORD.get(status, "interrupted"), file=sys.stderr)
             raise typer.Exit(int(status)) from None
         except BrokenPipeError:
             # The reader of our output is gone: stop quietly, as `cmd | head` expects.

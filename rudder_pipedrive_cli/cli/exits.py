@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.core.errors import (
     PlanFailure,
     RpdError,
     StoppedEarly,
-    Terminated,
+    signal_of,
 )
 from rudder_pipedrive_cli.io.paths import NO_SPACE as NO_SPACE  # where io meets it too
 
@@ -29,15 +29,18 @@ class ExitStatus(enum.IntEnum):
     INTERNAL = 70  # a bug in rpd (EX_SOFTWARE): not one of SPEC 6's codes, so never mistaken
     INTERRUPTED = 130
     TERMINATED = 143  # 128 + SIGTERM, after the report (SPEC 6)
+    HUNG_UP = 129  # 128 + SIGHUP (the terminal or ssh session closed), after the report
     PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away (`rpd dry-run ... | head`)
+
+
+# handle_errors' one word for a command a signal stopped (send says more: STOPPED_BY).
+STOP_WORD = {ExitStatus.TERMINATED: "terminated", ExitStatus.HUNG_UP: "hung up"}
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:
     """The exit status of a command `error` stopped."""
-    if isinstance(error, Terminated):
-        return ExitStatus.TERMINATED
-    if isinstance(error, KeyboardInterrupt):
-        return ExitStatus.INTERRUPTED
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, SIGTERM, SIGHUP: 128 + the signal
+        return ExitStatus(128 + signal_of(error))
     if isinstance(error, AuthRefused):
         return ExitStatus.AUTH_REFUSED
     if isinstance(error, StoppedEarly):
@@ -91,7 +94,8 @@ class Stderr(io.TextIOWrapper):
     on a full disk, the size limit) does not stop the command where it happened (a send's
     progress line stopped the send mid-run, and its report file was never written): the first
     such refusal is kept in `unsaid`, stderr is /dev/null from then on, and the exit says it
-    (`exit_status_said`)."""
+    (`exit_status_said`). A write to a terminal gone (EIO, after a hang-up) is /dev/null's too,
+    unsaid: the hang-up's own exit (129) says the run stopped (it was 120)."""
 
     unsaid: OSError | None = None
 
@@ -109,13 +113,15 @@ class Stderr(io.TextIOWrapper):
             self._refused(error)
 
     def _refused(self, error: OSError) -> None:
-        if error.errno not in NO_SPACE and error.errno != errno.EPIPE:
+        if error.errno not in NO_SPACE and error.errno not in (errno.EPIPE, errno.EIO):
             raise error
         # What is still buffered, and all that follows, goes where it cannot fail again (the
         # last flush, as the interpreter exits, would: exit 120).
         os.dup2(os.open(os.devnull, os.O_WRONLY), self.fileno())
         if error.errno == errno.EPIPE:  # its reader is gone: rpd stops, exit 141 (handle_errors)
             raise error
+        if error.errno == errno.EIO:  # its terminal is gone (SIGHUP): no one is left to tell
+            return
         self.unsaid = self.unsaid or error
 
 

@@ -48,12 +48,13 @@ from rudder_pipedrive_cli.cli.send_catalog import (
     with_catalog,
 )
 from rudder_pipedrive_cli.core.errors import (
+    RAISED_BY,
     AuthRefused,
     PlanFailure,
     ReadingRefused,
     RpdError,
     StoppedEarly,
-    Terminated,
+    signal_of,
     stop_in,
 )
 from rudder_pipedrive_cli.core.events import Event, fails_again
@@ -135,7 +136,11 @@ INDEX_STOPPED = (
 # What send does before its first event (progress.preparing): a terminal's spinner (under 80
 # columns), a log's line. Those of the identity index: cli/identities.py.
 READING_FIRST = "reading the input first: its aliases and the identities to look up"
-STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated (SIGTERM)"}
+STOPPED_BY = {
+    signal.SIGINT: "interrupted",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "hung up (SIGHUP)",
+}
 
 
 @contextmanager
@@ -153,11 +158,6 @@ def handled(signums: Iterable[int], handler: Callable[[int, Any], None]) -> Iter
             signal.signal(signum, before)
 
 
-def signal_of(stop: BaseException) -> signal.Signals:
-    """The signal a stop came from: SIGTERM for `Terminated`, else Ctrl-C's SIGINT."""
-    return signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-
-
 def hear(caught: BaseException, heard: list[signal.Signals]) -> None:
     """A Ctrl-C or SIGTERM caught before any event (in the first pass, or while the identity
     index is listed), noted in `heard` for the run's end (each handler's is there already);
@@ -170,9 +170,10 @@ def hear(caught: BaseException, heard: list[signal.Signals]) -> None:
 
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
-    """SIGTERM (schedulers, CI, `timeout`, `docker stop`) is handled as Ctrl-C (SPEC 6): outside
-    the run's own handlers (runner.py), it raises `Terminated` where Ctrl-C would raise
-    KeyboardInterrupt, so a send stopped while it starts or reports still exits 143. Each SIGTERM
+    """SIGTERM (schedulers, CI, `timeout`, `docker stop`) and SIGHUP (the terminal or ssh session
+    closed) are handled as Ctrl-C (SPEC 6): outside the run's own handlers (runner.py), they
+    raise `Terminated` or `HungUp` (RAISED_BY) where Ctrl-C would raise KeyboardInterrupt, so a
+    send stopped while it starts or reports still exits 143 or 129. Each SIGTERM
     and Ctrl-C is also kept in the list it gives: a `Terminated` or KeyboardInterrupt that code in
     its way swallowed (a finalizer, a task whose error nobody read) is still a stop heard
     (`run_send`)."""
@@ -180,7 +181,7 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
 
     def stop(signum: int, frame: object) -> None:
         heard.append(signal.Signals(signum))
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise RAISED_BY[signal.Signals(signum)]
 
     with handled(STOPPED_BY, stop):
         yield heard
@@ -782,7 +783,7 @@ def stop_heard_before_it(heard: list[signal.Signals]) -> None:
     """A stop while starting that was swallowed on its way (`sigterm_as_ctrl_c`) raised again,
     before the state's run is begun: the send says it stopped while starting."""
     if heard:
-        raise Terminated if heard[0] == signal.SIGTERM else KeyboardInterrupt
+        raise RAISED_BY[heard[0]]
 
 
 def end_first_pass(
@@ -838,7 +839,7 @@ def stop_said(
         reason = stopped.message if isinstance(stopped, RpdError) else stopped.redacted
         reason = reason or str(stopped)
     elif interrupted is not None:
-        status = ExitStatus.TERMINATED if interrupted == signal.SIGTERM else ExitStatus.INTERRUPTED
+        status = ExitStatus(128 + interrupted)  # INTERRUPTED, TERMINATED or HUNG_UP
         reason = STOPPED_BY[interrupted]
     else:
         return None
@@ -944,5 +945,5 @@ def end_run(
         if replay_state is None:  # nothing to resume from
             message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]), indent=MORE)
-        return ExitStatus(128 + interrupted)  # INTERRUPTED (Ctrl-C) or TERMINATED (SIGTERM)
+        return ExitStatus(128 + interrupted)  # INTERRUPTED, TERMINATED or HUNG_UP (SIGHUP)
     return exit_status_for_run(tally.outcomes["failed"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class RpdError(Exception):
     """Base of rpd's own errors: a one-line message and an optional hint on what to do."""
@@ -44,6 +46,25 @@ class Unreachable(StoppedEarly):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, handled as Ctrl-C is (where Ctrl-C raises KeyboardInterrupt, this): exit 143."""
+
+
+class HungUp(KeyboardInterrupt):
+    """SIGHUP (its terminal or ssh session closed), handled as Ctrl-C is: exit 129."""
+
+
+# What each stop signal raises where Python's code runs (Ctrl-C's is Python's own).
+RAISED_BY: dict[signal.Signals, type[KeyboardInterrupt]] = {
+    signal.SIGINT: KeyboardInterrupt,
+    signal.SIGTERM: Terminated,
+    signal.SIGHUP: HungUp,
+}
+
+
+def signal_of(stop: BaseException) -> signal.Signals:
+    """The signal a stop came from (`RAISED_BY`): Ctrl-C's SIGINT for a plain KeyboardInterrupt."""
+    return next(
+        (signum for signum, raised in RAISED_BY.items() if type(stop) is raised), signal.SIGINT
+    )
 
 
 def stop_in(error: BaseException) -> KeyboardInterrupt | None:

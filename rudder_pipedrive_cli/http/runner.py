@@ -20,7 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeVar
 
 from rudder_pipedrive_cli.core.driver import gave_up, heard_failure, raised
-from rudder_pipedrive_cli.core.errors import PlanFailure, Terminated
+from rudder_pipedrive_cli.core.errors import RAISED_BY, PlanFailure
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Planned
 
@@ -294,11 +294,12 @@ def drive_all(
     stop: asyncio.Event | None = None,
 ) -> signal.Signals | None:
     """`run_plans` in its own event loop, for the CLI. Returns the signal that stopped the run
-    (SIGINT for Ctrl-C, SIGTERM), None when it ran to its end.
+    (SIGINT for Ctrl-C, SIGTERM, SIGHUP), None when it ran to its end.
 
-    The first Ctrl-C or SIGTERM stops taking new events and lets running plans finish; a second
-    one cancels them and raises KeyboardInterrupt (Terminated, for a SIGTERM). `stop` is the
-    event they set, if the caller shares it (the client's: no request is retried once it is set).
+    The first Ctrl-C, SIGTERM or SIGHUP stops taking new events and lets running plans finish; a
+    second one cancels them and raises KeyboardInterrupt (Terminated, HungUp: RAISED_BY). `stop`
+    is the event they set, if the caller shares it (the client's: no request is retried once it
+    is set).
     """
     run_stop = stop if stop is not None else asyncio.Event()
     stopped_by: list[signal.Signals] = []
@@ -319,7 +320,7 @@ def drive_all(
         # Windows event loops have no signal handlers: there Ctrl-C stays a KeyboardInterrupt.
         main_thread = threading.current_thread() is threading.main_thread()
         if handle_sigint and main_thread and sys.platform != "win32":
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in RAISED_BY:
                 previous = signal.getsignal(signum)
                 try:
                     loop.add_signal_handler(signum, on_signal, signum)
@@ -343,14 +344,15 @@ def drive_all(
         finally:
             for signum, previous in installed.items():
                 loop.remove_signal_handler(signum)
-                # asyncio leaves SIGTERM at its default (death without a report): put back
-                # what the caller had, so a signal while the report is written is heard too.
+                # asyncio leaves SIGTERM and SIGHUP at their default (death without a report):
+                # put back what the caller had, so a signal while the report is written is
+                # heard too.
                 if previous is not None:  # None: a handler not set from Python
                     signal.signal(signum, previous)
 
     try:
         asyncio.run(main())
     except asyncio.CancelledError:
-        raise (Terminated if stopped_by[-1:] == [signal.SIGTERM] else KeyboardInterrupt) from None
+        raise RAISED_BY[stopped_by[-1] if stopped_by else signal.SIGINT] from None
     signals = stopped_by or heard
     return signals[0] if signals else None

@@ -1,7 +1,7 @@
-"""Ctrl-C and SIGTERM during `rpd send` (SPEC 5, 6; issue 13 item 12): no new events start, those
-in flight finish, the report is printed and written (events read ahead but not started counted
-as not attempted), exit 130 (143 for SIGTERM); a rerun with the same state sends the rest,
-duplicating nothing."""
+"""Ctrl-C, SIGTERM and SIGHUP during `rpd send` (SPEC 5, 6; issue 13 item 12): no new events
+start, those in flight finish, the report is printed and written (events read ahead but not
+started counted as not attempted), exit 130 (143 for SIGTERM, 129 for SIGHUP); a rerun with the
+same state sends the rest, duplicating nothing."""
 
 from __future__ import annotations
 
@@ -60,9 +60,10 @@ def start_send(
     events: Path,
     report: str = "report.json",
     dead_letter: str = "failed.ndjson",
+    stderr: int = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
     """`rpd send` as a subprocess (so it can be sent signals), report.json (or `report`),
-    failed.ndjson (or `dead_letter`) and state.sqlite in `tmp_path`."""
+    failed.ndjson (or `dead_letter`) and state.sqlite in `tmp_path`; its stderr to `stderr`."""
     env = {k: v for k, v in os.environ.items() if k not in CLEAN_ENV}
     env["PIPEDRIVE_API_TOKEN"] = TOKEN
     command = [sys.executable, "-m", "rudder_pipedrive_cli", "send", str(events)]
@@ -70,9 +71,7 @@ def start_send(
     command += ["--concurrency", "4", "--report", str(tmp_path / report)]
     command += ["--state", str(tmp_path / "state.sqlite")]
     command += ["--dead-letter", str(tmp_path / dead_letter)]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
-    )
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, cwd=tmp_path)
 
 
 def acted_on(
@@ -102,7 +101,11 @@ def acted_on(
 
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
-    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        (signal.SIGHUP, 129, "hung up (SIGHUP)"),
+    ],
 )
 def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
     make_sandbox: MakeSandbox,
@@ -139,6 +142,8 @@ def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
         (signal.SIGINT, 130, "interrupted"),
         # Issue 13 item 12: SIGTERM killed rpd mid-write with no report (9 writes in flight).
         (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+        # The terminal or ssh session closed: it was death where it was, exit 129, no report.
+        (signal.SIGHUP, 129, "hung up (SIGHUP)"),
     ],
 )
 def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
@@ -195,6 +200,73 @@ def test_a_stop_signal_finishes_what_is_in_flight_prints_the_report_and_exits(
 
     sandbox.set_faults(latency_ms=0)
     assert_resumed(sandbox, tmp_path, events, state, done=sent)
+
+
+def dead_lettered(path: Path) -> list[str]:
+    """The userIds of the dead letters at `path`, in their order."""
+    return [orjson.loads(line)["event"]["userId"] for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("terminal_gone", [False, True], ids=["stderr piped", "terminal gone"])
+def test_a_sighup_mid_send_dead_letters_every_failed_event_reports_and_exits_129(
+    make_sandbox: MakeSandbox, tmp_path: Path, terminal_gone: bool
+) -> None:
+    """SIGHUP killed a send where it was: exit 129, no report, and failed events the state had
+    recorded missing from the dead letters. Now it stops as SIGTERM does. With its terminal gone
+    (a pty whose other end was closed, as when an ssh session drops), what it says there fails
+    with EIO: that is /dev/null's, and the exit stays 129 (a write raising EIO ended it 70)."""
+    sandbox = make_sandbox(plan="unlimited", latency_ms=150)
+    # Even users are named (created), odd ones nameless (each fails, a dead letter).
+    users = [
+        identify(f"m-{n}", f"u-{n}", **({"name": f"User {n}"} if n % 2 == 0 else {}))
+        for n in range(EVENTS)
+    ]
+    events = write_events(tmp_path / "events.ndjson", users)
+    state = tmp_path / "state.sqlite"
+    parent, child = os.openpty() if terminal_gone else (-1, subprocess.PIPE)
+
+    def hang_up(process: subprocess.Popen[bytes]) -> None:
+        if terminal_gone:
+            os.close(parent)  # from now on its writes to the terminal fail with EIO
+        process.send_signal(signal.SIGHUP)
+
+    try:
+        process, stdout, stderr = acted_on(  # held at the 4th person's creation: u-6
+            sandbox,
+            "POST /api/v2/persons",
+            4,
+            lambda: start_send(sandbox, tmp_path, events, stderr=child),
+            hang_up,
+        )
+    finally:
+        if terminal_gone:
+            os.close(child)
+    text = (stderr or b"").decode()
+
+    assert (process.returncode, stdout) == (129, b""), text
+    if not terminal_gone:
+        assert text.rstrip().endswith(
+            "hung up (SIGHUP): no new events were started and those in flight were finished; "
+            "rerun the same command to resume"
+        )
+    written = orjson.loads((tmp_path / "report.json").read_bytes())
+    assert written["stopped"] == {"exit": 129, "reason": "hung up (SIGHUP)"}
+    counts = written["events"]
+    # u-1, u-3 and u-5 were started before u-6, whose creation was held: at least 3 failed.
+    assert counts["failed"] >= 3 and counts["sent"] >= 4 and counts["not_attempted"] > 0
+    failed = dead_lettered(tmp_path / "failed.ndjson")
+    assert len(failed) == counts["failed"]
+    assert all(int(user.removeprefix("u-")) % 2 == 1 for user in failed)
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(0, counts["sent"] * 2, 2)}
+    with sqlite3.connect(state) as db:  # nothing left in flight: the writes were finished
+        assert db.execute("SELECT count(*) FROM inflight").fetchone() == (0,)
+
+    sandbox.set_faults(latency_ms=0)
+    resumed = rpd_send(sandbox, tmp_path, events, state=state, name="resume")
+    assert resumed.exit_code == 1, resumed.stderr  # the nameless fail again
+    assert resumed.report is not None
+    assert resumed.report["events"]["failed"] == EVENTS // 2
+    assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(0, EVENTS, 2)}
 
 
 @pytest.mark.parametrize(
