@@ -27,7 +27,13 @@ from rudder_pipedrive_cli.cli.exits import (
     print_error,
 )
 from rudder_pipedrive_cli.cli.screen import plural, say
-from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RpdError, UsageError
+from rudder_pipedrive_cli.core.errors import (
+    AuthRefused,
+    PlanFailure,
+    RpdError,
+    UsageError,
+    signal_of,
+)
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io.config import (
     DEFAULT_CONFIG,
@@ -232,9 +238,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM (Terminated), SIGHUP (HungUp)
-            status = exit_status_for(stop)
-            print(STOP_WORD.get(status, "interrupted"), file=sys.stderr)
-            raise typer.Exit(int(status)) from None
+            print(STOP_WORD[signal_of(stop)], file=sys.stderr)
+            raise typer.Exit(int(exit_status_for(stop))) from None
         except BrokenPipeError:
             # The reader of our output is gone: stop quietly, as `cmd | head` expects.
             stdout_to_devnull()

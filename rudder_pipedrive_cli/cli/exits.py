@@ -6,6 +6,7 @@ import enum
 import errno
 import io
 import os
+import signal
 import sys
 from typing import TextIO
 
@@ -33,8 +34,9 @@ class ExitStatus(enum.IntEnum):
     PIPE_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away (`rpd dry-run ... | head`)
 
 
-# handle_errors' one word for a command a signal stopped (send says more: STOPPED_BY).
-STOP_WORD = {ExitStatus.TERMINATED: "terminated", ExitStatus.HUNG_UP: "hung up"}
+# The word for a command each stop signal stopped (handle_errors'; send's STOPPED_BY names the
+# signal beside it).
+STOP_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:

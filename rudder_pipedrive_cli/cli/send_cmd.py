@@ -36,7 +36,12 @@ from rudder_pipedrive_cli.cli.common import (
     taken_events,
     without_token,
 )
-from rudder_pipedrive_cli.cli.exits import ExitStatus, exit_status_for, exit_status_for_run
+from rudder_pipedrive_cli.cli.exits import (
+    STOP_WORD,
+    ExitStatus,
+    exit_status_for,
+    exit_status_for_run,
+)
 from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings, print_send_report, send_again
@@ -136,10 +141,9 @@ INDEX_STOPPED = (
 # What send does before its first event (progress.preparing): a terminal's spinner (under 80
 # columns), a log's line. Those of the identity index: cli/identities.py.
 READING_FIRST = "reading the input first: its aliases and the identities to look up"
-STOPPED_BY = {
-    signal.SIGINT: "interrupted",
-    signal.SIGTERM: "terminated (SIGTERM)",
-    signal.SIGHUP: "hung up (SIGHUP)",
+STOPPED_BY = {  # "interrupted", "terminated (SIGTERM)", "hung up (SIGHUP)"
+    signum: word if signum is signal.SIGINT else f"{word} ({signum.name})"
+    for signum, word in STOP_WORD.items()
 }
 
 
