@@ -198,7 +198,7 @@ NOTHING_LEARNED = Learned()
 
 
 @final  # `type(planned) is Outcome` tells an outcome from a plan (Planned)
-@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by position (faster)
+@dataclass(slots=True)  # immutable by convention; Ctx.outcome makes it by its stores (faster)
 class Outcome:
     """How one event ended, and what it taught us about identities (`learned`: None when it
     taught nothing)."""

@@ -218,11 +218,11 @@ def person_body(traits: dict[str, object], raw: dict[str, object], mapping: dict
     """A new person's body, its warnings and its dropped traits, from top-level `traits`."""
     from rudder_pipedrive_cli.core.events import Event
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-    from rudder_pipedrive_cli.core.plans.common import PERSON, Ctx, entity_body
+    from rudder_pipedrive_cli.core.plans.common import PERSON, entity_body, plan_ctx
 
     config = PlanConfig(person_fields=mapping)
     event = Event({"type": "identify", "userId": "u-1", "traits": traits, **raw}, "t:1")
-    ctx = Ctx(event, config, IdentityStore())
+    ctx = plan_ctx(event, config, IdentityStore())
     body = entity_body(ctx, PERSON, (("traits",),), create=True)
     return list(body.items()), ctx.warnings, ctx.dropped
 
@@ -271,11 +271,11 @@ def test_a_trait_mapped_to_add_time_stands_in_for_the_event_time_in_its_place() 
 def test_a_refused_create_reports_its_body_warnings_and_dropped_traits() -> None:
     from rudder_pipedrive_cli.core.events import Event
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
-    from rudder_pipedrive_cli.core.plans.common import Ctx, person_create_body
+    from rudder_pipedrive_cli.core.plans.common import person_create_body, plan_ctx
 
     traits = {"visible_to": 2, "junk": 1}
     event = Event({"type": "identify", "userId": "u-1", "traits": traits, "timestamp": "x"}, "t:1")
-    ctx = Ctx(event, PlanConfig(create_persons=True), IdentityStore())
+    ctx = plan_ctx(event, PlanConfig(create_persons=True), IdentityStore())
     refused = person_create_body(ctx, "u-1", (("traits",),))
     assert isinstance(refused, Outcome)
     assert (refused.status, refused.reason, refused.stage) == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     Ctx,
     Ref,
     person_create_body,
+    plan_ctx,
     wrote_fields,
 )
 from rudder_pipedrive_cli.core.protocol import EMPTY, NOTHING_LEARNED, Learned, Outcome
@@ -89,7 +91,7 @@ def test_learn_takes_an_outcome_that_taught_only_recency_or_only_held_back() -> 
 def plan_of(user_id: str) -> Ctx:
     """A plan's context before its first request: one object per event (event and ledger)."""
     event = parse_event({"type": "identify", "messageId": "m-1", "userId": user_id}, "t:1")
-    return Ctx(event, PlanConfig(), IdentityStore())
+    return plan_ctx(event, PlanConfig(), IdentityStore())
 
 
 def test_each_ledger_has_containers_of_its_own() -> None:
@@ -290,6 +292,24 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
     assert ctx.finish().status == "sent"  # the plan's end after a write that landed
 
 
+def test_a_plans_ctx_and_outcome_are_made_with_every_slot_set() -> None:
+    """`plan_ctx` and `Ctx.outcome` make their values by `object.__new__` and stores, not by
+    `__init__`: a slot added to `Ctx`, or a field to `Outcome`, that they do not store would be
+    unset (an AttributeError where it is read). The outcome equals the one `Outcome` makes."""
+    ctx = plan_of("u-1")
+    assert {name: getattr(ctx, name, "unset") for name in Ctx.__slots__} == {
+        "_at": None, "config": ctx.config, "dropped": [], "event": ctx.event, "gone": (),
+        "index": None, "known": ctx.known, "learned": NOTHING_LEARNED, "resolved": EMPTY,
+        "superseded": False, "warnings": [], "writes": (),
+    }  # fmt: skip
+    outcome = ctx.outcome("failed", "why", "validate")
+    assert [getattr(outcome, f.name, "unset") for f in fields(Outcome)] == [
+        getattr(Outcome("failed", "why", "validate"), f.name) for f in fields(Outcome)
+    ]
+    assert outcome == Outcome("failed", "why", "validate")
+    assert ctx.finish() == Outcome("unchanged")
+
+
 def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exception() -> None:
     """`person_create_body` refuses as a value (issue 12 item 2): the event's failed outcome, made
     before any write, with its body's dropped traits and what the plan learned on the way."""
@@ -299,7 +319,7 @@ def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exce
         "t:1",
     )  # fmt: skip
     config = PlanConfig(user_id_field="f" * 40, create_persons=True)
-    ctx = Ctx(event, config, IdentityStore())
+    ctx = plan_ctx(event, config, IdentityStore())
     ctx.learn(ORG, "g-1", Ref(5, "search", "g-1"))
     refused = person_create_body(ctx, "u-1")
     assert refused == Outcome(
@@ -309,7 +329,7 @@ def test_a_person_that_cannot_be_created_is_the_plans_failed_outcome_not_an_exce
         dropped=("shoe",),
         learned=Learned(identities={("org", "g-1"): 5}),
     )
-    off = Ctx(event, PlanConfig(user_id_field="f" * 40), IdentityStore())
+    off = plan_ctx(event, PlanConfig(user_id_field="f" * 40), IdentityStore())
     assert person_create_body(off, "u-1") == Outcome(
         status="failed", reason="person not found and create_persons is off", stage="lookup person"
     )

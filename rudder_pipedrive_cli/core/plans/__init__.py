@@ -32,7 +32,7 @@ from rudder_pipedrive_cli.core.identity_cache import IdentityStore, identities_o
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, Step
+from rudder_pipedrive_cli.core.plans.common import Ctx, Step, plan_ctx
 from rudder_pipedrive_cli.core.protocol import Learned, Outcome, Planned
 
 __all__ = ["identities_of", "plan_event"]
@@ -101,4 +101,4 @@ def plan_event(
                 retryable=True,
                 learned=Learned(held_back=about),
             )
-    return HANDLERS[kind](Ctx(event, config, known, index))
+    return HANDLERS[kind](plan_ctx(event, config, known, index))
