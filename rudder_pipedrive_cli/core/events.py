@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from rudder_pipedrive_cli.core.protocol import Outcome
+
+if TYPE_CHECKING:
+    from rudder_pipedrive_cli.core.identity_cache import AliasesRead
 
 # External id types: the seed's names first, then RudderStack's later names for the same thing.
 EXTERNAL_ID_TYPES: Mapping[str, str] = {
@@ -286,11 +289,11 @@ class Event:
     # be one (`userId: true`, an external id of 0). A supported type fails with it (plan_event).
     refused: Outcome | None
     decided: Outcome | None  # set when no request is needed (not an event, filtered out)
-    # Set (by the planning pass, as it reads the input in order: identity_cache.AliasesRead) only
-    # on an event of a userId that comes between two of that userId's own aliases: how many of
-    # them come before it, and the userIds along its chain of aliases an earlier event named.
-    # Unset on every other event (read with getattr's default).
-    among_aliases: tuple[int, tuple[str, ...]]
+    # Set (by the planning pass, as it reads the input in order, when a previousId is aliased
+    # twice or more) on an event with a userId: where it was read, and the `AliasesRead` that read
+    # it, which says where it stands among the own aliases of each userId along its chain
+    # (`identity_cache.ahead_of`). Unset on every other event (read with getattr's default).
+    among_aliases: tuple[int, AliasesRead]
     __slots__ = tuple(__annotations__)
 
     def __init__(self, raw: Any, source: str) -> None:

@@ -8,7 +8,7 @@ Events that share an identity run in input order, so each sees what the previous
 
 from __future__ import annotations
 
-import itertools
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
@@ -120,46 +120,78 @@ def ahead_of(
     aliases: Mapping[str, str], direct: Mapping[str, Sequence[str]], key: str, event: Event
 ) -> Iterator[str]:
     """The userIds to look for `key`'s person at, in turn, for an `event` of `key`: `key`'s chain
-    (`aliased_to`), unless the event comes between two of `key`'s own aliases (`AliasesRead`
-    marked it). Then the order depends on nothing that differs between a first run and a rerun
-    without the state (the input, not what Pipedrive holds), so that both take one person: first
-    the userIds along the chain that an event before this one named (not an alias: an alias
-    creates no person), in chain order, as a first run found their persons there; then the
-    others, those of `key`'s aliases after the event first (each followed along its chain): a
-    first run found none of them, so the event's person is where the aliases after it took it.
+    (`aliased_to`), unless the planning pass read the event (`AliasesRead`, which knows where it
+    stands among the input's aliases). Then the order depends on nothing that differs between a
+    first run and a rerun without the state (the input, not what Pipedrive holds), so that both
+    take one person: at `key` and at each userId along its chain that comes before the last of
+    its own aliases (`AliasesRead.among`), first the userIds along its chain that an event before
+    this one named (not an alias: an alias creates no person), in chain order, as a first run
+    found their persons there; then where its own aliases after the event lead, the last first
+    (each alias of it takes its person, wherever the ones before took it, to its userId: a
+    first run found none of them, so the person it had is where the last of them that ran took
+    it), each walked on the same way; then the rest of its chain. Elsewhere the chain goes on.
     alias a -> b (neither found), track a, identify b, alias a -> c: the rerun's track looks at
-    c first, where a -> c re-keyed the track's person, not at b's own person (b named after).
-    Walked as they are asked for: `find` stops at the first person found, and an event among n
-    aliases of its userId copied and walked all those after it first (their chains too)."""
-    among = getattr(event, "among_aliases", None) if key == event.user_id else None
-    if among is None:
-        yield from aliased_to(aliases, key)
-        return
-    before, named = among
-    yield from named
-    seen = {key, *named}
-    ahead = direct.get(key, ())
-    later = (
-        way
-        for at in range(before, len(ahead))
-        for way in itertools.chain((ahead[at],), aliased_to(aliases, ahead[at]))
-    )
-    for target in itertools.chain(later, aliased_to(aliases, key)):
+    c first, where a -> c re-keyed the track's person, not at b's own person (b named after); and
+    the next hop the same way: alias a -> b, track x, alias x -> a, alias a -> c: the track looks
+    at a, then c, then b. Walked as they are asked for (`find` stops at the first person found),
+    about MAX_MERGE_HOPS userIds at most."""
+    read = getattr(event, "among_aliases", None) if key == event.user_id else None
+    if read is None:
+        return aliased_to(aliases, key)
+    at, aliases_read = read
+    return _looked_on(aliases, direct, key, aliases_read.among(key, at), (at, aliases_read), {key})
+
+
+def _looked_on(
+    aliases: Mapping[str, str],
+    direct: Mapping[str, Sequence[str]],
+    user: str,
+    among: tuple[int, tuple[str, ...]] | None,
+    read: tuple[int, AliasesRead],
+    seen: set[str],
+) -> Iterator[str]:
+    """`ahead_of` on from `user` (its place among its own aliases `among`, as `AliasesRead.among`
+    gives it for the event read at `read`), the userIds in `seen` (`user` among them) given."""
+    at, aliases_read = read
+    if among is not None:
+        before, named = among
+        for name in named:
+            if name not in seen:
+                seen.add(name)
+                yield name
+        own = direct.get(user, ())
+        for later in range(len(own) - 1, before - 1, -1):
+            if len(seen) > MAX_MERGE_HOPS:
+                return
+            if (ahead := own[later]) not in seen:
+                seen.add(ahead)
+                yield ahead
+                yield from _looked_on(
+                    aliases, direct, ahead, aliases_read.among(ahead, at), read, seen
+                )
+    for target in aliased_to(aliases, user):  # then its chain, each hop taken the same way
+        if len(seen) > MAX_MERGE_HOPS:
+            return
         if target not in seen:
             seen.add(target)
             yield target
+            if (hop := aliases_read.among(target, at)) is not None:
+                yield from _looked_on(aliases, direct, target, hop, read, seen)
+                return
 
 
 class AliasesRead:
     """What the planning pass (send's, dry-run's) reads of the input's aliases, in input order, for
-    `ahead_of`: each previousId's aliases read so far (its own, `direct`, from the first pass:
-    `index.input_aliases`), and which userIds its aliases lead to an event other than an alias
-    has named so far. An event of a userId that comes between two of its own aliases is marked
-    with how many come before it and the userIds along its chain (`aliases`) named before it
-    (`Event.among_aliases`). The pass must read the items the first pass read: a resumed run that
-    reads objects its first pass did not (or the reverse) is given no `direct`."""
+    `ahead_of`: where each previousId aliased twice or more (its own aliases, `direct`, from the
+    first pass: `index.input_aliases`) has its aliases, and where an event other than an alias
+    first names each userId the aliases lead to, counted in events read. Each event with a userId
+    is marked with where it was read and this (`Event.among_aliases`), so that its look-ahead
+    knows, at any userId along its chain, where it stands among that userId's aliases (`among`):
+    what the pass reads after it does not change that. The pass must read the items the first
+    pass read: a resumed run that reads objects its first pass did not (or the reverse) is given
+    no `direct`."""
 
-    __slots__ = ("_aliases", "_direct", "_named", "_named_get", "_read")
+    __slots__ = ("_aliases", "_at", "_at_get", "_direct", "_named", "_named_get", "_read")
 
     def __init__(
         self,
@@ -168,12 +200,15 @@ class AliasesRead:
         tables: Tables = dict,
     ) -> None:
         self._direct, self._aliases = direct, aliases
-        self._read: MutableMapping[str, int] = tables()
-        # The userIds the aliases lead to: False until an event other than an alias names one.
-        self._named: MutableMapping[str, bool] = tables()
+        self._read = 0  # the events with a userId read so far
+        # Where the aliases of each previousId aliased twice or more were read, in turn.
+        self._at: MutableMapping[str, list[int]] = tables()
+        # The userIds the aliases lead to: where an event other than an alias first named each,
+        # -1 until one does.
+        self._named: MutableMapping[str, int] = tables()
         for targets in direct.values():
             for target in targets:
-                self._named[target] = False
+                self._named[target] = -1
         self._bind()
 
     @classmethod
@@ -181,30 +216,51 @@ class AliasesRead:
         cls, direct: Mapping[str, Sequence[str]], aliases: Mapping[str, str], tables: Tables
     ) -> AliasesRead | None:
         """One for a run whose input aliases a previousId twice or more, else None: no event
-        comes between two aliases of its userId, and none needs reading (most inputs)."""
+        stands among two aliases of a userId, and none needs reading (most inputs)."""
         if any(len(targets) > 1 for targets in direct.values()):
             return cls(direct, aliases, tables)
         return None
 
     def _bind(self) -> None:
         self._named_get = table_get(self._named, self._bind)
+        self._at_get = table_get(self._at, self._bind)
 
     def __call__(self, event: Event) -> None:
         """Note `event`, the next planned one in input order."""
         user = event.user_id
         if user is None:
             return
-        if (own := self._direct.get(user)) is not None:
-            read = self._read.get(user, 0)
-            if 0 < read < len(own):  # between two of its aliases
-                named = self._named_get
-                chain = aliased_to(self._aliases, user)
-                event.among_aliases = (read, tuple(t for t in chain if named(t)))
+        at = self._read
+        self._read = at + 1
+        event.among_aliases = (at, self)
         if event.type != "alias":
-            if self._named_get(user) is False:
-                self._named[user] = True
-        elif (previous := event.previous_id) is not None and previous in self._direct:
-            self._read[previous] = self._read.get(previous, 0) + 1  # `input_aliases` noted it
+            if self._named_get(user) == -1:
+                self._named[user] = at
+        elif (previous := event.previous_id) is not None and len(
+            self._direct.get(previous, ())
+        ) > 1:  # `input_aliases` noted it
+            kept = self._at_get(previous)
+            if kept is None:
+                self._at[previous] = [at]
+            else:
+                kept.append(at)
+                self._at[previous] = kept
+
+    def among(self, user: str, at: int) -> tuple[int, tuple[str, ...]] | None:
+        """Where the event read at `at` stands among `user`'s own aliases, when `user` has two or
+        more and the event comes before the last: how many come before it, and the userIds along
+        `user`'s chain an event before it named; else None (its chain alone)."""
+        own = self._direct.get(user)
+        if own is None or len(own) < 2:
+            return None
+        before = bisect_left(self._at_get(user) or (), at)
+        if before >= len(own):
+            return None
+        named = self._named_get
+        chain = aliased_to(self._aliases, user)
+        return before, tuple(
+            target for target in chain if (first := named(target)) is not None and -1 < first < at
+        )
 
 
 def identities_of(

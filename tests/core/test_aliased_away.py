@@ -312,97 +312,173 @@ def test_chains_walked_on_from_where_they_ended_are_the_chains_walked_from_their
     assert walked == input_aliases(events, None, dict(kept))
 
 
-def test_an_event_between_two_of_its_userid_s_aliases_is_marked_with_those_before_it() -> None:
-    """As the planning pass reads the input in order: an event of u-a after u-a -> u-b and before
-    u-a -> u-c (1 before it), with the userIds along u-a's chain that an event before it named
-    (not an alias: u-a -> u-b names u-b, but makes no person); before all, or after all, it is
-    not marked (its chain alone)."""
-    chains = {"u-a": "u-b", "u-b": "u-c"}
-    read = AliasesRead({"u-a": ("u-b", "u-c")}, chains)
-    events = [
-        parse_event({**IDENTIFY_A, "messageId": "1"}, "f:1"),
-        parse_event(alias(2, "u-a", "u-b"), "f:2"),
-        parse_event({**IDENTIFY_A, "messageId": "3"}, "f:3"),
-        parse_event({**IDENTIFY_A, "messageId": "4", "userId": "u-c"}, "f:4"),
-        parse_event(alias(5, "u-y", "u-a"), "f:5"),  # not one of u-a's own
-        parse_event({**IDENTIFY_A, "messageId": "6"}, "f:6"),
-        parse_event(alias(7, "u-a", "u-c"), "f:7"),
-        parse_event({**IDENTIFY_A, "messageId": "8"}, "f:8"),
-    ]
+def read_in_order(
+    direct: dict[str, tuple[str, ...]], chains: dict[str, str], *raws: Any
+) -> list[Event]:
+    """`raws` as events the planning pass read in turn (`AliasesRead`)."""
+    read = AliasesRead(direct, chains)
+    events = [parse_event({"messageId": str(n), **raw}, f"f:{n}") for n, raw in enumerate(raws)]
     for event in events:
         read(event)
-    assert [getattr(event, "among_aliases", None) for event in events] == [
-        None, None, (1, ()), None, (1, ("u-c",)), (1, ("u-c",)), None, None,
+    return events
+
+
+def among(event: Event, user: str) -> tuple[int, tuple[str, ...]] | None:
+    """Where the planning pass says `event` stands among `user`'s own aliases."""
+    at, read = event.among_aliases
+    return read.among(user, at)
+
+
+def test_the_planning_pass_marks_where_an_event_stands_among_each_userid_s_aliases() -> None:
+    """As the planning pass reads the input in order: each event with a userId, where it was
+    read; for u-a (aliased to u-b, then u-c), an event before both (none before it), between
+    them (1 before it), with the userIds along u-a's chain that an event before it named (not an
+    alias: u-a -> u-b names u-b, but makes no person), and after both: none (its chain alone).
+    An alias of u-a stands before itself. What the pass reads later changes none of it (u-c
+    named after the first three)."""
+    chains = {"u-a": "u-b", "u-b": "u-c"}
+    events = read_in_order(
+        {"u-a": ("u-b", "u-c")},
+        chains,
+        IDENTIFY_A,
+        alias(1, "u-a", "u-b"),
+        IDENTIFY_A,
+        {**IDENTIFY_A, "userId": "u-c"},
+        alias(4, "u-y", "u-a"),  # not one of u-a's own
+        IDENTIFY_A,
+        alias(6, "u-a", "u-c"),
+        IDENTIFY_A,
+    )
+    assert [event.among_aliases[0] for event in events] == list(range(8))
+    assert [among(event, "u-a") for event in events] == [
+        (0, ()), (0, ()), (1, ()), (1, ()), (1, ("u-c",)), (1, ("u-c",)), (1, ("u-c",)), None,
     ]  # fmt: skip
+    assert [among(event, "u-c") for event in events] == [None] * 8  # no aliases of its own
     direct = {"u-a": ("u-b", "u-c")}
     orders = [list(ahead_of(chains, direct, "u-a", events[at])) for at in (0, 2, 5, 7)]
-    assert orders == [["u-b", "u-c"], ["u-c", "u-b"], ["u-c", "u-b"], ["u-b", "u-c"]]
-    named = parse_event({**IDENTIFY_A, "messageId": "9"}, "f:9")
-    named.among_aliases = (1, ("u-b",))  # u-b's person was there when it ran: taken first
-    assert list(ahead_of(chains, direct, "u-a", named)) == ["u-b", "u-c"]
+    # Before both, u-a's person is where the last alias took it: u-c, then u-b.
+    assert orders == [["u-c", "u-b"], ["u-c", "u-b"], ["u-c", "u-b"], ["u-b", "u-c"]]
+    named = read_in_order(
+        {"u-a": ("u-b", "u-c")},
+        chains,
+        alias(0, "u-a", "u-b"),
+        {**IDENTIFY_A, "userId": "u-b"},
+        IDENTIFY_A,
+    )[-1]  # u-b's person was there when it ran: taken first
+    assert (among(named, "u-a"), list(ahead_of(chains, direct, "u-a", named))) == (
+        (1, ("u-b",)),
+        ["u-b", "u-c"],
+    )
+    assert list(ahead_of(chains, direct, "u-a", parse_event(IDENTIFY_A, "f:1"))) == [
+        "u-b",
+        "u-c",
+    ]  # not read (no previousId aliased twice): its chain
 
 
-def listed_ahead_of(
-    aliases: dict[str, str], direct: dict[str, list[str]], key: str, event: Event
-) -> list[str]:
-    """`ahead_of`'s order as it was built before it was walked lazily: the whole list at once."""
-    among = getattr(event, "among_aliases", None) if key == event.user_id else None
-    if among is None:
-        return list(aliased_to(aliases, key))
-    before, named = among
-    found, seen = [*named], {key, *named}
-    ahead = direct.get(key, [])[before:]
-    later = (way for target in ahead for way in (target, *aliased_to(aliases, target)))
-    for target in (*later, *aliased_to(aliases, key)):
-        if target not in seen:
-            seen.add(target)
-            found.append(target)
-    return found
+# identify u-263, alias u-263 -> u-7, an event of u-150, alias u-150 -> u-263, identify u-7,
+# alias u-263 -> u-53: chain u-150 -> u-263 -> u-7 -> u-53 (tests/e2e's
+# test_send_realias_after_a_failed_alias_rerun_fresh.py, narrowed from the mixed workload).
+HOPS = {"u-150": "u-263", "u-263": "u-7", "u-7": "u-53"}
+HOPS_OWN = {"u-263": ("u-7", "u-53"), "u-150": ("u-263",)}
+
+
+def hop_events(event: dict[str, Any]) -> list[Event]:
+    return read_in_order(
+        HOPS_OWN,
+        HOPS,
+        {**IDENTIFY_A, "userId": "u-263"},
+        alias(1, "u-263", "u-7"),
+        event,
+        alias(3, "u-150", "u-263"),
+        {**IDENTIFY_A, "userId": "u-7"},
+        alias(5, "u-263", "u-53"),
+        event,
+    )
+
+
+def test_the_next_hop_is_looked_at_as_the_event_stands_among_its_own_aliases() -> None:
+    """An event of u-150 before u-150's one alias follows its chain to u-263, where it comes
+    between u-263's two aliases: there it looks where u-263's alias after it leads (u-53) before
+    the rest of the chain (u-7, named after it); after u-263's last alias, the chain alone."""
+    events = hop_events({**IDENTIFY_A, "userId": "u-150"})
+    between, after = events[2], events[-1]
+    assert among(between, "u-263") == (1, ())
+    assert list(ahead_of(HOPS, HOPS_OWN, "u-150", between)) == ["u-263", "u-53", "u-7"]
+    assert list(ahead_of(HOPS, HOPS_OWN, "u-150", after)) == ["u-263", "u-7", "u-53"]
+    # u-263's own event, before both its aliases: where the last took its person first.
+    assert list(ahead_of(HOPS, HOPS_OWN, "u-263", events[0])) == ["u-53", "u-7"]
+
+
+def test_a_rerun_takes_the_person_the_next_hop_s_later_alias_took() -> None:
+    """The rerun of the event of u-150 between u-263's aliases, u-263's person 1 re-keyed to u-53
+    by the first run, u-7's person 2 made after the event: u-53's person 1, as the first run
+    took u-263's person 1, not u-7's 2, the first found along the chain (a deal made twice)."""
+    config = replace(CONFIG, aliases=HOPS, aliases_of=HOPS_OWN)
+    raw = {**IDENTIFY_A, "userId": "u-150"}
+    read = AliasesRead(HOPS_OWN, HOPS)
+    for event in hop_events(raw)[:2]:
+        read(event)
+    calls = [
+        search_person("u-150"),
+        search_person("u-263"),
+        search_person("u-53", 1),
+        patch_person(1, {"name": "A"}),
+    ]
+    outcome = run(raw, calls, config=config, read=read)
+    found = warning("u-53", 1).replace("u-a", "u-150")
+    check(outcome, status="sent", identities={("person", "u-150"): 1}, warnings=[found])
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_the_userids_ahead_of_an_event_among_aliases_come_in_the_order_listed_before(
-    seed: int,
-) -> None:
-    """Walked lazily, `ahead_of` gives the userIds the whole list gave, in its order: random
-    aliases (the chains the first pass links, over a loop an older rpd kept), an event of each
-    previousId before, between and after each two of its aliases, with some of its chain named
-    before it."""
+def test_the_userids_ahead_of_an_event_read_are_its_chain_s_each_once(seed: int) -> None:
+    """Wherever the planning pass read an event of a userId, `ahead_of` gives each userId along
+    its chain once (as `aliased_to`, in another order), never the userId itself: random aliases
+    (the chains the first pass links, over a loop an older rpd kept), an event of each userId
+    before, between and after each two of its aliases, some of them named before."""
     rnd = random.Random(seed)
-    kept, events = random_aliases(rnd)
+    kept, aliased = random_aliases(rnd)
     direct: dict[str, list[str]] = {}
-    aliases = input_aliases(events, None, dict(kept), direct)
+    aliases = input_aliases(aliased, None, dict(kept), direct)
+    users = sorted({user for pair in aliases.items() for user in pair})
+    raws: list[dict[str, Any]] = []
+    for event in aliased:
+        raws.append(event.raw)
+        if rnd.random() < 0.3:
+            raws.append({**IDENTIFY_A, "userId": rnd.choice(users)})
+    raws += [{**IDENTIFY_A, "userId": user} for user in users]
+    read = AliasesRead(direct, aliases)
     compared = 0
-    for key, own in direct.items():
+    for n, raw in enumerate(raws):
+        event = parse_event({"messageId": str(n), **raw}, f"f:{n}")
+        read(event)
+        key = event.user_id
+        if event.type == "alias" or key is None:
+            continue
         chain = list(aliased_to(aliases, key))
-        for before in range(len(own) + 1):
-            event = parse_event({**IDENTIFY_A, "userId": key}, "f:1")
-            event.among_aliases = (
-                before,
-                tuple(rnd.sample(chain, min(len(chain), rnd.randint(0, 3)))),
-            )
-            assert list(ahead_of(aliases, direct, key, event)) == listed_ahead_of(
-                aliases, direct, key, event
-            )
-            compared += 1
-    assert compared > len(direct)
+        found = list(ahead_of(aliases, direct, key, event))
+        assert len(found) == len(set(found)) and key not in found
+        if len(set(chain) | set(found)) < MAX_MERGE_HOPS:
+            assert set(chain) <= set(found)
+        compared += 1
+    assert compared > len(users)
 
 
 def test_the_userids_ahead_of_an_event_among_aliases_are_walked_as_they_are_asked_for() -> None:
     """`find` stops at the first person found: an event of u-a after the first of its 40 aliases
-    (u-a -> u-0 ... u-a -> u-39: chain u-a to u-0 to ... u-39) is given u-1 before any chain is
-    read (the whole list read the chain of each of the 39 aliases after it and u-a's own first:
-    821 lookups, before any search), u-2 after one lookup (where u-1 leads), all after 821."""
+    (u-a -> u-0 ... u-a -> u-39: chain u-a to u-0 to ... u-39) is given u-39 once u-a's chain is
+    walked (41 lookups: which of it an event before it named), u-38 after one lookup more (where
+    u-39 leads), u-0 last, after each one's chain and u-a's (862: a list of them all, each walked
+    along its chain, read 821 before any search)."""
     direct: dict[str, list[str]] = {}
     aliases = Asked()
-    input_aliases(items(*(alias(n, "u-a", f"u-{n}") for n in range(40))), None, aliases, direct)
-    event = parse_event(IDENTIFY_A, "f:1")
-    event.among_aliases = (1, ())
+    raws = [alias(n, "u-a", f"u-{n}") for n in range(40)]
+    input_aliases(items(*raws), None, aliases, direct)
+    event = read_in_order(direct, aliases, raws[0], IDENTIFY_A, *raws[1:])[1]
     aliases.asked = 0
     order = ahead_of(aliases, direct, "u-a", event)
-    assert (next(order), aliases.asked) == ("u-1", 0)
-    assert (next(order), aliases.asked) == ("u-2", 1)
-    assert [*order, aliases.asked] == [*(f"u-{n}" for n in range(3, 40)), "u-0", 821]
+    assert (next(order), aliases.asked) == ("u-39", 41)
+    assert (next(order), aliases.asked) == ("u-38", 42)
+    assert [*order, aliases.asked] == [*(f"u-{n}" for n in range(37, -1, -1)), 862]
 
 
 REALIASED = replace(
@@ -423,11 +499,18 @@ def test_an_event_between_two_of_its_userid_s_aliases_looks_where_the_later_lead
     calls = [search_person("u-a"), search_person("u-c", 1), patch_person(1, {"name": "A"})]
     outcome = run(IDENTIFY_A, calls, config=REALIASED, read=read)
     check(outcome, status="sent", identities={("person", "u-a"): 1}, warnings=[warning("u-c", 1)])
-    # Before both (unread), it follows u-a's chain as ever: u-b's person first.
-    calls = [search_person("u-a"), search_person("u-b", 2), patch_person(2, {"name": "A"})]
+    # Before both, too: the last alias took u-a's person wherever the first did (or did not).
+    calls = [search_person("u-a"), search_person("u-c", 1), patch_person(1, {"name": "A"})]
     unread = AliasesRead(REALIASED.aliases_of, REALIASED.aliases)
     before = run(IDENTIFY_A, calls, config=REALIASED, read=unread)
-    check(before, status="sent", identities={("person", "u-a"): 2}, warnings=[warning("u-b", 2)])
+    check(before, status="sent", identities={("person", "u-a"): 1}, warnings=[warning("u-c", 1)])
+    # After both, it follows u-a's chain as ever: u-b's person first.
+    after = AliasesRead(REALIASED.aliases_of, REALIASED.aliases)
+    for number, user in enumerate(("u-b", "u-c")):
+        after(parse_event(alias(number, "u-a", user), f"f:{number}"))
+    calls = [search_person("u-a"), search_person("u-b", 2), patch_person(2, {"name": "A"})]
+    last = run(IDENTIFY_A, calls, config=REALIASED, read=after)
+    check(last, status="sent", identities={("person", "u-a"): 2}, warnings=[warning("u-b", 2)])
 
 
 RERUN = replace(

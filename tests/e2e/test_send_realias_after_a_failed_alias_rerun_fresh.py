@@ -20,7 +20,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from e2e_support import ONE, SendRun, alias, holdings, identify, rpd_send, track, write_events
 
 from rudder_pipedrive_cli.core.rules import markers
@@ -191,11 +190,6 @@ ALIASED_USERID: list[dict[str, Any]] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed: the fresh rerun takes u-7's person 2, the first found along "
-    "u-150 -> u-263 -> u-7 -> u-53, and makes the deal again there",
-)
 def test_a_rerun_with_a_fresh_state_makes_the_deal_of_an_alias_to_an_aliased_userid_once(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -211,8 +205,13 @@ def test_a_rerun_with_a_fresh_state_makes_the_deal_of_an_alias_to_an_aliased_use
     (now the first found along the chain), lists its deals (none) and makes the deal again there;
     alias u-263 -> u-53 then merges person 2 into 1: two rpd:m-1292 deals on person 1. Before
     db609e4 (u-150 -> u-7 -> u-53) the first run found no person for the track (failed: no name)
-    and the rerun made the deal once. Not fixed (xfail): the limit of
-    test_send_realias_after_a_failed_alias_rerun_fresh.py, the first person found along a chain."""
+    and the rerun made the deal once.
+    Now the order depends on where each event stands among the own aliases of each userId along
+    its chain (core.identity_cache.ahead_of): the rerun's identify u-263, before both of u-263's
+    aliases, looks first where the last took u-263's person, u-53's person 1 (not u-7's 2, named
+    after it), and the track, taking u-263's person as the first run did, finds it there; without
+    u-263's person known, the track, between u-263's aliases, looks at u-263, then u-53 (where
+    u-263's alias after it leads), then u-7."""
     events = write_events(tmp_path / "aliased.ndjson", ALIASED_USERID)
     for name in ("first", "again"):  # each with a state of its own: the second a fresh one
         assert sent(sandbox, tmp_path, events, name).exit_code in (0, 1)
