@@ -31,8 +31,9 @@ import re
 import stat
 import sys
 import zlib
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain
+from itertools import accumulate, chain
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import orjson
@@ -660,21 +661,26 @@ def _mentioning(
                 if cased or (at := lower.find(word, at, stop)) >= 0:
                     ends[block.rfind(b"\n", 0, at) + 1] = stop
                 at = scan.find(probe, stop, end)
-        counted = begin
+        # Where each line from `begin` on starts, `begin` first (then `end`, and the end of `rest`
+        # when it holds a part of a line): a line's number is `number` and how many start at or
+        # before it. Lines found by memchr (BytesIO's readline) cost a third of `count`'s byte
+        # loop over the block.
+        lines = io.BytesIO(block)
+        lines.seek(begin)
+        starts = list(accumulate(map(len, lines), initial=begin))
         for start in sorted(ends):
-            number += block.count(b"\n", counted, start)
-            counted = start
             line = block[start : ends[start]]
             if len(line) > cap and _oversized(line, cap):
                 continue
+            line_number = number + bisect_right(starts, start)
             # A bare event made at once, as the main loop does; anything else as `_line` reads it.
             try:
-                item = Event(loads(line), f"{name}:{number + 1}")
+                item = Event(loads(line), f"{name}:{line_number}")
             except (orjson.JSONDecodeError, EventError):
-                yield from _line(name, number + 1, line, cap)
+                yield from _line(name, line_number, line, cap)
                 continue
             yield item
-        number += block.count(b"\n", counted, end)
+        number += bisect_right(starts, end) - 1
     if any(word in rest.lower() for word in words) and not _oversized(rest, cap):
         yield from _line(name, number + 1, rest, cap)
 
