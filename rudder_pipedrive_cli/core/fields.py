@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache, partial
+from itertools import filterfalse
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
@@ -846,12 +847,7 @@ def mapped_values(
                 elif table.overridden[key] not in last:
                     last.append(table.overridden[key])
         if added:
-            for key, value in added.items():
-                known = {entry["value"] for entry in body[key]}
-                extra = [
-                    {**entry, "primary": False} for entry in value if entry["value"] not in known
-                ]
-                body[key] = body[key] + extra
+            add_contacts(body, added)
         if identity:
             warnings.append(table.identity_warning)
         if late:
@@ -897,9 +893,19 @@ def mapped_values(
         if not found:  # most bodies: the first to report (`gone` holds each path once)
             found += gone
         else:
-            seen = set(found)  # a set: an item may drop thousands of traits
-            found += [path for path in gone if path not in seen]
+            # Those not in it yet (a set: an item may drop thousands of traits); no comprehension
+            # here, whose closure would make a cell at every call.
+            found += filterfalse(set(found).__contains__, gone)
     return body
+
+
+def add_contacts(body: dict[str, Any], added: Mapping[str, Any]) -> None:
+    """Add to the body's own emails or phones those mapped to them (`added`, by key) that it
+    does not hold yet, none of them primary."""
+    for key, value in added.items():
+        known = {entry["value"] for entry in body[key]}
+        extra = [{**entry, "primary": False} for entry in value if entry["value"] not in known]
+        body[key] = body[key] + extra
 
 
 def next_held(sources: tuple[Mapping[str, Any], ...], others: tuple[int, ...], path: str) -> Any:
