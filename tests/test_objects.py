@@ -1041,15 +1041,37 @@ def test_an_object_cut_again_and_again_but_further_each_time_is_read_to_its_end(
     assert creeping.paths("open").count(f"{tmp_path}/{name}") == 11
 
 
+GONE = (
+    "no such object: deleted or moved since it was listed (nothing of it was read; if it was "
+    "moved, send it from its new place)"
+)
+
+
 def test_a_missing_object_is_a_failed_item_with_its_url(tmp_path: Path) -> None:
     write_folder(tmp_path, backup_objects())
     reader = EventReader([str(tmp_path)], window=WINDOW)
     (tmp_path / TIME_ORDER[1]).unlink()  # gone between listing and reading
     items = list(reader)
     assert [(item.source, error(item)) for item in items if error(item)] == [
-        (f"{tmp_path}/{TIME_ORDER[1]}", "cannot read object: no such object")
+        (f"{tmp_path}/{TIME_ORDER[1]}", f"cannot read object: {GONE}")
     ]
     assert len(items) == len(expected_sources(str(tmp_path))) - 1 + 1
+
+
+def test_a_folder_s_link_to_nothing_is_a_failed_item_naming_its_target(tmp_path: Path) -> None:
+    """A synced copy's link whose target is gone (a dangling link) was 'no such object', as if
+    the file had been deleted meanwhile: the link and where it points are what to fix."""
+    write_folder(tmp_path, backup_objects())
+    (tmp_path / TIME_ORDER[1]).unlink()
+    (tmp_path / TIME_ORDER[1]).symlink_to(tmp_path / "elsewhere" / "x.json.gz")
+    items = list(EventReader([str(tmp_path)], window=WINDOW))
+    assert [(item.source, error(item)) for item in items if error(item)] == [
+        (
+            f"{tmp_path}/{TIME_ORDER[1]}",
+            f"cannot read object: it is a link to {tmp_path}/elsewhere/x.json.gz, which does not "
+            "exist: fix or remove the link, then rerun",
+        )
+    ]
 
 
 def test_an_object_that_changed_between_tries_is_not_mixed(tmp_path: Path) -> None:

@@ -174,7 +174,11 @@ def test_a_deleted_object_is_a_failed_item_with_its_url(s3: S3) -> None:
     s3.client.delete_object(Bucket="backups", Key=f"rs/{TIME_ORDER[0]}")
     items = list(reader)
     assert [(item.source, error(item)) for item in items if error(item)] == [
-        (f"s3://backups/rs/{TIME_ORDER[0]}", "cannot read object: no such object")
+        (
+            f"s3://backups/rs/{TIME_ORDER[0]}",
+            "cannot read object: no such object: deleted or moved since it was listed (nothing "
+            "of it was read; if it was moved, send it from its new place)",
+        )
     ]
     assert [item.raw["messageId"] for item in items if not error(item)] == [
         message for _, message in expected_sources("s3://backups/rs")[1:]

@@ -543,6 +543,19 @@ def _skip(handle: Any, size: int, chunk: int) -> None:
         size -= len(data)
 
 
+def _missing(error: FileNotFoundError) -> str:
+    """Why a listed object cannot be opened: a folder's link to nothing (said with its target),
+    else gone since it was listed (deleted or moved meanwhile: a lifecycle rule, a cleanup)."""
+    name = error.filename
+    if isinstance(name, str) and os.path.islink(name):
+        target = source_name(os.readlink(name))  # a name that is not UTF-8 as `\\xNN`
+        return f"it is a link to {target}, which does not exist: fix or remove the link, then rerun"
+    return (
+        "no such object: deleted or moved since it was listed (nothing of it was read; if it "
+        "was moved, send it from its new place)"
+    )
+
+
 def _why(error: Exception) -> str:
     if isinstance(error, ObjectReadError):
         return str(error)
@@ -551,7 +564,7 @@ def _why(error: Exception) -> str:
     if (denied := forbidden(error)) is not None:
         return denied
     if isinstance(error, FileNotFoundError):
-        return "no such object"
+        return _missing(error)
     if isinstance(error, PermissionError):
         if error.filename is not None:  # the OS refused a local folder's file: no credentials
             return f"{error.strerror or 'Permission denied'} (check the file's permissions)"
