@@ -433,8 +433,9 @@ def test_truncated_gzip_keeps_what_came_before(tmp_path: Path) -> None:
     assert good == [ok(f"{path}:{n + 1}", event) for n, event in enumerate(events[: len(good)])]
     assert last == Item(
         source=f"{path}:{len(good) + 1}",
-        error="truncated gzip stream: "
-        "Compressed file ended before the end-of-stream marker was reached",
+        # Not Python's "Compressed file ended before the end-of-stream marker was reached".
+        error="truncated gzip stream: it ends mid-way (a copy, download or upload cut short); "
+        "the lines before were read: replace it with a whole copy, then rerun",
     )
 
 

@@ -942,11 +942,17 @@ TRAILING_GARBAGE = (
 )
 
 
+TRUNCATED = (
+    "truncated gzip stream: it ends mid-way (a copy, download or upload cut short); the lines "
+    "before were read: replace it with a whole copy, then rerun"
+)
+
+
 def _read_error(exc: BaseException) -> str:
     if isinstance(exc, ObjectReadError):
         return f"cannot read object: {exc}"
-    if isinstance(exc, EOFError):
-        return f"truncated gzip stream: {exc}"
+    if isinstance(exc, EOFError):  # not Python's words, which say neither why nor what to do
+        return TRUNCATED
     if isinstance(exc, gzip.BadGzipFile) and str(exc).startswith("Not a gzipped file"):
         # Only after a whole member (the stream began with gzip's magic): Python's words, with
         # the next bytes' repr, read as if the file were no gzip at all.
