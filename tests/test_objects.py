@@ -760,7 +760,10 @@ def test_retries_run_out_a_failed_item_at_its_line_and_the_run_goes_on(tmp_path:
     )
     failed = [item for item in items if error(item)]
     assert [(item.source, error(item)) for item in failed] == [
-        (f"{root}/{target}:1", "cannot read object: TimeoutError: timed out (6 tries)")
+        (
+            f"{root}/{target}:1",
+            "cannot read object: TimeoutError: timed out (6 tries): rerun to read it again",
+        )
     ]
     good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources(str(root)) if target not in row[0]]
@@ -854,7 +857,11 @@ def test_a_store_that_cannot_be_reached_once_an_objects_tries_run_out_stops_the_
 @pytest.mark.parametrize(
     ("failure", "said", "opened"),
     [
-        (HttpError(503, "Backend Error"), "HttpError: Backend Error, 503 (6 tries)", 6),
+        (
+            HttpError(503, "Backend Error"),
+            "HttpError: Backend Error, 503 (6 tries): rerun to read it again",
+            6,
+        ),
         (*AZURE_FORBIDDEN, 1),
         (
             HttpResponseError("This request is not authorized to perform this operation.", 403,
@@ -868,7 +875,7 @@ def test_a_store_that_cannot_be_reached_once_an_objects_tries_run_out_stops_the_
             HttpResponseError("Operation could not be completed within the specified time.", 500,
                               "OperationTimedOut"),
             "HttpResponseError: Operation could not be completed within the specified time. "
-            "(6 tries)",
+            "(6 tries): rerun to read it again",
             6,
         ),
     ],

@@ -145,7 +145,7 @@ def test_when_the_tries_run_out_the_object_is_a_failed_item_at_its_line(s3: S3) 
     [failed] = [item for item in items if error(item)]
     assert failed.source == f"s3://backups/rs/{target}:1"
     assert error(failed) is not None and error(failed).startswith("cannot read object: ")
-    assert error(failed).endswith(" (6 tries)")
+    assert error(failed).endswith(" (6 tries): rerun to read it again")
     good = [(item.source, item.raw["messageId"]) for item in items if not error(item)]
     assert good == [row for row in expected_sources("s3://backups/rs") if target not in row[0]]
 

@@ -277,6 +277,7 @@ class ObjectChanged(ObjectReadError):
 
 
 RERUN = "then rerun the same command"  # how each stop's hint ends
+AGAIN = "rerun to read it again"  # an object whose tries ran out
 RENEW = f"renew the credentials, {RERUN}"  # what to do when they are refused
 
 
@@ -507,7 +508,9 @@ class Feed:
                         gone = f"the store cannot be reached ({_why(error)}, {tried})"
                         self._put((index, StoreRefused(gone, REACH)))
                         return False
-                    return self._put((index, ObjectReadError(f"{_why(error)} ({tried})")))
+                    # Not finished: the rerun reads it again, from its start.
+                    failed = f"{_why(error)} ({tried}): {AGAIN}"
+                    return self._put((index, ObjectReadError(failed)))
                 self._sleep(RETRY_DELAYS[tries])
                 if self._stop.is_set():  # stopped while it waited: no one to try again for
                     return False
