@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -111,7 +111,8 @@ class RetryPolicy:
     ) -> AsyncRetrying:
         """A tenacity loop for one logical request whose progress is kept in `attempts`. Once
         `stopping` is set (the run's stop: Ctrl-C, SIGTERM), a failed attempt is the last: no
-        back-off, no attempt more (each up to the answer deadline), the request fails with it."""
+        back-off, no attempt more (each up to the answer deadline), the request fails with it;
+        a back-off under way when it is set ends then (`backed_off`), not when it would."""
 
         def stop(state: RetryCallState) -> bool:
             return attempts.failures > self.max_retries or stopped(stopping)
@@ -131,8 +132,11 @@ class RetryPolicy:
         def before_sleep(state: RetryCallState) -> None:
             on_retry(_retry_of(state), state.upcoming_sleep)
 
+        async def sleep(seconds: float) -> None:
+            await backed_off(self.sleep(seconds), stopping)
+
         return AsyncRetrying(
-            sleep=self.sleep,
+            sleep=sleep,
             stop=stop,
             wait=wait,
             retry=retry_if_exception_type(Retry),
@@ -143,6 +147,23 @@ class RetryPolicy:
 def stopped(stopping: asyncio.Event | None) -> bool:
     """Whether the run was told to stop: no request is tried again then."""
     return stopping is not None and stopping.is_set()
+
+
+async def backed_off(nap: Awaitable[None], stopping: asyncio.Event | None) -> None:
+    """`nap` (a back-off: up to 30 s, a 429's up to `rate_wait_cap`), ended as soon as
+    `stopping` is set: a stop waited it out, silent, then tried no attempt more anyway."""
+    if stopping is None:
+        await nap
+        return
+    napping = asyncio.ensure_future(nap)
+    woken = asyncio.ensure_future(stopping.wait())
+    try:
+        done, _ = await asyncio.wait((napping, woken), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        napping.cancel()
+        woken.cancel()
+    if napping in done:
+        napping.result()  # a sleep's own error is raised, not left unread
 
 
 def _retry_of(state: RetryCallState) -> Retry:

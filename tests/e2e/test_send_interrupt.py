@@ -40,7 +40,9 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import send_cmd
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.sandbox import Sandbox
+from rudder_pipedrive_cli.sandbox.replies import server_error
 
 MakeSandbox = Callable[..., Sandbox]  # the `make_sandbox` fixture of tests/conftest.py
 EVENTS = 120
@@ -99,7 +101,8 @@ def acted_on(
     return process, stdout, stderr
 
 
-@pytest.mark.parametrize(
+# Each stop signal, its exit and the words its stop's line says it in.
+EVERY_STOP = pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [
         (signal.SIGINT, 130, "interrupted"),
@@ -107,6 +110,9 @@ def acted_on(
         (signal.SIGHUP, 129, "hung up (SIGHUP)"),
     ],
 )
+
+
+@EVERY_STOP
 def test_a_stop_signal_before_the_first_event_says_nothing_was_sent(
     make_sandbox: MakeSandbox,
     tmp_path: Path,
@@ -267,6 +273,69 @@ def test_a_sighup_mid_send_dead_letters_every_failed_event_reports_and_exits_129
     assert resumed.report is not None
     assert resumed.report["events"]["failed"] == EVENTS // 2
     assert holdings(sandbox).user_ids() == {f"u-{n}": 1 for n in range(0, EVENTS, 2)}
+
+
+SEARCH = ("GET", "/api/v2/itemSearch/field")  # an identify's first request: its lookup
+
+
+def answered_500(monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox, method: str, path: str) -> None:
+    """Every request of `method path` the sandbox serves answered HTTP 500 (counted as ever)."""
+    api = sandbox.app._api
+
+    def failing(asked: str, at: str, *rest: Any) -> Any:
+        answer = api(asked, at, *rest)
+        return server_error(500) if (asked, at) == (method, path) else answer
+
+    monkeypatch.setattr(sandbox.app, "_api", failing)
+
+
+def back_offs_signalled(
+    monkeypatch: pytest.MonkeyPatch, signum: signal.Signals, said: list[str]
+) -> None:
+    """Each client's back-off (every command's: none passes a sleep of its own) sends rpd
+    `signum` as it begins, then lasts until the run's stop ends it, or for a minute (a hang
+    guard only: before, it was waited out), and says which in `said`."""
+
+    async def signalled(seconds: float) -> None:
+        said.append("back-off begun")
+        os.kill(os.getpid(), signum)
+        await asyncio.sleep(60)
+        said.append("back-off waited out")
+
+    monkeypatch.setitem(PipedriveClient.__init__.__kwdefaults__, "sleep", signalled)
+
+
+@EVERY_STOP
+def test_a_stop_during_a_back_off_ends_it_and_the_run(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
+) -> None:
+    # A stop during a request's back-off (up to 30 s; a 429's Retry-After up to 60 s) waited it
+    # out, silent, though no attempt followed it: it ends the back-off, and the run, at once.
+    backed_off: list[str] = []
+    answered_500(monkeypatch, sandbox, *SEARCH)
+    back_offs_signalled(monkeypatch, signum, backed_off)
+    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
+    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "1"))
+
+    assert (run.exit_code, run.exception) == (exit_code, None), run.stderr
+    assert backed_off == ["back-off begun"]  # ended by the stop, not waited out
+    assert run.stderr.splitlines()[-1] == (
+        f"{said}: no new events were started and those in flight were finished; rerun the same "
+        "command to resume"
+    )
+    assert run.report is not None
+    assert run.report["stopped"] == {"exit": exit_code, "reason": said}
+    assert run.report["failed_by_reason"] == {
+        "GET /api/v2/itemSearch/field: HTTP 500 after 1 attempt": {"events": 1, "later_events": 0}
+    }
+    assert [letter["event"]["messageId"] for letter in run.dead_letters] == ["m-1"]
+    assert sandbox.stats()["requests"]["GET /api/v2/itemSearch/field"] == 1
+    assert sandbox.state()["persons"] == []
 
 
 @pytest.mark.parametrize(

@@ -115,3 +115,44 @@ def test_a_stopped_run_fails_the_event_whose_request_it_retries_no_more() -> Non
             retryable=True,
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason", "wait"),
+    [
+        (error(503), "HTTP 503", 0.375),
+        # Retry-After as long as a 429 may ask (rate_wait_cap), with its jitter
+        (error(429, retry_after="60"), "HTTP 429 (rate limited)", 60.125),
+    ],
+    ids=["5xx back-off", "429 Retry-After"],
+)
+def test_a_stop_ends_the_back_off_under_way(
+    answer: httpx.Response, reason: str, wait: float
+) -> None:
+    """Ctrl-C while the client waits to try a GET again (a back-off of up to 30 s, a 429's
+    Retry-After up to 60 s): the wait ends at the stop, not when it would, and the request fails
+    with the error it had. Before, the wait was waited out, silent, then no attempt followed."""
+    script, stop = Script([answer, ok({"id": 7})]), asyncio.Event()
+    said: list[str] = []
+
+    async def endless(seconds: float) -> None:  # ends only by the stop
+        said.append(f"back-off of {seconds:g} s")
+        stop.set()
+        await asyncio.Event().wait()
+        said.append("back-off waited out")
+
+    async def sent() -> None:
+        client = client_for(script, FakeClock(1000.0), stopping=stop)
+        client.policy = replace(client.policy, sleep=endless)
+        try:
+            # A hang guard only: before, the back-off never ended.
+            await asyncio.wait_for(send_with(client, get()), timeout=60)
+        except PlanFailure as failure:
+            said.append(failure.reason)
+
+    run(sent())
+    assert said == [
+        f"back-off of {wait:g} s",
+        f"GET /api/v2/persons/{{id}}: {reason} after 1 attempt",
+    ]
+    assert len(script.seen) == 1
