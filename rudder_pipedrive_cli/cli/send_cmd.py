@@ -72,7 +72,7 @@ from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.http.blocking import BlockingClient
 from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.http.index_waits import waiting
-from rudder_pipedrive_cli.http.runner import drive_all, read_in_thread
+from rudder_pipedrive_cli.http.runner import LEFT_UNKNOWN, drive_all, read_in_thread
 from rudder_pipedrive_cli.io.config import (
     REDACTED,
     TOKEN_ENV,
@@ -108,10 +108,14 @@ CANCELLED_MESSAGE = (
     "{what} twice: events in flight were cancelled mid-way; rerun the same command to "
     "resume (with a state file, their writes are reconciled, not repeated)"
 )
-INTERRUPTED_MESSAGE = (
-    "{what}: no new events were started and those in flight were finished; "
-    "rerun the same command to resume"
-)
+# A stop's line, by whether a write's answer was lost: its event failed and the write was left
+# in flight (http/runner.py LEFT_UNKNOWN), for the rerun to reconcile; it said all were finished.
+INTERRUPTED_MESSAGE = {
+    False: "{what}: no new events were started and those in flight were finished; rerun the "
+    "same command to resume",
+    True: "{what}: no new events were started and those in flight were finished or left in "
+    "flight (see the dead letters); rerun the same command to resume and reconcile them",
+}
 # --sandbox without --state keeps nothing to resume: a rerun starts a new, empty emulator.
 # What the rerun does after credentials refused in the first pass, by whether earlier runs
 # finished objects (which it does not read again).
@@ -945,7 +949,8 @@ def end_run(
         raise stopped
     if interrupted is not None:
         if message is None:
-            message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE
+            lost = any(reason.endswith(LEFT_UNKNOWN) for reason in tally.failures)
+            message = CANCELLED_MESSAGE if cancelled else INTERRUPTED_MESSAGE[lost]
         if replay_state is None:  # nothing to resume from
             message = f"{message.split('; rerun')[0]}; {NO_STATE_RERUN}"
         say(env.err, message.format(what=STOPPED_BY[interrupted]), indent=MORE)

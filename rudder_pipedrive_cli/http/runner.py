@@ -32,15 +32,17 @@ class Sender(Protocol):
     async def send(self, request: ApiRequest) -> ApiResponse: ...
 
 
+# The end of the reason of an event whose write a stop left in flight (`stopped_unknown`): the
+# stop's line says so (cli/send_cmd.py), not that the events in flight were finished.
+LEFT_UNKNOWN = (
+    "outcome unknown when the run was stopped; left in flight, the next run reconciles it"
+)
+
+
 def stopped_unknown(stage: str) -> PlanFailure:
     """What a plan hears for the request it asks after the write of `stage` lost its answer,
     once the run is stopping: no more is sent for it (a reconciling listing, the write again)."""
-    return PlanFailure(
-        f"{stage}: outcome unknown when the run was stopped; left in flight, the next run "
-        "reconciles it",
-        stage=stage,
-        retryable=True,
-    )
+    return PlanFailure(f"{stage}: {LEFT_UNKNOWN}", stage=stage, retryable=True)
 
 
 async def drive_async(plan: Planned, send: Send, stopping: asyncio.Event | None = None) -> Outcome:

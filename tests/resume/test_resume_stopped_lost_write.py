@@ -33,9 +33,12 @@ PERSON_CREATE, PERSON_LISTING = "POST /api/v2/persons", "GET /api/v2/persons"
 INDEX_LAG_MS = 600_000
 
 
-@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
 def test_a_stop_leaves_a_write_whose_answer_was_lost_in_flight_for_the_next_run(
-    make_sandbox: MakeSandbox, tmp_path: Path, signum: signal.Signals, exit_code: int
+    make_sandbox: MakeSandbox, tmp_path: Path, signum: signal.Signals, exit_code: int, said: str
 ) -> None:
     rig = Rig.make(make_sandbox(plan="unlimited"), tmp_path, tmp_path / "state.sqlite")
     assert rig.state is not None
@@ -50,6 +53,11 @@ def test_a_stop_leaves_a_write_whose_answer_was_lost_in_flight_for_the_next_run(
         ended = finish(stopped, tmp_path / "stopped-report.json")
 
     assert ended.exit_code == exit_code, ended.stderr
+    # Its words said those in flight were finished, where this one's write was left in flight.
+    assert ended.stderr.splitlines()[-1] == (
+        f"{said}: no new events were started and those in flight were finished or left in "
+        "flight (see the dead letters); rerun the same command to resume and reconcile them"
+    )
     assert ended.report is not None
     events = ended.report["events"]
     assert (events["read"], events["sent"], events["failed"]) == (1, 0, 1)
