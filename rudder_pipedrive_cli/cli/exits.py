@@ -8,10 +8,14 @@ import io
 import os
 import signal
 import sys
-from typing import TextIO
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TextIO
 
 from rudder_pipedrive_cli.cli.screen import columns, printable, wrap
 from rudder_pipedrive_cli.core.errors import (
+    RAISED_BY,
     AuthRefused,
     PlanFailure,
     RpdError,
@@ -37,6 +41,35 @@ class ExitStatus(enum.IntEnum):
 # The word for a command each stop signal stopped (handle_errors'; send's STOPPED_BY names the
 # signal beside it).
 STOP_WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+@contextmanager
+def handled(signums: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for `signums` while in it, the handlers before it again after; on a thread
+    other than the main one (where Python takes no handler), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def raise_stop(signum: int, _frame: object) -> None:
+    """A stop signal's handler: its exception (RAISED_BY) raised where Python's code runs, as
+    Ctrl-C raises KeyboardInterrupt."""
+    raise RAISED_BY[signal.Signals(signum)]
+
+
+def stops_raised() -> AbstractContextManager[None]:
+    """SIGTERM and SIGHUP end every command as Ctrl-C does (handle_errors: their word, then 143
+    or 129, SPEC 6): by default they killed dry-run, check or map-fields where it was, without
+    a word, the process dead of the signal. Ctrl-C keeps Python's own handler (asyncio's
+    Runner takes it over while it runs); send and the sandbox set their own inside."""
+    return handled((signum for signum in RAISED_BY if signum is not signal.SIGINT), raise_stop)
 
 
 def exit_status_for(error: BaseException) -> ExitStatus:

@@ -21,7 +21,13 @@ from typer import _click as click  # typer 0.26 carries click inside (pyproject 
 from typer.core import TyperCommand, TyperGroup
 
 from rudder_pipedrive_cli import __version__
-from rudder_pipedrive_cli.cli.exits import NO_SPACE, ExitStatus, exit_status_said, print_error
+from rudder_pipedrive_cli.cli.exits import (
+    NO_SPACE,
+    ExitStatus,
+    exit_status_said,
+    print_error,
+    stops_raised,
+)
 from rudder_pipedrive_cli.core.errors import RpdError
 
 HELP_OPTIONS = ["-h", "--help"]
@@ -228,9 +234,10 @@ class LazyGroup(TyperGroup):
     ) -> int:
         extra.setdefault("terminal_width", help_width())
         try:
-            code = super().main(
-                args, prog_name or "rpd", complete_var, standalone_mode=False, **extra
-            )
+            with stops_raised():
+                code = super().main(
+                    args, prog_name or "rpd", complete_var, standalone_mode=False, **extra
+                )
         except click.exceptions.NoArgsIsHelpError as error:  # `rpd`, `rpd state`: the help
             print(error.ctx.get_help())
             code = ExitStatus.USAGE

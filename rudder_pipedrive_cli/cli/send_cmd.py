@@ -6,9 +6,8 @@ import asyncio
 import logging
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -41,6 +40,8 @@ from rudder_pipedrive_cli.cli.exits import (
     ExitStatus,
     exit_status_for,
     exit_status_for_run,
+    handled,
+    raise_stop,
 )
 from rudder_pipedrive_cli.cli.identities import Identities, prepare
 from rudder_pipedrive_cli.cli.progress import SendProgress
@@ -151,21 +152,6 @@ STOPPED_BY = {  # "interrupted", "terminated (SIGTERM)", "hung up (SIGHUP)"
 }
 
 
-@contextmanager
-def handled(signums: Iterable[int], handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """`handler` for `signums` while in it, the handlers before it again after; on a thread
-    other than the main one (where Python takes no handler), nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, before in previous.items():
-            signal.signal(signum, before)
-
-
 def hear(caught: BaseException, heard: list[signal.Signals]) -> None:
     """A Ctrl-C or SIGTERM caught before any event (in the first pass, or while the identity
     index is listed), noted in `heard` for the run's end (each handler's is there already);
@@ -189,7 +175,7 @@ def sigterm_as_ctrl_c() -> Iterator[list[signal.Signals]]:
 
     def stop(signum: int, frame: object) -> None:
         heard.append(signal.Signals(signum))
-        raise RAISED_BY[signal.Signals(signum)]
+        raise_stop(signum, frame)
 
     with handled(STOPPED_BY, stop):
         yield heard

@@ -78,19 +78,24 @@ def start_send(
 
 def acted_on(
     sandbox: Sandbox,
-    key: str,
+    key: str | None,
     count: int,
     start: Callable[[], subprocess.Popen[bytes]],
     act: Callable[[subprocess.Popen[bytes]], object],
 ) -> tuple[subprocess.Popen[bytes], bytes, bytes]:
-    """The send `start()` starts, `act` on once the sandbox has served `count` requests of `key`
-    ("METHOD /template"): from that one on, the answers wait for it (however late the test acts;
-    the latency of those after them leaves rpd the time to hear a signal); and its stdout and
-    stderr."""
+    """The process (a send) `start()` starts, `act` on once the sandbox has served `count`
+    requests of `key` ("METHOD /template"; None: of any kind): from that one on, the answers
+    wait for it (however late the test acts; the latency of those after them leaves rpd the
+    time to hear a signal); and its stdout and stderr."""
+
+    def served() -> int:
+        requests = sandbox.stats()["requests"]
+        return sum(requests.values()) if key is None else requests.get(key, 0)
+
     with answers_held(sandbox, key, count) as release:
         process = start()
         try:
-            wait_for(lambda: sandbox.stats()["requests"].get(key, 0) >= count)
+            wait_for(lambda: served() >= count)
             act(process)
             release()
             stdout, stderr = process.communicate(timeout=60)

@@ -1,4 +1,5 @@
-"""`rpd sandbox`: announces its URL first, serves, and stops cleanly on Ctrl-C or SIGTERM."""
+"""`rpd sandbox`: announces its URL first, serves, and stops cleanly on Ctrl-C, SIGTERM or SIGHUP
+(its terminal closed: it was killed where it was, without its line)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def start(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, found.group(1)
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_foreground_sandbox_serves_and_stops_cleanly(stop: signal.Signals) -> None:
     process, url = start("--plan", "lite", "--token", "t-1")
     try:
