@@ -28,6 +28,7 @@ from e2e_support import (
     EXAMPLE_CONFIG,
     STALE_REPORT,
     TOKEN,
+    SendRun,
     assert_resumed,
     assert_stopped_while_starting,
     holdings,
@@ -310,6 +311,24 @@ def back_offs_signalled(
     monkeypatch.setitem(PipedriveClient.__init__.__kwdefaults__, "sleep", signalled)
 
 
+def stopped_in_a_back_off(
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    signum: signal.Signals,
+    failing: tuple[str, str],
+    events: list[dict[str, Any]],
+    *args: str,
+) -> tuple[SendRun, list[str]]:
+    """`rpd send` of `events` (with `args`), each `failing` request (method, path) answered 500,
+    signalled `signum` as its first back-off begins; and what its back-offs said."""
+    backed_off: list[str] = []
+    answered_500(monkeypatch, sandbox, *failing)
+    back_offs_signalled(monkeypatch, signum, backed_off)
+    path = write_events(tmp_path / "events.ndjson", events)
+    return rpd_send(sandbox, tmp_path, path, args=("--concurrency", "1", *args)), backed_off
+
+
 @EVERY_STOP
 def test_a_stop_during_a_back_off_ends_it_and_the_run(
     sandbox: Sandbox,
@@ -321,11 +340,8 @@ def test_a_stop_during_a_back_off_ends_it_and_the_run(
 ) -> None:
     # A stop during a request's back-off (up to 30 s; a 429's Retry-After up to 60 s) waited it
     # out, silent, though no attempt followed it: it ends the back-off, and the run, at once.
-    backed_off: list[str] = []
-    answered_500(monkeypatch, sandbox, *SEARCH)
-    back_offs_signalled(monkeypatch, signum, backed_off)
-    events = write_events(tmp_path / "events.ndjson", [identify("m-1", "u-1", name="Ann")])
-    run = rpd_send(sandbox, tmp_path, events, args=("--concurrency", "1"))
+    user = [identify("m-1", "u-1", name="Ann")]
+    run, backed_off = stopped_in_a_back_off(monkeypatch, sandbox, tmp_path, signum, SEARCH, user)
 
     assert (run.exit_code, run.exception) == (exit_code, None), run.stderr
     assert backed_off == ["back-off begun"]  # ended by the stop, not waited out
@@ -674,6 +690,29 @@ def test_a_stop_while_the_identity_index_is_listed_ends_with_the_report_then_its
 
     monkeypatch.undo()
     assert_resumed(sandbox, tmp_path, events, tmp_path / "state.sqlite", done=0)
+
+
+@STOPS
+def test_a_stop_during_a_back_off_of_the_identity_index_listing_ends_it_there(
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    signum: signal.Signals,
+    exit_code: int,
+    said: str,
+) -> None:
+    # The listings before the first event (cli/account.py account_client) share no stop event
+    # with the run's: none is needed, the signal's handler (sigterm_as_ctrl_c) raises where
+    # their back-off waits, so the listing ends there, its persons asked once.
+    listing = ("GET", "/api/v2/persons")
+    run, backed_off = stopped_in_a_back_off(
+        monkeypatch, sandbox, tmp_path, signum, listing, FIRST_PASS_EVENTS, "--identities", "index"
+    )
+    assert_stopped_in_the_first_pass(
+        run, tmp_path, sandbox, exit_code, said, read=5, where="while listing the identity index"
+    )
+    assert backed_off == ["back-off begun"]
+    assert sandbox.stats()["requests"]["GET /api/v2/persons"] == 1
 
 
 @pytest.mark.parametrize(
