@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import orjson
 import pytest
 import typer
 from rich.console import Console
+from typer._click import termui
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import state_cmd
@@ -613,6 +615,31 @@ def test_clear_asks_for_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cleared.exit_code == 0
     assert cleared.output.startswith("Delete the replay state in s.sqlite? [y/N]: y\ncleared ")
     assert not Path("s.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("signum", "exit_code", "said"),
+    [
+        (signal.SIGINT, 130, "interrupted"),
+        (signal.SIGTERM, 143, "terminated"),
+        (signal.SIGHUP, 129, "hung up"),
+    ],
+)
+def test_a_stop_signal_at_the_confirmation_keeps_the_state_and_exits_by_it(
+    monkeypatch: pytest.MonkeyPatch, signum: signal.Signals, exit_code: int, said: str
+) -> None:
+    # click's prompt turns the stop into its Abort: a SIGTERM there said 'interrupted', 130 (it
+    # killed rpd, -15, before SIGTERM was raised as Ctrl-C is).
+    monkeypatch.setattr(state_cmd, "stdin_is_interactive", lambda: True)
+
+    def signalled(*_args: object, **_kwargs: object) -> None:  # as the prompt is written
+        os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(termui, "echo", signalled)
+    fill(Path("s.sqlite"))
+    result = runner.invoke(rpd, ["state", "clear", "--state", "s.sqlite"], input="y\n", env=ENV)
+    assert (result.exit_code, result.stdout, result.stderr) == (exit_code, "", f"{said}\n")
+    assert Path("s.sqlite").exists()
 
 
 def test_clear_without_a_state_file() -> None:

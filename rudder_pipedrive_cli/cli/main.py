@@ -23,12 +23,14 @@ from typer.core import TyperCommand, TyperGroup
 from rudder_pipedrive_cli import __version__
 from rudder_pipedrive_cli.cli.exits import (
     NO_SPACE,
+    STOP_WORD,
     ExitStatus,
+    exit_status_for,
     exit_status_said,
     print_error,
     stops_raised,
 )
-from rudder_pipedrive_cli.core.errors import RpdError
+from rudder_pipedrive_cli.core.errors import RpdError, signal_of
 
 HELP_OPTIONS = ["-h", "--help"]
 # Help as click writes it: typer's rich panels import markdown-it, pygments and rich's traceback
@@ -244,9 +246,12 @@ class LazyGroup(TyperGroup):
         except click.ClickException as error:  # a usage error: one style for every error
             print_error(usage_error(error, sys.argv[1:] if args is None else args))
             code = ExitStatus.USAGE
-        except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
-            print("interrupted", file=sys.stderr)
-            code = ExitStatus.INTERRUPTED
+        except click.exceptions.Abort as abort:  # a stop signal or end of input at a prompt
+            # click's prompt takes a SIGTERM's Terminated (stops_raised) as Ctrl-C: 143, not 130
+            stop = abort.__context__
+            stop = stop if isinstance(stop, KeyboardInterrupt) else KeyboardInterrupt()
+            print(STOP_WORD[signal_of(stop)], file=sys.stderr)
+            code = exit_status_for(stop)
         return int(code or 0)
 
 
