@@ -14,7 +14,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol
 
 from rudder_pipedrive_cli.core.events import Event
-from rudder_pipedrive_cli.core.protocol import Outcome, PdId
+from rudder_pipedrive_cli.core.protocol import EMPTY, ApiRequest, Learned, Outcome, PdId
 from rudder_pipedrive_cli.core.recency import newest
 from rudder_pipedrive_cli.core.rules import KINDS
 
@@ -597,8 +597,14 @@ class IdentityStore:
         return self.held.get((kind, key), False) if self.holding else False
 
     def learn(self, outcome: Outcome) -> None:
-        if (out := outcome.learned) is None:  # most outcomes: it taught nothing
-            return
+        """Take in what `outcome` taught (`apply`); most outcomes taught nothing."""
+        if (out := outcome.learned) is not None:
+            self.apply(out)
+
+    def apply(self, out: Learned) -> None:
+        """Take in what an event taught, or what a write about to be sent leaves pending
+        (`left_pending`): the one set of rules, whether the tables are in memory or the replay
+        state's (io/state.py, which makes this one batch)."""
         if recency := out.recency:  # its dicts are the outcome's own: stored, not copied
             times = self.times
             for record, written in recency.items():
@@ -658,3 +664,21 @@ class IdentityStore:
         self.pending = self.pending or values.count(None) < len(values)  # one is not None
         for gone in merged if pending else ():
             self.pending_merges.pop(gone, None)
+
+    def left_pending(self, request: ApiRequest, sent_at: str) -> Learned | None:
+        """What a write about to be sent leaves pending until its event's outcome says how it
+        went (for `apply`; None: nothing): its create, sent at `sent_at` unless one of that
+        identity is pending already (reconciliation looks for records created at or after the
+        first send), or its merge, into the survivor being sent. A state journals it before the
+        write is sent (io/state.py `begin_write`): the in-flight row is found again only by this
+        event, while after a kill -9 another event (another file) may meet the identity first,
+        search, miss the new record (index lag) and create it again."""
+        creates, merges = request.creates, request.merges
+        if creates is not None and self.pending_create(*creates) is not None:
+            creates = None  # a repeat keeps the first send's time
+        if creates is None and merges is None:
+            return None
+        return Learned(
+            pending_creates=EMPTY if creates is None else {creates: sent_at},
+            pending_merges=EMPTY if merges is None else dict([merges]),
+        )

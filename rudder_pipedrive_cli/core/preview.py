@@ -56,7 +56,7 @@ def preview(
     if tally.late is not None:  # a late event the journal has done was sent: not left out
         tally.late.done = done
     add_outcome, by_rule = tally.add_outcome, tally.rules
-    learn, answer = known.learn, send.record
+    apply, answer = known.apply, send.record
     requests: Sequence[ApiRequest]  # an event planned without a request has none
     read = AliasesRead.of(config.aliases_of, config.aliases, tables)
     for item in items:
@@ -77,8 +77,8 @@ def preview(
                     planned = resume(planned, event_id)
                 send.requests = requests = []
                 outcome = drive(planned, answer)
-            if outcome.learned is not None:  # most outcomes taught nothing
-                learn(outcome)
+            if (learned := outcome.learned) is not None:  # most outcomes taught nothing
+                apply(learned)
             add_done(event_id, outcome.status)
         root = add_outcome(kind, outcome, item)  # a knock-on's reason names its root
         status = outcome.status

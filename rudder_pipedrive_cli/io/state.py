@@ -29,7 +29,7 @@ import orjson
 from rudder_pipedrive_cli.core.fields import rfc3339
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.index import IndexRows
-from rudder_pipedrive_cli.core.protocol import ApiRequest, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, Learned, Outcome
 from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Closing, Spill
 from rudder_pipedrive_cli.io.state_accounts import (
@@ -168,14 +168,12 @@ class ReplayState(IdentityStore, Closing):
 
     # -- IdentityStore ---------------------------------------------------------------------------
 
-    def learn(self, outcome: Outcome) -> None:
-        """`IdentityStore.learn`, as one outcome of the open batch (in memory when read-only)."""
-        if outcome.learned is None:  # it taught nothing: nothing to write
-            return
+    def apply(self, out: Learned) -> None:
+        """`IdentityStore.apply`, as one outcome of the open batch (in memory when read-only)."""
         with self._mutex:
             if not self.readonly:
                 self._store.open_batch()
-            IdentityStore.learn(self, outcome)
+            IdentityStore.apply(self, out)
             self._store.buffered()
 
     # -- journal and writes in flight -------------------------------------------------------------
@@ -211,7 +209,8 @@ class ReplayState(IdentityStore, Closing):
                     store.now(),
                 ),
             )
-            IdentityStore.learn(self, outcome)
+            if (out := outcome.learned) is not None:
+                IdentityStore.apply(self, out)
             if outcome.status != "failed":
                 self._db.execute(
                     "DELETE FROM inflight WHERE ns = ? AND event_id = ?", (store.ns, event_id)
@@ -230,11 +229,8 @@ class ReplayState(IdentityStore, Closing):
 
     def begin_write(self, event_id: str, request: ApiRequest, sent_at: str) -> None:
         """Record a write about to be sent, durably (committed, with the buffer) before returning,
-        and the create or merge it is as pending.
-
-        A repeat of the same write keeps the first `sent_at`: reconciliation looks for records
-        created at or after it.
-        """
+        and the create or merge it is as pending (`IdentityStore.left_pending`: a repeat of the
+        same create keeps the first `sent_at`, which reconciliation looks for records from)."""
         store = self._store
         with self._mutex:  # as store.writing(commit=True) does, without its generator
             store.writable()
@@ -246,16 +242,8 @@ class ReplayState(IdentityStore, Closing):
                 (store.ns, *key, sent_at),
             )
             self._begun.add(key)
-            # Left to settle until the event's outcome says how it went: the in-flight row is
-            # found again only by this event, while after a kill -9 another event (another file)
-            # may meet the identity first, search, miss the new record (index lag) and create it
-            # again. A create keeps the first send's time; a merge, the survivor being sent.
-            if request.creates is not None and self.pending_creates.get(request.creates) is None:
-                self.pending_creates[request.creates] = sent_at
-            if request.merges is not None:
-                person, into = request.merges
-                self.pending_merges[person] = into
-            self.pending = self.pending or request.creates is not None or request.merges is not None
+            if (pending := self.left_pending(request, sent_at)) is not None:
+                IdentityStore.apply(self, pending)
             store.commit()
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None:
