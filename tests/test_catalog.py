@@ -610,6 +610,27 @@ def test_a_listing_pages_by_cursor_and_a_refused_page_names_the_listing() -> Non
     )
 
 
+def test_a_v1_listing_is_one_request_without_a_parameter_whatever_it_answers() -> None:
+    """GET /v1/leadLabels and GET /v1/activityTypes take no parameter and do not page
+    (Pipedrive's OpenAPI, v1.yaml): one request each, as the spec writes it, even when an answer
+    says `next_cursor` (before: a second request with ?cursor=c2, a parameter neither has, and
+    the lead labels failed when it answered the same cursor again)."""
+    asked: list[tuple[str, str, dict[str, Any]]] = []
+    data = {
+        "/v1/leadLabels": [{"id": HOT, "name": "Hot"}],
+        "/v1/activityTypes": [{"key_string": "call", "name": "Call"}],
+    }
+
+    def send(request: ApiRequest) -> ApiResponse:
+        asked.append((request.method, request.path, dict(request.query)))
+        more = {"next_cursor": "c2"}
+        return ApiResponse(status=200, data=data[request.path], additional_data=more)
+
+    catalog = drive_exchange(fetch_catalog((), sales=frozenset({"activity_types"})), send)
+    assert asked == [("GET", "/v1/leadLabels", {}), ("GET", "/v1/activityTypes", {})]
+    assert (catalog.labels, catalog.activity_types) == ({"Hot": HOT}, {"call": "Call"})
+
+
 def test_a_listing_whose_request_failed_hears_it_as_an_answer_and_the_others_are_listed() -> None:
     """Issue 12 item 2: the exchange hears a transport failure as an answer (`gave_up`), never
     thrown into it. A send's catalog (`each`) leaves out the listings whose request failed (a

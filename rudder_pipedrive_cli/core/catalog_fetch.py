@@ -44,7 +44,8 @@ def fetch_listing(
     endpoint: str, what: str, *, page_size: int = PAGE_SIZE, stage: str = "list fields"
 ) -> Step[list[Mapping[str, Any]]]:
     """Every object of a listing, through the plans' one paged-listing helper: v2 ones follow
-    `next_cursor` to the last page; v1 ones (activity types, lead labels) are one page."""
+    `next_cursor` to the last page; v1 ones (activity types, lead labels) are one page, one
+    request without a parameter (Pipedrive's OpenAPI gives them none), whatever it answers."""
 
     def objects(response: ApiResponse, _: str) -> list[Mapping[str, Any]]:
         if not response.ok:
@@ -56,8 +57,9 @@ def fetch_listing(
             )
         return [item for item in response.data or () if isinstance(item, Mapping)]
 
-    query = {"limit": page_size} if endpoint.startswith("/api/v2/") else {}
-    pages = Pages(endpoint, query, stage=stage, note=f"list {what}", read=objects)
+    paged = endpoint.startswith("/api/v2/")
+    query = {"limit": page_size} if paged else {}
+    pages = Pages(endpoint, query, stage=stage, note=f"list {what}", read=objects, paged=paged)
     items: list[Mapping[str, Any]] = yield from probe_steps(pages)
     return items
 

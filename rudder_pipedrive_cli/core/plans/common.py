@@ -468,12 +468,14 @@ SETTLED = Probe()
 
 class Pages(Probe, Generic[T]):
     """Every page of a listing or search: each answer read by `read` (which refuses a malformed
-    one) into `result`; v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`; then the
-    `more` (path, note) pairs the same way (archived leads); `ended` turns the items read into
-    `result` at the end."""
+    one) into `result`; v2 pages by `cursor`, v1 (`offset`) by `start` and `limit`, a listing
+    that does not page (not `paged`: v1's lead labels and activity types, which take no
+    parameter) is its first answer whatever that says; then the `more` (path, note) pairs the
+    same way (archived leads); `ended` turns the items read into `result` at the end."""
 
     __slots__ = (
-        "ended", "more", "note", "offset", "path", "query", "read", "seen", "stage", "start"
+        "ended", "more", "note", "offset", "paged", "path", "query", "read", "seen", "stage",
+        "start",
     )  # fmt: skip
 
     def __init__(
@@ -485,12 +487,13 @@ class Pages(Probe, Generic[T]):
         note: str,
         read: Callable[[ApiResponse, str], list[T]],
         offset: bool = False,
+        paged: bool = True,
         more: tuple[tuple[str, str], ...] = (),
         ended: Callable[[list[T]], Any] | None = None,
     ) -> None:
         super().__init__([])
         self.path, self.query, self.stage, self.note, self.read = path, query, stage, note, read
-        self.offset, self.more, self.ended = offset, more, ended
+        self.offset, self.paged, self.more, self.ended = offset, paged, more, ended
         self.start = 0
         self.seen: set[str] | None = None  # the cursors of this listing, from its second page on
         self.request = self.page(None)
@@ -516,6 +519,8 @@ class Pages(Probe, Generic[T]):
             if more and start <= self.start:
                 raise malformed(response, self.stage, f"its next_start {start} goes no further")
             self.start = start
+        elif not self.paged:
+            more = False
         else:
             more = (cursor := next_cursor(response.additional_data)) is not None
             if cursor is not None:  # a cursor given twice would page for ever, spending the budget
