@@ -328,7 +328,16 @@ class IdentityIndex:
 
     def learn(self, outcome: Outcome) -> None:
         """What an event made: its new records go in, persons merged away go out, and a record
-        an update gave another identity is found by that one only."""
+        an update gave another identity is found by that one only.
+
+        The `Learned` the identity cache applies (`IdentityStore.apply`), by its own rules: the
+        cache keeps which record this run takes for an identity (overwritten, forgotten on None,
+        a pending create settled), the index what each record's identity field holds in
+        Pipedrive. So an identity resolved to a record it lists already teaches it nothing (an
+        alias's re-key names a person under two userIds; the one written is in `updates`), a
+        forgotten one (None) names no record (`find` drops a gone one once searched), a merge
+        deletes the person merged away (the cache maps it to the survivor), and the pending,
+        held-back, membership, origin, recency and holder tables have no row here."""
         if (learned := outcome.learned) is None:
             return
         for (kind, key), record in learned.identities.items():
