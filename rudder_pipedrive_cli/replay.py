@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.intake import Finished
+from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finished
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
@@ -29,10 +29,6 @@ from rudder_pipedrive_cli.core.protocol import (
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.deadletter import DeadLetters
 from rudder_pipedrive_cli.io.state import utc_stamp
-
-# The outcome of an event the journal says an earlier run finished; compared by identity, since a
-# plan may also end "already done" (a lead found by its origin_id), and that one is journaled.
-JOURNALED = Outcome(status="skipped", reason="already done")
 
 
 class Journal(Protocol):
@@ -96,9 +92,9 @@ class Replay:
         """The event's plan, through the journal when there is one; its outcome when it needs
         no request."""
         if item.decided is not None or item.event is None:
-            return item.decided or Outcome(status="failed", reason="not an event")
+            return item.decided or NOT_AN_EVENT
         if self.finished.has(item.id):
-            return JOURNALED
+            return ALREADY_DONE
         plan = plan_event(item.event, self.config, self.known, self.index)
         if self.journal is None or type(plan) is Outcome:
             return plan
@@ -117,7 +113,7 @@ class Replay:
             outcome = root.retell(outcome)
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
-        if item.id and item.decided is None and outcome is not JOURNALED:  # a planned event
+        if item.id and item.decided is None and outcome is not ALREADY_DONE:  # a planned event
             if self.index is not None:  # the records it made go in, merged persons out
                 self.index.learn(outcome)
             if self.journal is not None:

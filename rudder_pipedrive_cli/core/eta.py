@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rudder_pipedrive_cli.core.preview import ALREADY_DONE
+from rudder_pipedrive_cli.core.intake import ALREADY_DONE
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 

@@ -10,6 +10,12 @@ from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
+# The outcomes of what is not planned, one value each (outcomes are immutable by convention,
+# protocol.py): an event done (`Finished`: by an earlier run, or a messageId this run finished),
+# and input that is not an event. send's replay tells the first from a plan's "already done" (a
+# lead found by its origin_id), which it journals, by identity (replay.py).
+ALREADY_DONE = Outcome(status="skipped", reason="already done")
+NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
 
 
 # 2 MiB, a bit per id: with a million ids moved, 6% of the ids never seen still ask SQLite (a

@@ -12,16 +12,12 @@ from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
-from rudder_pipedrive_cli.core.intake import Finished, IdSet
+from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
-
-# One value each for every event they end: outcomes are immutable by convention (protocol.py).
-NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
-ALREADY_DONE = Outcome(status="skipped", reason="already done")
 
 
 def preview(
