@@ -880,15 +880,42 @@ def test_a_running_rpd_holds_the_file(path: Path) -> None:
 
 
 @pytest.mark.parametrize("readonly", [False, True])
-def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path, readonly: bool) -> None:
+@pytest.mark.parametrize(
+    "held",
+    # One byte is what SQLite reads as an empty file (os_unix.c unixFileSize: its own 1-byte
+    # mark on OS X's msdos disks), so it was written over; 2 to 15 bytes it refuses itself.
+    [b'{"not": "a database"}\n' * 200, b"x", b"\n", b"SQLite format", b"SQLite format 3"],
+    ids=["a JSON file", "one byte", "a newline", "13 bytes", "15 bytes"],
+)
+def test_a_file_that_is_not_sqlite_is_refused_untouched(
+    path: Path, readonly: bool, held: bytes
+) -> None:
     path.parent.mkdir()
-    path.write_bytes(b'{"not": "a database"}\n' * 200)
+    path.write_bytes(held)
     with pytest.raises(UsageError) as caught:
         ReplayState.open(path, NS, readonly=readonly)
     assert caught.value.message == f"{path} is not an rpd state file (not an SQLite database)"
     assert caught.value.hint == "check --state: this file is not rpd's, and rpd leaves it alone"
-    assert path.read_bytes() == b'{"not": "a database"}\n' * 200
+    assert path.read_bytes() == held
     assert [p.name for p in path.parent.iterdir()] == ["state.sqlite"]
+
+
+@pytest.mark.parametrize(
+    "held",
+    # Nothing (a `touch`, or rpd killed before SQLite's first write), or SQLite's own mark of an
+    # empty database on OS X's msdos disks (one 'S'): an empty state, no one's data in it.
+    [b"", b"S"],
+    ids=["0 bytes", "SQLite's own byte"],
+)
+def test_a_file_that_holds_nothing_yet_is_a_new_state(path: Path, held: bytes) -> None:
+    path.parent.mkdir()
+    path.write_bytes(held)
+    with ReplayState.open(path, NS, readonly=True) as reader:
+        assert reader.journal_status("e1") is None
+    with open_state(path) as state:
+        state.record_outcome("e1", "in.ndjson:1", SENT)
+    with open_state(path, readonly=True) as reader:
+        assert reader.journal_status("e1") == "sent"
 
 
 def test_another_programs_database_is_refused_untouched(path: Path) -> None:

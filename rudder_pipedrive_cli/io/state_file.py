@@ -275,13 +275,16 @@ def open_refused(real: Path, error: OSError) -> str:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# What an SQLite file holds before its first write: nothing, or on OS X's msdos disks the one 'S'
+# SQLite writes there itself (os_unix.c findInodeInfo), and reads as empty (unixFileSize).
+SQLITE_BEFORE_WRITING = (b"", b"S")
 
 
 def is_sqlite(path: Path) -> bool:
     """Whether the file is an SQLite database (or empty): what `rpd state clear` may remove."""
     with path.open("rb") as handle:
         head = handle.read(len(SQLITE_HEADER))
-    return head in (b"", SQLITE_HEADER)
+    return head in (*SQLITE_BEFORE_WRITING, SQLITE_HEADER)
 
 
 class ForeignFile(UsageError):
@@ -532,6 +535,9 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
     transaction, so its own file never holds `meta` alone."""
     try:
         if not connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            # SQLite reads any one byte as an empty file: a file of the user's, never written over
+            if not is_sqlite(path):
+                raise _foreign(path, "not an SQLite database")
             return False
         tables = {row[0] for row in connection.execute(TABLE_NAMES)}
         expected = _rpd_columns()
