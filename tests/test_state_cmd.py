@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -758,6 +759,86 @@ def test_a_state_in_a_read_only_folder_is_shown_and_not_removed(
         "hint: its file system is mounted read-only: remount it writable, then clear again\n",
     )
     assert (source / "s.sqlite").exists()
+
+
+def refuse_writes(monkeypatch: pytest.MonkeyPatch, folder: Path, *, files: bool = False) -> None:
+    """`folder` refuses what one without write permission refuses (tests run as root, whom no
+    mode refuses): making or removing a file in it; with `files`, its files refuse to be opened
+    for writing instead (read-only to you), the folder itself writable."""
+    real_open, real_unlink = os.open, os.unlink
+
+    def inside(name: str | Path) -> bool:
+        return Path(name).resolve().parent == folder.resolve()
+
+    def denied(name: str | Path) -> PermissionError:
+        return PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(name))
+
+    def refused_open(name: str | Path, flags: int, *args: int, **kwargs: int) -> int:
+        there = os.path.exists(name)
+        writing = flags & (os.O_WRONLY | os.O_RDWR)
+        if inside(name) and (writing and there if files else flags & os.O_CREAT and not there):
+            raise denied(name)
+        return real_open(name, flags, *args, **kwargs)
+
+    def refused_unlink(name: str | Path, *args: int, **kwargs: int) -> None:
+        if inside(name) and not files:
+            raise denied(name)
+        real_unlink(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused_open)
+    monkeypatch.setattr(os, "unlink", refused_unlink)
+
+
+def test_clear_in_a_folder_that_refuses_writes_names_it_and_keeps_the_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It was exit 70 ('internal error: PermissionError'), the file emptied but not removed.
+    Path("runs").mkdir()
+    fill(Path("runs/s.sqlite"))
+    before = Path("runs/s.sqlite").read_bytes()
+    refuse_writes(monkeypatch, Path("runs"))
+    result = runner.invoke(app, ["state", "clear", "--state", "runs/s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: cannot clear runs/s.sqlite: cannot write in folder runs (permission denied)\n"
+        "hint: check runs's permissions, then clear again\n",
+    )
+    assert Path("runs/s.sqlite").read_bytes() == before
+    assert sorted(p.name for p in Path("runs").iterdir()) == ["s.sqlite"]
+
+
+def test_clear_of_a_killed_run_s_leftovers_in_a_folder_that_refuses_writes_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # It was 'cannot remove state file runs/s.sqlite: Permission denied', hinted 'check the
+    # directory's permissions', naming none (and the file is not there).
+    Path("runs").mkdir()
+    Path("runs/s.sqlite-wal").write_bytes(b"journal")
+    refuse_writes(monkeypatch, Path("runs"))
+    result = runner.invoke(app, ["state", "clear", "--state", "runs/s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: cannot clear runs/s.sqlite: cannot write in folder runs (permission denied)\n"
+        "hint: check runs's permissions, then clear again\n",
+    )
+    assert Path("runs/s.sqlite-wal").read_bytes() == b"journal"
+
+
+def test_clear_of_a_state_file_read_only_to_you_names_the_file_not_its_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    Path("runs").mkdir()
+    fill(Path("runs/s.sqlite"))
+    before = Path("runs/s.sqlite").read_bytes()
+    refuse_writes(monkeypatch, Path("runs"), files=True)
+    result = runner.invoke(app, ["state", "clear", "--state", "runs/s.sqlite", "--yes"], env=ENV)
+    assert (result.exit_code, result.output) == (
+        2,
+        "error: cannot remove state file runs/s.sqlite: Permission denied\n"
+        "hint: the file is read-only to you: check its permissions (clear empties it before "
+        "it removes it)\n",
+    )
+    assert Path("runs/s.sqlite").read_bytes() == before
 
 
 def test_a_read_only_state_with_changes_left_in_its_wal_is_not_read_without_them(

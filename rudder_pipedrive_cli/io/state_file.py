@@ -187,6 +187,11 @@ class FileLock:
             return "moved"
         return None if (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino) else "moved"
 
+    def empty(self) -> None:
+        """Empty the locked file through the lock's own handle: also once its name is gone."""
+        if self._handle is not None:
+            os.ftruncate(self._handle, 0)
+
     def release(self) -> None:
         """Remove the pid file while still holding the lock, then drop the lock."""
         if self._handle is None:
@@ -887,9 +892,10 @@ class Discarded:
 def discard_state(path: Path) -> Discarded:
     """Remove a state file, its -wal, -shm and lock file (for `rpd state clear`): the real file,
     symlinks resolved, and under its lock, so never under a running rpd, whatever name that run
-    was given; also when the file is unreadable or from a newer rpd. The file is emptied before
-    its name is removed, so a hard link to it keeps no state either. A directory, or a file that
-    is no SQLite database at all (a mistyped --state), is refused, not removed."""
+    was given; also when the file is unreadable or from a newer rpd. Its name is removed first, so
+    a folder that refuses it leaves the state as it was, then the file is emptied, so a hard link
+    to it keeps no state either. A directory, or a file that is no SQLite database at all (a
+    mistyped --state), is refused, not removed."""
     check_state_path(path)
     if not is_sqlite(path) and not looks_like_state(path):
         raise _foreign(path, "not an SQLite database")
@@ -905,8 +911,14 @@ def discard_state(path: Path) -> Discarded:
             raise
         except UsageError as error:
             unreadable = error.message.removeprefix(f"state file {path} ")
-        os.truncate(lock.real, 0)
-        _remove(lock.real, "", "-wal", "-shm")
+        try:
+            lock.real.unlink()
+        except OSError as error:
+            if error.errno not in REFUSED:
+                raise
+            raise folder_refuses_clear(path, lock.real) from None
+        lock.empty()
+        _remove(lock.real, "-wal", "-shm")
         return Discarded(namespaces=namespaces, unreadable=unreadable)
 
 
@@ -946,18 +958,32 @@ def _locked_to_remove(path: Path, *, create: bool) -> Iterator[FileLock]:
     lock = FileLock(path)
     try:
         lock.acquire(create=create)
-    except OSError as error:  # a read-only folder: nothing there can be removed either
+    except OSError as error:
+        if error.errno in REFUSED and not lock.real.exists():  # the lock's file not made there
+            raise folder_refuses_clear(path, lock.real) from None
         raise UsageError(
             f"cannot remove state file {path}: {error.strerror or error}",
             # its permissions are not at fault on a read-only mount: they were hinted at
             hint="its file system is mounted read-only: remount it writable, then clear again"
             if error.errno == errno.EROFS
-            else "check the directory's permissions",
+            else "the file is read-only to you: check its permissions (clear empties it before "
+            "it removes it)",
         ) from None
     try:
         yield lock
     finally:
         lock.release()
+
+
+def folder_refuses_clear(path: Path, real: Path) -> UsageError:
+    """`rpd state clear` refused by the state's folder (no file made or removed in it, as the
+    send's refusal names it): the real file's folder, as --state spells it when it is that one.
+    It was 'check the directory's permissions', or exit 70 with the file emptied."""
+    folder = path.parent if path.parent.resolve() == real.parent else real.parent
+    return UsageError(
+        f"cannot clear {path}: cannot write in folder {folder} (permission denied)",
+        hint=f"check {folder}'s permissions, then clear again",
+    )
 
 
 def _remove(real: Path, *suffixes: str) -> list[Path]:
