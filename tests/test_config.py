@@ -400,9 +400,16 @@ def test_unquoted_dotted_traits_map_like_quoted_ones(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "env", "where"),
     [
-        ('[pipedrive]\nbase_url = "http://example.com"\n', {}, "FILE"),
+        # The file's line, as every other error of the file says (it was the file alone).
+        ('[pipedrive]\nplan = "growth"\nbase_url = "http://example.com"\n', {}, "FILE:3"),
+        ('[pipedrive]\n\ncompany_domain = "a.b"\n', {}, "FILE:3"),
         ("", {"RPD_BASE_URL": "http://example.com"}, "$RPD_BASE_URL"),
         ("", {"RPD_COMPANY_DOMAIN": "a.b"}, "$RPD_COMPANY_DOMAIN"),
+        (
+            '[pipedrive]\nbase_url = "https://acme.pipedrive.com"\n',
+            {"RPD_BASE_URL": "x"},
+            "$RPD_BASE_URL",
+        ),
     ],
 )
 def test_url_errors_name_where_the_value_came_from(
@@ -411,7 +418,7 @@ def test_url_errors_name_where_the_value_came_from(
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env=env)
-    assert caught.value.message.startswith(f"{path if where == 'FILE' else where}: ")
+    assert caught.value.message.partition(": ")[0] == where.replace("FILE", str(path))
 
 
 def test_where_requests_go_follows_precedence_across_base_url_and_company_domain(
@@ -484,10 +491,10 @@ def test_on_invalid_is_read_from_fields_with_its_tables(tmp_path: Path) -> None:
             "write [fields.persons] on a line of its own (one pair of brackets), then "
             'trait = "field key" lines: `rpd map-fields --format toml` prints them',
         ),
-        (
-            '[identity]\ndefault_currency = "US Dollars"\n',
+        (  # the file's line, as the errors above (it was the file alone)
+            '[identity]\ncreate_persons = true\ndefault_currency = "US Dollars"\n',
             {},
-            "FILE: default_currency 'US Dollars' is not a 3-letter currency code",
+            "FILE:3: default_currency 'US Dollars' is not a 3-letter currency code",
             'e.g. default_currency = "USD"',
         ),
     ],
@@ -513,34 +520,34 @@ def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
         # Issue 13 item 13: each of these passed validation, then exited 70 "a bug in rpd".
         (
             b'[pipedrive]\nbase_url = "http://127.0.0.1:87 87"\n',
-            "FILE: base_url 'http://127.0.0.1:87 87' holds a space, a control or a non-ASCII "
+            "FILE:2: base_url 'http://127.0.0.1:87 87' holds a space, a control or a non-ASCII "
             "character",
             "give the URL without spaces, a non-ASCII host in its xn-- (punycode) form",
         ),
         (
             b'[pipedrive]\nbase_url = "http://127.0.0.1:8787:"\n',
-            "FILE: base_url 'http://127.0.0.1:8787:' is not a valid URL (its host or port)",
+            "FILE:2: base_url 'http://127.0.0.1:8787:' is not a valid URL (its host or port)",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         (
             b'[pipedrive]\nbase_url = "http://[::1"\n',
-            "FILE: base_url 'http://[::1' is not a valid URL (its host or port)",
+            "FILE:2: base_url 'http://[::1' is not a valid URL (its host or port)",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         # Hypothesis (HYPOTHESIS_PROFILE=explore): urlsplit took these, httpx did not (exit 70).
         (
             b'[pipedrive]\nbase_url = "http://[::1];"\n',
-            "FILE: base_url 'http://[::1];' is not a valid URL (its host or port)",
+            "FILE:2: base_url 'http://[::1];' is not a valid URL (its host or port)",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         (
             b'[pipedrive]\nbase_url = "http://1127.0.0.1"\n',
-            "FILE: base_url 'http://1127.0.0.1' is not a valid URL (its host or port)",
+            "FILE:2: base_url 'http://1127.0.0.1' is not a valid URL (its host or port)",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         (
             b'[pipedrive]\nbase_url = "https://a_b.example"\n',
-            "FILE: base_url 'https://a_b.example' has no valid host name",
+            "FILE:2: base_url 'https://a_b.example' has no valid host name",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         (
@@ -560,12 +567,12 @@ def test_default_currency_is_upper_cased(tmp_path: Path) -> None:
         ),
         (
             '[pipedrive]\napi_token = "t\u00e9-SECRET"\n'.encode(),
-            "FILE: api_token holds a control or a non-ASCII character",
+            "FILE:2: api_token holds a control or a non-ASCII character",
             "a Pipedrive API token is 40 hex digits: copy it again into $PIPEDRIVE_API_TOKEN",
         ),
         (
             b'[pipedrive]\napi_token = "tok\\u0007-SECRET"\n',
-            "FILE: api_token holds a control or a non-ASCII character",
+            "FILE:2: api_token holds a control or a non-ASCII character",
             "a Pipedrive API token is 40 hex digits: copy it again into $PIPEDRIVE_API_TOKEN",
         ),
     ],
@@ -887,7 +894,7 @@ NOT_A_STRING = "invalid TOML: Expected newline or end of document after a statem
         (
             f'[pipedrive]\napi_token = "{LEAKED}"\nbase_url = "{LEAKED}"\n',
             {},
-            "FILE: base_url '[token redacted]' is not an http(s) URL",
+            "FILE:3: base_url '[token redacted]' is not an http(s) URL",
             "use e.g. https://api.pipedrive.com or http://127.0.0.1:8787",
         ),
         (
@@ -1455,7 +1462,7 @@ def test_a_config_that_is_a_folder_or_unreadable_says_what_to_give_or_check(
         (
             f'[pipedrive]\napi_token = "{LEAKED}"\n[fields.persons]\nrole = "{LEAKED}"\n',
             {},
-            "FILE: fields.persons.role holds the API token, not a field key",
+            "FILE:4: fields.persons.role holds the API token, not a field key",
         ),
         (
             "[identity]\ncreate_persons = true\n",
@@ -1463,9 +1470,14 @@ def test_a_config_that_is_a_folder_or_unreadable_says_what_to_give_or_check(
             "$RPD_USER_ID_FIELD: identity.user_id_field holds the API token, not a field key",
         ),
         (
+            f'[identity]\ncreate_persons = true\nuser_id_field = "{LEAKED}"\n',
+            {"PIPEDRIVE_API_TOKEN": LEAKED},
+            "FILE:3: identity.user_id_field holds the API token, not a field key",
+        ),
+        (
             f'[[track]]\nevents = ["Demo"]\ncreate = "deal"\nfields = {{ plan = "{LEAKED}" }}\n',
             {"PIPEDRIVE_API_TOKEN": LEAKED},
-            "FILE: track #1.fields.plan holds the API token, not a field key",
+            "FILE:1: track #1.fields.plan holds the API token, not a field key",
         ),
     ],
 )
@@ -1592,10 +1604,10 @@ def test_a_base_url_ending_in_an_api_path_is_refused_as_it_is_read(
     events.write_text('{"type": "identify", "userId": "u-1", "traits": {"name": "Ada"}}\n')
     token = {"PIPEDRIVE_API_TOKEN": "0" * 40}
     runs = [
-        (str(path), ["send", str(events)], token),
+        (f"{path}:2", ["send", str(events)], token),
         ("command line", ["dry-run", "--lookups", str(events), "--base-url", url], token),
         ("$RPD_BASE_URL", ["check"], token | {"RPD_BASE_URL": url}),
-        (str(path), ["map-fields"], token),
+        (f"{path}:2", ["map-fields"], token),
     ]
     for where, command, env in runs:
         result = CliRunner().invoke(app, [*command, "--config", str(path)], env=env)
@@ -1636,6 +1648,6 @@ def test_a_gateway_s_own_v1_is_not_refused_as_pipedrive_s_path(
     with pytest.raises(ConfigError) as caught:
         load_settings(str(path), env={})
     assert caught.value.message == (
-        f"{path}: base_url {url.rstrip('/')} is not Pipedrive's API: it ends in {ending}, which "
+        f"{path}:2: base_url {url.rstrip('/')} is not Pipedrive's API: it ends in {ending}, which "
         "rpd adds to it"
     )

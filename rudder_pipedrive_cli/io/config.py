@@ -536,6 +536,20 @@ def _place(path: Path, text: str, dotted: str) -> str:
     return str(path)
 
 
+TRACK_RULE_NAME = re.compile(r"track #(\d+)\.")  # a rule's setting as errors name it
+
+
+def _placed(path: Path, text: str, name: str, rules: int) -> str:
+    """`_place` of a setting an error names after the file was read (`identity.default_currency`,
+    `fields.persons.role`; `track #2.fields.plan` at its rule's `[[track]]` line, when each of the
+    `rules` has one). Walked for the error only."""
+    rule = TRACK_RULE_NAME.match(name)
+    if rule is None:
+        return _place(path, text, name)
+    headers = [n for n, named, header in _named_lines(text) if header and named == TRACK]
+    return f"{path}:{headers[int(rule.group(1)) - 1]}" if len(headers) == rules else str(path)
+
+
 def _key_of(line: str) -> str | None:
     """The key a `key = value` line sets, without quotes; None for any other line."""
     key = KEY_LINE.match(line)
@@ -791,6 +805,7 @@ def _load_settings(
     fields: dict[str, Any] = {}
     warnings: list[str] = []
     used_path: Path | None = None
+    text: str | None = None
     # ./rpd.toml a link that leads nowhere is a config that cannot be read, not no config (for
     # `rpd init`, which writes it, it is one still to be made).
     unreadable = (named or path.is_symlink()) and not to_be_made
@@ -808,6 +823,16 @@ def _load_settings(
             )
     resolved: dict[str, Any] = {}
     origin: dict[str, str] = {}  # where each value came from, for messages
+
+    def came_from(name: str) -> str:
+        """Where the value an error names (`pipedrive.base_url`, `fields.persons.role`) came
+        from: its flag, its $VARIABLE, or the file's line that sets it (FILE:LINE, as every
+        error of the file says). A name of no key's (a table's trait) is the file's."""
+        came = origin.get(name.partition(".")[2], str(path))
+        if text is None or came != str(path):
+            return came
+        return _placed(path, text, name, len(fields.get(TRACK, TrackRules()).rules))
+
     for key in KEYS:
         dotted = f"{key.section}.{key.name}"
         flag_value = (overrides or {}).get(dotted)
@@ -847,8 +872,8 @@ def _load_settings(
         code = currency_code(currency)
         if code is None:
             raise ConfigError(
-                f"{origin['default_currency']}: default_currency {currency!r} is not a 3-letter "
-                "currency code",
+                f"{came_from('identity.default_currency')}: default_currency {currency!r} is not a "
+                "3-letter currency code",
                 hint='give an ISO 4217 code, e.g. default_currency = "USD"',
             )
         resolved["default_currency"] = code
@@ -867,15 +892,15 @@ def _load_settings(
     fault = header_fault(settings.api_token.reveal())  # the value is never repeated
     if fault:
         raise ConfigError(
-            f"{origin['api_token']}: api_token {fault}",
+            f"{came_from('pipedrive.api_token')}: api_token {fault}",
             hint=f"a Pipedrive API token is 40 hex digits: copy it again into ${TOKEN_ENV}",
         )
     try:
         settings.api_url  # noqa: B018 - validates base_url / company_domain early
     except ConfigError as error:
-        where = origin["base_url" if settings.base_url else "company_domain"]
+        where = came_from("pipedrive.base_url" if settings.base_url else "pipedrive.company_domain")
         raise ConfigError(f"{where}: {error.message}", hint=error.hint) from None
-    _refuse_token_as_field(settings, tokens, origin)
+    _refuse_token_as_field(settings, tokens, came_from)
     if settings.path is None:  # no file: no rules, no mapping tables
         return settings
     # Warnings that show the config's own names (a trait, an event name): the token, pasted
@@ -945,7 +970,7 @@ def odd_trait_paths(settings: Settings) -> list[str]:
 
 
 def _refuse_token_as_field(
-    settings: Settings, tokens: list[str], origin: Mapping[str, str]
+    settings: Settings, tokens: list[str], came_from: Callable[[str], str]
 ) -> None:
     """A ConfigError for a field key that is the API token (both are 40 hex digits: a newcomer
     pastes one for the other), never showing it: it would be sent as a key, and `rpd check` and
@@ -953,20 +978,19 @@ def _refuse_token_as_field(
     patterns = [p for token in tokens if (p := Secret(token.strip()).pattern()) is not None]
     if not patterns:
         return
-    fields: list[tuple[str, str, str]] = [  # where it came from, its name, the key
-        (origin[name], f"identity.{name}", getattr(settings, name))
+    fields: list[tuple[str, str]] = [  # its name, the key
+        (f"identity.{name}", getattr(settings, name))
         for name in ("user_id_field", "group_id_field")
     ]
-    where = str(settings.path)
     fields += [
-        (where, f"{table}.{trait}", key)
+        (f"{table}.{trait}", key)
         for table, mapping in mapping_tables(settings)
         for trait, key in mapping.items()
     ]
-    for source, name, key in fields:
+    for name, key in fields:
         if any(pattern.search(key) for pattern in patterns):
             raise ConfigError(
-                f"{source}: {name} holds the API token, not a field key",
+                f"{came_from(name)}: {name} holds the API token, not a field key",
                 hint="both are 40 hex digits: give the field's key (`rpd map-fields` lists them), "
                 f"and the token in ${TOKEN_ENV}",
             )
