@@ -43,10 +43,15 @@ class CommandEntry:
     module: str  # in rudder_pipedrive_cli.cli
     attribute: str  # the command function, or a Typer app of subcommands
     summary: str  # the line `rpd --help` shows: short enough for 80 columns
+    # What the command does when click refuses its options before it runs (`refused_usage`),
+    # a function of the module: (the command, its arguments, the error said).
+    usage_refused: str = ""
 
 
 COMMANDS: dict[str, CommandEntry] = {
-    "send": CommandEntry("send_cmd", "send_command", "Replay events to Pipedrive."),
+    "send": CommandEntry(
+        "send_cmd", "send_command", "Replay events to Pipedrive.", "report_usage_refused"
+    ),
     "dry-run": CommandEntry(
         "dryrun_cmd", "dry_run_command", "Plan a replay without writing: requests, outcomes."
     ),
@@ -109,6 +114,19 @@ def usage_error(error: click.ClickException, args: Sequence[str]) -> RpdError:
             hint += " (`rpd --help` lists the commands)"
         return RpdError(f"No such option: {error.option_name}", hint=hint)
     return RpdError(error.format_message(), hint=hint)
+
+
+def refused_usage(group: TyperGroup, args: Sequence[str], said: RpdError) -> None:
+    """A command's own step when click refused its options or arguments before it ran
+    (`CommandEntry.usage_refused`): send's --report says the stop, as its other refusals'."""
+    name = command_named(args).removeprefix("rpd ").partition(" ")[0]
+    entry = COMMANDS.get(name)
+    if entry is None or not entry.usage_refused:
+        return
+    command = group.commands.get(name) or load_command(name)  # refused before it (`rpd -v send`)
+    rest = list(args)[list(args).index(name) + 1 :]  # the group's options take no value
+    module = import_module(f"rudder_pipedrive_cli.cli.{entry.module}")
+    getattr(module, entry.usage_refused)(command, rest, said)
 
 
 def command_named(args: Sequence[str]) -> str:
@@ -244,7 +262,10 @@ class LazyGroup(TyperGroup):
             print(error.ctx.get_help())
             code = ExitStatus.USAGE
         except click.ClickException as error:  # a usage error: one style for every error
-            print_error(usage_error(error, sys.argv[1:] if args is None else args))
+            given = sys.argv[1:] if args is None else args
+            said = usage_error(error, given)
+            refused_usage(self, given, said)
+            print_error(said)
             code = ExitStatus.USAGE
         except click.exceptions.Abort as abort:  # a stop signal or end of input at a prompt
             # click's prompt takes a SIGTERM's Terminated (stops_raised) as Ctrl-C: 143, not 130

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
+from typer import _click as click  # typer 0.26 carries click inside (pyproject pins it)
 
 from rudder_pipedrive_cli.cli import options as opt
 from rudder_pipedrive_cli.cli.account import INTERACTIVE_RETRIES, account_client
@@ -483,6 +484,41 @@ def report_refusal(
         if refused.message != error.message:  # not --report's own refusal, said already
             said = refused.message if token is None else token.sub(REDACTED, refused.message)
             say(err, f"warning: {said}", indent=MORE)
+
+
+def report_usage_refused(command: click.Command, args: list[str], error: RpdError) -> None:
+    """A send whose options or arguments click refused before it ran (`--concurrency 0`, an
+    unknown option, no PATH: exit 2) writes its --report as any other refusal (`report_refusal`),
+    so that an earlier run's report left there is not read as this run's. The options are read
+    as click's parser reads them, unknown ones left aside, and the last argument when it is an
+    option without its value (`--concurrency` at the end: --report itself, none to write); the
+    inputs as given, each kept from the report (one click refused too). A --report its own
+    option refuses (`--report " "`) is none to write."""
+    context = click.Context(command, ignore_unknown_options=True)
+    try:  # (the parser takes the words out of the list it is given)
+        given, _, _ = command.make_parser(context).parse_args(list(args))
+    except click.ClickException:
+        try:
+            given, _, _ = command.make_parser(context).parse_args(args[:-1])
+        except click.ClickException:
+            return
+    option = next(param for param in command.params if param.name == "report")
+    try:
+        report = option.type_cast_value(context, given["report"])
+    except (KeyError, click.ClickException):  # not given, or refused as the run was
+        return
+
+    def path(name: str) -> Path | None:
+        return Path(value) if isinstance(value := given.get(name), str) and value else None
+
+    config = given.get("config")
+    kept = Refused(
+        paths=tuple(given.get("paths") or ()),
+        config=config if isinstance(config, str) and config else None,
+        state=path("state"),
+        dead_letter=path("dead_letter"),
+    )
+    report_refusal(report, error, Tally(), time.monotonic(), None, kept)
 
 
 def open_state(env: Env, state: Path | None, *, cache_entries: int) -> ReplayState | None:

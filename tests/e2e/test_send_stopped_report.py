@@ -8,16 +8,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from e2e_support import (
+    CLEAN_ENV,
     STALE_REPORT,
     assert_stopped_while_starting,
     identify,
     rpd_send,
     write_events,
 )
+from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import send_cmd
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.core.errors import AuthRefused
 from rudder_pipedrive_cli.http.client import AUTH_HINT
 from rudder_pipedrive_cli.io.state import ReplayState
@@ -216,3 +220,89 @@ def test_a_refused_send_whose_report_cannot_be_written_there_says_so_in_a_line(
         "hint: did you mean 'plan'?",
     ]
     assert events.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ("--concurrency", "0"),
+            "Invalid value for '--concurrency': 0 is not in the range 1<=x<=256.",
+        ),
+        (
+            ("--max-retries", "many"),
+            "Invalid value for '--max-retries': 'many' is not a valid integer range.",
+        ),
+        (("--bogus", "1"), "No such option: --bogus (Possible options: --verbose)"),
+        (("--concurrency",), "Option '--concurrency' requires an argument."),
+        ((), "Missing argument 'PATH...'."),
+    ],
+    ids=["out of range", "not a number", "unknown option", "no value", "no input"],
+)
+def test_a_send_refused_by_its_options_replaces_an_earlier_run_s_report_with_its_stop(
+    sandbox: Sandbox, tmp_path: Path, args: tuple[str, ...], said: str
+) -> None:
+    # Refused by Typer's own checks before send ran, exit 2 as every other refusal, it left the
+    # report an earlier run wrote at --report: a scheduler took 9 sent as this run's.
+    (tmp_path / "run-report.json").write_bytes(STALE_REPORT)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    run = rpd_send(sandbox, tmp_path, *([events] if args else []), args=args)
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == [f"error: {said}", "hint: see `rpd send --help`"]
+    assert without_duration(run.report) == refused_report(said)
+    assert sandbox.stats()["requests"] == {}
+
+
+def test_a_send_refused_by_its_options_never_writes_its_report_over_an_input(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+    before = events.read_bytes()
+
+    run = rpd_send(sandbox, tmp_path, events, args=("--report", str(events), "--concurrency", "0"))
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines() == [
+        f"warning: --report {events} is one of the input files, and writing there would "
+        "destroy the events it holds: give --report another file (nothing was sent)",
+        "error: Invalid value for '--concurrency': 0 is not in the range 1<=x<=256.",
+        "hint: see `rpd send --help`",
+    ]
+    assert events.read_bytes() == before
+
+
+def test_a_send_refused_for_an_option_given_before_it_replaces_an_earlier_run_s_report(
+    tmp_path: Path,
+) -> None:
+    # `rpd -v send ...`: refused by rpd itself before send was loaded.
+    report = tmp_path / "run-report.json"
+    report.write_bytes(STALE_REPORT)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    args = ["-v", "send", str(events), "--report", str(report)]
+    result = CliRunner().invoke(app, args, env=CLEAN_ENV)
+
+    assert result.exit_code == 2
+    said = "No such option: -v"
+    assert result.stderr.splitlines() == [
+        f"error: {said}",
+        "hint: options go after the command: `rpd send -v ...`",
+    ]
+    assert without_duration(orjson.loads(report.read_bytes())) == refused_report(said)
+
+
+def test_a_report_path_its_option_refuses_is_not_written(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    events = write_events(tmp_path / "e.ndjson", [identify("m-1", "u-1", name="Ann")])
+
+    run = rpd_send(sandbox, tmp_path, events, args=("--report", " "))
+
+    assert run.exit_code == 2, run.stderr
+    assert run.stderr.splitlines()[0] == (
+        "error: Invalid value for '--report': an empty path: give a file, or leave the option out"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.ndjson"]
