@@ -139,51 +139,154 @@ def test_the_elements_of_a_json_document_keep_their_file_s_name_once(tmp_path: P
     ]
 
 
-def test_an_upgrade_on_a_full_disk_says_the_room_it_takes_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A 63 MB file of schema 1 with 30 MB free: every run said 'disk full: state file', exit 2,
-    # no word of the upgrade that takes the room, nor of how much (it took 142 MB). SQLite's
-    # max_page_count stands in for the full disk: the upgrade's first new page is refused.
-    path = tmp_path / "state.sqlite"
-    schema_1_file(path)
+def disks(monkeypatch: pytest.MonkeyPatch, free: dict[Path, int]) -> None:
+    """The free bytes `os.statvfs` says of each of these folders' disks (others as they are)."""
+    statvfs = os.statvfs
+
+    def said(folder: str | Path) -> os.statvfs_result:
+        room = free.get(Path(folder).resolve())
+        if room is None:
+            return statvfs(folder)
+        return os.statvfs_result((4096, 1, room, room, room, 1000, 1000, 1000, 0, 255))
+
+    monkeypatch.setattr(os, "statvfs", said)
+
+
+def on_a_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's max_page_count stands in for a full disk (the state's, or its temporary
+    folder's): the upgrade's first new page is refused."""
     upgrade = state_file.upgrade
 
-    def on_a_full_disk(connection: sqlite3.Connection) -> None:
+    def refused(connection: sqlite3.Connection) -> None:
         used = connection.execute("PRAGMA page_count").fetchone()[0]
         connection.execute(f"PRAGMA max_page_count = {used}")
         upgrade(connection)
 
-    monkeypatch.setattr(state_file, "upgrade", on_a_full_disk)
+    monkeypatch.setattr(state_file, "upgrade", refused)
+
+
+def send_on(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`rpd send -q` on the state at `path`: refused as the state opens, no request made (nothing
+    listens at its URL)."""
     for name in ("RPD_CONFIG", "RPD_PLAN", "RPD_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "0123456789abcdef0123456789abcdef01234567")
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(path.parent)
     config, events = ROOT / "config.example.toml", ROOT / "examples" / "events.ndjson"
     send = ["send", str(events), "--config", str(config), "--state", str(path), "-q"]
-    # No request is made: the state is opened before any (nothing listens at this URL).
-    result = CliRunner().invoke(app, [*send, "--base-url", "http://127.0.0.1:9"])
+    return CliRunner().invoke(app, [*send, "--base-url", "http://127.0.0.1:9"])
+
+
+UNCHANGED = "then rerun the same command: the file is as it was, and nothing was sent"
+
+
+@pytest.mark.parametrize("found", ["by SQLite", "before the commit"])
+def test_an_upgrade_on_a_full_disk_says_the_room_it_takes_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, found: str
+) -> None:
+    # A 63 MB file of schema 1 with 30 MB free: every run said 'disk full: state file', exit 2,
+    # no word of the upgrade that takes the room, nor of how much (it took 142 MB).
+    # Before the commit: a 63.3 MB file with 130 MB free, whose upgrade's transaction fit (its
+    # -wal 102.7 MB), was committed, but copying it into the file (grown to 96.3 MB) met the
+    # full disk: the -wal stayed, the disk 100% full, and the run stopped at its first write,
+    # 'disk full: state file', as every rerun then did. Now the room is checked before it.
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    if found == "by SQLite":
+        on_a_full_disk(monkeypatch)
+    disks(monkeypatch, {tmp_path.resolve(): 0 if found == "by SQLite" else 1_000_000})
+    result = send_on(path, monkeypatch)
     assert result.exit_code == 2, result.stderr
     assert result.stderr.splitlines() == [
         f"error: disk full: upgrading state file {path} to this rpd's schema needs about 1 MB "
         "free on its disk",
-        "hint: free space there, then rerun the same command: the file is as it was, and "
-        "nothing was sent",
+        f"hint: free space there, {UNCHANGED}",
     ]
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
     assert rows(path, "SELECT * FROM journal ORDER BY event_id") == ROWS_1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]
 
 
-def test_the_room_an_upgrade_takes_is_said_from_the_file_s_size(tmp_path: Path) -> None:
+def another_disk(tmp_path: Path) -> Path:
+    """A folder on another disk than `tmp_path`'s (/dev/shm's memory), where a test puts SQLite's
+    temporary files; skipped where there is none."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no folder on another disk (/dev/shm) here")
+    if not os.access(shm, os.W_OK | os.X_OK):
+        pytest.skip("/dev/shm is not writable here")
+    return shm
+
+
+@pytest.mark.parametrize("where", ["another disk", "the state's disk"])
+def test_an_upgrade_whose_temporary_folder_is_full_names_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # SQLite's temporary files (the upgrade's: 63 MB for a 63 MB file) go to $SQLITE_TMPDIR,
+    # $TMPDIR, /var/tmp or /tmp: with that folder full, it was said as the state's disk, which
+    # had 64 GB free ('needs about 143 MB free on its disk').
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    temp = another_disk(tmp_path) if where == "another disk" else tmp_path / "tmp"
+    temp.mkdir(exist_ok=True)
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    on_a_full_disk(monkeypatch)
+    disks(monkeypatch, {tmp_path.resolve(): 1_500_000, temp.resolve(): 300_000})
+    result = send_on(path, monkeypatch)
+    assert result.exit_code == 2, result.stderr
+    assert (
+        result.stderr.splitlines()
+        == {
+            "another disk": [
+                f"error: disk full: upgrading state file {path} to this rpd's schema needs about "
+                f"1 MB free in {temp} for SQLite's temporary files (it has 0 MB)",
+                "hint: free space there, or set $SQLITE_TMPDIR to a folder on a disk with room, "
+                f"{UNCHANGED}",
+            ],
+            "the state's disk": [
+                f"error: disk full: upgrading state file {path} to this rpd's schema needs about "
+                f"2 MB free on its disk, with SQLite's temporary files ({temp})",
+                f"hint: free space there, {UNCHANGED}",
+            ],
+        }[where]
+    )
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
+
+
+def test_the_upgrade_s_wal_is_emptied_once_it_is_vacuumed(tmp_path: Path) -> None:
+    # The -wal kept the upgrade and the VACUUM's copy (102.7 MB for a 63.3 MB file) until the
+    # run ended, its room the run's no more.
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    with ReplayState.open(path, NS):
+        assert (tmp_path / "state.sqlite-wal").stat().st_size == 0
+    assert rows(path, SELECTED)[:4] == ROWS_1
+
+
+def test_the_room_an_upgrade_takes_is_said_from_the_file_s_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Measured: a 63,332,352-byte file of schema 1 took 141.7 MB more at its peak (the file grown
-    # to 102.3 MB beside a -wal of 102.7 MB).
+    # to 102.3 MB beside a -wal of 102.7 MB), and SQLite's temporary folder was refused with
+    # 60 MiB (62.9 MB) free, enough with 64 MiB (67.1 MB).
     path = tmp_path / "state.sqlite"
     with path.open("wb") as handle:
         os.truncate(handle.fileno(), 63_332_352)
-    assert state_file.no_room_to_upgrade(path).message == (
-        f"disk full: upgrading state file {path} to this rpd's schema needs about 143 MB free "
-        "on its disk"
-    )
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    upgrading = f"disk full: upgrading state file {path} to this rpd's schema needs about"
+    disks(monkeypatch, {tmp_path.resolve(): 142_000_000})
+    said = state_file.no_room_to_upgrade(path).message
+    assert said == f"{upgrading} 143 MB free on its disk"
+    disks(monkeypatch, {tmp_path.resolve(): 143_000_000})
+    said = state_file.no_room_to_upgrade(path).message
+    assert said == f"{upgrading} 213 MB free on its disk, with SQLite's temporary files ({temp})"
+    temp = another_disk(tmp_path)
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    disks(monkeypatch, {tmp_path.resolve(): 143_000_000, temp.resolve(): 5_000_000})
+    said = state_file.no_room_to_upgrade(path).message
+    assert said == f"{upgrading} 70 MB free in {temp} for SQLite's temporary files (it has 5 MB)"
 
 
 class VacuumStopped:

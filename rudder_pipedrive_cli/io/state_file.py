@@ -54,7 +54,9 @@ from rudder_pipedrive_cli.io.state_schema import (
     SOURCE_NAME,
     SOURCE_PLACE,
     TABLES,
+    UPGRADE_MARGIN,
     UPGRADE_ROOM,
+    UPGRADE_TEMP,
     UPGRADES,
     VACUUM_DUE,
     split_source,
@@ -363,21 +365,60 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
     return None
 
 
-def no_room_to_upgrade(path: Path) -> StateUnusable:
+UNCHANGED = "then rerun the same command: the file is as it was, and nothing was sent"
+
+
+def no_room_to_upgrade(path: Path, *, its_disk: bool = False) -> StateUnusable:
     """The upgrade of a file of an earlier schema met a full disk: it is as it was (rolled back).
     Said with the room it takes (`UPGRADE_ROOM`): a plain 'disk full' left the user freeing a
-    few MB for a run that needs more than twice the file's size. (Or `ulimit -f` refused it.)"""
+    few MB for a run that needs more than twice the file's size. (Or `ulimit -f` refused it.)
+    When the state's disk has that room now (and was not found short: `its_disk`), what was full
+    is SQLite's temporary folder (`UPGRADE_TEMP`), said with the state's room when it is on the
+    same disk: it was said as the state's disk alone, which may have had gigabytes free."""
     if (limit := size_limit_met(path)) is not None:
         return size_limited(path, limit)
     with contextlib.suppress(OSError):
-        needed = math.ceil(path.stat().st_size * UPGRADE_ROOM / 1_000_000)
+        size, folder, temp = path.stat().st_size, path.resolve().parent, sqlite_temp_folder()
+        needed = math.ceil(size * UPGRADE_ROOM / 1_000_000)
+        in_temp = math.ceil(size * UPGRADE_TEMP / 1_000_000)
+        if its_disk or free_bytes(folder) < needed * 1_000_000:
+            room = f"{needed:,} MB free on its disk"
+        elif os.stat(temp).st_dev == os.stat(folder).st_dev:
+            room = (
+                f"{needed + in_temp:,} MB free on its disk, with SQLite's temporary files ({temp})"
+            )
+        else:
+            return StateUnusable(
+                f"disk full: upgrading state file {path} to this rpd's schema needs about "
+                f"{in_temp:,} MB free in {temp} for SQLite's temporary files (it has "
+                f"{free_bytes(temp) // 1_000_000:,} MB)",
+                hint="free space there, or set $SQLITE_TMPDIR to a folder on a disk with room, "
+                f"{UNCHANGED}",
+            )
         return StateUnusable(
-            f"disk full: upgrading state file {path} to this rpd's schema needs about {needed:,} "
-            "MB free on its disk",
-            hint="free space there, then rerun the same command: the file is as it was, and "
-            "nothing was sent",
+            f"disk full: upgrading state file {path} to this rpd's schema needs about {room}",
+            hint=f"free space there, {UNCHANGED}",
         )
     return disk_full(path)
+
+
+# Where SQLite makes its temporary files (os_unix.c unixTempFileDir): the first of these that is
+# a folder it may write in. The upgrade's and its VACUUM's go there, not beside the state.
+SQLITE_TEMP_FOLDERS = ("$SQLITE_TMPDIR", "$TMPDIR", "/var/tmp", "/usr/tmp", "/tmp", ".")
+
+
+def sqlite_temp_folder() -> Path:
+    for name in SQLITE_TEMP_FOLDERS:
+        folder = os.environ.get(name[1:], "") if name.startswith("$") else name
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return Path(".")
+
+
+def free_bytes(folder: Path) -> int:
+    """The room left on `folder`'s disk for this process (not the blocks kept for root)."""
+    disk = os.statvfs(folder)
+    return disk.f_bavail * disk.f_frsize
 
 
 def disk_full(path: Path) -> StateUnusable:
@@ -778,7 +819,7 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
     except BaseException as error:
         lock.release()
         if isinstance(error, NoRoomToUpgrade):
-            raise no_room_to_upgrade(path) from None
+            raise no_room_to_upgrade(path, its_disk=error.its_disk) from None
         if isinstance(error, sqlite3.DatabaseError):
             raise (state_failure(path, error) or error) from None
         raise
@@ -814,7 +855,12 @@ def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
 
 
 class NoRoomToUpgrade(Exception):
-    """The upgrade's transaction met a full disk, and was rolled back (`no_room_to_upgrade`)."""
+    """The upgrade's transaction met a full disk, or found the state's short (`its_disk`) before
+    its commit, and was rolled back (`no_room_to_upgrade`)."""
+
+    def __init__(self, *, its_disk: bool = False) -> None:
+        super().__init__()
+        self.its_disk = its_disk
 
 
 def _full(error: sqlite3.DatabaseError) -> bool:
@@ -850,6 +896,8 @@ def upgrade(connection: sqlite3.Connection) -> None:
                 connection.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
                 )
+                if not room_to_commit(connection):
+                    raise NoRoomToUpgrade(its_disk=True)
         except sqlite3.DatabaseError as error:
             if _full(error):
                 raise NoRoomToUpgrade from None
@@ -857,16 +905,35 @@ def upgrade(connection: sqlite3.Connection) -> None:
     vacuum(connection)
 
 
+def room_to_commit(connection: sqlite3.Connection) -> bool:
+    """Whether the state's disk has the room the upgrade's commit takes (its transaction written
+    in the -wal by now): the file grows to its pages when the -wal is copied into it. Without
+    it, the upgrade committed and no more: the -wal could not be copied, so it held the disk full
+    (102.7 MB beside a file grown to 96.3 MB, 0 bytes free), and the run stopped at its first
+    state write, 'disk full: state file', as every rerun did."""
+    pages: int = connection.execute("PRAGMA page_count").fetchone()[0]
+    page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
+    name = Path(connection.execute("PRAGMA database_list").fetchone()[2])
+    try:
+        growth = pages * page_size - name.stat().st_size
+        return free_bytes(name.parent) >= growth + UPGRADE_MARGIN
+    except OSError:  # a disk that does not say its room: SQLite's own failure will say it
+        return True
+
+
 def vacuum(connection: sqlite3.Connection) -> None:
     """The file vacuumed, and no longer due. On a full disk it stays due, for the next open for
-    writing, and the run goes on: the upgrade is done, and the file only holds free pages."""
+    writing, and the run goes on: the upgrade is done, and the file only holds free pages. The
+    -wal is emptied after (it held the upgrade and the copy, 102.7 MB for a 63.3 MB file), so
+    its room is the run's, not held until the run ends."""
     try:
         connection.execute("VACUUM")
     except sqlite3.DatabaseError as error:
-        if _full(error):
-            return
-        raise
-    connection.execute("DELETE FROM meta WHERE key = ?", (VACUUM_DUE,))
+        if not _full(error):
+            raise
+    else:
+        connection.execute("DELETE FROM meta WHERE key = ?", (VACUUM_DUE,))
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 @contextlib.contextmanager

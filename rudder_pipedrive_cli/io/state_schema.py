@@ -93,6 +93,13 @@ UPGRADES = {
 # written beside the old ones and the whole transaction sits in the -wal until it commits (a
 # 63.3 MB file of schema 1 grew to 102.3 MB beside a -wal of 102.7 MB: 141.7 MB, 2.24 times).
 UPGRADE_ROOM = 2.25
+# The room SQLite's temporary files take during the upgrade, per byte of the file, in its own
+# temporary folder (`state_file.sqlite_temp_folder`), not beside the state: the same 63.3 MB file
+# was refused with 60 MiB there, upgraded and vacuumed with 64 MiB (67.1 MB, 1.06 times).
+UPGRADE_TEMP = 1.1
+# What the upgrade's commit may still write after its room was checked (SQLite's page cache,
+# 2 MB by default, and the -shm), so that its checkpoint has the room it needs (`room_to_commit`).
+UPGRADE_MARGIN = 4_000_000
 # A meta row written in the upgrade's transaction, deleted once the file has been vacuumed: a
 # VACUUM killed or refused for want of space (the upgrade is done) is done at a later open.
 VACUUM_DUE = "vacuum_due"
