@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_schema import REVISION, SCHEMA
+from rudder_pipedrive_cli.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,16 +166,19 @@ def on_a_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(state_file, "upgrade", refused)
 
 
-def send_on(path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """`rpd send -q` on the state at `path`: refused as the state opens, no request made (nothing
-    listens at its URL)."""
+def send_on(path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox | None = None) -> Any:
+    """`rpd send` on the state at `path`, to `sandbox`; without one (`-q`), refused as the state
+    opens, no request made (nothing listens at its URL)."""
     for name in ("RPD_CONFIG", "RPD_PLAN", "RPD_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", "0123456789abcdef0123456789abcdef01234567")
+    token = "sandbox-token" if sandbox else "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv("PIPEDRIVE_API_TOKEN", token)
     monkeypatch.chdir(path.parent)
     config, events = ROOT / "config.example.toml", ROOT / "examples" / "events.ndjson"
-    send = ["send", str(events), "--config", str(config), "--state", str(path), "-q"]
-    return CliRunner().invoke(app, [*send, "--base-url", "http://127.0.0.1:9"])
+    send = ["send", str(events), "--config", str(config), "--state", str(path)]
+    send += [] if sandbox else ["-q"]
+    url = sandbox.url if sandbox else "http://127.0.0.1:9"
+    return CliRunner().invoke(app, [*send, "--base-url", url, "--plan", "unlimited"])
 
 
 UNCHANGED = "then rerun the same command: the file is as it was, and nothing was sent"
@@ -192,19 +196,22 @@ def test_an_upgrade_on_a_full_disk_says_the_room_it_takes_exit_2(
     # 'disk full: state file', as every rerun then did. Now the room is checked before it.
     path = tmp_path / "state.sqlite"
     schema_1_file(path)
+    temp = tmp_path / "tmp"  # SQLite's temporary files on the state's disk: their room said too
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
     if found == "by SQLite":
         on_a_full_disk(monkeypatch)
     disks(monkeypatch, {tmp_path.resolve(): 0 if found == "by SQLite" else 1_000_000})
     result = send_on(path, monkeypatch)
     assert result.exit_code == 2, result.stderr
     assert result.stderr.splitlines() == [
-        f"error: disk full: upgrading state file {path} to this rpd's schema needs about 1 MB "
-        "free on its disk",
+        f"error: disk full: upgrading state file {path} to this rpd's schema needs about 2 MB "
+        f"free on its disk, with SQLite's temporary files ({temp})",
         f"hint: free space there, {UNCHANGED}",
     ]
     assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("1",)]
     assert rows(path, "SELECT * FROM journal ORDER BY event_id") == ROWS_1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite", "tmp"]
 
 
 def another_disk(tmp_path: Path) -> Path:
@@ -272,18 +279,21 @@ def test_the_room_an_upgrade_takes_is_said_from_the_file_s_size(
     path = tmp_path / "state.sqlite"
     with path.open("wb") as handle:
         os.truncate(handle.fileno(), 63_332_352)
-    temp = tmp_path / "tmp"
+    upgrading = f"disk full: upgrading state file {path} to this rpd's schema needs about"
+    temp = tmp_path / "tmp"  # on the state's disk: the two rooms, whatever is free
     temp.mkdir()
     monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
-    upgrading = f"disk full: upgrading state file {path} to this rpd's schema needs about"
-    disks(monkeypatch, {tmp_path.resolve(): 142_000_000})
-    said = state_file.no_room_to_upgrade(path).message
-    assert said == f"{upgrading} 143 MB free on its disk"
-    disks(monkeypatch, {tmp_path.resolve(): 143_000_000})
-    said = state_file.no_room_to_upgrade(path).message
-    assert said == f"{upgrading} 213 MB free on its disk, with SQLite's temporary files ({temp})"
+    for free in (0, 143_000_000):
+        disks(monkeypatch, {tmp_path.resolve(): free})
+        said = state_file.no_room_to_upgrade(path).message
+        assert (
+            said == f"{upgrading} 213 MB free on its disk, with SQLite's temporary files ({temp})"
+        )
     temp = another_disk(tmp_path)
     monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    disks(monkeypatch, {tmp_path.resolve(): 142_000_000, temp.resolve(): 5_000_000})
+    said = state_file.no_room_to_upgrade(path).message
+    assert said == f"{upgrading} 143 MB free on its disk"
     disks(monkeypatch, {tmp_path.resolve(): 143_000_000, temp.resolve(): 5_000_000})
     said = state_file.no_room_to_upgrade(path).message
     assert said == f"{upgrading} 70 MB free in {temp} for SQLite's temporary files (it has 5 MB)"
@@ -347,3 +357,28 @@ def test_a_vacuum_the_upgrade_did_not_finish_is_done_at_the_next_open_for_writin
     assert rows(path, due) == []
     assert rows(path, "PRAGMA freelist_count") == [(0,)]
     assert rows(path, SELECTED) == journaled
+
+
+def test_a_send_whose_upgrade_could_not_be_compacted_goes_on_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox
+) -> None:
+    # Room for the upgrade but not for its VACUUM (its temporary copy on the state's disk): the
+    # run went on without a word, the file holding what it no longer uses (67 MB of a 63.3 MB
+    # file's 102.3 MB) until a later run with room.
+    path = tmp_path / "state.sqlite"
+    schema_1_file(path)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    upgrade = state_file.upgrade
+    monkeypatch.setattr(
+        state_file, "upgrade", lambda connection: upgrade(VacuumStopped(connection, disk_full()))
+    )
+    result = send_on(path, monkeypatch, sandbox)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[:1] == [
+        f"warning: state file {path} is not compacted yet after its upgrade, for want of room "
+        f"on its disk or in SQLite's temporary folder ({temp}): 1 MB of it goes unused until a "
+        "later send with room compacts it",
+    ]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'vacuum_due'") == [("1",)]

@@ -103,7 +103,7 @@ from rudder_pipedrive_cli.io.readers import (
 from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
-from rudder_pipedrive_cli.io.state_file import StateInUse, StateUnusable
+from rudder_pipedrive_cli.io.state_file import StateInUse, StateUnusable, not_compacted
 from rudder_pipedrive_cli.replay import Replay
 
 CANCELLED_MESSAGE = (
@@ -534,6 +534,8 @@ def open_state(env: Env, state: Path | None, *, cache_entries: int) -> ReplaySta
     keyed_on_url = namespace_key(normalised_url(url), token)
     replay_state = ReplayState.open(path, keyed_on_url, cache_entries=cache_entries)
     replay_state.use_remembered(url, token)
+    if unused := replay_state.unused_bytes:
+        env.warn(not_compacted(path, unused))
     if replay_state.hard_links > 1:
         env.warn(
             f"state file {path} has {replay_state.hard_links} names (hard links): SQLite keeps a "

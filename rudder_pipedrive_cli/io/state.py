@@ -66,6 +66,7 @@ from rudder_pipedrive_cli.io.state_schema import (
     RECENCY_TABLE,
     SOURCE_FILES,
     TABLES,
+    VACUUM_DUE,
     split_source,
 )
 from rudder_pipedrive_cli.io.state_store import Store
@@ -366,6 +367,19 @@ class ReplayState(IdentityStore, Closing):
                 "VALUES (?, ?, ?, ?)",
                 (store.ns, entity, store.now(), orjson.dumps(payload).decode()),
             )
+
+    @property
+    def unused_bytes(self) -> int:
+        """What the file holds that it no longer uses while its compaction after an upgrade is
+        due (`state_file.vacuum`: refused for want of room), else 0."""
+        if self._lock is None:
+            return 0
+        query = self._db.execute
+        if query("SELECT 1 FROM meta WHERE key = ?", (VACUUM_DUE,)).fetchone() is None:
+            return 0
+        free: int = query("PRAGMA freelist_count").fetchone()[0]
+        page_size: int = query("PRAGMA page_size").fetchone()[0]
+        return free * page_size
 
     @property
     def hard_links(self) -> int:

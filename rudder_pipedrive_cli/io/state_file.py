@@ -372,21 +372,22 @@ def no_room_to_upgrade(path: Path, *, its_disk: bool = False) -> StateUnusable:
     """The upgrade of a file of an earlier schema met a full disk: it is as it was (rolled back).
     Said with the room it takes (`UPGRADE_ROOM`): a plain 'disk full' left the user freeing a
     few MB for a run that needs more than twice the file's size. (Or `ulimit -f` refused it.)
-    When the state's disk has that room now (and was not found short: `its_disk`), what was full
-    is SQLite's temporary folder (`UPGRADE_TEMP`), said with the state's room when it is on the
-    same disk: it was said as the state's disk alone, which may have had gigabytes free."""
+    SQLite's temporary files take room too (`UPGRADE_TEMP`), in their own folder: on the state's
+    disk, the two are said together; elsewhere, that folder is said when the state's disk has
+    its room now (and was not found short: `its_disk`). It was said as the state's disk alone,
+    which may have had gigabytes free."""
     if (limit := size_limit_met(path)) is not None:
         return size_limited(path, limit)
     with contextlib.suppress(OSError):
         size, folder, temp = path.stat().st_size, path.resolve().parent, sqlite_temp_folder()
         needed = math.ceil(size * UPGRADE_ROOM / 1_000_000)
         in_temp = math.ceil(size * UPGRADE_TEMP / 1_000_000)
-        if its_disk or free_bytes(folder) < needed * 1_000_000:
-            room = f"{needed:,} MB free on its disk"
-        elif os.stat(temp).st_dev == os.stat(folder).st_dev:
+        if os.stat(temp).st_dev == os.stat(folder).st_dev:
             room = (
                 f"{needed + in_temp:,} MB free on its disk, with SQLite's temporary files ({temp})"
             )
+        elif its_disk or free_bytes(folder) < needed * 1_000_000:
+            room = f"{needed:,} MB free on its disk"
         else:
             return StateUnusable(
                 f"disk full: upgrading state file {path} to this rpd's schema needs about "
@@ -400,6 +401,17 @@ def no_room_to_upgrade(path: Path, *, its_disk: bool = False) -> StateUnusable:
             hint=f"free space there, {UNCHANGED}",
         )
     return disk_full(path)
+
+
+def not_compacted(path: Path, unused: int) -> str:
+    """What a send says of a state file whose compaction after its upgrade is still due (a
+    VACUUM refused for want of room: `vacuum`), and what that holds unused until then."""
+    return (
+        f"state file {path} is not compacted yet after its upgrade, for want of room on its disk "
+        f"or in SQLite's temporary folder ({sqlite_temp_folder()}): "
+        f"{math.ceil(unused / 1_000_000):,} MB of it goes unused until a later send with room "
+        "compacts it"
+    )
 
 
 # Where SQLite makes its temporary files (os_unix.c unixTempFileDir): the first of these that is
@@ -884,6 +896,7 @@ def upgrade(connection: sqlite3.Connection) -> None:
         connection.create_function(
             SOURCE_PLACE, 1, lambda s: split_source(s)[1], deterministic=True
         )
+        room = Room(connection)
         try:
             with transaction(connection):
                 for after in range(version + 1, SCHEMA_VERSION + 1):
@@ -896,7 +909,7 @@ def upgrade(connection: sqlite3.Connection) -> None:
                 connection.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
                 )
-                if not room_to_commit(connection):
+                if not room.to_commit(connection):
                     raise NoRoomToUpgrade(its_disk=True)
         except sqlite3.DatabaseError as error:
             if _full(error):
@@ -905,20 +918,35 @@ def upgrade(connection: sqlite3.Connection) -> None:
     vacuum(connection)
 
 
-def room_to_commit(connection: sqlite3.Connection) -> bool:
-    """Whether the state's disk has the room the upgrade's commit takes (its transaction written
-    in the -wal by now): the file grows to its pages when the -wal is copied into it. Without
-    it, the upgrade committed and no more: the -wal could not be copied, so it held the disk full
-    (102.7 MB beside a file grown to 96.3 MB, 0 bytes free), and the run stopped at its first
-    state write, 'disk full: state file', as every rerun did."""
-    pages: int = connection.execute("PRAGMA page_count").fetchone()[0]
-    page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
-    name = Path(connection.execute("PRAGMA database_list").fetchone()[2])
-    try:
-        growth = pages * page_size - name.stat().st_size
-        return free_bytes(name.parent) >= growth + UPGRADE_MARGIN
-    except OSError:  # a disk that does not say its room: SQLite's own failure will say it
-        return True
+class Room:
+    """The state's disk's room as the upgrade begins (its -wal's size then, and the free space),
+    to tell before its commit whether the file can take it (`to_commit`). Measured then, not at
+    the commit: SQLite holds its temporary files until the transaction ends (a 65 MB statement
+    journal for a 63.3 MB file), which on the state's own disk are given back by then."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.name = Path(connection.execute("PRAGMA database_list").fetchone()[2])
+        self.wal = beside(self.name, "-wal")
+        try:
+            self.free: int | None = free_bytes(self.name.parent) + self._wal_size()
+        except OSError:  # a disk that does not say its room: SQLite's own failure will say it
+            self.free = None
+
+    def _wal_size(self) -> int:
+        return self.wal.stat().st_size if self.wal.exists() else 0
+
+    def to_commit(self, connection: sqlite3.Connection) -> bool:
+        """Whether the disk has the room the commit takes, its transaction in the -wal by now: the
+        file grows to its pages when the -wal is copied into it. Without it, the upgrade
+        committed and no more: the -wal could not be copied, so it held the disk full (102.7 MB
+        beside a file grown to 96.3 MB, 0 bytes free), and the run stopped at its first state
+        write, 'disk full: state file', as every rerun did."""
+        pages: int = connection.execute("PRAGMA page_count").fetchone()[0]
+        page_size: int = connection.execute("PRAGMA page_size").fetchone()[0]
+        if self.free is None:
+            return True
+        growth = pages * page_size - self.name.stat().st_size
+        return self.free >= self._wal_size() + growth + UPGRADE_MARGIN
 
 
 def vacuum(connection: sqlite3.Connection) -> None:
