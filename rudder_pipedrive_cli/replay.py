@@ -18,6 +18,7 @@ from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finishe
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
+from rudder_pipedrive_cli.core.plans.track import SKIPPED as RULE_SKIPPED
 from rudder_pipedrive_cli.core.protocol import (
     LEFT_IN_FLIGHT,
     ApiRequest,
@@ -113,7 +114,10 @@ class Replay:
             outcome = root.retell(outcome)
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
-        if item.id and item.decided is None and outcome is not ALREADY_DONE:  # a planned event
+        # A planned event, but for one a skip rule took: that skip is the config's, as a
+        # --type filter's is, so it is not journaled as done: a changed rule reaches the event.
+        planned = item.id and item.decided is None
+        if planned and outcome is not ALREADY_DONE and outcome is not RULE_SKIPPED:
             if self.index is not None:  # the records it made go in, merged persons out
                 self.index.learn(outcome)
             if self.journal is not None:
