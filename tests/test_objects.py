@@ -1300,3 +1300,15 @@ def test_files_of_a_filesystem_without_inodes_are_told_apart_by_name() -> None:
 
     assert identity(status(7)) == (42, 7)
     assert identity(status(0)) is None
+
+
+def test_an_object_finished_under_skip_rules_is_finished_under_those_only(tmp_path: Path) -> None:
+    with ReplayState.open(tmp_path / "state.sqlite", "ns") as state:
+        state.finish_object("s3://b/k.json.gz", "etag:abc", skips="0123456789abcdef")
+        state.finish_object("s3://b/l.json.gz", "etag:abc")
+        state.flush()
+        assert state.object_finished("s3://b/k.json.gz", "etag:abc", skips="0123456789abcdef")
+        assert not state.object_finished("s3://b/k.json.gz", "etag:abc", skips="fedcba9876543210")
+        assert not state.object_finished("s3://b/k.json.gz", "etag:abc")  # under no skip rule
+        assert state.object_finished("s3://b/l.json.gz", "etag:abc")
+        assert not state.object_finished("s3://b/l.json.gz", "etag:abc", skips="0123456789abcdef")

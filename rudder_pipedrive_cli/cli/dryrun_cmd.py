@@ -293,18 +293,21 @@ def dry_run_command(
         # Without a state, what earlier events would create is kept in bounded tables.
         spill = stack.enter_context(Spill(cache_entries))
         known: IdentityStore = IdentityStore(spill.table)
-        journal_status, resume = None, None
+        journal_status, resume, objects_finished = None, None, None
         if replay_state is not None:
             from rudder_pipedrive_cli.replay import journaled
 
             known, journal_status = replay_state, replay_state.journal_status
             resume = partial(journaled, journal=replay_state, now=None)  # writes in flight
+            # The objects a send would not read: finished under these skip rules (as send's)
+            skips = plan_config.track_rules.skips
+            objects_finished = partial(replay_state.object_finished, skips=skips)
         reader = EventReader(
             paths,
             strict=strict,
             max_item_bytes=max_item_bytes,
             window=event_filter.window,
-            finished=replay_state.object_finished if replay_state is not None else None,
+            finished=objects_finished,
             warn=env.warn,
         )
         note_finished_objects(env, reader)
@@ -316,7 +319,7 @@ def dry_run_command(
                 kept = replay_state.input_aliases()
                 aliases.update(kept)
                 if kept.complete:  # with those of the objects it finished: not read again
-                    finished_read = replay_state.object_finished
+                    finished_read = objects_finished
             first_pass = EventReader(
                 paths,
                 max_item_bytes=max_item_bytes,

@@ -575,15 +575,20 @@ def run_send(
         stopping=run_stop,  # a stopped run retries no request
     )
     # Objects an earlier run finished are read by neither pass: their events are done, and what
-    # they taught (identities, merges, the input's aliases) is in the state.
-    finished = replay_state.object_finished if replay_state is not None else None
+    # they taught (identities, merges, the input's aliases) is in the state. Not those it read
+    # under other skip rules (TrackRules.skips): the events a rule skipped are not done.
+    finished, on_finished = None, None
+    if replay_state is not None:
+        skips = config.track_rules.skips
+        finished = partial(replay_state.object_finished, skips=skips)
+        on_finished = partial(replay_state.finish_object, skips=skips)
     reader = EventReader(
         job.paths,
         strict=job.strict,
         max_item_bytes=job.max_item_bytes,
         window=job.event_filter.window,
         finished=finished,
-        on_finished=replay_state.finish_object if replay_state is not None else None,
+        on_finished=on_finished,
         warn=env.warn,
     )
     note_finished_objects(env, reader)

@@ -275,6 +275,20 @@ class TrackRules:
             self.matched[raw] = found
         return found
 
+    @property
+    def skips(self) -> str:
+        """What decides which track events a skip rule takes, as a short digest ("" when no
+        rule skips): the rules up to the last skip rule, each its patterns and whether it skips.
+        An object an earlier run finished under other skip rules may hold events it skipped
+        that these rules do not, so it is read again (io/state.py `object_finished`)."""
+        skipping = [index for index, rule in enumerate(self.rules) if rule.create == "skip"]
+        if not skipping:
+            return ""
+        import hashlib  # here: OpenSSL's 3 ms to load are for configs with a skip rule only
+
+        deciding = [[rule.events, rule.create == "skip"] for rule in self.rules[: skipping[-1] + 1]]
+        return hashlib.sha256(json_text(deciding).encode()).hexdigest()[:16]
+
     def unresolved(self) -> list[str]:
         """Names of pipelines, stages and activity types no listing has resolved yet."""
         return [f"{rule.where}.{name}" for rule in self.rules for name in _unresolved(rule)]

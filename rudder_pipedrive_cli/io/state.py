@@ -82,6 +82,13 @@ BATCH_SECONDS = 1.0
 NAMESPACED = (*TABLES, "objects_done", ALIASES_TABLE, RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
 
 
+def read_as(version: str, skips: str) -> str:
+    """How objects_done keeps an object's version (its ETag or size) read under skip rules: with
+    their digest after it, so that a lookup under other rules finds no row (state_schema.py);
+    under none, the version alone, as every row was before the digest."""
+    return f"{version} skips:{skips}" if skips else version
+
+
 def utc_stamp() -> str:
     """Now, as RFC 3339 UTC to the second: the stamps of state rows and of writes in flight."""
     return rfc3339(datetime.now(UTC))
@@ -292,29 +299,33 @@ class ReplayState(IdentityStore, Closing):
     # -- objects read to the end ------------------------------------------------------------------
 
     # The objects of a bucket or backup folder read to the end with every event done (SPEC 2,
-    # resume), by name and version; their table is created on first use.
+    # resume), by name and version, and the skip rules they were read under (`read_as`); their
+    # table is created on first use.
 
-    def object_finished(self, name: str, version: str) -> bool:
-        """Whether an earlier run finished this version of the object (io/objects.py)."""
+    def object_finished(self, name: str, version: str, skips: str = "") -> bool:
+        """Whether an earlier run finished this version of the object (io/objects.py) under the
+        skip rules `skips` (core/rules.py `TrackRules.skips`): one read under others is read
+        again, as the events a rule skipped are not journaled (those done are, and stay done)."""
         try:
             row = self._store.row(
                 "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
                 name,
-                version,
+                read_as(version, skips),
             )
         except sqlite3.OperationalError:  # no such table: nothing finished yet
             return False
         return row is not None
 
-    def finish_object(self, name: str, version: str) -> None:
-        """Record the object as finished, with the outcomes of its events (one batch)."""
+    def finish_object(self, name: str, version: str, skips: str = "") -> None:
+        """Record the object as finished under the skip rules `skips`, with the outcomes of its
+        events (one batch)."""
         store = self._store
         with store.writing():
             self._db.execute(OBJECTS_TABLE)
             self._db.execute(
                 "INSERT OR REPLACE INTO objects_done (ns, name, version, finished_at) "
                 "VALUES (?, ?, ?, ?)",
-                (store.ns, name, version, store.now()),
+                (store.ns, name, read_as(version, skips), store.now()),
             )
 
     def input_aliases(self) -> AliasRows:

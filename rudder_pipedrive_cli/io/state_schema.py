@@ -113,8 +113,10 @@ CREATE TABLE IF NOT EXISTS {RECENCY_TABLE} (
 ) WITHOUT ROWID
 """
 # Objects of a bucket or backup folder a run read to the end with every event done (SPEC 2,
-# resume), by name and version (ETag or size). Created on first use, so that files written
-# before it open as they are.
+# resume), by name and version (ETag or size); read under skip rules, the version is followed by
+# their digest (state.py `read_as`: " skips:" and 16 hex digits), so that a run under other
+# rules reads the object again. Created on first use, so that files written before it open as
+# they are.
 OBJECTS_TABLE = """
 CREATE TABLE IF NOT EXISTS objects_done (
     ns TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, finished_at TEXT NOT NULL,

@@ -1034,3 +1034,20 @@ def test_a_deal_value_without_any_currency_is_left_out_with_a_warning_naming_the
             "default_currency); value left out",
         ),
     )
+
+
+def test_what_decides_skips_is_the_rules_up_to_the_last_skip_rule() -> None:
+    def skips(*tables: tuple[list[str], str]) -> str:
+        return parse_rules([{"events": e, "create": c} for e, c in tables], "rpd.toml").skips
+
+    assert skips() == skips((["X"], "deal")) == ""  # no rule skips: no event is skipped by one
+    base = skips((["A"], "lead"), (["X"], "skip"), (["Y"], "deal"))
+    assert len(base) == 16
+    # What skips no other event: a rule's kind before the last skip rule, a rule after it.
+    assert skips((["A"], "note"), (["X"], "skip"), (["Y"], "deal")) == base
+    assert skips((["A"], "lead"), (["X"], "skip")) == base
+    # What does: a pattern before it, a skip rule's own, a rule turned into a skip rule.
+    assert skips((["A", "X"], "lead"), (["X"], "skip"), (["Y"], "deal")) != base
+    assert skips((["A"], "lead"), (["X *"], "skip"), (["Y"], "deal")) != base
+    assert skips((["A"], "lead"), (["X"], "skip"), (["Y"], "skip")) != base
+    assert skips((["A"], "lead"), (["X"], "deal"), (["Y"], "deal")) == ""

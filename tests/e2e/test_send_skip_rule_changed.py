@@ -9,14 +9,20 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 from e2e_support import (
+    CLEAN_ENV,
+    TOKEN,
+    SendRun,
     assert_report_adds_up,
     example_without_rules,
     identify,
     rpd_send,
     write_events,
 )
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 
@@ -43,6 +49,21 @@ EVENTS = [
 DEAL_RULE = "track #1 (deal)"
 
 
+def assert_counts(run: SendRun, *, sent: int, skipped: int, reasons: dict[str, int]) -> None:
+    """The run read the four events, ended well, sent `sent` and skipped the rest for `reasons`."""
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert_report_adds_up(run.report)
+    assert run.report["events"] == {
+        "read": 4,
+        "sent": sent,
+        "unchanged": 0,
+        "skipped": skipped,
+        "failed": 0,
+    }
+    assert run.report["skipped_by_reason"] == reasons
+
+
 def deal_origins(sandbox: Sandbox) -> list[str]:
     return sorted(deal["origin_id"] for deal in sandbox.state()["deals"])
 
@@ -57,43 +78,15 @@ def test_a_skip_rule_changed_to_a_deal_rule_makes_the_deals_once(
     args = ("--concurrency", "1")
 
     first = rpd_send(sandbox, tmp_path, events, config=skip, args=args, name="skip")
-    assert first.exit_code == 0, first.stderr
-    assert first.report is not None
-    assert first.report["events"] == {
-        "read": 4,
-        "sent": 2,
-        "unchanged": 0,
-        "skipped": 2,
-        "failed": 0,
-    }
-    assert first.report["skipped_by_reason"] == {"track rule: skip": 2}
+    assert_counts(first, sent=2, skipped=2, reasons={"track rule: skip": 2})
     assert deal_origins(sandbox) == []
 
     second = rpd_send(sandbox, tmp_path, events, config=deal, args=args, name="deal")
-    assert second.exit_code == 0, second.stderr
-    assert second.report is not None
-    assert_report_adds_up(second.report)
-    assert second.report["events"] == {
-        "read": 4,
-        "sent": 2,
-        "unchanged": 0,
-        "skipped": 2,
-        "failed": 0,
-    }
-    assert second.report["skipped_by_reason"] == {"already done": 2}
+    assert_counts(second, sent=2, skipped=2, reasons={"already done": 2})
     assert deal_origins(sandbox) == ["rpd:m-1", "rpd:m-3"]
 
     third = rpd_send(sandbox, tmp_path, events, config=deal, args=args, name="again")
-    assert third.exit_code == 0, third.stderr
-    assert third.report is not None
-    assert third.report["events"] == {
-        "read": 4,
-        "sent": 0,
-        "unchanged": 0,
-        "skipped": 4,
-        "failed": 0,
-    }
-    assert third.report["skipped_by_reason"] == {"already done": 4}
+    assert_counts(third, sent=0, skipped=4, reasons={"already done": 4})
     assert deal_origins(sandbox) == ["rpd:m-1", "rpd:m-3"]
     assert [lead["origin_id"] for lead in sandbox.state()["leads"]] == ["rpd:m-2"]
 
@@ -108,15 +101,55 @@ def test_a_rerun_with_the_skip_rule_unchanged_says_its_events_skipped_by_the_rul
 
     again = rpd_send(sandbox, tmp_path, events, config=skip, name="two")
 
-    assert again.exit_code == 0, again.stderr
-    assert again.report is not None
-    assert_report_adds_up(again.report)
-    assert again.report["events"] == {
-        "read": 4,
-        "sent": 0,
-        "unchanged": 0,
-        "skipped": 4,
-        "failed": 0,
-    }
-    assert again.report["skipped_by_reason"] == {"already done": 2, "track rule: skip": 2}
+    assert_counts(again, sent=0, skipped=4, reasons={"already done": 2, "track rule: skip": 2})
     assert deal_origins(sandbox) == []
+
+
+def test_a_folder_finished_under_a_skip_rule_is_read_again_under_another(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Its files were recorded finished (every event done) and never read again: the events
+    the skip rule took were out of reach of any later rule."""
+    folder = tmp_path / "backup"
+    folder.mkdir()
+    write_events(folder / "a.json", EVENTS[:2])
+    write_events(folder / "b.json", EVENTS[2:])
+    skip, deal = rules_config(tmp_path, "skip"), rules_config(tmp_path, "deal")
+    args = ("--concurrency", "1")
+    first = rpd_send(sandbox, tmp_path, folder, config=skip, args=args, name="skip")
+    assert first.exit_code == 0, first.stderr
+    resumed = rpd_send(sandbox, tmp_path, folder, config=skip, args=args, name="resumed")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resuming: 2 objects finished by an earlier run not read again" in resumed.stderr
+    assert resumed.report is not None and resumed.report["events"]["read"] == 0
+    # dry-run reads the objects a send would: none under the skip rule, all under the deal rule
+    command = ["dry-run", str(folder), "--base-url", sandbox.url, "-f", "ndjson"]
+    command += ["--state", str(tmp_path / "state.sqlite")]
+    env = {**CLEAN_ENV, "PIPEDRIVE_API_TOKEN": TOKEN}
+    unchanged = CliRunner().invoke(app, [*command, "--config", str(skip)], env=env)
+    assert unchanged.exit_code == 0, unchanged.stderr
+    assert "resuming: 2 objects finished by an earlier run not read again" in unchanged.stderr
+    assert unchanged.stdout == ""
+    preview = CliRunner().invoke(app, [*command, "--config", str(deal)], env=env)
+    assert preview.exit_code == 0, preview.stderr
+    assert "resuming" not in preview.stderr
+    planned = [orjson.loads(line) for line in preview.stdout.splitlines()]
+    assert [(plan["id"], plan["outcome"], plan["reason"]) for plan in planned] == [
+        ("m-0", "skipped", "already done"),
+        ("m-1", "planned", ""),
+        ("m-2", "skipped", "already done"),
+        ("m-3", "planned", ""),
+    ]
+    assert [plan["rule"] for plan in planned[1:]] == [DEAL_RULE, "no rule (lead)", DEAL_RULE]
+    assert planned[3]["requests"][-1]["path"] == "/api/v2/deals"
+
+    second = rpd_send(sandbox, tmp_path, folder, config=deal, args=args, name="deal")
+
+    assert "resuming" not in second.stderr
+    assert_counts(second, sent=2, skipped=2, reasons={"already done": 2})
+    assert deal_origins(sandbox) == ["rpd:m-1", "rpd:m-3"]
+    third = rpd_send(sandbox, tmp_path, folder, config=deal, args=args, name="again")
+    assert third.exit_code == 0, third.stderr
+    assert "resuming: 2 objects finished by an earlier run not read again" in third.stderr
+    assert third.report is not None and third.report["events"]["read"] == 0
+    assert deal_origins(sandbox) == ["rpd:m-1", "rpd:m-3"]
