@@ -23,12 +23,14 @@ from rudder_pipedrive_cli.core.driver import drive
 from rudder_pipedrive_cli.core.errors import UsageError
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome, Plan
+from rudder_pipedrive_cli.core.rules import SKIP_REASON
 from rudder_pipedrive_cli.io import state_aliases, state_file
 from rudder_pipedrive_cli.io.catalog_cache import CachedFields
 from rudder_pipedrive_cli.io.paths import default_state_path
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_leftovers, discard_state
+from rudder_pipedrive_cli.io.state_schema import REVISION
 from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
 from rudder_pipedrive_cli.replay import journaled
 
@@ -1327,7 +1329,7 @@ def test_a_file_from_before_the_index_and_listing_fixes_forgets_them_once(path: 
         )
         state.index_rows().put("person", [(5, "u")])
         state.index_rows().mark("person", "email", "2024-05-01 12:00:00")
-    assert rows(path, "PRAGMA user_version") == [(1,)]  # a new file is marked at once
+    assert rows(path, "PRAGMA user_version") == [(REVISION,)]  # a new file is marked at once
     older = sqlite3.connect(path)
     with older:
         older.execute("INSERT INTO leads_listed (ns, person_id) VALUES (?, 'i:5')", (NS,))
@@ -1351,9 +1353,47 @@ def test_a_file_from_before_the_index_and_listing_fixes_forgets_them_once(path: 
         state.index_rows().put("person", [(6, "v")])
     assert rows(path, "SELECT * FROM leads_listed") == []
     assert rows(path, "SELECT person_id, origin_id FROM lead_origins") == [("i:5", "deal:1")]
-    assert rows(path, "PRAGMA user_version") == [(1,)]
+    assert rows(path, "PRAGMA user_version") == [(REVISION,)]
     with open_state(path) as state:
         assert state.index_rows().ids("person", "v") == [6]
+
+
+def test_a_file_from_before_rule_skips_were_left_out_forgets_them_once(path: Path) -> None:
+    # An older rpd journaled an event a skip rule took as done, and finished an object of such
+    # events whatever rules it was read under: a changed rule never reached them. The first
+    # writable open forgets those journal rows, and the finished objects of their namespace.
+    other = namespace_key("https://other.example", TOKEN)
+    with open_state(path) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        state.record_outcome("e2", "f:2", Outcome(status="skipped", reason=SKIP_REASON))
+        state.record_outcome("e3", "f:3", Outcome(status="skipped", reason="anonymous"))
+        state.finish_object("s3://b/k.json.gz", "etag:abc")
+    with open_state(path, other) as state:
+        state.record_outcome("e1", "f:1", SENT)
+        state.finish_object("s3://b/k.json.gz", "etag:abc")
+    older = sqlite3.connect(path)
+    with older:
+        older.execute("PRAGMA user_version = 1")
+    older.close()
+    statuses = ("e1", "e2", "e3")
+    # A read-only open (dry-run) changes nothing, and reads the file as the send will.
+    for readonly in (True, False):
+        with open_state(path, readonly=readonly) as state:
+            assert [state.journal_status(e) for e in statuses] == ["sent", None, "skipped"]
+            assert not state.object_finished("s3://b/k.json.gz", "etag:abc")
+        with open_state(path, other, readonly=readonly) as state:
+            assert state.object_finished("s3://b/k.json.gz", "etag:abc")
+        if readonly:
+            assert rows(path, "PRAGMA user_version") == [(1,)]
+            assert len(rows(path, "SELECT * FROM journal")) == 4
+    assert rows(path, "PRAGMA user_version") == [(REVISION,)]
+    assert rows(path, "SELECT ns, event_id FROM journal ORDER BY ns, event_id") == sorted(
+        [(NS, "e1"), (NS, "e3"), (other, "e1")]
+    )
+    assert rows(path, "SELECT ns FROM objects_done") == [(other,)]
+    with open_state(path) as state:  # forgotten once: a later open forgets nothing
+        state.finish_object("s3://b/k.json.gz", "etag:abc")
+    assert len(rows(path, "SELECT ns FROM objects_done")) == 2
 
 
 def test_a_folder_where_the_pid_file_goes_is_left_as_it_is(path: Path) -> None:

@@ -64,6 +64,7 @@ from rudder_pipedrive_cli.io.state_schema import (
     INDEX_TABLE,
     OBJECTS_TABLE,
     RECENCY_TABLE,
+    RULE_SKIPPED,
     SOURCE_FILES,
     TABLES,
     VACUUM_DUE,
@@ -77,6 +78,7 @@ from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, namespaces, 
 # loses (re-runs, reconciled) at most 100 outcomes; events with a write commit at `begin_write`.
 BATCH_SIZE = 100
 BATCH_SECONDS = 1.0
+JOURNAL_STATUS = "SELECT status FROM journal WHERE ns = ? AND event_id = ?"
 # Every table that holds rows of a namespace: what clearing one deletes and moving one moves
 # (of those the file has: an older file lacks some).
 NAMESPACED = (*TABLES, "objects_done", ALIASES_TABLE, RECENCY_TABLE, INDEX_TABLE, INDEX_MARKS)
@@ -127,6 +129,11 @@ class ReplayState(IdentityStore, Closing):
         self._left: set[str] = set()
         # The ids of the source files' names this state journaled under (`_file_id`).
         self._files: dict[str, int] = {}
+        # A file from before revision 2 read-only: its rule skips read as forgotten already
+        # (state_schema.FORGOTTEN), and the finished objects of a namespace that has any.
+        forgets = store.revision < 2
+        self._journal_sql = JOURNAL_STATUS + (f" AND NOT {RULE_SKIPPED}" if forgets else "")
+        self._rule_skipped: dict[str, bool] | None = {} if forgets else None
 
     @classmethod
     def open(
@@ -188,7 +195,7 @@ class ReplayState(IdentityStore, Closing):
 
     def journal_status(self, event_id: str) -> str | None:
         """The latest outcome of the event: "sent", "unchanged", "skipped" (done) or "failed"."""
-        row = self._store.row("SELECT status FROM journal WHERE ns = ? AND event_id = ?", event_id)
+        row = self._store.row(self._journal_sql, event_id)
         return None if row is None else str(row[0])
 
     def record_outcome(self, event_id: str, source: str, outcome: Outcome) -> None:
@@ -307,6 +314,13 @@ class ReplayState(IdentityStore, Closing):
         skip rules `skips` (core/rules.py `TrackRules.skips`): one read under others is read
         again, as the events a rule skipped are not journaled (those done are, and stay done)."""
         try:
+            if (skipped := self._rule_skipped) is not None:  # a file from before revision 2
+                ns = self._store.ns
+                if ns not in skipped:
+                    rule_skips = "SELECT 1 FROM journal WHERE ns = ? AND " + RULE_SKIPPED
+                    skipped[ns] = self._store.row(rule_skips) is not None
+                if skipped[ns]:
+                    return False
             row = self._store.row(
                 "SELECT 1 FROM objects_done WHERE ns = ? AND name = ? AND version = ?",
                 name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.protocol import PdId
+from rudder_pipedrive_cli.core.rules import SKIP_REASON
 
 # Schema 2: the journal keeps each event's source as the id of its file's name (`source_files`)
 # and its place in that file, not the whole "FILE:LINE" text: a bucket object's URL was 84 of the
@@ -157,10 +158,20 @@ INDEX_SCHEMA = (
 # marked complete without its archived deals: the index is listed anew and each person's
 # records listed again when next needed (the origins learned stay: they are still true). A
 # read-only open of a file not yet marked reads it as forgotten already (state_store.py's
-# `outdated`: the index and the leads_listed marks), so a dry-run plans as the send will.
-REVISION = 1
+# `revision`: the index and the leads_listed marks), so a dry-run plans as the send will.
+# Revision 2: an event a skip rule took was journaled as done, and an object whose events were
+# all done finished, whatever rules it was read under (state.py `read_as`): a changed rule
+# never reached those events. The journal's rule skips are forgotten, and so are the finished
+# objects of a namespace that journaled any (read again once: what was sent is done).
+REVISION = 2
+RULE_SKIPPED = f"reason = '{SKIP_REASON}'"  # a journal row of an event a skip rule took
 FORGOTTEN = {
     1: (f"DELETE FROM {INDEX_TABLE}", f"DELETE FROM {INDEX_MARKS}", "DELETE FROM leads_listed"),
+    2: (
+        OBJECTS_TABLE,
+        f"DELETE FROM objects_done WHERE ns IN (SELECT ns FROM journal WHERE {RULE_SKIPPED})",
+        f"DELETE FROM journal WHERE {RULE_SKIPPED}",
+    ),
 }
 
 

@@ -33,8 +33,10 @@ class Store:
         self.clock = clock
         self.now = now
         # A file an older rpd wrote, open read-only (a dry-run before the first send): read as
-        # its first writable open leaves it, without what that open forgets (FORGOTTEN).
-        self.outdated = db.execute("PRAGMA user_version").fetchone()[0] < REVISION
+        # its first writable open leaves it, without what that open forgets (FORGOTTEN): its
+        # index and leads_listed marks before revision 1, its rule skips before 2 (state.py).
+        self.revision = min(db.execute("PRAGMA user_version").fetchone()[0], REVISION)
+        self.outdated = self.revision < 1
         self.mutex = threading.RLock()
         self._size = 0  # outcomes in the open batch
         self._opened_at = 0.0
