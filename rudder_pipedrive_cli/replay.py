@@ -14,11 +14,16 @@ from typing import Any, Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import IdentityIndex
-from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finished
+from rudder_pipedrive_cli.core.intake import (
+    ALREADY_DONE,
+    NOT_AN_EVENT,
+    RULE_SKIPPED,
+    Finished,
+    IdSet,
+)
 from rudder_pipedrive_cli.core.ordering import OrderKeys
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.track import SKIPPED as RULE_SKIPPED
 from rudder_pipedrive_cli.core.protocol import (
     LEFT_IN_FLIGHT,
     ApiRequest,
@@ -79,6 +84,9 @@ class Replay:
     on_done: Callable[[Event, Outcome], None] | None = None
     index: IdentityIndex | None = None  # identities by index (core/index.py), else by search
     tables: Tables = dict  # what the run's own tables are made of (a bounded one for the CLI)
+    # Where the ids this run finished move, `recent` at a time (io/scratch.py's ScratchIds: the
+    # CLI's, so that a journal's run remembering the events its skip rules took stays bounded)
+    finished_ids: IdSet | None = None
     order: OrderKeys = field(init=False)  # the run's ordering keys, learning its aliases
     read: AliasesRead | None = field(init=False)  # the aliases read so far (`AliasesRead`)
     finished: Finished = field(init=False)  # events done: by the journal, else by this run
@@ -86,7 +94,8 @@ class Replay:
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
         self.read = AliasesRead.of(self.config.aliases_of, self.config.aliases, self.tables)
-        self.finished = Finished(None if self.journal is None else self.journal.journal_status)
+        journal_status = None if self.journal is None else self.journal.journal_status
+        self.finished = Finished(journal_status, self.finished_ids)
         self.tally.keep_roots(self.tables())  # each failure's root, explaining later ones
 
     def start(self, item: Event) -> Planned:
@@ -114,15 +123,13 @@ class Replay:
             outcome = root.retell(outcome)
         if outcome.status == "failed":
             self.dead_letters.add(item, outcome)
-        # A planned event, but for one a skip rule took: that skip is the config's, as a
-        # --type filter's is, so it is not journaled as done: a changed rule reaches the event.
-        planned = item.id and item.decided is None
-        if planned and outcome is not ALREADY_DONE and outcome is not RULE_SKIPPED:
+        if item.id and item.decided is None and outcome is not ALREADY_DONE:  # a planned event
             if self.index is not None:  # the records it made go in, merged persons out
                 self.index.learn(outcome)
-            if self.journal is not None:
+            if self.journal is not None and outcome is not RULE_SKIPPED:
                 self.journal.record_outcome(item.id, item.source, outcome)
-            else:  # no journal: this run remembers what it finished (a repeated messageId)
+            else:  # no journal, or a skip rule's (the config's, core/intake.py): this run
+                # remembers what it finished (a repeated messageId)
                 self.known.learn(outcome)
                 self.finished.add(item.id, outcome.status)
         if self.on_done is not None:

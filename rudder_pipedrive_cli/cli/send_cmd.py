@@ -100,7 +100,7 @@ from rudder_pipedrive_cli.io.readers import (
     read_once,
     require_readable,
 )
-from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, Spill
+from rudder_pipedrive_cli.io.scratch import CACHE_ENTRIES, ScratchIds, Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import ACCOUNT, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateInUse, StateUnusable, not_compacted
@@ -391,9 +391,17 @@ def deliver(env: Env, job: SendJob, heard: list[signal.Signals], tally: Tally) -
         with (
             replay_state if replay_state is not None else nullcontext(),
             Spill(job.cache_entries) as spill,
+            ScratchIds() as finished_ids,
         ):
             return run_send(
-                env, job, tally, token=token, replay_state=replay_state, spill=spill, heard=heard
+                env,
+                job,
+                tally,
+                token=token,
+                replay_state=replay_state,
+                spill=spill,
+                finished_ids=finished_ids,
+                heard=heard,
             )
     except (KeyboardInterrupt, BaseExceptionGroup) as caught:  # outside the run's own handlers
         stop = stop_in(caught)  # Ctrl-C or SIGTERM, perhaps inside a task group's error
@@ -553,6 +561,7 @@ def run_send(
     token: str,
     replay_state: ReplayState | None,
     spill: Spill,
+    finished_ids: ScratchIds,
     heard: list[signal.Signals],
 ) -> ExitStatus:
     settings = env.settings
@@ -748,6 +757,7 @@ def run_send(
         on_done=done,
         index=identities.index,
         tables=spill.table,
+        finished_ids=finished_ids,  # this run's, bounded (the journal's need none but skips')
     )
     if tally.late is not None:  # a late event the journal has done was sent: not left out
         tally.late.done = replay.finished.has

@@ -8,14 +8,19 @@ from typing import Protocol
 from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.rules import SKIP_REASON
 
 DONE = frozenset({"sent", "unchanged", "skipped"})  # journal statuses a rerun skips
 # The outcomes of what is not planned, one value each (outcomes are immutable by convention,
 # protocol.py): an event done (`Finished`: by an earlier run, or a messageId this run finished),
-# and input that is not an event. send's replay tells the first from a plan's "already done" (a
-# lead found by its origin_id), which it journals, by identity (replay.py).
+# input that is not an event, and a track event a skip rule takes (core/plans `plan_event`, before
+# any other look at it). send's replay tells the first from a plan's "already done" (a lead found
+# by its origin_id), which it journals, by identity (replay.py); a rule's skip is the config's,
+# as a --type filter's is: it is not journaled, so that a changed rule reaches the event (this
+# run still has it done: a repeat of its messageId is `already done`, as dry-run plans it).
 ALREADY_DONE = Outcome(status="skipped", reason="already done")
 NOT_AN_EVENT = Outcome(status="failed", reason="not an event")
+RULE_SKIPPED = Outcome(status="skipped", reason=SKIP_REASON)  # nothing learned
 
 
 # 2 MiB, a bit per id: with a million ids moved, 6% of the ids never seen still ask SQLite (a

@@ -153,3 +153,22 @@ def test_a_folder_finished_under_a_skip_rule_is_read_again_under_another(
     assert "resuming: 2 objects finished by an earlier run not read again" in third.stderr
     assert third.report is not None and third.report["events"]["read"] == 0
     assert deal_origins(sandbox) == ["rpd:m-1", "rpd:m-3"]
+
+
+def test_a_repeat_of_a_message_id_a_skip_rule_took_is_already_done_in_that_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """One messageId is one event (issue 20): its first line decides, as dry-run plans it, and
+    as a run without a state has it. With a journal, which no longer keeps a rule's skip, the
+    run remembers it itself; the rerun again."""
+    events = write_events(tmp_path / "in.ndjson", [*EVENTS[:2], track("m-1", "Y"), EVENTS[3]])
+    skip = rules_config(tmp_path, "skip")
+    args = ("--concurrency", "1")
+    for name in ("one", "two"):
+        run = rpd_send(sandbox, tmp_path, events, config=skip, args=args, name=name)
+        reasons = {"track rule: skip": 2, "already done": 1}
+        if name == "one":
+            assert_counts(run, sent=1, skipped=3, reasons=reasons)
+        else:  # the identify done
+            assert_counts(run, sent=0, skipped=4, reasons={**reasons, "already done": 2})
+    assert sandbox.state()["leads"] == []

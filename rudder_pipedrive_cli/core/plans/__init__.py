@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts, quoted
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex
+from rudder_pipedrive_cli.core.intake import RULE_SKIPPED
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import Ctx, Step, plan_ctx
@@ -66,7 +67,7 @@ def plan_event(
     if kind == "track":
         rule = config.track_rules.match(event.raw.get("event"))
         if rule is not None and rule.create == "skip":
-            return track.SKIPPED
+            return RULE_SKIPPED
     if event.refused is not None:  # an identity value that cannot be one (events.py)
         return event.refused
     has_identity = (

@@ -53,7 +53,6 @@ from rudder_pipedrive_cli.core.plans.common import (
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import (
-    SKIP_REASON,
     TrackRule,
     marker,
     markers,
@@ -61,7 +60,6 @@ from rudder_pipedrive_cli.core.rules import (
 )
 
 ORIGIN_PREFIX = "rpd:"
-SKIPPED = Outcome("skipped", SKIP_REASON)  # one value for all: its first decision, nothing learned
 
 
 @dataclass(frozen=True, slots=True)
