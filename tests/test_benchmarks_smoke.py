@@ -103,3 +103,13 @@ def test_the_state_size_benchmark_prints_each_table_s_bytes_per_event() -> None:
     assert shown["source_files"] == "1"
     assert lines[-2].split()[:2] == ["free", "pages"]
     assert lines[-1].startswith("  VACUUM: ")
+
+
+def test_the_alias_chains_benchmark_prints_the_searches_of_its_dry_run() -> None:
+    """`benchmarks.alias_chains`: an identify of each previousId, then its aliases (no send)."""
+    lines = printed(
+        "benchmarks.alias_chains", "--aliases", "6", "--previous", "2", "--send-aliases", "0"
+    )
+    assert [line.split(" s (")[0].rsplit(", ", 1)[0] for line in lines] == [
+        "dry-run 6 aliases over 2 previousIds (8 events): 20 searches planned"
+    ]
