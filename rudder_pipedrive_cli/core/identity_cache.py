@@ -20,6 +20,8 @@ from rudder_pipedrive_cli.core.rules import KINDS
 
 # A chain of merges longer than this is taken as a loop in corrupt data, not followed further.
 MAX_MERGE_HOPS = 64
+# The userIds `IdentityStore.unfound` keeps: a thousand chains of MAX_MERGE_HOPS looked along.
+UNFOUND = 1 << 16
 
 
 def persons_named(known: IdentityStore, *users: str | None) -> list[PdId]:
@@ -477,6 +479,14 @@ class IdentityStore:
         # (kind, record): the identities it holds since an external id wrote one into its identity
         # field (Learned.holders), and whether one is known (the guard of `owned`).
         self.holders: Table = table("holders")
+        # The userIds searched for along an alias chain this run and found on no person (most
+        # recently noted last), at most UNFOUND: `find` takes one as not found, no search, after
+        # the cache and a pending create, while nothing this run did may have made it findable:
+        # a person learned for it (created, re-keyed or merged there, found, or forgotten: the
+        # cache may lose it while Pipedrive holds it) or a create of it left pending takes it
+        # out (`learn`). One forgotten for room is searched again. Never kept across runs:
+        # another may have made it findable since.
+        self.unfound: dict[str, None] = {}
         self.rekeyed = rekeyed
         # Whether `learn` ever wrote to `held` / the pending tables: the guards of the lookups every
         # event makes (a bounded table's truth value is a Python call; most runs write neither).
@@ -587,6 +597,31 @@ class IdentityStore:
             return record if held is None or key in held else None
         return record
 
+    def _note_unfound(self, out: Learned) -> None:
+        """Take in the userIds `out` searched for in vain (`unfound`), unless it or an earlier
+        event learned a person of one, or left a create of it pending: taken in after those, the
+        note would say more than the search did (`_unnote` takes those out as they come)."""
+        unfound = self.unfound
+        for key in out.unfound:
+            slot = ("person", key)
+            if slot in out.identities or slot in out.pending_creates:
+                continue
+            if self.person_id(key) is not None or self.pending_create(*slot) is not None:
+                continue
+            unfound.pop(key, None)  # noted last: the last forgotten for room
+            if len(unfound) >= UNFOUND:
+                del unfound[next(iter(unfound))]
+            unfound[key] = None
+
+    def _unnote(self, out: Learned) -> None:
+        """Out of `unfound`: each userId `out` learned a person of (found, created, re-keyed or
+        merged there) or forgot one of (the cache may no longer say where it is), or left a
+        create of pending: it may be found now, so it is searched again."""
+        unfound = self.unfound
+        for kind, key in (*out.identities, *out.pending_creates):
+            if kind == "person":
+                unfound.pop(key, None)
+
     def pending_create(self, kind: str, key: str) -> str | None:
         return self.pending_creates.get((kind, key)) if self.pending else None
 
@@ -613,6 +648,8 @@ class IdentityStore:
                 before = self.times_at(record)
                 times[record] = written if before is None else newest(before, written)
         identities, merged = out.identities, out.merged
+        if out.unfound:  # an event that looked along a chain of aliases in vain
+            self._note_unfound(out)
         # Most that teach something teach identities or field times only:
         if not (identities or merged or out.lead_origins or out.held_back or out.memberships
                 or out.pending_creates or out.pending_merges):  # fmt: skip
@@ -638,6 +675,8 @@ class IdentityStore:
             self.holding = True
             for slot in out.held_back:
                 self.held[slot] = True
+        if self.unfound:  # a person learned (or forgotten), a create left pending: findable
+            self._unnote(out)
         for slot, pd_id in identities.items():
             table = self.persons if slot[0] == "person" else self.orgs
             if pd_id is None:

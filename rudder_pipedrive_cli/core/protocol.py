@@ -178,6 +178,9 @@ class Learned:
     external id wrote into its identity field, and those an alias of it named since. Another
     identity cached for it is no longer found there by Pipedrive, so it is searched, not taken
     from the cache (core/identity_cache.py `IdentityStore.owned`).
+    `unfound` holds the userIds this event searched for along an alias chain and found on no
+    person: not searched again this run until something may have made one findable
+    (core/identity_cache.py `IdentityStore.unfound`).
     """
 
     identities: dict[tuple[str, str], PdId | None] = EMPTY
@@ -190,6 +193,7 @@ class Learned:
     recency: dict[tuple[str, PdId], Mapping[str, str]] = EMPTY
     updates: tuple[tuple[str, PdId, Mapping[str, Any]], ...] = ()
     holders: dict[tuple[str, PdId], tuple[str, ...]] = EMPTY
+    unfound: tuple[str, ...] = ()
 
 
 # What a plan (`Ctx`) learned before its first write: shared, never written (its tables EMPTY),

@@ -701,7 +701,9 @@ def find(
     the input aliases it to (`aliased_away`) unless not `aliased` (an alias's own previousId:
     that alias is what links it), and then only if that is person `into` when one is given (an
     alias's userId, its previous person found: `alias.plan`). None: not found (a failed lookup
-    raises; it is never taken as "not found")."""
+    raises; it is never taken as "not found"). A userId searched for along a chain in vain this
+    run is not searched for again (`IdentityStore.unfound`, after the cache and a pending create:
+    it keeps none this run may have made findable since); the walk notes those it searched."""
     if key is None:
         return None
     known, config = ctx.known, ctx.config
@@ -749,28 +751,35 @@ def find(
     index = ctx.index
     if stale or index is None or not index.covers(entity.kind):
         via: Via = "search"  # the exchange made here, its first page read here: no call
-        request = search_request(entity, field_key, key)
-        response = yield request
-        if response.failed is not None:  # the transport gave up: this event fails
-            raise response.failed
-        no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
-        ids = [] if no_hits else hit_ids(response, request.stage)
-        additional = response.additional_data  # most answers: none, no call to read it
-        cursor = None if additional is None else next_cursor(additional)
-        if cursor is not None:
-            more = {**request.query, "cursor": cursor}
-            pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
-            while (asked := pages.request) is not None:
-                pages.take((yield asked))
-            ids += pages.result
-        # Searched: a record the index gave for it, found gone, leaves the index now, not
-        # before (a stale signal taken wrongly, then a failed search, would leave a record that
-        # is there out of the index, for the next event not finding it to create it again),
-        # and not when the search finds it: it is there (another hit may be taken, the lowest).
-        if ctx.gone and index is not None:
-            for kind, gone_key, record in ctx.gone:
-                if kind == entity.kind and gone_key == key and record not in ids:
-                    index.rows.drop(kind, record)
+        # Searched along a chain in vain this run, with nothing found since (`known_ref` and the
+        # pending create above asked first): not again (IdentityStore.unfound).
+        if known.unfound and key in known.unfound and entity is PERSON and not stale:
+            ids: list[PdId] = []
+        else:
+            request = search_request(entity, field_key, key)
+            response = yield request
+            if response.failed is not None:  # the transport gave up: this event fails
+                raise response.failed
+            no_hits = (
+                response.data is None and 200 <= response.status < 300 and not response.malformed
+            )
+            ids = [] if no_hits else hit_ids(response, request.stage)
+            additional = response.additional_data  # most answers: none, no call to read it
+            cursor = None if additional is None else next_cursor(additional)
+            if cursor is not None:
+                more = {**request.query, "cursor": cursor}
+                pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
+                while (asked := pages.request) is not None:
+                    pages.take((yield asked))
+                ids += pages.result
+            # Searched: a record the index gave for it, found gone, leaves the index now, not
+            # before (a stale signal taken wrongly, then a failed search, would leave a record that
+            # is there out of the index, for the next event not finding it to create it again),
+            # and not when the search finds it: it is there (another hit may be taken, the lowest).
+            if ctx.gone and index is not None:
+                for kind, gone_key, record in ctx.gone:
+                    if kind == entity.kind and gone_key == key and record not in ids:
+                        index.rows.drop(kind, record)
     else:
         via = "index"
         probe = lookup(ctx, entity, key)
@@ -779,6 +788,7 @@ def find(
         ids = probe.result
     if not ids:
         if aliased and entity is PERSON and key in config.aliases:  # merged away? (`aliased_away`)
+            listed = index is not None and index.covers(PERSON.kind)
             for target in ahead_of(config.aliases, config.aliases_of, key, ctx.event):
                 # What this event knows of it first (None: its cached person found gone).
                 slot = (PERSON.kind, target)
@@ -787,16 +797,22 @@ def find(
                     if slot in ctx.resolved
                     else known.cached_for(PERSON.kind, target)
                 )
-                probe = lookup(ctx, PERSON, target) if cached is None else Probe([cached])
+                if cached is not None:
+                    probe = Probe([cached])
+                elif not listed and target in known.unfound and not known.pending_create(*slot):
+                    continue  # searched along a chain in vain this run, nothing found since
+                else:
+                    probe = lookup(ctx, PERSON, target)
                 while (asked := probe.request) is not None:
                     probe.take((yield asked))
                 if probe.result:
                     if into is not None and lowest(probe.result) != into:
                         return None  # another person: the aliases have not made them one yet
                     # Kept (cached, or from the index), a gone one is searched again.
-                    listed = index is not None and index.covers(PERSON.kind)
                     how: Via = "cache" if cached is not None else "index" if listed else "search"
                     return aliased_away(ctx, key, target, probe.result, how)
+                if not listed:  # searched in vain: not again while nothing may make it found
+                    ctx.taught().unfound += (target,)
         return None
     chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
