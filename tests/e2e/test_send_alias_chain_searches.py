@@ -58,7 +58,7 @@ def test_a_userid_searched_in_vain_along_a_chain_is_not_searched_again(
 
     assert run.exit_code == 0, run.stderr
     assert [searched(sent[f"{events}:{n}"]["requests"]) for n in range(1, 6)] == [
-        ["anon", "u-0", "u-1", "u-2", "u-3"],
+        ["anon", "u-3", "u-2", "u-1", "u-0"],  # its aliases after it, the last first
         [],
         [],
         [],
