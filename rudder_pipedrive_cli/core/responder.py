@@ -15,7 +15,7 @@ from typing import Literal
 from rudder_pipedrive_cli.core.plans.alias import MERGE
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, reply
 
 Assume = Literal["missing", "existing"]
 ENTITY = {"person": "person", "organization": "org"}
@@ -64,24 +64,24 @@ class OfflineResponder:
         if key == SEARCH_KEY:  # --assume existing
             entity = ENTITY.get(str(request.query.get("entity_type")), "person")
             placeholder = f"{{{entity}:{request.query.get('term')}}}"
-            return ApiResponse(status=200, data=[{"id": placeholder, "name": placeholder}])
+            return reply(200, [{"id": placeholder, "name": placeholder}])
         body = request.body or {}
         if key == MERGED:  # the survivor, as v1 answers; its organization unknown here: no
             # org_id, so the plan takes the one its cache knows (plans/common.joined_org)
             merged = request.path.rsplit("/", 2)[-2]  # /v1/persons/{id}/merge
             survivor = {"id": body.get("merge_with_id"), "merge_what_id": merged}
-            return ApiResponse(status=200, data=survivor)
+            return reply(200, survivor)
         if (kind := CREATED.get(key)) is None:  # updates, single-record reads: echoed
-            return ApiResponse(status=200, data={"id": request.path.rsplit("/", 1)[-1], **body})
+            return reply(200, {"id": request.path.rsplit("/", 1)[-1], **body})
         if kind != "person" and kind != "org":
-            return ApiResponse(status=201, data={"id": f"{{{kind}:{next(self._serial)}}}"})
+            return reply(201, {"id": f"{{{kind}:{next(self._serial)}}}"})
         field_key = self.config.user_id_field if kind == "person" else self.config.group_id_field
         custom = body.get("custom_fields") or {}
         identity = (
             custom.get(field_key) if type(custom) is dict or isinstance(custom, Mapping) else None
         )
         label = identity if identity is not None else next(self._serial)
-        return ApiResponse(status=201, data={"id": f"{{{kind}:{label}}}", **body})
+        return reply(201, {"id": f"{{{kind}:{label}}}", **body})
 
 
 class LiveLookups:

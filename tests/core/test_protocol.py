@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import fields
 
 import orjson
 
 from rudder_pipedrive_cli.core.plans.common import ORG, SEARCH, search_request
 from rudder_pipedrive_cli.core.preview import Recorder
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, reply, request_of
 from rudder_pipedrive_cli.core.tally import Tally
 
 
@@ -93,3 +94,24 @@ def test_a_search_is_made_without_the_constructor_yet_is_the_request_it_would_ma
         True,
         False,
     )
+
+
+def test_an_update_and_an_offline_answer_are_made_without_their_constructors_yet_are_theirs() -> (
+    None
+):
+    """`request_of` and `reply` make their values by stores, not by `__init__`: an attribute added
+    to `ApiRequest`, or a field to `ApiResponse`, that they do not store would be unset (an
+    AttributeError where it is read), a default changed there would differ here."""
+    path, endpoint, body = "/api/v2/persons/7", "/api/v2/persons/{id}", {"name": "Ada"}
+    made = request_of("PATCH", path, endpoint, "update person", "PATCH " + endpoint, body, "n")
+    expected = ApiRequest("PATCH", path, endpoint, "update person", None, body, "n")
+    assert type(made) is ApiRequest
+    assert orjson.dumps(made) == orjson.dumps(expected)
+    assert {name: getattr(made, name, "unset") for name in ApiRequest.__slots__} == {
+        name: getattr(expected, name) for name in ApiRequest.__slots__
+    }
+    answer = reply(201, {"id": 7})
+    assert type(answer) is ApiResponse
+    assert [getattr(answer, f.name, "unset") for f in fields(ApiResponse)] == [
+        getattr(ApiResponse(status=201, data={"id": 7}), f.name) for f in fields(ApiResponse)
+    ]

@@ -40,6 +40,8 @@ from rudder_pipedrive_cli.core.plans.base import FieldInfo, PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     EMPTY,
     LEFT_IN_FLIGHT,
+    NEW,
+    NEW_REQUEST,
     NOTHING_LEARNED,
     ApiRequest,
     ApiResponse,
@@ -47,6 +49,7 @@ from rudder_pipedrive_cli.core.protocol import (
     Outcome,
     OutcomeStatus,
     PdId,
+    request_of,
 )
 from rudder_pipedrive_cli.core.recency import CUSTOM, UNTIMED, fresh, newest, stamp
 
@@ -253,12 +256,6 @@ class Ctx:
         if self._at is None:
             self._at = stamp(self.event)
         return self._at
-
-
-# A slotted class's instance without its `__init__`: CPython calls a class's Python `__init__`
-# from C (type_call, slot_tp_init: an interpreter frame of its own), about 200 ns a call more
-# than a function's stores. Made so: a plan's `Ctx` and its `Outcome`, once a planned event each.
-NEW = object.__new__
 
 
 def plan_ctx(
@@ -1072,7 +1069,7 @@ def search_request(entity: Entity, field_key: str, term: str) -> ApiRequest:
     return request
 
 
-NEW_REQUEST, SEARCH_KEY = ApiRequest.__new__, "GET " + SEARCH  # the key of every search
+SEARCH_KEY = "GET " + SEARCH  # the key of every search
 
 
 # --- bodies ----------------------------------------------------------------------------------
@@ -1285,8 +1282,8 @@ def update(
             return None
     if (made := ctx.learned.updates) and (entity.kind, ref.id, body) in made:
         return None
-    path = f"{entity.collection}/{ref.id}"
-    return ApiRequest("PATCH", path, entity.item_endpoint, stage, None, body, note)
+    path, endpoint = f"{entity.collection}/{ref.id}", entity.item_endpoint
+    return request_of("PATCH", path, endpoint, stage, "PATCH " + endpoint, body, note)
 
 
 def refresh(
