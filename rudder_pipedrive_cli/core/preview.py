@@ -15,7 +15,7 @@ from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finished, IdSet
 from rudder_pipedrive_cli.core.plans import plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import SEARCH_KEY
+from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
 
@@ -104,9 +104,11 @@ class Recorder:
     current event's `requests`, count it by endpoint in `tally` (its tokens derived at the end),
     have `respond` answer it offline (or live, `--lookups`), and count the searches it answers,
     by kind, and how many found a record (an existing record, under `--assume existing` or
-    `--lookups`), for the estimate of the index way. One for the run, one call per request."""
+    `--lookups`), for the estimate of the index way. One for the run, one call per request.
+    Searches are counted by stage (a search's stage names its kind: plans.common.search_request)
+    and read by kind (`searches`, `found`), a few opcodes fewer a search."""
 
-    __slots__ = ("canned", "counts", "found", "requests", "respond", "searches", "tally")
+    __slots__ = ("canned", "counts", "found_by", "requests", "respond", "searched_by", "tally")
 
     def __init__(self, respond: Callable[[ApiRequest], ApiResponse], tally: Tally) -> None:
         self.requests: list[ApiRequest] = []
@@ -115,8 +117,8 @@ class Recorder:
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
-        self.searches: Counter[str] = Counts()
-        self.found: Counter[str] = Counts()
+        self.searched_by: Counter[str] = Counts()  # by stage
+        self.found_by: Counter[str] = Counts()
 
     def record(self, request: ApiRequest) -> ApiResponse:  # a bound method: cheaper a call
         self.requests.append(request)  # the record's very dict (protocol.py)
@@ -125,11 +127,27 @@ class Recorder:
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)
         if key == SEARCH_KEY:
-            kind = "person" if request.stage == "lookup person" else "org"  # plans.common.search
-            self.searches[kind] += 1
+            self.searched_by[request.stage] += 1
             if response.data and response.ok:  # most find none
-                self.found[kind] += 1
+                self.found_by[request.stage] += 1
         return response
+
+    @property
+    def searches(self) -> Counter[str]:
+        """The searches answered, by kind ("person", "org"): the kinds searched, no other."""
+        return by_kind(self.searched_by)
+
+    @property
+    def found(self) -> Counter[str]:
+        """The searches that found a record, by kind."""
+        return by_kind(self.found_by)
+
+
+SEARCHED = {entity.lookup: entity.kind for entity in (PERSON, ORG)}  # a search's stage: its kind
+
+
+def by_kind(by_stage: Counter[str]) -> Counter[str]:
+    return Counter({SEARCHED[stage]: count for stage, count in by_stage.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +181,16 @@ def identity_estimates(
     index."""
     index = Tally(requests=Counter(tally.requests))
     index.requests.pop(SEARCH_KEY, None)
-    built = 0
-    for kind in searched.searches:  # the kinds searched (a Counter holds those counted)
-        listed = 0 if accounts.get(kind) is not None else pages(searched.found[kind])
+    built, searches, found = 0, searched.searches, searched.found
+    for kind in searches:  # the kinds searched (a Counter holds those counted)
+        listed = 0 if accounts.get(kind) is not None else pages(found[kind])
         index.requests[LISTING_KEYS[kind]] += listed
         built += listed
     rounds = math.ceil(estimated_seconds(index, plan) / MAX_AGE_S)
     refreshes = 0
-    for kind in searched.searches:
+    for kind in searches:
         kept = accounts.get(kind) is not None  # refreshed before the first event
-        more = min(searched.searches[kind], max(rounds, 1 if kept else 0))
+        more = min(searches[kind], max(rounds, 1 if kept else 0))
         index.requests[LISTING_KEYS[kind]] += more
         refreshes += more
     by_index = way_estimate("index", index, plan, built + refreshes, refreshes)

@@ -7,7 +7,7 @@ from dataclasses import fields
 
 import orjson
 
-from rudder_pipedrive_cli.core.plans.common import ORG, SEARCH, search_request
+from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, SEARCH, search_request
 from rudder_pipedrive_cli.core.preview import Recorder
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, reply, request_of
 from rudder_pipedrive_cli.core.tally import Tally
@@ -94,6 +94,24 @@ def test_a_search_is_made_without_the_constructor_yet_is_the_request_it_would_ma
         True,
         False,
     )
+
+
+def test_the_recorder_counts_the_searches_of_each_kind_and_those_that_found_a_record() -> None:
+    """Counted by a search's stage, read by kind: the kinds searched and no other."""
+    answers = {"u-1": [{"id": 7}], "u-2": [], "g-1": [{"id": 3}], "g-2": None, None: {"id": 7}}
+    recorder = Recorder(
+        lambda r: ApiResponse(status=200, data=answers[r.query.get("term")]), Tally()
+    )
+    for entity, term in ((PERSON, "u-1"), (PERSON, "u-2"), (ORG, "g-1"), (ORG, "g-2")):
+        recorder.record(search_request(entity, "a1b2", term))
+    recorder.record(ApiRequest("GET", "/api/v2/persons/7", "/api/v2/persons/{id}", "get person"))
+    assert (recorder.searches, recorder.found) == (
+        Counter(person=2, org=2),
+        Counter(person=1, org=1),
+    )
+    only = Recorder(lambda _: ApiResponse(status=200, data=None), Tally())
+    only.record(search_request(ORG, "a1b2", "g-1"))
+    assert (list(only.searches.items()), list(only.found.items())) == ([("org", 1)], [])
 
 
 def test_an_update_and_an_offline_answer_are_made_without_their_constructors_yet_are_theirs() -> (
