@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     Ref,
     Stale,
     Step,
+    Unknown,
     WriteOnce,
     entity_body,
     expect,
@@ -29,6 +30,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     update,
     updated,
     with_identity,
+    write_once,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 
@@ -120,7 +122,9 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     # The survivor as Pipedrive gives it: the merge's answer, or the `MergeCheck` that read it.
     said: list[Any] = [None]
 
-    def answered(response: ApiResponse, lost: str) -> bool:
+    def answered(
+        _c: Ctx, _e: None, _o: None, _r: ApiRequest, response: ApiResponse, lost: str
+    ) -> bool:
         if not lost:  # answered, never in doubt: no mark is left to settle
             ctx.learning().pending_merges[previous.id] = None
         # Which person is missing: the survivor when the answer names merge_with_id (the sandbox
@@ -143,11 +147,8 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
     note = f"merge person {previous.id} ({previous.how}) into {current.id} ({current.how})"
     pair = (previous.id, current.id)
     request = ApiRequest("PUT", path, MERGE, stage, None, body, note, None, pair)
-    response = yield request
-    if response.status and response.failed is None:  # answered at once: most merges
-        made = answered(response, "")
-    else:  # its functions made only now: most merges need none
 
+    def unknown(_c: Ctx, _e: None, _o: None, _r: ApiRequest) -> Unknown:  # an answer lost: rare
         def settle(_sent_at: str) -> MergeCheck:  # the survivor gone too: the one that went away
             check = said[0] = MergeCheck(
                 *pair, lambda gone_too: gone(PERSON, current, gone_too, stage)
@@ -157,11 +158,13 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
         def left(_lost: str) -> None:  # later events that find the previous person settle it first
             ctx.learning().pending_merges[previous.id] = current.id
 
-        what = f"person {previous.id} is still there"
-        once = WriteOnce(ctx, request, response, answered, settle, left, what)
-        while (asked := once.request) is not None:
-            once.take((yield asked))
-        made = once.result
+        return settle, left, f"person {previous.id} is still there"
+
+    made = write_once(ctx, request, (yield request), answered, unknown, None, None)
+    if type(made) is WriteOnce:  # its answer lost: the loop settles it
+        while (asked := made.request) is not None:
+            made.take((yield asked))
+        made = made.result
     if made:
         ctx.made("merges")
     else:  # done earlier if the survivor is there, as a merge left unknown is settled

@@ -458,7 +458,7 @@ class Probe:
         self.request, self.result = None, response
 
 
-# The probe of a write settled by its first answer (`updated`): nothing more to ask; shared, as
+# The probe of an update settled by its first answer (`updated`): nothing more to ask; shared, as
 # nothing is ever set on it (a probe whose `request` is None is not given answers).
 SETTLED = Probe()
 
@@ -1121,8 +1121,8 @@ def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str,
 class WriteOnce(Probe):
     """Settle a write whose outcome may stay unknown, exactly once (SPEC 5): the one loop every
     write (creates of persons, organizations, leads, deals, activities and notes; updates;
-    merges) goes through, a probe its writer drives, once its first answer (`response` to
-    `write`) was not definitive (most are read where they were sent, without this).
+    merges) goes through, the probe `write_once` gives once its first answer (`response` to
+    `write`) was not definitive (most are read at once, without this).
 
     A definitive answer is read by `answered(response, lost)`, `lost` being the send time of the
     first send whose answer was lost; a 2xx it cannot read (the record exists) it leaves to
@@ -1185,23 +1185,44 @@ class WriteOnce(Probe):
             raise
 
 
+# How a write whose answer was lost is settled (`WriteOnce`): its `settle` probe (None: sent
+# again), what is `left` when it stays unknown, and `what` its failure says was not seen.
+Unknown = tuple[Callable[[str], Probe] | None, Callable[[str], None] | None, str]
+
+
+def write_once(
+    ctx: Ctx,
+    request: ApiRequest,
+    response: ApiResponse,
+    answered: Callable[[Ctx, Any, Any, ApiRequest, ApiResponse, str], Any],
+    unknown: Callable[[Ctx, Any, Any, ApiRequest], Unknown],
+    entity: Any,
+    on: Any,
+) -> Any:
+    """The one write-once path (SPEC 5) of every write, `request` given its first `response`.
+    Answered at once (most writes): what `answered(ctx, entity, on, request, response, "")`
+    reads of it (`entity`, `on`: what the write is on, as its writer says). Else the `WriteOnce`
+    loop that settles it, given the `settle`, `left` and `what` of `unknown(ctx, entity, on,
+    request)`, made only then, which the writer drives to its result (no generator level). Plain
+    calls and nothing made when answered at once, as most writes are: the shortcut is for speed.
+    """
+    if response.status and response.failed is None:  # answered at once: most writes
+        return answered(ctx, entity, on, request, response, "")
+    settle, left, what = unknown(ctx, entity, on, request)
+    read = partial(answered, ctx, entity, on, request)
+    return WriteOnce(ctx, request, response, read, settle, left, what)
+
+
 def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[Ref]:
     """POST a record not found (its note says so); an unknown outcome is reconciled first."""
     stage, slot, posted = f"create {entity.noun}", (entity.kind, key), entity.collection
     note = f"{stage} {quoted(key)} (not found)"
     request = ApiRequest("POST", posted, posted, stage, None, body, note, slot)
-    response = yield request
-    if response.status and response.failed is None:  # answered at once: most creates
-        found = created(ctx, slot, stage, response, "")
-    else:
-        what = f"no {entity.noun} with {entity.identity} {quoted(key)} appeared"
-        settle = partial(reconcile_create, ctx, entity, key)
-        answered = partial(created, ctx, slot, stage)
-        left = partial(pending_create, ctx, slot)  # it may have landed
-        once = WriteOnce(ctx, request, response, answered, settle, left, what)
-        while (asked := once.request) is not None:
-            once.take((yield asked))
-        found = once.result
+    found = write_once(ctx, request, (yield request), created, create_unknown, entity, None)
+    if type(found) is WriteOnce:  # its answer lost: the loop settles it
+        while (asked := found.request) is not None:
+            found.take((yield asked))
+        found = found.result
     ref = Ref(id=found, via="created", key=key)
     ctx.learn(entity, key, ref)
     ctx.made(entity.created)
@@ -1217,10 +1238,15 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
     return ref
 
 
-def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, lost: str) -> PdId:
+def created(
+    ctx: Ctx, _entity: Entity, _on: None, request: ApiRequest, response: ApiResponse, lost: str
+) -> PdId:
+    """Read the definitive answer to `create`'s POST: the record's id."""
     made, data = 200 <= response.status < 300, response.data
     if made and type(data) is dict and (found := pd_id(data.get("id"))) is not None:
         return found  # most answers: the record's id, read at once
+    slot, stage = request.creates, request.stage
+    assert slot is not None  # a create's request names what it creates
     if not made and not lost:  # refused, never made: nothing to settle
         pending_create(ctx, slot, None)
     try:
@@ -1229,6 +1255,17 @@ def created(ctx: Ctx, slot: tuple[str, str], stage: str, response: ApiResponse, 
         if made:  # it was made, even if its answer cannot be read: later events must
             pending_create(ctx, slot, lost or response.sent_at)  # not create blindly
         raise
+
+
+def create_unknown(ctx: Ctx, entity: Entity, _on: None, request: ApiRequest) -> Unknown:
+    """How `create`'s POST whose answer was lost is settled: by `reconcile_create`; left pending
+    (it may have landed)."""
+    slot = request.creates
+    assert slot is not None  # a create's request names what it creates
+    key = slot[1]
+    what = f"no {entity.noun} with {entity.identity} {quoted(key)} appeared"
+    left = partial(pending_create, ctx, slot)
+    return partial(reconcile_create, ctx, entity, key), left, what
 
 
 def pending_create(ctx: Ctx, slot: tuple[str, str], sent_at: str | None) -> None:
@@ -1334,15 +1371,19 @@ def named_by_external(ctx: Ctx, entity: Entity, ref: Ref, key: str | None) -> No
 
 
 def updated(
-    ctx: Ctx, entity: Entity, ref: Ref, request: ApiRequest, response: ApiResponse, _lost: str = ""
+    ctx: Ctx, entity: Entity, ref: Ref, request: ApiRequest, response: ApiResponse
 ) -> Probe:
-    """Read the answer to `update`'s PATCH and note what it wrote: `SETTLED` (nothing more to
-    ask). An unknown outcome (idempotent: the PATCH is simply repeated) gives the `WriteOnce`
-    probe the plan drives, which reads the answer that settles it here again."""
+    """The probe of `update`'s PATCH, given its first answer, for the plan to drive: `SETTLED`
+    (nothing more to ask), or the `WriteOnce` loop of an answer lost."""
+    once: Probe = write_once(ctx, request, response, update_read, repeated, entity, ref)
+    return once
+
+
+def update_read(
+    ctx: Ctx, entity: Entity, ref: Ref, request: ApiRequest, response: ApiResponse, _lost: str
+) -> Probe:
+    """Read the definitive answer to `update`'s PATCH and note what it wrote: `SETTLED`."""
     status = response.status
-    if not status or response.failed is not None:  # unknown, or the transport gave up
-        again = partial(updated, ctx, entity, ref, request)
-        return WriteOnce(ctx, request, response, again, None, None, "the update was repeated")
     if not 200 <= status < 300:
         if status in GONE:
             raise gone(entity, ref, response, request.stage)
@@ -1361,6 +1402,11 @@ def updated(
     ctx.taught().updates += ((entity.kind, ref.id, body),)
     wrote_fields(ctx, entity, ref.id, body)
     return SETTLED
+
+
+def repeated(_ctx: Ctx, _entity: Entity, _ref: Ref, _request: ApiRequest) -> Unknown:
+    """How a PATCH whose answer was lost is settled: idempotent, it is simply sent again."""
+    return None, None, "the update was repeated"
 
 
 def landed_create_fields(ctx: Ctx, person: Ref, user_id: str) -> None:

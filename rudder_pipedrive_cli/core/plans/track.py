@@ -6,7 +6,7 @@ Every kind a track creates (lead, deal, activity, note) carries an origin: leads
 their text. Before the first create for a person whose records of that kind neither this run nor
 the state knows, the person's records are listed once and their origins remembered; an event
 whose origin is there is `skipped` (`already done`). A create whose outcome stays unknown is
-settled by listing them again (`WriteOnce`).
+settled by listing them again (`write_once`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     Ref,
     Stale,
     Step,
+    Unknown,
     WriteOnce,
     create,
     expect,
@@ -50,6 +51,7 @@ from rudder_pipedrive_cli.core.plans.common import (
     listed,
     not_an_object,
     person_create_body,
+    write_once,
 )
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
 from rudder_pipedrive_cli.core.rules import (
@@ -331,42 +333,42 @@ def create_record(
     stage, key = f"create {kind.name}", origins_key(kind.name, person.id)
     note = f"create {kind.name} {shown(body, name)!r} for person {person.id} ({person.how})"
 
-    def answered(response: ApiResponse, _lost: str = "") -> bool:
+    def answered(
+        _c: Ctx, _e: None, _o: None, _r: ApiRequest, response: ApiResponse, _lost: str
+    ) -> bool:
         """Made, or (False) refused for the person's organization as known: gone, deleted or
         merged away behind rpd's back (perhaps known from an earlier run)."""
         if response.status == 400 and "org_id" in body and "organization" in response.error.lower():
             return False
         return record_made(person, stage, response)
 
+    def unknown(_c: Ctx, _e: None, _o: None, _r: ApiRequest) -> Unknown:  # an answer lost: rare
+        def landed(found: list[str]) -> bool | None:
+            origins = ctx.learning().lead_origins
+            listed = origins.get(key)  # a complete listing: this event's list now
+            origins[key] = frozenset(found) if listed is None else listed.union(found)
+            return True if origin in found else None
+
+        def settle(_sent_at: str) -> Pages[str]:
+            note = (
+                f"create {kind.name} outcome unknown: look for {quoted(origin)} among the "
+                f"person's {kind.plural}"
+            )
+            stage = f"reconcile {kind.name}"
+            return list_origins(kind, person, stage=stage, note=note, ended=landed)
+
+        def left(_lost: str) -> None:  # its records are not known any more: the next lists
+            ctx.learning().lead_origins[key] = None
+
+        return settle, left, f"no {kind.name} with {quoted(origin)} appeared"
+
     while True:  # twice at most: the second time without the organization
         request = ApiRequest("POST", kind.endpoint, kind.endpoint, stage, None, body, note)
-        response = yield request
-        if response.status and response.failed is None:  # answered at once: most creates
-            made = answered(response)
-        else:  # its functions made only now: most creates need none
-
-            def landed(found: list[str]) -> bool | None:
-                origins = ctx.learning().lead_origins
-                listed = origins.get(key)  # a complete listing: this event's list now
-                origins[key] = frozenset(found) if listed is None else listed.union(found)
-                return True if origin in found else None
-
-            def settle(_sent_at: str) -> Pages[str]:
-                note = (
-                    f"create {kind.name} outcome unknown: look for {quoted(origin)} among the "
-                    f"person's {kind.plural}"
-                )
-                stage = f"reconcile {kind.name}"
-                return list_origins(kind, person, stage=stage, note=note, ended=landed)
-
-            def left(_lost: str) -> None:  # its records are not known any more: the next lists
-                ctx.learning().lead_origins[key] = None
-
-            what = f"no {kind.name} with {quoted(origin)} appeared"
-            once = WriteOnce(ctx, request, response, answered, settle, left, what)
-            while (asked := once.request) is not None:
-                once.take((yield asked))
-            made = once.result
+        made = write_once(ctx, request, (yield request), answered, unknown, None, None)
+        if type(made) is WriteOnce:  # its answer lost: the loop settles it
+            while (asked := made.request) is not None:
+                made.take((yield asked))
+            made = made.result
         if made:
             break
         # Forgotten, for later events and runs, and the record made without it.
