@@ -31,6 +31,7 @@ from e2e_support import (
     track,
     write_events,
 )
+from fakes import FakeClock
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli import identities
@@ -38,29 +39,10 @@ from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.sandbox import Sandbox, routes
 from rudder_pipedrive_cli.sandbox.replies import Answer
 
-# The counts of a fast run; tests of a slow one set a SteppedClock.
+# The counts of a fast run; tests of a slow one set a stepping FakeClock.
 pytestmark = pytest.mark.usefixtures("index_clock_stopped")
 
 SEARCH = "GET /api/v2/itemSearch/field"
-
-
-class SteppedClock:
-    """The index's clock: each reading is `step` seconds after the one before, and `then` runs
-    at the reading numbered `at` (another client acting while rpd runs)."""
-
-    def __init__(self, step: float, at: int = -1, then: Any = None) -> None:
-        self.now = 0.0
-        self.step = step
-        self.readings = 0
-        self.at = at
-        self.then = then
-
-    def __call__(self) -> float:
-        self.readings += 1
-        if self.readings == self.at and self.then is not None:
-            self.then()
-        self.now += self.step
-        return self.now
 
 
 @pytest.fixture
@@ -131,7 +113,7 @@ def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
     made: list[int] = []
     # Readings: 1 and 2 when the two indexes are listed; 3 when u-1's lookup weighs a refresh:
     # the other client has just made u-late, 11 s after the listing.
-    clock = SteppedClock(11.0, at=3, then=lambda: made.append(add_person(api, "u-late")))
+    clock = FakeClock(step=11.0, at=3, then=lambda: made.append(add_person(api, "u-late")))
     monkeypatch.setattr(identities, "CLOCK", clock)
     events = [
         identify("m-1", "u-1", name="One"),
@@ -158,7 +140,7 @@ def test_a_person_another_client_makes_during_the_run_is_found_not_duplicated(
 def test_a_fresh_index_is_not_listed_again_before_each_create(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(identities, "CLOCK", SteppedClock(1.0))  # never 10 s old
+    monkeypatch.setattr(identities, "CLOCK", FakeClock(step=1.0))  # never 10 s old
     events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(5)]
     run = send_by(sandbox, tmp_path, events, "index")
     assert run.report is not None
@@ -475,7 +457,7 @@ def test_a_person_another_client_re_keys_during_the_run_is_not_the_user_id_any_m
     other = add_person(api, "u-1", name="Other")
     # Readings: 1 and 2 when the two indexes are listed; 3 when u-1's lookup weighs a refresh.
     monkeypatch.setattr(
-        identities, "CLOCK", SteppedClock(11.0, at=3, then=lambda: rekey(api, other, "u-9"))
+        identities, "CLOCK", FakeClock(step=11.0, at=3, then=lambda: rekey(api, other, "u-9"))
     )
     run = send_by(sandbox, tmp_path, [identify("m-1", "u-1", name="One")])
     assert run.report is not None
@@ -522,7 +504,7 @@ def test_an_index_an_earlier_run_kept_is_refreshed_once_before_the_events_not_by
     send_by(sandbox, tmp_path, [identify("m-0", "u-0", name="Zero")], state=state, name="a")
     for n in range(600):
         add_person(api, f"x-{n}")
-    monkeypatch.setattr(identities, "CLOCK", SteppedClock(0.01))  # never 10 s old in the run
+    monkeypatch.setattr(identities, "CLOCK", FakeClock(step=0.01))  # never 10 s old in the run
     events = [identify(f"m-{n}", f"u-{n}", name=f"U{n}") for n in range(1, 21)]
     run = send_by(sandbox, tmp_path, events, state=state, name="b")
     assert run.report is not None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 
 import pytest
+from fakes import FakePipedrive
 from helpers_http import get, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,6 +49,11 @@ def user_stories(users: int, seed: int) -> list[Item]:
     return items
 
 
+def persons(count: int) -> dict[int, str]:
+    """The persons of a fake Pipedrive that the plans of `count` items (`Recorder.plan`) get."""
+    return {index: f"u:{index}" for index in range(count)}
+
+
 class Recorder:
     """A fake world: plans whose requests take seeded random time, and a log of what happened."""
 
@@ -70,8 +74,8 @@ class Recorder:
         return self.plan(item)
 
     def plan(self, item: Item) -> Plan:
-        for n in range(item.requests):
-            response = yield get(f"/api/v2/persons/{item.index}-{n}")
+        for _ in range(item.requests):
+            response = yield get(f"/api/v2/persons/{item.index}")
             if response.failed is not None:  # the transport gave up
                 raise response.failed
             assert response.status == 200
@@ -219,7 +223,7 @@ def test_auth_and_rate_limit_stops_end_the_run_after_running_plans_finish(
     items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(200)]
 
     async def send(request: ApiRequest) -> ApiResponse:
-        if request.path.startswith("/api/v2/persons/20-"):
+        if request.path == "/api/v2/persons/20":  # item 20's requests
             world.log.append(("fatal", 20))
             raise fatal
         return await world.send(request)
@@ -247,7 +251,7 @@ def test_a_plan_failure_fails_only_its_event() -> None:
     outcomes: dict[int, Outcome] = {}
 
     async def send(request: ApiRequest) -> ApiResponse:
-        if request.path.startswith("/api/v2/persons/1-"):
+        if request.path == "/api/v2/persons/1":  # item 1's requests
             raise PlanFailure(
                 "POST /v1/leads: HTTP 503 after 7 attempts",
                 stage="create lead",
@@ -297,37 +301,9 @@ def test_an_async_iterator_is_read_too() -> None:
     assert sorted(world.outcomes) == list(range(20))
 
 
-class FakeSender:
-    def __init__(
-        self,
-        world: Recorder,
-        interrupt_after: int | None = None,
-        signum: signal.Signals = signal.SIGINT,
-    ) -> None:
-        self.world = world
-        self.interrupt_after = interrupt_after
-        self.signum = signum
-        self.sent = 0
-        self.closed = False
-
-    async def __aenter__(self) -> FakeSender:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.closed = True
-
-    async def send(self, request: ApiRequest) -> ApiResponse:
-        self.sent += 1
-        if self.sent == self.interrupt_after:
-            os.kill(os.getpid(), self.signum)
-        return await self.world.send(request)
-
-
 def test_drive_all_runs_everything_in_its_own_loop() -> None:
     world = Recorder()
-    sender = FakeSender(world)
+    sender = FakePipedrive(persons(12))
     items = [Item(i, "track", frozenset({f"u:{i % 4}"})) for i in range(12)]
     interrupted = drive_all(
         items,
@@ -345,7 +321,7 @@ def test_ctrl_c_or_sigterm_in_drive_all_stops_taking_events_and_reports_it(
     signum: signal.Signals,
 ) -> None:
     world = Recorder()
-    sender = FakeSender(world, interrupt_after=5, signum=signum)
+    sender = FakePipedrive(persons(500), interrupt_after=5, signum=signum)
     items = [Item(i, "track", frozenset({f"u:{i}"})) for i in range(500)]
     left: list[int] = []
 

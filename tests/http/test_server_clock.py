@@ -18,23 +18,14 @@ MakeSandbox = Callable[..., Sandbox]
 LOCAL = datetime(2026, 11, 28, 12, 0, 0, 700000, tzinfo=UTC)
 
 
-class Clocks:
-    """A wall clock and a monotonic clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.wall = LOCAL
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
-
-    def server_clock(self) -> ServerClock:
-        return ServerClock(lambda: self.wall, lambda: self.mono)
+def server_clock() -> tuple[FakeClock, ServerClock]:
+    """Pipedrive's clock as rpd keeps it, on a fake monotonic clock and its wall clock."""
+    clocks = FakeClock(1000.0, wall=LOCAL)
+    return clocks, ServerClock(lambda: clocks.wall, clocks)
 
 
 def test_no_date_yet_is_the_local_clock() -> None:
-    clock = Clocks().server_clock()
+    _, clock = server_clock()
     assert clock.stamp() == "2026-11-28T12:00:00Z"
     clock.observe(None)
     clock.observe("not a date")
@@ -43,8 +34,7 @@ def test_no_date_yet_is_the_local_clock() -> None:
 
 
 def test_the_largest_lower_bound_wins() -> None:
-    clocks = Clocks()
-    clock = clocks.server_clock()
+    clocks, clock = server_clock()
     clock.observe("Sat, 28 Nov 2026 11:59:50 GMT")  # Pipedrive 10.7 s behind, at most
     assert clock.stamp() == "2026-11-28T11:59:50Z"
     clock.observe("Sat, 28 Nov 2026 11:59:52 GMT")  # a tighter bound
@@ -55,15 +45,14 @@ def test_the_largest_lower_bound_wins() -> None:
 
 
 def test_a_clock_behind_moves_send_times_forward() -> None:
-    clock = Clocks().server_clock()
+    _, clock = server_clock()
     clock.observe("Sat, 28 Nov 2026 12:00:05 GMT")
     assert clock.stamp() == "2026-11-28T12:00:05Z"
 
 
 def test_a_wall_clock_that_steps_during_the_run_changes_nothing() -> None:
     # An NTP correction or a resumed VM moves the wall clock; send times follow Pipedrive's.
-    clocks = Clocks()
-    clock = clocks.server_clock()
+    clocks, clock = server_clock()
     clock.observe("Sat, 28 Nov 2026 12:00:00 GMT")
     clocks.wall += timedelta(seconds=30)
     clocks.advance(2)

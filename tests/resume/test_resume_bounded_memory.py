@@ -5,13 +5,12 @@ lookup misses memory, must give the same records, reports and dry-run lines as t
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
-from itertools import count
 from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
 import pytest
+from fakes import FakeClock
 from resume_support import EXAMPLE_CONFIG, TOKEN, Rig, normalised, workload, write_events
 from typer.testing import CliRunner
 
@@ -116,7 +115,7 @@ def test_a_send_by_index_without_a_state_file_says_the_same_with_a_tiny_cache(
     monkeypatch.setattr(send_cmd, "Spill", Kept)
     for name, extra in (("default", ()), ("tiny", TINY)):
         Kept.tables.clear()
-        monkeypatch.setattr(identities, "CLOCK", partial(next, count(11.0, 11.0)))
+        monkeypatch.setattr(identities, "CLOCK", FakeClock(step=11.0))
         report = tmp_path / f"{name}.json"
         code, stdout, stderr = invoke(
             "send", str(events), "--config", str(EXAMPLE_CONFIG), "--sandbox",
