@@ -285,9 +285,6 @@ class ReplayState(IdentityStore, Closing):
             self._begun.add(key)
             return str(row[0])
 
-    def inflight_count(self) -> int:
-        return int(self._store.row("SELECT count(*) FROM inflight WHERE ns = ?")[0])
-
     def left_to_settle(self) -> int:
         """How many events an earlier run left writes in flight for that this run did not plan
         (not in its input, or left out by its filters): only a run of their input settles them.
