@@ -44,14 +44,13 @@ from rudder_pipedrive_cli.core.errors import (
 from rudder_pipedrive_cli.core.events import json_word
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.core.tally import Tally, charged
-from rudder_pipedrive_cli.http.pacing import Clock, Pacer, RateHeaders, Sleep
+from rudder_pipedrive_cli.http.pacing import Clock, Pacer, RateHeaders, Sleep, stopped
 from rudder_pipedrive_cli.http.retry import (
     DEFAULT_MAX_RETRIES,
     RESUME_HINT,
     Attempts,
     Retry,
     RetryPolicy,
-    stopped,
 )
 from rudder_pipedrive_cli.http.server_clock import ServerClock, utc_now
 from rudder_pipedrive_cli.io.config import (
@@ -91,6 +90,8 @@ MAX_ANSWER_BYTES = 64 << 20
 # stop signal waited for it too.
 ANSWER_DEADLINE_S = 120.0
 
+# Why a request the pacer held back (another's 429, a full window) when the run was stopped fails.
+HELD_AT_THE_STOP = "held back by the rate limit when the run was stopped; not sent"
 
 # Pipedrive is unreachable after this many connection failures in a row (every lane, every
 # request of the run), or after this long of them, with no answer in between: the run stops
@@ -449,7 +450,13 @@ class PipedriveClient:
 
     async def _attempt(self, request: ApiRequest, attempts: Attempts) -> ApiResponse:
         self.reach.check(self.base_url)  # another request may have found it so: try no more
-        ticket = await self.pacer.acquire(request)
+        ticket = await self.pacer.acquire(request, self.stopping)
+        if ticket is None:  # stopped while the rate limit held it back: not sent
+            if attempts.last is not None:
+                raise attempts.last  # fails with it, as a stop in the back-off
+            raise PlanFailure(
+                f"{request.key}: {HELD_AT_THE_STOP}", stage=request.stage, retryable=True
+            )
         attempts.sent += 1
         sent_at = self.server_clock.stamp()
 

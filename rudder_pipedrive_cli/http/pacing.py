@@ -150,6 +150,29 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 
+def stopped(stopping: asyncio.Event | None) -> bool:
+    """Whether the run was told to stop: no request is tried again then."""
+    return stopping is not None and stopping.is_set()
+
+
+async def backed_off(nap: Awaitable[None], stopping: asyncio.Event | None) -> None:
+    """`nap` (a retry's back-off: up to 30 s, a 429's up to `rate_wait_cap`; the pacer's wait,
+    a 429's hold as long), ended as soon as `stopping` is set: a stop waited it out, silent,
+    then tried no attempt more anyway (http/retry.py) or sent into the hold (`Pacer.acquire`)."""
+    if stopping is None:
+        await nap
+        return
+    napping = asyncio.ensure_future(nap)
+    woken = asyncio.ensure_future(stopping.wait())
+    try:
+        done, _ = await asyncio.wait((napping, woken), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        napping.cancel()
+        woken.cancel()
+    if napping in done:
+        napping.result()  # a sleep's own error is raised, not left unread
+
+
 @dataclass(slots=True, kw_only=True)
 class Ticket:
     """One paced request: when it was counted, and in which windows."""
@@ -184,11 +207,15 @@ class Pacer:
             windows.append(self.search)
         return windows
 
-    async def acquire(self, request: ApiRequest) -> Ticket:
+    async def acquire(
+        self, request: ApiRequest, stopping: asyncio.Event | None = None
+    ) -> Ticket | None:
         """Return when `request` may be sent, and count it as sent now.
 
         Under load the request may leave some time later: call `sent(ticket)` when it has, so
         its slot frees up a window after it reached the server, not a window after now.
+        None, not to be sent, once `stopping` (the run's stop) is set while it must wait: a
+        wait under way (a 429's hold: up to a minute) ends then, not when it would.
         """
         windows = self._windows(request)
         while True:
@@ -198,7 +225,9 @@ class Pacer:
                 for window in windows:
                     window.record(now)
                 return Ticket(at=now, windows=windows)
-            await self.sleep(wait)
+            if stopped(stopping):
+                return None
+            await backed_off(self.sleep(wait), stopping)
 
     def sent(self, ticket: Ticket) -> None:
         """The request of `ticket` has left (first call only; later ones change nothing)."""

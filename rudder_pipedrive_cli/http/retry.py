@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from rudder_pipedrive_cli.core.costs import WINDOW_S
 from rudder_pipedrive_cli.core.errors import RateLimitStop
-from rudder_pipedrive_cli.http.pacing import Sleep
+from rudder_pipedrive_cli.http.pacing import Sleep, backed_off, stopped
 
 DEFAULT_MAX_RETRIES = 6
 RATE_LIMIT_STRIKES = 3
@@ -142,28 +142,6 @@ class RetryPolicy:
             retry=retry_if_exception_type(Retry),
             before_sleep=before_sleep,
         )
-
-
-def stopped(stopping: asyncio.Event | None) -> bool:
-    """Whether the run was told to stop: no request is tried again then."""
-    return stopping is not None and stopping.is_set()
-
-
-async def backed_off(nap: Awaitable[None], stopping: asyncio.Event | None) -> None:
-    """`nap` (a back-off: up to 30 s, a 429's up to `rate_wait_cap`), ended as soon as
-    `stopping` is set: a stop waited it out, silent, then tried no attempt more anyway."""
-    if stopping is None:
-        await nap
-        return
-    napping = asyncio.ensure_future(nap)
-    woken = asyncio.ensure_future(stopping.wait())
-    try:
-        done, _ = await asyncio.wait((napping, woken), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        napping.cancel()
-        woken.cancel()
-    if napping in done:
-        napping.result()  # a sleep's own error is raised, not left unread
 
 
 def _retry_of(state: RetryCallState) -> Retry:

@@ -19,6 +19,8 @@ from helpers_http import Script, client_for, error, get, ok, run, send_with, wri
 from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.protocol import Outcome, Plan
 from rudder_pipedrive_cli.core.tally import Tally
+from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.pacing import RateHeaders, Sleep
 from rudder_pipedrive_cli.http.runner import drive_all
 
 CASES = {
@@ -117,6 +119,30 @@ def test_a_stopped_run_fails_the_event_whose_request_it_retries_no_more() -> Non
     ]
 
 
+def stopped_in_a_wait(made: Callable[[asyncio.Event, Sleep], PipedriveClient]) -> list[str]:
+    """What a GET sent by the client `made` (given the run's stop and the sleep to wait by) says
+    when its wait is one that ends only by the stop, set as the wait begins: the wait, then
+    the request's failure. A wait the stop does not end is the 60 s hang guard's TimeoutError."""
+    stop = asyncio.Event()
+    said: list[str] = []
+
+    async def endless(seconds: float) -> None:
+        said.append(f"a wait of {seconds:g} s")
+        stop.set()
+        await asyncio.Event().wait()
+        said.append("waited out")
+
+    async def sent() -> None:
+        client = made(stop, endless)
+        try:
+            await asyncio.wait_for(send_with(client, get()), timeout=60)  # a hang guard only
+        except PlanFailure as failure:
+            said.append(f"{failure.reason} (retryable={failure.retryable})")
+
+    run(sent())
+    return said
+
+
 @pytest.mark.parametrize(
     ("answer", "reason", "wait"),
     [
@@ -132,27 +158,46 @@ def test_a_stop_ends_the_back_off_under_way(
     """Ctrl-C while the client waits to try a GET again (a back-off of up to 30 s, a 429's
     Retry-After up to 60 s): the wait ends at the stop, not when it would, and the request fails
     with the error it had. Before, the wait was waited out, silent, then no attempt followed."""
-    script, stop = Script([answer, ok({"id": 7})]), asyncio.Event()
-    said: list[str] = []
+    script = Script([answer, ok({"id": 7})])
 
-    async def endless(seconds: float) -> None:  # ends only by the stop
-        said.append(f"back-off of {seconds:g} s")
-        stop.set()
-        await asyncio.Event().wait()
-        said.append("back-off waited out")
-
-    async def sent() -> None:
+    def made(stop: asyncio.Event, sleep: Sleep) -> PipedriveClient:
         client = client_for(script, FakeClock(1000.0), stopping=stop)
-        client.policy = replace(client.policy, sleep=endless)
-        try:
-            # A hang guard only: before, the back-off never ended.
-            await asyncio.wait_for(send_with(client, get()), timeout=60)
-        except PlanFailure as failure:
-            said.append(failure.reason)
+        client.policy = replace(client.policy, sleep=sleep)
+        return client
 
-    run(sent())
-    assert said == [
-        f"back-off of {wait:g} s",
-        f"GET /api/v2/persons/{{id}}: {reason} after 1 attempt",
+    assert stopped_in_a_wait(made) == [
+        f"a wait of {wait:g} s",
+        f"GET /api/v2/persons/{{id}}: {reason} after 1 attempt (retryable=True)",
     ]
+    assert len(script.seen) == 1
+
+
+def test_a_stop_ends_the_rate_limit_hold_of_a_request_not_yet_sent() -> None:
+    """Ctrl-C while another request's 429 holds every send back (up to 60 s): a request waiting
+    for its first try is not sent (the window still refuses it); its wait ends at the stop and
+    it fails, retryable. Before, the pacer waited the hold out, silent, then sent it."""
+    script = Script([ok({"id": 7})])
+
+    def made(stop: asyncio.Event, sleep: Sleep) -> PipedriveClient:
+        client = client_for(script, FakeClock(1000.0), plan="growth", stopping=stop)
+        client.pacer.hold(get(), RateHeaders(), 60.0)  # another request's 429 asked so
+        client.pacer.sleep = sleep
+        return client
+
+    assert stopped_in_a_wait(made) == [
+        "a wait of 60 s",
+        "GET /api/v2/persons/{id}: held back by the rate limit when the run was stopped; "
+        "not sent (retryable=True)",
+    ]
+    assert script.seen == []
+
+
+def test_a_stopped_run_sends_a_request_its_window_has_room_for() -> None:
+    """The stop ends waits only: a request of an event in flight that may go at once still goes
+    (the events in flight are finished), as before."""
+    script, stop = Script([ok({"id": 7})]), asyncio.Event()
+    stop.set()
+    client = client_for(script, FakeClock(1000.0), plan="growth", stopping=stop)
+    answer = run(send_with(client, get()))
+    assert (answer.status, answer.data) == (200, {"id": 7})
     assert len(script.seen) == 1
