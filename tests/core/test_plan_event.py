@@ -36,7 +36,7 @@ from rudder_pipedrive_cli.core.index import IdentityIndex, MemoryIndexRows
 from rudder_pipedrive_cli.core.plans import HANDLERS, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import PERSON, index_listing
-from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome
+from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Learned, Outcome
 
 CASES = [
     *(
@@ -554,3 +554,41 @@ def test_dry_run_placeholder_ids_are_kept_as_strings() -> None:
         ).known(),
     )
     check(group, status="sent", memberships={"{person:u-1}": "{org:g-1}"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ({"type": "track", "userId": "u-96"}, "track needs an event name (the lead title)"),
+        (
+            {"type": "group", "userId": "u-96"},
+            "group needs a groupId or an org_id external id",
+        ),
+        (
+            {
+                "type": "group",
+                "groupId": "g-1",
+                "context": {"externalId": [{"type": "org_id", "id": 5}]},
+            },
+            "group needs a person: a userId or a person_id external id",
+        ),
+        (
+            {"type": "alias", "previousId": "u-96"},
+            "alias needs a userId or a curr_person_id external id",
+        ),
+    ],
+    ids=["track unnamed", "group without org", "group without person", "alias"],
+)
+def test_an_invalid_event_fails_with_its_own_reason_whatever_it_would_wait_for(
+    raw: dict[str, Any], reason: str
+) -> None:
+    """An event that cannot be valid fails as such, not retryable, though an earlier event of its
+    userId (or groupId) failed retryably: it was 'an earlier event of userId u-96 failed: this
+    one waits for it', its own error masked until a rerun, and retried by each."""
+    known = IdentityStore()
+    waited = frozenset({("person", "u-96"), ("org", "g-1")})
+    known.learn(Outcome(status="failed", reason="x", learned=Learned(held_back=waited)))
+    event = parse_event({"messageId": "m-2", **raw}, "in.ndjson:2")
+    assert plan_event(event, CONFIG, known) == Outcome(
+        status="failed", reason=reason, stage="validate", retryable=False
+    )

@@ -47,6 +47,15 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
     "alias": alias.plan,
     "track": track.plan,
 }
+# Why an event of each type cannot be planned whatever Pipedrive holds (None: it can). Asked
+# before its identities are looked at, so that such an event fails with its own reason, not
+# retryable, even when an earlier event of its userId failed (it would wait for that one).
+INVALID: Mapping[str, Callable[[Event], str | None]] = {
+    "identify": identify.invalid,
+    "group": group.invalid,
+    "alias": alias.invalid,
+    "track": track.invalid,
+}
 
 
 NAMES = {"person": "userId", "org": "groupId", "person_id": "person", "event": "messageId"}
@@ -86,6 +95,8 @@ def plan_event(
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
         return Outcome(status="failed", reason=reason, stage="validate")
+    if (invalid := INVALID[kind](event)) is not None:
+        return Outcome(status="failed", reason=invalid, stage="validate")
     if known.holding:  # an identity is held back: is this event about one?
         about = identities_of(event, known, config.aliases)
         waiting = [slot for slot in about if known.held_back(*slot)]

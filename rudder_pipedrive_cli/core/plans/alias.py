@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
-from rudder_pipedrive_cli.core.events import quoted
+from rudder_pipedrive_cli.core.events import Event, quoted
 from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     GONE,
@@ -41,16 +41,19 @@ MERGED_BEFORE = "merged in an earlier run"
 MERGE = "/v1/persons/{id}/merge"
 
 
+def invalid(event: Event) -> str | None:
+    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    if event.previous_id is None and "prev_person_id" not in event.external:
+        return "alias needs a previousId or a prev_person_id external id"
+    if event.user_id is None and "curr_person_id" not in event.external:
+        return "alias needs a userId or a curr_person_id external id"
+    return None
+
+
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
         previous_id, user_id = event.previous_id, event.user_id
-        if previous_id is None and "prev_person_id" not in event.external:
-            why = "alias needs a previousId or a prev_person_id external id"
-            return ctx.outcome("failed", why, "validate")
-        if user_id is None and "curr_person_id" not in event.external:
-            why = "alias needs a userId or a curr_person_id external id"
-            return ctx.outcome("failed", why, "validate")
         merged_before, away = False, None
         try:
             previous = known_ref(ctx, PERSON, previous_id, "prev_person_id")

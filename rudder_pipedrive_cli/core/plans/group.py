@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     KEPT,
@@ -28,16 +29,19 @@ from rudder_pipedrive_cli.core.plans.common import (
 from rudder_pipedrive_cli.core.protocol import Outcome
 
 
+def invalid(event: Event) -> str | None:
+    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    if event.group_id is None and "org_id" not in event.external:
+        return "group needs a groupId or an org_id external id"
+    if event.user_id is None and "person_id" not in event.external:
+        return "group needs a person: a userId or a person_id external id"
+    return None
+
+
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
         group_id, user_id = event.group_id, event.user_id
-        if group_id is None and "org_id" not in event.external:
-            needs = "group needs a groupId or an org_id external id"
-            return ctx.outcome("failed", needs, "validate")
-        if user_id is None and "person_id" not in event.external:
-            needs = "group needs a person: a userId or a person_id external id"
-            return ctx.outcome("failed", needs, "validate")
         # Look up and validate everything before writing, so an event that must fail has no effects.
         # What is known without asking first: a person's external id a merge moved away refuses
         # the event before the organization is searched.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rudder_pipedrive_cli.core.errors import PlanFailure
+from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.fields import PERSON_TRAITS
 from rudder_pipedrive_cli.core.plans.common import (
     PERSON,
@@ -19,15 +20,17 @@ from rudder_pipedrive_cli.core.plans.common import (
 )
 from rudder_pipedrive_cli.core.protocol import Outcome
 
-NEEDS = "identify needs a userId or a person_id external id"
+
+def invalid(event: Event) -> str | None:
+    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    if event.user_id is None and "person_id" not in event.external:
+        return "identify needs a userId or a person_id external id"
+    return None
 
 
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
-        event = ctx.event
-        user_id = event.user_id
-        if user_id is None and "person_id" not in event.external:
-            return ctx.outcome("failed", NEEDS, "validate")
+        user_id = ctx.event.user_id
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from rudder_pipedrive_cli.core import fields
 from rudder_pipedrive_cli.core.errors import PlanFailure, Warned
-from rudder_pipedrive_cli.core.events import TIME_PATHS, quoted
+from rudder_pipedrive_cli.core.events import TIME_PATHS, Event, quoted
 from rudder_pipedrive_cli.core.fields import (
     DEAL_KIND,
     LEAD_KIND,
@@ -94,19 +94,24 @@ KINDS: Mapping[str, Kind] = {  # archived leads and deals are only in the second
 }
 
 
+def invalid(event: Event) -> str | None:
+    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    if text(event.raw.get("event")) is None:
+        return "track needs an event name (the lead title)"
+    if event.user_id is None and "person_id" not in event.external:
+        return "track needs a person: a userId or a person_id external id"
+    return None
+
+
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
         name = text(event.raw.get("event"))
-        if name is None:
-            return ctx.outcome("failed", "track needs an event name (the lead title)", "validate")
+        assert name is not None  # `invalid` refused it else
         rule = ctx.config.track_rules.match(name)  # not a skip rule's (plan_event skipped it)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
-        if user_id is None and "person_id" not in event.external:
-            needs = "track needs a person: a userId or a person_id external id"
-            return ctx.outcome("failed", needs, "validate")
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
