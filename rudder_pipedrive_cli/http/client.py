@@ -90,6 +90,18 @@ MAX_ANSWER_BYTES = 64 << 20
 # stop signal waited for it too.
 ANSWER_DEADLINE_S = 120.0
 
+# A request body the server stopped reading is refused for its size when it is over this many
+# bytes (rpd's own are a few kB): Pipedrive's 413, or the connection it closed before reading the
+# body whole, whose 413 asyncio leaves unread (it closes the socket at the failed write). Either
+# way nothing was applied and the same body meets the same refusal: the request fails once, not
+# retried (`too_large`). A smaller body cut off is a connection lost before the request was
+# delivered: not applied either, it is tried again as one never sent.
+LARGE_BODY = 64 << 10
+SHORTEN = (
+    "shorten what fills it (a property mapped or templated there) or map fewer fields, then send "
+    "the event again"
+)
+
 # Why a request the pacer held back (another's 429, a full window) when the run was stopped fails.
 HELD_AT_THE_STOP = "held back by the rate limit when the run was stopped; not sent"
 
@@ -246,6 +258,41 @@ async def read_answer(response: httpx.Response, most: int) -> Answer:
         if len(body) > most:
             return Answer(response.status_code, response.headers, b"", over=True)
     return Answer(response.status_code, response.headers, bytes(body))
+
+
+def longest_value(body: Any, path: str = "") -> tuple[str, int]:
+    """Where in a request body its longest string is (a dotted path), and its length."""
+    if isinstance(body, str):
+        return path, len(body)
+    if isinstance(body, Mapping):
+        items: Any = ((f"{path}.{key}" if path else str(key), v) for key, v in body.items())
+    elif isinstance(body, list | tuple):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(body))
+    else:
+        return path, 0
+    return max(
+        (longest_value(v, at) for at, v in items), key=lambda found: found[1], default=(path, 0)
+    )
+
+
+def too_large(request: ApiRequest, size: int, answered: bool) -> PlanFailure:
+    """The failure of a write whose body of `size` bytes the server refused for its size
+    (`answered`: its 413 read), not retried (`LARGE_BODY`)."""
+    if answered:
+        how = f"HTTP 413, its body of {size:,} bytes is too large"
+    else:
+        how = (
+            f"Pipedrive closed the connection before reading its body of {size:,} bytes whole, "
+            "as it refuses one too large"
+        )
+    where, length = longest_value(request.body)
+    return PlanFailure(
+        f"{request.stage} refused: {how} (its longest value, {where}, holds {length:,} "
+        f"characters): {SHORTEN}",
+        stage=request.stage,
+        status=413 if answered else None,
+        retryable=False,
+    )
 
 
 def _describe(error: Exception) -> str:
@@ -460,9 +507,14 @@ class PipedriveClient:
         attempts.sent += 1
         sent_at = self.server_clock.stamp()
 
+        cut = False  # the request never left whole: the server stopped reading it
+
         async def trace(event: str, info: Mapping[str, Any]) -> None:
+            nonlocal cut
             if event.endswith("send_request_body.complete"):
                 self.pacer.sent(ticket)
+            elif event.endswith(".failed") and ".send_request_" in event:
+                cut = True
 
         body = None if request.body is None else orjson.dumps(request.body, default=_json_default)
         try:
@@ -486,16 +538,20 @@ class PipedriveClient:
             # The request may have reached Pipedrive: count it, and never blindly repeat a write.
             self.pacer.sent(ticket)
             self.tally.add_request(request)
+            if cut and body is not None and len(body) > LARGE_BODY:
+                raise too_large(request, len(body), answered=False) from None
             attempts.unanswered += 1
             reason = _describe(error) + self._via
             self._no_answer(reason)
-            if request.method in UNKNOWN_WHEN_LOST:
+            if request.method in UNKNOWN_WHEN_LOST and not cut:  # cut off: not applied
                 return ApiResponse(status=0, error=reason, sent_at=sent_at)
             raise attempts.failed(reason) from error
         self.reach.answered()
         self.pacer.sent(ticket)  # no trace (a test transport): the answer bounds the arrival
         is_json = "json" in response.headers.get("content-type", "").lower()
         self.tally.add_request(request, charged=charged(response.status, is_json=is_json))
+        if response.status == 413 and body is not None:
+            raise too_large(request, len(body), answered=True)
         return self._answer(request, response, sent_at, attempts, is_json)
 
     def _no_answer(self, reason: str) -> None:

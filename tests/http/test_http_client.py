@@ -399,3 +399,40 @@ def test_sixty_seconds_of_connection_failures_make_pipedrive_unreachable() -> No
     with pytest.raises(Unreachable) as caught:
         run(client.send(get()))
     assert caught.value.message == UNREACHABLE.format(n=2, s="61.0")
+
+
+class CutOff(httpx.AsyncBaseTransport):
+    """A server that closes the connection while the first request's body is written (as
+    httpcore traces it), then answers `then`."""
+
+    def __init__(self, then: httpx.Response) -> None:
+        self.then = then
+        self.seen: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        if len(self.seen) > 1:
+            return self.then
+        trace = request.extensions["trace"]
+        await trace("http11.send_request_headers.complete", {})
+        await trace("http11.send_request_body.failed", {"exception": httpx.WriteError("")})
+        raise httpx.ReadError("")
+
+
+def test_a_write_cut_off_before_its_body_left_is_sent_again_not_reconciled() -> None:
+    """A create whose body the server never read whole was not applied: it is tried again as a
+    request never sent. Before, its lost answer made the outcome unknown (status 0), which the
+    plan reconciles by listing, as if it might have been made."""
+    cut, time = CutOff(ok({"id": 9}, status=201)), FakeClock(1000.0)
+    client = PipedriveClient(
+        token=TOKEN,
+        base_url="https://acme.pipedrive.com",
+        plan="unlimited",
+        transport=cut,
+        clock=time,
+        sleep=time.sleep,
+        random=lambda: 0.5,
+    )
+    answer = run(send_with(client, write("POST")))
+    assert (answer.status, answer.data) == (201, {"id": 9})
+    assert len(cut.seen) == 2 and time.sleeps == [0.375]

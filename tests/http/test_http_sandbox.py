@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from helpers_http import run
 
@@ -416,3 +417,51 @@ def test_certificates_that_cannot_be_read_are_a_usage_error(
         "cannot load the TLS certificates of $SSL_CERT_FILE: No such file or directory"
     )
     assert caught.value.hint == "point it at a readable PEM file (or folder), or unset it"
+
+
+def note(content: str) -> ApiRequest:
+    body = {"content": content, "person_id": 1}
+    return ApiRequest("POST", "/v1/notes", "/v1/notes", "create note", None, body)
+
+
+SHORTEN = (
+    "(its longest value, content, holds {:,} characters): shorten what fills it (a property "
+    "mapped or templated there) or map fewer fields, then send the event again"
+)
+
+
+@pytest.mark.parametrize(
+    ("cap", "characters"),
+    [(1 << 20, 2_000_000), (1000, 2000)],
+    ids=["2 MB over 1 MiB: refused before it was read", "2 kB over 1,000 bytes"],
+)
+def test_a_body_over_the_server_s_cap_fails_once_not_retried(
+    make_sandbox: MakeSandbox, cap: int, characters: int
+) -> None:
+    """A note over the sandbox's body cap gets a 413 before its body is read, then the
+    connection closes: the write was not applied, and a retry meets the same refusal. It fails
+    once, not retryable, saying its size and what to do. Before, a body the server stopped
+    reading mid-way lost its 413 (asyncio closes the socket at the failed write, the answer
+    unread), so the write was 'outcome unknown' and reconciled, up to 7 POSTs of 2 MB and
+    their listings a run; a 413 read was handed to the plan, 'create note refused: HTTP 413'."""
+    sandbox, tally = make_sandbox(plan="unlimited", max_body_bytes=cap), Tally()
+    request = note("s" * characters)
+    size = len(orjson.dumps(request.body))
+
+    async def scenario() -> ApiResponse:
+        async with client_of(sandbox, tally=tally) as client:
+            return await client.send(request)
+
+    with pytest.raises(PlanFailure) as caught:
+        run(scenario())
+    shorten = SHORTEN.format(characters)
+    said = {
+        f"create note refused: HTTP 413, its body of {size:,} bytes is too large {shorten}",
+        f"create note refused: Pipedrive closed the connection before reading its body of "
+        f"{size:,} bytes whole, as it refuses one too large {shorten}",
+    }
+    assert caught.value.reason in said
+    assert (caught.value.stage, caught.value.retryable) == ("create note", False)
+    assert sandbox.stats()["requests"] == {"POST /v1/notes": 1}
+    assert tally.requests == {"POST /v1/notes": 1} and tally.retries == 0
+    assert sandbox.state()["notes"] == []
