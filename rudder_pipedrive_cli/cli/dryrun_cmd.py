@@ -309,6 +309,7 @@ def dry_run_command(
             window=event_filter.window,
             finished=objects_finished,
             warn=env.warn,
+            retried=tally.store_retried,
         )
         note_finished_objects(env, reader)
         note_reading_a_terminal(env, paths)
@@ -326,6 +327,7 @@ def dry_run_command(
                 window=event_filter.window,
                 finished=finished_read,
                 listed=reader.listed,  # listed once, as send's (a bucket of thousands of objects)
+                retried=tally.store_retried,
                 # Only aliases are wanted (no survey here): other lines go unparsed, unless
                 # --limit counts every event.
                 mentioning=ALIAS_MENTIONS if limit is None else (),

@@ -201,6 +201,11 @@ def print_dry_run_summary(
     )
 
 
+def store_retries(tally: Tally) -> str:
+    """The report's count of the input's object reads tried again, when there were some."""
+    return f"store retries: {tally.store_retries:,}; " if tally.store_retries else ""
+
+
 def print_send_report(
     console: Console,
     tally: Tally,
@@ -215,7 +220,8 @@ def print_send_report(
     rate = tally.read / duration_s if duration_s > 0 else 0.0
     say(
         console,
-        f"retries: {tally.retries:,}; 429 waits: {tally.rate_limited:,}; API tokens: "
+        f"retries: {tally.retries:,}; {store_retries(tally)}429 waits: {tally.rate_limited:,}; "
+        f"API tokens: "
         f"{tally.tokens:,}; duration: {seconds_text(duration_s)}; {rate:,.1f} events/s",
         indent=PROSE,
     )

@@ -599,6 +599,7 @@ def run_send(
         finished=finished,
         on_finished=on_finished,
         warn=env.warn,
+        retried=tally.store_retried,
     )
     note_finished_objects(env, reader)
     lists = partial(
@@ -661,6 +662,7 @@ def run_send(
             window=job.event_filter.window,
             finished=finished if kept is not None and kept.complete else None,
             listed=reader.listed,  # not listed again: a store gone since stops at an object
+            retried=tally.store_retried,
         )
         events = taken_events(first_pass, job.event_filter, job.limit, token_pattern)
         table, direct = spill.table() if kept is None else kept, spill.table()

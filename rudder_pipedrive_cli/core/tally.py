@@ -122,7 +122,10 @@ class Tally:
     warnings: Counter[str] = field(default_factory=Counts)  # warnings by text, every outcome
     # Requests a 429 refused, by endpoint: they cost no API tokens (tokens are derived at the end).
     uncharged: Counter[str] = field(default_factory=Counts)
-    retries: int = 0
+    retries: int = 0  # requests to Pipedrive tried again (under --max-retries)
+    # Reads of the input's objects tried again (a reset, a 5xx, S3's SlowDown: io/objects.py):
+    # apart from `retries`, which cost API tokens and time under Pipedrive's limits.
+    store_retries: int = 0
     rate_limited: int = 0
     # Events read but not finished when the run stopped early (Ctrl-C, SIGTERM, unreachable, the
     # budget): not failed, not dead-lettered; the rerun takes them. Counted in `events.read`.
@@ -293,6 +296,8 @@ class Tally:
             "duration_s": round(duration_s, 3),
             "dead_letter": dead_letter,
         }
+        if self.store_retries:  # only a run that read an object again has the key
+            document["store_retries"] = self.store_retries
         if self.writes:  # only a run that wrote (or would write) has the key
             document["writes"] = dict(sorted(self.writes.items()))
         if self.rules:  # only a dry-run with [[track]] rules has the key
@@ -303,6 +308,10 @@ class Tally:
                 for reason, _ in self.causes()
             }
         return document
+
+    def store_retried(self) -> None:
+        """An object of the input is read again (its read failed, transiently)."""
+        self.store_retries += 1
 
     def causes(self) -> list[tuple[str, int]]:
         """Failure reasons with the failures each caused in all (its own and those of later

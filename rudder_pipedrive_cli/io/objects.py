@@ -407,8 +407,10 @@ class Feed:
         *,
         sleep: Callable[[float], object] | None = None,
         chunk: int = CHUNK,
+        retried: Callable[[], object] | None = None,
     ) -> None:
         self._fs = fs
+        self._retried = retried  # hears each object read again (the run's Tally.store_retried)
         self._objects = tuple(objects)
         self._chunk = chunk
         self._queue: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=READ_AHEAD)
@@ -516,6 +518,8 @@ class Feed:
                     return False
                 tries += 1
                 self.retries += 1
+                if self._retried is not None:
+                    self._retried()
 
     def _check_unchanged(self, path: str, version: str, handle: Any) -> None:
         """The object read again is the version first read: the ETag its GET answered with

@@ -117,8 +117,10 @@ class EventReader:
         sleep: Callable[[float], object] | None = None,
         mentioning: tuple[bytes, ...] = (),
         listed: Mapping[tuple[str, Window], Listed] | None = None,
+        retried: Callable[[], object] | None = None,
     ) -> None:
         self.paths = tuple(paths)
+        self._retried = retried  # hears each object read again (Feed)
         # The listings made (or, from `listed`, another reader's taken): send's first pass
         # reads the main pass's, so that a store gone between the two listings cannot stop it
         # before its first object, where it would stop with no report (and a bucket of
@@ -314,7 +316,7 @@ class EventReader:
         self, fs: AbstractFileSystem, objects: list[StoredObject], path: str
     ) -> Iterator[Event]:
         empty: list[str] = []  # objects read whole that held no event (0 bytes: a cut upload)
-        with Feed(fs, objects, sleep=self._sleep) as feed:
+        with Feed(fs, objects, sleep=self._sleep, retried=self._retried) as feed:
             for index, stored in enumerate(objects):
                 stream = feed.stream(index)
                 tally = self._ledger.start(stored)

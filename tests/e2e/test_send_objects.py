@@ -880,9 +880,10 @@ def test_a_store_that_goes_unreachable_after_the_listing_stops_the_first_pass_wi
             "hint: check the network and the store's endpoint, then rerun the same command: no "
             "event was sent by this run, so the rerun starts from the first object",
         ]
-        # The report, printed: its last line
+        # The report, printed: its last line, with the first object's 5 reads again
         assert any(
-            line.startswith("retries: 0; 429 waits: 0;") for line in result.stderr.split("\n")
+            line.startswith("retries: 0; store retries: 5; 429 waits: 0;")
+            for line in result.stderr.split("\n")
         )
         events = orjson.loads(report.read_bytes())["events"]
         assert events == {"read": 0, "sent": 0, "unchanged": 0, "skipped": 0, "failed": 0}
@@ -1300,3 +1301,20 @@ def test_an_object_whose_first_line_is_a_list_fails_that_line_alone_and_sends_th
     assert letter["source"] == f"s3://backups/rs/{B_08}:1"
     assert letter["error"]["reason"] == "expected a JSON object, got a list"
     assert sorted(p["name"] for p in holdings(sandbox).persons) == ["Person s-1", "Person s-2"]
+
+
+def test_the_report_counts_the_object_store_s_retries_apart_from_pipedrive_s(
+    sandbox: Sandbox, tmp_path: Path, s3: S3
+) -> None:
+    """An object whose read the store cut twice (a reset, a 5xx, S3's SlowDown) is read again
+    twice: the report says so, as `store retries`, not Pipedrive's `retries` (requests to
+    Pipedrive tried again, under --max-retries). Before, the reader counted them and the report
+    said 'retries: 0' and nothing else."""
+    target = TIME_ORDER[2]
+    s3.proxy.recorder.cut = {f"rs/{target}": 2}
+    run = rpd_send(sandbox, tmp_path, "s3://backups/rs", args=WINDOW_ARGS)
+    assert run.exit_code == 0, run.stderr
+    assert run.report is not None
+    assert (run.report["retries"], run.report["store_retries"]) == (0, 2)
+    assert "retries: 0; store retries: 2; 429 waits: 0;" in run.stderr
+    assert s3.proxy.recorder.cuts_made == [f"rs/{target}"] * 2
