@@ -47,9 +47,9 @@ HANDLERS: Mapping[str, Callable[[Ctx], Step[Outcome]]] = {
     "alias": alias.plan,
     "track": track.plan,
 }
-# Why an event of each type cannot be planned whatever Pipedrive holds (None: it can). Asked
-# before its identities are looked at, so that such an event fails with its own reason, not
-# retryable, even when an earlier event of its userId failed (it would wait for that one).
+# Why an event of each type cannot be planned whatever Pipedrive holds (None: it can). Each
+# handler asks it first; plan_event asks it of an event that would wait for an earlier failed
+# one, so that such an event fails with its own reason, not retryable, not held back.
 INVALID: Mapping[str, Callable[[Event], str | None]] = {
     "identify": identify.invalid,
     "group": group.invalid,
@@ -95,12 +95,12 @@ def plan_event(
                 f" (context.externalId holds none of the types {', '.join(EXTERNAL_ID_TYPES)})"
             )
         return Outcome(status="failed", reason=reason, stage="validate")
-    if (invalid := INVALID[kind](event)) is not None:
-        return Outcome(status="failed", reason=invalid, stage="validate")
     if known.holding:  # an identity is held back: is this event about one?
         about = identities_of(event, known, config.aliases)
         waiting = [slot for slot in about if known.held_back(*slot)]
         if waiting:
+            if (invalid := INVALID[kind](event)) is not None:  # its own reason, not the wait
+                return Outcome(status="failed", reason=invalid, stage="validate")
             # An earlier event of this identity failed and may yet succeed: a rerun retries it
             # first, then this one, so the two take effect in input order (SPEC 5).
             kind, key = min(waiting)  # the same one named whatever the set's order

@@ -42,7 +42,7 @@ MERGE = "/v1/persons/{id}/merge"
 
 
 def invalid(event: Event) -> str | None:
-    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    """Why the event cannot be planned, whatever Pipedrive holds (see `INVALID`)."""
     if event.previous_id is None and "prev_person_id" not in event.external:
         return "alias needs a previousId or a prev_person_id external id"
     if event.user_id is None and "curr_person_id" not in event.external:
@@ -53,6 +53,8 @@ def invalid(event: Event) -> str | None:
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
+        if (why := invalid(event)) is not None:  # the handler's first question
+            return ctx.outcome("failed", why, "validate")
         previous_id, user_id = event.previous_id, event.user_id
         merged_before, away = False, None
         try:

@@ -30,7 +30,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 
 
 def invalid(event: Event) -> str | None:
-    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    """Why the event cannot be planned, whatever Pipedrive holds (see `INVALID`)."""
     if event.group_id is None and "org_id" not in event.external:
         return "group needs a groupId or an org_id external id"
     if event.user_id is None and "person_id" not in event.external:
@@ -41,6 +41,8 @@ def invalid(event: Event) -> str | None:
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
+        if (why := invalid(event)) is not None:  # the handler's first question
+            return ctx.outcome("failed", why, "validate")
         group_id, user_id = event.group_id, event.user_id
         # Look up and validate everything before writing, so an event that must fail has no effects.
         # What is known without asking first: a person's external id a merge moved away refuses

@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 
 
 def invalid(event: Event) -> str | None:
-    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    """Why the event cannot be planned, whatever Pipedrive holds (see `INVALID`)."""
     if event.user_id is None and "person_id" not in event.external:
         return "identify needs a userId or a person_id external id"
     return None
@@ -30,6 +30,8 @@ def invalid(event: Event) -> str | None:
 
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
+        if (why := invalid(ctx.event)) is not None:  # the handler's first question
+            return ctx.outcome("failed", why, "validate")
         user_id = ctx.event.user_id
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)

@@ -95,7 +95,7 @@ KINDS: Mapping[str, Kind] = {  # archived leads and deals are only in the second
 
 
 def invalid(event: Event) -> str | None:
-    """Why the event cannot be planned, whatever Pipedrive holds (plan_event asks first)."""
+    """Why the event cannot be planned, whatever Pipedrive holds (see `INVALID`)."""
     if text(event.raw.get("event")) is None:
         return "track needs an event name (the lead title)"
     if event.user_id is None and "person_id" not in event.external:
@@ -106,6 +106,8 @@ def invalid(event: Event) -> str | None:
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
+        if (why := invalid(event)) is not None:  # the handler's first question
+            return ctx.outcome("failed", why, "validate")
         name = text(event.raw.get("event"))
         assert name is not None  # `invalid` refused it else
         rule = ctx.config.track_rules.match(name)  # not a skip rule's (plan_event skipped it)
