@@ -48,6 +48,8 @@ class Journal(Protocol):
 
     def pending_write(self, event_id: str, request: ApiRequest) -> str | None: ...
 
+    def ruled_out(self, event_id: str) -> None: ...
+
 
 def journaled(plan: Plan, event_id: str, journal: Journal, now: Callable[[], str] | None) -> Plan:
     """Record each write before it is sent; a write an interrupted run left in flight is not
@@ -132,5 +134,7 @@ class Replay:
                 # remembers what it finished (a repeated messageId)
                 self.known.learn(outcome)
                 self.finished.add(item.id, outcome.status)
+                if self.journal is not None:  # its writes left in flight are not outside the run
+                    self.journal.ruled_out(item.id)
         if self.on_done is not None:
             self.on_done(item, outcome)

@@ -861,18 +861,26 @@ def end_first_pass(
     return end_run(env, job, tally, letters, replay_state, started=started, **ending)
 
 
-def note_left_to_settle(env: Env, events: int) -> None:
+# What `note_left_to_settle` says of the events with writes left in flight: those outside this
+# run, then those a skip rule took ({have}, {them}: one event's words or more's).
+LEFT_WORDS = (
+    "outside this run {have} writes left to settle: send {them} again",
+    "a skip rule took {have} writes an earlier run left in flight (perhaps made in Pipedrive): "
+    "a run whose rules send {them} settles them",
+)
+
+
+def note_left_to_settle(env: Env, events: int, ruled: int = 0) -> None:
     """Say, at the end, how many events outside this run have writes an earlier run left to
     settle (a create or merge whose answer was lost, a run killed): only a run of their input
-    settles them. Said under -q too, as late events are: a cron's run of other files would
-    leave them unsettled for ever without a word."""
-    if events:
-        have, them = ("has", "it") if events == 1 else ("have", "them")
-        env.warn(
-            f"{plural(events, 'event')} outside this run {have} writes left to settle: "
-            f"send {them} again",
-            even_quiet=True,
-        )
+    settles them; and how many this run read and a skip rule took have some (`ruled`): only a
+    run whose rules send them does. Said under -q too, as late events are: a cron's run of
+    other files would leave them unsettled for ever without a word."""
+    for number, words in zip((events, ruled), LEFT_WORDS, strict=True):
+        if number:
+            have, them = ("has", "it") if number == 1 else ("have", "them")
+            said = words.format(have=have, them=them)
+            env.warn(f"{plural(number, 'event')} {said}", even_quiet=True)
 
 
 def stop_said(
@@ -937,9 +945,13 @@ def end_run(
         document = report_of(token, tally, duration, letters.written, identities)
         # Said only when every event read was planned: a stopped run's rerun plans the rest.
         whole = stopped is None and interrupted is None and not heard and not tally.not_attempted
-        unsettled = replay_state.left_to_settle() if replay_state is not None and whole else 0
+        unsettled, ruled = 0, 0
+        if replay_state is not None and whole:
+            unsettled, ruled = replay_state.left_to_settle(), replay_state.left_by_rule()
         if unsettled:  # only a run that leaves some has the key
             document["left_to_settle"] = unsettled
+        if ruled:  # as left_to_settle
+            document["left_by_rule"] = ruled
         if said := stop_said(stopped, interrupted or (heard[0] if heard else None), token):
             document["stopped"] = said  # only a run that stopped early has the key
         if replay_state is not None:
@@ -977,7 +989,7 @@ def end_run(
                 indent=MORE,
             )
         note_late_events(env, tally.late)
-        note_left_to_settle(env, unsettled)
+        note_left_to_settle(env, unsettled, ruled)
         if job.report is not None:
             try:
                 write_report(job.report, document, shown=not env.quiet)

@@ -127,6 +127,8 @@ class ReplayState(IdentityStore, Closing):
         # The events earlier runs left writes in flight for that this run has not yet ended
         # failed (one ended done has none left): bounded by what is in flight (`left_to_settle`).
         self._left: set[str] = set()
+        # Those of them this run read and a skip rule took (`left_by_rule`): not outside the run.
+        self._ruled: set[str] = set()
         # The ids of the source files' names this state journaled under (`_file_id`).
         self._files: dict[str, int] = {}
         # A file from before revision 2 read-only: its rule skips read as forgotten already
@@ -299,6 +301,22 @@ class ReplayState(IdentityStore, Closing):
                 (self._store.ns,),
             )
             return sum(1 for (event_id,) in rows if event_id in self._left)
+
+    def ruled_out(self, event_id: str) -> None:
+        """Note an event this run read that a skip rule took (not journaled: core/intake.py
+        RULE_SKIPPED). Writes an earlier run left in flight for it stay, to be reconciled by a
+        run whose rules send it (they may be in Pipedrive), and are said apart from those of
+        events outside the run (`left_by_rule`): sending the same input again does not settle
+        them."""
+        with self._mutex:
+            if event_id in self._left:
+                self._left.discard(event_id)
+                self._ruled.add(event_id)
+
+    def left_by_rule(self) -> int:
+        """How many events this run read and a skip rule took have writes an earlier run left
+        in flight (`ruled_out`)."""
+        return len(self._ruled)
 
     # -- objects read to the end ------------------------------------------------------------------
 

@@ -269,10 +269,12 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     # failed_by_reason: only when events failed (a cause, then the later events it failed);
     # identity_index, identities_by_search: only when identities went by index (its pages and
     # refreshes; the identities searched for all the same). writes: only when something was
-    # written. left_to_settle: only when events outside the run have writes left in flight.
+    # written. left_to_settle: only when events outside the run have writes left in flight;
+    # left_by_rule: only when events a skip rule took have.
     # stopped: only a run that stopped early (its exit and words).
     by_index = {"identity_index", "identities_by_search"}
-    optional = {"failed_by_reason", "writes", "left_to_settle", "stopped", *by_index}
+    optional = {"failed_by_reason", "writes", "left_to_settle", "left_by_rule", "stopped"}
+    optional |= by_index
     assert set(report.get("stopped", {"exit": 4, "reason": ""})) == {"exit", "reason"}
     assert set(report) - optional == {
         "identities",
@@ -306,6 +308,7 @@ def assert_report_adds_up(report: dict[str, Any]) -> None:
     assert by_index & set(report) == (by_index if report["identities"] == "index" else set())
     assert set(report.get("identities_by_search", ())) <= {"userId", "groupId"}
     assert report.get("left_to_settle", 1) > 0
+    assert report.get("left_by_rule", 1) > 0
     causes = report.get("failed_by_reason", {})
     assert bool(causes) == (events["failed"] > 0)
     assert sum(c["events"] + c["later_events"] for c in causes.values()) == events["failed"]

@@ -6,6 +6,7 @@ read under other skip rules is read again; events sent already stay done, nothin
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from e2e_support import (
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.core.protocol import ApiRequest
+from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 
@@ -47,6 +50,14 @@ EVENTS = [
 
 
 DEAL_RULE = "track #1 (deal)"
+LEAD = ApiRequest(
+    method="POST", path="/v1/leads", endpoint="/v1/leads", stage="create lead", body={"title": "X"}
+)
+
+
+def inflight_events(state: Path) -> list[str]:
+    with sqlite3.connect(state) as db:
+        return [row[0] for row in db.execute("SELECT DISTINCT event_id FROM inflight")]
 
 
 def assert_counts(run: SendRun, *, sent: int, skipped: int, reasons: dict[str, int]) -> None:
@@ -172,3 +183,42 @@ def test_a_repeat_of_a_message_id_a_skip_rule_took_is_already_done_in_that_run(
         else:  # the identify done
             assert_counts(run, sent=0, skipped=4, reasons={**reasons, "already done": 2})
     assert sandbox.state()["leads"] == []
+
+
+def test_writes_left_in_flight_for_an_event_a_skip_rule_took_are_said_as_the_rule_s(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Found by playing (rev25a): a run killed while m-1's lead was posted, then rerun with m-1's
+    name skipped, said 'outside this run' of m-1, read by that run, and 'send it again', which
+    the same run did without settling it. The write stays for a rule that sends m-1: it may be
+    in Pipedrive, so that run reconciles it (no lead twice)."""
+    events = write_events(tmp_path / "in.ndjson", EVENTS)
+    skip, lead = rules_config(tmp_path, "skip"), rules_config(tmp_path, "lead")
+    args = ("--concurrency", "1")
+    first = rpd_send(sandbox, tmp_path, events, config=skip, args=args, name="skip")
+    assert_counts(first, sent=2, skipped=2, reasons={"track rule: skip": 2})
+    state = tmp_path / "state.sqlite"
+    with sqlite3.connect(state) as db:
+        (namespace,) = db.execute("SELECT DISTINCT ns FROM runs").fetchone()
+    with ReplayState.open(state, namespace) as replay_state:  # as a lead rule's killed run left
+        replay_state.begin_write("m-1", LEAD, "2026-01-02T03:04:05Z")
+
+    again = rpd_send(sandbox, tmp_path, events, config=skip, args=args, name="again")
+
+    assert_counts(again, sent=0, skipped=4, reasons={"already done": 2, "track rule: skip": 2})
+    assert again.stderr.endswith(
+        "warning: 1 event a skip rule took has writes an earlier run left in flight (perhaps "
+        "made in Pipedrive): a run whose rules send it settles them\n"
+    )
+    assert again.report is not None and again.report["left_by_rule"] == 1
+    assert "left_to_settle" not in again.report
+    assert inflight_events(state) == ["m-1"]
+
+    leads = rpd_send(sandbox, tmp_path, events, config=lead, args=args, name="lead")
+
+    assert_counts(leads, sent=2, skipped=2, reasons={"already done": 2})
+    assert "left_by_rule" not in leads.report  # type: ignore[operator]
+    assert "warning" not in leads.stderr
+    assert inflight_events(state) == []
+    origins = sorted(lead["origin_id"] for lead in sandbox.state()["leads"])
+    assert origins == ["rpd:m-1", "rpd:m-2", "rpd:m-3"]
