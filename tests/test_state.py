@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from rudder_pipedrive_cli.io.state import ReplayState
 from rudder_pipedrive_cli.io.state_accounts import account_namespace, namespace_key, normalised_url
 from rudder_pipedrive_cli.io.state_file import StateUnusable, discard_leftovers, discard_state
 from rudder_pipedrive_cli.io.state_schema import REVISION
-from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary
+from rudder_pipedrive_cli.io.state_summary import NamespaceSummary, RunSummary, summaries
 from rudder_pipedrive_cli.replay import journaled
 
 TOKEN = "pd-token-5f0c1e9a7b3d4c2e8f6a"
@@ -1391,6 +1392,12 @@ def test_a_file_from_before_rule_skips_were_left_out_forgets_them_once(path: Pat
         if readonly:
             assert rows(path, "PRAGMA user_version") == [(1,)]
             assert len(rows(path, "SELECT * FROM journal")) == 4
+            # rpd state show says it as the send will leave it, as dry-run reads it
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                shown = {summary.namespace: summary for summary in summaries(db)}
+            assert dict(shown[NS].journal) == {"sent": 1, "unchanged": 0, "skipped": 1, "failed": 0}
+            assert (shown[NS].objects_finished, shown[other].objects_finished) == (0, 1)
+            assert shown[other].journal["sent"] == 1
     assert rows(path, "PRAGMA user_version") == [(REVISION,)]
     assert rows(path, "SELECT ns, event_id FROM journal ORDER BY ns, event_id") == sorted(
         [(NS, "e1"), (NS, "e3"), (other, "e1")]

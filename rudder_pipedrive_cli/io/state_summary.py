@@ -19,6 +19,7 @@ from rudder_pipedrive_cli.io.state_schema import (
     MERGED,
     PENDING_CREATE,
     PENDING_MERGE,
+    RULE_SKIPPED,
     STATUSES,
     TABLES,
     decode_id,
@@ -89,9 +90,18 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
     kinds = dict(
         db.execute("SELECT kind, count(*) FROM identities WHERE ns = ? GROUP BY kind", (ns,))
     )
+    # A file from before revision 2 is shown as its first send leaves it, as dry-run reads it
+    # (state_schema.FORGOTTEN): its rule skips not done, and if it has any, no object finished.
+    forgets = db.execute("PRAGMA user_version").fetchone()[0] < 2
+    rule_skips = 0
+    if forgets:
+        rule_skips = db.execute(
+            f"SELECT count(*) FROM journal WHERE ns = ? AND {RULE_SKIPPED}", (ns,)
+        ).fetchone()[0]
     journal = dict.fromkeys(STATUSES, 0) | dict(
         db.execute("SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,))
     )
+    journal["skipped"] -= rule_skips
 
     def listed_by_kind() -> dict[str, int]:  # rows are per person and kind (origins_key)
         # But for the persons merged away: their rows stay (the survivor took their origins),
@@ -121,6 +131,8 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
     try:
         finished = db.execute("SELECT count(*) FROM objects_done WHERE ns = ?", (ns,)).fetchone()[0]
     except sqlite3.OperationalError:  # no such table (made on first use): none finished
+        finished = 0
+    if rule_skips:  # read again by its first send
         finished = 0
     inflight = db.execute(
         "SELECT count(*), count(DISTINCT event_id) FROM inflight WHERE ns = ?", (ns,)
