@@ -111,5 +111,5 @@ def test_the_alias_chains_benchmark_prints_the_searches_of_its_dry_run() -> None
         "benchmarks.alias_chains", "--aliases", "6", "--previous", "2", "--send-aliases", "0"
     )
     assert [line.split(" s (")[0].rsplit(", ", 1)[0] for line in lines] == [
-        "dry-run 6 aliases over 2 previousIds (8 events): 8 searches planned"
+        "dry-run 6 aliases over 2 previousIds (8 events): 14 searches planned"
     ]

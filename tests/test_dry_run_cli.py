@@ -150,13 +150,12 @@ def test_json_summary_of_the_examples() -> None:
     }
     # What `rpd send` of the examples makes (tests/e2e/test_send_examples.py), the field, label,
     # pipeline, stage and activity type listings before the first event included (QA: the
-    # estimate left them out), and the account a send with a state asks for. 10 searches: as
-    # send's first pass reads the input's aliases, the userIds two aliases lead to (u-1003,
-    # u-1005), looked up when their previousIds u-1003-old and lead-77 are not found, and the
-    # other identities; u-1003 and u-1005, found on no person then, are not searched again.
+    # estimate left them out), and the account a send with a state asks for. 12 searches: 10
+    # identities and, as send's first pass reads the input's aliases, the userIds two aliases
+    # lead to, looked up when their previousIds u-1003-old and lead-77 are not found.
     assert summary["requests"] == {
         "GET /api/v2/dealFields": 1,
-        "GET /api/v2/itemSearch/field": 10,
+        "GET /api/v2/itemSearch/field": 12,
         "GET /api/v2/organizationFields": 1,
         "GET /api/v2/personFields": 1,
         "GET /api/v2/pipelines": 1,
@@ -174,9 +173,9 @@ def test_json_summary_of_the_examples() -> None:
         "PUT /v1/persons/{id}/merge": 1,
     }
     assert summary["tokens"] == (
-        4 * 10 + 10 * 20 + 2 * 5 + 20 + 5 * 5 + 5 + 5 + 2 * 5 + 7 * 5 + 4 * 10 + 10 + 40 + 2
+        4 * 10 + 12 * 20 + 2 * 5 + 20 + 5 * 5 + 5 + 5 + 2 * 5 + 7 * 5 + 4 * 10 + 10 + 40 + 2
     )
-    assert summary["duration_s"] == 2.0  # 10 searches at 5 per second on the growth plan
+    assert summary["duration_s"] == 2.4  # 12 searches at 5 per second on the growth plan
     # The writes by kind, and the track events by the rule that matched (config.example.toml).
     assert summary["writes"] == {
         "activities created": 1,
@@ -218,7 +217,7 @@ def test_table_output_and_summary() -> None:
     assert "PUT /v1/persons/{person:u-1003-old}/merge" in out
     assert "examples/events.ndjson:6  identify  skipped  (anonymous)" in out
     assert (
-        "estimated API tokens: 442; estimated duration at the growth plan's rate limit: 2.0 s"
+        "estimated API tokens: 482; estimated duration at the growth plan's rate limit: 2.4 s"
         in out
     )
     # Not a terminal: each title a line of its own, as it reads (rich padded it with spaces to

@@ -480,8 +480,10 @@ class IdentityStore:
         # field (Learned.holders), and whether one is known (the guard of `owned`).
         self.holders: Table = table("holders")
         # The userIds searched for along an alias chain this run and found on no person (most
-        # recently noted last), at most UNFOUND: `find` takes one as not found, no search, after
-        # the cache and a pending create, while nothing this run did may have made it findable:
+        # recently noted last), at most UNFOUND: `find`'s walk along a chain takes one as not
+        # found, no search, after the cache and a pending create (an event's own userId is
+        # searched: another process may have made it, and its "not found" would create it
+        # again), while nothing this run did may have made it findable:
         # a person learned for it (created, re-keyed or merged there, found, or forgotten: the
         # cache may lose it while Pipedrive holds it) or a create of it left pending takes it
         # out (`learn`). One forgotten for room is searched again. Never kept across runs:

@@ -1,7 +1,7 @@
 """The userIds searched for in vain along an alias chain (core/identity_cache.py
-`IdentityStore.unfound`): `find` takes them as not found without a search, once the cache
-knows no person of one and no create of one is pending; bounded, one forgotten for room is
-searched again."""
+`IdentityStore.unfound`): `find`'s walk along a chain takes them as not found without a
+search, once the cache knows no person of one and no create of one is pending; an event's own
+userId is searched whatever was noted; bounded, one forgotten for room is searched again."""
 
 from __future__ import annotations
 
@@ -43,10 +43,12 @@ def test_the_userids_a_walk_searched_in_vain_are_noted_then_not_searched_again()
     known.learn(first)
     assert known.unfound == {"u-b": None, "u-c": None}
 
-    # u-b's identify: not searched, nor u-c along its chain; created.
+    # u-b's identify: its own userId searched (another may have made its person since: it would
+    # be created, or re-keyed there, again), not u-c along its chain; created.
     identify_b = {"type": "identify", "userId": "u-b", "traits": {"name": "B"}}
     b_body = {"name": "B", "custom_fields": {USER_FIELD: "u-b"}}
-    second = run(identify_b, [create_person(b_body, 8)], config=CHAIN, known=known)
+    calls = [search_person("u-b"), create_person(b_body, 8)]
+    second = run(identify_b, calls, config=CHAIN, known=known)
     check(second, status="sent", unfound=(), identities={("person", "u-b"): 8})
     known.learn(second)
     assert known.unfound == {"u-c": None}  # u-b's person is known now: out

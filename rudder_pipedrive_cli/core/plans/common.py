@@ -699,8 +699,10 @@ def find(
     that alias is what links it), and then only if that is person `into` when one is given (an
     alias's userId, its previous person found: `alias.plan`). None: not found (a failed lookup
     raises; it is never taken as "not found"). A userId searched for along a chain in vain this
-    run is not searched for again (`IdentityStore.unfound`, after the cache and a pending create:
-    it keeps none this run may have made findable since); the walk notes those it searched."""
+    run is not searched for again along one (`IdentityStore.unfound`, after the cache and a
+    pending create: it keeps none this run may have made findable since); the walk notes those
+    it searched. `key` itself is always searched: its "not found" creates its person, or re-keys
+    one to it, and another process (a live destination, a web form) may have made it since."""
     if key is None:
         return None
     known, config = ctx.known, ctx.config
@@ -748,35 +750,28 @@ def find(
     index = ctx.index
     if stale or index is None or not index.covers(entity.kind):
         via: Via = "search"  # the exchange made here, its first page read here: no call
-        # Searched along a chain in vain this run, with nothing found since (`known_ref` and the
-        # pending create above asked first): not again (IdentityStore.unfound).
-        if known.unfound and key in known.unfound and entity is PERSON and not stale:
-            ids: list[PdId] = []
-        else:
-            request = search_request(entity, field_key, key)
-            response = yield request
-            if response.failed is not None:  # the transport gave up: this event fails
-                raise response.failed
-            no_hits = (
-                response.data is None and 200 <= response.status < 300 and not response.malformed
-            )
-            ids = [] if no_hits else hit_ids(response, request.stage)
-            additional = response.additional_data  # most answers: none, no call to read it
-            cursor = None if additional is None else next_cursor(additional)
-            if cursor is not None:
-                more = {**request.query, "cursor": cursor}
-                pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
-                while (asked := pages.request) is not None:
-                    pages.take((yield asked))
-                ids += pages.result
-            # Searched: a record the index gave for it, found gone, leaves the index now, not
-            # before (a stale signal taken wrongly, then a failed search, would leave a record that
-            # is there out of the index, for the next event not finding it to create it again),
-            # and not when the search finds it: it is there (another hit may be taken, the lowest).
-            if ctx.gone and index is not None:
-                for kind, gone_key, record in ctx.gone:
-                    if kind == entity.kind and gone_key == key and record not in ids:
-                        index.rows.drop(kind, record)
+        request = search_request(entity, field_key, key)
+        response = yield request
+        if response.failed is not None:  # the transport gave up: this event fails
+            raise response.failed
+        no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
+        ids = [] if no_hits else hit_ids(response, request.stage)
+        additional = response.additional_data  # most answers: none, no call to read it
+        cursor = None if additional is None else next_cursor(additional)
+        if cursor is not None:
+            more = {**request.query, "cursor": cursor}
+            pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
+            while (asked := pages.request) is not None:
+                pages.take((yield asked))
+            ids += pages.result
+        # Searched: a record the index gave for it, found gone, leaves the index now, not
+        # before (a stale signal taken wrongly, then a failed search, would leave a record that
+        # is there out of the index, for the next event not finding it to create it again),
+        # and not when the search finds it: it is there (another hit may be taken, the lowest).
+        if ctx.gone and index is not None:
+            for kind, gone_key, record in ctx.gone:
+                if kind == entity.kind and gone_key == key and record not in ids:
+                    index.rows.drop(kind, record)
     else:
         via = "index"
         probe = lookup(ctx, entity, key)
