@@ -553,7 +553,7 @@ def test_runs_and_summary(path: Path) -> None:
                 lead_origins={"lead": 2, "deal": 0, "activity": 0, "note": 0},
                 journal={"sent": 1, "unchanged": 0, "skipped": 0, "failed": 2},
                 inflight=1,
-                pending_creates=0,
+                to_settle=0,
                 last_run=RunSummary(started_at=STAMP, finished_at=None, counts=None, latest=True),
                 inflight_events=1,
             )
@@ -970,14 +970,14 @@ def test_a_newer_schema_is_refused_untouched(path: Path) -> None:
     with open_state(path) as state:
         state.record_outcome("e1", "f:1", SENT)
     newer = sqlite3.connect(path)
-    newer.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    newer.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
     newer.commit()
     newer.close()
     before = path.read_bytes()
     for readonly in (False, True):
         with pytest.raises(UsageError) as caught:
             ReplayState.open(path, NS, readonly=readonly)
-        assert caught.value.message == f"state file {path} was written by a newer rpd (schema 3)"
+        assert caught.value.message == f"state file {path} was written by a newer rpd (schema 4)"
         assert caught.value.hint == "upgrade rpd or use another --state"
         assert path.read_bytes() == before
 
@@ -1112,7 +1112,7 @@ def test_a_merge_left_unknown_is_kept_until_settled(path: Path, readonly: bool) 
         state.learn(Outcome(status="failed", reason="x", learned=Learned(pending_merges={1: 2})))
     with open_state(path, readonly=readonly) as state:
         assert state.merging_into(1) == 2
-        assert state.summary()[0].pending_creates == 1
+        assert state.summary()[0].to_settle == 1
         state.learn(Outcome(status="sent", learned=Learned(merged={1: 2})))  # settled: it landed
         assert state.merging_into(1) is None
 

@@ -229,7 +229,7 @@ def test_last_run_counts_are_in_words() -> None:
         lead_origins={},
         journal={},
         inflight=0,
-        pending_creates=0,
+        to_settle=0,
         last_run=run,
     )
 
@@ -255,7 +255,7 @@ def test_show_groups_the_thousands_of_a_backfill_s_counts() -> None:
         lead_origins={"lead": 1_001},
         journal={"sent": 1_198_000, "unchanged": 34_567, "skipped": 500, "failed": 1_500},
         inflight=0,
-        pending_creates=0,
+        to_settle=0,
         last_run=run,
         objects_finished=12_345,
     )
@@ -289,7 +289,7 @@ def test_show_json() -> None:
         "lead_origins": {"lead": 1, "deal": 0, "activity": 0, "note": 0},
         "journal": {"sent": 1, "unchanged": 0, "skipped": 0, "failed": 1},
         "inflight": 1,
-        "unsettled": 1,
+        "to_settle": 1,
         "last_run": {
             "started_at": STAMP,
             "finished_at": STAMP,

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from test_state import JOURNALED, NS, OTHER_NS, SOURCE, STAMP, rows
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
-from rudder_pipedrive_cli.core.protocol import Outcome
+from rudder_pipedrive_cli.core.protocol import Learned, Outcome
 from rudder_pipedrive_cli.io import state_file
 from rudder_pipedrive_cli.io.state import ReplayState
-from rudder_pipedrive_cli.io.state_schema import REVISION, SCHEMA
+from rudder_pipedrive_cli.io.state_schema import REVISION, SCHEMA, SCHEMA_VERSION
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +73,9 @@ def test_a_schema_1_file_is_read_as_it_is_and_upgraded_when_first_written(tmp_pa
         assert state.journal_status("e2") == "failed"
         state.record_outcome("e2", "s3://b/gw/k.json.gz:7#2", Outcome(status="sent"))
         state.record_outcome("e5", "in.ndjson:3", Outcome(status="sent"))
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     assert rows(path, SELECTED) == [
         ROWS_1[0],
         (NS, "e2", "sent", "", "s3://b/gw/k.json.gz:7#2", STAMP),
@@ -166,15 +171,20 @@ def on_a_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(state_file, "upgrade", refused)
 
 
-def send_on(path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: Sandbox | None = None) -> Any:
-    """`rpd send` on the state at `path`, to `sandbox`; without one (`-q`), refused as the state
-    opens, no request made (nothing listens at its URL)."""
+def send_on(
+    path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sandbox: Sandbox | None = None,
+    events: Path = ROOT / "examples" / "events.ndjson",
+) -> Any:
+    """`rpd send EVENTS` on the state at `path`, to `sandbox`; without one (`-q`), refused as the
+    state opens, no request made (nothing listens at its URL)."""
     for name in ("RPD_CONFIG", "RPD_PLAN", "RPD_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     token = "sandbox-token" if sandbox else "0123456789abcdef0123456789abcdef01234567"
     monkeypatch.setenv("PIPEDRIVE_API_TOKEN", token)
     monkeypatch.chdir(path.parent)
-    config, events = ROOT / "config.example.toml", ROOT / "examples" / "events.ndjson"
+    config = ROOT / "config.example.toml"
     send = ["send", str(events), "--config", str(config), "--state", str(path)]
     send += [] if sandbox else ["-q"]
     url = sandbox.url if sandbox else "http://127.0.0.1:9"
@@ -343,7 +353,9 @@ def test_a_vacuum_the_upgrade_did_not_finish_is_done_at_the_next_open_for_writin
             ReplayState.open(path, NS)
     due = "SELECT key, value FROM meta WHERE key <> 'schema_version'"
     assert rows(path, due) == [("vacuum_due", "1")]
-    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     assert rows(path, "PRAGMA freelist_count")[0][0] > 0
     journaled = rows(path, SELECTED)
     assert journaled[:4] == ROWS_1  # exactly readable as upgraded
@@ -382,3 +394,119 @@ def test_a_send_whose_upgrade_could_not_be_compacted_goes_on_and_says_so(
         "later send with room compacts it",
     ]
     assert rows(path, "SELECT value FROM meta WHERE key = 'vacuum_due'") == [("1",)]
+
+
+# The identity rows of pending creates and merges as rpd named them at schema 2, by today's.
+SCHEMA_2_KINDS = {
+    "pending:person": "unsettled:person",
+    "pending:org": "unsettled:org",
+    "pending:merge": "merging",
+}
+PENDING_ROWS = "SELECT kind, key, pd_id FROM identities WHERE kind NOT IN ('person', 'org') "
+
+
+def as_schema_2(path: Path) -> None:
+    """The state file at `path` as an rpd of schema 2 wrote it: its pending rows by its names."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    for new, old in SCHEMA_2_KINDS.items():
+        connection.execute("UPDATE identities SET kind = ? WHERE kind = ?", (old, new))
+    connection.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    connection.close()
+
+
+def schema_2_pending_file(path: Path) -> None:
+    """A file of schema 2 whose creates of u-1's person and g-1's organization and merge of
+    person 6 into 9 were left pending."""
+    with ReplayState.open(path, NS, now=lambda: STAMP) as state:
+        pending = {("person", "u-1"): STAMP, ("org", "g-1"): STAMP}
+        learned = Learned(pending_creates=pending, pending_merges={6: 9})
+        state.record_outcome(
+            "e1", "in.ndjson:1", Outcome(status="failed", reason="x", learned=learned)
+        )
+    as_schema_2(path)
+
+
+def test_a_schema_2_file_s_pending_rows_are_read_by_its_names_until_written(
+    tmp_path: Path,
+) -> None:
+    # A dry-run and `rpd state show` of a file an older rpd left read its pending creates and
+    # merges without writing a byte; the first open for writing renames them.
+    path = tmp_path / "state.sqlite"
+    schema_2_pending_file(path)
+    before = path.read_bytes()
+    with ReplayState.open(path, NS, readonly=True) as state:
+        assert state.pending_create("person", "u-1") == STAMP
+        assert state.pending_create("org", "g-1") == STAMP
+        assert state.merging_into(6) == 9
+        assert state.summary()[0].to_settle == 3
+    show = ["state", "show", "--state", str(path)]
+    shown = CliRunner().invoke(app, [*show, "-f", "json"])
+    assert shown.exit_code == 0, shown.stderr
+    assert orjson.loads(shown.stdout)["namespaces"][0]["to_settle"] == 3
+    shown = CliRunner().invoke(app, show)
+    (row,) = [line for line in shown.stdout.splitlines() if "in flight" in line]
+    assert row.split("│")[2].strip() == "0 writes; 3 creates or merges to settle"
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.sqlite"]
+
+    with ReplayState.open(path, NS) as state:
+        assert state.pending_create("person", "u-1") == STAMP
+        assert state.merging_into(6) == 9
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(path, PENDING_ROWS + "ORDER BY kind, key") == [
+        ("pending:merge", "i:6", "i:9"),
+        ("pending:org", "g-1", f"s:{STAMP}"),
+        ("pending:person", "u-1", f"s:{STAMP}"),
+    ]
+    assert rows(path, "SELECT key FROM meta WHERE key = 'vacuum_due'") == []
+
+
+def test_a_schema_2_file_s_pending_create_is_renamed_and_reconciled_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_sandbox: Any
+) -> None:
+    # An rpd of schema 2 created u-1's person and lost the answer: the person is in Pipedrive, and
+    # its state holds the create pending (by that schema's name), so that this rpd's first send
+    # lists the recent persons and finds it, where search (its index lagging) finds none.
+    sandbox = make_sandbox(plan="unlimited", index_lag_ms=600_000)
+    sent_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    one = events_file(tmp_path / "one.ndjson", ("m-1", "u-1", "One"))
+    landed = send_on(tmp_path / "lost.sqlite", monkeypatch, sandbox, one)
+    assert landed.exit_code == 0, landed.stderr
+    path = tmp_path / "state.sqlite"
+    zero = events_file(tmp_path / "zero.ndjson", ("m-0", "u-0", "Zero"))
+    assert send_on(path, monkeypatch, sandbox, zero).exit_code == 0
+    (ns,) = rows(path, "SELECT DISTINCT ns FROM journal")[0]
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executemany(
+        "INSERT INTO identities VALUES (?, ?, ?, ?, ?)",
+        [
+            (ns, "pending:person", "u-1", f"s:{sent_at}", sent_at),
+            (ns, "pending:org", "g-1", f"s:{sent_at}", sent_at),
+            (ns, "pending:merge", "i:6", "i:9", sent_at),
+        ],
+    )
+    connection.close()
+    as_schema_2(path)
+    before = Counter(sandbox.stats()["requests"])
+
+    rerun = send_on(path, monkeypatch, sandbox, one)
+
+    assert rerun.exit_code == 0, rerun.stderr
+    requests = Counter(sandbox.stats()["requests"]) - before
+    assert (requests["GET /api/v2/persons"], requests["POST /api/v2/persons"]) == (1, 0)
+    assert sorted(person["name"] for person in sandbox.state()["persons"]) == ["One", "Zero"]
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert rows(path, PENDING_ROWS + "ORDER BY kind") == [  # u-1's settled, the others renamed
+        ("pending:merge", "i:6", "i:9"),
+        ("pending:org", "g-1", f"s:{sent_at}"),
+    ]
+
+
+def events_file(path: Path, *identifies: tuple[str, str, str]) -> Path:
+    """An input of identify events, each (messageId, userId, name)."""
+    events = [
+        {"type": "identify", "messageId": message_id, "userId": user_id, "traits": {"name": name}}
+        for message_id, user_id, name in identifies
+    ]
+    path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+    return path

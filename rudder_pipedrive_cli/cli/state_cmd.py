@@ -77,8 +77,8 @@ def namespace_table(summary: NamespaceSummary, holder: str | None = None) -> Tab
     writes = plural(summary.inflight, "write")
     if summary.inflight:
         writes += f" of {plural(summary.inflight_events, 'event')}"
-    if summary.pending_creates:
-        settle = plural(summary.pending_creates, "create or merge", "creates or merges")
+    if summary.to_settle:
+        settle = plural(summary.to_settle, "create or merge", "creates or merges")
         writes += f"; {settle} to settle"
     table.add_row("in flight", writes)
     table.add_row("last run", plain(last_run_text(summary, holder)))

@@ -45,6 +45,7 @@ from rudder_pipedrive_cli.io.state_schema import (
     EARLIER_COLUMNS,
     FORGOTTEN,
     INDEX_SCHEMA,
+    JOURNAL_SCHEMA,
     OBJECTS_TABLE,
     RECENCY_SCHEMA,
     REVISION,
@@ -621,7 +622,7 @@ def _check_schema(connection: sqlite3.Connection, path: Path) -> bool:
             hint="upgrade rpd or use another --state",
         )
     needed = set(TABLES)
-    if version == SCHEMA_VERSION:  # its tables as this rpd writes them, not as an older did
+    if version >= JOURNAL_SCHEMA:  # its tables as this rpd writes them, not as schema 1's
         reshaped = _reshaped(connection, named, expected, earlier=False)
         needed.add(SOURCE_FILES)
     if not needed <= tables:  # rpd's, damaged: a table is gone
@@ -881,16 +882,15 @@ def _full(error: sqlite3.DatabaseError) -> bool:
 
 def upgrade(connection: sqlite3.Connection) -> None:
     """A file of an earlier schema brought to this one (`UPGRADES`), in one transaction with its
-    version and a vacuum due (`VACUUM_DUE`), then vacuumed (`vacuum`): the pages the old tables
-    held go back to the disk. A vacuum still due (killed, or its disk full) is done now."""
+    version and, when its journal was rewritten (before JOURNAL_SCHEMA), a vacuum due
+    (`VACUUM_DUE`), then vacuumed (`vacuum`): the pages the old tables held go back to the disk.
+    A vacuum still due (killed, or its disk full) is done now."""
     known = dict(
         connection.execute(
             "SELECT key, value FROM meta WHERE key IN ('schema_version', ?)", (VACUUM_DUE,)
         ).fetchall()
     )
     version = int(known["schema_version"])
-    if version == SCHEMA_VERSION and VACUUM_DUE not in known:
-        return
     if version < SCHEMA_VERSION:
         connection.create_function(SOURCE_NAME, 1, lambda s: split_source(s)[0], deterministic=True)
         connection.create_function(
@@ -906,16 +906,18 @@ def upgrade(connection: sqlite3.Connection) -> None:
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),
                 )
-                connection.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
-                )
+                if version < JOURNAL_SCHEMA:  # the journal rewritten: its old pages freed
+                    connection.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
+                    )
                 if not room.to_commit(connection):
                     raise NoRoomToUpgrade(its_disk=True)
         except sqlite3.DatabaseError as error:
             if _full(error):
                 raise NoRoomToUpgrade from None
             raise
-    vacuum(connection)
+    if version < JOURNAL_SCHEMA or VACUUM_DUE in known:
+        vacuum(connection)
 
 
 class Room:

@@ -23,11 +23,10 @@ from rudder_pipedrive_cli.io.state_schema import (
     HOLDER,
     MEMBER,
     MERGED,
-    PENDING_CREATE,
-    PENDING_MERGE,
     RECENCY_TABLE,
     decode_id,
     encode_id,
+    pending_kinds,
 )
 from rudder_pipedrive_cli.io.state_store import Store
 
@@ -109,13 +108,14 @@ class IdentityRows(_Rows):
 
 def identity_rows(store: Store, spill: Spill, cache_entries: int) -> dict[str, Table]:
     """The identities table as the `IdentityStore` tables it holds, by the store's names."""
+    pending_create, pending_merge = pending_kinds(store.schema)
     rows = {
         "persons": lambda user_id: ("person", user_id),
         "orgs": lambda group_id: ("org", group_id),
         "merged": lambda person: (MERGED, encode_id(person)),
         "memberships": lambda person: (MEMBER, encode_id(person)),
-        "pending_creates": lambda slot: (PENDING_CREATE[slot[0]], slot[1]),
-        "pending_merges": lambda person: (PENDING_MERGE, encode_id(person)),
+        "pending_creates": lambda slot: (pending_create[slot[0]], slot[1]),
+        "pending_merges": lambda person: (pending_merge, encode_id(person)),
     }
     tables: dict[str, Table] = {
         name: IdentityRows(store, spill, cache_entries, row) for name, row in rows.items()
@@ -140,7 +140,8 @@ def has_kind(store: Store, *kinds: str) -> bool:
 
 def has_pending(store: Store) -> bool:
     """Whether a create or merge is pending: only then is one looked for."""
-    return has_kind(store, *PENDING_CREATE.values(), PENDING_MERGE)
+    pending_create, pending_merge = pending_kinds(store.schema)
+    return has_kind(store, *pending_create.values(), pending_merge)
 
 
 def has_holders(store: Store) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rudder_pipedrive_cli.core.protocol import PdId
 from rudder_pipedrive_cli.core.rules import SKIP_REASON
 
@@ -9,7 +11,14 @@ from rudder_pipedrive_cli.core.rules import SKIP_REASON
 # and its place in that file, not the whole "FILE:LINE" text: a bucket object's URL was 84 of the
 # ~190 bytes each event took in the journal. A file of schema 1 is rewritten so (`UPGRADES`) when
 # first opened for writing; an older rpd then refuses it ("written by a newer rpd (schema 2)").
-SCHEMA_VERSION = 2
+# Schema 3: the identity rows of creates and merges left pending are named so (PENDING_CREATE,
+# PENDING_MERGE), where schema 2 named them "unsettled:person", "unsettled:org" and "merging"
+# (issue 12: one fact, one name). A schema change, not a revision (FORGOTTEN): an older rpd
+# reads a newer revision as its own, so it would find no create pending and make it again.
+SCHEMA_VERSION = 3
+# The schema whose journal names its files in `source_files`: a file from before it holds its
+# journal as EARLIER_COLUMNS, and its upgrade rewrites the journal (UPGRADE_ROOM, then a VACUUM).
+JOURNAL_SCHEMA = 2
 KINDS = ("person", "org")
 # Identity rows of this kind map a person (key) to its organization as last learned (a group's
 # link, a create or an answer that names it), so a later run's deals, activities and notes carry
@@ -19,9 +28,15 @@ MEMBER = "member"
 MERGED = "merged"
 # Identity rows of these kinds hold the send time of a create of a person or an organization
 # whose outcome stays unknown (Learned.pending_creates), as a string id.
-PENDING_CREATE = {"person": "unsettled:person", "org": "unsettled:org"}
+PENDING_CREATE = {"person": "pending:person", "org": "pending:org"}
 # Identity rows of this kind map a person (key) to the one a merge left unknown was into.
-PENDING_MERGE = "merging"
+PENDING_MERGE = "pending:merge"
+# Those kinds as a file of schema 2 names them, until its upgrade renames them (`pending_kinds`).
+PENDING_BEFORE_3 = {
+    PENDING_CREATE["person"]: "unsettled:person",
+    PENDING_CREATE["org"]: "unsettled:org",
+    PENDING_MERGE: "merging",
+}
 # Identity rows of these kinds map a person or an organization (key) to the identities it holds
 # since an external id wrote one into its identity field (Learned.holders), a JSON array.
 HOLDER = {"person": "holds:person", "org": "holds:org"}
@@ -68,7 +83,7 @@ CREATE TABLE fields (
 ) WITHOUT ROWID;
 """
 TABLES = ("identities", "lead_origins", "leads_listed", "journal", "inflight", "runs", "fields")
-# Columns a table had in an earlier schema, read as rpd's until the file is upgraded: a
+# Columns a table had before JOURNAL_SCHEMA, read as rpd's until the file is upgraded: a
 # read-only open (a dry-run) of a file of schema 1 reads its journal as it is.
 EARLIER_COLUMNS = {
     "journal": ("ns", "event_id", "status", "reason", "source", "finished_at"),
@@ -88,6 +103,13 @@ UPGRADES = {
         f"JOIN {SOURCE_FILES} AS f ON f.name = {SOURCE_NAME}(j.source)",
         "DROP TABLE journal",
         "ALTER TABLE journal_2 RENAME TO journal",
+    ),
+    3: (
+        "UPDATE identities SET kind = CASE kind "
+        + " ".join(f"WHEN '{old}' THEN '{new}'" for new, old in PENDING_BEFORE_3.items())
+        + " END WHERE kind IN ("
+        + ", ".join(f"'{old}'" for old in PENDING_BEFORE_3.values())
+        + ")",
     ),
 }
 # The free space an upgrade takes on the state's disk, per byte of the file: the new tables are
@@ -187,6 +209,23 @@ def split_source(source: str) -> tuple[str, str]:
     colon = head.rfind(":")
     cut = colon + 1 if colon >= 0 and head[colon + 1 :].isdigit() else len(head)
     return source[:cut], source[cut:]
+
+
+def schema_of(db: Any) -> int:
+    """The schema of the file open in `db` (a connection): this rpd's for a new state, which a
+    read-only open holds in memory with no version."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return SCHEMA_VERSION if row is None else int(row[0])
+
+
+def pending_kinds(schema: int) -> tuple[dict[str, str], str]:
+    """The kinds of the identity rows of pending creates (by record kind) and pending merges, as
+    a file of `schema` names them: a read-only open (a dry-run, `rpd state show`) of a file not
+    yet upgraded reads them by its own names."""
+    if schema >= 3:
+        return PENDING_CREATE, PENDING_MERGE
+    creates = {kind: PENDING_BEFORE_3[name] for kind, name in PENDING_CREATE.items()}
+    return creates, PENDING_BEFORE_3[PENDING_MERGE]
 
 
 def encode_id(pd_id: PdId) -> str:

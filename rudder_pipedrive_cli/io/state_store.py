@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rudder_pipedrive_cli.io.state_file import Guarded
-from rudder_pipedrive_cli.io.state_schema import REVISION
+from rudder_pipedrive_cli.io.state_schema import REVISION, schema_of
 
 
 class Store:
@@ -37,6 +37,8 @@ class Store:
         # index and leads_listed marks before revision 1, its rule skips before 2 (state.py).
         self.revision = min(db.execute("PRAGMA user_version").fetchone()[0], REVISION)
         self.outdated = self.revision < 1
+        # The file's schema: one not yet upgraded, open read-only, is read by its own names.
+        self.schema = schema_of(db)
         self.mutex = threading.RLock()
         self._size = 0  # outcomes in the open batch
         self._opened_at = 0.0

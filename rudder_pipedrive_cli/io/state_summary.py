@@ -17,12 +17,12 @@ from rudder_pipedrive_cli.io.state_schema import (
     KINDS,
     MEMBER,
     MERGED,
-    PENDING_CREATE,
-    PENDING_MERGE,
     RULE_SKIPPED,
     STATUSES,
     TABLES,
     decode_id,
+    pending_kinds,
+    schema_of,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +51,9 @@ class NamespaceSummary:
     lead_origins: Mapping[str, int]
     journal: Mapping[str, int]  # by status: sent, unchanged, skipped, failed
     inflight: int
-    pending_creates: int  # creates whose outcome stayed unknown: the next event of each lists first
+    # Creates and merges pending (their outcome unknown), which the next event of each settles:
+    # 'N creates or merges to settle'.
+    to_settle: int
     last_run: RunSummary | None
     # Objects of a bucket or backup folder recorded finished: a resumed run does not read them.
     objects_finished: int = 0
@@ -59,10 +61,9 @@ class NamespaceSummary:
     inflight_events: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        """As `rpd state show --format json` prints it: the fields in order, the pending creates
-        as "unsettled", no company as null, and a run without `latest` (what `state show` says)."""
-        renamed = {"pending_creates": "unsettled"}
-        document = {renamed.get(key, key): value for key, value in asdict(self).items()}
+        """As `rpd state show --format json` prints it: the fields in order, no company as null,
+        and a run without `latest` (what `state show` says)."""
+        document = asdict(self)
         document["company_id"] = self.company_id or None
         if document["last_run"] is not None:
             del document["last_run"]["latest"]
@@ -98,6 +99,9 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         rule_skips = db.execute(
             f"SELECT count(*) FROM journal WHERE ns = ? AND {RULE_SKIPPED}", (ns,)
         ).fetchone()[0]
+    # A file of an earlier schema is read by its own names (not yet upgraded: state show writes
+    # nothing).
+    pending_create, pending_merge = pending_kinds(schema_of(db))
     journal = dict.fromkeys(STATUSES, 0) | dict(
         db.execute("SELECT status, count(*) FROM journal WHERE ns = ? GROUP BY status", (ns,))
     )
@@ -153,9 +157,7 @@ def namespace_summary(db: sqlite3.Connection | Guarded, ns: str) -> NamespaceSum
         lead_origins=origins_by_kind(),
         journal=journal,
         inflight=int(inflight[0]),
-        pending_creates=sum(
-            kinds.get(kind, 0) for kind in (*PENDING_CREATE.values(), PENDING_MERGE)
-        ),
+        to_settle=sum(kinds.get(kind, 0) for kind in (*pending_create.values(), pending_merge)),
         last_run=None
         if run is None
         else RunSummary(

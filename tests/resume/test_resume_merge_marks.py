@@ -64,7 +64,7 @@ def test_a_refused_merge_settles_its_mark(tmp_path: Path) -> None:
         assert (outcome.status, outcome.retryable) == ("failed", False)  # refused: never made
     with open_state(tmp_path / "s.sqlite") as state:
         (summary,) = state.summary()
-        assert summary.pending_creates == 0
+        assert summary.to_settle == 0
         assert state.merging_into(1) is None
 
 
@@ -134,7 +134,7 @@ def test_an_alias_whose_previous_person_search_still_finds_merged_is_unchanged(
         assert state.person_id("u-a") == state.person_id("u-b") == 2
         assert state.merging_into(1) is None
         (summary,) = state.summary()
-        assert summary.pending_creates == 0
+        assert summary.to_settle == 0
 
 
 def test_a_merge_left_by_a_kill_whose_survivor_merged_on_leaves_its_user_to_the_aliases_person(
