@@ -62,7 +62,8 @@ class FakePipedrive:
     index that may lag behind merges), gets, patches and merges, some merges refused or followed
     by a kill -9 (`Killed`). Also a run's sender (`drive_all`'s: `async with` it, `await
     send(request)`), which sends this process `signum` as its `interrupt_after`th request goes
-    out (a Ctrl-C during the run)."""
+    out (a Ctrl-C during the run), and raises `stop` at every request when a test sets it (a
+    refused token, a spent budget)."""
 
     def __init__(
         self,
@@ -78,9 +79,12 @@ class FakePipedrive:
         self.refuse_merge: set[tuple[int, int]] = set()
         self.kill_after_merge: set[tuple[int, int]] = set()
         self.index: dict[int, str] = {}  # persons search still finds once gone (its index lags)
+        self.stop: Exception | None = None
 
     def __call__(self, request: ApiRequest) -> ApiResponse:
         self.seen.append(f"{request.method} {request.path}")
+        if self.stop is not None:
+            raise self.stop
         if request.path == "/api/v2/itemSearch/field":
             term = request.query["term"]
             indexed = {**self.index, **self.persons}

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from fakes import FakeClock
+from fakes import FakeClock, FakePipedrive
 
 from rudder_pipedrive_cli.core.errors import RateLimitStop
 from rudder_pipedrive_cli.core.index import IdentityIndex, IndexWait, MemoryIndexRows
@@ -15,33 +15,15 @@ from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse
 from rudder_pipedrive_cli.http.index_waits import WAITED, IndexWaits, waiting
 
 
-class Recorder:
-    """A sender that records what it is sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[ApiRequest] = []
-        self.closed = False
-
-    async def __aenter__(self) -> Recorder:
-        return self
-
-    async def __aexit__(self, *_: Any) -> None:
-        self.closed = True
-
-    async def send(self, request: ApiRequest) -> ApiResponse:
-        self.sent.append(request)
-        return ApiResponse(status=201)
-
-
 def test_a_wait_ends_when_a_listing_of_its_kind_ends_and_is_never_sent() -> None:
     clock = FakeClock(5.0)
     index = IdentityIndex(MemoryIndexRows(), {"person": "key"}, clock=clock)
-    recorder = Recorder()
+    pipedrive = FakePipedrive({1: "u-1"})
     wait = IndexWait("person", 1_000.0, "index persons", "wait")
-    get = ApiRequest("GET", "/api/v2/persons", "/api/v2/persons", "index persons")
+    get = ApiRequest("GET", "/api/v2/persons/1", "/api/v2/persons/{id}", "get person")
 
     async def main() -> list[Any]:
-        async with IndexWaits(recorder, index) as sender:
+        async with IndexWaits(pipedrive, index) as sender:
             waiter = asyncio.ensure_future(sender.send(wait))
             await asyncio.sleep(0)
             assert not waiter.done()
@@ -53,21 +35,14 @@ def test_a_wait_ends_when_a_listing_of_its_kind_ends_and_is_never_sent() -> None
             past = await sender.send(IndexWait("person", 4.0, "index persons", "wait"))
             return [await waiter, past, await sender.send(get)]
 
-    assert asyncio.run(main()) == [WAITED, WAITED, ApiResponse(status=201)]
-    assert recorder.sent == [get] and recorder.closed
+    assert asyncio.run(main()) == [WAITED, WAITED, ApiResponse(status=200, data={"id": 1})]
+    assert pipedrive.seen == ["GET /api/v2/persons/1"] and pipedrive.closed
     assert index.notify is None  # no plan waits once the sender is closed
 
 
 def test_without_an_index_the_sender_is_the_client_itself() -> None:
-    recorder = Recorder()
-    assert waiting(recorder, None) is recorder
-
-
-class Refusing(Recorder):
-    """A sender whose every request stops the run, as a refused token or a spent budget does."""
-
-    async def send(self, request: ApiRequest) -> ApiResponse:
-        raise RateLimitStop("the daily budget is spent")
+    pipedrive = FakePipedrive({})
+    assert waiting(pipedrive, None) is pipedrive
 
 
 def test_a_request_that_stops_the_run_ends_every_wait() -> None:
@@ -76,9 +51,11 @@ def test_a_request_that_stops_the_run_ends_every_wait() -> None:
     clock = FakeClock(5.0)
     index = IdentityIndex(MemoryIndexRows(), {"person": "key"}, clock=clock)
     page = ApiRequest("GET", "/api/v2/persons", "/api/v2/persons", "index persons")
+    pipedrive = FakePipedrive({})  # every request stops the run
+    pipedrive.stop = RateLimitStop("the daily budget is spent")
 
     async def main() -> list[Any]:
-        async with IndexWaits(Refusing(), index) as sender:
+        async with IndexWaits(pipedrive, index) as sender:
             index.begin("person", clock())  # another event's build, in flight
             until = index.awaited("person")
             assert until == 15.0
