@@ -224,7 +224,7 @@ def test_a_re_key_counts_as_a_merge_for_ordering_in_this_run_and_the_next(path: 
 
 
 @pytest.mark.parametrize("readonly", [False, True])
-def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, readonly: bool) -> None:
+def test_a_pending_create_is_kept_across_runs_until_settled(path: Path, readonly: bool) -> None:
     sent = "2026-11-28T10:00:05Z"
     with open_state(path) as state:
         assert state.pending_create("person", "u-1") is None
@@ -249,7 +249,7 @@ def test_an_unsettled_create_is_kept_across_runs_until_settled(path: Path, reado
         assert state.pending_create("person", "u-1") == (sent if readonly else None)
 
 
-def test_learning_the_record_settles_an_unsettled_create(state: ReplayState) -> None:
+def test_learning_the_record_settles_a_pending_create(state: ReplayState) -> None:
     sent = "2026-11-28T10:00:05Z"
     state.learn(
         Outcome(

@@ -875,7 +875,7 @@ def note_left_to_settle(env: Env, events: int, ruled: int = 0) -> None:
     settle (a create or merge whose answer was lost, a run killed): only a run of their input
     settles them; and how many this run read and a skip rule took have some (`ruled`): only a
     run whose rules send them does. Said under -q too, as late events are: a cron's run of
-    other files would leave them unsettled for ever without a word."""
+    other files would leave them pending for ever without a word."""
     for number, words in zip((events, ruled), LEFT_WORDS, strict=True):
         if number:
             have, them = ("has", "it") if number == 1 else ("have", "them")
@@ -945,11 +945,11 @@ def end_run(
         document = report_of(token, tally, duration, letters.written, identities)
         # Said only when every event read was planned: a stopped run's rerun plans the rest.
         whole = stopped is None and interrupted is None and not heard and not tally.not_attempted
-        unsettled, ruled = 0, 0
+        left, ruled = 0, 0
         if replay_state is not None and whole:
-            unsettled, ruled = replay_state.left_to_settle(), replay_state.left_by_rule()
-        if unsettled:  # only a run that leaves some has the key
-            document["left_to_settle"] = unsettled
+            left, ruled = replay_state.left_to_settle(), replay_state.left_by_rule()
+        if left:  # only a run that leaves some has the key
+            document["left_to_settle"] = left
         if ruled:  # as left_to_settle
             document["left_by_rule"] = ruled
         if said := stop_said(stopped, interrupted or (heard[0] if heard else None), token):
@@ -989,7 +989,7 @@ def end_run(
                 indent=MORE,
             )
         note_late_events(env, tally.late)
-        note_left_to_settle(env, unsettled, ruled)
+        note_left_to_settle(env, left, ruled)
         if job.report is not None:
             try:
                 write_report(job.report, document, shown=not env.quiet)

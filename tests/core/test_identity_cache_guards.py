@@ -26,7 +26,7 @@ from rudder_pipedrive_cli.io.scratch import Spill
 from rudder_pipedrive_cli.io.state import ReplayState
 
 
-def test_failed_and_unsettled_identities_are_found_once_learned() -> None:
+def test_held_back_and_pending_identities_are_found_once_learned() -> None:
     with Spill(2) as spill:
         known = IdentityStore(spill.table)
         assert not known.held_back("person", "u-1")

@@ -138,7 +138,7 @@ def test_an_archived_lead_counts_as_sent_before() -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(MALFORMED))
-def test_a_malformed_reconciliation_listing_leaves_the_create_unsettled(shape: str) -> None:
+def test_a_malformed_reconciliation_listing_leaves_the_create_pending(shape: str) -> None:
     response, why = MALFORMED[shape]
     known = IdentityStore()
     lost = post("/api/v2/persons", ANN, UNKNOWN)

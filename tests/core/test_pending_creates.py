@@ -181,7 +181,7 @@ def test_an_external_id_that_does_not_exist_is_not_cached_for_the_user_id() -> N
     assert known.person_id("u-1") == 5  # left as it was
 
 
-def test_a_create_answered_without_an_id_is_unsettled_too() -> None:
+def test_a_create_answered_without_an_id_is_pending_too() -> None:
     known = IdentityStore()
     answer = ApiResponse(status=201, data={"name": "Ann"}, sent_at=SENT_AT)  # no id in it
     outcome = replay(
