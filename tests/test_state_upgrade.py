@@ -309,16 +309,18 @@ def test_the_room_an_upgrade_takes_is_said_from_the_file_s_size(
     assert said == f"{upgrading} 70 MB free in {temp} for SQLite's temporary files (it has 5 MB)"
 
 
-class VacuumStopped:
-    """The state's connection, but its VACUUM stops with `stop`: a disk full by then (SQLite's
-    SQLITE_FULL), or the run killed."""
+class Stopped:
+    """The state's connection, but its statement that begins with `at` (its VACUUM) stops with
+    `stop`: a disk full by then (SQLite's SQLITE_FULL), or the run killed."""
 
-    def __init__(self, connection: sqlite3.Connection, stop: BaseException) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, stop: BaseException, at: str = "VACUUM"
+    ) -> None:
         self._connection = connection
-        self._stop = stop
+        self._stop, self._at = stop, at
 
     def execute(self, sql: str, *parameters: Any) -> sqlite3.Cursor:
-        if sql == "VACUUM":
+        if sql.startswith(self._at):
             raise self._stop
         return self._connection.execute(sql, *parameters)
 
@@ -343,7 +345,7 @@ def test_a_vacuum_the_upgrade_did_not_finish_is_done_at_the_next_open_for_writin
     schema_1_file(path)
     upgrade = state_file.upgrade
     monkeypatch.setattr(
-        state_file, "upgrade", lambda connection: upgrade(VacuumStopped(connection, stop()))
+        state_file, "upgrade", lambda connection: upgrade(Stopped(connection, stop()))
     )
     if stop is disk_full:  # the run goes on: the upgrade is done
         with ReplayState.open(path, NS, now=lambda: STAMP) as state:
@@ -384,7 +386,7 @@ def test_a_send_whose_upgrade_could_not_be_compacted_goes_on_and_says_so(
     monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
     upgrade = state_file.upgrade
     monkeypatch.setattr(
-        state_file, "upgrade", lambda connection: upgrade(VacuumStopped(connection, disk_full()))
+        state_file, "upgrade", lambda connection: upgrade(Stopped(connection, disk_full()))
     )
     result = send_on(path, monkeypatch, sandbox)
     assert result.exit_code == 0, result.stderr
@@ -459,6 +461,39 @@ def test_a_schema_2_file_s_pending_rows_are_read_by_its_names_until_written(
         ("pending:person", "u-1", f"s:{STAMP}"),
     ]
     assert rows(path, "SELECT key FROM meta WHERE key = 'vacuum_due'") == []
+
+
+def test_a_run_killed_in_the_renaming_leaves_schema_2_and_its_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rows renamed and the file marked schema 3 are one transaction: a run stopped between
+    # them leaves a file an older rpd still reads as its own, every pending row by its name.
+    path = tmp_path / "state.sqlite"
+    schema_2_pending_file(path)
+    pending = rows(path, PENDING_ROWS + "ORDER BY kind, key")
+    assert [row[0] for row in pending] == ["merging", "unsettled:org", "unsettled:person"]
+    upgrade = state_file.upgrade
+    mark = "UPDATE meta SET value = ? WHERE key = 'schema_version'"  # after the rows' UPDATE
+    monkeypatch.setattr(
+        state_file, "upgrade", lambda connection: upgrade(Stopped(connection, Killed(), mark))
+    )
+    with pytest.raises(Killed):
+        ReplayState.open(path, NS)
+    assert rows(path, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert rows(path, PENDING_ROWS + "ORDER BY kind, key") == pending
+
+    monkeypatch.setattr(state_file, "upgrade", upgrade)
+    with ReplayState.open(path, NS) as state:
+        assert state.pending_create("person", "u-1") == STAMP
+    assert [row[0] for row in rows(path, PENDING_ROWS + "ORDER BY kind, key")] == [
+        "pending:merge",
+        "pending:org",
+        "pending:person",
+    ]
+
+
+class Killed(BaseException):
+    """kill -9 as the file is marked schema 3, the rows renamed in the same transaction."""
 
 
 def test_a_schema_2_file_s_pending_create_is_renamed_and_reconciled_as_before(
