@@ -492,6 +492,25 @@ def test_a_run_killed_in_the_renaming_leaves_schema_2_and_its_names(
     ]
 
 
+def test_a_schema_2_file_on_a_full_disk_says_the_little_room_its_renaming_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Renaming its pending rows rewrites no journal: it takes the commit's margin, not 2.25
+    # times the file's size (the room an upgrade from schema 1 takes), as it was said.
+    path = tmp_path / "state.sqlite"
+    schema_2_pending_file(path)
+    before = path.read_bytes()
+    disks(monkeypatch, {tmp_path.resolve(): 1_000_000})
+    result = send_on(path, monkeypatch)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: disk full: upgrading state file {path} to this rpd's schema needs about 4 MB "
+        "free on its disk",
+        f"hint: free space there, {UNCHANGED}",
+    ]
+    assert path.read_bytes() == before
+
+
 class Killed(BaseException):
     """kill -9 as the file is marked schema 3, the rows renamed in the same transaction."""
 

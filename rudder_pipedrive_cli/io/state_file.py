@@ -369,16 +369,24 @@ def state_failure(path: Path, error: sqlite3.Error) -> StateUnusable | None:
 UNCHANGED = "then rerun the same command: the file is as it was, and nothing was sent"
 
 
-def no_room_to_upgrade(path: Path, *, its_disk: bool = False) -> StateUnusable:
+def no_room_to_upgrade(path: Path, stopped: NoRoomToUpgrade | None = None) -> StateUnusable:
     """The upgrade of a file of an earlier schema met a full disk: it is as it was (rolled back).
     Said with the room it takes (`UPGRADE_ROOM`): a plain 'disk full' left the user freeing a
     few MB for a run that needs more than twice the file's size. (Or `ulimit -f` refused it.)
     SQLite's temporary files take room too (`UPGRADE_TEMP`), in their own folder: on the state's
     disk, the two are said together; elsewhere, that folder is said when the state's disk has
     its room now (and was not found short: `its_disk`). It was said as the state's disk alone,
-    which may have had gigabytes free."""
+    which may have had gigabytes free. An upgrade that rewrites no journal (from schema 2) takes
+    the commit's margin (`UPGRADE_MARGIN`) alone."""
     if (limit := size_limit_met(path)) is not None:
         return size_limited(path, limit)
+    its_disk = stopped is not None and stopped.its_disk
+    if stopped is not None and not stopped.rewrites:
+        return StateUnusable(
+            f"disk full: upgrading state file {path} to this rpd's schema needs about "
+            f"{math.ceil(UPGRADE_MARGIN / 1_000_000):,} MB free on its disk",
+            hint=f"free space there, {UNCHANGED}",
+        )
     with contextlib.suppress(OSError):
         size, folder, temp = path.stat().st_size, path.resolve().parent, sqlite_temp_folder()
         needed = math.ceil(size * UPGRADE_ROOM / 1_000_000)
@@ -832,7 +840,7 @@ def open_file(path: Path, *, readonly: bool) -> tuple[sqlite3.Connection, FileLo
     except BaseException as error:
         lock.release()
         if isinstance(error, NoRoomToUpgrade):
-            raise no_room_to_upgrade(path, its_disk=error.its_disk) from None
+            raise no_room_to_upgrade(path, error) from None
         if isinstance(error, sqlite3.DatabaseError):
             raise (state_failure(path, error) or error) from None
         raise
@@ -869,11 +877,12 @@ def prepare(connection: sqlite3.Connection, *, empty: bool) -> None:
 
 class NoRoomToUpgrade(Exception):
     """The upgrade's transaction met a full disk, or found the state's short (`its_disk`) before
-    its commit, and was rolled back (`no_room_to_upgrade`)."""
+    its commit, and was rolled back (`no_room_to_upgrade`); `rewrites`: it rewrote the journal
+    (from before JOURNAL_SCHEMA)."""
 
-    def __init__(self, *, its_disk: bool = False) -> None:
+    def __init__(self, *, its_disk: bool = False, rewrites: bool = True) -> None:
         super().__init__()
-        self.its_disk = its_disk
+        self.its_disk, self.rewrites = its_disk, rewrites
 
 
 def _full(error: sqlite3.DatabaseError) -> bool:
@@ -911,10 +920,10 @@ def upgrade(connection: sqlite3.Connection) -> None:
                         "INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (VACUUM_DUE,)
                     )
                 if not room.to_commit(connection):
-                    raise NoRoomToUpgrade(its_disk=True)
+                    raise NoRoomToUpgrade(its_disk=True, rewrites=version < JOURNAL_SCHEMA)
         except sqlite3.DatabaseError as error:
             if _full(error):
-                raise NoRoomToUpgrade from None
+                raise NoRoomToUpgrade(rewrites=version < JOURNAL_SCHEMA) from None
             raise
     if version < JOURNAL_SCHEMA or VACUUM_DUE in known:
         vacuum(connection)
