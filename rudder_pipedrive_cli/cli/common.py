@@ -43,6 +43,8 @@ from rudder_pipedrive_cli.io.config import (
     TokenPattern,
     load_settings,
     refused_token_hint,
+    tokens_known,
+    without_tokens,
 )
 from rudder_pipedrive_cli.io.paths import default_state_path
 
@@ -267,7 +269,10 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
                 shown = RpdError(error.reason, hint=hint)
             else:  # a bug: say so in two lines
                 shown, status = internal_error(error), ExitStatus.INTERNAL
-            print_error(shown)
+            # An option's value said back (`--format`, `--since`, a path) may be the token.
+            config = kwargs.get("config")
+            tokens = tokens_known(config if isinstance(config, str) else None, os.environ)
+            print_error(without_tokens(tokens, shown))
             raise typer.Exit(int(status)) from None
 
     return wrapper

@@ -9,6 +9,7 @@ rendered as rpd's errors are: `error:` and `hint:` lines, exit 2.
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -114,6 +115,28 @@ def usage_error(error: click.ClickException, args: Sequence[str]) -> RpdError:
             hint += " (`rpd --help` lists the commands)"
         return RpdError(f"No such option: {error.option_name}", hint=hint)
     return RpdError(error.format_message(), hint=hint)
+
+
+def redacted(error: RpdError, args: Sequence[str]) -> RpdError:
+    """`error` without the API token (SPEC 8): click quotes the value an option refused, an
+    unknown option or an extra argument, and the token given to one by mistake (`--concurrency
+    "$PIPEDRIVE_API_TOKEN"`) was echoed. The token known before the command ran: the
+    environment's, and the config file's (`--config` as `args` give it, else where it is looked
+    for)."""
+    from rudder_pipedrive_cli.io.config import tokens_known, without_tokens
+
+    return without_tokens(tokens_known(config_given(args), os.environ), error)
+
+
+def config_given(args: Sequence[str]) -> str | None:
+    """The value of the last `--config`/`-c` in `args` (`--config=FILE` too), as click takes it."""
+    config = None
+    for index, arg in enumerate(args):
+        if arg.startswith("--config="):
+            config = arg.removeprefix("--config=")
+        elif arg in ("--config", "-c") and index + 1 < len(args):
+            config = args[index + 1]
+    return config
 
 
 def refused_usage(group: TyperGroup, args: Sequence[str], said: RpdError) -> None:
@@ -263,7 +286,7 @@ class LazyGroup(TyperGroup):
             code = ExitStatus.USAGE
         except click.ClickException as error:  # a usage error: one style for every error
             given = sys.argv[1:] if args is None else args
-            said = usage_error(error, given)
+            said = redacted(usage_error(error, given), given)
             refused_usage(self, given, said)
             print_error(said)
             code = ExitStatus.USAGE

@@ -7,6 +7,7 @@ environment variable. Loading, validation, `config.example.toml` and the README 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import ipaddress
 import os
 import re
@@ -22,7 +23,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from rudder_pipedrive_cli.core.account import ends_in_an_api_path
 from rudder_pipedrive_cli.core.costs import PLAN_NAMES
-from rudder_pipedrive_cli.core.errors import ConfigError, UsageError
+from rudder_pipedrive_cli.core.errors import ConfigError, RpdError, UsageError
 from rudder_pipedrive_cli.core.fields import currency_code
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.rules import (
@@ -762,19 +763,35 @@ def load_settings(
         except ConfigError as error:
             if not overwritten:
                 raise
-            left_out = f"{_without(tokens, error).message}: not read, as --force overwrites it"
+            said = without_tokens(tokens, error).message
+            left_out = f"{said}: not read, as --force overwrites it"
         settings = _load_settings(config, overrides=overrides, env=env, read_file=False, tokens=[])
     except ConfigError as error:
-        raise _without(tokens, error) from None
+        raise without_tokens(tokens, error) from None
     return replace(settings, warnings=(*settings.warnings, left_out))
 
 
-def _without(tokens: list[str], error: ConfigError) -> ConfigError:
+def without_tokens(tokens: list[str], error: RpdError) -> RpdError:
     """`error` with each of `tokens` (those as long as a real one's, Secret.pattern) in its message
-    and hint replaced by REDACTED: a value shown there (an unknown plan, a base_url, a path) may be
-    the token, put in the wrong variable or key."""
+    and hint replaced by REDACTED: a value shown there (an unknown plan, a base_url, a path, an
+    option's value) may be the token, put in the wrong variable, key or option. A config error
+    stays one; any other is said as an RpdError (its exit is the caller's, from the original)."""
     message, hint = _hidden(tokens, error.message), _hidden(tokens, error.hint)
-    return error if (message, hint) == (error.message, error.hint) else ConfigError(message, hint)
+    if (message, hint) == (error.message, error.hint):
+        return error
+    return ConfigError(message, hint) if isinstance(error, ConfigError) else RpdError(message, hint)
+
+
+def tokens_known(config: str | None, env: Mapping[str, str]) -> list[str]:
+    """The API token wherever it is known without loading the settings, for an error said before
+    or without them (a usage error click raised, an option's value refused): $PIPEDRIVE_API_TOKEN
+    and the config file's api_token, when that file reads as TOML (else none from it: its own
+    errors are load_settings' to say)."""
+    tokens = [env.get(TOKEN_ENV, "")]
+    with contextlib.suppress(ConfigError, OSError, ValueError, AttributeError):
+        token = _read_toml(config_path(config, env)[0])[1].get("pipedrive", {}).get("api_token")
+        tokens.append(token if isinstance(token, str) else "")
+    return [token for token in tokens if token]
 
 
 def _hidden(tokens: list[str], text: str) -> str:
