@@ -142,6 +142,8 @@ class Recorder:
     cut: dict[str, int] = field(default_factory=dict)
     cuts_made: list[str] = field(default_factory=list)
     refused: set[str] = field(default_factory=set)  # keys whose GETs S3 answers ExpiredToken
+    # "HEAD" or "LIST" -> how many of the next such requests S3 answers 503 SlowDown
+    busy: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -169,7 +171,8 @@ class LoopbackServer:
 class S3Proxy(LoopbackServer):
     """A loopback HTTP proxy in front of moto's server: records requests; for a GET of a key in
     `recorder.cut`, sends the headers and half the body, then resets the connection; a GET of a
-    key in `recorder.refused` it answers as S3 answers a session token that expired."""
+    key in `recorder.refused` it answers as S3 answers a session token that expired; the next
+    HEADs and listings `recorder.busy` counts, as S3 answers a request rate too high."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.recorder = Recorder()
@@ -192,6 +195,19 @@ class S3Proxy(LoopbackServer):
                     refused = self.command == "GET" and any(
                         target.endswith(f"/{name}") for name in recorder.refused
                     )
+                    kind = "LIST" if "list-type=" in self.path else self.command
+                    busy = recorder.busy.get(kind, 0) > 0
+                    if busy:
+                        recorder.busy[kind] -= 1
+                if busy:  # a HEAD's answer has no body
+                    slow = error_xml("SlowDown", "Please reduce your request rate.")
+                    self.send_response(503)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(slow)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(slow)
+                    return
                 if refused:
                     body = error_xml("ExpiredToken", "The provided token has expired.")
                     self.send_response(400)

@@ -202,7 +202,8 @@ def print_dry_run_summary(
 
 
 def store_retries(tally: Tally) -> str:
-    """The report's count of the input's object reads tried again, when there were some."""
+    """The report's count of the input's store calls tried again (object reads, listings,
+    HEADs), when there were some."""
     return f"store retries: {tally.store_retries:,}; " if tally.store_retries else ""
 
 

@@ -123,7 +123,8 @@ class Tally:
     # Requests a 429 refused, by endpoint: they cost no API tokens (tokens are derived at the end).
     uncharged: Counter[str] = field(default_factory=Counts)
     retries: int = 0  # requests to Pipedrive tried again (under --max-retries)
-    # Reads of the input's objects tried again (a reset, a 5xx, S3's SlowDown: io/objects.py):
+    # Calls to the input's store tried again (an object's read, a listing, a HEAD; a reset, a
+    # 5xx, S3's SlowDown: io/objects.py, io/s3.py):
     # apart from `retries`, which cost API tokens and time under Pipedrive's limits.
     store_retries: int = 0
     rate_limited: int = 0
@@ -310,7 +311,8 @@ class Tally:
         return document
 
     def store_retried(self) -> None:
-        """An object of the input is read again (its read failed, transiently)."""
+        """A call to the input's store is tried again: an object's read, a listing or a HEAD
+        (it failed, transiently)."""
         self.store_retries += 1
 
     def causes(self) -> list[tuple[str, int]]:

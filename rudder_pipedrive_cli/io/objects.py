@@ -128,6 +128,14 @@ def resolve(path: str) -> tuple[AbstractFileSystem, str]:
     return fs, root
 
 
+def hear_retries(fs: AbstractFileSystem, retried: Callable[[], object] | None) -> None:
+    """Hand `retried` to a store that tries its own calls again: io/s3.py's listings and HEADs
+    (its `retried`), so that the report's store retries count them beside the feed's object
+    reads. fsspec's stores (gcsfs, adlfs) retry inside their libraries, which tell no one."""
+    if retried is not None and hasattr(fs, "retried"):
+        fs.retried = retried
+
+
 def list_objects(
     fs: AbstractFileSystem,
     root: str,

@@ -54,6 +54,7 @@ from rudder_pipedrive_cli.io.objects import (
     ObjectReadError,
     Resolver,
     forbidden,
+    hear_retries,
     identity,
     is_object_path,
     ledger_name,
@@ -120,7 +121,7 @@ class EventReader:
         retried: Callable[[], object] | None = None,
     ) -> None:
         self.paths = tuple(paths)
-        self._retried = retried  # hears each object read again (Feed)
+        self._retried = retried  # hears each store call tried again (Feed, hear_retries)
         # The listings made (or, from `listed`, another reader's taken): send's first pass
         # reads the main pass's, so that a store gone between the two listings cannot stop it
         # before its first object, where it would stop with no report (and a bucket of
@@ -278,7 +279,7 @@ class EventReader:
         given: dict[Key, str],
     ) -> Listing:
         if (path, window) not in self.listed:
-            self.listed[path, window] = _listed(path, window, resolver)
+            self.listed[path, window] = _listed(path, window, resolver, self._retried)
         fs, root, listed, not_files = self.listed[path, window]
         warn = self._warn
         if warn is not None:
@@ -355,9 +356,13 @@ class EventReader:
         return open(path, "rb", buffering=0)
 
 
-def _listed(path: str, window: Window, resolver: Resolver) -> Listed:
-    """What listing `path` finds within `window`, or the error that says why it cannot be."""
+def _listed(
+    path: str, window: Window, resolver: Resolver, retried: Callable[[], object] | None
+) -> Listed:
+    """What listing `path` finds within `window`, or the error that says why it cannot be;
+    `retried` hears each store call tried again (hear_retries), then and while it is read."""
     fs, root = resolver(path)
+    hear_retries(fs, retried)
     not_files: list[tuple[str, str]] = []
     try:
         found = list_objects(fs, root, path, window, not_files)

@@ -440,6 +440,9 @@ class S3FileSystem:
         self._delays = tuple(delays)
         self._clock = clock
         self._timeouts = timeouts
+        # Hears each listing page or HEAD tried again (io/objects.py hear_retries: the run's
+        # Tally.store_retried, beside the feed's object reads tried again).
+        self.retried: Callable[[], object] | None = None
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None, **options: Any) -> S3FileSystem:
@@ -534,6 +537,8 @@ class S3FileSystem:
                     raise
                 self._sleep(self._delays[tries])
                 tries += 1
+                if self.retried is not None:
+                    self.retried()
 
     def _head(self, bucket: str, key: str) -> dict[str, str]:
         connection, response = self._send("HEAD", bucket, key)
