@@ -187,6 +187,8 @@ def print_dry_run_summary(
         f"{seconds_text(seconds)}",
         indent=PROSE,
     )
+    if tally.store_retries:  # the input was read, as send's is: said as send's report says it
+        say(console, store_retries(tally, then=""), indent=PROSE)
     if tally.rules:
         say(console, counted_line("track events by rule", tally.rules), indent=PROSE)
     if tally.writes:
@@ -201,10 +203,10 @@ def print_dry_run_summary(
     )
 
 
-def store_retries(tally: Tally) -> str:
-    """The report's count of the input's store calls tried again (object reads, listings,
-    HEADs), when there were some."""
-    return f"store retries: {tally.store_retries:,}; " if tally.store_retries else ""
+def store_retries(tally: Tally, then: str = "; ") -> str:
+    """The count of the input's store calls tried again (object reads, listings, HEADs), then
+    `then`, when there were some."""
+    return f"store retries: {tally.store_retries:,}{then}" if tally.store_retries else ""
 
 
 def print_send_report(
