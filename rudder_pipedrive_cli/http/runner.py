@@ -299,7 +299,8 @@ def drive_all(
     (SIGINT for Ctrl-C, SIGTERM, SIGHUP), None when it ran to its end.
 
     The first Ctrl-C, SIGTERM or SIGHUP stops taking new events and lets running plans finish; a
-    second one cancels them and raises KeyboardInterrupt (Terminated, HungUp: RAISED_BY). `stop`
+    second one (not heard in the first's turn of the loop) cancels them and raises
+    KeyboardInterrupt (Terminated, HungUp: RAISED_BY). `stop`
     is the event they set, if the caller shares it (the client's: no request is retried once it
     is set).
     """
@@ -312,11 +313,19 @@ def drive_all(
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         installed: dict[signal.Signals, Any] = {}
+        # The first stop's loop turn: the signals the loop hears in it are that one stop, sent
+        # twice by one sender (`timeout` signals rpd, then its whole process group), not a second.
+        first: list[bool] = []
 
         def on_signal(signum: signal.Signals) -> None:
             stopped_by.append(signum)
+            if first:
+                return
             if stop.is_set() and task is not None:
                 task.cancel()
+            else:
+                first.append(True)
+                loop.call_soon(first.clear)
             stop.set()
 
         # Windows event loops have no signal handlers: there Ctrl-C stays a KeyboardInterrupt.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +15,7 @@ from helpers_http import get, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rudder_pipedrive_cli.core.errors import AuthRefused, PlanFailure, RateLimitStop
+from rudder_pipedrive_cli.core.errors import RAISED_BY, AuthRefused, PlanFailure, RateLimitStop
 from rudder_pipedrive_cli.core.events import EVERY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan, Planned
 from rudder_pipedrive_cli.http.runner import drive_all, run_plans
@@ -353,6 +354,68 @@ def test_ctrl_c_or_sigterm_in_drive_all_stops_taking_events_and_reports_it(
     assert left and set(left).isdisjoint(started) and len(left) <= 8
     assert sorted(set(left) | started) == list(range(len(left) + len(started)))
     assert signal.getsignal(signal.SIGINT) is caller_int  # the caller's, back
+
+
+class SignalledTwice(FakePipedrive):
+    """A run's sender that signals this process twice: both as its `interrupt_after`th request
+    goes out (`at_once`: `timeout` signals rpd, then its whole process group, rpd in it), or the
+    second at the first request after the run heard the first (a second Ctrl-C)."""
+
+    def __init__(self, signum: signal.Signals, *, at_once: bool, stop: asyncio.Event) -> None:
+        super().__init__(persons(500), interrupt_after=2, signum=signum)
+        self.at_once, self.stop, self.again = at_once, stop, True
+
+    async def send(self, request: ApiRequest) -> ApiResponse:
+        if self.at_once and len(self.seen) + 1 == self.interrupt_after:
+            os.kill(os.getpid(), self.signum)  # the first of two; FakePipedrive's is the second
+        elif not self.at_once and self.stop.is_set() and self.again:
+            self.again = False
+            os.kill(os.getpid(), self.signum)
+        return await super().send(request)
+
+
+def drive_signalled_twice(signum: signal.Signals, *, at_once: bool) -> tuple[Recorder, object]:
+    """500 items of 10 requests each, one at a time, driven to their end or their stop."""
+    world, stop = Recorder(), asyncio.Event()
+    sender = SignalledTwice(signum, at_once=at_once, stop=stop)
+    caller = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        interrupted = drive_all(
+            [Item(i, "track", frozenset({f"u:{i}"}), requests=10) for i in range(500)],
+            start=world.start,
+            keys=lambda i: i.keys,
+            sender=sender,
+            done=world.done,
+            concurrency=1,
+            stop=stop,
+        )
+    except KeyboardInterrupt as stopped:
+        return world, stopped
+    finally:
+        for number, handler in caller.items():
+            signal.signal(number, handler)
+    return world, interrupted
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_heard_twice_at_once_is_one_stop_that_finishes_what_is_in_flight(
+    signum: signal.Signals,
+) -> None:
+    """`timeout 1h rpd send ...` sends its SIGTERM to rpd and again to its process group: the
+    loop heard both in one turn and took the second for a second Ctrl-C, cancelling the events
+    in flight ('terminated (SIGTERM) twice: events in flight were cancelled mid-way')."""
+    world, interrupted = drive_signalled_twice(signum, at_once=True)
+    assert interrupted is signum
+    assert set(world.outcomes) == {0} and world.outcomes[0] == Outcome(status="sent")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_stop_signal_after_the_first_was_heard_cancels_what_is_in_flight(
+    signum: signal.Signals,
+) -> None:
+    world, stopped = drive_signalled_twice(signum, at_once=False)
+    assert type(stopped) is RAISED_BY[signum]
+    assert world.outcomes == {}  # item 0, cancelled mid-way
 
 
 @settings(max_examples=40, deadline=None)
