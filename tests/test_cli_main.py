@@ -7,15 +7,18 @@ from __future__ import annotations
 import gc
 import os
 import re
+import signal
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from typer import _click as click
 from typer.testing import CliRunner
 
 from rudder_pipedrive_cli import __version__
+from rudder_pipedrive_cli.cli import main as main_module
 from rudder_pipedrive_cli.cli.main import COMMANDS, app, load_command
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,6 +217,32 @@ def test_an_option_of_the_commands_without_a_command_is_said_to_go_after_one(opt
         f"error: No such option: {option}\nhint: options go after the command: "
         f"`rpd COMMAND {option} ...` (`rpd --help` lists the commands)\n",
     )
+
+
+@pytest.mark.parametrize(
+    ("signum", "word", "status"),
+    [(signal.SIGTERM, "terminated", 143), (signal.SIGHUP, "hung up", 129)],
+)
+def test_a_stop_signal_while_the_command_loads_exits_as_the_signal_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, signum: int, word: str, status: int
+) -> None:
+    """A SIGTERM in the first half second of `rpd send` (importing the command and rich) was
+    taken by typer, outside every command's handler, as Ctrl-C: exit 130 and not a word, where
+    SPEC 6 says 143 (found by playing, play26: `kill -TERM` 0.1 to 0.4 s after the start)."""
+
+    def signalled_while_loading(name: str) -> click.Command:
+        os.kill(os.getpid(), signum)  # stops_raised's handler raises it here, as in an import
+        return load_command(name)
+
+    monkeypatch.setattr(main_module, "load_command", signalled_while_loading)
+    events = tmp_path / "events.ndjson"
+    events.write_text("")
+    previous = signal.getsignal(signum)
+    try:
+        code, out, err = rpd("send", str(events), "--config", str(tmp_path / "none.toml"))
+    finally:
+        signal.signal(signum, previous)
+    assert (code, out, err) == (status, "", f"{word}\n")
 
 
 def test_no_command_shows_the_help() -> None:

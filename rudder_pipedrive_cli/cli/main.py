@@ -245,6 +245,16 @@ class LazyGroup(TyperGroup):
                 )
         return super().resolve_command(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as stop:
+            # A stop outside the command's own handler (handle_errors), while it loads (the
+            # imports of `rpd send` take half a second): typer took SIGTERM and SIGHUP as Ctrl-C,
+            # exit 130 without a word. Said and exited as the command would (SPEC 6).
+            print(STOP_WORD[signal_of(stop)], file=sys.stderr)
+            raise click.exceptions.Exit(int(exit_status_for(stop))) from None
+
     def main(  # type: ignore[override]
         self,
         args: Sequence[str] | None = None,
