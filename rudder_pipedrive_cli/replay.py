@@ -22,7 +22,7 @@ from rudder_pipedrive_cli.core.intake import (
     IdSet,
 )
 from rudder_pipedrive_cli.core.ordering import OrderKeys
-from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans import makes_a_person, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.protocol import (
     LEFT_IN_FLIGHT,
@@ -95,7 +95,10 @@ class Replay:
 
     def __post_init__(self) -> None:
         self.order = OrderKeys(self.known, self.config.aliases, self.tables)
-        self.read = AliasesRead.of(self.config.aliases_of, self.config.aliases, self.tables)
+        config = self.config
+        self.read = AliasesRead.of(
+            config.aliases_of, config.aliases, self.tables, makes_a_person(config)
+        )
         journal_status = None if self.journal is None else self.journal.journal_status
         self.finished = Finished(journal_status, self.finished_ids)
         self.tally.keep_roots(self.tables())  # each failure's root, explaining later ones

@@ -185,28 +185,33 @@ def _looked_on(
 class AliasesRead:
     """What the planning pass (send's, dry-run's) reads of the input's aliases, in input order, for
     `ahead_of`: where each previousId aliased twice or more (its own aliases, `direct`, from the
-    first pass: `index.input_aliases`) has its aliases, and where an event other than an alias
-    first names each userId the aliases lead to, counted in events read. Each event with a userId
-    is marked with where it was read and this (`Event.among_aliases`), so that its look-ahead
+    first pass: `index.input_aliases`) has its aliases, and where an event that may make its
+    person (`names`; an alias makes none) first names each userId the aliases lead to, counted in
+    events read. Each event with a userId is marked with where it was read and this
+    (`Event.among_aliases`), so that its look-ahead
     knows, at any userId along its chain, where it stands among that userId's aliases (`among`):
     what the pass reads after it does not change that. The pass must read the items the first
     pass read: a resumed run that reads objects its first pass did not (or the reverse) is given
     no `direct`."""
 
-    __slots__ = ("_aliases", "_at", "_at_get", "_direct", "_named", "_named_get", "_read")
+    __slots__ = (
+        "_aliases", "_at", "_at_get", "_direct", "_named", "_named_get", "_names", "_read",
+    )  # fmt: skip
 
     def __init__(
         self,
         direct: Mapping[str, Sequence[str]],
         aliases: Mapping[str, str],
         tables: Tables = dict,
+        names: Callable[[Event], bool] | None = None,
     ) -> None:
         self._direct, self._aliases = direct, aliases
+        self._names = names
         self._read = 0  # the events with a userId read so far
         # Where the aliases of each previousId aliased twice or more were read, in turn.
         self._at: MutableMapping[str, list[int]] = tables()
-        # The userIds the aliases lead to: where an event other than an alias first named each,
-        # -1 until one does.
+        # The userIds the aliases lead to: where an event that may make its person (`names`)
+        # first named each, -1 until one does.
         self._named: MutableMapping[str, int] = tables()
         for targets in direct.values():
             for target in targets:
@@ -215,12 +220,20 @@ class AliasesRead:
 
     @classmethod
     def of(
-        cls, direct: Mapping[str, Sequence[str]], aliases: Mapping[str, str], tables: Tables
+        cls,
+        direct: Mapping[str, Sequence[str]],
+        aliases: Mapping[str, str],
+        tables: Tables,
+        names: Callable[[Event], bool] | None = None,
     ) -> AliasesRead | None:
         """One for a run whose input aliases a previousId twice or more, else None: no event
-        stands among two aliases of a userId, and none needs reading (most inputs)."""
+        stands among two aliases of a userId, and none needs reading (most inputs). `names`:
+        whether an event other than an alias may make its userId's person (plans.makes_a_person:
+        not a skip rule's, an invalid one, one whose traits name no person); None, any may. One
+        that cannot names no person a first run found there after it: a page view of u-b before
+        the track looking along u-a -> u-b -> u-c put u-b's person first, one made only later."""
         if any(len(targets) > 1 for targets in direct.values()):
-            return cls(direct, aliases, tables)
+            return cls(direct, aliases, tables, names)
         return None
 
     def _bind(self) -> None:
@@ -236,7 +249,7 @@ class AliasesRead:
         self._read = at + 1
         event.among_aliases = (at, self)
         if event.type != "alias":
-            if self._named_get(user) == -1:
+            if self._named_get(user) == -1 and (self._names is None or self._names(event)):
                 self._named[user] = at
         elif (previous := event.previous_id) is not None and len(
             self._direct.get(previous, ())

@@ -13,7 +13,7 @@ from rudder_pipedrive_cli.core.events import Event
 from rudder_pipedrive_cli.core.identity_cache import AliasesRead, IdentityStore, Tables
 from rudder_pipedrive_cli.core.index import MAX_AGE_S, Way, pages
 from rudder_pipedrive_cli.core.intake import ALREADY_DONE, NOT_AN_EVENT, Finished, IdSet
-from rudder_pipedrive_cli.core.plans import plan_event
+from rudder_pipedrive_cli.core.plans import makes_a_person, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
@@ -54,7 +54,7 @@ def preview(
     add_outcome, by_rule = tally.add_outcome, tally.rules
     apply, answer = known.apply, send.record
     requests: Sequence[ApiRequest]  # an event planned without a request has none
-    read = AliasesRead.of(config.aliases_of, config.aliases, tables)
+    read = AliasesRead.of(config.aliases_of, config.aliases, tables, makes_a_person(config))
     for item in items:
         event_id = item.id  # "" for input that is not an event
         kind = item.kind

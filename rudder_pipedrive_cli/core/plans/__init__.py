@@ -27,16 +27,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from rudder_pipedrive_cli.core.errors import PlanFailure
 from rudder_pipedrive_cli.core.events import EXTERNAL_ID_TYPES, Event, get_parts, quoted
+from rudder_pipedrive_cli.core.fields import CONTEXT_TRAITS, PERSON_TRAITS
 from rudder_pipedrive_cli.core.identity_cache import IdentityStore, identities_of
 from rudder_pipedrive_cli.core.index import IdentityIndex
 from rudder_pipedrive_cli.core.intake import RULE_SKIPPED
 from rudder_pipedrive_cli.core.plans import alias, group, identify, track
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
-from rudder_pipedrive_cli.core.plans.common import Ctx, Step, plan_ctx
+from rudder_pipedrive_cli.core.plans.common import PERSON, Ctx, Step, entity_body, plan_ctx
 from rudder_pipedrive_cli.core.protocol import Learned, Outcome, Planned
 
-__all__ = ["identities_of", "plan_event"]
+__all__ = ["identities_of", "makes_a_person", "plan_event"]
 
 # page, screen and other types: one value for all (real archives are full of them).
 UNSUPPORTED = Outcome(status="skipped", reason="unsupported type")
@@ -114,3 +116,30 @@ def plan_event(
                 learned=Learned(held_back=about),
             )
     return HANDLERS[kind](plan_ctx(event, config, known, index))
+
+
+def makes_a_person(config: PlanConfig) -> Callable[[Event], bool]:
+    """Whether planning an event may make its userId's person when none is found, as its plan
+    would (`AliasesRead`'s `names`), whatever Pipedrive holds: not an alias (it makes none), nor
+    an event planned without a lookup (an unsupported type, a track a skip rule takes, an
+    identity value refused, an invalid event), nor one whose traits give its person no name
+    (`person_create_body`), nor any with create_persons off."""
+    rules, known = config.track_rules, IdentityStore()
+
+    def makes(event: Event) -> bool:
+        kind = event.type
+        if kind not in INVALID or kind == "alias" or event.refused is not None:
+            return False
+        if kind == "track":
+            rule = rules.match(event.raw.get("event"))
+            if rule is not None and rule.create == "skip":
+                return False
+        if not config.create_persons or INVALID[kind](event) is not None:
+            return False
+        paths = PERSON_TRAITS if kind == "identify" else (CONTEXT_TRAITS,)
+        try:
+            return "name" in entity_body(plan_ctx(event, config, known), PERSON, paths, create=True)
+        except PlanFailure:  # a value it cannot send: its person is not made
+            return False
+
+    return makes
