@@ -96,7 +96,12 @@ KINDS: Mapping[str, Kind] = {  # archived leads and deals are only in the second
 
 def invalid(event: Event) -> str | None:
     """Why the event cannot be planned, whatever Pipedrive holds (see `INVALID`)."""
-    if text(event.raw.get("event")) is None:
+    return invalid_named(event, text(event.raw.get("event")))
+
+
+def invalid_named(event: Event, name: str | None) -> str | None:
+    """`invalid`, given the event's name as `text` reads it: the handler reads it once."""
+    if name is None:
         return "track needs an event name (the lead title)"
     if event.user_id is None and "person_id" not in event.external:
         return "track needs a person: a userId or a person_id external id"
@@ -106,10 +111,10 @@ def invalid(event: Event) -> str | None:
 def plan(ctx: Ctx) -> Step[Outcome]:
     try:
         event = ctx.event
-        if (why := invalid(event)) is not None:  # the handler's first question
-            return ctx.outcome("failed", why, "validate")
         name = text(event.raw.get("event"))
-        assert name is not None  # `invalid` refused it else
+        if (why := invalid_named(event, name)) is not None:  # the handler's first question
+            return ctx.outcome("failed", why, "validate")
+        assert name is not None  # `invalid_named` refused it else
         rule = ctx.config.track_rules.match(name)  # not a skip rule's (plan_event skipped it)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
