@@ -553,18 +553,19 @@ class IdentityStore:
             return cached
         return origin in self._listed.get(key, ())
 
-    def _learn_origins(self, key: PdId, origins: frozenset[str] | None) -> None:
-        """What an outcome taught of a person's records of one kind: None, its list is no longer
-        complete; `Added`, the origins of records it created, added only where the list is known
-        complete (the account's listing included: then that list, with them, is the cache's);
-        else a complete listing."""
+    def _learn_origins(self, taught: Mapping[PdId, frozenset[str] | None]) -> None:
+        """What an outcome taught of persons' records, by `origins_key` (a person created: each
+        kind, one call for all): None, its list is no longer complete; `Added`, the origins of
+        records it created, added only where the list is known complete (the account's listing
+        included: then that list, with them, is the cache's); else a complete listing."""
         leads = self.leads
-        if origins is None:
-            leads.pop(key)
-        elif type(origins) is not Added:
-            leads.put(key, origins)
-        elif not leads.add(key, origins) and origins_kind(key) in self._listed_kinds:
-            leads.put(key, self._listed.get(key, set()) | origins)
+        for key, origins in taught.items():
+            if origins is None:
+                leads.pop(key)
+            elif type(origins) is not Added:
+                leads.put(key, origins)
+            elif not leads.add(key, origins) and origins_kind(key) in self._listed_kinds:
+                leads.put(key, self._listed.get(key, set()) | origins)
 
     def merging(self) -> None:
         """From now on, two userIds may name one person: `person_id` follows merges."""
@@ -674,8 +675,8 @@ class IdentityStore:
             ids = [p for (kind, _), p in identities.items() if kind == "person" and p is not None]
             if merged or len(set(ids)) < len(ids):
                 self.merging()
-        for key, origins in out.lead_origins.items() if out.lead_origins else ():
-            self._learn_origins(key, origins)
+        if out.lead_origins:
+            self._learn_origins(out.lead_origins)
         # The rest in this order, the one set of rules whether the tables are in memory or the
         # replay state's: identities held back; identities (a pending create of one whose record
         # is now known is settled); pending creates; memberships; merges; pending merges (a

@@ -64,6 +64,7 @@ LIST_LIMIT = 500
 SEARCH = "/api/v2/itemSearch/field"
 GONE = frozenset({404, 410})
 SUPERSEDED = "superseded by a later event"
+NO_ORIGINS: frozenset[str] = frozenset()  # a person's records listed or made: none (one value)
 
 
 class Entity:
@@ -1226,7 +1227,7 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
         learned = ctx.learning()
         for kind in ctx.config.track_rules.creates:
-            learned.lead_origins[origins_key(kind, found)] = frozenset()
+            learned.lead_origins[origins_key(kind, found)] = NO_ORIGINS
         org = pd_id(body.get("org_id"))
         if org is not None:
             learned.memberships[found] = org
