@@ -99,7 +99,7 @@ def test_each_ledger_has_containers_of_its_own() -> None:
     first.warnings.append("w")
     first.learn(PERSON, "u-1", Ref(1, "search", "u-1"))
     first.learning().memberships[1] = 2
-    first.made("persons created")
+    first.writes += ("persons created",)
     outcome = second.finish()
     assert (outcome.status, outcome.warnings, outcome.learned, outcome.writes) == (
         "unchanged",
@@ -266,7 +266,7 @@ def test_a_plans_outcome_carries_each_thing_it_learned_in_its_own_field() -> Non
     taught.updates = (("person", 1, {"name": "Ann"}),)
     ctx.warnings.extend(["w-1", "w-1", "w-2"])
     ctx.dropped.append("label")
-    ctx.made("persons created")
+    ctx.writes += ("persons created",)
     failure = PlanFailure(
         "create person refused: HTTP 503: busy",
         stage="create person",

@@ -171,7 +171,7 @@ def merge(ctx: Ctx, previous: Ref, current: Ref) -> Step[bool]:
             made.take((yield asked))
         made = made.result
     if made:
-        ctx.made("merges")
+        ctx.writes += ("merges",)
     else:  # done earlier if the survivor is there, as a merge left unknown is settled
         there = yield person_check(
             current.id, f"person {previous.id} is gone: is the survivor there?"

@@ -144,7 +144,9 @@ class Ctx:
     learned: Learned  # NOTHING_LEARNED, or this plan's own: its outcome's `learned`
     # The identities resolved (None: forgotten), by the keys of `learned.identities`, made with it.
     resolved: dict[tuple[str, str], Ref | None]
-    writes: tuple[str, ...]  # what each write made (Outcome.writes)
+    # What each write that landed made (Outcome.writes): "persons created", "deals created",
+    # "persons updated", "merges"; added to in place, `ctx.writes += (...)`, no call.
+    writes: tuple[str, ...]
     superseded: bool  # a write was left out whole: a later event wrote its fields
     gone: tuple[tuple[str, str, PdId], ...]  # (kind, key, record the index gave) found gone
     _at: str | None  # the event's recency stamp, once read (`at`)
@@ -179,10 +181,6 @@ class Ctx:
             self.taught().identities, self.resolved = {}, {}
         self.learned.identities[(entity.kind, key)] = None if ref is None else ref.id
         self.resolved[(entity.kind, key)] = ref
-
-    def made(self, kind: str) -> None:
-        """A write landed: "persons created", "deals created", "persons updated", "merges"."""
-        self.writes += (kind,)
 
     def outcome(
         self,
@@ -810,7 +808,7 @@ def find(
     chosen = ids[0] if len(ids) == 1 else lowest(ids)
     if len(ids) > 1 and len(ids := list(dict.fromkeys(ids))) > 1:
         ctx.warnings.append(ambiguity(entity, key, f"ambiguous identity: {len(ids)}"))
-    ref = Ref(id=chosen, via=via, key=key)
+    ref = Ref(chosen, via, key)
     ctx.learn(entity, key, ref)
     return ref
 
@@ -1219,9 +1217,9 @@ def create(ctx: Ctx, entity: Entity, key: str, body: Mapping[str, Any]) -> Step[
         while (asked := found.request) is not None:
             found.take((yield asked))
         found = found.result
-    ref = Ref(id=found, via="created", key=key)
+    ref = Ref(found, "created", key)  # by position: a keyword call costs twice as much
     ctx.learn(entity, key, ref)
-    ctx.made(entity.created)
+    ctx.writes += (entity.created,)
     wrote_fields(ctx, entity, found, body)
     if entity is PERSON:
         # Nobody has leads (deals, ...) for a person this run created: later tracks need not list.
@@ -1394,7 +1392,7 @@ def update_read(
         ctx.learning().memberships[ref.id] = None  # in no organization now: forget the one known
     body = request.body
     assert body is not None  # a PATCH always has one
-    ctx.made(entity.updated)
+    ctx.writes += (entity.updated,)
     ctx.taught().updates += ((entity.kind, ref.id, body),)
     wrote_fields(ctx, entity, ref.id, body)
     return SETTLED

@@ -392,7 +392,7 @@ def create_record(
             )
         )
         body = {k: v for k, v in body.items() if k != "org_id"}
-    ctx.made(f"{kind.plural} created")
+    ctx.writes += (f"{kind.plural} created",)
     # This event's list, with the record, when it has one; else only the record's origin (a
     # delta: the cache adds it where the person's list is known complete, core/identity_cache.py).
     origins = ctx.learning().lead_origins
