@@ -753,11 +753,11 @@ def find(
         response = yield request
         if response.failed is not None:  # the transport gave up: this event fails
             raise response.failed
-        no_hits = response.data is None and 200 <= response.status < 300 and not response.malformed
-        ids = [] if no_hits else hit_ids(response, request.stage)
+        ids: list[PdId] = []  # most answers: a 2xx without hits, read with no call
+        if response.data is not None or not 200 <= response.status < 300 or response.malformed:
+            ids = hit_ids(response, request.stage)  # the hits, or the refusal it raises
         additional = response.additional_data  # most answers: none, no call to read it
-        cursor = None if additional is None else next_cursor(additional)
-        if cursor is not None:
+        if additional is not None and (cursor := next_cursor(additional)) is not None:
             more = {**request.query, "cursor": cursor}
             pages = Pages(SEARCH, more, stage=request.stage, note=request.note, read=hit_ids)
             while (asked := pages.request) is not None:
