@@ -272,9 +272,9 @@ INVALID = "invalid"  # the "type" under which input that is not an event is coun
 class Event:
     """One input item, and the only object intake makes for it (SPEC 2): a raw RudderStack event
     with its identities resolved, or input that is not an event (`invalid`: type INVALID, no id,
-    `decided` its failure). `Event(raw, source)` parses: it raises `EventError` with a one-line
-    reason for a value that is not a usable event. Immutable by convention (protocol.py), but for
-    `decided`, which intake's filters set on the events they skip."""
+    `decided` its failure). `parse_event(raw, source)` makes one: it raises `EventError` with a
+    one-line reason for a value that is not a usable event. Immutable by convention (protocol.py),
+    but for `decided`, which intake's filters set on the events they skip."""
 
     id: str  # the messageId, else a hash of the event (stable_id); "" for input that is not one
     type: str  # lower case; INVALID for input that is not an event
@@ -295,58 +295,6 @@ class Event:
     # (`identity_cache.ahead_of`). Unset on every other event (read with getattr's default).
     among_aliases: tuple[int, AliasesRead]
     __slots__ = tuple(__annotations__)
-
-    def __init__(self, raw: Any, source: str) -> None:
-        if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
-            raise EventError(f"expected a JSON object, got {json_word(raw)}")
-        try:
-            kind = _TYPES[raw["type"]]
-        except (KeyError, TypeError):  # none, or not as most input spells it
-            if (name := raw.get("type")) is not None and not isinstance(name, str):
-                raise EventError(f'event "type" is not a string (got {json_word(name)})') from None
-            if not (kind := name.strip().lower() if name is not None else ""):
-                # A track call's body (another tool's export, what was posted to /v1/track)
-                # names its event and took its type from the endpoint: say what to add.
-                named = isinstance(raw.get("event"), str)
-                raise EventError(NO_TYPE_TRACK if named else NO_TYPE) from None
-        self.type = self.kind = kind
-        self.source = source
-        self.raw = raw
-        self.decided = self.refused = None
-        # Each identity: its top-level value when a non-empty string (the common case), else
-        # `_identity` checks it and reads its fallbacks in order (skipped for an absent groupId
-        # or previousId whose fallback keys, those of the PATHS tables, are all absent too).
-        context, traits = raw.get("context", _EMPTY), raw.get("traits", _EMPTY)
-        if type(context) is not dict or type(traits) is not dict:
-            context, traits = _mapping(context), _mapping(traits)
-        if type(nested := context.get("traits", _EMPTY)) is not dict:  # context.traits
-            nested = _mapping(nested)
-        user, group, previous = raw.get("userId"), raw.get("groupId"), raw.get("previousId")
-        try:
-            if type(user) is not str or not (user := user.strip()):
-                user = _identity(user, 0, traits, nested, kind)
-            if (group is not None or "groupId" in traits) and (
-                type(group) is not str or not (group := group.strip())
-            ):
-                group = _identity(group, 1, traits, nested, kind)
-            if (previous is not None or "previousId" in traits or "previousId" in nested) and (
-                type(previous) is not str or not (previous := previous.strip())
-            ):
-                previous = _identity(previous, 2, traits, nested, kind)
-            entries = context.get("externalId")
-            self.external = _EMPTY if entries is None else external_ids(entries, kind)
-            self.user_id, self.group_id, self.previous_id = user, group, previous
-        except EventError as error:  # an event still, of its type: it fails when planned
-            self.user_id = self.group_id = self.previous_id = None
-            self.external = _EMPTY
-            self.refused = Outcome(
-                status="failed", reason=str(error), redacted=error.redacted, stage="validate"
-            )
-        message_id = raw.get("messageId")
-        if type(message_id) is str and (message_id := message_id.strip()):
-            self.id = message_id
-        else:  # a number is an id too; none (or an empty one): a hash of the event
-            self.id = (message_id is not None and identity_value(message_id)) or stable_id(raw)
 
     @property
     def anonymous_id(self) -> str | None:
@@ -424,8 +372,62 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else _EMPTY
 
 
-# Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason.
-parse_event = Event
+def parse_event(raw: Any, source: str) -> Event:
+    """Build an `Event` from a decoded JSON value, or raise `EventError` with a one-line reason.
+    Made empty, then stored: `Event` has no `__init__`, so `Event()` is all C, where a Python
+    `__init__` costs an interpreter frame of its own, called from C (type_call, slot_tp_init)."""
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # the exact check is faster
+        raise EventError(f"expected a JSON object, got {json_word(raw)}")
+    try:
+        kind = _TYPES[raw["type"]]
+    except (KeyError, TypeError):  # none, or not as most input spells it
+        if (name := raw.get("type")) is not None and not isinstance(name, str):
+            raise EventError(f'event "type" is not a string (got {json_word(name)})') from None
+        if not (kind := name.strip().lower() if name is not None else ""):
+            # A track call's body (another tool's export, what was posted to /v1/track)
+            # names its event and took its type from the endpoint: say what to add.
+            named = isinstance(raw.get("event"), str)
+            raise EventError(NO_TYPE_TRACK if named else NO_TYPE) from None
+    event = Event()
+    event.type = event.kind = kind
+    event.source = source
+    event.raw = raw
+    event.decided = event.refused = None
+    # Each identity: its top-level value when a non-empty string (the common case), else
+    # `_identity` checks it and reads its fallbacks in order (skipped for an absent groupId
+    # or previousId whose fallback keys, those of the PATHS tables, are all absent too).
+    context, traits = raw.get("context", _EMPTY), raw.get("traits", _EMPTY)
+    if type(context) is not dict or type(traits) is not dict:
+        context, traits = _mapping(context), _mapping(traits)
+    if type(nested := context.get("traits", _EMPTY)) is not dict:  # context.traits
+        nested = _mapping(nested)
+    user, group, previous = raw.get("userId"), raw.get("groupId"), raw.get("previousId")
+    try:
+        if type(user) is not str or not (user := user.strip()):
+            user = _identity(user, 0, traits, nested, kind)
+        if (group is not None or "groupId" in traits) and (
+            type(group) is not str or not (group := group.strip())
+        ):
+            group = _identity(group, 1, traits, nested, kind)
+        if (previous is not None or "previousId" in traits or "previousId" in nested) and (
+            type(previous) is not str or not (previous := previous.strip())
+        ):
+            previous = _identity(previous, 2, traits, nested, kind)
+        entries = context.get("externalId")
+        event.external = _EMPTY if entries is None else external_ids(entries, kind)
+        event.user_id, event.group_id, event.previous_id = user, group, previous
+    except EventError as error:  # an event still, of its type: it fails when planned
+        event.user_id = event.group_id = event.previous_id = None
+        event.external = _EMPTY
+        event.refused = Outcome(
+            status="failed", reason=str(error), redacted=error.redacted, stage="validate"
+        )
+    message_id = raw.get("messageId")
+    if type(message_id) is str and (message_id := message_id.strip()):
+        event.id = message_id
+    else:  # a number is an id too; none (or an empty one): a hash of the event
+        event.id = (message_id is not None and identity_value(message_id)) or stable_id(raw)
+    return event
 
 
 class NoEvent(Event):
@@ -450,7 +452,7 @@ def invalid(
     """The item of input that is not an event: counted as INVALID, failed at `stage` ("read":
     not an event value at all; "parse": a value `Event` refuses), `raw` for its dead letter;
     `lasting` as NoEvent's."""
-    item = NoEvent.__new__(NoEvent)
+    item = NoEvent()  # no `__init__`: its slots stored here, as parse_event stores them
     item.lasting = lasting
     item.id, item.type = "", INVALID
     item.kind, item.source, item.raw = INVALID, source, raw
@@ -468,6 +470,6 @@ def fails_again(item: Event) -> bool:
 def take(value: Any, source: str) -> Event:
     """The item of one decoded value: its `Event`, or the invalid item saying why it is none."""
     try:
-        return Event(value, source)
+        return parse_event(value, source)
     except EventError as exc:
         return invalid(source, value, str(exc), "parse", exc.redacted)

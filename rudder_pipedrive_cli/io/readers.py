@@ -40,7 +40,7 @@ import orjson
 
 from rudder_pipedrive_cli.core.backups import StoredObject, Window, reading_order
 from rudder_pipedrive_cli.core.errors import ReadingRefused, UsageError
-from rudder_pipedrive_cli.core.events import Event, EventError, invalid
+from rudder_pipedrive_cli.core.events import Event, EventError, invalid, parse_event
 from rudder_pipedrive_cli.core.rules import closest
 from rudder_pipedrive_cli.core.wrappers import unwrap
 from rudder_pipedrive_cli.io.config import STDIN_SHOWN, stdin_closed
@@ -610,7 +610,7 @@ def _read_stream(
             try:
                 value = loads(line)
                 if not wrapped:
-                    item = Event(value, f"{name}:{number}")  # the common case, a bare event
+                    item = parse_event(value, f"{name}:{number}")  # the common case, a bare event
             except orjson.JSONDecodeError:
                 yield from _line(name, number, line, cap, spread)
                 continue
@@ -682,7 +682,7 @@ def _mentioning(
             line_number = number + bisect_right(starts, start)
             # A bare event made at once, as the main loop does; anything else as `_line` reads it.
             try:
-                item = Event(loads(line), f"{name}:{line_number}")
+                item = parse_event(loads(line), f"{name}:{line_number}")
             except (orjson.JSONDecodeError, EventError):
                 yield from _line(name, line_number, line, cap)
                 continue

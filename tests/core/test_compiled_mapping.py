@@ -216,12 +216,12 @@ def test_two_paths_mapped_to_one_standard_field_each_shaped_the_last_that_shapes
 
 def person_body(traits: dict[str, object], raw: dict[str, object], mapping: dict[str, str]) -> Any:
     """A new person's body, its warnings and its dropped traits, from top-level `traits`."""
-    from rudder_pipedrive_cli.core.events import Event
+    from rudder_pipedrive_cli.core.events import parse_event
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.plans.common import PERSON, entity_body, plan_ctx
 
     config = PlanConfig(person_fields=mapping)
-    event = Event({"type": "identify", "userId": "u-1", "traits": traits, **raw}, "t:1")
+    event = parse_event({"type": "identify", "userId": "u-1", "traits": traits, **raw}, "t:1")
     ctx = plan_ctx(event, config, IdentityStore())
     body = entity_body(ctx, PERSON, (("traits",),), create=True)
     return list(body.items()), ctx.warnings, ctx.dropped
@@ -269,12 +269,14 @@ def test_a_trait_mapped_to_add_time_stands_in_for_the_event_time_in_its_place() 
 
 
 def test_a_refused_create_reports_its_body_warnings_and_dropped_traits() -> None:
-    from rudder_pipedrive_cli.core.events import Event
+    from rudder_pipedrive_cli.core.events import parse_event
     from rudder_pipedrive_cli.core.identity_cache import IdentityStore
     from rudder_pipedrive_cli.core.plans.common import person_create_body, plan_ctx
 
     traits = {"visible_to": 2, "junk": 1}
-    event = Event({"type": "identify", "userId": "u-1", "traits": traits, "timestamp": "x"}, "t:1")
+    event = parse_event(
+        {"type": "identify", "userId": "u-1", "traits": traits, "timestamp": "x"}, "t:1"
+    )
     ctx = plan_ctx(event, PlanConfig(create_persons=True), IdentityStore())
     refused = person_create_body(ctx, "u-1", (("traits",),))
     assert isinstance(refused, Outcome)

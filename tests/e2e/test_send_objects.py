@@ -65,7 +65,7 @@ from typer.testing import CliRunner
 
 from rudder_pipedrive_cli.cli.main import app
 from rudder_pipedrive_cli.cli.progress import SendProgress
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import parse_event
 from rudder_pipedrive_cli.core.protocol import Outcome
 from rudder_pipedrive_cli.core.tally import Tally
 from rudder_pipedrive_cli.io.s3 import S3FileSystem
@@ -589,7 +589,7 @@ def test_plain_progress_counts_objects_done() -> None:
     now = [100.0]
     progress = SendProgress(console, tally, Reading(), mode="plain", clock=lambda: now[0])
     with progress:
-        for _ in progress.counted([Event(identify("b-01"), "in")]):
+        for _ in progress.counted([parse_event(identify("b-01"), "in")]):
             tally.add_outcome("identify", Outcome(status="sent"))
         now[0] = 101.0
         line = progress.line()

@@ -17,7 +17,7 @@ from rich.console import Console
 from rudder_pipedrive_cli.cli import common, send_cmd
 from rudder_pipedrive_cli.cli.progress import LiveView, SendProgress
 from rudder_pipedrive_cli.cli.render import print_sandbox_holdings
-from rudder_pipedrive_cli.core.events import Event
+from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
@@ -33,7 +33,7 @@ class FakeReading:
 
 def events_of(count: int) -> list[Event]:
     """`count` events as the reader gives them: none decided, each one --limit counts."""
-    return [Event(identify(f"m-{n}", f"u-{n}"), "in") for n in range(count)]
+    return [parse_event(identify(f"m-{n}", f"u-{n}"), "in") for n in range(count)]
 
 
 class Tty(io.StringIO):
@@ -373,7 +373,7 @@ def test_with_a_limit_and_a_filter_the_total_counts_the_items_the_filter_skips()
     did all the way to the end. The items --limit lets by (skipped by the filter, bad lines) are
     counted in the total at the pace they came so far."""
     events = [
-        Event(identify(f"m-{n}", "u-1") if n % 10 == 0 else track(f"m-{n}", "u-1", "x"), "in")
+        parse_event(identify(f"m-{n}", "u-1") if n % 10 == 0 else track(f"m-{n}", "u-1", "x"), "in")
         for n in range(2000)
     ]
     clock, reading = FakeClock(100.0), FakeReading(bytes_read=50_000, total_bytes=200_000)
