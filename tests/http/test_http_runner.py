@@ -363,12 +363,12 @@ class SignalledTwice(FakePipedrive):
 
     def __init__(self, signum: signal.Signals, *, at_once: bool, stop: asyncio.Event) -> None:
         super().__init__(persons(500), interrupt_after=2, signum=signum)
-        self.at_once, self.stop, self.again = at_once, stop, True
+        self.at_once, self.heard, self.again = at_once, stop, True
 
     async def send(self, request: ApiRequest) -> ApiResponse:
         if self.at_once and len(self.seen) + 1 == self.interrupt_after:
             os.kill(os.getpid(), self.signum)  # the first of two; FakePipedrive's is the second
-        elif not self.at_once and self.stop.is_set() and self.again:
+        elif not self.at_once and self.heard.is_set() and self.again:
             self.again = False
             os.kill(os.getpid(), self.signum)
         return await super().send(request)
