@@ -341,7 +341,7 @@ def to_text(value: Any, info: FieldInfo, currency: Any) -> Any:
     if isinstance(value, str):
         limit = TEXT_LIMITS.get(info.field_type)
         if limit is not None and len(value) > limit:
-            raise Unconvertible(f"at most {limit} characters, not {len(value)}")
+            raise Unconvertible(f"at most {limit:,} characters, not {len(value):,}")
         return value
     number = as_number(value)
     if number is None:

@@ -154,13 +154,13 @@ CASES = [
     ),
     Case(
         name="a mapped value longer than its varchar field holds fails the event, naming both",
-        raw=identify({"name": "Ann", "role": "r" * 300}),
+        raw=identify({"name": "Ann", "role": "r" * 3000}),
         config=LISTED,
         calls=[search_person("u-1")],
         expect={
             "status": "failed",
-            "reason": f"cannot convert role = {'r' * 60}... (300 characters) for field Role "
-            "(varchar): expected at most 255 characters, not 300",
+            "reason": f"cannot convert role = {'r' * 60}... (3,000 characters) for field Role "
+            "(varchar): expected at most 255 characters, not 3,000",
             "stage": "validate",
         },
     ),
