@@ -618,6 +618,21 @@ def test_clear_asks_for_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not Path("s.sqlite").exists()
 
 
+def test_end_of_input_at_the_confirmation_keeps_the_state_as_no_does() -> None:
+    # Ctrl-D at a terminal (EOF) is no answer, not a stop signal: it said 'interrupted' and
+    # exited 130. Now the prompt's line ends, the state is kept as "n" keeps it, and exit 0.
+    fill(Path("s.sqlite"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(state_cmd, "stdin_is_interactive", lambda: True)
+        result = runner.invoke(rpd, ["state", "clear", "--state", "s.sqlite"], input="", env=ENV)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        "Delete the replay state in s.sqlite? [y/N]: \nno answer (end of input): kept s.sqlite\n",
+        "",
+    )
+    assert Path("s.sqlite").exists()
+
+
 @pytest.mark.parametrize(
     ("signum", "exit_code", "said"),
     [

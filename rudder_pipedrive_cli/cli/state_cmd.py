@@ -206,8 +206,10 @@ def clear_command(
                 raise UsageError(
                     f"refusing to clear {path} without confirmation", hint="pass --yes"
                 )
-            if not typer.confirm(f"Delete the replay state in {path}?"):
-                say(env.out, f"kept {path}", indent=MORE)
+            answer = confirmed(f"Delete the replay state in {path}?")
+            if answer is not True:
+                said = "kept" if answer is False else "no answer (end of input): kept"
+                say(env.out, f"{said} {path}", indent=MORE)
                 return
         if left:
             names = " and ".join(name.name for name in discard_leftovers(path))
@@ -230,3 +232,16 @@ def clear_command(
                 f"{plural(summary.inflight, 'write')} in flight",
                 indent=MORE,  # under its account, not in line with the next one
             )
+
+
+def confirmed(question: str) -> bool | None:
+    """The answer to a yes/no `question` at the terminal; None for end of input (Ctrl-D), which
+    is no answer, not a stop signal: click's prompt took it for Ctrl-C (interrupted, exit 130).
+    The prompt's line is ended, as the Enter of an answer ends it."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort as abort:
+        if not isinstance(abort.__context__, EOFError):
+            raise  # a stop signal: exits by it (cli/main.py)
+        typer.echo()
+        return None
