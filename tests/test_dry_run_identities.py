@@ -63,8 +63,8 @@ def test_both_estimates_for_200_new_users_and_auto_takes_the_index(tmp_path: Pat
 @pytest.mark.parametrize(
     ("users", "flag", "way", "why"),
     [
-        (199, (), "search", "auto: 199 identities to resolve, the index from 200 on"),
-        (200, (), "index", "auto: 200 identities to resolve, the index from 200 on"),
+        (199, (), "search", "auto: 199 person searches planned, the index from 200 on"),
+        (200, (), "index", "auto: 200 person searches planned, the index from 200 on"),
         (3, ("--identities", "index"), "index", "--identities index"),
         (300, ("--identities", "search"), "search", "--identities search"),
     ],
@@ -77,6 +77,35 @@ def test_the_summary_says_both_ways_and_the_one_a_send_would_take(
     assert code == 0  # with -o, the summary goes to stderr
     (line,) = [line for line in err.splitlines() if line.startswith("identities by search")]
     assert line.endswith(f"a send would resolve them by {way} ({why})")
+
+
+@pytest.mark.parametrize(
+    ("event", "why"),
+    [
+        (
+            {"type": "track", "userId": "u-1", "event": "Demo Requested"},
+            "auto: 3 person searches planned, the index from 200 on",
+        ),
+        (
+            {"type": "group", "userId": "u-1", "groupId": "g-1", "traits": {}},
+            "auto: 3 person and 3 organization searches planned, the index from 200 of a kind on",
+        ),
+    ],
+)
+def test_auto_says_it_weighs_the_searches_planned_of_each_kind(
+    tmp_path: Path, event: dict[str, object], why: str
+) -> None:
+    """Three events of one user whose person cannot be made (no name) search for it three
+    times: the line said '3 identities to resolve' of one identity, and summed the kinds,
+    which auto weighs each on its own."""
+    path = tmp_path / "in.ndjson"
+    path.write_bytes(
+        b"".join(orjson.dumps({**event, "messageId": f"m-{n}"}) + b"\n" for n in range(3))
+    )
+    code, _, err = dry_run(str(path), "--config", CONFIG, "-o", str(tmp_path / "plan"))
+    assert code == 1  # the three would fail: cannot create person without a name
+    (line,) = [line for line in err.splitlines() if line.startswith("identities by search")]
+    assert line.endswith(f"a send would resolve them by search ({why})")
 
 
 def test_standard_input_with_auto_would_search(tmp_path: Path) -> None:

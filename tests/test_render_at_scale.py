@@ -124,12 +124,12 @@ def test_the_dry_run_s_line_of_both_identity_ways_groups_thousands_and_says_its_
             way="index", requests=12_000, tokens=120_000, duration_s=1_234.5, pages=12_000
         ),
         way="index",
-        why="auto: 1,100,000 identities to resolve, the index from 200 on",
+        why="auto: 1,100,000 person searches planned, the index from 200 on",
     )
 
     assert ways.line() == (
         "identities by search: 44,000,000 API tokens, 96,000.0 s (26:40:00); by index: "
         "120,000 API tokens, 1,234.5 s (0:20:34) (12,000 listing pages; 0 refreshes); a send "
-        "would resolve them by index (auto: 1,100,000 identities to resolve, the index from "
+        "would resolve them by index (auto: 1,100,000 person searches planned, the index from "
         "200 on)"
     )

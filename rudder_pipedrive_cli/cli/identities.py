@@ -6,7 +6,7 @@ account's leads (deals, activities, notes) that replaces per-person listings whe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,9 +142,10 @@ def identity_ways(
     plan: str,
     stdin: bool,
 ) -> Ways:
-    """dry-run's estimates of both ways, and which one `mode` takes on this input. The
-    identities a send would resolve are those dry-run searched for (each once: what an event
-    finds or creates is known to the later ones); an index kept in the state gives its size."""
+    """dry-run's estimates of both ways, and which one `mode` takes on this input. `auto`
+    weighs the searches dry-run's plan makes, of each kind (an identity an event finds or
+    creates is known to the later ones; one that is neither, a person that cannot be made, is
+    searched again by each); an index kept in the state gives its size."""
     accounts: dict[str, int | None] = {}
     for kind, key in identity_fields(config).items():
         built = rows is not None and key and rows.since(kind, key) is not None
@@ -156,13 +157,28 @@ def identity_ways(
     elif stdin:
         way, why = "search", "auto: standard input or a pipe is not counted first"
     else:
-        chosen = [k for k, n in searched.searches.items() if choose(n, accounts.get(k)) == "index"]
-        known = [k for k in searched.searches if accounts.get(k) is not None]
-        rule = "when listing costs fewer tokens" if known else f"from {AUTO_FROM} on"
-        unknown = sum(searched.searches.values())
+        searches = searched.searches
+        chosen = [k for k, n in searches.items() if choose(n, accounts.get(k)) == "index"]
+        known = [k for k in searches if accounts.get(k) is not None]
         way = "index" if chosen else "search"
-        why = f"auto: {unknown:,} identities to resolve, the index {rule}"
+        why = f"auto: {searches_planned(searches)}, the index {auto_rule(searches, known)}"
     return Ways(search=search, index=index, way=way, why=why)
+
+
+def searches_planned(searches: Mapping[str, int]) -> str:
+    """What auto weighs in a dry-run: the searches its plan makes, of each kind (the same
+    identity is searched again where the plan does: a search's tokens are what listing saves),
+    not distinct identities: "1,100 person and 111 organization searches planned"."""
+    counts = [f"{searches[e.kind]:,} {e.noun}" for e in (PERSON, ORG) if searches.get(e.kind)]
+    return f"{' and '.join(counts)} searches planned" if counts else "no searches planned"
+
+
+def auto_rule(searches: Mapping[str, int], known: list[str]) -> str:
+    """When auto takes the index, each kind weighed on its own (`choose`)."""
+    if known:
+        return "when listing costs fewer tokens"
+    kinds = sum(1 for n in searches.values() if n)
+    return f"from {AUTO_FROM} of a kind on" if kinds > 1 else f"from {AUTO_FROM} on"
 
 
 def identity_fields(config: PlanConfig) -> dict[str, str]:
