@@ -112,6 +112,37 @@ def test_dead_letters_are_created_lazily_and_replay_as_input(tmp_path: Path) -> 
     assert replayed[1].kind == INVALID
 
 
+def test_dead_letters_sent_again_keep_where_each_item_was_first_read(tmp_path: Path) -> None:
+    """A dead letter sent again and failing again said only where this run read it (the earlier
+    dead-letter file's line): two generations on, the input's line was lost. Each record now
+    says both: `source`, this run's, and `origin`, the first (SPEC 5's keys as they were)."""
+    failure = Outcome(status="failed", reason="HTTP 500", stage="create person", retryable=True)
+    first = [take(IDENTIFY, "in.ndjson:7"), invalid("in.ndjson:8", "{", "bad", "read")]
+    paths = [tmp_path / f"dl{n}.ndjson" for n in (1, 2, 3)]
+    for path in paths:
+        letters = DeadLetters(path)
+        for item in first:
+            letters.add(item, item.decided or failure)
+        letters.close()
+        first = list(intake(EventReader([str(path)]), EventFilter()))
+    records = [orjson.loads(line) for line in paths[0].read_bytes().splitlines()]
+    assert [(r["source"], "origin" in r) for r in records] == [
+        ("in.ndjson:7", False),  # read first there: no origin apart from the source
+        ("in.ndjson:8", False),
+    ]
+    records = [orjson.loads(line) for line in paths[2].read_bytes().splitlines()]
+    assert [(r["source"], r["origin"], r["event"]) for r in records] == [
+        (f"{paths[1]}:1", "in.ndjson:7", IDENTIFY),
+        (f"{paths[1]}:2", "in.ndjson:8", "{"),
+    ]
+    assert records[1]["error"] == {
+        "reason": "bad",
+        "stage": "read",
+        "status": None,
+        "retryable": False,
+    }
+
+
 def test_default_dead_letter_name() -> None:
     assert default_dead_letter_path(0).name.startswith("rpd-failed-19")
     assert default_dead_letter_path(0).suffix == ".ndjson"

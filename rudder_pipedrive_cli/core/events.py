@@ -294,6 +294,10 @@ class Event:
     # it, which says where it stands among the own aliases of each userId along its chain
     # (`identity_cache.ahead_of`). Unset on every other event (read with getattr's default).
     among_aliases: tuple[int, AliasesRead]
+    # Set on an item read from a dead-letter record (core/wrappers.py): where it was first read,
+    # through any number of dead letters sent again (its dead letter says it beside `source`).
+    # Unset on every other item (read with getattr's default).
+    origin: str
     __slots__ = tuple(__annotations__)
 
     @property

@@ -6,7 +6,8 @@ A value may be a bare event or one of the wrappers real exports come in:
 - a legacy backup row `{"event_payload": {"batch": [...]}}` (the payload may be a JSON string, as
   database dumps export jsonb columns);
 - an rpd dead-letter record `{"event": {...}, "error": {...}, "source": "..."}`, so a dead-letter
-  file is valid input.
+  file is valid input. Its item keeps where it was first read as its `origin` (the record's own
+  `origin`, a dead letter's sent again, else its `source`): its next dead letter says both.
 
 Wrappers nest (an archive payload or a backup row holds a batch body), so contents are unwrapped
 again. A value with a string `type` is always a bare event: a track event's own `event` key (its
@@ -48,8 +49,14 @@ def unwrap(value: Any, source: str, depth: int = 0) -> list[Event]:
     if "event" in value and "error" in value:
         event = value["event"]  # as it was read: a string there is one (not decoded: it failed)
         if not isinstance(event, dict):  # the dead letter of input that held no event
-            return [_failed_again(value, event, source)]
-        return unwrap(event, source, depth + 1)
+            items = [_failed_again(value, event, source)]
+        else:
+            items = unwrap(event, source, depth + 1)
+        origin = value.get("origin", value.get("source"))
+        if isinstance(origin, str) and origin:
+            for item in items:
+                item.origin = origin
+        return items
     return [take(value, source)]
 
 

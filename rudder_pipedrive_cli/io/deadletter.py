@@ -30,7 +30,9 @@ def default_dead_letter_path(now: float | None = None) -> Path:
 
 
 def dead_letter_record(item: Event, outcome: Outcome) -> dict[str, Any]:
-    return {
+    """SPEC 5's record; an item read from a dead letter (sent again) says where it was first
+    read too, as `origin`, which reading the record again keeps (core/wrappers.py)."""
+    record = {
         "event": item.raw,
         "error": {
             "reason": outcome.reason,
@@ -40,6 +42,10 @@ def dead_letter_record(item: Event, outcome: Outcome) -> dict[str, Any]:
         },
         "source": item.source,
     }
+    origin = getattr(item, "origin", None)
+    if origin is not None:
+        record["origin"] = origin
+    return record
 
 
 def dead_letter_line(record: dict[str, Any]) -> bytes:
