@@ -455,6 +455,9 @@ class IdentityStore:
     # on the instance, so it outlasts the replay state's re-reading of its namespace (__init__).
     _listed: Mapping[PdId, set[str]] = {}
     _listed_kinds: frozenset[str] = frozenset()
+    # kind -> the origins on any of the account's records of that kind that listing saw, whoever
+    # holds them now: a track whose origin is there is done, on whatever person (`list_origins`).
+    account_origins: Mapping[str, frozenset[str]] = {}
 
     def __init__(
         self,
@@ -537,8 +540,15 @@ class IdentityStore:
         """Put one listing of the account's records of `kinds` (leads, deals, activities, notes)
         behind the cache: a person whose records of a listed kind the cache does not know has
         them in `origins` (by `origins_key`), so no track lists them again person by person
-        (SPEC 5, leads). Every kind not listed is the cache's alone."""
+        (SPEC 5, leads). Every kind not listed is the cache's alone. `account_origins` holds
+        them by kind, for a track whose person is not the one holding its record (SPEC 4:
+        exactly once, with or without the state file): re-keyed, or merged, to another userId,
+        its own person created again by a rerun without the state."""
         self._listed, self._listed_kinds = origins, frozenset(kinds)
+        by_kind: dict[str, set[str]] = {}
+        for key, found in origins.items():
+            by_kind.setdefault(origins_kind(key), set()).update(found)
+        self.account_origins = {kind: frozenset(found) for kind, found in by_kind.items()}
         self._bind()
 
     def _listed_origins(self, key: PdId) -> AbstractSet[str] | None:  # `lead_origins` once listed

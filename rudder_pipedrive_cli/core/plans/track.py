@@ -5,8 +5,10 @@ Every kind a track creates (lead, deal, activity, note) carries an origin: leads
 `origin_id` = `rpd:` + the event identity, activities and notes the same as a marker at the end of
 their text. Before the first create for a person whose records of that kind neither this run nor
 the state knows, the person's records are listed once and their origins remembered; an event
-whose origin is there is `skipped` (`already done`). A create whose outcome stays unknown is
-settled by listing them again (`write_once`).
+whose origin is there is `skipped` (`already done`); where the run listed the account's records
+of the kind (SPEC 5), one whose origin is on any of them is, whoever holds it (a person re-keyed
+or merged to another userId). A create whose outcome stays unknown is settled by listing them
+again (`write_once`).
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         user_id = event.user_id
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
+        # On any record of the account's listing of its kind (when listed): done, whoever
+        # holds it now, before its person is looked for (perhaps made again) at all.
+        if (made := ctx.known.account_origins) and origin in made.get(kind.name, ()):
+            return ctx.outcome("skipped", "already done")
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
         )
