@@ -123,9 +123,11 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         user_id = event.user_id
         kind = KINDS["lead" if rule is None else rule.create]
         body, origin = BODIES[kind.name](ctx, rule, name)  # refused before any write
-        # On any record of the account's listing of its kind (when listed): done, whoever
-        # holds it now, before its person is looked for (perhaps made again) at all.
-        if (made := ctx.known.account_origins) and origin in made.get(kind.name, ()):
+        # On any record of the account's listing of its kind (when listed: only by index, so
+        # `index`, a slot, is asked first; the class's attribute is a lookup in the type, ~140
+        # Ir an event): done, whoever holds it now, before its person is looked for at all.
+        made = ctx.index is not None and ctx.known.account_origins
+        if made and origin in made.get(kind.name, ()):
             return ctx.outcome("skipped", "already done")
         person = known_ref(ctx, PERSON, user_id, "person_id") or (
             yield from find(ctx, PERSON, user_id)
