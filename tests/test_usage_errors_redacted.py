@@ -137,3 +137,23 @@ def test_a_refused_send_s_report_says_the_refusal_redacted(tmp_path: Path) -> No
         "exit": 2,
         "reason": f"Invalid value for '--concurrency': '{R}' is not a valid integer range.",
     }
+
+
+@pytest.mark.parametrize(
+    "named",
+    [["-cother.toml"], ["-vc", "other.toml"], ["-qvcother.toml"]],
+    ids=["-cFILE", "-vc FILE", "-qvcFILE"],
+)
+def test_a_config_named_as_click_also_takes_it_has_its_token_redacted(
+    tmp_path: Path, named: list[str]
+) -> None:
+    """-c's value attached (-cFILE) or -c last in a cluster of flags (-vc FILE): click reads that
+    config, so its token is known; it was said back."""
+    config = tmp_path / "other.toml"
+    config.write_text(f'[pipedrive]\napi_token = "{FILE_TOKEN}"\n')
+    config.chmod(0o600)
+    done = rpd(tmp_path, "send", *named, "--concurrency", FILE_TOKEN, "x.ndjson", token=None)
+    assert said(done, FILE_TOKEN) == (
+        f"error: Invalid value for '--concurrency': '{R}' is not a valid integer range.\n"
+        "hint: see `rpd send --help`\n"
+    )

@@ -128,13 +128,21 @@ def redacted(error: RpdError, args: Sequence[str]) -> RpdError:
     return without_tokens(tokens_known(config_given(args), os.environ), error)
 
 
+# The short options that take no value, which click reads in a cluster before -c's (`-vc FILE`).
+SHORT_FLAGS = "vqh"
+
+
 def config_given(args: Sequence[str]) -> str | None:
-    """The value of the last `--config`/`-c` in `args` (`--config=FILE` too), as click takes it."""
+    """The value of the last `--config`/`-c` in `args`, as click takes it: `--config=FILE`,
+    `-cFILE` and -c last in a cluster of flags (`-vc FILE`, `-vcFILE`) too."""
     config = None
     for index, arg in enumerate(args):
+        short = arg[1:].lstrip(SHORT_FLAGS) if arg[:1] == "-" and arg[:2] != "--" else ""
         if arg.startswith("--config="):
             config = arg.removeprefix("--config=")
-        elif arg in ("--config", "-c") and index + 1 < len(args):
+        elif short[1:] and short[0] == "c":
+            config = short[1:]
+        elif (arg == "--config" or short == "c") and index + 1 < len(args):
             config = args[index + 1]
     return config
 
