@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -156,4 +157,28 @@ def test_a_config_named_as_click_also_takes_it_has_its_token_redacted(
     assert said(done, FILE_TOKEN) == (
         f"error: Invalid value for '--concurrency': '{R}' is not a valid integer range.\n"
         "hint: see `rpd send --help`\n"
+    )
+
+
+def test_an_error_after_a_named_pipe_s_config_was_read_is_said_without_reading_it_again(
+    tmp_path: Path,
+) -> None:
+    """The config a named pipe (its writer writes it once, as `cat rpd.toml > pipe &`): the
+    error said after the command read it hides its token without opening the pipe again, which
+    waited for ever for a writer that was gone."""
+    pipe = tmp_path / "pipe.toml"
+    os.mkfifo(pipe, 0o600)
+
+    def write_once() -> None:
+        with pipe.open("w") as writer:
+            writer.write(f'[pipedrive]\napi_token = "{FILE_TOKEN}"\n')
+
+    threading.Thread(target=write_once, daemon=True).start()
+    (tmp_path / "x.ndjson").write_text("")
+    state = tmp_path / "x.ndjson" / "state.sqlite"  # in a folder that is a file
+    done = rpd(tmp_path, "send", "-c", str(pipe), "--state", str(state), "x.ndjson", token=None)
+    assert said(done, FILE_TOKEN) == (
+        f"error: cannot open state file {state}: {tmp_path / 'x.ndjson'} is a file, not a folder\n"
+        "hint: give --state a path under folders, not under a file (rpd makes the folders that "
+        "are missing)\n"
     )

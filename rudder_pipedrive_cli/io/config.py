@@ -367,15 +367,25 @@ def read_small(path: Path, what: str, hint: str, stream: BinaryIO | None = None)
     return data
 
 
+# What a config that is no regular file (a named pipe, /dev/stdin) held when it was read: read
+# again in the same run (tokens_known, as an error is said), it is taken from here, where opening
+# the pipe again waited for ever for a writer that was gone.
+READ_ONCE: dict[Path, bytes] = {}
+CONFIG_HINT = "check --config / $RPD_CONFIG"
+
+
 def _read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     """The config's text, and the TOML document it holds."""
     try:
-        data = read_small(path, "an rpd config", "check --config / $RPD_CONFIG")
+        kept = READ_ONCE.get(path)
+        data = kept if kept is not None else read_small(path, "an rpd config", CONFIG_HINT)
+        if kept is None and not path.is_file():
+            READ_ONCE[path] = data
         encoding = next((name for marks, name in ENCODING_MARKS if data.startswith(marks)), "")
         text = data.decode(encoding or "utf-8-sig")
         return text, tomllib.loads(text)
     except OSError as exc:
-        hint = "check --config / $RPD_CONFIG"
+        hint = CONFIG_HINT
         # A relative path is read from the current folder: name where it was looked for, as a
         # command run from another folder (cron, a script's cd) reads the same words elsewhere.
         shown = path if path.is_absolute() else f"{path} ({Path.cwd() / path})"
