@@ -283,6 +283,11 @@ async def run_plans(
         raise fatal[0]
 
 
+# A SIGTERM or SIGHUP heard again within this many seconds of the first is that stop sent twice
+# (`timeout` signals rpd, then its whole process group; the loop may hear them turns apart).
+SAME_STOP_WITHIN = 2.0
+
+
 def drive_all(
     items: AsyncIterator[T] | Iterable[T],
     *,
@@ -294,13 +299,15 @@ def drive_all(
     handle_sigint: bool = True,
     left: Callable[[T], None] | None = None,
     stop: asyncio.Event | None = None,
+    same_stop_within: float = SAME_STOP_WITHIN,
 ) -> signal.Signals | None:
     """`run_plans` in its own event loop, for the CLI. Returns the signal that stopped the run
     (SIGINT for Ctrl-C, SIGTERM, SIGHUP), None when it ran to its end.
 
     The first Ctrl-C, SIGTERM or SIGHUP stops taking new events and lets running plans finish; a
-    second one (not heard in the first's turn of the loop) cancels them and raises
-    KeyboardInterrupt (Terminated, HungUp: RAISED_BY). `stop`
+    second one (not heard in the first's turn of the loop, nor, for a SIGTERM or SIGHUP like the
+    first, within `same_stop_within` seconds of it) cancels them and raises KeyboardInterrupt
+    (Terminated, HungUp: RAISED_BY). `stop`
     is the event they set, if the caller shares it (the client's: no request is retried once it
     is set).
     """
@@ -316,14 +323,21 @@ def drive_all(
         # The first stop's loop turn: the signals the loop hears in it are that one stop, sent
         # twice by one sender (`timeout` signals rpd, then its whole process group), not a second.
         first: list[bool] = []
+        began: list[float] = []  # when the first stop was heard
 
         def on_signal(signum: signal.Signals) -> None:
             stopped_by.append(signum)
             if first:
                 return
+            # A program's SIGTERM or SIGHUP again, soon: the same sender's second (a second
+            # Ctrl-C is a person's, SIGINT; a program that means to cancel sends SIGKILL).
+            soon = began and loop.time() - began[0] < same_stop_within
+            if soon and signum is not signal.SIGINT and signum is stopped_by[0]:
+                return
             if stop.is_set() and task is not None:
                 task.cancel()
             else:
+                began.append(loop.time())
                 first.append(True)
                 loop.call_soon(first.clear)
             stop.set()
