@@ -646,7 +646,9 @@ class ShapePlan(NamedTuple):
     one source holding them (`plain`: key, source, path; first only ahead of any converted one,
     unnested ahead of any row), standard traits, a create's add_time (its sources, whether a mapped
     trait goes first), the other rows some source holds, a lead's or deal's own values; how a name
-    is read (None: none, or no name key); the paths nothing sends (None: `dropped` reads them)."""
+    is read (None: none, or no name key); the paths nothing sends (None: `dropped` reads them);
+    whether its body holds no name and says nothing unless its standard values or the event's
+    time do (`nameless`)."""
 
     plain: tuple[tuple[str, int, str], ...]
     standard: tuple[tuple[Any, ...], ...]  # path, key, shape, entry, first source, others
@@ -655,6 +657,7 @@ class ShapePlan(NamedTuple):
     own: tuple[PlanRow, ...]
     name: Callable[[tuple[Mapping[str, Any], ...], list[str]], str | None] | None
     gone: tuple[str, ...] | None
+    quiet: bool
 
 
 def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> ShapePlan:
@@ -692,7 +695,40 @@ def shape_plan(table: MappingTable, sources: tuple[Mapping[str, Any], ...]) -> S
         dropped(sources, table, gone)
     name = None if NAME_KEYS.isdisjoint(keys) else table.name
     plan = (tuple(plain), tuple(standard), created, tuple(rows), tuple(own), name)
-    return ShapePlan(*plan, tuple(gone) if table.inner.isdisjoint(keys) else None)
+    said = tuple(gone) if table.inner.isdisjoint(keys) else None
+    # Only a name key, rows (mapped ones: to name too), own values, an add_time trait, a dropped
+    # trait and a standard value its contact does not take as its entry name or say something.
+    quiet = (
+        name is None
+        and not rows
+        and not own
+        and (created is None or created == ((), False))
+        and said == ()
+        and all(entry is not None for _, _, _, entry, _, _ in standard)
+    )
+    return ShapePlan(*plan, said, quiet)
+
+
+def nameless(
+    plan: ShapePlan, sources: tuple[Mapping[str, Any], ...], raw: Mapping[str, Any]
+) -> bool:
+    """Whether the body of `sources` by their `plan` (a `quiet` one) provably holds no name and
+    says nothing: no standard value its shape may warn about (each a string its contact takes
+    as its one entry), no event time add_time warns about. False when unsure."""
+    for path, _, _, entry, holder, others in plan.standard:  # as `mapped_values` reads them
+        value = sources[holder][path]
+        if (value is None or value == "") and (value := next_held(sources, others, path)) is None:
+            continue
+        if type(value) is not str or not entry(value.strip()):  # its shape may warn
+            return False
+    if plan.created is None:
+        return True
+    moment = raw.get("originalTimestamp")  # add_time's first: a time there, nothing is said
+    if type(moment) is str and string_time(moment):
+        return True
+    said: list[str] = []  # else as add_time reads the event's times: one not a time is warned
+    add_time(None, raw, said)
+    return not said
 
 
 def mapped_row(field: str, config: PlanConfig, kind: Kind | None, create: bool) -> tuple[int, Any]:
@@ -719,6 +755,7 @@ def mapped_values(
     found: list[str] | None = None,
     raw: Mapping[str, Any] = NOTHING,
     title: str = "",
+    named: bool = False,
 ) -> dict[str, Any]:
     """A body from the event's `sources` (the first holding a path wins) by the plan of their shape
     (`ShapePlan`): the name, standard traits, add_time (from the event `raw` at the latest), the
@@ -726,7 +763,9 @@ def mapped_values(
     else `refuse`; in `custom_fields` when the table nests them), the `title`; the trait paths
     nothing sends added to `found`. `currency`: the event's, else default_currency. Warnings: the
     name's, the rows', the identity's, the shapes' (`late`), add_time's and the own values'
-    (`last`); the shapes' first refusal fails the event after every mapped row."""
+    (`last`); the shapes' first refusal fails the event after every mapped row. `named`: only a
+    body with a name is of use (a create's): {} when it would provably hold none and say nothing
+    (`nameless`), as most refused are (a group's or track's person, context.traits nameless)."""
     count = len(sources)  # their shape: one source's keys (most bodies), else each source's
     if count == 1:
         keys: tuple[Any, ...] = tuple(sources[0])
@@ -737,7 +776,9 @@ def mapped_values(
         plan = shape_plan(table, sources)
         if len(table.plans) < SHAPES and sum(map(len, sources)) <= SHAPE_KEYS:
             table.plans[keys] = plan
-    plain, standard, created, rows, own, reader, gone = plan  # once: a field read is a call
+    plain, standard, created, rows, own, reader, gone, quiet = plan  # once: a field read is a call
+    if named and quiet and nameless(plan, sources, raw):
+        return {}  # no name, nothing said: a create refused for want of one needs no body
     custom: dict[str, Any] = {}
     for key, holder, path in plain:  # most rows: custom fields as they are
         value = sources[holder][path]

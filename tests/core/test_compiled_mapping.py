@@ -292,6 +292,99 @@ def test_a_refused_create_reports_its_body_warnings_and_dropped_traits() -> None
     assert refused.dropped == ("junk",)
 
 
+TIME = {"originalTimestamp": "2024-05-01T12:34:55Z"}
+NO_EMAIL = "email = n/a is not an email address; dropped"
+NO_PHONE = "phone =   holds no phone (give a string, a list of strings, or objects with a "
+NO_PHONE += '"value"); left out'
+NO_NAME = "a trait mapped to name = true is not a name (a string); dropped"
+NAMELESS_CASES = [  # context.traits, the event's times, whether no body is made, what it says
+    ({"phone": "+49 30 1", "role": "Buyer"}, TIME, True, (), ()),  # the benchmark's
+    ({"email": "a@example.com", "role": ""}, {}, True, (), ()),  # no time: none said
+    ({}, TIME, True, (), ()),
+    ({"phone": ["+1"]}, TIME, False, (), ()),  # not a string: made, says nothing
+    ({"phone": " "}, TIME, False, (NO_PHONE,), ()),
+    ({"email": "n/a"}, TIME, False, (NO_EMAIL,), ()),
+    (
+        {"phone": "+1"},
+        {"originalTimestamp": "soon", "timestamp": "2024-05-01T00:00:00Z"},
+        False,
+        ("originalTimestamp = soon is not a date or time; add_time from timestamp",),
+        (),
+    ),
+    ({"phone": "+1"}, {"timestamp": "2024-05-01T00:00:00Z"}, True, (), ()),  # add_time reads it
+    (
+        {"phone": "+1"},
+        {"timestamp": "x"},
+        False,
+        ("timestamp = x is not a date or time; add_time left out",),
+        (),
+    ),
+    ({"phone": "+1", "junk": 1}, TIME, False, (), ("junk",)),
+    ({"company": {"size": 5, "city": "Rome"}}, TIME, False, (), ("company.city",)),
+    (
+        {"add_time": "never"},
+        TIME,
+        False,
+        ("add_time = never is not a date or time; using the event time",),
+        (),
+    ),
+    ({"firstName": True}, TIME, False, ("firstName = true is not a name (a string); dropped",), ()),
+    ({"nick": True}, TIME, False, (NO_NAME,), ()),  # a trait mapped to name
+    (
+        {"uid": "u-1"},
+        TIME,
+        False,
+        (
+            "uid is mapped to the userId field ([identity] user_id_field), "
+            "which rpd fills itself; dropped",
+        ),
+        (),
+    ),
+    (
+        {"owner": 7},
+        TIME,
+        False,
+        ("owner is mapped to owner_id, which rpd never sends; dropped",),
+        (),
+    ),
+]
+
+
+def test_a_person_refused_for_want_of_a_name_says_what_its_body_says_made_or_not() -> None:
+    """A group's or track's person without a name in its context.traits: its body is not made
+    when it would provably hold no name and say nothing (`nameless`: the benchmark's), else made
+    for what it says (a value that may warn, a dropped trait, a trait mapped to name or to the
+    identity field, a name key, an add_time trait, the event's time not a time); either way the
+    failure's warnings and dropped traits are the body's, as `mapped_values` makes them."""
+    from rudder_pipedrive_cli.core.events import parse_event
+    from rudder_pipedrive_cli.core.fields import nameless
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+    from rudder_pipedrive_cli.core.plans.common import person_create_body, plan_ctx
+
+    mapping = {"role": SCORE, "nick": "name", "uid": "c" * 40, "owner": "owner_id"}
+    mapping["company.size"] = "d" * 40
+    for traits, times, quiet, warnings, dropped in NAMELESS_CASES:
+        config = PlanConfig(create_persons=True, person_fields=mapping, user_id_field="c" * 40)
+        raw = {"type": "group", "userId": "u-1", "groupId": "g-1", "context": {"traits": traits}}
+        event = parse_event(raw | times, "t:1")
+        refused = person_create_body(plan_ctx(event, config, IdentityStore()), "u-1")
+        assert isinstance(refused, Outcome)
+        assert (refused.status, refused.reason, refused.stage) == (
+            "failed",
+            "cannot create person without a name",
+            "create person",
+        )
+        assert (refused.warnings, refused.dropped) == (warnings, dropped), traits
+        table = config.compiled["person", True]
+        plan = table.plans[tuple(traits)]
+        assert (plan.quiet and nameless(plan, (traits,), event.raw)) is quiet, traits
+        said: list[str] = []
+        found: list[str] = []
+        body = mapped_values((traits,), table, config, said, "", found, event.raw)
+        assert "name" not in body
+        assert (tuple(said), tuple(found)) == (warnings, dropped), traits
+
+
 def test_a_lead_and_a_deal_table_end_with_their_own_rows() -> None:
     """A lead's own title, value, close date and labels are rows after the mapped ones (so they
     win over values mapped to them); a deal's value and close date too. A monetary custom field

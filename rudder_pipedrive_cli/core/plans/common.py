@@ -1083,12 +1083,19 @@ SEARCH_KEY = "GET " + SEARCH  # the key of every search
 
 
 def entity_body(
-    ctx: Ctx, entity: Entity, paths: tuple[tuple[str, ...], ...], *, create: bool
+    ctx: Ctx,
+    entity: Entity,
+    paths: tuple[tuple[str, ...], ...],
+    *,
+    create: bool,
+    named: bool = False,
 ) -> dict[str, Any]:
     """Standard and mapped fields of a person or organization, from the event's traits at
     `paths` (`PERSON_TRAITS`: top-level traits over context.traits), without its identity. The
     traits are read here, so a plan that needs no body reads none. A create needs a name: its
-    caller checks, so its warnings and dropped traits are reported with the failure."""
+    caller checks, so its warnings and dropped traits are reported with the failure. `named`:
+    only a body with a name is of use (`mapped_values`: {} when it would provably hold none and
+    say nothing)."""
     config = ctx.config
     table = config.compiled.get((entity.kind, create)) or compiled_mapping(
         getattr(config, entity.fields),
@@ -1113,7 +1120,7 @@ def entity_body(
                 break
         else:
             sources += (found,)
-    return mapped_values(sources, table, config, ctx.warnings, "", ctx.dropped, raw)
+    return mapped_values(sources, table, config, ctx.warnings, "", ctx.dropped, raw, "", named)
 
 
 def with_identity(body: dict[str, Any], field_key: str, value: str) -> dict[str, Any]:
@@ -1435,7 +1442,7 @@ def person_create_body(
     checked before any write: the plan returns it)."""
     if not ctx.config.create_persons:
         return ctx.outcome("failed", "person not found and create_persons is off", PERSON.lookup)
-    body = entity_body(ctx, PERSON, paths, create=True)
+    body = entity_body(ctx, PERSON, paths, create=True, named=True)
     if "name" not in body:  # nor a trait mapped to name
         return ctx.outcome("failed", "cannot create person without a name", "create person")
     return with_identity(body, require_field(ctx, PERSON, key), key)
