@@ -17,7 +17,7 @@ from rudder_pipedrive_cli.core.plans import makes_a_person, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
-from rudder_pipedrive_cli.core.tally import Counts, Tally, estimated_seconds
+from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 
 def preview(
@@ -117,8 +117,10 @@ class Recorder:
         self.canned: Mapping[str, ApiResponse] = getattr(respond, "canned", {})
         self.tally = tally
         self.counts = tally.requests
-        self.searched_by: Counter[str] = Counts()  # by stage
-        self.found_by: Counter[str] = Counts()
+        # By stage, each kind's there from the start: a plain dict's `+=` is specialized (a
+        # Counter's, a dict subclass's, is not: 233 Ir more a search).
+        self.searched_by = dict.fromkeys(SEARCHED, 0)
+        self.found_by = dict.fromkeys(SEARCHED, 0)
 
     def record(self, request: ApiRequest) -> ApiResponse:  # a bound method: cheaper a call
         self.requests.append(request)  # the record's very dict (protocol.py)
@@ -146,8 +148,9 @@ class Recorder:
 SEARCHED = {entity.lookup: entity.kind for entity in (PERSON, ORG)}  # a search's stage: its kind
 
 
-def by_kind(by_stage: Counter[str]) -> Counter[str]:
-    return Counter({SEARCHED[stage]: count for stage, count in by_stage.items()})
+def by_kind(by_stage: Mapping[str, int]) -> Counter[str]:
+    """The counts of the kinds searched (none for a kind never searched)."""
+    return Counter({SEARCHED[stage]: count for stage, count in by_stage.items() if count})
 
 
 @dataclass(frozen=True, slots=True)
