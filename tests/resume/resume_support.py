@@ -1,10 +1,13 @@
-"""What the resume tests share: `rpd send` as a real subprocess (so it can be SIGKILLed) against a
-sandbox in the test process, a replay workload, and the sandbox's state in a normalised view
-that two runs of the same file can be compared by (RudderStack identities, never Pipedrive ids).
+"""What the resume tests share: `rpd send` against a sandbox in the test process, as a real
+subprocess where it is killed or signalled (`start_send`, `Rig.start`) and in-process where it
+runs to its end (`run_send`, `Rig.send`), a replay workload, and the sandbox's state in a
+normalised view that two runs of the same file can be compared by (RudderStack identities, never
+Pipedrive ids).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -19,7 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from short_waits import short_wait
+from typer.testing import CliRunner
 
+from rudder_pipedrive_cli.cli.main import app
+from rudder_pipedrive_cli.http.client import PipedriveClient
 from rudder_pipedrive_cli.io.config import KEYS
 from rudder_pipedrive_cli.sandbox import Sandbox
 from rudder_pipedrive_cli.sandbox.seed import GROUP_ID_FIELD, USER_ID_FIELD
@@ -115,9 +122,26 @@ def finish(process: subprocess.Popen[bytes], report: Path | None, timeout: float
 
 
 def run_send(command: list[str], cwd: Path, token: str = TOKEN) -> Finished:
+    """`command` run to its end: an `RPD` command in this process (no process is signalled,
+    so one of its own would add only its interpreter's start-up), any other as a process."""
     report = Path(command[command.index("--report") + 1])
     report.unlink(missing_ok=True)
-    return finish(start_send(command, cwd, token), report)
+    if tuple(command[: len(RPD)]) != RPD:
+        return finish(start_send(command, cwd, token), report)
+    env: dict[str, str | None] = {key.env: None for key in KEYS}
+    env |= {"RPD_CONFIG": None, "PIPEDRIVE_API_TOKEN": token}
+    defaults = PipedriveClient.__init__.__kwdefaults__
+    sleep = defaults["sleep"]
+    defaults["sleep"] = short_wait  # as tests/short_waits.py runs rpd
+    try:
+        with contextlib.chdir(cwd):
+            result = CliRunner().invoke(app, command[len(RPD) :], env=env)
+    finally:
+        defaults["sleep"] = sleep
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a process would have said it as an internal error, exit 70
+    document = orjson.loads(report.read_bytes()) if report.exists() else None
+    return Finished(exit_code=result.exit_code, stderr=result.stderr, report=document)
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float = 30.0) -> bool:
