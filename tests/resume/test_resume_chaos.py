@@ -10,6 +10,7 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from process_support import answers_held
@@ -62,6 +63,11 @@ CASES = {
     "search-tiny-cache": ("search", "tiny-cache"),
 }
 
+# The undisturbed run of each way, made once: the cases of one way send the same file the same
+# way (the cache size is the interrupted runs'), so its sandbox ends alike (normalised) and after
+# the same number of requests.
+UNDISTURBED: dict[str, tuple[dict[str, Any], int]] = {}
+
 
 @pytest.mark.parametrize(("way", "cache_name"), CASES.values(), ids=CASES.keys())
 def test_killed_replays_under_faults_end_as_an_undisturbed_one(
@@ -80,16 +86,17 @@ def test_killed_replays_under_faults_end_as_an_undisturbed_one(
         for n in range(2 * MERGES + REKEYS, USERS, 7)
     ]
 
-    calm = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "calm", tmp_path / "calm.sqlite")
-    undisturbed = calm.send(events, "run", *by)
-    assert undisturbed.exit_code == 0, undisturbed.stderr
-    expected = normalised(calm.sandbox.state())
+    if way not in UNDISTURBED:
+        calm = Rig.make(make_sandbox(plan="unlimited"), tmp_path / "calm", tmp_path / "calm.sqlite")
+        undisturbed = calm.send(events, "run", *by)
+        assert undisturbed.exit_code == 0, undisturbed.stderr
+        UNDISTURBED[way] = (normalised(calm.sandbox.state()), requests_served(calm.sandbox))
+    expected, full_run = UNDISTURBED[way]
     assert len(expected["persons"]) == USERS - MERGES
     assert len(expected["leads"]) == USERS * TRACKS + MERGES
     assert len(expected["merges"]) == MERGES
     late = len(range(2 * MERGES + REKEYS, USERS, 7))
     assert sum(1 for person in expected["persons"] if person[3] == "late") == late
-    full_run = requests_served(calm.sandbox)
 
     faulty = make_sandbox(
         plan="unlimited",
