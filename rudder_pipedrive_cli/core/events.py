@@ -12,6 +12,7 @@ from rudder_pipedrive_cli.core.protocol import Outcome
 
 if TYPE_CHECKING:
     from rudder_pipedrive_cli.core.identity_cache import AliasesRead
+    from rudder_pipedrive_cli.core.rules import TrackRule
 
 # External id types: the seed's names first, then RudderStack's later names for the same thing.
 EXTERNAL_ID_TYPES: Mapping[str, str] = {
@@ -298,6 +299,10 @@ class Event:
     # through any number of dead letters sent again (its dead letter says it beside `source`).
     # Unset on every other item (read with getattr's default).
     origin: str
+    # Set by plan_event on a track event, the first thing it asks of one: the [[track]] rule its
+    # name matches (None: no rule), found once; its handler plans by it and dry-run names it.
+    # Unset on every other event (a track not planned: done, filtered out).
+    rule: TrackRule | None
     __slots__ = tuple(__annotations__)
 
     @property

@@ -17,6 +17,7 @@ from rudder_pipedrive_cli.core.plans import makes_a_person, plan_event
 from rudder_pipedrive_cli.core.plans.base import PlanConfig
 from rudder_pipedrive_cli.core.plans.common import ORG, PERSON, SEARCH_KEY
 from rudder_pipedrive_cli.core.protocol import ApiRequest, ApiResponse, Outcome, Plan
+from rudder_pipedrive_cli.core.rules import NO_RULE
 from rudder_pipedrive_cli.core.tally import Tally, estimated_seconds
 
 
@@ -89,7 +90,10 @@ def preview(
             "requests": requests,
         }
         if rules is not None and kind == "track" and event_id:  # with [[track]] rules
-            record["rule"] = rule = rules.label(item.raw.get("event"))
+            if decided is None and outcome is not ALREADY_DONE:  # planned: plan_event found it
+                record["rule"] = rule = NO_RULE if (found := item.rule) is None else found.label
+            else:  # not planned (done, filtered out): found here
+                record["rule"] = rule = rules.label(item.raw.get("event"))
             by_rule[rule] += 1
         yield record
 

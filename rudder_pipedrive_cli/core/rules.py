@@ -182,6 +182,11 @@ class TrackRule:
     # Why a send cannot resolve a name this rule gives (its listing failed): its events fail,
     # retryable, rather than send a name where Pipedrive takes an id. "" when all is resolved.
     unresolvable: str = ""
+    # How dry-run output names it, `track #2 (deal)`: made with it, read by each event it takes.
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.where} ({self.create})")  # frozen: set so
 
     @property
     def where(self) -> str:
@@ -268,7 +273,7 @@ class TrackRules:
                 best = index
                 break
         rule = None if best is None else self.rules[best]
-        found = (None, NO_RULE) if rule is None else (rule, f"{rule.where} ({rule.create})")
+        found = (None, NO_RULE) if rule is None else (rule, rule.label)
         if type(raw) is str:  # not 1 or True: one key for both
             if len(self.matched) >= MAX_NAMES:
                 self.matched.clear()

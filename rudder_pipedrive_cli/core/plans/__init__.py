@@ -76,7 +76,8 @@ def plan_event(
     # A track event its rule skips is left alone whatever its identity (missing, refused, held
     # back), as RudderStack's event filtering drops it before looking at it.
     if kind == "track":
-        rule = config.track_rules.match(event.raw.get("event"))
+        # Found once, here: its handler plans by it and dry-run names it (`Event.rule`).
+        rule = event.rule = config.track_rules.match(event.raw.get("event"))
         if rule is not None and rule.create == "skip":
             return RULE_SKIPPED
     if event.refused is not None:  # an identity value that cannot be one (events.py)

@@ -117,7 +117,7 @@ def plan(ctx: Ctx) -> Step[Outcome]:
         if (why := invalid_named(event, name)) is not None:  # the handler's first question
             return ctx.outcome("failed", why, "validate")
         assert name is not None  # `invalid_named` refused it else
-        rule = ctx.config.track_rules.match(name)  # not a skip rule's (plan_event skipped it)
+        rule = event.rule  # plan_event's (not a skip rule: it skipped those)
         if rule is not None and rule.unresolvable:
             raise PlanFailure(rule.unresolvable, stage="validate", retryable=True)
         user_id = event.user_id
