@@ -129,7 +129,10 @@ class Recorder:
     def record(self, request: ApiRequest) -> ApiResponse:  # a bound method: cheaper a call
         self.requests.append(request)  # the record's very dict (protocol.py)
         key = request.key
-        self.counts[key] += 1
+        try:  # a plain dict's `+=` (Tally.requests): an endpoint's first request raises, once
+            self.counts[key] += 1
+        except KeyError:
+            self.counts[key] = 1
         canned = self.canned
         response = canned[key] if key in canned else self.respond(request)
         if key == SEARCH_KEY:

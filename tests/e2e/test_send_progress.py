@@ -21,7 +21,7 @@ from rudder_pipedrive_cli.core.events import Event, parse_event
 from rudder_pipedrive_cli.core.filters import EventFilter
 from rudder_pipedrive_cli.core.intake import intake
 from rudder_pipedrive_cli.core.protocol import Outcome
-from rudder_pipedrive_cli.core.tally import Counts, Tally
+from rudder_pipedrive_cli.core.tally import Counts, Tally, add_count
 from rudder_pipedrive_cli.sandbox import Sandbox
 
 
@@ -616,7 +616,7 @@ def test_the_eta_follows_the_pace_of_the_last_half_minute() -> None:
         for second in range(1, 91):
             for _ in range(5 if second <= 60 else 20):
                 tally.add_outcome("identify", Outcome(status="sent"))
-                tally.requests[search if second <= 60 else patch] += 1
+                add_count(tally.requests, search if second <= 60 else patch)
             progress.taken = tally.read
             reading.bytes_read = tally.read * 100
             clock.now += 1

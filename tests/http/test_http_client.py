@@ -336,7 +336,7 @@ def test_counters_for_the_progress_display() -> None:
     client = client_for(script, FakeClock(1000.0))
     run(send_with(client, get()))
     tally = client.tally
-    assert (tally.requests.total(), tally.retries, tally.rate_limited) == (3, 2, 1)
+    assert (sum(tally.requests.values()), tally.retries, tally.rate_limited) == (3, 2, 1)
 
 
 def test_the_client_refuses_bad_settings() -> None:
