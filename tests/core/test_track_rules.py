@@ -1051,3 +1051,46 @@ def test_what_decides_skips_is_the_rules_up_to_the_last_skip_rule() -> None:
     assert skips((["A"], "lead"), (["X *"], "skip"), (["Y"], "deal")) != base
     assert skips((["A"], "lead"), (["X"], "skip"), (["Y"], "skip")) != base
     assert skips((["A"], "lead"), (["X"], "deal"), (["Y"], "deal")) == ""
+
+
+def test_a_track_s_rule_is_found_once_and_plans_it_and_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """plan_event finds a planned track's rule (Event.rule); its handler and dry-run's label
+    read that one, as a track not planned (done) is named by a lookup of its own."""
+    from rudder_pipedrive_cli.core.identity_cache import IdentityStore
+    from rudder_pipedrive_cli.core.preview import Recorder, preview
+    from rudder_pipedrive_cli.core.responder import OfflineResponder
+    from rudder_pipedrive_cli.core.rules import TrackRules
+    from rudder_pipedrive_cli.core.tally import Tally
+
+    rules = parse_rules([{"events": ["Support Ticket *"], "create": "note"}], "rpd.toml")
+    config = replace(CONFIG, track_rules=rules)
+    asked: list[str] = []
+    for method in ("match", "label"):
+        found = getattr(TrackRules, method)
+        monkeypatch.setattr(
+            TrackRules,
+            method,
+            lambda self, name, found=found: asked.append(name) or found(self, name),
+        )
+    named = {"context": {"traits": {"name": "Ada"}}}  # a person it may create
+    events = [
+        parse_event(
+            {"type": "track", "event": name, "userId": "u-1", "messageId": mid, **named},
+            f"e.ndjson:{n}",
+        )
+        for n, (mid, name) in enumerate([("m-1", " Support Ticket 5"), ("m-2", "Signed Up")], 1)
+    ]
+    events.append(events[0])  # the same messageId again: already done, not planned
+    send = Recorder(OfflineResponder(config), Tally())
+    records = list(preview(events, config, send, IdentityStore()))
+    assert [(r["outcome"], r["rule"]) for r in records] == [
+        ("planned", "track #1 (note)"),
+        ("planned", NO_RULE),
+        ("skipped", "track #1 (note)"),
+    ]
+    # Planned by the rule it was named by: a note, and a lead for no rule.
+    assert [r["requests"][-1].key for r in records[:2]] == ["POST /v1/notes", "POST /v1/leads"]
+    assert asked == [" Support Ticket 5", "Signed Up", " Support Ticket 5"]  # once each
+    assert events[0].rule is rules.rules[0] and events[1].rule is None
