@@ -512,6 +512,20 @@ def test_strict_raises_on_a_value_that_is_not_an_event(tmp_path: Path) -> None:
     assert caught.value.message == f'{path}:2: event has no "type"'
 
 
+def test_strict_names_where_a_dead_letter_that_held_no_event_was_first_read(
+    tmp_path: Path,
+) -> None:
+    """A dead letter of a line not JSON, sent again with --strict, stopped at its line here, a
+    line that is JSON (the record): the line to fix, which the record keeps, went unsaid."""
+    bad = {"event": "{not json", "error": {"reason": "not valid JSON"}, "source": "in.ndjson:2"}
+    again = {**bad, "source": "dl1.ndjson:1", "origin": "in.ndjson:2"}  # a second generation
+    for record in (bad, again):
+        path = write(tmp_path / "dl.ndjson", ndjson(A, record))
+        with pytest.raises(UsageError) as caught:
+            read(path, strict=True)
+        assert caught.value.message == f"{path}:2 (first read at in.ndjson:2): not valid JSON"
+
+
 def test_strict_raises_on_a_missing_file(tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.ndjson")
     with pytest.raises(UsageError) as caught:

@@ -1040,10 +1040,14 @@ class _Utf8(io.RawIOBase):
 
 
 def _strict(items: Iterable[Event]) -> Iterator[Event]:
-    """Raise on the first item that is not an event (all the reader decides are failures)."""
+    """Raise on the first item that is not an event (all the reader decides are failures); a
+    dead letter's says where it was first read too: its line here is the record, JSON."""
     for item in items:
         if item.decided is not None:
-            raise UsageError(f"{item.source}: {item.decided.reason}", hint=STRICT_HINT)
+            where = item.source
+            if (origin := getattr(item, "origin", None)) is not None and origin != where:
+                where += f" (first read at {origin})"
+            raise UsageError(f"{where}: {item.decided.reason}", hint=STRICT_HINT)
         yield item
 
 
