@@ -39,6 +39,10 @@ MAX_SEARCHES = 0.01
 MAX_DURATION = 0.5
 MAX_FIRST_PASS = 0.15
 SEED_PACE_S = 0.025  # 40 creates a second, under premium's 50
+SETTLE_S = 2.1  # after the seed: an empty burst window (2 s) for the send
+# --quick: 4 userIds (2 existing), under one window's 10 searches and 100 requests with the seed:
+# no wait for an empty window; and a first pass over 20 events.
+QUICK_USERS, QUICK_PASS = 4, 20
 
 
 def identify(n: int) -> dict[str, Any]:
@@ -51,8 +55,9 @@ def identify(n: int) -> dict[str, Any]:
     }
 
 
-def seed(url: str, existing: int) -> None:
-    """`existing` persons made by another client, paced under the plan's burst window."""
+def seed(url: str, existing: int, settle_s: float) -> None:
+    """`existing` persons made by another client, paced under the plan's burst window, then
+    `settle_s` without a request."""
     with httpx.Client(base_url=url, headers={"x-api-token": TOKEN}, timeout=30) as client:
         for n in range(existing):
             body = {"name": f"Existing {n}", "custom_fields": {USER_ID_FIELD: f"idx-user-{n}"}}
@@ -63,7 +68,7 @@ def seed(url: str, existing: int) -> None:
                     break
                 time.sleep(float(response.headers.get("retry-after", "1")))
             time.sleep(SEED_PACE_S)
-    time.sleep(2.1)  # an empty burst window for the send
+    time.sleep(settle_s)
 
 
 def persons_per_user(url: str) -> dict[str, int]:
@@ -76,9 +81,11 @@ def persons_per_user(url: str) -> dict[str, int]:
     return counts
 
 
-def one_way(way: str, events: Path, users: int, existing: int, work: Path) -> dict[str, Any]:
+def one_way(
+    way: str, events: Path, users: int, existing: int, work: Path, settle_s: float
+) -> dict[str, Any]:
     with sandbox(PLAN) as url:
-        seed(url, existing)
+        seed(url, existing, settle_s)
         run = send(url, events, work, plan=PLAN, state=f"state-{way}", extra=("--identities", way))
         counts = persons_per_user(url)
     report = run["report"]
@@ -130,16 +137,17 @@ def first_pass_share(path: Path, work: Path) -> dict[str, Any]:
 def run(quick: bool) -> dict[str, Any]:
     """Identities by search against by index; the first pass against a dry-run."""
     started = time.perf_counter()
-    users = 20 if quick else 1200
+    users = QUICK_USERS if quick else 1200
     existing = users // 2
+    settle_s = 0.0 if quick else SETTLE_S
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         events = work / "events.ndjson"
         events.write_bytes(b"".join(orjson.dumps(identify(n)) + b"\n" for n in range(users)))
-        search = one_way("search", events, users, existing, work)
-        index = one_way("index", events, users, existing, work)
+        search = one_way("search", events, users, existing, work, settle_s)
+        index = one_way("index", events, users, existing, work, settle_s)
         big = work / "pass.ndjson"
-        count = 2_000 if quick else 100_000
+        count = QUICK_PASS if quick else 100_000
         big.write_bytes(
             b"".join(
                 orjson.dumps(identify(n % 5_000) | {"messageId": f"p-{n}"}) + b"\n"
