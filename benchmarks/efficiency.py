@@ -60,7 +60,7 @@ def replay_figures(
 def run(quick: bool) -> dict[str, Any]:
     """Benchmark 3: requests and tokens per event against the minimum, first and second replay."""
     started = time.perf_counter()
-    users = 20 if quick else 300
+    users = 2 if quick else 300
     with tempfile.TemporaryDirectory() as folder, sandbox("unlimited") as url:
         work = Path(folder)
         first_path, second_path = work / "first.ndjson", work / "second.ndjson"

@@ -144,7 +144,7 @@ def run(quick: bool) -> dict[str, Any]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
     started = time.perf_counter()
-    events, per_object = (2_000, 500) if quick else (200_000, 5_000)
+    events, per_object = (20, 10) if quick else (200_000, 5_000)
     objects = backup(events, per_object)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
