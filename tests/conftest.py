@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,7 +14,7 @@ import httpx._transports.default as httpx_transports
 import pytest
 from hypothesis import settings
 
-from rudder_pipedrive_cli.http.client import PipedriveClient
+from rudder_pipedrive_cli.http.client import PipedriveClient, made_once
 from rudder_pipedrive_cli.sandbox import Sandbox, SandboxOptions
 
 MakeSandbox = Callable[..., Sandbox]
@@ -28,43 +27,9 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-def tls_made_once(make: Callable[..., ssl.SSLContext]) -> Callable[..., ssl.SSLContext]:
-    """httpx's `create_ssl_context`, whose verifying context (every PipedriveClient's, through
-    http/client.py's trusted_tls, and every httpx.Client's a test makes) is made once for the
-    certificates it would load, not again by each caller: loading the CA bundle is 20 to 80 ms
-    of CPU a time, some thousands of times a run (tests/test_config_fuzz.py alone makes ~1,800
-    clients). The certificates it would load are the key: $SSL_CERT_FILE and $SSL_CERT_DIR (read
-    under trust_env, as httpx reads them) and what their paths hold (a test pointing them at a
-    file gets a context of its own, or the error of one that cannot be read, never cached).
-    Nothing changes a context once made (rpd's lanes share one), so a shared one verifies as a
-    fresh one would."""
-    made: dict[tuple[Any, ...], ssl.SSLContext] = {}
-
-    def stat_of(path: str | None) -> tuple[int, int, int] | None:
-        try:
-            found = os.stat(path) if path else None
-        except OSError:
-            return None
-        return None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
-
-    def cached(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
-        if verify is not True or cert is not None:
-            return make(verify=verify, cert=cert, trust_env=trust_env)
-        where = [
-            os.environ.get(n) if trust_env else None for n in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-        ]
-        key = (trust_env, *where, *(stat_of(path) for path in where))
-        if key not in made:
-            made[key] = make(verify=verify, cert=cert, trust_env=trust_env)
-        return made[key]
-
-    return cached
-
-
-# Where httpx looks the function up: its package (rpd's trusted_tls) and its transports (Clients).
-httpx.create_ssl_context = httpx_transports.create_ssl_context = tls_made_once(
-    httpx.create_ssl_context
-)
+# Every httpx.Client a test makes verifies with a context made once for its certificates, as
+# rpd's own lanes do (http/client.py's made_once): tests/test_config_fuzz.py alone makes ~1,800.
+httpx_transports.create_ssl_context = made_once(httpx.create_ssl_context)
 
 # Tests send SIGINT to the rpd processes they start. A shell without job control starts its
 # background jobs with SIGINT ignored, which children inherit (Python then raises no

@@ -194,11 +194,45 @@ def serving_proxy(url: httpx.URL) -> tuple[str | None, list[str]]:
     return proxy, names
 
 
+def made_once(make: Callable[..., ssl.SSLContext]) -> Callable[..., ssl.SSLContext]:
+    """httpx's `create_ssl_context`, whose verifying context is made once for the certificates it
+    would load, not again by each caller: loading the CA bundle is 20 to 80 ms of CPU a time, and
+    a send makes four clients (tests make thousands). The certificates it would load are the key:
+    $SSL_CERT_FILE and $SSL_CERT_DIR (read under trust_env, as httpx reads them) and what their
+    paths hold (a path pointed elsewhere gets a context of its own, and one that cannot be read
+    its error, never cached). Nothing changes a context once made (rpd's lanes share one), so a
+    shared one verifies as a fresh one would."""
+    made: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+    def stat_of(path: str | None) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(path) if path else None
+        except OSError:
+            return None
+        return None if found is None else (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    def cached(verify: Any = True, cert: Any = None, trust_env: bool = True) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return make(verify=verify, cert=cert, trust_env=trust_env)
+        where = [
+            os.environ.get(n) if trust_env else None for n in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+        ]
+        key = (trust_env, *where, *(stat_of(path) for path in where))
+        if key not in made:
+            made[key] = make(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
+
+    return cached
+
+
+verifying_context = made_once(httpx.create_ssl_context)
+
+
 def trusted_tls() -> ssl.SSLContext:
     """The TLS context of every lane: certificates verified, against $SSL_CERT_FILE or
     $SSL_CERT_DIR when set (as httpx reads them); one that cannot be read is a usage error."""
     try:
-        return httpx.create_ssl_context()
+        return verifying_context()
     except (OSError, ssl.SSLError) as error:
         named = [f"${n}" for n in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(n)]
         where = " / ".join(named) or "the system's certificates"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import certifi
 import httpx
 import orjson
 import pytest
@@ -29,7 +32,12 @@ from rudder_pipedrive_cli.core.errors import (
     UsageError,
 )
 from rudder_pipedrive_cli.core.tally import Tally
-from rudder_pipedrive_cli.http.client import UNREACHABLE_HINT, PipedriveClient, envelope
+from rudder_pipedrive_cli.http.client import (
+    UNREACHABLE_HINT,
+    PipedriveClient,
+    envelope,
+    trusted_tls,
+)
 
 # With random() fixed at 0.5: backoff n waits 0.75 * min(30, 0.5 * 2**(n-1)); a rate-limit wait
 # adds 0.5 * 0.25 of jitter to what the server asked for.
@@ -436,3 +444,24 @@ def test_a_write_cut_off_before_its_body_left_is_sent_again_not_reconciled() -> 
     answer = run(send_with(client, write("POST")))
     assert (answer.status, answer.data) == (201, {"id": 9})
     assert len(cut.seen) == 2 and time.sleeps == [0.375]
+
+
+def test_the_verifying_context_is_made_once_for_the_certificates_it_would_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send makes four clients, each of which loaded the CA bundle again (~80 ms of CPU each,
+    a third of a second a process); now one context for the certificates, a new one only when
+    $SSL_CERT_FILE names another file or its file changed."""
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    assert trusted_tls() is trusted_tls()
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(Path(certifi.where()).read_bytes())
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    named = trusted_tls()
+    assert named is trusted_tls()
+    monkeypatch.delenv("SSL_CERT_FILE")
+    assert trusted_tls() is not named
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    bundle.write_bytes(bundle.read_bytes() + b"\n")  # the file changed: loaded again
+    assert trusted_tls() is not named
