@@ -286,7 +286,10 @@ def layer_costs(path: Path, chunk: int = 5_000) -> dict[str, float]:
                 start = clock()
                 for record, outcome in zip(batch, ends, strict=True):  # as the product counts
                     for request in record["requests"]:
-                        counts[request.key] += 1
+                        try:  # a plain dict, as the dry-run's Recorder counts
+                            counts[request.key] += 1
+                        except KeyError:
+                            counts[request.key] = 1
                     add_outcome(record["type"], outcome)
                 spent["tally"] += clock() - start
         return spent
