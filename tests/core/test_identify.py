@@ -145,6 +145,18 @@ CASES = [
         },
     ),
     Case(
+        name="a userId of thousands of characters is said with the separators of the others",
+        raw=identify({"name": "Ann"}, userId="u" * 2000),
+        config=LISTED,
+        expect={
+            "status": "failed",
+            "reason": "userId uuuuuuuuuuuuuuuuuuuu... is 2,000 characters: the person field "
+            "RudderStack userId (varchar) holds at most 255",
+            "stage": "validate",
+            "retryable": False,
+        },
+    ),
+    Case(
         name="the same with a person_id external id: its userId is not written cut short",
         raw=identify(
             {"name": "Ann"}, userId=LONG, context={"externalId": [{"type": "person_id", "id": 7}]}

@@ -619,9 +619,9 @@ def require_field(ctx: Ctx, entity: Entity, key: str) -> str:
         )
     if info is not None and len(key) > limit:
         raise PlanFailure(
-            f"{entity.identity} {quoted(key[:20])}... is {len(key)} characters: the "
-            f"{entity.noun} field {info.name} ({info.field_type}) holds at most {limit}",
-            redacted=f"a {entity.identity} is longer than the {limit} characters its field holds",
+            f"{entity.identity} {quoted(key[:20])}... is {len(key):,} characters: the "
+            f"{entity.noun} field {info.name} ({info.field_type}) holds at most {limit:,}",
+            redacted=f"a {entity.identity} is longer than the {limit:,} characters its field holds",
             stage="validate",
         )
     return field_key
